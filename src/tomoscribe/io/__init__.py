@@ -1,0 +1,86 @@
+"""Reading and writing volumes, tables and models in the formats of the field.
+
+:func:`read_volume` and :func:`create_volume` choose the format from the file name:
+``.mrc .map .rec .st .ali .mrcs`` (MRC), ``.tif .tiff`` (TIFF), ``.zarr .ome.zarr``
+(OME-Zarr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputFileError, ParameterError
+from ..volume import Volume
+from .mrc import create_mrc, read_mrc, write_mrc
+from .tiff import read_tiff, write_tiff
+from .zarr import create_ome_zarr, read_ome_zarr, write_ome_zarr
+
+MRC_SUFFIXES = (".mrc", ".map", ".rec", ".st", ".ali", ".mrcs", ".ccp4")
+TIFF_SUFFIXES = (".tif", ".tiff")
+ZARR_SUFFIXES = (".zarr",)
+
+
+def volume_format(path: str | os.PathLike) -> str:
+    """``"mrc"``, ``"tiff"`` or ``"zarr"`` from the file name."""
+    name = str(path).lower().rstrip("/")
+    if name.endswith(MRC_SUFFIXES):
+        return "mrc"
+    if name.endswith(TIFF_SUFFIXES):
+        return "tiff"
+    if name.endswith(ZARR_SUFFIXES):
+        return "zarr"
+    raise InputFileError(
+        f"{path}: unknown volume format; name it .mrc (or .map/.rec), .tif or .zarr."
+    )
+
+
+def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volume:
+    """Open a volume lazily (memory-mapped or chunked) in whichever format it is."""
+    fmt = volume_format(path)
+    if fmt == "mrc":
+        return read_mrc(path, voxel_size_A)
+    if fmt == "tiff":
+        return read_tiff(path, voxel_size_A)
+    return read_ome_zarr(path, voxel_size_A)
+
+
+def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = True) -> Path:
+    """Write a whole volume in the format its file name asks for (atomically)."""
+    fmt = volume_format(path)
+    if fmt == "mrc":
+        return write_mrc(path, volume, overwrite=overwrite)
+    if fmt == "tiff":
+        return write_tiff(path, volume, overwrite=overwrite)
+    return write_ome_zarr(path, volume, overwrite=overwrite)
+
+
+@contextlib.contextmanager
+def create_volume(path: str | os.PathLike, shape, dtype, voxel_size_A,
+                  origin_A=(0.0, 0.0, 0.0), overwrite: bool = True):
+    """Yield a writable array for a new MRC or OME-Zarr volume, renamed into place on success.
+
+    Results are written slab by slab into it, so outputs larger than memory work.
+    """
+    fmt = volume_format(path)
+    if fmt == "mrc":
+        with create_mrc(path, shape, dtype, voxel_size_A, origin_A, overwrite) as out:
+            yield out
+    elif fmt == "zarr":
+        with create_ome_zarr(path, shape, dtype, voxel_size_A, origin_A,
+                             overwrite=overwrite) as out:
+            yield out
+    else:
+        raise ParameterError(
+            f"{path}: streamed outputs are written as .mrc or .zarr, not {fmt}."
+        )
+
+
+__all__ = [
+    "read_volume", "write_volume", "create_volume", "volume_format",
+    "read_mrc", "write_mrc", "create_mrc", "read_tiff", "write_tiff",
+    "read_ome_zarr", "write_ome_zarr", "create_ome_zarr",
+]

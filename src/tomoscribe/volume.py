@@ -1,0 +1,131 @@
+"""The :class:`Volume`: a 3D array with its voxel size and origin in ångström.
+
+Arrays are indexed (z, y, x).  The array may be a numpy array, a numpy memmap (as
+returned by :func:`tomoscribe.io.read_volume` for MRC files) or a zarr array: any
+object with ``shape``, ``dtype`` and numpy-style slicing.  Nothing here reads the
+whole array unless asked to (:meth:`Volume.slab`, :meth:`Volume.load`).
+
+Coordinates follow the MRC 2014 / ChimeraX convention: ``origin_A`` is the physical
+(x, y, z) position in Å of the centre of voxel index (0, 0, 0), so voxel index
+(k, j, i) lies at ``origin_A + (i, j, k) * voxel_size_A``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidDataError, ParameterError, VoxelSizeMismatchError
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A 3D array with physical sampling.
+
+    Parameters
+    ----------
+    data : array-like, shape (nz, ny, nx)
+        Voxel values; numpy, memmap or zarr.
+    voxel_size_A : tuple of float
+        Voxel size along (x, y, z) in Å.
+    origin_A : tuple of float
+        Position (x, y, z) in Å of the centre of voxel (0, 0, 0).
+    """
+
+    data: Any
+    voxel_size_A: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin_A: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    metadata: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(getattr(self.data, "shape", ())) != 3:
+            raise InvalidDataError(
+                f"a volume must be 3D (z, y, x), but this one has shape "
+                f"{tuple(getattr(self.data, 'shape', ()))}; give a 3D stack."
+            )
+        vs = tuple(float(v) for v in np.broadcast_to(self.voxel_size_A, 3))
+        if not all(np.isfinite(v) and v > 0 for v in vs):
+            raise ParameterError(
+                f"voxel size must be positive and finite, got {vs} Å; "
+                "set it with --voxel-size."
+            )
+        object.__setattr__(self, "voxel_size_A", vs)
+        object.__setattr__(
+            self, "origin_A", tuple(float(v) for v in np.broadcast_to(self.origin_A, 3))
+        )
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    @property
+    def pixel_size_A(self) -> float:
+        """In-plane (x) voxel size in Å, the one networks care about."""
+        return self.voxel_size_A[0]
+
+    def slab(self, z0: int, z1: int, dtype=np.float32) -> np.ndarray:
+        """Read slices ``z0:z1`` (clipped to the volume) as a new numpy array."""
+        z0, z1 = max(0, z0), min(self.shape[0], z1)
+        return np.asarray(self.data[z0:z1], dtype=dtype)
+
+    def load(self, dtype=np.float32) -> np.ndarray:
+        """Read the whole volume into memory."""
+        return self.slab(0, self.shape[0], dtype=dtype)
+
+    def with_data(self, data: Any, **changes) -> "Volume":
+        """A new volume with other data and the same (or changed) sampling."""
+        return replace(self, data=data, **changes)
+
+    def index_to_angstrom(self, zyx_index: np.ndarray) -> np.ndarray:
+        """Convert (…, 3) indices (z, y, x) to physical positions (x, y, z) in Å."""
+        xyz = np.asarray(zyx_index, dtype=float)[..., ::-1]
+        return xyz * np.array(self.voxel_size_A) + np.array(self.origin_A)
+
+
+def check_same_grid(a: Volume, b: Volume, what_a: str, what_b: str,
+                    rel_tol: float = 0.01) -> None:
+    """Refuse two volumes that do not share shape and voxel size.
+
+    Raises
+    ------
+    InvalidDataError
+        If the shapes differ.
+    VoxelSizeMismatchError
+        If the voxel sizes differ by more than ``rel_tol`` (relative).
+    """
+    if a.shape != b.shape:
+        raise InvalidDataError(
+            f"{what_b} has shape {b.shape} (z, y, x) but {what_a} has shape {a.shape}; "
+            "they must cover the same voxels."
+        )
+    va, vb = np.array(a.voxel_size_A), np.array(b.voxel_size_A)
+    if np.any(np.abs(va - vb) > rel_tol * va):
+        raise VoxelSizeMismatchError(
+            f"{what_b} has voxel size {tuple(vb)} Å but {what_a} has {tuple(va)} Å; "
+            "resample one of them or fix the header."
+        )
+
+
+def iter_slabs(n_slices: int, slab_slices: int):
+    """Yield ``(z0, z1)`` ranges that cover ``range(n_slices)`` in order."""
+    if slab_slices < 1:
+        raise ParameterError(f"slab size must be at least 1 slice, got {slab_slices}.")
+    for z0 in range(0, n_slices, slab_slices):
+        yield z0, min(n_slices, z0 + slab_slices)
+
+
+def check_finite(values: np.ndarray, where: str, z_offset: int = 0) -> None:
+    """Refuse NaN or inf voxels, naming the first slice (z index) that has one."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        z = int(np.argwhere(bad)[0][0]) + z_offset
+        raise InvalidDataError(
+            f"{where} has NaN or infinite voxels (first in slice z={z}); "
+            "repair or crop the volume before using it."
+        )
