@@ -36,3 +36,7 @@ class ParameterError(TomoscribeError):
 
 class OutputError(TomoscribeError):
     """An output cannot be written (exists, directory missing, disk full)."""
+
+
+class TrainingError(TomoscribeError):
+    """Training produced no usable network (for example it never answers on the feature)."""

@@ -1,0 +1,1 @@
+"""The ``tomoscribe`` command line: one module per command group."""

@@ -1,0 +1,234 @@
+"""``tomoscribe trainset``, ``train``, ``segment`` and ``merge``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from ..errors import AnnotationError, ParameterError
+from ..io import create_volume, read_volume
+from ..io.points import read_imod_contours, read_points
+from ..outputs import atomic_path, file_fingerprint, read_provenance, write_provenance
+from ..segment.engine import check_voxel_size, segment_into
+from ..segment.merge import merge_into
+from ..segment.modelfile import load_model, save_model
+from ..segment.network import ARCHITECTURES, ArchitectureSpec
+from ..segment.train import TrainParams, train_feature
+from ..segment.trainset import (build_training_set, contour_box_centres,
+                                contour_mask_source, load_training_set,
+                                painted_mask_source, save_training_set)
+from ..volume import check_same_grid
+from . import options
+from .app import app
+
+
+def _zyx(table) -> np.ndarray:
+    return table[["z", "y", "x"]].to_numpy(dtype=float).reshape(-1, 3)
+
+
+@app.command()
+def trainset(
+    tomogram: Path = typer.Argument(..., help="The preprocessed tomogram."),
+    output: Path = typer.Option(..., "--output", "-o", help="Training-set file to write."),
+    feature: str = typer.Option(..., "--feature", "-f", help="Feature name, e.g. membrane."),
+    painted: Path = typer.Option(None, "--painted", help="Label volume painted in any tool "
+                                 "(nonzero = feature), same grid as the tomogram."),
+    painted_value: int = typer.Option(None, "--painted-value",
+                                      help="Only this label value of --painted is the feature."),
+    contours: Path = typer.Option(None, "--contours", help="IMOD model with closed contours "
+                                  "drawn on slices around the feature."),
+    objects: list[int] = typer.Option(None, "--object", help="IMOD object number(s) (from 0) "
+                                      "to use from --contours; default all."),
+    boxes: Path = typer.Option(None, "--boxes", help="CSV/STAR with x, y, z and a "
+                               "positive/negative label per box."),
+    positives: Path = typer.Option(None, "--positives", help="Points file of positive boxes."),
+    negatives: Path = typer.Option(None, "--negatives", help="Points file of negative boxes."),
+    tile: int = typer.Option(64, "--tile", help="Tile edge in pixels."),
+    context: int = typer.Option(0, "--context", min=0, max=8,
+                                help="Store ±this many neighbouring slices (for 2.5D networks)."),
+    annotator: str = typer.Option("", "--annotator", help="Who annotated (recorded)."),
+    balance: bool = typer.Option(True, "--balance/--no-balance",
+                                 help="Replicate positives (rotated) to match negatives."),
+    seed: int = options.Seed,
+    voxel_size: float = options.VoxelSize,
+) -> None:
+    """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD contours."""
+    if (painted is None) == (contours is None):
+        raise ParameterError("give exactly one of --painted or --contours for the masks.")
+    volume = read_volume(tomogram, voxel_size)
+    pos, neg = np.empty((0, 3)), np.empty((0, 3))
+    if boxes is not None:
+        table = read_points(boxes)
+        if "positive" not in table:
+            raise AnnotationError(f"{boxes} has no label column; add one (positive/negative) "
+                                  "or use --positives/--negatives.")
+        pos = np.vstack([pos, _zyx(table[table["positive"]])])
+        neg = np.vstack([neg, _zyx(table[~table["positive"]])])
+    if positives is not None:
+        pos = np.vstack([pos, _zyx(read_points(positives))])
+    if negatives is not None:
+        neg = np.vstack([neg, _zyx(read_points(negatives))])
+    if painted is not None:
+        labels = read_volume(painted, voxel_size or volume.pixel_size_A)
+        check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
+        masks = painted_mask_source(labels, painted_value)
+    else:
+        drawn = read_imod_contours(contours, objects or None)
+        if not drawn:
+            raise AnnotationError(f"{contours} has no closed contours with 3 or more points.")
+        masks = contour_mask_source(drawn, volume.shape)
+        pos = np.vstack([pos, contour_box_centres(drawn, tile)])
+    record = read_provenance(tomogram) or {}
+    tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
+    result = build_training_set(
+        volume, pos, neg, masks, feature, annotator, tile_size=tile, context_slices=context,
+        seed=seed, balance=balance,
+        preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
+        tomogram=tomo_info)
+    save_training_set(output, result)
+    write_provenance(output, "trainset", {"feature": feature, "tile": tile, "context": context,
+                                          "seed": seed, "balance": balance},
+                     [p for p in (tomogram, painted, contours, boxes, positives, negatives) if p])
+    unpainted = result.metadata["n_positive_boxes_unpainted"]
+    typer.echo(f"wrote {output}: {result.n_positive} positive and {result.n_negative} negative "
+               f"tiles from {len(pos)} positive and {len(neg)} negative boxes"
+               + (f" ({unpainted} positive boxes had nothing painted)" if unpainted else ""))
+
+
+@app.command()
+def train(
+    training_set: Path = typer.Argument(..., help="File written by `tomoscribe trainset`."),
+    output: Path = typer.Option(..., "--output", "-o", help="Model file to write."),
+    arch: str = typer.Option("chen2017", "--arch",
+                             help="Architecture: " + ", ".join(ARCHITECTURES)),
+    context: int = typer.Option(0, "--context", min=0, max=8,
+                                help="±slices the network sees (chen2017-2.5d, unet)."),
+    epochs: int = typer.Option(20, "--epochs", min=1),
+    batch: int = typer.Option(20, "--batch", min=1),
+    learning_rate: float = typer.Option(0.01, "--learning-rate"),
+    lr_decay: float = typer.Option(0.9, "--lr-decay", help="Factor applied after each epoch."),
+    l1: float = typer.Option(1e-5, "--l1", help="L1 weight decay."),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd or adam."),
+    validation: float = typer.Option(0.1, "--validation", help="Fraction of boxes held out."),
+    seed: int = options.Seed,
+    device: str = options.Device,
+    quiet: bool = options.Quiet,
+) -> None:
+    """Train one network for the feature of a training set."""
+    data = load_training_set(training_set)
+    spec = ArchitectureSpec(arch, context)
+    params = TrainParams(epochs=epochs, batch_size=batch, learning_rate=learning_rate,
+                         lr_decay_per_epoch=lr_decay, l1_weight_decay=l1, optimizer=optimizer,
+                         validation_fraction=validation, seed=seed)
+    model = train_feature(data, spec, params, device=device, show_progress=not quiet)
+    save_model(output, model)
+    history = model.metadata["training"]["history"]
+    write_provenance(output, "train", {"architecture": spec.as_dict(), **params.__dict__},
+                     [training_set], extra={"amplitude": model.amplitude,
+                                            "final": history[-1]})
+    last = history[-1]
+    val = f", validation loss {last['validation_loss']:.3f}" if last["validation_loss"] else ""
+    typer.echo(f"wrote {output}: {model.feature!r}, train loss {last['train_loss']:.3f}{val}, "
+               f"amplitude {model.amplitude:.3f}")
+
+
+@app.command()
+def segment(
+    tomogram: Path = typer.Argument(..., help="Preprocessed tomogram (.mrc, .tif, .zarr)."),
+    models: list[Path] = typer.Option(..., "--model", "-m", help="Model file(s); repeat."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Directory for the maps."),
+    fmt: str = typer.Option("mrc", "--format", help="mrc or zarr (OME-Zarr)."),
+    rescale: bool = typer.Option(False, "--rescale", help="Resample when the voxel size "
+                                 "differs from the model's by more than 5%."),
+    device: str = options.Device,
+    voxel_size: float = options.VoxelSize,
+    overwrite: bool = options.Overwrite,
+    quiet: bool = options.Quiet,
+) -> None:
+    """Apply feature models to whole slices; write one normalised float32 map per feature."""
+    if fmt not in ("mrc", "zarr"):
+        raise ParameterError(f"--format must be mrc or zarr, got {fmt!r}.")
+    if not out_dir.is_dir():
+        raise ParameterError(f"{out_dir} is not a directory; create it first.")
+    volume = read_volume(tomogram, voxel_size)
+    loaded = [load_model(m) for m in models]
+    for m in loaded:
+        check_voxel_size(volume, m, rescale)
+    names = [m.feature for m in loaded]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"two models are for the same feature ({names}); segment them "
+                             "in separate calls or out-dirs.")
+    stem = tomogram.name.split(".")[0]
+    paths = [out_dir / f"{stem}_{m.feature}.{fmt}" for m in loaded]
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(create_volume(p, volume.shape, np.float32,
+                                                  volume.voxel_size_A, volume.origin_A,
+                                                  overwrite=overwrite)) for p in paths]
+        segment_into(volume, loaded, outs, device=device, rescale=rescale,
+                     show_progress=not quiet)
+    for path, model, model_path in zip(paths, loaded, models):
+        write_provenance(path, "segment", {"feature": model.feature, "rescale": rescale,
+                                           "amplitude": model.amplitude,
+                                           "architecture": model.spec.as_dict()},
+                         [tomogram, model_path], extra={"feature": model.feature})
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def merge(
+    maps: list[Path] = typer.Argument(..., help="Per-feature maps from `tomoscribe segment`."),
+    output: Path = typer.Option(..., "--output", "-o", help="Label map (.mrc or .zarr)."),
+    names: str = typer.Option(None, "--names", help="Comma-separated feature names, one per "
+                              "map (default: recorded by segment)."),
+    threshold: float = typer.Option(1.0, "--threshold", help="Minimum normalised value "
+                                    "(1.0 as in the paper; EMAN2 uses 0.8)."),
+    weights: list[str] = typer.Option(None, "--weight", help="NAME=W multiplies a feature's "
+                                      "map before the competition; repeat."),
+    erasers: list[str] = typer.Option(None, "--eraser", help="Feature that wins its voxels "
+                                      "but is written as background (gold, carbon); repeat."),
+    overwrite: bool = options.Overwrite,
+    quiet: bool = options.Quiet,
+) -> None:
+    """Per voxel the strongest feature above the threshold wins; writes uint8 labels + legend."""
+    volumes = [read_volume(p) for p in maps]
+    if names:
+        features = [n.strip() for n in names.split(",")]
+        if len(features) != len(maps):
+            raise ParameterError(f"--names lists {len(features)} names for {len(maps)} maps.")
+    else:
+        features = [_feature_of(p) for p in maps]
+    weight_of = {}
+    for item in weights or []:
+        name, _, value = item.partition("=")
+        try:
+            weight_of[name.strip()] = float(value)
+        except ValueError:
+            raise ParameterError(f"--weight {item!r} is not NAME=NUMBER.") from None
+    unknown = set(weight_of) - set(features)
+    if unknown:
+        raise ParameterError(f"--weight names {sorted(unknown)} are not among {features}.")
+    legend_path = output.with_name(output.name + ".legend.json")
+    with create_volume(output, volumes[0].shape, np.uint8, volumes[0].voxel_size_A,
+                       volumes[0].origin_A, overwrite=overwrite) as out:
+        legend = merge_into(volumes, features, out, threshold,
+                            [weight_of.get(f, 1.0) for f in features], erasers or (),
+                            show_progress=not quiet)
+        with atomic_path(legend_path) as tmp:
+            tmp.write_text(json.dumps(legend, indent=2) + "\n")
+    write_provenance(output, "merge", {"features": features, "threshold": threshold,
+                                       "weights": weight_of, "erasers": erasers or []},
+                     maps, extra={"legend": legend})
+    typer.echo(f"wrote {output} and {legend_path.name}: "
+               + ", ".join(f"{k}={v['name']}" for k, v in legend.items()))
+
+
+def _feature_of(path: Path) -> str:
+    record = read_provenance(path) or {}
+    if record.get("feature"):
+        return str(record["feature"])
+    raise ParameterError(f"{path} does not record its feature; give --names.")

@@ -1,0 +1,76 @@
+"""The typer application, its global options, and the error policy.
+
+Bad input raises a :class:`~tomoscribe.errors.TomoscribeError`; :func:`main` prints
+its one sentence to stderr and exits with status 2, with no traceback unless
+``--debug`` is given.  Usage errors (unknown options, missing arguments) also exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from .. import __version__
+from ..errors import TomoscribeError
+
+app = typer.Typer(
+    name="tomoscribe",
+    help="Annotate cryo-electron tomograms with small per-feature CNNs "
+         "(Chen et al. 2017), merge the features, and measure the result.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tomoscribe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """tomoscribe: per-feature CNN annotation of tomograms."""
+
+
+# Command groups register themselves on `app` when imported.
+from . import annotate, demo, prepare  # noqa: E402,F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tomoscribe`` script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="tomoscribe", standalone_mode=False)
+    except TomoscribeError as err:
+        if debug:
+            raise
+        typer.echo(f"error: {err}", err=True)
+        return _exit(2)
+    except click.exceptions.Exit as done:
+        return _exit(done.exit_code)
+    except click.ClickException as err:
+        err.show()
+        return _exit(2 if err.exit_code in (1, 2) else err.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return _exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; no partial output was left behind", err=True)
+        return _exit(130)
+    return _exit(0)
+
+
+def _exit(code: int) -> int:
+    if __name__ == "__main__" or "pytest" not in sys.modules:
+        sys.exit(code)
+    return code

@@ -1,0 +1,14 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import typer
+
+VoxelSize = typer.Option(
+    None, "--voxel-size", min=0.0,
+    help="Voxel size in Å, overriding (or supplying) the file's own.")
+Device = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+Overwrite = typer.Option(True, "--overwrite/--no-overwrite",
+                         help="Replace an existing output (atomically).")
+Seed = typer.Option(0, "--seed", help="Random seed; the same seed gives the same result.")
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress bars.")

@@ -1,0 +1,161 @@
+"""Point lists (boxes, picks) in CSV, RELION STAR and IMOD model files.
+
+All readers return a :class:`pandas.DataFrame` with float columns ``x, y, z`` in
+**voxel index units** of the tomogram (voxel (k, j, i) has its centre at x=i, y=j,
+z=k) and, when the file says so, a boolean ``positive`` column.
+
+Per-format conventions:
+
+* CSV: columns ``x, y, z`` (any case) in voxel index units; an optional column
+  ``label`` / ``class`` / ``positive`` holding ``positive``/``negative``, ``pos``/``neg``,
+  ``1``/``0``, ``true``/``false``.
+* STAR (RELION 3 tomography): ``rlnCoordinateX/Y/Z`` in pixels, taken as voxel index
+  units; an optional ``rlnClassNumber`` (1 = positive, anything else = negative).
+* IMOD ``.mod`` (through imodmodel): IMOD places pixel i's centre at x = i + 0.5 (and
+  y likewise) and slice k at z = k, so x and y are shifted by −0.5.  Every point of
+  every contour is taken; closed contours are read by :func:`read_imod_contours`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputFileError
+from ..outputs import atomic_path
+
+_TRUE = {"positive", "pos", "1", "true", "yes", "p", "+"}
+_FALSE = {"negative", "neg", "0", "false", "no", "n", "-"}
+IMOD_XY_SHIFT = 0.5
+
+
+def read_points(path: str | os.PathLike) -> pd.DataFrame:
+    """Read x, y, z (voxel index units) and, where present, ``positive``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist; check the path.")
+    suffix = path.suffix.lower()
+    if suffix == ".csv" or suffix == ".txt":
+        table = _read_csv(path)
+    elif suffix == ".star":
+        table = _read_star(path)
+    elif suffix == ".mod":
+        table = read_imod_points(path)
+    else:
+        raise InputFileError(f"{path}: unknown points format; use .csv, .star or .mod.")
+    coords = table[["x", "y", "z"]].to_numpy(dtype=float)
+    if not np.isfinite(coords).all():
+        raise InputFileError(f"{path} has non-numeric or missing coordinates.")
+    return table.reset_index(drop=True)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        raw = pd.read_csv(path, sep=None, engine="python")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise InputFileError(f"{path} is not a readable CSV table ({err}).") from err
+    columns = {c.strip().lower(): c for c in raw.columns}
+    if not {"x", "y", "z"} <= set(columns):
+        raise InputFileError(f"{path} needs columns x, y, z; it has {list(raw.columns)}.")
+    table = pd.DataFrame({k: pd.to_numeric(raw[columns[k]], errors="coerce") for k in "xyz"})
+    for name in ("positive", "label", "class"):
+        if name in columns:
+            table["positive"] = [_parse_label(v, path) for v in raw[columns[name]]]
+            break
+    return table
+
+
+def _parse_label(value, path: Path) -> bool:
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InputFileError(
+        f"{path}: label {value!r} is neither positive nor negative; use positive/negative."
+    )
+
+
+def _read_star(path: Path) -> pd.DataFrame:
+    import starfile
+
+    try:
+        blocks = starfile.read(path, always_dict=True)
+    except Exception as err:  # starfile raises parser-specific errors
+        raise InputFileError(f"{path} is not a readable STAR file ({err}).") from err
+    for block in blocks.values():
+        if isinstance(block, pd.DataFrame) and {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
+            table = pd.DataFrame({
+                "x": pd.to_numeric(block["rlnCoordinateX"], errors="coerce"),
+                "y": pd.to_numeric(block["rlnCoordinateY"], errors="coerce"),
+                "z": pd.to_numeric(block.get("rlnCoordinateZ", 0.0), errors="coerce"),
+            })
+            if "rlnClassNumber" in block:
+                table["positive"] = block["rlnClassNumber"].astype(int).to_numpy() == 1
+            return table
+    raise InputFileError(f"{path} has no loop with rlnCoordinateX/Y columns.")
+
+
+def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
+    """All points of an IMOD model, with ``object_id`` and ``contour_id`` columns kept."""
+    import imodmodel
+
+    try:
+        raw = imodmodel.read(path)
+    except Exception as err:  # imodmodel raises struct/pydantic errors on damage
+        raise InputFileError(f"{path} is not a readable IMOD model ({err}).") from err
+    table = raw.copy()
+    table["x"] = raw["x"].astype(float) - IMOD_XY_SHIFT
+    table["y"] = raw["y"].astype(float) - IMOD_XY_SHIFT
+    table["z"] = raw["z"].astype(float)
+    return table
+
+
+def read_imod_contours(path: str | os.PathLike, objects: list[int] | None = None) -> list[dict]:
+    """Closed contours of an IMOD model, one dict each.
+
+    Returns
+    -------
+    list of dict
+        ``{"object": int, "contour": int, "z": int, "xy": (n, 2) array}`` in voxel index
+        units; ``z`` is the slice the contour was drawn on (its rounded mean z).
+    """
+    table = read_imod_points(path)
+    if objects is not None:
+        table = table[table["object_id"].isin(objects)]
+    contours = []
+    for (obj, cont), group in table.groupby(["object_id", "contour_id"], sort=True):
+        if len(group) < 3:
+            continue
+        contours.append({
+            "object": int(obj), "contour": int(cont),
+            "z": int(round(float(group["z"].mean()))),
+            "xy": group[["x", "y"]].to_numpy(dtype=float),
+        })
+    return contours
+
+
+def write_points_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
+    """Write a points table (x, y, z in voxel index units, other columns kept) as CSV."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def write_imod_points(path: str | os.PathLike, table: pd.DataFrame) -> Path:
+    """Write points as an IMOD model of scattered points (object = ``object_id`` or 0)."""
+    import imodmodel
+
+    frame = pd.DataFrame({
+        "object_id": table.get("object_id", pd.Series(0, index=table.index)).astype(int),
+        "contour_id": table.get("contour_id", pd.Series(0, index=table.index)).astype(int),
+        "x": table["x"].astype(float) + IMOD_XY_SHIFT,
+        "y": table["y"].astype(float) + IMOD_XY_SHIFT,
+        "z": table["z"].astype(float),
+    })
+    with atomic_path(path) as tmp:
+        imodmodel.write(frame, tmp)
+    return Path(path)

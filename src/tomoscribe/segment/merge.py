@@ -1,0 +1,90 @@
+"""Competitive merge of per-feature maps into one label map.
+
+Per voxel, the feature with the highest (optionally weighted) normalised value wins
+if that value is at or above the threshold (default 1.0, as in the paper; EMAN2's
+script uses 0.8); otherwise the voxel is background (0).  An "eraser" feature (gold
+fiducials, carbon edges) competes like any other but the voxels it wins are written
+as background.  The legend maps label ids to feature names and display colours.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..progress import track
+from ..volume import Volume, check_finite, check_same_grid, iter_slabs
+
+#: Display colours (hex) handed out in order to the non-eraser features.
+PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+           "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000"]
+
+
+def make_legend(features: Sequence[str], erasers: Sequence[str] = ()) -> dict:
+    """Label ids for the non-eraser features (1, 2, …) with names and colours."""
+    unknown = set(erasers) - set(features)
+    if unknown:
+        raise ParameterError(f"eraser feature(s) {sorted(unknown)} are not among the maps "
+                             f"given ({', '.join(features)}).")
+    if len(set(features)) != len(features):
+        raise ParameterError(f"feature names must be unique, got {list(features)}.")
+    kept = [f for f in features if f not in set(erasers)]
+    if len(kept) > 255:
+        raise ParameterError("a uint8 label map holds at most 255 features.")
+    legend = {"0": {"name": "background", "colour": "#000000"}}
+    for i, name in enumerate(kept, start=1):
+        legend[str(i)] = {"name": name, "colour": PALETTE[(i - 1) % len(PALETTE)]}
+    return legend
+
+
+def merge_block(values: np.ndarray, label_of_feature: np.ndarray, threshold: float) -> np.ndarray:
+    """Merge one block.
+
+    Parameters
+    ----------
+    values : float array (F, …)
+        Weighted normalised maps of F features.
+    label_of_feature : uint8 array (F,)
+        Label id written when each feature wins (0 for erasers).
+    threshold : float
+
+    Returns
+    -------
+    uint8 array (…): winning label, or 0 where no feature reaches the threshold.
+    """
+    winner = np.argmax(values, axis=0)
+    best = np.take_along_axis(values, winner[None], axis=0)[0]
+    labels = label_of_feature[winner]
+    labels[~(best >= threshold)] = 0
+    return labels
+
+
+def merge_into(maps: Sequence[Volume], features: Sequence[str], out, threshold: float = 1.0,
+               weights: Sequence[float] | None = None, erasers: Sequence[str] = (),
+               slab_slices: int = 16, show_progress: bool = False) -> dict:
+    """Merge per-feature maps slab by slab into the writable uint8 array ``out``.
+
+    Returns
+    -------
+    dict
+        The legend (``make_legend``).
+    """
+    if len(maps) != len(features) or not maps:
+        raise ParameterError("give one feature name per map, and at least one map.")
+    for vol, name in zip(maps[1:], features[1:]):
+        check_same_grid(maps[0], vol, f"the {features[0]!r} map", f"the {name!r} map")
+    weights = np.ones(len(maps)) if weights is None else np.asarray(weights, float)
+    if weights.shape != (len(maps),) or not np.all(weights > 0):
+        raise ParameterError("give one positive weight per feature map.")
+    legend = make_legend(features, erasers)
+    ids = {v["name"]: int(k) for k, v in legend.items()}
+    label_of_feature = np.array([ids.get(f, 0) if f not in set(erasers) else 0
+                                 for f in features], np.uint8)
+    for z0, z1 in track(list(iter_slabs(maps[0].shape[0], slab_slices)), "merging",
+                        show_progress=show_progress):
+        values = np.stack([m.slab(z0, z1) * np.float32(w) for m, w in zip(maps, weights)])
+        check_finite(values, "a feature map", z_offset=z0)
+        out[z0:z1] = merge_block(values, label_of_feature, threshold)
+    return legend

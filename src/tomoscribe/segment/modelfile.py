@@ -1,0 +1,123 @@
+"""Model files: safetensors weights plus JSON metadata, never pickle.
+
+A model file is a safetensors file whose tensors are the network's ``state_dict`` and
+whose metadata holds, under ``tomoscribe_model``, a JSON record: format version,
+architecture (name, context slices), feature and annotator, voxel size (Å), the
+preprocessing of the training tomogram, the normalisation amplitude, the training
+record, and the software version.  Loading one cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..errors import InputFileError, ModelFileError
+from ..outputs import atomic_path
+from .network import ArchitectureSpec, build_network
+
+FORMAT_KEY = "tomoscribe_model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class FeatureModel:
+    """A trained per-feature network and what it needs to be applied correctly.
+
+    Attributes
+    ----------
+    network : torch.nn.Module
+    spec : ArchitectureSpec
+    feature : str
+    voxel_size_A : float
+        In-plane voxel size of the training tomogram, Å.
+    amplitude : float
+        Mean network output on the annotated pixels of the training tiles; segment
+        divides by it so that 1.0 means "as sure as on the annotations".
+    metadata : dict
+        Everything else (annotator, preprocessing, training record, version).
+    """
+
+    network: torch.nn.Module
+    spec: ArchitectureSpec
+    feature: str
+    voxel_size_A: float
+    amplitude: float
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def output_stride(self) -> int:
+        return int(self.network.output_stride)
+
+
+def save_model(path: str | os.PathLike, model: FeatureModel) -> Path:
+    """Write a model file (atomically)."""
+    from safetensors.torch import save_file
+
+    record = dict(model.metadata)
+    record.update({
+        "format": FORMAT_KEY, "format_version": FORMAT_VERSION,
+        "software_version": __version__, "architecture": model.spec.as_dict(),
+        "feature": model.feature, "voxel_size_A": model.voxel_size_A,
+        "amplitude": model.amplitude,
+    })
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={FORMAT_KEY: json.dumps(record)})
+    return Path(path)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> FeatureModel:
+    """Read a model file, checking its metadata and every weight's shape.
+
+    Raises
+    ------
+    InputFileError
+        If the file does not exist.
+    ModelFileError
+        If it is damaged, not a tomoscribe model, of a newer format, or inconsistent.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist; check the path.")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            raw = (handle.metadata() or {}).get(FORMAT_KEY)
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ModelFileError(f"{path} is not a readable model file ({err}); it may be "
+                             "truncated or damaged, so retrain or copy it again.") from err
+    if raw is None:
+        raise ModelFileError(f"{path} is a safetensors file but not a tomoscribe model.")
+    try:
+        record = json.loads(raw)
+        version = int(record["format_version"])
+        spec = ArchitectureSpec.from_dict(record["architecture"])
+        feature = str(record["feature"])
+        voxel_size_A = float(record["voxel_size_A"])
+        amplitude = float(record["amplitude"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ModelFileError(f"{path} has damaged metadata ({err}); retrain the model.") from err
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} was written by a newer tomoscribe (model format "
+                             f"{version}); upgrade tomoscribe to read it.")
+    if not (amplitude > 0 and voxel_size_A > 0):
+        raise ModelFileError(f"{path} records amplitude {amplitude} and voxel size "
+                             f"{voxel_size_A} Å; both must be positive.")
+    network = build_network(spec)
+    try:
+        network.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise ModelFileError(f"{path} does not fit the {spec.name} architecture ({first}).") from err
+    if not all(torch.isfinite(t).all() for t in tensors.values()):
+        raise ModelFileError(f"{path} has NaN or infinite weights; retrain the model.")
+    network.to(device).eval()
+    return FeatureModel(network, spec, feature, voxel_size_A, amplitude, record)

@@ -1,0 +1,228 @@
+"""Training one network per feature, as in Chen et al. 2017 and EMAN2.
+
+Loss (per batch B of tiles, on the network's output grid):
+
+    L = log( mean_{b∈B, pixels} (f(x_b) − m_b↓)² + 1e−8 ) + λ · Σ_w |w|
+
+where ``m_b↓`` is the tile's mask shrunk to the output grid by averaging
+``output_stride``² blocks (the "mask shrunk by 2" of chen2017), the sum runs over
+convolution weights (not offsets), and λ = 1e−5 (L1 weight decay).  EMAN2 takes the
+log of the mean squared error in the same way; the log makes the step size adapt as
+the error falls.
+
+Defaults: SGD, batch 20, 20 epochs, learning rate 0.01 lowered by 10% after each
+epoch, near-zero uniform initialisation (±0.01) with zero offsets; Adam as an option.
+A validation fraction holds out whole original boxes (with all their augmented
+copies), so validation loss measures generalisation.  The same seed gives the same
+network on the same machine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ParameterError, TrainingError
+from ..progress import track
+from .modelfile import FeatureModel
+from .network import ArchitectureSpec, build_network
+from .trainset import TrainingSet
+
+_LOG_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Hyper-parameters of :func:`train_feature`."""
+
+    epochs: int = 20
+    batch_size: int = 20
+    learning_rate: float = 0.01
+    lr_decay_per_epoch: float = 0.9
+    l1_weight_decay: float = 1e-5
+    optimizer: str = "sgd"  # or "adam"
+    validation_fraction: float = 0.1
+    init_scale: float = 0.01
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ParameterError("epochs and batch size must be at least 1.")
+        if not self.learning_rate > 0:
+            raise ParameterError(f"learning rate must be positive, got {self.learning_rate}.")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ParameterError(f"optimizer must be sgd or adam, got {self.optimizer!r}.")
+        if not 0 <= self.validation_fraction < 0.9:
+            raise ParameterError("validation fraction must be in [0, 0.9).")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda`` without a GPU is refused."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("--device cuda was asked for, but no CUDA device is available.")
+    if device not in ("cpu", "cuda"):
+        raise ParameterError(f"device must be auto, cpu or cuda, got {device!r}.")
+    return torch.device(device)
+
+
+def split_by_source(trainset: TrainingSet, fraction: float, seed: int):
+    """Boolean (train, validation) masks that never split one box's copies.
+
+    At least one positive and one negative source go to validation when
+    ``fraction > 0`` and there are at least two sources of each kind.
+    """
+    val = np.zeros(len(trainset), bool)
+    if fraction <= 0:
+        return ~val, val
+    rng = np.random.default_rng(seed + 7919)
+    for kind in (True, False):
+        sources = np.unique(trainset.source[trainset.positive == kind])
+        if len(sources) < 2:
+            continue
+        n_val = max(1, int(round(fraction * len(sources))))
+        chosen = rng.choice(sources, size=n_val, replace=False)
+        val |= np.isin(trainset.source, chosen) & (trainset.positive == kind)
+    return ~val, val
+
+
+def shrink_masks(masks: torch.Tensor, stride: int) -> torch.Tensor:
+    """Average ``stride``² blocks: (n, T, T) → (n, 1, T/stride, T/stride) in [0, 1]."""
+    masks = masks.float().unsqueeze(1)
+    return F.avg_pool2d(masks, stride) if stride > 1 else masks
+
+
+def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSpec(),
+                  params: TrainParams = TrainParams(), device: str = "auto",
+                  show_progress: bool = False) -> FeatureModel:
+    """Train one network on one feature's training set.
+
+    Returns
+    -------
+    FeatureModel
+        The network (eval mode, on the CPU), its normalisation amplitude, and the
+        training record (per-epoch losses, learning rates, seconds) in its metadata.
+
+    Raises
+    ------
+    TrainingError
+        If the trained network's output on the annotated pixels is not positive.
+    """
+    params.validate()
+    spec.validate()
+    if spec.context_slices > trainset.context_slices:
+        raise ParameterError(
+            f"the network wants ±{spec.context_slices} slices but the training set has "
+            f"±{trainset.context_slices}; rebuild it with --context {spec.context_slices}."
+        )
+    dev = resolve_device(device)
+    torch.manual_seed(params.seed)
+    generator = torch.Generator().manual_seed(params.seed)
+    network = build_network(spec)
+    network.initialise(generator, params.init_scale)
+    if hasattr(network, "conv_mode"):
+        network.conv_mode = "fft" if dev.type == "cpu" else "direct"
+    network.to(dev)
+    stride = network.output_stride
+
+    k, K = spec.context_slices, trainset.context_slices
+    tiles = torch.from_numpy(np.ascontiguousarray(trainset.tiles[:, K - k: K + k + 1]))
+    targets = shrink_masks(torch.from_numpy(trainset.masks), stride)
+    train_idx, val_idx = (np.flatnonzero(m) for m in split_by_source(
+        trainset, params.validation_fraction, params.seed))
+    if len(train_idx) == 0:
+        raise ParameterError("the validation fraction leaves no tiles to train on.")
+
+    if params.optimizer == "sgd":
+        optimiser = torch.optim.SGD(network.parameters(), lr=params.learning_rate)
+    else:
+        optimiser = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay_per_epoch)
+    weights = [p for name, p in network.named_parameters() if name.endswith("weight")]
+
+    history = []
+    for epoch in track(range(params.epochs), f"training {trainset.metadata.get('feature', '')}",
+                       total=params.epochs, show_progress=show_progress):
+        started = time.perf_counter()
+        network.train()
+        order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
+        batch_losses = []
+        for b0 in range(0, len(order), params.batch_size):
+            batch = order[b0: b0 + params.batch_size]
+            x, y = tiles[batch].to(dev), targets[batch].to(dev)
+            mse = torch.mean((network(x) - y) ** 2)
+            loss = torch.log(mse + _LOG_EPS) + params.l1_weight_decay * sum(
+                w.abs().sum() for w in weights)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            batch_losses.append(float(loss.detach()))
+        lr = optimiser.param_groups[0]["lr"]
+        scheduler.step()
+        val_loss = _log_mse(network, tiles, targets, val_idx, dev) if len(val_idx) else None
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(batch_losses)),
+                        "validation_loss": val_loss, "learning_rate": lr,
+                        "seconds": time.perf_counter() - started})
+        if not math.isfinite(history[-1]["train_loss"]):
+            raise TrainingError(
+                f"training diverged at epoch {epoch + 1} (loss is not finite); lower the "
+                "learning rate.")
+
+    network.eval()
+    if hasattr(network, "conv_mode"):
+        network.conv_mode = "direct"
+    amplitude = positive_amplitude(network, tiles, targets, trainset.positive, dev)
+    if not amplitude > 1e-3:
+        raise TrainingError(
+            f"the trained network answers {amplitude:.2g} on the annotated pixels of "
+            f"{trainset.metadata.get('feature', 'this feature')!r}; it learned nothing. "
+            "Train longer, use --optimizer adam, or check that the masks mark the feature."
+        )
+    network.cpu()
+    meta = trainset.metadata
+    record = {
+        "annotator": meta.get("annotator", ""),
+        "preprocessing": meta.get("preprocessing", {}),
+        "tile_size": meta.get("tile_size"),
+        "training": {
+            "params": asdict(params), "device": str(dev), "history": history,
+            "n_train_tiles": int(len(train_idx)), "n_validation_tiles": int(len(val_idx)),
+            "trainset": {k: meta.get(k) for k in ("feature", "n_positive_boxes",
+                                                  "n_negative_boxes", "tomogram")},
+        },
+    }
+    return FeatureModel(network, spec, str(meta.get("feature", "feature")),
+                        float(meta["voxel_size_A"][0]), amplitude, record)
+
+
+@torch.no_grad()
+def _log_mse(network, tiles, targets, idx, dev) -> float:
+    network.eval()
+    total, count = 0.0, 0
+    for b0 in range(0, len(idx), 64):
+        batch = idx[b0: b0 + 64]
+        out = network(tiles[batch].to(dev))
+        total += float(torch.sum((out - targets[batch].to(dev)) ** 2))
+        count += out.numel()
+    return math.log(total / count + _LOG_EPS)
+
+
+@torch.no_grad()
+def positive_amplitude(network, tiles, targets, positive, dev) -> float:
+    """Mean output on the annotated pixels (shrunk mask ≥ 0.5) of the positive tiles."""
+    network.eval()
+    idx = np.flatnonzero(positive)
+    total, count = 0.0, 0
+    for b0 in range(0, len(idx), 64):
+        batch = idx[b0: b0 + 64]
+        out = network(tiles[batch].to(dev))
+        on = targets[batch].to(dev) >= 0.5
+        total += float(out[on].sum())
+        count += int(on.sum())
+    return total / count if count else 0.0

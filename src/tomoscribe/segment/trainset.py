@@ -1,0 +1,336 @@
+"""Training sets: tiles, masks and their metadata, in one safetensors file.
+
+A training set for one feature holds square tiles (default 64×64 px) cut from a
+preprocessed tomogram around boxes the annotator chose: positive boxes contain the
+feature and keep the annotator's mask (painted in any tool, or drawn as IMOD closed
+contours); negative boxes do not and get empty masks.  Each tile carries ±K
+neighbouring slices (``context_slices``) so 2.5D networks can train from it.
+
+Augmentation follows the paper and EMAN2: positives are replicated with random
+in-plane rotations (and random flips) until positives and negatives balance, and each
+negative is rotated by a random angle.  Rotations are computed on a patch
+``ceil(√2·tile)`` wide and then cropped, so rotated tiles have no empty corners.
+
+The file is safetensors (``tiles`` float32 (n, 2K+1, T, T), ``masks`` uint8 (n, T, T),
+``positive`` uint8 (n,), ``source`` int32 (n,) the index of the original box each tile
+came from) with the metadata as JSON under the key ``tomoscribe_trainset``.  It holds
+no code and cannot run any.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.ndimage
+
+from .. import __version__
+from ..errors import AnnotationError, InputFileError, ParameterError
+from ..outputs import atomic_path
+from ..volume import Volume, check_finite
+
+FORMAT_KEY = "tomoscribe_trainset"
+FORMAT_VERSION = 1
+
+#: A function giving the annotator's mask of one slice region: (z, y0, y1, x0, x1) -> bool array.
+MaskSource = Callable[[int, int, int, int, int], np.ndarray]
+
+
+@dataclass
+class TrainingSet:
+    """Tiles and masks for one feature.
+
+    Attributes
+    ----------
+    tiles : float32 array (n, 2K+1, T, T)
+        Image tiles; channel K is the annotated slice.
+    masks : uint8 array (n, T, T)
+        1 where the feature is, 0 elsewhere (all 0 for negatives).
+    positive : bool array (n,)
+    source : int32 array (n,)
+        Index of the original box each tile (or augmented copy) came from.
+    metadata : dict
+        feature, annotator, voxel_size_A, tile_size, context_slices, tomogram,
+        preprocessing, counts, augmentation, seed, software version.
+    """
+
+    tiles: np.ndarray
+    masks: np.ndarray
+    positive: np.ndarray
+    source: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.tiles.shape[0])
+
+    @property
+    def context_slices(self) -> int:
+        return (self.tiles.shape[1] - 1) // 2
+
+    @property
+    def n_positive(self) -> int:
+        return int(self.positive.sum())
+
+    @property
+    def n_negative(self) -> int:
+        return len(self) - self.n_positive
+
+
+def painted_mask_source(labels: Volume, feature_value: int | None = None) -> MaskSource:
+    """Masks from a painted label volume: nonzero (or == ``feature_value``) is the feature."""
+
+    def lookup(z, y0, y1, x0, x1):
+        region = np.zeros((y1 - y0, x1 - x0), bool)
+        ny, nx = labels.shape[1:]
+        cy0, cy1, cx0, cx1 = max(0, y0), min(ny, y1), max(0, x0), min(nx, x1)
+        if 0 <= z < labels.shape[0] and cy0 < cy1 and cx0 < cx1:
+            values = np.asarray(labels.data[z, cy0:cy1, cx0:cx1])
+            hit = values != 0 if feature_value is None else values == feature_value
+            region[cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = hit
+        return region
+
+    return lookup
+
+
+def contour_mask_source(contours: list[dict], shape_zyx) -> MaskSource:
+    """Masks from closed contours (voxel index units), filled slice by slice."""
+    from skimage.draw import polygon
+
+    filled: dict[int, np.ndarray] = {}
+    for contour in contours:
+        z = contour["z"]
+        if not 0 <= z < shape_zyx[0]:
+            raise AnnotationError(
+                f"contour {contour['contour']} of object {contour['object']} lies on slice "
+                f"z={z}, outside the tomogram's {shape_zyx[0]} slices; check the model."
+            )
+        canvas = filled.setdefault(z, np.zeros(shape_zyx[1:], bool))
+        rr, cc = polygon(contour["xy"][:, 1], contour["xy"][:, 0], shape=shape_zyx[1:])
+        canvas[rr, cc] ^= True  # even-odd rule: a contour inside another makes a hole
+
+    def lookup(z, y0, y1, x0, x1):
+        region = np.zeros((y1 - y0, x1 - x0), bool)
+        canvas = filled.get(z)
+        if canvas is not None:
+            ny, nx = canvas.shape
+            cy0, cy1, cx0, cx1 = max(0, y0), min(ny, y1), max(0, x0), min(nx, x1)
+            if cy0 < cy1 and cx0 < cx1:
+                region[cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = canvas[cy0:cy1, cx0:cx1]
+        return region
+
+    return lookup
+
+
+def contour_box_centres(contours: list[dict], tile_size: int) -> np.ndarray:
+    """Positive box centres (z, y, x) covering each contour's bounding box with tiles."""
+    centres = []
+    step = tile_size * 3 // 4
+    for contour in contours:
+        (x0, y0), (x1, y1) = contour["xy"].min(0), contour["xy"].max(0)
+        xs = _cover(x0, x1, step)
+        ys = _cover(y0, y1, step)
+        centres.extend((contour["z"], y, x) for y in ys for x in xs)
+    return np.array(centres, dtype=float).reshape(-1, 3)
+
+
+def _cover(lo: float, hi: float, step: int) -> list[float]:
+    n = max(1, math.ceil((hi - lo) / step))
+    return list(np.linspace(lo, hi, n + 1)[:-1] + (hi - lo) / (2 * n)) if hi > lo else [lo]
+
+
+def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: np.ndarray,
+                       mask_source: MaskSource, feature: str, annotator: str = "",
+                       tile_size: int = 64, context_slices: int = 0, seed: int = 0,
+                       balance: bool = True, preprocessing: dict | None = None,
+                       tomogram: dict | None = None) -> TrainingSet:
+    """Cut, mask and augment tiles for one feature.
+
+    Parameters
+    ----------
+    volume : Volume
+        The preprocessed tomogram.
+    positive_zyx, negative_zyx : float arrays (n, 3)
+        Box centres as (z, y, x) voxel indices.
+    mask_source : callable
+        The annotator's mask (:func:`painted_mask_source`, :func:`contour_mask_source`).
+    feature, annotator : str
+        Names recorded in the metadata.
+    tile_size : int
+        Tile edge in pixels (even; default 64).
+    context_slices : int
+        K: tiles carry slices z-K … z+K.
+    seed : int
+        Seed of the augmentation.
+    balance : bool
+        Replicate positives (rotated, flipped) until they match the negatives.
+
+    Raises
+    ------
+    AnnotationError
+        No positives, no negatives, boxes outside the tomogram, or nothing painted.
+    """
+    positive_zyx = np.asarray(positive_zyx, float).reshape(-1, 3)
+    negative_zyx = np.asarray(negative_zyx, float).reshape(-1, 3)
+    if tile_size < 16 or tile_size % 4:
+        raise ParameterError(f"tile size must be a multiple of 4 and ≥ 16, got {tile_size}.")
+    if len(positive_zyx) == 0:
+        raise AnnotationError(
+            f"the training set for {feature!r} has no positive boxes; mark at least one "
+            "tile that contains the feature."
+        )
+    if len(negative_zyx) == 0:
+        raise AnnotationError(
+            f"the training set for {feature!r} has no negative boxes; mark tiles without "
+            "the feature (about 100 is typical)."
+        )
+    _check_inside(volume.shape, positive_zyx, "positive")
+    _check_inside(volume.shape, negative_zyx, "negative")
+
+    rng = np.random.default_rng(seed)
+    big = int(math.ceil(tile_size * math.sqrt(2))) + 2
+    big += big % 2
+    pos_patches, pos_masks = [], []
+    for centre in positive_zyx:
+        z, y0, x0 = _corner(centre, big)
+        pos_patches.append(_cut(volume, z, y0, x0, big, context_slices))
+        pos_masks.append(mask_source(z, y0, y0 + big, x0, x0 + big))
+    inner = slice((big - tile_size) // 2, (big + tile_size) // 2)
+    painted = np.array([m[inner, inner].any() for m in pos_masks])
+    if not painted.any():
+        raise AnnotationError(
+            f"none of the {len(positive_zyx)} positive boxes of {feature!r} has any painted "
+            "voxel inside its tile; check that the painted volume and boxes belong together."
+        )
+    neg_patches = [_cut(volume, *_corner(c, big), big, context_slices) for c in negative_zyx]
+
+    tiles, masks, positive, source = [], [], [], []
+    # Originals first, unrotated.
+    for i, (patch, mask) in enumerate(zip(pos_patches, pos_masks)):
+        tiles.append(patch[:, inner, inner]); masks.append(mask[inner, inner])
+        positive.append(True); source.append(i)
+    n_copies = 0
+    if balance:
+        while len(tiles) < len(neg_patches):
+            i = int(rng.integers(len(pos_patches)))
+            tile, mask = _rotate(pos_patches[i], pos_masks[i], rng, inner)
+            tiles.append(tile); masks.append(mask); positive.append(True); source.append(i)
+            n_copies += 1
+    offset = len(pos_patches)
+    for j, patch in enumerate(neg_patches):
+        tile, _ = _rotate(patch, None, rng, inner)
+        tiles.append(tile); masks.append(np.zeros((tile_size, tile_size), bool))
+        positive.append(False); source.append(offset + j)
+
+    metadata = {
+        "format": FORMAT_KEY, "format_version": FORMAT_VERSION, "software_version": __version__,
+        "feature": feature, "annotator": annotator,
+        "voxel_size_A": list(volume.voxel_size_A), "tile_size": tile_size,
+        "context_slices": context_slices,
+        "n_positive_boxes": int(len(positive_zyx)), "n_negative_boxes": int(len(negative_zyx)),
+        "n_positive_boxes_unpainted": int((~painted).sum()),
+        "augmentation": {"positive_rotated_copies": n_copies, "negatives_rotated": True,
+                         "flips": True, "seed": seed},
+        "tomogram": tomogram or {"path": volume.metadata.get("source", "")},
+        "preprocessing": preprocessing or {},
+    }
+    return TrainingSet(np.stack(tiles).astype(np.float32), np.stack(masks).astype(np.uint8),
+                       np.array(positive, bool), np.array(source, np.int32), metadata)
+
+
+def _check_inside(shape, centres: np.ndarray, kind: str) -> None:
+    idx = np.rint(centres).astype(int)
+    outside = np.any((idx < 0) | (idx >= np.array(shape)), axis=1)
+    if outside.any():
+        z, y, x = centres[np.argmax(outside)]
+        raise AnnotationError(
+            f"{int(outside.sum())} {kind} box(es) lie outside the tomogram (first at x={x:g}, "
+            f"y={y:g}, z={z:g}; the tomogram is {shape[2]}×{shape[1]}×{shape[0]} voxels); "
+            "check the coordinates and their units (voxels of this tomogram)."
+        )
+
+
+def _corner(centre, size: int) -> tuple[int, int, int]:
+    z, y, x = (int(round(v)) for v in centre)
+    return z, y - size // 2, x - size // 2
+
+
+def _cut(volume: Volume, z: int, y0: int, x0: int, size: int, context: int) -> np.ndarray:
+    """(2K+1, size, size) patch; outside the tomogram is 0, the normalised mean."""
+    nz, ny, nx = volume.shape
+    patch = np.zeros((2 * context + 1, size, size), np.float32)
+    cy0, cy1, cx0, cx1 = max(0, y0), min(ny, y0 + size), max(0, x0), min(nx, x0 + size)
+    for c, zz in enumerate(range(z - context, z + context + 1)):
+        zz = min(max(zz, 0), nz - 1)  # repeat the end slice beyond the volume
+        values = np.asarray(volume.data[zz, cy0:cy1, cx0:cx1], dtype=np.float32)
+        check_finite(values, "the tomogram", z_offset=zz)
+        patch[c, cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = values
+    return patch
+
+
+def _rotate(patch: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, inner: slice):
+    angle = float(rng.uniform(0.0, 360.0))
+    flip = bool(rng.integers(2))
+    rotated = scipy.ndimage.rotate(patch, angle, axes=(2, 1), reshape=False, order=1,
+                                   mode="constant")[:, inner, inner]
+    rot_mask = None
+    if mask is not None:
+        rot_mask = scipy.ndimage.rotate(mask.astype(np.float32), angle, axes=(1, 0),
+                                        reshape=False, order=1)[inner, inner] > 0.5
+    if flip:
+        rotated = rotated[:, :, ::-1]
+        rot_mask = rot_mask[:, ::-1] if rot_mask is not None else None
+    return np.ascontiguousarray(rotated), rot_mask
+
+
+def save_training_set(path: str | os.PathLike, trainset: TrainingSet) -> Path:
+    """Write a training set (atomically) as safetensors with JSON metadata."""
+    from safetensors.numpy import save_file
+
+    tensors = {
+        "tiles": np.ascontiguousarray(trainset.tiles, np.float32),
+        "masks": np.ascontiguousarray(trainset.masks, np.uint8),
+        "positive": trainset.positive.astype(np.uint8),
+        "source": trainset.source.astype(np.int32),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={FORMAT_KEY: json.dumps(trainset.metadata)})
+    return Path(path)
+
+
+def load_training_set(path: str | os.PathLike) -> TrainingSet:
+    """Read a training set written by :func:`save_training_set`, checking it whole."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist; check the path.")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            raw_meta = (handle.metadata() or {}).get(FORMAT_KEY)
+            arrays = {k: handle.get_tensor(k) for k in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise InputFileError(f"{path} is not a readable training set ({err}).") from err
+    if raw_meta is None or not {"tiles", "masks", "positive", "source"} <= set(arrays):
+        raise InputFileError(f"{path} is not a tomoscribe training set; make one with "
+                             "`tomoscribe trainset`.")
+    try:
+        metadata = json.loads(raw_meta)
+    except ValueError as err:
+        raise InputFileError(f"{path} has damaged metadata ({err}).") from err
+    tiles, masks = arrays["tiles"], arrays["masks"]
+    n = tiles.shape[0]
+    if tiles.ndim != 4 or masks.shape != (n,) + tiles.shape[2:] or arrays["positive"].shape != (n,):
+        raise InputFileError(f"{path} has inconsistent array shapes; rebuild it.")
+    trainset = TrainingSet(tiles, masks, arrays["positive"].astype(bool),
+                           arrays["source"].astype(np.int32), metadata)
+    if trainset.n_positive == 0 or trainset.n_negative == 0:
+        kind = "positive" if trainset.n_positive == 0 else "negative"
+        raise AnnotationError(f"{path} has no {kind} tiles; a network needs both.")
+    if not np.isfinite(tiles).all():
+        raise InputFileError(f"{path} has NaN or infinite tile values; rebuild it.")
+    return trainset
