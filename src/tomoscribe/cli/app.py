@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from .. import __version__
@@ -56,18 +55,39 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"error: {err}", err=True)
         return _exit(2)
-    except click.exceptions.Exit as done:
-        return _exit(done.exit_code)
-    except click.ClickException as err:
-        err.show()
-        return _exit(2 if err.exit_code in (1, 2) else err.exit_code)
-    except click.exceptions.Abort:
+    except typer.Exit as done:
+        return _exit(int(getattr(done, "exit_code", 0) or 0))
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return _exit(130)
+    except _USAGE_ERRORS as err:  # unknown option, missing argument, bad value
+        err.show()
+        return _exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted; no partial output was left behind", err=True)
         return _exit(130)
     return _exit(0)
+
+
+def _usage_errors() -> tuple[type, ...]:
+    """Usage-error classes of the click that typer runs on (vendored in newer typer)."""
+    found = []
+    try:
+        from typer._click.exceptions import ClickException as vendored  # typer >= 0.20
+
+        found.append(vendored)
+    except ImportError:
+        pass
+    try:
+        from click.exceptions import ClickException as upstream
+
+        found.append(upstream)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+_USAGE_ERRORS = _usage_errors()
 
 
 def _exit(code: int) -> int:

@@ -68,9 +68,8 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
         raise InputFileError(
             f"{path} holds a {data.ndim}D array; tomoscribe reads 3D volumes and stacks."
         )
-    if int(header.mode) == 0 and int(header.imodStamp) == _IMOD_STAMP and not (
-        int(header.imodFlags) & _IMOD_FLAG_SIGNED_BYTES
-    ):
+    stamp, flags = _imod_stamp_and_flags(header)
+    if int(header.mode) == 0 and stamp == _IMOD_STAMP and not flags & _IMOD_FLAG_SIGNED_BYTES:
         data = data.view(np.uint8)
 
     vs = np.array([float(v) for v in handle.voxel_size.tolist()])
@@ -149,8 +148,7 @@ def _finish_header(mrc, data, voxel_size_A, origin_A, unsigned_bytes: bool) -> N
     mrc.header.origin = tuple(float(v) for v in origin_A)
     mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
     if unsigned_bytes:
-        mrc.header.imodStamp = _IMOD_STAMP
-        mrc.header.imodFlags = int(mrc.header.imodFlags) & ~_IMOD_FLAG_SIGNED_BYTES
+        _set_imod_stamp_and_flags(mrc.header, _IMOD_STAMP, 0)
     lo, hi, total, total_sq, count = np.inf, -np.inf, 0.0, 0.0, 0
     for z0 in range(0, data.shape[0], 32):
         block = np.asarray(data[z0:z0 + 32], dtype=np.float64)
@@ -162,6 +160,25 @@ def _finish_header(mrc, data, voxel_size_A, origin_A, unsigned_bytes: bool) -> N
     mrc.header.dmin, mrc.header.dmax, mrc.header.dmean = lo, hi, mean
     mrc.header.rms = float(np.sqrt(max(total_sq / max(count, 1) - mean**2, 0.0)))
     mrc.flush()
+
+
+# IMOD keeps imodStamp and imodFlags at header bytes 152 and 156, which mrcfile exposes
+# only as part of the 84-byte ``extra2`` field starting at byte 112.
+_STAMP_OFFSET = 152 - 112
+
+
+def _imod_stamp_and_flags(header) -> tuple[int, int]:
+    raw = bytes(np.asarray(header.extra2).tobytes())
+    order = "<" if header.mode.dtype.byteorder in "<=|" else ">"
+    stamp, flags = np.frombuffer(raw[_STAMP_OFFSET:_STAMP_OFFSET + 8], dtype=order + "i4")
+    return int(stamp), int(flags)
+
+
+def _set_imod_stamp_and_flags(header, stamp: int, flags: int) -> None:
+    raw = bytearray(np.asarray(header.extra2).tobytes())
+    order = "<" if header.mode.dtype.byteorder in "<=|" else ">"
+    raw[_STAMP_OFFSET:_STAMP_OFFSET + 8] = np.array([stamp, flags], order + "i4").tobytes()
+    header.extra2 = np.frombuffer(bytes(raw), dtype=header.extra2.dtype)
 
 
 def _short(err: Exception) -> str:

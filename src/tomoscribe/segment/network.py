@@ -51,8 +51,9 @@ class Chen2017(nn.Module):
     output_stride = 2
     input_multiple = 2
     #: Input pixels each side that can change an output pixel: 7 (conv1) + 2·7 (conv2 at
-    #: half resolution) + 2·7 (conv3), rounded up to the pooling grid.
-    receptive_radius = 36
+    #: half resolution) + 2·7 (conv3) + 2 (bilinear upsampling) + 1 (pooling grid) = 38,
+    #: rounded up.
+    receptive_radius = 40
 
     def __init__(self, in_channels: int = 1, width: int = 40, kernel: int = 15):
         super().__init__()

@@ -46,6 +46,7 @@ class TrainParams:
     lr_decay_per_epoch: float = 0.9
     l1_weight_decay: float = 1e-5
     optimizer: str = "sgd"  # or "adam"
+    momentum: float = 0.0  # SGD momentum
     validation_fraction: float = 0.1
     init_scale: float = 0.01
     seed: int = 0
@@ -125,7 +126,13 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
     network = build_network(spec)
-    network.initialise(generator, params.init_scale)
+    if params.init_scale > 0:
+        network.initialise(generator, params.init_scale)
+    else:  # init_scale 0: PyTorch's default (Kaiming-uniform) initialisation, zero offsets
+        for module in network.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_uniform_(module.weight, a=5 ** 0.5, generator=generator)
+                torch.nn.init.zeros_(module.bias)
     if hasattr(network, "conv_mode"):
         network.conv_mode = "fft" if dev.type == "cpu" else "direct"
     network.to(dev)
@@ -140,7 +147,8 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         raise ParameterError("the validation fraction leaves no tiles to train on.")
 
     if params.optimizer == "sgd":
-        optimiser = torch.optim.SGD(network.parameters(), lr=params.learning_rate)
+        optimiser = torch.optim.SGD(network.parameters(), lr=params.learning_rate,
+                                    momentum=params.momentum)
     else:
         optimiser = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay_per_epoch)
@@ -184,6 +192,13 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
             f"{trainset.metadata.get('feature', 'this feature')!r}; it learned nothing. "
             "Train longer, use --optimizer adam, or check that the masks mark the feature."
         )
+    background = mean_output(network, tiles, ~trainset.positive, dev)
+    if background >= 0.5 * amplitude:
+        raise TrainingError(
+            f"the trained network answers {background:.2f} on negative tiles against "
+            f"{amplitude:.2f} on the feature, so it cannot tell them apart (training collapsed "
+            "to a near-constant output); lower the learning rate or change the seed."
+        )
     network.cpu()
     meta = trainset.metadata
     record = {
@@ -191,6 +206,7 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         "preprocessing": meta.get("preprocessing", {}),
         "tile_size": meta.get("tile_size"),
         "training": {
+            "mean_output_on_negatives": background,
             "params": asdict(params), "device": str(dev), "history": history,
             "n_train_tiles": int(len(train_idx)), "n_validation_tiles": int(len(val_idx)),
             "trainset": {k: meta.get(k) for k in ("feature", "n_positive_boxes",
@@ -225,4 +241,16 @@ def positive_amplitude(network, tiles, targets, positive, dev) -> float:
         on = targets[batch].to(dev) >= 0.5
         total += float(out[on].sum())
         count += int(on.sum())
+    return total / count if count else 0.0
+
+
+@torch.no_grad()
+def mean_output(network, tiles, which, dev) -> float:
+    """Mean output over all pixels of the selected tiles (e.g. the negatives)."""
+    idx = np.flatnonzero(which)
+    total, count = 0.0, 0
+    for b0 in range(0, len(idx), 64):
+        out = network(tiles[idx[b0: b0 + 64]].to(dev))
+        total += float(out.sum())
+        count += out.numel()
     return total / count if count else 0.0

@@ -1,0 +1,39 @@
+"""``tomoscribe demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..demo import DemoSettings, run_demo
+from . import options
+from .app import app
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), "--out", help="Directory for every output."),
+    size: str = typer.Option("medium", "--size", help="small, medium or large."),
+    seed: int = options.Seed,
+    device: str = options.Device,
+    epochs: int = typer.Option(20, "--epochs", min=1, help="Training epochs per feature."),
+    threshold: float = typer.Option(1.0, "--threshold", help="Merge threshold."),
+    quiet: bool = options.Quiet,
+) -> None:
+    """Simulate, annotate, train, segment, merge and score: the whole method, no input needed."""
+    results = run_demo(DemoSettings(out_dir=out, size=size, seed=seed, device=device,
+                                    epochs=epochs, threshold=threshold,
+                                    show_progress=not quiet))
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Scores against the truth")
+    for column in ("feature", "Dice", "precision", "recall"):
+        table.add_column(column, justify="right")
+    for feature, s in results["scores"].items():
+        table.add_row(feature, f"{s['dice']:.3f}", f"{s['precision']:.3f}", f"{s['recall']:.3f}")
+    console = Console()
+    console.print(table)
+    total = sum(results["timings_s"].values())
+    console.print(f"total {total:.0f} s; report: {out / 'report.html'}")

@@ -1,0 +1,93 @@
+"""The command line: help everywhere, one sentence and exit 2 on bad input, nothing half-written."""
+
+import numpy as np
+import pytest
+
+from tomoscribe.cli.app import main
+from tomoscribe.io import read_volume, write_volume
+from tomoscribe.volume import Volume
+
+COMMANDS = ["info", "preprocess", "trainset", "train", "segment", "merge", "demo"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
+
+
+def _write(path, data, voxel=10.0):
+    write_volume(path, Volume(np.asarray(data, np.float32), (voxel,) * 3))
+    return path
+
+
+def test_preprocess_writes_output_and_provenance(tmp_path, capsys):
+    src = _write(tmp_path / "t.mrc", np.random.default_rng(0).normal(size=(6, 40, 40)))
+    assert main(["preprocess", str(src), "-o", str(tmp_path / "p.mrc"), "--bin", "2", "-q"]) == 0
+    out = read_volume(tmp_path / "p.mrc")
+    assert out.shape == (3, 20, 20) and out.voxel_size_A == (20.0,) * 3
+    assert (tmp_path / "p.mrc.json").is_file()
+
+
+def test_truncated_input_gives_one_sentence_and_exit_2(tmp_path, capsys):
+    src = _write(tmp_path / "t.mrc", np.zeros((6, 40, 40)))
+    raw = src.read_bytes()
+    src.write_bytes(raw[:2000])
+    code = main(["preprocess", str(src), "-o", str(tmp_path / "p.mrc"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == [src]  # nothing half-written
+
+
+def test_nan_input_leaves_no_output(tmp_path, capsys):
+    data = np.zeros((6, 40, 40))
+    data[3, 1, 1] = np.nan
+    src = _write(tmp_path / "t.mrc", data)
+    assert main(["preprocess", str(src), "-o", str(tmp_path / "p.mrc"), "-q"]) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.mrc"]
+
+
+def test_existing_output_is_not_damaged_by_a_failed_run(tmp_path, capsys):
+    good = _write(tmp_path / "t.mrc", np.random.default_rng(0).normal(size=(4, 32, 32)))
+    assert main(["preprocess", str(good), "-o", str(tmp_path / "p.mrc"), "-q"]) == 0
+    before = (tmp_path / "p.mrc").read_bytes()
+    bad = tmp_path / "bad.mrc"
+    bad.write_bytes(b"nonsense" * 300)
+    assert main(["preprocess", str(bad), "-o", str(tmp_path / "p.mrc"), "-q"]) == 2
+    assert (tmp_path / "p.mrc").read_bytes() == before
+
+
+def test_trainset_bad_inputs(tmp_path, capsys):
+    tomo = _write(tmp_path / "t.mrc", np.random.default_rng(0).normal(size=(4, 64, 64)))
+    wrong = _write(tmp_path / "paint.mrc", np.zeros((4, 64, 50)))
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("x,y,z,label\n30,30,2,positive\n10,10,1,negative\n")
+    code = main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
+                 "--painted", str(wrong), "--boxes", str(boxes)])
+    assert code == 2 and "shape" in capsys.readouterr().err
+    painted = _write(tmp_path / "ok.mrc", np.ones((4, 64, 64)))
+    boxes.write_text("x,y,z,label\n300,30,2,positive\n10,10,1,negative\n")
+    code = main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
+                 "--painted", str(painted), "--boxes", str(boxes)])
+    assert code == 2 and "outside the tomogram" in capsys.readouterr().err
+    boxes.write_text("x,y,z,label\n30,30,2,negative\n10,10,1,negative\n")
+    code = main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
+                 "--painted", str(painted), "--boxes", str(boxes)])
+    assert code == 2 and "no positive boxes" in capsys.readouterr().err
+    assert not (tmp_path / "t.ts").exists()
+
+
+def test_damaged_model_is_refused_by_segment(tmp_path, capsys):
+    tomo = _write(tmp_path / "t.mrc", np.zeros((2, 32, 32)))
+    (tmp_path / "m.tsm").write_bytes(b"\x00" * 64)
+    out = tmp_path / "maps"
+    out.mkdir()
+    assert main(["segment", str(tomo), "-m", str(tmp_path / "m.tsm"), "-o", str(out)]) == 2
+    assert "model" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
+def test_usage_error_exits_2(capsys):
+    assert main(["preprocess"]) == 2

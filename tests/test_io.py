@@ -1,0 +1,114 @@
+import mrcfile
+import numpy as np
+import pytest
+
+from tomoscribe.errors import InputFileError
+from tomoscribe.io import read_volume, write_volume
+from tomoscribe.volume import Volume
+
+
+@pytest.mark.parametrize("suffix", [".mrc", ".zarr", ".tif"])
+def test_round_trip_keeps_data_voxel_size_and_origin(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    volume = Volume(rng.normal(size=(7, 9, 11)).astype(np.float32), (3.5, 3.5, 3.5),
+                    (12.0, -7.0, 35.0))
+    path = tmp_path / f"v{suffix}"
+    write_volume(path, volume)
+    back = read_volume(path)
+    np.testing.assert_array_equal(back.load(), volume.data)
+    np.testing.assert_allclose(back.voxel_size_A, volume.voxel_size_A, rtol=1e-6)
+    if suffix != ".tif":  # ImageJ TIFF has no origin field
+        np.testing.assert_allclose(back.origin_A, volume.origin_A, atol=1e-4)
+
+
+def test_mrc_header_written_as_other_tools_read_it(tmp_path):
+    volume = Volume(np.arange(24, dtype=np.float32).reshape(2, 3, 4), (2.0, 2.0, 2.0),
+                    (10.0, 20.0, 30.0))
+    write_volume(tmp_path / "v.mrc", volume)
+    with mrcfile.open(tmp_path / "v.mrc") as mrc:
+        assert mrc.data.shape == (2, 3, 4)
+        assert float(mrc.voxel_size.x) == pytest.approx(2.0)
+        assert tuple(float(v) for v in mrc.header.origin.tolist()) == (10.0, 20.0, 30.0)
+        assert float(mrc.header.dmax) == 23.0 and float(mrc.header.dmean) == pytest.approx(11.5)
+
+
+@pytest.mark.parametrize("dtype,mode", [(np.int8, 0), (np.int16, 1), (np.float32, 2),
+                                        (np.uint16, 6), (np.float16, 12)])
+def test_mrc_modes_are_read(tmp_path, dtype, mode):
+    data = (np.arange(60).reshape(3, 4, 5) % 100).astype(dtype)
+    with mrcfile.new(tmp_path / "m.mrc") as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 4.0
+    assert int(mrcfile.open(tmp_path / "m.mrc").header.mode) == mode
+    back = read_volume(tmp_path / "m.mrc")
+    assert back.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(back.load(), data.astype(np.float32))
+
+
+def test_uint8_written_as_imod_unsigned_mode0(tmp_path):
+    data = np.array([[[0, 128, 255]]], np.uint8)
+    write_volume(tmp_path / "u.mrc", Volume(data, (1, 1, 1)))
+    back = read_volume(tmp_path / "u.mrc")
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back.load(), [[[0, 128, 255]]])
+
+
+def test_truncated_mrc_is_refused(tmp_path):
+    write_volume(tmp_path / "ok.mrc", Volume(np.ones((8, 8, 8), np.float32), (1, 1, 1)))
+    raw = (tmp_path / "ok.mrc").read_bytes()
+    (tmp_path / "cut.mrc").write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(InputFileError, match="not a readable MRC"):
+        read_volume(tmp_path / "cut.mrc")
+
+
+def test_non_mrc_is_refused(tmp_path):
+    (tmp_path / "junk.mrc").write_bytes(b"this is not a map" * 200)
+    with pytest.raises(InputFileError):
+        read_volume(tmp_path / "junk.mrc")
+
+
+def test_unknown_suffix_is_refused(tmp_path):
+    with pytest.raises(InputFileError, match="unknown volume format"):
+        read_volume(tmp_path / "v.xyz")
+
+
+def test_tiff_without_voxel_size_needs_one(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((3, 8, 8), np.uint8))
+    with pytest.raises(InputFileError, match="--voxel-size"):
+        read_volume(tmp_path / "plain.tif")
+    assert read_volume(tmp_path / "plain.tif", voxel_size_A=7.0).voxel_size_A == (7.0,) * 3
+
+
+def test_ome_zarr_metadata_follows_ngff(tmp_path):
+    import zarr
+
+    write_volume(tmp_path / "v.zarr", Volume(np.zeros((4, 5, 6), np.float32), (2, 2, 3),
+                                             (1.0, 2.0, 3.0)))
+    group = zarr.open_group(str(tmp_path / "v.zarr"), mode="r")
+    ms = group.attrs["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
+    transforms = ms["datasets"][0]["coordinateTransformations"]
+    assert transforms[0] == {"type": "scale", "scale": [3.0, 2.0, 2.0]}
+    assert transforms[1]["translation"] == [3.0, 2.0, 1.0]
+
+
+@pytest.mark.parametrize("name,shape,voxel", [("EMD-3197.map", 20, 11.4),
+                                              ("emd_1832.map", 64, 5.7),
+                                              ("emd_5625.map", 56, 4.23)])
+def test_real_emdb_maps(shared_data, name, shape, voxel):
+    path = shared_data / "formats" / "emdb" / name
+    volume = read_volume(path)
+    assert volume.shape == (shape,) * 3
+    assert volume.voxel_size_A[0] == pytest.approx(voxel, rel=1e-5)
+    with mrcfile.open(path, permissive=True) as mrc:
+        np.testing.assert_array_equal(volume.load(), mrc.data.astype(np.float32))
+        assert float(volume.load().mean()) == pytest.approx(float(mrc.header.dmean), rel=1e-2,
+                                                            abs=1e-3)
+
+
+def test_real_tiff_voxel_size_from_imagej_metadata(shared_data):
+    volume = read_volume(shared_data / "real" / "microtubule_14pf_crop.tif")
+    assert volume.shape == (44, 136, 84)
+    assert volume.voxel_size_A[0] == pytest.approx(10.52, rel=1e-3)

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from tomoscribe.errors import InvalidDataError, ParameterError
+from tomoscribe.segment.merge import make_legend, merge_into
+from tomoscribe.volume import Volume
+
+
+def _maps(*values):
+    return [Volume(np.asarray(v, np.float32).reshape(1, 1, -1), (10.0,) * 3) for v in values]
+
+
+def test_strongest_feature_above_threshold_wins():
+    maps = _maps([1.5, 0.2, 0.9, 2.0], [1.2, 1.1, 0.5, 3.0])
+    out = np.zeros((1, 1, 4), np.uint8)
+    legend = merge_into(maps, ["membrane", "ribosome"], out, threshold=1.0)
+    np.testing.assert_array_equal(out[0, 0], [1, 2, 0, 2])
+    assert legend["1"]["name"] == "membrane" and legend["2"]["name"] == "ribosome"
+
+
+def test_threshold_is_inclusive_and_adjustable():
+    maps = _maps([1.0, 0.85, 0.7])
+    out = np.zeros((1, 1, 3), np.uint8)
+    merge_into(maps, ["a"], out, threshold=1.0)
+    np.testing.assert_array_equal(out[0, 0], [1, 0, 0])
+    merge_into(maps, ["a"], out, threshold=0.8)
+    np.testing.assert_array_equal(out[0, 0], [1, 1, 0])
+
+
+def test_eraser_wins_but_writes_background_and_weights_apply():
+    maps = _maps([1.5, 1.5, 1.2], [2.0, 1.0, 1.0])
+    out = np.zeros((1, 1, 3), np.uint8)
+    legend = merge_into(maps, ["membrane", "gold"], out, erasers=["gold"],
+                        weights=[1.0, 1.3])
+    # voxel 0: gold 2.6 wins -> background; voxel 1: gold 1.3 < 1.5 -> membrane;
+    # voxel 2: gold 1.3 > 1.2 -> background.
+    np.testing.assert_array_equal(out[0, 0], [0, 1, 0])
+    assert "gold" not in [v["name"] for v in legend.values()]
+
+
+def test_mismatched_maps_are_refused():
+    a = Volume(np.zeros((2, 3, 4), np.float32), (10.0,) * 3)
+    b = Volume(np.zeros((2, 3, 5), np.float32), (10.0,) * 3)
+    with pytest.raises(InvalidDataError, match="shape"):
+        merge_into([a, b], ["a", "b"], np.zeros((2, 3, 4), np.uint8))
+
+
+def test_nan_in_map_is_refused():
+    maps = _maps([np.nan, 1.0])
+    with pytest.raises(InvalidDataError):
+        merge_into(maps, ["a"], np.zeros((1, 1, 2), np.uint8))
+
+
+def test_legend_rejects_unknown_eraser_and_duplicates():
+    with pytest.raises(ParameterError):
+        make_legend(["a"], erasers=["b"])
+    with pytest.raises(ParameterError):
+        make_legend(["a", "a"])

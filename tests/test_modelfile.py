@@ -1,0 +1,67 @@
+import pickle
+
+import pytest
+import torch
+
+from tomoscribe.errors import ModelFileError
+from tomoscribe.segment.modelfile import FeatureModel, load_model, save_model
+from tomoscribe.segment.network import ArchitectureSpec, build_network
+
+
+def _model(spec=ArchitectureSpec()):
+    network = build_network(spec)
+    network.initialise(torch.Generator().manual_seed(0), 0.05)
+    return FeatureModel(network, spec, "membrane", 10.0, 0.8, {"annotator": "a"})
+
+
+@pytest.mark.parametrize("spec", [ArchitectureSpec(), ArchitectureSpec("chen2017-2.5d", 1),
+                                  ArchitectureSpec("unet")])
+def test_round_trip(tmp_path, spec):
+    model = _model(spec)
+    save_model(tmp_path / "m.tsm", model)
+    back = load_model(tmp_path / "m.tsm")
+    assert back.feature == "membrane" and back.amplitude == 0.8 and back.voxel_size_A == 10.0
+    assert back.spec == spec and back.metadata["annotator"] == "a"
+    x = torch.randn(1, spec.in_channels, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.network.eval()(x), back.network(x))
+
+
+def test_truncated_model_is_refused(tmp_path):
+    save_model(tmp_path / "m.tsm", _model())
+    raw = (tmp_path / "m.tsm").read_bytes()
+    (tmp_path / "cut.tsm").write_bytes(raw[: len(raw) - 1000])
+    with pytest.raises(ModelFileError, match="not a readable model"):
+        load_model(tmp_path / "cut.tsm")
+
+
+def test_pickle_is_never_loaded(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('pickle code ran')",))
+
+    (tmp_path / "evil.tsm").write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(ModelFileError):
+        load_model(tmp_path / "evil.tsm")
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+    import json
+
+    save_model(tmp_path / "m.tsm", _model())
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "m.tsm"), "pt") as handle:
+        meta = handle.metadata()
+    tensors = load_file(tmp_path / "m.tsm")
+    tensors["conv1.weight"] = tensors["conv1.weight"][:, :, :5, :5].contiguous()
+    save_file(tensors, str(tmp_path / "bad.tsm"), metadata=meta)
+    with pytest.raises(ModelFileError, match="does not fit"):
+        load_model(tmp_path / "bad.tsm")
+    record = json.loads(meta["tomoscribe_model"])
+    record["format_version"] = 99
+    save_file(load_file(tmp_path / "m.tsm"), str(tmp_path / "new.tsm"),
+              metadata={"tomoscribe_model": json.dumps(record)})
+    with pytest.raises(ModelFileError, match="newer tomoscribe"):
+        load_model(tmp_path / "new.tsm")

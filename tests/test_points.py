@@ -1,0 +1,60 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tomoscribe.errors import InputFileError
+from tomoscribe.io.points import (read_imod_contours, read_points, write_imod_points,
+                                  write_points_csv)
+
+
+def test_csv_with_labels(tmp_path):
+    path = tmp_path / "boxes.csv"
+    path.write_text("X,Y,Z,label\n1,2,3,positive\n4,5,6,negative\n7,8,9,1\n")
+    table = read_points(path)
+    np.testing.assert_array_equal(table[["x", "y", "z"]].to_numpy(), [[1, 2, 3], [4, 5, 6],
+                                                                     [7, 8, 9]])
+    assert table["positive"].tolist() == [True, False, True]
+
+
+def test_csv_bad_label_is_refused(tmp_path):
+    path = tmp_path / "boxes.csv"
+    path.write_text("x,y,z,label\n1,2,3,maybe\n")
+    with pytest.raises(InputFileError, match="neither positive nor negative"):
+        read_points(path)
+
+
+def test_csv_missing_columns_is_refused(tmp_path):
+    path = tmp_path / "boxes.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(InputFileError, match="needs columns x, y, z"):
+        read_points(path)
+
+
+def test_real_relion_star(shared_data):
+    table = read_points(shared_data / "formats" / "star" / "chlamy_rubisco.star")
+    assert len(table) == 13946
+    assert np.isfinite(table[["x", "y", "z"]].to_numpy()).all()
+
+
+def test_imod_points_round_trip_keeps_voxel_index_coordinates(tmp_path):
+    table = pd.DataFrame({"x": [10.0, 20.0], "y": [5.0, 6.0], "z": [3.0, 4.0]})
+    write_imod_points(tmp_path / "p.mod", table)
+    import imodmodel
+
+    raw = imodmodel.read(tmp_path / "p.mod")
+    np.testing.assert_allclose(raw["x"].to_numpy(), [10.5, 20.5])  # IMOD pixel centres
+    back = read_points(tmp_path / "p.mod")
+    np.testing.assert_allclose(back[["x", "y", "z"]].to_numpy(), table.to_numpy())
+
+
+def test_real_imod_contours(shared_data):
+    contours = read_imod_contours(shared_data / "formats" / "imod" / "two_contour_example.mod")
+    assert [c["z"] for c in contours] == [80, 59]
+    assert [len(c["xy"]) for c in contours] == [17, 8]
+
+
+def test_csv_write_read(tmp_path):
+    table = pd.DataFrame({"x": [1.5], "y": [2.5], "z": [3.0], "positive": [True]})
+    write_points_csv(tmp_path / "t.csv", table)
+    back = read_points(tmp_path / "t.csv")
+    assert back["positive"].tolist() == [True]
