@@ -51,22 +51,25 @@ class DemoSettings:
     n_positive: int = 10
     n_negative: int = 100
     tile_size: int = 64
+    negative_copies: int = 2
     epochs: int = 20
     optimizer: str = "sgd"
     learning_rate: float = 0.01
-    threshold: float = 1.0
+    validation_fraction: float = 0.0
+    threshold: float = 0.7
     show_progress: bool = False
 
 
 def simulate_annotator(labels: np.ndarray, class_id: int, rng: np.random.Generator,
                        n_positive: int = 10, n_negative: int = 100, tile_size: int = 64,
-                       negative_margin: int = 6, perturb: bool = True):
+                       negative_margin: int = 2, perturb: bool = True):
     """Choose boxes and paint masks as a careful human would.
 
     Positive boxes sit on voxels of the feature, at least half a tile apart; inside
     each positive tile the truth is painted, randomly grown or shrunk by one pixel (a
-    human's brush is not exact).  Negative boxes sit at least ``negative_margin``
-    voxels from the feature (they may hold other features).
+    human's brush is not exact).  Negative tiles hold no voxel of the feature anywhere
+    on their slice (a tile with unpainted feature in it would teach the network that
+    the feature is background); other features may be in them.
 
     Returns
     -------
@@ -88,9 +91,15 @@ def simulate_annotator(labels: np.ndarray, class_id: int, rng: np.random.Generat
             positives.append(c)
         if len(positives) == n_positive:
             break
-    far = ~scipy.ndimage.binary_dilation(feature, iterations=negative_margin)
-    far_idx = np.argwhere(far)
-    negatives = far_idx[rng.choice(len(far_idx), size=n_negative, replace=False)]
+    window = (1, tile_size + 2 * negative_margin, tile_size + 2 * negative_margin)
+    in_tile = scipy.ndimage.maximum_filter(feature.astype(np.uint8), size=window,
+                                           mode="constant")
+    free = np.argwhere(in_tile == 0)
+    if len(free) < n_negative:
+        raise ParameterError(
+            f"only {len(free)} places have a {tile_size}-px tile free of class {class_id}; "
+            "use a larger size or fewer negatives.")
+    negatives = free[rng.choice(len(free), size=n_negative, replace=False)]
     painted = np.zeros(labels.shape, np.uint8)
     half = tile_size // 2
     for z, y, x in positives:
@@ -158,6 +167,7 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             trainset = build_training_set(pre, pos, neg, painted_mask_source(painted_vol),
                                           feature, "simulated annotator",
                                           tile_size=settings.tile_size, seed=settings.seed,
+                                          negative_copies=settings.negative_copies,
                                           preprocessing=params.as_dict())
             save_training_set(out / f"{feature}.trainset", trainset)
         with timed(f"train {feature}"):
@@ -165,7 +175,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
                 f"{trainset.n_negative} negative tiles")
             model = train_feature(trainset, ArchitectureSpec(), TrainParams(
                 epochs=settings.epochs, optimizer=settings.optimizer,
-                learning_rate=settings.learning_rate, seed=settings.seed),
+                learning_rate=settings.learning_rate, seed=settings.seed,
+                validation_fraction=settings.validation_fraction),
                 device=settings.device, show_progress=settings.show_progress)
             save_model(out / "models" / f"{feature}.tsm", model)
             models.append(load_model(out / "models" / f"{feature}.tsm"))

@@ -88,6 +88,10 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.is_file():  # some writers create 0600 files; outputs get the usual mode
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         if output.is_dir() and not tmp.is_dir():
             raise OutputError(f"{output} is a directory; choose a file name.")
         if output.is_dir():

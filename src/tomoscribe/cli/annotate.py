@@ -52,6 +52,9 @@ def trainset(
     annotator: str = typer.Option("", "--annotator", help="Who annotated (recorded)."),
     balance: bool = typer.Option(True, "--balance/--no-balance",
                                  help="Replicate positives (rotated) to match negatives."),
+    negative_copies: int = typer.Option(1, "--negative-copies", min=1,
+                                        help="Rotated copies of each negative (EMAN2's ncopy); "
+                                        "more copies mean more training steps per epoch."),
     seed: int = options.Seed,
     voxel_size: float = options.VoxelSize,
 ) -> None:
@@ -85,14 +88,20 @@ def trainset(
     tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
     result = build_training_set(
         volume, pos, neg, masks, feature, annotator, tile_size=tile, context_slices=context,
-        seed=seed, balance=balance,
+        seed=seed, balance=balance, negative_copies=negative_copies,
         preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
         tomogram=tomo_info)
     save_training_set(output, result)
     write_provenance(output, "trainset", {"feature": feature, "tile": tile, "context": context,
-                                          "seed": seed, "balance": balance},
+                                          "seed": seed, "balance": balance,
+                                          "negative_copies": negative_copies},
                      [p for p in (tomogram, painted, contours, boxes, positives, negatives) if p])
     unpainted = result.metadata["n_positive_boxes_unpainted"]
+    contradicted = result.metadata["n_negative_boxes_painted"]
+    if contradicted:
+        typer.echo(f"warning: {contradicted} negative tile(s) contain painted {feature!r}; "
+                   "negatives should hold none of the feature, or the network learns to "
+                   "miss it.", err=True)
     typer.echo(f"wrote {output}: {result.n_positive} positive and {result.n_negative} negative "
                f"tiles from {len(pos)} positive and {len(neg)} negative boxes"
                + (f" ({unpainted} positive boxes had nothing painted)" if unpainted else ""))

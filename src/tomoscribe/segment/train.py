@@ -46,6 +46,7 @@ class TrainParams:
     lr_decay_per_epoch: float = 0.9
     l1_weight_decay: float = 1e-5
     optimizer: str = "sgd"  # or "adam"
+    init: str = "uniform"
     momentum: float = 0.0  # SGD momentum
     validation_fraction: float = 0.1
     init_scale: float = 0.01
@@ -128,10 +129,11 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
     network = build_network(spec)
     if params.init_scale > 0:
         network.initialise(generator, params.init_scale)
-    else:  # init_scale 0: PyTorch's default (Kaiming-uniform) initialisation, zero offsets
+    else:  # init_scale 0: He-uniform weights (variance-preserving through ReLUs), zero offsets
         for module in network.modules():
             if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_uniform_(module.weight, a=5 ** 0.5, generator=generator)
+                torch.nn.init.kaiming_uniform_(module.weight, nonlinearity="relu",
+                                               generator=generator)
                 torch.nn.init.zeros_(module.bias)
     if hasattr(network, "conv_mode"):
         network.conv_mode = "fft" if dev.type == "cpu" else "direct"

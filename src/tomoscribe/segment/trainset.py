@@ -146,7 +146,8 @@ def _cover(lo: float, hi: float, step: int) -> list[float]:
 def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: np.ndarray,
                        mask_source: MaskSource, feature: str, annotator: str = "",
                        tile_size: int = 64, context_slices: int = 0, seed: int = 0,
-                       balance: bool = True, preprocessing: dict | None = None,
+                       balance: bool = True, negative_copies: int = 1,
+                       preprocessing: dict | None = None,
                        tomogram: dict | None = None) -> TrainingSet:
     """Cut, mask and augment tiles for one feature.
 
@@ -168,6 +169,9 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
         Seed of the augmentation.
     balance : bool
         Replicate positives (rotated, flipped) until they match the negatives.
+    negative_copies : int
+        Randomly rotated copies of each negative box (EMAN2's ``ncopy``); positives are
+        then balanced to the larger number of negatives.
 
     Raises
     ------
@@ -176,6 +180,8 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
     """
     positive_zyx = np.asarray(positive_zyx, float).reshape(-1, 3)
     negative_zyx = np.asarray(negative_zyx, float).reshape(-1, 3)
+    if negative_copies < 1:
+        raise ParameterError(f"negative copies must be at least 1, got {negative_copies}.")
     if tile_size < 16 or tile_size % 4:
         raise ParameterError(f"tile size must be a multiple of 4 and ≥ 16, got {tile_size}.")
     if len(positive_zyx) == 0:
@@ -207,6 +213,9 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
             "voxel inside its tile; check that the painted volume and boxes belong together."
         )
     neg_patches = [_cut(volume, *_corner(c, big), big, context_slices) for c in negative_zyx]
+    # A negative tile with painted feature in it contradicts the annotation.
+    painted_negatives = sum(
+        bool(mask_source(*_tile_window(c, tile_size)).any()) for c in negative_zyx)
 
     tiles, masks, positive, source = [], [], [], []
     # Originals first, unrotated.
@@ -214,17 +223,19 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
         tiles.append(patch[:, inner, inner]); masks.append(mask[inner, inner])
         positive.append(True); source.append(i)
     n_copies = 0
+    n_negative_tiles = len(neg_patches) * negative_copies
     if balance:
-        while len(tiles) < len(neg_patches):
+        while len(tiles) < n_negative_tiles:
             i = int(rng.integers(len(pos_patches)))
             tile, mask = _rotate(pos_patches[i], pos_masks[i], rng, inner)
             tiles.append(tile); masks.append(mask); positive.append(True); source.append(i)
             n_copies += 1
     offset = len(pos_patches)
     for j, patch in enumerate(neg_patches):
-        tile, _ = _rotate(patch, None, rng, inner)
-        tiles.append(tile); masks.append(np.zeros((tile_size, tile_size), bool))
-        positive.append(False); source.append(offset + j)
+        for _copy in range(negative_copies):
+            tile, _ = _rotate(patch, None, rng, inner)
+            tiles.append(tile); masks.append(np.zeros((tile_size, tile_size), bool))
+            positive.append(False); source.append(offset + j)
 
     metadata = {
         "format": FORMAT_KEY, "format_version": FORMAT_VERSION, "software_version": __version__,
@@ -233,7 +244,9 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
         "context_slices": context_slices,
         "n_positive_boxes": int(len(positive_zyx)), "n_negative_boxes": int(len(negative_zyx)),
         "n_positive_boxes_unpainted": int((~painted).sum()),
+        "n_negative_boxes_painted": int(painted_negatives),
         "augmentation": {"positive_rotated_copies": n_copies, "negatives_rotated": True,
+                         "negative_copies": negative_copies,
                          "flips": True, "seed": seed},
         "tomogram": tomogram or {"path": volume.metadata.get("source", "")},
         "preprocessing": preprocessing or {},
@@ -252,6 +265,11 @@ def _check_inside(shape, centres: np.ndarray, kind: str) -> None:
             f"y={y:g}, z={z:g}; the tomogram is {shape[2]}×{shape[1]}×{shape[0]} voxels); "
             "check the coordinates and their units (voxels of this tomogram)."
         )
+
+
+def _tile_window(centre, size: int) -> tuple[int, int, int, int, int]:
+    z, y0, x0 = _corner(centre, size)
+    return z, y0, y0 + size, x0, x0 + size
 
 
 def _corner(centre, size: int) -> tuple[int, int, int]:

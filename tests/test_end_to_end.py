@@ -1,0 +1,71 @@
+"""The whole method through the command line on a simulated volume, scored against truth.
+
+preprocess → trainset (boxes CSV + painted MRC) → train (chen2017) → segment → merge,
+for membranes and blobs, from 10 positive and 50 negative boxes per feature (each
+negative in 2 rotated copies, all boxes used for training).  Measured on a 2-core
+machine (Dice by merge threshold, membrane / blob): 0.5: 0.77 / 0.90, 0.6: 0.80 / 0.88,
+0.7: 0.81 / 0.84, 0.8: 0.81 / 0.78, 1.0: 0.72 / 0.66.  The test merges at 0.7.
+"""
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tomoscribe.cli.app import main
+from tomoscribe.demo import simulate_annotator
+from tomoscribe.io import read_volume, write_volume
+from tomoscribe.io.points import write_points_csv
+from tomoscribe.metrics import overlap_scores
+from tomoscribe.simulate.shapes import CLASS_IDS, ShapesPhantomParams, make_shapes_phantom
+from tomoscribe.volume import Volume
+
+
+@pytest.mark.slow
+def test_annotate_two_features_end_to_end(tmp_path):
+    started = time.perf_counter()
+    tomogram, truth, _ = make_shapes_phantom(ShapesPhantomParams(
+        shape=(40, 160, 160), n_vesicles=3, n_filaments=3, n_blobs=25, seed=0))
+    write_volume(tmp_path / "tomo.mrc", tomogram)
+    assert main(["preprocess", str(tmp_path / "tomo.mrc"), "-o", str(tmp_path / "pre.mrc"),
+                 "-q"]) == 0
+    rng = np.random.default_rng(0)
+    features = ["membrane", "blob"]
+    for feature in features:
+        pos, neg, painted = simulate_annotator(truth.data, CLASS_IDS[feature], rng,
+                                               n_positive=10, n_negative=50)
+        write_volume(tmp_path / f"{feature}_paint.mrc", Volume(painted, tomogram.voxel_size_A))
+        boxes = pd.DataFrame(np.vstack([pos, neg])[:, ::-1], columns=["x", "y", "z"])
+        boxes["label"] = ["positive"] * len(pos) + ["negative"] * len(neg)
+        write_points_csv(tmp_path / f"{feature}.csv", boxes)
+        assert main(["trainset", str(tmp_path / "pre.mrc"), "-f", feature,
+                     "--boxes", str(tmp_path / f"{feature}.csv"),
+                     "--painted", str(tmp_path / f"{feature}_paint.mrc"),
+                     "--negative-copies", "2", "-o", str(tmp_path / f"{feature}.trainset")]) == 0
+        assert main(["train", str(tmp_path / f"{feature}.trainset"), "-o",
+                     str(tmp_path / f"{feature}.tsm"), "--validation", "0", "--device", "cpu",
+                     "-q"]) == 0
+    (tmp_path / "maps").mkdir()
+    assert main(["segment", str(tmp_path / "pre.mrc"), "-o", str(tmp_path / "maps"),
+                 "-m", str(tmp_path / "membrane.tsm"), "-m", str(tmp_path / "blob.tsm"),
+                 "--device", "cpu", "-q"]) == 0
+    maps = [str(tmp_path / "maps" / f"pre_{f}.mrc") for f in features]
+    assert main(["merge", *maps, "-o", str(tmp_path / "labels.mrc"), "--threshold", "0.7",
+                 "-q"]) == 0
+
+    labels = read_volume(tmp_path / "labels.mrc")
+    assert labels.voxel_size_A == tomogram.voxel_size_A and labels.dtype == np.uint8
+    legend = json.loads((tmp_path / "labels.mrc.legend.json").read_text())
+    data = labels.load(np.uint8)
+    dice = {}
+    for feature in features:
+        label_id = next(int(k) for k, v in legend.items() if v["name"] == feature)
+        scores = overlap_scores(data == label_id, truth.data == CLASS_IDS[feature])
+        print(feature, {k: round(v, 3) for k, v in scores.items()})
+        dice[feature] = scores["dice"]
+    assert all(d >= 0.8 for d in dice.values()), dice
+    elapsed = time.perf_counter() - started
+    print(f"end to end: {elapsed:.0f} s")
+    assert elapsed < 240  # the issue's target is 3 minutes on 2 cores; CI machines vary
