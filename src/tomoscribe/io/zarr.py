@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import zarr as _zarr
 
 from ..errors import InputFileError
 from ..outputs import atomic_path
@@ -26,6 +25,8 @@ _UNIT_A = {"angstrom": 1.0, "nanometer": 10.0, "micrometer": 1e4}
 
 def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volume:
     """Open an OME-Zarr image (or plain zarr array) lazily as a :class:`Volume`."""
+    import zarr as _zarr
+
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path} does not exist; check the path.")
@@ -68,8 +69,10 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
 @contextlib.contextmanager
 def create_ome_zarr(path: str | os.PathLike, shape, dtype, voxel_size_A,
                     origin_A=(0.0, 0.0, 0.0), chunks=(64, 64, 64),
-                    overwrite: bool = True) -> Iterator[_zarr.Array]:
-    """Create an OME-Zarr image atomically and yield its writable array."""
+                    overwrite: bool = True) -> Iterator:
+    """Create an OME-Zarr image atomically and yield its writable (zarr) array."""
+    import zarr as _zarr
+
     vs = np.broadcast_to(np.asarray(voxel_size_A, dtype=float), 3)
     with atomic_path(path, overwrite=overwrite) as tmp:
         group = _zarr.open_group(str(tmp), mode="w", zarr_format=2)
