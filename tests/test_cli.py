@@ -91,3 +91,31 @@ def test_damaged_model_is_refused_by_segment(tmp_path, capsys):
 
 def test_usage_error_exits_2(capsys):
     assert main(["preprocess"]) == 2
+
+
+def test_painted_volume_with_other_voxel_size_is_refused(tmp_path, capsys):
+    tomo = _write(tmp_path / "t.mrc", np.random.default_rng(0).normal(size=(4, 64, 64)))
+    painted = _write(tmp_path / "paint.mrc", np.ones((4, 64, 64)), voxel=20.0)
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("x,y,z,label\n30,30,2,positive\n10,10,1,negative\n")
+    code = main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
+                 "--painted", str(painted), "--boxes", str(boxes)])
+    assert code == 2 and "voxel size" in capsys.readouterr().err
+    # An unset (1 Å) header is taken to mean "the tomogram's".
+    unset = _write(tmp_path / "unset.mrc", np.ones((4, 64, 64)), voxel=1.0)
+    assert main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
+                 "--painted", str(unset), "--boxes", str(boxes), "--tile", "32"]) == 0
+    assert (tmp_path / "t.ts").is_file()
+
+
+def test_full_pipeline_files_carry_voxel_size_and_origin(tmp_path):
+    """A label map from `merge` keeps the tomogram's voxel size and origin (IMOD/napari overlay)."""
+    from tomoscribe.io import write_volume as wv
+
+    wv(tmp_path / "a.mrc", Volume(np.full((2, 8, 8), 1.5, np.float32), (7.0,) * 3, (70., 0., -14.)))
+    wv(tmp_path / "b.mrc", Volume(np.full((2, 8, 8), 0.5, np.float32), (7.0,) * 3, (70., 0., -14.)))
+    assert main(["merge", str(tmp_path / "a.mrc"), str(tmp_path / "b.mrc"), "--names", "x,y",
+                 "-o", str(tmp_path / "l.mrc"), "-q"]) == 0
+    labels = read_volume(tmp_path / "l.mrc")
+    assert labels.voxel_size_A == (7.0,) * 3 and labels.origin_A == (70.0, 0.0, -14.0)
+    assert (labels.load() == 1).all()

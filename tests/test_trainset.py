@@ -96,3 +96,15 @@ def test_save_load_round_trip_and_damage(scene, tmp_path):
     (tmp_path / "cut.trainset").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(InputFileError):
         load_training_set(tmp_path / "cut.trainset")
+
+
+def test_negative_copies_and_painted_negatives_are_counted(scene):
+    volume, labels = scene
+    negatives = np.vstack([_negatives(3), [[5, 40, 60]]])  # the last tile overlaps the disc
+    ts = build_training_set(volume, [[5, 40, 50]], negatives, painted_mask_source(labels),
+                            "disc", tile_size=32, negative_copies=3)
+    assert ts.n_negative == 12 and ts.n_positive == 12
+    assert ts.metadata["n_negative_boxes_painted"] == 1
+    # each negative box contributes three differently rotated copies
+    copies = ts.tiles[~ts.positive][:3, 0]
+    assert not np.allclose(copies[0], copies[1])

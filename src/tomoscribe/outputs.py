@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -21,6 +22,10 @@ from typing import Iterator
 
 from . import __version__
 from .errors import OutputError
+
+#: OS errors that mean "this output cannot be written here" (full disk, no permission).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM,
+                 errno.EFBIG}
 
 #: Files larger than this are fingerprinted from sampled blocks rather than read whole.
 _FULL_HASH_LIMIT_BYTES = 256 * 2**20
@@ -99,7 +104,10 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         os.replace(tmp, output)
     except OSError as err:
         _remove(tmp)
-        raise OutputError(f"could not write {output}: {err.strerror or err}.") from err
+        if err.errno in _WRITE_ERRNOS:
+            raise OutputError(f"could not write {output}: {err.strerror or err}; free space "
+                              "or choose another place.") from err
+        raise
     except BaseException:
         _remove(tmp)
         raise

@@ -25,6 +25,26 @@ from . import options
 from .app import app
 
 
+def _read_painted(path: Path, tomogram):
+    """The painted volume, with the tomogram's voxel size where its own is unset.
+
+    Painting tools often write no voxel size (TIFF) or 1 Å (an unset MRC header); a
+    painted volume that does record another voxel size is compared, not overridden.
+    """
+    from ..errors import InputFileError
+
+    try:
+        labels = read_volume(path)
+    except InputFileError as err:
+        if "voxel size" not in str(err):
+            raise
+        return read_volume(path, tomogram.pixel_size_A)
+    if labels.voxel_size_A == (1.0, 1.0, 1.0) and tomogram.pixel_size_A != 1.0:
+        return labels.with_data(labels.data, voxel_size_A=tomogram.voxel_size_A,
+                                origin_A=tomogram.origin_A)
+    return labels
+
+
 def _zyx(table) -> np.ndarray:
     return table[["z", "y", "x"]].to_numpy(dtype=float).reshape(-1, 3)
 
@@ -75,7 +95,7 @@ def trainset(
     if negatives is not None:
         neg = np.vstack([neg, _zyx(read_points(negatives))])
     if painted is not None:
-        labels = read_volume(painted, voxel_size or volume.pixel_size_A)
+        labels = _read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
         masks = painted_mask_source(labels, painted_value)
     else:

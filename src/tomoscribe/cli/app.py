@@ -43,8 +43,13 @@ def _global(
 from . import annotate, demo, prepare  # noqa: E402,F401
 
 
+def run() -> None:
+    """Console-script entry point: ``sys.exit(main())``."""
+    sys.exit(main())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``tomoscribe`` script; returns the exit status."""
+    """Run the command line on ``argv`` and return the exit status (0, 2, …)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     command = typer.main.get_command(app)
@@ -91,6 +96,4 @@ _USAGE_ERRORS = _usage_errors()
 
 
 def _exit(code: int) -> int:
-    if __name__ == "__main__" or "pytest" not in sys.modules:
-        sys.exit(code)
-    return code
+    return int(code)
