@@ -119,3 +119,34 @@ def test_full_pipeline_files_carry_voxel_size_and_origin(tmp_path):
     labels = read_volume(tmp_path / "l.mrc")
     assert labels.voxel_size_A == (7.0,) * 3 and labels.origin_A == (70.0, 0.0, -14.0)
     assert (labels.load() == 1).all()
+
+
+def test_trainset_from_imod_contours(tmp_path, capsys):
+    """Closed contours drawn in 3dmod become filled masks of positive tiles."""
+    import imodmodel
+    import pandas as pd
+    from imodmodel.models import ContourType
+
+    from tomoscribe.segment.trainset import load_training_set
+
+    rng = np.random.default_rng(0)
+    tomo = _write(tmp_path / "t.mrc", rng.normal(size=(6, 96, 96)))
+    angle = np.linspace(0, 2 * np.pi, 30, endpoint=False)
+    # A circle of radius 10 around voxel (x=40, y=50) on slice 3, in IMOD's pixel-corner
+    # coordinates (voxel centre i sits at i + 0.5).
+    contour = pd.DataFrame({"object_id": 0, "contour_id": 0,
+                            "x": 40.5 + 10 * np.cos(angle), "y": 50.5 + 10 * np.sin(angle),
+                            "z": 3.0})
+    imodmodel.write(contour, tmp_path / "c.mod", type=ContourType.CLOSED)
+    negatives = tmp_path / "neg.csv"
+    negatives.write_text("x,y,z\n80,80,1\n15,80,4\n")
+    assert main(["trainset", str(tomo), "-f", "vesicle", "--contours", str(tmp_path / "c.mod"),
+                 "--negatives", str(negatives), "--tile", "32",
+                 "-o", str(tmp_path / "v.trainset")]) == 0
+    ts = load_training_set(tmp_path / "v.trainset")
+    assert ts.n_positive == 2 and ts.n_negative == 2  # one contour tile, balanced by a copy
+    first = ts.masks[0].astype(bool)
+    assert int(first.sum()) == pytest.approx(np.pi * 10 ** 2, rel=0.1)
+    ys, xs = np.nonzero(first)
+    # The disc is centred in the tile (tile centre at index 16 of 32).
+    assert ys.mean() == pytest.approx(15.5, abs=1.0) and xs.mean() == pytest.approx(15.5, abs=1.0)
