@@ -137,7 +137,8 @@ def train(
                                 help="±slices the network sees (chen2017-2.5d, unet)."),
     epochs: int = typer.Option(20, "--epochs", min=1),
     batch: int = typer.Option(20, "--batch", min=1),
-    learning_rate: float = typer.Option(0.01, "--learning-rate"),
+    learning_rate: float = typer.Option(None, "--learning-rate",
+                                        help="Default 0.01 for sgd (the paper), 3e-4 for adam."),
     lr_decay: float = typer.Option(0.9, "--lr-decay", help="Factor applied after each epoch."),
     l1: float = typer.Option(1e-5, "--l1", help="L1 weight decay."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="sgd or adam."),
@@ -149,6 +150,8 @@ def train(
     """Train one network for the feature of a training set."""
     data = load_training_set(training_set)
     spec = ArchitectureSpec(arch, context)
+    if learning_rate is None:
+        learning_rate = 0.01 if optimizer == "sgd" else 3e-4
     params = TrainParams(epochs=epochs, batch_size=batch, learning_rate=learning_rate,
                          lr_decay_per_epoch=lr_decay, l1_weight_decay=l1, optimizer=optimizer,
                          validation_fraction=validation, seed=seed)

@@ -46,7 +46,6 @@ class TrainParams:
     lr_decay_per_epoch: float = 0.9
     l1_weight_decay: float = 1e-5
     optimizer: str = "sgd"  # or "adam"
-    init: str = "uniform"
     momentum: float = 0.0  # SGD momentum
     validation_fraction: float = 0.1
     init_scale: float = 0.01
@@ -114,7 +113,9 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
     Raises
     ------
     TrainingError
-        If the trained network's output on the annotated pixels is not positive.
+        If the loss diverges, the trained network's output on the annotated pixels is
+        not positive, or it answers on negative tiles half as strongly as on the
+        feature (a collapsed network).
     """
     params.validate()
     spec.validate()
@@ -192,7 +193,8 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         raise TrainingError(
             f"the trained network answers {amplitude:.2g} on the annotated pixels of "
             f"{trainset.metadata.get('feature', 'this feature')!r}; it learned nothing. "
-            "Train longer, use --optimizer adam, or check that the masks mark the feature."
+            "Train longer (--epochs), build the training set with --negative-copies 2 or "
+            "more, or check that the masks mark the feature."
         )
     background = mean_output(network, tiles, ~trainset.positive, dev)
     if background >= 0.5 * amplitude:
