@@ -1,0 +1,270 @@
+"""A cellular tomogram phantom with ground truth: membranes, filaments, macromolecules.
+
+Contents (lengths in nm unless named otherwise; the grid is (z, y, x) at ``voxel_size_A``):
+
+* membranes with a bilayer profile: two Gaussian head-group leaflets 3.8 nm apart
+  (σ 0.5 nm each) on single vesicles, double-membrane organelles (two bilayers 20 nm
+  apart) and a plasma-membrane sheet crossing the volume;
+* microtubules: hollow tubes, outer diameter 25 nm, inner 17 nm, along smooth random
+  curves that stay nearly in-plane; actin: solid 7 nm filaments;
+* macromolecules from the template library at chosen concentrations (µM), uniformly
+  random orientations, never overlapping anything else;
+* gold fiducials (10 nm dense spheres), an optional carbon edge, a weak cytoplasm
+  background inside the plasma membrane, and an ice layer whose thickness grows
+  linearly along x.
+
+Densities are contrast over vitreous ice in arbitrary units: protein and lipid head
+groups ≈ 1, cytoplasm 0.15, carbon 0.7, gold 8.  Truth: a class label volume (ids in
+``CELL_CLASS_IDS``; template classes from 10 upward, in the order given), an instance
+volume (0 = none, each object its own id), and a particle table with centres in Å and
+ZYZ Euler angles (RELION rot, tilt, psi, rotating the template into the particle).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.ndimage
+from scipy.interpolate import CubicSpline
+from scipy.spatial.transform import Rotation
+
+from ..errors import ParameterError
+from ..volume import Volume
+from .subtomograms import rotate_and_shift, template_in_box
+from .template_library import load_template
+
+CELL_CLASS_IDS = {"background": 0, "membrane": 1, "microtubule": 2, "actin": 3, "gold": 4,
+                  "carbon": 5}
+TEMPLATE_CLASS_BASE = 10
+_AVOGADRO = 6.02214076e23
+
+
+@dataclass(frozen=True)
+class CellParams:
+    """What goes into the phantom (counts, or concentrations in µM for templates)."""
+
+    shape: tuple[int, int, int] = (128, 512, 512)
+    voxel_size_A: float = 10.0
+    n_vesicles: int = 6
+    vesicle_radius_nm: tuple[float, float] = (25.0, 60.0)
+    n_organelles: int = 1
+    plasma_membrane: bool = True
+    n_microtubules: int = 3
+    n_actin: int = 6
+    templates_uM: dict = field(default_factory=lambda: {"4v4r_30S": 2.0, "3j9i": 2.0})
+    n_gold: int = 8
+    carbon_edge: bool = False
+    ice_thickness_nm: tuple[float, float] = (90.0, 120.0)
+    seed: int = 0
+
+
+def particles_for_concentration(concentration_uM: float, shape, voxel_size_A: float) -> int:
+    """How many particles a concentration (µM) puts in the volume."""
+    litres = float(np.prod(shape)) * voxel_size_A**3 * 1e-27
+    return int(round(concentration_uM * 1e-6 * _AVOGADRO * litres))
+
+
+def make_cell(params: CellParams = CellParams()):
+    """Simulate the phantom.
+
+    Returns
+    -------
+    density : Volume (float32)
+    labels : Volume (uint8 class ids)
+    instances : Volume (int32 object ids)
+    particles : pandas.DataFrame
+        class, class_id, instance, x_A, y_A, z_A, rot, tilt, psi (degrees, ZYZ).
+    """
+    if min(params.shape) < 16:
+        raise ParameterError(f"the cell volume must be at least 16 voxels each way, got "
+                             f"{params.shape}.")
+    rng = np.random.default_rng(params.seed)
+    nm = 10.0 / params.voxel_size_A  # voxels per nm
+    density = np.zeros(params.shape, np.float32)
+    labels = np.zeros(params.shape, np.uint8)
+    instances = np.zeros(params.shape, np.int32)
+    state = {"next_instance": 1}
+    nz, ny, nx = params.shape
+
+    def stamp(box, mask, value, class_id):
+        """Label ``mask`` (inside the slice tuple ``box``) as a new object."""
+        labels[box][mask] = class_id
+        instances[box][mask] = state["next_instance"]
+        state["next_instance"] += 1
+
+    # Plasma membrane: a gently curved sheet x = x0 + a sin(2π y / L), cell at larger x.
+    inside_cell = np.ones((ny, nx), bool)
+    if params.plasma_membrane:
+        yy = np.arange(ny)[:, None]
+        xx = np.arange(nx)[None, :]
+        x0 = nx * 0.12
+        sheet = x0 + 0.04 * nx * np.sin(2 * np.pi * yy / (ny * 1.3) + rng.uniform(0, 6.3))
+        signed = (xx - sheet)  # voxels; in-plane distance is close enough for a gentle sheet
+        profile, mask = _bilayer(np.broadcast_to(signed, (ny, nx)), nm)
+        density += profile[None]
+        full = np.broadcast_to(mask[None], params.shape)
+        stamp((slice(None),) * 3, full, 1.0, CELL_CLASS_IDS["membrane"])
+        inside_cell = signed > 3 * nm
+
+    # Cytoplasm: weak smooth texture inside the cell.
+    texture = scipy.ndimage.gaussian_filter(rng.normal(size=params.shape).astype(np.float32), 2.0)
+    texture = 0.15 * (texture - texture.min()) / (np.ptp(texture) + 1e-12)
+    density += texture * inside_cell[None]
+
+    # Vesicles and double-membrane organelles.
+    occupied = labels > 0
+    spheres = [(rng.uniform(*params.vesicle_radius_nm) * nm, [0.0]) for _ in range(params.n_vesicles)]
+    spheres += [(rng.uniform(60, 90) * nm, [0.0, -20.0 * nm]) for _ in range(params.n_organelles)]
+    for radius, offsets in spheres:
+        for _attempt in range(100):
+            centre = np.array([rng.uniform(nz * 0.3, nz * 0.7), rng.uniform(0, ny),
+                               rng.uniform(nx * 0.2, nx)])
+            lo = np.maximum(np.floor(centre - radius - 4 * nm).astype(int), 0)
+            hi = np.minimum(np.ceil(centre + radius + 4 * nm).astype(int), params.shape)
+            box = tuple(slice(a, b) for a, b in zip(lo, hi))
+            if occupied[box].any() or np.any(hi <= lo):
+                continue
+            zz, yy, xx = np.ogrid[box]
+            dist = np.sqrt((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2)
+            for offset in offsets:
+                profile, mask = _bilayer(dist - (radius + offset), nm)
+                density[box] += profile
+                stamp(box, mask, 1.0, CELL_CLASS_IDS["membrane"])
+            occupied[box] |= dist <= radius + 4 * nm
+            break
+
+    # Filaments: microtubules (hollow) and actin (solid).
+    for count, kind, outer, inner in ((params.n_microtubules, "microtubule", 12.5, 8.5),
+                                      (params.n_actin, "actin", 3.5, 0.0)):
+        for _ in range(count):
+            curve = _smooth_curve(rng, params.shape)
+            mask_curve = np.zeros(params.shape, bool)
+            idx = np.rint(curve).astype(int)
+            keep = np.all((idx >= 0) & (idx < np.array(params.shape)), axis=1)
+            mask_curve[tuple(idx[keep].T)] = True
+            if not mask_curve.any():
+                continue
+            lo = np.maximum(idx[keep].min(0) - int(outer * nm) - 2, 0)
+            hi = np.minimum(idx[keep].max(0) + int(outer * nm) + 3, params.shape)
+            box = tuple(slice(a, b) for a, b in zip(lo, hi))
+            dist = scipy.ndimage.distance_transform_edt(~mask_curve[box])
+            tube = (dist <= outer * nm) & (dist >= inner * nm) & (labels[box] == 0)
+            density[box] += scipy.ndimage.gaussian_filter(tube.astype(np.float32), 0.5)
+            stamp(box, tube, 1.0, CELL_CLASS_IDS[kind])
+    occupied = scipy.ndimage.binary_dilation(labels > 0, iterations=2)
+
+    # Macromolecules from the template library, never overlapping.
+    rows = []
+    for index, (name, concentration) in enumerate(params.templates_uM.items()):
+        template = template_in_box(load_template(name), params.voxel_size_A,
+                                   _box_for(load_template(name), params.voxel_size_A))
+        template *= 1.0 / max(float(template[template > 0.1 * template.max()].mean()), 1e-12)
+        wanted = particles_for_concentration(concentration, params.shape, params.voxel_size_A)
+        n = template.shape[0]
+        if not all(s > n for s in params.shape):
+            raise ParameterError(f"template {name} ({n} voxels) does not fit the volume.")
+        # Placement is tested against the template's bounding sphere (rotation invariant),
+        # so rejected places cost no rotation.
+        support = np.argwhere(template > 0.15)
+        reach = np.sqrt(((support - n // 2) ** 2).sum(1)).max() + 1
+        zz, yy, xx = np.ogrid[:n, :n, :n]
+        sphere = (zz - n // 2) ** 2 + (yy - n // 2) ** 2 + (xx - n // 2) ** 2 <= reach**2
+        placed = 0
+        for _attempt in range(wanted * 60):
+            if placed == wanted:
+                break
+            corner = np.array([rng.integers(0, s - n) for s in params.shape])
+            box = tuple(slice(c, c + n) for c in corner)
+            if (occupied[box] & sphere).any():
+                continue
+            rotation = Rotation.random(random_state=rng)
+            particle = rotate_and_shift(template, rotation, (0, 0, 0))
+            mask = particle > 0.15
+            density[box] += particle * mask
+            stamp(box, mask, 1.0, TEMPLATE_CLASS_BASE + index)
+            occupied[box] |= scipy.ndimage.binary_dilation(mask, iterations=1)
+            centre = corner + n // 2
+            rot, tilt, psi = rotation.as_euler("ZYZ", degrees=True)
+            rows.append({"class": name, "class_id": TEMPLATE_CLASS_BASE + index,
+                         "instance": state["next_instance"] - 1,
+                         "x_A": centre[2] * params.voxel_size_A,
+                         "y_A": centre[1] * params.voxel_size_A,
+                         "z_A": centre[0] * params.voxel_size_A,
+                         "rot": rot, "tilt": tilt, "psi": psi})
+            placed += 1
+        if placed < wanted:
+            raise ParameterError(
+                f"only {placed} of {wanted} {name} particles ({concentration} µM) fit beside "
+                "the other contents; lower the concentration or enlarge the volume.")
+
+    # Gold fiducials: 10 nm spheres, anywhere in the ice.
+    radius = 5.0 * nm
+    for _ in range(params.n_gold):
+        for _attempt in range(200):
+            centre = np.array([rng.uniform(radius, s - radius) for s in params.shape])
+            lo = np.floor(centre - radius - 1).astype(int).clip(0)
+            hi = np.minimum(np.ceil(centre + radius + 2).astype(int), params.shape)
+            box = tuple(slice(a, b) for a, b in zip(lo, hi))
+            if occupied[box].any():
+                continue
+            zz, yy, xx = np.ogrid[box]
+            ball = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
+            density[box] += 8.0 * ball
+            stamp(box, ball, 8.0, CELL_CLASS_IDS["gold"])
+            occupied[box] |= ball
+            break
+
+    if params.carbon_edge:
+        edge = np.zeros(params.shape, bool)
+        edge[:, :, : max(2, nx // 16)] = True
+        edge &= labels == 0
+        density += 0.7 * edge
+        stamp((slice(None),) * 3, edge, 0.7, CELL_CLASS_IDS["carbon"])
+
+    # Ice: everything outside the ice layer is vacuum, contrast −1 relative to ice.
+    thickness = np.linspace(*params.ice_thickness_nm, nx) * nm
+    zc = (nz - 1) / 2
+    z = np.arange(nz)[:, None]
+    outside_ice = np.abs(z - zc) > thickness[None, :] / 2  # (nz, nx)
+    density -= 1.0 * outside_ice[:, None, :]
+
+    vs = (params.voxel_size_A,) * 3
+    particles = pd.DataFrame(rows, columns=["class", "class_id", "instance", "x_A", "y_A",
+                                            "z_A", "rot", "tilt", "psi"])
+    return (Volume(density, vs), Volume(labels, vs), Volume(instances, vs), particles)
+
+
+def _bilayer(signed_distance: np.ndarray, voxels_per_nm: float):
+    """Head-group density of a bilayer centred at distance 0, and its 5 nm label mask."""
+    d_nm = signed_distance / voxels_per_nm
+    leaflets = (np.exp(-0.5 * ((d_nm - 1.9) / 0.5) ** 2)
+                + np.exp(-0.5 * ((d_nm + 1.9) / 0.5) ** 2)).astype(np.float32)
+    return leaflets, np.abs(d_nm) <= 2.5
+
+
+def _box_for(template, voxel_size_A: float) -> int:
+    data = np.asarray(template.data)
+    support = np.argwhere(data > 0.05 * data.max())
+    extent_A = (support.max(0) - support.min(0) + 1).max() * template.voxel_size_A[0]
+    n = int(math.ceil(extent_A * math.sqrt(3) / voxel_size_A)) + 2
+    return n + n % 2
+
+
+def _smooth_curve(rng: np.random.Generator, shape) -> np.ndarray:
+    """Points (z, y, x) along a smooth random curve across the volume, nearly in-plane."""
+    nz, ny, nx = shape
+    angle = rng.uniform(0, np.pi)
+    length = math.hypot(ny, nx)
+    direction = np.array([math.sin(angle), math.cos(angle)])
+    normal = np.array([-direction[1], direction[0]])
+    start = np.array([ny / 2, nx / 2]) - direction * length / 2 + normal * rng.uniform(
+        -0.35, 0.35) * length
+    t = np.linspace(0, 1, 6)
+    ctrl = start + np.outer(t, direction * length) + np.outer(rng.normal(0, 0.06 * length, 6),
+                                                              normal)
+    ctrl_z = np.clip(rng.normal(nz / 2, nz * 0.08, 6), nz * 0.3, nz * 0.7)
+    fine = np.linspace(0, 1, int(length * 2))
+    return np.column_stack([CubicSpline(t, ctrl_z)(fine), CubicSpline(t, ctrl)(fine)])

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from tomoscribe.errors import ParameterError
+from tomoscribe.simulate.cell import (CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams,
+                                      make_cell, particles_for_concentration)
+
+
+@pytest.fixture(scope="module")
+def cell():
+    return make_cell(CellParams(shape=(64, 192, 192), n_vesicles=3, n_microtubules=2,
+                                n_actin=3, n_gold=4, templates_uM={"4v4r_30S": 4.0, "1bxn": 4.0},
+                                ice_thickness_nm=(50.0, 60.0), seed=1))
+
+
+def test_labels_agree_with_the_density(cell):
+    density, labels, _, _ = cell
+    d, lab = density.data, labels.data
+    in_ice = d > -0.5
+    assert d[lab == CELL_CLASS_IDS["microtubule"]].mean() > 0.5
+    assert d[lab == CELL_CLASS_IDS["actin"]].mean() > 0.5
+    assert d[lab == CELL_CLASS_IDS["membrane"]].mean() > 0.3
+    assert d[lab == CELL_CLASS_IDS["gold"]].mean() > 5.0
+    for class_id in (TEMPLATE_CLASS_BASE, TEMPLATE_CLASS_BASE + 1):
+        assert d[lab == class_id].mean() > 0.5
+    assert d[(lab == 0) & in_ice].mean() < 0.2
+
+
+def test_microtubules_are_hollow_25nm_tubes(cell):
+    _, labels, instances, _ = cell
+    tube = labels.data == CELL_CLASS_IDS["microtubule"]
+    # The wall is 4 nm thick: eroding by 3 voxels (3 nm) leaves almost nothing of it
+    # (a little survives where two tubes touch).
+    survivors = scipy.ndimage.binary_erosion(tube, iterations=3).sum()
+    assert tube.sum() > 1000 and survivors < 0.02 * tube.sum()
+
+
+def test_particle_table_matches_the_instances(cell):
+    _, labels, instances, particles = cell
+    assert set(particles["class"]) == {"4v4r_30S", "1bxn"}
+    expected = particles_for_concentration(4.0, (64, 192, 192), 10.0)
+    assert (particles["class"] == "1bxn").sum() == expected
+    for row in particles.itertuples():
+        voxels = np.argwhere(instances.data == row.instance)
+        assert len(voxels) > 0
+        assert set(labels.data[tuple(voxels.T)]) == {row.class_id}
+        centroid = voxels.mean(0)[::-1] * 10.0  # (x, y, z) in Å
+        assert np.abs(centroid - [row.x_A, row.y_A, row.z_A]).max() < 40.0
+
+
+def test_ice_layer_thickens_along_x(cell):
+    density = cell[0].data
+    vacuum = density < -0.5
+    assert vacuum[:, :, 0].mean() > vacuum[:, :, -1].mean() > 0
+
+
+def test_too_high_concentration_is_refused():
+    with pytest.raises(ParameterError, match="lower the concentration"):
+        make_cell(CellParams(shape=(72, 96, 96), n_vesicles=0, n_microtubules=0, n_actin=0,
+                             n_gold=0, templates_uM={"4v4r_30S": 200.0}))
+
+
+def test_same_seed_same_cell():
+    small = dict(shape=(32, 96, 96), n_vesicles=1, n_microtubules=1, n_actin=1, n_gold=1,
+                 templates_uM={"1s3x": 20.0}, seed=3)
+    a, b = make_cell(CellParams(**small)), make_cell(CellParams(**small))
+    np.testing.assert_array_equal(a[0].data, b[0].data)
+    np.testing.assert_array_equal(a[1].data, b[1].data)
