@@ -1,0 +1,159 @@
+"""``tomoscribe simulate structure | cell | subtomograms``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from ..errors import ParameterError
+from ..io import write_volume
+from ..outputs import atomic_path, write_provenance
+from ..volume import Volume
+from . import options
+from .app import app
+
+simulate_app = typer.Typer(help="Simulate structures, cellular tomograms and subtomogram "
+                                "datasets with ground truth.", no_args_is_help=True)
+app.add_typer(simulate_app, name="simulate")
+
+
+@simulate_app.command("structure")
+def structure(
+    model: Path = typer.Argument(..., help="PDB or mmCIF file."),
+    output: Path = typer.Option(..., "--output", "-o", help="Density map (.mrc)."),
+    voxel_size: float = typer.Option(10.0, "--voxel-size", help="Voxel size in Å."),
+    resolution: float = typer.Option(20.0, "--resolution", help="Resolution in Å."),
+    assembly: str = typer.Option(None, "--assembly", help="Biological assembly to expand."),
+    box: int = typer.Option(None, "--box", help="Box edge in voxels (default: fits)."),
+) -> None:
+    """Electron-scattering density of an atomic model, centred in a cubic box."""
+    from ..simulate.structures import structure_density
+
+    volume = structure_density(model, voxel_size, resolution, assembly=assembly, box_voxels=box)
+    write_volume(output, volume)
+    write_provenance(output, "simulate structure", {"voxel_size_A": voxel_size,
+                     "resolution_A": resolution, "assembly": assembly, "box": box}, [model])
+    typer.echo(f"wrote {output} ({volume.shape[0]}³ at {voxel_size:g} Å)")
+
+
+@simulate_app.command("cell")
+def cell(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Directory for all outputs."),
+    size: str = typer.Option("512,512,128", "--size", help="x,y,z in voxels."),
+    voxel_size: float = typer.Option(10.0, "--voxel-size", help="Voxel size in Å."),
+    templates: str = typer.Option("4v4r_30S=2,3j9i=2", "--templates",
+                                  help="NAME=µM pairs from the template library."),
+    max_tilt: float = typer.Option(60.0, "--max-tilt", help="Tilt range ± degrees."),
+    tilt_step: float = typer.Option(3.0, "--tilt-step", help="Degrees."),
+    tilt_order: str = typer.Option("dose-symmetric", "--tilt-order",
+                                   help="sequential or dose-symmetric."),
+    defocus: float = typer.Option(3.0, "--defocus", help="µm, positive = underfocus."),
+    snr: float = typer.Option(0.1, "--snr", help="var(signal)/var(noise) of the projections."),
+    dose: float = typer.Option(0.0, "--dose-per-tilt", help="e⁻/Å² per image (0 = no "
+                               "dose weighting)."),
+    carbon: bool = typer.Option(False, "--carbon-edge", help="Add a carbon edge."),
+    vesicles: int = typer.Option(None, "--vesicles", help="Default: 6 per 512×512 area."),
+    organelles: int = typer.Option(None, "--organelles", help="Double-membrane organelles; "
+                                   "default 1 per 512×512 area (none below half of it)."),
+    microtubules: int = typer.Option(None, "--microtubules", help="Default: 3 per 512×512."),
+    actin: int = typer.Option(None, "--actin", help="Default: 6 per 512×512."),
+    gold: int = typer.Option(None, "--gold", help="Default: 8 per 512×512."),
+    seed: int = options.Seed,
+) -> None:
+    """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles."""
+    from ..simulate.cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, make_cell
+    from ..simulate.imaging import ImagingParams, image_volume
+
+    try:
+        nx, ny, nz = (int(v) for v in size.split(","))
+        concentrations = {k.strip(): float(v) for k, v in
+                          (item.split("=") for item in templates.split(",") if item.strip())}
+    except ValueError:
+        raise ParameterError("--size is x,y,z and --templates is NAME=µM,NAME=µM.") from None
+    if not out_dir.is_dir():
+        raise ParameterError(f"{out_dir} is not a directory; create it first.")
+    imaging = ImagingParams(max_tilt_deg=max_tilt, tilt_step_deg=tilt_step,
+                            tilt_order=tilt_order, defocus_um=defocus, snr=snr,
+                            dose_per_tilt_e_A2=dose, seed=seed)
+    imaging.validate()
+    area = nx * ny / 512**2
+
+    def scaled(value, per_512):
+        return value if value is not None else int(round(per_512 * area))
+
+    params = CellParams(shape=(nz, ny, nx), voxel_size_A=voxel_size,
+                        n_vesicles=scaled(vesicles, 6), n_organelles=scaled(organelles, 1),
+                        n_microtubules=scaled(microtubules, 3), n_actin=scaled(actin, 6),
+                        n_gold=scaled(gold, 8), templates_uM=concentrations,
+                        carbon_edge=carbon, seed=seed)
+    typer.echo("building the phantom", err=True)
+    density, labels, instances, particles = make_cell(params)
+    typer.echo("imaging: projecting, CTF, noise, back-projecting", err=True)
+    imaged = image_volume(density.data, voxel_size, imaging)
+    vs = (voxel_size,) * 3
+    # Everything is computed; now write, each file atomically.
+    write_volume(out_dir / "density.mrc", density)
+    write_volume(out_dir / "labels.mrc", labels)
+    write_volume(out_dir / "instances.mrc", Volume(instances.data.astype(np.int16)
+                                                   if instances.data.max() < 32767
+                                                   else instances.data.astype(np.float32), vs))
+    write_volume(out_dir / "tomogram.mrc", Volume(imaged["tomogram"], vs))
+    write_volume(out_dir / "tilt_series.mrc", Volume(imaged["tilt_series"], vs))
+    with atomic_path(out_dir / "tilt_series.tlt") as tmp:
+        tmp.write_text("".join(f"{a:.2f}\n" for a in imaged["angles_deg"]))
+    legend = {str(v): k for k, v in CELL_CLASS_IDS.items()}
+    legend.update({str(TEMPLATE_CLASS_BASE + i): n for i, n in enumerate(concentrations)})
+    _write_particles(out_dir / "particles.star", particles, voxel_size, "tomogram")
+    record = {"cell": {k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in params.__dict__.items()},
+              "imaging": imaging.as_dict(), "class_ids": legend,
+              "euler_convention": "ZYZ intrinsic (RELION rot, tilt, psi), degrees"}
+    write_provenance(out_dir / "tomogram.mrc", "simulate cell", record)
+    typer.echo(f"wrote {out_dir}: tomogram.mrc, tilt_series.mrc/.tlt, density.mrc, "
+               f"labels.mrc, instances.mrc, particles.star ({len(particles)} particles)")
+
+
+def _write_particles(path: Path, particles, voxel_size_A: float, tomo_name: str) -> None:
+    import pandas as pd
+    import starfile
+
+    table = pd.DataFrame({
+        "rlnTomoName": tomo_name,
+        "rlnCoordinateX": particles["x_A"] / voxel_size_A,
+        "rlnCoordinateY": particles["y_A"] / voxel_size_A,
+        "rlnCoordinateZ": particles["z_A"] / voxel_size_A,
+        "rlnAngleRot": particles["rot"], "rlnAngleTilt": particles["tilt"],
+        "rlnAnglePsi": particles["psi"], "rlnClassNumber": particles["class_id"],
+        "tsClassName": particles["class"], "tsInstance": particles["instance"],
+    })
+    with atomic_path(path) as tmp:
+        starfile.write({"particles": table}, tmp)
+
+
+@simulate_app.command("subtomograms")
+def subtomograms(
+    output: Path = typer.Option(..., "--output", "-o", help="Dataset (.zarr)."),
+    structures: str = typer.Option("1bxn,3j9i,4v4r_30S", "--structures",
+                                   help="Comma-separated template names."),
+    n_per_class: int = typer.Option(100, "--n", min=1, help="Subtomograms per class."),
+    box: int = typer.Option(40, "--box"),
+    voxel_size: float = typer.Option(9.2, "--voxel-size", help="Å."),
+    snr: float = typer.Option(0.1, "--snr", help="Measured on the subtomograms."),
+    max_tilt: float = typer.Option(60.0, "--max-tilt", help="± degrees."),
+    defocus: float = typer.Option(5.0, "--defocus", help="µm, positive = underfocus."),
+    empty: bool = typer.Option(True, "--empty/--no-empty", help="Add a noise-only class."),
+    seed: int = options.Seed,
+) -> None:
+    """A labelled subtomogram dataset after Xu et al. 2017 (one zarr store)."""
+    from ..simulate.subtomograms import SubtomogramParams, save_dataset, simulate_subtomograms
+
+    params = SubtomogramParams(box=box, voxel_size_A=voxel_size, snr=snr,
+                               max_tilt_deg=max_tilt, defocus_um=defocus,
+                               include_empty=empty, seed=seed)
+    names = [s.strip() for s in structures.split(",") if s.strip()]
+    data = simulate_subtomograms(names, n_per_class, params)
+    save_dataset(output, data)
+    typer.echo(f"wrote {output}: {len(data['labels'])} subtomograms of {box}³, classes "
+               + ", ".join(data["class_names"]))
