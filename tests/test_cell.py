@@ -67,3 +67,18 @@ def test_same_seed_same_cell():
     a, b = make_cell(CellParams(**small)), make_cell(CellParams(**small))
     np.testing.assert_array_equal(a[0].data, b[0].data)
     np.testing.assert_array_equal(a[1].data, b[1].data)
+
+
+def test_labels_agree_with_the_imaged_tomogram(cell):
+    """Microtubule and membrane voxels are dense in the reconstruction too (no CTF, no noise)."""
+    from tomoscribe.simulate.imaging import ImagingParams, image_volume
+
+    density, labels, _, _ = cell
+    tomogram = image_volume(density.data, 10.0, ImagingParams(
+        snr=None, apply_ctf=False, apply_mtf=False, tilt_step_deg=3.0))["tomogram"]
+    lab = labels.data
+    in_ice = density.data > -0.5
+    background = tomogram[(lab == 0) & in_ice]
+    for name in ("microtubule", "membrane", "gold"):
+        on = tomogram[lab == CELL_CLASS_IDS[name]]
+        assert on.mean() > background.mean() + 0.5 * background.std(), name

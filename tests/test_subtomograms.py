@@ -60,3 +60,21 @@ def test_bad_inputs_are_refused(tmp_path):
     (tmp_path / "junk.zarr").mkdir()
     with pytest.raises(InputFileError):
         load_dataset(tmp_path / "junk.zarr")
+
+
+def test_crowded_subtomograms_carry_a_centre_mask(tmp_path):
+    params = SubtomogramParams(box=40, snr=None, include_empty=False, crowded_neighbours=4)
+    data = simulate_subtomograms(["1s3x", "3gl1"], 3, params)
+    lonely = simulate_subtomograms(["1s3x", "3gl1"], 3, SubtomogramParams(
+        box=40, snr=None, include_empty=False))
+    masks = data["centre_masks"].astype(bool)
+    assert masks.shape == data["volumes"].shape and masks.any(axis=(1, 2, 3)).all()
+    # The first particle has the same pose in both sets (neighbours are drawn after it):
+    # the neighbours add density outside its mask, and the mask covers its own density.
+    np.testing.assert_array_equal(data["rotations"][0], lonely["rotations"][0])
+    extra = np.abs(data["volumes"][0] - lonely["volumes"][0])
+    assert extra[~masks[0]].sum() > 0.1 * np.abs(lonely["volumes"][0]).sum()
+    assert extra[masks[0]].mean() < extra[~masks[0]].max()
+    save_dataset(tmp_path / "c.zarr", data)
+    np.testing.assert_array_equal(load_dataset(tmp_path / "c.zarr")["centre_masks"][...],
+                                  data["centre_masks"])

@@ -6,7 +6,9 @@ map) is resampled to the dataset's voxel size (default 9.2 Å) in a cubic box (d
 projected over the tilt range, passed through the CTF (default 300 kV, Cs 2 mm, 5 µm
 underfocus) and the detector MTF ``sinc(πω/2)``, made noisy, and reconstructed by
 weighted back-projection, so each carries the missing wedge.  An ``empty`` class holds
-noise only.
+noise only.  Crowded datasets add neighbours (other templates, random orientations,
+cut by the box edge) around each centre particle and store a voxel mask of the centre
+particle, for voxelwise segmentation (Zeng et al. 2017).
 
 SNR is defined on the subtomogram, as measured by Frank & Al-Ali 1975: with two
 independent noise realisations of one particle correlating at c, SNR = c / (1 − c) =
@@ -57,6 +59,7 @@ class SubtomogramParams:
     include_empty: bool = True
     seed: int = 0
     noise_seed: int | None = None  # separate noise stream: same particles, new noise
+    crowded_neighbours: int = 0    # > 0: that many neighbours around each centre particle
 
     def imaging(self) -> ImagingParams:
         return ImagingParams(max_tilt_deg=self.max_tilt_deg, tilt_step_deg=self.tilt_step_deg,
@@ -111,6 +114,34 @@ def rotate_and_shift(volume: np.ndarray, rotation: Rotation, shift_zyx) -> np.nd
                                           mode="constant").astype(np.float32)
 
 
+def add_neighbours(particle: np.ndarray, centre_mask: np.ndarray, templates: list,
+                   count: int, rng: np.random.Generator) -> np.ndarray:
+    """Add ``count`` randomly rotated neighbours around a centre particle, not overlapping it.
+
+    Neighbours are drawn from ``templates`` (boxed arrays of the same size), placed with
+    their centres up to one box edge from the centre so that they are cut by the box
+    as in a real crowded subtomogram, and never overlap the centre particle or each
+    other (their masks, dilated by one voxel, stay apart).
+    """
+    n = particle.shape[0]
+    out = particle.copy()
+    occupied = scipy.ndimage.binary_dilation(centre_mask, iterations=1)
+    placed = 0
+    for _attempt in range(count * 50):
+        if placed == count:
+            break
+        template = templates[int(rng.integers(len(templates)))]
+        offset = rng.uniform(-0.75 * n, 0.75 * n, 3)
+        neighbour = rotate_and_shift(template, Rotation.random(random_state=rng), offset)
+        mask = neighbour > 0.1 * max(float(template.max()), 1e-12)
+        if not mask.any() or (mask & occupied).any():
+            continue
+        out += neighbour * mask
+        occupied |= scipy.ndimage.binary_dilation(mask, iterations=1)
+        placed += 1
+    return out
+
+
 def reconstruct_clean(particle: np.ndarray, voxel_size_A: float, imaging: ImagingParams):
     """Noiseless subtomogram of ``particle`` and the tilt geometry."""
     series, angles, _ = noiseless_tilt_series(particle, voxel_size_A, imaging)
@@ -141,7 +172,9 @@ def simulate_subtomograms(structures: list[str], n_per_class: int,
     -------
     dict with ``volumes`` float32 (N, box, box, box), ``labels`` int (N,),
     ``class_names`` list, ``rotations`` (N, 3, 3), ``euler_zyz_deg`` (N, 3),
-    ``shifts_zyx`` (N, 3) voxels, ``noise_sigma`` (N,), and ``params``.
+    ``shifts_zyx`` (N, 3) voxels, ``noise_sigma`` (N,), ``params``, and with
+    ``crowded_neighbours`` > 0 also ``centre_masks`` uint8 (N, box, box, box): the
+    voxels of the centre particle (its density above 10% of its maximum).
     """
     params.validate()
     if n_per_class < 1:
@@ -156,7 +189,7 @@ def simulate_subtomograms(structures: list[str], n_per_class: int,
         boxes[name] = template_in_box(volume, params.voxel_size_A, params.box)
     class_names = list(structures) + ([EMPTY] if params.include_empty else [])
 
-    volumes, labels, rotations, shifts, sigmas = [], [], [], [], []
+    volumes, labels, rotations, shifts, sigmas, masks = [], [], [], [], [], []
     gain = None
     signal_vars = []
     noise_rng = np.random.default_rng(
@@ -168,8 +201,13 @@ def simulate_subtomograms(structures: list[str], n_per_class: int,
             if name == EMPTY:
                 clean = np.zeros((params.box,) * 3, np.float32)
                 shape, angles = None, None
+                masks.append(np.zeros((params.box,) * 3, bool))
             else:
                 particle = rotate_and_shift(boxes[name], rotation, shift)
+                masks.append(particle > 0.1 * particle.max())
+                if params.crowded_neighbours:
+                    particle = add_neighbours(particle, masks[-1], list(boxes.values()),
+                                              params.crowded_neighbours, rng)
                 clean, shape, angles = reconstruct_clean(particle, params.voxel_size_A, imaging)
                 signal_vars.append(float(clean.var()))
             volumes.append(clean); labels.append(label)
@@ -188,7 +226,8 @@ def simulate_subtomograms(structures: list[str], n_per_class: int,
         volumes[i] = clean + weighted_back_projection(noise, geometry[1], params.box)
         sigmas.append(sigma)
     rot = np.array(rotations)
-    return {
+    extra = {"centre_masks": np.stack(masks).astype(np.uint8)} if params.crowded_neighbours else {}
+    return {**extra,
         "volumes": np.stack(volumes).astype(np.float32), "labels": np.array(labels),
         "class_names": class_names, "rotations": rot,
         "euler_zyz_deg": Rotation.from_matrix(rot).as_euler("ZYZ", degrees=True),
@@ -204,7 +243,9 @@ def save_dataset(path: str | os.PathLike, dataset: dict) -> Path:
     with atomic_path(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         for key in ("volumes", "labels", "rotations", "euler_zyz_deg", "shifts_zyx",
-                    "noise_sigma"):
+                    "noise_sigma", "centre_masks"):
+            if key not in dataset:
+                continue
             value = np.asarray(dataset[key])
             chunks = (min(64, value.shape[0]),) + value.shape[1:]
             group.create_array(key, shape=value.shape, dtype=value.dtype, chunks=chunks)[...] = value
@@ -225,7 +266,8 @@ def load_dataset(path: str | os.PathLike) -> dict:
         group = zarr.open_group(str(path), mode="r")
         meta = json.loads(group.attrs["tomoscribe_subtomograms"])
         data = {key: group[key] for key in ("volumes", "labels", "rotations", "euler_zyz_deg",
-                                            "shifts_zyx", "noise_sigma")}
+                                            "shifts_zyx", "noise_sigma", "centre_masks")
+                if key in group}
     except Exception as err:  # zarr and json raise many types for damaged stores
         raise InputFileError(f"{path} is not a tomoscribe subtomogram dataset ({err}).") from err
     data.update(meta)
