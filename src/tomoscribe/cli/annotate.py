@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -162,7 +163,8 @@ def train(
                      [training_set], extra={"amplitude": model.amplitude,
                                             "final": history[-1]})
     last = history[-1]
-    val = f", validation loss {last['validation_loss']:.3f}" if last["validation_loss"] else ""
+    val = (f", validation loss {last['validation_loss']:.3f}"
+           if last["validation_loss"] is not None else "")
     typer.echo(f"wrote {output}: {model.feature!r}, train loss {last['train_loss']:.3f}{val}, "
                f"amplitude {model.amplitude:.3f}")
 
@@ -195,8 +197,6 @@ def segment(
                              "in separate calls or out-dirs.")
     stem = tomogram.name.split(".")[0]
     paths = [out_dir / f"{stem}_{m.feature}.{fmt}" for m in loaded]
-    import contextlib
-
     with contextlib.ExitStack() as stack:
         outs = [stack.enter_context(create_volume(p, volume.shape, np.float32,
                                                   volume.voxel_size_A, volume.origin_A,
