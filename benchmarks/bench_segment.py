@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arch", default="chen2017")
+    parser.add_argument("--precision", default="fp32", help="fp32, tf32 or bf16 (CUDA)")
     args = parser.parse_args()
 
     spec = ArchitectureSpec(args.arch, 2 if args.arch == "chen2017-2.5d" else 0)
@@ -50,13 +51,15 @@ def main() -> None:
         for _ in range(args.repeats):
             start = time.perf_counter()
             with create_volume(Path(tmp) / "out.mrc", shape, np.float32, (10.0,) * 3) as out:
-                segment_into(volume, [model], [out], device=args.device)
+                segment_into(volume, [model], [out], device=args.device,
+                             precision=args.precision)
             if args.device == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
     voxels = float(np.prod(shape))
     median = statistics.median(times)
-    print(f"segment {args.arch} on {shape[2]}x{shape[1]}x{shape[0]} ({args.device}, "
+    print(f"segment {args.arch} on {shape[2]}x{shape[1]}x{shape[0]} ({args.device} "
+          f"{args.precision}, "
           f"{torch.get_num_threads()} threads): median {median:.2f} s of {args.repeats}, "
           f"{voxels / median / 1e6:.3f} Mvoxel/s per feature "
           f"(runs: {', '.join(f'{t:.2f}' for t in times)})")

@@ -66,12 +66,21 @@ def test_nan_tomogram_is_refused():
         segment_array(volume, [_model()], device="cpu")
 
 
+def test_reduced_precision_needs_cuda():
+    from tomoscribe.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="CUDA"):
+        segment_array(_volume((1, 32, 32)), [_model()], device="cpu", precision="bf16")
+    with pytest.raises(ParameterError, match="precision"):
+        segment_array(_volume((1, 32, 32)), [_model()], device="cpu", precision="fp8")
+
+
 @pytest.mark.cuda
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize("precision,tolerance", [("fp32", 1e-4), ("tf32", 3e-2), ("bf16", 0.2)])
+def test_cuda_matches_cpu(precision, tolerance):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    torch.backends.cudnn.allow_tf32 = False
     volume, model = _volume((3, 64, 96)), _model()
     (cpu,) = segment_array(volume, [model], device="cpu")
-    (gpu,) = segment_array(volume, [model], device="cuda")
-    np.testing.assert_allclose(cpu.data, gpu.data, atol=1e-4)
+    (gpu,) = segment_array(volume, [model], device="cuda", precision=precision)
+    np.testing.assert_allclose(cpu.data, gpu.data, atol=tolerance)

@@ -178,6 +178,8 @@ def segment(
     rescale: bool = typer.Option(False, "--rescale", help="Resample when the voxel size "
                                  "differs from the model's by more than 5%."),
     device: str = options.Device,
+    precision: str = typer.Option("fp32", "--precision", help="CUDA arithmetic: fp32, tf32 "
+                                  "or bf16 (see docs/performance.md for speed and error)."),
     voxel_size: float = options.VoxelSize,
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
@@ -202,10 +204,10 @@ def segment(
                                                   volume.voxel_size_A, volume.origin_A,
                                                   overwrite=overwrite)) for p in paths]
         segment_into(volume, loaded, outs, device=device, rescale=rescale,
-                     show_progress=not quiet)
+                     show_progress=not quiet, precision=precision)
     for path, model, model_path in zip(paths, loaded, models):
         write_provenance(path, "segment", {"feature": model.feature, "rescale": rescale,
-                                           "amplitude": model.amplitude,
+                                           "amplitude": model.amplitude, "precision": precision,
                                            "architecture": model.spec.as_dict()},
                          [tomogram, model_path], extra={"feature": model.feature})
         typer.echo(f"wrote {path}")

@@ -12,11 +12,15 @@ tomogram whose in-plane voxel size differs from its own by more than 5% unless
 ``rescale`` is asked for; then each slice is resampled to the model's voxel size,
 segmented, and the answer resampled back onto the tomogram's grid.
 
-This is the reference engine (PyTorch direct convolution, CPU threads or CUDA).
+This is the reference engine (PyTorch direct convolution, CPU threads or CUDA).  On
+CUDA, ``precision`` chooses the arithmetic: ``fp32`` (default; TF32 switched off, equal
+to the CPU within 1e-4), ``tf32`` (cuDNN's TensorFloat-32 convolutions) or ``bf16``
+(autocast to bfloat16); docs/performance.md gives their speed and error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Sequence
 
@@ -31,7 +35,9 @@ from .modelfile import FeatureModel
 from .train import resolve_device
 
 VOXEL_SIZE_TOLERANCE = 0.05
-#: Activations per strip are kept near this many bytes (per batch).
+PRECISIONS = ("fp32", "tf32", "bf16")
+#: Activations per strip are kept near this many bytes (per batch).  A budget 8× larger
+#: on an H100 measured no faster (the pipeline is bound by host copies and file I/O).
 _STRIP_BUDGET_BYTES = 512 * 2**20
 
 
@@ -84,9 +90,31 @@ def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.devi
     return out[:, :h, :w] / model.amplitude
 
 
+@contextlib.contextmanager
+def precision_mode(precision: str, device: torch.device):
+    """Set the convolution arithmetic for the duration of a ``with`` block."""
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    if device.type != "cuda":
+        if precision != "fp32":
+            raise ParameterError(f"--precision {precision} needs a CUDA device; CPUs run fp32.")
+        yield
+        return
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        if precision == "bf16":
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def segment_into(volume: Volume, models: Sequence[FeatureModel], outputs: Sequence,
                  device: str = "auto", rescale: bool = False, batch_slices: int | None = None,
-                 show_progress: bool = False) -> None:
+                 show_progress: bool = False, precision: str = "fp32") -> None:
     """Segment ``volume`` with each model into the matching writable array.
 
     Parameters
@@ -101,12 +129,19 @@ def segment_into(volume: Volume, models: Sequence[FeatureModel], outputs: Sequen
         Resample slices whose voxel size is off by more than 5%.
     batch_slices : int, optional
         Slices per batch; by default as many as fit a ~512 MB budget.
+    precision : "fp32", "tf32" or "bf16"
+        Arithmetic on CUDA (CPUs run fp32).
     """
     if len(models) != len(outputs):
         raise ParameterError("give one output per model.")
     if not models:
         raise ParameterError("give at least one model to segment with.")
     dev = resolve_device(device)
+    with precision_mode(precision, dev):
+        _segment(volume, models, outputs, dev, rescale, batch_slices, show_progress)
+
+
+def _segment(volume, models, outputs, dev, rescale, batch_slices, show_progress) -> None:
     scales = [check_voxel_size(volume, m, rescale) for m in models]
     for m in models:
         m.network.to(dev).eval()
