@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.ndimage
 
 from .errors import ParameterError
@@ -159,8 +160,6 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
                 settings.tile_size)
             painted_vol = Volume(painted, tomogram.voxel_size_A)
             write_volume(out / "annotations" / f"{feature}_painted.mrc", painted_vol)
-            import pandas as pd
-
             boxes = pd.DataFrame(np.vstack([pos, neg])[:, ::-1], columns=["x", "y", "z"])
             boxes["label"] = ["positive"] * len(pos) + ["negative"] * len(neg)
             write_points_csv(out / "annotations" / f"{feature}_boxes.csv", boxes)

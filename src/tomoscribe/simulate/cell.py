@@ -89,7 +89,7 @@ def make_cell(params: CellParams = CellParams()):
     state = {"next_instance": 1}
     nz, ny, nx = params.shape
 
-    def stamp(box, mask, value, class_id):
+    def stamp(box, mask, class_id):
         """Label ``mask`` (inside the slice tuple ``box``) as a new object."""
         labels[box][mask] = class_id
         instances[box][mask] = state["next_instance"]
@@ -106,7 +106,7 @@ def make_cell(params: CellParams = CellParams()):
         profile, mask = _bilayer(np.broadcast_to(signed, (ny, nx)), nm)
         density += profile[None]
         full = np.broadcast_to(mask[None], params.shape)
-        stamp((slice(None),) * 3, full, 1.0, CELL_CLASS_IDS["membrane"])
+        stamp((slice(None),) * 3, full, CELL_CLASS_IDS["membrane"])
         inside_cell = signed > 3 * nm
 
     # Cytoplasm: weak smooth texture inside the cell.
@@ -132,7 +132,7 @@ def make_cell(params: CellParams = CellParams()):
             for offset in offsets:
                 profile, mask = _bilayer(dist - (radius + offset), nm)
                 density[box] += profile
-                stamp(box, mask, 1.0, CELL_CLASS_IDS["membrane"])
+                stamp(box, mask, CELL_CLASS_IDS["membrane"])
             occupied[box] |= dist <= radius + 4 * nm
             break
 
@@ -153,7 +153,7 @@ def make_cell(params: CellParams = CellParams()):
             dist = scipy.ndimage.distance_transform_edt(~mask_curve[box])
             tube = (dist <= outer * nm) & (dist >= inner * nm) & (labels[box] == 0)
             density[box] += scipy.ndimage.gaussian_filter(tube.astype(np.float32), 0.5)
-            stamp(box, tube, 1.0, CELL_CLASS_IDS[kind])
+            stamp(box, tube, CELL_CLASS_IDS[kind])
     occupied = scipy.ndimage.binary_dilation(labels > 0, iterations=2)
 
     # Macromolecules from the template library, never overlapping.
@@ -184,7 +184,7 @@ def make_cell(params: CellParams = CellParams()):
             particle = rotate_and_shift(template, rotation, (0, 0, 0))
             mask = particle > 0.15
             density[box] += particle * mask
-            stamp(box, mask, 1.0, TEMPLATE_CLASS_BASE + index)
+            stamp(box, mask, TEMPLATE_CLASS_BASE + index)
             occupied[box] |= scipy.ndimage.binary_dilation(mask, iterations=1)
             centre = corner + n // 2
             rot, tilt, psi = rotation.as_euler("ZYZ", degrees=True)
@@ -213,7 +213,7 @@ def make_cell(params: CellParams = CellParams()):
             zz, yy, xx = np.ogrid[box]
             ball = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
             density[box] += 8.0 * ball
-            stamp(box, ball, 8.0, CELL_CLASS_IDS["gold"])
+            stamp(box, ball, CELL_CLASS_IDS["gold"])
             occupied[box] |= ball
             break
 
@@ -222,7 +222,7 @@ def make_cell(params: CellParams = CellParams()):
         edge[:, :, : max(2, nx // 16)] = True
         edge &= labels == 0
         density += 0.7 * edge
-        stamp((slice(None),) * 3, edge, 0.7, CELL_CLASS_IDS["carbon"])
+        stamp((slice(None),) * 3, edge, CELL_CLASS_IDS["carbon"])
 
     # Ice: everything outside the ice layer is vacuum, contrast −1 relative to ice.
     thickness = np.linspace(*params.ice_thickness_nm, nx) * nm
