@@ -1,0 +1,243 @@
+"""Missing-wedge-aware alignment of subtomograms to a reference, and wedge-weighted averaging.
+
+Scoring is the constrained cross-correlation of Förster et al. 2008: the reference,
+rotated into each candidate orientation, is seen through the particle's own missing
+wedge (and a common low-pass), and the correlation is normalised by the energies of
+particle and reference *inside that wedge*, so an orientation is not favoured for
+putting the reference's strong Fourier components where the particle has no data.
+Every translation is scored at once by FFT; the peak is searched within a sphere of
+``max_shift`` voxels.  Averaging is done in Fourier space: each particle is turned
+back into the reference frame, its transform summed, and each coefficient divided
+by the number of particles whose (rotated) wedge measured it, which fills the wedge.
+
+Everything runs in PyTorch on the CPU or a CUDA device, in batches sized by a
+memory budget.  Rotation of volumes is trilinear (``grid_sample``) about voxel n//2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.spatial.transform import Rotation
+
+from .rotations import zyx_matrix
+from .wedge import wedge_mask
+
+_BUDGET = 2**24  # voxels per batched FFT
+
+
+def resample(volumes: torch.Tensor, matrices_zyx: torch.Tensor,
+             shifts_zyx: torch.Tensor | None = None) -> torch.Tensor:
+    """Sample ``volumes`` (m, n, n, n) (or one (n, n, n) for all) at y = A (x − c) + c + s.
+
+    ``A`` are (m, 3, 3) matrices acting on (z, y, x) index vectors, ``s`` (m, 3) shifts
+    in voxels, c = n // 2.  Outside the box reads 0.
+    """
+    m = matrices_zyx.shape[0]
+    n = volumes.shape[-1]
+    dev, dtype = volumes.device, volumes.dtype
+    axis = torch.arange(n, device=dev, dtype=dtype) - n // 2
+    zz, yy, xx = torch.meshgrid(axis, axis, axis, indexing="ij")
+    grid = torch.stack([zz, yy, xx], -1).reshape(-1, 3)  # (n³, 3) x − c
+    a = matrices_zyx.to(dev, dtype)
+    pos = torch.einsum("mij,vj->mvi", a, grid) + n // 2
+    if shifts_zyx is not None:
+        pos = pos + shifts_zyx.to(dev, dtype)[:, None, :]
+    norm = pos * (2.0 / (n - 1)) - 1.0
+    norm = norm.flip(-1).reshape(m, n, n, n, 3)  # grid_sample wants (x, y, z)
+    source = volumes if volumes.dim() == 4 else volumes.expand(m, n, n, n)
+    return F.grid_sample(source[:, None], norm, mode="bilinear", padding_mode="zeros",
+                         align_corners=True)[:, 0]
+
+
+def rotate_reference(reference: torch.Tensor, rotations: Rotation) -> torch.Tensor:
+    """The reference turned into each orientation (reference → particle)."""
+    inverse = zyx_matrix(rotations.inv().as_matrix()).reshape(-1, 3, 3)
+    return resample(reference, torch.as_tensor(inverse, dtype=reference.dtype))
+
+
+def soft_sphere(n: int, radius: float, edge: float = 3.0, device="cpu") -> torch.Tensor:
+    """1 inside ``radius`` voxels of voxel n//2, cosine fall-off over ``edge`` voxels."""
+    axis = torch.arange(n, device=device, dtype=torch.float32) - n // 2
+    r = torch.sqrt(axis[:, None, None] ** 2 + axis[None, :, None] ** 2 + axis[None, None, :] ** 2)
+    t = ((r - radius) / edge).clamp(0, 1)
+    return 0.5 * (1 + torch.cos(math.pi * t))
+
+
+def lowpass_filter(n: int, voxel_size_A: float, resolution_A: float | None,
+                   device="cpu") -> torch.Tensor:
+    """rfftn-grid filter: 1 below ``1/resolution_A``, cosine edge over 2 shells, no DC."""
+    fz = torch.fft.fftfreq(n, device=device)[:, None, None]
+    fy = torch.fft.fftfreq(n, device=device)[None, :, None]
+    fx = torch.fft.rfftfreq(n, device=device)[None, None, :]
+    shell = torch.sqrt(fz**2 + fy**2 + fx**2) * n
+    if resolution_A is None:
+        filt = (shell <= n / 2).float()
+    else:
+        cut = n * voxel_size_A / resolution_A
+        filt = 0.5 * (1 + torch.cos(math.pi * ((shell - cut + 1) / 2).clamp(0, 1)))
+    filt[0, 0, 0] = 0.0
+    return filt
+
+
+def hermitian_weights(n: int, device="cpu") -> torch.Tensor:
+    """Weights making sums over the rfftn half grid equal to sums over the full grid."""
+    w = torch.full((n // 2 + 1,), 2.0, device=device)
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+def shift_window(n: int, max_shift: float, device="cpu") -> torch.Tensor:
+    """Boolean (n, n, n): FFT-correlation lags (wrapped) within ``max_shift`` voxels."""
+    lag = torch.fft.fftfreq(n, d=1.0 / n, device=device)
+    r2 = lag[:, None, None] ** 2 + lag[None, :, None] ** 2 + lag[None, None, :] ** 2
+    return r2 <= max_shift**2 + 1e-6
+
+
+class Aligner:
+    """Scores orientations and translations of particles against one reference.
+
+    Parameters
+    ----------
+    particles : (p, n, n, n) float tensor, already in the tomogram frame.
+    voxel_size_A, tilt_range_deg : sampling and the tilt range of the particles' wedge.
+    mask_radius : radius (voxels) of the soft spherical mask on particle and reference.
+    max_shift : largest translation searched (voxels).
+    """
+
+    def __init__(self, particles: torch.Tensor, voxel_size_A: float, tilt_range_deg,
+                 mask_radius: float, max_shift: float):
+        self.n = particles.shape[-1]
+        self.device = particles.device
+        self.voxel_size_A = voxel_size_A
+        self.mask = soft_sphere(self.n, mask_radius, device=self.device)
+        self.wedge = wedge_mask(self.n, tilt_range_deg).to(self.device)
+        self.weights = hermitian_weights(self.n, self.device)
+        self.window = shift_window(self.n, max_shift, self.device)
+        self.particles = particles
+        self._filter_res = None
+
+    def _particle_spectra(self, index: torch.Tensor, filt: torch.Tensor) -> torch.Tensor:
+        p = self.particles[index]
+        p = (p - p.mean(dim=(1, 2, 3), keepdim=True)) * self.mask
+        fp = torch.fft.rfftn(p, dim=(1, 2, 3)) * (filt * self.wedge)
+        energy = (fp.abs() ** 2 * self.weights).sum(dim=(1, 2, 3))
+        return fp / energy.clamp_min(1e-20).sqrt()[:, None, None, None]
+
+    def _reference_spectra(self, rotated: torch.Tensor, filt: torch.Tensor) -> torch.Tensor:
+        fr = torch.fft.rfftn(rotated * self.mask, dim=(1, 2, 3)) * (filt * self.wedge)
+        energy = (fr.abs() ** 2 * self.weights).sum(dim=(1, 2, 3))
+        return fr / energy.clamp_min(1e-20).sqrt()[:, None, None, None]
+
+    def _best_lag(self, fp: torch.Tensor, fr: torch.Tensor):
+        """Max correlation over allowed lags: fp (a, 1, …) × fr (a or 1, k, …) → (a, k)."""
+        cc = torch.fft.irfftn(fp * fr.conj(), s=(self.n,) * 3, dim=(-3, -2, -1)) * self.n**3
+        cc = cc.masked_fill(~self.window, -float("inf"))
+        flat = cc.flatten(-3)
+        score, where = flat.max(-1)
+        return score, where
+
+    def _lag_to_shift(self, where: torch.Tensor) -> torch.Tensor:
+        n = self.n
+        z, rem = where // (n * n), where % (n * n)
+        y, x = rem // n, rem % n
+        lag = torch.stack([z, y, x], -1).float()
+        return torch.where(lag > n // 2, lag - n, lag)
+
+    def search_global(self, reference: torch.Tensor, rotations: Rotation,
+                      resolution_A: float | None, progress=None):
+        """Best of one shared set of orientations for every particle.
+
+        Returns
+        -------
+        best_index (p,) into ``rotations``, shifts_zyx (p, 3) voxels, scores (p,)
+        """
+        filt = lowpass_filter(self.n, self.voxel_size_A, resolution_A, self.device)
+        p = self.particles.shape[0]
+        best = torch.full((p,), -float("inf"), device=self.device)
+        best_idx = torch.zeros(p, dtype=torch.long, device=self.device)
+        best_lag = torch.zeros(p, dtype=torch.long, device=self.device)
+        k_total = len(rotations)
+        chunk_k = max(1, min(k_total, _BUDGET // (self.n**3 * 8)))
+        chunk_p = max(1, _BUDGET // (self.n**3 * chunk_k))
+        for k0 in range(0, k_total, chunk_k):
+            rot = rotations[k0:k0 + chunk_k]
+            fr = self._reference_spectra(rotate_reference(reference, rot), filt)
+            for p0 in range(0, p, chunk_p):
+                idx = torch.arange(p0, min(p, p0 + chunk_p), device=self.device)
+                fp = self._particle_spectra(idx, filt)
+                score, where = self._best_lag(fp[:, None], fr[None])
+                top, arg = score.max(1)
+                better = top > best[idx]
+                best[idx] = torch.where(better, top, best[idx])
+                best_idx[idx] = torch.where(better, arg + k0, best_idx[idx])
+                best_lag[idx] = torch.where(better, where.gather(1, arg[:, None])[:, 0],
+                                            best_lag[idx])
+            if progress is not None:
+                progress(min(k_total, k0 + chunk_k) / k_total)
+        return best_idx.cpu().numpy(), self._lag_to_shift(best_lag).cpu().numpy(), \
+            best.cpu().numpy()
+
+    def search_local(self, reference: torch.Tensor, current: Rotation, offsets: Rotation,
+                     resolution_A: float | None):
+        """Best of ``offset * current[i]`` for each particle i.
+
+        Returns
+        -------
+        rotations (Rotation of p), shifts_zyx (p, 3) voxels, scores (p,)
+        """
+        filt = lowpass_filter(self.n, self.voxel_size_A, resolution_A, self.device)
+        p, k = len(current), len(offsets)
+        chunk_p = max(1, _BUDGET // (self.n**3 * k * 2))
+        out_rot, out_shift, out_score = [], [], []
+        for p0 in range(0, p, chunk_p):
+            idx = torch.arange(p0, min(p, p0 + chunk_p), device=self.device)
+            m = len(idx)
+            cand = Rotation.concatenate([offsets * current[int(i)] for i in idx])
+            fr = self._reference_spectra(rotate_reference(reference, cand), filt)
+            fr = fr.reshape(m, k, *fr.shape[1:])
+            fp = self._particle_spectra(idx, filt)[:, None]
+            score, where = self._best_lag(fp, fr)
+            top, arg = score.max(1)
+            lag = where.gather(1, arg[:, None])[:, 0]
+            out_rot.append(cand[(np.arange(m) * k + arg.cpu().numpy())])
+            out_shift.append(self._lag_to_shift(lag).cpu().numpy())
+            out_score.append(top.cpu().numpy())
+        return Rotation.concatenate(out_rot), np.concatenate(out_shift), np.concatenate(out_score)
+
+
+def wedge_weighted_sum(particles: torch.Tensor, rotations: Rotation, shifts_zyx: np.ndarray,
+                       tilt_range_deg, batch: int = 32):
+    """Fourier sum of particles turned back into the reference frame, and the count of
+    particles that measured each coefficient.
+
+    Returns
+    -------
+    sum_ft : complex tensor (n, n, n//2+1)
+    count : float tensor (n, n, n//2+1)
+    """
+    n = particles.shape[-1]
+    dev = particles.device
+    sum_ft = torch.zeros((n, n, n // 2 + 1), dtype=torch.complex64, device=dev)
+    count = torch.zeros((n, n, n // 2 + 1), device=dev)
+    matrices = rotations.as_matrix().reshape(-1, 3, 3)
+    for p0 in range(0, len(rotations), batch):
+        sl = slice(p0, p0 + batch)
+        forward = torch.as_tensor(zyx_matrix(matrices[sl]), dtype=torch.float32)
+        shifts = torch.as_tensor(np.asarray(shifts_zyx[sl]), dtype=torch.float32)
+        back = resample(particles[sl], forward, shifts)
+        back = back - back.mean(dim=(1, 2, 3), keepdim=True)
+        sum_ft += torch.fft.rfftn(back, dim=(1, 2, 3)).sum(0)
+        count += wedge_mask(n, tilt_range_deg, matrices[sl]).to(dev).sum(0)
+    return sum_ft, count
+
+
+def finish_average(sum_ft: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Divide each coefficient by its count (at least 1); the real-space map."""
+    n = sum_ft.shape[0]
+    return torch.fft.irfftn(sum_ft / count.clamp_min(1.0), s=(n, n, n))

@@ -1,0 +1,82 @@
+"""Cutting subtomograms out of a tomogram at picked positions.
+
+A box of ``box`` voxels (even or odd) is centred on the voxel nearest each pick
+(voxel ``box // 2`` of the box is the pick's voxel); the rounding residual is kept
+in the table (``shift_x/y/z``, voxels) for later alignment.  Particles whose box
+crosses the tomogram's faces are skipped (``edge="skip"``, the default; the number
+is reported) or padded with the mean of the part that lies inside
+(``edge="pad"``).  Each subtomogram is normalised to mean 0 and standard deviation 1
+inside its box and, with ``invert``, multiplied by −1 so that protein is bright
+(tomograms show it dark).  Z-projections (the sum along z) are what 2D
+classification looks at.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError
+from ..volume import Volume
+
+
+def rescale_positions(table: pd.DataFrame, from_voxel_A: float, to_voxel_A: float) -> pd.DataFrame:
+    """Coordinates picked on a binned (or unbinned) copy, in voxels of another sampling.
+
+    Voxel i of a map binned by block averaging covers voxels [b·i, b·i + b) of the
+    original, so a position x maps to (x + ½)·r − ½ with r = from / to.
+    """
+    ratio = from_voxel_A / to_voxel_A
+    out = table.copy()
+    for axis in "xyz":
+        out[axis] = (table[axis].astype(float) + 0.5) * ratio - 0.5
+    return out
+
+
+def extract_subtomograms(volume: Volume, table: pd.DataFrame, box: int, edge: str = "skip",
+                         invert: bool = False):
+    """Cut ``box``³ subtomograms at the table's x, y, z (voxel index units).
+
+    Returns
+    -------
+    stack : float32 array (p, box, box, box)
+    kept : DataFrame of the particles extracted (with ``shift_x/y/z``), in stack order
+    """
+    if edge not in ("skip", "pad"):
+        raise ParameterError(f"edge must be 'skip' or 'pad', got {edge!r}.")
+    shape = np.array(volume.shape)
+    if box < 4:
+        raise ParameterError(f"the box must be at least 4 voxels, got {box}.")
+    if np.any(box > shape):
+        raise ParameterError(f"the box ({box} voxels) is larger than the tomogram "
+                             f"(x, y, z size {tuple(int(s) for s in shape[::-1])}).")
+    centres = np.rint(table[["z", "y", "x"]].to_numpy(float)).astype(int)
+    lo = centres - box // 2
+    hi = lo + box
+    crosses = np.any((lo < 0) | (hi > shape), axis=1)
+    keep = ~crosses if edge == "skip" else np.ones(len(table), bool)
+    stack = np.zeros((int(keep.sum()), box, box, box), np.float32)
+    for out_i, i in enumerate(np.flatnonzero(keep)):
+        a = np.maximum(lo[i], 0)
+        b = np.minimum(hi[i], shape)
+        if np.any(b <= a):
+            raise ParameterError(f"particle {i} lies outside the tomogram.")
+        piece = np.asarray(volume.data[a[0]:b[0], a[1]:b[1], a[2]:b[2]], np.float32)
+        if crosses[i]:
+            cube = np.full((box,) * 3, float(piece.mean()), np.float32)
+            d = a - lo[i]
+            cube[d[0]:d[0] + piece.shape[0], d[1]:d[1] + piece.shape[1],
+                 d[2]:d[2] + piece.shape[2]] = piece
+            piece = cube
+        piece = (piece - piece.mean()) / max(float(piece.std()), 1e-12)
+        stack[out_i] = -piece if invert else piece
+    kept = table[keep].copy()
+    residual = table[["z", "y", "x"]].to_numpy(float)[keep] - centres[keep]
+    kept["shift_z"], kept["shift_y"], kept["shift_x"] = residual.T
+    kept["padded"] = crosses[keep]
+    return stack, kept.reset_index(drop=True)
+
+
+def z_projections(stack: np.ndarray) -> np.ndarray:
+    """Sum of each subtomogram along z: (p, box, box)."""
+    return np.asarray(stack, np.float32).sum(axis=1)
