@@ -57,9 +57,19 @@ def write_particles(path: str | os.PathLike, table: pd.DataFrame, voxel_size_A: 
         return write_imod_points(path, table)
     if suffix == ".json":
         return _write_copick(path, table, voxel_size_A, object_name)
+    table["voxel_size_A"] = float(voxel_size_A)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
     return path
+
+
+def recorded_voxel_size(table: pd.DataFrame) -> float | None:
+    """The voxel size (Å) a particle file says its coordinates are in, if it says."""
+    if "voxel_size_A" in table:
+        values = pd.to_numeric(table["voxel_size_A"], errors="coerce").dropna()
+        if len(values):
+            return float(values.iloc[0])
+    return None
 
 
 def read_particles(path: str | os.PathLike, voxel_size_A: float | None = None,
@@ -134,6 +144,10 @@ def _write_star(path: Path, table: pd.DataFrame, voxel_size_A: float, shape_zyx)
         d = table[["dir_x", "dir_y", "dir_z"]].to_numpy(float)
         out["rlnAngleTiltPrior"] = np.degrees(np.arccos(np.clip(d[:, 2], -1, 1)))
         out["rlnAnglePsiPrior"] = np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+    if "image_name" in table:
+        here = path.resolve().parent
+        out["rlnImageName"] = [os.path.relpath(name, here) if os.path.isabs(name) else name
+                               for name in table["image_name"].astype(str)]
     out["rlnImagePixelSize"] = float(voxel_size_A)
     with atomic_path(path) as tmp:
         starfile.write({"particles": out}, tmp, overwrite=True)
@@ -168,9 +182,13 @@ def _read_star(path: Path, voxel_size_A, shape_zyx) -> pd.DataFrame:
         table = table.apply(pd.to_numeric, errors="coerce")
         for column, name in (("rot", "rlnAngleRot"), ("tilt", "rlnAngleTilt"),
                              ("psi", "rlnAnglePsi"), ("score", "rlnAutopickFigureOfMerit"),
-                             ("half", "rlnRandomSubset"), ("class", "rlnClassNumber")):
+                             ("half", "rlnRandomSubset"), ("class", "rlnClassNumber"),
+                             ("voxel_size_A", "rlnImagePixelSize")):
             if name in block:
                 table[column] = pd.to_numeric(block[name], errors="coerce")
+        if "rlnImageName" in block:  # held as absolute paths; written relative again
+            table["image_name"] = [str((path.parent / name).resolve())
+                                   for name in block["rlnImageName"].astype(str)]
         for name in ("rlnTomoName", "rlnMicrographName"):
             if name in block:
                 table["tomo_name"] = block[name].astype(str)
@@ -223,6 +241,7 @@ def _read_copick(path: Path, voxel_size_A: float | None) -> pd.DataFrame:
         raise InputFileError(f"{path}: a point lacks a numeric location ({err}).") from err
     table = pd.DataFrame(loc / float(spacing), columns=["x", "y", "z"])
     table["score"] = scores
+    table["voxel_size_A"] = float(spacing)
     if document.get("trust_orientation") and len(points):
         from scipy.spatial.transform import Rotation
 

@@ -1,0 +1,338 @@
+"""``tomoscribe pick``, ``extract``, ``clean``, ``select`` and ``average``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import typer
+
+from ..errors import AnnotationError, InputFileError, ParameterError
+from ..io import read_volume, write_volume
+from ..io.particles import (FORMATS, check_inside, read_particles, recorded_voxel_size,
+                            write_particles)
+from ..outputs import atomic_path, check_writable, write_provenance
+from ..structure.picking import PickParams, feature_mask, pick_filaments, pick_particles
+from ..volume import Volume
+from . import options
+from .app import app
+
+
+def _legend_id(map_path: Path, feature: str) -> int | None:
+    """The label id of ``feature`` in a merged label map's legend, None for value maps."""
+    legend_path = map_path.with_name(map_path.name + ".legend.json")
+    if not legend_path.is_file():
+        return None
+    try:
+        legend = json.loads(legend_path.read_text())
+    except ValueError as err:
+        raise InputFileError(f"{legend_path} is not valid JSON ({err}).") from err
+    for key, entry in legend.items():
+        if entry.get("name") == feature:
+            return int(key)
+    names = sorted(v.get("name") for k, v in legend.items() if k != "0")
+    raise AnnotationError(f"the label map {map_path.name} has no feature {feature!r}; "
+                          f"it has {', '.join(names) or 'none'}.")
+
+
+@app.command()
+def pick(
+    annotation: Path = typer.Argument(..., help="A merged label map (with its .legend.json) "
+                                      "or one feature's map from `tomoscribe segment`."),
+    feature: str = typer.Option(..., "--feature", "-f", help="Feature to pick, e.g. ribosome."),
+    outputs: list[Path] = typer.Option(..., "--output", "-o", help="Picks file(s): .star "
+                                       "(RELION 3 + 5 columns), .mod, .csv or .json (copick); "
+                                       "repeat for several."),
+    threshold: float = typer.Option(1.0, "--threshold", help="Map value that counts as the "
+                                    "feature (per-feature maps only)."),
+    min_size: int = typer.Option(20, "--min-size", min=1, help="Smallest particle in voxels."),
+    min_distance: float = typer.Option(8.0, "--min-distance", min=0.0,
+                                       help="Closest two particles may be, in voxels."),
+    edge: int = typer.Option(4, "--edge", min=0, help="Drop picks this close to a face (voxels)."),
+    filament: bool = typer.Option(False, "--filament", help="Trace filaments and place seeds "
+                                  "along them with their direction."),
+    spacing: float = typer.Option(10.0, "--spacing", help="Seed spacing along filaments (voxels)."),
+    fill_radius: int = typer.Option(0, "--fill-radius", min=0, help="Close hollow tubes of this "
+                                    "lumen radius (voxels) before tracing (microtubules)."),
+    tomo_name: str = typer.Option(None, "--tomo-name", help="rlnTomoName / copick run name "
+                                  "(default: the map's file stem)."),
+    overwrite: bool = options.Overwrite,
+) -> None:
+    """Pick particles (components' maxima) or filament seeds from an annotation."""
+    for out in outputs:
+        if out.suffix.lower() not in FORMATS:
+            raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
+        check_writable(out, overwrite)
+    volume = read_volume(annotation)
+    label = _legend_id(annotation, feature)
+    data = np.asarray(volume.data)
+    if label is None and not np.issubdtype(data.dtype, np.floating):
+        raise ParameterError(f"{annotation} holds integer labels but has no .legend.json; "
+                             "give the merged map written by `tomoscribe merge`.")
+    mask = feature_mask(data, threshold, label)
+    if not mask.any():
+        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}"
+                              + ("" if label is not None else f" at or above {threshold}")
+                              + "; nothing to pick.")
+    params = PickParams(threshold, min_size, min_distance, edge)
+    if filament:
+        table = pick_filaments(mask, spacing, fill_radius=fill_radius)
+    else:
+        table = pick_particles(mask, None if label is not None else data, params)
+    name = tomo_name or annotation.name.split(".")[0]
+    for out in outputs:
+        write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
+        write_provenance(out, "pick", {"feature": feature, **params.as_dict(),
+                                       "filament": filament, "spacing": spacing},
+                         [annotation], extra={"n_picked": len(table)})
+        typer.echo(f"wrote {len(table)} picks to {out}")
+
+
+def _positions_on(table: pd.DataFrame, volume: Volume, picked_voxel_size: float | None):
+    from ..structure.extract import rescale_positions
+
+    source = picked_voxel_size or recorded_voxel_size(table)
+    if source is not None and abs(source - volume.pixel_size_A) > 0.01 * volume.pixel_size_A:
+        table = rescale_positions(table, source, volume.pixel_size_A)
+    return table
+
+
+@app.command()
+def extract(
+    tomogram: Path = typer.Argument(..., help="Tomogram to cut subtomograms from."),
+    particles: Path = typer.Argument(..., help="Picks (.star, .mod, .csv, .json)."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder to create: one MRC "
+                                 "per particle, projections.mrcs, particles.star."),
+    box: int = typer.Option(..., "--box", help="Box edge in voxels of the tomogram."),
+    edge: str = typer.Option("skip", "--edge", help="Particles whose box crosses a face: "
+                             "skip, or pad (with the mean of the inside)."),
+    invert: bool = typer.Option(False, "--invert", help="Multiply by −1 (protein white)."),
+    picked_voxel_size: float = typer.Option(None, "--picked-voxel-size", help="Voxel size (Å) "
+                                            "the picks were made at, when the file does not "
+                                            "record it (e.g. on a binned copy)."),
+    voxel_size: float = options.VoxelSize,
+    overwrite: bool = options.Overwrite,
+) -> None:
+    """Cut subtomograms (and their Z-projections) around picked positions."""
+    from ..structure.extract import extract_subtomograms
+    from ..structure.stackio import write_particle_folder
+
+    volume = read_volume(tomogram, voxel_size)
+    table = _positions_on(read_particles(particles, volume.pixel_size_A, volume.shape), volume,
+                          picked_voxel_size)
+    if len(table) == 0:
+        raise AnnotationError(f"{particles} lists no particles.")
+    check_inside(table, volume.shape, str(particles))
+    stack, kept = extract_subtomograms(volume, table, box, edge, invert)
+    if len(kept) == 0:
+        raise ParameterError(f"every box of {box} voxels crosses the tomogram's faces; use a "
+                             "smaller box or --edge pad.")
+    kept["tomo_name"] = kept.get("tomo_name", tomogram.name.split(".")[0])
+    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
+    write_provenance(out_dir / "particles.star", "extract",
+                     {"box": box, "edge": edge, "invert": invert},
+                     [tomogram, particles], extra={"n_extracted": len(kept),
+                                                   "n_skipped": len(table) - len(kept)})
+    skipped = len(table) - len(kept)
+    typer.echo(f"wrote {len(kept)} subtomograms to {out_dir}"
+               + (f" ({skipped} skipped at the faces)" if skipped else ""))
+
+
+@app.command()
+def clean(
+    particles: Path = typer.Argument(..., help="particles.star of an extraction folder."),
+    output: Path = typer.Option(..., "--output", "-o", help="Classified STAR to write "
+                                "(rlnClassNumber); class averages go beside it."),
+    classes: int = typer.Option(4, "--classes", "-k", min=1, help="Number of 2D classes."),
+    seed: int = options.Seed,
+    overwrite: bool = options.Overwrite,
+) -> None:
+    """2D-classify the particles' Z-projections (rotation-invariant); show class averages."""
+    from ..structure.classify2d import classify_projections
+    from ..structure.stackio import read_projections
+
+    table = read_particles(particles)
+    projections = read_projections(particles)
+    if len(projections) != len(table):
+        raise InputFileError(f"{particles} lists {len(table)} particles but its projections.mrcs "
+                             f"holds {len(projections)}.")
+    check_writable(output, overwrite)
+    result = classify_projections(projections, classes, seed)
+    table["class"] = result["labels"]
+    voxel = recorded_voxel_size(table) or 1.0
+    stem = output.with_suffix("")
+    averages_path = stem.with_name(stem.name + "_classes.mrcs")
+    gallery_path = stem.with_name(stem.name + "_classes.png")
+    write_volume(averages_path, Volume(result["averages"], voxel))
+    _gallery(gallery_path, result["averages"], result["counts"])
+    write_particles(output, table, voxel)
+    write_provenance(output, "clean", {"classes": classes, "seed": seed}, [particles],
+                     extra={"counts": result["counts"].tolist()})
+    typer.echo(f"wrote {output}, {averages_path.name} and {gallery_path.name}; class sizes "
+               + ", ".join(f"{i + 1}: {c}" for i, c in enumerate(result["counts"])))
+
+
+def _gallery(path: Path, averages: np.ndarray, counts) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(averages)
+    cols = min(k, 6)
+    rows = (k + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (image, count) in enumerate(zip(averages, counts)):
+        ax = axes.flat[i]
+        ax.imshow(image, cmap="gray")
+        ax.set_title(f"class {i + 1} ({count})", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+@app.command()
+def select(
+    particles: Path = typer.Argument(..., help="Classified STAR from `tomoscribe clean`."),
+    output: Path = typer.Option(..., "--output", "-o", help="STAR of the particles kept."),
+    remove: str = typer.Option(..., "--remove", help="Comma-separated classes to remove."),
+    overwrite: bool = options.Overwrite,
+) -> None:
+    """Remove chosen 2D classes from a particle set."""
+    table = read_particles(particles)
+    if "class" not in table:
+        raise InputFileError(f"{particles} has no rlnClassNumber; run `tomoscribe clean` first.")
+    try:
+        drop = {int(v) for v in remove.split(",") if v.strip()}
+    except ValueError:
+        raise ParameterError(f"--remove {remove!r} is not a list of class numbers.") from None
+    unknown = drop - set(table["class"].astype(int))
+    if unknown:
+        raise ParameterError(f"classes {sorted(unknown)} do not exist in {particles}.")
+    kept = table[~table["class"].astype(int).isin(drop)]
+    if len(kept) == 0:
+        raise ParameterError("removing these classes leaves no particle.")
+    voxel = recorded_voxel_size(table) or 1.0
+    kept = kept.copy()
+    write_particles(output, kept, voxel)
+    write_provenance(output, "select", {"removed_classes": sorted(drop)}, [particles],
+                     extra={"n_kept": len(kept), "n_removed": len(table) - len(kept)})
+    typer.echo(f"kept {len(kept)} of {len(table)} particles in {output}")
+
+
+@app.command()
+def average(
+    particles: Path = typer.Argument(..., help="STAR listing subtomograms (rlnImageName)."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder for the map, half maps, "
+                                 "FSC (CSV and PNG) and refined.star."),
+    reference: Path = typer.Option(None, "--reference", help="Starting map (low-passed to "
+                                   "--initial-lowpass); default: de novo."),
+    iterations: int = typer.Option(4, "--iterations", min=1, help="Local refinement rounds."),
+    global_step: float = typer.Option(20.0, "--global-step", help="Global search step (°)."),
+    use_priors: bool = typer.Option(False, "--use-priors", help="Start from the file's "
+                                    "rlnAngleRot/Tilt/Psi and search locally only."),
+    symmetry: str = typer.Option("C1", "--symmetry", help="Point group: C<n> or D<n>."),
+    tilt_range: str = typer.Option("-60,60", "--tilt-range", help="Tilt range min,max (°) of "
+                                   "the tilt series: defines the missing wedge."),
+    max_shift: float = typer.Option(40.0, "--max-shift", help="Largest translation (Å)."),
+    initial_lowpass: float = typer.Option(60.0, "--initial-lowpass", help="Å."),
+    seed: int = options.Seed,
+    device: str = options.Device,
+    overwrite: bool = options.Overwrite,
+    quiet: bool = options.Quiet,
+) -> None:
+    """Align and average subtomograms (missing-wedge aware, gold-standard FSC)."""
+    from ..segment.train import resolve_device
+    from ..structure.average import AverageParams, refine_average
+    from ..structure.rotations import from_euler
+    from ..structure.stackio import read_particle_set
+
+    try:
+        lo, hi = (float(v) for v in tilt_range.split(","))
+    except ValueError:
+        raise ParameterError(f"--tilt-range {tilt_range!r} is not MIN,MAX in degrees.") from None
+    if not out_dir.parent.exists():
+        raise ParameterError(f"the folder {out_dir.parent} does not exist; create it first.")
+    stack, table, voxel = read_particle_set(particles)
+    ref = None
+    if reference is not None:
+        ref_volume = read_volume(reference)
+        if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
+            raise ParameterError(f"the reference has {ref_volume.pixel_size_A} Å voxels but the "
+                                 f"particles {voxel} Å; resample one of them.")
+        ref = np.asarray(ref_volume.data, np.float32)
+    priors = None
+    if use_priors:
+        if not {"rot", "tilt", "psi"} <= set(table):
+            raise InputFileError(f"{particles} has no angles to use as priors.")
+        priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
+    params = AverageParams(iterations=iterations, global_step_deg=global_step,
+                           initial_lowpass_A=initial_lowpass, max_shift_A=max_shift,
+                           tilt_range_deg=(lo, hi), symmetry=symmetry, seed=seed)
+    say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
+    result = refine_average(stack, voxel, params, ref, priors,
+                            device=str(resolve_device(device)), say=say)
+    out_dir.mkdir(exist_ok=True)
+    write_average_outputs(out_dir, result, table, voxel, [particles], params.as_dict())
+    typer.echo(f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
+               f"0.5 at {result['resolution_05_A']:.1f} Å ({len(table)} particles)")
+
+
+def write_average_outputs(out_dir: Path, result: dict, table: pd.DataFrame, voxel: float,
+                          inputs, parameters: dict) -> None:
+    """Map, half maps, FSC CSV and plot, refined STAR (coordinates moved by the shifts)."""
+    from ..structure.rotations import to_euler
+
+    write_volume(out_dir / "average.mrc", Volume(result["map"], voxel))
+    for i, half in enumerate(result["half_maps"], start=1):
+        write_volume(out_dir / f"half{i}.mrc", Volume(half, voxel))
+    with atomic_path(out_dir / "fsc.csv") as tmp:
+        result["fsc"].to_csv(tmp, index=False)
+    plot_fsc(out_dir / "fsc.png", {"half maps": result["fsc"]})
+    refined = table.copy()
+    refined[["rot", "tilt", "psi"]] = to_euler(result["rotations"])
+    shift = result["shifts_zyx"]
+    refined["z"] = refined["z"] + shift[:, 0]
+    refined["y"] = refined["y"] + shift[:, 1]
+    refined["x"] = refined["x"] + shift[:, 2]
+    refined["score"] = result["scores"]
+    refined["half"] = result["half"]
+    write_particles(out_dir / "refined.star", refined, voxel)
+    summary = {"resolution_0143_A": result["resolution_0143_A"],
+               "resolution_05_A": result["resolution_05_A"], "history": result["history"],
+               "n_particles": len(table)}
+    write_provenance(out_dir / "average.mrc", "average", parameters, inputs, extra=summary)
+
+
+def plot_fsc(path: Path, curves: dict) -> None:
+    """FSC curves against resolution with the 0.143 and 0.5 lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = fsc_figure(curves)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def fsc_figure(curves: dict):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, curve in curves.items():
+        ax.plot(1.0 / curve["resolution_A"], curve["fsc"], label=name)
+    for level in (0.143, 0.5):
+        ax.axhline(level, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("spatial frequency (1/Å)")
+    ax.set_ylabel("FSC")
+    ax.set_ylim(-0.2, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
