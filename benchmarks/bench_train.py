@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from tomoscribe.demo import simulate_annotator
+from tomoscribe.simulate.annotator import simulate_annotator
 from tomoscribe.preprocess import PreprocessParams, preprocess_array
 from tomoscribe.segment.network import ArchitectureSpec
 from tomoscribe.segment.train import TrainParams, train_feature

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tomoscribe.cli.app import main
-from tomoscribe.demo import simulate_annotator
+from tomoscribe.simulate.annotator import simulate_annotator
 from tomoscribe.io import read_volume, write_volume
 from tomoscribe.io.points import write_points_csv
 from tomoscribe.metrics import overlap_scores

@@ -22,7 +22,7 @@ def demo(
                                     "network output; the paper uses 1.0, EMAN2 0.8)."),
     quiet: bool = options.Quiet,
 ) -> None:
-    """Simulate, annotate, train, segment, merge and score: the whole method, no input needed."""
+    """Simulate, annotate, train, segment, merge, pick, clean, average and score: no input needed."""
     results = run_demo(DemoSettings(out_dir=out, size=size, seed=seed, device=device,
                                     epochs=epochs, threshold=threshold,
                                     show_progress=not quiet))
@@ -30,11 +30,20 @@ def demo(
     from rich.table import Table
 
     table = Table(title="Scores against the truth")
-    for column in ("feature", "Dice", "precision", "recall"):
+    for column in ("tomogram", "feature", "Dice", "precision", "recall"):
         table.add_column(column, justify="right")
-    for feature, s in results["scores"].items():
-        table.add_row(feature, f"{s['dice']:.3f}", f"{s['precision']:.3f}", f"{s['recall']:.3f}")
+    for tomo, scores in results["segmentation"].items():
+        for feature, s in scores.items():
+            table.add_row(tomo, feature, f"{s['dice']:.3f}", f"{s['precision']:.3f}",
+                          f"{s['recall']:.3f}")
     console = Console()
     console.print(table)
+    for tomo, p in results["picking"].items():
+        console.print(f"ribosome picking, {tomo}: precision {p['precision']:.3f}, recall "
+                      f"{p['recall']:.3f}, F1 {p['f1']:.3f}")
+    avg = results["average"]
+    console.print(f"average of {avg['n_particles']} ribosomes: half maps FSC 0.143 at "
+                  f"{avg['half_map_fsc_0143_A']:.1f} Å; against the true map FSC 0.5 at "
+                  f"{avg['fsc_05_vs_truth_A']:.1f} Å")
     total = sum(results["timings_s"].values())
     console.print(f"total {total:.0f} s; report: {out / 'report.html'}")

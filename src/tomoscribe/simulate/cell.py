@@ -173,7 +173,7 @@ def make_cell(params: CellParams = CellParams()):
         zz, yy, xx = np.ogrid[:n, :n, :n]
         sphere = (zz - n // 2) ** 2 + (yy - n // 2) ** 2 + (xx - n // 2) ** 2 <= reach**2
         placed = 0
-        for _attempt in range(wanted * 60):
+        for _attempt in range(wanted * 200):
             if placed == wanted:
                 break
             corner = np.array([rng.integers(0, s - n) for s in params.shape])

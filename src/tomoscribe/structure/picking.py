@@ -109,7 +109,7 @@ def _split_component(inside: np.ndarray, smooth: np.ndarray, params: PickParams)
 
     floor = float(smooth[inside].min()) - 1.0
     peaks = peak_local_max(np.where(inside, smooth, floor),
-                           min_distance=max(1, int(params.min_distance // 2)),
+                           min_distance=max(1, int(round(params.min_distance))),
                            labels=inside.astype(np.int32), exclude_border=False)
     if len(peaks) <= 1:
         return inside.astype(np.int32)

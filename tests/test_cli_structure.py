@@ -1,0 +1,122 @@
+"""pick → extract → clean → select → average through the command line, and bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from tomoscribe.cli.app import main
+from tomoscribe.io import read_volume, write_volume
+from tomoscribe.io.particles import read_particles
+from tomoscribe.simulate.subtomograms import rotate_and_shift, template_in_box
+from tomoscribe.simulate.template_library import load_template
+from tomoscribe.volume import Volume
+from scipy.spatial.transform import Rotation
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A 10 Å tomogram with 12 randomly turned proteasomes (dark, in noise) and its labels."""
+    root = tmp_path_factory.mktemp("scene")
+    rng = np.random.default_rng(0)
+    template = template_in_box(load_template("3j9i"), 10.0, 28)
+    shape = (48, 128, 160)
+    density = np.zeros(shape, np.float32)
+    labels = np.zeros(shape, np.uint8)
+    centres = [(24, 22 + 28 * (i // 4) + 8, 22 + 36 * (i % 4) + 8) for i in range(12)]
+    for c in centres:
+        part = rotate_and_shift(template, Rotation.random(random_state=rng), (0, 0, 0))
+        box = tuple(slice(v - 14, v + 14) for v in c)
+        density[box] += part
+        labels[box][part > 0.15 * part.max()] = 3
+    tomogram = -density + rng.normal(0, 0.05 * density.max(), shape).astype(np.float32)
+    write_volume(root / "tomo.mrc", Volume(tomogram, 10.0))
+    write_volume(root / "labels.mrc", Volume(labels, 10.0))
+    legend = {"0": {"name": "background", "colour": "#000000"},
+              "3": {"name": "proteasome", "colour": "#ff0000"}}
+    (root / "labels.mrc.legend.json").write_text(json.dumps(legend))
+    return root, np.array(centres, float)
+
+
+def test_pick_writes_every_format_at_the_true_centres(scene):
+    root, centres = scene
+    outs = [root / f"picks.{s}" for s in ("star", "mod", "csv", "json")]
+    args = ["pick", str(root / "labels.mrc"), "-f", "proteasome", "--min-size", "100",
+            "--min-distance", "16", "--edge", "0"]
+    for out in outs:
+        args += ["-o", str(out)]
+    assert main(args) == 0
+    for out in outs:
+        table = read_particles(out, 10.0, (48, 128, 160))
+        assert len(table) == 12
+        d = np.linalg.norm(table[["z", "y", "x"]].to_numpy()[:, None] - centres[None], axis=2)
+        assert d.min(axis=1).max() < 2.0
+    assert (root / "picks.star.json").is_file()  # provenance
+
+
+def test_bad_pick_requests_exit_2(scene, capsys):
+    root, _ = scene
+    assert main(["pick", str(root / "labels.mrc"), "-f", "ribosome",
+                 "-o", str(root / "none.star")]) == 2
+    assert "no feature 'ribosome'" in capsys.readouterr().err
+    assert not (root / "none.star").exists()
+    assert main(["pick", str(root / "labels.mrc"), "-f", "proteasome",
+                 "-o", str(root / "bad.xyz")]) == 2
+
+
+def test_extract_clean_select_average(scene, tmp_path):
+    root, _ = scene
+    picks = root / "picks.star"
+    if not picks.exists():
+        assert main(["pick", str(root / "labels.mrc"), "-f", "proteasome", "--min-size", "100",
+                     "--min-distance", "16", "--edge", "0", "-o", str(picks)]) == 0
+    parts = tmp_path / "parts"
+    assert main(["extract", str(root / "tomo.mrc"), str(picks), "--box", "32", "-o",
+                 str(parts), "--invert"]) == 0
+    assert len(list(parts.glob("subtomo_*.mrc"))) == 12
+    assert read_volume(parts / "subtomo_000001.mrc").pixel_size_A == pytest.approx(10.0)
+    assert main(["clean", str(parts / "particles.star"), "-o", str(tmp_path / "cls.star"),
+                 "-k", "2"]) == 0
+    assert (tmp_path / "cls_classes.png").is_file() and (tmp_path / "cls_classes.mrcs").is_file()
+    classes = read_particles(tmp_path / "cls.star")["class"]
+    keep = int(classes.value_counts().idxmax())
+    drop = 3 - keep
+    (tmp_path / "sel").mkdir()
+    assert main(["select", str(tmp_path / "cls.star"), "--remove", str(drop), "-o",
+                 str(tmp_path / "sel" / "kept.star")]) == 0
+    kept = read_particles(tmp_path / "sel" / "kept.star")
+    assert (kept["class"] == keep).all()
+    out = tmp_path / "avg"
+    assert main(["average", str(tmp_path / "sel" / "kept.star"), "-o", str(out),
+                 "--iterations", "1", "--global-step", "30", "-q"]) == 0
+    for name in ("average.mrc", "half1.mrc", "half2.mrc", "fsc.csv", "fsc.png", "refined.star"):
+        assert (out / name).is_file(), name
+    refined = starfile.read(out / "refined.star")
+    assert {"rlnAngleRot", "rlnRandomSubset"} <= set(refined.columns)
+    fsc = pd.read_csv(out / "fsc.csv")
+    assert fsc["fsc"].iloc[0] > 0.8
+
+
+def test_bad_structure_inputs_exit_2(scene, tmp_path, capsys):
+    root, _ = scene
+    far = pd.DataFrame({"x": [500.0], "y": [10.0], "z": [10.0]})
+    far.to_csv(tmp_path / "far.csv", index=False)
+    assert main(["extract", str(root / "tomo.mrc"), str(tmp_path / "far.csv"), "--box", "16",
+                 "--picked-voxel-size", "10", "-o", str(tmp_path / "p")]) == 2
+    assert "outside the tomogram" in capsys.readouterr().err
+    near = pd.DataFrame({"x": [20.0], "y": [20.0], "z": [20.0]})
+    near.to_csv(tmp_path / "near.csv", index=False)
+    assert main(["extract", str(root / "tomo.mrc"), str(tmp_path / "near.csv"), "--box", "200",
+                 "--picked-voxel-size", "10", "-o", str(tmp_path / "p")]) == 2
+    assert "larger than the tomogram" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+    few = pd.DataFrame({"x": [40.0, 60.0, 80.0], "y": [40.0] * 3, "z": [24.0] * 3})
+    few.to_csv(tmp_path / "few.csv", index=False)
+    assert main(["extract", str(root / "tomo.mrc"), str(tmp_path / "few.csv"), "--box", "16",
+                 "--picked-voxel-size", "10", "-o", str(tmp_path / "few")]) == 0
+    assert main(["average", str(tmp_path / "few" / "particles.star"), "-o",
+                 str(tmp_path / "avg"), "-q"]) == 2
+    assert "too few for two half sets" in capsys.readouterr().err
+    assert not (tmp_path / "avg").exists()

@@ -1,0 +1,92 @@
+"""Particle files: round trips in every format, real RELION/Warp/IMOD files, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tomoscribe.errors import InputFileError, ParameterError
+from tomoscribe.io.particles import (check_inside, read_particles, recorded_voxel_size,
+                                     write_particles)
+
+
+@pytest.fixture
+def table():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"x": rng.uniform(0, 99, 6), "y": rng.uniform(0, 79, 6),
+                         "z": rng.uniform(0, 39, 6), "score": rng.uniform(0, 1, 6),
+                         "rot": rng.uniform(-180, 180, 6), "tilt": rng.uniform(1, 179, 6),
+                         "psi": rng.uniform(-180, 180, 6)})
+
+
+@pytest.mark.parametrize("suffix", [".star", ".csv", ".json", ".mod"])
+def test_round_trip(tmp_path, table, suffix):
+    path = tmp_path / f"picks{suffix}"
+    write_particles(path, table, 13.5, (40, 80, 100), "ribosome", "tomo_a")
+    back = read_particles(path, 13.5, (40, 80, 100))
+    assert np.allclose(back[["x", "y", "z"]], table[["x", "y", "z"]], atol=1e-3)
+    if suffix != ".mod":
+        assert recorded_voxel_size(back) == pytest.approx(13.5)
+    if suffix in (".star", ".csv", ".json"):
+        assert np.allclose(back[["rot", "tilt", "psi"]], table[["rot", "tilt", "psi"]], atol=1e-3)
+        assert back["tomo_name"].iloc[0] == "tomo_a"
+
+
+def test_star_has_relion3_and_relion5_columns(tmp_path, table):
+    import starfile
+
+    write_particles(tmp_path / "p.star", table, 10.0, (40, 80, 100), tomo_name="t")
+    block = starfile.read(tmp_path / "p.star", always_dict=True)["particles"]
+    assert {"rlnTomoName", "rlnCoordinateX", "rlnCenteredCoordinateXAngst",
+            "rlnAngleRot", "rlnAutopickFigureOfMerit"} <= set(block)
+    # RELION 5: (index − size/2) × voxel size.
+    assert np.allclose(block["rlnCenteredCoordinateXAngst"], (table["x"] - 50) * 10.0)
+    assert np.allclose(block["rlnCenteredCoordinateZAngst"], (table["z"] - 20) * 10.0)
+    # A RELION 5 file without pixel coordinates reads back through the tomogram's geometry.
+    only5 = block.drop(columns=["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"])
+    starfile.write({"particles": only5}, tmp_path / "r5.star", overwrite=True)
+    back = read_particles(tmp_path / "r5.star", 10.0, (40, 80, 100))
+    assert np.allclose(back[["x", "y", "z"]], table[["x", "y", "z"]], atol=1e-4)
+    with pytest.raises(InputFileError, match="centred"):
+        read_particles(tmp_path / "r5.star")
+
+
+def test_copick_document_layout(tmp_path, table):
+    write_particles(tmp_path / "p.json", table, 10.0, object_name="ribosome", tomo_name="TS_1")
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["pickable_object_name"] == "ribosome" and doc["unit"] == "angstrom"
+    assert doc["run_name"] == "TS_1" and doc["trust_orientation"] is True
+    first = doc["points"][0]
+    assert first["location"]["x"] == pytest.approx(table.x[0] * 10.0)
+    assert np.allclose(np.array(first["transformation_"])[3], [0, 0, 0, 1])
+
+
+def test_real_relion_and_warp_files(shared_data):
+    rubisco = read_particles(shared_data / "formats" / "star" / "chlamy_rubisco.star")
+    assert len(rubisco) == 13946
+    assert rubisco["tomo_name"].iloc[0] == "tomo_0022"
+    assert rubisco["rot"].iloc[0] == pytest.approx(75.367838)
+    warp = read_particles(shared_data / "formats" / "star" / "warp_particles_a.star")
+    assert warp["x"].iloc[0] == pytest.approx(487.847) and set(warp["half"].unique()) <= {1, 2}
+    points = read_particles(shared_data / "formats" / "imod" / "point_sizes_example.mod")
+    assert len(points) > 0 and np.isfinite(points[["x", "y", "z"]].to_numpy()).all()
+
+
+def test_bad_particle_files(tmp_path, table):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(InputFileError):
+        read_particles(tmp_path / "bad.json", 10.0)
+    (tmp_path / "nocoords.star").write_text("data_\nloop_\n_rlnFoo #1\n1\n2\n")
+    with pytest.raises(InputFileError, match="coordinates"):
+        read_particles(tmp_path / "nocoords.star")
+    with pytest.raises(ParameterError):
+        write_particles(tmp_path / "p.txt", table, 10.0)
+    with pytest.raises(InputFileError):
+        read_particles(tmp_path / "missing.star")
+
+
+def test_picks_outside_the_tomogram_are_refused(table):
+    check_inside(table, (40, 80, 100))
+    with pytest.raises(ParameterError, match="outside the tomogram"):
+        check_inside(table, (40, 80, 50))
