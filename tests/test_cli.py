@@ -7,7 +7,8 @@ from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume, write_volume
 from tomoscribe.volume import Volume
 
-COMMANDS = ["info", "preprocess", "trainset", "train", "segment", "merge", "demo"]
+COMMANDS = ["info", "preprocess", "trainset", "train", "segment", "merge", "pick", "extract",
+            "clean", "select", "average", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

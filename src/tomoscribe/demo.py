@@ -82,16 +82,18 @@ class DemoSettings:
     n_positive: int = 10
     n_negative: int = 100
     tile_size: int = 64
-    negative_copies: int = 2
+    negative_copies: int = 1
+    membrane_negative_copies: int = 2  # membranes gain most from more rotated negatives
     epochs: int = 20
     optimizer: str = "sgd"
     learning_rate: float = 0.01
     validation_fraction: float = 0.0
-    threshold: float = 0.7
+    threshold: float = 1.0
+    lowpass_A: float = 60.0
     ribosome_uM: float = 10.0
     other_uM: float = 4.0
     snr: float = 0.1
-    average_iterations: int = 4
+    average_iterations: int = 3
     show_progress: bool = False
 
 
@@ -105,7 +107,8 @@ def cell_params(size: str, seed: int, ribosome_uM: float, other_uM: float) -> Ce
                       templates_uM={RIBOSOME: ribosome_uM, OTHER_COMPLEX: other_uM},
                       n_gold=max(2, round(4 * scale**2)),
                       ice_thickness_nm=(0.85 * shape[0] * VOXEL_A / 10,
-                                        1.0 * shape[0] * VOXEL_A / 10), seed=seed)
+                                        1.0 * shape[0] * VOXEL_A / 10),
+                      filled_microtubule_labels=True, seed=seed)
 
 
 def particle_radius_A(name: str) -> float:
@@ -148,7 +151,7 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             write_particles(out / "truth" / f"ribosomes_{t}.star", truth_picks, VOXEL_A,
                             tomogram.shape, "ribosome", f"tomogram_{t}")
         with timed("preprocess"):
-            params = PreprocessParams()
+            params = PreprocessParams(lowpass_A=settings.lowpass_A)
             with create_volume(out / f"preprocessed_{t}.mrc", tomogram.shape, np.float32,
                                tomogram.voxel_size_A, tomogram.origin_A) as target:
                 preprocess_into(tomogram, target, params)
@@ -173,7 +176,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             trainset = build_training_set(first["pre"], pos, neg, painted_mask_source(painted_vol),
                                           feature, "simulated annotator",
                                           tile_size=settings.tile_size, seed=settings.seed,
-                                          negative_copies=settings.negative_copies,
+                                          negative_copies=settings.membrane_negative_copies
+                                          if feature == "membrane" else settings.negative_copies,
                                           preprocessing=params.as_dict())
             save_training_set(out / "annotations" / f"{feature}.trainset", trainset)
         with timed("train"):
@@ -232,7 +236,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             write_particles(out / "picks" / f"ribosomes_{t}.star", picks, VOXEL_A,
                             tomo["pre"].shape, "ribosome", f"tomogram_{t}")
             truth_zyx = tomo["truth_picks"][["z", "y", "x"]].to_numpy(float)
-            picks["is_ribosome"] = _matched(picks, truth_zyx, tolerance)
+            picks["truth_index"] = _nearest_truth(picks, truth_zyx, tolerance)
+            picks["is_ribosome"] = picks["truth_index"] >= 0
             pick_scores.append(match_picks(picks[["z", "y", "x"]].to_numpy(float), truth_zyx,
                                            tolerance))
         with timed("extract"):
@@ -241,8 +246,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             tables.append(kept)
     stack = np.concatenate(stacks)
     table = pd.concat(tables, ignore_index=True)
-    write_particle_folder(out / "subtomograms", stack, table.drop(columns=["is_ribosome"]),
-                          VOXEL_A)
+    write_particle_folder(out / "subtomograms", stack,
+                          table.drop(columns=["is_ribosome", "truth_index"]), VOXEL_A)
     with timed("clean"):
         say(f"2D classification of {len(table)} picked particles")
         n_classes = max(2, min(6, len(table) // 15))
@@ -256,10 +261,14 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             keep[:] = True
             removed = []
         write_particles(out / "subtomograms" / "classified.star",
-                        table.drop(columns=["is_ribosome"]).assign(
+                        table.drop(columns=["is_ribosome", "truth_index"]).assign(
                             image_name=[str((out / "subtomograms" / f"subtomo_{i + 1:06d}.mrc")
                                             .resolve()) for i in range(len(table))]), VOXEL_A)
     kept_table = table[keep].reset_index(drop=True)
+    true_rotations = np.concatenate([
+        tomos[int(name.split("_")[1]) - 1]["truth_picks"].iloc[[int(i)]][["rot", "tilt", "psi"]]
+        .to_numpy(float) if i >= 0 else np.full((1, 3), np.nan)
+        for name, i in zip(kept_table["tomo_name"], kept_table["truth_index"])])
     with timed("average"):
         say(f"averaging {int(keep.sum())} subtomograms (de novo, gold-standard halves)")
         result = refine_average(stack[keep], VOXEL_A,
@@ -269,8 +278,14 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     from .cli.structure import write_average_outputs
 
     (out / "average").mkdir(exist_ok=True)
-    write_average_outputs(out / "average", result, kept_table.drop(columns=["is_ribosome"]),
+    write_average_outputs(out / "average", result,
+                          kept_table.drop(columns=["is_ribosome", "truth_index"]),
                           VOXEL_A, [], {"demo": True})
+    from .structure.rotations import from_euler
+
+    known = np.isfinite(true_rotations[:, 0])
+    consensus = orientation_consensus(result["rotations"][np.flatnonzero(known)],
+                                      from_euler(true_rotations[known])) if known.any() else 0.0
     with timed("score average"):
         truth_map = template_in_box(load_template(RIBOSOME), VOXEL_A, BOX)
         write_volume(out / "truth" / "ribosome_map.mrc", Volume(truth_map, VOXEL_A))
@@ -294,7 +309,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
                     "half_map_fsc_05_A": result["resolution_05_A"],
                     "fsc_05_vs_truth_A": resolution_at(truth_curve, 0.5),
                     "fsc_0143_vs_truth_A": resolution_at(truth_curve, 0.143),
-                    "correlation_vs_truth": corr, "history": result["history"]},
+                    "correlation_vs_truth": corr,
+                    "orientations_within_15deg": consensus, "history": result["history"]},
         "timings_s": timings,
         "voxels_per_tomogram": int(np.prod(tomos[0]["pre"].shape)),
     }
@@ -316,14 +332,26 @@ def _truth_particles(particles: pd.DataFrame, name: str) -> pd.DataFrame:
                          "psi": rows["psi"], "score": 1.0}).reset_index(drop=True)
 
 
-def _matched(picks: pd.DataFrame, truth_zyx: np.ndarray, tolerance: float) -> np.ndarray:
-    """Whether each pick lies within ``tolerance`` voxels of a true centre."""
+def _nearest_truth(picks: pd.DataFrame, truth_zyx: np.ndarray, tolerance: float) -> np.ndarray:
+    """Index of the true centre within ``tolerance`` voxels of each pick, else −1."""
     from scipy.spatial import cKDTree
 
     if len(picks) == 0 or len(truth_zyx) == 0:
-        return np.zeros(len(picks), bool)
-    distance, _ = cKDTree(truth_zyx).query(picks[["z", "y", "x"]].to_numpy(float))
-    return distance <= tolerance
+        return np.full(len(picks), -1)
+    distance, index = cKDTree(truth_zyx).query(picks[["z", "y", "x"]].to_numpy(float))
+    return np.where(distance <= tolerance, index, -1)
+
+
+def orientation_consensus(estimated, true, within_deg: float = 15.0) -> float:
+    """Fraction of particles whose estimated orientation agrees with the truth up to one
+    common rotation (the average's arbitrary pose), within ``within_deg``."""
+    from .structure.rotations import angular_distance_deg
+
+    if len(true) == 0:
+        return float("nan")
+    relative = true.inv() * estimated
+    return max(float(np.mean(angular_distance_deg(relative, relative[i]) < within_deg))
+               for i in range(len(relative)))
 
 
 def _label_id(legend: dict, feature: str) -> int:

@@ -121,7 +121,10 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
     report.text(f"{avg['n_particles']} particles. Half maps: FSC 0.143 at "
                 f"{avg['half_map_fsc_0143_A']:.1f} Å, 0.5 at {avg['half_map_fsc_05_A']:.1f} Å. "
                 f"Against the true map (after aligning the average to it): FSC 0.5 at "
-                f"{avg['fsc_05_vs_truth_A']:.1f} Å. The tomograms are not CTF-corrected, so "
+                f"{avg['fsc_05_vs_truth_A']:.1f} Å. "
+                f"{100 * avg['orientations_within_15deg']:.0f}% of the true ribosomes among them "
+                "got orientations within 15° of the truth (up to the average's arbitrary pose). "
+                "The tomograms are not CTF-corrected, so "
                 "correlation with the truth flips sign beyond the first CTF zero.")
     n = truth_map.shape[0]
     fig, axes = plt.subplots(2, 3, figsize=(9, 6))

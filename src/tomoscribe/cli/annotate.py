@@ -180,6 +180,8 @@ def segment(
     device: str = options.Device,
     precision: str = typer.Option("fp32", "--precision", help="CUDA arithmetic: fp32, tf32 "
                                   "or bf16 (see docs/performance.md for speed and error)."),
+    engine: str = typer.Option("auto", "--engine", help="auto (the fast exact CPU engine for "
+                               "chen2017 where it applies), direct (reference), or fast."),
     voxel_size: float = options.VoxelSize,
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
@@ -204,10 +206,11 @@ def segment(
                                                   volume.voxel_size_A, volume.origin_A,
                                                   overwrite=overwrite)) for p in paths]
         segment_into(volume, loaded, outs, device=device, rescale=rescale,
-                     show_progress=not quiet, precision=precision)
+                     show_progress=not quiet, precision=precision, engine=engine)
     for path, model, model_path in zip(paths, loaded, models):
         write_provenance(path, "segment", {"feature": model.feature, "rescale": rescale,
                                            "amplitude": model.amplitude, "precision": precision,
+                                           "engine": engine,
                                            "architecture": model.spec.as_dict()},
                          [tomogram, model_path], extra={"feature": model.feature})
         typer.echo(f"wrote {path}")

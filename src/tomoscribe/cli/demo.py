@@ -18,7 +18,7 @@ def demo(
     seed: int = options.Seed,
     device: str = options.Device,
     epochs: int = typer.Option(20, "--epochs", min=1, help="Training epochs per feature."),
-    threshold: float = typer.Option(0.7, "--threshold", help="Merge threshold (normalised "
+    threshold: float = typer.Option(1.0, "--threshold", help="Merge threshold (normalised "
                                     "network output; the paper uses 1.0, EMAN2 0.8)."),
     quiet: bool = options.Quiet,
 ) -> None:

@@ -12,7 +12,11 @@ tomogram whose in-plane voxel size differs from its own by more than 5% unless
 ``rescale`` is asked for; then each slice is resampled to the model's voxel size,
 segmented, and the answer resampled back onto the tomogram's grid.
 
-This is the reference engine (PyTorch direct convolution, CPU threads or CUDA).  On
+Two engines: the reference (PyTorch direct convolution, CPU threads or CUDA) and, on
+CPUs, the exact fast engine for chen2017 networks (``fastcpu``: polyphase GEMM for
+conv1 + pool, overlap-save FFT for conv2 and conv3), chosen automatically
+(``engine="auto"``); ``"direct"`` forces the reference, and ``"fast"`` asks for the
+fast engine, falling back to the reference with a warning where it does not apply.  On
 CUDA, ``precision`` chooses the arithmetic: ``fp32`` (default; TF32 switched off, equal
 to the CPU within 1e-4), ``tf32`` (cuDNN's TensorFloat-32 convolutions) or ``bf16``
 (autocast to bfloat16); docs/performance.md gives their speed and error.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -31,11 +36,13 @@ import torch.nn.functional as F
 from ..errors import ParameterError, VoxelSizeMismatchError
 from ..progress import track
 from ..volume import Volume, check_finite, iter_slabs
+from . import fastcpu
 from .modelfile import FeatureModel
 from .train import resolve_device
 
 VOXEL_SIZE_TOLERANCE = 0.05
 PRECISIONS = ("fp32", "tf32", "bf16")
+ENGINES = ("auto", "direct", "fast")
 #: Activations per strip are kept near this many bytes (per batch).  A budget 8× larger
 #: on an H100 measured no faster (the pipeline is bound by host copies and file I/O).
 _STRIP_BUDGET_BYTES = 512 * 2**20
@@ -53,8 +60,21 @@ def check_voxel_size(volume: Volume, model: FeatureModel, rescale: bool) -> floa
     return ratio if abs(ratio - 1.0) > 1e-6 else 1.0
 
 
+def use_fast_engine(model: FeatureModel, device: torch.device, engine: str = "auto") -> bool:
+    """Whether the fast CPU engine runs this model (warns when asked for and impossible)."""
+    if engine not in ENGINES:
+        raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
+    possible = device.type == "cpu" and fastcpu.supports(model.network)
+    if engine == "fast" and not possible:
+        warnings.warn(f"the fast engine runs chen2017 networks on CPUs only; the "
+                      f"{model.spec.name!r} model on {device.type} uses the reference engine.",
+                      stacklevel=2)
+    return possible and engine != "direct"
+
+
 @torch.no_grad()
-def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.device) -> torch.Tensor:
+def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.device,
+                    engine: str = "auto") -> torch.Tensor:
     """Run one model on slices with context, returning normalised maps on the input grid.
 
     Parameters
@@ -70,6 +90,7 @@ def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.devi
     stride, multiple = network.output_stride, getattr(network, "input_multiple", 1)
     halo = int(getattr(network, "receptive_radius", 64))
     halo = int(math.ceil(halo / multiple) * multiple)
+    fast = use_fast_engine(model, device, engine)
     b, c, h, w = stack.shape
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
     if pad_h or pad_w:
@@ -82,7 +103,11 @@ def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.devi
         y1 = min(hp, y0 + rows)
         lo, hi = max(0, y0 - halo), min(hp, y1 + halo)
         strip = stack[:, :, lo:hi].to(device, non_blocking=True)
-        answer = network(strip)
+        if fast:
+            answer = torch.cat([fastcpu.chen2017_forward(network, strip[i:i + 1])
+                                for i in range(b)])
+        else:
+            answer = network(strip)
         if stride > 1:
             answer = F.interpolate(answer, scale_factor=stride, mode="bilinear",
                                    align_corners=False)
@@ -114,7 +139,8 @@ def precision_mode(precision: str, device: torch.device):
 
 def segment_into(volume: Volume, models: Sequence[FeatureModel], outputs: Sequence,
                  device: str = "auto", rescale: bool = False, batch_slices: int | None = None,
-                 show_progress: bool = False, precision: str = "fp32") -> None:
+                 show_progress: bool = False, precision: str = "fp32",
+                 engine: str = "auto") -> None:
     """Segment ``volume`` with each model into the matching writable array.
 
     Parameters
@@ -131,17 +157,23 @@ def segment_into(volume: Volume, models: Sequence[FeatureModel], outputs: Sequen
         Slices per batch; by default as many as fit a ~512 MB budget.
     precision : "fp32", "tf32" or "bf16"
         Arithmetic on CUDA (CPUs run fp32).
+    engine : "auto", "direct" or "fast"
+        The fast CPU engine for chen2017 networks, chosen by ``auto`` where it applies.
     """
     if len(models) != len(outputs):
         raise ParameterError("give one output per model.")
     if not models:
         raise ParameterError("give at least one model to segment with.")
     dev = resolve_device(device)
-    with precision_mode(precision, dev):
-        _segment(volume, models, outputs, dev, rescale, batch_slices, show_progress)
+    for model in models:
+        use_fast_engine(model, dev, engine)  # validates and warns once, before any work
+    with precision_mode(precision, dev), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _segment(volume, models, outputs, dev, rescale, batch_slices, show_progress, engine)
 
 
-def _segment(volume, models, outputs, dev, rescale, batch_slices, show_progress) -> None:
+def _segment(volume, models, outputs, dev, rescale, batch_slices, show_progress,
+             engine) -> None:
     scales = [check_voxel_size(volume, m, rescale) for m in models]
     for m in models:
         m.network.to(dev).eval()
@@ -163,7 +195,7 @@ def _segment(volume, models, outputs, dev, rescale, batch_slices, show_progress)
                                    for i in range(z1 - z0)])
             if scale != 1.0:
                 windows = _resample(windows, (round(ny * scale), round(nx * scale)))
-            answer = apply_to_slices(model, windows, dev)
+            answer = apply_to_slices(model, windows, dev, engine)
             if scale != 1.0:
                 answer = _resample(answer[:, None], (ny, nx))[:, 0]
             out[z0:z1] = answer.numpy()

@@ -6,7 +6,9 @@ Contents (lengths in nm unless named otherwise; the grid is (z, y, x) at ``voxel
   (σ 0.5 nm each) on single vesicles, double-membrane organelles (two bilayers 20 nm
   apart) and a plasma-membrane sheet crossing the volume;
 * microtubules: hollow tubes, outer diameter 25 nm, inner 17 nm, along smooth random
-  curves that stay nearly in-plane; actin: solid 7 nm filaments;
+  curves that stay nearly in-plane (labelled as the wall, or with
+  ``filled_microtubule_labels`` as the whole tube with its lumen, the way annotators
+  paint them); actin: solid 7 nm filaments;
 * macromolecules from the template library at chosen concentrations (µM), uniformly
   random orientations, never overlapping anything else;
 * gold fiducials (10 nm dense spheres), an optional carbon edge, a weak cytoplasm
@@ -58,6 +60,7 @@ class CellParams:
     n_gold: int = 8
     carbon_edge: bool = False
     ice_thickness_nm: tuple[float, float] = (90.0, 120.0)
+    filled_microtubule_labels: bool = False  # label the lumen too, as annotators paint tubes
     seed: int = 0
 
 
@@ -151,8 +154,11 @@ def make_cell(params: CellParams = CellParams()):
             hi = np.minimum(idx[keep].max(0) + int(outer * nm) + 3, params.shape)
             box = tuple(slice(a, b) for a, b in zip(lo, hi))
             dist = scipy.ndimage.distance_transform_edt(~mask_curve[box])
-            tube = (dist <= outer * nm) & (dist >= inner * nm) & (labels[box] == 0)
+            free = labels[box] == 0
+            tube = (dist <= outer * nm) & (dist >= inner * nm) & free
             density[box] += scipy.ndimage.gaussian_filter(tube.astype(np.float32), 0.5)
+            if kind == "microtubule" and params.filled_microtubule_labels:
+                tube = (dist <= outer * nm) & free
             stamp(box, tube, CELL_CLASS_IDS[kind])
     occupied = scipy.ndimage.binary_dilation(labels > 0, iterations=2)
 

@@ -1,0 +1,64 @@
+"""The fast CPU engine equals the reference (direct convolution) within 1e-4."""
+
+import numpy as np
+import pytest
+import torch
+
+from tomoscribe.segment import engine
+from tomoscribe.segment.engine import segment_array
+from tomoscribe.segment.fastcpu import chen2017_forward, conv_pool, overlap_save_conv
+from tomoscribe.segment.modelfile import FeatureModel
+from tomoscribe.segment.network import ArchitectureSpec, build_network
+from tomoscribe.volume import Volume
+from tomoscribe.errors import ParameterError
+
+
+def _network(spec=ArchitectureSpec(), seed=0):
+    network = build_network(spec)
+    torch.manual_seed(seed)
+    for conv in (network.conv1, network.conv2, network.conv3):
+        torch.nn.init.normal_(conv.weight, std=0.03)
+        torch.nn.init.normal_(conv.bias, std=0.1)
+    return network.eval()
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 64, 64), (2, 1, 130, 98), (1, 5, 52, 150)])
+def test_fast_forward_equals_the_network(shape):
+    spec = ArchitectureSpec("chen2017-2.5d", 2) if shape[1] == 5 else ArchitectureSpec()
+    network = _network(spec)
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        reference = network(x)
+    fast = chen2017_forward(network, x)
+    assert fast.shape == reference.shape
+    assert float((fast - reference).abs().max()) < 1e-4
+    # The parts on their own: pooled conv1 and an FFT block smaller than the slice.
+    with torch.no_grad():
+        pooled = torch.nn.functional.max_pool2d(network.conv1(x), 2)
+        assert float((conv_pool(x, network.conv1) - pooled).abs().max()) < 1e-4
+        y = torch.randn(1, 40, 45, 37)
+        assert float((overlap_save_conv(y, network, network.conv2, 32) - network.conv2(y))
+                     .abs().max()) < 1e-4
+
+
+def test_engine_auto_uses_it_and_matches_direct():
+    data = np.random.default_rng(1).normal(size=(3, 90, 120)).astype(np.float32)
+    volume = Volume(data, 10.0)
+    model = FeatureModel(_network(), ArchitectureSpec(), "f", 10.0, 0.7)
+    assert engine.use_fast_engine(model, torch.device("cpu"))
+    (fast,) = segment_array(volume, [model], device="cpu", engine="auto")
+    (direct,) = segment_array(volume, [model], device="cpu", engine="direct")
+    assert float(np.abs(fast.data - direct.data).max()) < 1e-4
+    with pytest.raises(ParameterError):
+        segment_array(volume, [model], device="cpu", engine="warp")
+
+
+def test_unsupported_architecture_falls_back_with_a_warning():
+    network = build_network(ArchitectureSpec("unet"))
+    network.initialise(torch.Generator().manual_seed(0), 0.05)
+    model = FeatureModel(network.eval(), ArchitectureSpec("unet"), "u", 10.0, 1.0)
+    volume = Volume(np.random.default_rng(0).normal(size=(2, 32, 32)).astype(np.float32), 10.0)
+    with pytest.warns(UserWarning, match="reference engine"):
+        (fast,) = segment_array(volume, [model], device="cpu", engine="fast")
+    (direct,) = segment_array(volume, [model], device="cpu", engine="direct")
+    np.testing.assert_array_equal(fast.data, direct.data)
