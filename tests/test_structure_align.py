@@ -1,7 +1,5 @@
 """Rotations, missing wedge, FSC, wedge-aware alignment and averaging against known truth."""
 
-import math
-
 import numpy as np
 import pytest
 import torch

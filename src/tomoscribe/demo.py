@@ -275,7 +275,7 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
                                 AverageParams(iterations=settings.average_iterations,
                                               seed=settings.seed),
                                 device=device, say=say)
-    from .cli.structure import write_average_outputs
+    from .structure.results import write_average_outputs
 
     (out / "average").mkdir(exist_ok=True)
     write_average_outputs(out / "average", result,

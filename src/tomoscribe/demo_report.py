@@ -135,7 +135,7 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
             axes[row, col].set_title(f"{name} {label}", fontsize=9)
             axes[row, col].axis("off")
     report.figure(fig, "Central sections of the average (aligned to the truth) and the true map.")
-    from .cli.structure import fsc_figure
+    from .structure.results import fsc_figure
 
     report.figure(fsc_figure({"half maps": average["fsc"], "average vs truth": truth_curve}),
                   "FSC between the half maps and of the full average against the true map.")

@@ -228,8 +228,8 @@ def select(
 @app.command()
 def average(
     particles: Path = typer.Argument(..., help="STAR listing subtomograms (rlnImageName)."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder for the map, half maps, "
-                                 "FSC (CSV and PNG) and refined.star."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder to create for the map, "
+                                 "half maps, FSC (CSV and PNG) and refined.star."),
     reference: Path = typer.Option(None, "--reference", help="Starting map (low-passed to "
                                    "--initial-lowpass); default: de novo."),
     iterations: int = typer.Option(4, "--iterations", min=1, help="Local refinement rounds."),
@@ -250,6 +250,7 @@ def average(
     from ..segment.train import resolve_device
     from ..structure.average import AverageParams, refine_average
     from ..structure.rotations import from_euler
+    from ..structure.results import write_average_outputs
     from ..structure.stackio import read_particle_set
 
     try:
@@ -277,62 +278,20 @@ def average(
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
     result = refine_average(stack, voxel, params, ref, priors,
                             device=str(resolve_device(device)), say=say)
-    out_dir.mkdir(exist_ok=True)
-    write_average_outputs(out_dir, result, table, voxel, [particles], params.as_dict())
+    if out_dir.exists() and not overwrite:
+        raise ParameterError(f"{out_dir} already exists; remove it or pass --overwrite.")
+    import shutil
+    import tempfile
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
+        staging.chmod(0o755)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     typer.echo(f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
                f"0.5 at {result['resolution_05_A']:.1f} Å ({len(table)} particles)")
-
-
-def write_average_outputs(out_dir: Path, result: dict, table: pd.DataFrame, voxel: float,
-                          inputs, parameters: dict) -> None:
-    """Map, half maps, FSC CSV and plot, refined STAR (coordinates moved by the shifts)."""
-    from ..structure.rotations import to_euler
-
-    write_volume(out_dir / "average.mrc", Volume(result["map"], voxel))
-    for i, half in enumerate(result["half_maps"], start=1):
-        write_volume(out_dir / f"half{i}.mrc", Volume(half, voxel))
-    with atomic_path(out_dir / "fsc.csv") as tmp:
-        result["fsc"].to_csv(tmp, index=False)
-    plot_fsc(out_dir / "fsc.png", {"half maps": result["fsc"]})
-    refined = table.copy()
-    refined[["rot", "tilt", "psi"]] = to_euler(result["rotations"])
-    shift = result["shifts_zyx"]
-    refined["z"] = refined["z"] + shift[:, 0]
-    refined["y"] = refined["y"] + shift[:, 1]
-    refined["x"] = refined["x"] + shift[:, 2]
-    refined["score"] = result["scores"]
-    refined["half"] = result["half"]
-    write_particles(out_dir / "refined.star", refined, voxel)
-    summary = {"resolution_0143_A": result["resolution_0143_A"],
-               "resolution_05_A": result["resolution_05_A"], "history": result["history"],
-               "n_particles": len(table)}
-    write_provenance(out_dir / "average.mrc", "average", parameters, inputs, extra=summary)
-
-
-def plot_fsc(path: Path, curves: dict) -> None:
-    """FSC curves against resolution with the 0.143 and 0.5 lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = fsc_figure(curves)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
-def fsc_figure(curves: dict):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for name, curve in curves.items():
-        ax.plot(1.0 / curve["resolution_A"], curve["fsc"], label=name)
-    for level in (0.143, 0.5):
-        ax.axhline(level, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("spatial frequency (1/Å)")
-    ax.set_ylabel("FSC")
-    ax.set_ylim(-0.2, 1.02)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

@@ -8,8 +8,8 @@ The procedure (defaults in :class:`AverageParams`):
    two half sets start from a common, featureless-at-high-resolution model.
 2. **Half sets.**  Particles are split at random (seeded) into two halves that are
    aligned and averaged independently from here on.
-3. **Global search** (when there are no priors) on binned particles, then **local
-   refinement** at full sampling with the angular step halving each iteration
+3. **Global search** on binned particles when a reference is given without priors
+   (the de novo rounds already searched globally), then **local refinement** at full sampling with the angular step halving each iteration
    (range ±2 steps), scored by constrained cross-correlation (``align.Aligner``).
 4. After each iteration the half maps are compared by FSC and each half's reference
    is filtered by the FSC weight √(2·FSC / (1 + FSC)) (zero after FSC first crosses
@@ -22,7 +22,6 @@ and refined orientations and shifts per particle.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -127,7 +126,6 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
     full = full / full.std().clamp_min(1e-12)
     max_shift = params.max_shift_A / voxel_size_A
     radius = params.mask_radius_fraction * n
-    aligner = Aligner(full, voxel_size_A, params.tilt_range_deg, radius, max_shift)
     n_bin = max(8, 2 * (n // (2 * params.search_bin)))
     binned = fourier_crop(full, n_bin)
     bin_voxel = voxel_size_A * n / n_bin
@@ -142,7 +140,7 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
     # 1. Initial reference.
     if reference is not None:
         initial = torch.as_tensor(np.asarray(reference, np.float32), device=dev)
-        rotations = priors if priors is not None else None
+        rotations = priors
         shifts = np.zeros((p, 3))
     else:
         rotations = priors if priors is not None else Rotation.random(p, random_state=rng)
@@ -171,15 +169,14 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
     refs = [initial.clone(), initial.clone()]
     scores = np.zeros(p)
 
-    # 3. Global search at bin when there are no priors.
-    if rotations is None or (priors is None and reference is not None):
+    # 3. Global search at bin when nothing gave orientations yet (a given reference
+    #    without priors); de novo models and priors go straight to local refinement.
+    if rotations is None:
         grid = global_rotations(params.global_step_deg)
-        rotations_list, shifts = [None] * p, np.zeros((p, 3))
         ref_bin = fourier_crop(initial, n_bin)
         idx, shifts_bin, scores = coarse.search_global(ref_bin, grid, params.initial_lowpass_A)
         rotations = grid[idx]
         shifts = shifts_bin * n / n_bin
-        del rotations_list
         say(f"global search over {len(grid)} orientations: mean score {scores.mean():.3f}")
     rotations = Rotation.concatenate([rotations])  # copy
 

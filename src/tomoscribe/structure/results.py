@@ -1,0 +1,66 @@
+"""Writing an averaging run's results: maps, FSC table and plot, refined particles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import write_volume
+from ..io.particles import write_particles
+from ..outputs import atomic_path, write_provenance
+from ..volume import Volume
+from .rotations import to_euler
+
+
+def write_average_outputs(out_dir: Path, result: dict, table: pd.DataFrame, voxel: float,
+                          inputs, parameters: dict) -> None:
+    """Map, half maps, FSC CSV and plot, refined STAR (coordinates moved by the shifts)."""
+    write_volume(out_dir / "average.mrc", Volume(result["map"], voxel))
+    for i, half in enumerate(result["half_maps"], start=1):
+        write_volume(out_dir / f"half{i}.mrc", Volume(half, voxel))
+    with atomic_path(out_dir / "fsc.csv") as tmp:
+        result["fsc"].to_csv(tmp, index=False)
+    plot_fsc(out_dir / "fsc.png", {"half maps": result["fsc"]})
+    refined = table.copy()
+    refined[["rot", "tilt", "psi"]] = to_euler(result["rotations"])
+    shift = result["shifts_zyx"]
+    refined["z"] = refined["z"] + shift[:, 0]
+    refined["y"] = refined["y"] + shift[:, 1]
+    refined["x"] = refined["x"] + shift[:, 2]
+    refined["score"] = result["scores"]
+    refined["half"] = result["half"]
+    write_particles(out_dir / "refined.star", refined, voxel)
+    summary = {"resolution_0143_A": result["resolution_0143_A"],
+               "resolution_05_A": result["resolution_05_A"], "history": result["history"],
+               "n_particles": len(table)}
+    write_provenance(out_dir / "average.mrc", "average", parameters, inputs, extra=summary)
+
+
+def plot_fsc(path: Path, curves: dict) -> None:
+    """FSC curves against resolution with the 0.143 and 0.5 lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = fsc_figure(curves)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def fsc_figure(curves: dict):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, curve in curves.items():
+        ax.plot(1.0 / curve["resolution_A"], curve["fsc"], label=name)
+    for level in (0.143, 0.5):
+        ax.axhline(level, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("spatial frequency (1/Å)")
+    ax.set_ylabel("FSC")
+    ax.set_ylim(-0.2, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
