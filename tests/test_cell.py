@@ -59,6 +59,13 @@ def test_too_high_concentration_is_refused():
     with pytest.raises(ParameterError, match="lower the concentration"):
         make_cell(CellParams(shape=(72, 96, 96), n_vesicles=0, n_microtubules=0, n_actin=0,
                              n_gold=0, templates_uM={"4v4r_30S": 200.0}))
+    # Without strict concentrations, as many as fit are placed, none overlapping.
+    _, labels, instances, particles = make_cell(CellParams(
+        shape=(72, 96, 96), n_vesicles=0, n_microtubules=0, n_actin=0, n_gold=0,
+        templates_uM={"4v4r_30S": 200.0}, strict_concentrations=False))
+    wanted = particles_for_concentration(200.0, (72, 96, 96), 10.0)
+    assert 0 < len(particles) < wanted
+    assert len(np.unique(instances.data)) - 1 >= len(particles)
 
 
 def test_same_seed_same_cell():

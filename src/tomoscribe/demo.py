@@ -63,7 +63,9 @@ from .structure.stackio import write_particle_folder
 from .volume import Volume
 
 RIBOSOME, OTHER_COMPLEX = "4v5d", "3j9i"
-SIZES = {"small": (80, 256, 256), "medium": (96, 320, 320), "large": (128, 512, 512)}
+SIZES = {"small": (96, 256, 256), "medium": (96, 320, 320), "large": (128, 512, 512)}
+#: Ribosome concentration (µM) per size: as crowded as the simulator's placement allows.
+RIBOSOME_UM = {"small": 7.0, "medium": 10.0, "large": 10.0}
 FEATURES = {"membrane": CELL_CLASS_IDS["membrane"],
             "microtubule": CELL_CLASS_IDS["microtubule"],
             "ribosome": TEMPLATE_CLASS_BASE}  # first template of the cell
@@ -90,7 +92,7 @@ class DemoSettings:
     validation_fraction: float = 0.0
     threshold: float = 1.0
     lowpass_A: float = 60.0
-    ribosome_uM: float = 10.0
+    ribosome_uM: float | None = None  # default: RIBOSOME_UM[size]
     other_uM: float = 4.0
     snr: float = 0.1
     average_iterations: int = 3
@@ -108,7 +110,7 @@ def cell_params(size: str, seed: int, ribosome_uM: float, other_uM: float) -> Ce
                       n_gold=max(2, round(4 * scale**2)),
                       ice_thickness_nm=(0.85 * shape[0] * VOXEL_A / 10,
                                         1.0 * shape[0] * VOXEL_A / 10),
-                      filled_microtubule_labels=True, seed=seed)
+                      filled_microtubule_labels=True, strict_concentrations=False, seed=seed)
 
 
 def particle_radius_A(name: str) -> float:
@@ -141,7 +143,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             say(f"simulating cell tomogram {t} of 2 {SIZES[settings.size][::-1]} (x, y, z) "
                 f"at {VOXEL_A} Å: tilt series ±60°, CTF, SNR {settings.snr}, WBP")
             density, labels, _, particles = make_cell(cell_params(
-                settings.size, settings.seed + t - 1, settings.ribosome_uM, settings.other_uM))
+                settings.size, settings.seed + t - 1,
+                settings.ribosome_uM or RIBOSOME_UM[settings.size], settings.other_uM))
             imaged = image_volume(density.data, VOXEL_A, ImagingParams(
                 snr=settings.snr, seed=settings.seed + 100 * t))
             tomogram = Volume(imaged["tomogram"], VOXEL_A)

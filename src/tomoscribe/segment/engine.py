@@ -96,8 +96,12 @@ def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.devi
     if pad_h or pad_w:
         stack = F.pad(stack, (0, pad_w, 0, pad_h))
     hp, wp = stack.shape[-2:]
-    width_factor = 48 if stride > 1 else 160  # bytes of activations per input pixel, roughly
-    rows = max(multiple, int(_STRIP_BUDGET_BYTES / (width_factor * wp * b)) // multiple * multiple)
+    # Bytes of activations per input pixel, roughly; the fast engine runs one slice at
+    # a time but holds spectra of 40 maps with block overlap (~256 B per input pixel).
+    width_factor = 256 if fast else (48 if stride > 1 else 160)
+    per_call = 1 if fast else b
+    rows = max(multiple, int(_STRIP_BUDGET_BYTES / (width_factor * wp * per_call))
+               // multiple * multiple)
     out = torch.empty((b, hp, wp), dtype=torch.float32)
     for y0 in range(0, hp, rows):
         y1 = min(hp, y0 + rows)

@@ -61,6 +61,7 @@ class CellParams:
     carbon_edge: bool = False
     ice_thickness_nm: tuple[float, float] = (90.0, 120.0)
     filled_microtubule_labels: bool = False  # label the lumen too, as annotators paint tubes
+    strict_concentrations: bool = True  # False: place as many particles as fit, no error
     seed: int = 0
 
 
@@ -201,7 +202,7 @@ def make_cell(params: CellParams = CellParams()):
                          "z_A": centre[0] * params.voxel_size_A,
                          "rot": rot, "tilt": tilt, "psi": psi})
             placed += 1
-        if placed < wanted:
+        if placed < wanted and params.strict_concentrations:
             raise ParameterError(
                 f"only {placed} of {wanted} {name} particles ({concentration} µM) fit beside "
                 "the other contents; lower the concentration or enlarge the volume.")
