@@ -1,7 +1,11 @@
-"""The main job, `tomoscribe demo`, end to end on its small size (reduced training).
+"""The main job, `tomoscribe demo`, end to end on its small size (about 5 minutes).
 
-The default (medium) demo's figures are in docs/performance.md; this test checks that
-every stage runs, writes its files, and scores well above chance against the truth.
+The default (medium) demo's figures are in docs/performance.md.  On the small size
+(seed 0, membranes with one negative copy, 2 averaging iterations) the 2-core dev
+machine measured: picking F1 1.00 / 0.98, Dice membrane 0.53 / 0.52, microtubule
+0.65 / 0.51, ribosome 0.60 / 0.64 (tomogram 1 / 2), average FSC 0.5 against the true
+map 34.7 Å from 54 particles.  The bounds below leave room for thread-order noise
+but fail if a stage breaks.
 """
 
 import json
@@ -21,8 +25,8 @@ def test_demo_rejects_unknown_size(tmp_path, capsys):
 @pytest.mark.slow
 def test_small_demo_runs_every_stage_and_scores_against_truth(tmp_path):
     out = tmp_path / "demo"
-    results = run_demo(DemoSettings(out_dir=out, size="small", epochs=10, n_negative=60,
-                                    membrane_negative_copies=1, average_iterations=2))
+    results = run_demo(DemoSettings(out_dir=out, size="small", membrane_negative_copies=1,
+                                    average_iterations=2))
     for name in ("tomogram_1.mrc", "tomogram_2.mrc", "labels_1.mrc", "labels_2.mrc",
                  "models/ribosome.tsm", "picks/ribosomes_1.star", "subtomograms/particles.star",
                  "average/average.mrc", "average/half1.mrc", "average/fsc.csv",
@@ -30,12 +34,13 @@ def test_small_demo_runs_every_stage_and_scores_against_truth(tmp_path):
         assert (out / name).is_file(), name
     saved = json.loads((out / "scores.json").read_text())
     assert saved["picking"]["tomogram_1"]["f1"] == pytest.approx(results["picking"]["tomogram_1"]["f1"])
-    # Well above chance on both tomograms (the second was never annotated).
+    # Both tomograms (the second was never annotated).
     for tomo in ("tomogram_1", "tomogram_2"):
-        assert results["picking"][tomo]["f1"] > 0.6
-        assert results["segmentation"][tomo]["membrane"]["dice"] > 0.3
-        assert results["segmentation"][tomo]["ribosome"]["dice"] > 0.4
-    assert results["average"]["fsc_05_vs_truth_A"] < 60.0
+        assert results["picking"][tomo]["f1"] > 0.85
+        assert results["segmentation"][tomo]["membrane"]["dice"] > 0.4
+        assert results["segmentation"][tomo]["microtubule"]["dice"] > 0.4
+        assert results["segmentation"][tomo]["ribosome"]["dice"] > 0.45
+    assert results["average"]["fsc_05_vs_truth_A"] < 45.0
     page = (out / "report.html").read_text()
     assert len(re.findall(r'<img src="data:image/png;base64,', page)) >= 6
     assert "src=\"http" not in page  # self-contained
