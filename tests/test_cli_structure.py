@@ -88,6 +88,10 @@ def test_extract_clean_select_average(scene, tmp_path):
                  str(tmp_path / "sel" / "kept.star")]) == 0
     kept = read_particles(tmp_path / "sel" / "kept.star")
     assert (kept["class"] == keep).all()
+    # A selection elsewhere is classified again from the subtomograms it lists.
+    assert main(["clean", str(tmp_path / "sel" / "kept.star"), "-o",
+                 str(tmp_path / "sel" / "again.star"), "-k", "2"]) == 0
+    assert len(read_particles(tmp_path / "sel" / "again.star")) == len(kept)
     out = tmp_path / "avg"
     assert main(["average", str(tmp_path / "sel" / "kept.star"), "-o", str(out),
                  "--iterations", "1", "--global-step", "30", "-q"]) == 0

@@ -151,13 +151,15 @@ def clean(
 ) -> None:
     """2D-classify the particles' Z-projections (rotation-invariant); show class averages."""
     from ..structure.classify2d import classify_projections
-    from ..structure.stackio import read_projections
+    from ..structure.stackio import read_particle_set, read_projections
 
     table = read_particles(particles)
-    projections = read_projections(particles)
-    if len(projections) != len(table):
-        raise InputFileError(f"{particles} lists {len(table)} particles but its projections.mrcs "
-                             f"holds {len(projections)}.")
+    beside = particles.parent / "projections.mrcs"
+    projections = read_projections(particles) if beside.is_file() else None
+    if projections is None or len(projections) != len(table):
+        # A selection or a STAR elsewhere: project the subtomograms it lists.
+        stack, table, _ = read_particle_set(particles)
+        projections = stack.sum(axis=1)
     check_writable(output, overwrite)
     result = classify_projections(projections, classes, seed)
     table["class"] = result["labels"]

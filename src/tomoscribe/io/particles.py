@@ -15,7 +15,8 @@ direction ``dir_x, dir_y, dir_z``.  On disk:
   as the priors ``rlnAngleTiltPrior``/``rlnAnglePsiPrior``.  Reading takes pixel
   coordinates when present, else centred Å ones (then size and voxel size are needed).
 * **IMOD** ``.mod``: scattered points (pixel centre at x = i + 0.5, as in
-  :mod:`tomoscribe.io.points`); one object, one contour per tomogram.
+  :mod:`tomoscribe.io.points`); one object, one contour (one per filament for
+  filament seeds).
 * **CSV**: the table as is.
 * **copick** ``.json``: a picks file (``pickable_object_name``, ``user_id``,
   ``session_id``, ``run_name``, ``unit: angstrom``, ``points`` with ``location`` in Å
@@ -54,6 +55,8 @@ def write_particles(path: str | os.PathLike, table: pd.DataFrame, voxel_size_A: 
     if suffix == ".star":
         return _write_star(path, table, voxel_size_A, tomogram_shape_zyx)
     if suffix == ".mod":
+        if "filament_id" in table:  # one contour per filament, seeds in order
+            table["contour_id"] = table["filament_id"].astype(int)
         return write_imod_points(path, table)
     if suffix == ".json":
         return _write_copick(path, table, voxel_size_A, object_name)
