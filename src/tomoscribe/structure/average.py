@@ -118,8 +118,7 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
         raise ParameterError("the particles contain NaN or infinite values.")
     if reference is not None and np.shape(reference) != (n, n, n):
         raise ParameterError(f"the reference is {np.shape(reference)} but particles are {n}³.")
-    ops = symmetry_operators(params.symmetry)  # validates the symbol
-    del ops
+    symmetry_operators(params.symmetry)  # refuses an unknown point group before any work
     rng = np.random.default_rng(params.seed)
     dev = torch.device(device)
     full = torch.as_tensor(data, device=dev)
