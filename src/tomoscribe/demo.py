@@ -217,8 +217,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             merged = read_volume(merged_path).load(np.uint8)
         scores = {}
         for feature, class_id in FEATURES.items():
-            label_id = _label_id(legend, feature)
-            scores[feature] = overlap_scores(merged == label_id, tomo["truth"] == class_id)
+            feature_id = label_id(legend, feature)
+            scores[feature] = overlap_scores(merged == feature_id, tomo["truth"] == class_id)
         seg_scores.append(scores)
         merged_all.append(merged)
         tomo["ribosome_map"] = maps[names.index("ribosome")]
@@ -232,7 +232,7 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     pick_scores, stacks, tables = [], [], []
     for t, tomo in enumerate(tomos, start=1):
         with timed("pick"):
-            rib_id = _label_id(legend, "ribosome")
+            rib_id = label_id(legend, "ribosome")
             picks = pick_particles(merged_all[t - 1] == rib_id,
                                    np.asarray(tomo["ribosome_map"].data), pick_params)
             picks["tomo_name"] = f"tomogram_{t}"
@@ -357,7 +357,8 @@ def orientation_consensus(estimated, true, within_deg: float = 15.0) -> float:
                for i in range(len(relative)))
 
 
-def _label_id(legend: dict, feature: str) -> int:
+def label_id(legend: dict, feature: str) -> int:
+    """The merged map's id of ``feature`` (from the merge legend)."""
     return next(int(k) for k, v in legend.items() if v["name"] == feature)
 
 

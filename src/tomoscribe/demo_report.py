@@ -70,11 +70,10 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
         axes[row, 1].imshow(np.ma.masked_equal(merged[z], 0), cmap=cmap, vmin=0,
                             vmax=len(colours) - 1, alpha=0.55, interpolation="nearest")
         truth = np.zeros_like(merged[z])
-        from .demo import FEATURES
+        from .demo import FEATURES, label_id
 
         for name, class_id in FEATURES.items():
-            label = next(int(k) for k, v in legend.items() if v["name"] == name)
-            truth[tomo["truth"][z] == class_id] = label
+            truth[tomo["truth"][z] == class_id] = label_id(legend, name)
         axes[row, 2].imshow(np.ma.masked_equal(truth, 0), cmap=cmap, vmin=0,
                             vmax=len(colours) - 1, interpolation="nearest")
         axes[row, 0].set_ylabel(f"tomogram {row + 1}, z = {z}")
