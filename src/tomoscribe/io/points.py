@@ -80,23 +80,14 @@ def _parse_label(value, path: Path) -> bool:
 
 
 def _read_star(path: Path) -> pd.DataFrame:
-    import starfile
+    """Boxes from a STAR particle file (the particle reader), class 1 = positive."""
+    from .particles import read_particles  # particles imports this module
 
-    try:
-        blocks = starfile.read(path, always_dict=True)
-    except Exception as err:  # starfile raises parser-specific errors
-        raise InputFileError(f"{path} is not a readable STAR file ({err}).") from err
-    for block in blocks.values():
-        if isinstance(block, pd.DataFrame) and {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
-            table = pd.DataFrame({
-                "x": pd.to_numeric(block["rlnCoordinateX"], errors="coerce"),
-                "y": pd.to_numeric(block["rlnCoordinateY"], errors="coerce"),
-                "z": pd.to_numeric(block.get("rlnCoordinateZ", 0.0), errors="coerce"),
-            })
-            if "rlnClassNumber" in block:
-                table["positive"] = block["rlnClassNumber"].astype(int).to_numpy() == 1
-            return table
-    raise InputFileError(f"{path} has no loop with rlnCoordinateX/Y columns.")
+    table = read_particles(path)
+    boxes = table[["x", "y", "z"]].copy()
+    if "class" in table:
+        boxes["positive"] = table["class"].to_numpy() == 1
+    return boxes
 
 
 def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
