@@ -13,7 +13,6 @@ from ..errors import AnnotationError, ParameterError
 from ..io import create_volume, read_volume
 from ..io.points import read_imod_contours, read_points
 from ..outputs import atomic_path, file_fingerprint, read_provenance, write_provenance
-from ..segment.engine import check_voxel_size, segment_into
 from ..segment.merge import merge_into
 from ..segment.modelfile import load_model, save_model
 from ..segment.network import ARCHITECTURES, ArchitectureSpec
@@ -171,7 +170,8 @@ def train(
 
 @app.command()
 def segment(
-    tomogram: Path = typer.Argument(..., help="Preprocessed tomogram (.mrc, .tif, .zarr)."),
+    tomograms: list[Path] = typer.Argument(..., help="Preprocessed tomogram(s) (.mrc, .tif, "
+                                           ".zarr); all are segmented with every model."),
     models: list[Path] = typer.Option(..., "--model", "-m", help="Model file(s); repeat."),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Directory for the maps."),
     fmt: str = typer.Option("mrc", "--format", help="mrc or zarr (OME-Zarr)."),
@@ -180,40 +180,61 @@ def segment(
     device: str = options.Device,
     precision: str = typer.Option("fp32", "--precision", help="CUDA arithmetic: fp32, tf32 "
                                   "or bf16 (see docs/performance.md for speed and error)."),
-    engine: str = typer.Option("auto", "--engine", help="auto (the fast exact CPU engine for "
+    engine: str = typer.Option("auto", "--engine", help="auto (the fast exact engine for "
                                "chen2017 where it applies), direct (reference), or fast."),
+    workers: int = typer.Option(None, "--workers", help="Spread slabs over a local "
+                                "dask.distributed cluster of this many worker processes."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Spread slabs over the workers "
+                                  "of this dask.distributed scheduler (e.g. tcp://host:8786); "
+                                  "they must see the same paths."),
+    slab_slices: int = typer.Option(None, "--slab-slices", min=1, help="Slices per unit of "
+                                    "work (default: ~256 MB of input, at most 16)."),
+    resume: bool = typer.Option(True, "--resume/--restart", help="Finish the unfinished "
+                                "outputs of an identical interrupted run (default), or "
+                                "start over."),
     voxel_size: float = options.VoxelSize,
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
-    """Apply feature models to whole slices; write one normalised float32 map per feature."""
+    """Apply feature models to whole slices; write one normalised float32 map per feature.
+
+    Work goes slab by slab into hidden unfinished files that are renamed when complete;
+    an interrupted run picks up where it stopped when started again.
+    """
+    from ..segment.runner import dask_client, plan_segmentation, segment_files
+
     if fmt not in ("mrc", "zarr"):
         raise ParameterError(f"--format must be mrc or zarr, got {fmt!r}.")
     if not out_dir.is_dir():
         raise ParameterError(f"{out_dir} is not a directory; create it first.")
-    volume = read_volume(tomogram, voxel_size)
+    if workers is not None and scheduler is not None:
+        raise ParameterError("give --workers (a local cluster) or --scheduler, not both.")
     loaded = [load_model(m) for m in models]
-    for m in loaded:
-        check_voxel_size(volume, m, rescale)
     names = [m.feature for m in loaded]
     if len(set(names)) != len(names):
         raise ParameterError(f"two models are for the same feature ({names}); segment them "
                              "in separate calls or out-dirs.")
-    stem = tomogram.name.split(".")[0]
-    paths = [out_dir / f"{stem}_{m.feature}.{fmt}" for m in loaded]
-    with contextlib.ExitStack() as stack:
-        outs = [stack.enter_context(create_volume(p, volume.shape, np.float32,
-                                                  volume.voxel_size_A, volume.origin_A,
-                                                  overwrite=overwrite)) for p in paths]
-        segment_into(volume, loaded, outs, device=device, rescale=rescale,
-                     show_progress=not quiet, precision=precision, engine=engine)
-    for path, model, model_path in zip(paths, loaded, models):
-        write_provenance(path, "segment", {"feature": model.feature, "rescale": rescale,
-                                           "amplitude": model.amplitude, "precision": precision,
-                                           "engine": engine,
-                                           "architecture": model.spec.as_dict()},
-                         [tomogram, model_path], extra={"feature": model.feature})
-        typer.echo(f"wrote {path}")
+    stems = [t.name.split(".")[0] for t in tomograms]
+    if len(set(stems)) != len(stems):
+        raise ParameterError(f"two tomograms share the name stem ({stems}); their outputs "
+                             "would collide, so rename one or use separate calls.")
+    paths = [[out_dir / f"{stem}_{m.feature}.{fmt}" for m in loaded] for stem in stems]
+    distributed = workers is not None or scheduler is not None
+    with (dask_client(scheduler, workers) if distributed else contextlib.nullcontext(
+            (None, None))) as (client, threads):
+        jobs = plan_segmentation(tomograms, models, paths, device=device, precision=precision,
+                                 engine=engine, rescale=rescale, voxel_size_A=voxel_size,
+                                 slab_slices=slab_slices, threads=threads)
+        segment_files(jobs, client, resume=resume, overwrite=overwrite,
+                      show_progress=not quiet)
+    for tomogram, row in zip(tomograms, paths):
+        for path, model, model_path in zip(row, loaded, models):
+            write_provenance(path, "segment", {"feature": model.feature, "rescale": rescale,
+                                               "amplitude": model.amplitude,
+                                               "precision": precision, "engine": engine,
+                                               "architecture": model.spec.as_dict()},
+                             [tomogram, model_path], extra={"feature": model.feature})
+            typer.echo(f"wrote {path}")
 
 
 @app.command()

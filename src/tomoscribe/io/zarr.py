@@ -66,33 +66,40 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
                   metadata={"source": str(path), "format": "ome-zarr"})
 
 
+def init_ome_zarr(path: str | os.PathLike, shape, dtype, voxel_size_A,
+                  origin_A=(0.0, 0.0, 0.0), chunks=(64, 64, 64), name: str | None = None):
+    """Create an OME-Zarr image at ``path`` (not atomically) and return its zarr array."""
+    import zarr as _zarr
+
+    vs = np.broadcast_to(np.asarray(voxel_size_A, dtype=float), 3)
+    group = _zarr.open_group(str(path), mode="w", zarr_format=2)
+    chunks = tuple(min(c, s) for c, s in zip(chunks, shape))
+    array = group.create_array("0", shape=tuple(shape), chunks=chunks,
+                               dtype=np.dtype(dtype), fill_value=0)
+    group.attrs["multiscales"] = [{
+        "version": "0.4",
+        "name": name or Path(path).stem,
+        "axes": [{"name": n, "type": "space", "unit": "angstrom"} for n in "zyx"],
+        "datasets": [{
+            "path": "0",
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [float(v) for v in vs[::-1]]},
+                {"type": "translation",
+                 "translation": [float(v) for v in np.asarray(origin_A)[::-1]]},
+            ],
+        }],
+    }]
+    return array
+
+
 @contextlib.contextmanager
 def create_ome_zarr(path: str | os.PathLike, shape, dtype, voxel_size_A,
                     origin_A=(0.0, 0.0, 0.0), chunks=(64, 64, 64),
                     overwrite: bool = True) -> Iterator:
     """Create an OME-Zarr image atomically and yield its writable (zarr) array."""
-    import zarr as _zarr
-
-    vs = np.broadcast_to(np.asarray(voxel_size_A, dtype=float), 3)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        group = _zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        chunks = tuple(min(c, s) for c, s in zip(chunks, shape))
-        array = group.create_array("0", shape=tuple(shape), chunks=chunks,
-                                   dtype=np.dtype(dtype), fill_value=0)
-        group.attrs["multiscales"] = [{
-            "version": "0.4",
-            "name": Path(path).stem,
-            "axes": [{"name": n, "type": "space", "unit": "angstrom"} for n in "zyx"],
-            "datasets": [{
-                "path": "0",
-                "coordinateTransformations": [
-                    {"type": "scale", "scale": [float(v) for v in vs[::-1]]},
-                    {"type": "translation",
-                     "translation": [float(v) for v in np.asarray(origin_A)[::-1]]},
-                ],
-            }],
-        }]
-        yield array
+        yield init_ome_zarr(tmp, shape, dtype, voxel_size_A, origin_A, chunks,
+                            name=Path(path).stem)
 
 
 def write_ome_zarr(path: str | os.PathLike, volume: Volume, overwrite: bool = True) -> Path:

@@ -12,22 +12,32 @@ tomogram whose in-plane voxel size differs from its own by more than 5% unless
 ``rescale`` is asked for; then each slice is resampled to the model's voxel size,
 segmented, and the answer resampled back onto the tomogram's grid.
 
-Two engines: the reference (PyTorch direct convolution, CPU threads or CUDA) and, on
-CPUs, the exact fast engine for chen2017 networks (``fastcpu``: polyphase GEMM for
-conv1 + pool, overlap-save FFT for conv2 and conv3), chosen automatically
-(``engine="auto"``); ``"direct"`` forces the reference, and ``"fast"`` asks for the
-fast engine, falling back to the reference with a warning where it does not apply.  On
-CUDA, ``precision`` chooses the arithmetic: ``fp32`` (default; TF32 switched off, equal
-to the CPU within 1e-4), ``tf32`` (cuDNN's TensorFloat-32 convolutions) or ``bf16``
-(autocast to bfloat16); docs/performance.md gives their speed and error.
+Two engines: the reference (PyTorch direct convolution: CPU threads, or cuDNN on CUDA)
+and the exact fast engine for chen2017 networks (``fastengine``: polyphase GEMM for conv1
++ pool on CPUs, overlap-save FFT for conv2 and conv3 on either), chosen automatically
+(``engine="auto"``) where it is both exact and faster: always on CPUs, and on CUDA in
+``fp32``.  ``"direct"`` forces the reference, and ``"fast"`` asks for the fast engine,
+falling back to the reference with a warning where it does not apply.  On CUDA,
+``precision`` chooses the arithmetic: ``fp32`` (default; TF32 switched off, equal to the
+CPU within 1e-4), ``tf32`` (cuDNN's TensorFloat-32 convolutions) or ``bf16`` (autocast to
+bfloat16); docs/performance.md gives their speed and error.
+
+The unit of work is the slab (:func:`segment_slab`): a run of slices read once with the
+context the models need, segmented by every model, returned as arrays.  On CUDA two
+slabs are in flight at once, so that reading and writing one overlaps the GPU's work on
+the other; slices go to the GPU once (from pinned memory) and everything up to the
+normalised output happens there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 import warnings
-from typing import Sequence
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -36,16 +46,24 @@ import torch.nn.functional as F
 from ..errors import ParameterError, VoxelSizeMismatchError
 from ..progress import track
 from ..volume import Volume, check_finite, iter_slabs
-from . import fastcpu
+from . import fastengine
 from .modelfile import FeatureModel
 from .train import resolve_device
 
 VOXEL_SIZE_TOLERANCE = 0.05
 PRECISIONS = ("fp32", "tf32", "bf16")
 ENGINES = ("auto", "direct", "fast")
-#: Activations per strip are kept near this many bytes (per batch).  A budget 8× larger
-#: on an H100 measured no faster (the pipeline is bound by host copies and file I/O).
-_STRIP_BUDGET_BYTES = 512 * 2**20
+#: Activations per work item (one strip of one slice) on CPUs are kept near this many
+#: bytes; each of torch's threads works on one item at a time.  Independent of the
+#: thread count, so that strip boundaries (and the rounding) are too.
+_STRIP_BUDGET_BYTES = 256 * 2**20
+#: On CUDA, at most this much (or 30% of the free GPU memory).
+_CUDA_BUDGET_BYTES = 8 * 2**30
+#: Input bytes per slab (bounds host memory: a streamed run holds ~2 slabs in and out).
+_SLAB_BYTES = 256 * 2**20
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def check_voxel_size(volume: Volume, model: FeatureModel, rescale: bool) -> float:
@@ -60,68 +78,117 @@ def check_voxel_size(volume: Volume, model: FeatureModel, rescale: bool) -> floa
     return ratio if abs(ratio - 1.0) > 1e-6 else 1.0
 
 
-def use_fast_engine(model: FeatureModel, device: torch.device, engine: str = "auto") -> bool:
-    """Whether the fast CPU engine runs this model (warns when asked for and impossible)."""
+def use_fast_engine(model: FeatureModel, device: torch.device, engine: str = "auto",
+                    precision: str = "fp32") -> bool:
+    """Whether the fast exact engine runs this model (warns when asked for and impossible)."""
     if engine not in ENGINES:
         raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
-    possible = device.type == "cpu" and fastcpu.supports(model.network)
+    possible = fastengine.supports(model.network) and (device.type == "cpu"
+                                                       or precision == "fp32")
     if engine == "fast" and not possible:
-        warnings.warn(f"the fast engine runs chen2017 networks on CPUs only; the "
-                      f"{model.spec.name!r} model on {device.type} uses the reference engine.",
-                      stacklevel=2)
+        warnings.warn(f"the fast engine runs chen2017 networks in exact fp32 only; the "
+                      f"{model.spec.name!r} model ({device.type}, {precision}) uses the "
+                      "reference engine.", stacklevel=2)
     return possible and engine != "direct"
+
+
+def _activation_budget(device: torch.device) -> int:
+    """Bytes of activations one network call may use on ``device``."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(min(0.3 * free, _CUDA_BUDGET_BYTES))
+    return _STRIP_BUDGET_BYTES
 
 
 @torch.no_grad()
 def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.device,
-                    engine: str = "auto") -> torch.Tensor:
+                    engine: str = "auto", precision: str = "fp32") -> torch.Tensor:
     """Run one model on slices with context, returning normalised maps on the input grid.
 
     Parameters
     ----------
     stack : float32 tensor (B, 2k+1, H, W)
-        Slices with the model's ±k context as channels (CPU).
+        Slices with the model's ±k context as channels, on ``device``.
+    precision : "fp32", "tf32" or "bf16"
+        bf16 runs the network under autocast (CUDA only).
 
     Returns
     -------
-    float32 tensor (B, H, W) on the CPU: network output / amplitude.
+    float32 tensor (B, H, W) on ``device``: network output / amplitude.
     """
     network = model.network
     stride, multiple = network.output_stride, getattr(network, "input_multiple", 1)
     halo = int(getattr(network, "receptive_radius", 64))
     halo = int(math.ceil(halo / multiple) * multiple)
-    fast = use_fast_engine(model, device, engine)
+    fast = use_fast_engine(model, device, engine, precision)
     b, c, h, w = stack.shape
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
     if pad_h or pad_w:
         stack = F.pad(stack, (0, pad_w, 0, pad_h))
     hp, wp = stack.shape[-2:]
-    # Bytes of activations per input pixel, roughly; the fast engine runs one slice at
-    # a time but holds spectra of 40 maps with block overlap (~256 B per input pixel).
+    # Bytes of activations per input pixel, roughly; the fast engine holds spectra of 40
+    # maps with block overlap (~256 B per input pixel).  On CPUs each strip of each slice
+    # is one work item; on CUDA a strip holds the whole batch.
     width_factor = 256 if fast else (48 if stride > 1 else 160)
-    per_call = 1 if fast else b
-    rows = max(multiple, int(_STRIP_BUDGET_BYTES / (width_factor * wp * per_call))
+    per_call = 1 if device.type == "cpu" else b
+    rows = max(multiple, int(_activation_budget(device) / (width_factor * wp * per_call))
                // multiple * multiple)
-    out = torch.empty((b, hp, wp), dtype=torch.float32)
-    for y0 in range(0, hp, rows):
+    out = torch.empty((b, hp, wp), dtype=torch.float32, device=stack.device)
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                              enabled=precision == "bf16" and device.type == "cuda")
+
+    def run(batch: slice, y0: int) -> None:
         y1 = min(hp, y0 + rows)
         lo, hi = max(0, y0 - halo), min(hp, y1 + halo)
-        strip = stack[:, :, lo:hi].to(device, non_blocking=True)
+        strip = stack[batch, :, lo:hi]
         if fast:
-            answer = torch.cat([fastcpu.chen2017_forward(network, strip[i:i + 1])
-                                for i in range(b)])
+            answer = fastengine.chen2017_forward(network, strip)
         else:
-            answer = network(strip)
+            with autocast:
+                answer = network(strip)
+        answer = answer.float()
         if stride > 1:
             answer = F.interpolate(answer, scale_factor=stride, mode="bilinear",
                                    align_corners=False)
-        out[:, y0:y1] = answer[:, 0, y0 - lo: y1 - lo].float().cpu()
+        out[batch, y0:y1] = answer[:, 0, y0 - lo: y1 - lo]
+
+    if device.type == "cpu":
+        _run_single_threaded([(slice(i, i + 1), y0) for i in range(b)
+                              for y0 in range(0, hp, rows)], run)
+    else:
+        for y0 in range(0, hp, rows):
+            run(slice(None), y0)
     return out[:, :h, :w] / model.amplitude
+
+
+def _run_single_threaded(items, work) -> None:
+    """Run ``work(*item)`` for every item on a pool of threads, each op single-threaded.
+
+    The pool has as many threads as torch's setting; every tensor operation runs on one
+    thread.  MKL's FFTs give results that depend (at 1e-6) on how many threads share one
+    transform, so this keeps every slice's numbers independent of the thread count: a
+    run on a 2-core laptop and one spread over cluster workers agree bit for bit.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if threads == 1 or len(items) == 1:
+            for item in items:
+                work(*item)
+        else:
+            with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+                for done in [pool.submit(work, *item) for item in items]:
+                    done.result()
+    finally:
+        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager
 def precision_mode(precision: str, device: torch.device):
-    """Set the convolution arithmetic for the duration of a ``with`` block."""
+    """Set cuDNN's TF32 switch (and its autotuner) for the duration of a ``with`` block.
+
+    bf16 autocast is thread-local, so :func:`apply_to_slices` enters it itself.
+    """
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
     if device.type != "cuda":
@@ -129,16 +196,110 @@ def precision_mode(precision: str, device: torch.device):
             raise ParameterError(f"--precision {precision} needs a CUDA device; CPUs run fp32.")
         yield
         return
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.benchmark)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    torch.backends.cudnn.benchmark = True
     try:
-        if precision == "bf16":
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
-                yield
-        else:
-            yield
+        yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.benchmark) = saved
+
+
+def default_slab_slices(shape: tuple[int, int, int], device: torch.device) -> int:
+    """Slices per slab: ~256 MB of input per slab (1–16 slices; 64 MB slices alone)."""
+    ny, nx = shape[1:]
+    return int(np.clip(_SLAB_BYTES // (4 * ny * nx), 1, 16))
+
+
+def prepare_models(volume: Volume, models: Sequence[FeatureModel], device: torch.device,
+                   rescale: bool, engine: str, precision: str) -> list[float]:
+    """Check the models against the volume, move them to ``device``; returns scale factors."""
+    if not models:
+        raise ParameterError("give at least one model to segment with.")
+    scales = [check_voxel_size(volume, m, rescale) for m in models]
+    for model in models:
+        use_fast_engine(model, device, engine, precision)  # validates and warns, before work
+        model.network.to(device).eval()
+    return scales
+
+
+@torch.no_grad()
+def segment_slab(volume: Volume, models: Sequence[FeatureModel], scales: Sequence[float],
+                 z0: int, z1: int, device: torch.device, engine: str = "auto",
+                 precision: str = "fp32") -> list[np.ndarray]:
+    """Segment slices ``z0:z1`` of ``volume`` with each model.
+
+    The slab is read once with the widest context any model needs (slices beyond the
+    volume repeat the end slice, as in training) and checked for NaN/inf.
+
+    Returns
+    -------
+    list of float32 arrays (z1 − z0, ny, nx), one per model, normalised.
+    """
+    nz, ny, nx = volume.shape
+    k_max = max(m.spec.context_slices for m in models)
+    zs = np.clip(np.arange(z0 - k_max, z1 + k_max), 0, nz - 1)
+    raw = volume.slab(int(zs.min()), int(zs.max()) + 1)  # may be a view of a memory map
+    check_finite(raw, "the tomogram", z_offset=int(zs.min()))
+    with warnings.catch_warnings():  # a read-only memory map: it is only read from
+        warnings.simplefilter("ignore", UserWarning)
+        slab = torch.from_numpy(raw)
+    if device.type == "cuda":
+        slab = slab.pin_memory().to(device, non_blocking=True)
+    index = torch.as_tensor(zs - zs.min(), device=slab.device)
+    results = []
+    for model, scale in zip(models, scales):
+        k = model.spec.context_slices
+        rows = (torch.arange(z1 - z0, device=slab.device)[:, None] + (k_max - k)
+                + torch.arange(2 * k + 1, device=slab.device)[None])
+        windows = slab[index[rows]]                                    # (B, 2k+1, ny, nx)
+        if scale != 1.0:
+            windows = _resample(windows, (round(ny * scale), round(nx * scale)))
+        answer = apply_to_slices(model, windows, device, engine, precision)
+        if scale != 1.0:
+            answer = _resample(answer[:, None], (ny, nx))[:, 0]
+        results.append(answer.cpu().numpy())
+    release_pages(volume, int(zs.min()), int(zs.max()) + 1)
+    return results
+
+
+def release_pages(volume: Volume, z0: int, z1: int) -> None:
+    """Drop slices ``z0:z1`` of a memory-mapped MRC from this process's resident memory.
+
+    Reading a slab through a memory map leaves its pages mapped (and counted in the
+    process's memory) until the kernel needs them; telling it they are not needed keeps
+    the resident size of a streamed run near one slab.  The data stay in the page cache
+    and on disk; other volumes (numpy, zarr) are left alone.
+    """
+    data = volume.data
+    mapping = getattr(data, "_mmap", None)
+    if mapping is None or not hasattr(mapping, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    with contextlib.suppress(OSError, ValueError, TypeError, BufferError):
+        base = np.frombuffer(mapping, dtype=np.uint8).__array_interface__["data"][0]
+        first = data.__array_interface__["data"][0] - base  # byte offset of voxel 0
+        plane = int(np.prod(volume.shape[1:])) * data.dtype.itemsize
+        start = (first + z0 * plane) // mmap.PAGESIZE * mmap.PAGESIZE
+        stop = min(len(mapping), first + z1 * plane)
+        if stop > start >= 0:
+            mapping.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+
+def in_order(work: Callable[[T], R], items: Sequence[T], in_flight: int) -> Iterator[R]:
+    """``map(work, items)`` with up to ``in_flight`` items worked on at once, in order."""
+    if in_flight <= 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= in_flight:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def segment_into(volume: Volume, models: Sequence[FeatureModel], outputs: Sequence,
@@ -153,56 +314,34 @@ def segment_into(volume: Volume, models: Sequence[FeatureModel], outputs: Sequen
         Preprocessed tomogram (as for training).
     models : list of FeatureModel
     outputs : list of writable arrays (nz, ny, nx), float32
-        One per model (MRC memmaps or zarr arrays from ``create_volume``).
+        One per model (numpy arrays, MRC memmaps or zarr arrays from ``create_volume``).
     device : "auto", "cpu" or "cuda"
     rescale : bool
         Resample slices whose voxel size is off by more than 5%.
     batch_slices : int, optional
-        Slices per batch; by default as many as fit a ~512 MB budget.
+        Slices per slab; by default ~256 MB of input (1–16 slices).
     precision : "fp32", "tf32" or "bf16"
         Arithmetic on CUDA (CPUs run fp32).
     engine : "auto", "direct" or "fast"
-        The fast CPU engine for chen2017 networks, chosen by ``auto`` where it applies.
+        The fast exact engine for chen2017 networks, chosen by ``auto`` where it applies.
     """
     if len(models) != len(outputs):
         raise ParameterError("give one output per model.")
-    if not models:
-        raise ParameterError("give at least one model to segment with.")
     dev = resolve_device(device)
-    for model in models:
-        use_fast_engine(model, dev, engine)  # validates and warns once, before any work
     with precision_mode(precision, dev), warnings.catch_warnings():
+        scales = prepare_models(volume, models, dev, rescale, engine, precision)
         warnings.simplefilter("ignore")
-        _segment(volume, models, outputs, dev, rescale, batch_slices, show_progress, engine)
+        slabs = list(iter_slabs(volume.shape[0],
+                                batch_slices or default_slab_slices(volume.shape, dev)))
 
+        def work(bounds):
+            return segment_slab(volume, models, scales, *bounds, dev, engine, precision)
 
-def _segment(volume, models, outputs, dev, rescale, batch_slices, show_progress,
-             engine) -> None:
-    scales = [check_voxel_size(volume, m, rescale) for m in models]
-    for m in models:
-        m.network.to(dev).eval()
-    nz, ny, nx = volume.shape
-    k_max = max(m.spec.context_slices for m in models)
-    if batch_slices is None:
-        batch_slices = int(np.clip(_STRIP_BUDGET_BYTES // (48 * ny * nx), 1, 16))
-    for z0, z1 in track(list(iter_slabs(nz, batch_slices)), "segmenting",
-                        show_progress=show_progress):
-        # Read the slab once, with the widest context any model needs; slices beyond
-        # the volume repeat the end slice (as in training).
-        zs = np.clip(np.arange(z0 - k_max, z1 + k_max), 0, nz - 1)
-        raw = volume.slab(int(zs.min()), int(zs.max()) + 1)
-        check_finite(raw, "the tomogram", z_offset=int(zs.min()))
-        slab = torch.from_numpy(raw[zs - zs.min()])
-        for model, scale, out in zip(models, scales, outputs):
-            k = model.spec.context_slices
-            windows = torch.stack([slab[i + k_max - k: i + k_max + k + 1]
-                                   for i in range(z1 - z0)])
-            if scale != 1.0:
-                windows = _resample(windows, (round(ny * scale), round(nx * scale)))
-            answer = apply_to_slices(model, windows, dev, engine)
-            if scale != 1.0:
-                answer = _resample(answer[:, None], (ny, nx))[:, 0]
-            out[z0:z1] = answer.numpy()
+        answers = in_order(work, slabs, 2 if dev.type == "cuda" else 1)
+        for (z0, z1), results in track(zip(slabs, answers), "segmenting", total=len(slabs),
+                                       show_progress=show_progress):
+            for out, result in zip(outputs, results):
+                out[z0:z1] = result
 
 
 def _resample(stack: torch.Tensor, size) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 
 from tomoscribe.segment import engine
 from tomoscribe.segment.engine import segment_array
-from tomoscribe.segment.fastcpu import chen2017_forward, conv_pool, overlap_save_conv
+from tomoscribe.segment.fastengine import chen2017_forward, conv_pool, overlap_save_conv
 from tomoscribe.segment.modelfile import FeatureModel
 from tomoscribe.segment.network import ArchitectureSpec, build_network
 from tomoscribe.volume import Volume
