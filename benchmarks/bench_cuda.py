@@ -13,6 +13,9 @@ units; divide by the model's amplitude for the normalised scale).
 Part 2 times :func:`segment_into` on a volume in host memory (host → GPU → host),
 which is what ``tomoscribe segment --device cuda`` does, per precision.
 
+Part 3 times the stages of one slab read from an MRC file one after another (read and
+NaN check, pinning, copy to the GPU, network, copy back, write with statistics).
+
 Needs a CUDA device; docs/performance.md keeps the figures.
 """
 
@@ -21,9 +24,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from tomoscribe.segment import fastengine
 from tomoscribe.segment.engine import segment_into
@@ -84,6 +89,17 @@ def network_variants(network, size: int, batch: int, repeats: int) -> None:
         except torch.OutOfMemoryError:
             rows.append((f"fft block {block} fp32", float("nan"), float("nan")))
             torch.cuda.empty_cache()
+    torch.backends.cudnn.allow_tf32 = True
+    with torch.no_grad():
+        half = F.max_pool2d(net.conv1(x), 2)
+        for name, layer, inp in (("conv1+pool", lambda t: F.max_pool2d(net.conv1(t), 2), x),
+                                 ("conv2", net.conv2, half), ("conv3", net.conv3, half)):
+            for precision in ("tf32", "bf16"):
+                def run_layer():
+                    with torch.autocast("cuda", torch.bfloat16, enabled=precision == "bf16"):
+                        return layer(inp)
+                rows.append((f"  layer {name} {precision}", _time(run_layer, repeats), 0.0))
+    torch.backends.cudnn.allow_tf32 = False
     print(f"\nnetwork alone, {batch} slices of {size}x{size} on the GPU "
           f"(median of {repeats}):")
     for name, seconds, err in rows:
@@ -109,12 +125,64 @@ def pipeline(model, shape, repeats: int) -> None:
               f"Mvoxel/s  (runs {', '.join(f'{t:.2f}' for t in times[1:])})")
 
 
+def stages(model, plane: int, slices: int, repeats: int) -> None:
+    """Time the host and device stages of one slab, one after another (no overlap)."""
+    import tempfile
+
+    from tomoscribe.io import create_volume, read_volume
+    from tomoscribe.io.resumable import ResumableVolume, write_slab
+    from tomoscribe.segment.engine import apply_to_slices, precision_mode
+
+    shape = (slices, plane, plane)
+    device = torch.device("cuda")
+    model.network.cuda().eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        with create_volume(f"{tmp}/in.mrc", shape, np.float32, (10.0,) * 3) as out:
+            out[:] = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+        volume = read_volume(f"{tmp}/in.mrc")
+        target = ResumableVolume(f"{tmp}/out.mrc", shape, (10.0,) * 3, (0.0,) * 3, "k",
+                                 slices).open().target
+        times = {k: [] for k in ("read+check", "pin", "to GPU", "network", "to host",
+                                 "write+stats")}
+        with precision_mode("fp32", device):
+            for _ in range(repeats + 1):
+                marks = [time.perf_counter()]
+
+                def mark():
+                    torch.cuda.synchronize()
+                    marks.append(time.perf_counter())
+                raw = volume.slab(0, slices)
+                assert np.isfinite(raw).all()
+                mark()
+                with warnings.catch_warnings():  # read-only memory map, only read
+                    warnings.simplefilter("ignore", UserWarning)
+                    pinned = torch.from_numpy(raw).pin_memory()
+                mark()
+                gpu = pinned.to(device, non_blocking=True)
+                mark()
+                answer = apply_to_slices(model, gpu[:, None], device)
+                mark()
+                host = torch.empty(answer.shape, pin_memory=True).copy_(answer).numpy()
+                mark()
+                write_slab(target, 0, host)
+                mark()
+                for key, a, b in zip(times, marks[:-1], marks[1:]):
+                    times[key].append(b - a)
+    total = sum(statistics.median(v[1:]) for v in times.values())
+    print(f"\none slab of {slices} x {plane}x{plane} from an MRC, stage by stage "
+          f"(median of {repeats}, ms):")
+    print("  " + ", ".join(f"{k} {statistics.median(v[1:]) * 1e3:.0f}" for k, v in times.items())
+          + f"; total {total * 1e3:.0f} ms = {np.prod(shape) / total / 1e6:.0f} Mvoxel/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pipeline-shape", type=int, nargs=3, default=[64, 1024, 1024])
+    parser.add_argument("--no-variants", action="store_true",
+                        help="skip part 1 (the network's arithmetic variants)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_cuda needs a CUDA device.")
@@ -124,9 +192,12 @@ def main() -> None:
     network = build_network(spec)
     network.initialise(torch.Generator().manual_seed(0), 0.05)
     network = network.cuda().eval()
-    network_variants(network, args.size, args.batch, args.repeats)
-    model = FeatureModel(network.cpu(), spec, "bench", 10.0, 0.5)
+    model = FeatureModel(network, spec, "bench", 10.0, 0.5)
+    if not args.no_variants:
+        network_variants(network, args.size, args.batch, args.repeats)
     pipeline(model, tuple(args.pipeline_shape), max(2, args.repeats // 2))
+    stages(model, 1024, 16, args.repeats)
+    stages(model, 4096, 1, args.repeats)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="tomoscribe", standalone_mode=False)
+        status = command.main(args=argv, prog_name="tomoscribe", standalone_mode=False)
+        if isinstance(status, int) and status:  # typer's click returns 130 on Ctrl-C
+            if status == 130:
+                typer.echo("interrupted; nothing unfinished was left under an output's name",
+                           err=True)
+            return _exit(status)
     except TomoscribeError as err:
         if debug:
             raise
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         err.show()
         return _exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted; no partial output was left behind", err=True)
+        typer.echo("interrupted; nothing unfinished was left under an output's name", err=True)
         return _exit(130)
     return _exit(0)
 

@@ -81,9 +81,11 @@ def write_slab(target: SlabTarget, z0: int, values: np.ndarray) -> dict:
             raise OutputError(f"could not write {target.partial}: {err.strerror or err}; free "
                               "space or choose another place.") from err
         raise
-    wide = values.astype(np.float64)
-    return {"min": float(wide.min()), "max": float(wide.max()), "sum": float(wide.sum()),
-            "sum_sq": float(np.square(wide).sum()), "count": int(wide.size)}
+    # Accumulated in float64 without a float64 copy of the slab.
+    return {"min": float(values.min()), "max": float(values.max()),
+            "sum": float(values.sum(dtype=np.float64)),
+            "sum_sq": float(np.einsum("ijk,ijk->", values, values, dtype=np.float64)),
+            "count": int(values.size)}
 
 
 def _pwrite_all(path: str, data: memoryview, offset: int) -> None:

@@ -38,8 +38,8 @@ from ..io.resumable import ResumableVolume, SlabTarget, write_slab
 from ..outputs import file_fingerprint
 from ..progress import track
 from ..volume import iter_slabs
-from .engine import (default_slab_slices, in_order, precision_mode, prepare_models,
-                     segment_slab)
+from .engine import (CUDA_SLABS_IN_FLIGHT, default_slab_slices, in_order, precision_mode,
+                     prepare_models, segment_slab)
 from .modelfile import load_model
 from .train import resolve_device
 
@@ -77,9 +77,21 @@ class SegmentRequest:
     threads: int | None = None
 
 
+def _stamps(request: SegmentRequest) -> tuple:
+    """(size, mtime) of the request's files: a changed file is loaded again."""
+    stamps = []
+    for path in (request.tomogram, *request.model_paths):
+        try:
+            info = os.stat(path)
+            stamps.append((info.st_size, info.st_mtime_ns))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
 @functools.lru_cache(maxsize=4)
-def _opened(request: SegmentRequest):
-    """The tomogram, models and scales of a request, loaded once per process."""
+def _opened(request: SegmentRequest, stamps: tuple):
+    """The tomogram, models and scales of a request, loaded once per process and version."""
     volume = read_volume(request.tomogram, request.voxel_size_A)
     device = torch.device(request.device)
     models = [load_model(p) for p in request.model_paths]
@@ -97,7 +109,7 @@ def run_slab(request: SegmentRequest, targets: tuple[SlabTarget, ...], which: tu
     """
     if request.threads:
         torch.set_num_threads(request.threads)
-    volume, models, scales, device = _opened(request)
+    volume, models, scales, device = _opened(request, _stamps(request))
     with precision_mode(request.precision, device):
         answers = segment_slab(volume, [models[i] for i in which], [scales[i] for i in which],
                                z0, z1, device, request.engine, request.precision)
@@ -196,7 +208,7 @@ def segment_files(jobs: list[_Job], client=None, resume: bool = True, overwrite:
 
 
 def _run_local(work, show_progress):
-    """Run tasks in this process (two in flight on CUDA, so I/O overlaps the GPU)."""
+    """Run tasks in this process (several in flight on CUDA, so I/O overlaps the GPU)."""
     cuda = any(job.request.device == "cuda" for job, *_ in work)
 
     def one(item):
@@ -204,8 +216,8 @@ def _run_local(work, show_progress):
         targets = tuple(out.target for out in job.outputs)
         return job, z0, which, run_slab(job.request, targets, which, z0, z1)
 
-    yield from track(in_order(one, work, 2 if cuda else 1), "segmenting", total=len(work),
-                     show_progress=show_progress)
+    yield from track(in_order(one, work, CUDA_SLABS_IN_FLIGHT if cuda else 1), "segmenting",
+                     total=len(work), show_progress=show_progress)
 
 
 def _run_distributed(client, work, show_progress):
