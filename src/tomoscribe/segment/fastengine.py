@@ -1,14 +1,19 @@
-"""Fast exact inference of the chen2017 network (overlap-save FFT + polyphase GEMM).
+"""Fast exact inference of the chen2017 network (polyphase conv1 + pool, overlap-save FFT).
 
 Why hand-written (PyTorch's CPU conv2d is direct convolution only): chen2017 spends
 almost all of its arithmetic in the 40→40 15×15 convolution at half resolution, about
 360 k multiply-adds per half-resolution pixel.  Here:
 
 * **conv1 + max-pool**: the 2×2 max-pool only needs conv1 at the four polyphase
-  positions of each pooled pixel, so conv1 is computed as four strided im2col matrix
-  products (``unfold`` with stride 2, one GEMM each) whose element-wise maximum is the
-  pooled map; ReLU is applied after the pool (max and ReLU commute), on 4× fewer
-  values, and the full-resolution 40-channel map is never stored.
+  positions (a, b) of each pooled pixel.  Splitting the padded input into its four
+  polyphase components (c, d) turns conv1 into one half-resolution convolution with
+  4·C input channels, 4·40 output channels (one per output phase and map) and 8×8
+  kernels ``K[(a,b,o), (c,d,i)][m, n] = w[o, i, 2m+c−a, 2n+d−b]`` (zero outside the
+  15×15 kernel); the element-wise maximum over the four output phases is the pooled
+  map.  On one CPU thread this runs 1.6× faster than four strided im2col GEMMs (145
+  against 230 ms for a 592×512 strip), as oneDNN handles 4 input channels far better
+  than 1.  ReLU is applied after the pool (max and ReLU commute), on 4× fewer values,
+  and the full-resolution 40-channel map is never stored.
 * **conv2, conv3**: overlap-save FFT convolution in blocks of ``block`` pixels (valid
   part ``block − 14``): every block of every slice is transformed once, channels are
   mixed by one batched complex matrix product per frequency, with the weights'
@@ -35,6 +40,7 @@ from .network import Chen2017
 
 BLOCK = 64  # FFT block edge for the half-resolution convolutions (fastest on CPUs)
 CUDA_BLOCK = 128  # fastest measured on an H100 (383 against 359 Mvoxel/s for 64)
+CONV3_BLOCK = 128  # conv3 has one output map: larger blocks win (22 against 33 ms on CPU)
 
 
 def supports(network) -> bool:
@@ -76,26 +82,41 @@ def overlap_save_conv(x: torch.Tensor, network: Chen2017, conv, block: int = BLO
     return out + conv.bias.detach().view(1, -1, 1, 1)
 
 
-def conv_pool(x: torch.Tensor, conv, rows: int = 16) -> torch.Tensor:
-    """max-pool-2(conv(x)) for even H, W, by four strided im2col GEMMs per row strip."""
+def _phase_kernels(network: Chen2017, conv) -> torch.Tensor:
+    """(4·O, 4·C, m, m) polyphase kernels of an odd k×k conv (m = (k+1)/2), cached."""
+    cache = network.__dict__.setdefault("_phase_cache", {})
+    key = (id(conv), conv.weight._version, conv.weight.data_ptr())
+    if key not in cache:
+        weight = conv.weight.detach()
+        o, c, k, _ = weight.shape
+        m = (k + 1) // 2
+        shifted = F.pad(weight, (1, 1, 1, 1))               # shifted[.., u + 1] = w[.., u]
+        taps = 2 * torch.arange(m, device=weight.device)
+        kernels = torch.empty((2, 2, o, 2, 2, c, m, m), dtype=weight.dtype,
+                              device=weight.device)
+        for a in (0, 1):
+            for b in (0, 1):
+                for pc in (0, 1):
+                    for pd in (0, 1):
+                        rows, cols = taps + pc - a + 1, taps + pd - b + 1
+                        kernels[a, b, :, pc, pd] = shifted[:, :, rows][:, :, :, cols]
+        cache.clear() if len(cache) > 8 else None
+        cache[key] = kernels.reshape(4 * o, 4 * c, m, m)
+    return cache[key]
+
+
+def conv_pool(x: torch.Tensor, conv, network: Chen2017 | None = None) -> torch.Tensor:
+    """max-pool-2(conv(x)) for even H, W: one polyphase convolution at half resolution."""
     b, c, h, w = x.shape
     o, _, k, _ = conv.weight.shape
     p = k // 2
-    padded = F.pad(x, (p, p, p, p))
-    matrix = conv.weight.detach().reshape(o, -1)
-    out = torch.empty((b, o, h // 2, w // 2), dtype=x.dtype, device=x.device)
-    rows = max(2, rows - rows % 2)
-    for y0 in range(0, h, rows):
-        y1 = min(h, y0 + rows)
-        best = None
-        for dy in (0, 1):
-            for dx in (0, 1):
-                strip = padded[:, :, y0 + dy: y1 + 2 * p, dx:]
-                cols = F.unfold(strip, k, stride=2)                     # (B, C·k·k, n)
-                cols = cols[:, :, : ((y1 - y0) // 2) * (w // 2)]
-                value = torch.matmul(matrix, cols)                      # (B, O, n)
-                best = value if best is None else torch.maximum(best, value)
-        out[:, :, y0 // 2: y1 // 2] = best.view(b, o, (y1 - y0) // 2, w // 2)
+    padded = F.pad(x, (p, p, p, p))                               # (B, C, H + 2p, W + 2p)
+    hp, wp = padded.shape[-2:]
+    phases = padded.reshape(b, c, hp // 2, 2, wp // 2, 2).permute(0, 3, 5, 1, 2, 4)
+    phases = phases.reshape(b, 4 * c, hp // 2, wp // 2)          # channels (c, d, input)
+    kernels = _phase_kernels(network if network is not None else conv, conv)
+    out = F.conv2d(phases, kernels)                              # (B, 4·O, H/2, W/2)
+    out = out.view(b, 4, o, h // 2, w // 2).amax(dim=1)
     return out + conv.bias.detach().view(1, -1, 1, 1)
 
 
@@ -108,6 +129,7 @@ def chen2017_forward(network: Chen2017, x: torch.Tensor, block: int = BLOCK) -> 
     if x.is_cuda:
         y = torch.relu(F.max_pool2d(network.conv1(x), 2))
     else:
-        y = torch.relu(conv_pool(x, network.conv1))
+        y = torch.relu(conv_pool(x, network.conv1, network))
     y = torch.relu(overlap_save_conv(y, network, network.conv2, block))
-    return torch.clamp(overlap_save_conv(y, network, network.conv3, block), max=1.0)
+    return torch.clamp(overlap_save_conv(y, network, network.conv3, max(block, CONV3_BLOCK)),
+                       max=1.0)
