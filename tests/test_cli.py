@@ -8,7 +8,7 @@ from tomoscribe.io import read_volume, write_volume
 from tomoscribe.volume import Volume
 
 COMMANDS = ["info", "preprocess", "trainset", "train", "segment", "merge", "pick", "extract",
-            "clean", "select", "average", "demo"]
+            "clean", "select", "average", "demo", "classify"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

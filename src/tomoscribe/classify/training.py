@@ -1,0 +1,206 @@
+"""Training and applying subtomogram classifiers (Xu et al. 2017's schedule).
+
+Defaults as in the paper: SGD with Nesterov momentum 0.9, learning rate 0.01, batch
+64, 20 epochs, cross-entropy.  Every subtomogram is normalised to mean 0 and standard
+deviation 1 before it reaches a network (so the scale of the reconstruction does not
+matter).  Augmentation (on by default) applies one of the four proper rotations that
+keep a single-axis missing wedge where it is (identity and 180° about x, y or z); 90°
+turns would move the wedge and mirrors would change the structure's hand.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InvalidDataError, ParameterError
+from ..progress import track
+from ..segment.train import resolve_device
+from .models import build_classifier
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    """Hyper-parameters of :func:`train_classifier`."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    augment: bool = True
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ParameterError("epochs and batch size must be at least 1.")
+        if not self.learning_rate > 0:
+            raise ParameterError(f"learning rate must be positive, got {self.learning_rate}.")
+        if not 0 <= self.momentum < 1:
+            raise ParameterError(f"momentum must be in [0, 1), got {self.momentum}.")
+
+
+@dataclass
+class Classifier:
+    """A trained classifier and what it needs to be applied correctly.
+
+    Attributes
+    ----------
+    network : torch.nn.Module
+    arch : str
+        ``inception3d``, ``dsrf3d`` or ``resnet3d``.
+    box : int
+        Edge of the cubic subtomograms it takes, voxels.
+    voxel_size_A : float
+    class_names : list of str
+    metadata : dict
+        Training record and anything else.
+    """
+
+    network: torch.nn.Module
+    arch: str
+    box: int
+    voxel_size_A: float
+    class_names: list[str]
+    metadata: dict = field(default_factory=dict)
+
+
+def normalise(volumes: np.ndarray) -> np.ndarray:
+    """Each subtomogram to mean 0 and standard deviation 1 (float32, (N, n, n, n))."""
+    volumes = np.asarray(volumes, dtype=np.float32)
+    if volumes.ndim != 4 or len(set(volumes.shape[1:])) != 1:
+        raise InvalidDataError(f"subtomograms must be cubic boxes (N, n, n, n), got shape "
+                               f"{volumes.shape}.")
+    if not np.isfinite(volumes).all():
+        bad = int(np.argwhere(~np.isfinite(volumes).reshape(len(volumes), -1).all(1))[0][0])
+        raise InvalidDataError(f"subtomogram {bad} has NaN or infinite voxels; repair or "
+                               "drop it.")
+    flat = volumes.reshape(len(volumes), -1)
+    mean, sd = flat.mean(1), flat.std(1)
+    sd[sd == 0] = 1.0
+    return ((volumes - mean[:, None, None, None]) / sd[:, None, None, None]).astype(np.float32)
+
+
+def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Apply one wedge-keeping 180° rotation per subtomogram (dims z, y, x = 2, 3, 4)."""
+    choice = torch.randint(0, 4, (len(batch),), generator=generator)
+    out = batch.clone()
+    for k, dims in ((1, (3, 4)), (2, (2, 4)), (3, (2, 3))):  # about z, about y, about x
+        pick = choice == k
+        if pick.any():
+            out[pick] = torch.flip(batch[pick], dims)
+    return out
+
+
+def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[str],
+                     arch: str = "resnet3d", params: ClassifierParams = ClassifierParams(),
+                     voxel_size_A: float = 1.0, device: str = "auto",
+                     show_progress: bool = False) -> Classifier:
+    """Train a classifier on labelled subtomograms.
+
+    Parameters
+    ----------
+    volumes : (N, n, n, n) array
+    labels : (N,) int array in ``range(len(class_names))``
+    class_names : list of str
+    arch : name in :data:`~tomoscribe.classify.models.CLASSIFIERS`
+    voxel_size_A : float
+        Recorded in the model; datasets of another voxel size are refused later.
+    """
+    params.validate()
+    labels = np.asarray(labels, dtype=np.int64)
+    data = normalise(volumes)
+    if len(data) != len(labels):
+        raise InvalidDataError(f"{len(data)} subtomograms but {len(labels)} labels.")
+    counts = np.bincount(labels, minlength=len(class_names))
+    if len(counts) > len(class_names) or labels.min(initial=0) < 0:
+        raise InvalidDataError("labels fall outside the list of class names.")
+    empty = [class_names[i] for i, c in enumerate(counts) if c == 0]
+    if empty:
+        raise InvalidDataError(f"class(es) {', '.join(empty)} have no examples; give "
+                               "examples of every class or drop it.")
+    dev = resolve_device(device)
+    torch.manual_seed(params.seed)
+    generator = torch.Generator().manual_seed(params.seed)
+    box = data.shape[1]
+    network = build_classifier(arch, box, len(class_names)).to(dev)
+    optimiser = torch.optim.SGD(network.parameters(), lr=params.learning_rate,
+                                momentum=params.momentum, nesterov=params.momentum > 0)
+    x_all, y_all = torch.from_numpy(data[:, None]), torch.from_numpy(labels)
+    history = []
+    start = time.perf_counter()
+    for epoch in track(range(params.epochs), "training", show_progress=show_progress):
+        network.train()
+        order = torch.randperm(len(x_all), generator=generator)
+        total, correct, seen = 0.0, 0, 0
+        for b0 in range(0, len(order), params.batch_size):
+            index = order[b0:b0 + params.batch_size]
+            if len(index) < 2 and seen:  # a batch of one breaks batch norm; skip the tail
+                continue
+            x, y = x_all[index], y_all[index]
+            if params.augment:
+                x = _augment(x, generator)
+            x, y = x.to(dev), y.to(dev)
+            scores = network(x)
+            loss = F.cross_entropy(scores, y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(index)
+            correct += int((scores.argmax(1) == y).sum())
+            seen += len(index)
+        if not np.isfinite(total):
+            raise ParameterError(f"training diverged in epoch {epoch + 1} (loss is not "
+                                 "finite); lower --learning-rate.")
+        history.append({"epoch": epoch + 1, "loss": total / seen,
+                        "train_accuracy": correct / seen})
+    network.eval()
+    record = {"training": {"params": asdict(params), "history": history,
+                           "seconds": time.perf_counter() - start, "examples": int(len(data)),
+                           "per_class": counts.tolist(), "device": dev.type}}
+    return Classifier(network.cpu(), arch, box, float(voxel_size_A), list(class_names), record)
+
+
+def _batches(classifier: Classifier, volumes: np.ndarray, batch_size: int, device: str):
+    data = normalise(volumes)
+    if data.shape[1] != classifier.box:
+        raise InvalidDataError(f"the classifier takes {classifier.box}³ subtomograms but "
+                               f"these are {data.shape[1]}³; extract or rescale them to "
+                               f"{classifier.box}³.")
+    dev = resolve_device(device)
+    network = classifier.network.to(dev).eval()
+    with torch.no_grad():
+        for b0 in range(0, len(data), batch_size):
+            yield network, torch.from_numpy(data[b0:b0 + batch_size, None]).to(dev)
+    classifier.network.cpu()
+
+
+def predict(classifier: Classifier, volumes: np.ndarray, batch_size: int = 64,
+            device: str = "auto") -> np.ndarray:
+    """Class probabilities (N, L) for subtomograms (N, n, n, n)."""
+    out = [torch.softmax(net(x), 1).cpu() for net, x in
+           _batches(classifier, volumes, batch_size, device)]
+    return torch.cat(out).numpy() if out else np.empty((0, len(classifier.class_names)))
+
+
+def extract_features(classifier: Classifier, volumes: np.ndarray, batch_size: int = 64,
+                     device: str = "auto") -> np.ndarray:
+    """The input of the classifier's last linear layer, (N, penultimate)."""
+    out = [net.features(x).cpu() for net, x in _batches(classifier, volumes, batch_size, device)]
+    return torch.cat(out).numpy() if out else np.empty((0, classifier.network.penultimate))
+
+
+def split_halves(labels: np.ndarray, test_fraction: float = 0.5, seed: int = 0):
+    """Boolean (train, test) masks, stratified by class (the paper's 50/50 split)."""
+    labels = np.asarray(labels)
+    if not 0 < test_fraction < 1:
+        raise ParameterError(f"the test fraction must be in (0, 1), got {test_fraction}.")
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(labels), bool)
+    for value in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == value))
+        test[members[:int(round(len(members) * test_fraction))]] = True
+    return ~test, test

@@ -1,0 +1,141 @@
+"""``tomoscribe classify train | evaluate | baseline``: 3D CNN subtomogram classification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from ..errors import InvalidDataError, VoxelSizeMismatchError
+from ..outputs import atomic_path, write_provenance
+from . import options
+from .app import app
+
+classify_app = typer.Typer(help="Classify subtomograms with 3D CNNs (Xu et al. 2017) and "
+                                "the RIF-SVM baseline.", no_args_is_help=True)
+app.add_typer(classify_app, name="classify")
+
+
+def _dataset(path: Path):
+    """Volumes (N, n, n, n), labels, class names and voxel size of a dataset store."""
+    from ..simulate.subtomograms import load_dataset
+
+    data = load_dataset(path)
+    volumes = np.asarray(data["volumes"][...], dtype=np.float32)
+    labels = np.asarray(data["labels"][...], dtype=np.int64)
+    voxel = float(data.get("params", {}).get("voxel_size_A", 0.0)) or None
+    if len(volumes) == 0:
+        raise InvalidDataError(f"{path} holds no subtomograms.")
+    return volumes, labels, list(data["class_names"]), voxel
+
+
+def _accuracy_table(truth, predicted, class_names) -> dict:
+    per_class = {}
+    for index, name in enumerate(class_names):
+        members = truth == index
+        if members.any():
+            per_class[name] = float((predicted[members] == index).mean())
+    return {"accuracy": float((truth == predicted).mean()), "per_class": per_class}
+
+
+@classify_app.command("train")
+def train(
+    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr, from `tomoscribe "
+                                   "simulate subtomograms`)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Classifier file to write."),
+    arch: str = typer.Option("resnet3d", "--arch", help="inception3d, dsrf3d or resnet3d."),
+    epochs: int = typer.Option(20, "--epochs", min=1),
+    batch: int = typer.Option(64, "--batch", min=1),
+    learning_rate: float = typer.Option(0.01, "--learning-rate"),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Wedge-keeping 180° "
+                                 "rotations."),
+    test_fraction: float = typer.Option(0.5, "--test-fraction", help="Held out per class "
+                                        "(the paper's 50/50); 0 trains on everything."),
+    seed: int = options.Seed,
+    device: str = options.Device,
+    quiet: bool = options.Quiet,
+) -> None:
+    """Train a classifier on a labelled dataset; report accuracy on the held-out part."""
+    from ..classify.modelfile import save_classifier
+    from ..classify.training import (ClassifierParams, predict, split_halves,
+                                     train_classifier)
+
+    volumes, labels, names, voxel = _dataset(dataset)
+    if test_fraction > 0:
+        train_mask, test_mask = split_halves(labels, test_fraction, seed)
+    else:
+        train_mask, test_mask = np.ones(len(labels), bool), np.zeros(len(labels), bool)
+    params = ClassifierParams(epochs=epochs, batch_size=batch, learning_rate=learning_rate,
+                              augment=augment, seed=seed)
+    classifier = train_classifier(volumes[train_mask], labels[train_mask], names, arch,
+                                  params, voxel_size_A=voxel or 1.0, device=device,
+                                  show_progress=not quiet)
+    scores = None
+    if test_mask.any():
+        predicted = predict(classifier, volumes[test_mask], device=device).argmax(1)
+        scores = _accuracy_table(labels[test_mask], predicted, names)
+        classifier.metadata["test"] = scores
+    save_classifier(output, classifier)
+    write_provenance(output, "classify train", {"arch": arch, **params.__dict__,
+                                                "test_fraction": test_fraction},
+                     [], extra={"dataset": str(dataset.resolve()), "test": scores})
+    last = classifier.metadata["training"]["history"][-1]
+    typer.echo(f"wrote {output}: {arch}, {len(names)} classes, train accuracy "
+               f"{last['train_accuracy']:.3f}"
+               + (f", test accuracy {scores['accuracy']:.3f} on {int(test_mask.sum())}"
+                  if scores else ""))
+
+
+@classify_app.command("evaluate")
+def evaluate(
+    model: Path = typer.Argument(..., help="Classifier file from `classify train`."),
+    dataset: Path = typer.Argument(..., help="Labelled subtomogram dataset (.zarr)."),
+    output: Path = typer.Option(None, "--output", "-o", help="JSON with accuracy, per-class "
+                                "accuracy and the confusion matrix."),
+    device: str = options.Device,
+) -> None:
+    """Accuracy of a classifier on a labelled dataset."""
+    from ..classify.modelfile import load_classifier
+    from ..classify.training import predict
+
+    classifier = load_classifier(model)
+    volumes, labels, names, voxel = _dataset(dataset)
+    if voxel and abs(voxel / classifier.voxel_size_A - 1) > 0.05:
+        raise VoxelSizeMismatchError(f"{dataset} has {voxel:g} Å voxels but the classifier "
+                                     f"was trained at {classifier.voxel_size_A:g} Å; rescale "
+                                     "the subtomograms first.")
+    if names != classifier.class_names:
+        raise InvalidDataError(f"{dataset} has classes {names} but the classifier knows "
+                               f"{classifier.class_names}.")
+    predicted = predict(classifier, volumes, device=device).argmax(1)
+    scores = _accuracy_table(labels, predicted, names)
+    confusion = np.zeros((len(names), len(names)), int)
+    np.add.at(confusion, (labels, predicted), 1)
+    scores["confusion"] = {"rows_true_columns_predicted": names, "counts": confusion.tolist()}
+    if output:
+        with atomic_path(output) as tmp:
+            tmp.write_text(json.dumps(scores, indent=2) + "\n")
+    typer.echo(f"accuracy {scores['accuracy']:.3f} on {len(labels)} subtomograms; "
+               + ", ".join(f"{k} {v:.2f}" for k, v in scores["per_class"].items()))
+
+
+@classify_app.command("baseline")
+def baseline(
+    dataset: Path = typer.Argument(..., help="Labelled subtomogram dataset (.zarr)."),
+    test_fraction: float = typer.Option(0.5, "--test-fraction"),
+    max_degree: int = typer.Option(10, "--max-degree", help="Highest spherical-harmonic "
+                                   "degree (even)."),
+    seed: int = options.Seed,
+) -> None:
+    """RIF-SVM: rotation-invariant spherical-harmonic features + RBF-SVM, held-out accuracy."""
+    from ..classify.rif import fit_rif_svm
+    from ..classify.training import split_halves
+
+    volumes, labels, names, _ = _dataset(dataset)
+    train_mask, test_mask = split_halves(labels, test_fraction, seed)
+    model = fit_rif_svm(volumes[train_mask], labels[train_mask], max_degree, seed)
+    scores = _accuracy_table(labels[test_mask], model.predict(volumes[test_mask]), names)
+    typer.echo(f"RIF-SVM test accuracy {scores['accuracy']:.3f} on {int(test_mask.sum())}; "
+               + ", ".join(f"{k} {v:.2f}" for k, v in scores["per_class"].items()))

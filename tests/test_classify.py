@@ -1,0 +1,134 @@
+"""Subtomogram classifiers: architectures as published, learning, RIF invariance, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from tomoscribe.classify.models import build_classifier
+from tomoscribe.classify.modelfile import load_classifier, save_classifier
+from tomoscribe.classify.rif import fit_rif_svm, rotation_invariant_features
+from tomoscribe.classify.training import (ClassifierParams, predict, extract_features,
+                                          split_halves, train_classifier)
+from tomoscribe.cli.app import main
+from tomoscribe.errors import InvalidDataError, ModelFileError, ParameterError
+from tomoscribe.simulate.subtomograms import rotate_and_shift, save_dataset, template_in_box
+from tomoscribe.simulate.template_library import load_template
+
+NAMES = ["ball", "shell", "empty"]
+
+
+def _shapes(n_per_class=30, box=16, noise=0.5, seed=0):
+    """Solid balls, hollow shells and noise, at random sub-voxel positions."""
+    rng = np.random.default_rng(seed)
+    grid = np.indices((box,) * 3).astype(float)
+    volumes, labels = [], []
+    for label in range(3):
+        for _ in range(n_per_class):
+            centre = box / 2 + rng.uniform(-1.5, 1.5, 3)
+            r = np.sqrt(((grid - centre[:, None, None, None]) ** 2).sum(0))
+            clean = [r < 4.5, (r > 3.0) & (r < 5.0), np.zeros_like(r, bool)][label]
+            volumes.append(clean + rng.normal(0, noise, r.shape))
+            labels.append(label)
+    return np.array(volumes, np.float32), np.array(labels)
+
+
+@pytest.mark.parametrize("arch,expected", [("inception3d", 299_925), ("dsrf3d", 7_538_213)])
+def test_published_architectures_have_the_published_layers(arch, expected):
+    """Parameter counts for 24³ boxes and 5 classes, from the layer lists in the paper."""
+    network = build_classifier(arch, 24, 5)
+    assert sum(p.numel() for p in network.parameters()) == expected
+    x = torch.randn(3, 1, 24, 24, 24)
+    assert network(x).shape == (3, 5)
+    assert network.features(x).shape == (3, network.penultimate)
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ParameterError, match="multiple of 4"):
+        build_classifier("resnet3d", 18, 3)
+    with pytest.raises(ParameterError, match="unknown"):
+        build_classifier("alexnet3d", 16, 3)
+    with pytest.raises(InvalidDataError, match="no examples"):
+        volumes, labels = _shapes(4)
+        train_classifier(volumes[labels < 2], labels[labels < 2], NAMES, "resnet3d",
+                         ClassifierParams(epochs=1))
+
+
+def test_our_model_learns_and_round_trips_through_its_file(tmp_path):
+    volumes, labels = _shapes()
+    train, test = split_halves(labels, 0.5, seed=1)
+    assert train.sum() == test.sum() == 45 and np.bincount(labels[test]).tolist() == [15] * 3
+    classifier = train_classifier(volumes[train], labels[train], NAMES, "resnet3d",
+                                  ClassifierParams(epochs=20, batch_size=16), voxel_size_A=9.2,
+                                  device="cpu")
+    probabilities = predict(classifier, volumes[test], device="cpu")
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
+    accuracy = float((probabilities.argmax(1) == labels[test]).mean())
+    assert accuracy >= 0.8, accuracy
+    save_classifier(tmp_path / "c.tsc", classifier)
+    loaded = load_classifier(tmp_path / "c.tsc")
+    assert loaded.class_names == NAMES and loaded.box == 16 and loaded.voxel_size_A == 9.2
+    np.testing.assert_allclose(predict(loaded, volumes[test], device="cpu"), probabilities,
+                               atol=1e-5)
+    assert extract_features(loaded, volumes[:4], device="cpu").shape == (4, 64)
+    with pytest.raises(InvalidDataError, match="16³"):
+        predict(loaded, np.zeros((2, 20, 20, 20), np.float32), device="cpu")
+    (tmp_path / "bad.tsc").write_bytes((tmp_path / "c.tsc").read_bytes()[:500])
+    with pytest.raises(ModelFileError):
+        load_classifier(tmp_path / "bad.tsc")
+
+
+def test_rif_features_do_not_change_under_rotation():
+    """On maps without a missing wedge: rotated copies are far closer than other maps."""
+    maps = {name: template_in_box(load_template(name), 10.0, 32)
+            for name in ("1bxn", "3gl1", "1qvr")}
+    for angles in ([30, 50, 70], [100, 20, 200], [5, 90, 45]):
+        rotated = rotate_and_shift(maps["1bxn"], Rotation.from_euler("ZYZ", angles,
+                                                                    degrees=True), np.zeros(3))
+        features = rotation_invariant_features(np.stack([maps["1bxn"], rotated, maps["3gl1"],
+                                                         maps["1qvr"]]), max_degree=8)
+        same = np.abs(features[0] - features[1]).mean()
+        different = min(np.abs(features[0] - features[k]).mean() for k in (2, 3))
+        assert same < 0.4 * different, (angles, same, different)
+
+
+def test_rif_svm_separates_easy_classes():
+    volumes, labels = _shapes(20, noise=0.3)
+    train, test = split_halves(labels, 0.5)
+    model = fit_rif_svm(volumes[train], labels[train], max_degree=6)
+    assert (model.predict(volumes[test]) == labels[test]).mean() >= 0.9
+
+
+def _dataset(path, volumes, labels, voxel=9.2):
+    save_dataset(path, {"volumes": volumes, "labels": labels, "class_names": NAMES,
+                        "params": {"voxel_size_A": voxel, "box": volumes.shape[1]}})
+    return path
+
+
+def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
+    volumes, labels = _shapes(12)
+    data = _dataset(tmp_path / "d.zarr", volumes, labels)
+    model = tmp_path / "m.tsc"
+    assert main(["classify", "train", str(data), "-o", str(model), "--arch", "inception3d",
+                 "--epochs", "2", "--batch", "8", "-q", "--device", "cpu"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    report = tmp_path / "scores.json"
+    assert main(["classify", "evaluate", str(model), str(data), "-o", str(report),
+                 "--device", "cpu"]) == 0
+    scores = json.loads(report.read_text())
+    assert sum(map(sum, scores["confusion"]["counts"])) == 36
+    assert main(["classify", "baseline", str(data), "--max-degree", "4"]) == 0
+    # a dataset of another box size, another voxel size, a class with no examples
+    other = _dataset(tmp_path / "o.zarr", *_shapes(4, box=20))
+    assert main(["classify", "evaluate", str(model), str(other), "--device", "cpu"]) == 2
+    assert "16³" in capsys.readouterr().err
+    coarse = _dataset(tmp_path / "c.zarr", volumes, labels, voxel=15.0)
+    assert main(["classify", "evaluate", str(model), str(coarse), "--device", "cpu"]) == 2
+    assert "voxels" in capsys.readouterr().err
+    missing = _dataset(tmp_path / "x.zarr", volumes[labels < 2], labels[labels < 2])
+    assert main(["classify", "train", str(missing), "-o", str(tmp_path / "x.tsc"),
+                 "--epochs", "1", "-q", "--device", "cpu"]) == 2
+    assert "no examples" in capsys.readouterr().err
+    assert not (tmp_path / "x.tsc").exists()
