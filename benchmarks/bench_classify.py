@@ -9,7 +9,7 @@ empty class (the simulator of `tomoscribe simulate subtomograms`), split each cl
 50/50, train every model on one half and report accuracy on the other, with training
 and classification speed (subtomograms per second).  The paper's full grid (10+
 structures, 5 SNRs × 3 tilt ranges, thousands of subtomograms) is a GPU job; the
-defaults here are a reduced grid for a workstation.  docs/classification.md keeps the
+defaults here are a reduced grid for a workstation.  docs/performance.md keeps the
 figures.
 """
 

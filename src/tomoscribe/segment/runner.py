@@ -159,7 +159,7 @@ def plan_segmentation(tomograms: Sequence[Path], model_paths: Sequence[Path],
             raise ParameterError("give one output per model.")
         with precision_mode(precision, dev):
             prepare_models(volume, models, torch.device("cpu"), rescale, engine, precision)
-        depth = slab_slices or default_slab_slices(volume.shape, dev)
+        depth = slab_slices or default_slab_slices(volume.shape)
         request = SegmentRequest(str(Path(tomogram).resolve()), voxel_size_A,
                                  tuple(str(Path(p).resolve()) for p in model_paths),
                                  dev.type, precision, engine, rescale, depth, threads)
