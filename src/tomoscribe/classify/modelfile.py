@@ -1,19 +1,19 @@
 """Classifier files: safetensors weights plus JSON metadata, never pickle.
 
-The metadata key ``tomoscribe_classifier`` holds a JSON record: format version,
+Written and read through :mod:`tomoscribe.io.weights`; the metadata key
+``tomoscribe_classifier`` holds a JSON record: format version,
 architecture name, box size (voxels), voxel size (Å), class names, the training record
 and the software version.  Loading one cannot run code.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from .. import __version__
-from ..errors import InputFileError, ModelFileError
-from ..outputs import atomic_path
+from ..errors import ModelFileError, TomoscribeError
+from ..io.weights import load_into, read_weights, save_weights
 from .models import build_classifier
 from .training import Classifier
 
@@ -23,18 +23,12 @@ FORMAT_VERSION = 1
 
 def save_classifier(path: str | os.PathLike, classifier: Classifier) -> Path:
     """Write a classifier file (atomically)."""
-    from safetensors.torch import save_file
-
     record = dict(classifier.metadata)
     record.update({"format": FORMAT_KEY, "format_version": FORMAT_VERSION,
                    "software_version": __version__, "architecture": classifier.arch,
                    "box": classifier.box, "voxel_size_A": classifier.voxel_size_A,
                    "class_names": list(classifier.class_names)})
-    tensors = {k: v.detach().cpu().contiguous()
-               for k, v in classifier.network.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={FORMAT_KEY: json.dumps(record)})
-    return Path(path)
+    return save_weights(path, classifier.network, FORMAT_KEY, record)
 
 
 def load_classifier(path: str | os.PathLike) -> Classifier:
@@ -47,22 +41,8 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
     ModelFileError
         If it is damaged, not a tomoscribe classifier, of a newer format, or inconsistent.
     """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+    record, tensors = read_weights(path, FORMAT_KEY, "classifier")
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            raw = (handle.metadata() or {}).get(FORMAT_KEY)
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ModelFileError(f"{path} is not a readable classifier file ({err}); it may be "
-                             "truncated or damaged.") from err
-    if raw is None:
-        raise ModelFileError(f"{path} is a safetensors file but not a tomoscribe classifier.")
-    try:
-        record = json.loads(raw)
         version = int(record["format_version"])
         arch, box = str(record["architecture"]), int(record["box"])
         class_names = [str(c) for c in record["class_names"]]
@@ -72,11 +52,11 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path} is classifier format {version}; this tomoscribe reads "
                              f"up to {FORMAT_VERSION}, so upgrade it.")
-    network = build_classifier(arch, box, len(class_names))
     try:
-        network.load_state_dict(tensors, strict=True)
-    except RuntimeError as err:
-        raise ModelFileError(f"{path}'s weights do not fit a {arch} for {box}³ boxes and "
-                             f"{len(class_names)} classes ({str(err).splitlines()[0]}).") from err
+        network = build_classifier(arch, box, len(class_names))
+    except TomoscribeError as err:
+        raise ModelFileError(f"{path} records an unusable classifier ({err})") from err
+    load_into(network, tensors, path, f"a {arch} for {box}³ boxes and {len(class_names)} "
+              "classes")
     return Classifier(network.eval(), arch, box, voxel_size_A, class_names,
-                      {k: v for k, v in record.items() if k == "training"})
+                      {k: v for k, v in record.items() if k in ("training", "test")})

@@ -9,7 +9,6 @@ record, and the software version.  Loading one cannot run code.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,8 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..errors import InputFileError, ModelFileError
-from ..outputs import atomic_path
+from ..errors import ModelFileError
+from ..io.weights import load_into, read_weights, save_weights
 from .network import ArchitectureSpec, build_network
 
 FORMAT_KEY = "tomoscribe_model"
@@ -57,8 +56,6 @@ class FeatureModel:
 
 def save_model(path: str | os.PathLike, model: FeatureModel) -> Path:
     """Write a model file (atomically)."""
-    from safetensors.torch import save_file
-
     record = dict(model.metadata)
     record.update({
         "format": FORMAT_KEY, "format_version": FORMAT_VERSION,
@@ -66,10 +63,7 @@ def save_model(path: str | os.PathLike, model: FeatureModel) -> Path:
         "feature": model.feature, "voxel_size_A": model.voxel_size_A,
         "amplitude": model.amplitude,
     })
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={FORMAT_KEY: json.dumps(record)})
-    return Path(path)
+    return save_weights(path, model.network, FORMAT_KEY, record)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> FeatureModel:
@@ -82,22 +76,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> F
     ModelFileError
         If it is damaged, not a tomoscribe model, of a newer format, or inconsistent.
     """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+    record, tensors = read_weights(path, FORMAT_KEY, "model")
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            raw = (handle.metadata() or {}).get(FORMAT_KEY)
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ModelFileError(f"{path} is not a readable model file ({err}); it may be "
-                             "truncated or damaged, so retrain or copy it again.") from err
-    if raw is None:
-        raise ModelFileError(f"{path} is a safetensors file but not a tomoscribe model.")
-    try:
-        record = json.loads(raw)
         version = int(record["format_version"])
         spec = ArchitectureSpec.from_dict(record["architecture"])
         feature = str(record["feature"])
@@ -112,12 +92,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> F
         raise ModelFileError(f"{path} records amplitude {amplitude} and voxel size "
                              f"{voxel_size_A} Å; both must be positive.")
     network = build_network(spec)
-    try:
-        network.load_state_dict(tensors, strict=True)
-    except RuntimeError as err:
-        first = str(err).splitlines()[0]
-        raise ModelFileError(f"{path} does not fit the {spec.name} architecture ({first}).") from err
-    if not all(torch.isfinite(t).all() for t in tensors.values()):
-        raise ModelFileError(f"{path} has NaN or infinite weights; retrain the model.")
+    load_into(network, tensors, path, f"the {spec.name} architecture")
     network.to(device).eval()
     return FeatureModel(network, spec, feature, voxel_size_A, amplitude, record)
