@@ -188,7 +188,7 @@ def segment(
                                   "of this dask.distributed scheduler (e.g. tcp://host:8786); "
                                   "they must see the same paths."),
     slab_slices: int = typer.Option(None, "--slab-slices", min=1, help="Slices per unit of "
-                                    "work (default: ~256 MB of input, at most 16)."),
+                                    "work (default: ~64 MB of input, at most 16)."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Finish the unfinished "
                                 "outputs of an identical interrupted run (default), or "
                                 "start over."),
