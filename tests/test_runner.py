@@ -241,3 +241,27 @@ def test_local_cluster_of_two_workers_gives_identical_files(inputs, tmp_path):
                      "tomo_membrane.mrc"]
     for name in names:
         assert (spread / name).read_bytes() == (single / name).read_bytes()
+
+
+def test_damaged_journal_starts_over(inputs, tmp_path, monkeypatch):
+    tomogram, models = inputs
+    real, calls = runner.run_slab, []
+
+    def dies_after_two(*args):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(args[-2])
+        return real(*args)
+
+    monkeypatch.setattr(runner, "run_slab", dies_after_two)
+    out = tmp_path / "out"
+    assert _segment(tomogram, models[:1], out) == 130
+    journal = out / ".tomo_membrane.mrc.partial.json"
+    record = json.loads(journal.read_text())
+    record["slabs"] = {"0": {"min": 1.0}}  # damaged: statistics missing
+    journal.write_text(json.dumps(record))
+    monkeypatch.setattr(runner, "run_slab", real)
+    assert _segment(tomogram, models[:1], out) == 0
+    expected = segment_array(read_volume(tomogram), [load_model(models[0])], device="cpu")[0]
+    np.testing.assert_allclose(np.asarray(read_volume(out / "tomo_membrane.mrc").data),
+                               expected.data, atol=1e-5)

@@ -35,6 +35,7 @@ from ..errors import OutputError
 from ..outputs import _WRITE_ERRNOS, _remove, check_writable
 
 JOURNAL_VERSION = 1
+_STATS = ("min", "max", "sum", "sum_sq", "count")
 
 
 @dataclass(frozen=True)
@@ -136,10 +137,14 @@ class ResumableVolume:
         check_writable(self.path, overwrite)
         journal = self._read_journal() if resume else None
         if journal is not None and journal.get("key") == self.key and self.partial.exists():
-            self.done = {int(z0): stats for z0, stats in journal["slabs"].items()}
-            self.data_offset = int(journal.get("data_offset", 0))
-            self.resumed = True
-            return self
+            try:
+                self.done = {int(z0): {k: stats[k] for k in _STATS}
+                             for z0, stats in journal["slabs"].items()}
+                self.data_offset = int(journal.get("data_offset", 0))
+                self.resumed = True
+                return self
+            except (KeyError, TypeError, ValueError, AttributeError):
+                self.done = {}  # a damaged journal: start over
         self.discard()
         try:
             self._create()
