@@ -1,0 +1,367 @@
+"""Fluorescence → EM overview registration through the holes of the support film.
+
+Marker-free, after Anderson et al. 2017 (J Struct Biol): the film's holes are seen in
+both modalities, so once both hole patterns are fitted by lattices
+(:mod:`tomoscribe.clem.lattice`), registration is a matter of matching lattice
+indices.  Two lattices of the same film agree up to one of the lattice's symmetries
+(for a square lattice the 8 turns by 90° with or without mirroring) and a whole
+number of lattice steps: the *lattice ambiguity*.  A coarse **anchor** resolves it:
+
+* ``landmarks``: two or more points the user clicked in both images (three when
+  mirroring is possible); the hypothesis that maps them closest wins;
+* ``cell``: the fluorescence of the cell itself (a cytoplasmic stain or
+  autofluorescence) against the cell's shadow in the overview (−log of the overview
+  over the film pattern predicted from the lattice); each hypothesis's correlation is
+  read off one FFT cross-correlation per symmetry.
+
+The matched hole centres then give a robust (RANSAC, scikit-image) similarity or
+affine fit.  Its quality is reported as the fiducial registration error (FRE, RMS of
+the fitted holes' residuals) and the leave-one-out target registration error (TRE:
+each hole predicted by a fit without it), both in nm of the overview.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidDataError, ParameterError
+from ..outputs import atomic_path
+from .lattice import Lattice
+from .transforms import apply, decompose
+
+MODELS = ("similarity", "affine")
+
+
+@dataclass
+class Registration:
+    """A fitted fluorescence → overview transform and its quality.
+
+    Attributes
+    ----------
+    matrix : (3, 3) float
+        Fluorescence pixels (x, y) → overview pixels.
+    model : "similarity" or "affine"
+    fm_points, ov_points : (n, 2) float
+        Matched hole centres (pixels of each image).
+    inlier : (n,) bool
+        Holes kept by RANSAC.
+    overview_pixel_nm : float
+    anchor : dict
+        How the lattice ambiguity was resolved and how clearly (score of the best
+        hypothesis and of the runner-up).
+    """
+
+    matrix: np.ndarray
+    model: str
+    fm_points: np.ndarray
+    ov_points: np.ndarray
+    inlier: np.ndarray
+    overview_pixel_nm: float
+    anchor: dict = field(default_factory=dict)
+
+    def residuals_nm(self) -> np.ndarray:
+        """Distance (nm) between each matched overview hole and its mapped partner."""
+        mapped = apply(self.matrix, self.fm_points)
+        return np.linalg.norm(mapped - self.ov_points, axis=1) * self.overview_pixel_nm
+
+    @property
+    def fre_nm(self) -> float:
+        r = self.residuals_nm()[self.inlier]
+        return float(np.sqrt(np.mean(r**2)))
+
+    def leave_one_out_nm(self) -> np.ndarray:
+        """TRE of each inlier hole (nm) predicted by a fit to all the other inliers."""
+        index = np.flatnonzero(self.inlier)
+        errors = []
+        for k in index:
+            others = index[index != k]
+            matrix = fit_transform(self.fm_points[others], self.ov_points[others], self.model,
+                                   _mirrored(self.matrix))
+            predicted = apply(matrix, self.fm_points[k:k + 1])[0]
+            errors.append(np.linalg.norm(predicted - self.ov_points[k]) * self.overview_pixel_nm)
+        return np.array(errors)
+
+    def summary(self) -> dict:
+        loo = self.leave_one_out_nm()
+        parts = decompose(self.matrix)
+        return {
+            "from": "fluorescence pixels (x, y)", "to": "overview pixels (x, y)",
+            "matrix": self.matrix.tolist(), "inverse": np.linalg.inv(self.matrix).tolist(),
+            "model": self.model, "scale": parts["scale"], "rotation_deg": parts["rotation_deg"],
+            "mirror": parts["mirror"], "anisotropy": parts["anisotropy"],
+            "overview_pixel_nm": self.overview_pixel_nm,
+            "n_matched": int(len(self.inlier)), "n_inliers": int(self.inlier.sum()),
+            "fre_nm": self.fre_nm,
+            "loo_tre_nm": {"median": float(np.median(loo)), "p90": float(np.percentile(loo, 90)),
+                           "max": float(loo.max())},
+            "anchor": self.anchor,
+        }
+
+
+def symmetries(mirror: bool | None = None) -> list[np.ndarray]:
+    """Integer 2×2 matrices relating two index frames of one square lattice.
+
+    ``mirror`` None: all 8; False: the 4 proper turns; True: the 4 mirrored ones.
+    """
+    found = []
+    for a, b, c, d in itertools.product((-1, 0, 1), repeat=4):
+        m = np.array([[a, b], [c, d]])
+        det = round(np.linalg.det(m))
+        if abs(det) == 1 and np.count_nonzero(m) == 2 and (
+                mirror is None or (det < 0) == mirror):
+            found.append(m)
+    return found
+
+
+def hypothesis_matrix(fm: Lattice, ov: Lattice, symmetry: np.ndarray,
+                      shift: np.ndarray) -> np.ndarray:
+    """The affine map fluorescence → overview for ``n_ov = symmetry · n_fm + shift``."""
+    # p_ov = o_ov + (M n + t) V_ov with n = (p_fm − o_fm) V_fm⁻¹ (row vectors).
+    linear = (np.linalg.inv(fm.vectors) @ symmetry.T @ ov.vectors).T
+    matrix = np.eye(3)
+    matrix[:2, :2] = linear
+    matrix[:2, 2] = ov.origin + np.asarray(shift, float) @ ov.vectors - linear @ fm.origin
+    return matrix
+
+
+def check_symmetry(fm: Lattice, ov: Lattice, symmetry: np.ndarray, nominal_scale: float,
+                   scale_tolerance: float = 0.2, max_anisotropy: float = 1.15) -> bool:
+    """Whether a symmetry gives a plausible map: near the nominal scale, nearly conformal."""
+    parts = decompose(hypothesis_matrix(fm, ov, symmetry, np.zeros(2)))
+    return (abs(parts["scale"] / nominal_scale - 1) <= scale_tolerance
+            and parts["anisotropy"] <= max_anisotropy)
+
+
+def anchor_by_landmarks(fm: Lattice, ov: Lattice, fm_xy: np.ndarray, ov_xy: np.ndarray,
+                        nominal_scale: float, mirror: bool | None = None) -> tuple:
+    """Resolve the lattice ambiguity with landmark pairs (pixels of each image).
+
+    Returns (symmetry, shift, anchor record).  Raises ParameterError when the
+    landmarks are too few for the symmetries allowed or cannot tell hypotheses apart.
+    """
+    fm_xy, ov_xy = np.asarray(fm_xy, float).reshape(-1, 2), np.asarray(ov_xy, float).reshape(-1, 2)
+    if len(fm_xy) != len(ov_xy):
+        raise ParameterError("give the same number of fluorescence and overview landmarks.")
+    needed = 3 if mirror is None else 2
+    if len(fm_xy) < needed:
+        raise ParameterError(
+            f"{len(fm_xy)} landmark(s) cannot fix the lattice's symmetry; give at least "
+            f"{needed} (3 when mirroring is unknown, 2 with --mirror/--no-mirror).")
+    scored = []
+    for symmetry in symmetries(mirror):
+        if not check_symmetry(fm, ov, symmetry, nominal_scale):
+            continue
+        base = hypothesis_matrix(fm, ov, symmetry, np.zeros(2))
+        offset = (ov_xy - apply(base, fm_xy)).mean(0)
+        shift = np.rint(np.linalg.solve(ov.vectors.T, offset))
+        for extra in itertools.product((-1, 0, 1), repeat=2):
+            t = shift + extra
+            mapped = apply(hypothesis_matrix(fm, ov, symmetry, t), fm_xy)
+            rms = float(np.sqrt(np.mean(((mapped - ov_xy) ** 2).sum(1))))
+            scored.append((rms, symmetry, t))
+    if not scored:
+        raise ParameterError("no lattice symmetry maps the fluorescence near the nominal pixel "
+                             "size; check --fm-pixel and --overview-pixel.")
+    scored.sort(key=lambda s: s[0])
+    best, runner = scored[0], scored[1] if len(scored) > 1 else (math.inf,)
+    step = ov.spacing_px
+    if best[0] > 0.5 * step or runner[0] < 1.5 * best[0]:
+        raise ParameterError(
+            f"the landmarks do not single out one lattice match (best {best[0]:.1f} px, next "
+            f"{runner[0]:.1f} px, lattice step {step:.1f} px); check them or add more.")
+    return best[1], best[2], {"method": "landmarks", "n_landmarks": len(fm_xy),
+                              "rms_px": best[0], "runner_up_rms_px": runner[0]}
+
+
+def anchor_by_cell(fm: Lattice, ov: Lattice, fm_cell: np.ndarray, overview: np.ndarray,
+                   nominal_scale: float, hole_radius_px: float, mirror: bool | None = None,
+                   bin_factor: int = 4) -> tuple:
+    """Resolve the lattice ambiguity with the cell's fluorescence against its EM shadow.
+
+    Parameters
+    ----------
+    fm_cell : array (ny, nx)
+        Fluorescence of the whole cell (a projection of a cytoplasmic stain).
+    overview : array (Ny, Nx)
+        The EM overview (holes bright).
+    hole_radius_px : float
+        Nominal hole radius in overview pixels.
+
+    Returns (symmetry, shift, anchor record).
+    """
+    from scipy.signal import fftconvolve
+    from skimage.transform import warp
+
+    # Both images become ±1 cell masks: a hypothesis one lattice step off then loses
+    # the whole band along the cell's outline, where smooth images would lose little.
+    # The shadow is cut at −log(transmission) 0.1 (about 35 nm of cell at 300 kV),
+    # the stain a tenth of the way from its background to its bright end.
+    shadow = cell_shadow(overview, ov, hole_radius_px)[::bin_factor, ::bin_factor]
+    small = np.where(shadow > 0.1, 1.0, -1.0)
+    binning = np.diag([1.0 / bin_factor, 1.0 / bin_factor, 1.0])
+    stain = np.asarray(fm_cell, float)
+    low, high = np.percentile(stain, [5, 99])
+    fm_image = np.where(stain > low + 0.1 * (high - low), 1.0, -1.0)
+    scored = []
+    for symmetry in symmetries(mirror):
+        if not check_symmetry(fm, ov, symmetry, nominal_scale):
+            continue
+        base = binning @ hypothesis_matrix(fm, ov, symmetry, np.zeros(2))
+        # Warp the fluorescence into the (binned) overview grid, padding by one field.
+        pad = np.array(small.shape)
+        shifted = np.eye(3)
+        shifted[:2, 2] = pad[::-1]
+        canvas_shape = tuple(3 * pad)
+        warped = warp(fm_image, np.linalg.inv(shifted @ base), output_shape=canvas_shape,
+                      order=1, cval=0.0)
+        correlation = fftconvolve(warped, small[::-1, ::-1], mode="valid")
+        # correlation[dy, dx] = Σ warped[y + dy, x + dx]·small[y, x]: overlap when the
+        # fluorescence moves by (pad − (dy, dx)) binned overview pixels.
+        reach = 1 + int(max(small.shape) * bin_factor / ov.spacing_px)
+        for t in itertools.product(range(-reach, reach + 1), repeat=2):
+            move = (np.asarray(t, float) @ ov.vectors) / bin_factor
+            dx, dy = pad[1] - move[0], pad[0] - move[1]
+            if not (0 <= dy < correlation.shape[0] - 1 and 0 <= dx < correlation.shape[1] - 1):
+                continue
+            value = _bilinear(correlation, dy, dx)
+            scored.append((value, symmetry, np.asarray(t, float)))
+    if not scored:
+        raise ParameterError("no lattice symmetry maps the fluorescence near the nominal pixel "
+                             "size; check --fm-pixel and --overview-pixel.")
+    scored.sort(key=lambda s: -s[0])
+    best, runner = scored[0], scored[1]
+    if not best[0] > 0:
+        raise InvalidDataError("the cell's fluorescence does not match its shadow in the "
+                               "overview anywhere; give landmarks instead.")
+    return best[1], best[2], {"method": "cell", "score": float(best[0]),
+                              "runner_up_score": float(runner[0]),
+                              "margin": float(best[0] / runner[0]) if runner[0] > 0 else math.inf}
+
+
+def cell_shadow(overview: np.ndarray, ov: Lattice, hole_radius_px: float) -> np.ndarray:
+    """−log(overview / film pattern): the cell's attenuation, holes and film removed.
+
+    The film pattern is rebuilt from the lattice (holes at the fitted positions with
+    the median brightness of open holes, film elsewhere with the film's median).
+    """
+    image = np.asarray(overview, float)
+    if image.ndim == 3:
+        image = image[0]
+    ny, nx = image.shape
+    yy, xx = np.mgrid[:ny, :nx]
+    extent = np.array([[0, 0], [nx, 0], [0, ny], [nx, ny]], float)
+    corners = np.linalg.solve(ov.vectors.T, (extent - ov.origin).T).T
+    lo, hi = np.floor(corners.min(0)) - 1, np.ceil(corners.max(0)) + 1
+    ij = np.array([(i, j) for i in range(int(lo[0]), int(hi[0]) + 1)
+                   for j in range(int(lo[1]), int(hi[1]) + 1)])
+    from scipy.spatial import cKDTree
+
+    distance, _ = cKDTree(ov.position(ij)).query(np.column_stack([xx.ravel(), yy.ravel()]))
+    in_hole = (distance < hole_radius_px).reshape(ny, nx)
+    film = np.where(in_hole, np.percentile(image[in_hole], 90),
+                    np.percentile(image[~in_hole], 90))
+    ratio = np.clip(image / np.maximum(film, 1e-6), 1e-3, None)
+    import scipy.ndimage
+
+    return scipy.ndimage.gaussian_filter(-np.log(ratio), 2.0)
+
+
+def match_holes(fm: Lattice, ov: Lattice, symmetry: np.ndarray, shift: np.ndarray):
+    """Pairs of inlier hole centres with corresponding indices; (fm_xy, ov_xy)."""
+    ov_index = {tuple(k): p for k, p, ok in zip(ov.indices, ov.points, ov.inlier) if ok}
+    fm_xy, ov_xy = [], []
+    for n, p, ok in zip(fm.indices, fm.points, fm.inlier):
+        target = tuple((symmetry @ n + shift).astype(int))
+        if ok and target in ov_index:
+            fm_xy.append(p)
+            ov_xy.append(ov_index[target])
+    return np.array(fm_xy).reshape(-1, 2), np.array(ov_xy).reshape(-1, 2)
+
+
+def fit_transform(fm_xy: np.ndarray, ov_xy: np.ndarray, model: str, mirror: bool) -> np.ndarray:
+    """Least-squares similarity or affine matrix; ``mirror`` flips x first (similarity)."""
+    from skimage.transform import AffineTransform, SimilarityTransform
+
+    flip = np.diag([-1.0 if mirror and model == "similarity" else 1.0, 1.0, 1.0])
+    kind = SimilarityTransform if model == "similarity" else AffineTransform
+    fitted = kind.from_estimate(apply(flip, fm_xy), ov_xy)
+    if not fitted:
+        raise InvalidDataError("the holes do not determine a transform (degenerate layout).")
+    return fitted.params @ flip
+
+
+def register_lattices(fm: Lattice, ov: Lattice, symmetry: np.ndarray, shift: np.ndarray,
+                      overview_pixel_nm: float, model: str = "similarity",
+                      residual_nm: float = 150.0, anchor: dict | None = None,
+                      seed: int = 0) -> Registration:
+    """Robust fit from matched holes (RANSAC, then least squares on the inliers)."""
+    from skimage.measure import ransac
+    from skimage.transform import AffineTransform, SimilarityTransform
+
+    if model not in MODELS:
+        raise ParameterError(f"the transform model must be one of {', '.join(MODELS)}.")
+    fm_xy, ov_xy = match_holes(fm, ov, symmetry, shift)
+    if len(fm_xy) < 4:
+        raise InvalidDataError(
+            f"only {len(fm_xy)} holes are seen in both images; image more film in common.")
+    mirror = _mirrored(hypothesis_matrix(fm, ov, symmetry, shift))
+    flip = np.diag([-1.0 if mirror else 1.0, 1.0, 1.0])
+    source = apply(flip, fm_xy) if model == "similarity" else fm_xy
+    transform = SimilarityTransform if model == "similarity" else AffineTransform
+    _, inlier = ransac((source, ov_xy), transform, min_samples=3,
+                       residual_threshold=residual_nm / overview_pixel_nm, max_trials=500,
+                       rng=seed)
+    if inlier is None or inlier.sum() < 4:
+        raise InvalidDataError("the matched holes do not agree on one transform; check the "
+                               "anchor and the transform model.")
+    matrix = fit_transform(fm_xy[inlier], ov_xy[inlier], model, mirror)
+    return Registration(matrix, model, fm_xy, ov_xy, np.asarray(inlier, bool),
+                        overview_pixel_nm, dict(anchor or {}))
+
+
+def save_registration(path: str | os.PathLike, registration: Registration,
+                      extra: dict | None = None) -> Path:
+    """Write the transform as JSON, and its 3×3 matrix as text beside it (``.txt``).
+
+    The text file holds the matrix mapping fluorescence pixels (x, y, 1) to overview
+    pixels, one row per line, as used by tools that take a plain affine matrix.
+    """
+    path = Path(path)
+    record = registration.summary() | dict(extra or {})
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    with atomic_path(path.with_suffix(".txt")) as tmp:
+        np.savetxt(tmp, registration.matrix, fmt="%.10g")
+    return path
+
+
+def load_transform(path: str | os.PathLike) -> np.ndarray:
+    """The fluorescence → overview matrix of a saved registration (JSON)."""
+    path = Path(path)
+    try:
+        matrix = np.array(json.loads(path.read_text())["matrix"], float)
+    except FileNotFoundError as err:
+        raise InvalidDataError(f"{path} does not exist; run `tomoscribe clem register` first.") from err
+    except (ValueError, KeyError, TypeError) as err:
+        raise InvalidDataError(f"{path} is not a tomoscribe registration ({err}).") from err
+    if matrix.shape != (3, 3) or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-12:
+        raise InvalidDataError(f"{path} holds no usable 3×3 transform.")
+    return matrix
+
+
+def _mirrored(matrix: np.ndarray) -> bool:
+    return bool(np.linalg.det(np.asarray(matrix)[:2, :2]) < 0)
+
+
+def _bilinear(image: np.ndarray, y: float, x: float) -> float:
+    y0, x0 = int(math.floor(y)), int(math.floor(x))
+    fy, fx = y - y0, x - x0
+    return float((1 - fy) * (1 - fx) * image[y0, x0] + (1 - fy) * fx * image[y0, x0 + 1]
+                 + fy * (1 - fx) * image[y0 + 1, x0] + fy * fx * image[y0 + 1, x0 + 1])
