@@ -95,7 +95,7 @@ def fit_lattice(points_xy: np.ndarray, spacing_px: float, tolerance: float = 0.2
     first = _dominant_angle(angles, None)
     second = _dominant_angle(angles, first)
     basis = np.array([_median_vector(vectors, first), _median_vector(vectors, second)])
-    if abs(np.linalg.det(basis)) < 0.3 * spacing_px**2:
+    if not np.isfinite(basis).all() or abs(np.linalg.det(basis)) < 0.3 * spacing_px**2:
         raise InvalidDataError("the detected holes do not form a 2D lattice (they lie along "
                                "one line); image a larger area of film.")
     origin = points[np.argmin(((points - points.mean(0)) ** 2).sum(1))]
@@ -135,7 +135,7 @@ def _median_vector(vectors: np.ndarray, angle: float) -> np.ndarray:
     turned = vectors * np.sign(along)[:, None]
     cos = np.abs(along) / np.linalg.norm(vectors, axis=1)
     chosen = turned[cos > np.cos(np.radians(10))]
-    return np.median(chosen, axis=0)
+    return np.median(chosen, axis=0) if len(chosen) else np.full(2, np.nan)
 
 
 def _one_per_index(indices: np.ndarray, residual: np.ndarray) -> np.ndarray:

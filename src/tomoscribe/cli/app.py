@@ -40,7 +40,7 @@ def _global(
 
 
 # Command groups register themselves on `app` when imported.
-from . import annotate, classify, demo, prepare, simulate, structure  # noqa: E402,F401
+from . import annotate, classify, clem, demo, prepare, simulate, structure  # noqa: E402,F401
 
 
 def run() -> None:

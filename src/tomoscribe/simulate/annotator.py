@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage
 
-from ..errors import ParameterError
+from ..errors import AnnotationError, ParameterError
+from ..segment.trainset import free_boxes, spread_boxes
 
 
 def simulate_annotator(labels: np.ndarray, class_id: int, rng: np.random.Generator,
@@ -40,26 +41,15 @@ def simulate_annotator(labels: np.ndarray, class_id: int, rng: np.random.Generat
     candidates = np.argwhere(core)
     if len(candidates) == 0:
         raise ParameterError(f"the phantom has no voxels of class {class_id}; use a larger size.")
-    positives: list[np.ndarray] = []
-    for index in rng.permutation(len(candidates)):
-        c = candidates[index]
-        if all(np.abs(c[1:] - p[1:]).max() >= tile_size // 2 or abs(c[0] - p[0]) > 3
-               for p in positives):
-            positives.append(c)
-        if len(positives) == n_positive:
-            break
-    window = (1, tile_size + 2 * negative_margin, tile_size + 2 * negative_margin)
-    in_tile = scipy.ndimage.maximum_filter(feature.astype(np.uint8), size=window,
-                                           mode="constant")
+    positives = spread_boxes(candidates, n_positive, tile_size, rng).astype(int)
+    occupied = feature.copy()
     if negatives_in_core:
-        in_tile[: nz // 5] = 1
-        in_tile[nz - nz // 5:] = 1
-    free = np.argwhere(in_tile == 0)
-    if len(free) < n_negative:
-        raise ParameterError(
-            f"only {len(free)} places have a {tile_size}-px tile free of class {class_id}; "
-            "use a larger size or fewer negatives.")
-    negatives = free[rng.choice(len(free), size=n_negative, replace=False)]
+        occupied[: nz // 5] = True
+        occupied[nz - nz // 5:] = True
+    try:
+        negatives = free_boxes(occupied, n_negative, tile_size, rng, negative_margin)
+    except AnnotationError as err:
+        raise ParameterError(f"{err} (class {class_id}; use a larger size.)") from err
     painted = np.zeros(labels.shape, np.uint8)
     half = tile_size // 2
     for z, y, x in positives:
@@ -73,4 +63,4 @@ def simulate_annotator(labels: np.ndarray, class_id: int, rng: np.random.Generat
             elif change < 0:
                 mask = scipy.ndimage.binary_erosion(mask)
         painted[z, ys, xs] |= mask.astype(np.uint8)
-    return np.array(positives, float), negatives.astype(float), painted
+    return positives.astype(float), negatives, painted
