@@ -200,7 +200,8 @@ def test_transfer_refines_the_fluorescence_band_with_density():
     sampled = fluorescence_in_tomogram(regions, signal, (100.0, 100.0, 250.0), np.eye(3),
                                        placement)
     assert sampled["band"][100].any() and not sampled["band"][10].any()
-    params = TransferParams(n_positive=5, n_negative=20, density_sigma=1.5, tile_size=32)
+    params = TransferParams(n_positive=5, n_negative=20, density_sigma=1.5, smooth_nm=0.0,
+                            tile_size=32)  # a solid bar: nothing to fill
     trainset, refined, record = transfer_labels(Volume(tomo, 100.0), sampled, params, 20.0)
     inside = refined & truth
     assert inside.sum() / refined.sum() > 0.9  # precise
@@ -302,3 +303,25 @@ def test_cli_bad_input_exits_2_without_output(clem_dataset, tmp_path, capsys):
     assert main(["clem", "register", str(clem / "overview.mrc"),
                  str(clem / "fluorescence_reflection.mrc"), "--landmark", "1,2,3,4",
                  "--out", str(tmp_path / "l.json")]) == 2
+
+
+def test_pipeline_small_end_to_end(tmp_path):
+    """Simulated CLEM → registration → watershed → transfer → self-training → scores."""
+    from tomoscribe.clem.pipeline import ClemSettings, run_clem_pipeline
+
+    result = run_clem_pipeline(ClemSettings(out_dir=tmp_path, size="small", epochs=8))
+    assert result["registration"]["true_error_at_tomogram_nm"]["max"] <= 50.0
+    scores = result["scores"]
+    assert set(scores) == {f"{name}_tomogram_{t}" for name in ("clem", "human", "clem_round0")
+                           for t in (1, 2)}
+    # Far above an empty or random map (microtubules are ~1% of the voxels).
+    assert scores["clem_tomogram_2"]["dice"] > 0.2
+    assert scores["human_tomogram_2"]["dice"] > 0.2
+    labels = result["transfer"]["labels_vs_truth_by_round"]
+    assert labels["density"]["precision"] > 0.2 and labels["round 1"]["precision"] > 0.2
+    page = (tmp_path / "report.html").read_text()
+    assert "Registration through the holes" in page and "data:image/png;base64" in page
+    assert json.loads((tmp_path / "scores.json").read_text())["dice_ratio"]
+    for name in ("overview.mrc", "fluorescence_microtubule.mrc", "transform.json",
+                 "transform.txt", "regions_microtubule.mrc", "microtubule_clem.trainset"):
+        assert (tmp_path / "clem" / name).exists(), name

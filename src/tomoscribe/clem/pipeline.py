@@ -12,9 +12,10 @@ With no input files:
 3. segment the microtubule channel with the 3D watershed (after unmixing the cell
    stain's bleed-through) and transfer its regions into the tomogram, refined by the
    tomogram's density, as a training set;
-4. train the chen2017 network from that set alone, and for comparison from the
-   simulated human annotator of the demo (10 painted tiles, 100 negatives) on the same
-   tomogram;
+4. train the chen2017 network from that set alone, let it relabel the fluorescence
+   band of the same tomogram and train again (self-training, ``self_training_rounds``),
+   and for comparison train from the simulated human annotator of the demo (10
+   painted tiles, 100 negatives) on the same tomogram;
 5. segment both tomograms with both networks (the second tomogram has no
    fluorescence) and score Dice, precision, recall and filament-seed picking F1
    against the truth.
@@ -76,6 +77,7 @@ class ClemSettings:
     snr: float = 0.1
     n_positive: int = 10
     n_negative: int = 100
+    self_training_rounds: int = 1
     show_progress: bool = False
 
 
@@ -133,6 +135,8 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
         summary = registration.summary()
         truth_tre = tomogram_tre_nm(registration.matrix, pair["fm_to_overview"],
                                     pair["placement"], clem_params.fm_pixel_nm)
+        if summary["anchor"].get("ambiguous"):
+            say(f"warning: the cell anchor's margin is thin ({summary['anchor']['margin']:.3f})")
         say(f"registration: {summary['n_inliers']} holes, FRE {summary['fre_nm']:.0f} nm, "
             f"true error at the tomogram {truth_tre['max']:.0f} nm (max over its corners)")
 
@@ -174,10 +178,9 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
         save_training_set(out / "clem" / f"{FEATURE}_human.trainset", human_set)
 
     # 5. Train both, segment both tomograms, score.
-    models, histories = {}, {}
-    for source, trainset in (("clem", clem_set), ("human", human_set)):
+    def train(source: str, trainset) -> None:
         with timed(f"train ({source})"):
-            say(f"training the {source}-labelled network: {trainset.n_positive} positive, "
+            say(f"training the {source} network: {trainset.n_positive} positive, "
                 f"{trainset.n_negative} negative tiles")
             model = train_feature(trainset, ArchitectureSpec(), TrainParams(
                 epochs=settings.epochs, seed=settings.seed), device=device,
@@ -186,20 +189,46 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
             save_model(path, model)
             models[source] = load_model(path)
             histories[source] = model.metadata["training"]["history"]
+
+    def segment(source: str, t: int) -> np.ndarray:
+        with timed("segment"):
+            say(f"segmenting tomogram {t} with the {source} network")
+            result = segment_array(tomos[t - 1]["pre"], [models[source]], device=device)[0]
+            write_volume(out / "maps" / f"tomogram_{t}_{source}.mrc", result)
+            maps[(source, t)] = np.asarray(result.data)
+        return maps[(source, t)]
+
+    # 5. Self-training: the density-labelled network relabels the band, then retrain.
+    models, histories, maps = {}, {}, {}
+    source = "clem"
+    label_qualities = {"density": label_quality}
+    for round_index in range(1, settings.self_training_rounds + 1):
+        train(f"clem_round{round_index - 1}", clem_set)
+        previous = f"clem_round{round_index - 1}"
+        with timed("watershed + transfer"):
+            network_map = segment(previous, 1)
+            clem_set, refined, round_record = transfer_labels(
+                tomos[0]["pre"], sampled, transfer_params, summary["loo_tre_nm"]["p90"],
+                pre_params.as_dict(), network_map=network_map, map_threshold=settings.threshold)
+            label_qualities[f"round {round_index}"] = overlap_scores(refined, tomos[0]["truth"])
+            save_training_set(out / "clem" / f"{FEATURE}_clem_round{round_index}.trainset",
+                              clem_set)
+    train(source, clem_set)
+    train("human", human_set)
+
+    # 6. Segment both tomograms, score against the truth.
     scores: dict = {}
-    maps: dict = {}
-    for source, model in models.items():
-        for t, tomo in enumerate(tomos, start=1):
-            with timed("segment"):
-                say(f"segmenting tomogram {t} with the {source}-labelled network")
-                result = segment_array(tomo["pre"], [model], device=device)[0]
-                write_volume(out / "maps" / f"tomogram_{t}_{source}.mrc", result)
-                values = np.asarray(result.data)
-                maps[(source, t)] = values
+    compared = [source, "human"] + (["clem_round0"] if settings.self_training_rounds else [])
+    for name in compared:
+        for t in (1, 2):
+            values = maps.get((name, t))
+            if values is None:
+                values = segment(name, t)
             with timed("score"):
                 predicted = values >= settings.threshold
-                scores[f"{source}_tomogram_{t}"] = overlap_scores(predicted, tomo["truth"]) | {
-                    "picking": filament_picking_scores(predicted, tomo["truth"])}
+                truth = tomos[t - 1]["truth"]
+                scores[f"{name}_tomogram_{t}"] = overlap_scores(predicted, truth) | {
+                    "picking": filament_picking_scores(predicted, truth)}
 
     result = {
         "settings": {k: str(v) if isinstance(v, Path) else v
@@ -208,7 +237,8 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
         "watershed": {"regions": int(regions.max()),
                       "voxels": int(region_table["voxels"].sum()) if len(region_table) else 0},
         "transfer": transfer_record | {"label_vs_truth": label_quality,
-                                       "band_vs_truth": band_quality},
+                                       "band_vs_truth": band_quality,
+                                       "labels_vs_truth_by_round": label_qualities},
         "scores": scores,
         "dice_ratio": {f"tomogram_{t}": _ratio(scores[f"clem_tomogram_{t}"]["dice"],
                                                scores[f"human_tomogram_{t}"]["dice"])

@@ -73,6 +73,12 @@ def write_clem_report(path: Path, result: dict, pair: dict, registration, region
                    transfer["components_kept"], transfer["refined_voxels"],
                    transfer["label_vs_truth"]["dice"], transfer["label_vs_truth"]["precision"],
                    transfer["label_vs_truth"]["recall"]]])
+    report.text("Labels against the truth of tomogram 1, by refinement: the density "
+                "inside the band, then each self-training round (a network trained on the "
+                "previous labels, thresholded inside the band).")
+    report.table(["labels", "Dice", "precision", "recall"],
+                 [[name, q["dice"], q["precision"], q["recall"]]
+                  for name, q in transfer["labels_vs_truth_by_round"].items()])
     truth = tomos[0]["truth"]
     zc = int(np.argmax(refined.sum((1, 2)))) if refined.any() else truth.shape[0] // 2
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))

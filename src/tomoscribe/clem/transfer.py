@@ -21,7 +21,14 @@ resolution.  The transfer combines the two:
    the big dense thing in the band; ribosomes and noise are small);
 4. positive tiles on refined voxels (central 60% of the slices, spread like a
    person's boxes), negative tiles wholly inside the far region; masks are the
-   refined voxels.
+   refined voxels;
+5. optionally, **self-training**: a network trained on that set is applied to the
+   same tomogram, and its map (≥ ``map_threshold``) inside the band replaces the
+   density refinement for a second training set.  The negatives hold ribosomes,
+   membranes and whatever else is dense but not labelled, so the first network
+   already answers less to those than the density did; the second set's masks are
+   cleaner (on the simulated cell, microtubule Dice on an unseen tomogram rose from
+   0.40 to 0.62 with one round; docs/performance.md).
 
 The result is a normal training set for ``tomoscribe train``; its metadata record
 the transfer (levels, thresholds, counts, registration error) as the label's
@@ -49,7 +56,8 @@ class TransferParams:
     feature: str = "microtubule"
     positive_level: float = 0.5
     negative_margin_nm: float = 100.0
-    density_sigma: float = 1.0
+    density_sigma: float = 1.5
+    smooth_nm: float = 6.0
     dark_features: bool = True
     min_component_fraction: float = 0.2
     n_positive: int = 10
@@ -132,7 +140,8 @@ def fluorescence_in_tomogram(regions: np.ndarray, signal: np.ndarray,
 
 
 def refine_with_density(tomogram: np.ndarray, band: np.ndarray, far: np.ndarray,
-                        params: TransferParams) -> tuple[np.ndarray, dict]:
+                        params: TransferParams, smooth_px: float = 0.0
+                        ) -> tuple[np.ndarray, dict]:
     """Dense voxels of the tomogram inside the band, as large 3D components.
 
     Parameters
@@ -140,6 +149,10 @@ def refine_with_density(tomogram: np.ndarray, band: np.ndarray, far: np.ndarray,
     tomogram : array (z, y, x)
         The preprocessed tomogram (as used for training).
     band, far : bool arrays (y, x)
+    smooth_px : float
+        Gaussian smoothing (voxels) before thresholding, about half the feature's
+        radius for hollow or textured features (microtubules), so that they become
+        one dense body; 0 for solid ones (smoothing widens the mask by about itself).
 
     Returns
     -------
@@ -148,6 +161,8 @@ def refine_with_density(tomogram: np.ndarray, band: np.ndarray, far: np.ndarray,
         Threshold, voxel counts and components kept.
     """
     data = np.asarray(tomogram, np.float32)
+    if smooth_px > 0:
+        data = scipy.ndimage.gaussian_filter(data, smooth_px)
     nz = data.shape[0]
     core = slice(nz // 5, nz - nz // 5)
     reference = data[core][:, far]
@@ -161,7 +176,7 @@ def refine_with_density(tomogram: np.ndarray, band: np.ndarray, far: np.ndarray,
     dense &= band[None]
     dense[: nz // 5] = False
     dense[nz - nz // 5:] = False
-    dense = scipy.ndimage.binary_opening(dense, iterations=1)
+    dense = scipy.ndimage.binary_opening(dense, iterations=1)  # specks of noise
     components, n = scipy.ndimage.label(dense, structure=np.ones((3, 3, 3)))
     if n == 0:
         raise AnnotationError("no voxel inside the fluorescence band is denser than the "
@@ -170,15 +185,34 @@ def refine_with_density(tomogram: np.ndarray, band: np.ndarray, far: np.ndarray,
     sizes = np.bincount(components.ravel())[1:]
     keep = np.flatnonzero(sizes >= params.min_component_fraction * sizes.max()) + 1
     refined = np.isin(components, keep)
-    return refined, {"density_threshold": threshold, "far_mean": mean, "far_sd": sd,
+    return refined, {"refinement": "density", "density_threshold": threshold, "far_mean": mean, "far_sd": sd,
                      "band_pixels": int(band.sum()), "far_pixels": int(far.sum()),
                      "dense_voxels": int(dense.sum()), "components": int(n),
                      "components_kept": int(len(keep)), "refined_voxels": int(refined.sum())}
 
 
+def refine_with_network(network_map: np.ndarray, band: np.ndarray,
+                        threshold: float = 1.0) -> tuple[np.ndarray, dict]:
+    """Voxels where a network answers at least ``threshold`` inside the band (core slices).
+
+    Raises AnnotationError when the network finds nothing there.
+    """
+    values = np.asarray(network_map, np.float32)
+    nz = values.shape[0]
+    refined = (values >= threshold) & band[None]
+    refined[: nz // 5] = False
+    refined[nz - nz // 5:] = False
+    if not refined.any():
+        raise AnnotationError("the network finds nothing inside the fluorescence band; "
+                              "lower --map-threshold or train the first network longer.")
+    return refined, {"refinement": "network", "map_threshold": threshold,
+                     "band_pixels": int(band.sum()), "refined_voxels": int(refined.sum())}
+
+
 def transfer_labels(tomogram: Volume, sampled: dict, params: TransferParams,
-                    registration_tre_nm: float = 0.0,
-                    preprocessing: dict | None = None) -> tuple[TrainingSet, np.ndarray, dict]:
+                    registration_tre_nm: float = 0.0, preprocessing: dict | None = None,
+                    network_map: np.ndarray | None = None, map_threshold: float = 1.0
+                    ) -> tuple[TrainingSet, np.ndarray, dict]:
     """Build a training set for ``params.feature`` from fluorescence sampled on the tomogram.
 
     Parameters
@@ -189,6 +223,10 @@ def transfer_labels(tomogram: Volume, sampled: dict, params: TransferParams,
         From :func:`fluorescence_in_tomogram` (with ``params.positive_level``).
     registration_tre_nm : float
         The registration's target error, added to the negative margin.
+    network_map : array (z, y, x), optional
+        A network's normalised output on this tomogram (self-training): voxels at or
+        above ``map_threshold`` inside the band become the masks instead of the
+        density refinement.
 
     Returns
     -------
@@ -203,7 +241,11 @@ def transfer_labels(tomogram: Volume, sampled: dict, params: TransferParams,
     params.validate()
     band = sampled["band"]
     far = sampled["distance_nm"] > params.negative_margin_nm + registration_tre_nm
-    refined, record = refine_with_density(np.asarray(tomogram.data), band, far, params)
+    if network_map is None:
+        refined, record = refine_with_density(np.asarray(tomogram.data), band, far, params,
+                                              params.smooth_nm * 10 / tomogram.voxel_size_A[0])
+    else:
+        refined, record = refine_with_network(np.asarray(network_map), band, map_threshold)
     rng = np.random.default_rng(params.seed)
     nz = tomogram.shape[0]
     positives = spread_boxes(np.argwhere(refined), params.n_positive, params.tile_size, rng)

@@ -109,6 +109,10 @@ def register(
                                             "mirror": mirror, "min_score": min_score},
                      [overview, reflection] + ([cell] if cell else []))
     summary = registration.summary()
+    if anchor.get("ambiguous"):
+        typer.echo(f"warning: the cell's outline barely prefers this lattice match (margin "
+                   f"{anchor['margin']:.3f} over the next); check the overlay of the holes or "
+                   "give --landmark points.", err=True)
     typer.echo(f"{summary['n_inliers']} of {summary['n_matched']} matched holes fit; FRE "
                f"{summary['fre_nm']:.1f} nm, leave-one-out TRE median "
                f"{summary['loo_tre_nm']['median']:.1f} nm (90%: "
@@ -177,11 +181,20 @@ def transfer(
     negative_margin_nm: float = typer.Option(100.0, "--negative-margin", min=0.0,
                                              help="Negatives this far (nm) beyond the band "
                                                   "and the registration error."),
-    density_sigma: float = typer.Option(1.0, "--density-sigma", min=0.0,
+    density_sigma: float = typer.Option(1.5, "--density-sigma", min=0.0,
                                         help="Dense voxels: this many SD beyond the far "
                                              "region's mean."),
     bright: bool = typer.Option(False, "--bright-features/--dark-features",
                                 help="Whether the feature is brighter than background."),
+    smooth_nm: float = typer.Option(6.0, "--smooth", min=0.0, help="Gaussian smoothing (nm) "
+                                    "before the density threshold: about half the feature's "
+                                    "radius."),
+    network_map: Path = typer.Option(None, "--network-map", help="Self-training: a map from "
+                                     "`tomoscribe segment` of this tomogram by a network "
+                                     "trained on a first transfer; its voxels ≥ "
+                                     "--map-threshold inside the band become the masks."),
+    map_threshold: float = typer.Option(1.0, "--map-threshold", help="Level of --network-map "
+                                        "that counts as the feature."),
     n_positive: int = typer.Option(10, "--positives", min=1),
     n_negative: int = typer.Option(100, "--negatives", min=1),
     seed: int = options.Seed,
@@ -217,19 +230,29 @@ def transfer(
     record = json.loads(Path(transform).read_text())
     tre = float(record.get("loo_tre_nm", {}).get("p90", 0.0))
     params = TransferParams(feature, positive_level, negative_margin_nm, density_sigma,
-                            not bright, n_positive=n_positive, n_negative=n_negative, seed=seed)
+                            smooth_nm, not bright, n_positive=n_positive,
+                            n_negative=n_negative, seed=seed)
+    map_values = None
+    if network_map is not None:
+        map_volume = read_volume(network_map)
+        if map_volume.shape != tomo.shape:
+            raise InvalidDataError(f"{network_map} ({map_volume.shape}) is not a map of "
+                                   f"{tomogram} ({tomo.shape}).")
+        map_values = np.asarray(map_volume.data, np.float32)
     signal = normalised_signal(np.asarray(fm.data, np.float32))
     fm_voxel_nm = tuple(v / 10 for v in fm.voxel_size_A)
     sampled = fluorescence_in_tomogram(np.asarray(region_volume.data), signal, fm_voxel_nm,
                                        matrix, place, positive_level)
     preprocessing = (read_provenance(tomogram) or {}).get("parameters")
-    trainset, _, summary = transfer_labels(tomo, sampled, params, tre, preprocessing)
+    trainset, _, summary = transfer_labels(tomo, sampled, params, tre, preprocessing,
+                                           map_values, map_threshold)
     save_training_set(out, trainset)
-    write_provenance(out, "clem transfer", params.as_dict(),
-                     [tomogram, fluorescence, regions, transform, placement])
+    write_provenance(out, "clem transfer", params.as_dict() | {"map_threshold": map_threshold},
+                     [tomogram, fluorescence, regions, transform, placement]
+                     + ([network_map] if network_map else []))
     typer.echo(f"{trainset.n_positive} positive and {trainset.n_negative} negative tiles "
-               f"({summary['refined_voxels']} refined voxels, {summary['components_kept']} "
-               f"components); wrote {out}")
+               f"(with augmented copies) from {summary['refined_voxels']} labelled voxels "
+               f"({summary['refinement']} refinement); wrote {out}")
 
 
 @clem_app.command("pipeline")
