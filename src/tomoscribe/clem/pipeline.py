@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ParameterError, TrainingError
 from ..io import read_volume, write_volume
 from ..metrics import overlap_scores
 from ..outputs import atomic_path
@@ -61,6 +61,7 @@ FEATURE = "microtubule"
 VOXEL_A = 20.0
 SIZES = {"small": (48, 384, 384), "medium": (64, 512, 512)}
 SEED_SPACING_PX = 20  # filament seeds every 40 nm
+TRAINING_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -177,14 +178,24 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
                                        preprocessing=pre_params.as_dict())
         save_training_set(out / "clem" / f"{FEATURE}_human.trainset", human_set)
 
-    # 5. Train both, segment both tomograms, score.
+    # Training and segmentation, as the steps below use them.
     def train(source: str, trainset) -> None:
         with timed(f"train ({source})"):
             say(f"training the {source} network: {trainset.n_positive} positive, "
                 f"{trainset.n_negative} negative tiles")
-            model = train_feature(trainset, ArchitectureSpec(), TrainParams(
-                epochs=settings.epochs, seed=settings.seed), device=device,
-                show_progress=settings.show_progress)
+            # The paper's plain SGD collapses for some initialisations (all ReLUs die);
+            # train_feature refuses such networks, and a new initialisation is tried.
+            for attempt in range(TRAINING_ATTEMPTS):
+                try:
+                    model = train_feature(trainset, ArchitectureSpec(), TrainParams(
+                        epochs=settings.epochs, seed=settings.seed + 1000 * attempt),
+                        device=device, show_progress=settings.show_progress)
+                    break
+                except TrainingError as err:
+                    if attempt == TRAINING_ATTEMPTS - 1:
+                        raise
+                    say(f"{source}: {err} Retrying with another initialisation.")
+            retries[source] = attempt
             path = out / "models" / f"{FEATURE}_{source}.tsm"
             save_model(path, model)
             models[source] = load_model(path)
@@ -199,18 +210,20 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
         return maps[(source, t)]
 
     # 5. Self-training: the density-labelled network relabels the band, then retrain.
-    models, histories, maps = {}, {}, {}
+    models, histories, maps, retries = {}, {}, {}, {}
     source = "clem"
     label_qualities = {"density": label_quality}
+    round_records = []
     for round_index in range(1, settings.self_training_rounds + 1):
         train(f"clem_round{round_index - 1}", clem_set)
         previous = f"clem_round{round_index - 1}"
+        network_map = segment(previous, 1)
         with timed("watershed + transfer"):
-            network_map = segment(previous, 1)
             clem_set, refined, round_record = transfer_labels(
                 tomos[0]["pre"], sampled, transfer_params, summary["loo_tre_nm"]["p90"],
                 pre_params.as_dict(), network_map=network_map, map_threshold=settings.threshold)
             label_qualities[f"round {round_index}"] = overlap_scores(refined, tomos[0]["truth"])
+            round_records.append(round_record)
             save_training_set(out / "clem" / f"{FEATURE}_clem_round{round_index}.trainset",
                               clem_set)
     train(source, clem_set)
@@ -238,11 +251,13 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
                       "voxels": int(region_table["voxels"].sum()) if len(region_table) else 0},
         "transfer": transfer_record | {"label_vs_truth": label_quality,
                                        "band_vs_truth": band_quality,
-                                       "labels_vs_truth_by_round": label_qualities},
+                                       "labels_vs_truth_by_round": label_qualities,
+                                       "self_training_rounds": round_records},
         "scores": scores,
         "dice_ratio": {f"tomogram_{t}": _ratio(scores[f"clem_tomogram_{t}"]["dice"],
                                                scores[f"human_tomogram_{t}"]["dice"])
                        for t in (1, 2)},
+        "training_retries": retries,
         "timings_s": timings,
     }
     with atomic_path(out / "scores.json") as tmp:

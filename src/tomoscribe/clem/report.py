@@ -123,6 +123,10 @@ def write_clem_report(path: Path, result: dict, pair: dict, registration, region
     ax.set_xlabel("epoch"), ax.set_ylabel("training loss"), ax.legend()
     report.figure(fig)
 
+    retried = {k: v for k, v in result.get("training_retries", {}).items() if v}
+    if retried:
+        report.text("Training collapsed and was restarted from a new initialisation: "
+                    + ", ".join(f"{k} ({v}×)" for k, v in retried.items()) + ".")
     report.heading("Run times (s)")
     report.table(list(result["timings_s"]), [list(result["timings_s"].values())])
     report.write(path)
