@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from .io.points import write_points_csv
 from .metrics import overlap_scores
 from .outputs import atomic_path
 from .preprocess import PreprocessParams, preprocess_into
+from .progress import printer, step_timer
 from .segment.engine import segment_into
 from .segment.merge import merge_into
 from .segment.modelfile import load_model, save_model
@@ -127,14 +127,10 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     for sub in ("truth", "annotations", "models", "maps", "picks"):
         (out / sub).mkdir(exist_ok=True)
     timings: dict[str, float] = {}
-    say = _printer(settings.show_progress)
+    say = printer("demo", settings.show_progress)
     device = str(resolve_device(settings.device))
 
-    @contextlib.contextmanager
-    def timed(name):
-        start = time.perf_counter()
-        yield
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+    timed = step_timer(timings)
 
     # 1. Two simulated tomograms with truth.
     tomos = []
@@ -360,13 +356,3 @@ def orientation_consensus(estimated, true, within_deg: float = 15.0) -> float:
 def label_id(legend: dict, feature: str) -> int:
     """The merged map's id of ``feature`` (from the merge legend)."""
     return next(int(k) for k, v in legend.items() if v["name"] == feature)
-
-
-def _printer(enabled: bool):
-    def say(message: str) -> None:
-        if enabled:
-            import sys
-
-            print(f"[demo] {message}", file=sys.stderr, flush=True)
-
-    return say

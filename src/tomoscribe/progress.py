@@ -7,7 +7,10 @@ results on standard output.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, TypeVar
+import contextlib
+import sys
+import time
+from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -26,3 +29,25 @@ def track(items: Iterable[T], description: str, total: int | None = None,
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         yield from bar.track(items, total=total, description=description)
+
+
+def printer(prefix: str, enabled: bool) -> Callable[[str], None]:
+    """A function printing ``[prefix] message`` lines to stderr, or nothing."""
+    def say(message: str) -> None:
+        if enabled:
+            print(f"[{prefix}] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def step_timer(timings: dict[str, float]):
+    """A context manager factory adding each block's wall time (s) to ``timings[name]``."""
+    @contextlib.contextmanager
+    def timed(name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+    return timed

@@ -26,9 +26,7 @@ self-contained ``report.html``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from ..io import read_volume, write_volume
 from ..metrics import overlap_scores
 from ..outputs import atomic_path
 from ..preprocess import PreprocessParams, preprocess_into
+from ..progress import printer, step_timer
 from ..segment.engine import segment_array
 from ..segment.modelfile import load_model, save_model
 from ..segment.network import ArchitectureSpec
@@ -103,14 +102,10 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     for sub in ("", "truth", "clem", "models", "maps"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    say = _printer(settings.show_progress)
+    say = printer("clem", settings.show_progress)
     device = str(resolve_device(settings.device))
 
-    @contextlib.contextmanager
-    def timed(name):
-        start = time.perf_counter()
-        yield
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+    timed = step_timer(timings)
 
     # 1. Two tomograms with truth; correlative data around the first.
     pre_params = PreprocessParams(lowpass_A=settings.lowpass_A)
@@ -359,13 +354,3 @@ def filament_picking_scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
 
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
-
-
-def _printer(enabled: bool):
-    def say(message: str) -> None:
-        if enabled:
-            import sys
-
-            print(f"[clem] {message}", file=sys.stderr, flush=True)
-
-    return say

@@ -57,7 +57,9 @@ def register(
     model: str = typer.Option("similarity", "--model", help="similarity or affine."),
     min_score: float = typer.Option(0.4, "--min-score", min=0.0, max=1.0,
                                     help="Lowest hole-template correlation accepted."),
-    voxel_size: float = options.VoxelSize,
+    overview_pixel_A: float = typer.Option(None, "--overview-pixel-size", min=0.0,
+                                           help="The overview's pixel size (Å), where its "
+                                                "header lacks or misstates it."),
 ) -> None:
     """Register fluorescence to an EM overview through the holes of the support film."""
     from ..clem.holes import detect_holes
@@ -72,7 +74,7 @@ def register(
     if (cell is None) == (not landmark):
         raise ParameterError("give either --cell (the cell's fluorescence) or --landmark "
                              "points to resolve the lattice ambiguity.")
-    ov_volume = read_volume(overview, voxel_size)
+    ov_volume = read_volume(overview, overview_pixel_A)
     fm_volume = read_volume(reflection)
     ov_nm, fm_nm = ov_volume.voxel_size_A[0] / 10, fm_volume.voxel_size_A[0] / 10
     ov_image, fm_image = _single_image(ov_volume, overview), _single_image(fm_volume, reflection)
