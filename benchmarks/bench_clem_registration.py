@@ -67,7 +67,8 @@ def main() -> None:
                      summary["loo_tre_nm"]["p90"], summary["n_inliers"], seconds))
         margin = anchor.get("margin", anchor.get("runner_up_rms_px", float("nan")))
         print(f"seed {seed:2d} mirror {mirror!s:5}  true error at tomogram {error['max']:7.1f} nm"
-              f"  FRE {summary['fre_nm']:5.1f}  LOO TRE median {summary['loo_tre_nm']['median']:5.1f}"
+              f"  FRE {summary['fre_nm']:5.1f}  LOO TRE median "
+              f"{summary['loo_tre_nm']['median']:5.1f}"
               f" p90 {summary['loo_tre_nm']['p90']:5.1f} nm  holes {summary['n_inliers']:3d}"
               f"  anchor margin {margin:.3f}  {seconds:.2f} s", flush=True)
     table = np.array(rows)

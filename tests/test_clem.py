@@ -252,7 +252,8 @@ def test_cli_chain_register_watershed_transfer(clem_dataset, tmp_path):
     assert main(["clem", "transfer", str(out / "preprocessed_1.mrc"), "--fluorescence",
                  str(clem / "fluorescence_microtubule.mrc"), "--regions", str(regions),
                  "--transform", str(transform), "--placement", str(clem / "placement.json"),
-                 "--feature", "microtubule", "-o", str(trainset)]) == 0
+                 "--feature", "microtubule", "--bleed-from", str(clem / "fluorescence_cell.mrc"),
+                 "--bleed-fraction", "0.1", "-o", str(trainset)]) == 0
     from tomoscribe.segment.trainset import load_training_set
 
     loaded = load_training_set(trainset)

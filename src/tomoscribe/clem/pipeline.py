@@ -54,7 +54,7 @@ from .lattice import fit_lattice
 from .register import anchor_by_cell, register_lattices, save_registration
 from .transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
 from .transforms import apply, placement_matrix
-from .watershed import WatershedParams, unmix, watershed_segment
+from .watershed import WatershedParams, remove_bleed_through, watershed_segment
 
 FEATURE = "microtubule"
 VOXEL_A = 20.0
@@ -139,10 +139,8 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     # 3. Watershed of the labelled channel, transfer into tomogram 1.
     with timed("watershed + transfer"):
         say("watershed of the microtubule channel and label transfer")
-        channels = np.stack([pair["fluorescence"][FEATURE], pair["fluorescence"]["cell"]])
-        background = np.median(channels, axis=(1, 2, 3))[:, None, None, None]
-        mixing = np.array([[1.0, clem_params.bleed_through], [0.0, 1.0]])
-        unmixed = unmix(channels - background, mixing)[0]
+        unmixed = remove_bleed_through(pair["fluorescence"][FEATURE], pair["fluorescence"]["cell"],
+                                       clem_params.bleed_through)
         regions, region_table, signal = watershed_segment(unmixed, WatershedParams())
         write_volume(out / "clem" / f"regions_{FEATURE}.mrc",
                      Volume(regions.astype(np.int16), files["fm_voxel_A"]))

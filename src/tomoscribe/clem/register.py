@@ -352,10 +352,12 @@ def load_transform(path: str | os.PathLike) -> np.ndarray:
     try:
         matrix = np.array(json.loads(path.read_text())["matrix"], float)
     except FileNotFoundError as err:
-        raise InvalidDataError(f"{path} does not exist; run `tomoscribe clem register` first.") from err
+        raise InvalidDataError(f"{path} does not exist; run `tomoscribe clem register` "
+                               "first.") from err
     except (ValueError, KeyError, TypeError) as err:
         raise InvalidDataError(f"{path} is not a tomoscribe registration ({err}).") from err
-    if matrix.shape != (3, 3) or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-12:
+    if (matrix.shape != (3, 3) or not np.isfinite(matrix).all()
+            or abs(np.linalg.det(matrix)) < 1e-12):
         raise InvalidDataError(f"{path} holds no usable 3×3 transform.")
     return matrix
 

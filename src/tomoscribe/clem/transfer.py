@@ -185,7 +185,8 @@ def refine_with_density(tomogram: np.ndarray, band: np.ndarray, far: np.ndarray,
     sizes = np.bincount(components.ravel())[1:]
     keep = np.flatnonzero(sizes >= params.min_component_fraction * sizes.max()) + 1
     refined = np.isin(components, keep)
-    return refined, {"refinement": "density", "density_threshold": threshold, "far_mean": mean, "far_sd": sd,
+    return refined, {"refinement": "density", "density_threshold": threshold,
+                     "far_mean": mean, "far_sd": sd,
                      "band_pixels": int(band.sum()), "far_pixels": int(far.sum()),
                      "dense_voxels": int(dense.sum()), "components": int(n),
                      "components_kept": int(len(keep)), "refined_voxels": int(refined.sum())}

@@ -76,6 +76,13 @@ def unmix(channels: np.ndarray, mixing: np.ndarray) -> np.ndarray:
     return np.tensordot(inverse, channels, axes=1)
 
 
+def remove_bleed_through(stack: np.ndarray, other: np.ndarray, fraction: float) -> np.ndarray:
+    """``stack`` without ``fraction`` of ``other``'s dye, both less their median background."""
+    channels = np.stack([np.asarray(stack, np.float32), np.asarray(other, np.float32)])
+    channels -= np.median(channels, axis=(1, 2, 3))[:, None, None, None]
+    return unmix(channels, np.array([[1.0, fraction], [0.0, 1.0]]))[0]
+
+
 def noise_level(image: np.ndarray) -> tuple[float, float]:
     """Background (median) and noise deviation (1.4826 × MAD of the pixels below it)."""
     values = np.asarray(image, np.float64).ravel()

@@ -140,20 +140,11 @@ def watershed(
     min_voxels: int = typer.Option(20, "--min-voxels", min=1, help="Smallest region kept."),
 ) -> None:
     """3D watershed of a fluorescence channel, with saddle-based basin merging."""
-    from ..clem.watershed import WatershedParams, unmix, watershed_segment
+    from ..clem.watershed import WatershedParams, watershed_segment
     from ..io import read_volume, write_volume
 
     volume = read_volume(fluorescence)
-    stack = np.asarray(volume.data, np.float32)
-    if bleed_from is not None:
-        other = read_volume(bleed_from)
-        if other.shape != volume.shape or not np.allclose(other.voxel_size_A, volume.voxel_size_A,
-                                                          rtol=0.01):
-            raise InvalidDataError(f"{bleed_from} and {fluorescence} differ in shape or voxel "
-                                   "size; unmixing needs the same field and sampling.")
-        channels = np.stack([stack, np.asarray(other.data, np.float32)])
-        channels -= np.median(channels, axis=(1, 2, 3))[:, None, None, None]
-        stack = unmix(channels, np.array([[1.0, bleed_fraction], [0.0, 1.0]]))[0]
+    stack = _unmixed(volume, fluorescence, bleed_from, bleed_fraction)
     params = WatershedParams(smooth_px, foreground_sigma, merge_depth_sigma, merge_depth_fraction,
                              min_voxels)
     regions, table, _ = watershed_segment(stack, params)
@@ -197,6 +188,9 @@ def transfer(
                                      "--map-threshold inside the band become the masks."),
     map_threshold: float = typer.Option(1.0, "--map-threshold", help="Level of --network-map "
                                         "that counts as the feature."),
+    bleed_from: Path = typer.Option(None, "--bleed-from", help="As for `clem watershed`."),
+    bleed_fraction: float = typer.Option(0.0, "--bleed-fraction", min=0.0, max=1.0,
+                                         help="As for `clem watershed`."),
     n_positive: int = typer.Option(10, "--positives", min=1),
     n_negative: int = typer.Option(100, "--negatives", min=1),
     seed: int = options.Seed,
@@ -241,7 +235,7 @@ def transfer(
             raise InvalidDataError(f"{network_map} ({map_volume.shape}) is not a map of "
                                    f"{tomogram} ({tomo.shape}).")
         map_values = np.asarray(map_volume.data, np.float32)
-    signal = normalised_signal(np.asarray(fm.data, np.float32))
+    signal = normalised_signal(_unmixed(fm, fluorescence, bleed_from, bleed_fraction))
     fm_voxel_nm = tuple(v / 10 for v in fm.voxel_size_A)
     sampled = fluorescence_in_tomogram(np.asarray(region_volume.data), signal, fm_voxel_nm,
                                        matrix, place, positive_level)
@@ -284,6 +278,22 @@ def pipeline(
                    f"{score['picking']['f1']:.3f}")
     typer.echo(f"Dice CLEM / human: {result['dice_ratio']['tomogram_2']:.2f} on the tomogram "
                f"without fluorescence; report: {out / 'report.html'}")
+
+
+def _unmixed(volume, path: Path, bleed_from: Path | None, fraction: float) -> np.ndarray:
+    """A channel as float32, with ``fraction`` of another channel's dye removed."""
+    from ..clem.watershed import remove_bleed_through
+    from ..io import read_volume
+
+    stack = np.asarray(volume.data, np.float32)
+    if bleed_from is None:
+        return stack
+    other = read_volume(bleed_from)
+    if other.shape != volume.shape or not np.allclose(other.voxel_size_A, volume.voxel_size_A,
+                                                      rtol=0.01):
+        raise InvalidDataError(f"{bleed_from} and {path} differ in shape or voxel size; "
+                               "unmixing needs the same field and sampling.")
+    return remove_bleed_through(stack, other.data, fraction)
 
 
 def _single_image(volume, path: Path) -> np.ndarray:
