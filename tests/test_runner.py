@@ -49,6 +49,20 @@ def _segment(tomogram, models, out, *extra):
     return main(args)
 
 
+
+def _interrupt_after(monkeypatch, n_slabs: int, calls: list) -> None:
+    """Make the runner raise KeyboardInterrupt (a kill) once ``n_slabs`` slabs ran;
+    the slabs run are appended to ``calls``."""
+    real = runner.run_slab
+
+    def dies(*args):
+        if len(calls) == n_slabs:
+            raise KeyboardInterrupt
+        calls.append(args[-2])
+        return real(*args)
+
+    monkeypatch.setattr(runner, "run_slab", dies)
+
 def test_file_run_equals_the_in_memory_engine_and_keeps_the_grid(inputs, tmp_path):
     tomogram, models = inputs
     assert _segment(tomogram, models, tmp_path / "out") == 0
@@ -72,13 +86,7 @@ def test_interrupted_run_resumes_only_unfinished_slabs_to_identical_files(
     calls = []
     real = runner.run_slab
 
-    def dies_after_three(*args):
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        calls.append(args[-2])
-        return real(*args)
-
-    monkeypatch.setattr(runner, "run_slab", dies_after_three)
+    _interrupt_after(monkeypatch, 3, calls)
     out = tmp_path / "resumed"
     assert _segment(tomogram, models, out) == 130
     names = sorted(p.name for p in out.iterdir())
@@ -131,13 +139,7 @@ def test_changed_inputs_or_restart_start_over(inputs, tmp_path, monkeypatch):
     real = runner.run_slab
     calls = []
 
-    def dies_after_two(*args):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(args[-2])
-        return real(*args)
-
-    monkeypatch.setattr(runner, "run_slab", dies_after_two)
+    _interrupt_after(monkeypatch, 2, calls)
     assert _segment(tomogram, models, out) == 130
     # another model under the same name: the journal's key no longer matches
     _model_file(models[1], "actin", 7)
@@ -158,13 +160,7 @@ def test_zarr_outputs_resume_too(inputs, tmp_path, monkeypatch):
     assert _segment(tomogram, models[:1], tmp_path / "whole", "--format", "zarr") == 0
     real, calls = runner.run_slab, []
 
-    def dies_after_four(*args):
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        calls.append(args[-2])
-        return real(*args)
-
-    monkeypatch.setattr(runner, "run_slab", dies_after_four)
+    _interrupt_after(monkeypatch, 4, calls)
     out = tmp_path / "out"
     assert _segment(tomogram, models[:1], out, "--format", "zarr") == 130
     monkeypatch.setattr(runner, "run_slab", real)
@@ -247,13 +243,7 @@ def test_damaged_journal_starts_over(inputs, tmp_path, monkeypatch):
     tomogram, models = inputs
     real, calls = runner.run_slab, []
 
-    def dies_after_two(*args):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(args[-2])
-        return real(*args)
-
-    monkeypatch.setattr(runner, "run_slab", dies_after_two)
+    _interrupt_after(monkeypatch, 2, calls)
     out = tmp_path / "out"
     assert _segment(tomogram, models[:1], out) == 130
     journal = out / ".tomo_membrane.mrc.partial.json"
