@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..errors import InvalidDataError, ParameterError
 from ..progress import track
 from ..segment.train import resolve_device
+from .fitting import wedge_keeping_flip
 from .models import build_classifier
 
 
@@ -84,17 +85,6 @@ def normalise(volumes: np.ndarray) -> np.ndarray:
     return ((volumes - mean[:, None, None, None]) / sd[:, None, None, None]).astype(np.float32)
 
 
-def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Apply one wedge-keeping 180° rotation per subtomogram (dims z, y, x = 2, 3, 4)."""
-    choice = torch.randint(0, 4, (len(batch),), generator=generator)
-    out = batch.clone()
-    for k, dims in ((1, (3, 4)), (2, (2, 4)), (3, (2, 3))):  # about z, about y, about x
-        pick = choice == k
-        if pick.any():
-            out[pick] = torch.flip(batch[pick], dims)
-    return out
-
-
 def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[str],
                      arch: str = "resnet3d", params: ClassifierParams = ClassifierParams(),
                      voxel_size_A: float = 1.0, device: str = "auto",
@@ -142,7 +132,7 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
                 continue
             x, y = x_all[index], y_all[index]
             if params.augment:
-                x = _augment(x, generator)
+                x = wedge_keeping_flip(x, generator)
             x, y = x.to(dev), y.to(dev)
             scores = network(x)
             loss = F.cross_entropy(scores, y)
@@ -186,11 +176,26 @@ def predict(classifier: Classifier, volumes: np.ndarray, batch_size: int = 64,
     return torch.cat(out).numpy() if out else np.empty((0, len(classifier.class_names)))
 
 
+FEATURE_LAYERS = ("output", "hidden")
+
+
 def extract_features(classifier: Classifier, volumes: np.ndarray, batch_size: int = 64,
-                     device: str = "auto") -> np.ndarray:
-    """The input of the classifier's last linear layer, (N, penultimate)."""
-    out = [net.features(x).cpu() for net, x in _batches(classifier, volumes, batch_size, device)]
-    return torch.cat(out).numpy() if out else np.empty((0, classifier.network.penultimate))
+                     device: str = "auto", layer: str = "hidden") -> np.ndarray:
+    """Structural features of subtomograms from a trained classifier.
+
+    Parameters
+    ----------
+    layer : {"hidden", "output"}
+        ``"output"``: the outputs of the last linear layer (N, L), the class scores
+        before the softmax (Xu et al. 2017's feature space); ``"hidden"``: that layer's
+        input (N, penultimate).
+    """
+    if layer not in FEATURE_LAYERS:
+        raise ParameterError(f"layer must be one of {', '.join(FEATURE_LAYERS)}, got {layer!r}.")
+    width = len(classifier.class_names) if layer == "output" else classifier.network.penultimate
+    out = [(net(x) if layer == "output" else net.features(x)).cpu()
+           for net, x in _batches(classifier, volumes, batch_size, device)]
+    return torch.cat(out).numpy() if out else np.empty((0, width))
 
 
 def split_halves(labels: np.ndarray, test_fraction: float = 0.5, seed: int = 0):

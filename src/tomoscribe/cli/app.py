@@ -40,7 +40,8 @@ def _global(
 
 
 # Command groups register themselves on `app` when imported.
-from . import annotate, classify, clem, demo, prepare, simulate, structure  # noqa: E402,F401
+from . import (annotate, classify, clem, demo, mining, prepare, simulate,  # noqa: E402,F401
+               structure)
 
 
 def run() -> None:

@@ -18,7 +18,7 @@ classify_app = typer.Typer(help="Classify subtomograms with 3D CNNs (Xu et al. 2
 app.add_typer(classify_app, name="classify")
 
 
-def _dataset(path: Path):
+def load_subtomograms(path: Path):
     """Volumes (N, n, n, n), labels, class names and voxel size of a dataset store."""
     from ..simulate.subtomograms import load_dataset
 
@@ -29,6 +29,14 @@ def _dataset(path: Path):
     if len(volumes) == 0:
         raise InvalidDataError(f"{path} holds no subtomograms.")
     return volumes, labels, list(data["class_names"]), voxel
+
+
+def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, what: str) -> None:
+    """Refuse a dataset whose voxel size differs from the model's by more than 5%."""
+    if voxel and abs(voxel / model_voxel - 1) > 0.05:
+        raise VoxelSizeMismatchError(f"{dataset} has {voxel:g} Å voxels but the {what} was "
+                                     f"trained at {model_voxel:g} Å; rescale the "
+                                     "subtomograms first.")
 
 
 def _accuracy_table(truth, predicted, class_names) -> dict:
@@ -62,7 +70,7 @@ def train(
     from ..classify.training import (ClassifierParams, predict, split_halves,
                                      train_classifier)
 
-    volumes, labels, names, voxel = _dataset(dataset)
+    volumes, labels, names, voxel = load_subtomograms(dataset)
     if test_fraction > 0:
         train_mask, test_mask = split_halves(labels, test_fraction, seed)
     else:
@@ -101,11 +109,8 @@ def evaluate(
     from ..classify.training import predict
 
     classifier = load_classifier(model)
-    volumes, labels, names, voxel = _dataset(dataset)
-    if voxel and abs(voxel / classifier.voxel_size_A - 1) > 0.05:
-        raise VoxelSizeMismatchError(f"{dataset} has {voxel:g} Å voxels but the classifier "
-                                     f"was trained at {classifier.voxel_size_A:g} Å; rescale "
-                                     "the subtomograms first.")
+    volumes, labels, names, voxel = load_subtomograms(dataset)
+    check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
     if names != classifier.class_names:
         raise InvalidDataError(f"{dataset} has classes {names} but the classifier knows "
                                f"{classifier.class_names}.")
@@ -133,7 +138,7 @@ def baseline(
     from ..classify.rif import fit_rif_svm
     from ..classify.training import split_halves
 
-    volumes, labels, names, _ = _dataset(dataset)
+    volumes, labels, names, _ = load_subtomograms(dataset)
     train_mask, test_mask = split_halves(labels, test_fraction, seed)
     model = fit_rif_svm(volumes[train_mask], labels[train_mask], max_degree, seed)
     scores = _accuracy_table(labels[test_mask], model.predict(volumes[test_mask]), names)

@@ -144,6 +144,8 @@ def subtomograms(
     max_tilt: float = typer.Option(60.0, "--max-tilt", help="± degrees."),
     defocus: float = typer.Option(5.0, "--defocus", help="µm, positive = underfocus."),
     empty: bool = typer.Option(True, "--empty/--no-empty", help="Add a noise-only class."),
+    crowded: int = typer.Option(0, "--crowded", min=0, help="Neighbours around each "
+                                "particle; > 0 also stores centre-particle masks."),
     seed: int = options.Seed,
 ) -> None:
     """A labelled subtomogram dataset after Xu et al. 2017 (one zarr store)."""
@@ -151,7 +153,7 @@ def subtomograms(
 
     params = SubtomogramParams(box=box, voxel_size_A=voxel_size, snr=snr,
                                max_tilt_deg=max_tilt, defocus_um=defocus,
-                               include_empty=empty, seed=seed)
+                               include_empty=empty, crowded_neighbours=crowded, seed=seed)
     names = [s.strip() for s in structures.split(",") if s.strip()]
     data = simulate_subtomograms(names, n_per_class, params)
     save_dataset(output, data)

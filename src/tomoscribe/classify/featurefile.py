@@ -1,0 +1,64 @@
+"""Feature tables on disk: one zarr store of arrays plus a JSON record (never pickle).
+
+A store holds ``features`` (N, d) float32 and, when known, ``labels`` (N,) (true
+classes of a simulated or curated dataset), ``predicted`` (N,) and ``clusters`` (N,),
+with the record: where the features came from (model, layer, dataset), the class names
+the labels index, and the cluster settings.  ``classify features`` writes one,
+``classify cluster`` adds the clusters and writes a new store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputFileError, InvalidDataError
+from ..outputs import atomic_path
+
+FORMAT_KEY = "tomoscribe_features"
+ARRAYS = ("features", "labels", "predicted", "clusters")
+
+
+def save_features(path: str | os.PathLike, table: dict, record: dict) -> Path:
+    """Write the arrays of ``table`` named in :data:`ARRAYS` and ``record`` (atomically)."""
+    import zarr
+
+    n = len(table["features"])
+    with atomic_path(path) as tmp:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        for key in ARRAYS:
+            if table.get(key) is None:
+                continue
+            value = np.asarray(table[key])
+            if len(value) != n:
+                raise InvalidDataError(f"{key} has {len(value)} rows but there are {n} "
+                                       "feature rows.")
+            group.create_array(key, shape=value.shape, dtype=value.dtype)[...] = value
+        group.attrs[FORMAT_KEY] = json.dumps({**record, "format_version": 1})
+    return Path(path)
+
+
+def load_features(path: str | os.PathLike) -> tuple[dict, dict]:
+    """Read a feature store: (arrays as numpy, record).
+
+    Raises
+    ------
+    InputFileError
+        If it does not exist or is not a tomoscribe feature store.
+    """
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path} does not exist; check the path.")
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        record = json.loads(group.attrs[FORMAT_KEY])
+        table = {key: np.asarray(group[key][...]) for key in ARRAYS if key in group}
+        table["features"]  # noqa: B018 - a store without features is damaged
+    except Exception as err:  # zarr and json raise many types for damaged stores
+        raise InputFileError(f"{path} is not a tomoscribe feature store ({err}).") from err
+    return table, record

@@ -1,0 +1,401 @@
+"""``tomoscribe classify features | cluster | discover | autoencoder | voxelseg``:
+structural mining of subtomograms (Xu et al. 2017; Zeng et al. 2017, 2018)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from ..errors import InvalidDataError, ParameterError
+from ..outputs import atomic_path, write_provenance
+from . import options
+from .classify import check_voxel_size, classify_app, load_subtomograms
+
+autoencoder_app = typer.Typer(help="Autoencoder pattern mining (Zeng et al. 2018).",
+                              no_args_is_help=True)
+voxelseg_app = typer.Typer(help="Voxelwise segmentation of the centre particle of crowded "
+                                "subtomograms.", no_args_is_help=True)
+classify_app.add_typer(autoencoder_app, name="autoencoder")
+classify_app.add_typer(voxelseg_app, name="voxelseg")
+
+
+def _write_json(path: Path, record: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _labels_or_none(labels: np.ndarray) -> np.ndarray | None:
+    """Labels of a dataset, or None for an unlabelled one (all −1)."""
+    return None if (labels < 0).all() else labels
+
+
+@classify_app.command("features")
+def features(
+    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Feature store (.zarr)."),
+    model: Path = typer.Option(None, "--model", help="Classifier file: its layer outputs "
+                               "are the features."),
+    layer: str = typer.Option("output", "--layer", help="output (the last linear layer, "
+                              "as in Xu et al.) or hidden (its input)."),
+    rif: bool = typer.Option(False, "--rif", help="Rotation-invariant spherical-harmonic "
+                             "features instead of a network's."),
+    device: str = options.Device,
+) -> None:
+    """Structural features of every subtomogram of a dataset."""
+    from ..classify.featurefile import save_features
+
+    if (model is None) == (not rif):
+        raise ParameterError("give either --model FILE or --rif.")
+    volumes, labels, names, voxel = load_subtomograms(dataset)
+    table = {"labels": labels}
+    record = {"dataset": str(dataset.resolve()), "class_names": names,
+              "voxel_size_A": voxel}
+    if rif:
+        from ..classify.rif import rotation_invariant_features
+
+        table["features"] = rotation_invariant_features(volumes).astype(np.float32)
+        record["source"] = "rif"
+    else:
+        from ..classify.modelfile import load_classifier
+        from ..classify.training import extract_features, predict
+
+        classifier = load_classifier(model)
+        check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+        table["features"] = extract_features(classifier, volumes, device=device, layer=layer)
+        table["predicted"] = predict(classifier, volumes, device=device).argmax(1)
+        record.update({"source": str(model.resolve()), "layer": layer,
+                       "model_classes": classifier.class_names})
+    save_features(output, table, record)
+    typer.echo(f"wrote {output}: {table['features'].shape[1]} features for "
+               f"{len(volumes)} subtomograms")
+
+
+@classify_app.command("cluster")
+def cluster(
+    feature_store: Path = typer.Argument(..., help="Feature store from `classify features`."),
+    output: Path = typer.Option(..., "--output", "-o", help="Feature store with clusters "
+                                "(.zarr); scores go beside it as .scores.json."),
+    k: int = typer.Option(100, "--k", min=1, help="Clusters (over-partitioning)."),
+    plot: Path = typer.Option(None, "--plot", help="2D map of the features (.png)."),
+    embedding: str = typer.Option("auto", "--embedding", help="tsne, umap or auto (UMAP "
+                                  "when installed)."),
+    colour: str = typer.Option("truth", "--colour", help="truth, predicted or cluster."),
+    seed: int = options.Seed,
+) -> None:
+    """k-means over-partitioning of a feature space, with a t-SNE/UMAP map."""
+    from ..classify.cluster import cluster_scores, embed_2d, over_partition
+    from ..classify.featurefile import load_features, save_features
+
+    table, record = load_features(feature_store)
+    if colour not in ("truth", "predicted", "cluster"):
+        raise ParameterError(f"--colour must be truth, predicted or cluster, got {colour!r}.")
+    clusters, _ = over_partition(table["features"], k, seed)
+    table["clusters"] = clusters
+    names = record.get("class_names", [])
+    truth = _labels_or_none(table["labels"]) if "labels" in table else None
+    scores = cluster_scores(truth, clusters, names) if truth is not None else None
+    if plot is not None:
+        from ..classify.figures import plot_embedding
+
+        if colour == "truth" and truth is None:
+            raise InvalidDataError(f"{feature_store} has no true classes; use --colour "
+                                   "predicted or cluster.")
+        if colour == "predicted" and "predicted" not in table:
+            raise InvalidDataError(f"{feature_store} has no predictions (RIF features); use "
+                                   "--colour truth or cluster.")
+        xy, method = embed_2d(table["features"], embedding, seed)
+        if colour == "cluster":
+            index, legend = clusters, [f"cluster {c}" for c in range(k)]
+        else:
+            index = truth if colour == "truth" else table["predicted"]
+            legend = names if colour == "truth" else record.get("model_classes", names)
+        plot_embedding(xy, index, legend[:20] if colour == "cluster" else legend,
+                       f"{method} of {Path(record.get('source', '')).name} features, coloured by "
+                       f"{colour}",
+                       plot)
+    record = {**record, "clusters": {"k": k, "seed": seed, "scores": scores}}
+    save_features(output, table, record)
+    if scores is not None:
+        _write_json(output.with_name(output.name + ".scores.json"), scores)
+    sizes = np.bincount(clusters, minlength=k)
+    typer.echo(f"wrote {output}: {k} clusters (largest {sizes.max()}, smallest {sizes.min()})"
+               + (f"; purity {scores['purity']:.3f}, ARI {scores['adjusted_rand']:.3f}"
+                  if scores else ""))
+
+
+def _references(names: list[str], voxel: float, box: int) -> dict:
+    """Reference maps boxed like the subtomograms: template names or map files."""
+    from ..io import read_volume
+    from ..simulate.subtomograms import template_in_box
+    from ..simulate.template_library import list_templates, load_template
+
+    out = {}
+    for name in names:
+        path = Path(name)
+        if path.suffix.lower() in (".mrc", ".map", ".rec", ".zarr", ".tif", ".tiff"):
+            volume = read_volume(path)
+            if not volume.voxel_size_A or not volume.voxel_size_A[0] > 0:
+                raise InvalidDataError(f"{path} has no voxel size; set it in the header.")
+            out[path.stem] = template_in_box(volume, voxel, box)
+        elif name in list_templates():
+            out[name] = template_in_box(load_template(name), voxel, box)
+        else:
+            raise ParameterError(f"reference {name!r} is neither a map file nor a bundled "
+                                 f"template ({', '.join(list_templates())}).")
+    return out
+
+
+@classify_app.command("discover")
+def discover(
+    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
+    clustered: Path = typer.Argument(..., help="Feature store with clusters (`classify "
+                                     "cluster`) of the same dataset."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for class averages "
+                                "(MRC), discover.json and gallery.png."),
+    clusters: list[int] = typer.Option(None, "--cluster", help="Cluster to examine "
+                                       "(repeat for several; default: the largest)."),
+    classes: int = typer.Option(3, "--classes", min=1, help="Classes per cluster."),
+    references: list[str] = typer.Option(None, "--reference", help="Known structure to "
+                                         "compare with: template name or map file (repeat)."),
+    tilt: float = typer.Option(60.0, "--max-tilt", help="± degrees of the tilt range."),
+    lowpass_A: float = typer.Option(60.0, "--lowpass", help="Å, alignment resolution limit."),
+    seed: int = options.Seed,
+    device: str = options.Device,
+) -> None:
+    """Reference-free classification and averaging inside clusters; discrepancy to
+    known structures (FSC 0.5, nm)."""
+    from ..classify.discover import DiscoverParams, match_references, reference_free_classes
+    from ..classify.featurefile import load_features
+    from ..classify.figures import plot_gallery
+    from ..io import write_volume
+    from ..segment.train import resolve_device
+    from ..volume import Volume
+
+    volumes, labels, names, voxel = load_subtomograms(dataset)
+    if voxel is None:
+        raise InvalidDataError(f"{dataset} records no voxel size.")
+    table, record = load_features(clustered)
+    if "clusters" not in table:
+        raise InvalidDataError(f"{clustered} has no clusters; run `classify cluster` first.")
+    if len(table["clusters"]) != len(volumes):
+        raise InvalidDataError(f"{clustered} clusters {len(table['clusters'])} subtomograms "
+                               f"but {dataset} holds {len(volumes)}; use the same dataset.")
+    chosen = list(clusters) or [int(np.bincount(table["clusters"]).argmax())]
+    missing = [c for c in chosen if not (table["clusters"] == c).any()]
+    if missing:
+        raise ParameterError(f"cluster(s) {missing} are empty or do not exist.")
+    refs = _references(list(references or []), voxel, volumes.shape[1])
+    params = DiscoverParams(classes=classes, tilt_range_deg=(-tilt, tilt), lowpass_A=lowpass_A,
+                            seed=seed)
+    params.validate()
+    device = resolve_device(device).type
+    truth = _labels_or_none(labels)
+    result = {"dataset": str(dataset.resolve()), "params": params.__dict__, "clusters": []}
+    gallery = []
+    with atomic_path(output) as tmp:
+        tmp.mkdir()
+        for c in chosen:
+            members = np.flatnonzero(table["clusters"] == c)
+            found = reference_free_classes(volumes[members], voxel, params, device,
+                                           say=lambda m, c=c: typer.echo(f"cluster {c}: {m}"))
+            matches = match_references(found["averages"], refs, voxel)
+            entry = {"cluster": c, "members": members.tolist(), "classes": []}
+            for k, average in enumerate(found["averages"]):
+                write_volume(tmp / f"cluster{c:03d}_class{k}.mrc", Volume(average, voxel))
+                in_class = members[found["assignment"] == k]
+                item = {"class": k, "size": int(found["sizes"][k]),
+                        "members": in_class.tolist(), **matches[k]}
+                if truth is not None:
+                    item["true_classes"] = {names[i]: int(v) for i, v in
+                                            enumerate(np.bincount(truth[in_class],
+                                                                  minlength=len(names))) if v}
+                entry["classes"].append(item)
+                typer.echo(f"cluster {c} class {k}: {item['size']} subtomograms"
+                           + (f", closest {item['best']} at {item['fsc05_nm']:.1f} nm"
+                              if item["best"] else ""))
+            result["clusters"].append(entry)
+            gallery.append(([f"cluster {c} class {k}" for k in range(len(found["averages"]))],
+                            found["averages"]))
+        (tmp / "discover.json").write_text(json.dumps(result, indent=2) + "\n")
+        if refs:
+            gallery.append((list(refs), np.stack(list(refs.values()))))
+        plot_gallery(gallery, tmp / "gallery.png")
+    write_provenance(output, "classify discover", {**params.__dict__, "clusters": chosen},
+                     [], extra={"dataset": str(dataset.resolve()),
+                                "features": str(clustered.resolve())})
+    typer.echo(f"wrote {output}")
+
+
+@autoencoder_app.command("train")
+def autoencoder_train(
+    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr); labels unused."),
+    output: Path = typer.Option(..., "--output", "-o", help="Autoencoder file to write."),
+    code_size: int = typer.Option(32, "--code-size", min=1),
+    epochs: int = typer.Option(20, "--epochs", min=1),
+    batch: int = typer.Option(16, "--batch", min=1),
+    learning_rate: float = typer.Option(1e-3, "--learning-rate"),
+    seed: int = options.Seed,
+    device: str = options.Device,
+    quiet: bool = options.Quiet,
+) -> None:
+    """Train a 3D convolutional autoencoder on subtomograms (no labels needed)."""
+    from ..classify.autoencoder import save_autoencoder, train_autoencoder
+
+    volumes, _, _, voxel = load_subtomograms(dataset)
+    model = train_autoencoder(volumes, code_size, epochs, batch, learning_rate,
+                              voxel_size_A=voxel or 1.0, seed=seed, device=device,
+                              show_progress=not quiet)
+    save_autoencoder(output, model)
+    write_provenance(output, "classify autoencoder train", {
+        "code_size": code_size, "epochs": epochs, "batch": batch,
+        "learning_rate": learning_rate, "seed": seed}, [],
+        extra={"dataset": str(dataset.resolve())})
+    typer.echo(f"wrote {output}: reconstruction loss "
+               f"{model.metadata['training']['history'][-1]['loss']:.4f}")
+
+
+@autoencoder_app.command("mine")
+def autoencoder_mine(
+    model: Path = typer.Argument(..., help="Autoencoder file."),
+    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory: codes (.zarr), "
+                                "decoded centres and cluster averages (MRC), gallery.png."),
+    clusters: int = typer.Option(10, "--clusters", min=1),
+    seed: int = options.Seed,
+    device: str = options.Device,
+) -> None:
+    """k-means on autoencoder codes; decoded cluster centres and cluster averages."""
+    from ..classify.autoencoder import load_autoencoder, mine_patterns
+    from ..classify.cluster import cluster_scores
+    from ..classify.featurefile import save_features
+    from ..classify.figures import plot_gallery
+    from ..io import write_volume
+    from ..volume import Volume
+
+    autoencoder = load_autoencoder(model)
+    volumes, labels, names, voxel = load_subtomograms(dataset)
+    check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
+    if volumes.shape[1] != autoencoder.network.box:
+        raise InvalidDataError(f"the autoencoder takes {autoencoder.network.box}³ "
+                               f"subtomograms but {dataset} holds {volumes.shape[1]}³.")
+    found = mine_patterns(autoencoder, volumes, clusters, seed, device)
+    truth = _labels_or_none(labels)
+    scores = cluster_scores(truth, found["clusters"], names) if truth is not None else None
+    voxel = voxel or autoencoder.voxel_size_A
+    with atomic_path(output) as tmp:
+        tmp.mkdir()
+        save_features(tmp / "codes.zarr", {"features": found["codes"], "labels": labels,
+                                           "clusters": found["clusters"]},
+                      {"source": str(model.resolve()), "layer": "code",
+                       "dataset": str(dataset.resolve()), "class_names": names,
+                       "voxel_size_A": voxel, "clusters": {"k": clusters, "seed": seed,
+                                                           "scores": scores}})
+        for k in range(clusters):
+            write_volume(tmp / f"decoded_centre{k:02d}.mrc",
+                         Volume(found["decoded_centres"][k], voxel))
+            write_volume(tmp / f"cluster_average{k:02d}.mrc",
+                         Volume(found["cluster_averages"][k].astype(np.float32), voxel))
+        plot_gallery([([f"decoded centre {k}" for k in range(clusters)],
+                       found["decoded_centres"]),
+                      ([f"cluster {k} average" for k in range(clusters)],
+                       found["cluster_averages"])], tmp / "gallery.png")
+        (tmp / "mining.json").write_text(json.dumps(
+            {"sizes": found["sizes"].tolist(), "scores": scores}, indent=2) + "\n")
+    typer.echo(f"wrote {output}: {clusters} clusters of sizes "
+               + ", ".join(map(str, found["sizes"].tolist()))
+               + (f"; purity {scores['purity']:.3f}" if scores else ""))
+
+
+def _centre_masks(dataset: Path) -> np.ndarray:
+    from ..simulate.subtomograms import load_dataset
+
+    data = load_dataset(dataset)
+    if "centre_masks" not in data:
+        raise InvalidDataError(f"{dataset} has no centre-particle masks; simulate a crowded "
+                               "dataset (`simulate subtomograms --crowded N`).")
+    return np.asarray(data["centre_masks"][...])
+
+
+@voxelseg_app.command("train")
+def voxelseg_train(
+    dataset: Path = typer.Argument(..., help="Crowded subtomogram dataset with centre masks."),
+    output: Path = typer.Option(..., "--output", "-o", help="Segmenter file to write."),
+    epochs: int = typer.Option(20, "--epochs", min=1),
+    batch: int = typer.Option(8, "--batch", min=1),
+    learning_rate: float = typer.Option(1e-3, "--learning-rate"),
+    test_fraction: float = typer.Option(0.5, "--test-fraction", help="Held out per class; "
+                                        "0 trains on everything."),
+    seed: int = options.Seed,
+    device: str = options.Device,
+    quiet: bool = options.Quiet,
+) -> None:
+    """Train the centre-particle U-Net; report Dice on the held-out part."""
+    from ..classify.training import split_halves
+    from ..classify.voxelseg import (dice_per_subtomogram, save_voxel_segmenter,
+                                     segment_centre_particles, train_voxel_segmenter)
+
+    volumes, labels, _, voxel = load_subtomograms(dataset)
+    masks = _centre_masks(dataset)
+    if test_fraction > 0:
+        train_mask, test_mask = split_halves(labels, test_fraction, seed)
+    else:
+        train_mask, test_mask = np.ones(len(labels), bool), np.zeros(len(labels), bool)
+    model = train_voxel_segmenter(volumes[train_mask], masks[train_mask], epochs, batch,
+                                  learning_rate, voxel_size_A=voxel or 1.0, seed=seed,
+                                  device=device, show_progress=not quiet)
+    dice = None
+    if test_mask.any():
+        predicted = segment_centre_particles(model, volumes[test_mask], device=device) > 0.5
+        has_particle = masks[test_mask].reshape(int(test_mask.sum()), -1).any(1)
+        values = dice_per_subtomogram(predicted, masks[test_mask])[has_particle]
+        dice = {"mean": float(values.mean()), "median": float(np.median(values)),
+                "n": int(len(values))}
+        model.metadata["test"] = dice
+    save_voxel_segmenter(output, model)
+    write_provenance(output, "classify voxelseg train", {
+        "epochs": epochs, "batch": batch, "learning_rate": learning_rate,
+        "test_fraction": test_fraction, "seed": seed}, [],
+        extra={"dataset": str(dataset.resolve()), "test": dice})
+    typer.echo(f"wrote {output}" + (f": held-out Dice mean {dice['mean']:.3f}, median "
+                                    f"{dice['median']:.3f} on {dice['n']}" if dice else ""))
+
+
+@voxelseg_app.command("apply")
+def voxelseg_apply(
+    model: Path = typer.Argument(..., help="Segmenter file."),
+    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Masks (.zarr: `masks` uint8 and "
+                                "`probability` float32, one per subtomogram)."),
+    threshold: float = typer.Option(0.5, "--threshold"),
+    device: str = options.Device,
+) -> None:
+    """Label the centre particle's voxels in every subtomogram; Dice when masks are known."""
+    import zarr
+
+    from ..classify.voxelseg import (dice_per_subtomogram, load_voxel_segmenter,
+                                     segment_centre_particles)
+    from ..simulate.subtomograms import load_dataset
+
+    segmenter = load_voxel_segmenter(model)
+    volumes, _, _, voxel = load_subtomograms(dataset)
+    check_voxel_size(dataset, voxel, segmenter.voxel_size_A, "segmenter")
+    probability = segment_centre_particles(segmenter, volumes, device=device)
+    masks = (probability > threshold).astype(np.uint8)
+    with atomic_path(output) as tmp:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        group.create_array("masks", shape=masks.shape, dtype=masks.dtype)[...] = masks
+        group.create_array("probability", shape=probability.shape,
+                           dtype=probability.dtype)[...] = probability
+        group.attrs["tomoscribe_voxelseg"] = json.dumps({"model": str(model.resolve()),
+                                                         "threshold": threshold})
+    data = load_dataset(dataset)
+    message = f"wrote {output}: {len(masks)} masks"
+    if "centre_masks" in data:
+        truth = np.asarray(data["centre_masks"][...])
+        present = truth.reshape(len(truth), -1).any(1)
+        dice = dice_per_subtomogram(masks, truth)[present]
+        message += f"; Dice against the truth: mean {dice.mean():.3f}"
+    typer.echo(message)
