@@ -183,7 +183,7 @@ def discover(
     if len(table["clusters"]) != len(volumes):
         raise InvalidDataError(f"{clustered} clusters {len(table['clusters'])} subtomograms "
                                f"but {dataset} holds {len(volumes)}; use the same dataset.")
-    chosen = list(clusters) or [int(np.bincount(table["clusters"]).argmax())]
+    chosen = list(clusters or []) or [int(np.bincount(table["clusters"]).argmax())]
     missing = [c for c in chosen if not (table["clusters"] == c).any()]
     if missing:
         raise ParameterError(f"cluster(s) {missing} are empty or do not exist.")
