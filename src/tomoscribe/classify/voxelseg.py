@@ -54,7 +54,8 @@ class CentreParticleUNet(nn.Module):
                                  f"4 and at least 8 voxels, got {box}.")
         w = width
         self.box, self.width = box, width
-        self.down1, self.down2, self.bottom = _double(1, w), _double(w, 2 * w), _double(2 * w, 4 * w)
+        self.down1, self.down2 = _double(1, w), _double(w, 2 * w)
+        self.bottom = _double(2 * w, 4 * w)
         self.up2 = nn.ConvTranspose3d(4 * w, 2 * w, 2, stride=2)
         self.merge2 = _double(4 * w, 2 * w)
         self.up1 = nn.ConvTranspose3d(2 * w, w, 2, stride=2)
