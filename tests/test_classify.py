@@ -132,3 +132,23 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
                  "--epochs", "1", "-q", "--device", "cpu"]) == 2
     assert "no examples" in capsys.readouterr().err
     assert not (tmp_path / "x.tsc").exists()
+
+
+def test_resnet3d_norms_round_trip_through_files(tmp_path):
+    volumes, labels = _shapes(4)
+    for norm in ("group", "batch"):
+        classifier = train_classifier(volumes, labels, NAMES, "resnet3d",
+                                      ClassifierParams(epochs=1, batch_size=6), device="cpu")
+        classifier.network = build_classifier("resnet3d", 16, 3, norm).eval()
+        save_classifier(tmp_path / f"{norm}.tsc", classifier)
+        loaded = load_classifier(tmp_path / f"{norm}.tsc")
+        assert loaded.network.norm == norm
+        np.testing.assert_allclose(predict(loaded, volumes, device="cpu"),
+                                   predict(classifier, volumes, device="cpu"), atol=1e-5)
+    assert build_classifier("resnet3d", 16, 3).norm == "batch"
+    grouped = train_classifier(volumes, labels, NAMES, "resnet3d",
+                               ClassifierParams(epochs=1, batch_size=6, norm="group"),
+                               device="cpu")
+    assert isinstance(grouped.network.body[1], torch.nn.GroupNorm)
+    with pytest.raises(ParameterError, match="norm"):
+        build_classifier("resnet3d", 16, 3, "layer")

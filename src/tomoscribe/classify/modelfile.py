@@ -28,6 +28,8 @@ def save_classifier(path: str | os.PathLike, classifier: Classifier) -> Path:
                    "software_version": __version__, "architecture": classifier.arch,
                    "box": classifier.box, "voxel_size_A": classifier.voxel_size_A,
                    "class_names": list(classifier.class_names)})
+    if hasattr(classifier.network, "norm"):
+        record["norm"] = classifier.network.norm
     return save_weights(path, classifier.network, FORMAT_KEY, record)
 
 
@@ -53,7 +55,8 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
         raise ModelFileError(f"{path} is classifier format {version}; this tomoscribe reads "
                              f"up to {FORMAT_VERSION}, so upgrade it.")
     try:
-        network = build_classifier(arch, box, len(class_names))
+        norm = str(record.get("norm", "batch")) if arch == "resnet3d" else None
+        network = build_classifier(arch, box, len(class_names), norm)
     except TomoscribeError as err:
         raise ModelFileError(f"{path} records an unusable classifier ({err})") from err
     load_into(network, tensors, path, f"a {arch} for {box}³ boxes and {len(class_names)} "

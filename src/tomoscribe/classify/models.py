@@ -11,11 +11,14 @@ space) and ``penultimate``: that layer's width.
   linear L.
 * ``dsrf3d`` (Xu 2017): 2 × (conv 32×3³ + ReLU), max-pool 2³, 2 × (conv 64×3³ + ReLU),
   max-pool 2³, FC 512 + ReLU, FC 512 + ReLU, linear L.
-* ``resnet3d`` (ours): a 3D residual network with batch normalisation: a 3³ stem of 16
-  maps, three stages of two basic residual blocks (16, 32, 64 maps; stride 2 at the
-  start of stages 2 and 3), global average pooling, dropout 0.3, linear L.  Batch norm
-  and global pooling make it robust to the intensity scale and to small shifts, and it
-  has far fewer parameters than DSRF3D's fully connected layers.
+* ``resnet3d`` (ours): a 3D residual network: a 3³ stem of 16 maps, three stages of
+  two basic residual blocks (16, 32, 64 maps; stride 2 at the start of stages 2 and
+  3), global average pooling, dropout 0.3, linear L, with batch norm (default) or
+  group norm (groups of 4 maps, ``norm="group"``).  Normalisation and global pooling
+  make it robust to the intensity scale and to small shifts, and it has far fewer
+  parameters than DSRF3D's fully connected layers.  Neither norm wins everywhere yet
+  (docs/performance.md): batch norm's running statistics hurt it at test time on
+  simulated subtomograms, group norm learns more slowly on easy data.
 
 All convolutions use "same" padding, so any box that is a multiple of 4 works with the
 stated pooling; the flattened sizes follow from the box size, which the model file
@@ -87,15 +90,22 @@ class DSRF3D(nn.Module):
         return self.head(self.features(x))
 
 
+def _norm(kind: str, channels: int) -> nn.Module:
+    """Batch norm, or group norm in groups of 4 maps (no running statistics)."""
+    if kind == "batch":
+        return nn.BatchNorm3d(channels)
+    return nn.GroupNorm(max(1, channels // 4), channels)
+
+
 class _Residual(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
+    def __init__(self, cin: int, cout: int, stride: int, norm: str):
         super().__init__()
         self.conv1 = nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm3d(cout)
+        self.bn1 = _norm(norm, cout)
         self.conv2 = nn.Conv3d(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm3d(cout)
+        self.bn2 = _norm(norm, cout)
         self.skip = (nn.Sequential(nn.Conv3d(cin, cout, 1, stride=stride, bias=False),
-                                   nn.BatchNorm3d(cout))
+                                   _norm(norm, cout))
                      if stride != 1 or cin != cout else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,14 +116,16 @@ class _Residual(nn.Module):
 class ResNet3D(nn.Module):
     """Our model: a small 3D ResNet with batch norm and global average pooling."""
 
-    def __init__(self, box: int, classes: int, width: int = 16):
+    def __init__(self, box: int, classes: int, width: int = 16, norm: str = "batch"):
         super().__init__()
-        w = width
+        if norm not in ("group", "batch"):
+            raise ParameterError(f"norm must be group or batch, got {norm!r}.")
+        w, self.norm = width, norm
         self.body = nn.Sequential(
-            nn.Conv3d(1, w, 3, padding=1, bias=False), nn.BatchNorm3d(w), nn.ReLU(inplace=True),
-            _Residual(w, w, 1), _Residual(w, w, 1),
-            _Residual(w, 2 * w, 2), _Residual(2 * w, 2 * w, 1),
-            _Residual(2 * w, 4 * w, 2), _Residual(4 * w, 4 * w, 1),
+            nn.Conv3d(1, w, 3, padding=1, bias=False), _norm(norm, w), nn.ReLU(inplace=True),
+            _Residual(w, w, 1, norm), _Residual(w, w, 1, norm),
+            _Residual(w, 2 * w, 2, norm), _Residual(2 * w, 2 * w, 1, norm),
+            _Residual(2 * w, 4 * w, 2, norm), _Residual(4 * w, 4 * w, 1, norm),
             nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Dropout(0.3))
         self.penultimate = 4 * w
         self.head = nn.Linear(4 * w, classes)
@@ -132,8 +144,12 @@ CLASSIFIERS = {
 }
 
 
-def build_classifier(name: str, box: int, classes: int) -> nn.Module:
-    """Instantiate a classifier for ``box``³ subtomograms and ``classes`` classes."""
+def build_classifier(name: str, box: int, classes: int, norm: str | None = None) -> nn.Module:
+    """Instantiate a classifier for ``box``³ subtomograms and ``classes`` classes.
+
+    ``norm`` (ResNet3D only): ``batch`` (the default; files written before the choice
+    existed record none and are batch norm) or ``group``.
+    """
     if name not in CLASSIFIERS:
         raise ParameterError(f"unknown classifier {name!r}; choose one of "
                              f"{', '.join(CLASSIFIERS)}.")
@@ -142,4 +158,6 @@ def build_classifier(name: str, box: int, classes: int) -> nn.Module:
                              f"voxels, got {box}.")
     if classes < 2:
         raise ParameterError(f"a classifier needs at least 2 classes, got {classes}.")
+    if name == "resnet3d" and norm is not None:
+        return ResNet3D(box, classes, norm=norm)
     return CLASSIFIERS[name](box, classes)

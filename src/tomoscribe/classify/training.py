@@ -34,6 +34,7 @@ class ClassifierParams:
     momentum: float = 0.9
     augment: bool = True
     seed: int = 0
+    norm: str = "batch"  # ResNet3D's normalisation: batch or group
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -116,7 +117,8 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
     box = data.shape[1]
-    network = build_classifier(arch, box, len(class_names)).to(dev)
+    network = build_classifier(arch, box, len(class_names),
+                               params.norm if arch == "resnet3d" else None).to(dev)
     optimiser = torch.optim.SGD(network.parameters(), lr=params.learning_rate,
                                 momentum=params.momentum, nesterov=params.momentum > 0)
     x_all, y_all = torch.from_numpy(data[:, None]), torch.from_numpy(labels)

@@ -61,6 +61,8 @@ def train(
                                  "rotations."),
     test_fraction: float = typer.Option(0.5, "--test-fraction", help="Held out per class "
                                         "(the paper's 50/50); 0 trains on everything."),
+    norm: str = typer.Option("batch", "--norm", help="resnet3d only: batch or group "
+                             "normalisation."),
     seed: int = options.Seed,
     device: str = options.Device,
     quiet: bool = options.Quiet,
@@ -76,7 +78,7 @@ def train(
     else:
         train_mask, test_mask = np.ones(len(labels), bool), np.zeros(len(labels), bool)
     params = ClassifierParams(epochs=epochs, batch_size=batch, learning_rate=learning_rate,
-                              augment=augment, seed=seed)
+                              augment=augment, seed=seed, norm=norm)
     classifier = train_classifier(volumes[train_mask], labels[train_mask], names, arch,
                                   params, voxel_size_A=voxel or 1.0, device=device,
                                   show_progress=not quiet)
