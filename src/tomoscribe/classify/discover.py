@@ -142,14 +142,29 @@ def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
         table = np.full((count, classes), -np.inf)
         best = []
         for c, average in enumerate(maps):
+            # De novo rounds align each class's own members only; competitive rounds
+            # align everyone to every class that still has members.
+            rows = np.arange(count) if competitive else np.flatnonzero(assignment == c)
+            if competitive and not (assignment == c).any() or not len(rows):
+                best.append(None)
+                continue
+            aligner = coarse if competitive else Aligner(
+                binned[rows], bin_voxel, params.tilt_range_deg,
+                params.mask_radius_fraction * n_bin, max_shift * n_bin / n)
             reference = fourier_crop(lowpass(average, voxel_size_A, params.lowpass_A), n_bin)
-            index, shift_bin, score = coarse.search_global(reference, grid, params.lowpass_A)
-            best.append((index, shift_bin * n / n_bin))
-            table[:, c] = score
+            index, shift_bin, score = aligner.search_global(reference, grid, params.lowpass_A)
+            index_all, shift_all = np.zeros(count, int), np.zeros((count, 3))
+            index_all[rows], shift_all[rows] = index, shift_bin * n / n_bin
+            best.append((index_all, shift_all))
+            table[rows, c] = score
         if competitive:
             # Scores standardised per reference: a blurred or larger average correlates
             # better with every subtomogram and would otherwise swallow the others.
-            standard = (table - table.mean(0)) / np.maximum(table.std(0), 1e-12)
+            # Classes without members keep −inf.
+            live = np.isfinite(table).all(0)
+            standard = np.full_like(table, -np.inf)
+            standard[:, live] = ((table[:, live] - table[:, live].mean(0))
+                                 / np.maximum(table[:, live].std(0), 1e-12))
             new = standard.argmax(1)
             for _ in range(classes):  # dissolve classes that became too small
                 sizes = np.bincount(new, minlength=classes)
