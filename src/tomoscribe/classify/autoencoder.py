@@ -28,6 +28,7 @@ from .. import __version__
 from ..errors import ModelFileError, ParameterError
 from ..io.weights import load_into, read_weights, save_weights
 from ..segment.train import resolve_device
+from .cluster import over_partition
 from .fitting import fit_dense
 from .training import normalise
 
@@ -133,23 +134,12 @@ def mine_patterns(model: TrainedAutoencoder, volumes: np.ndarray, clusters: int 
     ``decoded_centres`` (K, n, n, n), ``cluster_averages`` (K, n, n, n) (means of the
     normalised members), ``sizes`` (K,)
     """
-    from sklearn.cluster import KMeans
-
     data = normalise(volumes)
     codes = encode(model, data, device=device)
-    if not 1 <= clusters <= len(data):
-        raise ParameterError(f"the number of clusters must be between 1 and the number of "
-                             f"subtomograms ({len(data)}), got {clusters}.")
-    kmeans = KMeans(clusters, n_init=4, random_state=seed).fit(codes)
-    sizes = np.bincount(kmeans.labels_, minlength=clusters)
-    order = np.argsort(-sizes, kind="stable")
-    renumber = np.empty(clusters, int)
-    renumber[order] = np.arange(clusters)
-    labels = renumber[kmeans.labels_]
-    centres = kmeans.cluster_centers_[order].astype(np.float32)
+    labels, centres = over_partition(codes, clusters, seed, scale=False)
     averages = np.stack([data[labels == k].mean(0) for k in range(clusters)])
-    return {"codes": codes, "clusters": labels, "sizes": sizes[order],
-            "decoded_centres": decode(model, centres, device=device),
+    return {"codes": codes, "clusters": labels, "sizes": np.bincount(labels, minlength=clusters),
+            "decoded_centres": decode(model, centres.astype(np.float32), device=device),
             "cluster_averages": averages}
 
 

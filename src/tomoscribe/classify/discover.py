@@ -42,6 +42,7 @@ from ..structure.align import Aligner, finish_average, wedge_weighted_sum
 from ..structure.average import align_map_to, fourier_crop, lowpass
 from ..structure.fsc import fsc_curve, resolution_at
 from ..structure.rotations import global_rotations, local_offsets
+from .cluster import standardise
 from .rif import rotation_invariant_features
 from .training import normalise
 
@@ -87,9 +88,7 @@ def _initial_classes(data: np.ndarray, classes: int, seed: int) -> np.ndarray:
 
     if classes == 1:
         return np.zeros(len(data), int)
-    features = rotation_invariant_features(data, max_degree=6)
-    features = (features - features.mean(0)) / np.where(features.std(0) > 0,
-                                                        features.std(0), 1.0)
+    features = standardise(rotation_invariant_features(data, max_degree=6))
     return KMeans(classes, n_init=8, random_state=seed).fit_predict(features)
 
 

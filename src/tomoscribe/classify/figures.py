@@ -32,19 +32,25 @@ def _save(fig, path) -> Path:
 
 def plot_embedding(xy: np.ndarray, colour_index: np.ndarray, names: list[str], title: str,
                    path: str | os.PathLike) -> Path:
-    """Scatter plot of a 2D map, one colour per class (PNG, written atomically)."""
+    """Scatter plot of a 2D map, one colour per class (PNG, written atomically).
+
+    Every point is drawn; the legend names the classes when there are at most 20 (with
+    more, e.g. 100 clusters, colours repeat and there is no legend).
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
     cmap = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+    labelled = len(names) <= 20
     for index, name in enumerate(names):
         members = colour_index == index
         if members.any():
             ax.scatter(xy[members, 0], xy[members, 1], s=8, color=cmap(index % cmap.N),
-                       label=name)
+                       label=name if labelled else None)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(fontsize=7, markerscale=2, loc="best", ncol=1 + len(names) // 12)
+    if labelled:
+        ax.legend(fontsize=7, markerscale=2, loc="best", ncol=1 + len(names) // 12)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -112,10 +112,9 @@ def cluster(
         else:
             index = truth if colour == "truth" else table["predicted"]
             legend = names if colour == "truth" else record.get("model_classes", names)
-        plot_embedding(xy, index, legend[:20] if colour == "cluster" else legend,
-                       f"{method} of {Path(record.get('source', '')).name} features, coloured by "
-                       f"{colour}",
-                       plot)
+        source = Path(record.get("source", "")).name
+        plot_embedding(xy, index, legend,
+                       f"{method} of {source} features, coloured by {colour}", plot)
     record = {**record, "clusters": {"k": k, "seed": seed, "scores": scores}}
     save_features(output, table, record)
     if scores is not None:
