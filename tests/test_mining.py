@@ -199,6 +199,10 @@ def test_mining_command_line_and_bad_input(tmp_path, capsys):
     assert (out / "cluster000_class0.mrc").exists() and (out / "gallery.png").exists()
     rif = tmp_path / "r.zarr"
     assert main(["classify", "features", str(data), "--rif", "-o", str(rif)]) == 0
+    assert main(["classify", "cluster", str(rif), "-o", str(tmp_path / "rc.zarr"), "--k", "25",
+                 "--plot", str(tmp_path / "rc.png"), "--colour", "cluster",
+                 "--embedding", "tsne"]) == 0
+    assert (tmp_path / "rc.png").stat().st_size > 1000
     # bad input: one clear sentence, exit status 2, nothing written
     capsys.readouterr()
     assert main(["classify", "features", str(data), "-o", str(tmp_path / "x.zarr")]) == 2
