@@ -17,22 +17,9 @@ from tomoscribe.errors import InvalidDataError, ModelFileError, ParameterError
 from tomoscribe.simulate.subtomograms import rotate_and_shift, save_dataset, template_in_box
 from tomoscribe.simulate.template_library import load_template
 
-NAMES = ["ball", "shell", "empty"]
+from synthetic_shapes import SHAPE_NAMES, shapes
 
-
-def _shapes(n_per_class=30, box=16, noise=0.5, seed=0):
-    """Solid balls, hollow shells and noise, at random sub-voxel positions."""
-    rng = np.random.default_rng(seed)
-    grid = np.indices((box,) * 3).astype(float)
-    volumes, labels = [], []
-    for label in range(3):
-        for _ in range(n_per_class):
-            centre = box / 2 + rng.uniform(-1.5, 1.5, 3)
-            r = np.sqrt(((grid - centre[:, None, None, None]) ** 2).sum(0))
-            clean = [r < 4.5, (r > 3.0) & (r < 5.0), np.zeros_like(r, bool)][label]
-            volumes.append(clean + rng.normal(0, noise, r.shape))
-            labels.append(label)
-    return np.array(volumes, np.float32), np.array(labels)
+NAMES = SHAPE_NAMES
 
 
 @pytest.mark.parametrize("arch,expected", [("inception3d", 299_925), ("dsrf3d", 7_538_213)])
@@ -51,13 +38,13 @@ def test_bad_shapes_are_refused():
     with pytest.raises(ParameterError, match="unknown"):
         build_classifier("alexnet3d", 16, 3)
     with pytest.raises(InvalidDataError, match="no examples"):
-        volumes, labels = _shapes(4)
+        volumes, labels = shapes(4)
         train_classifier(volumes[labels < 2], labels[labels < 2], NAMES, "resnet3d",
                          ClassifierParams(epochs=1))
 
 
 def test_our_model_learns_and_round_trips_through_its_file(tmp_path):
-    volumes, labels = _shapes()
+    volumes, labels = shapes()
     train, test = split_halves(labels, 0.5, seed=1)
     assert train.sum() == test.sum() == 45 and np.bincount(labels[test]).tolist() == [15] * 3
     classifier = train_classifier(volumes[train], labels[train], NAMES, "resnet3d",
@@ -95,7 +82,7 @@ def test_rif_features_do_not_change_under_rotation():
 
 
 def test_rif_svm_separates_easy_classes():
-    volumes, labels = _shapes(20, noise=0.3)
+    volumes, labels = shapes(20, noise=0.3)
     train, test = split_halves(labels, 0.5)
     model = fit_rif_svm(volumes[train], labels[train], max_degree=6)
     assert (model.predict(volumes[test]) == labels[test]).mean() >= 0.9
@@ -108,7 +95,7 @@ def _dataset(path, volumes, labels, voxel=9.2):
 
 
 def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
-    volumes, labels = _shapes(12)
+    volumes, labels = shapes(12)
     data = _dataset(tmp_path / "d.zarr", volumes, labels)
     model = tmp_path / "m.tsc"
     assert main(["classify", "train", str(data), "-o", str(model), "--arch", "inception3d",
@@ -121,7 +108,7 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
     assert sum(map(sum, scores["confusion"]["counts"])) == 36
     assert main(["classify", "baseline", str(data), "--max-degree", "4"]) == 0
     # a dataset of another box size, another voxel size, a class with no examples
-    other = _dataset(tmp_path / "o.zarr", *_shapes(4, box=20))
+    other = _dataset(tmp_path / "o.zarr", *shapes(4, box=20))
     assert main(["classify", "evaluate", str(model), str(other), "--device", "cpu"]) == 2
     assert "16³" in capsys.readouterr().err
     coarse = _dataset(tmp_path / "c.zarr", volumes, labels, voxel=15.0)
@@ -135,7 +122,7 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
 
 
 def test_resnet3d_norms_round_trip_through_files(tmp_path):
-    volumes, labels = _shapes(4)
+    volumes, labels = shapes(4)
     for norm in ("group", "batch"):
         classifier = train_classifier(volumes, labels, NAMES, "resnet3d",
                                       ClassifierParams(epochs=1, batch_size=6), device="cpu")

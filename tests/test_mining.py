@@ -22,28 +22,16 @@ from tomoscribe.classify.voxelseg import (dice_per_subtomogram, load_voxel_segme
                                           train_voxel_segmenter)
 from tomoscribe.cli.app import main
 from tomoscribe.io import write_volume
+from tomoscribe.io.weights import save_weights
 from tomoscribe.volume import Volume
 from tomoscribe.errors import InvalidDataError, ModelFileError, ParameterError
 from tomoscribe.simulate.subtomograms import (SubtomogramParams, save_dataset,
                                               simulate_subtomograms, template_in_box)
 from tomoscribe.simulate.template_library import load_template
 
-SHAPES = ["ball", "shell", "empty"]
+from synthetic_shapes import SHAPE_NAMES, shapes
 
-
-def _shapes(n_per_class=30, box=16, noise=0.5, seed=0):
-    """Solid balls, hollow shells and noise at random sub-voxel positions."""
-    rng = np.random.default_rng(seed)
-    grid = np.indices((box,) * 3).astype(float)
-    volumes, labels = [], []
-    for label in range(3):
-        for _ in range(n_per_class):
-            centre = box / 2 + rng.uniform(-1.5, 1.5, 3)
-            r = np.sqrt(((grid - centre[:, None, None, None]) ** 2).sum(0))
-            clean = [r < 4.5, (r > 3.0) & (r < 5.0), np.zeros_like(r, bool)][label]
-            volumes.append(clean + rng.normal(0, noise, r.shape))
-            labels.append(label)
-    return np.array(volumes, np.float32), np.array(labels)
+SHAPES = SHAPE_NAMES
 
 
 def _crowded_balls(count=64, box=16, noise=0.4, seed=0):
@@ -65,7 +53,7 @@ def _crowded_balls(count=64, box=16, noise=0.4, seed=0):
 
 
 def test_output_layer_features_are_the_class_scores():
-    volumes, labels = _shapes(6)
+    volumes, labels = shapes(6)
     classifier = train_classifier(volumes, labels, SHAPES, "inception3d",
                                   ClassifierParams(epochs=1, batch_size=8), device="cpu")
     scores = extract_features(classifier, volumes, device="cpu", layer="output")
@@ -128,7 +116,7 @@ def test_reference_free_classes_separate_two_structures_and_match_references():
 
 
 def test_autoencoder_learns_patterns_and_round_trips(tmp_path):
-    volumes, labels = _shapes(24, noise=0.2)
+    volumes, labels = shapes(24, noise=0.2)
     untrained = TrainedAutoencoder(Autoencoder3D(16, 8).eval(), 10.0)
     model = train_autoencoder(volumes, code_size=8, epochs=30, batch_size=8,
                               learning_rate=3e-3, voxel_size_A=10.0, device="cpu")
@@ -147,6 +135,14 @@ def test_autoencoder_learns_patterns_and_round_trips(tmp_path):
     (tmp_path / "bad.tsa").write_bytes((tmp_path / "a.tsa").read_bytes()[:300])
     with pytest.raises(ModelFileError):
         load_autoencoder(tmp_path / "bad.tsa")
+    save_weights(tmp_path / "new.tsa", model.network, "tomoscribe_autoencoder",
+                 {"format_version": 2, "box": 16, "code_size": 8, "voxel_size_A": 10.0})
+    with pytest.raises(ModelFileError, match="upgrade"):
+        load_autoencoder(tmp_path / "new.tsa")
+    with pytest.raises(ModelFileError, match="autoencoder"):  # a segmenter is not one
+        save_voxel_segmenter(tmp_path / "s.tsv", train_voxel_segmenter(
+            *_crowded_balls(2), epochs=1, device="cpu"))
+        load_autoencoder(tmp_path / "s.tsv")
 
 
 def test_voxel_segmenter_separates_the_centre_particle_from_its_neighbours(tmp_path):
@@ -170,7 +166,7 @@ def test_voxel_segmenter_separates_the_centre_particle_from_its_neighbours(tmp_p
 
 
 def test_mining_command_line_and_bad_input(tmp_path, capsys):
-    volumes, labels = _shapes(10)
+    volumes, labels = shapes(10)
     data = tmp_path / "d.zarr"
     save_dataset(data, {"volumes": volumes, "labels": labels, "class_names": SHAPES,
                         "params": {"voxel_size_A": 20.0, "box": 16}})

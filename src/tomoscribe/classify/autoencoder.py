@@ -16,7 +16,6 @@ record under ``tomoscribe_autoencoder`` (no pickle).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
-from ..errors import ModelFileError, ParameterError
-from ..io.weights import load_into, read_weights, save_weights
+from ..errors import ParameterError
 from ..segment.train import resolve_device
 from .cluster import over_partition
-from .fitting import fit_dense
+from .fitting import TrainedNetwork, fit_dense, load_network, save_network
 from .training import normalise
 
 FORMAT_KEY = "tomoscribe_autoencoder"
@@ -69,11 +66,7 @@ class Autoencoder3D(nn.Module):
         return self.decode(self.encode(x))
 
 
-@dataclass
-class TrainedAutoencoder:
-    network: Autoencoder3D
-    voxel_size_A: float
-    metadata: dict = field(default_factory=dict)
+TrainedAutoencoder = TrainedNetwork  # an Autoencoder3D, its voxel size and record
 
 
 def train_autoencoder(volumes: np.ndarray, code_size: int = 32, epochs: int = 20,
@@ -145,21 +138,11 @@ def mine_patterns(model: TrainedAutoencoder, volumes: np.ndarray, clusters: int 
 
 def save_autoencoder(path: str | os.PathLike, model: TrainedAutoencoder) -> Path:
     """Write an autoencoder file (safetensors + JSON record), atomically."""
-    record = {**model.metadata, "format": FORMAT_KEY, "format_version": 1,
-              "software_version": __version__, "box": model.network.box,
-              "code_size": model.network.code_size, "voxel_size_A": model.voxel_size_A}
-    return save_weights(path, model.network, FORMAT_KEY, record)
+    return save_network(path, model, FORMAT_KEY, {"box": model.network.box,
+                                                  "code_size": model.network.code_size})
 
 
 def load_autoencoder(path: str | os.PathLike) -> TrainedAutoencoder:
     """Read an autoencoder file, checking its record and every weight's shape."""
-    record, tensors = read_weights(path, FORMAT_KEY, "autoencoder")
-    try:
-        box, code = int(record["box"]), int(record["code_size"])
-        voxel = float(record["voxel_size_A"])
-        network = Autoencoder3D(box, code)
-    except (KeyError, TypeError, ValueError, ParameterError) as err:
-        raise ModelFileError(f"{path} has a damaged autoencoder record ({err}).") from err
-    load_into(network, tensors, path, f"an autoencoder for {box}³ boxes and {code}-number codes")
-    return TrainedAutoencoder(network.eval(), voxel,
-                              {k: v for k, v in record.items() if k == "training"})
+    return load_network(path, FORMAT_KEY, "autoencoder",
+                        lambda r: Autoencoder3D(int(r["box"]), int(r["code_size"])))

@@ -1,16 +1,23 @@
-"""One mini-batch training loop for the dense subtomogram networks (autoencoder, voxelwise
-segmentation): Adam, shuffled batches, optional wedge-keeping 180° rotations applied
-to input and target together, a loss per epoch, divergence refused.
+"""What the dense subtomogram networks (autoencoder, voxelwise segmentation) share: one
+mini-batch training loop (Adam, shuffled batches, optional wedge-keeping 180° rotations
+applied to input and target together, a loss per epoch, divergence refused), and their
+files (safetensors weights + a JSON record under the network's own key, through
+:mod:`tomoscribe.io.weights`; never pickle).
 """
 
 from __future__ import annotations
 
+import os
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ParameterError
+from .. import __version__
+from ..errors import ModelFileError, ParameterError
+from ..io.weights import load_into, read_weights, save_weights
 from ..progress import track
 from ..segment.train import resolve_device
 
@@ -75,3 +82,57 @@ def fit_dense(network: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray,
         history.append({"epoch": epoch + 1, "loss": total / seen})
     network.cpu().eval()
     return {"history": history, "seconds": time.perf_counter() - start, "device": dev.type}
+
+
+FILE_VERSION = 1
+
+
+@dataclass
+class TrainedNetwork:
+    """A trained dense network, the voxel size it was trained at (Å) and its record."""
+
+    network: torch.nn.Module
+    voxel_size_A: float
+    metadata: dict = field(default_factory=dict)
+
+
+def save_network(path: str | os.PathLike, model: TrainedNetwork, key: str,
+                 shape: dict) -> Path:
+    """Write a network file atomically; ``shape`` holds what rebuilds the architecture
+    (e.g. ``{"box": 24, "code_size": 32}``)."""
+    record = {**model.metadata, "format": key, "format_version": FILE_VERSION,
+              "software_version": __version__, **shape, "voxel_size_A": model.voxel_size_A}
+    return save_weights(path, model.network, key, record)
+
+
+def load_network(path: str | os.PathLike, key: str, what: str, build) -> TrainedNetwork:
+    """Read a network file written by :func:`save_network`.
+
+    Parameters
+    ----------
+    what : str
+        What the file should be, for messages ("autoencoder").
+    build : callable
+        record → the untrained network (may raise KeyError, TypeError, ValueError or
+        ParameterError on a bad record).
+
+    Raises
+    ------
+    InputFileError
+        If the file does not exist.
+    ModelFileError
+        If it is damaged, of a newer format, or its weights do not fit its record.
+    """
+    record, tensors = read_weights(path, key, what)
+    try:
+        version = int(record["format_version"])
+        voxel = float(record["voxel_size_A"])
+        network = build(record) if version <= FILE_VERSION else None
+    except (KeyError, TypeError, ValueError, ParameterError) as err:
+        raise ModelFileError(f"{path} has a damaged {what} record ({err}).") from err
+    if network is None:
+        raise ModelFileError(f"{path} is {what} format {version}; this tomoscribe reads up "
+                             f"to {FILE_VERSION}, so upgrade it.")
+    load_into(network, tensors, path, f"the {what} its record describes")
+    return TrainedNetwork(network.eval(), voxel,
+                          {k: record[k] for k in ("training", "test") if k in record})

@@ -18,7 +18,6 @@ percent of the box).  Files: safetensors + JSON record under ``tomoscribe_voxels
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
-from ..errors import InvalidDataError, ModelFileError, ParameterError
-from ..io.weights import load_into, read_weights, save_weights
+from ..errors import InvalidDataError, ParameterError
 from ..segment.train import resolve_device
-from .fitting import fit_dense
+from .fitting import TrainedNetwork, fit_dense, load_network, save_network
 from .training import normalise
 
 FORMAT_KEY = "tomoscribe_voxelseg"
@@ -80,11 +77,7 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + (1 - dice).mean()
 
 
-@dataclass
-class VoxelSegmenter:
-    network: CentreParticleUNet
-    voxel_size_A: float
-    metadata: dict = field(default_factory=dict)
+VoxelSegmenter = TrainedNetwork  # a CentreParticleUNet, its voxel size and record
 
 
 def _checked_masks(volumes: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -140,21 +133,12 @@ def dice_per_subtomogram(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray
 
 
 def save_voxel_segmenter(path: str | os.PathLike, model: VoxelSegmenter) -> Path:
-    record = {**model.metadata, "format": FORMAT_KEY, "format_version": 1,
-              "software_version": __version__, "box": model.network.box,
-              "width": model.network.width, "voxel_size_A": model.voxel_size_A}
-    return save_weights(path, model.network, FORMAT_KEY, record)
+    """Write a segmenter file (safetensors + JSON record), atomically."""
+    return save_network(path, model, FORMAT_KEY, {"box": model.network.box,
+                                                  "width": model.network.width})
 
 
 def load_voxel_segmenter(path: str | os.PathLike) -> VoxelSegmenter:
     """Read a segmenter file, checking its record and every weight's shape."""
-    record, tensors = read_weights(path, FORMAT_KEY, "voxelwise segmenter")
-    try:
-        box, width = int(record["box"]), int(record["width"])
-        voxel = float(record["voxel_size_A"])
-        network = CentreParticleUNet(box, width)
-    except (KeyError, TypeError, ValueError, ParameterError) as err:
-        raise ModelFileError(f"{path} has a damaged segmenter record ({err}).") from err
-    load_into(network, tensors, path, f"a voxelwise segmenter for {box}³ boxes")
-    return VoxelSegmenter(network.eval(), voxel,
-                          {k: v for k, v in record.items() if k in ("training", "test")})
+    return load_network(path, FORMAT_KEY, "voxelwise segmenter",
+                        lambda r: CentreParticleUNet(int(r["box"]), int(r["width"])))
