@@ -9,7 +9,9 @@ With no input files and no network access:
 2. act as a human annotator on the first (10 positive tiles per feature with masks
    painted from the truth, slightly perturbed, and 100 negative tiles), train one
    chen2017 network per feature (membrane, microtubule, ribosome), segment both
-   tomograms, and merge the features competitively;
+   tomograms, merge the features competitively, and close the spherical vesicles
+   across the missing wedge (``segment.vesicles``; the network-only scores are kept
+   beside the closed ones);
 3. pick ribosomes from the merged annotation, extract subtomograms, classify their
    Z-projections in 2D and drop the classes an expert would drop (here: classes
    whose members are mostly not ribosomes, judged from the truth as the annotator
@@ -49,6 +51,7 @@ from .segment.modelfile import load_model, save_model
 from .segment.network import ArchitectureSpec
 from .segment.train import TrainParams, resolve_device, train_feature
 from .segment.trainset import build_training_set, painted_mask_source, save_training_set
+from .segment.vesicles import VesicleParams, close_vesicles
 from .simulate.annotator import simulate_annotator
 from .simulate.cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, make_cell
 from .simulate.imaging import ImagingParams, image_volume
@@ -96,6 +99,7 @@ class DemoSettings:
     other_uM: float = 4.0
     snr: float = 0.1
     average_iterations: int = 3
+    close_vesicles: bool = True
     show_progress: bool = False
 
 
@@ -191,9 +195,10 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             models.append(load_model(out / "models" / f"{feature}.tsm"))
             histories[feature] = model.metadata["training"]["history"]
 
-    # 3. Segment and merge both tomograms; score against the truth.
+    # 3. Segment and merge both tomograms, close vesicles; score against the truth.
     names = list(FEATURES)
-    seg_scores, merged_all, legend = [], [], None
+    seg_scores, network_scores, vesicle_counts = [], [], []
+    merged_all, network_all, legend = [], [], None
     for t, tomo in enumerate(tomos, start=1):
         with timed("segment"):
             say(f"segmenting tomogram {t} with the {len(models)} networks")
@@ -205,18 +210,29 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
                              show_progress=settings.show_progress)
         with timed("merge"):
             maps = [read_volume(p) for p in paths]
-            merged_path = out / f"labels_{t}.mrc"
-            with create_volume(merged_path, tomo["pre"].shape, np.uint8, VOXEL_A) as target:
+            network_path = out / f"labels_{t}_network.mrc"
+            with create_volume(network_path, tomo["pre"].shape, np.uint8, VOXEL_A) as target:
                 legend = merge_into(maps, names, target, settings.threshold)
-            with atomic_path(out / f"labels_{t}.mrc.legend.json") as tmp:
-                tmp.write_text(json.dumps(legend, indent=2) + "\n")
-            merged = read_volume(merged_path).load(np.uint8)
-        scores = {}
-        for feature, class_id in FEATURES.items():
-            feature_id = label_id(legend, feature)
-            scores[feature] = overlap_scores(merged == feature_id, tomo["truth"] == class_id)
-        seg_scores.append(scores)
+            network = read_volume(network_path).load(np.uint8)
+        with timed("close vesicles"):
+            if settings.close_vesicles:
+                merged, vesicles = close_vesicles(network, label_id(legend, "membrane"),
+                                                  VOXEL_A, VesicleParams())
+                say(f"closed {int(vesicles['accepted'].sum())} of {len(vesicles)} membrane "
+                    f"components of tomogram {t} as spherical vesicles")
+                write_points_csv(out / f"vesicles_{t}.csv", vesicles)
+                vesicle_counts.append({"n_fitted": len(vesicles),
+                                       "n_closed": int(vesicles["accepted"].sum())})
+            else:
+                merged = network
+            write_volume(out / f"labels_{t}.mrc", Volume(merged, VOXEL_A))
+            for name in (f"labels_{t}.mrc", f"labels_{t}_network.mrc"):
+                with atomic_path(out / f"{name}.legend.json") as tmp:
+                    tmp.write_text(json.dumps(legend, indent=2) + "\n")
+        seg_scores.append(_overlaps(merged, legend, tomo["truth"]))
+        network_scores.append(_overlaps(network, legend, tomo["truth"]))
         merged_all.append(merged)
+        network_all.append(network)
         tomo["ribosome_map"] = maps[names.index("ribosome")]
 
     # 4. Pick ribosomes, extract, clean, average.
@@ -295,6 +311,9 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     results = {
         "settings": {k: str(v) for k, v in asdict(settings).items()},
         "segmentation": {f"tomogram_{t}": s for t, s in enumerate(seg_scores, start=1)},
+        "segmentation_network_only": {f"tomogram_{t}": s
+                                      for t, s in enumerate(network_scores, start=1)},
+        "vesicles": {f"tomogram_{t}": v for t, v in enumerate(vesicle_counts, start=1)},
         "picking": {f"tomogram_{t}": s for t, s in enumerate(pick_scores, start=1)},
         "picking_tolerance_A": radius_A / 2,
         "cleaning": {"n_classes": n_classes, "removed_classes": removed,
@@ -320,8 +339,14 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     from .demo_report import write_demo_report
 
     write_demo_report(out / "report.html", tomos, merged_all, legend, histories, results,
-                      classes, result, truth_map, aligned, truth_curve)
+                      classes, result, truth_map, aligned, truth_curve, network_all)
     return results
+
+
+def _overlaps(merged: np.ndarray, legend: dict, truth: np.ndarray) -> dict:
+    """Dice, precision and recall of each demo feature in a merged map against the truth."""
+    return {feature: overlap_scores(merged == label_id(legend, feature), truth == class_id)
+            for feature, class_id in FEATURES.items()}
 
 
 def _truth_particles(particles: pd.DataFrame, name: str) -> pd.DataFrame:

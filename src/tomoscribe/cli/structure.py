@@ -1,4 +1,4 @@
-"""``tomoscribe pick``, ``extract``, ``clean``, ``select`` and ``average``."""
+"""``tomoscribe pick``, ``vesicles``, ``extract``, ``clean``, ``select`` and ``average``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pandas as pd
 import typer
 
 from ..errors import AnnotationError, InputFileError, ParameterError
-from ..io import read_volume, write_volume
+from ..io import create_volume, read_volume, write_volume
 from ..io.particles import (FORMATS, check_inside, read_particles, recorded_voxel_size,
                             write_particles)
 from ..outputs import atomic_path, check_writable, write_provenance
+from ..segment.vesicles import VesicleParams, close_vesicles
 from ..structure.picking import PickParams, feature_mask, pick_filaments, pick_particles
 from ..volume import Volume
 from . import options
@@ -88,6 +89,70 @@ def pick(
                                        "filament": filament, "spacing": spacing},
                          [annotation], extra={"n_picked": len(table)})
         typer.echo(f"wrote {len(table)} picks to {out}")
+
+
+@app.command()
+def vesicles(
+    annotation: Path = typer.Argument(..., help="A merged label map with its .legend.json "
+                                      "(from `tomoscribe merge`)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Label map with the vesicles "
+                                "closed (.mrc or .zarr; the legend is copied)."),
+    table_path: Path = typer.Option(None, "--table", help="CSV of every fitted sphere (centre "
+                                    "x, y, z in voxels, radius in nm, fit scores, accepted, "
+                                    "reason); default OUTPUT stem + _vesicles.csv."),
+    feature: str = typer.Option("membrane", "--feature", "-f", help="The membrane feature."),
+    thickness: float = typer.Option(5.0, "--thickness", help="Painted bilayer thickness (nm)."),
+    min_radius: float = typer.Option(10.0, "--min-radius", help="Smallest vesicle radius (nm)."),
+    max_radius: float = typer.Option(250.0, "--max-radius", help="Largest vesicle radius (nm)."),
+    min_coverage: float = typer.Option(0.5, "--min-coverage", help="Fraction of the sphere's "
+                                       "visible directions the membrane must cover."),
+    max_rms: float = typer.Option(2.0, "--max-rms", help="Largest RMS distance of the "
+                                  "membrane voxels from the sphere (nm)."),
+    tilt_range: str = typer.Option("-60,60", "--tilt-range", help="MIN,MAX tilt of the series "
+                                   "(degrees; tilt axis y)."),
+    overwrite: bool = options.Overwrite,
+) -> None:
+    """Close spherical vesicles across the missing wedge: fit a sphere to each membrane
+    component and, where it fits and covers the visible part, paint the whole shell."""
+    table_path = table_path or output.with_name(output.name.split(".")[0] + "_vesicles.csv")
+    legend_out = output.with_name(output.name + ".legend.json")
+    for path in (output, table_path, legend_out):
+        check_writable(path, overwrite)
+    params = VesicleParams(thickness_nm=thickness, min_radius_nm=min_radius,
+                           max_radius_nm=max_radius, min_visible_coverage=min_coverage,
+                           max_rms_nm=max_rms, tilt_range_deg=_tilt_range(tilt_range))
+    params.validate()
+    volume = read_volume(annotation)
+    label = _legend_id(annotation, feature)
+    if label is None:
+        raise ParameterError(f"{annotation} has no .legend.json; give the merged map written "
+                             "by `tomoscribe merge`.")
+    labels = np.asarray(volume.data)
+    if np.issubdtype(labels.dtype, np.floating):
+        raise ParameterError(f"{annotation} holds values, not integer labels; give the merged "
+                             "map written by `tomoscribe merge`.")
+    closed, fitted = close_vesicles(labels, label, volume.pixel_size_A, params)
+    legend_in = annotation.with_name(annotation.name + ".legend.json")
+    with create_volume(output, closed.shape, closed.dtype, volume.voxel_size_A,
+                       volume.origin_A, overwrite=overwrite) as target:
+        target[...] = closed
+        with atomic_path(legend_out) as tmp:
+            tmp.write_text(legend_in.read_text())
+        with atomic_path(table_path) as tmp:
+            fitted.to_csv(tmp, index=False)
+    accepted = int(fitted["accepted"].sum())
+    write_provenance(output, "vesicles", {"feature": feature, **params.as_dict()},
+                     [annotation], extra={"n_fitted": len(fitted), "n_closed": accepted})
+    typer.echo(f"closed {accepted} of {len(fitted)} membrane components as vesicles; wrote "
+               f"{output} and {table_path}")
+
+
+def _tilt_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ParameterError(f"--tilt-range {text!r} is not MIN,MAX in degrees.") from None
+    return lo, hi
 
 
 def _positions_on(table: pd.DataFrame, volume: Volume, picked_voxel_size: float | None):
@@ -255,10 +320,7 @@ def average(
     from ..structure.results import write_average_outputs
     from ..structure.stackio import read_particle_set
 
-    try:
-        lo, hi = (float(v) for v in tilt_range.split(","))
-    except ValueError:
-        raise ParameterError(f"--tilt-range {tilt_range!r} is not MIN,MAX in degrees.") from None
+    lo, hi = _tilt_range(tilt_range)
     if not out_dir.parent.exists():
         raise ParameterError(f"the folder {out_dir.parent} does not exist; create it first.")
     stack, table, voxel = read_particle_set(particles)

@@ -1,0 +1,142 @@
+"""Closing spherical vesicles across the missing wedge: fits, acceptance, painting, CLI."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tomoscribe.cli.app import main
+from tomoscribe.errors import ParameterError
+from tomoscribe.io import read_volume, write_volume
+from tomoscribe.segment.vesicles import (VesicleParams, close_vesicles, find_vesicles,
+                                         fit_sphere, robust_sphere, visible_normals)
+from tomoscribe.volume import Volume
+
+MEMBRANE, RIBOSOME = 1, 3
+SHAPE = (64, 96, 170)
+CENTRE, RADIUS = np.array([32.0, 48.0, 40.0]), 20.0  # voxels of 10 Å: a 20 nm vesicle
+
+
+def _shell(centre, radius, thickness=5.0):
+    zz, yy, xx = np.indices(SHAPE, dtype=float)
+    offsets = np.stack([zz - centre[0], yy - centre[1], xx - centre[2]], -1)
+    distance = np.linalg.norm(offsets, axis=-1)
+    normals = offsets / np.maximum(distance, 1e-9)[..., None]
+    return np.abs(distance - radius) <= thickness / 2, normals
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A vesicle seen through a ±60° wedge, a flat sheet, a small cap of a larger sphere
+    and a ribosome sitting on the vesicle's (invisible) top."""
+    vesicle, normals = _shell(CENTRE, RADIUS)
+    seen = vesicle & visible_normals(normals.reshape(-1, 3)).reshape(SHAPE)
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[seen] = MEMBRANE
+    labels[:, :, 155:160] = MEMBRANE  # a sheet with its normal along x (a plasma membrane)
+    big, big_normals = _shell(np.array([32.0, 40.0, 105.0]), 25.0)
+    labels[big & (big_normals[..., 1] > np.cos(np.radians(35)))] = MEMBRANE  # a 35° cap
+    top = np.zeros(SHAPE, bool)
+    top[8:14, 44:53, 36:45] = True  # across the vesicle's top, where no membrane was seen
+    labels[top] = RIBOSOME
+    return labels, vesicle, top
+
+
+def test_fit_sphere_is_exact_on_a_sphere_and_robust_to_stray_points():
+    rng = np.random.default_rng(1)
+    directions = rng.normal(size=(300, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    points = np.array([5.0, -3.0, 12.0]) + 7.5 * directions
+    centre, radius = fit_sphere(points)
+    np.testing.assert_allclose(centre, [5.0, -3.0, 12.0], atol=1e-9)
+    assert radius == pytest.approx(7.5, abs=1e-9)
+    stray = rng.uniform(-20, 20, size=(60, 3))  # 17% outliers
+    centre, radius, inliers, _ = robust_sphere(np.vstack([points, stray]), tolerance=1.0)
+    np.testing.assert_allclose(centre, [5.0, -3.0, 12.0], atol=0.05)
+    assert radius == pytest.approx(7.5, abs=0.05)
+    assert inliers[:300].all() and inliers[300:].mean() < 0.2
+    with pytest.raises(ParameterError):
+        fit_sphere(points[:3])
+
+
+def test_visible_normals_follow_the_tilt_range():
+    normals = np.array([[1.0, 0, 0],  # along z: in the missing wedge
+                        [0, 0, 1.0],  # along x: seen at 0° tilt
+                        [0, 1.0, 0],  # along the tilt axis: always seen
+                        [np.sin(np.radians(45)), 0, np.cos(np.radians(45))],  # tilt ±45°
+                        [np.sin(np.radians(70)), 0, np.cos(np.radians(70))]])  # tilt ±70°
+    assert visible_normals(normals).tolist() == [False, True, True, True, False]
+    assert visible_normals(normals, (-75, 75)).tolist() == [False, True, True, True, True]
+
+
+def test_only_the_vesicle_is_closed_and_other_features_keep_their_voxels(scene):
+    labels, vesicle, top = scene
+    closed, table = close_vesicles(labels, MEMBRANE, 10.0)
+    accepted = table[table["accepted"]]
+    assert len(accepted) == 1
+    row = accepted.iloc[0]
+    np.testing.assert_allclose([row.z, row.y, row.x], CENTRE, atol=0.5)
+    assert row.radius_nm == pytest.approx(RADIUS * 10.0 / 10.0, abs=0.5)  # voxels of 1 nm
+    rejected = table[~table["accepted"]]
+    assert len(rejected) == 2 and (rejected["reason"] != "").all()
+    assert rejected["reason"].str.contains("covers|lie on the sphere|radius").all()
+
+    expected = vesicle & ~top
+    before = (labels == MEMBRANE) & (np.indices(SHAPE)[2] < 80)
+    after = (closed == MEMBRANE) & (np.indices(SHAPE)[2] < 80)
+
+    def dice(a, b):
+        return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+    assert dice(before, expected) < 0.85  # the wedge took the caps
+    assert dice(after, expected) > 0.97
+    assert (closed[top] == RIBOSOME).all()
+    # The sheet and the cap are left exactly as they were.
+    far = np.indices(SHAPE)[2] >= 80
+    np.testing.assert_array_equal(closed[far], labels[far])
+
+
+def test_find_vesicles_reports_every_large_component(scene):
+    labels, _, _ = scene
+    table = find_vesicles(labels == MEMBRANE, 10.0, VesicleParams(min_voxels=50))
+    assert len(table) == 3
+    assert list(table.columns[:4]) == ["z", "y", "x", "radius_nm"]
+    assert table["visible_coverage"].max() > 0.95  # the vesicle, complete where visible
+    small = find_vesicles(labels == MEMBRANE, 10.0, VesicleParams(max_radius_nm=15.0))
+    assert not small["accepted"].any()
+    assert small["reason"].str.contains("radius").sum() >= 1
+
+
+def test_bad_parameters_and_missing_membrane_are_refused(scene):
+    labels, _, _ = scene
+    with pytest.raises(ParameterError, match="no voxel"):
+        close_vesicles(labels, 7, 10.0)
+    with pytest.raises(ParameterError, match="tilt range"):
+        VesicleParams(tilt_range_deg=(60, -60)).validate()
+    with pytest.raises(ParameterError, match="radius"):
+        VesicleParams(min_radius_nm=50, max_radius_nm=20).validate()
+
+
+def test_vesicles_command_writes_map_legend_and_table(scene, tmp_path, capsys):
+    labels, vesicle, top = scene
+    write_volume(tmp_path / "labels.mrc", Volume(labels, 10.0))
+    legend = {"0": {"name": "background", "colour": "#000000"},
+              "1": {"name": "membrane", "colour": "#00ff00"},
+              "3": {"name": "ribosome", "colour": "#ff0000"}}
+    (tmp_path / "labels.mrc.legend.json").write_text(json.dumps(legend))
+    out = tmp_path / "closed.mrc"
+    assert main(["vesicles", str(tmp_path / "labels.mrc"), "-o", str(out)]) == 0
+    closed = np.asarray(read_volume(out).data)
+    assert ((closed == MEMBRANE) & vesicle & ~top).sum() > 0.97 * (vesicle & ~top).sum()
+    assert json.loads((tmp_path / "closed.mrc.legend.json").read_text()) == legend
+    table = pd.read_csv(tmp_path / "closed_vesicles.csv")
+    assert table["accepted"].sum() == 1
+
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args in (["-f", "nucleus"], ["--tilt-range", "a,b"], ["--min-radius", "-1"]):
+        assert main(["vesicles", str(tmp_path / "labels.mrc"), "-o",
+                     str(tmp_path / "bad.mrc"), *args]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    err = capsys.readouterr().err
+    assert "nucleus" in err and "MIN,MAX" in err
