@@ -140,3 +140,26 @@ def test_vesicles_command_writes_map_legend_and_table(scene, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     err = capsys.readouterr().err
     assert "nucleus" in err and "MIN,MAX" in err
+
+
+def test_two_membranes_in_one_component_are_both_closed_and_solid_bodies_are_not():
+    """An organelle's two membranes joined by a bridge in the mask, and a solid ball."""
+    centre = np.array([32.0, 48.0, 40.0])
+    outer, normals = _shell(centre, 28.0)
+    inner, _ = _shell(centre, 16.0)
+    seen = visible_normals(normals.reshape(-1, 3)).reshape(SHAPE)
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[(outer | inner) & seen] = MEMBRANE
+    labels[30:35, 46:51, 40 + 16:40 + 29] = MEMBRANE  # the bridge between them (x)
+    zz, yy, xx = np.indices(SHAPE)
+    ball = (zz - 32) ** 2 + (yy - 48) ** 2 + (xx - 120) ** 2 <= 15 ** 2
+    labels[ball] = MEMBRANE
+    closed, table = close_vesicles(labels, MEMBRANE, 10.0)
+    accepted = table[table["accepted"]].sort_values("radius_nm")
+    np.testing.assert_allclose(accepted["radius_nm"], [16.0, 28.0], atol=0.5)
+    np.testing.assert_allclose(accepted[["z", "y", "x"]].to_numpy(), [centre, centre], atol=0.5)
+    assert table["reason"].str.contains("solid body").any()
+    assert (closed[ball] == MEMBRANE).all()  # the ball is left as it was
+    both = (outer | inner) & (xx < 80)
+    got = (closed == MEMBRANE) & (xx < 80)
+    assert 2 * (both & got).sum() / (both.sum() + got.sum()) > 0.95

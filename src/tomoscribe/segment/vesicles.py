@@ -7,24 +7,29 @@ and bottom of every vesicle are missing from the segmentation: on the demo's cel
 third of the membrane voxels are there, and the network finds none of them.  A person
 painting in 3D closes such vesicles by eye; this module does it by model:
 
-1. the membrane mask is split into 26-connected components;
+1. the membrane mask is split into face-connected components (diagonal contacts
+   do not join two membranes);
 2. each large enough component gets a sphere, fitted by linear least squares to its
    voxels (``|p|² = 2 c·p + (r² − |c|²)``) and refitted on the voxels close to the
    sphere a few times, so that stray voxels do not pull it; a geometric least-squares
    fit (distances to the sphere, ``scipy.optimize.least_squares``) finishes it;
-3. the sphere is accepted only if it explains the component (inlier fraction, RMS
-   distance) *and* the component covers most of the sphere's **visible** directions:
+3. the sphere is accepted only if it explains the voxels (at least half within
+   3 nm of it), its inside is not filled with membrane (a solid body is not a
+   vesicle), *and* its voxels cover most of the sphere's **visible** directions:
    those whose normals the tilt range samples and whose points lie inside the
    volume.  A real vesicle seen through a wedge is complete where it can be seen; a
    curved patch of a larger membrane is not, and is left alone;
-4. accepted components are replaced by the fitted shell of the bilayer's thickness
-   (only over background or membrane voxels; other features keep theirs).
+4. after an accepted fit, the voxels within twice the inlier distance (6 nm) of the
+   sphere are set aside and the rest of the component is fitted again (the two membranes of an organelle, or a vesicle
+   touching another membrane, are one component in the mask);
+5. each accepted sphere's voxels are replaced by its fitted shell of the bilayer's
+   thickness (only over background or membrane voxels; other features keep theirs).
 
 Only spheres: vesicles (synaptic, transport, the demo's) are close to spherical, and
 a sphere is stable to fit from two thirds of its surface.  Membranes that are not
-spheres (plasma membrane, mitochondria, tubes), vesicles that touch another membrane
-in the mask, and vesicles cut by the volume's edge beyond what remains visible are
-reported as rejected, with the reason, and kept as segmented.
+spheres (plasma membrane, mitochondria, tubes) and vesicles cut by the volume's edge
+beyond what remains visible are reported as rejected, with the reason, and kept as
+segmented.
 
 Written here because no well-kept library fits spheres to voxel sets with these
 acceptance tests; the fits are ``numpy.linalg.lstsq`` and ``scipy.optimize`` and
@@ -44,7 +49,7 @@ from ..errors import ParameterError
 
 #: Columns of the table :func:`find_vesicles` returns.
 VESICLE_COLUMNS = ["z", "y", "x", "radius_nm", "rms_nm", "inlier_fraction",
-                   "visible_coverage", "n_voxels", "accepted", "reason"]
+                   "visible_coverage", "interior_fill", "n_voxels", "accepted", "reason"]
 
 
 @dataclass(frozen=True)
@@ -56,11 +61,13 @@ class VesicleParams:
     max_radius_nm: float = 250.0
     inlier_nm: float = 3.0
     max_rms_nm: float = 2.0
-    min_inlier_fraction: float = 0.7
+    min_inlier_fraction: float = 0.5
     min_visible_coverage: float = 0.5
+    max_interior_fill: float = 0.3
     tilt_range_deg: tuple[float, float] = (-60.0, 60.0)
     min_voxels: int = 200
     fit_iterations: int = 8
+    spheres_per_component: int = 3
 
     def validate(self) -> None:
         lo, hi = (float(v) for v in self.tilt_range_deg)
@@ -73,7 +80,7 @@ class VesicleParams:
         for name in ("thickness_nm", "inlier_nm", "max_rms_nm"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name} must be positive, got {getattr(self, name)}.")
-        for name in ("min_inlier_fraction", "min_visible_coverage"):
+        for name in ("min_inlier_fraction", "min_visible_coverage", "max_interior_fill"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ParameterError(f"{name} must lie in 0…1, got {getattr(self, name)}.")
 
@@ -184,7 +191,12 @@ def visible_normals(directions: np.ndarray, tilt_range_deg=(-60.0, 60.0),
 
 def find_vesicles(mask: np.ndarray, voxel_size_A: float,
                   params: VesicleParams = VesicleParams()) -> pd.DataFrame:
-    """Fit a sphere to every large component of a membrane mask and judge it.
+    """Fit spheres to the large components of a membrane mask and judge them.
+
+    A component may hold more than one sphere (the two membranes of an organelle that
+    touch in the mask, a vesicle touching another membrane): after an accepted fit its
+    voxels within twice the inlier distance are set aside and the rest is fitted again, up to
+    ``spheres_per_component`` times; the first rejected fit ends the component.
 
     Parameters
     ----------
@@ -197,52 +209,83 @@ def find_vesicles(mask: np.ndarray, voxel_size_A: float,
     Returns
     -------
     pandas.DataFrame
-        One row per component of at least ``min_voxels`` voxels (columns
-        :data:`VESICLE_COLUMNS`): centre in voxels (may lie outside the volume),
-        radius and RMS distance in nm, fraction of voxels on the sphere, fraction of
-        the visible directions covered, voxel count, ``accepted`` and ``reason`` (empty
-        when accepted, else why not).
+        One row per fit (columns :data:`VESICLE_COLUMNS`): centre in voxels (may lie
+        outside the volume), radius and RMS distance in nm, fraction of the fitted
+        voxels on the sphere, fraction of the sphere's visible directions they cover,
+        fraction of the ball inside the sphere filled with membrane, voxels fitted,
+        ``accepted``, and ``reason`` (empty when accepted, else why not).
     """
-    return _fit_components(mask, voxel_size_A, params)[0].drop(columns=["component"])
+    return _fit_components(mask, voxel_size_A, params)[0]
 
 
 def _fit_components(mask, voxel_size_A, params):
-    """:func:`find_vesicles`'s table (with each row's ``component`` label) and the
-    component label array."""
+    """:func:`find_vesicles`'s table and, per row, the (n, 3) voxel indices it claims
+    (within twice the inlier distance of an accepted sphere; None when rejected)."""
     params.validate()
     if mask.ndim != 3:
         raise ParameterError(f"the membrane mask must be 3D, got shape {mask.shape}.")
     nm = 10.0 / voxel_size_A  # voxels per nm
-    labels, n = scipy.ndimage.label(mask, np.ones((3, 3, 3), bool))
+    labels, n = scipy.ndimage.label(mask)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     objects = scipy.ndimage.find_objects(labels)
     tolerance = max(params.inlier_nm * nm, 1.5)
     max_rms = max(params.max_rms_nm * nm, 1.0)
-    shape = np.array(mask.shape)
-    rows = []
+    rows, members = [], []
     for index in np.flatnonzero(sizes >= params.min_voxels):
         if index == 0:
             continue
         box = objects[index - 1]
         points = (np.argwhere(labels[box] == index) + [s.start for s in box]).astype(float)
-        centre, radius, inliers, residual = robust_sphere(points, tolerance,
-                                                          params.fit_iterations)
-        rms = float(np.sqrt(np.mean(residual[inliers] ** 2))) if inliers.any() else math.inf
-        coverage = _visible_coverage(points[inliers], centre, radius, shape,
-                                     params.tilt_range_deg)
-        reason = _rejection(radius / nm, rms, float(inliers.mean()), coverage, params, max_rms,
-                            nm)
-        rows.append({"z": centre[0], "y": centre[1], "x": centre[2], "radius_nm": radius / nm,
-                     "rms_nm": rms / nm, "inlier_fraction": float(inliers.mean()),
-                     "visible_coverage": coverage, "n_voxels": int(sizes[index]),
-                     "accepted": not reason, "reason": reason, "component": int(index)})
-    return pd.DataFrame(rows, columns=VESICLE_COLUMNS + ["component"]), labels
+        for _ in range(params.spheres_per_component):
+            if len(points) < params.min_voxels:
+                break
+            centre, radius, inliers, residual = robust_sphere(points, tolerance,
+                                                              params.fit_iterations)
+            rms = float(np.sqrt(np.mean(residual[inliers] ** 2))) if inliers.any() else math.inf
+            coverage = _visible_coverage(points[inliers], centre, radius, mask.shape,
+                                         params.tilt_range_deg)
+            fill = _interior_fill(mask, centre, radius - tolerance)
+            reason = _rejection(radius / nm, rms / nm, float(inliers.mean()), coverage, fill,
+                                params, max_rms / nm)
+            rows.append({"z": centre[0], "y": centre[1], "x": centre[2],
+                         "radius_nm": radius / nm, "rms_nm": rms / nm,
+                         "inlier_fraction": float(inliers.mean()),
+                         "visible_coverage": coverage, "interior_fill": fill,
+                         "n_voxels": len(points), "accepted": not reason, "reason": reason})
+            if reason:
+                members.append(None)
+                break
+            # Set aside the sphere's voxels and the rest of its thickness (a network's
+            # membrane is often wider than the bilayer): they are replaced by the shell.
+            claimed = residual <= 2 * tolerance
+            members.append(points[claimed].astype(int))
+            points = points[~claimed]
+    return pd.DataFrame(rows, columns=VESICLE_COLUMNS), members
+
+
+def _interior_fill(mask: np.ndarray, centre, radius_vox: float) -> float:
+    """Fraction of the ball of ``radius_vox`` (inside the volume) that ``mask`` fills;
+    sampled on a grid of about 40 points across for large balls."""
+    if radius_vox <= 1:
+        return 0.0
+    step = max(1, int(radius_vox // 20))
+    lo = np.maximum(np.ceil(np.asarray(centre) - radius_vox).astype(int), 0)
+    hi = np.minimum(np.floor(np.asarray(centre) + radius_vox).astype(int) + 1, mask.shape)
+    if np.any(hi <= lo):
+        return 0.0
+    box = tuple(slice(a, b, step) for a, b in zip(lo, hi))
+    zz, yy, xx = np.ogrid[box]
+    inside = ((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2
+              < radius_vox ** 2)
+    count = int(inside.sum())
+    return float(mask[box][inside].sum() / count) if count else 0.0
 
 
 def _visible_coverage(points, centre, radius, shape, tilt_range_deg) -> float:
     """Fraction of the sphere's visible, in-volume directions that hold inlier voxels."""
     if radius <= 0 or len(points) == 0:
         return 0.0
+    shape = np.asarray(shape)
     grid = _direction_grid(radius)
     n_polar = int(round(math.sqrt(len(grid) / 2)))
     on_sphere = centre + radius * grid
@@ -258,16 +301,19 @@ def _visible_coverage(points, centre, radius, shape, tilt_range_deg) -> float:
     return float((covered & usable).sum() / usable.sum())
 
 
-def _rejection(radius_nm, rms, inlier_fraction, coverage, params, max_rms, nm) -> str:
+def _rejection(radius_nm, rms_nm, inlier_fraction, coverage, fill, params, max_rms_nm) -> str:
+    """Why a fit is not a vesicle ("" when it is); lengths in nm."""
     if not params.min_radius_nm <= radius_nm <= params.max_radius_nm:
         return (f"radius {radius_nm:.0f} nm outside {params.min_radius_nm:g}–"
                 f"{params.max_radius_nm:g} nm")
     if inlier_fraction < params.min_inlier_fraction:
         return f"only {inlier_fraction:.0%} of the voxels lie on the sphere"
-    if rms > max_rms:
-        return f"RMS distance {rms / nm:.1f} nm from the sphere"
+    if rms_nm > max_rms_nm:
+        return f"RMS distance {rms_nm:.1f} nm from the sphere"
     if coverage < params.min_visible_coverage:
         return f"covers {coverage:.0%} of the sphere's visible directions"
+    if fill > params.max_interior_fill:
+        return f"its inside is {fill:.0%} membrane (a solid body, not a vesicle)"
     return ""
 
 
@@ -301,25 +347,27 @@ def close_vesicles(labels: np.ndarray, membrane_id: int, voxel_size_A: float,
     Returns
     -------
     closed : array like ``labels``
-        A new map: accepted components' voxels off the shell become background; shell
-        voxels that were background or membrane become membrane.
+        A new map: the voxels an accepted sphere claims (within twice the inlier
+        distance) become background, then its shell's voxels that are background or
+        membrane become membrane.
     vesicles : pandas.DataFrame
         :func:`find_vesicles`'s table.
     """
     membrane = labels == membrane_id
     if not membrane.any():
         raise ParameterError(f"the label map has no voxel of label {membrane_id} (membrane).")
-    vesicles, components = _fit_components(membrane, voxel_size_A, params)
+    vesicles, members = _fit_components(membrane, voxel_size_A, params)
     closed = np.array(labels, copy=True)
-    nm = 10.0 / voxel_size_A
-    thickness = params.thickness_nm * nm
-    for row in vesicles[vesicles["accepted"]].itertuples():
-        centre = np.array([row.z, row.y, row.x])
-        closed[components == row.component] = 0
-        shell = sphere_shell(labels.shape, centre, row.radius_nm * nm, thickness)
+    thickness = params.thickness_nm * 10.0 / voxel_size_A
+    for row, on_sphere in zip(vesicles.itertuples(), members):
+        if on_sphere is None:
+            continue
+        closed[tuple(on_sphere.T)] = 0
+        shell = sphere_shell(labels.shape, np.array([row.z, row.y, row.x]),
+                             row.radius_nm * 10.0 / voxel_size_A, thickness)
         if shell is None:
             continue
         box, on_shell = shell
         region = closed[box]
         region[on_shell & ((region == 0) | (region == membrane_id))] = membrane_id
-    return closed, vesicles.drop(columns=["component"])
+    return closed, vesicles
