@@ -106,12 +106,15 @@ def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
     return centre + origin, math.sqrt(max(radius_sq, 0.0))
 
 
-def robust_sphere(points: np.ndarray, tolerance: float, iterations: int = 8):
+def robust_sphere(points: np.ndarray, tolerance: float, iterations: int = 8,
+                  trim: bool = True):
     """Fit, then refit on the points close to the sphere, repeatedly.
 
-    "Close" is within ``tolerance`` or, while the fit is still poor, within the 60th
-    percentile of the distances, so that a first fit pulled by stray points is
-    trimmed back onto the shell instead of keeping only a few points near it.
+    "Close" is within ``tolerance`` or, while the fit is still poor and ``trim`` is
+    on, within the 60th percentile of the distances, so that a first fit pulled by
+    stray points is trimmed back onto the shell instead of keeping only a few points
+    near it.  Without ``trim`` (points already chosen near one sphere) it is within
+    twice ``tolerance``.
 
     Returns
     -------
@@ -123,7 +126,8 @@ def robust_sphere(points: np.ndarray, tolerance: float, iterations: int = 8):
     for _ in range(max(1, iterations)):
         centre, radius = fit_sphere(points[keep])
         residual = np.abs(np.linalg.norm(points - centre, axis=1) - radius)
-        updated = residual <= max(tolerance, float(np.quantile(residual, 0.6)))
+        limit = max(tolerance, float(np.quantile(residual, 0.6))) if trim else 2 * tolerance
+        updated = residual <= limit
         if updated.sum() < 4 or np.array_equal(updated, keep):
             break
         keep = updated
@@ -143,14 +147,20 @@ def _geometric_fit(points, centre, radius):
     """
     import scipy.optimize
 
-    if len(points) < 4:
-        return centre, radius
+    if len(points) < 4 or not np.isfinite(radius) or radius > 1e4:
+        return centre, radius  # a plane, or nearly: nothing to refine
 
     def residuals(params):
-        distance = np.linalg.norm(points - params[:3], axis=1)
-        return (distance - params[3]) / np.maximum(distance, 1e-6)
+        distance = np.maximum(np.linalg.norm(points - params[:3], axis=1), 1e-6)
+        return 1.0 - params[3] / distance
 
-    solution = scipy.optimize.least_squares(residuals, np.r_[centre, radius], method="lm")
+    def jacobian(params):
+        offsets = params[:3] - points
+        distance = np.maximum(np.linalg.norm(offsets, axis=1), 1e-6)
+        return np.c_[params[3] * offsets / distance[:, None] ** 3, -1.0 / distance]
+
+    solution = scipy.optimize.least_squares(residuals, np.r_[centre, radius], jac=jacobian,
+                                            method="lm", max_nfev=100)
     return solution.x[:3], float(abs(solution.x[3]))
 
 
@@ -230,6 +240,9 @@ def _fit_components(mask, voxel_size_A, params):
     objects = scipy.ndimage.find_objects(labels)
     tolerance = max(params.inlier_nm * nm, 1.5)
     max_rms = max(params.max_rms_nm * nm, 1.0)
+    # Half the voxels of the smallest vesicle's bilayer: fewer cannot hold one.
+    smallest_vesicle = 0.5 * 4 * math.pi * (params.min_radius_nm * nm) ** 2 * (
+        params.thickness_nm * nm)
     rows, members = [], []
     for index in np.flatnonzero(sizes >= params.min_voxels):
         if index == 0:
@@ -239,28 +252,109 @@ def _fit_components(mask, voxel_size_A, params):
         for _ in range(params.spheres_per_component):
             if len(points) < params.min_voxels:
                 break
-            centre, radius, inliers, residual = robust_sphere(points, tolerance,
-                                                              params.fit_iterations)
-            rms = float(np.sqrt(np.mean(residual[inliers] ** 2))) if inliers.any() else math.inf
-            coverage = _visible_coverage(points[inliers], centre, radius, mask.shape,
-                                         params.tilt_range_deg)
-            fill = _interior_fill(mask, centre, radius - tolerance)
-            reason = _rejection(radius / nm, rms / nm, float(inliers.mean()), coverage, fill,
-                                params, max_rms / nm)
-            rows.append({"z": centre[0], "y": centre[1], "x": centre[2],
-                         "radius_nm": radius / nm, "rms_nm": rms / nm,
-                         "inlier_fraction": float(inliers.mean()),
-                         "visible_coverage": coverage, "interior_fill": fill,
-                         "n_voxels": len(points), "accepted": not reason, "reason": reason})
-            if reason:
+            row, claimed = _judge(points, robust_sphere(points, tolerance, params.fit_iterations),
+                                  mask, params, nm, tolerance, max_rms)
+            if row["reason"] and len(points) >= smallest_vesicle:
+                # Several membranes in one component: look for one sphere among them.
+                start = hough_sphere(points, params.min_radius_nm * nm,
+                                     params.max_radius_nm * nm, tolerance)
+                near = (np.abs(np.linalg.norm(points - start[0], axis=1) - start[1])
+                        <= 2 * tolerance) if start is not None else None
+                if near is not None and near.sum() >= params.min_voxels:
+                    subset = points[near]
+                    fit = robust_sphere(subset, tolerance, params.fit_iterations,
+                                        trim=False)
+                    second, claimed_subset = _judge(subset, fit, mask, params, nm, tolerance,
+                                                    max_rms)
+                    if not second["reason"]:
+                        row, claimed = second, np.zeros(len(points), bool)
+                        claimed[np.flatnonzero(near)[claimed_subset]] = True
+            rows.append(row)
+            if row["reason"]:
                 members.append(None)
                 break
             # Set aside the sphere's voxels and the rest of its thickness (a network's
             # membrane is often wider than the bilayer): they are replaced by the shell.
-            claimed = residual <= 2 * tolerance
             members.append(points[claimed].astype(int))
             points = points[~claimed]
     return pd.DataFrame(rows, columns=VESICLE_COLUMNS), members
+
+
+def _judge(points, fit, mask, params, nm, tolerance, max_rms):
+    """A table row for a fit of ``points`` and the points it claims (within twice
+    ``tolerance``); lengths in voxels, ``nm`` voxels per nm."""
+    centre, radius, inliers, residual = fit
+    rms = float(np.sqrt(np.mean(residual[inliers] ** 2))) if inliers.any() else math.inf
+    coverage = _visible_coverage(points[inliers], centre, radius, mask.shape,
+                                 params.tilt_range_deg)
+    fill = _interior_fill(mask, centre, radius - tolerance)
+    reason = _rejection(radius / nm, rms / nm, float(inliers.mean()), coverage, fill,
+                        params, max_rms / nm)
+    row = {"z": centre[0], "y": centre[1], "x": centre[2], "radius_nm": radius / nm,
+           "rms_nm": rms / nm, "inlier_fraction": float(inliers.mean()),
+           "visible_coverage": coverage, "interior_fill": fill, "n_voxels": len(points),
+           "accepted": not reason, "reason": reason}
+    return row, residual <= 2 * tolerance
+
+
+def surface_normals(points: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+    """Unit normals (n, 3) of a thin sheet of voxels: the main axis of the structure
+    tensor of the sheet's indicator, smoothed with ``sigma`` voxels (sign arbitrary)."""
+    lo = points.min(axis=0).astype(int) - int(4 * sigma) - 1
+    hi = points.max(axis=0).astype(int) + int(4 * sigma) + 2
+    image = np.zeros(hi - lo, np.float32)
+    local = points.astype(int) - lo
+    image[tuple(local.T)] = 1.0
+    smooth = scipy.ndimage.gaussian_filter(image, sigma)
+    gradients = np.gradient(smooth)
+    tensor = np.empty((len(points), 3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            component = scipy.ndimage.gaussian_filter(gradients[i] * gradients[j], sigma)
+            tensor[:, i, j] = tensor[:, j, i] = component[tuple(local.T)]
+    return np.linalg.eigh(tensor)[1][:, :, -1]
+
+
+def hough_sphere(points: np.ndarray, min_radius: float, max_radius: float,
+                 tolerance: float, max_points: int = 40000, bin_size: float = 2.0):
+    """The best-supported sphere among ``points`` (n, 3), by voting along normals.
+
+    Each point votes, on both sides along its :func:`surface_normals` direction, for
+    centres at every radius from ``min_radius`` to ``max_radius`` (1 voxel steps;
+    capped at the points' extent); the accumulator (``bin_size`` voxels) is smoothed
+    and its peak is the centre; the radius is the distance holding the most points
+    within ``tolerance``.  Returns (centre, radius), or None when nothing votes.
+    """
+    if len(points) < 4:
+        return None
+    rng = np.random.default_rng(0)
+    sample = points if len(points) <= max_points else points[
+        rng.choice(len(points), max_points, replace=False)]
+    normals = surface_normals(sample)
+    extent = float(np.ptp(points, axis=0).max())
+    radii = np.arange(min_radius, min(max_radius, extent) + 1.0)
+    if len(radii) == 0:
+        return None
+    lo = points.min(axis=0) - bin_size
+    shape = np.ceil((np.ptp(points, axis=0) + 2 * bin_size) / bin_size).astype(int) + 1
+    votes = np.zeros(int(np.prod(shape)), np.float32)
+    for sign in (1.0, -1.0):
+        for chunk in np.array_split(radii, max(1, len(radii) // 16)):
+            centres = sample[:, None, :] + sign * chunk[None, :, None] * normals[:, None, :]
+            cells = np.floor((centres.reshape(-1, 3) - lo) / bin_size).astype(int)
+            inside = np.all((cells >= 0) & (cells < shape), axis=1)
+            flat = np.ravel_multi_index(tuple(cells[inside].T), shape)
+            votes += np.bincount(flat, minlength=len(votes)).astype(np.float32)
+    votes = scipy.ndimage.gaussian_filter(votes.reshape(shape), 1.0)
+    if votes.max() <= 0:
+        return None
+    centre = lo + (np.array(np.unravel_index(np.argmax(votes), shape)) + 0.5) * bin_size
+    distance = np.linalg.norm(points - centre, axis=1)
+    counts = np.bincount(np.round(distance).astype(int))
+    window = np.convolve(counts, np.ones(2 * int(math.ceil(tolerance)) + 1), mode="same")
+    window[: int(min_radius)] = 0
+    radius = float(np.argmax(window))
+    return (centre, radius) if radius > 0 else None
 
 
 def _interior_fill(mask: np.ndarray, centre, radius_vox: float) -> float:
