@@ -10,7 +10,8 @@ from tomoscribe.cli.app import main
 from tomoscribe.errors import ParameterError
 from tomoscribe.io import read_volume, write_volume
 from tomoscribe.segment.vesicles import (VesicleParams, close_vesicles, find_vesicles,
-                                         fit_sphere, robust_sphere, visible_normals)
+                                         fit_sphere, hough_sphere, robust_sphere,
+                                         visible_normals)
 from tomoscribe.volume import Volume
 
 MEMBRANE, RIBOSOME = 1, 3
@@ -163,3 +164,23 @@ def test_two_membranes_in_one_component_are_both_closed_and_solid_bodies_are_not
     both = (outer | inner) & (xx < 80)
     got = (closed == MEMBRANE) & (xx < 80)
     assert 2 * (both & got).sum() / (both.sum() + got.sum()) > 0.95
+
+
+def test_two_vesicles_bridged_into_one_component_are_found_by_the_hough_vote():
+    first, normals_1 = _shell(np.array([32.0, 30.0, 40.0]), 18.0)
+    second, normals_2 = _shell(np.array([32.0, 70.0, 100.0]), 24.0)
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[first & visible_normals(normals_1.reshape(-1, 3)).reshape(SHAPE)] = MEMBRANE
+    labels[second & visible_normals(normals_2.reshape(-1, 3)).reshape(SHAPE)] = MEMBRANE
+    labels[:, 40:55, 50:85] |= np.uint8(MEMBRANE) * (np.indices(SHAPE)[0][:, 40:55, 50:85]
+                                                      % 8 == 0)  # sheets joining them
+    found = hough_sphere(np.argwhere(labels == MEMBRANE).astype(float), 10.0, 100.0, 3.0)
+    assert found is not None
+    centres = np.array([[32.0, 30.0, 40.0], [32.0, 70.0, 100.0]])
+    assert np.linalg.norm(centres - found[0], axis=1).min() < 2.0
+    closed, table = close_vesicles(labels, MEMBRANE, 10.0)
+    accepted = table[table["accepted"]].sort_values("radius_nm")
+    np.testing.assert_allclose(accepted["radius_nm"], [18.0, 24.0], atol=0.6)
+    both = first | second
+    got = closed == MEMBRANE
+    assert (both & got).sum() > 0.95 * both.sum()

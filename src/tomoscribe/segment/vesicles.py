@@ -15,7 +15,9 @@ painting in 3D closes such vesicles by eye; this module does it by model:
    fit (distances to the sphere, ``scipy.optimize.least_squares``) finishes it;
 3. the sphere is accepted only if it explains the voxels (at least half within
    3 nm of it), its inside is not filled with membrane (a solid body is not a
-   vesicle), *and* its voxels cover most of the sphere's **visible** directions:
+   vesicle), the membrane there faces the centre (normals from the structure tensor
+   within 30° of the radius: a stack of sheets cut by a sphere does not), *and* its
+   voxels cover most of the sphere's **visible** directions:
    those whose normals the tilt range samples and whose points lie inside the
    volume.  A real vesicle seen through a wedge is complete where it can be seen; a
    curved patch of a larger membrane is not, and is left alone;
@@ -49,7 +51,8 @@ from ..errors import ParameterError
 
 #: Columns of the table :func:`find_vesicles` returns.
 VESICLE_COLUMNS = ["z", "y", "x", "radius_nm", "rms_nm", "inlier_fraction",
-                   "visible_coverage", "interior_fill", "n_voxels", "accepted", "reason"]
+                   "visible_coverage", "interior_fill", "radial_normals", "n_voxels",
+                   "accepted", "reason"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class VesicleParams:
     min_inlier_fraction: float = 0.5
     min_visible_coverage: float = 0.5
     max_interior_fill: float = 0.3
+    min_radial_normals: float = 0.6
     tilt_range_deg: tuple[float, float] = (-60.0, 60.0)
     min_voxels: int = 200
     fit_iterations: int = 8
@@ -80,7 +84,8 @@ class VesicleParams:
         for name in ("thickness_nm", "inlier_nm", "max_rms_nm"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name} must be positive, got {getattr(self, name)}.")
-        for name in ("min_inlier_fraction", "min_visible_coverage", "max_interior_fill"):
+        for name in ("min_inlier_fraction", "min_visible_coverage", "max_interior_fill",
+                     "min_radial_normals"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ParameterError(f"{name} must lie in 0…1, got {getattr(self, name)}.")
 
@@ -288,13 +293,27 @@ def _judge(points, fit, mask, params, nm, tolerance, max_rms):
     coverage = _visible_coverage(points[inliers], centre, radius, mask.shape,
                                  params.tilt_range_deg)
     fill = _interior_fill(mask, centre, radius - tolerance)
-    reason = _rejection(radius / nm, rms / nm, float(inliers.mean()), coverage, fill,
+    radial = _radial_normals(points[inliers], centre)
+    reason = _rejection(radius / nm, rms / nm, float(inliers.mean()), coverage, fill, radial,
                         params, max_rms / nm)
     row = {"z": centre[0], "y": centre[1], "x": centre[2], "radius_nm": radius / nm,
            "rms_nm": rms / nm, "inlier_fraction": float(inliers.mean()),
-           "visible_coverage": coverage, "interior_fill": fill, "n_voxels": len(points),
-           "accepted": not reason, "reason": reason}
+           "visible_coverage": coverage, "interior_fill": fill, "radial_normals": radial,
+           "n_voxels": len(points), "accepted": not reason, "reason": reason}
     return row, residual <= 2 * tolerance
+
+
+def _radial_normals(points: np.ndarray, centre, max_points: int = 20000) -> float:
+    """Fraction of ``points`` whose membrane normal is within 30° of the sphere's radius
+    (1 on a vesicle; low on a stack of sheets that a sphere happens to cut)."""
+    if len(points) < 4:
+        return 0.0
+    if len(points) > max_points:
+        points = points[np.random.default_rng(0).choice(len(points), max_points, replace=False)]
+    radial = points - centre
+    radial /= np.maximum(np.linalg.norm(radial, axis=1, keepdims=True), 1e-9)
+    cosines = np.abs(np.sum(surface_normals(points) * radial, axis=1))
+    return float(np.mean(cosines >= math.cos(math.radians(30))))
 
 
 def surface_normals(points: np.ndarray, sigma: float = 2.0) -> np.ndarray:
@@ -395,7 +414,8 @@ def _visible_coverage(points, centre, radius, shape, tilt_range_deg) -> float:
     return float((covered & usable).sum() / usable.sum())
 
 
-def _rejection(radius_nm, rms_nm, inlier_fraction, coverage, fill, params, max_rms_nm) -> str:
+def _rejection(radius_nm, rms_nm, inlier_fraction, coverage, fill, radial, params,
+               max_rms_nm) -> str:
     """Why a fit is not a vesicle ("" when it is); lengths in nm."""
     if not params.min_radius_nm <= radius_nm <= params.max_radius_nm:
         return (f"radius {radius_nm:.0f} nm outside {params.min_radius_nm:g}–"
@@ -408,6 +428,8 @@ def _rejection(radius_nm, rms_nm, inlier_fraction, coverage, fill, params, max_r
         return f"covers {coverage:.0%} of the sphere's visible directions"
     if fill > params.max_interior_fill:
         return f"its inside is {fill:.0%} membrane (a solid body, not a vesicle)"
+    if radial < params.min_radial_normals:
+        return f"only {radial:.0%} of the membrane faces the centre (not a shell)"
     return ""
 
 
