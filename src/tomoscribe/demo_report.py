@@ -67,9 +67,10 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
                            for t, v in results["vesicles"].items())
         report.text("Membranes whose normals lie in the missing wedge (the tops and bottoms of "
                     "vesicles) leave no signal, and the networks cannot find them. Each "
-                    "membrane component was fitted with a sphere; where the sphere explained "
-                    "it and it covered at least half of the sphere's visible directions, the "
-                    f"whole 5 nm shell was painted (components closed: {counts}; the fits are "
+                    "membrane component was fitted with spheres; where a sphere explained "
+                    "its voxels, they faced its centre, its inside was not solid and they "
+                    "covered at least half of the sphere's visible directions, the whole "
+                    f"5 nm shell was painted (spheres closed: {counts}; the fits are "
                     "in vesicles_N.csv). The simulated vesicles are exact spheres, so this "
                     "step is at its best here; real vesicles are only close to spherical.")
 
