@@ -2,9 +2,9 @@
 
 The default (medium) demo's figures are in docs/performance.md.  On the small size
 (seed 0, membranes with one negative copy, 2 averaging iterations) the 2-core dev
-machine measured: picking F1 1.00 / 0.98, Dice membrane 0.53 / 0.52, microtubule
-0.65 / 0.51, ribosome 0.60 / 0.64 (tomogram 1 / 2), average FSC 0.5 against the true
-map 34.7 Å from 54 particles.  The bounds below leave room for thread-order noise
+machine measured: picking F1 1.00 / 0.98, Dice membrane 0.53 / 0.52 from the networks
+(0.63 / 0.67 with vesicles closed), microtubule 0.65 / 0.51, ribosome 0.60 / 0.64
+(tomogram 1 / 2), average FSC 0.5 against the true map 34.7 Å from 54 particles.  The bounds below leave room for thread-order noise
 but fail if a stage breaks.
 """
 

@@ -20,11 +20,14 @@ def demo(
     epochs: int = typer.Option(20, "--epochs", min=1, help="Training epochs per feature."),
     threshold: float = typer.Option(1.0, "--threshold", help="Merge threshold (normalised "
                                     "network output; the paper uses 1.0, EMAN2 0.8)."),
+    close: bool = typer.Option(True, "--close-vesicles/--no-close-vesicles",
+                               help="Close spherical vesicles across the missing wedge after "
+                               "the merge (the networks-only scores are reported either way)."),
     quiet: bool = options.Quiet,
 ) -> None:
     """Simulate, annotate, train, segment, merge, pick, clean, average and score: no input needed."""
     results = run_demo(DemoSettings(out_dir=out, size=size, seed=seed, device=device,
-                                    epochs=epochs, threshold=threshold,
+                                    epochs=epochs, threshold=threshold, close_vesicles=close,
                                     show_progress=not quiet))
     from rich.console import Console
     from rich.table import Table
@@ -36,6 +39,10 @@ def demo(
         for feature, s in scores.items():
             table.add_row(tomo, feature, f"{s['dice']:.3f}", f"{s['precision']:.3f}",
                           f"{s['recall']:.3f}")
+            if feature == "membrane" and results["vesicles"]:
+                raw = results["segmentation_network_only"][tomo][feature]
+                table.add_row(tomo, "membrane (networks only)", f"{raw['dice']:.3f}",
+                              f"{raw['precision']:.3f}", f"{raw['recall']:.3f}")
     console = Console()
     console.print(table)
     for tomo, p in results["picking"].items():
