@@ -218,8 +218,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             if settings.close_vesicles:
                 merged, vesicles = close_vesicles(network, label_id(legend, "membrane"),
                                                   VOXEL_A, VesicleParams())
-                say(f"closed {int(vesicles['accepted'].sum())} of {len(vesicles)} membrane "
-                    f"components of tomogram {t} as spherical vesicles")
+                say(f"tomogram {t}: {int(vesicles['accepted'].sum())} of {len(vesicles)} "
+                    "sphere fits to membrane components accepted and closed as vesicles")
                 write_points_csv(out / f"vesicles_{t}.csv", vesicles)
                 vesicle_counts.append({"n_fitted": len(vesicles),
                                        "n_closed": int(vesicles["accepted"].sum())})

@@ -306,32 +306,45 @@ def _judge(points, fit, mask, params, nm, tolerance, max_rms):
 
 def _radial_normals(points: np.ndarray, centre, max_points: int = 20000) -> float:
     """Fraction of ``points`` whose membrane normal is within 30° of the sphere's radius
-    (1 on a vesicle; low on a stack of sheets that a sphere happens to cut)."""
+    (1 on a vesicle; low on a stack of sheets that a sphere happens to cut); judged on
+    at most ``max_points`` of them."""
     if len(points) < 4:
         return 0.0
-    if len(points) > max_points:
-        points = points[np.random.default_rng(0).choice(len(points), max_points, replace=False)]
-    radial = points - centre
+    sample = _subsample(points, max_points)
+    radial = sample - centre
     radial /= np.maximum(np.linalg.norm(radial, axis=1, keepdims=True), 1e-9)
-    cosines = np.abs(np.sum(surface_normals(points) * radial, axis=1))
+    cosines = np.abs(np.sum(surface_normals(points, at=sample) * radial, axis=1))
     return float(np.mean(cosines >= math.cos(math.radians(30))))
 
 
-def surface_normals(points: np.ndarray, sigma: float = 2.0) -> np.ndarray:
-    """Unit normals (n, 3) of a thin sheet of voxels: the main axis of the structure
-    tensor of the sheet's indicator, smoothed with ``sigma`` voxels (sign arbitrary)."""
+def _subsample(points: np.ndarray, max_points: int) -> np.ndarray:
+    if len(points) <= max_points:
+        return points
+    return points[np.random.default_rng(0).choice(len(points), max_points, replace=False)]
+
+
+def surface_normals(points: np.ndarray, sigma: float = 2.0, at=None) -> np.ndarray:
+    """Unit normals (n, 3) of a thin sheet of voxels ``points``, at the points ``at``
+    (default: all of them): the main axis of the structure tensor of the sheet's
+    indicator, smoothed with ``sigma`` voxels (sign arbitrary).
+
+    Works on the points' bounding box in float32: a few arrays of its size.
+    """
+    at = points if at is None else at
     lo = points.min(axis=0).astype(int) - int(4 * sigma) - 1
     hi = points.max(axis=0).astype(int) + int(4 * sigma) + 2
     image = np.zeros(hi - lo, np.float32)
-    local = points.astype(int) - lo
-    image[tuple(local.T)] = 1.0
+    image[tuple((points.astype(int) - lo).T)] = 1.0
     smooth = scipy.ndimage.gaussian_filter(image, sigma)
+    del image
+    where = tuple((at.astype(int) - lo).T)
     gradients = np.gradient(smooth)
-    tensor = np.empty((len(points), 3, 3))
+    del smooth
+    tensor = np.empty((len(at), 3, 3))
     for i in range(3):
         for j in range(i, 3):
             component = scipy.ndimage.gaussian_filter(gradients[i] * gradients[j], sigma)
-            tensor[:, i, j] = tensor[:, j, i] = component[tuple(local.T)]
+            tensor[:, i, j] = tensor[:, j, i] = component[where]
     return np.linalg.eigh(tensor)[1][:, :, -1]
 
 
@@ -339,7 +352,8 @@ def hough_sphere(points: np.ndarray, min_radius: float, max_radius: float,
                  tolerance: float, max_points: int = 40000, bin_size: float = 2.0):
     """The best-supported sphere among ``points`` (n, 3), by voting along normals.
 
-    Each point votes, on both sides along its :func:`surface_normals` direction, for
+    Each point (at most ``max_points``, drawn at random with a fixed seed) votes, on
+    both sides along its :func:`surface_normals` direction, for
     centres at every radius from ``min_radius`` to ``max_radius`` (1 voxel steps;
     capped at the points' extent); the accumulator (``bin_size`` voxels) is smoothed
     and its peak is the centre; the radius is the distance holding the most points
@@ -347,10 +361,8 @@ def hough_sphere(points: np.ndarray, min_radius: float, max_radius: float,
     """
     if len(points) < 4:
         return None
-    rng = np.random.default_rng(0)
-    sample = points if len(points) <= max_points else points[
-        rng.choice(len(points), max_points, replace=False)]
-    normals = surface_normals(sample)
+    sample = _subsample(points, max_points)
+    normals = surface_normals(points, at=sample)
     extent = float(np.ptp(points, axis=0).max())
     radii = np.arange(min_radius, min(max_radius, extent) + 1.0)
     if len(radii) == 0:
