@@ -143,8 +143,8 @@ def vesicles(
     accepted = int(fitted["accepted"].sum())
     write_provenance(output, "vesicles", {"feature": feature, **params.as_dict()},
                      [annotation], extra={"n_fitted": len(fitted), "n_closed": accepted})
-    typer.echo(f"closed {accepted} of {len(fitted)} membrane components as vesicles; wrote "
-               f"{output} and {table_path}")
+    typer.echo(f"{accepted} of {len(fitted)} sphere fits to membrane components accepted and "
+               f"closed as vesicles; wrote {output} and {table_path}")
 
 
 def _tilt_range(text: str) -> tuple[float, float]:
