@@ -228,8 +228,10 @@ def find_vesicles(mask: np.ndarray, voxel_size_A: float,
         One row per fit (columns :data:`VESICLE_COLUMNS`): centre in voxels (may lie
         outside the volume), radius and RMS distance in nm, fraction of the fitted
         voxels on the sphere, fraction of the sphere's visible directions they cover,
-        fraction of the ball inside the sphere filled with membrane, voxels fitted,
-        ``accepted``, and ``reason`` (empty when accepted, else why not).
+        fraction of the ball inside the sphere filled with membrane, fraction of the
+        voxels whose normals face the centre, voxels fitted, ``accepted``, and
+        ``reason`` (empty when accepted, else why not).  The tests run in that order
+        and stop at the first failure; measures not reached are NaN.
     """
     return _fit_components(mask, voxel_size_A, params)[0]
 
@@ -288,19 +290,25 @@ def _fit_components(mask, voxel_size_A, params):
 
 def _judge(points, fit, mask, params, nm, tolerance, max_rms):
     """A table row for a fit of ``points`` and the points it claims (within twice
-    ``tolerance``); lengths in voxels, ``nm`` voxels per nm."""
+    ``tolerance``); lengths in voxels, ``nm`` voxels per nm.  The tests run cheapest
+    first; those after the first failure are not computed (NaN in the row)."""
     centre, radius, inliers, residual = fit
     rms = float(np.sqrt(np.mean(residual[inliers] ** 2))) if inliers.any() else math.inf
-    coverage = _visible_coverage(points[inliers], centre, radius, mask.shape,
-                                 params.tilt_range_deg)
-    fill = _interior_fill(mask, centre, radius - tolerance)
-    radial = _radial_normals(points[inliers], centre)
-    reason = _rejection(radius / nm, rms / nm, float(inliers.mean()), coverage, fill, radial,
-                        params, max_rms / nm)
+    values = {"rms_nm": rms / nm, "inlier_fraction": float(inliers.mean()),
+              "visible_coverage": math.nan, "interior_fill": math.nan,
+              "radial_normals": math.nan}
+    measures = (("visible_coverage", lambda: _visible_coverage(
+                    points[inliers], centre, radius, mask.shape, params.tilt_range_deg)),
+                ("interior_fill", lambda: _interior_fill(mask, centre, radius - tolerance)),
+                ("radial_normals", lambda: _radial_normals(points[inliers], centre)))
+    reason = _rejection(radius / nm, values, params, max_rms / nm)
+    for name, measure in measures:
+        if reason:
+            break
+        values[name] = measure()
+        reason = _rejection(radius / nm, values, params, max_rms / nm)
     row = {"z": centre[0], "y": centre[1], "x": centre[2], "radius_nm": radius / nm,
-           "rms_nm": rms / nm, "inlier_fraction": float(inliers.mean()),
-           "visible_coverage": coverage, "interior_fill": fill, "radial_normals": radial,
-           "n_voxels": len(points), "accepted": not reason, "reason": reason}
+           **values, "n_voxels": len(points), "accepted": not reason, "reason": reason}
     return row, residual <= 2 * tolerance
 
 
@@ -427,22 +435,24 @@ def _visible_coverage(points, centre, radius, shape, tilt_range_deg) -> float:
     return float((covered & usable).sum() / usable.sum())
 
 
-def _rejection(radius_nm, rms_nm, inlier_fraction, coverage, fill, radial, params,
-               max_rms_nm) -> str:
-    """Why a fit is not a vesicle ("" when it is); lengths in nm."""
+def _rejection(radius_nm, values: dict, params, max_rms_nm) -> str:
+    """Why a fit is not a vesicle ("" when it is, as far as ``values`` go: measures
+    still NaN are not judged); lengths in nm."""
     if not params.min_radius_nm <= radius_nm <= params.max_radius_nm:
         return (f"radius {radius_nm:.0f} nm outside {params.min_radius_nm:g}–"
                 f"{params.max_radius_nm:g} nm")
-    if inlier_fraction < params.min_inlier_fraction:
-        return f"only {inlier_fraction:.0%} of the voxels lie on the sphere"
-    if rms_nm > max_rms_nm:
-        return f"RMS distance {rms_nm:.1f} nm from the sphere"
-    if coverage < params.min_visible_coverage:
-        return f"covers {coverage:.0%} of the sphere's visible directions"
-    if fill > params.max_interior_fill:
-        return f"its inside is {fill:.0%} membrane (a solid body, not a vesicle)"
-    if radial < params.min_radial_normals:
-        return f"only {radial:.0%} of the membrane faces the centre (not a shell)"
+    if values["inlier_fraction"] < params.min_inlier_fraction:
+        return f"only {values['inlier_fraction']:.0%} of the voxels lie on the sphere"
+    if values["rms_nm"] > max_rms_nm:
+        return f"RMS distance {values['rms_nm']:.1f} nm from the sphere"
+    if values["visible_coverage"] < params.min_visible_coverage:
+        return f"covers {values['visible_coverage']:.0%} of the sphere's visible directions"
+    if values["interior_fill"] > params.max_interior_fill:
+        return (f"its inside is {values['interior_fill']:.0%} membrane (a solid body, "
+                "not a vesicle)")
+    if values["radial_normals"] < params.min_radial_normals:
+        return (f"only {values['radial_normals']:.0%} of the membrane faces the centre "
+                "(not a shell)")
     return ""
 
 
