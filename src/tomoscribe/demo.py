@@ -217,7 +217,8 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
         with timed("close vesicles"):
             if settings.close_vesicles:
                 merged, vesicles = close_vesicles(network, label_id(legend, "membrane"),
-                                                  VOXEL_A, VesicleParams())
+                                                  VOXEL_A, VesicleParams(),
+                                                  show_progress=settings.show_progress)
                 say(f"tomogram {t}: {int(vesicles['accepted'].sum())} of {len(vesicles)} "
                     "sphere fits to membrane components accepted and closed as vesicles")
                 write_points_csv(out / f"vesicles_{t}.csv", vesicles)

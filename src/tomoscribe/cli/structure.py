@@ -111,6 +111,7 @@ def vesicles(
     tilt_range: str = typer.Option("-60,60", "--tilt-range", help="MIN,MAX tilt of the series "
                                    "(degrees; tilt axis y)."),
     overwrite: bool = options.Overwrite,
+    quiet: bool = options.Quiet,
 ) -> None:
     """Close spherical vesicles across the missing wedge: fit a sphere to each membrane
     component and, where it fits and covers the visible part, paint the whole shell."""
@@ -131,7 +132,8 @@ def vesicles(
     if np.issubdtype(labels.dtype, np.floating):
         raise ParameterError(f"{annotation} holds values, not integer labels; give the merged "
                              "map written by `tomoscribe merge`.")
-    closed, fitted = close_vesicles(labels, label, volume.pixel_size_A, params)
+    closed, fitted = close_vesicles(labels, label, volume.pixel_size_A, params,
+                                    show_progress=not quiet)
     legend_in = annotation.with_name(annotation.name + ".legend.json")
     with create_volume(output, closed.shape, closed.dtype, volume.voxel_size_A,
                        volume.origin_A, overwrite=overwrite) as target:

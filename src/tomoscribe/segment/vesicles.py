@@ -49,6 +49,7 @@ import pandas as pd
 import scipy.ndimage
 
 from ..errors import ParameterError
+from ..progress import track
 
 #: Columns of the table :func:`find_vesicles` returns.
 VESICLE_COLUMNS = ["z", "y", "x", "radius_nm", "rms_nm", "inlier_fraction",
@@ -206,7 +207,8 @@ def visible_normals(directions: np.ndarray, tilt_range_deg=(-60.0, 60.0),
 
 
 def find_vesicles(mask: np.ndarray, voxel_size_A: float,
-                  params: VesicleParams = VesicleParams()) -> pd.DataFrame:
+                  params: VesicleParams = VesicleParams(),
+                  show_progress: bool = False) -> pd.DataFrame:
     """Fit spheres to the large components of a membrane mask and judge them.
 
     A component may hold more than one sphere (the two membranes of an organelle that
@@ -221,6 +223,8 @@ def find_vesicles(mask: np.ndarray, voxel_size_A: float,
     voxel_size_A : float
         Voxel size in Å.
     params : VesicleParams
+    show_progress : bool
+        A progress bar over the components (stderr).
 
     Returns
     -------
@@ -233,10 +237,10 @@ def find_vesicles(mask: np.ndarray, voxel_size_A: float,
         ``reason`` (empty when accepted, else why not).  The tests run in that order
         and stop at the first failure; measures not reached are NaN.
     """
-    return _fit_components(mask, voxel_size_A, params)[0]
+    return _fit_components(mask, voxel_size_A, params, show_progress)[0]
 
 
-def _fit_components(mask, voxel_size_A, params):
+def _fit_components(mask, voxel_size_A, params, show_progress=False):
     """:func:`find_vesicles`'s table and, per row, the (n, 3) voxel indices it claims
     (within twice the inlier distance of an accepted sphere; None when rejected)."""
     params.validate()
@@ -252,9 +256,8 @@ def _fit_components(mask, voxel_size_A, params):
     smallest_vesicle = 0.5 * 4 * math.pi * (params.min_radius_nm * nm) ** 2 * (
         params.thickness_nm * nm)
     rows, members = [], []
-    for index in np.flatnonzero(sizes >= params.min_voxels):
-        if index == 0:
-            continue
+    large = [int(i) for i in np.flatnonzero(sizes >= params.min_voxels) if i != 0]
+    for index in track(large, "fitting spheres", show_progress=show_progress):
         box = objects[index - 1]
         points = (np.argwhere(labels[box] == index) + [s.start for s in box]).astype(float)
         for _ in range(params.spheres_per_component):
@@ -471,7 +474,8 @@ def sphere_shell(shape, centre, radius_vox: float, thickness_vox: float):
 
 
 def close_vesicles(labels: np.ndarray, membrane_id: int, voxel_size_A: float,
-                   params: VesicleParams = VesicleParams()) -> tuple[np.ndarray, pd.DataFrame]:
+                   params: VesicleParams = VesicleParams(),
+                   show_progress: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
     """Replace each accepted vesicle of a label map by its full fitted bilayer shell.
 
     Parameters
@@ -482,6 +486,8 @@ def close_vesicles(labels: np.ndarray, membrane_id: int, voxel_size_A: float,
         The membrane's label.
     voxel_size_A : float
     params : VesicleParams
+    show_progress : bool
+        A progress bar over the components (stderr).
 
     Returns
     -------
@@ -495,7 +501,7 @@ def close_vesicles(labels: np.ndarray, membrane_id: int, voxel_size_A: float,
     membrane = labels == membrane_id
     if not membrane.any():
         raise ParameterError(f"the label map has no voxel of label {membrane_id} (membrane).")
-    vesicles, members = _fit_components(membrane, voxel_size_A, params)
+    vesicles, members = _fit_components(membrane, voxel_size_A, params, show_progress)
     closed = np.array(labels, copy=True)
     thickness = params.thickness_nm * 10.0 / voxel_size_A
     for row, on_sphere in zip(vesicles.itertuples(), members):
