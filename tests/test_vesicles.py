@@ -78,7 +78,7 @@ def test_only_the_vesicle_is_closed_and_other_features_keep_their_voxels(scene):
     assert len(accepted) == 1
     row = accepted.iloc[0]
     np.testing.assert_allclose([row.z, row.y, row.x], CENTRE, atol=0.5)
-    assert row.radius_nm == pytest.approx(RADIUS * 10.0 / 10.0, abs=0.5)  # voxels of 1 nm
+    assert row.radius_nm == pytest.approx(RADIUS, abs=0.5)  # 10 Å voxels: 1 voxel = 1 nm
     rejected = table[~table["accepted"]]
     assert len(rejected) == 2 and (rejected["reason"] != "").all()
     assert rejected["reason"].str.contains("covers|lie on the sphere|radius").all()
