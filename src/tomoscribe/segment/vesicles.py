@@ -50,6 +50,7 @@ import scipy.ndimage
 
 from ..errors import ParameterError
 from ..progress import track
+from ..structure.wedge import check_tilt_range
 
 #: Columns of the table :func:`find_vesicles` returns.
 VESICLE_COLUMNS = ["z", "y", "x", "radius_nm", "rms_nm", "inlier_fraction",
@@ -76,10 +77,7 @@ class VesicleParams:
     spheres_per_component: int = 3
 
     def validate(self) -> None:
-        lo, hi = (float(v) for v in self.tilt_range_deg)
-        if not -90 <= lo < hi <= 90:
-            raise ParameterError(f"the tilt range must lie in −90…90° with min < max, "
-                                 f"got {lo}, {hi}.")
+        check_tilt_range(self.tilt_range_deg)
         if not 0 < self.min_radius_nm < self.max_radius_nm:
             raise ParameterError(f"the vesicle radius range must be positive and increasing, "
                                  f"got {self.min_radius_nm}–{self.max_radius_nm} nm.")

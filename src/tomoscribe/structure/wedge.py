@@ -25,6 +25,14 @@ def rfft_frequencies(n: int) -> torch.Tensor:
     return torch.stack([kx, ky, kz], -1)
 
 
+def check_tilt_range(tilt_range_deg) -> tuple[float, float]:
+    """(min, max) tilt in degrees as floats; refuses a range outside −90…90° or empty."""
+    lo, hi = (float(v) for v in tilt_range_deg)
+    if not -90 <= lo < hi <= 90:
+        raise ParameterError(f"the tilt range must lie in −90…90° with min < max, got {lo}, {hi}.")
+    return lo, hi
+
+
 def wedge_mask(n: int, tilt_range_deg=(-60.0, 60.0), rotations_xyz=None) -> torch.Tensor:
     """Measured (1) / missing (0) mask on the rfftn grid of an n³ box.
 
@@ -35,9 +43,7 @@ def wedge_mask(n: int, tilt_range_deg=(-60.0, 60.0), rotations_xyz=None) -> torc
     rotations_xyz : optional (m, 3, 3) array: masks of particles with these
         orientations, seen in the reference frame; the result is then (m, n, n, n//2+1).
     """
-    lo, hi = (float(v) for v in tilt_range_deg)
-    if not -90 <= lo < hi <= 90:
-        raise ParameterError(f"the tilt range must lie in −90…90° with min < max, got {lo}, {hi}.")
+    lo, hi = check_tilt_range(tilt_range_deg)
     k = rfft_frequencies(n)
     if rotations_xyz is not None:
         r = torch.as_tensor(np.asarray(rotations_xyz), dtype=torch.float32)
