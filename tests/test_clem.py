@@ -322,7 +322,13 @@ def test_pipeline_small_end_to_end(tmp_path):
     assert labels["density"]["precision"] > 0.2 and labels["round 1"]["precision"] > 0.2
     page = (tmp_path / "report.html").read_text()
     assert "Registration through the holes" in page and "data:image/png;base64" in page
-    assert json.loads((tmp_path / "scores.json").read_text())["dice_ratio"]
+    written = json.loads((tmp_path / "scores.json").read_text())
+    assert written["dice_ratio"]["tomogram_2"] == pytest.approx(
+        scores["clem_tomogram_2"]["dice"] / scores["human_tomogram_2"]["dice"])
+    # A failed human baseline is flagged, so its ratio is not read as a verdict.
+    for t in (1, 2):
+        assert written["human_network_failed"][f"tomogram_{t}"] == (
+            scores[f"human_tomogram_{t}"]["dice"] < 0.3)
     for name in ("overview.mrc", "fluorescence_microtubule.mrc", "transform.json",
                  "transform.txt", "regions_microtubule.mrc", "microtubule_clem.trainset"):
         assert (tmp_path / "clem" / name).exists(), name

@@ -276,8 +276,10 @@ def pipeline(
         typer.echo(f"{key}: Dice {score['dice']:.3f}, precision {score['precision']:.3f}, "
                    f"recall {score['recall']:.3f}, filament-seed F1 "
                    f"{score['picking']['f1']:.3f}")
+    failed = (" (the human-trained network failed on it, so the ratio says little)"
+              if result["human_network_failed"]["tomogram_2"] else "")
     typer.echo(f"Dice CLEM / human: {result['dice_ratio']['tomogram_2']:.2f} on the tomogram "
-               f"without fluorescence; report: {out / 'report.html'}")
+               f"without fluorescence{failed}; report: {out / 'report.html'}")
 
 
 def _unmixed(volume, path: Path, bleed_from: Path | None, fraction: float) -> np.ndarray:
