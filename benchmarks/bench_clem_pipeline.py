@@ -13,8 +13,9 @@ precision and recall, the registration error at the tomogram and the time.
 One pipeline run compares two networks trained once each, and the chen2017 networks
 vary from one initialisation or cell to the next as much as the two labelings differ
 (docs/performance.md), so the issue's ratio needs several seeds.  A seed where the
-human-trained network itself fails (Dice < 0.3, ``BASELINE_FAILED_DICE``) is flagged: its ratio says little.
-A medium run takes about 8 minutes on 2 cores.
+human-trained network itself fails (Dice < 0.3, ``BASELINE_FAILED_DICE``) is flagged:
+its ratio says little.  A medium run takes about 8 minutes on 2 cores, a small one
+about 4.5.
 """
 
 from __future__ import annotations
