@@ -53,6 +53,11 @@ def test_fft_convolution_equals_direct_convolution_and_its_gradients(shape):
     g_fast = torch.autograd.grad(fast.square().sum(), (x, weight, bias))
     for a, b in zip(g_direct, g_fast):
         assert float((a - b).abs().max() / a.abs().max()) < 1e-4
+    # Weights only (the network's first layer: its input needs no gradient).
+    x_fixed = x.detach()
+    w_direct = torch.autograd.grad(F.conv2d(x_fixed, weight, bias, padding=7).square().sum(), weight)
+    w_fast = torch.autograd.grad(fft_conv2d(x_fixed, weight, bias, 7).square().sum(), weight)
+    assert float((w_direct[0] - w_fast[0]).abs().max() / w_direct[0].abs().max()) < 1e-4
 
 
 def test_fft_and_direct_network_modes_agree():

@@ -26,6 +26,34 @@ def fast_length(n: int) -> int:
     return int(scipy.fft.next_fast_len(int(n), real=True))
 
 
+class _SpectralMix(torch.autograd.Function):
+    """``torch.bmm`` of complex (F, B, C) and (F, C, O) with contiguous operands.
+
+    On permuted (strided) operands ``torch.bmm`` falls back to a loop over the F
+    matrices with a copy for each, 7× slower for chen2017's 64-pixel training tiles;
+    autograd's own backward would hit it too, since the incoming gradient is a
+    permuted view.  Gradients follow PyTorch's complex convention (conjugate
+    transposes).
+    """
+
+    @staticmethod
+    def forward(ctx, xf: torch.Tensor, wf: torch.Tensor) -> torch.Tensor:
+        xf, wf = xf.contiguous(), wf.contiguous()
+        ctx.save_for_backward(xf, wf)
+        return torch.bmm(xf, wf)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        xf, wf = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(grad, wf.transpose(1, 2).conj().contiguous())
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(xf.transpose(1, 2).conj().contiguous(), grad)
+        return grad_x, grad_w
+
+
 def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                padding: int) -> torch.Tensor:
     """Cross-correlation of ``x`` (B, C, H, W) with ``weight`` (O, C, K, K), as conv2d.
@@ -54,7 +82,7 @@ def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     n_freq = lh * spec_x.shape[-1]
     xf = spec_x.reshape(b, c, n_freq).permute(2, 0, 1)             # (F, B, C)
     wf = spec_w.reshape(o, c, n_freq).permute(2, 1, 0)             # (F, C, O)
-    yf = torch.bmm(xf, wf).permute(1, 2, 0).reshape(b, o, lh, spec_x.shape[-1])
+    yf = _SpectralMix.apply(xf, wf).permute(1, 2, 0).reshape(b, o, lh, spec_x.shape[-1])
     y = torch.fft.irfft2(yf, s=(lh, lw))
     y = y[..., kh - 1: hp, kw - 1: wp]
     if bias is not None:
