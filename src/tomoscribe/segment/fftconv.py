@@ -8,7 +8,9 @@ frequency.  On 2 CPU cores this trains and applies the network many times faster
 
 The input is zero-padded by ``padding`` and transformed at a fast FFT length ≥ the
 padded size; a circular convolution of that length is exact on the ``H + 2p − K + 1``
-"valid" outputs, which are the ones kept.  Gradients flow through ``torch.fft``.
+"valid" outputs, which are the ones kept.  Gradients flow through ``torch.fft``; the
+channel mixing has its own backward (:class:`_SpectralMix`) so that every matrix
+product sees contiguous operands.
 """
 
 from __future__ import annotations
