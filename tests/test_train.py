@@ -2,17 +2,19 @@ import numpy as np
 import pytest
 import torch
 
+from tomoscribe.cli.app import main
 from tomoscribe.errors import ParameterError, TrainingError
+from tomoscribe.segment.modelfile import load_model
 from tomoscribe.segment.network import ArchitectureSpec
 from tomoscribe.segment.train import TrainParams, split_by_source, train_feature
-from tomoscribe.segment.trainset import build_training_set, painted_mask_source
+from tomoscribe.segment.trainset import (build_training_set, combine_training_sets,
+                                         painted_mask_source, save_training_set)
 from tomoscribe.volume import Volume
 
 
-@pytest.fixture(scope="module")
-def discs():
-    """Bright discs (the feature) on several slices, negatives elsewhere."""
-    rng = np.random.default_rng(0)
+def _disc_set(seed: int, voxel_A: float = 10.0, feature: str = "disc"):
+    """Bright discs (the feature) on several slices of one volume, negatives elsewhere."""
+    rng = np.random.default_rng(seed)
     data = rng.normal(size=(12, 96, 96)).astype(np.float32) * 0.5
     labels = np.zeros(data.shape, np.uint8)
     yy, xx = np.mgrid[:96, :96]
@@ -24,10 +26,15 @@ def discs():
         labels[z][disc] = 1
         positives.append((z, cy, cx))
     negatives = [(z, 75, 75) for z in range(12)]
-    volume = Volume(data, (10.0,) * 3)
+    volume = Volume(data, (voxel_A,) * 3)
     return build_training_set(volume, positives, negatives,
-                              painted_mask_source(Volume(labels, (10.0,) * 3)), "disc",
-                              tile_size=32, seed=0)
+                              painted_mask_source(Volume(labels, (voxel_A,) * 3)), feature,
+                              tile_size=32, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def discs():
+    return _disc_set(0)
 
 
 def test_training_is_reproducible_and_recorded(discs):
@@ -69,3 +76,49 @@ def test_context_beyond_training_set_is_refused(discs):
     with pytest.raises(ParameterError, match="--context"):
         train_feature(discs, ArchitectureSpec("chen2017-2.5d", 1), TrainParams(epochs=1),
                       device="cpu")
+
+
+def test_training_sets_of_several_tomograms_train_one_network(discs, tmp_path, capsys):
+    other = _disc_set(1)
+    combined = combine_training_sets([discs, other], ["a", "b"])
+    assert len(combined) == len(discs) + len(other)
+    assert combined.n_positive == discs.n_positive + other.n_positive
+    np.testing.assert_array_equal(combined.tiles[len(discs):], other.tiles)
+    # Every box keeps its own index, so the validation split still holds out whole boxes.
+    first, second = combined.source[:len(discs)], combined.source[len(discs):]
+    assert second.min() > first.max()
+    assert len(set(combined.source)) == len(set(discs.source)) + len(set(other.source))
+    train, val = split_by_source(combined, 0.2, seed=0)
+    assert not set(combined.source[train]) & set(combined.source[val])
+    assert combined.metadata["n_positive_boxes"] == 20
+    assert [c["name"] for c in combined.metadata["combined_from"]] == ["a", "b"]
+
+    paths = [save_training_set(tmp_path / f"{n}.trainset", s) for n, s in (("a", discs),
+                                                                            ("b", other))]
+    model_path = tmp_path / "disc.tsm"
+    assert main(["train", *map(str, paths), "-o", str(model_path), "--epochs", "12",
+                 "--validation", "0", "--device", "cpu", "-q"]) == 0
+    assert "from 2 training sets" in capsys.readouterr().out
+    record = load_model(model_path).metadata["training"]
+    assert record["n_train_tiles"] == len(combined)
+    assert record["trainset"]["n_positive_boxes"] == 20
+
+
+def test_unlike_training_sets_are_not_combined(discs, tmp_path, capsys):
+    with pytest.raises(ParameterError, match="voxel sizes"):
+        combine_training_sets([discs, _disc_set(1, voxel_A=12.0)])
+    with pytest.raises(ParameterError, match="features"):
+        combine_training_sets([discs, _disc_set(1, feature="vesicle")])
+    relabelled = _disc_set(1)
+    relabelled.metadata["preprocessing"] = {"lowpass_A": 20.0}
+    discs_pre = _disc_set(0)
+    discs_pre.metadata["preprocessing"] = {"lowpass_A": 60.0}
+    with pytest.raises(ParameterError, match="preprocessing"):
+        combine_training_sets([discs_pre, relabelled])
+    a = save_training_set(tmp_path / "a.trainset", discs)
+    b = save_training_set(tmp_path / "b.trainset", _disc_set(1, voxel_A=12.0))
+    out = tmp_path / "m.tsm"
+    assert main(["train", str(a), str(b), "-o", str(out), "--device", "cpu", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "voxel sizes (10 and 12 Å)" in err and "b.trainset" in err
+    assert not out.exists() and not list(tmp_path.glob("m.tsm*"))

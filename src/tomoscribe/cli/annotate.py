@@ -17,8 +17,8 @@ from ..segment.merge import merge_into
 from ..segment.modelfile import load_model, save_model
 from ..segment.network import ARCHITECTURES, ArchitectureSpec
 from ..segment.train import TrainParams, train_feature
-from ..segment.trainset import (build_training_set, contour_box_centres,
-                                contour_mask_source, load_training_set,
+from ..segment.trainset import (build_training_set, combine_training_sets,
+                                contour_box_centres, contour_mask_source, load_training_set,
                                 painted_mask_source, save_training_set)
 from ..volume import check_same_grid
 from . import options
@@ -129,7 +129,10 @@ def trainset(
 
 @app.command()
 def train(
-    training_set: Path = typer.Argument(..., help="File written by `tomoscribe trainset`."),
+    training_sets: list[Path] = typer.Argument(
+        ..., help="File(s) written by `tomoscribe trainset` or `clem transfer`; several (e.g. "
+                  "one per tomogram, same feature, voxel size and preprocessing) train one "
+                  "network together."),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write."),
     arch: str = typer.Option("chen2017", "--arch",
                              help="Architecture: " + ", ".join(ARCHITECTURES)),
@@ -147,8 +150,9 @@ def train(
     device: str = options.Device,
     quiet: bool = options.Quiet,
 ) -> None:
-    """Train one network for the feature of a training set."""
-    data = load_training_set(training_set)
+    """Train one network for the feature of one or more training sets."""
+    data = combine_training_sets([load_training_set(path) for path in training_sets],
+                                 [str(path) for path in training_sets])
     spec = ArchitectureSpec(arch, context)
     if learning_rate is None:
         learning_rate = 0.01 if optimizer == "sgd" else 3e-4
@@ -159,13 +163,15 @@ def train(
     save_model(output, model)
     history = model.metadata["training"]["history"]
     write_provenance(output, "train", {"architecture": spec.as_dict(), **params.__dict__},
-                     [training_set], extra={"amplitude": model.amplitude,
+                     list(training_sets), extra={"amplitude": model.amplitude,
                                             "final": history[-1]})
     last = history[-1]
     val = (f", validation loss {last['validation_loss']:.3f}"
            if last["validation_loss"] is not None else "")
-    typer.echo(f"wrote {output}: {model.feature!r}, train loss {last['train_loss']:.3f}{val}, "
-               f"amplitude {model.amplitude:.3f}")
+    pooled = f" from {len(training_sets)} training sets ({len(data)} tiles)" if len(
+        training_sets) > 1 else ""
+    typer.echo(f"wrote {output}: {model.feature!r}{pooled}, train loss {last['train_loss']:.3f}"
+               f"{val}, amplitude {model.amplitude:.3f}")
 
 
 @app.command()

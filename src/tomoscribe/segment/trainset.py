@@ -389,3 +389,68 @@ def load_training_set(path: str | os.PathLike) -> TrainingSet:
     if not np.isfinite(tiles).all():
         raise InputFileError(f"{path} has NaN or infinite tile values; rebuild it.")
     return trainset
+
+
+def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = None) -> TrainingSet:
+    """One training set from several of the same feature (e.g. one per tomogram).
+
+    Tiles are concatenated; box indices (``source``) are offset so that every box keeps
+    its own index and the validation split still holds out whole boxes.  Labels are
+    free with correlative fluorescence, so pooling several tomograms' transferred sets
+    gives the network more of each cell's background (docs/method.md).
+
+    Parameters
+    ----------
+    sets : list of TrainingSet
+        Training sets of one feature, voxel size, tile size, context and preprocessing.
+    names : list of str, optional
+        Where each set came from (file names), recorded in the metadata and named in
+        errors.
+
+    Raises
+    ------
+    ParameterError
+        The sets differ in feature, voxel size (beyond 0.5%), tile size, context slices
+        or preprocessing: their tiles would not mean the same thing to one network.
+    """
+    if not sets:
+        raise ParameterError("no training sets to combine.")
+    names = list(names) if names is not None else [f"set {i + 1}" for i in range(len(sets))]
+    if len(sets) == 1:
+        return sets[0]
+    first, first_name = sets[0].metadata, names[0]
+    for trainset, name in zip(sets[1:], names[1:]):
+        meta = trainset.metadata
+        differs = None
+        if meta.get("feature") != first.get("feature"):
+            differs = f"features ({first.get('feature')!r} and {meta.get('feature')!r})"
+        elif not np.allclose(meta["voxel_size_A"], first["voxel_size_A"], rtol=5e-3):
+            differs = (f"voxel sizes ({first['voxel_size_A'][0]:g} and "
+                       f"{meta['voxel_size_A'][0]:g} Å)")
+        elif trainset.tiles.shape[1:] != sets[0].tiles.shape[1:]:
+            differs = (f"tile sizes or context slices ({tuple(sets[0].tiles.shape[1:])} and "
+                       f"{tuple(trainset.tiles.shape[1:])})")
+        elif (meta.get("preprocessing") and first.get("preprocessing")
+              and meta["preprocessing"] != first["preprocessing"]):
+            differs = "preprocessing (band-pass, normalisation or binning)"
+        if differs:
+            raise ParameterError(f"{first_name} and {name} differ in {differs}; only training "
+                                 "sets made alike can train one network.")
+    sources, offset = [], 0
+    for trainset in sets:
+        sources.append(trainset.source.astype(np.int64) + offset)
+        offset = int(sources[-1].max()) + 1
+    metadata = dict(first)
+    metadata.update({
+        "annotator": " + ".join(dict.fromkeys(s.metadata.get("annotator", "") for s in sets)),
+        "n_positive_boxes": sum(int(s.metadata.get("n_positive_boxes", 0)) for s in sets),
+        "n_negative_boxes": sum(int(s.metadata.get("n_negative_boxes", 0)) for s in sets),
+        "tomogram": [s.metadata.get("tomogram", {}) for s in sets],
+        "combined_from": [{"name": name, "tiles": len(s), "tomogram": s.metadata.get("tomogram", {}),
+                           "annotator": s.metadata.get("annotator", "")}
+                          for s, name in zip(sets, names)],
+    })
+    return TrainingSet(np.concatenate([s.tiles for s in sets]),
+                       np.concatenate([s.masks for s in sets]),
+                       np.concatenate([s.positive for s in sets]),
+                       np.concatenate(sources).astype(np.int32), metadata)
