@@ -2,10 +2,12 @@
 
     python benchmarks/bench_clem_pipeline.py [--seeds 0 1 2 3] [--size medium]
                                              [--out bench-clem] [--keep]
+                                             [--training-tomograms 3]
 
-Each seed runs ``tomoscribe clem pipeline`` (two simulated cells, correlative data
-around the first, registration, watershed, transfer, self-training, the simulated
-human annotator on the same tomogram, both networks on both tomograms) and prints,
+Each seed runs ``tomoscribe clem pipeline`` (simulated cells: tomogram 1 and, with
+``--training-tomograms`` N, N − 1 more with correlative data, tomogram 2 without;
+registration, watershed, transfer and self-training on every labelled tomogram, the
+simulated human annotator on tomogram 1, both networks on tomograms 1 and 2) and prints,
 per seed and as medians: Dice of each network on tomogram 1 (the one with
 fluorescence) and tomogram 2 (none), the CLEM / human ratio, the transferred labels'
 precision and recall, the registration error at the tomogram and the time.
@@ -14,8 +16,8 @@ One pipeline run compares two networks trained once each, and the chen2017 netwo
 vary from one initialisation or cell to the next as much as the two labelings differ
 (docs/performance.md), so the issue's ratio needs several seeds.  A seed where the
 human-trained network itself fails (Dice < 0.3, ``BASELINE_FAILED_DICE``) is flagged:
-its ratio says little.  A medium run takes about 8 minutes on 2 cores, a small one
-about 4.5.
+its ratio says little.  A medium run with 3 labelled tomograms took 558–756 s on 2
+cores (session 8).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("--size", choices=("small", "medium"), default="medium")
     parser.add_argument("--out", type=Path, default=Path("bench-clem"))
     parser.add_argument("--keep", action="store_true", help="keep each run's files")
+    parser.add_argument("--training-tomograms", type=int, default=3,
+                        help="labelled tomograms that train the CLEM network together")
     args = parser.parse_args()
     rows = []
     print("seed | Dice t1 human / CLEM (ratio) | Dice t2 human / CLEM (ratio) | "
@@ -42,7 +46,8 @@ def main() -> None:
     for seed in args.seeds:
         out = args.out / f"seed_{seed}"
         started = time.perf_counter()
-        result = run_clem_pipeline(ClemSettings(out_dir=out, size=args.size, seed=seed))
+        result = run_clem_pipeline(ClemSettings(out_dir=out, size=args.size, seed=seed,
+                                                training_tomograms=args.training_tomograms))
         seconds = time.perf_counter() - started
         scores = result["scores"]
         row = {"seed": seed, "seconds": seconds,

@@ -310,8 +310,25 @@ def test_pipeline_small_end_to_end(tmp_path):
     """Simulated CLEM → registration → watershed → transfer → self-training → scores."""
     from tomoscribe.clem.pipeline import BASELINE_FAILED_DICE, ClemSettings, run_clem_pipeline
 
-    result = run_clem_pipeline(ClemSettings(out_dir=tmp_path, size="small", epochs=8))
+    from tomoscribe.segment.modelfile import load_model
+
+    result = run_clem_pipeline(ClemSettings(out_dir=tmp_path, size="small", epochs=8,
+                                            training_tomograms=2))
     assert result["registration"]["true_error_at_tomogram_nm"]["max"] <= 50.0
+    # Two tomograms with fluorescence (1 and 3) train the CLEM network; 2 has none.
+    labelled = result["training_tomograms"]
+    assert set(labelled) == {"tomogram_1", "tomogram_3"}
+    for record in labelled.values():
+        assert record["true_error_at_tomogram_nm"]["max"] <= 50.0
+        assert record["label_vs_truth"]["precision"] > 0.2
+    clem_model = load_model(tmp_path / "models" / "microtubule_clem.tsm")
+    assert len(clem_model.metadata["training"]["trainset"]["tomogram"]) == 2
+    assert clem_model.metadata["training"]["n_train_tiles"] + clem_model.metadata["training"][
+        "n_validation_tiles"] == sum(r["clem_tiles"] for r in labelled.values())
+    human_model = load_model(tmp_path / "models" / "microtubule_human.tsm")
+    assert isinstance(human_model.metadata["training"]["trainset"]["tomogram"], dict)
+    assert (tmp_path / "clem" / "tomogram_3" / "microtubule_clem_round1.trainset").exists()
+    assert (tmp_path / "truth" / "fm_to_overview_3.json").exists()
     scores = result["scores"]
     assert set(scores) == {f"{name}_tomogram_{t}" for name in ("clem", "human", "clem_round0")
                            for t in (1, 2)}
@@ -322,6 +339,7 @@ def test_pipeline_small_end_to_end(tmp_path):
     assert labels["density"]["precision"] > 0.2 and labels["round 1"]["precision"] > 0.2
     page = (tmp_path / "report.html").read_text()
     assert "Registration through the holes" in page and "data:image/png;base64" in page
+    assert "trained on 2 tomograms with fluorescence" in page
     written = json.loads((tmp_path / "scores.json").read_text())
     assert written["dice_ratio"]["tomogram_2"] == pytest.approx(
         scores["clem_tomogram_2"]["dice"] / scores["human_tomogram_2"]["dice"])

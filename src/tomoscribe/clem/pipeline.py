@@ -2,20 +2,21 @@
 
 With no input files:
 
-1. simulate two cell tomograms (20 Å voxels, about 1 µm across, ±60°, CTF, SNR 0.1)
-   with their truth, and around the first a correlative pair
+1. simulate cell tomograms (20 Å voxels, about 1 µm across, ±60°, CTF, SNR 0.1) with
+   their truth: tomogram 2 is only segmented; around tomogram 1 (and tomograms 3, 4, …
+   with ``training_tomograms`` > 1, each a different cell) a correlative pair
    (:mod:`tomoscribe.simulate.correlative`): EM overview, fluorescence of the
    microtubules, a cell stain and the film's reflection, and the tomogram's placement;
-2. register the fluorescence to the overview through the film's holes (lattice fits,
-   the cell's fluorescence as anchor, RANSAC similarity) and score the registration
-   against the true transform at the tomogram;
+2. for each pair, register the fluorescence to the overview through the film's holes
+   (lattice fits, the cell's fluorescence as anchor, RANSAC similarity) and score the
+   registration against the true transform at the tomogram;
 3. segment the microtubule channel with the 3D watershed (after unmixing the cell
    stain's bleed-through) and transfer its regions into the tomogram, refined by the
    tomogram's density, as a training set;
-4. train the chen2017 network from that set alone, let it relabel the fluorescence
-   band of the same tomogram and train again (self-training, ``self_training_rounds``),
-   and for comparison train from the simulated human annotator of the demo (10
-   painted tiles, 100 negatives) on the same tomogram;
+4. train the chen2017 network from those sets alone (pooled), let it relabel the
+   fluorescence band of every labelled tomogram and train again (self-training,
+   ``self_training_rounds``), and for comparison train from the simulated human
+   annotator of the demo (10 painted tiles, 100 negatives) on tomogram 1;
 5. segment both tomograms with both networks (the second tomogram has no
    fluorescence) and score Dice, precision, recall and filament-seed picking F1
    against the truth.
@@ -42,7 +43,8 @@ from ..segment.engine import segment_array
 from ..segment.modelfile import load_model, save_model
 from ..segment.network import ArchitectureSpec
 from ..segment.train import TrainParams, resolve_device, train_feature
-from ..segment.trainset import build_training_set, painted_mask_source, save_training_set
+from ..segment.trainset import (build_training_set, combine_training_sets, painted_mask_source,
+                                save_training_set)
 from ..simulate.annotator import simulate_annotator
 from ..simulate.cell import CELL_CLASS_IDS, CellParams, make_cell
 from ..simulate.correlative import CorrelativeParams, make_correlative_pair
@@ -81,6 +83,13 @@ class ClemSettings:
     n_positive: int = 10
     n_negative: int = 100
     self_training_rounds: int = 1
+    #: Tomograms with fluorescence whose transferred labels train the CLEM network
+    #: together (tomogram 1, then 3, 4, …; tomogram 2 is never labelled).  The human
+    #: baseline always paints tomogram 1 only.  Labels from fluorescence cost no one's
+    #: time, and one 1 µm tomogram holds too little background far from the labelled
+    #: structure for the negatives (docs/performance.md: Dice ratio 0.74 with 1, 0.88
+    #: with 3 on seed 0).
+    training_tomograms: int = 3
     show_progress: bool = False
 
 
@@ -101,6 +110,9 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     """Run the pipeline; returns the scores and timings (also in ``scores.json``)."""
     if settings.size not in SIZES:
         raise ParameterError(f"--size must be one of {', '.join(SIZES)}, got {settings.size!r}.")
+    if not 1 <= settings.training_tomograms <= 8:
+        raise ParameterError("--training-tomograms must be between 1 and 8, got "
+                             f"{settings.training_tomograms}.")
     out = Path(settings.out_dir)
     for sub in ("", "truth", "clem", "models", "maps"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -110,59 +122,32 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
 
     timed = step_timer(timings)
 
-    # 1. Two tomograms with truth; correlative data around the first.
+    # 1. Tomograms with truth: 1 (and 3, 4, … with --training-tomograms) with correlative
+    #    data, 2 without (it is only segmented and scored).
     pre_params = PreprocessParams(lowpass_A=settings.lowpass_A)
+    n_tomos = settings.training_tomograms + 1
+    labelled = [1] + list(range(3, n_tomos + 1))
     tomos = []
-    for t in (1, 2):
+    for t in range(1, n_tomos + 1):
         with timed("simulate tomograms"):
-            say(f"simulating tomogram {t} of 2 {SIZES[settings.size][::-1]} (x, y, z) at "
-                f"{VOXEL_A} Å")
-            tomos.append(simulate_clem_tomogram(out, t, settings.size, settings.seed + t - 1,
+            say(f"simulating tomogram {t} of {n_tomos} {SIZES[settings.size][::-1]} (x, y, z) "
+                f"at {VOXEL_A} Å")
+            tomos.append(simulate_clem_tomogram(out, t, settings.size, cell_seed(settings.seed, t),
                                                 settings.snr, pre_params))
-    with timed("simulate correlative data"):
-        say("simulating the EM overview and the fluorescence around tomogram 1")
-        clem_params = CorrelativeParams(labelled={FEATURE: CELL_CLASS_IDS[FEATURE]},
-                                        seed=settings.seed)
-        pair, files = simulate_correlative_files(out, tomos[0], clem_params)
+    transfer_params = TransferParams(feature=FEATURE, n_positive=settings.n_positive,
+                                     n_negative=settings.n_negative, seed=settings.seed)
+    # 2.–3. For each labelled tomogram: correlative data, registration, watershed, transfer.
+    labelled_data = {}  # tomogram → its correlative pair, registration and transferred labels
+    for t in labelled:
+        labelled_data[t] = label_from_fluorescence(out, t, tomos[t - 1], settings.seed,
+                                                   transfer_params, pre_params, timed, say)
+    first = labelled_data[1]
+    pair, registration, summary = first["pair"], first["registration"], first["summary"]
+    regions, region_table, sampled = first["regions"], first["region_table"], first["sampled"]
+    transfer_record, truth_tre = first["record"], first["truth_tre"]
+    label_quality, band_quality = first["label_quality"], first["band_quality"]
 
-    # 2. Registration through the holes.
-    with timed("register"):
-        say("detecting holes and registering the fluorescence to the overview")
-        registration, holes = register_pair(pair, clem_params)
-        save_registration(out / "clem" / "transform.json", registration,
-                          {"holes_overview": holes[0], "holes_fluorescence": holes[1]})
-        summary = registration.summary()
-        truth_tre = tomogram_tre_nm(registration.matrix, pair["fm_to_overview"],
-                                    pair["placement"], clem_params.fm_pixel_nm)
-        if summary["anchor"].get("ambiguous"):
-            say(f"warning: the cell anchor's margin is thin ({summary['anchor']['margin']:.3f})")
-        say(f"registration: {summary['n_inliers']} holes, FRE {summary['fre_nm']:.0f} nm, "
-            f"true error at the tomogram {truth_tre['max']:.0f} nm (max over its corners)")
-
-    # 3. Watershed of the labelled channel, transfer into tomogram 1.
-    with timed("watershed + transfer"):
-        say("watershed of the microtubule channel and label transfer")
-        unmixed = remove_bleed_through(pair["fluorescence"][FEATURE], pair["fluorescence"]["cell"],
-                                       clem_params.bleed_through)
-        regions, region_table, signal = watershed_segment(unmixed, WatershedParams())
-        write_volume(out / "clem" / f"regions_{FEATURE}.mrc",
-                     Volume(regions.astype(np.int16), files["fm_voxel_A"]))
-        transfer_params = TransferParams(feature=FEATURE, n_positive=settings.n_positive,
-                                         n_negative=settings.n_negative, seed=settings.seed)
-        sampled = fluorescence_in_tomogram(regions, signal, pair["fm_voxel_nm"],
-                                           registration.matrix, pair["placement"],
-                                           transfer_params.positive_level)
-        clem_set, refined, transfer_record = transfer_labels(
-            tomos[0]["pre"], sampled, transfer_params, summary["loo_tre_nm"]["p90"],
-            pre_params.as_dict())
-        save_training_set(out / "clem" / f"{FEATURE}_clem.trainset", clem_set)
-        write_volume(out / "clem" / f"{FEATURE}_transferred.mrc",
-                     Volume(refined.astype(np.uint8), VOXEL_A))
-        label_quality = overlap_scores(refined, tomos[0]["truth"])
-        band_quality = overlap_scores(np.broadcast_to(sampled["band"], refined.shape),
-                                      tomos[0]["truth"])
-
-    # 4. The simulated human annotator on the same tomogram.
+    # 4. The simulated human annotator on tomogram 1.
     with timed("annotate (simulated human)"):
         rng = np.random.default_rng(settings.seed)
         pos, neg, painted = simulate_annotator(tomos[0]["labels"], CELL_CLASS_IDS[FEATURE], rng,
@@ -205,24 +190,33 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
             maps[(source, t)] = np.asarray(result.data)
         return maps[(source, t)]
 
-    # 5. Self-training: the density-labelled network relabels the band, then retrain.
+    # 5. Self-training: the density-labelled network relabels the band of every labelled
+    #    tomogram, then retrain (on all labelled tomograms together).
     models, histories, maps, retries = {}, {}, {}, {}
     source = "clem"
     label_qualities = {"density": label_quality}
     round_records = []
+    sets = {t: labelled_data[t]["set"] for t in labelled}
+    refined = first["refined"]
     for round_index in range(1, settings.self_training_rounds + 1):
-        train(f"clem_round{round_index - 1}", clem_set)
         previous = f"clem_round{round_index - 1}"
-        network_map = segment(previous, 1)
-        with timed("watershed + transfer"):
-            clem_set, refined, round_record = transfer_labels(
-                tomos[0]["pre"], sampled, transfer_params, summary["loo_tre_nm"]["p90"],
-                pre_params.as_dict(), network_map=network_map, map_threshold=settings.threshold)
-            label_qualities[f"round {round_index}"] = overlap_scores(refined, tomos[0]["truth"])
-            round_records.append(round_record)
-            save_training_set(out / "clem" / f"{FEATURE}_clem_round{round_index}.trainset",
-                              clem_set)
-    train(source, clem_set)
+        train(previous, pooled(sets))
+        for t in labelled:
+            network_map = segment(previous, t)
+            data = labelled_data[t]
+            with timed("watershed + transfer"):
+                sets[t], refined_t, round_record = transfer_labels(
+                    tomos[t - 1]["pre"], data["sampled"], transfer_params,
+                    data["summary"]["loo_tre_nm"]["p90"], pre_params.as_dict(),
+                    network_map=network_map, map_threshold=settings.threshold)
+                save_training_set(data["folder"] / f"{FEATURE}_clem_round{round_index}.trainset",
+                                  sets[t])
+            if t == 1:
+                refined = refined_t
+                label_qualities[f"round {round_index}"] = overlap_scores(refined,
+                                                                         tomos[0]["truth"])
+                round_records.append(round_record)
+    train(source, pooled(sets))
     train("human", human_set)
 
     # 6. Segment both tomograms, score against the truth.
@@ -249,6 +243,10 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
                                        "band_vs_truth": band_quality,
                                        "labels_vs_truth_by_round": label_qualities,
                                        "self_training_rounds": round_records},
+        "training_tomograms": {
+            f"tomogram_{t}": {"true_error_at_tomogram_nm": labelled_data[t]["truth_tre"],
+                              "label_vs_truth": labelled_data[t]["label_quality"],
+                              "clem_tiles": len(sets[t])} for t in labelled},
         "scores": scores,
         "dice_ratio": {f"tomogram_{t}": _ratio(scores[f"clem_tomogram_{t}"]["dice"],
                                                scores[f"human_tomogram_{t}"]["dice"])
@@ -268,6 +266,73 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     return result
 
 
+def label_from_fluorescence(out: Path, t: int, tomo: dict, seed: int,
+                            transfer_params: TransferParams, pre_params: PreprocessParams,
+                            timed, say) -> dict:
+    """Steps 1–3 for labelled tomogram ``t``: its correlative pair, the registration through
+    the holes, the watershed and the transfer; files under ``out/clem`` (tomogram 1) or
+    ``out/clem/tomogram_t``.  Returns the pair, registration, regions, sampled
+    fluorescence, training set, labels and their scores against the truth."""
+    folder = out / "clem" if t == 1 else out / "clem" / f"tomogram_{t}"
+    with timed("simulate correlative data"):
+        say(f"simulating the EM overview and the fluorescence around tomogram {t}")
+        clem_params = CorrelativeParams(labelled={FEATURE: CELL_CLASS_IDS[FEATURE]},
+                                        seed=seed if t == 1 else cell_seed(seed, t))
+        pair, files = simulate_correlative_files(
+            out, tomo, clem_params, folder, truth_name=_suffixed("fm_to_overview", t) + ".json")
+    with timed("register"):
+        say(f"detecting holes and registering the fluorescence to the overview ({t})")
+        registration, holes = register_pair(pair, clem_params)
+        save_registration(folder / "transform.json", registration,
+                          {"holes_overview": holes[0], "holes_fluorescence": holes[1]})
+        summary = registration.summary()
+        truth_tre = tomogram_tre_nm(registration.matrix, pair["fm_to_overview"],
+                                    pair["placement"], clem_params.fm_pixel_nm)
+        if summary["anchor"].get("ambiguous"):
+            say(f"warning: the cell anchor's margin is thin ({summary['anchor']['margin']:.3f})")
+        say(f"registration: {summary['n_inliers']} holes, FRE {summary['fre_nm']:.0f} nm, "
+            f"true error at the tomogram {truth_tre['max']:.0f} nm (max over its corners)")
+    with timed("watershed + transfer"):
+        say("watershed of the microtubule channel and label transfer")
+        unmixed = remove_bleed_through(pair["fluorescence"][FEATURE], pair["fluorescence"]["cell"],
+                                       clem_params.bleed_through)
+        regions, region_table, signal = watershed_segment(unmixed, WatershedParams())
+        write_volume(folder / f"regions_{FEATURE}.mrc",
+                     Volume(regions.astype(np.int16), files["fm_voxel_A"]))
+        sampled = fluorescence_in_tomogram(regions, signal, pair["fm_voxel_nm"],
+                                           registration.matrix, pair["placement"],
+                                           transfer_params.positive_level)
+        clem_set, refined, record = transfer_labels(
+            tomo["pre"], sampled, transfer_params, summary["loo_tre_nm"]["p90"],
+            pre_params.as_dict())
+        save_training_set(folder / f"{FEATURE}_clem.trainset", clem_set)
+        write_volume(folder / f"{FEATURE}_transferred.mrc",
+                     Volume(refined.astype(np.uint8), VOXEL_A))
+    return {"pair": pair, "registration": registration, "summary": summary,
+            "truth_tre": truth_tre, "regions": regions, "region_table": region_table,
+            "sampled": sampled, "set": clem_set, "refined": refined, "record": record,
+            "folder": folder, "label_quality": overlap_scores(refined, tomo["truth"]),
+            "band_quality": overlap_scores(np.broadcast_to(sampled["band"], refined.shape),
+                                           tomo["truth"])}
+
+
+def cell_seed(seed: int, index: int) -> int:
+    """Simulation seed of tomogram ``index``: seed, seed + 1 for tomograms 1 and 2 (as
+    before there were more), then seed + 1000 + index for further labelled tomograms,
+    so that no two tomograms of a run, nor of runs with nearby seeds, are the same cell."""
+    return seed + index - 1 if index <= 2 else seed + 1000 + index
+
+
+def pooled(sets: dict):
+    """One training set from the labelled tomograms' sets (in tomogram order)."""
+    order = sorted(sets)
+    return combine_training_sets([sets[t] for t in order], [f"tomogram {t}" for t in order])
+
+
+def _suffixed(name: str, index: int) -> str:
+    return name if index == 1 else f"{name}_{index}"
+
+
 def simulate_clem_tomogram(out: Path, index: int, size: str, seed: int, snr: float,
                            pre_params: PreprocessParams) -> dict:
     """Simulate, image and preprocess one tomogram; write it and its truth under ``out``."""
@@ -283,11 +348,16 @@ def simulate_clem_tomogram(out: Path, index: int, size: str, seed: int, snr: flo
             "labels": np.asarray(labels.data), "instances": np.asarray(instances.data)}
 
 
-def simulate_correlative_files(out: Path, tomo: dict, params: CorrelativeParams):
-    """The correlative pair around a simulated tomogram, written under ``out/clem``."""
+def simulate_correlative_files(out: Path, tomo: dict, params: CorrelativeParams,
+                               folder: Path | None = None,
+                               truth_name: str = "fm_to_overview.json"):
+    """The correlative pair around a simulated tomogram, written under ``folder``
+    (default ``out/clem``), its true transform under ``out/truth``."""
     pair = make_correlative_pair(tomo["labels"], tomo["instances"], VOXEL_A, params)
-    files = write_correlative_files(out / "clem", pair)
-    with atomic_path(out / "truth" / "fm_to_overview.json") as tmp:
+    folder = out / "clem" if folder is None else folder
+    folder.mkdir(parents=True, exist_ok=True)
+    files = write_correlative_files(folder, pair)
+    with atomic_path(out / "truth" / truth_name) as tmp:
         tmp.write_text(json.dumps({"matrix": pair["fm_to_overview"].tolist()}, indent=2) + "\n")
     return pair, files
 

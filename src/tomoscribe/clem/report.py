@@ -84,6 +84,17 @@ def write_clem_report(path: Path, result: dict, pair: dict, registration, region
     report.table(["labels", "Dice", "precision", "recall"],
                  [[name, q["dice"], q["precision"], q["recall"]]
                   for name, q in transfer["labels_vs_truth_by_round"].items()])
+    labelled = result.get("training_tomograms", {})
+    if len(labelled) > 1:
+        report.text(f"The CLEM network trained on {len(labelled)} tomograms with fluorescence "
+                    "together (each its own cell, correlative pair and registration); their "
+                    "density-refined labels against the truth:")
+        report.table(["tomogram", "true registration error (nm, worst corner)", "tiles",
+                      "label Dice", "label precision", "label recall"],
+                     [[name.replace("_", " "), r["true_error_at_tomogram_nm"]["max"],
+                       r["clem_tiles"], r["label_vs_truth"]["dice"],
+                       r["label_vs_truth"]["precision"], r["label_vs_truth"]["recall"]]
+                      for name, r in labelled.items()])
     truth = tomos[0]["truth"]
     zc = int(np.argmax(refined.sum((1, 2)))) if refined.any() else truth.shape[0] // 2
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))

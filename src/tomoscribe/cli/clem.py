@@ -260,6 +260,10 @@ def pipeline(
     epochs: int = typer.Option(20, "--epochs", min=1, help="Training epochs per network."),
     threshold: float = typer.Option(1.0, "--threshold", help="Normalised output level that "
                                     "counts as the feature."),
+    training_tomograms: int = typer.Option(
+        3, "--training-tomograms", min=1, max=8,
+        help="Tomograms with fluorescence that train the CLEM network together (the human "
+             "baseline still paints one)."),
     quiet: bool = options.Quiet,
 ) -> None:
     """Simulated CLEM → registration → watershed → transfer → train → segment → scores."""
@@ -267,6 +271,7 @@ def pipeline(
 
     result = run_clem_pipeline(ClemSettings(out_dir=out, size=size, seed=seed, device=device,
                                             epochs=epochs, threshold=threshold,
+                                            training_tomograms=training_tomograms,
                                             show_progress=not quiet))
     reg = result["registration"]
     typer.echo(f"registration: FRE {reg['fre_nm']:.1f} nm, leave-one-out TRE median "
