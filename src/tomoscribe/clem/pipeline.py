@@ -317,9 +317,10 @@ def label_from_fluorescence(out: Path, t: int, tomo: dict, seed: int,
 
 
 def cell_seed(seed: int, index: int) -> int:
-    """Simulation seed of tomogram ``index``: seed, seed + 1 for tomograms 1 and 2 (as
-    before there were more), then seed + 1000 + index for further labelled tomograms,
-    so that no two tomograms of a run, nor of runs with nearby seeds, are the same cell."""
+    """Simulation seed of tomogram ``index``: seed and seed + 1 for tomograms 1 and 2 (as
+    with one labelled tomogram), seed + 1000 + index for tomograms 3, 4, …, so that no
+    two tomograms of one run are the same cell (nearby run seeds may share the extra
+    cells)."""
     return seed + index - 1 if index <= 2 else seed + 1000 + index
 
 

@@ -446,8 +446,10 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
         "n_positive_boxes": sum(int(s.metadata.get("n_positive_boxes", 0)) for s in sets),
         "n_negative_boxes": sum(int(s.metadata.get("n_negative_boxes", 0)) for s in sets),
         "tomogram": [s.metadata.get("tomogram", {}) for s in sets],
-        "combined_from": [{"name": name, "tiles": len(s), "tomogram": s.metadata.get("tomogram", {}),
-                           "annotator": s.metadata.get("annotator", "")}
+        "combined_from": [{"name": name, "tiles": len(s),
+                           **{key: s.metadata[key] for key in ("tomogram", "annotator",
+                                                               "label_transfer")
+                              if key in s.metadata}}
                           for s, name in zip(sets, names)],
     })
     return TrainingSet(np.concatenate([s.tiles for s in sets]),
