@@ -306,6 +306,15 @@ def test_cli_bad_input_exits_2_without_output(clem_dataset, tmp_path, capsys):
                  "--out", str(tmp_path / "l.json")]) == 2
 
 
+def test_pipeline_refuses_a_bad_number_of_labelled_tomograms(tmp_path):
+    from tomoscribe.clem.pipeline import ClemSettings, run_clem_pipeline
+
+    for bad in (0, 9):
+        with pytest.raises(ParameterError, match="--training-tomograms"):
+            run_clem_pipeline(ClemSettings(out_dir=tmp_path / "out", training_tomograms=bad))
+    assert not (tmp_path / "out").exists()
+
+
 def test_pipeline_small_end_to_end(tmp_path):
     """Simulated CLEM → registration → watershed → transfer → self-training → scores."""
     from tomoscribe.clem.pipeline import BASELINE_FAILED_DICE, ClemSettings, run_clem_pipeline

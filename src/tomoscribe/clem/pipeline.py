@@ -279,7 +279,8 @@ def label_from_fluorescence(out: Path, t: int, tomo: dict, seed: int,
         clem_params = CorrelativeParams(labelled={FEATURE: CELL_CLASS_IDS[FEATURE]},
                                         seed=seed if t == 1 else cell_seed(seed, t))
         pair, files = simulate_correlative_files(
-            out, tomo, clem_params, folder, truth_name=_suffixed("fm_to_overview", t) + ".json")
+            out, tomo, clem_params, folder,
+            truth_name="fm_to_overview.json" if t == 1 else f"fm_to_overview_{t}.json")
     with timed("register"):
         say(f"detecting holes and registering the fluorescence to the overview ({t})")
         registration, holes = register_pair(pair, clem_params)
@@ -328,10 +329,6 @@ def pooled(sets: dict):
     """One training set from the labelled tomograms' sets (in tomogram order)."""
     order = sorted(sets)
     return combine_training_sets([sets[t] for t in order], [f"tomogram {t}" for t in order])
-
-
-def _suffixed(name: str, index: int) -> str:
-    return name if index == 1 else f"{name}_{index}"
 
 
 def simulate_clem_tomogram(out: Path, index: int, size: str, seed: int, snr: float,
