@@ -3,6 +3,8 @@
     python benchmarks/bench_classify.py [--structures 1bxn 1qvr ...] [--n 100]
         [--snr 1000 0.5 0.1 0.05 0.03] [--tilt 60 50 40] [--box 40]
         [--models inception3d dsrf3d resnet3d rif-svm] [--epochs 20] [--device auto]
+        [--optimizer sgd|adam] [--learning-rate LR] [--schedule constant|cosine]
+        [--rotate-fraction F]
 
 For every (SNR, tilt range) cell: simulate ``--n`` subtomograms per structure plus the
 empty class (the simulator of `tomoscribe simulate subtomograms`), split each class
@@ -17,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import time
-
-import numpy as np
 
 from tomoscribe.classify.rif import fit_rif_svm
 from tomoscribe.classify.training import (ClassifierParams, predict, split_halves,
@@ -42,10 +42,17 @@ def main() -> None:
                         default=["inception3d", "dsrf3d", "resnet3d", "rif-svm"])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--optimizer", default="sgd", help="sgd (the paper's) or adam")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="default 0.01 for sgd, 0.001 for adam")
+    parser.add_argument("--schedule", default="constant", help="constant or cosine")
+    parser.add_argument("--rotate-fraction", type=float, default=0.0,
+                        help="training items turned at random, wedge re-imposed")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     voxel = args.voxel_size or 9.2 * 40 / args.box
+    learning_rate = args.learning_rate or (0.001 if args.optimizer == "adam" else 0.01)
     rows = []
     for snr in args.snr:
         for tilt in args.tilt:
@@ -67,7 +74,11 @@ def main() -> None:
                     classifier = train_classifier(
                         volumes[train], labels[train], data["class_names"], name,
                         ClassifierParams(epochs=args.epochs, batch_size=args.batch,
-                                         seed=args.seed), voxel, args.device)
+                                         learning_rate=learning_rate, seed=args.seed,
+                                         optimizer=args.optimizer,
+                                         rotate_fraction=args.rotate_fraction,
+                                         schedule=args.schedule),
+                        voxel, args.device)
                     trained = time.perf_counter() - start
                     start = time.perf_counter()
                     predicted = predict(classifier, volumes[test], device=args.device).argmax(1)
@@ -78,7 +89,9 @@ def main() -> None:
                       f"(train {trained:.0f} s, classify {rate:.0f} /s; simulated in "
                       f"{simulated:.0f} s)", flush=True)
     print(f"\n{len(args.structures)} structures + empty, {args.n} per class, box "
-          f"{args.box} at {voxel:.1f} Å, {args.epochs} epochs, 50/50 split")
+          f"{args.box} at {voxel:.1f} Å, {args.epochs} epochs, {args.optimizer} at "
+          f"{learning_rate:g} ({args.schedule}), batch {args.batch}, rotated fraction "
+          f"{args.rotate_fraction:g}, 50/50 split")
     models = list(dict.fromkeys(r[2] for r in rows))
     print("| SNR | tilt | " + " | ".join(models) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in models) + " |")

@@ -3,7 +3,7 @@ patterns, centre-particle segmentation, with times on this machine.
 
     python benchmarks/bench_mining.py discovery [--structures 1bxn 3gl1 ...] [--n 60]
         [--snr 0.05] [--tilt 60] [--k 12] [--features cnn rif] [--arch inception3d]
-        [--epochs 10]
+        [--epochs 10] [--optimizer sgd|adam]
     python benchmarks/bench_mining.py autoencoder [--n 40] [--snr 0.5] [--clusters 8]
     python benchmarks/bench_mining.py voxelseg [--n 40] [--snr 0.5] [--crowded 4]
 
@@ -105,7 +105,9 @@ def discovery(args) -> None:
                 remap = np.cumsum([i != held for i in range(len(names))]) - 1
                 classifier = train_classifier(
                     volumes[keep], remap[labels[keep]], kept_names, args.arch,
-                    ClassifierParams(epochs=args.epochs, batch_size=32, seed=args.seed),
+                    ClassifierParams(epochs=args.epochs, batch_size=32, seed=args.seed,
+                                     optimizer=args.optimizer,
+                                     learning_rate=0.001 if args.optimizer == "adam" else 0.01),
                     voxel, args.device)
                 features = extract_features(classifier, volumes[test], device=args.device,
                                             layer="output")
@@ -181,6 +183,8 @@ def main() -> None:
     parser.add_argument("--features", nargs="+", default=["cnn", "rif"])
     parser.add_argument("--arch", default="inception3d")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--optimizer", default="sgd", help="discovery's classifier: sgd "
+                        "(the paper's, learning rate 0.01) or adam (0.001)")
     parser.add_argument("--clusters", type=int, default=8)
     parser.add_argument("--crowded", type=int, default=4)
     parser.add_argument("--device", default="auto")

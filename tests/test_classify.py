@@ -99,8 +99,12 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
     data = _dataset(tmp_path / "d.zarr", volumes, labels)
     model = tmp_path / "m.tsc"
     assert main(["classify", "train", str(data), "-o", str(model), "--arch", "inception3d",
-                 "--epochs", "2", "--batch", "8", "-q", "--device", "cpu"]) == 0
+                 "--epochs", "2", "--batch", "8", "-q", "--device", "cpu",
+                 "--optimizer", "adam", "--rotate-fraction", "0.5"]) == 0
     assert "test accuracy" in capsys.readouterr().out
+    recorded = load_classifier(model).metadata["training"]["params"]
+    assert (recorded["optimizer"], recorded["learning_rate"], recorded["rotate_fraction"]) \
+        == ("adam", 0.001, 0.5)
     report = tmp_path / "scores.json"
     assert main(["classify", "evaluate", str(model), str(data), "-o", str(report),
                  "--device", "cpu"]) == 0
@@ -119,6 +123,10 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
                  "--epochs", "1", "-q", "--device", "cpu"]) == 2
     assert "no examples" in capsys.readouterr().err
     assert not (tmp_path / "x.tsc").exists()
+    assert main(["classify", "train", str(data), "-o", str(tmp_path / "y.tsc"),
+                 "--optimizer", "rmsprop", "-q", "--device", "cpu"]) == 2
+    assert "optimizer must be one of sgd, adam" in capsys.readouterr().err
+    assert not (tmp_path / "y.tsc").exists()
 
 
 def test_resnet3d_norms_round_trip_through_files(tmp_path):

@@ -6,6 +6,10 @@ deviation 1 before it reaches a network (so the scale of the reconstruction does
 matter).  Augmentation (on by default) applies one of the four proper rotations that
 keep a single-axis missing wedge where it is (identity and 180° about x, y or z); 90°
 turns would move the wedge and mirrors would change the structure's hand.
+
+Options beyond the paper: Adam instead of SGD, a cosine decay of the learning rate to
+0 over training, and arbitrary rotations of a fraction of each batch with the data's
+wedge re-imposed (:mod:`.wedge_augment`).  docs/performance.md compares them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from ..progress import track
 from ..segment.train import resolve_device
 from .fitting import wedge_keeping_flip
 from .models import build_classifier
+from .wedge_augment import measured_fourier_support, random_rotations, rotate_keeping_wedge
+
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,9 @@ class ClassifierParams:
     augment: bool = True
     seed: int = 0
     norm: str = "batch"  # ResNet3D's normalisation: batch or group
+    optimizer: str = "sgd"  # sgd (the paper's: Nesterov momentum) or adam
+    rotate_fraction: float = 0.0  # of items turned at random, wedge kept (wedge_augment.py)
+    schedule: str = "constant"  # learning rate: constant, or cosine decay to 0 over training
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -43,6 +55,15 @@ class ClassifierParams:
             raise ParameterError(f"learning rate must be positive, got {self.learning_rate}.")
         if not 0 <= self.momentum < 1:
             raise ParameterError(f"momentum must be in [0, 1), got {self.momentum}.")
+        if not 0 <= self.rotate_fraction <= 1:
+            raise ParameterError(f"the fraction of rotated items must be in [0, 1], got "
+                                 f"{self.rotate_fraction}.")
+        if self.schedule not in SCHEDULES:
+            raise ParameterError(f"schedule must be one of {', '.join(SCHEDULES)}, got "
+                                 f"{self.schedule!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ParameterError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
+                                 f"{self.optimizer!r}.")
 
 
 @dataclass
@@ -119,9 +140,17 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
     box = data.shape[1]
     network = build_classifier(arch, box, len(class_names),
                                params.norm if arch == "resnet3d" else None).to(dev)
-    optimiser = torch.optim.SGD(network.parameters(), lr=params.learning_rate,
-                                momentum=params.momentum, nesterov=params.momentum > 0)
+    if params.optimizer == "adam":
+        optimiser = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
+    else:
+        optimiser = torch.optim.SGD(network.parameters(), lr=params.learning_rate,
+                                    momentum=params.momentum, nesterov=params.momentum > 0)
     x_all, y_all = torch.from_numpy(data[:, None]), torch.from_numpy(labels)
+    steps = params.epochs * -(-len(x_all) // params.batch_size)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+                 if params.schedule == "cosine" else None)
+    if params.rotate_fraction > 0:
+        support = torch.from_numpy(measured_fourier_support(data)).to(dev)
     history = []
     start = time.perf_counter()
     for epoch in track(range(params.epochs), "training", show_progress=show_progress):
@@ -136,11 +165,18 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
             if params.augment:
                 x = wedge_keeping_flip(x, generator)
             x, y = x.to(dev), y.to(dev)
+            if params.rotate_fraction > 0:
+                turn = (torch.rand(len(x), generator=generator) < params.rotate_fraction).to(dev)
+                if turn.any():  # x is a copy (indexed), so it may be written
+                    x[turn] = rotate_keeping_wedge(x[turn], support,
+                                                   random_rotations(int(turn.sum()), generator))
             scores = network(x)
             loss = F.cross_entropy(scores, y)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            if scheduler is not None:
+                scheduler.step()
             total += float(loss.detach()) * len(index)
             correct += int((scores.argmax(1) == y).sum())
             seen += len(index)
@@ -148,7 +184,8 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
             raise ParameterError(f"training diverged in epoch {epoch + 1} (loss is not "
                                  "finite); lower --learning-rate.")
         history.append({"epoch": epoch + 1, "loss": total / seen,
-                        "train_accuracy": correct / seen})
+                        "train_accuracy": correct / seen,
+                        "learning_rate": optimiser.param_groups[0]["lr"]})  # at epoch end
     network.eval()
     record = {"training": {"params": asdict(params), "history": history,
                            "seconds": time.perf_counter() - start, "examples": int(len(data)),
