@@ -3,7 +3,7 @@
     python benchmarks/bench_classify.py [--structures 1bxn 1qvr ...] [--n 100]
         [--snr 1000 0.5 0.1 0.05 0.03] [--tilt 60 50 40] [--box 40]
         [--models inception3d dsrf3d resnet3d rif-svm] [--epochs 20] [--device auto]
-        [--optimizer sgd|adam] [--learning-rate LR] [--schedule constant|cosine]
+        [--optimizer adam|sgd] [--learning-rate LR] [--schedule cosine|constant]
         [--rotate-fraction F]
 
 For every (SNR, tilt range) cell: simulate ``--n`` subtomograms per structure plus the
@@ -42,17 +42,17 @@ def main() -> None:
                         default=["inception3d", "dsrf3d", "resnet3d", "rif-svm"])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--optimizer", default="sgd", help="sgd (the paper's) or adam")
+    parser.add_argument("--optimizer", default="adam",
+                        help="adam, or sgd (with --schedule constant: the paper's)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="default 0.01 for sgd, 0.001 for adam")
-    parser.add_argument("--schedule", default="constant", help="constant or cosine")
+    parser.add_argument("--schedule", default="cosine", help="cosine or constant")
     parser.add_argument("--rotate-fraction", type=float, default=0.0,
                         help="training items turned at random, wedge re-imposed")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     voxel = args.voxel_size or 9.2 * 40 / args.box
-    learning_rate = args.learning_rate or (0.001 if args.optimizer == "adam" else 0.01)
     rows = []
     for snr in args.snr:
         for tilt in args.tilt:
@@ -74,7 +74,7 @@ def main() -> None:
                     classifier = train_classifier(
                         volumes[train], labels[train], data["class_names"], name,
                         ClassifierParams(epochs=args.epochs, batch_size=args.batch,
-                                         learning_rate=learning_rate, seed=args.seed,
+                                         learning_rate=args.learning_rate, seed=args.seed,
                                          optimizer=args.optimizer,
                                          rotate_fraction=args.rotate_fraction,
                                          schedule=args.schedule),
@@ -90,7 +90,8 @@ def main() -> None:
                       f"{simulated:.0f} s)", flush=True)
     print(f"\n{len(args.structures)} structures + empty, {args.n} per class, box "
           f"{args.box} at {voxel:.1f} Å, {args.epochs} epochs, {args.optimizer} at "
-          f"{learning_rate:g} ({args.schedule}), batch {args.batch}, rotated fraction "
+          f"{ClassifierParams(optimizer=args.optimizer, learning_rate=args.learning_rate).rate:g}"
+          f" ({args.schedule}), batch {args.batch}, rotated fraction "
           f"{args.rotate_fraction:g}, 50/50 split")
     models = list(dict.fromkeys(r[2] for r in rows))
     print("| SNR | tilt | " + " | ".join(models) + " |")

@@ -3,7 +3,8 @@ patterns, centre-particle segmentation, with times on this machine.
 
     python benchmarks/bench_mining.py discovery [--structures 1bxn 3gl1 ...] [--n 60]
         [--snr 0.05] [--tilt 60] [--k 12] [--features cnn rif] [--arch inception3d]
-        [--epochs 10] [--optimizer sgd|adam]
+        [--epochs 10] [--optimizer adam|sgd]
+        [--schedule cosine|constant]
     python benchmarks/bench_mining.py autoencoder [--n 40] [--snr 0.5] [--clusters 8]
     python benchmarks/bench_mining.py voxelseg [--n 40] [--snr 0.5] [--crowded 4]
 
@@ -106,8 +107,7 @@ def discovery(args) -> None:
                 classifier = train_classifier(
                     volumes[keep], remap[labels[keep]], kept_names, args.arch,
                     ClassifierParams(epochs=args.epochs, batch_size=32, seed=args.seed,
-                                     optimizer=args.optimizer,
-                                     learning_rate=0.001 if args.optimizer == "adam" else 0.01),
+                                     optimizer=args.optimizer, schedule=args.schedule),
                     voxel, args.device)
                 features = extract_features(classifier, volumes[test], device=args.device,
                                             layer="output")
@@ -183,8 +183,9 @@ def main() -> None:
     parser.add_argument("--features", nargs="+", default=["cnn", "rif"])
     parser.add_argument("--arch", default="inception3d")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--optimizer", default="sgd", help="discovery's classifier: sgd "
-                        "(the paper's, learning rate 0.01) or adam (0.001)")
+    parser.add_argument("--optimizer", default="adam", help="discovery's classifier: adam "
+                        "(learning rate 0.001) or sgd (0.01)")
+    parser.add_argument("--schedule", default="cosine", help="cosine or constant")
     parser.add_argument("--clusters", type=int, default=8)
     parser.add_argument("--crowded", type=int, default=4)
     parser.add_argument("--device", default="auto")

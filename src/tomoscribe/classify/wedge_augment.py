@@ -83,7 +83,11 @@ def rotate_keeping_wedge(batch: torch.Tensor, support: torch.Tensor,
     Returns
     -------
     (B, 1, n, n, n) tensor, each item again normalised to mean 0 and SD 1.  Trilinear
-    interpolation; what turns in from outside the box is zero (the mean).
+    interpolation about the geometric centre of the box, (n − 1)/2 in voxels, where the
+    180° flips of :func:`~tomoscribe.classify.fitting.wedge_keeping_flip` turn too
+    (not voxel n // 2, the centre of the package's other rotations: this is
+    augmentation, so only the spread of orientations matters).  What turns in from
+    outside the box is zero (the mean).
     """
     theta = torch.cat([rotations.to(batch), torch.zeros(len(batch), 3, 1).to(batch)], 2)
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)

@@ -56,13 +56,14 @@ def train(
     arch: str = typer.Option("resnet3d", "--arch", help="inception3d, dsrf3d or resnet3d."),
     epochs: int = typer.Option(20, "--epochs", min=1),
     batch: int = typer.Option(64, "--batch", min=1),
-    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd (the paper's, Nesterov "
-                                  "momentum 0.9) or adam (learns far faster from small "
-                                  "sets; docs/performance.md)."),
+    optimizer: str = typer.Option("adam", "--optimizer", help="adam, or sgd (with "
+                                  "--schedule constant: the paper's schedule, Nesterov "
+                                  "momentum 0.9; learns far less from small sets, "
+                                  "docs/performance.md)."),
     learning_rate: float = typer.Option(None, "--learning-rate", help="Default 0.01 for "
                                         "sgd, 0.001 for adam."),
-    schedule: str = typer.Option("constant", "--schedule", help="Learning rate: constant, "
-                                 "or cosine (decays to 0 over the epochs)."),
+    schedule: str = typer.Option("cosine", "--schedule", help="Learning rate: cosine "
+                                 "(decays to 0 over the epochs) or constant."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Wedge-keeping 180° "
                                  "rotations."),
     rotate_fraction: float = typer.Option(0.0, "--rotate-fraction", help="Fraction of "
@@ -86,8 +87,6 @@ def train(
         train_mask, test_mask = split_halves(labels, test_fraction, seed)
     else:
         train_mask, test_mask = np.ones(len(labels), bool), np.zeros(len(labels), bool)
-    if learning_rate is None:
-        learning_rate = 0.001 if optimizer == "adam" else 0.01
     params = ClassifierParams(epochs=epochs, batch_size=batch, learning_rate=learning_rate,
                               augment=augment, seed=seed, norm=norm, optimizer=optimizer,
                               rotate_fraction=rotate_fraction, schedule=schedule)
@@ -100,7 +99,7 @@ def train(
         scores = _accuracy_table(labels[test_mask], predicted, names)
         classifier.metadata["test"] = scores
     save_classifier(output, classifier)
-    write_provenance(output, "classify train", {"arch": arch, **params.__dict__,
+    write_provenance(output, "classify train", {"arch": arch, **params.__dict__, "learning_rate": params.rate,
                                                 "test_fraction": test_fraction},
                      [], extra={"dataset": str(dataset.resolve()), "test": scores})
     last = classifier.metadata["training"]["history"][-1]
