@@ -100,11 +100,13 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
     model = tmp_path / "m.tsc"
     assert main(["classify", "train", str(data), "-o", str(model), "--arch", "inception3d",
                  "--epochs", "2", "--batch", "8", "-q", "--device", "cpu",
-                 "--optimizer", "adam", "--rotate-fraction", "0.5"]) == 0
+                 "--optimizer", "sgd", "--schedule", "constant",
+                 "--rotate-fraction", "0.5"]) == 0
     assert "test accuracy" in capsys.readouterr().out
-    recorded = load_classifier(model).metadata["training"]["params"]
-    assert (recorded["optimizer"], recorded["learning_rate"], recorded["rotate_fraction"]) \
-        == ("adam", 0.001, 0.5)
+    recorded = load_classifier(model).metadata["training"]
+    assert (recorded["params"]["optimizer"], recorded["params"]["learning_rate"],
+            recorded["params"]["rotate_fraction"]) == ("sgd", 0.01, 0.5)  # the paper's rate
+    assert [epoch["learning_rate"] for epoch in recorded["history"]] == [0.01, 0.01]
     report = tmp_path / "scores.json"
     assert main(["classify", "evaluate", str(model), str(data), "-o", str(report),
                  "--device", "cpu"]) == 0

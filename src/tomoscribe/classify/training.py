@@ -4,11 +4,12 @@ Defaults: Adam at learning rate 0.001 decayed to 0 by a cosine over training, ba
 20 epochs, cross-entropy.  The paper's schedule, SGD with Nesterov momentum 0.9 at a
 constant 0.01, is ``optimizer="sgd", schedule="constant"``: with the few hundred steps
 a set of hundreds of subtomograms gives, it learns far less (docs/performance.md:
-Inception3D 0.56 against 0.82 test accuracy on one set).  Every subtomogram is normalised to mean 0 and standard
-deviation 1 before it reaches a network (so the scale of the reconstruction does not
-matter).  Augmentation (on by default) applies one of the four proper rotations that
-keep a single-axis missing wedge where it is (identity and 180° about x, y or z); 90°
-turns would move the wedge and mirrors would change the structure's hand.
+Inception3D 0.56 against 0.82 test accuracy on one set).  Every subtomogram is
+normalised to mean 0 and standard deviation 1 before it reaches a network (so the scale
+of the reconstruction does not matter).  Augmentation (on by default) applies one of the
+four proper rotations that keep a single-axis missing wedge where it is (identity and
+180° about x, y or z); 90° turns would move the wedge and mirrors would change the
+structure's hand.
 
 An option: arbitrary rotations of a fraction of each batch with the data's wedge
 re-imposed (:mod:`.wedge_augment`).

@@ -99,7 +99,8 @@ def train(
         scores = _accuracy_table(labels[test_mask], predicted, names)
         classifier.metadata["test"] = scores
     save_classifier(output, classifier)
-    write_provenance(output, "classify train", {"arch": arch, **params.__dict__, "learning_rate": params.rate,
+    write_provenance(output, "classify train", {"arch": arch, **params.__dict__,
+                                                "learning_rate": params.rate,
                                                 "test_fraction": test_fraction},
                      [], extra={"dataset": str(dataset.resolve()), "test": scores})
     last = classifier.metadata["training"]["history"][-1]
