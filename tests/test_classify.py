@@ -67,6 +67,22 @@ def test_our_model_learns_and_round_trips_through_its_file(tmp_path):
         load_classifier(tmp_path / "bad.tsc")
 
 
+def test_dsrf3d_learns_at_its_own_default_rate():
+    """DSRF3D's default Adam rate is 0.0001 (0.001 leaves it at chance on noisy sets,
+    docs/performance.md); it must still learn the easy shapes in 20 epochs."""
+    volumes, labels = shapes()
+    train, test = split_halves(labels, 0.5, seed=1)
+    params = ClassifierParams(epochs=20, batch_size=16)
+    assert (params.rate_for("dsrf3d"), params.rate_for("resnet3d")) == (1e-4, 1e-3)
+    assert ClassifierParams(optimizer="sgd").rate_for("dsrf3d") == 0.01
+    classifier = train_classifier(volumes[train], labels[train], NAMES, "dsrf3d", params,
+                                  voxel_size_A=9.2, device="cpu")
+    assert classifier.metadata["training"]["params"]["learning_rate"] == 1e-4
+    accuracy = float((predict(classifier, volumes[test], device="cpu").argmax(1)
+                      == labels[test]).mean())
+    assert accuracy >= 0.9, accuracy
+
+
 def test_rif_features_do_not_change_under_rotation():
     """On maps without a missing wedge: rotated copies are far closer than other maps."""
     maps = {name: template_in_box(load_template(name), 10.0, 32)

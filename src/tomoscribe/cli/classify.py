@@ -61,7 +61,7 @@ def train(
                                   "momentum 0.9; learns far less from small sets, "
                                   "docs/performance.md)."),
     learning_rate: float = typer.Option(None, "--learning-rate", help="Default 0.01 for "
-                                        "sgd, 0.001 for adam."),
+                                        "sgd; 0.001 for adam (0.0001 for dsrf3d)."),
     schedule: str = typer.Option("cosine", "--schedule", help="Learning rate: cosine "
                                  "(decays to 0 over the epochs) or constant."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Wedge-keeping 180° "
@@ -100,7 +100,7 @@ def train(
         classifier.metadata["test"] = scores
     save_classifier(output, classifier)
     write_provenance(output, "classify train", {"arch": arch, **params.__dict__,
-                                                "learning_rate": params.rate,
+                                                "learning_rate": params.rate_for(arch),
                                                 "test_fraction": test_fraction},
                      [], extra={"dataset": str(dataset.resolve()), "test": scores})
     last = classifier.metadata["training"]["history"][-1]
