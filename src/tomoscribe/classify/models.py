@@ -10,7 +10,7 @@ space) and ``penultimate``: that layer's width.
   ReLU, "same" padding), concatenated (160 maps); 2³ average pool; dropout 0.7;
   linear L.  The layer list is the paper's; the Xu lab's released Keras code differs
   in details the paper does not give: a "valid" first convolution, a 2³ pool in the
-  pool branch and a stride-1 average pool (which makes its last layer ~5× wider).
+  pool branch and a stride-1 average pool (which makes its last layer 3–5× wider).
 * ``dsrf3d`` (Xu 2017): 2 × (conv 32×3³ + ReLU), max-pool 2³, 2 × (conv 64×3³ + ReLU),
   max-pool 2³, FC 512 + ReLU, FC 512 + ReLU, linear L.
 * ``resnet3d`` (ours): a 3D residual network: a 3³ stem of 16 maps, three stages of
