@@ -88,10 +88,11 @@ def main() -> None:
                 print(f"SNR {snr:g}, ±{tilt:g}°, {name}: accuracy {accuracy:.3f} "
                       f"(train {trained:.0f} s, classify {rate:.0f} /s; simulated in "
                       f"{simulated:.0f} s)", flush=True)
+    rates = ClassifierParams(optimizer=args.optimizer, learning_rate=args.learning_rate)
     print(f"\n{len(args.structures)} structures + empty, {args.n} per class, box "
           f"{args.box} at {voxel:.1f} Å, {args.epochs} epochs, {args.optimizer} at "
-          f"{ClassifierParams(optimizer=args.optimizer, learning_rate=args.learning_rate).rate_for('inception3d'):g}"
-          f" ({args.schedule}; DSRF3D {ClassifierParams(optimizer=args.optimizer, learning_rate=args.learning_rate).rate_for('dsrf3d'):g}), batch {args.batch}, rotated fraction "
+          f"{rates.rate_for('inception3d'):g} (DSRF3D {rates.rate_for('dsrf3d'):g}; "
+          f"{args.schedule}), batch {args.batch}, rotated fraction "
           f"{args.rotate_fraction:g}, 50/50 split")
     models = list(dict.fromkeys(r[2] for r in rows))
     print("| SNR | tilt | " + " | ".join(models) + " |")

@@ -9,7 +9,7 @@ space) and ``penultimate``: that layer's width.
   four branches (1³×32; 1³×32 → 3³×64; 1³×16 → 5³×32; 3³ max-pool → 1³×32, each with
   ReLU, "same" padding), concatenated (160 maps); 2³ average pool; dropout 0.7;
   linear L.  The layer list is the paper's; the Xu lab's released Keras code differs
-  in details the paper does not give: a "valid" first convolution, a 2³ pool in the
+  from it in three details: a "valid" first convolution, a 2³ pool in the
   pool branch and a stride-1 average pool (which makes its last layer 3–5× wider).
 * ``dsrf3d`` (Xu 2017): 2 × (conv 32×3³ + ReLU), max-pool 2³, 2 × (conv 64×3³ + ReLU),
   max-pool 2³, FC 512 + ReLU, FC 512 + ReLU, linear L.
