@@ -29,7 +29,10 @@ def test_output_is_network_on_whole_slice_upsampled_and_divided_by_amplitude():
         half = model.network(x)
         full = torch.nn.functional.interpolate(half, scale_factor=2, mode="bilinear",
                                                align_corners=False)[0, 0]
-    np.testing.assert_allclose(out.data[2], full.numpy()[:70, :90] / 0.5, atol=1e-5)
+    # float32: the engine runs slices in batches, and the convolution library may sum in
+    # another order for another batch size (1.1e-5 seen on a clean clone); 1e-4 is the
+    # issue's tolerance for engines against the reference.
+    np.testing.assert_allclose(out.data[2], full.numpy()[:70, :90] / 0.5, atol=1e-4)
     assert out.voxel_size_A == volume.voxel_size_A
 
 
