@@ -1,6 +1,7 @@
 """Training and applying subtomogram classifiers (Xu et al. 2017's networks).
 
-Defaults: Adam at learning rate 0.001 decayed to 0 by a cosine over training, batch 64,
+Defaults: Adam at learning rate 0.001 (0.0001 for DSRF3D, see
+:meth:`ClassifierParams.rate_for`) decayed to 0 by a cosine over training, batch 64,
 20 epochs, cross-entropy.  The paper's schedule, SGD with Nesterov momentum 0.9 at a
 constant 0.01, is ``optimizer="sgd", schedule="constant"``: with the few hundred steps
 a set of hundreds of subtomograms gives, it learns far less (docs/performance.md:
