@@ -36,14 +36,15 @@ def test_output_is_network_on_whole_slice_upsampled_and_divided_by_amplitude():
     assert out.voxel_size_A == volume.voxel_size_A
 
 
-def test_strips_give_the_same_answer_as_whole_slices(monkeypatch):
-    volume = _volume((3, 150, 64))
+def test_tiles_give_the_same_answer_as_whole_slices(monkeypatch):
+    volume = _volume((3, 150, 90))
     models = [_model(), _model(ArchitectureSpec("unet"), seed=1)]
     whole = segment_array(volume, models, device="cpu")
-    monkeypatch.setattr(engine, "_STRIP_BUDGET_BYTES", 48 * 64 * 10)  # ~10-row strips
-    strips = segment_array(volume, models, device="cpu", batch_slices=1)
-    for a, b in zip(whole, strips):
+    monkeypatch.setattr(engine, "_CPU_TILE", 24)  # 7 × 4 tiles of 22–24 pixels
+    tiles = segment_array(volume, models, device="cpu", batch_slices=1)
+    for a, b in zip(whole, tiles):
         np.testing.assert_allclose(a.data, b.data, atol=1e-5)
+    assert engine._even_tiles(150, 24, 2) == 22 and engine._even_tiles(90, 24, 4) == 24
 
 
 def test_odd_sizes_and_context_models():

@@ -6,7 +6,8 @@ import torch
 
 from tomoscribe.segment import engine
 from tomoscribe.segment.engine import segment_array
-from tomoscribe.segment.fastengine import chen2017_forward, conv_pool, overlap_save_conv
+from tomoscribe.segment.fastengine import (CPU_BLOCKS, chen2017_forward, choose_block, conv_pool,
+                                          overlap_save_conv)
 from tomoscribe.segment.modelfile import FeatureModel
 from tomoscribe.segment.network import ArchitectureSpec, build_network
 from tomoscribe.volume import Volume
@@ -39,6 +40,27 @@ def test_fast_forward_equals_the_network(shape):
         y = torch.randn(1, 40, 45, 37)
         assert float((overlap_save_conv(y, network, network.conv2, 32) - network.conv2(y))
                      .abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("block", CPU_BLOCKS)
+def test_every_cpu_block_size_is_exact(block):
+    network = _network()
+    y = torch.randn(1, 40, 70, 181)
+    with torch.no_grad():
+        for conv in (network.conv2, network.conv3):
+            assert float((overlap_save_conv(y, network, conv, block) - conv(y))
+                         .abs().max()) < 1e-4
+
+
+def test_block_choice_covers_a_strip_with_the_fewest_frequencies():
+    # 256² at 15×15 kernels: 9 blocks of 100 (46 k frequency samples) against 16 of 80
+    # (52 k), 36 of 64 (76 k), 9 of 128 (75 k) and 4 of 160 (52 k).
+    assert choose_block(256, 256, 15) == 100
+    assert choose_block(276, 276, 15) == 160  # 4 blocks of 160 (52 k) against 75 k+
+    assert choose_block(40, 40, 15) == 64     # one block of each: the smallest
+    assert choose_block(256, 256, 15, (64, 80)) == 80
+    with pytest.raises(ValueError):
+        choose_block(10, 10, 15, (8, 12))
 
 
 def test_engine_auto_uses_it_and_matches_direct():

@@ -164,8 +164,12 @@ def discover(
     seed: int = options.Seed,
     device: str = options.Device,
 ) -> None:
-    """Reference-free classification and averaging inside clusters; discrepancy to
-    known structures (FSC 0.5, nm)."""
+    """Class averages inside clusters, without a reference; FSC-0.5 distance to known maps.
+
+    Each chosen cluster (default: the largest) is classified and averaged with
+    missing-wedge-aware alignment; the averages are written as MRC files, with their
+    discrepancy (nm) to every reference in discover.json and a gallery.
+    """
     from ..classify.discover import DiscoverParams, match_references, reference_free_classes
     from ..classify.featurefile import load_features
     from ..classify.figures import plot_gallery
