@@ -1,8 +1,9 @@
 """Applying per-feature networks to whole tomograms, slice by slice.
 
-Each network sees whole slices (no tile seams): a slice is cut into strips along y
-with a halo of the network's receptive radius, so the result equals a whole-slice
-application exactly while memory stays bounded for 4k slices.  The network's output
+Each network sees whole slices (no seams): a slice is cut into pieces (tiles of at
+most 512² output pixels on CPUs, strips of whole rows on CUDA) with a halo of the
+network's receptive radius, so the result equals a whole-slice application exactly
+while memory stays bounded for 4k slices.  The network's output
 (at 1/``output_stride`` resolution) is brought back to the input grid by bilinear
 interpolation (pixel centres aligned), divided by the model's amplitude (so 1.0
 means "as sure as on the annotations"), and written as float32.
@@ -28,7 +29,7 @@ context the models need, segmented by every model, returned as arrays.  On CUDA 
 slabs are in flight at once, so that reading and writing some overlaps the GPU's work
 on another; slices go to the GPU once (from pinned memory), everything up to the
 normalised output happens there, and results come back through pinned memory.  On CPUs
-each strip of each slice is one single-threaded work item (see
+each tile of each slice is one single-threaded work item (see
 :func:`_run_single_threaded`), so results do not depend on the thread count.
 """
 

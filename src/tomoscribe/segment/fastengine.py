@@ -18,21 +18,21 @@ almost all of its arithmetic in the 40→40 15×15 convolution at half resolutio
   part ``block − 14``): every block of every slice is transformed once, channels are
   mixed by one batched complex matrix product per frequency, with the weights'
   spectra computed once per network and block size, and transformed back.  On CPUs
-  the block edge is chosen per strip (:func:`choose_block`) as the one of
-  :data:`CPU_BLOCKS` that covers the strip with the fewest frequency samples, which
-  both the transforms and the mixing scale with (a 256² half-resolution strip: 80-pixel
-  blocks, 16 of them, 35 ms for conv2 on one thread against 64 ms with 36 blocks of
-  64).  The choice depends only on the strip's shape, so results stay the same
-  whatever the thread count or machine.
+  the block edge is chosen per tile (:func:`choose_block`) as the one of
+  :data:`CPU_BLOCKS` that covers the tile with the fewest frequency samples, which
+  both the transforms and the mixing scale with (a 512² slice, 256² at half
+  resolution: 9 blocks of 100 pixels, conv2 in 35–38 ms on one thread against 60–75
+  ms in 36 blocks of 64).  The choice depends only on the tile's shape, so results
+  stay the same whatever the thread count or machine.
 * **Inverse transforms on CPUs through numpy's pocketfft**: PyTorch's CPU build does
   its FFTs with MKL, whose complex-to-real transform ran 3× slower than its own
   real-to-complex one on our AMD EPYC (Zen 5) dev machine (33 against 11 µs for a
-  64² block; numpy's pocketfft: 11 µs).  Forward transforms stay in PyTorch (as fast
-  as pocketfft's there).
+  64² block; numpy's pocketfft: 11 µs).  Forward transforms stay in PyTorch: there
+  numpy's was the slower one (30 against 11 µs).
 
 The result equals the network's own forward pass within float32 rounding (max
 absolute difference ~1e-5 on outputs of order 1; tested at 1e-4), including the zero
-padding at the strip's borders, so the engine's strips-with-halo scheme is unchanged.
+padding at the tile's borders, so the engine's tiles-with-halo scheme is unchanged.
 
 On CUDA the same FFT formulation runs conv2 and conv3 in exact float32 faster than
 cuDNN's exact (non-TF32) direct convolution (90 against 65 Mvoxel/s on an H100,
@@ -172,7 +172,7 @@ def chen2017_forward(network: Chen2017, x: torch.Tensor, block: int | None = Non
     """The network's output (B, 1, H/2, W/2) for x (B, C, H, W) with even H and W.
 
     ``block``: FFT block edge (pixels) for conv2 (conv3 takes at least
-    :data:`CONV3_BLOCK`); None chooses per strip on CPUs (:func:`choose_block`) and
+    :data:`CONV3_BLOCK`); None chooses per tile on CPUs (:func:`choose_block`) and
     :data:`CUDA_BLOCK` on GPUs.
     """
     if x.shape[-1] % 2 or x.shape[-2] % 2:
