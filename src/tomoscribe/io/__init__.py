@@ -11,8 +11,6 @@ import contextlib
 import os
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import InputFileError, ParameterError
 from ..volume import Volume
 from .mrc import create_mrc, read_mrc, write_mrc
