@@ -40,10 +40,12 @@ def test_tiles_give_the_same_answer_as_whole_slices(monkeypatch):
     volume = _volume((3, 150, 90))
     models = [_model(), _model(ArchitectureSpec("unet"), seed=1)]
     whole = segment_array(volume, models, device="cpu")
-    monkeypatch.setattr(engine, "_CPU_TILE", 24)  # 7 × 4 tiles of 22–24 pixels
+    monkeypatch.setattr(engine, "_CPU_TILE", 24)  # 7 × 4 tiles of 18–24 pixels
     tiles = segment_array(volume, models, device="cpu", batch_slices=1)
+    # Tiles of other shapes get other FFT blocks, so float32 rounding differs (7e-6
+    # seen on outputs of ~4); a missing or short halo would differ by far more.
     for a, b in zip(whole, tiles):
-        np.testing.assert_allclose(a.data, b.data, atol=1e-5)
+        np.testing.assert_allclose(a.data, b.data, atol=1e-4)
     assert engine._even_tiles(150, 24, 2) == 22 and engine._even_tiles(90, 24, 4) == 24
 
 

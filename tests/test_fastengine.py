@@ -52,7 +52,7 @@ def test_every_cpu_block_size_is_exact(block):
                          .abs().max()) < 1e-4
 
 
-def test_block_choice_covers_a_strip_with_the_fewest_frequencies():
+def test_block_choice_covers_a_tile_with_the_fewest_frequencies():
     # 256² at 15×15 kernels: 9 blocks of 100 (46 k frequency samples) against 16 of 80
     # (52 k), 36 of 64 (76 k), 9 of 128 (75 k) and 4 of 160 (52 k).
     assert choose_block(256, 256, 15) == 100

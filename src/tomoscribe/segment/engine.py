@@ -62,7 +62,7 @@ ENGINES = ("auto", "direct", "fast")
 #: a side (tiles split a slice evenly); each of torch's threads works on one item at a
 #: time.  Independent of the thread count, so that tile boundaries (and the rounding)
 #: are too.  Small enough for a tile's spectra to stay in a shared cache: on a 2-core
-#: AMD EPYC (32 MB L3), 1024² slices ran 1.7× faster in tiles than whole, in spite of
+#: AMD EPYC (32 MB L3), 1024² slices ran 1.3–1.6× faster split than whole, in spite of
 #: the extra halo (docs/performance.md).
 _CPU_TILE = 512
 #: On CUDA, at most this much (or 60% of the free GPU memory) for all slabs in flight.

@@ -53,7 +53,9 @@ from .network import Chen2017
 #: FFT block edges the CPU path chooses from (sizes of small prime factors, for the FFTs).
 CPU_BLOCKS = (64, 80, 100, 128, 160)
 CUDA_BLOCK = 128  # fastest measured on an H100 (383 against 359 Mvoxel/s for 64)
-CONV3_BLOCK = 128  # conv3 has one output map: larger blocks win (22 against 33 ms on CPU)
+#: conv3's least block when a block is given (``chen2017_forward(..., block)``): with one
+#: output map larger blocks won (22 against 33 ms for 64 on the AVX2 CPU).
+CONV3_BLOCK = 128
 
 
 def supports(network) -> bool:
@@ -117,7 +119,7 @@ def overlap_save_conv(x: torch.Tensor, network: Chen2017, conv,
     spectrum = torch.fft.rfft2(blocks)                                  # (M, C, L, L')
     m, half = spectrum.shape[0], spectrum.shape[-1]
     weights = _spectra(network, conv, block)                            # (F, C, O)
-    if o == 1:  # one output map: a weighted sum over channels per frequency
+    if o == 1 and not x.is_cuda:  # one output map: a weighted sum over channels (CPU)
         mixed = (spectrum.reshape(m, c, -1) * weights[:, :, 0].T).sum(1).reshape(m, 1, -1)
     else:  # one (M, C) × (C, O) product per frequency, on a contiguous (F, M, C) operand
         by_frequency = spectrum.reshape(m, c, -1).permute(2, 0, 1).contiguous()
