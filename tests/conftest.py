@@ -17,3 +17,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+def entries(folder) -> list[Path]:
+    """What a folder holds, less tomoscribe's hidden record of the files it wrote there."""
+    from tomoscribe.ownership import MANIFEST_NAME
+
+    return sorted(p for p in Path(folder).iterdir() if p.name != MANIFEST_NAME)

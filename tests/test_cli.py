@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import entries
 
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume, write_volume
@@ -38,7 +39,7 @@ def test_truncated_input_gives_one_sentence_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == [src]  # nothing half-written
+    assert list(entries(tmp_path)) == [src]  # nothing half-written
 
 
 def test_nan_input_leaves_no_output(tmp_path, capsys):
@@ -47,7 +48,7 @@ def test_nan_input_leaves_no_output(tmp_path, capsys):
     src = _write(tmp_path / "t.mrc", data)
     assert main(["preprocess", str(src), "-o", str(tmp_path / "p.mrc"), "-q"]) == 2
     assert "NaN" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.mrc"]
+    assert sorted(p.name for p in entries(tmp_path)) == ["t.mrc"]
 
 
 def test_existing_output_is_not_damaged_by_a_failed_run(tmp_path, capsys):
@@ -87,7 +88,7 @@ def test_damaged_model_is_refused_by_segment(tmp_path, capsys):
     out.mkdir()
     assert main(["segment", str(tomo), "-m", str(tmp_path / "m.tsm"), "-o", str(out)]) == 2
     assert "model" in capsys.readouterr().err
-    assert list(out.iterdir()) == []
+    assert list(entries(out)) == []
 
 
 def test_usage_error_exits_2(capsys):

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import entries
 import starfile
 
 from tomoscribe.cli.app import main
@@ -47,4 +48,4 @@ def test_simulate_bad_inputs_exit_2(tmp_path, capsys):
     (tmp_path / "bad.pdb").write_text("garbage\n")
     assert main(["simulate", "structure", str(tmp_path / "bad.pdb"),
                  "-o", str(tmp_path / "b.mrc")]) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pdb"]
+    assert sorted(p.name for p in entries(tmp_path)) == ["bad.pdb"]

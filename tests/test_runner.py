@@ -11,6 +11,8 @@ import time
 import mrcfile
 import numpy as np
 import pytest
+from conftest import entries
+from tomoscribe.ownership import MANIFEST_NAME
 import torch
 
 from tomoscribe.cli.app import main
@@ -75,7 +77,7 @@ def test_file_run_equals_the_in_memory_engine_and_keeps_the_grid(inputs, tmp_pat
         with mrcfile.open(tmp_path / "out" / f"tomo_{name}.mrc") as mrc:
             assert mrc.header.dmax == pytest.approx(float(exp.data.max()), rel=1e-6)
             assert mrc.header.rms == pytest.approx(float(exp.data.std()), rel=1e-4)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+    assert sorted(p.name for p in entries(tmp_path / "out")) == [
         "tomo_actin.mrc", "tomo_actin.mrc.json", "tomo_membrane.mrc", "tomo_membrane.mrc.json"]
 
 
@@ -89,7 +91,7 @@ def test_interrupted_run_resumes_only_unfinished_slabs_to_identical_files(
     _interrupt_after(monkeypatch, 3, calls)
     out = tmp_path / "resumed"
     assert _segment(tomogram, models, out) == 130
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in entries(out))
     assert names == [".tomo_actin.mrc.partial", ".tomo_actin.mrc.partial.json",
                      ".tomo_membrane.mrc.partial", ".tomo_membrane.mrc.partial.json"]
     journal = json.loads((out / ".tomo_actin.mrc.partial.json").read_text())
@@ -101,7 +103,7 @@ def test_interrupted_run_resumes_only_unfinished_slabs_to_identical_files(
     assert sorted(calls) == [9, 12, 15, 18, 21]  # only the slabs not yet written
     for name in ("tomo_membrane.mrc", "tomo_actin.mrc"):
         assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
-    assert not list(out.glob(".*"))
+    assert not [p for p in out.glob(".*") if p.name != MANIFEST_NAME]
 
 
 def test_killed_process_resumes_to_identical_files(inputs, tmp_path):
@@ -179,7 +181,7 @@ def test_bad_voxels_leave_nothing_behind(inputs, tmp_path, capsys):
     out = tmp_path / "out"
     assert _segment(tomogram, models, out) == 2
     assert "z=17" in capsys.readouterr().err
-    assert list(out.iterdir()) == []
+    assert list(entries(out)) == []
 
 
 def test_full_disk_is_one_sentence_and_leaves_nothing(inputs, tmp_path, monkeypatch, capsys):
@@ -193,7 +195,7 @@ def test_full_disk_is_one_sentence_and_leaves_nothing(inputs, tmp_path, monkeypa
     assert _segment(tomogram, models, out) == 2
     err = capsys.readouterr().err
     assert "No space left" in err and err.count("\n") == 1
-    assert list(out.iterdir()) == []
+    assert list(entries(out)) == []
 
 
 def test_colliding_tomogram_names_are_refused(inputs, tmp_path, capsys):
@@ -216,7 +218,7 @@ def test_silent_scheduler_is_one_sentence(inputs, tmp_path, monkeypatch, capsys)
     assert _segment(tomogram, models, out, "--scheduler", "tcp://127.0.0.1:9") == 2
     err = capsys.readouterr().err
     assert "did not answer" in err and err.count("\n") == 1
-    assert list(out.iterdir()) == []
+    assert list(entries(out)) == []
 
 
 @pytest.mark.slow

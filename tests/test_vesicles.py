@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import entries
 
 from tomoscribe.cli.app import main
 from tomoscribe.errors import ParameterError
@@ -134,11 +135,11 @@ def test_vesicles_command_writes_map_legend_and_table(scene, tmp_path, capsys):
     table = pd.read_csv(tmp_path / "closed_vesicles.csv")
     assert table["accepted"].sum() == 1
 
-    before = sorted(p.name for p in tmp_path.iterdir())
+    before = sorted(p.name for p in entries(tmp_path))
     for args in (["-f", "nucleus"], ["--tilt-range", "a,b"], ["--min-radius", "-1"]):
         assert main(["vesicles", str(tmp_path / "labels.mrc"), "-o",
                      str(tmp_path / "bad.mrc"), *args]) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(p.name for p in entries(tmp_path)) == before
     err = capsys.readouterr().err
     assert "nucleus" in err and "MIN,MAX" in err
 

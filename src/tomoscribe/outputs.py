@@ -1,22 +1,40 @@
-"""Atomic outputs with a provenance sidecar.
+"""Safe outputs: atomic, locked, checked first, never a user's file, with provenance.
 
-Every file tomoscribe writes is first written under a temporary name in the same
-directory (``.NAME.partial-XXXX``) and renamed into place only when complete, so a
-killed run never leaves a file that looks finished and never damages what was
-already there.  Beside each output goes ``NAME.json`` holding the command, the
-software version, the parameters, and a fingerprint of each input file.
+The rules every writer follows (docs/reliability.md):
+
+* **Checked before work** (:func:`check_outputs`, :func:`check_output_folder`): an
+  output that is an input of the running command (or an input's sidecar or legend),
+  lies inside an input, or exists without having been written by tomoscribe
+  (:mod:`tomoscribe.ownership`) is refused, as are folders that are not writable or
+  lack the estimated space, and output folders that are the working folder, one of its
+  parents, or hold an input.
+* **Atomic** (:func:`atomic_path`, :func:`output_folder`): written under a hidden
+  temporary name in the same folder (``.NAME.partial-XXXX``) and renamed into place only
+  when complete, so a killed run never leaves a file that looks finished and never
+  damages what was there.  Temporaries are removed on any error, and those of killed
+  runs are removed by the next run of the same output.
+* **One writer** (:mod:`tomoscribe.locks`): the output's lock is held while it is written.
+* **Never deleting**: nothing but tomoscribe's own temporaries and its own earlier
+  outputs being replaced is ever removed; an output folder that exists keeps every
+  other file.
+
+Beside each output goes ``NAME.json`` holding the command, the software version, the
+parameters, and a fingerprint of each input file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as _dt
 import errno
+import glob
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -61,65 +79,317 @@ def sidecar_path(output: str | os.PathLike) -> Path:
     return output.with_name(output.name + ".json")
 
 
+# -- inputs of the running command ------------------------------------------------------
+_inputs: contextvars.ContextVar[list | None] = contextvars.ContextVar("tomoscribe_inputs",
+                                                                      default=None)
+
+
+@contextlib.contextmanager
+def guarding_inputs() -> Iterator[None]:
+    """Within the block, every file a reader opens is noted, and no output may replace it.
+
+    The command line runs each command inside this block; library callers may too.
+    """
+    token = _inputs.set([])
+    try:
+        yield
+    finally:
+        _inputs.reset(token)
+
+
+def note_input(path: str | os.PathLike) -> None:
+    """Record that the running command reads ``path`` (no-op outside :func:`guarding_inputs`)."""
+    noted = _inputs.get()
+    if noted is not None:
+        noted.append(Path(path))
+
+
+def noted_inputs() -> list[Path]:
+    """The inputs noted so far by the running command."""
+    return list(_inputs.get() or [])
+
+
+def companions(path: str | os.PathLike) -> list[Path]:
+    """Files that travel with ``path``: its provenance sidecar and label legend."""
+    path = Path(path)
+    return [path.with_name(path.name + ".json"), path.with_name(path.name + ".legend.json")]
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _is_within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def _input_clash(output: Path, inputs) -> str | None:
+    out = _real(output)
+    for given in inputs:
+        given = Path(given)
+        real = _real(given)
+        if out == real or any(out == _real(c) for c in companions(given)):
+            return f"{output} is also an input ({given}); choose another output name."
+        if real.is_dir() and _is_within(out, real):
+            return f"{output} lies inside the input {given}; choose another place."
+        if _is_within(real, out) and out != real:
+            return f"{output} would contain the input {given}; choose another place."
+    return None
+
+
+# -- checks before any work ------------------------------------------------------------------
 def check_writable(output: str | os.PathLike, overwrite: bool = True) -> Path:
-    """Check that ``output`` can be created; return it as a Path.
+    """Check that ``output`` may be written (see :func:`check_outputs`); return it as a Path."""
+    check_outputs([output], overwrite=overwrite)
+    return Path(output)
+
+
+def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: int = 0) -> None:
+    """Refuse, before any work, outputs that cannot or must not be written.
+
+    Parameters
+    ----------
+    outputs : list of paths
+        Files (or OME-Zarr folders) the command will write.
+    overwrite : bool
+        Whether an existing output of tomoscribe's may be replaced.
+    inputs : list of paths
+        The command's inputs (added to those noted by readers, :func:`note_input`).
+    estimated_bytes : int
+        Expected total size of the outputs; refused when the file system has less free.
 
     Raises
     ------
     OutputError
-        If its directory does not exist, or it exists and ``overwrite`` is False.
+        An output is an input (or its sidecar or legend), lies inside one, exists and was
+        not written by tomoscribe, exists and ``overwrite`` is False, or its folder is not
+        writable or lacks the space.
+    """
+    from .ownership import is_ours
+
+    inputs = [*inputs, *noted_inputs()]
+    outputs = [Path(o) for o in outputs]
+    for output in outputs:
+        clash = _input_clash(output, inputs)
+        if clash:
+            raise OutputError(clash)
+        if output.is_symlink():
+            raise OutputError(f"{output} is a symbolic link; tomoscribe does not write "
+                              "through links, so remove it or choose another name.")
+        if output.exists():
+            if not overwrite:
+                raise OutputError(f"{output} already exists; remove it or pass --overwrite.")
+            if output.is_dir() and not output.name.lower().endswith(".zarr"):
+                raise OutputError(f"{output} is a folder; choose a file name.")
+            if not is_ours(output):
+                raise OutputError(f"{output} exists and was not written by tomoscribe, which "
+                                  "replaces only its own outputs; move it or choose another "
+                                  "name.")
+        _check_folder_writable(output.parent)
+    if estimated_bytes > 0 and outputs:
+        _check_free_space(outputs[0].parent, estimated_bytes)
+
+
+def _existing_ancestor(folder: Path) -> Path:
+    folder = Path(os.path.abspath(folder))
+    while not folder.exists():
+        folder = folder.parent
+    return folder
+
+
+def _check_folder_writable(folder: Path) -> None:
+    base = _existing_ancestor(folder)
+    if not base.is_dir():
+        raise OutputError(f"{base} is a file, so {folder} cannot be made a folder; choose "
+                          "another place.")
+    try:
+        read_only = bool(os.statvfs(base).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise OutputError(f"{base} is on a read-only file system; choose another place.")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"no permission to write in {base}; choose another place.")
+
+
+def _check_free_space(folder: Path, estimated_bytes: int) -> None:
+    base = _existing_ancestor(folder)
+    free = shutil.disk_usage(base).free
+    if free < estimated_bytes:
+        raise OutputError(f"the outputs need about {_size_text(estimated_bytes)} but only "
+                          f"{_size_text(free)} is free in {base}; free space or choose "
+                          "another place.")
+
+
+def _size_text(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def check_output_folder(folder: str | os.PathLike, inputs=(), produces=(),
+                        overwrite: bool = True) -> Path:
+    """Refuse a folder that a command may not fill: the working folder, one of its
+    parents, the file system's root, a folder holding an input, or a path inside an input.
+
+    Parameters
+    ----------
+    folder : path
+    inputs : list of paths
+        The command's inputs (added to those noted by readers).
+    produces : list of str
+        Names the command will write in ``folder``; each that exists must be
+        tomoscribe's own, and ``overwrite`` True.
+
+    Raises
+    ------
+    OutputError
+    """
+    folder = Path(folder)
+    real = _real(folder)
+    cwd = _real(Path.cwd())
+    if _is_within(cwd, real):
+        raise OutputError(f"{folder} is the working folder or one of its parents; give a new "
+                          "folder for the outputs (e.g. -o results).")
+    if real == Path(real.anchor) or real == _real(Path.home()):
+        raise OutputError(f"{folder} is the root or home folder; give a new folder for the "
+                          "outputs.")
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} is a file, not a folder; choose another name.")
+    for given in [*inputs, *noted_inputs()]:
+        given_real = _real(Path(given))
+        if _is_within(given_real, real):
+            raise OutputError(f"{folder} holds the input {given}; give a new folder for the "
+                              "outputs.")
+        if given_real.is_dir() and _is_within(real, given_real):
+            raise OutputError(f"{folder} lies inside the input {given}; choose another place.")
+    if folder.is_dir() and produces:
+        check_outputs([folder / name for name in produces], overwrite=overwrite)
+    _check_folder_writable(folder)
+    return folder
+
+
+# -- writing ---------------------------------------------------------------------------------
+def make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; return those created, deepest first."""
+    created = []
+    probe = Path(os.path.abspath(folder))
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    for path in reversed(created):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            pass
+    return created
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:
+            break
+
+
+def remove_leftovers(output: str | os.PathLike) -> list[Path]:
+    """Remove unfinished temporaries of ``output`` left by killed runs.
+
+    Only call while holding ``output``'s lock (:func:`tomoscribe.locks.output_lock`): then
+    no live run can own them.
     """
     output = Path(output)
-    if not output.parent.exists():
-        raise OutputError(
-            f"the output directory {output.parent} does not exist; create it first."
-        )
-    if output.exists() and not overwrite:
-        raise OutputError(f"{output} already exists; remove it or pass --overwrite.")
-    return output
+    removed = []
+    if output.parent.is_dir():
+        for stale in output.parent.glob(f".{glob.escape(output.name)}.partial-*"):
+            _remove(stale)
+            removed.append(stale)
+    return removed
+
+
+def write_error(output, err: OSError) -> OutputError:
+    """The project's error for an OS error met while writing ``output``."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        advice = "free space or choose another place"
+    elif err.errno in (errno.EACCES, errno.EPERM):
+        advice = "no permission there; choose another place"
+    elif err.errno == errno.EROFS:
+        advice = "the file system is read-only; choose another place"
+    else:
+        advice = "check the place and try again"
+    return OutputError(f"could not write {output}: {err.strerror or err}; {advice}.")
 
 
 @contextlib.contextmanager
 def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``output``; rename it onto ``output`` on success.
 
-    On any exception the temporary file (or directory, for OME-Zarr) is removed and
-    ``output`` is left exactly as it was.
+    While the block runs the output's writer lock is held (:mod:`tomoscribe.locks`), so
+    a second run writing the same output is refused; temporaries of killed runs are
+    removed first.  Missing folders on the way are created (and removed again if the
+    write fails).  An existing ``output`` is replaced only when tomoscribe wrote it
+    (:mod:`tomoscribe.ownership`) and ``overwrite`` is True, and never when it is an
+    input of the running command.  On any exception the temporary file (or folder, for
+    OME-Zarr) is removed and ``output`` is left exactly as it was.
     """
-    output = check_writable(output, overwrite)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.partial-", dir=output.parent)
-    os.close(fd)
-    os.unlink(tmp_name)  # writers create it themselves (files or zarr directories)
-    tmp = Path(tmp_name)
+    from .locks import output_lock
+    from .ownership import record_written
+
+    output = Path(output)
+    check_outputs([output], overwrite=overwrite)
+    created: list[Path] = []
+    tmp = None
     try:
-        yield tmp
-        if tmp.is_file():  # some writers create 0600 files; outputs get the usual mode
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        if output.is_dir() and not tmp.is_dir():
-            raise OutputError(f"{output} is a directory; choose a file name.")
-        if output.is_dir():
-            _remove(output)
-        os.replace(tmp, output)
+        created = make_folders(output.parent)
+        with output_lock(output):
+            remove_leftovers(output)
+            tmp = output.with_name(f".{output.name}.partial-{secrets.token_hex(4)}")
+            yield tmp
+            if tmp.is_file():  # some writers create 0600 files; outputs get the usual mode
+                os.chmod(tmp, 0o666 & ~_umask())
+            if output.is_dir() and not tmp.is_dir():
+                raise OutputError(f"{output} is a folder; choose a file name.")
+            check_outputs([output], overwrite=overwrite)  # still ours, still not an input
+            if output.is_dir():
+                aside = output.with_name(f".{output.name}.partial-old-{secrets.token_hex(4)}")
+                os.replace(output, aside)
+                os.replace(tmp, output)
+                _remove(aside)
+            else:
+                os.replace(tmp, output)
+            tmp = None
+            record_written([output])
     except OSError as err:
-        _remove(tmp)
-        if err.errno in _WRITE_ERRNOS:
-            raise OutputError(f"could not write {output}: {err.strerror or err}; free space "
-                              "or choose another place.") from err
-        raise
+        if tmp is not None:
+            _remove(tmp)
+        remove_empty_folders(created)
+        raise write_error(output, err) from err
     except BaseException:
-        _remove(tmp)
+        if tmp is not None:
+            _remove(tmp)
+        remove_empty_folders(created)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _remove(path: Path) -> None:
-    import shutil
-
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    """Remove a temporary file or folder of tomoscribe's own (never a user's)."""
+    path = Path(path)
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except OSError:
+        pass
 
 
 def write_provenance(output: str | os.PathLike, step: str, parameters: dict,
@@ -179,3 +449,83 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | os.PathLike, overwrite: bool = True,
+                  inputs=()) -> Iterator[Path]:
+    """Yield an empty staging folder; on success move its files into ``folder``.
+
+    ``folder`` is created when missing (parents too).  When it exists, it keeps every
+    file that is not among the new outputs; a new output may replace an existing file
+    only if tomoscribe wrote that file (:mod:`tomoscribe.ownership`) and ``overwrite``
+    is True — otherwise the whole commit is refused before anything moves.  Nothing is
+    ever deleted from ``folder``.  The working folder, its parents, folders holding an
+    input and folders inside an input are refused (:func:`check_output_folder`).  On
+    any exception the staging folder is removed and ``folder`` is left as it was.
+    """
+    from .locks import output_lock
+    from .ownership import MANIFEST_NAME, is_ours, record_written
+
+    folder = Path(folder)
+    check_output_folder(folder, inputs)
+    created: list[Path] = []
+    staging = None
+    try:
+        created = make_folders(folder.parent)
+        with output_lock(folder):
+            remove_leftovers(folder)
+            staging = folder.with_name(f".{folder.name}.partial-{secrets.token_hex(4)}")
+            staging.mkdir(mode=0o700)
+            yield staging
+            os.chmod(staging, 0o777 & ~_umask())
+            check_output_folder(folder, inputs)
+            if not folder.exists():
+                os.replace(staging, folder)
+                staging = None
+                _record_tree(folder)
+                record_written([folder])
+                return
+            moves = []
+            for source in sorted(staging.rglob("*")):
+                if source.is_dir() or source.name == MANIFEST_NAME:
+                    continue
+                target = folder / source.relative_to(staging)
+                if target.exists() or target.is_symlink():
+                    if not overwrite:
+                        raise OutputError(f"{target} already exists; remove it or pass "
+                                          "--overwrite.")
+                    if target.is_dir() or not is_ours(target):
+                        raise OutputError(f"{target} exists and was not written by "
+                                          "tomoscribe, which replaces only its own outputs; "
+                                          "choose a new folder.")
+                moves.append((source, target))
+            for source, target in moves:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+            by_parent: dict[Path, list[Path]] = {}
+            for _, target in moves:
+                by_parent.setdefault(target.parent, []).append(target)
+            for paths in by_parent.values():
+                record_written(paths)
+            _remove(staging)
+            staging = None
+    except OSError as err:
+        if staging is not None:
+            _remove(staging)
+        remove_empty_folders(created)
+        raise write_error(folder, err) from err
+    except BaseException:
+        if staging is not None:
+            _remove(staging)
+        remove_empty_folders(created)
+        raise
+
+
+def _record_tree(folder: Path) -> None:
+    from .ownership import record_written
+
+    for sub in [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]:
+        entries = [p for p in sub.iterdir() if not p.name.startswith(".")]
+        if entries:
+            record_written(entries)

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from ..errors import AnnotationError, ParameterError
-from ..io import create_volume, read_volume
+from ..io import create_volume, read_volume, volume_stem
 from ..io.points import read_imod_contours, read_points
 from ..outputs import atomic_path, file_fingerprint, read_provenance, write_provenance
 from ..segment.merge import merge_into
@@ -211,8 +211,8 @@ def segment(
 
     if fmt not in ("mrc", "zarr"):
         raise ParameterError(f"--format must be mrc or zarr, got {fmt!r}.")
-    if not out_dir.is_dir():
-        raise ParameterError(f"{out_dir} is not a directory; create it first.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ParameterError(f"{out_dir} is a file, not a folder; give a folder for the maps.")
     if workers is not None and scheduler is not None:
         raise ParameterError("give --workers (a local cluster) or --scheduler, not both.")
     loaded = [load_model(m) for m in models]
@@ -220,7 +220,7 @@ def segment(
     if len(set(names)) != len(names):
         raise ParameterError(f"two models are for the same feature ({names}); segment them "
                              "in separate calls or out-dirs.")
-    stems = [t.name.split(".")[0] for t in tomograms]
+    stems = [volume_stem(t) for t in tomograms]
     if len(set(stems)) != len(stems):
         raise ParameterError(f"two tomograms share the name stem ({stems}); their outputs "
                              "would collide, so rename one or use separate calls.")

@@ -7,12 +7,15 @@ its one sentence to stderr and exits with status 2, with no traceback unless
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 
 import typer
 
 from .. import __version__
 from ..errors import TomoscribeError
+from ..outputs import guarding_inputs
 
 app = typer.Typer(
     name="tomoscribe",
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     command = typer.main.get_command(app)
     try:
-        status = command.main(args=argv, prog_name="tomoscribe", standalone_mode=False)
+        with guarding_inputs(), _terminate_as_interrupt():
+            status = command.main(args=argv, prog_name="tomoscribe", standalone_mode=False)
         if isinstance(status, int) and status:  # typer's click returns 130 on Ctrl-C
             if status == 130:
                 typer.echo("interrupted; nothing unfinished was left under an output's name",
@@ -77,7 +81,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted; nothing unfinished was left under an output's name", err=True)
         return _exit(130)
+    except OSError as err:  # the machine's, not the input's: a full disk, a lost mount
+        if debug:
+            raise
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        typer.echo(f"error: {err.strerror or err}{where}; check the file system and try "
+                   "again.", err=True)
+        return _exit(2)
     return _exit(0)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a scheduler's time limit) unwinds like Ctrl-C, so temporaries
+    are removed; only ``kill -9`` cannot be caught (the next run removes its leftovers)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _usage_errors() -> tuple[type, ...]:

@@ -13,7 +13,8 @@ from ..errors import AnnotationError, InputFileError, ParameterError
 from ..io import create_volume, read_volume, write_volume
 from ..io.particles import (FORMATS, check_inside, read_particles, recorded_voxel_size,
                             write_particles)
-from ..outputs import atomic_path, check_writable, write_provenance
+from ..outputs import (atomic_path, check_output_folder, check_writable, output_folder,
+                       write_provenance)
 from ..segment.vesicles import VesicleParams, close_vesicles
 from ..structure.picking import PickParams, feature_mask, pick_filaments, pick_particles
 from ..volume import Volume
@@ -186,6 +187,8 @@ def extract(
     from ..structure.extract import extract_subtomograms
     from ..structure.stackio import write_particle_folder
 
+    check_output_folder(out_dir, [tomogram, particles],
+                        ["particles.star", "particles.star.json", "projections.mrcs"], overwrite)
     volume = read_volume(tomogram, voxel_size)
     table = _positions_on(read_particles(particles, volume.pixel_size_A, volume.shape), volume,
                           picked_voxel_size)
@@ -319,12 +322,12 @@ def average(
     from ..segment.train import resolve_device
     from ..structure.average import AverageParams, refine_average
     from ..structure.rotations import from_euler
-    from ..structure.results import write_average_outputs
+    from ..structure.results import AVERAGE_OUTPUTS, write_average_outputs
     from ..structure.stackio import read_particle_set
 
     lo, hi = _tilt_range(tilt_range)
-    if not out_dir.parent.exists():
-        raise ParameterError(f"the folder {out_dir.parent} does not exist; create it first.")
+    check_output_folder(out_dir, [particles] + ([reference] if reference else []),
+                        AVERAGE_OUTPUTS, overwrite)
     stack, table, voxel = read_particle_set(particles)
     ref = None
     if reference is not None:
@@ -344,20 +347,7 @@ def average(
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
     result = refine_average(stack, voxel, params, ref, priors,
                             device=str(resolve_device(device)), say=say)
-    if out_dir.exists() and not overwrite:
-        raise ParameterError(f"{out_dir} already exists; remove it or pass --overwrite.")
-    import shutil
-    import tempfile
-
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with output_folder(out_dir, overwrite, [particles]) as staging:
         write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
-        staging.chmod(0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     typer.echo(f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
                f"0.5 at {result['resolution_05_A']:.1f} Å ({len(table)} particles)")

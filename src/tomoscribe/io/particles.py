@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputFileError, ParameterError
-from ..outputs import atomic_path
+from ..outputs import atomic_path, note_input
 from ..structure.rotations import from_euler, to_euler
 from .points import read_imod_points, write_imod_points
 
@@ -79,6 +79,7 @@ def read_particles(path: str | os.PathLike, voxel_size_A: float | None = None,
                    tomogram_shape_zyx=None) -> pd.DataFrame:
     """Read a particle table (see the module docstring for each format's convention)."""
     path = Path(path)
+    note_input(path)
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     suffix = path.suffix.lower()

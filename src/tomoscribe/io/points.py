@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputFileError
-from ..outputs import atomic_path
+from ..outputs import atomic_path, note_input
 
 _TRUE = {"positive", "pos", "1", "true", "yes", "p", "+"}
 _FALSE = {"negative", "neg", "0", "false", "no", "n", "-"}
@@ -35,6 +35,7 @@ IMOD_XY_SHIFT = 0.5
 def read_points(path: str | os.PathLike) -> pd.DataFrame:
     """Read x, y, z (voxel index units) and, where present, ``positive``."""
     path = Path(path)
+    note_input(path)
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     suffix = path.suffix.lower()
@@ -94,6 +95,7 @@ def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
     """All points of an IMOD model, with ``object_id`` and ``contour_id`` columns kept."""
     import imodmodel
 
+    note_input(path)
     try:
         raw = imodmodel.read(path)
     except Exception as err:  # imodmodel raises struct/pydantic errors on damage

@@ -21,9 +21,12 @@ cache); it is not forced to disk, so a power cut can lose slabs the journal name
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,8 @@ import numpy as np
 from .. import __version__
 from ..errors import OutputError
 from ..outputs import _WRITE_ERRNOS, _remove, check_writable
+from ..ownership import record_written
+from .mrc import preallocate
 
 JOURNAL_VERSION = 1
 _STATS = ("min", "max", "sum", "sum_sq", "count")
@@ -159,6 +164,7 @@ class ResumableVolume:
         if self.fmt == "mrc":
             with mrcfile.new_mmap(self.partial, shape=self.shape, mrc_mode=2,
                                   overwrite=True) as mrc:
+                preallocate(self.partial)  # a full disk fails here, not slabs later
                 mrc.voxel_size = self.voxel_size_A
                 mrc.header.origin = self.origin_A
                 self.data_offset = mrc.header.nbytes + int(mrc.header.nsymbt)
@@ -184,9 +190,17 @@ class ResumableVolume:
                   "shape": self.shape, "slab_slices": self.slab_slices,
                   "data_offset": self.data_offset,
                   "slabs": {str(z0): stats for z0, stats in sorted(self.done.items())}}
-        tmp = self.journal_path.with_name(self.journal_path.name + ".new")
-        tmp.write_text(json.dumps(record) + "\n")
-        os.replace(tmp, self.journal_path)
+        # A fresh, unpredictable name created exclusively: never a link someone planted.
+        fd, tmp = tempfile.mkstemp(prefix=f"{self.journal_path.name}.", suffix=".new",
+                                   dir=self.journal_path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(record) + "\n")
+            os.replace(tmp, self.journal_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     # -- filling --------------------------------------------------------------------
     @property
@@ -226,16 +240,18 @@ class ResumableVolume:
                 mrc.header.label[0] = f"tomoscribe {__version__}: written slab by slab"
             os.chmod(self.partial, 0o666 & ~_umask())
         if self.path.exists():
-            _remove(self.path)
+            _remove(self.path)  # checked on opening: tomoscribe's own earlier output
         os.replace(self.partial, self.path)
         self.journal_path.unlink(missing_ok=True)
+        record_written([self.path])
         return self.path
 
     def discard(self) -> None:
         """Remove the unfinished output and its journal."""
         _remove(self.partial)
         self.journal_path.unlink(missing_ok=True)
-        self.journal_path.with_name(self.journal_path.name + ".new").unlink(missing_ok=True)
+        for stale in self.journal_path.parent.glob(f"{glob.escape(self.journal_path.name)}.*.new"):
+            stale.unlink(missing_ok=True)
 
 
 def _umask() -> int:

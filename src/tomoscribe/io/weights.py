@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputFileError, ModelFileError
-from ..outputs import atomic_path
+from ..outputs import atomic_path, note_input
 
 
 def save_weights(path: str | os.PathLike, network: torch.nn.Module, key: str,
@@ -47,6 +47,7 @@ def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, di
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
+    note_input(path)
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     try:

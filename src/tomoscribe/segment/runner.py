@@ -35,7 +35,8 @@ from .. import __version__
 from ..errors import ParameterError, TomoscribeError
 from ..io import read_volume
 from ..io.resumable import ResumableVolume, SlabTarget, write_slab
-from ..outputs import file_fingerprint
+from ..locks import output_lock
+from ..outputs import check_writable, file_fingerprint, make_folders, remove_empty_folders
 from ..progress import track
 from ..volume import iter_slabs
 from .engine import (CUDA_SLABS_IN_FLIGHT, default_slab_slices, in_order, precision_mode,
@@ -188,9 +189,17 @@ def segment_files(jobs: list[_Job], client=None, resume: bool = True, overwrite:
     or a crash keeps them (hidden, with their journals) for the next run to finish.
     """
     opened: list[ResumableVolume] = []
+    locks = contextlib.ExitStack()
+    created = []
     try:
         for job in jobs:
             for out in job.outputs:
+                check_writable(out.path, overwrite)
+        for job in jobs:
+            for out in job.outputs:
+                created += make_folders(out.path.parent)
+                # One writer per output: a second run on the same name is refused.
+                locks.enter_context(output_lock(out.path))
                 opened.append(out.open(resume=resume, overwrite=overwrite))
                 if out.resumed and show_progress:
                     print(f"resuming {out.path.name}: {len(out.done)} of {len(job.slabs)} "
@@ -205,7 +214,10 @@ def segment_files(jobs: list[_Job], client=None, resume: bool = True, overwrite:
     except TomoscribeError:
         for out in opened:
             out.discard()
+        remove_empty_folders(created)
         raise
+    finally:
+        locks.close()
 
 
 def _run_local(work, show_progress):

@@ -31,7 +31,7 @@ import scipy.ndimage
 
 from .. import __version__
 from ..errors import AnnotationError, InputFileError, ParameterError
-from ..outputs import atomic_path
+from ..outputs import atomic_path, note_input
 from ..volume import Volume, check_finite
 
 FORMAT_KEY = "tomoscribe_trainset"
@@ -362,6 +362,7 @@ def load_training_set(path: str | os.PathLike) -> TrainingSet:
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
+    note_input(path)
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     try:

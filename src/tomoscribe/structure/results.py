@@ -12,6 +12,10 @@ from ..outputs import atomic_path, write_provenance
 from ..volume import Volume
 from .rotations import to_euler
 
+#: The files :func:`write_average_outputs` writes into its folder.
+AVERAGE_OUTPUTS = ("average.mrc", "average.mrc.json", "half1.mrc", "half2.mrc", "fsc.csv",
+                   "fsc.png", "refined.star")
+
 
 def write_average_outputs(out_dir: Path, result: dict, table: pd.DataFrame, voxel: float,
                           inputs, parameters: dict) -> None:

@@ -4,22 +4,22 @@ An extraction folder holds ``subtomo_000001.mrc`` … (float32, the voxel size i
 header), ``projections.mrcs`` (their Z-projections, one image per particle) and
 ``particles.star`` whose rows carry ``rlnImageName`` (relative to the STAR file),
 the coordinates in the source tomogram and the rounding residual.  Writing goes to
-a temporary folder that is renamed into place when complete, so an interrupted run
-never leaves a folder that looks finished.
+a staging folder whose files move into place when complete
+(:func:`tomoscribe.outputs.output_folder`), so an interrupted run never leaves a folder
+that looks finished, and an existing folder keeps every file tomoscribe did not write.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import InputFileError, OutputError
+from ..errors import InputFileError
 from ..io.particles import read_particles, write_particles
+from ..outputs import output_folder
 
 
 def write_particle_folder(folder: str | os.PathLike, stack: np.ndarray, table: pd.DataFrame,
@@ -29,12 +29,7 @@ def write_particle_folder(folder: str | os.PathLike, stack: np.ndarray, table: p
     import mrcfile
 
     folder = Path(folder)
-    if not folder.parent.exists():
-        raise OutputError(f"the output directory {folder.parent} does not exist; create it first.")
-    if folder.exists() and not overwrite:
-        raise OutputError(f"{folder} already exists; remove it or pass --overwrite.")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    try:
+    with output_folder(folder, overwrite) as tmp:
         names = []
         for i, volume in enumerate(stack):
             name = f"subtomo_{i + 1:06d}.mrc"
@@ -49,16 +44,6 @@ def write_particle_folder(folder: str | os.PathLike, stack: np.ndarray, table: p
         index = table.copy()
         index["image_name"] = names
         write_particles(tmp / "particles.star", index, voxel_size_A, tomogram_shape_zyx)
-        os.chmod(tmp, 0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"could not write {folder}: {err.strerror or err}.") from err
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

@@ -1,0 +1,153 @@
+"""Which files in a folder tomoscribe wrote: the only ones it may ever replace or remove.
+
+Each folder that receives an output gets a hidden manifest ``.tomoscribe-outputs.json``
+listing, per file (or OME-Zarr folder) name, the size and modification time it had when
+tomoscribe finished writing it.  A file is *ours* when its entry still matches (someone
+who replaced or edited it since made it theirs), or when its provenance sidecar
+``NAME.json`` says tomoscribe wrote it (outputs of versions before the manifest).
+Everything else in a folder belongs to the user and is never replaced or deleted.
+
+Updates of a manifest are serialised by an ``flock`` on the folder itself and written
+aside then renamed, so concurrent runs writing different outputs in one folder keep
+each other's entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+MANIFEST_NAME = ".tomoscribe-outputs.json"
+_VERSION = 1
+
+
+def manifest_path(folder: str | os.PathLike) -> Path:
+    """The manifest of ``folder``."""
+    return Path(folder) / MANIFEST_NAME
+
+
+def _read(folder: Path) -> dict:
+    try:
+        record = json.loads(manifest_path(folder).read_text())
+    except (OSError, ValueError):
+        return {}
+    files = record.get("files") if isinstance(record, dict) else None
+    return files if isinstance(files, dict) else {}
+
+
+def _identity(path: Path) -> dict:
+    st = os.stat(path, follow_symlinks=False)
+    if Path(path).is_dir():
+        return {"kind": "folder"}
+    return {"kind": "file", "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def is_ours(path: str | os.PathLike) -> bool:
+    """True when tomoscribe wrote ``path`` and nobody changed it since.
+
+    A path that does not exist is not ours (there is nothing to replace).
+    """
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return False
+    if path.is_symlink():
+        return False
+    entry = _read(path.parent).get(path.name)
+    if isinstance(entry, dict):
+        try:
+            now = _identity(path)
+        except OSError:
+            return False
+        if entry.get("kind") == "folder" and now["kind"] == "folder":
+            return True
+        if all(entry.get(k) == now.get(k) for k in ("kind", "bytes", "mtime_ns")):
+            return True
+    return _sidecar_says_ours(path)
+
+
+def _sidecar_says_ours(path: Path) -> bool:
+    side = path.with_name(path.name + ".json")
+    if path.suffix == ".json" and _says_tomoscribe(path):  # a provenance record itself
+        return True
+    return _says_tomoscribe(side)
+
+
+def _says_tomoscribe(side: Path) -> bool:
+    try:
+        if side.stat().st_size > 2**20:  # provenance records are small
+            return False
+        record = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("software") == "tomoscribe"
+
+
+@contextlib.contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _update(folder: Path, change) -> None:
+    with _folder_locked(folder):
+        files = _read(folder)
+        change(files)
+        files = {name: entry for name, entry in files.items()
+                 if (folder / name).exists() or (folder / name).is_symlink()}
+        if not files:
+            manifest_path(folder).unlink(missing_ok=True)
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f"{MANIFEST_NAME}.", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"software": "tomoscribe", "version": _VERSION,
+                           "files": dict(sorted(files.items()))}, fh, indent=1)
+                fh.write("\n")
+            os.replace(tmp, manifest_path(folder))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def record_written(paths) -> None:
+    """Note in their folders' manifests that tomoscribe has just written ``paths``."""
+    by_folder: dict[Path, list[Path]] = {}
+    for p in paths:
+        p = Path(p)
+        by_folder.setdefault(p.parent, []).append(p)
+    for folder, items in by_folder.items():
+        def change(files, items=items):
+            for p in items:
+                files[p.name] = _identity(p)
+        _update(folder, change)
+
+
+def forget(paths) -> None:
+    """Drop ``paths`` from their folders' manifests (after tomoscribe removed them)."""
+    by_folder: dict[Path, list[str]] = {}
+    for p in paths:
+        p = Path(p)
+        by_folder.setdefault(p.parent, []).append(p.name)
+    for folder, names in by_folder.items():
+        if folder.is_dir():
+            _update(folder, lambda files, names=names: [files.pop(n, None) for n in names])
+
+
+def owned_names(folder: str | os.PathLike) -> list[str]:
+    """Names in ``folder`` that tomoscribe wrote and nobody changed since."""
+    folder = Path(folder)
+    return sorted(name for name in _read(folder) if is_ours(folder / name))
+
+
+__all__ = ["MANIFEST_NAME", "manifest_path", "is_ours", "record_written", "forget",
+           "owned_names"]
