@@ -486,28 +486,30 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True,
                 _record_tree(folder)
                 record_written([folder])
                 return
-            moves = []
-            for source in sorted(staging.rglob("*")):
-                if source.is_dir() or source.name == MANIFEST_NAME:
+            moves = []  # top-level entries: files, and folders such as OME-Zarr stores
+            for source in sorted(staging.iterdir()):
+                if source.name == MANIFEST_NAME:
                     continue
-                target = folder / source.relative_to(staging)
+                target = folder / source.name
                 if target.exists() or target.is_symlink():
                     if not overwrite:
                         raise OutputError(f"{target} already exists; remove it or pass "
                                           "--overwrite.")
-                    if target.is_dir() or not is_ours(target):
+                    if target.is_dir() != source.is_dir() or not is_ours(target):
                         raise OutputError(f"{target} exists and was not written by "
                                           "tomoscribe, which replaces only its own outputs; "
                                           "choose a new folder.")
                 moves.append((source, target))
             for source, target in moves:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
-            by_parent: dict[Path, list[Path]] = {}
-            for _, target in moves:
-                by_parent.setdefault(target.parent, []).append(target)
-            for paths in by_parent.values():
-                record_written(paths)
+                if target.is_dir():  # tomoscribe's own earlier folder: swap, then remove
+                    aside = target.with_name(f".{target.name}.partial-old-"
+                                             f"{secrets.token_hex(4)}")
+                    os.replace(target, aside)
+                    os.replace(source, target)
+                    _remove(aside)
+                else:
+                    os.replace(source, target)
+            record_written([target for _, target in moves])
             _remove(staging)
             staging = None
     except OSError as err:
@@ -525,7 +527,6 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True,
 def _record_tree(folder: Path) -> None:
     from .ownership import record_written
 
-    for sub in [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]:
-        entries = [p for p in sub.iterdir() if not p.name.startswith(".")]
-        if entries:
-            record_written(entries)
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if entries:
+        record_written(entries)

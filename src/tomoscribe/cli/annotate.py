@@ -22,6 +22,7 @@ from ..segment.trainset import (build_training_set, combine_training_sets,
                                 painted_mask_source, save_training_set)
 from ..volume import check_same_grid
 from . import options
+from .checks import writes
 from .app import app
 
 
@@ -50,6 +51,7 @@ def _zyx(table) -> np.ndarray:
 
 
 @app.command()
+@writes(files=("output",))
 def trainset(
     tomogram: Path = typer.Argument(..., help="The preprocessed tomogram."),
     output: Path = typer.Option(..., "--output", "-o", help="Training-set file to write."),
@@ -128,6 +130,7 @@ def trainset(
 
 
 @app.command()
+@writes(files=("output",))
 def train(
     training_sets: list[Path] = typer.Argument(
         ..., help="File(s) written by `tomoscribe trainset` or `clem transfer`; several (e.g. "
@@ -244,6 +247,7 @@ def segment(
 
 
 @app.command()
+@writes(files=("output",))
 def merge(
     maps: list[Path] = typer.Argument(..., help="Per-feature maps from `tomoscribe segment`."),
     output: Path = typer.Option(..., "--output", "-o", help="Label map (.mrc or .zarr)."),

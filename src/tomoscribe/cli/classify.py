@@ -11,6 +11,7 @@ import typer
 from ..errors import InvalidDataError, VoxelSizeMismatchError
 from ..outputs import atomic_path, write_provenance
 from . import options
+from .checks import writes
 from .app import app
 
 classify_app = typer.Typer(help="Classify subtomograms with 3D CNNs (Xu et al. 2017) and "
@@ -49,6 +50,7 @@ def _accuracy_table(truth, predicted, class_names) -> dict:
 
 
 @classify_app.command("train")
+@writes(files=("output",))
 def train(
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr, from `tomoscribe "
                                    "simulate subtomograms`)."),
@@ -111,6 +113,7 @@ def train(
 
 
 @classify_app.command("evaluate")
+@writes(files=("output",))
 def evaluate(
     model: Path = typer.Argument(..., help="Classifier file from `classify train`."),
     dataset: Path = typer.Argument(..., help="Labelled subtomogram dataset (.zarr)."),

@@ -11,6 +11,7 @@ import typer
 from ..errors import InvalidDataError, ParameterError
 from ..outputs import write_provenance
 from . import options
+from .checks import writes
 from .app import app
 
 clem_app = typer.Typer(help="Annotation from correlative fluorescence: register through the "
@@ -20,6 +21,7 @@ app.add_typer(clem_app, name="clem")
 
 
 @clem_app.command("simulate")
+@writes(folders=("out",))
 def simulate(
     out: Path = typer.Option(Path("clem-data"), "--out", help="Directory for the dataset."),
     size: str = typer.Option("medium", "--size", help="small or medium."),
@@ -37,6 +39,7 @@ def simulate(
 
 
 @clem_app.command("register")
+@writes(files=("out",))
 def register(
     overview: Path = typer.Argument(..., help="EM overview of the grid square (MRC/TIFF, one "
                                     "slice, with its pixel size)."),
@@ -122,6 +125,7 @@ def register(
 
 
 @clem_app.command("watershed")
+@writes(files=("out",))
 def watershed(
     fluorescence: Path = typer.Argument(..., help="One fluorescence channel (z, y, x stack)."),
     out: Path = typer.Option(..., "--out", "-o", help="Region label volume (.mrc)."),
@@ -158,6 +162,7 @@ def watershed(
 
 
 @clem_app.command("transfer")
+@writes(files=("out",))
 def transfer(
     tomogram: Path = typer.Argument(..., help="Preprocessed tomogram (as for training)."),
     fluorescence: Path = typer.Option(..., "--fluorescence", help="The feature's channel."),
@@ -252,6 +257,7 @@ def transfer(
 
 
 @clem_app.command("pipeline")
+@writes(folders=("out",))
 def pipeline(
     out: Path = typer.Option(Path("clem-out"), "--out", help="Directory for every output."),
     size: str = typer.Option("medium", "--size", help="small or medium."),

@@ -8,10 +8,12 @@ import typer
 
 from ..demo import DemoSettings, run_demo
 from . import options
+from .checks import writes
 from .app import app
 
 
 @app.command()
+@writes(folders=("out",))
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Directory for every output."),
     size: str = typer.Option("medium", "--size", help="small, medium or large."),

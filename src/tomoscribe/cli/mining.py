@@ -10,8 +10,9 @@ import numpy as np
 import typer
 
 from ..errors import InvalidDataError, ParameterError
-from ..outputs import atomic_path, write_provenance
+from ..outputs import atomic_path, check_output_folder, output_folder, write_provenance
 from . import options
+from .checks import writes
 from .classify import check_voxel_size, classify_app, load_subtomograms
 
 autoencoder_app = typer.Typer(help="Autoencoder pattern mining (Zeng et al. 2018).",
@@ -33,6 +34,7 @@ def _labels_or_none(labels: np.ndarray) -> np.ndarray | None:
 
 
 @classify_app.command("features")
+@writes(files=("output",))
 def features(
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
     output: Path = typer.Option(..., "--output", "-o", help="Feature store (.zarr)."),
@@ -74,6 +76,7 @@ def features(
 
 
 @classify_app.command("cluster")
+@writes(files=("output",))
 def cluster(
     feature_store: Path = typer.Argument(..., help="Feature store from `classify features`."),
     output: Path = typer.Option(..., "--output", "-o", help="Feature store with clusters "
@@ -148,6 +151,7 @@ def _references(names: list[str], voxel: float, box: int) -> dict:
 
 
 @classify_app.command("discover")
+@writes(folders=("output",))
 def discover(
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
     clustered: Path = typer.Argument(..., help="Feature store with clusters (`classify "
@@ -177,6 +181,7 @@ def discover(
     from ..segment.train import resolve_device
     from ..volume import Volume
 
+    check_output_folder(output, [dataset, clustered], ["discover.json", "gallery.png"])
     volumes, labels, names, voxel = load_subtomograms(dataset)
     if voxel is None:
         raise InvalidDataError(f"{dataset} records no voxel size.")
@@ -198,8 +203,7 @@ def discover(
     truth = _labels_or_none(labels)
     result = {"dataset": str(dataset.resolve()), "params": params.__dict__, "clusters": []}
     gallery = []
-    with atomic_path(output) as tmp:
-        tmp.mkdir()
+    with output_folder(output) as tmp:
         for c in chosen:
             members = np.flatnonzero(table["clusters"] == c)
             found = reference_free_classes(volumes[members], voxel, params, device,
@@ -233,6 +237,7 @@ def discover(
 
 
 @autoencoder_app.command("train")
+@writes(files=("output",))
 def autoencoder_train(
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr); labels unused."),
     output: Path = typer.Option(..., "--output", "-o", help="Autoencoder file to write."),
@@ -261,6 +266,7 @@ def autoencoder_train(
 
 
 @autoencoder_app.command("mine")
+@writes(folders=("output",))
 def autoencoder_mine(
     model: Path = typer.Argument(..., help="Autoencoder file."),
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
@@ -278,6 +284,7 @@ def autoencoder_mine(
     from ..io import write_volume
     from ..volume import Volume
 
+    check_output_folder(output, [model, dataset], ["mining.json", "gallery.png"])
     autoencoder = load_autoencoder(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
@@ -288,8 +295,7 @@ def autoencoder_mine(
     truth = _labels_or_none(labels)
     scores = cluster_scores(truth, found["clusters"], names) if truth is not None else None
     voxel = voxel or autoencoder.voxel_size_A
-    with atomic_path(output) as tmp:
-        tmp.mkdir()
+    with output_folder(output) as tmp:
         save_features(tmp / "codes.zarr", {"features": found["codes"], "labels": labels,
                                            "clusters": found["clusters"]},
                       {"source": str(model.resolve()), "layer": "code",
@@ -323,6 +329,7 @@ def _centre_masks(dataset: Path) -> np.ndarray:
 
 
 @voxelseg_app.command("train")
+@writes(files=("output",))
 def voxelseg_train(
     dataset: Path = typer.Argument(..., help="Crowded subtomogram dataset with centre masks."),
     output: Path = typer.Option(..., "--output", "-o", help="Segmenter file to write."),
@@ -367,6 +374,7 @@ def voxelseg_train(
 
 
 @voxelseg_app.command("apply")
+@writes(files=("output",))
 def voxelseg_apply(
     model: Path = typer.Argument(..., help="Segmenter file."),
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),

@@ -11,6 +11,7 @@ from ..io import create_volume, read_volume
 from ..outputs import read_provenance, write_provenance
 from ..preprocess import PreprocessParams, binned_geometry, preprocess_into
 from . import options
+from .checks import writes
 from .app import app
 
 
@@ -30,6 +31,7 @@ def info(path: Path = typer.Argument(..., help="A volume (.mrc, .tif, .zarr)."),
 
 
 @app.command()
+@writes(files=("output",))
 def preprocess(
     tomogram: Path = typer.Argument(..., help="Input tomogram (.mrc, .tif, .zarr)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .mrc or .zarr."),

@@ -12,6 +12,7 @@ from ..io import write_volume
 from ..outputs import atomic_path, write_provenance
 from ..volume import Volume
 from . import options
+from .checks import writes
 from .app import app
 
 simulate_app = typer.Typer(help="Simulate structures, cellular tomograms and subtomogram "
@@ -20,6 +21,7 @@ app.add_typer(simulate_app, name="simulate")
 
 
 @simulate_app.command("structure")
+@writes(files=("output",))
 def structure(
     model: Path = typer.Argument(..., help="PDB or mmCIF file."),
     output: Path = typer.Option(..., "--output", "-o", help="Density map (.mrc)."),
@@ -39,6 +41,7 @@ def structure(
 
 
 @simulate_app.command("cell")
+@writes(folders=("out_dir",))
 def cell(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Directory for all outputs."),
     size: str = typer.Option("512,512,128", "--size", help="x,y,z in voxels."),
@@ -133,6 +136,7 @@ def _write_particles(path: Path, particles, voxel_size_A: float, tomo_name: str)
 
 
 @simulate_app.command("subtomograms")
+@writes(files=("output",))
 def subtomograms(
     output: Path = typer.Option(..., "--output", "-o", help="Dataset (.zarr)."),
     structures: str = typer.Option("1bxn,3j9i,4v4r_30S", "--structures",

@@ -19,6 +19,7 @@ from ..segment.vesicles import VesicleParams, close_vesicles
 from ..structure.picking import PickParams, feature_mask, pick_filaments, pick_particles
 from ..volume import Volume
 from . import options
+from .checks import writes
 from .app import app
 
 
@@ -40,6 +41,7 @@ def _legend_id(map_path: Path, feature: str) -> int | None:
 
 
 @app.command()
+@writes(files=("outputs",))
 def pick(
     annotation: Path = typer.Argument(..., help="A merged label map (with its .legend.json) "
                                       "or one feature's map from `tomoscribe segment`."),
@@ -93,6 +95,7 @@ def pick(
 
 
 @app.command()
+@writes(files=("output",))
 def vesicles(
     annotation: Path = typer.Argument(..., help="A merged label map with its .legend.json "
                                       "(from `tomoscribe merge`)."),
@@ -168,6 +171,7 @@ def _positions_on(table: pd.DataFrame, volume: Volume, picked_voxel_size: float 
 
 
 @app.command()
+@writes(folders=("out_dir",))
 def extract(
     tomogram: Path = typer.Argument(..., help="Tomogram to cut subtomograms from."),
     particles: Path = typer.Argument(..., help="Picks (.star, .mod, .csv, .json)."),
@@ -211,6 +215,7 @@ def extract(
 
 
 @app.command()
+@writes(files=("output",))
 def clean(
     particles: Path = typer.Argument(..., help="particles.star of an extraction folder."),
     output: Path = typer.Option(..., "--output", "-o", help="Classified STAR to write "
@@ -269,6 +274,7 @@ def _gallery(path: Path, averages: np.ndarray, counts) -> None:
 
 
 @app.command()
+@writes(files=("output",))
 def select(
     particles: Path = typer.Argument(..., help="Classified STAR from `tomoscribe clean`."),
     output: Path = typer.Option(..., "--output", "-o", help="STAR of the particles kept."),
@@ -298,6 +304,7 @@ def select(
 
 
 @app.command()
+@writes(folders=("out_dir",))
 def average(
     particles: Path = typer.Argument(..., help="STAR listing subtomograms (rlnImageName)."),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder to create for the map, "
