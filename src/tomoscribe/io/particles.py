@@ -133,8 +133,30 @@ def select_tomogram(table: pd.DataFrame, name: str | None, source: str = "the pa
     if name is None:
         raise ParameterError(f"{source} lists particles of {len(found)} tomograms ({shown}); "
                              "choose one with --tomo-name.")
-    raise ParameterError(f"{source} has no particles of tomogram {name!r}; it names {shown} "
-                         "(choose one with --tomo-name).")
+    raise ParameterError(f"{source} lists particles of {len(found)} tomogram"
+                         f"{'s' if len(found) > 1 else ''} ({shown}) and none of tomogram "
+                         f"{name!r}; choose one with --tomo-name.")
+
+
+def tomogram_name(tomogram_path: str | os.PathLike, tomo_name: str | None = None,
+                  tomograms=None) -> tuple[str, bool]:
+    """The name that selects a tomogram's rows, and whether the user gave it.
+
+    ``tomo_name`` when given; else the name ``tomograms.star`` (path or parsed) gives
+    the tomogram file (``rlnTomoReconstructedTomogram``, compared by stem); else the
+    tomogram file's stem (:func:`tomogram_stem`).
+    """
+    if tomo_name:
+        return str(tomo_name), True
+    stem = tomogram_stem(tomogram_path)
+    if tomograms is not None:
+        from .formats.relion import read_tomograms_star
+
+        entries = tomograms if isinstance(tomograms, dict) else read_tomograms_star(tomograms)
+        for name, entry in entries.items():
+            if entry.get("tomogram_file") and tomogram_stem(entry["tomogram_file"]) == stem:
+                return name, False
+    return stem, False
 
 
 def check_inside(table: pd.DataFrame, shape_zyx, source: str = "the particle list") -> None:

@@ -73,7 +73,7 @@ def read_star_blocks(path: Path) -> dict:
 
 def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     """RELION 5 ``tomograms.star``: per tomogram name, ``size_xyz`` (unbinned pixels),
-    ``pixel_size_A`` (tilt series) and ``binning``."""
+    ``pixel_size_A`` (tilt series), ``binning`` and ``tomogram_file`` (may be empty)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
@@ -89,7 +89,8 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
                     out[str(row["rlnTomoName"])] = {
                         "size_xyz": tuple(float(row[f"rlnTomoSize{a}"]) for a in "XYZ"),
                         "pixel_size_A": float(row["rlnTomoTiltSeriesPixelSize"]),
-                        "binning": float(row.get("rlnTomoTomogramBinning", 1.0))}
+                        "binning": float(row.get("rlnTomoTomogramBinning", 1.0)),
+                        "tomogram_file": str(row.get("rlnTomoReconstructedTomogram", ""))}
                 except (TypeError, ValueError) as err:
                     raise InputFileError(f"{path}: a tomogram's size or pixel size is not "
                                          f"a number ({err}).") from err
