@@ -197,7 +197,8 @@ def read(path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None,
     table = pd.DataFrame(xyz, columns=["x", "y", "z"])
     if pixel is not None:
         if np.ptp(pixel) > 1e-6 * np.max(pixel):
-            raise InputFileError(f"{path} mixes pixel sizes ({', '.join(map(str, np.unique(pixel)))}"
+            sizes = ", ".join(map(str, np.unique(pixel)))
+            raise InputFileError(f"{path} mixes pixel sizes ({sizes}"
                                  " Å); split it by optics group first.")
         table["voxel_size_A"] = float(pixel[0])
     if set(_ANGLES) <= set(block):
