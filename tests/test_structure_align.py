@@ -21,8 +21,10 @@ from tomoscribe.structure.wedge import wedge_mask
 def test_euler_round_trip_and_relion_axes():
     angles = np.array([[10.0, 40.0, -70.0], [-120.0, 100.0, 30.0]])
     assert np.allclose(to_euler(from_euler(angles)), angles)
-    # rot alone is a rotation about z: x goes to y for +90°.
-    assert np.allclose(from_euler([90, 0, 0]).apply([1, 0, 0]), [0, 1, 0], atol=1e-12)
+    # RELION's reference → particle rotation is the inverse of intrinsic ZYZ: rot = +90°
+    # alone turns the reference's x axis onto −y (eulerangles' 'relion' matrix is the
+    # passive one; tests/test_conventions.py checks this against eulerangles).
+    assert np.allclose(from_euler([90, 0, 0]).apply([1, 0, 0]), [0, -1, 0], atol=1e-12)
 
 
 def test_global_sampling_covers_rotation_space():

@@ -10,7 +10,8 @@ import numpy as np
 import typer
 
 from ..errors import AnnotationError, ParameterError
-from ..io import create_volume, read_volume, volume_stem
+from ..io import create_volume, read_volume
+from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
 from ..outputs import atomic_path, file_fingerprint, read_provenance, write_provenance
 from ..segment.merge import merge_into
@@ -46,6 +47,12 @@ def _read_painted(path: Path, tomogram):
     return labels
 
 
+def _of_tomogram(table, tomogram: Path, tomo_name: str | None, source: Path):
+    """The rows of this tomogram (by --tomo-name or the file's stem)."""
+    name, explicit = tomogram_name(tomogram, tomo_name)
+    return select_tomogram(table, name, str(source), explicit)
+
+
 def _zyx(table) -> np.ndarray:
     return table[["z", "y", "x"]].to_numpy(dtype=float).reshape(-1, 3)
 
@@ -64,8 +71,11 @@ def trainset(
                                   "drawn on slices around the feature."),
     objects: list[int] = typer.Option(None, "--object", help="IMOD object number(s) (from 0) "
                                       "to use from --contours; default all."),
-    boxes: Path = typer.Option(None, "--boxes", help="CSV/STAR with x, y, z and a "
-                               "positive/negative label per box."),
+    boxes: Path = typer.Option(None, "--boxes", help="CSV/STAR/copick/Dynamo with x, y, z and "
+                               "a positive/negative label per box."),
+    tomo_name: str = typer.Option(None, "--tomo-name", help="Tomogram name selecting the rows "
+                                  "of a points file listing several (default: the tomogram's "
+                                  "file stem)."),
     positives: Path = typer.Option(None, "--positives", help="Points file of positive boxes."),
     negatives: Path = typer.Option(None, "--negatives", help="Points file of negative boxes."),
     tile: int = typer.Option(64, "--tile", help="Tile edge in pixels."),
@@ -86,16 +96,18 @@ def trainset(
     volume = read_volume(tomogram, voxel_size)
     pos, neg = np.empty((0, 3)), np.empty((0, 3))
     if boxes is not None:
-        table = read_points(boxes)
+        table = _of_tomogram(read_points(boxes), tomogram, tomo_name, boxes)
         if "positive" not in table:
             raise AnnotationError(f"{boxes} has no label column; add one (positive/negative) "
                                   "or use --positives/--negatives.")
         pos = np.vstack([pos, _zyx(table[table["positive"]])])
         neg = np.vstack([neg, _zyx(table[~table["positive"]])])
     if positives is not None:
-        pos = np.vstack([pos, _zyx(read_points(positives))])
+        pos = np.vstack([pos, _zyx(_of_tomogram(read_points(positives), tomogram, tomo_name,
+                                                positives))])
     if negatives is not None:
-        neg = np.vstack([neg, _zyx(read_points(negatives))])
+        neg = np.vstack([neg, _zyx(_of_tomogram(read_points(negatives), tomogram, tomo_name,
+                                                negatives))])
     if painted is not None:
         labels = _read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
@@ -223,7 +235,7 @@ def segment(
     if len(set(names)) != len(names):
         raise ParameterError(f"two models are for the same feature ({names}); segment them "
                              "in separate calls or out-dirs.")
-    stems = [volume_stem(t) for t in tomograms]
+    stems = [tomogram_stem(t) for t in tomograms]
     if len(set(stems)) != len(stems):
         raise ParameterError(f"two tomograms share the name stem ({stems}); their outputs "
                              "would collide, so rename one or use separate calls.")

@@ -43,8 +43,8 @@ def _global(
 
 
 # Command groups register themselves on `app` when imported.
-from . import (annotate, classify, clem, demo, mining, prepare, simulate,  # noqa: E402,F401
-               structure)
+from . import (annotate, classify, clem, convert, demo, mining,  # noqa: E402,F401
+               prepare, simulate, structure)
 
 
 def run() -> None:

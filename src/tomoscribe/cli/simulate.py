@@ -112,7 +112,8 @@ def cell(
     record = {"cell": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in params.__dict__.items()},
               "imaging": imaging.as_dict(), "class_ids": legend,
-              "euler_convention": "ZYZ intrinsic (RELION rot, tilt, psi), degrees"}
+              "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
+                                  "= inverse of scipy intrinsic ZYZ"}
     write_provenance(out_dir / "tomogram.mrc", "simulate cell", record)
     typer.echo(f"wrote {out_dir}: tomogram.mrc, tilt_series.mrc/.tlt, density.mrc, "
                f"labels.mrc, instances.mrc, particles.star ({len(particles)} particles)")

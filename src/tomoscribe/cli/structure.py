@@ -12,7 +12,7 @@ import typer
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..io import create_volume, read_volume, write_volume
 from ..io.particles import (FORMATS, check_inside, read_particles, recorded_voxel_size,
-                            write_particles)
+                            select_tomogram, tomogram_name, tomogram_stem, write_particles)
 from ..outputs import (atomic_path, check_output_folder, check_writable, output_folder,
                        write_provenance)
 from ..segment.vesicles import VesicleParams, close_vesicles
@@ -85,7 +85,7 @@ def pick(
         table = pick_filaments(mask, spacing, fill_radius=fill_radius)
     else:
         table = pick_particles(mask, None if label is not None else data, params)
-    name = tomo_name or annotation.name.split(".")[0]
+    name = tomo_name or tomogram_stem(annotation)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
         write_provenance(out, "pick", {"feature": feature, **params.as_dict(),
@@ -184,6 +184,11 @@ def extract(
     picked_voxel_size: float = typer.Option(None, "--picked-voxel-size", help="Voxel size (Å) "
                                             "the picks were made at, when the file does not "
                                             "record it (e.g. on a binned copy)."),
+    tomo_name: str = typer.Option(None, "--tomo-name", help="Tomogram name selecting the rows "
+                                  "of a file listing several (default: the tomogram's file "
+                                  "stem, or its name in --tomograms)."),
+    tomograms_star: Path = typer.Option(None, "--tomograms", help="RELION 5 tomograms.star: "
+                                        "names and centres for centred-Å coordinates."),
     voxel_size: float = options.VoxelSize,
     overwrite: bool = options.Overwrite,
 ) -> None:
@@ -194,7 +199,9 @@ def extract(
     check_output_folder(out_dir, [tomogram, particles],
                         ["particles.star", "particles.star.json", "projections.mrcs"], overwrite)
     volume = read_volume(tomogram, voxel_size)
-    table = _positions_on(read_particles(particles, volume.pixel_size_A, volume.shape), volume,
+    name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
+    table = read_particles(particles, volume.pixel_size_A, volume.shape, tomograms_star)
+    table = _positions_on(select_tomogram(table, name, str(particles), explicit), volume,
                           picked_voxel_size)
     if len(table) == 0:
         raise AnnotationError(f"{particles} lists no particles.")
@@ -203,7 +210,7 @@ def extract(
     if len(kept) == 0:
         raise ParameterError(f"every box of {box} voxels crosses the tomogram's faces; use a "
                              "smaller box or --edge pad.")
-    kept["tomo_name"] = kept.get("tomo_name", tomogram.name.split(".")[0])
+    kept["tomo_name"] = kept.get("tomo_name", name)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
     write_provenance(out_dir / "particles.star", "extract",
                      {"box": box, "edge": edge, "invert": invert},

@@ -37,16 +37,6 @@ def volume_format(path: str | os.PathLike) -> str:
     )
 
 
-def volume_stem(path: str | os.PathLike) -> str:
-    """The file name without its volume suffix: ``tomo1_t0.8.mrc`` → ``tomo1_t0.8``,
-    ``cell.ome.zarr`` → ``cell``."""
-    name = Path(str(path).rstrip("/")).name
-    for suffix in (".ome.zarr", *ZARR_SUFFIXES, *MRC_SUFFIXES, *TIFF_SUFFIXES):
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[:-len(suffix)]
-    return Path(name).stem or name
-
-
 def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volume:
     """Open a volume lazily (memory-mapped or chunked) in whichever format it is."""
     note_input(path)
@@ -90,7 +80,7 @@ def create_volume(path: str | os.PathLike, shape, dtype, voxel_size_A,
 
 
 __all__ = [
-    "read_volume", "write_volume", "volume_stem", "create_volume", "volume_format",
+    "read_volume", "write_volume", "create_volume", "volume_format",
     "read_mrc", "write_mrc", "create_mrc", "read_tiff", "write_tiff",
     "read_ome_zarr", "write_ome_zarr", "create_ome_zarr",
 ]

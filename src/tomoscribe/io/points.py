@@ -9,8 +9,9 @@ Per-format conventions:
 * CSV: columns ``x, y, z`` (any case) in voxel index units; an optional column
   ``label`` / ``class`` / ``positive`` holding ``positive``/``negative``, ``pos``/``neg``,
   ``1``/``0``, ``true``/``false``.
-* STAR (RELION 3 tomography): ``rlnCoordinateX/Y/Z`` in pixels, taken as voxel index
-  units; an optional ``rlnClassNumber`` (1 = positive, anything else = negative).
+* STAR, copick ``.json``, Dynamo ``.tbl``: through :func:`tomoscribe.io.particles.read_particles`
+  (positions in the file's voxel units); an optional ``rlnClassNumber`` (1 = positive,
+  anything else = negative); ``tomo_name`` is kept so callers can select one tomogram.
 * IMOD ``.mod`` (through imodmodel): IMOD places pixel i's centre at x = i + 0.5 (and
   y likewise) and slice k at z = k, so x and y are shifted by −0.5.  Every point of
   every contour is taken; closed contours are read by :func:`read_imod_contours`.
@@ -41,12 +42,13 @@ def read_points(path: str | os.PathLike) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv" or suffix == ".txt":
         table = _read_csv(path)
-    elif suffix == ".star":
-        table = _read_star(path)
+    elif suffix in (".star", ".json", ".tbl"):
+        table = _read_particle_file(path)
     elif suffix == ".mod":
         table = read_imod_points(path)
     else:
-        raise InputFileError(f"{path}: unknown points format; use .csv, .star or .mod.")
+        raise InputFileError(f"{path}: unknown points format; use .csv, .star, .mod, .json "
+                             "(copick) or .tbl (Dynamo).")
     coords = table[["x", "y", "z"]].to_numpy(dtype=float)
     if not np.isfinite(coords).all():
         raise InputFileError(f"{path} has non-numeric or missing coordinates.")
@@ -80,14 +82,17 @@ def _parse_label(value, path: Path) -> bool:
     )
 
 
-def _read_star(path: Path) -> pd.DataFrame:
-    """Boxes from a STAR particle file (the particle reader), class 1 = positive."""
+def _read_particle_file(path: Path) -> pd.DataFrame:
+    """Boxes from a particle file (the particle reader), class 1 = positive; the
+    ``tomo_name`` column is kept for :func:`tomoscribe.io.particles.select_tomogram`."""
     from .particles import read_particles  # particles imports this module
 
     table = read_particles(path)
     boxes = table[["x", "y", "z"]].copy()
     if "class" in table:
         boxes["positive"] = table["class"].to_numpy() == 1
+    if "tomo_name" in table:
+        boxes["tomo_name"] = table["tomo_name"].to_numpy()
     return boxes
 
 

@@ -19,7 +19,8 @@ Densities are contrast over vitreous ice in arbitrary units: protein and lipid h
 groups ≈ 1, cytoplasm 0.15, carbon 0.7, gold 8.  Truth: a class label volume (ids in
 ``CELL_CLASS_IDS``; template classes from 10 upward, in the order given), an instance
 volume (0 = none, each object its own id), and a particle table with centres in Å and
-ZYZ Euler angles (RELION rot, tilt, psi, rotating the template into the particle).
+RELION Euler angles (rot, tilt, psi) of the rotation that turned the template into the
+particle (:func:`tomoscribe.structure.rotations.to_euler`: RELION's convention).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from scipy.spatial.transform import Rotation
 
 from ..errors import ParameterError
 from ..volume import Volume
+from ..structure.rotations import to_euler
 from .subtomograms import rotate_and_shift, template_in_box
 from .template_library import load_template
 
@@ -194,7 +196,7 @@ def make_cell(params: CellParams = CellParams()):
             stamp(box, mask, TEMPLATE_CLASS_BASE + index)
             occupied[box] |= scipy.ndimage.binary_dilation(mask, iterations=1)
             centre = corner + n // 2
-            rot, tilt, psi = rotation.as_euler("ZYZ", degrees=True)
+            rot, tilt, psi = to_euler(rotation)  # RELION's angles of the rotation applied
             rows.append({"class": name, "class_id": TEMPLATE_CLASS_BASE + index,
                          "instance": state["next_instance"] - 1,
                          "x_A": centre[2] * params.voxel_size_A,

@@ -2,14 +2,26 @@
 
 Convention (used throughout tomoscribe): a particle's orientation is the rotation R
 that turns the reference into the particle, ``particle(x) = reference(R⁻¹(x − c) + c)``,
-acting on (x, y, z) vectors.  Euler angles are RELION's (rot, tilt, psi) in degrees,
-scipy's intrinsic ``"ZYZ"``.  Arrays are indexed (z, y, x); :func:`zyx_matrix` turns an
-(x, y, z) rotation matrix into the matrix acting on (z, y, x) index vectors.
+acting on (x, y, z) vectors (copick calls it the object-to-tomogram rotation).
+
+Euler angles in particle tables and files are RELION's (rot, tilt, psi) in degrees.
+RELION's Euler matrix ``A(rot, tilt, psi)`` is the transpose of scipy's intrinsic
+``"ZYZ"`` matrix of the same angles, and it is the reference → particle rotation:
+
+    R = A(rot, tilt, psi) = Rotation.from_euler("ZYZ", (rot, tilt, psi)).inv()
+
+(the teamtomo ``eulerangles`` package marks RELION's intrinsic right-handed ZYZ matrix
+as passive, i.e. the inverse of the active reference → particle rotation; copick's
+``relion_rows_to_poses`` converts the same way).  :func:`from_euler` and
+:func:`to_euler` are the only places where angles and rotations meet.  Arrays are
+indexed (z, y, x); :func:`zyx_matrix` turns an (x, y, z) rotation matrix into the
+matrix acting on (z, y, x) index vectors.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -18,13 +30,28 @@ from ..errors import ParameterError
 
 
 def from_euler(rot_tilt_psi_deg) -> Rotation:
-    """Rotation(s) from RELION (rot, tilt, psi) in degrees, shape (3,) or (n, 3)."""
-    return Rotation.from_euler("ZYZ", np.asarray(rot_tilt_psi_deg, float), degrees=True)
+    """Reference → particle rotation(s) from RELION (rot, tilt, psi) in degrees.
+
+    Parameters
+    ----------
+    rot_tilt_psi_deg : array (3,) or (n, 3), degrees, RELION's convention.
+
+    Returns
+    -------
+    Rotation
+        ``Rotation.from_euler("ZYZ", angles).inv()``, RELION's Euler matrix.
+    """
+    angles = np.asarray(rot_tilt_psi_deg, float)
+    if not np.isfinite(angles).all():
+        raise ParameterError("Euler angles must be finite numbers (degrees).")
+    return Rotation.from_euler("ZYZ", angles, degrees=True).inv()
 
 
 def to_euler(rotation: Rotation) -> np.ndarray:
-    """RELION (rot, tilt, psi) in degrees of one or many rotations."""
-    return rotation.as_euler("ZYZ", degrees=True)
+    """RELION (rot, tilt, psi) in degrees of reference → particle rotation(s)."""
+    with warnings.catch_warnings():  # gimbal lock (tilt 0 or 180°): scipy sets psi = 0
+        warnings.filterwarnings("ignore", message=".*[Gg]imbal.*")
+        return rotation.inv().as_euler("ZYZ", degrees=True)
 
 
 def zyx_matrix(rotation_xyz: np.ndarray) -> np.ndarray:

@@ -1,0 +1,78 @@
+"""Converting particle files between formats (``tomoscribe convert``).
+
+The source is read into the particle table, cut to one tomogram if asked, and written
+in the target's format.  What the target cannot hold is either refused (orientations:
+losing them silently would make the file mean something else) or reported as dropped
+(scores, the names of several tomograms, the voxel size).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ParameterError
+from .formats import format_for
+from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
+
+
+def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
+                      voxel_size_A: float | None = None, binning: float | None = None,
+                      tomo_name: str | None = None, tomogram_shape_zyx=None, tomograms=None,
+                      drop_orientations: bool = False) -> dict:
+    """Convert ``source`` into ``target`` (formats from the suffixes).
+
+    Parameters
+    ----------
+    voxel_size_A : Å per coordinate unit, where the source does not record it.
+    binning : write coordinates on a grid binned by this factor (block binning:
+        (x + ½)/b − ½), voxel size × b.
+    tomo_name : keep only this tomogram's rows.
+    tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates.
+    drop_orientations : allow writing a format that holds no orientation.
+
+    Returns
+    -------
+    dict with ``n`` (particles written), ``voxel_size_A`` and ``dropped`` (list of str).
+    """
+    source, target = Path(source), Path(target)
+    src_fmt, dst_fmt = format_for(source), format_for(target)
+    table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
+    if tomo_name is not None:
+        table = select_tomogram(table, tomo_name, str(source), explicit=True)
+    voxel = recorded_voxel_size(table) or voxel_size_A
+    if binning is not None:
+        if binning <= 0:
+            raise ParameterError(f"--binning must be positive, got {binning}.")
+        if voxel is None:
+            raise ParameterError(f"{source} records no voxel size; give --voxel-size with "
+                                 "--binning.")
+        # block binning: voxel i of the fine grid is at (i + ½)/b − ½ of the coarse one
+        for axis in "xyz":
+            table[axis] = (table[axis] + 0.5) / binning - 0.5
+        voxel = voxel * binning
+    dropped = []
+    has_angles = {"rot", "tilt", "psi"} <= set(table)
+    if has_angles and not dst_fmt.holds_orientations:
+        if not drop_orientations:
+            raise ParameterError(f"{target.name}: the {dst_fmt.name} format cannot hold the "
+                                 f"orientations {source.name} has; choose .star, .json, .tbl "
+                                 "or .csv, or pass --drop-orientations.")
+        table = table.drop(columns=["rot", "tilt", "psi"])
+        dropped.append("orientations")
+    if voxel is None and dst_fmt.name in ("relion", "copick"):
+        raise ParameterError(f"{source} records no voxel size and {target.name} needs one; "
+                             "give --voxel-size.")
+    if voxel is not None and not dst_fmt.holds_voxel_size:
+        dropped.append(f"the voxel size ({voxel:g} Å)")
+    if "score" in table and table["score"].notna().any() and not dst_fmt.holds_scores:
+        dropped.append("scores")
+    if ("tomo_name" in table and table["tomo_name"].nunique() > 1
+            and not dst_fmt.holds_several_tomograms):
+        names = sorted(table["tomo_name"].astype(str).unique())
+        raise ParameterError(f"{target.name}: the {dst_fmt.name} format holds one tomogram but "
+                             f"{source.name} has {len(names)} ({', '.join(names[:5])}); "
+                             "choose one with --tomo-name.")
+    write_particles(target, table, voxel, tomogram_shape_zyx)
+    return {"n": len(table), "voxel_size_A": voxel, "dropped": dropped,
+            "source_format": src_fmt.name, "target_format": dst_fmt.name}

@@ -1,0 +1,129 @@
+"""copick picks files (``.json``), read and written without the copick library.
+
+Hand-written because the file is a small JSON document and the copick package pulls
+in zarr 2 (tomoscribe runs zarr 3), boto3 and s3fs; the layout and conventions below
+are copick's (``copick.models.CopickPicksFile``, ``copick.util.relion``, version 1.31):
+
+* ``points``: ``location`` {x, y, z} in Å from the tomogram's corner (voxel index ×
+  voxel spacing) and ``transformation_``, a 4×4 affine matrix whose 3×3 part is the
+  object-to-tomogram rotation, i.e. tomoscribe's reference → particle rotation, equal
+  to RELION's Euler matrix ``Rotation.from_euler("ZYZ", (rot, tilt, psi)).inv()``, and
+  whose last column holds a shift in Å added to the location.
+* ``pickable_object_name``, ``user_id``, ``session_id``, ``run_name`` (the tomogram),
+  ``voxel_spacing`` (tomoscribe adds it so the file is self-contained), ``unit``,
+  ``trust_orientation``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.transform import Rotation
+
+from ...errors import InputFileError, ParameterError
+from ...outputs import atomic_path
+from ...structure.rotations import from_euler, to_euler
+from .registry import ParticleFormat
+
+
+def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None,
+          object_name: str = "particle", **_) -> Path:
+    """One picks document; orientations as 4×4 matrices when the table has angles."""
+    if not voxel_size_A:
+        raise ParameterError(f"{path}: copick locations are in Å; give the voxel size "
+                             "(--voxel-size).")
+    has_angles = {"rot", "tilt", "psi"} <= set(table)
+    if has_angles:
+        matrices = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float)).as_matrix()
+        matrices = matrices.reshape(-1, 3, 3)
+    points = []
+    for i, row in enumerate(table.itertuples(index=False)):
+        transform = np.eye(4)
+        if has_angles:
+            transform[:3, :3] = matrices[i]
+        score = getattr(row, "score", 1.0)
+        points.append({
+            "location": {"x": float(row.x) * voxel_size_A, "y": float(row.y) * voxel_size_A,
+                         "z": float(row.z) * voxel_size_A},
+            "transformation_": transform.tolist(), "instance_id": 0,
+            "score": 1.0 if score is None or not math.isfinite(float(score)) else float(score)})
+    names = table["tomo_name"].astype(str).unique() if "tomo_name" in table else []
+    if len(names) > 1:
+        raise ParameterError(f"{path}: a copick picks file belongs to one run, but the "
+                             f"particles come from {len(names)} tomograms "
+                             f"({', '.join(names[:5])}); choose one with --tomo-name.")
+    document = {"pickable_object_name": object_name, "user_id": "tomoscribe",
+                "session_id": "0", "run_name": str(names[0]) if len(names) else "tomogram",
+                "voxel_spacing": float(voxel_size_A), "unit": "angstrom",
+                "points": points, "trust_orientation": bool(has_angles)}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=1) + "\n")
+    return path
+
+
+def _matrix(value, path: Path, i: int) -> np.ndarray:
+    try:
+        m = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        m = np.zeros(0)
+    if m.shape != (4, 4) or not np.isfinite(m).all():
+        raise InputFileError(f"{path}: point {i + 1}'s transformation_ is not a 4×4 matrix "
+                             "of numbers.")
+    if not np.allclose(m[3], [0, 0, 0, 1]):
+        raise InputFileError(f"{path}: point {i + 1}'s transformation_ is not affine "
+                             "(last row must be 0 0 0 1).")
+    r = m[:3, :3]
+    if not np.allclose(r @ r.T, np.eye(3), atol=1e-4) or np.linalg.det(r) < 0:
+        raise InputFileError(f"{path}: point {i + 1}'s transformation_ is not a rotation.")
+    return m
+
+
+def _number(value, path: Path, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputFileError(f"{path}: {what} must be a number, got {json.dumps(value)}.")
+    return float(value)
+
+
+def read(path: Path, voxel_size_A: float | None = None, **_) -> pd.DataFrame:
+    """Positions (voxel units of the file's spacing), orientations when trusted."""
+    try:
+        document = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputFileError(f"{path} is not a copick picks file ({err}).") from err
+    if not isinstance(document, dict) or not isinstance(document.get("points", []), list):
+        raise InputFileError(f"{path} is not a copick picks file (no list of points).")
+    points = document.get("points") or []
+    spacing = voxel_size_A or document.get("voxel_spacing")
+    if not spacing:
+        raise InputFileError(f"{path} gives positions in Å; give the voxel size to place them.")
+    spacing = _number(spacing, path, "voxel_spacing")
+    loc = np.zeros((len(points), 3))
+    mats = np.tile(np.eye(4), (len(points), 1, 1))
+    scores = np.full(len(points), np.nan)
+    for i, point in enumerate(points):
+        where = point.get("location") if isinstance(point, dict) else None
+        if not isinstance(where, dict):
+            raise InputFileError(f"{path}: point {i + 1} has no location {{x, y, z}}.")
+        loc[i] = [_number(where.get(k), path, f"point {i + 1}'s location {k}") for k in "xyz"]
+        if "transformation_" in point:
+            mats[i] = _matrix(point["transformation_"], path, i)
+        if point.get("score") is not None:
+            scores[i] = _number(point["score"], path, f"point {i + 1}'s score")
+    position_A = loc + mats[:, :3, 3]
+    table = pd.DataFrame(position_A / spacing, columns=["x", "y", "z"])
+    table["score"] = scores
+    table["voxel_size_A"] = spacing
+    if document.get("trust_orientation", True) and len(points):
+        table[["rot", "tilt", "psi"]] = to_euler(Rotation.from_matrix(mats[:, :3, :3]))
+    if document.get("run_name"):
+        table["tomo_name"] = str(document["run_name"])
+    return table
+
+
+FORMAT = ParticleFormat(name="copick", suffixes=(".json",), read=read, write=write,
+                        holds_orientations=True, holds_voxel_size=True,
+                        holds_several_tomograms=False, holds_scores=True)

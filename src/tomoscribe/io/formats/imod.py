@@ -1,0 +1,66 @@
+"""IMOD ``.mod`` models of scattered points (through ``imodmodel``).
+
+Positions only: a model holds no orientation, score or tomogram name.  IMOD places
+pixel i's centre at x = i + 0.5 (y likewise) and slice k at z = k (see
+:mod:`tomoscribe.io.points`).  Written with one object, one contour (one contour per
+filament for filament seeds), and, when known, the image size in the header
+(``xmax/ymax/zmax``) and the pixel size (``pixelsize`` with ``units`` = −10, Å), which
+IMOD uses for distances; read back as ``voxel_size_A`` when the header gives a unit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ...outputs import atomic_path
+from ..points import IMOD_XY_SHIFT, read_imod_points
+from .registry import ParticleFormat
+
+# IMOD's ``units`` header field: the power of ten of a metre (0 = pixels).
+_UNITS_TO_A = {-10: 1.0, -9: 10.0, -6: 1e4, -3: 1e7, -2: 1e8, 1: 1e10}
+
+
+def read(path: Path, **_) -> pd.DataFrame:
+    """Positions of every point of every contour; ``voxel_size_A`` from the header."""
+    from imodmodel import ImodModel
+
+    table = read_imod_points(path)[["x", "y", "z"]].copy()
+    try:
+        header = ImodModel.from_file(path).header
+    except Exception:  # read_imod_points already refused damaged files
+        return table
+    if header.units in _UNITS_TO_A and header.pixelsize > 0:
+        table["voxel_size_A"] = float(header.pixelsize) * _UNITS_TO_A[header.units]
+    return table
+
+
+def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None,
+          tomogram_shape_zyx=None, **_) -> Path:
+    """Scattered points, one contour per filament; image and pixel size in the header."""
+    from imodmodel import ImodModel
+
+    frame = pd.DataFrame({
+        "object_id": 0,
+        "contour_id": (table["filament_id"].astype(int) if "filament_id" in table
+                       else pd.Series(0, index=table.index)),
+        "x": table["x"].astype(float) + IMOD_XY_SHIFT,
+        "y": table["y"].astype(float) + IMOD_XY_SHIFT,
+        "z": table["z"].astype(float),
+    })
+    model = ImodModel.from_dataframe(frame)
+    if tomogram_shape_zyx is not None:
+        nz, ny, nx = (int(s) for s in tomogram_shape_zyx)
+        model.header.xmax, model.header.ymax, model.header.zmax = nx, ny, nz
+    if voxel_size_A:
+        model.header.pixelsize = float(voxel_size_A)
+        model.header.units = -10
+    with atomic_path(path) as tmp:
+        model.to_file(tmp)
+    return path
+
+
+FORMAT = ParticleFormat(name="imod", suffixes=(".mod",), read=read, write=write,
+                        holds_orientations=False, holds_voxel_size=True,
+                        holds_several_tomograms=False, holds_scores=False)

@@ -1,0 +1,84 @@
+"""The one place where particle-file formats are registered.
+
+A format is a :class:`ParticleFormat`: its name, file suffixes, reader, writer and
+capabilities.  Each lives in its own module of this package and defines ``FORMAT``;
+adding a format is one new module plus one line in ``_MODULES``.
+
+Readers take ``(path, **context)`` and return the particle table described in
+:mod:`tomoscribe.io.particles`; writers take ``(path, table, **context)``.  The
+context keys are ``voxel_size_A`` (Å per unit of the table's coordinates),
+``tomogram_shape_zyx``, ``object_name``, ``tomograms`` (a RELION ``tomograms.star``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ...errors import ParameterError
+
+_MODULES = (
+    "relion",
+    "imod",
+    "csv",
+    "copick",
+    "dynamo",
+)
+
+
+@dataclass(frozen=True)
+class ParticleFormat:
+    """A particle-file format and what it can hold.
+
+    Attributes
+    ----------
+    name : short name (``relion``, ``imod`` …), as ``tomoscribe convert`` shows it.
+    suffixes : lower-case file suffixes, with the dot.
+    read, write : the format's reader and writer.
+    holds_orientations : the file can carry each particle's rotation.
+    holds_voxel_size : the file records the size (Å) of its coordinate unit.
+    holds_several_tomograms : one file can hold (and name) the particles of several tomograms.
+    holds_scores : the file can carry a score per particle.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    read: Callable
+    write: Callable
+    holds_orientations: bool
+    holds_voxel_size: bool
+    holds_several_tomograms: bool
+    holds_scores: bool
+
+
+_registry: dict[str, ParticleFormat] = {}
+
+
+def _load() -> dict[str, ParticleFormat]:
+    if not _registry:
+        for module in _MODULES:
+            fmt = importlib.import_module(f"{__package__}.{module}").FORMAT
+            _registry[fmt.name] = fmt
+    return _registry
+
+
+def formats() -> list[ParticleFormat]:
+    """Every registered format."""
+    return list(_load().values())
+
+
+def suffixes() -> tuple[str, ...]:
+    """Every suffix a particle file may have."""
+    return tuple(s for fmt in formats() for s in fmt.suffixes)
+
+
+def format_for(path: str | os.PathLike) -> ParticleFormat:
+    """The format named by a file's suffix; refuses unknown suffixes."""
+    suffix = Path(path).suffix.lower()
+    for fmt in formats():
+        if suffix in fmt.suffixes:
+            return fmt
+    raise ParameterError(f"{path}: particle files must end in {', '.join(suffixes())}.")

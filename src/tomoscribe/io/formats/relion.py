@@ -1,0 +1,336 @@
+"""RELION STAR particle files (RELION 3.x, 4, 5; Warp/WarpTools and pytom-match-pick).
+
+Reading (through ``starfile``):
+
+* **Positions.**  ``rlnCoordinateX/Y/Z`` are pixels; their size is, in order, the
+  optics group's (or the row's) ``rlnTomoTiltSeriesPixelSize`` (RELION 4/5: unbinned
+  tilt-series pixels), ``rlnDetectorPixelSize`` × 10⁴ / ``rlnMagnification`` (RELION
+  3, Warp; pytom-match-pick writes ``rlnDetectorPixelSize`` alone), ``rlnPixelSize``,
+  or the ``rlnImagePixelSize`` of the particle rows (tomoscribe's own files); the table
+  keeps the file's pixels and records that size as ``voxel_size_A``.  Without pixel
+  coordinates, RELION 5's ``rlnCenteredCoordinateX/Y/ZAngst`` are Å from the
+  tomogram's centre, which is ``rlnTomoSize{X,Y,Z}/2 × rlnTomoTiltSeriesPixelSize``
+  (``tomograms.star``) or, failing that, ``shape/2 × voxel size`` of the tomogram given.
+* **Shifts.**  RELION places a particle at its coordinate minus its origin shift:
+  ``position = coordinate − A_subtomogram · rlnOrigin{X,Y,Z}Angst`` (Å; RELION 3.0's
+  ``rlnOriginX/Y/Z`` are pixels of the same size as the coordinates).  The shift is
+  applied on reading and not kept.
+* **Orientations.**  ``rlnAngleRot/Tilt/Psi`` in RELION's convention (see
+  :mod:`tomoscribe.structure.rotations`: reference → particle = ``A(rot, tilt, psi)``
+  = the inverse of scipy's intrinsic ZYZ rotation).  RELION 5's pre-oriented
+  subtomograms (``rlnTomoSubtomogramRot/Tilt/Psi``) compose as ``A_subtomogram ·
+  A_particle``; the table keeps the composed rotation as (rot, tilt, psi).
+* **Tomograms.**  ``rlnTomoName`` (else ``rlnMicrographName``, as Warp writes) names
+  each row's tomogram.
+
+Writing: one ``data_particles`` block with ``rlnTomoName``, ``rlnCoordinateX/Y/Z``
+(pixels of ``voxel_size_A``, recorded as ``rlnDetectorPixelSize`` with
+``rlnMagnification`` 10000, as RELION 3 and pytom read it, and as ``rlnImagePixelSize``),
+RELION 5's centred Å columns when the tomogram's shape is known, angles, scores, half
+sets, classes, filament tube ids and helical priors.  Helical priors are RELION's:
+the filament axis is the reference's z axis turned into the particle, so for a unit
+direction d, ``A(any rot, tilt, psi) ẑ = d`` with tilt = arccos(d_z) and
+psi = atan2(d_y, −d_x).  No numeric column is written with a missing value: a column
+that is missing anywhere is left out.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...errors import InputFileError, ParameterError
+from ...outputs import atomic_path
+from ...structure.rotations import from_euler, to_euler
+from .registry import ParticleFormat
+
+_ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
+_SUBTOMO = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
+_CENTRED = ("rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst",
+            "rlnCenteredCoordinateZAngst")
+_PIXELS = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
+
+
+def read_star_blocks(path: Path) -> dict:
+    """All blocks of a STAR file (``starfile``), refusing unreadable files and loops
+    with a column named twice."""
+    import starfile
+
+    try:
+        blocks = starfile.read(path, always_dict=True)
+    except Exception as err:  # starfile raises parser-specific errors
+        raise InputFileError(f"{path} is not a readable STAR file ({err}).") from err
+    for name, block in blocks.items():
+        if isinstance(block, pd.DataFrame) and block.columns.duplicated().any():
+            twice = sorted(set(block.columns[block.columns.duplicated()]))
+            raise InputFileError(f"{path}: the loop data_{name} names the column(s) "
+                                 f"{', '.join(twice)} twice; remove the duplicates.")
+    return blocks
+
+
+def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
+    """RELION 5 ``tomograms.star``: per tomogram name, ``size_xyz`` (unbinned pixels),
+    ``pixel_size_A`` (tilt series), ``binning`` and ``tomogram_file`` (may be empty)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist; check the path.")
+    blocks = read_star_blocks(path)
+    needed = {"rlnTomoName", "rlnTomoSizeX", "rlnTomoSizeY", "rlnTomoSizeZ",
+              "rlnTomoTiltSeriesPixelSize"}
+    for block in blocks.values():
+        if isinstance(block, pd.DataFrame) and needed <= set(block):
+            out = {}
+            for row in block.itertuples(index=False):
+                row = row._asdict()
+                try:
+                    out[str(row["rlnTomoName"])] = {
+                        "size_xyz": tuple(float(row[f"rlnTomoSize{a}"]) for a in "XYZ"),
+                        "pixel_size_A": float(row["rlnTomoTiltSeriesPixelSize"]),
+                        "binning": float(row.get("rlnTomoTomogramBinning", 1.0)),
+                        "tomogram_file": str(row.get("rlnTomoReconstructedTomogram", ""))}
+                except (TypeError, ValueError) as err:
+                    raise InputFileError(f"{path}: a tomogram's size or pixel size is not "
+                                         f"a number ({err}).") from err
+            return out
+    raise InputFileError(f"{path} is not a RELION tomograms.star (it lacks "
+                         f"{', '.join(sorted(needed))}).")
+
+
+def _numeric(block: pd.DataFrame, columns, path: Path, what: str) -> np.ndarray:
+    values = block[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    if not np.isfinite(values).all():
+        row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+        raise InputFileError(f"{path}: the {what} of row {row + 1} "
+                             f"({', '.join(str(v) for v in block[list(columns)].iloc[row])}) "
+                             "are not all numbers; fix or remove that row.")
+    return values
+
+
+def _per_row(block: pd.DataFrame, optics: pd.DataFrame | None, column: str):
+    """A column from the particle rows, else from their optics group; None if absent."""
+    if column in block:
+        return pd.to_numeric(block[column], errors="coerce").to_numpy(float)
+    if optics is not None and column in optics:
+        table = optics.set_index(optics.get("rlnOpticsGroup", pd.Series(1, index=optics.index)))
+        groups = block.get("rlnOpticsGroup", pd.Series(1, index=block.index))
+        return pd.to_numeric(table[column].reindex(groups.to_numpy()),
+                             errors="coerce").to_numpy(float)
+    return None
+
+
+def _coordinate_pixel_size(block, optics) -> np.ndarray | None:
+    """Å per unit of rlnCoordinateX/Y/Z, per row (see the module docstring)."""
+    for column in ("rlnTomoTiltSeriesPixelSize",):
+        values = _per_row(block, optics, column)
+        if values is not None:
+            return values
+    detector = _per_row(block, optics, "rlnDetectorPixelSize")
+    if detector is not None:
+        magnification = _per_row(block, optics, "rlnMagnification")
+        return detector if magnification is None else detector * 1e4 / magnification
+    for column in ("rlnPixelSize", "rlnImagePixelSize"):
+        if column in block:
+            return pd.to_numeric(block[column], errors="coerce").to_numpy(float)
+    return None
+
+
+def _tomo_names(block: pd.DataFrame) -> pd.Series | None:
+    for name in ("rlnTomoName", "rlnMicrographName"):
+        if name in block:
+            return block[name].astype(str)
+    return None
+
+
+def read(path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None,
+         tomograms=None, **_) -> pd.DataFrame:
+    """Read a RELION particle STAR file into a particle table (module docstring)."""
+    blocks = read_star_blocks(path)
+    optics = blocks.get("optics")
+    optics = optics if isinstance(optics, pd.DataFrame) else None
+    block = next((b for b in blocks.values() if isinstance(b, pd.DataFrame)
+                  and ({"rlnCoordinateX", "rlnCoordinateY"} <= set(b)
+                       or set(_CENTRED[:2]) <= set(b))), None)
+    if block is None:
+        raise InputFileError(f"{path} has no loop with particle coordinates "
+                             "(rlnCoordinateX/Y or rlnCenteredCoordinateX/YAngst).")
+    block = block.reset_index(drop=True)
+    names = _tomo_names(block)
+    n = len(block)
+    if {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
+        columns = [c for c in _PIXELS if c in block]
+        xyz = np.zeros((n, 3))
+        xyz[:, :len(columns)] = _numeric(block, columns, path, "coordinates")
+        pixel = _coordinate_pixel_size(block, optics)
+        if pixel is not None and not np.isfinite(pixel).all():
+            raise InputFileError(f"{path}: a pixel size is missing or not a number.")
+    else:
+        xyz_A = np.zeros((n, 3))
+        columns = [c for c in _CENTRED if c in block]
+        xyz_A[:, :len(columns)] = _numeric(block, columns, path, "centred coordinates")
+        centre_A, pixel = _centres(path, block, names, voxel_size_A, tomogram_shape_zyx,
+                                   tomograms)
+        xyz = (xyz_A + centre_A) / pixel[:, None]
+    # Origin shifts: position = coordinate − A_subtomogram · origin.
+    sub = None
+    if set(_SUBTOMO) <= set(block):
+        sub = from_euler(_numeric(block, _SUBTOMO, path, "subtomogram angles"))
+    origin_A = None
+    if {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(block):
+        cols = [c for c in ("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst") if c in block]
+        origin_A = np.zeros((n, 3))
+        origin_A[:, :len(cols)] = _numeric(block, cols, path, "origin shifts")
+        if sub is not None:
+            origin_A = sub.apply(origin_A)
+        if pixel is None:
+            raise InputFileError(f"{path} has shifts in Å (rlnOriginXAngst) but no pixel size "
+                                 "for its coordinates; add rlnTomoTiltSeriesPixelSize or "
+                                 "rlnDetectorPixelSize.")
+        xyz = xyz - origin_A / pixel[:, None]
+    elif {"rlnOriginX", "rlnOriginY"} <= set(block):  # RELION 3.0: pixels
+        cols = [c for c in ("rlnOriginX", "rlnOriginY", "rlnOriginZ") if c in block]
+        shift = np.zeros((n, 3))
+        shift[:, :len(cols)] = _numeric(block, cols, path, "origin shifts")
+        xyz = xyz - (sub.apply(shift) if sub is not None else shift)
+    table = pd.DataFrame(xyz, columns=["x", "y", "z"])
+    if pixel is not None:
+        if np.ptp(pixel) > 1e-6 * np.max(pixel):
+            sizes = ", ".join(map(str, np.unique(pixel)))
+            raise InputFileError(f"{path} mixes pixel sizes ({sizes}"
+                                 " Å); split it by optics group first.")
+        table["voxel_size_A"] = float(pixel[0])
+    if set(_ANGLES) <= set(block):
+        rotation = from_euler(_numeric(block, _ANGLES, path, "angles (rlnAngleRot/Tilt/Psi)"))
+        if sub is not None:
+            rotation = sub * rotation
+        table[["rot", "tilt", "psi"]] = to_euler(rotation).reshape(-1, 3)
+    elif sub is not None:
+        table[["rot", "tilt", "psi"]] = to_euler(sub).reshape(-1, 3)
+    for column, name in (("score", "rlnAutopickFigureOfMerit"), ("score", "rlnLCCmax"),
+                         ("half", "rlnRandomSubset"), ("class", "rlnClassNumber")):
+        if name in block and column not in table:
+            table[column] = pd.to_numeric(block[name], errors="coerce").to_numpy()
+    if "rlnHelicalTubeID" in block:
+        table["filament_id"] = pd.to_numeric(block["rlnHelicalTubeID"],
+                                             errors="coerce").to_numpy() - 1
+    if "rlnImageName" in block:  # held as absolute paths; written relative again
+        table["image_name"] = [str((path.parent / name).resolve())
+                               for name in block["rlnImageName"].astype(str)]
+    if names is not None:
+        table["tomo_name"] = names.to_numpy()
+    return table
+
+
+def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms):
+    """Per row: the tomogram centre (Å from the corner) and Å per output unit."""
+    n = len(block)
+    if tomograms is not None:
+        if not isinstance(tomograms, dict):
+            tomograms = read_tomograms_star(tomograms)
+        keys = names if names is not None else pd.Series([None] * n)
+        if names is None and len(tomograms) == 1:
+            keys = pd.Series([next(iter(tomograms))] * n)
+        missing = sorted(set(keys) - set(tomograms), key=str)
+        if missing:
+            raise InputFileError(
+                f"{path} names tomograms {', '.join(map(str, missing))} that tomograms.star "
+                f"does not list (it has {', '.join(sorted(tomograms))}).")
+        size = np.array([tomograms[k]["size_xyz"] for k in keys], float)
+        ts_pixel = np.array([tomograms[k]["pixel_size_A"] for k in keys], float)
+        centre = size / 2 * ts_pixel[:, None]
+        unit = np.full(n, float(voxel_size_A)) if voxel_size_A else ts_pixel
+        return centre, unit
+    if voxel_size_A is None or shape_zyx is None:
+        raise InputFileError(
+            f"{path} has RELION 5 centred coordinates in Å; give the tomogram (or its "
+            "tomograms.star) so that they can be turned into voxel positions.")
+    nz, ny, nx = (float(s) for s in shape_zyx)
+    centre = np.tile(np.array([nx, ny, nz]) / 2 * float(voxel_size_A), (n, 1))
+    return centre, np.full(n, float(voxel_size_A))
+
+
+def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RELION's (tilt prior, psi prior) in degrees for unit filament directions (n, 3)
+    (x, y, z): the angles whose rotation turns the reference's z axis onto each
+    direction (module docstring)."""
+    d = np.asarray(directions, float).reshape(-1, 3)
+    d = d / np.linalg.norm(d, axis=1, keepdims=True).clip(1e-12)
+    tilt = np.degrees(np.arccos(np.clip(d[:, 2], -1, 1)))
+    psi = np.degrees(np.arctan2(d[:, 1], -d[:, 0]))
+    return tilt, psi
+
+
+def write(path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_zyx=None,
+          **_) -> Path:
+    """Write a particle table as a RELION particle STAR file (module docstring)."""
+    import starfile
+
+    if voxel_size_A is None or not np.isfinite(voxel_size_A) or voxel_size_A <= 0:
+        raise ParameterError(f"{path}: a STAR file records the pixel size of its coordinates; "
+                             "give the voxel size (--voxel-size).")
+    index = table.index
+    names = table["tomo_name"].astype(str) if "tomo_name" in table else pd.Series("tomogram",
+                                                                                  index=index)
+    out = pd.DataFrame({"rlnTomoName": names,
+                        "rlnCoordinateX": table["x"].astype(float),
+                        "rlnCoordinateY": table["y"].astype(float),
+                        "rlnCoordinateZ": table["z"].astype(float)})
+    if tomogram_shape_zyx is not None:
+        nz, ny, nx = (float(s) for s in tomogram_shape_zyx)
+        out["rlnCenteredCoordinateXAngst"] = (table["x"] - nx / 2) * voxel_size_A
+        out["rlnCenteredCoordinateYAngst"] = (table["y"] - ny / 2) * voxel_size_A
+        out["rlnCenteredCoordinateZAngst"] = (table["z"] - nz / 2) * voxel_size_A
+    if {"rot", "tilt", "psi"} <= set(table):
+        angles = table[["rot", "tilt", "psi"]].apply(pd.to_numeric, errors="coerce")
+        finite = np.isfinite(angles.to_numpy(float))
+        if finite.any() and not finite.all():
+            raise ParameterError(f"{path}: some particles have angles and others not; a STAR "
+                                 "file needs angles for every row or none.")
+        out[list(_ANGLES)] = angles.to_numpy(float)
+    if "score" in table:
+        out["rlnAutopickFigureOfMerit"] = pd.to_numeric(table["score"], errors="coerce")
+    if "half" in table:
+        out["rlnRandomSubset"] = pd.to_numeric(table["half"], errors="coerce")
+    if "class" in table:
+        out["rlnClassNumber"] = pd.to_numeric(table["class"], errors="coerce")
+    if "filament_id" in table:
+        out["rlnHelicalTubeID"] = pd.to_numeric(table["filament_id"], errors="coerce") + 1
+        if {"dir_x", "dir_y", "dir_z"} <= set(table):
+            tilt, psi = helical_priors(table[["dir_x", "dir_y", "dir_z"]].to_numpy(float))
+            out["rlnAngleTiltPrior"] = tilt
+            out["rlnAnglePsiPrior"] = psi
+    if "image_name" in table:
+        here = path.resolve().parent
+        out["rlnImageName"] = [os.path.relpath(name, here) if os.path.isabs(name) else name
+                               for name in table["image_name"].astype(str)]
+    out["rlnMagnification"] = 10000.0
+    out["rlnDetectorPixelSize"] = float(voxel_size_A)
+    out["rlnImagePixelSize"] = float(voxel_size_A)
+    out = drop_incomplete(out)
+    for name in ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID"):
+        if name in out:
+            out[name] = out[name].round().astype(int)
+    with atomic_path(path) as tmp:
+        starfile.write({"particles": out}, tmp, overwrite=True)
+    return path
+
+
+def drop_incomplete(out: pd.DataFrame) -> pd.DataFrame:
+    """Leave out numeric columns with a missing or non-finite value in any row."""
+    keep = []
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_numeric_dtype(values):
+            if not np.isfinite(values.to_numpy(float)).all():
+                continue
+        elif values.isna().any():
+            continue
+        keep.append(column)
+    return out[keep]
+
+
+FORMAT = ParticleFormat(name="relion", suffixes=(".star",), read=read, write=write,
+                        holds_orientations=True, holds_voxel_size=True,
+                        holds_several_tomograms=True, holds_scores=True)

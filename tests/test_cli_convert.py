@@ -1,0 +1,52 @@
+"""``tomoscribe convert`` between particle formats, checked against the source file."""
+
+import numpy as np
+import pytest
+
+from tomoscribe.cli.app import main
+from tomoscribe.io.particles import read_particles
+from tomoscribe.structure.rotations import angular_distance_deg, from_euler
+
+
+def test_warp_file_through_dynamo_and_copick(shared_data, tmp_path):
+    source = shared_data / "formats" / "star" / "warp_particles_b.star"
+    truth = read_particles(source)
+    assert main(["convert", str(source), "-o", str(tmp_path / "p.tbl")]) == 0
+    assert main(["convert", str(tmp_path / "p.tbl"), "-o", str(tmp_path / "p.json"),
+                 "--voxel-size", "1.96"]) == 0
+    back = read_particles(tmp_path / "p.json")
+    err = angular_distance_deg(from_euler(back[["rot", "tilt", "psi"]].to_numpy()),
+                               from_euler(truth[["rot", "tilt", "psi"]].to_numpy()))
+    assert np.max(err) < 0.01
+    assert np.max(np.abs(back[["x", "y", "z"]].to_numpy() - truth[["x", "y", "z"]].to_numpy())) < 0.01
+    assert back["voxel_size_A"].iloc[0] == pytest.approx(1.96)
+
+
+def test_binning(shared_data, tmp_path):
+    source = shared_data / "formats" / "star" / "warp_particles_b.star"
+    assert main(["convert", str(source), "-o", str(tmp_path / "b.star"), "--binning", "4"]) == 0
+    back, truth = read_particles(tmp_path / "b.star"), read_particles(source)
+    assert back["voxel_size_A"].iloc[0] == pytest.approx(7.84)
+    assert np.allclose(back["x"], (truth["x"] + 0.5) / 4 - 0.5)
+
+
+def test_refusals_exit_2_and_write_nothing(shared_data, tmp_path, capsys):
+    warp = shared_data / "formats" / "star" / "warp_particles_a.star"  # 3 tomograms
+    out = tmp_path / "p.mod"
+    assert main(["convert", str(warp), "-o", str(out)]) == 2
+    assert "orientations" in capsys.readouterr().err and not out.exists()
+    assert main(["convert", str(warp), "-o", str(tmp_path / "p.json")]) == 2
+    err = capsys.readouterr().err
+    assert "3" in err and "--tomo-name" in err and "Traceback" not in err
+    assert not (tmp_path / "p.json").exists()
+    assert main(["convert", str(warp), "-o", str(tmp_path / "q.star"), "--tomo-name",
+                 "nothere"]) == 2
+    assert "none of tomogram 'nothere'" in capsys.readouterr().err
+    chlamy = shared_data / "formats" / "star" / "chlamy_mitoribosome.star"  # no pixel size
+    assert main(["convert", str(chlamy), "-o", str(tmp_path / "c.json"), "--tomo-name",
+                 str(read_particles(chlamy)["tomo_name"].iloc[0])]) == 2
+    assert "--voxel-size" in capsys.readouterr().err
+    # dropping orientations on request, said aloud
+    assert main(["convert", str(warp), "-o", str(out), "--drop-orientations", "--tomo-name",
+                 str(read_particles(warp)["tomo_name"].iloc[0])]) == 0
+    assert "dropped orientations" in capsys.readouterr().out

@@ -1,0 +1,211 @@
+"""Orientation conventions at every file boundary, checked against outside code.
+
+The reference is the teamtomo ``eulerangles`` package (its 'relion', 'warp' and
+'dynamo' conventions) and real files written by RELION 3/5, Warp and pytom users,
+never tomoscribe's own writer alone.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from tomoscribe.io.formats.relion import helical_priors
+from tomoscribe.io.particles import read_particles, write_particles
+from tomoscribe.structure.rotations import angular_distance_deg, from_euler, to_euler
+
+eulerangles = pytest.importorskip("eulerangles")
+from eulerangles import convert_eulers, euler2matrix, matrix2euler  # noqa: E402
+
+RELION = dict(axes="zyz", intrinsic=True, right_handed_rotation=True)
+
+
+def relion_reference_to_particle(angles) -> np.ndarray:
+    """eulerangles' RELION matrix is passive: the reference → particle rotation is its
+    inverse (transpose)."""
+    m = euler2matrix(np.asarray(angles, float), **RELION).reshape(-1, 3, 3)
+    return np.transpose(m, (0, 2, 1))
+
+
+@pytest.fixture
+def rotations():
+    return Rotation.random(200, random_state=1)
+
+
+def test_eulerangles_marks_relion_passive():
+    from eulerangles.constants import euler_angle_metadata as meta
+
+    assert meta["relion"].active is False and meta["relion"].axes == "zyz"
+    assert meta["relion"].intrinsic and meta["relion"].right_handed_rotation
+
+
+def test_from_euler_is_relions_reference_to_particle_rotation(rotations):
+    angles = to_euler(rotations)
+    assert np.allclose(from_euler(angles).as_matrix(), relion_reference_to_particle(angles),
+                       atol=1e-10)
+    # and eulerangles' own inverse gives back the same angles' rotation
+    back = matrix2euler(np.transpose(rotations.as_matrix(), (0, 2, 1)), **RELION)
+    assert np.max(angular_distance_deg(from_euler(back), rotations)) < 1e-6
+
+
+def test_warp_and_m_read_like_relion(rotations):
+    angles = to_euler(rotations)
+    for other in ("warp", "m"):
+        converted = convert_eulers(angles, "relion", other)
+        assert np.max(angular_distance_deg(from_euler(converted), rotations)) < 1e-6
+
+
+def test_dynamo_table_against_eulerangles(tmp_path, rotations):
+    table = pd.DataFrame({"x": np.linspace(1, 50, 200), "y": 3.0, "z": 4.0})
+    table[["rot", "tilt", "psi"]] = to_euler(rotations)
+    write_particles(tmp_path / "p.tbl", table, 10.0)
+    import dynamotable
+
+    raw = dynamotable.read(str(tmp_path / "p.tbl"))
+    expected = convert_eulers(table[["rot", "tilt", "psi"]].to_numpy(), "relion", "dynamo")
+    written = raw[["tdrot", "tilt", "narot"]].to_numpy(float)
+    # same rotation (Euler triples are not unique): compare as eulerangles' matrices
+    m_written = euler2matrix(written, axes="zxz", intrinsic=False, right_handed_rotation=True)
+    m_expected = euler2matrix(expected, axes="zxz", intrinsic=False, right_handed_rotation=True)
+    assert np.allclose(m_written, m_expected, atol=1e-5)
+    back = read_particles(tmp_path / "p.tbl")
+    err = angular_distance_deg(from_euler(back[["rot", "tilt", "psi"]].to_numpy()), rotations)
+    assert np.max(err) < 0.01
+    assert np.allclose(back[["x", "y", "z"]], table[["x", "y", "z"]], atol=0.01)
+
+
+def test_dynamo_shifts_are_added(tmp_path):
+    import dynamotable
+
+    frame = pd.DataFrame({"x": [10.0], "y": [20.0], "z": [30.0], "dx": [1.5], "dy": [-2.0],
+                          "dz": [0.25], "tdrot": [30.0], "tilt": [40.0], "narot": [50.0]})
+    dynamotable.write(frame, str(tmp_path / "d.tbl"))
+    back = read_particles(tmp_path / "d.tbl")
+    assert np.allclose(back[["x", "y", "z"]].to_numpy()[0], [11.5, 18.0, 30.25])
+    expected = convert_eulers(np.array([30.0, 40.0, 50.0]), "dynamo", "relion")
+    err = angular_distance_deg(from_euler(back[["rot", "tilt", "psi"]].to_numpy()),
+                               from_euler(expected[None]))
+    assert err[0] < 1e-6
+
+
+def test_copick_matrix_is_reference_to_particle(tmp_path, rotations):
+    import json
+
+    table = pd.DataFrame({"x": np.arange(200.0), "y": 1.0, "z": 2.0})
+    table[["rot", "tilt", "psi"]] = to_euler(rotations)
+    write_particles(tmp_path / "p.json", table, 8.0, tomo_name="TS_1")
+    doc = json.loads((tmp_path / "p.json").read_text())
+    mats = np.array([p["transformation_"] for p in doc["points"]])[:, :3, :3]
+    assert np.allclose(mats, relion_reference_to_particle(table[["rot", "tilt", "psi"]]),
+                       atol=1e-10)
+    back = read_particles(tmp_path / "p.json")
+    err = angular_distance_deg(from_euler(back[["rot", "tilt", "psi"]].to_numpy()), rotations)
+    assert np.max(err) < 0.01
+
+
+def test_copick_library_reads_our_star_like_we_do(tmp_path, rotations):
+    relion = pytest.importorskip("copick.util.relion")
+    import starfile
+
+    table = pd.DataFrame({"x": np.arange(200.0), "y": 1.0, "z": 2.0})
+    table[["rot", "tilt", "psi"]] = to_euler(rotations)
+    write_particles(tmp_path / "p.star", table, 8.0)
+    mats, _ = relion.relion_rows_to_poses(starfile.read(tmp_path / "p.star"))
+    assert np.allclose(mats, rotations.as_matrix(), atol=1e-6)
+
+
+def test_helical_priors_turn_reference_z_onto_the_filament():
+    rng = np.random.default_rng(3)
+    d = rng.normal(size=(100, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    tilt, psi = helical_priors(d)
+    for rot in (0.0, 77.0):
+        angles = np.stack([np.full(100, rot), tilt, psi], 1)
+        z = relion_reference_to_particle(angles) @ np.array([0.0, 0.0, 1.0])
+        assert np.allclose(z, d, atol=1e-9)
+
+
+def test_filament_priors_written_to_star(tmp_path):
+    import starfile
+
+    d = np.array([[1.0, 0, 0], [0, 1.0, 0], [0.6, 0.0, 0.8]])
+    table = pd.DataFrame({"x": [1.0, 2, 3], "y": 4.0, "z": 5.0, "filament_id": [0, 0, 1],
+                          "dir_x": d[:, 0], "dir_y": d[:, 1], "dir_z": d[:, 2]})
+    write_particles(tmp_path / "f.star", table, 10.0)
+    block = starfile.read(tmp_path / "f.star")
+    angles = np.stack([np.zeros(3), block["rlnAngleTiltPrior"], block["rlnAnglePsiPrior"]], 1)
+    z = relion_reference_to_particle(angles) @ np.array([0.0, 0.0, 1.0])
+    assert np.allclose(z, d, atol=1e-9)
+    assert list(block["rlnHelicalTubeID"]) == [1, 1, 2]
+
+
+@pytest.mark.parametrize("name", ["chlamy_rubisco.star", "warp_particles_a.star",
+                                  "warp_particles_b.star", "chlamy_ps2.star"])
+def test_real_star_angles_read_as_eulerangles_says(shared_data, name):
+    import starfile
+
+    path = shared_data / "formats" / "star" / name
+    raw = next(b for b in starfile.read(path, always_dict=True).values()
+               if "rlnAngleRot" in b)
+    table = read_particles(path)
+    assert len(table) == len(raw)
+    ours = from_euler(table[["rot", "tilt", "psi"]].to_numpy())
+    theirs = Rotation.from_matrix(relion_reference_to_particle(
+        raw[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy(float)))
+    assert np.median(angular_distance_deg(ours, theirs)) < 1e-6
+    assert np.max(angular_distance_deg(ours, theirs)) < 1e-6
+
+
+def test_real_particles_survive_every_format(tmp_path, shared_data):
+    """The same real particles written as RELION, copick and Dynamo agree to 0.01°."""
+    table = read_particles(shared_data / "formats" / "star" / "warp_particles_b.star")
+    truth = from_euler(table[["rot", "tilt", "psi"]].to_numpy())
+    for suffix in (".star", ".json", ".tbl", ".csv"):
+        path = tmp_path / f"p{suffix}"
+        write_particles(path, table, 1.96, (2000, 4096, 4096), tomo_name="t")
+        back = read_particles(path, 1.96, (2000, 4096, 4096))
+        err = angular_distance_deg(from_euler(back[["rot", "tilt", "psi"]].to_numpy()), truth)
+        assert np.max(err) < 0.01, suffix
+        moved = back[["x", "y", "z"]].to_numpy() - table[["x", "y", "z"]].to_numpy()
+        assert np.max(np.abs(moved)) < 0.01
+
+
+def test_average_at_star_priors_reproduces_the_reference(tmp_path):
+    """End to end: particles turned by known rotations, angles written by eulerangles'
+    RELION convention into a STAR file, read back and averaged at those angles without
+    search, give back the reference."""
+    from tomoscribe.simulate.subtomograms import rotate_and_shift, template_in_box
+    from tomoscribe.simulate.template_library import load_template
+    from tomoscribe.structure.align import finish_average, wedge_weighted_sum
+
+    box = 40
+    import scipy.ndimage
+
+    # smooth enough that two trilinear resamplings (there and back) do not blur it
+    reference = scipy.ndimage.gaussian_filter(template_in_box(load_template("4v5d"), 10.0, box),
+                                              1.0)
+    truth = Rotation.random(12, random_state=5)
+    particles = np.stack([rotate_and_shift(reference, r, (0, 0, 0)) for r in truth])
+    passive = np.transpose(truth.as_matrix(), (0, 2, 1))  # RELION's (eulerangles') matrix
+    angles = matrix2euler(passive, **RELION)
+    import starfile
+
+    starfile.write({"particles": pd.DataFrame({
+        "rlnCoordinateX": np.arange(12.0), "rlnCoordinateY": 0.0, "rlnCoordinateZ": 0.0,
+        "rlnAngleRot": angles[:, 0], "rlnAngleTilt": angles[:, 1],
+        "rlnAnglePsi": angles[:, 2]})}, tmp_path / "p.star")
+    table = read_particles(tmp_path / "p.star")
+    priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy())
+    s, c = wedge_weighted_sum(torch.as_tensor(particles), priors, np.zeros((12, 3)),
+                              (-90.0, 90.0))
+    average = finish_average(s, c).numpy()
+    inner = np.s_[4:-4, 4:-4, 4:-4]
+    cc = np.corrcoef(average[inner].ravel(), reference[inner].ravel())[0, 1]
+    assert cc >= 0.99, cc
+    # the old reading (scipy's intrinsic ZYZ taken as reference → particle) fails
+    wrong = Rotation.from_euler("ZYZ", table[["rot", "tilt", "psi"]].to_numpy(), degrees=True)
+    s, c = wedge_weighted_sum(torch.as_tensor(particles), wrong, np.zeros((12, 3)),
+                              (-90.0, 90.0))
+    bad = np.corrcoef(finish_average(s, c).numpy()[inner].ravel(), reference[inner].ravel())[0, 1]
+    assert bad < 0.9, bad

@@ -1,0 +1,186 @@
+"""Particle files from other tools: tomogram selection, pixel sizes and shifts, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from tomoscribe.cli.app import main
+from tomoscribe.errors import InputFileError, ParameterError
+from tomoscribe.io import write_volume
+from tomoscribe.io.formats import formats
+from tomoscribe.io.particles import (read_particles, select_tomogram, tomogram_name,
+                                     tomogram_stem, write_particles)
+from tomoscribe.volume import Volume
+
+R5 = "formats/relion5_project"
+
+
+def test_tomogram_stem_keeps_dots_in_names():
+    assert tomogram_stem("data/tomo1_t0.8.mrc") == "tomo1_t0.8"
+    assert tomogram_stem("TS_01.ome.zarr/") == "TS_01"
+    assert tomogram_stem("pos22.tomostar") == "pos22"
+    assert tomogram_name("a/tomo1_t0.8.mrc") == ("tomo1_t0.8", False)
+    assert tomogram_name("x.mrc", "TS_01") == ("TS_01", True)
+
+
+def test_selection_by_name_in_a_real_warp_file(shared_data):
+    table = read_particles(shared_data / "formats" / "star" / "warp_particles_a.star")
+    names = sorted(table["tomo_name"].unique())
+    assert len(names) == 3
+    counts = table["tomo_name"].value_counts()
+    stem = tomogram_stem(names[1])  # "…pos22.tomostar" is selected by the tomogram "…pos22.mrc"
+    picked = select_tomogram(table, stem, "warp")
+    assert len(picked) == counts[names[1]] and set(picked["tomo_name"]) == {names[1]}
+    with pytest.raises(ParameterError, match="3 tomograms") as err:
+        select_tomogram(table, "other_tomogram", "warp_particles_a.star")
+    assert all(tomogram_stem(n) in str(err.value) or n in str(err.value) for n in names)
+
+
+def test_single_tomogram_files_are_taken_whole_unless_named():
+    table = pd.DataFrame({"x": [1.0], "y": 2.0, "z": 3.0, "tomo_name": "tomogram"})
+    assert len(select_tomogram(table, "tomo_pre", "f")) == 1
+    with pytest.raises(ParameterError, match="none of tomogram 'tomo_pre'"):
+        select_tomogram(table, "tomo_pre", "f", explicit=True)
+
+
+def test_relion5_refine_positions_with_origins(shared_data):
+    root = shared_data / R5
+    path = root / "Refine3D" / "job_refine" / "run_it050_data.star"
+    table = read_particles(path, tomograms=root / "Tomograms" / "job_tomo" / "tomograms.star")
+    raw = starfile.read(path)["particles"]
+    # RELION: position = centred coordinate + size/2 · tilt-series pixel − origin shift (Å).
+    size = {"TS_01": np.array([84, 136, 44.0]), "TS_02": np.array([84, 136, 44.0])}
+    for i, row in raw.iterrows():
+        centred = row[["rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst",
+                       "rlnCenteredCoordinateZAngst"]].to_numpy(float)
+        origin = row[["rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst"]].to_numpy(float)
+        expected = (centred + size[row["rlnTomoName"]] / 2 * 10.52 - origin) / 10.52
+        assert np.allclose(table.loc[i, ["x", "y", "z"]].to_numpy(float), expected, atol=1e-6)
+    assert table["voxel_size_A"].iloc[0] == pytest.approx(10.52)
+    with pytest.raises(InputFileError, match="centred"):
+        read_particles(path)
+
+
+def test_pixel_sizes_from_optics_detector_and_pytom(tmp_path, shared_data):
+    warp = read_particles(shared_data / "formats" / "star" / "warp_particles_a.star")
+    assert warp["voxel_size_A"].iloc[0] == pytest.approx(1.96)  # 1.96 µm·1e4/10000
+    # pytom-match-pick: rlnDetectorPixelSize without a magnification
+    starfile.write({"particles": pd.DataFrame({
+        "rlnCoordinateX": [10.0], "rlnCoordinateY": [20.0], "rlnCoordinateZ": [30.0],
+        "rlnDetectorPixelSize": [13.7], "rlnMicrographName": ["tomo_a.mrc"]})},
+        tmp_path / "pytom.star")
+    assert read_particles(tmp_path / "pytom.star")["voxel_size_A"].iloc[0] == pytest.approx(13.7)
+    # RELION 4: optics block tilt-series pixel size by optics group
+    starfile.write({"optics": pd.DataFrame({"rlnOpticsGroup": [1, 2],
+                                            "rlnTomoTiltSeriesPixelSize": [2.5, 2.5]}),
+                    "particles": pd.DataFrame({"rlnCoordinateX": [100.0, 50.0],
+                                               "rlnCoordinateY": 0.0, "rlnCoordinateZ": 0.0,
+                                               "rlnOriginXAngst": [5.0, -2.5],
+                                               "rlnOriginYAngst": 0.0, "rlnOriginZAngst": 0.0,
+                                               "rlnOpticsGroup": [1, 2]})}, tmp_path / "r4.star")
+    r4 = read_particles(tmp_path / "r4.star")
+    assert r4["voxel_size_A"].iloc[0] == pytest.approx(2.5)
+    assert np.allclose(r4["x"], [98.0, 51.0])  # coordinate − origin / pixel
+
+
+def test_no_missing_numbers_written(tmp_path):
+    table = pd.DataFrame({"x": [1.0, 2.0], "y": 2.0, "z": 3.0, "score": [np.nan, np.nan]})
+    write_particles(tmp_path / "p.star", table, 10.0, tomo_name="t")
+    text = (tmp_path / "p.star").read_text()
+    assert "<NA>" not in text and "nan" not in text.lower()
+    assert "rlnAutopickFigureOfMerit" not in text
+
+
+def test_imod_header_has_image_and_pixel_size(tmp_path):
+    from imodmodel import ImodModel
+
+    table = pd.DataFrame({"x": [1.0, 2.0], "y": 2.0, "z": 3.0})
+    write_particles(tmp_path / "p.mod", table, 13.5, (40, 80, 100))
+    header = ImodModel.from_file(tmp_path / "p.mod").header
+    assert (header.xmax, header.ymax, header.zmax) == (100, 80, 40)
+    assert header.pixelsize == pytest.approx(13.5) and header.units == -10
+    back = read_particles(tmp_path / "p.mod")
+    assert back["voxel_size_A"].iloc[0] == pytest.approx(13.5)
+    assert np.allclose(back[["x", "y", "z"]], table[["x", "y", "z"]], atol=1e-4)
+
+
+def test_registry_capabilities():
+    by_name = {f.name: f for f in formats()}
+    assert set(by_name) == {"relion", "imod", "csv", "copick", "dynamo"}
+    assert not by_name["imod"].holds_orientations and by_name["dynamo"].holds_orientations
+    assert not by_name["dynamo"].holds_voxel_size
+
+
+# --- bad input: one sentence, a TomoscribeError, nothing written -------------------------
+
+def test_angles_that_are_not_numbers(tmp_path):
+    (tmp_path / "a.star").write_text("data_particles\nloop_\n_rlnCoordinateX\n_rlnCoordinateY\n"
+                                     "_rlnCoordinateZ\n_rlnAngleRot\n_rlnAngleTilt\n"
+                                     "_rlnAnglePsi\n1 2 3 abc 4 5\n")
+    with pytest.raises(InputFileError, match="not all numbers"):
+        read_particles(tmp_path / "a.star")
+    (tmp_path / "a.csv").write_text("x,y,z,rot,tilt,psi\n1,2,3,x,4,5\n")
+    with pytest.raises(InputFileError, match="not numbers"):
+        read_particles(tmp_path / "a.csv")
+
+
+def test_duplicated_star_columns(tmp_path):
+    (tmp_path / "d.star").write_text("data_particles\nloop_\n_rlnCoordinateX\n_rlnCoordinateY\n"
+                                     "_rlnCoordinateX\n_rlnCoordinateZ\n1 2 3 4\n")
+    with pytest.raises(InputFileError, match="twice"):
+        read_particles(tmp_path / "d.star")
+
+
+def test_empty_and_header_only_csv(tmp_path):
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(InputFileError, match="empty"):
+        read_particles(tmp_path / "e.csv")
+    (tmp_path / "h.csv").write_text("x,y,z\n")
+    assert len(read_particles(tmp_path / "h.csv")) == 0
+
+
+@pytest.mark.parametrize("point", [
+    {"location": {"x": 1, "y": 2, "z": 3}, "transformation_": 5},
+    {"location": {"x": 1, "y": 2, "z": 3}, "transformation_": [1, 2, 3]},
+    {"location": [1, 2, 3]},
+    {"location": {"x": "a", "y": 2, "z": 3}},
+    {"location": {"x": 1, "y": 2, "z": 3}, "score": [1]},
+])
+def test_copick_json_with_wrong_shapes(tmp_path, point):
+    (tmp_path / "c.json").write_text(json.dumps({"points": [point], "voxel_spacing": 10.0}))
+    with pytest.raises(InputFileError):
+        read_particles(tmp_path / "c.json")
+
+
+def test_missing_pixel_size_where_needed(tmp_path):
+    table = pd.DataFrame({"x": [1.0], "y": 2.0, "z": 3.0})
+    with pytest.raises(ParameterError, match="voxel size"):
+        write_particles(tmp_path / "p.json", table, None)
+    assert not (tmp_path / "p.json").exists()
+    starfile.write({"particles": pd.DataFrame({
+        "rlnCoordinateX": [1.0], "rlnCoordinateY": [2.0], "rlnCoordinateZ": [3.0],
+        "rlnOriginXAngst": [1.0], "rlnOriginYAngst": [1.0], "rlnOriginZAngst": [1.0]})},
+        tmp_path / "o.star")
+    with pytest.raises(InputFileError, match="pixel size"):
+        read_particles(tmp_path / "o.star")
+
+
+def test_extract_refuses_a_multi_tomogram_file_without_a_match(tmp_path, capsys):
+    write_volume(tmp_path / "tomo1_t0.8.mrc", Volume(np.zeros((20, 40, 40), np.float32), 10.0))
+    table = pd.DataFrame({"x": [10.0, 20, 30], "y": 20.0, "z": 10.0,
+                          "tomo_name": ["TS_01", "TS_02", "tomo1_t0.8"]})
+    write_particles(tmp_path / "p.star", table.iloc[:2], 10.0)
+    out = tmp_path / "parts"
+    assert main(["extract", str(tmp_path / "tomo1_t0.8.mrc"), str(tmp_path / "p.star"),
+                 "--box", "8", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "TS_01, TS_02" in err and "Traceback" not in err and not out.exists()
+    # the file's stem selects its rows (full stem, dots kept)
+    write_particles(tmp_path / "q.star", table, 10.0)
+    assert main(["extract", str(tmp_path / "tomo1_t0.8.mrc"), str(tmp_path / "q.star"),
+                 "--box", "8", "-o", str(out)]) == 0
+    kept = read_particles(out / "particles.star")
+    assert len(kept) == 1 and kept["x"].iloc[0] == pytest.approx(30.0)
