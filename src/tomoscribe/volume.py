@@ -107,9 +107,18 @@ def check_same_grid(a: Volume, b: Volume, what_a: str, what_b: str,
     va, vb = np.array(a.voxel_size_A), np.array(b.voxel_size_A)
     if np.any(np.abs(va - vb) > rel_tol * va):
         raise VoxelSizeMismatchError(
-            f"{what_b} has voxel size {tuple(vb)} Å but {what_a} has {tuple(va)} Å; "
+            f"{what_b} has voxel size {_sizes_text(vb)} Å but {what_a} has "
+            f"{_sizes_text(va)} Å; "
             "resample one of them or fix the header."
         )
+
+
+def _sizes_text(sizes) -> str:
+    """``10`` when all three agree, else ``(10, 10, 12)``."""
+    values = [float(v) for v in sizes]
+    if max(values) - min(values) <= 1e-6 * max(abs(v) for v in values):
+        return f"{values[0]:g}"
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
 def iter_slabs(n_slices: int, slab_slices: int):

@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("aborted", err=True)
         return _exit(130)
     except _USAGE_ERRORS as err:  # unknown option, missing argument, bad value
-        err.show()
+        context = getattr(err, "ctx", None)
+        where = context.command_path if context is not None else "tomoscribe"
+        message = " ".join(err.format_message().split()).rstrip(".")
+        typer.echo(f"error: {message} (see '{where} --help').", err=True)
         return _exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted; nothing unfinished was left under an output's name", err=True)

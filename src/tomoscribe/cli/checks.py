@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from pathlib import Path
 
+from ..errors import ParameterError
 from ..outputs import check_output_folder, check_outputs, sidecar_path
 
 
@@ -23,6 +25,30 @@ def _paths(value) -> list[Path]:
     if isinstance(value, (list, tuple)):
         return [v for v in value if isinstance(v, Path)]
     return []
+
+
+def _flag(name: str) -> str:
+    """The command-line spelling of parameter ``name`` (``--tilt-range``)."""
+    for module in ("typer._click.globals", "click"):  # typer >= 0.20 vendors click
+        try:
+            context = __import__(module, fromlist=["get_current_context"]).get_current_context(
+                silent=True)
+        except (ImportError, AttributeError):
+            continue
+        if context is not None:
+            for param in context.command.params:
+                if param.name == name and getattr(param, "opts", None):
+                    return max(param.opts, key=len)
+    return "--" + name.replace("_", "-")
+
+
+def _refuse_non_finite(values: dict) -> None:
+    """NaN or infinite numbers are never meaningful parameters (``--threshold nan``)."""
+    for name, value in values.items():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ParameterError(f"{_flag(name)} must be a finite number, got {item}.")
 
 
 def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
@@ -41,6 +67,7 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
         @functools.wraps(command)
         def checked(*args, **kwargs):
             values = signature.bind_partial(*args, **kwargs).arguments
+            _refuse_non_finite(values)
             overwrite = bool(values.get("overwrite", True))
             inputs = [p for name, value in values.items()
                       if name not in files and name not in folders for p in _paths(value)]

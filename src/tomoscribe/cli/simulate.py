@@ -75,8 +75,9 @@ def cell(
                           (item.split("=") for item in templates.split(",") if item.strip())}
     except ValueError:
         raise ParameterError("--size is x,y,z and --templates is NAME=µM,NAME=µM.") from None
-    if not out_dir.is_dir():
-        raise ParameterError(f"{out_dir} is not a directory; create it first.")
+    if min(nx, ny, nz) < 16 or voxel_size <= 0:
+        raise ParameterError(f"--size must be at least 16 voxels along each axis and "
+                             f"--voxel-size positive, got {size} and {voxel_size:g}.")
     imaging = ImagingParams(max_tilt_deg=max_tilt, tilt_step_deg=tilt_step,
                             tilt_order=tilt_order, defocus_um=defocus, snr=snr,
                             dose_per_tilt_e_A2=dose, seed=seed)

@@ -77,6 +77,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+#: Largest factor ``--rescale`` resamples slices by; beyond it a voxel size is surely wrong.
+MAX_RESCALE = 8.0
+
+
 def check_voxel_size(volume: Volume, model: FeatureModel, rescale: bool) -> float:
     """Scale factor (tomogram voxel / model voxel) after checking the 5% tolerance."""
     ratio = volume.pixel_size_A / model.voxel_size_A
@@ -86,6 +90,11 @@ def check_voxel_size(volume: Volume, model: FeatureModel, rescale: bool) -> floa
             f"{model.feature!r} model was trained at {model.voxel_size_A:.3g} Å; bin or "
             "rescale the tomogram, or pass --rescale to resample it on the fly."
         )
+    if not MAX_RESCALE ** -1 <= ratio <= MAX_RESCALE:
+        raise VoxelSizeMismatchError(
+            f"the tomogram's voxel size ({volume.pixel_size_A:.3g} Å) is more than "
+            f"{MAX_RESCALE:g}× from the {model.feature!r} model's ({model.voxel_size_A:.3g} Å); "
+            "check the voxel size, or bin the tomogram to the model's first.")
     return ratio if abs(ratio - 1.0) > 1e-6 else 1.0
 
 

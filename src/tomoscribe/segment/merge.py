@@ -76,8 +76,10 @@ def merge_into(maps: Sequence[Volume], features: Sequence[str], out, threshold: 
     for vol, name in zip(maps[1:], features[1:]):
         check_same_grid(maps[0], vol, f"the {features[0]!r} map", f"the {name!r} map")
     weights = np.ones(len(maps)) if weights is None else np.asarray(weights, float)
-    if weights.shape != (len(maps),) or not np.all(weights > 0):
-        raise ParameterError("give one positive weight per feature map.")
+    if weights.shape != (len(maps),) or not np.all((weights > 0) & np.isfinite(weights)):
+        raise ParameterError("give one positive, finite weight per feature map.")
+    if not np.isfinite(threshold):
+        raise ParameterError(f"the threshold must be a finite number, got {threshold}.")
     legend = make_legend(features, erasers)
     ids = {v["name"]: int(k) for k, v in legend.items()}
     label_of_feature = np.array([ids.get(f, 0) if f not in set(erasers) else 0

@@ -322,7 +322,7 @@ def _cut(volume: Volume, z: int, y0: int, x0: int, size: int, context: int) -> n
     for c, zz in enumerate(range(z - context, z + context + 1)):
         zz = min(max(zz, 0), nz - 1)  # repeat the end slice beyond the volume
         values = np.asarray(volume.data[zz, cy0:cy1, cx0:cx1], dtype=np.float32)
-        check_finite(values, "the tomogram", z_offset=zz)
+        check_finite(values[np.newaxis], "the tomogram", z_offset=zz)  # one slice: z = zz
         patch[c, cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = values
     return patch
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..volume import Volume
+from ..volume import Volume, check_finite
 
 
 def rescale_positions(table: pd.DataFrame, from_voxel_A: float, to_voxel_A: float) -> pd.DataFrame:
@@ -62,6 +62,7 @@ def extract_subtomograms(volume: Volume, table: pd.DataFrame, box: int, edge: st
         if np.any(b <= a):
             raise ParameterError(f"particle {i} lies outside the tomogram.")
         piece = np.asarray(volume.data[a[0]:b[0], a[1]:b[1], a[2]:b[2]], np.float32)
+        check_finite(piece, f"the tomogram around particle {i + 1}", z_offset=int(a[0]))
         if crosses[i]:
             cube = np.full((box,) * 3, float(piece.mean()), np.float32)
             d = a - lo[i]
