@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..errors import InputFileError
 from ..outputs import atomic_path
+from .imodcheck import check_imod_structure
 
 _TRUE = {"positive", "pos", "1", "true", "yes", "p", "+"}
 _FALSE = {"negative", "neg", "0", "false", "no", "n", "-"}
@@ -94,10 +95,16 @@ def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
     """All points of an IMOD model, with ``object_id`` and ``contour_id`` columns kept."""
     import imodmodel
 
+    path = Path(path)
+    check_imod_structure(path)  # imodmodel would loop forever on a truncated file
     try:
         raw = imodmodel.read(path)
     except Exception as err:  # imodmodel raises struct/pydantic errors on damage
-        raise InputFileError(f"{path} is not a readable IMOD model ({err}).") from err
+        raise InputFileError(f"{path} is not a readable IMOD model "
+                             f"({_first_line(err)}).") from err
+    missing = {"object_id", "contour_id", "x", "y", "z"} - set(raw.columns)
+    if missing:
+        raise InputFileError(f"{path} is an IMOD model without points (no contours).")
     table = raw.copy()
     table["x"] = raw["x"].astype(float) - IMOD_XY_SHIFT
     table["y"] = raw["y"].astype(float) - IMOD_XY_SHIFT
@@ -127,6 +134,12 @@ def read_imod_contours(path: str | os.PathLike, objects: list[int] | None = None
             "xy": group[["x", "y"]].to_numpy(dtype=float),
         })
     return contours
+
+
+def _first_line(err: Exception) -> str:
+    """The first line of an error message (pydantic's run to many lines)."""
+    text = str(err).strip().rstrip(".")
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def write_points_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
