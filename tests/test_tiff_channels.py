@@ -69,3 +69,30 @@ def test_real_grey_tiffs_still_read(shared_data):
 def test_channel_on_an_mrc_is_refused(tmp_path):
     with pytest.raises(ParameterError, match="--channel 2"):
         read_volume(tmp_path / "v.mrc", channel=2)
+
+
+def test_uncompressed_stacks_stay_memory_mapped(tmp_path):
+    stack = np.arange(3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8)
+    tifffile.imwrite(tmp_path / "grey.tif", stack, photometric="minisblack")
+    volume = read_volume(tmp_path / "grey.tif", 1.0)
+    assert isinstance(volume.data, np.memmap)
+    np.testing.assert_array_equal(volume.load(), stack)
+
+
+@pytest.mark.parametrize("name", ["tiff_loop_page_chain_1.tif", "tiff_loop_page_chain_2.tif"])
+def test_damaged_page_chains_do_not_hang(name):
+    """Found by fuzzing: tifffile.memmap on these loops forever over the page chain."""
+    import signal
+    from pathlib import Path
+
+    def _raise(signum, frame):
+        raise TimeoutError("read_tiff hung")
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, 10)
+    try:
+        with pytest.raises(InputFileError, match="not a readable TIFF"):
+            read_volume(Path(__file__).parent / "data" / "fuzz" / name, voxel_size_A=1.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -94,6 +94,8 @@ def _csv_cells(path: Path) -> pd.DataFrame:
                                 index_col=False, dtype=str, keep_default_na=False)
     except (ValueError, csv.Error, pd.errors.ParserError, pd.errors.ParserWarning) as err:
         raise InputFileError(f"{path} is not a readable CSV table ({_first_line(err)}).") from err
+    if cells.empty:
+        raise InputFileError(f"{path} has no header row; a points table needs x,y,z and rows.")
     # The header is read as a row so that pandas neither renames repeated names nor
     # takes surplus fields as an index.
     names = [str(v) for v in cells.iloc[0]]

@@ -8,7 +8,6 @@ must be given (``--voxel-size``).  Uncompressed files are memory-mapped.
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -51,15 +50,22 @@ def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None,
         raise InputFileError(f"{path} does not exist; check the path.")
     try:
         with tifffile.TiffFile(path) as tif:
+            # Index every page first: tifffile walks the page chain with a check for
+            # circular references here, whereas iterating a damaged chain lazily (as
+            # tif.series and tifffile.memmap do on a fresh file) can loop forever.
+            len(tif.pages)
             found = _voxel_size_from_imagej(tif)
-            axes = tif.series[0].axes.upper()
-            try:
-                data = tifffile.memmap(path, mode="r")
-            except (ValueError, OSError):
-                data = tif.asarray()
-    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError,
-            TypeError, struct.error, ZeroDivisionError, MemoryError) as err:
-        raise InputFileError(f"{path} is not a readable TIFF file ({_first_line(err)}).") from err
+            series = tif.series[0]
+            axes = series.axes.upper()
+            data = _memmap_series(path, tif, series)
+            if data is None:
+                _check_fits_in_memory(path, series)
+                data = series.asarray()
+    except InputFileError:
+        raise
+    except Exception as err:  # tifffile and its codecs raise many types on damage
+        raise InputFileError(f"{path} is not a readable TIFF file ({type(err).__name__}: "
+                             f"{_first_line(err)}).") from err
     data = np.asarray(data) if not isinstance(data, np.memmap) else data
     data = _select_channel(path, data, axes, channel)
     if data.ndim == 2:
@@ -76,6 +82,41 @@ def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None,
     else:
         raise InputFileError(f"{path} does not record a voxel size; pass --voxel-size.")
     return Volume(data, vs, (0.0, 0.0, 0.0), metadata={"source": str(path), "format": "tiff"})
+
+
+def _memmap_series(path: Path, tif, series) -> np.memmap | None:
+    """The series memory-mapped when its data are stored contiguously and uncompressed
+    (what ``tifffile.memmap`` does, but on the handle already opened and indexed)."""
+    offset = series.dataoffset
+    if offset is None or series.dtype is None:
+        return None
+    dtype = np.dtype(tif.byteorder + series.dtype.char)
+    shape = tuple(int(n) for n in series.shape)
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    size = path.stat().st_size
+    if offset + nbytes > size or nbytes == 0:
+        raise InputFileError(f"{path} is truncated: its image data ({nbytes} bytes from byte "
+                             f"{offset}) run past the end of the file ({size} bytes).")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def _check_fits_in_memory(path: Path, series) -> None:
+    """Refuse to decode (compressed or tiled) image data larger than half the memory.
+
+    Only uncompressed TIFFs are memory-mapped; others are decoded whole, and a damaged
+    header can claim any size.
+    """
+    nbytes = int(np.prod(series.shape, dtype=object)) * np.dtype(series.dtype).itemsize
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 * 2**30
+    if nbytes > memory // 2:
+        raise InputFileError(
+            f"{path} is compressed and would need {nbytes / 2**30:.1f} GiB in memory (its "
+            f"shape is {tuple(series.shape)}); save it uncompressed so it can be "
+            "memory-mapped, or convert it to MRC."
+        )
 
 
 def _select_channel(path: Path, data: np.ndarray, axes: str, channel: int | None) -> np.ndarray:

@@ -49,7 +49,8 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
             raise InputFileError(f"{path} is a plain zarr array without a voxel size; "
                                  "pass --voxel-size.")
         _check_array(path, node, "the array")
-        return Volume(node, (float(voxel_size_A),) * 3, metadata={"source": str(path)})
+        return Volume(CheckedZarrArray(node, path), (float(voxel_size_A),) * 3,
+                      metadata={"source": str(path)})
     ms = _multiscale(path, attrs.get("multiscales"))
     axes = _axes(path, ms)
     dataset = _first_dataset(path, ms)
@@ -62,8 +63,60 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
     vs = tuple(float(v) for v in scale[::-1] * factor)
     if voxel_size_A is not None:
         vs = (float(voxel_size_A),) * 3
-    return Volume(array, vs, tuple(float(v) for v in translation[::-1] * factor),
+    return Volume(CheckedZarrArray(array, path),
+                  vs, tuple(float(v) for v in translation[::-1] * factor),
                   metadata={"source": str(path), "format": "ome-zarr"})
+
+
+class CheckedZarrArray:
+    """A zarr array whose reads turn a damaged chunk into :class:`InputFileError`.
+
+    Chunks are decoded only when read (a volume is never read whole), so damage shows
+    up then: as numcodecs' RuntimeError, a SystemError, a ValueError when a chunk
+    decodes to the wrong size, zlib errors, and so on.  This wrapper names the file
+    instead.  Anything else about the array (``shape``, ``dtype``, ``chunks``,
+    ``attrs`` …) is the zarr array's.
+    """
+
+    def __init__(self, array, path: Path):
+        self._array, self._path = array, Path(path)
+
+    def __getattr__(self, name):
+        return getattr(self._array, name)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._array.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._array.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._array.shape)
+
+    def __len__(self) -> int:
+        return int(self._array.shape[0])
+
+    def __getitem__(self, key):
+        try:
+            return self._array[key]
+        except (IndexError, TypeError):  # a bad index is the caller's bug, not the file's
+            raise
+        except Exception as err:  # codecs raise many types for a damaged chunk
+            raise InputFileError(f"{self._path} has a damaged chunk ({type(err).__name__}: "
+                                 f"{_first_line(err)}); copy or write the store again.") from err
+
+    def __array__(self, dtype=None, copy=None):
+        data = np.asarray(self[...])
+        return data.astype(dtype, copy=False) if dtype is not None else data
+
+    def __getstate__(self):
+        return {"array": self._array, "path": self._path}
+
+    def __setstate__(self, state):
+        self._array, self._path = state["array"], state["path"]
 
 
 _FIELD = "multiscales[0]"
