@@ -8,7 +8,12 @@ and the CCP4 ``nxstart/nystart/nzstart`` fields are not, the origin is
 ``start * voxel_size``.
 
 Modes 0 (int8; uint8 when IMOD's header flags say the bytes are unsigned), 1 (int16),
-2 (float32), 6 (uint16) and 12 (float16) are read.  Writes are float32, int8 or
+2 (float32), 6 (uint16) and 12 (float16) are read.  Files from other tools are read
+permissively (a zero machine stamp, no ``MAP`` ID, a non-finite origin, a tail under
+1 KiB after the data) with one :class:`MRCWarning` saying what was unusual; a file is
+refused when it is shorter than its header's data, longer than them by more than such
+a tail (the mode or dimensions are then wrong: reading per the header would give
+garbage), or has non-positive dimensions or another mode.  Writes are float32, int8 or
 uint8 (as IMOD-flagged mode 0), int16, uint16 or float16.
 """
 

@@ -60,6 +60,7 @@ def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None,
             data = _memmap_series(path, tif, series)
             if data is None:
                 _check_fits_in_memory(path, series)
+                _check_segments(path, tif)
                 data = series.asarray()
     except InputFileError:
         raise
@@ -98,6 +99,25 @@ def _memmap_series(path: Path, tif, series) -> np.memmap | None:
         raise InputFileError(f"{path} is truncated: its image data ({nbytes} bytes from byte "
                              f"{offset}) run past the end of the file ({size} bytes).")
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def _check_segments(path: Path, tif) -> None:
+    """Refuse pages that list fewer strips or tiles than their size needs.
+
+    tifffile pads the missing ones and then walks every segment the size implies, so a
+    damaged image length can make it build hundreds of millions of empty segments.
+    """
+    for index, page in enumerate(tif.pages):
+        chunked = getattr(page, "chunked", None)
+        offsets = getattr(page, "dataoffsets", None)
+        if not chunked or offsets is None:
+            continue
+        needed = int(np.prod(chunked, dtype=object))
+        if needed > len(offsets):
+            raise InputFileError(
+                f"{path} is damaged: page {index} lists {len(offsets)} strips or tiles where "
+                f"its size ({tuple(page.shape)}) needs {needed}."
+            )
 
 
 def _check_fits_in_memory(path: Path, series) -> None:
