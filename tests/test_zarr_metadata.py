@@ -70,6 +70,8 @@ def _mutations(ms):
     yield "transform a string", m, r"coordinateTransformations\[0\] is a str"
     m = copy.deepcopy(ms); m[0]["axes"][-1]["unit"] = "parsec"
     yield "unknown unit", m, r"unit is 'parsec'"
+    m = copy.deepcopy(ms); m[0]["axes"][-1]["unit"] = ["angstrom"]
+    yield "unit a list", m, r"unit is \['angstrom'\]"
     m = copy.deepcopy(ms); m[0]["axes"] = ["c", "y", "x"]
     yield "wrong axes", m, r"has axes \['c', 'y', 'x'\]"
     assert ds

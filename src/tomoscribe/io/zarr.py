@@ -222,9 +222,10 @@ def _unit_factor(path: Path, ms: dict, required: bool) -> float:
     axes = ms.get("axes")
     unit = axes[-1].get("unit", "angstrom") if axes and isinstance(axes[-1], dict) \
         else "angstrom"
-    if unit not in _UNIT_A and not required:
+    known = isinstance(unit, str) and unit in _UNIT_A
+    if not known and not required:
         return 1.0
-    if unit not in _UNIT_A:
+    if not known:
         raise _bad(path, f"{_FIELD}.axes[-1].unit", f"is {unit!r}, which tomoscribe does not "
                    f"know (use one of {', '.join(_UNIT_A)}, or pass --voxel-size)")
     return _UNIT_A[unit]
