@@ -8,6 +8,7 @@ and the software version.  Loading one cannot run code.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from .training import Classifier
 
 FORMAT_KEY = "tomoscribe_classifier"
 FORMAT_VERSION = 1
+#: Largest subtomogram box a file may record (a damaged one must not build a huge network).
+MAX_BOX = 512
+
+
+def _whole_number(value, name: str) -> int:
+    """An integer from a JSON number that is one (1.0 counts; 1.5, true or "1" do not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"{name} is {value!r}, not a whole number")
+    return int(value)
 
 
 def save_classifier(path: str | os.PathLike, classifier: Classifier) -> Path:
@@ -46,10 +56,19 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
     record, tensors = read_weights(path, FORMAT_KEY, "classifier")
     try:
         version = int(record["format_version"])
-        arch, box = str(record["architecture"]), int(record["box"])
-        class_names = [str(c) for c in record["class_names"]]
+        arch, box = record["architecture"], _whole_number(record["box"], "box")
+        names = record["class_names"]
+        if not isinstance(arch, str):
+            raise TypeError(f"architecture is {arch!r}, not a name")
+        if not 0 < box <= MAX_BOX:
+            raise ValueError(f"box is {box}, outside 1..{MAX_BOX} voxels")
+        if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+            raise TypeError("class_names is not a list of names")
+        class_names = list(names)
         voxel_size_A = float(record["voxel_size_A"])
-    except (KeyError, TypeError, ValueError) as err:
+        if not (math.isfinite(voxel_size_A) and voxel_size_A > 0):
+            raise ValueError(f"voxel_size_A is {voxel_size_A}, not a positive number")
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise ModelFileError(f"{path} has a damaged classifier record ({err}).") from err
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path} is classifier format {version}; this tomoscribe reads "

@@ -37,14 +37,28 @@ def volume_format(path: str | os.PathLike) -> str:
     )
 
 
-def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volume:
-    """Open a volume lazily (memory-mapped or chunked) in whichever format it is."""
+def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None,
+                channel: int | None = None) -> Volume:
+    """Open a volume lazily (memory-mapped or chunked) in whichever format it is.
+
+    Parameters
+    ----------
+    path : path
+    voxel_size_A : float, optional
+        Override (or supply) the voxel size, Å.
+    channel : int, optional
+        Which channel of a colour or multi-channel TIFF to read (such TIFFs are
+        refused without it); other formats hold one channel, so only 0 is allowed.
+    """
     note_input(path)
     fmt = volume_format(path)
+    if fmt == "tiff":
+        return read_tiff(path, voxel_size_A, channel=channel)
+    if channel not in (None, 0):
+        raise ParameterError(f"{path}: --channel {channel} applies to multi-channel TIFF "
+                             "files; this volume has one channel.")
     if fmt == "mrc":
         return read_mrc(path, voxel_size_A)
-    if fmt == "tiff":
-        return read_tiff(path, voxel_size_A)
     return read_ome_zarr(path, voxel_size_A)
 
 

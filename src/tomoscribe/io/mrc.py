@@ -8,7 +8,12 @@ and the CCP4 ``nxstart/nystart/nzstart`` fields are not, the origin is
 ``start * voxel_size``.
 
 Modes 0 (int8; uint8 when IMOD's header flags say the bytes are unsigned), 1 (int16),
-2 (float32), 6 (uint16) and 12 (float16) are read.  Writes are float32, int8 or
+2 (float32), 6 (uint16) and 12 (float16) are read.  Files from other tools are read
+permissively (a zero machine stamp, no ``MAP`` ID, a non-finite origin, a tail under
+1 KiB after the data) with one :class:`MRCWarning` saying what was unusual; a file is
+refused when it is shorter than its header's data, longer than them by more than such
+a tail (the mode or dimensions are then wrong: reading per the header would give
+garbage), or has non-positive dimensions or another mode.  Writes are float32, int8 or
 uint8 (as IMOD-flagged mode 0), int16, uint16 or float16.
 """
 
@@ -32,8 +37,25 @@ _IMOD_STAMP = 1146047817  # 'IMOD' as a little-endian int32
 _IMOD_FLAG_SIGNED_BYTES = 1
 
 
+class MRCWarning(UserWarning):
+    """An MRC file was read although its header is unusual (the data are intact)."""
+
+
+#: Modes read: int8 (or IMOD's uint8), int16, float32, uint16, float16.
+_READ_MODES = {0, 1, 2, 6, 12}
+_HEADER_BYTES = 1024
+#: Extra bytes after the data that are read past with a warning (see _check_length).
+_TAIL_LIMIT = 1024
+
+
 def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volume:
     """Open an MRC file as a memory-mapped :class:`Volume`.
+
+    Files from other tools are read permissively (mrcfile's permissive mode): a zero
+    or unknown machine stamp, a missing ``MAP`` ID, a non-finite origin or a short
+    tail of extra bytes after the data give one :class:`MRCWarning` that says what was
+    unusual.  A file is refused only when its voxels cannot be read as the header
+    describes them.
 
     Parameters
     ----------
@@ -45,24 +67,22 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
     Raises
     ------
     InputFileError
-        If the file is missing, truncated, or not an MRC file.
+        If the file is missing, shorter than the header's data size, longer than it by
+        more than a short tail (the mode or dimensions are then almost surely wrong),
+        has non-positive dimensions, an unknown mode, or no voxel size.
     """
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            handle = mrcfile.mmap(path, mode="r", permissive=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise InputFileError(
-            f"{path} is not a readable MRC file ({_short(err)}); check that it is "
-            "complete and really an MRC/CCP4 map."
-        ) from err
+    unusual: list[str] = []
+    header = _read_header(path, unusual)
+    dtype, shape = _data_layout(path, header)
+    _check_length(path, header, dtype, shape, unusual)
+    handle = _open_mmap(path)
     header = handle.header
     data = handle.data
     if data is None:
-        raise InputFileError(f"{path} holds no voxel data; it is an empty MRC file.")
+        raise InputFileError(f"{path} holds no readable voxel data; it is damaged.")
     if data.ndim == 2:
         data = data[np.newaxis]
     if data.ndim != 3:
@@ -72,21 +92,137 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
     stamp, flags = _imod_stamp_and_flags(header)
     if int(header.mode) == 0 and stamp == _IMOD_STAMP and not flags & _IMOD_FLAG_SIGNED_BYTES:
         data = data.view(np.uint8)
-
-    vs = np.array([float(v) for v in handle.voxel_size.tolist()])
-    if voxel_size_A is not None:
-        vs = np.full(3, float(voxel_size_A))
-    elif not np.all(vs > 0):
-        raise InputFileError(
-            f"{path} has no voxel size in its header (cella is zero); pass --voxel-size."
-        )
-    origin = np.array([float(v) for v in header.origin.tolist()])
-    start = np.array([int(header.nxstart), int(header.nystart), int(header.nzstart)])
-    if not origin.any() and start.any():
-        origin = start * vs
+    vs = _voxel_size(path, handle, voxel_size_A)
+    origin = _origin(header, vs, unusual)
+    if unusual:
+        warnings.warn(f"{path} was read although {'; '.join(unusual)}; its voxel data are "
+                      "intact, but check the result.", MRCWarning, stacklevel=2)
     # Keep the handle alive with the volume: the memmap belongs to it.
     return Volume(data, tuple(vs), tuple(origin),
                   metadata={"source": str(path), "format": "mrc", "_handle": handle})
+
+
+def _read_header(path: Path, unusual: list[str]):
+    """The header, read permissively; what mrcfile found odd goes to ``unusual``."""
+    if path.stat().st_size < _HEADER_BYTES:
+        raise InputFileError(f"{path} is not an MRC file: it is shorter than the "
+                             f"{_HEADER_BYTES}-byte MRC header.")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
+                header = mrc.header.copy()
+    except (ValueError, OSError, EOFError, OverflowError) as err:
+        raise InputFileError(f"{path} is not a readable MRC file ({_short(err)}); check "
+                             "that it is complete and really an MRC/CCP4 map.") from err
+    for warning in caught:
+        text = _short(warning.message)
+        unusual.append("the machine stamp is missing or unknown (little-endian assumed)"
+                       if "machine stamp" in text.lower() else
+                       "the header has no 'MAP ' ID" if "map id" in text.lower() else text)
+    return header
+
+
+def _data_layout(path: Path, header) -> tuple[np.dtype, tuple[int, ...]]:
+    """Voxel dtype and array shape the header describes, refusing unusable ones."""
+    mode = int(header.mode)
+    dims = {"nx": int(header.nx), "ny": int(header.ny), "nz": int(header.nz)}
+    if mode not in _READ_MODES:
+        raise InputFileError(f"{path} has MRC mode {mode}, which tomoscribe does not read; "
+                             "convert it to mode 0, 1, 2, 6 or 12 (e.g. IMOD newstack -mode 2).")
+    bad = {k: v for k, v in dims.items() if v <= 0}
+    if bad:
+        field, value = next(iter(bad.items()))
+        raise InputFileError(f"{path} has a damaged MRC header: dimension {field} is "
+                             f"{value}; it must be positive.")
+    if int(header.nsymbt) < 0:
+        raise InputFileError(f"{path} has a damaged MRC header: the extended header size "
+                             f"nsymbt is {int(header.nsymbt)}.")
+    try:
+        dtype = mrcfile.utils.data_dtype_from_header(header)
+        shape = tuple(int(n) for n in mrcfile.utils.data_shape_from_header(header))
+    except (ValueError, ZeroDivisionError) as err:
+        raise InputFileError(f"{path} has a damaged MRC header ({_short(err)}).") from err
+    if any(n <= 0 for n in shape):
+        raise InputFileError(f"{path} has a damaged MRC header: its data shape is {shape} "
+                             f"(mz is {int(header.mz)}).")
+    return dtype, shape
+
+
+def _check_length(path: Path, header, dtype, shape, unusual: list[str]) -> None:
+    """Compare the file's length with the header's data size (Python ints: no overflow).
+
+    A file shorter than the header says is refused.  A longer one is refused too
+    unless the extra bytes are a short tail (under 1 KiB and less than the smallest
+    face of the grid): a wrong mode (int16 for float32 data) or a wrong dimension adds
+    at least a whole face of voxels, so more extra bytes than that mean the header
+    describes the data wrongly and reading per the header would give garbage.  A short
+    tail (padding some writers add) is read past with a warning.
+    """
+    nx, ny, nz = (int(v) for v in (header.nx, header.ny, header.nz))
+    itemsize = np.dtype(dtype).itemsize
+    data_bytes = itemsize * int(np.prod(shape, dtype=object))
+    expected = _HEADER_BYTES + int(header.nsymbt) + data_bytes
+    actual = path.stat().st_size
+    if actual < expected:
+        raise InputFileError(
+            f"{path} is truncated: its header describes {nx}×{ny}×{nz} voxels of mode "
+            f"{int(header.mode)} ({expected} bytes with the headers) but the file has "
+            f"{actual} bytes."
+        )
+    extra = actual - expected
+    smallest_face = itemsize * min(nx * ny, ny * nz, nx * nz)
+    if extra >= min(_TAIL_LIMIT, smallest_face):
+        raise InputFileError(
+            f"{path} is {extra} bytes longer than its header's {nx}×{ny}×{nz} voxels of "
+            f"mode {int(header.mode)} need; the mode or the dimensions in the header are "
+            "probably wrong, so fix the header (e.g. IMOD alterheader) rather than read "
+            "garbage."
+        )
+    if extra:
+        unusual.append(f"the file has {extra} bytes after the voxel data")
+
+
+def _open_mmap(path: Path):
+    """Memory-map a file whose header and length were checked; mrcfile's warnings
+    were already collected from the header read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return mrcfile.mmap(path, mode="r", permissive=True)
+    except (ValueError, OSError, EOFError, OverflowError) as err:
+        raise InputFileError(
+            f"{path} is not a readable MRC file ({_short(err)}); check that it is "
+            "complete and really an MRC/CCP4 map."
+        ) from err
+
+
+def _voxel_size(path: Path, handle, voxel_size_A: float | None) -> np.ndarray:
+    if voxel_size_A is not None:
+        return np.full(3, float(voxel_size_A))
+    with np.errstate(all="ignore"):
+        vs = np.array([float(v) for v in handle.voxel_size.tolist()])
+    if not np.all(np.isfinite(vs) & (vs > 0)):
+        raise InputFileError(
+            f"{path} has no usable voxel size in its header (cella / mx is "
+            f"{_fmt(vs)}); pass --voxel-size."
+        )
+    return vs
+
+
+def _origin(header, vs: np.ndarray, unusual: list[str]) -> np.ndarray:
+    origin = np.array([float(v) for v in header.origin.tolist()])
+    if not np.all(np.isfinite(origin)):
+        unusual.append(f"its origin {_fmt(origin)} is not finite (taken as 0)")
+        origin = np.zeros(3)
+    start = np.array([int(header.nxstart), int(header.nystart), int(header.nzstart)])
+    if not origin.any() and start.any():
+        origin = start * vs
+    return origin
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{float(v):g}" for v in values) + ")"
 
 
 _WRITE_DTYPES = {

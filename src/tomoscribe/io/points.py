@@ -19,7 +19,10 @@ Per-format conventions:
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,7 @@ import pandas as pd
 
 from ..errors import InputFileError
 from ..outputs import atomic_path, note_input
+from .imodcheck import check_imod_structure
 
 _TRUE = {"positive", "pos", "1", "true", "yes", "p", "+"}
 _FALSE = {"negative", "neg", "0", "false", "no", "n", "-"}
@@ -56,19 +60,62 @@ def read_points(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        raw = pd.read_csv(path, sep=None, engine="python")
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputFileError(f"{path} is not a readable CSV table ({err}).") from err
-    columns = {c.strip().lower(): c for c in raw.columns}
-    if not {"x", "y", "z"} <= set(columns):
+    """x, y, z (and labels) from a CSV table, each kind of damage refused in one sentence."""
+    raw = _csv_cells(path)
+    keys = [str(name).strip().lower() for name in raw.columns]
+    if not {"x", "y", "z"} <= set(keys):
         raise InputFileError(f"{path} needs columns x, y, z; it has {list(raw.columns)}.")
-    table = pd.DataFrame({k: pd.to_numeric(raw[columns[k]], errors="coerce") for k in "xyz"})
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise InputFileError(f"{path} has column {twice[0]!r} twice; keep one.")
+    columns = dict(zip(keys, raw.columns))
+    if raw.empty:
+        raise InputFileError(f"{path} has column names but no rows; add at least one point.")
+    table = pd.DataFrame({k: _numbers(path, raw[columns[k]], k) for k in "xyz"})
     for name in ("positive", "label", "class"):
         if name in columns:
             table["positive"] = [_parse_label(v, path) for v in raw[columns[name]]]
             break
     return table
+
+
+def _csv_cells(path: Path) -> pd.DataFrame:
+    """All cells as text (so damage can be quoted back); delimiter sniffed."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as err:
+        raise InputFileError(f"{path} is not a text CSV table ({err.reason} at byte "
+                             f"{err.start}).") from err
+    except OSError as err:
+        raise InputFileError(f"{path} cannot be read ({err.strerror or err}).") from err
+    if not text.strip():
+        raise InputFileError(f"{path} is empty; a points table needs a header x,y,z and rows.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            cells = pd.read_csv(io.StringIO(text), sep=None, engine="python", header=None,
+                                index_col=False, dtype=str, keep_default_na=False)
+    except (ValueError, csv.Error, pd.errors.ParserError, pd.errors.ParserWarning) as err:
+        raise InputFileError(f"{path} is not a readable CSV table ({_first_line(err)}).") from err
+    if cells.empty:
+        raise InputFileError(f"{path} has no header row; a points table needs x,y,z and rows.")
+    # The header is read as a row so that pandas neither renames repeated names nor
+    # takes surplus fields as an index.
+    names = [str(v) for v in cells.iloc[0]]
+    return pd.DataFrame(cells.iloc[1:].to_numpy(), columns=names).fillna("")
+
+
+def _numbers(path: Path, cells: pd.Series, column: str) -> pd.Series:
+    """A coordinate column as floats; the first empty, non-numeric or non-finite cell named."""
+    values = pd.to_numeric(cells.str.strip(), errors="coerce").astype(float)
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        cell = str(cells.iloc[row]).strip()
+        what = "empty" if not cell else f"{cell!r}, not a finite number"
+        raise InputFileError(f"{path}: column {column} of data row {row + 1} is {what}; "
+                             "every point needs numeric x, y, z.")
+    return values
 
 
 def _parse_label(value, path: Path) -> bool:
@@ -100,11 +147,17 @@ def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
     """All points of an IMOD model, with ``object_id`` and ``contour_id`` columns kept."""
     import imodmodel
 
+    path = Path(path)
     note_input(path)
+    check_imod_structure(path)  # imodmodel would loop forever on a truncated file
     try:
         raw = imodmodel.read(path)
     except Exception as err:  # imodmodel raises struct/pydantic errors on damage
-        raise InputFileError(f"{path} is not a readable IMOD model ({err}).") from err
+        raise InputFileError(f"{path} is not a readable IMOD model "
+                             f"({_first_line(err)}).") from err
+    missing = {"object_id", "contour_id", "x", "y", "z"} - set(raw.columns)
+    if missing:
+        raise InputFileError(f"{path} is an IMOD model without points (no contours).")
     table = raw.copy()
     table["x"] = raw["x"].astype(float) - IMOD_XY_SHIFT
     table["y"] = raw["y"].astype(float) - IMOD_XY_SHIFT
@@ -134,6 +187,12 @@ def read_imod_contours(path: str | os.PathLike, objects: list[int] | None = None
             "xy": group[["x", "y"]].to_numpy(dtype=float),
         })
     return contours
+
+
+def _first_line(err: Exception) -> str:
+    """The first line of an error message (pydantic's run to many lines)."""
+    text = str(err).strip().rstrip(".")
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def write_points_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:

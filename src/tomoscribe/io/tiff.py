@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ..errors import InputFileError
+from ..errors import InputFileError, ParameterError
 from ..outputs import atomic_path
 from ..volume import Volume
 
@@ -22,33 +22,59 @@ _UNIT_A = {"angstrom": 1.0, "a": 1.0, "\u00c5": 1.0, "nm": 10.0, "nanometer": 10
            "micron": 1e4, "um": 1e4, "\u00b5m": 1e4, "microns": 1e4}
 
 
-def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volume:
+def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None,
+              channel: int | None = None) -> Volume:
     """Read a TIFF stack as a :class:`Volume`.
+
+    Parameters
+    ----------
+    path : path
+        A single-page (2D) or multi-page (3D) TIFF.
+    voxel_size_A : float, optional
+        Voxel size (Å) when the file records none (or to override it).
+    channel : int, optional
+        For colour (RGB/RGBA) or multi-channel images: which sample or channel to
+        read.  Such images are refused without it rather than read as a volume a few
+        voxels wide.
 
     Raises
     ------
     InputFileError
-        If the file is unreadable, not 2D/3D, or has no voxel size and none is given.
+        If the file is unreadable, not 2D/3D, a colour image without ``channel``, or
+        has no voxel size and none is given.
+    ParameterError
+        If ``channel`` is outside the image's channels.
     """
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     try:
         with tifffile.TiffFile(path) as tif:
+            # Index every page first: tifffile walks the page chain with a check for
+            # circular references here, whereas iterating a damaged chain lazily (as
+            # tif.series and tifffile.memmap do on a fresh file) can loop forever.
+            len(tif.pages)
             found = _voxel_size_from_imagej(tif)
-            try:
-                data = tifffile.memmap(path, mode="r")
-            except (ValueError, OSError):
-                data = tif.asarray()
-    except (tifffile.TiffFileError, ValueError, OSError, IndexError) as err:
-        raise InputFileError(f"{path} is not a readable TIFF file ({err}).") from err
+            series = tif.series[0]
+            axes = series.axes.upper()
+            data = _memmap_series(path, tif, series)
+            if data is None:
+                _check_fits_in_memory(path, series)
+                _check_segments(path, tif)
+                data = series.asarray()
+    except InputFileError:
+        raise
+    except Exception as err:  # tifffile and its codecs raise many types on damage
+        raise InputFileError(f"{path} is not a readable TIFF file ({type(err).__name__}: "
+                             f"{_first_line(err)}).") from err
     data = np.asarray(data) if not isinstance(data, np.memmap) else data
+    data = _select_channel(path, data, axes, channel)
     if data.ndim == 2:
         data = data[np.newaxis]
     if data.ndim != 3:
         raise InputFileError(
-            f"{path} holds a {data.ndim}D image with shape {data.shape}; give a single-"
-            "channel (z, y, x) stack."
+            f"{path} holds a {data.ndim}D image with shape {data.shape} (axes {axes}); give a "
+            "single-channel (z, y, x) stack."
         )
     if voxel_size_A is not None:
         vs = (float(voxel_size_A),) * 3
@@ -57,6 +83,93 @@ def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None) -> Vol
     else:
         raise InputFileError(f"{path} does not record a voxel size; pass --voxel-size.")
     return Volume(data, vs, (0.0, 0.0, 0.0), metadata={"source": str(path), "format": "tiff"})
+
+
+def _memmap_series(path: Path, tif, series) -> np.memmap | None:
+    """The series memory-mapped when its data are stored contiguously and uncompressed
+    (what ``tifffile.memmap`` does, but on the handle already opened and indexed)."""
+    offset = series.dataoffset
+    if offset is None or series.dtype is None:
+        return None
+    dtype = np.dtype(tif.byteorder + series.dtype.char)
+    shape = tuple(int(n) for n in series.shape)
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    size = path.stat().st_size
+    if offset + nbytes > size or nbytes == 0:
+        raise InputFileError(f"{path} is truncated: its image data ({nbytes} bytes from byte "
+                             f"{offset}) run past the end of the file ({size} bytes).")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def _check_segments(path: Path, tif) -> None:
+    """Refuse pages that list fewer strips or tiles than their size needs.
+
+    tifffile pads the missing ones and then walks every segment the size implies, so a
+    damaged image length can make it build hundreds of millions of empty segments.
+    """
+    for index, page in enumerate(tif.pages):
+        chunked = getattr(page, "chunked", None)
+        offsets = getattr(page, "dataoffsets", None)
+        if not chunked or offsets is None:
+            continue
+        needed = int(np.prod(chunked, dtype=object))
+        if needed > len(offsets):
+            raise InputFileError(
+                f"{path} is damaged: page {index} lists {len(offsets)} strips or tiles where "
+                f"its size ({tuple(page.shape)}) needs {needed}."
+            )
+
+
+def _check_fits_in_memory(path: Path, series) -> None:
+    """Refuse to decode (compressed or tiled) image data larger than half the memory.
+
+    Only uncompressed TIFFs are memory-mapped; others are decoded whole, and a damaged
+    header can claim any size.
+    """
+    nbytes = int(np.prod(series.shape, dtype=object)) * np.dtype(series.dtype).itemsize
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 * 2**30
+    if nbytes > memory // 2:
+        raise InputFileError(
+            f"{path} is compressed and would need {nbytes / 2**30:.1f} GiB in memory (its "
+            f"shape is {tuple(series.shape)}); save it uncompressed so it can be "
+            "memory-mapped, or convert it to MRC."
+        )
+
+
+def _select_channel(path: Path, data: np.ndarray, axes: str, channel: int | None) -> np.ndarray:
+    """Drop the colour-sample (S) or channel (C) axes, choosing ``channel`` where needed."""
+    if len(axes) != data.ndim:
+        axes = ""  # tifffile shaped the array otherwise: no channel axis to trust
+    index_of = [i for i, a in enumerate(axes) if a in "SC"]
+    wide = [i for i in index_of if data.shape[i] > 1]
+    if not wide and channel not in (None, 0):
+        raise ParameterError(f"{path} has a single channel; --channel {channel} does not "
+                             "exist (leave it out or give 0).")
+    if len(wide) > 1:
+        raise InputFileError(f"{path} has both colour samples and channels (axes {axes}, "
+                             f"shape {data.shape}); save the channel you want on its own.")
+    if wide:
+        count = data.shape[wide[0]]
+        kind = "colour samples per pixel" if axes[wide[0]] == "S" else "channels"
+        if channel is None:
+            raise InputFileError(
+                f"{path} is a colour or multi-channel image ({count} {kind}, axes {axes}); "
+                f"choose one with --channel 0..{count - 1}."
+            )
+        if not 0 <= channel < count:
+            raise ParameterError(f"{path} has {count} {kind}; --channel {channel} is not "
+                                 f"among 0..{count - 1}.")
+    for index in reversed(index_of):  # basic indexing: memory maps stay memory maps
+        data = data[(slice(None),) * index + (channel if index in wide else 0,)]
+    return data
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().rstrip(".")
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _voxel_size_from_imagej(tif) -> tuple[float, float, float] | None:

@@ -54,7 +54,7 @@ def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, di
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             raw = (handle.metadata() or {}).get(key)
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as err:
         raise ModelFileError(f"{path} is not a readable {what} file ({err}); it may be "
                              "truncated or damaged, so retrain or copy it again.") from err
     if raw is None:

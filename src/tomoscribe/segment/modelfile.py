@@ -9,6 +9,7 @@ record, and the software version.  Loading one cannot run code.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..errors import ModelFileError
+from ..errors import ModelFileError, TomoscribeError
 from ..io.weights import load_into, read_weights, save_weights
 from .network import ArchitectureSpec, build_network
 
@@ -79,18 +80,25 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> F
     record, tensors = read_weights(path, FORMAT_KEY, "model")
     try:
         version = int(record["format_version"])
+        if not isinstance(record["architecture"], dict):
+            raise TypeError("architecture is not a JSON object")
         spec = ArchitectureSpec.from_dict(record["architecture"])
-        feature = str(record["feature"])
+        feature = record["feature"]
+        if not isinstance(feature, str) or not feature:
+            raise TypeError(f"feature is {feature!r}, not a name")
         voxel_size_A = float(record["voxel_size_A"])
         amplitude = float(record["amplitude"])
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, OverflowError) as err:
         raise ModelFileError(f"{path} has damaged metadata ({err}); retrain the model.") from err
+    except TomoscribeError as err:
+        raise ModelFileError(f"{path} records an unusable architecture ({err})") from err
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path} was written by a newer tomoscribe (model format "
                              f"{version}); upgrade tomoscribe to read it.")
-    if not (amplitude > 0 and voxel_size_A > 0):
+    if not (math.isfinite(amplitude) and math.isfinite(voxel_size_A)
+            and amplitude > 0 and voxel_size_A > 0):
         raise ModelFileError(f"{path} records amplitude {amplitude} and voxel size "
-                             f"{voxel_size_A} Å; both must be positive.")
+                             f"{voxel_size_A} Å; both must be positive finite numbers.")
     network = build_network(spec)
     load_into(network, tensors, path, f"the {spec.name} architecture")
     network.to(device).eval()

@@ -358,7 +358,17 @@ def save_training_set(path: str | os.PathLike, trainset: TrainingSet) -> Path:
 
 
 def load_training_set(path: str | os.PathLike) -> TrainingSet:
-    """Read a training set written by :func:`save_training_set`, checking it whole."""
+    """Read a training set written by :func:`save_training_set`, checking it whole.
+
+    Raises
+    ------
+    InputFileError
+        If the file is missing, not a readable safetensors file, not a training set,
+        its metadata are not a JSON object with a feature name and a voxel size, or its
+        arrays are inconsistent or hold NaN or infinite values.
+    AnnotationError
+        If it has no positive or no negative tiles.
+    """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -369,19 +379,14 @@ def load_training_set(path: str | os.PathLike) -> TrainingSet:
         with safe_open(str(path), framework="numpy") as handle:
             raw_meta = (handle.metadata() or {}).get(FORMAT_KEY)
             arrays = {k: handle.get_tensor(k) for k in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
+    except (SafetensorError, OSError, ValueError, TypeError, OverflowError) as err:
         raise InputFileError(f"{path} is not a readable training set ({err}).") from err
     if raw_meta is None or not {"tiles", "masks", "positive", "source"} <= set(arrays):
         raise InputFileError(f"{path} is not a tomoscribe training set; make one with "
                              "`tomoscribe trainset`.")
-    try:
-        metadata = json.loads(raw_meta)
-    except ValueError as err:
-        raise InputFileError(f"{path} has damaged metadata ({err}).") from err
+    metadata = _check_metadata(path, raw_meta)
     tiles, masks = arrays["tiles"], arrays["masks"]
-    n = tiles.shape[0]
-    if tiles.ndim != 4 or masks.shape != (n,) + tiles.shape[2:] or arrays["positive"].shape != (n,):
-        raise InputFileError(f"{path} has inconsistent array shapes; rebuild it.")
+    _check_arrays(path, arrays)
     trainset = TrainingSet(tiles, masks, arrays["positive"].astype(bool),
                            arrays["source"].astype(np.int32), metadata)
     if trainset.n_positive == 0 or trainset.n_negative == 0:
@@ -390,6 +395,46 @@ def load_training_set(path: str | os.PathLike) -> TrainingSet:
     if not np.isfinite(tiles).all():
         raise InputFileError(f"{path} has NaN or infinite tile values; rebuild it.")
     return trainset
+
+
+def _check_metadata(path: Path, raw: str) -> dict:
+    """The JSON record: an object with a feature name and three positive voxel sizes."""
+    try:
+        metadata = json.loads(raw)
+    except ValueError as err:
+        raise InputFileError(f"{path} has damaged metadata ({err}).") from err
+    if not isinstance(metadata, dict):
+        raise InputFileError(f"{path} has damaged metadata (a JSON {type(metadata).__name__}, "
+                             "not an object); rebuild it.")
+    feature = metadata.get("feature")
+    if not isinstance(feature, str) or not feature:
+        raise InputFileError(f"{path} has damaged metadata: feature is {feature!r}, not a "
+                             "name; rebuild it.")
+    vs = metadata.get("voxel_size_A")
+    ok = (isinstance(vs, list) and len(vs) == 3
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs)
+          and all(math.isfinite(v) and v > 0 for v in vs))
+    if not ok:
+        raise InputFileError(f"{path} has damaged metadata: voxel_size_A is {vs!r}, not three "
+                             "positive numbers; rebuild it.")
+    return metadata
+
+
+def _check_arrays(path: Path, arrays: dict) -> None:
+    """Shapes and dtypes that make the arrays one consistent set of tiles."""
+    tiles, masks = arrays["tiles"], arrays["masks"]
+    n = tiles.shape[0] if tiles.ndim else 0
+    consistent = (tiles.ndim == 4 and n > 0 and tiles.shape[1] % 2 == 1
+                  and tiles.shape[2] == tiles.shape[3] > 0
+                  and masks.shape == (n,) + tiles.shape[2:]
+                  and arrays["positive"].shape == (n,) and arrays["source"].shape == (n,))
+    if not consistent:
+        raise InputFileError(f"{path} has inconsistent array shapes (tiles {tiles.shape}, "
+                             f"masks {masks.shape}); rebuild it.")
+    kinds = {name: arrays[name].dtype.kind for name in ("tiles", "masks", "positive", "source")}
+    if kinds["tiles"] != "f" or any(kinds[k] not in "biu" for k in ("masks", "positive",
+                                                                     "source")):
+        raise InputFileError(f"{path} has arrays of unexpected types ({kinds}); rebuild it.")
 
 
 def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = None) -> TrainingSet:

@@ -1,0 +1,139 @@
+"""MRC files from other tools: read permissively when intact, refused when unusable."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+
+import mrcfile
+import numpy as np
+import pytest
+
+from tomoscribe.errors import InputFileError
+from tomoscribe.io import read_volume
+from tomoscribe.io.mrc import MRCWarning
+
+EMDB = ["EMD-3197.map", "emd_1832.map", "emd_5625.map", "beta_tubulin_cylindra.mrc"]
+
+
+def _mrc(path, data=None, **fields) -> bytes:
+    """Write a valid map with mrcfile, then overwrite header fields given as
+    ``name=(byte_offset, struct_format, value)``; return the bytes."""
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6) if data is None else data
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 2.0
+    raw = bytearray(path.read_bytes())
+    for offset, fmt, value in fields.values():
+        raw[offset:offset + struct.calcsize(fmt)] = struct.pack(fmt, *np.atleast_1d(value))
+    path.write_bytes(bytes(raw))
+    return bytes(raw)
+
+
+def _read_quietly(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return read_volume(path)
+
+
+@pytest.mark.parametrize("name", EMDB)
+def test_every_real_emdb_map_opens_memory_mapped(shared_data, name):
+    volume = _read_quietly(shared_data / "formats" / "emdb" / name)
+    assert len(volume.shape) == 3 and min(volume.shape) > 1
+    assert isinstance(volume.metadata["_handle"].data, np.memmap)
+
+
+def test_zero_machine_stamp_reads_with_a_warning(tmp_path):
+    path = tmp_path / "stamp.mrc"
+    _mrc(path, stamp=(212, "4B", (0, 0, 0, 0)))
+    with pytest.warns(MRCWarning, match=r"stamp\.mrc was read although the machine stamp"):
+        volume = read_volume(path)
+    np.testing.assert_array_equal(volume.load(), np.arange(120).reshape(4, 5, 6))
+    assert volume.voxel_size_A == pytest.approx((2.0, 2.0, 2.0))
+
+
+def test_missing_map_id_reads_with_a_warning(tmp_path):
+    path = tmp_path / "old.mrc"
+    _mrc(path, map_id=(208, "4s", b"\0\0\0\0"))
+    with pytest.warns(MRCWarning, match="no 'MAP ' ID"):
+        volume = read_volume(path)
+    assert volume.shape == (4, 5, 6)
+
+
+def test_clean_file_gives_no_warning(tmp_path):
+    path = tmp_path / "ok.mrc"
+    _mrc(path)
+    assert _read_quietly(path).shape == (4, 5, 6)
+
+
+def test_float32_data_under_an_int16_header_is_refused(tmp_path):
+    """The issue's case: the file is twice what mode 1 needs; reading it gives garbage."""
+    path = tmp_path / "mode.mrc"
+    _mrc(path, mode=(12, "<i", 1))
+    with pytest.raises(InputFileError, match=r"mode\.mrc is 240 bytes longer .*mode 1"):
+        read_volume(path)
+
+
+def test_extra_section_is_refused_but_short_tail_is_read_with_a_warning(tmp_path):
+    path = tmp_path / "tail.mrc"
+    raw = _mrc(path, nz=(8, "<i", 3))  # one 5×6 section more in the file than the header
+    with pytest.raises(InputFileError, match="longer than its header"):
+        read_volume(path)
+    path.write_bytes(_mrc(path) + bytes(8))
+    with pytest.warns(MRCWarning, match="8 bytes after the voxel data"):
+        volume = read_volume(path)
+    assert volume.shape == (4, 5, 6)
+    assert raw  # written
+
+
+@pytest.mark.parametrize("field,offset,value", [("nx", 0, -6), ("ny", 4, 0), ("nz", 8, -2**31)])
+def test_non_positive_dimensions_are_refused(tmp_path, field, offset, value):
+    path = tmp_path / "dims.mrc"
+    _mrc(path, dim=(offset, "<i", value))
+    with pytest.raises(InputFileError, match=f"dimension {field} is {value}"):
+        read_volume(path)
+
+
+def test_absurd_dimensions_are_refused_without_overflow(tmp_path):
+    path = tmp_path / "huge.mrc"
+    _mrc(path, nx=(0, "<i", 2**31 - 1), ny=(4, "<i", 2**31 - 1), nz=(8, "<i", 2**31 - 1))
+    with pytest.raises(InputFileError, match="truncated"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("mode", [3, 4, 5, 99, -1])
+def test_unknown_or_complex_modes_are_refused(tmp_path, mode):
+    path = tmp_path / "m.mrc"
+    _mrc(path, mode=(12, "<i", mode))
+    with pytest.raises(InputFileError, match=f"mode {mode}"):
+        read_volume(path)
+
+
+def test_volume_stack_without_mz_is_refused(tmp_path):
+    path = tmp_path / "stack.mrc"
+    _mrc(path, ispg=(88, "<i", 401), mz=(36, "<i", 0))
+    with pytest.raises(InputFileError, match="stack.mrc"):
+        read_volume(path)
+
+
+def test_file_shorter_than_a_header_is_refused(tmp_path):
+    path = tmp_path / "tiny.mrc"
+    path.write_bytes(b"MAP " * 10)
+    with pytest.raises(InputFileError, match="shorter than the 1024-byte MRC header"):
+        read_volume(path)
+
+
+def test_zero_sampling_gives_no_voxel_size(tmp_path):
+    path = tmp_path / "mx.mrc"
+    _mrc(path, mx=(28, "<i", 0))
+    with pytest.raises(InputFileError, match="no usable voxel size"):
+        read_volume(path)
+    assert read_volume(path, voxel_size_A=3.0).voxel_size_A == (3.0, 3.0, 3.0)
+
+
+def test_nan_origin_is_read_as_zero_with_a_warning(tmp_path):
+    path = tmp_path / "origin.mrc"
+    _mrc(path, origin=(196, "<3f", (np.nan, 0.0, 1.0)))
+    with pytest.warns(MRCWarning, match="origin .* not finite"):
+        volume = read_volume(path)
+    assert volume.origin_A == (0.0, 0.0, 0.0)
