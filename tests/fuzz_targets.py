@@ -602,8 +602,8 @@ TARGETS = [
     Target("model", ".tsm", model_seeds, read_model_case),
     Target("classifier", ".tsc", classifier_seeds, read_classifier_case),
     Target("trainset", ".trainset", trainset_seeds, read_trainset_case),
-    Target("particles-star", ".star", star_seeds, read_particles_case, owned=False),
-    Target("particles-copick", ".json", copick_seeds, read_particles_case, owned=False),
+    Target("particles-star", ".star", star_seeds, read_particles_case),
+    Target("particles-copick", ".json", copick_seeds, read_particles_case),
 ]
 TARGET_BY_NAME = {t.name: t for t in TARGETS}
 

@@ -3,9 +3,8 @@ project error, never another exception or a hang.
 
 Bounded for CI (``EXAMPLES`` per reader, derandomized, no shrinking, about a minute on
 two cores); ``benchmarks/bench_fuzz.py`` runs the same generators for ≥ 100,000 cases.
-The particle readers (``io/particles.py``) belong to another piece of work: their
-cases are marked ``particles_reader`` and expected to fail until it lands, so a leak
-there is reported as XFAIL with the exception rather than failing the suite.
+The particle readers (``io/particles.py`` and the handlers of ``io/formats``) are held
+to the same rule.
 """
 
 from __future__ import annotations
@@ -18,13 +17,8 @@ import fuzz_targets as ft
 
 EXAMPLES = 400
 
-NOT_OWNED = pytest.mark.xfail(
-    reason="io/particles.py leaks non-project exceptions on damaged files (issue 20 item 6); "
-           "it is being rewritten separately", strict=False)
-
 SEED_PARAMS = [pytest.param(t, id=t.name) for t in ft.TARGETS]
-PARAMS = [pytest.param(t, id=t.name, marks=() if t.owned
-                       else (NOT_OWNED, pytest.mark.particles_reader)) for t in ft.TARGETS]
+PARAMS = [pytest.param(t, id=t.name) for t in ft.TARGETS]
 
 
 @pytest.fixture(scope="module")

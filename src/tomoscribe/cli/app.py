@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import warnings
 
 import typer
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     command = typer.main.get_command(app)
     try:
-        with guarding_inputs(), _terminate_as_interrupt():
+        with guarding_inputs(), _terminate_as_interrupt(), _warnings_as_lines():
             status = command.main(args=argv, prog_name="tomoscribe", standalone_mode=False)
         if isinstance(status, int) and status:  # typer's click returns 130 on Ctrl-C
             if status == 130:
@@ -92,6 +93,22 @@ def main(argv: list[str] | None = None) -> int:
                    "again.", err=True)
         return _exit(2)
     return _exit(0)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Warnings (an unusual MRC header, a TIFF's guessed voxel size) as one line each,
+    ``warning: …`` on stderr, not Python's two-line source listing."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        typer.echo(f"warning: {message}", err=True)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 @contextlib.contextmanager

@@ -17,9 +17,10 @@ from .app import app
 
 @app.command()
 def info(path: Path = typer.Argument(..., help="A volume (.mrc, .tif, .zarr)."),
-         voxel_size: float = options.VoxelSize) -> None:
+         voxel_size: float = options.VoxelSize,
+         channel: int = options.Channel) -> None:
     """Show a volume's shape, type, voxel size and origin (as tomoscribe reads them)."""
-    volume = read_volume(path, voxel_size)
+    volume = read_volume(path, voxel_size, channel)
     nz, ny, nx = volume.shape
     typer.echo(f"{path}\n  size (x, y, z): {nx} × {ny} × {nz} voxels, {volume.dtype}")
     typer.echo("  voxel size (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.voxel_size_A)
@@ -40,11 +41,12 @@ def preprocess(
     bin_factor: int = typer.Option(1, "--bin", min=1, help="Integer binning factor."),
     clamp: float = typer.Option(3.0, "--clamp", help="Clamp at ±this many σ (0 = off)."),
     voxel_size: float = options.VoxelSize,
+    channel: int = options.Channel,
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
     """Band-pass (Å), normalise to mean 0 / sd 1, clamp, and optionally bin, slab by slab."""
-    volume = read_volume(tomogram, voxel_size)
+    volume = read_volume(tomogram, voxel_size, channel)
     params = PreprocessParams(lowpass_A=lowpass or None, highpass_A=highpass or None,
                               bin_factor=bin_factor, clamp_sigma=clamp or None)
     params.validate(volume.pixel_size_A * bin_factor)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputFileError, ParameterError
+from ..errors import InputFileError, ParameterError, TomoscribeError
 from ..outputs import note_input
 from .formats import format_for, suffixes
 
@@ -70,6 +70,11 @@ def recorded_voxel_size(table: pd.DataFrame) -> float | None:
     return None
 
 
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0][:160] if text else type(err).__name__).rstrip(".")
+
+
 def read_particles(path: str | os.PathLike, voxel_size_A: float | None = None,
                    tomogram_shape_zyx=None, tomograms=None) -> pd.DataFrame:
     """Read a particle table (each format's module states its conventions).
@@ -90,8 +95,17 @@ def read_particles(path: str | os.PathLike, voxel_size_A: float | None = None,
     except ParameterError:
         raise InputFileError(f"{path}: unknown particle format; use "
                              f"{', '.join(FORMATS)}.") from None
-    table = fmt.read(path, voxel_size_A=voxel_size_A, tomogram_shape_zyx=tomogram_shape_zyx,
-                     tomograms=tomograms)
+    try:
+        table = fmt.read(path, voxel_size_A=voxel_size_A, tomogram_shape_zyx=tomogram_shape_zyx,
+                         tomograms=tomograms)
+    except TomoscribeError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError,
+            UnicodeError, np.linalg.LinAlgError) as err:
+        # The handlers name the fields they check; anything else malformed that their
+        # parsing libraries trip over is still the file's fault, said in one sentence.
+        raise InputFileError(f"{path} is not a readable {fmt.name} file ({_first_line(err)}); "
+                             "check that it is complete and of that format.") from err
     coords = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(coords).all():
         raise InputFileError(f"{path} has non-numeric or missing coordinates.")

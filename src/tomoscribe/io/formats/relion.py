@@ -195,7 +195,7 @@ def read(path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None,
         shift[:, :len(cols)] = _numeric(block, cols, path, "origin shifts")
         xyz = xyz - (sub.apply(shift) if sub is not None else shift)
     table = pd.DataFrame(xyz, columns=["x", "y", "z"])
-    if pixel is not None:
+    if pixel is not None and len(pixel):
         if np.ptp(pixel) > 1e-6 * np.max(pixel):
             sizes = ", ".join(map(str, np.unique(pixel)))
             raise InputFileError(f"{path} mixes pixel sizes ({sizes}"
