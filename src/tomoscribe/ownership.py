@@ -65,9 +65,8 @@ def is_ours(path: str | os.PathLike) -> bool:
             return False
         if entry.get("kind") == "folder" and now["kind"] == "folder":
             return True
-        if all(entry.get(k) == now.get(k) for k in ("kind", "bytes", "mtime_ns")):
-            return True
-    return _sidecar_says_ours(path)
+        return all(entry.get(k) == now.get(k) for k in ("kind", "bytes", "mtime_ns"))
+    return _sidecar_says_ours(path)  # written before manifests existed
 
 
 def _sidecar_says_ours(path: Path) -> bool:

@@ -1,0 +1,249 @@
+"""Outputs never touch anything but themselves: folders keep the user's files, one writer
+per output, leftovers of killed runs are removed, full and read-only disks are one
+sentence (issue 20)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+
+from tomoscribe.cli.app import main
+from tomoscribe.errors import OutputError
+from tomoscribe.locks import lock_path, output_lock
+from tomoscribe.outputs import atomic_path, output_folder
+from tomoscribe.ownership import MANIFEST_NAME, is_ours
+
+_CLI = "import sys; from tomoscribe.cli.app import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _user_mrc(path: Path, data, voxel=10.0) -> Path:
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(np.asarray(data, np.float32))
+        mrc.voxel_size = voxel
+    return path
+
+
+@pytest.fixture
+def tomo(tmp_path):
+    data = np.random.default_rng(0).normal(size=(12, 48, 48))
+    path = _user_mrc(tmp_path / "t.mrc", data)
+    (tmp_path / "picks.csv").write_text("x,y,z\n24,24,6\n16,30,6\n")
+    return path
+
+
+def test_an_existing_output_folder_keeps_the_users_files(tomo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "notes.txt").write_text("mine\n")
+    assert main(["extract", "t.mrc", "picks.csv", "-o", "parts", "--box", "8"]) == 0
+    assert (parts / "notes.txt").read_text() == "mine\n"
+    assert (parts / "subtomo_000002.mrc").is_file() and is_ours(parts / "particles.star")
+    # A rerun replaces tomoscribe's own files and still keeps the user's.
+    assert main(["extract", "t.mrc", "picks.csv", "-o", "parts", "--box", "8", "--invert"]) == 0
+    assert (parts / "notes.txt").read_text() == "mine\n"
+    with mrcfile.open(parts / "subtomo_000001.mrc") as mrc:
+        assert mrc.data.mean() == pytest.approx(0.0, abs=1e-5)  # normalised: rewritten
+
+
+def test_a_users_file_of_an_output_name_stops_the_folder_before_any_change(tomo, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "projections.mrcs").write_bytes(b"the user's own stack")
+    assert main(["extract", "t.mrc", "picks.csv", "-o", "parts", "--box", "8"]) == 2
+    assert sorted(p.name for p in parts.iterdir()) == ["projections.mrcs"]
+    assert (parts / "projections.mrcs").read_bytes() == b"the user's own stack"
+
+
+def test_a_file_edited_by_the_user_is_no_longer_replaced(tomo, tmp_path):
+    out = tmp_path / "p.mrc"
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0
+    assert is_ours(out)
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q", "--lowpass", "40"]) == 0
+    with open(out, "r+b") as fh:  # the user changes it in another program
+        fh.seek(2000)
+        fh.write(b"\x01\x02\x03\x04")
+    assert not is_ours(out)
+    before = out.read_bytes()
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 2
+    assert out.read_bytes() == before
+
+
+def test_missing_output_folders_are_created_and_removed_again_on_failure(tomo, tmp_path):
+    out = tmp_path / "new" / "deeper" / "p.mrc"
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0 and out.is_file()
+    bad = tmp_path / "bad.mrc"
+    bad.write_bytes(b"x" * 3000)
+    assert main(["preprocess", str(bad), "-o", str(tmp_path / "other" / "p.mrc"), "-q"]) == 2
+    assert not (tmp_path / "other").exists()
+
+
+def test_segment_creates_its_output_folder(tomo, tmp_path):
+    import torch
+
+    from tomoscribe.segment.modelfile import FeatureModel, save_model
+    from tomoscribe.segment.network import ArchitectureSpec, build_network
+
+    network = build_network(ArchitectureSpec())
+    network.initialise(torch.Generator().manual_seed(0), 0.05)
+    save_model(tmp_path / "m.tsm", FeatureModel(network.eval(), ArchitectureSpec(),
+                                                "membrane", 10.0, 0.5))
+    assert main(["segment", str(tomo), "-m", str(tmp_path / "m.tsm"), "-o",
+                 str(tmp_path / "maps"), "-q"]) == 0
+    assert (tmp_path / "maps" / "t_membrane.mrc").is_file()
+
+
+def test_a_second_writer_is_refused_with_the_first_named(tomo, tmp_path, capsys):
+    out = tmp_path / "p.mrc"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tomoscribe.locks import output_lock\n"
+         f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "being written by another tomoscribe run" in err and f"pid {holder.pid}" in err
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder died (kill -9): its lock is taken over at once.
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0
+    assert not lock_path(out).exists()
+
+
+def test_locks_are_reentrant_in_one_process_and_refuse_links(tmp_path):
+    out = tmp_path / "x.mrc"
+    with output_lock(out), output_lock(out):
+        assert lock_path(out).exists()
+    assert not lock_path(out).exists()
+    lock_path(out).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError, match="symbolic link"):
+        with output_lock(out):
+            pass
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next(tomo, tmp_path):
+    out = tmp_path / "p.mrc"
+    stale = tmp_path / ".p.mrc.partial-dead0001"
+    stale.write_bytes(b"\x00" * 4096)  # what kill -9 leaves behind
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        MANIFEST_NAME, "p.mrc", "p.mrc.json", "picks.csv", "t.mrc"]
+
+
+def test_an_error_inside_a_writer_leaves_nothing(tmp_path):
+    out = tmp_path / "x.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_path(out) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError):
+        with output_folder(tmp_path / "f") as staging:
+            (staging / "a").write_text("half")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _mount_tmpfs(where: Path, size: str, read_only: bool = False) -> bool:
+    where.mkdir()
+    options = f"size={size}" + (",ro" if read_only else "")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    where = tmp_path / "disk"
+    if not _mount_tmpfs(where, "128k"):
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.mark.parametrize("command", [
+    ["preprocess", "{tomo}", "-o", "{disk}/p.mrc", "-q"],
+    ["merge", "{tomo}", "--names", "x", "-o", "{disk}/labels.mrc", "-q"],
+    ["preprocess", "{tomo}", "-o", "{disk}/p.zarr", "-q"],
+    ["extract", "{tomo}", "{picks}", "-o", "{disk}/parts", "--box", "24"],
+])
+def test_a_full_disk_is_one_sentence_and_leaves_nothing(command, tmp_path, small_disk):
+    data = np.random.default_rng(0).normal(size=(40, 64, 64))  # 640 KB of float32
+    tomo = _user_mrc(tmp_path / "big.mrc", data)
+    picks = tmp_path / "picks.csv"
+    picks.write_text("".join(["x,y,z\n"] + [f"32,32,{z}\n" for z in range(12, 30, 2)]))
+    argv = [a.format(tomo=tomo, disk=small_disk, picks=picks) for a in command]
+    done = subprocess.run([sys.executable, "-c", _CLI, *argv], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr  # not SIGBUS (-7), not a traceback
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "space" in lines[0].lower()
+    assert list(small_disk.iterdir()) == []
+
+
+def test_a_read_only_folder_is_refused_before_any_work(tomo, tmp_path, capsys):
+    where = tmp_path / "ro"
+    if not _mount_tmpfs(where, "1m", read_only=True):
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        assert main(["preprocess", str(tomo), "-o", str(where / "p.mrc"), "-q"]) == 2
+        assert "read-only" in capsys.readouterr().err
+        assert main(["extract", str(tomo), str(tmp_path / "picks.csv"), "-o",
+                     str(where / "parts"), "--box", "8"]) == 2
+        assert "read-only" in capsys.readouterr().err
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_two_segment_runs_on_one_output_never_mix(tmp_path):
+    """Two runs, different tomograms, the same output name: one finishes, the other is
+    refused; the finished map equals a run of its own tomogram alone."""
+    import torch
+
+    from tomoscribe.segment.modelfile import FeatureModel, save_model
+    from tomoscribe.segment.network import ArchitectureSpec, build_network
+
+    network = build_network(ArchitectureSpec())
+    network.initialise(torch.Generator().manual_seed(0), 0.05)
+    save_model(tmp_path / "m.tsm", FeatureModel(network.eval(), ArchitectureSpec(),
+                                                "membrane", 10.0, 0.5))
+    rng = np.random.default_rng(1)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        _user_mrc(tmp_path / name / "t.mrc", rng.normal(size=(16, 96, 96)))
+    runs = [subprocess.Popen([sys.executable, "-c", _CLI, "segment",
+                              str(tmp_path / name / "t.mrc"), "-m", str(tmp_path / "m.tsm"),
+                              "-o", str(tmp_path / "maps"), "-q", "--slab-slices", "1"],
+                             stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    codes = [run.wait(timeout=300) for run in runs]
+    errors = [run.stderr.read() for run in runs]
+    assert sorted(codes) == [0, 2] or codes == [0, 0], (codes, errors)
+    for code, err in zip(codes, errors):
+        if code == 2:
+            assert "being written by another tomoscribe run" in err and "Traceback" not in err
+    winner = "ab"[codes.index(0)] if codes != [0, 0] else None
+    result = (tmp_path / "maps" / "t_membrane.mrc").read_bytes()
+    if winner is None:  # one ran after the other: the second replaced the first's output
+        winner = json.loads((tmp_path / "maps" / "t_membrane.mrc.json").read_text())[
+            "inputs"][0]["path"].split(os.sep)[-2]
+    alone = tmp_path / "alone"
+    assert main(["segment", str(tmp_path / winner / "t.mrc"), "-m", str(tmp_path / "m.tsm"),
+                 "-o", str(alone), "-q", "--slab-slices", "1"]) == 0
+    assert (alone / "t_membrane.mrc").read_bytes() == result
