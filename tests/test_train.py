@@ -122,3 +122,49 @@ def test_unlike_training_sets_are_not_combined(discs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "voxel sizes (10 and 12 Å)" in err and "b.trainset" in err
     assert not out.exists() and not list(tmp_path.glob("m.tsm*"))
+
+
+@pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
+def test_a_killed_training_resumes_to_the_same_weights(discs, tmp_path, monkeypatch,
+                                                       optimizer, momentum):
+    """Interrupted after epoch 2 of 4 (its checkpoint saved), then run again: the same
+    weights, bit for bit, and the same losses as an uninterrupted training."""
+    from tomoscribe.segment import checkpoint as ckpt
+    from tomoscribe.segment import train as train_module
+
+    params = TrainParams(epochs=4, seed=3, optimizer=optimizer, momentum=momentum,
+                         learning_rate=3e-4 if optimizer == "adam" else 0.01)
+    whole = train_feature(discs, ArchitectureSpec(), params, device="cpu")
+    path = tmp_path / ".m.tsm.checkpoint"
+    real_save = ckpt.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        if args[2] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_feature(discs, ArchitectureSpec(), params, device="cpu", checkpoint=path)
+    assert path.is_file()
+    torch.manual_seed(12345)  # whatever the process did in between
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    resumed = train_feature(discs, ArchitectureSpec(), params, device="cpu", checkpoint=path)
+    for (name, a), b in zip(whole.network.state_dict().items(),
+                            resumed.network.state_dict().values()):
+        assert torch.equal(a, b), name
+    losses = [[(h["train_loss"], h["validation_loss"]) for h in m.metadata["training"]["history"]]
+              for m in (whole, resumed)]
+    assert losses[0] == losses[1]
+    assert not path.exists()  # removed when training ends
+
+
+def test_a_checkpoint_of_other_settings_is_not_used(discs, tmp_path):
+    from tomoscribe.segment.checkpoint import load_checkpoint, training_key
+
+    path = tmp_path / ".m.tsm.checkpoint"
+    path.write_bytes(b"damaged")
+    assert load_checkpoint(path, "any") is None  # damaged: start over
+    key_a = training_key(discs.tiles, discs.masks, {"epochs": 4})
+    key_b = training_key(discs.tiles, discs.masks, {"epochs": 5})
+    assert key_a != key_b

@@ -78,7 +78,18 @@ def output_lock(output: str | os.PathLike) -> Iterator[Path]:
             with _held_guard:
                 _held[key][1] -= 1
         return
-    fd = _acquire(path, output)
+    from .outputs import make_folders, remove_empty_folders
+
+    try:
+        created = make_folders(path.parent)
+    except OSError as err:
+        raise OutputError(f"cannot create the folder {path.parent}: "
+                          f"{err.strerror or err}.") from None
+    try:
+        fd = _acquire(path, output)
+    except BaseException:
+        remove_empty_folders(created)
+        raise
     with _held_guard:
         _held[key] = [fd, 1]
     try:
@@ -89,6 +100,7 @@ def output_lock(output: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             path.unlink()
         os.close(fd)
+        remove_empty_folders(created)
 
 
 def _acquire(path: Path, output) -> int:

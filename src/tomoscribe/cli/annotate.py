@@ -14,6 +14,8 @@ from ..io import create_volume, read_volume
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
 from ..outputs import atomic_path, file_fingerprint, read_provenance, write_provenance
+from ..locks import output_lock
+from ..segment.checkpoint import checkpoint_path
 from ..segment.merge import merge_into
 from ..segment.modelfile import load_model, save_model
 from ..segment.network import ARCHITECTURES, ArchitectureSpec
@@ -174,8 +176,10 @@ def train(
     params = TrainParams(epochs=epochs, batch_size=batch, learning_rate=learning_rate,
                          lr_decay_per_epoch=lr_decay, l1_weight_decay=l1, optimizer=optimizer,
                          validation_fraction=validation, seed=seed)
-    model = train_feature(data, spec, params, device=device, show_progress=not quiet)
-    save_model(output, model)
+    with output_lock(output):  # one training per model file; its checkpoint is beside it
+        model = train_feature(data, spec, params, device=device, show_progress=not quiet,
+                              checkpoint=checkpoint_path(output))
+        save_model(output, model)
     history = model.metadata["training"]["history"]
     write_provenance(output, "train", {"architecture": spec.as_dict(), **params.__dict__},
                      list(training_sets), extra={"amplitude": model.amplitude,

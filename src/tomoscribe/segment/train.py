@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 
 from ..errors import ParameterError, TrainingError
 from ..progress import track
+from .checkpoint import load_checkpoint, restore, save_checkpoint, training_key
 from .modelfile import FeatureModel
 from .network import ArchitectureSpec, build_network
 from .trainset import TrainingSet
@@ -101,8 +103,16 @@ def shrink_masks(masks: torch.Tensor, stride: int) -> torch.Tensor:
 
 def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSpec(),
                   params: TrainParams = TrainParams(), device: str = "auto",
-                  show_progress: bool = False) -> FeatureModel:
+                  show_progress: bool = False, checkpoint=None) -> FeatureModel:
     """Train one network on one feature's training set.
+
+    Parameters
+    ----------
+    checkpoint : path, optional
+        Save the training's state here after every epoch, and resume from it when it
+        holds an unfinished run of the same data and parameters
+        (:mod:`tomoscribe.segment.checkpoint`); removed when training ends.  A resumed
+        run ends with the same weights as an uninterrupted one.
 
     Returns
     -------
@@ -157,9 +167,17 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay_per_epoch)
     weights = [p for name, p in network.named_parameters() if name.endswith("weight")]
 
-    history = []
-    for epoch in track(range(params.epochs), f"training {trainset.metadata.get('feature', '')}",
-                       total=params.epochs, show_progress=show_progress):
+    history, first_epoch, key = [], 0, None
+    if checkpoint is not None:
+        key = training_key(trainset.tiles, trainset.masks,
+                           {"spec": spec.as_dict(), "params": asdict(params),
+                            "device": dev.type, "metadata": trainset.metadata})
+        saved = load_checkpoint(checkpoint, key)
+        if saved is not None:
+            first_epoch, history = restore(saved, network, optimiser, scheduler, generator)
+    for epoch in track(range(first_epoch, params.epochs),
+                       f"training {trainset.metadata.get('feature', '')}",
+                       total=params.epochs - first_epoch, show_progress=show_progress):
         started = time.perf_counter()
         network.train()
         order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
@@ -181,9 +199,14 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
                         "validation_loss": val_loss, "learning_rate": lr,
                         "seconds": time.perf_counter() - started})
         if not math.isfinite(history[-1]["train_loss"]):
+            _drop(checkpoint)
             raise TrainingError(
                 f"training diverged at epoch {epoch + 1} (loss is not finite); lower the "
                 "learning rate.")
+        if checkpoint is not None and epoch + 1 < params.epochs:
+            save_checkpoint(checkpoint, key, epoch + 1, network, optimiser, scheduler,
+                            generator, history)
+    _drop(checkpoint)
 
     network.eval()
     if hasattr(network, "conv_mode"):
@@ -219,6 +242,11 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
     }
     return FeatureModel(network, spec, str(meta.get("feature", "feature")),
                         float(meta["voxel_size_A"][0]), amplitude, record)
+
+
+def _drop(checkpoint) -> None:
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
 
 
 @torch.no_grad()
