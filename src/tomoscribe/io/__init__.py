@@ -60,10 +60,13 @@ def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = True
 
 @contextlib.contextmanager
 def create_volume(path: str | os.PathLike, shape, dtype, voxel_size_A,
-                  origin_A=(0.0, 0.0, 0.0), overwrite: bool = True):
+                  origin_A=(0.0, 0.0, 0.0), overwrite: bool = True,
+                  legend: dict | None = None):
     """Yield a writable array for a new MRC or OME-Zarr volume, renamed into place on success.
 
-    Results are written slab by slab into it, so outputs larger than memory work.
+    Results are written slab by slab into it, so outputs larger than memory work.  A
+    ``legend`` marks a label map: OME-Zarr then gets NGFF labels and a pyramid (MRC
+    files carry the legend beside them, written by the caller).
     """
     fmt = volume_format(path)
     if fmt == "mrc":
@@ -71,7 +74,7 @@ def create_volume(path: str | os.PathLike, shape, dtype, voxel_size_A,
             yield out
     elif fmt == "zarr":
         with create_ome_zarr(path, shape, dtype, voxel_size_A, origin_A,
-                             overwrite=overwrite) as out:
+                             overwrite=overwrite, legend=legend) as out:
             yield out
     else:
         raise ParameterError(
