@@ -11,6 +11,7 @@ import typer
 
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..io import create_volume, read_volume, write_volume
+from ..io.copick_project import check_picks_target, is_copick_location
 from ..io.particles import (FORMATS, check_inside, read_particles, recorded_voxel_size,
                             select_tomogram, tomogram_name, tomogram_stem, write_particles)
 from ..outputs import (atomic_path, check_output_folder, check_writable, output_folder,
@@ -36,8 +37,9 @@ def pick(
                                       "label/binary map from another tool (--value)."),
     feature: str = typer.Option(..., "--feature", "-f", help="Feature to pick, e.g. ribosome."),
     outputs: list[Path] = typer.Option(..., "--output", "-o", help="Picks file(s): .star "
-                                       "(RELION 3 + 5 columns), .mod, .csv or .json (copick); "
-                                       "repeat for several."),
+                                       "(RELION 3 + 5 columns), .mod, .csv or .json (copick), "
+                                       "or a copick project's picks, copick:CONFIG.json#RUN/"
+                                       "OBJECT:USER/SESSION; repeat for several."),
     threshold: float = typer.Option(1.0, "--threshold", help="Map value that counts as the "
                                     "feature (per-feature maps only)."),
     value: float = typer.Option(None, "--value", help=VALUE_HELP),
@@ -56,6 +58,9 @@ def pick(
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
     for out in outputs:
+        if is_copick_location(out):
+            check_picks_target(out)
+            continue
         if out.suffix.lower() not in FORMATS:
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out, overwrite)
@@ -76,6 +81,9 @@ def pick(
     name = tomo_name or tomogram_stem(annotation)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
+        if is_copick_location(out):  # copick's picks file has no place for a sidecar
+            typer.echo(f"wrote {len(table)} picks to {out}")
+            continue
         write_provenance(out, "pick", {"feature": feature, **params.as_dict(),
                                        **voxels.as_dict(),
                                        "filament": filament, "spacing": spacing},

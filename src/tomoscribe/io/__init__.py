@@ -38,7 +38,16 @@ def volume_format(path: str | os.PathLike) -> str:
 
 
 def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volume:
-    """Open a volume lazily (memory-mapped or chunked) in whichever format it is."""
+    """Open a volume lazily (memory-mapped or chunked) in whichever format it is.
+
+    A copick location (``copick:CONFIG.json#RUN/TOMO_TYPE@VOXEL``) opens a run's tomogram,
+    ``copick:CONFIG.json#RUN/NAME:USER/SESSION@VOXEL`` a segmentation.
+    """
+    from .copick_project import is_copick_location, read_segmentation, read_tomogram
+
+    if is_copick_location(path):
+        return read_segmentation(path) if ":" in str(path).split("#", 1)[-1] \
+            else read_tomogram(path)
     note_input(path)
     fmt = volume_format(path)
     if fmt == "mrc":
