@@ -104,6 +104,7 @@ def test_copick_matrix_is_reference_to_particle(tmp_path, rotations):
     assert np.max(err) < 0.01
 
 
+@pytest.mark.copick
 def test_copick_library_reads_our_star_like_we_do(tmp_path, rotations):
     relion = pytest.importorskip("copick.util.relion")
     import starfile

@@ -7,6 +7,7 @@ from tomoscribe.io import read_volume, write_volume
 from tomoscribe.volume import Volume
 
 
+@pytest.mark.zarr
 @pytest.mark.parametrize("suffix", [".mrc", ".zarr", ".tif"])
 def test_round_trip_keeps_data_voxel_size_and_origin(tmp_path, suffix):
     rng = np.random.default_rng(0)
@@ -82,6 +83,7 @@ def test_tiff_without_voxel_size_needs_one(tmp_path):
     assert read_volume(tmp_path / "plain.tif", voxel_size_A=7.0).voxel_size_A == (7.0,) * 3
 
 
+@pytest.mark.zarr
 def test_ome_zarr_metadata_follows_ngff(tmp_path):
     import zarr
 

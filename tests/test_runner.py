@@ -157,6 +157,7 @@ def test_changed_inputs_or_restart_start_over(inputs, tmp_path, monkeypatch):
     assert len(calls) == 8
 
 
+@pytest.mark.zarr
 def test_zarr_outputs_resume_too(inputs, tmp_path, monkeypatch):
     tomogram, models = inputs
     assert _segment(tomogram, models[:1], tmp_path / "whole", "--format", "zarr") == 0

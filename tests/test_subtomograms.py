@@ -23,6 +23,7 @@ def test_measured_snr_matches_the_request(snr):
     assert np.median(measured) == pytest.approx(snr, rel=0.25)
 
 
+@pytest.mark.zarr
 def test_dataset_layout_and_round_trip(tmp_path):
     data = simulate_subtomograms(["1bxn", "1s3x"], 3, SubtomogramParams(box=32, snr=0.1))
     assert data["volumes"].shape == (9, 32, 32, 32)
@@ -62,6 +63,7 @@ def test_bad_inputs_are_refused(tmp_path):
         load_dataset(tmp_path / "junk.zarr")
 
 
+@pytest.mark.zarr
 def test_crowded_subtomograms_carry_a_centre_mask(tmp_path):
     params = SubtomogramParams(box=40, snr=None, include_empty=False, crowded_neighbours=4)
     data = simulate_subtomograms(["1s3x", "3gl1"], 3, params)

@@ -34,6 +34,10 @@ class ParameterError(TomoscribeError):
     """A parameter value is out of its allowed range."""
 
 
+class CopickLocationError(TomoscribeError):
+    """A copick location names no run, object, voxel spacing or picks of its project."""
+
+
 class OutputError(TomoscribeError):
     """An output cannot be written (exists, directory missing, disk full)."""
 

@@ -24,11 +24,11 @@ ARRAYS = ("features", "labels", "predicted", "clusters")
 
 def save_features(path: str | os.PathLike, table: dict, record: dict) -> Path:
     """Write the arrays of ``table`` named in :data:`ARRAYS` and ``record`` (atomically)."""
-    import zarr
+    from ..io.zarrstore import open_group, write_array
 
     n = len(table["features"])
     with atomic_path(path) as tmp:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        group = open_group(tmp, mode="w")
         for key in ARRAYS:
             if table.get(key) is None:
                 continue
@@ -36,7 +36,7 @@ def save_features(path: str | os.PathLike, table: dict, record: dict) -> Path:
             if len(value) != n:
                 raise InvalidDataError(f"{key} has {len(value)} rows but there are {n} "
                                        "feature rows.")
-            group.create_array(key, shape=value.shape, dtype=value.dtype)[...] = value
+            write_array(group, key, value)
         group.attrs[FORMAT_KEY] = json.dumps({**record, "format_version": 1})
     return Path(path)
 
@@ -49,13 +49,13 @@ def load_features(path: str | os.PathLike) -> tuple[dict, dict]:
     InputFileError
         If it does not exist or is not a tomoscribe feature store.
     """
-    import zarr
+    from ..io.zarrstore import open_group
 
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path} does not exist; check the path.")
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = open_group(path, mode="r")
         record = json.loads(group.attrs[FORMAT_KEY])
         table = {key: np.asarray(group[key][...]) for key in ARRAYS if key in group}
         table["features"]  # noqa: B018 - a store without features is damaged

@@ -16,7 +16,7 @@ from ..io.points import read_imod_contours, read_points
 from ..outputs import atomic_path, file_fingerprint, read_provenance, write_provenance
 from ..locks import output_lock
 from ..segment.checkpoint import checkpoint_path
-from ..segment.merge import merge_into
+from ..segment.merge import make_legend, merge_into
 from ..segment.modelfile import load_model, save_model
 from ..segment.network import ARCHITECTURES, ArchitectureSpec
 from ..segment.train import TrainParams, train_feature
@@ -298,7 +298,8 @@ def merge(
         raise ParameterError(f"--weight names {sorted(unknown)} are not among {features}.")
     legend_path = output.with_name(output.name + ".legend.json")
     with create_volume(output, volumes[0].shape, np.uint8, volumes[0].voxel_size_A,
-                       volumes[0].origin_A, overwrite=overwrite) as out:
+                       volumes[0].origin_A, overwrite=overwrite,
+                       legend=make_legend(features, erasers or ())) as out:
         legend = merge_into(volumes, features, out, threshold,
                             [weight_of.get(f, 1.0) for f in features], erasers or (),
                             show_progress=not quiet)

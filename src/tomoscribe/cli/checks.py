@@ -20,10 +20,13 @@ from ..outputs import check_output_folder, check_outputs, sidecar_path
 
 
 def _paths(value) -> list[Path]:
+    """Files among a parameter's values; copick locations are checked by copick_project."""
+    from ..io.copick_project import is_copick_location
+
     if isinstance(value, Path):
-        return [value]
+        return [] if is_copick_location(value) else [value]
     if isinstance(value, (list, tuple)):
-        return [v for v in value if isinstance(v, Path)]
+        return [v for v in value if isinstance(v, Path) and not is_copick_location(v)]
     return []
 
 

@@ -384,10 +384,9 @@ def voxelseg_apply(
     device: str = options.Device,
 ) -> None:
     """Label the centre particle's voxels in every subtomogram; Dice when masks are known."""
-    import zarr
-
     from ..classify.voxelseg import (dice_per_subtomogram, load_voxel_segmenter,
                                      segment_centre_particles)
+    from ..io.zarrstore import open_group, write_array
     from ..simulate.subtomograms import load_dataset
 
     segmenter = load_voxel_segmenter(model)
@@ -396,10 +395,9 @@ def voxelseg_apply(
     probability = segment_centre_particles(segmenter, volumes, device=device)
     masks = (probability > threshold).astype(np.uint8)
     with atomic_path(output) as tmp:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        group.create_array("masks", shape=masks.shape, dtype=masks.dtype)[...] = masks
-        group.create_array("probability", shape=probability.shape,
-                           dtype=probability.dtype)[...] = probability
+        group = open_group(tmp, mode="w")
+        write_array(group, "masks", masks)
+        write_array(group, "probability", probability)
         group.attrs["tomoscribe_voxelseg"] = json.dumps({"model": str(model.resolve()),
                                                          "threshold": threshold})
     data = load_dataset(dataset)

@@ -11,46 +11,38 @@ import typer
 
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..io import create_volume, read_volume, write_volume
+from ..io.copick_project import check_picks_target, is_copick_location
 from ..io.particles import (FORMATS, check_inside, read_particles, recorded_voxel_size,
                             select_tomogram, tomogram_name, tomogram_stem, write_particles)
 from ..outputs import (atomic_path, check_output_folder, check_writable, output_folder,
                        write_provenance)
+from ..segment.labelmaps import feature_voxels, legend_for, read_legend, single_label_map
 from ..segment.vesicles import VesicleParams, close_vesicles
-from ..structure.picking import PickParams, feature_mask, pick_filaments, pick_particles
+from ..structure.picking import PickParams, pick_filaments, pick_particles
 from ..volume import Volume
 from . import options
 from .checks import writes
 from .app import app
 
 
-def _legend_id(map_path: Path, feature: str) -> int | None:
-    """The label id of ``feature`` in a merged label map's legend, None for value maps."""
-    legend_path = map_path.with_name(map_path.name + ".legend.json")
-    if not legend_path.is_file():
-        return None
-    try:
-        legend = json.loads(legend_path.read_text())
-    except ValueError as err:
-        raise InputFileError(f"{legend_path} is not valid JSON ({err}).") from err
-    for key, entry in legend.items():
-        if entry.get("name") == feature:
-            return int(key)
-    names = sorted(v.get("name") for k, v in legend.items() if k != "0")
-    raise AnnotationError(f"the label map {map_path.name} has no feature {feature!r}; "
-                          f"it has {', '.join(names) or 'none'}.")
+VALUE_HELP = ("The feature's value in a map from another tool without a .legend.json "
+              "(membrain-seg, pyseg, Ais; default: every nonzero voxel).")
 
 
 @app.command()
 @writes(files=("outputs",))
 def pick(
-    annotation: Path = typer.Argument(..., help="A merged label map (with its .legend.json) "
-                                      "or one feature's map from `tomoscribe segment`."),
+    annotation: Path = typer.Argument(..., help="A merged label map (with its .legend.json), "
+                                      "one feature's map from `tomoscribe segment`, or a "
+                                      "label/binary map from another tool (--value)."),
     feature: str = typer.Option(..., "--feature", "-f", help="Feature to pick, e.g. ribosome."),
     outputs: list[Path] = typer.Option(..., "--output", "-o", help="Picks file(s): .star "
-                                       "(RELION 3 + 5 columns), .mod, .csv or .json (copick); "
-                                       "repeat for several."),
+                                       "(RELION 3 + 5 columns), .mod, .csv or .json (copick), "
+                                       "or a copick project's picks, copick:CONFIG.json#RUN/"
+                                       "OBJECT:USER/SESSION; repeat for several."),
     threshold: float = typer.Option(1.0, "--threshold", help="Map value that counts as the "
                                     "feature (per-feature maps only)."),
+    value: float = typer.Option(None, "--value", help=VALUE_HELP),
     min_size: int = typer.Option(20, "--min-size", min=1, help="Smallest particle in voxels."),
     min_distance: float = typer.Option(8.0, "--min-distance", min=0.0,
                                        help="Closest two particles may be, in voxels."),
@@ -66,29 +58,34 @@ def pick(
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
     for out in outputs:
+        if is_copick_location(out):
+            check_picks_target(out)
+            continue
         if out.suffix.lower() not in FORMATS:
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out, overwrite)
     volume = read_volume(annotation)
-    label = _legend_id(annotation, feature)
     data = np.asarray(volume.data)
-    if label is None and not np.issubdtype(data.dtype, np.floating):
-        raise ParameterError(f"{annotation} holds integer labels but has no .legend.json; "
-                             "give the merged map written by `tomoscribe merge`.")
-    mask = feature_mask(data, threshold, label)
+    voxels = feature_voxels(annotation, data.dtype, feature, value)
+    mask = voxels.mask(data, threshold)
     if not mask.any():
-        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}"
-                              + ("" if label is not None else f" at or above {threshold}")
-                              + "; nothing to pick.")
+        where = {"threshold": f" at or above {threshold}", "value": f" (value {value:g})",
+                 "nonzero": " (no nonzero voxel)"}.get(voxels.how, "")
+        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}{where}; "
+                              "nothing to pick.")
     params = PickParams(threshold, min_size, min_distance, edge)
     if filament:
         table = pick_filaments(mask, spacing, fill_radius=fill_radius)
     else:
-        table = pick_particles(mask, None if label is not None else data, params)
+        table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
     name = tomo_name or tomogram_stem(annotation)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
+        if is_copick_location(out):  # copick's picks file has no place for a sidecar
+            typer.echo(f"wrote {len(table)} picks to {out}")
+            continue
         write_provenance(out, "pick", {"feature": feature, **params.as_dict(),
+                                       **voxels.as_dict(),
                                        "filament": filament, "spacing": spacing},
                          [annotation], extra={"n_picked": len(table)})
         typer.echo(f"wrote {len(table)} picks to {out}")
@@ -98,13 +95,15 @@ def pick(
 @writes(files=("output",))
 def vesicles(
     annotation: Path = typer.Argument(..., help="A merged label map with its .legend.json "
-                                      "(from `tomoscribe merge`)."),
+                                      "(from `tomoscribe merge`), or a membrane map from "
+                                      "another tool (--value)."),
     output: Path = typer.Option(..., "--output", "-o", help="Label map with the vesicles "
                                 "closed (.mrc or .zarr; the legend is copied)."),
     table_path: Path = typer.Option(None, "--table", help="CSV of every fitted sphere (centre "
                                     "x, y, z in voxels, radius in nm, fit scores, accepted, "
                                     "reason); default OUTPUT stem + _vesicles.csv."),
     feature: str = typer.Option("membrane", "--feature", "-f", help="The membrane feature."),
+    value: float = typer.Option(None, "--value", help=VALUE_HELP),
     thickness: float = typer.Option(5.0, "--thickness", help="Painted bilayer thickness (nm)."),
     min_radius: float = typer.Option(10.0, "--min-radius", help="Smallest vesicle radius (nm)."),
     max_radius: float = typer.Option(250.0, "--max-radius", help="Largest vesicle radius (nm)."),
@@ -128,26 +127,28 @@ def vesicles(
                            max_rms_nm=max_rms, tilt_range_deg=_tilt_range(tilt_range))
     params.validate()
     volume = read_volume(annotation)
-    label = _legend_id(annotation, feature)
-    if label is None:
-        raise ParameterError(f"{annotation} has no .legend.json; give the merged map written "
-                             "by `tomoscribe merge`.")
-    labels = np.asarray(volume.data)
-    if np.issubdtype(labels.dtype, np.floating):
+    data = np.asarray(volume.data)
+    voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)
+    if voxels.how == "legend" and np.issubdtype(data.dtype, np.floating):
         raise ParameterError(f"{annotation} holds values, not integer labels; give the merged "
                              "map written by `tomoscribe merge`.")
+    labels, label = single_label_map(data, voxels)
+    if not (labels == label).any():
+        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to "
+                              "close.")
+    legend = read_legend(annotation) or legend_for(feature)
     closed, fitted = close_vesicles(labels, label, volume.pixel_size_A, params,
                                     show_progress=not quiet)
-    legend_in = annotation.with_name(annotation.name + ".legend.json")
     with create_volume(output, closed.shape, closed.dtype, volume.voxel_size_A,
-                       volume.origin_A, overwrite=overwrite) as target:
+                       volume.origin_A, overwrite=overwrite, legend=legend) as target:
         target[...] = closed
         with atomic_path(legend_out) as tmp:
-            tmp.write_text(legend_in.read_text())
+            tmp.write_text(json.dumps(legend, indent=2) + "\n")
         with atomic_path(table_path) as tmp:
             fitted.to_csv(tmp, index=False)
     accepted = int(fitted["accepted"].sum())
-    write_provenance(output, "vesicles", {"feature": feature, **params.as_dict()},
+    write_provenance(output, "vesicles", {"feature": feature, **params.as_dict(),
+                                          **voxels.as_dict()},
                      [annotation], extra={"n_fitted": len(fitted), "n_closed": accepted})
     typer.echo(f"{accepted} of {len(fitted)} sphere fits to membrane components accepted and "
                f"closed as vesicles; wrote {output} and {table_path}")

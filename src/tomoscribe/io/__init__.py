@@ -49,7 +49,15 @@ def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None,
     channel : int, optional
         Which channel of a colour or multi-channel TIFF to read (such TIFFs are
         refused without it); other formats hold one channel, so only 0 is allowed.
+
+    A copick location (``copick:CONFIG.json#RUN/TOMO_TYPE@VOXEL``) opens a run's tomogram,
+    ``copick:CONFIG.json#RUN/NAME:USER/SESSION@VOXEL`` a segmentation.
     """
+    from .copick_project import is_copick_location, read_segmentation, read_tomogram
+
+    if is_copick_location(path):
+        return read_segmentation(path) if ":" in str(path).split("#", 1)[-1] \
+            else read_tomogram(path)
     note_input(path)
     fmt = volume_format(path)
     if fmt == "tiff":
@@ -74,10 +82,13 @@ def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = True
 
 @contextlib.contextmanager
 def create_volume(path: str | os.PathLike, shape, dtype, voxel_size_A,
-                  origin_A=(0.0, 0.0, 0.0), overwrite: bool = True):
+                  origin_A=(0.0, 0.0, 0.0), overwrite: bool = True,
+                  legend: dict | None = None):
     """Yield a writable array for a new MRC or OME-Zarr volume, renamed into place on success.
 
-    Results are written slab by slab into it, so outputs larger than memory work.
+    Results are written slab by slab into it, so outputs larger than memory work.  A
+    ``legend`` marks a label map: OME-Zarr then gets NGFF labels and a pyramid (MRC
+    files carry the legend beside them, written by the caller).
     """
     fmt = volume_format(path)
     if fmt == "mrc":
@@ -85,7 +96,7 @@ def create_volume(path: str | os.PathLike, shape, dtype, voxel_size_A,
             yield out
     elif fmt == "zarr":
         with create_ome_zarr(path, shape, dtype, voxel_size_A, origin_A,
-                             overwrite=overwrite) as out:
+                             overwrite=overwrite, legend=legend) as out:
             yield out
     else:
         raise ParameterError(

@@ -48,10 +48,16 @@ def tomogram_stem(path: str | os.PathLike) -> str:
 def write_particles(path: str | os.PathLike, table: pd.DataFrame, voxel_size_A: float,
                     tomogram_shape_zyx=None, object_name: str = "particle",
                     tomo_name: str | None = None) -> Path:
-    """Write a particle table in the format named by the file's suffix."""
+    """Write a particle table in the format named by the file's suffix, or as copick
+    picks at a copick location (:mod:`tomoscribe.io.copick_project`)."""
+    from .copick_project import is_copick_location, write_picks
+
+    table = table.copy()
+    if is_copick_location(path):
+        write_picks(path, table, voxel_size_A)
+        return Path(str(path))
     path = Path(path)
     fmt = format_for(path)
-    table = table.copy()
     if tomo_name is not None:
         table["tomo_name"] = tomo_name
     coords = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
@@ -85,7 +91,17 @@ def read_particles(path: str | os.PathLike, voxel_size_A: float | None = None,
     voxel_size_A, tomogram_shape_zyx : the tomogram the particles belong to (Å, voxels),
         needed by formats with positions in Å from the tomogram's centre.
     tomograms : a RELION 5 ``tomograms.star`` (path or parsed) giving those centres.
+
+    A copick location (``copick:CONFIG.json#RUN/OBJECT:USER/SESSION``) reads picks
+    through the copick library (:mod:`tomoscribe.io.copick_project`).
     """
+    from .copick_project import is_copick_location, read_picks
+
+    if is_copick_location(path):
+        table = read_picks(path, voxel_size_A)
+        if "score" not in table:
+            table["score"] = np.nan
+        return table.reset_index(drop=True)
     path = Path(path)
     note_input(path)
     if not path.is_file():

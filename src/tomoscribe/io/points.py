@@ -38,7 +38,15 @@ IMOD_XY_SHIFT = 0.5
 
 
 def read_points(path: str | os.PathLike) -> pd.DataFrame:
-    """Read x, y, z (voxel index units) and, where present, ``positive``."""
+    """Read x, y, z (voxel index units) and, where present, ``positive``.
+
+    A copick location (``copick:CONFIG.json#RUN/OBJECT:USER/SESSION@VOXEL``) reads picks
+    through the copick library.
+    """
+    from .copick_project import is_copick_location, read_picks
+
+    if is_copick_location(path):
+        return read_picks(path)[["x", "y", "z"]]
     path = Path(path)
     note_input(path)
     if not path.is_file():

@@ -238,17 +238,17 @@ def simulate_subtomograms(structures: list[str], n_per_class: int,
 
 def save_dataset(path: str | os.PathLike, dataset: dict) -> Path:
     """Write a dataset as one zarr store (atomically): arrays plus JSON attributes."""
-    import zarr
+    from ..io.zarrstore import open_group, write_array
 
     with atomic_path(path) as tmp:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        group = open_group(tmp, mode="w")
         for key in ("volumes", "labels", "rotations", "euler_zyz_deg", "shifts_zyx",
                     "noise_sigma", "centre_masks"):
             if key not in dataset:
                 continue
             value = np.asarray(dataset[key])
             chunks = (min(64, value.shape[0]),) + value.shape[1:]
-            group.create_array(key, shape=value.shape, dtype=value.dtype, chunks=chunks)[...] = value
+            write_array(group, key, value, chunks)
         group.attrs["tomoscribe_subtomograms"] = json.dumps(
             {"class_names": dataset["class_names"], "params": dataset["params"],
              "format_version": 1})
@@ -257,13 +257,13 @@ def save_dataset(path: str | os.PathLike, dataset: dict) -> Path:
 
 def load_dataset(path: str | os.PathLike) -> dict:
     """Read a dataset written by :func:`save_dataset` (arrays loaded lazily as zarr)."""
-    import zarr
+    from ..io.zarrstore import open_group
 
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path} does not exist; check the path.")
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = open_group(path, mode="r")
         meta = json.loads(group.attrs["tomoscribe_subtomograms"])
         data = {key: group[key] for key in ("volumes", "labels", "rotations", "euler_zyz_deg",
                                             "shifts_zyx", "noise_sigma", "centre_masks")

@@ -1,0 +1,299 @@
+"""copick projects through the copick library: picks, tomograms and segmentations.
+
+A copick location names one thing in a project::
+
+    copick:CONFIG.json#RUN/OBJECT:USER/SESSION[@VOXEL]      picks
+    copick:CONFIG.json#RUN/TOMO_TYPE@VOXEL                  a tomogram
+    copick:CONFIG.json#RUN/NAME:USER/SESSION@VOXEL          a (multilabel) segmentation
+
+After ``RUN/`` comes copick's own URI syntax (``copick.util.uri``), parsed by copick.
+Picks hold positions in Å; ``@VOXEL`` (Å), when given, is the voxel spacing their
+positions are expressed in on tomoscribe's side (default: the tomogram's voxel size
+the command works on, else the run's only voxel spacing).  ``copick://`` with an
+absolute path (``copick:///data/proj.json#…``) works too.
+
+Conventions are copick's (``CopickPicks.numpy``/``full_positions``/``from_numpy``):
+a pick is at ``location + transformation_[:3, 3]`` Å, and ``transformation_[:3, :3]``
+is the object → tomogram rotation, i.e. tomoscribe's reference → particle rotation.
+copick is an optional dependency (``pip install tomoscribe[copick]``) because every
+copick release requires zarr < 3.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.transform import Rotation
+
+from ..errors import CopickLocationError, InputFileError, ParameterError
+from ..structure.rotations import from_euler, to_euler
+from ..volume import Volume
+
+PREFIX = "copick:"
+
+
+def is_copick_location(value) -> bool:
+    """Whether ``value`` (a str or Path) is a copick location."""
+    return str(value).startswith(PREFIX)
+
+
+@dataclass(frozen=True)
+class CopickLocation:
+    """A parsed copick location: the config file, the run, copick's URI in the run."""
+
+    config: Path
+    run: str
+    uri: str
+    voxel_A: float | None = None
+
+    def __str__(self) -> str:
+        return f"{PREFIX}{self.config}#{self.run}/{self.uri}"
+
+
+def parse_location(value) -> CopickLocation:
+    """Split ``copick:CONFIG#RUN/URI[@VOXEL]``; the URI is checked by copick's parser later."""
+    text = str(value)[len(PREFIX):]
+    if text.startswith("//"):
+        text = text[2:]
+    config, sep, rest = text.partition("#")
+    run, sep2, uri = rest.partition("/")
+    if not sep or not sep2 or not config or not run or not uri:
+        raise ParameterError(f"{value} is not a copick location; write "
+                             "copick:CONFIG.json#RUN/OBJECT:USER/SESSION (picks) or "
+                             "copick:CONFIG.json#RUN/TOMO_TYPE@VOXEL (tomograms).")
+    voxel = None
+    if "@" in uri:
+        try:
+            voxel = float(uri.rsplit("@", 1)[1])
+        except ValueError:
+            raise ParameterError(f"{value}: the voxel spacing after @ must be a number "
+                                 "(Å).") from None
+        if not voxel > 0:
+            raise ParameterError(f"{value}: the voxel spacing after @ must be positive.")
+    return CopickLocation(Path(config), run, uri, voxel)
+
+
+def _copick():
+    try:
+        import copick
+    except ImportError:
+        raise ParameterError("copick locations need the copick library; install "
+                             "tomoscribe[copick] (pip install 'tomoscribe[copick]').") from None
+    return copick
+
+
+def _root(location: CopickLocation):
+    if not location.config.is_file():
+        raise InputFileError(f"{location.config} does not exist; give the copick project's "
+                             "configuration file.")
+    try:
+        return _copick().from_file(str(location.config))
+    except Exception as err:  # pydantic, json and fsspec raise many types
+        raise InputFileError(f"{location.config} is not a copick configuration "
+                             f"({str(err).splitlines()[0]}).") from err
+
+
+def _run(root, location: CopickLocation):
+    run = root.get_run(location.run)
+    if run is None:
+        names = sorted(r.name for r in root.runs)
+        raise CopickLocationError(f"the copick project {location.config.name} has no run "
+                                  f"{location.run!r}; it has {', '.join(names[:10]) or 'none'}.")
+    return run
+
+
+def _uri(location: CopickLocation, kind: str) -> dict:
+    from copick.util.uri import parse_copick_uri
+
+    uri = location.uri.rsplit("@", 1)[0] if kind == "picks" else location.uri
+    try:
+        return parse_copick_uri(uri, kind)
+    except ValueError as err:
+        raise ParameterError(f"{location}: {err}") from None
+
+
+def _object(root, name: str, location: CopickLocation):
+    obj = root.get_object(name)
+    if obj is None:
+        names = sorted(o.name for o in root.pickable_objects)
+        raise CopickLocationError(f"the copick project {location.config.name} has no object "
+                                  f"{name!r}; it has {', '.join(names) or 'none'}.")
+    return obj
+
+
+def _voxel_spacing(run, voxel_A: float, location: CopickLocation):
+    spacing = run.get_voxel_spacing(voxel_A)
+    if spacing is None:
+        have = sorted(v.voxel_size for v in run.voxel_spacings)
+        raise CopickLocationError(f"run {run.name!r} of {location.config.name} has no voxel "
+                                  f"spacing {voxel_A:g} Å; it has "
+                                  f"{', '.join(f'{v:g}' for v in have) or 'none'}.")
+    return spacing
+
+
+def _picks_voxel(run, location: CopickLocation, voxel_size_A: float | None) -> float:
+    if location.voxel_A:
+        return location.voxel_A
+    if voxel_size_A:
+        return float(voxel_size_A)
+    have = [v.voxel_size for v in run.voxel_spacings]
+    if len(have) == 1:
+        return float(have[0])
+    raise ParameterError(f"{location}: picks are in Å; add @VOXEL (the voxel spacing in Å) "
+                         "to the location.")
+
+
+def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
+    """Picks of one object, user and session of a run, as a tomoscribe particle table.
+
+    Returns x, y, z in voxels of the voxel spacing (see the module docstring),
+    ``voxel_size_A``, ``score``, ``rot, tilt, psi`` when the picks trust their
+    orientation, and ``tomo_name`` (the run).
+    """
+    location = parse_location(value)
+    root = _root(location)
+    run = _run(root, location)
+    uri = _uri(location, "picks")
+    _object(root, uri["object_name"], location)
+    found = run.get_picks(object_name=uri["object_name"], user_id=uri["user_id"],
+                          session_id=uri["session_id"])
+    if not found:
+        raise CopickLocationError(f"run {run.name!r} of {location.config.name} has no picks of "
+                                  f"{uri['object_name']!r} by {uri['user_id']}/"
+                                  f"{uri['session_id']}.")
+    picks = found[0]
+    if location.voxel_A:
+        _voxel_spacing(run, location.voxel_A, location)
+    voxel = _picks_voxel(run, location, voxel_size_A)
+    _, transforms = picks.numpy()
+    table = pd.DataFrame(picks.full_positions().reshape(-1, 3) / voxel, columns=["x", "y", "z"])
+    table["score"] = picks.scores()
+    table["voxel_size_A"] = voxel
+    if picks.trust_orientation and len(table):
+        table[["rot", "tilt", "psi"]] = to_euler(Rotation.from_matrix(transforms[:, :3, :3]))
+    table["tomo_name"] = run.name
+    return table
+
+
+def check_picks_target(value) -> None:
+    """Refuse, before any work, a picks location that cannot be written."""
+    location = parse_location(value)
+    root = _root(location)
+    run = _run(root, location)
+    uri = _uri(location, "picks")
+    _object(root, uri["object_name"], location)
+    if location.voxel_A:
+        _voxel_spacing(run, location.voxel_A, location)
+    if run.get_picks(object_name=uri["object_name"], user_id=uri["user_id"],
+                     session_id=uri["session_id"]):
+        raise CopickLocationError(f"run {run.name!r} of {location.config.name} already has "
+                                  f"picks of {uri['object_name']!r} by {uri['user_id']}/"
+                                  f"{uri['session_id']}; choose another session.")
+
+
+def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -> str:
+    """Store a particle table as copick picks (positions in Å, 4×4 transforms)."""
+    check_picks_target(value)
+    location = parse_location(value)
+    root = _root(location)
+    run = _run(root, location)
+    uri = _uri(location, "picks")
+    voxel = _picks_voxel(run, location, voxel_size_A)
+    positions = table[["x", "y", "z"]].to_numpy(float) * voxel
+    transforms = np.tile(np.eye(4), (len(table), 1, 1))
+    has_angles = {"rot", "tilt", "psi"} <= set(table)
+    if has_angles and len(table):
+        transforms[:, :3, :3] = from_euler(
+            table[["rot", "tilt", "psi"]].to_numpy(float)).as_matrix().reshape(-1, 3, 3)
+    scores = None
+    if "score" in table:
+        scores = pd.to_numeric(table["score"], errors="coerce").fillna(1.0).to_numpy(float)
+    picks = run.new_picks(uri["object_name"], uri["session_id"], uri["user_id"])
+    picks.meta.trust_orientation = bool(has_angles)
+    picks.from_numpy(positions, transforms, scores=scores)
+    return str(location)
+
+
+def read_tomogram(value) -> Volume:
+    """A run's tomogram at a voxel spacing, lazily (the zarr array of its full resolution)."""
+    import zarr
+
+    location = parse_location(value)
+    root = _root(location)
+    run = _run(root, location)
+    uri = _uri(location, "tomogram")
+    if not uri.get("voxel_spacing"):
+        raise ParameterError(f"{location}: name the voxel spacing, TOMO_TYPE@VOXEL.")
+    spacing = _voxel_spacing(run, float(uri["voxel_spacing"]), location)
+    tomogram = next(iter(spacing.get_tomograms(uri["tomo_type"])), None)
+    if tomogram is None:
+        have = sorted(t.tomo_type for t in spacing.tomograms)
+        raise CopickLocationError(f"run {run.name!r} of {location.config.name} has no "
+                                  f"{uri['tomo_type']!r} tomogram at {spacing.voxel_size:g} Å; "
+                                  f"it has {', '.join(have) or 'none'}.")
+    array = zarr.open(tomogram.zarr(), mode="r")["0"]
+    vs = float(spacing.voxel_size)
+    return Volume(array, (vs, vs, vs), metadata={"source": str(location), "format": "copick"})
+
+
+def write_segmentation(value, labels: np.ndarray, legend: dict | None = None) -> str:
+    """Store a label map as a copick multilabel segmentation (OME-Zarr, copick's writer).
+
+    The voxel spacing must exist in the run.  Label ids are kept; a legend whose
+    features are not the project's objects with the same labels is refused.
+    """
+    location = parse_location(value)
+    root = _root(location)
+    run = _run(root, location)
+    uri = _uri(location, "segmentation")
+    if not uri.get("voxel_spacing"):
+        raise ParameterError(f"{location}: name the voxel spacing, NAME:USER/SESSION@VOXEL.")
+    voxel = float(uri["voxel_spacing"])
+    _voxel_spacing(run, voxel, location)
+    for key, entry in (legend or {}).items():
+        if int(key) == 0:
+            continue
+        obj = _object(root, entry.get("name"), location)
+        if obj.label != int(key):
+            raise CopickLocationError(f"feature {entry.get('name')!r} has label {key} here but "
+                                      f"{obj.label} in {location.config.name}; relabel first.")
+    if run.get_segmentations(name=uri["name"], user_id=uri["user_id"],
+                             session_id=uri["session_id"], voxel_size=voxel,
+                             is_multilabel=True):
+        raise CopickLocationError(f"run {run.name!r} of {location.config.name} already has the "
+                                  f"segmentation {uri['name']!r} by {uri['user_id']}/"
+                                  f"{uri['session_id']}; choose another session.")
+    seg = run.new_segmentation(voxel_size=voxel, name=uri["name"], session_id=uri["session_id"],
+                               is_multilabel=True, user_id=uri["user_id"])
+    seg.from_numpy(np.asarray(labels))
+    return str(location)
+
+
+def read_segmentation(value) -> Volume:
+    """A run's segmentation at a voxel spacing, lazily."""
+    import zarr
+
+    location = parse_location(value)
+    root = _root(location)
+    run = _run(root, location)
+    uri = _uri(location, "segmentation")
+    voxel = float(uri["voxel_spacing"]) if uri.get("voxel_spacing") else None
+    found = run.get_segmentations(name=uri["name"], user_id=uri["user_id"],
+                                  session_id=uri["session_id"], voxel_size=voxel)
+    if not found:
+        raise CopickLocationError(f"run {run.name!r} of {location.config.name} has no "
+                                  f"segmentation {uri['name']!r} by {uri['user_id']}/"
+                                  f"{uri['session_id']}.")
+    seg = found[0]
+    vs = float(seg.voxel_size)
+    return Volume(zarr.open(seg.zarr(), mode="r")["0"], (vs, vs, vs),
+                  metadata={"source": str(location), "format": "copick"})
+
+
+__all__ = ["is_copick_location", "parse_location", "read_picks", "write_picks",
+           "check_picks_target", "read_tomogram", "read_segmentation", "write_segmentation",
+           "CopickLocationError"]

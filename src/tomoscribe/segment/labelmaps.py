@@ -1,0 +1,122 @@
+"""Which voxels of a label map are a feature: our legend, or a value given by the user.
+
+Label maps from ``tomoscribe merge`` carry ``NAME.legend.json`` (id → feature name and
+colour).  Segmentations from other tools (membrain-seg, pyseg, Ais, TARDIS: a binary or
+integer MRC, TIFF or OME-Zarr, often float 0/1) have none; the user then names the
+feature (``--feature``) and its value (``--value``, default: every nonzero voxel).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AnnotationError, InputFileError, ParameterError
+
+
+def legend_path(map_path: Path) -> Path:
+    """Where a label map's legend lives: ``NAME.legend.json`` beside it."""
+    return Path(map_path).with_name(Path(map_path).name + ".legend.json")
+
+
+def read_legend(map_path: Path) -> dict | None:
+    """The legend of a label map, or None when it has none."""
+    path = legend_path(map_path)
+    if not path.is_file():
+        return None
+    try:
+        legend = json.loads(path.read_text())
+    except ValueError as err:
+        raise InputFileError(f"{path} is not valid JSON ({err}).") from err
+    if not isinstance(legend, dict):
+        raise InputFileError(f"{path} is not a legend (a JSON object of id → name).")
+    return legend
+
+
+@dataclass(frozen=True)
+class FeatureVoxels:
+    """How a feature's voxels are found in a map.
+
+    Attributes
+    ----------
+    how : "legend", "value", "nonzero" or "threshold"
+    value : the label id ("legend", "value"), None otherwise
+    """
+
+    how: str
+    value: float | None = None
+
+    def mask(self, data: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Boolean (z, y, x) mask of the feature in ``data``."""
+        data = np.asarray(data)
+        if self.how in ("legend", "value"):
+            return data == self.value
+        if self.how == "nonzero":
+            return data != 0
+        return data >= threshold
+
+    def as_dict(self) -> dict:
+        """Provenance record: how the feature's voxels were chosen."""
+        return {"feature_voxels": self.how,
+                "feature_value": None if self.value is None else float(self.value)}
+
+
+def feature_voxels(map_path: Path, dtype, feature: str, value: float | None = None,
+                   allow_threshold: bool = True) -> FeatureVoxels:
+    """Decide how ``feature``'s voxels are found in the map at ``map_path``.
+
+    Parameters
+    ----------
+    map_path : the label or feature map (its legend, if any, lies beside it)
+    dtype : the map's data type
+    feature : the feature's name
+    value : the feature's value in a map without a legend (None: nonzero voxels of an
+        integer map; a floating map is then a per-feature map, thresholded)
+    allow_threshold : False where only label maps make sense (``vesicles``)
+
+    Raises
+    ------
+    AnnotationError
+        The legend does not name ``feature``.
+    ParameterError
+        ``--value`` given for a map that has a legend.
+    """
+    legend = read_legend(map_path)
+    if legend is not None:
+        if value is not None:
+            raise ParameterError(f"{map_path.name} has a legend ({legend_path(map_path).name}), "
+                                 "which names its features; drop --value.")
+        for key, entry in legend.items():
+            if isinstance(entry, dict) and entry.get("name") == feature:
+                return FeatureVoxels("legend", int(key))
+        names = sorted(str(v.get("name")) for k, v in legend.items()
+                       if k != "0" and isinstance(v, dict))
+        raise AnnotationError(f"the label map {map_path.name} has no feature {feature!r}; "
+                              f"it has {', '.join(names) or 'none'}.")
+    if value is not None:
+        if not np.isfinite(value):
+            raise ParameterError(f"--value must be a number, got {value}.")
+        return FeatureVoxels("value", float(value))
+    if np.issubdtype(np.dtype(dtype), np.floating) and allow_threshold:
+        return FeatureVoxels("threshold")
+    return FeatureVoxels("nonzero")
+
+
+def single_label_map(data: np.ndarray, voxels: FeatureVoxels) -> tuple[np.ndarray, int]:
+    """An integer label map and the feature's id in it.
+
+    A map with our legend is returned as it is; another tool's map becomes uint8 with
+    1 for the feature's voxels and 0 elsewhere.
+    """
+    if voxels.how == "legend":
+        return np.asarray(data), int(voxels.value)
+    return voxels.mask(data).astype(np.uint8), 1
+
+
+def legend_for(feature: str, colour: str = "#e6194b") -> dict:
+    """A legend for a one-feature map (id 1)."""
+    return {"0": {"name": "background", "colour": "#000000"},
+            "1": {"name": feature, "colour": colour}}

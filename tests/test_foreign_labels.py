@@ -1,0 +1,62 @@
+"""Label maps from other tools (membrain-seg, pyseg, Ais): no legend, --feature + --value."""
+
+import json
+
+import mrcfile
+import numpy as np
+from conftest import entries
+
+from tomoscribe.cli.app import main
+from tomoscribe.io.particles import read_particles
+from tomoscribe.segment.vesicles import visible_normals
+
+
+def _mrc(path, data, voxel=10.0):
+    """Written with mrcfile alone, as another tool would (no legend, no provenance)."""
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = voxel
+
+
+def test_pick_takes_a_value_of_a_label_mrc_without_legend(tmp_path):
+    labels = np.zeros((40, 60, 80), np.int8)
+    fours = [(20, 15, 15), (20, 15, 60), (20, 45, 40)]
+    nines = [(20, 45, 10), (20, 45, 70)]
+    for value, centres in ((4, fours), (9, nines)):
+        for z, y, x in centres:
+            labels[z - 3:z + 4, y - 3:y + 4, x - 3:x + 4] = value
+    _mrc(tmp_path / "seg.mrc", labels)
+    args = ["pick", str(tmp_path / "seg.mrc"), "-f", "ribosome", "--edge", "0",
+            "--min-distance", "5"]
+    assert main([*args, "--value", "4", "-o", str(tmp_path / "four.csv")]) == 0
+    table = read_particles(tmp_path / "four.csv", 10.0)
+    found = sorted(map(tuple, table[["z", "y", "x"]].round().astype(int).to_numpy()))
+    assert found == sorted(fours)
+    record = json.loads((tmp_path / "four.csv.json").read_text())
+    assert json.dumps(record).count('"feature_value": 4.0') == 1
+    assert main([*args, "-o", str(tmp_path / "all.csv")]) == 0  # default: nonzero
+    assert len(read_particles(tmp_path / "all.csv", 10.0)) == 5
+    assert '"feature_voxels": "nonzero"' in (tmp_path / "all.csv.json").read_text()
+
+    before = [p.name for p in entries(tmp_path)]
+    assert main([*args, "--value", "5", "-o", str(tmp_path / "none.csv")]) == 2
+    assert [p.name for p in entries(tmp_path)] == before
+
+
+def test_vesicles_close_a_binary_membrane_mask_from_another_tool(tmp_path):
+    shape, centre, radius = (64, 96, 96), np.array([32.0, 48.0, 48.0]), 20.0
+    zz, yy, xx = np.indices(shape, dtype=float)
+    offsets = np.stack([zz - centre[0], yy - centre[1], xx - centre[2]], -1)
+    distance = np.linalg.norm(offsets, axis=-1)
+    shell = np.abs(distance - radius) <= 2.5
+    normals = offsets / np.maximum(distance, 1e-9)[..., None]
+    seen = shell & visible_normals(normals.reshape(-1, 3)).reshape(shape)
+    _mrc(tmp_path / "membrain.mrc", seen.astype(np.float32))   # float 0/1, as membrain-seg
+    out = tmp_path / "closed.mrc"
+    assert main(["vesicles", str(tmp_path / "membrain.mrc"), "-o", str(out)]) == 0
+    with mrcfile.open(out) as mrc:
+        closed = mrc.data.copy()
+    assert (closed[shell] == 1).mean() > 0.97 and (seen.sum() < 0.8 * shell.sum())
+    legend = json.loads((tmp_path / "closed.mrc.legend.json").read_text())
+    assert legend["1"]["name"] == "membrane"
+    assert '"feature_voxels": "nonzero"' in (tmp_path / "closed.mrc.json").read_text()
