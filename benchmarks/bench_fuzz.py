@@ -8,7 +8,6 @@ through hypothesis) from a seeded :class:`random.Random`, spreading ``--cases`` 
 over the readers, and prints per reader: cases, accepted, refused with a project error,
 other exceptions (with the first few tracebacks), hangs (past the time limit), and the
 time taken.  Exit status 1 when any reader leaked a non-project exception or hung.
-Readers another engineer owns (particles) are marked ``(not owned)``.
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ def fuzz_one(target: ft.Target, work: Path, cases: int, rng: random.Random,
             if key not in shown and len(shown) < args.tracebacks:
                 shown[key] = f"[seed {seed.name}]\n{outcome.detail}"
     elapsed = time.perf_counter() - start
-    label = target.name + ("" if target.owned else " (not owned)")
+    label = target.name
     for text in shown.values():
         print(f"--- {label}: {text}", file=sys.stderr)
     return {"reader": label, "cases": cases, "accepted": counts["accepted"],

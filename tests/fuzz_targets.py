@@ -293,7 +293,6 @@ class Target:
     suffix: str
     make_seeds: Callable[[Path], list[Seed]]
     read: Callable[[Path], object]
-    owned: bool = True  # False: a reader another engineer owns (failures are reported)
 
 
 def _write_case(files: dict[str, bytes], path: Path) -> None:
