@@ -23,7 +23,10 @@ medial ridge of the mask seen at the scale of the tube:
 3. **Linking**: ridge points within 2 voxels whose directions agree within 30° are
    joined (a graph; scipy.sparse.csgraph).  Agreement of directions keeps two crossing
    filaments apart; pieces broken at a crossing are re-joined when their ends lie
-   within 2.5 R along each other's direction and agree within 25°.  Each filament is
+   within 4 R along each other's direction and agree within 25°.  Points within σ of
+   a face (where the smoothing sees a mirror image) and points whose axis is within
+   25° of the beam (z: the wedge stretches crossings and blobs into short vertical
+   ridges; a filament along the beam of a lamella is rare) are left out.  Each filament is
    its graph's longest path (two Dijkstra sweeps), smoothed along its arc
    (Gaussian, σ 2 voxels), resampled every ``spacing`` voxels with its unit tangent.
    Pieces shorter than 2 R are dropped (blobs, debris).
@@ -236,6 +239,14 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
     # A tube that kept only a fifth of its cross-section (two thin walls) still passes.
     full = _axis_value_of_full_tube(model, voxel_size_A)
     points, directions, _ = ridge_points(values, sigma, 0.2 * full)
+    # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
+    # spurious ridge in corners): those points are left out.
+    upper = np.asarray(np.shape(values), float) - 1 - sigma
+    inside = np.all((points >= sigma) & (points <= upper), axis=1)
+    # The wedge stretches crossings and blobs along the beam into short vertical
+    # ridges; filaments within 25° of z are not traced (rare in a lamella).
+    inside &= np.abs(directions[:, 0]) < np.cos(np.radians(25.0))
+    points, directions = points[inside], directions[inside]
     if len(points) < 2:
         return []
     count, labels, graph = _components(points, directions, 2.0)
@@ -247,7 +258,7 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
         path = points[members[_longest_path(graph, members)]]
         if len(path) >= 3:
             pieces.append(path)
-    pieces = _join_pieces(pieces, 2.5 * r)
+    pieces = _join_pieces(pieces, 4.0 * r)
     lines = []
     for piece in pieces:
         line, arc = _smooth_path(piece, 2.0)
@@ -361,3 +372,48 @@ def trace_filaments(values: np.ndarray, voxel_size_A: float, model: TubeModel,
         raise ParameterError(f"the seed spacing {spacing:g} voxels is longer than the longest "
                              f"filament ({longest:.0f} voxels); use a smaller --spacing.")
     return sample_seeds(lines, spacing), filament_table(lines, voxel_size_A), lines
+
+
+def score_centrelines(lines: list[np.ndarray], axes: list[np.ndarray], reach: float,
+                      min_coverage: float = 0.5) -> dict:
+    """Traced centrelines against true axes (both (n, 3) points ≤ 1 voxel apart).
+
+    A traced line belongs to the true axis that holds the largest fraction of its
+    points within ``reach`` voxels, if that fraction is ≥ ½; else it is spurious.  A true
+    axis is matched one to one when exactly one line belongs to it and that line comes
+    within ``reach`` of ≥ ``min_coverage`` of the axis; further lines belonging to a
+    matched axis (fragments) count as spurious.  Distances (voxels) and direction
+    errors (degrees, sign-free) are those of the points of matched lines to the nearest
+    point of their axis.
+    """
+    trees = [cKDTree(a) for a in axes]
+    tangents = [np.gradient(a, axis=0) for a in axes]
+    owner = []
+    for line in lines:
+        fractions = [np.mean(t.query(line)[0] <= reach) for t in trees]
+        best = int(np.argmax(fractions)) if fractions else -1
+        owner.append(best if fractions and fractions[best] >= 0.5 else -1)
+    matched, distances, angles = 0, [], []
+    spurious = sum(o < 0 for o in owner)
+    for k, (tree, axis) in enumerate(zip(trees, axes)):
+        mine = [i for i, o in enumerate(owner) if o == k]
+        if not mine:
+            continue
+        # The line covering most of the axis is its match; the rest are fragments.
+        cover = [np.mean(cKDTree(lines[i]).query(axis)[0] <= reach) for i in mine]
+        best = mine[int(np.argmax(cover))]
+        spurious += len(mine) - 1
+        if max(cover) < min_coverage:
+            spurious += 1
+            continue
+        matched += 1
+        line = lines[best]
+        d, nearest = tree.query(line)
+        distances.extend(d.tolist())
+        lt = np.gradient(line, axis=0)
+        at = tangents[k][nearest]
+        cos = np.abs(np.einsum("ni,ni->n", lt, at)) / (
+            np.linalg.norm(lt, axis=1) * np.linalg.norm(at, axis=1)).clip(1e-12)
+        angles.extend(np.degrees(np.arccos(np.clip(cos, 0, 1))).tolist())
+    return {"n_true": len(axes), "n_traced": len(lines), "n_matched": matched,
+            "n_spurious": spurious, "distances": distances, "angles_deg": angles}
