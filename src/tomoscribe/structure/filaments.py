@@ -15,15 +15,18 @@ medial ridge of the mask seen at the scale of the tube:
    when σ ≥ a (for a full ring when σ ≥ a/√2), so every cross-section of the tube, full
    or wedge-damaged, votes for one maximum at its centre of symmetry.
 2. **Ridge points**: from the Hessian H and gradient g of that map (Gaussian
-   derivatives, scikit-image), a voxel is on the centreline when the two most negative
+   derivatives, scipy; zero beyond the z faces, mirrored beyond the x and y faces
+   where filaments leave the volume), a voxel is on the centreline when the two most negative
    eigenvalues λ1 ≤ λ2 < 0 span the cross-section, the third is weak
    (|λ3| < ½|λ2|: a line, not a blob), and the Newton step to the cross-section's
-   maximum, −(g·e_i)/λ_i along e1 and e2, stays inside the voxel.  Each ridge point
+   maximum, −(g·e_i)/λ_i along e1 and e2, is at most 0.75 voxel (a line between
+   voxel centres still leaves no gaps).  Each ridge point
    gets that sub-voxel position and the axis direction e3.
-3. **Linking**: ridge points within 2 voxels whose directions agree within 30° are
+3. **Linking**: ridge points within 3 voxels whose directions agree within 30° are
    joined (a graph; scipy.sparse.csgraph).  Agreement of directions keeps two crossing
    filaments apart; pieces broken at a crossing are re-joined when their ends lie
-   within 4 R along each other's direction and agree within 25°.  Points within σ of
+   within 4 R, each within R of the other's line, and agree within 25° (directions
+   from 0.5–3 R before the end, since ridges bend towards a crossing).  Points within σ of
    a face (where the smoothing sees a mirror image) and points whose axis is within
    25° of the beam (z: the wedge stretches crossings and blobs into short vertical
    ridges; a filament along the beam of a lamella is rare) are left out.  Each filament is
@@ -32,7 +35,7 @@ medial ridge of the mask seen at the scale of the tube:
    Pieces shorter than 2 R are dropped (blobs, debris).
 
 Hand-written parts and why: the ridge test is a few array expressions over
-scikit-image's Hessian; the graph is scipy's.  ``skan`` was considered for the
+scipy's Gaussian derivatives; the graph is scipy's.  ``skan`` was considered for the
 skeleton graph, but there is no skeleton here (ridge points carry directions, which
 the linking uses), and it would bring numba and llvmlite with it.
 
@@ -56,6 +59,8 @@ from ..errors import AnnotationError, ParameterError
 
 #: Outer radius (nm) and hollowness of the filaments known by name.
 FEATURE_RADII_NM = {"microtubule": (12.5, True), "actin": (3.5, False)}
+#: Beyond the top and bottom faces (z) is empty; beyond the sides filaments go on.
+FACE_MODES = ("constant", "reflect", "reflect")
 #: Inner / outer radius of a hollow tube (microtubule: 8.5 / 12.5 nm).
 HOLLOW_INNER_FRACTION = 0.68
 
@@ -96,7 +101,7 @@ def tube_model(feature: str, radius_nm: float | None = None,
 def axis_evidence(values: np.ndarray, sigma: float) -> np.ndarray:
     """The feature (mask, or map clipped to [0, 1]) smoothed at the tube's scale."""
     data = np.clip(np.asarray(values, np.float32), 0.0, 1.0)
-    return scipy.ndimage.gaussian_filter(data, sigma, mode="reflect")
+    return scipy.ndimage.gaussian_filter(data, sigma, mode=FACE_MODES)
 
 
 def ridge_points(values: np.ndarray, sigma: float, min_evidence: float):
@@ -108,30 +113,30 @@ def ridge_points(values: np.ndarray, sigma: float, min_evidence: float):
     directions : (n, 3) float unit vectors (sign arbitrary)
     strength : (n,) the smoothed value at the point
     """
-    from skimage.feature import hessian_matrix
-
     data = np.clip(np.asarray(values, np.float32), 0.0, 1.0)
-    smooth = scipy.ndimage.gaussian_filter(data, sigma, mode="reflect")
+    smooth = scipy.ndimage.gaussian_filter(data, sigma, mode=FACE_MODES)
     candidates = np.argwhere(smooth >= min_evidence)
     if len(candidates) == 0:
         return np.empty((0, 3)), np.empty((0, 3)), np.empty(0)
     idx = tuple(candidates.T)
-    grads = [scipy.ndimage.gaussian_filter(data, sigma, order=o, mode="reflect")[idx]
-             for o in ((1, 0, 0), (0, 1, 0), (0, 0, 1))]
-    g = np.stack(grads, axis=1).astype(float)
-    hxx = hessian_matrix(data, sigma=sigma, mode="reflect", order="rc",
-                         use_gaussian_derivatives=True)
+
+    def derivative(order):
+        return scipy.ndimage.gaussian_filter(data, sigma, order=order, mode=FACE_MODES)[idx]
+
+    g = np.stack([derivative(o) for o in ((1, 0, 0), (0, 1, 0), (0, 0, 1))], axis=1)
     h = np.empty((len(candidates), 3, 3))
-    for (i, j), comp in zip(((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)), hxx):
-        h[:, i, j] = h[:, j, i] = comp[idx]
-    del hxx
+    for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
+        order = [0, 0, 0]
+        order[i] += 1
+        order[j] += 1
+        h[:, i, j] = h[:, j, i] = derivative(tuple(order))
     lam, vec = np.linalg.eigh(h)  # ascending: λ1 ≤ λ2 ≤ λ3
     l1, l2, l3 = lam[:, 0], lam[:, 1], lam[:, 2]
     e1, e2, e3 = vec[:, :, 0], vec[:, :, 1], vec[:, :, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         t1 = -np.einsum("ni,ni->n", g, e1) / l1
         t2 = -np.einsum("ni,ni->n", g, e2) / l2
-    ok = (l2 < 0) & (np.abs(l3) < 0.5 * np.abs(l2)) & (np.abs(t1) <= 0.5) & (np.abs(t2) <= 0.5)
+    ok = (l2 < 0) & (np.abs(l3) < 0.5 * np.abs(l2)) & (np.abs(t1) <= 0.75) & (np.abs(t2) <= 0.75)
     ok &= np.isfinite(t1) & np.isfinite(t2)
     points = candidates[ok] + t1[ok, None] * e1[ok] + t2[ok, None] * e2[ok]
     return points, e3[ok], smooth[idx][ok]
@@ -182,13 +187,25 @@ def _smooth_path(path: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray
     return np.column_stack([np.interp(s, arc, path[:, a]) for a in range(3)]), s
 
 
-def _join_pieces(pieces: list[np.ndarray], reach: float, max_angle_deg: float = 25.0):
-    """Join pieces end to end where a crossing or a gap broke one filament."""
+def _join_pieces(pieces: list[np.ndarray], reach: float, radius: float,
+                 max_angle_deg: float = 25.0) -> list[np.ndarray]:
+    """Join pieces end to end where a crossing or a gap broke one filament.
+
+    Near a crossing the ridge bends towards the other filament, so each end's
+    direction is taken from the stretch 0.5–3 R before it; two ends join when their
+    directions agree within ``max_angle_deg``, they lie within ``reach`` of each other
+    and each lies within R of the other's line.  The bent last 0.5 R of both ends is
+    dropped and the gap bridged straight.
+    """
     cos_max = np.cos(np.radians(max_angle_deg))
+    skip, span = max(1, int(round(0.5 * radius))), max(3, int(round(3 * radius)))
 
     def end(piece, tail):
-        p = piece[-1] if tail else piece[0]
-        q = piece[max(0, len(piece) - 6)] if tail else piece[min(len(piece) - 1, 5)]
+        seq = piece[::-1] if tail else piece  # seq[0] is the end
+        if len(seq) <= skip + 2:
+            p, q = seq[0], seq[-1]
+        else:
+            p, q = seq[skip], seq[min(len(seq) - 1, span)]
         d = p - q
         return p, d / max(np.linalg.norm(d), 1e-9)  # outward direction
 
@@ -204,18 +221,20 @@ def _join_pieces(pieces: list[np.ndarray], reach: float, max_angle_deg: float = 
                         pj, dj = end(pieces[j], tj)
                         gap = pj - pi
                         dist = np.linalg.norm(gap)
-                        if dist > reach or -np.dot(di, dj) < cos_max:
+                        if dist > reach or -np.dot(di, dj) < cos_max or np.dot(gap, di) < 0:
                             continue
-                        if dist > 1e-6:
-                            u = gap / dist
-                            if np.dot(u, di) < cos_max or np.dot(-u, dj) < cos_max:
-                                continue
+                        off_i = np.linalg.norm(gap - np.dot(gap, di) * di)
+                        off_j = np.linalg.norm(gap - np.dot(gap, dj) * dj)
+                        if max(off_i, off_j) > radius:
+                            continue
                         if best is None or dist < best[0]:
                             best = (dist, i, j, ti, tj)
         if best is not None:
             _, i, j, ti, tj = best
             a = pieces[i] if ti else pieces[i][::-1]
             b = pieces[j][::-1] if tj else pieces[j]
+            a = a[:-skip] if len(a) > 2 * skip else a
+            b = b[skip:] if len(b) > 2 * skip else b
             pieces[i] = np.vstack([a, b])
             del pieces[j]
             changed = True
@@ -249,7 +268,7 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
     points, directions = points[inside], directions[inside]
     if len(points) < 2:
         return []
-    count, labels, graph = _components(points, directions, 2.0)
+    count, labels, graph = _components(points, directions, 3.0)
     pieces = []
     for c in range(count):
         members = np.flatnonzero(labels == c)
@@ -258,7 +277,7 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
         path = points[members[_longest_path(graph, members)]]
         if len(path) >= 3:
             pieces.append(path)
-    pieces = _join_pieces(pieces, 4.0 * r)
+    pieces = _join_pieces(pieces, 4.0 * r, r)
     lines = []
     for piece in pieces:
         line, arc = _smooth_path(piece, 2.0)
