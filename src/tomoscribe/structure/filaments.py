@@ -32,7 +32,8 @@ medial ridge of the mask seen at the scale of the tube:
    ridges; a filament along the beam of a lamella is rare) are left out.  Each filament is
    its graph's longest path (two Dijkstra sweeps), smoothed along its arc
    (Gaussian, σ 2 voxels), resampled every ``spacing`` voxels with its unit tangent.
-   Pieces shorter than 2 R are dropped (blobs, debris).
+   Pieces shorter than 2 R are dropped (blobs, debris), and so are pieces lying
+   mostly within R of a longer filament (two tubes' axes are ≥ 2 R apart).
 
 Hand-written parts and why: the ridge test is a few array expressions over
 scipy's Gaussian derivatives; the graph is scipy's.  ``skan`` was considered for the
@@ -278,11 +279,16 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
         if len(path) >= 3:
             pieces.append(path)
     pieces = _join_pieces(pieces, 4.0 * r, r)
-    lines = []
-    for piece in pieces:
-        line, arc = _smooth_path(piece, 2.0)
-        if arc[-1] >= min_length:
-            lines.append(line)
+    smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
+    smoothed = sorted((s for s in smoothed if s[1][-1] >= min_length),
+                      key=lambda s: -s[1][-1])
+    # Two tubes' axes are at least 2 R apart, so a piece lying mostly within R of a
+    # longer filament is a stray of that filament (a side ridge), not another one.
+    lines: list[np.ndarray] = []
+    for line, _ in smoothed:
+        if lines and np.mean(cKDTree(np.vstack(lines)).query(line)[0] <= r) >= 0.5:
+            continue
+        lines.append(line)
     return lines
 
 
