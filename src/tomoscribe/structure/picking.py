@@ -15,6 +15,9 @@ Filaments (microtubules, actin): the mask is skeletonised (scikit-image, 3D); ea
 skeleton component's longest path is ordered, smoothed, and sampled every
 ``spacing`` voxels along its arc length, with the local unit direction (a prior for
 the filament's orientation).  Branches off the longest path are not followed.
+This skeleton tracer gives one "filament" per wall of a microtubule whose walls the
+missing wedge separated; ``tomoscribe pick --filament`` uses the tube-aware tracer of
+:mod:`tomoscribe.structure.filaments` instead.
 """
 
 from __future__ import annotations
