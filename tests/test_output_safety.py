@@ -4,12 +4,10 @@ sentence (issue 20)."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mrcfile

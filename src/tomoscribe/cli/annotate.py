@@ -13,6 +13,7 @@ from ..errors import AnnotationError, ParameterError
 from ..io import create_volume, read_volume
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
+from ..segment.painted_size import painted_component_sizes
 from ..outputs import atomic_path, file_fingerprint, read_provenance, write_provenance
 from ..locks import output_lock
 from ..segment.checkpoint import checkpoint_path
@@ -114,7 +115,11 @@ def trainset(
         labels = _read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
         masks = painted_mask_source(labels, painted_value)
+        data = np.asarray(labels.data)
+        painted_size = painted_component_sizes(
+            data != 0 if painted_value is None else data == painted_value, labels.pixel_size_A)
     else:
+        painted_size = None  # contours on slices give no 3D size
         drawn = read_imod_contours(contours, objects or None)
         if not drawn:
             raise AnnotationError(f"{contours} has no closed contours with 3 or more points.")
@@ -127,6 +132,8 @@ def trainset(
         seed=seed, balance=balance, negative_copies=negative_copies,
         preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
         tomogram=tomo_info)
+    if painted_size is not None:
+        result.metadata["painted_size"] = painted_size
     save_training_set(output, result)
     write_provenance(output, "trainset", {"feature": feature, "tile": tile, "context": context,
                                           "seed": seed, "balance": balance,
@@ -258,7 +265,9 @@ def segment(
                                                "amplitude": model.amplitude,
                                                "precision": precision, "engine": engine,
                                                "architecture": model.spec.as_dict()},
-                             [tomogram, model_path], extra={"feature": model.feature})
+                             [tomogram, model_path],
+                             extra={"feature": model.feature,
+                                    "painted_size": model.metadata.get("painted_size")})
             typer.echo(f"wrote {path}")
 
 
@@ -303,6 +312,10 @@ def merge(
         legend = merge_into(volumes, features, out, threshold,
                             [weight_of.get(f, 1.0) for f in features], erasers or (),
                             show_progress=not quiet)
+        sizes = {f: (read_provenance(p) or {}).get("painted_size") for f, p in zip(features, maps)}
+        for entry in legend.values():
+            if isinstance(sizes.get(entry["name"]), dict):
+                entry["painted_size"] = sizes[entry["name"]]
         with atomic_path(legend_path) as tmp:
             tmp.write_text(json.dumps(legend, indent=2) + "\n")
     write_provenance(output, "merge", {"features": features, "threshold": threshold,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,10 @@ from ..io.copick_project import check_picks_target, is_copick_location
 from ..io.particles import (FORMATS, check_inside, read_particles, recorded_voxel_size,
                             select_tomogram, tomogram_name, tomogram_stem, write_particles)
 from ..outputs import (atomic_path, check_output_folder, check_writable, output_folder,
-                       write_provenance)
+                       read_provenance, write_provenance)
 from ..segment.labelmaps import feature_voxels, legend_for, read_legend, single_label_map
 from ..segment.vesicles import VesicleParams, close_vesicles
-from ..structure.picking import PickParams, pick_filaments, pick_particles
+from ..structure.picking import PickParams, pick_particles
 from ..volume import Volume
 from . import options
 from .checks import writes
@@ -29,8 +30,22 @@ VALUE_HELP = ("The feature's value in a map from another tool without a .legend.
               "(membrain-seg, pyseg, Ais; default: every nonzero voxel).")
 
 
+def _painted_size(map_path: Path, feature: str, label: int | None) -> dict | None:
+    """The painted-size record of the feature: the legend's, else the map's provenance."""
+    if label is not None:
+        entry = (read_legend(map_path) or {}).get(str(label), {})
+        return entry.get("painted_size") if isinstance(entry, dict) else None
+    record = read_provenance(map_path) or {}
+    return record.get("painted_size") if record.get("feature") in (None, feature) else None
+
+
+def _picks_stem(path: Path) -> Path:
+    """OUTPUT without its one suffix (``mt_t0.8.star`` → ``mt_t0.8``), as a path."""
+    return path.with_name(path.name[: -len(path.suffix)] if path.suffix else path.name)
+
+
 @app.command()
-@writes(files=("outputs",))
+@writes(files=("outputs", "instances", "filament_table"))
 def pick(
     annotation: Path = typer.Argument(..., help="A merged label map (with its .legend.json), "
                                       "one feature's map from `tomoscribe segment`, or a "
@@ -43,20 +58,37 @@ def pick(
     threshold: float = typer.Option(1.0, "--threshold", help="Map value that counts as the "
                                     "feature (per-feature maps only)."),
     value: float = typer.Option(None, "--value", help=VALUE_HELP),
-    min_size: int = typer.Option(20, "--min-size", min=1, help="Smallest particle in voxels."),
-    min_distance: float = typer.Option(8.0, "--min-distance", min=0.0,
-                                       help="Closest two particles may be, in voxels."),
+    min_size: int = typer.Option(None, "--min-size", min=1, help="Smallest particle in voxels "
+                                 "(default: ½ × the 5th percentile of the sizes painted for "
+                                 "the model, as the legend or map records them; else 20)."),
+    max_size: int = typer.Option(None, "--max-size", min=1, help="Largest particle in voxels "
+                                 "(default: 2 × the 95th percentile of the painted sizes; "
+                                 "else none)."),
+    min_distance: float = typer.Option(None, "--min-distance", min=0.0,
+                                       help="Closest two particles may be, in voxels (default: "
+                                       "the radius of the median painted particle; else 8)."),
     edge: int = typer.Option(4, "--edge", min=0, help="Drop picks this close to a face (voxels)."),
-    filament: bool = typer.Option(False, "--filament", help="Trace filaments and place seeds "
-                                  "along them with their direction."),
+    filament: bool = typer.Option(False, "--filament", help="Trace filaments (one centreline "
+                                  "per tube) and place seeds along them with their direction."),
     spacing: float = typer.Option(10.0, "--spacing", help="Seed spacing along filaments (voxels)."),
-    fill_radius: int = typer.Option(0, "--fill-radius", min=0, help="Close hollow tubes of this "
-                                    "lumen radius (voxels) before tracing (microtubules)."),
+    radius_nm: float = typer.Option(None, "--radius-nm", help="Filament outer radius in nm "
+                                    "(default: microtubule 12.5, hollow; actin 3.5, solid; "
+                                    "required for other features)."),
+    filament_table: Path = typer.Option(None, "--filament-table", help="CSV of the traced "
+                                        "filaments (length nm, curvature 1/µm, ends); default "
+                                        "the first OUTPUT's stem + _filaments.csv."),
+    instances: Path = typer.Option(None, "--instances", help="Also write the feature's voxels "
+                                   "labelled by filament (int32 map, 0 = none)."),
     tomo_name: str = typer.Option(None, "--tomo-name", help="rlnTomoName / copick run name "
-                                  "(default: the map's file stem)."),
+                                  "(default: the tomogram the map was segmented from, as its "
+                                  "provenance records; else the map's file stem)."),
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
+    from ..io.particles import source_tomogram
+    from ..segment.painted_size import size_defaults
+    from ..structure.filaments import instance_labels, trace_filaments, tube_model
+
     for out in outputs:
         if is_copick_location(out):
             check_picks_target(out)
@@ -64,31 +96,65 @@ def pick(
         if out.suffix.lower() not in FORMATS:
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out, overwrite)
+    if filament:
+        model = tube_model(feature, radius_nm)
+        if not (math.isfinite(spacing) and spacing >= 1.0):
+            raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
+        filament_table = filament_table or _picks_stem(outputs[0]).with_name(
+            _picks_stem(outputs[0]).name + "_filaments.csv")
+        check_writable(filament_table, overwrite)
     volume = read_volume(annotation)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value)
+    label = int(voxels.value) if voxels.how == "legend" else None
     mask = voxels.mask(data, threshold)
     if not mask.any():
         where = {"threshold": f" at or above {threshold}", "value": f" (value {value:g})",
                  "nonzero": " (no nonzero voxel)"}.get(voxels.how, "")
         raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}{where}; "
                               "nothing to pick.")
-    params = PickParams(threshold, min_size, min_distance, edge)
+    learned = size_defaults(_painted_size(annotation, feature, label), volume.pixel_size_A)
+    params = PickParams(threshold,
+                        min_size if min_size is not None else learned.get("min_size", 20),
+                        min_distance if min_distance is not None else learned.get(
+                            "min_distance", 8.0),
+                        edge, max_size=max_size if max_size is not None else learned.get(
+                            "max_size"))
+    params.validate()
+    source = source_tomogram(annotation)
+    name = tomo_name or tomogram_stem(source if source is not None else annotation)
+    settings = {"feature": feature, **params.as_dict(), "filament": filament,
+                "sizes_from_annotation": bool(learned) and not filament, **voxels.as_dict()}
     if filament:
-        table = pick_filaments(mask, spacing, fill_radius=fill_radius)
+        values = mask if voxels.how != "threshold" else np.clip(data / threshold, 0.0, 1.0)
+        table, filaments, lines = trace_filaments(values, volume.pixel_size_A, model, spacing,
+                                                  repr(feature))
+        settings.update({"spacing": spacing, "radius_nm": model.radius_nm,
+                         "hollow": model.hollow})
+        with atomic_path(filament_table) as tmp:
+            filaments.to_csv(tmp, index=False)
+        write_provenance(filament_table, "pick", settings, [annotation],
+                         extra={"n_filaments": len(filaments)})
+        if instances is not None:
+            ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
+            write_volume(instances, volume.with_data(ids))
+            write_provenance(instances, "pick", settings, [annotation],
+                             extra={"n_filaments": len(filaments)})
+        typer.echo(f"traced {len(filaments)} filaments ({filaments.length_nm.sum():.0f} nm in "
+                   f"all); wrote {filament_table}")
     else:
         table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
-    name = tomo_name or tomogram_stem(annotation)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
         if is_copick_location(out):  # copick's picks file has no place for a sidecar
             typer.echo(f"wrote {len(table)} picks to {out}")
             continue
-        write_provenance(out, "pick", {"feature": feature, **params.as_dict(),
-                                       **voxels.as_dict(),
-                                       "filament": filament, "spacing": spacing},
-                         [annotation], extra={"n_picked": len(table)})
+        write_provenance(out, "pick", settings, [annotation], extra={"n_picked": len(table),
+                                                                      "tomo_name": name})
         typer.echo(f"wrote {len(table)} picks to {out}")
+    if learned and not filament and None in (min_size, max_size, min_distance):
+        typer.echo(f"sizes from the annotation: {params.min_size}–{params.max_size} voxels, "
+                   f"picks at least {params.min_distance:.1f} voxels apart")
 
 
 @app.command()
@@ -118,7 +184,7 @@ def vesicles(
 ) -> None:
     """Close spherical vesicles across the missing wedge: fit a sphere to each membrane
     component and, where it fits and covers the visible part, paint the whole shell."""
-    table_path = table_path or output.with_name(output.name.split(".")[0] + "_vesicles.csv")
+    table_path = table_path or output.with_name(tomogram_stem(output) + "_vesicles.csv")
     legend_out = output.with_name(output.name + ".legend.json")
     for path in (output, table_path, legend_out):
         check_writable(path, overwrite)

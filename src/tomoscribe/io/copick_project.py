@@ -21,7 +21,6 @@ copick release requires zarr < 3.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -45,6 +45,30 @@ def tomogram_stem(path: str | os.PathLike) -> str:
     return Path(name).stem
 
 
+def source_tomogram(path: str | os.PathLike, max_steps: int = 8) -> Path | None:
+    """The tomogram a map was derived from, followed through provenance records.
+
+    ``segment`` records the tomogram as its first input; ``merge``, ``vesicles`` and
+    ``preprocess`` outputs lead back through their first input.  None when a record
+    is missing or the chain leads nowhere.
+    """
+    from ..outputs import read_provenance
+
+    current = Path(path)
+    for _ in range(max_steps):
+        record = read_provenance(current) or {}
+        inputs = record.get("inputs") or []
+        if not inputs or not isinstance(inputs[0], dict) or not inputs[0].get("path"):
+            return None
+        source = Path(str(inputs[0]["path"]))
+        if record.get("step") == "segment":
+            return source
+        if record.get("step") not in ("merge", "vesicles"):
+            return None
+        current = source
+    return None
+
+
 def write_particles(path: str | os.PathLike, table: pd.DataFrame, voxel_size_A: float,
                     tomogram_shape_zyx=None, object_name: str = "particle",
                     tomo_name: str | None = None) -> Path:

@@ -232,6 +232,7 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         "annotator": meta.get("annotator", ""),
         "preprocessing": meta.get("preprocessing", {}),
         "tile_size": meta.get("tile_size"),
+        "painted_size": meta.get("painted_size"),
         "training": {
             "mean_output_on_negatives": background,
             "params": asdict(params), "device": str(dev), "history": history,

@@ -486,8 +486,11 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
     for trainset in sets:
         sources.append(trainset.source.astype(np.int64) + offset)
         offset = int(sources[-1].max()) + 1
+    from .painted_size import pool
+
     metadata = dict(first)
     metadata.update({
+        "painted_size": pool([s.metadata.get("painted_size") for s in sets]),
         "annotator": " + ".join(dict.fromkeys(s.metadata.get("annotator", "") for s in sets)),
         "n_positive_boxes": sum(int(s.metadata.get("n_positive_boxes", 0)) for s in sets),
         "n_negative_boxes": sum(int(s.metadata.get("n_negative_boxes", 0)) for s in sets),

@@ -15,6 +15,9 @@ Filaments (microtubules, actin): the mask is skeletonised (scikit-image, 3D); ea
 skeleton component's longest path is ordered, smoothed, and sampled every
 ``spacing`` voxels along its arc length, with the local unit direction (a prior for
 the filament's orientation).  Branches off the longest path are not followed.
+This skeleton tracer gives one "filament" per wall of a microtubule whose walls the
+missing wedge separated; ``tomoscribe pick --filament`` uses the tube-aware tracer of
+:mod:`tomoscribe.structure.filaments` instead.
 """
 
 from __future__ import annotations
@@ -39,10 +42,14 @@ class PickParams:
     min_distance: float = 8.0
     edge: int = 4
     split: bool = True
+    max_size: int | None = None
 
     def validate(self) -> None:
         if self.min_size < 1 or self.min_distance < 0 or self.edge < 0:
             raise ParameterError("min size must be ≥ 1 and min distance and edge ≥ 0.")
+        if self.max_size is not None and self.max_size < self.min_size:
+            raise ParameterError(f"the largest particle size ({self.max_size} voxels) is below "
+                                 f"the smallest ({self.min_size} voxels).")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -62,8 +69,9 @@ def pick_particles(mask: np.ndarray, values: np.ndarray | None = None,
 
     Returns
     -------
-    DataFrame with x, y, z (voxel index units), score, size (voxels of its component)
-    and component (its id), sorted by decreasing score.
+    DataFrame with x, y, z (voxel index units), score, size_voxels (voxels of its
+    watershed region, after splitting) and component (its id), sorted by decreasing
+    score.  Regions below ``min_size`` or above ``max_size`` voxels are not picked.
     """
     params.validate()
     mask = np.asarray(mask, bool)
@@ -90,13 +98,15 @@ def pick_particles(mask: np.ndarray, values: np.ndarray | None = None,
         for rid in range(1, int(regions.max()) + 1):
             region = regions == rid
             size = int(region.sum())
-            if size < params.min_size:
+            if size < params.min_size or (params.max_size is not None
+                                          and size > params.max_size):
                 continue
             z, y, x = (c + s.start for c, s in zip(np.argwhere(region).mean(0), box))
             rows.append({"x": float(x), "y": float(y), "z": float(z),
-                         "score": float(smooth[box][region].max()), "size": size,
+                         "score": float(smooth[box][region].max()), "size_voxels": size,
                          "component": cid})
-    table = pd.DataFrame(rows, columns=["x", "y", "z", "score", "size", "component"])
+    table = pd.DataFrame(rows, columns=["x", "y", "z", "score", "size_voxels",
+                                        "component"])
     table = suppress_close(table, params.min_distance)
     table = drop_near_edges(table, mask.shape, params.edge)
     return table.sort_values("score", ascending=False).reset_index(drop=True)

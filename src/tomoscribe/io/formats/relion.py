@@ -209,7 +209,8 @@ def read(path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None,
     elif sub is not None:
         table[["rot", "tilt", "psi"]] = to_euler(sub).reshape(-1, 3)
     for column, name in (("score", "rlnAutopickFigureOfMerit"), ("score", "rlnLCCmax"),
-                         ("half", "rlnRandomSubset"), ("class", "rlnClassNumber")):
+                         ("half", "rlnRandomSubset"), ("class", "rlnClassNumber"),
+                         ("size_voxels", "tomoscribeSizeVoxels")):
         if name in block and column not in table:
             table[column] = pd.to_numeric(block[name], errors="coerce").to_numpy()
     if "rlnHelicalTubeID" in block:
@@ -291,6 +292,8 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_z
         out[list(_ANGLES)] = angles.to_numpy(float)
     if "score" in table:
         out["rlnAutopickFigureOfMerit"] = pd.to_numeric(table["score"], errors="coerce")
+    if "size_voxels" in table:  # not a RELION label: RELION keeps unknown labels aside
+        out["tomoscribeSizeVoxels"] = pd.to_numeric(table["size_voxels"], errors="coerce")
     if "half" in table:
         out["rlnRandomSubset"] = pd.to_numeric(table["half"], errors="coerce")
     if "class" in table:
@@ -309,7 +312,8 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_z
     out["rlnDetectorPixelSize"] = float(voxel_size_A)
     out["rlnImagePixelSize"] = float(voxel_size_A)
     out = drop_incomplete(out)
-    for name in ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID"):
+    for name in ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID",
+                 "tomoscribeSizeVoxels"):
         if name in out:
             out[name] = out[name].round().astype(int)
     with atomic_path(path) as tmp:

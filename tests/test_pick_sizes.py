@@ -1,0 +1,109 @@
+"""Particle size learned from the annotation; output names; tomogram names from provenance."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from tomoscribe.cli.app import main
+from tomoscribe.io import write_volume
+from tomoscribe.io.particles import read_particles
+from tomoscribe.outputs import write_provenance
+from tomoscribe.segment.trainset import load_training_set
+from tomoscribe.structure.picking import match_picks
+from tomoscribe.volume import Volume
+
+
+def _balls(shape, centres, radii):
+    zz, yy, xx = np.indices(shape)
+    mask = np.zeros(shape, bool)
+    for c, r in zip(centres, radii):
+        mask |= (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= r**2
+    return mask
+
+
+def _grid_centres(rng, n, shape, spacing=22):
+    sites = [(z, y, x) for z in range(16, shape[0] - 15, spacing)
+             for y in range(16, shape[1] - 15, spacing) for x in range(16, shape[2] - 15, spacing)]
+    pick = rng.choice(len(sites), n, replace=False)
+    return np.array(sites, float)[pick] + rng.uniform(-1.5, 1.5, (n, 3))
+
+
+def test_sizes_painted_for_the_model_set_picks_defaults(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    shape = (64, 160, 160)
+    centres = _grid_centres(rng, 60, shape)
+    # 30 ribosome-sized components (r 7.5–8.5 voxels, ~1,800–2,600 voxels) and 30 small
+    # complexes (r 3–5.5 voxels, ~110–700 voxels): --min-size 300 or 500 keeps many.
+    ribo, small = centres[:30], centres[30:]
+    labels = np.zeros(shape, np.uint8)
+    labels[_balls(shape, ribo, rng.uniform(7.5, 8.5, 30))] = 1
+    labels[_balls(shape, small, rng.uniform(3.0, 5.5, 30))] = 1
+
+    # 1. The annotator paints other ribosomes on a training tomogram: the training set
+    #    records the painted sizes.
+    painted_centres = _grid_centres(np.random.default_rng(4), 12, shape)
+    painted = _balls(shape, painted_centres, np.random.default_rng(5).uniform(7.5, 8.5, 12))
+    write_volume(tmp_path / "train.mrc", Volume(np.random.default_rng(6).normal(
+        size=shape).astype(np.float32), 10.0))
+    write_volume(tmp_path / "paint.mrc", Volume(painted.astype(np.uint8), 10.0))
+    boxes = pd.DataFrame({"x": painted_centres[:, 2], "y": painted_centres[:, 1],
+                          "z": painted_centres[:, 0].round(), "label": "positive"})
+    neg = pd.DataFrame({"x": [20.0, 140.0], "y": [140.0, 20.0], "z": [5.0, 60.0],
+                        "label": "negative"})
+    pd.concat([boxes, neg]).to_csv(tmp_path / "boxes.csv", index=False)
+    assert main(["trainset", str(tmp_path / "train.mrc"), "-f", "ribosome", "--boxes",
+                 str(tmp_path / "boxes.csv"), "--painted", str(tmp_path / "paint.mrc"),
+                 "-o", str(tmp_path / "ribo.trainset")]) == 0
+    record = load_training_set(tmp_path / "ribo.trainset").metadata["painted_size"]
+    assert record["n_components"] == 12
+    assert 1700 < record["median_voxels"] < 2700
+
+    # 2. The model carries it into segment's provenance; merge puts it in the legend.
+    write_volume(tmp_path / "tomo1_ribosome.mrc", Volume(labels.astype(np.float32) * 2, 10.0))
+    write_volume(tmp_path / "tomo1.mrc", Volume(np.zeros(shape, np.float32), 10.0))
+    write_provenance(tmp_path / "tomo1_ribosome.mrc", "segment", {"feature": "ribosome"},
+                     [tmp_path / "tomo1.mrc"], extra={"feature": "ribosome",
+                                                      "painted_size": record})
+    assert main(["merge", str(tmp_path / "tomo1_ribosome.mrc"), "-o",
+                 str(tmp_path / "tomo1_t0.8.mrc"), "--threshold", "0.8", "-q"]) == 0
+    legend = json.loads((tmp_path / "tomo1_t0.8.mrc.legend.json").read_text())
+    assert legend["1"]["painted_size"]["n_components"] == 12
+
+    # 3. pick with no size flags keeps the ribosomes and drops the small complexes.
+    out = tmp_path / "ribo.star"
+    assert main(["pick", str(tmp_path / "tomo1_t0.8.mrc"), "-f", "ribosome", "-o", str(out),
+                 "-o", str(tmp_path / "ribo.csv"), "--edge", "0"]) == 0
+    assert "sizes from the annotation" in capsys.readouterr().out
+    table = read_particles(out, 10.0, shape)
+    scores = match_picks(table[["z", "y", "x"]].to_numpy(), ribo, 4.0)
+    assert scores["precision"] >= 0.95 and scores["recall"] >= 0.95
+    csv = pd.read_csv(tmp_path / "ribo.csv")
+    assert csv.size_voxels.min() > 1500            # reported per pick
+    assert "size_voxels" in table                 # and read back from the STAR file
+    # The README's --min-size 300 lets small complexes through: the learned size matters.
+    assert main(["pick", str(tmp_path / "tomo1_t0.8.mrc"), "-f", "ribosome", "-o",
+                 str(tmp_path / "loose.csv"), "--edge", "0", "--min-size", "300",
+                 "--max-size", "100000"]) == 0
+    loose = pd.read_csv(tmp_path / "loose.csv")
+    assert match_picks(loose[["z", "y", "x"]].to_numpy(), ribo, 4.0)["precision"] < 0.9
+    # 4. rlnTomoName is the tomogram's (merge → segment → tomo1.mrc), not the label file's.
+    import starfile
+
+    assert set(starfile.read(out).rlnTomoName) == {"tomo1"}
+
+
+def test_vesicle_table_keeps_the_full_stem(tmp_path):
+    shape = (40, 96, 96)
+    zz, yy, xx = np.indices(shape)
+    d = np.sqrt((zz - 20) ** 2 + (yy - 48) ** 2 + (xx - 48) ** 2)
+    labels = ((np.abs(d - 15) <= 2) & (np.abs(zz - 20) < 10)).astype(np.uint8)
+    for name in ("tomo1_t0.8.mrc", "tomo1_t0.9.mrc"):
+        write_volume(tmp_path / name, Volume(labels, 10.0))
+        (tmp_path / (name + ".legend.json")).write_text(json.dumps(
+            {"0": {"name": "background"}, "1": {"name": "membrane"}}))
+        stem = name[:-4]
+        assert main(["vesicles", str(tmp_path / name), "-o",
+                     str(tmp_path / f"{stem}_closed.mrc"), "-q"]) == 0
+    assert (tmp_path / "tomo1_t0.8_closed_vesicles.csv").is_file()
+    assert (tmp_path / "tomo1_t0.9_closed_vesicles.csv").is_file()
