@@ -109,3 +109,19 @@ def test_pick_writes_into_a_copick_project_and_refuses_bad_locations(project, tm
                  "-o", str(tmp_path / "x")]) == 2
     assert "9" in capsys.readouterr().err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_convert_moves_picks_between_a_star_file_and_a_copick_project(project, tmp_path):
+    """Results go back where the picks came from: copick → RELION STAR (e.g. refined by
+    `average`) → copick, positions and orientations kept, checked with copick's API."""
+    config, _, rotations, centres_A = project
+    star = tmp_path / "refined.star"
+    assert main(["convert", f"copick:{config}#TS_01/ribosome:alice/1", "-o", str(star),
+                 "--voxel-size", str(VOXEL)]) == 0
+    assert main(["convert", str(star), "-o",
+                 f"copick:{config}#TS_01/ribosome:tomoscribe/9"]) == 0
+    run = copick.from_file(str(config)).get_run("TS_01")
+    picks = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="9")[0]
+    np.testing.assert_allclose(picks.full_positions(), centres_A, atol=0.01 * VOXEL)
+    _, transforms = picks.numpy()
+    assert _angle_deg(Rotation.from_matrix(transforms[:, :3, :3]), rotations).max() < 0.01

@@ -16,7 +16,8 @@ from .checks import writes
 @writes(files=("output",))
 def convert(
     source: Path = typer.Argument(..., help="Particle file: .star (RELION 3/4/5, Warp, "
-                                  "pytom), .mod (IMOD), .csv, .json (copick), .tbl (Dynamo)."),
+                                  "pytom), .mod (IMOD), .csv, .json (copick), .tbl (Dynamo), "
+                                  "or copick picks, copick:CONFIG.json#RUN/OBJECT:USER/SESSION."),
     output: Path = typer.Option(..., "--output", "-o", help="Particle file to write; its "
                                 "suffix names the format."),
     tomo_name: str = typer.Option(None, "--tomo-name", help="Keep only this tomogram's rows."),
@@ -32,12 +33,14 @@ def convert(
 ) -> None:
     """Convert particles between formats, each with its own orientation convention."""
     from ..io.convert import convert_particles
+    from ..io.copick_project import is_copick_location
 
     report = convert_particles(source, output, voxel_size, binning, tomo_name,
                                tomograms=tomograms_star, drop_orientations=drop_orientations)
-    write_provenance(output, "convert", {"tomo_name": tomo_name, "voxel_size": voxel_size,
-                                         "binning": binning}, [source],
-                     extra={"n": report["n"], "dropped": report["dropped"]})
+    if not is_copick_location(output):  # a copick project has no place for a sidecar
+        write_provenance(output, "convert", {"tomo_name": tomo_name, "voxel_size": voxel_size,
+                                             "binning": binning}, [source],
+                         extra={"n": report["n"], "dropped": report["dropped"]})
     typer.echo(f"wrote {report['n']} particles from {report['source_format']} to "
                f"{report['target_format']} in {output}"
                + (f"; dropped {', '.join(report['dropped'])}" if report["dropped"] else ""))

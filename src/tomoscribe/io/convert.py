@@ -12,8 +12,25 @@ import os
 from pathlib import Path
 
 from ..errors import ParameterError
-from .formats import format_for
+from .copick_project import is_copick_location
+from .formats import format_for, formats
 from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
+
+
+def _location(path):
+    """A Path, or a copick location kept as text (a Path would fold its ``//``)."""
+    return str(path) if is_copick_location(path) else Path(path)
+
+
+def _format(path):
+    """The format of a file (by suffix) or of a copick location (copick's picks)."""
+    if is_copick_location(path):
+        return {fmt.name: fmt for fmt in formats()}["copick"]
+    return format_for(path)
+
+
+def _name(path) -> str:
+    return path if isinstance(path, str) else path.name
 
 
 def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
@@ -35,8 +52,8 @@ def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
     -------
     dict with ``n`` (particles written), ``voxel_size_A`` and ``dropped`` (list of str).
     """
-    source, target = Path(source), Path(target)
-    src_fmt, dst_fmt = format_for(source), format_for(target)
+    source, target = _location(source), _location(target)
+    src_fmt, dst_fmt = _format(source), _format(target)
     table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
     if tomo_name is not None:
         table = select_tomogram(table, tomo_name, str(source), explicit=True)
@@ -55,13 +72,13 @@ def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
     has_angles = {"rot", "tilt", "psi"} <= set(table)
     if has_angles and not dst_fmt.holds_orientations:
         if not drop_orientations:
-            raise ParameterError(f"{target.name}: the {dst_fmt.name} format cannot hold the "
-                                 f"orientations {source.name} has; choose .star, .json, .tbl "
+            raise ParameterError(f"{_name(target)}: the {dst_fmt.name} format cannot hold the "
+                                 f"orientations {_name(source)} has; choose .star, .json, .tbl "
                                  "or .csv, or pass --drop-orientations.")
         table = table.drop(columns=["rot", "tilt", "psi"])
         dropped.append("orientations")
     if voxel is None and dst_fmt.name in ("relion", "copick"):
-        raise ParameterError(f"{source} records no voxel size and {target.name} needs one; "
+        raise ParameterError(f"{source} records no voxel size and {_name(target)} needs one; "
                              "give --voxel-size.")
     if voxel is not None and not dst_fmt.holds_voxel_size:
         dropped.append(f"the voxel size ({voxel:g} Å)")
@@ -70,8 +87,8 @@ def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
     if ("tomo_name" in table and table["tomo_name"].nunique() > 1
             and not dst_fmt.holds_several_tomograms):
         names = sorted(table["tomo_name"].astype(str).unique())
-        raise ParameterError(f"{target.name}: the {dst_fmt.name} format holds one tomogram but "
-                             f"{source.name} has {len(names)} ({', '.join(names[:5])}); "
+        raise ParameterError(f"{_name(target)}: the {dst_fmt.name} format holds one tomogram but "
+                             f"{_name(source)} has {len(names)} ({', '.join(names[:5])}); "
                              "choose one with --tomo-name.")
     write_particles(target, table, voxel, tomogram_shape_zyx)
     return {"n": len(table), "voxel_size_A": voxel, "dropped": dropped,
