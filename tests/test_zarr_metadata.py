@@ -100,3 +100,24 @@ def test_group_without_multiscales(tmp_path):
     zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
     with pytest.raises(InputFileError, match="without OME-NGFF 'multiscales'"):
         read_volume(tmp_path / "g.zarr")
+
+
+def test_complex_voxels_are_refused_not_cast(tmp_path):
+    """A store of complex numbers would be cast to real with the imaginary part dropped."""
+    import numpy as np
+    import pytest
+    import zarr
+
+    import tifffile
+
+    from tomoscribe.errors import TomoscribeError
+    from tomoscribe.io import read_volume
+
+    path = tmp_path / "c.zarr"
+    zarr.open_array(str(path), mode="w", shape=(2, 4, 4), dtype=np.complex64)[:] = 1 + 2j
+    with pytest.raises(TomoscribeError, match="complex64"):
+        read_volume(path, voxel_size_A=10.0)
+    tifffile.imwrite(tmp_path / "c.tif", np.full((3, 8, 8), 1 + 2j, np.complex64),
+                     photometric="minisblack")
+    with pytest.raises(TomoscribeError, match="complex64"):
+        read_volume(tmp_path / "c.tif", voxel_size_A=10.0)

@@ -129,6 +129,15 @@ def iter_slabs(n_slices: int, slab_slices: int):
         yield z0, min(n_slices, z0 + slab_slices)
 
 
+def check_voxel_type(path, dtype) -> None:
+    """Refuse voxel types that are not real numbers (complex, text, records), which a
+    cast to float would silently mangle."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        raise InvalidDataError(f"{path} holds voxels of type {dtype}, not real numbers; "
+                               "convert it to an integer or float volume first.")
+
+
 def check_finite(values: np.ndarray, where: str, z_offset: int = 0) -> None:
     """Refuse NaN or inf voxels, naming the first slice (z index) that has one."""
     bad = ~np.isfinite(values)

@@ -15,7 +15,7 @@ import tifffile
 
 from ..errors import InputFileError, ParameterError
 from ..outputs import atomic_path
-from ..volume import Volume
+from ..volume import Volume, check_voxel_type
 
 #: Length units ImageJ writes, in Å.
 _UNIT_A = {"angstrom": 1.0, "a": 1.0, "\u00c5": 1.0, "nm": 10.0, "nanometer": 10.0,
@@ -82,6 +82,7 @@ def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None,
         vs = found
     else:
         raise InputFileError(f"{path} does not record a voxel size; pass --voxel-size.")
+    check_voxel_type(path, data.dtype)
     return Volume(data, vs, (0.0, 0.0, 0.0), metadata={"source": str(path), "format": "tiff"})
 
 

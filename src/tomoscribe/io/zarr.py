@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..outputs import atomic_path
-from ..volume import Volume
+from ..volume import Volume, check_voxel_type
 
 _UNIT_A = {"angstrom": 1.0, "nanometer": 10.0, "micrometer": 1e4}
 
@@ -60,6 +60,7 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
             raise InputFileError(f"{path} is a plain zarr array without a voxel size; "
                                  "pass --voxel-size.")
         _check_array(path, node, "the array")
+        check_voxel_type(path, node.dtype)
         return Volume(CheckedZarrArray(node, path), (float(voxel_size_A),) * 3,
                       metadata={"source": str(path)})
     ms = _multiscale(path, attrs.get("multiscales"))
@@ -74,6 +75,7 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
     vs = tuple(float(v) for v in scale[::-1] * factor)
     if voxel_size_A is not None:
         vs = (float(voxel_size_A),) * 3
+    check_voxel_type(path, array.dtype)
     return Volume(CheckedZarrArray(array, path),
                   vs, tuple(float(v) for v in translation[::-1] * factor),
                   metadata={"source": str(path), "format": "ome-zarr"})
