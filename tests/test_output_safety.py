@@ -245,3 +245,19 @@ def test_two_segment_runs_on_one_output_never_mix(tmp_path):
     assert main(["segment", str(tmp_path / winner / "t.mrc"), "-m", str(tmp_path / "m.tsm"),
                  "-o", str(alone), "-q", "--slab-slices", "1"]) == 0
     assert (alone / "t_membrane.mrc").read_bytes() == result
+
+
+def test_too_little_free_space_is_refused_before_any_work(tomo, tmp_path, capsys, monkeypatch):
+    import collections
+    import shutil
+
+    from tomoscribe.cli import prepare as prepare_command
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(prepare_command, "preprocess_into",
+                        lambda *a, **k: pytest.fail("work started"))
+    assert main(["preprocess", str(tomo), "-o", str(tmp_path / "p.mrc"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "need about 110.6 KB but only 1.0 KB is free" in err, err
+    assert not (tmp_path / "p.mrc").exists()

@@ -212,6 +212,17 @@ def _check_folder_writable(folder: Path) -> None:
         raise OutputError(f"no permission to write in {base}; choose another place.")
 
 
+def check_free_space(output: str | os.PathLike, estimated_bytes: int) -> None:
+    """Refuse, before any work, an output of about ``estimated_bytes`` where its file
+    system has less free.
+
+    Raises
+    ------
+    OutputError
+    """
+    _check_free_space(Path(output).parent, int(estimated_bytes))
+
+
 def _check_free_space(folder: Path, estimated_bytes: int) -> None:
     base = _existing_ancestor(folder)
     free = shutil.disk_usage(base).free

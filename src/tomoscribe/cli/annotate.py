@@ -14,7 +14,8 @@ from ..io import create_volume, read_volume
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
 from ..segment.painted_size import painted_component_sizes
-from ..outputs import atomic_path, file_fingerprint, read_provenance, write_provenance
+from ..outputs import (atomic_path, check_free_space, file_fingerprint, read_provenance,
+                       write_provenance)
 from ..locks import output_lock
 from ..segment.checkpoint import checkpoint_path
 from ..segment.merge import make_legend, merge_into
@@ -306,6 +307,7 @@ def merge(
     if unknown:
         raise ParameterError(f"--weight names {sorted(unknown)} are not among {features}.")
     legend_path = output.with_name(output.name + ".legend.json")
+    check_free_space(output, int(np.prod(volumes[0].shape)))  # uint8 labels
     with create_volume(output, volumes[0].shape, np.uint8, volumes[0].voxel_size_A,
                        volumes[0].origin_A, overwrite=overwrite,
                        legend=make_legend(features, erasers or ())) as out:

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from ..io import create_volume, read_volume
-from ..outputs import read_provenance, write_provenance
+from ..outputs import check_free_space, read_provenance, write_provenance
 from ..preprocess import PreprocessParams, binned_geometry, preprocess_into
 from . import options
 from .checks import writes
@@ -51,6 +51,7 @@ def preprocess(
                               bin_factor=bin_factor, clamp_sigma=clamp or None)
     params.validate(volume.pixel_size_A * bin_factor)
     shape, voxel, origin = binned_geometry(volume, bin_factor)
+    check_free_space(output, 4 * int(np.prod(shape)))  # float32
     with create_volume(output, shape, np.float32, voxel, origin, overwrite=overwrite) as out:
         stats = preprocess_into(volume, out, params, show_progress=not quiet)
     write_provenance(output, "preprocess", {**params.as_dict(), "voxel_size_A": voxel},

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .. import __version__
@@ -36,7 +37,8 @@ from ..errors import ParameterError, TomoscribeError
 from ..io import read_volume
 from ..io.resumable import ResumableVolume, SlabTarget, write_slab
 from ..locks import output_lock
-from ..outputs import check_writable, file_fingerprint, make_folders, remove_empty_folders
+from ..outputs import (check_free_space, check_writable, file_fingerprint, make_folders,
+                       remove_empty_folders)
 from ..progress import track
 from ..volume import iter_slabs
 from .engine import (CUDA_SLABS_IN_FLIGHT, default_slab_slices, in_order, precision_mode,
@@ -195,6 +197,8 @@ def segment_files(jobs: list[_Job], client=None, resume: bool = True, overwrite:
         for job in jobs:
             for out in job.outputs:
                 check_writable(out.path, overwrite)
+                if not out.partial.exists():  # float32 maps, unless resuming
+                    check_free_space(out.path, 4 * int(np.prod(out.shape)))
         for job in jobs:
             for out in job.outputs:
                 created += make_folders(out.path.parent)
