@@ -261,3 +261,11 @@ def test_too_little_free_space_is_refused_before_any_work(tomo, tmp_path, capsys
     err = capsys.readouterr().err
     assert "need about 110.6 KB but only 1.0 KB is free" in err, err
     assert not (tmp_path / "p.mrc").exists()
+
+
+def test_a_hard_link_to_an_input_is_the_input(tomo, tmp_path, capsys):
+    os.link(tomo, tmp_path / "alias.mrc")
+    before = tomo.read_bytes()
+    assert main(["preprocess", str(tomo), "-o", str(tmp_path / "alias.mrc"), "-q"]) == 2
+    assert "also an input" in capsys.readouterr().err
+    assert tomo.read_bytes() == before

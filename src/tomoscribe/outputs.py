@@ -123,12 +123,21 @@ def _is_within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Two names of one file (a hard link)."""
+    try:
+        return a.is_file() and b.is_file() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _input_clash(output: Path, inputs) -> str | None:
     out = _real(output)
     for given in inputs:
         given = Path(given)
         real = _real(given)
-        if out == real or any(out == _real(c) for c in companions(given)):
+        if out == real or any(out == _real(c) for c in companions(given)) or _same_file(
+                out, real):
             return f"{output} is also an input ({given}); choose another output name."
         if real.is_dir() and _is_within(out, real):
             return f"{output} lies inside the input {given}; choose another place."
