@@ -385,7 +385,9 @@ def average(
                                  "half maps, FSC (CSV and PNG) and refined.star."),
     reference: Path = typer.Option(None, "--reference", help="Starting map (low-passed to "
                                    "--initial-lowpass); default: de novo."),
-    iterations: int = typer.Option(4, "--iterations", min=1, help="Local refinement rounds."),
+    iterations: int = typer.Option(4, "--iterations", min=0, help="Local refinement rounds (0 "
+                                   "with --use-priors: average at the file's orientations, no "
+                                   "search)."),
     global_step: float = typer.Option(20.0, "--global-step", help="Global search step (°)."),
     use_priors: bool = typer.Option(False, "--use-priors", help="Start from the file's "
                                     "rlnAngleRot/Tilt/Psi and search locally only."),

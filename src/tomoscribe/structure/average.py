@@ -119,6 +119,9 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
     if reference is not None and np.shape(reference) != (n, n, n):
         raise ParameterError(f"the reference is {np.shape(reference)} but particles are {n}³.")
     symmetry_operators(params.symmetry)  # refuses an unknown point group before any work
+    if params.iterations < 0 or (params.iterations == 0 and priors is None):
+        raise ParameterError("0 refinement iterations average the particles at the "
+                             "orientations given (priors); give them, or at least 1 iteration.")
     rng = np.random.default_rng(params.seed)
     dev = torch.device(device)
     full = torch.as_tensor(data, device=dev)
@@ -211,6 +214,10 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
             f"FSC 0.143 at {resolution:.1f} Å, mean score {scores.mean():.3f}")
         step = max(params.min_step_deg, step / 2)
 
+    if params.iterations == 0:  # no search: the particles averaged where the priors put them
+        sums = [average(index, rotations[index], shifts[index]) for index in halves]
+        maps = [symmetrise(finish_average(*s), params.symmetry) for s in sums]
+        curve = fsc_curve(maps[0].cpu().numpy(), maps[1].cpu().numpy(), voxel_size_A)
     total = (sums[0][0] + sums[1][0], sums[0][1] + sums[1][1])
     final = symmetrise(finish_average(*total), params.symmetry)
     return {"map": final.cpu().numpy(), "half_maps": [m.cpu().numpy() for m in maps],
