@@ -26,6 +26,7 @@ from tomoscribe.segment.modelfile import FeatureModel, save_model
 from tomoscribe.segment.network import ArchitectureSpec, build_network
 
 SHAPE = (12, 64, 64)
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _user_mrc(path: Path, data, voxel=10.0) -> Path:
@@ -69,6 +70,25 @@ def ws(tmp_path_factory):
         "unit": "angstrom", "points": [{"location": {"x": 1, "y": 2, "z": 3},
                                         "transformation_": 7}]}))
     (root / "model_garbage.tsm").write_bytes(b"\x00" * 64)
+    # A real IMOD model cut short (imodmodel alone loops forever on it), when present.
+    real_model = SHARED / "formats" / "imod" / "two_contour_example.mod"
+    model_bytes = real_model.read_bytes() if real_model.is_file() else b"IMODV1.2" + b"\0" * 300
+    (root / "truncated.mod").write_bytes(model_bytes[: len(model_bytes) - 7])
+    # An MRC whose data are float32 while its header says int16: twice as long as stated.
+    _user_mrc(root / "oversize.mrc", tomo[:2].astype(np.int16))
+    with open(root / "oversize.mrc", "ab") as fh:
+        fh.write(tomo[:2].astype(np.int16).tobytes())
+    # An MRC header with a negative size.
+    raw = bytearray((root / "t.mrc").read_bytes())
+    raw[0:4] = np.int32(-64).tobytes()
+    (root / "negative.mrc").write_bytes(bytes(raw))
+    import tifffile
+
+    tifffile.imwrite(root / "rgb.tif", rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8),
+                     photometric="rgb")
+    (root / "broken.zarr").mkdir()
+    (root / "broken.zarr" / ".zgroup").write_text('{"zarr_format": 2}')
+    (root / "broken.zarr" / ".zattrs").write_text('{"multiscales": 7}')
     (root / "notes").mkdir()
     (root / "notes" / "readme.txt").write_text("my notes\n")
     # Outputs of earlier tomoscribe runs.
@@ -196,6 +216,15 @@ CASES = [
     ("tilt range that is not numbers", "vesicles labels.mrc -o new.mrc -f ribosome "
      "--tilt-range a,b", "tilt-range"),
     ("unknown merge feature weight", "merge a.mrc --names x -o new.mrc --weight y=2", "y"),
+    ("truncated IMOD model", "trainset t.mrc -o new.trainset -f m --contours truncated.mod",
+     "truncated.mod"),
+    ("MRC longer than its header says", "preprocess oversize.mrc -o new.mrc -q", "oversize.mrc"),
+    ("MRC with a negative size", "preprocess negative.mrc -o new.mrc -q", "negative.mrc"),
+    ("colour TIFF without a channel", "preprocess rgb.tif -o new.mrc -q --voxel-size 10",
+     "--channel"),
+    ("OME-Zarr with malformed multiscales", "preprocess broken.zarr -o new.mrc -q",
+     "multiscales"),
+    ("a folder that is a file", "preprocess t.mrc -o user.mrc/p.mrc -q", "user.mrc"),
 ]
 
 
