@@ -105,7 +105,8 @@ def axis_evidence(values: np.ndarray, sigma: float) -> np.ndarray:
     return scipy.ndimage.gaussian_filter(data, sigma, mode=FACE_MODES)
 
 
-def ridge_points(values: np.ndarray, sigma: float, min_evidence: float):
+def ridge_points(values: np.ndarray, sigma: float, min_evidence: float,
+                 min_curvature: float = 0.0):
     """Sub-voxel centreline points and axis directions of tubes in ``values``.
 
     Returns
@@ -137,20 +138,32 @@ def ridge_points(values: np.ndarray, sigma: float, min_evidence: float):
     with np.errstate(divide="ignore", invalid="ignore"):
         t1 = -np.einsum("ni,ni->n", g, e1) / l1
         t2 = -np.einsum("ni,ni->n", g, e2) / l2
-    ok = (l2 < 0) & (np.abs(l3) < 0.5 * np.abs(l2)) & (np.abs(t1) <= 0.75) & (np.abs(t2) <= 0.75)
+    ok = (l2 < -min_curvature) & (np.abs(l3) < 0.5 * np.abs(l2)) & (np.abs(t1) <= 0.75) & (np.abs(t2) <= 0.75)
     ok &= np.isfinite(t1) & np.isfinite(t2)
     points = candidates[ok] + t1[ok, None] * e1[ok] + t2[ok, None] * e2[ok]
     return points, e3[ok], smooth[idx][ok]
 
 
+def _off_axis(step: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Length of the part of each ``step`` across its unit ``direction``."""
+    along = np.einsum("ni,ni->n", step, direction)
+    return np.sqrt(np.maximum(np.einsum("ni,ni->n", step, step) - along**2, 0.0))
+
+
 def _components(points: np.ndarray, directions: np.ndarray, radius: float,
-                max_angle_deg: float = 30.0) -> tuple[int, np.ndarray, scipy.sparse.csr_matrix]:
+                max_angle_deg: float = 30.0, max_offset: float = 1.0) -> tuple[int, np.ndarray, scipy.sparse.csr_matrix]:
     """Groups of ridge points joined by direction-compatible neighbour links."""
     n = len(points)
     pairs = cKDTree(points).query_pairs(radius, output_type="ndarray")
     if len(pairs):
         cos = np.abs(np.einsum("ni,ni->n", directions[pairs[:, 0]], directions[pairs[:, 1]]))
-        pairs = pairs[cos >= np.cos(np.radians(max_angle_deg))]
+        # The step between linked points runs along both axes: a point beside a line
+        # (a ridge of the smoothing's side lobes, whose "axis" is not where the points
+        # continue) links to nothing.
+        step = points[pairs[:, 1]] - points[pairs[:, 0]]
+        off = np.maximum(_off_axis(step, directions[pairs[:, 0]]),
+                         _off_axis(step, directions[pairs[:, 1]]))
+        pairs = pairs[(cos >= np.cos(np.radians(max_angle_deg))) & (off <= max_offset)]
     lengths = np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1) if len(
         pairs) else np.empty(0)
     graph = scipy.sparse.coo_matrix((lengths + 1e-9, (pairs[:, 0], pairs[:, 1])) if len(pairs)
@@ -172,6 +185,15 @@ def _longest_path(graph: scipy.sparse.csr_matrix, members: np.ndarray) -> np.nda
     while order[-1] != a and pred[order[-1]] >= 0:
         order.append(int(pred[order[-1]]))
     return np.array(order[::-1])
+
+
+def _resample(path: np.ndarray, step: float = 1.0) -> np.ndarray:
+    """A polyline resampled every ``step`` voxels of its arc (ends kept)."""
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+    if arc[-1] <= 0:
+        return path[:1]
+    s = np.linspace(0.0, arc[-1], max(2, int(np.ceil(arc[-1] / step)) + 1))
+    return np.column_stack([np.interp(s, arc, path[:, a]) for a in range(3)])
 
 
 def _smooth_path(path: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +280,10 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
     min_length = 2 * r if min_length is None else min_length
     # A tube that kept only a fifth of its cross-section (two thin walls) still passes.
     full = _axis_value_of_full_tube(model, voxel_size_A)
-    points, directions, _ = ridge_points(values, sigma, 0.2 * full)
+    # A ridge must also bend across both ways: beside a tube, where the smoothed
+    # profile flattens out (λ2 ≈ λ3 ≈ 0), the ratio test alone passes.
+    points, directions, _ = ridge_points(values, sigma, 0.2 * full,
+                                         0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A)))
     # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
     # spurious ridge in corners): those points are left out.
     upper = np.asarray(np.shape(values), float) - 1 - sigma
@@ -277,7 +302,9 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
             continue
         path = points[members[_longest_path(graph, members)]]
         if len(path) >= 3:
-            pieces.append(path)
+            # Ridge points along a path are 1–3 voxels apart: resampled every voxel so
+            # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
+            pieces.append(_resample(path))
     pieces = _join_pieces(pieces, 4.0 * r, r)
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
     smoothed = sorted((s for s in smoothed if s[1][-1] >= min_length),
@@ -292,8 +319,9 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
     return lines
 
 
-def _axis_value_of_full_tube(model: TubeModel, voxel_size_A: float) -> float:
-    """Axis evidence on the axis of a whole, straight tube of the model (analytic grid)."""
+def _full_tube_section(model: TubeModel, voxel_size_A: float):
+    """A whole tube's cross-section on a grid around its axis, the smoothing's weights
+    there, the grid's y and σ (voxels)."""
     r = model.radius_voxels(voxel_size_A)
     sigma = model.sigma_voxels(voxel_size_A)
     half = int(np.ceil(r + 4 * sigma)) + 1
@@ -301,7 +329,19 @@ def _axis_value_of_full_tube(model: TubeModel, voxel_size_A: float) -> float:
     rho = np.hypot(yy, xx)
     section = (rho <= r) & ((rho >= HOLLOW_INNER_FRACTION * r) if model.hollow else True)
     weights = np.exp(-rho**2 / (2 * sigma**2)) / (2 * np.pi * sigma**2)
+    return section, weights, yy, sigma
+
+
+def _axis_value_of_full_tube(model: TubeModel, voxel_size_A: float) -> float:
+    """Axis evidence on the axis of a whole, straight tube of the model (analytic grid)."""
+    section, weights, _, _ = _full_tube_section(model, voxel_size_A)
     return float((section * weights).sum())
+
+
+def _axis_curvature_of_full_tube(model: TubeModel, voxel_size_A: float) -> float:
+    """Second derivative of the axis evidence across a whole tube, on its axis (< 0)."""
+    section, weights, yy, sigma = _full_tube_section(model, voxel_size_A)
+    return float((section * weights * (yy**2 / sigma**4 - 1 / sigma**2)).sum())
 
 
 def sample_seeds(lines: list[np.ndarray], spacing: float) -> pd.DataFrame:
