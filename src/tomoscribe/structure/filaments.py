@@ -211,16 +211,21 @@ def _smooth_path(path: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray
 
 
 def _join_pieces(pieces: list[np.ndarray], reach: float, radius: float,
+                 mask: np.ndarray | None = None,
                  max_angle_deg: float = 25.0) -> list[np.ndarray]:
     """Join pieces end to end where a crossing or a gap broke one filament.
 
     Near a crossing the ridge bends towards the other filament, so each end's
     direction is taken from the stretch 0.5–3 R before it; two ends join when their
-    directions agree within ``max_angle_deg``, they lie within ``reach`` of each other
-    and each lies within R of the other's line.  The bent last 0.5 R of both ends is
-    dropped and the gap bridged straight.
+    directions agree within ``max_angle_deg``, they lie within ``reach`` of each other,
+    each lies off the other's line by at most R or, for long gaps, by at most the
+    same angle seen from the other end (a short piece's direction is uncertain by
+    some degrees, which grows to more than R over a crossing's width), and (with a
+    ``mask``) walls flank at least half of a bridge longer than R.  The bent last
+    0.5 R of both ends is dropped and the gap bridged straight.
     """
     cos_max = np.cos(np.radians(max_angle_deg))
+    sin_max = np.sin(np.radians(max_angle_deg))
     skip, span = max(1, int(round(0.5 * radius))), max(3, int(round(3 * radius)))
 
     def end(piece, tail):
@@ -248,7 +253,10 @@ def _join_pieces(pieces: list[np.ndarray], reach: float, radius: float,
                             continue
                         off_i = np.linalg.norm(gap - np.dot(gap, di) * di)
                         off_j = np.linalg.norm(gap - np.dot(gap, dj) * dj)
-                        if max(off_i, off_j) > radius:
+                        if max(off_i, off_j) > max(radius, dist * sin_max):
+                            continue
+                        if mask is not None and dist > radius and wall_coverage(
+                                mask, np.linspace(pi, pj, int(np.ceil(dist)) + 1), radius) < 0.5:
                             continue
                         if best is None or dist < best[0]:
                             best = (dist, i, j, ti, tj)
@@ -305,7 +313,8 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
             # Ridge points along a path are 1–3 voxels apart: resampled every voxel so
             # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
             pieces.append(_resample(path))
-    pieces = _join_pieces(pieces, 4.0 * r, r)
+    feature = np.asarray(values) >= 0.5
+    pieces = _join_pieces(pieces, 6.0 * r, r, feature)
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
     smoothed = sorted((s for s in smoothed if s[1][-1] >= min_length),
                       key=lambda s: -s[1][-1])
@@ -315,8 +324,44 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
     for line, _ in smoothed:
         if lines and np.mean(cKDTree(np.vstack(lines)).query(line)[0] <= r) >= 0.5:
             continue
+        # A line along the beam is a wedge streak (as for the points, now for the line).
+        chord = line[-1] - line[0]
+        if abs(chord[0]) >= np.cos(np.radians(25.0)) * np.linalg.norm(chord):
+            continue
+        # The tube must be there: walls on both sides of at least half the line.
+        if wall_coverage(feature, line, r) < 0.5:
+            continue
         lines.append(line)
     return lines
+
+
+def wall_coverage(mask: np.ndarray, line: np.ndarray, radius: float) -> float:
+    """Fraction of a centreline's points with the feature on both sides of it.
+
+    Each side is looked at 0.6–1.1 R from the point, across the line and parallel to
+    the xy plane (u = t × z): the side walls are what the missing wedge keeps of a
+    tube, and a solid filament fills that band too.  A side that falls outside the
+    volume counts as present.  Ridges that are not tubes (across a tube's end, where
+    the wedge spreads the cap; beside a bend) have the feature on one side at most.
+    """
+    if len(line) < 2:
+        return 0.0
+    tangent = np.gradient(line, axis=0)
+    across = np.cross(tangent, [1.0, 0.0, 0.0])  # (z, y, x): × z
+    norm = np.linalg.norm(across, axis=1)
+    across = across / norm.clip(1e-9)[:, None]
+    across[norm < 1e-6] = (0.0, 1.0, 0.0)
+    shape = np.asarray(mask.shape)
+    sides = []
+    for sign in (1.0, -1.0):
+        seen = np.zeros(len(line), bool)
+        for d in np.linspace(0.6 * radius, 1.1 * radius, max(2, int(np.ceil(0.5 * radius)) + 1)):
+            at = np.rint(line + sign * d * across).astype(int)
+            out = np.any((at < 0) | (at >= shape), axis=1)
+            at = at.clip(0, shape - 1)
+            seen |= out | mask[tuple(at.T)]
+        sides.append(seen)
+    return float(np.mean(sides[0] & sides[1]))
 
 
 def _full_tube_section(model: TubeModel, voxel_size_A: float):
