@@ -18,25 +18,49 @@ medial ridge of the mask seen at the scale of the tube:
    derivatives, scipy; zero beyond the z faces, mirrored beyond the x and y faces
    where filaments leave the volume), a voxel is on the centreline when the two most negative
    eigenvalues λ1 ≤ λ2 < 0 span the cross-section, the third is weak
-   (|λ3| < ½|λ2|: a line, not a blob), and the Newton step to the cross-section's
-   maximum, −(g·e_i)/λ_i along e1 and e2, is at most 0.75 voxel (a line between
-   voxel centres still leaves no gaps).  Each ridge point
-   gets that sub-voxel position and the axis direction e3.
-3. **Linking**: ridge points within 3 voxels whose directions agree within 30° are
-   joined (a graph; scipy.sparse.csgraph).  Agreement of directions keeps two crossing
-   filaments apart; pieces broken at a crossing are re-joined when their ends lie
-   within 4 R, each within R of the other's line, and agree within 25° (directions
-   from 0.5–3 R before the end, since ridges bend towards a crossing).  Points within σ of
-   a face (where the smoothing sees a mirror image) and points whose axis is within
-   25° of the beam (z: the wedge stretches crossings and blobs into short vertical
-   ridges; a filament along the beam of a lamella is rare) are left out.  Each filament is
-   its graph's longest path (two Dijkstra sweeps), smoothed along its arc
-   (Gaussian, σ 2 voxels), resampled every ``spacing`` voxels with its unit tangent.
-   Pieces shorter than 2 R are dropped (blobs, debris), and so are pieces lying
-   mostly within R of a longer filament (two tubes' axes are ≥ 2 R apart).
+   (|λ3| < ½|λ2|: a line, not a blob), λ2 bends at least 5% as much as across a whole
+   tube's axis (beside a tube the smoothed profile flattens, λ2 ≈ λ3 ≈ 0, and the
+   ratio test alone let parallel side ridges through), and the Newton step to the
+   cross-section's maximum, −(g·e_i)/λ_i along e1 and e2, is at most 0.75 voxel (a
+   line between voxel centres still leaves no gaps).  Each ridge point gets that
+   sub-voxel position and the axis direction e3.
+3. **Linking**: ridge points within 3 voxels whose directions agree within 30° and
+   whose step lies along both directions (≤ 1 voxel across either) are joined (a graph;
+   scipy.sparse.csgraph).  Agreement of directions keeps two crossing filaments apart;
+   the step test keeps points that merely sit side by side (a ridge's flank, a tube's
+   end cap spread by the wedge) from chaining across the tube.  Points within σ of a
+   face (where the smoothing sees a mirror image) and points whose axis is within 25°
+   of the beam (z: the wedge stretches crossings and blobs into short vertical
+   ridges; a filament along the beam of a lamella is rare) are left out.  Each
+   group's longest path (two Dijkstra sweeps) is a piece, resampled every voxel.
+4. **Joining across crossings**: near a crossing (two tubes touching in z blur into
+   one blob at σ) the ridge bends towards the other tube or breaks.  Pieces are joined
+   end to end when their ends lie within 6 R, their directions (from 0.5–3 R before
+   each end) agree within 25°, each end lies off the other's line by at most R or,
+   over a long gap, by at most that angle (a short piece's direction is uncertain by
+   some degrees), and the mask's walls flank at least half of the straight bridge.
+5. **Pruning**: each filament is smoothed along its arc (Gaussian, σ 2 voxels) and
+   resampled every ``spacing`` voxels with its unit tangent.  Dropped: pieces shorter
+   than 2 R (blobs, debris); pieces lying mostly within R of a longer filament (two
+   tubes' axes are ≥ 2 R apart); lines whose chord is within 25° of z (as for the
+   points); and lines with the feature on both sides (0.6–1.1 R across the line,
+   parallel to xy: the side walls the wedge keeps, or a solid body) along less than
+   half their length (:func:`wall_coverage`) — ridges across a tube's end or beside a
+   bend, which made most spurious lines before, have the feature on one side only.
+
+Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
+development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
+cells.  Not solved: a tube within ~15° of x (perpendicular to the tilt axis) keeps
+little of its depth, and crossing another tube it can be lost; along x it is not in
+the data at all.
 
 Hand-written parts and why: the ridge test is a few array expressions over
-scipy's Gaussian derivatives; the graph is scipy's.  ``skan`` was considered for the
+scipy's Gaussian derivatives; the graph is scipy's; the join and the wall test
+(sampling the mask at offsets across a polyline) are short loops over a few pieces
+that no kept library offers for directed ridge pieces.  Two touching tubes at a
+crossing are told apart by the join (directions, offsets, walls along the bridge),
+not by looking for two maxima in the smoothed cross-section: at σ ≈ 0.84 R the two
+tubes 2 R apart merge into one maximum there, so the profile has nothing to split.  ``skan`` was considered for the
 skeleton graph, but there is no skeleton here (ridge points carry directions, which
 the linking uses), and it would bring numba and llvmlite with it.
 
