@@ -58,9 +58,9 @@ Hand-written parts and why: the ridge test is a few array expressions over
 scipy's Gaussian derivatives; the graph is scipy's; the join and the wall test
 (sampling the mask at offsets across a polyline) are short loops over a few pieces
 that no kept library offers for directed ridge pieces.  Two touching tubes at a
-crossing are told apart by the join (directions, offsets, walls along the bridge),
-not by looking for two maxima in the smoothed cross-section: at σ ≈ 0.84 R the two
-tubes 2 R apart merge into one maximum there, so the profile has nothing to split.  ``skan`` was considered for the
+crossing are told apart by the join (directions, offsets, walls along the bridge);
+a test for two maxima in the cross-section profile was not built: the join brought
+the measured touching crossings through, except where one tube is near x.  ``skan`` was considered for the
 skeleton graph, but there is no skeleton here (ridge points carry directions, which
 the linking uses), and it would bring numba and llvmlite with it.
 
