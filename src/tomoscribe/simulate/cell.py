@@ -73,7 +73,7 @@ def particles_for_concentration(concentration_uM: float, shape, voxel_size_A: fl
     return int(round(concentration_uM * 1e-6 * _AVOGADRO * litres))
 
 
-def make_cell(params: CellParams = CellParams()):
+def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False):
     """Simulate the phantom.
 
     Returns
@@ -83,6 +83,11 @@ def make_cell(params: CellParams = CellParams()):
     instances : Volume (int32 object ids)
     particles : pandas.DataFrame
         class, class_id, instance, x_A, y_A, z_A, rot, tilt, psi (degrees, ZYZ).
+    axes : dict, only with ``filament_axes=True``
+        instance id → {"class": "microtubule" or "actin", "axis_zyx": (n, 3) float
+        array}: each filament's true axis, the curve its tube was painted around, in
+        voxels (z, y, x), points ≤ 1 voxel apart, clipped to the volume.  Recording
+        it changes nothing else (no random draw).
     """
     if min(params.shape) < 16:
         raise ParameterError(f"the cell volume must be at least 16 voxels each way, got "
@@ -93,6 +98,7 @@ def make_cell(params: CellParams = CellParams()):
     labels = np.zeros(params.shape, np.uint8)
     instances = np.zeros(params.shape, np.int32)
     state = {"next_instance": 1}
+    axes = {}
     nz, ny, nx = params.shape
 
     def stamp(box, mask, class_id):
@@ -162,6 +168,7 @@ def make_cell(params: CellParams = CellParams()):
             density[box] += scipy.ndimage.gaussian_filter(tube.astype(np.float32), 0.5)
             if kind == "microtubule" and params.filled_microtubule_labels:
                 tube = (dist <= outer * nm) & free
+            axes[state["next_instance"]] = {"class": kind, "axis_zyx": curve[keep].copy()}
             stamp(box, tube, CELL_CLASS_IDS[kind])
     occupied = scipy.ndimage.binary_dilation(labels > 0, iterations=2)
 
@@ -243,7 +250,8 @@ def make_cell(params: CellParams = CellParams()):
     vs = (params.voxel_size_A,) * 3
     particles = pd.DataFrame(rows, columns=["class", "class_id", "instance", "x_A", "y_A",
                                             "z_A", "rot", "tilt", "psi"])
-    return (Volume(density, vs), Volume(labels, vs), Volume(instances, vs), particles)
+    out = (Volume(density, vs), Volume(labels, vs), Volume(instances, vs), particles)
+    return out + (axes,) if filament_axes else out
 
 
 def _bilayer(signed_distance: np.ndarray, voxels_per_nm: float):
