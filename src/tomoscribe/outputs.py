@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import __version__
-from .errors import OutputError
+from .errors import OutputError, TomoscribeError
 
 #: OS errors that mean "this output cannot be written here" (full disk, no permission).
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM,
@@ -178,7 +178,8 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
                               "through links, so remove it or choose another name.")
         if output.exists():
             if not overwrite:
-                raise OutputError(f"{output} already exists; remove it or pass --overwrite.")
+                raise OutputError(f"{output} already exists; remove it or pass `overwrite=True`.",
+                                  parameter="overwrite")
             if output.is_dir() and not output.name.lower().endswith(".zarr"):
                 raise OutputError(f"{output} is a folder; choose a file name.")
             if not is_ours(output):
@@ -366,6 +367,8 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         if tmp is not None:
             _remove(tmp)
         remove_empty_folders(created)
+        if isinstance(err, TomoscribeError):  # ours (also OSErrors) say what went wrong
+            raise
         raise write_error(output, err) from err
     except BaseException:
         if tmp is not None:
@@ -494,7 +497,7 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True,
                 if target.exists() or target.is_symlink():
                     if not overwrite:
                         raise OutputError(f"{target} already exists; remove it or pass "
-                                          "--overwrite.")
+                                          "`overwrite=True`.", parameter="overwrite")
                     if target.is_dir() != source.is_dir() or not is_ours(target):
                         raise OutputError(f"{target} exists and was not written by "
                                           "tomoscribe, which replaces only its own outputs; "
@@ -516,6 +519,8 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True,
         if staging is not None:
             _remove(staging)
         remove_empty_folders(created)
+        if isinstance(err, TomoscribeError):  # ours (also OSErrors) say what went wrong
+            raise
         raise write_error(folder, err) from err
     except BaseException:
         if staging is not None:

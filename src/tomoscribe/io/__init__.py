@@ -63,8 +63,8 @@ def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None,
     if fmt == "tiff":
         return read_tiff(path, voxel_size_A, channel=channel)
     if channel not in (None, 0):
-        raise ParameterError(f"{path}: --channel {channel} applies to multi-channel TIFF "
-                             "files; this volume has one channel.")
+        raise ParameterError(f"{path}: `channel={channel}` applies to multi-channel TIFF "
+                             "files; this volume has one channel.", parameter="channel")
     if fmt == "mrc":
         return read_mrc(path, voxel_size_A)
     return read_ome_zarr(path, voxel_size_A)
