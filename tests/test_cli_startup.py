@@ -74,3 +74,17 @@ def test_train_help_lists_every_architecture():
     from tomoscribe.segment.network import ARCHITECTURES
 
     assert ARCHITECTURE_NAMES == tuple(ARCHITECTURES)
+
+
+def test_version_comes_from_the_installed_metadata(capsys):
+    from importlib.metadata import PackageNotFoundError, version
+
+    from tomoscribe.cli.app import main
+
+    try:
+        expected = version("tomoscribe")
+    except PackageNotFoundError:
+        expected = "0.0.0+unknown"
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"tomoscribe {expected}\n"
+    assert tomoscribe.__version__ == expected

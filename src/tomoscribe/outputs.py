@@ -38,7 +38,6 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from . import __version__
 from .errors import OutputError, TomoscribeError
 
 #: OS errors that mean "this output cannot be written here" (full disk, no permission).
@@ -412,6 +411,8 @@ def write_provenance(output: str | os.PathLike, step: str, parameters: dict,
     extra : dict, optional
         More fields (for example measured statistics).
     """
+    from . import __version__
+
     record = {
         "software": "tomoscribe",
         "version": __version__,

@@ -14,7 +14,6 @@ import warnings
 
 import typer
 
-from .. import __version__
 from ..errors import TomoscribeError
 from ..outputs import guarding_inputs
 
@@ -30,6 +29,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from .. import __version__
+
         typer.echo(f"tomoscribe {__version__}")
         raise typer.Exit()
 
