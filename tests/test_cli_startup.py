@@ -56,7 +56,8 @@ def test_importing_the_cli_and_every_help_leave_heavy_libraries_unimported():
 
 
 def test_a_command_still_imports_what_it_needs_when_it_runs(tmp_path):
-    """The lazy imports are in the command bodies: running `info` reads an MRC file."""
+    """The lazy imports are in the command bodies: running `info` reads an MRC file (and
+    imports no torch, pandas or scipy: a copick location is told apart without them)."""
     code = ("import sys, numpy as np\n"
             "from tomoscribe.io import write_volume\n"
             "from tomoscribe.volume import Volume\n"
@@ -65,8 +66,10 @@ def test_a_command_still_imports_what_it_needs_when_it_runs(tmp_path):
             "from tomoscribe.cli.app import main\n"
             f"status = main(['info', {str(tmp_path / 't.mrc')!r}])\n"
             "import json; print(json.dumps({'status': status, 'mrcfile': 'mrcfile' in "
-            "sys.modules}))\n")
-    assert _fresh_process(code) == {"status": 0, "mrcfile": True}
+            "sys.modules, 'heavy': [m for m in ('torch', 'pandas', 'scipy') "
+            "if m in sys.modules]}))\n")
+    # info reads the file, and needs neither tables, nor scipy, nor networks for it
+    assert _fresh_process(code) == {"status": 0, "mrcfile": True, "heavy": []}
 
 
 def test_train_help_lists_every_architecture():

@@ -23,7 +23,7 @@ from ..outputs import check_output_folder, check_outputs, sidecar_path
 
 def _paths(value) -> list[Path]:
     """Files among a parameter's values; copick locations are checked by copick_project."""
-    from ..io.copick_project import is_copick_location
+    from ..io.locations import is_copick_location
 
     if isinstance(value, Path):
         return [] if is_copick_location(value) else [value]
