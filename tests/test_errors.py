@@ -144,3 +144,20 @@ def test_a_command_renames_a_library_argument_it_calls_otherwise():
     with pytest.raises(ParameterError, match="`seed`"):  # other errors pass unchanged
         with arguments_as(method="embedding"):
             raise ParameterError("`seed` must be whole.", parameter="seed")
+
+
+def test_our_oserrors_inside_an_atomic_output_are_not_reworded(tmp_path):
+    """atomic_path words an OS error met while writing; an InputFileError raised by the
+    work inside it (also an OSError now) keeps its own sentence, and nothing is left."""
+    from tomoscribe.outputs import atomic_path
+
+    with pytest.raises(InputFileError) as caught:
+        with atomic_path(tmp_path / "out.mrc") as tmp:
+            tmp.write_bytes(b"partial")
+            raise InputFileError("in.mrc is truncated; check that it is complete.")
+    assert str(caught.value) == "in.mrc is truncated; check that it is complete."
+    assert not isinstance(caught.value, OutputError)
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+    with pytest.raises(OutputError, match="could not write"):  # a real OS error is worded
+        with atomic_path(tmp_path / "out2.mrc"):
+            raise PermissionError(13, "Permission denied")
