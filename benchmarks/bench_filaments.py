@@ -105,7 +105,8 @@ def score_scenes(items, model, tilt: int, label: str):
     return {**totals, "match_rate": totals["n_matched"] / max(totals["n_true"], 1),
             "spurious_rate": totals["n_spurious"] / max(totals["n_traced"], 1),
             "median_distance_nm": float(np.median(distances)) * VOXEL_A / 10 if distances else None,
-            "p90_distance_nm": float(np.percentile(distances, 90)) * VOXEL_A / 10 if distances else None,
+            "p90_distance_nm": (float(np.percentile(distances, 90)) * VOXEL_A / 10
+                                if distances else None),
             "median_direction_deg": float(np.median(angles)) if angles else None,
             "trace_seconds": round(seconds, 1)}
 

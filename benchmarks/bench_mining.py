@@ -14,7 +14,8 @@ training half *without* that structure; its output-layer features of the test ha
 (all structures) are over-partitioned by k-means; every cluster of at least 4
 subtomograms is classified and averaged without a reference (2 classes); a structure
 counts as recovered when a class average made mostly of it (by the simulation's truth)
-and whose closest reference is that structure lies within 7 nm of it (FSC 0.5).  ``--features rif`` does the same with the
+and whose closest reference is that structure lies within 7 nm of it (FSC 0.5).
+``--features rif`` does the same with the
 rotation-invariant features, which need no training (one clustering serves every
 held-out structure).
 

@@ -310,7 +310,7 @@ def test_pipeline_refuses_a_bad_number_of_labelled_tomograms(tmp_path):
     from tomoscribe.clem.pipeline import ClemSettings, run_clem_pipeline
 
     for bad in (0, 9):
-        with pytest.raises(ParameterError, match="--training-tomograms"):
+        with pytest.raises(ParameterError, match="`training_tomograms`"):
             run_clem_pipeline(ClemSettings(out_dir=tmp_path / "out", training_tomograms=bad))
     assert not (tmp_path / "out").exists()
 

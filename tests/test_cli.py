@@ -112,8 +112,10 @@ def test_painted_volume_with_other_voxel_size_is_refused(tmp_path, capsys):
 
 def test_full_pipeline_files_carry_voxel_size_and_origin(tmp_path):
     """A label map from `merge` keeps the tomogram's voxel size and origin (IMOD/napari overlay)."""
-    write_volume(tmp_path / "a.mrc", Volume(np.full((2, 8, 8), 1.5, np.float32), (7.0,) * 3, (70., 0., -14.)))
-    write_volume(tmp_path / "b.mrc", Volume(np.full((2, 8, 8), 0.5, np.float32), (7.0,) * 3, (70., 0., -14.)))
+    write_volume(tmp_path / "a.mrc",
+                 Volume(np.full((2, 8, 8), 1.5, np.float32), (7.0,) * 3, (70., 0., -14.)))
+    write_volume(tmp_path / "b.mrc",
+                 Volume(np.full((2, 8, 8), 0.5, np.float32), (7.0,) * 3, (70., 0., -14.)))
     assert main(["merge", str(tmp_path / "a.mrc"), str(tmp_path / "b.mrc"), "--names", "x,y",
                  "-o", str(tmp_path / "l.mrc"), "-q"]) == 0
     labels = read_volume(tmp_path / "l.mrc")

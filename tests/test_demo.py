@@ -4,8 +4,8 @@ The default (medium) demo's figures are in docs/performance.md.  On the small si
 (seed 0, membranes with one negative copy, 2 averaging iterations) the 2-core dev
 machine measured: picking F1 1.00 / 0.98, Dice membrane 0.53 / 0.52 from the networks
 (0.63 / 0.67 with vesicles closed), microtubule 0.65 / 0.51, ribosome 0.60 / 0.64
-(tomogram 1 / 2), average FSC 0.5 against the true map 34.7 Å from 54 particles.  The bounds below leave room for thread-order noise
-but fail if a stage breaks.
+(tomogram 1 / 2), average FSC 0.5 against the true map 34.7 Å from 54 particles.  The bounds
+below leave room for thread-order noise but fail if a stage breaks.
 """
 
 import json
@@ -34,7 +34,8 @@ def test_small_demo_runs_every_stage_and_scores_against_truth(tmp_path):
                  "average/refined.star", "truth/ribosome_map.mrc", "scores.json"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "scores.json").read_text())
-    assert saved["picking"]["tomogram_1"]["f1"] == pytest.approx(results["picking"]["tomogram_1"]["f1"])
+    assert saved["picking"]["tomogram_1"]["f1"] == pytest.approx(
+        results["picking"]["tomogram_1"]["f1"])
     # Both tomograms (the second was never annotated).
     for tomo in ("tomogram_1", "tomogram_2"):
         assert results["picking"][tomo]["f1"] > 0.85

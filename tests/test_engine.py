@@ -57,7 +57,7 @@ def test_odd_sizes_and_context_models():
 
 def test_voxel_size_mismatch_is_refused_unless_rescaled():
     volume = _volume((2, 64, 64), voxel=13.0)
-    with pytest.raises(VoxelSizeMismatchError, match="--rescale"):
+    with pytest.raises(VoxelSizeMismatchError, match="`rescale=True`"):
         segment_array(volume, [_model(voxel=10.0)], device="cpu")
     (out,) = segment_array(volume, [_model(voxel=10.0)], device="cpu", rescale=True)
     assert out.shape == volume.shape

@@ -78,7 +78,7 @@ def test_tiff_without_voxel_size_needs_one(tmp_path):
 
     tifffile.imwrite(tmp_path / "plain.tif", np.zeros((3, 8, 8), np.uint8),
                      photometric="minisblack")
-    with pytest.raises(InputFileError, match="--voxel-size"):
+    with pytest.raises(InputFileError, match="`voxel_size_A`"):
         read_volume(tmp_path / "plain.tif")
     assert read_volume(tmp_path / "plain.tif", voxel_size_A=7.0).voxel_size_A == (7.0,) * 3
 

@@ -10,7 +10,8 @@ from tomoscribe.segment.network import (ArchitectureSpec, Chen2017, build_networ
 
 def test_default_architecture_has_the_papers_parameter_count():
     network = build_network(ArchitectureSpec())
-    assert count_parameters(network) == 40 * 15 * 15 + 40 + 40 * 40 * 15 * 15 + 40 + 40 * 15 * 15 + 1
+    assert count_parameters(network) == (40 * 15 * 15 + 40 + 40 * 40 * 15 * 15 + 40
+                                         + 40 * 15 * 15 + 1)
 
 
 def test_2p5d_variant_takes_context_channels():
@@ -54,7 +55,8 @@ def test_fft_convolution_equals_direct_convolution_and_its_gradients(shape):
         assert float((a - b).abs().max() / a.abs().max()) < 1e-4
     # Weights only (the network's first layer: its input needs no gradient).
     x_fixed = x.detach()
-    w_direct = torch.autograd.grad(F.conv2d(x_fixed, weight, bias, padding=7).square().sum(), weight)
+    w_direct = torch.autograd.grad(F.conv2d(x_fixed, weight, bias, padding=7).square().sum(),
+                                   weight)
     w_fast = torch.autograd.grad(fft_conv2d(x_fixed, weight, bias, 7).square().sum(), weight)
     assert float((w_direct[0] - w_fast[0]).abs().max() / w_direct[0].abs().max()) < 1e-4
 
@@ -73,7 +75,7 @@ def test_fft_and_direct_network_modes_agree():
 def test_unknown_or_inconsistent_architecture_is_refused():
     with pytest.raises(ParameterError, match="unknown architecture"):
         ArchitectureSpec("resnet").validate()
-    with pytest.raises(ParameterError, match="--context"):
+    with pytest.raises(ParameterError, match="`context_slices=1`"):
         ArchitectureSpec("chen2017-2.5d", 0).validate()
     with pytest.raises(ParameterError):
         ArchitectureSpec("chen2017", 2).validate()

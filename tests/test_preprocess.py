@@ -53,7 +53,7 @@ def test_highpass_removes_per_slice_offsets_and_long_waves():
     assert np.abs(slice_means).max() < 0.01
     profile = out.mean(axis=(0, 1))
     assert np.abs(profile).max() < 0.5  # the ±5 wave is down to about ±0.33
-    
+
 
 def test_binning_geometry_and_values():
     data = np.arange(4 * 4 * 4, dtype=np.float32).reshape(4, 4, 4)

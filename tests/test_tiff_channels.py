@@ -19,7 +19,7 @@ def _rgb(path, shape=(6, 7, 3)):
 def test_rgb_image_is_refused_without_a_channel(tmp_path):
     _rgb(tmp_path / "rgb.tif")
     with pytest.raises(InputFileError, match=r"rgb\.tif is a colour .*3 colour samples.*"
-                                             r"--channel 0\.\.2"):
+                                             r"`channel=0\.\.2`"):
         read_volume(tmp_path / "rgb.tif", voxel_size_A=1.0)
 
 
@@ -43,7 +43,7 @@ def test_rgba_stack_channel_is_a_volume(tmp_path):
 
 def test_channel_out_of_range_is_refused(tmp_path):
     _rgb(tmp_path / "rgb.tif")
-    with pytest.raises(ParameterError, match="--channel 3 is not among 0..2"):
+    with pytest.raises(ParameterError, match="`channel=3` is not among 0..2"):
         read_volume(tmp_path / "rgb.tif", voxel_size_A=1.0, channel=3)
 
 
@@ -67,7 +67,7 @@ def test_real_grey_tiffs_still_read(shared_data):
 
 
 def test_channel_on_an_mrc_is_refused(tmp_path):
-    with pytest.raises(ParameterError, match="--channel 2"):
+    with pytest.raises(ParameterError, match="`channel=2`"):
         read_volume(tmp_path / "v.mrc", channel=2)
 
 

@@ -73,7 +73,7 @@ def test_validation_split_keeps_copies_together(discs):
 
 
 def test_context_beyond_training_set_is_refused(discs):
-    with pytest.raises(ParameterError, match="--context"):
+    with pytest.raises(ParameterError, match="`context_slices=1`"):
         train_feature(discs, ArchitectureSpec("chen2017-2.5d", 1), TrainParams(epochs=1),
                       device="cpu")
 

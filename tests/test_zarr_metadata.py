@@ -64,7 +64,8 @@ def _mutations(ms):
     yield "scale too short", m, r"scale is \[1, 2\]"
     m = copy.deepcopy(ms); m[0]["datasets"][0]["coordinateTransformations"][0]["scale"] = [1, 0, 2]
     yield "scale zero", m, r"not three positive numbers"
-    m = copy.deepcopy(ms); m[0]["datasets"][0]["coordinateTransformations"][1]["translation"] = ["a", 1, 2]
+    m = copy.deepcopy(ms)
+    m[0]["datasets"][0]["coordinateTransformations"][1]["translation"] = ["a", 1, 2]
     yield "translation text", m, r"translation is \['a', 1, 2\]"
     m = copy.deepcopy(ms); m[0]["datasets"][0]["coordinateTransformations"][0] = "scale"
     yield "transform a string", m, r"coordinateTransformations\[0\] is a str"

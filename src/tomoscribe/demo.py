@@ -125,7 +125,8 @@ def particle_radius_A(name: str) -> float:
 def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     """Run the demo; returns the scores and timings, also written to ``scores.json``."""
     if settings.size not in SIZES:
-        raise ParameterError(f"--size must be one of {', '.join(SIZES)}, got {settings.size!r}.")
+        raise ParameterError(f"`size` must be one of {', '.join(SIZES)}, got {settings.size!r}.",
+                             parameter="size")
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("truth", "annotations", "models", "maps", "picks"):

@@ -38,8 +38,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from . import __version__
-from .errors import OutputError
+from .errors import OutputError, TomoscribeError
 
 #: OS errors that mean "this output cannot be written here" (full disk, no permission).
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM,
@@ -187,7 +186,8 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
                               "through links, so remove it or choose another name.")
         if output.exists():
             if not overwrite:
-                raise OutputError(f"{output} already exists; remove it or pass --overwrite.")
+                raise OutputError(f"{output} already exists; remove it or pass `overwrite=True`.",
+                                  parameter="overwrite")
             if output.is_dir() and not output.name.lower().endswith(".zarr"):
                 raise OutputError(f"{output} is a folder; choose a file name.")
             if not is_ours(output):
@@ -386,6 +386,8 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         if tmp is not None:
             _remove(tmp)
         remove_empty_folders(created)
+        if isinstance(err, TomoscribeError):  # ours (also OSErrors) say what went wrong
+            raise
         raise write_error(output, err) from err
     except BaseException:
         if tmp is not None:
@@ -429,6 +431,8 @@ def write_provenance(output: str | os.PathLike, step: str, parameters: dict,
     extra : dict, optional
         More fields (for example measured statistics).
     """
+    from . import __version__
+
     record = {
         "software": "tomoscribe",
         "version": __version__,
@@ -514,7 +518,7 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True,
                 if target.exists() or target.is_symlink():
                     if not overwrite:
                         raise OutputError(f"{target} already exists; remove it or pass "
-                                          "--overwrite.")
+                                          "`overwrite=True`.", parameter="overwrite")
                     if target.is_dir() != source.is_dir() or not is_ours(target):
                         raise OutputError(f"{target} exists and was not written by "
                                           "tomoscribe, which replaces only its own outputs; "
@@ -536,6 +540,8 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True,
         if staging is not None:
             _remove(staging)
         remove_empty_folders(created)
+        if isinstance(err, TomoscribeError):  # ours (also OSErrors) say what went wrong
+            raise
         raise write_error(folder, err) from err
     except BaseException:
         if staging is not None:

@@ -45,7 +45,8 @@ class PreprocessParams:
 
     def validate(self, voxel_size_A: float) -> None:
         if self.bin_factor < 1:
-            raise ParameterError(f"--bin must be a positive integer, got {self.bin_factor}.")
+            raise ParameterError(f"`bin_factor` must be a positive integer, got {self.bin_factor}.",
+                                 parameter="bin_factor")
         for name in ("lowpass_A", "highpass_A"):
             value = getattr(self, name)
             if value is not None and not value > 0:

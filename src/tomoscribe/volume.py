@@ -49,7 +49,7 @@ class Volume:
         if not all(np.isfinite(v) and v > 0 for v in vs):
             raise ParameterError(
                 f"voxel size must be positive and finite, got {vs} Å; "
-                "set it with --voxel-size."
+                "set it with `voxel_size_A`.", parameter="voxel_size_A"
             )
         object.__setattr__(self, "voxel_size_A", vs)
         object.__setattr__(

@@ -122,7 +122,7 @@ def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0):
         except ImportError:
             if method == "umap":
                 raise ParameterError("UMAP needs the umap-learn package; install it or use "
-                                     "--embedding tsne.") from None
+                                     "`method=tsne`.", parameter="method") from None
         else:
             return umap.UMAP(random_state=seed).fit_transform(data), "umap"
     from sklearn.manifold import TSNE

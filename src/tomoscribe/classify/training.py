@@ -200,7 +200,7 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
             seen += len(index)
         if not np.isfinite(total):
             raise ParameterError(f"training diverged in epoch {epoch + 1} (loss is not "
-                                 "finite); lower --learning-rate.")
+                                 "finite); lower `learning_rate`.", parameter="learning_rate")
         history.append({"epoch": epoch + 1, "loss": total / seen,
                         "train_accuracy": correct / seen,
                         "learning_rate": optimiser.param_groups[0]["lr"]})  # at epoch end

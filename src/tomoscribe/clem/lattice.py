@@ -79,7 +79,8 @@ def fit_lattice(points_xy: np.ndarray, spacing_px: float, tolerance: float = 0.2
     if len(points) < MIN_HOLES:
         raise InvalidDataError(
             f"only {len(points)} holes were detected (at least {MIN_HOLES} are needed); check "
-            "the pixel size, hole diameter and polarity, or lower --min-score.")
+            "the pixel size, hole diameter and polarity, or lower `min_score`.",
+            parameter="min_score")
     tree = cKDTree(points)
     distance, neighbour = tree.query(points, k=min(7, len(points)))
     vectors = (points[neighbour[:, 1:]] - points[:, None, :]).reshape(-1, 2)
@@ -112,7 +113,8 @@ def fit_lattice(points_xy: np.ndarray, spacing_px: float, tolerance: float = 0.2
     if inlier.sum() < MIN_HOLES or np.linalg.matrix_rank(indices[inlier] - indices[inlier][0]) < 2:
         raise InvalidDataError(
             f"only {int(inlier.sum())} of {len(points)} holes fit a lattice; the film may be "
-            "damaged or the detections wrong (check --min-score and the polarity).")
+            "damaged or the detections wrong (check `min_score` and the polarity).",
+            parameter="min_score")
     residual = np.linalg.norm(points - origin - indices @ basis, axis=1)
     return Lattice(origin, basis, points, indices, inlier,
                    float(np.sqrt(np.mean(residual[inlier] ** 2))))

@@ -109,10 +109,11 @@ def clem_cell_params(size: str, seed: int) -> CellParams:
 def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     """Run the pipeline; returns the scores and timings (also in ``scores.json``)."""
     if settings.size not in SIZES:
-        raise ParameterError(f"--size must be one of {', '.join(SIZES)}, got {settings.size!r}.")
+        raise ParameterError(f"`size` must be one of {', '.join(SIZES)}, got {settings.size!r}.",
+                             parameter="size")
     if not 1 <= settings.training_tomograms <= 8:
-        raise ParameterError("--training-tomograms must be between 1 and 8, got "
-                             f"{settings.training_tomograms}.")
+        raise ParameterError("`training_tomograms` must be between 1 and 8, got "
+                             f"{settings.training_tomograms}.", parameter="training_tomograms")
     out = Path(settings.out_dir)
     for sub in ("", "truth", "clem", "models", "maps"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -364,7 +365,8 @@ def simulate_clem_dataset(out: Path, size: str = "medium", seed: int = 0, snr: f
                           mirror: bool = False) -> dict:
     """``tomoscribe clem simulate``: one tomogram with its correlative data and truth."""
     if size not in SIZES:
-        raise ParameterError(f"--size must be one of {', '.join(SIZES)}, got {size!r}.")
+        raise ParameterError(f"`size` must be one of {', '.join(SIZES)}, got {size!r}.",
+                             parameter="size")
     out = Path(out)
     for sub in ("", "truth", "clem"):
         (out / sub).mkdir(parents=True, exist_ok=True)

@@ -156,7 +156,7 @@ def anchor_by_landmarks(fm: Lattice, ov: Lattice, fm_xy: np.ndarray, ov_xy: np.n
     if len(fm_xy) < needed:
         raise ParameterError(
             f"{len(fm_xy)} landmark(s) cannot fix the lattice's symmetry; give at least "
-            f"{needed} (3 when mirroring is unknown, 2 with --mirror/--no-mirror).")
+            f"{needed} (3 when `mirror` is unknown, 2 when it is given).", parameter="mirror")
     scored = []
     for symmetry in symmetries(mirror):
         if not check_symmetry(fm, ov, symmetry, nominal_scale):
@@ -171,7 +171,7 @@ def anchor_by_landmarks(fm: Lattice, ov: Lattice, fm_xy: np.ndarray, ov_xy: np.n
             scored.append((rms, symmetry, t))
     if not scored:
         raise ParameterError("no lattice symmetry maps the fluorescence near the nominal pixel "
-                             "size; check --fm-pixel and --overview-pixel.")
+                             "size; check the pixel sizes of both images.")
     scored.sort(key=lambda s: s[0])
     best, runner = scored[0], scored[1] if len(scored) > 1 else (math.inf,)
     step = ov.spacing_px
@@ -237,7 +237,7 @@ def anchor_by_cell(fm: Lattice, ov: Lattice, fm_cell: np.ndarray, overview: np.n
             scored.append((value, symmetry, np.asarray(t, float)))
     if not scored:
         raise ParameterError("no lattice symmetry maps the fluorescence near the nominal pixel "
-                             "size; check --fm-pixel and --overview-pixel.")
+                             "size; check the pixel sizes of both images.")
     scored.sort(key=lambda s: -s[0])
     best, runner = scored[0], scored[1]
     if not best[0] > 0:

@@ -181,7 +181,8 @@ def refine_with_density(tomogram: np.ndarray, band: np.ndarray, far: np.ndarray,
     if n == 0:
         raise AnnotationError("no voxel inside the fluorescence band is denser than the "
                               "background; the label may be misplaced (check the "
-                              "registration) or --density-sigma too high.")
+                              "registration) or `density_sigma` too high.",
+                              parameter="density_sigma")
     sizes = np.bincount(components.ravel())[1:]
     keep = np.flatnonzero(sizes >= params.min_component_fraction * sizes.max()) + 1
     refined = np.isin(components, keep)
@@ -205,7 +206,8 @@ def refine_with_network(network_map: np.ndarray, band: np.ndarray,
     refined[nz - nz // 5:] = False
     if not refined.any():
         raise AnnotationError("the network finds nothing inside the fluorescence band; "
-                              "lower --map-threshold or train the first network longer.")
+                              "lower `map_threshold` or train the first network longer.",
+                              parameter="map_threshold")
     return refined, {"refinement": "network", "map_threshold": threshold,
                      "band_pixels": int(band.sum()), "refined_voxels": int(refined.sum())}
 

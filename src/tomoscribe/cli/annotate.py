@@ -5,30 +5,24 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 
 from ..errors import AnnotationError, ParameterError
-from ..io import create_volume, read_volume
-from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
-from ..io.points import read_imod_contours, read_points
-from ..segment.painted_size import painted_component_sizes
 from ..outputs import (atomic_path, check_free_space, file_fingerprint, read_provenance,
                        write_provenance)
 from ..locks import output_lock
-from ..segment.checkpoint import checkpoint_path
-from ..segment.merge import make_legend, merge_into
-from ..segment.modelfile import load_model, save_model
-from ..segment.network import ARCHITECTURES, ArchitectureSpec
-from ..segment.train import TrainParams, train_feature
-from ..segment.trainset import (build_training_set, combine_training_sets,
-                                contour_box_centres, contour_mask_source, load_training_set,
-                                painted_mask_source, save_training_set)
-from ..volume import check_same_grid
 from . import options
 from .checks import writes
 from .app import app
+
+if TYPE_CHECKING:  # annotations only; imported where used
+    import numpy as np
+
+# The names of tomoscribe.segment.network.ARCHITECTURES, spelled out so that --help needs
+# no torch (tests/test_cli.py checks that the two agree).
+ARCHITECTURE_NAMES = ("chen2017", "chen2017-2.5d", "unet")
 
 
 def _read_painted(path: Path, tomogram):
@@ -37,13 +31,12 @@ def _read_painted(path: Path, tomogram):
     Painting tools often write no voxel size (TIFF) or 1 Å (an unset MRC header); a
     painted volume that does record another voxel size is compared, not overridden.
     """
-    from ..errors import InputFileError
+    from ..io import read_volume
+    from ..errors import MissingVoxelSizeError
 
     try:
         labels = read_volume(path)
-    except InputFileError as err:
-        if "voxel size" not in str(err):
-            raise
+    except MissingVoxelSizeError:
         return read_volume(path, tomogram.pixel_size_A)
     if labels.voxel_size_A == (1.0, 1.0, 1.0) and tomogram.pixel_size_A != 1.0:
         return labels.with_data(labels.data, voxel_size_A=tomogram.voxel_size_A,
@@ -53,6 +46,8 @@ def _read_painted(path: Path, tomogram):
 
 def _of_tomogram(table, tomogram: Path, tomo_name: str | None, source: Path):
     """The rows of this tomogram (by --tomo-name or the file's stem)."""
+    from ..io.particles import select_tomogram, tomogram_name
+
     name, explicit = tomogram_name(tomogram, tomo_name)
     return select_tomogram(table, name, str(source), explicit)
 
@@ -95,6 +90,15 @@ def trainset(
     voxel_size: float = options.VoxelSize,
 ) -> None:
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD contours."""
+    import numpy as np
+
+    from ..io import read_volume
+    from ..io.points import read_imod_contours, read_points
+    from ..segment.painted_size import painted_component_sizes
+    from ..segment.trainset import (build_training_set, contour_box_centres, contour_mask_source,
+                                    painted_mask_source, save_training_set)
+    from ..volume import check_same_grid
+
     if (painted is None) == (contours is None):
         raise ParameterError("give exactly one of --painted or --contours for the masks.")
     volume = read_volume(tomogram, voxel_size)
@@ -160,7 +164,7 @@ def train(
                   "network together."),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write."),
     arch: str = typer.Option("chen2017", "--arch",
-                             help="Architecture: " + ", ".join(ARCHITECTURES)),
+                             help="Architecture: " + ", ".join(ARCHITECTURE_NAMES)),
     context: int = typer.Option(0, "--context", min=0, max=8,
                                 help="±slices the network sees (chen2017-2.5d, unet)."),
     epochs: int = typer.Option(20, "--epochs", min=1),
@@ -176,6 +180,12 @@ def train(
     quiet: bool = options.Quiet,
 ) -> None:
     """Train one network for the feature of one or more training sets."""
+    from ..segment.checkpoint import checkpoint_path
+    from ..segment.modelfile import save_model
+    from ..segment.network import ArchitectureSpec
+    from ..segment.train import TrainParams, train_feature
+    from ..segment.trainset import combine_training_sets, load_training_set
+
     data = combine_training_sets([load_training_set(path) for path in training_sets],
                                  [str(path) for path in training_sets])
     spec = ArchitectureSpec(arch, context)
@@ -234,6 +244,8 @@ def segment(
     Work goes slab by slab into hidden unfinished files that are renamed when complete;
     an interrupted run picks up where it stopped when started again.
     """
+    from ..io.particles import tomogram_stem
+    from ..segment.modelfile import load_model
     from ..segment.runner import dask_client, plan_segmentation, segment_files
 
     if fmt not in ("mrc", "zarr"):
@@ -289,6 +301,11 @@ def merge(
     quiet: bool = options.Quiet,
 ) -> None:
     """Per voxel the strongest feature above the threshold wins; writes uint8 labels + legend."""
+    import numpy as np
+
+    from ..io import create_volume, read_volume
+    from ..segment.merge import make_legend, merge_into
+
     volumes = [read_volume(p) for p in maps]
     if names:
         features = [n.strip() for n in names.split(",")]

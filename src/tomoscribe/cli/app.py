@@ -14,7 +14,6 @@ import warnings
 
 import typer
 
-from .. import __version__
 from ..errors import TomoscribeError
 from ..outputs import guarding_inputs
 
@@ -30,6 +29,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from .. import __version__
+
         typer.echo(f"tomoscribe {__version__}")
         raise typer.Exit()
 
@@ -46,6 +47,18 @@ def _global(
 # Command groups register themselves on `app` when imported.
 from . import (annotate, classify, clem, convert, demo, mining,  # noqa: E402,F401
                prepare, simulate, structure)
+from .checks import naming_flags  # noqa: E402
+
+
+def _name_flags_in_errors(group: typer.Typer) -> None:
+    """Every command's errors about a parameter name its flag (see checks.naming_flags)."""
+    for info in group.registered_commands:
+        info.callback = naming_flags(info.callback)
+    for sub in group.registered_groups:
+        _name_flags_in_errors(sub.typer_instance)
+
+
+_name_flags_in_errors(app)
 
 
 def run() -> None:
@@ -69,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except TomoscribeError as err:
         if debug:
             raise
-        typer.echo(f"error: {err}", err=True)
+        typer.echo(f"error: {getattr(err, 'command_line_message', None) or err}", err=True)
         return _exit(2)
     except typer.Exit as done:
         return _exit(int(getattr(done, "exit_code", 0) or 0))

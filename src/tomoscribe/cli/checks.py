@@ -10,18 +10,20 @@ A command can thus never compute for an hour and then find it may not write.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
+import re
 from pathlib import Path
 
-from ..errors import ParameterError
+from ..errors import ParameterError, TomoscribeError
 from ..outputs import check_output_folder, check_outputs, sidecar_path
 
 
 def _paths(value) -> list[Path]:
     """Files among a parameter's values; copick locations are checked by copick_project."""
-    from ..io.copick_project import is_copick_location
+    from ..io.locations import is_copick_location
 
     if isinstance(value, Path):
         return [] if is_copick_location(value) else [value]
@@ -30,8 +32,7 @@ def _paths(value) -> list[Path]:
     return []
 
 
-def _flag(name: str) -> str:
-    """The command-line spelling of parameter ``name`` (``--tilt-range``)."""
+def _current_context():
     for module in ("typer._click.globals", "click"):  # typer >= 0.20 vendors click
         try:
             context = __import__(module, fromlist=["get_current_context"]).get_current_context(
@@ -39,10 +40,85 @@ def _flag(name: str) -> str:
         except (ImportError, AttributeError):
             continue
         if context is not None:
-            for param in context.command.params:
-                if param.name == name and getattr(param, "opts", None):
-                    return max(param.opts, key=len)
-    return "--" + name.replace("_", "-")
+            return context
+    return None
+
+
+def _option(name: str):
+    """The running command's click parameter for library argument ``name``: the one of that
+    name, else the longest whose name begins ``name`` (``voxel_size`` for ``voxel_size_A``,
+    ``context`` for ``context_slices``); None outside a command or when there is none."""
+    context = _current_context()
+    if context is None:
+        return None
+    params = [p for p in context.command.params if getattr(p, "opts", None)]
+    for param in params:
+        if param.name == name:
+            return param
+    prefixes = [p for p in params if name.startswith(f"{p.name}_")]
+    return max(prefixes, key=lambda p: len(p.name)) if prefixes else None
+
+
+def _flag(name: str) -> str:
+    """The command-line spelling of parameter ``name`` (``--tilt-range``)."""
+    param = _option(name)
+    if param is not None:
+        if getattr(param, "param_type_name", "") == "argument":
+            return param.human_readable_name
+        return max(param.opts, key=len)
+    return "--" + _UNIT_SUFFIX.sub("", name).replace("_", "-")
+
+
+_UNIT_SUFFIX = re.compile(r"_(A|nm|um|deg|px)$")
+
+
+def command_line_message(err: TomoscribeError) -> str:
+    """The error's sentence with each quoted argument (```name```, ```name=value```) of
+    ``err.parameters`` replaced by the running command's flag (``--name``, ``--name value``;
+    ``name=True``/``name=False`` by the flag and its negative)."""
+    text = str(err)
+    for name in err.parameters:
+        flag = _flag(name)
+        param = _option(name)
+        negative = max(param.secondary_opts, key=len) \
+            if param is not None and getattr(param, "secondary_opts", None) else flag
+        text = text.replace(f"`{name}=True`", flag).replace(f"`{name}=False`", negative)
+        text = re.sub(rf"`{re.escape(name)}=([^`]*)`",
+                      lambda m, flag=flag: f"{flag} {m.group(1)}", text)
+        text = text.replace(f"`{name}`", flag)
+    return text
+
+
+@contextlib.contextmanager
+def arguments_as(**names: str):
+    """Inside, a library error about argument ``key`` is about the command's parameter
+    ``value`` (``with arguments_as(method="embedding"):``), where the command's parameter
+    has another name than the library's argument."""
+    try:
+        yield
+    except TomoscribeError as err:
+        if not set(err.parameters) & set(names):
+            raise
+        text = str(err)
+        for old, new in names.items():
+            text = re.sub(rf"`{re.escape(old)}(?=[=`])", f"`{new}", text)
+        raise type(err)(text, parameter=[names.get(p, p) for p in err.parameters]) from err
+
+
+def naming_flags(command):
+    """Wrap a command so that a :class:`TomoscribeError` about a parameter leaves it with
+    ``command_line_message`` (flags instead of argument names), found while the command's
+    click context is still current."""
+    @functools.wraps(command)
+    def named(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TomoscribeError as err:
+            if err.parameters:
+                err.command_line_message = command_line_message(err)
+            raise
+
+    return named
 
 
 def _refuse_non_finite(values: dict) -> None:
@@ -91,4 +167,4 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
     return decorate
 
 
-__all__ = ["writes"]
+__all__ = ["arguments_as", "command_line_message", "naming_flags", "writes"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from ..errors import InvalidDataError, VoxelSizeMismatchError
@@ -21,6 +20,8 @@ app.add_typer(classify_app, name="classify")
 
 def load_subtomograms(path: Path):
     """Volumes (N, n, n, n), labels, class names and voxel size of a dataset store."""
+    import numpy as np
+
     from ..simulate.subtomograms import load_dataset
 
     data = load_dataset(path)
@@ -80,6 +81,8 @@ def train(
     quiet: bool = options.Quiet,
 ) -> None:
     """Train a classifier on a labelled dataset; report accuracy on the held-out part."""
+    import numpy as np
+
     from ..classify.modelfile import save_classifier
     from ..classify.training import (ClassifierParams, predict, split_halves,
                                      train_classifier)
@@ -122,6 +125,8 @@ def evaluate(
     device: str = options.Device,
 ) -> None:
     """Accuracy of a classifier on a labelled dataset."""
+    import numpy as np
+
     from ..classify.modelfile import load_classifier
     from ..classify.training import predict
 

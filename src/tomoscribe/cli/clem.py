@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 
 from ..errors import InvalidDataError, ParameterError
@@ -13,6 +13,9 @@ from ..outputs import write_provenance
 from . import options
 from .checks import writes
 from .app import app
+
+if TYPE_CHECKING:  # annotations only; imported where used
+    import numpy as np
 
 clem_app = typer.Typer(help="Annotation from correlative fluorescence: register through the "
                             "film's holes, segment the fluorescence, transfer labels.",
@@ -65,6 +68,8 @@ def register(
                                                 "header lacks or misstates it."),
 ) -> None:
     """Register fluorescence to an EM overview through the holes of the support film."""
+    import numpy as np
+
     from ..clem.holes import detect_holes
     from ..clem.lattice import fit_lattice
     from ..clem.register import (anchor_by_cell, anchor_by_landmarks, register_lattices,
@@ -144,6 +149,8 @@ def watershed(
     min_voxels: int = typer.Option(20, "--min-voxels", min=1, help="Smallest region kept."),
 ) -> None:
     """3D watershed of a fluorescence channel, with saddle-based basin merging."""
+    import numpy as np
+
     from ..clem.watershed import WatershedParams, watershed_segment
     from ..io import read_volume, write_volume
 
@@ -201,6 +208,8 @@ def transfer(
     seed: int = options.Seed,
 ) -> None:
     """Turn registered fluorescence regions into a training set for `tomoscribe train`."""
+    import numpy as np
+
     from ..clem.register import load_transform
     from ..clem.transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
     from ..clem.watershed import normalised_signal
@@ -295,6 +304,8 @@ def pipeline(
 
 def _unmixed(volume, path: Path, bleed_from: Path | None, fraction: float) -> np.ndarray:
     """A channel as float32, with ``fraction`` of another channel's dye removed."""
+    import numpy as np
+
     from ..clem.watershed import remove_bleed_through
     from ..io import read_volume
 
@@ -310,6 +321,8 @@ def _unmixed(volume, path: Path, bleed_from: Path | None, fraction: float) -> np
 
 
 def _single_image(volume, path: Path) -> np.ndarray:
+    import numpy as np
+
     if volume.shape[0] != 1:
         raise InvalidDataError(f"{path} has {volume.shape[0]} slices; give one image (the "
                                "in-focus slice).")

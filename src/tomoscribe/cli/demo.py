@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..demo import DemoSettings, run_demo
 from . import options
 from .checks import writes
 from .app import app
@@ -27,7 +26,10 @@ def demo(
                                "the merge (the networks-only scores are reported either way)."),
     quiet: bool = options.Quiet,
 ) -> None:
-    """Simulate, annotate, train, segment, merge, pick, clean, average and score: no input needed."""
+    """Simulate, annotate, train, segment, merge, pick, clean, average and score: no input
+    needed."""
+    from ..demo import DemoSettings, run_demo
+
     results = run_demo(DemoSettings(out_dir=out, size=size, seed=seed, device=device,
                                     epochs=epochs, threshold=threshold, close_vesicles=close,
                                     show_progress=not quiet))

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 
 from ..errors import InvalidDataError, ParameterError
 from ..outputs import atomic_path, check_output_folder, output_folder, write_provenance
 from . import options
-from .checks import writes
+from .checks import arguments_as, writes
 from .classify import check_voxel_size, classify_app, load_subtomograms
+
+if TYPE_CHECKING:  # annotations only; imported where used
+    import numpy as np
 
 autoencoder_app = typer.Typer(help="Autoencoder pattern mining (Zeng et al. 2018).",
                               no_args_is_help=True)
@@ -47,6 +50,8 @@ def features(
     device: str = options.Device,
 ) -> None:
     """Structural features of every subtomogram of a dataset."""
+    import numpy as np
+
     from ..classify.featurefile import save_features
 
     if (model is None) == (not rif):
@@ -89,6 +94,8 @@ def cluster(
     seed: int = options.Seed,
 ) -> None:
     """k-means over-partitioning of a feature space, with a t-SNE/UMAP map."""
+    import numpy as np
+
     from ..classify.cluster import cluster_scores, embed_2d, over_partition
     from ..classify.featurefile import load_features, save_features
 
@@ -109,7 +116,8 @@ def cluster(
         if colour == "predicted" and "predicted" not in table:
             raise InvalidDataError(f"{feature_store} has no predictions (RIF features); use "
                                    "--colour truth or cluster.")
-        xy, method = embed_2d(table["features"], embedding, seed)
+        with arguments_as(method="embedding"):
+            xy, method = embed_2d(table["features"], embedding, seed)
         if colour == "cluster":
             index, legend = clusters, [f"cluster {c}" for c in range(k)]
         else:
@@ -174,6 +182,8 @@ def discover(
     missing-wedge-aware alignment; the averages are written as MRC files, with their
     discrepancy (nm) to every reference in discover.json and a gallery.
     """
+    import numpy as np
+
     from ..classify.discover import DiscoverParams, match_references, reference_free_classes
     from ..classify.featurefile import load_features
     from ..classify.figures import plot_gallery
@@ -277,6 +287,8 @@ def autoencoder_mine(
     device: str = options.Device,
 ) -> None:
     """k-means on autoencoder codes; decoded cluster centres and cluster averages."""
+    import numpy as np
+
     from ..classify.autoencoder import load_autoencoder, mine_patterns
     from ..classify.cluster import cluster_scores
     from ..classify.featurefile import save_features
@@ -319,6 +331,8 @@ def autoencoder_mine(
 
 
 def _centre_masks(dataset: Path) -> np.ndarray:
+    import numpy as np
+
     from ..simulate.subtomograms import load_dataset
 
     data = load_dataset(dataset)
@@ -343,6 +357,8 @@ def voxelseg_train(
     quiet: bool = options.Quiet,
 ) -> None:
     """Train the centre-particle U-Net; report Dice on the held-out part."""
+    import numpy as np
+
     from ..classify.training import split_halves
     from ..classify.voxelseg import (dice_per_subtomogram, save_voxel_segmenter,
                                      segment_centre_particles, train_voxel_segmenter)
@@ -384,6 +400,8 @@ def voxelseg_apply(
     device: str = options.Device,
 ) -> None:
     """Label the centre particle's voxels in every subtomogram; Dice when masks are known."""
+    import numpy as np
+
     from ..classify.voxelseg import (dice_per_subtomogram, load_voxel_segmenter,
                                      segment_centre_particles)
     from ..io.zarrstore import open_group, write_array

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
 
-from ..io import create_volume, read_volume
 from ..outputs import check_free_space, read_provenance, write_provenance
-from ..preprocess import PreprocessParams, binned_geometry, preprocess_into
 from . import options
 from .checks import writes
 from .app import app
@@ -20,6 +17,8 @@ def info(path: Path = typer.Argument(..., help="A volume (.mrc, .tif, .zarr)."),
          voxel_size: float = options.VoxelSize,
          channel: int = options.Channel) -> None:
     """Show a volume's shape, type, voxel size and origin (as tomoscribe reads them)."""
+    from ..io import read_volume
+
     volume = read_volume(path, voxel_size, channel)
     nz, ny, nx = volume.shape
     typer.echo(f"{path}\n  size (x, y, z): {nx} × {ny} × {nz} voxels, {volume.dtype}")
@@ -46,6 +45,11 @@ def preprocess(
     quiet: bool = options.Quiet,
 ) -> None:
     """Band-pass (Å), normalise to mean 0 / sd 1, clamp, and optionally bin, slab by slab."""
+    import numpy as np
+
+    from ..io import create_volume, read_volume
+    from ..preprocess import PreprocessParams, binned_geometry, preprocess_into
+
     volume = read_volume(tomogram, voxel_size, channel)
     params = PreprocessParams(lowpass_A=lowpass or None, highpass_A=highpass or None,
                               bin_factor=bin_factor, clamp_sigma=clamp or None)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from ..errors import ParameterError
-from ..io import write_volume
 from ..outputs import atomic_path, write_provenance
-from ..volume import Volume
 from . import options
 from .checks import writes
 from .app import app
@@ -31,6 +28,7 @@ def structure(
     box: int = typer.Option(None, "--box", help="Box edge in voxels (default: fits)."),
 ) -> None:
     """Electron-scattering density of an atomic model, centred in a cubic box."""
+    from ..io import write_volume
     from ..simulate.structures import structure_density
 
     volume = structure_density(model, voxel_size, resolution, assembly=assembly, box_voxels=box)
@@ -66,6 +64,10 @@ def cell(
     seed: int = options.Seed,
 ) -> None:
     """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles."""
+    import numpy as np
+
+    from ..io import write_volume
+    from ..volume import Volume
     from ..simulate.cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, make_cell
     from ..simulate.imaging import ImagingParams, image_volume
 

@@ -5,25 +5,22 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import typer
 
 from ..errors import AnnotationError, InputFileError, ParameterError
-from ..io import create_volume, read_volume, write_volume
-from ..io.copick_project import check_picks_target, is_copick_location
-from ..io.particles import (FORMATS, check_inside, read_particles, recorded_voxel_size,
-                            select_tomogram, tomogram_name, tomogram_stem, write_particles)
 from ..outputs import (atomic_path, check_output_folder, check_writable, output_folder,
                        read_provenance, write_provenance)
-from ..segment.labelmaps import feature_voxels, legend_for, read_legend, single_label_map
-from ..segment.vesicles import VesicleParams, close_vesicles
-from ..structure.picking import PickParams, pick_particles
-from ..volume import Volume
 from . import options
 from .checks import writes
 from .app import app
+
+if TYPE_CHECKING:  # annotations only; imported where used
+    import numpy as np
+    import pandas as pd
+
+    from ..volume import Volume
 
 
 VALUE_HELP = ("The feature's value in a map from another tool without a .legend.json "
@@ -32,6 +29,8 @@ VALUE_HELP = ("The feature's value in a map from another tool without a .legend.
 
 def _painted_size(map_path: Path, feature: str, label: int | None) -> dict | None:
     """The painted-size record of the feature: the legend's, else the map's provenance."""
+    from ..segment.labelmaps import read_legend
+
     if label is not None:
         entry = (read_legend(map_path) or {}).get(str(label), {})
         return entry.get("painted_size") if isinstance(entry, dict) else None
@@ -85,6 +84,13 @@ def pick(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
+    import numpy as np
+
+    from ..io import read_volume, write_volume
+    from ..io.copick_project import check_picks_target, is_copick_location
+    from ..io.particles import FORMATS, tomogram_stem, write_particles
+    from ..segment.labelmaps import feature_voxels
+    from ..structure.picking import PickParams, pick_particles
     from ..io.particles import source_tomogram
     from ..segment.painted_size import size_defaults
     from ..structure.filaments import instance_labels, trace_filaments, tube_model
@@ -184,6 +190,13 @@ def vesicles(
 ) -> None:
     """Close spherical vesicles across the missing wedge: fit a sphere to each membrane
     component and, where it fits and covers the visible part, paint the whole shell."""
+    import numpy as np
+
+    from ..io import create_volume, read_volume
+    from ..io.particles import tomogram_stem
+    from ..segment.labelmaps import feature_voxels, legend_for, read_legend, single_label_map
+    from ..segment.vesicles import VesicleParams, close_vesicles
+
     table_path = table_path or output.with_name(tomogram_stem(output) + "_vesicles.csv")
     legend_out = output.with_name(output.name + ".legend.json")
     for path in (output, table_path, legend_out):
@@ -229,6 +242,7 @@ def _tilt_range(text: str) -> tuple[float, float]:
 
 
 def _positions_on(table: pd.DataFrame, volume: Volume, picked_voxel_size: float | None):
+    from ..io.particles import recorded_voxel_size
     from ..structure.extract import rescale_positions
 
     source = picked_voxel_size or recorded_voxel_size(table)
@@ -260,6 +274,8 @@ def extract(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Cut subtomograms (and their Z-projections) around picked positions."""
+    from ..io import read_volume
+    from ..io.particles import check_inside, read_particles, select_tomogram, tomogram_name
     from ..structure.extract import extract_subtomograms
     from ..structure.stackio import write_particle_folder
 
@@ -299,6 +315,9 @@ def clean(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """2D-classify the particles' Z-projections (rotation-invariant); show class averages."""
+    from ..io import write_volume
+    from ..io.particles import read_particles, recorded_voxel_size, write_particles
+    from ..volume import Volume
     from ..structure.classify2d import classify_projections
     from ..structure.stackio import read_particle_set, read_projections
 
@@ -356,6 +375,8 @@ def select(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Remove chosen 2D classes from a particle set."""
+    from ..io.particles import read_particles, recorded_voxel_size, write_particles
+
     table = read_particles(particles)
     if "class" not in table:
         raise InputFileError(f"{particles} has no rlnClassNumber; run `tomoscribe clean` first.")
@@ -402,6 +423,9 @@ def average(
     quiet: bool = options.Quiet,
 ) -> None:
     """Align and average subtomograms (missing-wedge aware, gold-standard FSC)."""
+    import numpy as np
+
+    from ..io import read_volume
     from ..segment.train import resolve_device
     from ..structure.average import AverageParams, refine_average
     from ..structure.rotations import from_euler

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import InputFileError, ParameterError
 from ..outputs import note_input
 from ..volume import Volume
+from .locations import is_copick_location
 from .mrc import create_mrc, read_mrc, write_mrc
 from .tiff import read_tiff, write_tiff
 from .zarr import create_ome_zarr, read_ome_zarr, write_ome_zarr
@@ -53,9 +54,9 @@ def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None,
     A copick location (``copick:CONFIG.json#RUN/TOMO_TYPE@VOXEL``) opens a run's tomogram,
     ``copick:CONFIG.json#RUN/NAME:USER/SESSION@VOXEL`` a segmentation.
     """
-    from .copick_project import is_copick_location, read_segmentation, read_tomogram
-
     if is_copick_location(path):
+        from .copick_project import read_segmentation, read_tomogram
+
         return read_segmentation(path) if ":" in str(path).split("#", 1)[-1] \
             else read_tomogram(path)
     note_input(path)
@@ -63,8 +64,8 @@ def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None,
     if fmt == "tiff":
         return read_tiff(path, voxel_size_A, channel=channel)
     if channel not in (None, 0):
-        raise ParameterError(f"{path}: --channel {channel} applies to multi-channel TIFF "
-                             "files; this volume has one channel.")
+        raise ParameterError(f"{path}: `channel={channel}` applies to multi-channel TIFF "
+                             "files; this volume has one channel.", parameter="channel")
     if fmt == "mrc":
         return read_mrc(path, voxel_size_A)
     return read_ome_zarr(path, voxel_size_A)

@@ -60,10 +60,10 @@ def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
     voxel = recorded_voxel_size(table) or voxel_size_A
     if binning is not None:
         if binning <= 0:
-            raise ParameterError(f"--binning must be positive, got {binning}.")
+            raise ParameterError(f"`binning` must be positive, got {binning}.", parameter="binning")
         if voxel is None:
-            raise ParameterError(f"{source} records no voxel size; give --voxel-size with "
-                                 "--binning.")
+            raise ParameterError(f"{source} records no voxel size; give `voxel_size_A` with "
+                                 "`binning`.", parameter=("voxel_size_A", "binning"))
         # block binning: voxel i of the fine grid is at (i + ½)/b − ½ of the coarse one
         for axis in "xyz":
             table[axis] = (table[axis] + 0.5) / binning - 0.5
@@ -74,12 +74,13 @@ def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
         if not drop_orientations:
             raise ParameterError(f"{_name(target)}: the {dst_fmt.name} format cannot hold the "
                                  f"orientations {_name(source)} has; choose .star, .json, .tbl "
-                                 "or .csv, or pass --drop-orientations.")
+                                 "or .csv, or pass `drop_orientations=True`.",
+                                 parameter="drop_orientations")
         table = table.drop(columns=["rot", "tilt", "psi"])
         dropped.append("orientations")
     if voxel is None and dst_fmt.name in ("relion", "copick"):
         raise ParameterError(f"{source} records no voxel size and {_name(target)} needs one; "
-                             "give --voxel-size.")
+                             "give `voxel_size_A`.", parameter="voxel_size_A")
     if voxel is not None and not dst_fmt.holds_voxel_size:
         dropped.append(f"the voxel size ({voxel:g} Å)")
     if "score" in table and table["score"].notna().any() and not dst_fmt.holds_scores:
@@ -89,7 +90,7 @@ def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
         names = sorted(table["tomo_name"].astype(str).unique())
         raise ParameterError(f"{_name(target)}: the {dst_fmt.name} format holds one tomogram but "
                              f"{_name(source)} has {len(names)} ({', '.join(names[:5])}); "
-                             "choose one with --tomo-name.")
+                             "choose one with `tomo_name`.", parameter="tomo_name")
     write_particles(target, table, voxel, tomogram_shape_zyx)
     return {"n": len(table), "voxel_size_A": voxel, "dropped": dropped,
             "source_format": src_fmt.name, "target_format": dst_fmt.name}

@@ -31,13 +31,9 @@ from scipy.spatial.transform import Rotation
 from ..errors import CopickLocationError, InputFileError, ParameterError
 from ..structure.rotations import from_euler, to_euler
 from ..volume import Volume
+from .locations import COPICK_PREFIX, is_copick_location
 
-PREFIX = "copick:"
-
-
-def is_copick_location(value) -> bool:
-    """Whether ``value`` (a str or Path) is a copick location."""
-    return str(value).startswith(PREFIX)
+PREFIX = COPICK_PREFIX
 
 
 @dataclass(frozen=True)

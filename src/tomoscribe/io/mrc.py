@@ -29,7 +29,7 @@ import mrcfile
 import numpy as np
 
 from .. import __version__
-from ..errors import InputFileError, ParameterError
+from ..errors import InputFileError, MissingVoxelSizeError, ParameterError
 from ..outputs import atomic_path
 from ..volume import Volume
 
@@ -203,9 +203,9 @@ def _voxel_size(path: Path, handle, voxel_size_A: float | None) -> np.ndarray:
     with np.errstate(all="ignore"):
         vs = np.array([float(v) for v in handle.voxel_size.tolist()])
     if not np.all(np.isfinite(vs) & (vs > 0)):
-        raise InputFileError(
+        raise MissingVoxelSizeError(
             f"{path} has no usable voxel size in its header (cella / mx is "
-            f"{_fmt(vs)}); pass --voxel-size."
+            f"{_fmt(vs)}); pass `voxel_size_A`.", parameter="voxel_size_A"
         )
     return vs
 

@@ -188,10 +188,10 @@ def select_tomogram(table: pd.DataFrame, name: str | None, source: str = "the pa
     shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
     if name is None:
         raise ParameterError(f"{source} lists particles of {len(found)} tomograms ({shown}); "
-                             "choose one with --tomo-name.")
+                             "choose one with `tomo_name`.", parameter="tomo_name")
     raise ParameterError(f"{source} lists particles of {len(found)} tomogram"
                          f"{'s' if len(found) > 1 else ''} ({shown}) and none of tomogram "
-                         f"{name!r}; choose one with --tomo-name.")
+                         f"{name!r}; choose one with `tomo_name`.", parameter="tomo_name")
 
 
 def tomogram_name(tomogram_path: str | os.PathLike, tomo_name: str | None = None,

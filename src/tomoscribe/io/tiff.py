@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ..errors import InputFileError, ParameterError
+from ..errors import InputFileError, MissingVoxelSizeError, ParameterError
 from ..outputs import atomic_path
 from ..volume import Volume, check_voxel_type
 
@@ -81,7 +81,8 @@ def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None,
     elif found is not None:
         vs = found
     else:
-        raise InputFileError(f"{path} does not record a voxel size; pass --voxel-size.")
+        raise MissingVoxelSizeError(f"{path} does not record a voxel size; pass `voxel_size_A`.",
+                                    parameter="voxel_size_A")
     check_voxel_type(path, data.dtype)
     return Volume(data, vs, (0.0, 0.0, 0.0), metadata={"source": str(path), "format": "tiff"})
 
@@ -147,8 +148,8 @@ def _select_channel(path: Path, data: np.ndarray, axes: str, channel: int | None
     index_of = [i for i, a in enumerate(axes) if a in "SC"]
     wide = [i for i in index_of if data.shape[i] > 1]
     if not wide and channel not in (None, 0):
-        raise ParameterError(f"{path} has a single channel; --channel {channel} does not "
-                             "exist (leave it out or give 0).")
+        raise ParameterError(f"{path} has a single channel; `channel={channel}` does not "
+                             "exist (leave it out or give 0).", parameter="channel")
     if len(wide) > 1:
         raise InputFileError(f"{path} has both colour samples and channels (axes {axes}, "
                              f"shape {data.shape}); save the channel you want on its own.")
@@ -158,11 +159,11 @@ def _select_channel(path: Path, data: np.ndarray, axes: str, channel: int | None
         if channel is None:
             raise InputFileError(
                 f"{path} is a colour or multi-channel image ({count} {kind}, axes {axes}); "
-                f"choose one with --channel 0..{count - 1}."
+                f"choose one with `channel=0..{count - 1}`.", parameter="channel"
             )
         if not 0 <= channel < count:
-            raise ParameterError(f"{path} has {count} {kind}; --channel {channel} is not "
-                                 f"among 0..{count - 1}.")
+            raise ParameterError(f"{path} has {count} {kind}; `channel={channel}` is not "
+                                 f"among 0..{count - 1}.", parameter="channel")
     for index in reversed(index_of):  # basic indexing: memory maps stay memory maps
         data = data[(slice(None),) * index + (channel if index in wide else 0,)]
     return data

@@ -27,7 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import InputFileError
+from ..errors import InputFileError, MissingVoxelSizeError
 from ..outputs import atomic_path
 from ..volume import Volume, check_voxel_type
 
@@ -57,8 +57,8 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
         raise InputFileError(f"{path} is not a readable zarr store ({_first_line(err)}).") from err
     if isinstance(node, _zarr.Array):
         if voxel_size_A is None:
-            raise InputFileError(f"{path} is a plain zarr array without a voxel size; "
-                                 "pass --voxel-size.")
+            raise MissingVoxelSizeError(f"{path} is a plain zarr array without a voxel size; "
+                                         "pass `voxel_size_A`.", parameter="voxel_size_A")
         _check_array(path, node, "the array")
         check_voxel_type(path, node.dtype)
         return Volume(CheckedZarrArray(node, path), (float(voxel_size_A),) * 3,
@@ -240,7 +240,7 @@ def _unit_factor(path: Path, ms: dict, required: bool) -> float:
         return 1.0
     if not known:
         raise _bad(path, f"{_FIELD}.axes[-1].unit", f"is {unit!r}, which tomoscribe does not "
-                   f"know (use one of {', '.join(_UNIT_A)}, or pass --voxel-size)")
+                   f"know (use one of {', '.join(_UNIT_A)}, or pass the voxel size)")
     return _UNIT_A[unit]
 
 

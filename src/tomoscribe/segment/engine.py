@@ -88,7 +88,8 @@ def check_voxel_size(volume: Volume, model: FeatureModel, rescale: bool) -> floa
         raise VoxelSizeMismatchError(
             f"the tomogram's voxel size is {volume.pixel_size_A:.3g} Å but the "
             f"{model.feature!r} model was trained at {model.voxel_size_A:.3g} Å; bin or "
-            "rescale the tomogram, or pass --rescale to resample it on the fly."
+            "rescale the tomogram, or pass `rescale=True` to resample it on the fly.",
+            parameter="rescale"
         )
     if not MAX_RESCALE ** -1 <= ratio <= MAX_RESCALE:
         raise VoxelSizeMismatchError(
@@ -222,10 +223,12 @@ def precision_mode(precision: str, device: torch.device):
     every pipeline thread would tune again.
     """
     if precision not in PRECISIONS:
-        raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got "
+                             f"{precision!r}.")
     if device.type != "cuda":
         if precision != "fp32":
-            raise ParameterError(f"--precision {precision} needs a CUDA device; CPUs run fp32.")
+            raise ParameterError(f"`precision={precision}` needs a CUDA device; CPUs run fp32.",
+                                 parameter="precision")
         yield
         return
     saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
@@ -273,7 +276,8 @@ def segment_slab(volume: Volume, models: Sequence[FeatureModel], scales: Sequenc
     raw = volume.slab(int(zs.min()), int(zs.max()) + 1)  # may be a view of a memory map
     check_finite(raw, "the tomogram", z_offset=int(zs.min()))
     with warnings.catch_warnings():  # a read-only memory map: it is only read from
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
+                                category=UserWarning)
         slab = torch.from_numpy(raw)
     if device.type == "cuda":
         slab = slab.pin_memory().to(device, non_blocking=True)
@@ -373,9 +377,11 @@ def segment_into(volume: Volume, models: Sequence[FeatureModel], outputs: Sequen
     if len(models) != len(outputs):
         raise ParameterError("give one output per model.")
     dev = resolve_device(device)
-    with precision_mode(precision, dev), warnings.catch_warnings():
+    # No warning is silenced here: every warning met while segmenting is shown. The one
+    # known harmless warning (torch.from_numpy on a read-only memory map) is filtered
+    # where it arises, in segment_slab.
+    with precision_mode(precision, dev):
         scales = prepare_models(volume, models, dev, rescale, engine, precision)
-        warnings.simplefilter("ignore")
         slabs = list(iter_slabs(volume.shape[0],
                                 batch_slices or default_slab_slices(volume.shape)))
 

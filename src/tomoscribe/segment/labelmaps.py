@@ -88,7 +88,7 @@ def feature_voxels(map_path: Path, dtype, feature: str, value: float | None = No
     if legend is not None:
         if value is not None:
             raise ParameterError(f"{map_path.name} has a legend ({legend_path(map_path).name}), "
-                                 "which names its features; drop --value.")
+                                 "which names its features; drop `value`.", parameter="value")
         for key, entry in legend.items():
             if isinstance(entry, dict) and entry.get("name") == feature:
                 return FeatureVoxels("legend", int(key))
@@ -98,7 +98,7 @@ def feature_voxels(map_path: Path, dtype, feature: str, value: float | None = No
                               f"it has {', '.join(names) or 'none'}.")
     if value is not None:
         if not np.isfinite(value):
-            raise ParameterError(f"--value must be a number, got {value}.")
+            raise ParameterError(f"`value` must be a number, got {value}.", parameter="value")
         return FeatureVoxels("value", float(value))
     if np.issubdtype(np.dtype(dtype), np.floating) and allow_threshold:
         return FeatureVoxels("threshold")

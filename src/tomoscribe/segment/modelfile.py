@@ -88,10 +88,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> F
             raise TypeError(f"feature is {feature!r}, not a name")
         voxel_size_A = float(record["voxel_size_A"])
         amplitude = float(record["amplitude"])
+    except TomoscribeError as err:  # before ValueError: our errors are ValueErrors too
+        raise ModelFileError(f"{path} records an unusable architecture ({err})") from err
     except (ValueError, KeyError, TypeError, OverflowError) as err:
         raise ModelFileError(f"{path} has damaged metadata ({err}); retrain the model.") from err
-    except TomoscribeError as err:
-        raise ModelFileError(f"{path} records an unusable architecture ({err})") from err
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path} was written by a newer tomoscribe (model format "
                              f"{version}); upgrade tomoscribe to read it.")

@@ -161,7 +161,8 @@ class ArchitectureSpec:
                 f"unknown architecture {self.name!r}; choose one of {', '.join(ARCHITECTURES)}."
             )
         if self.name == "chen2017-2.5d" and self.context_slices < 1:
-            raise ParameterError("chen2017-2.5d needs --context 1 or more (slices each side).")
+            raise ParameterError("chen2017-2.5d needs `context_slices=1` or more (slices each "
+                                 "side).", parameter="context_slices")
         if self.name != "chen2017-2.5d" and self.context_slices not in (0,):
             if self.name == "chen2017":
                 raise ParameterError("chen2017 sees one slice; use chen2017-2.5d for context.")

@@ -278,7 +278,8 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
                              "'distributed'.") from err
     if workers is not None:
         if workers < 1:
-            raise ParameterError(f"--workers must be at least 1, got {workers}.")
+            raise ParameterError(f"`workers` must be at least 1, got {workers}.",
+                                 parameter="workers")
         threads = max(1, (os.cpu_count() or 1) // workers)
         # dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's
         # mmap threshold, so every large tensor is a fresh mmap: segmenting ran 2× slower

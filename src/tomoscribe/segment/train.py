@@ -69,7 +69,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("--device cuda was asked for, but no CUDA device is available.")
+        raise ParameterError("`device=cuda` was asked for, but no CUDA device is available.",
+                             parameter="device")
     if device not in ("cpu", "cuda"):
         raise ParameterError(f"device must be auto, cpu or cuda, got {device!r}.")
     return torch.device(device)
@@ -101,7 +102,7 @@ def shrink_masks(masks: torch.Tensor, stride: int) -> torch.Tensor:
     return F.avg_pool2d(masks, stride) if stride > 1 else masks
 
 
-def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSpec(),
+def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSpec(),  # noqa: B008 (frozen)
                   params: TrainParams = TrainParams(), device: str = "auto",
                   show_progress: bool = False, checkpoint=None) -> FeatureModel:
     """Train one network on one feature's training set.
@@ -132,8 +133,8 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
     if spec.context_slices > trainset.context_slices:
         raise ParameterError(
             f"the network wants ±{spec.context_slices} slices but the training set has "
-            f"±{trainset.context_slices}; rebuild it with --context {spec.context_slices}."
-        )
+            f"±{trainset.context_slices}; rebuild it with `context_slices={spec.context_slices}`.",
+            parameter="context_slices")
     dev = resolve_device(device)
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
@@ -216,9 +217,9 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         raise TrainingError(
             f"the trained network answers {amplitude:.2g} on the annotated pixels of "
             f"{trainset.metadata.get('feature', 'this feature')!r}; it learned nothing. "
-            "Train longer (--epochs), build the training set with --negative-copies 2 or "
-            "more, or check that the masks mark the feature."
-        )
+            "Train longer (`epochs`), build the training set with `negative_copies=2` or "
+            "more, or check that the masks mark the feature.",
+            parameter=("epochs", "negative_copies"))
     background = mean_output(network, tiles, ~trainset.positive, dev)
     if background >= 0.5 * amplitude:
         raise TrainingError(

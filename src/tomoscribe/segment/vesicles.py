@@ -23,8 +23,9 @@ eye; this module does it by model:
    volume.  A real vesicle seen through a wedge is complete where it can be seen; a
    curved patch of a larger membrane is not, and is left alone;
 4. after an accepted fit, the voxels within twice the inlier distance (6 nm) of the
-   sphere are set aside and the rest of the component is fitted again (the two membranes of an organelle, or a vesicle
-   touching another membrane, are one component in the mask);
+   sphere are set aside and the rest of the component is fitted again (the two membranes
+   of an organelle, or a vesicle touching another membrane, are one component in the
+   mask);
 5. each accepted sphere's voxels are replaced by its fitted shell of the bilayer's
    thickness (only over background or membrane voxels; other features keep theirs).
 

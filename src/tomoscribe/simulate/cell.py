@@ -128,7 +128,8 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
 
     # Vesicles and double-membrane organelles.
     occupied = labels > 0
-    spheres = [(rng.uniform(*params.vesicle_radius_nm) * nm, [0.0]) for _ in range(params.n_vesicles)]
+    spheres = [(rng.uniform(*params.vesicle_radius_nm) * nm, [0.0])
+               for _ in range(params.n_vesicles)]
     spheres += [(rng.uniform(60, 90) * nm, [0.0, -20.0 * nm]) for _ in range(params.n_organelles)]
     for radius, offsets in spheres:
         for _attempt in range(100):
@@ -227,7 +228,8 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
             if occupied[box].any():
                 continue
             zz, yy, xx = np.ogrid[box]
-            ball = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
+            ball = ((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2
+                    <= radius**2)
             density[box] += 8.0 * ball
             stamp(box, ball, CELL_CLASS_IDS["gold"])
             occupied[box] |= ball

@@ -76,7 +76,8 @@ def make_shapes_phantom(params: ShapesPhantomParams = ShapesPhantomParams()):
         shell = np.abs(dist) <= params.membrane_thickness / 2
         # Bilayer profile: two dense leaflets a thickness apart.
         leaflets = np.exp(-0.5 * ((np.abs(dist) - params.membrane_thickness / 4) / 0.7) ** 2)
-        density += np.where(np.abs(dist) <= params.membrane_thickness, leaflets, 0).astype(np.float32)
+        density += np.where(np.abs(dist) <= params.membrane_thickness, leaflets,
+                            0).astype(np.float32)
         labels[shell] = CLASS_IDS["membrane"]
 
     # Filaments: tubes along smooth random curves, mostly in-plane.

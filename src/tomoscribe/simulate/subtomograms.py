@@ -220,7 +220,8 @@ def simulate_subtomograms(structures: list[str], n_per_class: int,
         if params.snr is None:
             sigmas.append(0.0)
             continue
-        var = float(clean.var()) if class_names[labels[i]] != EMPTY else float(np.median(signal_vars))
+        var = (float(clean.var()) if class_names[labels[i]] != EMPTY
+               else float(np.median(signal_vars)))
         sigma = math.sqrt(var / (params.snr * gain))
         noise = noise_rng.normal(0.0, sigma, geometry[0]).astype(np.float32)
         volumes[i] = clean + weighted_back_projection(noise, geometry[1], params.box)

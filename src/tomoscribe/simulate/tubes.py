@@ -8,7 +8,8 @@ missing wedge, beam along z) and the rest is low-passed by a Gaussian that halve
 1/``resolution_A``.  White noise at ``snr`` (var(signal)/var(noise)) is optional.  The
 segmentation a user would get is the filtered volume above ``threshold`` times its
 90th percentile over the tubes' walls (the side walls the wedge keeps; a crossing,
-twice as dense, does not raise the level).  Truth: each tube's axis as points (z, y, x) 1 voxel or less apart.
+twice as dense, does not raise the level).  Truth: each tube's axis as points (z, y, x)
+1 voxel or less apart.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def wedge_filter(volume: np.ndarray, max_tilt_deg: float, resolution_voxels: flo
     seen[0, :, 0] = True  # the kz = 0 line along ky is in every tilt
     f2 = kz**2 + ky**2 + kx**2
     envelope = np.exp(-np.log(2) * f2 * resolution_voxels**2)
-    return np.fft.irfftn(spectrum * seen * envelope, s=volume.shape, axes=(0, 1, 2)).astype(np.float32)
+    return np.fft.irfftn(spectrum * seen * envelope, s=volume.shape,
+                         axes=(0, 1, 2)).astype(np.float32)
 
 
 def tube_phantom(shape, specs: list[TubeSpec], radius: float, hollow: bool = True,

@@ -60,9 +60,9 @@ scipy's Gaussian derivatives; the graph is scipy's; the join and the wall test
 that no kept library offers for directed ridge pieces.  Two touching tubes at a
 crossing are told apart by the join (directions, offsets, walls along the bridge);
 a test for two maxima in the cross-section profile was not built: the join brought
-the measured touching crossings through, except where one tube is near x.  ``skan`` was considered for the
-skeleton graph, but there is no skeleton here (ridge points carry directions, which
-the linking uses), and it would bring numba and llvmlite with it.
+the measured touching crossings through, except where one tube is near x.  ``skan``
+was considered for the skeleton graph, but there is no skeleton here (ridge points
+carry directions, which the linking uses), and it would bring numba and llvmlite.
 
 Lengths: ``*_nm`` in nanometres, everything else in voxels of the map (z, y, x arrays;
 tables in x, y, z).  The whole map is held in memory with seven float32 arrays of its
@@ -162,7 +162,8 @@ def ridge_points(values: np.ndarray, sigma: float, min_evidence: float,
     with np.errstate(divide="ignore", invalid="ignore"):
         t1 = -np.einsum("ni,ni->n", g, e1) / l1
         t2 = -np.einsum("ni,ni->n", g, e2) / l2
-    ok = (l2 < -min_curvature) & (np.abs(l3) < 0.5 * np.abs(l2)) & (np.abs(t1) <= 0.75) & (np.abs(t2) <= 0.75)
+    ok = ((l2 < -min_curvature) & (np.abs(l3) < 0.5 * np.abs(l2))
+          & (np.abs(t1) <= 0.75) & (np.abs(t2) <= 0.75))
     ok &= np.isfinite(t1) & np.isfinite(t2)
     points = candidates[ok] + t1[ok, None] * e1[ok] + t2[ok, None] * e2[ok]
     return points, e3[ok], smooth[idx][ok]
@@ -175,7 +176,8 @@ def _off_axis(step: np.ndarray, direction: np.ndarray) -> np.ndarray:
 
 
 def _components(points: np.ndarray, directions: np.ndarray, radius: float,
-                max_angle_deg: float = 30.0, max_offset: float = 1.0) -> tuple[int, np.ndarray, scipy.sparse.csr_matrix]:
+                max_angle_deg: float = 30.0, max_offset: float = 1.0,
+                ) -> tuple[int, np.ndarray, scipy.sparse.csr_matrix]:
     """Groups of ridge points joined by direction-compatible neighbour links."""
     n = len(points)
     pairs = cKDTree(points).query_pairs(radius, output_type="ndarray")
@@ -315,7 +317,8 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
     # A ridge must also bend across both ways: beside a tube, where the smoothed
     # profile flattens out (λ2 ≈ λ3 ≈ 0), the ratio test alone passes.
     points, directions, _ = ridge_points(values, sigma, 0.2 * full,
-                                         0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A)))
+                                         0.05 * abs(_axis_curvature_of_full_tube(
+                                             model, voxel_size_A)))
     # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
     # spurious ridge in corners): those points are left out.
     upper = np.asarray(np.shape(values), float) - 1 - sigma

@@ -26,7 +26,8 @@ def fsc_curve(map_a: np.ndarray, map_b: np.ndarray, voxel_size_A: float) -> pd.D
     """
     a, b = np.asarray(map_a, np.float64), np.asarray(map_b, np.float64)
     if a.shape != b.shape or a.ndim != 3 or len(set(a.shape)) != 1:
-        raise InvalidDataError(f"FSC needs two cubic maps of one size, got {a.shape} and {b.shape}.")
+        raise InvalidDataError(f"FSC needs two cubic maps of one size, got {a.shape} and "
+                               f"{b.shape}.")
     n = a.shape[0]
     fa, fb = np.fft.rfftn(a), np.fft.rfftn(b)
     shells = shell_indices(n).ravel()

@@ -247,7 +247,8 @@ def match_picks(picked_zyx: np.ndarray, true_zyx: np.ndarray, tolerance: float) 
     """
     from scipy.spatial import cKDTree
 
-    picked, true = np.asarray(picked_zyx, float).reshape(-1, 3), np.asarray(true_zyx, float).reshape(-1, 3)
+    picked = np.asarray(picked_zyx, float).reshape(-1, 3)
+    true = np.asarray(true_zyx, float).reshape(-1, 3)
     matched = 0
     distances = []
     if len(picked) and len(true):

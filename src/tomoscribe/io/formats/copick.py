@@ -35,7 +35,7 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None,
     """One picks document; orientations as 4×4 matrices when the table has angles."""
     if not voxel_size_A:
         raise ParameterError(f"{path}: copick locations are in Å; give the voxel size "
-                             "(--voxel-size).")
+                             "(`voxel_size_A`).", parameter="voxel_size_A")
     has_angles = {"rot", "tilt", "psi"} <= set(table)
     if has_angles:
         matrices = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float)).as_matrix()
@@ -55,7 +55,8 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None,
     if len(names) > 1:
         raise ParameterError(f"{path}: a copick picks file belongs to one run, but the "
                              f"particles come from {len(names)} tomograms "
-                             f"({', '.join(names[:5])}); choose one with --tomo-name.")
+                             f"({', '.join(names[:5])}); choose one with `tomo_name`.",
+                             parameter="tomo_name")
     document = {"pickable_object_name": object_name, "user_id": "tomoscribe",
                 "session_id": "0", "run_name": str(names[0]) if len(names) else "tomogram",
                 "voxel_spacing": float(voxel_size_A), "unit": "angstrom",

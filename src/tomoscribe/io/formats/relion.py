@@ -270,7 +270,7 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_z
 
     if voxel_size_A is None or not np.isfinite(voxel_size_A) or voxel_size_A <= 0:
         raise ParameterError(f"{path}: a STAR file records the pixel size of its coordinates; "
-                             "give the voxel size (--voxel-size).")
+                             "give the voxel size (`voxel_size_A`).", parameter="voxel_size_A")
     index = table.index
     names = table["tomo_name"].astype(str) if "tomo_name" in table else pd.Series("tomogram",
                                                                                   index=index)

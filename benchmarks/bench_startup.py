@@ -1,0 +1,87 @@
+"""Start-up time of the command line: median wall time of fresh processes.
+
+    python benchmarks/bench_startup.py [--repeats 5] [--src DIR ...]
+
+Runs ``tomoscribe --version``, ``--help``, ``info --help`` and ``convert --help`` each in
+``--repeats`` fresh Python processes (``main(argv)`` of ``tomoscribe.cli.app``, with the
+source tree ``DIR`` first on ``PYTHONPATH``) and prints the median seconds per command
+line against the target of 0.3 s.  With several ``--src`` trees (say a checkout of the
+previous commit and this one) the runs are interleaved, so that a loaded machine slows
+them alike, and the ratio of each tree's medians to the first tree's is printed too.
+Also prints the CPU model, since the figures mean little without it; exit status 1 when
+a median misses the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TARGET_S = 0.3
+COMMANDS = (["--version"], ["--help"], ["info", "--help"], ["convert", "--help"])
+SOURCE = Path(__file__).resolve().parents[1] / "src"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _once(src: Path, argv: list[str]) -> float:
+    """Seconds for one fresh process running ``tomoscribe ARGV`` from source tree ``src``."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    code = f"import sys; from tomoscribe.cli.app import main; sys.exit(main({argv!r}))"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"tomoscribe {' '.join(argv)} failed ({src}):\n{done.stderr}")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="fresh processes per command")
+    parser.add_argument("--src", type=Path, action="append",
+                        help="source tree(s) to time (default: this checkout's src/)")
+    args = parser.parse_args(argv)
+    sources = [p.resolve() for p in (args.src or [SOURCE])]
+
+    print(f"CPU: {_cpu_model()}, {os.cpu_count()} logical cores; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    times = {(str(src), tuple(cmd)): [] for src in sources for cmd in COMMANDS}
+    for _ in range(args.repeats):
+        for cmd in COMMANDS:
+            for src in sources:  # interleaved: a loaded machine slows every tree alike
+                times[(str(src), tuple(cmd))].append(_once(src, cmd))
+
+    failed = False
+    for src in sources:
+        print(f"\n{src}")
+        for cmd in COMMANDS:
+            median = statistics.median(times[(str(src), tuple(cmd))])
+            line = f"  tomoscribe {' '.join(cmd):<16} median {median:6.3f} s " \
+                   f"(target {TARGET_S} s)"
+            if src != sources[0]:
+                first = statistics.median(times[(str(sources[0]), tuple(cmd))])
+                line += f", {median / first:.2f}× the first tree"
+            failed |= median > TARGET_S
+            print(line)
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
