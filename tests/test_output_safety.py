@@ -251,11 +251,11 @@ def test_too_little_free_space_is_refused_before_any_work(tomo, tmp_path, capsys
     import collections
     import shutil
 
-    from tomoscribe.cli import prepare as prepare_command
+    from tomoscribe import preprocess as preprocess_module  # imported by the command body
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
-    monkeypatch.setattr(prepare_command, "preprocess_into",
+    monkeypatch.setattr(preprocess_module, "preprocess_into",
                         lambda *a, **k: pytest.fail("work started"))
     assert main(["preprocess", str(tomo), "-o", str(tmp_path / "p.mrc"), "-q"]) == 2
     err = capsys.readouterr().err
