@@ -374,26 +374,31 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
                 raise OutputError(f"{output} is a folder; choose a file name.")
             check_outputs([output], overwrite=overwrite)  # still ours, still not an input
             if output.is_dir():
-                aside = output.with_name(f".{output.name}.partial-old-{secrets.token_hex(4)}")
-                os.replace(output, aside)
-                os.replace(tmp, output)
-                _remove(aside)
+                _swap_folder(tmp, output)
             else:
                 os.replace(tmp, output)
             tmp = None
             record_written([output])
-    except OSError as err:
-        if tmp is not None:
-            _remove(tmp)
-        remove_empty_folders(created)
-        if isinstance(err, TomoscribeError):  # ours (also OSErrors) say what went wrong
-            raise
-        raise write_error(output, err) from err
-    except BaseException:
-        if tmp is not None:
-            _remove(tmp)
-        remove_empty_folders(created)
+    except BaseException as err:
+        _clean_up(tmp, created)
+        if isinstance(err, OSError) and not isinstance(err, TomoscribeError):
+            raise write_error(output, err) from err
         raise
+
+
+def _swap_folder(new: Path, old: Path) -> None:
+    """Put the folder ``new`` in place of tomoscribe's own earlier folder ``old``."""
+    aside = old.with_name(f".{old.name}.partial-old-{secrets.token_hex(4)}")
+    os.replace(old, aside)
+    os.replace(new, old)
+    _remove(aside)
+
+
+def _clean_up(temporary: Path | None, created: list[Path]) -> None:
+    """After a failed write: the temporary file or folder, and folders made for it."""
+    if temporary is not None:
+        _remove(temporary)
+    remove_empty_folders(created)
 
 
 def _umask() -> int:
@@ -525,28 +530,17 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True,
                                           "choose a new folder.")
                 moves.append((source, target))
             for source, target in moves:
-                if target.is_dir():  # tomoscribe's own earlier folder: swap, then remove
-                    aside = target.with_name(f".{target.name}.partial-old-"
-                                             f"{secrets.token_hex(4)}")
-                    os.replace(target, aside)
-                    os.replace(source, target)
-                    _remove(aside)
+                if target.is_dir():  # tomoscribe's own earlier folder
+                    _swap_folder(source, target)
                 else:
                     os.replace(source, target)
             record_written([target for _, target in moves])
             _remove(staging)
             staging = None
-    except OSError as err:
-        if staging is not None:
-            _remove(staging)
-        remove_empty_folders(created)
-        if isinstance(err, TomoscribeError):  # ours (also OSErrors) say what went wrong
-            raise
-        raise write_error(folder, err) from err
-    except BaseException:
-        if staging is not None:
-            _remove(staging)
-        remove_empty_folders(created)
+    except BaseException as err:
+        _clean_up(staging, created)
+        if isinstance(err, OSError) and not isinstance(err, TomoscribeError):
+            raise write_error(folder, err) from err
         raise
 
 
