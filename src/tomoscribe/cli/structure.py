@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..errors import AnnotationError, InputFileError, ParameterError
-from ..outputs import (atomic_path, check_output_folder, check_writable, output_folder,
-                       read_provenance, write_provenance)
+from ..outputs import (atomic_path, check_free_space, check_output_folder, check_writable,
+                       output_folder, read_provenance, write_provenance)
 from . import options
 from .checks import writes
 from .app import app
@@ -289,6 +289,8 @@ def extract(
     if len(table) == 0:
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
+    # subtomograms and their projections, float32, staged beside the folder
+    check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
     stack, kept = extract_subtomograms(volume, table, box, edge, invert)
     if len(kept) == 0:
         raise ParameterError(f"every box of {box} voxels crosses the tomogram's faces; use a "
