@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import struct
 
 import pytest
 
+from fuzz_targets import Hang, time_limit
 from tomoscribe.errors import InputFileError
 from tomoscribe.io.imodcheck import check_imod_structure
 from tomoscribe.io.points import read_imod_contours, read_points
@@ -15,25 +14,6 @@ from tomoscribe.io.points import read_imod_contours, read_points
 REAL_MODELS = ["meshed_contour_example.mod", "meshed_curvature_example.mod",
                "multiple_objects_example.mod", "point_sizes_example.mod",
                "slicer_angle_example.mod", "two_contour_example.mod"]
-
-
-class TimeLimit(Exception):
-    """Raised by :func:`time_limit` when the block ran too long."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    """Interrupt the block (pure-Python loops included) after ``seconds``."""
-    def _raise(signum, frame):
-        raise TimeLimit(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture
@@ -55,7 +35,7 @@ def test_imodmodel_alone_hangs_on_a_truncated_model(imod_dir, tmp_path):
     data = (imod_dir / "two_contour_example.mod").read_bytes()
     cut = tmp_path / "cut.mod"
     cut.write_bytes(data[:-4])  # drop IEOF only
-    with pytest.raises(TimeLimit), time_limit(1.0):
+    with pytest.raises(Hang), time_limit(1.0):
         imodmodel.read(cut)
 
 
