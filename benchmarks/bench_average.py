@@ -22,7 +22,7 @@ from tomoscribe.simulate.template_library import load_template
 from tomoscribe.structure.align import Aligner
 from tomoscribe.structure.average import AverageParams, align_map_to, fourier_crop, refine_average
 from tomoscribe.structure.fsc import fsc_curve, resolution_at
-from tomoscribe.structure.rotations import global_rotations, local_offsets
+from tomoscribe.core.rotations import global_rotations, local_offsets
 
 
 def main() -> None:

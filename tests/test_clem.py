@@ -16,7 +16,7 @@ from tomoscribe.clem.pipeline import tomogram_tre_nm
 from tomoscribe.clem.register import (anchor_by_cell, anchor_by_landmarks, register_lattices,
                                       symmetries)
 from tomoscribe.clem.transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
-from tomoscribe.clem.transforms import apply, decompose, placement_matrix, similarity
+from tomoscribe.core.transforms2d import apply, decompose, placement_matrix, similarity
 from tomoscribe.clem.watershed import (WatershedParams, merge_shallow_basins, unmix,
                                        watershed_segment)
 from tomoscribe.cli.app import main

@@ -5,7 +5,7 @@ import pytest
 
 from tomoscribe.cli.app import main
 from tomoscribe.io.particles import read_particles
-from tomoscribe.structure.rotations import angular_distance_deg, from_euler
+from tomoscribe.core.rotations import angular_distance_deg, from_euler
 
 
 def test_warp_file_through_dynamo_and_copick(shared_data, tmp_path):

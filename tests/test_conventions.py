@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from tomoscribe.io.formats.relion import helical_priors
 from tomoscribe.io.particles import read_particles, write_particles
-from tomoscribe.structure.rotations import angular_distance_deg, from_euler, to_euler
+from tomoscribe.core.rotations import angular_distance_deg, from_euler, to_euler
 
 eulerangles = pytest.importorskip("eulerangles")
 from eulerangles import convert_eulers, euler2matrix, matrix2euler  # noqa: E402

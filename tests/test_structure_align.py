@@ -13,9 +13,9 @@ from tomoscribe.structure.align import Aligner, finish_average, rotate_reference
 from tomoscribe.structure.average import (AverageParams, align_map_to, fourier_crop,
                                           refine_average, symmetrise)
 from tomoscribe.structure.fsc import fsc_curve, resolution_at
-from tomoscribe.structure.rotations import (angular_distance_deg, from_euler, global_rotations,
+from tomoscribe.core.rotations import (angular_distance_deg, from_euler, global_rotations,
                                             local_offsets, symmetry_operators, to_euler)
-from tomoscribe.structure.wedge import wedge_mask
+from tomoscribe.core.wedge import wedge_mask
 
 
 def test_euler_round_trip_and_relion_axes():

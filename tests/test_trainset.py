@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from tomoscribe.errors import AnnotationError, InputFileError
-from tomoscribe.segment.trainset import (build_training_set, contour_box_centres,
-                                         contour_mask_source, load_training_set,
-                                         painted_mask_source, save_training_set)
+from tomoscribe.core.boxes import contour_box_centres
+from tomoscribe.segment.trainset import (build_training_set, contour_mask_source,
+                                         load_training_set, painted_mask_source,
+                                         save_training_set)
 from tomoscribe.volume import Volume
 
 

@@ -49,7 +49,8 @@ from .segment.engine import segment_into
 from .segment.merge import merge_into
 from .segment.modelfile import load_model, save_model
 from .segment.network import ArchitectureSpec
-from .segment.train import TrainParams, resolve_device, train_feature
+from .core.device import resolve_device
+from .segment.train import TrainParams, train_feature
 from .segment.trainset import build_training_set, painted_mask_source, save_training_set
 from .segment.vesicles import VesicleParams, close_vesicles
 from .simulate.annotator import simulate_annotator
@@ -298,7 +299,7 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     write_average_outputs(out / "average", result,
                           kept_table.drop(columns=["is_ribosome", "truth_index"]),
                           VOXEL_A, [], {"demo": True})
-    from .structure.rotations import from_euler
+    from .core.rotations import from_euler
 
     known = np.isfinite(true_rotations[:, 0])
     consensus = orientation_consensus(result["rotations"][np.flatnonzero(known)],
@@ -371,7 +372,7 @@ def _nearest_truth(picks: pd.DataFrame, truth_zyx: np.ndarray, tolerance: float)
 def orientation_consensus(estimated, true, within_deg: float = 15.0) -> float:
     """Fraction of particles whose estimated orientation agrees with the truth up to one
     common rotation (the average's arbitrary pose), within ``within_deg``."""
-    from .structure.rotations import angular_distance_deg
+    from .core.rotations import angular_distance_deg
 
     if len(true) == 0:
         return float("nan")

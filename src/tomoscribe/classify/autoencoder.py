@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
-from ..segment.train import resolve_device
+from ..core.device import resolve_device
 from .cluster import over_partition
 from .fitting import TrainedNetwork, fit_dense, load_network, save_network
 from .training import normalise

@@ -41,7 +41,7 @@ from ..errors import InvalidDataError, ParameterError
 from ..structure.align import Aligner, finish_average, wedge_weighted_sum
 from ..structure.average import align_map_to, fourier_crop, lowpass
 from ..structure.fsc import fsc_curve, resolution_at
-from ..structure.rotations import global_rotations, local_offsets
+from ..core.rotations import global_rotations, local_offsets
 from .cluster import standardise
 from .rif import rotation_invariant_features
 from .training import normalise

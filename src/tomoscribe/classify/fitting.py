@@ -19,7 +19,7 @@ from .. import __version__
 from ..errors import ModelFileError, ParameterError
 from ..io.weights import load_into, read_weights, save_weights
 from ..progress import track
-from ..segment.train import resolve_device
+from ..core.device import resolve_device
 
 
 def wedge_keeping_flip(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

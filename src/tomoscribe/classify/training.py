@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidDataError, ParameterError
 from ..progress import track
-from ..segment.train import resolve_device
+from ..core.device import resolve_device
 from .fitting import wedge_keeping_flip
 from .models import build_classifier
 from .wedge_augment import measured_fourier_support, random_rotations, rotate_keeping_wedge

@@ -42,7 +42,8 @@ from ..progress import printer, step_timer
 from ..segment.engine import segment_array
 from ..segment.modelfile import load_model, save_model
 from ..segment.network import ArchitectureSpec
-from ..segment.train import TrainParams, resolve_device, train_feature
+from ..core.device import resolve_device
+from ..segment.train import TrainParams, train_feature
 from ..segment.trainset import (build_training_set, combine_training_sets, painted_mask_source,
                                 save_training_set)
 from ..simulate.annotator import simulate_annotator
@@ -55,7 +56,7 @@ from .holes import detect_holes
 from .lattice import fit_lattice
 from .register import anchor_by_cell, register_lattices, save_registration
 from .transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
-from .transforms import apply, placement_matrix
+from ..core.transforms2d import apply, placement_matrix
 from .watershed import WatershedParams, remove_bleed_through, watershed_segment
 
 FEATURE = "microtubule"

@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import InvalidDataError, ParameterError
 from ..outputs import atomic_path
 from .lattice import Lattice
-from .transforms import apply, decompose
+from ..core.transforms2d import apply, decompose
 
 MODELS = ("similarity", "affine")
 #: A cell anchor whose best score beats the runner-up by less than this is flagged: in

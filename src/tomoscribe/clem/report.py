@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..report import Report
-from .transforms import apply, placement_matrix
+from ..core.transforms2d import apply, placement_matrix
 
 
 def write_clem_report(path: Path, result: dict, pair: dict, registration, regions: np.ndarray,

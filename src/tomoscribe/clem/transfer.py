@@ -43,10 +43,10 @@ import numpy as np
 import scipy.ndimage
 
 from ..errors import AnnotationError, ParameterError
-from ..segment.trainset import (TrainingSet, build_training_set, free_boxes,
-                                painted_mask_source, spread_boxes)
+from ..core.boxes import free_boxes, spread_boxes
+from ..segment.trainset import TrainingSet, build_training_set, painted_mask_source
 from ..volume import Volume
-from .transforms import apply, placement_matrix
+from ..core.transforms2d import apply, placement_matrix
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def fluorescence_in_tomogram(regions: np.ndarray, signal: np.ndarray,
     fm_voxel_nm : (x, y, z) nm
     fm_to_overview : 3×3 matrix (fluorescence pixels → overview pixels)
     placement : dict
-        See :func:`tomoscribe.clem.transforms.placement_matrix`; also
+        See :func:`tomoscribe.core.transforms2d.placement_matrix`; also
         ``fluorescence_z_slice`` (the tomogram mid-plane's slice, fractional).
     positive_level : float
         The band's level, as a fraction of the brightest labelled signal over the

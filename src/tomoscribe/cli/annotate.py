@@ -95,8 +95,9 @@ def trainset(
     from ..io import read_volume
     from ..io.points import read_imod_contours, read_points
     from ..segment.painted_size import painted_component_sizes
-    from ..segment.trainset import (build_training_set, contour_box_centres, contour_mask_source,
-                                    painted_mask_source, save_training_set)
+    from ..core.boxes import contour_box_centres
+    from ..segment.trainset import (build_training_set, contour_mask_source, painted_mask_source,
+                                    save_training_set)
     from ..volume import check_same_grid
 
     if (painted is None) == (contours is None):

@@ -188,7 +188,7 @@ def discover(
     from ..classify.featurefile import load_features
     from ..classify.figures import plot_gallery
     from ..io import write_volume
-    from ..segment.train import resolve_device
+    from ..core.device import resolve_device
     from ..volume import Volume
 
     check_output_folder(output, [dataset, clustered], ["discover.json", "gallery.png"])

@@ -428,9 +428,9 @@ def average(
     import numpy as np
 
     from ..io import read_volume
-    from ..segment.train import resolve_device
+    from ..core.device import resolve_device
     from ..structure.average import AverageParams, refine_average
-    from ..structure.rotations import from_euler
+    from ..core.rotations import from_euler
     from ..structure.results import AVERAGE_OUTPUTS, write_average_outputs
     from ..structure.stackio import read_particle_set
 

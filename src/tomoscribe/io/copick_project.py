@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from ..errors import CopickLocationError, InputFileError, ParameterError
-from ..structure.rotations import from_euler, to_euler
+from ..core.rotations import from_euler, to_euler
 from ..volume import Volume
 from .locations import COPICK_PREFIX, is_copick_location
 

@@ -5,7 +5,7 @@ index units (voxel (k, j, i) has its centre at x=i, y=j, z=k) of the map they we
 picked on, whose voxel size (Å) the column ``voxel_size_A`` records when the file
 says; ``score``; and optionally ``rot, tilt, psi`` (RELION's Euler angles in degrees:
 the reference → particle rotation is
-:func:`tomoscribe.structure.rotations.from_euler`), ``tomo_name``, ``filament_id``,
+:func:`tomoscribe.core.rotations.from_euler`), ``tomo_name``, ``filament_id``,
 a unit filament direction ``dir_x, dir_y, dir_z``, ``half``, ``class``,
 ``image_name``.
 

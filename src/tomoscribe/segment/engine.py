@@ -53,7 +53,7 @@ from ..progress import track
 from ..volume import Volume, check_finite, iter_slabs
 from . import fastengine
 from .modelfile import FeatureModel
-from .train import resolve_device
+from ..core.device import resolve_device
 
 VOXEL_SIZE_TOLERANCE = 0.05
 PRECISIONS = ("fp32", "tf32", "bf16")

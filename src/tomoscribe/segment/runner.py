@@ -44,7 +44,7 @@ from ..volume import iter_slabs
 from .engine import (CUDA_SLABS_IN_FLIGHT, default_slab_slices, in_order, precision_mode,
                      prepare_models, segment_slab)
 from .modelfile import load_model
-from .train import resolve_device
+from ..core.device import resolve_device
 
 SCHEDULER_TIMEOUT_S = 10
 _TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"

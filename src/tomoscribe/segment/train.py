@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.device import resolve_device
 from ..errors import ParameterError, TrainingError
 from ..progress import track
 from .checkpoint import load_checkpoint, restore, save_checkpoint, training_key
@@ -64,16 +65,6 @@ class TrainParams:
             raise ParameterError("validation fraction must be in [0, 0.9).")
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when present, else CPU; ``cuda`` without a GPU is refused."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("`device=cuda` was asked for, but no CUDA device is available.",
-                             parameter="device")
-    if device not in ("cpu", "cuda"):
-        raise ParameterError(f"device must be auto, cpu or cuda, got {device!r}.")
-    return torch.device(device)
 
 
 def split_by_source(trainset: TrainingSet, fraction: float, seed: int):

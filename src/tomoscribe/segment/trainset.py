@@ -126,60 +126,6 @@ def contour_mask_source(contours: list[dict], shape_zyx) -> MaskSource:
     return lookup
 
 
-def contour_box_centres(contours: list[dict], tile_size: int) -> np.ndarray:
-    """Positive box centres (z, y, x) covering each contour's bounding box with tiles."""
-    centres = []
-    step = tile_size * 3 // 4
-    for contour in contours:
-        (x0, y0), (x1, y1) = contour["xy"].min(0), contour["xy"].max(0)
-        xs = _cover(x0, x1, step)
-        ys = _cover(y0, y1, step)
-        centres.extend((contour["z"], y, x) for y in ys for x in xs)
-    return np.array(centres, dtype=float).reshape(-1, 3)
-
-
-def _cover(lo: float, hi: float, step: int) -> list[float]:
-    n = max(1, math.ceil((hi - lo) / step))
-    return list(np.linspace(lo, hi, n + 1)[:-1] + (hi - lo) / (2 * n)) if hi > lo else [lo]
-
-
-def spread_boxes(candidates_zyx: np.ndarray, n: int, tile_size: int,
-                 rng: np.random.Generator) -> np.ndarray:
-    """Up to ``n`` box centres drawn from candidates, no two overlapping much.
-
-    Candidates are visited in random order; one is kept when every kept box is at
-    least half a tile away in y or x, or more than 3 slices away in z.
-    """
-    kept: list[np.ndarray] = []
-    candidates = np.asarray(candidates_zyx).reshape(-1, 3)
-    for index in rng.permutation(len(candidates)):
-        c = candidates[index]
-        if all(np.abs(c[1:] - p[1:]).max() >= tile_size // 2 or abs(c[0] - p[0]) > 3
-               for p in kept):
-            kept.append(c)
-        if len(kept) == n:
-            break
-    return np.array(kept, float).reshape(-1, 3)
-
-
-def free_boxes(occupied: np.ndarray, n: int, tile_size: int, rng: np.random.Generator,
-               margin: int = 2) -> np.ndarray:
-    """``n`` random box centres whose whole tile (plus ``margin``) avoids ``occupied``.
-
-    ``occupied`` is a boolean (z, y, x) mask of voxels no negative tile may contain.
-    Raises AnnotationError when fewer than ``n`` places are free.
-    """
-    window = (1, tile_size + 2 * margin, tile_size + 2 * margin)
-    in_tile = scipy.ndimage.maximum_filter(occupied.astype(np.uint8), size=window,
-                                           mode="constant")
-    free = np.argwhere(in_tile == 0)
-    if len(free) < n:
-        raise AnnotationError(
-            f"only {len(free)} places have a {tile_size}-px tile free of the feature; ask "
-            "for fewer negative tiles or give a larger tomogram.")
-    return free[rng.choice(len(free), size=n, replace=False)].astype(float)
-
-
 def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: np.ndarray,
                        mask_source: MaskSource, feature: str, annotator: str = "",
                        tile_size: int = 64, context_slices: int = 0, seed: int = 0,

@@ -51,7 +51,7 @@ import scipy.ndimage
 
 from ..errors import ParameterError
 from ..progress import track
-from ..structure.wedge import check_tilt_range
+from ..core.wedge import check_tilt_range
 
 #: Columns of the table :func:`find_vesicles` returns.
 VESICLE_COLUMNS = ["z", "y", "x", "radius_nm", "rms_nm", "inlier_fraction",
@@ -194,7 +194,7 @@ def visible_normals(directions: np.ndarray, tilt_range_deg=(-60.0, 60.0),
     """Whether a membrane with these unit normals (n, 3; z, y, x) shows in the tomogram.
 
     The normal is sampled when its tilt angle ``atan2(−n_z, n_x)`` (folded into
-    −90…90°, the convention of :mod:`tomoscribe.structure.wedge`, tilt axis y) lies in
+    −90…90°, the convention of :mod:`tomoscribe.core.wedge`, tilt axis y) lies in
     the tilt range; normals within ``axis_cone_deg`` of the tilt axis always show.
     """
     nz, ny, nx = directions[:, 0], directions[:, 1], directions[:, 2]

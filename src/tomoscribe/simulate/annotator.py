@@ -11,7 +11,7 @@ import numpy as np
 import scipy.ndimage
 
 from ..errors import AnnotationError, ParameterError
-from ..segment.trainset import free_boxes, spread_boxes
+from ..core.boxes import free_boxes, spread_boxes
 
 
 def simulate_annotator(labels: np.ndarray, class_id: int, rng: np.random.Generator,

@@ -20,7 +20,7 @@ groups ≈ 1, cytoplasm 0.15, carbon 0.7, gold 8.  Truth: a class label volume (
 ``CELL_CLASS_IDS``; template classes from 10 upward, in the order given), an instance
 volume (0 = none, each object its own id), and a particle table with centres in Å and
 RELION Euler angles (rot, tilt, psi) of the rotation that turned the template into the
-particle (:func:`tomoscribe.structure.rotations.to_euler`: RELION's convention).
+particle (:func:`tomoscribe.core.rotations.to_euler`: RELION's convention).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from scipy.spatial.transform import Rotation
 
 from ..errors import ParameterError
 from ..volume import Volume
-from ..structure.rotations import to_euler
+from ..core.rotations import to_euler
 from .subtomograms import rotate_and_shift, template_in_box
 from .template_library import load_template
 

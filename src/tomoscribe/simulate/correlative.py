@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage
 
-from ..clem.transforms import apply, placement_matrix, similarity
+from ..core.transforms2d import apply, placement_matrix, similarity
 from ..errors import ParameterError
 
 #: Inelastic mean free path used for the overview's attenuation (nm, 300 kV).
@@ -106,7 +106,7 @@ def make_correlative_pair(labels: np.ndarray, instances: np.ndarray, voxel_size_
     dict
         ``overview`` (float32 (1, N, N)), ``fluorescence`` (channel name → float32
         (slices, M, M)), ``fm_voxel_nm`` (x, y, z), ``placement`` (dict, see
-        :func:`tomoscribe.clem.transforms.placement_matrix`, plus
+        :func:`tomoscribe.core.transforms2d.placement_matrix`, plus
         ``fluorescence_z_slice``), ``fm_to_overview`` (3×3 true matrix) and ``holes``
         (DataFrame x, y (overview px), radius_px, covered).
     """

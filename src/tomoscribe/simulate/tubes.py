@@ -20,7 +20,7 @@ import numpy as np
 import scipy.ndimage
 from scipy.interpolate import CubicSpline
 
-from ..structure.filaments import HOLLOW_INNER_FRACTION
+from ..core.tubes import HOLLOW_INNER_FRACTION
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
-from .rotations import zyx_matrix
-from .wedge import wedge_mask
+from ..core.rotations import zyx_matrix
+from ..core.wedge import wedge_mask
 
 _BUDGET = 2**24  # voxels per batched FFT
 

@@ -33,7 +33,7 @@ from ..errors import ParameterError
 from .align import (Aligner, finish_average, lowpass_filter, rotate_reference,
                     wedge_weighted_sum)
 from .fsc import fsc_curve, resolution_at, shell_indices
-from .rotations import global_rotations, local_offsets, symmetry_operators
+from ..core.rotations import global_rotations, local_offsets, symmetry_operators
 
 
 @dataclass(frozen=True)

@@ -80,14 +80,13 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from scipy.spatial import cKDTree
 
+from ..core.tubes import HOLLOW_INNER_FRACTION
 from ..errors import AnnotationError, ParameterError
 
 #: Outer radius (nm) and hollowness of the filaments known by name.
 FEATURE_RADII_NM = {"microtubule": (12.5, True), "actin": (3.5, False)}
 #: Beyond the top and bottom faces (z) is empty; beyond the sides filaments go on.
 FACE_MODES = ("constant", "reflect", "reflect")
-#: Inner / outer radius of a hollow tube (microtubule: 8.5 / 12.5 nm).
-HOLLOW_INNER_FRACTION = 0.68
 
 
 @dataclass(frozen=True)

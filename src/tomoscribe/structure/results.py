@@ -10,7 +10,7 @@ from ..io import write_volume
 from ..io.particles import write_particles
 from ..outputs import atomic_path, write_provenance
 from ..volume import Volume
-from .rotations import to_euler
+from ..core.rotations import to_euler
 
 #: The files :func:`write_average_outputs` writes into its folder.
 AVERAGE_OUTPUTS = ("average.mrc", "average.mrc.json", "half1.mrc", "half2.mrc", "fsc.csv",

@@ -26,7 +26,7 @@ from scipy.spatial.transform import Rotation
 
 from ...errors import InputFileError
 from ...outputs import atomic_path
-from ...structure.rotations import from_euler, to_euler
+from ...core.rotations import from_euler, to_euler
 from .registry import ParticleFormat
 
 

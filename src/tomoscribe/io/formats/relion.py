@@ -16,7 +16,7 @@ Reading (through ``starfile``):
   ``rlnOriginX/Y/Z`` are pixels of the same size as the coordinates).  The shift is
   applied on reading and not kept.
 * **Orientations.**  ``rlnAngleRot/Tilt/Psi`` in RELION's convention (see
-  :mod:`tomoscribe.structure.rotations`: reference → particle = ``A(rot, tilt, psi)``
+  :mod:`tomoscribe.core.rotations`: reference → particle = ``A(rot, tilt, psi)``
   = the inverse of scipy's intrinsic ZYZ rotation).  RELION 5's pre-oriented
   subtomograms (``rlnTomoSubtomogramRot/Tilt/Psi``) compose as ``A_subtomogram ·
   A_particle``; the table keeps the composed rotation as (rot, tilt, psi).
@@ -44,7 +44,7 @@ import pandas as pd
 
 from ...errors import InputFileError, ParameterError
 from ...outputs import atomic_path
-from ...structure.rotations import from_euler, to_euler
+from ...core.rotations import from_euler, to_euler
 from .registry import ParticleFormat
 
 _ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
