@@ -66,6 +66,25 @@ def test_clean_file_gives_no_warning(tmp_path):
     assert _read_quietly(path).shape == (4, 5, 6)
 
 
+def test_a_library_deprecation_inside_mrcfile_is_not_blamed_on_the_file(tmp_path, monkeypatch):
+    """Seen with NumPy 2.5: mrcfile's own DeprecationWarning was reported as the file's
+    oddity ("in.mrc was read although Setting the dtype ... is deprecated")."""
+    path = tmp_path / "ok.mrc"
+    _mrc(path)
+    real_open = mrcfile.open
+
+    def open_with_a_deprecation(*args, **kwargs):
+        warnings.warn("Setting the dtype on a NumPy array has been deprecated",
+                      DeprecationWarning, stacklevel=2)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(mrcfile, "open", open_with_a_deprecation)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert read_volume(path).shape == (4, 5, 6)
+    assert not [w for w in caught if issubclass(w.category, MRCWarning)]
+
+
 def test_float32_data_under_an_int16_header_is_refused(tmp_path):
     """The issue's case: the file is twice what mode 1 needs; reading it gives garbage."""
     path = tmp_path / "mode.mrc"

@@ -116,6 +116,9 @@ def _read_header(path: Path, unusual: list[str]):
         raise InputFileError(f"{path} is not a readable MRC file ({_short(err)}); check "
                              "that it is complete and really an MRC/CCP4 map.") from err
     for warning in caught:
+        if not issubclass(warning.category, RuntimeWarning):
+            continue  # mrcfile reports a header's oddities as RuntimeWarnings; numpy's
+            # deprecations inside mrcfile (NumPy 2.5) say nothing about the file
         text = _short(warning.message)
         unusual.append("the machine stamp is missing or unknown (little-endian assumed)"
                        if "machine stamp" in text.lower() else
