@@ -85,9 +85,17 @@ def scenes(quick: bool, seed: int = 0):
     return out
 
 
+def _degrees_from_x(axis: np.ndarray) -> float:
+    """In-plane angle (°, 0–90) between an axis's chord and x."""
+    d = axis[-1] - axis[0]
+    angle = np.degrees(np.arctan2(abs(d[1]), abs(d[2])))
+    return float(angle)
+
+
 def score_scenes(items, model, tilt: int, label: str):
     """Trace every (name, mask, axes) and sum the scores; print one line per scene."""
-    totals = {"n_true": 0, "n_traced": 0, "n_matched": 0, "n_spurious": 0}
+    totals = {"n_true": 0, "n_traced": 0, "n_matched": 0, "n_spurious": 0,
+              "n_true_off_x": 0, "n_matched_off_x": 0}
     distances, angles, seconds = [], [], 0.0
     r = model.radius_voxels(VOXEL_A)
     for name, mask, axes in items:
@@ -95,6 +103,10 @@ def score_scenes(items, model, tilt: int, label: str):
         lines = trace_centrelines(mask, VOXEL_A, model)
         seconds += time.perf_counter() - t0
         s = score_centrelines(lines, axes, r)
+        # A tube within 15° of x (across the tilt axis) has no depth in the data.
+        off_x = [k for k, a in enumerate(axes) if _degrees_from_x(a) >= 15.0]
+        s["n_true_off_x"] = len(off_x)
+        s["n_matched_off_x"] = len(set(off_x) & set(s["matched_axes"]))
         for k in totals:
             totals[k] += s[k]
         distances += s["distances"]
@@ -103,6 +115,7 @@ def score_scenes(items, model, tilt: int, label: str):
         print(f"{label} ±{tilt}° {name:28s} true {s['n_true']} traced {s['n_traced']} matched "
               f"{s['n_matched']} spurious {s['n_spurious']} median {med:.2f} nm", flush=True)
     return {**totals, "match_rate": totals["n_matched"] / max(totals["n_true"], 1),
+            "match_rate_off_x": totals["n_matched_off_x"] / max(totals["n_true_off_x"], 1),
             "spurious_rate": totals["n_spurious"] / max(totals["n_traced"], 1),
             "median_distance_nm": float(np.median(distances)) * VOXEL_A / 10 if distances else None,
             "p90_distance_nm": (float(np.percentile(distances, 90)) * VOXEL_A / 10

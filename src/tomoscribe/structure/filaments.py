@@ -520,7 +520,7 @@ def score_centrelines(lines: list[np.ndarray], axes: list[np.ndarray], reach: fl
     within ``reach`` of ≥ ``min_coverage`` of the axis; further lines belonging to a
     matched axis (fragments) count as spurious.  Distances (voxels) and direction
     errors (degrees, sign-free) are those of the points of matched lines to the nearest
-    point of their axis.
+    point of their axis; ``matched_axes`` lists the indices of the matched axes.
     """
     trees = [cKDTree(a) for a in axes]
     tangents = [np.gradient(a, axis=0) for a in axes]
@@ -529,7 +529,7 @@ def score_centrelines(lines: list[np.ndarray], axes: list[np.ndarray], reach: fl
         fractions = [np.mean(t.query(line)[0] <= reach) for t in trees]
         best = int(np.argmax(fractions)) if fractions else -1
         owner.append(best if fractions and fractions[best] >= 0.5 else -1)
-    matched, distances, angles = 0, [], []
+    matched, distances, angles, matched_axes = 0, [], [], []
     spurious = sum(o < 0 for o in owner)
     for k, (tree, axis) in enumerate(zip(trees, axes)):
         mine = [i for i, o in enumerate(owner) if o == k]
@@ -543,6 +543,7 @@ def score_centrelines(lines: list[np.ndarray], axes: list[np.ndarray], reach: fl
             spurious += 1
             continue
         matched += 1
+        matched_axes.append(k)
         line = lines[best]
         d, nearest = tree.query(line)
         distances.extend(d.tolist())
@@ -552,4 +553,5 @@ def score_centrelines(lines: list[np.ndarray], axes: list[np.ndarray], reach: fl
             np.linalg.norm(lt, axis=1) * np.linalg.norm(at, axis=1)).clip(1e-12)
         angles.extend(np.degrees(np.arccos(np.clip(cos, 0, 1))).tolist())
     return {"n_true": len(axes), "n_traced": len(lines), "n_matched": matched,
-            "n_spurious": spurious, "distances": distances, "angles_deg": angles}
+            "n_spurious": spurious, "distances": distances, "angles_deg": angles,
+            "matched_axes": matched_axes}
