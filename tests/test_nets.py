@@ -39,6 +39,7 @@ def test_every_catalogue_module_registers_its_architectures_once():
     assert set(registered) == {n for role in registry.ROLES for n in names(role)}
     assert names("feature") == ("chen2017", "chen2017-2.5d", "unet")
     assert names("classifier") == ("inception3d", "dsrf3d", "resnet3d")
+    assert all(catalogue.listed(role) == names(role) for role in registry.ROLES)
     with pytest.raises(ValueError, match="already registered"):
         registry.register(Architecture("unet", "feature", nn.Identity, Contract(), "other"))
 

@@ -7,9 +7,9 @@ that travels with the name: how much the output grid is coarser than the input, 
 input sides it takes, how far one output pixel sees, how its weights start, and
 whether it has an FFT convolution mode.  Nothing probes a network with ``getattr``.
 
-The architectures themselves register in :mod:`tomoscribe.nets.catalogue` (one line
-each); an unknown name is a :class:`~tomoscribe.errors.ParameterError`, never a
-silent default.
+The built-in architectures are listed in :mod:`tomoscribe.nets.catalogue` (one line
+per module) and registered on first use; an unknown name is a
+:class:`~tomoscribe.errors.ParameterError`, never a silent default.
 """
 
 from __future__ import annotations
@@ -96,9 +96,16 @@ def register(architecture: Architecture) -> Architecture:
     return architecture
 
 
-def _loaded() -> dict[str, Architecture]:
-    from . import catalogue  # noqa: F401 — registers the built-in architectures once
+_BUILT_IN_LOADED = []
 
+
+def _loaded() -> dict[str, Architecture]:
+    """The registry, with the built-in architectures of :mod:`.catalogue` in it."""
+    if not _BUILT_IN_LOADED:
+        from .catalogue import load
+
+        load(register)
+        _BUILT_IN_LOADED.append(True)
     return _REGISTRY
 
 

@@ -122,12 +122,7 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         feature (a collapsed network).
     """
     params.validate()
-    spec.validate()
-    if spec.context_slices > trainset.context_slices:
-        raise ParameterError(
-            f"the network wants ±{spec.context_slices} slices but the training set has "
-            f"±{trainset.context_slices}; rebuild it with `context_slices={spec.context_slices}`.",
-            parameter="context_slices")
+    _check_context(spec, trainset)
     dev = resolve_device(device)
     generator = seeded_generator(params.seed)
     network = _starting_network(spec, params, generator, dev)
@@ -162,20 +157,8 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         return {"train_loss": float(np.mean(batch_losses)), "validation_loss": val_loss,
                 "learning_rate": lr, "seconds": time.perf_counter() - started}
 
-    history, first_epoch, key = [], 0, None
-    if checkpoint is not None:
-        key = training_key(trainset.tiles, trainset.masks,
-                           {"spec": spec.as_dict(), "params": asdict(params),
-                            "device": dev.type, "metadata": trainset.metadata})
-        saved = load_checkpoint(checkpoint, key)
-        if saved is not None:
-            first_epoch, history = restore(saved, network, optimiser, scheduler, generator)
-
-    def save(epochs_done: int, history: list) -> None:
-        if checkpoint is not None and epochs_done < params.epochs:
-            save_checkpoint(checkpoint, key, epochs_done, network, optimiser, scheduler,
-                            generator, history)
-
+    first_epoch, history, save = _checkpointing(
+        checkpoint, trainset, spec, params, dev, (network, optimiser, scheduler, generator))
     history = run_epochs(params.epochs, one_epoch, loss_key="train_loss",
                          first_epoch=first_epoch, history=history,
                          label=f"training {trainset.metadata.get('feature', '')}",
@@ -184,6 +167,36 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
     _drop(checkpoint)
     return _finished_model(network, spec, params, trainset, tiles, targets, dev, history,
                            len(train_idx), len(val_idx))
+
+
+def _checkpointing(checkpoint, trainset: TrainingSet, spec: ArchitectureSpec,
+                   params: TrainParams, dev, state: tuple):
+    """(first epoch, history so far, end-of-epoch hook) of a training that saves its
+    ``state`` (network, optimiser, scheduler, generator) to ``checkpoint`` after each
+    epoch, restored from it first when it holds this training's unfinished run."""
+    if checkpoint is None:
+        return 0, [], None
+    key = training_key(trainset.tiles, trainset.masks,
+                       {"spec": spec.as_dict(), "params": asdict(params), "device": dev.type,
+                        "metadata": trainset.metadata})
+    saved = load_checkpoint(checkpoint, key)
+    first_epoch, history = (0, []) if saved is None else restore(saved, *state)
+
+    def save(epochs_done: int, history: list) -> None:
+        if epochs_done < params.epochs:
+            save_checkpoint(checkpoint, key, epochs_done, *state, history)
+
+    return first_epoch, history, save
+
+
+def _check_context(spec: ArchitectureSpec, trainset: TrainingSet) -> None:
+    """The spec is valid and the training set has the slices of context it needs."""
+    spec.validate()
+    if spec.context_slices > trainset.context_slices:
+        raise ParameterError(
+            f"the network wants ±{spec.context_slices} slices but the training set has "
+            f"±{trainset.context_slices}; rebuild it with `context_slices={spec.context_slices}`.",
+            parameter="context_slices")
 
 
 def _starting_network(spec: ArchitectureSpec, params: TrainParams, generator, dev):
