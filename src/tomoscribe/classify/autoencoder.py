@@ -23,7 +23,7 @@ from torch import nn
 
 from ..core.device import resolve_device
 from ..errors import ParameterError
-from ..nets.registry import build
+from ..nets.registry import build, contract_of
 from .cluster import over_partition
 from .fitting import TrainedNetwork, file_kind, fit_dense, load_network, save_network
 from .training import normalise
@@ -46,7 +46,7 @@ def train_autoencoder(volumes: np.ndarray, code_size: int = 32, epochs: int = 20
     torch.manual_seed(seed)
     network = build(ARCHITECTURE, KIND.role, box=data.shape[1], code_size=code_size)
     record = fit_dense(network, data, data, F.mse_loss, epochs, batch_size, learning_rate,
-                       augment, seed, device, show_progress)
+                       augment, seed, device, show_progress, contract_of(ARCHITECTURE))
     record["examples"] = int(len(data))
     return TrainedAutoencoder(network, float(voxel_size_A), {"training": record})
 

@@ -18,8 +18,8 @@ import torch
 
 from ..core.device import resolve_device
 from ..errors import ParameterError
-from ..nets.training import (make_optimiser, optimiser_step, run_epochs, seeded_generator,
-                             shuffled_batches)
+from ..nets.training import (initialise, make_optimiser, optimiser_step, run_epochs,
+                             seeded_generator, shuffled_batches)
 from ..nets.weightsfile import FileKind, load_network_file, save_network_file
 
 
@@ -42,11 +42,12 @@ def wedge_keeping_flip(batch: torch.Tensor, generator: torch.Generator) -> torch
 def fit_dense(network: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn,
               epochs: int = 20, batch_size: int = 16, learning_rate: float = 1e-3,
               augment: bool = True, seed: int = 0, device: str = "auto",
-              show_progress: bool = False) -> dict:
+              show_progress: bool = False, contract=None) -> dict:
     """Train ``network`` to map inputs (N, n, n, n) to targets (N, n, n, n).
 
-    ``loss_fn(prediction, target)`` takes (B, 1, n, n, n) tensors.  The network is left
-    on the CPU in eval mode.
+    ``loss_fn(prediction, target)`` takes (B, 1, n, n, n) tensors; ``contract`` (the
+    registry's, optional) initialises the network from the seeded generator where it
+    says how.  The network is left on the CPU in eval mode.
 
     Returns
     -------
@@ -61,6 +62,8 @@ def fit_dense(network: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray,
         raise ParameterError("epochs and batch size must be ≥ 1 and the learning rate > 0.")
     dev = resolve_device(device)
     generator = seeded_generator(seed)
+    if contract is not None:
+        initialise(network, contract, generator)
     network = network.to(dev)
     optimiser = make_optimiser(network.parameters(), "adam", learning_rate)
     pairs = torch.from_numpy(np.stack([inputs, targets], 1).astype(np.float32))

@@ -29,3 +29,8 @@ def build_classifier(name: str, box: int, classes: int, norm: str | None = None)
     chosen = architecture(name, ROLE)
     options = {"norm": norm} if norm is not None and "norm" in chosen.options else {}
     return chosen.factory(box=box, classes=classes, **options)
+
+
+def classifier_contract(name: str):
+    """The registry's contract of classifier ``name``."""
+    return architecture(name, ROLE).contract

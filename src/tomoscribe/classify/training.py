@@ -27,10 +27,10 @@ import torch.nn.functional as F
 
 from ..core.device import resolve_device
 from ..errors import InvalidDataError, ParameterError
-from ..nets.training import (OPTIMIZERS, make_optimiser, optimiser_step, run_epochs,
-                             seeded_generator, shuffled_batches)
+from ..nets.training import (OPTIMIZERS, initialise, make_optimiser, optimiser_step,
+                             run_epochs, seeded_generator, shuffled_batches)
 from .fitting import wedge_keeping_flip
-from .models import build_classifier
+from .models import build_classifier, classifier_contract
 from .wedge_augment import measured_fourier_support, random_rotations, rotate_keeping_wedge
 
 
@@ -160,7 +160,9 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
     dev = resolve_device(device)
     generator = seeded_generator(params.seed)
     box = data.shape[1]
-    network = build_classifier(arch, box, len(class_names), params.norm).to(dev)
+    network = build_classifier(arch, box, len(class_names), params.norm)
+    initialise(network, classifier_contract(arch), generator)
+    network = network.to(dev)
     optimiser = make_optimiser(network.parameters(), params.optimizer, params.rate_for(arch),
                                params.momentum, nesterov=params.momentum > 0)
     x_all, y_all = torch.from_numpy(data[:, None]), torch.from_numpy(labels)

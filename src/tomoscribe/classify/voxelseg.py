@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..core.device import resolve_device
 from ..errors import InvalidDataError
-from ..nets.registry import build
+from ..nets.registry import build, contract_of
 from .fitting import TrainedNetwork, file_kind, fit_dense, load_network, save_network
 from .training import normalise
 
@@ -65,7 +65,8 @@ def train_voxel_segmenter(volumes: np.ndarray, masks: np.ndarray, epochs: int = 
     torch.manual_seed(seed)
     network = build(ARCHITECTURE, KIND.role, box=data.shape[1])
     record = fit_dense(network, data, targets, dice_bce_loss, epochs, batch_size,
-                       learning_rate, augment, seed, device, show_progress)
+                       learning_rate, augment, seed, device, show_progress,
+                       contract_of(ARCHITECTURE))
     record["examples"] = int(len(data))
     return VoxelSegmenter(network, float(voxel_size_A), {"training": record})
 

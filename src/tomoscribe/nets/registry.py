@@ -38,9 +38,10 @@ class Contract:
         Input pixels each side that can change one output pixel: the halo the engine
         gives each tile so that tiled and whole answers agree.
     initialise : callable or None
-        ``initialise(network, generator, scale)`` sets the starting weights from a
-        seeded generator (``scale``: the training's ``init_scale``); None keeps
-        PyTorch's default initialisation, drawn from torch's global generator.
+        ``initialise(network, generator, scale)`` sets the starting weights from the
+        training's seeded generator (``scale``: the per-feature training's
+        ``init_scale``; 0 elsewhere, meaning the architecture's own choice); None keeps
+        PyTorch's default initialisation, drawn from torch's seeded global generator.
     fft_convolutions : bool
         The network has ``conv_mode`` ("direct" or "fft"); training on CPUs switches it
         to "fft" (the same numbers, several times faster).

@@ -30,7 +30,7 @@ def seeded_generator(seed: int) -> torch.Generator:
 
 
 def initialise(network: torch.nn.Module, contract, generator: torch.Generator,
-               scale: float) -> None:
+               scale: float = 0.0) -> None:
     """Set ``network``'s starting weights as its contract says (``contract.initialise``
     with ``scale``); a contract without one keeps PyTorch's default initialisation."""
     if contract.initialise is not None:

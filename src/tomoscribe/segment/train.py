@@ -31,8 +31,8 @@ import torch.nn.functional as F
 
 from ..core.device import resolve_device
 from ..errors import ParameterError, TrainingError
-from ..nets.training import (make_optimiser, optimiser_step, run_epochs, seeded_generator,
-                             shuffled_batches)
+from ..nets.training import (OPTIMIZERS, initialise, make_optimiser, optimiser_step, run_epochs,
+                             seeded_generator, shuffled_batches)
 from .checkpoint import load_checkpoint, restore, save_checkpoint, training_key
 from .modelfile import FeatureModel
 from .network import ArchitectureSpec, build_network
@@ -61,7 +61,7 @@ class TrainParams:
             raise ParameterError("epochs and batch size must be at least 1.")
         if not self.learning_rate > 0:
             raise ParameterError(f"learning rate must be positive, got {self.learning_rate}.")
-        if self.optimizer not in ("sgd", "adam"):
+        if self.optimizer not in OPTIMIZERS:
             raise ParameterError(f"optimizer must be sgd or adam, got {self.optimizer!r}.")
         if not 0 <= self.validation_fraction < 0.9:
             raise ParameterError("validation fraction must be in [0, 0.9).")
@@ -206,7 +206,7 @@ def _starting_network(spec: ArchitectureSpec, params: TrainParams, generator, de
     contract = spec.contract
     network = build_network(spec)
     if params.init_scale > 0 and contract.initialise is not None:
-        contract.initialise(network, generator, params.init_scale)
+        initialise(network, contract, generator, params.init_scale)
     else:  # init_scale 0: He-uniform weights (variance-preserving through ReLUs), zero offsets
         for module in network.modules():
             if isinstance(module, torch.nn.Conv2d):
