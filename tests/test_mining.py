@@ -10,8 +10,9 @@ import zarr
 
 from tomoscribe.classify.autoencoder import (load_autoencoder, mine_patterns,
                                              reconstruction_error, save_autoencoder,
-                                             train_autoencoder, Autoencoder3D,
+                                             train_autoencoder,
                                              TrainedAutoencoder)
+from tomoscribe.nets.autoencoder3d import Autoencoder3D
 from tomoscribe.classify.cluster import cluster_scores, embed_2d, over_partition
 from tomoscribe.classify.discover import (DiscoverParams, match_references,
                                           reference_free_classes)

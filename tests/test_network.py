@@ -3,8 +3,9 @@ import torch
 import torch.nn.functional as F
 
 from tomoscribe.errors import ParameterError
-from tomoscribe.segment.fftconv import fft_conv2d
-from tomoscribe.segment.network import (ArchitectureSpec, Chen2017, build_network,
+from tomoscribe.nets.chen2017 import Chen2017
+from tomoscribe.nets.fftconv import fft_conv2d
+from tomoscribe.segment.network import (ArchitectureSpec, build_network,
                                         count_parameters)
 
 

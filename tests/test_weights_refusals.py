@@ -70,12 +70,12 @@ def _set(field, value):
 
 
 @pytest.mark.parametrize("change,pattern", [
-    (_set("architecture", ["unet"]), "damaged metadata .*architecture is not a JSON object"),
+    (_set("architecture", ["unet"]), "damaged model record .*architecture is not a JSON object"),
     (_set("architecture", {"name": "resnet9000"}), "unusable architecture"),
     (_set("voxel_size_A", float("inf")), "positive finite"),
     (_set("amplitude", float("nan")), "positive finite"),
     (_set("feature", None), "feature is None"),
-    (_set("format_version", float("inf")), "damaged metadata"),
+    (_set("format_version", float("inf")), "damaged model record"),
     (lambda record: [record], "not a JSON object"),
 ])
 def test_damaged_model_record_is_a_model_file_error(model_file, change, pattern):

@@ -6,11 +6,9 @@ input (mean squared error), with no labels.  k-means on the codes groups
 subtomograms with similar patterns; each group is shown by its decoded centre (the
 decoder applied to the cluster's mean code) and by the plain average of its members.
 
-Architecture for ``box``³ inputs (box a multiple of 4): encoder conv 16×3³ + ReLU,
-max-pool 2³, conv 32×3³ + ReLU, max-pool 2³, conv 32×3³ + ReLU, linear → code;
-decoder linear → 32 × (box/4)³, two 2× transposed convolutions (32 → 16 → 16 maps,
-ReLU) and a 3³ convolution to one map.  Files hold safetensors weights and a JSON
-record under ``tomoscribe_autoencoder`` (no pickle).
+The network is ``autoencoder3d`` (:mod:`tomoscribe.nets.autoencoder3d`).  Files hold
+safetensors weights and a JSON record under ``tomoscribe_autoencoder`` (no pickle;
+:mod:`tomoscribe.nets.weightsfile`).
 """
 
 from __future__ import annotations
@@ -23,50 +21,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ParameterError
 from ..core.device import resolve_device
+from ..errors import ParameterError
+from ..nets.registry import build, contract_of
 from .cluster import over_partition
-from .fitting import TrainedNetwork, fit_dense, load_network, save_network
+from .fitting import TrainedNetwork, file_kind, fit_dense, load_network, save_network
 from .training import normalise
 
 FORMAT_KEY = "tomoscribe_autoencoder"
+ARCHITECTURE = "autoencoder3d"
+KIND = file_kind(FORMAT_KEY, "autoencoder", "autoencoder")
 
 
-class Autoencoder3D(nn.Module):
-    """Convolutional autoencoder for ``box``³ subtomograms with a ``code_size`` code."""
-
-    def __init__(self, box: int, code_size: int = 32):
-        super().__init__()
-        if box < 8 or box % 4:
-            raise ParameterError(f"the autoencoder needs boxes that are a multiple of 4 and "
-                                 f"at least 8 voxels, got {box}.")
-        if code_size < 1:
-            raise ParameterError(f"the code needs at least 1 number, got {code_size}.")
-        self.box, self.code_size, q = box, code_size, box // 4
-        self.encoder = nn.Sequential(
-            nn.Conv3d(1, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool3d(2),
-            nn.Conv3d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool3d(2),
-            nn.Conv3d(32, 32, 3, padding=1), nn.ReLU(inplace=True), nn.Flatten(),
-            nn.Linear(32 * q**3, code_size))
-        self.expand = nn.Linear(code_size, 32 * q**3)
-        self.decoder = nn.Sequential(
-            nn.ReLU(inplace=True),
-            nn.ConvTranspose3d(32, 16, 2, stride=2), nn.ReLU(inplace=True),
-            nn.ConvTranspose3d(16, 16, 2, stride=2), nn.ReLU(inplace=True),
-            nn.Conv3d(16, 1, 3, padding=1))
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def decode(self, code: torch.Tensor) -> torch.Tensor:
-        q = self.box // 4
-        return self.decoder(self.expand(code).view(-1, 32, q, q, q))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-
-TrainedAutoencoder = TrainedNetwork  # an Autoencoder3D, its voxel size and record
+#: An Autoencoder3D (:mod:`tomoscribe.nets.autoencoder3d`), its voxel size and record.
+TrainedAutoencoder = TrainedNetwork
 
 
 def train_autoencoder(volumes: np.ndarray, code_size: int = 32, epochs: int = 20,
@@ -76,9 +44,9 @@ def train_autoencoder(volumes: np.ndarray, code_size: int = 32, epochs: int = 20
     """Train an autoencoder to reproduce normalised subtomograms (N, n, n, n)."""
     data = normalise(volumes)
     torch.manual_seed(seed)
-    network = Autoencoder3D(data.shape[1], code_size)
+    network = build(ARCHITECTURE, KIND.role, box=data.shape[1], code_size=code_size)
     record = fit_dense(network, data, data, F.mse_loss, epochs, batch_size, learning_rate,
-                       augment, seed, device, show_progress)
+                       augment, seed, device, show_progress, contract_of(ARCHITECTURE))
     record["examples"] = int(len(data))
     return TrainedAutoencoder(network, float(voxel_size_A), {"training": record})
 
@@ -138,11 +106,10 @@ def mine_patterns(model: TrainedAutoencoder, volumes: np.ndarray, clusters: int 
 
 def save_autoencoder(path: str | os.PathLike, model: TrainedAutoencoder) -> Path:
     """Write an autoencoder file (safetensors + JSON record), atomically."""
-    return save_network(path, model, FORMAT_KEY, {"box": model.network.box,
-                                                  "code_size": model.network.code_size})
+    return save_network(path, model, KIND, ARCHITECTURE, {
+        "box": model.network.box, "code_size": model.network.code_size})
 
 
 def load_autoencoder(path: str | os.PathLike) -> TrainedAutoencoder:
     """Read an autoencoder file, checking its record and every weight's shape."""
-    return load_network(path, FORMAT_KEY, "autoencoder",
-                        lambda r: Autoencoder3D(int(r["box"]), int(r["code_size"])))
+    return load_network(path, KIND, ARCHITECTURE, ("box", "code_size"))

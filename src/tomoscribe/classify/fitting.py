@@ -1,8 +1,9 @@
 """What the dense subtomogram networks (autoencoder, voxelwise segmentation) share: one
 mini-batch training loop (Adam, shuffled batches, optional wedge-keeping 180° rotations
-applied to input and target together, a loss per epoch, divergence refused), and their
-files (safetensors weights + a JSON record under the network's own key, through
-:mod:`tomoscribe.io.weights`; never pickle).
+applied to input and target together, a loss per epoch, divergence refused; built on
+the skeleton of :mod:`tomoscribe.nets.training`), and their files (safetensors weights
++ a JSON record under the network's own key, through :mod:`tomoscribe.nets.weightsfile`;
+never pickle).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
-from ..errors import ModelFileError, ParameterError
-from ..io.weights import load_into, read_weights, save_weights
-from ..progress import track
 from ..core.device import resolve_device
+from ..errors import ParameterError
+from ..nets.training import (initialise, make_optimiser, optimiser_step, run_epochs,
+                             seeded_generator, shuffled_batches)
+from ..nets.weightsfile import FileKind, load_network_file, save_network_file
 
 
 def wedge_keeping_flip(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -41,45 +42,47 @@ def wedge_keeping_flip(batch: torch.Tensor, generator: torch.Generator) -> torch
 def fit_dense(network: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn,
               epochs: int = 20, batch_size: int = 16, learning_rate: float = 1e-3,
               augment: bool = True, seed: int = 0, device: str = "auto",
-              show_progress: bool = False) -> dict:
+              show_progress: bool = False, contract=None) -> dict:
     """Train ``network`` to map inputs (N, n, n, n) to targets (N, n, n, n).
 
-    ``loss_fn(prediction, target)`` takes (B, 1, n, n, n) tensors.  The network is left
-    on the CPU in eval mode.
+    ``loss_fn(prediction, target)`` takes (B, 1, n, n, n) tensors; ``contract`` (the
+    registry's, optional) initialises the network from the seeded generator where it
+    says how.  The network is left on the CPU in eval mode.
 
     Returns
     -------
     dict with ``history`` (epoch, loss), ``seconds``, ``device``
+
+    Raises
+    ------
+    TrainingError
+        If the loss diverges (not finite).
     """
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ParameterError("epochs and batch size must be ≥ 1 and the learning rate > 0.")
     dev = resolve_device(device)
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
+    if contract is not None:
+        initialise(network, contract, generator)
     network = network.to(dev)
-    optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    optimiser = make_optimiser(network.parameters(), "adam", learning_rate)
     pairs = torch.from_numpy(np.stack([inputs, targets], 1).astype(np.float32))
-    history = []
-    start = time.perf_counter()
-    for epoch in track(range(epochs), "training", show_progress=show_progress):
+
+    def one_epoch(epoch: int) -> dict:
         network.train()
-        order = torch.randperm(len(pairs), generator=generator)
         total, seen = 0.0, 0
-        for b0 in range(0, len(order), batch_size):
-            batch = pairs[order[b0:b0 + batch_size]]
+        for index in shuffled_batches(len(pairs), batch_size, generator):
+            batch = pairs[index]
             if augment:
                 batch = wedge_keeping_flip(batch, generator)
             batch = batch.to(dev)
             loss = loss_fn(network(batch[:, :1]), batch[:, 1:])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(batch)
+            total += optimiser_step(optimiser, loss) * len(batch)
             seen += len(batch)
-        if not np.isfinite(total):
-            raise ParameterError(f"training diverged in epoch {epoch + 1} (loss is not "
-                                 "finite); lower the learning rate.")
-        history.append({"epoch": epoch + 1, "loss": total / seen})
+        return {"loss": total / seen}
+
+    start = time.perf_counter()
+    history = run_epochs(epochs, one_epoch, show_progress=show_progress)
     network.cpu().eval()
     return {"history": history, "seconds": time.perf_counter() - start, "device": dev.type}
 
@@ -96,25 +99,31 @@ class TrainedNetwork:
     metadata: dict = field(default_factory=dict)
 
 
-def save_network(path: str | os.PathLike, model: TrainedNetwork, key: str,
-                 shape: dict) -> Path:
+def file_kind(key: str, what: str, role: str) -> FileKind:
+    """The weights-file kind of a dense network (``tomoscribe_autoencoder``, ...)."""
+    return FileKind(key, what, FILE_VERSION, role)
+
+
+def save_network(path: str | os.PathLike, model: TrainedNetwork, kind: FileKind,
+                 architecture: str, shape: dict) -> Path:
     """Write a network file atomically; ``shape`` holds what rebuilds the architecture
     (e.g. ``{"box": 24, "code_size": 32}``)."""
-    record = {**model.metadata, "format": key, "format_version": FILE_VERSION,
-              "software_version": __version__, **shape, "voxel_size_A": model.voxel_size_A}
-    return save_weights(path, model.network, key, record)
+    record = {**model.metadata, "architecture": architecture, **shape,
+              "voxel_size_A": model.voxel_size_A}
+    return save_network_file(path, model.network, kind, record)
 
 
-def load_network(path: str | os.PathLike, key: str, what: str, build) -> TrainedNetwork:
+def load_network(path: str | os.PathLike, kind: FileKind, architecture: str,
+                 shape: tuple[str, ...]) -> TrainedNetwork:
     """Read a network file written by :func:`save_network`.
 
     Parameters
     ----------
-    what : str
-        What the file should be, for messages ("autoencoder").
-    build : callable
-        record → the untrained network (may raise KeyError, TypeError, ValueError or
-        ParameterError on a bad record).
+    architecture : str
+        The registered name files written before names were recorded hold.
+    shape : tuple of str
+        The record's whole-number fields that rebuild the network (``("box",
+        "code_size")``).
 
     Raises
     ------
@@ -123,16 +132,12 @@ def load_network(path: str | os.PathLike, key: str, what: str, build) -> Trained
     ModelFileError
         If it is damaged, of a newer format, or its weights do not fit its record.
     """
-    record, tensors = read_weights(path, key, what)
-    try:
-        version = int(record["format_version"])
-        voxel = float(record["voxel_size_A"])
-        network = build(record) if version <= FILE_VERSION else None
-    except (KeyError, TypeError, ValueError, ParameterError) as err:
-        raise ModelFileError(f"{path} has a damaged {what} record ({err}).") from err
-    if network is None:
-        raise ModelFileError(f"{path} is {what} format {version}; this tomoscribe reads up "
-                             f"to {FILE_VERSION}, so upgrade it.")
-    load_into(network, tensors, path, f"the {what} its record describes")
-    return TrainedNetwork(network.eval(), voxel,
+    def parse(record: dict) -> tuple[str, dict, float]:
+        name = record.get("architecture", architecture)
+        if not isinstance(name, str):
+            raise TypeError(f"architecture is {name!r}, not a name")
+        return name, {k: int(record[k]) for k in shape}, float(record["voxel_size_A"])
+
+    network, record, voxel = load_network_file(path, kind, parse)
+    return TrainedNetwork(network, voxel,
                           {k: record[k] for k in ("training", "test") if k in record})

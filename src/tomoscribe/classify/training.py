@@ -25,15 +25,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidDataError, ParameterError
-from ..progress import track
 from ..core.device import resolve_device
+from ..errors import InvalidDataError, ParameterError
+from ..nets.training import (OPTIMIZERS, initialise, make_optimiser, optimiser_step,
+                             run_epochs, seeded_generator, shuffled_batches)
 from .fitting import wedge_keeping_flip
-from .models import build_classifier
+from .models import build_classifier, classifier_contract
 from .wedge_augment import measured_fourier_support, random_rotations, rotate_keeping_wedge
 
 
-OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
 
 
@@ -137,6 +137,11 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
     labels : (N,) int array in ``range(len(class_names))``
     class_names : list of str
     arch : name in :data:`~tomoscribe.classify.models.CLASSIFIERS`
+
+    Raises
+    ------
+    TrainingError
+        If the loss diverges (not finite).
     voxel_size_A : float
         Recorded in the model; datasets of another voxel size are refused later.
     """
@@ -153,63 +158,59 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
         raise InvalidDataError(f"class(es) {', '.join(empty)} have no examples; give "
                                "examples of every class or drop it.")
     dev = resolve_device(device)
-    torch.manual_seed(params.seed)
-    generator = torch.Generator().manual_seed(params.seed)
+    generator = seeded_generator(params.seed)
     box = data.shape[1]
-    network = build_classifier(arch, box, len(class_names),
-                               params.norm if arch == "resnet3d" else None).to(dev)
-    if params.optimizer == "adam":
-        optimiser = torch.optim.Adam(network.parameters(), lr=params.rate_for(arch))
-    else:
-        optimiser = torch.optim.SGD(network.parameters(), lr=params.rate_for(arch),
-                                    momentum=params.momentum, nesterov=params.momentum > 0)
+    network = build_classifier(arch, box, len(class_names), params.norm)
+    initialise(network, classifier_contract(arch), generator)
+    network = network.to(dev)
+    optimiser = make_optimiser(network.parameters(), params.optimizer, params.rate_for(arch),
+                               params.momentum, nesterov=params.momentum > 0)
     x_all, y_all = torch.from_numpy(data[:, None]), torch.from_numpy(labels)
     steps = params.epochs * -(-len(x_all) // params.batch_size)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
                  if params.schedule == "cosine" else None)
-    if params.rotate_fraction > 0:
-        support = torch.from_numpy(measured_fourier_support(data)).to(dev)
-    history = []
-    start = time.perf_counter()
-    for epoch in track(range(params.epochs), "training", show_progress=show_progress):
+    support = (torch.from_numpy(measured_fourier_support(data)).to(dev)
+               if params.rotate_fraction > 0 else None)
+
+    def one_epoch(epoch: int) -> dict:
         network.train()
-        order = torch.randperm(len(x_all), generator=generator)
         total, correct, seen = 0.0, 0, 0
-        for b0 in range(0, len(order), params.batch_size):
-            index = order[b0:b0 + params.batch_size]
+        for index in shuffled_batches(len(x_all), params.batch_size, generator):
             if len(index) < 2 and seen:  # a batch of one breaks batch norm; skip the tail
                 continue
-            x, y = x_all[index], y_all[index]
-            if params.augment:
-                x = wedge_keeping_flip(x, generator)
-            x, y = x.to(dev), y.to(dev)
-            if params.rotate_fraction > 0:
-                turn = (torch.rand(len(x), generator=generator) < params.rotate_fraction).to(dev)
-                if turn.any():  # x is a copy (indexed), so it may be written
-                    x[turn] = rotate_keeping_wedge(x[turn], support,
-                                                   random_rotations(int(turn.sum()), generator))
+            x, y = _augmented(x_all[index], params, generator, support, dev), y_all[index].to(dev)
             scores = network(x)
-            loss = F.cross_entropy(scores, y)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+            total += optimiser_step(optimiser, F.cross_entropy(scores, y)) * len(index)
             if scheduler is not None:
                 scheduler.step()
-            total += float(loss.detach()) * len(index)
             correct += int((scores.argmax(1) == y).sum())
             seen += len(index)
-        if not np.isfinite(total):
-            raise ParameterError(f"training diverged in epoch {epoch + 1} (loss is not "
-                                 "finite); lower `learning_rate`.", parameter="learning_rate")
-        history.append({"epoch": epoch + 1, "loss": total / seen,
-                        "train_accuracy": correct / seen,
-                        "learning_rate": optimiser.param_groups[0]["lr"]})  # at epoch end
+        return {"loss": total / seen, "train_accuracy": correct / seen,
+                "learning_rate": optimiser.param_groups[0]["lr"]}  # at epoch end
+
+    start = time.perf_counter()
+    history = run_epochs(params.epochs, one_epoch, show_progress=show_progress)
     network.eval()
     record = {"training": {"params": {**asdict(params), "learning_rate": params.rate_for(arch)},
                            "history": history,
                            "seconds": time.perf_counter() - start, "examples": int(len(data)),
                            "per_class": counts.tolist(), "device": dev.type}}
     return Classifier(network.cpu(), arch, box, float(voxel_size_A), list(class_names), record)
+
+
+def _augmented(x: torch.Tensor, params: ClassifierParams, generator: torch.Generator,
+               support: torch.Tensor | None, dev) -> torch.Tensor:
+    """A batch with wedge-keeping flips and, for ``rotate_fraction`` of its items,
+    arbitrary turns with the wedge re-imposed (when asked), on ``dev``."""
+    if params.augment:
+        x = wedge_keeping_flip(x, generator)
+    x = x.to(dev)
+    if params.rotate_fraction > 0:
+        turn = (torch.rand(len(x), generator=generator) < params.rotate_fraction).to(dev)
+        if turn.any():  # x is a copy (indexed), so it may be written
+            x[turn] = rotate_keeping_wedge(x[turn], support,
+                                           random_rotations(int(turn.sum()), generator))
+    return x
 
 
 def _batches(classifier: Classifier, volumes: np.ndarray, batch_size: int, device: str):

@@ -7,12 +7,9 @@ averaging or classifying the whole box mixes them in.  A small 3D encoder–deco
 on simulated crowded subtomograms whose centre-particle masks are known
 (``tomoscribe simulate subtomograms --crowded N``).
 
-Network for ``box``³ inputs (a multiple of 4): two 3³ convolutions (16 maps) →
-max-pool → two (32) → max-pool → two (64) → 2× transposed convolution → concatenate
-with the 32-map level → two (32) → up → concatenate with the 16-map level → two (16)
-→ a 1³ convolution to one logit per voxel; every convolution is followed by batch
-norm and ReLU.  Loss: binary cross-entropy plus soft Dice (the particle is a few
-percent of the box).  Files: safetensors + JSON record under ``tomoscribe_voxelseg``.
+The network is ``centre-unet3d`` (:mod:`tomoscribe.nets.unet3d`).  Loss: binary
+cross-entropy plus soft Dice (the particle is a few percent of the box).  Files:
+safetensors + JSON record under ``tomoscribe_voxelseg`` (:mod:`tomoscribe.nets.weightsfile`).
 """
 
 from __future__ import annotations
@@ -23,49 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..errors import InvalidDataError, ParameterError
 from ..core.device import resolve_device
-from .fitting import TrainedNetwork, fit_dense, load_network, save_network
+from ..errors import InvalidDataError
+from ..nets.registry import build, contract_of
+from .fitting import TrainedNetwork, file_kind, fit_dense, load_network, save_network
 from .training import normalise
 
 FORMAT_KEY = "tomoscribe_voxelseg"
-
-
-def _double(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv3d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv3d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout),
-        nn.ReLU(inplace=True))
-
-
-class CentreParticleUNet(nn.Module):
-    """A two-level 3D U-Net giving one logit per voxel."""
-
-    def __init__(self, box: int, width: int = 16):
-        super().__init__()
-        if box < 8 or box % 4:
-            raise ParameterError(f"voxelwise segmentation needs boxes that are a multiple of "
-                                 f"4 and at least 8 voxels, got {box}.")
-        w = width
-        self.box, self.width = box, width
-        self.down1, self.down2 = _double(1, w), _double(w, 2 * w)
-        self.bottom = _double(2 * w, 4 * w)
-        self.up2 = nn.ConvTranspose3d(4 * w, 2 * w, 2, stride=2)
-        self.merge2 = _double(4 * w, 2 * w)
-        self.up1 = nn.ConvTranspose3d(2 * w, w, 2, stride=2)
-        self.merge1 = _double(2 * w, w)
-        self.out = nn.Conv3d(w, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.down1(x)
-        b = self.down2(F.max_pool3d(a, 2))
-        c = self.bottom(F.max_pool3d(b, 2))
-        b = self.merge2(torch.cat([self.up2(c), b], 1))
-        a = self.merge1(torch.cat([self.up1(b), a], 1))
-        return self.out(a)
+ARCHITECTURE = "centre-unet3d"
+KIND = file_kind(FORMAT_KEY, "voxelwise segmenter", "voxelseg")
 
 
 def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -77,7 +41,8 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + (1 - dice).mean()
 
 
-VoxelSegmenter = TrainedNetwork  # a CentreParticleUNet, its voxel size and record
+#: A CentreParticleUNet (:mod:`tomoscribe.nets.unet3d`), its voxel size and record.
+VoxelSegmenter = TrainedNetwork
 
 
 def _checked_masks(volumes: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -98,9 +63,10 @@ def train_voxel_segmenter(volumes: np.ndarray, masks: np.ndarray, epochs: int = 
     data = normalise(volumes)
     targets = _checked_masks(data, masks)
     torch.manual_seed(seed)
-    network = CentreParticleUNet(data.shape[1])
+    network = build(ARCHITECTURE, KIND.role, box=data.shape[1])
     record = fit_dense(network, data, targets, dice_bce_loss, epochs, batch_size,
-                       learning_rate, augment, seed, device, show_progress)
+                       learning_rate, augment, seed, device, show_progress,
+                       contract_of(ARCHITECTURE))
     record["examples"] = int(len(data))
     return VoxelSegmenter(network, float(voxel_size_A), {"training": record})
 
@@ -134,11 +100,10 @@ def dice_per_subtomogram(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray
 
 def save_voxel_segmenter(path: str | os.PathLike, model: VoxelSegmenter) -> Path:
     """Write a segmenter file (safetensors + JSON record), atomically."""
-    return save_network(path, model, FORMAT_KEY, {"box": model.network.box,
-                                                  "width": model.network.width})
+    return save_network(path, model, KIND, ARCHITECTURE, {"box": model.network.box,
+                                                        "width": model.network.width})
 
 
 def load_voxel_segmenter(path: str | os.PathLike) -> VoxelSegmenter:
     """Read a segmenter file, checking its record and every weight's shape."""
-    return load_network(path, FORMAT_KEY, "voxelwise segmenter",
-                        lambda r: CentreParticleUNet(int(r["box"]), int(r["width"])))
+    return load_network(path, KIND, ARCHITECTURE, ("box", "width"))

@@ -13,6 +13,7 @@ from ..errors import AnnotationError, ParameterError
 from ..outputs import (atomic_path, check_free_space, file_fingerprint, read_provenance,
                        write_provenance)
 from ..locks import output_lock
+from ..nets.catalogue import listed
 from . import options
 from .checks import writes
 from .app import app
@@ -20,9 +21,9 @@ from .app import app
 if TYPE_CHECKING:  # annotations only; imported where used
     import numpy as np
 
-# The names of tomoscribe.segment.network.ARCHITECTURES, spelled out so that --help needs
-# no torch (tests/test_cli.py checks that the two agree).
-ARCHITECTURE_NAMES = ("chen2017", "chen2017-2.5d", "unet")
+# The per-feature architectures, from the catalogue's list so that --help needs no torch
+# (tests/test_cli_startup.py checks it against the registry).
+ARCHITECTURE_NAMES = listed("feature")
 
 
 def _read_painted(path: Path, tomogram):

@@ -1,8 +1,9 @@
 """Weights files: a network's tensors in safetensors plus one JSON record, never pickle.
 
-Both per-feature models (``segment/modelfile.py``) and subtomogram classifiers
-(``classify/modelfile.py``) are such files; each keeps its record under its own
-metadata key.  Loading one cannot run code.
+Every network file is one (per-feature models, classifiers, autoencoders, voxelwise
+segmenters); :mod:`tomoscribe.nets.weightsfile` builds the one loader and saver on
+these functions, and each kind keeps its record under its own metadata key.  Loading
+one cannot run code.
 """
 
 from __future__ import annotations

@@ -143,10 +143,9 @@ def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.devi
     -------
     float32 tensor (B, H, W) on ``device``: network output / amplitude.
     """
-    network = model.network
-    stride, multiple = network.output_stride, getattr(network, "input_multiple", 1)
-    halo = int(getattr(network, "receptive_radius", 64))
-    halo = int(math.ceil(halo / multiple) * multiple)
+    network, contract = model.network, model.contract
+    stride, multiple = contract.output_stride, contract.input_multiple
+    halo = int(math.ceil(contract.receptive_radius / multiple) * multiple)
     fast = use_fast_engine(model, device, engine, precision)
     b, c, h, w = stack.shape
     pad_h, pad_w = (-h) % multiple, (-w) % multiple

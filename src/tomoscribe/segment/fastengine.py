@@ -48,7 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .network import Chen2017
+from ..nets.chen2017 import Chen2017
 
 #: FFT block edges the CPU path chooses from (sizes of small prime factors, for the FFTs).
 CPU_BLOCKS = (64, 80, 100, 128, 160)

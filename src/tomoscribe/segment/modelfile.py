@@ -4,7 +4,8 @@ A model file is a safetensors file whose tensors are the network's ``state_dict`
 whose metadata holds, under ``tomoscribe_model``, a JSON record: format version,
 architecture (name, context slices), feature and annotator, voxel size (Å), the
 preprocessing of the training tomogram, the normalisation amplitude, the training
-record, and the software version.  Loading one cannot run code.
+record, and the software version.  Loading one cannot run code.  Read and written
+through :mod:`tomoscribe.nets.weightsfile`, the one weights file of every network.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
-from ..errors import ModelFileError, TomoscribeError
-from ..io.weights import load_into, read_weights, save_weights
-from .network import ArchitectureSpec, build_network
+from ..nets.registry import Contract
+from ..nets.weightsfile import FileKind, load_network_file, save_network_file
+from .network import ROLE, ArchitectureSpec
 
 FORMAT_KEY = "tomoscribe_model"
 FORMAT_VERSION = 1
+KIND = FileKind(FORMAT_KEY, "model", FORMAT_VERSION, ROLE)
 
 
 @dataclass
@@ -51,20 +52,38 @@ class FeatureModel:
     metadata: dict = field(default_factory=dict)
 
     @property
+    def contract(self) -> Contract:
+        """What the engine may rely on about the network (stride, input multiple, halo)."""
+        return self.spec.contract
+
+    @property
     def output_stride(self) -> int:
-        return int(self.network.output_stride)
+        return self.contract.output_stride
 
 
 def save_model(path: str | os.PathLike, model: FeatureModel) -> Path:
     """Write a model file (atomically)."""
-    record = dict(model.metadata)
-    record.update({
-        "format": FORMAT_KEY, "format_version": FORMAT_VERSION,
-        "software_version": __version__, "architecture": model.spec.as_dict(),
-        "feature": model.feature, "voxel_size_A": model.voxel_size_A,
-        "amplitude": model.amplitude,
-    })
-    return save_weights(path, model.network, FORMAT_KEY, record)
+    record = {**model.metadata, "architecture": model.spec.as_dict(),
+              "feature": model.feature, "voxel_size_A": model.voxel_size_A,
+              "amplitude": model.amplitude}
+    return save_network_file(path, model.network, KIND, record)
+
+
+def _parse(record: dict) -> tuple[str, dict, tuple]:
+    """(architecture, shape, (spec, feature, voxel size, amplitude)) of a model record."""
+    if not isinstance(record["architecture"], dict):
+        raise TypeError("architecture is not a JSON object")
+    spec = ArchitectureSpec.from_dict(record["architecture"])
+    feature = record["feature"]
+    if not isinstance(feature, str) or not feature:
+        raise TypeError(f"feature is {feature!r}, not a name")
+    voxel_size_A, amplitude = float(record["voxel_size_A"]), float(record["amplitude"])
+    if not (math.isfinite(amplitude) and math.isfinite(voxel_size_A)
+            and amplitude > 0 and voxel_size_A > 0):
+        raise ValueError(f"the record gives amplitude {amplitude} and voxel size "
+                             f"{voxel_size_A} Å; both must be positive finite numbers.")
+    return spec.name, {"in_channels": spec.in_channels}, (spec, feature, voxel_size_A,
+                                                         amplitude)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> FeatureModel:
@@ -77,29 +96,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> F
     ModelFileError
         If it is damaged, not a tomoscribe model, of a newer format, or inconsistent.
     """
-    record, tensors = read_weights(path, FORMAT_KEY, "model")
-    try:
-        version = int(record["format_version"])
-        if not isinstance(record["architecture"], dict):
-            raise TypeError("architecture is not a JSON object")
-        spec = ArchitectureSpec.from_dict(record["architecture"])
-        feature = record["feature"]
-        if not isinstance(feature, str) or not feature:
-            raise TypeError(f"feature is {feature!r}, not a name")
-        voxel_size_A = float(record["voxel_size_A"])
-        amplitude = float(record["amplitude"])
-    except TomoscribeError as err:  # before ValueError: our errors are ValueErrors too
-        raise ModelFileError(f"{path} records an unusable architecture ({err})") from err
-    except (ValueError, KeyError, TypeError, OverflowError) as err:
-        raise ModelFileError(f"{path} has damaged metadata ({err}); retrain the model.") from err
-    if version > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was written by a newer tomoscribe (model format "
-                             f"{version}); upgrade tomoscribe to read it.")
-    if not (math.isfinite(amplitude) and math.isfinite(voxel_size_A)
-            and amplitude > 0 and voxel_size_A > 0):
-        raise ModelFileError(f"{path} records amplitude {amplitude} and voxel size "
-                             f"{voxel_size_A} Å; both must be positive finite numbers.")
-    network = build_network(spec)
-    load_into(network, tensors, path, f"the {spec.name} architecture")
+    network, record, (spec, feature, voxel_size_A, amplitude) = load_network_file(
+        path, KIND, _parse)
     network.to(device).eval()
     return FeatureModel(network, spec, feature, voxel_size_A, amplitude, record)

@@ -14,7 +14,8 @@ Defaults: SGD, batch 20, 20 epochs, learning rate 0.01 lowered by 10% after each
 epoch, near-zero uniform initialisation (±0.01) with zero offsets; Adam as an option.
 A validation fraction holds out whole original boxes (with all their augmented
 copies), so validation loss measures generalisation.  The same seed gives the same
-network on the same machine.
+network on the same machine.  Seeding, the optimiser, batches, the epochs loop and
+the divergence check are the shared skeleton (:mod:`tomoscribe.nets.training`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import torch.nn.functional as F
 
 from ..core.device import resolve_device
 from ..errors import ParameterError, TrainingError
-from ..progress import track
+from ..nets.training import (OPTIMIZERS, initialise, make_optimiser, optimiser_step, run_epochs,
+                             seeded_generator, shuffled_batches)
 from .checkpoint import load_checkpoint, restore, save_checkpoint, training_key
 from .modelfile import FeatureModel
 from .network import ArchitectureSpec, build_network
@@ -59,7 +61,7 @@ class TrainParams:
             raise ParameterError("epochs and batch size must be at least 1.")
         if not self.learning_rate > 0:
             raise ParameterError(f"learning rate must be positive, got {self.learning_rate}.")
-        if self.optimizer not in ("sgd", "adam"):
+        if self.optimizer not in OPTIMIZERS:
             raise ParameterError(f"optimizer must be sgd or adam, got {self.optimizer!r}.")
         if not 0 <= self.validation_fraction < 0.9:
             raise ParameterError("validation fraction must be in [0, 0.9).")
@@ -120,28 +122,11 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         feature (a collapsed network).
     """
     params.validate()
-    spec.validate()
-    if spec.context_slices > trainset.context_slices:
-        raise ParameterError(
-            f"the network wants ±{spec.context_slices} slices but the training set has "
-            f"±{trainset.context_slices}; rebuild it with `context_slices={spec.context_slices}`.",
-            parameter="context_slices")
+    _check_context(spec, trainset)
     dev = resolve_device(device)
-    torch.manual_seed(params.seed)
-    generator = torch.Generator().manual_seed(params.seed)
-    network = build_network(spec)
-    if params.init_scale > 0:
-        network.initialise(generator, params.init_scale)
-    else:  # init_scale 0: He-uniform weights (variance-preserving through ReLUs), zero offsets
-        for module in network.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_uniform_(module.weight, nonlinearity="relu",
-                                               generator=generator)
-                torch.nn.init.zeros_(module.bias)
-    if hasattr(network, "conv_mode"):
-        network.conv_mode = "fft" if dev.type == "cpu" else "direct"
-    network.to(dev)
-    stride = network.output_stride
+    generator = seeded_generator(params.seed)
+    network = _starting_network(spec, params, generator, dev)
+    stride = spec.contract.output_stride
 
     k, K = spec.context_slices, trainset.context_slices
     tiles = torch.from_numpy(np.ascontiguousarray(trainset.tiles[:, K - k: K + k + 1]))
@@ -151,57 +136,94 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
     if len(train_idx) == 0:
         raise ParameterError("the validation fraction leaves no tiles to train on.")
 
-    if params.optimizer == "sgd":
-        optimiser = torch.optim.SGD(network.parameters(), lr=params.learning_rate,
-                                    momentum=params.momentum)
-    else:
-        optimiser = torch.optim.Adam(network.parameters(), lr=params.learning_rate)
+    optimiser = make_optimiser(network.parameters(), params.optimizer, params.learning_rate,
+                               params.momentum)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay_per_epoch)
     weights = [p for name, p in network.named_parameters() if name.endswith("weight")]
 
-    history, first_epoch, key = [], 0, None
-    if checkpoint is not None:
-        key = training_key(trainset.tiles, trainset.masks,
-                           {"spec": spec.as_dict(), "params": asdict(params),
-                            "device": dev.type, "metadata": trainset.metadata})
-        saved = load_checkpoint(checkpoint, key)
-        if saved is not None:
-            first_epoch, history = restore(saved, network, optimiser, scheduler, generator)
-    for epoch in track(range(first_epoch, params.epochs),
-                       f"training {trainset.metadata.get('feature', '')}",
-                       total=params.epochs - first_epoch, show_progress=show_progress):
+    def one_epoch(epoch: int) -> dict:
         started = time.perf_counter()
         network.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
         batch_losses = []
-        for b0 in range(0, len(order), params.batch_size):
-            batch = order[b0: b0 + params.batch_size]
+        for batch in shuffled_batches(len(train_idx), params.batch_size, generator):
+            batch = train_idx[batch.numpy()]
             x, y = tiles[batch].to(dev), targets[batch].to(dev)
             mse = torch.mean((network(x) - y) ** 2)
-            loss = torch.log(mse + _LOG_EPS) + params.l1_weight_decay * sum(
-                w.abs().sum() for w in weights)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            batch_losses.append(float(loss.detach()))
+            batch_losses.append(optimiser_step(optimiser, torch.log(mse + _LOG_EPS) + (
+                params.l1_weight_decay * sum(w.abs().sum() for w in weights))))
         lr = optimiser.param_groups[0]["lr"]
         scheduler.step()
         val_loss = _log_mse(network, tiles, targets, val_idx, dev) if len(val_idx) else None
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(batch_losses)),
-                        "validation_loss": val_loss, "learning_rate": lr,
-                        "seconds": time.perf_counter() - started})
-        if not math.isfinite(history[-1]["train_loss"]):
-            _drop(checkpoint)
-            raise TrainingError(
-                f"training diverged at epoch {epoch + 1} (loss is not finite); lower the "
-                "learning rate.")
-        if checkpoint is not None and epoch + 1 < params.epochs:
-            save_checkpoint(checkpoint, key, epoch + 1, network, optimiser, scheduler,
-                            generator, history)
-    _drop(checkpoint)
+        return {"train_loss": float(np.mean(batch_losses)), "validation_loss": val_loss,
+                "learning_rate": lr, "seconds": time.perf_counter() - started}
 
+    first_epoch, history, save = _checkpointing(
+        checkpoint, trainset, spec, params, dev, (network, optimiser, scheduler, generator))
+    history = run_epochs(params.epochs, one_epoch, loss_key="train_loss",
+                         first_epoch=first_epoch, history=history,
+                         label=f"training {trainset.metadata.get('feature', '')}",
+                         show_progress=show_progress, after_epoch=save,
+                         on_divergence=lambda: _drop(checkpoint))
+    _drop(checkpoint)
+    return _finished_model(network, spec, params, trainset, tiles, targets, dev, history,
+                           len(train_idx), len(val_idx))
+
+
+def _checkpointing(checkpoint, trainset: TrainingSet, spec: ArchitectureSpec,
+                   params: TrainParams, dev, state: tuple):
+    """(first epoch, history so far, end-of-epoch hook) of a training that saves its
+    ``state`` (network, optimiser, scheduler, generator) to ``checkpoint`` after each
+    epoch, restored from it first when it holds this training's unfinished run."""
+    if checkpoint is None:
+        return 0, [], None
+    key = training_key(trainset.tiles, trainset.masks,
+                       {"spec": spec.as_dict(), "params": asdict(params), "device": dev.type,
+                        "metadata": trainset.metadata})
+    saved = load_checkpoint(checkpoint, key)
+    first_epoch, history = (0, []) if saved is None else restore(saved, *state)
+
+    def save(epochs_done: int, history: list) -> None:
+        if epochs_done < params.epochs:
+            save_checkpoint(checkpoint, key, epochs_done, *state, history)
+
+    return first_epoch, history, save
+
+
+def _check_context(spec: ArchitectureSpec, trainset: TrainingSet) -> None:
+    """The spec is valid and the training set has the slices of context it needs."""
+    spec.validate()
+    if spec.context_slices > trainset.context_slices:
+        raise ParameterError(
+            f"the network wants ±{spec.context_slices} slices but the training set has "
+            f"±{trainset.context_slices}; rebuild it with `context_slices={spec.context_slices}`.",
+            parameter="context_slices")
+
+
+def _starting_network(spec: ArchitectureSpec, params: TrainParams, generator, dev):
+    """The untrained network on ``dev``, initialised from ``generator`` as its contract
+    says (``init_scale`` 0: He-uniform convolutions, zero offsets), with FFT
+    convolutions when it has them and trains on a CPU."""
+    contract = spec.contract
+    network = build_network(spec)
+    if params.init_scale > 0 and contract.initialise is not None:
+        initialise(network, contract, generator, params.init_scale)
+    else:  # init_scale 0: He-uniform weights (variance-preserving through ReLUs), zero offsets
+        for module in network.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_uniform_(module.weight, nonlinearity="relu",
+                                               generator=generator)
+                torch.nn.init.zeros_(module.bias)
+    if contract.fft_convolutions:
+        network.conv_mode = "fft" if dev.type == "cpu" else "direct"
+    return network.to(dev)
+
+
+def _finished_model(network, spec, params, trainset, tiles, targets, dev, history,
+                    n_train: int, n_validation: int) -> FeatureModel:
+    """The trained network checked (it answers on the feature, not on the negatives) and
+    recorded with its amplitude and training record."""
     network.eval()
-    if hasattr(network, "conv_mode"):
+    if spec.contract.fft_convolutions:
         network.conv_mode = "direct"
     amplitude = positive_amplitude(network, tiles, targets, trainset.positive, dev)
     if not amplitude > 1e-3:
@@ -228,7 +250,7 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         "training": {
             "mean_output_on_negatives": background,
             "params": asdict(params), "device": str(dev), "history": history,
-            "n_train_tiles": int(len(train_idx)), "n_validation_tiles": int(len(val_idx)),
+            "n_train_tiles": int(n_train), "n_validation_tiles": int(n_validation),
             "trainset": {k: meta.get(k) for k in ("feature", "n_positive_boxes",
                                                   "n_negative_boxes", "tomogram")},
         },

@@ -1,0 +1,104 @@
+"""The training skeleton every network's training runs on: seeding, the optimiser,
+shuffled batches, one optimiser step, and the epochs loop (progress, history, the
+divergence check, an end-of-epoch hook for checkpoints).
+
+What differs between trainings (the loss, augmentation, validation, what a history
+entry holds) stays in the caller's ``one_epoch`` function; what must not differ (the
+same seed gives the same network; a non-finite loss is a
+:class:`~tomoscribe.errors.TrainingError` naming ``learning_rate``; a resumed run
+continues the same history) is here once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+
+from ..errors import ParameterError, TrainingError
+from ..progress import track
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """Seed torch's global generator (default initialisations, dropout) with ``seed`` and
+    return a separate generator, seeded alike, for batch order and augmentation."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def initialise(network: torch.nn.Module, contract, generator: torch.Generator,
+               scale: float = 0.0) -> None:
+    """Set ``network``'s starting weights as its contract says (``contract.initialise``
+    with ``scale``); a contract without one keeps PyTorch's default initialisation."""
+    if contract.initialise is not None:
+        contract.initialise(network, generator, scale)
+
+
+def make_optimiser(parameters, optimizer: str, learning_rate: float, momentum: float = 0.0,
+                   nesterov: bool = False) -> torch.optim.Optimizer:
+    """SGD (with ``momentum``, Nesterov's when asked) or Adam at ``learning_rate``."""
+    if optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum,
+                               nesterov=nesterov)
+    if optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=learning_rate)
+    raise ParameterError(f"`optimizer` must be one of {', '.join(OPTIMIZERS)}, got "
+                         f"{optimizer!r}.", parameter="optimizer")
+
+
+def shuffled_batches(count: int, batch_size: int,
+                     generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Indices 0…count−1 in a new random order (from ``generator``), in batches."""
+    order = torch.randperm(count, generator=generator)
+    for start in range(0, count, batch_size):
+        yield order[start:start + batch_size]
+
+
+def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One gradient step on ``loss``; returns the loss as a number."""
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return float(loss.detach())
+
+
+def run_epochs(epochs: int, one_epoch: Callable[[int], dict], *, loss_key: str = "loss",
+               first_epoch: int = 0, history: list | None = None, label: str = "training",
+               show_progress: bool = False,
+               after_epoch: Callable[[int, list], None] | None = None,
+               on_divergence: Callable[[], None] | None = None) -> list[dict]:
+    """Run epochs ``first_epoch`` … ``epochs − 1`` and return the history.
+
+    Parameters
+    ----------
+    one_epoch : callable
+        ``one_epoch(epoch) → entry``: trains one epoch (0-based) and returns what the
+        history records of it (``loss_key`` among them); ``epoch`` (1-based) is added.
+    first_epoch, history : int, list
+        Where a resumed training starts, and its history so far.
+    after_epoch : callable, optional
+        ``after_epoch(epochs_done, history)`` after each epoch (a checkpoint hook).
+    on_divergence : callable, optional
+        Called before the TrainingError of a non-finite loss (e.g. to drop a checkpoint).
+
+    Raises
+    ------
+    TrainingError
+        If an epoch's loss is not finite.
+    """
+    history = list(history or [])
+    for epoch in track(range(first_epoch, epochs), label, total=epochs - first_epoch,
+                       show_progress=show_progress):
+        entry = {"epoch": epoch + 1, **one_epoch(epoch)}
+        if not math.isfinite(entry[loss_key]):
+            if on_divergence is not None:
+                on_divergence()
+            raise TrainingError(f"training diverged in epoch {epoch + 1} (the loss is not "
+                                "finite); lower `learning_rate`.", parameter="learning_rate")
+        history.append(entry)
+        if after_epoch is not None:
+            after_epoch(epoch + 1, history)
+    return history
