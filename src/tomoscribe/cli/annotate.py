@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import AnnotationError, ParameterError
-from ..outputs import (atomic_path, check_free_space, file_fingerprint, read_provenance,
+from ..outputs import (check_free_space, file_fingerprint, read_provenance,
                        write_provenance)
 from ..locks import output_lock
 from . import options
@@ -304,8 +303,10 @@ def merge(
     """Per voxel the strongest feature above the threshold wins; writes uint8 labels + legend."""
     import numpy as np
 
+    from ..core.legend import Legend, legend_path, write_legend
     from ..io import create_volume, read_volume
-    from ..segment.merge import make_legend, merge_into
+    from ..segment.merge import merge_into
+    from ..segment.painted_size import legend_with_sizes
 
     volumes = [read_volume(p) for p in maps]
     if names:
@@ -324,25 +325,19 @@ def merge(
     unknown = set(weight_of) - set(features)
     if unknown:
         raise ParameterError(f"--weight names {sorted(unknown)} are not among {features}.")
-    legend_path = output.with_name(output.name + ".legend.json")
     check_free_space(output, int(np.prod(volumes[0].shape)))  # uint8 labels
     with create_volume(output, volumes[0].shape, np.uint8, volumes[0].voxel_size_A,
                        volumes[0].origin_A, overwrite=overwrite,
-                       legend=make_legend(features, erasers or ())) as out:
+                       legend=Legend.from_features(features, erasers or ())) as out:
         legend = merge_into(volumes, features, out, threshold,
                             [weight_of.get(f, 1.0) for f in features], erasers or (),
                             show_progress=not quiet)
-        sizes = {f: (read_provenance(p) or {}).get("painted_size") for f, p in zip(features, maps)}
-        for entry in legend.values():
-            if isinstance(sizes.get(entry["name"]), dict):
-                entry["painted_size"] = sizes[entry["name"]]
-        with atomic_path(legend_path) as tmp:
-            tmp.write_text(json.dumps(legend, indent=2) + "\n")
+        legend = legend_with_sizes(legend, features, maps)
+        write_legend(output, legend)
     write_provenance(output, "merge", {"features": features, "threshold": threshold,
                                        "weights": weight_of, "erasers": erasers or []},
-                     maps, extra={"legend": legend})
-    typer.echo(f"wrote {output} and {legend_path.name}: "
-               + ", ".join(f"{k}={v['name']}" for k, v in legend.items()))
+                     maps, extra={"legend": legend.as_dict()})
+    typer.echo(f"wrote {output} and {legend_path(output).name}: {legend.summary()}")
 
 
 def _feature_of(path: Path) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,11 +28,11 @@ VALUE_HELP = ("The feature's value in a map from another tool without a .legend.
 
 def _painted_size(map_path: Path, feature: str, label: int | None) -> dict | None:
     """The painted-size record of the feature: the legend's, else the map's provenance."""
-    from ..segment.labelmaps import read_legend
+    from ..core.legend import read_legend
 
     if label is not None:
-        entry = (read_legend(map_path) or {}).get(str(label), {})
-        return entry.get("painted_size") if isinstance(entry, dict) else None
+        legend = read_legend(map_path)
+        return None if legend is None else legend.record(label, "painted_size")
     record = read_provenance(map_path) or {}
     return record.get("painted_size") if record.get("feature") in (None, feature) else None
 
@@ -194,12 +193,12 @@ def vesicles(
 
     from ..io import create_volume, read_volume
     from ..io.particles import tomogram_stem
-    from ..segment.labelmaps import feature_voxels, legend_for, read_legend, single_label_map
+    from ..core.legend import Legend, legend_path, read_legend, write_legend
+    from ..segment.labelmaps import feature_voxels, single_label_map
     from ..segment.vesicles import VesicleParams, close_vesicles
 
     table_path = table_path or output.with_name(tomogram_stem(output) + "_vesicles.csv")
-    legend_out = output.with_name(output.name + ".legend.json")
-    for path in (output, table_path, legend_out):
+    for path in (output, table_path, legend_path(output)):
         check_writable(path, overwrite)
     params = VesicleParams(thickness_nm=thickness, min_radius_nm=min_radius,
                            max_radius_nm=max_radius, min_visible_coverage=min_coverage,
@@ -215,14 +214,13 @@ def vesicles(
     if not (labels == label).any():
         raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to "
                               "close.")
-    legend = read_legend(annotation) or legend_for(feature)
+    legend = read_legend(annotation) or Legend.for_feature(feature)
     closed, fitted = close_vesicles(labels, label, volume.pixel_size_A, params,
                                     show_progress=not quiet)
     with create_volume(output, closed.shape, closed.dtype, volume.voxel_size_A,
                        volume.origin_A, overwrite=overwrite, legend=legend) as target:
         target[...] = closed
-        with atomic_path(legend_out) as tmp:
-            tmp.write_text(json.dumps(legend, indent=2) + "\n")
+        write_legend(output, legend)
         with atomic_path(table_path) as tmp:
             fitted.to_csv(tmp, index=False)
     accepted = int(fitted["accepted"].sum())
