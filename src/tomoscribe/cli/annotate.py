@@ -93,6 +93,7 @@ def trainset(
 
     from ..io import read_volume
     from ..io.points import read_imod_contours, read_points
+    from ..io.provenance import carried_acquisition
     from ..segment.painted_size import painted_component_sizes
     from ..core.boxes import contour_box_centres
     from ..segment.trainset import (build_training_set, contour_mask_source, painted_mask_source,
@@ -139,6 +140,7 @@ def trainset(
         tomogram=tomo_info)
     if painted_size is not None:
         result.metadata["painted_size"] = painted_size
+    result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A))
     save_training_set(output, result)
     write_provenance(output, "trainset", {"feature": feature, "tile": tile, "context": context,
                                           "seed": seed, "balance": balance,
@@ -245,6 +247,7 @@ def segment(
     an interrupted run picks up where it stopped when started again.
     """
     from ..io.particles import tomogram_stem
+    from ..io.provenance import carried_acquisition
     from ..segment.modelfile import load_model
     from ..segment.runner import dask_client, plan_segmentation, segment_files
 
@@ -280,7 +283,8 @@ def segment(
                                                "architecture": model.spec.as_dict()},
                              [tomogram, model_path],
                              extra={"feature": model.feature,
-                                    "painted_size": model.metadata.get("painted_size")})
+                                    "painted_size": model.metadata.get("painted_size"),
+                                    **carried_acquisition([tomogram])})
             typer.echo(f"wrote {path}")
 
 
@@ -305,10 +309,12 @@ def merge(
 
     from ..core.legend import Legend, legend_path, write_legend
     from ..io import create_volume, read_volume
+    from ..io.provenance import carried_acquisition
     from ..segment.merge import merge_into
     from ..segment.painted_size import legend_with_sizes
 
     volumes = [read_volume(p) for p in maps]
+    acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     if names:
         features = [n.strip() for n in names.split(",")]
         if len(features) != len(maps):
@@ -336,7 +342,7 @@ def merge(
         write_legend(output, legend)
     write_provenance(output, "merge", {"features": features, "threshold": threshold,
                                        "weights": weight_of, "erasers": erasers or []},
-                     maps, extra={"legend": legend.as_dict()})
+                     maps, extra={"legend": legend.as_dict(), **acquisition})
     typer.echo(f"wrote {output} and {legend_path(output).name}: {legend.summary()}")
 
 

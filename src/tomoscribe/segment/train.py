@@ -225,6 +225,7 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         "preprocessing": meta.get("preprocessing", {}),
         "tile_size": meta.get("tile_size"),
         "painted_size": meta.get("painted_size"),
+        "acquisition": meta.get("acquisition"),  # of the training data (core/acquisition.py)
         "training": {
             "mean_output_on_negatives": background,
             "params": asdict(params), "device": str(dev), "history": history,
