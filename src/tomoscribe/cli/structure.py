@@ -235,7 +235,7 @@ def vesicles(
                                           **voxels.as_dict()},
                      [annotation], extra={"n_fitted": len(fitted), "n_closed": accepted,
                                           **carried_acquisition([annotation],
-                                                                tilt_range_deg=tilt.deg)})
+                                                                tilt_range_deg=tilt.to_record)})
     typer.echo(tilt.describe())
     typer.echo(f"{accepted} of {len(fitted)} sphere fits to membrane components accepted and "
                f"closed as vesicles; wrote {output} and {table_path}")

@@ -101,6 +101,12 @@ class TiltRange:
     source: str
     where: str = ""
 
+    @property
+    def to_record(self) -> tuple[float, float] | None:
+        """The range to record with an output: None when it is only the default (an
+        output must not claim a tilt range nobody knew)."""
+        return None if self.source == "default" else self.deg
+
     def describe(self) -> str:
         """One line for the command's report."""
         lo, hi = self.deg
