@@ -83,6 +83,12 @@ def test_a_map_recorded_at_45_makes_vesicles_use_45(tmp_path, capsys):
     assert record["parameters"]["tilt_range_deg"] == [-45.0, 45.0]
     assert record["acquisition"] == {"tilt_range_deg": [-45.0, 45.0], "voxel_size_A": 10.0,
                                      "tomo_name": "TS_01"}
+    # pick writes it per particle, so extract and average find it in the picks too
+    assert main(["pick", str(labels), "-f", "membrane", "-o", str(tmp_path / "p.star"),
+                 "--min-size", "10"]) == 0
+    assert len(read_particles(tmp_path / "p.star")) == 1
+    assert tilt_range_for([tmp_path / "p.star"]).deg == (-45.0, 45.0)
+    assert read_provenance(tmp_path / "p.star")["acquisition"]["tomo_name"] == "labels"
     # the flag wins, and the output records the range used
     assert main(["vesicles", str(labels), "-o", str(tmp_path / "closed30.mrc"),
                  "--tilt-range", "-30,30"]) == 0

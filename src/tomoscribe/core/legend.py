@@ -61,6 +61,9 @@ class LegendEntry:
 class Legend:
     """Label ids of a label map and what each one is (module docstring).
 
+    Iterating gives ``(id, entry)`` pairs in id order; ``name in legend`` asks whether a
+    feature has a label.
+
     Attributes
     ----------
     entries : read-only mapping int id → :class:`LegendEntry`, in id order

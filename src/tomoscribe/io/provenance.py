@@ -69,8 +69,7 @@ def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
     if tomo_name is not None and "tomo_name" in table:
         rows = table["tomo_name"].astype(str) == str(tomo_name)
         table = table[rows] if rows.any() else table
-    ranges = table[list(TILT_COLUMNS)].apply(
-        lambda c: c.astype(float)).drop_duplicates().to_numpy(float)
+    ranges = table[list(TILT_COLUMNS)].astype(float).drop_duplicates().to_numpy(float)
     ranges = ranges[np.isfinite(ranges).all(axis=1)]
     if len(ranges) == 0:
         return None
@@ -96,7 +95,7 @@ def recorded_acquisition(path: str | os.PathLike, tomo_name: str | None = None) 
     path = Path(path)
     own = _particles_record(path, tomo_name) or _dataset_record(path) or Acquisition()
     side = Acquisition.from_dict((read_provenance(path) or {}).get("acquisition"))
-    return side.replace(**{k: v for k, v in own.as_dict().items()})
+    return side.replace(**own.as_dict())
 
 
 def acquisition_of(paths, parameter: str | None = None,
