@@ -116,6 +116,19 @@ def test_preprocess_and_merge_carry_the_record_and_merge_refuses_two_series(tmp_
     assert read_provenance(tmp_path / "pre.mrc")["acquisition"] == {
         "tilt_range_deg": [-50.0, 55.0], "voxel_size_A": 10.0, "tomo_name": "TS_01"}
 
+    # a training set from it keeps the record in its metadata (then the model's)
+    from tomoscribe.segment.trainset import load_training_set
+
+    painted = np.zeros((20, 32, 32), np.uint8)
+    painted[8:12, 10:20, 10:20] = 1
+    write_volume(tmp_path / "paint.mrc", Volume(painted, 10.0))
+    (tmp_path / "boxes.csv").write_text("x,y,z,label\n15,15,10,positive\n8,24,10,negative\n")
+    assert main(["trainset", str(tmp_path / "pre.mrc"), "-f", "membrane", "--painted",
+                 str(tmp_path / "paint.mrc"), "--boxes", str(tmp_path / "boxes.csv"),
+                 "--tile", "16", "-o", str(tmp_path / "m.trainset")]) == 0
+    assert load_training_set(tmp_path / "m.trainset").metadata["acquisition"][
+        "tilt_range_deg"] == [-50.0, 55.0]
+
     for name, tilt in (("a", 45), ("b", 45), ("c", 60)):
         write_volume(tmp_path / f"{name}.mrc", Volume(rng.random(SHAPE).astype(np.float32), 10.))
         write_provenance(tmp_path / f"{name}.mrc", "segment", {}, extra={
@@ -207,3 +220,20 @@ def test_carried_acquisition_is_empty_without_records(tmp_path):
     assert carried_acquisition([tmp_path / "m.mrc"]) == {}
     assert carried_acquisition([tmp_path / "m.mrc"], 20.0) == {
         "acquisition": {"voxel_size_A": 20.0}}
+
+
+def test_training_sets_of_several_tomograms_keep_each_record_and_a_pooled_one():
+    from tomoscribe.segment.trainset import TrainingSet, combine_training_sets
+
+    def one(tilt, name):
+        return TrainingSet(np.zeros((2, 1, 8, 8), np.float32), np.zeros((2, 8, 8), np.uint8),
+                           np.array([True, False]), np.arange(2, dtype=np.int32),
+                           {"feature": "membrane", "voxel_size_A": [10.0] * 3,
+                            "acquisition": {"tilt_range_deg": [-tilt, tilt],
+                                            "voxel_size_A": 10.0, "tomo_name": name}})
+
+    same = combine_training_sets([one(45, "a"), one(45, "b")]).metadata
+    assert same["acquisition"] == {"tilt_range_deg": [-45.0, 45.0], "voxel_size_A": 10.0}
+    mixed = combine_training_sets([one(45, "a"), one(60, "b")]).metadata
+    assert mixed["acquisition"] == {"voxel_size_A": 10.0}
+    assert [c["acquisition"]["tomo_name"] for c in mixed["combined_from"]] == ["a", "b"]
