@@ -86,7 +86,7 @@ def test_a_map_recorded_at_45_makes_vesicles_use_45(tmp_path, capsys):
     # pick writes it per particle, so extract and average find it in the picks too
     assert main(["pick", str(labels), "-f", "membrane", "-o", str(tmp_path / "p.star"),
                  "--min-size", "10"]) == 0
-    assert len(read_particles(tmp_path / "p.star")) == 1
+    assert len(read_particles(tmp_path / "p.star")) > 0
     assert tilt_range_for([tmp_path / "p.star"]).deg == (-45.0, 45.0)
     assert read_provenance(tmp_path / "p.star")["acquisition"]["tomo_name"] == "labels"
     # the flag wins, and the output records the range used
