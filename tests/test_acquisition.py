@@ -171,6 +171,9 @@ def test_particle_files_keep_the_tilt_range_per_particle(tmp_path):
     with pytest.raises(InvalidDataError, match="different tilt ranges"):
         tilt_range_for([tmp_path / "mixed.star"])
     assert tilt_range_for([tmp_path / "mixed.star"], (-50, 50)).deg == (-50.0, 50.0)
+    # a CSV whose tilt columns hold no numbers records nothing
+    (tmp_path / "junk.csv").write_text("x,y,z,tilt_min_deg,tilt_max_deg\n1,2,3,a,b\n")
+    assert tilt_range_for([tmp_path / "junk.csv"]).source == "default"
 
 
 def test_extract_carries_the_record_into_particles_star_and_refuses_two_series(tmp_path,

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..core.acquisition import Acquisition, TiltRange, agreed, choose_tilt_range
 from ..errors import InvalidDataError
@@ -69,7 +70,8 @@ def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
     if tomo_name is not None and "tomo_name" in table:
         rows = table["tomo_name"].astype(str) == str(tomo_name)
         table = table[rows] if rows.any() else table
-    ranges = table[list(TILT_COLUMNS)].astype(float).drop_duplicates().to_numpy(float)
+    ranges = table[list(TILT_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    ranges = ranges.drop_duplicates().to_numpy(float)
     ranges = ranges[np.isfinite(ranges).all(axis=1)]
     if len(ranges) == 0:
         return None
