@@ -7,6 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume
+from tomoscribe.core.legend import Legend
 from tomoscribe.io.copick_project import write_segmentation
 from tomoscribe.io.particles import read_particles, write_particles
 
@@ -73,7 +74,7 @@ def test_copick_reads_what_tomoscribe_writes(project, tmp_path):
     labels = np.zeros((32, 48, 64), np.uint8)
     labels[10:20, 5:30, 5:40] = 2
     write_segmentation(f"copick:{config}#TS_01/membrane:tomoscribe/7@10.0", labels,
-                       {"0": {"name": "background"}, "2": {"name": "membrane"}})
+                       Legend.from_dict({"0": {"name": "background"}, "2": {"name": "membrane"}}))
     seg = run.get_segmentations(name="membrane", user_id="tomoscribe", session_id="7")[0]
     np.testing.assert_array_equal(seg.numpy(), labels)
     back = read_volume(f"copick:{config}#TS_01/membrane:tomoscribe/7@10.0")

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from tomoscribe.errors import InvalidDataError, ParameterError
-from tomoscribe.segment.merge import make_legend, merge_into
+from tomoscribe.core.legend import Legend
+from tomoscribe.segment.merge import merge_into
 from tomoscribe.volume import Volume
 
 
@@ -15,7 +16,7 @@ def test_strongest_feature_above_threshold_wins():
     out = np.zeros((1, 1, 4), np.uint8)
     legend = merge_into(maps, ["membrane", "ribosome"], out, threshold=1.0)
     np.testing.assert_array_equal(out[0, 0], [1, 2, 0, 2])
-    assert legend["1"]["name"] == "membrane" and legend["2"]["name"] == "ribosome"
+    assert legend.id_of("membrane") == 1 and legend.id_of("ribosome") == 2
 
 
 def test_threshold_is_inclusive_and_adjustable():
@@ -35,7 +36,7 @@ def test_eraser_wins_but_writes_background_and_weights_apply():
     # voxel 0: gold 2.6 wins -> background; voxel 1: gold 1.3 < 1.5 -> membrane;
     # voxel 2: gold 1.3 > 1.2 -> background.
     np.testing.assert_array_equal(out[0, 0], [0, 1, 0])
-    assert "gold" not in [v["name"] for v in legend.values()]
+    assert "gold" not in legend and legend.names == ["membrane"]
 
 
 def test_mismatched_maps_are_refused():
@@ -53,6 +54,6 @@ def test_nan_in_map_is_refused():
 
 def test_legend_rejects_unknown_eraser_and_duplicates():
     with pytest.raises(ParameterError):
-        make_legend(["a"], erasers=["b"])
+        Legend.from_features(["a"], erasers=["b"])
     with pytest.raises(ParameterError):
-        make_legend(["a", "a"])
+        Legend.from_features(["a", "a"])

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .core.legend import Legend, write_legend
 from .errors import ParameterError
 from .io import create_volume, read_volume, write_volume
 from .io.particles import write_particles
@@ -218,7 +219,7 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
             network = read_volume(network_path).load(np.uint8)
         with timed("close vesicles"):
             if settings.close_vesicles:
-                merged, vesicles = close_vesicles(network, label_id(legend, "membrane"),
+                merged, vesicles = close_vesicles(network, legend.id_of("membrane"),
                                                   VOXEL_A, VesicleParams(),
                                                   show_progress=settings.show_progress)
                 say(f"tomogram {t}: {int(vesicles['accepted'].sum())} of {len(vesicles)} "
@@ -230,8 +231,7 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
                 merged = network
             write_volume(out / f"labels_{t}.mrc", Volume(merged, VOXEL_A))
             for name in (f"labels_{t}.mrc", f"labels_{t}_network.mrc"):
-                with atomic_path(out / f"{name}.legend.json") as tmp:
-                    tmp.write_text(json.dumps(legend, indent=2) + "\n")
+                write_legend(out / name, legend)
         seg_scores.append(_overlaps(merged, legend, tomo["truth"]))
         network_scores.append(_overlaps(network, legend, tomo["truth"]))
         merged_all.append(merged)
@@ -247,7 +247,7 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     pick_scores, stacks, tables = [], [], []
     for t, tomo in enumerate(tomos, start=1):
         with timed("pick"):
-            rib_id = label_id(legend, "ribosome")
+            rib_id = legend.id_of("ribosome")
             picks = pick_particles(merged_all[t - 1] == rib_id,
                                    np.asarray(tomo["ribosome_map"].data), pick_params)
             picks["tomo_name"] = f"tomogram_{t}"
@@ -346,9 +346,9 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     return results
 
 
-def _overlaps(merged: np.ndarray, legend: dict, truth: np.ndarray) -> dict:
+def _overlaps(merged: np.ndarray, legend: Legend, truth: np.ndarray) -> dict:
     """Dice, precision and recall of each demo feature in a merged map against the truth."""
-    return {feature: overlap_scores(merged == label_id(legend, feature), truth == class_id)
+    return {feature: overlap_scores(merged == legend.id_of(feature), truth == class_id)
             for feature, class_id in FEATURES.items()}
 
 
@@ -379,8 +379,3 @@ def orientation_consensus(estimated, true, within_deg: float = 15.0) -> float:
     relative = true.inv() * estimated
     return max(float(np.mean(angular_distance_deg(relative, relative[i]) < within_deg))
                for i in range(len(relative)))
-
-
-def label_id(legend: dict, feature: str) -> int:
-    """The merged map's id of ``feature`` (from the merge legend)."""
-    return next(int(k) for k, v in legend.items() if v["name"] == feature)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .demo import FEATURES, label_id
+from .demo import FEATURES
 from .report import Report
 
 TARGETS = [  # (what, how to read it from the results, target, direction)
@@ -74,9 +74,9 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
                     "in vesicles_N.csv). The simulated vesicles are exact spheres, so this "
                     "step is at its best here; real vesicles are only close to spherical.")
 
-    colours = ["#000000"] * (max(int(k) for k in legend) + 1)
-    for k, v in legend.items():
-        colours[int(k)] = v["colour"]
+    colours = ["#000000"] * (max(legend.entries) + 1)
+    for label, entry in legend:
+        colours[label] = entry.colour
     cmap = ListedColormap(colours)
     fig, axes = plt.subplots(len(tomos), 3, figsize=(12, 4 * len(tomos)), squeeze=False)
     for row, (tomo, merged) in enumerate(zip(tomos, merged_all)):
@@ -88,7 +88,7 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
                             vmax=len(colours) - 1, alpha=0.55, interpolation="nearest")
         truth = np.zeros_like(merged[z])
         for name, class_id in FEATURES.items():
-            truth[tomo["truth"][z] == class_id] = label_id(legend, name)
+            truth[tomo["truth"][z] == class_id] = legend.id_of(name)
         axes[row, 2].imshow(np.ma.masked_equal(truth, 0), cmap=cmap, vmin=0,
                             vmax=len(colours) - 1, interpolation="nearest")
         axes[row, 0].set_ylabel(f"tomogram {row + 1}, z = {z}")
@@ -96,14 +96,14 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
         ax.set_title(title)
     for ax in axes.flat:
         ax.set_xticks([]); ax.set_yticks([])
-    names = ", ".join(f"{v['name']} {v['colour']}" for k, v in legend.items() if k != "0")
+    names = ", ".join(f"{e.name} {e.colour}" for label, e in legend if label != 0)
     report.heading("Slices")
     report.figure(fig, f"Central slices. Colours: {names}.")
     if network_all is not None and results.get("vesicles"):
         tomo, y = tomos[0], tomos[0]["pre"].shape[1] // 2
         truth = np.zeros_like(merged_all[0][:, y])
         for name, class_id in FEATURES.items():
-            truth[tomo["truth"][:, y] == class_id] = label_id(legend, name)
+            truth[tomo["truth"][:, y] == class_id] = legend.id_of(name)
         fig, axes = plt.subplots(3, 1, figsize=(12, 7))
         for ax, cut, title in ((axes[0], network_all[0][:, y], "networks only"),
                                (axes[1], merged_all[0][:, y], "vesicles closed"),

@@ -42,6 +42,7 @@ from ..structure.align import Aligner, finish_average, wedge_weighted_sum
 from ..structure.average import align_map_to, fourier_crop, lowpass
 from ..structure.fsc import fsc_curve, resolution_at
 from ..core.rotations import global_rotations, local_offsets
+from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from .cluster import standardise
 from .rif import rotation_invariant_features
 from .training import normalise
@@ -57,7 +58,7 @@ class DiscoverParams:
     global_step_deg: float = 30.0
     lowpass_A: float = 60.0
     max_shift_A: float = 30.0
-    tilt_range_deg: tuple[float, float] = (-60.0, 60.0)
+    tilt_range_deg: tuple[float, float] = DEFAULT_TILT_RANGE_DEG
     min_members: int = 4
     mask_radius_fraction: float = 0.45
     search_bin: int = 2

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import AnnotationError, ParameterError
-from ..outputs import (atomic_path, check_free_space, file_fingerprint, read_provenance,
+from ..outputs import (check_free_space, file_fingerprint, read_provenance,
                        write_provenance)
 from ..locks import output_lock
 from ..nets.catalogue import listed
@@ -95,6 +94,7 @@ def trainset(
 
     from ..io import read_volume
     from ..io.points import read_imod_contours, read_points
+    from ..io.provenance import carried_acquisition
     from ..segment.painted_size import painted_component_sizes
     from ..core.boxes import contour_box_centres
     from ..segment.trainset import (build_training_set, contour_mask_source, painted_mask_source,
@@ -141,6 +141,7 @@ def trainset(
         tomogram=tomo_info)
     if painted_size is not None:
         result.metadata["painted_size"] = painted_size
+    result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A))
     save_training_set(output, result)
     write_provenance(output, "trainset", {"feature": feature, "tile": tile, "context": context,
                                           "seed": seed, "balance": balance,
@@ -247,6 +248,7 @@ def segment(
     an interrupted run picks up where it stopped when started again.
     """
     from ..io.particles import tomogram_stem
+    from ..io.provenance import carried_acquisition
     from ..segment.modelfile import load_model
     from ..segment.runner import dask_client, plan_segmentation, segment_files
 
@@ -282,7 +284,8 @@ def segment(
                                                "architecture": model.spec.as_dict()},
                              [tomogram, model_path],
                              extra={"feature": model.feature,
-                                    "painted_size": model.metadata.get("painted_size")})
+                                    "painted_size": model.metadata.get("painted_size"),
+                                    **carried_acquisition([tomogram])})
             typer.echo(f"wrote {path}")
 
 
@@ -305,10 +308,14 @@ def merge(
     """Per voxel the strongest feature above the threshold wins; writes uint8 labels + legend."""
     import numpy as np
 
+    from ..core.legend import Legend, legend_path, write_legend
     from ..io import create_volume, read_volume
-    from ..segment.merge import make_legend, merge_into
+    from ..io.provenance import carried_acquisition
+    from ..segment.merge import merge_into
+    from ..segment.painted_size import legend_with_sizes
 
     volumes = [read_volume(p) for p in maps]
+    acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     if names:
         features = [n.strip() for n in names.split(",")]
         if len(features) != len(maps):
@@ -325,25 +332,19 @@ def merge(
     unknown = set(weight_of) - set(features)
     if unknown:
         raise ParameterError(f"--weight names {sorted(unknown)} are not among {features}.")
-    legend_path = output.with_name(output.name + ".legend.json")
     check_free_space(output, int(np.prod(volumes[0].shape)))  # uint8 labels
     with create_volume(output, volumes[0].shape, np.uint8, volumes[0].voxel_size_A,
                        volumes[0].origin_A, overwrite=overwrite,
-                       legend=make_legend(features, erasers or ())) as out:
+                       legend=Legend.from_features(features, erasers or ())) as out:
         legend = merge_into(volumes, features, out, threshold,
                             [weight_of.get(f, 1.0) for f in features], erasers or (),
                             show_progress=not quiet)
-        sizes = {f: (read_provenance(p) or {}).get("painted_size") for f, p in zip(features, maps)}
-        for entry in legend.values():
-            if isinstance(sizes.get(entry["name"]), dict):
-                entry["painted_size"] = sizes[entry["name"]]
-        with atomic_path(legend_path) as tmp:
-            tmp.write_text(json.dumps(legend, indent=2) + "\n")
+        legend = legend_with_sizes(legend, features, maps)
+        write_legend(output, legend)
     write_provenance(output, "merge", {"features": features, "threshold": threshold,
                                        "weights": weight_of, "erasers": erasers or []},
-                     maps, extra={"legend": legend})
-    typer.echo(f"wrote {output} and {legend_path.name}: "
-               + ", ".join(f"{k}={v['name']}" for k, v in legend.items()))
+                     maps, extra={"legend": legend.as_dict(), **acquisition})
+    typer.echo(f"wrote {output} and {legend_path(output).name}: {legend.summary()}")
 
 
 def _feature_of(path: Path) -> str:

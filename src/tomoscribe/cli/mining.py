@@ -171,7 +171,8 @@ def discover(
     classes: int = typer.Option(3, "--classes", min=1, help="Classes per cluster."),
     references: list[str] = typer.Option(None, "--reference", help="Known structure to "
                                          "compare with: template name or map file (repeat)."),
-    tilt: float = typer.Option(60.0, "--max-tilt", help="± degrees of the tilt range."),
+    tilt: float = typer.Option(None, "--max-tilt", help="± degrees of the tilt range "
+                               "(default: as the dataset records it, else 60)."),
     lowpass_A: float = typer.Option(60.0, "--lowpass", help="Å, alignment resolution limit."),
     seed: int = options.Seed,
     device: str = options.Device,
@@ -188,6 +189,7 @@ def discover(
     from ..classify.featurefile import load_features
     from ..classify.figures import plot_gallery
     from ..io import write_volume
+    from ..io.provenance import tilt_range_for
     from ..core.device import resolve_device
     from ..volume import Volume
 
@@ -206,7 +208,9 @@ def discover(
     if missing:
         raise ParameterError(f"cluster(s) {missing} are empty or do not exist.")
     refs = _references(list(references or []), voxel, volumes.shape[1])
-    params = DiscoverParams(classes=classes, tilt_range_deg=(-tilt, tilt), lowpass_A=lowpass_A,
+    tilt_range = tilt_range_for([dataset], None if tilt is None else (-tilt, tilt))
+    typer.echo(tilt_range.describe())
+    params = DiscoverParams(classes=classes, tilt_range_deg=tilt_range.deg, lowpass_A=lowpass_A,
                             seed=seed)
     params.validate()
     device = resolve_device(device).type

@@ -48,6 +48,7 @@ def preprocess(
     import numpy as np
 
     from ..io import create_volume, read_volume
+    from ..io.provenance import carried_acquisition
     from ..preprocess import PreprocessParams, binned_geometry, preprocess_into
 
     volume = read_volume(tomogram, voxel_size, channel)
@@ -59,5 +60,6 @@ def preprocess(
     with create_volume(output, shape, np.float32, voxel, origin, overwrite=overwrite) as out:
         stats = preprocess_into(volume, out, params, show_progress=not quiet)
     write_provenance(output, "preprocess", {**params.as_dict(), "voxel_size_A": voxel},
-                     [tomogram], extra={"statistics_before_normalisation": stats})
+                     [tomogram], extra={"statistics_before_normalisation": stats,
+                                        **carried_acquisition([tomogram], voxel[0])})
     typer.echo(f"wrote {output} ({shape[2]}×{shape[1]}×{shape[0]} at {voxel[0]:.4g} Å)")

@@ -66,6 +66,7 @@ def cell(
     """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles."""
     import numpy as np
 
+    from ..core.acquisition import Acquisition
     from ..io import write_volume
     from ..volume import Volume
     from ..simulate.cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, make_cell
@@ -117,7 +118,9 @@ def cell(
               "imaging": imaging.as_dict(), "class_ids": legend,
               "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
                                   "= inverse of scipy intrinsic ZYZ"}
-    write_provenance(out_dir / "tomogram.mrc", "simulate cell", record)
+    angles = imaged["angles_deg"]
+    write_provenance(out_dir / "tomogram.mrc", "simulate cell", record, extra={
+        "acquisition": Acquisition((min(angles), max(angles)), voxel_size, "tomogram").as_dict()})
     typer.echo(f"wrote {out_dir}: tomogram.mrc, tilt_series.mrc/.tlt, density.mrc, "
                f"labels.mrc, instances.mrc, particles.star ({len(particles)} particles)")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,11 +28,11 @@ VALUE_HELP = ("The feature's value in a map from another tool without a .legend.
 
 def _painted_size(map_path: Path, feature: str, label: int | None) -> dict | None:
     """The painted-size record of the feature: the legend's, else the map's provenance."""
-    from ..segment.labelmaps import read_legend
+    from ..core.legend import read_legend
 
     if label is not None:
-        entry = (read_legend(map_path) or {}).get(str(label), {})
-        return entry.get("painted_size") if isinstance(entry, dict) else None
+        legend = read_legend(map_path)
+        return None if legend is None else legend.record(label, "painted_size")
     record = read_provenance(map_path) or {}
     return record.get("painted_size") if record.get("feature") in (None, feature) else None
 
@@ -92,6 +91,7 @@ def pick(
     from ..segment.labelmaps import feature_voxels
     from ..structure.picking import PickParams, pick_particles
     from ..io.particles import source_tomogram
+    from ..io.provenance import carried_acquisition, with_tilt_columns
     from ..segment.painted_size import size_defaults
     from ..structure.filaments import instance_labels, trace_filaments, tube_model
 
@@ -150,13 +150,16 @@ def pick(
                    f"all); wrote {filament_table}")
     else:
         table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
+    acquisition = carried_acquisition([annotation], volume.pixel_size_A, tomo_name=name)
+    table = with_tilt_columns(table, acquisition)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
         if is_copick_location(out):  # copick's picks file has no place for a sidecar
             typer.echo(f"wrote {len(table)} picks to {out}")
             continue
         write_provenance(out, "pick", settings, [annotation], extra={"n_picked": len(table),
-                                                                      "tomo_name": name})
+                                                                      "tomo_name": name,
+                                                                      **acquisition})
         typer.echo(f"wrote {len(table)} picks to {out}")
     if learned and not filament and None in (min_size, max_size, min_distance):
         typer.echo(f"sizes from the annotation: {params.min_size}–{params.max_size} voxels, "
@@ -183,8 +186,9 @@ def vesicles(
                                        "visible directions the membrane must cover."),
     max_rms: float = typer.Option(2.0, "--max-rms", help="Largest RMS distance of the "
                                   "membrane voxels from the sphere (nm)."),
-    tilt_range: str = typer.Option("-60,60", "--tilt-range", help="MIN,MAX tilt of the series "
-                                   "(degrees; tilt axis y)."),
+    tilt_range: str = typer.Option(None, "--tilt-range", help="MIN,MAX tilt of the series "
+                                   "(degrees; tilt axis y; default: as the map records it, "
+                                   "else -60,60)."),
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
@@ -194,16 +198,18 @@ def vesicles(
 
     from ..io import create_volume, read_volume
     from ..io.particles import tomogram_stem
-    from ..segment.labelmaps import feature_voxels, legend_for, read_legend, single_label_map
+    from ..io.provenance import carried_acquisition, tilt_range_for
+    from ..core.legend import Legend, legend_path, read_legend, write_legend
+    from ..segment.labelmaps import feature_voxels, single_label_map
     from ..segment.vesicles import VesicleParams, close_vesicles
 
     table_path = table_path or output.with_name(tomogram_stem(output) + "_vesicles.csv")
-    legend_out = output.with_name(output.name + ".legend.json")
-    for path in (output, table_path, legend_out):
+    for path in (output, table_path, legend_path(output)):
         check_writable(path, overwrite)
+    tilt = tilt_range_for([annotation], _tilt_range(tilt_range))
     params = VesicleParams(thickness_nm=thickness, min_radius_nm=min_radius,
                            max_radius_nm=max_radius, min_visible_coverage=min_coverage,
-                           max_rms_nm=max_rms, tilt_range_deg=_tilt_range(tilt_range))
+                           max_rms_nm=max_rms, tilt_range_deg=tilt.deg)
     params.validate()
     volume = read_volume(annotation)
     data = np.asarray(volume.data)
@@ -215,25 +221,29 @@ def vesicles(
     if not (labels == label).any():
         raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to "
                               "close.")
-    legend = read_legend(annotation) or legend_for(feature)
+    legend = read_legend(annotation) or Legend.for_feature(feature)
     closed, fitted = close_vesicles(labels, label, volume.pixel_size_A, params,
                                     show_progress=not quiet)
     with create_volume(output, closed.shape, closed.dtype, volume.voxel_size_A,
                        volume.origin_A, overwrite=overwrite, legend=legend) as target:
         target[...] = closed
-        with atomic_path(legend_out) as tmp:
-            tmp.write_text(json.dumps(legend, indent=2) + "\n")
+        write_legend(output, legend)
         with atomic_path(table_path) as tmp:
             fitted.to_csv(tmp, index=False)
     accepted = int(fitted["accepted"].sum())
     write_provenance(output, "vesicles", {"feature": feature, **params.as_dict(),
                                           **voxels.as_dict()},
-                     [annotation], extra={"n_fitted": len(fitted), "n_closed": accepted})
+                     [annotation], extra={"n_fitted": len(fitted), "n_closed": accepted,
+                                          **carried_acquisition([annotation],
+                                                                tilt_range_deg=tilt.to_record)})
+    typer.echo(tilt.describe())
     typer.echo(f"{accepted} of {len(fitted)} sphere fits to membrane components accepted and "
                f"closed as vesicles; wrote {output} and {table_path}")
 
 
-def _tilt_range(text: str) -> tuple[float, float]:
+def _tilt_range(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
@@ -276,6 +286,7 @@ def extract(
     """Cut subtomograms (and their Z-projections) around picked positions."""
     from ..io import read_volume
     from ..io.particles import check_inside, read_particles, select_tomogram, tomogram_name
+    from ..io.provenance import carried_acquisition, with_tilt_columns
     from ..structure.extract import extract_subtomograms
     from ..structure.stackio import write_particle_folder
 
@@ -283,6 +294,8 @@ def extract(
                         ["particles.star", "particles.star.json", "projections.mrcs"], overwrite)
     volume = read_volume(tomogram, voxel_size)
     name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
+    acquisition = carried_acquisition([tomogram, particles], volume.pixel_size_A,
+                                      tomo_name=name)  # refuses two tilt series
     table = read_particles(particles, volume.pixel_size_A, volume.shape, tomograms_star)
     table = _positions_on(select_tomogram(table, name, str(particles), explicit), volume,
                           picked_voxel_size)
@@ -296,11 +309,13 @@ def extract(
         raise ParameterError(f"every box of {box} voxels crosses the tomogram's faces; use a "
                              "smaller box or --edge pad.")
     kept["tomo_name"] = kept.get("tomo_name", name)
+    kept = with_tilt_columns(kept, acquisition)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
     write_provenance(out_dir / "particles.star", "extract",
                      {"box": box, "edge": edge, "invert": invert},
                      [tomogram, particles], extra={"n_extracted": len(kept),
-                                                   "n_skipped": len(table) - len(kept)})
+                                                   "n_skipped": len(table) - len(kept),
+                                                   **acquisition})
     skipped = len(table) - len(kept)
     typer.echo(f"wrote {len(kept)} subtomograms to {out_dir}"
                + (f" ({skipped} skipped at the faces)" if skipped else ""))
@@ -415,8 +430,9 @@ def average(
     use_priors: bool = typer.Option(False, "--use-priors", help="Start from the file's "
                                     "rlnAngleRot/Tilt/Psi and search locally only."),
     symmetry: str = typer.Option("C1", "--symmetry", help="Point group: C<n> or D<n>."),
-    tilt_range: str = typer.Option("-60,60", "--tilt-range", help="Tilt range min,max (°) of "
-                                   "the tilt series: defines the missing wedge."),
+    tilt_range: str = typer.Option(None, "--tilt-range", help="Tilt range min,max (°) of "
+                                   "the tilt series: defines the missing wedge (default: as "
+                                   "the particles record it, else -60,60)."),
     max_shift: float = typer.Option(40.0, "--max-shift", help="Largest translation (Å)."),
     initial_lowpass: float = typer.Option(60.0, "--initial-lowpass", help="Å."),
     seed: int = options.Seed,
@@ -428,13 +444,14 @@ def average(
     import numpy as np
 
     from ..io import read_volume
+    from ..io.provenance import tilt_range_for
     from ..core.device import resolve_device
     from ..structure.average import AverageParams, refine_average
     from ..core.rotations import from_euler
     from ..structure.results import AVERAGE_OUTPUTS, write_average_outputs
     from ..structure.stackio import read_particle_set
 
-    lo, hi = _tilt_range(tilt_range)
+    tilt = tilt_range_for([particles], _tilt_range(tilt_range))
     check_output_folder(out_dir, [particles] + ([reference] if reference else []),
                         AVERAGE_OUTPUTS, overwrite)
     stack, table, voxel = read_particle_set(particles)
@@ -452,7 +469,8 @@ def average(
         priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
     params = AverageParams(iterations=iterations, global_step_deg=global_step,
                            initial_lowpass_A=initial_lowpass, max_shift_A=max_shift,
-                           tilt_range_deg=(lo, hi), symmetry=symmetry, seed=seed)
+                           tilt_range_deg=tilt.deg, symmetry=symmetry, seed=seed)
+    typer.echo(tilt.describe())
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
     result = refine_average(stack, voxel, params, ref, priors,
                             device=str(resolve_device(device)), say=say)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
+from .acquisition import DEFAULT_TILT_RANGE_DEG
 
 
 def rfft_frequencies(n: int) -> torch.Tensor:
@@ -33,7 +34,7 @@ def check_tilt_range(tilt_range_deg) -> tuple[float, float]:
     return lo, hi
 
 
-def wedge_mask(n: int, tilt_range_deg=(-60.0, 60.0), rotations_xyz=None) -> torch.Tensor:
+def wedge_mask(n: int, tilt_range_deg=DEFAULT_TILT_RANGE_DEG, rotations_xyz=None) -> torch.Tensor:
     """Measured (1) / missing (0) mask on the rfftn grid of an n³ box.
 
     Parameters

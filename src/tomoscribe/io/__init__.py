@@ -11,6 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from ..core.legend import Legend
 from ..errors import InputFileError, ParameterError
 from ..outputs import note_input
 from ..volume import Volume
@@ -84,7 +85,7 @@ def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = True
 @contextlib.contextmanager
 def create_volume(path: str | os.PathLike, shape, dtype, voxel_size_A,
                   origin_A=(0.0, 0.0, 0.0), overwrite: bool = True,
-                  legend: dict | None = None):
+                  legend: Legend | None = None):
     """Yield a writable array for a new MRC or OME-Zarr volume, renamed into place on success.
 
     Results are written slab by slab into it, so outputs larger than memory work.  A

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.transform import Rotation
 
+from ..core.legend import Legend
 from ..errors import CopickLocationError, InputFileError, ParameterError
 from ..core.rotations import from_euler, to_euler
 from ..volume import Volume
@@ -235,7 +236,7 @@ def read_tomogram(value) -> Volume:
     return Volume(array, (vs, vs, vs), metadata={"source": str(location), "format": "copick"})
 
 
-def write_segmentation(value, labels: np.ndarray, legend: dict | None = None) -> str:
+def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) -> str:
     """Store a label map as a copick multilabel segmentation (OME-Zarr, copick's writer).
 
     The voxel spacing must exist in the run.  Label ids are kept; a legend whose
@@ -249,12 +250,12 @@ def write_segmentation(value, labels: np.ndarray, legend: dict | None = None) ->
         raise ParameterError(f"{location}: name the voxel spacing, NAME:USER/SESSION@VOXEL.")
     voxel = float(uri["voxel_spacing"])
     _voxel_spacing(run, voxel, location)
-    for key, entry in (legend or {}).items():
-        if int(key) == 0:
+    for key, entry in legend or ():
+        if key == 0:
             continue
-        obj = _object(root, entry.get("name"), location)
-        if obj.label != int(key):
-            raise CopickLocationError(f"feature {entry.get('name')!r} has label {key} here but "
+        obj = _object(root, entry.name, location)
+        if obj.label != key:
+            raise CopickLocationError(f"feature {entry.name!r} has label {key} here but "
                                       f"{obj.label} in {location.config.name}; relabel first.")
     if run.get_segmentations(name=uri["name"], user_id=uri["user_id"],
                              session_id=uri["session_id"], voxel_size=voxel,

@@ -27,6 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..core.legend import Legend
 from ..errors import InputFileError, MissingVoxelSizeError
 from ..outputs import atomic_path
 from ..volume import Volume, check_voxel_type
@@ -339,14 +340,14 @@ def _hex_rgba(colour: str) -> list[int]:
     return rgb + [255]
 
 
-def finish_label_pyramid(path: str | os.PathLike, legend: dict, name: str,
+def finish_label_pyramid(path: str | os.PathLike, legend: Legend, name: str,
                          slab: int = 64) -> int:
     """Turn an OME-Zarr image at ``path`` holding labels at ``0`` into an NGFF 0.4 label image.
 
     Adds the 2×-mode-downsampled levels, the ``labels/NAME`` group with the same
-    pyramid and ``image-label`` metadata (colours and names from ``legend``, a dict
-    ``{"id": {"name", "colour"}}`` as :func:`tomoscribe.segment.merge.make_legend`
-    writes).  Works ``slab`` planes at a time.  Returns the number of levels.
+    pyramid and ``image-label`` metadata (colours and names from ``legend``, a
+    :class:`tomoscribe.core.legend.Legend`).  Works ``slab`` planes at a time.  Returns
+    the number of levels.
     """
     from .zarrstore import create_array, open_group
 
@@ -377,14 +378,13 @@ def finish_label_pyramid(path: str | os.PathLike, legend: dict, name: str,
             copy[z0:z0 + slab] = source[z0:z0 + slab]
     group.attrs["multiscales"] = [_multiscales(ms.get("name", name), vs, origin, levels)]
     labels_group.attrs["labels"] = [name]
-    ids = sorted(int(k) for k in legend if int(k) != 0)
+    features = [(label, entry) for label, entry in legend if label != 0]
     image.attrs["multiscales"] = [_multiscales(name, vs, origin, levels)]
     image.attrs["image-label"] = {
         "version": "0.4",
-        "colors": [{"label-value": i, "rgba": _hex_rgba(legend[str(i)].get("colour", ""))}
-                   for i in ids],
-        "properties": [{"label-value": i, "feature": legend[str(i)].get("name", str(i))}
-                       for i in ids],
+        "colors": [{"label-value": i, "rgba": _hex_rgba(entry.colour or "")}
+                   for i, entry in features],
+        "properties": [{"label-value": i, "feature": entry.name} for i, entry in features],
         "source": {"image": "../../"},
     }
     return levels
@@ -393,7 +393,7 @@ def finish_label_pyramid(path: str | os.PathLike, legend: dict, name: str,
 @contextlib.contextmanager
 def create_ome_zarr(path: str | os.PathLike, shape, dtype, voxel_size_A,
                     origin_A=(0.0, 0.0, 0.0), chunks=(64, 64, 64),
-                    overwrite: bool = True, legend: dict | None = None) -> Iterator:
+                    overwrite: bool = True, legend: Legend | None = None) -> Iterator:
     """Create an OME-Zarr image atomically and yield its writable (zarr) array.
 
     With a ``legend`` the volume is a label map: once the caller has filled it, it
@@ -407,7 +407,7 @@ def create_ome_zarr(path: str | os.PathLike, shape, dtype, voxel_size_A,
 
 
 def write_ome_zarr(path: str | os.PathLike, volume: Volume, overwrite: bool = True,
-                   legend: dict | None = None) -> Path:
+                   legend: Legend | None = None) -> Path:
     """Write a whole :class:`Volume` as OME-Zarr (atomically; a label image with ``legend``)."""
     with create_ome_zarr(path, volume.shape, volume.dtype, volume.voxel_size_A,
                          volume.origin_A, overwrite=overwrite, legend=legend) as out:

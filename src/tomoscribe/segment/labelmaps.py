@@ -1,39 +1,21 @@
 """Which voxels of a label map are a feature: our legend, or a value given by the user.
 
 Label maps from ``tomoscribe merge`` carry ``NAME.legend.json`` (id → feature name and
-colour).  Segmentations from other tools (membrain-seg, pyseg, Ais, TARDIS: a binary or
-integer MRC, TIFF or OME-Zarr, often float 0/1) have none; the user then names the
-feature (``--feature``) and its value (``--value``, default: every nonzero voxel).
+colour; :mod:`tomoscribe.core.legend`).  Segmentations from other tools (membrain-seg,
+pyseg, Ais, TARDIS: a binary or integer MRC, TIFF or OME-Zarr, often float 0/1) have
+none; the user then names the feature (``--feature``) and its value (``--value``,
+default: every nonzero voxel).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnnotationError, InputFileError, ParameterError
-
-
-def legend_path(map_path: Path) -> Path:
-    """Where a label map's legend lives: ``NAME.legend.json`` beside it."""
-    return Path(map_path).with_name(Path(map_path).name + ".legend.json")
-
-
-def read_legend(map_path: Path) -> dict | None:
-    """The legend of a label map, or None when it has none."""
-    path = legend_path(map_path)
-    if not path.is_file():
-        return None
-    try:
-        legend = json.loads(path.read_text())
-    except ValueError as err:
-        raise InputFileError(f"{path} is not valid JSON ({err}).") from err
-    if not isinstance(legend, dict):
-        raise InputFileError(f"{path} is not a legend (a JSON object of id → name).")
-    return legend
+from ..core.legend import legend_path, read_legend
+from ..errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -89,13 +71,7 @@ def feature_voxels(map_path: Path, dtype, feature: str, value: float | None = No
         if value is not None:
             raise ParameterError(f"{map_path.name} has a legend ({legend_path(map_path).name}), "
                                  "which names its features; drop `value`.", parameter="value")
-        for key, entry in legend.items():
-            if isinstance(entry, dict) and entry.get("name") == feature:
-                return FeatureVoxels("legend", int(key))
-        names = sorted(str(v.get("name")) for k, v in legend.items()
-                       if k != "0" and isinstance(v, dict))
-        raise AnnotationError(f"the label map {map_path.name} has no feature {feature!r}; "
-                              f"it has {', '.join(names) or 'none'}.")
+        return FeatureVoxels("legend", legend.id_of(feature, f"the label map {map_path.name}"))
     if value is not None:
         if not np.isfinite(value):
             raise ParameterError(f"`value` must be a number, got {value}.", parameter="value")
@@ -114,9 +90,3 @@ def single_label_map(data: np.ndarray, voxels: FeatureVoxels) -> tuple[np.ndarra
     if voxels.how == "legend":
         return np.asarray(data), int(voxels.value)
     return voxels.mask(data).astype(np.uint8), 1
-
-
-def legend_for(feature: str, colour: str = "#e6194b") -> dict:
-    """A legend for a one-feature map (id 1)."""
-    return {"0": {"name": "background", "colour": "#000000"},
-            "1": {"name": feature, "colour": colour}}

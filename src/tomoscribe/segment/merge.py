@@ -4,7 +4,8 @@ Per voxel, the feature with the highest (optionally weighted) normalised value w
 if that value is at or above the threshold (default 1.0, as in the paper; EMAN2's
 script uses 0.8); otherwise the voxel is background (0).  An "eraser" feature (gold
 fiducials, carbon edges) competes like any other but the voxels it wins are written
-as background.  The legend maps label ids to feature names and display colours.
+as background.  The legend (:class:`tomoscribe.core.legend.Legend`) maps label ids
+to feature names and display colours.
 """
 
 from __future__ import annotations
@@ -13,30 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.legend import Legend
 from ..errors import ParameterError
 from ..progress import track
 from ..volume import Volume, check_finite, check_same_grid, iter_slabs
-
-#: Display colours (hex) handed out in order to the non-eraser features.
-PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-           "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000"]
-
-
-def make_legend(features: Sequence[str], erasers: Sequence[str] = ()) -> dict:
-    """Label ids for the non-eraser features (1, 2, …) with names and colours."""
-    unknown = set(erasers) - set(features)
-    if unknown:
-        raise ParameterError(f"eraser feature(s) {sorted(unknown)} are not among the maps "
-                             f"given ({', '.join(features)}).")
-    if len(set(features)) != len(features):
-        raise ParameterError(f"feature names must be unique, got {list(features)}.")
-    kept = [f for f in features if f not in set(erasers)]
-    if len(kept) > 255:
-        raise ParameterError("a uint8 label map holds at most 255 features.")
-    legend = {"0": {"name": "background", "colour": "#000000"}}
-    for i, name in enumerate(kept, start=1):
-        legend[str(i)] = {"name": name, "colour": PALETTE[(i - 1) % len(PALETTE)]}
-    return legend
 
 
 def merge_block(values: np.ndarray, label_of_feature: np.ndarray, threshold: float) -> np.ndarray:
@@ -63,13 +44,13 @@ def merge_block(values: np.ndarray, label_of_feature: np.ndarray, threshold: flo
 
 def merge_into(maps: Sequence[Volume], features: Sequence[str], out, threshold: float = 1.0,
                weights: Sequence[float] | None = None, erasers: Sequence[str] = (),
-               slab_slices: int = 16, show_progress: bool = False) -> dict:
+               slab_slices: int = 16, show_progress: bool = False) -> Legend:
     """Merge per-feature maps slab by slab into the writable uint8 array ``out``.
 
     Returns
     -------
-    dict
-        The legend (``make_legend``).
+    Legend
+        The label map's legend (:meth:`Legend.from_features`).
     """
     if len(maps) != len(features) or not maps:
         raise ParameterError("give one feature name per map, and at least one map.")
@@ -80,9 +61,8 @@ def merge_into(maps: Sequence[Volume], features: Sequence[str], out, threshold: 
         raise ParameterError("give one positive, finite weight per feature map.")
     if not np.isfinite(threshold):
         raise ParameterError(f"the threshold must be a finite number, got {threshold}.")
-    legend = make_legend(features, erasers)
-    ids = {v["name"]: int(k) for k, v in legend.items()}
-    label_of_feature = np.array([ids.get(f, 0) if f not in set(erasers) else 0
+    legend = Legend.from_features(features, erasers)
+    label_of_feature = np.array([0 if f in set(erasers) else legend.id_of(f)
                                  for f in features], np.uint8)
     for z0, z1 in track(list(iter_slabs(maps[0].shape[0], slab_slices)), "merging",
                         show_progress=show_progress):

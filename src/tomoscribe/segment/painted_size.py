@@ -22,6 +22,8 @@ import math
 import numpy as np
 import scipy.ndimage
 
+from ..core.legend import Legend
+
 #: Painted components smaller than this (voxels) are stray brush strokes, not counted.
 MIN_PAINTED_VOXELS = 8
 #: At most this many sizes are stored (evenly spaced through the sorted list).
@@ -61,6 +63,19 @@ def pool(records: list) -> dict | None:
     sizes = [s * (float(r["voxel_size_A"]) / voxel) ** 3 for r in records
              for s in r["sizes_voxels"]]
     return summarise(sizes, voxel)
+
+
+def legend_with_sizes(legend: Legend, features, maps) -> Legend:
+    """The merge legend with each feature's painted-size record, as the provenance of
+    its per-feature map (``segment``) records it; features without one are left as
+    they are."""
+    from ..outputs import read_provenance
+
+    for feature, path in zip(features, maps):
+        size = (read_provenance(path) or {}).get("painted_size")
+        if isinstance(size, dict) and feature in legend:
+            legend = legend.with_record(feature, "painted_size", size)
+    return legend
 
 
 def size_defaults(record: dict | None, voxel_size_A: float) -> dict:

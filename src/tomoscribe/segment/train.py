@@ -247,6 +247,7 @@ def _finished_model(network, spec, params, trainset, tiles, targets, dev, histor
         "preprocessing": meta.get("preprocessing", {}),
         "tile_size": meta.get("tile_size"),
         "painted_size": meta.get("painted_size"),
+        "acquisition": meta.get("acquisition"),  # of the training data (core/acquisition.py)
         "training": {
             "mean_output_on_negatives": background,
             "params": asdict(params), "device": str(dev), "history": history,

@@ -432,6 +432,7 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
     for trainset in sets:
         sources.append(trainset.source.astype(np.int64) + offset)
         offset = int(sources[-1].max()) + 1
+    from ..core.acquisition import pooled_acquisition
     from .painted_size import pool
 
     metadata = dict(first)
@@ -441,9 +442,10 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
         "n_positive_boxes": sum(int(s.metadata.get("n_positive_boxes", 0)) for s in sets),
         "n_negative_boxes": sum(int(s.metadata.get("n_negative_boxes", 0)) for s in sets),
         "tomogram": [s.metadata.get("tomogram", {}) for s in sets],
+        "acquisition": pooled_acquisition([s.metadata.get("acquisition") for s in sets]),
         "combined_from": [{"name": name, "tiles": len(s),
                            **{key: s.metadata[key] for key in ("tomogram", "annotator",
-                                                               "label_transfer")
+                                                               "label_transfer", "acquisition")
                               if key in s.metadata}}
                           for s, name in zip(sets, names)],
     })

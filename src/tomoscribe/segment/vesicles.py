@@ -52,6 +52,7 @@ import scipy.ndimage
 from ..errors import ParameterError
 from ..progress import track
 from ..core.wedge import check_tilt_range
+from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 
 #: Columns of the table :func:`find_vesicles` returns.
 VESICLE_COLUMNS = ["z", "y", "x", "radius_nm", "rms_nm", "inlier_fraction",
@@ -72,7 +73,7 @@ class VesicleParams:
     min_visible_coverage: float = 0.5
     max_interior_fill: float = 0.3
     min_radial_normals: float = 0.6
-    tilt_range_deg: tuple[float, float] = (-60.0, 60.0)
+    tilt_range_deg: tuple[float, float] = DEFAULT_TILT_RANGE_DEG
     min_voxels: int = 200
     fit_iterations: int = 8
     spheres_per_component: int = 3
@@ -189,7 +190,7 @@ def _bin_of(directions: np.ndarray, n_polar: int) -> np.ndarray:
     return polar * 2 * n_polar + az
 
 
-def visible_normals(directions: np.ndarray, tilt_range_deg=(-60.0, 60.0),
+def visible_normals(directions: np.ndarray, tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
                     axis_cone_deg: float = 15.0) -> np.ndarray:
     """Whether a membrane with these unit normals (n, 3; z, y, x) shows in the tomogram.
 

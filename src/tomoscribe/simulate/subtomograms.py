@@ -33,6 +33,7 @@ import numpy as np
 import scipy.ndimage
 from scipy.spatial.transform import Rotation
 
+from ..core.acquisition import Acquisition
 from ..errors import InputFileError, ParameterError
 from ..outputs import atomic_path
 from .imaging import ImagingParams, noiseless_tilt_series
@@ -252,8 +253,14 @@ def save_dataset(path: str | os.PathLike, dataset: dict) -> Path:
             write_array(group, key, value, chunks)
         group.attrs["tomoscribe_subtomograms"] = json.dumps(
             {"class_names": dataset["class_names"], "params": dataset["params"],
-             "format_version": 1})
+             "acquisition": _acquisition(dataset["params"]), "format_version": 1})
     return Path(path)
+
+
+def _acquisition(params: dict) -> dict:
+    """The dataset's acquisition record (core/acquisition.py): ±max tilt, voxel size."""
+    max_tilt = float(params.get("max_tilt_deg", SubtomogramParams.max_tilt_deg))
+    return Acquisition((-max_tilt, max_tilt), params.get("voxel_size_A")).as_dict()
 
 
 def load_dataset(path: str | os.PathLike) -> dict:

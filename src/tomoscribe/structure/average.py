@@ -34,6 +34,7 @@ from .align import (Aligner, finish_average, lowpass_filter, rotate_reference,
                     wedge_weighted_sum)
 from .fsc import fsc_curve, resolution_at, shell_indices
 from ..core.rotations import global_rotations, local_offsets, symmetry_operators
+from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class AverageParams:
     initial_lowpass_A: float = 60.0
     max_shift_A: float = 40.0
     mask_radius_fraction: float = 0.45
-    tilt_range_deg: tuple[float, float] = (-60.0, 60.0)
+    tilt_range_deg: tuple[float, float] = DEFAULT_TILT_RANGE_DEG
     symmetry: str = "C1"
     search_bin: int = 2
     seed: int = 0

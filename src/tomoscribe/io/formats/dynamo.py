@@ -2,7 +2,9 @@
 
 Columns used: ``x, y, z`` (pixels) plus the shifts ``dx, dy, dz`` (the particle is at
 x + dx …), ``tdrot, tilt, narot`` (degrees), ``cc`` (score), ``tomo`` (an integer;
-names come from a Dynamo table map ``NAME.doc`` beside the table when present).
+names come from a Dynamo table map ``NAME.doc`` beside the table when present), and
+the missing wedge ``ftype`` 1 (a single tilt axis, y) with ``ymintilt, ymaxtilt``
+(degrees: the tilt range, columns 14–15).
 
 Orientations: Dynamo's Euler angles are extrinsic ZXZ, right-handed, and like RELION's
 describe the inverse of the reference → particle rotation (the teamtomo
@@ -64,6 +66,13 @@ def read(path: Path, **_) -> pd.DataFrame:
     table[["rot", "tilt", "psi"]] = to_euler(rotation_from_dynamo(values[:, 6:9])).reshape(-1, 3)
     if "cc" in raw:
         table["score"] = pd.to_numeric(raw["cc"], errors="coerce").to_numpy()
+    if {"ftype", "ymintilt", "ymaxtilt"} <= set(raw):  # single-axis wedge about y
+        tilts = raw[["ymintilt", "ymaxtilt"]].apply(pd.to_numeric, errors="coerce")
+        single = (pd.to_numeric(raw["ftype"], errors="coerce") == 1) & (
+            tilts["ymintilt"] < tilts["ymaxtilt"])
+        if single.all():
+            table["tilt_min_deg"] = tilts["ymintilt"].to_numpy(float)
+            table["tilt_max_deg"] = tilts["ymaxtilt"].to_numpy(float)
     if "tomo_file" in raw:
         table["tomo_name"] = [Path(str(v)).stem for v in raw["tomo_file"]]
     elif "tomo" in raw:
@@ -82,6 +91,10 @@ def write(path: Path, table: pd.DataFrame, **_) -> Path:
         frame[["tdrot", "tilt", "narot"]] = angles.reshape(-1, 3)
     if "score" in table and np.isfinite(table["score"].to_numpy(float)).all():
         frame["cc"] = table["score"].astype(float)
+    if {"tilt_min_deg", "tilt_max_deg"} <= set(table):
+        frame["ftype"] = 1
+        frame["ymintilt"] = table["tilt_min_deg"].astype(float)
+        frame["ymaxtilt"] = table["tilt_max_deg"].astype(float)
     if "tomo_name" in table:
         codes, _ = pd.factorize(table["tomo_name"].astype(str))
         frame["tomo"] = codes + 1

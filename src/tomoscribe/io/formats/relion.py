@@ -27,7 +27,10 @@ Writing: one ``data_particles`` block with ``rlnTomoName``, ``rlnCoordinateX/Y/Z
 (pixels of ``voxel_size_A``, recorded as ``rlnDetectorPixelSize`` with
 ``rlnMagnification`` 10000, as RELION 3 and pytom read it, and as ``rlnImagePixelSize``),
 RELION 5's centred Å columns when the tomogram's shape is known, angles, scores, half
-sets, classes, filament tube ids and helical priors.  Helical priors are RELION's:
+sets, classes, filament tube ids and helical priors; the tilt range of each
+particle's tilt series, when known, as ``tomoscribeTiltMinDeg``/``tomoscribeTiltMaxDeg``
+(degrees; RELION 5 keeps tilt angles per tilt image in the tilt series' own STAR file,
+not per particle, and keeps unknown labels aside).  Helical priors are RELION's:
 the filament axis is the reference's z axis turned into the particle, so for a unit
 direction d, ``A(any rot, tilt, psi) ẑ = d`` with tilt = arccos(d_z) and
 psi = atan2(d_y, −d_x).  No numeric column is written with a missing value: a column
@@ -210,7 +213,9 @@ def read(path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None,
         table[["rot", "tilt", "psi"]] = to_euler(sub).reshape(-1, 3)
     for column, name in (("score", "rlnAutopickFigureOfMerit"), ("score", "rlnLCCmax"),
                          ("half", "rlnRandomSubset"), ("class", "rlnClassNumber"),
-                         ("size_voxels", "tomoscribeSizeVoxels")):
+                         ("size_voxels", "tomoscribeSizeVoxels"),
+                         ("tilt_min_deg", "tomoscribeTiltMinDeg"),
+                         ("tilt_max_deg", "tomoscribeTiltMaxDeg")):
         if name in block and column not in table:
             table[column] = pd.to_numeric(block[name], errors="coerce").to_numpy()
     if "rlnHelicalTubeID" in block:
@@ -294,6 +299,10 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_z
         out["rlnAutopickFigureOfMerit"] = pd.to_numeric(table["score"], errors="coerce")
     if "size_voxels" in table:  # not a RELION label: RELION keeps unknown labels aside
         out["tomoscribeSizeVoxels"] = pd.to_numeric(table["size_voxels"], errors="coerce")
+    for column, name in (("tilt_min_deg", "tomoscribeTiltMinDeg"),
+                         ("tilt_max_deg", "tomoscribeTiltMaxDeg")):
+        if column in table:  # the tilt range (core/acquisition.py); RELION keeps it aside
+            out[name] = pd.to_numeric(table[column], errors="coerce")
     if "half" in table:
         out["rlnRandomSubset"] = pd.to_numeric(table["half"], errors="coerce")
     if "class" in table:

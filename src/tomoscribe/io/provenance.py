@@ -1,0 +1,166 @@
+"""The acquisition records an input carries, and which tilt range a command uses.
+
+Where a file keeps its record (:mod:`tomoscribe.core.acquisition` has the record and
+the rules):
+
+* particle files: per-particle columns ``tilt_min_deg``, ``tilt_max_deg`` of the
+  particle table (STAR ``tomoscribeTiltMinDeg``/``tomoscribeTiltMaxDeg``, Dynamo
+  ``ymintilt``/``ymaxtilt`` with ``ftype`` 1, CSV columns), rows of one tomogram
+  when ``tomo_name`` is given;
+* subtomogram datasets (``simulate subtomograms``): their ``acquisition`` attribute,
+  or, in datasets written before it, the tilt scheme of their parameters;
+* any output of tomoscribe: its provenance sidecar ``NAME.json`` (``"acquisition"``),
+  read when the file itself holds no record.
+
+:func:`tilt_range_for` is the one lookup a command makes ("the tilt range of these
+inputs, and where it came from"); :func:`carried_acquisition` is what a command puts
+in its output's provenance so that the record travels on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.acquisition import Acquisition, TiltRange, agreed, choose_tilt_range
+from ..errors import InvalidDataError
+from ..outputs import read_provenance
+
+#: The particle-table columns of the tilt range (degrees).
+TILT_COLUMNS = ("tilt_min_deg", "tilt_max_deg")
+
+
+def _dataset_record(path: Path) -> Acquisition | None:
+    """The record of a subtomogram dataset store, None if ``path`` is not one."""
+    if not (path / ".zattrs").is_file() and not (path / "zarr.json").is_file():
+        return None
+    from .zarrstore import open_group
+
+    try:
+        attrs = open_group(path, mode="r").attrs.get("tomoscribe_subtomograms")
+        meta = json.loads(attrs) if attrs else None
+    except Exception:  # not a zarr group we wrote: the reader of the data will say
+        return None
+    if not isinstance(meta, dict):
+        return None
+    if isinstance(meta.get("acquisition"), dict):
+        return Acquisition.from_dict(meta["acquisition"])
+    params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+    try:
+        max_tilt = float(params["max_tilt_deg"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Acquisition.from_dict({"tilt_range_deg": [-max_tilt, max_tilt],
+                                  "voxel_size_A": params.get("voxel_size_A")})
+
+
+def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
+    """The tilt range a particle file's rows record, None if they record none."""
+    from .particles import FORMATS, read_particles
+
+    if path.suffix.lower() not in FORMATS or not path.is_file():
+        return None
+    table = read_particles(path)
+    if not set(TILT_COLUMNS) <= set(table):
+        return None
+    if tomo_name is not None and "tomo_name" in table:
+        rows = table["tomo_name"].astype(str) == str(tomo_name)
+        table = table[rows] if rows.any() else table
+    ranges = table[list(TILT_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    ranges = ranges.drop_duplicates().to_numpy(float)
+    ranges = ranges[np.isfinite(ranges).all(axis=1)]
+    if len(ranges) == 0:
+        return None
+    if np.ptp(ranges, axis=0).max() > 0.5:
+        listed = ", ".join(f"{lo:g}…{hi:g}°" for lo, hi in ranges[:4])
+        raise InvalidDataError(f"{path} lists particles of tilt series with different tilt "
+                               f"ranges ({listed}); give the one to use (`tilt_range_deg`) or "
+                               "split the file by tomogram.", parameter="tilt_range_deg")
+    names = table["tomo_name"].astype(str).unique() if "tomo_name" in table else []
+    return Acquisition(tuple(ranges[0]), None, names[0] if len(names) == 1 else None)
+
+
+def recorded_acquisition(path: str | os.PathLike, tomo_name: str | None = None) -> Acquisition:
+    """What ``path`` records of its acquisition: the file's own record (module
+    docstring), each field not recorded there taken from its provenance sidecar.
+
+    Raises
+    ------
+    InvalidDataError
+        A particle file lists particles of different tilt ranges (and ``tomo_name``
+        does not choose one tomogram's rows).
+    """
+    path = Path(path)
+    own = _particles_record(path, tomo_name) or _dataset_record(path) or Acquisition()
+    side = Acquisition.from_dict((read_provenance(path) or {}).get("acquisition"))
+    return side.replace(**own.as_dict())
+
+
+def acquisition_of(paths, parameter: str | None = None,
+                   tomo_name: str | None = None) -> Acquisition:
+    """One record for inputs of one tilt series, the primary input first (its voxel
+    size and name are kept).
+
+    Raises
+    ------
+    InvalidDataError
+        Two inputs record different tilt ranges (the message names ``parameter``, the
+        argument that settles it, when there is one).
+    """
+    paths = [Path(p) for p in paths if p is not None]
+    return agreed([(str(p), recorded_acquisition(p, tomo_name)) for p in paths],
+                  parameter)[0]
+
+
+def tilt_range_for(paths, given=None, parameter: str = "tilt_range_deg",
+                   tomo_name: str | None = None) -> TiltRange:
+    """The tilt range a command uses on ``paths``, and where it came from.
+
+    ``given`` ((min, max) degrees, from the user) always wins; else the range the
+    inputs record, which must agree; else ±60° (:data:`DEFAULT_TILT_RANGE_DEG`).
+    :meth:`TiltRange.describe` is the line for the command's report.
+
+    Raises
+    ------
+    InvalidDataError
+        Nothing given and two inputs record different tilt ranges.
+    """
+    if given is not None:
+        return choose_tilt_range(given, [], parameter)
+    paths = [Path(p) for p in paths if p is not None]
+    return choose_tilt_range(None, [(str(p), recorded_acquisition(p, tomo_name))
+                                    for p in paths], parameter)
+
+
+def carried_acquisition(paths, voxel_size_A: float | None = None, tilt_range_deg=None,
+                        tomo_name: str | None = None) -> dict:
+    """``{"acquisition": record}`` for an output made from ``paths`` (the primary input
+    first), with the output's own voxel size and any value the command used instead;
+    ``{}`` when nothing is known.  ``tomo_name`` also chooses that tomogram's rows of a
+    particle file listing several.  Spread into ``write_provenance(extra=…)`` or a
+    training set's or model's metadata.
+
+    Raises
+    ------
+    InvalidDataError
+        Two inputs record different tilt ranges.
+    """
+    record = acquisition_of(paths, tomo_name=tomo_name).replace(voxel_size_A=voxel_size_A,
+                                           tilt_range_deg=tilt_range_deg, tomo_name=tomo_name)
+    return {"acquisition": record.as_dict()} if record.known else {}
+
+
+def with_tilt_columns(table, acquisition: Acquisition | dict | None):
+    """A copy of the particle table with the tilt range as columns (every row), or the
+    table itself when the record has none."""
+    if isinstance(acquisition, dict):
+        acquisition = Acquisition.from_dict(acquisition.get("acquisition", acquisition))
+    if acquisition is None or acquisition.tilt_range_deg is None:
+        return table
+    table = table.copy()
+    table[TILT_COLUMNS[0]], table[TILT_COLUMNS[1]] = acquisition.tilt_range_deg
+    return table
