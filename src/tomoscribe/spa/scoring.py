@@ -73,3 +73,49 @@ def summarise(counts: list[dict]) -> dict:
             "f1": f1,
             "aggregates_unpicked": 1 - total["aggregates_picked"] / max(1, total["aggregates"]),
             "blobs_unpicked": 1 - total["blobs_picked"] / max(1, total["blobs"])}
+
+
+def read_truth(folder) -> tuple[pd.DataFrame, dict]:
+    """The truth of a ``simulate micrographs`` folder: particle table (``micrograph``,
+    ``x``, ``y``, ``class``, ``aggregate``) and its record (``truth.json``)."""
+    import json
+    from pathlib import Path
+
+    import starfile
+
+    from ..errors import InputFileError
+    from ..io.boxfiles import micrograph_name
+
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / "truth.json").read_text())
+        star = starfile.read(folder / "truth.star")
+        table = pd.DataFrame({"micrograph": star["rlnMicrographName"].map(micrograph_name),
+                              "x": star["rlnCoordinateX"], "y": star["rlnCoordinateY"],
+                              "class": star["tsClass"], "aggregate": star["tsAggregate"]})
+    except (OSError, ValueError, KeyError) as err:
+        raise InputFileError(f"{folder} is not a folder written by `simulate micrographs` "
+                             f"({err}).") from err
+    return table, record
+
+
+def score_against_folder(picks_path, folder) -> dict:
+    """Scores (:func:`summarise`) of a picks file against a simulated folder's truth,
+    over the micrographs the picks name (a micrograph without any pick is not in the
+    file, so its particles are not counted as missed)."""
+    from pathlib import Path
+
+    from ..io import read_volume
+    from ..io.boxfiles import match_micrographs, read_boxes
+
+    truth, record = read_truth(folder)
+    names = sorted(truth["micrograph"].unique())
+    picks = match_micrographs(read_boxes(picks_path), names)
+    counts = []
+    for name in sorted(picks["micrograph"].unique()):
+        masks = read_volume(Path(folder) / "masks" / f"{name}.mrc").load(np.float32)[0]
+        counts.append(score_micrograph(picks[picks["micrograph"] == name],
+                                       truth[truth["micrograph"] == name],
+                                       np.rint(masks).astype(np.int16),
+                                       record["particle_diameter_px"]))
+    return summarise(counts)

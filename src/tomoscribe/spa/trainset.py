@@ -150,3 +150,33 @@ def load_trainset(path: str | os.PathLike) -> dict:
             raise ModelFileError(f"{path} has NaN or infinite pixels in its {name} set.")
     out["record"] = record
     return out
+
+
+def read_box_sets(files: dict[str, list], names: list[str], box_px: int | None
+                  ) -> tuple[dict[str, pd.DataFrame], int]:
+    """The three box sets from their files (``io.boxfiles``), matched to the micrograph
+    names, and the box size: ``box_px`` or, failing that, the boxes' own (``.box``).
+
+    Raises
+    ------
+    InputFileError
+        A box file names a micrograph not among ``names``.
+    ParameterError
+        No box size given and none in the files.
+    """
+    from ..io.boxfiles import match_micrographs, read_boxes
+
+    sets, sizes = {}, []
+    for name in SETS:
+        tables = [match_micrographs(read_boxes(path), names) for path in files.get(name, [])]
+        table = pd.concat(tables, ignore_index=True) if tables else \
+            pd.DataFrame(columns=["micrograph", "x", "y"])
+        if "box" in table:
+            sizes += table["box"].dropna().tolist()
+        sets[name] = table
+    if box_px is None:
+        if not sizes:
+            raise ParameterError("the box files give no box size; pass `box` (pixels, about "
+                                 "1.5 particle diameters).", parameter="box")
+        box_px = int(round(float(np.median(sizes))))
+    return sets, int(box_px)
