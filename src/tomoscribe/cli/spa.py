@@ -80,7 +80,7 @@ def train(
     """Train the two networks (good vs background, good vs bad)."""
     from ..core.device import resolve_device
     from ..outputs import write_provenance
-    from ..spa.network import train_pair
+    from ..spa.network import calibrate_threshold, train_pair
     from ..spa.picking import save_picker
     from ..spa.trainset import load_trainset
 
@@ -89,10 +89,12 @@ def train(
                               device=str(resolve_device(device)),
                               say=lambda m: typer.echo(m, err=True))
     full = {**{k: data["record"][k] for k in ("box_px", "shrink", "pixel_size_A",
-                                              "geometry")}, "training": record}
+                                              "geometry")}, "training": record,
+            "threshold": calibrate_threshold(pair, data)}
     save_picker(output, pair, full)
     write_provenance(output, "spa train", full, [trainset])
-    typer.echo(f"wrote {output}")
+    typer.echo(f"wrote {output} (picking threshold from the training boxes: "
+               f"{full['threshold']:.2f})")
 
 
 @spa_app.command("pick")
@@ -102,7 +104,8 @@ def pick(
     micrographs: list[Path] = typer.Argument(..., help="Micrographs (MRC)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder: picks.star, picks.csv, "
                                  "NAME.box, info/NAME_info.json."),
-    threshold: float = typer.Option(0.3, "--threshold", help="Lowest score (0–1) picked."),
+    threshold: float = typer.Option(None, "--threshold", help="Lowest score (0–1) picked "
+                                    "(default: the picker's, calibrated on its boxes)."),
     min_distance: float = typer.Option(None, "--min-distance", help="Pixels between picks "
                                        "(default half a box)."),
     edge: float = typer.Option(None, "--edge", help="Pixels kept free at the edges "
@@ -121,6 +124,8 @@ def pick(
             f"{record['pixel_size_A']:g} Å; resample them or train on such micrographs.")
     import pandas as pd
 
+    if threshold is None:
+        threshold = float(record.get("threshold", 0.5))
     tables = [pick_micrograph(pair, image, name, record, threshold, min_distance, edge)
               for name, image in images.items()]
     picks = pd.concat(tables, ignore_index=True)

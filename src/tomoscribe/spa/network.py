@@ -131,6 +131,26 @@ def train_pair(trainset: dict, steps: int = 300, batch: int = 32, learning_rate:
                                "seed": seed, "final_loss": losses}
 
 
+def calibrate_threshold(pair: PickerPair, trainset: dict) -> float:
+    """A picking threshold from the training patches themselves: halfway between the
+    median score at the centre of the good boxes and the 90th percentile of the highest
+    score anywhere in the background and bad boxes (network-input crops, unturned)."""
+    size = int(trainset["record"]["geometry"]["input"])
+
+    def crops(name):
+        patches = np.asarray(trainset[name], np.float32)
+        start = (patches.shape[-1] - size) // 2
+        return torch.as_tensor(patches[:, None, start:start + size, start:start + size])
+
+    with torch.inference_mode():
+        good = pair(crops("good"))
+        centre = good[:, 0, size // 8 - 1:size // 8 + 1, size // 8 - 1:size // 8 + 1]
+        good_scores = centre.amax((1, 2)).numpy()
+        negative = torch.cat([pair(crops("background")), pair(crops("bad"))])
+        negative_scores = negative.amax((1, 2, 3)).numpy()
+    return float(0.5 * (np.median(good_scores) + np.percentile(negative_scores, 90)))
+
+
 def _batch(good: torch.Tensor, negative: torch.Tensor, batch: int, size: int, box: float,
            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     half = batch // 2
