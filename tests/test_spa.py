@@ -20,7 +20,7 @@ from tomoscribe.io.boxfiles import (match_micrographs, read_boxes, write_box_fil
 from tomoscribe.simulate.micrographs import (MicrographParams, annotator_boxes,
                                              bundled_template, simulate_micrograph,
                                              simulate_micrograph_set)
-from tomoscribe.spa.network import train_pair
+from tomoscribe.spa.network import calibrate_threshold, train_pair
 from tomoscribe.spa.picking import pick_micrograph
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_micrograph, summarise
@@ -106,7 +106,7 @@ def picking_data():
     truths = simulate_micrograph_set([bundled_template("1bxn")], 6, [0.8, 1.9, 3.0], 0.34,
                                      params)
     names = list(truths)
-    boxes = annotator_boxes({n: truths[n] for n in names[:3]}, 12,
+    boxes = annotator_boxes({n: truths[n] for n in names[:3]}, 15,
                             np.random.default_rng(0))
     sets = {k: boxes[boxes["set"] == k] for k in ("good", "background", "bad")}
     images = {n: t["image"] for n, t in truths.items()}
@@ -127,11 +127,13 @@ def _scores(truths, names, pick):
 
 def test_cnn_picker_on_held_out_micrographs(picking_data):
     truths, held_out, trainset = picking_data
-    pair, record = train_pair(trainset, steps=150, seed=0)
-    assert record["final_loss"]["background"] < 0.3
+    pair, record = train_pair(trainset, steps=300, seed=0)
+    threshold = calibrate_threshold(pair, trainset)
+    assert 0.2 < threshold < 0.9
     result = _scores(truths, held_out, lambda n, im: pick_micrograph(
-        pair, im, n, trainset["record"], threshold=0.3))
-    assert result["precision"] >= 0.8 and result["recall"] >= 0.6, result
+        pair, im, n, trainset["record"], threshold=threshold))
+    # well below issue 26's 0.9 (a test-sized training; docs/performance.md has the rest)
+    assert result["precision"] >= 0.75 and result["recall"] >= 0.6, result
     assert result["blobs_unpicked"] >= 0.9, result
     # the NCC baseline with the good boxes as references picks contamination
     references = references_from_patches(trainset["good"], trainset["record"]["geometry"]["box"])
@@ -220,3 +222,24 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
     assert main(["spa", "pick", str(tiny / "p.tsp"), str(tiny / "m3.mrc"),
                  "-o", str(tiny / "p3")]) == 2
     assert not (tiny / "p3").exists()
+
+
+def test_simulate_micrographs_command(tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert main(["simulate", "micrographs", "-o", str(out), "--n", "2", "--size", "320,256",
+                 "--isolated", "48", "--aggregates", "24", "--contamination", "24",
+                 "--annotate", "2", "--boxes-per-set", "3", "--defocus", "1,2"]) == 0
+    truth = starfile.read(out / "truth.star")
+    assert {"rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY", "rlnAngleRot",
+            "tsClass"} <= set(truth.columns)
+    assert set(truth["rlnMicrographName"]) == {"mic_000.mrc", "mic_001.mrc"}
+    assert sorted(truth.groupby("rlnMicrographName")["tsDefocusMicrometre"].first()) == [1, 2]
+    from tomoscribe.io import read_volume
+
+    assert read_volume(out / "micrographs" / "mic_001.mrc").shape == (1, 256, 320)
+    assert read_volume(out / "masks" / "mic_000.mrc").voxel_size_A == (4.0,) * 3
+    for kind in ("good", "background", "bad"):
+        assert len(read_boxes(out / f"boxes_{kind}.star")) == 3
+    assert main(["simulate", "micrographs", "-o", str(tmp_path / "no"), "--n", "2",
+                 "--annotate", "3"]) == 2
+    assert not (tmp_path / "no").exists()
