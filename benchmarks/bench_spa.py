@@ -70,12 +70,14 @@ def main() -> None:
     sets = {k: boxes[boxes["set"] == k] for k in ("good", "background", "bad")}
     box_px = int(2 * round(0.75 * truths[names[0]]["diameter_px"]))
     trainset = build_trainset({n: truths[n]["image"] for n in annotated}, 4.0, sets, box_px)
+    train_threads = torch.get_num_threads()
     start = time.perf_counter()
     pair, record = train_pair(trainset, steps=args.steps, seed=args.seed)
     train_s = time.perf_counter() - start
     threshold = calibrate_threshold(pair, trainset)
-    cnn = _score(truths, held_out, lambda n, im: pick_micrograph(
-        pair, im, n, trainset["record"], threshold))
+    cnn_at = {t: _score(truths, held_out, lambda n, im, t=t: pick_micrograph(
+        pair, im, n, trainset["record"], t)) for t in (0.3, 0.4, 0.5, 0.6, threshold)}
+    cnn = cnn_at[threshold]
     references = references_from_patches(trainset["good"], trainset["record"]["geometry"]["box"])
     baselines = {t: _score(truths, held_out, lambda n, im, t=t: ncc_pick_micrograph(
         im, n, references, trainset["record"]["shrink"], box_px, t))
@@ -89,15 +91,16 @@ def main() -> None:
     pick_s = time.perf_counter() - start
     result = {"micrographs": args.micrographs, "held_out": len(held_out), "size": args.size,
               "steps": args.steps, "threshold": threshold, "simulate_s": simulate_s,
-              "train_s": train_s, "train_threads": torch.get_num_threads(),
+              "train_s": train_s, "train_threads": train_threads,
               "pick_s_per_micrograph": pick_s, "pick_size": args.speed_size,
-              "pick_threads": args.threads, "cnn": cnn,
+              "pick_threads": args.threads, "cnn": cnn, "cnn_at_thresholds": cnn_at,
               "ncc_best_threshold": best, "ncc": baselines[best]}
     keys = ("picks", "precision", "recall", "aggregates_unpicked", "blobs_unpicked",
             "picks_on_carbon")
     print(f"training {train_s:.1f} s ({args.steps} steps × 2 networks); picking a "
           f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s)")
-    print("CNN  ", {k: round(cnn[k], 3) for k in keys}, f"threshold {threshold:.2f}")
+    for t, scores in cnn_at.items():
+        print("CNN  ", {k: round(scores[k], 3) for k in keys}, f"threshold {t:.2f}")
     print("NCC  ", {k: round(baselines[best][k], 3) for k in keys}, f"threshold {best}")
     if args.out:
         with open(args.out, "w") as handle:
