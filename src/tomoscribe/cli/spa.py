@@ -93,8 +93,8 @@ def train(
             "threshold": calibrate_threshold(pair, data)}
     save_picker(output, pair, full)
     write_provenance(output, "spa train", full, [trainset])
-    typer.echo(f"wrote {output} (picking threshold from the training boxes: "
-               f"{full['threshold']:.2f})")
+    typer.echo(f"wrote {output} (a strict threshold from the training boxes: "
+               f"{full['threshold']:.2f}; `spa pick` uses 0.4 unless told otherwise)")
 
 
 @spa_app.command("pick")
@@ -104,8 +104,8 @@ def pick(
     micrographs: list[Path] = typer.Argument(..., help="Micrographs (MRC)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder: picks.star, picks.csv, "
                                  "NAME.box, info/NAME_info.json."),
-    threshold: float = typer.Option(None, "--threshold", help="Lowest score (0–1) picked "
-                                    "(default: the picker's, calibrated on its boxes)."),
+    threshold: float = typer.Option(0.4, "--threshold", help="Lowest score (0–1) picked; "
+                                    "higher: fewer, surer picks (docs/performance.md)."),
     min_distance: float = typer.Option(None, "--min-distance", help="Pixels between picks "
                                        "(default half a box)."),
     edge: float = typer.Option(None, "--edge", help="Pixels kept free at the edges "
@@ -124,8 +124,6 @@ def pick(
             f"{record['pixel_size_A']:g} Å; resample them or train on such micrographs.")
     import pandas as pd
 
-    if threshold is None:
-        threshold = float(record.get("threshold", 0.5))
     tables = [pick_micrograph(pair, image, name, record, threshold, min_distance, edge)
               for name, image in images.items()]
     picks = pd.concat(tables, ignore_index=True)
