@@ -46,7 +46,7 @@ def _global(
 
 # Command groups register themselves on `app` when imported.
 from . import (annotate, classify, clem, convert, demo, mining,  # noqa: E402,F401
-               prepare, simulate, structure)
+               prepare, simulate, spa, structure)
 from .checks import naming_flags  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""``tomoscribe simulate structure | cell | subtomograms``."""
+"""``tomoscribe simulate structure | cell | subtomograms | micrographs``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ParameterError
-from ..outputs import atomic_path, write_provenance
+from ..outputs import atomic_path, output_folder, write_provenance
 from . import options
 from .checks import writes
 from .app import app
@@ -170,3 +170,90 @@ def subtomograms(
     save_dataset(output, data)
     typer.echo(f"wrote {output}: {len(data['labels'])} subtomograms of {box}³, classes "
                + ", ".join(data["class_names"]))
+
+
+@simulate_app.command("micrographs")
+@writes(folders=("out_dir",))
+def micrographs(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Directory for all outputs."),
+    n: int = typer.Option(20, "--n", min=1, help="Number of micrographs."),
+    size: str = typer.Option("1024,1024", "--size", help="x,y in pixels (4096,4096 for 4k)."),
+    pixel_size: float = typer.Option(4.0, "--pixel-size", help="Pixel size in Å."),
+    templates: str = typer.Option("1bxn", "--templates",
+                                  help="Comma-separated bundled template names or map files."),
+    defocus: str = typer.Option("0.8,1.9,3.0", "--defocus",
+                                help="µm (underfocus), cycled over the micrographs."),
+    snr: float = typer.Option(0.1, "--snr", help="var(signal)/var(noise) near particles."),
+    isolated: int = typer.Option(40, "--isolated", min=0,
+                                 help="Isolated particles per 1024² pixels."),
+    aggregates: int = typer.Option(3, "--aggregates", min=0,
+                                   help="Aggregates (3–6 touching particles) per 1024²."),
+    contamination: int = typer.Option(2, "--contamination", min=0,
+                                      help="Contamination blobs per 1024²."),
+    carbon_fraction: float = typer.Option(0.25, "--carbon-fraction",
+                                          help="Fraction of micrographs with a carbon edge."),
+    annotate: int = typer.Option(3, "--annotate", min=0, help="Draw good/background/bad "
+                                 "boxes as an annotator would on the first N micrographs."),
+    boxes_per_set: int = typer.Option(15, "--boxes-per-set", min=3, help="Boxes per set."),
+    seed: int = options.Seed,
+) -> None:
+    """Single-particle micrographs with truth: particles, aggregates, contamination."""
+    import json
+
+    import numpy as np
+
+    from ..io import write_volume
+    from ..io.boxfiles import write_star
+    from ..simulate.micrographs import (MicrographParams, annotator_boxes, load_templates,
+                                        simulate_micrograph_set)
+    from ..volume import Volume
+
+    try:
+        nx, ny = (int(v) for v in size.split(","))
+        defoci = [float(v) for v in defocus.split(",") if v.strip()]
+    except ValueError:
+        raise ParameterError("--size is x,y and --defocus a comma-separated list of µm.") \
+            from None
+    params = MicrographParams(shape=(ny, nx), pixel_size_A=pixel_size, snr=snr,
+                              n_isolated=isolated, n_aggregates=aggregates,
+                              n_contamination=contamination, seed=seed)
+    params.validate()
+    if annotate > n:
+        raise ParameterError(f"--annotate {annotate} is more than the {n} micrographs.")
+    found = load_templates([t.strip() for t in templates.split(",") if t.strip()])
+    typer.echo(f"simulating {n} micrographs of {nx}×{ny}", err=True)
+    truths = simulate_micrograph_set(found, n, defoci, carbon_fraction, params)
+    boxes = None
+    if annotate:
+        boxes = annotator_boxes(dict(list(truths.items())[:annotate]), boxes_per_set,
+                                np.random.default_rng(seed))
+    vs = (pixel_size,) * 3
+    with output_folder(out_dir, True, []) as staging:
+        rows = []
+        for name, truth in truths.items():
+            write_volume(staging / "micrographs" / f"{name}.mrc",
+                         Volume(truth["image"][None], vs))
+            masks = truth["contamination"].astype(np.int16)
+            masks[truth["carbon"]] = -1
+            write_volume(staging / "masks" / f"{name}.mrc", Volume(masks[None], vs))
+            rows.append(truth["particles"].assign(micrograph=name))
+        import pandas as pd
+
+        table = pd.concat(rows, ignore_index=True)
+        write_star(staging / "truth.star", table, extra={
+            "rot": "rlnAngleRot", "tilt": "rlnAngleTilt", "psi": "rlnAnglePsi",
+            "defocus_um": "tsDefocusMicrometre", "class": "tsClass",
+            "aggregate": "tsAggregate", "template": "tsTemplate"})
+        if boxes is not None:
+            for kind, rows_ in boxes.groupby("set"):
+                write_star(staging / f"boxes_{kind}.star", rows_)
+        diameter = next(iter(truths.values()))["diameter_px"]
+        with atomic_path(staging / "truth.json") as tmp:
+            tmp.write_text(json.dumps({
+                "params": params.as_dict(), "defocus_um": defoci, "templates": templates,
+                "carbon_fraction": carbon_fraction, "particle_diameter_px": diameter,
+                "box_px": int(2 * round(0.75 * diameter)),
+                "masks": "int16: blob id > 0 contamination, -1 carbon, 0 ice"}, indent=1))
+    typer.echo(f"wrote {out_dir}: micrographs/ ({n}), masks/, truth.star ({len(table)} "
+               f"particles), truth.json" + (", boxes_good/background/bad.star" if annotate
+                                            else ""))

@@ -1,0 +1,216 @@
+"""Particle boxes on micrographs: RELION STAR, EMAN2 ``.box`` and ``info`` JSON, CSV.
+
+In memory a box table is a DataFrame with ``micrograph`` (the micrograph's file stem),
+``x``, ``y`` (the box centre in pixels of that micrograph: pixel (j, i) has its centre
+at x = i, y = j, as RELION's ``rlnCoordinateX/Y``), and optionally ``score`` and
+``box`` (edge in pixels).
+
+Formats:
+
+* **RELION STAR** (through ``starfile``): ``rlnMicrographName``, ``rlnCoordinateX``,
+  ``rlnCoordinateY`` and, for picks, ``rlnAutopickFigureOfMerit``, as RELION's
+  autopicking writes them.  A file without ``rlnMicrographName`` (RELION's per-micrograph
+  ``NAME_autopick.star``) belongs to the micrograph its stem starts with.
+* **EMAN2 ``.box``**: one file per micrograph, named after it; tab-separated
+  ``x y w h`` of the box's corner (the lower-left in EMAN2's words, the smallest x and y
+  of the box in the image's pixels), so the centre is ``x + w/2``, ``y + h/2``.
+* **EMAN2 ``info/NAME_info.json``**: the key ``boxes`` holds ``[x, y, type]`` lists of
+  box centres (``type`` is ``manual`` for hand-picked boxes; we write ``auto_cnn`` or
+  ``auto_ncc``).
+* **CSV**: columns ``micrograph,x,y`` and optionally ``score``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputFileError
+from ..outputs import atomic_path, note_input
+
+COLUMNS = ["micrograph", "x", "y"]
+
+
+def micrograph_name(path: str | os.PathLike) -> str:
+    """The name a micrograph goes by in box tables: its file name without the suffix."""
+    name = Path(str(path)).name
+    for suffix in (".mrcs", ".mrc", ".tiff", ".tif", ".zarr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
+    """Boxes of one file (STAR, ``.box``, ``_info.json`` or CSV), by suffix.
+
+    Raises
+    ------
+    InputFileError
+        Missing, unreadable or malformed files, files without coordinates, and
+        coordinates that are not finite numbers.
+    """
+    path = Path(path)
+    note_input(path)
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist; check the path.")
+    suffix = path.suffix.lower()
+    readers = {".star": _read_star, ".box": _read_box, ".json": _read_info, ".csv": _read_csv}
+    if suffix not in readers:
+        raise InputFileError(f"{path} is not a box file this reads (.star, .box, "
+                             "_info.json or .csv).")
+    try:
+        table = readers[suffix](path)
+    except InputFileError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, OSError, UnicodeDecodeError) as err:
+        raise InputFileError(f"{path} is not a readable {suffix[1:]} box file ({err}).") from err
+    if len(table) == 0:
+        raise InputFileError(f"{path} holds no boxes.")
+    xy = table[["x", "y"]].to_numpy(float)
+    if not np.isfinite(xy).all():
+        raise InputFileError(f"{path} has a box whose coordinates are not finite numbers.")
+    table["x"], table["y"] = xy[:, 0], xy[:, 1]
+    table["source"] = str(path)
+    return table.reset_index(drop=True)
+
+
+def _read_star(path: Path) -> pd.DataFrame:
+    import starfile
+
+    blocks = starfile.read(path, always_dict=True)
+    for block in blocks.values():
+        if isinstance(block, pd.DataFrame) and {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
+            names = (block["rlnMicrographName"].map(micrograph_name)
+                     if "rlnMicrographName" in block else micrograph_name(path))
+            table = pd.DataFrame({"micrograph": names, "x": block["rlnCoordinateX"],
+                                  "y": block["rlnCoordinateY"]})
+            if "rlnAutopickFigureOfMerit" in block:
+                table["score"] = block["rlnAutopickFigureOfMerit"]
+            if "rlnMicrographName" not in block:
+                table.attrs["from_file_name"] = True
+            return table
+    raise InputFileError(f"{path} has no block with rlnCoordinateX and rlnCoordinateY.")
+
+
+def _read_box(path: Path) -> pd.DataFrame:
+    values = np.loadtxt(path, ndmin=2, comments="#")
+    if values.shape[1] < 4:
+        raise InputFileError(f"{path} needs four columns (x y w h of each box's corner), "
+                             f"found {values.shape[1]}.")
+    return pd.DataFrame({"micrograph": micrograph_name(path),
+                         "x": values[:, 0] + values[:, 2] / 2,
+                         "y": values[:, 1] + values[:, 3] / 2, "box": values[:, 2]})
+
+
+def _read_info(path: Path) -> pd.DataFrame:
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or not isinstance(record.get("boxes"), list):
+        raise InputFileError(f"{path} is not an EMAN2 info file with a 'boxes' list.")
+    name = path.name[: -len("_info.json")] if path.name.endswith("_info.json") else path.stem
+    rows = [(name, float(b[0]), float(b[1])) for b in record["boxes"]]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path)
+    missing = [c for c in COLUMNS if c not in table]
+    if missing:
+        raise InputFileError(f"{path} lacks the column(s) {', '.join(missing)} "
+                             "(micrograph,x,y).")
+    table["micrograph"] = table["micrograph"].astype(str).map(micrograph_name)
+    return table[[c for c in COLUMNS + ["score"] if c in table]].copy()
+
+
+def match_micrographs(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Rename each box's micrograph to one of ``names`` (file stems).
+
+    A STAR file without micrograph names belongs to the micrograph its stem begins
+    with (``mic_000_autopick.star`` → ``mic_000``; the longest such name).
+
+    Raises
+    ------
+    InputFileError
+        A box names a micrograph that is not among ``names``.
+    """
+    known = set(names)
+    out = table.copy()
+    mapped = []
+    for name, source in zip(out["micrograph"], out.get("source", [""] * len(out))):
+        if name in known:
+            mapped.append(name)
+            continue
+        prefixes = [n for n in names if name.startswith(n + "_") or name.startswith(n + ".")]
+        if prefixes:
+            mapped.append(max(prefixes, key=len))
+            continue
+        where = f"{source} names" if source else "a box names"
+        raise InputFileError(f"{where} micrograph {name!r}, which is not among the "
+                             f"micrographs given ({', '.join(sorted(known)[:5])}"
+                             f"{', …' if len(known) > 5 else ''}); give that micrograph or "
+                             "fix the box file.")
+    out["micrograph"] = mapped
+    return out
+
+
+def write_star(path: str | os.PathLike, table: pd.DataFrame,
+               micrograph_files: dict[str, str] | None = None,
+               extra: dict[str, str] | None = None) -> Path:
+    """Write boxes as one RELION STAR block (``data_``), atomically.
+
+    ``micrograph_files`` maps names to the file names written as ``rlnMicrographName``
+    (default ``NAME.mrc``); ``extra`` maps more table columns to STAR column names.
+    """
+    import starfile
+
+    files = micrograph_files or {}
+    star = pd.DataFrame({
+        "rlnMicrographName": [files.get(m, f"{m}.mrc") for m in table["micrograph"]],
+        "rlnCoordinateX": table["x"].to_numpy(float),
+        "rlnCoordinateY": table["y"].to_numpy(float),
+    })
+    if "score" in table:
+        star["rlnAutopickFigureOfMerit"] = table["score"].to_numpy(float)
+    for column, star_name in (extra or {}).items():
+        star[star_name] = table[column].to_numpy()
+    with atomic_path(path) as tmp:
+        starfile.write(star, tmp)
+    return Path(path)
+
+
+def write_box_files(folder: str | os.PathLike, table: pd.DataFrame, box_px: int) -> list[Path]:
+    """One EMAN2 ``NAME.box`` per micrograph in ``folder`` (corner x, y, w, h; integers)."""
+    written = []
+    for name, rows in table.groupby("micrograph", sort=True):
+        corner_x = np.rint(rows["x"].to_numpy() - box_px / 2).astype(int)
+        corner_y = np.rint(rows["y"].to_numpy() - box_px / 2).astype(int)
+        text = "".join(f"{x}\t{y}\t{box_px}\t{box_px}\n" for x, y in zip(corner_x, corner_y))
+        path = Path(folder) / f"{name}.box"
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+        written.append(path)
+    return written
+
+
+def write_info_files(folder: str | os.PathLike, table: pd.DataFrame, kind: str) -> list[Path]:
+    """One EMAN2 ``info/NAME_info.json`` per micrograph under ``folder`` (box centres)."""
+    written = []
+    for name, rows in table.groupby("micrograph", sort=True):
+        boxes = [[round(float(x), 2), round(float(y), 2), kind]
+                 for x, y in zip(rows["x"], rows["y"])]
+        path = Path(folder) / "info" / f"{name}_info.json"
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"boxes": boxes}, indent=1) + "\n")
+        written.append(path)
+    return written
+
+
+def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
+    """Write ``micrograph,x,y[,score]`` (and any other columns) as CSV, atomically."""
+    with atomic_path(path) as tmp:
+        table.drop(columns=["source"], errors="ignore").to_csv(tmp, index=False,
+                                                              float_format="%.2f")
+    return Path(path)

@@ -1,0 +1,96 @@
+"""Micrographs for picking: read (one image each, one pixel size), shrink, normalise.
+
+Picking works on micrographs shrunk by an integer factor (block means: a box of the
+particle becomes about ``TARGET_BOX`` pixels) and normalised robustly (median and
+median absolute deviation, so contamination and carbon do not set the scale), clipped
+at ±5.  Shrunk pixel (j, i) covers full pixels ``shrink·j … shrink·j + shrink − 1``, so
+its centre is at full-resolution ``(i + ½)·shrink − ½``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidDataError, ParameterError, VoxelSizeMismatchError
+from ..io.boxfiles import micrograph_name
+
+TARGET_BOX = 16
+
+
+def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
+    """One micrograph: (float32 image (ny, nx), pixel size Å, name).
+
+    Raises
+    ------
+    InputFileError
+        Unreadable files (through ``io.read_volume``).
+    InvalidDataError
+        A stack of more than one image, or NaN or infinite pixels.
+    """
+    from ..io import read_volume
+
+    volume = read_volume(path, pixel_size_A)
+    if volume.shape[0] != 1:
+        raise InvalidDataError(f"{path} holds {volume.shape[0]} images; give one micrograph "
+                               "per file (a movie must be aligned and summed first).")
+    image = np.asarray(volume.load(np.float32)[0])
+    if not np.isfinite(image).all():
+        raise InvalidDataError(f"{path} has NaN or infinite pixels.")
+    return image, float(volume.pixel_size_A), micrograph_name(path)
+
+
+def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
+    """The micrographs' common pixel size (Å) from their headers, or ``pixel_size_A``.
+
+    Raises
+    ------
+    VoxelSizeMismatchError
+        Headers differ by more than 1% and no ``pixel_size_A`` was given.
+    """
+    if pixel_size_A is not None:
+        if not pixel_size_A > 0:
+            raise ParameterError(f"`pixel_size_A` must be positive, got {pixel_size_A}.",
+                                 parameter="pixel_size_A")
+        return float(pixel_size_A)
+    from ..io import read_volume
+
+    sizes = {str(p): float(read_volume(p).pixel_size_A) for p in paths}
+    low, high = min(sizes.values()), max(sizes.values())
+    if high > 1.01 * low:
+        first = min(sizes, key=sizes.get)
+        last = max(sizes, key=sizes.get)
+        raise VoxelSizeMismatchError(
+            f"the micrographs have different pixel sizes ({first}: {low:g} Å, {last}: "
+            f"{high:g} Å); pick them separately or pass `pixel_size_A` to treat them as one.",
+            parameter="pixel_size_A")
+    return low
+
+
+def shrink_factor(box_px: int, target_box: int = TARGET_BOX) -> int:
+    """Integer shrink that brings a ``box_px`` box to about ``target_box`` pixels."""
+    return max(1, int(round(box_px / target_box)))
+
+
+def shrink_and_normalise(image: np.ndarray, shrink: int) -> np.ndarray:
+    """Block-mean shrink by ``shrink`` (the right and bottom remainders dropped), then
+    (x − median) / (1.4826 · MAD), clipped at ±5: float32."""
+    ny, nx = (s // shrink * shrink for s in image.shape)
+    small = image[:ny, :nx].reshape(ny // shrink, shrink, nx // shrink, shrink).mean((1, 3))
+    centre = np.median(small)
+    spread = 1.4826 * np.median(np.abs(small - centre))
+    if not spread > 0:
+        spread = float(small.std()) or 1.0
+    return np.clip((small - centre) / spread, -5, 5).astype(np.float32)
+
+
+def to_shrunk(xy: np.ndarray, shrink: int) -> np.ndarray:
+    """Full-resolution pixel coordinates → shrunk ones."""
+    return (np.asarray(xy, float) + 0.5) / shrink - 0.5
+
+
+def to_full(xy: np.ndarray, shrink: int) -> np.ndarray:
+    """Shrunk pixel coordinates → full-resolution ones."""
+    return (np.asarray(xy, float) + 0.5) * shrink - 0.5

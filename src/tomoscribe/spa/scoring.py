@@ -1,0 +1,121 @@
+"""Picks scored against simulated truth (``tomoscribe simulate micrographs``).
+
+* A pick is a **true positive** when it lies within ``radius`` (default a quarter of
+  the particle diameter) of an isolated ("good") particle not yet claimed by a better
+  pick (picks are taken best score first).  **Precision** = true positives / picks;
+  **recall** = true positives / isolated particles.
+* An **aggregate** counts as picked when any pick lies within half a diameter of one
+  of its particles; a **contamination blob** when any pick lies on it (the mask grown
+  by a quarter diameter).  The figures are the fractions left unpicked.
+* Picks on the carbon (mask −1) are counted too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.ndimage
+from scipy.spatial import cKDTree
+
+
+def score_micrograph(picks: pd.DataFrame, truth: pd.DataFrame, masks: np.ndarray,
+                     diameter_px: float, radius_px: float | None = None) -> dict:
+    """Counts for one micrograph: picks, true positives, isolated particles, aggregates
+    (picked / all), blobs (picked / all), picks on carbon.
+
+    ``truth`` has ``x``, ``y``, ``class`` (good or aggregated), ``aggregate``; ``masks``
+    is the int16 mask image (blob id > 0, carbon −1).
+    """
+    radius = diameter_px / 4 if radius_px is None else radius_px
+    picks = picks.sort_values("score", ascending=False) if "score" in picks else picks
+    xy = picks[["x", "y"]].to_numpy(float).reshape(-1, 2)
+    good = truth[truth["class"] == "good"][["x", "y"]].to_numpy(float).reshape(-1, 2)
+    claimed = np.zeros(len(good), bool)
+    tree = cKDTree(good) if len(good) else None
+    tp = 0
+    for p in xy:
+        if tree is None:
+            break
+        for k in sorted(tree.query_ball_point(p, radius),
+                        key=lambda k: np.hypot(*(good[k] - p))):
+            if not claimed[k]:
+                claimed[k] = True
+                tp += 1
+                break
+    aggregated = truth[truth["class"] == "aggregated"]
+    picked_aggregates = set()
+    if len(xy) and len(aggregated):
+        pick_tree = cKDTree(xy)
+        for row in aggregated.itertuples(index=False):
+            if pick_tree.query_ball_point((row.x, row.y), diameter_px / 2):
+                picked_aggregates.add(row.aggregate)
+    blobs = np.clip(masks, 0, None)
+    grown = scipy.ndimage.grey_dilation(blobs, size=2 * int(round(radius)) + 1)
+    j = np.clip(np.rint(xy[:, 1]).astype(int), 0, masks.shape[0] - 1)
+    i = np.clip(np.rint(xy[:, 0]).astype(int), 0, masks.shape[1] - 1)
+    hit_blobs = set(grown[j, i][grown[j, i] > 0].tolist())
+    return {"picks": len(xy), "true_positives": tp, "isolated": len(good),
+            "aggregates": int(aggregated["aggregate"].nunique()),
+            "aggregates_picked": len(picked_aggregates),
+            "blobs": int(blobs.max()) if blobs.size else 0, "blobs_picked": len(hit_blobs),
+            "picks_on_carbon": int((masks[j, i] == -1).sum())}
+
+
+def summarise(counts: list[dict]) -> dict:
+    """Precision, recall, F1 and fractions left unpicked over many micrographs."""
+    total = {k: sum(c[k] for c in counts) for k in counts[0]} if counts else {}
+    if not total:
+        return {}
+    precision = total["true_positives"] / max(1, total["picks"])
+    recall = total["true_positives"] / max(1, total["isolated"])
+    f1 = 2 * precision * recall / max(1e-12, precision + recall)
+    return {**total, "micrographs": len(counts), "precision": precision, "recall": recall,
+            "f1": f1,
+            "aggregates_unpicked": 1 - total["aggregates_picked"] / max(1, total["aggregates"]),
+            "blobs_unpicked": 1 - total["blobs_picked"] / max(1, total["blobs"])}
+
+
+def read_truth(folder) -> tuple[pd.DataFrame, dict]:
+    """The truth of a ``simulate micrographs`` folder: particle table (``micrograph``,
+    ``x``, ``y``, ``class``, ``aggregate``) and its record (``truth.json``)."""
+    import json
+    from pathlib import Path
+
+    import starfile
+
+    from ..errors import InputFileError
+    from ..io.boxfiles import micrograph_name
+
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / "truth.json").read_text())
+        star = starfile.read(folder / "truth.star")
+        table = pd.DataFrame({"micrograph": star["rlnMicrographName"].map(micrograph_name),
+                              "x": star["rlnCoordinateX"], "y": star["rlnCoordinateY"],
+                              "class": star["tsClass"], "aggregate": star["tsAggregate"]})
+    except (OSError, ValueError, KeyError) as err:
+        raise InputFileError(f"{folder} is not a folder written by `simulate micrographs` "
+                             f"({err}).") from err
+    return table, record
+
+
+def score_against_folder(picks_path, folder) -> dict:
+    """Scores (:func:`summarise`) of a picks file against a simulated folder's truth,
+    over the micrographs the picks name (a micrograph without any pick is not in the
+    file, so its particles are not counted as missed)."""
+    from pathlib import Path
+
+    from ..io import read_volume
+    from ..io.boxfiles import match_micrographs, read_boxes
+
+    truth, record = read_truth(folder)
+    names = sorted(truth["micrograph"].unique())
+    picks = match_micrographs(read_boxes(picks_path), names)
+    counts = []
+    for name in sorted(picks["micrograph"].unique()):
+        masks = read_volume(Path(folder) / "masks" / f"{name}.mrc").load(np.float32)[0]
+        counts.append(score_micrograph(picks[picks["micrograph"] == name],
+                                       truth[truth["micrograph"] == name],
+                                       np.rint(masks).astype(np.int16),
+                                       record["particle_diameter_px"]))
+    return summarise(counts)

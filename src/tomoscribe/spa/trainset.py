@@ -1,0 +1,182 @@
+"""Training sets for the two-network picker: patches around good, background and bad boxes.
+
+Three sets of boxes (about 10–15 each, over several micrographs at different defocus,
+as in EMAN2 2.2's "CNN Particle Picking v2"): good (isolated particles), background
+(empty ice) and bad (contamination, aggregates, anything else not a particle).  Each
+box becomes a square patch of the shrunk, normalised micrograph
+(:mod:`tomoscribe.spa.micrographs`) centred on the box at sub-pixel precision and
+large enough that training can turn it by any angle and shift it before cropping the
+network's input (``input_px``, twice the shrunk box).  The file is safetensors (the
+three patch stacks) with a JSON record; it holds no code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.ndimage
+
+from ..errors import AnnotationError, InputFileError, ModelFileError, ParameterError
+from ..outputs import atomic_path, note_input
+from .micrographs import shrink_and_normalise, shrink_factor, to_shrunk
+
+SETS = ("good", "background", "bad")
+MIN_BOXES = 3
+_KEY = "tomoscribe_spa_trainset"
+VERSION = 1
+
+
+def patch_geometry(box_px: int, shrink: int) -> dict:
+    """Sizes in shrunk pixels: ``box``, network ``input`` (a multiple of 4, twice the
+    box) and the stored ``patch`` (room for any turn plus a shift of half a box)."""
+    box = box_px / shrink
+    net_input = 4 * math.ceil(2 * box / 4)
+    stored = 2 * math.ceil((net_input * math.sqrt(2) + box) / 2)
+    return {"box": box, "input": net_input, "patch": stored}
+
+
+def cut_patches(image_small: np.ndarray, xy_small: np.ndarray, size: int) -> np.ndarray:
+    """Patches (n, size, size) centred on shrunk coordinates ``xy_small`` (cubic
+    interpolation, mirrored beyond the edges): the centre lies at pixel (size − 1) / 2."""
+    offsets = np.arange(size) - (size - 1) / 2
+    out = np.empty((len(xy_small), size, size), np.float32)
+    for k, (x, y) in enumerate(np.asarray(xy_small, float).reshape(-1, 2)):
+        yy, xx = np.meshgrid(y + offsets, x + offsets, indexing="ij")
+        out[k] = scipy.ndimage.map_coordinates(image_small, [yy, xx], order=3, mode="mirror")
+    return out
+
+
+def check_boxes(sets: dict[str, pd.DataFrame], shapes: dict[str, tuple], box_px: int) -> None:
+    """Refuse sets of fewer than ``MIN_BOXES``, a box larger than a micrograph, and box
+    centres outside their micrograph."""
+    for name in SETS:
+        table = sets.get(name)
+        count = 0 if table is None else len(table)
+        if count < MIN_BOXES:
+            raise AnnotationError(f"the {name} set has {count} box(es); draw at least "
+                                  f"{MIN_BOXES} (10–15 work well).", parameter=name)
+    if box_px < 8:
+        raise ParameterError(f"`box` must be at least 8 pixels, got {box_px}.", parameter="box")
+    for micrograph, (ny, nx) in shapes.items():
+        if box_px > min(ny, nx):
+            raise ParameterError(f"the {box_px}-pixel box is larger than micrograph "
+                                 f"{micrograph} ({nx}×{ny}); give a smaller `box`.",
+                                 parameter="box")
+    for name, table in sets.items():
+        for row in table.itertuples(index=False):
+            ny, nx = shapes[row.micrograph]
+            if not (0 <= row.x < nx and 0 <= row.y < ny):
+                raise AnnotationError(
+                    f"a {name} box at ({row.x:.0f}, {row.y:.0f}) lies outside micrograph "
+                    f"{row.micrograph} ({nx}×{ny}); check its coordinates.")
+
+
+def build_trainset(micrographs: dict[str, np.ndarray], pixel_size_A: float,
+                   sets: dict[str, pd.DataFrame], box_px: int) -> dict:
+    """Patches of the three sets.
+
+    Parameters
+    ----------
+    micrographs : dict
+        Name → full-resolution image (ny, nx).
+    pixel_size_A : float
+        Their common pixel size (Å).
+    sets : dict
+        ``good``, ``background``, ``bad`` → box tables (``micrograph``, ``x``, ``y`` in
+        full-resolution pixels; micrographs already matched to the names).
+    box_px : int
+        Box edge in full-resolution pixels (about 1.5 particle diameters).
+
+    Returns
+    -------
+    dict with the three patch stacks (n, patch, patch) float32 and ``record``.
+    """
+    check_boxes(sets, {k: v.shape for k, v in micrographs.items()}, box_px)
+    shrink = shrink_factor(box_px)
+    geometry = patch_geometry(box_px, shrink)
+    used = sorted({m for t in sets.values() for m in t["micrograph"]})
+    small = {m: shrink_and_normalise(micrographs[m], shrink) for m in used}
+    out = {}
+    for name in SETS:
+        stacks = []
+        for micrograph, rows in sets[name].groupby("micrograph", sort=True):
+            xy = to_shrunk(rows[["x", "y"]].to_numpy(float), shrink)
+            stacks.append(cut_patches(small[micrograph], xy, geometry["patch"]))
+        out[name] = np.concatenate(stacks)
+    out["record"] = {"version": VERSION, "box_px": int(box_px), "shrink": shrink,
+                     "pixel_size_A": float(pixel_size_A), "geometry": geometry,
+                     "counts": {n: int(len(out[n])) for n in SETS}, "micrographs": used}
+    return out
+
+
+def save_trainset(path: str | os.PathLike, trainset: dict) -> Path:
+    """Write a training set (safetensors + JSON record), atomically."""
+    from safetensors.numpy import save_file
+
+    tensors = {n: np.ascontiguousarray(trainset[n], np.float32) for n in SETS}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_KEY: json.dumps(trainset["record"])})
+    return Path(path)
+
+
+def load_trainset(path: str | os.PathLike) -> dict:
+    """Read a training set written by :func:`save_trainset`."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    note_input(path)
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist; check the path.")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            raw = (handle.metadata() or {}).get(_KEY)
+            out = {k: handle.get_tensor(k) for k in handle.keys()}
+        record = json.loads(raw) if raw is not None else None
+    except (SafetensorError, OSError, ValueError, TypeError) as err:
+        raise ModelFileError(f"{path} is not a readable picking training set ({err}); "
+                             "make it again with `spa boxes`.") from err
+    if not isinstance(record, dict) or set(SETS) - set(out):
+        raise ModelFileError(f"{path} is not a tomoscribe picking training set; make one "
+                             "with `spa boxes`.")
+    if record.get("version", 0) > VERSION:
+        raise ModelFileError(f"{path} was written by a newer tomoscribe; update it.")
+    for name in SETS:
+        if not np.isfinite(out[name]).all():
+            raise ModelFileError(f"{path} has NaN or infinite pixels in its {name} set.")
+    out["record"] = record
+    return out
+
+
+def read_box_sets(files: dict[str, list], names: list[str], box_px: int | None
+                  ) -> tuple[dict[str, pd.DataFrame], int]:
+    """The three box sets from their files (``io.boxfiles``), matched to the micrograph
+    names, and the box size: ``box_px`` or, failing that, the boxes' own (``.box``).
+
+    Raises
+    ------
+    InputFileError
+        A box file names a micrograph not among ``names``.
+    ParameterError
+        No box size given and none in the files.
+    """
+    from ..io.boxfiles import match_micrographs, read_boxes
+
+    sets, sizes = {}, []
+    for name in SETS:
+        tables = [match_micrographs(read_boxes(path), names) for path in files.get(name, [])]
+        table = pd.concat(tables, ignore_index=True) if tables else \
+            pd.DataFrame(columns=["micrograph", "x", "y"])
+        if "box" in table:
+            sizes += table["box"].dropna().tolist()
+        sets[name] = table
+    if box_px is None:
+        if not sizes:
+            raise ParameterError("the box files give no box size; pass `box` (pixels, about "
+                                 "1.5 particle diameters).", parameter="box")
+        box_px = int(round(float(np.median(sizes))))
+    return sets, int(box_px)
