@@ -89,11 +89,11 @@ def trainset(
     augment: str = typer.Option("flip", "--augment",
                                 help="How tiles are copied: flip (mirrors, 180° turns and "
                                 "shifts: the missing wedge stays where it is), rotate-wedge "
-                                "(any turn, the wedge re-imposed) or rotate (the paper's "
-                                "arbitrary rotations)."),
+                                "(any turn, the wedge re-imposed), mixed (each copy one of "
+                                "the two) or rotate (the paper's arbitrary rotations)."),
     tilt_range: str = typer.Option("-60,60", "--tilt-range",
                                    help="MIN,MAX tilt of the series (°), recorded; used by "
-                                   "--augment rotate-wedge."),
+                                   "--augment rotate-wedge and mixed."),
     seed: int = options.Seed,
     voxel_size: float = options.VoxelSize,
 ) -> None:

@@ -22,6 +22,10 @@ y, found along x: Dice 0.01 on an independent simulator, issue 23).  Three metho
     :mod:`tomoscribe.classify.wedge_augment` does for subtomograms.  The block's
     overall standard deviation is restored after the mask (the network sees tiles of
     the normalised tomogram's scale).
+``"mixed"``
+    Each copy, at random, one of the two above: the network sees turned copies (every
+    orientation) and exact ones (the data's own sharpness) among both positives and
+    negatives, so the extra blur of a turned copy does not tell the classes apart.
 ``"rotate"``
     The paper's recipe (Chen et al. 2017, EMAN2): arbitrary in-plane rotations of the
     2D patch and random x flips, as published.
@@ -39,7 +43,7 @@ import scipy.ndimage
 from ..core.wedge import check_tilt_range, wedge_mask
 from ..errors import ParameterError
 
-AUGMENTATIONS = ("flip", "rotate-wedge", "rotate")
+AUGMENTATIONS = ("flip", "rotate-wedge", "mixed", "rotate")
 #: The paper's recipe: what training sets written before the method was recorded used.
 PUBLISHED_AUGMENTATION = "rotate"
 

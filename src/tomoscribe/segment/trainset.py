@@ -304,13 +304,13 @@ class _Copier:
         self.patch_size, self.tile_size, self.context = patch_size, tile_size, context
         self.inner = slice((patch_size - tile_size) // 2, (patch_size + tile_size) // 2)
         self.rotator = (WedgeRotator(patch_size, tilt_range_deg)
-                        if method == "rotate-wedge" else None)
+                        if method in ("rotate-wedge", "mixed") else None)
         self._blocks: dict[tuple, np.ndarray] = {}
 
     def copy(self, centre, patch: np.ndarray, mask: np.ndarray | None):
         if self.method == "rotate":
             return _rotate(patch, mask, self.rng, self.inner)
-        if self.method == "flip":
+        if self.method == "flip" or (self.method == "mixed" and self.rng.integers(2)):
             return random_flip(patch, mask, self.tile_size, self.rng)
         return self.rotator.copy(self._block(centre), mask, self.context, self.tile_size,
                                  self.rng)
