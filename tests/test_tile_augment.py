@@ -142,3 +142,16 @@ def test_unknown_augmentation_or_tilt_range_is_refused(scene):
     with pytest.raises(ParameterError, match="tilt range"):
         build_training_set(volume, [[6, 40, 48]], negatives, painted_mask_source(labels),
                            "bar", tilt_range_deg=(60, -60))
+
+
+def test_mixed_copies_are_partly_exact_flips_and_partly_turned(scene):
+    volume, labels, negatives = scene
+    ts = build_training_set(volume, [[6, 40, 48]], negatives, painted_mask_source(labels),
+                            "bar", tile_size=32, augmentation="mixed")
+    big = 48
+    patch = np.asarray(volume.data[6, 40 - big // 2: 40 + big // 2, 48 - big // 2: 48 + big // 2])
+    candidates = [np.flip(patch[y: y + 32, x: x + 32], axes) for y in range(17)
+                  for x in range(17) for axes in ((), (0,), (1,), (0, 1))]
+    exact = [any(np.array_equal(tile, c) for c in candidates)
+             for tile in ts.tiles[ts.positive][1:, 0]]
+    assert 0 < sum(exact) < len(exact)
