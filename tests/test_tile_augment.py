@@ -155,3 +155,13 @@ def test_mixed_copies_are_partly_exact_flips_and_partly_turned(scene):
     exact = [any(np.array_equal(tile, c) for c in candidates)
              for tile in ts.tiles[ts.positive][1:, 0]]
     assert 0 < sum(exact) < len(exact)
+
+
+def test_the_cli_default_is_the_library_default():
+    import inspect
+
+    from tomoscribe.cli.annotate import trainset
+    from tomoscribe.segment.trainset import DEFAULT_AUGMENTATION
+
+    default = inspect.signature(trainset).parameters["augment"].default.default
+    assert default == DEFAULT_AUGMENTATION == "mixed"

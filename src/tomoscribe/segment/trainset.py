@@ -7,13 +7,13 @@ contours); negative boxes do not and get empty masks.  Each tile carries ±K
 neighbouring slices (``context_slices``) so 2.5D networks can train from it.
 
 Positives are replicated with augmented copies until positives and negatives
-balance, and each negative is augmented once per copy (:mod:`.tile_augment`): by
-default (``"flip"``) with mirrors, 180° turns and shifts, which keep every tile's
-relation to the tilt axis and so its missing wedge; ``"rotate-wedge"`` turns a 3D
-block by any angle and re-imposes the wedge of the tilt range; ``"rotate"`` is the
-paper's and EMAN2's recipe (arbitrary in-plane rotations and random flips), kept as
-published.  Copies are cut from a patch ``ceil(√2·tile)`` wide, so rotated tiles have
-no empty corners.  The method and the tilt range are recorded in the metadata
+balance, and each negative is augmented once per copy (:mod:`.tile_augment`):
+``"flip"`` with mirrors, 180° turns and shifts, which keep every tile's relation to the
+tilt axis and so its missing wedge; ``"rotate-wedge"`` turns a 3D block by any angle
+and re-imposes the wedge of the tilt range; ``"mixed"`` (the default) makes each copy
+one of those two at random; ``"rotate"`` is the paper's and EMAN2's recipe (arbitrary
+in-plane rotations and random flips), kept as published.  Copies are cut from a patch
+``ceil(√2·tile)`` wide, so rotated tiles have no empty corners.  The method and the tilt range are recorded in the metadata
 (``augmentation``); sets written before that record hold the paper's rotations.
 
 The file is safetensors (``tiles`` float32 (n, 2K+1, T, T), ``masks`` uint8 (n, T, T),
@@ -43,7 +43,7 @@ from .tile_augment import WedgeRotator, check_augmentation, random_flip
 
 #: The augmentation used unless another is asked for (docs/performance.md,
 #: "Generalisation across orientations": chosen by bench_generalisation.py).
-DEFAULT_AUGMENTATION = "flip"
+DEFAULT_AUGMENTATION = "mixed"
 
 FORMAT_KEY = "tomoscribe_trainset"
 FORMAT_VERSION = 1
