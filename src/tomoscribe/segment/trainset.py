@@ -13,8 +13,9 @@ tilt axis and so its missing wedge; ``"rotate-wedge"`` turns a 3D block by any a
 and re-imposes the wedge of the tilt range; ``"mixed"`` (the default) makes each copy
 one of those two at random; ``"rotate"`` is the paper's and EMAN2's recipe (arbitrary
 in-plane rotations and random flips), kept as published.  Copies are cut from a patch
-``ceil(√2·tile)`` wide, so rotated tiles have no empty corners.  The method and the tilt range are recorded in the metadata
-(``augmentation``); sets written before that record hold the paper's rotations.
+``ceil(√2·tile)`` wide, so rotated tiles have no empty corners.  The method and the
+tilt range are recorded in the metadata (``augmentation``); sets written before that
+record hold the paper's rotations.
 
 The file is safetensors (``tiles`` float32 (n, 2K+1, T, T), ``masks`` uint8 (n, T, T),
 ``positive`` uint8 (n,), ``source`` int32 (n,) the index of the original box each tile
