@@ -221,25 +221,9 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
         bool(mask_source(*_tile_window(c, tile_size)).any()) for c in negative_zyx)
 
     copier = _Copier(augmentation, volume, big, tile_size, context_slices, tilt_range_deg, rng)
-    tiles, masks, positive, source = [], [], [], []
-    # Originals first, unrotated.
-    for i, (patch, mask) in enumerate(zip(pos_patches, pos_masks)):
-        tiles.append(patch[:, inner, inner]); masks.append(mask[inner, inner])
-        positive.append(True); source.append(i)
-    n_copies = 0
-    n_negative_tiles = len(neg_patches) * negative_copies
-    if balance:
-        while len(tiles) < n_negative_tiles:
-            i = int(rng.integers(len(pos_patches)))
-            tile, mask = copier.copy(positive_zyx[i], pos_patches[i], pos_masks[i])
-            tiles.append(tile); masks.append(mask); positive.append(True); source.append(i)
-            n_copies += 1
-    offset = len(pos_patches)
-    for j, patch in enumerate(neg_patches):
-        for _copy in range(negative_copies):
-            tile, _ = copier.copy(negative_zyx[j], patch, None)
-            tiles.append(tile); masks.append(np.zeros((tile_size, tile_size), bool))
-            positive.append(False); source.append(offset + j)
+    tiles, masks, positive, source, n_copies = _augmented_tiles(
+        copier, positive_zyx, pos_patches, pos_masks, negative_zyx, neg_patches,
+        negative_copies, balance)
 
     metadata = {
         "format": FORMAT_KEY, "format_version": FORMAT_VERSION, "software_version": __version__,
@@ -294,6 +278,31 @@ def _cut(volume: Volume, z: int, y0: int, x0: int, size: int, context: int) -> n
         check_finite(values[np.newaxis], "the tomogram", z_offset=zz)  # one slice: z = zz
         patch[c, cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = values
     return patch
+
+
+def _augmented_tiles(copier, positive_zyx, pos_patches, pos_masks, negative_zyx,
+                     neg_patches, negative_copies: int, balance: bool):
+    """Tiles, masks, positive flags and box indices: the positives' originals first
+    (not augmented), then their copies until they balance the negatives (``balance``),
+    then ``negative_copies`` copies of each negative; and the number of positive copies."""
+    inner = copier.inner
+    tiles, masks, positive, source = [], [], [], []
+    for i, (patch, mask) in enumerate(zip(pos_patches, pos_masks)):
+        tiles.append(patch[:, inner, inner]); masks.append(mask[inner, inner])
+        positive.append(True); source.append(i)
+    n_copies = 0
+    if balance:
+        while len(tiles) < len(neg_patches) * negative_copies:
+            i = int(copier.rng.integers(len(pos_patches)))
+            tile, mask = copier.copy(positive_zyx[i], pos_patches[i], pos_masks[i])
+            tiles.append(tile); masks.append(mask); positive.append(True); source.append(i)
+            n_copies += 1
+    empty = np.zeros((copier.tile_size,) * 2, bool)
+    for j, patch in enumerate(neg_patches):
+        for _copy in range(negative_copies):
+            tiles.append(copier.copy(negative_zyx[j], patch, None)[0]); masks.append(empty)
+            positive.append(False); source.append(len(pos_patches) + j)
+    return tiles, masks, positive, source, n_copies
 
 
 class _Copier:
