@@ -16,7 +16,7 @@ spheres, R 6–9 nm) and one vesicle (a 4 nm shell, R 30–40 nm).  Densities ar
 The simulated annotator (``simulate.annotator``: 10 positive painted tiles, 100
 negative tiles from the central slices, masks the filled tube) annotates ``train``
 only; one training set per augmentation (``segment.tile_augment``: ``flip``,
-``rotate-wedge``, ``rotate`` = the paper's) trains one chen2017 network (20 epochs,
+``rotate-wedge``, ``mixed``, ``rotate`` = the paper's) trains one chen2017 network (20 epochs,
 the paper's SGD; ``--quick``: 8), which segments the other four.  A voxel is marked
 where the normalised map reaches the merge default 1.0 (and 0.5, also reported).
 Scores: microtubule Dice against the filled tubes per orientation, and the fraction

@@ -42,8 +42,10 @@ from ..outputs import atomic_path, note_input
 from ..volume import Volume, check_finite
 from .tile_augment import WedgeRotator, check_augmentation, random_flip
 
-#: The augmentation used unless another is asked for (docs/performance.md,
-#: "Generalisation across orientations": chosen by bench_generalisation.py).
+#: The augmentation used unless another is asked for, chosen by
+#: benchmarks/bench_generalisation.py (docs/performance.md, "Orientations the annotator
+#: did not paint": the flips' Dice along the tilt axis, oblique tubes found, a third of
+#: the turned copies' false positives).
 DEFAULT_AUGMENTATION = "mixed"
 
 FORMAT_KEY = "tomoscribe_trainset"
