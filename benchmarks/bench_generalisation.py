@@ -137,7 +137,7 @@ def make_tomogram(shape, azimuths, seed: int, annotated: bool = False):
     return pre, labels
 
 
-def _axis_distance_check(labels: np.ndarray) -> None:
+def _check_has_tubes(labels: np.ndarray) -> None:
     """Guard: the scenes really hold tubes (fails loudly if the geometry goes wrong)."""
     if labels.sum() == 0:
         raise RuntimeError("a scene meant to hold microtubules has none inside the volume")
@@ -150,7 +150,7 @@ def run_seed(seed: int, shape, augmentations, epochs: int) -> dict:
              for i, (name, az) in enumerate(SCENES.items())}
     for name, (_, labels) in tomos.items():
         if name != "none":
-            _axis_distance_check(labels)
+            _check_has_tubes(labels)
     simulate_s = time.perf_counter() - t0
     train_pre, train_labels = tomos["train"]
     pos, neg, painted = simulate_annotator(train_labels, 1, np.random.default_rng(seed),
