@@ -152,3 +152,27 @@ def test_trainset_from_imod_contours(tmp_path, capsys):
     ys, xs = np.nonzero(first)
     # The disc is centred in the tile (tile centre at index 16 of 32).
     assert ys.mean() == pytest.approx(15.5, abs=1.0) and xs.mean() == pytest.approx(15.5, abs=1.0)
+
+
+def test_trainset_records_the_augmentation_and_refuses_unknown_ones(tmp_path, capsys):
+    from tomoscribe.segment.trainset import load_training_set
+
+    tomo = _write(tmp_path / "t.mrc", np.random.default_rng(0).normal(size=(8, 96, 96)))
+    painted = np.zeros((8, 96, 96))
+    painted[4, 20:60, 40:46] = 1
+    paint = _write(tmp_path / "p.mrc", painted)
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("x,y,z,label\n43,40,4,positive\n80,80,2,negative\n70,85,5,negative\n")
+    out = tmp_path / "w.trainset"
+    assert main(["trainset", str(tomo), "-o", str(out), "-f", "mt", "--painted", str(paint),
+                 "--boxes", str(boxes), "--tile", "32", "--augment", "rotate-wedge",
+                 "--tilt-range", "-45,50"]) == 0
+    record = load_training_set(out).metadata["augmentation"]
+    assert record["method"] == "rotate-wedge" and record["tilt_range_deg"] == [-45.0, 50.0]
+    capsys.readouterr()
+    for flags, words in ((["--augment", "spin"], "augmentation must be one of"),
+                         (["--tilt-range", "60,-60"], "tilt range")):
+        target = tmp_path / "bad.trainset"
+        assert main(["trainset", str(tomo), "-o", str(target), "-f", "mt", "--painted",
+                     str(paint), "--boxes", str(boxes), "--tile", "32", *flags]) == 2
+        assert words in capsys.readouterr().err and not target.exists()

@@ -29,7 +29,7 @@ def _negatives(n):
 def test_positives_balanced_with_rotated_copies(scene):
     volume, labels = scene
     ts = build_training_set(volume, [[5, 40, 50]], _negatives(12), painted_mask_source(labels),
-                            "disc", tile_size=32)
+                            "disc", tile_size=32, augmentation="rotate")
     assert ts.tiles.shape == (24, 1, 32, 32)
     assert ts.n_positive == 12 and ts.n_negative == 12
     assert ts.masks[~ts.positive].sum() == 0

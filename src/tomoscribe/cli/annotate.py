@@ -82,10 +82,18 @@ def trainset(
                                 help="Store ±this many neighbouring slices (for 2.5D networks)."),
     annotator: str = typer.Option("", "--annotator", help="Who annotated (recorded)."),
     balance: bool = typer.Option(True, "--balance/--no-balance",
-                                 help="Replicate positives (rotated) to match negatives."),
+                                 help="Replicate positives (augmented) to match negatives."),
     negative_copies: int = typer.Option(1, "--negative-copies", min=1,
-                                        help="Rotated copies of each negative (EMAN2's ncopy); "
+                                        help="Augmented copies of each negative (EMAN2's ncopy); "
                                         "more copies mean more training steps per epoch."),
+    augment: str = typer.Option("mixed", "--augment",
+                                help="How tiles are copied: flip (mirrors, 180° turns and "
+                                "shifts: the missing wedge stays where it is), rotate-wedge "
+                                "(any turn, the wedge re-imposed), mixed (each copy one of "
+                                "the two) or rotate (the paper's arbitrary rotations)."),
+    tilt_range: str = typer.Option("-60,60", "--tilt-range",
+                                   help="MIN,MAX tilt of the series (°), recorded; used by "
+                                   "--augment rotate-wedge and mixed."),
     seed: int = options.Seed,
     voxel_size: float = options.VoxelSize,
 ) -> None:
@@ -100,7 +108,9 @@ def trainset(
     from ..segment.trainset import (build_training_set, contour_mask_source, painted_mask_source,
                                     save_training_set)
     from ..volume import check_same_grid
+    from .structure import _tilt_range
 
+    tilt_range_deg = _tilt_range(tilt_range)
     if (painted is None) == (contours is None):
         raise ParameterError("give exactly one of --painted or --contours for the masks.")
     volume = read_volume(tomogram, voxel_size)
@@ -137,6 +147,7 @@ def trainset(
     result = build_training_set(
         volume, pos, neg, masks, feature, annotator, tile_size=tile, context_slices=context,
         seed=seed, balance=balance, negative_copies=negative_copies,
+        augmentation=augment, tilt_range_deg=tilt_range_deg,
         preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
         tomogram=tomo_info)
     if painted_size is not None:
@@ -145,7 +156,9 @@ def trainset(
     save_training_set(output, result)
     write_provenance(output, "trainset", {"feature": feature, "tile": tile, "context": context,
                                           "seed": seed, "balance": balance,
-                                          "negative_copies": negative_copies},
+                                          "negative_copies": negative_copies,
+                                          "augment": augment,
+                                          "tilt_range_deg": list(tilt_range_deg)},
                      [p for p in (tomogram, painted, contours, boxes, positives, negatives) if p])
     unpainted = result.metadata["n_positive_boxes_unpainted"]
     contradicted = result.metadata["n_negative_boxes_painted"]

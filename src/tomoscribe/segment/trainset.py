@@ -6,10 +6,16 @@ feature and keep the annotator's mask (painted in any tool, or drawn as IMOD clo
 contours); negative boxes do not and get empty masks.  Each tile carries ±K
 neighbouring slices (``context_slices``) so 2.5D networks can train from it.
 
-Augmentation follows the paper and EMAN2: positives are replicated with random
-in-plane rotations (and random flips) until positives and negatives balance, and each
-negative is rotated by a random angle.  Rotations are computed on a patch
-``ceil(√2·tile)`` wide and then cropped, so rotated tiles have no empty corners.
+Positives are replicated with augmented copies until positives and negatives
+balance, and each negative is augmented once per copy (:mod:`.tile_augment`):
+``"flip"`` with mirrors, 180° turns and shifts, which keep every tile's relation to the
+tilt axis and so its missing wedge; ``"rotate-wedge"`` turns a 3D block by any angle
+and re-imposes the wedge of the tilt range; ``"mixed"`` (the default) makes each copy
+one of those two at random; ``"rotate"`` is the paper's and EMAN2's recipe (arbitrary
+in-plane rotations and random flips), kept as published.  Copies are cut from a patch
+``ceil(√2·tile)`` wide, so rotated tiles have no empty corners.  The method and the
+tilt range are recorded in the metadata (``augmentation``); sets written before that
+record hold the paper's rotations.
 
 The file is safetensors (``tiles`` float32 (n, 2K+1, T, T), ``masks`` uint8 (n, T, T),
 ``positive`` uint8 (n,), ``source`` int32 (n,) the index of the original box each tile
@@ -30,9 +36,17 @@ import numpy as np
 import scipy.ndimage
 
 from .. import __version__
+from ..core.wedge import check_tilt_range
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..outputs import atomic_path, note_input
 from ..volume import Volume, check_finite
+from .tile_augment import WedgeRotator, check_augmentation, random_flip
+
+#: The augmentation used unless another is asked for, chosen by
+#: benchmarks/bench_generalisation.py (docs/performance.md, "Orientations the annotator
+#: did not paint": the flips' Dice along the tilt axis, oblique tubes found, a third of
+#: the turned copies' false positives).
+DEFAULT_AUGMENTATION = "mixed"
 
 FORMAT_KEY = "tomoscribe_trainset"
 FORMAT_VERSION = 1
@@ -131,7 +145,9 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
                        tile_size: int = 64, context_slices: int = 0, seed: int = 0,
                        balance: bool = True, negative_copies: int = 1,
                        preprocessing: dict | None = None,
-                       tomogram: dict | None = None) -> TrainingSet:
+                       tomogram: dict | None = None,
+                       augmentation: str = DEFAULT_AUGMENTATION,
+                       tilt_range_deg=(-60.0, 60.0)) -> TrainingSet:
     """Cut, mask and augment tiles for one feature.
 
     Parameters
@@ -151,10 +167,14 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
     seed : int
         Seed of the augmentation.
     balance : bool
-        Replicate positives (rotated, flipped) until they match the negatives.
+        Replicate positives (augmented copies) until they match the negatives.
     negative_copies : int
-        Randomly rotated copies of each negative box (EMAN2's ``ncopy``); positives are
+        Augmented copies of each negative box (EMAN2's ``ncopy``); positives are
         then balanced to the larger number of negatives.
+    augmentation : {"flip", "rotate-wedge", "rotate"}
+        How copies are made (:mod:`.tile_augment`; ``"rotate"`` is the paper's).
+    tilt_range_deg : (min, max)
+        Tilt range of the series (degrees), used by ``"rotate-wedge"`` and recorded.
 
     Raises
     ------
@@ -163,6 +183,8 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
     """
     positive_zyx = np.asarray(positive_zyx, float).reshape(-1, 3)
     negative_zyx = np.asarray(negative_zyx, float).reshape(-1, 3)
+    check_augmentation(augmentation)
+    tilt_range_deg = check_tilt_range(tilt_range_deg)
     if negative_copies < 1:
         raise ParameterError(f"negative copies must be at least 1, got {negative_copies}.")
     if tile_size < 16 or tile_size % 4:
@@ -200,25 +222,10 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
     painted_negatives = sum(
         bool(mask_source(*_tile_window(c, tile_size)).any()) for c in negative_zyx)
 
-    tiles, masks, positive, source = [], [], [], []
-    # Originals first, unrotated.
-    for i, (patch, mask) in enumerate(zip(pos_patches, pos_masks)):
-        tiles.append(patch[:, inner, inner]); masks.append(mask[inner, inner])
-        positive.append(True); source.append(i)
-    n_copies = 0
-    n_negative_tiles = len(neg_patches) * negative_copies
-    if balance:
-        while len(tiles) < n_negative_tiles:
-            i = int(rng.integers(len(pos_patches)))
-            tile, mask = _rotate(pos_patches[i], pos_masks[i], rng, inner)
-            tiles.append(tile); masks.append(mask); positive.append(True); source.append(i)
-            n_copies += 1
-    offset = len(pos_patches)
-    for j, patch in enumerate(neg_patches):
-        for _copy in range(negative_copies):
-            tile, _ = _rotate(patch, None, rng, inner)
-            tiles.append(tile); masks.append(np.zeros((tile_size, tile_size), bool))
-            positive.append(False); source.append(offset + j)
+    copier = _Copier(augmentation, volume, big, tile_size, context_slices, tilt_range_deg, rng)
+    tiles, masks, positive, source, n_copies = _augmented_tiles(
+        copier, positive_zyx, pos_patches, pos_masks, negative_zyx, neg_patches,
+        negative_copies, balance)
 
     metadata = {
         "format": FORMAT_KEY, "format_version": FORMAT_VERSION, "software_version": __version__,
@@ -230,7 +237,9 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
         "n_negative_boxes_painted": int(painted_negatives),
         "augmentation": {"positive_rotated_copies": n_copies, "negatives_rotated": True,
                          "negative_copies": negative_copies,
-                         "flips": True, "seed": seed},
+                         "flips": augmentation != "rotate-wedge", "seed": seed,
+                         # Added with issue 23 (absent from older sets: see augmentation_of).
+                         "method": augmentation, "tilt_range_deg": list(tilt_range_deg)},
         "tomogram": tomogram or {"path": volume.metadata.get("source", "")},
         "preprocessing": preprocessing or {},
     }
@@ -271,6 +280,68 @@ def _cut(volume: Volume, z: int, y0: int, x0: int, size: int, context: int) -> n
         check_finite(values[np.newaxis], "the tomogram", z_offset=zz)  # one slice: z = zz
         patch[c, cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = values
     return patch
+
+
+def _augmented_tiles(copier, positive_zyx, pos_patches, pos_masks, negative_zyx,
+                     neg_patches, negative_copies: int, balance: bool):
+    """Tiles, masks, positive flags and box indices: the positives' originals first
+    (not augmented), then their copies until they balance the negatives (``balance``),
+    then ``negative_copies`` copies of each negative; and the number of positive copies."""
+    inner = copier.inner
+    tiles, masks, positive, source = [], [], [], []
+    for i, (patch, mask) in enumerate(zip(pos_patches, pos_masks)):
+        tiles.append(patch[:, inner, inner]); masks.append(mask[inner, inner])
+        positive.append(True); source.append(i)
+    n_copies = 0
+    if balance:
+        while len(tiles) < len(neg_patches) * negative_copies:
+            i = int(copier.rng.integers(len(pos_patches)))
+            tile, mask = copier.copy(positive_zyx[i], pos_patches[i], pos_masks[i])
+            tiles.append(tile); masks.append(mask); positive.append(True); source.append(i)
+            n_copies += 1
+    empty = np.zeros((copier.tile_size,) * 2, bool)
+    for j, patch in enumerate(neg_patches):
+        for _copy in range(negative_copies):
+            tiles.append(copier.copy(negative_zyx[j], patch, None)[0]); masks.append(empty)
+            positive.append(False); source.append(len(pos_patches) + j)
+    return tiles, masks, positive, source, n_copies
+
+
+class _Copier:
+    """Augmented copies of one training set's patches, by the chosen method."""
+
+    def __init__(self, method: str, volume: Volume, patch_size: int, tile_size: int,
+                 context: int, tilt_range_deg, rng: np.random.Generator) -> None:
+        self.method, self.volume, self.rng = method, volume, rng
+        self.patch_size, self.tile_size, self.context = patch_size, tile_size, context
+        self.inner = slice((patch_size - tile_size) // 2, (patch_size + tile_size) // 2)
+        self.rotator = (WedgeRotator(patch_size, tilt_range_deg)
+                        if method in ("rotate-wedge", "mixed") else None)
+        self._blocks: dict[tuple, np.ndarray] = {}
+
+    def copy(self, centre, patch: np.ndarray, mask: np.ndarray | None):
+        if self.method == "rotate":
+            return _rotate(patch, mask, self.rng, self.inner)
+        if self.method == "flip" or (self.method == "mixed" and self.rng.integers(2)):
+            return random_flip(patch, mask, self.tile_size, self.rng)
+        return self.rotator.copy(self._block(centre), mask, self.context, self.tile_size,
+                                 self.rng)
+
+    def _block(self, centre) -> np.ndarray:
+        """The cube around a box (annotated slice in the middle), kept for positives'
+        repeated copies; outside the tomogram is 0 (the normalised mean)."""
+        key = tuple(float(v) for v in centre)
+        if key not in self._blocks:
+            if len(self._blocks) > 64:
+                self._blocks.clear()
+            size = self.rotator.block_size
+            z, y0, x0 = _corner(centre, size)
+            block = np.zeros((size,) * 3, np.float32)
+            z0 = z - size // 2
+            for zz in range(max(0, z0), min(self.volume.shape[0], z0 + size)):
+                block[zz - z0] = _cut(self.volume, zz, y0, x0, size, 0)[0]
+            self._blocks[key] = block
+        return self._blocks[key]
 
 
 def _rotate(patch: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, inner: slice):
