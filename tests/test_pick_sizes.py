@@ -107,3 +107,31 @@ def test_vesicle_table_keeps_the_full_stem(tmp_path):
                      str(tmp_path / f"{stem}_closed.mrc"), "-q"]) == 0
     assert (tmp_path / "tomo1_t0.8_closed_vesicles.csv").is_file()
     assert (tmp_path / "tomo1_t0.9_closed_vesicles.csv").is_file()
+
+
+def test_particles_painted_on_one_slice_each_count_as_the_balls_they_cut():
+    """An annotator paints each particle on its box's slice (the simulated annotator
+    and the napari widget do): the outline's area stands for the ball it sections, so
+    the picked balls' volumes lie inside the defaults (found by the napari work: the
+    sections were taken as volumes and pick kept 5 of 25 blobs)."""
+    from tomoscribe.segment.painted_size import painted_component_sizes, size_defaults
+
+    rng = np.random.default_rng(2)
+    shape = (64, 96, 96)
+    centres = _grid_centres(rng, 10, shape)
+    radii = rng.uniform(5.0, 7.0, 10)
+    balls = _balls(shape, centres, radii)
+    sections = np.zeros(shape, bool)
+    for c in centres:
+        z = int(round(c[0]))
+        sections[z] |= balls[z] & _balls(shape, [c], [8.0])[z]  # this ball's section only
+    volumes = [int(_balls(shape, [c], [r]).sum()) for c, r in zip(centres, radii)]
+    record = painted_component_sizes(sections, 10.0)
+    assert record["n_components"] == 10 and record["n_from_sections"] == 10
+    assert 0.75 < record["median_voxels"] / np.median(volumes) < 1.25
+    defaults = size_defaults(record, 10.0)
+    assert defaults["min_size"] < min(volumes) and max(volumes) < defaults["max_size"]
+    # Painted whole in 3D, the same balls give their voxel counts.
+    whole = painted_component_sizes(balls, 10.0)
+    assert whole["n_from_sections"] == 0
+    assert whole["median_voxels"] == np.median(volumes)

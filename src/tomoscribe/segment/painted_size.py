@@ -26,20 +26,37 @@ from ..core.legend import Legend
 
 #: Painted components smaller than this (voxels) are stray brush strokes, not counted.
 MIN_PAINTED_VOXELS = 8
+#: A component painted on at most this many slices is a section, not a volume.
+FLAT_SLICES = 2
 #: At most this many sizes are stored (evenly spaced through the sorted list).
 MAX_STORED = 500
 
 
 def painted_component_sizes(mask: np.ndarray, voxel_size_A: float) -> dict | None:
-    """The record of a painted mask's component sizes, None when nothing is painted."""
+    """The record of a painted mask's component sizes, None when nothing is painted.
+
+    A component painted on at most :data:`FLAT_SLICES` slices (an annotator paints a
+    particle on the slice of each box, as the simulated annotator and the napari
+    widget do) is an outline, not a volume: its size is that of the sphere whose
+    central section has the component's largest per-slice area, ``4/3 π (A/π)^1.5``.
+    The record counts such components as ``n_from_sections``.
+    """
     labels, count = scipy.ndimage.label(np.asarray(mask, bool), structure=np.ones((3, 3, 3)))
     if count == 0:
         return None
-    sizes = np.bincount(labels.ravel())[1:]
-    sizes = np.sort(sizes[sizes >= MIN_PAINTED_VOXELS])
-    if len(sizes) == 0:
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(float)
+    flat = np.zeros(count, bool)
+    for index, box in enumerate(scipy.ndimage.find_objects(labels, count)):
+        if box is not None and box[0].stop - box[0].start <= FLAT_SLICES:
+            area = float((labels[box] == index + 1).sum(axis=(1, 2)).max())
+            sizes[index] = 4.0 / 3.0 * math.pi * (area / math.pi) ** 1.5
+            flat[index] = True
+    keep = sizes >= MIN_PAINTED_VOXELS
+    if not keep.any():
         return None
-    return summarise(sizes.tolist(), voxel_size_A)
+    record = summarise(sizes[keep].tolist(), voxel_size_A)
+    record["n_from_sections"] = int(np.count_nonzero(flat & keep))
+    return record
 
 
 def summarise(sizes: list, voxel_size_A: float) -> dict:
