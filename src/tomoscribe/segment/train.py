@@ -23,6 +23,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -95,7 +96,8 @@ def shrink_masks(masks: torch.Tensor, stride: int) -> torch.Tensor:
 
 def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSpec(),  # noqa: B008 (frozen)
                   params: TrainParams = TrainParams(), device: str = "auto",
-                  show_progress: bool = False, checkpoint=None) -> FeatureModel:
+                  show_progress: bool = False, checkpoint=None,
+                  on_epoch: Callable[[dict], None] | None = None) -> FeatureModel:
     """Train one network on one feature's training set.
 
     Parameters
@@ -198,6 +200,8 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         if checkpoint is not None and epoch + 1 < params.epochs:
             save_checkpoint(checkpoint, key, epoch + 1, network, optimiser, scheduler,
                             generator, history)
+        if on_epoch is not None:
+            on_epoch(dict(history[-1]))
     _drop(checkpoint)
 
     network.eval()
