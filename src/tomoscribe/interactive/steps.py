@@ -162,7 +162,7 @@ def label_of(legend: dict, feature: str) -> int:
 
 def close_vesicles_in(labels: Volume, legend: dict, output: str | os.PathLike,
                       feature: str = "membrane",
-                      params: VesicleParams = VesicleParams()) -> tuple[np.ndarray, pd.DataFrame]:
+                      params: VesicleParams | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Close spherical vesicles of a merged map and write it (+ legend, table) as
     ``vesicles`` does.  Returns the closed labels and the table of sphere fits."""
     output = Path(output)
@@ -170,6 +170,7 @@ def close_vesicles_in(labels: Volume, legend: dict, output: str | os.PathLike,
     legend_out = output.with_name(output.name + ".legend.json")
     for path in (output, table_path, legend_out):
         check_writable(path)
+    params = params or VesicleParams()
     params.validate()
     closed, fitted = close_vesicles(np.asarray(labels.data), label_of(legend, feature),
                                     labels.pixel_size_A, params)
