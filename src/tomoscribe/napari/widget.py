@@ -127,9 +127,12 @@ class AnnotateWidget(QWidget):
         self.follow = QCheckBox("follow the slice")
         self.threshold_slider = QSlider(Qt.Horizontal, minimum=0, maximum=200, value=80)
         self.threshold_slider.valueChanged.connect(lambda _: self._show_threshold())
+        suggest = QPushButton("Suggest tiles to annotate")
+        suggest.clicked.connect(lambda: self.suggest_tiles())
         form.addRow("", button)
         form.addRow("", self.follow)
         form.addRow("Threshold", self.threshold_slider)
+        form.addRow("", suggest)
         box.setLayout(form)
         return box
 
@@ -435,6 +438,29 @@ class AnnotateWidget(QWidget):
             layer = self.viewer.add_labels(shown, name=name, scale=scale, opacity=0.5)
         layer.data = shown
         layer.translate = (translate[0] + z * scale[0], *translate[1:])
+
+    def suggest_tiles(self, count: int = 5):
+        """Points where the previewed slice is least certain (next boxes to annotate)."""
+        from ..interactive.steps import uncertain_tiles
+
+        if getattr(self, "preview_map", None) is None:
+            self.notify("preview a slice first.")
+            return None
+        feature, z, answer = self.preview_map
+        positives, negatives = self.boxes() if self._layer(
+            f"{feature} positive boxes") is not None else (np.empty((0, 3)),) * 2
+        placed = np.vstack([positives, negatives])
+        placed = placed[np.round(placed[:, 0]) == z][:, 1:]
+        centres = uncertain_tiles(answer, self.threshold, self.tile_edit.value(), count,
+                                  avoid_yx=placed)
+        points = np.column_stack([np.full(len(centres), z), centres])
+        name = f"{feature} suggested boxes"
+        if self._layer(name) is not None:
+            self.viewer.layers.remove(name)
+        scale, translate = scale_translate(self.volume)
+        self.viewer.add_points(points, name=name, symbol="square", size=10,
+                               face_color="orange", scale=scale, translate=translate)
+        return points
 
     def _slice_changed(self, _event=None) -> None:
         if self.follow.isChecked() and self.models and (
