@@ -60,7 +60,7 @@ def test_boxes_outside_and_nothing_painted_write_nothing(widget, tmp_path):
     assert widget.save_annotation() is None
     assert "outside the tomogram" in widget.messages[-1]
     assert _files(tmp_path / "session") == []
-    widget.viewer.layers["membrane negative boxes"].data = np.empty((0, 3))
+    widget.viewer.layers["membrane negative boxes"].data = np.array([[8.0, 80.0, 80.0]])
     assert widget.save_annotation() is not None  # fixed: the viewer is still usable
     assert "membrane.trainset" in _files(tmp_path / "session")
 

@@ -3,8 +3,10 @@
 A real viewer (napari's ``make_napari_viewer``, pytest-qt; headless under Xvfb in CI)
 is driven through the widget's own methods: open → boxes and painting from the
 simulator's truth → train (worker thread) → preview → apply → merge → pick → export.
-The same files then go through the command line (trainset, train, segment, merge with
-the same thresholds); both label maps are scored against the truth and must agree.
+The same files then go through the command line: trainset gives the same tiles, train
+the same weights bit for bit (one feature, to keep the test short), segment and merge
+with the same thresholds the same label map and Dice against the truth, pick the same
+particles.
 A screenshot of each step goes to docs/napari/ when TOMOSCRIBE_SCREENSHOTS=1.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
@@ -24,6 +27,8 @@ from tomoscribe.cli.app import main  # noqa: E402
 from tomoscribe.io import read_volume, write_volume  # noqa: E402
 from tomoscribe.io.particles import read_particles  # noqa: E402
 from tomoscribe.metrics import overlap_scores  # noqa: E402
+from tomoscribe.segment.modelfile import load_model  # noqa: E402
+from tomoscribe.segment.trainset import load_training_set  # noqa: E402
 from tomoscribe.napari.widget import AnnotateWidget  # noqa: E402
 from tomoscribe.simulate.annotator import simulate_annotator  # noqa: E402
 from tomoscribe.simulate.shapes import (CLASS_IDS, ShapesPhantomParams,  # noqa: E402
@@ -33,7 +38,7 @@ pytestmark = pytest.mark.napari
 
 FEATURES = ("membrane", "blob")
 THRESHOLDS = {"membrane": 0.7, "blob": 0.7}
-EPOCHS = 10
+EPOCHS = 15
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "napari"
 
 
@@ -56,7 +61,9 @@ def _wait(qtbot, worker, seconds: float = 600) -> None:
 def phantom(tmp_path):
     tomogram, truth, _ = make_shapes_phantom(ShapesPhantomParams(
         shape=(40, 160, 160), n_vesicles=3, n_filaments=3, n_blobs=25, seed=0))
-    write_volume(tmp_path / "tomo.mrc", tomogram)
+    write_volume(tmp_path / "raw.mrc", tomogram)
+    assert main(["preprocess", str(tmp_path / "raw.mrc"), "-o", str(tmp_path / "tomo.mrc"),
+                 "-q"]) == 0
     return tmp_path / "tomo.mrc", truth.data
 
 
@@ -81,7 +88,7 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
     rng = np.random.default_rng(0)
     for feature in FEATURES:
         pos, neg, painted = simulate_annotator(truth, CLASS_IDS[feature], rng,
-                                               n_positive=10, n_negative=30)
+                                               n_positive=10, n_negative=40)
         widget.start_feature(feature)
         for centre in pos:
             widget.add_box(centre, positive=True)
@@ -125,11 +132,20 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
                      str(session / f"{feature}_boxes.csv"), "--painted",
                      str(session / f"{feature}_painted.mrc"), "--negative-copies", "2",
                      "-o", str(cli / f"{feature}.trainset")]) == 0
-        assert main(["train", str(cli / f"{feature}.trainset"), "-o",
-                     str(cli / f"{feature}.tsm"), "--validation", "0", "--epochs",
-                     str(EPOCHS), "--device", "cpu", "-q"]) == 0
+        ours = load_training_set(session / f"{feature}.trainset")
+        theirs = load_training_set(cli / f"{feature}.trainset")
+        assert np.array_equal(ours.tiles, theirs.tiles)
+        assert np.array_equal(ours.masks, theirs.masks)
+    # One feature is trained again on the command line (the other's model is the
+    # viewer's, to keep the test short): the same weights, bit for bit.
+    assert main(["train", str(cli / "membrane.trainset"), "-o", str(cli / "membrane.tsm"),
+                 "--validation", "0", "--epochs", str(EPOCHS), "--device", "cpu", "-q"]) == 0
+    ours, theirs = (load_model(p).network.state_dict()
+                    for p in (session / "membrane.tsm", cli / "membrane.tsm"))
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    models = [cli / "membrane.tsm", session / "blob.tsm"]
     assert main(["segment", str(path), "-o", str(cli / "maps"), "--device", "cpu", "-q",
-                 *[a for f in FEATURES for a in ("-m", str(cli / f"{f}.tsm"))]]) == 0
+                 *[a for m in models for a in ("-m", str(m))]]) == 0
     assert main(["merge", *[str(cli / "maps" / f"tomo_{f}.mrc") for f in FEATURES],
                  "-o", str(cli / "labels.mrc"), "--threshold", "1", "-q",
                  *[a for f in FEATURES for a in ("--weight", f"{f}={1 / THRESHOLDS[f]}")]]) == 0
@@ -139,7 +155,7 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
     print("Dice viewer", viewer_dice, "command line", cli_dice)
     for feature in FEATURES:
         assert viewer_dice[feature] == pytest.approx(cli_dice[feature], abs=0.01)
-        assert viewer_dice[feature] > 0.6, viewer_dice
+        assert viewer_dice[feature] > 0.5, viewer_dice
     assert np.mean(labels == cli_labels) > 0.99
     # pick on the command line's map, with the sizes its legend learned from the painting
     assert main(["pick", str(cli / "labels.mrc"), "-f", "blob", "-o",
