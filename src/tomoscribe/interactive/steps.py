@@ -221,7 +221,8 @@ def uncertain_tiles(answer: np.ndarray, threshold: float, tile: int = 64, count:
 
     A pixel is uncertain when its normalised value lies within ``band`` of the threshold;
     tiles on a grid of half a tile are ranked by their fraction of uncertain pixels, and
-    tiles overlapping ``avoid_yx`` (boxes already placed) or a better one are skipped.  Only tiles with some uncertain pixel are returned (at most ``count``).
+    tiles overlapping ``avoid_yx`` (boxes already placed) or a better one are skipped.
+    Only tiles with some uncertain pixel are returned (at most ``count``).
     """
     answer = np.asarray(answer, np.float32)
     if answer.ndim != 2:

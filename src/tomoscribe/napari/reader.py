@@ -2,9 +2,11 @@
 
 Every layer gets ``scale`` = the voxel size and ``translate`` = the origin (z, y, x, Å),
 so files of different voxel sizes line up.  MRC files stay memory-mapped and OME-Zarr
-chunked (tomoscribe.io opens them lazily).  A label map with a ``.legend.json`` becomes
-a labels layer coloured and named by its legend; a particle file becomes points, with
-RELION Euler angles (rot, tilt, psi) as point features where the file has them.
+chunked (tomoscribe.io opens them lazily), with every level of a multiscale OME-Zarr.
+A label map with a ``.legend.json`` becomes a labels layer coloured and named by its
+legend; a particle file becomes points (positions in voxels scaled by the file's pixel
+size; a particle file records no origin), with RELION Euler angles (rot, tilt, psi) as
+point features where the file has them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,30 @@ def legend_colormap(legend: dict) -> dict:
     return colours
 
 
+def pyramid(path, volume) -> list | None:
+    """The lower-resolution levels of an OME-Zarr multiscale image after its first
+    (which ``volume`` holds), as napari's multiscale data; None for one level.
+
+    Levels must shrink in every axis; a store whose extra levels cannot be read or do
+    not shrink opens at full resolution only.
+    """
+    if Path(str(path).rstrip("/")).suffix.lower() != ".zarr":
+        return None
+    from ..io.zarrstore import open_group
+
+    try:
+        group = open_group(path)
+        datasets = dict(group.attrs)["multiscales"][0]["datasets"]
+        levels = [volume.data] + [group[d["path"]] for d in datasets[1:]]
+    except (KeyError, IndexError, TypeError, ValueError, OSError):
+        return None
+    shapes = [tuple(level.shape) for level in levels]
+    if len(levels) < 2 or any(len(b) != 3 or not all(y <= x for x, y in zip(a, b))
+                              for a, b in zip(shapes, shapes[1:])):
+        return None
+    return levels
+
+
 def volume_layer(path, voxel_size_A: float | None = None) -> tuple:
     """(data, kwargs, type) of one volume file: labels with a legend, else an image."""
     from ..io import read_volume
@@ -54,16 +80,18 @@ def volume_layer(path, voxel_size_A: float | None = None) -> tuple:
     legend = read_legend(Path(path))
     meta = {"path": str(path), "voxel_size_A": volume.voxel_size_A,
             "origin_A": volume.origin_A}
+    levels = pyramid(path, volume)
+    data = levels if levels is not None else volume.data
     if legend:
         from napari.utils.colormaps import DirectLabelColormap
 
         meta["legend"] = legend
-        return (volume.data, {"name": name, "scale": scale, "translate": translate,
-                              "metadata": meta,
-                              "colormap": DirectLabelColormap(
-                                  color_dict=legend_colormap(legend))}, "labels")
-    return (volume.data, {"name": name, "scale": scale, "translate": translate,
-                          "metadata": meta}, "image")
+        return (data, {"name": name, "scale": scale, "translate": translate,
+                       "metadata": meta, "multiscale": levels is not None,
+                       "colormap": DirectLabelColormap(color_dict=legend_colormap(legend))},
+                "labels")
+    return (data, {"name": name, "scale": scale, "translate": translate,
+                   "metadata": meta, "multiscale": levels is not None}, "image")
 
 
 def particles_layer(path, voxel_size_A: float | None = None) -> tuple:
