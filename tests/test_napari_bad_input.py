@@ -76,3 +76,41 @@ def test_model_of_another_voxel_size_is_refused(widget, tmp_path, qtbot):
         pass
     assert "20 Å" in widget.messages[-1] or "voxel size" in widget.messages[-1]
     assert "membrane preview" not in widget.viewer.layers
+
+
+def test_the_brush_paints_only_inside_positive_boxes(widget, tmp_path):
+    widget.open_tomogram(tmp_path / "tomo.mrc")
+    widget.start_feature("membrane")
+    widget.add_box((8, 48, 48), positive=True)
+    layer = widget.viewer.layers["membrane paint"]
+    layer.brush_size = 1
+    layer.paint((8, 40, 40), 1)      # inside the 64 px box around (48, 48)
+    layer.paint((8, 90, 90), 1)      # outside it
+    layer.paint((9, 40, 40), 1)      # another slice: outside
+    assert layer.data[8, 40, 40] == 1
+    assert layer.data[8, 90, 90] == 0 and layer.data[9, 40, 40] == 0
+    layer.paint((8, 40, 40), 0)      # erasing works
+    assert layer.data[8, 40, 40] == 0
+
+
+def test_cancel_stops_training_and_keeps_its_checkpoint(widget, tmp_path, qtbot):
+    from tomoscribe.segment.checkpoint import checkpoint_path
+
+    widget.open_tomogram(tmp_path / "tomo.mrc")
+    widget.start_feature("membrane")
+    widget.add_box((8, 48, 48), positive=True)
+    for centre in ((8, 20, 20), (8, 76, 76), (8, 20, 76)):
+        widget.add_box(centre, positive=False)
+    disk = np.zeros((16, 96, 96), bool)
+    yy, xx = np.mgrid[:96, :96]
+    disk[8] = (yy - 48) ** 2 + (xx - 48) ** 2 < 100
+    widget.paint(disk)
+    widget._signals.epoch.connect(lambda _record: widget.cancel())
+    worker = widget.train(epochs=200)
+    with qtbot.waitSignal(worker.finished, timeout=300000):
+        pass
+    assert widget.messages[-1].startswith("cancelled")
+    assert 1 <= len(widget.losses) < 200
+    model = tmp_path / "session" / "membrane.tsm"
+    assert not model.exists() and checkpoint_path(model).exists()
+    assert "membrane" not in widget.models

@@ -233,9 +233,37 @@ class AnnotateWidget(QWidget):
             self.viewer.add_shapes(name=f"{feature} outlines", edge_color="yellow",
                                    face_color="transparent", edge_width=1, **common)
         if self._layer(f"{feature} paint") is None:
-            self.viewer.add_labels(np.zeros(self.volume.shape, np.uint8),
-                                   name=f"{feature} paint", scale=scale, translate=translate)
+            layer = self.viewer.add_labels(np.zeros(self.volume.shape, np.uint8),
+                                           name=f"{feature} paint", scale=scale,
+                                           translate=translate)
+            self._limit_brush(layer, feature)
         self.viewer.layers.selection.active = self._layer(f"{feature} paint")
+
+    def _limit_brush(self, layer, feature: str) -> None:
+        """Make napari's brush and fill paint only inside the positive boxes (erasing,
+        label 0, works anywhere): every edit of a labels layer goes through
+        ``data_setitem``, which is wrapped here for this layer."""
+        original = layer.data_setitem
+
+        def limited(indices, value, refresh=True):
+            indices = tuple(np.asarray(i) for i in indices)
+            values = np.broadcast_to(np.asarray(value), indices[0].shape)
+            keep = (values == 0) | self._inside_positive_boxes(feature, indices)
+            original(tuple(i[keep] for i in indices),
+                     values[keep] if np.ndim(value) else value, refresh)
+
+        layer.data_setitem = limited
+
+    def _inside_positive_boxes(self, feature: str, indices) -> np.ndarray:
+        """Which voxels (index arrays z, y, x) lie in a positive box's tile."""
+        points = self._layer(f"{feature} positive boxes")
+        centres = np.round(np.asarray(points.data)).reshape(-1, 3) if points is not None \
+            else np.empty((0, 3))
+        half = self.tile_edit.value() // 2
+        z, y, x = (np.asarray(i)[:, None] for i in indices)
+        inside = (z == centres[:, 0]) & (y >= centres[:, 1] - half) & (
+            y < centres[:, 1] + half) & (x >= centres[:, 2] - half) & (x < centres[:, 2] + half)
+        return inside.any(axis=1)
 
     @property
     def feature(self) -> str:
