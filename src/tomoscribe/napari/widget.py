@@ -344,9 +344,10 @@ class AnnotateWidget(QWidget):
             return None
         self._cancel.clear()
         self.status.setText(description)
-        self.worker = create_worker(work, _start_thread=False)
-        self.worker.returned.connect(done)
-        self.worker.errored.connect(self._failed)
+        # errors go to _failed (a notification); without an "errored" connection given
+        # here, superqt would also re-raise them in the event loop
+        self.worker = create_worker(work, _start_thread=False,
+                                    _connect={"returned": done, "errored": self._failed})
         self.worker.start()
         return self.worker
 
