@@ -47,6 +47,8 @@ def _shoot(viewer, folder: Path, name: str) -> None:
     from skimage.io import imsave
 
     folder.mkdir(parents=True, exist_ok=True)
+    viewer.window.resize(1600, 1000)
+    viewer.reset_view()
     imsave(folder / f"{name}.png", viewer.screenshot(canvas_only=False, flash=False),
            check_contrast=False)
 
