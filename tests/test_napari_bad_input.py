@@ -78,7 +78,7 @@ def test_model_of_another_voxel_size_is_refused(widget, tmp_path, qtbot):
     assert "membrane preview" not in widget.viewer.layers
 
 
-def test_the_brush_paints_only_inside_positive_boxes(widget, tmp_path):
+def test_the_brush_paints_only_inside_positive_boxes(widget, tmp_path, qtbot):
     widget.open_tomogram(tmp_path / "tomo.mrc")
     widget.start_feature("membrane")
     widget.add_box((8, 48, 48), positive=True)
@@ -87,9 +87,12 @@ def test_the_brush_paints_only_inside_positive_boxes(widget, tmp_path):
     layer.paint((8, 40, 40), 1)      # inside the 64 px box around (48, 48)
     layer.paint((8, 90, 90), 1)      # outside it
     layer.paint((9, 40, 40), 1)      # another slice: outside
+    qtbot.wait(50)                   # the correction runs from the event loop
     assert layer.data[8, 40, 40] == 1
-    assert layer.data[8, 90, 90] == 0 and layer.data[9, 40, 40] == 0
+    assert layer.data[8, 90, 90] == 0
+    assert layer.data[9, 40, 40] == 0
     layer.paint((8, 40, 40), 0)      # erasing works
+    qtbot.wait(50)
     assert layer.data[8, 40, 40] == 0
 
 

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                             QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                             QSlider, QSpinBox, QVBoxLayout, QWidget)
@@ -31,6 +31,25 @@ class _Signals(QObject):
 
     progress = Signal(str, int, int)
     epoch = Signal(dict)
+
+
+def _changes(atom) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """(index arrays, old values, new values) of the voxels one undo-history atom of a
+    napari labels layer changed: a masked atom (napari ≥ 0.6: bounding box, mask, old
+    values, new label) or the older (indices, old values, new values) triple."""
+    if hasattr(atom, "slice_key"):
+        mask = None if atom.mask is None else np.asarray(atom.mask, bool)
+        old = np.asarray(atom.old_values)
+        if mask is None:
+            mask = np.ones(old.shape, bool)
+            old = old[mask]
+        starts = [s.start or 0 for s in atom.slice_key]
+        indices = tuple(i + start for i, start in zip(np.nonzero(mask), starts))
+        return indices, old, np.full(len(indices[0]), atom.new_value)
+    indices, old, new = atom
+    indices = tuple(np.asarray(i) for i in indices)
+    return (indices, np.broadcast_to(np.asarray(old), indices[0].shape),
+            np.broadcast_to(np.asarray(new), indices[0].shape))
 
 
 class AnnotateWidget(QWidget):
@@ -240,19 +259,25 @@ class AnnotateWidget(QWidget):
         self.viewer.layers.selection.active = self._layer(f"{feature} paint")
 
     def _limit_brush(self, layer, feature: str) -> None:
-        """Make napari's brush and fill paint only inside the positive boxes (erasing,
-        label 0, works anywhere): every edit of a labels layer goes through
-        ``data_setitem``, which is wrapped here for this layer."""
-        original = layer.data_setitem
+        """Keep napari's brush and fill inside the positive boxes (erasing, label 0,
+        works anywhere): every finished stroke is an undo-history item that the layer's
+        ``paint`` event carries as atoms of changes; voxels painted outside every
+        positive box get their old values back."""
+        def undo_outside(event):
+            restored = False
+            for atom in event.value:
+                indices, old, new = _changes(atom)
+                outside = (new != 0) & ~self._inside_positive_boxes(feature, indices)
+                if outside.any():
+                    layer.data[tuple(i[outside] for i in indices)] = old[outside]
+                    restored = True
+            if restored:
+                layer.refresh()
 
-        def limited(indices, value, refresh=True):
-            indices = tuple(np.asarray(i) for i in indices)
-            values = np.broadcast_to(np.asarray(value), indices[0].shape)
-            keep = (values == 0) | self._inside_positive_boxes(feature, indices)
-            original(tuple(i[keep] for i in indices),
-                     values[keep] if np.ndim(value) else value, refresh)
-
-        layer.data_setitem = limited
+        # napari emits the event before it writes the stroke into the array, so the
+        # correction runs just after, from the event loop
+        layer.events.paint.connect(lambda event: QTimer.singleShot(0, lambda: undo_outside(
+            event)))
 
     def _inside_positive_boxes(self, feature: str, indices) -> np.ndarray:
         """Which voxels (index arrays z, y, x) lie in a positive box's tile."""
