@@ -55,6 +55,9 @@ def _stall_while(app, worker) -> float:
         app.processEvents()
         time.sleep(0.002)
     timer.stop()
+    for _ in range(20):  # deliver the worker's queued "returned" signal
+        app.processEvents()
+        time.sleep(0.005)
     return float(np.max(np.diff(ticks))) if len(ticks) > 1 else float("nan")
 
 
@@ -87,6 +90,8 @@ def event_loop_stalls(epochs: int) -> dict:
     widget.paint(painted.astype(bool))
     training = _stall_while(app, widget.train(epochs=epochs))
     first_network = time.perf_counter() - started
+    if "membrane" not in widget.models:
+        raise SystemExit(f"training failed: {widget.messages[-1]}")
     applying = _stall_while(app, widget.apply())
     viewer.close()
     return {"stall_training_ms": 1000 * training, "stall_applying_ms": 1000 * applying,

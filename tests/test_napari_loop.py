@@ -105,10 +105,16 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
         assert widget.losses[-1]["train_loss"] < widget.losses[0]["train_loss"]
         if feature == "membrane":
             _shoot(viewer, shots, "3-train")
-            _wait(qtbot, widget.preview(z=20))
-            preview = np.asarray(viewer.layers["membrane preview"].data)[0]
-            assert preview.shape == (160, 160) and preview.any()
-            # the preview is segment's answer on that slice
+            _wait(qtbot, widget.preview())            # the displayed slice
+            z = int(pos[0][0])
+            layer = viewer.layers["membrane preview"]
+            assert layer.translate[0] == pytest.approx(z * 10.0)  # drawn on that slice
+            preview = np.asarray(layer.data)[0]
+            assert preview.shape == (160, 160)
+            on_feature = overlap_scores(preview.astype(bool), truth[z] == CLASS_IDS[feature])
+            assert on_feature["dice"] > 0.4, on_feature
+            suggested = widget.suggest_tiles()
+            assert suggested is not None and np.all(suggested[:, 0] == z)
             _shoot(viewer, shots, "4-preview")
 
     _wait(qtbot, widget.apply())
