@@ -135,6 +135,9 @@ class AnnotateWidget(QWidget):
         self.loss_axes = figure.add_subplot()
         self.loss_axes.set_xlabel("epoch", fontsize=7)
         self.loss_axes.set_ylabel("log MSE", fontsize=7)
+        (self.train_line,) = self.loss_axes.plot([], [], label="train")
+        (self.validation_line,) = self.loss_axes.plot([], [], label="validation")
+        self.loss_axes.legend(fontsize=6)
         canvas = FigureCanvasQTAgg(figure)
         canvas.setMinimumHeight(120)
         return canvas
@@ -400,17 +403,17 @@ class AnnotateWidget(QWidget):
         self.status.setText(f"{description}: {done}/{total}")
 
     def _on_epoch(self, record: dict) -> None:
+        """Extend the loss curve by one epoch (lines updated in place, drawn when idle:
+        redrawing the figure from scratch stalled the event loop)."""
         self.losses.append(record)
         self.progress.setValue(record["epoch"])
-        axes = self.loss_axes
-        axes.clear()
-        axes.plot([r["epoch"] for r in self.losses], [r["train_loss"] for r in self.losses],
-                  label="train")
+        epochs = [r["epoch"] for r in self.losses]
+        self.train_line.set_data(epochs, [r["train_loss"] for r in self.losses])
         val = [(r["epoch"], r["validation_loss"]) for r in self.losses
                if r["validation_loss"] is not None]
-        if val:
-            axes.plot(*zip(*val), label="validation")
-        axes.legend(fontsize=6)
+        self.validation_line.set_data(*(zip(*val) if val else ([], [])))
+        self.loss_axes.relim()
+        self.loss_axes.autoscale_view()
         self.loss_canvas.draw_idle()
 
     def train(self, epochs: int | None = None, validation: float = 0.0):
@@ -428,6 +431,8 @@ class AnnotateWidget(QWidget):
         epochs = epochs or self.epochs_edit.value()
         output = self.folder / f"{feature}.tsm"
         self.losses = []
+        self.train_line.set_data([], [])
+        self.validation_line.set_data([], [])
         self.progress.setMaximum(epochs)
         self.progress.setValue(0)
 
