@@ -3,21 +3,64 @@
 Library functions take ``show_progress`` and wrap their loops in :func:`track`; the
 command line turns it on.  Output goes to standard error so that it never mixes with
 results on standard output.
+
+A caller that shows progress elsewhere (the napari plugin's progress bars) wraps the
+work in :func:`observe`: every :func:`track` loop of that thread then reports
+``(description, done, total)`` to its callback after each item, and the callback may
+raise :class:`Cancelled` to stop the work between two items.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
+_watchers = threading.local()
+
+
+class Cancelled(Exception):
+    """The person who started the work stopped it (a viewer's cancel button).
+
+    Not a :class:`tomoscribe.errors.TomoscribeError`: like Ctrl-C, it keeps what resumable
+    work (``segment``'s unfinished maps, ``train``'s checkpoint) has done so far.
+    """
+
+
+@contextlib.contextmanager
+def observe(callback: Callable[[str, int, int | None], None]):
+    """Report every :func:`track` loop run in this thread to ``callback``.
+
+    ``callback(description, done, total)`` is called before the first item (done 0) and
+    after each item; it may raise :class:`Cancelled`.
+    """
+    previous = getattr(_watchers, "callback", None)
+    _watchers.callback = callback
+    try:
+        yield
+    finally:
+        _watchers.callback = previous
+
+
+def _observed(items: Iterable[T], description: str, total: int | None,
+              callback) -> Iterator[T]:
+    callback(description, 0, total)
+    for done, item in enumerate(items, start=1):
+        yield item
+        callback(description, done, total)
+
 
 def track(items: Iterable[T], description: str, total: int | None = None,
           show_progress: bool = False) -> Iterator[T]:
-    """Iterate over ``items``, showing a progress bar on stderr when asked."""
+    """Iterate over ``items``, showing a progress bar on stderr when asked (and telling
+    the thread's :func:`observe` callback, if any)."""
+    callback = getattr(_watchers, "callback", None)
+    if callback is not None:
+        items = _observed(items, description, total, callback)
     if not show_progress:
         yield from items
         return

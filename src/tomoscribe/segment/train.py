@@ -24,6 +24,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -97,7 +98,8 @@ def shrink_masks(masks: torch.Tensor, stride: int) -> torch.Tensor:
 
 def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSpec(),  # noqa: B008 (frozen)
                   params: TrainParams = TrainParams(), device: str = "auto",
-                  show_progress: bool = False, checkpoint=None) -> FeatureModel:
+                  show_progress: bool = False, checkpoint=None,
+                  on_epoch: Callable[[dict], None] | None = None) -> FeatureModel:
     """Train one network on one feature's training set.
 
     Parameters
@@ -159,10 +161,17 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
 
     first_epoch, history, save = _checkpointing(
         checkpoint, trainset, spec, params, dev, (network, optimiser, scheduler, generator))
+
+    def after_epoch(epochs_done: int, history: list) -> None:
+        if save is not None:
+            save(epochs_done, history)  # first: a cancel from on_epoch keeps the epoch
+        if on_epoch is not None:
+            on_epoch(dict(history[-1]))
+
     history = run_epochs(params.epochs, one_epoch, loss_key="train_loss",
                          first_epoch=first_epoch, history=history,
                          label=f"training {trainset.metadata.get('feature', '')}",
-                         show_progress=show_progress, after_epoch=save,
+                         show_progress=show_progress, after_epoch=after_epoch,
                          on_divergence=lambda: _drop(checkpoint))
     _drop(checkpoint)
     return _finished_model(network, spec, params, trainset, tiles, targets, dev, history,

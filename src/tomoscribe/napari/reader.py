@@ -1,0 +1,120 @@
+"""npe2 reader: tomograms, label maps and particle files as napari layers in Å.
+
+Every layer gets ``scale`` = the voxel size and ``translate`` = the origin (z, y, x, Å),
+so files of different voxel sizes line up.  MRC files stay memory-mapped and OME-Zarr
+chunked (tomoscribe.io opens them lazily), with every level of a multiscale OME-Zarr.
+A label map with a ``.legend.json`` becomes a labels layer coloured and named by its
+legend; a particle file becomes points (positions in voxels scaled by the file's pixel
+size; a particle file records no origin), with RELION Euler angles (rot, tilt, psi) as
+point features where the file has them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+from ..errors import TomoscribeError
+
+_VOLUMES = (".mrc", ".rec", ".map", ".st", ".zarr", ".tif", ".tiff")
+_PARTICLES = (".star", ".mod")
+
+
+def get_reader(path):
+    """The reading function for ``path``, or None where this plugin does not read it."""
+    if isinstance(path, list):
+        return None
+    suffix = Path(str(path).rstrip("/")).suffix.lower()
+    if suffix in _VOLUMES or suffix in _PARTICLES:
+        return read_layers
+    return None
+
+
+def scale_translate(volume) -> tuple[tuple, tuple]:
+    """napari ``scale`` and ``translate`` (z, y, x, Å) of a tomoscribe Volume."""
+    return tuple(float(v) for v in volume.voxel_size_A[::-1]), \
+        tuple(float(v) for v in volume.origin_A[::-1])
+
+
+def legend_colormap(legend: dict) -> dict:
+    """napari's label colour dict {id: colour} from a merge legend (0 transparent)."""
+    colours = {None: "transparent", 0: "transparent"}
+    for key, entry in legend.items():
+        if int(key) != 0:
+            colours[int(key)] = entry.get("colour", "#ffffff")
+    return colours
+
+
+def pyramid(path, volume) -> list | None:
+    """The lower-resolution levels of an OME-Zarr multiscale image after its first
+    (which ``volume`` holds), as napari's multiscale data; None for one level.
+
+    Levels must shrink in every axis; a store whose extra levels cannot be read or do
+    not shrink opens at full resolution only.
+    """
+    if Path(str(path).rstrip("/")).suffix.lower() != ".zarr":
+        return None
+    from ..io.zarrstore import open_group
+
+    try:
+        group = open_group(path)
+        datasets = dict(group.attrs)["multiscales"][0]["datasets"]
+        levels = [volume.data] + [group[d["path"]] for d in datasets[1:]]
+    except (KeyError, IndexError, TypeError, ValueError, OSError):
+        return None
+    shapes = [tuple(level.shape) for level in levels]
+    if len(levels) < 2 or any(len(b) != 3 or not all(y <= x for x, y in zip(a, b))
+                              for a, b in zip(shapes, shapes[1:])):
+        return None
+    return levels
+
+
+def volume_layer(path, voxel_size_A: float | None = None) -> tuple:
+    """(data, kwargs, type) of one volume file: labels with a legend, else an image."""
+    from ..io import read_volume
+    from ..segment.labelmaps import read_legend
+
+    volume = read_volume(path, voxel_size_A)
+    scale, translate = scale_translate(volume)
+    name = Path(str(path).rstrip("/")).name
+    legend = read_legend(Path(path))
+    meta = {"path": str(path), "voxel_size_A": volume.voxel_size_A,
+            "origin_A": volume.origin_A}
+    levels = pyramid(path, volume)
+    data = levels if levels is not None else volume.data
+    if legend:
+        from napari.utils.colormaps import DirectLabelColormap
+
+        meta["legend"] = legend
+        return (data, {"name": name, "scale": scale, "translate": translate,
+                       "metadata": meta, "multiscale": levels is not None,
+                       "colormap": DirectLabelColormap(color_dict=legend_colormap(legend))},
+                "labels")
+    return (data, {"name": name, "scale": scale, "translate": translate,
+                   "metadata": meta, "multiscale": levels is not None}, "image")
+
+
+def particles_layer(path, voxel_size_A: float | None = None) -> tuple:
+    """(data, kwargs, "points") of a particle file, positions (z, y, x) in voxels scaled
+    by the file's voxel size (or ``voxel_size_A``)."""
+    from ..io.particles import read_particles, recorded_voxel_size
+
+    table = read_particles(path, voxel_size_A)
+    voxel = voxel_size_A or recorded_voxel_size(table) or 1.0
+    data = table[["z", "y", "x"]].to_numpy(float)
+    features = {c: table[c].to_numpy() for c in ("rot", "tilt", "psi", "score")
+                if c in table}
+    return (data, {"name": Path(str(path)).name, "scale": (voxel,) * 3, "size": 8,
+                   "features": features, "metadata": {"path": str(path)}}, "points")
+
+
+def read_layers(path, voxel_size_A: float | None = None) -> list[tuple]:
+    """Layers of one file (what napari's File > Open shows)."""
+    suffix = Path(str(path).rstrip("/")).suffix.lower()
+    try:
+        if suffix in _PARTICLES:
+            return [particles_layer(path, voxel_size_A)]
+        return [volume_layer(path, voxel_size_A)]
+    except TomoscribeError as err:  # shown by napari as a notification
+        raise ValueError(str(err)) from None
+

@@ -1,0 +1,658 @@
+"""The annotation dock widget: open → annotate → train → preview → apply → merge → pick.
+
+Each button gathers what the layers and fields hold and calls one function of
+:mod:`tomoscribe.interactive` (the functions the commands call), writing into a work
+folder the same files the command line writes (boxes CSV, painted MRC, training set,
+model, maps, label map + legend, picks), so either can continue the other's session.
+Long steps (train, preview, apply, vesicles) run in napari's worker threads; progress
+and losses come back through Qt signals (queued into the event loop), and cancel sets an
+event that the library's progress callbacks turn into :class:`~tomoscribe.progress.Cancelled`.
+Bad input is one notification (napari's), nothing half-written, the viewer usable.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+                            QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
+                            QSlider, QSpinBox, QVBoxLayout, QWidget)
+
+from ..errors import MissingVoxelSizeError, ParameterError, TomoscribeError
+from ..progress import Cancelled
+from .reader import legend_colormap, scale_translate
+
+
+class _Signals(QObject):
+    """Signals emitted from worker threads; Qt queues them into the event loop."""
+
+    progress = Signal(str, int, int)
+    epoch = Signal(dict)
+
+
+def _changes(atom) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """(index arrays, old values, new values) of the voxels one undo-history atom of a
+    napari labels layer changed: a masked atom (napari ≥ 0.6: bounding box, mask, old
+    values, new label) or the older (indices, old values, new values) triple."""
+    if hasattr(atom, "slice_key"):
+        mask = None if atom.mask is None else np.asarray(atom.mask, bool)
+        old = np.asarray(atom.old_values)
+        if mask is None:
+            mask = np.ones(old.shape, bool)
+            old = old[mask]
+        starts = [s.start or 0 for s in atom.slice_key]
+        indices = tuple(i + start for i, start in zip(np.nonzero(mask), starts))
+        return indices, old, np.full(len(indices[0]), atom.new_value)
+    indices, old, new = atom
+    indices = tuple(np.asarray(i) for i in indices)
+    return (indices, np.broadcast_to(np.asarray(old), indices[0].shape),
+            np.broadcast_to(np.asarray(new), indices[0].shape))
+
+
+class AnnotateWidget(QWidget):
+    """One dock widget for the whole loop on one tomogram (see the module docstring)."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.volume = None            # tomoscribe Volume of the open tomogram
+        self.tomogram_path = None
+        self.models: dict[str, Path] = {}
+        self.maps: dict[str, Path] = {}
+        self.labels_path = None
+        self.legend = None
+        self.picks = None
+        self.messages: list[str] = []  # every notification shown, newest last
+        self.losses: list[dict] = []
+        self.worker = None
+        self._cancel = threading.Event()
+        self._signals = _Signals()
+        self._signals.progress.connect(self._on_progress)
+        self._signals.epoch.connect(self._on_epoch)
+        layout = QVBoxLayout(self)
+        for box in (self._open_box(), self._annotate_box(), self._train_box(),
+                    self._preview_box(), self._apply_box()):
+            layout.addWidget(box)
+        layout.addStretch()
+        self.viewer.dims.events.current_step.connect(self._slice_changed)
+
+    # --- layout -------------------------------------------------------------------------
+    def _open_box(self) -> QGroupBox:
+        box, form = QGroupBox("1. Open"), QFormLayout()
+        self.path_edit = QLineEdit()
+        self.voxel_edit = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1e4)
+        self.voxel_edit.setSpecialValueText("from the file")
+        self.folder_edit = QLineEdit()
+        button = QPushButton("Open tomogram")
+        button.clicked.connect(lambda: self.open_tomogram(self.path_edit.text()))
+        for label, widget in (("Tomogram", self.path_edit), ("Voxel size (Å)", self.voxel_edit),
+                              ("Work folder", self.folder_edit), ("", button)):
+            form.addRow(label, widget)
+        box.setLayout(form)
+        return box
+
+    def _annotate_box(self) -> QGroupBox:
+        box, form = QGroupBox("2. Annotate one feature"), QFormLayout()
+        self.feature_edit = QLineEdit("membrane")
+        self.tile_edit = QSpinBox(minimum=16, maximum=512, value=64)
+        start = QPushButton("Start / switch feature")
+        start.clicked.connect(lambda: self.start_feature(self.feature_edit.text()))
+        save = QPushButton("Save annotation + training set")
+        save.clicked.connect(self.save_annotation)
+        for label, widget in (("Feature", self.feature_edit), ("Box (px)", self.tile_edit),
+                              ("", start), ("", save)):
+            form.addRow(label, widget)
+        box.setLayout(form)
+        return box
+
+    def _train_box(self) -> QGroupBox:
+        box, layout = QGroupBox("3. Train"), QVBoxLayout()
+        row = QHBoxLayout()
+        self.epochs_edit = QSpinBox(minimum=1, maximum=500, value=20)
+        train, cancel = QPushButton("Train"), QPushButton("Cancel")
+        train.clicked.connect(lambda: self.train())
+        cancel.clicked.connect(self.cancel)
+        for widget in (QLabel("Epochs"), self.epochs_edit, train, cancel):
+            row.addWidget(widget)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self.loss_canvas = self._loss_canvas()
+        layout.addWidget(self.loss_canvas)
+        box.setLayout(layout)
+        return box
+
+    def _loss_canvas(self):
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(3, 1.6), tight_layout=True)
+        self.loss_axes = figure.add_subplot()
+        self.loss_axes.set_xlabel("epoch", fontsize=7)
+        self.loss_axes.set_ylabel("log MSE", fontsize=7)
+        (self.train_line,) = self.loss_axes.plot([], [], label="train")
+        (self.validation_line,) = self.loss_axes.plot([], [], label="validation")
+        self.loss_axes.legend(fontsize=6)
+        canvas = FigureCanvasQTAgg(figure)
+        canvas.setMinimumHeight(120)
+        return canvas
+
+    def _preview_box(self) -> QGroupBox:
+        box, form = QGroupBox("4. Preview"), QFormLayout()
+        button = QPushButton("Preview this slice")
+        button.clicked.connect(lambda: self.preview())
+        self.follow = QCheckBox("follow the slice")
+        self.threshold_slider = QSlider(Qt.Horizontal, minimum=0, maximum=200, value=80)
+        self.threshold_slider.valueChanged.connect(lambda _: self._show_threshold())
+        suggest = QPushButton("Suggest tiles to annotate")
+        suggest.clicked.connect(lambda: self.suggest_tiles())
+        form.addRow("", button)
+        form.addRow("", self.follow)
+        form.addRow("Threshold", self.threshold_slider)
+        form.addRow("", suggest)
+        box.setLayout(form)
+        return box
+
+    def _apply_box(self) -> QGroupBox:
+        box, form = QGroupBox("5. Apply, merge, vesicles, pick, export"), QFormLayout()
+        apply_button = QPushButton("Apply all models to the tomogram")
+        apply_button.clicked.connect(lambda: self.apply())
+        self.thresholds_edit = QLineEdit("")
+        self.thresholds_edit.setPlaceholderText("membrane=0.7, blob=0.8 (default 1.0)")
+        self.erasers_edit = QLineEdit("")
+        merge = QPushButton("Merge")
+        merge.clicked.connect(lambda: self.merge(self._thresholds(), self._erasers()))
+        vesicles = QPushButton("Close vesicles")
+        vesicles.clicked.connect(lambda: self.close_vesicles())
+        self.pick_feature_edit = QComboBox(editable=True)
+        pick = QPushButton("Pick")
+        pick.clicked.connect(lambda: self.pick(self.pick_feature_edit.currentText()))
+        self.export_edit = QLineEdit("picks.star, picks.csv, picks.mod, picks.json")
+        export = QPushButton("Export picks")
+        export.clicked.connect(lambda: self.export(
+            [s.strip() for s in self.export_edit.text().split(",") if s.strip()]))
+        for label, widget in (("", apply_button), ("Thresholds", self.thresholds_edit),
+                              ("Erasers", self.erasers_edit), ("", merge), ("", vesicles),
+                              ("Feature", self.pick_feature_edit), ("", pick),
+                              ("Files", self.export_edit), ("", export)):
+            form.addRow(label, widget)
+        box.setLayout(form)
+        return box
+
+    # --- messages -----------------------------------------------------------------------
+    def notify(self, message: str, error: bool = True) -> None:
+        """Show one napari notification (and keep it in ``messages``)."""
+        from napari.utils.notifications import show_error, show_info
+
+        self.messages.append(message)
+        (show_error if error else show_info)(message)
+
+    def _guarded(self, work, *args, **kwargs):
+        """Run ``work``; a tomoscribe error or OS error becomes a notification."""
+        try:
+            return work(*args, **kwargs)
+        except (TomoscribeError, OSError) as err:
+            self.notify(str(err))
+            return None
+
+    # --- 1. open ------------------------------------------------------------------------
+    @property
+    def folder(self) -> Path:
+        text = self.folder_edit.text().strip()
+        if text:
+            return Path(text)
+        return Path(self.tomogram_path).resolve().parent / "tomoscribe-session"
+
+    def open_tomogram(self, path, voxel_size_A: float | None = None):
+        """Open a tomogram as an image layer in Å; asks for the voxel size where the file
+        has none (nothing is guessed).  Returns the layer, or None."""
+        from ..io import read_volume
+
+        voxel = voxel_size_A or (self.voxel_edit.value() or None)
+        try:
+            volume = read_volume(path, voxel)
+        except MissingVoxelSizeError:
+            self.voxel_edit.setFocus()
+            self.notify(f"{Path(path).name} records no voxel size; enter it under "
+                        "'Voxel size (Å)' and open it again.")
+            return None
+        except (TomoscribeError, OSError) as err:
+            self.notify(str(err))
+            return None
+        self.volume, self.tomogram_path = volume, Path(path)
+        self.path_edit.setText(str(path))
+        scale, translate = scale_translate(volume)
+        layer = self.viewer.add_image(volume.data, name=Path(path).name, scale=scale,
+                                      translate=translate, metadata={"path": str(path)})
+        self.viewer.dims.set_current_step(0, volume.shape[0] // 2)
+        return layer
+
+    def _layer(self, name: str):
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    # --- 2. annotate --------------------------------------------------------------------
+    def start_feature(self, feature: str) -> None:
+        """Points layers for positive and negative box centres, their outlines and a
+        labels layer to paint the feature in (created once per feature)."""
+        if self.volume is None:
+            self.notify("open a tomogram first.")
+            return
+        self.feature_edit.setText(feature)
+        scale, translate = scale_translate(self.volume)
+        common = {"scale": scale, "translate": translate, "ndim": 3}
+        for kind, colour in (("positive", "lime"), ("negative", "magenta")):
+            name = f"{feature} {kind} boxes"
+            if self._layer(name) is None:
+                layer = self.viewer.add_points(name=name, face_color=colour, size=6,
+                                               **common)
+                layer.events.data.connect(lambda _e: self._draw_outlines())
+        if self._layer(f"{feature} outlines") is None:
+            self.viewer.add_shapes(name=f"{feature} outlines", edge_color="yellow",
+                                   face_color="transparent", edge_width=1, **common)
+        if self._layer(f"{feature} paint") is None:
+            layer = self.viewer.add_labels(np.zeros(self.volume.shape, np.uint8),
+                                           name=f"{feature} paint", scale=scale,
+                                           translate=translate)
+            self._limit_brush(layer, feature)
+        self.viewer.layers.selection.active = self._layer(f"{feature} paint")
+
+    def _limit_brush(self, layer, feature: str) -> None:
+        """Keep napari's brush and fill inside the positive boxes (erasing, label 0,
+        works anywhere): every finished stroke is an undo-history item that the layer's
+        ``paint`` event carries as atoms of changes; voxels painted outside every
+        positive box get their old values back."""
+        def undo_outside(event):
+            restored = False
+            for atom in event.value:
+                indices, old, new = _changes(atom)
+                outside = (new != 0) & ~self._inside_positive_boxes(feature, indices)
+                if outside.any():
+                    layer.data[tuple(i[outside] for i in indices)] = old[outside]
+                    restored = True
+            if restored:
+                layer.refresh()
+
+        # napari emits the event before it writes the stroke into the array, so the
+        # correction runs just after, from the event loop
+        layer.events.paint.connect(lambda event: QTimer.singleShot(0, lambda: undo_outside(
+            event)))
+
+    def _inside_positive_boxes(self, feature: str, indices) -> np.ndarray:
+        """Which voxels (index arrays z, y, x) lie in a positive box's tile."""
+        points = self._layer(f"{feature} positive boxes")
+        centres = np.round(np.asarray(points.data)).reshape(-1, 3) if points is not None \
+            else np.empty((0, 3))
+        half = self.tile_edit.value() // 2
+        z, y, x = (np.asarray(i)[:, None] for i in indices)
+        inside = (z == centres[:, 0]) & (y >= centres[:, 1] - half) & (
+            y < centres[:, 1] + half) & (x >= centres[:, 2] - half) & (x < centres[:, 2] + half)
+        return inside.any(axis=1)
+
+    @property
+    def feature(self) -> str:
+        return self.feature_edit.text().strip()
+
+    def add_box(self, zyx, positive: bool = True) -> None:
+        """Add one box centre (voxel indices z, y, x), as a click in add mode does."""
+        layer = self._layer(f"{self.feature} {'positive' if positive else 'negative'} boxes")
+        layer.add(np.asarray(zyx, float)[None])
+
+    def boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positive and negative centres (z, y, x voxels) of the current feature."""
+        return tuple(np.asarray(self._layer(f"{self.feature} {k} boxes").data).reshape(-1, 3)
+                     for k in ("positive", "negative"))
+
+    def _draw_outlines(self) -> None:
+        layer = self._layer(f"{self.feature} outlines")
+        if layer is None:
+            return
+        half = self.tile_edit.value() / 2
+        rectangles = []
+        for kind in ("positive", "negative"):
+            points = self._layer(f"{self.feature} {kind} boxes")
+            for z, y, x in (np.asarray(points.data) if points is not None else []):
+                rectangles.append(np.array([[z, y - half, x - half], [z, y - half, x + half],
+                                            [z, y + half, x + half], [z, y + half, x - half]]))
+        layer.data = []
+        if rectangles:
+            layer.add_rectangles(rectangles, edge_color="yellow", face_color="transparent")
+
+    def paint(self, mask: np.ndarray, value: int = 1) -> None:
+        """Paint ``mask`` (bool, the tomogram's shape) inside the positive boxes, as the
+        brush does (what lies outside every positive box is not painted)."""
+        from ..interactive.annotation import painted_in_boxes
+
+        layer = self._layer(f"{self.feature} paint")
+        inside = painted_in_boxes(mask, self.boxes()[0], self.tile_edit.value()).astype(bool)
+        data = np.asarray(layer.data)
+        data[inside] = value
+        layer.data = data
+
+    def save_annotation(self):
+        """Write boxes CSV + painted MRC + training set (``trainset``'s files). Returns
+        the training set's path, or None after a notification."""
+        return self._guarded(self._save_annotation)
+
+    def _save_annotation(self) -> Path:
+        from ..interactive.annotation import (annotation_training_set, record_annotation,
+                                              save_annotation)
+        from ..outputs import check_writable
+        from ..segment.trainset import save_training_set
+
+        if self.volume is None:
+            raise ParameterError("open a tomogram first.")
+        pos, neg = self.boxes()
+        painted = np.asarray(self._layer(f"{self.feature} paint").data)
+        tile = self.tile_edit.value()
+        output = self.folder / f"{self.feature}.trainset"
+        check_writable(output)
+        trainset = annotation_training_set(self.volume, self.feature, pos, neg, painted, tile,
+                                           negative_copies=2)
+        boxes_path, painted_path = save_annotation(self.folder, self.feature, self.volume,
+                                                   pos, neg, painted, tile)
+        save_training_set(output, trainset)
+        record_annotation(output, self.feature, tile, 0, 2,
+                          [self.tomogram_path, boxes_path, painted_path])
+        self.notify(f"saved {output.name}: {trainset.n_positive} positive and "
+                    f"{trainset.n_negative} negative tiles", error=False)
+        return output
+
+    # --- 3. train -----------------------------------------------------------------------
+    def _start(self, work, done, description: str):
+        """Run ``work`` in a napari worker thread; ``done(result)`` back in the GUI."""
+        from napari.qt.threading import create_worker
+
+        if self.worker is not None and self.worker.is_running:
+            self.notify("wait for the running step to finish, or cancel it.")
+            return None
+        self._cancel.clear()
+        self.status.setText(description)
+        # errors go to _failed (a notification); without an "errored" connection given
+        # here, superqt would also re-raise them in the event loop
+        self.worker = create_worker(work, _start_thread=False,
+                                    _connect={"returned": done, "errored": self._failed})
+        self.worker.start()
+        return self.worker
+
+    def _failed(self, err: Exception) -> None:
+        self.status.setText("")
+        if isinstance(err, Cancelled):
+            self.notify("cancelled; run it again to continue where it stopped.", error=False)
+        elif isinstance(err, (TomoscribeError, OSError)):
+            self.notify(str(err))
+        else:
+            self.notify(f"unexpected error: {err!r}")
+
+    def cancel(self) -> None:
+        """Stop the running step at its next epoch or slab."""
+        self._cancel.set()
+
+    def _report(self, description: str, done: int, total) -> None:
+        if self._cancel.is_set():
+            raise Cancelled(description)
+        self._signals.progress.emit(description, done, total or 0)
+
+    def _on_progress(self, description: str, done: int, total: int) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+        self.status.setText(f"{description}: {done}/{total}")
+
+    def _on_epoch(self, record: dict) -> None:
+        """Extend the loss curve by one epoch (lines updated in place, drawn when idle:
+        redrawing the figure from scratch stalled the event loop)."""
+        self.losses.append(record)
+        self.progress.setValue(record["epoch"])
+        epochs = [r["epoch"] for r in self.losses]
+        self.train_line.set_data(epochs, [r["train_loss"] for r in self.losses])
+        val = [(r["epoch"], r["validation_loss"]) for r in self.losses
+               if r["validation_loss"] is not None]
+        self.validation_line.set_data(*(zip(*val) if val else ([], [])))
+        self.loss_axes.relim()
+        self.loss_axes.autoscale_view()
+        self.loss_canvas.draw_idle()
+
+    def train(self, epochs: int | None = None, validation: float = 0.0):
+        """Train the current feature's network from its saved training set in a worker.
+
+        Returns the worker (``finished`` when done), or None after a notification.
+        """
+        from ..interactive.steps import train_model
+        from ..segment.trainset import load_training_set
+
+        feature = self.feature
+        trainset_path = self.save_annotation()
+        if trainset_path is None:
+            return None
+        epochs = epochs or self.epochs_edit.value()
+        output = self.folder / f"{feature}.tsm"
+        self.losses = []
+        self.train_line.set_data([], [])
+        self.validation_line.set_data([], [])
+        self.progress.setMaximum(epochs)
+        self.progress.setValue(0)
+
+        def epoch_done(record):
+            self._report("training", record["epoch"], epochs)
+            self._signals.epoch.emit(record)
+
+        def work():
+            return train_model(load_training_set(trainset_path), output, epochs=epochs,
+                               validation=validation, on_epoch=epoch_done,
+                               inputs=[trainset_path])
+
+        def done(model):
+            self.models[feature] = output
+            self.trained = model
+            self.status.setText(f"trained {feature}: loss {self.losses[-1]['train_loss']:.3f}")
+            self._add_choice(feature)
+
+        return self._start(work, done, f"training {feature}")
+
+    def _add_choice(self, feature: str) -> None:
+        if self.pick_feature_edit.findText(feature) < 0:
+            self.pick_feature_edit.addItem(feature)
+
+    # --- 4. preview ---------------------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        return self.threshold_slider.value() / 100.0
+
+    def preview(self, z: int | None = None, feature: str | None = None):
+        """The feature's network on the displayed slice, in a worker; shown as an overlay
+        of the voxels at or above the threshold.  Returns the worker or None."""
+        from ..interactive.steps import preview_slices
+        from ..segment.modelfile import load_model
+
+        feature = feature or self.feature
+        if feature not in self.models:
+            self.notify(f"no trained network for {feature!r} yet; train it first.")
+            return None
+        z = int(self.viewer.dims.current_step[0]) if z is None else int(z)
+        model_path, volume = self.models[feature], self.volume
+
+        def work():
+            return preview_slices(load_model(model_path), volume, z)[0]
+
+        def done(answer):
+            self.preview_map = (feature, z, answer)
+            self._show_threshold()
+            self.status.setText(f"preview of {feature} on slice {z}")
+
+        return self._start(work, done, f"preview of slice {z}")
+
+    def _show_threshold(self) -> None:
+        if getattr(self, "preview_map", None) is None:
+            return
+        feature, z, answer = self.preview_map
+        scale, translate = scale_translate(self.volume)
+        shown = (answer >= self.threshold).astype(np.uint8)[None]
+        name = f"{feature} preview"
+        layer = self._layer(name)
+        if layer is None:
+            layer = self.viewer.add_labels(shown, name=name, scale=scale, opacity=0.5)
+        layer.data = shown
+        layer.translate = (translate[0] + z * scale[0], *translate[1:])
+
+    def suggest_tiles(self, count: int = 5):
+        """Points where the previewed slice is least certain (next boxes to annotate)."""
+        from ..interactive.steps import uncertain_tiles
+
+        if getattr(self, "preview_map", None) is None:
+            self.notify("preview a slice first.")
+            return None
+        feature, z, answer = self.preview_map
+        positives, negatives = self.boxes() if self._layer(
+            f"{feature} positive boxes") is not None else (np.empty((0, 3)),) * 2
+        placed = np.vstack([positives, negatives])
+        placed = placed[np.round(placed[:, 0]) == z][:, 1:]
+        centres = uncertain_tiles(answer, self.threshold, self.tile_edit.value(), count,
+                                  avoid_yx=placed)
+        points = np.column_stack([np.full(len(centres), z), centres])
+        name = f"{feature} suggested boxes"
+        if self._layer(name) is not None:
+            self.viewer.layers.remove(name)
+        scale, translate = scale_translate(self.volume)
+        self.viewer.add_points(points, name=name, symbol="square", size=10,
+                               face_color="orange", scale=scale, translate=translate)
+        return points
+
+    def _slice_changed(self, _event=None) -> None:
+        if self.follow.isChecked() and self.models and (
+                self.worker is None or not self.worker.is_running):
+            self.preview()
+
+    # --- 5. apply, merge, vesicles, pick, export ----------------------------------------
+    def apply(self, features=None):
+        """Segment the whole tomogram with the trained models (resumable) in a worker."""
+        from ..interactive.steps import apply_models
+        from ..progress import observe
+
+        features = list(features or self.models)
+        if not features:
+            self.notify("train a network first.")
+            return None
+        models = [self.models[f] for f in features]
+        tomogram, voxel = self.tomogram_path, self.voxel_edit.value() or None
+        out_dir = self.folder / "maps"
+
+        def work():
+            with observe(self._report):
+                return apply_models(tomogram, models, out_dir, voxel_size_A=voxel)
+
+        def done(paths):
+            for feature, path in zip(features, paths):
+                self.maps[feature] = path
+            self.status.setText(f"wrote {len(paths)} maps to {out_dir}")
+
+        return self._start(work, done, "applying")
+
+    def _thresholds(self) -> dict:
+        out = {}
+        for item in self.thresholds_edit.text().split(","):
+            name, _, value = item.partition("=")
+            if name.strip():
+                try:
+                    out[name.strip()] = float(value)
+                except ValueError:
+                    out[name.strip()] = float("nan")  # refused by merge_weights
+        return out
+
+    def _erasers(self) -> list[str]:
+        return [s.strip() for s in self.erasers_edit.text().split(",") if s.strip()]
+
+    def merge(self, thresholds: dict | None = None, erasers=()):
+        """Merge the applied maps into a label map shown with its legend's colours."""
+        return self._guarded(self._merge, thresholds or {}, list(erasers))
+
+    def _merge(self, thresholds: dict, erasers: list[str]):
+        from ..interactive.steps import merge_maps
+        from ..io import read_volume
+
+        if not self.maps:
+            raise ParameterError("apply the networks to the tomogram first.")
+        features = list(self.maps)
+        output, legend = merge_maps([self.maps[f] for f in features], features,
+                                    self.folder / "labels.mrc", thresholds, erasers)
+        return self._show_labels(read_volume(output), legend, output)
+
+    def _show_labels(self, labels, legend: dict, path: Path):
+        from napari.utils.colormaps import DirectLabelColormap
+
+        self.labels_path, self.legend, self.labels = path, legend, labels
+        scale, translate = scale_translate(labels)
+        name = "labels"
+        if self._layer(name) is not None:
+            self.viewer.layers.remove(name)
+        layer = self.viewer.add_labels(np.asarray(labels.data), name=name, scale=scale,
+                                       translate=translate, metadata={"legend": legend},
+                                       colormap=DirectLabelColormap(
+                                           color_dict=legend_colormap(legend)))
+        for entry in legend.values():
+            if entry["name"] != "background":
+                self._add_choice(entry["name"])
+        self.status.setText("legend: " + ", ".join(
+            f"{k}={v['name']}" for k, v in legend.items() if k != "0"))
+        return layer
+
+    def close_vesicles(self, feature: str = "membrane"):
+        """Close spherical vesicles of the merged map (in a worker)."""
+        from ..interactive.steps import close_vesicles_in
+        from ..io import read_volume
+
+        if self.labels_path is None:
+            self.notify("merge first.")
+            return None
+        labels, legend = self.labels, self.legend
+        output = self.folder / "labels_closed.mrc"
+
+        def work():
+            close_vesicles_in(labels, legend, output, feature)
+            return read_volume(output)
+
+        return self._start(work, lambda v: self._show_labels(v, legend, output),
+                           "closing vesicles")
+
+    def pick(self, feature: str):
+        """Pick the feature's particles in the merged map; shown as points."""
+        return self._guarded(self._pick, feature)
+
+    def _pick(self, feature: str):
+        from ..interactive.steps import pick_feature
+        from ..segment.modelfile import load_model
+
+        if self.labels_path is None:
+            raise ParameterError("merge first.")
+        size = load_model(self.models[feature]).metadata.get("painted_size") \
+            if feature in self.models else None
+        table, _ = pick_feature(self.labels, self.legend, feature, size)
+        self.picks = (feature, table)
+        scale, translate = scale_translate(self.labels)
+        name = f"{feature} picks"
+        if self._layer(name) is not None:
+            self.viewer.layers.remove(name)
+        self.viewer.add_points(table[["z", "y", "x"]].to_numpy(float), name=name, size=5,
+                               face_color="cyan", scale=scale, translate=translate)
+        self.status.setText(f"{len(table)} {feature} picks")
+        return table
+
+    def export(self, names):
+        """Write the picks to files in the work folder (STAR, IMOD, CSV, copick JSON)."""
+        from ..interactive.steps import export_picks
+
+        if self.picks is None:
+            self.notify("pick first.")
+            return None
+        feature, table = self.picks
+        from ..io.particles import tomogram_stem
+
+        paths = [Path(n) if Path(n).is_absolute() else self.folder / n for n in names]
+        written = self._guarded(export_picks, table, paths, self.labels, feature,
+                                tomogram_stem(self.tomogram_path))
+        if written:
+            self.notify("wrote " + ", ".join(p.name for p in written), error=False)
+        return written

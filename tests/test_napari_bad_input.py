@@ -1,0 +1,119 @@
+"""Bad input in the napari plugin: one notification, nothing half-written, viewer usable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from tomoscribe.io import write_volume  # noqa: E402
+from tomoscribe.napari.reader import get_reader  # noqa: E402
+from tomoscribe.napari.widget import AnnotateWidget  # noqa: E402
+from tomoscribe.segment.modelfile import FeatureModel, save_model  # noqa: E402
+from tomoscribe.segment.network import ArchitectureSpec, build_network  # noqa: E402
+from tomoscribe.volume import Volume  # noqa: E402
+
+pytestmark = pytest.mark.napari
+
+
+@pytest.fixture
+def widget(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    widget = AnnotateWidget(viewer)
+    widget.folder_edit.setText(str(tmp_path / "session"))
+    rng = np.random.default_rng(0)
+    write_volume(tmp_path / "tomo.mrc", Volume(rng.normal(size=(16, 96, 96)).astype(np.float32),
+                                               (10.0, 10.0, 10.0)))
+    return widget
+
+
+def _files(folder) -> list:
+    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_unreadable_file_and_missing_voxel_size_are_notifications(widget, tmp_path):
+    import tifffile
+
+    (tmp_path / "broken.mrc").write_bytes(b"not an MRC file at all" * 10)
+    assert widget.open_tomogram(tmp_path / "broken.mrc") is None
+    assert "broken.mrc" in widget.messages[-1]
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((8, 32, 32), np.float32))
+    assert widget.open_tomogram(tmp_path / "plain.tif") is None
+    assert "voxel size" in widget.messages[-1]  # asked for, not guessed
+    assert len(widget.viewer.layers) == 0
+    widget.voxel_edit.setValue(12.5)  # the answer: now it opens with that scale
+    layer = widget.open_tomogram(tmp_path / "plain.tif")
+    assert layer.scale[1] == pytest.approx(12.5)
+    assert get_reader(str(tmp_path / "plain.txt")) is None
+
+
+def test_boxes_outside_and_nothing_painted_write_nothing(widget, tmp_path):
+    widget.open_tomogram(tmp_path / "tomo.mrc")
+    widget.start_feature("membrane")
+    widget.add_box((8, 48, 48), positive=True)
+    assert widget.train(epochs=1) is None  # nothing painted
+    assert "nothing is painted" in widget.messages[-1]
+    widget.paint(np.ones((16, 96, 96), bool))
+    widget.add_box((8, 200, 48), positive=False)  # y = 200 of 96
+    assert widget.save_annotation() is None
+    assert "outside the tomogram" in widget.messages[-1]
+    assert _files(tmp_path / "session") == []
+    widget.viewer.layers["membrane negative boxes"].data = np.array([[8.0, 80.0, 80.0]])
+    assert widget.save_annotation() is not None  # fixed: the viewer is still usable
+    assert "membrane.trainset" in _files(tmp_path / "session")
+
+
+def test_model_of_another_voxel_size_is_refused(widget, tmp_path, qtbot):
+    widget.open_tomogram(tmp_path / "tomo.mrc")
+    spec = ArchitectureSpec("chen2017", 0)
+    save_model(tmp_path / "coarse.tsm", FeatureModel(build_network(spec), spec, "membrane",
+                                                     20.0, 1.0, {}))
+    widget.models["membrane"] = tmp_path / "coarse.tsm"
+    worker = widget.preview(z=8, feature="membrane")
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    assert "20 Å" in widget.messages[-1] or "voxel size" in widget.messages[-1]
+    assert "membrane preview" not in widget.viewer.layers
+
+
+def test_the_brush_paints_only_inside_positive_boxes(widget, tmp_path, qtbot):
+    widget.open_tomogram(tmp_path / "tomo.mrc")
+    widget.start_feature("membrane")
+    widget.add_box((8, 48, 48), positive=True)
+    layer = widget.viewer.layers["membrane paint"]
+    layer.brush_size = 1
+    layer.paint((8, 40, 40), 1)      # inside the 64 px box around (48, 48)
+    layer.paint((8, 90, 90), 1)      # outside it
+    layer.paint((9, 40, 40), 1)      # another slice: outside
+    qtbot.wait(50)                   # the correction runs from the event loop
+    assert layer.data[8, 40, 40] == 1
+    assert layer.data[8, 90, 90] == 0
+    assert layer.data[9, 40, 40] == 0
+    layer.paint((8, 40, 40), 0)      # erasing works
+    qtbot.wait(50)
+    assert layer.data[8, 40, 40] == 0
+
+
+def test_cancel_stops_training_and_keeps_its_checkpoint(widget, tmp_path, qtbot):
+    from tomoscribe.segment.checkpoint import checkpoint_path
+
+    widget.open_tomogram(tmp_path / "tomo.mrc")
+    widget.start_feature("membrane")
+    widget.add_box((8, 48, 48), positive=True)
+    for centre in ((8, 20, 20), (8, 76, 76), (8, 20, 76)):
+        widget.add_box(centre, positive=False)
+    disk = np.zeros((16, 96, 96), bool)
+    yy, xx = np.mgrid[:96, :96]
+    disk[8] = (yy - 48) ** 2 + (xx - 48) ** 2 < 100
+    widget.paint(disk)
+    widget._signals.epoch.connect(lambda _record: widget.cancel())
+    worker = widget.train(epochs=200)
+    with qtbot.waitSignal(worker.finished, timeout=300000):
+        pass
+    assert widget.messages[-1].startswith("cancelled")
+    assert 1 <= len(widget.losses) < 200
+    model = tmp_path / "session" / "membrane.tsm"
+    assert not model.exists() and checkpoint_path(model).exists()
+    assert "membrane" not in widget.models
