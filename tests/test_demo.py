@@ -14,7 +14,7 @@ import re
 import pytest
 
 from tomoscribe.cli.app import main
-from tomoscribe.demo import DemoSettings, run_demo
+from tomoscribe.experiments.demo import DemoSettings, run_demo
 
 
 def test_demo_rejects_unknown_size(tmp_path, capsys):
