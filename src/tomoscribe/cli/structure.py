@@ -11,7 +11,7 @@ import typer
 
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..outputs import (atomic_path, check_free_space, check_output_folder, check_writable,
-                       output_folder, read_provenance, write_provenance)
+                       output_folder, write_provenance)
 from . import options
 from .checks import writes
 from .app import app
@@ -25,17 +25,6 @@ if TYPE_CHECKING:  # annotations only; imported where used
 
 VALUE_HELP = ("The feature's value in a map from another tool without a .legend.json "
               "(membrain-seg, pyseg, Ais; default: every nonzero voxel).")
-
-
-def _painted_size(map_path: Path, feature: str, label: int | None) -> dict | None:
-    """The painted-size record of the feature: the legend's, else the map's provenance."""
-    from ..segment.labelmaps import read_legend
-
-    if label is not None:
-        entry = (read_legend(map_path) or {}).get(str(label), {})
-        return entry.get("painted_size") if isinstance(entry, dict) else None
-    record = read_provenance(map_path) or {}
-    return record.get("painted_size") if record.get("feature") in (None, feature) else None
 
 
 def _picks_stem(path: Path) -> Path:
@@ -84,16 +73,10 @@ def pick(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
-    import numpy as np
-
-    from ..io import read_volume, write_volume
     from ..io.copick_project import check_picks_target, is_copick_location
-    from ..io.particles import FORMATS, tomogram_stem, write_particles
-    from ..segment.labelmaps import feature_voxels
-    from ..structure.picking import PickParams, pick_particles
-    from ..io.particles import source_tomogram
-    from ..segment.painted_size import size_defaults
-    from ..structure.filaments import instance_labels, trace_filaments, tube_model
+    from ..io.particles import FORMATS
+    from ..structure.filaments import tube_model
+    from ..structure.workflow import pick_from_map
 
     for out in outputs:
         if is_copick_location(out):
@@ -103,62 +86,31 @@ def pick(
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out, overwrite)
     if filament:
-        model = tube_model(feature, radius_nm)
+        tube_model(feature, radius_nm)  # refuses an unknown feature without --radius-nm
         if not (math.isfinite(spacing) and spacing >= 1.0):
             raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
         filament_table = filament_table or _picks_stem(outputs[0]).with_name(
             _picks_stem(outputs[0]).name + "_filaments.csv")
         check_writable(filament_table, overwrite)
-    volume = read_volume(annotation)
-    data = np.asarray(volume.data)
-    voxels = feature_voxels(annotation, data.dtype, feature, value)
-    label = int(voxels.value) if voxels.how == "legend" else None
-    mask = voxels.mask(data, threshold)
-    if not mask.any():
-        where = {"threshold": f" at or above {threshold}", "value": f" (value {value:g})",
-                 "nonzero": " (no nonzero voxel)"}.get(voxels.how, "")
-        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}{where}; "
-                              "nothing to pick.")
-    learned = size_defaults(_painted_size(annotation, feature, label), volume.pixel_size_A)
-    params = PickParams(threshold,
-                        min_size if min_size is not None else learned.get("min_size", 20),
-                        min_distance if min_distance is not None else learned.get(
-                            "min_distance", 8.0),
-                        edge, max_size=max_size if max_size is not None else learned.get(
-                            "max_size"))
-    params.validate()
-    source = source_tomogram(annotation)
-    name = tomo_name or tomogram_stem(source if source is not None else annotation)
-    settings = {"feature": feature, **params.as_dict(), "filament": filament,
-                "sizes_from_annotation": bool(learned) and not filament, **voxels.as_dict()}
+    picked = pick_from_map(annotation, feature, outputs, threshold=threshold, value=value,
+                           min_size=min_size, max_size=max_size, min_distance=min_distance,
+                           edge=edge, filament=filament, spacing=spacing, radius_nm=radius_nm,
+                           filament_table=filament_table, instances=instances,
+                           tomo_name=tomo_name)
+    settings, table, params = picked.settings, picked.table, picked.params
     if filament:
-        values = mask if voxels.how != "threshold" else np.clip(data / threshold, 0.0, 1.0)
-        table, filaments, lines = trace_filaments(values, volume.pixel_size_A, model, spacing,
-                                                  repr(feature))
-        settings.update({"spacing": spacing, "radius_nm": model.radius_nm,
-                         "hollow": model.hollow})
-        with atomic_path(filament_table) as tmp:
-            filaments.to_csv(tmp, index=False)
-        write_provenance(filament_table, "pick", settings, [annotation],
-                         extra={"n_filaments": len(filaments)})
-        if instances is not None:
-            ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
-            write_volume(instances, volume.with_data(ids))
-            write_provenance(instances, "pick", settings, [annotation],
+        filaments = picked.filaments
+        for path in [filament_table] + ([instances] if instances is not None else []):
+            write_provenance(path, "pick", settings, [annotation],
                              extra={"n_filaments": len(filaments)})
         typer.echo(f"traced {len(filaments)} filaments ({filaments.length_nm.sum():.0f} nm in "
                    f"all); wrote {filament_table}")
-    else:
-        table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
     for out in outputs:
-        write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
-        if is_copick_location(out):  # copick's picks file has no place for a sidecar
-            typer.echo(f"wrote {len(table)} picks to {out}")
-            continue
-        write_provenance(out, "pick", settings, [annotation], extra={"n_picked": len(table),
-                                                                      "tomo_name": name})
+        if not is_copick_location(out):  # copick's picks file has no place for a sidecar
+            write_provenance(out, "pick", settings, [annotation],
+                             extra={"n_picked": len(table), "tomo_name": picked.tomo_name})
         typer.echo(f"wrote {len(table)} picks to {out}")
-    if learned and not filament and None in (min_size, max_size, min_distance):
+    if picked.sizes_learned and not filament and None in (min_size, max_size, min_distance):
         typer.echo(f"sizes from the annotation: {params.min_size}–{params.max_size} voxels, "
                    f"picks at least {params.min_distance:.1f} voxels apart")
 

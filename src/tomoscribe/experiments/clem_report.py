@@ -16,7 +16,8 @@ FEATURE_ID = CELL_CLASS_IDS["microtubule"]
 def write_clem_report(path: Path, result: dict, pair: dict, registration, regions: np.ndarray,
                       sampled: dict, refined: np.ndarray, tomos: list, maps: dict,
                       histories: dict) -> None:
-    """Write ``report.html`` for :func:`tomoscribe.experiments.clem.run_clem_pipeline`."""
+    """Write ``report.html`` for :func:`tomoscribe.experiments.clem.run_clem_pipeline` (a
+    report writer: one figure or table after another, so longer than 80 lines)."""
     import matplotlib
 
     matplotlib.use("Agg")

