@@ -244,6 +244,15 @@ def test_cli_chain_register_watershed_transfer(clem_dataset, tmp_path):
     error = tomogram_tre_nm(np.array(record["matrix"]), pair["fm_to_overview"],
                             pair["placement"], 100.0)
     assert error["max"] <= 50.0
+    # One orchestration: the library call on the simulated arrays (as the pipeline makes
+    # it) gives the command's transform.
+    from tomoscribe.clem.workflow import register_images
+
+    registered = register_images(pair["overview"][0], pair["fluorescence"]["reflection"], 40.0,
+                                 100.0, cell=pair["fluorescence"]["cell"].max(0))
+    np.testing.assert_allclose(registered.registration.matrix, record["matrix"], rtol=1e-4,
+                               atol=1e-3)
+    assert registered.holes_overview == record["holes_overview"]
     regions = tmp_path / "regions.mrc"
     assert main(["clem", "watershed", str(clem / "fluorescence_microtubule.mrc"), "--bleed-from",
                  str(clem / "fluorescence_cell.mrc"), "--bleed-fraction", "0.1",
