@@ -5,23 +5,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import AnnotationError, InputFileError, ParameterError
-from ..outputs import (atomic_path, check_free_space, check_output_folder, check_writable,
-                       output_folder, write_provenance)
+from ..outputs import atomic_path, check_output_folder, check_writable, write_provenance
 from . import options
 from .checks import writes
 from .app import app
-
-if TYPE_CHECKING:  # annotations only; imported where used
-    import numpy as np
-    import pandas as pd
-
-    from ..volume import Volume
-
 
 VALUE_HELP = ("The feature's value in a map from another tool without a .legend.json "
               "(membrain-seg, pyseg, Ais; default: every nonzero voxel).")
@@ -193,16 +184,6 @@ def _tilt_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _positions_on(table: pd.DataFrame, volume: Volume, picked_voxel_size: float | None):
-    from ..io.particles import recorded_voxel_size
-    from ..structure.extract import rescale_positions
-
-    source = picked_voxel_size or recorded_voxel_size(table)
-    if source is not None and abs(source - volume.pixel_size_A) > 0.01 * volume.pixel_size_A:
-        table = rescale_positions(table, source, volume.pixel_size_A)
-    return table
-
-
 @app.command()
 @writes(folders=("out_dir",))
 def extract(
@@ -226,29 +207,13 @@ def extract(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Cut subtomograms (and their Z-projections) around picked positions."""
-    from ..io import read_volume
-    from ..io.particles import check_inside, read_particles, select_tomogram, tomogram_name
-    from ..structure.extract import extract_subtomograms
-    from ..structure.stackio import write_particle_folder
+    from ..structure.workflow import extract_from_files
 
     check_output_folder(out_dir, [tomogram, particles],
                         ["particles.star", "particles.star.json", "projections.mrcs"], overwrite)
-    volume = read_volume(tomogram, voxel_size)
-    name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
-    table = read_particles(particles, volume.pixel_size_A, volume.shape, tomograms_star)
-    table = _positions_on(select_tomogram(table, name, str(particles), explicit), volume,
-                          picked_voxel_size)
-    if len(table) == 0:
-        raise AnnotationError(f"{particles} lists no particles.")
-    check_inside(table, volume.shape, str(particles))
-    # subtomograms and their projections, float32, staged beside the folder
-    check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
-    stack, kept = extract_subtomograms(volume, table, box, edge, invert)
-    if len(kept) == 0:
-        raise ParameterError(f"every box of {box} voxels crosses the tomogram's faces; use a "
-                             "smaller box or --edge pad.")
-    kept["tomo_name"] = kept.get("tomo_name", name)
-    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
+    table, kept = extract_from_files(tomogram, particles, out_dir, box, edge, invert,
+                                     picked_voxel_size, tomo_name, tomograms_star, voxel_size,
+                                     overwrite)
     write_provenance(out_dir / "particles.star", "extract",
                      {"box": box, "edge": edge, "invert": invert},
                      [tomogram, particles], extra={"n_extracted": len(kept),
@@ -269,55 +234,14 @@ def clean(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """2D-classify the particles' Z-projections (rotation-invariant); show class averages."""
-    from ..io import write_volume
-    from ..io.particles import read_particles, recorded_voxel_size, write_particles
-    from ..volume import Volume
-    from ..structure.classify2d import classify_projections
-    from ..structure.stackio import read_particle_set, read_projections
+    from ..structure.workflow import clean_particle_file
 
-    table = read_particles(particles)
-    beside = particles.parent / "projections.mrcs"
-    projections = read_projections(particles) if beside.is_file() else None
-    if projections is None or len(projections) != len(table):
-        # A selection or a STAR elsewhere: project the subtomograms it lists.
-        stack, table, _ = read_particle_set(particles)
-        projections = stack.sum(axis=1)
-    check_writable(output, overwrite)
-    result = classify_projections(projections, classes, seed)
-    table["class"] = result["labels"]
-    voxel = recorded_voxel_size(table) or 1.0
-    stem = output.with_suffix("")
-    averages_path = stem.with_name(stem.name + "_classes.mrcs")
-    gallery_path = stem.with_name(stem.name + "_classes.png")
-    write_volume(averages_path, Volume(result["averages"], voxel))
-    _gallery(gallery_path, result["averages"], result["counts"])
-    write_particles(output, table, voxel)
+    result = clean_particle_file(particles, output, classes, seed, overwrite)
+    averages_path, gallery_path = result["averages_path"], result["gallery_path"]
     write_provenance(output, "clean", {"classes": classes, "seed": seed}, [particles],
                      extra={"counts": result["counts"].tolist()})
     typer.echo(f"wrote {output}, {averages_path.name} and {gallery_path.name}; class sizes "
                + ", ".join(f"{i + 1}: {c}" for i, c in enumerate(result["counts"])))
-
-
-def _gallery(path: Path, averages: np.ndarray, counts) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(averages)
-    cols = min(k, 6)
-    rows = (k + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, (image, count) in enumerate(zip(averages, counts)):
-        ax = axes.flat[i]
-        ax.imshow(image, cmap="gray")
-        ax.set_title(f"class {i + 1} ({count})", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
 
 
 @app.command()
@@ -377,38 +301,18 @@ def average(
     quiet: bool = options.Quiet,
 ) -> None:
     """Align and average subtomograms (missing-wedge aware, gold-standard FSC)."""
-    import numpy as np
-
-    from ..io import read_volume
-    from ..core.device import resolve_device
-    from ..structure.average import AverageParams, refine_average
-    from ..core.rotations import from_euler
-    from ..structure.results import AVERAGE_OUTPUTS, write_average_outputs
-    from ..structure.stackio import read_particle_set
+    from ..structure.average import AverageParams
+    from ..structure.results import AVERAGE_OUTPUTS
+    from ..structure.workflow import average_particle_file
 
     lo, hi = _tilt_range(tilt_range)
     check_output_folder(out_dir, [particles] + ([reference] if reference else []),
                         AVERAGE_OUTPUTS, overwrite)
-    stack, table, voxel = read_particle_set(particles)
-    ref = None
-    if reference is not None:
-        ref_volume = read_volume(reference)
-        if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
-            raise ParameterError(f"the reference has {ref_volume.pixel_size_A} Å voxels but the "
-                                 f"particles {voxel} Å; resample one of them.")
-        ref = np.asarray(ref_volume.data, np.float32)
-    priors = None
-    if use_priors:
-        if not {"rot", "tilt", "psi"} <= set(table):
-            raise InputFileError(f"{particles} has no angles to use as priors.")
-        priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
     params = AverageParams(iterations=iterations, global_step_deg=global_step,
                            initial_lowpass_A=initial_lowpass, max_shift_A=max_shift,
                            tilt_range_deg=(lo, hi), symmetry=symmetry, seed=seed)
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
-    result = refine_average(stack, voxel, params, ref, priors,
-                            device=str(resolve_device(device)), say=say)
-    with output_folder(out_dir, overwrite, [particles]) as staging:
-        write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
+    result = average_particle_file(particles, out_dir, params, reference, use_priors, device,
+                                   overwrite, say)
     typer.echo(f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
-               f"0.5 at {result['resolution_05_A']:.1f} Å ({len(table)} particles)")
+               f"0.5 at {result['resolution_05_A']:.1f} Å ({result['n_particles']} particles)")

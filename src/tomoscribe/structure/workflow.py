@@ -1,28 +1,42 @@
-"""Structure workflows on files: what ``tomoscribe pick`` does, as a call.
+"""Structure workflows on files: what ``tomoscribe pick``, ``extract``, ``clean`` and
+``average`` do, as calls.
 
 :func:`pick_from_map` reads a merged label map (with its legend), one feature's map
 from ``tomoscribe segment`` or another tool's label map, learns the particle sizes
 from the painting where the map records them, picks compact particles or traces
-filaments, and writes the picks in every format asked for.
+filaments, and writes the picks in every format asked for.  :func:`extract_from_files` cuts
+subtomograms around a tomogram's picks, :func:`clean_particle_file` classifies their
+projections in 2D, :func:`average_particle_file` refines their average.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import AnnotationError
+from ..core.device import resolve_device
+from ..core.rotations import from_euler
+from ..errors import AnnotationError, InputFileError, ParameterError
 from ..io import read_volume, write_volume
-from ..io.particles import source_tomogram, tomogram_stem, write_particles
-from ..outputs import atomic_path, read_provenance
+from ..io.particles import (check_inside, read_particles, recorded_voxel_size, select_tomogram,
+                            source_tomogram, tomogram_name, tomogram_stem, write_particles)
+from ..outputs import (atomic_path, check_free_space, check_writable, output_folder,
+                       read_provenance)
 from ..segment.labelmaps import feature_voxels, read_legend
 from ..segment.painted_size import size_defaults
+from ..volume import Volume
+from .average import AverageParams, refine_average
+from .classify2d import classify_projections
+from .extract import extract_subtomograms, rescale_positions
 from .filaments import instance_labels, trace_filaments, tube_model
 from .picking import PickParams, pick_particles
+from .results import write_average_outputs
+from .stackio import read_particle_set, read_projections, write_particle_folder
 
 
 @dataclass
@@ -120,3 +134,123 @@ def pick_from_map(annotation: Path, feature: str, outputs: list[os.PathLike], *,
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
     return Picked(table, params, settings, name, bool(learned), filaments)
+
+
+def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None
+                 ) -> pd.DataFrame:
+    """Picks rescaled to ``volume``'s voxels from the voxel size they were made at (given,
+    else recorded in the file; unchanged when neither differs by more than 1%)."""
+    source = picked_voxel_size_A or recorded_voxel_size(table)
+    if source is not None and abs(source - volume.pixel_size_A) > 0.01 * volume.pixel_size_A:
+        table = rescale_positions(table, source, volume.pixel_size_A)
+    return table
+
+
+def extract_from_files(tomogram: Path, particles: Path, out_dir: Path, box: int,
+                       edge: str = "skip", invert: bool = False,
+                       picked_voxel_size_A: float | None = None, tomo_name: str | None = None,
+                       tomograms_star: Path | None = None, voxel_size_A: float | None = None,
+                       overwrite: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cut ``box``³ subtomograms (and their Z-projections) around the picks of this
+    tomogram (by ``tomo_name``, its name in ``tomograms_star`` or its file stem) into the
+    extraction folder ``out_dir``; ``edge`` skip or pad boxes crossing a face.  Returns
+    the tomogram's picks and those extracted."""
+    volume = read_volume(tomogram, voxel_size_A)
+    name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
+    table = read_particles(particles, volume.pixel_size_A, volume.shape, tomograms_star)
+    table = positions_on(select_tomogram(table, name, str(particles), explicit), volume,
+                         picked_voxel_size_A)
+    if len(table) == 0:
+        raise AnnotationError(f"{particles} lists no particles.")
+    check_inside(table, volume.shape, str(particles))
+    # subtomograms and their projections, float32, staged beside the folder
+    check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
+    stack, kept = extract_subtomograms(volume, table, box, edge, invert)
+    if len(kept) == 0:
+        raise ParameterError(f"every box of {box} voxels crosses the tomogram's faces; use a "
+                             "smaller box or `edge=pad`.", parameter="edge")
+    kept["tomo_name"] = kept.get("tomo_name", name)
+    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
+    return table, kept
+
+
+def clean_particle_file(particles: Path, output: Path, classes: int, seed: int = 0,
+                        overwrite: bool = True) -> dict:
+    """2D classes of an extraction folder's particles (their Z-projections): the table
+    with ``rlnClassNumber`` to ``output``, class averages (``STEM_classes.mrcs``) and a
+    gallery (``STEM_classes.png``) beside it.  Returns the classification (``labels``,
+    ``averages``, ``counts``) and the two file paths (``averages_path``,
+    ``gallery_path``)."""
+    table = read_particles(particles)
+    beside = particles.parent / "projections.mrcs"
+    projections = read_projections(particles) if beside.is_file() else None
+    if projections is None or len(projections) != len(table):
+        # A selection or a STAR elsewhere: project the subtomograms it lists.
+        stack, table, _ = read_particle_set(particles)
+        projections = stack.sum(axis=1)
+    check_writable(output, overwrite)
+    result = classify_projections(projections, classes, seed)
+    table["class"] = result["labels"]
+    voxel = recorded_voxel_size(table) or 1.0
+    stem = output.with_suffix("")
+    averages_path = stem.with_name(stem.name + "_classes.mrcs")
+    gallery_path = stem.with_name(stem.name + "_classes.png")
+    write_volume(averages_path, Volume(result["averages"], voxel))
+    class_gallery(gallery_path, result["averages"], result["counts"])
+    write_particles(output, table, voxel)
+    return result | {"averages_path": averages_path, "gallery_path": gallery_path}
+
+
+def class_gallery(path: Path, averages: np.ndarray, counts) -> None:
+    """PNG of 2D class averages with their sizes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(averages)
+    cols = min(k, 6)
+    rows = (k + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (image, count) in enumerate(zip(averages, counts)):
+        ax = axes.flat[i]
+        ax.imshow(image, cmap="gray")
+        ax.set_title(f"class {i + 1} ({count})", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def average_particle_file(particles: Path, out_dir: Path, params: AverageParams,
+                          reference: Path | None = None, use_priors: bool = False,
+                          device: str = "auto", overwrite: bool = True,
+                          say: Callable[[str], None] | None = None) -> dict:
+    """Align and average the subtomograms a STAR file lists (missing-wedge aware,
+    gold-standard FSC) into the folder ``out_dir`` (map, half maps, FSC, refined STAR).
+
+    ``reference``: a starting map at the particles' voxel size (default: de novo);
+    ``use_priors``: start from the file's angles and search locally only.  Returns the
+    refinement's result (see :func:`tomoscribe.structure.average.refine_average`) with
+    ``n_particles``.
+    """
+    stack, table, voxel = read_particle_set(particles)
+    ref = None
+    if reference is not None:
+        ref_volume = read_volume(reference)
+        if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
+            raise ParameterError(f"the reference has {ref_volume.pixel_size_A} Å voxels but the "
+                                 f"particles {voxel} Å; resample one of them.")
+        ref = np.asarray(ref_volume.data, np.float32)
+    priors = None
+    if use_priors:
+        if not {"rot", "tilt", "psi"} <= set(table):
+            raise InputFileError(f"{particles} has no angles to use as priors.")
+        priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
+    result = refine_average(stack, voxel, params, ref, priors,
+                            device=str(resolve_device(device)), say=say)
+    with output_folder(out_dir, overwrite, [particles]) as staging:
+        write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
+    return result | {"n_particles": len(table)}
