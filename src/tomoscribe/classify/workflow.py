@@ -5,6 +5,8 @@ calls a script can make.
   class names and voxel size, checked against a model's;
 - :func:`reference_maps`: known structures (bundled templates or map files) boxed like
   the subtomograms;
+- :func:`cluster_files`: k-means over-partitioning of a feature store, its scores and
+  a 2D map;
 - :func:`discover_files`: reference-free classes inside chosen clusters of a feature
   store, their averages, FSC-0.5 distances to references, ``discover.json`` and a
   gallery.
@@ -21,7 +23,7 @@ import numpy as np
 from ..core.device import resolve_device
 from ..errors import InvalidDataError, ParameterError, VoxelSizeMismatchError
 from ..io import read_volume, write_volume
-from ..outputs import output_folder
+from ..outputs import atomic_path, output_folder
 from ..simulate.subtomograms import load_dataset, template_in_box
 from ..simulate.template_library import list_templates, load_template
 from ..volume import Volume
@@ -145,3 +147,49 @@ def _classes_of_cluster(volumes, members, c, truth, names, refs, voxel, params, 
         say(f"cluster {c} class {k}: {item['size']} subtomograms"
             + (f", closest {item['best']} at {item['fsc05_nm']:.1f} nm" if item["best"] else ""))
     return entry, found["averages"]
+
+
+def cluster_files(feature_store: Path, output: Path, k: int, seed: int = 0,
+                  plot: Path | None = None, embedding: str = "auto",
+                  colour: str = "truth") -> tuple[np.ndarray, dict | None]:
+    """k-means over-partitioning of a feature store into ``k`` clusters, written with the
+    features to ``output`` (and the scores against the true classes, where known, to
+    ``OUTPUT.scores.json``); with ``plot``, a t-SNE/UMAP map (PNG) coloured by the
+    ``truth``, the ``predicted`` classes or the ``cluster``.  Returns the clusters and
+    the scores (None without true classes)."""
+    from .cluster import cluster_scores, embed_2d, over_partition
+    from .featurefile import save_features
+
+    table, record = load_features(feature_store)
+    if colour not in ("truth", "predicted", "cluster"):
+        raise ParameterError(f"`colour` must be truth, predicted or cluster, got {colour!r}.",
+                             parameter="colour")
+    clusters, _ = over_partition(table["features"], k, seed)
+    table["clusters"] = clusters
+    names = record.get("class_names", [])
+    truth = labels_or_none(table["labels"]) if "labels" in table else None
+    scores = cluster_scores(truth, clusters, names) if truth is not None else None
+    if plot is not None:
+        from .figures import plot_embedding
+
+        if colour == "truth" and truth is None:
+            raise InvalidDataError(f"{feature_store} has no true classes; use `colour` "
+                                   "predicted or cluster.", parameter="colour")
+        if colour == "predicted" and "predicted" not in table:
+            raise InvalidDataError(f"{feature_store} has no predictions (RIF features); use "
+                                   "`colour` truth or cluster.", parameter="colour")
+        xy, method = embed_2d(table["features"], embedding, seed)
+        if colour == "cluster":
+            index, legend = clusters, [f"cluster {c}" for c in range(k)]
+        else:
+            index = truth if colour == "truth" else table["predicted"]
+            legend = names if colour == "truth" else record.get("model_classes", names)
+        source = Path(record.get("source", "")).name
+        plot_embedding(xy, index, legend,
+                       f"{method} of {source} features, coloured by {colour}", plot)
+    record = {**record, "clusters": {"k": k, "seed": seed, "scores": scores}}
+    save_features(output, table, record)
+    if scores is not None:
+        with atomic_path(output.with_name(output.name + ".scores.json")) as tmp:
+            tmp.write_text(json.dumps(scores, indent=2) + "\n")
+    return clusters, scores

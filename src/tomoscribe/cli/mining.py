@@ -26,11 +26,6 @@ classify_app.add_typer(autoencoder_app, name="autoencoder")
 classify_app.add_typer(voxelseg_app, name="voxelseg")
 
 
-def _write_json(path: Path, record: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-
-
 @classify_app.command("features")
 @writes(files=("output",))
 def features(
@@ -92,41 +87,11 @@ def cluster(
     """k-means over-partitioning of a feature space, with a t-SNE/UMAP map."""
     import numpy as np
 
-    from ..classify.cluster import cluster_scores, embed_2d, over_partition
-    from ..classify.featurefile import load_features, save_features
-    from ..classify.workflow import labels_or_none
+    from ..classify.workflow import cluster_files
 
-    table, record = load_features(feature_store)
-    if colour not in ("truth", "predicted", "cluster"):
-        raise ParameterError(f"--colour must be truth, predicted or cluster, got {colour!r}.")
-    clusters, _ = over_partition(table["features"], k, seed)
-    table["clusters"] = clusters
-    names = record.get("class_names", [])
-    truth = labels_or_none(table["labels"]) if "labels" in table else None
-    scores = cluster_scores(truth, clusters, names) if truth is not None else None
-    if plot is not None:
-        from ..classify.figures import plot_embedding
-
-        if colour == "truth" and truth is None:
-            raise InvalidDataError(f"{feature_store} has no true classes; use --colour "
-                                   "predicted or cluster.")
-        if colour == "predicted" and "predicted" not in table:
-            raise InvalidDataError(f"{feature_store} has no predictions (RIF features); use "
-                                   "--colour truth or cluster.")
-        with arguments_as(method="embedding"):
-            xy, method = embed_2d(table["features"], embedding, seed)
-        if colour == "cluster":
-            index, legend = clusters, [f"cluster {c}" for c in range(k)]
-        else:
-            index = truth if colour == "truth" else table["predicted"]
-            legend = names if colour == "truth" else record.get("model_classes", names)
-        source = Path(record.get("source", "")).name
-        plot_embedding(xy, index, legend,
-                       f"{method} of {source} features, coloured by {colour}", plot)
-    record = {**record, "clusters": {"k": k, "seed": seed, "scores": scores}}
-    save_features(output, table, record)
-    if scores is not None:
-        _write_json(output.with_name(output.name + ".scores.json"), scores)
+    with arguments_as(method="embedding"):
+        clusters, scores = cluster_files(feature_store, output, k, seed, plot, embedding,
+                                         colour)
     sizes = np.bincount(clusters, minlength=k)
     typer.echo(f"wrote {output}: {k} clusters (largest {sizes.max()}, smallest {sizes.min()})"
                + (f"; purity {scores['purity']:.3f}, ARI {scores['adjusted_rand']:.3f}"
