@@ -7,6 +7,7 @@ calls a script can make.
   the subtomograms;
 - :func:`cluster_files`: k-means over-partitioning of a feature store, its scores and
   a 2D map;
+- :func:`mine_files`: autoencoder pattern mining (codes, k-means, decoded centres);
 - :func:`discover_files`: reference-free classes inside chosen clusters of a feature
   store, their averages, FSC-0.5 distances to references, ``discover.json`` and a
   gallery.
@@ -193,3 +194,46 @@ def cluster_files(feature_store: Path, output: Path, k: int, seed: int = 0,
         with atomic_path(output.with_name(output.name + ".scores.json")) as tmp:
             tmp.write_text(json.dumps(scores, indent=2) + "\n")
     return clusters, scores
+
+
+def mine_files(model: Path, dataset: Path, output: Path, clusters: int, seed: int = 0,
+               device: str = "auto") -> tuple[dict, dict | None]:
+    """k-means on an autoencoder's codes of a dataset, into folder ``output``: the codes
+    (``codes.zarr``, a feature store with the clusters), decoded cluster centres and
+    cluster averages (MRC), ``gallery.png`` and ``mining.json``.  Returns what
+    :func:`tomoscribe.classify.autoencoder.mine_patterns` found and the scores against
+    the true classes (None without them)."""
+    from .autoencoder import load_autoencoder, mine_patterns
+    from .cluster import cluster_scores
+    from .featurefile import save_features
+    from .figures import plot_gallery
+
+    autoencoder = load_autoencoder(model)
+    volumes, labels, names, voxel = load_subtomograms(dataset)
+    check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
+    if volumes.shape[1] != autoencoder.network.box:
+        raise InvalidDataError(f"the autoencoder takes {autoencoder.network.box}³ "
+                               f"subtomograms but {dataset} holds {volumes.shape[1]}³.")
+    found = mine_patterns(autoencoder, volumes, clusters, seed, device)
+    truth = labels_or_none(labels)
+    scores = cluster_scores(truth, found["clusters"], names) if truth is not None else None
+    voxel = voxel or autoencoder.voxel_size_A
+    with output_folder(output) as tmp:
+        save_features(tmp / "codes.zarr", {"features": found["codes"], "labels": labels,
+                                           "clusters": found["clusters"]},
+                      {"source": str(model.resolve()), "layer": "code",
+                       "dataset": str(dataset.resolve()), "class_names": names,
+                       "voxel_size_A": voxel, "clusters": {"k": clusters, "seed": seed,
+                                                           "scores": scores}})
+        for k in range(clusters):
+            write_volume(tmp / f"decoded_centre{k:02d}.mrc",
+                         Volume(found["decoded_centres"][k], voxel))
+            write_volume(tmp / f"cluster_average{k:02d}.mrc",
+                         Volume(found["cluster_averages"][k].astype(np.float32), voxel))
+        plot_gallery([([f"decoded centre {k}" for k in range(clusters)],
+                       found["decoded_centres"]),
+                      ([f"cluster {k} average" for k in range(clusters)],
+                       found["cluster_averages"])], tmp / "gallery.png")
+        (tmp / "mining.json").write_text(json.dumps(
+            {"sizes": found["sizes"].tolist(), "scores": scores}, indent=2) + "\n")
+    return found, scores

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..errors import InvalidDataError, ParameterError
-from ..outputs import atomic_path, check_output_folder, output_folder, write_provenance
+from ..outputs import atomic_path, check_output_folder, write_provenance
 from . import options
 from .checks import arguments_as, writes
 from .classify import classify_app
@@ -179,45 +179,10 @@ def autoencoder_mine(
     device: str = options.Device,
 ) -> None:
     """k-means on autoencoder codes; decoded cluster centres and cluster averages."""
-    import numpy as np
-
-    from ..classify.autoencoder import load_autoencoder, mine_patterns
-    from ..classify.cluster import cluster_scores
-    from ..classify.featurefile import save_features
-    from ..classify.figures import plot_gallery
-    from ..classify.workflow import check_voxel_size, labels_or_none, load_subtomograms
-    from ..io import write_volume
-    from ..volume import Volume
+    from ..classify.workflow import mine_files
 
     check_output_folder(output, [model, dataset], ["mining.json", "gallery.png"])
-    autoencoder = load_autoencoder(model)
-    volumes, labels, names, voxel = load_subtomograms(dataset)
-    check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
-    if volumes.shape[1] != autoencoder.network.box:
-        raise InvalidDataError(f"the autoencoder takes {autoencoder.network.box}³ "
-                               f"subtomograms but {dataset} holds {volumes.shape[1]}³.")
-    found = mine_patterns(autoencoder, volumes, clusters, seed, device)
-    truth = labels_or_none(labels)
-    scores = cluster_scores(truth, found["clusters"], names) if truth is not None else None
-    voxel = voxel or autoencoder.voxel_size_A
-    with output_folder(output) as tmp:
-        save_features(tmp / "codes.zarr", {"features": found["codes"], "labels": labels,
-                                           "clusters": found["clusters"]},
-                      {"source": str(model.resolve()), "layer": "code",
-                       "dataset": str(dataset.resolve()), "class_names": names,
-                       "voxel_size_A": voxel, "clusters": {"k": clusters, "seed": seed,
-                                                           "scores": scores}})
-        for k in range(clusters):
-            write_volume(tmp / f"decoded_centre{k:02d}.mrc",
-                         Volume(found["decoded_centres"][k], voxel))
-            write_volume(tmp / f"cluster_average{k:02d}.mrc",
-                         Volume(found["cluster_averages"][k].astype(np.float32), voxel))
-        plot_gallery([([f"decoded centre {k}" for k in range(clusters)],
-                       found["decoded_centres"]),
-                      ([f"cluster {k} average" for k in range(clusters)],
-                       found["cluster_averages"])], tmp / "gallery.png")
-        (tmp / "mining.json").write_text(json.dumps(
-            {"sizes": found["sizes"].tolist(), "scores": scores}, indent=2) + "\n")
+    found, scores = mine_files(model, dataset, output, clusters, seed, device)
     typer.echo(f"wrote {output}: {clusters} clusters of sizes "
                + ", ".join(map(str, found["sizes"].tolist()))
                + (f"; purity {scores['purity']:.3f}" if scores else ""))
