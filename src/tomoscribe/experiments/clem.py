@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..clem.register import save_registration
 from ..clem.transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
 from ..clem.watershed import WatershedParams, remove_bleed_through, watershed_segment
-from ..clem.workflow import RegisteredPair, register_images
+from ..clem.register import Registration, save_registration
+from ..clem.workflow import register_images
 from ..core.device import resolve_device
 from ..core.transforms2d import apply, placement_matrix
 from ..errors import ParameterError
@@ -106,7 +106,7 @@ class Correlative:
 class Registered:
     """A registration of a simulated pair, its summary and true error at the tomogram."""
 
-    registered: RegisteredPair
+    registration: Registration
     summary: dict
     truth_tre: dict
 
@@ -233,7 +233,7 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
 
     first = labelled_data[1]
     write_clem_report(out / "report.html", result, first.correlative.pair,
-                      first.registered.registered.registration, first.transferred.regions,
+                      first.registered.registration, first.transferred.regions,
                       first.transferred.sampled, rounds["refined"], tomos, networks.maps,
                       networks.histories)
     say(f"done: report at {out / 'report.html'}")
@@ -365,7 +365,7 @@ def register_simulated(correlative: Correlative) -> Registered:
                        "holes_fluorescence": registered.holes_fluorescence})
     truth_tre = tomogram_tre_nm(registered.registration.matrix, pair["fm_to_overview"],
                                 pair["placement"], params.fm_pixel_nm)
-    return Registered(registered, registered.registration.summary(), truth_tre)
+    return Registered(registered.registration, registered.registration.summary(), truth_tre)
 
 
 def transfer_simulated(correlative: Correlative, registered: Registered,
@@ -380,7 +380,7 @@ def transfer_simulated(correlative: Correlative, registered: Registered,
     write_volume(folder / f"regions_{FEATURE}.mrc",
                  Volume(regions.astype(np.int16), correlative.fm_voxel_A))
     sampled = fluorescence_in_tomogram(regions, signal, pair["fm_voxel_nm"],
-                                       registered.registered.registration.matrix,
+                                       registered.registration.matrix,
                                        pair["placement"], transfer_params.positive_level)
     clem_set, refined, record = transfer_labels(
         tomo.pre, sampled, transfer_params, registered.summary["loo_tre_nm"]["p90"],
