@@ -246,6 +246,9 @@ def _segment_and_merge(out: Path, t: int, tomo: SimulatedTomogram, models: list,
         network_path = out / f"labels_{t}_network.mrc"
         with create_volume(network_path, tomo.pre.shape, np.uint8, VOXEL_A) as target:
             legend = merge_into(maps, names, target, settings.threshold)
+        # The legend before the map is read back: on the command line a file read is an
+        # input, and an input's legend is never written.
+        write_json(out / f"labels_{t}_network.mrc.legend.json", legend)
         network = read_volume(network_path).load(np.uint8)
     with timed("close vesicles"):
         vesicle_count = None
@@ -261,8 +264,7 @@ def _segment_and_merge(out: Path, t: int, tomo: SimulatedTomogram, models: list,
         else:
             merged = network
         write_volume(out / f"labels_{t}.mrc", Volume(merged, VOXEL_A))
-        for name in (f"labels_{t}.mrc", f"labels_{t}_network.mrc"):
-            write_json(out / f"{name}.legend.json", legend)
+        write_json(out / f"labels_{t}.mrc.legend.json", legend)
     return Segmented(merged, network, legend, maps[names.index("ribosome")],
                      _overlaps(merged, legend, tomo.labels),
                      _overlaps(network, legend, tomo.labels), vesicle_count)
