@@ -28,7 +28,7 @@ import statistics
 import time
 from pathlib import Path
 
-from tomoscribe.clem.pipeline import ClemSettings, run_clem_pipeline
+from tomoscribe.experiments.clem import ClemSettings, run_clem_pipeline
 
 
 def main() -> None:

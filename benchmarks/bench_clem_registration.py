@@ -22,7 +22,7 @@ import numpy as np
 
 from tomoscribe.clem.holes import detect_holes
 from tomoscribe.clem.lattice import fit_lattice
-from tomoscribe.clem.pipeline import tomogram_tre_nm
+from tomoscribe.experiments.clem import tomogram_tre_nm
 from tomoscribe.clem.register import anchor_by_cell, anchor_by_landmarks, register_lattices
 from tomoscribe.core.transforms2d import apply
 from tomoscribe.simulate.correlative import CorrelativeParams, make_correlative_pair

@@ -128,7 +128,7 @@ def cell_items(n_cells: int, size: str, tilt: int, feature: str):
     """(name, mask seen through the wedge, true axes) of the feature in demo cells."""
     import dataclasses
 
-    from tomoscribe.demo import RIBOSOME_UM, cell_params
+    from tomoscribe.experiments.demo_setup import RIBOSOME_UM, cell_params
     from tomoscribe.simulate.cell import CELL_CLASS_IDS, make_cell
 
     items = []

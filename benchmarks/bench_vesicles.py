@@ -2,7 +2,7 @@
 
     python benchmarks/bench_vesicles.py [--size medium] [--repeats 3]
 
-For each seed, the demo's cell (``tomoscribe.demo.cell_params``) gives the true
+For each seed, the demo's cell (``tomoscribe.experiments.demo_setup.cell_params``) gives the true
 membrane label.  A network's view of it is imitated without training: only the voxels
 whose membrane normal the ±60° tilt range samples (normals from the structure tensor
 of the truth, as in ``segment.vesicles``), widened by one voxel, plus 0.2% of the
@@ -19,7 +19,7 @@ import time
 import numpy as np
 import scipy.ndimage
 
-from tomoscribe.demo import VOXEL_A, cell_params
+from tomoscribe.experiments.demo_setup import VOXEL_A, cell_params
 from tomoscribe.segment.vesicles import close_vesicles, surface_normals, visible_normals
 from tomoscribe.simulate.cell import CELL_CLASS_IDS, make_cell
 

@@ -12,7 +12,7 @@ import scipy.ndimage
 
 from tomoscribe.clem.holes import detect_holes
 from tomoscribe.clem.lattice import fit_lattice
-from tomoscribe.clem.pipeline import tomogram_tre_nm
+from tomoscribe.experiments.clem import tomogram_tre_nm
 from tomoscribe.clem.register import (anchor_by_cell, anchor_by_landmarks, register_lattices,
                                       symmetries)
 from tomoscribe.clem.transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
@@ -225,7 +225,7 @@ def test_transfer_without_label_in_the_tomogram_is_refused():
 
 @pytest.fixture(scope="module")
 def clem_dataset(tmp_path_factory):
-    from tomoscribe.clem.pipeline import simulate_clem_dataset
+    from tomoscribe.experiments.clem import simulate_clem_dataset
 
     out = tmp_path_factory.mktemp("clem")
     pair = simulate_clem_dataset(out, "small", seed=4)
@@ -244,6 +244,15 @@ def test_cli_chain_register_watershed_transfer(clem_dataset, tmp_path):
     error = tomogram_tre_nm(np.array(record["matrix"]), pair["fm_to_overview"],
                             pair["placement"], 100.0)
     assert error["max"] <= 50.0
+    # One orchestration: the library call on the simulated arrays (as the pipeline makes
+    # it) gives the command's transform.
+    from tomoscribe.clem.workflow import register_images
+
+    registered = register_images(pair["overview"][0], pair["fluorescence"]["reflection"], 40.0,
+                                 100.0, cell=pair["fluorescence"]["cell"].max(0))
+    np.testing.assert_allclose(registered.registration.matrix, record["matrix"], rtol=1e-4,
+                               atol=1e-3)
+    assert registered.holes_overview == record["holes_overview"]
     regions = tmp_path / "regions.mrc"
     assert main(["clem", "watershed", str(clem / "fluorescence_microtubule.mrc"), "--bleed-from",
                  str(clem / "fluorescence_cell.mrc"), "--bleed-fraction", "0.1",
@@ -307,7 +316,7 @@ def test_cli_bad_input_exits_2_without_output(clem_dataset, tmp_path, capsys):
 
 
 def test_pipeline_refuses_a_bad_number_of_labelled_tomograms(tmp_path):
-    from tomoscribe.clem.pipeline import ClemSettings, run_clem_pipeline
+    from tomoscribe.experiments.clem import ClemSettings, run_clem_pipeline
 
     for bad in (0, 9):
         with pytest.raises(ParameterError, match="`training_tomograms`"):
@@ -317,7 +326,7 @@ def test_pipeline_refuses_a_bad_number_of_labelled_tomograms(tmp_path):
 
 def test_pipeline_small_end_to_end(tmp_path):
     """Simulated CLEM → registration → watershed → transfer → self-training → scores."""
-    from tomoscribe.clem.pipeline import BASELINE_FAILED_DICE, ClemSettings, run_clem_pipeline
+    from tomoscribe.experiments.clem import BASELINE_FAILED_DICE, ClemSettings, run_clem_pipeline
 
     from tomoscribe.segment.modelfile import load_model
 

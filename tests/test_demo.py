@@ -14,7 +14,7 @@ import re
 import pytest
 
 from tomoscribe.cli.app import main
-from tomoscribe.demo import DemoSettings, run_demo
+from tomoscribe.experiments.demo import DemoSettings, run_demo
 
 
 def test_demo_rejects_unknown_size(tmp_path, capsys):
@@ -24,9 +24,12 @@ def test_demo_rejects_unknown_size(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_small_demo_runs_every_stage_and_scores_against_truth(tmp_path):
+    from tomoscribe.outputs import guarding_inputs
+
     out = tmp_path / "demo"
-    results = run_demo(DemoSettings(out_dir=out, size="small", membrane_negative_copies=1,
-                                    average_iterations=2))
+    with guarding_inputs():  # as on the command line: no file read may be overwritten
+        results = run_demo(DemoSettings(out_dir=out, size="small", membrane_negative_copies=1,
+                                        average_iterations=2))
     for name in ("tomogram_1.mrc", "tomogram_2.mrc", "labels_1.mrc", "labels_2.mrc",
                  "labels_1_network.mrc", "vesicles_1.csv", "labels_1.mrc.legend.json",
                  "models/ribosome.tsm", "picks/ribosomes_1.star", "subtomograms/particles.star",

@@ -133,6 +133,17 @@ def test_autoencoder_learns_patterns_and_round_trips(tmp_path):
     loaded = load_autoencoder(tmp_path / "a.tsa")
     np.testing.assert_allclose(mine_patterns(loaded, volumes, 3, device="cpu")["codes"],
                                found["codes"], atol=1e-5)
+    # The command (classify.workflow.mine_files): codes, decoded centres, cluster
+    # averages and the scores against the true shapes, from the files.
+    save_dataset(tmp_path / "shapes.zarr", {"volumes": volumes, "labels": labels,
+                                            "class_names": list(SHAPES),
+                                            "params": {"voxel_size_A": 10.0}})
+    assert main(["classify", "autoencoder", "mine", str(tmp_path / "a.tsa"),
+                 str(tmp_path / "shapes.zarr"), "-o", str(tmp_path / "mined"), "--clusters",
+                 "3", "--device", "cpu"]) == 0
+    mined = json.loads((tmp_path / "mined" / "mining.json").read_text())
+    assert sum(mined["sizes"]) == len(volumes) and mined["scores"]["purity"] >= 0.75
+    assert (tmp_path / "mined" / "cluster_average02.mrc").is_file()
     (tmp_path / "bad.tsa").write_bytes((tmp_path / "a.tsa").read_bytes()[:300])
     with pytest.raises(ModelFileError):
         load_autoencoder(tmp_path / "bad.tsa")

@@ -1,6 +1,7 @@
 """Particle files from other tools: tomogram selection, pixel sizes and shifts, bad input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -184,3 +185,30 @@ def test_extract_refuses_a_multi_tomogram_file_without_a_match(tmp_path, capsys)
                  "--box", "8", "-o", str(out)]) == 0
     kept = read_particles(out / "particles.star")
     assert len(kept) == 1 and kept["x"].iloc[0] == pytest.approx(30.0)
+
+
+def test_a_format_registered_in_one_place_is_read_everywhere(tmp_path, monkeypatch):
+    """A new particle format is one module plus one registration: the points reader
+    (trainset's boxes) and the particle reader find it through the registry alone."""
+    from tomoscribe.io.formats import registry
+    from tomoscribe.io.points import read_points
+
+    def read(path, **context):
+        x, y, z, label = Path(path).read_text().split()
+        return pd.DataFrame({"x": [float(x)], "y": [float(y)], "z": [float(z)],
+                             "class": [int(label)]})
+
+    fake = registry.ParticleFormat(name="fake", suffixes=(".fake",), read=read, write=None,
+                                   holds_orientations=False, holds_voxel_size=False,
+                                   holds_several_tomograms=False, holds_scores=False)
+    monkeypatch.setitem(registry._load(), "fake", fake)
+    path = tmp_path / "boxes.fake"
+    path.write_text("4 5 6 1")
+    boxes = read_points(path)
+    assert boxes[["x", "y", "z"]].to_numpy().tolist() == [[4.0, 5.0, 6.0]]
+    assert boxes["positive"].tolist() == [True]
+    assert read_particles(path)[["x", "y", "z"]].to_numpy().tolist() == [[4.0, 5.0, 6.0]]
+    unknown = tmp_path / "boxes.unknown"
+    unknown.write_text("4 5 6 1")
+    with pytest.raises(InputFileError, match=r"\.fake \(fake\)"):  # the refusal lists it
+        read_points(unknown)

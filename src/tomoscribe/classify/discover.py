@@ -98,6 +98,9 @@ def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
                            say=None) -> dict:
     """Classify and average subtomograms without a reference.
 
+    Over 80 lines: one loop of classification rounds whose state (assignment,
+    per-class averages, rotations, shifts, scores, history) each round updates together.
+
     Parameters
     ----------
     volumes : (N, n, n, n) array

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-from ..errors import AnnotationError, ParameterError
-from ..outputs import (check_free_space, file_fingerprint, read_provenance,
+from ..errors import ParameterError
+from ..outputs import (check_free_space, read_provenance,
                        write_provenance)
 from ..locks import output_lock
 from ..nets.catalogue import listed
@@ -17,43 +16,9 @@ from . import options
 from .checks import writes
 from .app import app
 
-if TYPE_CHECKING:  # annotations only; imported where used
-    import numpy as np
-
 # The per-feature architectures, from the catalogue's list so that --help needs no torch
 # (tests/test_cli_startup.py checks it against the registry).
 ARCHITECTURE_NAMES = listed("feature")
-
-
-def _read_painted(path: Path, tomogram):
-    """The painted volume, with the tomogram's voxel size where its own is unset.
-
-    Painting tools often write no voxel size (TIFF) or 1 Å (an unset MRC header); a
-    painted volume that does record another voxel size is compared, not overridden.
-    """
-    from ..io import read_volume
-    from ..errors import MissingVoxelSizeError
-
-    try:
-        labels = read_volume(path)
-    except MissingVoxelSizeError:
-        return read_volume(path, tomogram.pixel_size_A)
-    if labels.voxel_size_A == (1.0, 1.0, 1.0) and tomogram.pixel_size_A != 1.0:
-        return labels.with_data(labels.data, voxel_size_A=tomogram.voxel_size_A,
-                                origin_A=tomogram.origin_A)
-    return labels
-
-
-def _of_tomogram(table, tomogram: Path, tomo_name: str | None, source: Path):
-    """The rows of this tomogram (by --tomo-name or the file's stem)."""
-    from ..io.particles import select_tomogram, tomogram_name
-
-    name, explicit = tomogram_name(tomogram, tomo_name)
-    return select_tomogram(table, name, str(source), explicit)
-
-
-def _zyx(table) -> np.ndarray:
-    return table[["z", "y", "x"]].to_numpy(dtype=float).reshape(-1, 3)
 
 
 @app.command()
@@ -91,74 +56,29 @@ def trainset(
                                 "shifts: the missing wedge stays where it is), rotate-wedge "
                                 "(any turn, the wedge re-imposed), mixed (each copy one of "
                                 "the two) or rotate (the paper's arbitrary rotations)."),
-    tilt_range: str = typer.Option("-60,60", "--tilt-range",
+    tilt_range: str = typer.Option(None, "--tilt-range",
                                    help="MIN,MAX tilt of the series (°), recorded; used by "
-                                   "--augment rotate-wedge and mixed."),
+                                   "--augment rotate-wedge and mixed (default: as the "
+                                   "tomogram records it, else -60,60)."),
     seed: int = options.Seed,
     voxel_size: float = options.VoxelSize,
 ) -> None:
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD contours."""
-    import numpy as np
+    from ..segment.workflow import training_set_from_files
 
-    from ..io import read_volume
-    from ..io.points import read_imod_contours, read_points
-    from ..io.provenance import carried_acquisition
-    from ..segment.painted_size import painted_component_sizes
-    from ..core.boxes import contour_box_centres
-    from ..segment.trainset import (build_training_set, contour_mask_source, painted_mask_source,
-                                    save_training_set)
-    from ..volume import check_same_grid
     from .structure import _tilt_range
 
-    tilt_range_deg = _tilt_range(tilt_range)
-    if (painted is None) == (contours is None):
-        raise ParameterError("give exactly one of --painted or --contours for the masks.")
-    volume = read_volume(tomogram, voxel_size)
-    pos, neg = np.empty((0, 3)), np.empty((0, 3))
-    if boxes is not None:
-        table = _of_tomogram(read_points(boxes), tomogram, tomo_name, boxes)
-        if "positive" not in table:
-            raise AnnotationError(f"{boxes} has no label column; add one (positive/negative) "
-                                  "or use --positives/--negatives.")
-        pos = np.vstack([pos, _zyx(table[table["positive"]])])
-        neg = np.vstack([neg, _zyx(table[~table["positive"]])])
-    if positives is not None:
-        pos = np.vstack([pos, _zyx(_of_tomogram(read_points(positives), tomogram, tomo_name,
-                                                positives))])
-    if negatives is not None:
-        neg = np.vstack([neg, _zyx(_of_tomogram(read_points(negatives), tomogram, tomo_name,
-                                                negatives))])
-    if painted is not None:
-        labels = _read_painted(painted, volume)
-        check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
-        masks = painted_mask_source(labels, painted_value)
-        data = np.asarray(labels.data)
-        painted_size = painted_component_sizes(
-            data != 0 if painted_value is None else data == painted_value, labels.pixel_size_A)
-    else:
-        painted_size = None  # contours on slices give no 3D size
-        drawn = read_imod_contours(contours, objects or None)
-        if not drawn:
-            raise AnnotationError(f"{contours} has no closed contours with 3 or more points.")
-        masks = contour_mask_source(drawn, volume.shape)
-        pos = np.vstack([pos, contour_box_centres(drawn, tile)])
-    record = read_provenance(tomogram) or {}
-    tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
-    result = build_training_set(
-        volume, pos, neg, masks, feature, annotator, tile_size=tile, context_slices=context,
-        seed=seed, balance=balance, negative_copies=negative_copies,
-        augmentation=augment, tilt_range_deg=tilt_range_deg,
-        preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
-        tomogram=tomo_info)
-    if painted_size is not None:
-        result.metadata["painted_size"] = painted_size
-    result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A))
-    save_training_set(output, result)
+    result, used, tilt = training_set_from_files(
+        tomogram, output, feature, painted=painted, painted_value=painted_value,
+        contours=contours, objects=objects, boxes=boxes, positives=positives,
+        negatives=negatives, tomo_name=tomo_name, tile=tile, context=context,
+        annotator=annotator, balance=balance, negative_copies=negative_copies, seed=seed,
+        voxel_size_A=voxel_size, augmentation=augment, tilt_range_deg=_tilt_range(tilt_range))
     write_provenance(output, "trainset", {"feature": feature, "tile": tile, "context": context,
                                           "seed": seed, "balance": balance,
                                           "negative_copies": negative_copies,
                                           "augment": augment,
-                                          "tilt_range_deg": list(tilt_range_deg)},
+                                          "tilt_range_deg": list(tilt.deg)},
                      [p for p in (tomogram, painted, contours, boxes, positives, negatives) if p])
     unpainted = result.metadata["n_positive_boxes_unpainted"]
     contradicted = result.metadata["n_negative_boxes_painted"]
@@ -167,7 +87,8 @@ def trainset(
                    "negatives should hold none of the feature, or the network learns to "
                    "miss it.", err=True)
     typer.echo(f"wrote {output}: {result.n_positive} positive and {result.n_negative} negative "
-               f"tiles from {len(pos)} positive and {len(neg)} negative boxes"
+               f"tiles from {len(used.positive)} positive and {len(used.negative)} negative "
+               "boxes"
                + (f" ({unpainted} positive boxes had nothing painted)" if unpainted else ""))
 
 

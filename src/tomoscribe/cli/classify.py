@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InvalidDataError, VoxelSizeMismatchError
+from ..errors import InvalidDataError
 from ..outputs import atomic_path, write_provenance
 from . import options
 from .checks import writes
@@ -16,29 +16,6 @@ from .app import app
 classify_app = typer.Typer(help="Classify subtomograms with 3D CNNs (Xu et al. 2017) and "
                                 "the RIF-SVM baseline.", no_args_is_help=True)
 app.add_typer(classify_app, name="classify")
-
-
-def load_subtomograms(path: Path):
-    """Volumes (N, n, n, n), labels, class names and voxel size of a dataset store."""
-    import numpy as np
-
-    from ..simulate.subtomograms import load_dataset
-
-    data = load_dataset(path)
-    volumes = np.asarray(data["volumes"][...], dtype=np.float32)
-    labels = np.asarray(data["labels"][...], dtype=np.int64)
-    voxel = float(data.get("params", {}).get("voxel_size_A", 0.0)) or None
-    if len(volumes) == 0:
-        raise InvalidDataError(f"{path} holds no subtomograms.")
-    return volumes, labels, list(data["class_names"]), voxel
-
-
-def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, what: str) -> None:
-    """Refuse a dataset whose voxel size differs from the model's by more than 5%."""
-    if voxel and abs(voxel / model_voxel - 1) > 0.05:
-        raise VoxelSizeMismatchError(f"{dataset} has {voxel:g} Å voxels but the {what} was "
-                                     f"trained at {model_voxel:g} Å; rescale the "
-                                     "subtomograms first.")
 
 
 def _accuracy_table(truth, predicted, class_names) -> dict:
@@ -86,6 +63,7 @@ def train(
     from ..classify.modelfile import save_classifier
     from ..classify.training import (ClassifierParams, predict, split_halves,
                                      train_classifier)
+    from ..classify.workflow import load_subtomograms
 
     volumes, labels, names, voxel = load_subtomograms(dataset)
     if test_fraction > 0:
@@ -129,6 +107,7 @@ def evaluate(
 
     from ..classify.modelfile import load_classifier
     from ..classify.training import predict
+    from ..classify.workflow import check_voxel_size, load_subtomograms
 
     classifier = load_classifier(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
@@ -159,6 +138,7 @@ def baseline(
     """RIF-SVM: rotation-invariant spherical-harmonic features + RBF-SVM, held-out accuracy."""
     from ..classify.rif import fit_rif_svm
     from ..classify.training import split_halves
+    from ..classify.workflow import load_subtomograms
 
     volumes, labels, names, _ = load_subtomograms(dataset)
     train_mask, test_mask = split_halves(labels, test_fraction, seed)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-from ..errors import InvalidDataError, ParameterError
+from ..errors import ParameterError
 from ..outputs import write_provenance
 from . import options
 from .checks import writes
 from .app import app
-
-if TYPE_CHECKING:  # annotations only; imported where used
-    import numpy as np
 
 clem_app = typer.Typer(help="Annotation from correlative fluorescence: register through the "
                             "film's holes, segment the fluorescence, transfer labels.",
@@ -34,7 +29,7 @@ def simulate(
                                 help="Mirror the fluorescence relative to the overview."),
 ) -> None:
     """A simulated tomogram with its correlative overview, fluorescence and truth."""
-    from ..clem.pipeline import simulate_clem_dataset
+    from ..experiments.clem import simulate_clem_dataset
 
     simulate_clem_dataset(out, size, seed, snr, mirror)
     typer.echo(f"wrote tomogram_1.mrc, preprocessed_1.mrc, clem/ (overview, fluorescence_*, "
@@ -70,11 +65,7 @@ def register(
     """Register fluorescence to an EM overview through the holes of the support film."""
     import numpy as np
 
-    from ..clem.holes import detect_holes
-    from ..clem.lattice import fit_lattice
-    from ..clem.register import (anchor_by_cell, anchor_by_landmarks, register_lattices,
-                                 save_registration)
-    from ..io import read_volume
+    from ..clem.workflow import register_files
 
     mirror_flag = {"auto": None, "yes": True, "no": False}.get(mirror, "bad")
     if mirror_flag == "bad":
@@ -82,43 +73,16 @@ def register(
     if (cell is None) == (not landmark):
         raise ParameterError("give either --cell (the cell's fluorescence) or --landmark "
                              "points to resolve the lattice ambiguity.")
-    ov_volume = read_volume(overview, overview_pixel_A)
-    fm_volume = read_volume(reflection)
-    ov_nm, fm_nm = ov_volume.voxel_size_A[0] / 10, fm_volume.voxel_size_A[0] / 10
-    ov_image, fm_image = _single_image(ov_volume, overview), _single_image(fm_volume, reflection)
-    holes_ov = detect_holes(ov_image, ov_nm, hole_diameter_um, "auto", min_score)
-    holes_fm = detect_holes(fm_image, fm_nm, hole_diameter_um, "auto", min_score)
-    spacing_nm = hole_spacing_um * 1000
-    lattice_ov = fit_lattice(holes_ov[["x", "y"]].to_numpy(), spacing_nm / ov_nm)
-    lattice_fm = fit_lattice(holes_fm[["x", "y"]].to_numpy(), spacing_nm / fm_nm)
-    if cell is not None:
-        cell_volume = read_volume(cell)
-        if not np.allclose(cell_volume.voxel_size_A[:2], fm_volume.voxel_size_A[:2], rtol=0.01):
-            raise InvalidDataError(f"{cell} and {reflection} have different pixel sizes; the "
-                                   "cell's fluorescence must be imaged like the reflection.")
-        cell_image = np.asarray(cell_volume.data, np.float32).max(0)
-        if cell_image.shape != fm_image.shape:
-            raise InvalidDataError(f"{cell} is {cell_image.shape} pixels, {reflection} "
-                                   f"{fm_image.shape}; give images of the same field.")
-        symmetry, shift, anchor = anchor_by_cell(
-            lattice_fm, lattice_ov, cell_image, ov_image, fm_nm / ov_nm,
-            hole_diameter_um * 500 / ov_nm, mirror_flag)
-    else:
-        pairs = np.array([_landmark(text) for text in landmark])
-        symmetry, shift, anchor = anchor_by_landmarks(lattice_fm, lattice_ov, pairs[:, :2],
-                                                      pairs[:, 2:], fm_nm / ov_nm, mirror_flag)
-    registration = register_lattices(lattice_fm, lattice_ov, symmetry, shift, ov_nm, model,
-                                     anchor=anchor)
-    save_registration(out, registration, {"overview": str(overview),
-                                          "fluorescence": str(reflection),
-                                          "fluorescence_pixel_nm": fm_nm,
-                                          "holes_overview": len(holes_ov),
-                                          "holes_fluorescence": len(holes_fm)})
+    landmarks = None if cell is not None else np.array([_landmark(text) for text in landmark])
+    registered = register_files(overview, reflection, out, hole_diameter_um, hole_spacing_um,
+                                cell=cell, landmarks=landmarks, mirror=mirror_flag, model=model,
+                                min_score=min_score, overview_pixel_A=overview_pixel_A)
     write_provenance(out, "clem register", {"hole_diameter_um": hole_diameter_um,
                                             "hole_spacing_um": hole_spacing_um, "model": model,
                                             "mirror": mirror, "min_score": min_score},
                      [overview, reflection] + ([cell] if cell else []))
-    summary = registration.summary()
+    anchor = registered.anchor
+    summary = registered.registration.summary()
     if anchor.get("ambiguous"):
         typer.echo(f"warning: the cell's outline barely prefers this lattice match (margin "
                    f"{anchor['margin']:.3f} over the next); check the overlay of the holes or "
@@ -149,19 +113,12 @@ def watershed(
     min_voxels: int = typer.Option(20, "--min-voxels", min=1, help="Smallest region kept."),
 ) -> None:
     """3D watershed of a fluorescence channel, with saddle-based basin merging."""
-    import numpy as np
+    from ..clem.watershed import WatershedParams
+    from ..clem.workflow import watershed_file
 
-    from ..clem.watershed import WatershedParams, watershed_segment
-    from ..io import read_volume, write_volume
-
-    volume = read_volume(fluorescence)
-    stack = _unmixed(volume, fluorescence, bleed_from, bleed_fraction)
     params = WatershedParams(smooth_px, foreground_sigma, merge_depth_sigma, merge_depth_fraction,
                              min_voxels)
-    regions, table, _ = watershed_segment(stack, params)
-    if int(regions.max()) > np.iinfo(np.int16).max:
-        raise InvalidDataError("more than 32767 regions; raise --foreground or --merge-depth.")
-    write_volume(out, volume.with_data(regions.astype(np.int16)))
+    table = watershed_file(fluorescence, out, params, bleed_from, bleed_fraction)
     write_provenance(out, "clem watershed", params.as_dict() | {"bleed_fraction": bleed_fraction},
                      [fluorescence] + ([bleed_from] if bleed_from else []))
     typer.echo(f"{len(table)} regions ({int(table['voxels'].sum()) if len(table) else 0} "
@@ -208,55 +165,15 @@ def transfer(
     seed: int = options.Seed,
 ) -> None:
     """Turn registered fluorescence regions into a training set for `tomoscribe train`."""
-    import numpy as np
+    from ..clem.transfer import TransferParams
+    from ..clem.workflow import transfer_files
 
-    from ..clem.register import load_transform
-    from ..clem.transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
-    from ..clem.watershed import normalised_signal
-    from ..io import read_volume
-    from ..outputs import read_provenance
-    from ..segment.trainset import save_training_set
-
-    tomo = read_volume(tomogram)
-    fm = read_volume(fluorescence)
-    region_volume = read_volume(regions)
-    if region_volume.shape != fm.shape:
-        raise InvalidDataError(f"{regions} ({region_volume.shape}) is not the watershed of "
-                               f"{fluorescence} ({fm.shape}).")
-    try:
-        place = json.loads(Path(placement).read_text())
-    except (OSError, ValueError) as err:
-        raise InvalidDataError(f"{placement} is not a readable placement JSON ({err}).") from err
-    place = dict(place)
-    if [int(s) for s in place.get("tomogram_shape", tomo.shape)] != list(tomo.shape):
-        raise InvalidDataError(f"{placement} describes a tomogram of shape "
-                               f"{place['tomogram_shape']}, but {tomogram} is {list(tomo.shape)}.")
-    place["tomogram_shape"] = list(tomo.shape)
-    place.setdefault("tomogram_voxel_nm", tomo.voxel_size_A[0] / 10)
-    if abs(place["tomogram_voxel_nm"] * 10 / tomo.voxel_size_A[0] - 1) > 0.02:
-        raise InvalidDataError(f"{placement} says {place['tomogram_voxel_nm']} nm voxels but "
-                               f"{tomogram} has {tomo.voxel_size_A[0] / 10} nm.")
-    matrix = load_transform(transform)
-    record = json.loads(Path(transform).read_text())
-    tre = float(record.get("loo_tre_nm", {}).get("p90", 0.0))
     params = TransferParams(feature, positive_level, negative_margin_nm, density_sigma,
                             smooth_nm, not bright, n_positive=n_positive,
                             n_negative=n_negative, seed=seed)
-    map_values = None
-    if network_map is not None:
-        map_volume = read_volume(network_map)
-        if map_volume.shape != tomo.shape:
-            raise InvalidDataError(f"{network_map} ({map_volume.shape}) is not a map of "
-                                   f"{tomogram} ({tomo.shape}).")
-        map_values = np.asarray(map_volume.data, np.float32)
-    signal = normalised_signal(_unmixed(fm, fluorescence, bleed_from, bleed_fraction))
-    fm_voxel_nm = tuple(v / 10 for v in fm.voxel_size_A)
-    sampled = fluorescence_in_tomogram(np.asarray(region_volume.data), signal, fm_voxel_nm,
-                                       matrix, place, positive_level)
-    preprocessing = (read_provenance(tomogram) or {}).get("parameters")
-    trainset, _, summary = transfer_labels(tomo, sampled, params, tre, preprocessing,
-                                           map_values, map_threshold)
-    save_training_set(out, trainset)
+    trainset, summary = transfer_files(tomogram, fluorescence, regions, transform, placement, out,
+                                       params, network_map, map_threshold, bleed_from,
+                                       bleed_fraction)
     write_provenance(out, "clem transfer", params.as_dict() | {"map_threshold": map_threshold},
                      [tomogram, fluorescence, regions, transform, placement]
                      + ([network_map] if network_map else []))
@@ -282,7 +199,7 @@ def pipeline(
     quiet: bool = options.Quiet,
 ) -> None:
     """Simulated CLEM → registration → watershed → transfer → train → segment → scores."""
-    from ..clem.pipeline import ClemSettings, run_clem_pipeline
+    from ..experiments.clem import ClemSettings, run_clem_pipeline
 
     result = run_clem_pipeline(ClemSettings(out_dir=out, size=size, seed=seed, device=device,
                                             epochs=epochs, threshold=threshold,
@@ -300,33 +217,6 @@ def pipeline(
               if result["human_network_failed"]["tomogram_2"] else "")
     typer.echo(f"Dice CLEM / human: {result['dice_ratio']['tomogram_2']:.2f} on the tomogram "
                f"without fluorescence{failed}; report: {out / 'report.html'}")
-
-
-def _unmixed(volume, path: Path, bleed_from: Path | None, fraction: float) -> np.ndarray:
-    """A channel as float32, with ``fraction`` of another channel's dye removed."""
-    import numpy as np
-
-    from ..clem.watershed import remove_bleed_through
-    from ..io import read_volume
-
-    stack = np.asarray(volume.data, np.float32)
-    if bleed_from is None:
-        return stack
-    other = read_volume(bleed_from)
-    if other.shape != volume.shape or not np.allclose(other.voxel_size_A, volume.voxel_size_A,
-                                                      rtol=0.01):
-        raise InvalidDataError(f"{bleed_from} and {path} differ in shape or voxel size; "
-                               "unmixing needs the same field and sampling.")
-    return remove_bleed_through(stack, other.data, fraction)
-
-
-def _single_image(volume, path: Path) -> np.ndarray:
-    import numpy as np
-
-    if volume.shape[0] != 1:
-        raise InvalidDataError(f"{path} has {volume.shape[0]} slices; give one image (the "
-                               "in-focus slice).")
-    return np.asarray(volume.data[0], np.float32)
 
 
 def _landmark(text: str) -> list[float]:

@@ -28,7 +28,7 @@ def demo(
 ) -> None:
     """Simulate, annotate, train, segment, merge, pick, clean, average and score: no input
     needed."""
-    from ..demo import DemoSettings, run_demo
+    from ..experiments.demo import DemoSettings, run_demo
 
     results = run_demo(DemoSettings(out_dir=out, size=size, seed=seed, device=device,
                                     epochs=epochs, threshold=threshold, close_vesicles=close,

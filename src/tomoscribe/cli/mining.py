@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..errors import InvalidDataError, ParameterError
-from ..outputs import atomic_path, check_output_folder, output_folder, write_provenance
+from ..outputs import atomic_path, check_output_folder, write_provenance
 from . import options
 from .checks import arguments_as, writes
-from .classify import check_voxel_size, classify_app, load_subtomograms
+from .classify import classify_app
 
 if TYPE_CHECKING:  # annotations only; imported where used
     import numpy as np
@@ -24,16 +24,6 @@ voxelseg_app = typer.Typer(help="Voxelwise segmentation of the centre particle o
                                 "subtomograms.", no_args_is_help=True)
 classify_app.add_typer(autoencoder_app, name="autoencoder")
 classify_app.add_typer(voxelseg_app, name="voxelseg")
-
-
-def _write_json(path: Path, record: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-
-
-def _labels_or_none(labels: np.ndarray) -> np.ndarray | None:
-    """Labels of a dataset, or None for an unlabelled one (all −1)."""
-    return None if (labels < 0).all() else labels
 
 
 @classify_app.command("features")
@@ -53,6 +43,7 @@ def features(
     import numpy as np
 
     from ..classify.featurefile import save_features
+    from ..classify.workflow import check_voxel_size, load_subtomograms
 
     if (model is None) == (not rif):
         raise ParameterError("give either --model FILE or --rif.")
@@ -96,66 +87,15 @@ def cluster(
     """k-means over-partitioning of a feature space, with a t-SNE/UMAP map."""
     import numpy as np
 
-    from ..classify.cluster import cluster_scores, embed_2d, over_partition
-    from ..classify.featurefile import load_features, save_features
+    from ..classify.workflow import cluster_files
 
-    table, record = load_features(feature_store)
-    if colour not in ("truth", "predicted", "cluster"):
-        raise ParameterError(f"--colour must be truth, predicted or cluster, got {colour!r}.")
-    clusters, _ = over_partition(table["features"], k, seed)
-    table["clusters"] = clusters
-    names = record.get("class_names", [])
-    truth = _labels_or_none(table["labels"]) if "labels" in table else None
-    scores = cluster_scores(truth, clusters, names) if truth is not None else None
-    if plot is not None:
-        from ..classify.figures import plot_embedding
-
-        if colour == "truth" and truth is None:
-            raise InvalidDataError(f"{feature_store} has no true classes; use --colour "
-                                   "predicted or cluster.")
-        if colour == "predicted" and "predicted" not in table:
-            raise InvalidDataError(f"{feature_store} has no predictions (RIF features); use "
-                                   "--colour truth or cluster.")
-        with arguments_as(method="embedding"):
-            xy, method = embed_2d(table["features"], embedding, seed)
-        if colour == "cluster":
-            index, legend = clusters, [f"cluster {c}" for c in range(k)]
-        else:
-            index = truth if colour == "truth" else table["predicted"]
-            legend = names if colour == "truth" else record.get("model_classes", names)
-        source = Path(record.get("source", "")).name
-        plot_embedding(xy, index, legend,
-                       f"{method} of {source} features, coloured by {colour}", plot)
-    record = {**record, "clusters": {"k": k, "seed": seed, "scores": scores}}
-    save_features(output, table, record)
-    if scores is not None:
-        _write_json(output.with_name(output.name + ".scores.json"), scores)
+    with arguments_as(method="embedding"):
+        clusters, scores = cluster_files(feature_store, output, k, seed, plot, embedding,
+                                         colour)
     sizes = np.bincount(clusters, minlength=k)
     typer.echo(f"wrote {output}: {k} clusters (largest {sizes.max()}, smallest {sizes.min()})"
                + (f"; purity {scores['purity']:.3f}, ARI {scores['adjusted_rand']:.3f}"
                   if scores else ""))
-
-
-def _references(names: list[str], voxel: float, box: int) -> dict:
-    """Reference maps boxed like the subtomograms: template names or map files."""
-    from ..io import read_volume
-    from ..simulate.subtomograms import template_in_box
-    from ..simulate.template_library import list_templates, load_template
-
-    out = {}
-    for name in names:
-        path = Path(name)
-        if path.suffix.lower() in (".mrc", ".map", ".rec", ".zarr", ".tif", ".tiff"):
-            volume = read_volume(path)
-            if not volume.voxel_size_A or not volume.voxel_size_A[0] > 0:
-                raise InvalidDataError(f"{path} has no voxel size; set it in the header.")
-            out[path.stem] = template_in_box(volume, voxel, box)
-        elif name in list_templates():
-            out[name] = template_in_box(load_template(name), voxel, box)
-        else:
-            raise ParameterError(f"reference {name!r} is neither a map file nor a bundled "
-                                 f"template ({', '.join(list_templates())}).")
-    return out
 
 
 @classify_app.command("discover")
@@ -183,68 +123,19 @@ def discover(
     missing-wedge-aware alignment; the averages are written as MRC files, with their
     discrepancy (nm) to every reference in discover.json and a gallery.
     """
-    import numpy as np
-
-    from ..classify.discover import DiscoverParams, match_references, reference_free_classes
-    from ..classify.featurefile import load_features
-    from ..classify.figures import plot_gallery
-    from ..io import write_volume
+    from ..classify.discover import DiscoverParams
+    from ..classify.workflow import discover_files
     from ..io.provenance import tilt_range_for
-    from ..core.device import resolve_device
-    from ..volume import Volume
 
     check_output_folder(output, [dataset, clustered], ["discover.json", "gallery.png"])
-    volumes, labels, names, voxel = load_subtomograms(dataset)
-    if voxel is None:
-        raise InvalidDataError(f"{dataset} records no voxel size.")
-    table, record = load_features(clustered)
-    if "clusters" not in table:
-        raise InvalidDataError(f"{clustered} has no clusters; run `classify cluster` first.")
-    if len(table["clusters"]) != len(volumes):
-        raise InvalidDataError(f"{clustered} clusters {len(table['clusters'])} subtomograms "
-                               f"but {dataset} holds {len(volumes)}; use the same dataset.")
-    chosen = list(clusters or []) or [int(np.bincount(table["clusters"]).argmax())]
-    missing = [c for c in chosen if not (table["clusters"] == c).any()]
-    if missing:
-        raise ParameterError(f"cluster(s) {missing} are empty or do not exist.")
-    refs = _references(list(references or []), voxel, volumes.shape[1])
     tilt_range = tilt_range_for([dataset], None if tilt is None else (-tilt, tilt))
     typer.echo(tilt_range.describe())
     params = DiscoverParams(classes=classes, tilt_range_deg=tilt_range.deg, lowpass_A=lowpass_A,
                             seed=seed)
-    params.validate()
-    device = resolve_device(device).type
-    truth = _labels_or_none(labels)
-    result = {"dataset": str(dataset.resolve()), "params": params.__dict__, "clusters": []}
-    gallery = []
-    with output_folder(output) as tmp:
-        for c in chosen:
-            members = np.flatnonzero(table["clusters"] == c)
-            found = reference_free_classes(volumes[members], voxel, params, device,
-                                           say=lambda m, c=c: typer.echo(f"cluster {c}: {m}"))
-            matches = match_references(found["averages"], refs, voxel)
-            entry = {"cluster": c, "members": members.tolist(), "classes": []}
-            for k, average in enumerate(found["averages"]):
-                write_volume(tmp / f"cluster{c:03d}_class{k}.mrc", Volume(average, voxel))
-                in_class = members[found["assignment"] == k]
-                item = {"class": k, "size": int(found["sizes"][k]),
-                        "members": in_class.tolist(), **matches[k]}
-                if truth is not None:
-                    item["true_classes"] = {names[i]: int(v) for i, v in
-                                            enumerate(np.bincount(truth[in_class],
-                                                                  minlength=len(names))) if v}
-                entry["classes"].append(item)
-                typer.echo(f"cluster {c} class {k}: {item['size']} subtomograms"
-                           + (f", closest {item['best']} at {item['fsc05_nm']:.1f} nm"
-                              if item["best"] else ""))
-            result["clusters"].append(entry)
-            gallery.append(([f"cluster {c} class {k}" for k in range(len(found["averages"]))],
-                            found["averages"]))
-        (tmp / "discover.json").write_text(json.dumps(result, indent=2) + "\n")
-        if refs:
-            gallery.append((list(refs), np.stack(list(refs.values()))))
-        plot_gallery(gallery, tmp / "gallery.png")
-    write_provenance(output, "classify discover", {**params.__dict__, "clusters": chosen},
+    result = discover_files(dataset, clustered, output, params, clusters, references, device,
+                            say=typer.echo)
+    write_provenance(output, "classify discover",
+                     {**params.__dict__, "clusters": [e["cluster"] for e in result["clusters"]]},
                      [], extra={"dataset": str(dataset.resolve()),
                                 "features": str(clustered.resolve())})
     typer.echo(f"wrote {output}")
@@ -265,6 +156,7 @@ def autoencoder_train(
 ) -> None:
     """Train a 3D convolutional autoencoder on subtomograms (no labels needed)."""
     from ..classify.autoencoder import save_autoencoder, train_autoencoder
+    from ..classify.workflow import load_subtomograms
 
     volumes, _, _, voxel = load_subtomograms(dataset)
     model = train_autoencoder(volumes, code_size, epochs, batch, learning_rate,
@@ -291,44 +183,10 @@ def autoencoder_mine(
     device: str = options.Device,
 ) -> None:
     """k-means on autoencoder codes; decoded cluster centres and cluster averages."""
-    import numpy as np
-
-    from ..classify.autoencoder import load_autoencoder, mine_patterns
-    from ..classify.cluster import cluster_scores
-    from ..classify.featurefile import save_features
-    from ..classify.figures import plot_gallery
-    from ..io import write_volume
-    from ..volume import Volume
+    from ..classify.workflow import mine_files
 
     check_output_folder(output, [model, dataset], ["mining.json", "gallery.png"])
-    autoencoder = load_autoencoder(model)
-    volumes, labels, names, voxel = load_subtomograms(dataset)
-    check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
-    if volumes.shape[1] != autoencoder.network.box:
-        raise InvalidDataError(f"the autoencoder takes {autoencoder.network.box}³ "
-                               f"subtomograms but {dataset} holds {volumes.shape[1]}³.")
-    found = mine_patterns(autoencoder, volumes, clusters, seed, device)
-    truth = _labels_or_none(labels)
-    scores = cluster_scores(truth, found["clusters"], names) if truth is not None else None
-    voxel = voxel or autoencoder.voxel_size_A
-    with output_folder(output) as tmp:
-        save_features(tmp / "codes.zarr", {"features": found["codes"], "labels": labels,
-                                           "clusters": found["clusters"]},
-                      {"source": str(model.resolve()), "layer": "code",
-                       "dataset": str(dataset.resolve()), "class_names": names,
-                       "voxel_size_A": voxel, "clusters": {"k": clusters, "seed": seed,
-                                                           "scores": scores}})
-        for k in range(clusters):
-            write_volume(tmp / f"decoded_centre{k:02d}.mrc",
-                         Volume(found["decoded_centres"][k], voxel))
-            write_volume(tmp / f"cluster_average{k:02d}.mrc",
-                         Volume(found["cluster_averages"][k].astype(np.float32), voxel))
-        plot_gallery([([f"decoded centre {k}" for k in range(clusters)],
-                       found["decoded_centres"]),
-                      ([f"cluster {k} average" for k in range(clusters)],
-                       found["cluster_averages"])], tmp / "gallery.png")
-        (tmp / "mining.json").write_text(json.dumps(
-            {"sizes": found["sizes"].tolist(), "scores": scores}, indent=2) + "\n")
+    found, scores = mine_files(model, dataset, output, clusters, seed, device)
     typer.echo(f"wrote {output}: {clusters} clusters of sizes "
                + ", ".join(map(str, found["sizes"].tolist()))
                + (f"; purity {scores['purity']:.3f}" if scores else ""))
@@ -366,6 +224,7 @@ def voxelseg_train(
     from ..classify.training import split_halves
     from ..classify.voxelseg import (dice_per_subtomogram, save_voxel_segmenter,
                                      segment_centre_particles, train_voxel_segmenter)
+    from ..classify.workflow import load_subtomograms
 
     volumes, labels, _, voxel = load_subtomograms(dataset)
     masks = _centre_masks(dataset)
@@ -408,6 +267,7 @@ def voxelseg_apply(
 
     from ..classify.voxelseg import (dice_per_subtomogram, load_voxel_segmenter,
                                      segment_centre_particles)
+    from ..classify.workflow import check_voxel_size, load_subtomograms
     from ..io.zarrstore import open_group, write_array
     from ..simulate.subtomograms import load_dataset
 

@@ -64,13 +64,9 @@ def cell(
     seed: int = options.Seed,
 ) -> None:
     """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles."""
-    import numpy as np
-
-    from ..core.acquisition import Acquisition
-    from ..io import write_volume
-    from ..volume import Volume
-    from ..simulate.cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, make_cell
-    from ..simulate.imaging import ImagingParams, image_volume
+    from ..simulate.cell import CellParams
+    from ..simulate.imaging import ImagingParams
+    from ..simulate.workflow import simulate_cell_files
 
     try:
         nx, ny, nz = (int(v) for v in size.split(","))
@@ -95,51 +91,17 @@ def cell(
                         n_microtubules=scaled(microtubules, 3), n_actin=scaled(actin, 6),
                         n_gold=scaled(gold, 8), templates_uM=concentrations,
                         carbon_edge=carbon, seed=seed)
-    typer.echo("building the phantom", err=True)
-    density, labels, instances, particles = make_cell(params)
-    typer.echo("imaging: projecting, CTF, noise, back-projecting", err=True)
-    imaged = image_volume(density.data, voxel_size, imaging)
-    vs = (voxel_size,) * 3
-    # Everything is computed; now write, each file atomically.
-    write_volume(out_dir / "density.mrc", density)
-    write_volume(out_dir / "labels.mrc", labels)
-    write_volume(out_dir / "instances.mrc", Volume(instances.data.astype(np.int16)
-                                                   if instances.data.max() < 32767
-                                                   else instances.data.astype(np.float32), vs))
-    write_volume(out_dir / "tomogram.mrc", Volume(imaged["tomogram"], vs))
-    write_volume(out_dir / "tilt_series.mrc", Volume(imaged["tilt_series"], vs))
-    with atomic_path(out_dir / "tilt_series.tlt") as tmp:
-        tmp.write_text("".join(f"{a:.2f}\n" for a in imaged["angles_deg"]))
-    legend = {str(v): k for k, v in CELL_CLASS_IDS.items()}
-    legend.update({str(TEMPLATE_CLASS_BASE + i): n for i, n in enumerate(concentrations)})
-    _write_particles(out_dir / "particles.star", particles, voxel_size, "tomogram")
+    particles, class_ids, acquisition = simulate_cell_files(out_dir, params, imaging,
+                                               say=lambda m: typer.echo(m, err=True))
     record = {"cell": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in params.__dict__.items()},
-              "imaging": imaging.as_dict(), "class_ids": legend,
+              "imaging": imaging.as_dict(), "class_ids": class_ids,
               "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
                                   "= inverse of scipy intrinsic ZYZ"}
-    angles = imaged["angles_deg"]
-    write_provenance(out_dir / "tomogram.mrc", "simulate cell", record, extra={
-        "acquisition": Acquisition((min(angles), max(angles)), voxel_size, "tomogram").as_dict()})
+    write_provenance(out_dir / "tomogram.mrc", "simulate cell", record,
+                     extra={"acquisition": acquisition.as_dict()})
     typer.echo(f"wrote {out_dir}: tomogram.mrc, tilt_series.mrc/.tlt, density.mrc, "
                f"labels.mrc, instances.mrc, particles.star ({len(particles)} particles)")
-
-
-def _write_particles(path: Path, particles, voxel_size_A: float, tomo_name: str) -> None:
-    import pandas as pd
-    import starfile
-
-    table = pd.DataFrame({
-        "rlnTomoName": tomo_name,
-        "rlnCoordinateX": particles["x_A"] / voxel_size_A,
-        "rlnCoordinateY": particles["y_A"] / voxel_size_A,
-        "rlnCoordinateZ": particles["z_A"] / voxel_size_A,
-        "rlnAngleRot": particles["rot"], "rlnAngleTilt": particles["tilt"],
-        "rlnAnglePsi": particles["psi"], "rlnClassNumber": particles["class_id"],
-        "tsClassName": particles["class"], "tsInstance": particles["instance"],
-    })
-    with atomic_path(path) as tmp:
-        starfile.write({"particles": table}, tmp)
 
 
 @simulate_app.command("subtomograms")

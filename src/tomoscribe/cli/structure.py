@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import AnnotationError, InputFileError, ParameterError
-from ..outputs import (atomic_path, check_free_space, check_output_folder, check_writable,
-                       output_folder, read_provenance, write_provenance)
+from ..outputs import atomic_path, check_output_folder, check_writable, write_provenance
 from . import options
 from .checks import writes
 from .app import app
 
-if TYPE_CHECKING:  # annotations only; imported where used
-    import numpy as np
-    import pandas as pd
-
-    from ..volume import Volume
-
-
 VALUE_HELP = ("The feature's value in a map from another tool without a .legend.json "
               "(membrain-seg, pyseg, Ais; default: every nonzero voxel).")
-
-
-def _painted_size(map_path: Path, feature: str, label: int | None) -> dict | None:
-    """The painted-size record of the feature: the legend's, else the map's provenance."""
-    from ..core.legend import read_legend
-
-    if label is not None:
-        legend = read_legend(map_path)
-        return None if legend is None else legend.record(label, "painted_size")
-    record = read_provenance(map_path) or {}
-    return record.get("painted_size") if record.get("feature") in (None, feature) else None
 
 
 def _picks_stem(path: Path) -> Path:
@@ -83,17 +63,10 @@ def pick(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
-    import numpy as np
-
-    from ..io import read_volume, write_volume
     from ..io.copick_project import check_picks_target, is_copick_location
-    from ..io.particles import FORMATS, tomogram_stem, write_particles
-    from ..segment.labelmaps import feature_voxels
-    from ..structure.picking import PickParams, pick_particles
-    from ..io.particles import source_tomogram
-    from ..io.provenance import carried_acquisition, with_tilt_columns
-    from ..segment.painted_size import size_defaults
-    from ..structure.filaments import instance_labels, trace_filaments, tube_model
+    from ..io.particles import FORMATS
+    from ..structure.filaments import tube_model
+    from ..structure.workflow import pick_from_map
 
     for out in outputs:
         if is_copick_location(out):
@@ -103,65 +76,32 @@ def pick(
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out, overwrite)
     if filament:
-        model = tube_model(feature, radius_nm)
+        tube_model(feature, radius_nm)  # refuses an unknown feature without --radius-nm
         if not (math.isfinite(spacing) and spacing >= 1.0):
             raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
         filament_table = filament_table or _picks_stem(outputs[0]).with_name(
             _picks_stem(outputs[0]).name + "_filaments.csv")
         check_writable(filament_table, overwrite)
-    volume = read_volume(annotation)
-    data = np.asarray(volume.data)
-    voxels = feature_voxels(annotation, data.dtype, feature, value)
-    label = int(voxels.value) if voxels.how == "legend" else None
-    mask = voxels.mask(data, threshold)
-    if not mask.any():
-        where = {"threshold": f" at or above {threshold}", "value": f" (value {value:g})",
-                 "nonzero": " (no nonzero voxel)"}.get(voxels.how, "")
-        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}{where}; "
-                              "nothing to pick.")
-    learned = size_defaults(_painted_size(annotation, feature, label), volume.pixel_size_A)
-    params = PickParams(threshold,
-                        min_size if min_size is not None else learned.get("min_size", 20),
-                        min_distance if min_distance is not None else learned.get(
-                            "min_distance", 8.0),
-                        edge, max_size=max_size if max_size is not None else learned.get(
-                            "max_size"))
-    params.validate()
-    source = source_tomogram(annotation)
-    name = tomo_name or tomogram_stem(source if source is not None else annotation)
-    settings = {"feature": feature, **params.as_dict(), "filament": filament,
-                "sizes_from_annotation": bool(learned) and not filament, **voxels.as_dict()}
+    picked = pick_from_map(annotation, feature, outputs, threshold=threshold, value=value,
+                           min_size=min_size, max_size=max_size, min_distance=min_distance,
+                           edge=edge, filament=filament, spacing=spacing, radius_nm=radius_nm,
+                           filament_table=filament_table, instances=instances,
+                           tomo_name=tomo_name)
+    settings, table, params = picked.settings, picked.table, picked.params
     if filament:
-        values = mask if voxels.how != "threshold" else np.clip(data / threshold, 0.0, 1.0)
-        table, filaments, lines = trace_filaments(values, volume.pixel_size_A, model, spacing,
-                                                  repr(feature))
-        settings.update({"spacing": spacing, "radius_nm": model.radius_nm,
-                         "hollow": model.hollow})
-        with atomic_path(filament_table) as tmp:
-            filaments.to_csv(tmp, index=False)
-        write_provenance(filament_table, "pick", settings, [annotation],
-                         extra={"n_filaments": len(filaments)})
-        if instances is not None:
-            ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
-            write_volume(instances, volume.with_data(ids))
-            write_provenance(instances, "pick", settings, [annotation],
+        filaments = picked.filaments
+        for path in [filament_table] + ([instances] if instances is not None else []):
+            write_provenance(path, "pick", settings, [annotation],
                              extra={"n_filaments": len(filaments)})
         typer.echo(f"traced {len(filaments)} filaments ({filaments.length_nm.sum():.0f} nm in "
                    f"all); wrote {filament_table}")
-    else:
-        table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
-    acquisition = carried_acquisition([annotation], volume.pixel_size_A, tomo_name=name)
-    table = with_tilt_columns(table, acquisition)
     for out in outputs:
-        write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
-        if is_copick_location(out):  # copick's picks file has no place for a sidecar
-            typer.echo(f"wrote {len(table)} picks to {out}")
-            continue
-        write_provenance(out, "pick", settings, [annotation], extra={"n_picked": len(table),
-                                                                      "tomo_name": name,
-                                                                      **acquisition})
+        if not is_copick_location(out):  # copick's picks file has no place for a sidecar
+            write_provenance(out, "pick", settings, [annotation],
+                             extra={"n_picked": len(table), "tomo_name": picked.tomo_name,
+                                    **picked.acquisition})
         typer.echo(f"wrote {len(table)} picks to {out}")
-    if learned and not filament and None in (min_size, max_size, min_distance):
+    if picked.sizes_learned and not filament and None in (min_size, max_size, min_distance):
         typer.echo(f"sizes from the annotation: {params.min_size}–{params.max_size} voxels, "
                    f"picks at least {params.min_distance:.1f} voxels apart")
 
@@ -251,16 +191,6 @@ def _tilt_range(text: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
-def _positions_on(table: pd.DataFrame, volume: Volume, picked_voxel_size: float | None):
-    from ..io.particles import recorded_voxel_size
-    from ..structure.extract import rescale_positions
-
-    source = picked_voxel_size or recorded_voxel_size(table)
-    if source is not None and abs(source - volume.pixel_size_A) > 0.01 * volume.pixel_size_A:
-        table = rescale_positions(table, source, volume.pixel_size_A)
-    return table
-
-
 @app.command()
 @writes(folders=("out_dir",))
 def extract(
@@ -284,33 +214,13 @@ def extract(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Cut subtomograms (and their Z-projections) around picked positions."""
-    from ..io import read_volume
-    from ..io.particles import check_inside, read_particles, select_tomogram, tomogram_name
-    from ..io.provenance import carried_acquisition, with_tilt_columns
-    from ..structure.extract import extract_subtomograms
-    from ..structure.stackio import write_particle_folder
+    from ..structure.workflow import extract_from_files
 
     check_output_folder(out_dir, [tomogram, particles],
                         ["particles.star", "particles.star.json", "projections.mrcs"], overwrite)
-    volume = read_volume(tomogram, voxel_size)
-    name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
-    acquisition = carried_acquisition([tomogram, particles], volume.pixel_size_A,
-                                      tomo_name=name)  # refuses two tilt series
-    table = read_particles(particles, volume.pixel_size_A, volume.shape, tomograms_star)
-    table = _positions_on(select_tomogram(table, name, str(particles), explicit), volume,
-                          picked_voxel_size)
-    if len(table) == 0:
-        raise AnnotationError(f"{particles} lists no particles.")
-    check_inside(table, volume.shape, str(particles))
-    # subtomograms and their projections, float32, staged beside the folder
-    check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
-    stack, kept = extract_subtomograms(volume, table, box, edge, invert)
-    if len(kept) == 0:
-        raise ParameterError(f"every box of {box} voxels crosses the tomogram's faces; use a "
-                             "smaller box or --edge pad.")
-    kept["tomo_name"] = kept.get("tomo_name", name)
-    kept = with_tilt_columns(kept, acquisition)
-    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
+    table, kept, acquisition = extract_from_files(
+        tomogram, particles, out_dir, box, edge, invert, picked_voxel_size, tomo_name,
+        tomograms_star, voxel_size, overwrite)
     write_provenance(out_dir / "particles.star", "extract",
                      {"box": box, "edge": edge, "invert": invert},
                      [tomogram, particles], extra={"n_extracted": len(kept),
@@ -332,55 +242,14 @@ def clean(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """2D-classify the particles' Z-projections (rotation-invariant); show class averages."""
-    from ..io import write_volume
-    from ..io.particles import read_particles, recorded_voxel_size, write_particles
-    from ..volume import Volume
-    from ..structure.classify2d import classify_projections
-    from ..structure.stackio import read_particle_set, read_projections
+    from ..structure.workflow import clean_particle_file
 
-    table = read_particles(particles)
-    beside = particles.parent / "projections.mrcs"
-    projections = read_projections(particles) if beside.is_file() else None
-    if projections is None or len(projections) != len(table):
-        # A selection or a STAR elsewhere: project the subtomograms it lists.
-        stack, table, _ = read_particle_set(particles)
-        projections = stack.sum(axis=1)
-    check_writable(output, overwrite)
-    result = classify_projections(projections, classes, seed)
-    table["class"] = result["labels"]
-    voxel = recorded_voxel_size(table) or 1.0
-    stem = output.with_suffix("")
-    averages_path = stem.with_name(stem.name + "_classes.mrcs")
-    gallery_path = stem.with_name(stem.name + "_classes.png")
-    write_volume(averages_path, Volume(result["averages"], voxel))
-    _gallery(gallery_path, result["averages"], result["counts"])
-    write_particles(output, table, voxel)
+    result = clean_particle_file(particles, output, classes, seed, overwrite)
+    averages_path, gallery_path = result["averages_path"], result["gallery_path"]
     write_provenance(output, "clean", {"classes": classes, "seed": seed}, [particles],
                      extra={"counts": result["counts"].tolist()})
     typer.echo(f"wrote {output}, {averages_path.name} and {gallery_path.name}; class sizes "
                + ", ".join(f"{i + 1}: {c}" for i, c in enumerate(result["counts"])))
-
-
-def _gallery(path: Path, averages: np.ndarray, counts) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(averages)
-    cols = min(k, 6)
-    rows = (k + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, (image, count) in enumerate(zip(averages, counts)):
-        ax = axes.flat[i]
-        ax.imshow(image, cmap="gray")
-        ax.set_title(f"class {i + 1} ({count})", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
 
 
 @app.command()
@@ -441,40 +310,20 @@ def average(
     quiet: bool = options.Quiet,
 ) -> None:
     """Align and average subtomograms (missing-wedge aware, gold-standard FSC)."""
-    import numpy as np
-
-    from ..io import read_volume
     from ..io.provenance import tilt_range_for
-    from ..core.device import resolve_device
-    from ..structure.average import AverageParams, refine_average
-    from ..core.rotations import from_euler
-    from ..structure.results import AVERAGE_OUTPUTS, write_average_outputs
-    from ..structure.stackio import read_particle_set
+    from ..structure.average import AverageParams
+    from ..structure.results import AVERAGE_OUTPUTS
+    from ..structure.workflow import average_particle_file
 
     tilt = tilt_range_for([particles], _tilt_range(tilt_range))
     check_output_folder(out_dir, [particles] + ([reference] if reference else []),
                         AVERAGE_OUTPUTS, overwrite)
-    stack, table, voxel = read_particle_set(particles)
-    ref = None
-    if reference is not None:
-        ref_volume = read_volume(reference)
-        if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
-            raise ParameterError(f"the reference has {ref_volume.pixel_size_A} Å voxels but the "
-                                 f"particles {voxel} Å; resample one of them.")
-        ref = np.asarray(ref_volume.data, np.float32)
-    priors = None
-    if use_priors:
-        if not {"rot", "tilt", "psi"} <= set(table):
-            raise InputFileError(f"{particles} has no angles to use as priors.")
-        priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
     params = AverageParams(iterations=iterations, global_step_deg=global_step,
                            initial_lowpass_A=initial_lowpass, max_shift_A=max_shift,
                            tilt_range_deg=tilt.deg, symmetry=symmetry, seed=seed)
     typer.echo(tilt.describe())
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
-    result = refine_average(stack, voxel, params, ref, priors,
-                            device=str(resolve_device(device)), say=say)
-    with output_folder(out_dir, overwrite, [particles]) as staging:
-        write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
+    result = average_particle_file(particles, out_dir, params, reference, use_priors, device,
+                                   overwrite, say)
     typer.echo(f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
-               f"0.5 at {result['resolution_05_A']:.1f} Å ({len(table)} particles)")
+               f"0.5 at {result['resolution_05_A']:.1f} Å ({result['n_particles']} particles)")

@@ -29,6 +29,12 @@ def _format(path):
     return format_for(path)
 
 
+def _suffixes_holding_orientations() -> str:
+    """``.star, .csv, .json or .tbl``: the registered formats that hold orientations."""
+    found = [s for fmt in formats() if fmt.holds_orientations for s in fmt.suffixes]
+    return ", ".join(found[:-1]) + " or " + found[-1]
+
+
 def _name(path) -> str:
     return path if isinstance(path, str) else path.name
 
@@ -73,12 +79,13 @@ def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
     if has_angles and not dst_fmt.holds_orientations:
         if not drop_orientations:
             raise ParameterError(f"{_name(target)}: the {dst_fmt.name} format cannot hold the "
-                                 f"orientations {_name(source)} has; choose .star, .json, .tbl "
-                                 "or .csv, or pass `drop_orientations=True`.",
+                                 f"orientations {_name(source)} has; choose "
+                                 f"{_suffixes_holding_orientations()}, or pass "
+                                 "`drop_orientations=True`.",
                                  parameter="drop_orientations")
         table = table.drop(columns=["rot", "tilt", "psi"])
         dropped.append("orientations")
-    if voxel is None and dst_fmt.name in ("relion", "copick"):
+    if voxel is None and dst_fmt.needs_voxel_size:
         raise ParameterError(f"{source} records no voxel size and {_name(target)} needs one; "
                              "give `voxel_size_A`.", parameter="voxel_size_A")
     if voxel is not None and not dst_fmt.holds_voxel_size:

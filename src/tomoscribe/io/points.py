@@ -51,16 +51,21 @@ def read_points(path: str | os.PathLike) -> pd.DataFrame:
     note_input(path)
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
+    from .formats import formats
+
     suffix = path.suffix.lower()
+    particle_suffixes = {s: fmt for fmt in formats() for s in fmt.suffixes}
     if suffix == ".csv" or suffix == ".txt":
         table = _read_csv(path)
-    elif suffix in (".star", ".json", ".tbl"):
-        table = _read_particle_file(path)
     elif suffix == ".mod":
         table = read_imod_points(path)
+    elif suffix in particle_suffixes:  # every registered particle format (io/formats)
+        table = _read_particle_file(path)
     else:
-        raise InputFileError(f"{path}: unknown points format; use .csv, .star, .mod, .json "
-                             "(copick) or .tbl (Dynamo).")
+        known = ", ".join(f"{s} ({fmt.name})" for s, fmt in particle_suffixes.items()
+                          if s not in (".csv", ".mod"))
+        raise InputFileError(f"{path}: unknown points format; use .csv, .mod or a particle "
+                             f"file: {known}.")
     coords = table[["x", "y", "z"]].to_numpy(dtype=float)
     if not np.isfinite(coords).all():
         raise InputFileError(f"{path} has non-numeric or missing coordinates.")

@@ -150,6 +150,8 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
                        tilt_range_deg=(-60.0, 60.0)) -> TrainingSet:
     """Cut, mask and augment tiles for one feature.
 
+    Over 80 lines only by its parameter descriptions (the code is 75).
+
     Parameters
     ----------
     volume : Volume

@@ -77,6 +77,10 @@ def particles_for_concentration(concentration_uM: float, shape, voxel_size_A: fl
 def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False):
     """Simulate the phantom.
 
+    One function over 80 lines: every structure draws from one random stream in a fixed
+    order, which the tests' and benchmarks' simulated cells depend on; split it only
+    with a check that the same seeds give the same cells.
+
     Returns
     -------
     density : Volume (float32)

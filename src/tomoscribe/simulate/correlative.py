@@ -94,6 +94,9 @@ def make_correlative_pair(labels: np.ndarray, instances: np.ndarray, voxel_size_
                           params: CorrelativeParams = CorrelativeParams()) -> dict:
     """Simulate the overview, fluorescence channels and geometry around a tomogram.
 
+    Over 80 lines, as :func:`tomoscribe.simulate.cell.make_cell`: one random stream
+    in a fixed order, on which the CLEM pipeline's scores per seed depend.
+
     Parameters
     ----------
     labels, instances : arrays (nz, ny, nx)

@@ -43,6 +43,8 @@ class ShapesPhantomParams:
 def make_shapes_phantom(params: ShapesPhantomParams = ShapesPhantomParams()):
     """Make a phantom tomogram and its truth.
 
+    Over 80 lines for one random stream in a fixed order (the tests' phantoms).
+
     Returns
     -------
     tomogram : Volume

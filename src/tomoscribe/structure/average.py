@@ -100,6 +100,9 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
                    priors: Rotation | None = None, device: str = "cpu", say=None) -> dict:
     """Align and average subtomograms (p, n, n, n) with gold-standard halves.
 
+    Over 80 lines: one loop of refinement rounds whose state (half maps, rotations,
+    shifts, search ranges, history) each round updates together.
+
     Returns
     -------
     dict with ``map``, ``half_maps`` (2 arrays), ``fsc`` (DataFrame),

@@ -127,4 +127,5 @@ def read(path: Path, voxel_size_A: float | None = None, **_) -> pd.DataFrame:
 
 FORMAT = ParticleFormat(name="copick", suffixes=(".json",), read=read, write=write,
                         holds_orientations=True, holds_voxel_size=True,
-                        holds_several_tomograms=False, holds_scores=True)
+                        holds_several_tomograms=False, holds_scores=True,
+                        needs_voxel_size=True)

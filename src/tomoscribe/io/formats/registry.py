@@ -42,6 +42,7 @@ class ParticleFormat:
     holds_voxel_size : the file records the size (Å) of its coordinate unit.
     holds_several_tomograms : one file can hold (and name) the particles of several tomograms.
     holds_scores : the file can carry a score per particle.
+    needs_voxel_size : the writer must be told the voxel size (it writes Å, not voxels).
     """
 
     name: str
@@ -52,6 +53,7 @@ class ParticleFormat:
     holds_voxel_size: bool
     holds_several_tomograms: bool
     holds_scores: bool
+    needs_voxel_size: bool = False
 
 
 _registry: dict[str, ParticleFormat] = {}

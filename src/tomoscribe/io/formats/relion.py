@@ -346,4 +346,5 @@ def drop_incomplete(out: pd.DataFrame) -> pd.DataFrame:
 
 FORMAT = ParticleFormat(name="relion", suffixes=(".star",), read=read, write=write,
                         holds_orientations=True, holds_voxel_size=True,
-                        holds_several_tomograms=True, holds_scores=True)
+                        holds_several_tomograms=True, holds_scores=True,
+                        needs_voxel_size=True)

@@ -6,14 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report import Report
 from ..core.transforms2d import apply, placement_matrix
+from ..report import Report
+from ..simulate.cell import CELL_CLASS_IDS
+
+FEATURE_ID = CELL_CLASS_IDS["microtubule"]
 
 
 def write_clem_report(path: Path, result: dict, pair: dict, registration, regions: np.ndarray,
                       sampled: dict, refined: np.ndarray, tomos: list, maps: dict,
                       histories: dict) -> None:
-    """Write ``report.html`` for :func:`tomoscribe.clem.pipeline.run_clem_pipeline`."""
+    """Write ``report.html`` for :func:`tomoscribe.experiments.clem.run_clem_pipeline` (a
+    report writer: one figure or table after another, so longer than 80 lines)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,14 +99,14 @@ def write_clem_report(path: Path, result: dict, pair: dict, registration, region
                        r["clem_tiles"], r["label_vs_truth"]["dice"],
                        r["label_vs_truth"]["precision"], r["label_vs_truth"]["recall"]]
                       for name, r in labelled.items()])
-    truth = tomos[0]["truth"]
+    truth = tomos[0].truth_of(FEATURE_ID)
     zc = int(np.argmax(refined.sum((1, 2)))) if refined.any() else truth.shape[0] // 2
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
-    axes[0].imshow(np.asarray(tomos[0]["pre"].data[zc]), cmap="gray")
+    axes[0].imshow(np.asarray(tomos[0].pre.data[zc]), cmap="gray")
     axes[0].imshow(np.ma.masked_less(sampled["signal"] * (sampled["region"] > 0), 1e-3),
                    cmap="viridis", alpha=0.35)
     axes[0].set_title(f"tomogram 1, slice {zc}, with the transferred fluorescence")
-    axes[1].imshow(np.asarray(tomos[0]["pre"].data[zc]), cmap="gray")
+    axes[1].imshow(np.asarray(tomos[0].pre.data[zc]), cmap="gray")
     axes[1].contour(truth[zc], [0.5], colors="lime", linewidths=0.8)
     axes[1].contour(refined[zc], [0.5], colors="red", linewidths=0.8)
     axes[1].set_title("refined label (red) and the truth (green)")
@@ -122,11 +126,11 @@ def write_clem_report(path: Path, result: dict, pair: dict, registration, region
                 "where the network's normalised output reaches "
                 f"{result['settings']['threshold']}; filament seeds every 40 nm along the "
                 "predicted and the true microtubules match within 30 nm.")
-    truth2 = tomos[1]["truth"]
+    truth2 = tomos[1].truth_of(FEATURE_ID)
     z2 = int(np.argmax(truth2.sum((1, 2))))
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
     for ax, source in zip(axes, ("clem", "human")):
-        ax.imshow(np.asarray(tomos[1]["pre"].data[z2]), cmap="gray")
+        ax.imshow(np.asarray(tomos[1].pre.data[z2]), cmap="gray")
         ax.contour(truth2[z2], [0.5], colors="lime", linewidths=0.8)
         ax.contour(maps[(source, 2)][z2] >= result["settings"]["threshold"], [0.5], colors="red",
                    linewidths=0.8)

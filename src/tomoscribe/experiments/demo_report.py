@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .demo import FEATURES
-from .report import Report
+from ..report import Report
+from .demo_setup import FEATURES
 
 TARGETS = [  # (what, how to read it from the results, target, direction)
     ("membrane Dice, tomogram 1", ("segmentation", "tomogram_1", "membrane", "dice"), 0.8, ">="),
@@ -25,6 +25,8 @@ def _get(results: dict, path):
 
 def write_demo_report(path, tomos, merged_all, legend, histories, results, classes,
                       average, truth_map, aligned, truth_curve, network_all=None) -> None:
+    """Write the demo's ``report.html`` (a report writer: one figure or table after
+    another, so longer than 80 lines)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,15 +82,15 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
     cmap = ListedColormap(colours)
     fig, axes = plt.subplots(len(tomos), 3, figsize=(12, 4 * len(tomos)), squeeze=False)
     for row, (tomo, merged) in enumerate(zip(tomos, merged_all)):
-        z = tomo["pre"].shape[0] // 2
-        image = np.asarray(tomo["pre"].data[z])
+        z = tomo.pre.shape[0] // 2
+        image = np.asarray(tomo.pre.data[z])
         axes[row, 0].imshow(image, cmap="gray")
         axes[row, 1].imshow(image, cmap="gray")
         axes[row, 1].imshow(np.ma.masked_equal(merged[z], 0), cmap=cmap, vmin=0,
                             vmax=len(colours) - 1, alpha=0.55, interpolation="nearest")
         truth = np.zeros_like(merged[z])
         for name, class_id in FEATURES.items():
-            truth[tomo["truth"][z] == class_id] = legend.id_of(name)
+            truth[tomo.labels[z] == class_id] = legend.id_of(name)
         axes[row, 2].imshow(np.ma.masked_equal(truth, 0), cmap=cmap, vmin=0,
                             vmax=len(colours) - 1, interpolation="nearest")
         axes[row, 0].set_ylabel(f"tomogram {row + 1}, z = {z}")
@@ -100,15 +102,15 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
     report.heading("Slices")
     report.figure(fig, f"Central slices. Colours: {names}.")
     if network_all is not None and results.get("vesicles"):
-        tomo, y = tomos[0], tomos[0]["pre"].shape[1] // 2
+        tomo, y = tomos[0], tomos[0].pre.shape[1] // 2
         truth = np.zeros_like(merged_all[0][:, y])
         for name, class_id in FEATURES.items():
-            truth[tomo["truth"][:, y] == class_id] = legend.id_of(name)
+            truth[tomo.labels[:, y] == class_id] = legend.id_of(name)
         fig, axes = plt.subplots(3, 1, figsize=(12, 7))
         for ax, cut, title in ((axes[0], network_all[0][:, y], "networks only"),
                                (axes[1], merged_all[0][:, y], "vesicles closed"),
                                (axes[2], truth, "truth")):
-            ax.imshow(np.asarray(tomo["pre"].data[:, y]), cmap="gray", aspect="equal")
+            ax.imshow(np.asarray(tomo.pre.data[:, y]), cmap="gray", aspect="equal")
             ax.imshow(np.ma.masked_equal(cut, 0), cmap=cmap, vmin=0, vmax=len(colours) - 1,
                       alpha=0.55, interpolation="nearest")
             ax.set_ylabel(title); ax.set_xticks([]); ax.set_yticks([])
@@ -164,7 +166,7 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
             axes[row, col].set_title(f"{name} {label}", fontsize=9)
             axes[row, col].axis("off")
     report.figure(fig, "Central sections of the average (aligned to the truth) and the true map.")
-    from .structure.results import fsc_figure
+    from ..structure.results import fsc_figure
 
     report.figure(fsc_figure({"half maps": average["fsc"], "average vs truth": truth_curve}),
                   "FSC between the half maps and of the full average against the true map.")

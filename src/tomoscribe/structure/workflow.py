@@ -1,0 +1,268 @@
+"""Structure workflows on files: what ``tomoscribe pick``, ``extract``, ``clean`` and
+``average`` do, as calls.
+
+:func:`pick_from_map` reads a merged label map (with its legend), one feature's map
+from ``tomoscribe segment`` or another tool's label map, learns the particle sizes
+from the painting where the map records them, picks compact particles or traces
+filaments, and writes the picks in every format asked for.  :func:`extract_from_files` cuts
+subtomograms around a tomogram's picks, :func:`clean_particle_file` classifies their
+projections in 2D, :func:`average_particle_file` refines their average.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.device import resolve_device
+from ..core.legend import read_legend
+from ..core.rotations import from_euler
+from ..errors import AnnotationError, InputFileError, ParameterError
+from ..io import read_volume, write_volume
+from ..io.provenance import carried_acquisition, with_tilt_columns
+from ..io.particles import (check_inside, read_particles, recorded_voxel_size, select_tomogram,
+                            source_tomogram, tomogram_name, tomogram_stem, write_particles)
+from ..outputs import (atomic_path, check_free_space, check_writable, output_folder,
+                       read_provenance)
+from ..segment.labelmaps import feature_voxels
+from ..segment.painted_size import size_defaults
+from ..volume import Volume
+from .average import AverageParams, refine_average
+from .classify2d import classify_projections
+from .extract import extract_subtomograms, rescale_positions
+from .filaments import instance_labels, trace_filaments, tube_model
+from .picking import PickParams, pick_particles
+from .results import write_average_outputs
+from .stackio import read_particle_set, read_projections, write_particle_folder
+
+
+@dataclass
+class Picked:
+    """What :func:`pick_from_map` picked and how.
+
+    Attributes
+    ----------
+    table : the picks (x, y, z voxels of the map; filament seeds with directions)
+    params : the picking parameters used (sizes learned from the painting filled in)
+    settings : every setting, as recorded in the outputs' provenance
+    tomo_name : the tomogram's name written with the picks
+    sizes_learned : whether some size came from the painting
+    filaments : one row per traced filament (``filament=True``), else None
+    acquisition : ``{"acquisition": record}`` carried from the map (tilt range, voxel
+        size, tomogram name), ``{}`` when it records none
+    """
+
+    table: pd.DataFrame
+    params: PickParams
+    settings: dict
+    tomo_name: str
+    sizes_learned: bool
+    filaments: pd.DataFrame | None = field(default=None)
+    acquisition: dict = field(default_factory=dict)
+
+
+def painted_size_record(map_path: Path, feature: str, label: int | None) -> dict | None:
+    """The painted-size record of the feature: the legend's, else the map's provenance."""
+    if label is not None:
+        legend = read_legend(map_path)
+        return None if legend is None else legend.record(label, "painted_size")
+    record = read_provenance(map_path) or {}
+    return record.get("painted_size") if record.get("feature") in (None, feature) else None
+
+
+def pick_from_map(annotation: Path, feature: str, outputs: list[os.PathLike], *,
+                  threshold: float = 1.0, value: float | None = None,
+                  min_size: int | None = None, max_size: int | None = None,
+                  min_distance: float | None = None, edge: int = 4, filament: bool = False,
+                  spacing: float = 10.0, radius_nm: float | None = None,
+                  filament_table: Path | None = None, instances: Path | None = None,
+                  tomo_name: str | None = None) -> Picked:
+    """Pick particles (components' maxima) or filament seeds of ``feature`` from a map.
+
+    Parameters
+    ----------
+    annotation : merged label map (with its ``.legend.json``), a per-feature map or a
+        label/binary map from another tool (``value``)
+    outputs : picks files (.star, .mod, .csv, .json) or copick locations
+    threshold : map value that counts as the feature (per-feature maps only)
+    min_size, max_size, min_distance : voxels; default from the painted sizes the map
+        records, else 20, none and 8
+    edge : picks this close to a face (voxels) are dropped
+    filament, spacing, radius_nm : trace filaments (tube outer radius, nm) and place
+        seeds every ``spacing`` voxels; ``filament_table`` (CSV) must then be given
+    instances : also write the feature's voxels labelled by filament (int32)
+    tomo_name : name written with the picks (default: the tomogram the map was
+        segmented from, else the map's file stem)
+    """
+    volume = read_volume(annotation)
+    data = np.asarray(volume.data)
+    voxels = feature_voxels(annotation, data.dtype, feature, value)
+    label = int(voxels.value) if voxels.how == "legend" else None
+    mask = voxels.mask(data, threshold)
+    if not mask.any():
+        where = {"threshold": f" at or above {threshold}", "value": f" (value {value:g})",
+                 "nonzero": " (no nonzero voxel)"}.get(voxels.how, "")
+        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}{where}; "
+                              "nothing to pick.")
+    learned = size_defaults(painted_size_record(annotation, feature, label), volume.pixel_size_A)
+    params = PickParams(threshold,
+                        min_size if min_size is not None else learned.get("min_size", 20),
+                        min_distance if min_distance is not None else learned.get(
+                            "min_distance", 8.0),
+                        edge, max_size=max_size if max_size is not None else learned.get(
+                            "max_size"))
+    params.validate()
+    source = source_tomogram(annotation)
+    name = tomo_name or tomogram_stem(source if source is not None else annotation)
+    settings = {"feature": feature, **params.as_dict(), "filament": filament,
+                "sizes_from_annotation": bool(learned) and not filament, **voxels.as_dict()}
+    filaments = None
+    if filament:
+        model = tube_model(feature, radius_nm)
+        values = mask if voxels.how != "threshold" else np.clip(data / threshold, 0.0, 1.0)
+        table, filaments, lines = trace_filaments(values, volume.pixel_size_A, model, spacing,
+                                                  repr(feature))
+        settings.update({"spacing": spacing, "radius_nm": model.radius_nm,
+                         "hollow": model.hollow})
+        with atomic_path(filament_table) as tmp:
+            filaments.to_csv(tmp, index=False)
+        if instances is not None:
+            ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
+            write_volume(instances, volume.with_data(ids))
+    else:
+        table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
+    acquisition = carried_acquisition([annotation], volume.pixel_size_A, tomo_name=name)
+    table = with_tilt_columns(table, acquisition)
+    for out in outputs:
+        write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
+    return Picked(table, params, settings, name, bool(learned), filaments, acquisition)
+
+
+def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None
+                 ) -> pd.DataFrame:
+    """Picks rescaled to ``volume``'s voxels from the voxel size they were made at (given,
+    else recorded in the file; unchanged when neither differs by more than 1%)."""
+    source = picked_voxel_size_A or recorded_voxel_size(table)
+    if source is not None and abs(source - volume.pixel_size_A) > 0.01 * volume.pixel_size_A:
+        table = rescale_positions(table, source, volume.pixel_size_A)
+    return table
+
+
+def extract_from_files(tomogram: Path, particles: Path, out_dir: Path, box: int,
+                       edge: str = "skip", invert: bool = False,
+                       picked_voxel_size_A: float | None = None, tomo_name: str | None = None,
+                       tomograms_star: Path | None = None, voxel_size_A: float | None = None,
+                       overwrite: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Cut ``box``³ subtomograms (and their Z-projections) around the picks of this
+    tomogram (by ``tomo_name``, its name in ``tomograms_star`` or its file stem) into the
+    extraction folder ``out_dir``; ``edge`` skip or pad boxes crossing a face.  Returns
+    the tomogram's picks, those extracted and ``{"acquisition": record}`` carried from
+    the tomogram and the picks (``{}`` when neither records one); picks from another
+    tilt series than the tomogram's are refused."""
+    volume = read_volume(tomogram, voxel_size_A)
+    name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
+    acquisition = carried_acquisition([tomogram, particles], volume.pixel_size_A,
+                                      tomo_name=name)  # refuses two tilt series
+    table = read_particles(particles, volume.pixel_size_A, volume.shape, tomograms_star)
+    table = positions_on(select_tomogram(table, name, str(particles), explicit), volume,
+                         picked_voxel_size_A)
+    if len(table) == 0:
+        raise AnnotationError(f"{particles} lists no particles.")
+    check_inside(table, volume.shape, str(particles))
+    # subtomograms and their projections, float32, staged beside the folder
+    check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
+    stack, kept = extract_subtomograms(volume, table, box, edge, invert)
+    if len(kept) == 0:
+        raise ParameterError(f"every box of {box} voxels crosses the tomogram's faces; use a "
+                             "smaller box or `edge=pad`.", parameter="edge")
+    kept["tomo_name"] = kept.get("tomo_name", name)
+    kept = with_tilt_columns(kept, acquisition)
+    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
+    return table, kept, acquisition
+
+
+def clean_particle_file(particles: Path, output: Path, classes: int, seed: int = 0,
+                        overwrite: bool = True) -> dict:
+    """2D classes of an extraction folder's particles (their Z-projections): the table
+    with ``rlnClassNumber`` to ``output``, class averages (``STEM_classes.mrcs``) and a
+    gallery (``STEM_classes.png``) beside it.  Returns the classification (``labels``,
+    ``averages``, ``counts``) and the two file paths (``averages_path``,
+    ``gallery_path``)."""
+    table = read_particles(particles)
+    beside = particles.parent / "projections.mrcs"
+    projections = read_projections(particles) if beside.is_file() else None
+    if projections is None or len(projections) != len(table):
+        # A selection or a STAR elsewhere: project the subtomograms it lists.
+        stack, table, _ = read_particle_set(particles)
+        projections = stack.sum(axis=1)
+    check_writable(output, overwrite)
+    result = classify_projections(projections, classes, seed)
+    table["class"] = result["labels"]
+    voxel = recorded_voxel_size(table) or 1.0
+    stem = output.with_suffix("")
+    averages_path = stem.with_name(stem.name + "_classes.mrcs")
+    gallery_path = stem.with_name(stem.name + "_classes.png")
+    write_volume(averages_path, Volume(result["averages"], voxel))
+    class_gallery(gallery_path, result["averages"], result["counts"])
+    write_particles(output, table, voxel)
+    return result | {"averages_path": averages_path, "gallery_path": gallery_path}
+
+
+def class_gallery(path: Path, averages: np.ndarray, counts) -> None:
+    """PNG of 2D class averages with their sizes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(averages)
+    cols = min(k, 6)
+    rows = (k + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (image, count) in enumerate(zip(averages, counts)):
+        ax = axes.flat[i]
+        ax.imshow(image, cmap="gray")
+        ax.set_title(f"class {i + 1} ({count})", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def average_particle_file(particles: Path, out_dir: Path, params: AverageParams,
+                          reference: Path | None = None, use_priors: bool = False,
+                          device: str = "auto", overwrite: bool = True,
+                          say: Callable[[str], None] | None = None) -> dict:
+    """Align and average the subtomograms a STAR file lists (missing-wedge aware,
+    gold-standard FSC) into the folder ``out_dir`` (map, half maps, FSC, refined STAR).
+
+    ``reference``: a starting map at the particles' voxel size (default: de novo);
+    ``use_priors``: start from the file's angles and search locally only.  Returns the
+    refinement's result (see :func:`tomoscribe.structure.average.refine_average`) with
+    ``n_particles``.
+    """
+    stack, table, voxel = read_particle_set(particles)
+    ref = None
+    if reference is not None:
+        ref_volume = read_volume(reference)
+        if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
+            raise ParameterError(f"the reference has {ref_volume.pixel_size_A} Å voxels but the "
+                                 f"particles {voxel} Å; resample one of them.")
+        ref = np.asarray(ref_volume.data, np.float32)
+    priors = None
+    if use_priors:
+        if not {"rot", "tilt", "psi"} <= set(table):
+            raise InputFileError(f"{particles} has no angles to use as priors.")
+        priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
+    result = refine_average(stack, voxel, params, ref, priors,
+                            device=str(resolve_device(device)), say=say)
+    with output_folder(out_dir, overwrite, [particles]) as staging:
+        write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
+    return result | {"n_particles": len(table)}
