@@ -11,42 +11,21 @@ import json
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from shapes_annotation import FEATURES, annotate_and_train
+
 from tomoscribe.cli.app import main
-from tomoscribe.simulate.annotator import simulate_annotator
-from tomoscribe.io import read_volume, write_volume
-from tomoscribe.io.points import write_points_csv
+from tomoscribe.io import read_volume
 from tomoscribe.metrics import overlap_scores
-from tomoscribe.simulate.shapes import CLASS_IDS, ShapesPhantomParams, make_shapes_phantom
-from tomoscribe.volume import Volume
+from tomoscribe.simulate.shapes import CLASS_IDS
 
 
 @pytest.mark.slow
 def test_annotate_two_features_end_to_end(tmp_path):
     started = time.perf_counter()
-    tomogram, truth, _ = make_shapes_phantom(ShapesPhantomParams(
-        shape=(40, 160, 160), n_vesicles=3, n_filaments=3, n_blobs=25, seed=0))
-    write_volume(tmp_path / "tomo.mrc", tomogram)
-    assert main(["preprocess", str(tmp_path / "tomo.mrc"), "-o", str(tmp_path / "pre.mrc"),
-                 "-q"]) == 0
-    rng = np.random.default_rng(0)
-    features = ["membrane", "blob"]
-    for feature in features:
-        pos, neg, painted = simulate_annotator(truth.data, CLASS_IDS[feature], rng,
-                                               n_positive=10, n_negative=50)
-        write_volume(tmp_path / f"{feature}_paint.mrc", Volume(painted, tomogram.voxel_size_A))
-        boxes = pd.DataFrame(np.vstack([pos, neg])[:, ::-1], columns=["x", "y", "z"])
-        boxes["label"] = ["positive"] * len(pos) + ["negative"] * len(neg)
-        write_points_csv(tmp_path / f"{feature}.csv", boxes)
-        assert main(["trainset", str(tmp_path / "pre.mrc"), "-f", feature,
-                     "--boxes", str(tmp_path / f"{feature}.csv"),
-                     "--painted", str(tmp_path / f"{feature}_paint.mrc"),
-                     "--negative-copies", "2", "-o", str(tmp_path / f"{feature}.trainset")]) == 0
-        assert main(["train", str(tmp_path / f"{feature}.trainset"), "-o",
-                     str(tmp_path / f"{feature}.tsm"), "--validation", "0", "--device", "cpu",
-                     "-q"]) == 0
+    tomogram, truth = annotate_and_train(tmp_path, "cpu")
+    features = FEATURES
     (tmp_path / "maps").mkdir()
     assert main(["segment", str(tmp_path / "pre.mrc"), "-o", str(tmp_path / "maps"),
                  "-m", str(tmp_path / "membrane.tsm"), "-m", str(tmp_path / "blob.tsm"),

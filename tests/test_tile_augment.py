@@ -164,4 +164,4 @@ def test_the_cli_default_is_the_library_default():
     from tomoscribe.segment.trainset import DEFAULT_AUGMENTATION
 
     default = inspect.signature(trainset).parameters["augment"].default.default
-    assert default == DEFAULT_AUGMENTATION == "mixed"
+    assert default == DEFAULT_AUGMENTATION == "rotate"

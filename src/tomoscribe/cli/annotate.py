@@ -51,7 +51,7 @@ def trainset(
     negative_copies: int = typer.Option(1, "--negative-copies", min=1,
                                         help="Augmented copies of each negative (EMAN2's ncopy); "
                                         "more copies mean more training steps per epoch."),
-    augment: str = typer.Option("mixed", "--augment",
+    augment: str = typer.Option("rotate", "--augment",
                                 help="How tiles are copied: flip (mirrors, 180° turns and "
                                 "shifts: the missing wedge stays where it is), rotate-wedge "
                                 "(any turn, the wedge re-imposed), mixed (each copy one of "

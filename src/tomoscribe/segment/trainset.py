@@ -10,9 +10,10 @@ Positives are replicated with augmented copies until positives and negatives
 balance, and each negative is augmented once per copy (:mod:`.tile_augment`):
 ``"flip"`` with mirrors, 180° turns and shifts, which keep every tile's relation to the
 tilt axis and so its missing wedge; ``"rotate-wedge"`` turns a 3D block by any angle
-and re-imposes the wedge of the tilt range; ``"mixed"`` (the default) makes each copy
-one of those two at random; ``"rotate"`` is the paper's and EMAN2's recipe (arbitrary
-in-plane rotations and random flips), kept as published.  Copies are cut from a patch
+and re-imposes the wedge of the tilt range; ``"mixed"`` makes each copy one of those
+two at random; ``"rotate"`` (the default) is the paper's and EMAN2's recipe (arbitrary
+in-plane rotations and random flips), kept as published (docs/performance.md,
+"Orientations the annotator did not paint", says why it is still the default).  Copies are cut from a patch
 ``ceil(√2·tile)`` wide, so rotated tiles have no empty corners.  The method and the
 tilt range are recorded in the metadata (``augmentation``); sets written before that
 record hold the paper's rotations.
@@ -46,7 +47,7 @@ from .tile_augment import WedgeRotator, check_augmentation, random_flip
 #: benchmarks/bench_generalisation.py (docs/performance.md, "Orientations the annotator
 #: did not paint": the flips' Dice along the tilt axis, oblique tubes found, a third of
 #: the turned copies' false positives).
-DEFAULT_AUGMENTATION = "mixed"
+DEFAULT_AUGMENTATION = "rotate"
 
 FORMAT_KEY = "tomoscribe_trainset"
 FORMAT_VERSION = 1
