@@ -13,8 +13,9 @@ tilt axis and so its missing wedge; ``"rotate-wedge"`` turns a 3D block by any a
 and re-imposes the wedge of the tilt range; ``"mixed"`` makes each copy one of those
 two at random; ``"rotate"`` (the default) is the paper's and EMAN2's recipe (arbitrary
 in-plane rotations and random flips), kept as published (docs/performance.md,
-"Orientations the annotator did not paint", says why it is still the default).  Copies are cut from a patch
-``ceil(√2·tile)`` wide, so rotated tiles have no empty corners.  The method and the
+"Orientations the annotator did not paint", says why it is still the default).
+Copies are cut from a patch ``ceil(√2·tile)`` wide, so rotated tiles have no empty
+corners.  The method and the
 tilt range are recorded in the metadata (``augmentation``); sets written before that
 record hold the paper's rotations.
 
