@@ -69,7 +69,8 @@ def phantom(tmp_path):
     return tmp_path / "tomo.mrc", truth.data
 
 
-def _dice(labels: np.ndarray, legend: dict, truth: np.ndarray) -> dict:
+def _dice(labels: np.ndarray, legend, truth: np.ndarray) -> dict:
+    legend = legend.as_dict() if hasattr(legend, "as_dict") else legend  # a Legend or its file
     ids = {v["name"]: int(k) for k, v in legend.items()}
     return {f: overlap_scores(labels == ids[f], truth == CLASS_IDS[f])["dice"]
             for f in FEATURES}

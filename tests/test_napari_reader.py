@@ -50,10 +50,10 @@ def test_tomogram_label_map_and_picks_line_up_in_angstroms(make_napari_viewer, t
 
 def test_multiscale_ome_zarr_opens_every_level(make_napari_viewer, tmp_path):
     from tomoscribe.io import create_volume
-    from tomoscribe.segment.merge import make_legend
+    from tomoscribe.core.legend import Legend
 
     with create_volume(tmp_path / "labels.zarr", (16, 64, 64), np.uint8, (10.0, 10.0, 10.0),
-                       legend=make_legend(["membrane"])) as out:
+                       legend=Legend.from_features(["membrane"])) as out:
         out[...] = 1
     viewer = make_napari_viewer()
     [layer] = viewer.open(tmp_path / "labels.zarr", plugin="tomoscribe")

@@ -10,7 +10,6 @@ the other way round.  Long steps report through :func:`tomoscribe.progress.obser
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,6 +17,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.legend import Legend, legend_path, write_legend
+from ..io.provenance import carried_acquisition, tilt_range_for
+from ..segment.painted_size import legend_with_sizes
 from ..core.device import resolve_device
 from ..errors import AnnotationError, ParameterError
 from ..io import create_volume, read_volume, write_volume
@@ -128,66 +130,57 @@ def merge_weights(thresholds: dict[str, float]) -> dict[str, float]:
 
 def merge_maps(maps: Sequence[str | os.PathLike], features: Sequence[str],
                output: str | os.PathLike, thresholds: dict[str, float],
-               erasers: Sequence[str] = ()) -> tuple[Path, dict]:
+               erasers: Sequence[str] = ()) -> tuple[Path, Legend]:
     """Merge per-feature maps into a uint8 label map + legend, as ``merge`` does with
     ``--threshold 1`` and ``--weight`` from :func:`merge_weights`."""
     output = Path(output)
-    legend_path = output.with_name(output.name + ".legend.json")
-    for path in (output, legend_path):
+    for path in (output, legend_path(output)):
         check_writable(path)
     volumes = [read_volume(p) for p in maps]
     weight_of = merge_weights({f: thresholds.get(f, 1.0) for f in features})
-    from ..segment.merge import make_legend
-
+    acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     with create_volume(output, volumes[0].shape, np.uint8, volumes[0].voxel_size_A,
-                       volumes[0].origin_A, legend=make_legend(features, erasers)) as out:
+                       volumes[0].origin_A,
+                       legend=Legend.from_features(features, erasers)) as out:
         legend = merge_into(volumes, list(features), out, 1.0,
                             [weight_of[f] for f in features], erasers)
-        with atomic_path(legend_path) as tmp:
-            tmp.write_text(json.dumps(legend, indent=2) + "\n")
+        legend = legend_with_sizes(legend, features, maps)
+        write_legend(output, legend)
     write_provenance(output, "merge", {"features": list(features), "threshold": 1.0,
                                        "weights": weight_of, "erasers": list(erasers)},
-                     [Path(p) for p in maps], extra={"legend": legend})
+                     [Path(p) for p in maps], extra={"legend": legend.as_dict(),
+                                                     **acquisition})
     return output, legend
 
 
-def label_of(legend: dict, feature: str) -> int:
-    """The label id of ``feature`` in a merge legend."""
-    for key, entry in legend.items():
-        if entry.get("name") == feature:
-            return int(key)
-    raise ParameterError(f"the label map has no feature {feature!r} (it has "
-                         f"{', '.join(e['name'] for k, e in legend.items() if k != '0')}).")
-
-
-def close_vesicles_in(labels: Volume, legend: dict, output: str | os.PathLike,
+def close_vesicles_in(labels: Volume, legend: Legend, output: str | os.PathLike,
                       feature: str = "membrane",
                       params: VesicleParams | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Close spherical vesicles of a merged map and write it (+ legend, table) as
     ``vesicles`` does.  Returns the closed labels and the table of sphere fits."""
     output = Path(output)
     table_path = output.with_name(tomogram_stem(output) + "_vesicles.csv")
-    legend_out = output.with_name(output.name + ".legend.json")
-    for path in (output, table_path, legend_out):
+    for path in (output, table_path, legend_path(output)):
         check_writable(path)
-    params = params or VesicleParams()
+    if params is None:  # the tilt range the map records, else ±60°
+        source = labels.metadata.get("source")
+        params = VesicleParams(tilt_range_deg=tilt_range_for([source] if source else []).deg)
     params.validate()
-    closed, fitted = close_vesicles(np.asarray(labels.data), label_of(legend, feature),
+    closed, fitted = close_vesicles(np.asarray(labels.data), legend.id_of(feature),
                                     labels.pixel_size_A, params)
     write_volume(output, labels.with_data(closed))
-    with atomic_path(legend_out) as tmp:
-        tmp.write_text(json.dumps(legend, indent=2) + "\n")
+    write_legend(output, legend)
     with atomic_path(table_path) as tmp:
         fitted.to_csv(tmp, index=False)
     return closed, fitted
 
 
-def pick_feature(labels: Volume, legend: dict, feature: str,
+def pick_feature(labels: Volume, legend: Legend, feature: str,
                  painted_size: dict | None = None, edge: int = 4) -> tuple[pd.DataFrame,
                                                                            PickParams]:
     """Particles of ``feature`` in a merged label map, with ``pick``'s size defaults
     (learned from the painting when ``painted_size`` is given, else 20 voxels and 8)."""
-    mask = np.asarray(labels.data) == label_of(legend, feature)
+    mask = np.asarray(labels.data) == legend.id_of(feature)
     if not mask.any():
         raise AnnotationError(f"the label map has no voxel of {feature!r}; nothing to pick.")
     learned = size_defaults(painted_size, labels.pixel_size_A)

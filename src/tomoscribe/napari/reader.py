@@ -36,12 +36,12 @@ def scale_translate(volume) -> tuple[tuple, tuple]:
         tuple(float(v) for v in volume.origin_A[::-1])
 
 
-def legend_colormap(legend: dict) -> dict:
+def legend_colormap(legend) -> dict:
     """napari's label colour dict {id: colour} from a merge legend (0 transparent)."""
     colours = {None: "transparent", 0: "transparent"}
-    for key, entry in legend.items():
-        if int(key) != 0:
-            colours[int(key)] = entry.get("colour", "#ffffff")
+    for label, entry in legend:
+        if label != 0:
+            colours[label] = entry.colour or "#ffffff"
     return colours
 
 
@@ -72,7 +72,7 @@ def pyramid(path, volume) -> list | None:
 def volume_layer(path, voxel_size_A: float | None = None) -> tuple:
     """(data, kwargs, type) of one volume file: labels with a legend, else an image."""
     from ..io import read_volume
-    from ..segment.labelmaps import read_legend
+    from ..core.legend import read_legend
 
     volume = read_volume(path, voxel_size_A)
     scale, translate = scale_translate(volume)
@@ -82,10 +82,10 @@ def volume_layer(path, voxel_size_A: float | None = None) -> tuple:
             "origin_A": volume.origin_A}
     levels = pyramid(path, volume)
     data = levels if levels is not None else volume.data
-    if legend:
+    if legend is not None:
         from napari.utils.colormaps import DirectLabelColormap
 
-        meta["legend"] = legend
+        meta["legend"] = legend.as_dict()
         return (data, {"name": name, "scale": scale, "translate": translate,
                        "metadata": meta, "multiscale": levels is not None,
                        "colormap": DirectLabelColormap(color_dict=legend_colormap(legend))},

@@ -580,7 +580,7 @@ class AnnotateWidget(QWidget):
                                     self.folder / "labels.mrc", thresholds, erasers)
         return self._show_labels(read_volume(output), legend, output)
 
-    def _show_labels(self, labels, legend: dict, path: Path):
+    def _show_labels(self, labels, legend, path: Path):
         from napari.utils.colormaps import DirectLabelColormap
 
         self.labels_path, self.legend, self.labels = path, legend, labels
@@ -589,14 +589,15 @@ class AnnotateWidget(QWidget):
         if self._layer(name) is not None:
             self.viewer.layers.remove(name)
         layer = self.viewer.add_labels(np.asarray(labels.data), name=name, scale=scale,
-                                       translate=translate, metadata={"legend": legend},
+                                       translate=translate,
+                                       metadata={"legend": legend.as_dict()},
                                        colormap=DirectLabelColormap(
                                            color_dict=legend_colormap(legend)))
-        for entry in legend.values():
-            if entry["name"] != "background":
-                self._add_choice(entry["name"])
+        for label, entry in legend:
+            if label != 0:
+                self._add_choice(entry.name)
         self.status.setText("legend: " + ", ".join(
-            f"{k}={v['name']}" for k, v in legend.items() if k != "0"))
+            f"{label}={entry.name}" for label, entry in legend if label != 0))
         return layer
 
     def close_vesicles(self, feature: str = "membrane"):

@@ -44,10 +44,9 @@ from ..outputs import atomic_path, note_input
 from ..volume import Volume, check_finite
 from .tile_augment import WedgeRotator, check_augmentation, random_flip
 
-#: The augmentation used unless another is asked for, chosen by
-#: benchmarks/bench_generalisation.py (docs/performance.md, "Orientations the annotator
-#: did not paint": the flips' Dice along the tilt axis, oblique tubes found, a third of
-#: the turned copies' false positives).
+#: The augmentation used unless another is asked for: the paper's, until a per-feature
+#: choice is measured (docs/performance.md, "Orientations the annotator did not paint":
+#: ``mixed`` trained better microtubule networks but led to a wrong vesicle closure).
 DEFAULT_AUGMENTATION = "rotate"
 
 FORMAT_KEY = "tomoscribe_trainset"
@@ -175,7 +174,7 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
     negative_copies : int
         Augmented copies of each negative box (EMAN2's ``ncopy``); positives are
         then balanced to the larger number of negatives.
-    augmentation : {"flip", "rotate-wedge", "rotate"}
+    augmentation : {"flip", "rotate-wedge", "mixed", "rotate"}
         How copies are made (:mod:`.tile_augment`; ``"rotate"`` is the paper's).
     tilt_range_deg : (min, max)
         Tilt range of the series (degrees), used by ``"rotate-wedge"`` and recorded.
