@@ -16,13 +16,16 @@ import time
 
 import torch
 
-from tomoscribe.simulate.subtomograms import (SubtomogramParams, simulate_subtomograms,
-                                              template_in_box)
+from tomoscribe.core.rotations import global_rotations, local_offsets
+from tomoscribe.simulate.subtomograms import (
+    SubtomogramParams,
+    simulate_subtomograms,
+    template_in_box,
+)
 from tomoscribe.simulate.template_library import load_template
 from tomoscribe.structure.align import Aligner
 from tomoscribe.structure.average import AverageParams, align_map_to, fourier_crop, refine_average
 from tomoscribe.structure.fsc import fsc_curve, resolution_at
-from tomoscribe.core.rotations import global_rotations, local_offsets
 
 
 def main() -> None:
@@ -36,9 +39,18 @@ def main() -> None:
     truth = template_in_box(load_template("4v5d"), 10.0, 40)
     whole, global_rate, local_rate, resolution = [], [], [], []
     for seed in range(args.repeats):
-        data = simulate_subtomograms(["4v5d"], args.particles, SubtomogramParams(
-            box=40, voxel_size_A=10.0, snr=args.snr, include_empty=False, defocus_um=3.0,
-            seed=seed))
+        data = simulate_subtomograms(
+            ["4v5d"],
+            args.particles,
+            SubtomogramParams(
+                box=40,
+                voxel_size_A=10.0,
+                snr=args.snr,
+                include_empty=False,
+                defocus_um=3.0,
+                seed=seed,
+            ),
+        )
         volumes = -data["volumes"]
         particles = torch.as_tensor(volumes, device=args.device)
         reference = torch.as_tensor(truth, device=args.device)
@@ -53,19 +65,26 @@ def main() -> None:
         fine.search_local(reference, grid[idx], offsets, 30.0)
         local_rate.append(len(volumes) * len(offsets) / (time.perf_counter() - start))
         start = time.perf_counter()
-        result = refine_average(volumes, 10.0, AverageParams(iterations=args.iterations,
-                                                             seed=seed), device=args.device)
+        result = refine_average(
+            volumes, 10.0, AverageParams(iterations=args.iterations, seed=seed), device=args.device
+        )
         whole.append(time.perf_counter() - start)
         aligned, *_ = align_map_to(result["map"], truth, 10.0)
         resolution.append(resolution_at(fsc_curve(aligned, truth, 10.0), 0.5))
-    print(f"device {args.device}, {torch.get_num_threads()} threads, {args.particles} particles "
-          f"of 40³ at 10 Å, SNR {args.snr}, medians of {args.repeats}")
-    print(f"global search (20³, constrained CC): {statistics.median(global_rate):,.0f} "
-          "particle-orientations/s")
+    print(
+        f"device {args.device}, {torch.get_num_threads()} threads, {args.particles} particles "
+        f"of 40³ at 10 Å, SNR {args.snr}, medians of {args.repeats}"
+    )
+    print(
+        f"global search (20³, constrained CC): {statistics.median(global_rate):,.0f} "
+        "particle-orientations/s"
+    )
     print(f"local search (40³): {statistics.median(local_rate):,.0f} particle-orientations/s")
-    print(f"de novo refinement ({args.iterations} local iterations): "
-          f"{statistics.median(whole):.1f} s; FSC 0.5 against truth "
-          f"{statistics.median(resolution):.1f} Å")
+    print(
+        f"de novo refinement ({args.iterations} local iterations): "
+        f"{statistics.median(whole):.1f} s; FSC 0.5 against truth "
+        f"{statistics.median(resolution):.1f} Å"
+    )
 
 
 if __name__ == "__main__":

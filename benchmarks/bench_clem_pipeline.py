@@ -37,22 +37,34 @@ def main() -> None:
     parser.add_argument("--size", choices=("small", "medium"), default="medium")
     parser.add_argument("--out", type=Path, default=Path("bench-clem"))
     parser.add_argument("--keep", action="store_true", help="keep each run's files")
-    parser.add_argument("--training-tomograms", type=int, default=3,
-                        help="labelled tomograms that train the CLEM network together")
+    parser.add_argument(
+        "--training-tomograms",
+        type=int,
+        default=3,
+        help="labelled tomograms that train the CLEM network together",
+    )
     args = parser.parse_args()
     rows = []
-    print("seed | Dice t1 human / CLEM (ratio) | Dice t2 human / CLEM (ratio) | "
-          "labels P / R | registration nm | s")
+    print(
+        "seed | Dice t1 human / CLEM (ratio) | Dice t2 human / CLEM (ratio) | "
+        "labels P / R | registration nm | s"
+    )
     for seed in args.seeds:
         out = args.out / f"seed_{seed}"
         started = time.perf_counter()
-        result = run_clem_pipeline(ClemSettings(out_dir=out, size=args.size, seed=seed,
-                                                training_tomograms=args.training_tomograms))
+        result = run_clem_pipeline(
+            ClemSettings(
+                out_dir=out, size=args.size, seed=seed, training_tomograms=args.training_tomograms
+            )
+        )
         seconds = time.perf_counter() - started
         scores = result["scores"]
-        row = {"seed": seed, "seconds": seconds,
-               "registration_nm": result["registration"]["true_error_at_tomogram_nm"]["max"],
-               "labels": result["transfer"]["labels_vs_truth_by_round"]}
+        row = {
+            "seed": seed,
+            "seconds": seconds,
+            "registration_nm": result["registration"]["true_error_at_tomogram_nm"]["max"],
+            "labels": result["transfer"]["labels_vs_truth_by_round"],
+        }
         cells = []
         for t in (1, 2):
             human = scores[f"human_tomogram_{t}"]["dice"]
@@ -63,18 +75,23 @@ def main() -> None:
             flag = " (human network failed)" if row[f"failed_{t}"] else ""
             cells.append(f"{human:.3f} / {clem:.3f} ({row[f'ratio_{t}']:.2f}){flag}")
         last = list(row["labels"].values())[-1]
-        print(f"{seed} | {cells[0]} | {cells[1]} | {last['precision']:.2f} / "
-              f"{last['recall']:.2f} | {row['registration_nm']:.1f} | {seconds:.0f}", flush=True)
+        print(
+            f"{seed} | {cells[0]} | {cells[1]} | {last['precision']:.2f} / "
+            f"{last['recall']:.2f} | {row['registration_nm']:.1f} | {seconds:.0f}",
+            flush=True,
+        )
         rows.append(row)
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
     for t in (1, 2):
         ratios = [r[f"ratio_{t}"] for r in rows]
         working = [r[f"ratio_{t}"] for r in rows if not r[f"failed_{t}"]]
-        print(f"tomogram {t}: median ratio {statistics.median(ratios):.2f} over {len(rows)} "
-              f"seeds; {sum(x >= 0.8 for x in ratios)} of {len(rows)} ≥ 0.8; where the "
-              f"human network works ({len(working)} seeds): "
-              + (f"median {statistics.median(working):.2f}" if working else "none"))
+        print(
+            f"tomogram {t}: median ratio {statistics.median(ratios):.2f} over {len(rows)} "
+            f"seeds; {sum(x >= 0.8 for x in ratios)} of {len(rows)} ≥ 0.8; where the "
+            f"human network works ({len(working)} seeds): "
+            + (f"median {statistics.median(working):.2f}" if working else "none")
+        )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ import numpy as np
 
 from tomoscribe.clem.holes import detect_holes
 from tomoscribe.clem.lattice import fit_lattice
-from tomoscribe.experiments.clem import tomogram_tre_nm
 from tomoscribe.clem.register import anchor_by_cell, anchor_by_landmarks, register_lattices
 from tomoscribe.core.transforms2d import apply
+from tomoscribe.experiments.clem import tomogram_tre_nm
 from tomoscribe.simulate.correlative import CorrelativeParams, make_correlative_pair
 
 
@@ -49,36 +49,59 @@ def main() -> None:
         lattice_fm = fit_lattice(holes_fm[["x", "y"]].to_numpy(), 30.0)
         if args.anchor == "cell":
             symmetry, shift, anchor = anchor_by_cell(
-                lattice_fm, lattice_ov, pair["fluorescence"]["cell"].max(0), pair["overview"],
-                2.5, 25.0)
+                lattice_fm,
+                lattice_ov,
+                pair["fluorescence"]["cell"].max(0),
+                pair["overview"],
+                2.5,
+                25.0,
+            )
         else:  # three clicks, each off by up to 300 nm in the overview
             rng = np.random.default_rng(seed)
             fm_points = rng.uniform(60, 260, (3, 2))
             ov_points = apply(pair["fm_to_overview"], fm_points) + rng.uniform(-7.5, 7.5, (3, 2))
-            symmetry, shift, anchor = anchor_by_landmarks(lattice_fm, lattice_ov, fm_points,
-                                                          ov_points, 2.5)
-        registration = register_lattices(lattice_fm, lattice_ov, symmetry, shift, 40.0,
-                                         anchor=anchor, seed=seed)
+            symmetry, shift, anchor = anchor_by_landmarks(
+                lattice_fm, lattice_ov, fm_points, ov_points, 2.5
+            )
+        registration = register_lattices(
+            lattice_fm, lattice_ov, symmetry, shift, 40.0, anchor=anchor, seed=seed
+        )
         summary = registration.summary()
         seconds = time.perf_counter() - start
-        error = tomogram_tre_nm(registration.matrix, pair["fm_to_overview"], pair["placement"],
-                                params.fm_pixel_nm)
-        rows.append((error["max"], summary["fre_nm"], summary["loo_tre_nm"]["median"],
-                     summary["loo_tre_nm"]["p90"], summary["n_inliers"], seconds))
+        error = tomogram_tre_nm(
+            registration.matrix, pair["fm_to_overview"], pair["placement"], params.fm_pixel_nm
+        )
+        rows.append(
+            (
+                error["max"],
+                summary["fre_nm"],
+                summary["loo_tre_nm"]["median"],
+                summary["loo_tre_nm"]["p90"],
+                summary["n_inliers"],
+                seconds,
+            )
+        )
         margin = anchor.get("margin", anchor.get("runner_up_rms_px", float("nan")))
-        print(f"seed {seed:2d} mirror {mirror!s:5}  true error at tomogram {error['max']:7.1f} nm"
-              f"  FRE {summary['fre_nm']:5.1f}  LOO TRE median "
-              f"{summary['loo_tre_nm']['median']:5.1f}"
-              f" p90 {summary['loo_tre_nm']['p90']:5.1f} nm  holes {summary['n_inliers']:3d}"
-              f"  anchor margin {margin:.3f}  {seconds:.2f} s", flush=True)
+        print(
+            f"seed {seed:2d} mirror {mirror!s:5}  true error at tomogram {error['max']:7.1f} nm"
+            f"  FRE {summary['fre_nm']:5.1f}  LOO TRE median "
+            f"{summary['loo_tre_nm']['median']:5.1f}"
+            f" p90 {summary['loo_tre_nm']['p90']:5.1f} nm  holes {summary['n_inliers']:3d}"
+            f"  anchor margin {margin:.3f}  {seconds:.2f} s",
+            flush=True,
+        )
     table = np.array(rows)
     errors = table[:, 0]
-    print(f"\ntrue error at the tomogram (nm): median {np.median(errors):.1f}, 90% "
-          f"{np.percentile(errors, 90):.1f}, max {errors.max():.1f}; ≤ 50 nm in "
-          f"{(errors <= 50).sum()} of {len(errors)}")
-    print(f"FRE median {np.median(table[:, 1]):.1f} nm; LOO TRE median of medians "
-          f"{np.median(table[:, 2]):.1f} nm; holes median {np.median(table[:, 4]):.0f}; "
-          f"registration time median {np.median(table[:, 5]):.2f} s")
+    print(
+        f"\ntrue error at the tomogram (nm): median {np.median(errors):.1f}, 90% "
+        f"{np.percentile(errors, 90):.1f}, max {errors.max():.1f}; ≤ 50 nm in "
+        f"{(errors <= 50).sum()} of {len(errors)}"
+    )
+    print(
+        f"FRE median {np.median(table[:, 1]):.1f} nm; LOO TRE median of medians "
+        f"{np.median(table[:, 2]):.1f} nm; holes median {np.median(table[:, 4]):.0f}; "
+        f"registration time median {np.median(table[:, 5]):.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,10 @@ def network_variants(network, size: int, batch: int, repeats: int) -> None:
             torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
 
             def run():
-                with torch.no_grad(), torch.autocast("cuda", torch.bfloat16,
-                                                     enabled=precision == "bf16"):
+                with (
+                    torch.no_grad(),
+                    torch.autocast("cuda", torch.bfloat16, enabled=precision == "bf16"),
+                ):
                     return net(xin)
 
             seconds = _time(run, repeats)
@@ -79,9 +81,11 @@ def network_variants(network, size: int, batch: int, repeats: int) -> None:
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     net = network.to(memory_format=torch.contiguous_format)
     for block in (64, 128):
+
         def run_fft():
             with torch.no_grad():
                 return fastengine.chen2017_forward(net, x, block)
+
         try:
             seconds = _time(run_fft, repeats)
             err = float((run_fft() - reference).abs().max())
@@ -92,19 +96,25 @@ def network_variants(network, size: int, batch: int, repeats: int) -> None:
     torch.backends.cudnn.allow_tf32 = True
     with torch.no_grad():
         half = F.max_pool2d(net.conv1(x), 2)
-        for name, layer, inp in (("conv1+pool", lambda t: F.max_pool2d(net.conv1(t), 2), x),
-                                 ("conv2", net.conv2, half), ("conv3", net.conv3, half)):
+        for name, layer, inp in (
+            ("conv1+pool", lambda t: F.max_pool2d(net.conv1(t), 2), x),
+            ("conv2", net.conv2, half),
+            ("conv3", net.conv3, half),
+        ):
             for precision in ("tf32", "bf16"):
+
                 def run_layer():
                     with torch.autocast("cuda", torch.bfloat16, enabled=precision == "bf16"):
                         return layer(inp)
+
                 rows.append((f"  layer {name} {precision}", _time(run_layer, repeats), 0.0))
     torch.backends.cudnn.allow_tf32 = False
-    print(f"\nnetwork alone, {batch} slices of {size}x{size} on the GPU "
-          f"(median of {repeats}):")
+    print(f"\nnetwork alone, {batch} slices of {size}x{size} on the GPU (median of {repeats}):")
     for name, seconds, err in rows:
-        print(f"  {name:32s} {seconds * 1e3:8.1f} ms  {voxels / seconds / 1e6:8.1f} Mvoxel/s"
-              f"  max|diff| {err:.2e}")
+        print(
+            f"  {name:32s} {seconds * 1e3:8.1f} ms  {voxels / seconds / 1e6:8.1f} Mvoxel/s"
+            f"  max|diff| {err:.2e}"
+        )
 
 
 def pipeline(model, shape, repeats: int) -> None:
@@ -121,8 +131,10 @@ def pipeline(model, shape, repeats: int) -> None:
             torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
         seconds = statistics.median(times[1:])
-        print(f"  {precision:5s} median {seconds:.2f} s  {data.size / seconds / 1e6:8.1f} "
-              f"Mvoxel/s  (runs {', '.join(f'{t:.2f}' for t in times[1:])})")
+        print(
+            f"  {precision:5s} median {seconds:.2f} s  {data.size / seconds / 1e6:8.1f} "
+            f"Mvoxel/s  (runs {', '.join(f'{t:.2f}' for t in times[1:])})"
+        )
 
 
 def stages(model, plane: int, slices: int, repeats: int) -> None:
@@ -140,10 +152,14 @@ def stages(model, plane: int, slices: int, repeats: int) -> None:
         with create_volume(f"{tmp}/in.mrc", shape, np.float32, (10.0,) * 3) as out:
             out[:] = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         volume = read_volume(f"{tmp}/in.mrc")
-        target = ResumableVolume(f"{tmp}/out.mrc", shape, (10.0,) * 3, (0.0,) * 3, "k",
-                                 slices).open().target
-        times = {k: [] for k in ("read+check", "pin", "to GPU", "network", "to host",
-                                 "write+stats")}
+        target = (
+            ResumableVolume(f"{tmp}/out.mrc", shape, (10.0,) * 3, (0.0,) * 3, "k", slices)
+            .open()
+            .target
+        )
+        times = {
+            k: [] for k in ("read+check", "pin", "to GPU", "network", "to host", "write+stats")
+        }
         with precision_mode("fp32", device):
             for _ in range(repeats + 1):
                 marks = [time.perf_counter()]
@@ -151,6 +167,7 @@ def stages(model, plane: int, slices: int, repeats: int) -> None:
                 def mark():
                     torch.cuda.synchronize()
                     marks.append(time.perf_counter())
+
                 raw = volume.slab(0, slices)
                 assert np.isfinite(raw).all()
                 mark()
@@ -169,10 +186,15 @@ def stages(model, plane: int, slices: int, repeats: int) -> None:
                 for key, a, b in zip(times, marks[:-1], marks[1:]):
                     times[key].append(b - a)
     total = sum(statistics.median(v[1:]) for v in times.values())
-    print(f"\none slab of {slices} x {plane}x{plane} from an MRC, stage by stage "
-          f"(median of {repeats}, ms):")
-    print("  " + ", ".join(f"{k} {statistics.median(v[1:]) * 1e3:.0f}" for k, v in times.items())
-          + f"; total {total * 1e3:.0f} ms = {np.prod(shape) / total / 1e6:.0f} Mvoxel/s")
+    print(
+        f"\none slab of {slices} x {plane}x{plane} from an MRC, stage by stage "
+        f"(median of {repeats}, ms):"
+    )
+    print(
+        "  "
+        + ", ".join(f"{k} {statistics.median(v[1:]) * 1e3:.0f}" for k, v in times.items())
+        + f"; total {total * 1e3:.0f} ms = {np.prod(shape) / total / 1e6:.0f} Mvoxel/s"
+    )
 
 
 def main() -> None:
@@ -181,13 +203,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pipeline-shape", type=int, nargs=3, default=[64, 1024, 1024])
-    parser.add_argument("--no-variants", action="store_true",
-                        help="skip part 1 (the network's arithmetic variants)")
+    parser.add_argument(
+        "--no-variants", action="store_true", help="skip part 1 (the network's arithmetic variants)"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_cuda needs a CUDA device.")
-    print(torch.cuda.get_device_name(), "torch", torch.__version__,
-          "cudnn", torch.backends.cudnn.version())
+    print(
+        torch.cuda.get_device_name(),
+        "torch",
+        torch.__version__,
+        "cudnn",
+        torch.backends.cudnn.version(),
+    )
     spec = ArchitectureSpec("chen2017", 0)
     network = build_network(spec)
     network.initialise(torch.Generator().manual_seed(0), 0.05)

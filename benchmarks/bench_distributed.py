@@ -46,37 +46,50 @@ def main() -> None:
             spec = ArchitectureSpec()
             network = build_network(spec)
             network.initialise(torch.Generator().manual_seed(i), 0.05)
-            models.append(save_model(tmp / f"{feature}.tsm",
-                                     FeatureModel(network.eval(), spec, feature, 10.0, 0.5)))
+            models.append(
+                save_model(
+                    tmp / f"{feature}.tsm", FeatureModel(network.eval(), spec, feature, 10.0, 0.5)
+                )
+            )
         start = time.perf_counter()
         with dask_client(workers=args.workers) as (client, threads):
             startup = time.perf_counter() - start
             times = {"single process": [], f"{args.workers} workers": []}
             written = {}
             for _ in range(args.repeats):
-                for label, use, per_task in (("single process", None, None),
-                                             (f"{args.workers} workers", client, threads)):
+                for label, use, per_task in (
+                    ("single process", None, None),
+                    (f"{args.workers} workers", client, threads),
+                ):
                     out = tmp / label.replace(" ", "_")
                     out.mkdir(exist_ok=True)
-                    paths = [[out / f"t{i}_{f}.mrc" for f in ("membrane", "actin")]
-                             for i in range(args.tomograms)]
-                    jobs = plan_segmentation(tomograms, models, paths, device="cpu",
-                                             threads=per_task)
+                    paths = [
+                        [out / f"t{i}_{f}.mrc" for f in ("membrane", "actin")]
+                        for i in range(args.tomograms)
+                    ]
+                    jobs = plan_segmentation(
+                        tomograms, models, paths, device="cpu", threads=per_task
+                    )
                     begin = time.perf_counter()
                     segment_files(jobs, use, overwrite=True)
                     times[label].append(time.perf_counter() - begin)
                     written[label] = [p.read_bytes() for row in paths for p in row]
     same = written["single process"] == written[f"{args.workers} workers"]
     voxels = args.tomograms * 2 * float(np.prod(args.shape))
-    print(f"{args.tomograms} tomograms of {args.shape[2]}x{args.shape[1]}x{args.shape[0]} x "
-          f"2 models, {torch.get_num_threads()} threads in the single process; cluster "
-          f"start-up {startup:.1f} s (not counted below)")
+    print(
+        f"{args.tomograms} tomograms of {args.shape[2]}x{args.shape[1]}x{args.shape[0]} x "
+        f"2 models, {torch.get_num_threads()} threads in the single process; cluster "
+        f"start-up {startup:.1f} s (not counted below)"
+    )
     for label, values in times.items():
         median = statistics.median(values)
-        print(f"  {label:16s} median {median:.2f} s, {voxels / median / 1e6:.2f} Mvoxel/s "
-              f"(model-voxels), runs {', '.join(f'{v:.2f}' for v in values)}")
+        print(
+            f"  {label:16s} median {median:.2f} s, {voxels / median / 1e6:.2f} Mvoxel/s "
+            f"(model-voxels), runs {', '.join(f'{v:.2f}' for v in values)}"
+        )
     ratio = statistics.median(times["single process"]) / statistics.median(
-        times[f"{args.workers} workers"])
+        times[f"{args.workers} workers"]
+    )
     print(f"  distributed / single-process speed: {ratio:.2f}x; identical files: {same}")
 
 

@@ -46,12 +46,16 @@ def scenes(quick: bool, seed: int = 0):
         c = (32, 80, 80)
         step = 45 if quick else 15
         out = [(f"straight az{az}", [straight(c, az, 0, 240)]) for az in range(0, 180, step)]
-        for az in ((0, 90) if quick else (0, 45, 90, 135)):
-            out.append((f"crossing az{az}/{az + 60}", [straight((19, 80, 80), az, 0, 240),
-                                                      straight((45, 80, 80), az + 60, 0, 240)]))
-        for az in ((20,) if quick else (20, 80, 140)):
+        for az in (0, 90) if quick else (0, 45, 90, 135):
+            out.append(
+                (
+                    f"crossing az{az}/{az + 60}",
+                    [straight((19, 80, 80), az, 0, 240), straight((45, 80, 80), az + 60, 0, 240)],
+                )
+            )
+        for az in (20,) if quick else (20, 80, 140):
             out.append((f"curved az{az}", [curved(c, az, 150, 25)]))
-        for az in ((45,) if quick else (45, 100)):
+        for az in (45,) if quick else (45, 100):
             out.append((f"out-of-plane az{az} el15", [straight(c, az, 15, 110)]))
         return out
     rng = np.random.default_rng(seed)
@@ -74,8 +78,12 @@ def scenes(quick: bool, seed: int = 0):
         b = b % 180
         b = b if 15 <= b <= 165 else (b + 30) % 180
         z = 32 + rng.uniform(-3, 3)
-        out.append((f"crossing az{a:.0f}/{b:.0f}", [straight(centre(z - 13), a, 0, 240),
-                                                    straight(centre(z + 13), b, 0, 240)]))
+        out.append(
+            (
+                f"crossing az{a:.0f}/{b:.0f}",
+                [straight(centre(z - 13), a, 0, 240), straight(centre(z + 13), b, 0, 240)],
+            )
+        )
     for _ in range(n_curved):
         a, bow = azimuth(), rng.uniform(15, 30)
         out.append((f"curved az{a:.0f} bow{bow:.0f}", [curved(centre(), a, 150, bow)]))
@@ -94,8 +102,14 @@ def _degrees_from_x(axis: np.ndarray) -> float:
 
 def score_scenes(items, model, tilt: int, label: str):
     """Trace every (name, mask, axes) and sum the scores; print one line per scene."""
-    totals = {"n_true": 0, "n_traced": 0, "n_matched": 0, "n_spurious": 0,
-              "n_true_off_x": 0, "n_matched_off_x": 0}
+    totals = {
+        "n_true": 0,
+        "n_traced": 0,
+        "n_matched": 0,
+        "n_spurious": 0,
+        "n_true_off_x": 0,
+        "n_matched_off_x": 0,
+    }
     distances, angles, seconds = [], [], 0.0
     r = model.radius_voxels(VOXEL_A)
     for name, mask, axes in items:
@@ -112,16 +126,23 @@ def score_scenes(items, model, tilt: int, label: str):
         distances += s["distances"]
         angles += s["angles_deg"]
         med = np.median(s["distances"]) * VOXEL_A / 10 if s["distances"] else float("nan")
-        print(f"{label} ±{tilt}° {name:28s} true {s['n_true']} traced {s['n_traced']} matched "
-              f"{s['n_matched']} spurious {s['n_spurious']} median {med:.2f} nm", flush=True)
-    return {**totals, "match_rate": totals["n_matched"] / max(totals["n_true"], 1),
-            "match_rate_off_x": totals["n_matched_off_x"] / max(totals["n_true_off_x"], 1),
-            "spurious_rate": totals["n_spurious"] / max(totals["n_traced"], 1),
-            "median_distance_nm": float(np.median(distances)) * VOXEL_A / 10 if distances else None,
-            "p90_distance_nm": (float(np.percentile(distances, 90)) * VOXEL_A / 10
-                                if distances else None),
-            "median_direction_deg": float(np.median(angles)) if angles else None,
-            "trace_seconds": round(seconds, 1)}
+        print(
+            f"{label} ±{tilt}° {name:28s} true {s['n_true']} traced {s['n_traced']} matched "
+            f"{s['n_matched']} spurious {s['n_spurious']} median {med:.2f} nm",
+            flush=True,
+        )
+    return {
+        **totals,
+        "match_rate": totals["n_matched"] / max(totals["n_true"], 1),
+        "match_rate_off_x": totals["n_matched_off_x"] / max(totals["n_true_off_x"], 1),
+        "spurious_rate": totals["n_spurious"] / max(totals["n_traced"], 1),
+        "median_distance_nm": float(np.median(distances)) * VOXEL_A / 10 if distances else None,
+        "p90_distance_nm": (
+            float(np.percentile(distances, 90)) * VOXEL_A / 10 if distances else None
+        ),
+        "median_direction_deg": float(np.median(angles)) if angles else None,
+        "trace_seconds": round(seconds, 1),
+    }
 
 
 def cell_items(n_cells: int, size: str, tilt: int, feature: str):
@@ -133,14 +154,16 @@ def cell_items(n_cells: int, size: str, tilt: int, feature: str):
 
     items = []
     for seed in range(1, n_cells + 1):
-        params = dataclasses.replace(cell_params(size, seed, RIBOSOME_UM[size], 1.0),
-                                     templates_uM={}, n_gold=0)
+        params = dataclasses.replace(
+            cell_params(size, seed, RIBOSOME_UM[size], 1.0), templates_uM={}, n_gold=0
+        )
         _, labels, _, _, axes = make_cell(params, filament_axes=True)
         label = (np.asarray(labels.data) == CELL_CLASS_IDS[feature]).astype(np.float32)
         seen = wedge_filter(label, tilt, 3.0)
         mask = seen >= 0.5 * float(np.percentile(seen[label > 0.5], 90))
-        true = [a["axis_zyx"] for a in axes.values() if a["class"] == feature
-                and len(a["axis_zyx"]) > 1]
+        true = [
+            a["axis_zyx"] for a in axes.values() if a["class"] == feature and len(a["axis_zyx"]) > 1
+        ]
         items.append((f"cell {seed} {feature}", mask, true))
     return items
 
@@ -148,11 +171,20 @@ def cell_items(n_cells: int, size: str, tilt: int, feature: str):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
-                        help="scene sets: 0 is the fixed development set, others are drawn")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="scene sets: 0 is the fixed development set, others are drawn",
+    )
     parser.add_argument("--tilts", type=int, nargs="+", default=[60, 45])
-    parser.add_argument("--cells", type=int, default=0,
-                        help="score on this many of the demo's simulated cells instead")
+    parser.add_argument(
+        "--cells",
+        type=int,
+        default=0,
+        help="score on this many of the demo's simulated cells instead",
+    )
     parser.add_argument("--size", default="medium", help="demo cell size (--cells)")
     parser.add_argument("--features", nargs="+", default=["microtubule", "actin"])
     args = parser.parse_args()

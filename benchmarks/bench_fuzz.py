@@ -29,12 +29,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000, help="total over readers")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--readers", nargs="+", default=[t.name for t in ft.TARGETS],
-                        choices=[t.name for t in ft.TARGETS])
-    parser.add_argument("--time-limit", type=float, default=ft.TIME_LIMIT_S,
-                        help="seconds per case before it counts as a hang")
-    parser.add_argument("--tracebacks", type=int, default=3,
-                        help="distinct tracebacks shown per reader")
+    parser.add_argument(
+        "--readers",
+        nargs="+",
+        default=[t.name for t in ft.TARGETS],
+        choices=[t.name for t in ft.TARGETS],
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=ft.TIME_LIMIT_S,
+        help="seconds per case before it counts as a hang",
+    )
+    parser.add_argument(
+        "--tracebacks", type=int, default=3, help="distinct tracebacks shown per reader"
+    )
     args = parser.parse_args(argv)
 
     targets = [ft.TARGET_BY_NAME[name] for name in args.readers]
@@ -43,16 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tomoscribe-fuzz-") as tmp:
         work = Path(tmp)
         for index, target in enumerate(targets):
-            row = fuzz_one(target, work / target.name, per_reader,
-                           random.Random(args.seed * 1000 + index), args)
+            row = fuzz_one(
+                target,
+                work / target.name,
+                per_reader,
+                random.Random(args.seed * 1000 + index),
+                args,
+            )
             rows.append(row)
             failed |= bool(row["other"] or row["hang"])
     print_table(rows)
     return 1 if failed else 0
 
 
-def fuzz_one(target: ft.Target, work: Path, cases: int, rng: random.Random,
-             args) -> dict:
+def fuzz_one(target: ft.Target, work: Path, cases: int, rng: random.Random, args) -> dict:
     """Run ``cases`` mutated inputs through one reader; count outcomes, keep tracebacks."""
     work.mkdir(parents=True)
     seeds = target.make_seeds(work)
@@ -73,23 +86,37 @@ def fuzz_one(target: ft.Target, work: Path, cases: int, rng: random.Random,
     label = target.name
     for text in shown.values():
         print(f"--- {label}: {text}", file=sys.stderr)
-    return {"reader": label, "cases": cases, "accepted": counts["accepted"],
-            "refused": counts["refused"], "other": counts["other"], "hang": counts["hang"],
-            "seconds": elapsed}
+    return {
+        "reader": label,
+        "cases": cases,
+        "accepted": counts["accepted"],
+        "refused": counts["refused"],
+        "other": counts["other"],
+        "hang": counts["hang"],
+        "seconds": elapsed,
+    }
 
 
 def print_table(rows: list[dict]) -> None:
-    header = f"{'reader':28} {'cases':>8} {'accepted':>9} {'refused':>8} {'other':>6} " \
-             f"{'hangs':>6} {'s':>7}"
+    header = (
+        f"{'reader':28} {'cases':>8} {'accepted':>9} {'refused':>8} {'other':>6} "
+        f"{'hangs':>6} {'s':>7}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['reader']:28} {r['cases']:>8} {r['accepted']:>9} {r['refused']:>8} "
-              f"{r['other']:>6} {r['hang']:>6} {r['seconds']:>7.1f}")
-    total = {k: sum(r[k] for r in rows) for k in ("cases", "accepted", "refused", "other",
-                                                  "hang", "seconds")}
-    print(f"{'total':28} {total['cases']:>8} {total['accepted']:>9} {total['refused']:>8} "
-          f"{total['other']:>6} {total['hang']:>6} {total['seconds']:>7.1f}")
+        print(
+            f"{r['reader']:28} {r['cases']:>8} {r['accepted']:>9} {r['refused']:>8} "
+            f"{r['other']:>6} {r['hang']:>6} {r['seconds']:>7.1f}"
+        )
+    total = {
+        k: sum(r[k] for r in rows)
+        for k in ("cases", "accepted", "refused", "other", "hang", "seconds")
+    }
+    print(
+        f"{'total':28} {total['cases']:>8} {total['accepted']:>9} {total['refused']:>8} "
+        f"{total['other']:>6} {total['hang']:>6} {total['seconds']:>7.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import time
 import numpy as np
 import torch
 
+from tomoscribe.core.tubes import HOLLOW_INNER_FRACTION
 from tomoscribe.metrics import overlap_scores
 from tomoscribe.preprocess import PreprocessParams, preprocess_array
 from tomoscribe.segment.engine import segment_array
@@ -45,7 +46,6 @@ from tomoscribe.segment.train import TrainParams, train_feature
 from tomoscribe.segment.trainset import build_training_set, painted_mask_source
 from tomoscribe.simulate.annotator import simulate_annotator
 from tomoscribe.simulate.imaging import ImagingParams, image_volume
-from tomoscribe.core.tubes import HOLLOW_INNER_FRACTION
 from tomoscribe.volume import Volume
 
 VOXEL_A = 10.0
@@ -53,8 +53,13 @@ MT_RADIUS = 12.5  # voxels (12.5 nm at 10 Å)
 ACTIN_RADIUS = 3.5
 THRESHOLDS = (1.0, 0.5)
 #: Tomogram name → microtubule azimuths (degrees from x; y, the tilt axis, is 90°).
-SCENES = {"train": (90, 90, 90), "along y": (90, 90, 90), "across (x)": (0, 0, 0),
-          "oblique": (45, 45, 135, 135), "none": ()}
+SCENES = {
+    "train": (90, 90, 90),
+    "along y": (90, 90, 90),
+    "across (x)": (0, 0, 0),
+    "oblique": (45, 45, 135, 135),
+    "none": (),
+}
 
 
 def microtubule_specs(shape, azimuths, rng, annotated: bool = False):
@@ -124,8 +129,7 @@ def make_tomogram(shape, azimuths, seed: int, annotated: bool = False):
     grid = np.indices(shape, dtype=np.float32)
     walls = np.zeros(shape, np.float32)
     labels = np.zeros(shape, np.uint8)
-    for centre, direction, half_length in microtubule_specs(shape, list(azimuths), rng,
-                                                            annotated):
+    for centre, direction, half_length in microtubule_specs(shape, list(azimuths), rng, annotated):
         distance = segment_distance(grid, centre, direction, half_length)
         labels[distance <= MT_RADIUS] = 1
         walls[(distance <= MT_RADIUS) & (distance >= HOLLOW_INNER_FRACTION * MT_RADIUS)] = 1.0
@@ -146,25 +150,37 @@ def _check_has_tubes(labels: np.ndarray) -> None:
 def run_seed(seed: int, shape, augmentations, epochs: int) -> dict:
     """Scores of every augmentation on one seed's tomograms."""
     t0 = time.perf_counter()
-    tomos = {name: make_tomogram(shape, az, 1000 * seed + i, name == "train")
-             for i, (name, az) in enumerate(SCENES.items())}
+    tomos = {
+        name: make_tomogram(shape, az, 1000 * seed + i, name == "train")
+        for i, (name, az) in enumerate(SCENES.items())
+    }
     for name, (_, labels) in tomos.items():
         if name != "none":
             _check_has_tubes(labels)
     simulate_s = time.perf_counter() - t0
     train_pre, train_labels = tomos["train"]
-    pos, neg, painted = simulate_annotator(train_labels, 1, np.random.default_rng(seed),
-                                           10, 100, 64, negatives_in_core=True)
+    pos, neg, painted = simulate_annotator(
+        train_labels, 1, np.random.default_rng(seed), 10, 100, 64, negatives_in_core=True
+    )
     out = {"simulate_s": round(simulate_s, 1)}
     for method in augmentations:
         t1 = time.perf_counter()
-        trainset = build_training_set(train_pre, pos, neg,
-                                      painted_mask_source(Volume(painted, VOXEL_A)),
-                                      "microtubule", seed=seed, augmentation=method)
+        trainset = build_training_set(
+            train_pre,
+            pos,
+            neg,
+            painted_mask_source(Volume(painted, VOXEL_A)),
+            "microtubule",
+            seed=seed,
+            augmentation=method,
+        )
         t2 = time.perf_counter()
-        model = train_feature(trainset, ArchitectureSpec(),
-                              TrainParams(epochs=epochs, seed=seed, validation_fraction=0.0),
-                              device="cpu")
+        model = train_feature(
+            trainset,
+            ArchitectureSpec(),
+            TrainParams(epochs=epochs, seed=seed, validation_fraction=0.0),
+            device="cpu",
+        )
         t3 = time.perf_counter()
         scores = {"trainset_s": round(t2 - t1, 1), "train_s": round(t3 - t2, 1)}
         for name, (pre, labels) in tomos.items():
@@ -189,15 +205,19 @@ def summarise(results: list[dict], augmentations) -> str:
     lines = []
     for threshold in THRESHOLDS:
         head = " | ".join(f"MT Dice {n}" if n != "none" else "marked in `none`" for n in names)
-        lines += [f"\nthreshold {threshold:g}\n", f"| augmentation | {head} |",
-                  "| --- |" + " --- |" * len(names)]
+        lines += [
+            f"\nthreshold {threshold:g}\n",
+            f"| augmentation | {head} |",
+            "| --- |" + " --- |" * len(names),
+        ]
         for method in augmentations:
             cells = []
             for n in names:
                 vals = [r[method][f"{n} @{threshold:g}"] for r in results]
                 if n == "none":
-                    cells.append(f"{100 * statistics.median(vals):.3f}% "
-                                 f"(worst {100 * max(vals):.3f}%)")
+                    cells.append(
+                        f"{100 * statistics.median(vals):.3f}% (worst {100 * max(vals):.3f}%)"
+                    )
                 else:
                     cells.append(f"{statistics.median(vals):.2f} (worst {min(vals):.2f})")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
@@ -208,8 +228,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed, smaller, 8 epochs")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
-    parser.add_argument("--augmentations", nargs="+", default=list(AUGMENTATIONS),
-                        choices=AUGMENTATIONS)
+    parser.add_argument(
+        "--augmentations", nargs="+", default=list(AUGMENTATIONS), choices=AUGMENTATIONS
+    )
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--json", default=None, help="write all scores here")
     args = parser.parse_args()
@@ -219,12 +240,17 @@ def main() -> None:
     start = time.perf_counter()
     results = [run_seed(seed, shape, args.augmentations, epochs) for seed in seeds]
     print(summarise(results, args.augmentations))
-    print(f"\n{len(seeds)} seeds, {shape[2]}×{shape[1]}×{shape[0]} voxels, {epochs} epochs, "
-          f"{torch.get_num_threads()} threads: {time.perf_counter() - start:.0f} s")
+    print(
+        f"\n{len(seeds)} seeds, {shape[2]}×{shape[1]}×{shape[0]} voxels, {epochs} epochs, "
+        f"{torch.get_num_threads()} threads: {time.perf_counter() - start:.0f} s"
+    )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"seeds": seeds, "shape": shape, "epochs": epochs, "results": results},
-                      handle, indent=1)
+            json.dump(
+                {"seeds": seeds, "shape": shape, "epochs": epochs, "results": results},
+                handle,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -40,16 +40,36 @@ def concurrent_tries(inputs: Path, work: Path, tries: int) -> dict:
     solo = {}
     for name in ("x", "y"):
         out = work / f"solo-{name}"
-        kh.run(["segment", f"{name}/t.mrc", "-m", "m.tsm", "-o", str(out), "-q",
-                "--slab-slices", "2"], inputs)
+        kh.run(
+            ["segment", f"{name}/t.mrc", "-m", "m.tsm", "-o", str(out), "-q", "--slab-slices", "2"],
+            inputs,
+        )
         solo[name] = (out / "t_disc.mrc").read_bytes()
     corrupt = refused_badly = both_finished = 0
     for k in range(tries):
         out = work / f"pair-{k}"
-        runs = [subprocess.Popen([sys.executable, "-c", kh.CLI, "segment", f"{name}/t.mrc",
-                                  "-m", "m.tsm", "-o", str(out), "-q", "--slab-slices", "2"],
-                                 cwd=inputs, stderr=subprocess.PIPE, text=True)
-                for name in ("x", "y")]
+        runs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    kh.CLI,
+                    "segment",
+                    f"{name}/t.mrc",
+                    "-m",
+                    "m.tsm",
+                    "-o",
+                    str(out),
+                    "-q",
+                    "--slab-slices",
+                    "2",
+                ],
+                cwd=inputs,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in ("x", "y")
+        ]
         codes = [r.wait() for r in runs]
         errors = [r.stderr.read() for r in runs]
         both_finished += codes == [0, 0]
@@ -58,8 +78,12 @@ def concurrent_tries(inputs: Path, work: Path, tries: int) -> dict:
                 refused_badly += 1
         result = (out / "t_disc.mrc").read_bytes()
         corrupt += result not in solo.values()
-    return {"tries": tries, "corrupt": corrupt, "refusals_not_one_sentence": refused_badly,
-            "both_finished_one_after_the_other": both_finished}
+    return {
+        "tries": tries,
+        "corrupt": corrupt,
+        "refusals_not_one_sentence": refused_badly,
+        "both_finished_one_after_the_other": both_finished,
+    }
 
 
 def main() -> None:
@@ -76,9 +100,12 @@ def main() -> None:
         print(f"{'writer':<11} {'kills':>5} {'landed':>6} {'identical':>9} {'leftovers':>9}")
         for writer in kh.WRITERS:
             records = kh.kill_and_rerun(writer, inputs, tmp / "work", args.kills, rng)
-            print(f"{writer.name:<11} {len(records):>5} {sum(r['killed'] for r in records):>6} "
-                  f"{sum(r['identical'] for r in records):>9} "
-                  f"{sum(bool(r['leftovers']) for r in records):>9}", flush=True)
+            print(
+                f"{writer.name:<11} {len(records):>5} {sum(r['killed'] for r in records):>6} "
+                f"{sum(r['identical'] for r in records):>9} "
+                f"{sum(bool(r['leftovers']) for r in records):>9}",
+                flush=True,
+            )
         if args.concurrent:
             found = concurrent_tries(inputs, tmp / "concurrent", args.concurrent)
             print("concurrent segment runs on one output:", found)

@@ -29,8 +29,9 @@ def preview_latency(repeats: int = 5) -> dict:
 
     spec = ArchitectureSpec("chen2017", 0)
     model = FeatureModel(build_network(spec), spec, "membrane", 10.0, 1.0, {})
-    volume = Volume(np.random.default_rng(0).normal(size=(4, 1024, 1024)).astype(np.float32),
-                    (10.0, 10.0, 10.0))
+    volume = Volume(
+        np.random.default_rng(0).normal(size=(4, 1024, 1024)).astype(np.float32), (10.0, 10.0, 10.0)
+    )
     preview_slices(model, volume, 2)  # warm-up (thread pools, FFT plans)
     times, cpu = [], []
     for _ in range(repeats):
@@ -40,8 +41,11 @@ def preview_latency(repeats: int = 5) -> dict:
         cpu.append(time.process_time() - cpu_started)
     # On a shared machine the wall time says little; the CPU seconds bound the wall time
     # on an idle one: between cpu / threads and cpu.
-    return {"preview_1024_median_s": statistics.median(times), "preview_1024_max_s": max(times),
-            "preview_1024_cpu_s": statistics.median(cpu)}
+    return {
+        "preview_1024_median_s": statistics.median(times),
+        "preview_1024_max_s": max(times),
+        "preview_1024_cpu_s": statistics.median(cpu),
+    }
 
 
 def _stall_while(app, worker) -> float:
@@ -71,8 +75,9 @@ def event_loop_stalls(epochs: int) -> dict:
     from tomoscribe.simulate.shapes import CLASS_IDS, ShapesPhantomParams, make_shapes_phantom
 
     folder = Path(tempfile.mkdtemp(prefix="bench-napari-"))
-    tomogram, truth, _ = make_shapes_phantom(ShapesPhantomParams(
-        shape=(40, 160, 160), n_vesicles=3, n_filaments=3, n_blobs=25, seed=0))
+    tomogram, truth, _ = make_shapes_phantom(
+        ShapesPhantomParams(shape=(40, 160, 160), n_vesicles=3, n_filaments=3, n_blobs=25, seed=0)
+    )
     write_volume(folder / "tomo.mrc", tomogram)
     viewer = napari.Viewer(show=False)
     app = QApplication.instance()
@@ -80,8 +85,9 @@ def event_loop_stalls(epochs: int) -> dict:
     widget.folder_edit.setText(str(folder / "session"))
     started = time.perf_counter()
     widget.open_tomogram(folder / "tomo.mrc")
-    pos, neg, painted = simulate_annotator(truth.data, CLASS_IDS["membrane"],
-                                           np.random.default_rng(0), 10, 30)
+    pos, neg, painted = simulate_annotator(
+        truth.data, CLASS_IDS["membrane"], np.random.default_rng(0), 10, 30
+    )
     widget.start_feature("membrane")
     for c in pos:
         widget.add_box(c, True)
@@ -94,8 +100,12 @@ def event_loop_stalls(epochs: int) -> dict:
         raise SystemExit(f"training failed: {widget.messages[-1]}")
     applying = _stall_while(app, widget.apply())
     viewer.close()
-    return {"stall_training_ms": 1000 * training, "stall_applying_ms": 1000 * applying,
-            "open_to_first_network_s": first_network, "epochs": epochs}
+    return {
+        "stall_training_ms": 1000 * training,
+        "stall_applying_ms": 1000 * applying,
+        "open_to_first_network_s": first_network,
+        "epochs": epochs,
+    }
 
 
 def main() -> None:

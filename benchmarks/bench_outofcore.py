@@ -32,11 +32,13 @@ _CLI = "import sys; from tomoscribe.cli.app import main; sys.exit(main(sys.argv[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", type=int, nargs=3, default=[1024, 1024, 1024],
-                        metavar=("Z", "Y", "X"))
+    parser.add_argument(
+        "--shape", type=int, nargs=3, default=[1024, 1024, 1024], metavar=("Z", "Y", "X")
+    )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", nargs="+", default=["fp32"],
-                        help="one run per precision, on the same file")
+    parser.add_argument(
+        "--precision", nargs="+", default=["fp32"], help="one run per precision, on the same file"
+    )
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--dir", default=None, help="where to put the (large) files")
@@ -50,11 +52,14 @@ def main() -> None:
         start = time.perf_counter()
         with create_volume(tomogram, shape, np.float32, (10.0,) * 3) as out:
             for z0 in range(0, shape[0], 16):
-                out[z0:z0 + 16] = rng.standard_normal((min(16, shape[0] - z0),) + shape[1:],
-                                                      dtype=np.float32)
+                out[z0 : z0 + 16] = rng.standard_normal(
+                    (min(16, shape[0] - z0),) + shape[1:], dtype=np.float32
+                )
         size_gib = tomogram.stat().st_size / 2**30
-        print(f"wrote {tomogram.name}: {shape[2]}x{shape[1]}x{shape[0]} float32, "
-              f"{size_gib:.2f} GiB in {time.perf_counter() - start:.0f} s")
+        print(
+            f"wrote {tomogram.name}: {shape[2]}x{shape[1]}x{shape[0]} float32, "
+            f"{size_gib:.2f} GiB in {time.perf_counter() - start:.0f} s"
+        )
         spec = ArchitectureSpec()
         network = build_network(spec)
         network.initialise(torch.Generator().manual_seed(0), 0.05)
@@ -65,28 +70,50 @@ def main() -> None:
 
 
 def _one_run(args, precision, tomogram, model_path, out_dir, shape, size_gib, baseline):
-    command = [sys.executable, "-c", _CLI, "segment", str(tomogram), "-m", str(model_path),
-               "-o", str(out_dir), "--device", args.device, "--precision",
-               precision, "--engine", args.engine, "-q", "--overwrite"]
+    command = [
+        sys.executable,
+        "-c",
+        _CLI,
+        "segment",
+        str(tomogram),
+        "-m",
+        str(model_path),
+        "-o",
+        str(out_dir),
+        "--device",
+        args.device,
+        "--precision",
+        precision,
+        "--engine",
+        args.engine,
+        "-q",
+        "--overwrite",
+    ]
     if args.workers:
         command += ["--workers", str(args.workers)]
     seconds, peaks = _watch(command)
     peak_gib = peaks.get("VmRSS", float("nan"))
-    print(f"segment ({args.device}, {precision}, engine {args.engine}"
-          f"{', workers ' + str(args.workers) if args.workers else ''}): "
-          f"{seconds:.1f} s including start-up, "
-          f"{np.prod(shape) / seconds / 1e6:.1f} Mvoxel/s; peak resident memory of the "
-          f"segmenting process {peak_gib:.2f} GiB for a {size_gib:.2f} GiB tomogram "
-          "(VmRSS; with --workers, of the calling process only)")
-    print("  peaks sampled every 0.1 s (GiB): "
-          + ", ".join(f"{k} {v:.2f}" for k, v in peaks.items())
-          + "; a process that only loads torch and runs one convolution on the device: "
-          + ", ".join(f"{k} {v:.2f}" for k, v in baseline.items()))
+    print(
+        f"segment ({args.device}, {precision}, engine {args.engine}"
+        f"{', workers ' + str(args.workers) if args.workers else ''}): "
+        f"{seconds:.1f} s including start-up, "
+        f"{np.prod(shape) / seconds / 1e6:.1f} Mvoxel/s; peak resident memory of the "
+        f"segmenting process {peak_gib:.2f} GiB for a {size_gib:.2f} GiB tomogram "
+        "(VmRSS; with --workers, of the calling process only)"
+    )
+    print(
+        "  peaks sampled every 0.1 s (GiB): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in peaks.items())
+        + "; a process that only loads torch and runs one convolution on the device: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in baseline.items())
+    )
 
 
-_BASELINE = ("import torch; d = 'cuda' if '{device}' != 'cpu' and torch.cuda.is_available() "
-             "else 'cpu'; x = torch.randn(1, 1, 256, 256, device=d); "
-             "torch.nn.functional.conv2d(x, torch.randn(40, 1, 15, 15, device=d)).sum().item()")
+_BASELINE = (
+    "import torch; d = 'cuda' if '{device}' != 'cpu' and torch.cuda.is_available() "
+    "else 'cpu'; x = torch.randn(1, 1, 256, 256, device=d); "
+    "torch.nn.functional.conv2d(x, torch.randn(40, 1, 15, 15, device=d)).sum().item()"
+)
 
 
 def _watch(command) -> tuple[float, dict]:

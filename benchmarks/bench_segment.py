@@ -30,14 +30,19 @@ from tomoscribe.volume import Volume
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", type=int, nargs=3, default=[64, 512, 512],
-                        metavar=("Z", "Y", "X"))
+    parser.add_argument(
+        "--shape", type=int, nargs=3, default=[64, 512, 512], metavar=("Z", "Y", "X")
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arch", default="chen2017")
     parser.add_argument("--precision", default="fp32", help="fp32, tf32 or bf16 (CUDA)")
-    parser.add_argument("--engines", nargs="+", default=["direct", "auto"],
-                        help="engines to compare (auto picks the fast CPU engine)")
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=["direct", "auto"],
+        help="engines to compare (auto picks the fast CPU engine)",
+    )
     args = parser.parse_args()
 
     spec = ArchitectureSpec(args.arch, 2 if args.arch == "chen2017-2.5d" else 0)
@@ -55,21 +60,28 @@ def main() -> None:
         for _ in range(args.repeats):
             for engine in args.engines:
                 start = time.perf_counter()
-                with create_volume(Path(tmp) / "out.mrc", shape, np.float32,
-                                   (10.0,) * 3) as out:
-                    segment_into(volume, [model], [out], device=args.device,
-                                 precision=args.precision, engine=engine)
+                with create_volume(Path(tmp) / "out.mrc", shape, np.float32, (10.0,) * 3) as out:
+                    segment_into(
+                        volume,
+                        [model],
+                        [out],
+                        device=args.device,
+                        precision=args.precision,
+                        engine=engine,
+                    )
                 if args.device == "cuda":
                     torch.cuda.synchronize()
                 times[engine].append(time.perf_counter() - start)
     voxels = float(np.prod(shape))
     medians = {engine: statistics.median(t) for engine, t in times.items()}
     for engine, t in times.items():
-        print(f"segment {args.arch} on {shape[2]}x{shape[1]}x{shape[0]} ({args.device} "
-              f"{args.precision}, engine {engine}, {torch.get_num_threads()} threads): "
-              f"median {medians[engine]:.2f} s of {args.repeats}, "
-              f"{voxels / medians[engine] / 1e6:.3f} Mvoxel/s per feature "
-              f"(runs: {', '.join(f'{v:.2f}' for v in t)})")
+        print(
+            f"segment {args.arch} on {shape[2]}x{shape[1]}x{shape[0]} ({args.device} "
+            f"{args.precision}, engine {engine}, {torch.get_num_threads()} threads): "
+            f"median {medians[engine]:.2f} s of {args.repeats}, "
+            f"{voxels / medians[engine] / 1e6:.3f} Mvoxel/s per feature "
+            f"(runs: {', '.join(f'{v:.2f}' for v in t)})"
+        )
     if len(medians) == 2:
         (a, ta), (b, tb) = medians.items()
         print(f"{b} is {ta / tb:.2f}x {a} (median times, alternating runs)")

@@ -39,10 +39,13 @@ def main() -> None:
     total = statistics.median(t for t, _ in cell_times)
     phantom = statistics.median(p for _, p in cell_times)
     per_sub = statistics.median(sub_times)
-    print(f"cell 512x512x128 + 41-tilt series + WBP ({torch.get_num_threads()} threads): "
-          f"median {total:.1f} s (phantom {phantom:.1f} s)")
-    print(f"subtomograms 40^3: median {per_sub:.1f} ms each, "
-          f"{per_sub * 1000 / 1000:.1f} s per 1,000")
+    print(
+        f"cell 512x512x128 + 41-tilt series + WBP ({torch.get_num_threads()} threads): "
+        f"median {total:.1f} s (phantom {phantom:.1f} s)"
+    )
+    print(
+        f"subtomograms 40^3: median {per_sub:.1f} ms each, {per_sub * 1000 / 1000:.1f} s per 1,000"
+    )
 
 
 if __name__ == "__main__":

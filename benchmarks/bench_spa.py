@@ -25,9 +25,13 @@ import time
 import numpy as np
 import torch
 
-from tomoscribe.simulate.micrographs import (MicrographParams, annotator_boxes,
-                                             bundled_template, simulate_micrograph,
-                                             simulate_micrograph_set)
+from tomoscribe.simulate.micrographs import (
+    MicrographParams,
+    annotator_boxes,
+    bundled_template,
+    simulate_micrograph,
+    simulate_micrograph_set,
+)
 from tomoscribe.spa.network import calibrate_threshold, train_pair
 from tomoscribe.spa.picking import pick_micrograph
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
@@ -41,8 +45,11 @@ def _score(truths, names, pick) -> dict:
         truth = truths[name]
         masks = truth["contamination"].astype(np.int16)
         masks[truth["carbon"]] = -1
-        counts.append(score_micrograph(pick(name, truth["image"]), truth["particles"], masks,
-                                       truth["diameter_px"]))
+        counts.append(
+            score_micrograph(
+                pick(name, truth["image"]), truth["particles"], masks, truth["diameter_px"]
+            )
+        )
     return summarise(counts)
 
 
@@ -60,13 +67,11 @@ def main() -> None:
     template = bundled_template("1bxn")
     params = MicrographParams(shape=(args.size, args.size), seed=args.seed)
     start = time.perf_counter()
-    truths = simulate_micrograph_set([template], args.micrographs, [0.8, 1.9, 3.0], 0.25,
-                                     params)
+    truths = simulate_micrograph_set([template], args.micrographs, [0.8, 1.9, 3.0], 0.25, params)
     simulate_s = time.perf_counter() - start
     names = list(truths)
-    annotated, held_out = names[:args.annotated], names[args.annotated:]
-    boxes = annotator_boxes({n: truths[n] for n in annotated}, 15,
-                            np.random.default_rng(args.seed))
+    annotated, held_out = names[: args.annotated], names[args.annotated :]
+    boxes = annotator_boxes({n: truths[n] for n in annotated}, 15, np.random.default_rng(args.seed))
     sets = {k: boxes[boxes["set"] == k] for k in ("good", "background", "bad")}
     box_px = int(2 * round(0.75 * truths[names[0]]["diameter_px"]))
     trainset = build_trainset({n: truths[n]["image"] for n in annotated}, 4.0, sets, box_px)
@@ -75,30 +80,61 @@ def main() -> None:
     pair, record = train_pair(trainset, steps=args.steps, seed=args.seed)
     train_s = time.perf_counter() - start
     threshold = calibrate_threshold(pair, trainset)
-    cnn_at = {t: _score(truths, held_out, lambda n, im, t=t: pick_micrograph(
-        pair, im, n, trainset["record"], t)) for t in (0.3, 0.4, 0.5, 0.6, threshold)}
+    cnn_at = {
+        t: _score(
+            truths, held_out, lambda n, im, t=t: pick_micrograph(pair, im, n, trainset["record"], t)
+        )
+        for t in (0.3, 0.4, 0.5, 0.6, threshold)
+    }
     cnn = cnn_at[threshold]
     references = references_from_patches(trainset["good"], trainset["record"]["geometry"]["box"])
-    baselines = {t: _score(truths, held_out, lambda n, im, t=t: ncc_pick_micrograph(
-        im, n, references, trainset["record"]["shrink"], box_px, t))
-        for t in (0.15, 0.2, 0.25, 0.3)}
+    baselines = {
+        t: _score(
+            truths,
+            held_out,
+            lambda n, im, t=t: ncc_pick_micrograph(
+                im, n, references, trainset["record"]["shrink"], box_px, t
+            ),
+        )
+        for t in (0.15, 0.2, 0.25, 0.3)
+    }
     best = max(baselines, key=lambda t: baselines[t]["f1"])
     torch.set_num_threads(args.threads)
-    big = simulate_micrograph([template], MicrographParams(
-        shape=(args.speed_size, args.speed_size), seed=args.seed + 1))["image"]
+    big = simulate_micrograph(
+        [template], MicrographParams(shape=(args.speed_size, args.speed_size), seed=args.seed + 1)
+    )["image"]
     start = time.perf_counter()
     pick_micrograph(pair, big, "big", trainset["record"], threshold)
     pick_s = time.perf_counter() - start
-    result = {"micrographs": args.micrographs, "held_out": len(held_out), "size": args.size,
-              "steps": args.steps, "threshold": threshold, "simulate_s": simulate_s,
-              "train_s": train_s, "train_threads": train_threads,
-              "pick_s_per_micrograph": pick_s, "pick_size": args.speed_size,
-              "pick_threads": args.threads, "cnn": cnn, "cnn_at_thresholds": cnn_at,
-              "ncc_best_threshold": best, "ncc": baselines[best]}
-    keys = ("picks", "precision", "recall", "aggregates_unpicked", "blobs_unpicked",
-            "picks_on_carbon")
-    print(f"training {train_s:.1f} s ({args.steps} steps × 2 networks); picking a "
-          f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s)")
+    result = {
+        "micrographs": args.micrographs,
+        "held_out": len(held_out),
+        "size": args.size,
+        "steps": args.steps,
+        "threshold": threshold,
+        "simulate_s": simulate_s,
+        "train_s": train_s,
+        "train_threads": train_threads,
+        "pick_s_per_micrograph": pick_s,
+        "pick_size": args.speed_size,
+        "pick_threads": args.threads,
+        "cnn": cnn,
+        "cnn_at_thresholds": cnn_at,
+        "ncc_best_threshold": best,
+        "ncc": baselines[best],
+    }
+    keys = (
+        "picks",
+        "precision",
+        "recall",
+        "aggregates_unpicked",
+        "blobs_unpicked",
+        "picks_on_carbon",
+    )
+    print(
+        f"training {train_s:.1f} s ({args.steps} steps × 2 networks); picking a "
+        f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s)"
+    )
     for t, scores in cnn_at.items():
         print("CNN  ", {k: round(scores[k], 3) for k in keys}, f"threshold {t:.2f}")
     print("NCC  ", {k: round(baselines[best][k], 3) for k in keys}, f"threshold {best}")

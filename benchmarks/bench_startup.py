@@ -43,8 +43,13 @@ def _once(src: Path, argv: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(src)}
     code = f"import sys; from tomoscribe.cli.app import main; sys.exit(main({argv!r}))"
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"tomoscribe {' '.join(argv)} failed ({src}):\n{done.stderr}")
@@ -54,13 +59,19 @@ def _once(src: Path, argv: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per command")
-    parser.add_argument("--src", type=Path, action="append",
-                        help="source tree(s) to time (default: this checkout's src/)")
+    parser.add_argument(
+        "--src",
+        type=Path,
+        action="append",
+        help="source tree(s) to time (default: this checkout's src/)",
+    )
     args = parser.parse_args(argv)
     sources = [p.resolve() for p in (args.src or [SOURCE])]
 
-    print(f"CPU: {_cpu_model()}, {os.cpu_count()} logical cores; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"CPU: {_cpu_model()}, {os.cpu_count()} logical cores; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     times = {(str(src), tuple(cmd)): [] for src in sources for cmd in COMMANDS}
     for _ in range(args.repeats):
         for cmd in COMMANDS:
@@ -72,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{src}")
         for cmd in COMMANDS:
             median = statistics.median(times[(str(src), tuple(cmd))])
-            line = f"  tomoscribe {' '.join(cmd):<16} median {median:6.3f} s " \
-                   f"(target {TARGET_S} s)"
+            line = f"  tomoscribe {' '.join(cmd):<16} median {median:6.3f} s (target {TARGET_S} s)"
             if src != sources[0]:
                 first = statistics.median(times[(str(sources[0]), tuple(cmd))])
                 line += f", {median / first:.2f}× the first tree"

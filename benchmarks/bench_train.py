@@ -19,11 +19,11 @@ import time
 import numpy as np
 import torch
 
-from tomoscribe.simulate.annotator import simulate_annotator
 from tomoscribe.preprocess import PreprocessParams, preprocess_array
 from tomoscribe.segment.network import ArchitectureSpec, Chen2017
 from tomoscribe.segment.train import TrainParams, train_feature
 from tomoscribe.segment.trainset import build_training_set, painted_mask_source
+from tomoscribe.simulate.annotator import simulate_annotator
 from tomoscribe.simulate.shapes import ShapesPhantomParams, make_shapes_phantom
 from tomoscribe.volume import Volume
 
@@ -34,30 +34,43 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compare-steps", type=int, default=0, metavar="N",
-                        help="time N SGD steps with FFT and with direct convolution")
+    parser.add_argument(
+        "--compare-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time N SGD steps with FFT and with direct convolution",
+    )
     args = parser.parse_args()
     if args.compare_steps:
         compare_steps(args.compare_steps)
     tomogram, truth, _ = make_shapes_phantom(ShapesPhantomParams(seed=0))
     pre = preprocess_array(tomogram, PreprocessParams())
-    pos, neg, painted = simulate_annotator(truth.data, 1, np.random.default_rng(0),
-                                           n_negative=args.negatives)
-    trainset = build_training_set(pre, pos, neg, painted_mask_source(Volume(painted, (10.0,) * 3)),
-                                  "membrane")
+    pos, neg, painted = simulate_annotator(
+        truth.data, 1, np.random.default_rng(0), n_negative=args.negatives
+    )
+    trainset = build_training_set(
+        pre, pos, neg, painted_mask_source(Volume(painted, (10.0,) * 3)), "membrane"
+    )
     times = []
     for seed in range(args.repeats):
         start = time.perf_counter()
-        model = train_feature(trainset, ArchitectureSpec(),
-                              TrainParams(epochs=args.epochs, seed=seed), device=args.device)
+        model = train_feature(
+            trainset,
+            ArchitectureSpec(),
+            TrainParams(epochs=args.epochs, seed=seed),
+            device=args.device,
+        )
         if args.device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    print(f"train chen2017, {len(trainset)} tiles, {args.epochs} epochs on {args.device} "
-          f"({torch.get_num_threads()} threads): median {median:.1f} s "
-          f"({median / args.epochs:.2f} s/epoch; runs {', '.join(f'{t:.1f}' for t in times)}); "
-          f"last amplitude {model.amplitude:.2f}")
+    print(
+        f"train chen2017, {len(trainset)} tiles, {args.epochs} epochs on {args.device} "
+        f"({torch.get_num_threads()} threads): median {median:.1f} s "
+        f"({median / args.epochs:.2f} s/epoch; runs {', '.join(f'{t:.1f}' for t in times)}); "
+        f"last amplitude {model.amplitude:.2f}"
+    )
 
 
 def compare_steps(n_steps: int, batch: int = 20) -> None:
@@ -70,8 +83,10 @@ def compare_steps(n_steps: int, batch: int = 20) -> None:
         network = Chen2017()
         network.initialise(torch.Generator().manual_seed(1), 0.05)
         network.conv_mode = mode
-        networks[mode] = (network, torch.optim.SGD(network.parameters(), lr=0.01,
-                                                   momentum=0.9, nesterov=True))
+        networks[mode] = (
+            network,
+            torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9, nesterov=True),
+        )
     times = {mode: [] for mode in networks}
     for step in range(n_steps + 1):
         for mode, (network, optimiser) in networks.items():
@@ -82,9 +97,11 @@ def compare_steps(n_steps: int, batch: int = 20) -> None:
             if step:  # the first step of each warms up
                 times[mode].append(time.perf_counter() - start)
     fft, direct = (statistics.median(times[m]) for m in ("fft", "direct"))
-    print(f"one SGD step, batch {batch} of 64x64 ({torch.get_num_threads()} threads), medians "
-          f"of {n_steps} alternating: FFT {fft * 1e3:.0f} ms, direct {direct * 1e3:.0f} ms "
-          f"({direct / fft:.2f}x)")
+    print(
+        f"one SGD step, batch {batch} of 64x64 ({torch.get_num_threads()} threads), medians "
+        f"of {n_steps} alternating: FFT {fft * 1e3:.0f} ms, direct {direct * 1e3:.0f} ms "
+        f"({direct / fft:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

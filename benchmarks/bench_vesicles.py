@@ -58,10 +58,14 @@ def main() -> None:
         seconds.append(time.perf_counter() - start)
         before.append(dice(seen, truth))
         after.append(dice(closed == 1, truth))
-        print(f"seed {seed}: {seconds[-1]:.1f} s, {int(table['accepted'].sum())} of "
-              f"{len(table)} fits accepted, Dice {before[-1]:.3f} → {after[-1]:.3f}")
-    print(f"median: {statistics.median(seconds):.1f} s per {truth.shape} map, Dice "
-          f"{statistics.median(before):.3f} → {statistics.median(after):.3f}")
+        print(
+            f"seed {seed}: {seconds[-1]:.1f} s, {int(table['accepted'].sum())} of "
+            f"{len(table)} fits accepted, Dice {before[-1]:.3f} → {after[-1]:.3f}"
+        )
+    print(
+        f"median: {statistics.median(seconds):.1f} s per {truth.shape} map, Dice "
+        f"{statistics.median(before):.3f} → {statistics.median(after):.3f}"
+    )
 
 
 if __name__ == "__main__":

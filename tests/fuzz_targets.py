@@ -87,14 +87,69 @@ class Seed:
     kind: str = "binary"  # binary, text, json, safetensors, store
 
 
-INT_EDGES = [0, 1, -1, 2, 3, 4, 7, 12, 16, 255, 256, 1024, 65535, 2**31 - 1, -2**31,
-             2**32 - 1, 2**30, -1024]
-FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 1e-30, 1e30, float("nan"), float("inf"), -float("inf"),
-               3.4e38]
-JSON_EDGES = [None, 0, -1, 1.5, 2**40, "", "x", "0", [], {}, [1, 2], [1, 2, 3, 4],
-              {"a": 1}, True, [[1, 2, 3]], "NaN", [None], float("nan")]
-ODD_TOKENS = ["", "nan", "NaN", "inf", "-inf", "abc", "1e999", "-1", "0", '"', "'",
-              "data_", "loop_", "_rlnCoordinateX", "#", "1,2", ";", "\t", "\u00e9", "None"]
+INT_EDGES = [
+    0,
+    1,
+    -1,
+    2,
+    3,
+    4,
+    7,
+    12,
+    16,
+    255,
+    256,
+    1024,
+    65535,
+    2**31 - 1,
+    -(2**31),
+    2**32 - 1,
+    2**30,
+    -1024,
+]
+FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 1e-30, 1e30, float("nan"), float("inf"), -float("inf"), 3.4e38]
+JSON_EDGES = [
+    None,
+    0,
+    -1,
+    1.5,
+    2**40,
+    "",
+    "x",
+    "0",
+    [],
+    {},
+    [1, 2],
+    [1, 2, 3, 4],
+    {"a": 1},
+    True,
+    [[1, 2, 3]],
+    "NaN",
+    [None],
+    float("nan"),
+]
+ODD_TOKENS = [
+    "",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "abc",
+    "1e999",
+    "-1",
+    "0",
+    '"',
+    "'",
+    "data_",
+    "loop_",
+    "_rlnCoordinateX",
+    "#",
+    "1,2",
+    ";",
+    "\t",
+    "\u00e9",
+    "None",
+]
 
 
 # ---------------------------------------------------------------------------- mutations
@@ -112,7 +167,7 @@ def mutate_bytes(data: bytes, seed: Seed, draw: Draw) -> bytes:
     op = draw.choice(ops)
     pos = draw.integer(0, max(n - 1, 0))
     if op == "truncate":
-        return bytes(data[:draw.integer(0, max(n - 1, 0))])
+        return bytes(data[: draw.integer(0, max(n - 1, 0))])
     if op == "flip":
         for _ in range(draw.integer(1, 4)):
             at = draw.integer(0, n - 1)
@@ -120,16 +175,16 @@ def mutate_bytes(data: bytes, seed: Seed, draw: Draw) -> bytes:
         return bytes(data)
     if op == "write":
         run = draw.raw(draw.integer(1, 8))
-        data[pos:pos + len(run)] = run
+        data[pos : pos + len(run)] = run
         return bytes(data)
     if op == "insert":
         return bytes(data[:pos] + draw.raw(draw.integer(1, 16)) + data[pos:])
     if op == "delete":
-        return bytes(data[:pos] + data[pos + draw.integer(1, 64):])
+        return bytes(data[:pos] + data[pos + draw.integer(1, 64) :])
     if op == "copy":
         length = draw.integer(1, 256)
         dest = draw.integer(0, n)
-        return bytes(data[:dest] + data[pos:pos + length] + data[dest:])
+        return bytes(data[:dest] + data[pos : pos + length] + data[dest:])
     if op == "field":
         return _set_field(bytes(data), draw.choice(seed.fields), draw)
     chunks = sorted(set(seed.chunks) | {n})
@@ -140,7 +195,7 @@ def mutate_bytes(data: bytes, seed: Seed, draw: Draw) -> bytes:
     if op == "repeat_chunk":
         dest = draw.choice(chunks)
         return bytes(data[:dest] + data[start:end] + data[dest:])
-    return bytes(data[:max(0, start + draw.integer(-8, 8))])
+    return bytes(data[: max(0, start + draw.integer(-8, 8))])
 
 
 def _set_field(data: bytes, spec: tuple[int, str], draw: Draw) -> bytes:
@@ -157,11 +212,14 @@ def _set_field(data: bytes, spec: tuple[int, str], draw: Draw) -> bytes:
     else:
         value = draw.choice(INT_EDGES + [old + 1, old - 1, old * 2, draw.integer(-300, 300)])
         bits = 8 * size
-        lo, hi = (0, 2**bits - 1) if code.isupper() or code == "B" else (-2**(bits - 1),
-                                                                          2**(bits - 1) - 1)
+        lo, hi = (
+            (0, 2**bits - 1)
+            if code.isupper() or code == "B"
+            else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        )
         value = min(max(int(value), lo), hi)
     out = bytearray(data)
-    out[offset:offset + size] = struct.pack(fmt, value)
+    out[offset : offset + size] = struct.pack(fmt, value)
     return bytes(out)
 
 
@@ -184,7 +242,7 @@ def mutate_text(data: bytes, seed: Seed, draw: Draw) -> bytes:
         lines[i] = " ".join(parts).replace(" , ", ",")
     elif op == "cut":
         text = "\n".join(lines)
-        return text[:draw.integer(0, max(len(text) - 1, 0))].encode()
+        return text[: draw.integer(0, max(len(text) - 1, 0))].encode()
     elif op == "blank":
         lines = [line for line in lines if draw.integer(0, 3)]
     else:
@@ -240,7 +298,7 @@ def mutate_safetensors(data: bytes, seed: Seed, draw: Draw) -> bytes:
     if len(data) < 8:
         return mutate_bytes(data, seed, draw)
     (length,) = struct.unpack_from("<Q", data)
-    header, body = data[8:8 + length], data[8 + length:]
+    header, body = data[8 : 8 + length], data[8 + length :]
     op = draw.integer(0, 3)
     try:
         doc = json.loads(header)
@@ -262,8 +320,12 @@ def mutate_safetensors(data: bytes, seed: Seed, draw: Draw) -> bytes:
     return struct.pack("<Q", len(new)) + new + body
 
 
-MUTATORS = {"binary": mutate_bytes, "text": mutate_text, "json": mutate_json,
-            "safetensors": mutate_safetensors}
+MUTATORS = {
+    "binary": mutate_bytes,
+    "text": mutate_text,
+    "json": mutate_json,
+    "safetensors": mutate_safetensors,
+}
 
 
 def mutate(seed: Seed, draw: Draw) -> dict[str, bytes]:
@@ -315,10 +377,13 @@ def _file_seed(name: str, path: Path, kind: str = "binary", **kw) -> Seed:
 
 
 # MRC header words (offset, format), little-endian as the seeds are written.
-_MRC_FIELDS = ([(o, "<i") for o in range(0, 40, 4)] + [(o, "<f") for o in range(40, 64, 4)]
-               + [(o, "<i") for o in (64, 68, 72, 88, 92, 108, 220)]
-               + [(o, "<f") for o in (76, 80, 84, 196, 200, 204, 216)]
-               + [(208, "4s"), (212, "4s"), (104, "4s")])
+_MRC_FIELDS = (
+    [(o, "<i") for o in range(0, 40, 4)]
+    + [(o, "<f") for o in range(40, 64, 4)]
+    + [(o, "<i") for o in (64, 68, 72, 88, 92, 108, 220)]
+    + [(o, "<f") for o in (76, 80, 84, 196, 200, 204, 216)]
+    + [(208, "4s"), (212, "4s"), (104, "4s")]
+)
 
 
 def mrc_seeds(work: Path) -> list[Seed]:
@@ -368,15 +433,22 @@ def tiff_seeds(work: Path) -> list[Seed]:
     rng = np.random.default_rng(1)
     seeds = []
     made = {
-        "grey.tif": lambda p: tifffile.imwrite(p, rng.integers(0, 255, (3, 8, 9), np.uint8),
-                                               photometric="minisblack"),
+        "grey.tif": lambda p: tifffile.imwrite(
+            p, rng.integers(0, 255, (3, 8, 9), np.uint8), photometric="minisblack"
+        ),
         "flat.tif": lambda p: tifffile.imwrite(p, rng.normal(size=(8, 9)).astype(np.float32)),
-        "rgb.tif": lambda p: tifffile.imwrite(p, rng.integers(0, 255, (8, 9, 3), np.uint8),
-                                              photometric="rgb"),
-        "zlib.tif": lambda p: tifffile.imwrite(p, rng.integers(0, 9, (2, 8, 9), np.uint16),
-                                               photometric="minisblack", compression="zlib"),
-        "imagej.tif": lambda p: write_volume(p, Volume(rng.normal(size=(3, 8, 9)).astype(
-            np.float32), (5.0, 5.0, 5.0))),
+        "rgb.tif": lambda p: tifffile.imwrite(
+            p, rng.integers(0, 255, (8, 9, 3), np.uint8), photometric="rgb"
+        ),
+        "zlib.tif": lambda p: tifffile.imwrite(
+            p,
+            rng.integers(0, 9, (2, 8, 9), np.uint16),
+            photometric="minisblack",
+            compression="zlib",
+        ),
+        "imagej.tif": lambda p: write_volume(
+            p, Volume(rng.normal(size=(3, 8, 9)).astype(np.float32), (5.0, 5.0, 5.0))
+        ),
     }
     for name, make in made.items():
         path = work / name
@@ -396,11 +468,13 @@ def zarr_seeds(work: Path) -> list[Seed]:
     from tomoscribe.io.zarr import create_ome_zarr
 
     path = work / "seed.zarr"
-    with create_ome_zarr(path, (4, 5, 6), np.float32, 5.0, (1.0, 2.0, 3.0),
-                         chunks=(2, 5, 3)) as out:
+    with create_ome_zarr(
+        path, (4, 5, 6), np.float32, 5.0, (1.0, 2.0, 3.0), chunks=(2, 5, 3)
+    ) as out:
         out[:] = np.arange(120, dtype=np.float32).reshape(4, 5, 6)
-    files = {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
-             if p.is_file()}
+    files = {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
     return [Seed("seed.zarr", files, kind="store")]
 
 
@@ -430,7 +504,7 @@ def _imod_layout(data: bytes) -> tuple[list[tuple[int, str]], list[int]]:
     fields = [(8 + 128 + 4 * i, ">i") for i in range(4)]
     chunks, pos = [], 240
     while pos + 4 <= len(data):
-        name = data[pos:pos + 4]
+        name = data[pos : pos + 4]
         chunks.append(pos)
         if name == b"IEOF":
             break
@@ -459,14 +533,22 @@ def imod_seeds(work: Path) -> list[Seed]:
 
     paths = []
     folder = SHARED_DATA / "formats" / "imod"
-    for name in ("two_contour_example.mod", "slicer_angle_example.mod",
-                 "multiple_objects_example.mod", "point_sizes_example.mod",
-                 "meshed_curvature_example.mod"):
+    for name in (
+        "two_contour_example.mod",
+        "slicer_angle_example.mod",
+        "multiple_objects_example.mod",
+        "point_sizes_example.mod",
+        "meshed_curvature_example.mod",
+    ):
         if (folder / name).exists():
             paths.append(folder / name)
     ours = work / "ours.mod"
-    write_imod_points(ours, pd.DataFrame({"x": [1.0, 5, 9], "y": [2.0, 3, 4],
-                                          "z": [0.0, 1, 2], "contour_id": [0, 0, 1]}))
+    write_imod_points(
+        ours,
+        pd.DataFrame(
+            {"x": [1.0, 5, 9], "y": [2.0, 3, 4], "z": [0.0, 1, 2], "contour_id": [0, 0, 1]}
+        ),
+    )
     paths.append(ours)
     seeds = []
     for path in paths:
@@ -499,8 +581,15 @@ def model_seeds(work: Path) -> list[Seed]:
     path = work / "seed.tsm"
     save_model(path, FeatureModel(network, spec, "membrane", 10.0, 0.8, {"annotator": "a"}))
     data = path.read_bytes()
-    return [Seed(path.name, {"": data}, kind="safetensors", fields=[(0, "<Q")],
-                 chunks=_safetensors_chunks(data))]
+    return [
+        Seed(
+            path.name,
+            {"": data},
+            kind="safetensors",
+            fields=[(0, "<Q")],
+            chunks=_safetensors_chunks(data),
+        )
+    ]
 
 
 def read_model_case(path: Path):
@@ -518,8 +607,15 @@ def classifier_seeds(work: Path) -> list[Seed]:
     path = work / "seed.tsc"
     save_classifier(path, Classifier(network, "inception3d", 16, 9.2, ["a", "b"], {}))
     data = path.read_bytes()
-    return [Seed(path.name, {"": data}, kind="safetensors", fields=[(0, "<Q")],
-                 chunks=_safetensors_chunks(data))]
+    return [
+        Seed(
+            path.name,
+            {"": data},
+            kind="safetensors",
+            fields=[(0, "<Q")],
+            chunks=_safetensors_chunks(data),
+        )
+    ]
 
 
 def read_classifier_case(path: Path):
@@ -536,15 +632,29 @@ def trainset_seeds(work: Path) -> list[Seed]:
     trainset = TrainingSet(
         rng.normal(size=(n, 1, tile, tile)).astype(np.float32),
         (rng.random((n, tile, tile)) > 0.5).astype(np.uint8),
-        np.array([1, 1, 0, 0], bool), np.arange(n, dtype=np.int32),
-        {"feature": "membrane", "annotator": "a", "voxel_size_A": [10.0, 10.0, 10.0],
-         "tile_size": tile, "context_slices": 0, "preprocessing": {"lowpass_A": 20}},
+        np.array([1, 1, 0, 0], bool),
+        np.arange(n, dtype=np.int32),
+        {
+            "feature": "membrane",
+            "annotator": "a",
+            "voxel_size_A": [10.0, 10.0, 10.0],
+            "tile_size": tile,
+            "context_slices": 0,
+            "preprocessing": {"lowpass_A": 20},
+        },
     )
     path = work / "seed.trainset"
     save_training_set(path, trainset)
     data = path.read_bytes()
-    return [Seed(path.name, {"": data}, kind="safetensors", fields=[(0, "<Q")],
-                 chunks=_safetensors_chunks(data))]
+    return [
+        Seed(
+            path.name,
+            {"": data},
+            kind="safetensors",
+            fields=[(0, "<Q")],
+            chunks=_safetensors_chunks(data),
+        )
+    ]
 
 
 def read_trainset_case(path: Path):
@@ -559,14 +669,29 @@ def star_seeds(work: Path) -> list[Seed]:
     from tomoscribe.io.particles import write_particles
 
     ours = work / "ours.star"
-    write_particles(ours, pd.DataFrame({"x": [1.0, 20], "y": [2.0, 30], "z": [3.0, 4],
-                                        "score": [0.5, 0.9], "rot": [10.0, 0],
-                                        "tilt": [20.0, 90], "psi": [30.0, -45]}),
-                    10.0, (50, 100, 100))
+    write_particles(
+        ours,
+        pd.DataFrame(
+            {
+                "x": [1.0, 20],
+                "y": [2.0, 30],
+                "z": [3.0, 4],
+                "score": [0.5, 0.9],
+                "rot": [10.0, 0],
+                "tilt": [20.0, 90],
+                "psi": [30.0, -45],
+            }
+        ),
+        10.0,
+        (50, 100, 100),
+    )
     paths = [ours]
-    for rel in ("formats/star/one_loop.star", "formats/star/rln3.1_data_style.star",
-                "formats/star/warp_particles_1.star",
-                "formats/relion5_project/Picks/job_picks/particles.star"):
+    for rel in (
+        "formats/star/one_loop.star",
+        "formats/star/rln3.1_data_style.star",
+        "formats/star/warp_particles_1.star",
+        "formats/relion5_project/Picks/job_picks/particles.star",
+    ):
         if (SHARED_DATA / rel).exists():
             paths.append(SHARED_DATA / rel)
     paths += sorted((SHARED_DATA / "formats" / "star").glob("warp_particles_*.star"))[:1]
@@ -579,10 +704,23 @@ def copick_seeds(work: Path) -> list[Seed]:
     from tomoscribe.io.particles import write_particles
 
     path = work / "ours.json"
-    write_particles(path, pd.DataFrame({"x": [1.0, 20], "y": [2.0, 30], "z": [3.0, 4],
-                                        "score": [0.5, 0.9], "rot": [10.0, 0],
-                                        "tilt": [20.0, 90], "psi": [30.0, -45]}),
-                    10.0, (50, 100, 100), object_name="ribosome")
+    write_particles(
+        path,
+        pd.DataFrame(
+            {
+                "x": [1.0, 20],
+                "y": [2.0, 30],
+                "z": [3.0, 4],
+                "score": [0.5, 0.9],
+                "rot": [10.0, 0],
+                "tilt": [20.0, 90],
+                "psi": [30.0, -45],
+            }
+        ),
+        10.0,
+        (50, 100, 100),
+        object_name="ribosome",
+    )
     return [_file_seed(path.name, path, kind="json")]
 
 
@@ -616,6 +754,7 @@ class Hang(BaseException):
 @contextlib.contextmanager
 def time_limit(seconds: float):
     """Interrupt the block after ``seconds`` (SIGALRM; pure-Python loops included)."""
+
     def _raise(signum, frame):
         raise Hang(f"still running after {seconds} s")
 
@@ -634,8 +773,9 @@ class Outcome:
     detail: str = ""
 
 
-def run_case(target: Target, files: dict[str, bytes], path: Path,
-             limit_s: float = TIME_LIMIT_S) -> Outcome:
+def run_case(
+    target: Target, files: dict[str, bytes], path: Path, limit_s: float = TIME_LIMIT_S
+) -> Outcome:
     """Write the mutated input to ``path`` and classify what the reader does with it."""
     _write_case(files, path)
     try:

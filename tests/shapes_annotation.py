@@ -21,24 +21,53 @@ FEATURES = ["membrane", "blob"]
 def annotate_and_train(folder, device: str):
     """Simulate, preprocess (``pre.mrc``), annotate and train one network per feature
     (``FEATURE.tsm``) in ``folder`` on ``device``; returns (tomogram, truth)."""
-    tomogram, truth, _ = make_shapes_phantom(ShapesPhantomParams(
-        shape=(40, 160, 160), n_vesicles=3, n_filaments=3, n_blobs=25, seed=0))
+    tomogram, truth, _ = make_shapes_phantom(
+        ShapesPhantomParams(shape=(40, 160, 160), n_vesicles=3, n_filaments=3, n_blobs=25, seed=0)
+    )
     write_volume(folder / "tomo.mrc", tomogram)
-    assert main(["preprocess", str(folder / "tomo.mrc"), "-o", str(folder / "pre.mrc"),
-                 "-q"]) == 0
+    assert main(["preprocess", str(folder / "tomo.mrc"), "-o", str(folder / "pre.mrc"), "-q"]) == 0
     rng = np.random.default_rng(0)
     for feature in FEATURES:
-        pos, neg, painted = simulate_annotator(truth.data, CLASS_IDS[feature], rng,
-                                               n_positive=10, n_negative=50)
+        pos, neg, painted = simulate_annotator(
+            truth.data, CLASS_IDS[feature], rng, n_positive=10, n_negative=50
+        )
         write_volume(folder / f"{feature}_paint.mrc", Volume(painted, tomogram.voxel_size_A))
         boxes = pd.DataFrame(np.vstack([pos, neg])[:, ::-1], columns=["x", "y", "z"])
         boxes["label"] = ["positive"] * len(pos) + ["negative"] * len(neg)
         write_points_csv(folder / f"{feature}.csv", boxes)
-        assert main(["trainset", str(folder / "pre.mrc"), "-f", feature,
-                     "--boxes", str(folder / f"{feature}.csv"),
-                     "--painted", str(folder / f"{feature}_paint.mrc"),
-                     "--negative-copies", "2", "-o", str(folder / f"{feature}.trainset")]) == 0
-        assert main(["train", str(folder / f"{feature}.trainset"), "-o",
-                     str(folder / f"{feature}.tsm"), "--validation", "0", "--device", device,
-                     "-q"]) == 0
+        assert (
+            main(
+                [
+                    "trainset",
+                    str(folder / "pre.mrc"),
+                    "-f",
+                    feature,
+                    "--boxes",
+                    str(folder / f"{feature}.csv"),
+                    "--painted",
+                    str(folder / f"{feature}_paint.mrc"),
+                    "--negative-copies",
+                    "2",
+                    "-o",
+                    str(folder / f"{feature}.trainset"),
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "train",
+                    str(folder / f"{feature}.trainset"),
+                    "-o",
+                    str(folder / f"{feature}.tsm"),
+                    "--validation",
+                    "0",
+                    "--device",
+                    device,
+                    "-q",
+                ]
+            )
+            == 0
+        )
     return tomogram, truth

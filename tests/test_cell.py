@@ -4,15 +4,29 @@ import scipy.ndimage
 from scipy.spatial import cKDTree
 
 from tomoscribe.errors import ParameterError
-from tomoscribe.simulate.cell import (CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams,
-                                      make_cell, particles_for_concentration)
+from tomoscribe.simulate.cell import (
+    CELL_CLASS_IDS,
+    TEMPLATE_CLASS_BASE,
+    CellParams,
+    make_cell,
+    particles_for_concentration,
+)
 
 
 @pytest.fixture(scope="module")
 def cell():
-    return make_cell(CellParams(shape=(64, 192, 192), n_vesicles=3, n_microtubules=2,
-                                n_actin=3, n_gold=4, templates_uM={"4v4r_30S": 4.0, "1bxn": 4.0},
-                                ice_thickness_nm=(50.0, 60.0), seed=1))
+    return make_cell(
+        CellParams(
+            shape=(64, 192, 192),
+            n_vesicles=3,
+            n_microtubules=2,
+            n_actin=3,
+            n_gold=4,
+            templates_uM={"4v4r_30S": 4.0, "1bxn": 4.0},
+            ice_thickness_nm=(50.0, 60.0),
+            seed=1,
+        )
+    )
 
 
 def test_labels_agree_with_the_density(cell):
@@ -58,20 +72,43 @@ def test_ice_layer_thickens_along_x(cell):
 
 def test_too_high_concentration_is_refused():
     with pytest.raises(ParameterError, match="lower the concentration"):
-        make_cell(CellParams(shape=(72, 96, 96), n_vesicles=0, n_microtubules=0, n_actin=0,
-                             n_gold=0, templates_uM={"4v4r_30S": 200.0}))
+        make_cell(
+            CellParams(
+                shape=(72, 96, 96),
+                n_vesicles=0,
+                n_microtubules=0,
+                n_actin=0,
+                n_gold=0,
+                templates_uM={"4v4r_30S": 200.0},
+            )
+        )
     # Without strict concentrations, as many as fit are placed, none overlapping.
-    _, labels, instances, particles = make_cell(CellParams(
-        shape=(72, 96, 96), n_vesicles=0, n_microtubules=0, n_actin=0, n_gold=0,
-        templates_uM={"4v4r_30S": 200.0}, strict_concentrations=False))
+    _, labels, instances, particles = make_cell(
+        CellParams(
+            shape=(72, 96, 96),
+            n_vesicles=0,
+            n_microtubules=0,
+            n_actin=0,
+            n_gold=0,
+            templates_uM={"4v4r_30S": 200.0},
+            strict_concentrations=False,
+        )
+    )
     wanted = particles_for_concentration(200.0, (72, 96, 96), 10.0)
     assert 0 < len(particles) < wanted
     assert len(np.unique(instances.data)) - 1 >= len(particles)
 
 
 def test_same_seed_same_cell():
-    small = dict(shape=(32, 96, 96), n_vesicles=1, n_microtubules=1, n_actin=1, n_gold=1,
-                 templates_uM={"1s3x": 20.0}, seed=3)
+    small = dict(
+        shape=(32, 96, 96),
+        n_vesicles=1,
+        n_microtubules=1,
+        n_actin=1,
+        n_gold=1,
+        templates_uM={"1s3x": 20.0},
+        seed=3,
+    )
     a, b = make_cell(CellParams(**small)), make_cell(CellParams(**small))
     np.testing.assert_array_equal(a[0].data, b[0].data)
     np.testing.assert_array_equal(a[1].data, b[1].data)
@@ -82,8 +119,11 @@ def test_labels_agree_with_the_imaged_tomogram(cell):
     from tomoscribe.simulate.imaging import ImagingParams, image_volume
 
     density, labels, _, _ = cell
-    tomogram = image_volume(density.data, 10.0, ImagingParams(
-        snr=None, apply_ctf=False, apply_mtf=False, tilt_step_deg=3.0))["tomogram"]
+    tomogram = image_volume(
+        density.data,
+        10.0,
+        ImagingParams(snr=None, apply_ctf=False, apply_mtf=False, tilt_step_deg=3.0),
+    )["tomogram"]
     lab = labels.data
     in_ice = density.data > -0.5
     background = tomogram[(lab == 0) & in_ice]
@@ -93,9 +133,17 @@ def test_labels_agree_with_the_imaged_tomogram(cell):
 
 
 def test_recorded_filament_axes_run_inside_their_own_tubes():
-    params = dict(shape=(64, 160, 160), n_vesicles=2, n_organelles=0, n_microtubules=3,
-                  n_actin=3, n_gold=2, templates_uM={}, filled_microtubule_labels=True,
-                  seed=3)
+    params = dict(
+        shape=(64, 160, 160),
+        n_vesicles=2,
+        n_organelles=0,
+        n_microtubules=3,
+        n_actin=3,
+        n_gold=2,
+        templates_uM={},
+        filled_microtubule_labels=True,
+        seed=3,
+    )
     density, labels, instances, _, axes = make_cell(CellParams(**params), filament_axes=True)
     # Recording the axes draws nothing: the volumes are those of a plain call.
     plain = make_cell(CellParams(**params))
@@ -124,14 +172,25 @@ def test_filaments_do_not_run_through_each_other(seed):
     """Axes keep both radii + 1 nm apart (crossings pass above or below), in a lamella
     as thick as the demo's; in much thinner volumes, where no such path may exist
     after 200 draws, the simulator takes the draw that came closest."""
-    params = CellParams(shape=(96, 192, 192), n_vesicles=2, n_organelles=0,
-                        n_microtubules=3, n_actin=4, n_gold=0, templates_uM={}, seed=seed)
+    params = CellParams(
+        shape=(96, 192, 192),
+        n_vesicles=2,
+        n_organelles=0,
+        n_microtubules=3,
+        n_actin=4,
+        n_gold=0,
+        templates_uM={},
+        seed=seed,
+    )
     *_, axes = make_cell(params, filament_axes=True)
     radius = {"microtubule": 12.5, "actin": 3.5}  # nm = voxels at 10 Å
     records = list(axes.values())
     assert len(records) == 7
     for i, first in enumerate(records):
         for second in records[:i]:
-            gap = (cKDTree(second["axis_zyx"]).query(first["axis_zyx"])[0].min()
-                   - radius[first["class"]] - radius[second["class"]])
+            gap = (
+                cKDTree(second["axis_zyx"]).query(first["axis_zyx"])[0].min()
+                - radius[first["class"]]
+                - radius[second["class"]]
+            )
             assert gap >= 1.0, (first["class"], second["class"], gap)

@@ -7,17 +7,21 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from tomoscribe.classify.models import build_classifier
+from synthetic_shapes import SHAPE_NAMES, shapes
 from tomoscribe.classify.modelfile import load_classifier, save_classifier
+from tomoscribe.classify.models import build_classifier
 from tomoscribe.classify.rif import fit_rif_svm, rotation_invariant_features
-from tomoscribe.classify.training import (ClassifierParams, predict, extract_features,
-                                          split_halves, train_classifier)
+from tomoscribe.classify.training import (
+    ClassifierParams,
+    extract_features,
+    predict,
+    split_halves,
+    train_classifier,
+)
 from tomoscribe.cli.app import main
 from tomoscribe.errors import InvalidDataError, ModelFileError, ParameterError
 from tomoscribe.simulate.subtomograms import rotate_and_shift, save_dataset, template_in_box
 from tomoscribe.simulate.template_library import load_template
-
-from synthetic_shapes import SHAPE_NAMES, shapes
 
 NAMES = SHAPE_NAMES
 
@@ -39,17 +43,24 @@ def test_bad_shapes_are_refused():
         build_classifier("alexnet3d", 16, 3)
     with pytest.raises(InvalidDataError, match="no examples"):
         volumes, labels = shapes(4)
-        train_classifier(volumes[labels < 2], labels[labels < 2], NAMES, "resnet3d",
-                         ClassifierParams(epochs=1))
+        train_classifier(
+            volumes[labels < 2], labels[labels < 2], NAMES, "resnet3d", ClassifierParams(epochs=1)
+        )
 
 
 def test_our_model_learns_and_round_trips_through_its_file(tmp_path):
     volumes, labels = shapes()
     train, test = split_halves(labels, 0.5, seed=1)
     assert train.sum() == test.sum() == 45 and np.bincount(labels[test]).tolist() == [15] * 3
-    classifier = train_classifier(volumes[train], labels[train], NAMES, "resnet3d",
-                                  ClassifierParams(epochs=20, batch_size=16), voxel_size_A=9.2,
-                                  device="cpu")
+    classifier = train_classifier(
+        volumes[train],
+        labels[train],
+        NAMES,
+        "resnet3d",
+        ClassifierParams(epochs=20, batch_size=16),
+        voxel_size_A=9.2,
+        device="cpu",
+    )
     probabilities = predict(classifier, volumes[test], device="cpu")
     assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
     accuracy = float((probabilities.argmax(1) == labels[test]).mean())
@@ -57,8 +68,9 @@ def test_our_model_learns_and_round_trips_through_its_file(tmp_path):
     save_classifier(tmp_path / "c.tsc", classifier)
     loaded = load_classifier(tmp_path / "c.tsc")
     assert loaded.class_names == NAMES and loaded.box == 16 and loaded.voxel_size_A == 9.2
-    np.testing.assert_allclose(predict(loaded, volumes[test], device="cpu"), probabilities,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        predict(loaded, volumes[test], device="cpu"), probabilities, atol=1e-5
+    )
     assert extract_features(loaded, volumes[:4], device="cpu").shape == (4, 64)
     with pytest.raises(InvalidDataError, match="16³"):
         predict(loaded, np.zeros((2, 20, 20, 20), np.float32), device="cpu")
@@ -75,23 +87,28 @@ def test_dsrf3d_learns_at_its_own_default_rate():
     params = ClassifierParams(epochs=20, batch_size=16)
     assert (params.rate_for("dsrf3d"), params.rate_for("resnet3d")) == (1e-4, 1e-3)
     assert ClassifierParams(optimizer="sgd").rate_for("dsrf3d") == 0.01
-    classifier = train_classifier(volumes[train], labels[train], NAMES, "dsrf3d", params,
-                                  voxel_size_A=9.2, device="cpu")
+    classifier = train_classifier(
+        volumes[train], labels[train], NAMES, "dsrf3d", params, voxel_size_A=9.2, device="cpu"
+    )
     assert classifier.metadata["training"]["params"]["learning_rate"] == 1e-4
-    accuracy = float((predict(classifier, volumes[test], device="cpu").argmax(1)
-                      == labels[test]).mean())
+    accuracy = float(
+        (predict(classifier, volumes[test], device="cpu").argmax(1) == labels[test]).mean()
+    )
     assert accuracy >= 0.9, accuracy
 
 
 def test_rif_features_do_not_change_under_rotation():
     """On maps without a missing wedge: rotated copies are far closer than other maps."""
-    maps = {name: template_in_box(load_template(name), 10.0, 32)
-            for name in ("1bxn", "3gl1", "1qvr")}
+    maps = {
+        name: template_in_box(load_template(name), 10.0, 32) for name in ("1bxn", "3gl1", "1qvr")
+    }
     for angles in ([30, 50, 70], [100, 20, 200], [5, 90, 45]):
-        rotated = rotate_and_shift(maps["1bxn"], Rotation.from_euler("ZYZ", angles,
-                                                                    degrees=True), np.zeros(3))
-        features = rotation_invariant_features(np.stack([maps["1bxn"], rotated, maps["3gl1"],
-                                                         maps["1qvr"]]), max_degree=8)
+        rotated = rotate_and_shift(
+            maps["1bxn"], Rotation.from_euler("ZYZ", angles, degrees=True), np.zeros(3)
+        )
+        features = rotation_invariant_features(
+            np.stack([maps["1bxn"], rotated, maps["3gl1"], maps["1qvr"]]), max_degree=8
+        )
         same = np.abs(features[0] - features[1]).mean()
         different = min(np.abs(features[0] - features[k]).mean() for k in (2, 3))
         assert same < 0.4 * different, (angles, same, different)
@@ -105,8 +122,15 @@ def test_rif_svm_separates_easy_classes():
 
 
 def _dataset(path, volumes, labels, voxel=9.2):
-    save_dataset(path, {"volumes": volumes, "labels": labels, "class_names": NAMES,
-                        "params": {"voxel_size_A": voxel, "box": volumes.shape[1]}})
+    save_dataset(
+        path,
+        {
+            "volumes": volumes,
+            "labels": labels,
+            "class_names": NAMES,
+            "params": {"voxel_size_A": voxel, "box": volumes.shape[1]},
+        },
+    )
     return path
 
 
@@ -114,18 +138,46 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
     volumes, labels = shapes(12)
     data = _dataset(tmp_path / "d.zarr", volumes, labels)
     model = tmp_path / "m.tsc"
-    assert main(["classify", "train", str(data), "-o", str(model), "--arch", "inception3d",
-                 "--epochs", "2", "--batch", "8", "-q", "--device", "cpu",
-                 "--optimizer", "sgd", "--schedule", "constant",
-                 "--rotate-fraction", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                "train",
+                str(data),
+                "-o",
+                str(model),
+                "--arch",
+                "inception3d",
+                "--epochs",
+                "2",
+                "--batch",
+                "8",
+                "-q",
+                "--device",
+                "cpu",
+                "--optimizer",
+                "sgd",
+                "--schedule",
+                "constant",
+                "--rotate-fraction",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     assert "test accuracy" in capsys.readouterr().out
     recorded = load_classifier(model).metadata["training"]
-    assert (recorded["params"]["optimizer"], recorded["params"]["learning_rate"],
-            recorded["params"]["rotate_fraction"]) == ("sgd", 0.01, 0.5)  # the paper's rate
+    assert (
+        recorded["params"]["optimizer"],
+        recorded["params"]["learning_rate"],
+        recorded["params"]["rotate_fraction"],
+    ) == ("sgd", 0.01, 0.5)  # the paper's rate
     assert [epoch["learning_rate"] for epoch in recorded["history"]] == [0.01, 0.01]
     report = tmp_path / "scores.json"
-    assert main(["classify", "evaluate", str(model), str(data), "-o", str(report),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(["classify", "evaluate", str(model), str(data), "-o", str(report), "--device", "cpu"])
+        == 0
+    )
     scores = json.loads(report.read_text())
     assert sum(map(sum, scores["confusion"]["counts"])) == 36
     assert main(["classify", "baseline", str(data), "--max-degree", "4"]) == 0
@@ -137,12 +189,42 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
     assert main(["classify", "evaluate", str(model), str(coarse), "--device", "cpu"]) == 2
     assert "voxels" in capsys.readouterr().err
     missing = _dataset(tmp_path / "x.zarr", volumes[labels < 2], labels[labels < 2])
-    assert main(["classify", "train", str(missing), "-o", str(tmp_path / "x.tsc"),
-                 "--epochs", "1", "-q", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "classify",
+                "train",
+                str(missing),
+                "-o",
+                str(tmp_path / "x.tsc"),
+                "--epochs",
+                "1",
+                "-q",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "no examples" in capsys.readouterr().err
     assert not (tmp_path / "x.tsc").exists()
-    assert main(["classify", "train", str(data), "-o", str(tmp_path / "y.tsc"),
-                 "--optimizer", "rmsprop", "-q", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "classify",
+                "train",
+                str(data),
+                "-o",
+                str(tmp_path / "y.tsc"),
+                "--optimizer",
+                "rmsprop",
+                "-q",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "optimizer must be one of sgd, adam" in capsys.readouterr().err
     assert not (tmp_path / "y.tsc").exists()
 
@@ -150,18 +232,32 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
 def test_resnet3d_norms_round_trip_through_files(tmp_path):
     volumes, labels = shapes(4)
     for norm in ("group", "batch"):
-        classifier = train_classifier(volumes, labels, NAMES, "resnet3d",
-                                      ClassifierParams(epochs=1, batch_size=6), device="cpu")
+        classifier = train_classifier(
+            volumes,
+            labels,
+            NAMES,
+            "resnet3d",
+            ClassifierParams(epochs=1, batch_size=6),
+            device="cpu",
+        )
         classifier.network = build_classifier("resnet3d", 16, 3, norm).eval()
         save_classifier(tmp_path / f"{norm}.tsc", classifier)
         loaded = load_classifier(tmp_path / f"{norm}.tsc")
         assert loaded.network.norm == norm
-        np.testing.assert_allclose(predict(loaded, volumes, device="cpu"),
-                                   predict(classifier, volumes, device="cpu"), atol=1e-5)
+        np.testing.assert_allclose(
+            predict(loaded, volumes, device="cpu"),
+            predict(classifier, volumes, device="cpu"),
+            atol=1e-5,
+        )
     assert build_classifier("resnet3d", 16, 3).norm == "batch"
-    grouped = train_classifier(volumes, labels, NAMES, "resnet3d",
-                               ClassifierParams(epochs=1, batch_size=6, norm="group"),
-                               device="cpu")
+    grouped = train_classifier(
+        volumes,
+        labels,
+        NAMES,
+        "resnet3d",
+        ClassifierParams(epochs=1, batch_size=6, norm="group"),
+        device="cpu",
+    )
     assert isinstance(grouped.network.body[1], torch.nn.GroupNorm)
     with pytest.raises(ParameterError, match="norm"):
         build_classifier("resnet3d", 16, 3, "layer")

@@ -12,26 +12,36 @@ import scipy.ndimage
 
 from tomoscribe.clem.holes import detect_holes
 from tomoscribe.clem.lattice import fit_lattice
-from tomoscribe.experiments.clem import tomogram_tre_nm
-from tomoscribe.clem.register import (anchor_by_cell, anchor_by_landmarks, register_lattices,
-                                      symmetries)
+from tomoscribe.clem.register import (
+    anchor_by_cell,
+    anchor_by_landmarks,
+    register_lattices,
+    symmetries,
+)
 from tomoscribe.clem.transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
-from tomoscribe.core.transforms2d import apply, decompose, placement_matrix, similarity
-from tomoscribe.clem.watershed import (WatershedParams, merge_shallow_basins, unmix,
-                                       watershed_segment)
+from tomoscribe.clem.watershed import (
+    WatershedParams,
+    merge_shallow_basins,
+    unmix,
+    watershed_segment,
+)
 from tomoscribe.cli.app import main
+from tomoscribe.core.transforms2d import apply, decompose, placement_matrix, similarity
 from tomoscribe.errors import AnnotationError, InvalidDataError, ParameterError
+from tomoscribe.experiments.clem import tomogram_tre_nm
 from tomoscribe.simulate.correlative import CorrelativeParams, make_correlative_pair
 from tomoscribe.volume import Volume
 
 
-def _lattice_image(n=400, spacing=40.0, radius=13.0, angle=0.3, origin=(17.0, 23.0),
-                   noise=0.05, seed=0):
+def _lattice_image(
+    n=400, spacing=40.0, radius=13.0, angle=0.3, origin=(17.0, 23.0), noise=0.05, seed=0
+):
     rng = np.random.default_rng(seed)
     a1 = spacing * np.array([math.cos(angle), math.sin(angle)])
     a2 = spacing * np.array([-math.sin(angle), math.cos(angle)])
-    centres = np.array([np.array(origin) + i * a1 + j * a2 for i in range(-15, 16)
-                        for j in range(-15, 16)])
+    centres = np.array(
+        [np.array(origin) + i * a1 + j * a2 for i in range(-15, 16) for j in range(-15, 16)]
+    )
     centres = centres[np.all((centres > radius + 2) & (centres < n - radius - 2), axis=1)]
     yy, xx = np.mgrid[:n, :n]
     image = np.full((n, n), 0.4)
@@ -46,9 +56,13 @@ def test_similarity_and_placement_round_trip():
     parts = decompose(matrix)
     assert parts["scale"] == pytest.approx(2.5)
     assert parts["mirror"] and parts["anisotropy"] == pytest.approx(1.0)
-    placement = {"tomogram_shape": [8, 100, 200], "tomogram_voxel_nm": 2.0,
-                 "overview_pixel_nm": 40.0, "tomogram_centre_overview_px": [300.0, 200.0],
-                 "tomogram_rotation_deg": 90.0}
+    placement = {
+        "tomogram_shape": [8, 100, 200],
+        "tomogram_voxel_nm": 2.0,
+        "overview_pixel_nm": 40.0,
+        "tomogram_centre_overview_px": [300.0, 200.0],
+        "tomogram_rotation_deg": 90.0,
+    }
     to_ov = placement_matrix(placement)
     centre = apply(to_ov, [[99.5, 49.5]])[0]
     assert centre == pytest.approx([300.0, 200.0])
@@ -95,27 +109,34 @@ def _pair(mirror=False, seed=1):
     labels = np.zeros((16, 96, 96), np.uint8)
     labels[6:10, 40:46, :] = 2  # one microtubule along x
     instances = (labels > 0).astype(np.int32)
-    params = CorrelativeParams(overview_size=512, fm_size=224, n_cell_filaments=10,
-                               cell_diameter_um=14.0, fm_mirror=mirror, seed=seed)
+    params = CorrelativeParams(
+        overview_size=512,
+        fm_size=224,
+        n_cell_filaments=10,
+        cell_diameter_um=14.0,
+        fm_mirror=mirror,
+        seed=seed,
+    )
     return make_correlative_pair(labels, instances, 20.0, params), params
 
 
 def _lattices(pair, params):
     ov = detect_holes(pair["overview"], 40.0, 2.0)
     fm = detect_holes(pair["fluorescence"]["reflection"], 100.0, 2.0)
-    return (fit_lattice(fm[["x", "y"]].to_numpy(), 30.0),
-            fit_lattice(ov[["x", "y"]].to_numpy(), 75.0))
+    return (
+        fit_lattice(fm[["x", "y"]].to_numpy(), 30.0),
+        fit_lattice(ov[["x", "y"]].to_numpy(), 75.0),
+    )
 
 
 @pytest.mark.parametrize("mirror", [False, True])
 def test_registration_through_holes_meets_50_nm_at_the_tomogram(mirror):
     pair, params = _pair(mirror)
     lattice_fm, lattice_ov = _lattices(pair, params)
-    symmetry, shift, anchor = anchor_by_cell(lattice_fm, lattice_ov,
-                                             pair["fluorescence"]["cell"].max(0),
-                                             pair["overview"], 2.5, 25.0)
-    registration = register_lattices(lattice_fm, lattice_ov, symmetry, shift, 40.0,
-                                     anchor=anchor)
+    symmetry, shift, anchor = anchor_by_cell(
+        lattice_fm, lattice_ov, pair["fluorescence"]["cell"].max(0), pair["overview"], 2.5, 25.0
+    )
+    registration = register_lattices(lattice_fm, lattice_ov, symmetry, shift, 40.0, anchor=anchor)
     error = tomogram_tre_nm(registration.matrix, pair["fm_to_overview"], pair["placement"], 100.0)
     assert error["max"] <= 50.0
     summary = registration.summary()
@@ -154,8 +175,9 @@ def test_watershed_separates_and_merges_by_saddle_depth():
     noisy = ridge + rng.normal(0, 1, shape)
     merged, table, _ = watershed_segment(noisy)
     assert len(table) == 1
-    split, table, _ = watershed_segment(noisy, WatershedParams(merge_depth_sigma=0.0,
-                                                               merge_depth_fraction=0.0))
+    split, table, _ = watershed_segment(
+        noisy, WatershedParams(merge_depth_sigma=0.0, merge_depth_fraction=0.0)
+    )
     assert len(table) >= 2
 
 
@@ -188,20 +210,24 @@ def _transfer_case(offset_px=0.0):
     fm += rng.normal(0, 1, fm.shape)
     regions, _, signal = watershed_segment(fm)
     # Tomogram pixel (x, y) → overview = fluorescence: 10 tomogram px per fm pixel.
-    placement = {"tomogram_shape": [nz, ny, nx], "tomogram_voxel_nm": 10.0,
-                 "overview_pixel_nm": 100.0,
-                 "tomogram_centre_overview_px": [29.95, 29.95 + offset_px],
-                 "tomogram_rotation_deg": 0.0, "fluorescence_z_slice": 1.0}
+    placement = {
+        "tomogram_shape": [nz, ny, nx],
+        "tomogram_voxel_nm": 10.0,
+        "overview_pixel_nm": 100.0,
+        "tomogram_centre_overview_px": [29.95, 29.95 + offset_px],
+        "tomogram_rotation_deg": 0.0,
+        "fluorescence_z_slice": 1.0,
+    }
     return tomo, truth, regions, signal, placement
 
 
 def test_transfer_refines_the_fluorescence_band_with_density():
     tomo, truth, regions, signal, placement = _transfer_case()
-    sampled = fluorescence_in_tomogram(regions, signal, (100.0, 100.0, 250.0), np.eye(3),
-                                       placement)
+    sampled = fluorescence_in_tomogram(regions, signal, (100.0, 100.0, 250.0), np.eye(3), placement)
     assert sampled["band"][100].any() and not sampled["band"][10].any()
-    params = TransferParams(n_positive=5, n_negative=20, density_sigma=1.5, smooth_nm=0.0,
-                            tile_size=32)  # a solid bar: nothing to fill
+    params = TransferParams(
+        n_positive=5, n_negative=20, density_sigma=1.5, smooth_nm=0.0, tile_size=32
+    )  # a solid bar: nothing to fill
     trainset, refined, record = transfer_labels(Volume(tomo, 100.0), sampled, params, 20.0)
     inside = refined & truth
     assert inside.sum() / refined.sum() > 0.9  # precise
@@ -219,8 +245,9 @@ def test_transfer_outside_the_fluorescence_field_is_refused():
 def test_transfer_without_label_in_the_tomogram_is_refused():
     tomo, truth, regions, signal, placement = _transfer_case()
     with pytest.raises(AnnotationError, match="nothing to transfer"):
-        fluorescence_in_tomogram(np.zeros_like(regions), signal, (100.0, 100.0, 250.0),
-                                 np.eye(3), placement)
+        fluorescence_in_tomogram(
+            np.zeros_like(regions), signal, (100.0, 100.0, 250.0), np.eye(3), placement
+        )
 
 
 @pytest.fixture(scope="module")
@@ -236,33 +263,86 @@ def test_cli_chain_register_watershed_transfer(clem_dataset, tmp_path):
     out, pair = clem_dataset
     clem = out / "clem"
     transform = tmp_path / "transform.json"
-    assert main(["clem", "register", str(clem / "overview.mrc"),
-                 str(clem / "fluorescence_reflection.mrc"), "--cell",
-                 str(clem / "fluorescence_cell.mrc"), "--out", str(transform)]) == 0
+    assert (
+        main(
+            [
+                "clem",
+                "register",
+                str(clem / "overview.mrc"),
+                str(clem / "fluorescence_reflection.mrc"),
+                "--cell",
+                str(clem / "fluorescence_cell.mrc"),
+                "--out",
+                str(transform),
+            ]
+        )
+        == 0
+    )
     record = json.loads(transform.read_text())
     assert np.loadtxt(transform.with_suffix(".txt")).shape == (3, 3)
-    error = tomogram_tre_nm(np.array(record["matrix"]), pair["fm_to_overview"],
-                            pair["placement"], 100.0)
+    error = tomogram_tre_nm(
+        np.array(record["matrix"]), pair["fm_to_overview"], pair["placement"], 100.0
+    )
     assert error["max"] <= 50.0
     # One orchestration: the library call on the simulated arrays (as the pipeline makes
     # it) gives the command's transform.
     from tomoscribe.clem.workflow import register_images
 
-    registered = register_images(pair["overview"][0], pair["fluorescence"]["reflection"], 40.0,
-                                 100.0, cell=pair["fluorescence"]["cell"].max(0))
-    np.testing.assert_allclose(registered.registration.matrix, record["matrix"], rtol=1e-4,
-                               atol=1e-3)
+    registered = register_images(
+        pair["overview"][0],
+        pair["fluorescence"]["reflection"],
+        40.0,
+        100.0,
+        cell=pair["fluorescence"]["cell"].max(0),
+    )
+    np.testing.assert_allclose(
+        registered.registration.matrix, record["matrix"], rtol=1e-4, atol=1e-3
+    )
     assert registered.holes_overview == record["holes_overview"]
     regions = tmp_path / "regions.mrc"
-    assert main(["clem", "watershed", str(clem / "fluorescence_microtubule.mrc"), "--bleed-from",
-                 str(clem / "fluorescence_cell.mrc"), "--bleed-fraction", "0.1",
-                 "-o", str(regions)]) == 0
+    assert (
+        main(
+            [
+                "clem",
+                "watershed",
+                str(clem / "fluorescence_microtubule.mrc"),
+                "--bleed-from",
+                str(clem / "fluorescence_cell.mrc"),
+                "--bleed-fraction",
+                "0.1",
+                "-o",
+                str(regions),
+            ]
+        )
+        == 0
+    )
     trainset = tmp_path / "mt.trainset"
-    assert main(["clem", "transfer", str(out / "preprocessed_1.mrc"), "--fluorescence",
-                 str(clem / "fluorescence_microtubule.mrc"), "--regions", str(regions),
-                 "--transform", str(transform), "--placement", str(clem / "placement.json"),
-                 "--feature", "microtubule", "--bleed-from", str(clem / "fluorescence_cell.mrc"),
-                 "--bleed-fraction", "0.1", "-o", str(trainset)]) == 0
+    assert (
+        main(
+            [
+                "clem",
+                "transfer",
+                str(out / "preprocessed_1.mrc"),
+                "--fluorescence",
+                str(clem / "fluorescence_microtubule.mrc"),
+                "--regions",
+                str(regions),
+                "--transform",
+                str(transform),
+                "--placement",
+                str(clem / "placement.json"),
+                "--feature",
+                "microtubule",
+                "--bleed-from",
+                str(clem / "fluorescence_cell.mrc"),
+                "--bleed-fraction",
+                "0.1",
+                "-o",
+                str(trainset),
+            ]
+        )
+        == 0
+    )
     from tomoscribe.segment.trainset import load_training_set
 
     loaded = load_training_set(trainset)
@@ -280,39 +360,109 @@ def test_cli_bad_input_exits_2_without_output(clem_dataset, tmp_path, capsys):
     with mrcfile.new(bare) as handle:
         handle.set_data(np.zeros((1, 64, 64), np.float32))
     target = tmp_path / "t.json"
-    assert main(["clem", "register", str(clem / "overview.mrc"), str(bare), "--cell",
-                 str(clem / "fluorescence_cell.mrc"), "--out", str(target)]) == 2
+    assert (
+        main(
+            [
+                "clem",
+                "register",
+                str(clem / "overview.mrc"),
+                str(bare),
+                "--cell",
+                str(clem / "fluorescence_cell.mrc"),
+                "--out",
+                str(target),
+            ]
+        )
+        == 2
+    )
     assert "voxel size" in capsys.readouterr().err and not target.exists()
     # An image with no holes.
     blank = tmp_path / "blank.mrc"
     with mrcfile.new(blank) as handle:
         handle.set_data(np.random.default_rng(0).normal(0, 1, (1, 200, 200)).astype(np.float32))
         handle.voxel_size = 1000.0
-    assert main(["clem", "register", str(clem / "overview.mrc"), str(blank), "--cell",
-                 str(blank), "--out", str(target)]) == 2
+    assert (
+        main(
+            [
+                "clem",
+                "register",
+                str(clem / "overview.mrc"),
+                str(blank),
+                "--cell",
+                str(blank),
+                "--out",
+                str(target),
+            ]
+        )
+        == 2
+    )
     assert "holes" in capsys.readouterr().err and not target.exists()
     # A placement that puts the tomogram outside the fluorescence field.
-    assert main(["clem", "register", str(clem / "overview.mrc"),
-                 str(clem / "fluorescence_reflection.mrc"), "--cell",
-                 str(clem / "fluorescence_cell.mrc"), "--out", str(target)]) == 0
+    assert (
+        main(
+            [
+                "clem",
+                "register",
+                str(clem / "overview.mrc"),
+                str(clem / "fluorescence_reflection.mrc"),
+                "--cell",
+                str(clem / "fluorescence_cell.mrc"),
+                "--out",
+                str(target),
+            ]
+        )
+        == 0
+    )
     regions = tmp_path / "regions.mrc"
-    assert main(["clem", "watershed", str(clem / "fluorescence_microtubule.mrc"),
-                 "-o", str(regions)]) == 0
+    assert (
+        main(["clem", "watershed", str(clem / "fluorescence_microtubule.mrc"), "-o", str(regions)])
+        == 0
+    )
     placement = json.loads((clem / "placement.json").read_text())
     placement["tomogram_centre_overview_px"] = [5000.0, 5000.0]
     far = tmp_path / "far.json"
     far.write_text(json.dumps(placement))
     trainset = tmp_path / "x.trainset"
-    assert main(["clem", "transfer", str(out / "preprocessed_1.mrc"), "--fluorescence",
-                 str(clem / "fluorescence_microtubule.mrc"), "--regions", str(regions),
-                 "--transform", str(target), "--placement", str(far), "--feature",
-                 "microtubule", "-o", str(trainset)]) == 2
+    assert (
+        main(
+            [
+                "clem",
+                "transfer",
+                str(out / "preprocessed_1.mrc"),
+                "--fluorescence",
+                str(clem / "fluorescence_microtubule.mrc"),
+                "--regions",
+                str(regions),
+                "--transform",
+                str(target),
+                "--placement",
+                str(far),
+                "--feature",
+                "microtubule",
+                "-o",
+                str(trainset),
+            ]
+        )
+        == 2
+    )
     assert "outside the fluorescence field" in capsys.readouterr().err
     assert not trainset.exists()
     # Too few landmarks.
-    assert main(["clem", "register", str(clem / "overview.mrc"),
-                 str(clem / "fluorescence_reflection.mrc"), "--landmark", "1,2,3,4",
-                 "--out", str(tmp_path / "l.json")]) == 2
+    assert (
+        main(
+            [
+                "clem",
+                "register",
+                str(clem / "overview.mrc"),
+                str(clem / "fluorescence_reflection.mrc"),
+                "--landmark",
+                "1,2,3,4",
+                "--out",
+                str(tmp_path / "l.json"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_pipeline_refuses_a_bad_number_of_labelled_tomograms(tmp_path):
@@ -327,11 +477,11 @@ def test_pipeline_refuses_a_bad_number_of_labelled_tomograms(tmp_path):
 def test_pipeline_small_end_to_end(tmp_path):
     """Simulated CLEM → registration → watershed → transfer → self-training → scores."""
     from tomoscribe.experiments.clem import BASELINE_FAILED_DICE, ClemSettings, run_clem_pipeline
-
     from tomoscribe.segment.modelfile import load_model
 
-    result = run_clem_pipeline(ClemSettings(out_dir=tmp_path, size="small", epochs=8,
-                                            training_tomograms=2))
+    result = run_clem_pipeline(
+        ClemSettings(out_dir=tmp_path, size="small", epochs=8, training_tomograms=2)
+    )
     assert result["registration"]["true_error_at_tomogram_nm"]["max"] <= 50.0
     # Two tomograms with fluorescence (1 and 3) train the CLEM network; 2 has none.
     labelled = result["training_tomograms"]
@@ -342,14 +492,16 @@ def test_pipeline_small_end_to_end(tmp_path):
     clem_model = load_model(tmp_path / "models" / "microtubule_clem.tsm")
     assert len(clem_model.metadata["training"]["trainset"]["tomogram"]) == 2
     assert clem_model.metadata["training"]["n_train_tiles"] + clem_model.metadata["training"][
-        "n_validation_tiles"] == sum(r["clem_tiles"] for r in labelled.values())
+        "n_validation_tiles"
+    ] == sum(r["clem_tiles"] for r in labelled.values())
     human_model = load_model(tmp_path / "models" / "microtubule_human.tsm")
     assert isinstance(human_model.metadata["training"]["trainset"]["tomogram"], dict)
     assert (tmp_path / "clem" / "tomogram_3" / "microtubule_clem_round1.trainset").exists()
     assert (tmp_path / "truth" / "fm_to_overview_3.json").exists()
     scores = result["scores"]
-    assert set(scores) == {f"{name}_tomogram_{t}" for name in ("clem", "human", "clem_round0")
-                           for t in (1, 2)}
+    assert set(scores) == {
+        f"{name}_tomogram_{t}" for name in ("clem", "human", "clem_round0") for t in (1, 2)
+    }
     # Far above an empty or random map (microtubules are ~1% of the voxels).
     assert scores["clem_tomogram_2"]["dice"] > 0.2
     assert scores["human_tomogram_2"]["dice"] > 0.2
@@ -360,11 +512,19 @@ def test_pipeline_small_end_to_end(tmp_path):
     assert "trained on 2 tomograms with fluorescence" in page
     written = json.loads((tmp_path / "scores.json").read_text())
     assert written["dice_ratio"]["tomogram_2"] == pytest.approx(
-        scores["clem_tomogram_2"]["dice"] / scores["human_tomogram_2"]["dice"])
+        scores["clem_tomogram_2"]["dice"] / scores["human_tomogram_2"]["dice"]
+    )
     # A failed human baseline is flagged, so its ratio is not read as a verdict.
     for t in (1, 2):
         assert written["human_network_failed"][f"tomogram_{t}"] == (
-            scores[f"human_tomogram_{t}"]["dice"] < BASELINE_FAILED_DICE)
-    for name in ("overview.mrc", "fluorescence_microtubule.mrc", "transform.json",
-                 "transform.txt", "regions_microtubule.mrc", "microtubule_clem.trainset"):
+            scores[f"human_tomogram_{t}"]["dice"] < BASELINE_FAILED_DICE
+        )
+    for name in (
+        "overview.mrc",
+        "fluorescence_microtubule.mrc",
+        "transform.json",
+        "transform.txt",
+        "regions_microtubule.mrc",
+        "microtubule_clem.trainset",
+    ):
         assert (tmp_path / "clem" / name).exists(), name

@@ -2,14 +2,27 @@
 
 import numpy as np
 import pytest
-from conftest import entries
 
+from conftest import entries
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume, write_volume
 from tomoscribe.volume import Volume
 
-COMMANDS = ["info", "preprocess", "trainset", "train", "segment", "merge", "pick", "extract",
-            "clean", "select", "average", "demo", "classify"]
+COMMANDS = [
+    "info",
+    "preprocess",
+    "trainset",
+    "train",
+    "segment",
+    "merge",
+    "pick",
+    "extract",
+    "clean",
+    "select",
+    "average",
+    "demo",
+    "classify",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -66,17 +79,53 @@ def test_trainset_bad_inputs(tmp_path, capsys):
     wrong = _write(tmp_path / "paint.mrc", np.zeros((4, 64, 50)))
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("x,y,z,label\n30,30,2,positive\n10,10,1,negative\n")
-    code = main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
-                 "--painted", str(wrong), "--boxes", str(boxes)])
+    code = main(
+        [
+            "trainset",
+            str(tomo),
+            "-o",
+            str(tmp_path / "t.ts"),
+            "-f",
+            "m",
+            "--painted",
+            str(wrong),
+            "--boxes",
+            str(boxes),
+        ]
+    )
     assert code == 2 and "shape" in capsys.readouterr().err
     painted = _write(tmp_path / "ok.mrc", np.ones((4, 64, 64)))
     boxes.write_text("x,y,z,label\n300,30,2,positive\n10,10,1,negative\n")
-    code = main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
-                 "--painted", str(painted), "--boxes", str(boxes)])
+    code = main(
+        [
+            "trainset",
+            str(tomo),
+            "-o",
+            str(tmp_path / "t.ts"),
+            "-f",
+            "m",
+            "--painted",
+            str(painted),
+            "--boxes",
+            str(boxes),
+        ]
+    )
     assert code == 2 and "outside the tomogram" in capsys.readouterr().err
     boxes.write_text("x,y,z,label\n30,30,2,negative\n10,10,1,negative\n")
-    code = main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
-                 "--painted", str(painted), "--boxes", str(boxes)])
+    code = main(
+        [
+            "trainset",
+            str(tomo),
+            "-o",
+            str(tmp_path / "t.ts"),
+            "-f",
+            "m",
+            "--painted",
+            str(painted),
+            "--boxes",
+            str(boxes),
+        ]
+    )
     assert code == 2 and "no positive boxes" in capsys.readouterr().err
     assert not (tmp_path / "t.ts").exists()
 
@@ -100,24 +149,70 @@ def test_painted_volume_with_other_voxel_size_is_refused(tmp_path, capsys):
     painted = _write(tmp_path / "paint.mrc", np.ones((4, 64, 64)), voxel=20.0)
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("x,y,z,label\n30,30,2,positive\n10,10,1,negative\n")
-    code = main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
-                 "--painted", str(painted), "--boxes", str(boxes)])
+    code = main(
+        [
+            "trainset",
+            str(tomo),
+            "-o",
+            str(tmp_path / "t.ts"),
+            "-f",
+            "m",
+            "--painted",
+            str(painted),
+            "--boxes",
+            str(boxes),
+        ]
+    )
     assert code == 2 and "voxel size" in capsys.readouterr().err
     # An unset (1 Å) header is taken to mean "the tomogram's".
     unset = _write(tmp_path / "unset.mrc", np.ones((4, 64, 64)), voxel=1.0)
-    assert main(["trainset", str(tomo), "-o", str(tmp_path / "t.ts"), "-f", "m",
-                 "--painted", str(unset), "--boxes", str(boxes), "--tile", "32"]) == 0
+    assert (
+        main(
+            [
+                "trainset",
+                str(tomo),
+                "-o",
+                str(tmp_path / "t.ts"),
+                "-f",
+                "m",
+                "--painted",
+                str(unset),
+                "--boxes",
+                str(boxes),
+                "--tile",
+                "32",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "t.ts").is_file()
 
 
 def test_full_pipeline_files_carry_voxel_size_and_origin(tmp_path):
     """A label map from `merge` keeps the tomogram's voxel size and origin (IMOD/napari overlay)."""
-    write_volume(tmp_path / "a.mrc",
-                 Volume(np.full((2, 8, 8), 1.5, np.float32), (7.0,) * 3, (70., 0., -14.)))
-    write_volume(tmp_path / "b.mrc",
-                 Volume(np.full((2, 8, 8), 0.5, np.float32), (7.0,) * 3, (70., 0., -14.)))
-    assert main(["merge", str(tmp_path / "a.mrc"), str(tmp_path / "b.mrc"), "--names", "x,y",
-                 "-o", str(tmp_path / "l.mrc"), "-q"]) == 0
+    write_volume(
+        tmp_path / "a.mrc",
+        Volume(np.full((2, 8, 8), 1.5, np.float32), (7.0,) * 3, (70.0, 0.0, -14.0)),
+    )
+    write_volume(
+        tmp_path / "b.mrc",
+        Volume(np.full((2, 8, 8), 0.5, np.float32), (7.0,) * 3, (70.0, 0.0, -14.0)),
+    )
+    assert (
+        main(
+            [
+                "merge",
+                str(tmp_path / "a.mrc"),
+                str(tmp_path / "b.mrc"),
+                "--names",
+                "x,y",
+                "-o",
+                str(tmp_path / "l.mrc"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     labels = read_volume(tmp_path / "l.mrc")
     assert labels.voxel_size_A == (7.0,) * 3 and labels.origin_A == (70.0, 0.0, -14.0)
     assert (labels.load() == 1).all()
@@ -136,19 +231,41 @@ def test_trainset_from_imod_contours(tmp_path, capsys):
     angle = np.linspace(0, 2 * np.pi, 30, endpoint=False)
     # A circle of radius 10 around voxel (x=40, y=50) on slice 3, in IMOD's pixel-corner
     # coordinates (voxel centre i sits at i + 0.5).
-    contour = pd.DataFrame({"object_id": 0, "contour_id": 0,
-                            "x": 40.5 + 10 * np.cos(angle), "y": 50.5 + 10 * np.sin(angle),
-                            "z": 3.0})
+    contour = pd.DataFrame(
+        {
+            "object_id": 0,
+            "contour_id": 0,
+            "x": 40.5 + 10 * np.cos(angle),
+            "y": 50.5 + 10 * np.sin(angle),
+            "z": 3.0,
+        }
+    )
     imodmodel.write(contour, tmp_path / "c.mod", type=ContourType.CLOSED)
     negatives = tmp_path / "neg.csv"
     negatives.write_text("x,y,z\n80,80,1\n15,80,4\n")
-    assert main(["trainset", str(tomo), "-f", "vesicle", "--contours", str(tmp_path / "c.mod"),
-                 "--negatives", str(negatives), "--tile", "32",
-                 "-o", str(tmp_path / "v.trainset")]) == 0
+    assert (
+        main(
+            [
+                "trainset",
+                str(tomo),
+                "-f",
+                "vesicle",
+                "--contours",
+                str(tmp_path / "c.mod"),
+                "--negatives",
+                str(negatives),
+                "--tile",
+                "32",
+                "-o",
+                str(tmp_path / "v.trainset"),
+            ]
+        )
+        == 0
+    )
     ts = load_training_set(tmp_path / "v.trainset")
     assert ts.n_positive == 2 and ts.n_negative == 2  # one contour tile, balanced by a copy
     first = ts.masks[0].astype(bool)
-    assert int(first.sum()) == pytest.approx(np.pi * 10 ** 2, rel=0.1)
+    assert int(first.sum()) == pytest.approx(np.pi * 10**2, rel=0.1)
     ys, xs = np.nonzero(first)
     # The disc is centred in the tile (tile centre at index 16 of 32).
     assert ys.mean() == pytest.approx(15.5, abs=1.0) and xs.mean() == pytest.approx(15.5, abs=1.0)
@@ -164,15 +281,55 @@ def test_trainset_records_the_augmentation_and_refuses_unknown_ones(tmp_path, ca
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("x,y,z,label\n43,40,4,positive\n80,80,2,negative\n70,85,5,negative\n")
     out = tmp_path / "w.trainset"
-    assert main(["trainset", str(tomo), "-o", str(out), "-f", "mt", "--painted", str(paint),
-                 "--boxes", str(boxes), "--tile", "32", "--augment", "rotate-wedge",
-                 "--tilt-range", "-45,50"]) == 0
+    assert (
+        main(
+            [
+                "trainset",
+                str(tomo),
+                "-o",
+                str(out),
+                "-f",
+                "mt",
+                "--painted",
+                str(paint),
+                "--boxes",
+                str(boxes),
+                "--tile",
+                "32",
+                "--augment",
+                "rotate-wedge",
+                "--tilt-range",
+                "-45,50",
+            ]
+        )
+        == 0
+    )
     record = load_training_set(out).metadata["augmentation"]
     assert record["method"] == "rotate-wedge" and record["tilt_range_deg"] == [-45.0, 50.0]
     capsys.readouterr()
-    for flags, words in ((["--augment", "spin"], "augmentation must be one of"),
-                         (["--tilt-range", "60,-60"], "tilt range")):
+    for flags, words in (
+        (["--augment", "spin"], "augmentation must be one of"),
+        (["--tilt-range", "60,-60"], "tilt range"),
+    ):
         target = tmp_path / "bad.trainset"
-        assert main(["trainset", str(tomo), "-o", str(target), "-f", "mt", "--painted",
-                     str(paint), "--boxes", str(boxes), "--tile", "32", *flags]) == 2
+        assert (
+            main(
+                [
+                    "trainset",
+                    str(tomo),
+                    "-o",
+                    str(target),
+                    "-f",
+                    "mt",
+                    "--painted",
+                    str(paint),
+                    "--boxes",
+                    str(boxes),
+                    "--tile",
+                    "32",
+                    *flags,
+                ]
+            )
+            == 2
+        )
         assert words in capsys.readouterr().err and not target.exists()

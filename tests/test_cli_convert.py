@@ -4,19 +4,32 @@ import numpy as np
 import pytest
 
 from tomoscribe.cli.app import main
-from tomoscribe.io.particles import read_particles
 from tomoscribe.core.rotations import angular_distance_deg, from_euler
+from tomoscribe.io.particles import read_particles
 
 
 def test_warp_file_through_dynamo_and_copick(shared_data, tmp_path):
     source = shared_data / "formats" / "star" / "warp_particles_b.star"
     truth = read_particles(source)
     assert main(["convert", str(source), "-o", str(tmp_path / "p.tbl")]) == 0
-    assert main(["convert", str(tmp_path / "p.tbl"), "-o", str(tmp_path / "p.json"),
-                 "--voxel-size", "1.96"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "p.tbl"),
+                "-o",
+                str(tmp_path / "p.json"),
+                "--voxel-size",
+                "1.96",
+            ]
+        )
+        == 0
+    )
     back = read_particles(tmp_path / "p.json")
-    err = angular_distance_deg(from_euler(back[["rot", "tilt", "psi"]].to_numpy()),
-                               from_euler(truth[["rot", "tilt", "psi"]].to_numpy()))
+    err = angular_distance_deg(
+        from_euler(back[["rot", "tilt", "psi"]].to_numpy()),
+        from_euler(truth[["rot", "tilt", "psi"]].to_numpy()),
+    )
     assert np.max(err) < 0.01
     xyz = ["x", "y", "z"]
     assert np.max(np.abs(back[xyz].to_numpy() - truth[xyz].to_numpy())) < 0.01
@@ -40,14 +53,38 @@ def test_refusals_exit_2_and_write_nothing(shared_data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "3" in err and "--tomo-name" in err and "Traceback" not in err
     assert not (tmp_path / "p.json").exists()
-    assert main(["convert", str(warp), "-o", str(tmp_path / "q.star"), "--tomo-name",
-                 "nothere"]) == 2
+    assert (
+        main(["convert", str(warp), "-o", str(tmp_path / "q.star"), "--tomo-name", "nothere"]) == 2
+    )
     assert "none of tomogram 'nothere'" in capsys.readouterr().err
     chlamy = shared_data / "formats" / "star" / "chlamy_mitoribosome.star"  # no pixel size
-    assert main(["convert", str(chlamy), "-o", str(tmp_path / "c.json"), "--tomo-name",
-                 str(read_particles(chlamy)["tomo_name"].iloc[0])]) == 2
+    assert (
+        main(
+            [
+                "convert",
+                str(chlamy),
+                "-o",
+                str(tmp_path / "c.json"),
+                "--tomo-name",
+                str(read_particles(chlamy)["tomo_name"].iloc[0]),
+            ]
+        )
+        == 2
+    )
     assert "--voxel-size" in capsys.readouterr().err
     # dropping orientations on request, said aloud
-    assert main(["convert", str(warp), "-o", str(out), "--drop-orientations", "--tomo-name",
-                 str(read_particles(warp)["tomo_name"].iloc[0])]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(warp),
+                "-o",
+                str(out),
+                "--drop-orientations",
+                "--tomo-name",
+                str(read_particles(warp)["tomo_name"].iloc[0]),
+            ]
+        )
+        == 0
+    )
     assert "dropped orientations" in capsys.readouterr().out

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from conftest import entries
 import starfile
 
+from conftest import entries
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume
 from tomoscribe.simulate.subtomograms import load_dataset
@@ -14,8 +14,23 @@ def test_simulate_commands_have_help(command, capsys):
 
 
 def test_simulate_cell_writes_a_consistent_set(tmp_path):
-    assert main(["simulate", "cell", "-o", str(tmp_path), "--size", "96,96,48",
-                 "--templates", "1bxn=20", "--tilt-step", "5"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "cell",
+                "-o",
+                str(tmp_path),
+                "--size",
+                "96,96,48",
+                "--templates",
+                "1bxn=20",
+                "--tilt-step",
+                "5",
+            ]
+        )
+        == 0
+    )
     tomogram = read_volume(tmp_path / "tomogram.mrc")
     labels = read_volume(tmp_path / "labels.mrc")
     assert tomogram.shape == labels.shape == (48, 96, 96)
@@ -31,21 +46,63 @@ def test_simulate_cell_writes_a_consistent_set(tmp_path):
 
 
 def test_simulate_subtomograms_and_structure(tmp_path, shared_data):
-    assert main(["simulate", "subtomograms", "-o", str(tmp_path / "d.zarr"), "--n", "2",
-                 "--structures", "1bxn,1s3x", "--box", "32"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "subtomograms",
+                "-o",
+                str(tmp_path / "d.zarr"),
+                "--n",
+                "2",
+                "--structures",
+                "1bxn,1s3x",
+                "--box",
+                "32",
+            ]
+        )
+        == 0
+    )
     data = load_dataset(tmp_path / "d.zarr")
     assert data["volumes"].shape == (6, 32, 32, 32)
-    assert main(["simulate", "structure", str(shared_data / "structures" / "1s3x.pdb"),
-                 "-o", str(tmp_path / "s.mrc"), "--voxel-size", "5", "--resolution", "10"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "structure",
+                str(shared_data / "structures" / "1s3x.pdb"),
+                "-o",
+                str(tmp_path / "s.mrc"),
+                "--voxel-size",
+                "5",
+                "--resolution",
+                "10",
+            ]
+        )
+        == 0
+    )
     assert read_volume(tmp_path / "s.mrc").voxel_size_A == (5.0,) * 3
 
 
 def test_simulate_bad_inputs_exit_2(tmp_path, capsys):
     assert main(["simulate", "cell", "-o", str(tmp_path), "--max-tilt", "95"]) == 2
     assert main(["simulate", "cell", "-o", str(tmp_path), "--snr", "-1"]) == 2
-    assert main(["simulate", "subtomograms", "-o", str(tmp_path / "x.zarr"),
-                 "--structures", "nonexistent"]) == 2
+    assert (
+        main(
+            [
+                "simulate",
+                "subtomograms",
+                "-o",
+                str(tmp_path / "x.zarr"),
+                "--structures",
+                "nonexistent",
+            ]
+        )
+        == 2
+    )
     (tmp_path / "bad.pdb").write_text("garbage\n")
-    assert main(["simulate", "structure", str(tmp_path / "bad.pdb"),
-                 "-o", str(tmp_path / "b.mrc")]) == 2
+    assert (
+        main(["simulate", "structure", str(tmp_path / "bad.pdb"), "-o", str(tmp_path / "b.mrc")])
+        == 2
+    )
     assert sorted(p.name for p in entries(tmp_path)) == ["bad.pdb"]

@@ -9,8 +9,19 @@ from pathlib import Path
 
 import tomoscribe
 
-HEAVY = ("torch", "pandas", "scipy", "skimage", "sklearn", "matplotlib", "dask", "zarr",
-         "mrcfile", "tifffile", "gemmi")
+HEAVY = (
+    "torch",
+    "pandas",
+    "scipy",
+    "skimage",
+    "sklearn",
+    "matplotlib",
+    "dask",
+    "zarr",
+    "mrcfile",
+    "tifffile",
+    "gemmi",
+)
 
 _PROBE = """
 import contextlib, io, json, sys
@@ -39,10 +50,13 @@ print(json.dumps(found))
 
 def _fresh_process(code: str) -> dict:
     src = str(Path(tomoscribe.__file__).resolve().parents[1])
-    env = {**os.environ,
-           "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -58,16 +72,18 @@ def test_importing_the_cli_and_every_help_leave_heavy_libraries_unimported():
 def test_a_command_still_imports_what_it_needs_when_it_runs(tmp_path):
     """The lazy imports are in the command bodies: running `info` reads an MRC file (and
     imports no torch, pandas or scipy: a copick location is told apart without them)."""
-    code = ("import sys, numpy as np\n"
-            "from tomoscribe.io import write_volume\n"
-            "from tomoscribe.volume import Volume\n"
-            f"write_volume({str(tmp_path / 't.mrc')!r}, Volume(np.zeros((2, 3, 4), np.float32),"
-            " (5.0,) * 3))\n"
-            "from tomoscribe.cli.app import main\n"
-            f"status = main(['info', {str(tmp_path / 't.mrc')!r}])\n"
-            "import json; print(json.dumps({'status': status, 'mrcfile': 'mrcfile' in "
-            "sys.modules, 'heavy': [m for m in ('torch', 'pandas', 'scipy') "
-            "if m in sys.modules]}))\n")
+    code = (
+        "import sys, numpy as np\n"
+        "from tomoscribe.io import write_volume\n"
+        "from tomoscribe.volume import Volume\n"
+        f"write_volume({str(tmp_path / 't.mrc')!r}, Volume(np.zeros((2, 3, 4), np.float32),"
+        " (5.0,) * 3))\n"
+        "from tomoscribe.cli.app import main\n"
+        f"status = main(['info', {str(tmp_path / 't.mrc')!r}])\n"
+        "import json; print(json.dumps({'status': status, 'mrcfile': 'mrcfile' in "
+        "sys.modules, 'heavy': [m for m in ('torch', 'pandas', 'scipy') "
+        "if m in sys.modules]}))\n"
+    )
     # info reads the file, and needs neither tables, nor scipy, nor networks for it
     assert _fresh_process(code) == {"status": 0, "mrcfile": True, "heavy": []}
 

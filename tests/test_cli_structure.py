@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import starfile
+from scipy.spatial.transform import Rotation
 
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume, write_volume
@@ -13,7 +14,6 @@ from tomoscribe.io.particles import read_particles
 from tomoscribe.simulate.subtomograms import rotate_and_shift, template_in_box
 from tomoscribe.simulate.template_library import load_template
 from tomoscribe.volume import Volume
-from scipy.spatial.transform import Rotation
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,10 @@ def scene(tmp_path_factory):
     tomogram = -density + rng.normal(0, 0.05 * density.max(), shape).astype(np.float32)
     write_volume(root / "tomo.mrc", Volume(tomogram, 10.0))
     write_volume(root / "labels.mrc", Volume(labels, 10.0))
-    legend = {"0": {"name": "background", "colour": "#000000"},
-              "3": {"name": "proteasome", "colour": "#ff0000"}}
+    legend = {
+        "0": {"name": "background", "colour": "#000000"},
+        "3": {"name": "proteasome", "colour": "#ff0000"},
+    }
     (root / "labels.mrc.legend.json").write_text(json.dumps(legend))
     return root, np.array(centres, float)
 
@@ -43,8 +45,18 @@ def scene(tmp_path_factory):
 def test_pick_writes_every_format_at_the_true_centres(scene):
     root, centres = scene
     outs = [root / f"picks.{s}" for s in ("star", "mod", "csv", "json")]
-    args = ["pick", str(root / "labels.mrc"), "-f", "proteasome", "--min-size", "100",
-            "--min-distance", "16", "--edge", "0"]
+    args = [
+        "pick",
+        str(root / "labels.mrc"),
+        "-f",
+        "proteasome",
+        "--min-size",
+        "100",
+        "--min-distance",
+        "16",
+        "--edge",
+        "0",
+    ]
     for out in outs:
         args += ["-o", str(out)]
     assert main(args) == 0
@@ -58,43 +70,115 @@ def test_pick_writes_every_format_at_the_true_centres(scene):
 
 def test_bad_pick_requests_exit_2(scene, capsys):
     root, _ = scene
-    assert main(["pick", str(root / "labels.mrc"), "-f", "ribosome",
-                 "-o", str(root / "none.star")]) == 2
+    assert (
+        main(["pick", str(root / "labels.mrc"), "-f", "ribosome", "-o", str(root / "none.star")])
+        == 2
+    )
     assert "no feature 'ribosome'" in capsys.readouterr().err
     assert not (root / "none.star").exists()
-    assert main(["pick", str(root / "labels.mrc"), "-f", "proteasome",
-                 "-o", str(root / "bad.xyz")]) == 2
+    assert (
+        main(["pick", str(root / "labels.mrc"), "-f", "proteasome", "-o", str(root / "bad.xyz")])
+        == 2
+    )
 
 
 def test_extract_clean_select_average(scene, tmp_path):
     root, _ = scene
     picks = root / "picks.star"
     if not picks.exists():
-        assert main(["pick", str(root / "labels.mrc"), "-f", "proteasome", "--min-size", "100",
-                     "--min-distance", "16", "--edge", "0", "-o", str(picks)]) == 0
+        assert (
+            main(
+                [
+                    "pick",
+                    str(root / "labels.mrc"),
+                    "-f",
+                    "proteasome",
+                    "--min-size",
+                    "100",
+                    "--min-distance",
+                    "16",
+                    "--edge",
+                    "0",
+                    "-o",
+                    str(picks),
+                ]
+            )
+            == 0
+        )
     parts = tmp_path / "parts"
-    assert main(["extract", str(root / "tomo.mrc"), str(picks), "--box", "32", "-o",
-                 str(parts), "--invert"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                str(root / "tomo.mrc"),
+                str(picks),
+                "--box",
+                "32",
+                "-o",
+                str(parts),
+                "--invert",
+            ]
+        )
+        == 0
+    )
     assert len(list(parts.glob("subtomo_*.mrc"))) == 12
     assert read_volume(parts / "subtomo_000001.mrc").pixel_size_A == pytest.approx(10.0)
-    assert main(["clean", str(parts / "particles.star"), "-o", str(tmp_path / "cls.star"),
-                 "-k", "2"]) == 0
+    assert (
+        main(["clean", str(parts / "particles.star"), "-o", str(tmp_path / "cls.star"), "-k", "2"])
+        == 0
+    )
     assert (tmp_path / "cls_classes.png").is_file() and (tmp_path / "cls_classes.mrcs").is_file()
     classes = read_particles(tmp_path / "cls.star")["class"]
     keep = int(classes.value_counts().idxmax())
     drop = 3 - keep
     (tmp_path / "sel").mkdir()
-    assert main(["select", str(tmp_path / "cls.star"), "--remove", str(drop), "-o",
-                 str(tmp_path / "sel" / "kept.star")]) == 0
+    assert (
+        main(
+            [
+                "select",
+                str(tmp_path / "cls.star"),
+                "--remove",
+                str(drop),
+                "-o",
+                str(tmp_path / "sel" / "kept.star"),
+            ]
+        )
+        == 0
+    )
     kept = read_particles(tmp_path / "sel" / "kept.star")
     assert (kept["class"] == keep).all()
     # A selection elsewhere is classified again from the subtomograms it lists.
-    assert main(["clean", str(tmp_path / "sel" / "kept.star"), "-o",
-                 str(tmp_path / "sel" / "again.star"), "-k", "2"]) == 0
+    assert (
+        main(
+            [
+                "clean",
+                str(tmp_path / "sel" / "kept.star"),
+                "-o",
+                str(tmp_path / "sel" / "again.star"),
+                "-k",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert len(read_particles(tmp_path / "sel" / "again.star")) == len(kept)
     out = tmp_path / "avg"
-    assert main(["average", str(tmp_path / "sel" / "kept.star"), "-o", str(out),
-                 "--iterations", "1", "--global-step", "30", "-q"]) == 0
+    assert (
+        main(
+            [
+                "average",
+                str(tmp_path / "sel" / "kept.star"),
+                "-o",
+                str(out),
+                "--iterations",
+                "1",
+                "--global-step",
+                "30",
+                "-q",
+            ]
+        )
+        == 0
+    )
     for name in ("average.mrc", "half1.mrc", "half2.mrc", "fsc.csv", "fsc.png", "refined.star"):
         assert (out / name).is_file(), name
     refined = starfile.read(out / "refined.star")
@@ -107,20 +191,66 @@ def test_bad_structure_inputs_exit_2(scene, tmp_path, capsys):
     root, _ = scene
     far = pd.DataFrame({"x": [500.0], "y": [10.0], "z": [10.0]})
     far.to_csv(tmp_path / "far.csv", index=False)
-    assert main(["extract", str(root / "tomo.mrc"), str(tmp_path / "far.csv"), "--box", "16",
-                 "--picked-voxel-size", "10", "-o", str(tmp_path / "p")]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                str(root / "tomo.mrc"),
+                str(tmp_path / "far.csv"),
+                "--box",
+                "16",
+                "--picked-voxel-size",
+                "10",
+                "-o",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 2
+    )
     assert "outside the tomogram" in capsys.readouterr().err
     near = pd.DataFrame({"x": [20.0], "y": [20.0], "z": [20.0]})
     near.to_csv(tmp_path / "near.csv", index=False)
-    assert main(["extract", str(root / "tomo.mrc"), str(tmp_path / "near.csv"), "--box", "200",
-                 "--picked-voxel-size", "10", "-o", str(tmp_path / "p")]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                str(root / "tomo.mrc"),
+                str(tmp_path / "near.csv"),
+                "--box",
+                "200",
+                "--picked-voxel-size",
+                "10",
+                "-o",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 2
+    )
     assert "larger than the tomogram" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
     few = pd.DataFrame({"x": [40.0, 60.0, 80.0], "y": [40.0] * 3, "z": [24.0] * 3})
     few.to_csv(tmp_path / "few.csv", index=False)
-    assert main(["extract", str(root / "tomo.mrc"), str(tmp_path / "few.csv"), "--box", "16",
-                 "--picked-voxel-size", "10", "-o", str(tmp_path / "few")]) == 0
-    assert main(["average", str(tmp_path / "few" / "particles.star"), "-o",
-                 str(tmp_path / "avg"), "-q"]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                str(root / "tomo.mrc"),
+                str(tmp_path / "few.csv"),
+                "--box",
+                "16",
+                "--picked-voxel-size",
+                "10",
+                "-o",
+                str(tmp_path / "few"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            ["average", str(tmp_path / "few" / "particles.star"), "-o", str(tmp_path / "avg"), "-q"]
+        )
+        == 2
+    )
     assert "too few for two half sets" in capsys.readouterr().err
     assert not (tmp_path / "avg").exists()

@@ -11,9 +11,9 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from tomoscribe.core.rotations import angular_distance_deg, from_euler, to_euler
 from tomoscribe.io.formats.relion import helical_priors
 from tomoscribe.io.particles import read_particles, write_particles
-from tomoscribe.core.rotations import angular_distance_deg, from_euler, to_euler
 
 eulerangles = pytest.importorskip("eulerangles")
 from eulerangles import convert_eulers, euler2matrix, matrix2euler  # noqa: E402
@@ -42,8 +42,9 @@ def test_eulerangles_marks_relion_passive():
 
 def test_from_euler_is_relions_reference_to_particle_rotation(rotations):
     angles = to_euler(rotations)
-    assert np.allclose(from_euler(angles).as_matrix(), relion_reference_to_particle(angles),
-                       atol=1e-10)
+    assert np.allclose(
+        from_euler(angles).as_matrix(), relion_reference_to_particle(angles), atol=1e-10
+    )
     # and eulerangles' own inverse gives back the same angles' rotation
     back = matrix2euler(np.transpose(rotations.as_matrix(), (0, 2, 1)), **RELION)
     assert np.max(angular_distance_deg(from_euler(back), rotations)) < 1e-6
@@ -78,14 +79,26 @@ def test_dynamo_table_against_eulerangles(tmp_path, rotations):
 def test_dynamo_shifts_are_added(tmp_path):
     import dynamotable
 
-    frame = pd.DataFrame({"x": [10.0], "y": [20.0], "z": [30.0], "dx": [1.5], "dy": [-2.0],
-                          "dz": [0.25], "tdrot": [30.0], "tilt": [40.0], "narot": [50.0]})
+    frame = pd.DataFrame(
+        {
+            "x": [10.0],
+            "y": [20.0],
+            "z": [30.0],
+            "dx": [1.5],
+            "dy": [-2.0],
+            "dz": [0.25],
+            "tdrot": [30.0],
+            "tilt": [40.0],
+            "narot": [50.0],
+        }
+    )
     dynamotable.write(frame, str(tmp_path / "d.tbl"))
     back = read_particles(tmp_path / "d.tbl")
     assert np.allclose(back[["x", "y", "z"]].to_numpy()[0], [11.5, 18.0, 30.25])
     expected = convert_eulers(np.array([30.0, 40.0, 50.0]), "dynamo", "relion")
-    err = angular_distance_deg(from_euler(back[["rot", "tilt", "psi"]].to_numpy()),
-                               from_euler(expected[None]))
+    err = angular_distance_deg(
+        from_euler(back[["rot", "tilt", "psi"]].to_numpy()), from_euler(expected[None])
+    )
     assert err[0] < 1e-6
 
 
@@ -97,8 +110,9 @@ def test_copick_matrix_is_reference_to_particle(tmp_path, rotations):
     write_particles(tmp_path / "p.json", table, 8.0, tomo_name="TS_1")
     doc = json.loads((tmp_path / "p.json").read_text())
     mats = np.array([p["transformation_"] for p in doc["points"]])[:, :3, :3]
-    assert np.allclose(mats, relion_reference_to_particle(table[["rot", "tilt", "psi"]]),
-                       atol=1e-10)
+    assert np.allclose(
+        mats, relion_reference_to_particle(table[["rot", "tilt", "psi"]]), atol=1e-10
+    )
     back = read_particles(tmp_path / "p.json")
     err = angular_distance_deg(from_euler(back[["rot", "tilt", "psi"]].to_numpy()), rotations)
     assert np.max(err) < 0.01
@@ -131,8 +145,17 @@ def test_filament_priors_written_to_star(tmp_path):
     import starfile
 
     d = np.array([[1.0, 0, 0], [0, 1.0, 0], [0.6, 0.0, 0.8]])
-    table = pd.DataFrame({"x": [1.0, 2, 3], "y": 4.0, "z": 5.0, "filament_id": [0, 0, 1],
-                          "dir_x": d[:, 0], "dir_y": d[:, 1], "dir_z": d[:, 2]})
+    table = pd.DataFrame(
+        {
+            "x": [1.0, 2, 3],
+            "y": 4.0,
+            "z": 5.0,
+            "filament_id": [0, 0, 1],
+            "dir_x": d[:, 0],
+            "dir_y": d[:, 1],
+            "dir_z": d[:, 2],
+        }
+    )
     write_particles(tmp_path / "f.star", table, 10.0)
     block = starfile.read(tmp_path / "f.star")
     angles = np.stack([np.zeros(3), block["rlnAngleTiltPrior"], block["rlnAnglePsiPrior"]], 1)
@@ -141,19 +164,23 @@ def test_filament_priors_written_to_star(tmp_path):
     assert list(block["rlnHelicalTubeID"]) == [1, 1, 2]
 
 
-@pytest.mark.parametrize("name", ["chlamy_rubisco.star", "warp_particles_a.star",
-                                  "warp_particles_b.star", "chlamy_ps2.star"])
+@pytest.mark.parametrize(
+    "name",
+    ["chlamy_rubisco.star", "warp_particles_a.star", "warp_particles_b.star", "chlamy_ps2.star"],
+)
 def test_real_star_angles_read_as_eulerangles_says(shared_data, name):
     import starfile
 
     path = shared_data / "formats" / "star" / name
-    raw = next(b for b in starfile.read(path, always_dict=True).values()
-               if "rlnAngleRot" in b)
+    raw = next(b for b in starfile.read(path, always_dict=True).values() if "rlnAngleRot" in b)
     table = read_particles(path)
     assert len(table) == len(raw)
     ours = from_euler(table[["rot", "tilt", "psi"]].to_numpy())
-    theirs = Rotation.from_matrix(relion_reference_to_particle(
-        raw[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy(float)))
+    theirs = Rotation.from_matrix(
+        relion_reference_to_particle(
+            raw[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy(float)
+        )
+    )
     assert np.median(angular_distance_deg(ours, theirs)) < 1e-6
     assert np.max(angular_distance_deg(ours, theirs)) < 1e-6
 
@@ -184,30 +211,40 @@ def test_average_at_star_priors_reproduces_the_reference(tmp_path):
     import scipy.ndimage
 
     # smooth enough that two trilinear resamplings (there and back) do not blur it
-    reference = scipy.ndimage.gaussian_filter(template_in_box(load_template("4v5d"), 10.0, box),
-                                              1.0)
+    reference = scipy.ndimage.gaussian_filter(
+        template_in_box(load_template("4v5d"), 10.0, box), 1.0
+    )
     truth = Rotation.random(12, random_state=5)
     particles = np.stack([rotate_and_shift(reference, r, (0, 0, 0)) for r in truth])
     passive = np.transpose(truth.as_matrix(), (0, 2, 1))  # RELION's (eulerangles') matrix
     angles = matrix2euler(passive, **RELION)
     import starfile
 
-    starfile.write({"particles": pd.DataFrame({
-        "rlnCoordinateX": np.arange(12.0), "rlnCoordinateY": 0.0, "rlnCoordinateZ": 0.0,
-        "rlnAngleRot": angles[:, 0], "rlnAngleTilt": angles[:, 1],
-        "rlnAnglePsi": angles[:, 2]})}, tmp_path / "p.star")
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnCoordinateX": np.arange(12.0),
+                    "rlnCoordinateY": 0.0,
+                    "rlnCoordinateZ": 0.0,
+                    "rlnAngleRot": angles[:, 0],
+                    "rlnAngleTilt": angles[:, 1],
+                    "rlnAnglePsi": angles[:, 2],
+                }
+            )
+        },
+        tmp_path / "p.star",
+    )
     table = read_particles(tmp_path / "p.star")
     priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy())
-    s, c = wedge_weighted_sum(torch.as_tensor(particles), priors, np.zeros((12, 3)),
-                              (-90.0, 90.0))
+    s, c = wedge_weighted_sum(torch.as_tensor(particles), priors, np.zeros((12, 3)), (-90.0, 90.0))
     average = finish_average(s, c).numpy()
     inner = np.s_[4:-4, 4:-4, 4:-4]
     cc = np.corrcoef(average[inner].ravel(), reference[inner].ravel())[0, 1]
     assert cc >= 0.99, cc
     # the old reading (scipy's intrinsic ZYZ taken as reference → particle) fails
     wrong = Rotation.from_euler("ZYZ", table[["rot", "tilt", "psi"]].to_numpy(), degrees=True)
-    s, c = wedge_weighted_sum(torch.as_tensor(particles), wrong, np.zeros((12, 3)),
-                              (-90.0, 90.0))
+    s, c = wedge_weighted_sum(torch.as_tensor(particles), wrong, np.zeros((12, 3)), (-90.0, 90.0))
     bad = np.corrcoef(finish_average(s, c).numpy()[inner].ravel(), reference[inner].ravel())[0, 1]
     assert bad < 0.9, bad
 
@@ -224,8 +261,7 @@ def test_average_command_at_star_priors_reproduces_the_reference(tmp_path):
     from tomoscribe.simulate.subtomograms import rotate_and_shift, template_in_box
     from tomoscribe.simulate.template_library import load_template
 
-    reference = scipy.ndimage.gaussian_filter(template_in_box(load_template("4v5d"), 10.0, 40),
-                                              1.0)
+    reference = scipy.ndimage.gaussian_filter(template_in_box(load_template("4v5d"), 10.0, 40), 1.0)
     truth = Rotation.random(12, random_state=6)
     names = []
     for i, rotation in enumerate(truth):
@@ -234,12 +270,39 @@ def test_average_command_at_star_priors_reproduces_the_reference(tmp_path):
             mrc.set_data(rotate_and_shift(reference, rotation, (0, 0, 0)).astype(np.float32))
             mrc.voxel_size = 10.0
     angles = matrix2euler(np.transpose(truth.as_matrix(), (0, 2, 1)), **RELION)
-    starfile.write({"particles": pd.DataFrame({
-        "rlnCoordinateX": 50.0 + np.arange(12.0), "rlnCoordinateY": 50.0,
-        "rlnCoordinateZ": 20.0, "rlnImageName": names, "rlnAngleRot": angles[:, 0],
-        "rlnAngleTilt": angles[:, 1], "rlnAnglePsi": angles[:, 2]})}, tmp_path / "p.star")
-    assert main(["average", str(tmp_path / "p.star"), "-o", str(tmp_path / "avg"),
-                 "--use-priors", "--iterations", "0", "--tilt-range", "-90,90", "-q"]) == 0
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnCoordinateX": 50.0 + np.arange(12.0),
+                    "rlnCoordinateY": 50.0,
+                    "rlnCoordinateZ": 20.0,
+                    "rlnImageName": names,
+                    "rlnAngleRot": angles[:, 0],
+                    "rlnAngleTilt": angles[:, 1],
+                    "rlnAnglePsi": angles[:, 2],
+                }
+            )
+        },
+        tmp_path / "p.star",
+    )
+    assert (
+        main(
+            [
+                "average",
+                str(tmp_path / "p.star"),
+                "-o",
+                str(tmp_path / "avg"),
+                "--use-priors",
+                "--iterations",
+                "0",
+                "--tilt-range",
+                "-90,90",
+                "-q",
+            ]
+        )
+        == 0
+    )
     with mrcfile.open(tmp_path / "avg" / "average.mrc") as mrc:
         average = np.asarray(mrc.data)
     inner = np.s_[4:-4, 4:-4, 4:-4]

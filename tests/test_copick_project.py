@@ -6,8 +6,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from tomoscribe.cli.app import main
-from tomoscribe.io import read_volume
 from tomoscribe.core.legend import Legend
+from tomoscribe.io import read_volume
 from tomoscribe.io.copick_project import write_segmentation
 from tomoscribe.io.particles import read_particles, write_particles
 
@@ -22,11 +22,12 @@ def project(tmp_path):
     from copick.models import PickableObject
     from copick.ops.open import new_config
 
-    objects = [PickableObject(name="ribosome", is_particle=True, label=1, radius=120.0),
-               PickableObject(name="membrane", is_particle=False, label=2)]
+    objects = [
+        PickableObject(name="ribosome", is_particle=True, label=1, radius=120.0),
+        PickableObject(name="membrane", is_particle=False, label=2),
+    ]
     config = tmp_path / "proj" / "config.json"
-    root = new_config(str(config), str(tmp_path / "proj" / "overlay"),
-                      pickable_objects=objects)
+    root = new_config(str(config), str(tmp_path / "proj" / "overlay"), pickable_objects=objects)
     run = root.new_run("TS_01")
     spacing = run.new_voxel_spacing(VOXEL)
     rng = np.random.default_rng(3)
@@ -34,7 +35,7 @@ def project(tmp_path):
     spacing.new_tomogram("wbp").from_numpy(tomo)
     rotations = Rotation.random(6, random_state=rng)
     positions = rng.uniform([40, 40, 40], [600, 440, 280], size=(6, 3))  # Å, x y z
-    shifts = rng.normal(0, 5, size=(6, 3))                               # Å, refined
+    shifts = rng.normal(0, 5, size=(6, 3))  # Å, refined
     transforms = np.tile(np.eye(4), (6, 1, 1))
     transforms[:, :3, :3] = rotations.as_matrix()
     transforms[:, :3, 3] = shifts
@@ -49,10 +50,12 @@ def _angle_deg(a: Rotation, b: Rotation) -> np.ndarray:
 def test_tomoscribe_reads_copick_picks_and_tomogram(project):
     config, tomo, rotations, centres_A = project
     table = read_particles(f"copick:{config}#TS_01/ribosome:alice/1", voxel_size_A=VOXEL)
-    np.testing.assert_allclose(table[["x", "y", "z"]].to_numpy() * VOXEL, centres_A,
-                               atol=0.01 * VOXEL)
-    ours = Rotation.from_euler("ZYZ", table[["rot", "tilt", "psi"]].to_numpy(),
-                               degrees=True).inv()  # RELION's matrix (architecture.md)
+    np.testing.assert_allclose(
+        table[["x", "y", "z"]].to_numpy() * VOXEL, centres_A, atol=0.01 * VOXEL
+    )
+    ours = Rotation.from_euler(
+        "ZYZ", table[["rot", "tilt", "psi"]].to_numpy(), degrees=True
+    ).inv()  # RELION's matrix (architecture.md)
     assert _angle_deg(ours, rotations).max() < 0.01
     assert set(table["tomo_name"]) == {"TS_01"}
     volume = read_volume(f"copick:{config}#TS_01/wbp@10.0")
@@ -73,16 +76,18 @@ def test_copick_reads_what_tomoscribe_writes(project, tmp_path):
 
     labels = np.zeros((32, 48, 64), np.uint8)
     labels[10:20, 5:30, 5:40] = 2
-    write_segmentation(f"copick:{config}#TS_01/membrane:tomoscribe/7@10.0", labels,
-                       Legend.from_dict({"0": {"name": "background"}, "2": {"name": "membrane"}}))
+    write_segmentation(
+        f"copick:{config}#TS_01/membrane:tomoscribe/7@10.0",
+        labels,
+        Legend.from_dict({"0": {"name": "background"}, "2": {"name": "membrane"}}),
+    )
     seg = run.get_segmentations(name="membrane", user_id="tomoscribe", session_id="7")[0]
     np.testing.assert_array_equal(seg.numpy(), labels)
     back = read_volume(f"copick:{config}#TS_01/membrane:tomoscribe/7@10.0")
     np.testing.assert_array_equal(np.asarray(back.data[...]), labels)
 
 
-def test_pick_writes_into_a_copick_project_and_refuses_bad_locations(project, tmp_path,
-                                                                     capsys):
+def test_pick_writes_into_a_copick_project_and_refuses_bad_locations(project, tmp_path, capsys):
     import mrcfile
 
     config, _, _, _ = project
@@ -98,16 +103,29 @@ def test_pick_writes_into_a_copick_project_and_refuses_bad_locations(project, tm
     np.testing.assert_allclose(picks.full_positions(), [[330, 230, 130]], atol=0.01 * VOXEL)
 
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    for bad, word in ((f"copick:{config}#TS_01/lysosome:tomoscribe/3", "lysosome"),
-                      (f"copick:{config}#TS_01/ribosome:tomoscribe/3@7.5", "7.5"),
-                      (f"copick:{config}#TS_99/ribosome:tomoscribe/3", "TS_99"),
-                      (f"copick:{config}#TS_01/ribosome:tomoscribe/2", "already")):
+    for bad, word in (
+        (f"copick:{config}#TS_01/lysosome:tomoscribe/3", "lysosome"),
+        (f"copick:{config}#TS_01/ribosome:tomoscribe/3@7.5", "7.5"),
+        (f"copick:{config}#TS_99/ribosome:tomoscribe/3", "TS_99"),
+        (f"copick:{config}#TS_01/ribosome:tomoscribe/2", "already"),
+    ):
         assert main([*args, bad]) == 2
         err = capsys.readouterr().err
         assert word in err and err.strip().count("\n") == 0
-    assert main(["extract", str(tmp_path / "seg.mrc"),
-                 f"copick:{config}#TS_01/ribosome:alice/1@9.0", "--box", "8",
-                 "-o", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                str(tmp_path / "seg.mrc"),
+                f"copick:{config}#TS_01/ribosome:alice/1@9.0",
+                "--box",
+                "8",
+                "-o",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "9" in capsys.readouterr().err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
@@ -117,10 +135,20 @@ def test_convert_moves_picks_between_a_star_file_and_a_copick_project(project, t
     `average`) → copick, positions and orientations kept, checked with copick's API."""
     config, _, rotations, centres_A = project
     star = tmp_path / "refined.star"
-    assert main(["convert", f"copick:{config}#TS_01/ribosome:alice/1", "-o", str(star),
-                 "--voxel-size", str(VOXEL)]) == 0
-    assert main(["convert", str(star), "-o",
-                 f"copick:{config}#TS_01/ribosome:tomoscribe/9"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                f"copick:{config}#TS_01/ribosome:alice/1",
+                "-o",
+                str(star),
+                "--voxel-size",
+                str(VOXEL),
+            ]
+        )
+        == 0
+    )
+    assert main(["convert", str(star), "-o", f"copick:{config}#TS_01/ribosome:tomoscribe/9"]) == 0
     run = copick.from_file(str(config)).get_run("TS_01")
     picks = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="9")[0]
     np.testing.assert_allclose(picks.full_positions(), centres_A, atol=0.01 * VOXEL)

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 
 from tomoscribe.errors import ParameterError
-from tomoscribe.simulate.ctf import (ctf_1d, ctf_2d, ctf_zeros_per_A, detector_mtf_2d,
-                                     electron_wavelength_A)
+from tomoscribe.simulate.ctf import (
+    ctf_1d,
+    ctf_2d,
+    ctf_zeros_per_A,
+    detector_mtf_2d,
+    electron_wavelength_A,
+)
 
 
 def test_electron_wavelength_at_300kV():

@@ -28,17 +28,34 @@ def test_small_demo_runs_every_stage_and_scores_against_truth(tmp_path):
 
     out = tmp_path / "demo"
     with guarding_inputs():  # as on the command line: no file read may be overwritten
-        results = run_demo(DemoSettings(out_dir=out, size="small", membrane_negative_copies=1,
-                                        average_iterations=2))
-    for name in ("tomogram_1.mrc", "tomogram_2.mrc", "labels_1.mrc", "labels_2.mrc",
-                 "labels_1_network.mrc", "vesicles_1.csv", "labels_1.mrc.legend.json",
-                 "models/ribosome.tsm", "picks/ribosomes_1.star", "subtomograms/particles.star",
-                 "average/average.mrc", "average/half1.mrc", "average/fsc.csv",
-                 "average/refined.star", "truth/ribosome_map.mrc", "scores.json"):
+        results = run_demo(
+            DemoSettings(
+                out_dir=out, size="small", membrane_negative_copies=1, average_iterations=2
+            )
+        )
+    for name in (
+        "tomogram_1.mrc",
+        "tomogram_2.mrc",
+        "labels_1.mrc",
+        "labels_2.mrc",
+        "labels_1_network.mrc",
+        "vesicles_1.csv",
+        "labels_1.mrc.legend.json",
+        "models/ribosome.tsm",
+        "picks/ribosomes_1.star",
+        "subtomograms/particles.star",
+        "average/average.mrc",
+        "average/half1.mrc",
+        "average/fsc.csv",
+        "average/refined.star",
+        "truth/ribosome_map.mrc",
+        "scores.json",
+    ):
         assert (out / name).is_file(), name
     saved = json.loads((out / "scores.json").read_text())
     assert saved["picking"]["tomogram_1"]["f1"] == pytest.approx(
-        results["picking"]["tomogram_1"]["f1"])
+        results["picking"]["tomogram_1"]["f1"]
+    )
     # Both tomograms (the second was never annotated).
     for tomo in ("tomogram_1", "tomogram_2"):
         assert results["picking"][tomo]["f1"] > 0.85
@@ -48,10 +65,11 @@ def test_small_demo_runs_every_stage_and_scores_against_truth(tmp_path):
         # Closing vesicles closes some and raises membrane Dice; other features keep theirs.
         assert results["vesicles"][tomo]["n_closed"] >= 1
         network = results["segmentation_network_only"][tomo]
-        assert (results["segmentation"][tomo]["membrane"]["dice"]
-                > network["membrane"]["dice"] + 0.03)
+        assert (
+            results["segmentation"][tomo]["membrane"]["dice"] > network["membrane"]["dice"] + 0.03
+        )
         assert results["segmentation"][tomo]["ribosome"] == network["ribosome"]
     assert results["average"]["fsc_05_vs_truth_A"] < 45.0
     page = (out / "report.html").read_text()
     assert len(re.findall(r'<img src="data:image/png;base64,', page)) >= 5
-    assert "src=\"http" not in page  # self-contained
+    assert 'src="http' not in page  # self-contained

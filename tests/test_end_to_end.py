@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from shapes_annotation import FEATURES, annotate_and_train
-
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume
 from tomoscribe.metrics import overlap_scores
@@ -27,12 +26,28 @@ def test_annotate_two_features_end_to_end(tmp_path):
     tomogram, truth = annotate_and_train(tmp_path, "cpu")
     features = FEATURES
     (tmp_path / "maps").mkdir()
-    assert main(["segment", str(tmp_path / "pre.mrc"), "-o", str(tmp_path / "maps"),
-                 "-m", str(tmp_path / "membrane.tsm"), "-m", str(tmp_path / "blob.tsm"),
-                 "--device", "cpu", "-q"]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                str(tmp_path / "pre.mrc"),
+                "-o",
+                str(tmp_path / "maps"),
+                "-m",
+                str(tmp_path / "membrane.tsm"),
+                "-m",
+                str(tmp_path / "blob.tsm"),
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 0
+    )
     maps = [str(tmp_path / "maps" / f"pre_{f}.mrc") for f in features]
-    assert main(["merge", *maps, "-o", str(tmp_path / "labels.mrc"), "--threshold", "0.7",
-                 "-q"]) == 0
+    assert (
+        main(["merge", *maps, "-o", str(tmp_path / "labels.mrc"), "--threshold", "0.7", "-q"]) == 0
+    )
 
     labels = read_volume(tmp_path / "labels.mrc")
     assert labels.voxel_size_A == tomogram.voxel_size_A and labels.dtype == np.uint8

@@ -27,8 +27,9 @@ def test_output_is_network_on_whole_slice_upsampled_and_divided_by_amplitude():
     with torch.no_grad():
         x = torch.from_numpy(volume.data[2:3, None])
         half = model.network(x)
-        full = torch.nn.functional.interpolate(half, scale_factor=2, mode="bilinear",
-                                               align_corners=False)[0, 0]
+        full = torch.nn.functional.interpolate(
+            half, scale_factor=2, mode="bilinear", align_corners=False
+        )[0, 0]
     # float32: the engine runs slices in batches, and the convolution library may sum in
     # another order for another batch size (1.1e-5 seen on a clean clone); 1e-4 is the
     # issue's tolerance for engines against the reference.

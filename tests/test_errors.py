@@ -11,8 +11,14 @@ import pytest
 import torch
 
 from tomoscribe.cli.app import main
-from tomoscribe.errors import (InputFileError, MissingVoxelSizeError, OutputError,
-                               ParameterError, TomoscribeError, TrainingError)
+from tomoscribe.errors import (
+    InputFileError,
+    MissingVoxelSizeError,
+    OutputError,
+    ParameterError,
+    TomoscribeError,
+    TrainingError,
+)
 from tomoscribe.io import read_volume, write_volume
 from tomoscribe.preprocess import PreprocessParams
 from tomoscribe.segment.engine import segment_array
@@ -59,9 +65,10 @@ def test_library_message_names_the_argument(tmp_path):
 
 
 def test_the_parameter_survives_pickling():  # errors cross dask workers pickled
-    for err in (ParameterError("`workers` must be at least 1.", parameter="workers"),
-                MissingVoxelSizeError("x.tif has none; pass `voxel_size_A`.",
-                                      parameter="voxel_size_A")):
+    for err in (
+        ParameterError("`workers` must be at least 1.", parameter="workers"),
+        MissingVoxelSizeError("x.tif has none; pass `voxel_size_A`.", parameter="voxel_size_A"),
+    ):
         copy = pickle.loads(pickle.dumps(err))
         assert type(copy) is type(err) and str(copy) == str(err)
         assert copy.parameters == err.parameters
@@ -125,9 +132,11 @@ def test_segmentation_shows_warnings_and_filters_only_the_read_only_map(tmp_path
 def test_every_error_is_a_tomoscribe_error_and_a_builtin():
     import tomoscribe.errors as errors
 
-    classes = [c for c in vars(errors).values()
-               if isinstance(c, type) and issubclass(c, TomoscribeError) and c is not
-               TomoscribeError]
+    classes = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, TomoscribeError) and c is not TomoscribeError
+    ]
     assert len(classes) >= 10
     for cls in classes:
         assert issubclass(cls, (ValueError, OSError, RuntimeError)), cls

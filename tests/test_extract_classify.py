@@ -58,8 +58,13 @@ def test_classes_separate_shapes_in_any_in_plane_rotation():
     # The bar class average is sharper than a rotational blur: aligned members overlap.
     bar_class = second[0] - 1
     average = result["averages"][bar_class]
-    assert np.corrcoef(average.ravel(), bar.ravel())[0, 1] > 0.5 or \
-        max(np.corrcoef(rotate_images(average[None], [a])[0].ravel(), bar.ravel())[0, 1]
-            for a in range(0, 360, 5)) > 0.8
+    assert (
+        np.corrcoef(average.ravel(), bar.ravel())[0, 1] > 0.5
+        or max(
+            np.corrcoef(rotate_images(average[None], [a])[0].ravel(), bar.ravel())[0, 1]
+            for a in range(0, 360, 5)
+        )
+        > 0.8
+    )
     with pytest.raises(ParameterError):
         classify_projections(images, 50)

@@ -4,14 +4,19 @@ import numpy as np
 import pytest
 import torch
 
+from tomoscribe.errors import ParameterError
 from tomoscribe.segment import engine
 from tomoscribe.segment.engine import segment_array
-from tomoscribe.segment.fastengine import (CPU_BLOCKS, chen2017_forward, choose_block, conv_pool,
-                                          overlap_save_conv)
+from tomoscribe.segment.fastengine import (
+    CPU_BLOCKS,
+    chen2017_forward,
+    choose_block,
+    conv_pool,
+    overlap_save_conv,
+)
 from tomoscribe.segment.modelfile import FeatureModel
 from tomoscribe.segment.network import ArchitectureSpec, build_network
 from tomoscribe.volume import Volume
-from tomoscribe.errors import ParameterError
 
 
 def _network(spec=ArchitectureSpec(), seed=0):
@@ -38,8 +43,10 @@ def test_fast_forward_equals_the_network(shape):
         pooled = torch.nn.functional.max_pool2d(network.conv1(x), 2)
         assert float((conv_pool(x, network.conv1) - pooled).abs().max()) < 1e-4
         y = torch.randn(1, 40, 45, 37)
-        assert float((overlap_save_conv(y, network, network.conv2, 32) - network.conv2(y))
-                     .abs().max()) < 1e-4
+        assert (
+            float((overlap_save_conv(y, network, network.conv2, 32) - network.conv2(y)).abs().max())
+            < 1e-4
+        )
 
 
 @pytest.mark.parametrize("block", CPU_BLOCKS)
@@ -48,8 +55,7 @@ def test_every_cpu_block_size_is_exact(block):
     y = torch.randn(1, 40, 70, 181)
     with torch.no_grad():
         for conv in (network.conv2, network.conv3):
-            assert float((overlap_save_conv(y, network, conv, block) - conv(y))
-                         .abs().max()) < 1e-4
+            assert float((overlap_save_conv(y, network, conv, block) - conv(y)).abs().max()) < 1e-4
 
 
 def test_block_choice_covers_a_tile_with_the_fewest_frequencies():
@@ -57,7 +63,7 @@ def test_block_choice_covers_a_tile_with_the_fewest_frequencies():
     # (52 k), 36 of 64 (76 k), 9 of 128 (75 k) and 4 of 160 (52 k).
     assert choose_block(256, 256, 15) == 100
     assert choose_block(276, 276, 15) == 160  # 4 blocks of 160 (52 k) against 75 k+
-    assert choose_block(40, 40, 15) == 64     # one block of each: the smallest
+    assert choose_block(40, 40, 15) == 64  # one block of each: the smallest
     assert choose_block(256, 256, 15, (64, 80)) == 80
     with pytest.raises(ValueError):
         choose_block(10, 10, 15, (8, 12))

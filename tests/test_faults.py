@@ -54,21 +54,31 @@ def ws(tmp_path_factory):
     (root / "truncated.mrc").write_bytes(raw[:3000])
     (root / "garbage.mrc").write_bytes(b"not an mrc file " * 200)
     (root / "empty.mrc").write_bytes(b"")
-    (root / "boxes.csv").write_text("x,y,z,label\n30,30,6,positive\n50,50,6,negative\n"
-                                    "12,50,6,negative\n")
+    (root / "boxes.csv").write_text(
+        "x,y,z,label\n30,30,6,positive\n50,50,6,negative\n12,50,6,negative\n"
+    )
     (root / "outside.csv").write_text("x,y,z,label\n300,30,6,positive\n50,50,6,negative\n")
     (root / "empty.csv").write_text("")
     (root / "header_only.csv").write_text("x,y,z,label\n")
     (root / "no_columns.csv").write_text("a,b\n1,2\n")
     (root / "words.csv").write_text("x,y,z,label\nten,30,6,positive\n")
     (root / "picks.csv").write_text("x,y,z\n32,32,6\n20,40,6\n")
-    (root / "dup.star").write_text("data_particles\n\nloop_\n_rlnCoordinateX #1\n"
-                                   "_rlnCoordinateX #2\n_rlnCoordinateY #3\n"
-                                   "_rlnCoordinateZ #4\n10 11 12 6\n")
-    (root / "copick_bad.json").write_text(json.dumps({
-        "pickable_object_name": "ribosome", "user_id": "u", "session_id": "0",
-        "unit": "angstrom", "points": [{"location": {"x": 1, "y": 2, "z": 3},
-                                        "transformation_": 7}]}))
+    (root / "dup.star").write_text(
+        "data_particles\n\nloop_\n_rlnCoordinateX #1\n"
+        "_rlnCoordinateX #2\n_rlnCoordinateY #3\n"
+        "_rlnCoordinateZ #4\n10 11 12 6\n"
+    )
+    (root / "copick_bad.json").write_text(
+        json.dumps(
+            {
+                "pickable_object_name": "ribosome",
+                "user_id": "u",
+                "session_id": "0",
+                "unit": "angstrom",
+                "points": [{"location": {"x": 1, "y": 2, "z": 3}, "transformation_": 7}],
+            }
+        )
+    )
     (root / "model_garbage.tsm").write_bytes(b"\x00" * 64)
     # A real IMOD model cut short (imodmodel alone loops forever on it), when present.
     real_model = SHARED / "formats" / "imod" / "two_contour_example.mod"
@@ -84,8 +94,9 @@ def ws(tmp_path_factory):
     (root / "negative.mrc").write_bytes(bytes(raw))
     import tifffile
 
-    tifffile.imwrite(root / "rgb.tif", rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8),
-                     photometric="rgb")
+    tifffile.imwrite(
+        root / "rgb.tif", rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8), photometric="rgb"
+    )
     (root / "broken.zarr").mkdir()
     (root / "broken.zarr" / ".zgroup").write_text('{"zarr_format": 2}')
     (root / "broken.zarr" / ".zattrs").write_text('{"multiscales": 7}')
@@ -99,13 +110,59 @@ def ws(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        assert main(["trainset", "t.mrc", "-o", "m.trainset", "-f", "membrane",
-                     "--painted", "paint.mrc", "--boxes", "boxes.csv", "--tile", "32"]) == 0
+        assert (
+            main(
+                [
+                    "trainset",
+                    "t.mrc",
+                    "-o",
+                    "m.trainset",
+                    "-f",
+                    "membrane",
+                    "--painted",
+                    "paint.mrc",
+                    "--boxes",
+                    "boxes.csv",
+                    "--tile",
+                    "32",
+                ]
+            )
+            == 0
+        )
         _user_mrc(root / "a.mrc", rng.uniform(0, 2, SHAPE).astype(np.float32))
-        assert main(["merge", "a.mrc", "--names", "ribosome", "-o", "labels.mrc", "-q",
-                     "--threshold", "1"]) == 0
-        assert main(["pick", "labels.mrc", "-f", "ribosome", "-o", "picks.star",
-                     "--min-size", "1", "--edge", "0"]) == 0
+        assert (
+            main(
+                [
+                    "merge",
+                    "a.mrc",
+                    "--names",
+                    "ribosome",
+                    "-o",
+                    "labels.mrc",
+                    "-q",
+                    "--threshold",
+                    "1",
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "pick",
+                    "labels.mrc",
+                    "-f",
+                    "ribosome",
+                    "-o",
+                    "picks.star",
+                    "--min-size",
+                    "1",
+                    "--edge",
+                    "0",
+                ]
+            )
+            == 0
+        )
         assert main(["extract", "t.mrc", "picks.csv", "-o", "parts", "--box", "8"]) == 0
     finally:
         os.chdir(cwd)
@@ -130,49 +187,93 @@ CASES = [
     # Outputs that would destroy the user's files.
     ("extract into the working folder", "extract t.mrc picks.csv -o . --box 8", "working folder"),
     ("extract into the parent", "extract t.mrc picks.csv -o .. --box 8", "working folder"),
-    ("extract into the folder of its input", "extract t.mrc picks.csv -o {ws} --box 8",
-     "working folder"),
-    ("extract into a folder holding the picks",
-     "extract {ws}/t.mrc notes/../picks.csv -o notes/.. --box 8",
-     "working folder"),
-    ("average into its own input folder", "average parts/particles.star -o parts",
-     "holds the input"),
-    ("trainset over its tomogram", "trainset t.mrc -o t.mrc -f m --painted paint.mrc "
-     "--boxes boxes.csv", "also an input"),
-    ("trainset over its painted volume", "trainset t.mrc -o paint.mrc -f m --painted paint.mrc "
-     "--boxes boxes.csv", "also an input"),
+    (
+        "extract into the folder of its input",
+        "extract t.mrc picks.csv -o {ws} --box 8",
+        "working folder",
+    ),
+    (
+        "extract into a folder holding the picks",
+        "extract {ws}/t.mrc notes/../picks.csv -o notes/.. --box 8",
+        "working folder",
+    ),
+    (
+        "average into its own input folder",
+        "average parts/particles.star -o parts",
+        "holds the input",
+    ),
+    (
+        "trainset over its tomogram",
+        "trainset t.mrc -o t.mrc -f m --painted paint.mrc --boxes boxes.csv",
+        "also an input",
+    ),
+    (
+        "trainset over its painted volume",
+        "trainset t.mrc -o paint.mrc -f m --painted paint.mrc --boxes boxes.csv",
+        "also an input",
+    ),
     ("train over its training set", "train m.trainset -o m.trainset", "also an input"),
     ("merge over its input map", "merge a.mrc --names x -o a.mrc", "also an input"),
-    ("vesicles over its label map", "vesicles labels.mrc -o labels.mrc -f ribosome",
-     "also an input"),
-    ("pick over its map's provenance", "pick labels.mrc -f ribosome -o labels.mrc.json",
-     "also an input"),
-    ("pick over its map's legend", "pick labels.mrc -f ribosome -o labels.mrc.legend.json",
-     "also an input"),
+    (
+        "vesicles over its label map",
+        "vesicles labels.mrc -o labels.mrc -f ribosome",
+        "also an input",
+    ),
+    (
+        "pick over its map's provenance",
+        "pick labels.mrc -f ribosome -o labels.mrc.json",
+        "also an input",
+    ),
+    (
+        "pick over its map's legend",
+        "pick labels.mrc -f ribosome -o labels.mrc.legend.json",
+        "also an input",
+    ),
     ("preprocess over its input", "preprocess t.mrc -o t.mrc", "also an input"),
     ("preprocess over a user's file", "preprocess t.mrc -o user.mrc", "not written by tomoscribe"),
-    ("pick over a user's CSV", "pick labels.mrc -f ribosome -o boxes.csv",
-     "not written by tomoscribe"),
+    (
+        "pick over a user's CSV",
+        "pick labels.mrc -f ribosome -o boxes.csv",
+        "not written by tomoscribe",
+    ),
     ("convert over its input", "convert picks.star -o picks.star", "also an input"),
-    ("no-overwrite of an earlier output", "merge a.mrc --names x -o labels.mrc --no-overwrite",
-     "already exists"),
+    (
+        "no-overwrite of an earlier output",
+        "merge a.mrc --names x -o labels.mrc --no-overwrite",
+        "already exists",
+    ),
     ("extract over a file", "extract t.mrc picks.csv -o user.mrc --box 8", "file"),
-    ("simulate a cell into the working folder", "simulate cell -o . --size 64,64,16",
-     "working folder"),
+    (
+        "simulate a cell into the working folder",
+        "simulate cell -o . --size 64,64,16",
+        "working folder",
+    ),
     ("the demo into the working folder", "demo --out .", "working folder"),
     ("clem simulate into the working folder", "clem simulate --out .", "working folder"),
-    ("output inside an input folder", "classify autoencoder mine m.tsm parts -o parts/x",
-     "inside the input"),
+    (
+        "output inside an input folder",
+        "classify autoencoder mine m.tsm parts -o parts/x",
+        "inside the input",
+    ),
     # Numbers that are not numbers.
     ("merge threshold nan", "merge a.mrc --names x -o new.mrc --threshold nan", "finite"),
     ("merge threshold inf", "merge a.mrc --names x -o new.mrc --threshold inf", "finite"),
     ("merge weight nan", "merge a.mrc --names x -o new.mrc --weight x=nan", "finite"),
-    ("pick min-distance nan", "pick labels.mrc -f ribosome -o new.star --min-distance nan",
-     "--min-distance"),
-    ("pick spacing nan", "pick labels.mrc -f ribosome -o new.star --filament --spacing nan",
-     "finite"),
-    ("pick min-distance negative", "pick labels.mrc -f ribosome -o new.star --min-distance -1",
-     "--min-distance"),
+    (
+        "pick min-distance nan",
+        "pick labels.mrc -f ribosome -o new.star --min-distance nan",
+        "--min-distance",
+    ),
+    (
+        "pick spacing nan",
+        "pick labels.mrc -f ribosome -o new.star --filament --spacing nan",
+        "finite",
+    ),
+    (
+        "pick min-distance negative",
+        "pick labels.mrc -f ribosome -o new.star --min-distance -1",
+        "--min-distance",
+    ),
     ("unknown option", "pick labels.mrc -f ribosome -o new.star --colour red", "--colour"),
     ("missing argument", "extract t.mrc -o newparts --box 8", "particles"),
     ("preprocess lowpass nan", "preprocess t.mrc -o new.mrc --lowpass nan", "finite"),
@@ -186,45 +287,83 @@ CASES = [
     ("unknown volume format", "preprocess boxes.csv -o new.mrc", "format"),
     ("NaN voxels", "preprocess nan.mrc -o new.mrc -q", "NaN"),
     ("NaN voxels in a subtomogram", "extract nan.mrc picks.csv -o newparts --box 8", "NaN"),
-    ("NaN voxels in a training tile", "trainset nan.mrc -o new.trainset -f m --painted paint.mrc "
-     "--boxes boxes.csv --tile 32", "z=6"),
-    ("empty CSV", "trainset t.mrc -o new.trainset -f m --painted paint.mrc --boxes empty.csv",
-     "empty.csv"),
-    ("CSV header only", "trainset t.mrc -o new.trainset -f m --painted paint.mrc "
-     "--boxes header_only.csv", "header_only.csv"),
-    ("CSV without coordinates", "trainset t.mrc -o new.trainset -f m --painted paint.mrc "
-     "--boxes no_columns.csv", "no_columns.csv"),
-    ("CSV with words for numbers", "trainset t.mrc -o new.trainset -f m --painted paint.mrc "
-     "--boxes words.csv", "words.csv"),
-    ("boxes outside the tomogram", "trainset t.mrc -o new.trainset -f m --painted paint.mrc "
-     "--boxes outside.csv", "outside"),
-    ("painted volume of another shape", "trainset t.mrc -o new.trainset -f m "
-     "--painted user.mrc --boxes boxes.csv", "shape"),
+    (
+        "NaN voxels in a training tile",
+        "trainset nan.mrc -o new.trainset -f m --painted paint.mrc --boxes boxes.csv --tile 32",
+        "z=6",
+    ),
+    (
+        "empty CSV",
+        "trainset t.mrc -o new.trainset -f m --painted paint.mrc --boxes empty.csv",
+        "empty.csv",
+    ),
+    (
+        "CSV header only",
+        "trainset t.mrc -o new.trainset -f m --painted paint.mrc --boxes header_only.csv",
+        "header_only.csv",
+    ),
+    (
+        "CSV without coordinates",
+        "trainset t.mrc -o new.trainset -f m --painted paint.mrc --boxes no_columns.csv",
+        "no_columns.csv",
+    ),
+    (
+        "CSV with words for numbers",
+        "trainset t.mrc -o new.trainset -f m --painted paint.mrc --boxes words.csv",
+        "words.csv",
+    ),
+    (
+        "boxes outside the tomogram",
+        "trainset t.mrc -o new.trainset -f m --painted paint.mrc --boxes outside.csv",
+        "outside",
+    ),
+    (
+        "painted volume of another shape",
+        "trainset t.mrc -o new.trainset -f m --painted user.mrc --boxes boxes.csv",
+        "shape",
+    ),
     ("STAR with a duplicated column", "extract t.mrc dup.star -o newparts --box 8", "dup.star"),
-    ("copick JSON with a number for a matrix", "extract t.mrc copick_bad.json -o newparts "
-     "--box 8 --picked-voxel-size 10", "copick_bad.json"),
+    (
+        "copick JSON with a number for a matrix",
+        "extract t.mrc copick_bad.json -o newparts --box 8 --picked-voxel-size 10",
+        "copick_bad.json",
+    ),
     ("damaged model", "segment t.mrc -m model_garbage.tsm -o maps", "model_garbage.tsm"),
     ("a training set as a model", "segment t.mrc -m m.trainset -o maps", "m.trainset"),
     ("a model as a training set", "train m.tsm -o new.tsm", "m.tsm"),
     ("label map without the feature", "pick labels.mrc -f actin -o new.star", "actin"),
     ("picks outside the tomogram", "extract user.mrc picks.csv -o newparts --box 4", "outside"),
     ("STAR without subtomograms", "average picks.star -o newavg", "picks.star"),
-    ("segment with a rescale to an absurd size",
-     "segment t.mrc -m m.tsm -o maps --voxel-size 0.001 --rescale", "voxel"),
-    ("simulate a structure at a negative voxel size",
-     "simulate structure nothing.pdb -o new.mrc --voxel-size -10", "voxel"),
+    (
+        "segment with a rescale to an absurd size",
+        "segment t.mrc -m m.tsm -o maps --voxel-size 0.001 --rescale",
+        "voxel",
+    ),
+    (
+        "simulate a structure at a negative voxel size",
+        "simulate structure nothing.pdb -o new.mrc --voxel-size -10",
+        "voxel",
+    ),
     ("a negative simulated cell size", "simulate cell -o newsim --size -64,64,16", "size"),
-    ("tilt range that is not numbers", "vesicles labels.mrc -o new.mrc -f ribosome "
-     "--tilt-range a,b", "tilt-range"),
+    (
+        "tilt range that is not numbers",
+        "vesicles labels.mrc -o new.mrc -f ribosome --tilt-range a,b",
+        "tilt-range",
+    ),
     ("unknown merge feature weight", "merge a.mrc --names x -o new.mrc --weight y=2", "y"),
-    ("truncated IMOD model", "trainset t.mrc -o new.trainset -f m --contours truncated.mod",
-     "truncated.mod"),
+    (
+        "truncated IMOD model",
+        "trainset t.mrc -o new.trainset -f m --contours truncated.mod",
+        "truncated.mod",
+    ),
     ("MRC longer than its header says", "preprocess oversize.mrc -o new.mrc -q", "oversize.mrc"),
     ("MRC with a negative size", "preprocess negative.mrc -o new.mrc -q", "negative.mrc"),
-    ("colour TIFF without a channel", "preprocess rgb.tif -o new.mrc -q --voxel-size 10",
-     "--channel"),
-    ("OME-Zarr with malformed multiscales", "preprocess broken.zarr -o new.mrc -q",
-     "multiscales"),
+    (
+        "colour TIFF without a channel",
+        "preprocess rgb.tif -o new.mrc -q --voxel-size 10",
+        "--channel",
+    ),
+    ("OME-Zarr with malformed multiscales", "preprocess broken.zarr -o new.mrc -q", "multiscales"),
     ("a folder that is a file", "preprocess t.mrc -o user.mrc/p.mrc -q", "user.mrc"),
 ]
 

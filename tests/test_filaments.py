@@ -10,8 +10,7 @@ import pytest
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume, write_volume
 from tomoscribe.simulate.tubes import curved, straight, tube_phantom
-from tomoscribe.structure.filaments import (score_centrelines, trace_centrelines,
-                                            tube_model)
+from tomoscribe.structure.filaments import score_centrelines, trace_centrelines, tube_model
 from tomoscribe.volume import Volume
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
@@ -21,16 +20,18 @@ R = 12.5  # microtubule outer radius, voxels at 10 Å
 
 @pytest.mark.parametrize("tilt", [60, 45])
 def test_microtubules_through_a_wedge_give_one_centreline_each_on_the_axis(tilt):
-    scenes = [[straight((32, 64, 64), 45, 0, 200)],
-              [straight((32, 64, 64), 100, 8, 200)],                       # slightly out of plane
-              # crossing 32 nm apart in z, and touching (26 nm apart: the ridges bend
-              # and break there, and the pieces must be joined across)
-              [straight((16, 64, 64), 30, 0, 200), straight((48, 64, 64), 150, 0, 200)],
-              [straight((19, 64, 64), 50, 0, 200), straight((45, 64, 64), 115, 0, 200)],
-              [curved((32, 64, 64), 70, 110, 20)],
-              # ending inside the volume, 15° out of plane: the wedge spreads its end
-              # caps into ridges across it, which must not count as filaments
-              [straight((32, 64, 64), 40, 15, 100)]]
+    scenes = [
+        [straight((32, 64, 64), 45, 0, 200)],
+        [straight((32, 64, 64), 100, 8, 200)],  # slightly out of plane
+        # crossing 32 nm apart in z, and touching (26 nm apart: the ridges bend
+        # and break there, and the pieces must be joined across)
+        [straight((16, 64, 64), 30, 0, 200), straight((48, 64, 64), 150, 0, 200)],
+        [straight((19, 64, 64), 50, 0, 200), straight((45, 64, 64), 115, 0, 200)],
+        [curved((32, 64, 64), 70, 110, 20)],
+        # ending inside the volume, 15° out of plane: the wedge spreads its end
+        # caps into ridges across it, which must not count as filaments
+        [straight((32, 64, 64), 40, 15, 100)],
+    ]
     totals = {"n_true": 0, "n_matched": 0, "n_spurious": 0}
     distances, angles = [], []
     for specs in scenes:
@@ -44,21 +45,23 @@ def test_microtubules_through_a_wedge_give_one_centreline_each_on_the_axis(tilt)
         angles += s["angles_deg"]
     assert totals["n_matched"] == totals["n_true"] == 8
     assert totals["n_spurious"] == 0
-    assert np.median(distances) * 1.0 <= 2.0   # nm (10 Å voxels)
+    assert np.median(distances) * 1.0 <= 2.0  # nm (10 Å voxels)
     assert np.median(angles) <= 5.0
 
 
 def test_solid_actin_is_traced_on_its_axis():
-    _, mask, axes = tube_phantom((32, 64, 64), [straight((16, 32, 32), 60, 0, 100)], 3.5,
-                                 False, 60, resolution_voxels=1.5)
+    _, mask, axes = tube_phantom(
+        (32, 64, 64), [straight((16, 32, 32), 60, 0, 100)], 3.5, False, 60, resolution_voxels=1.5
+    )
     lines = trace_centrelines(mask, 10.0, tube_model("actin"))
     s = score_centrelines(lines, axes, 3.5)
     assert s["n_matched"] == 1 and s["n_spurious"] == 0
     assert np.median(s["distances"]) <= 1.0
 
 
-@pytest.mark.skipif(not (REAL / "microtubule_14pf_crop.tif").is_file(),
-                    reason="shared real data absent")
+@pytest.mark.skipif(
+    not (REAL / "microtubule_14pf_crop.tif").is_file(), reason="shared real data absent"
+)
 def test_real_crop_traces_one_microtubule_through_the_centre_of_its_rings():
     """The crop (10.52 Å) shows one microtubule: every x-z section is one ring ~25 nm
     wide, and its two walls are the two bright lines of an x-y view.  Segmented by
@@ -76,7 +79,7 @@ def test_real_crop_traces_one_microtubule_through_the_centre_of_its_rings():
     # The ring centre in x-z sections of 8 y slices (centroid of the bright wall voxels
     # in the middle 40 voxels around the ring) against the traced axis there.
     for y in range(30, 110, 20):
-        zz, xx = np.nonzero(mask[:, y - 4:y + 4].any(axis=1))
+        zz, xx = np.nonzero(mask[:, y - 4 : y + 4].any(axis=1))
         centre = np.array([zz.mean(), xx.mean()])
         k = np.argmin(np.abs(line[:, 1] - y))
         assert np.linalg.norm(line[k, [0, 2]] - centre) < 2.5
@@ -84,26 +87,51 @@ def test_real_crop_traces_one_microtubule_through_the_centre_of_its_rings():
 
 # --- through the command line -------------------------------------------------------
 
-def _label_map(root: Path, mask: np.ndarray, name="microtubule", voxel=10.0,
-               filename="labels.mrc") -> Path:
+
+def _label_map(
+    root: Path, mask: np.ndarray, name="microtubule", voxel=10.0, filename="labels.mrc"
+) -> Path:
     path = root / filename
     write_volume(path, Volume(mask.astype(np.uint8) * 2, voxel))
-    legend = {"0": {"name": "background", "colour": "#000000"},
-              "2": {"name": name, "colour": "#00ff00"}}
+    legend = {
+        "0": {"name": "background", "colour": "#000000"},
+        "2": {"name": name, "colour": "#00ff00"},
+    }
     path.with_name(path.name + ".legend.json").write_text(json.dumps(legend))
     return path
 
 
 def test_pick_filament_cli_writes_seeds_table_and_instances(tmp_path):
-    _, mask, axes = tube_phantom(SHAPE, [straight((16, 64, 64), 30, 0, 200),
-                                         straight((48, 64, 64), 150, 0, 200)], R, True, 60)
+    _, mask, axes = tube_phantom(
+        SHAPE,
+        [straight((16, 64, 64), 30, 0, 200), straight((48, 64, 64), 150, 0, 200)],
+        R,
+        True,
+        60,
+    )
     labels = _label_map(tmp_path, mask, filename="tomo1_t0.8.mrc")
     out = tmp_path / "tomo1_t0.8_mt.star"
-    assert main(["pick", str(labels), "-f", "microtubule", "--filament", "--spacing", "8",
-                 "-o", str(out), "--instances", str(tmp_path / "mt_ids.mrc")]) == 0
+    assert (
+        main(
+            [
+                "pick",
+                str(labels),
+                "-f",
+                "microtubule",
+                "--filament",
+                "--spacing",
+                "8",
+                "-o",
+                str(out),
+                "--instances",
+                str(tmp_path / "mt_ids.mrc"),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(tmp_path / "tomo1_t0.8_mt_filaments.csv")
     assert len(table) == 2
-    assert np.all(np.abs(table.length_nm - 128) < 20)      # they cross the 128 nm box
+    assert np.all(np.abs(table.length_nm - 128) < 20)  # they cross the 128 nm box
     import starfile
 
     star = starfile.read(out)
@@ -117,8 +145,9 @@ def _before(root: Path) -> set:
     return {p.name for p in root.iterdir()}
 
 
-@pytest.mark.parametrize("case", ["blobs", "small spacing", "long spacing", "no feature",
-                                  "unknown radius"])
+@pytest.mark.parametrize(
+    "case", ["blobs", "small spacing", "long spacing", "no feature", "unknown radius"]
+)
 def test_bad_filament_requests_exit_2_and_write_nothing(tmp_path, capsys, case):
     if case == "blobs":
         zz, yy, xx = np.indices((40, 64, 64))
@@ -128,10 +157,13 @@ def test_bad_filament_requests_exit_2_and_write_nothing(tmp_path, capsys, case):
     else:
         _, mask, _ = tube_phantom(SHAPE, [straight((32, 64, 64), 60, 0, 200)], R, True, 60)
     labels = _label_map(tmp_path, mask)
-    args = {"blobs": ["-f", "microtubule"], "small spacing": ["-f", "microtubule",
-                                                             "--spacing", "0.5"],
-            "long spacing": ["-f", "microtubule", "--spacing", "1000"],
-            "no feature": ["-f", "actin"], "unknown radius": ["-f", "tubulin"]}[case]
+    args = {
+        "blobs": ["-f", "microtubule"],
+        "small spacing": ["-f", "microtubule", "--spacing", "0.5"],
+        "long spacing": ["-f", "microtubule", "--spacing", "1000"],
+        "no feature": ["-f", "actin"],
+        "unknown radius": ["-f", "tubulin"],
+    }[case]
     before = _before(tmp_path)
     code = main(["pick", str(labels), "--filament", "-o", str(tmp_path / "out.star"), *args])
     err = capsys.readouterr().err.strip()

@@ -4,8 +4,8 @@ import json
 
 import mrcfile
 import numpy as np
-from conftest import entries
 
+from conftest import entries
 from tomoscribe.cli.app import main
 from tomoscribe.io.particles import read_particles
 from tomoscribe.segment.vesicles import visible_normals
@@ -24,10 +24,18 @@ def test_pick_takes_a_value_of_a_label_mrc_without_legend(tmp_path):
     nines = [(20, 45, 10), (20, 45, 70)]
     for value, centres in ((4, fours), (9, nines)):
         for z, y, x in centres:
-            labels[z - 3:z + 4, y - 3:y + 4, x - 3:x + 4] = value
+            labels[z - 3 : z + 4, y - 3 : y + 4, x - 3 : x + 4] = value
     _mrc(tmp_path / "seg.mrc", labels)
-    args = ["pick", str(tmp_path / "seg.mrc"), "-f", "ribosome", "--edge", "0",
-            "--min-distance", "5"]
+    args = [
+        "pick",
+        str(tmp_path / "seg.mrc"),
+        "-f",
+        "ribosome",
+        "--edge",
+        "0",
+        "--min-distance",
+        "5",
+    ]
     assert main([*args, "--value", "4", "-o", str(tmp_path / "four.csv")]) == 0
     table = read_particles(tmp_path / "four.csv", 10.0)
     found = sorted(map(tuple, table[["z", "y", "x"]].round().astype(int).to_numpy()))
@@ -51,7 +59,7 @@ def test_vesicles_close_a_binary_membrane_mask_from_another_tool(tmp_path):
     shell = np.abs(distance - radius) <= 2.5
     normals = offsets / np.maximum(distance, 1e-9)[..., None]
     seen = shell & visible_normals(normals.reshape(-1, 3)).reshape(shape)
-    _mrc(tmp_path / "membrain.mrc", seen.astype(np.float32))   # float 0/1, as membrain-seg
+    _mrc(tmp_path / "membrain.mrc", seen.astype(np.float32))  # float 0/1, as membrain-seg
     out = tmp_path / "closed.mrc"
     assert main(["vesicles", str(tmp_path / "membrain.mrc"), "-o", str(out)]) == 0
     with mrcfile.open(out) as mrc:

@@ -30,6 +30,7 @@ def seeds_of(tmp_path_factory):
             work = tmp_path_factory.mktemp(f"seeds-{target.name}")
             cache[target.name] = (work, target.make_seeds(work))
         return cache[target.name]
+
     return get
 
 
@@ -39,8 +40,10 @@ def test_unmutated_seeds_are_accepted(target, seeds_of):
     for seed in seeds:
         outcome = ft.run_case(target, seed.files, work / f"case{target.suffix}")
         refused_by_design = target.name == "tiff" and seed.name == "rgb.tif"
-        assert outcome.kind == ("refused" if refused_by_design else "accepted"), \
-            (seed.name, outcome.detail)
+        assert outcome.kind == ("refused" if refused_by_design else "accepted"), (
+            seed.name,
+            outcome.detail,
+        )
 
 
 @pytest.mark.parametrize("target", PARAMS)
@@ -48,17 +51,22 @@ def test_mutated_files_are_read_or_refused(target, seeds_of):
     work, seeds = seeds_of(target)
     counts = {"accepted": 0, "refused": 0}
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.data())
     def check(data):
         draw = ft.HypothesisDraw(data)
         seed = draw.choice(seeds)
         outcome = ft.run_case(target, ft.mutate(seed, draw), work / f"case{target.suffix}")
         assert outcome.kind in counts, (
-            f"{target.name} reader: {outcome.kind} on a mutation of {seed.name}:\n"
-            f"{outcome.detail}")
+            f"{target.name} reader: {outcome.kind} on a mutation of {seed.name}:\n{outcome.detail}"
+        )
         counts[outcome.kind] += 1
 
     check()

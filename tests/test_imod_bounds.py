@@ -11,9 +11,14 @@ from tomoscribe.errors import InputFileError
 from tomoscribe.io.imodcheck import check_imod_structure
 from tomoscribe.io.points import read_imod_contours, read_points
 
-REAL_MODELS = ["meshed_contour_example.mod", "meshed_curvature_example.mod",
-               "multiple_objects_example.mod", "point_sizes_example.mod",
-               "slicer_angle_example.mod", "two_contour_example.mod"]
+REAL_MODELS = [
+    "meshed_contour_example.mod",
+    "meshed_curvature_example.mod",
+    "multiple_objects_example.mod",
+    "point_sizes_example.mod",
+    "slicer_angle_example.mod",
+    "two_contour_example.mod",
+]
 
 
 @pytest.fixture
@@ -48,8 +53,9 @@ def test_missing_ieof_is_named(imod_dir, tmp_path):
             read_points(cut)
 
 
-@pytest.mark.parametrize("name", ["two_contour_example.mod", "slicer_angle_example.mod",
-                                  "multiple_objects_example.mod"])
+@pytest.mark.parametrize(
+    "name", ["two_contour_example.mod", "slicer_angle_example.mod", "multiple_objects_example.mod"]
+)
 def test_every_truncation_is_refused_quickly(imod_dir, tmp_path, name):
     data = (imod_dir / name).read_bytes()
     cut = tmp_path / name
@@ -60,8 +66,10 @@ def test_every_truncation_is_refused_quickly(imod_dir, tmp_path, name):
                 read_imod_contours(cut)
 
 
-@pytest.mark.parametrize("name", ["meshed_contour_example.mod", "meshed_curvature_example.mod",
-                                  "point_sizes_example.mod"])
+@pytest.mark.parametrize(
+    "name",
+    ["meshed_contour_example.mod", "meshed_curvature_example.mod", "point_sizes_example.mod"],
+)
 def test_dense_sample_of_truncations_is_refused(imod_dir, name):
     data = (imod_dir / name).read_bytes()
     lengths = set(range(0, len(data), max(1, len(data) // 1500)))
@@ -90,13 +98,22 @@ def test_contour_count_past_the_end_is_refused():
 def test_chunk_sizes_imodmodel_ignores_are_checked():
     base = _model_with_contour(2, 2)[:-4]
     with pytest.raises(InputFileError, match="IMAT says 20 bytes where 16 belong"):
-        check_imod_structure("imat.mod", base + b"IMAT" + struct.pack(">I", 20) + bytes(20)
-                             + b"IEOF")
+        check_imod_structure(
+            "imat.mod", base + b"IMAT" + struct.pack(">I", 20) + bytes(20) + b"IEOF"
+        )
     with pytest.raises(InputFileError, match="SIZE says 4 bytes where 8 belong"):
-        check_imod_structure("size.mod", base + b"SIZE" + struct.pack(">I", 4) + bytes(4)
-                             + b"IEOF")
-    check_imod_structure("size.mod", base + b"SIZE" + struct.pack(">I", 8) + bytes(8)
-                         + b"VIEW" + struct.pack(">I", 3) + bytes(3) + b"IEOF")
+        check_imod_structure("size.mod", base + b"SIZE" + struct.pack(">I", 4) + bytes(4) + b"IEOF")
+    check_imod_structure(
+        "size.mod",
+        base
+        + b"SIZE"
+        + struct.pack(">I", 8)
+        + bytes(8)
+        + b"VIEW"
+        + struct.pack(">I", 3)
+        + bytes(3)
+        + b"IEOF",
+    )
 
 
 def test_chunk_out_of_place_and_not_imod():

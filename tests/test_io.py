@@ -11,8 +11,9 @@ from tomoscribe.volume import Volume
 @pytest.mark.parametrize("suffix", [".mrc", ".zarr", ".tif"])
 def test_round_trip_keeps_data_voxel_size_and_origin(tmp_path, suffix):
     rng = np.random.default_rng(0)
-    volume = Volume(rng.normal(size=(7, 9, 11)).astype(np.float32), (3.5, 3.5, 3.5),
-                    (12.0, -7.0, 35.0))
+    volume = Volume(
+        rng.normal(size=(7, 9, 11)).astype(np.float32), (3.5, 3.5, 3.5), (12.0, -7.0, 35.0)
+    )
     path = tmp_path / f"v{suffix}"
     write_volume(path, volume)
     back = read_volume(path)
@@ -23,8 +24,9 @@ def test_round_trip_keeps_data_voxel_size_and_origin(tmp_path, suffix):
 
 
 def test_mrc_header_written_as_other_tools_read_it(tmp_path):
-    volume = Volume(np.arange(24, dtype=np.float32).reshape(2, 3, 4), (2.0, 2.0, 2.0),
-                    (10.0, 20.0, 30.0))
+    volume = Volume(
+        np.arange(24, dtype=np.float32).reshape(2, 3, 4), (2.0, 2.0, 2.0), (10.0, 20.0, 30.0)
+    )
     write_volume(tmp_path / "v.mrc", volume)
     with mrcfile.open(tmp_path / "v.mrc") as mrc:
         assert mrc.data.shape == (2, 3, 4)
@@ -33,8 +35,9 @@ def test_mrc_header_written_as_other_tools_read_it(tmp_path):
         assert float(mrc.header.dmax) == 23.0 and float(mrc.header.dmean) == pytest.approx(11.5)
 
 
-@pytest.mark.parametrize("dtype,mode", [(np.int8, 0), (np.int16, 1), (np.float32, 2),
-                                        (np.uint16, 6), (np.float16, 12)])
+@pytest.mark.parametrize(
+    "dtype,mode", [(np.int8, 0), (np.int16, 1), (np.float32, 2), (np.uint16, 6), (np.float16, 12)]
+)
 def test_mrc_modes_are_read(tmp_path, dtype, mode):
     data = (np.arange(60).reshape(3, 4, 5) % 100).astype(dtype)
     with mrcfile.new(tmp_path / "m.mrc") as mrc:
@@ -76,8 +79,9 @@ def test_unknown_suffix_is_refused(tmp_path):
 def test_tiff_without_voxel_size_needs_one(tmp_path):
     import tifffile
 
-    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((3, 8, 8), np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "plain.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack"
+    )
     with pytest.raises(InputFileError, match="`voxel_size_A`"):
         read_volume(tmp_path / "plain.tif")
     assert read_volume(tmp_path / "plain.tif", voxel_size_A=7.0).voxel_size_A == (7.0,) * 3
@@ -87,8 +91,9 @@ def test_tiff_without_voxel_size_needs_one(tmp_path):
 def test_ome_zarr_metadata_follows_ngff(tmp_path):
     import zarr
 
-    write_volume(tmp_path / "v.zarr", Volume(np.zeros((4, 5, 6), np.float32), (2, 2, 3),
-                                             (1.0, 2.0, 3.0)))
+    write_volume(
+        tmp_path / "v.zarr", Volume(np.zeros((4, 5, 6), np.float32), (2, 2, 3), (1.0, 2.0, 3.0))
+    )
     group = zarr.open_group(str(tmp_path / "v.zarr"), mode="r")
     ms = group.attrs["multiscales"][0]
     assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
@@ -97,9 +102,10 @@ def test_ome_zarr_metadata_follows_ngff(tmp_path):
     assert transforms[1]["translation"] == [3.0, 2.0, 1.0]
 
 
-@pytest.mark.parametrize("name,shape,voxel", [("EMD-3197.map", 20, 11.4),
-                                              ("emd_1832.map", 64, 5.7),
-                                              ("emd_5625.map", 56, 4.23)])
+@pytest.mark.parametrize(
+    "name,shape,voxel",
+    [("EMD-3197.map", 20, 11.4), ("emd_1832.map", 64, 5.7), ("emd_5625.map", 56, 4.23)],
+)
 def test_real_emdb_maps(shared_data, name, shape, voxel):
     path = shared_data / "formats" / "emdb" / name
     volume = read_volume(path)
@@ -107,8 +113,9 @@ def test_real_emdb_maps(shared_data, name, shape, voxel):
     assert volume.voxel_size_A[0] == pytest.approx(voxel, rel=1e-5)
     with mrcfile.open(path, permissive=True) as mrc:
         np.testing.assert_array_equal(volume.load(), mrc.data.astype(np.float32))
-        assert float(volume.load().mean()) == pytest.approx(float(mrc.header.dmean), rel=1e-2,
-                                                            abs=1e-3)
+        assert float(volume.load().mean()) == pytest.approx(
+            float(mrc.header.dmean), rel=1e-2, abs=1e-3
+        )
 
 
 def test_real_tiff_voxel_size_from_imagej_metadata(shared_data):

@@ -4,8 +4,14 @@ import json
 
 import pytest
 
-from tomoscribe.core.legend import (PALETTE, Legend, LegendEntry, legend_path, read_legend,
-                                    write_legend)
+from tomoscribe.core.legend import (
+    PALETTE,
+    Legend,
+    LegendEntry,
+    legend_path,
+    read_legend,
+    write_legend,
+)
 from tomoscribe.errors import AnnotationError, InputFileError, ParameterError
 
 # Written by `tomoscribe merge` before core/legend.py existed (format unchanged since the
@@ -52,16 +58,23 @@ def test_a_legend_written_by_an_earlier_version_loads_and_is_rewritten_unchanged
 
 def test_from_features_numbers_non_erasers_with_the_palette():
     legend = Legend.from_features(["membrane", "gold", "ribosome"], erasers=["gold"])
-    assert legend.as_dict() == {"0": {"name": "background", "colour": "#000000"},
-                                "1": {"name": "membrane", "colour": PALETTE[0]},
-                                "2": {"name": "ribosome", "colour": PALETTE[1]}}
+    assert legend.as_dict() == {
+        "0": {"name": "background", "colour": "#000000"},
+        "1": {"name": "membrane", "colour": PALETTE[0]},
+        "2": {"name": "ribosome", "colour": PALETTE[1]},
+    }
     assert "gold" not in legend
     assert Legend.from_features([f"f{i}" for i in range(16)]).entries[15].colour == PALETTE[0]
 
 
-@pytest.mark.parametrize("features, erasers, words", [
-    (["a"], ["b"], "eraser"), (["a", "a"], [], "unique"),
-    ([f"f{i}" for i in range(256)], [], "255")])
+@pytest.mark.parametrize(
+    "features, erasers, words",
+    [
+        (["a"], ["b"], "eraser"),
+        (["a", "a"], [], "unique"),
+        ([f"f{i}" for i in range(256)], [], "255"),
+    ],
+)
 def test_from_features_refuses(features, erasers, words):
     with pytest.raises(ParameterError, match=words):
         Legend.from_features(features, erasers)
@@ -69,8 +82,7 @@ def test_from_features_refuses(features, erasers, words):
 
 def test_id_of_an_unknown_feature_names_the_features_there_are():
     legend = Legend.from_features(["membrane", "ribosome"])
-    with pytest.raises(AnnotationError, match="has no feature 'actin'; it has membrane, "
-                                              "ribosome"):
+    with pytest.raises(AnnotationError, match="has no feature 'actin'; it has membrane, ribosome"):
         legend.id_of("actin")
     assert Legend.for_feature("membrane").id_of("membrane") == 1
 
@@ -91,12 +103,16 @@ def test_no_legend_beside_a_map_is_none(tmp_path):
     assert legend_path(tmp_path / "m.zarr") == tmp_path / "m.zarr.legend.json"
 
 
-@pytest.mark.parametrize("text, words", [
-    ("{not json", "not a readable JSON legend"),
-    ("[1, 2]", "not a legend"),
-    ('{"one": {"name": "membrane"}}', "entry 'one'"),
-    ('{"1": "membrane"}', "entry '1'"),
-    ('{"300": {"name": "membrane"}}', "entry '300'")])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("{not json", "not a readable JSON legend"),
+        ("[1, 2]", "not a legend"),
+        ('{"one": {"name": "membrane"}}', "entry 'one'"),
+        ('{"1": "membrane"}', "entry '1'"),
+        ('{"300": {"name": "membrane"}}', "entry '300'"),
+    ],
+)
 def test_bad_legend_files_are_refused_in_one_sentence(tmp_path, text, words):
     (tmp_path / "m.mrc.legend.json").write_text(text)
     with pytest.raises(InputFileError, match=words) as err:
@@ -106,8 +122,9 @@ def test_bad_legend_files_are_refused_in_one_sentence(tmp_path, text, words):
 
 
 def test_a_legend_without_colours_keeps_none(tmp_path):
-    (tmp_path / "m.mrc.legend.json").write_text(json.dumps({"0": {"name": "background"},
-                                                            "2": {"name": "membrane"}}))
+    (tmp_path / "m.mrc.legend.json").write_text(
+        json.dumps({"0": {"name": "background"}, "2": {"name": "membrane"}})
+    )
     legend = read_legend(tmp_path / "m.mrc")
     assert legend.entries[2].colour is None and legend.id_of("membrane") == 2
     assert legend.as_dict() == {"0": {"name": "background"}, "2": {"name": "membrane"}}

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from tomoscribe.errors import InvalidDataError, ParameterError
 from tomoscribe.core.legend import Legend
+from tomoscribe.errors import InvalidDataError, ParameterError
 from tomoscribe.segment.merge import merge_into
 from tomoscribe.volume import Volume
 
@@ -31,8 +31,7 @@ def test_threshold_is_inclusive_and_adjustable():
 def test_eraser_wins_but_writes_background_and_weights_apply():
     maps = _maps([1.5, 1.5, 1.2], [2.0, 1.0, 1.0])
     out = np.zeros((1, 1, 3), np.uint8)
-    legend = merge_into(maps, ["membrane", "gold"], out, erasers=["gold"],
-                        weights=[1.0, 1.3])
+    legend = merge_into(maps, ["membrane", "gold"], out, erasers=["gold"], weights=[1.0, 1.3])
     # voxel 0: gold 2.6 wins -> background; voxel 1: gold 1.3 < 1.5 -> membrane;
     # voxel 2: gold 1.3 > 1.2 -> background.
     np.testing.assert_array_equal(out[0, 0], [0, 1, 0])

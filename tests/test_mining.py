@@ -8,29 +8,43 @@ import pytest
 import torch
 import zarr
 
-from tomoscribe.classify.autoencoder import (load_autoencoder, mine_patterns,
-                                             reconstruction_error, save_autoencoder,
-                                             train_autoencoder,
-                                             TrainedAutoencoder)
-from tomoscribe.nets.autoencoder3d import Autoencoder3D
+from synthetic_shapes import SHAPE_NAMES, shapes
+from tomoscribe.classify.autoencoder import (
+    TrainedAutoencoder,
+    load_autoencoder,
+    mine_patterns,
+    reconstruction_error,
+    save_autoencoder,
+    train_autoencoder,
+)
 from tomoscribe.classify.cluster import cluster_scores, embed_2d, over_partition
-from tomoscribe.classify.discover import (DiscoverParams, match_references,
-                                          reference_free_classes)
-from tomoscribe.classify.training import (ClassifierParams, extract_features, predict,
-                                          train_classifier)
-from tomoscribe.classify.voxelseg import (dice_per_subtomogram, load_voxel_segmenter,
-                                          save_voxel_segmenter, segment_centre_particles,
-                                          train_voxel_segmenter)
+from tomoscribe.classify.discover import DiscoverParams, match_references, reference_free_classes
+from tomoscribe.classify.training import (
+    ClassifierParams,
+    extract_features,
+    predict,
+    train_classifier,
+)
+from tomoscribe.classify.voxelseg import (
+    dice_per_subtomogram,
+    load_voxel_segmenter,
+    save_voxel_segmenter,
+    segment_centre_particles,
+    train_voxel_segmenter,
+)
 from tomoscribe.cli.app import main
+from tomoscribe.errors import InvalidDataError, ModelFileError, ParameterError
 from tomoscribe.io import write_volume
 from tomoscribe.io.weights import save_weights
-from tomoscribe.volume import Volume
-from tomoscribe.errors import InvalidDataError, ModelFileError, ParameterError
-from tomoscribe.simulate.subtomograms import (SubtomogramParams, save_dataset,
-                                              simulate_subtomograms, template_in_box)
+from tomoscribe.nets.autoencoder3d import Autoencoder3D
+from tomoscribe.simulate.subtomograms import (
+    SubtomogramParams,
+    save_dataset,
+    simulate_subtomograms,
+    template_in_box,
+)
 from tomoscribe.simulate.template_library import load_template
-
-from synthetic_shapes import SHAPE_NAMES, shapes
+from tomoscribe.volume import Volume
 
 SHAPES = SHAPE_NAMES
 
@@ -55,12 +69,21 @@ def _crowded_balls(count=64, box=16, noise=0.4, seed=0):
 
 def test_output_layer_features_are_the_class_scores():
     volumes, labels = shapes(6)
-    classifier = train_classifier(volumes, labels, SHAPES, "inception3d",
-                                  ClassifierParams(epochs=1, batch_size=8), device="cpu")
+    classifier = train_classifier(
+        volumes,
+        labels,
+        SHAPES,
+        "inception3d",
+        ClassifierParams(epochs=1, batch_size=8),
+        device="cpu",
+    )
     scores = extract_features(classifier, volumes, device="cpu", layer="output")
     assert scores.shape == (18, 3)
-    np.testing.assert_allclose(torch.softmax(torch.from_numpy(scores), 1).numpy(),
-                               predict(classifier, volumes, device="cpu"), atol=1e-5)
+    np.testing.assert_allclose(
+        torch.softmax(torch.from_numpy(scores), 1).numpy(),
+        predict(classifier, volumes, device="cpu"),
+        atol=1e-5,
+    )
     assert extract_features(classifier, volumes[:2], device="cpu").shape == (2, 160 * 64)
     with pytest.raises(ParameterError, match="layer"):
         extract_features(classifier, volumes, layer="conv1")
@@ -81,8 +104,9 @@ def test_over_partition_recovers_separated_groups_and_scores_them():
     over = cluster_scores(truth, many, list("abcd"))
     assert over["purity"] == 1.0 and sum(v["clusters"] for v in over["per_class"].values()) == 12
     # a mixed cluster: half of class b sits with class a
-    mixed = cluster_scores(np.array([0, 0, 0, 1, 1, 1, 1]), np.array([0, 0, 0, 0, 1, 1, 1]),
-                           ["a", "b"])
+    mixed = cluster_scores(
+        np.array([0, 0, 0, 1, 1, 1, 1]), np.array([0, 0, 0, 0, 1, 1, 1]), ["a", "b"]
+    )
     assert mixed["purity"] == pytest.approx(6 / 7)
     assert mixed["per_class"]["b"]["isolated"] == pytest.approx(0.75)
     xy, method = embed_2d(features, "tsne")
@@ -96,13 +120,17 @@ def test_over_partition_recovers_separated_groups_and_scores_them():
 def test_reference_free_classes_separate_two_structures_and_match_references():
     names = ["1bxn", "3gl1"]
     box, voxel = 24, 15.3
-    data = simulate_subtomograms(names, 10, SubtomogramParams(
-        box=box, voxel_size_A=voxel, snr=5.0, include_empty=False, seed=3))
+    data = simulate_subtomograms(
+        names,
+        10,
+        SubtomogramParams(box=box, voxel_size_A=voxel, snr=5.0, include_empty=False, seed=3),
+    )
     found = reference_free_classes(data["volumes"], voxel, DiscoverParams(classes=2))
     assert found["averages"].shape == (2, box, box, box)
     assert sorted(found["sizes"].tolist()) == sorted(np.bincount(found["assignment"]).tolist())
-    composition = [np.bincount(data["labels"][found["assignment"] == k], minlength=2)
-                   for k in range(2)]
+    composition = [
+        np.bincount(data["labels"][found["assignment"] == k], minlength=2) for k in range(2)
+    ]
     majority = [int(c.argmax()) for c in composition]
     assert sorted(majority) == [0, 1]
     assert sum(c.max() for c in composition) >= 16  # of 20
@@ -119,8 +147,15 @@ def test_reference_free_classes_separate_two_structures_and_match_references():
 def test_autoencoder_learns_patterns_and_round_trips(tmp_path):
     volumes, labels = shapes(24, noise=0.2)
     untrained = TrainedAutoencoder(Autoencoder3D(16, 8).eval(), 10.0)
-    model = train_autoencoder(volumes, code_size=8, epochs=30, batch_size=8,
-                              learning_rate=3e-3, voxel_size_A=10.0, device="cpu")
+    model = train_autoencoder(
+        volumes,
+        code_size=8,
+        epochs=30,
+        batch_size=8,
+        learning_rate=3e-3,
+        voxel_size_A=10.0,
+        device="cpu",
+    )
     before = reconstruction_error(untrained, volumes, device="cpu").mean()
     after = reconstruction_error(model, volumes, device="cpu").mean()
     # noise-only boxes cannot be reproduced (error 1 after normalisation): the best
@@ -131,46 +166,74 @@ def test_autoencoder_learns_patterns_and_round_trips(tmp_path):
     assert cluster_scores(labels, found["clusters"], SHAPES)["purity"] >= 0.75
     save_autoencoder(tmp_path / "a.tsa", model)
     loaded = load_autoencoder(tmp_path / "a.tsa")
-    np.testing.assert_allclose(mine_patterns(loaded, volumes, 3, device="cpu")["codes"],
-                               found["codes"], atol=1e-5)
+    np.testing.assert_allclose(
+        mine_patterns(loaded, volumes, 3, device="cpu")["codes"], found["codes"], atol=1e-5
+    )
     # The command (classify.workflow.mine_files): codes, decoded centres, cluster
     # averages and the scores against the true shapes, from the files.
-    save_dataset(tmp_path / "shapes.zarr", {"volumes": volumes, "labels": labels,
-                                            "class_names": list(SHAPES),
-                                            "params": {"voxel_size_A": 10.0}})
-    assert main(["classify", "autoencoder", "mine", str(tmp_path / "a.tsa"),
-                 str(tmp_path / "shapes.zarr"), "-o", str(tmp_path / "mined"), "--clusters",
-                 "3", "--device", "cpu"]) == 0
+    save_dataset(
+        tmp_path / "shapes.zarr",
+        {
+            "volumes": volumes,
+            "labels": labels,
+            "class_names": list(SHAPES),
+            "params": {"voxel_size_A": 10.0},
+        },
+    )
+    assert (
+        main(
+            [
+                "classify",
+                "autoencoder",
+                "mine",
+                str(tmp_path / "a.tsa"),
+                str(tmp_path / "shapes.zarr"),
+                "-o",
+                str(tmp_path / "mined"),
+                "--clusters",
+                "3",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     mined = json.loads((tmp_path / "mined" / "mining.json").read_text())
     assert sum(mined["sizes"]) == len(volumes) and mined["scores"]["purity"] >= 0.75
     assert (tmp_path / "mined" / "cluster_average02.mrc").is_file()
     (tmp_path / "bad.tsa").write_bytes((tmp_path / "a.tsa").read_bytes()[:300])
     with pytest.raises(ModelFileError):
         load_autoencoder(tmp_path / "bad.tsa")
-    save_weights(tmp_path / "new.tsa", model.network, "tomoscribe_autoencoder",
-                 {"format_version": 2, "box": 16, "code_size": 8, "voxel_size_A": 10.0})
+    save_weights(
+        tmp_path / "new.tsa",
+        model.network,
+        "tomoscribe_autoencoder",
+        {"format_version": 2, "box": 16, "code_size": 8, "voxel_size_A": 10.0},
+    )
     with pytest.raises(ModelFileError, match="upgrade"):
         load_autoencoder(tmp_path / "new.tsa")
     with pytest.raises(ModelFileError, match="autoencoder"):  # a segmenter is not one
-        save_voxel_segmenter(tmp_path / "s.tsv", train_voxel_segmenter(
-            *_crowded_balls(2), epochs=1, device="cpu"))
+        save_voxel_segmenter(
+            tmp_path / "s.tsv", train_voxel_segmenter(*_crowded_balls(2), epochs=1, device="cpu")
+        )
         load_autoencoder(tmp_path / "s.tsv")
 
 
 def test_voxel_segmenter_separates_the_centre_particle_from_its_neighbours(tmp_path):
     volumes, masks = _crowded_balls(80)
-    model = train_voxel_segmenter(volumes[:60], masks[:60], epochs=12, batch_size=8,
-                                  learning_rate=3e-3, device="cpu")
+    model = train_voxel_segmenter(
+        volumes[:60], masks[:60], epochs=12, batch_size=8, learning_rate=3e-3, device="cpu"
+    )
     probability = segment_centre_particles(model, volumes[60:], device="cpu")
     dice = dice_per_subtomogram(probability > 0.5, masks[60:])
     # thresholding the density finds the neighbours too
     naive = dice_per_subtomogram(volumes[60:] > 0.5, masks[60:])
-    assert np.median(dice) >= 0.8 and np.median(naive) < 0.6, (np.median(dice),
-                                                                 np.median(naive))
+    assert np.median(dice) >= 0.8 and np.median(naive) < 0.6, (np.median(dice), np.median(naive))
     save_voxel_segmenter(tmp_path / "s.tsv", model)
     loaded = load_voxel_segmenter(tmp_path / "s.tsv")
-    np.testing.assert_allclose(segment_centre_particles(loaded, volumes[60:], device="cpu"),
-                               probability, atol=1e-5)
+    np.testing.assert_allclose(
+        segment_centre_particles(loaded, volumes[60:], device="cpu"), probability, atol=1e-5
+    )
     with pytest.raises(InvalidDataError, match="empty"):
         train_voxel_segmenter(volumes[:4], np.zeros_like(masks[:4]), epochs=1, device="cpu")
     with pytest.raises(InvalidDataError, match="16³"):
@@ -180,53 +243,192 @@ def test_voxel_segmenter_separates_the_centre_particle_from_its_neighbours(tmp_p
 def test_mining_command_line_and_bad_input(tmp_path, capsys):
     volumes, labels = shapes(10)
     data = tmp_path / "d.zarr"
-    save_dataset(data, {"volumes": volumes, "labels": labels, "class_names": SHAPES,
-                        "params": {"voxel_size_A": 20.0, "box": 16}})
+    save_dataset(
+        data,
+        {
+            "volumes": volumes,
+            "labels": labels,
+            "class_names": SHAPES,
+            "params": {"voxel_size_A": 20.0, "box": 16},
+        },
+    )
     model = tmp_path / "m.tsc"
-    assert main(["classify", "train", str(data), "-o", str(model), "--arch", "resnet3d",
-                 "--epochs", "2", "--batch", "8", "-q", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                "train",
+                str(data),
+                "-o",
+                str(model),
+                "--arch",
+                "resnet3d",
+                "--epochs",
+                "2",
+                "--batch",
+                "8",
+                "-q",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     feats, clustered = tmp_path / "f.zarr", tmp_path / "c.zarr"
-    assert main(["classify", "features", str(data), "--model", str(model), "-o", str(feats),
-                 "--device", "cpu"]) == 0
-    assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "4",
-                 "--plot", str(tmp_path / "map.png"), "--embedding", "tsne"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                "features",
+                str(data),
+                "--model",
+                str(model),
+                "-o",
+                str(feats),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "classify",
+                "cluster",
+                str(feats),
+                "-o",
+                str(clustered),
+                "--k",
+                "4",
+                "--plot",
+                str(tmp_path / "map.png"),
+                "--embedding",
+                "tsne",
+            ]
+        )
+        == 0
+    )
     scores = json.loads((tmp_path / "c.zarr.scores.json").read_text())
     assert 0 < scores["purity"] <= 1 and (tmp_path / "map.png").stat().st_size > 1000
     ball = (np.sqrt(((np.indices((16,) * 3) - 8) ** 2).sum(0)) < 4.5).astype(np.float32)
     write_volume(tmp_path / "ball.mrc", Volume(ball, 20.0))
     out = tmp_path / "found"
-    assert main(["classify", "discover", str(data), str(clustered), "-o", str(out),
-                 "--cluster", "0", "--classes", "2", "--reference", str(tmp_path / "ball.mrc"),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                "discover",
+                str(data),
+                str(clustered),
+                "-o",
+                str(out),
+                "--cluster",
+                "0",
+                "--classes",
+                "2",
+                "--reference",
+                str(tmp_path / "ball.mrc"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "discover.json").read_text())
     classes = record["clusters"][0]["classes"]
     members = record["clusters"][0]["members"]
-    assert sum(c["size"] for c in classes) == len(members) == int((np.asarray(
-        zarr.open_group(str(clustered), mode="r")["clusters"]) == 0).sum())
+    assert (
+        sum(c["size"] for c in classes)
+        == len(members)
+        == int((np.asarray(zarr.open_group(str(clustered), mode="r")["clusters"]) == 0).sum())
+    )
     assert all(c["best"] == "ball" and c["fsc05_nm"] > 0 for c in classes)
     assert (out / "cluster000_class0.mrc").exists() and (out / "gallery.png").exists()
     rif = tmp_path / "r.zarr"
     assert main(["classify", "features", str(data), "--rif", "-o", str(rif)]) == 0
-    assert main(["classify", "cluster", str(rif), "-o", str(tmp_path / "rc.zarr"), "--k", "25",
-                 "--plot", str(tmp_path / "rc.png"), "--colour", "cluster",
-                 "--embedding", "tsne"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                "cluster",
+                str(rif),
+                "-o",
+                str(tmp_path / "rc.zarr"),
+                "--k",
+                "25",
+                "--plot",
+                str(tmp_path / "rc.png"),
+                "--colour",
+                "cluster",
+                "--embedding",
+                "tsne",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "rc.png").stat().st_size > 1000
     # bad input: one clear sentence, exit status 2, nothing written
     capsys.readouterr()
     assert main(["classify", "features", str(data), "-o", str(tmp_path / "x.zarr")]) == 2
     assert "--model" in capsys.readouterr().err
-    assert main(["classify", "cluster", str(feats), "-o", str(tmp_path / "x.zarr"),
-                 "--k", "500"]) == 2
-    assert main(["classify", "cluster", str(rif), "-o", str(tmp_path / "x.zarr"), "--k", "3",
-                 "--plot", str(tmp_path / "x.png"), "--colour", "predicted"]) == 2
+    assert (
+        main(["classify", "cluster", str(feats), "-o", str(tmp_path / "x.zarr"), "--k", "500"]) == 2
+    )
+    assert (
+        main(
+            [
+                "classify",
+                "cluster",
+                str(rif),
+                "-o",
+                str(tmp_path / "x.zarr"),
+                "--k",
+                "3",
+                "--plot",
+                str(tmp_path / "x.png"),
+                "--colour",
+                "predicted",
+            ]
+        )
+        == 2
+    )
     assert "no predictions" in capsys.readouterr().err
-    assert main(["classify", "discover", str(data), str(feats), "-o",
-                 str(tmp_path / "x_out")]) == 2
+    assert main(["classify", "discover", str(data), str(feats), "-o", str(tmp_path / "x_out")]) == 2
     assert "no clusters" in capsys.readouterr().err
-    assert main(["classify", "discover", str(data), str(clustered), "-o",
-                 str(tmp_path / "x_out"), "--reference", "no_such_structure"]) == 2
+    assert (
+        main(
+            [
+                "classify",
+                "discover",
+                str(data),
+                str(clustered),
+                "-o",
+                str(tmp_path / "x_out"),
+                "--reference",
+                "no_such_structure",
+            ]
+        )
+        == 2
+    )
     assert "neither" in capsys.readouterr().err
-    assert main(["classify", "voxelseg", "train", str(data), "-o", str(tmp_path / "x.tsv"),
-                 "--epochs", "1", "-q", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "classify",
+                "voxelseg",
+                "train",
+                str(data),
+                "-o",
+                str(tmp_path / "x.tsv"),
+                "--epochs",
+                "1",
+                "-q",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "--crowded" in capsys.readouterr().err
     assert not any(p.name.startswith("x") for p in tmp_path.iterdir())

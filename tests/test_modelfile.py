@@ -14,8 +14,9 @@ def _model(spec=ArchitectureSpec()):
     return FeatureModel(network, spec, "membrane", 10.0, 0.8, {"annotator": "a"})
 
 
-@pytest.mark.parametrize("spec", [ArchitectureSpec(), ArchitectureSpec("chen2017-2.5d", 1),
-                                  ArchitectureSpec("unet")])
+@pytest.mark.parametrize(
+    "spec", [ArchitectureSpec(), ArchitectureSpec("chen2017-2.5d", 1), ArchitectureSpec("unet")]
+)
 def test_round_trip(tmp_path, spec):
     model = _model(spec)
     save_model(tmp_path / "m.tsm", model)
@@ -46,8 +47,9 @@ def test_pickle_is_never_loaded(tmp_path):
 
 
 def test_weights_of_another_architecture_are_refused(tmp_path):
-    from safetensors.torch import load_file, save_file
     import json
+
+    from safetensors.torch import load_file, save_file
 
     save_model(tmp_path / "m.tsm", _model())
     from safetensors import safe_open
@@ -61,7 +63,10 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
         load_model(tmp_path / "bad.tsm")
     record = json.loads(meta["tomoscribe_model"])
     record["format_version"] = 99
-    save_file(load_file(tmp_path / "m.tsm"), str(tmp_path / "new.tsm"),
-              metadata={"tomoscribe_model": json.dumps(record)})
+    save_file(
+        load_file(tmp_path / "m.tsm"),
+        str(tmp_path / "new.tsm"),
+        metadata={"tomoscribe_model": json.dumps(record)},
+    )
     with pytest.raises(ModelFileError, match="newer tomoscribe"):
         load_model(tmp_path / "new.tsm")

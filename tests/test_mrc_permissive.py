@@ -25,7 +25,7 @@ def _mrc(path, data=None, **fields) -> bytes:
         mrc.voxel_size = 2.0
     raw = bytearray(path.read_bytes())
     for offset, fmt, value in fields.values():
-        raw[offset:offset + struct.calcsize(fmt)] = struct.pack(fmt, *np.atleast_1d(value))
+        raw[offset : offset + struct.calcsize(fmt)] = struct.pack(fmt, *np.atleast_1d(value))
     path.write_bytes(bytes(raw))
     return bytes(raw)
 
@@ -74,8 +74,11 @@ def test_a_library_deprecation_inside_mrcfile_is_not_blamed_on_the_file(tmp_path
     real_open = mrcfile.open
 
     def open_with_a_deprecation(*args, **kwargs):
-        warnings.warn("Setting the dtype on a NumPy array has been deprecated",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "Setting the dtype on a NumPy array has been deprecated",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return real_open(*args, **kwargs)
 
     monkeypatch.setattr(mrcfile, "open", open_with_a_deprecation)
@@ -105,7 +108,7 @@ def test_extra_section_is_refused_but_short_tail_is_read_with_a_warning(tmp_path
     assert raw  # written
 
 
-@pytest.mark.parametrize("field,offset,value", [("nx", 0, -6), ("ny", 4, 0), ("nz", 8, -2**31)])
+@pytest.mark.parametrize("field,offset,value", [("nx", 0, -6), ("ny", 4, 0), ("nz", 8, -(2**31))])
 def test_non_positive_dimensions_are_refused(tmp_path, field, offset, value):
     path = tmp_path / "dims.mrc"
     _mrc(path, dim=(offset, "<i", value))

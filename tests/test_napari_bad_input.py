@@ -24,8 +24,10 @@ def widget(make_napari_viewer, tmp_path):
     widget = AnnotateWidget(viewer)
     widget.folder_edit.setText(str(tmp_path / "session"))
     rng = np.random.default_rng(0)
-    write_volume(tmp_path / "tomo.mrc", Volume(rng.normal(size=(16, 96, 96)).astype(np.float32),
-                                               (10.0, 10.0, 10.0)))
+    write_volume(
+        tmp_path / "tomo.mrc",
+        Volume(rng.normal(size=(16, 96, 96)).astype(np.float32), (10.0, 10.0, 10.0)),
+    )
     return widget
 
 
@@ -68,8 +70,9 @@ def test_boxes_outside_and_nothing_painted_write_nothing(widget, tmp_path):
 def test_model_of_another_voxel_size_is_refused(widget, tmp_path, qtbot):
     widget.open_tomogram(tmp_path / "tomo.mrc")
     spec = ArchitectureSpec("chen2017", 0)
-    save_model(tmp_path / "coarse.tsm", FeatureModel(build_network(spec), spec, "membrane",
-                                                     20.0, 1.0, {}))
+    save_model(
+        tmp_path / "coarse.tsm", FeatureModel(build_network(spec), spec, "membrane", 20.0, 1.0, {})
+    )
     widget.models["membrane"] = tmp_path / "coarse.tsm"
     worker = widget.preview(z=8, feature="membrane")
     with qtbot.waitSignal(worker.finished, timeout=60000):
@@ -84,14 +87,14 @@ def test_the_brush_paints_only_inside_positive_boxes(widget, tmp_path, qtbot):
     widget.add_box((8, 48, 48), positive=True)
     layer = widget.viewer.layers["membrane paint"]
     layer.brush_size = 1
-    layer.paint((8, 40, 40), 1)      # inside the 64 px box around (48, 48)
-    layer.paint((8, 90, 90), 1)      # outside it
-    layer.paint((9, 40, 40), 1)      # another slice: outside
-    qtbot.wait(50)                   # the correction runs from the event loop
+    layer.paint((8, 40, 40), 1)  # inside the 64 px box around (48, 48)
+    layer.paint((8, 90, 90), 1)  # outside it
+    layer.paint((9, 40, 40), 1)  # another slice: outside
+    qtbot.wait(50)  # the correction runs from the event loop
     assert layer.data[8, 40, 40] == 1
     assert layer.data[8, 90, 90] == 0
     assert layer.data[9, 40, 40] == 0
-    layer.paint((8, 40, 40), 0)      # erasing works
+    layer.paint((8, 40, 40), 0)  # erasing works
     qtbot.wait(50)
     assert layer.data[8, 40, 40] == 0
 

@@ -27,12 +27,11 @@ from tomoscribe.cli.app import main  # noqa: E402
 from tomoscribe.io import read_volume, write_volume  # noqa: E402
 from tomoscribe.io.particles import read_particles  # noqa: E402
 from tomoscribe.metrics import overlap_scores  # noqa: E402
+from tomoscribe.napari.widget import AnnotateWidget  # noqa: E402
 from tomoscribe.segment.modelfile import load_model  # noqa: E402
 from tomoscribe.segment.trainset import load_training_set  # noqa: E402
-from tomoscribe.napari.widget import AnnotateWidget  # noqa: E402
 from tomoscribe.simulate.annotator import simulate_annotator  # noqa: E402
-from tomoscribe.simulate.shapes import (CLASS_IDS, ShapesPhantomParams,  # noqa: E402
-                                        make_shapes_phantom)
+from tomoscribe.simulate.shapes import CLASS_IDS, ShapesPhantomParams, make_shapes_phantom  # noqa: E402
 
 pytestmark = pytest.mark.napari
 
@@ -49,8 +48,11 @@ def _shoot(viewer, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     viewer.window.resize(1600, 1000)
     viewer.reset_view()
-    imsave(folder / f"{name}.png", viewer.screenshot(canvas_only=False, flash=False),
-           check_contrast=False)
+    imsave(
+        folder / f"{name}.png",
+        viewer.screenshot(canvas_only=False, flash=False),
+        check_contrast=False,
+    )
 
 
 def _wait(qtbot, worker, seconds: float = 600) -> None:
@@ -61,23 +63,23 @@ def _wait(qtbot, worker, seconds: float = 600) -> None:
 
 @pytest.fixture
 def phantom(tmp_path):
-    tomogram, truth, _ = make_shapes_phantom(ShapesPhantomParams(
-        shape=(40, 160, 160), n_vesicles=3, n_filaments=3, n_blobs=25, seed=0))
+    tomogram, truth, _ = make_shapes_phantom(
+        ShapesPhantomParams(shape=(40, 160, 160), n_vesicles=3, n_filaments=3, n_blobs=25, seed=0)
+    )
     write_volume(tmp_path / "raw.mrc", tomogram)
-    assert main(["preprocess", str(tmp_path / "raw.mrc"), "-o", str(tmp_path / "tomo.mrc"),
-                 "-q"]) == 0
+    assert (
+        main(["preprocess", str(tmp_path / "raw.mrc"), "-o", str(tmp_path / "tomo.mrc"), "-q"]) == 0
+    )
     return tmp_path / "tomo.mrc", truth.data
 
 
 def _dice(labels: np.ndarray, legend, truth: np.ndarray) -> dict:
     legend = legend.as_dict() if hasattr(legend, "as_dict") else legend  # a Legend or its file
     ids = {v["name"]: int(k) for k, v in legend.items()}
-    return {f: overlap_scores(labels == ids[f], truth == CLASS_IDS[f])["dice"]
-            for f in FEATURES}
+    return {f: overlap_scores(labels == ids[f], truth == CLASS_IDS[f])["dice"] for f in FEATURES}
 
 
-def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, phantom,
-                                                     tmp_path):
+def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, phantom, tmp_path):
     path, truth = phantom
     shots = DOCS if os.environ.get("TOMOSCRIBE_SCREENSHOTS") else tmp_path / "shots"
     viewer = make_napari_viewer()
@@ -90,8 +92,9 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
 
     rng = np.random.default_rng(0)
     for feature in FEATURES:
-        pos, neg, painted = simulate_annotator(truth, CLASS_IDS[feature], rng,
-                                               n_positive=10, n_negative=40)
+        pos, neg, painted = simulate_annotator(
+            truth, CLASS_IDS[feature], rng, n_positive=10, n_negative=40
+        )
         widget.start_feature(feature)
         for centre in pos:
             widget.add_box(centre, positive=True)
@@ -106,7 +109,7 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
         assert widget.losses[-1]["train_loss"] < widget.losses[0]["train_loss"]
         if feature == "membrane":
             _shoot(viewer, shots, "3-train")
-            _wait(qtbot, widget.preview())            # the displayed slice
+            _wait(qtbot, widget.preview())  # the displayed slice
             z = int(pos[0][0])
             layer = viewer.layers["membrane preview"]
             assert layer.translate[0] == pytest.approx(z * 10.0)  # drawn on that slice
@@ -137,27 +140,84 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
     session, cli = tmp_path / "session", tmp_path / "cli"
     cli.mkdir()
     for feature in FEATURES:
-        assert main(["trainset", str(path), "-f", feature, "--boxes",
-                     str(session / f"{feature}_boxes.csv"), "--painted",
-                     str(session / f"{feature}_painted.mrc"), "--negative-copies", "2",
-                     "-o", str(cli / f"{feature}.trainset")]) == 0
+        assert (
+            main(
+                [
+                    "trainset",
+                    str(path),
+                    "-f",
+                    feature,
+                    "--boxes",
+                    str(session / f"{feature}_boxes.csv"),
+                    "--painted",
+                    str(session / f"{feature}_painted.mrc"),
+                    "--negative-copies",
+                    "2",
+                    "-o",
+                    str(cli / f"{feature}.trainset"),
+                ]
+            )
+            == 0
+        )
         ours = load_training_set(session / f"{feature}.trainset")
         theirs = load_training_set(cli / f"{feature}.trainset")
         assert np.array_equal(ours.tiles, theirs.tiles)
         assert np.array_equal(ours.masks, theirs.masks)
     # One feature is trained again on the command line (the other's model is the
     # viewer's, to keep the test short): the same weights, bit for bit.
-    assert main(["train", str(cli / "membrane.trainset"), "-o", str(cli / "membrane.tsm"),
-                 "--validation", "0", "--epochs", str(EPOCHS), "--device", "cpu", "-q"]) == 0
-    ours, theirs = (load_model(p).network.state_dict()
-                    for p in (session / "membrane.tsm", cli / "membrane.tsm"))
+    assert (
+        main(
+            [
+                "train",
+                str(cli / "membrane.trainset"),
+                "-o",
+                str(cli / "membrane.tsm"),
+                "--validation",
+                "0",
+                "--epochs",
+                str(EPOCHS),
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    ours, theirs = (
+        load_model(p).network.state_dict() for p in (session / "membrane.tsm", cli / "membrane.tsm")
+    )
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     models = [cli / "membrane.tsm", session / "blob.tsm"]
-    assert main(["segment", str(path), "-o", str(cli / "maps"), "--device", "cpu", "-q",
-                 *[a for m in models for a in ("-m", str(m))]]) == 0
-    assert main(["merge", *[str(cli / "maps" / f"tomo_{f}.mrc") for f in FEATURES],
-                 "-o", str(cli / "labels.mrc"), "--threshold", "1", "-q",
-                 *[a for f in FEATURES for a in ("--weight", f"{f}={1 / THRESHOLDS[f]}")]]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                str(path),
+                "-o",
+                str(cli / "maps"),
+                "--device",
+                "cpu",
+                "-q",
+                *[a for m in models for a in ("-m", str(m))],
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "merge",
+                *[str(cli / "maps" / f"tomo_{f}.mrc") for f in FEATURES],
+                "-o",
+                str(cli / "labels.mrc"),
+                "--threshold",
+                "1",
+                "-q",
+                *[a for f in FEATURES for a in ("--weight", f"{f}={1 / THRESHOLDS[f]}")],
+            ]
+        )
+        == 0
+    )
     cli_labels = read_volume(cli / "labels.mrc").load(np.uint8)
     cli_legend = json.loads((cli / "labels.mrc.legend.json").read_text())
     cli_dice = _dice(cli_labels, cli_legend, truth)
@@ -167,6 +227,5 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
         assert viewer_dice[feature] > 0.5, viewer_dice
     assert np.mean(labels == cli_labels) > 0.99
     # pick on the command line's map, with the sizes its legend learned from the painting
-    assert main(["pick", str(cli / "labels.mrc"), "-f", "blob", "-o",
-                 str(cli / "blobs.star")]) == 0
+    assert main(["pick", str(cli / "labels.mrc"), "-f", "blob", "-o", str(cli / "blobs.star")]) == 0
     assert abs(len(read_particles(cli / "blobs.star")) - len(table)) <= 1

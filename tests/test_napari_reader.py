@@ -19,18 +19,31 @@ pytestmark = pytest.mark.napari
 
 def test_tomogram_label_map_and_picks_line_up_in_angstroms(make_napari_viewer, tmp_path):
     rng = np.random.default_rng(0)
-    tomogram = Volume(rng.normal(size=(8, 32, 48)).astype(np.float32), (12.0, 12.0, 15.0),
-                      origin_A=(120.0, 240.0, 30.0))
+    tomogram = Volume(
+        rng.normal(size=(8, 32, 48)).astype(np.float32),
+        (12.0, 12.0, 15.0),
+        origin_A=(120.0, 240.0, 30.0),
+    )
     write_volume(tmp_path / "tomo.mrc", tomogram)
     labels = np.zeros((8, 32, 48), np.uint8)
     labels[2:5, 10:20, 10:30] = 2
     write_volume(tmp_path / "labels.mrc", tomogram.with_data(labels))
-    legend = {"0": {"name": "background", "colour": "#000000"},
-              "1": {"name": "membrane", "colour": "#e6194b"},
-              "2": {"name": "ribosome", "colour": "#3cb44b"}}
+    legend = {
+        "0": {"name": "background", "colour": "#000000"},
+        "1": {"name": "membrane", "colour": "#e6194b"},
+        "2": {"name": "ribosome", "colour": "#3cb44b"},
+    }
     (tmp_path / "labels.mrc.legend.json").write_text(json.dumps(legend))
-    picks = pd.DataFrame({"x": [5.0, 40.0], "y": [3.0, 30.0], "z": [1.0, 6.0],
-                          "rot": [10.0, 20.0], "tilt": [30.0, 40.0], "psi": [50.0, 60.0]})
+    picks = pd.DataFrame(
+        {
+            "x": [5.0, 40.0],
+            "y": [3.0, 30.0],
+            "z": [1.0, 6.0],
+            "rot": [10.0, 20.0],
+            "tilt": [30.0, 40.0],
+            "psi": [50.0, 60.0],
+        }
+    )
     write_particles(tmp_path / "picks.star", picks, 12.0, (8, 32, 48), "ribosome", "tomo")
 
     viewer = make_napari_viewer()
@@ -41,19 +54,25 @@ def test_tomogram_label_map_and_picks_line_up_in_angstroms(make_napari_viewer, t
     assert image.translate.tolist() == [30.0, 240.0, 120.0]
     assert isinstance(label_layer, napari.layers.Labels)
     assert label_layer.metadata["legend"]["2"]["name"] == "ribosome"
-    np.testing.assert_allclose(label_layer.colormap.map(2)[:3],
-                               [0x3c / 255, 0xb4 / 255, 0x4b / 255], atol=0.01)
+    np.testing.assert_allclose(
+        label_layer.colormap.map(2)[:3], [0x3C / 255, 0xB4 / 255, 0x4B / 255], atol=0.01
+    )
     np.testing.assert_allclose(points.data, picks[["z", "y", "x"]].to_numpy(), atol=1e-3)
     assert points.features["tilt"].tolist() == pytest.approx([30.0, 40.0])
     assert points.scale.tolist() == [12.0, 12.0, 12.0]  # the STAR file's pixel size
 
 
 def test_multiscale_ome_zarr_opens_every_level(make_napari_viewer, tmp_path):
-    from tomoscribe.io import create_volume
     from tomoscribe.core.legend import Legend
+    from tomoscribe.io import create_volume
 
-    with create_volume(tmp_path / "labels.zarr", (16, 64, 64), np.uint8, (10.0, 10.0, 10.0),
-                       legend=Legend.from_features(["membrane"])) as out:
+    with create_volume(
+        tmp_path / "labels.zarr",
+        (16, 64, 64),
+        np.uint8,
+        (10.0, 10.0, 10.0),
+        legend=Legend.from_features(["membrane"]),
+    ) as out:
         out[...] = 1
     viewer = make_napari_viewer()
     [layer] = viewer.open(tmp_path / "labels.zarr", plugin="tomoscribe")

@@ -21,8 +21,15 @@ from tomoscribe.segment.network import ArchitectureSpec, build_network
 from tomoscribe.volume import Volume
 
 
-@pytest.mark.parametrize("name,role", [("unet3000", "feature"), ("resnet3d", "feature"),
-                                       ("chen2017", "classifier"), ("", "autoencoder")])
+@pytest.mark.parametrize(
+    "name,role",
+    [
+        ("unet3000", "feature"),
+        ("resnet3d", "feature"),
+        ("chen2017", "classifier"),
+        ("", "autoencoder"),
+    ],
+)
 def test_unknown_names_are_refused_in_one_sentence_naming_the_argument(name, role):
     with pytest.raises(ParameterError) as caught:
         build(name, role, box=16, classes=2)
@@ -33,8 +40,11 @@ def test_unknown_names_are_refused_in_one_sentence_naming_the_argument(name, rol
 
 
 def test_every_catalogue_module_registers_its_architectures_once():
-    registered = [a.name for m in catalogue.MODULES for a in
-                  __import__(f"tomoscribe.nets.{m}", fromlist=["x"]).ARCHITECTURES]
+    registered = [
+        a.name
+        for m in catalogue.MODULES
+        for a in __import__(f"tomoscribe.nets.{m}", fromlist=["x"]).ARCHITECTURES
+    ]
     assert len(registered) == len(set(registered)) >= 8
     assert set(registered) == {n for role in registry.ROLES for n in names(role)}
     assert names("feature") == ("chen2017", "chen2017-2.5d", "unet")
@@ -47,8 +57,11 @@ def test_every_catalogue_module_registers_its_architectures_once():
 def test_the_engine_and_model_files_read_the_contract():
     chen = ArchitectureSpec("chen2017")
     assert chen.contract == architecture("chen2017", "feature").contract
-    assert (chen.contract.output_stride, chen.contract.input_multiple,
-            chen.contract.receptive_radius) == (2, 2, 40)
+    assert (
+        chen.contract.output_stride,
+        chen.contract.input_multiple,
+        chen.contract.receptive_radius,
+    ) == (2, 2, 40)
     assert ArchitectureSpec("unet").contract.output_stride == 1
     network = build_network(chen)
     assert not hasattr(network, "output_stride")  # the contract is the one place
@@ -59,8 +72,9 @@ class ToyClassifier(nn.Module):
 
     def __init__(self, box: int, classes: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(),
-                                  nn.AdaptiveMaxPool3d(1), nn.Flatten())
+        self.body = nn.Sequential(
+            nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool3d(1), nn.Flatten()
+        )
         self.penultimate = 4
         self.head = nn.Linear(4, classes)
 
@@ -83,12 +97,13 @@ def test_a_registered_toy_architecture_trains_saves_and_loads(tmp_path, monkeypa
     toy = Architecture("toy3d", "classifier", ToyClassifier, Contract(), "a test's toy")
     monkeypatch.setitem(registry._REGISTRY, "toy3d", toy)
     volumes, labels = _bright_centres()
-    params = ClassifierParams(epochs=15, batch_size=8, learning_rate=0.01, seed=3,
-                              augment=False)
-    trained = train_classifier(volumes, labels, ["plain", "bright"], "toy3d", params, 9.0,
-                               device="cpu")
-    again = train_classifier(volumes, labels, ["plain", "bright"], "toy3d", params, 9.0,
-                             device="cpu")
+    params = ClassifierParams(epochs=15, batch_size=8, learning_rate=0.01, seed=3, augment=False)
+    trained = train_classifier(
+        volumes, labels, ["plain", "bright"], "toy3d", params, 9.0, device="cpu"
+    )
+    again = train_classifier(
+        volumes, labels, ["plain", "bright"], "toy3d", params, 9.0, device="cpu"
+    )
     history = trained.metadata["training"]["history"]
     assert [h["epoch"] for h in history] == list(range(1, 16))
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
@@ -98,8 +113,9 @@ def test_a_registered_toy_architecture_trains_saves_and_loads(tmp_path, monkeypa
     save_classifier(tmp_path / "toy.tsc", trained)
     loaded = load_classifier(tmp_path / "toy.tsc")
     assert isinstance(loaded.network, ToyClassifier) and loaded.arch == "toy3d"
-    np.testing.assert_array_equal(predict(loaded, volumes, device="cpu"),
-                                  predict(trained, volumes, device="cpu"))
+    np.testing.assert_array_equal(
+        predict(loaded, volumes, device="cpu"), predict(trained, volumes, device="cpu")
+    )
     monkeypatch.delitem(registry._REGISTRY, "toy3d")
     with pytest.raises(ModelFileError, match="unknown architecture .toy3d."):
         load_classifier(tmp_path / "toy.tsc")
@@ -120,12 +136,16 @@ class _MultipleOfEight(nn.Module):
 
 
 def test_the_engine_pads_and_haloes_as_a_new_contract_says(tmp_path, monkeypatch):
-    toy = Architecture("toy-mean", "feature", _MultipleOfEight,
-                       Contract(input_multiple=8, receptive_radius=1), "3×3 mean")
+    toy = Architecture(
+        "toy-mean",
+        "feature",
+        _MultipleOfEight,
+        Contract(input_multiple=8, receptive_radius=1),
+        "3×3 mean",
+    )
     monkeypatch.setitem(registry._REGISTRY, "toy-mean", toy)
     spec = ArchitectureSpec("toy-mean")
-    save_model(tmp_path / "m.tsm", FeatureModel(build_network(spec).eval(), spec, "f",
-                                                10.0, 0.5))
+    save_model(tmp_path / "m.tsm", FeatureModel(build_network(spec).eval(), spec, "f", 10.0, 0.5))
     model = load_model(tmp_path / "m.tsm")
     data = np.random.default_rng(0).normal(size=(2, 37, 45)).astype(np.float32) * 0.1
     (out,) = segment_array(Volume(data, (10.0,) * 3), [model], device="cpu")
@@ -138,11 +158,16 @@ def test_divergence_is_a_training_error_naming_the_learning_rate():
     dropped = []
     losses = iter([1.0, math.nan])
     with pytest.raises(TrainingError, match="epoch 2") as caught:
-        run_epochs(5, lambda epoch: {"loss": next(losses)},
-                   on_divergence=lambda: dropped.append(True))
+        run_epochs(
+            5, lambda epoch: {"loss": next(losses)}, on_divergence=lambda: dropped.append(True)
+        )
     assert caught.value.parameter == "learning_rate" and dropped == [True]
     seen = []
-    history = run_epochs(3, lambda epoch: {"loss": float(epoch)}, first_epoch=1,
-                         history=[{"epoch": 1, "loss": 0.0}],
-                         after_epoch=lambda done, h: seen.append((done, len(h))))
+    history = run_epochs(
+        3,
+        lambda epoch: {"loss": float(epoch)},
+        first_epoch=1,
+        history=[{"epoch": 1, "loss": 0.0}],
+        after_epoch=lambda done, h: seen.append((done, len(h))),
+    )
     assert [h["epoch"] for h in history] == [1, 2, 3] and seen == [(2, 2), (3, 3)]

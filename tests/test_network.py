@@ -5,14 +5,14 @@ import torch.nn.functional as F
 from tomoscribe.errors import ParameterError
 from tomoscribe.nets.chen2017 import Chen2017
 from tomoscribe.nets.fftconv import fft_conv2d
-from tomoscribe.segment.network import (ArchitectureSpec, build_network,
-                                        count_parameters)
+from tomoscribe.segment.network import ArchitectureSpec, build_network, count_parameters
 
 
 def test_default_architecture_has_the_papers_parameter_count():
     network = build_network(ArchitectureSpec())
-    assert count_parameters(network) == (40 * 15 * 15 + 40 + 40 * 40 * 15 * 15 + 40
-                                         + 40 * 15 * 15 + 1)
+    assert count_parameters(network) == (
+        40 * 15 * 15 + 40 + 40 * 40 * 15 * 15 + 40 + 40 * 15 * 15 + 1
+    )
 
 
 def test_2p5d_variant_takes_context_channels():
@@ -33,7 +33,8 @@ def test_output_activation_is_min_one():
     network = Chen2017()
     with torch.no_grad():
         for conv in (network.conv1, network.conv2, network.conv3):
-            conv.weight.zero_(); conv.bias.zero_()
+            conv.weight.zero_()
+            conv.bias.zero_()
         network.conv3.bias.fill_(3.0)
         assert float(network(torch.zeros(1, 1, 8, 8)).max()) == 1.0
         network.conv3.bias.fill_(-2.0)
@@ -56,8 +57,9 @@ def test_fft_convolution_equals_direct_convolution_and_its_gradients(shape):
         assert float((a - b).abs().max() / a.abs().max()) < 1e-4
     # Weights only (the network's first layer: its input needs no gradient).
     x_fixed = x.detach()
-    w_direct = torch.autograd.grad(F.conv2d(x_fixed, weight, bias, padding=7).square().sum(),
-                                   weight)
+    w_direct = torch.autograd.grad(
+        F.conv2d(x_fixed, weight, bias, padding=7).square().sum(), weight
+    )
     w_fast = torch.autograd.grad(fft_conv2d(x_fixed, weight, bias, 7).square().sum(), weight)
     assert float((w_direct[0] - w_fast[0]).abs().max() / w_direct[0].abs().max()) < 1e-4
 

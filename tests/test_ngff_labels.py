@@ -19,11 +19,13 @@ def _maps(tmp_path):
     the nearest voxel (every second one) never is."""
     rng = np.random.default_rng(1)
     coarse = rng.integers(0, 3, size=(10, 18, 17)).astype(np.uint8)  # 0, 1, 2
-    fine = np.kron(coarse, np.ones((2, 2, 2), np.uint8))[:, :35, :]   # odd y edge
+    fine = np.kron(coarse, np.ones((2, 2, 2), np.uint8))[:, :35, :]  # odd y edge
     fine[::2, ::2, ::2] = (fine[::2, ::2, ::2] + 1) % 3
     for i, name in ((1, "membrane"), (2, "ribosome")):
-        write_volume(tmp_path / f"{name}.mrc",
-                     Volume((fine == i).astype(np.float32), 8.0, (80.0, 40.0, 16.0)))
+        write_volume(
+            tmp_path / f"{name}.mrc",
+            Volume((fine == i).astype(np.float32), 8.0, (80.0, 40.0, 16.0)),
+        )
     return coarse, fine
 
 
@@ -33,8 +35,22 @@ def test_merge_writes_ngff_labels_that_ome_zarr_reads_at_each_scale(tmp_path):
 
     coarse, noisy = _maps(tmp_path)
     out = tmp_path / "labels.zarr"
-    assert main(["merge", str(tmp_path / "membrane.mrc"), str(tmp_path / "ribosome.mrc"),
-                 "--names", "membrane,ribosome", "--threshold", "0.5", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "merge",
+                str(tmp_path / "membrane.mrc"),
+                str(tmp_path / "ribosome.mrc"),
+                "--names",
+                "membrane,ribosome",
+                "--threshold",
+                "0.5",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     legend = json.loads((tmp_path / "labels.zarr.legend.json").read_text())
 
     nodes = list(reader.Reader(parse_url(str(out)))())
@@ -55,7 +71,7 @@ def test_merge_writes_ngff_labels_that_ome_zarr_reads_at_each_scale(tmp_path):
     colours = label.metadata["color"]
     for key in ("1", "2"):
         hexcolour = legend[key]["colour"].lstrip("#")
-        rgb = [int(hexcolour[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        rgb = [int(hexcolour[i : i + 2], 16) / 255 for i in (0, 2, 4)]
         np.testing.assert_allclose(colours[int(key)][:3], rgb)
     assert label.metadata["properties"][1]["feature"] == "membrane"
     # our own reader still opens the full-resolution map with its grid
@@ -66,9 +82,9 @@ def test_merge_writes_ngff_labels_that_ome_zarr_reads_at_each_scale(tmp_path):
 
 def test_mode_downsampling_lets_features_win_ties():
     block = np.zeros((2, 2, 2), np.uint8)
-    block[0] = 5                      # 4 of 8 voxels: a tie with background
+    block[0] = 5  # 4 of 8 voxels: a tie with background
     assert mode_downsample(block)[0, 0, 0] == 5
-    block[1, 0] = 7                   # 4 × 5, 2 × 7, 2 × 0
+    block[1, 0] = 7  # 4 × 5, 2 × 7, 2 × 0
     assert mode_downsample(block)[0, 0, 0] == 5
 
 
@@ -80,9 +96,14 @@ def test_vesicles_writes_ngff_labels_too(tmp_path):
     labels = np.zeros((40, 64, 64), np.uint8)
     labels[20, 10:50, 10:50] = 1
     write_volume(tmp_path / "m.mrc", Volume(labels, 10.0))
-    (tmp_path / "m.mrc.legend.json").write_text(json.dumps(
-        {"0": {"name": "background", "colour": "#000000"},
-         "1": {"name": "membrane", "colour": "#00ff00"}}))
+    (tmp_path / "m.mrc.legend.json").write_text(
+        json.dumps(
+            {
+                "0": {"name": "background", "colour": "#000000"},
+                "1": {"name": "membrane", "colour": "#00ff00"},
+            }
+        )
+    )
     out = tmp_path / "closed.zarr"
     assert main(["vesicles", str(tmp_path / "m.mrc"), "-o", str(out)]) == 0
     nodes = list(reader.Reader(parse_url(str(out)))())
@@ -97,9 +118,16 @@ def test_older_ome_zarr_files_still_read(tmp_path):
     group = open_group(tmp_path / "old.zarr", mode="w")
     data = np.arange(4 * 5 * 6, dtype=np.uint8).reshape(4, 5, 6)
     create_array(group, "0", data.shape, data.dtype, (2, 5, 6))[...] = data
-    group.attrs["multiscales"] = [{"version": "0.4", "name": "old", "axes": [
-        {"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"], "datasets": [
-        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1]}]}]}]
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "name": "old",
+            "axes": [{"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"],
+            "datasets": [
+                {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1]}]}
+            ],
+        }
+    ]
     assert (tmp_path / "old.zarr" / "0" / "0.0.0").is_file()
     volume = read_volume(tmp_path / "old.zarr")
     np.testing.assert_array_equal(volume.load(), data)

@@ -53,8 +53,9 @@ def test_an_existing_output_folder_keeps_the_users_files(tomo, tmp_path, monkeyp
         assert mrc.data.mean() == pytest.approx(0.0, abs=1e-5)  # normalised: rewritten
 
 
-def test_a_users_file_of_an_output_name_stops_the_folder_before_any_change(tomo, tmp_path,
-                                                                           monkeypatch):
+def test_a_users_file_of_an_output_name_stops_the_folder_before_any_change(
+    tomo, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     parts = tmp_path / "parts"
     parts.mkdir()
@@ -95,19 +96,38 @@ def test_segment_creates_its_output_folder(tomo, tmp_path):
 
     network = build_network(ArchitectureSpec())
     network.initialise(torch.Generator().manual_seed(0), 0.05)
-    save_model(tmp_path / "m.tsm", FeatureModel(network.eval(), ArchitectureSpec(),
-                                                "membrane", 10.0, 0.5))
-    assert main(["segment", str(tomo), "-m", str(tmp_path / "m.tsm"), "-o",
-                 str(tmp_path / "maps"), "-q"]) == 0
+    save_model(
+        tmp_path / "m.tsm", FeatureModel(network.eval(), ArchitectureSpec(), "membrane", 10.0, 0.5)
+    )
+    assert (
+        main(
+            [
+                "segment",
+                str(tomo),
+                "-m",
+                str(tmp_path / "m.tsm"),
+                "-o",
+                str(tmp_path / "maps"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "maps" / "t_membrane.mrc").is_file()
 
 
 def test_a_second_writer_is_refused_with_the_first_named(tomo, tmp_path, capsys):
     out = tmp_path / "p.mrc"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from tomoscribe.locks import output_lock\n"
-         f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from tomoscribe.locks import output_lock\n"
+            f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 2
@@ -141,7 +161,12 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next(tomo, tmp_path):
     assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0
     assert not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        MANIFEST_NAME, "p.mrc", "p.mrc.json", "picks.csv", "t.mrc"]
+        MANIFEST_NAME,
+        "p.mrc",
+        "p.mrc.json",
+        "picks.csv",
+        "t.mrc",
+    ]
 
 
 def test_an_error_inside_a_writer_leaves_nothing(tmp_path):
@@ -161,8 +186,9 @@ def test_an_error_inside_a_writer_leaves_nothing(tmp_path):
 def _mount_tmpfs(where: Path, size: str, read_only: bool = False) -> bool:
     where.mkdir()
     options = f"size={size}" + (",ro" if read_only else "")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                          capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True
+    )
     return done.returncode == 0
 
 
@@ -175,20 +201,24 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
-@pytest.mark.parametrize("command", [
-    ["preprocess", "{tomo}", "-o", "{disk}/p.mrc", "-q"],
-    ["merge", "{tomo}", "--names", "x", "-o", "{disk}/labels.mrc", "-q"],
-    ["preprocess", "{tomo}", "-o", "{disk}/p.zarr", "-q"],
-    ["extract", "{tomo}", "{picks}", "-o", "{disk}/parts", "--box", "24"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["preprocess", "{tomo}", "-o", "{disk}/p.mrc", "-q"],
+        ["merge", "{tomo}", "--names", "x", "-o", "{disk}/labels.mrc", "-q"],
+        ["preprocess", "{tomo}", "-o", "{disk}/p.zarr", "-q"],
+        ["extract", "{tomo}", "{picks}", "-o", "{disk}/parts", "--box", "24"],
+    ],
+)
 def test_a_full_disk_is_one_sentence_and_leaves_nothing(command, tmp_path, small_disk):
     data = np.random.default_rng(0).normal(size=(40, 64, 64))  # 640 KB of float32
     tomo = _user_mrc(tmp_path / "big.mrc", data)
     picks = tmp_path / "picks.csv"
     picks.write_text("".join(["x,y,z\n"] + [f"32,32,{z}\n" for z in range(12, 30, 2)]))
     argv = [a.format(tomo=tomo, disk=small_disk, picks=picks) for a in command]
-    done = subprocess.run([sys.executable, "-c", _CLI, *argv], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _CLI, *argv], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2, done.stderr  # not SIGBUS (-7), not a traceback
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
@@ -203,8 +233,20 @@ def test_a_read_only_folder_is_refused_before_any_work(tomo, tmp_path, capsys):
     try:
         assert main(["preprocess", str(tomo), "-o", str(where / "p.mrc"), "-q"]) == 2
         assert "read-only" in capsys.readouterr().err
-        assert main(["extract", str(tomo), str(tmp_path / "picks.csv"), "-o",
-                     str(where / "parts"), "--box", "8"]) == 2
+        assert (
+            main(
+                [
+                    "extract",
+                    str(tomo),
+                    str(tmp_path / "picks.csv"),
+                    "-o",
+                    str(where / "parts"),
+                    "--box",
+                    "8",
+                ]
+            )
+            == 2
+        )
         assert "read-only" in capsys.readouterr().err
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
@@ -220,16 +262,34 @@ def test_two_segment_runs_on_one_output_never_mix(tmp_path):
 
     network = build_network(ArchitectureSpec())
     network.initialise(torch.Generator().manual_seed(0), 0.05)
-    save_model(tmp_path / "m.tsm", FeatureModel(network.eval(), ArchitectureSpec(),
-                                                "membrane", 10.0, 0.5))
+    save_model(
+        tmp_path / "m.tsm", FeatureModel(network.eval(), ArchitectureSpec(), "membrane", 10.0, 0.5)
+    )
     rng = np.random.default_rng(1)
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         _user_mrc(tmp_path / name / "t.mrc", rng.normal(size=(16, 96, 96)))
-    runs = [subprocess.Popen([sys.executable, "-c", _CLI, "segment",
-                              str(tmp_path / name / "t.mrc"), "-m", str(tmp_path / "m.tsm"),
-                              "-o", str(tmp_path / "maps"), "-q", "--slab-slices", "1"],
-                             stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _CLI,
+                "segment",
+                str(tmp_path / name / "t.mrc"),
+                "-m",
+                str(tmp_path / "m.tsm"),
+                "-o",
+                str(tmp_path / "maps"),
+                "-q",
+                "--slab-slices",
+                "1",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
     codes = [run.wait(timeout=300) for run in runs]
     errors = [run.stderr.read() for run in runs]
     assert sorted(codes) == [0, 2] or codes == [0, 0], (codes, errors)
@@ -239,11 +299,26 @@ def test_two_segment_runs_on_one_output_never_mix(tmp_path):
     winner = "ab"[codes.index(0)] if codes != [0, 0] else None
     result = (tmp_path / "maps" / "t_membrane.mrc").read_bytes()
     if winner is None:  # one ran after the other: the second replaced the first's output
-        winner = json.loads((tmp_path / "maps" / "t_membrane.mrc.json").read_text())[
-            "inputs"][0]["path"].split(os.sep)[-2]
+        winner = json.loads((tmp_path / "maps" / "t_membrane.mrc.json").read_text())["inputs"][0][
+            "path"
+        ].split(os.sep)[-2]
     alone = tmp_path / "alone"
-    assert main(["segment", str(tmp_path / winner / "t.mrc"), "-m", str(tmp_path / "m.tsm"),
-                 "-o", str(alone), "-q", "--slab-slices", "1"]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                str(tmp_path / winner / "t.mrc"),
+                "-m",
+                str(tmp_path / "m.tsm"),
+                "-o",
+                str(alone),
+                "-q",
+                "--slab-slices",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (alone / "t_membrane.mrc").read_bytes() == result
 
 
@@ -255,8 +330,9 @@ def test_too_little_free_space_is_refused_before_any_work(tomo, tmp_path, capsys
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
-    monkeypatch.setattr(preprocess_module, "preprocess_into",
-                        lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(
+        preprocess_module, "preprocess_into", lambda *a, **k: pytest.fail("work started")
+    )
     assert main(["preprocess", str(tomo), "-o", str(tmp_path / "p.mrc"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "need about 110.6 KB but only 1.0 KB is free" in err, err

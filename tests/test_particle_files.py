@@ -12,8 +12,13 @@ from tomoscribe.cli.app import main
 from tomoscribe.errors import InputFileError, ParameterError
 from tomoscribe.io import write_volume
 from tomoscribe.io.formats import formats
-from tomoscribe.io.particles import (read_particles, select_tomogram, tomogram_name,
-                                     tomogram_stem, write_particles)
+from tomoscribe.io.particles import (
+    read_particles,
+    select_tomogram,
+    tomogram_name,
+    tomogram_stem,
+    write_particles,
+)
 from tomoscribe.volume import Volume
 
 R5 = "formats/relion5_project"
@@ -55,8 +60,13 @@ def test_relion5_refine_positions_with_origins(shared_data):
     # RELION: position = centred coordinate + size/2 · tilt-series pixel − origin shift (Å).
     size = {"TS_01": np.array([84, 136, 44.0]), "TS_02": np.array([84, 136, 44.0])}
     for i, row in raw.iterrows():
-        centred = row[["rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst",
-                       "rlnCenteredCoordinateZAngst"]].to_numpy(float)
+        centred = row[
+            [
+                "rlnCenteredCoordinateXAngst",
+                "rlnCenteredCoordinateYAngst",
+                "rlnCenteredCoordinateZAngst",
+            ]
+        ].to_numpy(float)
         origin = row[["rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst"]].to_numpy(float)
         expected = (centred + size[row["rlnTomoName"]] / 2 * 10.52 - origin) / 10.52
         assert np.allclose(table.loc[i, ["x", "y", "z"]].to_numpy(float), expected, atol=1e-6)
@@ -69,19 +79,41 @@ def test_pixel_sizes_from_optics_detector_and_pytom(tmp_path, shared_data):
     warp = read_particles(shared_data / "formats" / "star" / "warp_particles_a.star")
     assert warp["voxel_size_A"].iloc[0] == pytest.approx(1.96)  # 1.96 µm·1e4/10000
     # pytom-match-pick: rlnDetectorPixelSize without a magnification
-    starfile.write({"particles": pd.DataFrame({
-        "rlnCoordinateX": [10.0], "rlnCoordinateY": [20.0], "rlnCoordinateZ": [30.0],
-        "rlnDetectorPixelSize": [13.7], "rlnMicrographName": ["tomo_a.mrc"]})},
-        tmp_path / "pytom.star")
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnCoordinateX": [10.0],
+                    "rlnCoordinateY": [20.0],
+                    "rlnCoordinateZ": [30.0],
+                    "rlnDetectorPixelSize": [13.7],
+                    "rlnMicrographName": ["tomo_a.mrc"],
+                }
+            )
+        },
+        tmp_path / "pytom.star",
+    )
     assert read_particles(tmp_path / "pytom.star")["voxel_size_A"].iloc[0] == pytest.approx(13.7)
     # RELION 4: optics block tilt-series pixel size by optics group
-    starfile.write({"optics": pd.DataFrame({"rlnOpticsGroup": [1, 2],
-                                            "rlnTomoTiltSeriesPixelSize": [2.5, 2.5]}),
-                    "particles": pd.DataFrame({"rlnCoordinateX": [100.0, 50.0],
-                                               "rlnCoordinateY": 0.0, "rlnCoordinateZ": 0.0,
-                                               "rlnOriginXAngst": [5.0, -2.5],
-                                               "rlnOriginYAngst": 0.0, "rlnOriginZAngst": 0.0,
-                                               "rlnOpticsGroup": [1, 2]})}, tmp_path / "r4.star")
+    starfile.write(
+        {
+            "optics": pd.DataFrame(
+                {"rlnOpticsGroup": [1, 2], "rlnTomoTiltSeriesPixelSize": [2.5, 2.5]}
+            ),
+            "particles": pd.DataFrame(
+                {
+                    "rlnCoordinateX": [100.0, 50.0],
+                    "rlnCoordinateY": 0.0,
+                    "rlnCoordinateZ": 0.0,
+                    "rlnOriginXAngst": [5.0, -2.5],
+                    "rlnOriginYAngst": 0.0,
+                    "rlnOriginZAngst": 0.0,
+                    "rlnOpticsGroup": [1, 2],
+                }
+            ),
+        },
+        tmp_path / "r4.star",
+    )
     r4 = read_particles(tmp_path / "r4.star")
     assert r4["voxel_size_A"].iloc[0] == pytest.approx(2.5)
     assert np.allclose(r4["x"], [98.0, 51.0])  # coordinate − origin / pixel
@@ -117,10 +149,13 @@ def test_registry_capabilities():
 
 # --- bad input: one sentence, a TomoscribeError, nothing written -------------------------
 
+
 def test_angles_that_are_not_numbers(tmp_path):
-    (tmp_path / "a.star").write_text("data_particles\nloop_\n_rlnCoordinateX\n_rlnCoordinateY\n"
-                                     "_rlnCoordinateZ\n_rlnAngleRot\n_rlnAngleTilt\n"
-                                     "_rlnAnglePsi\n1 2 3 abc 4 5\n")
+    (tmp_path / "a.star").write_text(
+        "data_particles\nloop_\n_rlnCoordinateX\n_rlnCoordinateY\n"
+        "_rlnCoordinateZ\n_rlnAngleRot\n_rlnAngleTilt\n"
+        "_rlnAnglePsi\n1 2 3 abc 4 5\n"
+    )
     with pytest.raises(InputFileError, match="not all numbers"):
         read_particles(tmp_path / "a.star")
     (tmp_path / "a.csv").write_text("x,y,z,rot,tilt,psi\n1,2,3,x,4,5\n")
@@ -129,8 +164,10 @@ def test_angles_that_are_not_numbers(tmp_path):
 
 
 def test_duplicated_star_columns(tmp_path):
-    (tmp_path / "d.star").write_text("data_particles\nloop_\n_rlnCoordinateX\n_rlnCoordinateY\n"
-                                     "_rlnCoordinateX\n_rlnCoordinateZ\n1 2 3 4\n")
+    (tmp_path / "d.star").write_text(
+        "data_particles\nloop_\n_rlnCoordinateX\n_rlnCoordinateY\n"
+        "_rlnCoordinateX\n_rlnCoordinateZ\n1 2 3 4\n"
+    )
     with pytest.raises(InputFileError, match="twice"):
         read_particles(tmp_path / "d.star")
 
@@ -143,13 +180,16 @@ def test_empty_and_header_only_csv(tmp_path):
     assert len(read_particles(tmp_path / "h.csv")) == 0
 
 
-@pytest.mark.parametrize("point", [
-    {"location": {"x": 1, "y": 2, "z": 3}, "transformation_": 5},
-    {"location": {"x": 1, "y": 2, "z": 3}, "transformation_": [1, 2, 3]},
-    {"location": [1, 2, 3]},
-    {"location": {"x": "a", "y": 2, "z": 3}},
-    {"location": {"x": 1, "y": 2, "z": 3}, "score": [1]},
-])
+@pytest.mark.parametrize(
+    "point",
+    [
+        {"location": {"x": 1, "y": 2, "z": 3}, "transformation_": 5},
+        {"location": {"x": 1, "y": 2, "z": 3}, "transformation_": [1, 2, 3]},
+        {"location": [1, 2, 3]},
+        {"location": {"x": "a", "y": 2, "z": 3}},
+        {"location": {"x": 1, "y": 2, "z": 3}, "score": [1]},
+    ],
+)
 def test_copick_json_with_wrong_shapes(tmp_path, point):
     (tmp_path / "c.json").write_text(json.dumps({"points": [point], "voxel_spacing": 10.0}))
     with pytest.raises(InputFileError):
@@ -161,28 +201,64 @@ def test_missing_pixel_size_where_needed(tmp_path):
     with pytest.raises(ParameterError, match="voxel size"):
         write_particles(tmp_path / "p.json", table, None)
     assert not (tmp_path / "p.json").exists()
-    starfile.write({"particles": pd.DataFrame({
-        "rlnCoordinateX": [1.0], "rlnCoordinateY": [2.0], "rlnCoordinateZ": [3.0],
-        "rlnOriginXAngst": [1.0], "rlnOriginYAngst": [1.0], "rlnOriginZAngst": [1.0]})},
-        tmp_path / "o.star")
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnCoordinateX": [1.0],
+                    "rlnCoordinateY": [2.0],
+                    "rlnCoordinateZ": [3.0],
+                    "rlnOriginXAngst": [1.0],
+                    "rlnOriginYAngst": [1.0],
+                    "rlnOriginZAngst": [1.0],
+                }
+            )
+        },
+        tmp_path / "o.star",
+    )
     with pytest.raises(InputFileError, match="pixel size"):
         read_particles(tmp_path / "o.star")
 
 
 def test_extract_refuses_a_multi_tomogram_file_without_a_match(tmp_path, capsys):
     write_volume(tmp_path / "tomo1_t0.8.mrc", Volume(np.zeros((20, 40, 40), np.float32), 10.0))
-    table = pd.DataFrame({"x": [10.0, 20, 30], "y": 20.0, "z": 10.0,
-                          "tomo_name": ["TS_01", "TS_02", "tomo1_t0.8"]})
+    table = pd.DataFrame(
+        {"x": [10.0, 20, 30], "y": 20.0, "z": 10.0, "tomo_name": ["TS_01", "TS_02", "tomo1_t0.8"]}
+    )
     write_particles(tmp_path / "p.star", table.iloc[:2], 10.0)
     out = tmp_path / "parts"
-    assert main(["extract", str(tmp_path / "tomo1_t0.8.mrc"), str(tmp_path / "p.star"),
-                 "--box", "8", "-o", str(out)]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                str(tmp_path / "tomo1_t0.8.mrc"),
+                str(tmp_path / "p.star"),
+                "--box",
+                "8",
+                "-o",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "TS_01, TS_02" in err and "Traceback" not in err and not out.exists()
     # the file's stem selects its rows (full stem, dots kept)
     write_particles(tmp_path / "q.star", table, 10.0)
-    assert main(["extract", str(tmp_path / "tomo1_t0.8.mrc"), str(tmp_path / "q.star"),
-                 "--box", "8", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                str(tmp_path / "tomo1_t0.8.mrc"),
+                str(tmp_path / "q.star"),
+                "--box",
+                "8",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     kept = read_particles(out / "particles.star")
     assert len(kept) == 1 and kept["x"].iloc[0] == pytest.approx(30.0)
 
@@ -195,12 +271,20 @@ def test_a_format_registered_in_one_place_is_read_everywhere(tmp_path, monkeypat
 
     def read(path, **context):
         x, y, z, label = Path(path).read_text().split()
-        return pd.DataFrame({"x": [float(x)], "y": [float(y)], "z": [float(z)],
-                             "class": [int(label)]})
+        return pd.DataFrame(
+            {"x": [float(x)], "y": [float(y)], "z": [float(z)], "class": [int(label)]}
+        )
 
-    fake = registry.ParticleFormat(name="fake", suffixes=(".fake",), read=read, write=None,
-                                   holds_orientations=False, holds_voxel_size=False,
-                                   holds_several_tomograms=False, holds_scores=False)
+    fake = registry.ParticleFormat(
+        name="fake",
+        suffixes=(".fake",),
+        read=read,
+        write=None,
+        holds_orientations=False,
+        holds_voxel_size=False,
+        holds_several_tomograms=False,
+        holds_scores=False,
+    )
     monkeypatch.setitem(registry._load(), "fake", fake)
     path = tmp_path / "boxes.fake"
     path.write_text("4 5 6 1")

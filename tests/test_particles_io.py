@@ -7,17 +7,28 @@ import pandas as pd
 import pytest
 
 from tomoscribe.errors import InputFileError, ParameterError
-from tomoscribe.io.particles import (check_inside, read_particles, recorded_voxel_size,
-                                     write_particles)
+from tomoscribe.io.particles import (
+    check_inside,
+    read_particles,
+    recorded_voxel_size,
+    write_particles,
+)
 
 
 @pytest.fixture
 def table():
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"x": rng.uniform(0, 99, 6), "y": rng.uniform(0, 79, 6),
-                         "z": rng.uniform(0, 39, 6), "score": rng.uniform(0, 1, 6),
-                         "rot": rng.uniform(-180, 180, 6), "tilt": rng.uniform(1, 179, 6),
-                         "psi": rng.uniform(-180, 180, 6)})
+    return pd.DataFrame(
+        {
+            "x": rng.uniform(0, 99, 6),
+            "y": rng.uniform(0, 79, 6),
+            "z": rng.uniform(0, 39, 6),
+            "score": rng.uniform(0, 1, 6),
+            "rot": rng.uniform(-180, 180, 6),
+            "tilt": rng.uniform(1, 179, 6),
+            "psi": rng.uniform(-180, 180, 6),
+        }
+    )
 
 
 @pytest.mark.parametrize("suffix", [".star", ".csv", ".json", ".mod"])
@@ -38,8 +49,13 @@ def test_star_has_relion3_and_relion5_columns(tmp_path, table):
 
     write_particles(tmp_path / "p.star", table, 10.0, (40, 80, 100), tomo_name="t")
     block = starfile.read(tmp_path / "p.star", always_dict=True)["particles"]
-    assert {"rlnTomoName", "rlnCoordinateX", "rlnCenteredCoordinateXAngst",
-            "rlnAngleRot", "rlnAutopickFigureOfMerit"} <= set(block)
+    assert {
+        "rlnTomoName",
+        "rlnCoordinateX",
+        "rlnCenteredCoordinateXAngst",
+        "rlnAngleRot",
+        "rlnAutopickFigureOfMerit",
+    } <= set(block)
     # RELION 5: (index − size/2) × voxel size.
     assert np.allclose(block["rlnCenteredCoordinateXAngst"], (table["x"] - 50) * 10.0)
     assert np.allclose(block["rlnCenteredCoordinateZAngst"], (table["z"] - 20) * 10.0)

@@ -23,8 +23,12 @@ def _balls(shape, centres, radii):
 
 
 def _grid_centres(rng, n, shape, spacing=22):
-    sites = [(z, y, x) for z in range(16, shape[0] - 15, spacing)
-             for y in range(16, shape[1] - 15, spacing) for x in range(16, shape[2] - 15, spacing)]
+    sites = [
+        (z, y, x)
+        for z in range(16, shape[0] - 15, spacing)
+        for y in range(16, shape[1] - 15, spacing)
+        for x in range(16, shape[2] - 15, spacing)
+    ]
     pick = rng.choice(len(sites), n, replace=False)
     return np.array(sites, float)[pick] + rng.uniform(-1.5, 1.5, (n, 3))
 
@@ -44,17 +48,40 @@ def test_sizes_painted_for_the_model_set_picks_defaults(tmp_path, capsys):
     #    records the painted sizes.
     painted_centres = _grid_centres(np.random.default_rng(4), 12, shape)
     painted = _balls(shape, painted_centres, np.random.default_rng(5).uniform(7.5, 8.5, 12))
-    write_volume(tmp_path / "train.mrc", Volume(np.random.default_rng(6).normal(
-        size=shape).astype(np.float32), 10.0))
+    write_volume(
+        tmp_path / "train.mrc",
+        Volume(np.random.default_rng(6).normal(size=shape).astype(np.float32), 10.0),
+    )
     write_volume(tmp_path / "paint.mrc", Volume(painted.astype(np.uint8), 10.0))
-    boxes = pd.DataFrame({"x": painted_centres[:, 2], "y": painted_centres[:, 1],
-                          "z": painted_centres[:, 0].round(), "label": "positive"})
-    neg = pd.DataFrame({"x": [20.0, 140.0], "y": [140.0, 20.0], "z": [5.0, 60.0],
-                        "label": "negative"})
+    boxes = pd.DataFrame(
+        {
+            "x": painted_centres[:, 2],
+            "y": painted_centres[:, 1],
+            "z": painted_centres[:, 0].round(),
+            "label": "positive",
+        }
+    )
+    neg = pd.DataFrame(
+        {"x": [20.0, 140.0], "y": [140.0, 20.0], "z": [5.0, 60.0], "label": "negative"}
+    )
     pd.concat([boxes, neg]).to_csv(tmp_path / "boxes.csv", index=False)
-    assert main(["trainset", str(tmp_path / "train.mrc"), "-f", "ribosome", "--boxes",
-                 str(tmp_path / "boxes.csv"), "--painted", str(tmp_path / "paint.mrc"),
-                 "-o", str(tmp_path / "ribo.trainset")]) == 0
+    assert (
+        main(
+            [
+                "trainset",
+                str(tmp_path / "train.mrc"),
+                "-f",
+                "ribosome",
+                "--boxes",
+                str(tmp_path / "boxes.csv"),
+                "--painted",
+                str(tmp_path / "paint.mrc"),
+                "-o",
+                str(tmp_path / "ribo.trainset"),
+            ]
+        )
+        == 0
+    )
     record = load_training_set(tmp_path / "ribo.trainset").metadata["painted_size"]
     assert record["n_components"] == 12
     assert 1700 < record["median_voxels"] < 2700
@@ -62,29 +89,76 @@ def test_sizes_painted_for_the_model_set_picks_defaults(tmp_path, capsys):
     # 2. The model carries it into segment's provenance; merge puts it in the legend.
     write_volume(tmp_path / "tomo1_ribosome.mrc", Volume(labels.astype(np.float32) * 2, 10.0))
     write_volume(tmp_path / "tomo1.mrc", Volume(np.zeros(shape, np.float32), 10.0))
-    write_provenance(tmp_path / "tomo1_ribosome.mrc", "segment", {"feature": "ribosome"},
-                     [tmp_path / "tomo1.mrc"], extra={"feature": "ribosome",
-                                                      "painted_size": record})
-    assert main(["merge", str(tmp_path / "tomo1_ribosome.mrc"), "-o",
-                 str(tmp_path / "tomo1_t0.8.mrc"), "--threshold", "0.8", "-q"]) == 0
+    write_provenance(
+        tmp_path / "tomo1_ribosome.mrc",
+        "segment",
+        {"feature": "ribosome"},
+        [tmp_path / "tomo1.mrc"],
+        extra={"feature": "ribosome", "painted_size": record},
+    )
+    assert (
+        main(
+            [
+                "merge",
+                str(tmp_path / "tomo1_ribosome.mrc"),
+                "-o",
+                str(tmp_path / "tomo1_t0.8.mrc"),
+                "--threshold",
+                "0.8",
+                "-q",
+            ]
+        )
+        == 0
+    )
     legend = json.loads((tmp_path / "tomo1_t0.8.mrc.legend.json").read_text())
     assert legend["1"]["painted_size"]["n_components"] == 12
 
     # 3. pick with no size flags keeps the ribosomes and drops the small complexes.
     out = tmp_path / "ribo.star"
-    assert main(["pick", str(tmp_path / "tomo1_t0.8.mrc"), "-f", "ribosome", "-o", str(out),
-                 "-o", str(tmp_path / "ribo.csv"), "--edge", "0"]) == 0
+    assert (
+        main(
+            [
+                "pick",
+                str(tmp_path / "tomo1_t0.8.mrc"),
+                "-f",
+                "ribosome",
+                "-o",
+                str(out),
+                "-o",
+                str(tmp_path / "ribo.csv"),
+                "--edge",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "sizes from the annotation" in capsys.readouterr().out
     table = read_particles(out, 10.0, shape)
     scores = match_picks(table[["z", "y", "x"]].to_numpy(), ribo, 4.0)
     assert scores["precision"] >= 0.95 and scores["recall"] >= 0.95
     csv = pd.read_csv(tmp_path / "ribo.csv")
-    assert csv.size_voxels.min() > 1500            # reported per pick
-    assert "size_voxels" in table                 # and read back from the STAR file
+    assert csv.size_voxels.min() > 1500  # reported per pick
+    assert "size_voxels" in table  # and read back from the STAR file
     # The README's --min-size 300 lets small complexes through: the learned size matters.
-    assert main(["pick", str(tmp_path / "tomo1_t0.8.mrc"), "-f", "ribosome", "-o",
-                 str(tmp_path / "loose.csv"), "--edge", "0", "--min-size", "300",
-                 "--max-size", "100000"]) == 0
+    assert (
+        main(
+            [
+                "pick",
+                str(tmp_path / "tomo1_t0.8.mrc"),
+                "-f",
+                "ribosome",
+                "-o",
+                str(tmp_path / "loose.csv"),
+                "--edge",
+                "0",
+                "--min-size",
+                "300",
+                "--max-size",
+                "100000",
+            ]
+        )
+        == 0
+    )
     loose = pd.read_csv(tmp_path / "loose.csv")
     assert match_picks(loose[["z", "y", "x"]].to_numpy(), ribo, 4.0)["precision"] < 0.9
     # 4. rlnTomoName is the tomogram's (merge → segment → tomo1.mrc), not the label file's.
@@ -100,11 +174,16 @@ def test_vesicle_table_keeps_the_full_stem(tmp_path):
     labels = ((np.abs(d - 15) <= 2) & (np.abs(zz - 20) < 10)).astype(np.uint8)
     for name in ("tomo1_t0.8.mrc", "tomo1_t0.9.mrc"):
         write_volume(tmp_path / name, Volume(labels, 10.0))
-        (tmp_path / (name + ".legend.json")).write_text(json.dumps(
-            {"0": {"name": "background"}, "1": {"name": "membrane"}}))
+        (tmp_path / (name + ".legend.json")).write_text(
+            json.dumps({"0": {"name": "background"}, "1": {"name": "membrane"}})
+        )
         stem = name[:-4]
-        assert main(["vesicles", str(tmp_path / name), "-o",
-                     str(tmp_path / f"{stem}_closed.mrc"), "-q"]) == 0
+        assert (
+            main(
+                ["vesicles", str(tmp_path / name), "-o", str(tmp_path / f"{stem}_closed.mrc"), "-q"]
+            )
+            == 0
+        )
     assert (tmp_path / "tomo1_t0.8_closed_vesicles.csv").is_file()
     assert (tmp_path / "tomo1_t0.9_closed_vesicles.csv").is_file()
 

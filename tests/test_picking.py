@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from tomoscribe.errors import AnnotationError, ParameterError
-from tomoscribe.structure.picking import (PickParams, match_picks, pick_filaments,
-                                          pick_particles)
+from tomoscribe.structure.picking import PickParams, match_picks, pick_filaments, pick_particles
 
 
 def _balls(shape, centres, radius):

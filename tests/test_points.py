@@ -3,16 +3,21 @@ import pandas as pd
 import pytest
 
 from tomoscribe.errors import InputFileError
-from tomoscribe.io.points import (read_imod_contours, read_points, write_imod_points,
-                                  write_points_csv)
+from tomoscribe.io.points import (
+    read_imod_contours,
+    read_points,
+    write_imod_points,
+    write_points_csv,
+)
 
 
 def test_csv_with_labels(tmp_path):
     path = tmp_path / "boxes.csv"
     path.write_text("X,Y,Z,label\n1,2,3,positive\n4,5,6,negative\n7,8,9,1\n")
     table = read_points(path)
-    np.testing.assert_array_equal(table[["x", "y", "z"]].to_numpy(), [[1, 2, 3], [4, 5, 6],
-                                                                     [7, 8, 9]])
+    np.testing.assert_array_equal(
+        table[["x", "y", "z"]].to_numpy(), [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    )
     assert table["positive"].tolist() == [True, False, True]
 
 

@@ -2,14 +2,21 @@ import numpy as np
 import pytest
 
 from tomoscribe.errors import InvalidDataError, ParameterError
-from tomoscribe.preprocess import (PreprocessParams, bandpass_transfer_2d, binned_geometry,
-                                   preprocess_array)
+from tomoscribe.preprocess import (
+    PreprocessParams,
+    bandpass_transfer_2d,
+    binned_geometry,
+    preprocess_array,
+)
 from tomoscribe.volume import Volume
 
 
 def _noise(shape=(30, 48, 64), seed=0):
-    return Volume(np.random.default_rng(seed).normal(size=shape).astype(np.float32),
-                  (10.0, 10.0, 10.0), (100.0, 200.0, 300.0))
+    return Volume(
+        np.random.default_rng(seed).normal(size=shape).astype(np.float32),
+        (10.0, 10.0, 10.0),
+        (100.0, 200.0, 300.0),
+    )
 
 
 def test_result_does_not_depend_on_slab_size():
@@ -47,8 +54,9 @@ def test_highpass_removes_per_slice_offsets_and_long_waves():
     slow = 5.0 * np.cos(2 * np.pi * x / 640.0)
     data = rng.normal(size=(8, 64, 64)) + slow[None, None, :] + np.arange(8)[:, None, None]
     volume = Volume(data.astype(np.float32), (10.0,) * 3)
-    out = preprocess_array(volume, PreprocessParams(lowpass_A=None, highpass_A=200.0,
-                                                    clamp_sigma=None)).data
+    out = preprocess_array(
+        volume, PreprocessParams(lowpass_A=None, highpass_A=200.0, clamp_sigma=None)
+    ).data
     slice_means = out.mean(axis=(1, 2))
     assert np.abs(slice_means).max() < 0.01
     profile = out.mean(axis=(0, 1))
@@ -60,8 +68,9 @@ def test_binning_geometry_and_values():
     volume = Volume(data, (2.0,) * 3, (0.0, 0.0, 0.0))
     shape, voxel, origin = binned_geometry(volume, 2)
     assert shape == (2, 2, 2) and voxel == (4.0,) * 3 and origin == (1.0, 1.0, 1.0)
-    out = preprocess_array(volume, PreprocessParams(lowpass_A=None, highpass_A=None,
-                                                    bin_factor=2, clamp_sigma=None))
+    out = preprocess_array(
+        volume, PreprocessParams(lowpass_A=None, highpass_A=None, bin_factor=2, clamp_sigma=None)
+    )
     expected = data.reshape(2, 2, 2, 2, 2, 2).mean(axis=(1, 3, 5))
     expected = (expected - expected.mean()) / expected.std()
     np.testing.assert_allclose(out.data, expected, atol=1e-5)

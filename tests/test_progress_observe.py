@@ -19,7 +19,7 @@ def test_observe_reports_each_item_and_cancels_between_items():
         for item in track(range(5), "work", total=5):
             done.append(item)
     assert seen == [("work", 0, 5), ("work", 1, 5), ("work", 2, 5)]
-    assert done == [0, 1]                       # stopped before the third item
+    assert done == [0, 1]  # stopped before the third item
     assert list(track(range(3), "after")) == [0, 1, 2]  # no observer left behind
 
 

@@ -11,12 +11,12 @@ import time
 import mrcfile
 import numpy as np
 import pytest
-from conftest import entries
-from tomoscribe.ownership import MANIFEST_NAME
 import torch
 
+from conftest import entries
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume, write_volume
+from tomoscribe.ownership import MANIFEST_NAME
 from tomoscribe.segment import runner
 from tomoscribe.segment.engine import segment_array
 from tomoscribe.segment.modelfile import FeatureModel, load_model, save_model
@@ -38,8 +38,10 @@ def inputs(tmp_path):
     data = np.random.default_rng(0).normal(size=(24, 96, 128)).astype(np.float32)
     tomogram = tmp_path / "tomo.mrc"
     write_volume(tomogram, Volume(data, (10.0,) * 3, (5.0, 6.0, 7.0)))
-    models = [_model_file(tmp_path / "membrane.tsm", "membrane", 0),
-              _model_file(tmp_path / "actin.tsm", "actin", 1)]
+    models = [
+        _model_file(tmp_path / "membrane.tsm", "membrane", 0),
+        _model_file(tmp_path / "actin.tsm", "actin", 1),
+    ]
     return tomogram, models
 
 
@@ -49,7 +51,6 @@ def _segment(tomogram, models, out, *extra):
     for m in models:
         args += ["-m", str(m)]
     return main(args)
-
 
 
 def _interrupt_after(monkeypatch, n_slabs: int, calls: list) -> None:
@@ -65,6 +66,7 @@ def _interrupt_after(monkeypatch, n_slabs: int, calls: list) -> None:
 
     monkeypatch.setattr(runner, "run_slab", dies)
 
+
 def test_file_run_equals_the_in_memory_engine_and_keeps_the_grid(inputs, tmp_path):
     tomogram, models = inputs
     assert _segment(tomogram, models, tmp_path / "out") == 0
@@ -78,11 +80,16 @@ def test_file_run_equals_the_in_memory_engine_and_keeps_the_grid(inputs, tmp_pat
             assert mrc.header.dmax == pytest.approx(float(exp.data.max()), rel=1e-6)
             assert mrc.header.rms == pytest.approx(float(exp.data.std()), rel=1e-4)
     assert sorted(p.name for p in entries(tmp_path / "out")) == [
-        "tomo_actin.mrc", "tomo_actin.mrc.json", "tomo_membrane.mrc", "tomo_membrane.mrc.json"]
+        "tomo_actin.mrc",
+        "tomo_actin.mrc.json",
+        "tomo_membrane.mrc",
+        "tomo_membrane.mrc.json",
+    ]
 
 
 def test_interrupted_run_resumes_only_unfinished_slabs_to_identical_files(
-        inputs, tmp_path, monkeypatch):
+    inputs, tmp_path, monkeypatch
+):
     tomogram, models = inputs
     assert _segment(tomogram, models, tmp_path / "whole") == 0
     calls = []
@@ -92,8 +99,12 @@ def test_interrupted_run_resumes_only_unfinished_slabs_to_identical_files(
     out = tmp_path / "resumed"
     assert _segment(tomogram, models, out) == 130
     names = sorted(p.name for p in entries(out))
-    assert names == [".tomo_actin.mrc.partial", ".tomo_actin.mrc.partial.json",
-                     ".tomo_membrane.mrc.partial", ".tomo_membrane.mrc.partial.json"]
+    assert names == [
+        ".tomo_actin.mrc.partial",
+        ".tomo_actin.mrc.partial.json",
+        ".tomo_membrane.mrc.partial",
+        ".tomo_membrane.mrc.partial.json",
+    ]
     journal = json.loads((out / ".tomo_actin.mrc.partial.json").read_text())
     assert sorted(map(int, journal["slabs"])) == [0, 3, 6]
 
@@ -112,8 +123,22 @@ def test_killed_process_resumes_to_identical_files(inputs, tmp_path):
     assert _segment(tomogram, models, tmp_path / "whole", "--slab-slices", "1") == 0
     out = tmp_path / "killed"
     out.mkdir()
-    command = [sys.executable, "-c", _CLI, "segment", str(tomogram), "-o", str(out), "-q",
-               "--slab-slices", "1", "-m", str(models[0]), "-m", str(models[1])]
+    command = [
+        sys.executable,
+        "-c",
+        _CLI,
+        "segment",
+        str(tomogram),
+        "-o",
+        str(out),
+        "-q",
+        "--slab-slices",
+        "1",
+        "-m",
+        str(models[0]),
+        "-m",
+        str(models[1]),
+    ]
     child = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
     journal = out / ".tomo_actin.mrc.partial.json"
     deadline = time.monotonic() + 120
@@ -150,8 +175,9 @@ def test_changed_inputs_or_restart_start_over(inputs, tmp_path, monkeypatch):
     assert _segment(tomogram, models, out) == 0
     assert len(calls) == 8  # all slabs again, for both models
     expected = segment_array(read_volume(tomogram), [load_model(models[1])], device="cpu")[0]
-    np.testing.assert_allclose(np.asarray(read_volume(out / "tomo_actin.mrc").data),
-                               expected.data, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(read_volume(out / "tomo_actin.mrc").data), expected.data, atol=1e-5
+    )
     calls.clear()
     assert _segment(tomogram, models, out, "--overwrite", "--restart") == 0
     assert len(calls) == 8
@@ -207,8 +233,9 @@ def test_colliding_tomogram_names_are_refused(inputs, tmp_path, capsys):
     copy.write_bytes(tomogram.read_bytes())
     out = tmp_path / "out"
     out.mkdir()
-    assert main(["segment", str(tomogram), str(copy), "-m", str(models[0]), "-o", str(out),
-                 "-q"]) == 2
+    assert (
+        main(["segment", str(tomogram), str(copy), "-m", str(models[0]), "-o", str(out), "-q"]) == 2
+    )
     assert "stem" in capsys.readouterr().err
 
 
@@ -227,17 +254,36 @@ def test_local_cluster_of_two_workers_gives_identical_files(inputs, tmp_path):
     """Many tomograms × many models over 2 worker processes = the single-process run."""
     tomogram, models = inputs
     second = tmp_path / "second.mrc"
-    write_volume(second, Volume(np.random.default_rng(1).normal(size=(10, 64, 80))
-                                .astype(np.float32), (10.0,) * 3))
+    write_volume(
+        second,
+        Volume(np.random.default_rng(1).normal(size=(10, 64, 80)).astype(np.float32), (10.0,) * 3),
+    )
     single, spread = tmp_path / "single", tmp_path / "spread"
     for out, extra in ((single, []), (spread, ["--workers", "2"])):
         out.mkdir()
-        args = ["segment", str(tomogram), str(second), "-o", str(out), "-q", "--slab-slices",
-                "4", "-m", str(models[0]), "-m", str(models[1]), *extra]
+        args = [
+            "segment",
+            str(tomogram),
+            str(second),
+            "-o",
+            str(out),
+            "-q",
+            "--slab-slices",
+            "4",
+            "-m",
+            str(models[0]),
+            "-m",
+            str(models[1]),
+            *extra,
+        ]
         assert main(args) == 0
     names = sorted(p.name for p in single.glob("*.mrc"))
-    assert names == ["second_actin.mrc", "second_membrane.mrc", "tomo_actin.mrc",
-                     "tomo_membrane.mrc"]
+    assert names == [
+        "second_actin.mrc",
+        "second_membrane.mrc",
+        "tomo_actin.mrc",
+        "tomo_membrane.mrc",
+    ]
     for name in names:
         assert (spread / name).read_bytes() == (single / name).read_bytes()
 
@@ -256,5 +302,6 @@ def test_damaged_journal_starts_over(inputs, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "run_slab", real)
     assert _segment(tomogram, models[:1], out) == 0
     expected = segment_array(read_volume(tomogram), [load_model(models[0])], device="cpu")[0]
-    np.testing.assert_allclose(np.asarray(read_volume(out / "tomo_membrane.mrc").data),
-                               expected.data, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(read_volume(out / "tomo_membrane.mrc").data), expected.data, atol=1e-5
+    )

@@ -10,16 +10,25 @@ import numpy as np
 import pandas as pd
 import pytest
 import starfile
-from conftest import entries
 
+from conftest import entries
 from tomoscribe.cli.app import main
 from tomoscribe.errors import AnnotationError, InputFileError
 from tomoscribe.io import write_volume
-from tomoscribe.io.boxfiles import (match_micrographs, read_boxes, write_box_files,
-                                    write_info_files, write_star)
-from tomoscribe.simulate.micrographs import (MicrographParams, annotator_boxes,
-                                             bundled_template, simulate_micrograph,
-                                             simulate_micrograph_set)
+from tomoscribe.io.boxfiles import (
+    match_micrographs,
+    read_boxes,
+    write_box_files,
+    write_info_files,
+    write_star,
+)
+from tomoscribe.simulate.micrographs import (
+    MicrographParams,
+    annotator_boxes,
+    bundled_template,
+    simulate_micrograph,
+    simulate_micrograph_set,
+)
 from tomoscribe.spa.network import calibrate_threshold, train_pair
 from tomoscribe.spa.picking import pick_micrograph
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
@@ -30,8 +39,9 @@ from tomoscribe.volume import Volume
 
 def test_simulated_truth_keeps_its_promises():
     template = bundled_template("1bxn")
-    params = MicrographParams(shape=(512, 640), n_isolated=60, n_aggregates=8,
-                              n_contamination=6, carbon=True, seed=3)
+    params = MicrographParams(
+        shape=(512, 640), n_isolated=60, n_aggregates=8, n_contamination=6, carbon=True, seed=3
+    )
     result = simulate_micrograph([template], params)
     table, d = result["particles"], result["diameter_px"]
     assert d == pytest.approx(2 * 70.69 / 4.0, rel=1e-3)
@@ -68,12 +78,22 @@ def test_simulated_snr_is_the_stated_one():
 
 
 def test_box_files_as_relion_and_eman2_write_them(tmp_path):
-    picks = pd.DataFrame({"micrograph": ["mic_a", "mic_a", "mic_b"], "x": [100.0, 30.5, 7.0],
-                          "y": [50.0, 60.0, 8.0], "score": [0.9, 0.5, 0.7]})
+    picks = pd.DataFrame(
+        {
+            "micrograph": ["mic_a", "mic_a", "mic_b"],
+            "x": [100.0, 30.5, 7.0],
+            "y": [50.0, 60.0, 8.0],
+            "score": [0.9, 0.5, 0.7],
+        }
+    )
     write_star(tmp_path / "p.star", picks, {"mic_a": "mic_a.mrc"})
     star = starfile.read(tmp_path / "p.star")
-    assert list(star.columns) == ["rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY",
-                                  "rlnAutopickFigureOfMerit"]
+    assert list(star.columns) == [
+        "rlnMicrographName",
+        "rlnCoordinateX",
+        "rlnCoordinateY",
+        "rlnAutopickFigureOfMerit",
+    ]
     assert star["rlnMicrographName"].tolist() == ["mic_a.mrc", "mic_a.mrc", "mic_b.mrc"]
     back = read_boxes(tmp_path / "p.star")
     np.testing.assert_allclose(back[["x", "y", "score"]], picks[["x", "y", "score"]])
@@ -87,8 +107,10 @@ def test_box_files_as_relion_and_eman2_write_them(tmp_path):
     assert info == {"boxes": [[7.0, 8.0, "auto_cnn"]]}
     assert read_boxes(tmp_path / "info" / "mic_b_info.json")["micrograph"][0] == "mic_b"
     # RELION's per-micrograph autopick file names its micrograph by its stem
-    starfile.write(pd.DataFrame({"rlnCoordinateX": [1.0], "rlnCoordinateY": [2.0]}),
-                   tmp_path / "mic_b_autopick.star")
+    starfile.write(
+        pd.DataFrame({"rlnCoordinateX": [1.0], "rlnCoordinateY": [2.0]}),
+        tmp_path / "mic_b_autopick.star",
+    )
     auto = match_micrographs(read_boxes(tmp_path / "mic_b_autopick.star"), ["mic_a", "mic_b"])
     assert auto["micrograph"].tolist() == ["mic_b"]
     with pytest.raises(InputFileError, match="mic_b"):
@@ -101,13 +123,12 @@ def test_box_files_as_relion_and_eman2_write_them(tmp_path):
 @pytest.fixture(scope="module")
 def picking_data():
     """Six 768² micrographs at three defocus values: three annotated, three held out."""
-    params = MicrographParams(shape=(768, 768), n_isolated=40, n_aggregates=6,
-                              n_contamination=5, seed=5)
-    truths = simulate_micrograph_set([bundled_template("1bxn")], 6, [0.8, 1.9, 3.0], 0.34,
-                                     params)
+    params = MicrographParams(
+        shape=(768, 768), n_isolated=40, n_aggregates=6, n_contamination=5, seed=5
+    )
+    truths = simulate_micrograph_set([bundled_template("1bxn")], 6, [0.8, 1.9, 3.0], 0.34, params)
     names = list(truths)
-    boxes = annotator_boxes({n: truths[n] for n in names[:3]}, 15,
-                            np.random.default_rng(0))
+    boxes = annotator_boxes({n: truths[n] for n in names[:3]}, 15, np.random.default_rng(0))
     sets = {k: boxes[boxes["set"] == k] for k in ("good", "background", "bad")}
     images = {n: t["image"] for n, t in truths.items()}
     trainset = build_trainset(images, 4.0, sets, 54)
@@ -120,8 +141,11 @@ def _scores(truths, names, pick):
         truth = truths[name]
         masks = truth["contamination"].astype(np.int16)
         masks[truth["carbon"]] = -1
-        counts.append(score_micrograph(pick(name, truth["image"]), truth["particles"], masks,
-                                       truth["diameter_px"]))
+        counts.append(
+            score_micrograph(
+                pick(name, truth["image"]), truth["particles"], masks, truth["diameter_px"]
+            )
+        )
     return summarise(counts)
 
 
@@ -130,16 +154,24 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
     pair, record = train_pair(trainset, steps=300, seed=0)
     threshold = calibrate_threshold(pair, trainset)
     assert 0.2 < threshold < 0.9
-    result = _scores(truths, held_out, lambda n, im: pick_micrograph(
-        pair, im, n, trainset["record"], threshold=threshold))
+    result = _scores(
+        truths,
+        held_out,
+        lambda n, im: pick_micrograph(pair, im, n, trainset["record"], threshold=threshold),
+    )
     # well below issue 26's 0.9 (a test-sized training; measured: precision 0.87, recall
     # 0.50 at the calibrated threshold; docs/performance.md has the benchmark's figures)
     assert result["precision"] >= 0.75 and result["recall"] >= 0.4, result
     assert result["blobs_unpicked"] >= 0.9, result
     # the NCC baseline with the good boxes as references picks contamination
     references = references_from_patches(trainset["good"], trainset["record"]["geometry"]["box"])
-    baseline = _scores(truths, held_out, lambda n, im: ncc_pick_micrograph(
-        im, n, references, trainset["record"]["shrink"], 54, threshold=0.2))
+    baseline = _scores(
+        truths,
+        held_out,
+        lambda n, im: ncc_pick_micrograph(
+            im, n, references, trainset["record"]["shrink"], 54, threshold=0.2
+        ),
+    )
     assert baseline["blobs_unpicked"] < result["blobs_unpicked"], baseline
 
 
@@ -147,11 +179,16 @@ def test_fewer_than_three_boxes_refused(picking_data):
     truths, _, _ = picking_data
     name = next(iter(truths))
     few = pd.DataFrame({"micrograph": [name] * 2, "x": [100.0, 200], "y": [100.0, 200]})
-    enough = pd.DataFrame({"micrograph": [name] * 3, "x": [100.0, 200, 300],
-                           "y": [100.0, 200, 300]})
+    enough = pd.DataFrame(
+        {"micrograph": [name] * 3, "x": [100.0, 200, 300], "y": [100.0, 200, 300]}
+    )
     with pytest.raises(AnnotationError, match="bad set has 2"):
-        build_trainset({name: truths[name]["image"]}, 4.0,
-                       {"good": enough, "background": enough, "bad": few}, 54)
+        build_trainset(
+            {name: truths[name]["image"]},
+            4.0,
+            {"good": enough, "background": enough, "bad": few},
+            54,
+        )
 
 
 @pytest.fixture
@@ -159,10 +196,13 @@ def tiny(tmp_path):
     """Three small micrographs (one at another pixel size) and box files as users have."""
     rng = np.random.default_rng(0)
     for name, size in (("m1", 2.0), ("m2", 2.0), ("m3", 3.0)):
-        write_volume(tmp_path / f"{name}.mrc",
-                     Volume(rng.normal(size=(1, 96, 96)).astype(np.float32), (size,) * 3))
-    table = pd.DataFrame({"micrograph": ["m1"] * 2 + ["m2"] * 2, "x": [30.0, 60, 40, 50],
-                          "y": [30.0, 60, 50, 40]})
+        write_volume(
+            tmp_path / f"{name}.mrc",
+            Volume(rng.normal(size=(1, 96, 96)).astype(np.float32), (size,) * 3),
+        )
+    table = pd.DataFrame(
+        {"micrograph": ["m1"] * 2 + ["m2"] * 2, "x": [30.0, 60, 40, 50], "y": [30.0, 60, 50, 40]}
+    )
     table.to_csv(tmp_path / "good.csv", index=False)
     table.to_csv(tmp_path / "bg.csv", index=False)
     table.to_csv(tmp_path / "bad.csv", index=False)
@@ -171,8 +211,9 @@ def tiny(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("case", ["pixel sizes", "unknown micrograph", "two boxes",
-                                  "box larger", "mixed stack"])
+@pytest.mark.parametrize(
+    "case", ["pixel sizes", "unknown micrograph", "two boxes", "box larger", "mixed stack"]
+)
 def test_spa_bad_input_exit_2_nothing_written(tiny, case, capsys):
     out = tiny / "set.tss"
     mics = [str(tiny / "m1.mrc"), str(tiny / "m2.mrc")]
@@ -181,8 +222,7 @@ def test_spa_bad_input_exit_2_nothing_written(tiny, case, capsys):
     if case == "pixel sizes":
         mics.append(str(tiny / "m3.mrc"))
         sets["good"] = "good.csv"
-        pd.read_csv(tiny / "good.csv").assign(micrograph="m3").to_csv(tiny / "bad.csv",
-                                                                      index=False)
+        pd.read_csv(tiny / "good.csv").assign(micrograph="m3").to_csv(tiny / "bad.csv", index=False)
     elif case == "unknown micrograph":
         sets["bad"] = "unknown.csv"
     elif case == "two boxes":
@@ -204,35 +244,116 @@ def test_spa_bad_input_exit_2_nothing_written(tiny, case, capsys):
 
 def test_spa_command_line_writes_relion_star(tiny, capsys):
     mics = [str(tiny / "m1.mrc"), str(tiny / "m2.mrc")]
-    assert main(["spa", "boxes", *mics, "--good", str(tiny / "good.csv"), "--background",
-                 str(tiny / "bg.csv"), "--bad", str(tiny / "bad.csv"), "--box", "16",
-                 "-o", str(tiny / "set.tss")]) == 0
-    assert main(["spa", "train", str(tiny / "set.tss"), "-o", str(tiny / "p.tsp"),
-                 "--steps", "2"]) == 0
-    assert main(["spa", "pick", str(tiny / "p.tsp"), *mics, "-o", str(tiny / "picks"),
-                 "--threshold", "0"]) == 0
+    assert (
+        main(
+            [
+                "spa",
+                "boxes",
+                *mics,
+                "--good",
+                str(tiny / "good.csv"),
+                "--background",
+                str(tiny / "bg.csv"),
+                "--bad",
+                str(tiny / "bad.csv"),
+                "--box",
+                "16",
+                "-o",
+                str(tiny / "set.tss"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["spa", "train", str(tiny / "set.tss"), "-o", str(tiny / "p.tsp"), "--steps", "2"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "spa",
+                "pick",
+                str(tiny / "p.tsp"),
+                *mics,
+                "-o",
+                str(tiny / "picks"),
+                "--threshold",
+                "0",
+            ]
+        )
+        == 0
+    )
     star = starfile.read(tiny / "picks" / "picks.star")
-    assert {"rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY",
-            "rlnAutopickFigureOfMerit"} <= set(star.columns)
+    assert {
+        "rlnMicrographName",
+        "rlnCoordinateX",
+        "rlnCoordinateY",
+        "rlnAutopickFigureOfMerit",
+    } <= set(star.columns)
     assert set(star["rlnMicrographName"]) <= {"m1.mrc", "m2.mrc"}
     assert (tiny / "picks" / "picks.csv").is_file()
-    assert main(["spa", "ncc", *mics, "--references", str(tiny / "good.csv"), "--box", "16",
-                 "-o", str(tiny / "ncc")]) == 0
+    assert (
+        main(
+            [
+                "spa",
+                "ncc",
+                *mics,
+                "--references",
+                str(tiny / "good.csv"),
+                "--box",
+                "16",
+                "-o",
+                str(tiny / "ncc"),
+            ]
+        )
+        == 0
+    )
     assert (tiny / "ncc" / "picks.star").is_file()
     # a picker trained at 2 Å refuses 3 Å micrographs
-    assert main(["spa", "pick", str(tiny / "p.tsp"), str(tiny / "m3.mrc"),
-                 "-o", str(tiny / "p3")]) == 2
+    assert (
+        main(["spa", "pick", str(tiny / "p.tsp"), str(tiny / "m3.mrc"), "-o", str(tiny / "p3")])
+        == 2
+    )
     assert not (tiny / "p3").exists()
 
 
 def test_simulate_micrographs_command(tmp_path, capsys):
     out = tmp_path / "sim"
-    assert main(["simulate", "micrographs", "-o", str(out), "--n", "2", "--size", "320,256",
-                 "--isolated", "48", "--aggregates", "24", "--contamination", "24",
-                 "--annotate", "2", "--boxes-per-set", "3", "--defocus", "1,2"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "micrographs",
+                "-o",
+                str(out),
+                "--n",
+                "2",
+                "--size",
+                "320,256",
+                "--isolated",
+                "48",
+                "--aggregates",
+                "24",
+                "--contamination",
+                "24",
+                "--annotate",
+                "2",
+                "--boxes-per-set",
+                "3",
+                "--defocus",
+                "1,2",
+            ]
+        )
+        == 0
+    )
     truth = starfile.read(out / "truth.star")
-    assert {"rlnMicrographName", "rlnCoordinateX", "rlnCoordinateY", "rlnAngleRot",
-            "tsClass"} <= set(truth.columns)
+    assert {
+        "rlnMicrographName",
+        "rlnCoordinateX",
+        "rlnCoordinateY",
+        "rlnAngleRot",
+        "tsClass",
+    } <= set(truth.columns)
     assert set(truth["rlnMicrographName"]) == {"mic_000.mrc", "mic_001.mrc"}
     assert sorted(truth.groupby("rlnMicrographName")["tsDefocusMicrometre"].first()) == [1, 2]
     from tomoscribe.io import read_volume
@@ -241,6 +362,8 @@ def test_simulate_micrographs_command(tmp_path, capsys):
     assert read_volume(out / "masks" / "mic_000.mrc").voxel_size_A == (4.0,) * 3
     for kind in ("good", "background", "bad"):
         assert len(read_boxes(out / f"boxes_{kind}.star")) == 3
-    assert main(["simulate", "micrographs", "-o", str(tmp_path / "no"), "--n", "2",
-                 "--annotate", "3"]) == 2
+    assert (
+        main(["simulate", "micrographs", "-o", str(tmp_path / "no"), "--n", "2", "--annotate", "3"])
+        == 2
+    )
     assert not (tmp_path / "no").exists()

@@ -5,17 +5,31 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from tomoscribe.core.rotations import (
+    angular_distance_deg,
+    from_euler,
+    global_rotations,
+    local_offsets,
+    symmetry_operators,
+    to_euler,
+)
+from tomoscribe.core.wedge import wedge_mask
 from tomoscribe.errors import ParameterError
-from tomoscribe.simulate.subtomograms import (SubtomogramParams, simulate_subtomograms,
-                                              template_in_box)
+from tomoscribe.simulate.subtomograms import (
+    SubtomogramParams,
+    simulate_subtomograms,
+    template_in_box,
+)
 from tomoscribe.simulate.template_library import load_template
 from tomoscribe.structure.align import Aligner, finish_average, rotate_reference, wedge_weighted_sum
-from tomoscribe.structure.average import (AverageParams, align_map_to, fourier_crop,
-                                          refine_average, symmetrise)
+from tomoscribe.structure.average import (
+    AverageParams,
+    align_map_to,
+    fourier_crop,
+    refine_average,
+    symmetrise,
+)
 from tomoscribe.structure.fsc import fsc_curve, resolution_at
-from tomoscribe.core.rotations import (angular_distance_deg, from_euler, global_rotations,
-                                            local_offsets, symmetry_operators, to_euler)
-from tomoscribe.core.wedge import wedge_mask
 
 
 def test_euler_round_trip_and_relion_axes():
@@ -47,15 +61,23 @@ def test_missing_wedge_fraction_and_rotation():
     n = 32
     mask = wedge_mask(n, (-60.0, 60.0))
     # Away from the axes, the unmeasured fraction of directions is 60/180 = 1/3.
-    k = torch.stack(torch.meshgrid(torch.fft.fftfreq(n) * n, torch.fft.fftfreq(n) * n,
-                                   torch.fft.rfftfreq(n) * n, indexing="ij"), -1)
+    k = torch.stack(
+        torch.meshgrid(
+            torch.fft.fftfreq(n) * n,
+            torch.fft.fftfreq(n) * n,
+            torch.fft.rfftfreq(n) * n,
+            indexing="ij",
+        ),
+        -1,
+    )
     shell = (k.norm(dim=-1) > 6) & (k.norm(dim=-1) < 15) & (k[..., 2] > 0)
     assert abs(float(1 - mask[shell].mean()) - 1 / 3) < 0.03
     # Pure kz (beam direction) is missing, pure kx measured.
     assert mask[3, 0, 0] == 0 and mask[0, 0, 3] == 1
     # Turned 90° about y, the particle's wedge lies along x in the reference frame.
-    turned = wedge_mask(n, (-60.0, 60.0), Rotation.from_euler("y", 90, degrees=True)
-                        .as_matrix()[None])[0]
+    turned = wedge_mask(
+        n, (-60.0, 60.0), Rotation.from_euler("y", 90, degrees=True).as_matrix()[None]
+    )[0]
     assert turned[3, 0, 0] == 1 and turned[0, 0, 3] == 0
     with pytest.raises(ParameterError):
         wedge_mask(n, (30.0, -30.0))
@@ -95,8 +117,13 @@ def test_symmetry_operators_and_symmetrised_map_is_invariant():
 @pytest.fixture(scope="module")
 def ribosomes():
     """24 subtomograms of a 70S ribosome (10 Å voxels, box 40, ±60°, SNR 2, CTF 3 µm)."""
-    data = simulate_subtomograms(["4v5d"], 24, SubtomogramParams(
-        box=40, voxel_size_A=10.0, snr=2.0, include_empty=False, defocus_um=3.0, seed=3))
+    data = simulate_subtomograms(
+        ["4v5d"],
+        24,
+        SubtomogramParams(
+            box=40, voxel_size_A=10.0, snr=2.0, include_empty=False, defocus_um=3.0, seed=3
+        ),
+    )
     truth = template_in_box(load_template("4v5d"), 10.0, 40)
     return -data["volumes"], Rotation.from_matrix(data["rotations"]), data["shifts_zyx"], truth
 
@@ -105,13 +132,15 @@ def test_wedge_aware_search_recovers_orientations_and_shifts(ribosomes):
     volumes, rotations, shifts, truth = ribosomes
     particles = torch.as_tensor(volumes[:8])
     coarse = Aligner(fourier_crop(particles, 20), 20.0, (-60, 60), 9.0, 3.0)
-    idx, _, _ = coarse.search_global(fourier_crop(torch.as_tensor(truth), 20),
-                                     global_rotations(30.0), 60.0)
+    idx, _, _ = coarse.search_global(
+        fourier_crop(torch.as_tensor(truth), 20), global_rotations(30.0), 60.0
+    )
     fine = Aligner(particles, 10.0, (-60, 60), 18.0, 6.0)
     found = global_rotations(30.0)[idx]
     for step in (10.0, 4.0):
-        found, found_shift, score = fine.search_local(torch.as_tensor(truth), found,
-                                                      local_offsets(step, 2 * step), 30.0)
+        found, found_shift, score = fine.search_local(
+            torch.as_tensor(truth), found, local_offsets(step, 2 * step), 30.0
+        )
     error = angular_distance_deg(found, rotations[:8])
     assert np.median(error) < 6.0 and error.max() < 15.0
     assert np.abs(found_shift - shifts[:8]).max() <= 1.5
@@ -129,8 +158,9 @@ def test_wedge_weighted_average_at_true_orientations_matches_truth(ribosomes):
 
 def test_de_novo_average_with_gold_standard_halves(ribosomes):
     volumes, rotations, shifts, truth = ribosomes
-    result = refine_average(volumes, 10.0, AverageParams(iterations=2, denovo_rounds=3,
-                                                         global_step_deg=25.0))
+    result = refine_average(
+        volumes, 10.0, AverageParams(iterations=2, denovo_rounds=3, global_step_deg=25.0)
+    )
     assert set(np.unique(result["half"])) == {1, 2}
     assert 20.0 < result["resolution_0143_A"] < 45.0
     aligned, _, _, corr = align_map_to(result["map"], truth, 10.0)
@@ -152,8 +182,6 @@ def test_refine_average_refuses_bad_input():
     with pytest.raises(ParameterError, match="NaN"):
         refine_average(bad, 10.0)
     with pytest.raises(ParameterError, match="reference"):
-        refine_average(np.zeros((6, 16, 16, 16), np.float32), 10.0,
-                       reference=np.zeros((8, 8, 8)))
+        refine_average(np.zeros((6, 16, 16, 16), np.float32), 10.0, reference=np.zeros((8, 8, 8)))
     with pytest.raises(ParameterError):
-        refine_average(np.zeros((6, 16, 16, 16), np.float32), 10.0,
-                       AverageParams(symmetry="Q2"))
+        refine_average(np.zeros((6, 16, 16, 16), np.float32), 10.0, AverageParams(symmetry="Q2"))

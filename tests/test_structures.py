@@ -22,13 +22,14 @@ def _centre_and_rg(density: np.ndarray, voxel: float):
 
 def _lowpass(volume: np.ndarray, voxel: float, wavelength: float) -> np.ndarray:
     freqs = np.meshgrid(*[np.fft.fftfreq(n, voxel) for n in volume.shape], indexing="ij")
-    transfer = np.exp(-math.log(2) * sum(f ** 2 for f in freqs) * wavelength ** 2)
+    transfer = np.exp(-math.log(2) * sum(f**2 for f in freqs) * wavelength**2)
     return np.real(np.fft.ifftn(np.fft.fftn(volume) * transfer))
 
 
 @pytest.mark.parametrize("name", ["1bxn.pdb", "3j9i.pdb", "4v1w.cif"])
-def test_density_has_the_models_centre_and_radius_of_gyration(shared_data, name, tmp_path,
-                                                              monkeypatch):
+def test_density_has_the_models_centre_and_radius_of_gyration(
+    shared_data, name, tmp_path, monkeypatch
+):
     monkeypatch.setenv("TOMOSCRIBE_CACHE", str(tmp_path))
     path = shared_data / "structures" / name
     assembly = "1" if name.endswith(".cif") else None
@@ -50,8 +51,9 @@ def test_density_correlates_with_independent_10A_maps(shared_data, name, tmp_pat
     with mrcfile.open(shared_data / "maps_10A" / f"{name}.mrc", permissive=True) as mrc:
         reference = mrc.data.astype(float)
     n = reference.shape[0]
-    ours = structure_density(shared_data / "structures" / f"{name}.pdb", 10.0, 20.0,
-                             box_voxels=n).data.astype(float)
+    ours = structure_density(
+        shared_data / "structures" / f"{name}.pdb", 10.0, 20.0, box_voxels=n
+    ).data.astype(float)
     ref_centre, _ = _centre_and_rg(reference, 1.0)
     reference = scipy.ndimage.shift(reference, np.full(3, n // 2) - ref_centre, order=3)
     a, b = _lowpass(ours, 10.0, 30.0), _lowpass(reference, 10.0, 30.0)
@@ -66,8 +68,9 @@ def test_unreadable_structure_is_refused(tmp_path):
 
 def test_structure_larger_than_the_box_is_refused(shared_data):
     with pytest.raises(ParameterError, match="larger box"):
-        structure_density(shared_data / "structures" / "3j9i.pdb", 10.0, 20.0, box_voxels=8,
-                          cache=False)
+        structure_density(
+            shared_data / "structures" / "3j9i.pdb", 10.0, 20.0, box_voxels=8, cache=False
+        )
 
 
 def test_missing_assembly_is_refused(shared_data):
@@ -84,15 +87,17 @@ def test_bundled_templates_match_their_models():
         assert volume.shape == (record["box_voxels"],) * 3 and volume.voxel_size_A[0] == 10.0
         _, rg = _centre_and_rg(volume.data.astype(float), 10.0)
         # 20 Å resolution blurs each atom by σ² = B/(8π²) per axis, B = 4 ln2 · 20².
-        blur_var = 4 * math.log(2) * 20.0 ** 2 / (8 * math.pi ** 2)
-        corrected = math.sqrt(max(rg ** 2 - 3 * blur_var, 0.0))
+        blur_var = 4 * math.log(2) * 20.0**2 / (8 * math.pi**2)
+        corrected = math.sqrt(max(rg**2 - 3 * blur_var, 0.0))
         assert corrected == pytest.approx(record["radius_of_gyration_A"], rel=0.06), name
 
 
 def test_bundled_templates_are_rebuilt_identically(shared_data, tmp_path):
     """The shipped maps are what scripts/build_templates.py makes from shared data."""
     record = template_manifest()["1bxn"]
-    fresh = structure_density(shared_data / "structures" / record["source"], 10.0, 20.0,
-                              cache=False)
-    np.testing.assert_allclose(fresh.data.astype(np.float16).astype(np.float32),
-                               load_template("1bxn").data, rtol=0, atol=0)
+    fresh = structure_density(
+        shared_data / "structures" / record["source"], 10.0, 20.0, cache=False
+    )
+    np.testing.assert_allclose(
+        fresh.data.astype(np.float16).astype(np.float32), load_template("1bxn").data, rtol=0, atol=0
+    )

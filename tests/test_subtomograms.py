@@ -3,9 +3,15 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from tomoscribe.errors import InputFileError, ParameterError
-from tomoscribe.simulate.subtomograms import (EMPTY, SubtomogramParams, load_dataset,
-                                              rotate_and_shift, save_dataset,
-                                              simulate_subtomograms, template_in_box)
+from tomoscribe.simulate.subtomograms import (
+    EMPTY,
+    SubtomogramParams,
+    load_dataset,
+    rotate_and_shift,
+    save_dataset,
+    simulate_subtomograms,
+    template_in_box,
+)
 from tomoscribe.simulate.template_library import load_template
 
 
@@ -67,8 +73,9 @@ def test_bad_inputs_are_refused(tmp_path):
 def test_crowded_subtomograms_carry_a_centre_mask(tmp_path):
     params = SubtomogramParams(box=40, snr=None, include_empty=False, crowded_neighbours=4)
     data = simulate_subtomograms(["1s3x", "3gl1"], 3, params)
-    lonely = simulate_subtomograms(["1s3x", "3gl1"], 3, SubtomogramParams(
-        box=40, snr=None, include_empty=False))
+    lonely = simulate_subtomograms(
+        ["1s3x", "3gl1"], 3, SubtomogramParams(box=40, snr=None, include_empty=False)
+    )
     masks = data["centre_masks"].astype(bool)
     assert masks.shape == data["volumes"].shape and masks.any(axis=(1, 2, 3)).all()
     # The first particle has the same pose in both sets (neighbours are drawn after it):
@@ -78,5 +85,6 @@ def test_crowded_subtomograms_carry_a_centre_mask(tmp_path):
     assert extra[~masks[0]].sum() > 0.1 * np.abs(lonely["volumes"][0]).sum()
     assert extra[masks[0]].mean() < extra[~masks[0]].max()
     save_dataset(tmp_path / "c.zarr", data)
-    np.testing.assert_array_equal(load_dataset(tmp_path / "c.zarr")["centre_masks"][...],
-                                  data["centre_masks"])
+    np.testing.assert_array_equal(
+        load_dataset(tmp_path / "c.zarr")["centre_masks"][...], data["centre_masks"]
+    )

@@ -18,8 +18,11 @@ def _rgb(path, shape=(6, 7, 3)):
 
 def test_rgb_image_is_refused_without_a_channel(tmp_path):
     _rgb(tmp_path / "rgb.tif")
-    with pytest.raises(InputFileError, match=r"rgb\.tif is a colour .*3 colour samples.*"
-                                             r"`channel=0\.\.2`"):
+    with pytest.raises(
+        InputFileError,
+        match=r"rgb\.tif is a colour .*3 colour samples.*"
+        r"`channel=0\.\.2`",
+    ):
         read_volume(tmp_path / "rgb.tif", voxel_size_A=1.0)
 
 
@@ -79,8 +82,10 @@ def test_uncompressed_stacks_stay_memory_mapped(tmp_path):
     np.testing.assert_array_equal(volume.load(), stack)
 
 
-@pytest.mark.parametrize("name", ["tiff_loop_page_chain_1.tif", "tiff_loop_page_chain_2.tif",
-                                  "tiff_huge_strip_count.tif"])
+@pytest.mark.parametrize(
+    "name",
+    ["tiff_loop_page_chain_1.tif", "tiff_loop_page_chain_2.tif", "tiff_huge_strip_count.tif"],
+)
 def test_damaged_page_chains_do_not_hang(name):
     """Found by fuzzing: tifffile loops forever over the page chain of the first two and
     builds 83 million strips for the third."""

@@ -9,10 +9,19 @@ import scipy.ndimage
 
 from tomoscribe.core.wedge import wedge_mask
 from tomoscribe.errors import ParameterError
-from tomoscribe.segment.tile_augment import (WedgeRotator, augmentation_of, flip_tile,
-                                             rotate_block_keeping_wedge)
-from tomoscribe.segment.trainset import (FORMAT_KEY, build_training_set, load_training_set,
-                                         painted_mask_source, save_training_set)
+from tomoscribe.segment.tile_augment import (
+    WedgeRotator,
+    augmentation_of,
+    flip_tile,
+    rotate_block_keeping_wedge,
+)
+from tomoscribe.segment.trainset import (
+    FORMAT_KEY,
+    build_training_set,
+    load_training_set,
+    painted_mask_source,
+    save_training_set,
+)
 from tomoscribe.volume import Volume
 
 N = 48
@@ -59,12 +68,12 @@ def test_wedge_rotator_tiles_are_the_middle_slices_of_the_turned_block():
     n = rotator.block_size
     block = np.random.default_rng(2).normal(size=(n, n, n)).astype(np.float32)
     mask = np.zeros((N, N), bool)
-    mask[N // 2 - 3: N // 2 + 3, :] = True  # a band along x through the middle
+    mask[N // 2 - 3 : N // 2 + 3, :] = True  # a band along x through the middle
     tile, tile_mask = rotator.copy(block, mask, 1, 32, np.random.default_rng(5))
     angle = float(np.random.default_rng(5).uniform(0.0, 360.0))
     expected = rotate_block_keeping_wedge(block, angle, rotator.mask_fourier)
     inner = slice((n - 32) // 2, (n + 32) // 2)
-    np.testing.assert_allclose(tile, expected[n // 2 - 1: n // 2 + 2, inner, inner], atol=1e-5)
+    np.testing.assert_allclose(tile, expected[n // 2 - 1 : n // 2 + 2, inner, inner], atol=1e-5)
     assert tile_mask.shape == (32, 32) and 0 < tile_mask.sum() < 32 * 32
 
 
@@ -90,21 +99,33 @@ def scene():
     labels = np.zeros(data.shape, np.uint8)
     labels[6, 20:60, 45:52] = 1
     data[labels > 0] += 4.0
-    negatives = np.column_stack([np.full(20, 6.0), np.linspace(80, 100, 20),
-                                 np.linspace(70, 100, 20)])
+    negatives = np.column_stack(
+        [np.full(20, 6.0), np.linspace(80, 100, 20), np.linspace(70, 100, 20)]
+    )
     return Volume(data, (10.0,) * 3), Volume(labels, (10.0,) * 3), negatives
 
 
 def test_flip_copies_are_mirrors_of_the_annotated_patch(scene):
     volume, labels, negatives = scene
-    ts = build_training_set(volume, [[6, 40, 48]], negatives, painted_mask_source(labels),
-                            "bar", tile_size=32, augmentation="flip")
+    ts = build_training_set(
+        volume,
+        [[6, 40, 48]],
+        negatives,
+        painted_mask_source(labels),
+        "bar",
+        tile_size=32,
+        augmentation="flip",
+    )
     assert ts.metadata["augmentation"]["method"] == "flip"
     big = 48  # ceil(√2·32) + 2, even
-    patch = np.asarray(volume.data[6, 40 - big // 2: 40 + big // 2, 48 - big // 2: 48 + big // 2])
+    patch = np.asarray(volume.data[6, 40 - big // 2 : 40 + big // 2, 48 - big // 2 : 48 + big // 2])
     margin = (big - 32) // 2
-    candidates = [np.flip(patch[y: y + 32, x: x + 32], axes) for y in range(2 * margin + 1)
-                  for x in range(2 * margin + 1) for axes in ((), (0,), (1,), (0, 1))]
+    candidates = [
+        np.flip(patch[y : y + 32, x : x + 32], axes)
+        for y in range(2 * margin + 1)
+        for x in range(2 * margin + 1)
+        for axes in ((), (0,), (1,), (0, 1))
+    ]
     for tile, mask in zip(ts.tiles[ts.positive][1:6, 0], ts.masks[ts.positive][1:6]):
         assert any(np.array_equal(tile, c) for c in candidates)
         # The bar stays along y: every painted column of the mask is painted over its length.
@@ -113,17 +134,27 @@ def test_flip_copies_are_mirrors_of_the_annotated_patch(scene):
 
 def test_method_and_tilt_range_are_recorded_and_old_sets_still_load(scene, tmp_path):
     volume, labels, negatives = scene
-    ts = build_training_set(volume, [[6, 40, 48]], negatives, painted_mask_source(labels),
-                            "bar", tile_size=32, augmentation="rotate-wedge",
-                            tilt_range_deg=(-45, 50))
+    ts = build_training_set(
+        volume,
+        [[6, 40, 48]],
+        negatives,
+        painted_mask_source(labels),
+        "bar",
+        tile_size=32,
+        augmentation="rotate-wedge",
+        tilt_range_deg=(-45, 50),
+    )
     save_training_set(tmp_path / "new.trainset", ts)
     loaded = load_training_set(tmp_path / "new.trainset")
     assert augmentation_of(loaded.metadata)["method"] == "rotate-wedge"
     assert augmentation_of(loaded.metadata)["tilt_range_deg"] == [-45.0, 50.0]
     # A set written before issue 23: no method, no tilt range.
     old = dict(ts.metadata)
-    old["augmentation"] = {k: v for k, v in ts.metadata["augmentation"].items()
-                           if k not in ("method", "tilt_range_deg")}
+    old["augmentation"] = {
+        k: v
+        for k, v in ts.metadata["augmentation"].items()
+        if k not in ("method", "tilt_range_deg")
+    }
     ts.metadata = old
     save_training_set(tmp_path / "old.trainset", ts)
     from safetensors import safe_open
@@ -137,23 +168,47 @@ def test_method_and_tilt_range_are_recorded_and_old_sets_still_load(scene, tmp_p
 def test_unknown_augmentation_or_tilt_range_is_refused(scene):
     volume, labels, negatives = scene
     with pytest.raises(ParameterError, match="augmentation must be one of"):
-        build_training_set(volume, [[6, 40, 48]], negatives, painted_mask_source(labels),
-                           "bar", augmentation="spin")
+        build_training_set(
+            volume,
+            [[6, 40, 48]],
+            negatives,
+            painted_mask_source(labels),
+            "bar",
+            augmentation="spin",
+        )
     with pytest.raises(ParameterError, match="tilt range"):
-        build_training_set(volume, [[6, 40, 48]], negatives, painted_mask_source(labels),
-                           "bar", tilt_range_deg=(60, -60))
+        build_training_set(
+            volume,
+            [[6, 40, 48]],
+            negatives,
+            painted_mask_source(labels),
+            "bar",
+            tilt_range_deg=(60, -60),
+        )
 
 
 def test_mixed_copies_are_partly_exact_flips_and_partly_turned(scene):
     volume, labels, negatives = scene
-    ts = build_training_set(volume, [[6, 40, 48]], negatives, painted_mask_source(labels),
-                            "bar", tile_size=32, augmentation="mixed")
+    ts = build_training_set(
+        volume,
+        [[6, 40, 48]],
+        negatives,
+        painted_mask_source(labels),
+        "bar",
+        tile_size=32,
+        augmentation="mixed",
+    )
     big = 48
-    patch = np.asarray(volume.data[6, 40 - big // 2: 40 + big // 2, 48 - big // 2: 48 + big // 2])
-    candidates = [np.flip(patch[y: y + 32, x: x + 32], axes) for y in range(17)
-                  for x in range(17) for axes in ((), (0,), (1,), (0, 1))]
-    exact = [any(np.array_equal(tile, c) for c in candidates)
-             for tile in ts.tiles[ts.positive][1:, 0]]
+    patch = np.asarray(volume.data[6, 40 - big // 2 : 40 + big // 2, 48 - big // 2 : 48 + big // 2])
+    candidates = [
+        np.flip(patch[y : y + 32, x : x + 32], axes)
+        for y in range(17)
+        for x in range(17)
+        for axes in ((), (0,), (1,), (0, 1))
+    ]
+    exact = [
+        any(np.array_equal(tile, c) for c in candidates) for tile in ts.tiles[ts.positive][1:, 0]
+    ]
     assert 0 < sum(exact) < len(exact)
 
 

@@ -21,7 +21,7 @@ def phantom():
 
 def _lowpass(volume, wavelength_px):
     freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in volume.shape], indexing="ij")
-    transfer = np.exp(-np.log(2) * sum(f ** 2 for f in freqs) * wavelength_px ** 2)
+    transfer = np.exp(-np.log(2) * sum(f**2 for f in freqs) * wavelength_px**2)
     return np.real(np.fft.ifftn(np.fft.fftn(volume) * transfer))
 
 
@@ -48,7 +48,7 @@ def test_limited_range_leaves_the_missing_wedge_empty(phantom):
     kz = np.fft.fftfreq(phantom.shape[0])[:, None, None]
     kx = np.fft.fftfreq(phantom.shape[2])[None, None, :]
     from_kz_axis = np.degrees(np.arctan2(np.abs(kx), np.abs(kz)))
-    k = np.sqrt(kz ** 2 + kx ** 2)
+    k = np.sqrt(kz**2 + kx**2)
     band = (k > 0.05) & (k < 0.4)
     inside = np.broadcast_to(band & (from_kz_axis < 27), power.shape)
     outside = np.broadcast_to(band & (from_kz_axis > 33), power.shape)

@@ -7,8 +7,12 @@ from tomoscribe.errors import ParameterError, TrainingError
 from tomoscribe.segment.modelfile import load_model
 from tomoscribe.segment.network import ArchitectureSpec
 from tomoscribe.segment.train import TrainParams, split_by_source, train_feature
-from tomoscribe.segment.trainset import (build_training_set, combine_training_sets,
-                                         painted_mask_source, save_training_set)
+from tomoscribe.segment.trainset import (
+    build_training_set,
+    combine_training_sets,
+    painted_mask_source,
+    save_training_set,
+)
 from tomoscribe.volume import Volume
 
 
@@ -21,15 +25,21 @@ def _disc_set(seed: int, voxel_A: float = 10.0, feature: str = "disc"):
     positives = []
     for z in range(1, 11):
         cy, cx = rng.integers(20, 40, 2)
-        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= 6 ** 2
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= 6**2
         data[z][disc] += 2.0
         labels[z][disc] = 1
         positives.append((z, cy, cx))
     negatives = [(z, 75, 75) for z in range(12)]
     volume = Volume(data, (voxel_A,) * 3)
-    return build_training_set(volume, positives, negatives,
-                              painted_mask_source(Volume(labels, (voxel_A,) * 3)), feature,
-                              tile_size=32, seed=seed)
+    return build_training_set(
+        volume,
+        positives,
+        negatives,
+        painted_mask_source(Volume(labels, (voxel_A,) * 3)),
+        feature,
+        tile_size=32,
+        seed=seed,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +62,12 @@ def test_training_is_reproducible_and_recorded(discs):
 
 
 def test_network_learns_the_feature(discs):
-    model = train_feature(discs, ArchitectureSpec(), TrainParams(epochs=12, seed=0,
-                          validation_fraction=0), device="cpu")
+    model = train_feature(
+        discs,
+        ArchitectureSpec(),
+        TrainParams(epochs=12, seed=0, validation_fraction=0),
+        device="cpu",
+    )
     history = model.metadata["training"]["history"]
     assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.5
     assert model.metadata["training"]["mean_output_on_negatives"] < 0.25 * model.amplitude
@@ -61,8 +75,12 @@ def test_network_learns_the_feature(discs):
 
 def test_collapsed_training_is_refused(discs):
     with pytest.raises(TrainingError):
-        train_feature(discs, ArchitectureSpec(), TrainParams(epochs=2, learning_rate=5.0,
-                      seed=0), device="cpu")
+        train_feature(
+            discs,
+            ArchitectureSpec(),
+            TrainParams(epochs=2, learning_rate=5.0, seed=0),
+            device="cpu",
+        )
 
 
 def test_validation_split_keeps_copies_together(discs):
@@ -74,8 +92,9 @@ def test_validation_split_keeps_copies_together(discs):
 
 def test_context_beyond_training_set_is_refused(discs):
     with pytest.raises(ParameterError, match="`context_slices=1`"):
-        train_feature(discs, ArchitectureSpec("chen2017-2.5d", 1), TrainParams(epochs=1),
-                      device="cpu")
+        train_feature(
+            discs, ArchitectureSpec("chen2017-2.5d", 1), TrainParams(epochs=1), device="cpu"
+        )
 
 
 def test_training_sets_of_several_tomograms_train_one_network(discs, tmp_path, capsys):
@@ -83,9 +102,9 @@ def test_training_sets_of_several_tomograms_train_one_network(discs, tmp_path, c
     combined = combine_training_sets([discs, other], ["a", "b"])
     assert len(combined) == len(discs) + len(other)
     assert combined.n_positive == discs.n_positive + other.n_positive
-    np.testing.assert_array_equal(combined.tiles[len(discs):], other.tiles)
+    np.testing.assert_array_equal(combined.tiles[len(discs) :], other.tiles)
     # Every box keeps its own index, so the validation split still holds out whole boxes.
-    first, second = combined.source[:len(discs)], combined.source[len(discs):]
+    first, second = combined.source[: len(discs)], combined.source[len(discs) :]
     assert second.min() > first.max()
     assert len(set(combined.source)) == len(set(discs.source)) + len(set(other.source))
     train, val = split_by_source(combined, 0.2, seed=0)
@@ -93,11 +112,28 @@ def test_training_sets_of_several_tomograms_train_one_network(discs, tmp_path, c
     assert combined.metadata["n_positive_boxes"] == 20
     assert [c["name"] for c in combined.metadata["combined_from"]] == ["a", "b"]
 
-    paths = [save_training_set(tmp_path / f"{n}.trainset", s) for n, s in (("a", discs),
-                                                                            ("b", other))]
+    paths = [
+        save_training_set(tmp_path / f"{n}.trainset", s) for n, s in (("a", discs), ("b", other))
+    ]
     model_path = tmp_path / "disc.tsm"
-    assert main(["train", *map(str, paths), "-o", str(model_path), "--epochs", "12",
-                 "--validation", "0", "--device", "cpu", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *map(str, paths),
+                "-o",
+                str(model_path),
+                "--epochs",
+                "12",
+                "--validation",
+                "0",
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert "from 2 training sets" in capsys.readouterr().out
     record = load_model(model_path).metadata["training"]
     assert record["n_train_tiles"] == len(combined)
@@ -125,15 +161,21 @@ def test_unlike_training_sets_are_not_combined(discs, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
-def test_a_killed_training_resumes_to_the_same_weights(discs, tmp_path, monkeypatch,
-                                                       optimizer, momentum):
+def test_a_killed_training_resumes_to_the_same_weights(
+    discs, tmp_path, monkeypatch, optimizer, momentum
+):
     """Interrupted after epoch 2 of 4 (its checkpoint saved), then run again: the same
     weights, bit for bit, and the same losses as an uninterrupted training."""
     from tomoscribe.segment import checkpoint as ckpt
     from tomoscribe.segment import train as train_module
 
-    params = TrainParams(epochs=4, seed=3, optimizer=optimizer, momentum=momentum,
-                         learning_rate=3e-4 if optimizer == "adam" else 0.01)
+    params = TrainParams(
+        epochs=4,
+        seed=3,
+        optimizer=optimizer,
+        momentum=momentum,
+        learning_rate=3e-4 if optimizer == "adam" else 0.01,
+    )
     whole = train_feature(discs, ArchitectureSpec(), params, device="cpu")
     path = tmp_path / ".m.tsm.checkpoint"
     real_save = ckpt.save_checkpoint
@@ -150,11 +192,14 @@ def test_a_killed_training_resumes_to_the_same_weights(discs, tmp_path, monkeypa
     torch.manual_seed(12345)  # whatever the process did in between
     monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     resumed = train_feature(discs, ArchitectureSpec(), params, device="cpu", checkpoint=path)
-    for (name, a), b in zip(whole.network.state_dict().items(),
-                            resumed.network.state_dict().values()):
+    for (name, a), b in zip(
+        whole.network.state_dict().items(), resumed.network.state_dict().values()
+    ):
         assert torch.equal(a, b), name
-    losses = [[(h["train_loss"], h["validation_loss"]) for h in m.metadata["training"]["history"]]
-              for m in (whole, resumed)]
+    losses = [
+        [(h["train_loss"], h["validation_loss"]) for h in m.metadata["training"]["history"]]
+        for m in (whole, resumed)
+    ]
     assert losses[0] == losses[1]
     assert not path.exists()  # removed when training ends
 

@@ -1,11 +1,15 @@
 import numpy as np
 import pytest
 
-from tomoscribe.errors import AnnotationError, InputFileError
 from tomoscribe.core.boxes import contour_box_centres
-from tomoscribe.segment.trainset import (build_training_set, contour_mask_source,
-                                         load_training_set, painted_mask_source,
-                                         save_training_set)
+from tomoscribe.errors import AnnotationError, InputFileError
+from tomoscribe.segment.trainset import (
+    build_training_set,
+    contour_mask_source,
+    load_training_set,
+    painted_mask_source,
+    save_training_set,
+)
 from tomoscribe.volume import Volume
 
 
@@ -15,7 +19,7 @@ def scene():
     rng = np.random.default_rng(0)
     data = rng.normal(size=(10, 128, 128)).astype(np.float32)
     yy, xx = np.mgrid[:128, :128]
-    disc = (yy - 40) ** 2 + (xx - 50) ** 2 <= 12 ** 2
+    disc = (yy - 40) ** 2 + (xx - 50) ** 2 <= 12**2
     labels = np.zeros(data.shape, np.uint8)
     labels[5][disc] = 1
     data[5][disc] += 5.0
@@ -28,13 +32,20 @@ def _negatives(n):
 
 def test_positives_balanced_with_rotated_copies(scene):
     volume, labels = scene
-    ts = build_training_set(volume, [[5, 40, 50]], _negatives(12), painted_mask_source(labels),
-                            "disc", tile_size=32, augmentation="rotate")
+    ts = build_training_set(
+        volume,
+        [[5, 40, 50]],
+        _negatives(12),
+        painted_mask_source(labels),
+        "disc",
+        tile_size=32,
+        augmentation="rotate",
+    )
     assert ts.tiles.shape == (24, 1, 32, 32)
     assert ts.n_positive == 12 and ts.n_negative == 12
     assert ts.masks[~ts.positive].sum() == 0
     # The original positive keeps its mask: the disc of radius 12 in the tile centre.
-    assert int(ts.masks[0].sum()) == pytest.approx(np.pi * 12 ** 2, rel=0.05)
+    assert int(ts.masks[0].sum()) == pytest.approx(np.pi * 12**2, rel=0.05)
     # Rotated copies: the disc is rotation invariant, so its area is kept, and the bright
     # pixels stay under the mask.
     for tile, mask in zip(ts.tiles[1:12, 0], ts.masks[1:12]):
@@ -45,8 +56,16 @@ def test_positives_balanced_with_rotated_copies(scene):
 
 def test_context_slices_are_stored(scene):
     volume, labels = scene
-    ts = build_training_set(volume, [[5, 40, 50]], _negatives(2), painted_mask_source(labels),
-                            "disc", tile_size=32, context_slices=2, balance=False)
+    ts = build_training_set(
+        volume,
+        [[5, 40, 50]],
+        _negatives(2),
+        painted_mask_source(labels),
+        "disc",
+        tile_size=32,
+        context_slices=2,
+        balance=False,
+    )
     assert ts.tiles.shape[1] == 5
     np.testing.assert_array_equal(ts.tiles[0, 2], volume.data[5, 24:56, 34:66])
     np.testing.assert_array_equal(ts.tiles[0, 0], volume.data[3, 24:56, 34:66])
@@ -55,39 +74,61 @@ def test_context_slices_are_stored(scene):
 def test_boxes_outside_the_tomogram_are_refused(scene):
     volume, labels = scene
     with pytest.raises(AnnotationError, match="outside the tomogram"):
-        build_training_set(volume, [[5, 40, 500]], _negatives(3), painted_mask_source(labels),
-                           "disc")
+        build_training_set(
+            volume, [[5, 40, 500]], _negatives(3), painted_mask_source(labels), "disc"
+        )
 
 
 def test_empty_or_all_negative_annotations_are_refused(scene):
     volume, labels = scene
     with pytest.raises(AnnotationError, match="no positive boxes"):
-        build_training_set(volume, np.empty((0, 3)), _negatives(3), painted_mask_source(labels),
-                           "disc")
+        build_training_set(
+            volume, np.empty((0, 3)), _negatives(3), painted_mask_source(labels), "disc"
+        )
     with pytest.raises(AnnotationError, match="no negative boxes"):
-        build_training_set(volume, [[5, 40, 50]], np.empty((0, 3)), painted_mask_source(labels),
-                           "disc")
+        build_training_set(
+            volume, [[5, 40, 50]], np.empty((0, 3)), painted_mask_source(labels), "disc"
+        )
     with pytest.raises(AnnotationError, match="nothing painted|no painted|any painted"):
-        build_training_set(volume, [[2, 100, 100]], _negatives(3), painted_mask_source(labels),
-                           "disc")
+        build_training_set(
+            volume, [[2, 100, 100]], _negatives(3), painted_mask_source(labels), "disc"
+        )
 
 
 def test_contours_are_filled_into_masks(scene):
     volume, _ = scene
     angle = np.linspace(0, 2 * np.pi, 40, endpoint=False)
-    contour = {"object": 0, "contour": 0, "z": 5,
-               "xy": np.column_stack([50 + 12 * np.cos(angle), 40 + 12 * np.sin(angle)])}
+    contour = {
+        "object": 0,
+        "contour": 0,
+        "z": 5,
+        "xy": np.column_stack([50 + 12 * np.cos(angle), 40 + 12 * np.sin(angle)]),
+    }
     centres = contour_box_centres([contour], 32)
     np.testing.assert_allclose(centres, [[5, 40, 50]], atol=0.5)
-    ts = build_training_set(volume, centres, _negatives(3), contour_mask_source([contour],
-                            volume.shape), "disc", tile_size=32, balance=False)
-    assert int(ts.masks[0].sum()) == pytest.approx(np.pi * 12 ** 2, rel=0.08)
+    ts = build_training_set(
+        volume,
+        centres,
+        _negatives(3),
+        contour_mask_source([contour], volume.shape),
+        "disc",
+        tile_size=32,
+        balance=False,
+    )
+    assert int(ts.masks[0].sum()) == pytest.approx(np.pi * 12**2, rel=0.08)
 
 
 def test_save_load_round_trip_and_damage(scene, tmp_path):
     volume, labels = scene
-    ts = build_training_set(volume, [[5, 40, 50]], _negatives(4), painted_mask_source(labels),
-                            "disc", annotator="ann", tile_size=32)
+    ts = build_training_set(
+        volume,
+        [[5, 40, 50]],
+        _negatives(4),
+        painted_mask_source(labels),
+        "disc",
+        annotator="ann",
+        tile_size=32,
+    )
     save_training_set(tmp_path / "t.trainset", ts)
     back = load_training_set(tmp_path / "t.trainset")
     np.testing.assert_array_equal(back.tiles, ts.tiles)
@@ -102,8 +143,15 @@ def test_save_load_round_trip_and_damage(scene, tmp_path):
 def test_negative_copies_and_painted_negatives_are_counted(scene):
     volume, labels = scene
     negatives = np.vstack([_negatives(3), [[5, 40, 60]]])  # the last tile overlaps the disc
-    ts = build_training_set(volume, [[5, 40, 50]], negatives, painted_mask_source(labels),
-                            "disc", tile_size=32, negative_copies=3)
+    ts = build_training_set(
+        volume,
+        [[5, 40, 50]],
+        negatives,
+        painted_mask_source(labels),
+        "disc",
+        tile_size=32,
+        negative_copies=3,
+    )
     assert ts.n_negative == 12 and ts.n_positive == 12
     assert ts.metadata["n_negative_boxes_painted"] == 1
     # each negative box contributes three differently rotated copies

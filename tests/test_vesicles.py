@@ -5,14 +5,20 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import entries
 
+from conftest import entries
 from tomoscribe.cli.app import main
 from tomoscribe.errors import ParameterError
 from tomoscribe.io import read_volume, write_volume
-from tomoscribe.segment.vesicles import (VesicleParams, close_vesicles, find_vesicles,
-                                         fit_sphere, hough_sphere, robust_sphere,
-                                         visible_normals)
+from tomoscribe.segment.vesicles import (
+    VesicleParams,
+    close_vesicles,
+    find_vesicles,
+    fit_sphere,
+    hough_sphere,
+    robust_sphere,
+    visible_normals,
+)
 from tomoscribe.volume import Volume
 
 MEMBRANE, RIBOSOME = 1, 3
@@ -63,11 +69,15 @@ def test_fit_sphere_is_exact_on_a_sphere_and_robust_to_stray_points():
 
 
 def test_visible_normals_follow_the_tilt_range():
-    normals = np.array([[1.0, 0, 0],  # along z: in the missing wedge
-                        [0, 0, 1.0],  # along x: seen at 0° tilt
-                        [0, 1.0, 0],  # along the tilt axis: always seen
-                        [np.sin(np.radians(45)), 0, np.cos(np.radians(45))],  # tilt ±45°
-                        [np.sin(np.radians(70)), 0, np.cos(np.radians(70))]])  # tilt ±70°
+    normals = np.array(
+        [
+            [1.0, 0, 0],  # along z: in the missing wedge
+            [0, 0, 1.0],  # along x: seen at 0° tilt
+            [0, 1.0, 0],  # along the tilt axis: always seen
+            [np.sin(np.radians(45)), 0, np.cos(np.radians(45))],  # tilt ±45°
+            [np.sin(np.radians(70)), 0, np.cos(np.radians(70))],
+        ]
+    )  # tilt ±70°
     assert visible_normals(normals).tolist() == [False, True, True, True, False]
     assert visible_normals(normals, (-75, 75)).tolist() == [False, True, True, True, True]
 
@@ -123,9 +133,11 @@ def test_bad_parameters_and_missing_membrane_are_refused(scene):
 def test_vesicles_command_writes_map_legend_and_table(scene, tmp_path, capsys):
     labels, vesicle, top = scene
     write_volume(tmp_path / "labels.mrc", Volume(labels, 10.0))
-    legend = {"0": {"name": "background", "colour": "#000000"},
-              "1": {"name": "membrane", "colour": "#00ff00"},
-              "3": {"name": "ribosome", "colour": "#ff0000"}}
+    legend = {
+        "0": {"name": "background", "colour": "#000000"},
+        "1": {"name": "membrane", "colour": "#00ff00"},
+        "3": {"name": "ribosome", "colour": "#ff0000"},
+    }
     (tmp_path / "labels.mrc.legend.json").write_text(json.dumps(legend))
     out = tmp_path / "closed.mrc"
     assert main(["vesicles", str(tmp_path / "labels.mrc"), "-o", str(out)]) == 0
@@ -137,8 +149,10 @@ def test_vesicles_command_writes_map_legend_and_table(scene, tmp_path, capsys):
 
     before = sorted(p.name for p in entries(tmp_path))
     for args in (["-f", "nucleus"], ["--tilt-range", "a,b"], ["--min-radius", "-1"]):
-        assert main(["vesicles", str(tmp_path / "labels.mrc"), "-o",
-                     str(tmp_path / "bad.mrc"), *args]) == 2
+        assert (
+            main(["vesicles", str(tmp_path / "labels.mrc"), "-o", str(tmp_path / "bad.mrc"), *args])
+            == 2
+        )
     assert sorted(p.name for p in entries(tmp_path)) == before
     err = capsys.readouterr().err
     assert "nucleus" in err and "MIN,MAX" in err
@@ -152,9 +166,9 @@ def test_two_membranes_in_one_component_are_both_closed_and_solid_bodies_are_not
     seen = visible_normals(normals.reshape(-1, 3)).reshape(SHAPE)
     labels = np.zeros(SHAPE, np.uint8)
     labels[(outer | inner) & seen] = MEMBRANE
-    labels[30:35, 46:51, 40 + 16:40 + 29] = MEMBRANE  # the bridge between them (x)
+    labels[30:35, 46:51, 40 + 16 : 40 + 29] = MEMBRANE  # the bridge between them (x)
     zz, yy, xx = np.indices(SHAPE)
-    ball = (zz - 32) ** 2 + (yy - 48) ** 2 + (xx - 120) ** 2 <= 15 ** 2
+    ball = (zz - 32) ** 2 + (yy - 48) ** 2 + (xx - 120) ** 2 <= 15**2
     labels[ball] = MEMBRANE
     closed, table = close_vesicles(labels, MEMBRANE, 10.0)
     accepted = table[table["accepted"]].sort_values("radius_nm")
@@ -173,8 +187,9 @@ def test_two_vesicles_bridged_into_one_component_are_found_by_the_hough_vote():
     labels = np.zeros(SHAPE, np.uint8)
     labels[first & visible_normals(normals_1.reshape(-1, 3)).reshape(SHAPE)] = MEMBRANE
     labels[second & visible_normals(normals_2.reshape(-1, 3)).reshape(SHAPE)] = MEMBRANE
-    labels[:, 40:55, 50:85] |= np.uint8(MEMBRANE) * (np.indices(SHAPE)[0][:, 40:55, 50:85]
-                                                      % 8 == 0)  # sheets joining them
+    labels[:, 40:55, 50:85] |= np.uint8(MEMBRANE) * (
+        np.indices(SHAPE)[0][:, 40:55, 50:85] % 8 == 0
+    )  # sheets joining them
     found = hough_sphere(np.argwhere(labels == MEMBRANE).astype(float), 10.0, 100.0, 3.0)
     assert found is not None
     centres = np.array([[32.0, 30.0, 40.0], [32.0, 70.0, 100.0]])

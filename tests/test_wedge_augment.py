@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from tomoscribe.classify.training import (ClassifierParams, normalise, predict,
-                                          train_classifier)
-from tomoscribe.classify.wedge_augment import (measured_fourier_support, random_rotations,
-                                               rotate_keeping_wedge)
-from tomoscribe.errors import InvalidDataError, ParameterError
-
 from synthetic_shapes import SHAPE_NAMES, shapes
+from tomoscribe.classify.training import ClassifierParams, normalise, predict, train_classifier
+from tomoscribe.classify.wedge_augment import (
+    measured_fourier_support,
+    random_rotations,
+    rotate_keeping_wedge,
+)
+from tomoscribe.errors import InvalidDataError, ParameterError
 
 
 def _wedge(box, max_tilt_deg=60.0):
@@ -24,13 +25,14 @@ def _wedge(box, max_tilt_deg=60.0):
 
 def _wedged_noise(count, box, support, seed=0):
     noise = np.random.default_rng(seed).normal(size=(count, box, box, box))
-    return normalise(np.fft.ifftn(np.fft.fftn(noise, axes=(1, 2, 3)) * support,
-                                  axes=(1, 2, 3)).real)
+    return normalise(
+        np.fft.ifftn(np.fft.fftn(noise, axes=(1, 2, 3)) * support, axes=(1, 2, 3)).real
+    )
 
 
 def test_the_measured_support_is_the_wedge_of_the_data():
     k = np.fft.fftfreq(16)
-    inside = np.sqrt(k[:, None, None] ** 2 + k[:, None] ** 2 + k ** 2) <= 0.5  # to Nyquist
+    inside = np.sqrt(k[:, None, None] ** 2 + k[:, None] ** 2 + k**2) <= 0.5  # to Nyquist
     for tilt in (60.0, 40.0):
         support = _wedge(16, tilt)
         measured = measured_fourier_support(_wedged_noise(48, 16, support))
@@ -42,10 +44,10 @@ def test_the_measured_support_is_the_wedge_of_the_data():
 def test_random_rotations_are_proper_and_spread():
     rotations = random_rotations(2000, torch.Generator().manual_seed(0)).double()
     eye = torch.eye(3, dtype=torch.float64)
-    assert torch.allclose(rotations @ rotations.transpose(1, 2), eye.expand(2000, 3, 3),
-                          atol=1e-5)
-    assert torch.allclose(torch.linalg.det(rotations), torch.ones(2000, dtype=torch.float64),
-                          atol=1e-5)
+    assert torch.allclose(rotations @ rotations.transpose(1, 2), eye.expand(2000, 3, 3), atol=1e-5)
+    assert torch.allclose(
+        torch.linalg.det(rotations), torch.ones(2000, dtype=torch.float64), atol=1e-5
+    )
     # Uniform rotations move any axis to a uniformly distributed direction: mean ≈ 0.
     assert rotations[:, :, 2].mean(0).abs().max() < 0.05
 
@@ -62,21 +64,26 @@ def test_a_half_turn_about_the_beam_is_a_flip_and_any_turn_keeps_the_wedge():
     rotations = random_rotations(4, torch.Generator().manual_seed(2))
     turned = rotate_keeping_wedge(batch, mask, rotations)
     power = torch.fft.fftn(turned[:, 0], dim=(1, 2, 3)).abs() ** 2
-    assert power[:, ~mask].sum() < 1e-8 * power.sum()          # nothing in the wedge
+    assert power[:, ~mask].sum() < 1e-8 * power.sum()  # nothing in the wedge
     flat = turned.reshape(4, -1)
     assert torch.allclose(flat.mean(1), torch.zeros(4), atol=1e-5)
     assert torch.allclose(flat.std(1, correction=0), torch.ones(4), atol=1e-4)
-    assert (turned - batch).abs().mean() > 0.5                  # it did turn
+    assert (turned - batch).abs().mean() > 0.5  # it did turn
 
 
 def test_training_with_rotations_adam_and_cosine_decay_learns_easy_classes():
     volumes, labels = shapes(n_per_class=30, box=16, noise=0.5, seed=0)
     test_volumes, test_labels = shapes(n_per_class=20, box=16, noise=0.5, seed=1)
-    params = ClassifierParams(epochs=12, batch_size=16, learning_rate=1e-3,
-                              optimizer="adam", rotate_fraction=0.5, schedule="cosine",
-                              seed=0)
-    classifier = train_classifier(volumes, labels, SHAPE_NAMES, "inception3d", params,
-                                  device="cpu")
+    params = ClassifierParams(
+        epochs=12,
+        batch_size=16,
+        learning_rate=1e-3,
+        optimizer="adam",
+        rotate_fraction=0.5,
+        schedule="cosine",
+        seed=0,
+    )
+    classifier = train_classifier(volumes, labels, SHAPE_NAMES, "inception3d", params, device="cpu")
     accuracy = (predict(classifier, test_volumes).argmax(1) == test_labels).mean()
     assert accuracy >= 0.9
     record = classifier.metadata["training"]

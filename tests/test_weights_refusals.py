@@ -32,17 +32,23 @@ def model_file(tmp_path):
 @pytest.fixture
 def classifier_file(tmp_path):
     path = tmp_path / "c.tsc"
-    save_classifier(path, Classifier(build_classifier("inception3d", 16, 2), "inception3d", 16,
-                                     9.2, ["a", "b"], {}))
+    save_classifier(
+        path,
+        Classifier(build_classifier("inception3d", 16, 2), "inception3d", 16, 9.2, ["a", "b"], {}),
+    )
     return path
 
 
 def _trainset(tiles=None):
     rng = np.random.default_rng(0)
     tiles = rng.normal(size=(4, 1, 16, 16)).astype(np.float32) if tiles is None else tiles
-    return TrainingSet(tiles, np.zeros((4, 16, 16), np.uint8), np.array([1, 1, 0, 0], bool),
-                       np.arange(4, dtype=np.int32),
-                       {"feature": "membrane", "voxel_size_A": [10.0, 10.0, 10.0]})
+    return TrainingSet(
+        tiles,
+        np.zeros((4, 16, 16), np.uint8),
+        np.array([1, 1, 0, 0], bool),
+        np.arange(4, dtype=np.int32),
+        {"feature": "membrane", "voxel_size_A": [10.0, 10.0, 10.0]},
+    )
 
 
 @pytest.fixture
@@ -66,44 +72,57 @@ def _set(field, value):
     def change(record):
         record[field] = value
         return record
+
     return change
 
 
-@pytest.mark.parametrize("change,pattern", [
-    (_set("architecture", ["unet"]), "damaged model record .*architecture is not a JSON object"),
-    (_set("architecture", {"name": "resnet9000"}), "unusable architecture"),
-    (_set("voxel_size_A", float("inf")), "positive finite"),
-    (_set("amplitude", float("nan")), "positive finite"),
-    (_set("feature", None), "feature is None"),
-    (_set("format_version", float("inf")), "damaged model record"),
-    (lambda record: [record], "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "change,pattern",
+    [
+        (
+            _set("architecture", ["unet"]),
+            "damaged model record .*architecture is not a JSON object",
+        ),
+        (_set("architecture", {"name": "resnet9000"}), "unusable architecture"),
+        (_set("voxel_size_A", float("inf")), "positive finite"),
+        (_set("amplitude", float("nan")), "positive finite"),
+        (_set("feature", None), "feature is None"),
+        (_set("format_version", float("inf")), "damaged model record"),
+        (lambda record: [record], "not a JSON object"),
+    ],
+)
 def test_damaged_model_record_is_a_model_file_error(model_file, change, pattern):
     _rewrite_record(model_file, "tomoscribe_model", change)
     with pytest.raises(ModelFileError, match=pattern):
         load_model(model_file)
 
 
-@pytest.mark.parametrize("change,pattern", [
-    (_set("box", float("inf")), "damaged classifier record"),
-    (_set("box", 16.5), "box is 16.5"),
-    (_set("box", 2**40), "outside"),
-    (_set("class_names", "ab"), "class_names is not a list"),
-    (_set("voxel_size_A", -1), "voxel_size_A is -1"),
-    (_set("architecture", 3), "architecture is 3"),
-])
+@pytest.mark.parametrize(
+    "change,pattern",
+    [
+        (_set("box", float("inf")), "damaged classifier record"),
+        (_set("box", 16.5), "box is 16.5"),
+        (_set("box", 2**40), "outside"),
+        (_set("class_names", "ab"), "class_names is not a list"),
+        (_set("voxel_size_A", -1), "voxel_size_A is -1"),
+        (_set("architecture", 3), "architecture is 3"),
+    ],
+)
 def test_damaged_classifier_record_is_a_model_file_error(classifier_file, change, pattern):
     _rewrite_record(classifier_file, "tomoscribe_classifier", change)
     with pytest.raises(ModelFileError, match=pattern):
         load_classifier(classifier_file)
 
 
-@pytest.mark.parametrize("change,pattern", [
-    (lambda record: [record], "a JSON list, not an object"),
-    (_set("voxel_size_A", 10.0), "voxel_size_A is 10.0"),
-    (_set("voxel_size_A", [10, 10, float("nan")]), "not three positive numbers"),
-    (_set("feature", 7), "feature is 7"),
-])
+@pytest.mark.parametrize(
+    "change,pattern",
+    [
+        (lambda record: [record], "a JSON list, not an object"),
+        (_set("voxel_size_A", 10.0), "voxel_size_A is 10.0"),
+        (_set("voxel_size_A", [10, 10, float("nan")]), "not three positive numbers"),
+        (_set("feature", 7), "feature is 7"),
+    ],
+)
 def test_damaged_trainset_record_is_an_input_file_error(trainset_file, change, pattern):
     _rewrite_record(trainset_file, "tomoscribe_trainset", change)
     with pytest.raises(InputFileError, match=pattern):
@@ -111,12 +130,11 @@ def test_damaged_trainset_record_is_an_input_file_error(trainset_file, change, p
 
 
 def test_trainset_arrays_of_wrong_type_or_shape_are_refused(tmp_path):
-    save_training_set(tmp_path / "even.trainset",
-                      _trainset(np.zeros((4, 2, 16, 16), np.float32)))
+    save_training_set(tmp_path / "even.trainset", _trainset(np.zeros((4, 2, 16, 16), np.float32)))
     with pytest.raises(InputFileError, match="inconsistent array shapes"):
         load_training_set(tmp_path / "even.trainset")
-    from safetensors.numpy import load_file, save_file
     from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
 
     save_training_set(tmp_path / "int.trainset", _trainset())
     arrays = load_file(str(tmp_path / "int.trainset"))
@@ -128,9 +146,14 @@ def test_trainset_arrays_of_wrong_type_or_shape_are_refused(tmp_path):
         load_training_set(tmp_path / "int.trainset")
 
 
-@pytest.mark.parametrize("loader,fixture", [(load_model, "model_file"),
-                                            (load_classifier, "classifier_file"),
-                                            (load_training_set, "trainset_file")])
+@pytest.mark.parametrize(
+    "loader,fixture",
+    [
+        (load_model, "model_file"),
+        (load_classifier, "classifier_file"),
+        (load_training_set, "trainset_file"),
+    ],
+)
 def test_truncations_and_garbage_are_project_errors(request, tmp_path, loader, fixture):
     raw = request.getfixturevalue(fixture).read_bytes()
     damaged = tmp_path / "damaged.bin"

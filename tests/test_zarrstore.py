@@ -12,8 +12,10 @@ pytestmark = pytest.mark.zarr
 def test_feature_store_round_trip_is_zarr_v2(tmp_path):
     import zarr
 
-    table = {"features": np.arange(12, dtype=np.float32).reshape(4, 3),
-             "labels": np.array([0, 1, 1, 2])}
+    table = {
+        "features": np.arange(12, dtype=np.float32).reshape(4, 3),
+        "labels": np.array([0, 1, 1, 2]),
+    }
     save_features(tmp_path / "f.zarr", table, {"layer": "output"})
     back, record = load_features(tmp_path / "f.zarr")
     np.testing.assert_array_equal(back["features"], table["features"])

@@ -39,7 +39,8 @@ class TomoscribeError(Exception):
         # and str() would then no longer be the message.
         super().__init__(message)
         self.parameters: tuple[str, ...] = (
-            (parameter,) if isinstance(parameter, str) else tuple(parameter or ()))
+            (parameter,) if isinstance(parameter, str) else tuple(parameter or ())
+        )
 
     @property
     def parameter(self) -> str | None:

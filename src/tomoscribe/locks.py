@@ -42,8 +42,9 @@ def lock_path(output: str | os.PathLike) -> Path:
 def _owner_text(path: Path) -> str:
     try:
         record = json.loads(path.read_text())
-        return (f"pid {record.get('pid')} on {record.get('host')}"
-                + (f" ({record.get('command')})" if record.get("command") else ""))
+        return f"pid {record.get('pid')} on {record.get('host')}" + (
+            f" ({record.get('command')})" if record.get("command") else ""
+        )
     except (OSError, ValueError, AttributeError):
         return "another process"
 
@@ -83,8 +84,9 @@ def output_lock(output: str | os.PathLike) -> Iterator[Path]:
     try:
         created = make_folders(path.parent)
     except OSError as err:
-        raise OutputError(f"cannot create the folder {path.parent}: "
-                          f"{err.strerror or err}.") from None
+        raise OutputError(
+            f"cannot create the folder {path.parent}: {err.strerror or err}."
+        ) from None
     try:
         fd = _acquire(path, output)
     except BaseException:
@@ -109,18 +111,22 @@ def _acquire(path: Path, output) -> int:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as err:
             if err.errno == errno.ELOOP:
-                raise OutputError(f"{path} is a symbolic link; remove it before writing "
-                                  f"{output}.") from None
-            raise OutputError(f"cannot write beside {output}: {err.strerror or err} "
-                              f"({path.parent}).") from None
+                raise OutputError(
+                    f"{path} is a symbolic link; remove it before writing {output}."
+                ) from None
+            raise OutputError(
+                f"cannot write beside {output}: {err.strerror or err} ({path.parent})."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise OutputError(f"{output} is being written by another tomoscribe run "
-                                  f"({_owner_text(path)}); wait for it to finish or choose "
-                                  "another output.") from None
+                raise OutputError(
+                    f"{output} is being written by another tomoscribe run "
+                    f"({_owner_text(path)}); wait for it to finish or choose "
+                    "another output."
+                ) from None
             raise
         try:
             same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
@@ -129,14 +135,19 @@ def _acquire(path: Path, output) -> int:
         if not same:  # the previous holder removed the name between our open and lock
             os.close(fd)
             continue
-        record = {"pid": os.getpid(), "host": socket.gethostname(),
-                  "command": " ".join(["tomoscribe", *sys.argv[1:]])[:200]}
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": " ".join(["tomoscribe", *sys.argv[1:]])[:200],
+        }
         with contextlib.suppress(OSError):  # the record only informs; a full disk is met later
             os.ftruncate(fd, 0)
             os.write(fd, (json.dumps(record) + "\n").encode())
         return fd
-    raise OutputError(f"could not lock {output}: its lock file keeps changing; is another "
-                      "run starting and stopping?")
+    raise OutputError(
+        f"could not lock {output}: its lock file keeps changing; is another "
+        "run starting and stopping?"
+    )
 
 
 __all__ = ["output_lock", "lock_path"]

@@ -21,5 +21,6 @@ def overlap_scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
         "dice": 2 * both / (n_pred + n_true) if n_pred + n_true else 0.0,
         "precision": both / n_pred if n_pred else 0.0,
         "recall": both / n_true if n_true else 0.0,
-        "n_predicted": n_pred, "n_true": n_true,
+        "n_predicted": n_pred,
+        "n_true": n_true,
     }

@@ -41,8 +41,7 @@ from typing import Iterator
 from .errors import OutputError, TomoscribeError
 
 #: OS errors that mean "this output cannot be written here" (full disk, no permission).
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM,
-                 errno.EFBIG}
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM, errno.EFBIG}
 
 #: Files larger than this are fingerprinted from sampled blocks rather than read whole.
 _FULL_HASH_LIMIT_BYTES = 256 * 2**20
@@ -79,8 +78,9 @@ def sidecar_path(output: str | os.PathLike) -> Path:
 
 
 # -- inputs of the running command ------------------------------------------------------
-_inputs: contextvars.ContextVar[list | None] = contextvars.ContextVar("tomoscribe_inputs",
-                                                                      default=None)
+_inputs: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "tomoscribe_inputs", default=None
+)
 
 
 @contextlib.contextmanager
@@ -135,8 +135,7 @@ def _input_clash(output: Path, inputs) -> str | None:
     for given in inputs:
         given = Path(given)
         real = _real(given)
-        if out == real or any(out == _real(c) for c in companions(given)) or _same_file(
-                out, real):
+        if out == real or any(out == _real(c) for c in companions(given)) or _same_file(out, real):
             return f"{output} is also an input ({given}); choose another output name."
         if real.is_dir() and _is_within(out, real):
             return f"{output} lies inside the input {given}; choose another place."
@@ -182,18 +181,24 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
         if clash:
             raise OutputError(clash)
         if output.is_symlink():
-            raise OutputError(f"{output} is a symbolic link; tomoscribe does not write "
-                              "through links, so remove it or choose another name.")
+            raise OutputError(
+                f"{output} is a symbolic link; tomoscribe does not write "
+                "through links, so remove it or choose another name."
+            )
         if output.exists():
             if not overwrite:
-                raise OutputError(f"{output} already exists; remove it or pass `overwrite=True`.",
-                                  parameter="overwrite")
+                raise OutputError(
+                    f"{output} already exists; remove it or pass `overwrite=True`.",
+                    parameter="overwrite",
+                )
             if output.is_dir() and not output.name.lower().endswith(".zarr"):
                 raise OutputError(f"{output} is a folder; choose a file name.")
             if not is_ours(output):
-                raise OutputError(f"{output} exists and was not written by tomoscribe, which "
-                                  "replaces only its own outputs; move it or choose another "
-                                  "name.")
+                raise OutputError(
+                    f"{output} exists and was not written by tomoscribe, which "
+                    "replaces only its own outputs; move it or choose another "
+                    "name."
+                )
         _check_folder_writable(output.parent)
     if estimated_bytes > 0 and outputs:
         _check_free_space(outputs[0].parent, estimated_bytes)
@@ -209,8 +214,9 @@ def _existing_ancestor(folder: Path) -> Path:
 def _check_folder_writable(folder: Path) -> None:
     base = _existing_ancestor(folder)
     if not base.is_dir():
-        raise OutputError(f"{base} is a file, so {folder} cannot be made a folder; choose "
-                          "another place.")
+        raise OutputError(
+            f"{base} is a file, so {folder} cannot be made a folder; choose another place."
+        )
     try:
         read_only = bool(os.statvfs(base).f_flag & os.ST_RDONLY)
     except OSError:
@@ -236,9 +242,11 @@ def _check_free_space(folder: Path, estimated_bytes: int) -> None:
     base = _existing_ancestor(folder)
     free = shutil.disk_usage(base).free
     if free < estimated_bytes:
-        raise OutputError(f"the outputs need about {_size_text(estimated_bytes)} but only "
-                          f"{_size_text(free)} is free in {base}; free space or choose "
-                          "another place.")
+        raise OutputError(
+            f"the outputs need about {_size_text(estimated_bytes)} but only "
+            f"{_size_text(free)} is free in {base}; free space or choose "
+            "another place."
+        )
 
 
 def _size_text(n: float) -> str:
@@ -249,8 +257,9 @@ def _size_text(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def check_output_folder(folder: str | os.PathLike, inputs=(), produces=(),
-                        overwrite: bool = True) -> Path:
+def check_output_folder(
+    folder: str | os.PathLike, inputs=(), produces=(), overwrite: bool = True
+) -> Path:
     """Refuse a folder that a command may not fill: the working folder, one of its
     parents, the file system's root, a folder holding an input, or a path inside an input.
 
@@ -271,18 +280,22 @@ def check_output_folder(folder: str | os.PathLike, inputs=(), produces=(),
     real = _real(folder)
     cwd = _real(Path.cwd())
     if _is_within(cwd, real):
-        raise OutputError(f"{folder} is the working folder or one of its parents; give a new "
-                          "folder for the outputs (e.g. -o results).")
+        raise OutputError(
+            f"{folder} is the working folder or one of its parents; give a new "
+            "folder for the outputs (e.g. -o results)."
+        )
     if real == Path(real.anchor) or real == _real(Path.home()):
-        raise OutputError(f"{folder} is the root or home folder; give a new folder for the "
-                          "outputs.")
+        raise OutputError(
+            f"{folder} is the root or home folder; give a new folder for the outputs."
+        )
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder} is a file, not a folder; choose another name.")
     for given in [*inputs, *noted_inputs()]:
         given_real = _real(Path(given))
         if _is_within(given_real, real):
-            raise OutputError(f"{folder} holds the input {given}; give a new folder for the "
-                              "outputs.")
+            raise OutputError(
+                f"{folder} holds the input {given}; give a new folder for the outputs."
+            )
         if given_real.is_dir() and _is_within(real, given_real):
             raise OutputError(f"{folder} lies inside the input {given}; choose another place.")
     if folder.is_dir() and produces:
@@ -419,8 +432,13 @@ def _remove(path: Path) -> None:
         pass
 
 
-def write_provenance(output: str | os.PathLike, step: str, parameters: dict,
-                     inputs: list[str | os.PathLike] = (), extra: dict | None = None) -> Path:
+def write_provenance(
+    output: str | os.PathLike,
+    step: str,
+    parameters: dict,
+    inputs: list[str | os.PathLike] = (),
+    extra: dict | None = None,
+) -> Path:
     """Write the JSON provenance sidecar of ``output`` (atomically).
 
     Parameters
@@ -481,8 +499,7 @@ def _json_default(obj):
 
 
 @contextlib.contextmanager
-def output_folder(folder: str | os.PathLike, overwrite: bool = True,
-                  inputs=()) -> Iterator[Path]:
+def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) -> Iterator[Path]:
     """Yield an empty staging folder; on success move its files into ``folder``.
 
     ``folder`` is created when missing (parents too).  When it exists, it keeps every
@@ -522,12 +539,16 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True,
                 target = folder / source.name
                 if target.exists() or target.is_symlink():
                     if not overwrite:
-                        raise OutputError(f"{target} already exists; remove it or pass "
-                                          "`overwrite=True`.", parameter="overwrite")
+                        raise OutputError(
+                            f"{target} already exists; remove it or pass `overwrite=True`.",
+                            parameter="overwrite",
+                        )
                     if target.is_dir() != source.is_dir() or not is_ours(target):
-                        raise OutputError(f"{target} exists and was not written by "
-                                          "tomoscribe, which replaces only its own outputs; "
-                                          "choose a new folder.")
+                        raise OutputError(
+                            f"{target} exists and was not written by "
+                            "tomoscribe, which replaces only its own outputs; "
+                            "choose a new folder."
+                        )
                 moves.append((source, target))
             for source, target in moves:
                 if target.is_dir():  # tomoscribe's own earlier folder

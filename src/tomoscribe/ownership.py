@@ -100,16 +100,26 @@ def _update(folder: Path, change) -> None:
     with _folder_locked(folder):
         files = _read(folder)
         change(files)
-        files = {name: entry for name, entry in files.items()
-                 if (folder / name).exists() or (folder / name).is_symlink()}
+        files = {
+            name: entry
+            for name, entry in files.items()
+            if (folder / name).exists() or (folder / name).is_symlink()
+        }
         if not files:
             manifest_path(folder).unlink(missing_ok=True)
             return
         fd, tmp = tempfile.mkstemp(prefix=f"{MANIFEST_NAME}.", dir=folder)
         try:
             with os.fdopen(fd, "w") as fh:
-                json.dump({"software": "tomoscribe", "version": _VERSION,
-                           "files": dict(sorted(files.items()))}, fh, indent=1)
+                json.dump(
+                    {
+                        "software": "tomoscribe",
+                        "version": _VERSION,
+                        "files": dict(sorted(files.items())),
+                    },
+                    fh,
+                    indent=1,
+                )
                 fh.write("\n")
             os.replace(tmp, manifest_path(folder))
         except BaseException:
@@ -125,9 +135,11 @@ def record_written(paths) -> None:
         p = Path(p)
         by_folder.setdefault(p.parent, []).append(p)
     for folder, items in by_folder.items():
+
         def change(files, items=items):
             for p in items:
                 files[p.name] = _identity(p)
+
         _update(folder, change)
 
 
@@ -148,5 +160,4 @@ def owned_names(folder: str | os.PathLike) -> list[str]:
     return sorted(name for name in _read(folder) if is_ours(folder / name))
 
 
-__all__ = ["MANIFEST_NAME", "manifest_path", "is_ours", "record_written", "forget",
-           "owned_names"]
+__all__ = ["MANIFEST_NAME", "manifest_path", "is_ours", "record_written", "forget", "owned_names"]

@@ -45,13 +45,15 @@ class PreprocessParams:
 
     def validate(self, voxel_size_A: float) -> None:
         if self.bin_factor < 1:
-            raise ParameterError(f"`bin_factor` must be a positive integer, got {self.bin_factor}.",
-                                 parameter="bin_factor")
+            raise ParameterError(
+                f"`bin_factor` must be a positive integer, got {self.bin_factor}.",
+                parameter="bin_factor",
+            )
         for name in ("lowpass_A", "highpass_A"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ParameterError(f"{name} must be positive (Å) or off, got {value}.")
-        if (self.lowpass_A and self.highpass_A and self.highpass_A <= self.lowpass_A):
+        if self.lowpass_A and self.highpass_A and self.highpass_A <= self.lowpass_A:
             raise ParameterError(
                 f"the high-pass ({self.highpass_A} Å) must be longer than the low-pass "
                 f"({self.lowpass_A} Å), or nothing is left."
@@ -105,8 +107,9 @@ def bin_block(block: np.ndarray, factor: int) -> np.ndarray:
         return block
     nz, ny, nx = (s // factor for s in block.shape)
     trimmed = block[: nz * factor, : ny * factor, : nx * factor]
-    return trimmed.reshape(nz, factor, ny, factor, nx, factor).mean(axis=(1, 3, 5),
-                                                                     dtype=np.float32)
+    return trimmed.reshape(nz, factor, ny, factor, nx, factor).mean(
+        axis=(1, 3, 5), dtype=np.float32
+    )
 
 
 def binned_geometry(volume: Volume, factor: int):
@@ -117,8 +120,13 @@ def binned_geometry(volume: Volume, factor: int):
     return shape, voxel, origin
 
 
-def preprocess_into(volume: Volume, out, params: PreprocessParams = PreprocessParams(),
-                    slab_slices: int | None = None, show_progress: bool = False) -> dict:
+def preprocess_into(
+    volume: Volume,
+    out,
+    params: PreprocessParams = PreprocessParams(),
+    slab_slices: int | None = None,
+    show_progress: bool = False,
+) -> dict:
     """Preprocess ``volume`` into the writable array ``out``, slab by slab.
 
     Parameters
@@ -150,14 +158,15 @@ def preprocess_into(volume: Volume, out, params: PreprocessParams = PreprocessPa
     for z0, z1 in track(slabs, "band-pass", show_progress=show_progress):
         lo, hi = max(0, z0 - halo), min(shape[0], z1 + halo)
         raw = volume.slab(lo * factor, hi * factor)
-        check_finite(raw, f"the tomogram {volume.metadata.get('source', '')}".strip(),
-                     z_offset=lo * factor)
+        check_finite(
+            raw, f"the tomogram {volume.metadata.get('source', '')}".strip(), z_offset=lo * factor
+        )
         block = bin_block(raw, factor)
         # Mirror the volume at its z ends so that every slab sees a full halo.
         pad_lo, pad_hi = halo - (z0 - lo), halo - (hi - z1)
         if halo:
             block = np.pad(block, ((pad_lo, pad_hi), (0, 0), (0, 0)), mode="symmetric")
-        core = _bandpass(block, vs, params)[halo: halo + (z1 - z0)]
+        core = _bandpass(block, vs, params)[halo : halo + (z1 - z0)]
         out[z0:z1] = core
         total += float(core.sum(dtype=np.float64))
         total_sq += float(np.square(core, dtype=np.float64).sum())
@@ -176,21 +185,25 @@ def preprocess_into(volume: Volume, out, params: PreprocessParams = PreprocessPa
 def _bandpass(block: np.ndarray, voxel_size_A: float, params: PreprocessParams) -> np.ndarray:
     block = block.astype(np.float32, copy=False)
     if params.lowpass_A or params.highpass_A:
-        transfer = bandpass_transfer_2d(block.shape[1:], voxel_size_A, params.lowpass_A,
-                                        params.highpass_A)
+        transfer = bandpass_transfer_2d(
+            block.shape[1:], voxel_size_A, params.lowpass_A, params.highpass_A
+        )
         spectrum = scipy.fft.rfft2(block, axes=(1, 2), workers=-1)
         spectrum *= transfer
-        block = scipy.fft.irfft2(spectrum, s=block.shape[1:], axes=(1, 2),
-                                 workers=-1).astype(np.float32, copy=False)
+        block = scipy.fft.irfft2(spectrum, s=block.shape[1:], axes=(1, 2), workers=-1).astype(
+            np.float32, copy=False
+        )
     sigma_z = lowpass_sigma_voxels(voxel_size_A, params.lowpass_A)
     if sigma_z > 0:
-        block = scipy.ndimage.gaussian_filter1d(block, sigma_z, axis=0, mode="nearest",
-                                                truncate=4.0)
+        block = scipy.ndimage.gaussian_filter1d(
+            block, sigma_z, axis=0, mode="nearest", truncate=4.0
+        )
     return block
 
 
-def preprocess_array(volume: Volume, params: PreprocessParams = PreprocessParams(),
-                     slab_slices: int | None = None) -> Volume:
+def preprocess_array(
+    volume: Volume, params: PreprocessParams = PreprocessParams(), slab_slices: int | None = None
+) -> Volume:
     """Preprocess an in-memory volume; returns a new in-memory :class:`Volume`."""
     shape, voxel, origin = binned_geometry(volume, params.bin_factor)
     out = np.empty(shape, np.float32)

@@ -46,16 +46,16 @@ def observe(callback: Callable[[str, int, int | None], None]):
         _watchers.callback = previous
 
 
-def _observed(items: Iterable[T], description: str, total: int | None,
-              callback) -> Iterator[T]:
+def _observed(items: Iterable[T], description: str, total: int | None, callback) -> Iterator[T]:
     callback(description, 0, total)
     for done, item in enumerate(items, start=1):
         yield item
         callback(description, done, total)
 
 
-def track(items: Iterable[T], description: str, total: int | None = None,
-          show_progress: bool = False) -> Iterator[T]:
+def track(
+    items: Iterable[T], description: str, total: int | None = None, show_progress: bool = False
+) -> Iterator[T]:
     """Iterate over ``items``, showing a progress bar on stderr when asked (and telling
     the thread's :func:`observe` callback, if any)."""
     callback = getattr(_watchers, "callback", None)
@@ -65,17 +65,29 @@ def track(items: Iterable[T], description: str, total: int | None = None,
         yield from items
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         yield from bar.track(items, total=total, description=description)
 
 
 def printer(prefix: str, enabled: bool) -> Callable[[str], None]:
     """A function printing ``[prefix] message`` lines to stderr, or nothing."""
+
     def say(message: str) -> None:
         if enabled:
             print(f"[{prefix}] {message}", file=sys.stderr, flush=True)
@@ -85,6 +97,7 @@ def printer(prefix: str, enabled: bool) -> Callable[[str], None]:
 
 def step_timer(timings: dict[str, float]):
     """A context manager factory adding each block's wall time (s) to ``timings[name]``."""
+
     @contextlib.contextmanager
     def timed(name: str):
         start = time.perf_counter()

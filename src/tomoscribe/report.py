@@ -30,8 +30,10 @@ class Report:
 
     def table(self, header: list[str], rows: list[list]) -> None:
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row)
-                       + "</tr>" for row in rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+            for row in rows
+        )
         self.parts.append(f"<table><tr>{head}</tr>{body}</table>")
 
     def figure(self, fig, caption: str = "") -> None:

@@ -48,8 +48,8 @@ class Volume:
         vs = tuple(float(v) for v in np.broadcast_to(self.voxel_size_A, 3))
         if not all(np.isfinite(v) and v > 0 for v in vs):
             raise ParameterError(
-                f"voxel size must be positive and finite, got {vs} Å; "
-                "set it with `voxel_size_A`.", parameter="voxel_size_A"
+                f"voxel size must be positive and finite, got {vs} Å; set it with `voxel_size_A`.",
+                parameter="voxel_size_A",
             )
         object.__setattr__(self, "voxel_size_A", vs)
         object.__setattr__(
@@ -88,8 +88,7 @@ class Volume:
         return xyz * np.array(self.voxel_size_A) + np.array(self.origin_A)
 
 
-def check_same_grid(a: Volume, b: Volume, what_a: str, what_b: str,
-                    rel_tol: float = 0.01) -> None:
+def check_same_grid(a: Volume, b: Volume, what_a: str, what_b: str, rel_tol: float = 0.01) -> None:
     """Refuse two volumes that do not share shape and voxel size.
 
     Raises
@@ -134,8 +133,10 @@ def check_voxel_type(path, dtype) -> None:
     cast to float would silently mangle."""
     dtype = np.dtype(dtype)
     if dtype.kind not in "biuf":
-        raise InvalidDataError(f"{path} holds voxels of type {dtype}, not real numbers; "
-                               "convert it to an integer or float volume first.")
+        raise InvalidDataError(
+            f"{path} holds voxels of type {dtype}, not real numbers; "
+            "convert it to an integer or float volume first."
+        )
 
 
 def check_finite(values: np.ndarray, where: str, z_offset: int = 0) -> None:

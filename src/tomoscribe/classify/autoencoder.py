@@ -37,16 +37,36 @@ KIND = file_kind(FORMAT_KEY, "autoencoder", "autoencoder")
 TrainedAutoencoder = TrainedNetwork
 
 
-def train_autoencoder(volumes: np.ndarray, code_size: int = 32, epochs: int = 20,
-                      batch_size: int = 16, learning_rate: float = 1e-3, augment: bool = True,
-                      voxel_size_A: float = 1.0, seed: int = 0, device: str = "auto",
-                      show_progress: bool = False) -> TrainedAutoencoder:
+def train_autoencoder(
+    volumes: np.ndarray,
+    code_size: int = 32,
+    epochs: int = 20,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    augment: bool = True,
+    voxel_size_A: float = 1.0,
+    seed: int = 0,
+    device: str = "auto",
+    show_progress: bool = False,
+) -> TrainedAutoencoder:
     """Train an autoencoder to reproduce normalised subtomograms (N, n, n, n)."""
     data = normalise(volumes)
     torch.manual_seed(seed)
     network = build(ARCHITECTURE, KIND.role, box=data.shape[1], code_size=code_size)
-    record = fit_dense(network, data, data, F.mse_loss, epochs, batch_size, learning_rate,
-                       augment, seed, device, show_progress, contract_of(ARCHITECTURE))
+    record = fit_dense(
+        network,
+        data,
+        data,
+        F.mse_loss,
+        epochs,
+        batch_size,
+        learning_rate,
+        augment,
+        seed,
+        device,
+        show_progress,
+        contract_of(ARCHITECTURE),
+    )
     record["examples"] = int(len(data))
     return TrainedAutoencoder(network, float(voxel_size_A), {"training": record})
 
@@ -60,14 +80,17 @@ def _run(network: nn.Module, method, batches, device: str) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def encode(model: TrainedAutoencoder, volumes: np.ndarray, batch_size: int = 64,
-           device: str = "auto") -> np.ndarray:
+def encode(
+    model: TrainedAutoencoder, volumes: np.ndarray, batch_size: int = 64, device: str = "auto"
+) -> np.ndarray:
     """Codes (N, code_size) of subtomograms."""
     data = normalise(volumes)
     if data.shape[1] != model.network.box:
-        raise ParameterError(f"the autoencoder takes {model.network.box}³ subtomograms but "
-                             f"these are {data.shape[1]}³.")
-    batches = [data[b:b + batch_size, None] for b in range(0, len(data), batch_size)]
+        raise ParameterError(
+            f"the autoencoder takes {model.network.box}³ subtomograms but "
+            f"these are {data.shape[1]}³."
+        )
+    batches = [data[b : b + batch_size, None] for b in range(0, len(data), batch_size)]
     return _run(model.network, model.network.encode, batches, device)
 
 
@@ -77,16 +100,22 @@ def decode(model: TrainedAutoencoder, codes: np.ndarray, device: str = "auto") -
     return _run(model.network, model.network.decode, [codes], device)[:, 0]
 
 
-def reconstruction_error(model: TrainedAutoencoder, volumes: np.ndarray,
-                         device: str = "auto") -> np.ndarray:
+def reconstruction_error(
+    model: TrainedAutoencoder, volumes: np.ndarray, device: str = "auto"
+) -> np.ndarray:
     """Mean squared error per subtomogram between the normalised input and its decoding."""
     data = normalise(volumes)
     decoded = decode(model, encode(model, data, device=device), device=device)
     return ((decoded - data) ** 2).mean(axis=(1, 2, 3))
 
 
-def mine_patterns(model: TrainedAutoencoder, volumes: np.ndarray, clusters: int = 10,
-                  seed: int = 0, device: str = "auto") -> dict:
+def mine_patterns(
+    model: TrainedAutoencoder,
+    volumes: np.ndarray,
+    clusters: int = 10,
+    seed: int = 0,
+    device: str = "auto",
+) -> dict:
     """k-means on autoencoder codes, with decoded centres and cluster averages.
 
     Returns
@@ -99,15 +128,24 @@ def mine_patterns(model: TrainedAutoencoder, volumes: np.ndarray, clusters: int 
     codes = encode(model, data, device=device)
     labels, centres = over_partition(codes, clusters, seed, scale=False)
     averages = np.stack([data[labels == k].mean(0) for k in range(clusters)])
-    return {"codes": codes, "clusters": labels, "sizes": np.bincount(labels, minlength=clusters),
-            "decoded_centres": decode(model, centres.astype(np.float32), device=device),
-            "cluster_averages": averages}
+    return {
+        "codes": codes,
+        "clusters": labels,
+        "sizes": np.bincount(labels, minlength=clusters),
+        "decoded_centres": decode(model, centres.astype(np.float32), device=device),
+        "cluster_averages": averages,
+    }
 
 
 def save_autoencoder(path: str | os.PathLike, model: TrainedAutoencoder) -> Path:
     """Write an autoencoder file (safetensors + JSON record), atomically."""
-    return save_network(path, model, KIND, ARCHITECTURE, {
-        "box": model.network.box, "code_size": model.network.code_size})
+    return save_network(
+        path,
+        model,
+        KIND,
+        ARCHITECTURE,
+        {"box": model.network.box, "code_size": model.network.code_size},
+    )
 
 
 def load_autoencoder(path: str | os.PathLike) -> TrainedAutoencoder:

@@ -19,8 +19,9 @@ from ..errors import InvalidDataError, ParameterError
 def _checked(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or len(features) == 0:
-        raise InvalidDataError(f"features must be a non-empty table (N, d), got shape "
-                               f"{features.shape}.")
+        raise InvalidDataError(
+            f"features must be a non-empty table (N, d), got shape {features.shape}."
+        )
     if not np.isfinite(features).all():
         raise InvalidDataError("the features contain NaN or infinite values.")
     return features
@@ -34,8 +35,9 @@ def standardise(features: np.ndarray) -> np.ndarray:
     return (features - features.mean(0)) / sd
 
 
-def over_partition(features: np.ndarray, k: int = 100, seed: int = 0,
-                   scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def over_partition(
+    features: np.ndarray, k: int = 100, seed: int = 0, scale: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """k-means clusters of a feature table.
 
     Parameters
@@ -55,8 +57,9 @@ def over_partition(features: np.ndarray, k: int = 100, seed: int = 0,
 
     data = standardise(features) if scale else _checked(features)
     if not 1 <= k <= len(data):
-        raise ParameterError(f"k must be between 1 and the number of subtomograms "
-                             f"({len(data)}), got {k}.")
+        raise ParameterError(
+            f"k must be between 1 and the number of subtomograms ({len(data)}), got {k}."
+        )
     model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(data)
     sizes = np.bincount(model.labels_, minlength=k)
     order = np.argsort(-sizes, kind="stable")
@@ -65,8 +68,7 @@ def over_partition(features: np.ndarray, k: int = 100, seed: int = 0,
     return renumber[model.labels_], model.cluster_centers_[order]
 
 
-def cluster_scores(true_labels: np.ndarray, clusters: np.ndarray,
-                   class_names: list[str]) -> dict:
+def cluster_scores(true_labels: np.ndarray, clusters: np.ndarray, class_names: list[str]) -> dict:
     """How well clusters follow known classes.
 
     Returns
@@ -80,8 +82,9 @@ def cluster_scores(true_labels: np.ndarray, clusters: np.ndarray,
 
     true_labels, clusters = np.asarray(true_labels), np.asarray(clusters)
     if true_labels.shape != clusters.shape:
-        raise InvalidDataError(f"{len(true_labels)} labels but {len(clusters)} cluster "
-                               "assignments.")
+        raise InvalidDataError(
+            f"{len(true_labels)} labels but {len(clusters)} cluster assignments."
+        )
     majority = {}
     for cluster in np.unique(clusters):
         members = true_labels[clusters == cluster]
@@ -92,13 +95,16 @@ def cluster_scores(true_labels: np.ndarray, clusters: np.ndarray,
     for index, name in enumerate(class_names):
         members = true_labels == index
         if members.any():
-            per_class[name] = {"isolated": float(own[members].mean()),
-                               "clusters": sum(1 for v in majority.values() if v == index)}
-    return {"purity": float(own.mean()),
-            "adjusted_rand": float(adjusted_rand_score(true_labels, clusters)),
-            "normalised_mutual_information": float(
-                normalized_mutual_info_score(true_labels, clusters)),
-            "per_class": per_class}
+            per_class[name] = {
+                "isolated": float(own[members].mean()),
+                "clusters": sum(1 for v in majority.values() if v == index),
+            }
+    return {
+        "purity": float(own.mean()),
+        "adjusted_rand": float(adjusted_rand_score(true_labels, clusters)),
+        "normalised_mutual_information": float(normalized_mutual_info_score(true_labels, clusters)),
+        "per_class": per_class,
+    }
 
 
 def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0):
@@ -121,8 +127,10 @@ def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0):
             import umap  # optional
         except ImportError:
             if method == "umap":
-                raise ParameterError("UMAP needs the umap-learn package; install it or use "
-                                     "`method=tsne`.", parameter="method") from None
+                raise ParameterError(
+                    "UMAP needs the umap-learn package; install it or use `method=tsne`.",
+                    parameter="method",
+                ) from None
         else:
             return umap.UMAP(random_state=seed).fit_transform(data), "umap"
     from sklearn.manifold import TSNE

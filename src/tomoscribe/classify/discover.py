@@ -37,12 +37,12 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
+from ..core.rotations import global_rotations, local_offsets
 from ..errors import InvalidDataError, ParameterError
 from ..structure.align import Aligner, finish_average, wedge_weighted_sum
 from ..structure.average import align_map_to, fourier_crop, lowpass
 from ..structure.fsc import fsc_curve, resolution_at
-from ..core.rotations import global_rotations, local_offsets
-from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from .cluster import standardise
 from .rif import rotation_invariant_features
 from .training import normalise
@@ -78,8 +78,7 @@ def _averages(full, assignment, rotations, shifts, classes, tilt_range):
     out = []
     for c in range(classes):
         members = np.flatnonzero(assignment == c)
-        s, n = wedge_weighted_sum(full[members], rotations[members], shifts[members],
-                                  tilt_range)
+        s, n = wedge_weighted_sum(full[members], rotations[members], shifts[members], tilt_range)
         out.append(finish_average(s, n))
     return out
 
@@ -93,9 +92,13 @@ def _initial_classes(data: np.ndarray, classes: int, seed: int) -> np.ndarray:
     return KMeans(classes, n_init=8, random_state=seed).fit_predict(features)
 
 
-def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
-                           params: DiscoverParams = DiscoverParams(), device: str = "cpu",
-                           say=None) -> dict:
+def reference_free_classes(
+    volumes: np.ndarray,
+    voxel_size_A: float,
+    params: DiscoverParams = DiscoverParams(),
+    device: str = "cpu",
+    say=None,
+) -> dict:
     """Classify and average subtomograms without a reference.
 
     Over 80 lines: one loop of classification rounds whose state (assignment,
@@ -119,8 +122,10 @@ def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
     data = normalise(volumes)
     count, n = len(data), data.shape[1]
     if count < params.min_members:
-        raise InvalidDataError(f"{count} subtomograms are too few to classify; at least "
-                               f"{params.min_members} are needed.")
+        raise InvalidDataError(
+            f"{count} subtomograms are too few to classify; at least "
+            f"{params.min_members} are needed."
+        )
     classes = max(1, min(params.classes, count // params.min_members))
     rng = np.random.default_rng(params.seed)
     dev = torch.device(device)
@@ -129,8 +134,13 @@ def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
     binned = fourier_crop(full, n_bin)
     bin_voxel = voxel_size_A * n / n_bin
     max_shift = params.max_shift_A / voxel_size_A
-    coarse = Aligner(binned, bin_voxel, params.tilt_range_deg,
-                     params.mask_radius_fraction * n_bin, max_shift * n_bin / n)
+    coarse = Aligner(
+        binned,
+        bin_voxel,
+        params.tilt_range_deg,
+        params.mask_radius_fraction * n_bin,
+        max_shift * n_bin / n,
+    )
     grid = global_rotations(params.global_step_deg)
     tilt = params.tilt_range_deg
 
@@ -151,9 +161,17 @@ def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
             if competitive and not (assignment == c).any() or not len(rows):
                 best.append(None)
                 continue
-            aligner = coarse if competitive else Aligner(
-                binned[rows], bin_voxel, params.tilt_range_deg,
-                params.mask_radius_fraction * n_bin, max_shift * n_bin / n)
+            aligner = (
+                coarse
+                if competitive
+                else Aligner(
+                    binned[rows],
+                    bin_voxel,
+                    params.tilt_range_deg,
+                    params.mask_radius_fraction * n_bin,
+                    max_shift * n_bin / n,
+                )
+            )
             reference = fourier_crop(lowpass(average, voxel_size_A, params.lowpass_A), n_bin)
             index, shift_bin, score = aligner.search_global(reference, grid, params.lowpass_A)
             index_all, shift_all = np.zeros(count, int), np.zeros((count, 3))
@@ -166,8 +184,9 @@ def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
             # Classes without members keep −inf.
             live = np.isfinite(table).all(0)
             standard = np.full_like(table, -np.inf)
-            standard[:, live] = ((table[:, live] - table[:, live].mean(0))
-                                 / np.maximum(table[:, live].std(0), 1e-12))
+            standard[:, live] = (table[:, live] - table[:, live].mean(0)) / np.maximum(
+                table[:, live].std(0), 1e-12
+            )
             new = standard.argmax(1)
             for _ in range(classes):  # dissolve classes that became too small
                 sizes = np.bincount(new, minlength=classes)
@@ -184,8 +203,14 @@ def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
         rotations = grid[np.array([best[c][0][i] for i, c in enumerate(assignment)])]
         shifts = np.array([best[c][1][i] for i, c in enumerate(assignment)])
         scores = table[pick, assignment]
-        history.append({"round": round_ + 1, "competitive": competitive,
-                        "mean_score": float(scores.mean()), "changed_class": changed})
+        history.append(
+            {
+                "round": round_ + 1,
+                "competitive": competitive,
+                "mean_score": float(scores.mean()),
+                "changed_class": changed,
+            }
+        )
         say(f"round {round_ + 1}: mean score {scores.mean():.3f}, {changed} changed class")
         if competitive and changed == 0 and round_ > params.denovo_rounds:
             break
@@ -198,11 +223,15 @@ def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
             members = np.flatnonzero(assignment == c)
             if not len(members):
                 continue
-            sub = Aligner(full[members], voxel_size_A, tilt, params.mask_radius_fraction * n,
-                          max_shift)
+            sub = Aligner(
+                full[members], voxel_size_A, tilt, params.mask_radius_fraction * n, max_shift
+            )
             rot, shift, score = sub.search_local(
-                lowpass(average, voxel_size_A, params.lowpass_A / 2), rotations[members],
-                local_offsets(step, 2 * step), params.lowpass_A / 2)
+                lowpass(average, voxel_size_A, params.lowpass_A / 2),
+                rotations[members],
+                local_offsets(step, 2 * step),
+                params.lowpass_A / 2,
+            )
             for j, i in enumerate(members):
                 new_rot[i] = rot[j]
             shifts[members] = shift
@@ -214,14 +243,21 @@ def reference_free_classes(volumes: np.ndarray, voxel_size_A: float,
     order = [c for c in np.argsort(-sizes, kind="stable") if sizes[c] > 0]
     renumber = {int(c): k for k, c in enumerate(order)}
     sign = -1.0 if params.protein_dark else 1.0
-    return {"assignment": np.array([renumber[int(c)] for c in assignment]),
-            "averages": np.stack([sign * maps[c].cpu().numpy() for c in order]),
-            "sizes": sizes[order], "rotations": rotations, "shifts_zyx": shifts,
-            "scores": scores, "history": history, "params": asdict(params)}
+    return {
+        "assignment": np.array([renumber[int(c)] for c in assignment]),
+        "averages": np.stack([sign * maps[c].cpu().numpy() for c in order]),
+        "sizes": sizes[order],
+        "rotations": rotations,
+        "shifts_zyx": shifts,
+        "scores": scores,
+        "history": history,
+        "params": asdict(params),
+    }
 
 
-def discrepancy_nm(average: np.ndarray, reference: np.ndarray, voxel_size_A: float,
-                   step_deg: float = 25.0) -> dict:
+def discrepancy_nm(
+    average: np.ndarray, reference: np.ndarray, voxel_size_A: float, step_deg: float = 25.0
+) -> dict:
     """How far a class average is from a reference map.
 
     The average is aligned to the reference (global search at ``step_deg``, then local
@@ -235,13 +271,17 @@ def discrepancy_nm(average: np.ndarray, reference: np.ndarray, voxel_size_A: flo
     aligned average)
     """
     if np.shape(average) != np.shape(reference):
-        raise InvalidDataError(f"the reference is {np.shape(reference)} but the averages are "
-                               f"{np.shape(average)}; give references in the same box.")
-    aligned, _, _, correlation = align_map_to(average, reference, voxel_size_A,
-                                              step_deg=step_deg)
+        raise InvalidDataError(
+            f"the reference is {np.shape(reference)} but the averages are "
+            f"{np.shape(average)}; give references in the same box."
+        )
+    aligned, _, _, correlation = align_map_to(average, reference, voxel_size_A, step_deg=step_deg)
     curve = fsc_curve(aligned, reference, voxel_size_A)
-    return {"fsc05_nm": resolution_at(curve, 0.5) / 10.0, "correlation": correlation,
-            "aligned": aligned}
+    return {
+        "fsc05_nm": resolution_at(curve, 0.5) / 10.0,
+        "correlation": correlation,
+        "aligned": aligned,
+    }
 
 
 def match_references(averages: np.ndarray, references: dict, voxel_size_A: float) -> list:
@@ -254,8 +294,10 @@ def match_references(averages: np.ndarray, references: dict, voxel_size_A: float
     """
     out = []
     for average in averages:
-        scores = {name: discrepancy_nm(average, ref, voxel_size_A)["fsc05_nm"]
-                  for name, ref in references.items()}
+        scores = {
+            name: discrepancy_nm(average, ref, voxel_size_A)["fsc05_nm"]
+            for name, ref in references.items()
+        }
         best = min(scores, key=scores.get) if scores else None
         out.append({"best": best, "fsc05_nm": scores.get(best), "all": scores})
     return out

@@ -34,8 +34,9 @@ def save_features(path: str | os.PathLike, table: dict, record: dict) -> Path:
                 continue
             value = np.asarray(table[key])
             if len(value) != n:
-                raise InvalidDataError(f"{key} has {len(value)} rows but there are {n} "
-                                       "feature rows.")
+                raise InvalidDataError(
+                    f"{key} has {len(value)} rows but there are {n} feature rows."
+                )
             write_array(group, key, value)
         group.attrs[FORMAT_KEY] = json.dumps({**record, "format_version": 1})
     return Path(path)

@@ -30,8 +30,9 @@ def _save(fig, path) -> Path:
     return Path(path)
 
 
-def plot_embedding(xy: np.ndarray, colour_index: np.ndarray, names: list[str], title: str,
-                   path: str | os.PathLike) -> Path:
+def plot_embedding(
+    xy: np.ndarray, colour_index: np.ndarray, names: list[str], title: str, path: str | os.PathLike
+) -> Path:
     """Scatter plot of a 2D map, one colour per class (PNG, written atomically).
 
     Every point is drawn; the legend names the classes when there are at most 20 (with
@@ -44,8 +45,13 @@ def plot_embedding(xy: np.ndarray, colour_index: np.ndarray, names: list[str], t
     for index, name in enumerate(names):
         members = colour_index == index
         if members.any():
-            ax.scatter(xy[members, 0], xy[members, 1], s=8, color=cmap(index % cmap.N),
-                       label=name if labelled else None)
+            ax.scatter(
+                xy[members, 0],
+                xy[members, 1],
+                s=8,
+                color=cmap(index % cmap.N),
+                label=name if labelled else None,
+            )
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -66,8 +72,9 @@ def plot_gallery(rows: list[tuple[list[str], np.ndarray]], path: str | os.PathLi
     """
     plt = _pyplot()
     columns = max(len(volumes) for _, volumes in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(2.4 * columns, 1.0 * len(rows) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), columns, figsize=(2.4 * columns, 1.0 * len(rows) + 0.4), squeeze=False
+    )
     for r, (titles, volumes) in enumerate(rows):
         for c in range(columns):
             ax = axes[r, c]

@@ -18,8 +18,14 @@ import torch
 
 from ..core.device import resolve_device
 from ..errors import ParameterError
-from ..nets.training import (initialise, make_optimiser, optimiser_step, run_epochs,
-                             seeded_generator, shuffled_batches)
+from ..nets.training import (
+    initialise,
+    make_optimiser,
+    optimiser_step,
+    run_epochs,
+    seeded_generator,
+    shuffled_batches,
+)
 from ..nets.weightsfile import FileKind, load_network_file, save_network_file
 
 
@@ -39,10 +45,20 @@ def wedge_keeping_flip(batch: torch.Tensor, generator: torch.Generator) -> torch
     return out
 
 
-def fit_dense(network: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, loss_fn,
-              epochs: int = 20, batch_size: int = 16, learning_rate: float = 1e-3,
-              augment: bool = True, seed: int = 0, device: str = "auto",
-              show_progress: bool = False, contract=None) -> dict:
+def fit_dense(
+    network: torch.nn.Module,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    loss_fn,
+    epochs: int = 20,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    augment: bool = True,
+    seed: int = 0,
+    device: str = "auto",
+    show_progress: bool = False,
+    contract=None,
+) -> dict:
     """Train ``network`` to map inputs (N, n, n, n) to targets (N, n, n, n).
 
     ``loss_fn(prediction, target)`` takes (B, 1, n, n, n) tensors; ``contract`` (the
@@ -104,17 +120,23 @@ def file_kind(key: str, what: str, role: str) -> FileKind:
     return FileKind(key, what, FILE_VERSION, role)
 
 
-def save_network(path: str | os.PathLike, model: TrainedNetwork, kind: FileKind,
-                 architecture: str, shape: dict) -> Path:
+def save_network(
+    path: str | os.PathLike, model: TrainedNetwork, kind: FileKind, architecture: str, shape: dict
+) -> Path:
     """Write a network file atomically; ``shape`` holds what rebuilds the architecture
     (e.g. ``{"box": 24, "code_size": 32}``)."""
-    record = {**model.metadata, "architecture": architecture, **shape,
-              "voxel_size_A": model.voxel_size_A}
+    record = {
+        **model.metadata,
+        "architecture": architecture,
+        **shape,
+        "voxel_size_A": model.voxel_size_A,
+    }
     return save_network_file(path, model.network, kind, record)
 
 
-def load_network(path: str | os.PathLike, kind: FileKind, architecture: str,
-                 shape: tuple[str, ...]) -> TrainedNetwork:
+def load_network(
+    path: str | os.PathLike, kind: FileKind, architecture: str, shape: tuple[str, ...]
+) -> TrainedNetwork:
     """Read a network file written by :func:`save_network`.
 
     Parameters
@@ -132,6 +154,7 @@ def load_network(path: str | os.PathLike, kind: FileKind, architecture: str,
     ModelFileError
         If it is damaged, of a newer format, or its weights do not fit its record.
     """
+
     def parse(record: dict) -> tuple[str, dict, float]:
         name = record.get("architecture", architecture)
         if not isinstance(name, str):
@@ -139,5 +162,6 @@ def load_network(path: str | os.PathLike, kind: FileKind, architecture: str,
         return name, {k: int(record[k]) for k in shape}, float(record["voxel_size_A"])
 
     network, record, voxel = load_network_file(path, kind, parse)
-    return TrainedNetwork(network, voxel,
-                          {k: record[k] for k in ("training", "test") if k in record})
+    return TrainedNetwork(
+        network, voxel, {k: record[k] for k in ("training", "test") if k in record}
+    )

@@ -34,9 +34,13 @@ def _whole_number(value, name: str) -> int:
 
 def save_classifier(path: str | os.PathLike, classifier: Classifier) -> Path:
     """Write a classifier file (atomically)."""
-    record = {**classifier.metadata, "architecture": classifier.arch, "box": classifier.box,
-              "voxel_size_A": classifier.voxel_size_A,
-              "class_names": list(classifier.class_names)}
+    record = {
+        **classifier.metadata,
+        "architecture": classifier.arch,
+        "box": classifier.box,
+        "voxel_size_A": classifier.voxel_size_A,
+        "class_names": list(classifier.class_names),
+    }
     for option in architecture(classifier.arch, ROLE).options:  # ResNet3D's norm
         record[option] = getattr(classifier.network, option)
     return save_network_file(path, classifier.network, KIND, record)
@@ -73,5 +77,11 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
         If it is damaged, not a tomoscribe classifier, of a newer format, or inconsistent.
     """
     network, record, (box, voxel_size_A, class_names) = load_network_file(path, KIND, _parse)
-    return Classifier(network, record["architecture"], box, voxel_size_A, class_names,
-                      {k: v for k, v in record.items() if k in ("training", "test")})
+    return Classifier(
+        network,
+        record["architecture"],
+        box,
+        voxel_size_A,
+        class_names,
+        {k: v for k, v in record.items() if k in ("training", "test")},
+    )

@@ -45,8 +45,9 @@ def _shell_quadrature(max_degree: int):
     return unit.reshape(-1, 3), weights, np.stack(columns, 1), np.array(degrees)
 
 
-def rotation_invariant_features(volumes: np.ndarray, max_degree: int = 10,
-                                max_frequency: float = 0.5) -> np.ndarray:
+def rotation_invariant_features(
+    volumes: np.ndarray, max_degree: int = 10, max_frequency: float = 0.5
+) -> np.ndarray:
     """Spherical-harmonic shell power spectra of |FFT|, (N, shells × (max_degree/2 + 1)).
 
     Parameters
@@ -66,15 +67,15 @@ def rotation_invariant_features(volumes: np.ndarray, max_degree: int = 10,
     unit, weights, conj_y, degrees = _shell_quadrature(max_degree)
     radii = np.arange(1, max(2, int(max_frequency * (n // 2 - 1)) + 1))
     centre = n // 2
-    points = centre + radii[:, None, None] * unit[None]                 # (R, P, 3)
+    points = centre + radii[:, None, None] * unit[None]  # (R, P, 3)
     coords = points.reshape(-1, 3).T
-    kernel = weights[:, None] * conj_y                                   # (P, n_lm)
+    kernel = weights[:, None] * conj_y  # (P, n_lm)
     n_deg = max_degree // 2 + 1
     features = np.empty((len(data), len(radii) * n_deg))
     for i, volume in enumerate(data):
         amplitude = np.abs(np.fft.fftshift(np.fft.fftn(volume)))
         values = scipy.ndimage.map_coordinates(amplitude, coords, order=1, mode="nearest")
-        coefficients = values.reshape(len(radii), -1) @ kernel           # (R, n_lm)
+        coefficients = values.reshape(len(radii), -1) @ kernel  # (R, n_lm)
         power = np.zeros((len(radii), n_deg))
         np.add.at(power.T, degrees // 2, (np.abs(coefficients) ** 2).T)
         features[i] = np.log(power + 1e-6).ravel()
@@ -94,8 +95,9 @@ class RifSvm:
         return self.svm.predict(features)
 
 
-def fit_rif_svm(volumes: np.ndarray, labels: np.ndarray, max_degree: int = 10,
-                seed: int = 0) -> RifSvm:
+def fit_rif_svm(
+    volumes: np.ndarray, labels: np.ndarray, max_degree: int = 10, seed: int = 0
+) -> RifSvm:
     """Fit the baseline on labelled subtomograms (C by 3-fold cross-validation)."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
@@ -106,8 +108,11 @@ def fit_rif_svm(volumes: np.ndarray, labels: np.ndarray, max_degree: int = 10,
     scaled = scaler.transform(features)
     folds = min(3, int(np.bincount(labels).min()))
     if folds >= 2:
-        search = GridSearchCV(SVC(kernel="rbf", gamma="scale"), {"C": [1.0, 10.0, 100.0]},
-                              cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+        search = GridSearchCV(
+            SVC(kernel="rbf", gamma="scale"),
+            {"C": [1.0, 10.0, 100.0]},
+            cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        )
         svm = search.fit(scaled, labels).best_estimator_
     else:
         svm = SVC(kernel="rbf", gamma="scale", C=10.0).fit(scaled, labels)

@@ -27,12 +27,18 @@ import torch.nn.functional as F
 
 from ..core.device import resolve_device
 from ..errors import InvalidDataError, ParameterError
-from ..nets.training import (OPTIMIZERS, initialise, make_optimiser, optimiser_step,
-                             run_epochs, seeded_generator, shuffled_batches)
+from ..nets.training import (
+    OPTIMIZERS,
+    initialise,
+    make_optimiser,
+    optimiser_step,
+    run_epochs,
+    seeded_generator,
+    shuffled_batches,
+)
 from .fitting import wedge_keeping_flip
 from .models import build_classifier, classifier_contract
 from .wedge_augment import measured_fourier_support, random_rotations, rotate_keeping_wedge
-
 
 SCHEDULES = ("constant", "cosine")
 
@@ -74,14 +80,17 @@ class ClassifierParams:
         if not 0 <= self.momentum < 1:
             raise ParameterError(f"momentum must be in [0, 1), got {self.momentum}.")
         if not 0 <= self.rotate_fraction <= 1:
-            raise ParameterError(f"the fraction of rotated items must be in [0, 1], got "
-                                 f"{self.rotate_fraction}.")
+            raise ParameterError(
+                f"the fraction of rotated items must be in [0, 1], got {self.rotate_fraction}."
+            )
         if self.schedule not in SCHEDULES:
-            raise ParameterError(f"schedule must be one of {', '.join(SCHEDULES)}, got "
-                                 f"{self.schedule!r}.")
+            raise ParameterError(
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}."
+            )
         if self.optimizer not in OPTIMIZERS:
-            raise ParameterError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
-                                 f"{self.optimizer!r}.")
+            raise ParameterError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}."
+            )
 
 
 @dataclass
@@ -113,22 +122,28 @@ def normalise(volumes: np.ndarray) -> np.ndarray:
     """Each subtomogram to mean 0 and standard deviation 1 (float32, (N, n, n, n))."""
     volumes = np.asarray(volumes, dtype=np.float32)
     if volumes.ndim != 4 or len(set(volumes.shape[1:])) != 1:
-        raise InvalidDataError(f"subtomograms must be cubic boxes (N, n, n, n), got shape "
-                               f"{volumes.shape}.")
+        raise InvalidDataError(
+            f"subtomograms must be cubic boxes (N, n, n, n), got shape {volumes.shape}."
+        )
     if not np.isfinite(volumes).all():
         bad = int(np.argwhere(~np.isfinite(volumes).reshape(len(volumes), -1).all(1))[0][0])
-        raise InvalidDataError(f"subtomogram {bad} has NaN or infinite voxels; repair or "
-                               "drop it.")
+        raise InvalidDataError(f"subtomogram {bad} has NaN or infinite voxels; repair or drop it.")
     flat = volumes.reshape(len(volumes), -1)
     mean, sd = flat.mean(1), flat.std(1)
     sd[sd == 0] = 1.0
     return ((volumes - mean[:, None, None, None]) / sd[:, None, None, None]).astype(np.float32)
 
 
-def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[str],
-                     arch: str = "resnet3d", params: ClassifierParams = ClassifierParams(),
-                     voxel_size_A: float = 1.0, device: str = "auto",
-                     show_progress: bool = False) -> Classifier:
+def train_classifier(
+    volumes: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    arch: str = "resnet3d",
+    params: ClassifierParams = ClassifierParams(),
+    voxel_size_A: float = 1.0,
+    device: str = "auto",
+    show_progress: bool = False,
+) -> Classifier:
     """Train a classifier on labelled subtomograms.
 
     Parameters
@@ -155,22 +170,35 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
         raise InvalidDataError("labels fall outside the list of class names.")
     empty = [class_names[i] for i, c in enumerate(counts) if c == 0]
     if empty:
-        raise InvalidDataError(f"class(es) {', '.join(empty)} have no examples; give "
-                               "examples of every class or drop it.")
+        raise InvalidDataError(
+            f"class(es) {', '.join(empty)} have no examples; give "
+            "examples of every class or drop it."
+        )
     dev = resolve_device(device)
     generator = seeded_generator(params.seed)
     box = data.shape[1]
     network = build_classifier(arch, box, len(class_names), params.norm)
     initialise(network, classifier_contract(arch), generator)
     network = network.to(dev)
-    optimiser = make_optimiser(network.parameters(), params.optimizer, params.rate_for(arch),
-                               params.momentum, nesterov=params.momentum > 0)
+    optimiser = make_optimiser(
+        network.parameters(),
+        params.optimizer,
+        params.rate_for(arch),
+        params.momentum,
+        nesterov=params.momentum > 0,
+    )
     x_all, y_all = torch.from_numpy(data[:, None]), torch.from_numpy(labels)
     steps = params.epochs * -(-len(x_all) // params.batch_size)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
-                 if params.schedule == "cosine" else None)
-    support = (torch.from_numpy(measured_fourier_support(data)).to(dev)
-               if params.rotate_fraction > 0 else None)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+        if params.schedule == "cosine"
+        else None
+    )
+    support = (
+        torch.from_numpy(measured_fourier_support(data)).to(dev)
+        if params.rotate_fraction > 0
+        else None
+    )
 
     def one_epoch(epoch: int) -> dict:
         network.train()
@@ -185,21 +213,35 @@ def train_classifier(volumes: np.ndarray, labels: np.ndarray, class_names: list[
                 scheduler.step()
             correct += int((scores.argmax(1) == y).sum())
             seen += len(index)
-        return {"loss": total / seen, "train_accuracy": correct / seen,
-                "learning_rate": optimiser.param_groups[0]["lr"]}  # at epoch end
+        return {
+            "loss": total / seen,
+            "train_accuracy": correct / seen,
+            "learning_rate": optimiser.param_groups[0]["lr"],
+        }  # at epoch end
 
     start = time.perf_counter()
     history = run_epochs(params.epochs, one_epoch, show_progress=show_progress)
     network.eval()
-    record = {"training": {"params": {**asdict(params), "learning_rate": params.rate_for(arch)},
-                           "history": history,
-                           "seconds": time.perf_counter() - start, "examples": int(len(data)),
-                           "per_class": counts.tolist(), "device": dev.type}}
+    record = {
+        "training": {
+            "params": {**asdict(params), "learning_rate": params.rate_for(arch)},
+            "history": history,
+            "seconds": time.perf_counter() - start,
+            "examples": int(len(data)),
+            "per_class": counts.tolist(),
+            "device": dev.type,
+        }
+    }
     return Classifier(network.cpu(), arch, box, float(voxel_size_A), list(class_names), record)
 
 
-def _augmented(x: torch.Tensor, params: ClassifierParams, generator: torch.Generator,
-               support: torch.Tensor | None, dev) -> torch.Tensor:
+def _augmented(
+    x: torch.Tensor,
+    params: ClassifierParams,
+    generator: torch.Generator,
+    support: torch.Tensor | None,
+    dev,
+) -> torch.Tensor:
     """A batch with wedge-keeping flips and, for ``rotate_fraction`` of its items,
     arbitrary turns with the wedge re-imposed (when asked), on ``dev``."""
     if params.augment:
@@ -208,38 +250,49 @@ def _augmented(x: torch.Tensor, params: ClassifierParams, generator: torch.Gener
     if params.rotate_fraction > 0:
         turn = (torch.rand(len(x), generator=generator) < params.rotate_fraction).to(dev)
         if turn.any():  # x is a copy (indexed), so it may be written
-            x[turn] = rotate_keeping_wedge(x[turn], support,
-                                           random_rotations(int(turn.sum()), generator))
+            x[turn] = rotate_keeping_wedge(
+                x[turn], support, random_rotations(int(turn.sum()), generator)
+            )
     return x
 
 
 def _batches(classifier: Classifier, volumes: np.ndarray, batch_size: int, device: str):
     data = normalise(volumes)
     if data.shape[1] != classifier.box:
-        raise InvalidDataError(f"the classifier takes {classifier.box}³ subtomograms but "
-                               f"these are {data.shape[1]}³; extract or rescale them to "
-                               f"{classifier.box}³.")
+        raise InvalidDataError(
+            f"the classifier takes {classifier.box}³ subtomograms but "
+            f"these are {data.shape[1]}³; extract or rescale them to "
+            f"{classifier.box}³."
+        )
     dev = resolve_device(device)
     network = classifier.network.to(dev).eval()
     with torch.no_grad():
         for b0 in range(0, len(data), batch_size):
-            yield network, torch.from_numpy(data[b0:b0 + batch_size, None]).to(dev)
+            yield network, torch.from_numpy(data[b0 : b0 + batch_size, None]).to(dev)
     classifier.network.cpu()
 
 
-def predict(classifier: Classifier, volumes: np.ndarray, batch_size: int = 64,
-            device: str = "auto") -> np.ndarray:
+def predict(
+    classifier: Classifier, volumes: np.ndarray, batch_size: int = 64, device: str = "auto"
+) -> np.ndarray:
     """Class probabilities (N, L) for subtomograms (N, n, n, n)."""
-    out = [torch.softmax(net(x), 1).cpu() for net, x in
-           _batches(classifier, volumes, batch_size, device)]
+    out = [
+        torch.softmax(net(x), 1).cpu()
+        for net, x in _batches(classifier, volumes, batch_size, device)
+    ]
     return torch.cat(out).numpy() if out else np.empty((0, len(classifier.class_names)))
 
 
 FEATURE_LAYERS = ("output", "hidden")
 
 
-def extract_features(classifier: Classifier, volumes: np.ndarray, batch_size: int = 64,
-                     device: str = "auto", layer: str = "hidden") -> np.ndarray:
+def extract_features(
+    classifier: Classifier,
+    volumes: np.ndarray,
+    batch_size: int = 64,
+    device: str = "auto",
+    layer: str = "hidden",
+) -> np.ndarray:
     """Structural features of subtomograms from a trained classifier.
 
     Parameters
@@ -252,8 +305,10 @@ def extract_features(classifier: Classifier, volumes: np.ndarray, batch_size: in
     if layer not in FEATURE_LAYERS:
         raise ParameterError(f"layer must be one of {', '.join(FEATURE_LAYERS)}, got {layer!r}.")
     width = len(classifier.class_names) if layer == "output" else classifier.network.penultimate
-    out = [(net(x) if layer == "output" else net.features(x)).cpu()
-           for net, x in _batches(classifier, volumes, batch_size, device)]
+    out = [
+        (net(x) if layer == "output" else net.features(x)).cpu()
+        for net, x in _batches(classifier, volumes, batch_size, device)
+    ]
     return torch.cat(out).numpy() if out else np.empty((0, width))
 
 
@@ -266,5 +321,5 @@ def split_halves(labels: np.ndarray, test_fraction: float = 0.5, seed: int = 0):
     test = np.zeros(len(labels), bool)
     for value in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == value))
-        test[members[:int(round(len(members) * test_fraction))]] = True
+        test[members[: int(round(len(members) * test_fraction))]] = True
     return ~test, test

@@ -48,42 +48,64 @@ VoxelSegmenter = TrainedNetwork
 def _checked_masks(volumes: np.ndarray, masks: np.ndarray) -> np.ndarray:
     masks = np.asarray(masks)
     if masks.shape != np.shape(volumes):
-        raise InvalidDataError(f"masks {masks.shape} do not match the subtomograms "
-                               f"{np.shape(volumes)}.")
+        raise InvalidDataError(
+            f"masks {masks.shape} do not match the subtomograms {np.shape(volumes)}."
+        )
     if not masks.any():
         raise InvalidDataError("every centre-particle mask is empty; nothing to learn.")
     return (masks > 0).astype(np.float32)
 
 
-def train_voxel_segmenter(volumes: np.ndarray, masks: np.ndarray, epochs: int = 20,
-                          batch_size: int = 8, learning_rate: float = 1e-3,
-                          augment: bool = True, voxel_size_A: float = 1.0, seed: int = 0,
-                          device: str = "auto", show_progress: bool = False) -> VoxelSegmenter:
+def train_voxel_segmenter(
+    volumes: np.ndarray,
+    masks: np.ndarray,
+    epochs: int = 20,
+    batch_size: int = 8,
+    learning_rate: float = 1e-3,
+    augment: bool = True,
+    voxel_size_A: float = 1.0,
+    seed: int = 0,
+    device: str = "auto",
+    show_progress: bool = False,
+) -> VoxelSegmenter:
     """Train the U-Net on subtomograms (N, n, n, n) and centre-particle masks (N, n, n, n)."""
     data = normalise(volumes)
     targets = _checked_masks(data, masks)
     torch.manual_seed(seed)
     network = build(ARCHITECTURE, KIND.role, box=data.shape[1])
-    record = fit_dense(network, data, targets, dice_bce_loss, epochs, batch_size,
-                       learning_rate, augment, seed, device, show_progress,
-                       contract_of(ARCHITECTURE))
+    record = fit_dense(
+        network,
+        data,
+        targets,
+        dice_bce_loss,
+        epochs,
+        batch_size,
+        learning_rate,
+        augment,
+        seed,
+        device,
+        show_progress,
+        contract_of(ARCHITECTURE),
+    )
     record["examples"] = int(len(data))
     return VoxelSegmenter(network, float(voxel_size_A), {"training": record})
 
 
-def segment_centre_particles(model: VoxelSegmenter, volumes: np.ndarray, batch_size: int = 16,
-                             device: str = "auto") -> np.ndarray:
+def segment_centre_particles(
+    model: VoxelSegmenter, volumes: np.ndarray, batch_size: int = 16, device: str = "auto"
+) -> np.ndarray:
     """Probability (N, n, n, n) that each voxel belongs to the centre particle."""
     data = normalise(volumes)
     if data.shape[1] != model.network.box:
-        raise InvalidDataError(f"the segmenter takes {model.network.box}³ subtomograms but "
-                               f"these are {data.shape[1]}³.")
+        raise InvalidDataError(
+            f"the segmenter takes {model.network.box}³ subtomograms but these are {data.shape[1]}³."
+        )
     dev = resolve_device(device)
     network = model.network.to(dev).eval()
     out = []
     with torch.no_grad():
         for b0 in range(0, len(data), batch_size):
-            x = torch.from_numpy(data[b0:b0 + batch_size, None]).to(dev)
+            x = torch.from_numpy(data[b0 : b0 + batch_size, None]).to(dev)
             out.append(torch.sigmoid(network(x))[:, 0].cpu())
     model.network.cpu()
     return torch.cat(out).numpy()
@@ -100,8 +122,9 @@ def dice_per_subtomogram(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray
 
 def save_voxel_segmenter(path: str | os.PathLike, model: VoxelSegmenter) -> Path:
     """Write a segmenter file (safetensors + JSON record), atomically."""
-    return save_network(path, model, KIND, ARCHITECTURE, {"box": model.network.box,
-                                                        "width": model.network.width})
+    return save_network(
+        path, model, KIND, ARCHITECTURE, {"box": model.network.box, "width": model.network.width}
+    )
 
 
 def load_voxel_segmenter(path: str | os.PathLike) -> VoxelSegmenter:

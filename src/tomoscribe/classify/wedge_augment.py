@@ -39,17 +39,18 @@ def measured_fourier_support(volumes: np.ndarray) -> np.ndarray:
     True.
     """
     if volumes.ndim != 4 or len(volumes) == 0:
-        raise InvalidDataError(f"need a stack of subtomograms (N, n, n, n), got shape "
-                               f"{volumes.shape}.")
+        raise InvalidDataError(
+            f"need a stack of subtomograms (N, n, n, n), got shape {volumes.shape}."
+        )
     n = volumes.shape[1]
     power = np.zeros(volumes.shape[1:], np.float64)
     for start in range(0, len(volumes), 256):
-        power += (np.abs(np.fft.fftn(volumes[start:start + 256], axes=(1, 2, 3))) ** 2).sum(0)
+        power += (np.abs(np.fft.fftn(volumes[start : start + 256], axes=(1, 2, 3))) ** 2).sum(0)
     k = np.fft.fftfreq(n) * n
-    radius = np.rint(np.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2
-                             + k[None, None, :] ** 2)).astype(int)
-    shell_level = np.array([np.percentile(power[radius == r], 90)
-                            for r in range(radius.max() + 1)])
+    radius = np.rint(
+        np.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2)
+    ).astype(int)
+    shell_level = np.array([np.percentile(power[radius == r], 90) for r in range(radius.max() + 1)])
     support = power > SUPPORT_FRACTION * shell_level[radius]
     support[0, 0, 0] = True
     return support
@@ -60,15 +61,29 @@ def random_rotations(count: int, generator: torch.Generator) -> torch.Tensor:
     normal distribution)."""
     q = torch.randn(count, 4, generator=generator, dtype=torch.float64)
     w, x, y, z = (q / q.norm(dim=1, keepdim=True)).unbind(1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
-    ], 1).reshape(count, 3, 3).float()
+    return (
+        torch.stack(
+            [
+                1 - 2 * (y * y + z * z),
+                2 * (x * y - z * w),
+                2 * (x * z + y * w),
+                2 * (x * y + z * w),
+                1 - 2 * (x * x + z * z),
+                2 * (y * z - x * w),
+                2 * (x * z - y * w),
+                2 * (y * z + x * w),
+                1 - 2 * (x * x + y * y),
+            ],
+            1,
+        )
+        .reshape(count, 3, 3)
+        .float()
+    )
 
 
-def rotate_keeping_wedge(batch: torch.Tensor, support: torch.Tensor,
-                         rotations: torch.Tensor) -> torch.Tensor:
+def rotate_keeping_wedge(
+    batch: torch.Tensor, support: torch.Tensor, rotations: torch.Tensor
+) -> torch.Tensor:
     """Turn each subtomogram about its box centre and re-impose the data's wedge.
 
     Parameters
@@ -91,10 +106,8 @@ def rotate_keeping_wedge(batch: torch.Tensor, support: torch.Tensor,
     """
     theta = torch.cat([rotations.to(batch), torch.zeros(len(batch), 3, 1).to(batch)], 2)
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
-    turned = F.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros",
-                           align_corners=False)
-    masked = torch.fft.ifftn(torch.fft.fftn(turned, dim=(2, 3, 4)) * support,
-                             dim=(2, 3, 4)).real
+    turned = F.grid_sample(batch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    masked = torch.fft.ifftn(torch.fft.fftn(turned, dim=(2, 3, 4)) * support, dim=(2, 3, 4)).real
     flat = masked.reshape(len(batch), -1)
     mean, sd = flat.mean(1), flat.std(1, correction=0).clamp_min(1e-6)
     return ((flat - mean[:, None]) / sd[:, None]).reshape(batch.shape)

@@ -50,9 +50,11 @@ def load_subtomograms(path: Path):
 def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, what: str) -> None:
     """Refuse a dataset whose voxel size differs from the model's by more than 5%."""
     if voxel and abs(voxel / model_voxel - 1) > 0.05:
-        raise VoxelSizeMismatchError(f"{dataset} has {voxel:g} Å voxels but the {what} was "
-                                     f"trained at {model_voxel:g} Å; rescale the "
-                                     "subtomograms first.")
+        raise VoxelSizeMismatchError(
+            f"{dataset} has {voxel:g} Å voxels but the {what} was "
+            f"trained at {model_voxel:g} Å; rescale the "
+            "subtomograms first."
+        )
 
 
 def labels_or_none(labels: np.ndarray) -> np.ndarray | None:
@@ -74,15 +76,23 @@ def reference_maps(names: list[str], voxel_A: float, box: int) -> dict[str, np.n
         elif name in list_templates():
             out[name] = template_in_box(load_template(name), voxel_A, box)
         else:
-            raise ParameterError(f"reference {name!r} is neither a map file nor a bundled "
-                                 f"template ({', '.join(list_templates())}).")
+            raise ParameterError(
+                f"reference {name!r} is neither a map file nor a bundled "
+                f"template ({', '.join(list_templates())})."
+            )
     return out
 
 
-def discover_files(dataset: Path, clustered: Path, output: Path, params: DiscoverParams,
-                   clusters: list[int] | None = None, references: list[str] | None = None,
-                   device: str = "auto",
-                   say: Callable[[str], None] = lambda message: None) -> dict:
+def discover_files(
+    dataset: Path,
+    clustered: Path,
+    output: Path,
+    params: DiscoverParams,
+    clusters: list[int] | None = None,
+    references: list[str] | None = None,
+    device: str = "auto",
+    say: Callable[[str], None] = lambda message: None,
+) -> dict:
     """Class averages inside clusters, without a reference, into folder ``output``.
 
     Each chosen cluster of the feature store ``clustered`` (default: the largest) is
@@ -98,8 +108,10 @@ def discover_files(dataset: Path, clustered: Path, output: Path, params: Discove
     if "clusters" not in table:
         raise InvalidDataError(f"{clustered} has no clusters; run `classify cluster` first.")
     if len(table["clusters"]) != len(volumes):
-        raise InvalidDataError(f"{clustered} clusters {len(table['clusters'])} subtomograms "
-                               f"but {dataset} holds {len(volumes)}; use the same dataset.")
+        raise InvalidDataError(
+            f"{clustered} clusters {len(table['clusters'])} subtomograms "
+            f"but {dataset} holds {len(volumes)}; use the same dataset."
+        )
     chosen = list(clusters or []) or [int(np.bincount(table["clusters"]).argmax())]
     missing = [c for c in chosen if not (table["clusters"] == c).any()]
     if missing:
@@ -113,11 +125,11 @@ def discover_files(dataset: Path, clustered: Path, output: Path, params: Discove
     with output_folder(output) as tmp:
         for c in chosen:
             members = np.flatnonzero(table["clusters"] == c)
-            entry, averages = _classes_of_cluster(volumes, members, c, truth, names, refs,
-                                                  voxel, params, device, tmp, say)
+            entry, averages = _classes_of_cluster(
+                volumes, members, c, truth, names, refs, voxel, params, device, tmp, say
+            )
             result["clusters"].append(entry)
-            gallery.append(([f"cluster {c} class {k}" for k in range(len(averages))],
-                            averages))
+            gallery.append(([f"cluster {c} class {k}" for k in range(len(averages))], averages))
         (tmp / "discover.json").write_text(json.dumps(result, indent=2) + "\n")
         if refs:
             gallery.append((list(refs), np.stack(list(refs.values()))))
@@ -127,32 +139,48 @@ def discover_files(dataset: Path, clustered: Path, output: Path, params: Discove
     return result
 
 
-def _classes_of_cluster(volumes, members, c, truth, names, refs, voxel, params, device,
-                        folder: Path, say) -> tuple[dict, np.ndarray]:
+def _classes_of_cluster(
+    volumes, members, c, truth, names, refs, voxel, params, device, folder: Path, say
+) -> tuple[dict, np.ndarray]:
     """Reference-free classes of cluster ``c`` (subtomograms ``members``): averages
     written to ``folder``, the cluster's ``discover.json`` entry."""
-    found = reference_free_classes(volumes[members], voxel, params, device,
-                                   say=lambda m: say(f"cluster {c}: {m}"))
+    found = reference_free_classes(
+        volumes[members], voxel, params, device, say=lambda m: say(f"cluster {c}: {m}")
+    )
     matches = match_references(found["averages"], refs, voxel)
     entry = {"cluster": c, "members": members.tolist(), "classes": []}
     for k, average in enumerate(found["averages"]):
         write_volume(folder / f"cluster{c:03d}_class{k}.mrc", Volume(average, voxel))
         in_class = members[found["assignment"] == k]
-        item = {"class": k, "size": int(found["sizes"][k]),
-                "members": in_class.tolist(), **matches[k]}
+        item = {
+            "class": k,
+            "size": int(found["sizes"][k]),
+            "members": in_class.tolist(),
+            **matches[k],
+        }
         if truth is not None:
-            item["true_classes"] = {names[i]: int(v) for i, v in
-                                    enumerate(np.bincount(truth[in_class],
-                                                          minlength=len(names))) if v}
+            item["true_classes"] = {
+                names[i]: int(v)
+                for i, v in enumerate(np.bincount(truth[in_class], minlength=len(names)))
+                if v
+            }
         entry["classes"].append(item)
-        say(f"cluster {c} class {k}: {item['size']} subtomograms"
-            + (f", closest {item['best']} at {item['fsc05_nm']:.1f} nm" if item["best"] else ""))
+        say(
+            f"cluster {c} class {k}: {item['size']} subtomograms"
+            + (f", closest {item['best']} at {item['fsc05_nm']:.1f} nm" if item["best"] else "")
+        )
     return entry, found["averages"]
 
 
-def cluster_files(feature_store: Path, output: Path, k: int, seed: int = 0,
-                  plot: Path | None = None, embedding: str = "auto",
-                  colour: str = "truth") -> tuple[np.ndarray, dict | None]:
+def cluster_files(
+    feature_store: Path,
+    output: Path,
+    k: int,
+    seed: int = 0,
+    plot: Path | None = None,
+    embedding: str = "auto",
+    colour: str = "truth",
+) -> tuple[np.ndarray, dict | None]:
     """k-means over-partitioning of a feature store into ``k`` clusters, written with the
     features to ``output`` (and the scores against the true classes, where known, to
     ``OUTPUT.scores.json``); with ``plot``, a t-SNE/UMAP map (PNG) coloured by the
@@ -163,8 +191,9 @@ def cluster_files(feature_store: Path, output: Path, k: int, seed: int = 0,
 
     table, record = load_features(feature_store)
     if colour not in ("truth", "predicted", "cluster"):
-        raise ParameterError(f"`colour` must be truth, predicted or cluster, got {colour!r}.",
-                             parameter="colour")
+        raise ParameterError(
+            f"`colour` must be truth, predicted or cluster, got {colour!r}.", parameter="colour"
+        )
     clusters, _ = over_partition(table["features"], k, seed)
     table["clusters"] = clusters
     names = record.get("class_names", [])
@@ -174,11 +203,16 @@ def cluster_files(feature_store: Path, output: Path, k: int, seed: int = 0,
         from .figures import plot_embedding
 
         if colour == "truth" and truth is None:
-            raise InvalidDataError(f"{feature_store} has no true classes; use `colour` "
-                                   "predicted or cluster.", parameter="colour")
+            raise InvalidDataError(
+                f"{feature_store} has no true classes; use `colour` predicted or cluster.",
+                parameter="colour",
+            )
         if colour == "predicted" and "predicted" not in table:
-            raise InvalidDataError(f"{feature_store} has no predictions (RIF features); use "
-                                   "`colour` truth or cluster.", parameter="colour")
+            raise InvalidDataError(
+                f"{feature_store} has no predictions (RIF features); use "
+                "`colour` truth or cluster.",
+                parameter="colour",
+            )
         xy, method = embed_2d(table["features"], embedding, seed)
         if colour == "cluster":
             index, legend = clusters, [f"cluster {c}" for c in range(k)]
@@ -186,8 +220,9 @@ def cluster_files(feature_store: Path, output: Path, k: int, seed: int = 0,
             index = truth if colour == "truth" else table["predicted"]
             legend = names if colour == "truth" else record.get("model_classes", names)
         source = Path(record.get("source", "")).name
-        plot_embedding(xy, index, legend,
-                       f"{method} of {source} features, coloured by {colour}", plot)
+        plot_embedding(
+            xy, index, legend, f"{method} of {source} features, coloured by {colour}", plot
+        )
     record = {**record, "clusters": {"k": k, "seed": seed, "scores": scores}}
     save_features(output, table, record)
     if scores is not None:
@@ -196,8 +231,9 @@ def cluster_files(feature_store: Path, output: Path, k: int, seed: int = 0,
     return clusters, scores
 
 
-def mine_files(model: Path, dataset: Path, output: Path, clusters: int, seed: int = 0,
-               device: str = "auto") -> tuple[dict, dict | None]:
+def mine_files(
+    model: Path, dataset: Path, output: Path, clusters: int, seed: int = 0, device: str = "auto"
+) -> tuple[dict, dict | None]:
     """k-means on an autoencoder's codes of a dataset, into folder ``output``: the codes
     (``codes.zarr``, a feature store with the clusters), decoded cluster centres and
     cluster averages (MRC), ``gallery.png`` and ``mining.json``.  Returns what
@@ -212,28 +248,43 @@ def mine_files(model: Path, dataset: Path, output: Path, clusters: int, seed: in
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
     if volumes.shape[1] != autoencoder.network.box:
-        raise InvalidDataError(f"the autoencoder takes {autoencoder.network.box}³ "
-                               f"subtomograms but {dataset} holds {volumes.shape[1]}³.")
+        raise InvalidDataError(
+            f"the autoencoder takes {autoencoder.network.box}³ "
+            f"subtomograms but {dataset} holds {volumes.shape[1]}³."
+        )
     found = mine_patterns(autoencoder, volumes, clusters, seed, device)
     truth = labels_or_none(labels)
     scores = cluster_scores(truth, found["clusters"], names) if truth is not None else None
     voxel = voxel or autoencoder.voxel_size_A
     with output_folder(output) as tmp:
-        save_features(tmp / "codes.zarr", {"features": found["codes"], "labels": labels,
-                                           "clusters": found["clusters"]},
-                      {"source": str(model.resolve()), "layer": "code",
-                       "dataset": str(dataset.resolve()), "class_names": names,
-                       "voxel_size_A": voxel, "clusters": {"k": clusters, "seed": seed,
-                                                           "scores": scores}})
+        save_features(
+            tmp / "codes.zarr",
+            {"features": found["codes"], "labels": labels, "clusters": found["clusters"]},
+            {
+                "source": str(model.resolve()),
+                "layer": "code",
+                "dataset": str(dataset.resolve()),
+                "class_names": names,
+                "voxel_size_A": voxel,
+                "clusters": {"k": clusters, "seed": seed, "scores": scores},
+            },
+        )
         for k in range(clusters):
-            write_volume(tmp / f"decoded_centre{k:02d}.mrc",
-                         Volume(found["decoded_centres"][k], voxel))
-            write_volume(tmp / f"cluster_average{k:02d}.mrc",
-                         Volume(found["cluster_averages"][k].astype(np.float32), voxel))
-        plot_gallery([([f"decoded centre {k}" for k in range(clusters)],
-                       found["decoded_centres"]),
-                      ([f"cluster {k} average" for k in range(clusters)],
-                       found["cluster_averages"])], tmp / "gallery.png")
-        (tmp / "mining.json").write_text(json.dumps(
-            {"sizes": found["sizes"].tolist(), "scores": scores}, indent=2) + "\n")
+            write_volume(
+                tmp / f"decoded_centre{k:02d}.mrc", Volume(found["decoded_centres"][k], voxel)
+            )
+            write_volume(
+                tmp / f"cluster_average{k:02d}.mrc",
+                Volume(found["cluster_averages"][k].astype(np.float32), voxel),
+            )
+        plot_gallery(
+            [
+                ([f"decoded centre {k}" for k in range(clusters)], found["decoded_centres"]),
+                ([f"cluster {k} average" for k in range(clusters)], found["cluster_averages"]),
+            ],
+            tmp / "gallery.png",
+        )
+        (tmp / "mining.json").write_text(
+            json.dumps({"sizes": found["sizes"].tolist(), "scores": scores}, indent=2) + "\n"
+        )
     return found, scores

@@ -21,13 +21,18 @@ from ..errors import InvalidDataError, ParameterError
 def hole_template(radius_px: float, blur_px: float = 1.0) -> np.ndarray:
     """A bright disk of ``radius_px`` in a dark ring out to 1.4 radii, blurred."""
     half = int(np.ceil(1.4 * radius_px)) + 2
-    yy, xx = np.mgrid[-half: half + 1, -half: half + 1]
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
     disk = (np.hypot(yy, xx) <= radius_px).astype(np.float32)
     return scipy.ndimage.gaussian_filter(disk, blur_px)
 
 
-def detect_holes(image: np.ndarray, pixel_nm: float, hole_diameter_um: float,
-                 polarity: str = "auto", min_score: float = 0.4) -> pd.DataFrame:
+def detect_holes(
+    image: np.ndarray,
+    pixel_nm: float,
+    hole_diameter_um: float,
+    polarity: str = "auto",
+    min_score: float = 0.4,
+) -> pd.DataFrame:
     """Centres of the film's holes in a 2D image.
 
     Parameters
@@ -58,8 +63,9 @@ def detect_holes(image: np.ndarray, pixel_nm: float, hole_diameter_um: float,
     if image.ndim == 3 and image.shape[0] == 1:
         image = image[0]
     if image.ndim != 2:
-        raise InvalidDataError(f"hole detection needs a single 2D image, got shape "
-                               f"{image.shape}; give one slice.")
+        raise InvalidDataError(
+            f"hole detection needs a single 2D image, got shape {image.shape}; give one slice."
+        )
     if not np.isfinite(image).all():
         raise InvalidDataError("the image has NaN or infinite pixels; fix or crop it.")
     if polarity not in ("auto", "bright", "dark"):
@@ -69,32 +75,47 @@ def detect_holes(image: np.ndarray, pixel_nm: float, hole_diameter_um: float,
         raise ParameterError(
             f"holes of {hole_diameter_um} µm are {2 * radius:.1f} pixels across at "
             f"{pixel_nm} nm/pixel in a {image.shape[1]}×{image.shape[0]} image; check the "
-            "pixel size and hole diameter.")
+            "pixel size and hole diameter."
+        )
     template = hole_template(radius)
     found = {}
     for sign, name in ((1.0, "bright"), (-1.0, "dark")):
         if polarity not in ("auto", name):
             continue
         score = match_template(sign * image, template, pad_input=True, mode="edge")
-        peaks = peak_local_max(score, min_distance=max(1, int(radius)),
-                               threshold_abs=min_score, exclude_border=int(radius))
+        peaks = peak_local_max(
+            score,
+            min_distance=max(1, int(radius)),
+            threshold_abs=min_score,
+            exclude_border=int(radius),
+        )
         found[name] = (score, peaks)
-    name = max(found, key=lambda k: np.sort(found[k][0][tuple(found[k][1].T)])[-20:].sum()
-               if len(found[k][1]) else -1.0)
+    name = max(
+        found,
+        key=lambda k: (
+            np.sort(found[k][0][tuple(found[k][1].T)])[-20:].sum() if len(found[k][1]) else -1.0
+        ),
+    )
     score, peaks = found[name]
     rows = [(*_subpixel(score, y, x), float(score[y, x])) for y, x in peaks]
     table = pd.DataFrame(rows, columns=["x", "y", "score"]).sort_values(
-        "score", ascending=False, ignore_index=True)
+        "score", ascending=False, ignore_index=True
+    )
     table.attrs["polarity"] = name
     return table
 
 
 def _subpixel(score: np.ndarray, y: int, x: int) -> tuple[float, float]:
     """Parabolic refinement of a peak at (y, x) along each axis; returns (x, y)."""
+
     def offset(minus, centre, plus):
         denominator = minus - 2 * centre + plus
-        return 0.0 if denominator >= 0 else float(np.clip(0.5 * (minus - plus) / denominator,
-                                                          -0.5, 0.5))
+        return (
+            0.0
+            if denominator >= 0
+            else float(np.clip(0.5 * (minus - plus) / denominator, -0.5, 0.5))
+        )
+
     ny, nx = score.shape
     dx = offset(score[y, x - 1], score[y, x], score[y, x + 1]) if 0 < x < nx - 1 else 0.0
     dy = offset(score[y - 1, x], score[y, x], score[y + 1, x]) if 0 < y < ny - 1 else 0.0

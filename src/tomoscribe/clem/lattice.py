@@ -80,7 +80,8 @@ def fit_lattice(points_xy: np.ndarray, spacing_px: float, tolerance: float = 0.2
         raise InvalidDataError(
             f"only {len(points)} holes were detected (at least {MIN_HOLES} are needed); check "
             "the pixel size, hole diameter and polarity, or lower `min_score`.",
-            parameter="min_score")
+            parameter="min_score",
+        )
     tree = cKDTree(points)
     distance, neighbour = tree.query(points, k=min(7, len(points)))
     vectors = (points[neighbour[:, 1:]] - points[:, None, :]).reshape(-1, 2)
@@ -90,15 +91,18 @@ def fit_lattice(points_xy: np.ndarray, spacing_px: float, tolerance: float = 0.2
         raise InvalidDataError(
             f"the detected holes are not {spacing_px:.1f} pixels apart (median nearest "
             f"distance {np.median(distance[:, 1]):.1f}); check the pixel size and the "
-            "hole spacing.")
+            "hole spacing."
+        )
     vectors = vectors[near]
     angles = np.mod(np.arctan2(vectors[:, 1], vectors[:, 0]), np.pi)  # folded: v ~ −v
     first = _dominant_angle(angles, None)
     second = _dominant_angle(angles, first)
     basis = np.array([_median_vector(vectors, first), _median_vector(vectors, second)])
     if not np.isfinite(basis).all() or abs(np.linalg.det(basis)) < 0.3 * spacing_px**2:
-        raise InvalidDataError("the detected holes do not form a 2D lattice (they lie along "
-                               "one line); image a larger area of film.")
+        raise InvalidDataError(
+            "the detected holes do not form a 2D lattice (they lie along "
+            "one line); image a larger area of film."
+        )
     origin = points[np.argmin(((points - points.mean(0)) ** 2).sum(1))]
     inlier = np.ones(len(points), bool)
     for _ in range(5):
@@ -114,10 +118,12 @@ def fit_lattice(points_xy: np.ndarray, spacing_px: float, tolerance: float = 0.2
         raise InvalidDataError(
             f"only {int(inlier.sum())} of {len(points)} holes fit a lattice; the film may be "
             "damaged or the detections wrong (check `min_score` and the polarity).",
-            parameter="min_score")
+            parameter="min_score",
+        )
     residual = np.linalg.norm(points - origin - indices @ basis, axis=1)
-    return Lattice(origin, basis, points, indices, inlier,
-                   float(np.sqrt(np.mean(residual[inlier] ** 2))))
+    return Lattice(
+        origin, basis, points, indices, inlier, float(np.sqrt(np.mean(residual[inlier] ** 2)))
+    )
 
 
 def _dominant_angle(angles: np.ndarray, exclude: float | None) -> float:

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.transforms2d import apply, decompose
 from ..errors import InvalidDataError, ParameterError
 from ..outputs import atomic_path
 from .lattice import Lattice
-from ..core.transforms2d import apply, decompose
 
 MODELS = ("similarity", "affine")
 #: A cell anchor whose best score beats the runner-up by less than this is flagged: in
@@ -85,9 +85,10 @@ class Registration:
         errors = []
         for k in index:
             others = index[index != k]
-            matrix = fit_transform(self.fm_points[others], self.ov_points[others], self.model,
-                                   _mirrored(self.matrix))
-            predicted = apply(matrix, self.fm_points[k:k + 1])[0]
+            matrix = fit_transform(
+                self.fm_points[others], self.ov_points[others], self.model, _mirrored(self.matrix)
+            )
+            predicted = apply(matrix, self.fm_points[k : k + 1])[0]
             errors.append(np.linalg.norm(predicted - self.ov_points[k]) * self.overview_pixel_nm)
         return np.array(errors)
 
@@ -95,15 +96,24 @@ class Registration:
         loo = self.leave_one_out_nm()
         parts = decompose(self.matrix)
         return {
-            "from": "fluorescence pixels (x, y)", "to": "overview pixels (x, y)",
-            "matrix": self.matrix.tolist(), "inverse": np.linalg.inv(self.matrix).tolist(),
-            "model": self.model, "scale": parts["scale"], "rotation_deg": parts["rotation_deg"],
-            "mirror": parts["mirror"], "anisotropy": parts["anisotropy"],
+            "from": "fluorescence pixels (x, y)",
+            "to": "overview pixels (x, y)",
+            "matrix": self.matrix.tolist(),
+            "inverse": np.linalg.inv(self.matrix).tolist(),
+            "model": self.model,
+            "scale": parts["scale"],
+            "rotation_deg": parts["rotation_deg"],
+            "mirror": parts["mirror"],
+            "anisotropy": parts["anisotropy"],
             "overview_pixel_nm": self.overview_pixel_nm,
-            "n_matched": int(len(self.inlier)), "n_inliers": int(self.inlier.sum()),
+            "n_matched": int(len(self.inlier)),
+            "n_inliers": int(self.inlier.sum()),
             "fre_nm": self.fre_nm,
-            "loo_tre_nm": {"median": float(np.median(loo)), "p90": float(np.percentile(loo, 90)),
-                           "max": float(loo.max())},
+            "loo_tre_nm": {
+                "median": float(np.median(loo)),
+                "p90": float(np.percentile(loo, 90)),
+                "max": float(loo.max()),
+            },
             "anchor": self.anchor,
         }
 
@@ -117,14 +127,14 @@ def symmetries(mirror: bool | None = None) -> list[np.ndarray]:
     for a, b, c, d in itertools.product((-1, 0, 1), repeat=4):
         m = np.array([[a, b], [c, d]])
         det = round(np.linalg.det(m))
-        if abs(det) == 1 and np.count_nonzero(m) == 2 and (
-                mirror is None or (det < 0) == mirror):
+        if abs(det) == 1 and np.count_nonzero(m) == 2 and (mirror is None or (det < 0) == mirror):
             found.append(m)
     return found
 
 
-def hypothesis_matrix(fm: Lattice, ov: Lattice, symmetry: np.ndarray,
-                      shift: np.ndarray) -> np.ndarray:
+def hypothesis_matrix(
+    fm: Lattice, ov: Lattice, symmetry: np.ndarray, shift: np.ndarray
+) -> np.ndarray:
     """The affine map fluorescence → overview for ``n_ov = symmetry · n_fm + shift``."""
     # p_ov = o_ov + (M n + t) V_ov with n = (p_fm − o_fm) V_fm⁻¹ (row vectors).
     linear = (np.linalg.inv(fm.vectors) @ symmetry.T @ ov.vectors).T
@@ -134,16 +144,30 @@ def hypothesis_matrix(fm: Lattice, ov: Lattice, symmetry: np.ndarray,
     return matrix
 
 
-def check_symmetry(fm: Lattice, ov: Lattice, symmetry: np.ndarray, nominal_scale: float,
-                   scale_tolerance: float = 0.2, max_anisotropy: float = 1.15) -> bool:
+def check_symmetry(
+    fm: Lattice,
+    ov: Lattice,
+    symmetry: np.ndarray,
+    nominal_scale: float,
+    scale_tolerance: float = 0.2,
+    max_anisotropy: float = 1.15,
+) -> bool:
     """Whether a symmetry gives a plausible map: near the nominal scale, nearly conformal."""
     parts = decompose(hypothesis_matrix(fm, ov, symmetry, np.zeros(2)))
-    return (abs(parts["scale"] / nominal_scale - 1) <= scale_tolerance
-            and parts["anisotropy"] <= max_anisotropy)
+    return (
+        abs(parts["scale"] / nominal_scale - 1) <= scale_tolerance
+        and parts["anisotropy"] <= max_anisotropy
+    )
 
 
-def anchor_by_landmarks(fm: Lattice, ov: Lattice, fm_xy: np.ndarray, ov_xy: np.ndarray,
-                        nominal_scale: float, mirror: bool | None = None) -> tuple:
+def anchor_by_landmarks(
+    fm: Lattice,
+    ov: Lattice,
+    fm_xy: np.ndarray,
+    ov_xy: np.ndarray,
+    nominal_scale: float,
+    mirror: bool | None = None,
+) -> tuple:
     """Resolve the lattice ambiguity with landmark pairs (pixels of each image).
 
     Returns (symmetry, shift, anchor record).  Raises ParameterError when the
@@ -156,7 +180,9 @@ def anchor_by_landmarks(fm: Lattice, ov: Lattice, fm_xy: np.ndarray, ov_xy: np.n
     if len(fm_xy) < needed:
         raise ParameterError(
             f"{len(fm_xy)} landmark(s) cannot fix the lattice's symmetry; give at least "
-            f"{needed} (3 when `mirror` is unknown, 2 when it is given).", parameter="mirror")
+            f"{needed} (3 when `mirror` is unknown, 2 when it is given).",
+            parameter="mirror",
+        )
     scored = []
     for symmetry in symmetries(mirror):
         if not check_symmetry(fm, ov, symmetry, nominal_scale):
@@ -170,22 +196,40 @@ def anchor_by_landmarks(fm: Lattice, ov: Lattice, fm_xy: np.ndarray, ov_xy: np.n
             rms = float(np.sqrt(np.mean(((mapped - ov_xy) ** 2).sum(1))))
             scored.append((rms, symmetry, t))
     if not scored:
-        raise ParameterError("no lattice symmetry maps the fluorescence near the nominal pixel "
-                             "size; check the pixel sizes of both images.")
+        raise ParameterError(
+            "no lattice symmetry maps the fluorescence near the nominal pixel "
+            "size; check the pixel sizes of both images."
+        )
     scored.sort(key=lambda s: s[0])
     best, runner = scored[0], scored[1] if len(scored) > 1 else (math.inf,)
     step = ov.spacing_px
     if best[0] > 0.5 * step or runner[0] < 1.5 * best[0]:
         raise ParameterError(
             f"the landmarks do not single out one lattice match (best {best[0]:.1f} px, next "
-            f"{runner[0]:.1f} px, lattice step {step:.1f} px); check them or add more.")
-    return best[1], best[2], {"method": "landmarks", "n_landmarks": len(fm_xy),
-                              "rms_px": best[0], "runner_up_rms_px": runner[0]}
+            f"{runner[0]:.1f} px, lattice step {step:.1f} px); check them or add more."
+        )
+    return (
+        best[1],
+        best[2],
+        {
+            "method": "landmarks",
+            "n_landmarks": len(fm_xy),
+            "rms_px": best[0],
+            "runner_up_rms_px": runner[0],
+        },
+    )
 
 
-def anchor_by_cell(fm: Lattice, ov: Lattice, fm_cell: np.ndarray, overview: np.ndarray,
-                   nominal_scale: float, hole_radius_px: float, mirror: bool | None = None,
-                   bin_factor: int = 4) -> tuple:
+def anchor_by_cell(
+    fm: Lattice,
+    ov: Lattice,
+    fm_cell: np.ndarray,
+    overview: np.ndarray,
+    nominal_scale: float,
+    hole_radius_px: float,
+    mirror: bool | None = None,
+    bin_factor: int = 4,
+) -> tuple:
     """Resolve the lattice ambiguity with the cell's fluorescence against its EM shadow.
 
     Parameters
@@ -222,8 +266,9 @@ def anchor_by_cell(fm: Lattice, ov: Lattice, fm_cell: np.ndarray, overview: np.n
         shifted = np.eye(3)
         shifted[:2, 2] = pad[::-1]
         canvas_shape = tuple(3 * pad)
-        warped = warp(fm_image, np.linalg.inv(shifted @ base), output_shape=canvas_shape,
-                      order=1, cval=0.0)
+        warped = warp(
+            fm_image, np.linalg.inv(shifted @ base), output_shape=canvas_shape, order=1, cval=0.0
+        )
         correlation = fftconvolve(warped, small[::-1, ::-1], mode="valid")
         # correlation[dy, dx] = Σ warped[y + dy, x + dx]·small[y, x]: overlap when the
         # fluorescence moves by (pad − (dy, dx)) binned overview pixels.
@@ -236,17 +281,29 @@ def anchor_by_cell(fm: Lattice, ov: Lattice, fm_cell: np.ndarray, overview: np.n
             value = _bilinear(correlation, dy, dx)
             scored.append((value, symmetry, np.asarray(t, float)))
     if not scored:
-        raise ParameterError("no lattice symmetry maps the fluorescence near the nominal pixel "
-                             "size; check the pixel sizes of both images.")
+        raise ParameterError(
+            "no lattice symmetry maps the fluorescence near the nominal pixel "
+            "size; check the pixel sizes of both images."
+        )
     scored.sort(key=lambda s: -s[0])
     best, runner = scored[0], scored[1]
     if not best[0] > 0:
-        raise InvalidDataError("the cell's fluorescence does not match its shadow in the "
-                               "overview anywhere; give landmarks instead.")
+        raise InvalidDataError(
+            "the cell's fluorescence does not match its shadow in the "
+            "overview anywhere; give landmarks instead."
+        )
     margin = float(best[0] / runner[0]) if runner[0] > 0 else math.inf
-    return best[1], best[2], {"method": "cell", "score": float(best[0]),
-                              "runner_up_score": float(runner[0]), "margin": margin,
-                              "ambiguous": bool(margin < AMBIGUOUS_MARGIN)}
+    return (
+        best[1],
+        best[2],
+        {
+            "method": "cell",
+            "score": float(best[0]),
+            "runner_up_score": float(runner[0]),
+            "margin": margin,
+            "ambiguous": bool(margin < AMBIGUOUS_MARGIN),
+        },
+    )
 
 
 def cell_shadow(overview: np.ndarray, ov: Lattice, hole_radius_px: float) -> np.ndarray:
@@ -263,14 +320,18 @@ def cell_shadow(overview: np.ndarray, ov: Lattice, hole_radius_px: float) -> np.
     extent = np.array([[0, 0], [nx, 0], [0, ny], [nx, ny]], float)
     corners = np.linalg.solve(ov.vectors.T, (extent - ov.origin).T).T
     lo, hi = np.floor(corners.min(0)) - 1, np.ceil(corners.max(0)) + 1
-    ij = np.array([(i, j) for i in range(int(lo[0]), int(hi[0]) + 1)
-                   for j in range(int(lo[1]), int(hi[1]) + 1)])
+    ij = np.array(
+        [
+            (i, j)
+            for i in range(int(lo[0]), int(hi[0]) + 1)
+            for j in range(int(lo[1]), int(hi[1]) + 1)
+        ]
+    )
     from scipy.spatial import cKDTree
 
     distance, _ = cKDTree(ov.position(ij)).query(np.column_stack([xx.ravel(), yy.ravel()]))
     in_hole = (distance < hole_radius_px).reshape(ny, nx)
-    film = np.where(in_hole, np.percentile(image[in_hole], 90),
-                    np.percentile(image[~in_hole], 90))
+    film = np.where(in_hole, np.percentile(image[in_hole], 90), np.percentile(image[~in_hole], 90))
     ratio = np.clip(image / np.maximum(film, 1e-6), 1e-3, None)
     import scipy.ndimage
 
@@ -301,10 +362,17 @@ def fit_transform(fm_xy: np.ndarray, ov_xy: np.ndarray, model: str, mirror: bool
     return fitted.params @ flip
 
 
-def register_lattices(fm: Lattice, ov: Lattice, symmetry: np.ndarray, shift: np.ndarray,
-                      overview_pixel_nm: float, model: str = "similarity",
-                      residual_nm: float = 150.0, anchor: dict | None = None,
-                      seed: int = 0) -> Registration:
+def register_lattices(
+    fm: Lattice,
+    ov: Lattice,
+    symmetry: np.ndarray,
+    shift: np.ndarray,
+    overview_pixel_nm: float,
+    model: str = "similarity",
+    residual_nm: float = 150.0,
+    anchor: dict | None = None,
+    seed: int = 0,
+) -> Registration:
     """Robust fit from matched holes (RANSAC, then least squares on the inliers)."""
     from skimage.measure import ransac
     from skimage.transform import AffineTransform, SimilarityTransform
@@ -314,24 +382,34 @@ def register_lattices(fm: Lattice, ov: Lattice, symmetry: np.ndarray, shift: np.
     fm_xy, ov_xy = match_holes(fm, ov, symmetry, shift)
     if len(fm_xy) < 4:
         raise InvalidDataError(
-            f"only {len(fm_xy)} holes are seen in both images; image more film in common.")
+            f"only {len(fm_xy)} holes are seen in both images; image more film in common."
+        )
     mirror = _mirrored(hypothesis_matrix(fm, ov, symmetry, shift))
     flip = np.diag([-1.0 if mirror else 1.0, 1.0, 1.0])
     source = apply(flip, fm_xy) if model == "similarity" else fm_xy
     transform = SimilarityTransform if model == "similarity" else AffineTransform
-    _, inlier = ransac((source, ov_xy), transform, min_samples=3,
-                       residual_threshold=residual_nm / overview_pixel_nm, max_trials=500,
-                       rng=seed)
+    _, inlier = ransac(
+        (source, ov_xy),
+        transform,
+        min_samples=3,
+        residual_threshold=residual_nm / overview_pixel_nm,
+        max_trials=500,
+        rng=seed,
+    )
     if inlier is None or inlier.sum() < 4:
-        raise InvalidDataError("the matched holes do not agree on one transform; check the "
-                               "anchor and the transform model.")
+        raise InvalidDataError(
+            "the matched holes do not agree on one transform; check the "
+            "anchor and the transform model."
+        )
     matrix = fit_transform(fm_xy[inlier], ov_xy[inlier], model, mirror)
-    return Registration(matrix, model, fm_xy, ov_xy, np.asarray(inlier, bool),
-                        overview_pixel_nm, dict(anchor or {}))
+    return Registration(
+        matrix, model, fm_xy, ov_xy, np.asarray(inlier, bool), overview_pixel_nm, dict(anchor or {})
+    )
 
 
-def save_registration(path: str | os.PathLike, registration: Registration,
-                      extra: dict | None = None) -> Path:
+def save_registration(
+    path: str | os.PathLike, registration: Registration, extra: dict | None = None
+) -> Path:
     """Write the transform as JSON, and its 3×3 matrix as text beside it (``.txt``).
 
     The text file holds the matrix mapping fluorescence pixels (x, y, 1) to overview
@@ -352,12 +430,16 @@ def load_transform(path: str | os.PathLike) -> np.ndarray:
     try:
         matrix = np.array(json.loads(path.read_text())["matrix"], float)
     except FileNotFoundError as err:
-        raise InvalidDataError(f"{path} does not exist; run `tomoscribe clem register` "
-                               "first.") from err
+        raise InvalidDataError(
+            f"{path} does not exist; run `tomoscribe clem register` first."
+        ) from err
     except (ValueError, KeyError, TypeError) as err:
         raise InvalidDataError(f"{path} is not a tomoscribe registration ({err}).") from err
-    if (matrix.shape != (3, 3) or not np.isfinite(matrix).all()
-            or abs(np.linalg.det(matrix)) < 1e-12):
+    if (
+        matrix.shape != (3, 3)
+        or not np.isfinite(matrix).all()
+        or abs(np.linalg.det(matrix)) < 1e-12
+    ):
         raise InvalidDataError(f"{path} holds no usable 3×3 transform.")
     return matrix
 
@@ -369,5 +451,9 @@ def _mirrored(matrix: np.ndarray) -> bool:
 def _bilinear(image: np.ndarray, y: float, x: float) -> float:
     y0, x0 = int(math.floor(y)), int(math.floor(x))
     fy, fx = y - y0, x - x0
-    return float((1 - fy) * (1 - fx) * image[y0, x0] + (1 - fy) * fx * image[y0, x0 + 1]
-                 + fy * (1 - fx) * image[y0 + 1, x0] + fy * fx * image[y0 + 1, x0 + 1])
+    return float(
+        (1 - fy) * (1 - fx) * image[y0, x0]
+        + (1 - fy) * fx * image[y0, x0 + 1]
+        + fy * (1 - fx) * image[y0 + 1, x0]
+        + fy * fx * image[y0 + 1, x0 + 1]
+    )

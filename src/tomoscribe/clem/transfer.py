@@ -42,11 +42,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.ndimage
 
-from ..errors import AnnotationError, ParameterError
 from ..core.boxes import free_boxes, spread_boxes
+from ..core.transforms2d import apply, placement_matrix
+from ..errors import AnnotationError, ParameterError
 from ..segment.trainset import TrainingSet, build_training_set, painted_mask_source
 from ..volume import Volume
-from ..core.transforms2d import apply, placement_matrix
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,14 @@ class TransferParams:
         return asdict(self)
 
 
-def fluorescence_in_tomogram(regions: np.ndarray, signal: np.ndarray,
-                             fm_voxel_nm: tuple[float, float, float], fm_to_overview: np.ndarray,
-                             placement: dict, positive_level: float = 0.5) -> dict:
+def fluorescence_in_tomogram(
+    regions: np.ndarray,
+    signal: np.ndarray,
+    fm_voxel_nm: tuple[float, float, float],
+    fm_to_overview: np.ndarray,
+    placement: dict,
+    positive_level: float = 0.5,
+) -> dict:
     """Sample fluorescence regions and signal on the tomogram's (y, x) grid.
 
     Parameters
@@ -113,35 +118,52 @@ def fluorescence_in_tomogram(regions: np.ndarray, signal: np.ndarray,
     to_fm = np.linalg.inv(np.asarray(fm_to_overview, float)) @ placement_matrix(placement)
     corners = apply(to_fm, np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1]]))
     z = float(placement.get("fluorescence_z_slice", (fm_shape[0] - 1) / 2))
-    if (corners.min() < 0 or corners[:, 0].max() > fm_shape[2] - 1
-            or corners[:, 1].max() > fm_shape[1] - 1 or not 0 <= z <= fm_shape[0] - 1):
+    if (
+        corners.min() < 0
+        or corners[:, 0].max() > fm_shape[2] - 1
+        or corners[:, 1].max() > fm_shape[1] - 1
+        or not 0 <= z <= fm_shape[0] - 1
+    ):
         raise ParameterError(
             "the transform maps the tomogram (partly) outside the fluorescence field "
             f"(corners at x, y = {np.round(corners, 1).tolist()} in a {fm_shape[2]}×"
             f"{fm_shape[1]}×{fm_shape[0]} stack, slice {z:.2f}); check the registration "
-            "and the placement.")
+            "and the placement."
+        )
     yy, xx = np.mgrid[:ny, :nx]
     fm_xy = apply(to_fm, np.column_stack([xx.ravel(), yy.ravel()]))
     coords = np.vstack([np.full(len(fm_xy), z), fm_xy[:, 1], fm_xy[:, 0]])
     region = scipy.ndimage.map_coordinates(regions, coords, order=0).reshape(ny, nx)
-    values = scipy.ndimage.map_coordinates(np.asarray(signal, np.float32), coords,
-                                           order=1).reshape(ny, nx)
+    values = scipy.ndimage.map_coordinates(np.asarray(signal, np.float32), coords, order=1).reshape(
+        ny, nx
+    )
     labelled = values * (region > 0)
     if not labelled.any():
-        raise AnnotationError("no fluorescence region of this channel falls inside the "
-                              "tomogram; there is nothing to transfer.")
+        raise AnnotationError(
+            "no fluorescence region of this channel falls inside the "
+            "tomogram; there is nothing to transfer."
+        )
     level = positive_level * float(labelled.max())
     slice_index = int(round(z))
     band_fm = (np.asarray(signal[slice_index]) >= level) & (regions[slice_index] > 0)
     distance_px = scipy.ndimage.distance_transform_edt(~band_fm)
     distance = scipy.ndimage.map_coordinates(distance_px, coords[1:], order=1).reshape(ny, nx)
-    return {"region": region, "signal": values, "band": labelled >= level, "level": level,
-            "distance_nm": distance * fm_voxel_nm[0]}
+    return {
+        "region": region,
+        "signal": values,
+        "band": labelled >= level,
+        "level": level,
+        "distance_nm": distance * fm_voxel_nm[0],
+    }
 
 
-def refine_with_density(tomogram: np.ndarray, band: np.ndarray, far: np.ndarray,
-                        params: TransferParams, smooth_px: float = 0.0
-                        ) -> tuple[np.ndarray, dict]:
+def refine_with_density(
+    tomogram: np.ndarray,
+    band: np.ndarray,
+    far: np.ndarray,
+    params: TransferParams,
+    smooth_px: float = 0.0,
+) -> tuple[np.ndarray, dict]:
     """Dense voxels of the tomogram inside the band, as large 3D components.
 
     Parameters
@@ -167,34 +189,46 @@ def refine_with_density(tomogram: np.ndarray, band: np.ndarray, far: np.ndarray,
     core = slice(nz // 5, nz - nz // 5)
     reference = data[core][:, far]
     if reference.size < 100:
-        raise AnnotationError("almost nothing of the tomogram is far from the fluorescence "
-                              "label; there is no reference for background density.")
+        raise AnnotationError(
+            "almost nothing of the tomogram is far from the fluorescence "
+            "label; there is no reference for background density."
+        )
     mean, sd = float(reference.mean()), float(reference.std())
     sign = -1.0 if params.dark_features else 1.0
     threshold = mean + sign * params.density_sigma * sd
     dense = (data < threshold) if params.dark_features else (data > threshold)
     dense &= band[None]
     dense[: nz // 5] = False
-    dense[nz - nz // 5:] = False
+    dense[nz - nz // 5 :] = False
     dense = scipy.ndimage.binary_opening(dense, iterations=1)  # specks of noise
     components, n = scipy.ndimage.label(dense, structure=np.ones((3, 3, 3)))
     if n == 0:
-        raise AnnotationError("no voxel inside the fluorescence band is denser than the "
-                              "background; the label may be misplaced (check the "
-                              "registration) or `density_sigma` too high.",
-                              parameter="density_sigma")
+        raise AnnotationError(
+            "no voxel inside the fluorescence band is denser than the "
+            "background; the label may be misplaced (check the "
+            "registration) or `density_sigma` too high.",
+            parameter="density_sigma",
+        )
     sizes = np.bincount(components.ravel())[1:]
     keep = np.flatnonzero(sizes >= params.min_component_fraction * sizes.max()) + 1
     refined = np.isin(components, keep)
-    return refined, {"refinement": "density", "density_threshold": threshold,
-                     "far_mean": mean, "far_sd": sd,
-                     "band_pixels": int(band.sum()), "far_pixels": int(far.sum()),
-                     "dense_voxels": int(dense.sum()), "components": int(n),
-                     "components_kept": int(len(keep)), "refined_voxels": int(refined.sum())}
+    return refined, {
+        "refinement": "density",
+        "density_threshold": threshold,
+        "far_mean": mean,
+        "far_sd": sd,
+        "band_pixels": int(band.sum()),
+        "far_pixels": int(far.sum()),
+        "dense_voxels": int(dense.sum()),
+        "components": int(n),
+        "components_kept": int(len(keep)),
+        "refined_voxels": int(refined.sum()),
+    }
 
 
-def refine_with_network(network_map: np.ndarray, band: np.ndarray,
-                        threshold: float = 1.0) -> tuple[np.ndarray, dict]:
+def refine_with_network(
+    network_map: np.ndarray, band: np.ndarray, threshold: float = 1.0
+) -> tuple[np.ndarray, dict]:
     """Voxels where a network answers at least ``threshold`` inside the band (core slices).
 
     Raises AnnotationError when the network finds nothing there.
@@ -203,19 +237,30 @@ def refine_with_network(network_map: np.ndarray, band: np.ndarray,
     nz = values.shape[0]
     refined = (values >= threshold) & band[None]
     refined[: nz // 5] = False
-    refined[nz - nz // 5:] = False
+    refined[nz - nz // 5 :] = False
     if not refined.any():
-        raise AnnotationError("the network finds nothing inside the fluorescence band; "
-                              "lower `map_threshold` or train the first network longer.",
-                              parameter="map_threshold")
-    return refined, {"refinement": "network", "map_threshold": threshold,
-                     "band_pixels": int(band.sum()), "refined_voxels": int(refined.sum())}
+        raise AnnotationError(
+            "the network finds nothing inside the fluorescence band; "
+            "lower `map_threshold` or train the first network longer.",
+            parameter="map_threshold",
+        )
+    return refined, {
+        "refinement": "network",
+        "map_threshold": threshold,
+        "band_pixels": int(band.sum()),
+        "refined_voxels": int(refined.sum()),
+    }
 
 
-def transfer_labels(tomogram: Volume, sampled: dict, params: TransferParams,
-                    registration_tre_nm: float = 0.0, preprocessing: dict | None = None,
-                    network_map: np.ndarray | None = None, map_threshold: float = 1.0
-                    ) -> tuple[TrainingSet, np.ndarray, dict]:
+def transfer_labels(
+    tomogram: Volume,
+    sampled: dict,
+    params: TransferParams,
+    registration_tre_nm: float = 0.0,
+    preprocessing: dict | None = None,
+    network_map: np.ndarray | None = None,
+    map_threshold: float = 1.0,
+) -> tuple[TrainingSet, np.ndarray, dict]:
     """Build a training set for ``params.feature`` from fluorescence sampled on the tomogram.
 
     Parameters
@@ -245,8 +290,13 @@ def transfer_labels(tomogram: Volume, sampled: dict, params: TransferParams,
     band = sampled["band"]
     far = sampled["distance_nm"] > params.negative_margin_nm + registration_tre_nm
     if network_map is None:
-        refined, record = refine_with_density(np.asarray(tomogram.data), band, far, params,
-                                              params.smooth_nm * 10 / tomogram.voxel_size_A[0])
+        refined, record = refine_with_density(
+            np.asarray(tomogram.data),
+            band,
+            far,
+            params,
+            params.smooth_nm * 10 / tomogram.voxel_size_A[0],
+        )
     else:
         refined, record = refine_with_network(np.asarray(network_map), band, map_threshold)
     rng = np.random.default_rng(params.seed)
@@ -254,18 +304,29 @@ def transfer_labels(tomogram: Volume, sampled: dict, params: TransferParams,
     positives = spread_boxes(np.argwhere(refined), params.n_positive, params.tile_size, rng)
     occupied = np.broadcast_to(~far[None], tomogram.shape).copy()
     occupied[: nz // 5] = True
-    occupied[nz - nz // 5:] = True
+    occupied[nz - nz // 5 :] = True
     negatives = free_boxes(occupied, params.n_negative, params.tile_size, rng)
     painted = Volume(refined.astype(np.uint8), tomogram.voxel_size_A)
-    trainset = build_training_set(tomogram, positives, negatives, painted_mask_source(painted),
-                                  params.feature, "CLEM label transfer",
-                                  tile_size=params.tile_size, seed=params.seed,
-                                  negative_copies=params.negative_copies,
-                                  preprocessing=preprocessing)
-    record |= {"parameters": params.as_dict(), "registration_tre_nm": registration_tre_nm,
-               "n_positive": int(len(positives)), "n_negative": int(len(negatives)),
-               "uncertainty": "positive masks are the tomogram's dense voxels inside the "
-                              "fluorescence band; negatives lie beyond the margin plus the "
-                              "registration error from any labelled region"}
+    trainset = build_training_set(
+        tomogram,
+        positives,
+        negatives,
+        painted_mask_source(painted),
+        params.feature,
+        "CLEM label transfer",
+        tile_size=params.tile_size,
+        seed=params.seed,
+        negative_copies=params.negative_copies,
+        preprocessing=preprocessing,
+    )
+    record |= {
+        "parameters": params.as_dict(),
+        "registration_tre_nm": registration_tre_nm,
+        "n_positive": int(len(positives)),
+        "n_negative": int(len(negatives)),
+        "uncertainty": "positive masks are the tomogram's dense voxels inside the "
+        "fluorescence band; negatives lie beyond the margin plus the "
+        "registration error from any labelled region",
+    }
     trainset.metadata["label_transfer"] = record
     return trainset, refined, record

@@ -47,8 +47,9 @@ class WatershedParams:
 
     def validate(self) -> None:
         if self.smooth_px < 0 or self.foreground_sigma <= 0 or self.merge_depth_sigma < 0:
-            raise ParameterError("smoothing and merge depth must be ≥ 0 and the foreground "
-                                 "level > 0.")
+            raise ParameterError(
+                "smoothing and merge depth must be ≥ 0 and the foreground level > 0."
+            )
         if self.min_voxels < 1 or self.seed_distance_px < 1:
             raise ParameterError("the minimum region size and seed distance must be ≥ 1.")
 
@@ -70,8 +71,10 @@ def unmix(channels: np.ndarray, mixing: np.ndarray) -> np.ndarray:
     channels = np.asarray(channels, np.float32)
     mixing = np.asarray(mixing, float)
     if mixing.shape != (channels.shape[0],) * 2:
-        raise ParameterError(f"the mixing matrix must be {channels.shape[0]}×"
-                             f"{channels.shape[0]}, one row and column per channel.")
+        raise ParameterError(
+            f"the mixing matrix must be {channels.shape[0]}×"
+            f"{channels.shape[0]}, one row and column per channel."
+        )
     inverse = np.linalg.inv(mixing).astype(np.float32)
     return np.tensordot(inverse, channels, axes=1)
 
@@ -119,13 +122,15 @@ def watershed_segment(stack: np.ndarray, params: WatershedParams = WatershedPara
     if not foreground.any():
         return np.zeros(signal.shape, np.int32), _empty_table(), signal
     footprint = np.ones((3, 2 * params.seed_distance_px + 1, 2 * params.seed_distance_px + 1), bool)
-    peaks = peak_local_max(signal, footprint=footprint, labels=foreground.astype(np.int32),
-                           exclude_border=False)
+    peaks = peak_local_max(
+        signal, footprint=footprint, labels=foreground.astype(np.int32), exclude_border=False
+    )
     markers = np.zeros(signal.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     basins = watershed(-signal, markers, mask=foreground)
-    merged = merge_shallow_basins(basins, signal, params.merge_depth_sigma,
-                                  params.merge_depth_fraction)
+    merged = merge_shallow_basins(
+        basins, signal, params.merge_depth_sigma, params.merge_depth_fraction
+    )
     regions = _drop_small(merged, params.min_voxels)
     return regions, region_table(regions, signal), signal
 
@@ -146,8 +151,9 @@ def normalised_signal(stack: np.ndarray, smooth_px: float = 1.0) -> np.ndarray:
     return ((smoothed - background) / smooth_noise).astype(np.float32)
 
 
-def merge_shallow_basins(basins: np.ndarray, signal: np.ndarray, depth: float,
-                         fraction: float = 0.0) -> np.ndarray:
+def merge_shallow_basins(
+    basins: np.ndarray, signal: np.ndarray, depth: float, fraction: float = 0.0
+) -> np.ndarray:
     """Merge touching basins whose lower peak rises less than ``depth``, or less than
     ``fraction`` of its height, above their saddle."""
     n = int(basins.max())
@@ -215,8 +221,16 @@ def region_table(regions: np.ndarray, signal: np.ndarray) -> pd.DataFrame:
     voxels = scipy.ndimage.sum_labels(np.ones_like(regions), regions, index)
     peak = scipy.ndimage.maximum(signal, regions, index)
     centre = np.array(scipy.ndimage.center_of_mass(np.ones_like(regions), regions, index))
-    return pd.DataFrame({"region": index, "voxels": voxels.astype(int), "peak": peak,
-                         "x": centre[:, 2], "y": centre[:, 1], "z": centre[:, 0]})
+    return pd.DataFrame(
+        {
+            "region": index,
+            "voxels": voxels.astype(int),
+            "peak": peak,
+            "x": centre[:, 2],
+            "y": centre[:, 1],
+            "z": centre[:, 0],
+        }
+    )
 
 
 def _empty_table() -> pd.DataFrame:

@@ -23,11 +23,16 @@ from ..segment.trainset import TrainingSet, save_training_set
 from ..volume import Volume
 from .holes import detect_holes
 from .lattice import fit_lattice
-from .register import (Registration, anchor_by_cell, anchor_by_landmarks, load_transform,
-                       register_lattices, save_registration)
+from .register import (
+    Registration,
+    anchor_by_cell,
+    anchor_by_landmarks,
+    load_transform,
+    register_lattices,
+    save_registration,
+)
 from .transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
-from .watershed import (WatershedParams, normalised_signal, remove_bleed_through,
-                        watershed_segment)
+from .watershed import WatershedParams, normalised_signal, remove_bleed_through, watershed_segment
 
 
 @dataclass
@@ -44,12 +49,21 @@ class RegisteredPair:
         return self.registration.anchor
 
 
-def register_images(overview: np.ndarray, reflection: np.ndarray, overview_pixel_nm: float,
-                    fluorescence_pixel_nm: float, hole_diameter_um: float = 2.0,
-                    hole_spacing_um: float = 3.0, *, cell: np.ndarray | None = None,
-                    landmarks: np.ndarray | None = None, mirror: bool | None = None,
-                    model: str = "similarity", min_score: float = 0.4,
-                    seed: int = 0) -> RegisteredPair:
+def register_images(
+    overview: np.ndarray,
+    reflection: np.ndarray,
+    overview_pixel_nm: float,
+    fluorescence_pixel_nm: float,
+    hole_diameter_um: float = 2.0,
+    hole_spacing_um: float = 3.0,
+    *,
+    cell: np.ndarray | None = None,
+    landmarks: np.ndarray | None = None,
+    mirror: bool | None = None,
+    model: str = "similarity",
+    min_score: float = 0.4,
+    seed: int = 0,
+) -> RegisteredPair:
     """Register fluorescence to an EM overview through the holes of the support film.
 
     Parameters
@@ -75,31 +89,46 @@ def register_images(overview: np.ndarray, reflection: np.ndarray, overview_pixel
         RANSAC's seed.
     """
     holes_ov = detect_holes(overview, overview_pixel_nm, hole_diameter_um, "auto", min_score)
-    holes_fm = detect_holes(reflection, fluorescence_pixel_nm, hole_diameter_um, "auto",
-                            min_score)
+    holes_fm = detect_holes(reflection, fluorescence_pixel_nm, hole_diameter_um, "auto", min_score)
     spacing_nm = hole_spacing_um * 1000
     lattice_ov = fit_lattice(holes_ov[["x", "y"]].to_numpy(), spacing_nm / overview_pixel_nm)
-    lattice_fm = fit_lattice(holes_fm[["x", "y"]].to_numpy(),
-                             spacing_nm / fluorescence_pixel_nm)
+    lattice_fm = fit_lattice(holes_fm[["x", "y"]].to_numpy(), spacing_nm / fluorescence_pixel_nm)
     scale = fluorescence_pixel_nm / overview_pixel_nm
     if cell is not None:
         symmetry, shift, anchor = anchor_by_cell(
-            lattice_fm, lattice_ov, cell, overview, scale,
-            hole_diameter_um * 500 / overview_pixel_nm, mirror)
+            lattice_fm,
+            lattice_ov,
+            cell,
+            overview,
+            scale,
+            hole_diameter_um * 500 / overview_pixel_nm,
+            mirror,
+        )
     else:
         landmarks = np.asarray(landmarks, float).reshape(-1, 4)
-        symmetry, shift, anchor = anchor_by_landmarks(lattice_fm, lattice_ov, landmarks[:, :2],
-                                                      landmarks[:, 2:], scale, mirror)
-    registration = register_lattices(lattice_fm, lattice_ov, symmetry, shift, overview_pixel_nm,
-                                     model, anchor=anchor, seed=seed)
+        symmetry, shift, anchor = anchor_by_landmarks(
+            lattice_fm, lattice_ov, landmarks[:, :2], landmarks[:, 2:], scale, mirror
+        )
+    registration = register_lattices(
+        lattice_fm, lattice_ov, symmetry, shift, overview_pixel_nm, model, anchor=anchor, seed=seed
+    )
     return RegisteredPair(registration, len(holes_ov), len(holes_fm))
 
 
-def register_files(overview: Path, reflection: Path, out: Path, hole_diameter_um: float = 2.0,
-                   hole_spacing_um: float = 3.0, *, cell: Path | None = None,
-                   landmarks: np.ndarray | None = None, mirror: bool | None = None,
-                   model: str = "similarity", min_score: float = 0.4,
-                   overview_pixel_A: float | None = None) -> RegisteredPair:
+def register_files(
+    overview: Path,
+    reflection: Path,
+    out: Path,
+    hole_diameter_um: float = 2.0,
+    hole_spacing_um: float = 3.0,
+    *,
+    cell: Path | None = None,
+    landmarks: np.ndarray | None = None,
+    mirror: bool | None = None,
+    model: str = "similarity",
+    min_score: float = 0.4,
+    overview_pixel_A: float | None = None,
+) -> RegisteredPair:
     """:func:`register_images` on image files (MRC/TIFF, one slice each, with pixel sizes;
     ``cell`` a stack of the reflection's field, max-projected); writes the registration
     to ``out`` (JSON, with a ``.txt`` matrix beside)."""
@@ -111,57 +140,88 @@ def register_files(overview: Path, reflection: Path, out: Path, hole_diameter_um
     if cell is not None:
         cell_volume = read_volume(cell)
         if not np.allclose(cell_volume.voxel_size_A[:2], fm_volume.voxel_size_A[:2], rtol=0.01):
-            raise InvalidDataError(f"{cell} and {reflection} have different pixel sizes; the "
-                                   "cell's fluorescence must be imaged like the reflection.")
+            raise InvalidDataError(
+                f"{cell} and {reflection} have different pixel sizes; the "
+                "cell's fluorescence must be imaged like the reflection."
+            )
         cell_image = np.asarray(cell_volume.data, np.float32).max(0)
         if cell_image.shape != fm_image.shape:
-            raise InvalidDataError(f"{cell} is {cell_image.shape} pixels, {reflection} "
-                                   f"{fm_image.shape}; give images of the same field.")
-    pair = register_images(ov_image, fm_image, ov_nm, fm_nm, hole_diameter_um, hole_spacing_um,
-                           cell=cell_image, landmarks=landmarks, mirror=mirror, model=model,
-                           min_score=min_score)
-    save_registration(out, pair.registration, {"overview": str(overview),
-                                               "fluorescence": str(reflection),
-                                               "fluorescence_pixel_nm": fm_nm,
-                                               "holes_overview": pair.holes_overview,
-                                               "holes_fluorescence": pair.holes_fluorescence})
+            raise InvalidDataError(
+                f"{cell} is {cell_image.shape} pixels, {reflection} "
+                f"{fm_image.shape}; give images of the same field."
+            )
+    pair = register_images(
+        ov_image,
+        fm_image,
+        ov_nm,
+        fm_nm,
+        hole_diameter_um,
+        hole_spacing_um,
+        cell=cell_image,
+        landmarks=landmarks,
+        mirror=mirror,
+        model=model,
+        min_score=min_score,
+    )
+    save_registration(
+        out,
+        pair.registration,
+        {
+            "overview": str(overview),
+            "fluorescence": str(reflection),
+            "fluorescence_pixel_nm": fm_nm,
+            "holes_overview": pair.holes_overview,
+            "holes_fluorescence": pair.holes_fluorescence,
+        },
+    )
     return pair
 
 
 def single_image(volume: Volume, path: Path) -> np.ndarray:
     """The one slice of an image file, as float32; refuses a stack."""
     if volume.shape[0] != 1:
-        raise InvalidDataError(f"{path} has {volume.shape[0]} slices; give one image (the "
-                               "in-focus slice).")
+        raise InvalidDataError(
+            f"{path} has {volume.shape[0]} slices; give one image (the in-focus slice)."
+        )
     return np.asarray(volume.data[0], np.float32)
 
 
-def unmixed_channel(volume: Volume, path: Path, bleed_from: Path | None,
-                    fraction: float) -> np.ndarray:
+def unmixed_channel(
+    volume: Volume, path: Path, bleed_from: Path | None, fraction: float
+) -> np.ndarray:
     """A channel as float32, with ``fraction`` of the dye of the channel in file
     ``bleed_from`` (same field and sampling) removed."""
     stack = np.asarray(volume.data, np.float32)
     if bleed_from is None:
         return stack
     other = read_volume(bleed_from)
-    if other.shape != volume.shape or not np.allclose(other.voxel_size_A, volume.voxel_size_A,
-                                                      rtol=0.01):
-        raise InvalidDataError(f"{bleed_from} and {path} differ in shape or voxel size; "
-                               "unmixing needs the same field and sampling.")
+    if other.shape != volume.shape or not np.allclose(
+        other.voxel_size_A, volume.voxel_size_A, rtol=0.01
+    ):
+        raise InvalidDataError(
+            f"{bleed_from} and {path} differ in shape or voxel size; "
+            "unmixing needs the same field and sampling."
+        )
     return remove_bleed_through(stack, other.data, fraction)
 
 
-def watershed_file(fluorescence: Path, out: Path, params: WatershedParams | None = None,
-                   bleed_from: Path | None = None, bleed_fraction: float = 0.0) -> pd.DataFrame:
+def watershed_file(
+    fluorescence: Path,
+    out: Path,
+    params: WatershedParams | None = None,
+    bleed_from: Path | None = None,
+    bleed_fraction: float = 0.0,
+) -> pd.DataFrame:
     """3D watershed of a fluorescence channel file; writes the int16 region labels to
     ``out`` and returns the regions' table."""
     volume = read_volume(fluorescence)
     stack = unmixed_channel(volume, fluorescence, bleed_from, bleed_fraction)
     regions, table, _ = watershed_segment(stack, params or WatershedParams())
     if int(regions.max()) > np.iinfo(np.int16).max:
-        raise InvalidDataError("more than 32767 regions; raise `foreground_sigma` or "
-                               "`merge_depth_sigma`.", parameter=["foreground_sigma",
-                                                                  "merge_depth_sigma"])
+        raise InvalidDataError(
+            "more than 32767 regions; raise `foreground_sigma` or `merge_depth_sigma`.",
+            parameter=["foreground_sigma", "merge_depth_sigma"],
+        )
     write_volume(out, volume.with_data(regions.astype(np.int16)))
     return table
 
@@ -176,22 +236,34 @@ def read_placement(path: Path, tomogram: Volume, tomogram_path: Path) -> dict:
         raise InvalidDataError(f"{path} is not a readable placement JSON ({err}).") from err
     place = dict(place)
     if [int(s) for s in place.get("tomogram_shape", tomogram.shape)] != list(tomogram.shape):
-        raise InvalidDataError(f"{path} describes a tomogram of shape "
-                               f"{place['tomogram_shape']}, but {tomogram_path} is "
-                               f"{list(tomogram.shape)}.")
+        raise InvalidDataError(
+            f"{path} describes a tomogram of shape "
+            f"{place['tomogram_shape']}, but {tomogram_path} is "
+            f"{list(tomogram.shape)}."
+        )
     place["tomogram_shape"] = list(tomogram.shape)
     place.setdefault("tomogram_voxel_nm", tomogram.voxel_size_A[0] / 10)
     if abs(place["tomogram_voxel_nm"] * 10 / tomogram.voxel_size_A[0] - 1) > 0.02:
-        raise InvalidDataError(f"{path} says {place['tomogram_voxel_nm']} nm voxels but "
-                               f"{tomogram_path} has {tomogram.voxel_size_A[0] / 10} nm.")
+        raise InvalidDataError(
+            f"{path} says {place['tomogram_voxel_nm']} nm voxels but "
+            f"{tomogram_path} has {tomogram.voxel_size_A[0] / 10} nm."
+        )
     return place
 
 
-def transfer_files(tomogram: Path, fluorescence: Path, regions: Path, transform: Path,
-                   placement: Path, out: Path, params: TransferParams,
-                   network_map: Path | None = None, map_threshold: float = 1.0,
-                   bleed_from: Path | None = None,
-                   bleed_fraction: float = 0.0) -> tuple[TrainingSet, dict]:
+def transfer_files(
+    tomogram: Path,
+    fluorescence: Path,
+    regions: Path,
+    transform: Path,
+    placement: Path,
+    out: Path,
+    params: TransferParams,
+    network_map: Path | None = None,
+    map_threshold: float = 1.0,
+    bleed_from: Path | None = None,
+    bleed_fraction: float = 0.0,
+) -> tuple[TrainingSet, dict]:
     """Registered fluorescence regions → a training set for the tomogram, written to
     ``out``; returns it with the transfer's summary.
 
@@ -202,8 +274,10 @@ def transfer_files(tomogram: Path, fluorescence: Path, regions: Path, transform:
     fm = read_volume(fluorescence)
     region_volume = read_volume(regions)
     if region_volume.shape != fm.shape:
-        raise InvalidDataError(f"{regions} ({region_volume.shape}) is not the watershed of "
-                               f"{fluorescence} ({fm.shape}).")
+        raise InvalidDataError(
+            f"{regions} ({region_volume.shape}) is not the watershed of "
+            f"{fluorescence} ({fm.shape})."
+        )
     place = read_placement(placement, tomo, tomogram)
     matrix = load_transform(transform)
     record = json.loads(Path(transform).read_text())
@@ -212,19 +286,30 @@ def transfer_files(tomogram: Path, fluorescence: Path, regions: Path, transform:
     if network_map is not None:
         map_volume = read_volume(network_map)
         if map_volume.shape != tomo.shape:
-            raise InvalidDataError(f"{network_map} ({map_volume.shape}) is not a map of "
-                                   f"{tomogram} ({tomo.shape}).")
+            raise InvalidDataError(
+                f"{network_map} ({map_volume.shape}) is not a map of {tomogram} ({tomo.shape})."
+            )
         map_values = np.asarray(map_volume.data, np.float32)
     signal = normalised_signal(unmixed_channel(fm, fluorescence, bleed_from, bleed_fraction))
     fm_voxel_nm = tuple(v / 10 for v in fm.voxel_size_A)
-    sampled = fluorescence_in_tomogram(np.asarray(region_volume.data), signal, fm_voxel_nm,
-                                       matrix, place, params.positive_level)
+    sampled = fluorescence_in_tomogram(
+        np.asarray(region_volume.data), signal, fm_voxel_nm, matrix, place, params.positive_level
+    )
     preprocessing = (read_provenance(tomogram) or {}).get("parameters")
-    trainset, _, summary = transfer_labels(tomo, sampled, params, tre, preprocessing,
-                                           map_values, map_threshold)
+    trainset, _, summary = transfer_labels(
+        tomo, sampled, params, tre, preprocessing, map_values, map_threshold
+    )
     save_training_set(out, trainset)
     return trainset, summary
 
 
-__all__ = ["RegisteredPair", "read_placement", "register_files", "register_images",
-           "single_image", "transfer_files", "unmixed_channel", "watershed_file"]
+__all__ = [
+    "RegisteredPair",
+    "read_placement",
+    "register_files",
+    "register_images",
+    "single_image",
+    "transfer_files",
+    "unmixed_channel",
+    "watershed_file",
+]

@@ -20,7 +20,7 @@ from ..outputs import guarding_inputs
 app = typer.Typer(
     name="tomoscribe",
     help="Annotate cryo-electron tomograms with small per-feature CNNs "
-         "(Chen et al. 2017), merge the features, and measure the result.",
+    "(Chen et al. 2017), merge the features, and measure the result.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -38,15 +38,15 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """tomoscribe: per-feature CNN annotation of tomograms."""
 
 
 # Command groups register themselves on `app` when imported.
-from . import (annotate, classify, clem, convert, demo, mining,  # noqa: E402,F401
-               prepare, simulate, spa, structure)
+from . import annotate, classify, clem, convert, demo, mining, prepare, simulate, spa, structure  # noqa: E402,F401
 from .checks import naming_flags  # noqa: E402
 
 
@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             status = command.main(args=argv, prog_name="tomoscribe", standalone_mode=False)
         if isinstance(status, int) and status:  # typer's click returns 130 on Ctrl-C
             if status == 130:
-                typer.echo("interrupted; nothing unfinished was left under an output's name",
-                           err=True)
+                typer.echo(
+                    "interrupted; nothing unfinished was left under an output's name", err=True
+                )
             return _exit(status)
     except TomoscribeError as err:
         if debug:
@@ -102,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-        typer.echo(f"error: {err.strerror or err}{where}; check the file system and try "
-                   "again.", err=True)
+        typer.echo(
+            f"error: {err.strerror or err}{where}; check the file system and try again.", err=True
+        )
         return _exit(2)
     return _exit(0)
 
@@ -128,6 +130,7 @@ def _warnings_as_lines():
 def _terminate_as_interrupt():
     """SIGTERM (``kill``, a scheduler's time limit) unwinds like Ctrl-C, so temporaries
     are removed; only ``kill -9`` cannot be caught (the next run removes its leftovers)."""
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 

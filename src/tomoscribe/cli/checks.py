@@ -36,7 +36,8 @@ def _current_context():
     for module in ("typer._click.globals", "click"):  # typer >= 0.20 vendors click
         try:
             context = __import__(module, fromlist=["get_current_context"]).get_current_context(
-                silent=True)
+                silent=True
+            )
         except (ImportError, AttributeError):
             continue
         if context is not None:
@@ -80,11 +81,15 @@ def command_line_message(err: TomoscribeError) -> str:
     for name in err.parameters:
         flag = _flag(name)
         param = _option(name)
-        negative = max(param.secondary_opts, key=len) \
-            if param is not None and getattr(param, "secondary_opts", None) else flag
+        negative = (
+            max(param.secondary_opts, key=len)
+            if param is not None and getattr(param, "secondary_opts", None)
+            else flag
+        )
         text = text.replace(f"`{name}=True`", flag).replace(f"`{name}=False`", negative)
-        text = re.sub(rf"`{re.escape(name)}=([^`]*)`",
-                      lambda m, flag=flag: f"{flag} {m.group(1)}", text)
+        text = re.sub(
+            rf"`{re.escape(name)}=([^`]*)`", lambda m, flag=flag: f"{flag} {m.group(1)}", text
+        )
         text = text.replace(f"`{name}`", flag)
     return text
 
@@ -109,6 +114,7 @@ def naming_flags(command):
     """Wrap a command so that a :class:`TomoscribeError` about a parameter leaves it with
     ``command_line_message`` (flags instead of argument names), found while the command's
     click context is still current."""
+
     @functools.wraps(command)
     def named(*args, **kwargs):
         try:
@@ -130,8 +136,7 @@ def _refuse_non_finite(values: dict) -> None:
                 raise ParameterError(f"{_flag(name)} must be a finite number, got {item}.")
 
 
-def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
-           sidecars: bool = True):
+def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (), sidecars: bool = True):
     """Declare a command's outputs so they are checked before it runs.
 
     Parameters
@@ -140,6 +145,7 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
     folders : names of parameters holding output folders
     sidecars : whether each output file gets a provenance sidecar ``NAME.json``
     """
+
     def decorate(command):
         signature = inspect.signature(command)
 
@@ -148,8 +154,12 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (),
             values = signature.bind_partial(*args, **kwargs).arguments
             _refuse_non_finite(values)
             overwrite = bool(values.get("overwrite", True))
-            inputs = [p for name, value in values.items()
-                      if name not in files and name not in folders for p in _paths(value)]
+            inputs = [
+                p
+                for name, value in values.items()
+                if name not in files and name not in folders
+                for p in _paths(value)
+            ]
             outputs = []
             for name in files:
                 for path in _paths(values.get(name)):

@@ -15,32 +15,53 @@ from .checks import writes
 @app.command()
 @writes(files=("output",))
 def convert(
-    source: Path = typer.Argument(..., help="Particle file: .star (RELION 3/4/5, Warp, "
-                                  "pytom), .mod (IMOD), .csv, .json (copick), .tbl (Dynamo), "
-                                  "or copick picks, copick:CONFIG.json#RUN/OBJECT:USER/SESSION."),
-    output: Path = typer.Option(..., "--output", "-o", help="Particle file to write; its "
-                                "suffix names the format."),
+    source: Path = typer.Argument(
+        ...,
+        help="Particle file: .star (RELION 3/4/5, Warp, "
+        "pytom), .mod (IMOD), .csv, .json (copick), .tbl (Dynamo), "
+        "or copick picks, copick:CONFIG.json#RUN/OBJECT:USER/SESSION.",
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Particle file to write; its suffix names the format."
+    ),
     tomo_name: str = typer.Option(None, "--tomo-name", help="Keep only this tomogram's rows."),
-    voxel_size: float = typer.Option(None, "--voxel-size", help="Å per coordinate unit, where "
-                                     "the source does not record it."),
-    binning: float = typer.Option(None, "--binning", help="Write coordinates binned by this "
-                                  "factor (voxel size × factor)."),
-    tomograms_star: Path = typer.Option(None, "--tomograms", help="RELION 5 tomograms.star, "
-                                        "for centred-Å coordinates."),
-    drop_orientations: bool = typer.Option(False, "--drop-orientations", help="Allow a target "
-                                           "that cannot hold orientations (IMOD)."),
+    voxel_size: float = typer.Option(
+        None, "--voxel-size", help="Å per coordinate unit, where the source does not record it."
+    ),
+    binning: float = typer.Option(
+        None, "--binning", help="Write coordinates binned by this factor (voxel size × factor)."
+    ),
+    tomograms_star: Path = typer.Option(
+        None, "--tomograms", help="RELION 5 tomograms.star, for centred-Å coordinates."
+    ),
+    drop_orientations: bool = typer.Option(
+        False, "--drop-orientations", help="Allow a target that cannot hold orientations (IMOD)."
+    ),
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Convert particles between formats, each with its own orientation convention."""
     from ..io.convert import convert_particles
     from ..io.copick_project import is_copick_location
 
-    report = convert_particles(source, output, voxel_size, binning, tomo_name,
-                               tomograms=tomograms_star, drop_orientations=drop_orientations)
+    report = convert_particles(
+        source,
+        output,
+        voxel_size,
+        binning,
+        tomo_name,
+        tomograms=tomograms_star,
+        drop_orientations=drop_orientations,
+    )
     if not is_copick_location(output):  # a copick project has no place for a sidecar
-        write_provenance(output, "convert", {"tomo_name": tomo_name, "voxel_size": voxel_size,
-                                             "binning": binning}, [source],
-                         extra={"n": report["n"], "dropped": report["dropped"]})
-    typer.echo(f"wrote {report['n']} particles from {report['source_format']} to "
-               f"{report['target_format']} in {output}"
-               + (f"; dropped {', '.join(report['dropped'])}" if report["dropped"] else ""))
+        write_provenance(
+            output,
+            "convert",
+            {"tomo_name": tomo_name, "voxel_size": voxel_size, "binning": binning},
+            [source],
+            extra={"n": report["n"], "dropped": report["dropped"]},
+        )
+    typer.echo(
+        f"wrote {report['n']} particles from {report['source_format']} to "
+        f"{report['target_format']} in {output}"
+        + (f"; dropped {', '.join(report['dropped'])}" if report["dropped"] else "")
+    )

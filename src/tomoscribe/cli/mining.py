@@ -18,10 +18,13 @@ from .classify import classify_app
 if TYPE_CHECKING:  # annotations only; imported where used
     import numpy as np
 
-autoencoder_app = typer.Typer(help="Autoencoder pattern mining (Zeng et al. 2018).",
-                              no_args_is_help=True)
-voxelseg_app = typer.Typer(help="Voxelwise segmentation of the centre particle of crowded "
-                                "subtomograms.", no_args_is_help=True)
+autoencoder_app = typer.Typer(
+    help="Autoencoder pattern mining (Zeng et al. 2018).", no_args_is_help=True
+)
+voxelseg_app = typer.Typer(
+    help="Voxelwise segmentation of the centre particle of crowded subtomograms.",
+    no_args_is_help=True,
+)
 classify_app.add_typer(autoencoder_app, name="autoencoder")
 classify_app.add_typer(voxelseg_app, name="voxelseg")
 
@@ -31,12 +34,19 @@ classify_app.add_typer(voxelseg_app, name="voxelseg")
 def features(
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
     output: Path = typer.Option(..., "--output", "-o", help="Feature store (.zarr)."),
-    model: Path = typer.Option(None, "--model", help="Classifier file: its layer outputs "
-                               "are the features."),
-    layer: str = typer.Option("output", "--layer", help="output (the last linear layer, "
-                              "as in Xu et al.) or hidden (its input)."),
-    rif: bool = typer.Option(False, "--rif", help="Rotation-invariant spherical-harmonic "
-                             "features instead of a network's."),
+    model: Path = typer.Option(
+        None, "--model", help="Classifier file: its layer outputs are the features."
+    ),
+    layer: str = typer.Option(
+        "output",
+        "--layer",
+        help="output (the last linear layer, as in Xu et al.) or hidden (its input).",
+    ),
+    rif: bool = typer.Option(
+        False,
+        "--rif",
+        help="Rotation-invariant spherical-harmonic features instead of a network's.",
+    ),
     device: str = options.Device,
 ) -> None:
     """Structural features of every subtomogram of a dataset."""
@@ -49,8 +59,7 @@ def features(
         raise ParameterError("give either --model FILE or --rif.")
     volumes, labels, names, voxel = load_subtomograms(dataset)
     table = {"labels": labels}
-    record = {"dataset": str(dataset.resolve()), "class_names": names,
-              "voxel_size_A": voxel}
+    record = {"dataset": str(dataset.resolve()), "class_names": names, "voxel_size_A": voxel}
     if rif:
         from ..classify.rif import rotation_invariant_features
 
@@ -64,23 +73,34 @@ def features(
         check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
         table["features"] = extract_features(classifier, volumes, device=device, layer=layer)
         table["predicted"] = predict(classifier, volumes, device=device).argmax(1)
-        record.update({"source": str(model.resolve()), "layer": layer,
-                       "model_classes": classifier.class_names})
+        record.update(
+            {
+                "source": str(model.resolve()),
+                "layer": layer,
+                "model_classes": classifier.class_names,
+            }
+        )
     save_features(output, table, record)
-    typer.echo(f"wrote {output}: {table['features'].shape[1]} features for "
-               f"{len(volumes)} subtomograms")
+    typer.echo(
+        f"wrote {output}: {table['features'].shape[1]} features for {len(volumes)} subtomograms"
+    )
 
 
 @classify_app.command("cluster")
 @writes(files=("output",))
 def cluster(
     feature_store: Path = typer.Argument(..., help="Feature store from `classify features`."),
-    output: Path = typer.Option(..., "--output", "-o", help="Feature store with clusters "
-                                "(.zarr); scores go beside it as .scores.json."),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Feature store with clusters (.zarr); scores go beside it as .scores.json.",
+    ),
     k: int = typer.Option(100, "--k", min=1, help="Clusters (over-partitioning)."),
     plot: Path = typer.Option(None, "--plot", help="2D map of the features (.png)."),
-    embedding: str = typer.Option("auto", "--embedding", help="tsne, umap or auto (UMAP "
-                                  "when installed)."),
+    embedding: str = typer.Option(
+        "auto", "--embedding", help="tsne, umap or auto (UMAP when installed)."
+    ),
     colour: str = typer.Option("truth", "--colour", help="truth, predicted or cluster."),
     seed: int = options.Seed,
 ) -> None:
@@ -90,29 +110,41 @@ def cluster(
     from ..classify.workflow import cluster_files
 
     with arguments_as(method="embedding"):
-        clusters, scores = cluster_files(feature_store, output, k, seed, plot, embedding,
-                                         colour)
+        clusters, scores = cluster_files(feature_store, output, k, seed, plot, embedding, colour)
     sizes = np.bincount(clusters, minlength=k)
-    typer.echo(f"wrote {output}: {k} clusters (largest {sizes.max()}, smallest {sizes.min()})"
-               + (f"; purity {scores['purity']:.3f}, ARI {scores['adjusted_rand']:.3f}"
-                  if scores else ""))
+    typer.echo(
+        f"wrote {output}: {k} clusters (largest {sizes.max()}, smallest {sizes.min()})"
+        + (f"; purity {scores['purity']:.3f}, ARI {scores['adjusted_rand']:.3f}" if scores else "")
+    )
 
 
 @classify_app.command("discover")
 @writes(folders=("output",))
 def discover(
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
-    clustered: Path = typer.Argument(..., help="Feature store with clusters (`classify "
-                                     "cluster`) of the same dataset."),
-    output: Path = typer.Option(..., "--output", "-o", help="Directory for class averages "
-                                "(MRC), discover.json and gallery.png."),
-    clusters: list[int] = typer.Option(None, "--cluster", help="Cluster to examine "
-                                       "(repeat for several; default: the largest)."),
+    clustered: Path = typer.Argument(
+        ..., help="Feature store with clusters (`classify cluster`) of the same dataset."
+    ),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Directory for class averages (MRC), discover.json and gallery.png.",
+    ),
+    clusters: list[int] = typer.Option(
+        None, "--cluster", help="Cluster to examine (repeat for several; default: the largest)."
+    ),
     classes: int = typer.Option(3, "--classes", min=1, help="Classes per cluster."),
-    references: list[str] = typer.Option(None, "--reference", help="Known structure to "
-                                         "compare with: template name or map file (repeat)."),
-    tilt: float = typer.Option(None, "--max-tilt", help="± degrees of the tilt range "
-                               "(default: as the dataset records it, else 60)."),
+    references: list[str] = typer.Option(
+        None,
+        "--reference",
+        help="Known structure to compare with: template name or map file (repeat).",
+    ),
+    tilt: float = typer.Option(
+        None,
+        "--max-tilt",
+        help="± degrees of the tilt range (default: as the dataset records it, else 60).",
+    ),
     lowpass_A: float = typer.Option(60.0, "--lowpass", help="Å, alignment resolution limit."),
     seed: int = options.Seed,
     device: str = options.Device,
@@ -130,14 +162,19 @@ def discover(
     check_output_folder(output, [dataset, clustered], ["discover.json", "gallery.png"])
     tilt_range = tilt_range_for([dataset], None if tilt is None else (-tilt, tilt))
     typer.echo(tilt_range.describe())
-    params = DiscoverParams(classes=classes, tilt_range_deg=tilt_range.deg, lowpass_A=lowpass_A,
-                            seed=seed)
-    result = discover_files(dataset, clustered, output, params, clusters, references, device,
-                            say=typer.echo)
-    write_provenance(output, "classify discover",
-                     {**params.__dict__, "clusters": [e["cluster"] for e in result["clusters"]]},
-                     [], extra={"dataset": str(dataset.resolve()),
-                                "features": str(clustered.resolve())})
+    params = DiscoverParams(
+        classes=classes, tilt_range_deg=tilt_range.deg, lowpass_A=lowpass_A, seed=seed
+    )
+    result = discover_files(
+        dataset, clustered, output, params, clusters, references, device, say=typer.echo
+    )
+    write_provenance(
+        output,
+        "classify discover",
+        {**params.__dict__, "clusters": [e["cluster"] for e in result["clusters"]]},
+        [],
+        extra={"dataset": str(dataset.resolve()), "features": str(clustered.resolve())},
+    )
     typer.echo(f"wrote {output}")
 
 
@@ -159,16 +196,35 @@ def autoencoder_train(
     from ..classify.workflow import load_subtomograms
 
     volumes, _, _, voxel = load_subtomograms(dataset)
-    model = train_autoencoder(volumes, code_size, epochs, batch, learning_rate,
-                              voxel_size_A=voxel or 1.0, seed=seed, device=device,
-                              show_progress=not quiet)
+    model = train_autoencoder(
+        volumes,
+        code_size,
+        epochs,
+        batch,
+        learning_rate,
+        voxel_size_A=voxel or 1.0,
+        seed=seed,
+        device=device,
+        show_progress=not quiet,
+    )
     save_autoencoder(output, model)
-    write_provenance(output, "classify autoencoder train", {
-        "code_size": code_size, "epochs": epochs, "batch": batch,
-        "learning_rate": learning_rate, "seed": seed}, [],
-        extra={"dataset": str(dataset.resolve())})
-    typer.echo(f"wrote {output}: reconstruction loss "
-               f"{model.metadata['training']['history'][-1]['loss']:.4f}")
+    write_provenance(
+        output,
+        "classify autoencoder train",
+        {
+            "code_size": code_size,
+            "epochs": epochs,
+            "batch": batch,
+            "learning_rate": learning_rate,
+            "seed": seed,
+        },
+        [],
+        extra={"dataset": str(dataset.resolve())},
+    )
+    typer.echo(
+        f"wrote {output}: reconstruction loss "
+        f"{model.metadata['training']['history'][-1]['loss']:.4f}"
+    )
 
 
 @autoencoder_app.command("mine")
@@ -176,8 +232,12 @@ def autoencoder_train(
 def autoencoder_mine(
     model: Path = typer.Argument(..., help="Autoencoder file."),
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Directory: codes (.zarr), "
-                                "decoded centres and cluster averages (MRC), gallery.png."),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Directory: codes (.zarr), decoded centres and cluster averages (MRC), gallery.png.",
+    ),
     clusters: int = typer.Option(10, "--clusters", min=1),
     seed: int = options.Seed,
     device: str = options.Device,
@@ -187,9 +247,11 @@ def autoencoder_mine(
 
     check_output_folder(output, [model, dataset], ["mining.json", "gallery.png"])
     found, scores = mine_files(model, dataset, output, clusters, seed, device)
-    typer.echo(f"wrote {output}: {clusters} clusters of sizes "
-               + ", ".join(map(str, found["sizes"].tolist()))
-               + (f"; purity {scores['purity']:.3f}" if scores else ""))
+    typer.echo(
+        f"wrote {output}: {clusters} clusters of sizes "
+        + ", ".join(map(str, found["sizes"].tolist()))
+        + (f"; purity {scores['purity']:.3f}" if scores else "")
+    )
 
 
 def _centre_masks(dataset: Path) -> np.ndarray:
@@ -199,8 +261,10 @@ def _centre_masks(dataset: Path) -> np.ndarray:
 
     data = load_dataset(dataset)
     if "centre_masks" not in data:
-        raise InvalidDataError(f"{dataset} has no centre-particle masks; simulate a crowded "
-                               "dataset (`simulate subtomograms --crowded N`).")
+        raise InvalidDataError(
+            f"{dataset} has no centre-particle masks; simulate a crowded "
+            "dataset (`simulate subtomograms --crowded N`)."
+        )
     return np.asarray(data["centre_masks"][...])
 
 
@@ -212,8 +276,9 @@ def voxelseg_train(
     epochs: int = typer.Option(20, "--epochs", min=1),
     batch: int = typer.Option(8, "--batch", min=1),
     learning_rate: float = typer.Option(1e-3, "--learning-rate"),
-    test_fraction: float = typer.Option(0.5, "--test-fraction", help="Held out per class; "
-                                        "0 trains on everything."),
+    test_fraction: float = typer.Option(
+        0.5, "--test-fraction", help="Held out per class; 0 trains on everything."
+    ),
     seed: int = options.Seed,
     device: str = options.Device,
     quiet: bool = options.Quiet,
@@ -222,8 +287,12 @@ def voxelseg_train(
     import numpy as np
 
     from ..classify.training import split_halves
-    from ..classify.voxelseg import (dice_per_subtomogram, save_voxel_segmenter,
-                                     segment_centre_particles, train_voxel_segmenter)
+    from ..classify.voxelseg import (
+        dice_per_subtomogram,
+        save_voxel_segmenter,
+        segment_centre_particles,
+        train_voxel_segmenter,
+    )
     from ..classify.workflow import load_subtomograms
 
     volumes, labels, _, voxel = load_subtomograms(dataset)
@@ -232,24 +301,50 @@ def voxelseg_train(
         train_mask, test_mask = split_halves(labels, test_fraction, seed)
     else:
         train_mask, test_mask = np.ones(len(labels), bool), np.zeros(len(labels), bool)
-    model = train_voxel_segmenter(volumes[train_mask], masks[train_mask], epochs, batch,
-                                  learning_rate, voxel_size_A=voxel or 1.0, seed=seed,
-                                  device=device, show_progress=not quiet)
+    model = train_voxel_segmenter(
+        volumes[train_mask],
+        masks[train_mask],
+        epochs,
+        batch,
+        learning_rate,
+        voxel_size_A=voxel or 1.0,
+        seed=seed,
+        device=device,
+        show_progress=not quiet,
+    )
     dice = None
     if test_mask.any():
         predicted = segment_centre_particles(model, volumes[test_mask], device=device) > 0.5
         has_particle = masks[test_mask].reshape(int(test_mask.sum()), -1).any(1)
         values = dice_per_subtomogram(predicted, masks[test_mask])[has_particle]
-        dice = {"mean": float(values.mean()), "median": float(np.median(values)),
-                "n": int(len(values))}
+        dice = {
+            "mean": float(values.mean()),
+            "median": float(np.median(values)),
+            "n": int(len(values)),
+        }
         model.metadata["test"] = dice
     save_voxel_segmenter(output, model)
-    write_provenance(output, "classify voxelseg train", {
-        "epochs": epochs, "batch": batch, "learning_rate": learning_rate,
-        "test_fraction": test_fraction, "seed": seed}, [],
-        extra={"dataset": str(dataset.resolve()), "test": dice})
-    typer.echo(f"wrote {output}" + (f": held-out Dice mean {dice['mean']:.3f}, median "
-                                    f"{dice['median']:.3f} on {dice['n']}" if dice else ""))
+    write_provenance(
+        output,
+        "classify voxelseg train",
+        {
+            "epochs": epochs,
+            "batch": batch,
+            "learning_rate": learning_rate,
+            "test_fraction": test_fraction,
+            "seed": seed,
+        },
+        [],
+        extra={"dataset": str(dataset.resolve()), "test": dice},
+    )
+    typer.echo(
+        f"wrote {output}"
+        + (
+            f": held-out Dice mean {dice['mean']:.3f}, median {dice['median']:.3f} on {dice['n']}"
+            if dice
+            else ""
+        )
+    )
 
 
 @voxelseg_app.command("apply")
@@ -257,16 +352,23 @@ def voxelseg_train(
 def voxelseg_apply(
     model: Path = typer.Argument(..., help="Segmenter file."),
     dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Masks (.zarr: `masks` uint8 and "
-                                "`probability` float32, one per subtomogram)."),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Masks (.zarr: `masks` uint8 and `probability` float32, one per subtomogram).",
+    ),
     threshold: float = typer.Option(0.5, "--threshold"),
     device: str = options.Device,
 ) -> None:
     """Label the centre particle's voxels in every subtomogram; Dice when masks are known."""
     import numpy as np
 
-    from ..classify.voxelseg import (dice_per_subtomogram, load_voxel_segmenter,
-                                     segment_centre_particles)
+    from ..classify.voxelseg import (
+        dice_per_subtomogram,
+        load_voxel_segmenter,
+        segment_centre_particles,
+    )
     from ..classify.workflow import check_voxel_size, load_subtomograms
     from ..io.zarrstore import open_group, write_array
     from ..simulate.subtomograms import load_dataset
@@ -280,8 +382,9 @@ def voxelseg_apply(
         group = open_group(tmp, mode="w")
         write_array(group, "masks", masks)
         write_array(group, "probability", probability)
-        group.attrs["tomoscribe_voxelseg"] = json.dumps({"model": str(model.resolve()),
-                                                         "threshold": threshold})
+        group.attrs["tomoscribe_voxelseg"] = json.dumps(
+            {"model": str(model.resolve()), "threshold": threshold}
+        )
     data = load_dataset(dataset)
     message = f"wrote {output}: {len(masks)} masks"
     if "centre_masks" in data:

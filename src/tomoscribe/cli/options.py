@@ -5,13 +5,17 @@ from __future__ import annotations
 import typer
 
 VoxelSize = typer.Option(
-    None, "--voxel-size", min=0.0,
-    help="Voxel size in Å, overriding (or supplying) the file's own.")
+    None, "--voxel-size", min=0.0, help="Voxel size in Å, overriding (or supplying) the file's own."
+)
 Channel = typer.Option(
-    None, "--channel", min=0,
-    help="Channel (from 0) of a colour or multi-channel TIFF; such files need one.")
+    None,
+    "--channel",
+    min=0,
+    help="Channel (from 0) of a colour or multi-channel TIFF; such files need one.",
+)
 Device = typer.Option("auto", "--device", help="auto, cpu or cuda.")
-Overwrite = typer.Option(True, "--overwrite/--no-overwrite",
-                         help="Replace an existing output (atomically).")
+Overwrite = typer.Option(
+    True, "--overwrite/--no-overwrite", help="Replace an existing output (atomically)."
+)
 Seed = typer.Option(0, "--seed", help="Random seed; the same seed gives the same result.")
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress bars.")

@@ -8,22 +8,25 @@ import typer
 
 from ..outputs import check_free_space, read_provenance, write_provenance
 from . import options
-from .checks import writes
 from .app import app
+from .checks import writes
 
 
 @app.command()
-def info(path: Path = typer.Argument(..., help="A volume (.mrc, .tif, .zarr)."),
-         voxel_size: float = options.VoxelSize,
-         channel: int = options.Channel) -> None:
+def info(
+    path: Path = typer.Argument(..., help="A volume (.mrc, .tif, .zarr)."),
+    voxel_size: float = options.VoxelSize,
+    channel: int = options.Channel,
+) -> None:
     """Show a volume's shape, type, voxel size and origin (as tomoscribe reads them)."""
     from ..io import read_volume
 
     volume = read_volume(path, voxel_size, channel)
     nz, ny, nx = volume.shape
     typer.echo(f"{path}\n  size (x, y, z): {nx} × {ny} × {nz} voxels, {volume.dtype}")
-    typer.echo("  voxel size (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.voxel_size_A)
-               + " Å")
+    typer.echo(
+        "  voxel size (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.voxel_size_A) + " Å"
+    )
     typer.echo("  origin (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.origin_A) + " Å")
     record = read_provenance(path)
     if record:
@@ -52,14 +55,25 @@ def preprocess(
     from ..preprocess import PreprocessParams, binned_geometry, preprocess_into
 
     volume = read_volume(tomogram, voxel_size, channel)
-    params = PreprocessParams(lowpass_A=lowpass or None, highpass_A=highpass or None,
-                              bin_factor=bin_factor, clamp_sigma=clamp or None)
+    params = PreprocessParams(
+        lowpass_A=lowpass or None,
+        highpass_A=highpass or None,
+        bin_factor=bin_factor,
+        clamp_sigma=clamp or None,
+    )
     params.validate(volume.pixel_size_A * bin_factor)
     shape, voxel, origin = binned_geometry(volume, bin_factor)
     check_free_space(output, 4 * int(np.prod(shape)))  # float32
     with create_volume(output, shape, np.float32, voxel, origin, overwrite=overwrite) as out:
         stats = preprocess_into(volume, out, params, show_progress=not quiet)
-    write_provenance(output, "preprocess", {**params.as_dict(), "voxel_size_A": voxel},
-                     [tomogram], extra={"statistics_before_normalisation": stats,
-                                        **carried_acquisition([tomogram], voxel[0])})
+    write_provenance(
+        output,
+        "preprocess",
+        {**params.as_dict(), "voxel_size_A": voxel},
+        [tomogram],
+        extra={
+            "statistics_before_normalisation": stats,
+            **carried_acquisition([tomogram], voxel[0]),
+        },
+    )
     typer.echo(f"wrote {output} ({shape[2]}×{shape[1]}×{shape[0]} at {voxel[0]:.4g} Å)")

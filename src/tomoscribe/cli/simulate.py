@@ -9,11 +9,13 @@ import typer
 from ..errors import ParameterError
 from ..outputs import atomic_path, output_folder, write_provenance
 from . import options
-from .checks import writes
 from .app import app
+from .checks import writes
 
-simulate_app = typer.Typer(help="Simulate structures, cellular tomograms and subtomogram "
-                                "datasets with ground truth.", no_args_is_help=True)
+simulate_app = typer.Typer(
+    help="Simulate structures, cellular tomograms and subtomogram datasets with ground truth.",
+    no_args_is_help=True,
+)
 app.add_typer(simulate_app, name="simulate")
 
 
@@ -33,8 +35,12 @@ def structure(
 
     volume = structure_density(model, voxel_size, resolution, assembly=assembly, box_voxels=box)
     write_volume(output, volume)
-    write_provenance(output, "simulate structure", {"voxel_size_A": voxel_size,
-                     "resolution_A": resolution, "assembly": assembly, "box": box}, [model])
+    write_provenance(
+        output,
+        "simulate structure",
+        {"voxel_size_A": voxel_size, "resolution_A": resolution, "assembly": assembly, "box": box},
+        [model],
+    )
     typer.echo(f"wrote {output} ({volume.shape[0]}³ at {voxel_size:g} Å)")
 
 
@@ -44,20 +50,26 @@ def cell(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Directory for all outputs."),
     size: str = typer.Option("512,512,128", "--size", help="x,y,z in voxels."),
     voxel_size: float = typer.Option(10.0, "--voxel-size", help="Voxel size in Å."),
-    templates: str = typer.Option("4v4r_30S=2,3j9i=2", "--templates",
-                                  help="NAME=µM pairs from the template library."),
+    templates: str = typer.Option(
+        "4v4r_30S=2,3j9i=2", "--templates", help="NAME=µM pairs from the template library."
+    ),
     max_tilt: float = typer.Option(60.0, "--max-tilt", help="Tilt range ± degrees."),
     tilt_step: float = typer.Option(3.0, "--tilt-step", help="Degrees."),
-    tilt_order: str = typer.Option("dose-symmetric", "--tilt-order",
-                                   help="sequential or dose-symmetric."),
+    tilt_order: str = typer.Option(
+        "dose-symmetric", "--tilt-order", help="sequential or dose-symmetric."
+    ),
     defocus: float = typer.Option(3.0, "--defocus", help="µm, positive = underfocus."),
     snr: float = typer.Option(0.1, "--snr", help="var(signal)/var(noise) of the projections."),
-    dose: float = typer.Option(0.0, "--dose-per-tilt", help="e⁻/Å² per image (0 = no "
-                               "dose weighting)."),
+    dose: float = typer.Option(
+        0.0, "--dose-per-tilt", help="e⁻/Å² per image (0 = no dose weighting)."
+    ),
     carbon: bool = typer.Option(False, "--carbon-edge", help="Add a carbon edge."),
     vesicles: int = typer.Option(None, "--vesicles", help="Default: 6 per 512×512 area."),
-    organelles: int = typer.Option(None, "--organelles", help="Double-membrane organelles; "
-                                   "default 1 per 512×512 area (none below half of it)."),
+    organelles: int = typer.Option(
+        None,
+        "--organelles",
+        help="Double-membrane organelles; default 1 per 512×512 area (none below half of it).",
+    ),
     microtubules: int = typer.Option(None, "--microtubules", help="Default: 3 per 512×512."),
     actin: int = typer.Option(None, "--actin", help="Default: 6 per 512×512."),
     gold: int = typer.Option(None, "--gold", help="Default: 8 per 512×512."),
@@ -70,46 +82,73 @@ def cell(
 
     try:
         nx, ny, nz = (int(v) for v in size.split(","))
-        concentrations = {k.strip(): float(v) for k, v in
-                          (item.split("=") for item in templates.split(",") if item.strip())}
+        concentrations = {
+            k.strip(): float(v)
+            for k, v in (item.split("=") for item in templates.split(",") if item.strip())
+        }
     except ValueError:
         raise ParameterError("--size is x,y,z and --templates is NAME=µM,NAME=µM.") from None
     if min(nx, ny, nz) < 16 or voxel_size <= 0:
-        raise ParameterError(f"--size must be at least 16 voxels along each axis and "
-                             f"--voxel-size positive, got {size} and {voxel_size:g}.")
-    imaging = ImagingParams(max_tilt_deg=max_tilt, tilt_step_deg=tilt_step,
-                            tilt_order=tilt_order, defocus_um=defocus, snr=snr,
-                            dose_per_tilt_e_A2=dose, seed=seed)
+        raise ParameterError(
+            f"--size must be at least 16 voxels along each axis and "
+            f"--voxel-size positive, got {size} and {voxel_size:g}."
+        )
+    imaging = ImagingParams(
+        max_tilt_deg=max_tilt,
+        tilt_step_deg=tilt_step,
+        tilt_order=tilt_order,
+        defocus_um=defocus,
+        snr=snr,
+        dose_per_tilt_e_A2=dose,
+        seed=seed,
+    )
     imaging.validate()
     area = nx * ny / 512**2
 
     def scaled(value, per_512):
         return value if value is not None else int(round(per_512 * area))
 
-    params = CellParams(shape=(nz, ny, nx), voxel_size_A=voxel_size,
-                        n_vesicles=scaled(vesicles, 6), n_organelles=scaled(organelles, 1),
-                        n_microtubules=scaled(microtubules, 3), n_actin=scaled(actin, 6),
-                        n_gold=scaled(gold, 8), templates_uM=concentrations,
-                        carbon_edge=carbon, seed=seed)
-    particles, class_ids, acquisition = simulate_cell_files(out_dir, params, imaging,
-                                               say=lambda m: typer.echo(m, err=True))
-    record = {"cell": {k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in params.__dict__.items()},
-              "imaging": imaging.as_dict(), "class_ids": class_ids,
-              "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
-                                  "= inverse of scipy intrinsic ZYZ"}
-    write_provenance(out_dir / "tomogram.mrc", "simulate cell", record,
-                     extra={"acquisition": acquisition.as_dict()})
-    typer.echo(f"wrote {out_dir}: tomogram.mrc, tilt_series.mrc/.tlt, density.mrc, "
-               f"labels.mrc, instances.mrc, particles.star ({len(particles)} particles)")
+    params = CellParams(
+        shape=(nz, ny, nx),
+        voxel_size_A=voxel_size,
+        n_vesicles=scaled(vesicles, 6),
+        n_organelles=scaled(organelles, 1),
+        n_microtubules=scaled(microtubules, 3),
+        n_actin=scaled(actin, 6),
+        n_gold=scaled(gold, 8),
+        templates_uM=concentrations,
+        carbon_edge=carbon,
+        seed=seed,
+    )
+    particles, class_ids, acquisition = simulate_cell_files(
+        out_dir, params, imaging, say=lambda m: typer.echo(m, err=True)
+    )
+    record = {
+        "cell": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.__dict__.items()},
+        "imaging": imaging.as_dict(),
+        "class_ids": class_ids,
+        "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
+        "= inverse of scipy intrinsic ZYZ",
+    }
+    write_provenance(
+        out_dir / "tomogram.mrc",
+        "simulate cell",
+        record,
+        extra={"acquisition": acquisition.as_dict()},
+    )
+    typer.echo(
+        f"wrote {out_dir}: tomogram.mrc, tilt_series.mrc/.tlt, density.mrc, "
+        f"labels.mrc, instances.mrc, particles.star ({len(particles)} particles)"
+    )
 
 
 @simulate_app.command("subtomograms")
 @writes(files=("output",))
 def subtomograms(
     output: Path = typer.Option(..., "--output", "-o", help="Dataset (.zarr)."),
-    structures: str = typer.Option("1bxn,3j9i,4v4r_30S", "--structures",
-                                   help="Comma-separated template names."),
+    structures: str = typer.Option(
+        "1bxn,3j9i,4v4r_30S", "--structures", help="Comma-separated template names."
+    ),
     n_per_class: int = typer.Option(100, "--n", min=1, help="Subtomograms per class."),
     box: int = typer.Option(40, "--box"),
     voxel_size: float = typer.Option(9.2, "--voxel-size", help="Å."),
@@ -117,21 +156,34 @@ def subtomograms(
     max_tilt: float = typer.Option(60.0, "--max-tilt", help="± degrees."),
     defocus: float = typer.Option(5.0, "--defocus", help="µm, positive = underfocus."),
     empty: bool = typer.Option(True, "--empty/--no-empty", help="Add a noise-only class."),
-    crowded: int = typer.Option(0, "--crowded", min=0, help="Neighbours around each "
-                                "particle; > 0 also stores centre-particle masks."),
+    crowded: int = typer.Option(
+        0,
+        "--crowded",
+        min=0,
+        help="Neighbours around each particle; > 0 also stores centre-particle masks.",
+    ),
     seed: int = options.Seed,
 ) -> None:
     """A labelled subtomogram dataset after Xu et al. 2017 (one zarr store)."""
     from ..simulate.subtomograms import SubtomogramParams, save_dataset, simulate_subtomograms
 
-    params = SubtomogramParams(box=box, voxel_size_A=voxel_size, snr=snr,
-                               max_tilt_deg=max_tilt, defocus_um=defocus,
-                               include_empty=empty, crowded_neighbours=crowded, seed=seed)
+    params = SubtomogramParams(
+        box=box,
+        voxel_size_A=voxel_size,
+        snr=snr,
+        max_tilt_deg=max_tilt,
+        defocus_um=defocus,
+        include_empty=empty,
+        crowded_neighbours=crowded,
+        seed=seed,
+    )
     names = [s.strip() for s in structures.split(",") if s.strip()]
     data = simulate_subtomograms(names, n_per_class, params)
     save_dataset(output, data)
-    typer.echo(f"wrote {output}: {len(data['labels'])} subtomograms of {box}³, classes "
-               + ", ".join(data["class_names"]))
+    typer.echo(
+        f"wrote {output}: {len(data['labels'])} subtomograms of {box}³, classes "
+        + ", ".join(data["class_names"])
+    )
 
 
 @simulate_app.command("micrographs")
@@ -141,21 +193,31 @@ def micrographs(
     n: int = typer.Option(20, "--n", min=1, help="Number of micrographs."),
     size: str = typer.Option("1024,1024", "--size", help="x,y in pixels (4096,4096 for 4k)."),
     pixel_size: float = typer.Option(4.0, "--pixel-size", help="Pixel size in Å."),
-    templates: str = typer.Option("1bxn", "--templates",
-                                  help="Comma-separated bundled template names or map files."),
-    defocus: str = typer.Option("0.8,1.9,3.0", "--defocus",
-                                help="µm (underfocus), cycled over the micrographs."),
+    templates: str = typer.Option(
+        "1bxn", "--templates", help="Comma-separated bundled template names or map files."
+    ),
+    defocus: str = typer.Option(
+        "0.8,1.9,3.0", "--defocus", help="µm (underfocus), cycled over the micrographs."
+    ),
     snr: float = typer.Option(0.1, "--snr", help="var(signal)/var(noise) near particles."),
-    isolated: int = typer.Option(40, "--isolated", min=0,
-                                 help="Isolated particles per 1024² pixels."),
-    aggregates: int = typer.Option(3, "--aggregates", min=0,
-                                   help="Aggregates (3–6 touching particles) per 1024²."),
-    contamination: int = typer.Option(2, "--contamination", min=0,
-                                      help="Contamination blobs per 1024²."),
-    carbon_fraction: float = typer.Option(0.25, "--carbon-fraction",
-                                          help="Fraction of micrographs with a carbon edge."),
-    annotate: int = typer.Option(3, "--annotate", min=0, help="Draw good/background/bad "
-                                 "boxes as an annotator would on the first N micrographs."),
+    isolated: int = typer.Option(
+        40, "--isolated", min=0, help="Isolated particles per 1024² pixels."
+    ),
+    aggregates: int = typer.Option(
+        3, "--aggregates", min=0, help="Aggregates (3–6 touching particles) per 1024²."
+    ),
+    contamination: int = typer.Option(
+        2, "--contamination", min=0, help="Contamination blobs per 1024²."
+    ),
+    carbon_fraction: float = typer.Option(
+        0.25, "--carbon-fraction", help="Fraction of micrographs with a carbon edge."
+    ),
+    annotate: int = typer.Option(
+        3,
+        "--annotate",
+        min=0,
+        help="Draw good/background/bad boxes as an annotator would on the first N micrographs.",
+    ),
     boxes_per_set: int = typer.Option(15, "--boxes-per-set", min=3, help="Boxes per set."),
     seed: int = options.Seed,
 ) -> None:
@@ -166,19 +228,28 @@ def micrographs(
 
     from ..io import write_volume
     from ..io.boxfiles import write_star
-    from ..simulate.micrographs import (MicrographParams, annotator_boxes, load_templates,
-                                        simulate_micrograph_set)
+    from ..simulate.micrographs import (
+        MicrographParams,
+        annotator_boxes,
+        load_templates,
+        simulate_micrograph_set,
+    )
     from ..volume import Volume
 
     try:
         nx, ny = (int(v) for v in size.split(","))
         defoci = [float(v) for v in defocus.split(",") if v.strip()]
     except ValueError:
-        raise ParameterError("--size is x,y and --defocus a comma-separated list of µm.") \
-            from None
-    params = MicrographParams(shape=(ny, nx), pixel_size_A=pixel_size, snr=snr,
-                              n_isolated=isolated, n_aggregates=aggregates,
-                              n_contamination=contamination, seed=seed)
+        raise ParameterError("--size is x,y and --defocus a comma-separated list of µm.") from None
+    params = MicrographParams(
+        shape=(ny, nx),
+        pixel_size_A=pixel_size,
+        snr=snr,
+        n_isolated=isolated,
+        n_aggregates=aggregates,
+        n_contamination=contamination,
+        seed=seed,
+    )
     params.validate()
     if annotate > n:
         raise ParameterError(f"--annotate {annotate} is more than the {n} micrographs.")
@@ -187,14 +258,14 @@ def micrographs(
     truths = simulate_micrograph_set(found, n, defoci, carbon_fraction, params)
     boxes = None
     if annotate:
-        boxes = annotator_boxes(dict(list(truths.items())[:annotate]), boxes_per_set,
-                                np.random.default_rng(seed))
+        boxes = annotator_boxes(
+            dict(list(truths.items())[:annotate]), boxes_per_set, np.random.default_rng(seed)
+        )
     vs = (pixel_size,) * 3
     with output_folder(out_dir, True, []) as staging:
         rows = []
         for name, truth in truths.items():
-            write_volume(staging / "micrographs" / f"{name}.mrc",
-                         Volume(truth["image"][None], vs))
+            write_volume(staging / "micrographs" / f"{name}.mrc", Volume(truth["image"][None], vs))
             masks = truth["contamination"].astype(np.int16)
             masks[truth["carbon"]] = -1
             write_volume(staging / "masks" / f"{name}.mrc", Volume(masks[None], vs))
@@ -202,20 +273,39 @@ def micrographs(
         import pandas as pd
 
         table = pd.concat(rows, ignore_index=True)
-        write_star(staging / "truth.star", table, extra={
-            "rot": "rlnAngleRot", "tilt": "rlnAngleTilt", "psi": "rlnAnglePsi",
-            "defocus_um": "tsDefocusMicrometre", "class": "tsClass",
-            "aggregate": "tsAggregate", "template": "tsTemplate"})
+        write_star(
+            staging / "truth.star",
+            table,
+            extra={
+                "rot": "rlnAngleRot",
+                "tilt": "rlnAngleTilt",
+                "psi": "rlnAnglePsi",
+                "defocus_um": "tsDefocusMicrometre",
+                "class": "tsClass",
+                "aggregate": "tsAggregate",
+                "template": "tsTemplate",
+            },
+        )
         if boxes is not None:
             for kind, rows_ in boxes.groupby("set"):
                 write_star(staging / f"boxes_{kind}.star", rows_)
         diameter = next(iter(truths.values()))["diameter_px"]
         with atomic_path(staging / "truth.json") as tmp:
-            tmp.write_text(json.dumps({
-                "params": params.as_dict(), "defocus_um": defoci, "templates": templates,
-                "carbon_fraction": carbon_fraction, "particle_diameter_px": diameter,
-                "box_px": int(2 * round(0.75 * diameter)),
-                "masks": "int16: blob id > 0 contamination, -1 carbon, 0 ice"}, indent=1))
-    typer.echo(f"wrote {out_dir}: micrographs/ ({n}), masks/, truth.star ({len(table)} "
-               f"particles), truth.json" + (", boxes_good/background/bad.star" if annotate
-                                            else ""))
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "params": params.as_dict(),
+                        "defocus_um": defoci,
+                        "templates": templates,
+                        "carbon_fraction": carbon_fraction,
+                        "particle_diameter_px": diameter,
+                        "box_px": int(2 * round(0.75 * diameter)),
+                        "masks": "int16: blob id > 0 contamination, -1 carbon, 0 ice",
+                    },
+                    indent=1,
+                )
+            )
+    typer.echo(
+        f"wrote {out_dir}: micrographs/ ({n}), masks/, truth.star ({len(table)} "
+        f"particles), truth.json" + (", boxes_good/background/bad.star" if annotate else "")
+    )

@@ -10,11 +10,13 @@ import typer
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..outputs import atomic_path, check_output_folder, check_writable, write_provenance
 from . import options
-from .checks import writes
 from .app import app
+from .checks import writes
 
-VALUE_HELP = ("The feature's value in a map from another tool without a .legend.json "
-              "(membrain-seg, pyseg, Ais; default: every nonzero voxel).")
+VALUE_HELP = (
+    "The feature's value in a map from another tool without a .legend.json "
+    "(membrain-seg, pyseg, Ais; default: every nonzero voxel)."
+)
 
 
 def _picks_stem(path: Path) -> Path:
@@ -25,41 +27,83 @@ def _picks_stem(path: Path) -> Path:
 @app.command()
 @writes(files=("outputs", "instances", "filament_table"))
 def pick(
-    annotation: Path = typer.Argument(..., help="A merged label map (with its .legend.json), "
-                                      "one feature's map from `tomoscribe segment`, or a "
-                                      "label/binary map from another tool (--value)."),
+    annotation: Path = typer.Argument(
+        ...,
+        help="A merged label map (with its .legend.json), "
+        "one feature's map from `tomoscribe segment`, or a "
+        "label/binary map from another tool (--value).",
+    ),
     feature: str = typer.Option(..., "--feature", "-f", help="Feature to pick, e.g. ribosome."),
-    outputs: list[Path] = typer.Option(..., "--output", "-o", help="Picks file(s): .star "
-                                       "(RELION 3 + 5 columns), .mod, .csv or .json (copick), "
-                                       "or a copick project's picks, copick:CONFIG.json#RUN/"
-                                       "OBJECT:USER/SESSION; repeat for several."),
-    threshold: float = typer.Option(1.0, "--threshold", help="Map value that counts as the "
-                                    "feature (per-feature maps only)."),
+    outputs: list[Path] = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Picks file(s): .star "
+        "(RELION 3 + 5 columns), .mod, .csv or .json (copick), "
+        "or a copick project's picks, copick:CONFIG.json#RUN/"
+        "OBJECT:USER/SESSION; repeat for several.",
+    ),
+    threshold: float = typer.Option(
+        1.0, "--threshold", help="Map value that counts as the feature (per-feature maps only)."
+    ),
     value: float = typer.Option(None, "--value", help=VALUE_HELP),
-    min_size: int = typer.Option(None, "--min-size", min=1, help="Smallest particle in voxels "
-                                 "(default: ½ × the 5th percentile of the sizes painted for "
-                                 "the model, as the legend or map records them; else 20)."),
-    max_size: int = typer.Option(None, "--max-size", min=1, help="Largest particle in voxels "
-                                 "(default: 2 × the 95th percentile of the painted sizes; "
-                                 "else none)."),
-    min_distance: float = typer.Option(None, "--min-distance", min=0.0,
-                                       help="Closest two particles may be, in voxels (default: "
-                                       "the radius of the median painted particle; else 8)."),
+    min_size: int = typer.Option(
+        None,
+        "--min-size",
+        min=1,
+        help="Smallest particle in voxels "
+        "(default: ½ × the 5th percentile of the sizes painted for "
+        "the model, as the legend or map records them; else 20).",
+    ),
+    max_size: int = typer.Option(
+        None,
+        "--max-size",
+        min=1,
+        help="Largest particle in voxels "
+        "(default: 2 × the 95th percentile of the painted sizes; "
+        "else none).",
+    ),
+    min_distance: float = typer.Option(
+        None,
+        "--min-distance",
+        min=0.0,
+        help="Closest two particles may be, in voxels (default: "
+        "the radius of the median painted particle; else 8).",
+    ),
     edge: int = typer.Option(4, "--edge", min=0, help="Drop picks this close to a face (voxels)."),
-    filament: bool = typer.Option(False, "--filament", help="Trace filaments (one centreline "
-                                  "per tube) and place seeds along them with their direction."),
+    filament: bool = typer.Option(
+        False,
+        "--filament",
+        help="Trace filaments (one centreline "
+        "per tube) and place seeds along them with their direction.",
+    ),
     spacing: float = typer.Option(10.0, "--spacing", help="Seed spacing along filaments (voxels)."),
-    radius_nm: float = typer.Option(None, "--radius-nm", help="Filament outer radius in nm "
-                                    "(default: microtubule 12.5, hollow; actin 3.5, solid; "
-                                    "required for other features)."),
-    filament_table: Path = typer.Option(None, "--filament-table", help="CSV of the traced "
-                                        "filaments (length nm, curvature 1/µm, ends); default "
-                                        "the first OUTPUT's stem + _filaments.csv."),
-    instances: Path = typer.Option(None, "--instances", help="Also write the feature's voxels "
-                                   "labelled by filament (int32 map, 0 = none)."),
-    tomo_name: str = typer.Option(None, "--tomo-name", help="rlnTomoName / copick run name "
-                                  "(default: the tomogram the map was segmented from, as its "
-                                  "provenance records; else the map's file stem)."),
+    radius_nm: float = typer.Option(
+        None,
+        "--radius-nm",
+        help="Filament outer radius in nm "
+        "(default: microtubule 12.5, hollow; actin 3.5, solid; "
+        "required for other features).",
+    ),
+    filament_table: Path = typer.Option(
+        None,
+        "--filament-table",
+        help="CSV of the traced "
+        "filaments (length nm, curvature 1/µm, ends); default "
+        "the first OUTPUT's stem + _filaments.csv.",
+    ),
+    instances: Path = typer.Option(
+        None,
+        "--instances",
+        help="Also write the feature's voxels labelled by filament (int32 map, 0 = none).",
+    ),
+    tomo_name: str = typer.Option(
+        None,
+        "--tomo-name",
+        help="rlnTomoName / copick run name "
+        "(default: the tomogram the map was segmented from, as its "
+        "provenance records; else the map's file stem).",
+    ),
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
@@ -80,55 +124,96 @@ def pick(
         if not (math.isfinite(spacing) and spacing >= 1.0):
             raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
         filament_table = filament_table or _picks_stem(outputs[0]).with_name(
-            _picks_stem(outputs[0]).name + "_filaments.csv")
+            _picks_stem(outputs[0]).name + "_filaments.csv"
+        )
         check_writable(filament_table, overwrite)
-    picked = pick_from_map(annotation, feature, outputs, threshold=threshold, value=value,
-                           min_size=min_size, max_size=max_size, min_distance=min_distance,
-                           edge=edge, filament=filament, spacing=spacing, radius_nm=radius_nm,
-                           filament_table=filament_table, instances=instances,
-                           tomo_name=tomo_name)
+    picked = pick_from_map(
+        annotation,
+        feature,
+        outputs,
+        threshold=threshold,
+        value=value,
+        min_size=min_size,
+        max_size=max_size,
+        min_distance=min_distance,
+        edge=edge,
+        filament=filament,
+        spacing=spacing,
+        radius_nm=radius_nm,
+        filament_table=filament_table,
+        instances=instances,
+        tomo_name=tomo_name,
+    )
     settings, table, params = picked.settings, picked.table, picked.params
     if filament:
         filaments = picked.filaments
         for path in [filament_table] + ([instances] if instances is not None else []):
-            write_provenance(path, "pick", settings, [annotation],
-                             extra={"n_filaments": len(filaments)})
-        typer.echo(f"traced {len(filaments)} filaments ({filaments.length_nm.sum():.0f} nm in "
-                   f"all); wrote {filament_table}")
+            write_provenance(
+                path, "pick", settings, [annotation], extra={"n_filaments": len(filaments)}
+            )
+        typer.echo(
+            f"traced {len(filaments)} filaments ({filaments.length_nm.sum():.0f} nm in "
+            f"all); wrote {filament_table}"
+        )
     for out in outputs:
         if not is_copick_location(out):  # copick's picks file has no place for a sidecar
-            write_provenance(out, "pick", settings, [annotation],
-                             extra={"n_picked": len(table), "tomo_name": picked.tomo_name,
-                                    **picked.acquisition})
+            write_provenance(
+                out,
+                "pick",
+                settings,
+                [annotation],
+                extra={"n_picked": len(table), "tomo_name": picked.tomo_name, **picked.acquisition},
+            )
         typer.echo(f"wrote {len(table)} picks to {out}")
     if picked.sizes_learned and not filament and None in (min_size, max_size, min_distance):
-        typer.echo(f"sizes from the annotation: {params.min_size}–{params.max_size} voxels, "
-                   f"picks at least {params.min_distance:.1f} voxels apart")
+        typer.echo(
+            f"sizes from the annotation: {params.min_size}–{params.max_size} voxels, "
+            f"picks at least {params.min_distance:.1f} voxels apart"
+        )
 
 
 @app.command()
 @writes(files=("output",))
 def vesicles(
-    annotation: Path = typer.Argument(..., help="A merged label map with its .legend.json "
-                                      "(from `tomoscribe merge`), or a membrane map from "
-                                      "another tool (--value)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Label map with the vesicles "
-                                "closed (.mrc or .zarr; the legend is copied)."),
-    table_path: Path = typer.Option(None, "--table", help="CSV of every fitted sphere (centre "
-                                    "x, y, z in voxels, radius in nm, fit scores, accepted, "
-                                    "reason); default OUTPUT stem + _vesicles.csv."),
+    annotation: Path = typer.Argument(
+        ...,
+        help="A merged label map with its .legend.json "
+        "(from `tomoscribe merge`), or a membrane map from "
+        "another tool (--value).",
+    ),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Label map with the vesicles closed (.mrc or .zarr; the legend is copied).",
+    ),
+    table_path: Path = typer.Option(
+        None,
+        "--table",
+        help="CSV of every fitted sphere (centre "
+        "x, y, z in voxels, radius in nm, fit scores, accepted, "
+        "reason); default OUTPUT stem + _vesicles.csv.",
+    ),
     feature: str = typer.Option("membrane", "--feature", "-f", help="The membrane feature."),
     value: float = typer.Option(None, "--value", help=VALUE_HELP),
     thickness: float = typer.Option(5.0, "--thickness", help="Painted bilayer thickness (nm)."),
     min_radius: float = typer.Option(10.0, "--min-radius", help="Smallest vesicle radius (nm)."),
     max_radius: float = typer.Option(250.0, "--max-radius", help="Largest vesicle radius (nm)."),
-    min_coverage: float = typer.Option(0.5, "--min-coverage", help="Fraction of the sphere's "
-                                       "visible directions the membrane must cover."),
-    max_rms: float = typer.Option(2.0, "--max-rms", help="Largest RMS distance of the "
-                                  "membrane voxels from the sphere (nm)."),
-    tilt_range: str = typer.Option(None, "--tilt-range", help="MIN,MAX tilt of the series "
-                                   "(degrees; tilt axis y; default: as the map records it, "
-                                   "else -60,60)."),
+    min_coverage: float = typer.Option(
+        0.5,
+        "--min-coverage",
+        help="Fraction of the sphere's visible directions the membrane must cover.",
+    ),
+    max_rms: float = typer.Option(
+        2.0, "--max-rms", help="Largest RMS distance of the membrane voxels from the sphere (nm)."
+    ),
+    tilt_range: str = typer.Option(
+        None,
+        "--tilt-range",
+        help="MIN,MAX tilt of the series "
+        "(degrees; tilt axis y; default: as the map records it, "
+        "else -60,60).",
+    ),
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
@@ -136,10 +221,10 @@ def vesicles(
     component and, where it fits and covers the visible part, paint the whole shell."""
     import numpy as np
 
+    from ..core.legend import Legend, legend_path, read_legend, write_legend
     from ..io import create_volume, read_volume
     from ..io.particles import tomogram_stem
     from ..io.provenance import carried_acquisition, tilt_range_for
-    from ..core.legend import Legend, legend_path, read_legend, write_legend
     from ..segment.labelmaps import feature_voxels, single_label_map
     from ..segment.vesicles import VesicleParams, close_vesicles
 
@@ -147,38 +232,60 @@ def vesicles(
     for path in (output, table_path, legend_path(output)):
         check_writable(path, overwrite)
     tilt = tilt_range_for([annotation], _tilt_range(tilt_range))
-    params = VesicleParams(thickness_nm=thickness, min_radius_nm=min_radius,
-                           max_radius_nm=max_radius, min_visible_coverage=min_coverage,
-                           max_rms_nm=max_rms, tilt_range_deg=tilt.deg)
+    params = VesicleParams(
+        thickness_nm=thickness,
+        min_radius_nm=min_radius,
+        max_radius_nm=max_radius,
+        min_visible_coverage=min_coverage,
+        max_rms_nm=max_rms,
+        tilt_range_deg=tilt.deg,
+    )
     params.validate()
     volume = read_volume(annotation)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)
     if voxels.how == "legend" and np.issubdtype(data.dtype, np.floating):
-        raise ParameterError(f"{annotation} holds values, not integer labels; give the merged "
-                             "map written by `tomoscribe merge`.")
+        raise ParameterError(
+            f"{annotation} holds values, not integer labels; give the merged "
+            "map written by `tomoscribe merge`."
+        )
     labels, label = single_label_map(data, voxels)
     if not (labels == label).any():
-        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to "
-                              "close.")
+        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to close.")
     legend = read_legend(annotation) or Legend.for_feature(feature)
-    closed, fitted = close_vesicles(labels, label, volume.pixel_size_A, params,
-                                    show_progress=not quiet)
-    with create_volume(output, closed.shape, closed.dtype, volume.voxel_size_A,
-                       volume.origin_A, overwrite=overwrite, legend=legend) as target:
+    closed, fitted = close_vesicles(
+        labels, label, volume.pixel_size_A, params, show_progress=not quiet
+    )
+    with create_volume(
+        output,
+        closed.shape,
+        closed.dtype,
+        volume.voxel_size_A,
+        volume.origin_A,
+        overwrite=overwrite,
+        legend=legend,
+    ) as target:
         target[...] = closed
         write_legend(output, legend)
         with atomic_path(table_path) as tmp:
             fitted.to_csv(tmp, index=False)
     accepted = int(fitted["accepted"].sum())
-    write_provenance(output, "vesicles", {"feature": feature, **params.as_dict(),
-                                          **voxels.as_dict()},
-                     [annotation], extra={"n_fitted": len(fitted), "n_closed": accepted,
-                                          **carried_acquisition([annotation],
-                                                                tilt_range_deg=tilt.to_record)})
+    write_provenance(
+        output,
+        "vesicles",
+        {"feature": feature, **params.as_dict(), **voxels.as_dict()},
+        [annotation],
+        extra={
+            "n_fitted": len(fitted),
+            "n_closed": accepted,
+            **carried_acquisition([annotation], tilt_range_deg=tilt.to_record),
+        },
+    )
     typer.echo(tilt.describe())
-    typer.echo(f"{accepted} of {len(fitted)} sphere fits to membrane components accepted and "
-               f"closed as vesicles; wrote {output} and {table_path}")
+    typer.echo(
+        f"{accepted} of {len(fitted)} sphere fits to membrane components accepted and "
+        f"closed as vesicles; wrote {output} and {table_path}"
+    )
 
 
 def _tilt_range(text: str | None) -> tuple[float, float] | None:
@@ -196,47 +303,87 @@ def _tilt_range(text: str | None) -> tuple[float, float] | None:
 def extract(
     tomogram: Path = typer.Argument(..., help="Tomogram to cut subtomograms from."),
     particles: Path = typer.Argument(..., help="Picks (.star, .mod, .csv, .json)."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder to create: one MRC "
-                                 "per particle, projections.mrcs, particles.star."),
+    out_dir: Path = typer.Option(
+        ...,
+        "--out-dir",
+        "-o",
+        help="Folder to create: one MRC per particle, projections.mrcs, particles.star.",
+    ),
     box: int = typer.Option(..., "--box", help="Box edge in voxels of the tomogram."),
-    edge: str = typer.Option("skip", "--edge", help="Particles whose box crosses a face: "
-                             "skip, or pad (with the mean of the inside)."),
+    edge: str = typer.Option(
+        "skip",
+        "--edge",
+        help="Particles whose box crosses a face: skip, or pad (with the mean of the inside).",
+    ),
     invert: bool = typer.Option(False, "--invert", help="Multiply by −1 (protein white)."),
-    picked_voxel_size: float = typer.Option(None, "--picked-voxel-size", help="Voxel size (Å) "
-                                            "the picks were made at, when the file does not "
-                                            "record it (e.g. on a binned copy)."),
-    tomo_name: str = typer.Option(None, "--tomo-name", help="Tomogram name selecting the rows "
-                                  "of a file listing several (default: the tomogram's file "
-                                  "stem, or its name in --tomograms)."),
-    tomograms_star: Path = typer.Option(None, "--tomograms", help="RELION 5 tomograms.star: "
-                                        "names and centres for centred-Å coordinates."),
+    picked_voxel_size: float = typer.Option(
+        None,
+        "--picked-voxel-size",
+        help="Voxel size (Å) "
+        "the picks were made at, when the file does not "
+        "record it (e.g. on a binned copy).",
+    ),
+    tomo_name: str = typer.Option(
+        None,
+        "--tomo-name",
+        help="Tomogram name selecting the rows "
+        "of a file listing several (default: the tomogram's file "
+        "stem, or its name in --tomograms).",
+    ),
+    tomograms_star: Path = typer.Option(
+        None,
+        "--tomograms",
+        help="RELION 5 tomograms.star: names and centres for centred-Å coordinates.",
+    ),
     voxel_size: float = options.VoxelSize,
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Cut subtomograms (and their Z-projections) around picked positions."""
     from ..structure.workflow import extract_from_files
 
-    check_output_folder(out_dir, [tomogram, particles],
-                        ["particles.star", "particles.star.json", "projections.mrcs"], overwrite)
+    check_output_folder(
+        out_dir,
+        [tomogram, particles],
+        ["particles.star", "particles.star.json", "projections.mrcs"],
+        overwrite,
+    )
     table, kept, acquisition = extract_from_files(
-        tomogram, particles, out_dir, box, edge, invert, picked_voxel_size, tomo_name,
-        tomograms_star, voxel_size, overwrite)
-    write_provenance(out_dir / "particles.star", "extract",
-                     {"box": box, "edge": edge, "invert": invert},
-                     [tomogram, particles], extra={"n_extracted": len(kept),
-                                                   "n_skipped": len(table) - len(kept),
-                                                   **acquisition})
+        tomogram,
+        particles,
+        out_dir,
+        box,
+        edge,
+        invert,
+        picked_voxel_size,
+        tomo_name,
+        tomograms_star,
+        voxel_size,
+        overwrite,
+    )
+    write_provenance(
+        out_dir / "particles.star",
+        "extract",
+        {"box": box, "edge": edge, "invert": invert},
+        [tomogram, particles],
+        extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
+    )
     skipped = len(table) - len(kept)
-    typer.echo(f"wrote {len(kept)} subtomograms to {out_dir}"
-               + (f" ({skipped} skipped at the faces)" if skipped else ""))
+    typer.echo(
+        f"wrote {len(kept)} subtomograms to {out_dir}"
+        + (f" ({skipped} skipped at the faces)" if skipped else "")
+    )
 
 
 @app.command()
 @writes(files=("output",))
 def clean(
     particles: Path = typer.Argument(..., help="particles.star of an extraction folder."),
-    output: Path = typer.Option(..., "--output", "-o", help="Classified STAR to write "
-                                "(rlnClassNumber); class averages go beside it."),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Classified STAR to write (rlnClassNumber); class averages go beside it.",
+    ),
     classes: int = typer.Option(4, "--classes", "-k", min=1, help="Number of 2D classes."),
     seed: int = options.Seed,
     overwrite: bool = options.Overwrite,
@@ -246,10 +393,17 @@ def clean(
 
     result = clean_particle_file(particles, output, classes, seed, overwrite)
     averages_path, gallery_path = result["averages_path"], result["gallery_path"]
-    write_provenance(output, "clean", {"classes": classes, "seed": seed}, [particles],
-                     extra={"counts": result["counts"].tolist()})
-    typer.echo(f"wrote {output}, {averages_path.name} and {gallery_path.name}; class sizes "
-               + ", ".join(f"{i + 1}: {c}" for i, c in enumerate(result["counts"])))
+    write_provenance(
+        output,
+        "clean",
+        {"classes": classes, "seed": seed},
+        [particles],
+        extra={"counts": result["counts"].tolist()},
+    )
+    typer.echo(
+        f"wrote {output}, {averages_path.name} and {gallery_path.name}; class sizes "
+        + ", ".join(f"{i + 1}: {c}" for i, c in enumerate(result["counts"]))
+    )
 
 
 @app.command()
@@ -279,8 +433,13 @@ def select(
     voxel = recorded_voxel_size(table) or 1.0
     kept = kept.copy()
     write_particles(output, kept, voxel)
-    write_provenance(output, "select", {"removed_classes": sorted(drop)}, [particles],
-                     extra={"n_kept": len(kept), "n_removed": len(table) - len(kept)})
+    write_provenance(
+        output,
+        "select",
+        {"removed_classes": sorted(drop)},
+        [particles],
+        extra={"n_kept": len(kept), "n_removed": len(table) - len(kept)},
+    )
     typer.echo(f"kept {len(kept)} of {len(table)} particles in {output}")
 
 
@@ -288,20 +447,39 @@ def select(
 @writes(folders=("out_dir",))
 def average(
     particles: Path = typer.Argument(..., help="STAR listing subtomograms (rlnImageName)."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder to create for the map, "
-                                 "half maps, FSC (CSV and PNG) and refined.star."),
-    reference: Path = typer.Option(None, "--reference", help="Starting map (low-passed to "
-                                   "--initial-lowpass); default: de novo."),
-    iterations: int = typer.Option(4, "--iterations", min=0, help="Local refinement rounds (0 "
-                                   "with --use-priors: average at the file's orientations, no "
-                                   "search)."),
+    out_dir: Path = typer.Option(
+        ...,
+        "--out-dir",
+        "-o",
+        help="Folder to create for the map, half maps, FSC (CSV and PNG) and refined.star.",
+    ),
+    reference: Path = typer.Option(
+        None,
+        "--reference",
+        help="Starting map (low-passed to --initial-lowpass); default: de novo.",
+    ),
+    iterations: int = typer.Option(
+        4,
+        "--iterations",
+        min=0,
+        help="Local refinement rounds (0 "
+        "with --use-priors: average at the file's orientations, no "
+        "search).",
+    ),
     global_step: float = typer.Option(20.0, "--global-step", help="Global search step (°)."),
-    use_priors: bool = typer.Option(False, "--use-priors", help="Start from the file's "
-                                    "rlnAngleRot/Tilt/Psi and search locally only."),
+    use_priors: bool = typer.Option(
+        False,
+        "--use-priors",
+        help="Start from the file's rlnAngleRot/Tilt/Psi and search locally only.",
+    ),
     symmetry: str = typer.Option("C1", "--symmetry", help="Point group: C<n> or D<n>."),
-    tilt_range: str = typer.Option(None, "--tilt-range", help="Tilt range min,max (°) of "
-                                   "the tilt series: defines the missing wedge (default: as "
-                                   "the particles record it, else -60,60)."),
+    tilt_range: str = typer.Option(
+        None,
+        "--tilt-range",
+        help="Tilt range min,max (°) of "
+        "the tilt series: defines the missing wedge (default: as "
+        "the particles record it, else -60,60).",
+    ),
     max_shift: float = typer.Option(40.0, "--max-shift", help="Largest translation (Å)."),
     initial_lowpass: float = typer.Option(60.0, "--initial-lowpass", help="Å."),
     seed: int = options.Seed,
@@ -316,14 +494,24 @@ def average(
     from ..structure.workflow import average_particle_file
 
     tilt = tilt_range_for([particles], _tilt_range(tilt_range))
-    check_output_folder(out_dir, [particles] + ([reference] if reference else []),
-                        AVERAGE_OUTPUTS, overwrite)
-    params = AverageParams(iterations=iterations, global_step_deg=global_step,
-                           initial_lowpass_A=initial_lowpass, max_shift_A=max_shift,
-                           tilt_range_deg=tilt.deg, symmetry=symmetry, seed=seed)
+    check_output_folder(
+        out_dir, [particles] + ([reference] if reference else []), AVERAGE_OUTPUTS, overwrite
+    )
+    params = AverageParams(
+        iterations=iterations,
+        global_step_deg=global_step,
+        initial_lowpass_A=initial_lowpass,
+        max_shift_A=max_shift,
+        tilt_range_deg=tilt.deg,
+        symmetry=symmetry,
+        seed=seed,
+    )
     typer.echo(tilt.describe())
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
-    result = average_particle_file(particles, out_dir, params, reference, use_priors, device,
-                                   overwrite, say)
-    typer.echo(f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
-               f"0.5 at {result['resolution_05_A']:.1f} Å ({result['n_particles']} particles)")
+    result = average_particle_file(
+        particles, out_dir, params, reference, use_priors, device, overwrite, say
+    )
+    typer.echo(
+        f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
+        f"0.5 at {result['resolution_05_A']:.1f} Å ({result['n_particles']} particles)"
+    )

@@ -65,21 +65,24 @@ class Acquisition:
         (older files, other tools) are unknown."""
         if not isinstance(record, dict):
             return cls()
-        return cls(_tilt_range_or_none(record.get("tilt_range_deg")),
-                   _positive_or_none(record.get("voxel_size_A")),
-                   record.get("tomo_name") if isinstance(record.get("tomo_name"), str)
-                   else None)
+        return cls(
+            _tilt_range_or_none(record.get("tilt_range_deg")),
+            _positive_or_none(record.get("voxel_size_A")),
+            record.get("tomo_name") if isinstance(record.get("tomo_name"), str) else None,
+        )
 
     @property
     def known(self) -> bool:
         """Whether anything is recorded."""
-        return any(v is not None for v in (self.tilt_range_deg, self.voxel_size_A,
-                                           self.tomo_name))
+        return any(v is not None for v in (self.tilt_range_deg, self.voxel_size_A, self.tomo_name))
 
     def replace(self, **fields) -> Acquisition:
         """A copy with the fields given that are not None replaced."""
-        values = {"tilt_range_deg": self.tilt_range_deg, "voxel_size_A": self.voxel_size_A,
-                  "tomo_name": self.tomo_name}
+        values = {
+            "tilt_range_deg": self.tilt_range_deg,
+            "voxel_size_A": self.voxel_size_A,
+            "tomo_name": self.tomo_name,
+        }
         values.update({k: v for k, v in fields.items() if v is not None})
         if values["tilt_range_deg"] is not None:
             values["tilt_range_deg"] = tuple(float(v) for v in values["tilt_range_deg"])
@@ -165,12 +168,17 @@ def agreed(records, parameter: str | None = None) -> tuple[Acquisition, str]:
         if tilt is None:
             tilt, where = record.tilt_range_deg, name
         elif not same_tilt_range(tilt, record.tilt_range_deg):
-            remedy = (f"give the one that applies (`{parameter}`)" if parameter
-                      else "use inputs made from one tilt series")
+            remedy = (
+                f"give the one that applies (`{parameter}`)"
+                if parameter
+                else "use inputs made from one tilt series"
+            )
             raise InvalidDataError(
                 f"{where} records the tilt range {tilt[0]:g}…{tilt[1]:g}° but {name} "
                 f"{record.tilt_range_deg[0]:g}…{record.tilt_range_deg[1]:g}°; they come "
-                f"from different tilt series, so {remedy}.", parameter=parameter)
+                f"from different tilt series, so {remedy}.",
+                parameter=parameter,
+            )
     return Acquisition(tilt, first.voxel_size_A, first.tomo_name), where
 
 
@@ -180,10 +188,14 @@ def pooled_acquisition(records) -> dict:
     voxel sizes are not combined), no name."""
     records = [Acquisition.from_dict(r) for r in records]
     tilts = [r.tilt_range_deg for r in records]
-    same = bool(tilts) and all(t is not None for t in tilts) and all(same_tilt_range(tilts[0], t)
-                                                       for t in tilts)
-    return Acquisition(tilts[0] if same else None,
-                       records[0].voxel_size_A if records else None).as_dict()
+    same = (
+        bool(tilts)
+        and all(t is not None for t in tilts)
+        and all(same_tilt_range(tilts[0], t) for t in tilts)
+    )
+    return Acquisition(
+        tilts[0] if same else None, records[0].voxel_size_A if records else None
+    ).as_dict()
 
 
 def choose_tilt_range(given, records, parameter: str = "tilt_range_deg") -> TiltRange:

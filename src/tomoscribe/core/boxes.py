@@ -31,8 +31,9 @@ def _cover(lo: float, hi: float, step: int) -> list[float]:
     return list(np.linspace(lo, hi, n + 1)[:-1] + (hi - lo) / (2 * n)) if hi > lo else [lo]
 
 
-def spread_boxes(candidates_zyx: np.ndarray, n: int, tile_size: int,
-                 rng: np.random.Generator) -> np.ndarray:
+def spread_boxes(
+    candidates_zyx: np.ndarray, n: int, tile_size: int, rng: np.random.Generator
+) -> np.ndarray:
     """Up to ``n`` box centres drawn from candidates, no two overlapping much.
 
     Candidates are visited in random order; one is kept when every kept box is at
@@ -42,27 +43,27 @@ def spread_boxes(candidates_zyx: np.ndarray, n: int, tile_size: int,
     candidates = np.asarray(candidates_zyx).reshape(-1, 3)
     for index in rng.permutation(len(candidates)):
         c = candidates[index]
-        if all(np.abs(c[1:] - p[1:]).max() >= tile_size // 2 or abs(c[0] - p[0]) > 3
-               for p in kept):
+        if all(np.abs(c[1:] - p[1:]).max() >= tile_size // 2 or abs(c[0] - p[0]) > 3 for p in kept):
             kept.append(c)
         if len(kept) == n:
             break
     return np.array(kept, float).reshape(-1, 3)
 
 
-def free_boxes(occupied: np.ndarray, n: int, tile_size: int, rng: np.random.Generator,
-               margin: int = 2) -> np.ndarray:
+def free_boxes(
+    occupied: np.ndarray, n: int, tile_size: int, rng: np.random.Generator, margin: int = 2
+) -> np.ndarray:
     """``n`` random box centres whose whole tile (plus ``margin``) avoids ``occupied``.
 
     ``occupied`` is a boolean (z, y, x) mask of voxels no negative tile may contain.
     Raises AnnotationError when fewer than ``n`` places are free.
     """
     window = (1, tile_size + 2 * margin, tile_size + 2 * margin)
-    in_tile = scipy.ndimage.maximum_filter(occupied.astype(np.uint8), size=window,
-                                           mode="constant")
+    in_tile = scipy.ndimage.maximum_filter(occupied.astype(np.uint8), size=window, mode="constant")
     free = np.argwhere(in_tile == 0)
     if len(free) < n:
         raise AnnotationError(
             f"only {len(free)} places have a {tile_size}-px tile free of the feature; ask "
-            "for fewer negative tiles or give a larger tomogram.")
+            "for fewer negative tiles or give a larger tomogram."
+        )
     return free[rng.choice(len(free), size=n, replace=False)].astype(float)

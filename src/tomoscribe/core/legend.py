@@ -25,8 +25,22 @@ from typing import Iterator, Mapping, Sequence
 from ..errors import AnnotationError, InputFileError, ParameterError
 
 #: Display colours (hex) handed out in order to the non-eraser features.
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-           "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000")
+PALETTE = (
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#fabed4",
+    "#469990",
+    "#dcbeff",
+    "#9a6324",
+    "#fffac8",
+    "#800000",
+)
 BACKGROUND_NAME = "background"
 BACKGROUND_COLOUR = "#000000"
 #: A uint8 label map holds at most this many features (ids 1…255).
@@ -90,8 +104,10 @@ class Legend:
         features = list(features)
         unknown = set(erasers) - set(features)
         if unknown:
-            raise ParameterError(f"eraser feature(s) {sorted(unknown)} are not among the maps "
-                                 f"given ({', '.join(features)}).")
+            raise ParameterError(
+                f"eraser feature(s) {sorted(unknown)} are not among the maps "
+                f"given ({', '.join(features)})."
+            )
         if len(set(features)) != len(features):
             raise ParameterError(f"feature names must be unique, got {features}.")
         kept = [f for f in features if f not in set(erasers)]
@@ -105,8 +121,9 @@ class Legend:
     @classmethod
     def for_feature(cls, name: str, colour: str = PALETTE[0]) -> Legend:
         """The legend of a one-feature map: ``name`` is id 1."""
-        return cls({0: LegendEntry(BACKGROUND_NAME, BACKGROUND_COLOUR),
-                    1: LegendEntry(name, colour)})
+        return cls(
+            {0: LegendEntry(BACKGROUND_NAME, BACKGROUND_COLOUR), 1: LegendEntry(name, colour)}
+        )
 
     @classmethod
     def from_dict(cls, record, source: str = "the legend") -> Legend:
@@ -118,18 +135,24 @@ class Legend:
             ``record`` is not that form (``source`` names where it came from).
         """
         if not isinstance(record, dict):
-            raise InputFileError(f"{source} is not a legend (a JSON object of id → "
-                                 "{name, colour}).")
+            raise InputFileError(
+                f"{source} is not a legend (a JSON object of id → {{name, colour}})."
+            )
         entries = {}
         for key, value in record.items():
             try:
                 label = int(key)
             except (TypeError, ValueError):
                 label = -1
-            if not 0 <= label <= MAX_FEATURES or not isinstance(value, dict) or not isinstance(
-                    value.get("name"), str):
-                raise InputFileError(f"{source}: the entry {key!r} is not a label id 0–255 "
-                                     "with a feature name; fix or remove it.")
+            if (
+                not 0 <= label <= MAX_FEATURES
+                or not isinstance(value, dict)
+                or not isinstance(value.get("name"), str)
+            ):
+                raise InputFileError(
+                    f"{source}: the entry {key!r} is not a label id 0–255 "
+                    "with a feature name; fix or remove it."
+                )
             records = {k: v for k, v in value.items() if k not in ("name", "colour")}
             entries[label] = LegendEntry(value["name"], value.get("colour"), records)
         return cls(entries)
@@ -151,8 +174,9 @@ class Legend:
         for label, entry in self.entries.items():
             if entry.name == name:
                 return label
-        raise AnnotationError(f"{where} has no feature {name!r}; it has "
-                              f"{', '.join(self.names) or 'none'}.")
+        raise AnnotationError(
+            f"{where} has no feature {name!r}; it has {', '.join(self.names) or 'none'}."
+        )
 
     def __contains__(self, name: str) -> bool:
         return any(entry.name == name for entry in self.entries.values())
@@ -203,8 +227,10 @@ def read_legend(map_path: str | os.PathLike) -> Legend | None:
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise InputFileError(f"{path} is not a readable JSON legend ({err}); remove it or "
-                             "write it again with `tomoscribe merge`.") from err
+        raise InputFileError(
+            f"{path} is not a readable JSON legend ({err}); remove it or "
+            "write it again with `tomoscribe merge`."
+        ) from err
     return Legend.from_dict(record, str(path))
 
 

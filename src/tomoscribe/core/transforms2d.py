@@ -26,16 +26,21 @@ def apply(matrix: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return xy @ np.asarray(matrix, float)[:2, :2].T + np.asarray(matrix, float)[:2, 2]
 
 
-def similarity(scale: float, angle_deg: float, shift_xy=(0.0, 0.0), mirror: bool = False,
-               shear: float = 0.0) -> np.ndarray:
+def similarity(
+    scale: float, angle_deg: float, shift_xy=(0.0, 0.0), mirror: bool = False, shear: float = 0.0
+) -> np.ndarray:
     """``shift + scale · R(angle) · Shear · Mirror`` as a 3×3 matrix.
 
     ``mirror`` flips x before anything else; ``shear`` adds ``shear · y`` to x.
     """
     a = math.radians(angle_deg)
     rotation = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    linear = scale * rotation @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag(
-        [-1.0 if mirror else 1.0, 1.0])
+    linear = (
+        scale
+        * rotation
+        @ np.array([[1.0, shear], [0.0, 1.0]])
+        @ np.diag([-1.0 if mirror else 1.0, 1.0])
+    )
     matrix = np.eye(3)
     matrix[:2, :2] = linear
     matrix[:2, 2] = shift_xy
@@ -52,10 +57,15 @@ def decompose(matrix: np.ndarray) -> dict:
     mirrored = det < 0
     unmirrored = linear @ np.diag([-1.0, 1.0]) if mirrored else linear
     singular = np.linalg.svd(linear, compute_uv=False)
-    angle = math.degrees(math.atan2(unmirrored[1, 0] - unmirrored[0, 1],
-                                    unmirrored[0, 0] + unmirrored[1, 1]))
-    return {"scale": float(math.sqrt(abs(det))), "rotation_deg": angle, "mirror": mirrored,
-            "anisotropy": float(singular[0] / singular[1]) if singular[1] > 0 else math.inf}
+    angle = math.degrees(
+        math.atan2(unmirrored[1, 0] - unmirrored[0, 1], unmirrored[0, 0] + unmirrored[1, 1])
+    )
+    return {
+        "scale": float(math.sqrt(abs(det))),
+        "rotation_deg": angle,
+        "mirror": mirrored,
+        "anisotropy": float(singular[0] / singular[1]) if singular[1] > 0 else math.inf,
+    }
 
 
 def placement_matrix(placement: dict) -> np.ndarray:
@@ -72,9 +82,11 @@ def placement_matrix(placement: dict) -> np.ndarray:
         cx, cy = placement["tomogram_centre_overview_px"]
         angle = float(placement["tomogram_rotation_deg"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ParameterError(f"the tomogram placement lacks or misstates {err}; it needs "
-                             "tomogram_shape, tomogram_voxel_nm, overview_pixel_nm, "
-                             "tomogram_centre_overview_px and tomogram_rotation_deg.") from err
+        raise ParameterError(
+            f"the tomogram placement lacks or misstates {err}; it needs "
+            "tomogram_shape, tomogram_voxel_nm, overview_pixel_nm, "
+            "tomogram_centre_overview_px and tomogram_rotation_deg."
+        ) from err
     if not scale > 0:
         raise ParameterError("the tomogram placement has a non-positive pixel size.")
     centre_tomo = np.array([(nx - 1) / 2, (ny - 1) / 2])

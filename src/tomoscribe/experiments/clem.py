@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..clem.register import Registration, save_registration
 from ..clem.transfer import TransferParams, fluorescence_in_tomogram, transfer_labels
 from ..clem.watershed import WatershedParams, remove_bleed_through, watershed_segment
-from ..clem.register import Registration, save_registration
 from ..clem.workflow import register_images
 from ..core.device import resolve_device
 from ..core.transforms2d import apply, placement_matrix
@@ -52,8 +52,16 @@ from ..simulate.cell import CELL_CLASS_IDS, CellParams
 from ..simulate.correlative import CorrelativeParams, make_correlative_pair
 from ..structure.picking import match_picks, pick_filaments
 from ..volume import Volume
-from .steps import (SimulatedTomogram, annotate, check_size, make_folders, preprocess_tomogram,
-                    simulate_tomogram, train_and_reload, write_json)
+from .steps import (
+    SimulatedTomogram,
+    annotate,
+    check_size,
+    make_folders,
+    preprocess_tomogram,
+    simulate_tomogram,
+    train_and_reload,
+    write_json,
+)
 
 FEATURE = "microtubule"
 FEATURE_ID = CELL_CLASS_IDS[FEATURE]
@@ -139,33 +147,48 @@ def clem_cell_params(size: str, seed: int) -> CellParams:
     ribosomes."""
     shape = SIZES[size]
     scale = shape[1] / 512
-    return CellParams(shape=shape, voxel_size_A=VOXEL_A, n_vesicles=max(3, round(8 * scale**2)),
-                      n_organelles=1, n_microtubules=2, n_actin=max(3, round(6 * scale)),
-                      templates_uM={"4v5d": 1.0}, n_gold=4, filled_microtubule_labels=True,
-                      strict_concentrations=False, seed=seed,
-                      ice_thickness_nm=(0.8 * shape[0] * VOXEL_A / 10,
-                                        0.95 * shape[0] * VOXEL_A / 10))
+    return CellParams(
+        shape=shape,
+        voxel_size_A=VOXEL_A,
+        n_vesicles=max(3, round(8 * scale**2)),
+        n_organelles=1,
+        n_microtubules=2,
+        n_actin=max(3, round(6 * scale)),
+        templates_uM={"4v5d": 1.0},
+        n_gold=4,
+        filled_microtubule_labels=True,
+        strict_concentrations=False,
+        seed=seed,
+        ice_thickness_nm=(0.8 * shape[0] * VOXEL_A / 10, 0.95 * shape[0] * VOXEL_A / 10),
+    )
 
 
 class _Networks:
     """The pipeline's networks by source (``clem``, ``human``, ``clem_round0``): trained,
     saved and reloaded; their maps of the tomograms and loss histories."""
 
-    def __init__(self, out: Path, settings: ClemSettings, tomos: list, device: str, timed,
-                 say) -> None:
+    def __init__(
+        self, out: Path, settings: ClemSettings, tomos: list, device: str, timed, say
+    ) -> None:
         self.out, self.settings, self.tomos = out, settings, tomos
         self.device, self.timed, self.say = device, timed, say
         self.models, self.histories, self.maps, self.retries = {}, {}, {}, {}
 
     def train(self, source: str, trainset: TrainingSet) -> None:
         with self.timed(f"train ({source})"):
-            self.say(f"training the {source} network: {trainset.n_positive} positive, "
-                     f"{trainset.n_negative} negative tiles")
+            self.say(
+                f"training the {source} network: {trainset.n_positive} positive, "
+                f"{trainset.n_negative} negative tiles"
+            )
             trained = train_and_reload(
-                trainset, self.out / "models" / f"{FEATURE}_{source}.tsm",
-                TrainParams(epochs=self.settings.epochs, seed=self.settings.seed), self.device,
-                self.settings.show_progress, TRAINING_ATTEMPTS,
-                say=lambda message: self.say(f"{source}: {message}"))
+                trainset,
+                self.out / "models" / f"{FEATURE}_{source}.tsm",
+                TrainParams(epochs=self.settings.epochs, seed=self.settings.seed),
+                self.device,
+                self.settings.show_progress,
+                TRAINING_ATTEMPTS,
+                say=lambda message: self.say(f"{source}: {message}"),
+            )
             self.retries[source] = trained.retries
             self.models[source] = trained.model
             self.histories[source] = trained.history
@@ -175,8 +198,9 @@ class _Networks:
         if (source, t) not in self.maps:
             with self.timed("segment"):
                 self.say(f"segmenting tomogram {t} with the {source} network")
-                result = segment_array(self.tomos[t - 1].pre, [self.models[source]],
-                                       device=self.device)[0]
+                result = segment_array(
+                    self.tomos[t - 1].pre, [self.models[source]], device=self.device
+                )[0]
                 write_volume(self.out / "maps" / f"tomogram_{t}_{source}.mrc", result)
                 self.maps[(source, t)] = np.asarray(result.data)
         return self.maps[(source, t)]
@@ -186,8 +210,10 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     """Run the pipeline; returns the scores and timings (also in ``scores.json``)."""
     check_size(settings.size, SIZES)
     if not 1 <= settings.training_tomograms <= 8:
-        raise ParameterError("`training_tomograms` must be between 1 and 8, got "
-                             f"{settings.training_tomograms}.", parameter="training_tomograms")
+        raise ParameterError(
+            f"`training_tomograms` must be between 1 and 8, got {settings.training_tomograms}.",
+            parameter="training_tomograms",
+        )
     out = Path(settings.out_dir)
     make_folders(out, ("truth", "clem", "models", "maps"))
     timings: dict[str, float] = {}
@@ -203,22 +229,40 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     tomos = []
     for t in range(1, n_tomos + 1):
         with timed("simulate tomograms"):
-            say(f"simulating tomogram {t} of {n_tomos} {SIZES[settings.size][::-1]} (x, y, z) "
-                f"at {VOXEL_A} Å")
-            tomos.append(simulate_clem_tomogram(out, t, settings.size,
-                                                cell_seed(settings.seed, t), settings.snr,
-                                                pre_params))
-    transfer_params = TransferParams(feature=FEATURE, n_positive=settings.n_positive,
-                                     n_negative=settings.n_negative, seed=settings.seed)
+            say(
+                f"simulating tomogram {t} of {n_tomos} {SIZES[settings.size][::-1]} (x, y, z) "
+                f"at {VOXEL_A} Å"
+            )
+            tomos.append(
+                simulate_clem_tomogram(
+                    out, t, settings.size, cell_seed(settings.seed, t), settings.snr, pre_params
+                )
+            )
+    transfer_params = TransferParams(
+        feature=FEATURE,
+        n_positive=settings.n_positive,
+        n_negative=settings.n_negative,
+        seed=settings.seed,
+    )
     # 2.–3. For each labelled tomogram: correlative data, registration, watershed, transfer.
-    labelled_data = {t: label_from_fluorescence(out, t, tomos[t - 1], settings.seed,
-                                                transfer_params, pre_params, timed, say)
-                     for t in labelled}
+    labelled_data = {
+        t: label_from_fluorescence(
+            out, t, tomos[t - 1], settings.seed, transfer_params, pre_params, timed, say
+        )
+        for t in labelled
+    }
     # 4. The simulated human annotator on tomogram 1.
     with timed("annotate (simulated human)"):
-        human = annotate(tomos[0], FEATURE_ID, FEATURE, np.random.default_rng(settings.seed),
-                         settings.n_positive, settings.n_negative, settings.seed,
-                         pre_params.as_dict())
+        human = annotate(
+            tomos[0],
+            FEATURE_ID,
+            FEATURE,
+            np.random.default_rng(settings.seed),
+            settings.n_positive,
+            settings.n_negative,
+            settings.seed,
+            pre_params.as_dict(),
+        )
         save_training_set(out / "clem" / f"{FEATURE}_human.trainset", human.trainset)
     # 5. Self-training, then the final CLEM network and the human one.
     networks = _Networks(out, settings, tomos, device, timed, say)
@@ -232,24 +276,40 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     from .clem_report import write_clem_report
 
     first = labelled_data[1]
-    write_clem_report(out / "report.html", result, first.correlative.pair,
-                      first.registered.registration, first.transferred.regions,
-                      first.transferred.sampled, rounds["refined"], tomos, networks.maps,
-                      networks.histories)
+    write_clem_report(
+        out / "report.html",
+        result,
+        first.correlative.pair,
+        first.registered.registration,
+        first.transferred.regions,
+        first.transferred.sampled,
+        rounds["refined"],
+        tomos,
+        networks.maps,
+        networks.histories,
+    )
     say(f"done: report at {out / 'report.html'}")
     return result
 
 
-def _self_train(networks: _Networks, labelled_data: dict, transfer_params: TransferParams,
-                pre_params: PreprocessParams, settings: ClemSettings):
+def _self_train(
+    networks: _Networks,
+    labelled_data: dict,
+    transfer_params: TransferParams,
+    pre_params: PreprocessParams,
+    settings: ClemSettings,
+):
     """Self-training: the density-labelled network relabels the band of every labelled
     tomogram, then trains again (on all labelled tomograms together), for
     ``settings.self_training_rounds`` rounds.  Returns the last sets by tomogram and a
     record of the rounds (tomogram 1's labels' quality per round, its last labels)."""
     first = labelled_data[1]
     truth = networks.tomos[0].truth_of(FEATURE_ID)
-    rounds = {"label_qualities": {"density": first.label_quality}, "records": [],
-              "refined": first.transferred.refined}
+    rounds = {
+        "label_qualities": {"density": first.label_quality},
+        "records": [],
+        "refined": first.transferred.refined,
+    }
     sets = {t: data.transferred.trainset for t, data in labelled_data.items()}
     for round_index in range(1, settings.self_training_rounds + 1):
         previous = f"clem_round{round_index - 1}"
@@ -258,15 +318,20 @@ def _self_train(networks: _Networks, labelled_data: dict, transfer_params: Trans
             network_map = networks.segment(previous, t)
             with networks.timed("watershed + transfer"):
                 sets[t], refined_t, round_record = transfer_labels(
-                    networks.tomos[t - 1].pre, data.transferred.sampled, transfer_params,
-                    data.registered.summary["loo_tre_nm"]["p90"], pre_params.as_dict(),
-                    network_map=network_map, map_threshold=settings.threshold)
-                save_training_set(data.correlative.folder
-                                  / f"{FEATURE}_clem_round{round_index}.trainset", sets[t])
+                    networks.tomos[t - 1].pre,
+                    data.transferred.sampled,
+                    transfer_params,
+                    data.registered.summary["loo_tre_nm"]["p90"],
+                    pre_params.as_dict(),
+                    network_map=network_map,
+                    map_threshold=settings.threshold,
+                )
+                save_training_set(
+                    data.correlative.folder / f"{FEATURE}_clem_round{round_index}.trainset", sets[t]
+                )
             if t == 1:
                 rounds["refined"] = refined_t
-                rounds["label_qualities"][f"round {round_index}"] = overlap_scores(refined_t,
-                                                                                   truth)
+                rounds["label_qualities"][f"round {round_index}"] = overlap_scores(refined_t, truth)
                 rounds["records"].append(round_record)
     return sets, rounds
 
@@ -283,44 +348,72 @@ def _scores(networks: _Networks, settings: ClemSettings, timed) -> dict:
                 predicted = values >= settings.threshold
                 truth = networks.tomos[t - 1].truth_of(FEATURE_ID)
                 scores[f"{name}_tomogram_{t}"] = overlap_scores(predicted, truth) | {
-                    "picking": filament_picking_scores(predicted, truth)}
+                    "picking": filament_picking_scores(predicted, truth)
+                }
     return scores
 
 
-def _results(settings: ClemSettings, labelled_data: dict, sets: dict, rounds: dict,
-             scores: dict, retries: dict, timings: dict) -> dict:
+def _results(
+    settings: ClemSettings,
+    labelled_data: dict,
+    sets: dict,
+    rounds: dict,
+    scores: dict,
+    retries: dict,
+    timings: dict,
+) -> dict:
     """The record written to ``scores.json`` (a report writer: one field a line)."""
     first = labelled_data[1]
     regions, region_table = first.transferred.regions, first.transferred.region_table
     return {
-        "settings": {k: str(v) if isinstance(v, Path) else v
-                     for k, v in settings.__dict__.items()},
-        "registration": first.registered.summary | {
-            "true_error_at_tomogram_nm": first.registered.truth_tre},
-        "watershed": {"regions": int(regions.max()),
-                      "voxels": int(region_table["voxels"].sum()) if len(region_table) else 0},
-        "transfer": first.transferred.record | {
-            "label_vs_truth": first.label_quality, "band_vs_truth": first.band_quality,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.__dict__.items()},
+        "registration": first.registered.summary
+        | {"true_error_at_tomogram_nm": first.registered.truth_tre},
+        "watershed": {
+            "regions": int(regions.max()),
+            "voxels": int(region_table["voxels"].sum()) if len(region_table) else 0,
+        },
+        "transfer": first.transferred.record
+        | {
+            "label_vs_truth": first.label_quality,
+            "band_vs_truth": first.band_quality,
             "labels_vs_truth_by_round": rounds["label_qualities"],
-            "self_training_rounds": rounds["records"]},
+            "self_training_rounds": rounds["records"],
+        },
         "training_tomograms": {
-            f"tomogram_{t}": {"true_error_at_tomogram_nm": data.registered.truth_tre,
-                              "label_vs_truth": data.label_quality,
-                              "clem_tiles": len(sets[t])} for t, data in labelled_data.items()},
+            f"tomogram_{t}": {
+                "true_error_at_tomogram_nm": data.registered.truth_tre,
+                "label_vs_truth": data.label_quality,
+                "clem_tiles": len(sets[t]),
+            }
+            for t, data in labelled_data.items()
+        },
         "scores": scores,
-        "dice_ratio": {f"tomogram_{t}": _ratio(scores[f"clem_tomogram_{t}"]["dice"],
-                                               scores[f"human_tomogram_{t}"]["dice"])
-                       for t in (1, 2)},
-        "human_network_failed": {f"tomogram_{t}": bool(
-            scores[f"human_tomogram_{t}"]["dice"] < BASELINE_FAILED_DICE) for t in (1, 2)},
+        "dice_ratio": {
+            f"tomogram_{t}": _ratio(
+                scores[f"clem_tomogram_{t}"]["dice"], scores[f"human_tomogram_{t}"]["dice"]
+            )
+            for t in (1, 2)
+        },
+        "human_network_failed": {
+            f"tomogram_{t}": bool(scores[f"human_tomogram_{t}"]["dice"] < BASELINE_FAILED_DICE)
+            for t in (1, 2)
+        },
         "training_retries": retries,
         "timings_s": timings,
     }
 
 
-def label_from_fluorescence(out: Path, t: int, tomo: SimulatedTomogram, seed: int,
-                            transfer_params: TransferParams, pre_params: PreprocessParams,
-                            timed, say) -> Labelled:
+def label_from_fluorescence(
+    out: Path,
+    t: int,
+    tomo: SimulatedTomogram,
+    seed: int,
+    transfer_params: TransferParams,
+    pre_params: PreprocessParams,
+    timed,
+    say,
+) -> Labelled:
     """Steps 1–3 for labelled tomogram ``t``: its correlative pair, the registration through
     the holes, the watershed and the transfer; files under ``out/clem`` (tomogram 1) or
     ``out/clem/tomogram_t``."""
@@ -328,27 +421,38 @@ def label_from_fluorescence(out: Path, t: int, tomo: SimulatedTomogram, seed: in
     with timed("simulate correlative data"):
         say(f"simulating the EM overview and the fluorescence around tomogram {t}")
         correlative = simulate_correlative_files(
-            out, tomo, CorrelativeParams(labelled={FEATURE: FEATURE_ID},
-                                         seed=seed if t == 1 else cell_seed(seed, t)),
-            folder, truth_name="fm_to_overview.json" if t == 1 else f"fm_to_overview_{t}.json")
+            out,
+            tomo,
+            CorrelativeParams(
+                labelled={FEATURE: FEATURE_ID}, seed=seed if t == 1 else cell_seed(seed, t)
+            ),
+            folder,
+            truth_name="fm_to_overview.json" if t == 1 else f"fm_to_overview_{t}.json",
+        )
     with timed("register"):
         say(f"detecting holes and registering the fluorescence to the overview ({t})")
         registered = register_simulated(correlative)
         summary = registered.summary
         if summary["anchor"].get("ambiguous"):
             say(f"warning: the cell anchor's margin is thin ({summary['anchor']['margin']:.3f})")
-        say(f"registration: {summary['n_inliers']} holes, FRE {summary['fre_nm']:.0f} nm, "
+        say(
+            f"registration: {summary['n_inliers']} holes, FRE {summary['fre_nm']:.0f} nm, "
             f"true error at the tomogram {registered.truth_tre['max']:.0f} nm (max over its "
-            "corners)")
+            "corners)"
+        )
     with timed("watershed + transfer"):
         say("watershed of the microtubule channel and label transfer")
-        transferred = transfer_simulated(correlative, registered, tomo, transfer_params,
-                                         pre_params)
+        transferred = transfer_simulated(correlative, registered, tomo, transfer_params, pre_params)
     truth = tomo.truth_of(FEATURE_ID)
-    return Labelled(correlative, registered, transferred,
-                    overlap_scores(transferred.refined, truth),
-                    overlap_scores(np.broadcast_to(transferred.sampled["band"],
-                                                   transferred.refined.shape), truth))
+    return Labelled(
+        correlative,
+        registered,
+        transferred,
+        overlap_scores(transferred.refined, truth),
+        overlap_scores(
+            np.broadcast_to(transferred.sampled["band"], transferred.refined.shape), truth
+        ),
+    )
 
 
 def register_simulated(correlative: Correlative) -> Registered:
@@ -357,41 +461,74 @@ def register_simulated(correlative: Correlative) -> Registered:
     the registration against the true transform at the tomogram."""
     pair, params = correlative.pair, correlative.params
     registered = register_images(
-        pair["overview"][0], pair["fluorescence"]["reflection"], params.overview_pixel_nm,
-        params.fm_pixel_nm, params.hole_diameter_um, params.hole_spacing_um,
-        cell=pair["fluorescence"]["cell"].max(0), seed=params.seed)
-    save_registration(correlative.folder / "transform.json", registered.registration,
-                      {"holes_overview": registered.holes_overview,
-                       "holes_fluorescence": registered.holes_fluorescence})
-    truth_tre = tomogram_tre_nm(registered.registration.matrix, pair["fm_to_overview"],
-                                pair["placement"], params.fm_pixel_nm)
+        pair["overview"][0],
+        pair["fluorescence"]["reflection"],
+        params.overview_pixel_nm,
+        params.fm_pixel_nm,
+        params.hole_diameter_um,
+        params.hole_spacing_um,
+        cell=pair["fluorescence"]["cell"].max(0),
+        seed=params.seed,
+    )
+    save_registration(
+        correlative.folder / "transform.json",
+        registered.registration,
+        {
+            "holes_overview": registered.holes_overview,
+            "holes_fluorescence": registered.holes_fluorescence,
+        },
+    )
+    truth_tre = tomogram_tre_nm(
+        registered.registration.matrix,
+        pair["fm_to_overview"],
+        pair["placement"],
+        params.fm_pixel_nm,
+    )
     return Registered(registered.registration, registered.registration.summary(), truth_tre)
 
 
-def transfer_simulated(correlative: Correlative, registered: Registered,
-                       tomo: SimulatedTomogram, transfer_params: TransferParams,
-                       pre_params: PreprocessParams) -> Transferred:
+def transfer_simulated(
+    correlative: Correlative,
+    registered: Registered,
+    tomo: SimulatedTomogram,
+    transfer_params: TransferParams,
+    pre_params: PreprocessParams,
+) -> Transferred:
     """Watershed of the feature's channel (the cell stain's bleed-through removed) and the
     transfer of its regions into the tomogram; files in the pair's folder."""
     pair, folder = correlative.pair, correlative.folder
-    unmixed = remove_bleed_through(pair["fluorescence"][FEATURE], pair["fluorescence"]["cell"],
-                                   correlative.params.bleed_through)
+    unmixed = remove_bleed_through(
+        pair["fluorescence"][FEATURE],
+        pair["fluorescence"]["cell"],
+        correlative.params.bleed_through,
+    )
     regions, region_table, signal = watershed_segment(unmixed, WatershedParams())
-    write_volume(folder / f"regions_{FEATURE}.mrc",
-                 Volume(regions.astype(np.int16), correlative.fm_voxel_A))
-    sampled = fluorescence_in_tomogram(regions, signal, pair["fm_voxel_nm"],
-                                       registered.registration.matrix,
-                                       pair["placement"], transfer_params.positive_level)
+    write_volume(
+        folder / f"regions_{FEATURE}.mrc", Volume(regions.astype(np.int16), correlative.fm_voxel_A)
+    )
+    sampled = fluorescence_in_tomogram(
+        regions,
+        signal,
+        pair["fm_voxel_nm"],
+        registered.registration.matrix,
+        pair["placement"],
+        transfer_params.positive_level,
+    )
     clem_set, refined, record = transfer_labels(
-        tomo.pre, sampled, transfer_params, registered.summary["loo_tre_nm"]["p90"],
-        pre_params.as_dict())
+        tomo.pre,
+        sampled,
+        transfer_params,
+        registered.summary["loo_tre_nm"]["p90"],
+        pre_params.as_dict(),
+    )
     save_training_set(folder / f"{FEATURE}_clem.trainset", clem_set)
     write_volume(folder / f"{FEATURE}_transferred.mrc", Volume(refined.astype(np.uint8), VOXEL_A))
     return Transferred(regions, region_table, sampled, clem_set, refined, record)
 
 
-def simulate_clem_tomogram(out: Path, index: int, size: str, seed: int, snr: float,
-                           pre_params: PreprocessParams) -> SimulatedTomogram:
+def simulate_clem_tomogram(
+    out: Path, index: int, size: str, seed: int, snr: float, pre_params: PreprocessParams
+) -> SimulatedTomogram:
     """Simulate, image and preprocess one CLEM tomogram; write it and its truth under
     ``out``."""
     tomo = simulate_tomogram(out, index, clem_cell_params(size, seed), snr, seed + 100 * index)
@@ -412,9 +549,13 @@ def cell_seed(seed: int, index: int) -> int:
     return seed + index - 1 if index <= 2 else seed + 1000 + index
 
 
-def simulate_correlative_files(out: Path, tomo: SimulatedTomogram, params: CorrelativeParams,
-                               folder: Path | None = None,
-                               truth_name: str = "fm_to_overview.json") -> Correlative:
+def simulate_correlative_files(
+    out: Path,
+    tomo: SimulatedTomogram,
+    params: CorrelativeParams,
+    folder: Path | None = None,
+    truth_name: str = "fm_to_overview.json",
+) -> Correlative:
     """The correlative pair around a simulated tomogram, written under ``folder``
     (default ``out/clem``), its true transform under ``out/truth``."""
     pair = make_correlative_pair(tomo.labels, tomo.instances, VOXEL_A, params)
@@ -425,15 +566,17 @@ def simulate_correlative_files(out: Path, tomo: SimulatedTomogram, params: Corre
     return Correlative(pair, params, folder, files["fm_voxel_A"])
 
 
-def simulate_clem_dataset(out: Path, size: str = "medium", seed: int = 0, snr: float = 0.1,
-                          mirror: bool = False) -> dict:
+def simulate_clem_dataset(
+    out: Path, size: str = "medium", seed: int = 0, snr: float = 0.1, mirror: bool = False
+) -> dict:
     """``tomoscribe clem simulate``: one tomogram with its correlative data and truth."""
     check_size(size, SIZES)
     out = Path(out)
     make_folders(out, ("truth", "clem"))
     tomo = simulate_clem_tomogram(out, 1, size, seed, snr, PreprocessParams(lowpass_A=60.0))
-    return simulate_correlative_files(out, tomo, CorrelativeParams(
-        labelled={FEATURE: FEATURE_ID}, fm_mirror=mirror, seed=seed)).pair
+    return simulate_correlative_files(
+        out, tomo, CorrelativeParams(labelled={FEATURE: FEATURE_ID}, fm_mirror=mirror, seed=seed)
+    ).pair
 
 
 def write_correlative_files(folder: Path, pair: dict) -> dict:
@@ -447,15 +590,21 @@ def write_correlative_files(folder: Path, pair: dict) -> dict:
     return {"fm_voxel_A": fm_voxel_A, "overview_pixel_A": ov_pixel_A}
 
 
-def tomogram_tre_nm(estimated: np.ndarray, true: np.ndarray, placement: dict,
-                    fm_pixel_nm: float) -> dict:
+def tomogram_tre_nm(
+    estimated: np.ndarray, true: np.ndarray, placement: dict, fm_pixel_nm: float
+) -> dict:
     """True registration error (nm) at the tomogram's centre and corners."""
     ny, nx = placement["tomogram_shape"][1:]
-    points = np.array([[(nx - 1) / 2, (ny - 1) / 2], [0, 0], [nx - 1, 0], [0, ny - 1],
-                       [nx - 1, ny - 1]], float)
+    points = np.array(
+        [[(nx - 1) / 2, (ny - 1) / 2], [0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1]], float
+    )
     overview = apply(placement_matrix(placement), points)
-    error = np.linalg.norm(apply(np.linalg.inv(estimated), overview)
-                           - apply(np.linalg.inv(true), overview), axis=1) * fm_pixel_nm
+    error = (
+        np.linalg.norm(
+            apply(np.linalg.inv(estimated), overview) - apply(np.linalg.inv(true), overview), axis=1
+        )
+        * fm_pixel_nm
+    )
     return {"centre": float(error[0]), "max": float(error.max())}
 
 
@@ -463,8 +612,11 @@ def filament_picking_scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
     """Seeds every 40 nm along predicted vs true filaments; matched within 30 nm."""
     picked = pick_filaments(predicted, SEED_SPACING_PX, min_length=2 * SEED_SPACING_PX)
     true = pick_filaments(truth, SEED_SPACING_PX, min_length=2 * SEED_SPACING_PX)
-    return match_picks(picked[["z", "y", "x"]].to_numpy(float),
-                       true[["z", "y", "x"]].to_numpy(float), 0.75 * SEED_SPACING_PX)
+    return match_picks(
+        picked[["z", "y", "x"]].to_numpy(float),
+        true[["z", "y", "x"]].to_numpy(float),
+        0.75 * SEED_SPACING_PX,
+    )
 
 
 def _ratio(a: float, b: float) -> float:

@@ -59,10 +59,26 @@ from ..structure.fsc import fsc_curve, resolution_at
 from ..structure.picking import PickParams, match_picks, pick_particles
 from ..structure.stackio import write_particle_folder
 from ..volume import Volume
-from .demo_setup import (BOX, FEATURES, RIBOSOME, RIBOSOME_UM, SIZES, VOXEL_A, cell_params,
-                         particle_radius_A)
-from .steps import (SimulatedTomogram, annotate, check_size, make_folders,
-                    preprocess_tomogram, simulate_tomogram, train_and_reload, write_json)
+from .demo_setup import (
+    BOX,
+    FEATURES,
+    RIBOSOME,
+    RIBOSOME_UM,
+    SIZES,
+    VOXEL_A,
+    cell_params,
+    particle_radius_A,
+)
+from .steps import (
+    SimulatedTomogram,
+    annotate,
+    check_size,
+    make_folders,
+    preprocess_tomogram,
+    simulate_tomogram,
+    train_and_reload,
+    write_json,
+)
 
 
 @dataclass(frozen=True)
@@ -156,92 +172,172 @@ def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
         tomos.append(tomo)
         truth_picks.append(picks)
     # 2. Annotate the first tomogram, train one network per feature.
-    models, histories = _annotate_and_train(out, tomos[0], settings, pre_params, device, timed,
-                                            say)
+    models, histories = _annotate_and_train(out, tomos[0], settings, pre_params, device, timed, say)
     # 3. Segment and merge both tomograms, close vesicles; score against the truth.
-    segmented = [_segment_and_merge(out, t, tomo, models, settings, device, timed, say)
-                 for t, tomo in enumerate(tomos, start=1)]
+    segmented = [
+        _segment_and_merge(out, t, tomo, models, settings, device, timed, say)
+        for t, tomo in enumerate(tomos, start=1)
+    ]
     # 4. Pick ribosomes, extract, clean, average.
     particles = _pick_and_extract(out, tomos, truth_picks, segmented, settings, timed)
     cleaning = _clean(out, particles.table, particles.stack, settings, timed, say)
-    average = _average(out, particles.stack, particles.table, cleaning.keep, truth_picks,
-                       settings, device, timed, say)
+    average = _average(
+        out,
+        particles.stack,
+        particles.table,
+        cleaning.keep,
+        truth_picks,
+        settings,
+        device,
+        timed,
+        say,
+    )
     results = _results(settings, segmented, particles, cleaning, average, timings, tomos)
     with atomic_path(out / "average" / "fsc_vs_truth.csv") as tmp:
         average.truth_curve.to_csv(tmp, index=False)
     write_json(out / "scores.json", results)
     from .demo_report import write_demo_report
 
-    write_demo_report(out / "report.html", tomos, [s.merged for s in segmented],
-                      segmented[-1].legend, histories, results, cleaning.classes, average.result,
-                      average.truth_map, average.aligned, average.truth_curve,
-                      [s.network for s in segmented])
+    write_demo_report(
+        out / "report.html",
+        tomos,
+        [s.merged for s in segmented],
+        segmented[-1].legend,
+        histories,
+        results,
+        cleaning.classes,
+        average.result,
+        average.truth_map,
+        average.aligned,
+        average.truth_curve,
+        [s.network for s in segmented],
+    )
     return results
 
 
-def _simulate(out: Path, t: int, settings: DemoSettings, pre_params: PreprocessParams, timed,
-              say) -> tuple[SimulatedTomogram, pd.DataFrame]:
+def _simulate(
+    out: Path, t: int, settings: DemoSettings, pre_params: PreprocessParams, timed, say
+) -> tuple[SimulatedTomogram, pd.DataFrame]:
     """Simulated tomogram ``t`` (seed + t − 1), preprocessed, and its true ribosomes."""
     with timed("simulate"):
-        say(f"simulating cell tomogram {t} of 2 {SIZES[settings.size][::-1]} (x, y, z) "
-            f"at {VOXEL_A} Å: tilt series ±60°, CTF, SNR {settings.snr}, WBP")
-        tomo = simulate_tomogram(out, t, cell_params(
-            settings.size, settings.seed + t - 1,
-            settings.ribosome_uM or RIBOSOME_UM[settings.size], settings.other_uM),
-            settings.snr, settings.seed + 100 * t)
+        say(
+            f"simulating cell tomogram {t} of 2 {SIZES[settings.size][::-1]} (x, y, z) "
+            f"at {VOXEL_A} Å: tilt series ±60°, CTF, SNR {settings.snr}, WBP"
+        )
+        tomo = simulate_tomogram(
+            out,
+            t,
+            cell_params(
+                settings.size,
+                settings.seed + t - 1,
+                settings.ribosome_uM or RIBOSOME_UM[settings.size],
+                settings.other_uM,
+            ),
+            settings.snr,
+            settings.seed + 100 * t,
+        )
         truth_picks = _truth_particles(tomo.particles, RIBOSOME)
-        write_particles(out / "truth" / f"ribosomes_{t}.star", truth_picks, VOXEL_A,
-                        tomo.raw.shape, "ribosome", f"tomogram_{t}")
+        write_particles(
+            out / "truth" / f"ribosomes_{t}.star",
+            truth_picks,
+            VOXEL_A,
+            tomo.raw.shape,
+            "ribosome",
+            f"tomogram_{t}",
+        )
     with timed("preprocess"):
         preprocess_tomogram(out, t, tomo, pre_params)
     return tomo, truth_picks
 
 
-def _annotate_and_train(out: Path, first: SimulatedTomogram, settings: DemoSettings,
-                        pre_params: PreprocessParams, device: str, timed, say):
+def _annotate_and_train(
+    out: Path,
+    first: SimulatedTomogram,
+    settings: DemoSettings,
+    pre_params: PreprocessParams,
+    device: str,
+    timed,
+    say,
+):
     """One simulated annotation and one reloaded network per feature (tomogram 1 only)."""
     rng = np.random.default_rng(settings.seed)
     models, histories = [], {}
     for feature, class_id in FEATURES.items():
         with timed("annotate"):
-            copies = settings.membrane_negative_copies if feature == "membrane" \
+            copies = (
+                settings.membrane_negative_copies
+                if feature == "membrane"
                 else settings.negative_copies
-            annotation = annotate(first, class_id, feature, rng, settings.n_positive,
-                                  settings.n_negative, settings.seed, pre_params.as_dict(),
-                                  settings.tile_size, copies)
+            )
+            annotation = annotate(
+                first,
+                class_id,
+                feature,
+                rng,
+                settings.n_positive,
+                settings.n_negative,
+                settings.seed,
+                pre_params.as_dict(),
+                settings.tile_size,
+                copies,
+            )
             write_volume(out / "annotations" / f"{feature}_painted.mrc", annotation.painted)
-            boxes = pd.DataFrame(np.vstack([annotation.positives, annotation.negatives])[:, ::-1],
-                                 columns=["x", "y", "z"])
-            boxes["label"] = (["positive"] * len(annotation.positives)
-                              + ["negative"] * len(annotation.negatives))
+            boxes = pd.DataFrame(
+                np.vstack([annotation.positives, annotation.negatives])[:, ::-1],
+                columns=["x", "y", "z"],
+            )
+            boxes["label"] = ["positive"] * len(annotation.positives) + ["negative"] * len(
+                annotation.negatives
+            )
             write_points_csv(out / "annotations" / f"{feature}_boxes.csv", boxes)
             trainset = annotation.trainset
             save_training_set(out / "annotations" / f"{feature}.trainset", trainset)
         with timed("train"):
-            say(f"training {feature}: {trainset.n_positive} positive and "
-                f"{trainset.n_negative} negative tiles")
-            trained = train_and_reload(trainset, out / "models" / f"{feature}.tsm", TrainParams(
-                epochs=settings.epochs, optimizer=settings.optimizer,
-                learning_rate=settings.learning_rate, seed=settings.seed,
-                validation_fraction=settings.validation_fraction), device,
-                settings.show_progress)
+            say(
+                f"training {feature}: {trainset.n_positive} positive and "
+                f"{trainset.n_negative} negative tiles"
+            )
+            trained = train_and_reload(
+                trainset,
+                out / "models" / f"{feature}.tsm",
+                TrainParams(
+                    epochs=settings.epochs,
+                    optimizer=settings.optimizer,
+                    learning_rate=settings.learning_rate,
+                    seed=settings.seed,
+                    validation_fraction=settings.validation_fraction,
+                ),
+                device,
+                settings.show_progress,
+            )
             models.append(trained.model)
             histories[feature] = trained.history
     return models, histories
 
 
-def _segment_and_merge(out: Path, t: int, tomo: SimulatedTomogram, models: list,
-                       settings: DemoSettings, device: str, timed, say) -> Segmented:
+def _segment_and_merge(
+    out: Path,
+    t: int,
+    tomo: SimulatedTomogram,
+    models: list,
+    settings: DemoSettings,
+    device: str,
+    timed,
+    say,
+) -> Segmented:
     """Segment tomogram ``t`` with every network, merge, close vesicles, score."""
     names = list(FEATURES)
     with timed("segment"):
         say(f"segmenting tomogram {t} with the {len(models)} networks")
         paths = [out / "maps" / f"tomogram_{t}_{f}.mrc" for f in names]
         with contextlib.ExitStack() as stack:
-            targets = [stack.enter_context(create_volume(p, tomo.pre.shape, np.float32,
-                                                         VOXEL_A)) for p in paths]
-            segment_into(tomo.pre, models, targets, device=device,
-                         show_progress=settings.show_progress)
+            targets = [
+                stack.enter_context(create_volume(p, tomo.pre.shape, np.float32, VOXEL_A))
+                for p in paths
+            ]
+            segment_into(
+                tomo.pre, models, targets, device=device, show_progress=settings.show_progress
+            )
     with timed("merge"):
         maps = [read_volume(p) for p in paths]
         network_path = out / f"labels_{t}_network.mrc"
@@ -254,61 +350,86 @@ def _segment_and_merge(out: Path, t: int, tomo: SimulatedTomogram, models: list,
     with timed("close vesicles"):
         vesicle_count = None
         if settings.close_vesicles:
-            merged, vesicles = close_vesicles(network, legend.id_of("membrane"),
-                                              VOXEL_A, VesicleParams(),
-                                              show_progress=settings.show_progress)
-            say(f"tomogram {t}: {int(vesicles['accepted'].sum())} of {len(vesicles)} "
-                "sphere fits to membrane components accepted and closed as vesicles")
+            merged, vesicles = close_vesicles(
+                network,
+                legend.id_of("membrane"),
+                VOXEL_A,
+                VesicleParams(),
+                show_progress=settings.show_progress,
+            )
+            say(
+                f"tomogram {t}: {int(vesicles['accepted'].sum())} of {len(vesicles)} "
+                "sphere fits to membrane components accepted and closed as vesicles"
+            )
             write_points_csv(out / f"vesicles_{t}.csv", vesicles)
-            vesicle_count = {"n_fitted": len(vesicles),
-                             "n_closed": int(vesicles["accepted"].sum())}
+            vesicle_count = {"n_fitted": len(vesicles), "n_closed": int(vesicles["accepted"].sum())}
         else:
             merged = network
         write_volume(out / f"labels_{t}.mrc", Volume(merged, VOXEL_A))
         write_legend(out / f"labels_{t}.mrc", legend)
-    return Segmented(merged, network, legend, maps[names.index("ribosome")],
-                     _overlaps(merged, legend, tomo.labels),
-                     _overlaps(network, legend, tomo.labels), vesicle_count)
+    return Segmented(
+        merged,
+        network,
+        legend,
+        maps[names.index("ribosome")],
+        _overlaps(merged, legend, tomo.labels),
+        _overlaps(network, legend, tomo.labels),
+        vesicle_count,
+    )
 
 
 def _pick_params(settings: DemoSettings) -> PickParams:
     radius_A = particle_radius_A(RIBOSOME)
-    return PickParams(threshold=settings.threshold,
-                      min_size=int(0.1 * 4 / 3 * math.pi * (radius_A / VOXEL_A) ** 3),
-                      min_distance=radius_A / VOXEL_A, edge=2)
+    return PickParams(
+        threshold=settings.threshold,
+        min_size=int(0.1 * 4 / 3 * math.pi * (radius_A / VOXEL_A) ** 3),
+        min_distance=radius_A / VOXEL_A,
+        edge=2,
+    )
 
 
-def _pick_and_extract(out: Path, tomos: list, truth_picks: list, segmented: list,
-                      settings: DemoSettings, timed) -> Particles:
+def _pick_and_extract(
+    out: Path, tomos: list, truth_picks: list, segmented: list, settings: DemoSettings, timed
+) -> Particles:
     """Ribosomes picked from the merged labels, scored, and their subtomograms."""
     tolerance = particle_radius_A(RIBOSOME) / 2 / VOXEL_A
     pick_params = _pick_params(settings)
     scores, stacks, tables = [], [], []
     for t, (tomo, seg) in enumerate(zip(tomos, segmented), start=1):
         with timed("pick"):
-            picks = pick_particles(seg.merged == seg.legend.id_of("ribosome"),
-                                   np.asarray(seg.ribosome_map.data), pick_params)
+            picks = pick_particles(
+                seg.merged == seg.legend.id_of("ribosome"),
+                np.asarray(seg.ribosome_map.data),
+                pick_params,
+            )
             picks["tomo_name"] = f"tomogram_{t}"
-            write_particles(out / "picks" / f"ribosomes_{t}.star", picks, VOXEL_A,
-                            tomo.pre.shape, "ribosome", f"tomogram_{t}")
+            write_particles(
+                out / "picks" / f"ribosomes_{t}.star",
+                picks,
+                VOXEL_A,
+                tomo.pre.shape,
+                "ribosome",
+                f"tomogram_{t}",
+            )
             truth_zyx = truth_picks[t - 1][["z", "y", "x"]].to_numpy(float)
             picks["truth_index"] = _nearest_truth(picks, truth_zyx, tolerance)
             picks["is_ribosome"] = picks["truth_index"] >= 0
-            scores.append(match_picks(picks[["z", "y", "x"]].to_numpy(float), truth_zyx,
-                                      tolerance))
+            scores.append(match_picks(picks[["z", "y", "x"]].to_numpy(float), truth_zyx, tolerance))
         with timed("extract"):
             stack, kept = extract_subtomograms(tomo.raw, picks, BOX, "skip", invert=True)
             stacks.append(stack)
             tables.append(kept)
     stack = np.concatenate(stacks)
     table = pd.concat(tables, ignore_index=True)
-    write_particle_folder(out / "subtomograms", stack,
-                          table.drop(columns=["is_ribosome", "truth_index"]), VOXEL_A)
+    write_particle_folder(
+        out / "subtomograms", stack, table.drop(columns=["is_ribosome", "truth_index"]), VOXEL_A
+    )
     return Particles(stack, table, scores)
 
 
-def _clean(out: Path, table: pd.DataFrame, stack: np.ndarray, settings: DemoSettings, timed,
-           say) -> Cleaning:
+def _clean(
+    out: Path, table: pd.DataFrame, stack: np.ndarray, settings: DemoSettings, timed, say
+) -> Cleaning:
     """2D classes of the picks; drop those mostly not ribosomes (judged from the truth, as
     the annotator is); ``table`` gains a ``class`` column."""
     with timed("clean"):
@@ -316,45 +437,81 @@ def _clean(out: Path, table: pd.DataFrame, stack: np.ndarray, settings: DemoSett
         n_classes = max(2, min(6, len(table) // 15))
         classes = classify_projections(stack.sum(axis=1), n_classes, settings.seed)
         table["class"] = classes["labels"]
-        purity = table.groupby("class")["is_ribosome"].mean().reindex(
-            range(1, n_classes + 1), fill_value=0.0)
+        purity = (
+            table.groupby("class")["is_ribosome"]
+            .mean()
+            .reindex(range(1, n_classes + 1), fill_value=0.0)
+        )
         removed = [int(c) for c, p in purity.items() if p < 0.5]
         keep = ~table["class"].isin(removed).to_numpy()
         if keep.sum() < 4:
             keep[:] = True
             removed = []
-        write_particles(out / "subtomograms" / "classified.star",
-                        table.drop(columns=["is_ribosome", "truth_index"]).assign(
-                            image_name=[str((out / "subtomograms" / f"subtomo_{i + 1:06d}.mrc")
-                                            .resolve()) for i in range(len(table))]), VOXEL_A)
+        write_particles(
+            out / "subtomograms" / "classified.star",
+            table.drop(columns=["is_ribosome", "truth_index"]).assign(
+                image_name=[
+                    str((out / "subtomograms" / f"subtomo_{i + 1:06d}.mrc").resolve())
+                    for i in range(len(table))
+                ]
+            ),
+            VOXEL_A,
+        )
     return Cleaning(classes, n_classes, purity, removed, keep)
 
 
-def _average(out: Path, stack: np.ndarray, table: pd.DataFrame, keep: np.ndarray,
-             truth_picks: list, settings: DemoSettings, device: str, timed,
-             say) -> ScoredAverage:
+def _average(
+    out: Path,
+    stack: np.ndarray,
+    table: pd.DataFrame,
+    keep: np.ndarray,
+    truth_picks: list,
+    settings: DemoSettings,
+    device: str,
+    timed,
+    say,
+) -> ScoredAverage:
     """De novo average of the kept particles, scored against the true map and poses."""
     from ..core.rotations import from_euler
     from ..structure.results import write_average_outputs
 
     kept_table = table[keep].reset_index(drop=True)
-    true_rotations = np.concatenate([
-        truth_picks[int(name.split("_")[1]) - 1].iloc[[int(i)]][["rot", "tilt", "psi"]]
-        .to_numpy(float) if i >= 0 else np.full((1, 3), np.nan)
-        for name, i in zip(kept_table["tomo_name"], kept_table["truth_index"])])
+    true_rotations = np.concatenate(
+        [
+            truth_picks[int(name.split("_")[1]) - 1]
+            .iloc[[int(i)]][["rot", "tilt", "psi"]]
+            .to_numpy(float)
+            if i >= 0
+            else np.full((1, 3), np.nan)
+            for name, i in zip(kept_table["tomo_name"], kept_table["truth_index"])
+        ]
+    )
     with timed("average"):
         say(f"averaging {int(keep.sum())} subtomograms (de novo, gold-standard halves)")
-        result = refine_average(stack[keep], VOXEL_A,
-                                AverageParams(iterations=settings.average_iterations,
-                                              seed=settings.seed),
-                                device=device, say=say)
+        result = refine_average(
+            stack[keep],
+            VOXEL_A,
+            AverageParams(iterations=settings.average_iterations, seed=settings.seed),
+            device=device,
+            say=say,
+        )
     (out / "average").mkdir(exist_ok=True)
-    write_average_outputs(out / "average", result,
-                          kept_table.drop(columns=["is_ribosome", "truth_index"]),
-                          VOXEL_A, [], {"demo": True})
+    write_average_outputs(
+        out / "average",
+        result,
+        kept_table.drop(columns=["is_ribosome", "truth_index"]),
+        VOXEL_A,
+        [],
+        {"demo": True},
+    )
     known = np.isfinite(true_rotations[:, 0])
-    consensus = orientation_consensus(result["rotations"][np.flatnonzero(known)],
-                                      from_euler(true_rotations[known])) if known.any() else 0.0
+    consensus = (
+        orientation_consensus(
+            result["rotations"][np.flatnonzero(known)], from_euler(true_rotations[known])
+        )
+        if known.any()
+        else 0.0
+    )
     with timed("score average"):
         truth_map = template_in_box(load_template(RIBOSOME), VOXEL_A, BOX)
         write_volume(out / "truth" / "ribosome_map.mrc", Volume(truth_map, VOXEL_A))
@@ -364,8 +521,15 @@ def _average(out: Path, stack: np.ndarray, table: pd.DataFrame, keep: np.ndarray
     return ScoredAverage(result, truth_map, aligned, corr, truth_curve, consensus)
 
 
-def _results(settings: DemoSettings, segmented: list, particles: Particles, cleaning: Cleaning,
-             average: ScoredAverage, timings: dict, tomos: list) -> dict:
+def _results(
+    settings: DemoSettings,
+    segmented: list,
+    particles: Particles,
+    cleaning: Cleaning,
+    average: ScoredAverage,
+    timings: dict,
+    tomos: list,
+) -> dict:
     """The scores and timings as written to ``scores.json`` (a report writer: one field a
     line, so longer than most functions)."""
     table, keep, result = particles.table, cleaning.keep, average.result
@@ -373,26 +537,34 @@ def _results(settings: DemoSettings, segmented: list, particles: Particles, clea
     return {
         "settings": {k: str(v) for k, v in asdict(settings).items()},
         "segmentation": {f"tomogram_{t}": s.scores for t, s in numbered.items()},
-        "segmentation_network_only": {f"tomogram_{t}": s.network_scores
-                                      for t, s in numbered.items()},
-        "vesicles": {f"tomogram_{t}": s.vesicles for t, s in numbered.items()
-                     if s.vesicles is not None},
+        "segmentation_network_only": {
+            f"tomogram_{t}": s.network_scores for t, s in numbered.items()
+        },
+        "vesicles": {
+            f"tomogram_{t}": s.vesicles for t, s in numbered.items() if s.vesicles is not None
+        },
         "picking": {f"tomogram_{t}": s for t, s in enumerate(particles.scores, start=1)},
         "picking_tolerance_A": particle_radius_A(RIBOSOME) / 2,
-        "cleaning": {"n_classes": cleaning.n_classes, "removed_classes": cleaning.removed,
-                     "class_sizes": cleaning.classes["counts"].tolist(),
-                     "class_ribosome_fraction": [float(v) for v in cleaning.purity.to_numpy()],
-                     "n_before": int(len(table)), "n_after": int(keep.sum()),
-                     "ribosome_fraction_before": float(table["is_ribosome"].mean()),
-                     "ribosome_fraction_after": float(table["is_ribosome"][keep].mean())},
-        "average": {"n_particles": int(keep.sum()),
-                    "half_map_fsc_0143_A": result["resolution_0143_A"],
-                    "half_map_fsc_05_A": result["resolution_05_A"],
-                    "fsc_05_vs_truth_A": resolution_at(average.truth_curve, 0.5),
-                    "fsc_0143_vs_truth_A": resolution_at(average.truth_curve, 0.143),
-                    "correlation_vs_truth": average.correlation,
-                    "orientations_within_15deg": average.consensus,
-                    "history": result["history"]},
+        "cleaning": {
+            "n_classes": cleaning.n_classes,
+            "removed_classes": cleaning.removed,
+            "class_sizes": cleaning.classes["counts"].tolist(),
+            "class_ribosome_fraction": [float(v) for v in cleaning.purity.to_numpy()],
+            "n_before": int(len(table)),
+            "n_after": int(keep.sum()),
+            "ribosome_fraction_before": float(table["is_ribosome"].mean()),
+            "ribosome_fraction_after": float(table["is_ribosome"][keep].mean()),
+        },
+        "average": {
+            "n_particles": int(keep.sum()),
+            "half_map_fsc_0143_A": result["resolution_0143_A"],
+            "half_map_fsc_05_A": result["resolution_05_A"],
+            "fsc_05_vs_truth_A": resolution_at(average.truth_curve, 0.5),
+            "fsc_0143_vs_truth_A": resolution_at(average.truth_curve, 0.143),
+            "correlation_vs_truth": average.correlation,
+            "orientations_within_15deg": average.consensus,
+            "history": result["history"],
+        },
         "timings_s": timings,
         "voxels_per_tomogram": int(np.prod(tomos[0].pre.shape)),
     }
@@ -400,15 +572,25 @@ def _results(settings: DemoSettings, segmented: list, particles: Particles, clea
 
 def _overlaps(merged: np.ndarray, legend: Legend, truth: np.ndarray) -> dict:
     """Dice, precision and recall of each demo feature in a merged map against the truth."""
-    return {feature: overlap_scores(merged == legend.id_of(feature), truth == class_id)
-            for feature, class_id in FEATURES.items()}
+    return {
+        feature: overlap_scores(merged == legend.id_of(feature), truth == class_id)
+        for feature, class_id in FEATURES.items()
+    }
 
 
 def _truth_particles(particles: pd.DataFrame, name: str) -> pd.DataFrame:
     rows = particles[particles["class"] == name]
-    return pd.DataFrame({"x": rows["x_A"] / VOXEL_A, "y": rows["y_A"] / VOXEL_A,
-                         "z": rows["z_A"] / VOXEL_A, "rot": rows["rot"], "tilt": rows["tilt"],
-                         "psi": rows["psi"], "score": 1.0}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "x": rows["x_A"] / VOXEL_A,
+            "y": rows["y_A"] / VOXEL_A,
+            "z": rows["z_A"] / VOXEL_A,
+            "rot": rows["rot"],
+            "tilt": rows["tilt"],
+            "psi": rows["psi"],
+            "score": 1.0,
+        }
+    ).reset_index(drop=True)
 
 
 def _nearest_truth(picks: pd.DataFrame, truth_zyx: np.ndarray, tolerance: float) -> np.ndarray:
@@ -429,5 +611,7 @@ def orientation_consensus(estimated, true, within_deg: float = 15.0) -> float:
     if len(true) == 0:
         return float("nan")
     relative = true.inv() * estimated
-    return max(float(np.mean(angular_distance_deg(relative, relative[i]) < within_deg))
-               for i in range(len(relative)))
+    return max(
+        float(np.mean(angular_distance_deg(relative, relative[i]) < within_deg))
+        for i in range(len(relative))
+    )

@@ -9,8 +9,12 @@ from .demo_setup import FEATURES
 
 TARGETS = [  # (what, how to read it from the results, target, direction)
     ("membrane Dice, tomogram 1", ("segmentation", "tomogram_1", "membrane", "dice"), 0.8, ">="),
-    ("microtubule Dice, tomogram 1", ("segmentation", "tomogram_1", "microtubule", "dice"), 0.7,
-     ">="),
+    (
+        "microtubule Dice, tomogram 1",
+        ("segmentation", "tomogram_1", "microtubule", "dice"),
+        0.7,
+        ">=",
+    ),
     ("ribosome picking F1, tomogram 1", ("picking", "tomogram_1", "f1"), 0.85, ">="),
     ("average vs true map, FSC 0.5 (Å)", ("average", "fsc_05_vs_truth_A"), 40.0, "<="),
 ]
@@ -23,8 +27,20 @@ def _get(results: dict, path):
     return float(value)
 
 
-def write_demo_report(path, tomos, merged_all, legend, histories, results, classes,
-                      average, truth_map, aligned, truth_curve, network_all=None) -> None:
+def write_demo_report(
+    path,
+    tomos,
+    merged_all,
+    legend,
+    histories,
+    results,
+    classes,
+    average,
+    truth_map,
+    aligned,
+    truth_curve,
+    network_all=None,
+) -> None:
     """Write the demo's ``report.html`` (a report writer: one figure or table after
     another, so longer than 80 lines)."""
     import matplotlib
@@ -44,7 +60,8 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
         f"tomograms and merged competitively (threshold {s['threshold']}); spherical "
         "vesicles were then closed across the missing wedge by sphere fits. Ribosomes were "
         "picked from the merged annotation, extracted, cleaned by 2D classification and "
-        "averaged de novo with gold-standard half sets.")
+        "averaged de novo with gold-standard half sets."
+    )
     report.heading("Targets")
     rows = []
     for what, where, target, direction in TARGETS:
@@ -57,24 +74,41 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
     rows = []
     for tomo, scores in results["segmentation"].items():
         for feature, sc in scores.items():
-            rows.append([tomo + (" (annotated)" if tomo.endswith("1") else " (never annotated)"),
-                         feature, sc["dice"], sc["precision"], sc["recall"]])
+            rows.append(
+                [
+                    tomo + (" (annotated)" if tomo.endswith("1") else " (never annotated)"),
+                    feature,
+                    sc["dice"],
+                    sc["precision"],
+                    sc["recall"],
+                ]
+            )
             if feature == "membrane" and results.get("vesicles"):
                 raw = results["segmentation_network_only"][tomo][feature]
-                rows.append([tomo, "membrane, networks only (before closing vesicles)",
-                             raw["dice"], raw["precision"], raw["recall"]])
+                rows.append(
+                    [
+                        tomo,
+                        "membrane, networks only (before closing vesicles)",
+                        raw["dice"],
+                        raw["precision"],
+                        raw["recall"],
+                    ]
+                )
     report.table(["tomogram", "feature", "Dice", "precision", "recall"], rows)
     if results.get("vesicles"):
-        counts = "; ".join(f"{t}: {v['n_closed']} of {v['n_fitted']}"
-                           for t, v in results["vesicles"].items())
-        report.text("Membranes whose normals lie in the missing wedge (the tops and bottoms of "
-                    "vesicles) leave no signal, and the networks cannot find them. Each "
-                    "membrane component was fitted with spheres; where a sphere explained "
-                    "its voxels, they faced its centre, its inside was not solid and they "
-                    "covered at least half of the sphere's visible directions, the whole "
-                    f"5 nm shell was painted (spheres closed: {counts}; the fits are "
-                    "in vesicles_N.csv). The simulated vesicles are exact spheres, so this "
-                    "step is at its best here; real vesicles are only close to spherical.")
+        counts = "; ".join(
+            f"{t}: {v['n_closed']} of {v['n_fitted']}" for t, v in results["vesicles"].items()
+        )
+        report.text(
+            "Membranes whose normals lie in the missing wedge (the tops and bottoms of "
+            "vesicles) leave no signal, and the networks cannot find them. Each "
+            "membrane component was fitted with spheres; where a sphere explained "
+            "its voxels, they faced its centre, its inside was not solid and they "
+            "covered at least half of the sphere's visible directions, the whole "
+            f"5 nm shell was painted (spheres closed: {counts}; the fits are "
+            "in vesicles_N.csv). The simulated vesicles are exact spheres, so this "
+            "step is at its best here; real vesicles are only close to spherical."
+        )
 
     colours = ["#000000"] * (max(legend.entries) + 1)
     for label, entry in legend:
@@ -86,18 +120,30 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
         image = np.asarray(tomo.pre.data[z])
         axes[row, 0].imshow(image, cmap="gray")
         axes[row, 1].imshow(image, cmap="gray")
-        axes[row, 1].imshow(np.ma.masked_equal(merged[z], 0), cmap=cmap, vmin=0,
-                            vmax=len(colours) - 1, alpha=0.55, interpolation="nearest")
+        axes[row, 1].imshow(
+            np.ma.masked_equal(merged[z], 0),
+            cmap=cmap,
+            vmin=0,
+            vmax=len(colours) - 1,
+            alpha=0.55,
+            interpolation="nearest",
+        )
         truth = np.zeros_like(merged[z])
         for name, class_id in FEATURES.items():
             truth[tomo.labels[z] == class_id] = legend.id_of(name)
-        axes[row, 2].imshow(np.ma.masked_equal(truth, 0), cmap=cmap, vmin=0,
-                            vmax=len(colours) - 1, interpolation="nearest")
+        axes[row, 2].imshow(
+            np.ma.masked_equal(truth, 0),
+            cmap=cmap,
+            vmin=0,
+            vmax=len(colours) - 1,
+            interpolation="nearest",
+        )
         axes[row, 0].set_ylabel(f"tomogram {row + 1}, z = {z}")
     for ax, title in zip(axes[0], ("preprocessed", "merged annotation", "truth")):
         ax.set_title(title)
     for ax in axes.flat:
-        ax.set_xticks([]); ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_yticks([])
     names = ", ".join(f"{e.name} {e.colour}" for label, e in legend if label != 0)
     report.heading("Slices")
     report.figure(fig, f"Central slices. Colours: {names}.")
@@ -107,30 +153,50 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
         for name, class_id in FEATURES.items():
             truth[tomo.labels[:, y] == class_id] = legend.id_of(name)
         fig, axes = plt.subplots(3, 1, figsize=(12, 7))
-        for ax, cut, title in ((axes[0], network_all[0][:, y], "networks only"),
-                               (axes[1], merged_all[0][:, y], "vesicles closed"),
-                               (axes[2], truth, "truth")):
+        for ax, cut, title in (
+            (axes[0], network_all[0][:, y], "networks only"),
+            (axes[1], merged_all[0][:, y], "vesicles closed"),
+            (axes[2], truth, "truth"),
+        ):
             ax.imshow(np.asarray(tomo.pre.data[:, y]), cmap="gray", aspect="equal")
-            ax.imshow(np.ma.masked_equal(cut, 0), cmap=cmap, vmin=0, vmax=len(colours) - 1,
-                      alpha=0.55, interpolation="nearest")
-            ax.set_ylabel(title); ax.set_xticks([]); ax.set_yticks([])
-        report.figure(fig, f"Tomogram 1, xz section at y = {y}: the missing wedge hides the "
-                      "vesicles' tops and bottoms from the networks; the sphere fits close them.")
+            ax.imshow(
+                np.ma.masked_equal(cut, 0),
+                cmap=cmap,
+                vmin=0,
+                vmax=len(colours) - 1,
+                alpha=0.55,
+                interpolation="nearest",
+            )
+            ax.set_ylabel(title)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        report.figure(
+            fig,
+            f"Tomogram 1, xz section at y = {y}: the missing wedge hides the "
+            "vesicles' tops and bottoms from the networks; the sphere fits close them.",
+        )
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for feature, history in histories.items():
         ax.plot([h["epoch"] for h in history], [h["train_loss"] for h in history], label=feature)
-    ax.set_xlabel("epoch"); ax.set_ylabel("log squared residual (training)"); ax.legend()
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("log squared residual (training)")
+    ax.legend()
     report.heading("Training")
     report.figure(fig, "Per-epoch training loss of each feature's network.")
 
     report.heading("Ribosome picking")
-    report.text(f"A pick is correct within {results['picking_tolerance_A']:.0f} Å (half the "
-                "particle radius) of a true centre; matching is one to one.")
-    report.table(["tomogram", "picked", "true", "precision", "recall", "F1",
-                  "median error (voxels)"],
-                 [[t, p["n_picked"], p["n_true"], p["precision"], p["recall"], p["f1"],
-                   p["median_error"]] for t, p in results["picking"].items()])
+    report.text(
+        f"A pick is correct within {results['picking_tolerance_A']:.0f} Å (half the "
+        "particle radius) of a true centre; matching is one to one."
+    )
+    report.table(
+        ["tomogram", "picked", "true", "precision", "recall", "F1", "median error (voxels)"],
+        [
+            [t, p["n_picked"], p["n_true"], p["precision"], p["recall"], p["f1"], p["median_error"]]
+            for t, p in results["picking"].items()
+        ],
+    )
 
     clean = results["cleaning"]
     report.heading("2D classification of the picks (Z-projections)")
@@ -140,38 +206,52 @@ def write_demo_report(path, tomos, merged_all, legend, histories, results, class
         ax = axes[0, i]
         ax.imshow(classes["averages"][i], cmap="gray")
         mark = " removed" if (i + 1) in clean["removed_classes"] else ""
-        ax.set_title(f"{i + 1}: n={clean['class_sizes'][i]}\n"
-                     f"{100 * clean['class_ribosome_fraction'][i]:.0f}% rib.{mark}", fontsize=8)
+        ax.set_title(
+            f"{i + 1}: n={clean['class_sizes'][i]}\n"
+            f"{100 * clean['class_ribosome_fraction'][i]:.0f}% rib.{mark}",
+            fontsize=8,
+        )
         ax.axis("off")
-    report.figure(fig, f"Class averages; {clean['n_before']} → {clean['n_after']} particles, "
-                  f"ribosome fraction {clean['ribosome_fraction_before']:.2f} → "
-                  f"{clean['ribosome_fraction_after']:.2f}.")
+    report.figure(
+        fig,
+        f"Class averages; {clean['n_before']} → {clean['n_after']} particles, "
+        f"ribosome fraction {clean['ribosome_fraction_before']:.2f} → "
+        f"{clean['ribosome_fraction_after']:.2f}.",
+    )
 
     avg = results["average"]
     report.heading("Subtomogram average")
-    report.text(f"{avg['n_particles']} particles. Half maps: FSC 0.143 at "
-                f"{avg['half_map_fsc_0143_A']:.1f} Å, 0.5 at {avg['half_map_fsc_05_A']:.1f} Å. "
-                f"Against the true map (after aligning the average to it): FSC 0.5 at "
-                f"{avg['fsc_05_vs_truth_A']:.1f} Å. "
-                f"{100 * avg['orientations_within_15deg']:.0f}% of the true ribosomes among them "
-                "got orientations within 15° of the truth (up to the average's arbitrary pose). "
-                "The tomograms are not CTF-corrected, so "
-                "correlation with the truth flips sign beyond the first CTF zero.")
+    report.text(
+        f"{avg['n_particles']} particles. Half maps: FSC 0.143 at "
+        f"{avg['half_map_fsc_0143_A']:.1f} Å, 0.5 at {avg['half_map_fsc_05_A']:.1f} Å. "
+        f"Against the true map (after aligning the average to it): FSC 0.5 at "
+        f"{avg['fsc_05_vs_truth_A']:.1f} Å. "
+        f"{100 * avg['orientations_within_15deg']:.0f}% of the true ribosomes among them "
+        "got orientations within 15° of the truth (up to the average's arbitrary pose). "
+        "The tomograms are not CTF-corrected, so "
+        "correlation with the truth flips sign beyond the first CTF zero."
+    )
     n = truth_map.shape[0]
     fig, axes = plt.subplots(2, 3, figsize=(9, 6))
     for row, (volume, name) in enumerate(((aligned, "average"), (truth_map, "truth"))):
-        for col, (cut, label) in enumerate(((volume[n // 2], "xy"), (volume[:, n // 2], "xz"),
-                                            (volume[:, :, n // 2], "yz"))):
+        for col, (cut, label) in enumerate(
+            ((volume[n // 2], "xy"), (volume[:, n // 2], "xz"), (volume[:, :, n // 2], "yz"))
+        ):
             axes[row, col].imshow(cut, cmap="gray")
             axes[row, col].set_title(f"{name} {label}", fontsize=9)
             axes[row, col].axis("off")
     report.figure(fig, "Central sections of the average (aligned to the truth) and the true map.")
     from ..structure.results import fsc_figure
 
-    report.figure(fsc_figure({"half maps": average["fsc"], "average vs truth": truth_curve}),
-                  "FSC between the half maps and of the full average against the true map.")
+    report.figure(
+        fsc_figure({"half maps": average["fsc"], "average vs truth": truth_curve}),
+        "FSC between the half maps and of the full average against the true map.",
+    )
 
     report.heading("Run times (s)")
-    report.table(["step", "seconds"], [[k, v] for k, v in results["timings_s"].items()]
-                 + [["total", sum(results["timings_s"].values())]])
+    report.table(
+        ["step", "seconds"],
+        [[k, v] for k, v in results["timings_s"].items()]
+        + [["total", sum(results["timings_s"].values())]],
+    )
     report.write(path)

@@ -34,8 +34,9 @@ def check_size(size: str, sizes: Iterable[str]) -> None:
     """Refuse a ``size`` that is not among the harness's ``sizes``."""
     sizes = list(sizes)
     if size not in sizes:
-        raise ParameterError(f"`size` must be one of {', '.join(sizes)}, got {size!r}.",
-                             parameter="size")
+        raise ParameterError(
+            f"`size` must be one of {', '.join(sizes)}, got {size!r}.", parameter="size"
+        )
 
 
 def make_folders(out: Path, names: Iterable[str]) -> None:
@@ -66,30 +67,38 @@ class SimulatedTomogram:
         return self.labels == class_id
 
 
-def simulate_tomogram(out: Path, index: int, cell: CellParams, snr: float,
-                      imaging_seed: int) -> SimulatedTomogram:
+def simulate_tomogram(
+    out: Path, index: int, cell: CellParams, snr: float, imaging_seed: int
+) -> SimulatedTomogram:
     """Simulate cell ``cell`` and image it (±60° tilt series, CTF, noise ``snr``, WBP).
 
     Writes ``tomogram_{index}.mrc`` and ``truth/labels_{index}.mrc`` under ``out``; the
     tomogram is returned reopened from its file.
     """
     density, labels, instances, particles = make_cell(cell)
-    imaged = image_volume(density.data, cell.voxel_size_A,
-                          ImagingParams(snr=snr, seed=imaging_seed))
+    imaged = image_volume(
+        density.data, cell.voxel_size_A, ImagingParams(snr=snr, seed=imaging_seed)
+    )
     raw_path = out / f"tomogram_{index}.mrc"
     write_volume(raw_path, Volume(imaged["tomogram"], cell.voxel_size_A))
     write_volume(out / "truth" / f"labels_{index}.mrc", labels)
-    return SimulatedTomogram(raw=read_volume(raw_path), labels=np.asarray(labels.data),
-                             instances=np.asarray(instances.data), particles=particles)
+    return SimulatedTomogram(
+        raw=read_volume(raw_path),
+        labels=np.asarray(labels.data),
+        instances=np.asarray(instances.data),
+        particles=particles,
+    )
 
 
-def preprocess_tomogram(out: Path, index: int, tomo: SimulatedTomogram,
-                        params: PreprocessParams) -> SimulatedTomogram:
+def preprocess_tomogram(
+    out: Path, index: int, tomo: SimulatedTomogram, params: PreprocessParams
+) -> SimulatedTomogram:
     """Preprocess ``tomo`` into ``out/preprocessed_{index}.mrc``; sets and returns it with
     ``pre``, the file reopened."""
     path = out / f"preprocessed_{index}.mrc"
-    with create_volume(path, tomo.raw.shape, np.float32, tomo.raw.voxel_size_A,
-                       tomo.raw.origin_A) as target:
+    with create_volume(
+        path, tomo.raw.shape, np.float32, tomo.raw.voxel_size_A, tomo.raw.origin_A
+    ) as target:
         preprocess_into(tomo.raw, target, params)
     tomo.pre = read_volume(path)
     return tomo
@@ -105,17 +114,36 @@ class Annotation:
     trainset: TrainingSet
 
 
-def annotate(tomo: SimulatedTomogram, class_id: int, feature: str, rng: np.random.Generator,
-             n_positive: int, n_negative: int, seed: int, preprocessing: dict,
-             tile_size: int = 64, negative_copies: int = 1) -> Annotation:
+def annotate(
+    tomo: SimulatedTomogram,
+    class_id: int,
+    feature: str,
+    rng: np.random.Generator,
+    n_positive: int,
+    n_negative: int,
+    seed: int,
+    preprocessing: dict,
+    tile_size: int = 64,
+    negative_copies: int = 1,
+) -> Annotation:
     """Act as a careful human on ``tomo``: ``n_positive`` painted tiles of class
     ``class_id`` and ``n_negative`` negative tiles, as a training set for ``feature``."""
-    pos, neg, painted = simulate_annotator(tomo.labels, class_id, rng, n_positive, n_negative,
-                                           tile_size, negatives_in_core=True)
+    pos, neg, painted = simulate_annotator(
+        tomo.labels, class_id, rng, n_positive, n_negative, tile_size, negatives_in_core=True
+    )
     painted_volume = Volume(painted, tomo.pre.voxel_size_A)
-    trainset = build_training_set(tomo.pre, pos, neg, painted_mask_source(painted_volume),
-                                  feature, "simulated annotator", tile_size=tile_size, seed=seed,
-                                  negative_copies=negative_copies, preprocessing=preprocessing)
+    trainset = build_training_set(
+        tomo.pre,
+        pos,
+        neg,
+        painted_mask_source(painted_volume),
+        feature,
+        "simulated annotator",
+        tile_size=tile_size,
+        seed=seed,
+        negative_copies=negative_copies,
+        preprocessing=preprocessing,
+    )
     return Annotation(pos, neg, painted_volume, trainset)
 
 
@@ -128,9 +156,15 @@ class TrainedNetwork:
     retries: int
 
 
-def train_and_reload(trainset: TrainingSet, path: Path, params: TrainParams, device: str,
-                     show_progress: bool, attempts: int = 1,
-                     say: Callable[[str], None] = lambda message: None) -> TrainedNetwork:
+def train_and_reload(
+    trainset: TrainingSet,
+    path: Path,
+    params: TrainParams,
+    device: str,
+    show_progress: bool,
+    attempts: int = 1,
+    say: Callable[[str], None] = lambda message: None,
+) -> TrainedNetwork:
     """Train a chen2017 network, save it to ``path`` and load it back as a user would.
 
     A network that collapses (train_feature raises TrainingError: the paper's plain SGD
@@ -139,9 +173,13 @@ def train_and_reload(trainset: TrainingSet, path: Path, params: TrainParams, dev
     """
     for attempt in range(attempts):
         try:
-            model = train_feature(trainset, ArchitectureSpec(), dataclasses.replace(
-                params, seed=params.seed + 1000 * attempt), device=device,
-                show_progress=show_progress)
+            model = train_feature(
+                trainset,
+                ArchitectureSpec(),
+                dataclasses.replace(params, seed=params.seed + 1000 * attempt),
+                device=device,
+                show_progress=show_progress,
+            )
             break
         except TrainingError as err:
             if attempt == attempts - 1:
@@ -149,4 +187,3 @@ def train_and_reload(trainset: TrainingSet, path: Path, params: TrainParams, dev
             say(f"{err} Retrying with another initialisation.")
     save_model(path, model)
     return TrainedNetwork(load_model(path), model.metadata["training"]["history"], attempt)
-

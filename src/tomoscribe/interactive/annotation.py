@@ -44,7 +44,8 @@ def check_boxes(centres_zyx: np.ndarray, shape_zyx, kind: str) -> np.ndarray:
         raise AnnotationError(
             f"{int(outside.sum())} {kind} box centre(s) lie outside the tomogram "
             f"({shape_zyx[2]}×{shape_zyx[1]}×{shape_zyx[0]} voxels), e.g. at x={x:.0f}, "
-            f"y={y:.0f}, z={z:.0f}; delete them and place them inside.")
+            f"y={y:.0f}, z={z:.0f}; delete them and place them inside."
+        )
     return np.round(centres)
 
 
@@ -57,12 +58,13 @@ def painted_in_boxes(painted: np.ndarray, positives_zyx: np.ndarray, tile: int) 
     keep = np.zeros(painted.shape, bool)
     half = tile // 2
     for z, y, x in np.asarray(positives_zyx, int).reshape(-1, 3):
-        keep[z, max(0, y - half): y + half, max(0, x - half): x + half] = True
+        keep[z, max(0, y - half) : y + half, max(0, x - half) : x + half] = True
     return ((np.asarray(painted) != 0) & keep).astype(np.uint8)
 
 
-def check_annotation(volume: Volume, positives_zyx, negatives_zyx, painted: np.ndarray,
-                     tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_annotation(
+    volume: Volume, positives_zyx, negatives_zyx, painted: np.ndarray, tile: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Checked positive and negative centres and the painting limited to the positives.
 
     Raises
@@ -73,17 +75,21 @@ def check_annotation(volume: Volume, positives_zyx, negatives_zyx, painted: np.n
         A painted array of another shape than the tomogram.
     """
     if tuple(np.shape(painted)) != tuple(volume.shape):
-        raise ParameterError(f"the painted labels have shape {np.shape(painted)} but the "
-                             f"tomogram {volume.shape}; paint on a layer of the tomogram's "
-                             "grid.")
+        raise ParameterError(
+            f"the painted labels have shape {np.shape(painted)} but the "
+            f"tomogram {volume.shape}; paint on a layer of the tomogram's "
+            "grid."
+        )
     pos = check_boxes(positives_zyx, volume.shape, "positive")
     neg = check_boxes(negatives_zyx, volume.shape, "negative")
     if len(pos) == 0:
         raise AnnotationError("there is no positive box; place boxes on the feature first.")
     limited = painted_in_boxes(painted, pos, tile)
     if not limited.any():
-        raise AnnotationError("nothing is painted inside the positive boxes; paint the "
-                              "feature in them before training.")
+        raise AnnotationError(
+            "nothing is painted inside the positive boxes; paint the "
+            "feature in them before training."
+        )
     return pos, neg, limited
 
 
@@ -91,14 +97,21 @@ def boxes_table(positives_zyx: np.ndarray, negatives_zyx: np.ndarray) -> pd.Data
     """The boxes as ``trainset --boxes`` reads them: x, y, z (voxels) and label."""
     both = np.vstack([np.reshape(positives_zyx, (-1, 3)), np.reshape(negatives_zyx, (-1, 3))])
     table = pd.DataFrame(both[:, ::-1], columns=["x", "y", "z"])
-    table["label"] = ["positive"] * len(np.reshape(positives_zyx, (-1, 3))) + \
-        ["negative"] * len(np.reshape(negatives_zyx, (-1, 3)))
+    table["label"] = ["positive"] * len(np.reshape(positives_zyx, (-1, 3))) + ["negative"] * len(
+        np.reshape(negatives_zyx, (-1, 3))
+    )
     return table
 
 
-def save_annotation(folder: str | os.PathLike, feature: str, volume: Volume,
-                    positives_zyx, negatives_zyx, painted: np.ndarray,
-                    tile: int = 64) -> tuple[Path, Path]:
+def save_annotation(
+    folder: str | os.PathLike,
+    feature: str,
+    volume: Volume,
+    positives_zyx,
+    negatives_zyx,
+    painted: np.ndarray,
+    tile: int = 64,
+) -> tuple[Path, Path]:
     """Write ``FEATURE_boxes.csv`` and ``FEATURE_painted.mrc`` into ``folder``.
 
     Both are checked before either is written (each written atomically), so a refused
@@ -115,27 +128,52 @@ def save_annotation(folder: str | os.PathLike, feature: str, volume: Volume,
     return boxes_path, painted_path
 
 
-def annotation_training_set(volume: Volume, feature: str, positives_zyx, negatives_zyx,
-                            painted: np.ndarray, tile: int = 64, negative_copies: int = 1,
-                            seed: int = 0, annotator: str = "") -> TrainingSet:
+def annotation_training_set(
+    volume: Volume,
+    feature: str,
+    positives_zyx,
+    negatives_zyx,
+    painted: np.ndarray,
+    tile: int = 64,
+    negative_copies: int = 1,
+    seed: int = 0,
+    annotator: str = "",
+) -> TrainingSet:
     """The training set ``tomoscribe trainset`` cuts from the same boxes and painting.
 
     The painted-size record (for pick's size defaults) is added as that command adds it.
     """
     pos, neg, limited = check_annotation(volume, positives_zyx, negatives_zyx, painted, tile)
     labels = volume.with_data(limited)
-    result = build_training_set(volume, pos, neg, painted_mask_source(labels, None), feature,
-                                annotator, tile_size=tile, seed=seed,
-                                negative_copies=negative_copies)
-    result.metadata["painted_size"] = painted_component_sizes(limited != 0,
-                                                              volume.pixel_size_A)
+    result = build_training_set(
+        volume,
+        pos,
+        neg,
+        painted_mask_source(labels, None),
+        feature,
+        annotator,
+        tile_size=tile,
+        seed=seed,
+        negative_copies=negative_copies,
+    )
+    result.metadata["painted_size"] = painted_component_sizes(limited != 0, volume.pixel_size_A)
     return result
 
 
-def record_annotation(output: Path, feature: str, tile: int, seed: int,
-                      negative_copies: int, inputs) -> None:
+def record_annotation(
+    output: Path, feature: str, tile: int, seed: int, negative_copies: int, inputs
+) -> None:
     """The provenance sidecar ``trainset`` writes, for a training set saved from a viewer."""
-    write_provenance(output, "trainset", {"feature": feature, "tile": tile, "context": 0,
-                                          "seed": seed, "balance": True,
-                                          "negative_copies": negative_copies},
-                     [p for p in inputs if p])
+    write_provenance(
+        output,
+        "trainset",
+        {
+            "feature": feature,
+            "tile": tile,
+            "context": 0,
+            "seed": seed,
+            "balance": True,
+            "negative_copies": negative_copies,
+        },
+        [p for p in inputs if p],
+    )

@@ -17,13 +17,12 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.legend import Legend, legend_path, write_legend
-from ..io.provenance import carried_acquisition, tilt_range_for
-from ..segment.painted_size import legend_with_sizes
 from ..core.device import resolve_device
+from ..core.legend import Legend, legend_path, write_legend
 from ..errors import AnnotationError, ParameterError
 from ..io import create_volume, read_volume, write_volume
 from ..io.particles import FORMATS, tomogram_stem, write_particles
+from ..io.provenance import carried_acquisition, tilt_range_for
 from ..locks import output_lock
 from ..outputs import atomic_path, check_writable, write_provenance
 from ..segment.checkpoint import checkpoint_path
@@ -31,7 +30,7 @@ from ..segment.engine import prepare_models, segment_slab
 from ..segment.merge import merge_into
 from ..segment.modelfile import FeatureModel, save_model
 from ..segment.network import ArchitectureSpec
-from ..segment.painted_size import size_defaults
+from ..segment.painted_size import legend_with_sizes, size_defaults
 from ..segment.runner import plan_segmentation, segment_files
 from ..segment.train import TrainParams, train_feature
 from ..segment.trainset import TrainingSet
@@ -40,10 +39,17 @@ from ..structure.picking import PickParams, pick_particles
 from ..volume import Volume
 
 
-def train_model(trainset: TrainingSet, output: str | os.PathLike, epochs: int = 20,
-                learning_rate: float = 0.01, validation: float = 0.1, seed: int = 0,
-                device: str = "cpu", on_epoch: Callable[[dict], None] | None = None,
-                inputs: Sequence[Path] = ()) -> FeatureModel:
+def train_model(
+    trainset: TrainingSet,
+    output: str | os.PathLike,
+    epochs: int = 20,
+    learning_rate: float = 0.01,
+    validation: float = 0.1,
+    seed: int = 0,
+    device: str = "cpu",
+    on_epoch: Callable[[dict], None] | None = None,
+    inputs: Sequence[Path] = (),
+) -> FeatureModel:
     """Train chen2017 on ``trainset`` as ``tomoscribe train`` does and save the model.
 
     Parameters
@@ -55,20 +61,33 @@ def train_model(trainset: TrainingSet, output: str | os.PathLike, epochs: int = 
     """
     check_writable(output)
     spec = ArchitectureSpec("chen2017", 0)
-    params = TrainParams(epochs=epochs, learning_rate=learning_rate,
-                         validation_fraction=validation, seed=seed)
+    params = TrainParams(
+        epochs=epochs, learning_rate=learning_rate, validation_fraction=validation, seed=seed
+    )
     with output_lock(output):
-        model = train_feature(trainset, spec, params, device=device,
-                              checkpoint=checkpoint_path(output), on_epoch=on_epoch)
+        model = train_feature(
+            trainset,
+            spec,
+            params,
+            device=device,
+            checkpoint=checkpoint_path(output),
+            on_epoch=on_epoch,
+        )
         save_model(output, model)
     history = model.metadata["training"]["history"]
-    write_provenance(output, "train", {"architecture": spec.as_dict(), **params.__dict__},
-                     list(inputs), extra={"amplitude": model.amplitude, "final": history[-1]})
+    write_provenance(
+        output,
+        "train",
+        {"architecture": spec.as_dict(), **params.__dict__},
+        list(inputs),
+        extra={"amplitude": model.amplitude, "final": history[-1]},
+    )
     return model
 
 
-def preview_slices(model: FeatureModel, volume: Volume, z: int, neighbours: int = 0,
-                   device: str = "cpu") -> np.ndarray:
+def preview_slices(
+    model: FeatureModel, volume: Volume, z: int, neighbours: int = 0, device: str = "cpu"
+) -> np.ndarray:
     """The model's normalised map on slices ``z − neighbours … z + neighbours``.
 
     The same slab computation as ``segment`` (checks the voxel size; refuses a model of
@@ -79,15 +98,18 @@ def preview_slices(model: FeatureModel, volume: Volume, z: int, neighbours: int 
     if not 0 <= z < nz:
         raise ParameterError(f"slice {z} is outside the tomogram (0…{nz - 1}).")
     dev = resolve_device(device)
-    scales = prepare_models(volume, [model], dev, rescale=False, engine="auto",
-                            precision="fp32")
+    scales = prepare_models(volume, [model], dev, rescale=False, engine="auto", precision="fp32")
     z0, z1 = max(0, z - neighbours), min(nz, z + neighbours + 1)
     return segment_slab(volume, [model], scales, z0, z1, dev)[0]
 
 
-def apply_models(tomogram: str | os.PathLike, models: Sequence[str | os.PathLike],
-                 out_dir: str | os.PathLike, voxel_size_A: float | None = None,
-                 device: str = "cpu") -> list[Path]:
+def apply_models(
+    tomogram: str | os.PathLike,
+    models: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    voxel_size_A: float | None = None,
+    device: str = "cpu",
+) -> list[Path]:
     """Segment a tomogram file with model files into ``out_dir`` as ``segment`` does.
 
     Resumable: a cancelled run keeps its unfinished maps (hidden) and the same call
@@ -101,17 +123,29 @@ def apply_models(tomogram: str | os.PathLike, models: Sequence[str | os.PathLike
         raise ParameterError(f"two models are for the same feature ({names}).")
     stem = tomogram_stem(tomogram)
     paths = [Path(out_dir) / f"{stem}_{m.feature}.mrc" for m in loaded]
-    jobs = plan_segmentation([Path(tomogram)], [Path(m) for m in models], [paths],
-                             device=device, voxel_size_A=voxel_size_A)
+    jobs = plan_segmentation(
+        [Path(tomogram)],
+        [Path(m) for m in models],
+        [paths],
+        device=device,
+        voxel_size_A=voxel_size_A,
+    )
     segment_files(jobs)
     for path, model, model_path in zip(paths, loaded, models):
-        write_provenance(path, "segment", {"feature": model.feature, "rescale": False,
-                                           "amplitude": model.amplitude, "precision": "fp32",
-                                           "engine": "auto",
-                                           "architecture": model.spec.as_dict()},
-                         [Path(tomogram), Path(model_path)],
-                         extra={"feature": model.feature,
-                                "painted_size": model.metadata.get("painted_size")})
+        write_provenance(
+            path,
+            "segment",
+            {
+                "feature": model.feature,
+                "rescale": False,
+                "amplitude": model.amplitude,
+                "precision": "fp32",
+                "engine": "auto",
+                "architecture": model.spec.as_dict(),
+            },
+            [Path(tomogram), Path(model_path)],
+            extra={"feature": model.feature, "painted_size": model.metadata.get("painted_size")},
+        )
     return paths
 
 
@@ -123,14 +157,17 @@ def merge_weights(thresholds: dict[str, float]) -> dict[str, float]:
     """
     for name, t in thresholds.items():
         if not (np.isfinite(t) and t > 0):
-            raise ParameterError(f"the threshold of {name!r} must be a positive number, "
-                                 f"got {t}.")
+            raise ParameterError(f"the threshold of {name!r} must be a positive number, got {t}.")
     return {name: 1.0 / float(t) for name, t in thresholds.items()}
 
 
-def merge_maps(maps: Sequence[str | os.PathLike], features: Sequence[str],
-               output: str | os.PathLike, thresholds: dict[str, float],
-               erasers: Sequence[str] = ()) -> tuple[Path, Legend]:
+def merge_maps(
+    maps: Sequence[str | os.PathLike],
+    features: Sequence[str],
+    output: str | os.PathLike,
+    thresholds: dict[str, float],
+    erasers: Sequence[str] = (),
+) -> tuple[Path, Legend]:
     """Merge per-feature maps into a uint8 label map + legend, as ``merge`` does with
     ``--threshold 1`` and ``--weight`` from :func:`merge_weights`."""
     output = Path(output)
@@ -139,23 +176,41 @@ def merge_maps(maps: Sequence[str | os.PathLike], features: Sequence[str],
     volumes = [read_volume(p) for p in maps]
     weight_of = merge_weights({f: thresholds.get(f, 1.0) for f in features})
     acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
-    with create_volume(output, volumes[0].shape, np.uint8, volumes[0].voxel_size_A,
-                       volumes[0].origin_A,
-                       legend=Legend.from_features(features, erasers)) as out:
-        legend = merge_into(volumes, list(features), out, 1.0,
-                            [weight_of[f] for f in features], erasers)
+    with create_volume(
+        output,
+        volumes[0].shape,
+        np.uint8,
+        volumes[0].voxel_size_A,
+        volumes[0].origin_A,
+        legend=Legend.from_features(features, erasers),
+    ) as out:
+        legend = merge_into(
+            volumes, list(features), out, 1.0, [weight_of[f] for f in features], erasers
+        )
         legend = legend_with_sizes(legend, features, maps)
         write_legend(output, legend)
-    write_provenance(output, "merge", {"features": list(features), "threshold": 1.0,
-                                       "weights": weight_of, "erasers": list(erasers)},
-                     [Path(p) for p in maps], extra={"legend": legend.as_dict(),
-                                                     **acquisition})
+    write_provenance(
+        output,
+        "merge",
+        {
+            "features": list(features),
+            "threshold": 1.0,
+            "weights": weight_of,
+            "erasers": list(erasers),
+        },
+        [Path(p) for p in maps],
+        extra={"legend": legend.as_dict(), **acquisition},
+    )
     return output, legend
 
 
-def close_vesicles_in(labels: Volume, legend: Legend, output: str | os.PathLike,
-                      feature: str = "membrane",
-                      params: VesicleParams | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+def close_vesicles_in(
+    labels: Volume,
+    legend: Legend,
+    output: str | os.PathLike,
+    feature: str = "membrane",
+    params: VesicleParams | None = None,
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Close spherical vesicles of a merged map and write it (+ legend, table) as
     ``vesicles`` does.  Returns the closed labels and the table of sphere fits."""
     output = Path(output)
@@ -166,8 +221,9 @@ def close_vesicles_in(labels: Volume, legend: Legend, output: str | os.PathLike,
         source = labels.metadata.get("source")
         params = VesicleParams(tilt_range_deg=tilt_range_for([source] if source else []).deg)
     params.validate()
-    closed, fitted = close_vesicles(np.asarray(labels.data), legend.id_of(feature),
-                                    labels.pixel_size_A, params)
+    closed, fitted = close_vesicles(
+        np.asarray(labels.data), legend.id_of(feature), labels.pixel_size_A, params
+    )
     write_volume(output, labels.with_data(closed))
     write_legend(output, legend)
     with atomic_path(table_path) as tmp:
@@ -175,22 +231,32 @@ def close_vesicles_in(labels: Volume, legend: Legend, output: str | os.PathLike,
     return closed, fitted
 
 
-def pick_feature(labels: Volume, legend: Legend, feature: str,
-                 painted_size: dict | None = None, edge: int = 4) -> tuple[pd.DataFrame,
-                                                                           PickParams]:
+def pick_feature(
+    labels: Volume, legend: Legend, feature: str, painted_size: dict | None = None, edge: int = 4
+) -> tuple[pd.DataFrame, PickParams]:
     """Particles of ``feature`` in a merged label map, with ``pick``'s size defaults
     (learned from the painting when ``painted_size`` is given, else 20 voxels and 8)."""
     mask = np.asarray(labels.data) == legend.id_of(feature)
     if not mask.any():
         raise AnnotationError(f"the label map has no voxel of {feature!r}; nothing to pick.")
     learned = size_defaults(painted_size, labels.pixel_size_A)
-    params = PickParams(1.0, learned.get("min_size", 20), learned.get("min_distance", 8.0),
-                        edge, max_size=learned.get("max_size"))
+    params = PickParams(
+        1.0,
+        learned.get("min_size", 20),
+        learned.get("min_distance", 8.0),
+        edge,
+        max_size=learned.get("max_size"),
+    )
     return pick_particles(mask, None, params), params
 
 
-def export_picks(table: pd.DataFrame, outputs: Sequence[str | os.PathLike],
-                 labels: Volume, feature: str, tomo_name: str) -> list[Path]:
+def export_picks(
+    table: pd.DataFrame,
+    outputs: Sequence[str | os.PathLike],
+    labels: Volume,
+    feature: str,
+    tomo_name: str,
+) -> list[Path]:
     """Write picks as STAR, IMOD, CSV or copick JSON (by suffix), as ``pick -o`` does.
 
     Every target is checked before the first is written.
@@ -201,15 +267,27 @@ def export_picks(table: pd.DataFrame, outputs: Sequence[str | os.PathLike],
         check_writable(out)
     written = []
     for out in outputs:
-        written.append(write_particles(out, table, labels.pixel_size_A, labels.shape,
-                                       feature, tomo_name))
-        write_provenance(out, "pick", {"feature": feature}, [],
-                         extra={"n_picked": len(table), "tomo_name": tomo_name})
+        written.append(
+            write_particles(out, table, labels.pixel_size_A, labels.shape, feature, tomo_name)
+        )
+        write_provenance(
+            out,
+            "pick",
+            {"feature": feature},
+            [],
+            extra={"n_picked": len(table), "tomo_name": tomo_name},
+        )
     return written
 
 
-def uncertain_tiles(answer: np.ndarray, threshold: float, tile: int = 64, count: int = 5,
-                    band: float = 0.25, avoid_yx: np.ndarray | None = None) -> np.ndarray:
+def uncertain_tiles(
+    answer: np.ndarray,
+    threshold: float,
+    tile: int = 64,
+    count: int = 5,
+    band: float = 0.25,
+    avoid_yx: np.ndarray | None = None,
+) -> np.ndarray:
     """Centres (y, x) of the tiles of one previewed slice where the network is least sure.
 
     A pixel is uncertain when its normalised value lies within ``band`` of the threshold;
@@ -226,7 +304,7 @@ def uncertain_tiles(answer: np.ndarray, threshold: float, tile: int = 64, count:
     scored = []
     for y in range(min(half, ny // 2), max(ny - half, 1) + 1, half):
         for x in range(min(half, nx // 2), max(nx - half, 1) + 1, half):
-            window = uncertain[max(0, y - half): y + half, max(0, x - half): x + half]
+            window = uncertain[max(0, y - half) : y + half, max(0, x - half) : x + half]
             scored.append((float(window.mean()), y, x))
     taken = [tuple(p) for p in np.reshape(avoid_yx if avoid_yx is not None else [], (-1, 2))]
     chosen = []

@@ -39,8 +39,9 @@ def volume_format(path: str | os.PathLike) -> str:
     )
 
 
-def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None,
-                channel: int | None = None) -> Volume:
+def read_volume(
+    path: str | os.PathLike, voxel_size_A: float | None = None, channel: int | None = None
+) -> Volume:
     """Open a volume lazily (memory-mapped or chunked) in whichever format it is.
 
     Parameters
@@ -58,15 +59,19 @@ def read_volume(path: str | os.PathLike, voxel_size_A: float | None = None,
     if is_copick_location(path):
         from .copick_project import read_segmentation, read_tomogram
 
-        return read_segmentation(path) if ":" in str(path).split("#", 1)[-1] \
-            else read_tomogram(path)
+        return (
+            read_segmentation(path) if ":" in str(path).split("#", 1)[-1] else read_tomogram(path)
+        )
     note_input(path)
     fmt = volume_format(path)
     if fmt == "tiff":
         return read_tiff(path, voxel_size_A, channel=channel)
     if channel not in (None, 0):
-        raise ParameterError(f"{path}: `channel={channel}` applies to multi-channel TIFF "
-                             "files; this volume has one channel.", parameter="channel")
+        raise ParameterError(
+            f"{path}: `channel={channel}` applies to multi-channel TIFF "
+            "files; this volume has one channel.",
+            parameter="channel",
+        )
     if fmt == "mrc":
         return read_mrc(path, voxel_size_A)
     return read_ome_zarr(path, voxel_size_A)
@@ -83,9 +88,15 @@ def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = True
 
 
 @contextlib.contextmanager
-def create_volume(path: str | os.PathLike, shape, dtype, voxel_size_A,
-                  origin_A=(0.0, 0.0, 0.0), overwrite: bool = True,
-                  legend: Legend | None = None):
+def create_volume(
+    path: str | os.PathLike,
+    shape,
+    dtype,
+    voxel_size_A,
+    origin_A=(0.0, 0.0, 0.0),
+    overwrite: bool = True,
+    legend: Legend | None = None,
+):
     """Yield a writable array for a new MRC or OME-Zarr volume, renamed into place on success.
 
     Results are written slab by slab into it, so outputs larger than memory work.  A
@@ -97,17 +108,25 @@ def create_volume(path: str | os.PathLike, shape, dtype, voxel_size_A,
         with create_mrc(path, shape, dtype, voxel_size_A, origin_A, overwrite) as out:
             yield out
     elif fmt == "zarr":
-        with create_ome_zarr(path, shape, dtype, voxel_size_A, origin_A,
-                             overwrite=overwrite, legend=legend) as out:
+        with create_ome_zarr(
+            path, shape, dtype, voxel_size_A, origin_A, overwrite=overwrite, legend=legend
+        ) as out:
             yield out
     else:
-        raise ParameterError(
-            f"{path}: streamed outputs are written as .mrc or .zarr, not {fmt}."
-        )
+        raise ParameterError(f"{path}: streamed outputs are written as .mrc or .zarr, not {fmt}.")
 
 
 __all__ = [
-    "read_volume", "write_volume", "create_volume", "volume_format",
-    "read_mrc", "write_mrc", "create_mrc", "read_tiff", "write_tiff",
-    "read_ome_zarr", "write_ome_zarr", "create_ome_zarr",
+    "read_volume",
+    "write_volume",
+    "create_volume",
+    "volume_format",
+    "read_mrc",
+    "write_mrc",
+    "create_mrc",
+    "read_tiff",
+    "write_tiff",
+    "read_ome_zarr",
+    "write_ome_zarr",
+    "create_ome_zarr",
 ]

@@ -60,8 +60,9 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
     suffix = path.suffix.lower()
     readers = {".star": _read_star, ".box": _read_box, ".json": _read_info, ".csv": _read_csv}
     if suffix not in readers:
-        raise InputFileError(f"{path} is not a box file this reads (.star, .box, "
-                             "_info.json or .csv).")
+        raise InputFileError(
+            f"{path} is not a box file this reads (.star, .box, _info.json or .csv)."
+        )
     try:
         table = readers[suffix](path)
     except InputFileError:
@@ -84,10 +85,14 @@ def _read_star(path: Path) -> pd.DataFrame:
     blocks = starfile.read(path, always_dict=True)
     for block in blocks.values():
         if isinstance(block, pd.DataFrame) and {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
-            names = (block["rlnMicrographName"].map(micrograph_name)
-                     if "rlnMicrographName" in block else micrograph_name(path))
-            table = pd.DataFrame({"micrograph": names, "x": block["rlnCoordinateX"],
-                                  "y": block["rlnCoordinateY"]})
+            names = (
+                block["rlnMicrographName"].map(micrograph_name)
+                if "rlnMicrographName" in block
+                else micrograph_name(path)
+            )
+            table = pd.DataFrame(
+                {"micrograph": names, "x": block["rlnCoordinateX"], "y": block["rlnCoordinateY"]}
+            )
             if "rlnAutopickFigureOfMerit" in block:
                 table["score"] = block["rlnAutopickFigureOfMerit"]
             if "rlnMicrographName" not in block:
@@ -99,11 +104,17 @@ def _read_star(path: Path) -> pd.DataFrame:
 def _read_box(path: Path) -> pd.DataFrame:
     values = np.loadtxt(path, ndmin=2, comments="#")
     if values.shape[1] < 4:
-        raise InputFileError(f"{path} needs four columns (x y w h of each box's corner), "
-                             f"found {values.shape[1]}.")
-    return pd.DataFrame({"micrograph": micrograph_name(path),
-                         "x": values[:, 0] + values[:, 2] / 2,
-                         "y": values[:, 1] + values[:, 3] / 2, "box": values[:, 2]})
+        raise InputFileError(
+            f"{path} needs four columns (x y w h of each box's corner), found {values.shape[1]}."
+        )
+    return pd.DataFrame(
+        {
+            "micrograph": micrograph_name(path),
+            "x": values[:, 0] + values[:, 2] / 2,
+            "y": values[:, 1] + values[:, 3] / 2,
+            "box": values[:, 2],
+        }
+    )
 
 
 def _read_info(path: Path) -> pd.DataFrame:
@@ -119,8 +130,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     table = pd.read_csv(path)
     missing = [c for c in COLUMNS if c not in table]
     if missing:
-        raise InputFileError(f"{path} lacks the column(s) {', '.join(missing)} "
-                             "(micrograph,x,y).")
+        raise InputFileError(f"{path} lacks the column(s) {', '.join(missing)} (micrograph,x,y).")
     table["micrograph"] = table["micrograph"].astype(str).map(micrograph_name)
     return table[[c for c in COLUMNS + ["score"] if c in table]].copy()
 
@@ -148,17 +158,22 @@ def match_micrographs(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
             mapped.append(max(prefixes, key=len))
             continue
         where = f"{source} names" if source else "a box names"
-        raise InputFileError(f"{where} micrograph {name!r}, which is not among the "
-                             f"micrographs given ({', '.join(sorted(known)[:5])}"
-                             f"{', …' if len(known) > 5 else ''}); give that micrograph or "
-                             "fix the box file.")
+        raise InputFileError(
+            f"{where} micrograph {name!r}, which is not among the "
+            f"micrographs given ({', '.join(sorted(known)[:5])}"
+            f"{', …' if len(known) > 5 else ''}); give that micrograph or "
+            "fix the box file."
+        )
     out["micrograph"] = mapped
     return out
 
 
-def write_star(path: str | os.PathLike, table: pd.DataFrame,
-               micrograph_files: dict[str, str] | None = None,
-               extra: dict[str, str] | None = None) -> Path:
+def write_star(
+    path: str | os.PathLike,
+    table: pd.DataFrame,
+    micrograph_files: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None,
+) -> Path:
     """Write boxes as one RELION STAR block (``data_``), atomically.
 
     ``micrograph_files`` maps names to the file names written as ``rlnMicrographName``
@@ -167,11 +182,13 @@ def write_star(path: str | os.PathLike, table: pd.DataFrame,
     import starfile
 
     files = micrograph_files or {}
-    star = pd.DataFrame({
-        "rlnMicrographName": [files.get(m, f"{m}.mrc") for m in table["micrograph"]],
-        "rlnCoordinateX": table["x"].to_numpy(float),
-        "rlnCoordinateY": table["y"].to_numpy(float),
-    })
+    star = pd.DataFrame(
+        {
+            "rlnMicrographName": [files.get(m, f"{m}.mrc") for m in table["micrograph"]],
+            "rlnCoordinateX": table["x"].to_numpy(float),
+            "rlnCoordinateY": table["y"].to_numpy(float),
+        }
+    )
     if "score" in table:
         star["rlnAutopickFigureOfMerit"] = table["score"].to_numpy(float)
     for column, star_name in (extra or {}).items():
@@ -199,8 +216,9 @@ def write_info_files(folder: str | os.PathLike, table: pd.DataFrame, kind: str) 
     """One EMAN2 ``info/NAME_info.json`` per micrograph under ``folder`` (box centres)."""
     written = []
     for name, rows in table.groupby("micrograph", sort=True):
-        boxes = [[round(float(x), 2), round(float(y), 2), kind]
-                 for x, y in zip(rows["x"], rows["y"])]
+        boxes = [
+            [round(float(x), 2), round(float(y), 2), kind] for x, y in zip(rows["x"], rows["y"])
+        ]
         path = Path(folder) / "info" / f"{name}_info.json"
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps({"boxes": boxes}, indent=1) + "\n")
@@ -211,6 +229,7 @@ def write_info_files(folder: str | os.PathLike, table: pd.DataFrame, kind: str) 
 def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     """Write ``micrograph,x,y[,score]`` (and any other columns) as CSV, atomically."""
     with atomic_path(path) as tmp:
-        table.drop(columns=["source"], errors="ignore").to_csv(tmp, index=False,
-                                                              float_format="%.2f")
+        table.drop(columns=["source"], errors="ignore").to_csv(
+            tmp, index=False, float_format="%.2f"
+        )
     return Path(path)

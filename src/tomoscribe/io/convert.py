@@ -39,10 +39,16 @@ def _name(path) -> str:
     return path if isinstance(path, str) else path.name
 
 
-def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
-                      voxel_size_A: float | None = None, binning: float | None = None,
-                      tomo_name: str | None = None, tomogram_shape_zyx=None, tomograms=None,
-                      drop_orientations: bool = False) -> dict:
+def convert_particles(
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    voxel_size_A: float | None = None,
+    binning: float | None = None,
+    tomo_name: str | None = None,
+    tomogram_shape_zyx=None,
+    tomograms=None,
+    drop_orientations: bool = False,
+) -> dict:
     """Convert ``source`` into ``target`` (formats from the suffixes).
 
     Parameters
@@ -68,8 +74,10 @@ def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
         if binning <= 0:
             raise ParameterError(f"`binning` must be positive, got {binning}.", parameter="binning")
         if voxel is None:
-            raise ParameterError(f"{source} records no voxel size; give `voxel_size_A` with "
-                                 "`binning`.", parameter=("voxel_size_A", "binning"))
+            raise ParameterError(
+                f"{source} records no voxel size; give `voxel_size_A` with `binning`.",
+                parameter=("voxel_size_A", "binning"),
+            )
         # block binning: voxel i of the fine grid is at (i + ½)/b − ½ of the coarse one
         for axis in "xyz":
             table[axis] = (table[axis] + 0.5) / binning - 0.5
@@ -78,26 +86,41 @@ def convert_particles(source: str | os.PathLike, target: str | os.PathLike,
     has_angles = {"rot", "tilt", "psi"} <= set(table)
     if has_angles and not dst_fmt.holds_orientations:
         if not drop_orientations:
-            raise ParameterError(f"{_name(target)}: the {dst_fmt.name} format cannot hold the "
-                                 f"orientations {_name(source)} has; choose "
-                                 f"{_suffixes_holding_orientations()}, or pass "
-                                 "`drop_orientations=True`.",
-                                 parameter="drop_orientations")
+            raise ParameterError(
+                f"{_name(target)}: the {dst_fmt.name} format cannot hold the "
+                f"orientations {_name(source)} has; choose "
+                f"{_suffixes_holding_orientations()}, or pass "
+                "`drop_orientations=True`.",
+                parameter="drop_orientations",
+            )
         table = table.drop(columns=["rot", "tilt", "psi"])
         dropped.append("orientations")
     if voxel is None and dst_fmt.needs_voxel_size:
-        raise ParameterError(f"{source} records no voxel size and {_name(target)} needs one; "
-                             "give `voxel_size_A`.", parameter="voxel_size_A")
+        raise ParameterError(
+            f"{source} records no voxel size and {_name(target)} needs one; give `voxel_size_A`.",
+            parameter="voxel_size_A",
+        )
     if voxel is not None and not dst_fmt.holds_voxel_size:
         dropped.append(f"the voxel size ({voxel:g} Å)")
     if "score" in table and table["score"].notna().any() and not dst_fmt.holds_scores:
         dropped.append("scores")
-    if ("tomo_name" in table and table["tomo_name"].nunique() > 1
-            and not dst_fmt.holds_several_tomograms):
+    if (
+        "tomo_name" in table
+        and table["tomo_name"].nunique() > 1
+        and not dst_fmt.holds_several_tomograms
+    ):
         names = sorted(table["tomo_name"].astype(str).unique())
-        raise ParameterError(f"{_name(target)}: the {dst_fmt.name} format holds one tomogram but "
-                             f"{_name(source)} has {len(names)} ({', '.join(names[:5])}); "
-                             "choose one with `tomo_name`.", parameter="tomo_name")
+        raise ParameterError(
+            f"{_name(target)}: the {dst_fmt.name} format holds one tomogram but "
+            f"{_name(source)} has {len(names)} ({', '.join(names[:5])}); "
+            "choose one with `tomo_name`.",
+            parameter="tomo_name",
+        )
     write_particles(target, table, voxel, tomogram_shape_zyx)
-    return {"n": len(table), "voxel_size_A": voxel, "dropped": dropped,
-            "source_format": src_fmt.name, "target_format": dst_fmt.name}
+    return {
+        "n": len(table),
+        "voxel_size_A": voxel,
+        "dropped": dropped,
+        "source_format": src_fmt.name,
+        "target_format": dst_fmt.name,
+    }

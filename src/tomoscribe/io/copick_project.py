@@ -29,8 +29,8 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from ..core.legend import Legend
-from ..errors import CopickLocationError, InputFileError, ParameterError
 from ..core.rotations import from_euler, to_euler
+from ..errors import CopickLocationError, InputFileError, ParameterError
 from ..volume import Volume
 from .locations import COPICK_PREFIX, is_copick_location
 
@@ -52,22 +52,25 @@ class CopickLocation:
 
 def parse_location(value) -> CopickLocation:
     """Split ``copick:CONFIG#RUN/URI[@VOXEL]``; the URI is checked by copick's parser later."""
-    text = str(value)[len(PREFIX):]
+    text = str(value)[len(PREFIX) :]
     if text.startswith("//"):
         text = text[2:]
     config, sep, rest = text.partition("#")
     run, sep2, uri = rest.partition("/")
     if not sep or not sep2 or not config or not run or not uri:
-        raise ParameterError(f"{value} is not a copick location; write "
-                             "copick:CONFIG.json#RUN/OBJECT:USER/SESSION (picks) or "
-                             "copick:CONFIG.json#RUN/TOMO_TYPE@VOXEL (tomograms).")
+        raise ParameterError(
+            f"{value} is not a copick location; write "
+            "copick:CONFIG.json#RUN/OBJECT:USER/SESSION (picks) or "
+            "copick:CONFIG.json#RUN/TOMO_TYPE@VOXEL (tomograms)."
+        )
     voxel = None
     if "@" in uri:
         try:
             voxel = float(uri.rsplit("@", 1)[1])
         except ValueError:
-            raise ParameterError(f"{value}: the voxel spacing after @ must be a number "
-                                 "(Å).") from None
+            raise ParameterError(
+                f"{value}: the voxel spacing after @ must be a number (Å)."
+            ) from None
         if not voxel > 0:
             raise ParameterError(f"{value}: the voxel spacing after @ must be positive.")
     return CopickLocation(Path(config), run, uri, voxel)
@@ -77,28 +80,34 @@ def _copick():
     try:
         import copick
     except ImportError:
-        raise ParameterError("copick locations need the copick library; install "
-                             "tomoscribe[copick] (pip install 'tomoscribe[copick]').") from None
+        raise ParameterError(
+            "copick locations need the copick library; install "
+            "tomoscribe[copick] (pip install 'tomoscribe[copick]')."
+        ) from None
     return copick
 
 
 def _root(location: CopickLocation):
     if not location.config.is_file():
-        raise InputFileError(f"{location.config} does not exist; give the copick project's "
-                             "configuration file.")
+        raise InputFileError(
+            f"{location.config} does not exist; give the copick project's configuration file."
+        )
     try:
         return _copick().from_file(str(location.config))
     except Exception as err:  # pydantic, json and fsspec raise many types
-        raise InputFileError(f"{location.config} is not a copick configuration "
-                             f"({str(err).splitlines()[0]}).") from err
+        raise InputFileError(
+            f"{location.config} is not a copick configuration ({str(err).splitlines()[0]})."
+        ) from err
 
 
 def _run(root, location: CopickLocation):
     run = root.get_run(location.run)
     if run is None:
         names = sorted(r.name for r in root.runs)
-        raise CopickLocationError(f"the copick project {location.config.name} has no run "
-                                  f"{location.run!r}; it has {', '.join(names[:10]) or 'none'}.")
+        raise CopickLocationError(
+            f"the copick project {location.config.name} has no run "
+            f"{location.run!r}; it has {', '.join(names[:10]) or 'none'}."
+        )
     return run
 
 
@@ -116,8 +125,10 @@ def _object(root, name: str, location: CopickLocation):
     obj = root.get_object(name)
     if obj is None:
         names = sorted(o.name for o in root.pickable_objects)
-        raise CopickLocationError(f"the copick project {location.config.name} has no object "
-                                  f"{name!r}; it has {', '.join(names) or 'none'}.")
+        raise CopickLocationError(
+            f"the copick project {location.config.name} has no object "
+            f"{name!r}; it has {', '.join(names) or 'none'}."
+        )
     return obj
 
 
@@ -125,9 +136,11 @@ def _voxel_spacing(run, voxel_A: float, location: CopickLocation):
     spacing = run.get_voxel_spacing(voxel_A)
     if spacing is None:
         have = sorted(v.voxel_size for v in run.voxel_spacings)
-        raise CopickLocationError(f"run {run.name!r} of {location.config.name} has no voxel "
-                                  f"spacing {voxel_A:g} Å; it has "
-                                  f"{', '.join(f'{v:g}' for v in have) or 'none'}.")
+        raise CopickLocationError(
+            f"run {run.name!r} of {location.config.name} has no voxel "
+            f"spacing {voxel_A:g} Å; it has "
+            f"{', '.join(f'{v:g}' for v in have) or 'none'}."
+        )
     return spacing
 
 
@@ -139,8 +152,9 @@ def _picks_voxel(run, location: CopickLocation, voxel_size_A: float | None) -> f
     have = [v.voxel_size for v in run.voxel_spacings]
     if len(have) == 1:
         return float(have[0])
-    raise ParameterError(f"{location}: picks are in Å; add @VOXEL (the voxel spacing in Å) "
-                         "to the location.")
+    raise ParameterError(
+        f"{location}: picks are in Å; add @VOXEL (the voxel spacing in Å) to the location."
+    )
 
 
 def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
@@ -155,12 +169,15 @@ def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
     run = _run(root, location)
     uri = _uri(location, "picks")
     _object(root, uri["object_name"], location)
-    found = run.get_picks(object_name=uri["object_name"], user_id=uri["user_id"],
-                          session_id=uri["session_id"])
+    found = run.get_picks(
+        object_name=uri["object_name"], user_id=uri["user_id"], session_id=uri["session_id"]
+    )
     if not found:
-        raise CopickLocationError(f"run {run.name!r} of {location.config.name} has no picks of "
-                                  f"{uri['object_name']!r} by {uri['user_id']}/"
-                                  f"{uri['session_id']}.")
+        raise CopickLocationError(
+            f"run {run.name!r} of {location.config.name} has no picks of "
+            f"{uri['object_name']!r} by {uri['user_id']}/"
+            f"{uri['session_id']}."
+        )
     picks = found[0]
     if location.voxel_A:
         _voxel_spacing(run, location.voxel_A, location)
@@ -184,11 +201,14 @@ def check_picks_target(value) -> None:
     _object(root, uri["object_name"], location)
     if location.voxel_A:
         _voxel_spacing(run, location.voxel_A, location)
-    if run.get_picks(object_name=uri["object_name"], user_id=uri["user_id"],
-                     session_id=uri["session_id"]):
-        raise CopickLocationError(f"run {run.name!r} of {location.config.name} already has "
-                                  f"picks of {uri['object_name']!r} by {uri['user_id']}/"
-                                  f"{uri['session_id']}; choose another session.")
+    if run.get_picks(
+        object_name=uri["object_name"], user_id=uri["user_id"], session_id=uri["session_id"]
+    ):
+        raise CopickLocationError(
+            f"run {run.name!r} of {location.config.name} already has "
+            f"picks of {uri['object_name']!r} by {uri['user_id']}/"
+            f"{uri['session_id']}; choose another session."
+        )
 
 
 def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -> str:
@@ -203,8 +223,9 @@ def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -
     transforms = np.tile(np.eye(4), (len(table), 1, 1))
     has_angles = {"rot", "tilt", "psi"} <= set(table)
     if has_angles and len(table):
-        transforms[:, :3, :3] = from_euler(
-            table[["rot", "tilt", "psi"]].to_numpy(float)).as_matrix().reshape(-1, 3, 3)
+        transforms[:, :3, :3] = (
+            from_euler(table[["rot", "tilt", "psi"]].to_numpy(float)).as_matrix().reshape(-1, 3, 3)
+        )
     scores = None
     if "score" in table:
         scores = pd.to_numeric(table["score"], errors="coerce").fillna(1.0).to_numpy(float)
@@ -228,9 +249,11 @@ def read_tomogram(value) -> Volume:
     tomogram = next(iter(spacing.get_tomograms(uri["tomo_type"])), None)
     if tomogram is None:
         have = sorted(t.tomo_type for t in spacing.tomograms)
-        raise CopickLocationError(f"run {run.name!r} of {location.config.name} has no "
-                                  f"{uri['tomo_type']!r} tomogram at {spacing.voxel_size:g} Å; "
-                                  f"it has {', '.join(have) or 'none'}.")
+        raise CopickLocationError(
+            f"run {run.name!r} of {location.config.name} has no "
+            f"{uri['tomo_type']!r} tomogram at {spacing.voxel_size:g} Å; "
+            f"it has {', '.join(have) or 'none'}."
+        )
     array = zarr.open(tomogram.zarr(), mode="r")["0"]
     vs = float(spacing.voxel_size)
     return Volume(array, (vs, vs, vs), metadata={"source": str(location), "format": "copick"})
@@ -255,16 +278,29 @@ def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) 
             continue
         obj = _object(root, entry.name, location)
         if obj.label != key:
-            raise CopickLocationError(f"feature {entry.name!r} has label {key} here but "
-                                      f"{obj.label} in {location.config.name}; relabel first.")
-    if run.get_segmentations(name=uri["name"], user_id=uri["user_id"],
-                             session_id=uri["session_id"], voxel_size=voxel,
-                             is_multilabel=True):
-        raise CopickLocationError(f"run {run.name!r} of {location.config.name} already has the "
-                                  f"segmentation {uri['name']!r} by {uri['user_id']}/"
-                                  f"{uri['session_id']}; choose another session.")
-    seg = run.new_segmentation(voxel_size=voxel, name=uri["name"], session_id=uri["session_id"],
-                               is_multilabel=True, user_id=uri["user_id"])
+            raise CopickLocationError(
+                f"feature {entry.name!r} has label {key} here but "
+                f"{obj.label} in {location.config.name}; relabel first."
+            )
+    if run.get_segmentations(
+        name=uri["name"],
+        user_id=uri["user_id"],
+        session_id=uri["session_id"],
+        voxel_size=voxel,
+        is_multilabel=True,
+    ):
+        raise CopickLocationError(
+            f"run {run.name!r} of {location.config.name} already has the "
+            f"segmentation {uri['name']!r} by {uri['user_id']}/"
+            f"{uri['session_id']}; choose another session."
+        )
+    seg = run.new_segmentation(
+        voxel_size=voxel,
+        name=uri["name"],
+        session_id=uri["session_id"],
+        is_multilabel=True,
+        user_id=uri["user_id"],
+    )
     seg.from_numpy(np.asarray(labels))
     return str(location)
 
@@ -278,18 +314,32 @@ def read_segmentation(value) -> Volume:
     run = _run(root, location)
     uri = _uri(location, "segmentation")
     voxel = float(uri["voxel_spacing"]) if uri.get("voxel_spacing") else None
-    found = run.get_segmentations(name=uri["name"], user_id=uri["user_id"],
-                                  session_id=uri["session_id"], voxel_size=voxel)
+    found = run.get_segmentations(
+        name=uri["name"], user_id=uri["user_id"], session_id=uri["session_id"], voxel_size=voxel
+    )
     if not found:
-        raise CopickLocationError(f"run {run.name!r} of {location.config.name} has no "
-                                  f"segmentation {uri['name']!r} by {uri['user_id']}/"
-                                  f"{uri['session_id']}.")
+        raise CopickLocationError(
+            f"run {run.name!r} of {location.config.name} has no "
+            f"segmentation {uri['name']!r} by {uri['user_id']}/"
+            f"{uri['session_id']}."
+        )
     seg = found[0]
     vs = float(seg.voxel_size)
-    return Volume(zarr.open(seg.zarr(), mode="r")["0"], (vs, vs, vs),
-                  metadata={"source": str(location), "format": "copick"})
+    return Volume(
+        zarr.open(seg.zarr(), mode="r")["0"],
+        (vs, vs, vs),
+        metadata={"source": str(location), "format": "copick"},
+    )
 
 
-__all__ = ["is_copick_location", "parse_location", "read_picks", "write_picks",
-           "check_picks_target", "read_tomogram", "read_segmentation", "write_segmentation",
-           "CopickLocationError"]
+__all__ = [
+    "is_copick_location",
+    "parse_location",
+    "read_picks",
+    "write_picks",
+    "check_picks_target",
+    "read_tomogram",
+    "read_segmentation",
+    "write_segmentation",
+    "CopickLocationError",
+]

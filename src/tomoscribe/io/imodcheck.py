@@ -38,8 +38,15 @@ _MESH_HEADER = 16
 _EXACT_SIZES = {b"IMAT": 16, b"MINX": 72, b"SLAN": 60}
 _STORAGE = (b"MOST", b"OBST", b"COST", b"MEST")
 #: Owner each chunk needs before it: an object, a contour or a mesh of that object.
-_NEEDS = {b"CONT": "object", b"MESH": "object", b"IMAT": "object", b"OBST": "object",
-          b"COST": "contour", b"SIZE": "contour", b"MEST": "mesh"}
+_NEEDS = {
+    b"CONT": "object",
+    b"MESH": "object",
+    b"IMAT": "object",
+    b"OBST": "object",
+    b"COST": "contour",
+    b"SIZE": "contour",
+    b"MEST": "mesh",
+}
 
 
 class _Walk:
@@ -50,13 +57,15 @@ class _Walk:
 
     def fail(self, what: str, at: int | None = None) -> InputFileError:
         at = self.pos if at is None else at
-        return InputFileError(f"{self.path} is not a complete IMOD model: {what} at byte "
-                              f"{at} (file length {len(self.data)}); save it again from 3dmod.")
+        return InputFileError(
+            f"{self.path} is not a complete IMOD model: {what} at byte "
+            f"{at} (file length {len(self.data)}); save it again from 3dmod."
+        )
 
     def take(self, n: int, what: str) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
             raise self.fail(f"{what} needs {n} bytes but the file ends", self.pos)
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk
 

@@ -95,34 +95,49 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
     vs = _voxel_size(path, handle, voxel_size_A)
     origin = _origin(header, vs, unusual)
     if unusual:
-        warnings.warn(f"{path} was read although {'; '.join(unusual)}; its voxel data are "
-                      "intact, but check the result.", MRCWarning, stacklevel=2)
+        warnings.warn(
+            f"{path} was read although {'; '.join(unusual)}; its voxel data are "
+            "intact, but check the result.",
+            MRCWarning,
+            stacklevel=2,
+        )
     # Keep the handle alive with the volume: the memmap belongs to it.
-    return Volume(data, tuple(vs), tuple(origin),
-                  metadata={"source": str(path), "format": "mrc", "_handle": handle})
+    return Volume(
+        data,
+        tuple(vs),
+        tuple(origin),
+        metadata={"source": str(path), "format": "mrc", "_handle": handle},
+    )
 
 
 def _read_header(path: Path, unusual: list[str]):
     """The header, read permissively; what mrcfile found odd goes to ``unusual``."""
     if path.stat().st_size < _HEADER_BYTES:
-        raise InputFileError(f"{path} is not an MRC file: it is shorter than the "
-                             f"{_HEADER_BYTES}-byte MRC header.")
+        raise InputFileError(
+            f"{path} is not an MRC file: it is shorter than the {_HEADER_BYTES}-byte MRC header."
+        )
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
                 header = mrc.header.copy()
     except (ValueError, OSError, EOFError, OverflowError) as err:
-        raise InputFileError(f"{path} is not a readable MRC file ({_short(err)}); check "
-                             "that it is complete and really an MRC/CCP4 map.") from err
+        raise InputFileError(
+            f"{path} is not a readable MRC file ({_short(err)}); check "
+            "that it is complete and really an MRC/CCP4 map."
+        ) from err
     for warning in caught:
         if not issubclass(warning.category, RuntimeWarning):
             continue  # mrcfile reports a header's oddities as RuntimeWarnings; numpy's
             # deprecations inside mrcfile (NumPy 2.5) say nothing about the file
         text = _short(warning.message)
-        unusual.append("the machine stamp is missing or unknown (little-endian assumed)"
-                       if "machine stamp" in text.lower() else
-                       "the header has no 'MAP ' ID" if "map id" in text.lower() else text)
+        unusual.append(
+            "the machine stamp is missing or unknown (little-endian assumed)"
+            if "machine stamp" in text.lower()
+            else "the header has no 'MAP ' ID"
+            if "map id" in text.lower()
+            else text
+        )
     return header
 
 
@@ -131,24 +146,30 @@ def _data_layout(path: Path, header) -> tuple[np.dtype, tuple[int, ...]]:
     mode = int(header.mode)
     dims = {"nx": int(header.nx), "ny": int(header.ny), "nz": int(header.nz)}
     if mode not in _READ_MODES:
-        raise InputFileError(f"{path} has MRC mode {mode}, which tomoscribe does not read; "
-                             "convert it to mode 0, 1, 2, 6 or 12 (e.g. IMOD newstack -mode 2).")
+        raise InputFileError(
+            f"{path} has MRC mode {mode}, which tomoscribe does not read; "
+            "convert it to mode 0, 1, 2, 6 or 12 (e.g. IMOD newstack -mode 2)."
+        )
     bad = {k: v for k, v in dims.items() if v <= 0}
     if bad:
         field, value = next(iter(bad.items()))
-        raise InputFileError(f"{path} has a damaged MRC header: dimension {field} is "
-                             f"{value}; it must be positive.")
+        raise InputFileError(
+            f"{path} has a damaged MRC header: dimension {field} is {value}; it must be positive."
+        )
     if int(header.nsymbt) < 0:
-        raise InputFileError(f"{path} has a damaged MRC header: the extended header size "
-                             f"nsymbt is {int(header.nsymbt)}.")
+        raise InputFileError(
+            f"{path} has a damaged MRC header: the extended header size "
+            f"nsymbt is {int(header.nsymbt)}."
+        )
     try:
         dtype = mrcfile.utils.data_dtype_from_header(header)
         shape = tuple(int(n) for n in mrcfile.utils.data_shape_from_header(header))
     except (ValueError, ZeroDivisionError) as err:
         raise InputFileError(f"{path} has a damaged MRC header ({_short(err)}).") from err
     if any(n <= 0 for n in shape):
-        raise InputFileError(f"{path} has a damaged MRC header: its data shape is {shape} "
-                             f"(mz is {int(header.mz)}).")
+        raise InputFileError(
+            f"{path} has a damaged MRC header: its data shape is {shape} (mz is {int(header.mz)})."
+        )
     return dtype, shape
 
 
@@ -208,7 +229,8 @@ def _voxel_size(path: Path, handle, voxel_size_A: float | None) -> np.ndarray:
     if not np.all(np.isfinite(vs) & (vs > 0)):
         raise MissingVoxelSizeError(
             f"{path} has no usable voxel size in its header (cella / mx is "
-            f"{_fmt(vs)}); pass `voxel_size_A`.", parameter="voxel_size_A"
+            f"{_fmt(vs)}); pass `voxel_size_A`.",
+            parameter="voxel_size_A",
         )
     return vs
 
@@ -229,15 +251,24 @@ def _fmt(values) -> str:
 
 
 _WRITE_DTYPES = {
-    np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16),
-    np.dtype(np.uint16), np.dtype(np.float16),
+    np.dtype(np.float32),
+    np.dtype(np.int8),
+    np.dtype(np.uint8),
+    np.dtype(np.int16),
+    np.dtype(np.uint16),
+    np.dtype(np.float16),
 }
 
 
 @contextlib.contextmanager
-def create_mrc(path: str | os.PathLike, shape: tuple[int, int, int], dtype,
-               voxel_size_A, origin_A=(0.0, 0.0, 0.0),
-               overwrite: bool = True) -> Iterator[np.ndarray]:
+def create_mrc(
+    path: str | os.PathLike,
+    shape: tuple[int, int, int],
+    dtype,
+    voxel_size_A,
+    origin_A=(0.0, 0.0, 0.0),
+    overwrite: bool = True,
+) -> Iterator[np.ndarray]:
     """Create an MRC file atomically and yield its writable memory-mapped array.
 
     The file appears under ``path`` only after the ``with`` block ends without error;
@@ -259,8 +290,9 @@ def create_mrc(path: str | os.PathLike, shape: tuple[int, int, int], dtype,
         raise ParameterError(f"MRC cannot store {dtype}; use float32, int16 or uint8.")
     store_dtype = np.int8 if dtype == np.uint8 else dtype
     with atomic_path(path, overwrite=overwrite) as tmp:
-        with mrcfile.new_mmap(tmp, shape=tuple(shape), mrc_mode=_mode_of(store_dtype),
-                              overwrite=True) as mrc:
+        with mrcfile.new_mmap(
+            tmp, shape=tuple(shape), mrc_mode=_mode_of(store_dtype), overwrite=True
+        ) as mrc:
             preallocate(tmp)
             data = mrc.data.view(np.uint8) if dtype == np.uint8 else mrc.data
             yield data
@@ -284,20 +316,25 @@ def preallocate(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def write_mrc(path: str | os.PathLike, volume: Volume, dtype=None,
-              overwrite: bool = True) -> Path:
+def write_mrc(path: str | os.PathLike, volume: Volume, dtype=None, overwrite: bool = True) -> Path:
     """Write a whole :class:`Volume` to MRC (atomically), keeping voxel size and origin."""
     dtype = np.dtype(dtype or (volume.dtype if volume.dtype in _WRITE_DTYPES else np.float32))
-    with create_mrc(path, volume.shape, dtype, volume.voxel_size_A, volume.origin_A,
-                    overwrite=overwrite) as out:
+    with create_mrc(
+        path, volume.shape, dtype, volume.voxel_size_A, volume.origin_A, overwrite=overwrite
+    ) as out:
         for z0 in range(0, volume.shape[0], 64):
-            out[z0:z0 + 64] = volume.slab(z0, z0 + 64, dtype=dtype)
+            out[z0 : z0 + 64] = volume.slab(z0, z0 + 64, dtype=dtype)
     return Path(path)
 
 
 def _mode_of(dtype) -> int:
-    return {np.dtype(np.int8): 0, np.dtype(np.int16): 1, np.dtype(np.float32): 2,
-            np.dtype(np.uint16): 6, np.dtype(np.float16): 12}[np.dtype(dtype)]
+    return {
+        np.dtype(np.int8): 0,
+        np.dtype(np.int16): 1,
+        np.dtype(np.float32): 2,
+        np.dtype(np.uint16): 6,
+        np.dtype(np.float16): 12,
+    }[np.dtype(dtype)]
 
 
 def _finish_header(mrc, data, voxel_size_A, origin_A, unsigned_bytes: bool) -> None:
@@ -309,7 +346,7 @@ def _finish_header(mrc, data, voxel_size_A, origin_A, unsigned_bytes: bool) -> N
         _set_imod_stamp_and_flags(mrc.header, _IMOD_STAMP, 0)
     lo, hi, total, total_sq, count = np.inf, -np.inf, 0.0, 0.0, 0
     for z0 in range(0, data.shape[0], 32):
-        block = np.asarray(data[z0:z0 + 32], dtype=np.float64)
+        block = np.asarray(data[z0 : z0 + 32], dtype=np.float64)
         lo, hi = min(lo, block.min()), max(hi, block.max())
         total += block.sum()
         total_sq += np.square(block).sum()
@@ -331,14 +368,14 @@ _STAMP_OFFSET = 152 - 112
 def _imod_stamp_and_flags(header) -> tuple[int, int]:
     raw = bytes(np.asarray(header.extra2).tobytes())
     order = "<" if header.mode.dtype.byteorder in "<=|" else ">"
-    stamp, flags = np.frombuffer(raw[_STAMP_OFFSET:_STAMP_OFFSET + 8], dtype=order + "i4")
+    stamp, flags = np.frombuffer(raw[_STAMP_OFFSET : _STAMP_OFFSET + 8], dtype=order + "i4")
     return int(stamp), int(flags)
 
 
 def _set_imod_stamp_and_flags(header, stamp: int, flags: int) -> None:
     raw = bytearray(np.asarray(header.extra2).tobytes())
     order = "<" if header.mode.dtype.byteorder in "<=|" else ">"
-    raw[_STAMP_OFFSET:_STAMP_OFFSET + 8] = np.array([stamp, flags], order + "i4").tobytes()
+    raw[_STAMP_OFFSET : _STAMP_OFFSET + 8] = np.array([stamp, flags], order + "i4").tobytes()
     header.extra2 = np.frombuffer(bytes(raw), dtype=header.extra2.dtype)
 
 

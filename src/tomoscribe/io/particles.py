@@ -30,8 +30,21 @@ from .formats import format_for, suffixes
 FORMATS = suffixes()
 
 # Suffixes that name a tomogram file or a tomogram in other tools' tables.
-_TOMOGRAM_SUFFIXES = (".ome.zarr", ".zarr", ".mrc", ".rec", ".map", ".st", ".ali", ".tif",
-                      ".tiff", ".tomostar", ".mrcs", ".ccp4", ".em")
+_TOMOGRAM_SUFFIXES = (
+    ".ome.zarr",
+    ".zarr",
+    ".mrc",
+    ".rec",
+    ".map",
+    ".st",
+    ".ali",
+    ".tif",
+    ".tiff",
+    ".tomostar",
+    ".mrcs",
+    ".ccp4",
+    ".em",
+)
 
 
 def tomogram_stem(path: str | os.PathLike) -> str:
@@ -69,9 +82,14 @@ def source_tomogram(path: str | os.PathLike, max_steps: int = 8) -> Path | None:
     return None
 
 
-def write_particles(path: str | os.PathLike, table: pd.DataFrame, voxel_size_A: float,
-                    tomogram_shape_zyx=None, object_name: str = "particle",
-                    tomo_name: str | None = None) -> Path:
+def write_particles(
+    path: str | os.PathLike,
+    table: pd.DataFrame,
+    voxel_size_A: float,
+    tomogram_shape_zyx=None,
+    object_name: str = "particle",
+    tomo_name: str | None = None,
+) -> Path:
     """Write a particle table in the format named by the file's suffix, or as copick
     picks at a copick location (:mod:`tomoscribe.io.copick_project`)."""
     from .copick_project import is_copick_location, write_picks
@@ -87,8 +105,13 @@ def write_particles(path: str | os.PathLike, table: pd.DataFrame, voxel_size_A: 
     coords = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(coords).all():
         raise ParameterError(f"{path}: some particles have no position; nothing written.")
-    return fmt.write(path, table, voxel_size_A=voxel_size_A,
-                     tomogram_shape_zyx=tomogram_shape_zyx, object_name=object_name)
+    return fmt.write(
+        path,
+        table,
+        voxel_size_A=voxel_size_A,
+        tomogram_shape_zyx=tomogram_shape_zyx,
+        object_name=object_name,
+    )
 
 
 def recorded_voxel_size(table: pd.DataFrame) -> float | None:
@@ -105,8 +128,12 @@ def _first_line(err: Exception) -> str:
     return (text.splitlines()[0][:160] if text else type(err).__name__).rstrip(".")
 
 
-def read_particles(path: str | os.PathLike, voxel_size_A: float | None = None,
-                   tomogram_shape_zyx=None, tomograms=None) -> pd.DataFrame:
+def read_particles(
+    path: str | os.PathLike,
+    voxel_size_A: float | None = None,
+    tomogram_shape_zyx=None,
+    tomograms=None,
+) -> pd.DataFrame:
     """Read a particle table (each format's module states its conventions).
 
     Parameters
@@ -133,19 +160,34 @@ def read_particles(path: str | os.PathLike, voxel_size_A: float | None = None,
     try:
         fmt = format_for(path)
     except ParameterError:
-        raise InputFileError(f"{path}: unknown particle format; use "
-                             f"{', '.join(FORMATS)}.") from None
+        raise InputFileError(
+            f"{path}: unknown particle format; use {', '.join(FORMATS)}."
+        ) from None
     try:
-        table = fmt.read(path, voxel_size_A=voxel_size_A, tomogram_shape_zyx=tomogram_shape_zyx,
-                         tomograms=tomograms)
+        table = fmt.read(
+            path,
+            voxel_size_A=voxel_size_A,
+            tomogram_shape_zyx=tomogram_shape_zyx,
+            tomograms=tomograms,
+        )
     except TomoscribeError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError,
-            UnicodeError, np.linalg.LinAlgError) as err:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        ArithmeticError,
+        UnicodeError,
+        np.linalg.LinAlgError,
+    ) as err:
         # The handlers name the fields they check; anything else malformed that their
         # parsing libraries trip over is still the file's fault, said in one sentence.
-        raise InputFileError(f"{path} is not a readable {fmt.name} file ({_first_line(err)}); "
-                             "check that it is complete and of that format.") from err
+        raise InputFileError(
+            f"{path} is not a readable {fmt.name} file ({_first_line(err)}); "
+            "check that it is complete and of that format."
+        ) from err
     coords = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(coords).all():
         raise InputFileError(f"{path} has non-numeric or missing coordinates.")
@@ -161,8 +203,9 @@ def _plain(name) -> str:
     return stem if stem else text
 
 
-def select_tomogram(table: pd.DataFrame, name: str | None, source: str = "the particle file",
-                    explicit: bool = False) -> pd.DataFrame:
+def select_tomogram(
+    table: pd.DataFrame, name: str | None, source: str = "the particle file", explicit: bool = False
+) -> pd.DataFrame:
     """The rows of one tomogram.
 
     Rows match when their ``tomo_name`` equals ``name`` with or without a tomogram file
@@ -187,15 +230,22 @@ def select_tomogram(table: pd.DataFrame, name: str | None, source: str = "the pa
         return table
     shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
     if name is None:
-        raise ParameterError(f"{source} lists particles of {len(found)} tomograms ({shown}); "
-                             "choose one with `tomo_name`.", parameter="tomo_name")
-    raise ParameterError(f"{source} lists particles of {len(found)} tomogram"
-                         f"{'s' if len(found) > 1 else ''} ({shown}) and none of tomogram "
-                         f"{name!r}; choose one with `tomo_name`.", parameter="tomo_name")
+        raise ParameterError(
+            f"{source} lists particles of {len(found)} tomograms ({shown}); "
+            "choose one with `tomo_name`.",
+            parameter="tomo_name",
+        )
+    raise ParameterError(
+        f"{source} lists particles of {len(found)} tomogram"
+        f"{'s' if len(found) > 1 else ''} ({shown}) and none of tomogram "
+        f"{name!r}; choose one with `tomo_name`.",
+        parameter="tomo_name",
+    )
 
 
-def tomogram_name(tomogram_path: str | os.PathLike, tomo_name: str | None = None,
-                  tomograms=None) -> tuple[str, bool]:
+def tomogram_name(
+    tomogram_path: str | os.PathLike, tomo_name: str | None = None, tomograms=None
+) -> tuple[str, bool]:
     """The name that selects a tomogram's rows, and whether the user gave it.
 
     ``tomo_name`` when given; else the name ``tomograms.star`` (path or parsed) gives
@@ -225,4 +275,5 @@ def check_inside(table: pd.DataFrame, shape_zyx, source: str = "the particle lis
         raise ParameterError(
             f"{int(outside.sum())} particles of {source} lie outside the tomogram "
             f"(x, y, z size {tuple(int(s) for s in shape_zyx[::-1])}), e.g. at x={first.x:.1f}, "
-            f"y={first.y:.1f}, z={first.z:.1f}; was it picked on another tomogram or binning?")
+            f"y={first.y:.1f}, z={first.z:.1f}; was it picked on another tomogram or binning?"
+        )

@@ -62,10 +62,12 @@ def read_points(path: str | os.PathLike) -> pd.DataFrame:
     elif suffix in particle_suffixes:  # every registered particle format (io/formats)
         table = _read_particle_file(path)
     else:
-        known = ", ".join(f"{s} ({fmt.name})" for s, fmt in particle_suffixes.items()
-                          if s not in (".csv", ".mod"))
-        raise InputFileError(f"{path}: unknown points format; use .csv, .mod or a particle "
-                             f"file: {known}.")
+        known = ", ".join(
+            f"{s} ({fmt.name})" for s, fmt in particle_suffixes.items() if s not in (".csv", ".mod")
+        )
+        raise InputFileError(
+            f"{path}: unknown points format; use .csv, .mod or a particle file: {known}."
+        )
     coords = table[["x", "y", "z"]].to_numpy(dtype=float)
     if not np.isfinite(coords).all():
         raise InputFileError(f"{path} has non-numeric or missing coordinates.")
@@ -97,8 +99,9 @@ def _csv_cells(path: Path) -> pd.DataFrame:
     try:
         text = path.read_text()
     except UnicodeDecodeError as err:
-        raise InputFileError(f"{path} is not a text CSV table ({err.reason} at byte "
-                             f"{err.start}).") from err
+        raise InputFileError(
+            f"{path} is not a text CSV table ({err.reason} at byte {err.start})."
+        ) from err
     except OSError as err:
         raise InputFileError(f"{path} cannot be read ({err.strerror or err}).") from err
     if not text.strip():
@@ -106,8 +109,15 @@ def _csv_cells(path: Path) -> pd.DataFrame:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            cells = pd.read_csv(io.StringIO(text), sep=None, engine="python", header=None,
-                                index_col=False, dtype=str, keep_default_na=False)
+            cells = pd.read_csv(
+                io.StringIO(text),
+                sep=None,
+                engine="python",
+                header=None,
+                index_col=False,
+                dtype=str,
+                keep_default_na=False,
+            )
     except (ValueError, csv.Error, pd.errors.ParserError, pd.errors.ParserWarning) as err:
         raise InputFileError(f"{path} is not a readable CSV table ({_first_line(err)}).") from err
     if cells.empty:
@@ -126,8 +136,10 @@ def _numbers(path: Path, cells: pd.Series, column: str) -> pd.Series:
         row = int(np.flatnonzero(bad)[0])
         cell = str(cells.iloc[row]).strip()
         what = "empty" if not cell else f"{cell!r}, not a finite number"
-        raise InputFileError(f"{path}: column {column} of data row {row + 1} is {what}; "
-                             "every point needs numeric x, y, z.")
+        raise InputFileError(
+            f"{path}: column {column} of data row {row + 1} is {what}; "
+            "every point needs numeric x, y, z."
+        )
     return values
 
 
@@ -166,8 +178,7 @@ def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
     try:
         raw = imodmodel.read(path)
     except Exception as err:  # imodmodel raises struct/pydantic errors on damage
-        raise InputFileError(f"{path} is not a readable IMOD model "
-                             f"({_first_line(err)}).") from err
+        raise InputFileError(f"{path} is not a readable IMOD model ({_first_line(err)}).") from err
     missing = {"object_id", "contour_id", "x", "y", "z"} - set(raw.columns)
     if missing:
         raise InputFileError(f"{path} is an IMOD model without points (no contours).")
@@ -194,11 +205,14 @@ def read_imod_contours(path: str | os.PathLike, objects: list[int] | None = None
     for (obj, cont), group in table.groupby(["object_id", "contour_id"], sort=True):
         if len(group) < 3:
             continue
-        contours.append({
-            "object": int(obj), "contour": int(cont),
-            "z": int(round(float(group["z"].mean()))),
-            "xy": group[["x", "y"]].to_numpy(dtype=float),
-        })
+        contours.append(
+            {
+                "object": int(obj),
+                "contour": int(cont),
+                "z": int(round(float(group["z"].mean()))),
+                "xy": group[["x", "y"]].to_numpy(dtype=float),
+            }
+        )
     return contours
 
 
@@ -219,13 +233,15 @@ def write_imod_points(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     """Write points as an IMOD model of scattered points (object = ``object_id`` or 0)."""
     import imodmodel
 
-    frame = pd.DataFrame({
-        "object_id": table.get("object_id", pd.Series(0, index=table.index)).astype(int),
-        "contour_id": table.get("contour_id", pd.Series(0, index=table.index)).astype(int),
-        "x": table["x"].astype(float) + IMOD_XY_SHIFT,
-        "y": table["y"].astype(float) + IMOD_XY_SHIFT,
-        "z": table["z"].astype(float),
-    })
+    frame = pd.DataFrame(
+        {
+            "object_id": table.get("object_id", pd.Series(0, index=table.index)).astype(int),
+            "contour_id": table.get("contour_id", pd.Series(0, index=table.index)).astype(int),
+            "x": table["x"].astype(float) + IMOD_XY_SHIFT,
+            "y": table["y"].astype(float) + IMOD_XY_SHIFT,
+            "z": table["z"].astype(float),
+        }
+    )
     with atomic_path(path) as tmp:
         imodmodel.write(frame, tmp)
     return Path(path)

@@ -54,8 +54,9 @@ def _dataset_record(path: Path) -> Acquisition | None:
         max_tilt = float(params["max_tilt_deg"])
     except (KeyError, TypeError, ValueError):
         return None
-    return Acquisition.from_dict({"tilt_range_deg": [-max_tilt, max_tilt],
-                                  "voxel_size_A": params.get("voxel_size_A")})
+    return Acquisition.from_dict(
+        {"tilt_range_deg": [-max_tilt, max_tilt], "voxel_size_A": params.get("voxel_size_A")}
+    )
 
 
 def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
@@ -77,9 +78,12 @@ def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
         return None
     if np.ptp(ranges, axis=0).max() > 0.5:
         listed = ", ".join(f"{lo:g}…{hi:g}°" for lo, hi in ranges[:4])
-        raise InvalidDataError(f"{path} lists particles of tilt series with different tilt "
-                               f"ranges ({listed}); give the one to use (`tilt_range_deg`) or "
-                               "split the file by tomogram.", parameter="tilt_range_deg")
+        raise InvalidDataError(
+            f"{path} lists particles of tilt series with different tilt "
+            f"ranges ({listed}); give the one to use (`tilt_range_deg`) or "
+            "split the file by tomogram.",
+            parameter="tilt_range_deg",
+        )
     names = table["tomo_name"].astype(str).unique() if "tomo_name" in table else []
     return Acquisition(tuple(ranges[0]), None, names[0] if len(names) == 1 else None)
 
@@ -100,8 +104,9 @@ def recorded_acquisition(path: str | os.PathLike, tomo_name: str | None = None) 
     return side.replace(**own.as_dict())
 
 
-def acquisition_of(paths, parameter: str | None = None,
-                   tomo_name: str | None = None) -> Acquisition:
+def acquisition_of(
+    paths, parameter: str | None = None, tomo_name: str | None = None
+) -> Acquisition:
     """One record for inputs of one tilt series, the primary input first (its voxel
     size and name are kept).
 
@@ -112,12 +117,12 @@ def acquisition_of(paths, parameter: str | None = None,
         argument that settles it, when there is one).
     """
     paths = [Path(p) for p in paths if p is not None]
-    return agreed([(str(p), recorded_acquisition(p, tomo_name)) for p in paths],
-                  parameter)[0]
+    return agreed([(str(p), recorded_acquisition(p, tomo_name)) for p in paths], parameter)[0]
 
 
-def tilt_range_for(paths, given=None, parameter: str = "tilt_range_deg",
-                   tomo_name: str | None = None) -> TiltRange:
+def tilt_range_for(
+    paths, given=None, parameter: str = "tilt_range_deg", tomo_name: str | None = None
+) -> TiltRange:
     """The tilt range a command uses on ``paths``, and where it came from.
 
     ``given`` ((min, max) degrees, from the user) always wins; else the range the
@@ -132,12 +137,14 @@ def tilt_range_for(paths, given=None, parameter: str = "tilt_range_deg",
     if given is not None:
         return choose_tilt_range(given, [], parameter)
     paths = [Path(p) for p in paths if p is not None]
-    return choose_tilt_range(None, [(str(p), recorded_acquisition(p, tomo_name))
-                                    for p in paths], parameter)
+    return choose_tilt_range(
+        None, [(str(p), recorded_acquisition(p, tomo_name)) for p in paths], parameter
+    )
 
 
-def carried_acquisition(paths, voxel_size_A: float | None = None, tilt_range_deg=None,
-                        tomo_name: str | None = None) -> dict:
+def carried_acquisition(
+    paths, voxel_size_A: float | None = None, tilt_range_deg=None, tomo_name: str | None = None
+) -> dict:
     """``{"acquisition": record}`` for an output made from ``paths`` (the primary input
     first), with the output's own voxel size and any value the command used instead;
     ``{}`` when nothing is known.  ``tomo_name`` also chooses that tomogram's rows of a
@@ -149,8 +156,9 @@ def carried_acquisition(paths, voxel_size_A: float | None = None, tilt_range_deg
     InvalidDataError
         Two inputs record different tilt ranges.
     """
-    record = acquisition_of(paths, tomo_name=tomo_name).replace(voxel_size_A=voxel_size_A,
-                                           tilt_range_deg=tilt_range_deg, tomo_name=tomo_name)
+    record = acquisition_of(paths, tomo_name=tomo_name).replace(
+        voxel_size_A=voxel_size_A, tilt_range_deg=tilt_range_deg, tomo_name=tomo_name
+    )
     return {"acquisition": record.as_dict()} if record.known else {}
 
 

@@ -75,23 +75,32 @@ def write_slab(target: SlabTarget, z0: int, values: np.ndarray) -> dict:
         raise ValueError(f"slab of shape {values.shape} does not fit planes {target.plane_shape}")
     try:
         if target.fmt == "mrc":
-            _pwrite_all(target.partial, memoryview(values).cast("B"),
-                        target.data_offset + z0 * values[0].nbytes)
+            _pwrite_all(
+                target.partial,
+                memoryview(values).cast("B"),
+                target.data_offset + z0 * values[0].nbytes,
+            )
         else:
             import zarr
 
-            zarr.open_array(str(Path(target.partial) / "0"), mode="r+")[
-                z0:z0 + len(values)] = values
+            zarr.open_array(str(Path(target.partial) / "0"), mode="r+")[z0 : z0 + len(values)] = (
+                values
+            )
     except OSError as err:
         if err.errno in _WRITE_ERRNOS:
-            raise OutputError(f"could not write {target.partial}: {err.strerror or err}; free "
-                              "space or choose another place.") from err
+            raise OutputError(
+                f"could not write {target.partial}: {err.strerror or err}; free "
+                "space or choose another place."
+            ) from err
         raise
     # Accumulated in float64 without a float64 copy of the slab.
-    return {"min": float(values.min()), "max": float(values.max()),
-            "sum": float(values.sum(dtype=np.float64)),
-            "sum_sq": float(np.einsum("ijk,ijk->", values, values, dtype=np.float64)),
-            "count": int(values.size)}
+    return {
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "sum": float(values.sum(dtype=np.float64)),
+        "sum_sq": float(np.einsum("ijk,ijk->", values, values, dtype=np.float64)),
+        "count": int(values.size),
+    }
 
 
 def _pwrite_all(path: str, data: memoryview, offset: int) -> None:
@@ -99,7 +108,7 @@ def _pwrite_all(path: str, data: memoryview, offset: int) -> None:
     try:
         done = 0
         while done < len(data):
-            written = os.pwrite(fd, data[done:done + (1 << 30)], offset + done)
+            written = os.pwrite(fd, data[done : done + (1 << 30)], offset + done)
             if written <= 0:
                 raise OSError(errno.EIO, "short write")
             done += written
@@ -143,8 +152,9 @@ class ResumableVolume:
         journal = self._read_journal() if resume else None
         if journal is not None and journal.get("key") == self.key and self.partial.exists():
             try:
-                self.done = {int(z0): {k: stats[k] for k in _STATS}
-                             for z0, stats in journal["slabs"].items()}
+                self.done = {
+                    int(z0): {k: stats[k] for k in _STATS} for z0, stats in journal["slabs"].items()
+                }
                 self.data_offset = int(journal.get("data_offset", 0))
                 self.resumed = True
                 return self
@@ -156,14 +166,17 @@ class ResumableVolume:
             self._write_journal()
         except OSError as err:
             self.discard()
-            raise OutputError(f"could not create {self.partial}: {err.strerror or err}; "
-                              "free space or choose another place.") from err
+            raise OutputError(
+                f"could not create {self.partial}: {err.strerror or err}; "
+                "free space or choose another place."
+            ) from err
         return self
 
     def _create(self) -> None:
         if self.fmt == "mrc":
-            with mrcfile.new_mmap(self.partial, shape=self.shape, mrc_mode=2,
-                                  overwrite=True) as mrc:
+            with mrcfile.new_mmap(
+                self.partial, shape=self.shape, mrc_mode=2, overwrite=True
+            ) as mrc:
                 preallocate(self.partial)  # a full disk fails here, not slabs later
                 mrc.voxel_size = self.voxel_size_A
                 mrc.header.origin = self.origin_A
@@ -172,9 +185,15 @@ class ResumableVolume:
             from .zarr import init_ome_zarr
 
             ny, nx = self.shape[1:]
-            init_ome_zarr(self.partial, self.shape, np.float32, self.voxel_size_A,
-                          self.origin_A, chunks=(self.slab_slices, min(ny, 256), min(nx, 256)),
-                          name=self.path.stem)
+            init_ome_zarr(
+                self.partial,
+                self.shape,
+                np.float32,
+                self.voxel_size_A,
+                self.origin_A,
+                chunks=(self.slab_slices, min(ny, 256), min(nx, 256)),
+                name=self.path.stem,
+            )
 
     def _read_journal(self) -> dict | None:
         try:
@@ -186,13 +205,19 @@ class ResumableVolume:
         return journal
 
     def _write_journal(self) -> None:
-        record = {"version": JOURNAL_VERSION, "key": self.key, "output": self.path.name,
-                  "shape": self.shape, "slab_slices": self.slab_slices,
-                  "data_offset": self.data_offset,
-                  "slabs": {str(z0): stats for z0, stats in sorted(self.done.items())}}
+        record = {
+            "version": JOURNAL_VERSION,
+            "key": self.key,
+            "output": self.path.name,
+            "shape": self.shape,
+            "slab_slices": self.slab_slices,
+            "data_offset": self.data_offset,
+            "slabs": {str(z0): stats for z0, stats in sorted(self.done.items())},
+        }
         # A fresh, unpredictable name created exclusively: never a link someone planted.
-        fd, tmp = tempfile.mkstemp(prefix=f"{self.journal_path.name}.", suffix=".new",
-                                   dir=self.journal_path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f"{self.journal_path.name}.", suffix=".new", dir=self.journal_path.parent
+        )
         try:
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -225,9 +250,11 @@ class ResumableVolume:
         stats = [self.done[z0] for z0 in sorted(self.done)]
         count = sum(s["count"] for s in stats)
         if count != int(np.prod(self.shape)):
-            raise OutputError(f"{self.path} is missing slabs ({count} of "
-                              f"{int(np.prod(self.shape))} voxels written); run again to "
-                              "finish it.")
+            raise OutputError(
+                f"{self.path} is missing slabs ({count} of "
+                f"{int(np.prod(self.shape))} voxels written); run again to "
+                "finish it."
+            )
         mean = sum(s["sum"] for s in stats) / count
         rms = float(np.sqrt(max(sum(s["sum_sq"] for s in stats) / count - mean**2, 0.0)))
         lo, hi = min(s["min"] for s in stats), max(s["max"] for s in stats)

@@ -18,12 +18,22 @@ from ..outputs import atomic_path
 from ..volume import Volume, check_voxel_type
 
 #: Length units ImageJ writes, in Å.
-_UNIT_A = {"angstrom": 1.0, "a": 1.0, "\u00c5": 1.0, "nm": 10.0, "nanometer": 10.0,
-           "micron": 1e4, "um": 1e4, "\u00b5m": 1e4, "microns": 1e4}
+_UNIT_A = {
+    "angstrom": 1.0,
+    "a": 1.0,
+    "\u00c5": 1.0,
+    "nm": 10.0,
+    "nanometer": 10.0,
+    "micron": 1e4,
+    "um": 1e4,
+    "\u00b5m": 1e4,
+    "microns": 1e4,
+}
 
 
-def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None,
-              channel: int | None = None) -> Volume:
+def read_tiff(
+    path: str | os.PathLike, voxel_size_A: float | None = None, channel: int | None = None
+) -> Volume:
     """Read a TIFF stack as a :class:`Volume`.
 
     Parameters
@@ -65,8 +75,9 @@ def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None,
     except InputFileError:
         raise
     except Exception as err:  # tifffile and its codecs raise many types on damage
-        raise InputFileError(f"{path} is not a readable TIFF file ({type(err).__name__}: "
-                             f"{_first_line(err)}).") from err
+        raise InputFileError(
+            f"{path} is not a readable TIFF file ({type(err).__name__}: {_first_line(err)})."
+        ) from err
     data = np.asarray(data) if not isinstance(data, np.memmap) else data
     data = _select_channel(path, data, axes, channel)
     if data.ndim == 2:
@@ -81,8 +92,9 @@ def read_tiff(path: str | os.PathLike, voxel_size_A: float | None = None,
     elif found is not None:
         vs = found
     else:
-        raise MissingVoxelSizeError(f"{path} does not record a voxel size; pass `voxel_size_A`.",
-                                    parameter="voxel_size_A")
+        raise MissingVoxelSizeError(
+            f"{path} does not record a voxel size; pass `voxel_size_A`.", parameter="voxel_size_A"
+        )
     check_voxel_type(path, data.dtype)
     return Volume(data, vs, (0.0, 0.0, 0.0), metadata={"source": str(path), "format": "tiff"})
 
@@ -98,8 +110,10 @@ def _memmap_series(path: Path, tif, series) -> np.memmap | None:
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     size = path.stat().st_size
     if offset + nbytes > size or nbytes == 0:
-        raise InputFileError(f"{path} is truncated: its image data ({nbytes} bytes from byte "
-                             f"{offset}) run past the end of the file ({size} bytes).")
+        raise InputFileError(
+            f"{path} is truncated: its image data ({nbytes} bytes from byte "
+            f"{offset}) run past the end of the file ({size} bytes)."
+        )
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
@@ -148,22 +162,30 @@ def _select_channel(path: Path, data: np.ndarray, axes: str, channel: int | None
     index_of = [i for i, a in enumerate(axes) if a in "SC"]
     wide = [i for i in index_of if data.shape[i] > 1]
     if not wide and channel not in (None, 0):
-        raise ParameterError(f"{path} has a single channel; `channel={channel}` does not "
-                             "exist (leave it out or give 0).", parameter="channel")
+        raise ParameterError(
+            f"{path} has a single channel; `channel={channel}` does not "
+            "exist (leave it out or give 0).",
+            parameter="channel",
+        )
     if len(wide) > 1:
-        raise InputFileError(f"{path} has both colour samples and channels (axes {axes}, "
-                             f"shape {data.shape}); save the channel you want on its own.")
+        raise InputFileError(
+            f"{path} has both colour samples and channels (axes {axes}, "
+            f"shape {data.shape}); save the channel you want on its own."
+        )
     if wide:
         count = data.shape[wide[0]]
         kind = "colour samples per pixel" if axes[wide[0]] == "S" else "channels"
         if channel is None:
             raise InputFileError(
                 f"{path} is a colour or multi-channel image ({count} {kind}, axes {axes}); "
-                f"choose one with `channel=0..{count - 1}`.", parameter="channel"
+                f"choose one with `channel=0..{count - 1}`.",
+                parameter="channel",
             )
         if not 0 <= channel < count:
-            raise ParameterError(f"{path} has {count} {kind}; `channel={channel}` is not "
-                                 f"among 0..{count - 1}.", parameter="channel")
+            raise ParameterError(
+                f"{path} has {count} {kind}; `channel={channel}` is not among 0..{count - 1}.",
+                parameter="channel",
+            )
     for index in reversed(index_of):  # basic indexing: memory maps stay memory maps
         data = data[(slice(None),) * index + (channel if index in wide else 0,)]
     return data
@@ -197,6 +219,11 @@ def write_tiff(path: str | os.PathLike, volume: Volume, overwrite: bool = True) 
     data = volume.load(dtype=volume.dtype if volume.dtype != np.float64 else np.float32)
     vx, vy, vz = volume.voxel_size_A
     with atomic_path(path, overwrite=overwrite) as tmp:
-        tifffile.imwrite(tmp, data, imagej=True, resolution=(1.0 / vx, 1.0 / vy),
-                         metadata={"spacing": vz, "unit": "angstrom", "axes": "ZYX"})
+        tifffile.imwrite(
+            tmp,
+            data,
+            imagej=True,
+            resolution=(1.0 / vx, 1.0 / vy),
+            metadata={"spacing": vz, "unit": "angstrom", "axes": "ZYX"},
+        )
     return Path(path)

@@ -18,8 +18,7 @@ from ..errors import InputFileError, ModelFileError
 from ..outputs import atomic_path, note_input
 
 
-def save_weights(path: str | os.PathLike, network: torch.nn.Module, key: str,
-                 record: dict) -> Path:
+def save_weights(path: str | os.PathLike, network: torch.nn.Module, key: str, record: dict) -> Path:
     """Write ``network``'s state and ``record`` (JSON under metadata ``key``) atomically."""
     from safetensors.torch import save_file
 
@@ -56,8 +55,10 @@ def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, di
             raw = (handle.metadata() or {}).get(key)
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as err:
-        raise ModelFileError(f"{path} is not a readable {what} file ({err}); it may be "
-                             "truncated or damaged, so retrain or copy it again.") from err
+        raise ModelFileError(
+            f"{path} is not a readable {what} file ({err}); it may be "
+            "truncated or damaged, so retrain or copy it again."
+        ) from err
     if raw is None:
         raise ModelFileError(f"{path} is a safetensors file but not a tomoscribe {what}.")
     try:

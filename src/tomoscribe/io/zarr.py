@@ -58,28 +58,36 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
         raise InputFileError(f"{path} is not a readable zarr store ({_first_line(err)}).") from err
     if isinstance(node, _zarr.Array):
         if voxel_size_A is None:
-            raise MissingVoxelSizeError(f"{path} is a plain zarr array without a voxel size; "
-                                         "pass `voxel_size_A`.", parameter="voxel_size_A")
+            raise MissingVoxelSizeError(
+                f"{path} is a plain zarr array without a voxel size; pass `voxel_size_A`.",
+                parameter="voxel_size_A",
+            )
         _check_array(path, node, "the array")
         check_voxel_type(path, node.dtype)
-        return Volume(CheckedZarrArray(node, path), (float(voxel_size_A),) * 3,
-                      metadata={"source": str(path)})
+        return Volume(
+            CheckedZarrArray(node, path), (float(voxel_size_A),) * 3, metadata={"source": str(path)}
+        )
     ms = _multiscale(path, attrs.get("multiscales"))
     axes = _axes(path, ms)
     dataset = _first_dataset(path, ms)
     array = _dataset_array(path, node, dataset["path"])
     if [a.lower() for a in axes] != ["z", "y", "x"] or array.ndim != 3:
-        raise InputFileError(f"{path} has axes {axes} and a {array.ndim}D array; tomoscribe "
-                             "reads single-channel (z, y, x) images.")
+        raise InputFileError(
+            f"{path} has axes {axes} and a {array.ndim}D array; tomoscribe "
+            "reads single-channel (z, y, x) images."
+        )
     scale, translation = _transforms(path, dataset)
     factor = _unit_factor(path, ms, required=voxel_size_A is None)
     vs = tuple(float(v) for v in scale[::-1] * factor)
     if voxel_size_A is not None:
         vs = (float(voxel_size_A),) * 3
     check_voxel_type(path, array.dtype)
-    return Volume(CheckedZarrArray(array, path),
-                  vs, tuple(float(v) for v in translation[::-1] * factor),
-                  metadata={"source": str(path), "format": "ome-zarr"})
+    return Volume(
+        CheckedZarrArray(array, path),
+        vs,
+        tuple(float(v) for v in translation[::-1] * factor),
+        metadata={"source": str(path), "format": "ome-zarr"},
+    )
 
 
 class CheckedZarrArray:
@@ -119,8 +127,10 @@ class CheckedZarrArray:
         except (IndexError, TypeError):  # a bad index is the caller's bug, not the file's
             raise
         except Exception as err:  # codecs raise many types for a damaged chunk
-            raise InputFileError(f"{self._path} has a damaged chunk ({type(err).__name__}: "
-                                 f"{_first_line(err)}); copy or write the store again.") from err
+            raise InputFileError(
+                f"{self._path} has a damaged chunk ({type(err).__name__}: "
+                f"{_first_line(err)}); copy or write the store again."
+            ) from err
 
     def __array__(self, dtype=None, copy=None):
         data = np.asarray(self[...])
@@ -137,14 +147,17 @@ _FIELD = "multiscales[0]"
 
 
 def _bad(path: Path, field: str, what: str) -> InputFileError:
-    return InputFileError(f"{path} has malformed OME-Zarr metadata: {field} {what}; "
-                          "rewrite it as OME-NGFF 0.4.")
+    return InputFileError(
+        f"{path} has malformed OME-Zarr metadata: {field} {what}; rewrite it as OME-NGFF 0.4."
+    )
 
 
 def _multiscale(path: Path, multiscales) -> dict:
     if multiscales is None:
-        raise InputFileError(f"{path} is a zarr group without OME-NGFF 'multiscales' "
-                             "metadata; write it as OME-Zarr or give the array path.")
+        raise InputFileError(
+            f"{path} is a zarr group without OME-NGFF 'multiscales' "
+            "metadata; write it as OME-Zarr or give the array path."
+        )
     if not isinstance(multiscales, list) or not multiscales:
         raise _bad(path, "multiscales", f"is {_kind(multiscales)}, not a non-empty list")
     if not isinstance(multiscales[0], dict):
@@ -168,8 +181,11 @@ def _axes(path: Path, ms: dict) -> list[str]:
 def _first_dataset(path: Path, ms: dict) -> dict:
     datasets = ms.get("datasets")
     if not isinstance(datasets, list) or not datasets:
-        raise _bad(path, f"{_FIELD}.datasets", "is missing or empty" if not datasets
-                   else f"is {_kind(datasets)}, not a list")
+        raise _bad(
+            path,
+            f"{_FIELD}.datasets",
+            "is missing or empty" if not datasets else f"is {_kind(datasets)}, not a list",
+        )
     dataset = datasets[0]
     if not isinstance(dataset, dict) or not isinstance(dataset.get("path"), str):
         raise _bad(path, f"{_FIELD}.datasets[0].path", "is missing or not a string")
@@ -183,8 +199,7 @@ def _dataset_array(path: Path, node, name: str):
     try:
         array = node[name]
     except Exception as err:  # KeyError, or zarr's errors for damaged array metadata
-        raise _bad(path, field, f"{name!r} names no readable array "
-                                f"({_first_line(err)})") from err
+        raise _bad(path, field, f"{name!r} names no readable array ({_first_line(err)})") from err
     if not isinstance(array, _zarr.Array):
         raise _bad(path, field, f"{name!r} names a group, not an array")
     _check_array(path, array, f"array {name!r}")
@@ -193,8 +208,10 @@ def _dataset_array(path: Path, node, name: str):
 
 def _check_array(path: Path, array, what: str) -> None:
     if any(int(n) <= 0 for n in array.shape) or array.dtype.kind not in "biuf":
-        raise InputFileError(f"{path}: {what} has shape {tuple(array.shape)} and dtype "
-                             f"{array.dtype}; tomoscribe reads non-empty real-valued volumes.")
+        raise InputFileError(
+            f"{path}: {what} has shape {tuple(array.shape)} and dtype "
+            f"{array.dtype}; tomoscribe reads non-empty real-valued volumes."
+        )
 
 
 def _transforms(path: Path, dataset: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -211,8 +228,11 @@ def _transforms(path: Path, dataset: dict) -> tuple[np.ndarray, np.ndarray]:
             values = _three_numbers(path, f"{field}[{i}].{kind}", transform.get(kind))
             if kind == "scale":
                 if not np.all(values > 0):
-                    raise _bad(path, f"{field}[{i}].scale", f"is {values.tolist()}, not "
-                                                            "three positive numbers")
+                    raise _bad(
+                        path,
+                        f"{field}[{i}].scale",
+                        f"is {values.tolist()}, not three positive numbers",
+                    )
                 scale = values
             else:
                 translation = values
@@ -220,8 +240,11 @@ def _transforms(path: Path, dataset: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _three_numbers(path: Path, field: str, value) -> np.ndarray:
-    ok = (isinstance(value, list) and len(value) == 3
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    ok = (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
     if not ok or not np.all(np.isfinite(np.asarray(value, dtype=float))):
         raise _bad(path, field, f"is {value!r}, not three finite numbers (z, y, x)")
     return np.asarray(value, dtype=float)
@@ -234,14 +257,17 @@ def _unit_factor(path: Path, ms: dict, required: bool) -> float:
     and taken as 1 Å otherwise.
     """
     axes = ms.get("axes")
-    unit = axes[-1].get("unit", "angstrom") if axes and isinstance(axes[-1], dict) \
-        else "angstrom"
+    unit = axes[-1].get("unit", "angstrom") if axes and isinstance(axes[-1], dict) else "angstrom"
     known = isinstance(unit, str) and unit in _UNIT_A
     if not known and not required:
         return 1.0
     if not known:
-        raise _bad(path, f"{_FIELD}.axes[-1].unit", f"is {unit!r}, which tomoscribe does not "
-                   f"know (use one of {', '.join(_UNIT_A)}, or pass the voxel size)")
+        raise _bad(
+            path,
+            f"{_FIELD}.axes[-1].unit",
+            f"is {unit!r}, which tomoscribe does not "
+            f"know (use one of {', '.join(_UNIT_A)}, or pass the voxel size)",
+        )
     return _UNIT_A[unit]
 
 
@@ -257,16 +283,22 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def init_ome_zarr(path: str | os.PathLike, shape, dtype, voxel_size_A,
-                  origin_A=(0.0, 0.0, 0.0), chunks=(64, 64, 64), name: str | None = None):
+def init_ome_zarr(
+    path: str | os.PathLike,
+    shape,
+    dtype,
+    voxel_size_A,
+    origin_A=(0.0, 0.0, 0.0),
+    chunks=(64, 64, 64),
+    name: str | None = None,
+):
     """Create an OME-Zarr image at ``path`` (not atomically) and return its zarr array."""
     from .zarrstore import create_array, open_group
 
     group = open_group(path, mode="w")
     chunks = tuple(min(c, s) for c, s in zip(chunks, shape))
     array = create_array(group, "0", shape, dtype, chunks, nested=True)
-    group.attrs["multiscales"] = [_multiscales(name or Path(path).stem, voxel_size_A,
-                                               origin_A, 1)]
+    group.attrs["multiscales"] = [_multiscales(name or Path(path).stem, voxel_size_A, origin_A, 1)]
     return array
 
 
@@ -280,20 +312,31 @@ def _multiscales(name: str, voxel_size_A, origin_A, levels: int) -> dict:
     origin = np.asarray(origin_A, dtype=float)[::-1]
     datasets = []
     for level in range(levels):
-        f = 2.0 ** level
-        datasets.append({"path": str(level), "coordinateTransformations": [
-            {"type": "scale", "scale": [float(v) for v in vs * f]},
-            {"type": "translation",
-             "translation": [float(v) for v in origin + (f - 1) / 2 * vs]}]})
-    return {"version": "0.4", "name": name,
-            "axes": [{"name": n, "type": "space", "unit": "angstrom"} for n in "zyx"],
-            "datasets": datasets}
+        f = 2.0**level
+        datasets.append(
+            {
+                "path": str(level),
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": [float(v) for v in vs * f]},
+                    {
+                        "type": "translation",
+                        "translation": [float(v) for v in origin + (f - 1) / 2 * vs],
+                    },
+                ],
+            }
+        )
+    return {
+        "version": "0.4",
+        "name": name,
+        "axes": [{"name": n, "type": "space", "unit": "angstrom"} for n in "zyx"],
+        "datasets": datasets,
+    }
 
 
 def pyramid_levels(shape, smallest: int = 16) -> int:
     """How many levels (≥ 1): halve until the largest axis would fall below ``smallest``."""
     levels, size = 1, max(shape)
-    while size // 2 >= smallest and min(shape) // 2 ** levels >= 1:
+    while size // 2 >= smallest and min(shape) // 2**levels >= 1:
         size //= 2
         levels += 1
     return levels
@@ -334,14 +377,13 @@ def mode_downsample(labels: np.ndarray) -> np.ndarray:
 def _hex_rgba(colour: str) -> list[int]:
     text = str(colour).lstrip("#")
     try:
-        rgb = [int(text[i:i + 2], 16) for i in (0, 2, 4)]
+        rgb = [int(text[i : i + 2], 16) for i in (0, 2, 4)]
     except ValueError:
         rgb = [255, 255, 255]
     return rgb + [255]
 
 
-def finish_label_pyramid(path: str | os.PathLike, legend: Legend, name: str,
-                         slab: int = 64) -> int:
+def finish_label_pyramid(path: str | os.PathLike, legend: Legend, name: str, slab: int = 64) -> int:
     """Turn an OME-Zarr image at ``path`` holding labels at ``0`` into an NGFF 0.4 label image.
 
     Adds the 2×-mode-downsampled levels, the ``labels/NAME`` group with the same
@@ -355,8 +397,9 @@ def finish_label_pyramid(path: str | os.PathLike, legend: Legend, name: str,
     ms = dict(group.attrs["multiscales"][0])
     transforms = ms["datasets"][0]["coordinateTransformations"]
     vs = next(t["scale"] for t in transforms if t["type"] == "scale")[::-1]
-    origin = next((t["translation"] for t in transforms if t["type"] == "translation"),
-                  [0.0, 0.0, 0.0])[::-1]
+    origin = next(
+        (t["translation"] for t in transforms if t["type"] == "translation"), [0.0, 0.0, 0.0]
+    )[::-1]
     base = group["0"]
     levels = pyramid_levels(base.shape)
     slab = max(2, slab - slab % 2)  # even, so each slab halves onto whole planes
@@ -370,20 +413,21 @@ def finish_label_pyramid(path: str | os.PathLike, legend: Legend, name: str,
         group_array = create_array(group, str(level), shape, base.dtype, chunks, nested=True)
         copies.append(create_array(image, str(level), shape, base.dtype, chunks, nested=True))
         for z0 in range(0, previous.shape[0], slab):
-            group_array[z0 // 2:(z0 + slab) // 2] = mode_downsample(previous[z0:z0 + slab])
+            group_array[z0 // 2 : (z0 + slab) // 2] = mode_downsample(previous[z0 : z0 + slab])
         previous = group_array
     for level, copy in enumerate(copies):
         source = group[str(level)]
         for z0 in range(0, source.shape[0], slab):
-            copy[z0:z0 + slab] = source[z0:z0 + slab]
+            copy[z0 : z0 + slab] = source[z0 : z0 + slab]
     group.attrs["multiscales"] = [_multiscales(ms.get("name", name), vs, origin, levels)]
     labels_group.attrs["labels"] = [name]
     features = [(label, entry) for label, entry in legend if label != 0]
     image.attrs["multiscales"] = [_multiscales(name, vs, origin, levels)]
     image.attrs["image-label"] = {
         "version": "0.4",
-        "colors": [{"label-value": i, "rgba": _hex_rgba(entry.colour or "")}
-                   for i, entry in features],
+        "colors": [
+            {"label-value": i, "rgba": _hex_rgba(entry.colour or "")} for i, entry in features
+        ],
         "properties": [{"label-value": i, "feature": entry.name} for i, entry in features],
         "source": {"image": "../../"},
     }
@@ -391,9 +435,16 @@ def finish_label_pyramid(path: str | os.PathLike, legend: Legend, name: str,
 
 
 @contextlib.contextmanager
-def create_ome_zarr(path: str | os.PathLike, shape, dtype, voxel_size_A,
-                    origin_A=(0.0, 0.0, 0.0), chunks=(64, 64, 64),
-                    overwrite: bool = True, legend: Legend | None = None) -> Iterator:
+def create_ome_zarr(
+    path: str | os.PathLike,
+    shape,
+    dtype,
+    voxel_size_A,
+    origin_A=(0.0, 0.0, 0.0),
+    chunks=(64, 64, 64),
+    overwrite: bool = True,
+    legend: Legend | None = None,
+) -> Iterator:
     """Create an OME-Zarr image atomically and yield its writable (zarr) array.
 
     With a ``legend`` the volume is a label map: once the caller has filled it, it
@@ -406,11 +457,19 @@ def create_ome_zarr(path: str | os.PathLike, shape, dtype, voxel_size_A,
             finish_label_pyramid(tmp, legend, name)
 
 
-def write_ome_zarr(path: str | os.PathLike, volume: Volume, overwrite: bool = True,
-                   legend: Legend | None = None) -> Path:
+def write_ome_zarr(
+    path: str | os.PathLike, volume: Volume, overwrite: bool = True, legend: Legend | None = None
+) -> Path:
     """Write a whole :class:`Volume` as OME-Zarr (atomically; a label image with ``legend``)."""
-    with create_ome_zarr(path, volume.shape, volume.dtype, volume.voxel_size_A,
-                         volume.origin_A, overwrite=overwrite, legend=legend) as out:
+    with create_ome_zarr(
+        path,
+        volume.shape,
+        volume.dtype,
+        volume.voxel_size_A,
+        volume.origin_A,
+        overwrite=overwrite,
+        legend=legend,
+    ) as out:
         for z0 in range(0, volume.shape[0], 64):
-            out[z0:z0 + 64] = volume.slab(z0, z0 + 64, dtype=volume.dtype)
+            out[z0 : z0 + 64] = volume.slab(z0, z0 + 64, dtype=volume.dtype)
     return Path(path)

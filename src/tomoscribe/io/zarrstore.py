@@ -31,8 +31,7 @@ def open_group(path: str | os.PathLike, mode: str = "r"):
     return zarr.open_group(str(path), mode=mode, zarr_format=2)
 
 
-def create_array(group, name: str, shape, dtype, chunks=None, fill_value=0,
-                 nested: bool = False):
+def create_array(group, name: str, shape, dtype, chunks=None, fill_value=0, nested: bool = False):
     """Create an array ``name`` in ``group``.
 
     Parameters
@@ -45,13 +44,22 @@ def create_array(group, name: str, shape, dtype, chunks=None, fill_value=0,
     dtype = np.dtype(dtype)
     separator = "/" if nested else "."
     if zarr_major() < 3:
-        return group.create_dataset(name, shape=shape, dtype=dtype,
-                                    chunks=True if chunks is None else tuple(chunks),
-                                    fill_value=fill_value, dimension_separator=separator)
-    return group.create_array(name, shape=shape, dtype=dtype,
-                              chunks="auto" if chunks is None else tuple(chunks),
-                              fill_value=fill_value,
-                              chunk_key_encoding={"name": "v2", "separator": separator})
+        return group.create_dataset(
+            name,
+            shape=shape,
+            dtype=dtype,
+            chunks=True if chunks is None else tuple(chunks),
+            fill_value=fill_value,
+            dimension_separator=separator,
+        )
+    return group.create_array(
+        name,
+        shape=shape,
+        dtype=dtype,
+        chunks="auto" if chunks is None else tuple(chunks),
+        fill_value=fill_value,
+        chunk_key_encoding={"name": "v2", "separator": separator},
+    )
 
 
 def write_array(group, name: str, value, chunks=None):

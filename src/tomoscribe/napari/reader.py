@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..errors import TomoscribeError
 
 _VOLUMES = (".mrc", ".rec", ".map", ".st", ".zarr", ".tif", ".tiff")
@@ -32,8 +31,9 @@ def get_reader(path):
 
 def scale_translate(volume) -> tuple[tuple, tuple]:
     """napari ``scale`` and ``translate`` (z, y, x, Å) of a tomoscribe Volume."""
-    return tuple(float(v) for v in volume.voxel_size_A[::-1]), \
-        tuple(float(v) for v in volume.origin_A[::-1])
+    return tuple(float(v) for v in volume.voxel_size_A[::-1]), tuple(
+        float(v) for v in volume.origin_A[::-1]
+    )
 
 
 def legend_colormap(legend) -> dict:
@@ -63,35 +63,52 @@ def pyramid(path, volume) -> list | None:
     except (KeyError, IndexError, TypeError, ValueError, OSError):
         return None
     shapes = [tuple(level.shape) for level in levels]
-    if len(levels) < 2 or any(len(b) != 3 or not all(y <= x for x, y in zip(a, b))
-                              for a, b in zip(shapes, shapes[1:])):
+    if len(levels) < 2 or any(
+        len(b) != 3 or not all(y <= x for x, y in zip(a, b)) for a, b in zip(shapes, shapes[1:])
+    ):
         return None
     return levels
 
 
 def volume_layer(path, voxel_size_A: float | None = None) -> tuple:
     """(data, kwargs, type) of one volume file: labels with a legend, else an image."""
-    from ..io import read_volume
     from ..core.legend import read_legend
+    from ..io import read_volume
 
     volume = read_volume(path, voxel_size_A)
     scale, translate = scale_translate(volume)
     name = Path(str(path).rstrip("/")).name
     legend = read_legend(Path(path))
-    meta = {"path": str(path), "voxel_size_A": volume.voxel_size_A,
-            "origin_A": volume.origin_A}
+    meta = {"path": str(path), "voxel_size_A": volume.voxel_size_A, "origin_A": volume.origin_A}
     levels = pyramid(path, volume)
     data = levels if levels is not None else volume.data
     if legend is not None:
         from napari.utils.colormaps import DirectLabelColormap
 
         meta["legend"] = legend.as_dict()
-        return (data, {"name": name, "scale": scale, "translate": translate,
-                       "metadata": meta, "multiscale": levels is not None,
-                       "colormap": DirectLabelColormap(color_dict=legend_colormap(legend))},
-                "labels")
-    return (data, {"name": name, "scale": scale, "translate": translate,
-                   "metadata": meta, "multiscale": levels is not None}, "image")
+        return (
+            data,
+            {
+                "name": name,
+                "scale": scale,
+                "translate": translate,
+                "metadata": meta,
+                "multiscale": levels is not None,
+                "colormap": DirectLabelColormap(color_dict=legend_colormap(legend)),
+            },
+            "labels",
+        )
+    return (
+        data,
+        {
+            "name": name,
+            "scale": scale,
+            "translate": translate,
+            "metadata": meta,
+            "multiscale": levels is not None,
+        },
+        "image",
+    )
 
 
 def particles_layer(path, voxel_size_A: float | None = None) -> tuple:
@@ -102,10 +119,18 @@ def particles_layer(path, voxel_size_A: float | None = None) -> tuple:
     table = read_particles(path, voxel_size_A)
     voxel = voxel_size_A or recorded_voxel_size(table) or 1.0
     data = table[["z", "y", "x"]].to_numpy(float)
-    features = {c: table[c].to_numpy() for c in ("rot", "tilt", "psi", "score")
-                if c in table}
-    return (data, {"name": Path(str(path)).name, "scale": (voxel,) * 3, "size": 8,
-                   "features": features, "metadata": {"path": str(path)}}, "points")
+    features = {c: table[c].to_numpy() for c in ("rot", "tilt", "psi", "score") if c in table}
+    return (
+        data,
+        {
+            "name": Path(str(path)).name,
+            "scale": (voxel,) * 3,
+            "size": 8,
+            "features": features,
+            "metadata": {"path": str(path)},
+        },
+        "points",
+    )
 
 
 def read_layers(path, voxel_size_A: float | None = None) -> list[tuple]:
@@ -117,4 +142,3 @@ def read_layers(path, voxel_size_A: float | None = None) -> list[tuple]:
         return [volume_layer(path, voxel_size_A)]
     except TomoscribeError as err:  # shown by napari as a notification
         raise ValueError(str(err)) from None
-

@@ -17,9 +17,22 @@ from pathlib import Path
 
 import numpy as np
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
-                            QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                            QSlider, QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..errors import MissingVoxelSizeError, ParameterError, TomoscribeError
 from ..progress import Cancelled
@@ -48,8 +61,11 @@ def _changes(atom) -> tuple[tuple, np.ndarray, np.ndarray]:
         return indices, old, np.full(len(indices[0]), atom.new_value)
     indices, old, new = atom
     indices = tuple(np.asarray(i) for i in indices)
-    return (indices, np.broadcast_to(np.asarray(old), indices[0].shape),
-            np.broadcast_to(np.asarray(new), indices[0].shape))
+    return (
+        indices,
+        np.broadcast_to(np.asarray(old), indices[0].shape),
+        np.broadcast_to(np.asarray(new), indices[0].shape),
+    )
 
 
 class AnnotateWidget(QWidget):
@@ -58,7 +74,7 @@ class AnnotateWidget(QWidget):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.volume = None            # tomoscribe Volume of the open tomogram
+        self.volume = None  # tomoscribe Volume of the open tomogram
         self.tomogram_path = None
         self.models: dict[str, Path] = {}
         self.maps: dict[str, Path] = {}
@@ -73,8 +89,13 @@ class AnnotateWidget(QWidget):
         self._signals.progress.connect(self._on_progress)
         self._signals.epoch.connect(self._on_epoch)
         layout = QVBoxLayout(self)
-        for box in (self._open_box(), self._annotate_box(), self._train_box(),
-                    self._preview_box(), self._apply_box()):
+        for box in (
+            self._open_box(),
+            self._annotate_box(),
+            self._train_box(),
+            self._preview_box(),
+            self._apply_box(),
+        ):
             layout.addWidget(box)
         layout.addStretch()
         self.viewer.dims.events.current_step.connect(self._slice_changed)
@@ -88,8 +109,12 @@ class AnnotateWidget(QWidget):
         self.folder_edit = QLineEdit()
         button = QPushButton("Open tomogram")
         button.clicked.connect(lambda: self.open_tomogram(self.path_edit.text()))
-        for label, widget in (("Tomogram", self.path_edit), ("Voxel size (Å)", self.voxel_edit),
-                              ("Work folder", self.folder_edit), ("", button)):
+        for label, widget in (
+            ("Tomogram", self.path_edit),
+            ("Voxel size (Å)", self.voxel_edit),
+            ("Work folder", self.folder_edit),
+            ("", button),
+        ):
             form.addRow(label, widget)
         box.setLayout(form)
         return box
@@ -102,8 +127,12 @@ class AnnotateWidget(QWidget):
         start.clicked.connect(lambda: self.start_feature(self.feature_edit.text()))
         save = QPushButton("Save annotation + training set")
         save.clicked.connect(self.save_annotation)
-        for label, widget in (("Feature", self.feature_edit), ("Box (px)", self.tile_edit),
-                              ("", start), ("", save)):
+        for label, widget in (
+            ("Feature", self.feature_edit),
+            ("Box (px)", self.tile_edit),
+            ("", start),
+            ("", save),
+        ):
             form.addRow(label, widget)
         box.setLayout(form)
         return box
@@ -174,12 +203,22 @@ class AnnotateWidget(QWidget):
         pick.clicked.connect(lambda: self.pick(self.pick_feature_edit.currentText()))
         self.export_edit = QLineEdit("picks.star, picks.csv, picks.mod, picks.json")
         export = QPushButton("Export picks")
-        export.clicked.connect(lambda: self.export(
-            [s.strip() for s in self.export_edit.text().split(",") if s.strip()]))
-        for label, widget in (("", apply_button), ("Thresholds", self.thresholds_edit),
-                              ("Erasers", self.erasers_edit), ("", merge), ("", vesicles),
-                              ("Feature", self.pick_feature_edit), ("", pick),
-                              ("Files", self.export_edit), ("", export)):
+        export.clicked.connect(
+            lambda: self.export(
+                [s.strip() for s in self.export_edit.text().split(",") if s.strip()]
+            )
+        )
+        for label, widget in (
+            ("", apply_button),
+            ("Thresholds", self.thresholds_edit),
+            ("Erasers", self.erasers_edit),
+            ("", merge),
+            ("", vesicles),
+            ("Feature", self.pick_feature_edit),
+            ("", pick),
+            ("Files", self.export_edit),
+            ("", export),
+        ):
             form.addRow(label, widget)
         box.setLayout(form)
         return box
@@ -218,8 +257,10 @@ class AnnotateWidget(QWidget):
             volume = read_volume(path, voxel)
         except MissingVoxelSizeError:
             self.voxel_edit.setFocus()
-            self.notify(f"{Path(path).name} records no voxel size; enter it under "
-                        "'Voxel size (Å)' and open it again.")
+            self.notify(
+                f"{Path(path).name} records no voxel size; enter it under "
+                "'Voxel size (Å)' and open it again."
+            )
             return None
         except (TomoscribeError, OSError) as err:
             self.notify(str(err))
@@ -227,8 +268,13 @@ class AnnotateWidget(QWidget):
         self.volume, self.tomogram_path = volume, Path(path)
         self.path_edit.setText(str(path))
         scale, translate = scale_translate(volume)
-        layer = self.viewer.add_image(volume.data, name=Path(path).name, scale=scale,
-                                      translate=translate, metadata={"path": str(path)})
+        layer = self.viewer.add_image(
+            volume.data,
+            name=Path(path).name,
+            scale=scale,
+            translate=translate,
+            metadata={"path": str(path)},
+        )
         self.viewer.dims.set_current_step(0, volume.shape[0] // 2)
         return layer
 
@@ -248,16 +294,23 @@ class AnnotateWidget(QWidget):
         for kind, colour in (("positive", "lime"), ("negative", "magenta")):
             name = f"{feature} {kind} boxes"
             if self._layer(name) is None:
-                layer = self.viewer.add_points(name=name, face_color=colour, size=6,
-                                               **common)
+                layer = self.viewer.add_points(name=name, face_color=colour, size=6, **common)
                 layer.events.data.connect(lambda _e: self._draw_outlines())
         if self._layer(f"{feature} outlines") is None:
-            self.viewer.add_shapes(name=f"{feature} outlines", edge_color="yellow",
-                                   face_color="transparent", edge_width=1, **common)
+            self.viewer.add_shapes(
+                name=f"{feature} outlines",
+                edge_color="yellow",
+                face_color="transparent",
+                edge_width=1,
+                **common,
+            )
         if self._layer(f"{feature} paint") is None:
-            layer = self.viewer.add_labels(np.zeros(self.volume.shape, np.uint8),
-                                           name=f"{feature} paint", scale=scale,
-                                           translate=translate)
+            layer = self.viewer.add_labels(
+                np.zeros(self.volume.shape, np.uint8),
+                name=f"{feature} paint",
+                scale=scale,
+                translate=translate,
+            )
             self._limit_brush(layer, feature)
         self.viewer.layers.selection.active = self._layer(f"{feature} paint")
 
@@ -266,6 +319,7 @@ class AnnotateWidget(QWidget):
         works anywhere): every finished stroke is an undo-history item that the layer's
         ``paint`` event carries as atoms of changes; voxels painted outside every
         positive box get their old values back."""
+
         def undo_outside(event):
             restored = False
             for atom in event.value:
@@ -279,18 +333,25 @@ class AnnotateWidget(QWidget):
 
         # napari emits the event before it writes the stroke into the array, so the
         # correction runs just after, from the event loop
-        layer.events.paint.connect(lambda event: QTimer.singleShot(0, lambda: undo_outside(
-            event)))
+        layer.events.paint.connect(lambda event: QTimer.singleShot(0, lambda: undo_outside(event)))
 
     def _inside_positive_boxes(self, feature: str, indices) -> np.ndarray:
         """Which voxels (index arrays z, y, x) lie in a positive box's tile."""
         points = self._layer(f"{feature} positive boxes")
-        centres = np.round(np.asarray(points.data)).reshape(-1, 3) if points is not None \
+        centres = (
+            np.round(np.asarray(points.data)).reshape(-1, 3)
+            if points is not None
             else np.empty((0, 3))
+        )
         half = self.tile_edit.value() // 2
         z, y, x = (np.asarray(i)[:, None] for i in indices)
-        inside = (z == centres[:, 0]) & (y >= centres[:, 1] - half) & (
-            y < centres[:, 1] + half) & (x >= centres[:, 2] - half) & (x < centres[:, 2] + half)
+        inside = (
+            (z == centres[:, 0])
+            & (y >= centres[:, 1] - half)
+            & (y < centres[:, 1] + half)
+            & (x >= centres[:, 2] - half)
+            & (x < centres[:, 2] + half)
+        )
         return inside.any(axis=1)
 
     @property
@@ -304,8 +365,10 @@ class AnnotateWidget(QWidget):
 
     def boxes(self) -> tuple[np.ndarray, np.ndarray]:
         """Positive and negative centres (z, y, x voxels) of the current feature."""
-        return tuple(np.asarray(self._layer(f"{self.feature} {k} boxes").data).reshape(-1, 3)
-                     for k in ("positive", "negative"))
+        return tuple(
+            np.asarray(self._layer(f"{self.feature} {k} boxes").data).reshape(-1, 3)
+            for k in ("positive", "negative")
+        )
 
     def _draw_outlines(self) -> None:
         layer = self._layer(f"{self.feature} outlines")
@@ -315,9 +378,17 @@ class AnnotateWidget(QWidget):
         rectangles = []
         for kind in ("positive", "negative"):
             points = self._layer(f"{self.feature} {kind} boxes")
-            for z, y, x in (np.asarray(points.data) if points is not None else []):
-                rectangles.append(np.array([[z, y - half, x - half], [z, y - half, x + half],
-                                            [z, y + half, x + half], [z, y + half, x - half]]))
+            for z, y, x in np.asarray(points.data) if points is not None else []:
+                rectangles.append(
+                    np.array(
+                        [
+                            [z, y - half, x - half],
+                            [z, y - half, x + half],
+                            [z, y + half, x + half],
+                            [z, y + half, x - half],
+                        ]
+                    )
+                )
         layer.data = []
         if rectangles:
             layer.add_rectangles(rectangles, edge_color="yellow", face_color="transparent")
@@ -339,8 +410,11 @@ class AnnotateWidget(QWidget):
         return self._guarded(self._save_annotation)
 
     def _save_annotation(self) -> Path:
-        from ..interactive.annotation import (annotation_training_set, record_annotation,
-                                              save_annotation)
+        from ..interactive.annotation import (
+            annotation_training_set,
+            record_annotation,
+            save_annotation,
+        )
         from ..outputs import check_writable
         from ..segment.trainset import save_training_set
 
@@ -351,15 +425,21 @@ class AnnotateWidget(QWidget):
         tile = self.tile_edit.value()
         output = self.folder / f"{self.feature}.trainset"
         check_writable(output)
-        trainset = annotation_training_set(self.volume, self.feature, pos, neg, painted, tile,
-                                           negative_copies=2)
-        boxes_path, painted_path = save_annotation(self.folder, self.feature, self.volume,
-                                                   pos, neg, painted, tile)
+        trainset = annotation_training_set(
+            self.volume, self.feature, pos, neg, painted, tile, negative_copies=2
+        )
+        boxes_path, painted_path = save_annotation(
+            self.folder, self.feature, self.volume, pos, neg, painted, tile
+        )
         save_training_set(output, trainset)
-        record_annotation(output, self.feature, tile, 0, 2,
-                          [self.tomogram_path, boxes_path, painted_path])
-        self.notify(f"saved {output.name}: {trainset.n_positive} positive and "
-                    f"{trainset.n_negative} negative tiles", error=False)
+        record_annotation(
+            output, self.feature, tile, 0, 2, [self.tomogram_path, boxes_path, painted_path]
+        )
+        self.notify(
+            f"saved {output.name}: {trainset.n_positive} positive and "
+            f"{trainset.n_negative} negative tiles",
+            error=False,
+        )
         return output
 
     # --- 3. train -----------------------------------------------------------------------
@@ -374,8 +454,9 @@ class AnnotateWidget(QWidget):
         self.status.setText(description)
         # errors go to _failed (a notification); without an "errored" connection given
         # here, superqt would also re-raise them in the event loop
-        self.worker = create_worker(work, _start_thread=False,
-                                    _connect={"returned": done, "errored": self._failed})
+        self.worker = create_worker(
+            work, _start_thread=False, _connect={"returned": done, "errored": self._failed}
+        )
         self.worker.start()
         return self.worker
 
@@ -409,8 +490,11 @@ class AnnotateWidget(QWidget):
         self.progress.setValue(record["epoch"])
         epochs = [r["epoch"] for r in self.losses]
         self.train_line.set_data(epochs, [r["train_loss"] for r in self.losses])
-        val = [(r["epoch"], r["validation_loss"]) for r in self.losses
-               if r["validation_loss"] is not None]
+        val = [
+            (r["epoch"], r["validation_loss"])
+            for r in self.losses
+            if r["validation_loss"] is not None
+        ]
         self.validation_line.set_data(*(zip(*val) if val else ([], [])))
         self.loss_axes.relim()
         self.loss_axes.autoscale_view()
@@ -441,9 +525,14 @@ class AnnotateWidget(QWidget):
             self._signals.epoch.emit(record)
 
         def work():
-            return train_model(load_training_set(trainset_path), output, epochs=epochs,
-                               validation=validation, on_epoch=epoch_done,
-                               inputs=[trainset_path])
+            return train_model(
+                load_training_set(trainset_path),
+                output,
+                epochs=epochs,
+                validation=validation,
+                on_epoch=epoch_done,
+                inputs=[trainset_path],
+            )
 
         def done(model):
             self.models[feature] = output
@@ -506,24 +595,38 @@ class AnnotateWidget(QWidget):
             self.notify("preview a slice first.")
             return None
         feature, z, answer = self.preview_map
-        positives, negatives = self.boxes() if self._layer(
-            f"{feature} positive boxes") is not None else (np.empty((0, 3)),) * 2
+        positives, negatives = (
+            self.boxes()
+            if self._layer(f"{feature} positive boxes") is not None
+            else (np.empty((0, 3)),) * 2
+        )
         placed = np.vstack([positives, negatives])
         placed = placed[np.round(placed[:, 0]) == z][:, 1:]
-        centres = uncertain_tiles(answer, self.threshold, self.tile_edit.value(), count,
-                                  avoid_yx=placed)
+        centres = uncertain_tiles(
+            answer, self.threshold, self.tile_edit.value(), count, avoid_yx=placed
+        )
         points = np.column_stack([np.full(len(centres), z), centres])
         name = f"{feature} suggested boxes"
         if self._layer(name) is not None:
             self.viewer.layers.remove(name)
         scale, translate = scale_translate(self.volume)
-        self.viewer.add_points(points, name=name, symbol="square", size=10,
-                               face_color="orange", scale=scale, translate=translate)
+        self.viewer.add_points(
+            points,
+            name=name,
+            symbol="square",
+            size=10,
+            face_color="orange",
+            scale=scale,
+            translate=translate,
+        )
         return points
 
     def _slice_changed(self, _event=None) -> None:
-        if self.follow.isChecked() and self.models and (
-                self.worker is None or not self.worker.is_running):
+        if (
+            self.follow.isChecked()
+            and self.models
+            and (self.worker is None or not self.worker.is_running)
+        ):
             self.preview()
 
     # --- 5. apply, merge, vesicles, pick, export ----------------------------------------
@@ -576,8 +679,13 @@ class AnnotateWidget(QWidget):
         if not self.maps:
             raise ParameterError("apply the networks to the tomogram first.")
         features = list(self.maps)
-        output, legend = merge_maps([self.maps[f] for f in features], features,
-                                    self.folder / "labels.mrc", thresholds, erasers)
+        output, legend = merge_maps(
+            [self.maps[f] for f in features],
+            features,
+            self.folder / "labels.mrc",
+            thresholds,
+            erasers,
+        )
         return self._show_labels(read_volume(output), legend, output)
 
     def _show_labels(self, labels, legend, path: Path):
@@ -588,16 +696,20 @@ class AnnotateWidget(QWidget):
         name = "labels"
         if self._layer(name) is not None:
             self.viewer.layers.remove(name)
-        layer = self.viewer.add_labels(np.asarray(labels.data), name=name, scale=scale,
-                                       translate=translate,
-                                       metadata={"legend": legend.as_dict()},
-                                       colormap=DirectLabelColormap(
-                                           color_dict=legend_colormap(legend)))
+        layer = self.viewer.add_labels(
+            np.asarray(labels.data),
+            name=name,
+            scale=scale,
+            translate=translate,
+            metadata={"legend": legend.as_dict()},
+            colormap=DirectLabelColormap(color_dict=legend_colormap(legend)),
+        )
         for label, entry in legend:
             if label != 0:
                 self._add_choice(entry.name)
-        self.status.setText("legend: " + ", ".join(
-            f"{label}={entry.name}" for label, entry in legend if label != 0))
+        self.status.setText(
+            "legend: " + ", ".join(f"{label}={entry.name}" for label, entry in legend if label != 0)
+        )
         return layer
 
     def close_vesicles(self, feature: str = "membrane"):
@@ -615,8 +727,7 @@ class AnnotateWidget(QWidget):
             close_vesicles_in(labels, legend, output, feature)
             return read_volume(output)
 
-        return self._start(work, lambda v: self._show_labels(v, legend, output),
-                           "closing vesicles")
+        return self._start(work, lambda v: self._show_labels(v, legend, output), "closing vesicles")
 
     def pick(self, feature: str):
         """Pick the feature's particles in the merged map; shown as points."""
@@ -628,16 +739,25 @@ class AnnotateWidget(QWidget):
 
         if self.labels_path is None:
             raise ParameterError("merge first.")
-        size = load_model(self.models[feature]).metadata.get("painted_size") \
-            if feature in self.models else None
+        size = (
+            load_model(self.models[feature]).metadata.get("painted_size")
+            if feature in self.models
+            else None
+        )
         table, _ = pick_feature(self.labels, self.legend, feature, size)
         self.picks = (feature, table)
         scale, translate = scale_translate(self.labels)
         name = f"{feature} picks"
         if self._layer(name) is not None:
             self.viewer.layers.remove(name)
-        self.viewer.add_points(table[["z", "y", "x"]].to_numpy(float), name=name, size=5,
-                               face_color="cyan", scale=scale, translate=translate)
+        self.viewer.add_points(
+            table[["z", "y", "x"]].to_numpy(float),
+            name=name,
+            size=5,
+            face_color="cyan",
+            scale=scale,
+            translate=translate,
+        )
         self.status.setText(f"{len(table)} {feature} picks")
         return table
 
@@ -652,8 +772,9 @@ class AnnotateWidget(QWidget):
         from ..io.particles import tomogram_stem
 
         paths = [Path(n) if Path(n).is_absolute() else self.folder / n for n in names]
-        written = self._guarded(export_picks, table, paths, self.labels, feature,
-                                tomogram_stem(self.tomogram_path))
+        written = self._guarded(
+            export_picks, table, paths, self.labels, feature, tomogram_stem(self.tomogram_path)
+        )
         if written:
             self.notify("wrote " + ", ".join(p.name for p in written), error=False)
         return written

@@ -22,22 +22,34 @@ class Autoencoder3D(nn.Module):
     def __init__(self, box: int, code_size: int = 32):
         super().__init__()
         if box < 8 or box % 4:
-            raise ParameterError(f"the autoencoder needs boxes that are a multiple of 4 and "
-                                 f"at least 8 voxels, got {box}.")
+            raise ParameterError(
+                f"the autoencoder needs boxes that are a multiple of 4 and "
+                f"at least 8 voxels, got {box}."
+            )
         if code_size < 1:
             raise ParameterError(f"the code needs at least 1 number, got {code_size}.")
         self.box, self.code_size, q = box, code_size, box // 4
         self.encoder = nn.Sequential(
-            nn.Conv3d(1, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool3d(2),
-            nn.Conv3d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool3d(2),
-            nn.Conv3d(32, 32, 3, padding=1), nn.ReLU(inplace=True), nn.Flatten(),
-            nn.Linear(32 * q**3, code_size))
+            nn.Conv3d(1, 16, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool3d(2),
+            nn.Conv3d(16, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool3d(2),
+            nn.Conv3d(32, 32, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Linear(32 * q**3, code_size),
+        )
         self.expand = nn.Linear(code_size, 32 * q**3)
         self.decoder = nn.Sequential(
             nn.ReLU(inplace=True),
-            nn.ConvTranspose3d(32, 16, 2, stride=2), nn.ReLU(inplace=True),
-            nn.ConvTranspose3d(16, 16, 2, stride=2), nn.ReLU(inplace=True),
-            nn.Conv3d(16, 1, 3, padding=1))
+            nn.ConvTranspose3d(32, 16, 2, stride=2),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose3d(16, 16, 2, stride=2),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(16, 1, 3, padding=1),
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -51,6 +63,11 @@ class Autoencoder3D(nn.Module):
 
 
 ARCHITECTURES = (
-    Architecture("autoencoder3d", "autoencoder", Autoencoder3D, Contract(input_multiple=4),
-                 "3D convolutional autoencoder: two pooling levels, a linear code"),
+    Architecture(
+        "autoencoder3d",
+        "autoencoder",
+        Autoencoder3D,
+        Contract(input_multiple=4),
+        "3D convolutional autoencoder: two pooling levels, a linear code",
+    ),
 )

@@ -33,7 +33,9 @@ def load(register) -> None:
         architectures = import_module(f".{module}", __package__).ARCHITECTURES
         found = tuple((a.role, a.name) for a in architectures)
         if found != tuple((role, name) for name in names):
-            raise RuntimeError(f"nets/{module}.py registers {found}, but nets/catalogue.py "
-                               f"lists {role} {names}; make them agree")
+            raise RuntimeError(
+                f"nets/{module}.py registers {found}, but nets/catalogue.py "
+                f"lists {role} {names}; make them agree"
+            )
         for architecture in architectures:
             register(architecture)

@@ -75,12 +75,27 @@ class Chen2017(nn.Module):
 
 #: Input pixels each side that can change an output pixel: 7 (conv1) + 2·7 (conv2 at half
 #: resolution) + 2·7 (conv3) + 2 (bilinear upsampling) + 1 (pooling grid) = 38, rounded up.
-CONTRACT = Contract(output_stride=2, input_multiple=2, receptive_radius=40,
-                    initialise=Chen2017.initialise, fft_convolutions=True)
+CONTRACT = Contract(
+    output_stride=2,
+    input_multiple=2,
+    receptive_radius=40,
+    initialise=Chen2017.initialise,
+    fft_convolutions=True,
+)
 
 ARCHITECTURES = (
-    Architecture("chen2017", "feature", Chen2017, CONTRACT,
-                 "Chen et al. 2017: 4 layers, 15×15 kernels, 40 maps, half-resolution output"),
-    Architecture("chen2017-2.5d", "feature", Chen2017, CONTRACT,
-                 "chen2017 fed ±k neighbouring slices as channels"),
+    Architecture(
+        "chen2017",
+        "feature",
+        Chen2017,
+        CONTRACT,
+        "Chen et al. 2017: 4 layers, 15×15 kernels, 40 maps, half-resolution output",
+    ),
+    Architecture(
+        "chen2017-2.5d",
+        "feature",
+        Chen2017,
+        CONTRACT,
+        "chen2017 fed ±k neighbouring slices as channels",
+    ),
 )

@@ -40,12 +40,21 @@ class _Inception(nn.Module):
     def __init__(self, cin: int):
         super().__init__()
         self.one = nn.Sequential(nn.Conv3d(cin, 32, 1), nn.ReLU(inplace=True))
-        self.three = nn.Sequential(nn.Conv3d(cin, 32, 1), nn.ReLU(inplace=True),
-                                   nn.Conv3d(32, 64, 3, padding=1), nn.ReLU(inplace=True))
-        self.five = nn.Sequential(nn.Conv3d(cin, 16, 1), nn.ReLU(inplace=True),
-                                  nn.Conv3d(16, 32, 5, padding=2), nn.ReLU(inplace=True))
-        self.pool = nn.Sequential(nn.MaxPool3d(3, stride=1, padding=1),
-                                  nn.Conv3d(cin, 32, 1), nn.ReLU(inplace=True))
+        self.three = nn.Sequential(
+            nn.Conv3d(cin, 32, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(32, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+        )
+        self.five = nn.Sequential(
+            nn.Conv3d(cin, 16, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(16, 32, 5, padding=2),
+            nn.ReLU(inplace=True),
+        )
+        self.pool = nn.Sequential(
+            nn.MaxPool3d(3, stride=1, padding=1), nn.Conv3d(cin, 32, 1), nn.ReLU(inplace=True)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.one(x), self.three(x), self.five(x), self.pool(x)], dim=1)
@@ -57,8 +66,14 @@ class Inception3D(nn.Module):
     def __init__(self, box: int, classes: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv3d(1, 32, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool3d(2),
-            _Inception(32), nn.AvgPool3d(2), nn.Flatten(), nn.Dropout(0.7))
+            nn.Conv3d(1, 32, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool3d(2),
+            _Inception(32),
+            nn.AvgPool3d(2),
+            nn.Flatten(),
+            nn.Dropout(0.7),
+        )
         self.penultimate = 160 * (box // 4) ** 3
         self.head = nn.Linear(self.penultimate, classes)
 
@@ -79,10 +94,18 @@ class DSRF3D(nn.Module):
             return [nn.Conv3d(cin, cout, 3, padding=1), nn.ReLU(inplace=True)]
 
         self.body = nn.Sequential(
-            *conv(1, 32), *conv(32, 32), nn.MaxPool3d(2),
-            *conv(32, 64), *conv(64, 64), nn.MaxPool3d(2), nn.Flatten(),
-            nn.Linear(64 * (box // 4) ** 3, 512), nn.ReLU(inplace=True),
-            nn.Linear(512, 512), nn.ReLU(inplace=True))
+            *conv(1, 32),
+            *conv(32, 32),
+            nn.MaxPool3d(2),
+            *conv(32, 64),
+            *conv(64, 64),
+            nn.MaxPool3d(2),
+            nn.Flatten(),
+            nn.Linear(64 * (box // 4) ** 3, 512),
+            nn.ReLU(inplace=True),
+            nn.Linear(512, 512),
+            nn.ReLU(inplace=True),
+        )
         self.penultimate = 512
         self.head = nn.Linear(512, classes)
 
@@ -107,9 +130,11 @@ class _Residual(nn.Module):
         self.bn1 = _norm(norm, cout)
         self.conv2 = nn.Conv3d(cout, cout, 3, padding=1, bias=False)
         self.bn2 = _norm(norm, cout)
-        self.skip = (nn.Sequential(nn.Conv3d(cin, cout, 1, stride=stride, bias=False),
-                                   _norm(norm, cout))
-                     if stride != 1 or cin != cout else nn.Identity())
+        self.skip = (
+            nn.Sequential(nn.Conv3d(cin, cout, 1, stride=stride, bias=False), _norm(norm, cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn1(self.conv1(x)))
@@ -125,11 +150,19 @@ class ResNet3D(nn.Module):
             raise ParameterError(f"norm must be group or batch, got {norm!r}.")
         w, self.norm = width, norm
         self.body = nn.Sequential(
-            nn.Conv3d(1, w, 3, padding=1, bias=False), _norm(norm, w), nn.ReLU(inplace=True),
-            _Residual(w, w, 1, norm), _Residual(w, w, 1, norm),
-            _Residual(w, 2 * w, 2, norm), _Residual(2 * w, 2 * w, 1, norm),
-            _Residual(2 * w, 4 * w, 2, norm), _Residual(4 * w, 4 * w, 1, norm),
-            nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Dropout(0.3))
+            nn.Conv3d(1, w, 3, padding=1, bias=False),
+            _norm(norm, w),
+            nn.ReLU(inplace=True),
+            _Residual(w, w, 1, norm),
+            _Residual(w, w, 1, norm),
+            _Residual(w, 2 * w, 2, norm),
+            _Residual(2 * w, 2 * w, 1, norm),
+            _Residual(2 * w, 4 * w, 2, norm),
+            _Residual(4 * w, 4 * w, 1, norm),
+            nn.AdaptiveAvgPool3d(1),
+            nn.Flatten(),
+            nn.Dropout(0.3),
+        )
         self.penultimate = 4 * w
         self.head = nn.Linear(4 * w, classes)
 
@@ -142,10 +175,12 @@ class ResNet3D(nn.Module):
 
 def _checked(network_class):
     """The factory of a classifier: the box and class count checked, then built."""
+
     def factory(box: int, classes: int, **options) -> nn.Module:
         if box < 16 or box % 4:
-            raise ParameterError(f"subtomogram boxes must be a multiple of 4 and at least "
-                                 f"16 voxels, got {box}.")
+            raise ParameterError(
+                f"subtomogram boxes must be a multiple of 4 and at least 16 voxels, got {box}."
+            )
         if classes < 2:
             raise ParameterError(f"a classifier needs at least 2 classes, got {classes}.")
         return network_class(box, classes, **options)
@@ -154,11 +189,26 @@ def _checked(network_class):
 
 
 ARCHITECTURES = (
-    Architecture("inception3d", "classifier", _checked(Inception3D), Contract(),
-                 "Xu et al. 2017: a 5³ convolution and one inception module"),
-    Architecture("dsrf3d", "classifier", _checked(DSRF3D), Contract(),
-                 "Xu et al. 2017: deep small receptive fields, two 512-wide layers"),
-    Architecture("resnet3d", "classifier", _checked(ResNet3D), Contract(),
-                 "a small 3D ResNet with batch or group norm and global pooling",
-                 options=("norm",)),
+    Architecture(
+        "inception3d",
+        "classifier",
+        _checked(Inception3D),
+        Contract(),
+        "Xu et al. 2017: a 5³ convolution and one inception module",
+    ),
+    Architecture(
+        "dsrf3d",
+        "classifier",
+        _checked(DSRF3D),
+        Contract(),
+        "Xu et al. 2017: deep small receptive fields, two 512-wide layers",
+    ),
+    Architecture(
+        "resnet3d",
+        "classifier",
+        _checked(ResNet3D),
+        Contract(),
+        "a small 3D ResNet with batch or group norm and global pooling",
+        options=("norm",),
+    ),
 )

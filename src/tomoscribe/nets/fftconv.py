@@ -56,8 +56,9 @@ class _SpectralMix(torch.autograd.Function):
         return grad_x, grad_w
 
 
-def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-               padding: int) -> torch.Tensor:
+def fft_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int
+) -> torch.Tensor:
     """Cross-correlation of ``x`` (B, C, H, W) with ``weight`` (O, C, K, K), as conv2d.
 
     Parameters
@@ -78,15 +79,15 @@ def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     lh, lw = fast_length(hp), fast_length(wp)
     if padding:
         x = F.pad(x, (padding, padding, padding, padding))
-    spec_x = torch.fft.rfft2(x, s=(lh, lw))                        # (B, C, Lh, Lw')
-    spec_w = torch.fft.rfft2(weight.flip(-1, -2), s=(lh, lw))      # (O, C, Lh, Lw')
+    spec_x = torch.fft.rfft2(x, s=(lh, lw))  # (B, C, Lh, Lw')
+    spec_w = torch.fft.rfft2(weight.flip(-1, -2), s=(lh, lw))  # (O, C, Lh, Lw')
     # Channel mixing as one batched matrix product per frequency.
     n_freq = lh * spec_x.shape[-1]
-    xf = spec_x.reshape(b, c, n_freq).permute(2, 0, 1)             # (F, B, C)
-    wf = spec_w.reshape(o, c, n_freq).permute(2, 1, 0)             # (F, C, O)
+    xf = spec_x.reshape(b, c, n_freq).permute(2, 0, 1)  # (F, B, C)
+    wf = spec_w.reshape(o, c, n_freq).permute(2, 1, 0)  # (F, C, O)
     yf = _SpectralMix.apply(xf, wf).permute(1, 2, 0).reshape(b, o, lh, spec_x.shape[-1])
     y = torch.fft.irfft2(yf, s=(lh, lw))
-    y = y[..., kh - 1: hp, kw - 1: wp]
+    y = y[..., kh - 1 : hp, kw - 1 : wp]
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1)
     return y.contiguous()

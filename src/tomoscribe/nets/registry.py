@@ -125,8 +125,11 @@ def architecture(name: str, role: str, parameter: str = "arch") -> Architecture:
     """
     found = _loaded().get(name)
     if found is None or found.role != role:
-        raise ParameterError(f"unknown architecture {name!r} for `{parameter}`; choose one "
-                             f"of {', '.join(names(role))}.", parameter=parameter)
+        raise ParameterError(
+            f"unknown architecture {name!r} for `{parameter}`; choose one "
+            f"of {', '.join(names(role))}.",
+            parameter=parameter,
+        )
     return found
 
 

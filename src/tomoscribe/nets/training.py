@@ -29,32 +29,36 @@ def seeded_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def initialise(network: torch.nn.Module, contract, generator: torch.Generator,
-               scale: float = 0.0) -> None:
+def initialise(
+    network: torch.nn.Module, contract, generator: torch.Generator, scale: float = 0.0
+) -> None:
     """Set ``network``'s starting weights as its contract says (``contract.initialise``
     with ``scale``); a contract without one keeps PyTorch's default initialisation."""
     if contract.initialise is not None:
         contract.initialise(network, generator, scale)
 
 
-def make_optimiser(parameters, optimizer: str, learning_rate: float, momentum: float = 0.0,
-                   nesterov: bool = False) -> torch.optim.Optimizer:
+def make_optimiser(
+    parameters, optimizer: str, learning_rate: float, momentum: float = 0.0, nesterov: bool = False
+) -> torch.optim.Optimizer:
     """SGD (with ``momentum``, Nesterov's when asked) or Adam at ``learning_rate``."""
     if optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum,
-                               nesterov=nesterov)
+        return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum, nesterov=nesterov)
     if optimizer == "adam":
         return torch.optim.Adam(parameters, lr=learning_rate)
-    raise ParameterError(f"`optimizer` must be one of {', '.join(OPTIMIZERS)}, got "
-                         f"{optimizer!r}.", parameter="optimizer")
+    raise ParameterError(
+        f"`optimizer` must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}.",
+        parameter="optimizer",
+    )
 
 
-def shuffled_batches(count: int, batch_size: int,
-                     generator: torch.Generator) -> Iterator[torch.Tensor]:
+def shuffled_batches(
+    count: int, batch_size: int, generator: torch.Generator
+) -> Iterator[torch.Tensor]:
     """Indices 0…count−1 in a new random order (from ``generator``), in batches."""
     order = torch.randperm(count, generator=generator)
     for start in range(0, count, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
@@ -65,11 +69,18 @@ def optimiser_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> floa
     return float(loss.detach())
 
 
-def run_epochs(epochs: int, one_epoch: Callable[[int], dict], *, loss_key: str = "loss",
-               first_epoch: int = 0, history: list | None = None, label: str = "training",
-               show_progress: bool = False,
-               after_epoch: Callable[[int, list], None] | None = None,
-               on_divergence: Callable[[], None] | None = None) -> list[dict]:
+def run_epochs(
+    epochs: int,
+    one_epoch: Callable[[int], dict],
+    *,
+    loss_key: str = "loss",
+    first_epoch: int = 0,
+    history: list | None = None,
+    label: str = "training",
+    show_progress: bool = False,
+    after_epoch: Callable[[int, list], None] | None = None,
+    on_divergence: Callable[[], None] | None = None,
+) -> list[dict]:
     """Run epochs ``first_epoch`` … ``epochs − 1`` and return the history.
 
     Parameters
@@ -90,14 +101,18 @@ def run_epochs(epochs: int, one_epoch: Callable[[int], dict], *, loss_key: str =
         If an epoch's loss is not finite.
     """
     history = list(history or [])
-    for epoch in track(range(first_epoch, epochs), label, total=epochs - first_epoch,
-                       show_progress=show_progress):
+    for epoch in track(
+        range(first_epoch, epochs), label, total=epochs - first_epoch, show_progress=show_progress
+    ):
         entry = {"epoch": epoch + 1, **one_epoch(epoch)}
         if not math.isfinite(entry[loss_key]):
             if on_divergence is not None:
                 on_divergence()
-            raise TrainingError(f"training diverged in epoch {epoch + 1} (the loss is not "
-                                "finite); lower `learning_rate`.", parameter="learning_rate")
+            raise TrainingError(
+                f"training diverged in epoch {epoch + 1} (the loss is not "
+                "finite); lower `learning_rate`.",
+                parameter="learning_rate",
+            )
         history.append(entry)
         if after_epoch is not None:
             after_epoch(epoch + 1, history)

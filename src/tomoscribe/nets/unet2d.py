@@ -14,8 +14,12 @@ from .registry import Architecture, Contract
 
 class _DoubleConv(nn.Sequential):
     def __init__(self, cin: int, cout: int):
-        super().__init__(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.ReLU(inplace=True),
+        )
 
 
 class SmallUNet(nn.Module):
@@ -45,8 +49,11 @@ class SmallUNet(nn.Module):
         """He-uniform weights (a U-Net does not train from near-zero weights), zero offsets."""
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-                fan_in = module.weight[0].numel() if isinstance(module, nn.Conv2d) else \
-                    module.weight.shape[0] * module.weight[0, 0].numel()
+                fan_in = (
+                    module.weight[0].numel()
+                    if isinstance(module, nn.Conv2d)
+                    else module.weight.shape[0] * module.weight[0, 0].numel()
+                )
                 bound = (6.0 / fan_in) ** 0.5
                 with torch.no_grad():
                     module.weight.uniform_(-bound, bound, generator=generator)
@@ -55,8 +62,13 @@ class SmallUNet(nn.Module):
 
 #: 2 (enc1) + 4 (enc2) + 8·2 (mid) + 2·2 (up2) + 4 (dec2) + 2 (dec1) + 2 (ConvT), padded.
 ARCHITECTURES = (
-    Architecture("unet", "feature", SmallUNet,
-                 Contract(output_stride=1, input_multiple=4, receptive_radius=40,
-                          initialise=SmallUNet.initialise),
-                 "small 2-level U-Net, 3×3 kernels, full-resolution output (±k slices allowed)"),
+    Architecture(
+        "unet",
+        "feature",
+        SmallUNet,
+        Contract(
+            output_stride=1, input_multiple=4, receptive_radius=40, initialise=SmallUNet.initialise
+        ),
+        "small 2-level U-Net, 3×3 kernels, full-resolution output (±k slices allowed)",
+    ),
 )

@@ -20,10 +20,13 @@ from .registry import Architecture, Contract
 
 def _double(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv3d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout),
+        nn.Conv3d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm3d(cout),
         nn.ReLU(inplace=True),
-        nn.Conv3d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout),
-        nn.ReLU(inplace=True))
+        nn.Conv3d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm3d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class CentreParticleUNet(nn.Module):
@@ -32,8 +35,10 @@ class CentreParticleUNet(nn.Module):
     def __init__(self, box: int, width: int = 16):
         super().__init__()
         if box < 8 or box % 4:
-            raise ParameterError(f"voxelwise segmentation needs boxes that are a multiple of "
-                                 f"4 and at least 8 voxels, got {box}.")
+            raise ParameterError(
+                f"voxelwise segmentation needs boxes that are a multiple of "
+                f"4 and at least 8 voxels, got {box}."
+            )
         w = width
         self.box, self.width = box, width
         self.down1, self.down2 = _double(1, w), _double(w, 2 * w)
@@ -54,6 +59,11 @@ class CentreParticleUNet(nn.Module):
 
 
 ARCHITECTURES = (
-    Architecture("centre-unet3d", "voxelseg", CentreParticleUNet, Contract(input_multiple=4),
-                 "two-level 3D U-Net with batch norm, one logit per voxel"),
+    Architecture(
+        "centre-unet3d",
+        "voxelseg",
+        CentreParticleUNet,
+        Contract(input_multiple=4),
+        "two-level 3D U-Net with batch norm, one logit per voxel",
+    ),
 )

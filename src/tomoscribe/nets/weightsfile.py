@@ -47,13 +47,18 @@ class FileKind:
 
 def save_network_file(path: str | os.PathLike, network, kind: FileKind, record: dict) -> Path:
     """Write ``network``'s weights and ``record`` (plus format and version) atomically."""
-    full = {**record, "format": kind.key, "format_version": kind.version,
-            "software_version": __version__}
+    full = {
+        **record,
+        "format": kind.key,
+        "format_version": kind.version,
+        "software_version": __version__,
+    }
     return save_weights(path, network, kind.key, full)
 
 
-def load_network_file(path: str | os.PathLike, kind: FileKind,
-                      parse: Callable[[dict], tuple[str, dict, object]]):
+def load_network_file(
+    path: str | os.PathLike, kind: FileKind, parse: Callable[[dict], tuple[str, dict, object]]
+):
     """Read a weights file of ``kind`` and rebuild its network (eval mode, on the CPU).
 
     Parameters
@@ -84,10 +89,14 @@ def load_network_file(path: str | os.PathLike, kind: FileKind,
     except TomoscribeError as err:  # before ValueError: our errors are ValueErrors too
         raise ModelFileError(f"{path} records an unusable architecture ({err})") from err
     except (KeyError, TypeError, ValueError, OverflowError) as err:
-        raise ModelFileError(f"{path} has a damaged {kind.what} record ({err}); retrain "
-                             f"the {kind.what} or copy it again.") from err
+        raise ModelFileError(
+            f"{path} has a damaged {kind.what} record ({err}); retrain "
+            f"the {kind.what} or copy it again."
+        ) from err
     if version > kind.version:
-        raise ModelFileError(f"{path} was written by a newer tomoscribe ({kind.what} format "
-                             f"{version}); upgrade tomoscribe to read it.")
+        raise ModelFileError(
+            f"{path} was written by a newer tomoscribe ({kind.what} format "
+            f"{version}); upgrade tomoscribe to read it."
+        )
     load_into(network, tensors, path, f"the {name} architecture its record describes")
     return network.eval(), record, fields

@@ -61,22 +61,35 @@ def _optimiser_tensors(optimiser: torch.optim.Optimizer) -> tuple[dict, dict]:
     return tensors, rest
 
 
-def save_checkpoint(path: str | os.PathLike, key: str, epochs_done: int,
-                    network: torch.nn.Module, optimiser: torch.optim.Optimizer, scheduler,
-                    generator: torch.Generator, history: list) -> None:
+def save_checkpoint(
+    path: str | os.PathLike,
+    key: str,
+    epochs_done: int,
+    network: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    scheduler,
+    generator: torch.Generator,
+    history: list,
+) -> None:
     """Save the training's state after ``epochs_done`` epochs (atomically)."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    tensors = {f"network.{k}": v.detach().cpu().contiguous()
-               for k, v in network.state_dict().items()}
+    tensors = {
+        f"network.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()
+    }
     optimiser_tensors, optimiser_rest = _optimiser_tensors(optimiser)
     tensors.update(optimiser_tensors)
     tensors["rng.generator"] = generator.get_state()
     tensors["rng.global"] = torch.get_rng_state()
-    record = {"version": _VERSION, "key": key, "epochs_done": epochs_done,
-              "optimiser": optimiser_rest, "scheduler": scheduler.state_dict(),
-              "history": history}
+    record = {
+        "version": _VERSION,
+        "key": key,
+        "epochs_done": epochs_done,
+        "optimiser": optimiser_rest,
+        "scheduler": scheduler.state_dict(),
+        "history": history,
+    }
     fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".new", dir=path.parent)
     os.close(fd)
     try:
@@ -109,8 +122,13 @@ def load_checkpoint(path: str | os.PathLike, key: str) -> dict | None:
     return {"record": record, "tensors": tensors}
 
 
-def restore(saved: dict, network: torch.nn.Module, optimiser: torch.optim.Optimizer,
-            scheduler, generator: torch.Generator) -> tuple[int, list]:
+def restore(
+    saved: dict,
+    network: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    scheduler,
+    generator: torch.Generator,
+) -> tuple[int, list]:
     """Put the saved state back into the training's objects.
 
     Returns
@@ -119,15 +137,16 @@ def restore(saved: dict, network: torch.nn.Module, optimiser: torch.optim.Optimi
     """
     record, tensors = saved["record"], saved["tensors"]
     device = next(network.parameters()).device
-    network.load_state_dict({k[len("network."):]: v.to(device) for k, v in tensors.items()
-                             if k.startswith("network.")})
+    network.load_state_dict(
+        {k[len("network.") :]: v.to(device) for k, v in tensors.items() if k.startswith("network.")}
+    )
     state = {"param_groups": record["optimiser"]["param_groups"], "state": {}}
     for index, plain in record["optimiser"]["state"].items():
         entries = dict(plain)
         prefix = f"optimiser.{index}."
         for name, value in tensors.items():
             if name.startswith(prefix):
-                entries[name[len(prefix):]] = value.to(device) if value.dim() else value
+                entries[name[len(prefix) :]] = value.to(device) if value.dim() else value
         state["state"][int(index)] = entries
     optimiser.load_state_dict(state)
     scheduler.load_state_dict(record["scheduler"])

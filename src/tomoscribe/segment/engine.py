@@ -48,12 +48,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.device import resolve_device
 from ..errors import ParameterError, VoxelSizeMismatchError
 from ..progress import track
 from ..volume import Volume, check_finite, iter_slabs
 from . import fastengine
 from .modelfile import FeatureModel
-from ..core.device import resolve_device
 
 VOXEL_SIZE_TOLERANCE = 0.05
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -89,27 +89,31 @@ def check_voxel_size(volume: Volume, model: FeatureModel, rescale: bool) -> floa
             f"the tomogram's voxel size is {volume.pixel_size_A:.3g} Å but the "
             f"{model.feature!r} model was trained at {model.voxel_size_A:.3g} Å; bin or "
             "rescale the tomogram, or pass `rescale=True` to resample it on the fly.",
-            parameter="rescale"
+            parameter="rescale",
         )
-    if not MAX_RESCALE ** -1 <= ratio <= MAX_RESCALE:
+    if not MAX_RESCALE**-1 <= ratio <= MAX_RESCALE:
         raise VoxelSizeMismatchError(
             f"the tomogram's voxel size ({volume.pixel_size_A:.3g} Å) is more than "
             f"{MAX_RESCALE:g}× from the {model.feature!r} model's ({model.voxel_size_A:.3g} Å); "
-            "check the voxel size, or bin the tomogram to the model's first.")
+            "check the voxel size, or bin the tomogram to the model's first."
+        )
     return ratio if abs(ratio - 1.0) > 1e-6 else 1.0
 
 
-def use_fast_engine(model: FeatureModel, device: torch.device, engine: str = "auto",
-                    precision: str = "fp32") -> bool:
+def use_fast_engine(
+    model: FeatureModel, device: torch.device, engine: str = "auto", precision: str = "fp32"
+) -> bool:
     """Whether the fast exact engine runs this model (warns when asked for and impossible)."""
     if engine not in ENGINES:
         raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
-    possible = fastengine.supports(model.network) and (device.type == "cpu"
-                                                       or precision == "fp32")
+    possible = fastengine.supports(model.network) and (device.type == "cpu" or precision == "fp32")
     if engine == "fast" and not possible:
-        warnings.warn(f"the fast engine runs chen2017 networks in exact fp32 only; the "
-                      f"{model.spec.name!r} model ({device.type}, {precision}) uses the "
-                      "reference engine.", stacklevel=2)
+        warnings.warn(
+            f"the fast engine runs chen2017 networks in exact fp32 only; the "
+            f"{model.spec.name!r} model ({device.type}, {precision}) uses the "
+            "reference engine.",
+            stacklevel=2,
+        )
     return possible and engine != "direct"
 
 
@@ -128,8 +132,13 @@ def _even_tiles(size: int, most: int, multiple: int) -> int:
 
 
 @torch.no_grad()
-def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.device,
-                    engine: str = "auto", precision: str = "fp32") -> torch.Tensor:
+def apply_to_slices(
+    model: FeatureModel,
+    stack: torch.Tensor,
+    device: torch.device,
+    engine: str = "auto",
+    precision: str = "fp32",
+) -> torch.Tensor:
     """Run one model on slices with context, returning normalised maps on the input grid.
 
     Parameters
@@ -158,12 +167,16 @@ def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.devi
         # Bytes of activations per input pixel, roughly; the fast engine holds spectra of
         # 40 maps with block overlap (~256 B per input pixel).
         width_factor = 256 if fast else (48 if stride > 1 else 160)
-        rows = max(multiple, int(_cuda_budget(device) / (width_factor * wp * b))
-                   // multiple * multiple)
+        rows = max(
+            multiple, int(_cuda_budget(device) / (width_factor * wp * b)) // multiple * multiple
+        )
         cols = wp
     out = torch.empty((b, hp, wp), dtype=torch.float32, device=stack.device)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                              enabled=precision == "bf16" and device.type == "cuda")
+    autocast = torch.autocast(
+        device_type=device.type,
+        dtype=torch.bfloat16,
+        enabled=precision == "bf16" and device.type == "cuda",
+    )
 
     def run(batch: slice, y0: int, x0: int) -> None:
         y1, x1 = min(hp, y0 + rows), min(wp, x0 + cols)
@@ -177,14 +190,16 @@ def apply_to_slices(model: FeatureModel, stack: torch.Tensor, device: torch.devi
                 answer = network(tile)
         answer = answer.float()
         if stride > 1:
-            answer = F.interpolate(answer, scale_factor=stride, mode="bilinear",
-                                   align_corners=False)
-        out[batch, y0:y1, x0:x1] = answer[:, 0, y0 - top: y1 - top, x0 - left: x1 - left]
+            answer = F.interpolate(
+                answer, scale_factor=stride, mode="bilinear", align_corners=False
+            )
+        out[batch, y0:y1, x0:x1] = answer[:, 0, y0 - top : y1 - top, x0 - left : x1 - left]
 
     corners = [(y0, x0) for y0 in range(0, hp, rows) for x0 in range(0, wp, cols)]
     if device.type == "cpu":
-        _run_single_threaded([(slice(i, i + 1), y0, x0) for i in range(b)
-                              for y0, x0 in corners], run)
+        _run_single_threaded(
+            [(slice(i, i + 1), y0, x0) for i in range(b) for y0, x0 in corners], run
+        )
     else:
         for y0, x0 in corners:
             run(slice(None), y0, x0)
@@ -222,12 +237,15 @@ def precision_mode(precision: str, device: torch.device):
     every pipeline thread would tune again.
     """
     if precision not in PRECISIONS:
-        raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got "
-                             f"{precision!r}.")
+        raise ParameterError(
+            f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}."
+        )
     if device.type != "cuda":
         if precision != "fp32":
-            raise ParameterError(f"`precision={precision}` needs a CUDA device; CPUs run fp32.",
-                                 parameter="precision")
+            raise ParameterError(
+                f"`precision={precision}` needs a CUDA device; CPUs run fp32.",
+                parameter="precision",
+            )
         yield
         return
     saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
@@ -244,8 +262,14 @@ def default_slab_slices(shape: tuple[int, int, int]) -> int:
     return int(np.clip(_SLAB_BYTES // (4 * ny * nx), 1, 16))
 
 
-def prepare_models(volume: Volume, models: Sequence[FeatureModel], device: torch.device,
-                   rescale: bool, engine: str, precision: str) -> list[float]:
+def prepare_models(
+    volume: Volume,
+    models: Sequence[FeatureModel],
+    device: torch.device,
+    rescale: bool,
+    engine: str,
+    precision: str,
+) -> list[float]:
     """Check the models against the volume, move them to ``device``; returns scale factors."""
     if not models:
         raise ParameterError("give at least one model to segment with.")
@@ -257,9 +281,16 @@ def prepare_models(volume: Volume, models: Sequence[FeatureModel], device: torch
 
 
 @torch.no_grad()
-def segment_slab(volume: Volume, models: Sequence[FeatureModel], scales: Sequence[float],
-                 z0: int, z1: int, device: torch.device, engine: str = "auto",
-                 precision: str = "fp32") -> list[np.ndarray]:
+def segment_slab(
+    volume: Volume,
+    models: Sequence[FeatureModel],
+    scales: Sequence[float],
+    z0: int,
+    z1: int,
+    device: torch.device,
+    engine: str = "auto",
+    precision: str = "fp32",
+) -> list[np.ndarray]:
     """Segment slices ``z0:z1`` of ``volume`` with each model.
 
     The slab is read once with the widest context any model needs (slices beyond the
@@ -275,8 +306,9 @@ def segment_slab(volume: Volume, models: Sequence[FeatureModel], scales: Sequenc
     raw = volume.slab(int(zs.min()), int(zs.max()) + 1)  # may be a view of a memory map
     check_finite(raw, "the tomogram", z_offset=int(zs.min()))
     with warnings.catch_warnings():  # a read-only memory map: it is only read from
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
-                                category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="The given NumPy array is not writable", category=UserWarning
+        )
         slab = torch.from_numpy(raw)
     if device.type == "cuda":
         slab = slab.pin_memory().to(device, non_blocking=True)
@@ -284,9 +316,12 @@ def segment_slab(volume: Volume, models: Sequence[FeatureModel], scales: Sequenc
     results = []
     for model, scale in zip(models, scales):
         k = model.spec.context_slices
-        rows = (torch.arange(z1 - z0, device=slab.device)[:, None] + (k_max - k)
-                + torch.arange(2 * k + 1, device=slab.device)[None])
-        windows = slab[index[rows]]                                    # (B, 2k+1, ny, nx)
+        rows = (
+            torch.arange(z1 - z0, device=slab.device)[:, None]
+            + (k_max - k)
+            + torch.arange(2 * k + 1, device=slab.device)[None]
+        )
+        windows = slab[index[rows]]  # (B, 2k+1, ny, nx)
         if scale != 1.0:
             windows = _resample(windows, (round(ny * scale), round(nx * scale)))
         answer = apply_to_slices(model, windows, device, engine, precision)
@@ -350,10 +385,17 @@ def _pipeline_pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tomoscribe-slab")
 
 
-def segment_into(volume: Volume, models: Sequence[FeatureModel], outputs: Sequence,
-                 device: str = "auto", rescale: bool = False, batch_slices: int | None = None,
-                 show_progress: bool = False, precision: str = "fp32",
-                 engine: str = "auto") -> None:
+def segment_into(
+    volume: Volume,
+    models: Sequence[FeatureModel],
+    outputs: Sequence,
+    device: str = "auto",
+    rescale: bool = False,
+    batch_slices: int | None = None,
+    show_progress: bool = False,
+    precision: str = "fp32",
+    engine: str = "auto",
+) -> None:
     """Segment ``volume`` with each model into the matching writable array.
 
     Parameters
@@ -381,22 +423,27 @@ def segment_into(volume: Volume, models: Sequence[FeatureModel], outputs: Sequen
     # where it arises, in segment_slab.
     with precision_mode(precision, dev):
         scales = prepare_models(volume, models, dev, rescale, engine, precision)
-        slabs = list(iter_slabs(volume.shape[0],
-                                batch_slices or default_slab_slices(volume.shape)))
+        slabs = list(iter_slabs(volume.shape[0], batch_slices or default_slab_slices(volume.shape)))
 
         def work(bounds):
             return segment_slab(volume, models, scales, *bounds, dev, engine, precision)
 
         answers = in_order(work, slabs, CUDA_SLABS_IN_FLIGHT if dev.type == "cuda" else 1)
-        for (z0, z1), results in track(zip(slabs, answers), "segmenting", total=len(slabs),
-                                       show_progress=show_progress):
+        for (z0, z1), results in track(
+            zip(slabs, answers), "segmenting", total=len(slabs), show_progress=show_progress
+        ):
             for out, result in zip(outputs, results):
                 out[z0:z1] = result
 
 
 def _resample(stack: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(stack, size=tuple(int(s) for s in size), mode="bilinear",
-                         align_corners=False, antialias=True)
+    return F.interpolate(
+        stack,
+        size=tuple(int(s) for s in size),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
 
 
 def segment_array(volume: Volume, models: Sequence[FeatureModel], **kwargs) -> list[Volume]:

@@ -80,6 +80,7 @@ def choose_block(height: int, width: int, kernel: int, candidates=CPU_BLOCKS) ->
     """The FFT block edge (pixels) of ``candidates`` that covers a height × width map
     in overlap-save blocks (valid part ``block − kernel + 1``) with the fewest
     frequency samples; ties go to the smaller block."""
+
     def samples(block: int) -> int:
         step = block - kernel + 1
         return math.ceil(height / step) * math.ceil(width / step) * block * (block // 2 + 1)
@@ -99,8 +100,9 @@ def _inverse_rfft2(spectra: torch.Tensor, block: int) -> torch.Tensor:
     return torch.from_numpy(out.astype(np.float32, copy=False))
 
 
-def overlap_save_conv(x: torch.Tensor, network: Chen2017, conv,
-                      block: int | None = None) -> torch.Tensor:
+def overlap_save_conv(
+    x: torch.Tensor, network: Chen2017, conv, block: int | None = None
+) -> torch.Tensor:
     """'Same' zero-padded cross-correlation of x (B, C, H, W) with ``conv`` by FFT blocks
     of ``block`` pixels (default: :func:`choose_block` on CPUs, :data:`CUDA_BLOCK` on
     GPUs)."""
@@ -114,18 +116,18 @@ def overlap_save_conv(x: torch.Tensor, network: Chen2017, conv,
     step = block - k + 1
     nby, nbx = math.ceil(h / step), math.ceil(w / step)
     padded = F.pad(x, (p, p + nbx * step - w, p, p + nby * step - h))
-    blocks = padded.unfold(2, block, step).unfold(3, block, step)      # (B, C, nby, nbx, L, L)
+    blocks = padded.unfold(2, block, step).unfold(3, block, step)  # (B, C, nby, nbx, L, L)
     blocks = blocks.permute(0, 2, 3, 1, 4, 5).reshape(b * nby * nbx, c, block, block)
-    spectrum = torch.fft.rfft2(blocks)                                  # (M, C, L, L')
+    spectrum = torch.fft.rfft2(blocks)  # (M, C, L, L')
     m, half = spectrum.shape[0], spectrum.shape[-1]
-    weights = _spectra(network, conv, block)                            # (F, C, O)
+    weights = _spectra(network, conv, block)  # (F, C, O)
     if o == 1 and not x.is_cuda:  # one output map: a weighted sum over channels (CPU)
         mixed = (spectrum.reshape(m, c, -1) * weights[:, :, 0].T).sum(1).reshape(m, 1, -1)
     else:  # one (M, C) × (C, O) product per frequency, on a contiguous (F, M, C) operand
         by_frequency = spectrum.reshape(m, c, -1).permute(2, 0, 1).contiguous()
-        mixed = torch.bmm(by_frequency, weights).permute(1, 2, 0)       # (M, O, F)
+        mixed = torch.bmm(by_frequency, weights).permute(1, 2, 0)  # (M, O, F)
     out = _inverse_rfft2(mixed.reshape(m, o, block, half), block)
-    out = out[:, :, k - 1:, k - 1:].reshape(b, nby, nbx, o, step, step)
+    out = out[:, :, k - 1 :, k - 1 :].reshape(b, nby, nbx, o, step, step)
     out = out.permute(0, 3, 1, 4, 2, 5).reshape(b, o, nby * step, nbx * step)[:, :, :h, :w]
     return out + conv.bias.detach().view(1, -1, 1, 1)
 
@@ -138,10 +140,9 @@ def _phase_kernels(network: Chen2017, conv) -> torch.Tensor:
         weight = conv.weight.detach()
         o, c, k, _ = weight.shape
         m = (k + 1) // 2
-        shifted = F.pad(weight, (1, 1, 1, 1))               # shifted[.., u + 1] = w[.., u]
+        shifted = F.pad(weight, (1, 1, 1, 1))  # shifted[.., u + 1] = w[.., u]
         taps = 2 * torch.arange(m, device=weight.device)
-        kernels = torch.empty((2, 2, o, 2, 2, c, m, m), dtype=weight.dtype,
-                              device=weight.device)
+        kernels = torch.empty((2, 2, o, 2, 2, c, m, m), dtype=weight.dtype, device=weight.device)
         for a in (0, 1):
             for b in (0, 1):
                 for pc in (0, 1):
@@ -158,19 +159,18 @@ def conv_pool(x: torch.Tensor, conv, network: Chen2017 | None = None) -> torch.T
     b, c, h, w = x.shape
     o, _, k, _ = conv.weight.shape
     p = k // 2
-    padded = F.pad(x, (p, p, p, p))                               # (B, C, H + 2p, W + 2p)
+    padded = F.pad(x, (p, p, p, p))  # (B, C, H + 2p, W + 2p)
     hp, wp = padded.shape[-2:]
     phases = padded.reshape(b, c, hp // 2, 2, wp // 2, 2).permute(0, 3, 5, 1, 2, 4)
-    phases = phases.reshape(b, 4 * c, hp // 2, wp // 2)          # channels (c, d, input)
+    phases = phases.reshape(b, 4 * c, hp // 2, wp // 2)  # channels (c, d, input)
     kernels = _phase_kernels(network if network is not None else conv, conv)
-    out = F.conv2d(phases, kernels)                              # (B, 4·O, H/2, W/2)
+    out = F.conv2d(phases, kernels)  # (B, 4·O, H/2, W/2)
     out = out.view(b, 4, o, h // 2, w // 2).amax(dim=1)
     return out + conv.bias.detach().view(1, -1, 1, 1)
 
 
 @torch.no_grad()
-def chen2017_forward(network: Chen2017, x: torch.Tensor, block: int | None = None
-                     ) -> torch.Tensor:
+def chen2017_forward(network: Chen2017, x: torch.Tensor, block: int | None = None) -> torch.Tensor:
     """The network's output (B, 1, H/2, W/2) for x (B, C, H, W) with even H and W.
 
     ``block``: FFT block edge (pixels) for conv2 (conv3 takes at least

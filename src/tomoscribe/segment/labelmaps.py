@@ -42,12 +42,15 @@ class FeatureVoxels:
 
     def as_dict(self) -> dict:
         """Provenance record: how the feature's voxels were chosen."""
-        return {"feature_voxels": self.how,
-                "feature_value": None if self.value is None else float(self.value)}
+        return {
+            "feature_voxels": self.how,
+            "feature_value": None if self.value is None else float(self.value),
+        }
 
 
-def feature_voxels(map_path: Path, dtype, feature: str, value: float | None = None,
-                   allow_threshold: bool = True) -> FeatureVoxels:
+def feature_voxels(
+    map_path: Path, dtype, feature: str, value: float | None = None, allow_threshold: bool = True
+) -> FeatureVoxels:
     """Decide how ``feature``'s voxels are found in the map at ``map_path``.
 
     Parameters
@@ -69,8 +72,11 @@ def feature_voxels(map_path: Path, dtype, feature: str, value: float | None = No
     legend = read_legend(map_path)
     if legend is not None:
         if value is not None:
-            raise ParameterError(f"{map_path.name} has a legend ({legend_path(map_path).name}), "
-                                 "which names its features; drop `value`.", parameter="value")
+            raise ParameterError(
+                f"{map_path.name} has a legend ({legend_path(map_path).name}), "
+                "which names its features; drop `value`.",
+                parameter="value",
+            )
         return FeatureVoxels("legend", legend.id_of(feature, f"the label map {map_path.name}"))
     if value is not None:
         if not np.isfinite(value):

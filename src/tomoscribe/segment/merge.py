@@ -42,9 +42,16 @@ def merge_block(values: np.ndarray, label_of_feature: np.ndarray, threshold: flo
     return labels
 
 
-def merge_into(maps: Sequence[Volume], features: Sequence[str], out, threshold: float = 1.0,
-               weights: Sequence[float] | None = None, erasers: Sequence[str] = (),
-               slab_slices: int = 16, show_progress: bool = False) -> Legend:
+def merge_into(
+    maps: Sequence[Volume],
+    features: Sequence[str],
+    out,
+    threshold: float = 1.0,
+    weights: Sequence[float] | None = None,
+    erasers: Sequence[str] = (),
+    slab_slices: int = 16,
+    show_progress: bool = False,
+) -> Legend:
     """Merge per-feature maps slab by slab into the writable uint8 array ``out``.
 
     Returns
@@ -62,10 +69,12 @@ def merge_into(maps: Sequence[Volume], features: Sequence[str], out, threshold: 
     if not np.isfinite(threshold):
         raise ParameterError(f"the threshold must be a finite number, got {threshold}.")
     legend = Legend.from_features(features, erasers)
-    label_of_feature = np.array([0 if f in set(erasers) else legend.id_of(f)
-                                 for f in features], np.uint8)
-    for z0, z1 in track(list(iter_slabs(maps[0].shape[0], slab_slices)), "merging",
-                        show_progress=show_progress):
+    label_of_feature = np.array(
+        [0 if f in set(erasers) else legend.id_of(f) for f in features], np.uint8
+    )
+    for z0, z1 in track(
+        list(iter_slabs(maps[0].shape[0], slab_slices)), "merging", show_progress=show_progress
+    ):
         values = np.stack([m.slab(z0, z1) * np.float32(w) for m, w in zip(maps, weights)])
         check_finite(values, "a feature map", z_offset=z0)
         out[z0:z1] = merge_block(values, label_of_feature, threshold)

@@ -63,9 +63,13 @@ class FeatureModel:
 
 def save_model(path: str | os.PathLike, model: FeatureModel) -> Path:
     """Write a model file (atomically)."""
-    record = {**model.metadata, "architecture": model.spec.as_dict(),
-              "feature": model.feature, "voxel_size_A": model.voxel_size_A,
-              "amplitude": model.amplitude}
+    record = {
+        **model.metadata,
+        "architecture": model.spec.as_dict(),
+        "feature": model.feature,
+        "voxel_size_A": model.voxel_size_A,
+        "amplitude": model.amplitude,
+    }
     return save_network_file(path, model.network, KIND, record)
 
 
@@ -78,12 +82,17 @@ def _parse(record: dict) -> tuple[str, dict, tuple]:
     if not isinstance(feature, str) or not feature:
         raise TypeError(f"feature is {feature!r}, not a name")
     voxel_size_A, amplitude = float(record["voxel_size_A"]), float(record["amplitude"])
-    if not (math.isfinite(amplitude) and math.isfinite(voxel_size_A)
-            and amplitude > 0 and voxel_size_A > 0):
-        raise ValueError(f"the record gives amplitude {amplitude} and voxel size "
-                             f"{voxel_size_A} Å; both must be positive finite numbers.")
-    return spec.name, {"in_channels": spec.in_channels}, (spec, feature, voxel_size_A,
-                                                         amplitude)
+    if not (
+        math.isfinite(amplitude)
+        and math.isfinite(voxel_size_A)
+        and amplitude > 0
+        and voxel_size_A > 0
+    ):
+        raise ValueError(
+            f"the record gives amplitude {amplitude} and voxel size "
+            f"{voxel_size_A} Å; both must be positive finite numbers."
+        )
+    return spec.name, {"in_channels": spec.in_channels}, (spec, feature, voxel_size_A, amplitude)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> FeatureModel:
@@ -97,6 +106,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> F
         If it is damaged, not a tomoscribe model, of a newer format, or inconsistent.
     """
     network, record, (spec, feature, voxel_size_A, amplitude) = load_network_file(
-        path, KIND, _parse)
+        path, KIND, _parse
+    )
     network.to(device).eval()
     return FeatureModel(network, spec, feature, voxel_size_A, amplitude, record)

@@ -52,8 +52,10 @@ class ArchitectureSpec:
     def validate(self) -> None:
         architecture(self.name, ROLE)  # unknown names are refused
         if self.name == "chen2017-2.5d" and self.context_slices < 1:
-            raise ParameterError("chen2017-2.5d needs `context_slices=1` or more (slices each "
-                                 "side).", parameter="context_slices")
+            raise ParameterError(
+                "chen2017-2.5d needs `context_slices=1` or more (slices each side).",
+                parameter="context_slices",
+            )
         if self.name == "chen2017" and self.context_slices != 0:
             raise ParameterError("chen2017 sees one slice; use chen2017-2.5d for context.")
         if not 0 <= self.context_slices <= 8:

@@ -62,13 +62,19 @@ def painted_component_sizes(mask: np.ndarray, voxel_size_A: float) -> dict | Non
 def summarise(sizes: list, voxel_size_A: float) -> dict:
     """Median and percentiles of component sizes (voxels at ``voxel_size_A`` Å)."""
     sizes = np.sort(np.asarray(sizes, float))
-    stored = sizes if len(sizes) <= MAX_STORED else sizes[
-        np.linspace(0, len(sizes) - 1, MAX_STORED).round().astype(int)]
-    return {"n_components": int(len(sizes)), "voxel_size_A": float(voxel_size_A),
-            "median_voxels": float(np.median(sizes)),
-            "p5_voxels": float(np.percentile(sizes, 5)),
-            "p95_voxels": float(np.percentile(sizes, 95)),
-            "sizes_voxels": [int(s) for s in stored]}
+    stored = (
+        sizes
+        if len(sizes) <= MAX_STORED
+        else sizes[np.linspace(0, len(sizes) - 1, MAX_STORED).round().astype(int)]
+    )
+    return {
+        "n_components": int(len(sizes)),
+        "voxel_size_A": float(voxel_size_A),
+        "median_voxels": float(np.median(sizes)),
+        "p5_voxels": float(np.percentile(sizes, 5)),
+        "p95_voxels": float(np.percentile(sizes, 95)),
+        "sizes_voxels": [int(s) for s in stored],
+    }
 
 
 def pool(records: list) -> dict | None:
@@ -77,8 +83,9 @@ def pool(records: list) -> dict | None:
     if not records:
         return None
     voxel = float(records[0]["voxel_size_A"])
-    sizes = [s * (float(r["voxel_size_A"]) / voxel) ** 3 for r in records
-             for s in r["sizes_voxels"]]
+    sizes = [
+        s * (float(r["voxel_size_A"]) / voxel) ** 3 for r in records for s in r["sizes_voxels"]
+    ]
     return summarise(sizes, voxel)
 
 
@@ -106,6 +113,8 @@ def size_defaults(record: dict | None, voxel_size_A: float) -> dict:
         return {}
     if not all(math.isfinite(v) and v > 0 for v in (p5, p95, median)):
         return {}
-    return {"min_size": max(1, int(math.floor(0.5 * p5))),
-            "max_size": int(math.ceil(2.0 * p95)),
-            "min_distance": float((3 * median / (4 * math.pi)) ** (1 / 3))}
+    return {
+        "min_size": max(1, int(math.floor(0.5 * p5))),
+        "max_size": int(math.ceil(2.0 * p95)),
+        "min_distance": float((3 * median / (4 * math.pi)) ** (1 / 3)),
+    }

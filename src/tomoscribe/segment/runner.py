@@ -33,18 +33,29 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..core.device import resolve_device
 from ..errors import ParameterError, TomoscribeError
 from ..io import read_volume
 from ..io.resumable import ResumableVolume, SlabTarget, write_slab
 from ..locks import output_lock
-from ..outputs import (check_free_space, check_writable, file_fingerprint, make_folders,
-                       remove_empty_folders)
+from ..outputs import (
+    check_free_space,
+    check_writable,
+    file_fingerprint,
+    make_folders,
+    remove_empty_folders,
+)
 from ..progress import track
 from ..volume import iter_slabs
-from .engine import (CUDA_SLABS_IN_FLIGHT, default_slab_slices, in_order, precision_mode,
-                     prepare_models, segment_slab)
+from .engine import (
+    CUDA_SLABS_IN_FLIGHT,
+    default_slab_slices,
+    in_order,
+    precision_mode,
+    prepare_models,
+    segment_slab,
+)
 from .modelfile import load_model
-from ..core.device import resolve_device
 
 SCHEDULER_TIMEOUT_S = 10
 _TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
@@ -100,13 +111,19 @@ def _opened(request: SegmentRequest, stamps: tuple):
     device = torch.device(request.device)
     models = [load_model(p) for p in request.model_paths]
     with precision_mode(request.precision, device):
-        scales = prepare_models(volume, models, device, request.rescale, request.engine,
-                                request.precision)
+        scales = prepare_models(
+            volume, models, device, request.rescale, request.engine, request.precision
+        )
     return volume, models, scales, device
 
 
-def run_slab(request: SegmentRequest, targets: tuple[SlabTarget, ...], which: tuple[int, ...],
-             z0: int, z1: int) -> list[dict]:
+def run_slab(
+    request: SegmentRequest,
+    targets: tuple[SlabTarget, ...],
+    which: tuple[int, ...],
+    z0: int,
+    z1: int,
+) -> list[dict]:
     """Segment slices ``z0:z1`` with the models numbered ``which``; write and return stats.
 
     Runs wherever it is called: in the caller's process or on a dask worker.
@@ -115,18 +132,31 @@ def run_slab(request: SegmentRequest, targets: tuple[SlabTarget, ...], which: tu
         torch.set_num_threads(request.threads)
     volume, models, scales, device = _opened(request, _stamps(request))
     with precision_mode(request.precision, device):
-        answers = segment_slab(volume, [models[i] for i in which], [scales[i] for i in which],
-                               z0, z1, device, request.engine, request.precision)
+        answers = segment_slab(
+            volume,
+            [models[i] for i in which],
+            [scales[i] for i in which],
+            z0,
+            z1,
+            device,
+            request.engine,
+            request.precision,
+        )
     return [write_slab(targets[i], z0, answer) for i, answer in zip(which, answers)]
 
 
 def output_key(request: SegmentRequest, shape, index: int) -> str:
     """Digest of everything output ``index`` of ``request`` depends on."""
     identity = {
-        "version": __version__, "tomogram": file_fingerprint(request.tomogram),
-        "model": file_fingerprint(request.model_paths[index]), "shape": list(shape),
-        **{k: v for k, v in asdict(request).items()
-           if k not in ("tomogram", "model_paths", "threads")},
+        "version": __version__,
+        "tomogram": file_fingerprint(request.tomogram),
+        "model": file_fingerprint(request.model_paths[index]),
+        "shape": list(shape),
+        **{
+            k: v
+            for k, v in asdict(request).items()
+            if k not in ("tomogram", "model_paths", "threads")
+        },
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -145,11 +175,18 @@ class _Job:
                 yield z0, z1, which
 
 
-def plan_segmentation(tomograms: Sequence[Path], model_paths: Sequence[Path],
-                      outputs: Sequence[Sequence[Path]], device: str = "auto",
-                      precision: str = "fp32", engine: str = "auto", rescale: bool = False,
-                      voxel_size_A: float | None = None, slab_slices: int | None = None,
-                      threads: int | None = None) -> list[_Job]:
+def plan_segmentation(
+    tomograms: Sequence[Path],
+    model_paths: Sequence[Path],
+    outputs: Sequence[Sequence[Path]],
+    device: str = "auto",
+    precision: str = "fp32",
+    engine: str = "auto",
+    rescale: bool = False,
+    voxel_size_A: float | None = None,
+    slab_slices: int | None = None,
+    threads: int | None = None,
+) -> list[_Job]:
     """Check every input before any work and describe the work (nothing is written)."""
     if len(tomograms) != len(outputs):
         raise ParameterError("give one list of outputs per tomogram.")
@@ -163,18 +200,39 @@ def plan_segmentation(tomograms: Sequence[Path], model_paths: Sequence[Path],
         with precision_mode(precision, dev):
             prepare_models(volume, models, torch.device("cpu"), rescale, engine, precision)
         depth = slab_slices or default_slab_slices(volume.shape)
-        request = SegmentRequest(str(Path(tomogram).resolve()), voxel_size_A,
-                                 tuple(str(Path(p).resolve()) for p in model_paths),
-                                 dev.type, precision, engine, rescale, depth, threads)
-        outs = [ResumableVolume(path, volume.shape, volume.voxel_size_A, volume.origin_A,
-                                output_key(request, volume.shape, i), depth)
-                for i, path in enumerate(paths)]
+        request = SegmentRequest(
+            str(Path(tomogram).resolve()),
+            voxel_size_A,
+            tuple(str(Path(p).resolve()) for p in model_paths),
+            dev.type,
+            precision,
+            engine,
+            rescale,
+            depth,
+            threads,
+        )
+        outs = [
+            ResumableVolume(
+                path,
+                volume.shape,
+                volume.voxel_size_A,
+                volume.origin_A,
+                output_key(request, volume.shape, i),
+                depth,
+            )
+            for i, path in enumerate(paths)
+        ]
         jobs.append(_Job(request, outs, list(iter_slabs(volume.shape[0], depth))))
     return jobs
 
 
-def segment_files(jobs: list[_Job], client=None, resume: bool = True, overwrite: bool = False,
-                  show_progress: bool = False) -> list[Path]:
+def segment_files(
+    jobs: list[_Job],
+    client=None,
+    resume: bool = True,
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> list[Path]:
     """Run planned segmentations to finished files; returns the output paths.
 
     Parameters
@@ -206,11 +264,17 @@ def segment_files(jobs: list[_Job], client=None, resume: bool = True, overwrite:
                 locks.enter_context(output_lock(out.path))
                 opened.append(out.open(resume=resume, overwrite=overwrite))
                 if out.resumed and show_progress:
-                    print(f"resuming {out.path.name}: {len(out.done)} of {len(job.slabs)} "
-                          "slabs already written", file=sys.stderr)
+                    print(
+                        f"resuming {out.path.name}: {len(out.done)} of {len(job.slabs)} "
+                        "slabs already written",
+                        file=sys.stderr,
+                    )
         work = [(job, z0, z1, which) for job in jobs for z0, z1, which in job.tasks()]
-        finished = _run_local(work, show_progress) if client is None else \
-            _run_distributed(client, work, show_progress)
+        finished = (
+            _run_local(work, show_progress)
+            if client is None
+            else _run_distributed(client, work, show_progress)
+        )
         for job, z0, which, stats in finished:
             for i, s in zip(which, stats):
                 job.outputs[i].record(z0, s)
@@ -233,8 +297,12 @@ def _run_local(work, show_progress):
         targets = tuple(out.target for out in job.outputs)
         return job, z0, which, run_slab(job.request, targets, which, z0, z1)
 
-    yield from track(in_order(one, work, CUDA_SLABS_IN_FLIGHT if cuda else 1), "segmenting",
-                     total=len(work), show_progress=show_progress)
+    yield from track(
+        in_order(one, work, CUDA_SLABS_IN_FLIGHT if cuda else 1),
+        "segmenting",
+        total=len(work),
+        show_progress=show_progress,
+    )
 
 
 def _run_distributed(client, work, show_progress):
@@ -247,8 +315,9 @@ def _run_distributed(client, work, show_progress):
         future = client.submit(run_slab, job.request, targets, which, z0, z1, pure=False)
         futures[future] = (job, z0, which)
     try:
-        for future in track(as_completed(futures), "segmenting", total=len(futures),
-                            show_progress=show_progress):
+        for future in track(
+            as_completed(futures), "segmenting", total=len(futures), show_progress=show_progress
+        ):
             job, z0, which = futures[future]
             yield job, z0, which, future.result()
     finally:
@@ -274,26 +343,34 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         import dask
         from distributed import Client, LocalCluster
     except ImportError as err:
-        raise ParameterError("distributed runs need dask.distributed; install "
-                             "'distributed'.") from err
+        raise ParameterError(
+            "distributed runs need dask.distributed; install 'distributed'."
+        ) from err
     if workers is not None:
         if workers < 1:
-            raise ParameterError(f"`workers` must be at least 1, got {workers}.",
-                                 parameter="workers")
+            raise ParameterError(
+                f"`workers` must be at least 1, got {workers}.", parameter="workers"
+            )
         threads = max(1, (os.cpu_count() or 1) // workers)
         # dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's
         # mmap threshold, so every large tensor is a fresh mmap: segmenting ran 2× slower
         # in such workers here.  Our workers start without it.
-        with dask.config.set({_TRIM_KEY: None}), \
-                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                             dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            dask.config.set({_TRIM_KEY: None}),
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client, threads
         return
     try:
         client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as err:
-        raise ParameterError(f"the dask scheduler at {scheduler} did not answer within "
-                             f"{SCHEDULER_TIMEOUT_S} s ({type(err).__name__}); check the "
-                             "address and that the scheduler is running.") from err
+        raise ParameterError(
+            f"the dask scheduler at {scheduler} did not answer within "
+            f"{SCHEDULER_TIMEOUT_S} s ({type(err).__name__}); check the "
+            "address and that the scheduler is running."
+        ) from err
     with client:
         yield client, None

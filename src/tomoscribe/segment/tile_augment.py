@@ -51,8 +51,10 @@ PUBLISHED_AUGMENTATION = "rotate"
 def check_augmentation(name: str) -> str:
     """The augmentation's name, refused in one sentence when unknown."""
     if name not in AUGMENTATIONS:
-        raise ParameterError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got "
-                             f"{name!r}.", parameter="augmentation")
+        raise ParameterError(
+            f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {name!r}.",
+            parameter="augmentation",
+        )
     return name
 
 
@@ -65,8 +67,15 @@ def augmentation_of(metadata: dict) -> dict:
     return record
 
 
-def flip_tile(patch: np.ndarray, mask: np.ndarray | None, tile_size: int, flip_y: bool,
-              flip_x: bool, flip_z: bool = False, shift_yx=(0, 0)):
+def flip_tile(
+    patch: np.ndarray,
+    mask: np.ndarray | None,
+    tile_size: int,
+    flip_y: bool,
+    flip_x: bool,
+    flip_z: bool = False,
+    shift_yx=(0, 0),
+):
     """One exact wedge-keeping copy of a tile.
 
     Parameters
@@ -92,8 +101,9 @@ def flip_tile(patch: np.ndarray, mask: np.ndarray | None, tile_size: int, flip_y
     y0 = (size - tile_size) // 2 + int(shift_yx[0])
     x0 = (size - tile_size) // 2 + int(shift_yx[1])
     if not (0 <= y0 <= size - tile_size and 0 <= x0 <= size - tile_size):
-        raise ParameterError(f"shift {tuple(shift_yx)} moves a {tile_size}-px tile out of a "
-                             f"{size}-px patch.")
+        raise ParameterError(
+            f"shift {tuple(shift_yx)} moves a {tile_size}-px tile out of a {size}-px patch."
+        )
     window = (slice(y0, y0 + tile_size), slice(x0, x0 + tile_size))
     tile = patch[(slice(None),) + window]
     cut = mask[window] if mask is not None else None
@@ -105,8 +115,9 @@ def flip_tile(patch: np.ndarray, mask: np.ndarray | None, tile_size: int, flip_y
     return np.ascontiguousarray(tile), (np.ascontiguousarray(cut) if cut is not None else None)
 
 
-def random_flip(patch: np.ndarray, mask: np.ndarray | None, tile_size: int,
-                rng: np.random.Generator):
+def random_flip(
+    patch: np.ndarray, mask: np.ndarray | None, tile_size: int, rng: np.random.Generator
+):
     """:func:`flip_tile` with random mirrors, slice order and shift (up to the margin)."""
     margin = (patch.shape[-1] - tile_size) // 2
     flips = rng.integers(2, size=3).astype(bool)
@@ -114,8 +125,11 @@ def random_flip(patch: np.ndarray, mask: np.ndarray | None, tile_size: int,
     return flip_tile(patch, mask, tile_size, flips[0], flips[1], flips[2], shift)
 
 
-def rotate_block_keeping_wedge(block: np.ndarray, angle_deg: float, mask_fourier: np.ndarray,
-                               ) -> np.ndarray:
+def rotate_block_keeping_wedge(
+    block: np.ndarray,
+    angle_deg: float,
+    mask_fourier: np.ndarray,
+) -> np.ndarray:
     """Turn a cubic block about z (its middle) and re-impose the missing wedge.
 
     Parameters
@@ -132,11 +146,13 @@ def rotate_block_keeping_wedge(block: np.ndarray, angle_deg: float, mask_fourier
     float32 array (n, n, n): the turned block lacking the data's wedge, scaled back to
     the block's standard deviation.
     """
-    turned = scipy.ndimage.rotate(block, angle_deg, axes=(2, 1), reshape=False, order=1,
-                                  mode="constant")
+    turned = scipy.ndimage.rotate(
+        block, angle_deg, axes=(2, 1), reshape=False, order=1, mode="constant"
+    )
     mean = float(turned.mean())
-    masked = scipy.fft.irfftn(scipy.fft.rfftn(turned - mean) * mask_fourier, s=block.shape,
-                              axes=(0, 1, 2))
+    masked = scipy.fft.irfftn(
+        scipy.fft.rfftn(turned - mean) * mask_fourier, s=block.shape, axes=(0, 1, 2)
+    )
     before, after = float(block.std()), float(masked.std())
     scale = before / after if after > 1e-12 else 1.0
     return (masked * scale + float(block.mean())).astype(np.float32)
@@ -162,8 +178,14 @@ class WedgeRotator:
         self.tilt_range_deg = check_tilt_range(tilt_range_deg)
         self.mask_fourier = wedge_mask(self.block_size, self.tilt_range_deg).numpy()
 
-    def copy(self, block: np.ndarray, mask: np.ndarray | None, context: int, tile_size: int,
-             rng: np.random.Generator):
+    def copy(
+        self,
+        block: np.ndarray,
+        mask: np.ndarray | None,
+        context: int,
+        tile_size: int,
+        rng: np.random.Generator,
+    ):
         """One copy: (tile (2K+1, T, T), mask (T, T) or None), turned by a random angle.
 
         ``block`` is (n, n, n) with the box in the middle (index n // 2 on each axis);
@@ -173,11 +195,15 @@ class WedgeRotator:
         turned = rotate_block_keeping_wedge(block, angle, self.mask_fourier)
         n, mid = self.block_size, self.block_size // 2
         inner = slice((n - tile_size) // 2, (n + tile_size) // 2)
-        tile = turned[mid - context: mid + context + 1, inner, inner]
+        tile = turned[mid - context : mid + context + 1, inner, inner]
         rot_mask = None
         if mask is not None:
             size = mask.shape[0]
             cut = slice((size - tile_size) // 2, (size + tile_size) // 2)
-            rot_mask = scipy.ndimage.rotate(mask.astype(np.float32), angle, axes=(1, 0),
-                                            reshape=False, order=1)[cut, cut] > 0.5
+            rot_mask = (
+                scipy.ndimage.rotate(
+                    mask.astype(np.float32), angle, axes=(1, 0), reshape=False, order=1
+                )[cut, cut]
+                > 0.5
+            )
         return np.ascontiguousarray(tile), rot_mask

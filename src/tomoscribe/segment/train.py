@@ -32,8 +32,15 @@ import torch.nn.functional as F
 
 from ..core.device import resolve_device
 from ..errors import ParameterError, TrainingError
-from ..nets.training import (OPTIMIZERS, initialise, make_optimiser, optimiser_step, run_epochs,
-                             seeded_generator, shuffled_batches)
+from ..nets.training import (
+    OPTIMIZERS,
+    initialise,
+    make_optimiser,
+    optimiser_step,
+    run_epochs,
+    seeded_generator,
+    shuffled_batches,
+)
 from .checkpoint import load_checkpoint, restore, save_checkpoint, training_key
 from .modelfile import FeatureModel
 from .network import ArchitectureSpec, build_network
@@ -68,8 +75,6 @@ class TrainParams:
             raise ParameterError("validation fraction must be in [0, 0.9).")
 
 
-
-
 def split_by_source(trainset: TrainingSet, fraction: float, seed: int):
     """Boolean (train, validation) masks that never split one box's copies.
 
@@ -96,10 +101,15 @@ def shrink_masks(masks: torch.Tensor, stride: int) -> torch.Tensor:
     return F.avg_pool2d(masks, stride) if stride > 1 else masks
 
 
-def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSpec(),  # noqa: B008 (frozen)
-                  params: TrainParams = TrainParams(), device: str = "auto",
-                  show_progress: bool = False, checkpoint=None,
-                  on_epoch: Callable[[dict], None] | None = None) -> FeatureModel:
+def train_feature(
+    trainset: TrainingSet,
+    spec: ArchitectureSpec = ArchitectureSpec(),  # noqa: B008 (frozen)
+    params: TrainParams = TrainParams(),
+    device: str = "auto",
+    show_progress: bool = False,
+    checkpoint=None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> FeatureModel:
     """Train one network on one feature's training set.
 
     Parameters
@@ -131,15 +141,18 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
     stride = spec.contract.output_stride
 
     k, K = spec.context_slices, trainset.context_slices
-    tiles = torch.from_numpy(np.ascontiguousarray(trainset.tiles[:, K - k: K + k + 1]))
+    tiles = torch.from_numpy(np.ascontiguousarray(trainset.tiles[:, K - k : K + k + 1]))
     targets = shrink_masks(torch.from_numpy(trainset.masks), stride)
-    train_idx, val_idx = (np.flatnonzero(m) for m in split_by_source(
-        trainset, params.validation_fraction, params.seed))
+    train_idx, val_idx = (
+        np.flatnonzero(m)
+        for m in split_by_source(trainset, params.validation_fraction, params.seed)
+    )
     if len(train_idx) == 0:
         raise ParameterError("the validation fraction leaves no tiles to train on.")
 
-    optimiser = make_optimiser(network.parameters(), params.optimizer, params.learning_rate,
-                               params.momentum)
+    optimiser = make_optimiser(
+        network.parameters(), params.optimizer, params.learning_rate, params.momentum
+    )
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay_per_epoch)
     weights = [p for name, p in network.named_parameters() if name.endswith("weight")]
 
@@ -151,16 +164,26 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
             batch = train_idx[batch.numpy()]
             x, y = tiles[batch].to(dev), targets[batch].to(dev)
             mse = torch.mean((network(x) - y) ** 2)
-            batch_losses.append(optimiser_step(optimiser, torch.log(mse + _LOG_EPS) + (
-                params.l1_weight_decay * sum(w.abs().sum() for w in weights))))
+            batch_losses.append(
+                optimiser_step(
+                    optimiser,
+                    torch.log(mse + _LOG_EPS)
+                    + (params.l1_weight_decay * sum(w.abs().sum() for w in weights)),
+                )
+            )
         lr = optimiser.param_groups[0]["lr"]
         scheduler.step()
         val_loss = _log_mse(network, tiles, targets, val_idx, dev) if len(val_idx) else None
-        return {"train_loss": float(np.mean(batch_losses)), "validation_loss": val_loss,
-                "learning_rate": lr, "seconds": time.perf_counter() - started}
+        return {
+            "train_loss": float(np.mean(batch_losses)),
+            "validation_loss": val_loss,
+            "learning_rate": lr,
+            "seconds": time.perf_counter() - started,
+        }
 
     first_epoch, history, save = _checkpointing(
-        checkpoint, trainset, spec, params, dev, (network, optimiser, scheduler, generator))
+        checkpoint, trainset, spec, params, dev, (network, optimiser, scheduler, generator)
+    )
 
     def after_epoch(epochs_done: int, history: list) -> None:
         if save is not None:
@@ -168,26 +191,46 @@ def train_feature(trainset: TrainingSet, spec: ArchitectureSpec = ArchitectureSp
         if on_epoch is not None:
             on_epoch(dict(history[-1]))
 
-    history = run_epochs(params.epochs, one_epoch, loss_key="train_loss",
-                         first_epoch=first_epoch, history=history,
-                         label=f"training {trainset.metadata.get('feature', '')}",
-                         show_progress=show_progress, after_epoch=after_epoch,
-                         on_divergence=lambda: _drop(checkpoint))
+    history = run_epochs(
+        params.epochs,
+        one_epoch,
+        loss_key="train_loss",
+        first_epoch=first_epoch,
+        history=history,
+        label=f"training {trainset.metadata.get('feature', '')}",
+        show_progress=show_progress,
+        after_epoch=after_epoch,
+        on_divergence=lambda: _drop(checkpoint),
+    )
     _drop(checkpoint)
-    return _finished_model(network, spec, params, trainset, tiles, targets, dev, history,
-                           len(train_idx), len(val_idx))
+    return _finished_model(
+        network, spec, params, trainset, tiles, targets, dev, history, len(train_idx), len(val_idx)
+    )
 
 
-def _checkpointing(checkpoint, trainset: TrainingSet, spec: ArchitectureSpec,
-                   params: TrainParams, dev, state: tuple):
+def _checkpointing(
+    checkpoint,
+    trainset: TrainingSet,
+    spec: ArchitectureSpec,
+    params: TrainParams,
+    dev,
+    state: tuple,
+):
     """(first epoch, history so far, end-of-epoch hook) of a training that saves its
     ``state`` (network, optimiser, scheduler, generator) to ``checkpoint`` after each
     epoch, restored from it first when it holds this training's unfinished run."""
     if checkpoint is None:
         return 0, [], None
-    key = training_key(trainset.tiles, trainset.masks,
-                       {"spec": spec.as_dict(), "params": asdict(params), "device": dev.type,
-                        "metadata": trainset.metadata})
+    key = training_key(
+        trainset.tiles,
+        trainset.masks,
+        {
+            "spec": spec.as_dict(),
+            "params": asdict(params),
+            "device": dev.type,
+            "metadata": trainset.metadata,
+        },
+    )
     saved = load_checkpoint(checkpoint, key)
     first_epoch, history = (0, []) if saved is None else restore(saved, *state)
 
@@ -205,7 +248,8 @@ def _check_context(spec: ArchitectureSpec, trainset: TrainingSet) -> None:
         raise ParameterError(
             f"the network wants ±{spec.context_slices} slices but the training set has "
             f"±{trainset.context_slices}; rebuild it with `context_slices={spec.context_slices}`.",
-            parameter="context_slices")
+            parameter="context_slices",
+        )
 
 
 def _starting_network(spec: ArchitectureSpec, params: TrainParams, generator, dev):
@@ -219,16 +263,18 @@ def _starting_network(spec: ArchitectureSpec, params: TrainParams, generator, de
     else:  # init_scale 0: He-uniform weights (variance-preserving through ReLUs), zero offsets
         for module in network.modules():
             if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_uniform_(module.weight, nonlinearity="relu",
-                                               generator=generator)
+                torch.nn.init.kaiming_uniform_(
+                    module.weight, nonlinearity="relu", generator=generator
+                )
                 torch.nn.init.zeros_(module.bias)
     if contract.fft_convolutions:
         network.conv_mode = "fft" if dev.type == "cpu" else "direct"
     return network.to(dev)
 
 
-def _finished_model(network, spec, params, trainset, tiles, targets, dev, history,
-                    n_train: int, n_validation: int) -> FeatureModel:
+def _finished_model(
+    network, spec, params, trainset, tiles, targets, dev, history, n_train: int, n_validation: int
+) -> FeatureModel:
     """The trained network checked (it answers on the feature, not on the negatives) and
     recorded with its amplitude and training record."""
     network.eval()
@@ -241,7 +287,8 @@ def _finished_model(network, spec, params, trainset, tiles, targets, dev, histor
             f"{trainset.metadata.get('feature', 'this feature')!r}; it learned nothing. "
             "Train longer (`epochs`), build the training set with `negative_copies=2` or "
             "more, or check that the masks mark the feature.",
-            parameter=("epochs", "negative_copies"))
+            parameter=("epochs", "negative_copies"),
+        )
     background = mean_output(network, tiles, ~trainset.positive, dev)
     if background >= 0.5 * amplitude:
         raise TrainingError(
@@ -259,14 +306,25 @@ def _finished_model(network, spec, params, trainset, tiles, targets, dev, histor
         "acquisition": meta.get("acquisition"),  # of the training data (core/acquisition.py)
         "training": {
             "mean_output_on_negatives": background,
-            "params": asdict(params), "device": str(dev), "history": history,
-            "n_train_tiles": int(n_train), "n_validation_tiles": int(n_validation),
-            "trainset": {k: meta.get(k) for k in ("feature", "n_positive_boxes",
-                                                  "n_negative_boxes", "tomogram")},
+            "params": asdict(params),
+            "device": str(dev),
+            "history": history,
+            "n_train_tiles": int(n_train),
+            "n_validation_tiles": int(n_validation),
+            "trainset": {
+                k: meta.get(k)
+                for k in ("feature", "n_positive_boxes", "n_negative_boxes", "tomogram")
+            },
         },
     }
-    return FeatureModel(network, spec, str(meta.get("feature", "feature")),
-                        float(meta["voxel_size_A"][0]), amplitude, record)
+    return FeatureModel(
+        network,
+        spec,
+        str(meta.get("feature", "feature")),
+        float(meta["voxel_size_A"][0]),
+        amplitude,
+        record,
+    )
 
 
 def _drop(checkpoint) -> None:
@@ -279,7 +337,7 @@ def _log_mse(network, tiles, targets, idx, dev) -> float:
     network.eval()
     total, count = 0.0, 0
     for b0 in range(0, len(idx), 64):
-        batch = idx[b0: b0 + 64]
+        batch = idx[b0 : b0 + 64]
         out = network(tiles[batch].to(dev))
         total += float(torch.sum((out - targets[batch].to(dev)) ** 2))
         count += out.numel()
@@ -293,7 +351,7 @@ def positive_amplitude(network, tiles, targets, positive, dev) -> float:
     idx = np.flatnonzero(positive)
     total, count = 0.0, 0
     for b0 in range(0, len(idx), 64):
-        batch = idx[b0: b0 + 64]
+        batch = idx[b0 : b0 + 64]
         out = network(tiles[batch].to(dev))
         on = targets[batch].to(dev) >= 0.5
         total += float(out[on].sum())
@@ -307,7 +365,7 @@ def mean_output(network, tiles, which, dev) -> float:
     idx = np.flatnonzero(which)
     total, count = 0.0, 0
     for b0 in range(0, len(idx), 64):
-        out = network(tiles[idx[b0: b0 + 64]].to(dev))
+        out = network(tiles[idx[b0 : b0 + 64]].to(dev))
         total += float(out.sum())
         count += out.numel()
     return total / count if count else 0.0

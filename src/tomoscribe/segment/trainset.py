@@ -106,7 +106,7 @@ def painted_mask_source(labels: Volume, feature_value: int | None = None) -> Mas
         if 0 <= z < labels.shape[0] and cy0 < cy1 and cx0 < cx1:
             values = np.asarray(labels.data[z, cy0:cy1, cx0:cx1])
             hit = values != 0 if feature_value is None else values == feature_value
-            region[cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = hit
+            region[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = hit
         return region
 
     return lookup
@@ -135,20 +135,29 @@ def contour_mask_source(contours: list[dict], shape_zyx) -> MaskSource:
             ny, nx = canvas.shape
             cy0, cy1, cx0, cx1 = max(0, y0), min(ny, y1), max(0, x0), min(nx, x1)
             if cy0 < cy1 and cx0 < cx1:
-                region[cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = canvas[cy0:cy1, cx0:cx1]
+                region[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = canvas[cy0:cy1, cx0:cx1]
         return region
 
     return lookup
 
 
-def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: np.ndarray,
-                       mask_source: MaskSource, feature: str, annotator: str = "",
-                       tile_size: int = 64, context_slices: int = 0, seed: int = 0,
-                       balance: bool = True, negative_copies: int = 1,
-                       preprocessing: dict | None = None,
-                       tomogram: dict | None = None,
-                       augmentation: str = DEFAULT_AUGMENTATION,
-                       tilt_range_deg=(-60.0, 60.0)) -> TrainingSet:
+def build_training_set(
+    volume: Volume,
+    positive_zyx: np.ndarray,
+    negative_zyx: np.ndarray,
+    mask_source: MaskSource,
+    feature: str,
+    annotator: str = "",
+    tile_size: int = 64,
+    context_slices: int = 0,
+    seed: int = 0,
+    balance: bool = True,
+    negative_copies: int = 1,
+    preprocessing: dict | None = None,
+    tomogram: dict | None = None,
+    augmentation: str = DEFAULT_AUGMENTATION,
+    tilt_range_deg=(-60.0, 60.0),
+) -> TrainingSet:
     """Cut, mask and augment tiles for one feature.
 
     Over 80 lines only by its parameter descriptions (the code is 75).
@@ -223,31 +232,54 @@ def build_training_set(volume: Volume, positive_zyx: np.ndarray, negative_zyx: n
     neg_patches = [_cut(volume, *_corner(c, big), big, context_slices) for c in negative_zyx]
     # A negative tile with painted feature in it contradicts the annotation.
     painted_negatives = sum(
-        bool(mask_source(*_tile_window(c, tile_size)).any()) for c in negative_zyx)
+        bool(mask_source(*_tile_window(c, tile_size)).any()) for c in negative_zyx
+    )
 
     copier = _Copier(augmentation, volume, big, tile_size, context_slices, tilt_range_deg, rng)
     tiles, masks, positive, source, n_copies = _augmented_tiles(
-        copier, positive_zyx, pos_patches, pos_masks, negative_zyx, neg_patches,
-        negative_copies, balance)
+        copier,
+        positive_zyx,
+        pos_patches,
+        pos_masks,
+        negative_zyx,
+        neg_patches,
+        negative_copies,
+        balance,
+    )
 
     metadata = {
-        "format": FORMAT_KEY, "format_version": FORMAT_VERSION, "software_version": __version__,
-        "feature": feature, "annotator": annotator,
-        "voxel_size_A": list(volume.voxel_size_A), "tile_size": tile_size,
+        "format": FORMAT_KEY,
+        "format_version": FORMAT_VERSION,
+        "software_version": __version__,
+        "feature": feature,
+        "annotator": annotator,
+        "voxel_size_A": list(volume.voxel_size_A),
+        "tile_size": tile_size,
         "context_slices": context_slices,
-        "n_positive_boxes": int(len(positive_zyx)), "n_negative_boxes": int(len(negative_zyx)),
+        "n_positive_boxes": int(len(positive_zyx)),
+        "n_negative_boxes": int(len(negative_zyx)),
         "n_positive_boxes_unpainted": int((~painted).sum()),
         "n_negative_boxes_painted": int(painted_negatives),
-        "augmentation": {"positive_rotated_copies": n_copies, "negatives_rotated": True,
-                         "negative_copies": negative_copies,
-                         "flips": augmentation != "rotate-wedge", "seed": seed,
-                         # Added with issue 23 (absent from older sets: see augmentation_of).
-                         "method": augmentation, "tilt_range_deg": list(tilt_range_deg)},
+        "augmentation": {
+            "positive_rotated_copies": n_copies,
+            "negatives_rotated": True,
+            "negative_copies": negative_copies,
+            "flips": augmentation != "rotate-wedge",
+            "seed": seed,
+            # Added with issue 23 (absent from older sets: see augmentation_of).
+            "method": augmentation,
+            "tilt_range_deg": list(tilt_range_deg),
+        },
         "tomogram": tomogram or {"path": volume.metadata.get("source", "")},
         "preprocessing": preprocessing or {},
     }
-    return TrainingSet(np.stack(tiles).astype(np.float32), np.stack(masks).astype(np.uint8),
-                       np.array(positive, bool), np.array(source, np.int32), metadata)
+    return TrainingSet(
+        np.stack(tiles).astype(np.float32),
+        np.stack(masks).astype(np.uint8),
+        np.array(positive, bool),
+        np.array(source, np.int32),
+        metadata,
+    )
 
 
 def _check_inside(shape, centres: np.ndarray, kind: str) -> None:
@@ -281,45 +313,71 @@ def _cut(volume: Volume, z: int, y0: int, x0: int, size: int, context: int) -> n
         zz = min(max(zz, 0), nz - 1)  # repeat the end slice beyond the volume
         values = np.asarray(volume.data[zz, cy0:cy1, cx0:cx1], dtype=np.float32)
         check_finite(values[np.newaxis], "the tomogram", z_offset=zz)  # one slice: z = zz
-        patch[c, cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0] = values
+        patch[c, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = values
     return patch
 
 
-def _augmented_tiles(copier, positive_zyx, pos_patches, pos_masks, negative_zyx,
-                     neg_patches, negative_copies: int, balance: bool):
+def _augmented_tiles(
+    copier,
+    positive_zyx,
+    pos_patches,
+    pos_masks,
+    negative_zyx,
+    neg_patches,
+    negative_copies: int,
+    balance: bool,
+):
     """Tiles, masks, positive flags and box indices: the positives' originals first
     (not augmented), then their copies until they balance the negatives (``balance``),
     then ``negative_copies`` copies of each negative; and the number of positive copies."""
     inner = copier.inner
     tiles, masks, positive, source = [], [], [], []
     for i, (patch, mask) in enumerate(zip(pos_patches, pos_masks)):
-        tiles.append(patch[:, inner, inner]); masks.append(mask[inner, inner])
-        positive.append(True); source.append(i)
+        tiles.append(patch[:, inner, inner])
+        masks.append(mask[inner, inner])
+        positive.append(True)
+        source.append(i)
     n_copies = 0
     if balance:
         while len(tiles) < len(neg_patches) * negative_copies:
             i = int(copier.rng.integers(len(pos_patches)))
             tile, mask = copier.copy(positive_zyx[i], pos_patches[i], pos_masks[i])
-            tiles.append(tile); masks.append(mask); positive.append(True); source.append(i)
+            tiles.append(tile)
+            masks.append(mask)
+            positive.append(True)
+            source.append(i)
             n_copies += 1
     empty = np.zeros((copier.tile_size,) * 2, bool)
     for j, patch in enumerate(neg_patches):
         for _copy in range(negative_copies):
-            tiles.append(copier.copy(negative_zyx[j], patch, None)[0]); masks.append(empty)
-            positive.append(False); source.append(len(pos_patches) + j)
+            tiles.append(copier.copy(negative_zyx[j], patch, None)[0])
+            masks.append(empty)
+            positive.append(False)
+            source.append(len(pos_patches) + j)
     return tiles, masks, positive, source, n_copies
 
 
 class _Copier:
     """Augmented copies of one training set's patches, by the chosen method."""
 
-    def __init__(self, method: str, volume: Volume, patch_size: int, tile_size: int,
-                 context: int, tilt_range_deg, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        method: str,
+        volume: Volume,
+        patch_size: int,
+        tile_size: int,
+        context: int,
+        tilt_range_deg,
+        rng: np.random.Generator,
+    ) -> None:
         self.method, self.volume, self.rng = method, volume, rng
         self.patch_size, self.tile_size, self.context = patch_size, tile_size, context
         self.inner = slice((patch_size - tile_size) // 2, (patch_size + tile_size) // 2)
-        self.rotator = (WedgeRotator(patch_size, tilt_range_deg)
-                        if method in ("rotate-wedge", "mixed") else None)
+        self.rotator = (
+            WedgeRotator(patch_size, tilt_range_deg)
+            if method in ("rotate-wedge", "mixed")
+            else None
+        )
         self._blocks: dict[tuple, np.ndarray] = {}
 
     def copy(self, centre, patch: np.ndarray, mask: np.ndarray | None):
@@ -327,8 +385,7 @@ class _Copier:
             return _rotate(patch, mask, self.rng, self.inner)
         if self.method == "flip" or (self.method == "mixed" and self.rng.integers(2)):
             return random_flip(patch, mask, self.tile_size, self.rng)
-        return self.rotator.copy(self._block(centre), mask, self.context, self.tile_size,
-                                 self.rng)
+        return self.rotator.copy(self._block(centre), mask, self.context, self.tile_size, self.rng)
 
     def _block(self, centre) -> np.ndarray:
         """The cube around a box (annotated slice in the middle), kept for positives'
@@ -350,12 +407,17 @@ class _Copier:
 def _rotate(patch: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, inner: slice):
     angle = float(rng.uniform(0.0, 360.0))
     flip = bool(rng.integers(2))
-    rotated = scipy.ndimage.rotate(patch, angle, axes=(2, 1), reshape=False, order=1,
-                                   mode="constant")[:, inner, inner]
+    rotated = scipy.ndimage.rotate(
+        patch, angle, axes=(2, 1), reshape=False, order=1, mode="constant"
+    )[:, inner, inner]
     rot_mask = None
     if mask is not None:
-        rot_mask = scipy.ndimage.rotate(mask.astype(np.float32), angle, axes=(1, 0),
-                                        reshape=False, order=1)[inner, inner] > 0.5
+        rot_mask = (
+            scipy.ndimage.rotate(
+                mask.astype(np.float32), angle, axes=(1, 0), reshape=False, order=1
+            )[inner, inner]
+            > 0.5
+        )
     if flip:
         rotated = rotated[:, :, ::-1]
         rot_mask = rot_mask[:, ::-1] if rot_mask is not None else None
@@ -402,13 +464,15 @@ def load_training_set(path: str | os.PathLike) -> TrainingSet:
     except (SafetensorError, OSError, ValueError, TypeError, OverflowError) as err:
         raise InputFileError(f"{path} is not a readable training set ({err}).") from err
     if raw_meta is None or not {"tiles", "masks", "positive", "source"} <= set(arrays):
-        raise InputFileError(f"{path} is not a tomoscribe training set; make one with "
-                             "`tomoscribe trainset`.")
+        raise InputFileError(
+            f"{path} is not a tomoscribe training set; make one with `tomoscribe trainset`."
+        )
     metadata = _check_metadata(path, raw_meta)
     tiles, masks = arrays["tiles"], arrays["masks"]
     _check_arrays(path, arrays)
-    trainset = TrainingSet(tiles, masks, arrays["positive"].astype(bool),
-                           arrays["source"].astype(np.int32), metadata)
+    trainset = TrainingSet(
+        tiles, masks, arrays["positive"].astype(bool), arrays["source"].astype(np.int32), metadata
+    )
     if trainset.n_positive == 0 or trainset.n_negative == 0:
         kind = "positive" if trainset.n_positive == 0 else "negative"
         raise AnnotationError(f"{path} has no {kind} tiles; a network needs both.")
@@ -424,19 +488,27 @@ def _check_metadata(path: Path, raw: str) -> dict:
     except ValueError as err:
         raise InputFileError(f"{path} has damaged metadata ({err}).") from err
     if not isinstance(metadata, dict):
-        raise InputFileError(f"{path} has damaged metadata (a JSON {type(metadata).__name__}, "
-                             "not an object); rebuild it.")
+        raise InputFileError(
+            f"{path} has damaged metadata (a JSON {type(metadata).__name__}, "
+            "not an object); rebuild it."
+        )
     feature = metadata.get("feature")
     if not isinstance(feature, str) or not feature:
-        raise InputFileError(f"{path} has damaged metadata: feature is {feature!r}, not a "
-                             "name; rebuild it.")
+        raise InputFileError(
+            f"{path} has damaged metadata: feature is {feature!r}, not a name; rebuild it."
+        )
     vs = metadata.get("voxel_size_A")
-    ok = (isinstance(vs, list) and len(vs) == 3
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs)
-          and all(math.isfinite(v) and v > 0 for v in vs))
+    ok = (
+        isinstance(vs, list)
+        and len(vs) == 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs)
+        and all(math.isfinite(v) and v > 0 for v in vs)
+    )
     if not ok:
-        raise InputFileError(f"{path} has damaged metadata: voxel_size_A is {vs!r}, not three "
-                             "positive numbers; rebuild it.")
+        raise InputFileError(
+            f"{path} has damaged metadata: voxel_size_A is {vs!r}, not three "
+            "positive numbers; rebuild it."
+        )
     return metadata
 
 
@@ -444,16 +516,22 @@ def _check_arrays(path: Path, arrays: dict) -> None:
     """Shapes and dtypes that make the arrays one consistent set of tiles."""
     tiles, masks = arrays["tiles"], arrays["masks"]
     n = tiles.shape[0] if tiles.ndim else 0
-    consistent = (tiles.ndim == 4 and n > 0 and tiles.shape[1] % 2 == 1
-                  and tiles.shape[2] == tiles.shape[3] > 0
-                  and masks.shape == (n,) + tiles.shape[2:]
-                  and arrays["positive"].shape == (n,) and arrays["source"].shape == (n,))
+    consistent = (
+        tiles.ndim == 4
+        and n > 0
+        and tiles.shape[1] % 2 == 1
+        and tiles.shape[2] == tiles.shape[3] > 0
+        and masks.shape == (n,) + tiles.shape[2:]
+        and arrays["positive"].shape == (n,)
+        and arrays["source"].shape == (n,)
+    )
     if not consistent:
-        raise InputFileError(f"{path} has inconsistent array shapes (tiles {tiles.shape}, "
-                             f"masks {masks.shape}); rebuild it.")
+        raise InputFileError(
+            f"{path} has inconsistent array shapes (tiles {tiles.shape}, "
+            f"masks {masks.shape}); rebuild it."
+        )
     kinds = {name: arrays[name].dtype.kind for name in ("tiles", "masks", "positive", "source")}
-    if kinds["tiles"] != "f" or any(kinds[k] not in "biu" for k in ("masks", "positive",
-                                                                     "source")):
+    if kinds["tiles"] != "f" or any(kinds[k] not in "biu" for k in ("masks", "positive", "source")):
         raise InputFileError(f"{path} has arrays of unexpected types ({kinds}); rebuild it.")
 
 
@@ -491,17 +569,25 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
         if meta.get("feature") != first.get("feature"):
             differs = f"features ({first.get('feature')!r} and {meta.get('feature')!r})"
         elif not np.allclose(meta["voxel_size_A"], first["voxel_size_A"], rtol=5e-3):
-            differs = (f"voxel sizes ({first['voxel_size_A'][0]:g} and "
-                       f"{meta['voxel_size_A'][0]:g} Å)")
+            differs = (
+                f"voxel sizes ({first['voxel_size_A'][0]:g} and {meta['voxel_size_A'][0]:g} Å)"
+            )
         elif trainset.tiles.shape[1:] != sets[0].tiles.shape[1:]:
-            differs = (f"tile sizes or context slices ({tuple(sets[0].tiles.shape[1:])} and "
-                       f"{tuple(trainset.tiles.shape[1:])})")
-        elif (meta.get("preprocessing") and first.get("preprocessing")
-              and meta["preprocessing"] != first["preprocessing"]):
+            differs = (
+                f"tile sizes or context slices ({tuple(sets[0].tiles.shape[1:])} and "
+                f"{tuple(trainset.tiles.shape[1:])})"
+            )
+        elif (
+            meta.get("preprocessing")
+            and first.get("preprocessing")
+            and meta["preprocessing"] != first["preprocessing"]
+        ):
             differs = "preprocessing (band-pass, normalisation or binning)"
         if differs:
-            raise ParameterError(f"{first_name} and {name} differ in {differs}; only training "
-                                 "sets made alike can train one network.")
+            raise ParameterError(
+                f"{first_name} and {name} differ in {differs}; only training "
+                "sets made alike can train one network."
+            )
     sources, offset = [], 0
     for trainset in sets:
         sources.append(trainset.source.astype(np.int64) + offset)
@@ -510,20 +596,32 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
     from .painted_size import pool
 
     metadata = dict(first)
-    metadata.update({
-        "painted_size": pool([s.metadata.get("painted_size") for s in sets]),
-        "annotator": " + ".join(dict.fromkeys(s.metadata.get("annotator", "") for s in sets)),
-        "n_positive_boxes": sum(int(s.metadata.get("n_positive_boxes", 0)) for s in sets),
-        "n_negative_boxes": sum(int(s.metadata.get("n_negative_boxes", 0)) for s in sets),
-        "tomogram": [s.metadata.get("tomogram", {}) for s in sets],
-        "acquisition": pooled_acquisition([s.metadata.get("acquisition") for s in sets]),
-        "combined_from": [{"name": name, "tiles": len(s),
-                           **{key: s.metadata[key] for key in ("tomogram", "annotator",
-                                                               "label_transfer", "acquisition")
-                              if key in s.metadata}}
-                          for s, name in zip(sets, names)],
-    })
-    return TrainingSet(np.concatenate([s.tiles for s in sets]),
-                       np.concatenate([s.masks for s in sets]),
-                       np.concatenate([s.positive for s in sets]),
-                       np.concatenate(sources).astype(np.int32), metadata)
+    metadata.update(
+        {
+            "painted_size": pool([s.metadata.get("painted_size") for s in sets]),
+            "annotator": " + ".join(dict.fromkeys(s.metadata.get("annotator", "") for s in sets)),
+            "n_positive_boxes": sum(int(s.metadata.get("n_positive_boxes", 0)) for s in sets),
+            "n_negative_boxes": sum(int(s.metadata.get("n_negative_boxes", 0)) for s in sets),
+            "tomogram": [s.metadata.get("tomogram", {}) for s in sets],
+            "acquisition": pooled_acquisition([s.metadata.get("acquisition") for s in sets]),
+            "combined_from": [
+                {
+                    "name": name,
+                    "tiles": len(s),
+                    **{
+                        key: s.metadata[key]
+                        for key in ("tomogram", "annotator", "label_transfer", "acquisition")
+                        if key in s.metadata
+                    },
+                }
+                for s, name in zip(sets, names)
+            ],
+        }
+    )
+    return TrainingSet(
+        np.concatenate([s.tiles for s in sets]),
+        np.concatenate([s.masks for s in sets]),
+        np.concatenate([s.positive for s in sets]),
+        np.concatenate(sources).astype(np.int32),
+        metadata,
+    )

@@ -49,15 +49,26 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage
 
+from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
+from ..core.wedge import check_tilt_range
 from ..errors import ParameterError
 from ..progress import track
-from ..core.wedge import check_tilt_range
-from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 
 #: Columns of the table :func:`find_vesicles` returns.
-VESICLE_COLUMNS = ["z", "y", "x", "radius_nm", "rms_nm", "inlier_fraction",
-                   "visible_coverage", "interior_fill", "radial_normals", "n_voxels",
-                   "accepted", "reason"]
+VESICLE_COLUMNS = [
+    "z",
+    "y",
+    "x",
+    "radius_nm",
+    "rms_nm",
+    "inlier_fraction",
+    "visible_coverage",
+    "interior_fill",
+    "radial_normals",
+    "n_voxels",
+    "accepted",
+    "reason",
+]
 
 
 @dataclass(frozen=True)
@@ -81,13 +92,19 @@ class VesicleParams:
     def validate(self) -> None:
         check_tilt_range(self.tilt_range_deg)
         if not 0 < self.min_radius_nm < self.max_radius_nm:
-            raise ParameterError(f"the vesicle radius range must be positive and increasing, "
-                                 f"got {self.min_radius_nm}–{self.max_radius_nm} nm.")
+            raise ParameterError(
+                f"the vesicle radius range must be positive and increasing, "
+                f"got {self.min_radius_nm}–{self.max_radius_nm} nm."
+            )
         for name in ("thickness_nm", "inlier_nm", "max_rms_nm"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name} must be positive, got {getattr(self, name)}.")
-        for name in ("min_inlier_fraction", "min_visible_coverage", "max_interior_fill",
-                     "min_radial_normals"):
+        for name in (
+            "min_inlier_fraction",
+            "min_visible_coverage",
+            "max_interior_fill",
+            "min_radial_normals",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ParameterError(f"{name} must lie in 0…1, got {getattr(self, name)}.")
 
@@ -107,14 +124,13 @@ def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
     origin = points.mean(axis=0)
     local = points - origin
     design = np.c_[2 * local, np.ones(len(local))]
-    solution, *_ = np.linalg.lstsq(design, (local ** 2).sum(axis=1), rcond=None)
+    solution, *_ = np.linalg.lstsq(design, (local**2).sum(axis=1), rcond=None)
     centre = solution[:3]
     radius_sq = solution[3] + centre @ centre
     return centre + origin, math.sqrt(max(radius_sq, 0.0))
 
 
-def robust_sphere(points: np.ndarray, tolerance: float, iterations: int = 8,
-                  trim: bool = True):
+def robust_sphere(points: np.ndarray, tolerance: float, iterations: int = 8, trim: bool = True):
     """Fit, then refit on the points close to the sphere, repeatedly.
 
     "Close" is within ``tolerance`` or, while the fit is still poor and ``trim`` is
@@ -166,19 +182,20 @@ def _geometric_fit(points, centre, radius):
         distance = np.maximum(np.linalg.norm(offsets, axis=1), 1e-6)
         return np.c_[params[3] * offsets / distance[:, None] ** 3, -1.0 / distance]
 
-    solution = scipy.optimize.least_squares(residuals, np.r_[centre, radius], jac=jacobian,
-                                            method="lm", max_nfev=100)
+    solution = scipy.optimize.least_squares(
+        residuals, np.r_[centre, radius], jac=jacobian, method="lm", max_nfev=100
+    )
     return solution.x[:3], float(abs(solution.x[3]))
 
 
 def _direction_grid(radius_vox: float) -> np.ndarray:
     """Equal-area directions (m, 3) in (z, y, x), about one per 3×3 voxels of surface."""
-    area = 4 * math.pi * radius_vox ** 2
+    area = 4 * math.pi * radius_vox**2
     n_polar = int(np.clip(round(math.sqrt(area / 9 / 2)), 6, 24))
     cos_polar = -1 + (np.arange(n_polar) + 0.5) * 2 / n_polar
     azimuth = (np.arange(2 * n_polar) + 0.5) * math.pi / n_polar
     cz, az = np.meshgrid(cos_polar, azimuth, indexing="ij")
-    sin_polar = np.sqrt(1 - cz ** 2)
+    sin_polar = np.sqrt(1 - cz**2)
     return np.stack([cz, sin_polar * np.sin(az), sin_polar * np.cos(az)], -1).reshape(-1, 3)
 
 
@@ -190,8 +207,9 @@ def _bin_of(directions: np.ndarray, n_polar: int) -> np.ndarray:
     return polar * 2 * n_polar + az
 
 
-def visible_normals(directions: np.ndarray, tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
-                    axis_cone_deg: float = 15.0) -> np.ndarray:
+def visible_normals(
+    directions: np.ndarray, tilt_range_deg=DEFAULT_TILT_RANGE_DEG, axis_cone_deg: float = 15.0
+) -> np.ndarray:
     """Whether a membrane with these unit normals (n, 3; z, y, x) shows in the tomogram.
 
     The normal is sampled when its tilt angle ``atan2(−n_z, n_x)`` (folded into
@@ -206,9 +224,12 @@ def visible_normals(directions: np.ndarray, tilt_range_deg=DEFAULT_TILT_RANGE_DE
     return ((tilt >= lo) & (tilt <= hi)) | near_axis
 
 
-def find_vesicles(mask: np.ndarray, voxel_size_A: float,
-                  params: VesicleParams = VesicleParams(),
-                  show_progress: bool = False) -> pd.DataFrame:
+def find_vesicles(
+    mask: np.ndarray,
+    voxel_size_A: float,
+    params: VesicleParams = VesicleParams(),
+    show_progress: bool = False,
+) -> pd.DataFrame:
     """Fit spheres to the large components of a membrane mask and judge them.
 
     A component may hold more than one sphere (the two membranes of an organelle that
@@ -253,8 +274,9 @@ def _fit_components(mask, voxel_size_A, params, show_progress=False):
     tolerance = max(params.inlier_nm * nm, 1.5)
     max_rms = max(params.max_rms_nm * nm, 1.0)
     # Half the voxels of the smallest vesicle's bilayer: fewer cannot hold one.
-    smallest_vesicle = 0.5 * 4 * math.pi * (params.min_radius_nm * nm) ** 2 * (
-        params.thickness_nm * nm)
+    smallest_vesicle = (
+        0.5 * 4 * math.pi * (params.min_radius_nm * nm) ** 2 * (params.thickness_nm * nm)
+    )
     rows, members = [], []
     large = [int(i) for i in np.flatnonzero(sizes >= params.min_voxels) if i != 0]
     for index in track(large, "fitting spheres", show_progress=show_progress):
@@ -263,20 +285,31 @@ def _fit_components(mask, voxel_size_A, params, show_progress=False):
         for _ in range(params.spheres_per_component):
             if len(points) < params.min_voxels:
                 break
-            row, claimed = _judge(points, robust_sphere(points, tolerance, params.fit_iterations),
-                                  mask, params, nm, tolerance, max_rms)
+            row, claimed = _judge(
+                points,
+                robust_sphere(points, tolerance, params.fit_iterations),
+                mask,
+                params,
+                nm,
+                tolerance,
+                max_rms,
+            )
             if row["reason"] and len(points) >= smallest_vesicle:
                 # Several membranes in one component: look for one sphere among them.
-                start = hough_sphere(points, params.min_radius_nm * nm,
-                                     params.max_radius_nm * nm, tolerance)
-                near = (np.abs(np.linalg.norm(points - start[0], axis=1) - start[1])
-                        <= 2 * tolerance) if start is not None else None
+                start = hough_sphere(
+                    points, params.min_radius_nm * nm, params.max_radius_nm * nm, tolerance
+                )
+                near = (
+                    (np.abs(np.linalg.norm(points - start[0], axis=1) - start[1]) <= 2 * tolerance)
+                    if start is not None
+                    else None
+                )
                 if near is not None and near.sum() >= params.min_voxels:
                     subset = points[near]
-                    fit = robust_sphere(subset, tolerance, params.fit_iterations,
-                                        trim=False)
-                    second, claimed_subset = _judge(subset, fit, mask, params, nm, tolerance,
-                                                    max_rms)
+                    fit = robust_sphere(subset, tolerance, params.fit_iterations, trim=False)
+                    second, claimed_subset = _judge(
+                        subset, fit, mask, params, nm, tolerance, max_rms
+                    )
                     if not second["reason"]:
                         row, claimed = second, np.zeros(len(points), bool)
                         claimed[np.flatnonzero(near)[claimed_subset]] = True
@@ -297,21 +330,39 @@ def _judge(points, fit, mask, params, nm, tolerance, max_rms):
     first; those after the first failure are not computed (NaN in the row)."""
     centre, radius, inliers, residual = fit
     rms = float(np.sqrt(np.mean(residual[inliers] ** 2))) if inliers.any() else math.inf
-    values = {"rms_nm": rms / nm, "inlier_fraction": float(inliers.mean()),
-              "visible_coverage": math.nan, "interior_fill": math.nan,
-              "radial_normals": math.nan}
-    measures = (("visible_coverage", lambda: _visible_coverage(
-                    points[inliers], centre, radius, mask.shape, params.tilt_range_deg)),
-                ("interior_fill", lambda: _interior_fill(mask, centre, radius - tolerance)),
-                ("radial_normals", lambda: _radial_normals(points[inliers], centre)))
+    values = {
+        "rms_nm": rms / nm,
+        "inlier_fraction": float(inliers.mean()),
+        "visible_coverage": math.nan,
+        "interior_fill": math.nan,
+        "radial_normals": math.nan,
+    }
+    measures = (
+        (
+            "visible_coverage",
+            lambda: _visible_coverage(
+                points[inliers], centre, radius, mask.shape, params.tilt_range_deg
+            ),
+        ),
+        ("interior_fill", lambda: _interior_fill(mask, centre, radius - tolerance)),
+        ("radial_normals", lambda: _radial_normals(points[inliers], centre)),
+    )
     reason = _rejection(radius / nm, values, params, max_rms / nm)
     for name, measure in measures:
         if reason:
             break
         values[name] = measure()
         reason = _rejection(radius / nm, values, params, max_rms / nm)
-    row = {"z": centre[0], "y": centre[1], "x": centre[2], "radius_nm": radius / nm,
-           **values, "n_voxels": len(points), "accepted": not reason, "reason": reason}
+    row = {
+        "z": centre[0],
+        "y": centre[1],
+        "x": centre[2],
+        "radius_nm": radius / nm,
+        **values,
+        "n_voxels": len(points),
+        "accepted": not reason,
+        "reason": reason,
+    }
     return row, residual <= 2 * tolerance
 
 
@@ -359,8 +410,14 @@ def surface_normals(points: np.ndarray, sigma: float = 2.0, at=None) -> np.ndarr
     return np.linalg.eigh(tensor)[1][:, :, -1]
 
 
-def hough_sphere(points: np.ndarray, min_radius: float, max_radius: float,
-                 tolerance: float, max_points: int = 40000, bin_size: float = 2.0):
+def hough_sphere(
+    points: np.ndarray,
+    min_radius: float,
+    max_radius: float,
+    tolerance: float,
+    max_points: int = 40000,
+    bin_size: float = 2.0,
+):
     """The best-supported sphere among ``points`` (n, 3), by voting along normals.
 
     Each point (at most ``max_points``, drawn at random with a fixed seed) votes, on
@@ -412,8 +469,7 @@ def _interior_fill(mask: np.ndarray, centre, radius_vox: float) -> float:
         return 0.0
     box = tuple(slice(a, b, step) for a, b in zip(lo, hi))
     zz, yy, xx = np.ogrid[box]
-    inside = ((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2
-              < radius_vox ** 2)
+    inside = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 < radius_vox**2
     count = int(inside.sum())
     return float(mask[box][inside].sum() / count) if count else 0.0
 
@@ -442,8 +498,10 @@ def _rejection(radius_nm, values: dict, params, max_rms_nm) -> str:
     """Why a fit is not a vesicle ("" when it is, as far as ``values`` go: measures
     still NaN are not judged); lengths in nm."""
     if not params.min_radius_nm <= radius_nm <= params.max_radius_nm:
-        return (f"radius {radius_nm:.0f} nm outside {params.min_radius_nm:g}–"
-                f"{params.max_radius_nm:g} nm")
+        return (
+            f"radius {radius_nm:.0f} nm outside {params.min_radius_nm:g}–"
+            f"{params.max_radius_nm:g} nm"
+        )
     if values["inlier_fraction"] < params.min_inlier_fraction:
         return f"only {values['inlier_fraction']:.0%} of the voxels lie on the sphere"
     if values["rms_nm"] > max_rms_nm:
@@ -451,11 +509,9 @@ def _rejection(radius_nm, values: dict, params, max_rms_nm) -> str:
     if values["visible_coverage"] < params.min_visible_coverage:
         return f"covers {values['visible_coverage']:.0%} of the sphere's visible directions"
     if values["interior_fill"] > params.max_interior_fill:
-        return (f"its inside is {values['interior_fill']:.0%} membrane (a solid body, "
-                "not a vesicle)")
+        return f"its inside is {values['interior_fill']:.0%} membrane (a solid body, not a vesicle)"
     if values["radial_normals"] < params.min_radial_normals:
-        return (f"only {values['radial_normals']:.0%} of the membrane faces the centre "
-                "(not a shell)")
+        return f"only {values['radial_normals']:.0%} of the membrane faces the centre (not a shell)"
     return ""
 
 
@@ -473,9 +529,13 @@ def sphere_shell(shape, centre, radius_vox: float, thickness_vox: float):
     return box, np.abs(distance - radius_vox) <= thickness_vox / 2
 
 
-def close_vesicles(labels: np.ndarray, membrane_id: int, voxel_size_A: float,
-                   params: VesicleParams = VesicleParams(),
-                   show_progress: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
+def close_vesicles(
+    labels: np.ndarray,
+    membrane_id: int,
+    voxel_size_A: float,
+    params: VesicleParams = VesicleParams(),
+    show_progress: bool = False,
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Replace each accepted vesicle of a label map by its full fitted bilayer shell.
 
     Parameters
@@ -508,8 +568,12 @@ def close_vesicles(labels: np.ndarray, membrane_id: int, voxel_size_A: float,
         if on_sphere is None:
             continue
         closed[tuple(on_sphere.T)] = 0
-        shell = sphere_shell(labels.shape, np.array([row.z, row.y, row.x]),
-                             row.radius_nm * 10.0 / voxel_size_A, thickness)
+        shell = sphere_shell(
+            labels.shape,
+            np.array([row.z, row.y, row.x]),
+            row.radius_nm * 10.0 / voxel_size_A,
+            thickness,
+        )
         if shell is None:
             continue
         box, on_shell = shell

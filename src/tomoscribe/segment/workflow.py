@@ -23,8 +23,14 @@ from ..io.provenance import carried_acquisition, tilt_range_for
 from ..outputs import file_fingerprint, read_provenance
 from ..volume import Volume, check_same_grid
 from .painted_size import painted_component_sizes
-from .trainset import (DEFAULT_AUGMENTATION, TrainingSet, build_training_set, contour_mask_source,
-                       painted_mask_source, save_training_set)
+from .trainset import (
+    DEFAULT_AUGMENTATION,
+    TrainingSet,
+    build_training_set,
+    contour_mask_source,
+    painted_mask_source,
+    save_training_set,
+)
 
 
 @dataclass
@@ -46,13 +52,15 @@ def read_painted(path: Path, tomogram: Volume) -> Volume:
     except MissingVoxelSizeError:
         return read_volume(path, tomogram.pixel_size_A)
     if labels.voxel_size_A == (1.0, 1.0, 1.0) and tomogram.pixel_size_A != 1.0:
-        return labels.with_data(labels.data, voxel_size_A=tomogram.voxel_size_A,
-                                origin_A=tomogram.origin_A)
+        return labels.with_data(
+            labels.data, voxel_size_A=tomogram.voxel_size_A, origin_A=tomogram.origin_A
+        )
     return labels
 
 
-def _of_tomogram(table: pd.DataFrame, tomogram: Path, tomo_name: str | None,
-                 source: Path) -> pd.DataFrame:
+def _of_tomogram(
+    table: pd.DataFrame, tomogram: Path, tomo_name: str | None, source: Path
+) -> pd.DataFrame:
     """The rows of this tomogram (by ``tomo_name`` or the file's stem)."""
     name, explicit = tomogram_name(tomogram, tomo_name)
     return select_tomogram(table, name, str(source), explicit)
@@ -62,8 +70,13 @@ def _zyx(table: pd.DataFrame) -> np.ndarray:
     return table[["z", "y", "x"]].to_numpy(dtype=float).reshape(-1, 3)
 
 
-def read_boxes(tomogram: Path, boxes: Path | None = None, positives: Path | None = None,
-               negatives: Path | None = None, tomo_name: str | None = None) -> Boxes:
+def read_boxes(
+    tomogram: Path,
+    boxes: Path | None = None,
+    positives: Path | None = None,
+    negatives: Path | None = None,
+    tomo_name: str | None = None,
+) -> Boxes:
     """Box centres of ``tomogram`` from points files: ``boxes`` with a positive/negative
     label per row, and/or ``positives`` and ``negatives`` files (rows of other
     tomograms are left out, by ``tomo_name`` or the tomogram's file stem)."""
@@ -71,32 +84,47 @@ def read_boxes(tomogram: Path, boxes: Path | None = None, positives: Path | None
     if boxes is not None:
         table = _of_tomogram(read_points(boxes), tomogram, tomo_name, boxes)
         if "positive" not in table:
-            raise AnnotationError(f"{boxes} has no label column; add one (positive/negative) "
-                                  "or use `positives`/`negatives`.",
-                                  parameter=["positives", "negatives"])
+            raise AnnotationError(
+                f"{boxes} has no label column; add one (positive/negative) "
+                "or use `positives`/`negatives`.",
+                parameter=["positives", "negatives"],
+            )
         pos = np.vstack([pos, _zyx(table[table["positive"]])])
         neg = np.vstack([neg, _zyx(table[~table["positive"]])])
     if positives is not None:
-        pos = np.vstack([pos, _zyx(_of_tomogram(read_points(positives), tomogram, tomo_name,
-                                                positives))])
+        pos = np.vstack(
+            [pos, _zyx(_of_tomogram(read_points(positives), tomogram, tomo_name, positives))]
+        )
     if negatives is not None:
-        neg = np.vstack([neg, _zyx(_of_tomogram(read_points(negatives), tomogram, tomo_name,
-                                                negatives))])
+        neg = np.vstack(
+            [neg, _zyx(_of_tomogram(read_points(negatives), tomogram, tomo_name, negatives))]
+        )
     return Boxes(pos, neg)
 
 
-def training_set_from_files(tomogram: Path, output: Path, feature: str, *,
-                            painted: Path | None = None, painted_value: int | None = None,
-                            contours: Path | None = None, objects: list[int] | None = None,
-                            boxes: Path | None = None, positives: Path | None = None,
-                            negatives: Path | None = None, tomo_name: str | None = None,
-                            tile: int = 64, context: int = 0,
-                            annotator: str = "", balance: bool = True,
-                            negative_copies: int = 1, seed: int = 0,
-                            voxel_size_A: float | None = None,
-                            augmentation: str = DEFAULT_AUGMENTATION,
-                            tilt_range_deg: tuple[float, float] | None = None,
-                            ) -> tuple[TrainingSet, Boxes, TiltRange]:
+def training_set_from_files(
+    tomogram: Path,
+    output: Path,
+    feature: str,
+    *,
+    painted: Path | None = None,
+    painted_value: int | None = None,
+    contours: Path | None = None,
+    objects: list[int] | None = None,
+    boxes: Path | None = None,
+    positives: Path | None = None,
+    negatives: Path | None = None,
+    tomo_name: str | None = None,
+    tile: int = 64,
+    context: int = 0,
+    annotator: str = "",
+    balance: bool = True,
+    negative_copies: int = 1,
+    seed: int = 0,
+    voxel_size_A: float | None = None,
+    augmentation: str = DEFAULT_AUGMENTATION,
+    tilt_range_deg: tuple[float, float] | None = None,
+) -> tuple[TrainingSet, Boxes, TiltRange]:
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD
     contours, and write the training set to ``output``.
 
@@ -119,8 +147,10 @@ def training_set_from_files(tomogram: Path, output: Path, feature: str, *,
     range used with where it came from.
     """
     if (painted is None) == (contours is None):
-        raise ParameterError("give exactly one of `painted` or `contours` for the masks.",
-                             parameter=["painted", "contours"])
+        raise ParameterError(
+            "give exactly one of `painted` or `contours` for the masks.",
+            parameter=["painted", "contours"],
+        )
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume(tomogram, voxel_size_A)
     boxes = read_boxes(tomogram, boxes, positives, negatives, tomo_name)
@@ -130,26 +160,36 @@ def training_set_from_files(tomogram: Path, output: Path, feature: str, *,
         masks = painted_mask_source(labels, painted_value)
         data = np.asarray(labels.data)
         painted_size = painted_component_sizes(
-            data != 0 if painted_value is None else data == painted_value, labels.pixel_size_A)
+            data != 0 if painted_value is None else data == painted_value, labels.pixel_size_A
+        )
     else:
         painted_size = None  # contours on slices give no 3D size
         drawn = read_imod_contours(contours, objects or None)
         if not drawn:
             raise AnnotationError(f"{contours} has no closed contours with 3 or more points.")
         masks = contour_mask_source(drawn, volume.shape)
-        boxes = Boxes(np.vstack([boxes.positive, contour_box_centres(drawn, tile)]),
-                      boxes.negative)
+        boxes = Boxes(np.vstack([boxes.positive, contour_box_centres(drawn, tile)]), boxes.negative)
     record = read_provenance(tomogram) or {}
     tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
     result = build_training_set(
-        volume, boxes.positive, boxes.negative, masks, feature, annotator, tile_size=tile,
-        context_slices=context, seed=seed, balance=balance, negative_copies=negative_copies,
-        augmentation=augmentation, tilt_range_deg=tilt.deg,
+        volume,
+        boxes.positive,
+        boxes.negative,
+        masks,
+        feature,
+        annotator,
+        tile_size=tile,
+        context_slices=context,
+        seed=seed,
+        balance=balance,
+        negative_copies=negative_copies,
+        augmentation=augmentation,
+        tilt_range_deg=tilt.deg,
         preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
-        tomogram=tomo_info)
+        tomogram=tomo_info,
+    )
     if painted_size is not None:
         result.metadata["painted_size"] = painted_size
-    result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A,
-                                               tilt.to_record))
+    result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A, tilt.to_record))
     save_training_set(output, result)
     return result, boxes, tilt

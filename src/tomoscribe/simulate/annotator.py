@@ -10,14 +10,21 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage
 
-from ..errors import AnnotationError, ParameterError
 from ..core.boxes import free_boxes, spread_boxes
+from ..errors import AnnotationError, ParameterError
 
 
-def simulate_annotator(labels: np.ndarray, class_id: int, rng: np.random.Generator,
-                       n_positive: int = 10, n_negative: int = 100, tile_size: int = 64,
-                       negative_margin: int = 2, perturb: bool = True,
-                       negatives_in_core: bool = False):
+def simulate_annotator(
+    labels: np.ndarray,
+    class_id: int,
+    rng: np.random.Generator,
+    n_positive: int = 10,
+    n_negative: int = 100,
+    tile_size: int = 64,
+    negative_margin: int = 2,
+    perturb: bool = True,
+    negatives_in_core: bool = False,
+):
     """Choose boxes and paint masks as a careful human would.
 
     Positive boxes sit on voxels of the feature, at least half a tile apart; inside
@@ -37,7 +44,7 @@ def simulate_annotator(labels: np.ndarray, class_id: int, rng: np.random.Generat
     feature = labels == class_id
     nz = labels.shape[0]
     core = np.zeros_like(feature)
-    core[nz // 5: nz - nz // 5] = feature[nz // 5: nz - nz // 5]
+    core[nz // 5 : nz - nz // 5] = feature[nz // 5 : nz - nz // 5]
     candidates = np.argwhere(core)
     if len(candidates) == 0:
         raise ParameterError(f"the phantom has no voxels of class {class_id}; use a larger size.")
@@ -45,7 +52,7 @@ def simulate_annotator(labels: np.ndarray, class_id: int, rng: np.random.Generat
     occupied = feature.copy()
     if negatives_in_core:
         occupied[: nz // 5] = True
-        occupied[nz - nz // 5:] = True
+        occupied[nz - nz // 5 :] = True
     try:
         negatives = free_boxes(occupied, n_negative, tile_size, rng, negative_margin)
     except AnnotationError as err:

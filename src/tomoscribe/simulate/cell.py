@@ -35,14 +35,20 @@ from scipy.interpolate import CubicSpline
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from ..core.rotations import to_euler
 from ..errors import ParameterError
 from ..volume import Volume
-from ..core.rotations import to_euler
 from .subtomograms import rotate_and_shift, template_in_box
 from .template_library import load_template
 
-CELL_CLASS_IDS = {"background": 0, "membrane": 1, "microtubule": 2, "actin": 3, "gold": 4,
-                  "carbon": 5}
+CELL_CLASS_IDS = {
+    "background": 0,
+    "membrane": 1,
+    "microtubule": 2,
+    "actin": 3,
+    "gold": 4,
+    "carbon": 5,
+}
 TEMPLATE_CLASS_BASE = 10
 _AVOGADRO = 6.02214076e23
 
@@ -95,8 +101,9 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
         it changes nothing else (no random draw).
     """
     if min(params.shape) < 16:
-        raise ParameterError(f"the cell volume must be at least 16 voxels each way, got "
-                             f"{params.shape}.")
+        raise ParameterError(
+            f"the cell volume must be at least 16 voxels each way, got {params.shape}."
+        )
     rng = np.random.default_rng(params.seed)
     nm = 10.0 / params.voxel_size_A  # voxels per nm
     density = np.zeros(params.shape, np.float32)
@@ -119,7 +126,7 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
         xx = np.arange(nx)[None, :]
         x0 = nx * 0.12
         sheet = x0 + 0.04 * nx * np.sin(2 * np.pi * yy / (ny * 1.3) + rng.uniform(0, 6.3))
-        signed = (xx - sheet)  # voxels; in-plane distance is close enough for a gentle sheet
+        signed = xx - sheet  # voxels; in-plane distance is close enough for a gentle sheet
         profile, mask = _bilayer(np.broadcast_to(signed, (ny, nx)), nm)
         density += profile[None]
         full = np.broadcast_to(mask[None], params.shape)
@@ -133,13 +140,15 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
 
     # Vesicles and double-membrane organelles.
     occupied = labels > 0
-    spheres = [(rng.uniform(*params.vesicle_radius_nm) * nm, [0.0])
-               for _ in range(params.n_vesicles)]
+    spheres = [
+        (rng.uniform(*params.vesicle_radius_nm) * nm, [0.0]) for _ in range(params.n_vesicles)
+    ]
     spheres += [(rng.uniform(60, 90) * nm, [0.0, -20.0 * nm]) for _ in range(params.n_organelles)]
     for radius, offsets in spheres:
         for _attempt in range(100):
-            centre = np.array([rng.uniform(nz * 0.3, nz * 0.7), rng.uniform(0, ny),
-                               rng.uniform(nx * 0.2, nx)])
+            centre = np.array(
+                [rng.uniform(nz * 0.3, nz * 0.7), rng.uniform(0, ny), rng.uniform(nx * 0.2, nx)]
+            )
             lo = np.maximum(np.floor(centre - radius - 4 * nm).astype(int), 0)
             hi = np.minimum(np.ceil(centre + radius + 4 * nm).astype(int), params.shape)
             box = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -160,8 +169,10 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
     # still cross, above or below one another).  In lamellae too thin for that (no
     # such path in 200 draws), the draw that came closest is taken.
     placed: list[tuple[np.ndarray, float]] = []
-    for count, kind, outer, inner in ((params.n_microtubules, "microtubule", 12.5, 8.5),
-                                      (params.n_actin, "actin", 3.5, 0.0)):
+    for count, kind, outer, inner in (
+        (params.n_microtubules, "microtubule", 12.5, 8.5),
+        (params.n_actin, "actin", 3.5, 0.0),
+    ):
         for _ in range(count):
             curve = _clear_curve(rng, params.shape, placed, outer * nm, 1.0 * nm)
             placed.append((curve, outer * nm))
@@ -187,8 +198,11 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
     # Macromolecules from the template library, never overlapping.
     rows = []
     for index, (name, concentration) in enumerate(params.templates_uM.items()):
-        template = template_in_box(load_template(name), params.voxel_size_A,
-                                   _box_for(load_template(name), params.voxel_size_A))
+        template = template_in_box(
+            load_template(name),
+            params.voxel_size_A,
+            _box_for(load_template(name), params.voxel_size_A),
+        )
         template *= 1.0 / max(float(template[template > 0.1 * template.max()].mean()), 1e-12)
         wanted = particles_for_concentration(concentration, params.shape, params.voxel_size_A)
         n = template.shape[0]
@@ -216,17 +230,25 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
             occupied[box] |= scipy.ndimage.binary_dilation(mask, iterations=1)
             centre = corner + n // 2
             rot, tilt, psi = to_euler(rotation)  # RELION's angles of the rotation applied
-            rows.append({"class": name, "class_id": TEMPLATE_CLASS_BASE + index,
-                         "instance": state["next_instance"] - 1,
-                         "x_A": centre[2] * params.voxel_size_A,
-                         "y_A": centre[1] * params.voxel_size_A,
-                         "z_A": centre[0] * params.voxel_size_A,
-                         "rot": rot, "tilt": tilt, "psi": psi})
+            rows.append(
+                {
+                    "class": name,
+                    "class_id": TEMPLATE_CLASS_BASE + index,
+                    "instance": state["next_instance"] - 1,
+                    "x_A": centre[2] * params.voxel_size_A,
+                    "y_A": centre[1] * params.voxel_size_A,
+                    "z_A": centre[0] * params.voxel_size_A,
+                    "rot": rot,
+                    "tilt": tilt,
+                    "psi": psi,
+                }
+            )
             placed += 1
         if placed < wanted and params.strict_concentrations:
             raise ParameterError(
                 f"only {placed} of {wanted} {name} particles ({concentration} µM) fit beside "
-                "the other contents; lower the concentration or enlarge the volume.")
+                "the other contents; lower the concentration or enlarge the volume."
+            )
 
     # Gold fiducials: 10 nm spheres, anywhere in the ice.
     radius = 5.0 * nm
@@ -239,8 +261,9 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
             if occupied[box].any():
                 continue
             zz, yy, xx = np.ogrid[box]
-            ball = ((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2
-                    <= radius**2)
+            ball = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (
+                xx - centre[2]
+            ) ** 2 <= radius**2
             density[box] += 8.0 * ball
             stamp(box, ball, CELL_CLASS_IDS["gold"])
             occupied[box] |= ball
@@ -261,8 +284,9 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
     density -= 1.0 * outside_ice[:, None, :]
 
     vs = (params.voxel_size_A,) * 3
-    particles = pd.DataFrame(rows, columns=["class", "class_id", "instance", "x_A", "y_A",
-                                            "z_A", "rot", "tilt", "psi"])
+    particles = pd.DataFrame(
+        rows, columns=["class", "class_id", "instance", "x_A", "y_A", "z_A", "rot", "tilt", "psi"]
+    )
     out = (Volume(density, vs), Volume(labels, vs), Volume(instances, vs), particles)
     return out + (axes,) if filament_axes else out
 
@@ -270,8 +294,9 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
 def _bilayer(signed_distance: np.ndarray, voxels_per_nm: float):
     """Head-group density of a bilayer centred at distance 0, and its 5 nm label mask."""
     d_nm = signed_distance / voxels_per_nm
-    leaflets = (np.exp(-0.5 * ((d_nm - 1.9) / 0.5) ** 2)
-                + np.exp(-0.5 * ((d_nm + 1.9) / 0.5) ** 2)).astype(np.float32)
+    leaflets = (
+        np.exp(-0.5 * ((d_nm - 1.9) / 0.5) ** 2) + np.exp(-0.5 * ((d_nm + 1.9) / 0.5) ** 2)
+    ).astype(np.float32)
     return leaflets, np.abs(d_nm) <= 2.5
 
 
@@ -283,8 +308,14 @@ def _box_for(template, voxel_size_A: float) -> int:
     return n + n % 2
 
 
-def _clear_curve(rng: np.random.Generator, shape, placed: list[tuple[np.ndarray, float]],
-                 radius: float, gap: float, tries: int = 200) -> np.ndarray:
+def _clear_curve(
+    rng: np.random.Generator,
+    shape,
+    placed: list[tuple[np.ndarray, float]],
+    radius: float,
+    gap: float,
+    tries: int = 200,
+) -> np.ndarray:
     """A smooth curve (:func:`_smooth_curve`) whose tube of ``radius`` (voxels) keeps
     ``gap`` voxels from the tubes ``placed`` before it (axis points, radius); after
     ``tries`` draws, the draw that came closest to that."""
@@ -292,8 +323,14 @@ def _clear_curve(rng: np.random.Generator, shape, placed: list[tuple[np.ndarray,
     for _ in range(tries):
         curve = _smooth_curve(rng, shape)
         inside = curve[np.all((curve >= 0) & (curve < np.asarray(shape)), axis=1)]
-        margin = min((float(cKDTree(axis).query(inside)[0].min()) - radius - r_axis
-                      for axis, r_axis in placed if len(inside)), default=np.inf)
+        margin = min(
+            (
+                float(cKDTree(axis).query(inside)[0].min()) - radius - r_axis
+                for axis, r_axis in placed
+                if len(inside)
+            ),
+            default=np.inf,
+        )
         if margin >= gap:
             return curve
         if margin > best_margin:
@@ -308,11 +345,15 @@ def _smooth_curve(rng: np.random.Generator, shape) -> np.ndarray:
     length = math.hypot(ny, nx)
     direction = np.array([math.sin(angle), math.cos(angle)])
     normal = np.array([-direction[1], direction[0]])
-    start = np.array([ny / 2, nx / 2]) - direction * length / 2 + normal * rng.uniform(
-        -0.35, 0.35) * length
+    start = (
+        np.array([ny / 2, nx / 2])
+        - direction * length / 2
+        + normal * rng.uniform(-0.35, 0.35) * length
+    )
     t = np.linspace(0, 1, 6)
-    ctrl = start + np.outer(t, direction * length) + np.outer(rng.normal(0, 0.06 * length, 6),
-                                                              normal)
+    ctrl = (
+        start + np.outer(t, direction * length) + np.outer(rng.normal(0, 0.06 * length, 6), normal)
+    )
     ctrl_z = np.clip(rng.normal(nz / 2, nz * 0.08, 6), nz * 0.3, nz * 0.7)
     fine = np.linspace(0, 1, int(length * 2))
     return np.column_stack([CubicSpline(t, ctrl_z)(fine), CubicSpline(t, ctrl)(fine)])

@@ -82,16 +82,21 @@ class CorrelativeParams:
 
     def validate(self) -> None:
         if self.overview_size < 64 or self.fm_size < 64 or self.fm_slices < 1:
-            raise ParameterError("the overview and fluorescence images need ≥ 64 pixels and "
-                                 "≥ 1 slice.")
+            raise ParameterError(
+                "the overview and fluorescence images need ≥ 64 pixels and ≥ 1 slice."
+            )
         if not 0 < self.hole_diameter_um < self.hole_spacing_um:
             raise ParameterError("holes must be narrower than their spacing.")
         if not self.labelled:
             raise ParameterError("name at least one labelled class (channel name → class id).")
 
 
-def make_correlative_pair(labels: np.ndarray, instances: np.ndarray, voxel_size_A: float,
-                          params: CorrelativeParams = CorrelativeParams()) -> dict:
+def make_correlative_pair(
+    labels: np.ndarray,
+    instances: np.ndarray,
+    voxel_size_A: float,
+    params: CorrelativeParams = CorrelativeParams(),
+) -> dict:
     """Simulate the overview, fluorescence channels and geometry around a tomogram.
 
     Over 80 lines, as :func:`tomoscribe.simulate.cell.make_cell`: one random stream
@@ -156,23 +161,36 @@ def make_correlative_pair(labels: np.ndarray, instances: np.ndarray, voxel_size_
     stain = _downsample(depth)[None] * cell_profile
     expected["cell"] = params.cell_photons * stain
 
-    exclusion_px = 1500.0 / ov_nm + math.hypot(*labels.shape[1:]) / 2 * (
-        voxel_size_A / 10 / ov_nm)
+    exclusion_px = 1500.0 / ov_nm + math.hypot(*labels.shape[1:]) / 2 * (voxel_size_A / 10 / ov_nm)
     tomo_centre = np.array(placement["tomogram_centre_overview_px"])
     for index, (name, class_id) in enumerate(params.labelled.items()):
         points, weights, z_slices = _labelled_points(
-            labels, instances, class_id, voxel_size_A, placement, cell, params, rng,
-            tomo_centre, exclusion_px, z_tomo, first=index == 0)
+            labels,
+            instances,
+            class_id,
+            voxel_size_A,
+            placement,
+            cell,
+            params,
+            rng,
+            tomo_centre,
+            exclusion_px,
+            z_tomo,
+            first=index == 0,
+        )
         grid = np.zeros((params.fm_slices, m, m), np.float32)
         fm_sub = (apply(ov_to_fm, points) + 0.5) * _SUPERSAMPLE - 0.5
         _splat(grid, fm_sub, z_slices, weights)
         grid = scipy.ndimage.gaussian_filter(grid, (sigma_z, sigma_xy, sigma_xy))
         sampled = np.stack([_downsample(s, reduce="sum") for s in grid])
-        peak = (params.fm_pixel_nm ** 2 / (math.sqrt(2 * math.pi) * sigma_xy
-                                           * params.fm_pixel_nm / _SUPERSAMPLE)
-                / (math.sqrt(2 * math.pi) * max(sigma_z, 1e-6)))
-        expected[name] = (params.label_photons / peak * sampled
-                          + params.bleed_through * expected["cell"])
+        peak = (
+            params.fm_pixel_nm**2
+            / (math.sqrt(2 * math.pi) * sigma_xy * params.fm_pixel_nm / _SUPERSAMPLE)
+            / (math.sqrt(2 * math.pi) * max(sigma_z, 1e-6))
+        )
+        expected[name] = (
+            params.label_photons / peak * sampled + params.bleed_through * expected["cell"]
+        )
 
     fluorescence = {}
     for name, mean in expected.items():
@@ -181,9 +199,14 @@ def make_correlative_pair(labels: np.ndarray, instances: np.ndarray, voxel_size_
         fluorescence[name] = noisy.astype(np.float32)
 
     overview = _overview(params, holes, cell, rng)
-    return {"overview": overview[None], "fluorescence": fluorescence,
-            "fm_voxel_nm": (params.fm_pixel_nm, params.fm_pixel_nm, params.fm_z_step_nm),
-            "placement": placement, "fm_to_overview": fm_to_ov, "holes": holes}
+    return {
+        "overview": overview[None],
+        "fluorescence": fluorescence,
+        "fm_voxel_nm": (params.fm_pixel_nm, params.fm_pixel_nm, params.fm_z_step_nm),
+        "placement": placement,
+        "fm_to_overview": fm_to_ov,
+        "holes": holes,
+    }
 
 
 class _Cell:
@@ -193,8 +216,7 @@ class _Cell:
         self.centre = np.asarray(centre, float)
         self.radius = float(radius_px)
         self.thickness_nm = float(thickness_nm)
-        self.harmonics = [(k, rng.uniform(0.04, 0.1), rng.uniform(0, 2 * np.pi))
-                          for k in (2, 3, 5)]
+        self.harmonics = [(k, rng.uniform(0.04, 0.1), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)]
         self.lobe = (rng.uniform(0, 2 * np.pi), rng.uniform(0.25, 0.4))  # a protrusion
 
     def edge(self, theta: np.ndarray) -> np.ndarray:
@@ -226,11 +248,23 @@ def _hole_lattice(params: CorrelativeParams, rng, centre) -> pd.DataFrame:
     ij = np.array([(i, j) for i in range(-reach, reach + 1) for j in range(-reach, reach + 1)])
     xy = origin + ij @ np.array([a1, a2])
     xy += rng.normal(0, params.hole_position_jitter_nm / ov_nm, xy.shape)
-    radius = params.hole_diameter_um * 500 / ov_nm * (
-        1 + rng.normal(0, params.hole_diameter_jitter, len(xy)))
+    radius = (
+        params.hole_diameter_um
+        * 500
+        / ov_nm
+        * (1 + rng.normal(0, params.hole_diameter_jitter, len(xy)))
+    )
     covered = rng.random(len(xy)) < params.covered_hole_fraction
-    return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "radius_px": radius, "covered": covered,
-                         "i": ij[:, 0], "j": ij[:, 1]})
+    return pd.DataFrame(
+        {
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "radius_px": radius,
+            "covered": covered,
+            "i": ij[:, 0],
+            "j": ij[:, 1],
+        }
+    )
 
 
 def _film(world: np.ndarray, holes: pd.DataFrame, params, rng):
@@ -253,10 +287,13 @@ def _contaminations(params, holes) -> np.ndarray:
     """Ice contaminations (x, y, σ in overview px), fixed by the seed."""
     rng = np.random.default_rng(params.seed + 7919)
     n = params.overview_size
-    return np.column_stack([rng.uniform(0.1 * n, 0.9 * n, params.n_contaminations),
-                            rng.uniform(0.1 * n, 0.9 * n, params.n_contaminations),
-                            rng.uniform(300, 800, params.n_contaminations)
-                            / params.overview_pixel_nm])
+    return np.column_stack(
+        [
+            rng.uniform(0.1 * n, 0.9 * n, params.n_contaminations),
+            rng.uniform(0.1 * n, 0.9 * n, params.n_contaminations),
+            rng.uniform(300, 800, params.n_contaminations) / params.overview_pixel_nm,
+        ]
+    )
 
 
 def _place_tomogram(shape, voxel_size_A, params, holes, cell, fm_to_ov, rng) -> dict:
@@ -269,24 +306,45 @@ def _place_tomogram(shape, voxel_size_A, params, holes, cell, fm_to_ov, rng) -> 
     rho = cell.relative_radius(xy)
     fm_xy = apply(ov_to_fm, xy)
     margin_fm = half * params.overview_pixel_nm / params.fm_pixel_nm + 30
-    ok = ((~holes["covered"].to_numpy()) & (rho > 0.8) & (rho < 0.92)
-          & np.all((xy > half + 40) & (xy < n_ov - half - 40), axis=1)
-          & np.all((fm_xy > margin_fm) & (fm_xy < n_fm - margin_fm), axis=1))
+    ok = (
+        (~holes["covered"].to_numpy())
+        & (rho > 0.8)
+        & (rho < 0.92)
+        & np.all((xy > half + 40) & (xy < n_ov - half - 40), axis=1)
+        & np.all((fm_xy > margin_fm) & (fm_xy < n_fm - margin_fm), axis=1)
+    )
     if not ok.any():
-        raise ParameterError("no open hole at the cell's edge lies inside both simulated "
-                             "images; enlarge them or change the seed.")
+        raise ParameterError(
+            "no open hole at the cell's edge lies inside both simulated "
+            "images; enlarge them or change the seed."
+        )
     pick = rng.choice(np.flatnonzero(ok))
     offset = rng.uniform(-300, 300, 2) / params.overview_pixel_nm
     z_slice = (params.fm_slices - 1) / 2 + rng.uniform(-0.5, 0.5)
-    return {"tomogram_shape": [int(s) for s in shape], "tomogram_voxel_nm": voxel_nm,
-            "overview_pixel_nm": params.overview_pixel_nm,
-            "tomogram_centre_overview_px": [float(v) for v in xy[pick] + offset],
-            "tomogram_rotation_deg": float(rng.uniform(0, 360)),
-            "fluorescence_z_slice": float(z_slice)}
+    return {
+        "tomogram_shape": [int(s) for s in shape],
+        "tomogram_voxel_nm": voxel_nm,
+        "overview_pixel_nm": params.overview_pixel_nm,
+        "tomogram_centre_overview_px": [float(v) for v in xy[pick] + offset],
+        "tomogram_rotation_deg": float(rng.uniform(0, 360)),
+        "fluorescence_z_slice": float(z_slice),
+    }
 
 
-def _labelled_points(labels, instances, class_id, voxel_size_A, placement, cell, params, rng,
-                     tomo_centre, exclusion_px, z_tomo, first: bool):
+def _labelled_points(
+    labels,
+    instances,
+    class_id,
+    voxel_size_A,
+    placement,
+    cell,
+    params,
+    rng,
+    tomo_centre,
+    exclusion_px,
+    z_tomo,
+    first: bool,
+):
     """Overview positions, weights (nm of filament) and fluorescence slices of a class."""
     voxel_nm = voxel_size_A / 10
     ov_nm = params.overview_pixel_nm
@@ -325,8 +383,9 @@ def _labelled_points(labels, instances, class_id, voxel_size_A, placement, cell,
             depth = cell.thickness(path) / params.fm_z_step_nm
             points.append(path)
             weights.append(np.full(len(path), 20.0))
-            z_slices.append(np.clip(z_tomo + rng.uniform(-0.3, 0.3) * depth, 0,
-                                    params.fm_slices - 1))
+            z_slices.append(
+                np.clip(z_tomo + rng.uniform(-0.3, 0.3) * depth, 0, params.fm_slices - 1)
+            )
     if not points:
         return np.zeros((0, 2)), np.zeros(0), np.zeros(0)
     return np.vstack(points), np.concatenate(weights), np.concatenate(z_slices)

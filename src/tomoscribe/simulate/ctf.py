@@ -23,10 +23,10 @@ import numpy as np
 
 from ..errors import ParameterError
 
-_H = 6.62607015e-34        # J s
-_M0 = 9.1093837015e-31     # kg
-_E = 1.602176634e-19       # C
-_C = 299792458.0           # m/s
+_H = 6.62607015e-34  # J s
+_M0 = 9.1093837015e-31  # kg
+_E = 1.602176634e-19  # C
+_C = 299792458.0  # m/s
 
 
 def electron_wavelength_A(voltage_kV: float) -> float:
@@ -38,8 +38,13 @@ def electron_wavelength_A(voltage_kV: float) -> float:
     return metres * 1e10
 
 
-def ctf_1d(k_per_A: np.ndarray, defocus_um: float, voltage_kV: float = 300.0,
-           cs_mm: float = 2.7, amplitude_contrast: float = 0.07) -> np.ndarray:
+def ctf_1d(
+    k_per_A: np.ndarray,
+    defocus_um: float,
+    voltage_kV: float = 300.0,
+    cs_mm: float = 2.7,
+    amplitude_contrast: float = 0.07,
+) -> np.ndarray:
     """The CTF at spatial frequencies ``k_per_A`` (1/Å).
 
     Parameters
@@ -61,8 +66,13 @@ def ctf_1d(k_per_A: np.ndarray, defocus_um: float, voltage_kV: float = 300.0,
     return -np.sin(chi + math.asin(amplitude_contrast))
 
 
-def ctf_zeros_per_A(n_zeros: int, defocus_um: float, voltage_kV: float = 300.0,
-                    cs_mm: float = 2.7, amplitude_contrast: float = 0.07) -> np.ndarray:
+def ctf_zeros_per_A(
+    n_zeros: int,
+    defocus_um: float,
+    voltage_kV: float = 300.0,
+    cs_mm: float = 2.7,
+    amplitude_contrast: float = 0.07,
+) -> np.ndarray:
     """The first ``n_zeros`` zeros of the CTF (1/Å), solved analytically.
 
     χ(k) + φ = nπ is a quadratic in k²; for each n = 1, 2, … the smaller positive root
@@ -83,13 +93,20 @@ def ctf_zeros_per_A(n_zeros: int, defocus_um: float, voltage_kV: float = 300.0,
     return np.array(zeros)
 
 
-def ctf_2d(shape_yx, pixel_size_A: float, defocus_um: float, voltage_kV: float = 300.0,
-           cs_mm: float = 2.7, amplitude_contrast: float = 0.07) -> np.ndarray:
+def ctf_2d(
+    shape_yx,
+    pixel_size_A: float,
+    defocus_um: float,
+    voltage_kV: float = 300.0,
+    cs_mm: float = 2.7,
+    amplitude_contrast: float = 0.07,
+) -> np.ndarray:
     """The CTF on the ``rfft2`` grid of an image of ``shape_yx`` (float32)."""
     ky = np.fft.fftfreq(shape_yx[0], d=pixel_size_A)[:, None]
     kx = np.fft.rfftfreq(shape_yx[1], d=pixel_size_A)[None, :]
-    return ctf_1d(np.sqrt(ky**2 + kx**2), defocus_um, voltage_kV, cs_mm,
-                  amplitude_contrast).astype(np.float32)
+    return ctf_1d(np.sqrt(ky**2 + kx**2), defocus_um, voltage_kV, cs_mm, amplitude_contrast).astype(
+        np.float32
+    )
 
 
 def detector_mtf_2d(shape_yx) -> np.ndarray:

@@ -36,11 +36,11 @@ class ImagingParams:
     tilt_order: str = "dose-symmetric"
     voltage_kV: float = 300.0
     cs_mm: float = 2.7
-    defocus_um: float = 3.0          # positive = underfocus
+    defocus_um: float = 3.0  # positive = underfocus
     amplitude_contrast: float = 0.07
     apply_ctf: bool = True
     apply_mtf: bool = True
-    snr: float | None = 0.1          # None: no noise
+    snr: float | None = 0.1  # None: no noise
     dose_per_tilt_e_A2: float = 0.0  # > 0 switches dose weighting on
     seed: int = 0
 
@@ -69,8 +69,9 @@ def exposure_filter(shape_yx, pixel_size_A: float, accumulated_dose_e_A2: float)
     return np.exp(-accumulated_dose_e_A2 / (2.0 * critical)).astype(np.float32)
 
 
-def noiseless_tilt_series(density: np.ndarray, voxel_size_A: float,
-                          params: ImagingParams = ImagingParams()):
+def noiseless_tilt_series(
+    density: np.ndarray, voxel_size_A: float, params: ImagingParams = ImagingParams()
+):
     """Projections after CTF, MTF and dose weighting, without noise.
 
     Returns
@@ -80,14 +81,19 @@ def noiseless_tilt_series(density: np.ndarray, voxel_size_A: float,
     acquisition_index : int array (n_tilts,)
     """
     params.validate()
-    angles, acquisition = tilt_scheme(params.max_tilt_deg, params.tilt_step_deg,
-                                      params.tilt_order)
+    angles, acquisition = tilt_scheme(params.max_tilt_deg, params.tilt_step_deg, params.tilt_order)
     series = project(density, angles)
     shape = series.shape[1:]
     transfer = np.ones((shape[0], shape[1] // 2 + 1), np.float32)
     if params.apply_ctf:
-        transfer *= ctf_2d(shape, voxel_size_A, params.defocus_um, params.voltage_kV,
-                           params.cs_mm, params.amplitude_contrast)
+        transfer *= ctf_2d(
+            shape,
+            voxel_size_A,
+            params.defocus_um,
+            params.voltage_kV,
+            params.cs_mm,
+            params.amplitude_contrast,
+        )
     if params.apply_mtf:
         transfer *= detector_mtf_2d(shape)
     for i in range(len(series)):
@@ -110,8 +116,9 @@ def add_noise(series: np.ndarray, snr: float | None, rng: np.random.Generator) -
     return (series + rng.normal(0.0, sigma, series.shape)).astype(np.float32)
 
 
-def image_volume(density: np.ndarray, voxel_size_A: float,
-                 params: ImagingParams = ImagingParams()) -> dict:
+def image_volume(
+    density: np.ndarray, voxel_size_A: float, params: ImagingParams = ImagingParams()
+) -> dict:
     """Tilt series and reconstructed tomogram of a density volume (nz, ny, nx).
 
     Returns
@@ -126,5 +133,11 @@ def image_volume(density: np.ndarray, voxel_size_A: float,
     noisy = add_noise(clean, params.snr, rng)
     tomogram = weighted_back_projection(noisy, angles, density.shape[0])
     sigma = 0.0 if params.snr is None else math.sqrt(float(clean.var()) / params.snr)
-    return {"tilt_series": noisy, "angles_deg": angles, "acquisition_index": acquisition,
-            "tomogram": tomogram, "noise_sigma": sigma, "params": params.as_dict()}
+    return {
+        "tilt_series": noisy,
+        "angles_deg": angles,
+        "acquisition_index": acquisition,
+        "tomogram": tomogram,
+        "noise_sigma": sigma,
+        "params": params.as_dict(),
+    }

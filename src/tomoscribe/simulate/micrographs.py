@@ -73,19 +73,25 @@ class MicrographParams:
 
     def validate(self) -> None:
         if len(self.shape) != 2 or min(self.shape) < 64:
-            raise ParameterError(f"a micrograph must be at least 64×64 pixels, got "
-                                 f"{self.shape}.", parameter="shape")
+            raise ParameterError(
+                f"a micrograph must be at least 64×64 pixels, got {self.shape}.", parameter="shape"
+            )
         if not self.pixel_size_A > 0:
-            raise ParameterError(f"`pixel_size_A` must be positive, got {self.pixel_size_A}.",
-                                 parameter="pixel_size_A")
+            raise ParameterError(
+                f"`pixel_size_A` must be positive, got {self.pixel_size_A}.",
+                parameter="pixel_size_A",
+            )
         if not self.snr > 0:
             raise ParameterError(f"`snr` must be positive, got {self.snr}.", parameter="snr")
         if not self.defocus_um > 0:
-            raise ParameterError(f"`defocus_um` must be positive (underfocus), got "
-                                 f"{self.defocus_um}.", parameter="defocus_um")
+            raise ParameterError(
+                f"`defocus_um` must be positive (underfocus), got {self.defocus_um}.",
+                parameter="defocus_um",
+            )
         if min(self.n_isolated, self.n_aggregates, self.n_contamination) < 0:
-            raise ParameterError("particle, aggregate and contamination counts must not be "
-                                 "negative.")
+            raise ParameterError(
+                "particle, aggregate and contamination counts must not be negative."
+            )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -133,8 +139,14 @@ def project_template(template: Template, rotation: Rotation) -> np.ndarray:
     return turned.sum(0)
 
 
-def splat_projection(image: np.ndarray, projection: np.ndarray, voxel_size_A: float,
-                     pixel_size_A: float, x: float, y: float) -> None:
+def splat_projection(
+    image: np.ndarray,
+    projection: np.ndarray,
+    voxel_size_A: float,
+    pixel_size_A: float,
+    x: float,
+    y: float,
+) -> None:
     """Add ``projection`` (centre at n // 2, ``voxel_size_A``) to ``image`` with its
     centre at pixel (x, y), resampled to ``pixel_size_A`` (cubic), in place."""
     n = projection.shape[0]
@@ -189,8 +201,9 @@ def _carbon(shape, rng: np.random.Generator) -> np.ndarray:
     return distance > np.quantile(distance, 1 - rng.uniform(0.15, 0.35))
 
 
-def _place_particles(params: MicrographParams, diameter_px: float, forbidden: np.ndarray,
-                     rng: np.random.Generator) -> pd.DataFrame:
+def _place_particles(
+    params: MicrographParams, diameter_px: float, forbidden: np.ndarray, rng: np.random.Generator
+) -> pd.DataFrame:
     """Centres of aggregates (touching clusters of 3–6) and isolated particles."""
     ny, nx = params.shape
     area = ny * nx / 1024**2
@@ -220,7 +233,8 @@ def _place_particles(params: MicrographParams, diameter_px: float, forbidden: np
                 theta = rng.uniform(0, 2 * np.pi)
                 cx, cy = bx + step * math.cos(theta), by + step * math.sin(theta)
                 if free(cx, cy, 3 * diameter_px) and all(
-                        math.hypot(cx - a, cy - b) >= 0.6 * diameter_px for a, b in cluster):
+                    math.hypot(cx - a, cy - b) >= 0.6 * diameter_px for a, b in cluster
+                ):
                     cluster.append((cx, cy))
                     break
         rows.extend((cx, cy, "aggregated", aggregate) for cx, cy in cluster)
@@ -236,8 +250,9 @@ def _place_particles(params: MicrographParams, diameter_px: float, forbidden: np
     return pd.DataFrame(rows, columns=["x", "y", "class", "aggregate"])
 
 
-def simulate_micrograph(templates: list[Template],
-                        params: MicrographParams = MicrographParams()) -> dict:
+def simulate_micrograph(
+    templates: list[Template], params: MicrographParams = MicrographParams()
+) -> dict:
     """One micrograph with its truth.
 
     Parameters
@@ -262,8 +277,9 @@ def simulate_micrograph(templates: list[Template],
     shape = tuple(int(v) for v in params.shape)
     diameter_px = max(t.diameter_A for t in templates) / params.pixel_size_A
     area = shape[0] * shape[1] / 1024**2
-    contamination = _contamination(shape, int(round(params.n_contamination * area)),
-                                   diameter_px, rng)
+    contamination = _contamination(
+        shape, int(round(params.n_contamination * area)), diameter_px, rng
+    )
     carbon = _carbon(shape, rng) if params.carbon else np.zeros(shape, bool)
     table = _place_particles(params, diameter_px, (contamination > 0) | carbon, rng)
     # the largest projected density of a particle on the micrograph's pixels
@@ -276,13 +292,20 @@ def simulate_micrograph(templates: list[Template],
     for k, row in enumerate(table.itertuples(index=False)):
         template = templates[which[k]]
         projection = project_template(template, rotations[k])
-        splat_projection(particles_phase, projection, template.voxel_size_A,
-                         params.pixel_size_A, row.x, row.y)
+        splat_projection(
+            particles_phase, projection, template.voxel_size_A, params.pixel_size_A, row.x, row.y
+        )
     thickness = _texture_thickness(contamination > 0, rng, 0.6) * params.contamination_density
     thickness += _texture_thickness(carbon, rng, 0.3) * 0.8
     thickness *= peak
-    ctf = ctf_2d(shape, params.pixel_size_A, params.defocus_um, params.voltage_kV,
-                 params.cs_mm, params.amplitude_contrast)
+    ctf = ctf_2d(
+        shape,
+        params.pixel_size_A,
+        params.defocus_um,
+        params.voltage_kV,
+        params.cs_mm,
+        params.amplitude_contrast,
+    )
     mtf = detector_mtf_2d(shape)
     signal = np.fft.irfft2(np.fft.rfft2(particles_phase) * ctf * mtf, s=shape)
     # dense objects: phase contrast through the CTF plus amplitude loss (not CTF-modulated)
@@ -292,11 +315,21 @@ def simulate_micrograph(templates: list[Template],
     image = signal + background + rng.normal(0.0, sigma, shape)
     image = ((image - image.mean()) / image.std()).astype(np.float32)
     euler = to_euler(rotations) if rotations is not None else np.zeros((0, 3))
-    table = table.assign(template=[templates[i].name for i in which],
-                         rot=euler[:, 0], tilt=euler[:, 1], psi=euler[:, 2],
-                         defocus_um=params.defocus_um)
-    return {"image": image, "particles": table, "contamination": contamination,
-            "carbon": carbon, "noise_sigma": sigma, "diameter_px": diameter_px}
+    table = table.assign(
+        template=[templates[i].name for i in which],
+        rot=euler[:, 0],
+        tilt=euler[:, 1],
+        psi=euler[:, 2],
+        defocus_um=params.defocus_um,
+    )
+    return {
+        "image": image,
+        "particles": table,
+        "contamination": contamination,
+        "carbon": carbon,
+        "noise_sigma": sigma,
+        "diameter_px": diameter_px,
+    }
 
 
 def _texture_thickness(mask: np.ndarray, rng: np.random.Generator, texture: float) -> np.ndarray:
@@ -316,14 +349,18 @@ def _near_centres(shape, table: pd.DataFrame, radius_px: float) -> np.ndarray:
     r = int(math.ceil(radius_px))
     for x, y in zip(table["x"], table["y"]):
         j, i = int(round(y)), int(round(x))
-        jj, ii = np.ogrid[max(0, j - r):j + r + 1, max(0, i - r):i + r + 1]
-        mask[max(0, j - r):j + r + 1, max(0, i - r):i + r + 1] |= \
-            (jj - y) ** 2 + (ii - x) ** 2 <= radius_px**2
+        jj, ii = np.ogrid[max(0, j - r) : j + r + 1, max(0, i - r) : i + r + 1]
+        mask[max(0, j - r) : j + r + 1, max(0, i - r) : i + r + 1] |= (jj - y) ** 2 + (
+            ii - x
+        ) ** 2 <= radius_px**2
     return mask
 
 
-def annotator_boxes(truths: dict[str, dict], n_per_set: int, rng: np.random.Generator,
-                    ) -> pd.DataFrame:
+def annotator_boxes(
+    truths: dict[str, dict],
+    n_per_set: int,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """Boxes a careful human would draw: ``n_per_set`` each of good, background and bad.
 
     Good boxes are isolated particles; background boxes are points at least one
@@ -343,8 +380,10 @@ def annotator_boxes(truths: dict[str, dict], n_per_set: int, rng: np.random.Gene
     for name, truth in truths.items():
         table = truth["particles"]
         d = truth["diameter_px"]
-        good += [(name, x, y) for x, y in table.loc[table["class"] == "good", ["x", "y"]]
-                 .itertuples(index=False)]
+        good += [
+            (name, x, y)
+            for x, y in table.loc[table["class"] == "good", ["x", "y"]].itertuples(index=False)
+        ]
         for blob in range(1, int(truth["contamination"].max()) + 1):
             jj, ii = np.nonzero(truth["contamination"] == blob)
             blobs.append((name, float(ii.mean()), float(jj.mean())))
@@ -353,20 +392,25 @@ def annotator_boxes(truths: dict[str, dict], n_per_set: int, rng: np.random.Gene
         occupied = (truth["contamination"] > 0) | truth["carbon"]
         occupied |= _near_centres(occupied.shape, table, d / 2)
         free = scipy.ndimage.distance_transform_edt(~occupied) >= d
-        free[:int(d), :] = free[-int(d):, :] = free[:, :int(d)] = free[:, -int(d):] = False
+        free[: int(d), :] = free[-int(d) :, :] = free[:, : int(d)] = free[:, -int(d) :] = False
         jj, ii = np.nonzero(free)
         picks = rng.choice(len(jj), size=min(len(jj), n_per_set), replace=False)
         background += [(name, float(ii[k]), float(jj[k])) for k in picks]
     bad = [b for pair in zip(blobs, aggregates) for b in pair]
-    bad += blobs[len(aggregates):] + aggregates[len(blobs):]
+    bad += blobs[len(aggregates) :] + aggregates[len(blobs) :]
     sets = {"good": good, "background": background, "bad": bad}
     rows = []
     for name, items in sets.items():
         if len(items) < n_per_set:
-            raise ParameterError(f"the micrographs hold only {len(items)} {name} places for "
-                                 f"{n_per_set} boxes; simulate more or larger micrographs.")
-        chosen = items if name == "bad" else [items[k] for k in
-                                              rng.choice(len(items), n_per_set, replace=False)]
+            raise ParameterError(
+                f"the micrographs hold only {len(items)} {name} places for "
+                f"{n_per_set} boxes; simulate more or larger micrographs."
+            )
+        chosen = (
+            items
+            if name == "bad"
+            else [items[k] for k in rng.choice(len(items), n_per_set, replace=False)]
+        )
         rows += [(m, x, y, name) for m, x, y in chosen[:n_per_set]]
     return pd.DataFrame(rows, columns=["micrograph", "x", "y", "set"])
 
@@ -387,15 +431,21 @@ def load_templates(names_or_paths: list[str]) -> list[Template]:
 
             templates.append(template_from_volume(Path(item).stem, read_volume(item)))
         else:
-            raise ParameterError(f"no template {item!r}: give a bundled name "
-                                 f"({', '.join(sorted(template_manifest()))}) or a map file.",
-                                 parameter="templates")
+            raise ParameterError(
+                f"no template {item!r}: give a bundled name "
+                f"({', '.join(sorted(template_manifest()))}) or a map file.",
+                parameter="templates",
+            )
     return templates
 
 
-def simulate_micrograph_set(templates: list[Template], n_micrographs: int,
-                            defocus_um: list[float], carbon_fraction: float,
-                            params: MicrographParams = MicrographParams()) -> dict[str, dict]:
+def simulate_micrograph_set(
+    templates: list[Template],
+    n_micrographs: int,
+    defocus_um: list[float],
+    carbon_fraction: float,
+    params: MicrographParams = MicrographParams(),
+) -> dict[str, dict]:
     """``n_micrographs`` micrographs named ``mic_000`` …, defocus cycling through
     ``defocus_um``, a carbon edge on every ``round(1 / carbon_fraction)``-th (none at 0),
     each seeded from ``params.seed`` and its index."""
@@ -404,13 +454,18 @@ def simulate_micrograph_set(templates: list[Template], n_micrographs: int,
     if n_micrographs < 1 or not defocus_um:
         raise ParameterError("give at least one micrograph and one defocus.")
     if not 0 <= carbon_fraction <= 1:
-        raise ParameterError(f"`carbon_fraction` must lie in [0, 1], got {carbon_fraction}.",
-                             parameter="carbon_fraction")
+        raise ParameterError(
+            f"`carbon_fraction` must lie in [0, 1], got {carbon_fraction}.",
+            parameter="carbon_fraction",
+        )
     every = round(1 / carbon_fraction) if carbon_fraction > 0 else 0
     out = {}
     for k in range(n_micrographs):
-        this = replace(params, defocus_um=float(defocus_um[k % len(defocus_um)]),
-                       carbon=bool(every) and k % every == every - 1,
-                       seed=params.seed * 100003 + k)
+        this = replace(
+            params,
+            defocus_um=float(defocus_um[k % len(defocus_um)]),
+            carbon=bool(every) and k % every == every - 1,
+            seed=params.seed * 100003 + k,
+        )
         out[f"mic_{k:03d}"] = simulate_micrograph(templates, this)
     return out

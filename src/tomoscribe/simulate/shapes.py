@@ -60,16 +60,18 @@ def make_shapes_phantom(params: ShapesPhantomParams = ShapesPhantomParams()):
     nz, ny, nx = params.shape
     labels = np.zeros(params.shape, np.uint8)
     density = np.zeros(params.shape, np.float32)
-    zz, yy, xx = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij",
-                             sparse=True)
+    zz, yy, xx = np.meshgrid(
+        np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij", sparse=True
+    )
 
     # Vesicles: spherical shells, kept apart from each other.
     centres: list[tuple[np.ndarray, float]] = []
     for _ in range(params.n_vesicles):
         for _attempt in range(200):
             r = rng.uniform(*params.vesicle_radius)
-            c = np.array([rng.uniform(nz * 0.3, nz * 0.7), rng.uniform(r, ny - r),
-                          rng.uniform(r, nx - r)])
+            c = np.array(
+                [rng.uniform(nz * 0.3, nz * 0.7), rng.uniform(r, ny - r), rng.uniform(r, nx - r)]
+            )
             if all(np.linalg.norm(c - c2) > r + r2 + 6 for c2, r2 in centres):
                 centres.append((c, r))
                 break
@@ -78,8 +80,9 @@ def make_shapes_phantom(params: ShapesPhantomParams = ShapesPhantomParams()):
         shell = np.abs(dist) <= params.membrane_thickness / 2
         # Bilayer profile: two dense leaflets a thickness apart.
         leaflets = np.exp(-0.5 * ((np.abs(dist) - params.membrane_thickness / 4) / 0.7) ** 2)
-        density += np.where(np.abs(dist) <= params.membrane_thickness, leaflets,
-                            0).astype(np.float32)
+        density += np.where(np.abs(dist) <= params.membrane_thickness, leaflets, 0).astype(
+            np.float32
+        )
         labels[shell] = CLASS_IDS["membrane"]
 
     # Filaments: tubes along smooth random curves, mostly in-plane.
@@ -102,15 +105,17 @@ def make_shapes_phantom(params: ShapesPhantomParams = ShapesPhantomParams()):
         if placed == params.n_blobs:
             break
         r = rng.uniform(*params.blob_radius)
-        c = np.array([rng.uniform(r + 1, nz - r - 1), rng.uniform(r, ny - r),
-                      rng.uniform(r, nx - r)])
+        c = np.array(
+            [rng.uniform(r + 1, nz - r - 1), rng.uniform(r, ny - r), rng.uniform(r, nx - r)]
+        )
         lo = np.maximum(np.floor(c - r - 1).astype(int), 0)
         hi = np.minimum(np.ceil(c + r + 2).astype(int), params.shape)
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
         if occupied[box].any():
             continue
-        d = np.sqrt((zz[box[0]] - c[0]) ** 2 + (yy[:, box[1]] - c[1]) ** 2
-                    + (xx[:, :, box[2]] - c[2]) ** 2)
+        d = np.sqrt(
+            (zz[box[0]] - c[0]) ** 2 + (yy[:, box[1]] - c[1]) ** 2 + (xx[:, :, box[2]] - c[2]) ** 2
+        )
         inside = d <= r
         lumps = 0.8 + 0.4 * rng.random(inside.shape)
         density[box] += np.where(inside, lumps, 0).astype(np.float32)
@@ -136,8 +141,11 @@ def _smooth_curve(rng: np.random.Generator, shape) -> np.ndarray:
     start += rng.uniform(-0.3, 0.3, 2) * np.array([ny, nx])
     direction = np.array([np.sin(angle), np.cos(angle)])
     normal = np.array([-direction[1], direction[0]])
-    ctrl_yx = start + np.outer(t, direction * length) + np.outer(
-        rng.normal(0, 0.08 * length, n_ctrl), normal)
+    ctrl_yx = (
+        start
+        + np.outer(t, direction * length)
+        + np.outer(rng.normal(0, 0.08 * length, n_ctrl), normal)
+    )
     ctrl_z = rng.uniform(nz * 0.25, nz * 0.75, n_ctrl)
     fine = np.linspace(0, 1, int(length * 3))
     from scipy.interpolate import CubicSpline

@@ -93,8 +93,7 @@ def read_structure(path: str | os.PathLike, assembly: str | None = None):
     if assembly is not None:
         names = [a.name for a in structure.assemblies]
         if assembly not in names:
-            raise InputFileError(
-                f"{path} has no assembly {assembly!r}; it has {names or 'none'}.")
+            raise InputFileError(f"{path} has no assembly {assembly!r}; it has {names or 'none'}.")
         structure.transform_to_assembly(assembly, gemmi.HowToNameCopiedChain.AddNumber)
     return structure
 
@@ -110,9 +109,15 @@ def atom_table(structure) -> AtomTable:
     return AtomTable(np.asarray(xyz, float), np.asarray(mass, float))
 
 
-def structure_density(path: str | os.PathLike, voxel_size_A: float, resolution_A: float,
-                      assembly: str | None = None, pad_A: float | None = None,
-                      box_voxels: int | None = None, cache: bool = True) -> Volume:
+def structure_density(
+    path: str | os.PathLike,
+    voxel_size_A: float,
+    resolution_A: float,
+    assembly: str | None = None,
+    pad_A: float | None = None,
+    box_voxels: int | None = None,
+    cache: bool = True,
+) -> Volume:
     """Electron-scattering density of a structure, centred in a cubic box.
 
     Parameters
@@ -142,8 +147,10 @@ def structure_density(path: str | os.PathLike, voxel_size_A: float, resolution_A
     if not voxel_size_A > 0 or not resolution_A > 0:
         raise ParameterError("voxel size and resolution must be positive (Å).")
     if resolution_A < 2 * voxel_size_A:
-        raise ParameterError(f"resolution {resolution_A} Å is finer than Nyquist "
-                             f"({2 * voxel_size_A} Å) at voxel size {voxel_size_A} Å.")
+        raise ParameterError(
+            f"resolution {resolution_A} Å is finer than Nyquist "
+            f"({2 * voxel_size_A} Å) at voxel size {voxel_size_A} Å."
+        )
     path = Path(path)
     pad_A = 2.0 * resolution_A if pad_A is None else pad_A
     key = _cache_key(path, voxel_size_A, resolution_A, assembly, pad_A, box_voxels)
@@ -161,7 +168,8 @@ def structure_density(path: str | os.PathLike, voxel_size_A: float, resolution_A
     if n < int(math.ceil(2 * atoms.max_radius_A / voxel_size_A)) + 2:
         raise ParameterError(
             f"{path.name} spans {2 * atoms.max_radius_A:.0f} Å but the box is only "
-            f"{n * voxel_size_A:.0f} Å ({n} voxels); use a larger box.")
+            f"{n * voxel_size_A:.0f} Å ({n} voxels); use a larger box."
+        )
     data = _gemmi_density(structure, atoms.centre_of_mass_A, n, voxel_size_A, resolution_A)
     origin = -(n // 2) * voxel_size_A
     volume = Volume(data, (voxel_size_A,) * 3, (origin,) * 3, metadata={"source": str(path)})
@@ -173,8 +181,9 @@ def structure_density(path: str | os.PathLike, voxel_size_A: float, resolution_A
     return volume
 
 
-def _gemmi_density(structure, centre_A: np.ndarray, n: int, voxel_size_A: float,
-                   resolution_A: float) -> np.ndarray:
+def _gemmi_density(
+    structure, centre_A: np.ndarray, n: int, voxel_size_A: float, resolution_A: float
+) -> np.ndarray:
     import gemmi
 
     edge = n * voxel_size_A

@@ -60,13 +60,19 @@ class SubtomogramParams:
     include_empty: bool = True
     seed: int = 0
     noise_seed: int | None = None  # separate noise stream: same particles, new noise
-    crowded_neighbours: int = 0    # > 0: that many neighbours around each centre particle
+    crowded_neighbours: int = 0  # > 0: that many neighbours around each centre particle
 
     def imaging(self) -> ImagingParams:
-        return ImagingParams(max_tilt_deg=self.max_tilt_deg, tilt_step_deg=self.tilt_step_deg,
-                             tilt_order="sequential", voltage_kV=self.voltage_kV,
-                             cs_mm=self.cs_mm, defocus_um=self.defocus_um,
-                             amplitude_contrast=self.amplitude_contrast, snr=None)
+        return ImagingParams(
+            max_tilt_deg=self.max_tilt_deg,
+            tilt_step_deg=self.tilt_step_deg,
+            tilt_order="sequential",
+            voltage_kV=self.voltage_kV,
+            cs_mm=self.cs_mm,
+            defocus_um=self.defocus_um,
+            amplitude_contrast=self.amplitude_contrast,
+            snr=None,
+        )
 
     def validate(self) -> None:
         if self.snr is not None and not self.snr > 0:
@@ -92,7 +98,8 @@ def template_in_box(template, voxel_size_A: float, box: int) -> np.ndarray:
     if np.any(extent > box):
         raise ParameterError(
             f"the structure spans {int(extent.max())} voxels at {voxel_size_A} Å but the box "
-            f"is {box}; use a larger box or a smaller structure.")
+            f"is {box}; use a larger box or a smaller structure."
+        )
     out = np.zeros((box,) * 3, np.float32)
     centre_of_mass = np.array(scipy.ndimage.center_of_mass(np.clip(resampled, 0, None)))
     offset = np.round(box // 2 - centre_of_mass).astype(int)
@@ -111,12 +118,18 @@ def rotate_and_shift(volume: np.ndarray, rotation: Rotation, shift_zyx) -> np.nd
     matrix = flip @ rotation.as_matrix() @ flip
     inverse = matrix.T
     offset = centre - inverse @ (centre + np.asarray(shift_zyx, float))
-    return scipy.ndimage.affine_transform(volume, inverse, offset=offset, order=1,
-                                          mode="constant").astype(np.float32)
+    return scipy.ndimage.affine_transform(
+        volume, inverse, offset=offset, order=1, mode="constant"
+    ).astype(np.float32)
 
 
-def add_neighbours(particle: np.ndarray, centre_mask: np.ndarray, templates: list,
-                   count: int, rng: np.random.Generator) -> np.ndarray:
+def add_neighbours(
+    particle: np.ndarray,
+    centre_mask: np.ndarray,
+    templates: list,
+    count: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Add ``count`` randomly rotated neighbours around a centre particle, not overlapping it.
 
     Neighbours are drawn from ``templates`` (boxed arrays of the same size), placed with
@@ -151,14 +164,19 @@ def reconstruct_clean(particle: np.ndarray, voxel_size_A: float, imaging: Imagin
 
 def noise_gain(shape, angles, nz: int, rng: np.random.Generator, repeats: int = 4) -> float:
     """Variance of the WBP of unit-variance white projection noise (per voxel)."""
-    values = [weighted_back_projection(rng.normal(size=shape).astype(np.float32), angles, nz).var()
-              for _ in range(repeats)]
+    values = [
+        weighted_back_projection(rng.normal(size=shape).astype(np.float32), angles, nz).var()
+        for _ in range(repeats)
+    ]
     return float(np.mean(values))
 
 
-def simulate_subtomograms(structures: list[str], n_per_class: int,
-                          params: SubtomogramParams = SubtomogramParams(),
-                          templates: dict | None = None) -> dict:
+def simulate_subtomograms(
+    structures: list[str],
+    n_per_class: int,
+    params: SubtomogramParams = SubtomogramParams(),
+    templates: dict | None = None,
+) -> dict:
     """Simulate a labelled subtomogram dataset.
 
     Parameters
@@ -194,7 +212,8 @@ def simulate_subtomograms(structures: list[str], n_per_class: int,
     gain = None
     signal_vars = []
     noise_rng = np.random.default_rng(
-        params.noise_seed if params.noise_seed is not None else params.seed + 1_000_003)
+        params.noise_seed if params.noise_seed is not None else params.seed + 1_000_003
+    )
     for label, name in enumerate(class_names):
         for _ in range(n_per_class):
             rotation = Rotation.random(random_state=rng)
@@ -207,12 +226,15 @@ def simulate_subtomograms(structures: list[str], n_per_class: int,
                 particle = rotate_and_shift(boxes[name], rotation, shift)
                 masks.append(particle > 0.1 * particle.max())
                 if params.crowded_neighbours:
-                    particle = add_neighbours(particle, masks[-1], list(boxes.values()),
-                                              params.crowded_neighbours, rng)
+                    particle = add_neighbours(
+                        particle, masks[-1], list(boxes.values()), params.crowded_neighbours, rng
+                    )
                 clean, shape, angles = reconstruct_clean(particle, params.voxel_size_A, imaging)
                 signal_vars.append(float(clean.var()))
-            volumes.append(clean); labels.append(label)
-            rotations.append(rotation.as_matrix()); shifts.append(shift)
+            volumes.append(clean)
+            labels.append(label)
+            rotations.append(rotation.as_matrix())
+            shifts.append(shift)
             if gain is None and shape is not None:
                 gain = noise_gain(shape, angles, params.box, np.random.default_rng(0))
                 geometry = (shape, angles)
@@ -221,19 +243,24 @@ def simulate_subtomograms(structures: list[str], n_per_class: int,
         if params.snr is None:
             sigmas.append(0.0)
             continue
-        var = (float(clean.var()) if class_names[labels[i]] != EMPTY
-               else float(np.median(signal_vars)))
+        var = (
+            float(clean.var()) if class_names[labels[i]] != EMPTY else float(np.median(signal_vars))
+        )
         sigma = math.sqrt(var / (params.snr * gain))
         noise = noise_rng.normal(0.0, sigma, geometry[0]).astype(np.float32)
         volumes[i] = clean + weighted_back_projection(noise, geometry[1], params.box)
         sigmas.append(sigma)
     rot = np.array(rotations)
     extra = {"centre_masks": np.stack(masks).astype(np.uint8)} if params.crowded_neighbours else {}
-    return {**extra,
-        "volumes": np.stack(volumes).astype(np.float32), "labels": np.array(labels),
-        "class_names": class_names, "rotations": rot,
+    return {
+        **extra,
+        "volumes": np.stack(volumes).astype(np.float32),
+        "labels": np.array(labels),
+        "class_names": class_names,
+        "rotations": rot,
         "euler_zyz_deg": Rotation.from_matrix(rot).as_euler("ZYZ", degrees=True),
-        "shifts_zyx": np.array(shifts), "noise_sigma": np.array(sigmas),
+        "shifts_zyx": np.array(shifts),
+        "noise_sigma": np.array(sigmas),
         "params": asdict(params),
     }
 
@@ -244,16 +271,28 @@ def save_dataset(path: str | os.PathLike, dataset: dict) -> Path:
 
     with atomic_path(path) as tmp:
         group = open_group(tmp, mode="w")
-        for key in ("volumes", "labels", "rotations", "euler_zyz_deg", "shifts_zyx",
-                    "noise_sigma", "centre_masks"):
+        for key in (
+            "volumes",
+            "labels",
+            "rotations",
+            "euler_zyz_deg",
+            "shifts_zyx",
+            "noise_sigma",
+            "centre_masks",
+        ):
             if key not in dataset:
                 continue
             value = np.asarray(dataset[key])
             chunks = (min(64, value.shape[0]),) + value.shape[1:]
             write_array(group, key, value, chunks)
         group.attrs["tomoscribe_subtomograms"] = json.dumps(
-            {"class_names": dataset["class_names"], "params": dataset["params"],
-             "acquisition": _acquisition(dataset["params"]), "format_version": 1})
+            {
+                "class_names": dataset["class_names"],
+                "params": dataset["params"],
+                "acquisition": _acquisition(dataset["params"]),
+                "format_version": 1,
+            }
+        )
     return Path(path)
 
 
@@ -273,9 +312,19 @@ def load_dataset(path: str | os.PathLike) -> dict:
     try:
         group = open_group(path, mode="r")
         meta = json.loads(group.attrs["tomoscribe_subtomograms"])
-        data = {key: group[key] for key in ("volumes", "labels", "rotations", "euler_zyz_deg",
-                                            "shifts_zyx", "noise_sigma", "centre_masks")
-                if key in group}
+        data = {
+            key: group[key]
+            for key in (
+                "volumes",
+                "labels",
+                "rotations",
+                "euler_zyz_deg",
+                "shifts_zyx",
+                "noise_sigma",
+                "centre_masks",
+            )
+            if key in group
+        }
     except Exception as err:  # zarr and json raise many types for damaged stores
         raise InputFileError(f"{path} is not a tomoscribe subtomogram dataset ({err}).") from err
     data.update(meta)

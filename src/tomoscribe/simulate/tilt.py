@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from ..errors import ParameterError
 
 
-def tilt_scheme(max_tilt_deg: float = 60.0, step_deg: float = 3.0,
-                order: str = "dose-symmetric", group: int = 2):
+def tilt_scheme(
+    max_tilt_deg: float = 60.0, step_deg: float = 3.0, order: str = "dose-symmetric", group: int = 2
+):
     """Tilt angles and the order in which they are acquired.
 
     Parameters
@@ -50,8 +51,9 @@ def tilt_scheme(max_tilt_deg: float = 60.0, step_deg: float = 3.0,
     if not 0 < max_tilt_deg <= 90:
         raise ParameterError(f"the tilt range must be within ±90°, got ±{max_tilt_deg}°.")
     if not 0 < step_deg <= max_tilt_deg:
-        raise ParameterError(f"the tilt step must be positive and at most the range, "
-                             f"got {step_deg}°.")
+        raise ParameterError(
+            f"the tilt step must be positive and at most the range, got {step_deg}°."
+        )
     n_side = int(math.floor(max_tilt_deg / step_deg + 1e-9))
     angles = np.arange(-n_side, n_side + 1) * step_deg
     if order == "sequential":
@@ -78,8 +80,10 @@ def project(volume: np.ndarray | torch.Tensor, angles_deg) -> np.ndarray:
     The sum is over ray samples one voxel apart, so a projection of a constant volume
     of thickness nz at tilt 0 equals nz.
     """
-    vol = torch.as_tensor(np.asarray(volume, np.float32) if not torch.is_tensor(volume)
-                          else volume, dtype=torch.float32)
+    vol = torch.as_tensor(
+        np.asarray(volume, np.float32) if not torch.is_tensor(volume) else volume,
+        dtype=torch.float32,
+    )
     nz, ny, nx = vol.shape
     image = vol.permute(1, 0, 2).unsqueeze(0)  # (1, ny, nz, nx): y rows as channels
     out = torch.empty((len(angles_deg), ny, nx), dtype=torch.float32)
@@ -90,11 +94,12 @@ def project(volume: np.ndarray | torch.Tensor, angles_deg) -> np.ndarray:
         half = 0.5 * (nz / max(abs(c), 1e-3) + nx * abs(s)) + 1
         half = min(half, 0.5 * math.hypot(nz, nx) + 1)
         ts = torch.arange(-math.ceil(half), math.ceil(half) + 1, dtype=torch.float32)
-        x = xs[None, :] * c - ts[:, None] * s       # (T, nx) voxel offsets from the centre
+        x = xs[None, :] * c - ts[:, None] * s  # (T, nx) voxel offsets from the centre
         z = xs[None, :] * s + ts[:, None] * c
         grid = torch.stack([x / ((nx - 1) / 2), z / ((nz - 1) / 2)], dim=-1)[None]
-        samples = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros",
-                                align_corners=True)  # (1, ny, T, nx)
+        samples = F.grid_sample(
+            image, grid, mode="bilinear", padding_mode="zeros", align_corners=True
+        )  # (1, ny, T, nx)
         out[i] = samples[0].sum(dim=1)
     return out.numpy()
 
@@ -118,11 +123,21 @@ def weighted_back_projection(projections: np.ndarray, angles_deg, nz: int) -> np
     order = np.argsort(angles)
     radians = np.radians(angles[order])
     # Each tilt stands for the angular interval around it (half-way to its neighbours).
-    edges = np.concatenate([[radians[0] - (radians[1] - radians[0]) / 2 if n_tilts > 1 else
-                             radians[0] - math.pi / 2],
-                            (radians[1:] + radians[:-1]) / 2,
-                            [radians[-1] + (radians[-1] - radians[-2]) / 2 if n_tilts > 1 else
-                             radians[0] + math.pi / 2]])
+    edges = np.concatenate(
+        [
+            [
+                radians[0] - (radians[1] - radians[0]) / 2
+                if n_tilts > 1
+                else radians[0] - math.pi / 2
+            ],
+            (radians[1:] + radians[:-1]) / 2,
+            [
+                radians[-1] + (radians[-1] - radians[-2]) / 2
+                if n_tilts > 1
+                else radians[0] + math.pi / 2
+            ],
+        ]
+    )
     weights = np.empty(n_tilts)
     weights[order] = np.diff(edges)
     filtered = torch.from_numpy(ramp_filter(projections))
@@ -134,7 +149,8 @@ def weighted_back_projection(projections: np.ndarray, angles_deg, nz: int) -> np
         detector = xs[None, :] * math.cos(theta) + zs[:, None] * math.sin(theta)  # (nz, nx)
         grid = torch.stack([detector / ((nx - 1) / 2), torch.zeros_like(detector)], dim=-1)[None]
         row = filtered[i].unsqueeze(0).unsqueeze(2)  # (1, ny, 1, nx)
-        smeared = F.grid_sample(row, grid, mode="bilinear", padding_mode="zeros",
-                                align_corners=True)  # (1, ny, nz, nx)
+        smeared = F.grid_sample(
+            row, grid, mode="bilinear", padding_mode="zeros", align_corners=True
+        )  # (1, ny, nz, nx)
         volume += float(weights[i]) * smeared[0]
     return volume.permute(1, 0, 2).contiguous().numpy()

@@ -93,13 +93,22 @@ def wedge_filter(volume: np.ndarray, max_tilt_deg: float, resolution_voxels: flo
     seen[0, :, 0] = True  # the kz = 0 line along ky is in every tilt
     f2 = kz**2 + ky**2 + kx**2
     envelope = np.exp(-np.log(2) * f2 * resolution_voxels**2)
-    return np.fft.irfftn(spectrum * seen * envelope, s=volume.shape,
-                         axes=(0, 1, 2)).astype(np.float32)
+    return np.fft.irfftn(spectrum * seen * envelope, s=volume.shape, axes=(0, 1, 2)).astype(
+        np.float32
+    )
 
 
-def tube_phantom(shape, specs: list[TubeSpec], radius: float, hollow: bool = True,
-                 max_tilt_deg: float = 60.0, resolution_voxels: float = 3.0,
-                 threshold: float = 0.5, snr: float | None = None, seed: int = 0):
+def tube_phantom(
+    shape,
+    specs: list[TubeSpec],
+    radius: float,
+    hollow: bool = True,
+    max_tilt_deg: float = 60.0,
+    resolution_voxels: float = 3.0,
+    threshold: float = 0.5,
+    snr: float | None = None,
+    seed: int = 0,
+):
     """Tubes seen through a wedge: (filtered density, thresholded mask, true axes)."""
     axes = [axis_points(s, shape) for s in specs]
     density = paint_tubes(shape, axes, radius, hollow)

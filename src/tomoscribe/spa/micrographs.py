@@ -34,8 +34,10 @@ def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
 
     volume = read_volume(path, pixel_size_A)
     if volume.shape[0] != 1:
-        raise InvalidDataError(f"{path} holds {volume.shape[0]} images; give one micrograph "
-                               "per file (a movie must be aligned and summed first).")
+        raise InvalidDataError(
+            f"{path} holds {volume.shape[0]} images; give one micrograph "
+            "per file (a movie must be aligned and summed first)."
+        )
     image = np.asarray(volume.load(np.float32)[0])
     if not np.isfinite(image).all():
         raise InvalidDataError(f"{path} has NaN or infinite pixels.")
@@ -52,8 +54,9 @@ def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
     """
     if pixel_size_A is not None:
         if not pixel_size_A > 0:
-            raise ParameterError(f"`pixel_size_A` must be positive, got {pixel_size_A}.",
-                                 parameter="pixel_size_A")
+            raise ParameterError(
+                f"`pixel_size_A` must be positive, got {pixel_size_A}.", parameter="pixel_size_A"
+            )
         return float(pixel_size_A)
     from ..io import read_volume
 
@@ -65,7 +68,8 @@ def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
         raise VoxelSizeMismatchError(
             f"the micrographs have different pixel sizes ({first}: {low:g} Å, {last}: "
             f"{high:g} Å); pick them separately or pass `pixel_size_A` to treat them as one.",
-            parameter="pixel_size_A")
+            parameter="pixel_size_A",
+        )
     return low
 
 

@@ -35,10 +35,16 @@ from ..errors import ParameterError
 def picker_network() -> nn.Sequential:
     """One of the two networks (see the module docstring)."""
     return nn.Sequential(
-        nn.Conv2d(1, 8, 7, padding=3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 16, 5, padding=2), nn.ReLU(),
-        nn.Conv2d(16, 1, 3, padding=1))
+        nn.Conv2d(1, 8, 7, padding=3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 1, 3, padding=1),
+    )
 
 
 class PickerPair(nn.Module):
@@ -51,12 +57,12 @@ class PickerPair(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Score (geometric mean of the two probabilities) at ¼ sampling: (b, 1, h/4, w/4)."""
-        return torch.sqrt(torch.sigmoid(self.background(images))
-                          * torch.sigmoid(self.bad(images)))
+        return torch.sqrt(torch.sigmoid(self.background(images)) * torch.sigmoid(self.bad(images)))
 
 
-def augment(patches: torch.Tensor, size: int, max_shift: float,
-            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    patches: torch.Tensor, size: int, max_shift: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random turns, mirrors and shifts of square patches, cropped to ``size``.
 
     Returns the crops (b, 1, size, size) and where the patch centre went in them
@@ -75,8 +81,9 @@ def augment(patches: torch.Tensor, size: int, max_shift: float,
     offset = -(theta[:, :, :2] @ (shift * 2 / size).unsqueeze(-1)).squeeze(-1)
     theta[:, :, 2] = offset
     grid = nn.functional.affine_grid(theta, (b, 1, size, size), align_corners=False)
-    crops = nn.functional.grid_sample(patches.unsqueeze(1), grid, mode="bilinear",
-                                      padding_mode="reflection", align_corners=False)
+    crops = nn.functional.grid_sample(
+        patches.unsqueeze(1), grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
     centres = shift + (size - 1) / 2
     return crops, centres
 
@@ -91,21 +98,31 @@ def spot_targets(centres: torch.Tensor, size: int, sigma: float) -> torch.Tensor
     return torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)).unsqueeze(1)
 
 
-def train_pair(trainset: dict, steps: int = 300, batch: int = 32, learning_rate: float = 2e-3,
-               seed: int = 0, device: str = "cpu", say=None) -> tuple[PickerPair, dict]:
+def train_pair(
+    trainset: dict,
+    steps: int = 300,
+    batch: int = 32,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    say=None,
+) -> tuple[PickerPair, dict]:
     """Train both networks on a training set (:mod:`tomoscribe.spa.trainset`).
 
     Returns the pair (on the CPU, in eval mode) and a record with the final losses.
     """
     if steps < 1 or batch < 2:
-        raise ParameterError("`steps` must be at least 1 and `batch` at least 2.",
-                             parameter=["steps", "batch"])
+        raise ParameterError(
+            "`steps` must be at least 1 and `batch` at least 2.", parameter=["steps", "batch"]
+        )
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     geometry = trainset["record"]["geometry"]
     size, box = int(geometry["input"]), float(geometry["box"])
-    sets = {k: torch.as_tensor(np.asarray(trainset[k], np.float32))
-            for k in ("good", "background", "bad")}
+    sets = {
+        k: torch.as_tensor(np.asarray(trainset[k], np.float32))
+        for k in ("good", "background", "bad")
+    }
     pair = PickerPair().to(device)
     losses = {}
     for name, network in (("background", pair.background), ("bad", pair.bad)):
@@ -117,8 +134,7 @@ def train_pair(trainset: dict, steps: int = 300, batch: int = 32, learning_rate:
             images, targets = images.to(device), targets.to(device)
             logits = network(images)
             weight = 1 + 9 * targets
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, targets,
-                                                                  weight=weight)
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, targets, weight=weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -127,8 +143,13 @@ def train_pair(trainset: dict, steps: int = 300, batch: int = 32, learning_rate:
         losses[name] = float(np.mean(history[-20:]))
         if say:
             say(f"network good vs {name}: loss {losses[name]:.4f}")
-    return pair.cpu().eval(), {"steps": steps, "batch": batch, "learning_rate": learning_rate,
-                               "seed": seed, "final_loss": losses}
+    return pair.cpu().eval(), {
+        "steps": steps,
+        "batch": batch,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "final_loss": losses,
+    }
 
 
 def calibrate_threshold(pair: PickerPair, trainset: dict) -> float:
@@ -140,24 +161,31 @@ def calibrate_threshold(pair: PickerPair, trainset: dict) -> float:
     def crops(name):
         patches = np.asarray(trainset[name], np.float32)
         start = (patches.shape[-1] - size) // 2
-        return torch.as_tensor(patches[:, None, start:start + size, start:start + size])
+        return torch.as_tensor(patches[:, None, start : start + size, start : start + size])
 
     with torch.inference_mode():
         good = pair(crops("good"))
-        centre = good[:, 0, size // 8 - 1:size // 8 + 1, size // 8 - 1:size // 8 + 1]
+        centre = good[:, 0, size // 8 - 1 : size // 8 + 1, size // 8 - 1 : size // 8 + 1]
         good_scores = centre.amax((1, 2)).numpy()
         negative = torch.cat([pair(crops("background")), pair(crops("bad"))])
         negative_scores = negative.amax((1, 2, 3)).numpy()
     return float(0.5 * (np.median(good_scores) + np.percentile(negative_scores, 90)))
 
 
-def _batch(good: torch.Tensor, negative: torch.Tensor, batch: int, size: int, box: float,
-           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(
+    good: torch.Tensor,
+    negative: torch.Tensor,
+    batch: int,
+    size: int,
+    box: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
     half = batch // 2
     pick_good = torch.randint(len(good), (half,), generator=generator)
     pick_neg = torch.randint(len(negative), (batch - half,), generator=generator)
     pos, centres = augment(good[pick_good], size, box / 6, generator)
     neg, _ = augment(negative[pick_neg], size, box / 2, generator)
-    targets = torch.cat([spot_targets(centres, size, box / 6),
-                         torch.zeros(batch - half, 1, size // 4, size // 4)])
+    targets = torch.cat(
+        [spot_targets(centres, size, box / 6), torch.zeros(batch - half, 1, size // 4, size // 4)]
+    )
     return torch.cat([pos, neg]), targets

@@ -33,24 +33,34 @@ def score_map(pair: PickerPair, image_small: np.ndarray) -> np.ndarray:
     padded = np.pad(image_small, ((0, pad_h), (0, pad_w)), mode="reflect")
     with torch.inference_mode():
         scores = pair(torch.as_tensor(padded)[None, None])
-        full = torch.nn.functional.interpolate(scores, scale_factor=4, mode="bilinear",
-                                               align_corners=False)
+        full = torch.nn.functional.interpolate(
+            scores, scale_factor=4, mode="bilinear", align_corners=False
+        )
     return full[0, 0, :h, :w].numpy()
 
 
-def peaks(scores: np.ndarray, threshold: float, min_distance_px: float, edge_px: float,
-          ) -> tuple[np.ndarray, np.ndarray]:
+def peaks(
+    scores: np.ndarray,
+    threshold: float,
+    min_distance_px: float,
+    edge_px: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Local maxima of ``scores`` above ``threshold``: (x, y) pixels (n, 2) and scores,
     best first, at least ``min_distance_px`` apart, none within ``edge_px`` of an edge."""
     from skimage.feature import peak_local_max
 
     distance = max(1, int(round(min_distance_px)))
-    found = peak_local_max(scores, min_distance=distance, threshold_abs=threshold,
-                           exclude_border=False)
+    found = peak_local_max(
+        scores, min_distance=distance, threshold_abs=threshold, exclude_border=False
+    )
     if len(found):
         h, w = scores.shape
-        inside = ((found[:, 0] >= edge_px) & (found[:, 0] <= h - 1 - edge_px)
-                  & (found[:, 1] >= edge_px) & (found[:, 1] <= w - 1 - edge_px))
+        inside = (
+            (found[:, 0] >= edge_px)
+            & (found[:, 0] <= h - 1 - edge_px)
+            & (found[:, 1] >= edge_px)
+            & (found[:, 1] <= w - 1 - edge_px)
+        )
         found = found[inside]
     values = scores[found[:, 0], found[:, 1]] if len(found) else np.zeros(0, np.float32)
     order = np.argsort(-values, kind="stable")
@@ -62,27 +72,34 @@ def peaks(scores: np.ndarray, threshold: float, min_distance_px: float, edge_px:
 DEFAULT_THRESHOLD = 0.4
 
 
-def pick_micrograph(pair: PickerPair, image: np.ndarray, name: str, record: dict,
-                    threshold: float = DEFAULT_THRESHOLD, min_distance_px: float | None = None,
-                    edge_px: float | None = None) -> pd.DataFrame:
+def pick_micrograph(
+    pair: PickerPair,
+    image: np.ndarray,
+    name: str,
+    record: dict,
+    threshold: float = DEFAULT_THRESHOLD,
+    min_distance_px: float | None = None,
+    edge_px: float | None = None,
+) -> pd.DataFrame:
     """Picks on one full-resolution micrograph: ``micrograph``, ``x``, ``y``, ``score``.
 
     ``min_distance_px`` (default half a box) and ``edge_px`` (default half a box: every
     pick's box lies inside the micrograph) are full-resolution pixels.
     """
     if not 0 <= threshold <= 1:
-        raise ParameterError(f"`threshold` must lie in [0, 1], got {threshold}.",
-                             parameter="threshold")
+        raise ParameterError(
+            f"`threshold` must lie in [0, 1], got {threshold}.", parameter="threshold"
+        )
     shrink, box = int(record["shrink"]), int(record["box_px"])
     min_distance_px = box / 2 if min_distance_px is None else min_distance_px
     edge_px = box / 2 if edge_px is None else edge_px
     small = shrink_and_normalise(image, shrink)
     scores = score_map(pair, small)
-    xy, values = peaks(scores, threshold, min_distance_px / shrink,
-                       (edge_px + 0.5) / shrink - 0.5)
+    xy, values = peaks(scores, threshold, min_distance_px / shrink, (edge_px + 0.5) / shrink - 0.5)
     full = to_full(xy, shrink) if len(xy) else np.zeros((0, 2))
-    return pd.DataFrame({"micrograph": name, "x": full[:, 0], "y": full[:, 1],
-                         "score": values.astype(float)})
+    return pd.DataFrame(
+        {"micrograph": name, "x": full[:, 0], "y": full[:, 1], "score": values.astype(float)}
+    )
 
 
 def save_picker(path: str | os.PathLike, pair: PickerPair, record: dict) -> Path:

@@ -28,13 +28,19 @@ def references_from_patches(patches: np.ndarray, box_small: float) -> np.ndarray
     size = int(round(box_small)) | 1  # odd, so the centre is a pixel
     n = patches.shape[-1]
     start = (n - size) // 2
-    crops = patches[:, start:start + size, start:start + size]
+    crops = patches[:, start : start + size, start : start + size]
     turned = np.concatenate([np.rot90(crops, k, axes=(1, 2)) for k in range(4)])
     return _masked(turned)
 
 
-def references_from_map(volume: np.ndarray, voxel_size_A: float, pixel_size_small_A: float,
-                        box_small: float, n_references: int = 20, seed: int = 0) -> np.ndarray:
+def references_from_map(
+    volume: np.ndarray,
+    voxel_size_A: float,
+    pixel_size_small_A: float,
+    box_small: float,
+    n_references: int = 20,
+    seed: int = 0,
+) -> np.ndarray:
     """Projections of a reference map (centre at voxel n // 2) at ``n_references``
     random orientations, resampled to the shrunk pixel size: (n, b, b)."""
     from scipy.spatial.transform import Rotation
@@ -47,8 +53,9 @@ def references_from_map(volume: np.ndarray, voxel_size_A: float, pixel_size_smal
     out = []
     for rotation in Rotation.random(n_references, random_state=seed):
         inverse = zyx_matrix(rotation.as_matrix()).T
-        turned = scipy.ndimage.affine_transform(volume, inverse, offset=centre - inverse @ centre,
-                                                order=1)
+        turned = scipy.ndimage.affine_transform(
+            volume, inverse, offset=centre - inverse @ centre, order=1
+        )
         projection = turned.sum(0)
         scale = pixel_size_small_A / voxel_size_A
         offsets = (np.arange(size) - size // 2) * scale + n // 2
@@ -72,29 +79,42 @@ def ncc_map(image_small: np.ndarray, references: np.ndarray) -> np.ndarray:
 
     best = np.full(image_small.shape, -1.0, np.float32)
     for reference in references:
-        np.maximum(best, match_template(image_small, reference, pad_input=True,
-                                        mode="reflect"), out=best)
+        np.maximum(
+            best, match_template(image_small, reference, pad_input=True, mode="reflect"), out=best
+        )
     return best
 
 
-def ncc_pick_micrograph(image: np.ndarray, name: str, references: np.ndarray, shrink: int,
-                        box_px: int, threshold: float = 0.3,
-                        min_distance_px: float | None = None,
-                        edge_px: float | None = None) -> pd.DataFrame:
+def ncc_pick_micrograph(
+    image: np.ndarray,
+    name: str,
+    references: np.ndarray,
+    shrink: int,
+    box_px: int,
+    threshold: float = 0.3,
+    min_distance_px: float | None = None,
+    edge_px: float | None = None,
+) -> pd.DataFrame:
     """Baseline picks on one micrograph: ``micrograph``, ``x``, ``y``, ``score`` (NCC)."""
     if not -1 <= threshold <= 1:
-        raise ParameterError(f"`threshold` must lie in [−1, 1], got {threshold}.",
-                             parameter="threshold")
+        raise ParameterError(
+            f"`threshold` must lie in [−1, 1], got {threshold}.", parameter="threshold"
+        )
     min_distance_px = box_px / 2 if min_distance_px is None else min_distance_px
     edge_px = box_px / 2 if edge_px is None else edge_px
     small = shrink_and_normalise(image, shrink)
     scores = ncc_map(small, references)
-    xy, values = peaks(scores, threshold, min_distance_px / shrink,
-                       (edge_px + 0.5) / shrink - 0.5)
+    xy, values = peaks(scores, threshold, min_distance_px / shrink, (edge_px + 0.5) / shrink - 0.5)
     full = to_full(xy, shrink) if len(xy) else np.zeros((0, 2))
-    return pd.DataFrame({"micrograph": name, "x": full[:, 0], "y": full[:, 1],
-                         "score": values.astype(float)})
+    return pd.DataFrame(
+        {"micrograph": name, "x": full[:, 0], "y": full[:, 1], "score": values.astype(float)}
+    )
 
 
-__all__ = ["cut_patches", "ncc_map", "ncc_pick_micrograph", "references_from_map",
-           "references_from_patches"]
+__all__ = [
+    "cut_patches",
+    "ncc_map",
+    "ncc_pick_micrograph",
+    "references_from_map",
+    "references_from_patches",
+]

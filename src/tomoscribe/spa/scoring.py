@@ -18,8 +18,13 @@ import scipy.ndimage
 from scipy.spatial import cKDTree
 
 
-def score_micrograph(picks: pd.DataFrame, truth: pd.DataFrame, masks: np.ndarray,
-                     diameter_px: float, radius_px: float | None = None) -> dict:
+def score_micrograph(
+    picks: pd.DataFrame,
+    truth: pd.DataFrame,
+    masks: np.ndarray,
+    diameter_px: float,
+    radius_px: float | None = None,
+) -> dict:
     """Counts for one micrograph: picks, true positives, isolated particles, aggregates
     (picked / all), blobs (picked / all), picks on carbon.
 
@@ -36,8 +41,7 @@ def score_micrograph(picks: pd.DataFrame, truth: pd.DataFrame, masks: np.ndarray
     for p in xy:
         if tree is None:
             break
-        for k in sorted(tree.query_ball_point(p, radius),
-                        key=lambda k: np.hypot(*(good[k] - p))):
+        for k in sorted(tree.query_ball_point(p, radius), key=lambda k: np.hypot(*(good[k] - p))):
             if not claimed[k]:
                 claimed[k] = True
                 tp += 1
@@ -54,11 +58,16 @@ def score_micrograph(picks: pd.DataFrame, truth: pd.DataFrame, masks: np.ndarray
     j = np.clip(np.rint(xy[:, 1]).astype(int), 0, masks.shape[0] - 1)
     i = np.clip(np.rint(xy[:, 0]).astype(int), 0, masks.shape[1] - 1)
     hit_blobs = set(grown[j, i][grown[j, i] > 0].tolist())
-    return {"picks": len(xy), "true_positives": tp, "isolated": len(good),
-            "aggregates": int(aggregated["aggregate"].nunique()),
-            "aggregates_picked": len(picked_aggregates),
-            "blobs": int(blobs.max()) if blobs.size else 0, "blobs_picked": len(hit_blobs),
-            "picks_on_carbon": int((masks[j, i] == -1).sum())}
+    return {
+        "picks": len(xy),
+        "true_positives": tp,
+        "isolated": len(good),
+        "aggregates": int(aggregated["aggregate"].nunique()),
+        "aggregates_picked": len(picked_aggregates),
+        "blobs": int(blobs.max()) if blobs.size else 0,
+        "blobs_picked": len(hit_blobs),
+        "picks_on_carbon": int((masks[j, i] == -1).sum()),
+    }
 
 
 def summarise(counts: list[dict]) -> dict:
@@ -69,10 +78,15 @@ def summarise(counts: list[dict]) -> dict:
     precision = total["true_positives"] / max(1, total["picks"])
     recall = total["true_positives"] / max(1, total["isolated"])
     f1 = 2 * precision * recall / max(1e-12, precision + recall)
-    return {**total, "micrographs": len(counts), "precision": precision, "recall": recall,
-            "f1": f1,
-            "aggregates_unpicked": 1 - total["aggregates_picked"] / max(1, total["aggregates"]),
-            "blobs_unpicked": 1 - total["blobs_picked"] / max(1, total["blobs"])}
+    return {
+        **total,
+        "micrographs": len(counts),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "aggregates_unpicked": 1 - total["aggregates_picked"] / max(1, total["aggregates"]),
+        "blobs_unpicked": 1 - total["blobs_picked"] / max(1, total["blobs"]),
+    }
 
 
 def read_truth(folder) -> tuple[pd.DataFrame, dict]:
@@ -90,12 +104,19 @@ def read_truth(folder) -> tuple[pd.DataFrame, dict]:
     try:
         record = json.loads((folder / "truth.json").read_text())
         star = starfile.read(folder / "truth.star")
-        table = pd.DataFrame({"micrograph": star["rlnMicrographName"].map(micrograph_name),
-                              "x": star["rlnCoordinateX"], "y": star["rlnCoordinateY"],
-                              "class": star["tsClass"], "aggregate": star["tsAggregate"]})
+        table = pd.DataFrame(
+            {
+                "micrograph": star["rlnMicrographName"].map(micrograph_name),
+                "x": star["rlnCoordinateX"],
+                "y": star["rlnCoordinateY"],
+                "class": star["tsClass"],
+                "aggregate": star["tsAggregate"],
+            }
+        )
     except (OSError, ValueError, KeyError) as err:
-        raise InputFileError(f"{folder} is not a folder written by `simulate micrographs` "
-                             f"({err}).") from err
+        raise InputFileError(
+            f"{folder} is not a folder written by `simulate micrographs` ({err})."
+        ) from err
     return table, record
 
 
@@ -114,8 +135,12 @@ def score_against_folder(picks_path, folder) -> dict:
     counts = []
     for name in sorted(picks["micrograph"].unique()):
         masks = read_volume(Path(folder) / "masks" / f"{name}.mrc").load(np.float32)[0]
-        counts.append(score_micrograph(picks[picks["micrograph"] == name],
-                                       truth[truth["micrograph"] == name],
-                                       np.rint(masks).astype(np.int16),
-                                       record["particle_diameter_px"]))
+        counts.append(
+            score_micrograph(
+                picks[picks["micrograph"] == name],
+                truth[truth["micrograph"] == name],
+                np.rint(masks).astype(np.int16),
+                record["particle_diameter_px"],
+            )
+        )
     return summarise(counts)

@@ -58,26 +58,35 @@ def check_boxes(sets: dict[str, pd.DataFrame], shapes: dict[str, tuple], box_px:
         table = sets.get(name)
         count = 0 if table is None else len(table)
         if count < MIN_BOXES:
-            raise AnnotationError(f"the {name} set has {count} box(es); draw at least "
-                                  f"{MIN_BOXES} (10–15 work well).", parameter=name)
+            raise AnnotationError(
+                f"the {name} set has {count} box(es); draw at least {MIN_BOXES} (10–15 work well).",
+                parameter=name,
+            )
     if box_px < 8:
         raise ParameterError(f"`box` must be at least 8 pixels, got {box_px}.", parameter="box")
     for micrograph, (ny, nx) in shapes.items():
         if box_px > min(ny, nx):
-            raise ParameterError(f"the {box_px}-pixel box is larger than micrograph "
-                                 f"{micrograph} ({nx}×{ny}); give a smaller `box`.",
-                                 parameter="box")
+            raise ParameterError(
+                f"the {box_px}-pixel box is larger than micrograph "
+                f"{micrograph} ({nx}×{ny}); give a smaller `box`.",
+                parameter="box",
+            )
     for name, table in sets.items():
         for row in table.itertuples(index=False):
             ny, nx = shapes[row.micrograph]
             if not (0 <= row.x < nx and 0 <= row.y < ny):
                 raise AnnotationError(
                     f"a {name} box at ({row.x:.0f}, {row.y:.0f}) lies outside micrograph "
-                    f"{row.micrograph} ({nx}×{ny}); check its coordinates.")
+                    f"{row.micrograph} ({nx}×{ny}); check its coordinates."
+                )
 
 
-def build_trainset(micrographs: dict[str, np.ndarray], pixel_size_A: float,
-                   sets: dict[str, pd.DataFrame], box_px: int) -> dict:
+def build_trainset(
+    micrographs: dict[str, np.ndarray],
+    pixel_size_A: float,
+    sets: dict[str, pd.DataFrame],
+    box_px: int,
+) -> dict:
     """Patches of the three sets.
 
     Parameters
@@ -108,9 +117,15 @@ def build_trainset(micrographs: dict[str, np.ndarray], pixel_size_A: float,
             xy = to_shrunk(rows[["x", "y"]].to_numpy(float), shrink)
             stacks.append(cut_patches(small[micrograph], xy, geometry["patch"]))
         out[name] = np.concatenate(stacks)
-    out["record"] = {"version": VERSION, "box_px": int(box_px), "shrink": shrink,
-                     "pixel_size_A": float(pixel_size_A), "geometry": geometry,
-                     "counts": {n: int(len(out[n])) for n in SETS}, "micrographs": used}
+    out["record"] = {
+        "version": VERSION,
+        "box_px": int(box_px),
+        "shrink": shrink,
+        "pixel_size_A": float(pixel_size_A),
+        "geometry": geometry,
+        "counts": {n: int(len(out[n])) for n in SETS},
+        "micrographs": used,
+    }
     return out
 
 
@@ -138,11 +153,14 @@ def load_trainset(path: str | os.PathLike) -> dict:
             out = {k: handle.get_tensor(k) for k in handle.keys()}
         record = json.loads(raw) if raw is not None else None
     except (SafetensorError, OSError, ValueError, TypeError) as err:
-        raise ModelFileError(f"{path} is not a readable picking training set ({err}); "
-                             "make it again with `spa boxes`.") from err
+        raise ModelFileError(
+            f"{path} is not a readable picking training set ({err}); "
+            "make it again with `spa boxes`."
+        ) from err
     if not isinstance(record, dict) or set(SETS) - set(out):
-        raise ModelFileError(f"{path} is not a tomoscribe picking training set; make one "
-                             "with `spa boxes`.")
+        raise ModelFileError(
+            f"{path} is not a tomoscribe picking training set; make one with `spa boxes`."
+        )
     if record.get("version", 0) > VERSION:
         raise ModelFileError(f"{path} was written by a newer tomoscribe; update it.")
     for name in SETS:
@@ -152,8 +170,9 @@ def load_trainset(path: str | os.PathLike) -> dict:
     return out
 
 
-def read_box_sets(files: dict[str, list], names: list[str], box_px: int | None
-                  ) -> tuple[dict[str, pd.DataFrame], int]:
+def read_box_sets(
+    files: dict[str, list], names: list[str], box_px: int | None
+) -> tuple[dict[str, pd.DataFrame], int]:
     """The three box sets from their files (``io.boxfiles``), matched to the micrograph
     names, and the box size: ``box_px`` or, failing that, the boxes' own (``.box``).
 
@@ -169,14 +188,20 @@ def read_box_sets(files: dict[str, list], names: list[str], box_px: int | None
     sets, sizes = {}, []
     for name in SETS:
         tables = [match_micrographs(read_boxes(path), names) for path in files.get(name, [])]
-        table = pd.concat(tables, ignore_index=True) if tables else \
-            pd.DataFrame(columns=["micrograph", "x", "y"])
+        table = (
+            pd.concat(tables, ignore_index=True)
+            if tables
+            else pd.DataFrame(columns=["micrograph", "x", "y"])
+        )
         if "box" in table:
             sizes += table["box"].dropna().tolist()
         sets[name] = table
     if box_px is None:
         if not sizes:
-            raise ParameterError("the box files give no box size; pass `box` (pixels, about "
-                                 "1.5 particle diameters).", parameter="box")
+            raise ParameterError(
+                "the box files give no box size; pass `box` (pixels, about "
+                "1.5 particle diameters).",
+                parameter="box",
+            )
         box_px = int(round(float(np.median(sizes))))
     return sets, int(box_px)

@@ -29,8 +29,9 @@ from ..core.wedge import wedge_mask
 _BUDGET = 2**24  # voxels per batched FFT
 
 
-def resample(volumes: torch.Tensor, matrices_zyx: torch.Tensor,
-             shifts_zyx: torch.Tensor | None = None) -> torch.Tensor:
+def resample(
+    volumes: torch.Tensor, matrices_zyx: torch.Tensor, shifts_zyx: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sample ``volumes`` (m, n, n, n) (or one (n, n, n) for all) at y = A (x − c) + c + s.
 
     ``A`` are (m, 3, 3) matrices acting on (z, y, x) index vectors, ``s`` (m, 3) shifts
@@ -49,8 +50,9 @@ def resample(volumes: torch.Tensor, matrices_zyx: torch.Tensor,
     norm = pos * (2.0 / (n - 1)) - 1.0
     norm = norm.flip(-1).reshape(m, n, n, n, 3)  # grid_sample wants (x, y, z)
     source = volumes if volumes.dim() == 4 else volumes.expand(m, n, n, n)
-    return F.grid_sample(source[:, None], norm, mode="bilinear", padding_mode="zeros",
-                         align_corners=True)[:, 0]
+    return F.grid_sample(
+        source[:, None], norm, mode="bilinear", padding_mode="zeros", align_corners=True
+    )[:, 0]
 
 
 def rotate_reference(reference: torch.Tensor, rotations: Rotation) -> torch.Tensor:
@@ -67,8 +69,9 @@ def soft_sphere(n: int, radius: float, edge: float = 3.0, device="cpu") -> torch
     return 0.5 * (1 + torch.cos(math.pi * t))
 
 
-def lowpass_filter(n: int, voxel_size_A: float, resolution_A: float | None,
-                   device="cpu") -> torch.Tensor:
+def lowpass_filter(
+    n: int, voxel_size_A: float, resolution_A: float | None, device="cpu"
+) -> torch.Tensor:
     """rfftn-grid filter: 1 below ``1/resolution_A``, cosine edge over 2 shells, no DC."""
     fz = torch.fft.fftfreq(n, device=device)[:, None, None]
     fy = torch.fft.fftfreq(n, device=device)[None, :, None]
@@ -110,8 +113,14 @@ class Aligner:
     max_shift : largest translation searched (voxels).
     """
 
-    def __init__(self, particles: torch.Tensor, voxel_size_A: float, tilt_range_deg,
-                 mask_radius: float, max_shift: float):
+    def __init__(
+        self,
+        particles: torch.Tensor,
+        voxel_size_A: float,
+        tilt_range_deg,
+        mask_radius: float,
+        max_shift: float,
+    ):
         self.n = particles.shape[-1]
         self.device = particles.device
         self.voxel_size_A = voxel_size_A
@@ -149,8 +158,13 @@ class Aligner:
         lag = torch.stack([z, y, x], -1).float()
         return torch.where(lag > n // 2, lag - n, lag)
 
-    def search_global(self, reference: torch.Tensor, rotations: Rotation,
-                      resolution_A: float | None, progress=None):
+    def search_global(
+        self,
+        reference: torch.Tensor,
+        rotations: Rotation,
+        resolution_A: float | None,
+        progress=None,
+    ):
         """Best of one shared set of orientations for every particle.
 
         Returns
@@ -166,7 +180,7 @@ class Aligner:
         chunk_k = max(1, min(k_total, _BUDGET // (self.n**3 * 8)))
         chunk_p = max(1, _BUDGET // (self.n**3 * chunk_k))
         for k0 in range(0, k_total, chunk_k):
-            rot = rotations[k0:k0 + chunk_k]
+            rot = rotations[k0 : k0 + chunk_k]
             fr = self._reference_spectra(rotate_reference(reference, rot), filt)
             for p0 in range(0, p, chunk_p):
                 idx = torch.arange(p0, min(p, p0 + chunk_p), device=self.device)
@@ -176,15 +190,24 @@ class Aligner:
                 better = top > best[idx]
                 best[idx] = torch.where(better, top, best[idx])
                 best_idx[idx] = torch.where(better, arg + k0, best_idx[idx])
-                best_lag[idx] = torch.where(better, where.gather(1, arg[:, None])[:, 0],
-                                            best_lag[idx])
+                best_lag[idx] = torch.where(
+                    better, where.gather(1, arg[:, None])[:, 0], best_lag[idx]
+                )
             if progress is not None:
                 progress(min(k_total, k0 + chunk_k) / k_total)
-        return best_idx.cpu().numpy(), self._lag_to_shift(best_lag).cpu().numpy(), \
-            best.cpu().numpy()
+        return (
+            best_idx.cpu().numpy(),
+            self._lag_to_shift(best_lag).cpu().numpy(),
+            best.cpu().numpy(),
+        )
 
-    def search_local(self, reference: torch.Tensor, current: Rotation, offsets: Rotation,
-                     resolution_A: float | None):
+    def search_local(
+        self,
+        reference: torch.Tensor,
+        current: Rotation,
+        offsets: Rotation,
+        resolution_A: float | None,
+    ):
         """Best of ``offset * current[i]`` for each particle i.
 
         Returns
@@ -211,8 +234,13 @@ class Aligner:
         return Rotation.concatenate(out_rot), np.concatenate(out_shift), np.concatenate(out_score)
 
 
-def wedge_weighted_sum(particles: torch.Tensor, rotations: Rotation, shifts_zyx: np.ndarray,
-                       tilt_range_deg, batch: int = 32):
+def wedge_weighted_sum(
+    particles: torch.Tensor,
+    rotations: Rotation,
+    shifts_zyx: np.ndarray,
+    tilt_range_deg,
+    batch: int = 32,
+):
     """Fourier sum of particles turned back into the reference frame, and the count of
     particles that measured each coefficient.
 

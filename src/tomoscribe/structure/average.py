@@ -9,8 +9,8 @@ The procedure (defaults in :class:`AverageParams`):
 2. **Half sets.**  Particles are split at random (seeded) into two halves that are
    aligned and averaged independently from here on.
 3. **Global search** on binned particles when a reference is given without priors
-   (the de novo rounds already searched globally), then **local refinement** at full sampling with the angular step halving each iteration
-   (range ±2 steps), scored by constrained cross-correlation (``align.Aligner``).
+   (the de novo rounds already searched globally), then **local refinement** at full
+   sampling with the angular step halving each iteration (range ±2 steps), scored by constrained cross-correlation (``align.Aligner``).
 4. After each iteration the half maps are compared by FSC and each half's reference
    is filtered by the FSC weight √(2·FSC / (1 + FSC)) (zero after FSC first crosses
    0.143), so nothing beyond the measured resolution is fed back.
@@ -29,12 +29,11 @@ import pandas as pd
 import torch
 from scipy.spatial.transform import Rotation
 
-from ..errors import ParameterError
-from .align import (Aligner, finish_average, lowpass_filter, rotate_reference,
-                    wedge_weighted_sum)
-from .fsc import fsc_curve, resolution_at, shell_indices
-from ..core.rotations import global_rotations, local_offsets, symmetry_operators
 from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
+from ..core.rotations import global_rotations, local_offsets, symmetry_operators
+from ..errors import ParameterError
+from .align import Aligner, finish_average, lowpass_filter, rotate_reference, wedge_weighted_sum
+from .fsc import fsc_curve, resolution_at, shell_indices
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def fourier_crop(volumes: torch.Tensor, n_out: int) -> torch.Tensor:
         return volumes
     ft = torch.fft.fftshift(torch.fft.fftn(volumes, dim=(-3, -2, -1)), dim=(-3, -2, -1))
     lo = n // 2 - n_out // 2
-    crop = ft[..., lo:lo + n_out, lo:lo + n_out, lo:lo + n_out]
+    crop = ft[..., lo : lo + n_out, lo : lo + n_out, lo : lo + n_out]
     out = torch.fft.ifftn(torch.fft.ifftshift(crop, dim=(-3, -2, -1)), dim=(-3, -2, -1)).real
     return out * (n_out / n) ** 3
 
@@ -74,7 +73,7 @@ def fsc_weight_filter(curve: pd.DataFrame, n: int, device="cpu") -> torch.Tensor
     fsc = curve["fsc"].to_numpy().clip(0, 1)
     below = np.flatnonzero(fsc < 0.143)
     if len(below):
-        fsc[below[0]:] = 0.0
+        fsc[below[0] :] = 0.0
     per_shell = np.concatenate([[1.0], np.sqrt(2 * fsc / (1 + fsc)), [0.0]])
     shells = np.minimum(shell_indices(n), len(per_shell) - 1)
     return torch.as_tensor(per_shell[shells], dtype=torch.float32, device=device)
@@ -95,9 +94,15 @@ def lowpass(volume: torch.Tensor, voxel_size_A: float, resolution_A: float) -> t
     return torch.fft.irfftn(torch.fft.rfftn(volume) * filt, s=(n, n, n))
 
 
-def refine_average(particles: np.ndarray, voxel_size_A: float,
-                   params: AverageParams = AverageParams(), reference: np.ndarray | None = None,
-                   priors: Rotation | None = None, device: str = "cpu", say=None) -> dict:
+def refine_average(
+    particles: np.ndarray,
+    voxel_size_A: float,
+    params: AverageParams = AverageParams(),
+    reference: np.ndarray | None = None,
+    priors: Rotation | None = None,
+    device: str = "cpu",
+    say=None,
+) -> dict:
     """Align and average subtomograms (p, n, n, n) with gold-standard halves.
 
     Over 80 lines: one loop of refinement rounds whose state (half maps, rotations,
@@ -116,16 +121,20 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
         raise ParameterError(f"particles must be a stack of cubes (p, n, n, n), got {data.shape}.")
     p, n = data.shape[0], data.shape[-1]
     if p < 4:
-        raise ParameterError(f"{p} particles are too few for two half sets; at least 4 are "
-                             "needed (and many more for a useful map).")
+        raise ParameterError(
+            f"{p} particles are too few for two half sets; at least 4 are "
+            "needed (and many more for a useful map)."
+        )
     if not np.isfinite(data).all():
         raise ParameterError("the particles contain NaN or infinite values.")
     if reference is not None and np.shape(reference) != (n, n, n):
         raise ParameterError(f"the reference is {np.shape(reference)} but particles are {n}³.")
     symmetry_operators(params.symmetry)  # refuses an unknown point group before any work
     if params.iterations < 0 or (params.iterations == 0 and priors is None):
-        raise ParameterError("0 refinement iterations average the particles at the "
-                             "orientations given (priors); give them, or at least 1 iteration.")
+        raise ParameterError(
+            "0 refinement iterations average the particles at the "
+            "orientations given (priors); give them, or at least 1 iteration."
+        )
     rng = np.random.default_rng(params.seed)
     dev = torch.device(device)
     full = torch.as_tensor(data, device=dev)
@@ -135,8 +144,9 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
     n_bin = max(8, 2 * (n // (2 * params.search_bin)))
     binned = fourier_crop(full, n_bin)
     bin_voxel = voxel_size_A * n / n_bin
-    coarse = Aligner(binned, bin_voxel, params.tilt_range_deg, radius * n_bin / n,
-                     max_shift * n_bin / n)
+    coarse = Aligner(
+        binned, bin_voxel, params.tilt_range_deg, radius * n_bin / n, max_shift * n_bin / n
+    )
     history: list[dict] = []
 
     def average(index, rotations, shifts):
@@ -156,21 +166,25 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
         if priors is None:
             grid = global_rotations(params.global_step_deg * 1.5)
             for round_ in range(params.denovo_rounds):
-                ref_bin = fourier_crop(lowpass(initial, voxel_size_A, params.initial_lowpass_A),
-                                       n_bin)
-                idx, shifts_bin, scores = coarse.search_global(ref_bin, grid,
-                                                               params.initial_lowpass_A)
+                ref_bin = fourier_crop(
+                    lowpass(initial, voxel_size_A, params.initial_lowpass_A), n_bin
+                )
+                idx, shifts_bin, scores = coarse.search_global(
+                    ref_bin, grid, params.initial_lowpass_A
+                )
                 rotations = grid[idx]
                 shifts = shifts_bin * n / n_bin
                 s, c = average(np.arange(p), rotations, shifts)
                 initial = symmetrise(finish_average(s, c), params.symmetry)
-                say(f"de novo round {round_ + 1}/{params.denovo_rounds}: mean score "
-                    f"{float(np.mean(scores)):.3f}")
+                say(
+                    f"de novo round {round_ + 1}/{params.denovo_rounds}: mean score "
+                    f"{float(np.mean(scores)):.3f}"
+                )
     initial = lowpass(initial, voxel_size_A, params.initial_lowpass_A)
 
     # 2. Half sets.
     half = np.ones(p, int)
-    half[rng.permutation(p)[p // 2:]] = 2
+    half[rng.permutation(p)[p // 2 :]] = 2
     halves = [np.flatnonzero(half == h) for h in (1, 2)]
     refs = [initial.clone(), initial.clone()]
     scores = np.zeros(p)
@@ -196,8 +210,9 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
         sums = []
         for h, index in enumerate(halves):
             sub = Aligner(full[index], voxel_size_A, params.tilt_range_deg, radius, max_shift)
-            rot_h, shift_h, score_h = sub.search_local(refs[h], rotations[index], offsets,
-                                                       resolution)
+            rot_h, shift_h, score_h = sub.search_local(
+                refs[h], rotations[index], offsets, resolution
+            )
             for j, i in enumerate(index):
                 new_rot[i] = rot_h[j]
             new_shift[index] = shift_h
@@ -210,12 +225,19 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
         resolution = resolution_at(curve, 0.143)
         weight = fsc_weight_filter(curve, n, dev)
         refs = [torch.fft.irfftn(torch.fft.rfftn(m) * weight, s=(n, n, n)) for m in maps]
-        history.append({"iteration": iteration + 1, "step_deg": step,
-                        "resolution_0143_A": resolution,
-                        "resolution_05_A": resolution_at(curve, 0.5),
-                        "mean_score": float(scores.mean())})
-        say(f"iteration {iteration + 1}/{params.iterations}: step {step:.1f}°, "
-            f"FSC 0.143 at {resolution:.1f} Å, mean score {scores.mean():.3f}")
+        history.append(
+            {
+                "iteration": iteration + 1,
+                "step_deg": step,
+                "resolution_0143_A": resolution,
+                "resolution_05_A": resolution_at(curve, 0.5),
+                "mean_score": float(scores.mean()),
+            }
+        )
+        say(
+            f"iteration {iteration + 1}/{params.iterations}: step {step:.1f}°, "
+            f"FSC 0.143 at {resolution:.1f} Å, mean score {scores.mean():.3f}"
+        )
         step = max(params.min_step_deg, step / 2)
 
     if params.iterations == 0:  # no search: the particles averaged where the priors put them
@@ -224,14 +246,27 @@ def refine_average(particles: np.ndarray, voxel_size_A: float,
         curve = fsc_curve(maps[0].cpu().numpy(), maps[1].cpu().numpy(), voxel_size_A)
     total = (sums[0][0] + sums[1][0], sums[0][1] + sums[1][1])
     final = symmetrise(finish_average(*total), params.symmetry)
-    return {"map": final.cpu().numpy(), "half_maps": [m.cpu().numpy() for m in maps],
-            "fsc": curve, "resolution_0143_A": resolution_at(curve, 0.143),
-            "resolution_05_A": resolution_at(curve, 0.5), "rotations": rotations,
-            "shifts_zyx": shifts, "scores": scores, "half": half, "history": history}
+    return {
+        "map": final.cpu().numpy(),
+        "half_maps": [m.cpu().numpy() for m in maps],
+        "fsc": curve,
+        "resolution_0143_A": resolution_at(curve, 0.143),
+        "resolution_05_A": resolution_at(curve, 0.5),
+        "rotations": rotations,
+        "shifts_zyx": shifts,
+        "scores": scores,
+        "half": half,
+        "history": history,
+    }
 
 
-def align_map_to(moving: np.ndarray, target: np.ndarray, voxel_size_A: float,
-                 lowpass_A: float = 40.0, step_deg: float = 15.0):
+def align_map_to(
+    moving: np.ndarray,
+    target: np.ndarray,
+    voxel_size_A: float,
+    lowpass_A: float = 40.0,
+    step_deg: float = 15.0,
+):
     """Rotate and shift ``moving`` onto ``target`` (global then local search, no wedge).
 
     Returns
@@ -247,8 +282,9 @@ def align_map_to(moving: np.ndarray, target: np.ndarray, voxel_size_A: float,
     idx, shift, _ = aligner.search_global(tgt, grid, lowpass_A)
     rotation = grid[idx]
     for step in (step_deg / 3, step_deg / 9):
-        rotation, shift, score = aligner.search_local(tgt, rotation, local_offsets(step, 2 * step),
-                                                      lowpass_A / 2)
+        rotation, shift, score = aligner.search_local(
+            tgt, rotation, local_offsets(step, 2 * step), lowpass_A / 2
+        )
     s, c = wedge_weighted_sum(mov, rotation, shift, (-90.0, 90.0))
     aligned = finish_average(s, c).numpy() + float(np.mean(moving))
     return aligned, rotation[0], shift[0], float(score[0])

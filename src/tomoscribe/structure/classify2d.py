@@ -42,8 +42,12 @@ def invariant_features(images: np.ndarray, n_harmonics: int = 12) -> np.ndarray:
 
 
 def rotate_images(images: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
-    return np.stack([scipy.ndimage.rotate(im, ang, reshape=False, order=1, mode="nearest")
-                     for im, ang in zip(images, angles_deg)])
+    return np.stack(
+        [
+            scipy.ndimage.rotate(im, ang, reshape=False, order=1, mode="nearest")
+            for im, ang in zip(images, angles_deg)
+        ]
+    )
 
 
 def best_rotation(images: np.ndarray, reference: np.ndarray, n_angles: int = 72) -> np.ndarray:
@@ -51,15 +55,19 @@ def best_rotation(images: np.ndarray, reference: np.ndarray, n_angles: int = 72)
     polar = polar_images(images, n_angles=n_angles)
     ref = polar_images(reference[None], n_angles=n_angles)[0]
     weight = np.arange(1, polar.shape[1] + 1)[None, :, None]
-    cc = np.fft.irfft(np.fft.rfft(polar * weight, axis=2).conj()
-                      * np.fft.rfft(ref, axis=1)[None], n=n_angles, axis=2).sum(1)
+    cc = np.fft.irfft(
+        np.fft.rfft(polar * weight, axis=2).conj() * np.fft.rfft(ref, axis=1)[None],
+        n=n_angles,
+        axis=2,
+    ).sum(1)
     shift = np.argmax(cc, axis=1)
     # polar(image)[θ + s] = ref[θ]: the image rotated by −s·step matches the reference.
     return -shift * 360.0 / n_angles
 
 
-def classify_projections(images: np.ndarray, n_classes: int, seed: int = 0,
-                         n_components: int = 10) -> dict:
+def classify_projections(
+    images: np.ndarray, n_classes: int, seed: int = 0, n_components: int = 10
+) -> dict:
     """Classify projections (p, n, n) into ``n_classes``.
 
     Returns
@@ -97,5 +105,9 @@ def classify_projections(images: np.ndarray, n_classes: int, seed: int = 0,
             reference = rotate_images(masked[members], ang).mean(0) * disc
         angles[members] = ang
         averages[c - 1] = reference
-    return {"labels": labels, "averages": averages,
-            "counts": np.bincount(labels, minlength=n_classes + 1)[1:], "angles_deg": angles}
+    return {
+        "labels": labels,
+        "averages": averages,
+        "counts": np.bincount(labels, minlength=n_classes + 1)[1:],
+        "angles_deg": angles,
+    }

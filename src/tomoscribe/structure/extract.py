@@ -33,8 +33,9 @@ def rescale_positions(table: pd.DataFrame, from_voxel_A: float, to_voxel_A: floa
     return out
 
 
-def extract_subtomograms(volume: Volume, table: pd.DataFrame, box: int, edge: str = "skip",
-                         invert: bool = False):
+def extract_subtomograms(
+    volume: Volume, table: pd.DataFrame, box: int, edge: str = "skip", invert: bool = False
+):
     """Cut ``box``³ subtomograms at the table's x, y, z (voxel index units).
 
     Returns
@@ -48,8 +49,10 @@ def extract_subtomograms(volume: Volume, table: pd.DataFrame, box: int, edge: st
     if box < 4:
         raise ParameterError(f"the box must be at least 4 voxels, got {box}.")
     if np.any(box > shape):
-        raise ParameterError(f"the box ({box} voxels) is larger than the tomogram "
-                             f"(x, y, z size {tuple(int(s) for s in shape[::-1])}).")
+        raise ParameterError(
+            f"the box ({box} voxels) is larger than the tomogram "
+            f"(x, y, z size {tuple(int(s) for s in shape[::-1])})."
+        )
     centres = np.rint(table[["z", "y", "x"]].to_numpy(float)).astype(int)
     lo = centres - box // 2
     hi = lo + box
@@ -61,13 +64,16 @@ def extract_subtomograms(volume: Volume, table: pd.DataFrame, box: int, edge: st
         b = np.minimum(hi[i], shape)
         if np.any(b <= a):
             raise ParameterError(f"particle {i} lies outside the tomogram.")
-        piece = np.asarray(volume.data[a[0]:b[0], a[1]:b[1], a[2]:b[2]], np.float32)
+        piece = np.asarray(volume.data[a[0] : b[0], a[1] : b[1], a[2] : b[2]], np.float32)
         check_finite(piece, f"the tomogram around particle {i + 1}", z_offset=int(a[0]))
         if crosses[i]:
             cube = np.full((box,) * 3, float(piece.mean()), np.float32)
             d = a - lo[i]
-            cube[d[0]:d[0] + piece.shape[0], d[1]:d[1] + piece.shape[1],
-                 d[2]:d[2] + piece.shape[2]] = piece
+            cube[
+                d[0] : d[0] + piece.shape[0],
+                d[1] : d[1] + piece.shape[1],
+                d[2] : d[2] + piece.shape[2],
+            ] = piece
             piece = cube
         piece = (piece - piece.mean()) / max(float(piece.std()), 1e-12)
         stack[out_i] = -piece if invert else piece

@@ -105,18 +105,22 @@ class TubeModel:
         return max(1.0, (1 + HOLLOW_INNER_FRACTION) / 2 * r if self.hollow else r / 2)
 
 
-def tube_model(feature: str, radius_nm: float | None = None,
-               hollow: bool | None = None) -> TubeModel:
+def tube_model(
+    feature: str, radius_nm: float | None = None, hollow: bool | None = None
+) -> TubeModel:
     """The tube model of a feature: given radius, else the known one for its name."""
     known = FEATURE_RADII_NM.get(feature.lower())
     if radius_nm is None:
         if known is None:
-            raise ParameterError(f"no filament radius is known for {feature!r}; give "
-                                 "--radius-nm (the outer radius in nm).")
+            raise ParameterError(
+                f"no filament radius is known for {feature!r}; give "
+                "--radius-nm (the outer radius in nm)."
+            )
         radius_nm = known[0]
     if not (np.isfinite(radius_nm) and radius_nm > 0):
-        raise ParameterError(f"the filament radius must be a positive number of nm, got "
-                             f"{radius_nm}.")
+        raise ParameterError(
+            f"the filament radius must be a positive number of nm, got {radius_nm}."
+        )
     if hollow is None:
         hollow = known[1] if known is not None else False
     return TubeModel(float(radius_nm), bool(hollow))
@@ -128,8 +132,7 @@ def axis_evidence(values: np.ndarray, sigma: float) -> np.ndarray:
     return scipy.ndimage.gaussian_filter(data, sigma, mode=FACE_MODES)
 
 
-def ridge_points(values: np.ndarray, sigma: float, min_evidence: float,
-                 min_curvature: float = 0.0):
+def ridge_points(values: np.ndarray, sigma: float, min_evidence: float, min_curvature: float = 0.0):
     """Sub-voxel centreline points and axis directions of tubes in ``values``.
 
     Returns
@@ -161,8 +164,12 @@ def ridge_points(values: np.ndarray, sigma: float, min_evidence: float,
     with np.errstate(divide="ignore", invalid="ignore"):
         t1 = -np.einsum("ni,ni->n", g, e1) / l1
         t2 = -np.einsum("ni,ni->n", g, e2) / l2
-    ok = ((l2 < -min_curvature) & (np.abs(l3) < 0.5 * np.abs(l2))
-          & (np.abs(t1) <= 0.75) & (np.abs(t2) <= 0.75))
+    ok = (
+        (l2 < -min_curvature)
+        & (np.abs(l3) < 0.5 * np.abs(l2))
+        & (np.abs(t1) <= 0.75)
+        & (np.abs(t2) <= 0.75)
+    )
     ok &= np.isfinite(t1) & np.isfinite(t2)
     points = candidates[ok] + t1[ok, None] * e1[ok] + t2[ok, None] * e2[ok]
     return points, e3[ok], smooth[idx][ok]
@@ -174,9 +181,13 @@ def _off_axis(step: np.ndarray, direction: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(np.einsum("ni,ni->n", step, step) - along**2, 0.0))
 
 
-def _components(points: np.ndarray, directions: np.ndarray, radius: float,
-                max_angle_deg: float = 30.0, max_offset: float = 1.0,
-                ) -> tuple[int, np.ndarray, scipy.sparse.csr_matrix]:
+def _components(
+    points: np.ndarray,
+    directions: np.ndarray,
+    radius: float,
+    max_angle_deg: float = 30.0,
+    max_offset: float = 1.0,
+) -> tuple[int, np.ndarray, scipy.sparse.csr_matrix]:
     """Groups of ridge points joined by direction-compatible neighbour links."""
     n = len(points)
     pairs = cKDTree(points).query_pairs(radius, output_type="ndarray")
@@ -186,14 +197,21 @@ def _components(points: np.ndarray, directions: np.ndarray, radius: float,
         # (a ridge of the smoothing's side lobes, whose "axis" is not where the points
         # continue) links to nothing.
         step = points[pairs[:, 1]] - points[pairs[:, 0]]
-        off = np.maximum(_off_axis(step, directions[pairs[:, 0]]),
-                         _off_axis(step, directions[pairs[:, 1]]))
+        off = np.maximum(
+            _off_axis(step, directions[pairs[:, 0]]), _off_axis(step, directions[pairs[:, 1]])
+        )
         pairs = pairs[(cos >= np.cos(np.radians(max_angle_deg))) & (off <= max_offset)]
-    lengths = np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1) if len(
-        pairs) else np.empty(0)
-    graph = scipy.sparse.coo_matrix((lengths + 1e-9, (pairs[:, 0], pairs[:, 1])) if len(pairs)
-                                    else (np.empty(0), (np.empty(0, int), np.empty(0, int))),
-                                    shape=(n, n)).tocsr()
+    lengths = (
+        np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1)
+        if len(pairs)
+        else np.empty(0)
+    )
+    graph = scipy.sparse.coo_matrix(
+        (lengths + 1e-9, (pairs[:, 0], pairs[:, 1]))
+        if len(pairs)
+        else (np.empty(0), (np.empty(0, int), np.empty(0, int))),
+        shape=(n, n),
+    ).tocsr()
     count, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
     return count, labels, graph
 
@@ -203,8 +221,9 @@ def _longest_path(graph: scipy.sparse.csr_matrix, members: np.ndarray) -> np.nda
     sub = graph[members][:, members]
     first = scipy.sparse.csgraph.dijkstra(sub, directed=False, indices=0)
     a = int(np.argmax(np.where(np.isfinite(first), first, -1)))
-    dist, pred = scipy.sparse.csgraph.dijkstra(sub, directed=False, indices=a,
-                                               return_predecessors=True)
+    dist, pred = scipy.sparse.csgraph.dijkstra(
+        sub, directed=False, indices=a, return_predecessors=True
+    )
     b = int(np.argmax(np.where(np.isfinite(dist), dist, -1)))
     order = [b]
     while order[-1] != a and pred[order[-1]] >= 0:
@@ -235,9 +254,13 @@ def _smooth_path(path: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray
     return np.column_stack([np.interp(s, arc, path[:, a]) for a in range(3)]), s
 
 
-def _join_pieces(pieces: list[np.ndarray], reach: float, radius: float,
-                 mask: np.ndarray | None = None,
-                 max_angle_deg: float = 25.0) -> list[np.ndarray]:
+def _join_pieces(
+    pieces: list[np.ndarray],
+    reach: float,
+    radius: float,
+    mask: np.ndarray | None = None,
+    max_angle_deg: float = 25.0,
+) -> list[np.ndarray]:
     """Join pieces end to end where a crossing or a gap broke one filament.
 
     Near a crossing the ridge bends towards the other filament, so each end's
@@ -280,8 +303,14 @@ def _join_pieces(pieces: list[np.ndarray], reach: float, radius: float,
                         off_j = np.linalg.norm(gap - np.dot(gap, dj) * dj)
                         if max(off_i, off_j) > max(radius, dist * sin_max):
                             continue
-                        if mask is not None and dist > radius and wall_coverage(
-                                mask, np.linspace(pi, pj, int(np.ceil(dist)) + 1), radius) < 0.5:
+                        if (
+                            mask is not None
+                            and dist > radius
+                            and wall_coverage(
+                                mask, np.linspace(pi, pj, int(np.ceil(dist)) + 1), radius
+                            )
+                            < 0.5
+                        ):
                             continue
                         if best is None or dist < best[0]:
                             best = (dist, i, j, ti, tj)
@@ -297,8 +326,9 @@ def _join_pieces(pieces: list[np.ndarray], reach: float, radius: float,
     return pieces
 
 
-def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
-                      min_length: float | None = None) -> list[np.ndarray]:
+def trace_centrelines(
+    values: np.ndarray, voxel_size_A: float, model: TubeModel, min_length: float | None = None
+) -> list[np.ndarray]:
     """Centrelines (z, y, x, 1-voxel steps) of the tubes in a mask or feature map.
 
     Parameters
@@ -315,9 +345,9 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
     full = _axis_value_of_full_tube(model, voxel_size_A)
     # A ridge must also bend across both ways: beside a tube, where the smoothed
     # profile flattens out (λ2 ≈ λ3 ≈ 0), the ratio test alone passes.
-    points, directions, _ = ridge_points(values, sigma, 0.2 * full,
-                                         0.05 * abs(_axis_curvature_of_full_tube(
-                                             model, voxel_size_A)))
+    points, directions, _ = ridge_points(
+        values, sigma, 0.2 * full, 0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A))
+    )
     # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
     # spurious ridge in corners): those points are left out.
     upper = np.asarray(np.shape(values), float) - 1 - sigma
@@ -342,8 +372,7 @@ def trace_centrelines(values: np.ndarray, voxel_size_A: float, model: TubeModel,
     feature = np.asarray(values) >= 0.5
     pieces = _join_pieces(pieces, 6.0 * r, r, feature)
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
-    smoothed = sorted((s for s in smoothed if s[1][-1] >= min_length),
-                      key=lambda s: -s[1][-1])
+    smoothed = sorted((s for s in smoothed if s[1][-1] >= min_length), key=lambda s: -s[1][-1])
     # Two tubes' axes are at least 2 R apart, so a piece lying mostly within R of a
     # longer filament is a stray of that filament (a side ridge), not another one.
     lines: list[np.ndarray] = []
@@ -396,10 +425,10 @@ def _full_tube_section(model: TubeModel, voxel_size_A: float):
     r = model.radius_voxels(voxel_size_A)
     sigma = model.sigma_voxels(voxel_size_A)
     half = int(np.ceil(r + 4 * sigma)) + 1
-    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
     rho = np.hypot(yy, xx)
     section = (rho <= r) & ((rho >= HOLLOW_INNER_FRACTION * r) if model.hollow else True)
-    weights = np.exp(-rho**2 / (2 * sigma**2)) / (2 * np.pi * sigma**2)
+    weights = np.exp(-(rho**2) / (2 * sigma**2)) / (2 * np.pi * sigma**2)
     return section, weights, yy, sigma
 
 
@@ -432,11 +461,23 @@ def sample_seeds(lines: list[np.ndarray], spacing: float) -> pd.DataFrame:
         d = np.column_stack([np.interp(s, arc, tangent[:, a]) for a in range(3)])
         d /= np.linalg.norm(d, axis=1, keepdims=True).clip(1e-12)
         for p, u, si in zip(pos, d, s):
-            rows.append({"x": p[2], "y": p[1], "z": p[0], "dir_x": u[2], "dir_y": u[1],
-                         "dir_z": u[0], "filament_id": fid, "arc_length": si,
-                         "score": float(arc[-1])})
-    return pd.DataFrame(rows, columns=["x", "y", "z", "dir_x", "dir_y", "dir_z", "filament_id",
-                                       "arc_length", "score"])
+            rows.append(
+                {
+                    "x": p[2],
+                    "y": p[1],
+                    "z": p[0],
+                    "dir_x": u[2],
+                    "dir_y": u[1],
+                    "dir_z": u[0],
+                    "filament_id": fid,
+                    "arc_length": si,
+                    "score": float(arc[-1]),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["x", "y", "z", "dir_x", "dir_y", "dir_z", "filament_id", "arc_length", "score"],
+    )
 
 
 def filament_table(lines: list[np.ndarray], voxel_size_A: float) -> pd.DataFrame:
@@ -459,14 +500,35 @@ def filament_table(lines: list[np.ndarray], voxel_size_A: float) -> pd.DataFrame
             angle = np.arccos(np.clip(np.dot(t0, t1), -1, 1))
             ds = (arc[k + step] - arc[k - step]) / 2 * nm
             curv.append(angle / ds * 1000.0)  # per µm
-        rows.append({"filament_id": fid, "length_nm": float(arc[-1] * nm),
-                     "mean_curvature_per_um": float(np.mean(curv)) if curv else 0.0,
-                     "max_curvature_per_um": float(np.max(curv)) if curv else 0.0,
-                     "start_x": line[0, 2], "start_y": line[0, 1], "start_z": line[0, 0],
-                     "end_x": line[-1, 2], "end_y": line[-1, 1], "end_z": line[-1, 0]})
-    return pd.DataFrame(rows, columns=["filament_id", "length_nm", "mean_curvature_per_um",
-                                       "max_curvature_per_um", "start_x", "start_y", "start_z",
-                                       "end_x", "end_y", "end_z"])
+        rows.append(
+            {
+                "filament_id": fid,
+                "length_nm": float(arc[-1] * nm),
+                "mean_curvature_per_um": float(np.mean(curv)) if curv else 0.0,
+                "max_curvature_per_um": float(np.max(curv)) if curv else 0.0,
+                "start_x": line[0, 2],
+                "start_y": line[0, 1],
+                "start_z": line[0, 0],
+                "end_x": line[-1, 2],
+                "end_y": line[-1, 1],
+                "end_z": line[-1, 0],
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "filament_id",
+            "length_nm",
+            "mean_curvature_per_um",
+            "max_curvature_per_um",
+            "start_x",
+            "start_y",
+            "start_z",
+            "end_x",
+            "end_y",
+            "end_z",
+        ],
+    )
 
 
 def instance_labels(mask: np.ndarray, lines: list[np.ndarray], reach: float) -> np.ndarray:
@@ -483,8 +545,13 @@ def instance_labels(mask: np.ndarray, lines: list[np.ndarray], reach: float) -> 
     return out
 
 
-def trace_filaments(values: np.ndarray, voxel_size_A: float, model: TubeModel,
-                    spacing: float, feature: str = "the feature"):
+def trace_filaments(
+    values: np.ndarray,
+    voxel_size_A: float,
+    model: TubeModel,
+    spacing: float,
+    feature: str = "the feature",
+):
     """Trace, check and sample: (seeds table, filament table, centrelines).
 
     Raises
@@ -502,16 +569,20 @@ def trace_filaments(values: np.ndarray, voxel_size_A: float, model: TubeModel,
     if not lines:
         raise AnnotationError(
             f"no component of {feature} looks like a filament of radius {model.radius_nm:g} nm "
-            "(nothing is long and tube-shaped); check the feature or give its --radius-nm.")
-    longest = max(float(np.sum(np.linalg.norm(np.diff(l, axis=0), axis=1))) for l in lines)
+            "(nothing is long and tube-shaped); check the feature or give its --radius-nm."
+        )
+    longest = max(float(np.sum(np.linalg.norm(np.diff(line, axis=0), axis=1))) for line in lines)
     if spacing > longest:
-        raise ParameterError(f"the seed spacing {spacing:g} voxels is longer than the longest "
-                             f"filament ({longest:.0f} voxels); use a smaller --spacing.")
+        raise ParameterError(
+            f"the seed spacing {spacing:g} voxels is longer than the longest "
+            f"filament ({longest:.0f} voxels); use a smaller --spacing."
+        )
     return sample_seeds(lines, spacing), filament_table(lines, voxel_size_A), lines
 
 
-def score_centrelines(lines: list[np.ndarray], axes: list[np.ndarray], reach: float,
-                      min_coverage: float = 0.5) -> dict:
+def score_centrelines(
+    lines: list[np.ndarray], axes: list[np.ndarray], reach: float, min_coverage: float = 0.5
+) -> dict:
     """Traced centrelines against true axes (both (n, 3) points ≤ 1 voxel apart).
 
     A traced line belongs to the true axis that holds the largest fraction of its
@@ -550,8 +621,15 @@ def score_centrelines(lines: list[np.ndarray], axes: list[np.ndarray], reach: fl
         lt = np.gradient(line, axis=0)
         at = tangents[k][nearest]
         cos = np.abs(np.einsum("ni,ni->n", lt, at)) / (
-            np.linalg.norm(lt, axis=1) * np.linalg.norm(at, axis=1)).clip(1e-12)
+            np.linalg.norm(lt, axis=1) * np.linalg.norm(at, axis=1)
+        ).clip(1e-12)
         angles.extend(np.degrees(np.arccos(np.clip(cos, 0, 1))).tolist())
-    return {"n_true": len(axes), "n_traced": len(lines), "n_matched": matched,
-            "n_spurious": spurious, "distances": distances, "angles_deg": angles,
-            "matched_axes": matched_axes}
+    return {
+        "n_true": len(axes),
+        "n_traced": len(lines),
+        "n_matched": matched,
+        "n_spurious": spurious,
+        "distances": distances,
+        "angles_deg": angles,
+        "matched_axes": matched_axes,
+    }

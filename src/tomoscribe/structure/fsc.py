@@ -26,8 +26,9 @@ def fsc_curve(map_a: np.ndarray, map_b: np.ndarray, voxel_size_A: float) -> pd.D
     """
     a, b = np.asarray(map_a, np.float64), np.asarray(map_b, np.float64)
     if a.shape != b.shape or a.ndim != 3 or len(set(a.shape)) != 1:
-        raise InvalidDataError(f"FSC needs two cubic maps of one size, got {a.shape} and "
-                               f"{b.shape}.")
+        raise InvalidDataError(
+            f"FSC needs two cubic maps of one size, got {a.shape} and {b.shape}."
+        )
     n = a.shape[0]
     fa, fb = np.fft.rfftn(a), np.fft.rfftn(b)
     shells = shell_indices(n).ravel()
@@ -45,8 +46,14 @@ def fsc_curve(map_a: np.ndarray, map_b: np.ndarray, voxel_size_A: float) -> pd.D
     shell = np.arange(1, top + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         fsc = cross[shell] / np.sqrt(pa[shell] * pb[shell])
-    return pd.DataFrame({"shell": shell, "resolution_A": n * voxel_size_A / shell,
-                         "fsc": np.nan_to_num(fsc), "n_coefficients": count[shell]})
+    return pd.DataFrame(
+        {
+            "shell": shell,
+            "resolution_A": n * voxel_size_A / shell,
+            "fsc": np.nan_to_num(fsc),
+            "n_coefficients": count[shell],
+        }
+    )
 
 
 def resolution_at(curve: pd.DataFrame, threshold: float) -> float:

@@ -48,23 +48,27 @@ class PickParams:
         if self.min_size < 1 or self.min_distance < 0 or self.edge < 0:
             raise ParameterError("min size must be ≥ 1 and min distance and edge ≥ 0.")
         if self.max_size is not None and self.max_size < self.min_size:
-            raise ParameterError(f"the largest particle size ({self.max_size} voxels) is below "
-                                 f"the smallest ({self.min_size} voxels).")
+            raise ParameterError(
+                f"the largest particle size ({self.max_size} voxels) is below "
+                f"the smallest ({self.min_size} voxels)."
+            )
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def feature_mask(values: np.ndarray, threshold: float | None = None,
-                 label: int | None = None) -> np.ndarray:
+def feature_mask(
+    values: np.ndarray, threshold: float | None = None, label: int | None = None
+) -> np.ndarray:
     """Voxels of the feature: ``values == label`` for label maps, else ≥ threshold."""
     if label is not None:
         return np.asarray(values) == label
     return np.asarray(values) >= threshold
 
 
-def pick_particles(mask: np.ndarray, values: np.ndarray | None = None,
-                   params: PickParams = PickParams()) -> pd.DataFrame:
+def pick_particles(
+    mask: np.ndarray, values: np.ndarray | None = None, params: PickParams = PickParams()
+) -> pd.DataFrame:
     """Pick compact particles in a boolean ``mask`` (z, y, x), scored by ``values``.
 
     Returns
@@ -76,8 +80,10 @@ def pick_particles(mask: np.ndarray, values: np.ndarray | None = None,
     params.validate()
     mask = np.asarray(mask, bool)
     if not mask.any():
-        raise AnnotationError("the map has no voxel of this feature, so nothing can be picked; "
-                              "check the feature name or lower the threshold.")
+        raise AnnotationError(
+            "the map has no voxel of this feature, so nothing can be picked; "
+            "check the feature name or lower the threshold."
+        )
     components, count = scipy.ndimage.label(mask, structure=np.ones((3, 3, 3)))
     sizes = np.bincount(components.ravel())
     keep = sizes >= params.min_size
@@ -93,20 +99,28 @@ def pick_particles(mask: np.ndarray, values: np.ndarray | None = None,
         if box is None:
             continue
         inside = components[box] == cid
-        regions = _split_component(inside, smooth[box], params) if params.split else \
-            inside.astype(np.int32)
+        regions = (
+            _split_component(inside, smooth[box], params)
+            if params.split
+            else inside.astype(np.int32)
+        )
         for rid in range(1, int(regions.max()) + 1):
             region = regions == rid
             size = int(region.sum())
-            if size < params.min_size or (params.max_size is not None
-                                          and size > params.max_size):
+            if size < params.min_size or (params.max_size is not None and size > params.max_size):
                 continue
             z, y, x = (c + s.start for c, s in zip(np.argwhere(region).mean(0), box))
-            rows.append({"x": float(x), "y": float(y), "z": float(z),
-                         "score": float(smooth[box][region].max()), "size_voxels": size,
-                         "component": cid})
-    table = pd.DataFrame(rows, columns=["x", "y", "z", "score", "size_voxels",
-                                        "component"])
+            rows.append(
+                {
+                    "x": float(x),
+                    "y": float(y),
+                    "z": float(z),
+                    "score": float(smooth[box][region].max()),
+                    "size_voxels": size,
+                    "component": cid,
+                }
+            )
+    table = pd.DataFrame(rows, columns=["x", "y", "z", "score", "size_voxels", "component"])
     table = suppress_close(table, params.min_distance)
     table = drop_near_edges(table, mask.shape, params.edge)
     return table.sort_values("score", ascending=False).reset_index(drop=True)
@@ -118,9 +132,12 @@ def _split_component(inside: np.ndarray, smooth: np.ndarray, params: PickParams)
     from skimage.segmentation import watershed
 
     floor = float(smooth[inside].min()) - 1.0
-    peaks = peak_local_max(np.where(inside, smooth, floor),
-                           min_distance=max(1, int(round(params.min_distance))),
-                           labels=inside.astype(np.int32), exclude_border=False)
+    peaks = peak_local_max(
+        np.where(inside, smooth, floor),
+        min_distance=max(1, int(round(params.min_distance))),
+        labels=inside.astype(np.int32),
+        exclude_border=False,
+    )
     if len(peaks) <= 1:
         return inside.astype(np.int32)
     markers = np.zeros(inside.shape, np.int32)
@@ -157,8 +174,13 @@ def drop_near_edges(table: pd.DataFrame, shape_zyx, edge: float) -> pd.DataFrame
     return table[inside]
 
 
-def pick_filaments(mask: np.ndarray, spacing: float, min_length: float = 10.0,
-                   smoothing: float = 2.0, fill_radius: int = 0) -> pd.DataFrame:
+def pick_filaments(
+    mask: np.ndarray,
+    spacing: float,
+    min_length: float = 10.0,
+    smoothing: float = 2.0,
+    fill_radius: int = 0,
+) -> pd.DataFrame:
     """Seeds every ``spacing`` voxels along filament centre lines, with directions.
 
     Returns
@@ -174,8 +196,10 @@ def pick_filaments(mask: np.ndarray, spacing: float, min_length: float = 10.0,
         raise ParameterError(f"the filament spacing must be positive, got {spacing}.")
     mask = np.asarray(mask, bool)
     if not mask.any():
-        raise AnnotationError("the map has no voxel of this feature, so no filament can be "
-                              "traced; check the feature name or lower the threshold.")
+        raise AnnotationError(
+            "the map has no voxel of this feature, so no filament can be "
+            "traced; check the feature name or lower the threshold."
+        )
     if fill_radius > 0:  # hollow tubes (microtubules): close the lumen first
         from skimage.morphology import ball
 
@@ -209,12 +233,24 @@ def pick_filaments(mask: np.ndarray, spacing: float, min_length: float = 10.0,
         direction = np.column_stack([np.interp(samples, arc, tangent[:, a]) for a in range(3)])
         direction /= np.linalg.norm(direction, axis=1, keepdims=True).clip(1e-12)
         for pos, d, s in zip(position, direction, samples):
-            rows.append({"x": pos[2], "y": pos[1], "z": pos[0], "dir_x": d[2], "dir_y": d[1],
-                         "dir_z": d[0], "filament_id": filament, "arc_length": s,
-                         "score": float(arc[-1])})
+            rows.append(
+                {
+                    "x": pos[2],
+                    "y": pos[1],
+                    "z": pos[0],
+                    "dir_x": d[2],
+                    "dir_y": d[1],
+                    "dir_z": d[0],
+                    "filament_id": filament,
+                    "arc_length": s,
+                    "score": float(arc[-1]),
+                }
+            )
         filament += 1
-    return pd.DataFrame(rows, columns=["x", "y", "z", "dir_x", "dir_y", "dir_z", "filament_id",
-                                       "arc_length", "score"])
+    return pd.DataFrame(
+        rows,
+        columns=["x", "y", "z", "dir_x", "dir_y", "dir_z", "filament_id", "arc_length", "score"],
+    )
 
 
 def _longest_path(points: np.ndarray) -> np.ndarray:
@@ -230,8 +266,9 @@ def _longest_path(points: np.ndarray) -> np.ndarray:
     graph = scipy.sparse.coo_matrix((lengths, (pairs[:, 0], pairs[:, 1])), shape=(n, n)).tocsr()
     first = scipy.sparse.csgraph.dijkstra(graph, directed=False, indices=0)
     a = int(np.argmax(np.where(np.isfinite(first), first, -1)))
-    dist, pred = scipy.sparse.csgraph.dijkstra(graph, directed=False, indices=a,
-                                               return_predecessors=True)
+    dist, pred = scipy.sparse.csgraph.dijkstra(
+        graph, directed=False, indices=a, return_predecessors=True
+    )
     b = int(np.argmax(np.where(np.isfinite(dist), dist, -1)))
     order = [b]
     while order[-1] != a and pred[order[-1]] >= 0:
@@ -261,12 +298,19 @@ def match_picks(picked_zyx: np.ndarray, true_zyx: np.ndarray, tolerance: float) 
         for d, t, p in sorted(pairs):
             if t in used_t or p in used_p:
                 continue
-            used_t.add(t); used_p.add(p)
+            used_t.add(t)
+            used_p.add(p)
             matched += 1
             distances.append(d)
     precision = matched / len(picked) if len(picked) else 0.0
     recall = matched / len(true) if len(true) else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "n_picked": len(picked),
-            "n_true": len(true), "n_matched": matched,
-            "median_error": float(np.median(distances)) if distances else float("nan")}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "n_picked": len(picked),
+        "n_true": len(true),
+        "n_matched": matched,
+        "median_error": float(np.median(distances)) if distances else float("nan"),
+    }

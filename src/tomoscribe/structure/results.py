@@ -6,19 +6,27 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.rotations import to_euler
 from ..io import write_volume
 from ..io.particles import write_particles
 from ..outputs import atomic_path, write_provenance
 from ..volume import Volume
-from ..core.rotations import to_euler
 
 #: The files :func:`write_average_outputs` writes into its folder.
-AVERAGE_OUTPUTS = ("average.mrc", "average.mrc.json", "half1.mrc", "half2.mrc", "fsc.csv",
-                   "fsc.png", "refined.star")
+AVERAGE_OUTPUTS = (
+    "average.mrc",
+    "average.mrc.json",
+    "half1.mrc",
+    "half2.mrc",
+    "fsc.csv",
+    "fsc.png",
+    "refined.star",
+)
 
 
-def write_average_outputs(out_dir: Path, result: dict, table: pd.DataFrame, voxel: float,
-                          inputs, parameters: dict) -> None:
+def write_average_outputs(
+    out_dir: Path, result: dict, table: pd.DataFrame, voxel: float, inputs, parameters: dict
+) -> None:
     """Map, half maps, FSC CSV and plot, refined STAR (coordinates moved by the shifts)."""
     write_volume(out_dir / "average.mrc", Volume(result["map"], voxel))
     for i, half in enumerate(result["half_maps"], start=1):
@@ -35,9 +43,12 @@ def write_average_outputs(out_dir: Path, result: dict, table: pd.DataFrame, voxe
     refined["score"] = result["scores"]
     refined["half"] = result["half"]
     write_particles(out_dir / "refined.star", refined, voxel)
-    summary = {"resolution_0143_A": result["resolution_0143_A"],
-               "resolution_05_A": result["resolution_05_A"], "history": result["history"],
-               "n_particles": len(table)}
+    summary = {
+        "resolution_0143_A": result["resolution_0143_A"],
+        "resolution_05_A": result["resolution_05_A"],
+        "history": result["history"],
+        "n_particles": len(table),
+    }
     write_provenance(out_dir / "average.mrc", "average", parameters, inputs, extra=summary)
 
 

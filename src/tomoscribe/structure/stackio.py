@@ -22,9 +22,14 @@ from ..io.particles import read_particles, write_particles
 from ..outputs import output_folder
 
 
-def write_particle_folder(folder: str | os.PathLike, stack: np.ndarray, table: pd.DataFrame,
-                          voxel_size_A: float, tomogram_shape_zyx=None,
-                          overwrite: bool = True) -> Path:
+def write_particle_folder(
+    folder: str | os.PathLike,
+    stack: np.ndarray,
+    table: pd.DataFrame,
+    voxel_size_A: float,
+    tomogram_shape_zyx=None,
+    overwrite: bool = True,
+) -> Path:
     """Write subtomograms, their Z-projections and the index STAR into ``folder``."""
     import mrcfile
 
@@ -59,8 +64,10 @@ def read_particle_set(star: str | os.PathLike):
     star = Path(star)
     table = read_particles(star)
     if "image_name" not in table:
-        raise InputFileError(f"{star} lists no subtomograms (no rlnImageName column); "
-                             "run `tomoscribe extract` first.")
+        raise InputFileError(
+            f"{star} lists no subtomograms (no rlnImageName column); "
+            "run `tomoscribe extract` first."
+        )
     volumes, voxel = [], None
     for name in table["image_name"]:
         path = Path(name)
@@ -71,8 +78,10 @@ def read_particle_set(star: str | os.PathLike):
         except (OSError, ValueError) as err:
             raise InputFileError(f"{path} is not a readable MRC subtomogram ({err}).") from err
         if volumes and data.shape != volumes[0].shape:
-            raise InputFileError(f"{path} is {data.shape} but the first subtomogram is "
-                                 f"{volumes[0].shape}; all boxes must match.")
+            raise InputFileError(
+                f"{path} is {data.shape} but the first subtomogram is "
+                f"{volumes[0].shape}; all boxes must match."
+            )
         if data.ndim != 3 or len(set(data.shape)) != 1:
             raise InputFileError(f"{path} is not a cubic subtomogram ({data.shape}).")
         if voxel is not None and abs(size - voxel) > 1e-3 * voxel:

@@ -24,11 +24,18 @@ from ..core.legend import read_legend
 from ..core.rotations import from_euler
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..io import read_volume, write_volume
+from ..io.particles import (
+    check_inside,
+    read_particles,
+    recorded_voxel_size,
+    select_tomogram,
+    source_tomogram,
+    tomogram_name,
+    tomogram_stem,
+    write_particles,
+)
 from ..io.provenance import carried_acquisition, with_tilt_columns
-from ..io.particles import (check_inside, read_particles, recorded_voxel_size, select_tomogram,
-                            source_tomogram, tomogram_name, tomogram_stem, write_particles)
-from ..outputs import (atomic_path, check_free_space, check_writable, output_folder,
-                       read_provenance)
+from ..outputs import atomic_path, check_free_space, check_writable, output_folder, read_provenance
 from ..segment.labelmaps import feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume
@@ -75,13 +82,24 @@ def painted_size_record(map_path: Path, feature: str, label: int | None) -> dict
     return record.get("painted_size") if record.get("feature") in (None, feature) else None
 
 
-def pick_from_map(annotation: Path, feature: str, outputs: list[os.PathLike], *,
-                  threshold: float = 1.0, value: float | None = None,
-                  min_size: int | None = None, max_size: int | None = None,
-                  min_distance: float | None = None, edge: int = 4, filament: bool = False,
-                  spacing: float = 10.0, radius_nm: float | None = None,
-                  filament_table: Path | None = None, instances: Path | None = None,
-                  tomo_name: str | None = None) -> Picked:
+def pick_from_map(
+    annotation: Path,
+    feature: str,
+    outputs: list[os.PathLike],
+    *,
+    threshold: float = 1.0,
+    value: float | None = None,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    min_distance: float | None = None,
+    edge: int = 4,
+    filament: bool = False,
+    spacing: float = 10.0,
+    radius_nm: float | None = None,
+    filament_table: Path | None = None,
+    instances: Path | None = None,
+    tomo_name: str | None = None,
+) -> Picked:
     """Pick particles (components' maxima) or filament seeds of ``feature`` from a map.
 
     Parameters
@@ -105,30 +123,40 @@ def pick_from_map(annotation: Path, feature: str, outputs: list[os.PathLike], *,
     label = int(voxels.value) if voxels.how == "legend" else None
     mask = voxels.mask(data, threshold)
     if not mask.any():
-        where = {"threshold": f" at or above {threshold}", "value": f" (value {value:g})",
-                 "nonzero": " (no nonzero voxel)"}.get(voxels.how, "")
-        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}{where}; "
-                              "nothing to pick.")
+        where = {
+            "threshold": f" at or above {threshold}",
+            "value": f" (value {value:g})",
+            "nonzero": " (no nonzero voxel)",
+        }.get(voxels.how, "")
+        raise AnnotationError(
+            f"{annotation.name} has no voxel of {feature!r}{where}; nothing to pick."
+        )
     learned = size_defaults(painted_size_record(annotation, feature, label), volume.pixel_size_A)
-    params = PickParams(threshold,
-                        min_size if min_size is not None else learned.get("min_size", 20),
-                        min_distance if min_distance is not None else learned.get(
-                            "min_distance", 8.0),
-                        edge, max_size=max_size if max_size is not None else learned.get(
-                            "max_size"))
+    params = PickParams(
+        threshold,
+        min_size if min_size is not None else learned.get("min_size", 20),
+        min_distance if min_distance is not None else learned.get("min_distance", 8.0),
+        edge,
+        max_size=max_size if max_size is not None else learned.get("max_size"),
+    )
     params.validate()
     source = source_tomogram(annotation)
     name = tomo_name or tomogram_stem(source if source is not None else annotation)
-    settings = {"feature": feature, **params.as_dict(), "filament": filament,
-                "sizes_from_annotation": bool(learned) and not filament, **voxels.as_dict()}
+    settings = {
+        "feature": feature,
+        **params.as_dict(),
+        "filament": filament,
+        "sizes_from_annotation": bool(learned) and not filament,
+        **voxels.as_dict(),
+    }
     filaments = None
     if filament:
         model = tube_model(feature, radius_nm)
         values = mask if voxels.how != "threshold" else np.clip(data / threshold, 0.0, 1.0)
-        table, filaments, lines = trace_filaments(values, volume.pixel_size_A, model, spacing,
-                                                  repr(feature))
-        settings.update({"spacing": spacing, "radius_nm": model.radius_nm,
-                         "hollow": model.hollow})
+        table, filaments, lines = trace_filaments(
+            values, volume.pixel_size_A, model, spacing, repr(feature)
+        )
+        settings.update({"spacing": spacing, "radius_nm": model.radius_nm, "hollow": model.hollow})
         with atomic_path(filament_table) as tmp:
             filaments.to_csv(tmp, index=False)
         if instances is not None:
@@ -143,8 +171,7 @@ def pick_from_map(annotation: Path, feature: str, outputs: list[os.PathLike], *,
     return Picked(table, params, settings, name, bool(learned), filaments, acquisition)
 
 
-def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None
-                 ) -> pd.DataFrame:
+def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None) -> pd.DataFrame:
     """Picks rescaled to ``volume``'s voxels from the voxel size they were made at (given,
     else recorded in the file; unchanged when neither differs by more than 1%)."""
     source = picked_voxel_size_A or recorded_voxel_size(table)
@@ -153,11 +180,19 @@ def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None
     return table
 
 
-def extract_from_files(tomogram: Path, particles: Path, out_dir: Path, box: int,
-                       edge: str = "skip", invert: bool = False,
-                       picked_voxel_size_A: float | None = None, tomo_name: str | None = None,
-                       tomograms_star: Path | None = None, voxel_size_A: float | None = None,
-                       overwrite: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def extract_from_files(
+    tomogram: Path,
+    particles: Path,
+    out_dir: Path,
+    box: int,
+    edge: str = "skip",
+    invert: bool = False,
+    picked_voxel_size_A: float | None = None,
+    tomo_name: str | None = None,
+    tomograms_star: Path | None = None,
+    voxel_size_A: float | None = None,
+    overwrite: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cut ``box``³ subtomograms (and their Z-projections) around the picks of this
     tomogram (by ``tomo_name``, its name in ``tomograms_star`` or its file stem) into the
     extraction folder ``out_dir``; ``edge`` skip or pad boxes crossing a face.  Returns
@@ -166,11 +201,13 @@ def extract_from_files(tomogram: Path, particles: Path, out_dir: Path, box: int,
     tilt series than the tomogram's are refused."""
     volume = read_volume(tomogram, voxel_size_A)
     name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
-    acquisition = carried_acquisition([tomogram, particles], volume.pixel_size_A,
-                                      tomo_name=name)  # refuses two tilt series
+    acquisition = carried_acquisition(
+        [tomogram, particles], volume.pixel_size_A, tomo_name=name
+    )  # refuses two tilt series
     table = read_particles(particles, volume.pixel_size_A, volume.shape, tomograms_star)
-    table = positions_on(select_tomogram(table, name, str(particles), explicit), volume,
-                         picked_voxel_size_A)
+    table = positions_on(
+        select_tomogram(table, name, str(particles), explicit), volume, picked_voxel_size_A
+    )
     if len(table) == 0:
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
@@ -178,16 +215,20 @@ def extract_from_files(tomogram: Path, particles: Path, out_dir: Path, box: int,
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
     stack, kept = extract_subtomograms(volume, table, box, edge, invert)
     if len(kept) == 0:
-        raise ParameterError(f"every box of {box} voxels crosses the tomogram's faces; use a "
-                             "smaller box or `edge=pad`.", parameter="edge")
+        raise ParameterError(
+            f"every box of {box} voxels crosses the tomogram's faces; use a "
+            "smaller box or `edge=pad`.",
+            parameter="edge",
+        )
     kept["tomo_name"] = kept.get("tomo_name", name)
     kept = with_tilt_columns(kept, acquisition)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
     return table, kept, acquisition
 
 
-def clean_particle_file(particles: Path, output: Path, classes: int, seed: int = 0,
-                        overwrite: bool = True) -> dict:
+def clean_particle_file(
+    particles: Path, output: Path, classes: int, seed: int = 0, overwrite: bool = True
+) -> dict:
     """2D classes of an extraction folder's particles (their Z-projections): the table
     with ``rlnClassNumber`` to ``output``, class averages (``STEM_classes.mrcs``) and a
     gallery (``STEM_classes.png``) beside it.  Returns the classification (``labels``,
@@ -236,10 +277,16 @@ def class_gallery(path: Path, averages: np.ndarray, counts) -> None:
     plt.close(fig)
 
 
-def average_particle_file(particles: Path, out_dir: Path, params: AverageParams,
-                          reference: Path | None = None, use_priors: bool = False,
-                          device: str = "auto", overwrite: bool = True,
-                          say: Callable[[str], None] | None = None) -> dict:
+def average_particle_file(
+    particles: Path,
+    out_dir: Path,
+    params: AverageParams,
+    reference: Path | None = None,
+    use_priors: bool = False,
+    device: str = "auto",
+    overwrite: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> dict:
     """Align and average the subtomograms a STAR file lists (missing-wedge aware,
     gold-standard FSC) into the folder ``out_dir`` (map, half maps, FSC, refined STAR).
 
@@ -253,16 +300,19 @@ def average_particle_file(particles: Path, out_dir: Path, params: AverageParams,
     if reference is not None:
         ref_volume = read_volume(reference)
         if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
-            raise ParameterError(f"the reference has {ref_volume.pixel_size_A} Å voxels but the "
-                                 f"particles {voxel} Å; resample one of them.")
+            raise ParameterError(
+                f"the reference has {ref_volume.pixel_size_A} Å voxels but the "
+                f"particles {voxel} Å; resample one of them."
+            )
         ref = np.asarray(ref_volume.data, np.float32)
     priors = None
     if use_priors:
         if not {"rot", "tilt", "psi"} <= set(table):
             raise InputFileError(f"{particles} has no angles to use as priors.")
         priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
-    result = refine_average(stack, voxel, params, ref, priors,
-                            device=str(resolve_device(device)), say=say)
+    result = refine_average(
+        stack, voxel, params, ref, priors, device=str(resolve_device(device)), say=say
+    )
     with output_folder(out_dir, overwrite, [particles]) as staging:
         write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
     return result | {"n_particles": len(table)}

@@ -24,18 +24,25 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.transform import Rotation
 
+from ...core.rotations import from_euler, to_euler
 from ...errors import InputFileError, ParameterError
 from ...outputs import atomic_path
-from ...core.rotations import from_euler, to_euler
 from .registry import ParticleFormat
 
 
-def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None,
-          object_name: str = "particle", **_) -> Path:
+def write(
+    path: Path,
+    table: pd.DataFrame,
+    voxel_size_A: float | None = None,
+    object_name: str = "particle",
+    **_,
+) -> Path:
     """One picks document; orientations as 4×4 matrices when the table has angles."""
     if not voxel_size_A:
-        raise ParameterError(f"{path}: copick locations are in Å; give the voxel size "
-                             "(`voxel_size_A`).", parameter="voxel_size_A")
+        raise ParameterError(
+            f"{path}: copick locations are in Å; give the voxel size (`voxel_size_A`).",
+            parameter="voxel_size_A",
+        )
     has_angles = {"rot", "tilt", "psi"} <= set(table)
     if has_angles:
         matrices = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float)).as_matrix()
@@ -46,21 +53,36 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None,
         if has_angles:
             transform[:3, :3] = matrices[i]
         score = getattr(row, "score", 1.0)
-        points.append({
-            "location": {"x": float(row.x) * voxel_size_A, "y": float(row.y) * voxel_size_A,
-                         "z": float(row.z) * voxel_size_A},
-            "transformation_": transform.tolist(), "instance_id": 0,
-            "score": 1.0 if score is None or not math.isfinite(float(score)) else float(score)})
+        points.append(
+            {
+                "location": {
+                    "x": float(row.x) * voxel_size_A,
+                    "y": float(row.y) * voxel_size_A,
+                    "z": float(row.z) * voxel_size_A,
+                },
+                "transformation_": transform.tolist(),
+                "instance_id": 0,
+                "score": 1.0 if score is None or not math.isfinite(float(score)) else float(score),
+            }
+        )
     names = table["tomo_name"].astype(str).unique() if "tomo_name" in table else []
     if len(names) > 1:
-        raise ParameterError(f"{path}: a copick picks file belongs to one run, but the "
-                             f"particles come from {len(names)} tomograms "
-                             f"({', '.join(names[:5])}); choose one with `tomo_name`.",
-                             parameter="tomo_name")
-    document = {"pickable_object_name": object_name, "user_id": "tomoscribe",
-                "session_id": "0", "run_name": str(names[0]) if len(names) else "tomogram",
-                "voxel_spacing": float(voxel_size_A), "unit": "angstrom",
-                "points": points, "trust_orientation": bool(has_angles)}
+        raise ParameterError(
+            f"{path}: a copick picks file belongs to one run, but the "
+            f"particles come from {len(names)} tomograms "
+            f"({', '.join(names[:5])}); choose one with `tomo_name`.",
+            parameter="tomo_name",
+        )
+    document = {
+        "pickable_object_name": object_name,
+        "user_id": "tomoscribe",
+        "session_id": "0",
+        "run_name": str(names[0]) if len(names) else "tomogram",
+        "voxel_spacing": float(voxel_size_A),
+        "unit": "angstrom",
+        "points": points,
+        "trust_orientation": bool(has_angles),
+    }
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(document, indent=1) + "\n")
     return path
@@ -72,11 +94,13 @@ def _matrix(value, path: Path, i: int) -> np.ndarray:
     except (TypeError, ValueError):
         m = np.zeros(0)
     if m.shape != (4, 4) or not np.isfinite(m).all():
-        raise InputFileError(f"{path}: point {i + 1}'s transformation_ is not a 4×4 matrix "
-                             "of numbers.")
+        raise InputFileError(
+            f"{path}: point {i + 1}'s transformation_ is not a 4×4 matrix of numbers."
+        )
     if not np.allclose(m[3], [0, 0, 0, 1]):
-        raise InputFileError(f"{path}: point {i + 1}'s transformation_ is not affine "
-                             "(last row must be 0 0 0 1).")
+        raise InputFileError(
+            f"{path}: point {i + 1}'s transformation_ is not affine (last row must be 0 0 0 1)."
+        )
     r = m[:3, :3]
     if not np.allclose(r @ r.T, np.eye(3), atol=1e-4) or np.linalg.det(r) < 0:
         raise InputFileError(f"{path}: point {i + 1}'s transformation_ is not a rotation.")
@@ -125,7 +149,14 @@ def read(path: Path, voxel_size_A: float | None = None, **_) -> pd.DataFrame:
     return table
 
 
-FORMAT = ParticleFormat(name="copick", suffixes=(".json",), read=read, write=write,
-                        holds_orientations=True, holds_voxel_size=True,
-                        holds_several_tomograms=False, holds_scores=True,
-                        needs_voxel_size=True)
+FORMAT = ParticleFormat(
+    name="copick",
+    suffixes=(".json",),
+    read=read,
+    write=write,
+    holds_orientations=True,
+    holds_voxel_size=True,
+    holds_several_tomograms=False,
+    holds_scores=True,
+    needs_voxel_size=True,
+)

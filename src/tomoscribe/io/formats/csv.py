@@ -24,14 +24,16 @@ def read(path: Path, **_) -> pd.DataFrame:
     try:
         table = pd.read_csv(path)
     except pd.errors.EmptyDataError:
-        raise InputFileError(f"{path} is empty; a particle CSV needs a header x,y,z and "
-                             "one row per particle.") from None
+        raise InputFileError(
+            f"{path} is empty; a particle CSV needs a header x,y,z and one row per particle."
+        ) from None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise InputFileError(f"{path} is not a readable CSV table ({err}).") from err
     if not {"x", "y", "z"} <= set(table.columns):
         raise InputFileError(f"{path} needs columns x, y, z; it has {list(table.columns)}.")
-    if table.columns.duplicated().any() or any(str(c).endswith(".1") for c in table.columns
-                                               if str(c)[:-2] in table.columns):
+    if table.columns.duplicated().any() or any(
+        str(c).endswith(".1") for c in table.columns if str(c)[:-2] in table.columns
+    ):
         raise InputFileError(f"{path} names a column twice; remove the duplicate.")
     if {"rot", "tilt", "psi"} <= set(table.columns):
         angles = table[["rot", "tilt", "psi"]].apply(pd.to_numeric, errors="coerce")
@@ -52,6 +54,13 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None, **
     return path
 
 
-FORMAT = ParticleFormat(name="csv", suffixes=(".csv",), read=read, write=write,
-                        holds_orientations=True, holds_voxel_size=True,
-                        holds_several_tomograms=True, holds_scores=True)
+FORMAT = ParticleFormat(
+    name="csv",
+    suffixes=(".csv",),
+    read=read,
+    write=write,
+    holds_orientations=True,
+    holds_voxel_size=True,
+    holds_several_tomograms=True,
+    holds_scores=True,
+)

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.transform import Rotation
 
+from ...core.rotations import from_euler, to_euler
 from ...errors import InputFileError
 from ...outputs import atomic_path
-from ...core.rotations import from_euler, to_euler
 from .registry import ParticleFormat
 
 
@@ -57,8 +57,10 @@ def read(path: Path, **_) -> pd.DataFrame:
         raise InputFileError(f"{path} is not a readable Dynamo table ({err}).") from err
     needed = ["x", "y", "z", "dx", "dy", "dz", "tdrot", "tilt", "narot"]
     if not set(needed) <= set(raw.columns):
-        raise InputFileError(f"{path} has too few columns for a Dynamo table "
-                             f"({raw.shape[1]}; x, y, z are columns 24–26).")
+        raise InputFileError(
+            f"{path} has too few columns for a Dynamo table "
+            f"({raw.shape[1]}; x, y, z are columns 24–26)."
+        )
     values = raw[needed].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(values).all():
         raise InputFileError(f"{path}: some positions, shifts or angles are not numbers.")
@@ -69,7 +71,8 @@ def read(path: Path, **_) -> pd.DataFrame:
     if {"ftype", "ymintilt", "ymaxtilt"} <= set(raw):  # single-axis wedge about y
         tilts = raw[["ymintilt", "ymaxtilt"]].apply(pd.to_numeric, errors="coerce")
         single = (pd.to_numeric(raw["ftype"], errors="coerce") == 1) & (
-            tilts["ymintilt"] < tilts["ymaxtilt"])
+            tilts["ymintilt"] < tilts["ymaxtilt"]
+        )
         if single.all():
             table["tilt_min_deg"] = tilts["ymintilt"].to_numpy(float)
             table["tilt_max_deg"] = tilts["ymaxtilt"].to_numpy(float)
@@ -84,8 +87,13 @@ def write(path: Path, table: pd.DataFrame, **_) -> Path:
     """A Dynamo table (no table map; tomograms are numbered in order of appearance)."""
     import dynamotable
 
-    frame = pd.DataFrame({"x": table["x"].astype(float), "y": table["y"].astype(float),
-                          "z": table["z"].astype(float)})
+    frame = pd.DataFrame(
+        {
+            "x": table["x"].astype(float),
+            "y": table["y"].astype(float),
+            "z": table["z"].astype(float),
+        }
+    )
     if {"rot", "tilt", "psi"} <= set(table):
         angles = rotation_to_dynamo(from_euler(table[["rot", "tilt", "psi"]].to_numpy(float)))
         frame[["tdrot", "tilt", "narot"]] = angles.reshape(-1, 3)
@@ -105,6 +113,13 @@ def write(path: Path, table: pd.DataFrame, **_) -> Path:
     return path
 
 
-FORMAT = ParticleFormat(name="dynamo", suffixes=(".tbl",), read=read, write=write,
-                        holds_orientations=True, holds_voxel_size=False,
-                        holds_several_tomograms=True, holds_scores=True)
+FORMAT = ParticleFormat(
+    name="dynamo",
+    suffixes=(".tbl",),
+    read=read,
+    write=write,
+    holds_orientations=True,
+    holds_voxel_size=False,
+    holds_several_tomograms=True,
+    holds_scores=True,
+)

@@ -36,19 +36,25 @@ def read(path: Path, **_) -> pd.DataFrame:
     return table
 
 
-def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None,
-          tomogram_shape_zyx=None, **_) -> Path:
+def write(
+    path: Path, table: pd.DataFrame, voxel_size_A: float | None = None, tomogram_shape_zyx=None, **_
+) -> Path:
     """Scattered points, one contour per filament; image and pixel size in the header."""
     from imodmodel import ImodModel
 
-    frame = pd.DataFrame({
-        "object_id": 0,
-        "contour_id": (table["filament_id"].astype(int) if "filament_id" in table
-                       else pd.Series(0, index=table.index)),
-        "x": table["x"].astype(float) + IMOD_XY_SHIFT,
-        "y": table["y"].astype(float) + IMOD_XY_SHIFT,
-        "z": table["z"].astype(float),
-    })
+    frame = pd.DataFrame(
+        {
+            "object_id": 0,
+            "contour_id": (
+                table["filament_id"].astype(int)
+                if "filament_id" in table
+                else pd.Series(0, index=table.index)
+            ),
+            "x": table["x"].astype(float) + IMOD_XY_SHIFT,
+            "y": table["y"].astype(float) + IMOD_XY_SHIFT,
+            "z": table["z"].astype(float),
+        }
+    )
     model = ImodModel.from_dataframe(frame)
     if tomogram_shape_zyx is not None:
         nz, ny, nx = (int(s) for s in tomogram_shape_zyx)
@@ -61,6 +67,13 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None,
     return path
 
 
-FORMAT = ParticleFormat(name="imod", suffixes=(".mod",), read=read, write=write,
-                        holds_orientations=False, holds_voxel_size=True,
-                        holds_several_tomograms=False, holds_scores=False)
+FORMAT = ParticleFormat(
+    name="imod",
+    suffixes=(".mod",),
+    read=read,
+    write=write,
+    holds_orientations=False,
+    holds_voxel_size=True,
+    holds_several_tomograms=False,
+    holds_scores=False,
+)

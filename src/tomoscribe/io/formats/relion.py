@@ -45,15 +45,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ...core.rotations import from_euler, to_euler
 from ...errors import InputFileError, ParameterError
 from ...outputs import atomic_path
-from ...core.rotations import from_euler, to_euler
 from .registry import ParticleFormat
 
 _ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
 _SUBTOMO = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
-_CENTRED = ("rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst",
-            "rlnCenteredCoordinateZAngst")
+_CENTRED = (
+    "rlnCenteredCoordinateXAngst",
+    "rlnCenteredCoordinateYAngst",
+    "rlnCenteredCoordinateZAngst",
+)
 _PIXELS = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
 
 
@@ -69,8 +72,10 @@ def read_star_blocks(path: Path) -> dict:
     for name, block in blocks.items():
         if isinstance(block, pd.DataFrame) and block.columns.duplicated().any():
             twice = sorted(set(block.columns[block.columns.duplicated()]))
-            raise InputFileError(f"{path}: the loop data_{name} names the column(s) "
-                                 f"{', '.join(twice)} twice; remove the duplicates.")
+            raise InputFileError(
+                f"{path}: the loop data_{name} names the column(s) "
+                f"{', '.join(twice)} twice; remove the duplicates."
+            )
     return blocks
 
 
@@ -81,8 +86,13 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     blocks = read_star_blocks(path)
-    needed = {"rlnTomoName", "rlnTomoSizeX", "rlnTomoSizeY", "rlnTomoSizeZ",
-              "rlnTomoTiltSeriesPixelSize"}
+    needed = {
+        "rlnTomoName",
+        "rlnTomoSizeX",
+        "rlnTomoSizeY",
+        "rlnTomoSizeZ",
+        "rlnTomoTiltSeriesPixelSize",
+    }
     for block in blocks.values():
         if isinstance(block, pd.DataFrame) and needed <= set(block):
             out = {}
@@ -93,22 +103,27 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
                         "size_xyz": tuple(float(row[f"rlnTomoSize{a}"]) for a in "XYZ"),
                         "pixel_size_A": float(row["rlnTomoTiltSeriesPixelSize"]),
                         "binning": float(row.get("rlnTomoTomogramBinning", 1.0)),
-                        "tomogram_file": str(row.get("rlnTomoReconstructedTomogram", ""))}
+                        "tomogram_file": str(row.get("rlnTomoReconstructedTomogram", "")),
+                    }
                 except (TypeError, ValueError) as err:
-                    raise InputFileError(f"{path}: a tomogram's size or pixel size is not "
-                                         f"a number ({err}).") from err
+                    raise InputFileError(
+                        f"{path}: a tomogram's size or pixel size is not a number ({err})."
+                    ) from err
             return out
-    raise InputFileError(f"{path} is not a RELION tomograms.star (it lacks "
-                         f"{', '.join(sorted(needed))}).")
+    raise InputFileError(
+        f"{path} is not a RELION tomograms.star (it lacks {', '.join(sorted(needed))})."
+    )
 
 
 def _numeric(block: pd.DataFrame, columns, path: Path, what: str) -> np.ndarray:
     values = block[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(values).all():
         row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
-        raise InputFileError(f"{path}: the {what} of row {row + 1} "
-                             f"({', '.join(str(v) for v in block[list(columns)].iloc[row])}) "
-                             "are not all numbers; fix or remove that row.")
+        raise InputFileError(
+            f"{path}: the {what} of row {row + 1} "
+            f"({', '.join(str(v) for v in block[list(columns)].iloc[row])}) "
+            "are not all numbers; fix or remove that row."
+        )
     return values
 
 
@@ -119,8 +134,9 @@ def _per_row(block: pd.DataFrame, optics: pd.DataFrame | None, column: str):
     if optics is not None and column in optics:
         table = optics.set_index(optics.get("rlnOpticsGroup", pd.Series(1, index=optics.index)))
         groups = block.get("rlnOpticsGroup", pd.Series(1, index=block.index))
-        return pd.to_numeric(table[column].reindex(groups.to_numpy()),
-                             errors="coerce").to_numpy(float)
+        return pd.to_numeric(table[column].reindex(groups.to_numpy()), errors="coerce").to_numpy(
+            float
+        )
     return None
 
 
@@ -147,34 +163,42 @@ def _tomo_names(block: pd.DataFrame) -> pd.Series | None:
     return None
 
 
-def read(path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None,
-         tomograms=None, **_) -> pd.DataFrame:
+def read(
+    path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None, tomograms=None, **_
+) -> pd.DataFrame:
     """Read a RELION particle STAR file into a particle table (module docstring)."""
     blocks = read_star_blocks(path)
     optics = blocks.get("optics")
     optics = optics if isinstance(optics, pd.DataFrame) else None
-    block = next((b for b in blocks.values() if isinstance(b, pd.DataFrame)
-                  and ({"rlnCoordinateX", "rlnCoordinateY"} <= set(b)
-                       or set(_CENTRED[:2]) <= set(b))), None)
+    block = next(
+        (
+            b
+            for b in blocks.values()
+            if isinstance(b, pd.DataFrame)
+            and ({"rlnCoordinateX", "rlnCoordinateY"} <= set(b) or set(_CENTRED[:2]) <= set(b))
+        ),
+        None,
+    )
     if block is None:
-        raise InputFileError(f"{path} has no loop with particle coordinates "
-                             "(rlnCoordinateX/Y or rlnCenteredCoordinateX/YAngst).")
+        raise InputFileError(
+            f"{path} has no loop with particle coordinates "
+            "(rlnCoordinateX/Y or rlnCenteredCoordinateX/YAngst)."
+        )
     block = block.reset_index(drop=True)
     names = _tomo_names(block)
     n = len(block)
     if {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
         columns = [c for c in _PIXELS if c in block]
         xyz = np.zeros((n, 3))
-        xyz[:, :len(columns)] = _numeric(block, columns, path, "coordinates")
+        xyz[:, : len(columns)] = _numeric(block, columns, path, "coordinates")
         pixel = _coordinate_pixel_size(block, optics)
         if pixel is not None and not np.isfinite(pixel).all():
             raise InputFileError(f"{path}: a pixel size is missing or not a number.")
     else:
         xyz_A = np.zeros((n, 3))
         columns = [c for c in _CENTRED if c in block]
-        xyz_A[:, :len(columns)] = _numeric(block, columns, path, "centred coordinates")
-        centre_A, pixel = _centres(path, block, names, voxel_size_A, tomogram_shape_zyx,
-                                   tomograms)
+        xyz_A[:, : len(columns)] = _numeric(block, columns, path, "centred coordinates")
+        centre_A, pixel = _centres(path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms)
         xyz = (xyz_A + centre_A) / pixel[:, None]
     # Origin shifts: position = coordinate − A_subtomogram · origin.
     sub = None
@@ -184,25 +208,28 @@ def read(path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None,
     if {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(block):
         cols = [c for c in ("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst") if c in block]
         origin_A = np.zeros((n, 3))
-        origin_A[:, :len(cols)] = _numeric(block, cols, path, "origin shifts")
+        origin_A[:, : len(cols)] = _numeric(block, cols, path, "origin shifts")
         if sub is not None:
             origin_A = sub.apply(origin_A)
         if pixel is None:
-            raise InputFileError(f"{path} has shifts in Å (rlnOriginXAngst) but no pixel size "
-                                 "for its coordinates; add rlnTomoTiltSeriesPixelSize or "
-                                 "rlnDetectorPixelSize.")
+            raise InputFileError(
+                f"{path} has shifts in Å (rlnOriginXAngst) but no pixel size "
+                "for its coordinates; add rlnTomoTiltSeriesPixelSize or "
+                "rlnDetectorPixelSize."
+            )
         xyz = xyz - origin_A / pixel[:, None]
     elif {"rlnOriginX", "rlnOriginY"} <= set(block):  # RELION 3.0: pixels
         cols = [c for c in ("rlnOriginX", "rlnOriginY", "rlnOriginZ") if c in block]
         shift = np.zeros((n, 3))
-        shift[:, :len(cols)] = _numeric(block, cols, path, "origin shifts")
+        shift[:, : len(cols)] = _numeric(block, cols, path, "origin shifts")
         xyz = xyz - (sub.apply(shift) if sub is not None else shift)
     table = pd.DataFrame(xyz, columns=["x", "y", "z"])
     if pixel is not None and len(pixel):
         if np.ptp(pixel) > 1e-6 * np.max(pixel):
             sizes = ", ".join(map(str, np.unique(pixel)))
-            raise InputFileError(f"{path} mixes pixel sizes ({sizes}"
-                                 " Å); split it by optics group first.")
+            raise InputFileError(
+                f"{path} mixes pixel sizes ({sizes} Å); split it by optics group first."
+            )
         table["voxel_size_A"] = float(pixel[0])
     if set(_ANGLES) <= set(block):
         rotation = from_euler(_numeric(block, _ANGLES, path, "angles (rlnAngleRot/Tilt/Psi)"))
@@ -211,19 +238,25 @@ def read(path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None,
         table[["rot", "tilt", "psi"]] = to_euler(rotation).reshape(-1, 3)
     elif sub is not None:
         table[["rot", "tilt", "psi"]] = to_euler(sub).reshape(-1, 3)
-    for column, name in (("score", "rlnAutopickFigureOfMerit"), ("score", "rlnLCCmax"),
-                         ("half", "rlnRandomSubset"), ("class", "rlnClassNumber"),
-                         ("size_voxels", "tomoscribeSizeVoxels"),
-                         ("tilt_min_deg", "tomoscribeTiltMinDeg"),
-                         ("tilt_max_deg", "tomoscribeTiltMaxDeg")):
+    for column, name in (
+        ("score", "rlnAutopickFigureOfMerit"),
+        ("score", "rlnLCCmax"),
+        ("half", "rlnRandomSubset"),
+        ("class", "rlnClassNumber"),
+        ("size_voxels", "tomoscribeSizeVoxels"),
+        ("tilt_min_deg", "tomoscribeTiltMinDeg"),
+        ("tilt_max_deg", "tomoscribeTiltMaxDeg"),
+    ):
         if name in block and column not in table:
             table[column] = pd.to_numeric(block[name], errors="coerce").to_numpy()
     if "rlnHelicalTubeID" in block:
-        table["filament_id"] = pd.to_numeric(block["rlnHelicalTubeID"],
-                                             errors="coerce").to_numpy() - 1
+        table["filament_id"] = (
+            pd.to_numeric(block["rlnHelicalTubeID"], errors="coerce").to_numpy() - 1
+        )
     if "rlnImageName" in block:  # held as absolute paths; written relative again
-        table["image_name"] = [str((path.parent / name).resolve())
-                               for name in block["rlnImageName"].astype(str)]
+        table["image_name"] = [
+            str((path.parent / name).resolve()) for name in block["rlnImageName"].astype(str)
+        ]
     if names is not None:
         table["tomo_name"] = names.to_numpy()
     return table
@@ -242,7 +275,8 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms):
         if missing:
             raise InputFileError(
                 f"{path} names tomograms {', '.join(map(str, missing))} that tomograms.star "
-                f"does not list (it has {', '.join(sorted(tomograms))}).")
+                f"does not list (it has {', '.join(sorted(tomograms))})."
+            )
         size = np.array([tomograms[k]["size_xyz"] for k in keys], float)
         ts_pixel = np.array([tomograms[k]["pixel_size_A"] for k in keys], float)
         centre = size / 2 * ts_pixel[:, None]
@@ -251,7 +285,8 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms):
     if voxel_size_A is None or shape_zyx is None:
         raise InputFileError(
             f"{path} has RELION 5 centred coordinates in Å; give the tomogram (or its "
-            "tomograms.star) so that they can be turned into voxel positions.")
+            "tomograms.star) so that they can be turned into voxel positions."
+        )
     nz, ny, nx = (float(s) for s in shape_zyx)
     centre = np.tile(np.array([nx, ny, nz]) / 2 * float(voxel_size_A), (n, 1))
     return centre, np.full(n, float(voxel_size_A))
@@ -268,21 +303,32 @@ def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tilt, psi
 
 
-def write(path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_zyx=None,
-          **_) -> Path:
+def write(
+    path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_zyx=None, **_
+) -> Path:
     """Write a particle table as a RELION particle STAR file (module docstring)."""
     import starfile
 
     if voxel_size_A is None or not np.isfinite(voxel_size_A) or voxel_size_A <= 0:
-        raise ParameterError(f"{path}: a STAR file records the pixel size of its coordinates; "
-                             "give the voxel size (`voxel_size_A`).", parameter="voxel_size_A")
+        raise ParameterError(
+            f"{path}: a STAR file records the pixel size of its coordinates; "
+            "give the voxel size (`voxel_size_A`).",
+            parameter="voxel_size_A",
+        )
     index = table.index
-    names = table["tomo_name"].astype(str) if "tomo_name" in table else pd.Series("tomogram",
-                                                                                  index=index)
-    out = pd.DataFrame({"rlnTomoName": names,
-                        "rlnCoordinateX": table["x"].astype(float),
-                        "rlnCoordinateY": table["y"].astype(float),
-                        "rlnCoordinateZ": table["z"].astype(float)})
+    names = (
+        table["tomo_name"].astype(str)
+        if "tomo_name" in table
+        else pd.Series("tomogram", index=index)
+    )
+    out = pd.DataFrame(
+        {
+            "rlnTomoName": names,
+            "rlnCoordinateX": table["x"].astype(float),
+            "rlnCoordinateY": table["y"].astype(float),
+            "rlnCoordinateZ": table["z"].astype(float),
+        }
+    )
     if tomogram_shape_zyx is not None:
         nz, ny, nx = (float(s) for s in tomogram_shape_zyx)
         out["rlnCenteredCoordinateXAngst"] = (table["x"] - nx / 2) * voxel_size_A
@@ -292,15 +338,19 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_z
         angles = table[["rot", "tilt", "psi"]].apply(pd.to_numeric, errors="coerce")
         finite = np.isfinite(angles.to_numpy(float))
         if finite.any() and not finite.all():
-            raise ParameterError(f"{path}: some particles have angles and others not; a STAR "
-                                 "file needs angles for every row or none.")
+            raise ParameterError(
+                f"{path}: some particles have angles and others not; a STAR "
+                "file needs angles for every row or none."
+            )
         out[list(_ANGLES)] = angles.to_numpy(float)
     if "score" in table:
         out["rlnAutopickFigureOfMerit"] = pd.to_numeric(table["score"], errors="coerce")
     if "size_voxels" in table:  # not a RELION label: RELION keeps unknown labels aside
         out["tomoscribeSizeVoxels"] = pd.to_numeric(table["size_voxels"], errors="coerce")
-    for column, name in (("tilt_min_deg", "tomoscribeTiltMinDeg"),
-                         ("tilt_max_deg", "tomoscribeTiltMaxDeg")):
+    for column, name in (
+        ("tilt_min_deg", "tomoscribeTiltMinDeg"),
+        ("tilt_max_deg", "tomoscribeTiltMaxDeg"),
+    ):
         if column in table:  # the tilt range (core/acquisition.py); RELION keeps it aside
             out[name] = pd.to_numeric(table[column], errors="coerce")
     if "half" in table:
@@ -315,14 +365,15 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_z
             out["rlnAnglePsiPrior"] = psi
     if "image_name" in table:
         here = path.resolve().parent
-        out["rlnImageName"] = [os.path.relpath(name, here) if os.path.isabs(name) else name
-                               for name in table["image_name"].astype(str)]
+        out["rlnImageName"] = [
+            os.path.relpath(name, here) if os.path.isabs(name) else name
+            for name in table["image_name"].astype(str)
+        ]
     out["rlnMagnification"] = 10000.0
     out["rlnDetectorPixelSize"] = float(voxel_size_A)
     out["rlnImagePixelSize"] = float(voxel_size_A)
     out = drop_incomplete(out)
-    for name in ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID",
-                 "tomoscribeSizeVoxels"):
+    for name in ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID", "tomoscribeSizeVoxels"):
         if name in out:
             out[name] = out[name].round().astype(int)
     with atomic_path(path) as tmp:
@@ -344,7 +395,14 @@ def drop_incomplete(out: pd.DataFrame) -> pd.DataFrame:
     return out[keep]
 
 
-FORMAT = ParticleFormat(name="relion", suffixes=(".star",), read=read, write=write,
-                        holds_orientations=True, holds_voxel_size=True,
-                        holds_several_tomograms=True, holds_scores=True,
-                        needs_voxel_size=True)
+FORMAT = ParticleFormat(
+    name="relion",
+    suffixes=(".star",),
+    read=read,
+    write=write,
+    holds_orientations=True,
+    holds_voxel_size=True,
+    holds_several_tomograms=True,
+    holds_scores=True,
+    needs_voxel_size=True,
+)
