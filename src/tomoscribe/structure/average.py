@@ -10,7 +10,8 @@ The procedure (defaults in :class:`AverageParams`):
    aligned and averaged independently from here on.
 3. **Global search** on binned particles when a reference is given without priors
    (the de novo rounds already searched globally), then **local refinement** at full
-   sampling with the angular step halving each iteration (range ±2 steps), scored by constrained cross-correlation (``align.Aligner``).
+   sampling with the angular step halving each iteration (range ±2 steps), scored by
+   constrained cross-correlation (``align.Aligner``).
 4. After each iteration the half maps are compared by FSC and each half's reference
    is filtered by the FSC weight √(2·FSC / (1 + FSC)) (zero after FSC first crosses
    0.143), so nothing beyond the measured resolution is fed back.
