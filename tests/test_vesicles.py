@@ -200,3 +200,45 @@ def test_two_vesicles_bridged_into_one_component_are_found_by_the_hough_vote():
     both = first | second
     got = closed == MEMBRANE
     assert (both & got).sum() > 0.95 * both.sum()
+
+
+def test_the_napari_step_writes_what_the_command_writes(scene, tmp_path):
+    """interactive.steps.close_vesicles_in (a map in memory) and `vesicles` (a file) go
+    through one workflow: the same closed map, legend, table of fits and provenance."""
+    from tomoscribe.core.legend import read_legend
+    from tomoscribe.interactive.steps import close_vesicles_in
+    from tomoscribe.outputs import read_provenance
+
+    labels, _, _ = scene
+    volume = Volume(labels, 10.0)
+    write_volume(tmp_path / "labels.mrc", volume)
+    legend = {"0": {"name": "background", "colour": "#000000"}, "1": {"name": "membrane"}}
+    (tmp_path / "labels.mrc.legend.json").write_text(json.dumps(legend))
+    params = VesicleParams(tilt_range_deg=(-50.0, 55.0))
+    assert (
+        main(
+            [
+                "vesicles",
+                str(tmp_path / "labels.mrc"),
+                "-o",
+                str(tmp_path / "cli.mrc"),
+                "--tilt-range",
+                "-50,55",
+            ]
+        )
+        == 0
+    )
+    closed, fits = close_vesicles_in(
+        volume, read_legend(tmp_path / "labels.mrc"), tmp_path / "step.mrc", params=params
+    )
+    assert np.array_equal(closed, np.asarray(read_volume(tmp_path / "cli.mrc").data))
+    assert np.array_equal(closed, np.asarray(read_volume(tmp_path / "step.mrc").data))
+    assert fits["accepted"].sum() == 1
+    assert pd.read_csv(tmp_path / "step_vesicles.csv").equals(
+        pd.read_csv(tmp_path / "cli_vesicles.csv")
+    )
+    assert read_legend(tmp_path / "step.mrc") == read_legend(tmp_path / "cli.mrc")
+    step, cli = read_provenance(tmp_path / "step.mrc"), read_provenance(tmp_path / "cli.mrc")
+    assert step["parameters"] == cli["parameters"]
+    assert step["parameters"]["tilt_range_deg"] == [-50.0, 55.0]
+    assert (step["n_fitted"], step["n_closed"]) == (cli["n_fitted"], cli["n_closed"])

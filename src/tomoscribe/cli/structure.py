@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import AnnotationError, InputFileError, ParameterError
-from ..outputs import atomic_path, check_output_folder, check_writable, write_provenance
+from ..errors import InputFileError, ParameterError
+from ..outputs import check_output_folder, check_writable, write_provenance
 from . import options
 from .app import app
 from .checks import writes
@@ -219,72 +219,30 @@ def vesicles(
 ) -> None:
     """Close spherical vesicles across the missing wedge: fit a sphere to each membrane
     component and, where it fits and covers the visible part, paint the whole shell."""
-    import numpy as np
+    from ..segment.vesicles import VesicleParams
+    from ..segment.workflow import close_vesicles_in_file
 
-    from ..core.legend import Legend, legend_path, read_legend, write_legend
-    from ..io import create_volume, read_volume
-    from ..io.particles import tomogram_stem
-    from ..io.provenance import carried_acquisition, tilt_range_for
-    from ..segment.labelmaps import feature_voxels, single_label_map
-    from ..segment.vesicles import VesicleParams, close_vesicles
-
-    table_path = table_path or output.with_name(tomogram_stem(output) + "_vesicles.csv")
-    for path in (output, table_path, legend_path(output)):
-        check_writable(path, overwrite)
-    tilt = tilt_range_for([annotation], _tilt_range(tilt_range))
-    params = VesicleParams(
-        thickness_nm=thickness,
-        min_radius_nm=min_radius,
-        max_radius_nm=max_radius,
-        min_visible_coverage=min_coverage,
-        max_rms_nm=max_rms,
-        tilt_range_deg=tilt.deg,
-    )
-    params.validate()
-    volume = read_volume(annotation)
-    data = np.asarray(volume.data)
-    voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)
-    if voxels.how == "legend" and np.issubdtype(data.dtype, np.floating):
-        raise ParameterError(
-            f"{annotation} holds values, not integer labels; give the merged "
-            "map written by `tomoscribe merge`."
-        )
-    labels, label = single_label_map(data, voxels)
-    if not (labels == label).any():
-        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to close.")
-    legend = read_legend(annotation) or Legend.for_feature(feature)
-    closed, fitted = close_vesicles(
-        labels, label, volume.pixel_size_A, params, show_progress=not quiet
-    )
-    with create_volume(
+    result = close_vesicles_in_file(
+        annotation,
         output,
-        closed.shape,
-        closed.dtype,
-        volume.voxel_size_A,
-        volume.origin_A,
+        table_path=table_path,
+        feature=feature,
+        value=value,
+        params=VesicleParams(
+            thickness_nm=thickness,
+            min_radius_nm=min_radius,
+            max_radius_nm=max_radius,
+            min_visible_coverage=min_coverage,
+            max_rms_nm=max_rms,
+        ),
+        tilt_range_deg=_tilt_range(tilt_range),
         overwrite=overwrite,
-        legend=legend,
-    ) as target:
-        target[...] = closed
-        write_legend(output, legend)
-        with atomic_path(table_path) as tmp:
-            fitted.to_csv(tmp, index=False)
-    accepted = int(fitted["accepted"].sum())
-    write_provenance(
-        output,
-        "vesicles",
-        {"feature": feature, **params.as_dict(), **voxels.as_dict()},
-        [annotation],
-        extra={
-            "n_fitted": len(fitted),
-            "n_closed": accepted,
-            **carried_acquisition([annotation], tilt_range_deg=tilt.to_record),
-        },
+        show_progress=not quiet,
     )
-    typer.echo(tilt.describe())
+    typer.echo(result.tilt.describe())
     typer.echo(
-        f"{accepted} of {len(fitted)} sphere fits to membrane components accepted and "
-        f"closed as vesicles; wrote {output} and {table_path}"
+        f"{result.n_closed} of {len(result.fits)} sphere fits to membrane components "
+        f"accepted and closed as vesicles; wrote {output} and {result.table_path}"
     )
 
 

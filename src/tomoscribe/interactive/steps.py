@@ -20,11 +20,11 @@ import pandas as pd
 from ..core.device import resolve_device
 from ..core.legend import Legend, legend_path, write_legend
 from ..errors import AnnotationError, ParameterError
-from ..io import create_volume, read_volume, write_volume
+from ..io import create_volume, read_volume
 from ..io.particles import FORMATS, tomogram_stem, write_particles
-from ..io.provenance import carried_acquisition, tilt_range_for
+from ..io.provenance import carried_acquisition
 from ..locks import output_lock
-from ..outputs import atomic_path, check_writable, write_provenance
+from ..outputs import check_writable, write_provenance
 from ..segment.checkpoint import checkpoint_path
 from ..segment.engine import prepare_models, segment_slab
 from ..segment.merge import merge_into
@@ -34,7 +34,8 @@ from ..segment.painted_size import legend_with_sizes, size_defaults
 from ..segment.runner import plan_segmentation, segment_files
 from ..segment.train import TrainParams, train_feature
 from ..segment.trainset import TrainingSet
-from ..segment.vesicles import VesicleParams, close_vesicles
+from ..segment.vesicles import VesicleParams
+from ..segment.workflow import close_vesicles_to_files
 from ..structure.picking import PickParams, pick_particles
 from ..volume import Volume
 
@@ -211,24 +212,22 @@ def close_vesicles_in(
     feature: str = "membrane",
     params: VesicleParams | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Close spherical vesicles of a merged map and write it (+ legend, table) as
-    ``vesicles`` does.  Returns the closed labels and the table of sphere fits."""
-    output = Path(output)
-    table_path = output.with_name(tomogram_stem(output) + "_vesicles.csv")
-    for path in (output, table_path, legend_path(output)):
-        check_writable(path)
-    if params is None:  # the tilt range the map records, else ±60°
-        source = labels.metadata.get("source")
-        params = VesicleParams(tilt_range_deg=tilt_range_for([source] if source else []).deg)
-    params.validate()
-    closed, fitted = close_vesicles(
-        np.asarray(labels.data), legend.id_of(feature), labels.pixel_size_A, params
+    """Close spherical vesicles of a merged map and write it (+ legend, table of fits,
+    provenance) as ``vesicles`` does
+    (:func:`tomoscribe.segment.workflow.close_vesicles_to_files`).  The tilt range is
+    ``params``'s, else the one the map's source file records, else ±60°.  Returns the
+    closed labels and the table of sphere fits."""
+    source = labels.metadata.get("source")
+    result = close_vesicles_to_files(
+        labels,
+        legend,
+        output,
+        feature,
+        inputs=[source] if source else [],
+        params=params,
+        tilt_range_deg=None if params is None else params.tilt_range_deg,
     )
-    write_volume(output, labels.with_data(closed))
-    write_legend(output, legend)
-    with atomic_path(table_path) as tmp:
-        fitted.to_csv(tmp, index=False)
-    return closed, fitted
+    return result.labels, result.fits
 
 
 def pick_feature(

@@ -1,13 +1,19 @@
-"""Segmentation workflows on files: what ``tomoscribe trainset`` does, as a call.
+"""Segmentation workflows on files: what ``tomoscribe trainset`` and ``vesicles`` do, as
+calls.
 
 :func:`training_set_from_files` gathers a user's annotation of one tomogram — boxes from
 points files (CSV, STAR, copick, Dynamo; the rows of this tomogram), masks painted in
 any tool or drawn as IMOD contours — into a training set file.
+:func:`close_vesicles_in_file` closes the spherical vesicles of a label map file across
+the missing wedge and writes the closed map, its legend, the table of sphere fits and
+the provenance record; :func:`close_vesicles_to_files` does the same for a label map
+already in memory (the napari plugin's).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +21,22 @@ import pandas as pd
 
 from ..core.acquisition import TiltRange
 from ..core.boxes import contour_box_centres
+from ..core.legend import Legend, legend_path, read_legend, write_legend
 from ..errors import AnnotationError, MissingVoxelSizeError, ParameterError
-from ..io import read_volume
-from ..io.particles import select_tomogram, tomogram_name
+from ..io import create_volume, read_volume
+from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
 from ..io.provenance import carried_acquisition, tilt_range_for
-from ..outputs import file_fingerprint, read_provenance
+from ..outputs import (
+    atomic_path,
+    check_outputs,
+    file_fingerprint,
+    read_provenance,
+    sidecar_path,
+    write_provenance,
+)
 from ..volume import Volume, check_same_grid
+from .labelmaps import FeatureVoxels, feature_voxels, single_label_map
 from .painted_size import painted_component_sizes
 from .trainset import (
     DEFAULT_AUGMENTATION,
@@ -31,6 +46,7 @@ from .trainset import (
     painted_mask_source,
     save_training_set,
 )
+from .vesicles import VesicleParams, close_vesicles
 
 
 @dataclass
@@ -193,3 +209,211 @@ def training_set_from_files(
     result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A, tilt.to_record))
     save_training_set(output, result)
     return result, boxes, tilt
+
+
+@dataclass(frozen=True)
+class ClosedVesicles:
+    """What :func:`close_vesicles_in_file` closed and wrote.
+
+    Attributes
+    ----------
+    labels : the closed label map (z, y, x), the input's integer type
+    fits : one row per fitted sphere (centre x, y, z in voxels, radius in nm, fit
+        scores, accepted, reason), as written to ``table_path``
+    table_path : the CSV of the sphere fits
+    tilt : the tilt range used (degrees) and where it came from
+    params : the acceptance parameters used (lengths in nm)
+    """
+
+    labels: np.ndarray
+    fits: pd.DataFrame
+    table_path: Path
+    tilt: TiltRange
+    params: VesicleParams
+
+    @property
+    def n_closed(self) -> int:
+        """Sphere fits accepted and painted as closed vesicles."""
+        return int(self.fits["accepted"].sum())
+
+
+def vesicle_table_path(output: str | os.PathLike) -> Path:
+    """The default CSV of sphere fits beside a closed map: ``STEM_vesicles.csv``."""
+    output = Path(output)
+    return output.with_name(tomogram_stem(output) + "_vesicles.csv")
+
+
+def _vesicle_setup(
+    output: Path,
+    table_path: Path | None,
+    inputs: list[Path],
+    params: VesicleParams | None,
+    tilt_range_deg: tuple[float, float] | None,
+    overwrite: bool,
+) -> tuple[Path, VesicleParams, TiltRange]:
+    """Before any work: the outputs checked (map, legend, table, sidecar), the tilt range
+    chosen (given, else recorded by ``inputs``, else ±60°) and the parameters validated."""
+    table_path = Path(table_path) if table_path is not None else vesicle_table_path(output)
+    check_outputs(
+        [output, table_path, legend_path(output), sidecar_path(output)],
+        overwrite=overwrite,
+        inputs=[p for p in inputs if p.exists()],  # not copick locations
+    )
+    tilt = tilt_range_for(inputs, tilt_range_deg)
+    params = replace(params or VesicleParams(), tilt_range_deg=tilt.deg)
+    params.validate()
+    return table_path, params, tilt
+
+
+def close_vesicles_in_file(
+    annotation: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    table_path: str | os.PathLike | None = None,
+    feature: str = "membrane",
+    value: float | None = None,
+    params: VesicleParams | None = None,
+    tilt_range_deg: tuple[float, float] | None = None,
+    overwrite: bool = True,
+    show_progress: bool = False,
+) -> ClosedVesicles:
+    """Close the spherical vesicles of a label map file across the missing wedge.
+
+    Fits a sphere to each membrane component and, where it fits and covers the part of
+    the sphere the tilt range shows, paints the whole shell
+    (:func:`tomoscribe.segment.vesicles.close_vesicles`).  Writes ``output`` (.mrc or
+    .zarr, with the input's legend), the table of sphere fits and the provenance record.
+    Every output is checked before the map is read.
+
+    Parameters
+    ----------
+    annotation : a merged label map with its legend, or another tool's membrane map
+        (``value``: the feature's label; default every nonzero voxel)
+    output : the closed label map
+    table_path : CSV of every sphere fit (default ``STEM_vesicles.csv`` beside ``output``)
+    feature : the membrane feature's name in the legend
+    params : acceptance parameters (lengths in nm); their tilt range is replaced by
+        ``tilt_range_deg``
+    tilt_range_deg : (min, max) tilt of the series, degrees, tilt axis y; None: as the
+        map records it, else ±60°
+    overwrite : replace an earlier output of tomoscribe's
+
+    Raises
+    ------
+    ParameterError
+        A map with a legend holds floating-point values, or a parameter is out of range.
+    AnnotationError
+        The map has no voxel of ``feature``.
+    """
+    annotation, output = Path(annotation), Path(output)
+    table_path, params, tilt = _vesicle_setup(
+        output, table_path, [annotation], params, tilt_range_deg, overwrite
+    )
+    volume = read_volume(annotation)
+    data = np.asarray(volume.data)
+    voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)
+    if voxels.how == "legend" and np.issubdtype(data.dtype, np.floating):
+        raise ParameterError(
+            f"{annotation} holds values, not integer labels; give the merged "
+            "map written by `tomoscribe merge`."
+        )
+    labels, label = single_label_map(data, voxels)
+    if not (labels == label).any():
+        raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to close.")
+    legend = read_legend(annotation) or Legend.for_feature(feature)
+    return _close_and_write(
+        volume.with_data(labels),
+        label,
+        legend,
+        output,
+        table_path,
+        params,
+        tilt,
+        {"feature": feature, **params.as_dict(), **voxels.as_dict()},
+        [annotation],
+        overwrite,
+        show_progress,
+    )
+
+
+def close_vesicles_to_files(
+    labels: Volume,
+    legend: Legend,
+    output: str | os.PathLike,
+    feature: str = "membrane",
+    *,
+    inputs: list[str | os.PathLike] = (),
+    params: VesicleParams | None = None,
+    tilt_range_deg: tuple[float, float] | None = None,
+    overwrite: bool = True,
+    show_progress: bool = False,
+) -> ClosedVesicles:
+    """:func:`close_vesicles_in_file` for a label map in memory: ``labels`` (integer ids,
+    with its voxel size and origin) and its ``legend``; ``inputs`` are the files it was
+    read from (their tilt range is the default; they are recorded in the provenance).
+    The table of sphere fits goes to ``STEM_vesicles.csv`` beside ``output``."""
+    output, inputs = Path(output), [Path(p) for p in inputs]
+    table_path, params, tilt = _vesicle_setup(
+        output, None, inputs, params, tilt_range_deg, overwrite
+    )
+    label = legend.id_of(feature)
+    settings = {"feature": feature, **params.as_dict(), **FeatureVoxels("legend", label).as_dict()}
+    return _close_and_write(
+        labels,
+        label,
+        legend,
+        output,
+        table_path,
+        params,
+        tilt,
+        settings,
+        inputs,
+        overwrite,
+        show_progress,
+    )
+
+
+def _close_and_write(
+    labels: Volume,
+    label: int,
+    legend: Legend,
+    output: Path,
+    table_path: Path,
+    params: VesicleParams,
+    tilt: TiltRange,
+    settings: dict,
+    inputs: list[Path],
+    overwrite: bool,
+    show_progress: bool,
+) -> ClosedVesicles:
+    """Close the vesicles of ``label`` in ``labels``; write the map with its legend, the
+    table of fits and the provenance record."""
+    closed, fitted = close_vesicles(
+        np.asarray(labels.data), label, labels.pixel_size_A, params, show_progress=show_progress
+    )
+    with create_volume(
+        output,
+        closed.shape,
+        closed.dtype,
+        labels.voxel_size_A,
+        labels.origin_A,
+        overwrite=overwrite,
+        legend=legend,
+    ) as target:
+        target[...] = closed
+        write_legend(output, legend)
+        with atomic_path(table_path) as tmp:
+            fitted.to_csv(tmp, index=False)
+    result = ClosedVesicles(closed, fitted, table_path, tilt, params)
+    write_provenance(
+        output,
+        "vesicles",
+        settings,
+        inputs,
+        extra={
+            "n_fitted": len(fitted),
+            "n_closed": result.n_closed,
+            **carried_acquisition(inputs, tilt_range_deg=tilt.to_record),
+        },
+    )
+    return result
