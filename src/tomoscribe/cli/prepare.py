@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..outputs import check_free_space, read_provenance, write_provenance
+from ..outputs import read_provenance
 from . import options
 from .app import app
 from .checks import writes
@@ -48,32 +48,23 @@ def preprocess(
     quiet: bool = options.Quiet,
 ) -> None:
     """Band-pass (Å), normalise to mean 0 / sd 1, clamp, and optionally bin, slab by slab."""
-    import numpy as np
+    from ..preprocess import PreprocessParams
+    from ..preprocess.workflow import preprocess_file
 
-    from ..io import create_volume, read_volume
-    from ..io.provenance import carried_acquisition
-    from ..preprocess import PreprocessParams, binned_geometry, preprocess_into
-
-    volume = read_volume(tomogram, voxel_size, channel)
     params = PreprocessParams(
         lowpass_A=lowpass or None,
         highpass_A=highpass or None,
         bin_factor=bin_factor,
         clamp_sigma=clamp or None,
     )
-    params.validate(volume.pixel_size_A * bin_factor)
-    shape, voxel, origin = binned_geometry(volume, bin_factor)
-    check_free_space(output, 4 * int(np.prod(shape)))  # float32
-    with create_volume(output, shape, np.float32, voxel, origin, overwrite=overwrite) as out:
-        stats = preprocess_into(volume, out, params, show_progress=not quiet)
-    write_provenance(
+    result = preprocess_file(
+        tomogram,
         output,
-        "preprocess",
-        {**params.as_dict(), "voxel_size_A": voxel},
-        [tomogram],
-        extra={
-            "statistics_before_normalisation": stats,
-            **carried_acquisition([tomogram], voxel[0]),
-        },
+        params,
+        voxel_size_A=voxel_size,
+        channel=channel,
+        overwrite=overwrite,
+        show_progress=not quiet,
     )
-    typer.echo(f"wrote {output} ({shape[2]}×{shape[1]}×{shape[0]} at {voxel[0]:.4g} Å)")
+    nz, ny, nx = result.shape
+    typer.echo(f"wrote {output} ({nx}×{ny}×{nz} at {result.voxel_size_A[0]:.4g} Å)")

@@ -27,9 +27,9 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from .errors import ParameterError
-from .progress import track
-from .volume import Volume, check_finite, iter_slabs
+from ..errors import ParameterError
+from ..progress import track
+from ..volume import Volume, check_finite, iter_slabs
 
 _LN2 = math.log(2.0)
 

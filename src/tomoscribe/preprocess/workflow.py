@@ -1,0 +1,85 @@
+"""Preprocessing on files: what ``tomoscribe preprocess`` does, as a call.
+
+:func:`preprocess_file` reads a tomogram (MRC, OME-Zarr, TIFF), checks the parameters
+and the space for the output, and streams it slab by slab through
+:func:`tomoscribe.preprocess.preprocess_into` into a float32 MRC or OME-Zarr file with
+its provenance record (the acquisition record carried, at the binned voxel size).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io import create_volume, read_volume
+from ..io.provenance import carried_acquisition
+from ..outputs import check_free_space, write_provenance
+from . import PreprocessParams, binned_geometry, preprocess_into
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """What :func:`preprocess_file` wrote.
+
+    Attributes
+    ----------
+    shape : (z, y, x) voxels of the output
+    voxel_size_A : (x, y, z) voxel size of the output, Å
+    statistics : mean and standard deviation (and more) of the band-passed volume
+        before normalisation, as recorded in the provenance
+    """
+
+    shape: tuple[int, int, int]
+    voxel_size_A: tuple[float, float, float]
+    statistics: dict
+
+
+def preprocess_file(
+    tomogram: str | os.PathLike,
+    output: str | os.PathLike,
+    params: PreprocessParams,
+    *,
+    voxel_size_A: float | None = None,
+    channel: int | None = None,
+    overwrite: bool = True,
+    show_progress: bool = False,
+) -> Preprocessed:
+    """Bin, band-pass (Å), normalise and clamp a tomogram file into ``output``.
+
+    Parameters
+    ----------
+    tomogram : input volume (.mrc, .zarr, .tif)
+    output : float32 .mrc or .zarr to write, with a provenance sidecar
+    params : the preprocessing (lengths in Å; validated against the binned voxel size)
+    voxel_size_A : the input's voxel size (Å) where its header lacks it
+    channel : the channel of a colour TIFF
+    overwrite : replace an earlier output of tomoscribe's
+
+    Raises
+    ------
+    ParameterError
+        A filter length is shorter than two binned voxels or otherwise out of range.
+    OutputError
+        The output's file system lacks the space for it.
+    """
+    tomogram, output = Path(tomogram), Path(output)
+    volume = read_volume(tomogram, voxel_size_A, channel)
+    params.validate(volume.pixel_size_A * params.bin_factor)
+    shape, voxel, origin = binned_geometry(volume, params.bin_factor)
+    check_free_space(output, 4 * int(np.prod(shape)))  # float32
+    with create_volume(output, shape, np.float32, voxel, origin, overwrite=overwrite) as out:
+        stats = preprocess_into(volume, out, params, show_progress=show_progress)
+    write_provenance(
+        output,
+        "preprocess",
+        {**params.as_dict(), "voxel_size_A": voxel},
+        [tomogram],
+        extra={
+            "statistics_before_normalisation": stats,
+            **carried_acquisition([tomogram], voxel[0]),
+        },
+    )
+    return Preprocessed(tuple(shape), tuple(voxel), stats)
