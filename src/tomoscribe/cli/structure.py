@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InputFileError, ParameterError
+from ..errors import ParameterError
 from ..outputs import check_output_folder, check_writable, write_provenance
 from . import options
 from .app import app
@@ -373,32 +373,14 @@ def select(
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Remove chosen 2D classes from a particle set."""
-    from ..io.particles import read_particles, recorded_voxel_size, write_particles
+    from ..structure.workflow import select_classes_of_file
 
-    table = read_particles(particles)
-    if "class" not in table:
-        raise InputFileError(f"{particles} has no rlnClassNumber; run `tomoscribe clean` first.")
     try:
         drop = {int(v) for v in remove.split(",") if v.strip()}
     except ValueError:
         raise ParameterError(f"--remove {remove!r} is not a list of class numbers.") from None
-    unknown = drop - set(table["class"].astype(int))
-    if unknown:
-        raise ParameterError(f"classes {sorted(unknown)} do not exist in {particles}.")
-    kept = table[~table["class"].astype(int).isin(drop)]
-    if len(kept) == 0:
-        raise ParameterError("removing these classes leaves no particle.")
-    voxel = recorded_voxel_size(table) or 1.0
-    kept = kept.copy()
-    write_particles(output, kept, voxel)
-    write_provenance(
-        output,
-        "select",
-        {"removed_classes": sorted(drop)},
-        [particles],
-        extra={"n_kept": len(kept), "n_removed": len(table) - len(kept)},
-    )
-    typer.echo(f"kept {len(kept)} of {len(table)} particles in {output}")
+    selected = select_classes_of_file(particles, output, drop, overwrite)
+    typer.echo(f"kept {len(selected.kept)} of {selected.n_total} particles in {output}")
 
 
 @app.command()

@@ -6,7 +6,8 @@ from ``tomoscribe segment`` or another tool's label map, learns the particle siz
 from the painting where the map records them, picks compact particles or traces
 filaments, and writes the picks in every format asked for.  :func:`extract_from_files` cuts
 subtomograms around a tomogram's picks, :func:`clean_particle_file` classifies their
-projections in 2D, :func:`average_particle_file` refines their average.
+projections in 2D, :func:`select_classes_of_file` drops chosen 2D classes,
+:func:`average_particle_file` refines their average.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ from ..io.particles import (
     write_particles,
 )
 from ..io.provenance import carried_acquisition, with_tilt_columns
-from ..outputs import atomic_path, check_free_space, check_writable, output_folder, read_provenance
+from ..outputs import (
+    atomic_path,
+    check_free_space,
+    check_writable,
+    output_folder,
+    read_provenance,
+    write_provenance,
+)
 from ..segment.labelmaps import feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume
@@ -275,6 +283,59 @@ def class_gallery(path: Path, averages: np.ndarray, counts) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
+
+
+@dataclass(frozen=True)
+class Selected:
+    """What :func:`select_classes_of_file` kept.
+
+    Attributes
+    ----------
+    kept : the particles of the classes not removed
+    n_total : particles in the input
+    removed : the class numbers removed (from 1, as ``rlnClassNumber``)
+    """
+
+    kept: pd.DataFrame
+    n_total: int
+    removed: tuple[int, ...]
+
+
+def select_classes_of_file(
+    particles: Path, output: Path, remove: set[int] | list[int], overwrite: bool = True
+) -> Selected:
+    """Write to ``output`` the particles of a classified STAR file (``tomoscribe clean``)
+    that are not in the 2D classes ``remove``, with a provenance record.
+
+    Raises
+    ------
+    InputFileError
+        The file has no ``rlnClassNumber``.
+    ParameterError
+        A class to remove does not exist, or removing them leaves no particle.
+    """
+    particles, output = Path(particles), Path(output)
+    check_writable(output, overwrite)
+    table = read_particles(particles)
+    if "class" not in table:
+        raise InputFileError(f"{particles} has no rlnClassNumber; run `tomoscribe clean` first.")
+    drop = {int(c) for c in remove}
+    classes = table["class"].astype(int)
+    unknown = drop - set(classes)
+    if unknown:
+        raise ParameterError(f"classes {sorted(unknown)} do not exist in {particles}.")
+    kept = table[~classes.isin(drop)].copy()
+    if len(kept) == 0:
+        raise ParameterError("removing these classes leaves no particle.")
+    write_particles(output, kept, recorded_voxel_size(table) or 1.0)
+    write_provenance(
+        output,
+        "select",
+        {"removed_classes": sorted(drop)},
+        [particles],
+        extra={"n_kept": len(kept), "n_removed": len(table) - len(kept)},
+    )
+    return Selected(kept, len(table), tuple(sorted(drop)))
 
 
 def average_particle_file(
