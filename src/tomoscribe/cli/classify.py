@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from ..errors import InvalidDataError
-from ..outputs import atomic_path, write_provenance
 from . import options
 from .app import app
 from .checks import writes
@@ -18,15 +15,6 @@ classify_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(classify_app, name="classify")
-
-
-def _accuracy_table(truth, predicted, class_names) -> dict:
-    per_class = {}
-    for index, name in enumerate(class_names):
-        members = truth == index
-        if members.any():
-            per_class[name] = float((predicted[members] == index).mean())
-    return {"accuracy": float((truth == predicted).mean()), "per_class": per_class}
 
 
 @classify_app.command("train")
@@ -78,17 +66,9 @@ def train(
     quiet: bool = options.Quiet,
 ) -> None:
     """Train a classifier on a labelled dataset; report accuracy on the held-out part."""
-    import numpy as np
+    from ..classify.model_workflow import train_classifier_file
+    from ..classify.training import ClassifierParams
 
-    from ..classify.modelfile import save_classifier
-    from ..classify.training import ClassifierParams, predict, split_halves, train_classifier
-    from ..classify.workflow import load_subtomograms
-
-    volumes, labels, names, voxel = load_subtomograms(dataset)
-    if test_fraction > 0:
-        train_mask, test_mask = split_halves(labels, test_fraction, seed)
-    else:
-        train_mask, test_mask = np.ones(len(labels), bool), np.zeros(len(labels), bool)
     params = ClassifierParams(
         epochs=epochs,
         batch_size=batch,
@@ -100,39 +80,15 @@ def train(
         rotate_fraction=rotate_fraction,
         schedule=schedule,
     )
-    classifier = train_classifier(
-        volumes[train_mask],
-        labels[train_mask],
-        names,
-        arch,
-        params,
-        voxel_size_A=voxel or 1.0,
-        device=device,
-        show_progress=not quiet,
+    trained = train_classifier_file(
+        dataset, output, arch, params, test_fraction, device=device, show_progress=not quiet
     )
-    scores = None
-    if test_mask.any():
-        predicted = predict(classifier, volumes[test_mask], device=device).argmax(1)
-        scores = _accuracy_table(labels[test_mask], predicted, names)
-        classifier.metadata["test"] = scores
-    save_classifier(output, classifier)
-    write_provenance(
-        output,
-        "classify train",
-        {
-            "arch": arch,
-            **params.__dict__,
-            "learning_rate": params.rate_for(arch),
-            "test_fraction": test_fraction,
-        },
-        [],
-        extra={"dataset": str(dataset.resolve()), "test": scores},
-    )
-    last = classifier.metadata["training"]["history"][-1]
+    names, scores = trained.classifier.class_names, trained.test
+    last = trained.classifier.metadata["training"]["history"][-1]
     typer.echo(
         f"wrote {output}: {arch}, {len(names)} classes, train accuracy "
         f"{last['train_accuracy']:.3f}"
-        + (f", test accuracy {scores['accuracy']:.3f} on {int(test_mask.sum())}" if scores else "")
+        + (f", test accuracy {scores['accuracy']:.3f} on {trained.n_test}" if scores else "")
     )
 
 
@@ -150,29 +106,12 @@ def evaluate(
     device: str = options.Device,
 ) -> None:
     """Accuracy of a classifier on a labelled dataset."""
-    import numpy as np
+    from ..classify.model_workflow import evaluate_classifier_file
 
-    from ..classify.modelfile import load_classifier
-    from ..classify.training import predict
-    from ..classify.workflow import check_voxel_size, load_subtomograms
-
-    classifier = load_classifier(model)
-    volumes, labels, names, voxel = load_subtomograms(dataset)
-    check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
-    if names != classifier.class_names:
-        raise InvalidDataError(
-            f"{dataset} has classes {names} but the classifier knows {classifier.class_names}."
-        )
-    predicted = predict(classifier, volumes, device=device).argmax(1)
-    scores = _accuracy_table(labels, predicted, names)
-    confusion = np.zeros((len(names), len(names)), int)
-    np.add.at(confusion, (labels, predicted), 1)
-    scores["confusion"] = {"rows_true_columns_predicted": names, "counts": confusion.tolist()}
-    if output:
-        with atomic_path(output) as tmp:
-            tmp.write_text(json.dumps(scores, indent=2) + "\n")
+    scores = evaluate_classifier_file(model, dataset, output, device)
+    n = sum(sum(row) for row in scores["confusion"]["counts"])
     typer.echo(
-        f"accuracy {scores['accuracy']:.3f} on {len(labels)} subtomograms; "
+        f"accuracy {scores['accuracy']:.3f} on {n} subtomograms; "
         + ", ".join(f"{k} {v:.2f}" for k, v in scores["per_class"].items())
     )
 
@@ -187,15 +126,10 @@ def baseline(
     seed: int = options.Seed,
 ) -> None:
     """RIF-SVM: rotation-invariant spherical-harmonic features + RBF-SVM, held-out accuracy."""
-    from ..classify.rif import fit_rif_svm
-    from ..classify.training import split_halves
-    from ..classify.workflow import load_subtomograms
+    from ..classify.model_workflow import rif_baseline_file
 
-    volumes, labels, names, _ = load_subtomograms(dataset)
-    train_mask, test_mask = split_halves(labels, test_fraction, seed)
-    model = fit_rif_svm(volumes[train_mask], labels[train_mask], max_degree, seed)
-    scores = _accuracy_table(labels[test_mask], model.predict(volumes[test_mask]), names)
+    scores, n_test = rif_baseline_file(dataset, test_fraction, max_degree, seed)
     typer.echo(
-        f"RIF-SVM test accuracy {scores['accuracy']:.3f} on {int(test_mask.sum())}; "
+        f"RIF-SVM test accuracy {scores['accuracy']:.3f} on {n_test}; "
         + ", ".join(f"{k} {v:.2f}" for k, v in scores["per_class"].items())
     )

@@ -3,20 +3,15 @@ structural mining of subtomograms (Xu et al. 2017; Zeng et al. 2017, 2018)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-from ..errors import InvalidDataError, ParameterError
-from ..outputs import atomic_path, check_output_folder, write_provenance
+from ..errors import ParameterError
+from ..outputs import check_output_folder, write_provenance
 from . import options
 from .checks import arguments_as, writes
 from .classify import classify_app
-
-if TYPE_CHECKING:  # annotations only; imported where used
-    import numpy as np
 
 autoencoder_app = typer.Typer(
     help="Autoencoder pattern mining (Zeng et al. 2018).", no_args_is_help=True
@@ -50,40 +45,12 @@ def features(
     device: str = options.Device,
 ) -> None:
     """Structural features of every subtomogram of a dataset."""
-    import numpy as np
-
-    from ..classify.featurefile import save_features
-    from ..classify.workflow import check_voxel_size, load_subtomograms
+    from ..classify.model_workflow import features_file
 
     if (model is None) == (not rif):
         raise ParameterError("give either --model FILE or --rif.")
-    volumes, labels, names, voxel = load_subtomograms(dataset)
-    table = {"labels": labels}
-    record = {"dataset": str(dataset.resolve()), "class_names": names, "voxel_size_A": voxel}
-    if rif:
-        from ..classify.rif import rotation_invariant_features
-
-        table["features"] = rotation_invariant_features(volumes).astype(np.float32)
-        record["source"] = "rif"
-    else:
-        from ..classify.modelfile import load_classifier
-        from ..classify.training import extract_features, predict
-
-        classifier = load_classifier(model)
-        check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
-        table["features"] = extract_features(classifier, volumes, device=device, layer=layer)
-        table["predicted"] = predict(classifier, volumes, device=device).argmax(1)
-        record.update(
-            {
-                "source": str(model.resolve()),
-                "layer": layer,
-                "model_classes": classifier.class_names,
-            }
-        )
-    save_features(output, table, record)
-    typer.echo(
-        f"wrote {output}: {table['features'].shape[1]} features for {len(volumes)} subtomograms"
-    )
+    found = features_file(dataset, output, model, layer, device)
+    typer.echo(f"wrote {output}: {found.shape[1]} features for {len(found)} subtomograms")
 
 
 @classify_app.command("cluster")
@@ -192,34 +159,18 @@ def autoencoder_train(
     quiet: bool = options.Quiet,
 ) -> None:
     """Train a 3D convolutional autoencoder on subtomograms (no labels needed)."""
-    from ..classify.autoencoder import save_autoencoder, train_autoencoder
-    from ..classify.workflow import load_subtomograms
+    from ..classify.model_workflow import train_autoencoder_file
 
-    volumes, _, _, voxel = load_subtomograms(dataset)
-    model = train_autoencoder(
-        volumes,
+    model = train_autoencoder_file(
+        dataset,
+        output,
         code_size,
         epochs,
         batch,
         learning_rate,
-        voxel_size_A=voxel or 1.0,
         seed=seed,
         device=device,
         show_progress=not quiet,
-    )
-    save_autoencoder(output, model)
-    write_provenance(
-        output,
-        "classify autoencoder train",
-        {
-            "code_size": code_size,
-            "epochs": epochs,
-            "batch": batch,
-            "learning_rate": learning_rate,
-            "seed": seed,
-        },
-        [],
-        extra={"dataset": str(dataset.resolve())},
     )
     typer.echo(
         f"wrote {output}: reconstruction loss "
@@ -254,20 +205,6 @@ def autoencoder_mine(
     )
 
 
-def _centre_masks(dataset: Path) -> np.ndarray:
-    import numpy as np
-
-    from ..simulate.subtomograms import load_dataset
-
-    data = load_dataset(dataset)
-    if "centre_masks" not in data:
-        raise InvalidDataError(
-            f"{dataset} has no centre-particle masks; simulate a crowded "
-            "dataset (`simulate subtomograms --crowded N`)."
-        )
-    return np.asarray(data["centre_masks"][...])
-
-
 @voxelseg_app.command("train")
 @writes(files=("output",))
 def voxelseg_train(
@@ -284,58 +221,18 @@ def voxelseg_train(
     quiet: bool = options.Quiet,
 ) -> None:
     """Train the centre-particle U-Net; report Dice on the held-out part."""
-    import numpy as np
+    from ..classify.model_workflow import train_voxelseg_file
 
-    from ..classify.training import split_halves
-    from ..classify.voxelseg import (
-        dice_per_subtomogram,
-        save_voxel_segmenter,
-        segment_centre_particles,
-        train_voxel_segmenter,
-    )
-    from ..classify.workflow import load_subtomograms
-
-    volumes, labels, _, voxel = load_subtomograms(dataset)
-    masks = _centre_masks(dataset)
-    if test_fraction > 0:
-        train_mask, test_mask = split_halves(labels, test_fraction, seed)
-    else:
-        train_mask, test_mask = np.ones(len(labels), bool), np.zeros(len(labels), bool)
-    model = train_voxel_segmenter(
-        volumes[train_mask],
-        masks[train_mask],
+    dice = train_voxelseg_file(
+        dataset,
+        output,
         epochs,
         batch,
         learning_rate,
-        voxel_size_A=voxel or 1.0,
+        test_fraction,
         seed=seed,
         device=device,
         show_progress=not quiet,
-    )
-    dice = None
-    if test_mask.any():
-        predicted = segment_centre_particles(model, volumes[test_mask], device=device) > 0.5
-        has_particle = masks[test_mask].reshape(int(test_mask.sum()), -1).any(1)
-        values = dice_per_subtomogram(predicted, masks[test_mask])[has_particle]
-        dice = {
-            "mean": float(values.mean()),
-            "median": float(np.median(values)),
-            "n": int(len(values)),
-        }
-        model.metadata["test"] = dice
-    save_voxel_segmenter(output, model)
-    write_provenance(
-        output,
-        "classify voxelseg train",
-        {
-            "epochs": epochs,
-            "batch": batch,
-            "learning_rate": learning_rate,
-            "test_fraction": test_fraction,
-            "seed": seed,
-        },
-        [],
-        extra={"dataset": str(dataset.resolve()), "test": dice},
     )
     typer.echo(
         f"wrote {output}"
@@ -362,34 +259,10 @@ def voxelseg_apply(
     device: str = options.Device,
 ) -> None:
     """Label the centre particle's voxels in every subtomogram; Dice when masks are known."""
-    import numpy as np
+    from ..classify.model_workflow import apply_voxelseg_file
 
-    from ..classify.voxelseg import (
-        dice_per_subtomogram,
-        load_voxel_segmenter,
-        segment_centre_particles,
+    masks, dice = apply_voxelseg_file(model, dataset, output, threshold, device)
+    typer.echo(
+        f"wrote {output}: {len(masks)} masks"
+        + (f"; Dice against the truth: mean {dice:.3f}" if dice is not None else "")
     )
-    from ..classify.workflow import check_voxel_size, load_subtomograms
-    from ..io.zarrstore import open_group, write_array
-    from ..simulate.subtomograms import load_dataset
-
-    segmenter = load_voxel_segmenter(model)
-    volumes, _, _, voxel = load_subtomograms(dataset)
-    check_voxel_size(dataset, voxel, segmenter.voxel_size_A, "segmenter")
-    probability = segment_centre_particles(segmenter, volumes, device=device)
-    masks = (probability > threshold).astype(np.uint8)
-    with atomic_path(output) as tmp:
-        group = open_group(tmp, mode="w")
-        write_array(group, "masks", masks)
-        write_array(group, "probability", probability)
-        group.attrs["tomoscribe_voxelseg"] = json.dumps(
-            {"model": str(model.resolve()), "threshold": threshold}
-        )
-    data = load_dataset(dataset)
-    message = f"wrote {output}: {len(masks)} masks"
-    if "centre_masks" in data:
-        truth = np.asarray(data["centre_masks"][...])
-        present = truth.reshape(len(truth), -1).any(1)
-        dice = dice_per_subtomogram(masks, truth)[present]
-        message += f"; Dice against the truth: mean {dice.mean():.3f}"
-    typer.echo(message)

@@ -1,0 +1,369 @@
+"""Subtomogram models on dataset files: what ``tomoscribe classify train | evaluate |
+baseline | features``, ``classify autoencoder train`` and ``classify voxelseg train |
+apply`` do, as calls.
+
+Each reads a dataset store (``simulate subtomograms``, zarr), trains or applies one
+model, and writes the command's files with their provenance records:
+
+- :func:`train_classifier_file`, :func:`evaluate_classifier_file`: a 3D CNN classifier
+  (Xu et al. 2017) trained on a stratified part, scored on the rest;
+- :func:`rif_baseline_file`: the rotation-invariant features + RBF-SVM baseline;
+- :func:`features_file`: a network's (or the rotation-invariant) features of every
+  subtomogram, as a feature store for ``classify cluster``;
+- :func:`train_autoencoder_file`: the pattern-mining autoencoder (Zeng et al. 2018);
+- :func:`train_voxelseg_file`, :func:`apply_voxelseg_file`: the centre-particle U-Net.
+
+The mining workflows on feature stores (cluster, discover, mine) are in
+:mod:`tomoscribe.classify.workflow`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidDataError
+from ..outputs import atomic_path, write_provenance
+from .training import Classifier, ClassifierParams, split_halves
+from .workflow import check_voxel_size, load_subtomograms
+
+
+def accuracy_table(truth: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> dict:
+    """``{"accuracy", "per_class"}``: the fraction of ``predicted`` class indices equal
+    to ``truth``, overall and per true class (classes without members left out)."""
+    per_class = {}
+    for index, name in enumerate(class_names):
+        members = truth == index
+        if members.any():
+            per_class[name] = float((predicted[members] == index).mean())
+    return {"accuracy": float((truth == predicted).mean()), "per_class": per_class}
+
+
+def _split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test masks: a stratified ``test_fraction`` held out per class, or
+    everything trained on when it is 0."""
+    if test_fraction > 0:
+        return split_halves(labels, test_fraction, seed)
+    return np.ones(len(labels), bool), np.zeros(len(labels), bool)
+
+
+@dataclass(frozen=True)
+class TrainedClassifier:
+    """What :func:`train_classifier_file` trained.
+
+    Attributes
+    ----------
+    classifier : the trained network with its metadata (history, test scores)
+    test : ``{"accuracy", "per_class"}`` on the held-out part; None when nothing was
+        held out
+    n_test : subtomograms held out
+    """
+
+    classifier: Classifier
+    test: dict | None
+    n_test: int
+
+
+def train_classifier_file(
+    dataset: str | os.PathLike,
+    output: str | os.PathLike,
+    arch: str = "resnet3d",
+    params: ClassifierParams = ClassifierParams(),
+    test_fraction: float = 0.5,
+    device: str = "auto",
+    show_progress: bool = False,
+) -> TrainedClassifier:
+    """Train a classifier on a labelled dataset, score it on the held-out
+    ``test_fraction`` of each class (0: train on everything) and save it to ``output``."""
+    from .modelfile import save_classifier
+    from .training import predict, train_classifier
+
+    dataset, output = Path(dataset), Path(output)
+    volumes, labels, names, voxel = load_subtomograms(dataset)
+    train_mask, test_mask = _split(labels, test_fraction, params.seed)
+    classifier = train_classifier(
+        volumes[train_mask],
+        labels[train_mask],
+        names,
+        arch,
+        params,
+        voxel_size_A=voxel or 1.0,
+        device=device,
+        show_progress=show_progress,
+    )
+    scores = None
+    if test_mask.any():
+        predicted = predict(classifier, volumes[test_mask], device=device).argmax(1)
+        scores = accuracy_table(labels[test_mask], predicted, names)
+        classifier.metadata["test"] = scores
+    save_classifier(output, classifier)
+    write_provenance(
+        output,
+        "classify train",
+        {
+            "arch": arch,
+            **params.__dict__,
+            "learning_rate": params.rate_for(arch),
+            "test_fraction": test_fraction,
+        },
+        [],
+        extra={"dataset": str(dataset.resolve()), "test": scores},
+    )
+    return TrainedClassifier(classifier, scores, int(test_mask.sum()))
+
+
+def evaluate_classifier_file(
+    model: str | os.PathLike,
+    dataset: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    device: str = "auto",
+) -> dict:
+    """Accuracy of a classifier file on a labelled dataset: ``{"accuracy", "per_class",
+    "confusion"}`` (rows true, columns predicted), also written to ``output`` (JSON).
+
+    Raises
+    ------
+    InvalidDataError
+        The dataset's classes are not the classifier's.
+    VoxelSizeMismatchError
+        Its voxel size differs from the classifier's by more than 5%.
+    """
+    from .modelfile import load_classifier
+    from .training import predict
+
+    dataset = Path(dataset)
+    classifier = load_classifier(model)
+    volumes, labels, names, voxel = load_subtomograms(dataset)
+    check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+    if names != classifier.class_names:
+        raise InvalidDataError(
+            f"{dataset} has classes {names} but the classifier knows {classifier.class_names}."
+        )
+    predicted = predict(classifier, volumes, device=device).argmax(1)
+    scores = accuracy_table(labels, predicted, names)
+    confusion = np.zeros((len(names), len(names)), int)
+    np.add.at(confusion, (labels, predicted), 1)
+    scores["confusion"] = {"rows_true_columns_predicted": names, "counts": confusion.tolist()}
+    if output:
+        with atomic_path(output) as tmp:
+            tmp.write_text(json.dumps(scores, indent=2) + "\n")
+    return scores
+
+
+def rif_baseline_file(
+    dataset: str | os.PathLike, test_fraction: float = 0.5, max_degree: int = 10, seed: int = 0
+) -> tuple[dict, int]:
+    """The RIF-SVM baseline (rotation-invariant spherical-harmonic features up to degree
+    ``max_degree`` + RBF-SVM) trained on part of a labelled dataset: its
+    ``{"accuracy", "per_class"}`` on the held-out ``test_fraction`` and how many that
+    held out."""
+    from .rif import fit_rif_svm
+
+    volumes, labels, names, _ = load_subtomograms(Path(dataset))
+    train_mask, test_mask = split_halves(labels, test_fraction, seed)
+    model = fit_rif_svm(volumes[train_mask], labels[train_mask], max_degree, seed)
+    scores = accuracy_table(labels[test_mask], model.predict(volumes[test_mask]), names)
+    return scores, int(test_mask.sum())
+
+
+def features_file(
+    dataset: str | os.PathLike,
+    output: str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    layer: str = "output",
+    device: str = "auto",
+) -> np.ndarray:
+    """Structural features of every subtomogram of a dataset, written as a feature store
+    (zarr) with the labels: a classifier file's ``output`` (last linear layer, as in Xu
+    et al.) or ``hidden`` layer with its predictions, or, without ``model``, the
+    rotation-invariant spherical-harmonic features.  Returns the features (N, F)."""
+    from .featurefile import save_features
+
+    dataset = Path(dataset)
+    volumes, labels, names, voxel = load_subtomograms(dataset)
+    table = {"labels": labels}
+    record = {"dataset": str(dataset.resolve()), "class_names": names, "voxel_size_A": voxel}
+    if model is None:
+        from .rif import rotation_invariant_features
+
+        table["features"] = rotation_invariant_features(volumes).astype(np.float32)
+        record["source"] = "rif"
+    else:
+        from .modelfile import load_classifier
+        from .training import extract_features, predict
+
+        classifier = load_classifier(model)
+        check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+        table["features"] = extract_features(classifier, volumes, device=device, layer=layer)
+        table["predicted"] = predict(classifier, volumes, device=device).argmax(1)
+        record.update(
+            {
+                "source": str(Path(model).resolve()),
+                "layer": layer,
+                "model_classes": classifier.class_names,
+            }
+        )
+    save_features(output, table, record)
+    return table["features"]
+
+
+def train_autoencoder_file(
+    dataset: str | os.PathLike,
+    output: str | os.PathLike,
+    code_size: int = 32,
+    epochs: int = 20,
+    batch: int = 16,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    device: str = "auto",
+    show_progress: bool = False,
+):
+    """Train the 3D convolutional autoencoder on a dataset's subtomograms (labels unused)
+    and save it to ``output``; returns the trained autoencoder (history in its
+    metadata)."""
+    from .autoencoder import save_autoencoder, train_autoencoder
+
+    dataset = Path(dataset)
+    volumes, _, _, voxel = load_subtomograms(dataset)
+    model = train_autoencoder(
+        volumes,
+        code_size,
+        epochs,
+        batch,
+        learning_rate,
+        voxel_size_A=voxel or 1.0,
+        seed=seed,
+        device=device,
+        show_progress=show_progress,
+    )
+    save_autoencoder(output, model)
+    write_provenance(
+        output,
+        "classify autoencoder train",
+        {
+            "code_size": code_size,
+            "epochs": epochs,
+            "batch": batch,
+            "learning_rate": learning_rate,
+            "seed": seed,
+        },
+        [],
+        extra={"dataset": str(dataset.resolve())},
+    )
+    return model
+
+
+def centre_masks(dataset: str | os.PathLike) -> np.ndarray | None:
+    """The centre-particle masks (N, n, n, n) of a crowded dataset; None without them."""
+    from ..simulate.subtomograms import load_dataset
+
+    data = load_dataset(dataset)
+    return np.asarray(data["centre_masks"][...]) if "centre_masks" in data else None
+
+
+def _dice_summary(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Dice per subtomogram whose true mask holds a particle."""
+    from .voxelseg import dice_per_subtomogram
+
+    present = truth.reshape(len(truth), -1).any(1)
+    return dice_per_subtomogram(predicted, truth)[present]
+
+
+def train_voxelseg_file(
+    dataset: str | os.PathLike,
+    output: str | os.PathLike,
+    epochs: int = 20,
+    batch: int = 8,
+    learning_rate: float = 1e-3,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    device: str = "auto",
+    show_progress: bool = False,
+) -> dict | None:
+    """Train the centre-particle U-Net on a crowded dataset with centre masks, save it to
+    ``output``, and return its Dice on the held-out ``test_fraction`` of each class
+    (``{"mean", "median", "n"}``; None when nothing was held out).
+
+    Raises
+    ------
+    InvalidDataError
+        The dataset has no centre-particle masks.
+    """
+    from .voxelseg import save_voxel_segmenter, segment_centre_particles, train_voxel_segmenter
+
+    dataset = Path(dataset)
+    volumes, labels, _, voxel = load_subtomograms(dataset)
+    masks = centre_masks(dataset)
+    if masks is None:
+        raise InvalidDataError(
+            f"{dataset} has no centre-particle masks; simulate a crowded "
+            "dataset (`simulate subtomograms --crowded N`)."
+        )
+    train_mask, test_mask = _split(labels, test_fraction, seed)
+    model = train_voxel_segmenter(
+        volumes[train_mask],
+        masks[train_mask],
+        epochs,
+        batch,
+        learning_rate,
+        voxel_size_A=voxel or 1.0,
+        seed=seed,
+        device=device,
+        show_progress=show_progress,
+    )
+    dice = None
+    if test_mask.any():
+        predicted = segment_centre_particles(model, volumes[test_mask], device=device) > 0.5
+        values = _dice_summary(predicted, masks[test_mask])
+        dice = {"mean": float(values.mean()), "median": float(np.median(values)), "n": len(values)}
+        model.metadata["test"] = dice
+    save_voxel_segmenter(output, model)
+    write_provenance(
+        output,
+        "classify voxelseg train",
+        {
+            "epochs": epochs,
+            "batch": batch,
+            "learning_rate": learning_rate,
+            "test_fraction": test_fraction,
+            "seed": seed,
+        },
+        [],
+        extra={"dataset": str(dataset.resolve()), "test": dice},
+    )
+    return dice
+
+
+def apply_voxelseg_file(
+    model: str | os.PathLike,
+    dataset: str | os.PathLike,
+    output: str | os.PathLike,
+    threshold: float = 0.5,
+    device: str = "auto",
+) -> tuple[np.ndarray, float | None]:
+    """Label the centre particle's voxels in every subtomogram of a dataset with a
+    segmenter file; writes ``output`` (zarr: ``masks`` uint8 and ``probability``
+    float32).  Returns the masks and, when the dataset holds the true centre masks, the
+    mean Dice against them (else None)."""
+    from ..io.zarrstore import open_group, write_array
+    from .voxelseg import load_voxel_segmenter, segment_centre_particles
+
+    dataset = Path(dataset)
+    segmenter = load_voxel_segmenter(model)
+    volumes, _, _, voxel = load_subtomograms(dataset)
+    check_voxel_size(dataset, voxel, segmenter.voxel_size_A, "segmenter")
+    probability = segment_centre_particles(segmenter, volumes, device=device)
+    masks = (probability > threshold).astype(np.uint8)
+    with atomic_path(output) as tmp:
+        group = open_group(tmp, mode="w")
+        write_array(group, "masks", masks)
+        write_array(group, "probability", probability)
+        group.attrs["tomoscribe_voxelseg"] = json.dumps(
+            {"model": str(Path(model).resolve()), "threshold": threshold}
+        )
+    truth = centre_masks(dataset)
+    return masks, None if truth is None else float(_dice_summary(masks, truth).mean())
