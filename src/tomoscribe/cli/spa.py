@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..errors import ParameterError
 from . import options
 from .app import app
 from .checks import writes
@@ -25,19 +24,6 @@ PixelSize = typer.Option(
     help="Pixel size in Å for all micrographs, overriding their headers.",
 )
 PICK_OUTPUTS = ["picks.star", "picks.csv", "info"]
-
-
-def _micrographs(paths: list[Path], pixel_size: float | None) -> tuple[dict, float]:
-    from ..spa.micrographs import common_pixel_size, read_micrograph
-
-    size = common_pixel_size(paths, pixel_size)
-    images = {}
-    for path in paths:
-        image, _, name = read_micrograph(path, size)
-        if name in images:
-            raise ParameterError(f"two micrographs are named {name}; give each its own name.")
-        images[name] = image
-    return images, size
 
 
 @spa_app.command("boxes")
@@ -62,23 +48,13 @@ def boxes(
     pixel_size: float = PixelSize,
 ) -> None:
     """Training set of the two-network picker from three box sets."""
-    from ..outputs import write_provenance
-    from ..spa.micrographs import micrograph_name
-    from ..spa.trainset import build_trainset, read_box_sets, save_trainset
+    from ..spa.workflow import boxes_to_trainset
 
-    names = [micrograph_name(p) for p in micrographs]
-    sets, box_px = read_box_sets({"good": good, "background": background, "bad": bad}, names, box)
-    used = {m for t in sets.values() for m in t["micrograph"]}
-    images, size = _micrographs([p for p in micrographs if micrograph_name(p) in used], pixel_size)
-    trainset = build_trainset(images, size, sets, box_px)
-    save_trainset(output, trainset)
-    write_provenance(
-        output, "spa boxes", trainset["record"], [*micrographs, *good, *background, *bad]
-    )
-    counts = trainset["record"]["counts"]
+    record, box_px = boxes_to_trainset(micrographs, good, background, bad, output, box, pixel_size)
+    counts = record["counts"]
     typer.echo(
         f"wrote {output}: {counts['good']} good, {counts['background']} background, "
-        f"{counts['bad']} bad boxes of {box_px} px (shrunk {trainset['record']['shrink']}×)"
+        f"{counts['bad']} bad boxes of {box_px} px (shrunk {record['shrink']}×)"
     )
 
 
@@ -93,28 +69,11 @@ def train(
     seed: int = options.Seed,
 ) -> None:
     """Train the two networks (good vs background, good vs bad)."""
-    from ..core.device import resolve_device
-    from ..outputs import write_provenance
-    from ..spa.network import calibrate_threshold, train_pair
-    from ..spa.picking import save_picker
-    from ..spa.trainset import load_trainset
+    from ..spa.workflow import train_picker_file
 
-    data = load_trainset(trainset)
-    pair, record = train_pair(
-        data,
-        steps=steps,
-        batch=batch,
-        seed=seed,
-        device=str(resolve_device(device)),
-        say=lambda m: typer.echo(m, err=True),
+    full = train_picker_file(
+        trainset, output, steps, batch, seed, device, say=lambda m: typer.echo(m, err=True)
     )
-    full = {
-        **{k: data["record"][k] for k in ("box_px", "shrink", "pixel_size_A", "geometry")},
-        "training": record,
-        "threshold": calibrate_threshold(pair, data),
-    }
-    save_picker(output, pair, full)
-    write_provenance(output, "spa train", full, [trainset])
     typer.echo(
         f"wrote {output} (a strict threshold from the training boxes: "
         f"{full['threshold']:.2f}; `spa pick` uses 0.4 unless told otherwise)"
@@ -143,31 +102,10 @@ def pick(
     pixel_size: float = PixelSize,
 ) -> None:
     """Pick particles with both networks; score per pick."""
-    from ..errors import VoxelSizeMismatchError
-    from ..spa.picking import load_picker, pick_micrograph
+    from ..spa.workflow import pick_files
 
-    pair, record = load_picker(picker)
-    images, size = _micrographs(micrographs, pixel_size)
-    if abs(size - record["pixel_size_A"]) > 0.05 * record["pixel_size_A"]:
-        raise VoxelSizeMismatchError(
-            f"the micrographs have {size:g} Å pixels but {picker} was trained on "
-            f"{record['pixel_size_A']:g} Å; resample them or train on such micrographs."
-        )
-    import pandas as pd
-
-    tables = [
-        pick_micrograph(pair, image, name, record, threshold, min_distance, edge)
-        for name, image in images.items()
-    ]
-    picks = pd.concat(tables, ignore_index=True)
-    _write_picks(
-        out_dir,
-        picks,
-        micrographs,
-        int(record["box_px"]),
-        "auto_cnn",
-        {"threshold": threshold, "picker": str(picker)},
-    )
+    picks = pick_files(picker, micrographs, out_dir, threshold, min_distance, edge, pixel_size)
+    _report_picks(out_dir, picks, micrographs)
 
 
 @spa_app.command("ncc")
@@ -192,102 +130,27 @@ def ncc(
     seed: int = options.Seed,
 ) -> None:
     """Reference-based baseline picker (normalised cross-correlation)."""
-    from ..spa.micrographs import micrograph_name, shrink_factor
-    from ..spa.reference import ncc_pick_micrograph
+    from ..spa.workflow import ncc_pick_files
 
-    if bool(references) == (reference_map is not None):
-        raise ParameterError("give either --references or --reference-map.")
-    names = [micrograph_name(p) for p in micrographs]
-    if references:
-        from ..spa.trainset import read_box_sets
-
-        sets, box_px = read_box_sets({"good": references}, names, box)
-    elif box is None:
-        raise ParameterError("pass --box (pixels) with --reference-map.")
-    else:
-        box_px = box
-    images, size = _micrographs(micrographs, pixel_size)
-    shrink = shrink_factor(box_px)
-    refs = _ncc_references(
-        references and sets["good"],
+    picks = ncc_pick_files(
+        micrographs,
+        out_dir,
+        references,
         reference_map,
-        images,
-        size,
-        box_px,
-        shrink,
         n_projections,
+        box,
+        threshold,
+        pixel_size,
         seed,
     )
-    import pandas as pd
-
-    picks = pd.concat(
-        [
-            ncc_pick_micrograph(image, name, refs, shrink, box_px, threshold)
-            for name, image in images.items()
-        ],
-        ignore_index=True,
-    )
-    _write_picks(
-        out_dir,
-        picks,
-        micrographs,
-        box_px,
-        "auto_ncc",
-        {"threshold": threshold, "references": len(refs)},
-    )
+    _report_picks(out_dir, picks, micrographs)
 
 
-def _ncc_references(table, reference_map, images, size, box_px, shrink, n, seed):
-    from ..spa.micrographs import shrink_and_normalise, to_shrunk
-    from ..spa.reference import references_from_map, references_from_patches
-    from ..spa.trainset import check_boxes, cut_patches, patch_geometry
+def _report_picks(out_dir: Path, picks, micrographs: list[Path]) -> None:
+    from ..io.boxfiles import micrograph_name
 
-    geometry = patch_geometry(box_px, shrink)
-    if reference_map is not None:
-        from ..io import read_volume
-
-        volume = read_volume(reference_map)
-        return references_from_map(
-            volume.load(), volume.pixel_size_A, size * shrink, geometry["box"], n, seed
-        )
-    check_boxes(
-        {"good": table, "background": table, "bad": table},
-        {k: v.shape for k, v in images.items()},
-        box_px,
-    )
-    import numpy as np
-
-    patches = [
-        cut_patches(
-            shrink_and_normalise(images[m], shrink),
-            to_shrunk(rows[["x", "y"]].to_numpy(float), shrink),
-            geometry["patch"],
-        )
-        for m, rows in table.groupby("micrograph")
-    ]
-    return references_from_patches(np.concatenate(patches), geometry["box"])
-
-
-def _write_picks(
-    out_dir: Path, picks, micrographs: list[Path], box_px: int, kind: str, parameters: dict
-) -> None:
-    from ..io.boxfiles import (
-        micrograph_name,
-        write_box_files,
-        write_csv,
-        write_info_files,
-        write_star,
-    )
-    from ..outputs import output_folder, write_provenance
-
-    files = {micrograph_name(p): p.name for p in micrographs}
-    with output_folder(out_dir, True, micrographs) as staging:
-        write_star(staging / "picks.star", picks, files)
-        write_csv(staging / "picks.csv", picks)
-        write_box_files(staging, picks, box_px)
-        write_info_files(staging, picks, kind)
-        write_provenance(staging / "picks.star", f"spa {kind}", parameters, micrographs)
-    counts = picks["micrograph"].value_counts().reindex(list(files), fill_value=0)
+    names = [micrograph_name(p) for p in micrographs]
+    counts = picks["micrograph"].value_counts().reindex(names, fill_value=0)
     typer.echo(
         f"wrote {out_dir}: {len(picks)} picks on {len(micrographs)} micrographs "
         f"({counts.min()}–{counts.max()} each): picks.star, picks.csv, NAME.box, info/"

@@ -1,0 +1,264 @@
+"""Single-particle picking on files: what ``tomoscribe spa boxes | train | pick | ncc``
+do, as calls.
+
+- :func:`boxes_to_trainset`: the picker's training set from three box sets (good,
+  background, bad) on micrographs;
+- :func:`train_picker_file`: the two networks trained, their strict threshold
+  calibrated, saved;
+- :func:`pick_files`: both networks on micrographs → a picks folder;
+- :func:`ncc_pick_files`: the reference-based (NCC) baseline → a picks folder.
+
+A picks folder holds ``picks.star`` (with its provenance record), ``picks.csv``, one
+EMAN2 ``NAME.box`` and ``info/NAME_info.json`` per micrograph.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError, VoxelSizeMismatchError
+from ..io.boxfiles import (
+    micrograph_name,
+    write_box_files,
+    write_csv,
+    write_info_files,
+    write_star,
+)
+from ..outputs import output_folder, write_provenance
+from .micrographs import common_pixel_size, read_micrograph, shrink_factor
+
+
+def read_micrographs(paths: list[Path], pixel_size_A: float | None) -> tuple[dict, float]:
+    """Micrograph images by name and their one pixel size (Å; ``pixel_size_A`` overrides
+    the headers).
+
+    Raises
+    ------
+    ParameterError
+        Two micrographs share a name.
+    """
+    size = common_pixel_size(paths, pixel_size_A)
+    images = {}
+    for path in paths:
+        image, _, name = read_micrograph(path, size)
+        if name in images:
+            raise ParameterError(f"two micrographs are named {name}; give each its own name.")
+        images[name] = image
+    return images, size
+
+
+def boxes_to_trainset(
+    micrographs: list[Path],
+    good: list[Path],
+    background: list[Path],
+    bad: list[Path],
+    output: str | os.PathLike,
+    box: int | None = None,
+    pixel_size_A: float | None = None,
+) -> tuple[dict, int]:
+    """The two-network picker's training set from three box sets (STAR, EMAN2 .box or
+    info JSON, CSV) on ``micrographs``, saved to ``output`` with its provenance.
+
+    ``box``: box edge in pixels (default: the .box files' own).  Returns the set's
+    record (counts per set, shrink, pixel size) and the box edge used (pixels)."""
+    from .trainset import build_trainset, read_box_sets, save_trainset
+
+    names = [micrograph_name(p) for p in micrographs]
+    sets, box_px = read_box_sets({"good": good, "background": background, "bad": bad}, names, box)
+    used = {m for t in sets.values() for m in t["micrograph"]}
+    images, size = read_micrographs(
+        [p for p in micrographs if micrograph_name(p) in used], pixel_size_A
+    )
+    trainset = build_trainset(images, size, sets, box_px)
+    save_trainset(output, trainset)
+    write_provenance(
+        output, "spa boxes", trainset["record"], [*micrographs, *good, *background, *bad]
+    )
+    return trainset["record"], box_px
+
+
+def train_picker_file(
+    trainset: str | os.PathLike,
+    output: str | os.PathLike,
+    steps: int = 300,
+    batch: int = 32,
+    seed: int = 0,
+    device: str = "auto",
+    say: Callable[[str], None] = lambda message: None,
+) -> dict:
+    """Train the two networks (good vs background, good vs bad) on a training set file
+    for ``steps`` steps of ``batch`` patches each, calibrate a strict threshold on the
+    training boxes and save the picker to ``output``.  Returns the picker's record
+    (geometry, training history, ``threshold``)."""
+    from ..core.device import resolve_device
+    from .network import calibrate_threshold, train_pair
+    from .picking import save_picker
+    from .trainset import load_trainset
+
+    data = load_trainset(trainset)
+    pair, record = train_pair(
+        data, steps=steps, batch=batch, seed=seed, device=str(resolve_device(device)), say=say
+    )
+    full = {
+        **{k: data["record"][k] for k in ("box_px", "shrink", "pixel_size_A", "geometry")},
+        "training": record,
+        "threshold": calibrate_threshold(pair, data),
+    }
+    save_picker(output, pair, full)
+    write_provenance(output, "spa train", full, [Path(trainset)])
+    return full
+
+
+def pick_files(
+    picker: str | os.PathLike,
+    micrographs: list[Path],
+    out_dir: str | os.PathLike,
+    threshold: float = 0.4,
+    min_distance: float | None = None,
+    edge: float | None = None,
+    pixel_size_A: float | None = None,
+) -> pd.DataFrame:
+    """Pick particles on micrographs with a picker file (both networks; a score per
+    pick) into the picks folder ``out_dir``.  ``min_distance`` and ``edge`` in pixels
+    (default half a box).  Returns the picks.
+
+    Raises
+    ------
+    VoxelSizeMismatchError
+        The micrographs' pixel size differs from the picker's by more than 5%.
+    """
+    from .picking import load_picker, pick_micrograph
+
+    pair, record = load_picker(picker)
+    images, size = read_micrographs(micrographs, pixel_size_A)
+    if abs(size - record["pixel_size_A"]) > 0.05 * record["pixel_size_A"]:
+        raise VoxelSizeMismatchError(
+            f"the micrographs have {size:g} Å pixels but {picker} was trained on "
+            f"{record['pixel_size_A']:g} Å; resample them or train on such micrographs."
+        )
+    tables = [
+        pick_micrograph(pair, image, name, record, threshold, min_distance, edge)
+        for name, image in images.items()
+    ]
+    picks = pd.concat(tables, ignore_index=True)
+    write_picks_folder(
+        out_dir,
+        picks,
+        micrographs,
+        int(record["box_px"]),
+        "auto_cnn",
+        {"threshold": threshold, "picker": str(picker)},
+    )
+    return picks
+
+
+def ncc_pick_files(
+    micrographs: list[Path],
+    out_dir: str | os.PathLike,
+    references: list[Path] | None = None,
+    reference_map: Path | None = None,
+    n_projections: int = 20,
+    box: int | None = None,
+    threshold: float = 0.25,
+    pixel_size_A: float | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The NCC baseline picker into the picks folder ``out_dir``: references averaged
+    from hand-picked boxes (``references``: box files on some of the micrographs) or
+    ``n_projections`` projections of ``reference_map`` (then ``box``, pixels, is
+    required); picks where the normalised cross-correlation reaches ``threshold``.
+    Returns the picks."""
+    from .reference import ncc_pick_micrograph
+
+    if bool(references) == (reference_map is not None):
+        raise ParameterError(
+            "give either `references` or `reference_map`.",
+            parameter=["references", "reference_map"],
+        )
+    names = [micrograph_name(p) for p in micrographs]
+    table = None
+    if references:
+        from .trainset import read_box_sets
+
+        sets, box_px = read_box_sets({"good": references}, names, box)
+        table = sets["good"]
+    elif box is None:
+        raise ParameterError(
+            "pass `box` (pixels) with `reference_map`.", parameter=["box", "reference_map"]
+        )
+    else:
+        box_px = box
+    images, size = read_micrographs(micrographs, pixel_size_A)
+    shrink = shrink_factor(box_px)
+    refs = _ncc_references(table, reference_map, images, size, box_px, shrink, n_projections, seed)
+    picks = pd.concat(
+        [
+            ncc_pick_micrograph(image, name, refs, shrink, box_px, threshold)
+            for name, image in images.items()
+        ],
+        ignore_index=True,
+    )
+    write_picks_folder(
+        out_dir,
+        picks,
+        micrographs,
+        box_px,
+        "auto_ncc",
+        {"threshold": threshold, "references": len(refs)},
+    )
+    return picks
+
+
+def _ncc_references(table, reference_map, images, size, box_px, shrink, n, seed) -> np.ndarray:
+    """References of the NCC picker (shrunk): projections of ``reference_map``, else the
+    average of the boxes in ``table`` cut from ``images``."""
+    from .micrographs import shrink_and_normalise, to_shrunk
+    from .reference import references_from_map, references_from_patches
+    from .trainset import check_boxes, cut_patches, patch_geometry
+
+    geometry = patch_geometry(box_px, shrink)
+    if reference_map is not None:
+        from ..io import read_volume
+
+        volume = read_volume(reference_map)
+        return references_from_map(
+            volume.load(), volume.pixel_size_A, size * shrink, geometry["box"], n, seed
+        )
+    check_boxes(
+        {"good": table, "background": table, "bad": table},
+        {k: v.shape for k, v in images.items()},
+        box_px,
+    )
+    patches = [
+        cut_patches(
+            shrink_and_normalise(images[m], shrink),
+            to_shrunk(rows[["x", "y"]].to_numpy(float), shrink),
+            geometry["patch"],
+        )
+        for m, rows in table.groupby("micrograph")
+    ]
+    return references_from_patches(np.concatenate(patches), geometry["box"])
+
+
+def write_picks_folder(
+    out_dir: str | os.PathLike,
+    picks: pd.DataFrame,
+    micrographs: list[Path],
+    box_px: int,
+    kind: str,
+    parameters: dict,
+) -> None:
+    """Write a picks folder (see the module docstring); ``kind`` names the picker in the
+    info files (``auto_cnn``, ``auto_ncc``) and the provenance step."""
+    files = {micrograph_name(p): p.name for p in micrographs}
+    with output_folder(out_dir, True, micrographs) as staging:
+        write_star(staging / "picks.star", picks, files)
+        write_csv(staging / "picks.csv", picks)
+        write_box_files(staging, picks, box_px)
+        write_info_files(staging, picks, kind)
+        write_provenance(staging / "picks.star", f"spa {kind}", parameters, micrographs)
