@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ParameterError
-from ..outputs import atomic_path, output_folder, write_provenance
+from ..outputs import write_provenance
 from . import options
 from .app import app
 from .checks import writes
@@ -222,19 +222,8 @@ def micrographs(
     seed: int = options.Seed,
 ) -> None:
     """Single-particle micrographs with truth: particles, aggregates, contamination."""
-    import json
-
-    import numpy as np
-
-    from ..io import write_volume
-    from ..io.boxfiles import write_star
-    from ..simulate.micrographs import (
-        MicrographParams,
-        annotator_boxes,
-        load_templates,
-        simulate_micrograph_set,
-    )
-    from ..volume import Volume
+    from ..simulate.micrographs import MicrographParams
+    from ..simulate.workflow import simulate_micrographs_files
 
     try:
         nx, ny = (int(v) for v in size.split(","))
@@ -250,61 +239,17 @@ def micrographs(
         n_contamination=contamination,
         seed=seed,
     )
-    params.validate()
-    if annotate > n:
-        raise ParameterError(f"--annotate {annotate} is more than the {n} micrographs.")
-    found = load_templates([t.strip() for t in templates.split(",") if t.strip()])
-    typer.echo(f"simulating {n} micrographs of {nx}×{ny}", err=True)
-    truths = simulate_micrograph_set(found, n, defoci, carbon_fraction, params)
-    boxes = None
-    if annotate:
-        boxes = annotator_boxes(
-            dict(list(truths.items())[:annotate]), boxes_per_set, np.random.default_rng(seed)
-        )
-    vs = (pixel_size,) * 3
-    with output_folder(out_dir, True, []) as staging:
-        rows = []
-        for name, truth in truths.items():
-            write_volume(staging / "micrographs" / f"{name}.mrc", Volume(truth["image"][None], vs))
-            masks = truth["contamination"].astype(np.int16)
-            masks[truth["carbon"]] = -1
-            write_volume(staging / "masks" / f"{name}.mrc", Volume(masks[None], vs))
-            rows.append(truth["particles"].assign(micrograph=name))
-        import pandas as pd
-
-        table = pd.concat(rows, ignore_index=True)
-        write_star(
-            staging / "truth.star",
-            table,
-            extra={
-                "rot": "rlnAngleRot",
-                "tilt": "rlnAngleTilt",
-                "psi": "rlnAnglePsi",
-                "defocus_um": "tsDefocusMicrometre",
-                "class": "tsClass",
-                "aggregate": "tsAggregate",
-                "template": "tsTemplate",
-            },
-        )
-        if boxes is not None:
-            for kind, rows_ in boxes.groupby("set"):
-                write_star(staging / f"boxes_{kind}.star", rows_)
-        diameter = next(iter(truths.values()))["diameter_px"]
-        with atomic_path(staging / "truth.json") as tmp:
-            tmp.write_text(
-                json.dumps(
-                    {
-                        "params": params.as_dict(),
-                        "defocus_um": defoci,
-                        "templates": templates,
-                        "carbon_fraction": carbon_fraction,
-                        "particle_diameter_px": diameter,
-                        "box_px": int(2 * round(0.75 * diameter)),
-                        "masks": "int16: blob id > 0 contamination, -1 carbon, 0 ice",
-                    },
-                    indent=1,
-                )
-            )
+    table = simulate_micrographs_files(
+        out_dir,
+        params,
+        [t.strip() for t in templates.split(",") if t.strip()],
+        n,
+        defoci,
+        carbon_fraction,
+        annotate,
+        boxes_per_set,
+        say=lambda m: typer.echo(m, err=True),
+    )
     typer.echo(
         f"wrote {out_dir}: micrographs/ ({n}), masks/, truth.star ({len(table)} "
         f"particles), truth.json" + (", boxes_good/background/bad.star" if annotate else "")

@@ -1,7 +1,9 @@
-"""Simulation workflows on files: what ``tomoscribe simulate cell`` does, as a call."""
+"""Simulation workflows on files: what ``tomoscribe simulate cell`` and ``simulate
+micrographs`` do, as calls."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.acquisition import Acquisition
+from ..errors import ParameterError
 from ..io import write_volume
-from ..outputs import atomic_path
+from ..outputs import atomic_path, output_folder
 from ..volume import Volume
 from .cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, make_cell
 from .imaging import ImagingParams, image_volume
@@ -86,3 +89,91 @@ def write_truth_particles(
     )
     with atomic_path(path) as tmp:
         starfile.write({"particles": table}, tmp)
+
+
+def simulate_micrographs_files(
+    out_dir: Path,
+    params,
+    templates: list[str],
+    n: int = 20,
+    defocus_um: list[float] = (0.8, 1.9, 3.0),
+    carbon_fraction: float = 0.25,
+    annotate: int = 3,
+    boxes_per_set: int = 15,
+    say: Callable[[str], None] = lambda message: None,
+) -> pd.DataFrame:
+    """Simulate ``n`` single-particle micrographs with their truth into the folder
+    ``out_dir``.
+
+    Writes ``micrographs/NAME.mrc``, ``masks/NAME.mrc`` (int16: contamination blob id,
+    −1 carbon, 0 ice), ``truth.star`` (every particle with its orientation, defocus,
+    class, aggregate and template), ``truth.json`` (the parameters, particle diameter
+    and box in pixels) and, for the first ``annotate`` micrographs, an annotator's
+    ``boxes_good.star``, ``boxes_background.star`` and ``boxes_bad.star``.
+
+    Parameters
+    ----------
+    params : :class:`tomoscribe.simulate.micrographs.MicrographParams` (shape, pixel
+        size in Å, SNR, particles, aggregates and contamination per 1024², seed)
+    templates : bundled template names or map files
+    defocus_um : underfocus values (µm), cycled over the micrographs
+    carbon_fraction : fraction of micrographs with a carbon edge
+
+    Returns the truth table (one row per particle).
+    """
+    from ..io.boxfiles import write_star
+    from .micrographs import annotator_boxes, load_templates, simulate_micrograph_set
+
+    params.validate()
+    if annotate > n:
+        raise ParameterError(
+            f"`annotate` {annotate} is more than the {n} micrographs.", parameter="annotate"
+        )
+    found = load_templates(templates)
+    ny, nx = params.shape
+    say(f"simulating {n} micrographs of {nx}×{ny}")
+    truths = simulate_micrograph_set(found, n, list(defocus_um), carbon_fraction, params)
+    boxes = None
+    if annotate:
+        boxes = annotator_boxes(
+            dict(list(truths.items())[:annotate]), boxes_per_set, np.random.default_rng(params.seed)
+        )
+    vs = (params.pixel_size_A,) * 3
+    with output_folder(out_dir, True, []) as staging:
+        rows = []
+        for name, truth in truths.items():
+            write_volume(staging / "micrographs" / f"{name}.mrc", Volume(truth["image"][None], vs))
+            masks = truth["contamination"].astype(np.int16)
+            masks[truth["carbon"]] = -1
+            write_volume(staging / "masks" / f"{name}.mrc", Volume(masks[None], vs))
+            rows.append(truth["particles"].assign(micrograph=name))
+        table = pd.concat(rows, ignore_index=True)
+        write_star(staging / "truth.star", table, extra=TRUTH_COLUMNS)
+        if boxes is not None:
+            for kind, rows_ in boxes.groupby("set"):
+                write_star(staging / f"boxes_{kind}.star", rows_)
+        diameter = next(iter(truths.values()))["diameter_px"]
+        record = {
+            "params": params.as_dict(),
+            "defocus_um": list(defocus_um),
+            "templates": ",".join(templates),
+            "carbon_fraction": carbon_fraction,
+            "particle_diameter_px": diameter,
+            "box_px": int(2 * round(0.75 * diameter)),
+            "masks": "int16: blob id > 0 contamination, -1 carbon, 0 ice",
+        }
+        with atomic_path(staging / "truth.json") as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+    return table
+
+
+#: The truth table's columns beyond the coordinates, as written to ``truth.star``.
+TRUTH_COLUMNS = {
+    "rot": "rlnAngleRot",
+    "tilt": "rlnAngleTilt",
+    "psi": "rlnAnglePsi",
+    "defocus_um": "tsDefocusMicrometre",
+    "class": "tsClass",
+    "aggregate": "tsAggregate",
+    "template": "tsTemplate",
+}
