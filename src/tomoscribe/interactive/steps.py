@@ -40,6 +40,9 @@ from ..structure.picking import PickParams, pick_particles
 from ..volume import Volume
 
 
+# TODO(issue 22): when `tomoscribe train` calls one library workflow (its body in
+# cli/annotate.py is being made thin on the calibration/ensembles branch), call that
+# function here instead of repeating the model saving and provenance below.
 def train_model(
     trainset: TrainingSet,
     output: str | os.PathLike,
@@ -104,6 +107,9 @@ def preview_slices(
     return segment_slab(volume, [model], scales, z0, z1, dev)[0]
 
 
+# TODO(issue 22): when `tomoscribe segment` calls one library workflow (cli/annotate.py,
+# calibration/ensembles branch), call it here instead of repeating the output names and
+# the provenance records below.
 def apply_models(
     tomogram: str | os.PathLike,
     models: Sequence[str | os.PathLike],
@@ -162,6 +168,9 @@ def merge_weights(thresholds: dict[str, float]) -> dict[str, float]:
     return {name: 1.0 / float(t) for name, t in thresholds.items()}
 
 
+# TODO(issue 22): when `tomoscribe merge` calls one library workflow (cli/annotate.py,
+# calibration/ensembles branch), call it here with threshold 1 and these weights instead
+# of repeating the legend and provenance writing below.
 def merge_maps(
     maps: Sequence[str | os.PathLike],
     features: Sequence[str],
