@@ -134,6 +134,23 @@ def normalise(volumes: np.ndarray) -> np.ndarray:
     return ((volumes - mean[:, None, None, None]) / sd[:, None, None, None]).astype(np.float32)
 
 
+def _class_counts(labels: np.ndarray, class_names: list[str], n_volumes: int) -> np.ndarray:
+    """Examples per class; refuses labels that do not fit the volumes or the names, and
+    classes without an example."""
+    if n_volumes != len(labels):
+        raise InvalidDataError(f"{n_volumes} subtomograms but {len(labels)} labels.")
+    counts = np.bincount(labels, minlength=len(class_names))
+    if len(counts) > len(class_names) or labels.min(initial=0) < 0:
+        raise InvalidDataError("labels fall outside the list of class names.")
+    empty = [class_names[i] for i, c in enumerate(counts) if c == 0]
+    if empty:
+        raise InvalidDataError(
+            f"class(es) {', '.join(empty)} have no examples; give "
+            "examples of every class or drop it."
+        )
+    return counts
+
+
 def train_classifier(
     volumes: np.ndarray,
     labels: np.ndarray,
@@ -152,28 +169,20 @@ def train_classifier(
     labels : (N,) int array in ``range(len(class_names))``
     class_names : list of str
     arch : name in :data:`~tomoscribe.classify.models.CLASSIFIERS`
+    voxel_size_A : float
+        Recorded in the model; datasets of another voxel size are refused later.
 
     Raises
     ------
+    InvalidDataError
+        Labels and subtomograms differ in number, or a class has no example.
     TrainingError
         If the loss diverges (not finite).
-    voxel_size_A : float
-        Recorded in the model; datasets of another voxel size are refused later.
     """
     params.validate()
     labels = np.asarray(labels, dtype=np.int64)
     data = normalise(volumes)
-    if len(data) != len(labels):
-        raise InvalidDataError(f"{len(data)} subtomograms but {len(labels)} labels.")
-    counts = np.bincount(labels, minlength=len(class_names))
-    if len(counts) > len(class_names) or labels.min(initial=0) < 0:
-        raise InvalidDataError("labels fall outside the list of class names.")
-    empty = [class_names[i] for i, c in enumerate(counts) if c == 0]
-    if empty:
-        raise InvalidDataError(
-            f"class(es) {', '.join(empty)} have no examples; give "
-            "examples of every class or drop it."
-        )
+    counts = _class_counts(labels, class_names, len(data))
     dev = resolve_device(device)
     generator = seeded_generator(params.seed)
     box = data.shape[1]

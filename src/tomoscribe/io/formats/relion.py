@@ -200,30 +200,10 @@ def read(
         xyz_A[:, : len(columns)] = _numeric(block, columns, path, "centred coordinates")
         centre_A, pixel = _centres(path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms)
         xyz = (xyz_A + centre_A) / pixel[:, None]
-    # Origin shifts: position = coordinate − A_subtomogram · origin.
     sub = None
     if set(_SUBTOMO) <= set(block):
         sub = from_euler(_numeric(block, _SUBTOMO, path, "subtomogram angles"))
-    origin_A = None
-    if {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(block):
-        cols = [c for c in ("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst") if c in block]
-        origin_A = np.zeros((n, 3))
-        origin_A[:, : len(cols)] = _numeric(block, cols, path, "origin shifts")
-        if sub is not None:
-            origin_A = sub.apply(origin_A)
-        if pixel is None:
-            raise InputFileError(
-                f"{path} has shifts in Å (rlnOriginXAngst) but no pixel size "
-                "for its coordinates; add rlnTomoTiltSeriesPixelSize or "
-                "rlnDetectorPixelSize."
-            )
-        xyz = xyz - origin_A / pixel[:, None]
-    elif {"rlnOriginX", "rlnOriginY"} <= set(block):  # RELION 3.0: pixels
-        cols = [c for c in ("rlnOriginX", "rlnOriginY", "rlnOriginZ") if c in block]
-        shift = np.zeros((n, 3))
-        shift[:, : len(cols)] = _numeric(block, cols, path, "origin shifts")
-        xyz = xyz - (sub.apply(shift) if sub is not None else shift)
-    table = pd.DataFrame(xyz, columns=["x", "y", "z"])
+    table = pd.DataFrame(_shifted(xyz, block, sub, pixel, path), columns=["x", "y", "z"])
     if pixel is not None and len(pixel):
         if np.ptp(pixel) > 1e-6 * np.max(pixel):
             sizes = ", ".join(map(str, np.unique(pixel)))
@@ -260,6 +240,32 @@ def read(
     if names is not None:
         table["tomo_name"] = names.to_numpy()
     return table
+
+
+def _shifted(xyz: np.ndarray, block: pd.DataFrame, sub, pixel, path: Path) -> np.ndarray:
+    """Positions (pixels) after the origin shifts: coordinate − A_subtomogram · origin,
+    with shifts in Å (``rlnOriginXAngst``; ``pixel``: Å per coordinate pixel, per row)
+    or, as RELION 3.0 wrote them, in pixels (``rlnOriginX``)."""
+    n = len(block)
+    if {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(block):
+        cols = [c for c in ("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst") if c in block]
+        origin_A = np.zeros((n, 3))
+        origin_A[:, : len(cols)] = _numeric(block, cols, path, "origin shifts")
+        if sub is not None:
+            origin_A = sub.apply(origin_A)
+        if pixel is None:
+            raise InputFileError(
+                f"{path} has shifts in Å (rlnOriginXAngst) but no pixel size "
+                "for its coordinates; add rlnTomoTiltSeriesPixelSize or "
+                "rlnDetectorPixelSize."
+            )
+        return xyz - origin_A / pixel[:, None]
+    if {"rlnOriginX", "rlnOriginY"} <= set(block):  # RELION 3.0: pixels
+        cols = [c for c in ("rlnOriginX", "rlnOriginY", "rlnOriginZ") if c in block]
+        shift = np.zeros((n, 3))
+        shift[:, : len(cols)] = _numeric(block, cols, path, "origin shifts")
+        return xyz - (sub.apply(shift) if sub is not None else shift)
+    return xyz
 
 
 def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms):
