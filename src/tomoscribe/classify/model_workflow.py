@@ -72,7 +72,7 @@ def train_classifier_file(
     dataset: str | os.PathLike,
     output: str | os.PathLike,
     arch: str = "resnet3d",
-    params: ClassifierParams = ClassifierParams(),
+    params: ClassifierParams | None = None,
     test_fraction: float = 0.5,
     device: str = "auto",
     show_progress: bool = False,
@@ -82,6 +82,7 @@ def train_classifier_file(
     from .modelfile import save_classifier
     from .training import predict, train_classifier
 
+    params = params or ClassifierParams()
     dataset, output = Path(dataset), Path(output)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     train_mask, test_mask = _split(labels, test_fraction, params.seed)

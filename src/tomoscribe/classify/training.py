@@ -151,6 +151,8 @@ def _class_counts(labels: np.ndarray, class_names: list[str], n_volumes: int) ->
     return counts
 
 
+# Over 80 lines with its epoch closure, which uses the network, optimiser, schedule,
+# generator and augmentation support set up here; apart they would travel as six arguments.
 def train_classifier(
     volumes: np.ndarray,
     labels: np.ndarray,

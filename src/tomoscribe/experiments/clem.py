@@ -206,6 +206,7 @@ class _Networks:
         return self.maps[(source, t)]
 
 
+# Over 80 lines: the pipeline's numbered steps, each one call, read in order in one place.
 def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     """Run the pipeline; returns the scores and timings (also in ``scores.json``)."""
     check_size(settings.size, SIZES)
