@@ -69,7 +69,7 @@ def run(seed: int, tilt: int, record: dict, voxel_A: float) -> dict:
     components, _ = scipy.ndimage.label(mask, structure=np.ones((3, 3, 3)))
     sizes = np.bincount(components.ravel())
     per_class = {}
-    for k, name in enumerate(names):
+    for name in names:
         centres = particles[particles["class"] == name][["z_A", "y_A", "x_A"]].to_numpy()
         idx = np.rint(centres / voxel_A).astype(int)
         ids = components[tuple(idx.T)] if len(idx) else np.empty(0, int)
