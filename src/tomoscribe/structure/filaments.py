@@ -47,6 +47,10 @@ medial ridge of the mask seen at the scale of the tube:
    parallel to xy: the side walls the wedge keeps, or a solid body) along less than
    half their length (:func:`wall_coverage`) — ridges across a tube's end or beside a
    bend, which made most spurious lines before, have the feature on one side only.
+   Within 20° of x the wedge takes a tube's walls (its mask is a streak in z through
+   the axis, or nothing): there a bridge needs no walls, a line needs the streak and
+   4 R of length, and joins may also turn as a bend of radius ≥ 6 R would, at one
+   depth (issue 24: every spurious line on the demo cells was such a piece).
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
