@@ -130,7 +130,8 @@ def test_a_map_recorded_at_45_makes_vesicles_use_45(tmp_path, capsys):
     )
     assert len(read_particles(tmp_path / "p.star")) > 0
     assert tilt_range_for([tmp_path / "p.star"]).deg == (-45.0, 45.0)
-    assert read_provenance(tmp_path / "p.star")["acquisition"]["tomo_name"] == "labels"
+    # the picks are named after the tomogram the map records (issue 24), not the map
+    assert read_provenance(tmp_path / "p.star")["acquisition"]["tomo_name"] == "TS_01"
     # the flag wins, and the output records the range used
     assert (
         main(

@@ -170,3 +170,26 @@ def test_bad_filament_requests_exit_2_and_write_nothing(tmp_path, capsys, case):
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 0 and err.endswith(".")
     assert _before(tmp_path) == before
+
+
+def test_bridges_along_x_may_cross_a_wedge_gap_and_bends_join_only_level():
+    """Issue 24: the demo cells' spurious lines were pieces of one tube where it runs
+    near x (the wedge takes its walls) or bends.  A bridge along x over an empty mask
+    counts as walled (the wedge may leave nothing there); one along y does not; a
+    line along x needs the streak the wedge leaves through its axis."""
+    from tomoscribe.structure.filaments import _allowed_turn, wall_coverage
+
+    empty = np.zeros((32, 64, 64), bool)
+    along_x = np.column_stack([np.full(30, 16.0), np.full(30, 32.0), np.arange(17.0, 47.0)])
+    along_y = along_x[:, [0, 2, 1]]
+    assert wall_coverage(empty, along_x, R, True) == 1.0
+    assert wall_coverage(empty, along_y, R, True) == 0.0
+    assert wall_coverage(empty, along_x, R) == 0.0
+    streak = empty.copy()
+    streak[4:28, 31:34, :] = True
+    assert wall_coverage(streak, along_x, R) == 1.0
+    # a 33° bend over a 22-voxel gap (radius ~9 R) joins when level, not 1 R apart in z
+    a = np.radians(33.0)
+    di, dj = np.array([0.0, 0.0, 1.0]), -np.array([0.0, np.sin(a), np.cos(a)])
+    assert _allowed_turn(di, dj, np.array([0.0, 6.0, 21.0]), R, np.cos(0.44), 0.42) is not None
+    assert _allowed_turn(di, dj, np.array([R, 6.0, 21.0]), R, np.cos(0.44), 0.42) is None

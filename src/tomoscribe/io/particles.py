@@ -58,6 +58,34 @@ def tomogram_stem(path: str | os.PathLike) -> str:
     return Path(name).stem
 
 
+def recorded_tomo_name(path: str | os.PathLike) -> str | None:
+    """The tomogram name a file's acquisition record carries, None when it has none.
+
+    Tomograms that record their name (``simulate cell`` writes ``tomogram``) pass it on
+    through ``preprocess``, ``segment``, ``merge`` and ``vesicles``, so a label map
+    carries the name of the tomogram it was made from.
+    """
+    from ..outputs import read_provenance
+
+    record = (read_provenance(Path(path)) or {}).get("acquisition")
+    name = record.get("tomo_name") if isinstance(record, dict) else None
+    return name if isinstance(name, str) and name.strip() else None
+
+
+def map_tomogram_name(path: str | os.PathLike) -> str:
+    """The name of the tomogram a map was made from (``rlnTomoName`` of its picks).
+
+    The name its acquisition record carries from the tomogram, else the file stem of
+    the tomogram that was segmented (followed through provenance), else the map's own
+    stem (a map another tool wrote).
+    """
+    recorded = recorded_tomo_name(path)
+    if recorded is not None:
+        return recorded
+    source = source_tomogram(path)
+    return tomogram_stem(source if source is not None else path)
+
+
 def source_tomogram(path: str | os.PathLike, max_steps: int = 8) -> Path | None:
     """The tomogram a map was derived from, followed through provenance records.
 
@@ -204,14 +232,19 @@ def _plain(name) -> str:
 
 
 def select_tomogram(
-    table: pd.DataFrame, name: str | None, source: str = "the particle file", explicit: bool = False
+    table: pd.DataFrame,
+    name: str | None,
+    source: str = "the particle file",
+    explicit: bool = False,
+    also: str | None = None,
 ) -> pd.DataFrame:
     """The rows of one tomogram.
 
     Rows match when their ``tomo_name`` equals ``name`` with or without a tomogram file
-    suffix (``TS_01``, ``TS_01.mrc``, ``TS_01.tomostar``).  A table without names, or
-    naming one tomogram, is taken whole unless the name was given ``explicit``-ly and
-    does not match; a table naming several tomograms must match.
+    suffix (``TS_01``, ``TS_01.mrc``, ``TS_01.tomostar``), else (when none does) ``also``
+    (the tomogram's file stem when ``name`` is its recorded name).  A table without
+    names, or naming one tomogram, is taken whole unless the name was given
+    ``explicit``-ly and does not match; a table naming several tomograms must match.
 
     Raises
     ------
@@ -222,8 +255,10 @@ def select_tomogram(
         return table
     names = table["tomo_name"].astype(str)
     found = sorted(names.unique())
-    if name is not None:
-        keep = (names == str(name)) | (names.map(_plain) == _plain(name))
+    for candidate in (name, also) if not explicit else (name,):
+        if candidate is None:
+            continue
+        keep = (names == str(candidate)) | (names.map(_plain) == _plain(candidate))
         if keep.any():
             return table[keep.to_numpy()].reset_index(drop=True)
     if len(found) == 1 and not explicit:
@@ -250,7 +285,8 @@ def tomogram_name(
 
     ``tomo_name`` when given; else the name ``tomograms.star`` (path or parsed) gives
     the tomogram file (``rlnTomoReconstructedTomogram``, compared by stem); else the
-    tomogram file's stem (:func:`tomogram_stem`).
+    name the tomogram's acquisition record carries (:func:`recorded_tomo_name`); else
+    the tomogram file's stem (:func:`tomogram_stem`).
     """
     if tomo_name:
         return str(tomo_name), True
@@ -262,7 +298,7 @@ def tomogram_name(
         for name, entry in entries.items():
             if entry.get("tomogram_file") and tomogram_stem(entry["tomogram_file"]) == stem:
                 return name, False
-    return stem, False
+    return recorded_tomo_name(tomogram_path) or stem, False
 
 
 def check_inside(table: pd.DataFrame, shape_zyx, source: str = "the particle list") -> None:

@@ -47,6 +47,10 @@ medial ridge of the mask seen at the scale of the tube:
    parallel to xy: the side walls the wedge keeps, or a solid body) along less than
    half their length (:func:`wall_coverage`) — ridges across a tube's end or beside a
    bend, which made most spurious lines before, have the feature on one side only.
+   Within 20° of x the wedge takes a tube's walls (its mask is a streak in z through
+   the axis, or nothing): there a bridge needs no walls, a line needs the streak and
+   4 R of length, and joins may also turn as a bend of radius ≥ 6 R would, at one
+   depth (issue 24: every spurious line on the demo cells was such a piece).
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
@@ -254,6 +258,29 @@ def _smooth_path(path: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray
     return np.column_stack([np.interp(s, arc, path[:, a]) for a in range(3)]), s
 
 
+#: Tightest bend (in tube radii) a join may bridge: the demo cells' microtubules bend
+#: with radii down to ~8 R (100 nm) where the wedge breaks them into pieces.
+MIN_BEND_RADII = 6.0
+
+
+def _allowed_turn(di, dj, gap, radius: float, cos_max: float, sin_max: float):
+    """Sine of the largest direction change a join of two ends may have, None if the
+    ends' directions (outward, unit) turn more than that.
+
+    Up to ``max_angle`` always; more where a bend of radius ≥ :data:`MIN_BEND_RADII` R
+    explains the turn over the gap and the stretches the directions were taken from
+    (1.75 R before each end), and only in depth-level gaps (|Δz| ≤ R/2): two tubes
+    that cross lie ≥ 2 R apart in z, so a turn at a crossing never passes.
+    """
+    cos_turn = -float(np.dot(di, dj))
+    if cos_turn >= cos_max:
+        return sin_max
+    if abs(gap[0]) > 0.5 * radius:
+        return None
+    budget = min(np.pi / 3, (np.linalg.norm(gap) + 3.5 * radius) / (MIN_BEND_RADII * radius))
+    return np.sin(budget) if cos_turn >= np.cos(budget) else None
+
+
 def _join_pieces(
     pieces: list[np.ndarray],
     reach: float,
@@ -297,17 +324,20 @@ def _join_pieces(
                         pj, dj = end(pieces[j], tj)
                         gap = pj - pi
                         dist = np.linalg.norm(gap)
-                        if dist > reach or -np.dot(di, dj) < cos_max or np.dot(gap, di) < 0:
+                        if dist > reach or np.dot(gap, di) < 0:
+                            continue
+                        sin_allowed = _allowed_turn(di, dj, gap, radius, cos_max, sin_max)
+                        if sin_allowed is None:
                             continue
                         off_i = np.linalg.norm(gap - np.dot(gap, di) * di)
                         off_j = np.linalg.norm(gap - np.dot(gap, dj) * dj)
-                        if max(off_i, off_j) > max(radius, dist * sin_max):
+                        if max(off_i, off_j) > max(radius, dist * sin_allowed):
                             continue
                         if (
                             mask is not None
                             and dist > radius
                             and wall_coverage(
-                                mask, np.linspace(pi, pj, int(np.ceil(dist)) + 1), radius
+                                mask, np.linspace(pi, pj, int(np.ceil(dist)) + 1), radius, True
                             )
                             < 0.5
                         ):
@@ -376,7 +406,7 @@ def trace_centrelines(
     # Two tubes' axes are at least 2 R apart, so a piece lying mostly within R of a
     # longer filament is a stray of that filament (a side ridge), not another one.
     lines: list[np.ndarray] = []
-    for line, _ in smoothed:
+    for line, arc in smoothed:
         if lines and np.mean(cKDTree(np.vstack(lines)).query(line)[0] <= r) >= 0.5:
             continue
         # A line along the beam is a wedge streak (as for the points, now for the line).
@@ -386,11 +416,51 @@ def trace_centrelines(
         # The tube must be there: walls on both sides of at least half the line.
         if wall_coverage(feature, line, r) < 0.5:
             continue
+        # Along x the wedge leaves no walls to test, so the line must be long instead:
+        # short pieces there are the ends of tubes that bend away from x (or debris).
+        if np.mean(hidden_by_wedge(line)) >= 0.5 and arc[-1] < 4 * r:
+            continue
         lines.append(line)
     return lines
 
 
-def wall_coverage(mask: np.ndarray, line: np.ndarray, radius: float) -> float:
+#: Within this angle of x (across the tilt axis y) the missing wedge takes a tube's
+#: side walls: at ±60° a tube 20° from x keeps only ±31° of its cross-section's
+#: Fourier directions (2·atan(tan 60° · sin 20°)), and its mask is a streak in z
+#: through the axis, or nothing, rather than two walls.
+WEDGE_HIDDEN_FROM_X_DEG = 20.0
+
+
+def hidden_by_wedge(line: np.ndarray) -> np.ndarray:
+    """Whether each point of a polyline (z, y, x) runs within
+    :data:`WEDGE_HIDDEN_FROM_X_DEG` of x, where the wedge hides a tube's walls."""
+    tangent = np.gradient(line, axis=0) if len(line) > 1 else np.zeros((len(line), 3))
+    norm = np.linalg.norm(tangent, axis=1).clip(1e-12)
+    return np.abs(tangent[:, 2]) / norm >= np.cos(np.radians(WEDGE_HIDDEN_FROM_X_DEG))
+
+
+def _across(line: np.ndarray) -> np.ndarray:
+    """Unit vectors across a polyline, parallel to the xy plane (u = t × z)."""
+    tangent = np.gradient(line, axis=0)
+    across = np.cross(tangent, [1.0, 0.0, 0.0])  # (z, y, x): × z
+    norm = np.linalg.norm(across, axis=1)
+    across = across / norm.clip(1e-9)[:, None]
+    across[norm < 1e-6] = (0.0, 1.0, 0.0)
+    return across
+
+
+def _sampled(mask: np.ndarray, points: np.ndarray, outside: bool) -> np.ndarray:
+    """The mask at the voxels nearest ``points``; ``outside`` where they leave it."""
+    shape = np.asarray(mask.shape)
+    at = np.rint(points).astype(int)
+    out = np.any((at < 0) | (at >= shape), axis=1)
+    seen = mask[tuple(at.clip(0, shape - 1).T)]
+    return np.where(out, outside, seen)
+
+
+def wall_coverage(
+    mask: np.ndarray, line: np.ndarray, radius: float, wedge_gaps: bool = False
+) -> float:
     """Fraction of a centreline's points with the feature on both sides of it.
 
     Each side is looked at 0.6–1.1 R from the point, across the line and parallel to
@@ -398,25 +468,33 @@ def wall_coverage(mask: np.ndarray, line: np.ndarray, radius: float) -> float:
     tube, and a solid filament fills that band too.  A side that falls outside the
     volume counts as present.  Ridges that are not tubes (across a tube's end, where
     the wedge spreads the cap; beside a bend) have the feature on one side at most.
+
+    Where the line runs within :data:`WEDGE_HIDDEN_FROM_X_DEG` of x the wedge leaves no
+    walls: there a point counts when the feature lies within R/2 across or R in z of
+    it (the streak the wedge leaves through the axis), or, with ``wedge_gaps`` (a
+    bridge between two pieces of one filament), always: the wedge may leave nothing.
     """
     if len(line) < 2:
         return 0.0
-    tangent = np.gradient(line, axis=0)
-    across = np.cross(tangent, [1.0, 0.0, 0.0])  # (z, y, x): × z
-    norm = np.linalg.norm(across, axis=1)
-    across = across / norm.clip(1e-9)[:, None]
-    across[norm < 1e-6] = (0.0, 1.0, 0.0)
-    shape = np.asarray(mask.shape)
+    across = _across(line)
     sides = []
     for sign in (1.0, -1.0):
         seen = np.zeros(len(line), bool)
         for d in np.linspace(0.6 * radius, 1.1 * radius, max(2, int(np.ceil(0.5 * radius)) + 1)):
-            at = np.rint(line + sign * d * across).astype(int)
-            out = np.any((at < 0) | (at >= shape), axis=1)
-            at = at.clip(0, shape - 1)
-            seen |= out | mask[tuple(at.T)]
+            seen |= _sampled(mask, line + sign * d * across, True)
         sides.append(seen)
-    return float(np.mean(sides[0] & sides[1]))
+    covered = sides[0] & sides[1]
+    hidden = hidden_by_wedge(line)
+    if wedge_gaps:
+        covered |= hidden
+    elif hidden.any():
+        near = np.zeros(len(line), bool)
+        for d in np.linspace(-0.5 * radius, 0.5 * radius, 5):
+            near |= _sampled(mask, line + d * across, False)
+        for dz in np.linspace(-radius, radius, 9):
+            near |= _sampled(mask, line + (dz, 0.0, 0.0), False)
+        covered |= hidden & near
+    return float(np.mean(covered))
 
 
 def _full_tube_section(model: TubeModel, voxel_size_A: float):

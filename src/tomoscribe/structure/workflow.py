@@ -27,10 +27,10 @@ from ..errors import AnnotationError, InputFileError, ParameterError
 from ..io import read_volume, write_volume
 from ..io.particles import (
     check_inside,
+    map_tomogram_name,
     read_particles,
     recorded_voxel_size,
     select_tomogram,
-    source_tomogram,
     tomogram_name,
     tomogram_stem,
     write_particles,
@@ -122,8 +122,8 @@ def pick_from_map(
     filament, spacing, radius_nm : trace filaments (tube outer radius, nm) and place
         seeds every ``spacing`` voxels; ``filament_table`` (CSV) must then be given
     instances : also write the feature's voxels labelled by filament (int32)
-    tomo_name : name written with the picks (default: the tomogram the map was
-        segmented from, else the map's file stem)
+    tomo_name : name written with the picks (default: the name of the tomogram the map
+        was made from, :func:`~tomoscribe.io.particles.map_tomogram_name`)
     """
     volume = read_volume(annotation)
     data = np.asarray(volume.data)
@@ -148,8 +148,7 @@ def pick_from_map(
         max_size=max_size if max_size is not None else learned.get("max_size"),
     )
     params.validate()
-    source = source_tomogram(annotation)
-    name = tomo_name or tomogram_stem(source if source is not None else annotation)
+    name = tomo_name or map_tomogram_name(annotation)
     settings = {
         "feature": feature,
         **params.as_dict(),
@@ -214,7 +213,9 @@ def extract_from_files(
     )  # refuses two tilt series
     table = read_particles(particles, volume.pixel_size_A, volume.shape, tomograms_star)
     table = positions_on(
-        select_tomogram(table, name, str(particles), explicit), volume, picked_voxel_size_A
+        select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram)),
+        volume,
+        picked_voxel_size_A,
     )
     if len(table) == 0:
         raise AnnotationError(f"{particles} lists no particles.")
