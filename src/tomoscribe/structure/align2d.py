@@ -14,10 +14,10 @@ spectra, then translation by cross-correlation):
    it, so the polar resampling of |F| (over 0–180°: it is centrosymmetric) correlated
    along the angle with the reference's (an FFT over the angle) gives the rotation
    modulo 180° whatever the shift.
-2. The particle, turned back by that angle, is cross-correlated with the reference
-   (FFT); the turn by a + 180° is the same image flipped, so its cross-correlation
-   comes from the same transform.  The higher normalised peak picks the angle and
-   gives the shift (sub-pixel by a parabola through the peak).
+2. The particle is cross-correlated (FFT) with the reference turned by that angle and
+   by that angle + 180° (taken from a bank of each reference turned every 5°, made
+   once per round, so no particle is resampled); the higher normalised peak picks the
+   angle and gives the shift (sub-pixel by a parabola through the peak).
 
 Hand-written because no installed library aligns batches of images in rotation and
 translation (scikit-image's ``phase_cross_correlation`` is one pair, translation
@@ -31,7 +31,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..core.turn2d import soft_disc, turn_180, untransform
+from ..core.turn2d import soft_disc, transform
 
 
 def fourier_crop(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -147,56 +147,76 @@ def _parabola(values: torch.Tensor, peak: torch.Tensor, wrap: bool) -> torch.Ten
 
 
 def translation_peaks(
-    images: torch.Tensor, references: torch.Tensor, max_shift: float
+    image_spectra: torch.Tensor, ref_spectra: torch.Tensor, n: int, max_shift: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shift (p, 2) of each image against its reference (images ≈ reference shifted by
-    it), within ``max_shift`` pixels, and the peak's normalised correlation (p,).
-
-    References are expected masked and of unit norm."""
-    n = images.shape[-1]
-    cc = torch.fft.irfft2(torch.fft.rfft2(images) * torch.fft.rfft2(references).conj(), s=(n, n))
+    """Shift (p, 2) of each image against its reference (image ≈ reference shifted by
+    it), within ``max_shift`` pixels, and the correlation at the peak (p,), from their
+    ``rfft2`` spectra (p, n, n // 2 + 1)."""
+    cc = torch.fft.irfft2(image_spectra * ref_spectra.conj(), s=(n, n))
     cc = torch.fft.fftshift(cc, dim=(-2, -1))  # zero shift at n // 2
-    coords = torch.arange(n, device=images.device) - n // 2
+    coords = torch.arange(n, device=cc.device) - n // 2
     outside = (coords[:, None] ** 2 + coords[None, :] ** 2) > max_shift**2
     cc = cc.masked_fill(outside, -torch.inf)
     flat = cc.flatten(1).argmax(dim=1)
     jy, ix = flat // n, flat % n
-    finite = cc.masked_fill(outside, 0.0)
-    dy = _parabola(finite[torch.arange(len(cc)), :, ix], jy, wrap=False)
-    dx = _parabola(finite[torch.arange(len(cc)), jy, :], ix, wrap=False)
-    shift = torch.stack([ix - n // 2 + dx, jy - n // 2 + dy], dim=1)
-    peak = cc[torch.arange(len(cc)), jy, ix]
-    return shift, peak / (images.flatten(1).norm(dim=1) + 1e-9)
+    rows = torch.arange(len(cc), device=cc.device)
+    peak = cc[rows, jy, ix]
+    finite = torch.where(torch.isfinite(cc), cc, peak[:, None, None])
+    dy = _parabola(finite[rows, :, ix], jy, wrap=False)
+    dx = _parabola(finite[rows, jy, :], ix, wrap=False)
+    return torch.stack([ix - n // 2 + dx, jy - n // 2 + dy], dim=1), peak
+
+
+class ReferenceBank:
+    """References (k, n, n), masked and of unit norm, turned by every 360/``n_turns``
+    degrees: their ``rfft2`` spectra (k, n_turns, n, n // 2 + 1) and polar spectra."""
+
+    def __init__(self, references: torch.Tensor, polar: PolarSpectra, n_turns: int = 72):
+        k, n, _ = references.shape
+        self.n, self.n_turns, self.references = n, n_turns, references
+        angles = torch.arange(n_turns, device=references.device) * (360.0 / n_turns)
+        zero = torch.zeros(n_turns, 2, device=references.device)
+        self.spectra = torch.stack(
+            [
+                torch.fft.rfft2(transform(ref.expand(n_turns, n, n), angles, zero))
+                for ref in references
+            ]
+        )
+        self.polar = polar(references)
 
 
 def align_pairs(
-    images: torch.Tensor,
-    references: torch.Tensor,
-    spectra: torch.Tensor,
-    ref_spectra: torch.Tensor,
+    image_spectra: torch.Tensor,
+    image_norms: torch.Tensor,
+    polar_spectra: torch.Tensor,
+    bank: ReferenceBank,
+    classes: torch.Tensor,
     polar: PolarSpectra,
     max_shift: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Align each image to the reference beside it (p pairs).
+    """Align each image to reference ``classes[i]`` of the bank.
+
+    Parameters
+    ----------
+    image_spectra : (p, n, n // 2 + 1) ``rfft2`` of the images.
+    image_norms : (p,) their Euclidean norms.
+    polar_spectra : (p, rings, harmonics) their :class:`PolarSpectra`.
 
     Returns the angle (degrees, 0–360) and shift (p, 2) with image ≈ transform(reference,
-    angle, shift), and the normalised correlation there (p,).
+    angle, shift), and the normalised correlation there (p,).  The translation is
+    searched with the reference turned by the bank's nearest angle to the polar
+    spectra's (and that plus 180°); the angle returned is the polar spectra's.
     """
-    angle = polar.best_angles(spectra, ref_spectra)
-    turned = untransform(images, angle, torch.zeros(len(images), 2, device=images.device))
-    both = torch.cat([turned, turn_180(turned)])
-    shifts, scores = translation_peaks(both, torch.cat([references, references]), max_shift)
-    p = len(images)
+    angle = polar.best_angles(polar_spectra, bank.polar[classes])
+    step = 360.0 / bank.n_turns
+    turn = torch.round(angle / step).long() % bank.n_turns
+    opposite = (turn + bank.n_turns // 2) % bank.n_turns
+    both = torch.cat([image_spectra, image_spectra])
+    refs = torch.cat([bank.spectra[classes, turn], bank.spectra[classes, opposite]])
+    shifts, peaks = translation_peaks(both, refs, bank.n, max_shift)
+    scores = peaks / (torch.cat([image_norms, image_norms]) + 1e-9)
+    p = len(image_spectra)
     flip = scores[p:] > scores[:p]
     angle = torch.where(flip, angle + 180.0, angle) % 360.0
-    d = torch.where(flip[:, None], shifts[p:], shifts[:p])
-    # The turned-back particle is the reference shifted by R(−a) s, so s = R(a) d.
-    a = torch.deg2rad(angle)
-    shift = torch.stack(
-        [
-            torch.cos(a) * d[:, 0] - torch.sin(a) * d[:, 1],
-            torch.sin(a) * d[:, 0] + torch.cos(a) * d[:, 1],
-        ],
-        dim=1,
-    )
+    shift = torch.where(flip[:, None], shifts[p:], shifts[:p])
     return angle, shift, torch.maximum(scores[:p], scores[p:])

@@ -46,7 +46,7 @@ import torch
 from ..core.ctf import ctf_2d_particles
 from ..core.turn2d import soft_disc, transform, untransform
 from ..errors import InvalidDataError, ParameterError
-from .align2d import PolarSpectra, align_pairs, fourier_crop, signal_band
+from .align2d import PolarSpectra, ReferenceBank, align_pairs, fourier_crop, signal_band
 
 CTF_MODES = ("flip", "wiener", "none")
 
@@ -56,7 +56,8 @@ class Classify2DParams:
     """Settings of :func:`classify_particles` (sizes in pixels, fractions of the box).
 
     n_classes : number of classes.
-    align_size : working box edge for alignment (even, ≤ the box).
+    align_size : working box edge for alignment (even, ≤ the box); 0: the smallest
+        that keeps every frequency ring with signal (:func:`working_stack`).
     rounds : aligned refinement rounds after the initial classes.
     candidates : classes each particle is aligned to per round.
     max_shift : largest shift searched, as a fraction of the box.
@@ -69,7 +70,7 @@ class Classify2DParams:
     """
 
     n_classes: int = 64
-    align_size: int = 64
+    align_size: int = 0
     rounds: int = 3
     candidates: int = 6
     max_shift: float = 0.15
@@ -91,10 +92,12 @@ class Classify2DParams:
             raise ParameterError(
                 f"`ctf={self.ctf}` is not one of {', '.join(CTF_MODES)}.", parameter="ctf"
             )
-        if self.align_size < 16 or self.align_size % 2 or self.align_size > box:
+        if self.align_size and (
+            self.align_size < 16 or self.align_size % 2 or self.align_size > box
+        ):
             raise ParameterError(
-                f"`align_size={self.align_size}` must be even, at least 16 and at most "
-                f"the box ({box} pixels).",
+                f"`align_size={self.align_size}` must be 0 (automatic) or even, at least "
+                f"16 and at most the box ({box} pixels).",
                 parameter="align_size",
             )
         if not 0 < self.max_shift < 0.5 or not 0.1 < self.mask_radius <= 0.5:
@@ -159,17 +162,36 @@ def _normalised(images: np.ndarray, start: int, device) -> torch.Tensor:
     return x / (x.std(dim=(1, 2), keepdim=True) + 1e-6)
 
 
-def working_stack(source, params: Classify2DParams, device) -> np.ndarray:
-    """Normalised, phase-flipped (unless ``ctf="none"``), Fourier-cropped images."""
-    out = np.empty((len(source), params.align_size, params.align_size), np.float32)
+def _corrected(source, start: int, images: np.ndarray, params, device) -> torch.Tensor:
+    x = _normalised(images, start, device)
+    ctf = chunk_ctf(source, start, len(x), source.box) if params.ctf != "none" else None
+    if ctf is None:
+        return x
+    sign = torch.sign(torch.as_tensor(ctf, device=device))
+    return torch.fft.irfft2(torch.fft.rfft2(x) * sign, s=x.shape[-2:])
+
+
+def working_stack(source, params: Classify2DParams, device) -> tuple[np.ndarray, torch.Tensor]:
+    """Normalised, phase-flipped (unless ``ctf="none"``), Fourier-cropped images, and
+    the ring weights of :func:`signal_band` (measured on the first chunk at full size).
+
+    With ``align_size=0`` the working box is the smallest even size (≥ 32) whose
+    Nyquist ring lies 2 rings beyond the last ring carrying signal: alignment then uses
+    every frequency with signal and no more."""
+    size = params.align_size
+    out, band = None, None
     for start, images in source.chunks(params.chunk):
-        x = _normalised(images, start, device)
-        ctf = chunk_ctf(source, start, len(x), source.box) if params.ctf != "none" else None
-        if ctf is not None:
-            sign = torch.sign(torch.as_tensor(ctf, device=device))
-            x = torch.fft.irfft2(torch.fft.rfft2(x) * sign, s=x.shape[-2:])
-        out[start : start + len(x)] = fourier_crop(x, params.align_size).cpu().numpy()
-    return out
+        x = _corrected(source, start, images, params, device)
+        if band is None:
+            band = signal_band(x)
+            last = int(torch.nonzero(band).max()) if band.any() else source.box // 4
+            if size == 0:
+                size = min(source.box, max(32, 2 * (last + 3) + (2 * (last + 3)) % 4))
+                size += size % 2
+            band = band[: size // 2 + 1]
+            out = np.empty((len(source), size, size), np.float32)
+        out[start : start + len(x)] = fourier_crop(x, size).cpu().numpy()
+    return out, band
 
 
 def invariant_features(work: np.ndarray, polar: PolarSpectra, chunk: int, device) -> np.ndarray:
@@ -240,23 +262,26 @@ def candidate_classes(spectra, ref_spectra, own, polar, m: int) -> torch.Tensor:
 def align_round(work, refs, labels, polar, params, device, fixed: bool = False) -> tuple:
     """Each particle aligned to its candidate classes (:func:`candidate_classes`; only
     its own class when ``fixed``): best class, angle, shift and score."""
-    n = work.shape[-1]
-    p = len(work)
-    ref_spectra = polar(refs)
+    n, p = work.shape[-1], len(work)
+    bank = ReferenceBank(refs, polar)
     best = (np.zeros(p, int), np.zeros(p, np.float32), np.zeros((p, 2), np.float32))
     scores = np.full(p, -np.inf, np.float32)
     for i in range(0, p, params.chunk):
         images = torch.as_tensor(work[i : i + params.chunk], device=device)
-        spectra = polar(images)
+        spectra, norms, polar_spectra = (
+            torch.fft.rfft2(images),
+            images.flatten(1).norm(dim=1),
+            polar(images),
+        )
         own = torch.as_tensor(labels[i : i + params.chunk], device=device).long()
         if fixed:
             candidates = own[:, None]
         else:
-            candidates = candidate_classes(spectra, ref_spectra, own, polar, params.candidates)
+            candidates = candidate_classes(polar_spectra, bank.polar, own, polar, params.candidates)
         top = torch.full((len(images),), -torch.inf, device=device)
         for c in candidates.T:
             angle, shift, score = align_pairs(
-                images, refs[c], spectra, ref_spectra[c], polar, params.max_shift * n
+                spectra, norms, polar_spectra, bank, c, polar, params.max_shift * n
             )
             better = (score > top).cpu().numpy()
             top = torch.maximum(top, score)
@@ -333,11 +358,10 @@ def classify_particles(
     device = torch.device(device)
     timings = {}
     clock = time.perf_counter()
-    work = working_stack(source, params, device)
+    work, band = working_stack(source, params, device)
     timings["working_stack"] = time.perf_counter() - clock
-    n = params.align_size
-    sample = torch.as_tensor(work[:: max(1, len(work) // 4000)], device=device)
-    band = signal_band(sample)
+    n = work.shape[-1]
+    say(f"aligning at {n}² pixels of {source.pixel_size_A * source.box / n:.2f} Å")
     polar = PolarSpectra(n, max(4, int(0.45 * n)), device=device, ring_weight=band)
     mask = soft_disc(n, params.mask_radius * n, device=device)
     clock = time.perf_counter()
@@ -360,6 +384,7 @@ def classify_particles(
         say(f"round {r + 1}: {changed:.1%} of particles changed class ({seconds:.1f} s)")
     clock = time.perf_counter()
     scale = source.box / n
+    timings["align_size"] = n
     averages = full_size_averages(source, labels, angles, shifts * scale, params, device)
     timings["full_size_averages"] = time.perf_counter() - clock
     return {
