@@ -160,3 +160,60 @@ def simulate_particle_stack(
         "projections": views,
         "ctf": ctf_table,
     }
+
+
+def write_particle_stack(folder, simulation: dict, pixel_size_A: float) -> dict:
+    """Write a simulated stack as a RELION user would have it, into ``folder``.
+
+    ``particles.mrcs`` (the images), ``particles.star`` (an ``optics`` block with
+    voltage, Cs, amplitude contrast and pixel size; particle rows with
+    ``rlnImageName`` ``N@particles.mrcs``, ``rlnDefocusU/V``, ``rlnDefocusAngle``),
+    ``truth.csv`` (the truth table) and ``projections.mrcs`` (the clean views,
+    structures × views images).  Returns the four paths.
+    """
+    from pathlib import Path
+
+    import mrcfile
+    import starfile
+
+    folder = Path(folder)
+    images, truth, ctf = simulation["images"], simulation["truth"], simulation["ctf"]
+    paths = {
+        "particles": folder / "particles.mrcs",
+        "star": folder / "particles.star",
+        "truth": folder / "truth.csv",
+        "projections": folder / "projections.mrcs",
+    }
+    with mrcfile.new(paths["particles"], overwrite=True) as mrc:
+        mrc.set_data(np.ascontiguousarray(images, np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = pixel_size_A
+    views = simulation["projections"]
+    with mrcfile.new(paths["projections"], overwrite=True) as mrc:
+        mrc.set_data(np.ascontiguousarray(views.reshape(-1, *views.shape[2:]), np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = pixel_size_A
+    optics = pd.DataFrame(
+        {
+            "rlnOpticsGroup": [1],
+            "rlnOpticsGroupName": ["opticsGroup1"],
+            "rlnVoltage": [float(ctf["voltage_kV"].iloc[0])],
+            "rlnSphericalAberration": [float(ctf["cs_mm"].iloc[0])],
+            "rlnAmplitudeContrast": [float(ctf["amplitude_contrast"].iloc[0])],
+            "rlnImagePixelSize": [pixel_size_A],
+            "rlnImageSize": [images.shape[-1]],
+            "rlnImageDimensionality": [2],
+        }
+    )
+    particles = pd.DataFrame(
+        {
+            "rlnImageName": [f"{i + 1:06d}@particles.mrcs" for i in range(len(images))],
+            "rlnDefocusU": ctf["defocus_u_um"].to_numpy() * 1e4,
+            "rlnDefocusV": ctf["defocus_v_um"].to_numpy() * 1e4,
+            "rlnDefocusAngle": ctf["astigmatism_deg"].to_numpy(),
+            "rlnOpticsGroup": 1,
+        }
+    )
+    starfile.write({"optics": optics, "particles": particles}, paths["star"], overwrite=True)
+    truth.to_csv(paths["truth"], index=False)
+    return paths

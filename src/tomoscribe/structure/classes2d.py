@@ -134,22 +134,20 @@ class ArraySource:
 
 
 def chunk_ctf(source, start: int, count: int, box: int) -> np.ndarray | None:
-    """CTFs (count, box, box // 2 + 1) of particles start…start+count, or None."""
+    """CTFs (count, box, box // 2 + 1) of particles start…start+count, or None.
+
+    Computed once per distinct set of parameters (particles of one micrograph share
+    theirs)."""
     if source.ctf is None:
         return None
-    rows = source.ctf.iloc[start : start + count]
-    out = np.empty((count, box, box // 2 + 1), np.float32)
+    rows = source.ctf.iloc[start : start + count].reset_index(drop=True)
+    columns = ["defocus_u_um", "defocus_v_um", "astigmatism_deg"]
     optics = ["voltage_kV", "cs_mm", "amplitude_contrast"]
-    for key, group in rows.groupby(optics, sort=False):
-        where = np.flatnonzero(rows.index.isin(group.index))
-        out[where] = ctf_2d_particles(
-            box,
-            source.pixel_size_A,
-            group["defocus_u_um"].to_numpy(),
-            group["defocus_v_um"].to_numpy(),
-            group["astigmatism_deg"].to_numpy(),
-            *key,
-        )
+    out = np.empty((count, box, box // 2 + 1), np.float32)
+    for key, group in rows.groupby(columns + optics, sort=False):
+        out[group.index.to_numpy()] = ctf_2d_particles(
+            box, source.pixel_size_A, [key[0]], [key[1]], [key[2]], *key[3:]
+        )[0]
     return out
 
 
@@ -162,7 +160,9 @@ def _normalised(images: np.ndarray, start: int, device) -> torch.Tensor:
     return x / (x.std(dim=(1, 2), keepdim=True) + 1e-6)
 
 
-def _corrected(source, start: int, images: np.ndarray, params, device) -> torch.Tensor:
+def corrected_chunk(source, start: int, images: np.ndarray, params, device) -> torch.Tensor:
+    """Particles start… normalised (zero mean, unit variance) and phase-flipped: each
+    Fourier coefficient times the sign of its CTF (unless ``params.ctf == "none"``)."""
     x = _normalised(images, start, device)
     ctf = chunk_ctf(source, start, len(x), source.box) if params.ctf != "none" else None
     if ctf is None:
@@ -181,7 +181,7 @@ def working_stack(source, params: Classify2DParams, device) -> tuple[np.ndarray,
     size = params.align_size
     out, band = None, None
     for start, images in source.chunks(params.chunk):
-        x = _corrected(source, start, images, params, device)
+        x = corrected_chunk(source, start, images, params, device)
         if band is None:
             band = signal_band(x)
             last = int(torch.nonzero(band).max()) if band.any() else source.box // 4
