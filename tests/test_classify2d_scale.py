@@ -12,7 +12,7 @@ import torch
 from tomoscribe.cli.app import main
 from tomoscribe.core.ctf import ctf_2d_particles
 from tomoscribe.core.turn2d import soft_disc, transform
-from tomoscribe.simulate.particles2d import simulate_particle_stack, write_particle_stack
+from tomoscribe.simulate.particles2d import simulate_particle_stack
 from tomoscribe.structure.align2d import PolarSpectra, ReferenceBank, align_pairs
 from tomoscribe.structure.classes2d import (
     ArraySource,
@@ -119,12 +119,11 @@ def _cli(*args):
     return main([str(a) for a in args])
 
 
-def test_cli_writes_relion_star_averages_and_gallery(tmp_path, small_set):
-    sim = {k: (v[:150] if k in ("images", "truth", "ctf") else v) for k, v in small_set.items()}
-    data = tmp_path / "data"
-    data.mkdir()
-    paths = write_particle_stack(data, sim, 5.0)
-    out = tmp_path / "out"
+def test_cli_writes_relion_star_averages_and_gallery(tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    simulate = ["simulate", "particles2d", "-o", data, "--n", 150, "--box", 64]
+    assert _cli(*simulate, "--pixel-size", 5, "--views", 4, "--snr", 0.3) == 0
+    paths = {"star": data / "particles.star"}
     assert _cli("classify2d", paths["star"], "-o", out, "-k", 4, "--rounds", 1) == 0
     blocks = starfile.read(out / "particles.star", always_dict=True)
     particles = blocks["particles"]
