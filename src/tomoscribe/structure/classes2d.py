@@ -369,7 +369,9 @@ def classify_particles(
     labels, reduced = initial_classes(features, params)
     timings["initial_classes"] = time.perf_counter() - clock
     say(f"initial classes from invariant features: {timings['initial_classes']:.1f} s")
+    clock = time.perf_counter()
     labels, angles, shifts = _seed_alignment(work, labels, reduced, polar, mask, params, device)
+    timings["seed_alignment"] = time.perf_counter() - clock
     scores = np.zeros(len(work), np.float32)
     for r in range(params.rounds):
         clock = time.perf_counter()
