@@ -46,7 +46,19 @@ def _global(
 
 
 # Command groups register themselves on `app` when imported.
-from . import annotate, classify, clem, convert, demo, mining, prepare, simulate, spa, structure  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    annotate,
+    classify,
+    classify2d,
+    clem,
+    convert,
+    demo,
+    mining,
+    prepare,
+    simulate,
+    spa,
+    structure,
+)
 from .checks import naming_flags  # noqa: E402
 
 

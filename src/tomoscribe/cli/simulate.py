@@ -254,3 +254,54 @@ def micrographs(
         f"wrote {out_dir}: micrographs/ ({n}), masks/, truth.star ({len(table)} "
         f"particles), truth.json" + (", boxes_good/background/bad.star" if annotate else "")
     )
+
+
+@simulate_app.command("particles2d")
+@writes(folders=("out_dir",))
+def particles2d(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Directory for all outputs."),
+    n: int = typer.Option(1000, "--n", min=1, help="Number of particles."),
+    box: int = typer.Option(128, "--box", min=16, help="Box edge in pixels."),
+    pixel_size: float = typer.Option(2.5, "--pixel-size", min=0.0, help="Pixel size in Å."),
+    templates: str = typer.Option(
+        "1bxn,3j9i,1qvr", "--templates", help="Comma-separated bundled template names."
+    ),
+    views: int = typer.Option(20, "--views", min=1, help="Views per structure."),
+    junk: float = typer.Option(0.1, "--junk", help="Fraction of junk images."),
+    defocus: str = typer.Option(
+        "1.0,1.8,2.6", "--defocus", help="µm (underfocus), drawn at random."
+    ),
+    snr: float = typer.Option(0.1, "--snr", help="var(signal)/var(noise) within the particles."),
+    seed: int = options.Seed,
+) -> None:
+    """A particle stack with truth for 2D classification: particles.mrcs + particles.star
+    (RELION, CTF in an optics block), truth.csv, projections.mrcs (the clean views)."""
+    from ..simulate.particles2d import simulate_particle_stack, write_particle_stack
+
+    try:
+        defoci = tuple(float(v) for v in defocus.split(",") if v.strip())
+    except ValueError:
+        raise ParameterError("--defocus is a comma-separated list of µm.") from None
+    names = tuple(t.strip() for t in templates.split(",") if t.strip())
+    sim = simulate_particle_stack(n, box, pixel_size, names, views, junk, defoci, snr, seed=seed)
+    with output_folder(out_dir) as staging:
+        write_particle_stack(staging, sim, pixel_size)
+        write_provenance(
+            staging / "particles.star",
+            "simulate particles2d",
+            {
+                "n": n,
+                "box": box,
+                "pixel_size_A": pixel_size,
+                "templates": names,
+                "views": views,
+                "junk": junk,
+                "defocus_um": defoci,
+                "snr": snr,
+                "seed": seed,
+            },
+        )
+    typer.echo(
+        f"wrote {out_dir}: particles.mrcs ({n} × {box}²), particles.star, truth.csv, "
+        f"projections.mrcs ({len(names)} × {views} views)"
+    )

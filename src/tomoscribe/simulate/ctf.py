@@ -1,117 +1,12 @@
-"""Contrast transfer function, electron wavelength and detector MTF.
-
-Conventions (as RELION and CTFFIND): ``defocus_um`` > 0 is underfocus; spatial
-frequency ``k`` in 1/Å.  The phase aberration is
-
-    χ(k) = π λ Δf k² − (π/2) Cs λ³ k⁴
-
-and the CTF is ``−sin(χ(k) + φ)`` with the amplitude-contrast phase
-``φ = arcsin(A)`` (A = amplitude contrast fraction), so at low frequency the CTF is
-negative (dark particles in a raw micrograph).  Xu et al. 2017's "defocus −5 µm" is
-5 µm underfocus here.
-
-The relativistic electron wavelength is ``λ = h / sqrt(2 m₀ e V (1 + e V / (2 m₀ c²)))``;
-0.019687 Å at 300 kV.  The detector MTF is ``sinc(π ω / 2) = sin(π ω / 2) / (π ω / 2)``
-with ω the fraction of Nyquist (as in Xu et al. 2017).
-"""
+"""The CTF for the simulators: :mod:`tomoscribe.core.ctf` (moved there so that library
+stages such as 2D classification can correct for it without importing the simulator)."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
-from ..errors import ParameterError
-
-_H = 6.62607015e-34  # J s
-_M0 = 9.1093837015e-31  # kg
-_E = 1.602176634e-19  # C
-_C = 299792458.0  # m/s
-
-
-def electron_wavelength_A(voltage_kV: float) -> float:
-    """Relativistic electron wavelength in Å at an accelerating voltage in kV."""
-    if not voltage_kV > 0:
-        raise ParameterError(f"voltage must be positive (kV), got {voltage_kV}.")
-    v = voltage_kV * 1e3
-    metres = _H / math.sqrt(2 * _M0 * _E * v * (1 + _E * v / (2 * _M0 * _C**2)))
-    return metres * 1e10
-
-
-def ctf_1d(
-    k_per_A: np.ndarray,
-    defocus_um: float,
-    voltage_kV: float = 300.0,
-    cs_mm: float = 2.7,
-    amplitude_contrast: float = 0.07,
-) -> np.ndarray:
-    """The CTF at spatial frequencies ``k_per_A`` (1/Å).
-
-    Parameters
-    ----------
-    k_per_A : array
-        Spatial frequency magnitudes in 1/Å.
-    defocus_um : float
-        Defocus in µm, positive = underfocus.
-    voltage_kV, cs_mm, amplitude_contrast : float
-        Accelerating voltage (kV), spherical aberration (mm), amplitude contrast (0–1).
-    """
-    if not 0 <= amplitude_contrast < 1:
-        raise ParameterError(f"amplitude contrast must be in [0, 1), got {amplitude_contrast}.")
-    lam = electron_wavelength_A(voltage_kV)
-    defocus_A = defocus_um * 1e4
-    cs_A = cs_mm * 1e7
-    k2 = np.asarray(k_per_A, dtype=float) ** 2
-    chi = math.pi * lam * defocus_A * k2 - 0.5 * math.pi * cs_A * lam**3 * k2**2
-    return -np.sin(chi + math.asin(amplitude_contrast))
-
-
-def ctf_zeros_per_A(
-    n_zeros: int,
-    defocus_um: float,
-    voltage_kV: float = 300.0,
-    cs_mm: float = 2.7,
-    amplitude_contrast: float = 0.07,
-) -> np.ndarray:
-    """The first ``n_zeros`` zeros of the CTF (1/Å), solved analytically.
-
-    χ(k) + φ = nπ is a quadratic in k²; for each n = 1, 2, … the smaller positive root
-    is taken (the zeros before Cs turns the phase back).
-    """
-    lam = electron_wavelength_A(voltage_kV)
-    a = 0.5 * math.pi * cs_mm * 1e7 * lam**3
-    b = math.pi * lam * defocus_um * 1e4
-    phi = math.asin(amplitude_contrast)
-    zeros = []
-    for n in range(1, n_zeros + 1):
-        c = n * math.pi - phi
-        disc = b * b - 4 * a * c
-        if disc < 0:
-            break
-        k2 = (b - math.sqrt(disc)) / (2 * a) if a > 0 else c / b
-        zeros.append(math.sqrt(k2))
-    return np.array(zeros)
-
-
-def ctf_2d(
-    shape_yx,
-    pixel_size_A: float,
-    defocus_um: float,
-    voltage_kV: float = 300.0,
-    cs_mm: float = 2.7,
-    amplitude_contrast: float = 0.07,
-) -> np.ndarray:
-    """The CTF on the ``rfft2`` grid of an image of ``shape_yx`` (float32)."""
-    ky = np.fft.fftfreq(shape_yx[0], d=pixel_size_A)[:, None]
-    kx = np.fft.rfftfreq(shape_yx[1], d=pixel_size_A)[None, :]
-    return ctf_1d(np.sqrt(ky**2 + kx**2), defocus_um, voltage_kV, cs_mm, amplitude_contrast).astype(
-        np.float32
-    )
-
-
-def detector_mtf_2d(shape_yx) -> np.ndarray:
-    """``sinc(π ω / 2)`` on the ``rfft2`` grid, ω = radial frequency / Nyquist (float32)."""
-    wy = np.fft.fftfreq(shape_yx[0])[:, None] * 2.0
-    wx = np.fft.rfftfreq(shape_yx[1])[None, :] * 2.0
-    omega = np.sqrt(wy**2 + wx**2)
-    return np.sinc(omega / 2.0).astype(np.float32)  # np.sinc(x) = sin(πx)/(πx)
+from ..core.ctf import (  # noqa: F401
+    ctf_1d,
+    ctf_2d,
+    ctf_zeros_per_A,
+    detector_mtf_2d,
+    electron_wavelength_A,
+)

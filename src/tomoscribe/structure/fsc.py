@@ -8,16 +8,16 @@ import pandas as pd
 from ..errors import InvalidDataError
 
 
-def shell_indices(n: int) -> np.ndarray:
-    """Integer shell (radius in cycles per box, rounded) of each rfftn coefficient."""
-    fz = np.fft.fftfreq(n, d=1.0 / n)[:, None, None]
-    fy = np.fft.fftfreq(n, d=1.0 / n)[None, :, None]
-    fx = np.fft.rfftfreq(n, d=1.0 / n)[None, None, :]
-    return np.rint(np.sqrt(fz**2 + fy**2 + fx**2)).astype(int)
+def shell_indices(n: int, ndim: int = 3) -> np.ndarray:
+    """Integer shell (radius in cycles per box, rounded) of each rfftn coefficient of a
+    cube (``ndim=3``) or a square image (``ndim=2``)."""
+    axes = [np.fft.fftfreq(n, d=1.0 / n)] * (ndim - 1) + [np.fft.rfftfreq(n, d=1.0 / n)]
+    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    return np.rint(np.sqrt(sum(g**2 for g in grids))).astype(int)
 
 
 def fsc_curve(map_a: np.ndarray, map_b: np.ndarray, voxel_size_A: float) -> pd.DataFrame:
-    """FSC of two cubic maps, shell by shell up to Nyquist.
+    """FSC of two cubic maps (or FRC of two square images), shell by shell up to Nyquist.
 
     Returns
     -------
@@ -25,13 +25,13 @@ def fsc_curve(map_a: np.ndarray, map_b: np.ndarray, voxel_size_A: float) -> pd.D
     and ``n_coefficients``.
     """
     a, b = np.asarray(map_a, np.float64), np.asarray(map_b, np.float64)
-    if a.shape != b.shape or a.ndim != 3 or len(set(a.shape)) != 1:
+    if a.shape != b.shape or a.ndim not in (2, 3) or len(set(a.shape)) != 1:
         raise InvalidDataError(
-            f"FSC needs two cubic maps of one size, got {a.shape} and {b.shape}."
+            f"FSC needs two cubic maps (or square images) of one size, got {a.shape} and {b.shape}."
         )
     n = a.shape[0]
     fa, fb = np.fft.rfftn(a), np.fft.rfftn(b)
-    shells = shell_indices(n).ravel()
+    shells = shell_indices(n, a.ndim).ravel()
     # Hermitian weights: coefficients with 0 < kx < n/2 stand for two.
     weight = np.full(fa.shape, 2.0)
     weight[..., 0] = 1.0

@@ -378,3 +378,88 @@ def average_particle_file(
     with output_folder(out_dir, overwrite, [particles]) as staging:
         write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
     return result | {"n_particles": len(table)}
+
+
+def classify2d_files(
+    inputs: list[Path],
+    out_dir: Path,
+    params,
+    pixel_size_A: float | None = None,
+    device: str = "auto",
+    overwrite: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> dict:
+    """What ``tomoscribe classify2d`` does: classify the particles of MRC stacks (and
+    of a RELION particle STAR, when one of ``inputs`` is a ``.star``) with
+    :func:`tomoscribe.structure.classes2d.classify_particles` and write into
+    ``out_dir`` ``class_averages.mrcs`` (k images at the particles' pixel size),
+    ``classes.png`` (a gallery with class numbers and sizes) and ``particles.star``
+    (RELION: the input rows plus ``rlnClassNumber``, ``rlnAnglePsi``,
+    ``rlnOriginXAngst``/``YAngst``).  Returns the classification and the source."""
+    import torch
+
+    from ..io.particlestacks import open_particles, write_assignments
+    from .classes2d import classify_particles
+
+    stars = [p for p in inputs if p.suffix.lower() == ".star"]
+    if len(stars) > 1:
+        raise ParameterError("give at most one particle STAR file.")
+    stacks = [p for p in inputs if p.suffix.lower() != ".star"]
+    source = open_particles(stacks, stars[0] if stars else None, pixel_size_A)
+    params.validate(len(source), source.box)
+    for note in source.notes:
+        (say or (lambda m: None))(f"note: {note}")
+    result = classify_particles(source, params, resolve_device(device), say)
+    origin_A = -result["shift_px"] * source.pixel_size_A
+    with output_folder(out_dir, overwrite, inputs) as staging:
+        write_volume(
+            staging / "class_averages.mrcs",
+            Volume(result["averages"], source.pixel_size_A),
+        )
+        class_mosaic(staging / "classes.png", result["averages"], result["counts"])
+        write_assignments(
+            staging / "particles.star", source, result["labels"], result["psi_deg"], origin_A
+        )
+        from ..outputs import write_provenance
+
+        write_provenance(
+            staging / "particles.star",
+            "classify2d",
+            params.as_dict() | {"device": device, "threads": torch.get_num_threads()},
+            [*inputs],
+            extra={"counts": result["counts"].tolist(), "timings_s": result["timings_s"]},
+        )
+    return result | {"source": source}
+
+
+def class_mosaic(path: Path, averages: np.ndarray, counts) -> None:
+    """PNG of many 2D class averages in one mosaic (each scaled to its own range), with
+    class number and size under each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k, n = len(averages), averages.shape[-1]
+    cols = int(np.ceil(np.sqrt(k)))
+    rows = int(np.ceil(k / cols))
+    mosaic = np.ones((rows * (n + 2), cols * (n + 2)), np.float32)
+    for i, image in enumerate(averages):
+        lo, hi = np.percentile(image, [1, 99])
+        r, c = divmod(i, cols)
+        tile = np.clip((image - lo) / (hi - lo + 1e-12), 0, 1)
+        mosaic[r * (n + 2) + 1 : r * (n + 2) + 1 + n, c * (n + 2) + 1 : c * (n + 2) + 1 + n] = tile
+    inches = max(4.0, cols * 1.1)
+    fig = plt.figure(figsize=(inches, inches * rows / cols))
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    size = max(4, min(9, 60 / cols))
+    for i, count in enumerate(counts):
+        r, c = divmod(i, cols)
+        ax.text(
+            c * (n + 2) + 2, r * (n + 2) + n, f"{i + 1}: {count}", color="yellow", fontsize=size
+        )
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,318 @@
+"""Single-particle image stacks (MRC) and their RELION particle STAR files.
+
+A :class:`ParticleSource` lists particle images without loading them: MRC stacks are
+opened with ``mrcfile.mmap`` and read a chunk at a time, so stacks larger than memory
+stream.  Without a STAR file every image of every stack is a particle, in order.  With
+one, the particles are its rows: ``rlnImageName`` is ``N@STACK`` (N counts from 1;
+STACK relative to the STAR file's folder, or the name of one of the stacks given), and
+the CTF of each particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å),
+``rlnDefocusAngle`` (°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm) and
+``rlnAmplitudeContrast``, on the particle rows or in the ``optics`` block (joined on
+``rlnOpticsGroup``); the pixel size is ``rlnImagePixelSize`` there, else the stacks'
+header.  Assignments are written back as RELION writes a 2D classification's
+``run_itNNN_data.star``: the input columns plus ``rlnClassNumber``, ``rlnAnglePsi``
+and ``rlnOriginXAngst``/``rlnOriginYAngst`` (see :func:`write_assignments`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputFileError, ParameterError
+from ..outputs import note_input
+
+CTF_DEFAULTS = {"voltage_kV": 300.0, "cs_mm": 2.7, "amplitude_contrast": 0.1}
+_CTF_COLUMNS = {
+    "rlnVoltage": "voltage_kV",
+    "rlnSphericalAberration": "cs_mm",
+    "rlnAmplitudeContrast": "amplitude_contrast",
+}
+
+
+@dataclass
+class ParticleSource:
+    """Particles of one or more MRC stacks, read lazily.
+
+    Attributes
+    ----------
+    stacks : the MRC files.
+    stack_of, index_in_stack : (p,) which stack holds each particle, and where (from 0).
+    box : image edge in pixels (all images square, one size).
+    pixel_size_A : Å per pixel.
+    ctf : per-particle CTF table (``defocus_u_um``, ``defocus_v_um``,
+        ``astigmatism_deg``, ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``) or None.
+    table, optics : the STAR file's particle rows and optics block, when read from one.
+    """
+
+    stacks: list[Path]
+    stack_of: np.ndarray
+    index_in_stack: np.ndarray
+    box: int
+    pixel_size_A: float
+    ctf: pd.DataFrame | None = None
+    table: pd.DataFrame | None = None
+    optics: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.stack_of)
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        """Images of particles ``indices`` as float32 (len, box, box)."""
+        import mrcfile
+
+        indices = np.asarray(indices)
+        out = np.empty((len(indices), self.box, self.box), np.float32)
+        for s in np.unique(self.stack_of[indices]):
+            rows = np.flatnonzero(self.stack_of[indices] == s)
+            with mrcfile.mmap(self.stacks[s], mode="r", permissive=True) as mrc:
+                data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
+                out[rows] = data[self.index_in_stack[indices[rows]]]
+        return out
+
+    def chunks(self, size: int):
+        """Yield ``(start, images)`` for consecutive chunks of ``size`` particles."""
+        for start in range(0, len(self), size):
+            yield start, self.read(np.arange(start, min(start + size, len(self))))
+
+
+def _stack_shape(path: Path) -> tuple[int, int, int, float]:
+    """(count, ny, nx, voxel size in Å or 0) of an MRC stack, refused when unusable."""
+    import mrcfile
+
+    note_input(path)
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist; check the path.")
+    try:
+        with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
+            if mrc.data is None:
+                raise ValueError("no data")
+            shape = mrc.data.shape
+            voxel = float(mrc.voxel_size.x)
+    except (ValueError, OSError) as err:
+        raise InputFileError(
+            f"{path} is not a readable MRC stack ({str(err).splitlines()[0][:120]}); "
+            "check that it is complete."
+        ) from None
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3:
+        raise InputFileError(f"{path} holds {len(shape)}-dimensional data, not images.")
+    return shape[0], shape[1], shape[2], voxel
+
+
+def _check_boxes(shapes: dict[Path, tuple]) -> int:
+    sizes = {(ny, nx) for _, ny, nx, _ in shapes.values()}
+    for path, (_, ny, nx, _) in shapes.items():
+        if ny != nx:
+            raise InputFileError(f"{path} holds {nx}×{ny} images; particles must be square.")
+    if len(sizes) > 1:
+        described = ", ".join(f"{p.name} {ny}²" for p, (_, ny, _, _) in shapes.items())
+        raise ParameterError(
+            f"the particle stacks have mixed box sizes ({described}); "
+            "classify stacks of one box size together."
+        )
+    return sizes.pop()[0]
+
+
+def open_particles(
+    stacks: list[Path], star: Path | None = None, pixel_size_A: float | None = None
+) -> ParticleSource:
+    """The particles of ``stacks`` (all their images), or of ``star``'s rows.
+
+    Parameters
+    ----------
+    stacks : MRC stacks; with ``star`` they may be empty (the STAR names its stacks)
+        or name the files its ``rlnImageName`` entries refer to.
+    star : a RELION particle STAR file, or None.
+    pixel_size_A : Å per pixel, overriding the files.
+    """
+    stacks = [Path(p) for p in stacks]
+    if star is None:
+        if not stacks:
+            raise ParameterError("give at least one particle stack (MRC) or a STAR file.")
+        shapes = {p: _stack_shape(p) for p in stacks}
+        box = _check_boxes(shapes)
+        counts = [shapes[p][0] for p in stacks]
+        stack_of = np.repeat(np.arange(len(stacks)), counts)
+        index = np.concatenate([np.arange(c) for c in counts])
+        size = pixel_size_A or shapes[stacks[0]][3] or 1.0
+        return ParticleSource(stacks, stack_of, index, box, float(size))
+    table, optics = read_particle_star(star)
+    files, stack_of, index = _image_names(table, star, stacks)
+    shapes = {p: _stack_shape(p) for p in files}
+    box = _check_boxes(shapes)
+    for s, path in enumerate(files):
+        beyond = index[stack_of == s] >= shapes[path][0]
+        if beyond.any():
+            raise InputFileError(
+                f"{star} names image {index[stack_of == s][beyond][0] + 1} of {path}, "
+                f"which holds {shapes[path][0]}."
+            )
+    merged = _with_optics(table, optics, star)
+    size = pixel_size_A or _star_pixel_size(merged) or shapes[files[0]][3]
+    if not size:
+        raise ParameterError(
+            f"neither {star} nor the stacks give a pixel size; pass `pixel_size_A`.",
+            parameter="pixel_size_A",
+        )
+    source = ParticleSource(files, stack_of, index, box, float(size), None, table, optics)
+    source.ctf = _ctf_table(merged, star, source.notes)
+    return source
+
+
+def read_particle_star(star: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The particle rows and optics block (or None) of a RELION STAR file."""
+    import starfile
+
+    star = Path(star)
+    note_input(star)
+    if not star.is_file():
+        raise InputFileError(f"{star} does not exist; check the path.")
+    try:
+        blocks = starfile.read(star, always_dict=True)
+    except Exception as err:  # starfile raises many kinds on damaged files
+        raise InputFileError(
+            f"{star} is not a readable STAR file ({str(err).splitlines()[0][:120]})."
+        ) from None
+    tables = {k: v for k, v in blocks.items() if isinstance(v, pd.DataFrame)}
+    particles = tables.get("particles")
+    if particles is None:
+        particles = next((t for k, t in tables.items() if "rlnImageName" in t), None)
+    if particles is None or "rlnImageName" not in particles or len(particles) == 0:
+        raise InputFileError(f"{star} has no particle rows with rlnImageName.")
+    return particles.reset_index(drop=True), tables.get("optics")
+
+
+def _image_names(table: pd.DataFrame, star: Path, stacks: list[Path]):
+    """Stacks, stack per row and index in the stack from ``N@STACK`` entries."""
+    by_name = {p.name: p for p in stacks}
+    files: dict[Path, int] = {}
+    stack_of = np.empty(len(table), int)
+    index = np.empty(len(table), int)
+    for row, entry in enumerate(table["rlnImageName"].astype(str)):
+        number, at, name = entry.partition("@")
+        if not at or not number.strip().isdigit() or int(number) < 1:
+            raise InputFileError(
+                f"{star}: rlnImageName {entry!r} (row {row + 1}) is not N@STACK with N ≥ 1."
+            )
+        path = Path(name)
+        if not path.is_absolute():
+            path = star.parent / path
+        if not path.is_file():
+            path = by_name.get(Path(name).name, path)
+        if not path.is_file():
+            raise InputFileError(
+                f"{star} names the stack {name}, which is neither beside it nor among "
+                "the stacks given; pass it as an argument."
+            )
+        stack_of[row] = files.setdefault(path, len(files))
+        index[row] = int(number) - 1
+    return list(files), stack_of, index
+
+
+def _with_optics(table: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -> pd.DataFrame:
+    if optics is None or "rlnOpticsGroup" not in optics or "rlnOpticsGroup" not in table:
+        return table
+    extra = [c for c in optics.columns if c not in table.columns or c == "rlnOpticsGroup"]
+    merged = table.merge(optics[extra], on="rlnOpticsGroup", how="left")
+    if len(merged) != len(table):
+        raise InputFileError(f"{star}: the optics block lists an optics group twice.")
+    return merged
+
+
+def _star_pixel_size(table: pd.DataFrame) -> float | None:
+    for column in ("rlnImagePixelSize", "rlnPixelSize"):
+        if column in table:
+            values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
+            if np.isfinite(values).all() and (values > 0).all():
+                return float(np.median(values))
+    return None
+
+
+def _ctf_table(table: pd.DataFrame, star: Path, notes: list[str]) -> pd.DataFrame | None:
+    """Per-particle CTF parameters, or None (with a note) when the file has no defocus."""
+    if "rlnDefocusU" not in table:
+        notes.append(f"{star} has no rlnDefocusU: the images are averaged without CTF correction")
+        return None
+
+    def column(name: str, default=None) -> np.ndarray:
+        if name not in table:
+            return np.full(len(table), default, float)
+        values = pd.to_numeric(table[name], errors="coerce").to_numpy(float)
+        if not np.isfinite(values).all():
+            raise InputFileError(f"{star} has missing or non-numeric {name} values.")
+        return values
+
+    u = column("rlnDefocusU") / 1e4
+    ctf = pd.DataFrame(
+        {
+            "defocus_u_um": u,
+            "defocus_v_um": column("rlnDefocusV") / 1e4 if "rlnDefocusV" in table else u,
+            "astigmatism_deg": column("rlnDefocusAngle", 0.0),
+        }
+    )
+    for relion, ours in _CTF_COLUMNS.items():
+        if relion not in table:
+            notes.append(f"{star} has no {relion}: using {CTF_DEFAULTS[ours]:g}")
+        ctf[ours] = column(relion, CTF_DEFAULTS[ours])
+    if (ctf["defocus_u_um"] <= 0).any():
+        warnings.warn(f"{star} has particles with zero or negative defocus.", stacklevel=2)
+    return ctf
+
+
+def write_assignments(
+    path: str | os.PathLike,
+    source: ParticleSource,
+    classes: np.ndarray,
+    psi_deg: np.ndarray,
+    origin_xy_A: np.ndarray,
+) -> None:
+    """A RELION particle STAR with each particle's class, in-plane angle and origin.
+
+    Parameters
+    ----------
+    path : the file to write (callers pass an atomic temporary).
+    source : the particles (their STAR rows are kept, or ``rlnImageName`` made up).
+    classes : (p,) class numbers from 1.
+    psi_deg : (p,) ``rlnAnglePsi``: the class average turned by psi (counter-clockwise
+        with x along columns and y along rows) lies as the particle does.
+    origin_xy_A : (p, 2) ``rlnOriginXAngst``/``YAngst``: as RELION, the particle's
+        centre lies at the box centre minus the origin.
+    """
+    import starfile
+
+    if source.table is not None:
+        table = source.table.copy()
+    else:
+        names = [p.name for p in source.stacks]
+        table = pd.DataFrame(
+            {
+                "rlnImageName": [
+                    f"{i + 1:06d}@{names[s]}"
+                    for s, i in zip(source.stack_of, source.index_in_stack)
+                ]
+            }
+        )
+    table["rlnClassNumber"] = np.asarray(classes, int)
+    table["rlnAnglePsi"] = np.round(np.asarray(psi_deg, float), 3)
+    table["rlnOriginXAngst"] = np.round(np.asarray(origin_xy_A)[:, 0], 3)
+    table["rlnOriginYAngst"] = np.round(np.asarray(origin_xy_A)[:, 1], 3)
+    optics = source.optics
+    if optics is None:
+        optics = pd.DataFrame(
+            {
+                "rlnOpticsGroup": [1],
+                "rlnImagePixelSize": [source.pixel_size_A],
+                "rlnImageSize": [source.box],
+                "rlnImageDimensionality": [2],
+            }
+        )
+        table["rlnOpticsGroup"] = 1
+    starfile.write({"optics": optics, "particles": table}, path, overwrite=True)

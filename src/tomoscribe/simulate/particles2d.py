@@ -1,0 +1,219 @@
+"""Single-particle image stacks with truth, for 2D classification.
+
+Each of a few structures (bundled templates, as :mod:`simulate.micrographs` uses) is
+seen in ``n_views`` fixed random orientations: the template turned
+(``micrographs.project_template``), projected along z at its own voxel size and
+resampled (cubic) onto the particle box at ``pixel_size_A``.  A particle is one such
+view turned in plane by a uniformly random angle and shifted by up to ``max_shift_px``
+(``core.turn2d.transform``: the same convention as the classifier's), or *junk*:
+3–8 Gaussian blobs of random sizes scattered within the particle radius (a different
+image every time, of similar total density).  Each particle gets one of the
+``defoci_um`` (positive = underfocus), its CTF (``core.ctf``), and white Gaussian
+noise with var(noise) = var(signal)/``snr``, the signal's variance taken over the
+pixels within the largest particle radius of the box centre, averaged over
+non-junk particles.
+
+Truth per particle: ``structure`` (template name or ``junk``), ``structure_id``
+(1… in the order given, 0 for junk), ``view`` (−1 for junk), ``psi_deg``,
+``shift_x_px``/``shift_y_px`` and ``defocus_um``; and the clean, centred, unturned
+projections (structures × views × box × box) to compare class averages with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.ndimage
+import torch
+from scipy.spatial.transform import Rotation
+
+from ..core.ctf import ctf_2d_particles
+from ..core.turn2d import transform
+from ..errors import ParameterError
+from .micrographs import bundled_template, load_templates, project_template
+
+
+def view_images(template, rotations: Rotation, box: int, pixel_size_A: float) -> np.ndarray:
+    """Projections (v, box, box) of a template turned by each rotation, on the box's
+    pixels (centre n // 2), in projected density × pixel area."""
+    n = template.data.shape[0]
+    scale = pixel_size_A / template.voxel_size_A
+    jj, ii = np.mgrid[:box, :box].astype(float)
+    coords = [n // 2 + (jj - box // 2) * scale, n // 2 + (ii - box // 2) * scale]
+    return np.stack(
+        [
+            scipy.ndimage.map_coordinates(
+                project_template(template, rotations[i]), coords, order=3, mode="constant"
+            )
+            * scale**2
+            for i in range(len(rotations))
+        ]
+    ).astype(np.float32)
+
+
+def _junk(count: int, box: int, radius_px: float, mass: float, rng) -> np.ndarray:
+    """Images of 3–8 Gaussian blobs within ``radius_px`` of the centre, total ``mass``."""
+    y, x = np.mgrid[:box, :box] - box // 2
+    out = np.zeros((count, box, box), np.float32)
+    for i in range(count):
+        for _ in range(rng.integers(3, 9)):
+            r, t = radius_px * np.sqrt(rng.uniform(0, 0.6)), rng.uniform(0, 2 * np.pi)
+            width = rng.uniform(0.05, 0.2) * radius_px
+            blob = np.exp(-((x - r * np.cos(t)) ** 2 + (y - r * np.sin(t)) ** 2) / (2 * width**2))
+            out[i] += rng.uniform(0.3, 1.0) * blob
+        out[i] *= mass / out[i].sum()
+    return out
+
+
+def simulate_particle_stack(
+    n_particles: int = 600,
+    box: int = 64,
+    pixel_size_A: float = 5.0,
+    templates: tuple[str, ...] = ("1bxn", "3j9i", "1qvr"),
+    n_views: int = 4,
+    junk_fraction: float = 0.1,
+    defoci_um: tuple[float, ...] = (1.0, 1.8, 2.6),
+    snr: float = 0.1,
+    max_shift_px: float | None = None,
+    voltage_kV: float = 300.0,
+    cs_mm: float = 2.7,
+    amplitude_contrast: float = 0.07,
+    seed: int = 0,
+) -> dict:
+    """A particle stack with truth.
+
+    Returns
+    -------
+    dict with ``images`` (p, box, box) float32, ``truth`` (DataFrame, one row per
+    particle; see the module docstring), ``projections`` (structures, views, box, box)
+    and ``ctf`` (DataFrame: ``defocus_u_um``, ``defocus_v_um``, ``astigmatism_deg``,
+    ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``).
+    """
+    if n_particles < 1 or box < 16 or not snr > 0 or not 0 <= junk_fraction < 1:
+        raise ParameterError("need n_particles ≥ 1, box ≥ 16, snr > 0 and junk_fraction in [0, 1).")
+    rng = np.random.default_rng(seed)
+    loaded = [bundled_template(t) for t in templates] if templates else []
+    if not loaded:
+        loaded = load_templates(["1bxn"])
+    views = np.stack(
+        [
+            view_images(
+                t, Rotation.random(n_views, random_state=rng.integers(2**31)), box, pixel_size_A
+            )
+            for t in loaded
+        ]
+    )
+    radius_px = max(t.diameter_A for t in loaded) / 2 / pixel_size_A
+    if max_shift_px is None:
+        max_shift_px = 0.06 * box
+    junk = rng.uniform(size=n_particles) < junk_fraction
+    structure_id = np.where(junk, 0, rng.integers(1, len(loaded) + 1, n_particles))
+    view = np.where(junk, -1, rng.integers(0, n_views, n_particles))
+    psi = rng.uniform(0, 360, n_particles)
+    r, t = (
+        max_shift_px * np.sqrt(rng.uniform(size=n_particles)),
+        rng.uniform(0, 2 * np.pi, n_particles),
+    )
+    shift = np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
+    defocus = rng.choice(np.asarray(defoci_um, float), n_particles)
+    clean = np.empty((n_particles, box, box), np.float32)
+    real = ~junk
+    clean[real] = views[structure_id[real] - 1, view[real]]
+    clean[junk] = _junk(int(junk.sum()), box, radius_px, float(views.sum((2, 3)).mean()), rng)
+    signal = np.empty_like(clean)
+    for i in range(0, n_particles, 2048):
+        part = slice(i, i + 2048)
+        turned = transform(torch.as_tensor(clean[part]), psi[part], shift[part]).numpy()
+        ctf = ctf_2d_particles(
+            box, pixel_size_A, defocus[part], None, None, voltage_kV, cs_mm, amplitude_contrast
+        )
+        signal[part] = np.fft.irfft2(np.fft.rfft2(turned) * ctf, s=(box, box))
+    y, x = np.mgrid[:box, :box] - box // 2
+    disc = x**2 + y**2 <= min(radius_px, box / 2) ** 2
+    variance = signal[real][:, disc].var() if real.any() else signal[:, disc].var()
+    images = signal + rng.normal(0, np.sqrt(variance / snr), signal.shape).astype(np.float32)
+    names = np.array(["junk", *[t.name for t in loaded]])
+    truth = pd.DataFrame(
+        {
+            "structure": names[structure_id],
+            "structure_id": structure_id,
+            "view": view,
+            "psi_deg": psi,
+            "shift_x_px": shift[:, 0],
+            "shift_y_px": shift[:, 1],
+            "defocus_um": defocus,
+        }
+    )
+    ctf_table = pd.DataFrame(
+        {
+            "defocus_u_um": defocus,
+            "defocus_v_um": defocus,
+            "astigmatism_deg": np.zeros(n_particles),
+            "voltage_kV": voltage_kV,
+            "cs_mm": cs_mm,
+            "amplitude_contrast": amplitude_contrast,
+        }
+    )
+    return {
+        "images": images.astype(np.float32),
+        "truth": truth,
+        "projections": views,
+        "ctf": ctf_table,
+    }
+
+
+def write_particle_stack(folder, simulation: dict, pixel_size_A: float) -> dict:
+    """Write a simulated stack as a RELION user would have it, into ``folder``.
+
+    ``particles.mrcs`` (the images), ``particles.star`` (an ``optics`` block with
+    voltage, Cs, amplitude contrast and pixel size; particle rows with
+    ``rlnImageName`` ``N@particles.mrcs``, ``rlnDefocusU/V``, ``rlnDefocusAngle``),
+    ``truth.csv`` (the truth table) and ``projections.mrcs`` (the clean views,
+    structures × views images).  Returns the four paths.
+    """
+    from pathlib import Path
+
+    import mrcfile
+    import starfile
+
+    folder = Path(folder)
+    images, truth, ctf = simulation["images"], simulation["truth"], simulation["ctf"]
+    paths = {
+        "particles": folder / "particles.mrcs",
+        "star": folder / "particles.star",
+        "truth": folder / "truth.csv",
+        "projections": folder / "projections.mrcs",
+    }
+    with mrcfile.new(paths["particles"], overwrite=True) as mrc:
+        mrc.set_data(np.ascontiguousarray(images, np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = pixel_size_A
+    views = simulation["projections"]
+    with mrcfile.new(paths["projections"], overwrite=True) as mrc:
+        mrc.set_data(np.ascontiguousarray(views.reshape(-1, *views.shape[2:]), np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = pixel_size_A
+    optics = pd.DataFrame(
+        {
+            "rlnOpticsGroup": [1],
+            "rlnOpticsGroupName": ["opticsGroup1"],
+            "rlnVoltage": [float(ctf["voltage_kV"].iloc[0])],
+            "rlnSphericalAberration": [float(ctf["cs_mm"].iloc[0])],
+            "rlnAmplitudeContrast": [float(ctf["amplitude_contrast"].iloc[0])],
+            "rlnImagePixelSize": [pixel_size_A],
+            "rlnImageSize": [images.shape[-1]],
+            "rlnImageDimensionality": [2],
+        }
+    )
+    particles = pd.DataFrame(
+        {
+            "rlnImageName": [f"{i + 1:06d}@particles.mrcs" for i in range(len(images))],
+            "rlnDefocusU": ctf["defocus_u_um"].to_numpy() * 1e4,
+            "rlnDefocusV": ctf["defocus_v_um"].to_numpy() * 1e4,
+            "rlnDefocusAngle": ctf["astigmatism_deg"].to_numpy(),
+            "rlnOpticsGroup": 1,
+        }
+    )
+    starfile.write({"optics": optics, "particles": particles}, paths["star"], overwrite=True)
+    truth.to_csv(paths["truth"], index=False)
+    return paths

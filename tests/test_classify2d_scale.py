@@ -1,0 +1,187 @@
+"""2D classification at scale (`tomoscribe classify2d`, issue 26 item 4)."""
+
+from __future__ import annotations
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+import torch
+
+from tomoscribe.cli.app import main
+from tomoscribe.core.ctf import ctf_2d_particles
+from tomoscribe.core.turn2d import soft_disc, transform
+from tomoscribe.simulate.particles2d import simulate_particle_stack
+from tomoscribe.structure.align2d import PolarSpectra, ReferenceBank, align_pairs
+from tomoscribe.structure.classes2d import (
+    ArraySource,
+    Classify2DParams,
+    classify_particles,
+    corrected_chunk,
+    purity,
+)
+
+
+def _asymmetric_image(n: int = 64) -> np.ndarray:
+    y, x = np.mgrid[:n, :n] - n // 2
+    blobs = [(6, 2, 20, 1.0), (-4, -8, 8, 0.6), (-2, 9, 30, 0.3)]
+    return sum(a * np.exp(-((x - bx) ** 2 + (y - by) ** 2) / w) for bx, by, w, a in blobs)
+
+
+def test_alignment_recovers_known_turns_and_shifts():
+    n = 64
+    reference = torch.tensor(_asymmetric_image(n)[None], dtype=torch.float32)
+    angles = torch.tensor([37.0, 200.0, 280.0, 4.0, 123.4])
+    shifts = torch.tensor([[3.2, -5.1], [0.0, 0.0], [-6.0, 2.5], [1.0, 1.0], [-2.7, -3.3]])
+    particles = transform(reference.expand(len(angles), -1, -1), angles, shifts)
+    polar = PolarSpectra(n, n // 2 - 2)
+    mask = soft_disc(n, 0.45 * n)
+    masked = reference * mask
+    bank = ReferenceBank(masked / masked.norm(), polar)
+    angle, shift, score = align_pairs(
+        torch.fft.rfft2(particles),
+        particles.flatten(1).norm(dim=1),
+        polar(particles),
+        bank,
+        torch.zeros(len(angles), dtype=torch.long),
+        polar,
+        0.25 * n,
+    )
+    error = (angle - angles + 180) % 360 - 180
+    assert error.abs().max() < 1.0
+    assert (shift - shifts).norm(dim=1).max() < 0.3
+    assert score.min() > 0.95
+
+
+def test_phase_flipping_restores_the_sign_of_a_ctf_modulated_image():
+    n, pixel = 64, 4.0
+    density = _asymmetric_image(n).astype(np.float32)
+    ctf = ctf_2d_particles(n, pixel, [2.0])[0]
+    modulated = np.fft.irfft2(np.fft.rfft2(density) * ctf, s=(n, n)).astype(np.float32)
+    table = pd.DataFrame(
+        {
+            "defocus_u_um": [2.0],
+            "defocus_v_um": [2.0],
+            "astigmatism_deg": [0.0],
+            "voltage_kV": [300.0],
+            "cs_mm": [2.7],
+            "amplitude_contrast": [0.07],
+        }
+    )
+    source = ArraySource(modulated[None], pixel, table)
+    flipped = corrected_chunk(source, 0, modulated[None], Classify2DParams(), "cpu")[0].numpy()
+    truth = np.fft.rfft2(density - density.mean())
+    ratio = np.fft.rfft2(flipped) / np.where(
+        np.abs(truth) > 1e-3 * np.abs(truth).max(), truth, np.inf
+    )
+    # Flipped = |CTF| × object (scaled): every coefficient keeps the object's sign.
+    assert ratio.real.min() > -1e-6 and np.abs(ratio.imag).max() < 1e-4 * np.abs(ratio).max()
+    assert np.corrcoef(modulated.ravel(), density.ravel())[0, 1] < 0  # dark particle
+    assert np.corrcoef(flipped.ravel(), density.ravel())[0, 1] > 0.5
+
+
+@pytest.fixture(scope="module")
+def small_set():
+    return simulate_particle_stack(600, box=64, pixel_size_A=5.0, n_views=4, snr=0.3, seed=1)
+
+
+def test_classes_are_pure_on_a_small_simulated_set(small_set):
+    torch.manual_seed(0)
+    source = ArraySource(small_set["images"], 5.0, small_set["ctf"])
+    result = classify_particles(source, Classify2DParams(n_classes=12, rounds=4))
+    truth = small_set["truth"]
+    assert purity(result["labels"], truth["structure_id"]) >= 0.85  # measured 0.90
+    assert result["averages"].shape == (12, 64, 64)
+    assert result["counts"].sum() == 600
+
+
+def test_one_class_recovers_relative_turns():
+    sim = simulate_particle_stack(
+        60,
+        box=64,
+        pixel_size_A=5.0,
+        templates=("1qvr",),
+        n_views=1,
+        junk_fraction=0.0,
+        snr=5.0,
+        seed=3,
+    )
+    result = classify_particles(
+        ArraySource(sim["images"], 5.0, sim["ctf"]), Classify2DParams(n_classes=1, rounds=2)
+    )
+    offset = np.deg2rad(result["psi_deg"] - sim["truth"]["psi_deg"].to_numpy())
+    spread = 1 - np.abs(np.exp(1j * offset).mean())  # circular variance
+    assert spread < 1e-3
+
+
+def _cli(*args):
+    return main([str(a) for a in args])
+
+
+def test_cli_writes_relion_star_averages_and_gallery(tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    simulate = ["simulate", "particles2d", "-o", data, "--n", 150, "--box", 64]
+    assert _cli(*simulate, "--pixel-size", 5, "--views", 4, "--snr", 0.3) == 0
+    paths = {"star": data / "particles.star"}
+    assert _cli("classify2d", paths["star"], "-o", out, "-k", 4, "--rounds", 1) == 0
+    blocks = starfile.read(out / "particles.star", always_dict=True)
+    particles = blocks["particles"]
+    assert len(particles) == 150 and "optics" in blocks
+    assert set(particles["rlnClassNumber"]) <= {1, 2, 3, 4}
+    for column in ("rlnAnglePsi", "rlnOriginXAngst", "rlnOriginYAngst", "rlnDefocusU"):
+        assert column in particles
+    assert (
+        particles["rlnImageName"] == starfile.read(paths["star"])["particles"]["rlnImageName"]
+    ).all()
+    assert particles["rlnAnglePsi"].between(0, 360).all()
+    assert particles[["rlnOriginXAngst", "rlnOriginYAngst"]].abs().max().max() <= 0.15 * 64 * 5
+    with mrcfile.open(out / "class_averages.mrcs") as mrc:
+        assert mrc.data.shape == (4, 64, 64)
+        assert mrc.voxel_size.x == pytest.approx(5.0)
+    assert (out / "classes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _stack(path, count, box):
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.random.default_rng(0).normal(size=(count, box, box)).astype(np.float32))
+        mrc.set_image_stack()
+    return path
+
+
+def _refused(status, out, capsys):
+    assert status == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    assert not out.exists()
+    return lines[0]
+
+
+def test_cli_refuses_mixed_box_sizes(tmp_path, capsys):
+    a, b = _stack(tmp_path / "a.mrcs", 10, 64), _stack(tmp_path / "b.mrcs", 10, 48)
+    before = a.read_bytes(), b.read_bytes()
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", a, b, "-o", out, "-k", 2), out, capsys)
+    assert "mixed box sizes" in line
+    assert (a.read_bytes(), b.read_bytes()) == before
+
+
+def test_cli_refuses_a_missing_stack(tmp_path, capsys):
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", tmp_path / "no.mrcs", "-o", out), out, capsys)
+    assert "does not exist" in line
+
+
+def test_cli_refuses_a_star_naming_a_missing_stack(tmp_path, capsys):
+    star = tmp_path / "p.star"
+    starfile.write(pd.DataFrame({"rlnImageName": ["1@gone.mrcs"], "rlnDefocusU": [1e4]}), star)
+    out = tmp_path / "out"
+    assert "gone.mrcs" in _refused(_cli("classify2d", star, "-o", out), out, capsys)
+
+
+@pytest.mark.parametrize("classes", [0, 11])
+def test_cli_refuses_a_bad_class_count(tmp_path, capsys, classes):
+    stack = _stack(tmp_path / "a.mrcs", 10, 32)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", stack, "-o", out, "-k", classes), out, capsys)
+    assert "--classes" in line
