@@ -36,6 +36,8 @@ from qtpy.QtWidgets import (
 
 from ..errors import MissingVoxelSizeError, ParameterError, TomoscribeError
 from ..progress import Cancelled
+from .heap import frozen_heap
+from .loss_plot import LossPlot
 from .reader import legend_colormap, scale_translate
 
 
@@ -43,7 +45,7 @@ class _Signals(QObject):
     """Signals emitted from worker threads; Qt queues them into the event loop."""
 
     progress = Signal(str, int, int)
-    epoch = Signal(dict)
+    epoch = Signal(dict, object)  # the epoch's record, the loss curve as RGBA
 
 
 def _changes(atom) -> tuple[tuple, np.ndarray, np.ndarray]:
@@ -151,25 +153,11 @@ class AnnotateWidget(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        self.loss_canvas = self._loss_canvas()
-        layout.addWidget(self.loss_canvas)
+        self.loss_image = QLabel()  # the loss curve, drawn in the worker (loss_plot.py)
+        self.loss_image.setMinimumHeight(120)
+        layout.addWidget(self.loss_image)
         box.setLayout(layout)
         return box
-
-    def _loss_canvas(self):
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(3, 1.6), tight_layout=True)
-        self.loss_axes = figure.add_subplot()
-        self.loss_axes.set_xlabel("epoch", fontsize=7)
-        self.loss_axes.set_ylabel("log MSE", fontsize=7)
-        (self.train_line,) = self.loss_axes.plot([], [], label="train")
-        (self.validation_line,) = self.loss_axes.plot([], [], label="validation")
-        self.loss_axes.legend(fontsize=6)
-        canvas = FigureCanvasQTAgg(figure)
-        canvas.setMinimumHeight(120)
-        return canvas
 
     def _preview_box(self) -> QGroupBox:
         box, form = QGroupBox("4. Preview"), QFormLayout()
@@ -443,8 +431,9 @@ class AnnotateWidget(QWidget):
         return output
 
     # --- 3. train -----------------------------------------------------------------------
-    def _start(self, work, done, description: str):
-        """Run ``work`` in a napari worker thread; ``done(result)`` back in the GUI."""
+    def _start(self, work, done, description: str, preload: tuple[str, ...] = ()):
+        """Run ``work`` in a napari worker thread; ``done(result)`` back in the GUI
+        (``preload``: modules the step imports, see :func:`.heap.frozen_heap`)."""
         from napari.qt.threading import create_worker
 
         if self.worker is not None and self.worker.is_running:
@@ -452,10 +441,17 @@ class AnnotateWidget(QWidget):
             return None
         self._cancel.clear()
         self.status.setText(description)
+
         # errors go to _failed (a notification); without an "errored" connection given
         # here, superqt would also re-raise them in the event loop
+        def in_frozen_heap():  # short garbage collections while it runs (heap.py)
+            with frozen_heap(preload):
+                return work()
+
         self.worker = create_worker(
-            work, _start_thread=False, _connect={"returned": done, "errored": self._failed}
+            in_frozen_heap,
+            _start_thread=False,
+            _connect={"returned": done, "errored": self._failed},
         )
         self.worker.start()
         return self.worker
@@ -483,22 +479,15 @@ class AnnotateWidget(QWidget):
         self.progress.setValue(done)
         self.status.setText(f"{description}: {done}/{total}")
 
-    def _on_epoch(self, record: dict) -> None:
-        """Extend the loss curve by one epoch (lines updated in place, drawn when idle:
-        redrawing the figure from scratch stalled the event loop)."""
+    def _on_epoch(self, record: dict, image: np.ndarray) -> None:
+        """Show one more epoch: its record and the loss curve the worker drew."""
+        from qtpy.QtGui import QImage, QPixmap
+
         self.losses.append(record)
         self.progress.setValue(record["epoch"])
-        epochs = [r["epoch"] for r in self.losses]
-        self.train_line.set_data(epochs, [r["train_loss"] for r in self.losses])
-        val = [
-            (r["epoch"], r["validation_loss"])
-            for r in self.losses
-            if r["validation_loss"] is not None
-        ]
-        self.validation_line.set_data(*(zip(*val) if val else ([], [])))
-        self.loss_axes.relim()
-        self.loss_axes.autoscale_view()
-        self.loss_canvas.draw_idle()
+        height, width = image.shape[:2]
+        qimage = QImage(image.data, width, height, 4 * width, QImage.Format_RGBA8888)
+        self.loss_image.setPixmap(QPixmap.fromImage(qimage))  # copies the pixels
 
     def train(self, epochs: int | None = None, validation: float = 0.0):
         """Train the current feature's network from its saved training set in a worker.
@@ -515,14 +504,15 @@ class AnnotateWidget(QWidget):
         epochs = epochs or self.epochs_edit.value()
         output = self.folder / f"{feature}.tsm"
         self.losses = []
-        self.train_line.set_data([], [])
-        self.validation_line.set_data([], [])
+        self.loss_image.clear()
+        plot, history = LossPlot(), []  # drawn in the worker, shown by _on_epoch
         self.progress.setMaximum(epochs)
         self.progress.setValue(0)
 
         def epoch_done(record):
             self._report("training", record["epoch"], epochs)
-            self._signals.epoch.emit(record)
+            history.append(record)
+            self._signals.epoch.emit(record, plot.render(history))
 
         def work():
             return train_model(
@@ -540,7 +530,8 @@ class AnnotateWidget(QWidget):
             self.status.setText(f"trained {feature}: loss {self.losses[-1]['train_loss']:.3f}")
             self._add_choice(feature)
 
-        return self._start(work, done, f"training {feature}")
+        # the first optimiser imports torch._dynamo (torch._compile._disable_dynamo)
+        return self._start(work, done, f"training {feature}", preload=("torch._dynamo",))
 
     def _add_choice(self, feature: str) -> None:
         if self.pick_feature_edit.findText(feature) < 0:
