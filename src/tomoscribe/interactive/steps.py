@@ -22,7 +22,7 @@ from ..core.legend import Legend, legend_path, write_legend
 from ..errors import AnnotationError, ParameterError
 from ..io import create_volume, read_volume, write_volume
 from ..io.particles import FORMATS, tomogram_stem, write_particles
-from ..io.provenance import carried_acquisition, tilt_range_for
+from ..io.provenance import carried_acquisition, tilt_range_for, with_tilt_columns
 from ..locks import output_lock
 from ..outputs import atomic_path, check_writable, write_provenance
 from ..segment.checkpoint import checkpoint_path
@@ -144,7 +144,11 @@ def apply_models(
                 "architecture": model.spec.as_dict(),
             },
             [Path(tomogram), Path(model_path)],
-            extra={"feature": model.feature, "painted_size": model.metadata.get("painted_size")},
+            extra={
+                "feature": model.feature,
+                "painted_size": model.metadata.get("painted_size"),
+                **carried_acquisition([tomogram]),
+            },
         )
     return paths
 
@@ -257,7 +261,9 @@ def export_picks(
     feature: str,
     tomo_name: str,
 ) -> list[Path]:
-    """Write picks as STAR, IMOD, CSV or copick JSON (by suffix), as ``pick -o`` does.
+    """Write picks as STAR, IMOD, CSV or copick JSON (by suffix), as ``pick -o`` does:
+    with the tilt range the label map's file records as columns of every pick and its
+    acquisition record in the provenance.
 
     Every target is checked before the first is written.
     """
@@ -265,6 +271,9 @@ def export_picks(
         if Path(out).suffix.lower() not in FORMATS:
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out)
+    source = [labels.metadata["source"]] if labels.metadata.get("source") else []
+    acquisition = carried_acquisition(source, labels.pixel_size_A, tomo_name=tomo_name)
+    table = with_tilt_columns(table, acquisition)
     written = []
     for out in outputs:
         written.append(
@@ -274,8 +283,8 @@ def export_picks(
             out,
             "pick",
             {"feature": feature},
-            [],
-            extra={"n_picked": len(table), "tomo_name": tomo_name},
+            source,
+            extra={"n_picked": len(table), "tomo_name": tomo_name, **acquisition},
         )
     return written
 

@@ -420,9 +420,7 @@ class AnnotateWidget(QWidget):
             self.folder, self.feature, self.volume, pos, neg, painted, tile
         )
         save_training_set(output, trainset)
-        record_annotation(
-            output, self.feature, tile, 0, 2, [self.tomogram_path, boxes_path, painted_path]
-        )
+        record_annotation(output, trainset, [self.tomogram_path, boxes_path, painted_path])
         self.notify(
             f"saved {output.name}: {trainset.n_positive} positive and "
             f"{trainset.n_negative} negative tiles",
