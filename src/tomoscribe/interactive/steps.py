@@ -297,30 +297,12 @@ def uncertain_tiles(
     band: float = 0.25,
     avoid_yx: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Centres (y, x) of the tiles of one previewed slice where the network is least sure.
+    """Centres (y, x) of the tiles of one previewed slice where the network is least sure:
+    :func:`~tomoscribe.interactive.suggest.suggest_tiles` on the pixels within ``band``
+    of the threshold (:func:`~tomoscribe.interactive.suggest.near_threshold`)."""
+    from .suggest import near_threshold, suggest_tiles
 
-    A pixel is uncertain when its normalised value lies within ``band`` of the threshold;
-    tiles on a grid of half a tile are ranked by their fraction of uncertain pixels, and
-    tiles overlapping ``avoid_yx`` (boxes already placed) or a better one are skipped.
-    Only tiles with some uncertain pixel are returned (at most ``count``).
-    """
     answer = np.asarray(answer, np.float32)
     if answer.ndim != 2:
         raise ParameterError("give one slice (a 2D map) to suggest tiles on.")
-    uncertain = np.abs(answer - threshold) < band
-    half = max(1, tile // 2)
-    ny, nx = answer.shape
-    scored = []
-    for y in range(min(half, ny // 2), max(ny - half, 1) + 1, half):
-        for x in range(min(half, nx // 2), max(nx - half, 1) + 1, half):
-            window = uncertain[max(0, y - half) : y + half, max(0, x - half) : x + half]
-            scored.append((float(window.mean()), y, x))
-    taken = [tuple(p) for p in np.reshape(avoid_yx if avoid_yx is not None else [], (-1, 2))]
-    chosen = []
-    for score, y, x in sorted(scored, reverse=True):
-        if score <= 0 or len(chosen) >= count:
-            break
-        if all(max(abs(y - a), abs(x - b)) >= 2 * half for a, b in taken):
-            chosen.append((y, x))
-            taken.append((y, x))
-    return np.array(chosen, float).reshape(-1, 2)
+    return suggest_tiles(near_threshold(answer, threshold, band), tile, count, avoid_yx)
