@@ -83,6 +83,7 @@ class AnnotateWidget(QWidget):
         self.labels_path = None
         self.legend = None
         self.picks = None
+        self.filament_picks = None  # FilamentPicks of the last filament pick
         self.messages: list[str] = []  # every notification shown, newest last
         self.losses: list[dict] = []
         self.worker = None
@@ -164,12 +165,17 @@ class AnnotateWidget(QWidget):
         button = QPushButton("Preview this slice")
         button.clicked.connect(lambda: self.preview())
         self.follow = QCheckBox("follow the slice")
+        self.neighbours_edit = QSpinBox(minimum=0, maximum=8, value=2)
+        self.neighbours_edit.setToolTip(
+            "Also preview this many slices above and below (shown as you step through them)."
+        )
         self.threshold_slider = QSlider(Qt.Horizontal, minimum=0, maximum=200, value=80)
         self.threshold_slider.valueChanged.connect(lambda _: self._show_threshold())
         suggest = QPushButton("Suggest tiles to annotate")
         suggest.clicked.connect(lambda: self.suggest_tiles())
         form.addRow("", button)
         form.addRow("", self.follow)
+        form.addRow("Neighbouring slices (±)", self.neighbours_edit)
         form.addRow("Threshold", self.threshold_slider)
         form.addRow("", suggest)
         box.setLayout(form)
@@ -188,7 +194,18 @@ class AnnotateWidget(QWidget):
         vesicles.clicked.connect(lambda: self.close_vesicles())
         self.pick_feature_edit = QComboBox(editable=True)
         pick = QPushButton("Pick")
-        pick.clicked.connect(lambda: self.pick(self.pick_feature_edit.currentText()))
+        pick.clicked.connect(
+            lambda: self.pick(
+                self.pick_feature_edit.currentText(),
+                filament=self.filament_check.isChecked(),
+                spacing=self.spacing_edit.value(),
+                radius_nm=self.radius_edit.value() or None,
+            )
+        )
+        self.filament_check = QCheckBox("filaments (seeds along traced centrelines)")
+        self.spacing_edit = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=1e4, value=10.0)
+        self.radius_edit = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1e3)
+        self.radius_edit.setSpecialValueText("known for the name")
         self.export_edit = QLineEdit("picks.star, picks.csv, picks.mod, picks.json")
         export = QPushButton("Export picks")
         export.clicked.connect(
@@ -203,6 +220,9 @@ class AnnotateWidget(QWidget):
             ("", merge),
             ("", vesicles),
             ("Feature", self.pick_feature_edit),
+            ("", self.filament_check),
+            ("Seed spacing (voxels)", self.spacing_edit),
+            ("Tube radius (nm)", self.radius_edit),
             ("", pick),
             ("Files", self.export_edit),
             ("", export),
@@ -540,9 +560,13 @@ class AnnotateWidget(QWidget):
     def threshold(self) -> float:
         return self.threshold_slider.value() / 100.0
 
-    def preview(self, z: int | None = None, feature: str | None = None):
-        """The feature's network on the displayed slice, in a worker; shown as an overlay
-        of the voxels at or above the threshold.  Returns the worker or None."""
+    def preview(
+        self, z: int | None = None, feature: str | None = None, neighbours: int | None = None
+    ):
+        """The feature's network on the displayed slice and ``neighbours`` slices either
+        side (default: the field's), in a worker; shown as one overlay of the voxels at
+        or above the threshold, on those slices (stepping through them needs no new
+        preview).  Returns the worker or None."""
         from ..interactive.steps import preview_slices
         from ..segment.modelfile import load_model
 
@@ -551,39 +575,59 @@ class AnnotateWidget(QWidget):
             self.notify(f"no trained network for {feature!r} yet; train it first.")
             return None
         z = int(self.viewer.dims.current_step[0]) if z is None else int(z)
+        n = self.neighbours_edit.value() if neighbours is None else int(neighbours)
         model_path, volume = self.models[feature], self.volume
 
         def work():
-            return preview_slices(load_model(model_path), volume, z)[0]
+            return preview_slices(load_model(model_path), volume, z, neighbours=n)
 
-        def done(answer):
-            self.preview_map = (feature, z, answer)
+        def done(answers):
+            z0 = max(0, z - n)  # the slab is clipped at the ends of the volume
+            self.preview_map = (feature, z0, answers)
             self._show_threshold()
-            self.status.setText(f"preview of {feature} on slice {z}")
+            self.status.setText(
+                f"preview of {feature} on slices {z0}–{z0 + len(answers) - 1}"
+                if len(answers) > 1
+                else f"preview of {feature} on slice {z}"
+            )
 
         return self._start(work, done, f"preview of slice {z}")
+
+    def previewed(self, z: int) -> np.ndarray | None:
+        """The previewed map of slice ``z`` (float32 (ny, nx)), or None."""
+        if getattr(self, "preview_map", None) is None:
+            return None
+        _, z0, answers = self.preview_map
+        return answers[z - z0] if 0 <= z - z0 < len(answers) else None
 
     def _show_threshold(self) -> None:
         if getattr(self, "preview_map", None) is None:
             return
-        feature, z, answer = self.preview_map
+        feature, z0, answers = self.preview_map
         scale, translate = scale_translate(self.volume)
-        shown = (answer >= self.threshold).astype(np.uint8)[None]
+        shown = (answers >= self.threshold).astype(np.uint8)
         name = f"{feature} preview"
         layer = self._layer(name)
-        if layer is None:
+        if layer is None or layer.data.shape != shown.shape:
+            if layer is not None:
+                self.viewer.layers.remove(name)
             layer = self.viewer.add_labels(shown, name=name, scale=scale, opacity=0.5)
         layer.data = shown
-        layer.translate = (translate[0] + z * scale[0], *translate[1:])
+        layer.translate = (translate[0] + z0 * scale[0], *translate[1:])
 
     def suggest_tiles(self, count: int = 5):
-        """Points where the previewed slice is least certain (next boxes to annotate)."""
-        from ..interactive.steps import uncertain_tiles
+        """Points on the displayed slice (else the centre of the previewed ones) where
+        the network is least sure: the next boxes to annotate
+        (:func:`tomoscribe.interactive.suggest.suggest_tiles`)."""
+        from ..interactive.suggest import near_threshold, suggest_tiles
 
         if getattr(self, "preview_map", None) is None:
             self.notify("preview a slice first.")
             return None
-        feature, z, answer = self.preview_map
+        feature, z0, answers = self.preview_map
+        z = int(self.viewer.dims.current_step[0])
+        if self.previewed(z) is None:
+            z = z0 + len(answers) // 2
         positives, negatives = (
             self.boxes()
             if self._layer(f"{feature} positive boxes") is not None
@@ -591,9 +635,8 @@ class AnnotateWidget(QWidget):
         )
         placed = np.vstack([positives, negatives])
         placed = placed[np.round(placed[:, 0]) == z][:, 1:]
-        centres = uncertain_tiles(
-            answer, self.threshold, self.tile_edit.value(), count, avoid_yx=placed
-        )
+        uncertainty = near_threshold(self.previewed(z), self.threshold)
+        centres = suggest_tiles(uncertainty, self.tile_edit.value(), count, avoid_yx=placed)
         points = np.column_stack([np.full(len(centres), z), centres])
         name = f"{feature} suggested boxes"
         if self._layer(name) is not None:
@@ -611,10 +654,13 @@ class AnnotateWidget(QWidget):
         return points
 
     def _slice_changed(self, _event=None) -> None:
+        """With *follow the slice*: a new preview once the slider leaves the slab."""
+        z = int(self.viewer.dims.current_step[0])
         if (
             self.follow.isChecked()
             and self.models
             and (self.worker is None or not self.worker.is_running)
+            and (self.previewed(z) is None or self.preview_map[0] != self.feature)
         ):
             self.preview()
 
@@ -718,52 +764,87 @@ class AnnotateWidget(QWidget):
 
         return self._start(work, lambda v: self._show_labels(v, legend, output), "closing vesicles")
 
-    def pick(self, feature: str):
-        """Pick the feature's particles in the merged map; shown as points."""
-        return self._guarded(self._pick, feature)
+    def pick(
+        self,
+        feature: str,
+        filament: bool = False,
+        spacing: float = 10.0,
+        radius_nm: float | None = None,
+    ):
+        """Pick the feature's particles in the merged map, or with ``filament`` seeds
+        every ``spacing`` voxels along its traced filaments (tube of ``radius_nm``, else
+        the radius known for the name); shown as points.  Returns the picks table."""
+        return self._guarded(self._pick, feature, filament, spacing, radius_nm)
 
-    def _pick(self, feature: str):
+    def _pick(self, feature: str, filament: bool, spacing: float, radius_nm):
+        from ..interactive.filaments import pick_filaments
         from ..interactive.steps import pick_feature
         from ..segment.modelfile import load_model
 
         if self.labels_path is None:
             raise ParameterError("merge first.")
-        size = (
-            load_model(self.models[feature]).metadata.get("painted_size")
-            if feature in self.models
-            else None
-        )
-        table, _ = pick_feature(self.labels, self.legend, feature, size)
+        self.filament_picks = None
+        if filament:
+            self.filament_picks = pick_filaments(
+                self.labels, self.legend, feature, spacing, radius_nm
+            )
+            table = self.filament_picks.seeds
+        else:
+            size = (
+                load_model(self.models[feature]).metadata.get("painted_size")
+                if feature in self.models
+                else None
+            )
+            table, _ = pick_feature(self.labels, self.legend, feature, size)
         self.picks = (feature, table)
-        scale, translate = scale_translate(self.labels)
-        name = f"{feature} picks"
-        if self._layer(name) is not None:
-            self.viewer.layers.remove(name)
-        self.viewer.add_points(
-            table[["z", "y", "x"]].to_numpy(float),
-            name=name,
-            size=5,
-            face_color="cyan",
-            scale=scale,
-            translate=translate,
-        )
-        self.status.setText(f"{len(table)} {feature} picks")
+        self._show_points(f"{feature} picks", table[["z", "y", "x"]].to_numpy(float), "cyan", 5)
+        if filament:
+            self._show_points(
+                f"{feature} centrelines", np.vstack(self.filament_picks.lines), "yellow", 1.5
+            )
+            self.status.setText(
+                f"{len(table)} seeds on {len(self.filament_picks.filaments)} {feature} filaments"
+            )
+        else:
+            self.status.setText(f"{len(table)} {feature} picks")
         return table
 
+    def _show_points(self, name: str, zyx: np.ndarray, colour: str, size: float):
+        """(Re)place a points layer on the label map's grid."""
+        scale, translate = scale_translate(self.labels)
+        if self._layer(name) is not None:
+            self.viewer.layers.remove(name)
+        return self.viewer.add_points(
+            zyx, name=name, size=size, face_color=colour, scale=scale, translate=translate
+        )
+
     def export(self, names):
-        """Write the picks to files in the work folder (STAR, IMOD, CSV, copick JSON)."""
+        """Write the picks to files in the work folder (STAR, IMOD, CSV, copick JSON);
+        filament picks also write the per-filament table (``FIRST_filaments.csv``), as
+        ``pick --filament`` does."""
+        return self._guarded(self._export, names)
+
+    def _export(self, names):
+        from ..interactive.filaments import write_filament_table
         from ..interactive.steps import export_picks
+        from ..io.particles import tomogram_stem
+        from ..outputs import check_writable
 
         if self.picks is None:
-            self.notify("pick first.")
-            return None
+            raise ParameterError("pick first.")
         feature, table = self.picks
-        from ..io.particles import tomogram_stem
-
         paths = [Path(n) if Path(n).is_absolute() else self.folder / n for n in names]
-        written = self._guarded(
-            export_picks, table, paths, self.labels, feature, tomogram_stem(self.tomogram_path)
+        if not paths:
+            raise ParameterError("name at least one picks file to write.")
+        filaments = self.filament_picks
+        table_path = None
+        if filaments is not None:
+            table_path = paths[0].with_name(tomogram_stem(paths[0]) + "_filaments.csv")
+            check_writable(table_path)  # before the first picks file is written
+        written = export_picks(
+            table, paths, self.labels, feature, tomogram_stem(self.tomogram_path)
         )
-        if written:
-            self.notify("wrote " + ", ".join(p.name for p in written), error=False)
+        if table_path is not None:
+            written.append(write_filament_table(filaments, table_path, feature, [self.labels_path]))
+        self.notify("wrote " + ", ".join(p.name for p in written), error=False)
         return written
