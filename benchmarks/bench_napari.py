@@ -45,7 +45,16 @@ def preview_latency(repeats: int = 5) -> dict:
         cpu.append(time.process_time() - cpu_started)
     # On a shared machine the wall time says little; the CPU seconds bound the wall time
     # on an idle one: between cpu / threads and cpu.
+    slab = Volume(
+        np.random.default_rng(0).normal(size=(6, 1024, 1024)).astype(np.float32), (10.0,) * 3
+    )
+    with_neighbours = []
+    for _ in range(3):
+        started = time.perf_counter()
+        preview_slices(model, slab, 3, neighbours=2)
+        with_neighbours.append(time.perf_counter() - started)
     return {
+        "preview_1024_neighbours_2_median_s": statistics.median(with_neighbours),
         "preview_1024_median_s": statistics.median(times),
         "preview_1024_max_s": max(times),
         "preview_1024_cpu_s": statistics.median(cpu),

@@ -109,8 +109,13 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
         assert widget.losses[-1]["train_loss"] < widget.losses[0]["train_loss"]
         if feature == "membrane":
             _shoot(viewer, shots, "3-train")
+            first = []  # the displayed slice comes first, alone
+            widget._signals.previewed.connect(
+                lambda _f, z0, maps, seen=first: seen.append((z0, len(maps)))
+            )
             worker = widget.preview(neighbours=2)  # the displayed slice and ±2 around it
             _wait(qtbot, worker)
+            assert first == [(int(pos[0][0]), 1)]
             z = int(pos[0][0])
             z0, z1 = max(0, z - 2), min(truth.shape[0], z + 3)
             layer = viewer.layers["membrane preview"]

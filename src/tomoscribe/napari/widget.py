@@ -46,6 +46,7 @@ class _Signals(QObject):
 
     progress = Signal(str, int, int)
     epoch = Signal(dict, object)  # the epoch's record, the loss curve as RGBA
+    previewed = Signal(str, int, object)  # feature, first slice, maps (slices, ny, nx)
 
 
 def _changes(atom) -> tuple[tuple, np.ndarray, np.ndarray]:
@@ -91,6 +92,7 @@ class AnnotateWidget(QWidget):
         self._signals = _Signals()
         self._signals.progress.connect(self._on_progress)
         self._signals.epoch.connect(self._on_epoch)
+        self._signals.previewed.connect(self._on_preview)
         layout = QVBoxLayout(self)
         for box in (
             self._open_box(),
@@ -155,7 +157,7 @@ class AnnotateWidget(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         self.loss_image = QLabel()  # the loss curve, drawn in the worker (loss_plot.py)
-        self.loss_image.setMinimumHeight(120)
+        self.loss_image.setMinimumHeight(160)  # LossPlot's 1.6 in at 100 dpi
         layout.addWidget(self.loss_image)
         box.setLayout(layout)
         return box
@@ -505,6 +507,7 @@ class AnnotateWidget(QWidget):
         self.progress.setValue(record["epoch"])
         height, width = image.shape[:2]
         qimage = QImage(image.data, width, height, 4 * width, QImage.Format_RGBA8888)
+        self.loss_image.setMinimumHeight(height)
         self.loss_image.setPixmap(QPixmap.fromImage(qimage))  # copies the pixels
 
     def train(self, epochs: int | None = None, validation: float = 0.0):
@@ -566,7 +569,8 @@ class AnnotateWidget(QWidget):
         """The feature's network on the displayed slice and ``neighbours`` slices either
         side (default: the field's), in a worker; shown as one overlay of the voxels at
         or above the threshold, on those slices (stepping through them needs no new
-        preview).  Returns the worker or None."""
+        preview).  The displayed slice is shown first (within the preview's second),
+        the neighbours when they are done.  Returns the worker or None."""
         from ..interactive.steps import preview_slices
         from ..segment.modelfile import load_model
 
@@ -579,19 +583,27 @@ class AnnotateWidget(QWidget):
         model_path, volume = self.models[feature], self.volume
 
         def work():
-            return preview_slices(load_model(model_path), volume, z, neighbours=n)
+            model = load_model(model_path)
+            if n == 0:
+                return preview_slices(model, volume, z)
+            self._signals.previewed.emit(feature, z, preview_slices(model, volume, z))
+            if self._cancel.is_set():
+                raise Cancelled("preview")
+            return preview_slices(model, volume, z, neighbours=n)
 
         def done(answers):
-            z0 = max(0, z - n)  # the slab is clipped at the ends of the volume
-            self.preview_map = (feature, z0, answers)
-            self._show_threshold()
-            self.status.setText(
-                f"preview of {feature} on slices {z0}–{z0 + len(answers) - 1}"
-                if len(answers) > 1
-                else f"preview of {feature} on slice {z}"
-            )
+            self._on_preview(feature, max(0, z - n), answers)  # clipped at the volume's ends
 
         return self._start(work, done, f"preview of slice {z}")
+
+    def _on_preview(self, feature: str, z0: int, answers: np.ndarray) -> None:
+        self.preview_map = (feature, z0, answers)
+        self._show_threshold()
+        self.status.setText(
+            f"preview of {feature} on slices {z0}–{z0 + len(answers) - 1}"
+            if len(answers) > 1
+            else f"preview of {feature} on slice {z0}"
+        )
 
     def previewed(self, z: int) -> np.ndarray | None:
         """The previewed map of slice ``z`` (float32 (ny, nx)), or None."""
