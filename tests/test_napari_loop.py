@@ -109,14 +109,28 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
         assert widget.losses[-1]["train_loss"] < widget.losses[0]["train_loss"]
         if feature == "membrane":
             _shoot(viewer, shots, "3-train")
-            _wait(qtbot, widget.preview())  # the displayed slice
+            first = []  # the displayed slice comes first, alone
+            widget._signals.previewed.connect(
+                lambda _f, z0, maps, seen=first: seen.append((z0, len(maps)))
+            )
+            worker = widget.preview(neighbours=2)  # the displayed slice and ±2 around it
+            _wait(qtbot, worker)
+            assert first == [(int(pos[0][0]), 1)]
             z = int(pos[0][0])
+            z0, z1 = max(0, z - 2), min(truth.shape[0], z + 3)
             layer = viewer.layers["membrane preview"]
-            assert layer.translate[0] == pytest.approx(z * 10.0)  # drawn on that slice
-            preview = np.asarray(layer.data)[0]
-            assert preview.shape == (160, 160)
-            on_feature = overlap_scores(preview.astype(bool), truth[z] == CLASS_IDS[feature])
-            assert on_feature["dice"] > 0.4, on_feature
+            assert layer.translate[0] == pytest.approx(z0 * 10.0)  # drawn on those slices
+            assert layer.data.shape == (z1 - z0, 160, 160)
+            for zz in (z, z + 1 if z + 1 < z1 else z - 1):  # the slice and a neighbour
+                shown = np.asarray(layer.data)[zz - z0].astype(bool)
+                on_feature = overlap_scores(shown, truth[zz] == CLASS_IDS[feature])
+                assert on_feature["dice"] > 0.4, (zz, on_feature)
+            # following the slider inside the slab shows what is there: no new preview
+            widget.follow.setChecked(True)
+            viewer.dims.set_current_step(0, z + 1 if z + 1 < z1 else z - 1)
+            assert widget.worker is worker
+            viewer.dims.set_current_step(0, z)
+            widget.follow.setChecked(False)
             suggested = widget.suggest_tiles()
             assert suggested is not None and np.all(suggested[:, 0] == z)
             _shoot(viewer, shots, "4-preview")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ParameterError
-from ..outputs import write_provenance
+from ..outputs import output_folder, write_provenance
 from . import options
 from .app import app
 from .checks import writes

@@ -19,9 +19,15 @@ import pandas as pd
 from ..errors import AnnotationError, ParameterError
 from ..io import write_volume
 from ..io.points import write_points_csv
-from ..outputs import check_writable, write_provenance
+from ..io.provenance import carried_acquisition, tilt_range_for
+from ..outputs import check_writable, file_fingerprint, read_provenance, write_provenance
 from ..segment.painted_size import painted_component_sizes
-from ..segment.trainset import TrainingSet, build_training_set, painted_mask_source
+from ..segment.trainset import (
+    DEFAULT_AUGMENTATION,
+    TrainingSet,
+    build_training_set,
+    painted_mask_source,
+)
 from ..volume import Volume
 
 
@@ -138,42 +144,60 @@ def annotation_training_set(
     negative_copies: int = 1,
     seed: int = 0,
     annotator: str = "",
+    augmentation: str = DEFAULT_AUGMENTATION,
+    tilt_range_deg: tuple[float, float] | None = None,
 ) -> TrainingSet:
     """The training set ``tomoscribe trainset`` cuts from the same boxes and painting.
 
-    The painted-size record (for pick's size defaults) is added as that command adds it.
+    Recorded as that command records it: the painted sizes (for pick's size defaults),
+    the augmentation with the tilt range it used (``tilt_range_deg``, else as the
+    tomogram file records it, else ±60°), the tomogram's acquisition record,
+    preprocessing and fingerprint (``volume.metadata["source"]``, the file it was read
+    from).
     """
     pos, neg, limited = check_annotation(volume, positives_zyx, negatives_zyx, painted, tile)
-    labels = volume.with_data(limited)
+    source = volume.metadata.get("source")
+    tomogram = Path(source) if source else None
+    tilt = tilt_range_for([tomogram] if tomogram else [], tilt_range_deg)
+    record = (read_provenance(tomogram) or {}) if tomogram else {}
     result = build_training_set(
         volume,
         pos,
         neg,
-        painted_mask_source(labels, None),
+        painted_mask_source(volume.with_data(limited), None),
         feature,
         annotator,
         tile_size=tile,
         seed=seed,
         negative_copies=negative_copies,
+        augmentation=augmentation,
+        tilt_range_deg=tilt.deg,
+        preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
+        tomogram=file_fingerprint(tomogram) if tomogram and tomogram.is_file() else None,
     )
     result.metadata["painted_size"] = painted_component_sizes(limited != 0, volume.pixel_size_A)
+    if tomogram:
+        result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A, tilt.to_record))
     return result
 
 
-def record_annotation(
-    output: Path, feature: str, tile: int, seed: int, negative_copies: int, inputs
-) -> None:
-    """The provenance sidecar ``trainset`` writes, for a training set saved from a viewer."""
+def record_annotation(output: Path, trainset: TrainingSet, inputs) -> None:
+    """The provenance sidecar ``trainset`` writes, for a training set saved from a viewer
+    (its parameters read back from the set's metadata)."""
+    meta = trainset.metadata
+    augmentation = meta["augmentation"]
     write_provenance(
         output,
         "trainset",
         {
-            "feature": feature,
-            "tile": tile,
-            "context": 0,
-            "seed": seed,
+            "feature": meta["feature"],
+            "tile": meta["tile_size"],
+            "context": meta["context_slices"],
+            "seed": augmentation["seed"],
             "balance": True,
-            "negative_copies": negative_copies,
+            "negative_copies": augmentation["negative_copies"],
+            "augment": augmentation["method"],
+            "tilt_range_deg": list(augmentation["tilt_range_deg"]),
         },
         [p for p in inputs if p],
     )

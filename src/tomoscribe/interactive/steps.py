@@ -22,7 +22,7 @@ from ..core.legend import Legend, legend_path, write_legend
 from ..errors import AnnotationError, ParameterError
 from ..io import create_volume, read_volume
 from ..io.particles import FORMATS, tomogram_stem, write_particles
-from ..io.provenance import carried_acquisition
+from ..io.provenance import carried_acquisition, with_tilt_columns
 from ..locks import output_lock
 from ..outputs import check_writable, write_provenance
 from ..segment.checkpoint import checkpoint_path
@@ -151,7 +151,11 @@ def apply_models(
                 "architecture": model.spec.as_dict(),
             },
             [Path(tomogram), Path(model_path)],
-            extra={"feature": model.feature, "painted_size": model.metadata.get("painted_size")},
+            extra={
+                "feature": model.feature,
+                "painted_size": model.metadata.get("painted_size"),
+                **carried_acquisition([tomogram]),
+            },
         )
     return paths
 
@@ -265,7 +269,9 @@ def export_picks(
     feature: str,
     tomo_name: str,
 ) -> list[Path]:
-    """Write picks as STAR, IMOD, CSV or copick JSON (by suffix), as ``pick -o`` does.
+    """Write picks as STAR, IMOD, CSV or copick JSON (by suffix), as ``pick -o`` does:
+    with the tilt range the label map's file records as columns of every pick and its
+    acquisition record in the provenance.
 
     Every target is checked before the first is written.
     """
@@ -273,6 +279,9 @@ def export_picks(
         if Path(out).suffix.lower() not in FORMATS:
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out)
+    source = [labels.metadata["source"]] if labels.metadata.get("source") else []
+    acquisition = carried_acquisition(source, labels.pixel_size_A, tomo_name=tomo_name)
+    table = with_tilt_columns(table, acquisition)
     written = []
     for out in outputs:
         written.append(
@@ -282,8 +291,8 @@ def export_picks(
             out,
             "pick",
             {"feature": feature},
-            [],
-            extra={"n_picked": len(table), "tomo_name": tomo_name},
+            source,
+            extra={"n_picked": len(table), "tomo_name": tomo_name, **acquisition},
         )
     return written
 
@@ -296,30 +305,12 @@ def uncertain_tiles(
     band: float = 0.25,
     avoid_yx: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Centres (y, x) of the tiles of one previewed slice where the network is least sure.
+    """Centres (y, x) of the tiles of one previewed slice where the network is least sure:
+    :func:`~tomoscribe.interactive.suggest.suggest_tiles` on the pixels within ``band``
+    of the threshold (:func:`~tomoscribe.interactive.suggest.near_threshold`)."""
+    from .suggest import near_threshold, suggest_tiles
 
-    A pixel is uncertain when its normalised value lies within ``band`` of the threshold;
-    tiles on a grid of half a tile are ranked by their fraction of uncertain pixels, and
-    tiles overlapping ``avoid_yx`` (boxes already placed) or a better one are skipped.
-    Only tiles with some uncertain pixel are returned (at most ``count``).
-    """
     answer = np.asarray(answer, np.float32)
     if answer.ndim != 2:
         raise ParameterError("give one slice (a 2D map) to suggest tiles on.")
-    uncertain = np.abs(answer - threshold) < band
-    half = max(1, tile // 2)
-    ny, nx = answer.shape
-    scored = []
-    for y in range(min(half, ny // 2), max(ny - half, 1) + 1, half):
-        for x in range(min(half, nx // 2), max(nx - half, 1) + 1, half):
-            window = uncertain[max(0, y - half) : y + half, max(0, x - half) : x + half]
-            scored.append((float(window.mean()), y, x))
-    taken = [tuple(p) for p in np.reshape(avoid_yx if avoid_yx is not None else [], (-1, 2))]
-    chosen = []
-    for score, y, x in sorted(scored, reverse=True):
-        if score <= 0 or len(chosen) >= count:
-            break
-        if all(max(abs(y - a), abs(x - b)) >= 2 * half for a, b in taken):
-            chosen.append((y, x))
-            taken.append((y, x))
-    return np.array(chosen, float).reshape(-1, 2)
+    return suggest_tiles(near_threshold(answer, threshold, band), tile, count, avoid_yx)

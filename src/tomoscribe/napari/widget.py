@@ -36,6 +36,8 @@ from qtpy.QtWidgets import (
 
 from ..errors import MissingVoxelSizeError, ParameterError, TomoscribeError
 from ..progress import Cancelled
+from .heap import frozen_heap
+from .loss_plot import LossPlot
 from .reader import legend_colormap, scale_translate
 
 
@@ -43,7 +45,8 @@ class _Signals(QObject):
     """Signals emitted from worker threads; Qt queues them into the event loop."""
 
     progress = Signal(str, int, int)
-    epoch = Signal(dict)
+    epoch = Signal(dict, object)  # the epoch's record, the loss curve as RGBA
+    previewed = Signal(str, int, object)  # feature, first slice, maps (slices, ny, nx)
 
 
 def _changes(atom) -> tuple[tuple, np.ndarray, np.ndarray]:
@@ -81,6 +84,7 @@ class AnnotateWidget(QWidget):
         self.labels_path = None
         self.legend = None
         self.picks = None
+        self.filament_picks = None  # FilamentPicks of the last filament pick
         self.messages: list[str] = []  # every notification shown, newest last
         self.losses: list[dict] = []
         self.worker = None
@@ -88,6 +92,7 @@ class AnnotateWidget(QWidget):
         self._signals = _Signals()
         self._signals.progress.connect(self._on_progress)
         self._signals.epoch.connect(self._on_epoch)
+        self._signals.previewed.connect(self._on_preview)
         layout = QVBoxLayout(self)
         for box in (
             self._open_box(),
@@ -151,37 +156,28 @@ class AnnotateWidget(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        self.loss_canvas = self._loss_canvas()
-        layout.addWidget(self.loss_canvas)
+        self.loss_image = QLabel()  # the loss curve, drawn in the worker (loss_plot.py)
+        self.loss_image.setMinimumHeight(160)  # LossPlot's 1.6 in at 100 dpi
+        layout.addWidget(self.loss_image)
         box.setLayout(layout)
         return box
-
-    def _loss_canvas(self):
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(3, 1.6), tight_layout=True)
-        self.loss_axes = figure.add_subplot()
-        self.loss_axes.set_xlabel("epoch", fontsize=7)
-        self.loss_axes.set_ylabel("log MSE", fontsize=7)
-        (self.train_line,) = self.loss_axes.plot([], [], label="train")
-        (self.validation_line,) = self.loss_axes.plot([], [], label="validation")
-        self.loss_axes.legend(fontsize=6)
-        canvas = FigureCanvasQTAgg(figure)
-        canvas.setMinimumHeight(120)
-        return canvas
 
     def _preview_box(self) -> QGroupBox:
         box, form = QGroupBox("4. Preview"), QFormLayout()
         button = QPushButton("Preview this slice")
         button.clicked.connect(lambda: self.preview())
         self.follow = QCheckBox("follow the slice")
+        self.neighbours_edit = QSpinBox(minimum=0, maximum=8, value=2)
+        self.neighbours_edit.setToolTip(
+            "Also preview this many slices above and below (shown as you step through them)."
+        )
         self.threshold_slider = QSlider(Qt.Horizontal, minimum=0, maximum=200, value=80)
         self.threshold_slider.valueChanged.connect(lambda _: self._show_threshold())
         suggest = QPushButton("Suggest tiles to annotate")
         suggest.clicked.connect(lambda: self.suggest_tiles())
         form.addRow("", button)
         form.addRow("", self.follow)
+        form.addRow("Neighbouring slices (±)", self.neighbours_edit)
         form.addRow("Threshold", self.threshold_slider)
         form.addRow("", suggest)
         box.setLayout(form)
@@ -200,7 +196,18 @@ class AnnotateWidget(QWidget):
         vesicles.clicked.connect(lambda: self.close_vesicles())
         self.pick_feature_edit = QComboBox(editable=True)
         pick = QPushButton("Pick")
-        pick.clicked.connect(lambda: self.pick(self.pick_feature_edit.currentText()))
+        pick.clicked.connect(
+            lambda: self.pick(
+                self.pick_feature_edit.currentText(),
+                filament=self.filament_check.isChecked(),
+                spacing=self.spacing_edit.value(),
+                radius_nm=self.radius_edit.value() or None,
+            )
+        )
+        self.filament_check = QCheckBox("filaments (seeds along traced centrelines)")
+        self.spacing_edit = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=1e4, value=10.0)
+        self.radius_edit = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1e3)
+        self.radius_edit.setSpecialValueText("known for the name")
         self.export_edit = QLineEdit("picks.star, picks.csv, picks.mod, picks.json")
         export = QPushButton("Export picks")
         export.clicked.connect(
@@ -215,6 +222,9 @@ class AnnotateWidget(QWidget):
             ("", merge),
             ("", vesicles),
             ("Feature", self.pick_feature_edit),
+            ("", self.filament_check),
+            ("Seed spacing (voxels)", self.spacing_edit),
+            ("Tube radius (nm)", self.radius_edit),
             ("", pick),
             ("Files", self.export_edit),
             ("", export),
@@ -432,9 +442,7 @@ class AnnotateWidget(QWidget):
             self.folder, self.feature, self.volume, pos, neg, painted, tile
         )
         save_training_set(output, trainset)
-        record_annotation(
-            output, self.feature, tile, 0, 2, [self.tomogram_path, boxes_path, painted_path]
-        )
+        record_annotation(output, trainset, [self.tomogram_path, boxes_path, painted_path])
         self.notify(
             f"saved {output.name}: {trainset.n_positive} positive and "
             f"{trainset.n_negative} negative tiles",
@@ -443,8 +451,9 @@ class AnnotateWidget(QWidget):
         return output
 
     # --- 3. train -----------------------------------------------------------------------
-    def _start(self, work, done, description: str):
-        """Run ``work`` in a napari worker thread; ``done(result)`` back in the GUI."""
+    def _start(self, work, done, description: str, preload: tuple[str, ...] = ()):
+        """Run ``work`` in a napari worker thread; ``done(result)`` back in the GUI
+        (``preload``: modules the step imports, see :func:`.heap.frozen_heap`)."""
         from napari.qt.threading import create_worker
 
         if self.worker is not None and self.worker.is_running:
@@ -452,10 +461,17 @@ class AnnotateWidget(QWidget):
             return None
         self._cancel.clear()
         self.status.setText(description)
+
         # errors go to _failed (a notification); without an "errored" connection given
         # here, superqt would also re-raise them in the event loop
+        def in_frozen_heap():  # short garbage collections while it runs (heap.py)
+            with frozen_heap(preload):
+                return work()
+
         self.worker = create_worker(
-            work, _start_thread=False, _connect={"returned": done, "errored": self._failed}
+            in_frozen_heap,
+            _start_thread=False,
+            _connect={"returned": done, "errored": self._failed},
         )
         self.worker.start()
         return self.worker
@@ -483,22 +499,16 @@ class AnnotateWidget(QWidget):
         self.progress.setValue(done)
         self.status.setText(f"{description}: {done}/{total}")
 
-    def _on_epoch(self, record: dict) -> None:
-        """Extend the loss curve by one epoch (lines updated in place, drawn when idle:
-        redrawing the figure from scratch stalled the event loop)."""
+    def _on_epoch(self, record: dict, image: np.ndarray) -> None:
+        """Show one more epoch: its record and the loss curve the worker drew."""
+        from qtpy.QtGui import QImage, QPixmap
+
         self.losses.append(record)
         self.progress.setValue(record["epoch"])
-        epochs = [r["epoch"] for r in self.losses]
-        self.train_line.set_data(epochs, [r["train_loss"] for r in self.losses])
-        val = [
-            (r["epoch"], r["validation_loss"])
-            for r in self.losses
-            if r["validation_loss"] is not None
-        ]
-        self.validation_line.set_data(*(zip(*val) if val else ([], [])))
-        self.loss_axes.relim()
-        self.loss_axes.autoscale_view()
-        self.loss_canvas.draw_idle()
+        height, width = image.shape[:2]
+        qimage = QImage(image.data, width, height, 4 * width, QImage.Format_RGBA8888)
+        self.loss_image.setMinimumHeight(height)
+        self.loss_image.setPixmap(QPixmap.fromImage(qimage))  # copies the pixels
 
     def train(self, epochs: int | None = None, validation: float = 0.0):
         """Train the current feature's network from its saved training set in a worker.
@@ -515,14 +525,15 @@ class AnnotateWidget(QWidget):
         epochs = epochs or self.epochs_edit.value()
         output = self.folder / f"{feature}.tsm"
         self.losses = []
-        self.train_line.set_data([], [])
-        self.validation_line.set_data([], [])
+        self.loss_image.clear()
+        plot, history = LossPlot(), []  # drawn in the worker, shown by _on_epoch
         self.progress.setMaximum(epochs)
         self.progress.setValue(0)
 
         def epoch_done(record):
             self._report("training", record["epoch"], epochs)
-            self._signals.epoch.emit(record)
+            history.append(record)
+            self._signals.epoch.emit(record, plot.render(history))
 
         def work():
             return train_model(
@@ -540,7 +551,8 @@ class AnnotateWidget(QWidget):
             self.status.setText(f"trained {feature}: loss {self.losses[-1]['train_loss']:.3f}")
             self._add_choice(feature)
 
-        return self._start(work, done, f"training {feature}")
+        # the first optimiser imports torch._dynamo (torch._compile._disable_dynamo)
+        return self._start(work, done, f"training {feature}", preload=("torch._dynamo",))
 
     def _add_choice(self, feature: str) -> None:
         if self.pick_feature_edit.findText(feature) < 0:
@@ -551,9 +563,14 @@ class AnnotateWidget(QWidget):
     def threshold(self) -> float:
         return self.threshold_slider.value() / 100.0
 
-    def preview(self, z: int | None = None, feature: str | None = None):
-        """The feature's network on the displayed slice, in a worker; shown as an overlay
-        of the voxels at or above the threshold.  Returns the worker or None."""
+    def preview(
+        self, z: int | None = None, feature: str | None = None, neighbours: int | None = None
+    ):
+        """The feature's network on the displayed slice and ``neighbours`` slices either
+        side (default: the field's), in a worker; shown as one overlay of the voxels at
+        or above the threshold, on those slices (stepping through them needs no new
+        preview).  The displayed slice is shown first (within the preview's second),
+        the neighbours when they are done.  Returns the worker or None."""
         from ..interactive.steps import preview_slices
         from ..segment.modelfile import load_model
 
@@ -562,39 +579,67 @@ class AnnotateWidget(QWidget):
             self.notify(f"no trained network for {feature!r} yet; train it first.")
             return None
         z = int(self.viewer.dims.current_step[0]) if z is None else int(z)
+        n = self.neighbours_edit.value() if neighbours is None else int(neighbours)
         model_path, volume = self.models[feature], self.volume
 
         def work():
-            return preview_slices(load_model(model_path), volume, z)[0]
+            model = load_model(model_path)
+            if n == 0:
+                return preview_slices(model, volume, z)
+            self._signals.previewed.emit(feature, z, preview_slices(model, volume, z))
+            if self._cancel.is_set():
+                raise Cancelled("preview")
+            return preview_slices(model, volume, z, neighbours=n)
 
-        def done(answer):
-            self.preview_map = (feature, z, answer)
-            self._show_threshold()
-            self.status.setText(f"preview of {feature} on slice {z}")
+        def done(answers):
+            self._on_preview(feature, max(0, z - n), answers)  # clipped at the volume's ends
 
         return self._start(work, done, f"preview of slice {z}")
+
+    def _on_preview(self, feature: str, z0: int, answers: np.ndarray) -> None:
+        self.preview_map = (feature, z0, answers)
+        self._show_threshold()
+        self.status.setText(
+            f"preview of {feature} on slices {z0}–{z0 + len(answers) - 1}"
+            if len(answers) > 1
+            else f"preview of {feature} on slice {z0}"
+        )
+
+    def previewed(self, z: int) -> np.ndarray | None:
+        """The previewed map of slice ``z`` (float32 (ny, nx)), or None."""
+        if getattr(self, "preview_map", None) is None:
+            return None
+        _, z0, answers = self.preview_map
+        return answers[z - z0] if 0 <= z - z0 < len(answers) else None
 
     def _show_threshold(self) -> None:
         if getattr(self, "preview_map", None) is None:
             return
-        feature, z, answer = self.preview_map
+        feature, z0, answers = self.preview_map
         scale, translate = scale_translate(self.volume)
-        shown = (answer >= self.threshold).astype(np.uint8)[None]
+        shown = (answers >= self.threshold).astype(np.uint8)
         name = f"{feature} preview"
         layer = self._layer(name)
-        if layer is None:
+        if layer is None or layer.data.shape != shown.shape:
+            if layer is not None:
+                self.viewer.layers.remove(name)
             layer = self.viewer.add_labels(shown, name=name, scale=scale, opacity=0.5)
         layer.data = shown
-        layer.translate = (translate[0] + z * scale[0], *translate[1:])
+        layer.translate = (translate[0] + z0 * scale[0], *translate[1:])
 
     def suggest_tiles(self, count: int = 5):
-        """Points where the previewed slice is least certain (next boxes to annotate)."""
-        from ..interactive.steps import uncertain_tiles
+        """Points on the displayed slice (else the centre of the previewed ones) where
+        the network is least sure: the next boxes to annotate
+        (:func:`tomoscribe.interactive.suggest.suggest_tiles`)."""
+        from ..interactive.suggest import near_threshold, suggest_tiles
 
         if getattr(self, "preview_map", None) is None:
             self.notify("preview a slice first.")
             return None
-        feature, z, answer = self.preview_map
+        feature, z0, answers = self.preview_map
+        z = int(self.viewer.dims.current_step[0])
+        if self.previewed(z) is None:
+            z = z0 + len(answers) // 2
         positives, negatives = (
             self.boxes()
             if self._layer(f"{feature} positive boxes") is not None
@@ -602,9 +647,8 @@ class AnnotateWidget(QWidget):
         )
         placed = np.vstack([positives, negatives])
         placed = placed[np.round(placed[:, 0]) == z][:, 1:]
-        centres = uncertain_tiles(
-            answer, self.threshold, self.tile_edit.value(), count, avoid_yx=placed
-        )
+        uncertainty = near_threshold(self.previewed(z), self.threshold)
+        centres = suggest_tiles(uncertainty, self.tile_edit.value(), count, avoid_yx=placed)
         points = np.column_stack([np.full(len(centres), z), centres])
         name = f"{feature} suggested boxes"
         if self._layer(name) is not None:
@@ -622,10 +666,13 @@ class AnnotateWidget(QWidget):
         return points
 
     def _slice_changed(self, _event=None) -> None:
+        """With *follow the slice*: a new preview once the slider leaves the slab."""
+        z = int(self.viewer.dims.current_step[0])
         if (
             self.follow.isChecked()
             and self.models
             and (self.worker is None or not self.worker.is_running)
+            and (self.previewed(z) is None or self.preview_map[0] != self.feature)
         ):
             self.preview()
 
@@ -729,52 +776,87 @@ class AnnotateWidget(QWidget):
 
         return self._start(work, lambda v: self._show_labels(v, legend, output), "closing vesicles")
 
-    def pick(self, feature: str):
-        """Pick the feature's particles in the merged map; shown as points."""
-        return self._guarded(self._pick, feature)
+    def pick(
+        self,
+        feature: str,
+        filament: bool = False,
+        spacing: float = 10.0,
+        radius_nm: float | None = None,
+    ):
+        """Pick the feature's particles in the merged map, or with ``filament`` seeds
+        every ``spacing`` voxels along its traced filaments (tube of ``radius_nm``, else
+        the radius known for the name); shown as points.  Returns the picks table."""
+        return self._guarded(self._pick, feature, filament, spacing, radius_nm)
 
-    def _pick(self, feature: str):
+    def _pick(self, feature: str, filament: bool, spacing: float, radius_nm):
+        from ..interactive.filaments import pick_filaments
         from ..interactive.steps import pick_feature
         from ..segment.modelfile import load_model
 
         if self.labels_path is None:
             raise ParameterError("merge first.")
-        size = (
-            load_model(self.models[feature]).metadata.get("painted_size")
-            if feature in self.models
-            else None
-        )
-        table, _ = pick_feature(self.labels, self.legend, feature, size)
+        self.filament_picks = None
+        if filament:
+            self.filament_picks = pick_filaments(
+                self.labels, self.legend, feature, spacing, radius_nm
+            )
+            table = self.filament_picks.seeds
+        else:
+            size = (
+                load_model(self.models[feature]).metadata.get("painted_size")
+                if feature in self.models
+                else None
+            )
+            table, _ = pick_feature(self.labels, self.legend, feature, size)
         self.picks = (feature, table)
-        scale, translate = scale_translate(self.labels)
-        name = f"{feature} picks"
-        if self._layer(name) is not None:
-            self.viewer.layers.remove(name)
-        self.viewer.add_points(
-            table[["z", "y", "x"]].to_numpy(float),
-            name=name,
-            size=5,
-            face_color="cyan",
-            scale=scale,
-            translate=translate,
-        )
-        self.status.setText(f"{len(table)} {feature} picks")
+        self._show_points(f"{feature} picks", table[["z", "y", "x"]].to_numpy(float), "cyan", 5)
+        if filament:
+            self._show_points(
+                f"{feature} centrelines", np.vstack(self.filament_picks.lines), "yellow", 1.5
+            )
+            self.status.setText(
+                f"{len(table)} seeds on {len(self.filament_picks.filaments)} {feature} filaments"
+            )
+        else:
+            self.status.setText(f"{len(table)} {feature} picks")
         return table
 
+    def _show_points(self, name: str, zyx: np.ndarray, colour: str, size: float):
+        """(Re)place a points layer on the label map's grid."""
+        scale, translate = scale_translate(self.labels)
+        if self._layer(name) is not None:
+            self.viewer.layers.remove(name)
+        return self.viewer.add_points(
+            zyx, name=name, size=size, face_color=colour, scale=scale, translate=translate
+        )
+
     def export(self, names):
-        """Write the picks to files in the work folder (STAR, IMOD, CSV, copick JSON)."""
+        """Write the picks to files in the work folder (STAR, IMOD, CSV, copick JSON);
+        filament picks also write the per-filament table (``FIRST_filaments.csv``), as
+        ``pick --filament`` does."""
+        return self._guarded(self._export, names)
+
+    def _export(self, names):
+        from ..interactive.filaments import write_filament_table
         from ..interactive.steps import export_picks
+        from ..io.particles import tomogram_stem
+        from ..outputs import check_writable
 
         if self.picks is None:
-            self.notify("pick first.")
-            return None
+            raise ParameterError("pick first.")
         feature, table = self.picks
-        from ..io.particles import tomogram_stem
-
         paths = [Path(n) if Path(n).is_absolute() else self.folder / n for n in names]
-        written = self._guarded(
-            export_picks, table, paths, self.labels, feature, tomogram_stem(self.tomogram_path)
+        if not paths:
+            raise ParameterError("name at least one picks file to write.")
+        filaments = self.filament_picks
+        table_path = None
+        if filaments is not None:
+            table_path = paths[0].with_name(tomogram_stem(paths[0]) + "_filaments.csv")
+            check_writable(table_path)  # before the first picks file is written
+        written = export_picks(
+            table, paths, self.labels, feature, tomogram_stem(self.tomogram_path)
         )
-        if written:
-            self.notify("wrote " + ", ".join(p.name for p in written), error=False)
+        if table_path is not None:
+            written.append(write_filament_table(filaments, table_path, feature, [self.labels_path]))
+        self.notify("wrote " + ", ".join(p.name for p in written), error=False)
         return written
