@@ -21,7 +21,7 @@ from tomoscribe.interactive.annotation import (
 )
 from tomoscribe.interactive.steps import export_picks
 from tomoscribe.io import read_volume, write_volume
-from tomoscribe.io.particles import read_particles
+from tomoscribe.io.particles import map_tomogram_name, read_particles
 from tomoscribe.io.provenance import TILT_COLUMNS, tilt_range_for
 from tomoscribe.outputs import read_provenance, write_provenance
 from tomoscribe.segment.trainset import load_training_set, save_training_set
@@ -132,7 +132,7 @@ def test_exported_picks_carry_the_maps_tilt_range_as_pick_does(tmp_path, tilt):
     labels = read_volume(path)
     table = pd.DataFrame({"x": [12.0, 30.0], "y": [12.0, 34.0], "z": [10.0, 10.0]})
     star, csv = tmp_path / "ours.star", tmp_path / "ours.csv"
-    export_picks(table, [star, csv], labels, "blob", "labels")
+    export_picks(table, [star, csv], labels, "blob", map_tomogram_name(path))
     assert TILT_COLUMNS[0] not in table  # the caller's table is left as it was
     cli = tmp_path / "cli.star"
     assert main(["pick", str(path), "-f", "blob", "-o", str(cli), "--min-size", "10"]) == 0
@@ -148,5 +148,9 @@ def test_exported_picks_carry_the_maps_tilt_range_as_pick_does(tmp_path, tilt):
         assert (
             read_provenance(star)["acquisition"]
             == read_provenance(cli)["acquisition"]
-            == {"tilt_range_deg": list(tilt), "voxel_size_A": 10.0, "tomo_name": "labels"}
+            == {
+                "tilt_range_deg": list(tilt),
+                "voxel_size_A": 10.0,
+                "tomo_name": "TS_01",
+            }  # the recorded name, as `pick` names it
         )

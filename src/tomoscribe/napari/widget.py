@@ -839,7 +839,7 @@ class AnnotateWidget(QWidget):
     def _export(self, names):
         from ..interactive.filaments import write_filament_table
         from ..interactive.steps import export_picks
-        from ..io.particles import tomogram_stem
+        from ..io.particles import map_tomogram_name, tomogram_stem
         from ..outputs import check_writable
 
         if self.picks is None:
@@ -853,9 +853,12 @@ class AnnotateWidget(QWidget):
         if filaments is not None:
             table_path = paths[0].with_name(tomogram_stem(paths[0]) + "_filaments.csv")
             check_writable(table_path)  # before the first picks file is written
-        written = export_picks(
-            table, paths, self.labels, feature, tomogram_stem(self.tomogram_path)
-        )
+        # rlnTomoName as `pick` names it: the tomogram's recorded name, else its stem.
+        if self.labels_path is not None:
+            tomo_name = map_tomogram_name(self.labels_path)
+        else:
+            tomo_name = tomogram_stem(self.tomogram_path)
+        written = export_picks(table, paths, self.labels, feature, tomo_name)
         if table_path is not None:
             written.append(write_filament_table(filaments, table_path, feature, [self.labels_path]))
         self.notify("wrote " + ", ".join(p.name for p in written), error=False)
