@@ -142,10 +142,11 @@ def test_cli_writes_relion_star_averages_and_gallery(tmp_path, capsys):
     assert (out / "classes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _stack(path, count, box):
+def _stack(path, count, box, voxel_size=2.0):
     with mrcfile.new(path) as mrc:
         mrc.set_data(np.random.default_rng(0).normal(size=(count, box, box)).astype(np.float32))
         mrc.set_image_stack()
+        mrc.voxel_size = voxel_size
     return path
 
 
@@ -185,3 +186,22 @@ def test_cli_refuses_a_bad_class_count(tmp_path, capsys, classes):
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", stack, "-o", out, "-k", classes), out, capsys)
     assert "--classes" in line
+
+
+def test_cli_refuses_a_stack_without_pixel_size_unless_given(tmp_path, capsys):
+    # An unrecorded pixel size was taken as 1 Å (origins in Å off by the true size).
+    stack = _stack(tmp_path / "a.mrcs", 10, 32, voxel_size=0.0)
+    out = tmp_path / "out"
+    assert "--pixel-size" in _refused(_cli("classify2d", stack, "-o", out, "-k", 2), out, capsys)
+    line = _refused(_cli("classify2d", stack, "-o", out, "-k", 2, "--pixel-size", 0), out, capsys)
+    assert "--pixel-size" in line and "positive" in line
+    assert _cli("classify2d", stack, "-o", out, "-k", 2, "--pixel-size", 3.5, "--rounds", 0) == 0
+    assert mrcfile.open(out / "class_averages.mrcs").voxel_size.x == pytest.approx(3.5)
+
+
+def test_cli_refuses_stacks_of_different_pixel_sizes(tmp_path, capsys):
+    a, b = _stack(tmp_path / "a.mrcs", 10, 32, 2.0), _stack(tmp_path / "b.mrcs", 10, 32, 3.0)
+    out = tmp_path / "out"
+    assert "pixel sizes differ" in _refused(
+        _cli("classify2d", a, b, "-o", out, "-k", 2), out, capsys
+    )

@@ -134,6 +134,10 @@ def open_particles(
     pixel_size_A : Å per pixel, overriding the files.
     """
     stacks = [Path(p) for p in stacks]
+    if pixel_size_A is not None and not pixel_size_A > 0:
+        raise ParameterError(
+            f"`pixel_size_A` must be positive (Å), not {pixel_size_A}.", parameter="pixel_size_A"
+        )
     if star is None:
         if not stacks:
             raise ParameterError("give at least one particle stack (MRC) or a STAR file.")
@@ -142,7 +146,7 @@ def open_particles(
         counts = [shapes[p][0] for p in stacks]
         stack_of = np.repeat(np.arange(len(stacks)), counts)
         index = np.concatenate([np.arange(c) for c in counts])
-        size = pixel_size_A or shapes[stacks[0]][3] or 1.0
+        size = pixel_size_A or _stacks_pixel_size(shapes)
         return ParticleSource(stacks, stack_of, index, box, float(size))
     table, optics = read_particle_star(star)
     files, stack_of, index = _image_names(table, star, stacks)
@@ -165,6 +169,25 @@ def open_particles(
     source = ParticleSource(files, stack_of, index, box, float(size), None, table, optics)
     source.ctf = _ctf_table(merged, star, source.notes)
     return source
+
+
+def _stacks_pixel_size(shapes: dict) -> float:
+    """The one pixel size (Å) the stacks' headers give; refused when they give none or
+    disagree (by more than 1%), since origins in Å and the CTF depend on it."""
+    sizes = {p: shape[3] for p, shape in shapes.items()}
+    known = [v for v in sizes.values() if v]
+    if len(known) < len(sizes):
+        missing = next(p for p, v in sizes.items() if not v)
+        raise ParameterError(
+            f"{missing} records no pixel size; pass `pixel_size_A`.", parameter="pixel_size_A"
+        )
+    if max(known) > 1.01 * min(known):
+        raise ParameterError(
+            f"the stacks' pixel sizes differ ({min(known):g}–{max(known):g} Å); pass "
+            "`pixel_size_A` if they are the same particles at one size.",
+            parameter="pixel_size_A",
+        )
+    return known[0]
 
 
 def read_particle_star(star: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
