@@ -118,7 +118,7 @@ def boxes_from_mask(
     if len(free) == 0:
         raise AnnotationError(
             f"no {tile_size}-px tile is free of the mask, so there are no negative boxes; "
-            "use a smaller tile.",
+            "use a smaller `tile_size`.",
             parameter="tile_size",
         )
     chosen = rng.choice(len(free), size=min(n_negative, len(free)), replace=False)
