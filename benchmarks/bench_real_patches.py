@@ -69,7 +69,7 @@ def train_on(patch, args, seed: int):
     pre, mask, valid = patch
     rng = np.random.default_rng(seed)
     positive, negative = boxes_from_mask(
-        mask, args.positives, args.negatives, args.tile, rng, valid=valid
+        mask, args.positives, args.negatives, args.tile, rng, valid=valid, z_margin=args.z_margin
     )
     spec = ArchitectureSpec(args.arch, args.context)
     trainset = build_training_set(
@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--positives", type=int, default=30)
     parser.add_argument("--negatives", type=int, default=100)
     parser.add_argument("--negative-copies", type=int, default=1)
+    parser.add_argument("--z-margin", type=int, default=0, help="negatives free ±slices")
     parser.add_argument("--lowpass", type=float, default=40.0, help="Å at the nominal 10 Å")
     parser.add_argument("--z-smooth", type=float, nargs="+", default=[0.0, 2.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])

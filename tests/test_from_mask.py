@@ -121,3 +121,12 @@ def test_trainset_from_mask_needs_the_mask(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "--from-mask" in err and "--painted" in err
+
+
+def test_z_margin_keeps_negatives_off_the_slices_next_to_a_thin_mask():
+    mask = np.zeros((30, 64, 64), bool)
+    mask[14:16, ::16, ::16] = True  # in every tile of slices 14-15
+    _, near = boxes_from_mask(mask, 2, 500, 32, np.random.default_rng(0))
+    _, far = boxes_from_mask(mask, 2, 500, 32, np.random.default_rng(0), z_margin=4)
+    assert np.isin(near[:, 0], [12, 13, 16, 17]).any()
+    assert not np.any((far[:, 0] >= 10) & (far[:, 0] <= 19))

@@ -77,6 +77,7 @@ def boxes_from_mask(
     rng: np.random.Generator,
     margin: int = 2,
     valid: np.ndarray | None = None,
+    z_margin: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positive and negative box centres (z, y, x) chosen from an existing mask.
 
@@ -99,7 +100,11 @@ def boxes_from_mask(
         Voxels around a negative tile that must be free too.
     valid : bool array (z, y, x), optional
         Where box centres may lie (e.g. not in a tomogram's constant padding,
-        :func:`tomoscribe.preprocess.padding_mask`); default everywhere.
+        :func:`tomoscribe.preprocess.data_box`); default everywhere.
+    z_margin : int
+        Slices each side on which a negative tile must be free of the mask too: a mask
+        drawn thinner in z than the density it marks (the missing wedge stretches
+        density along z) would otherwise give negatives showing the feature.
 
     Raises
     ------
@@ -112,7 +117,7 @@ def boxes_from_mask(
     if len(candidates) == 0:
         raise AnnotationError("the mask marks no voxel; nothing to take positive boxes from.")
     positive = spread_boxes(candidates, n_positive, tile_size, rng)
-    window = (1, tile_size + 2 * margin, tile_size + 2 * margin)
+    window = (2 * z_margin + 1, tile_size + 2 * margin, tile_size + 2 * margin)
     near = scipy.ndimage.maximum_filter(mask.astype(np.uint8), size=window, mode="constant")
     free = np.argwhere((near == 0) & allowed)
     if len(free) == 0:
