@@ -86,3 +86,52 @@ def test_nan_voxels_are_refused():
 def test_highpass_shorter_than_lowpass_is_refused():
     with pytest.raises(ParameterError):
         preprocess_array(_noise(), PreprocessParams(lowpass_A=100.0, highpass_A=50.0))
+
+
+def _patch(shape=(24, 40, 48), seed=3):
+    """Smooth uint8-like data, as a real patch holds."""
+    import scipy.ndimage
+
+    rng = np.random.default_rng(seed)
+    smooth = scipy.ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
+    return (140 + 30 * smooth / smooth.std()).astype(np.float32)
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_constant_padding_is_left_out(factor):
+    """A patch cut at the tomogram's edge and padded with zeros (as TARDIS pads its
+    patches) gives, inside the padding, what the patch alone gives; the padding is 0."""
+    data = _patch()
+    padded = np.zeros((36, 50, 48), np.float32)  # 12 zero slices after, 4 + 6 zero rows
+    padded[:24, 4:44] = data
+    params = PreprocessParams(lowpass_A=40.0, bin_factor=factor)
+    alone = preprocess_array(Volume(data, 10.0), params, slab_slices=5).data
+    out = preprocess_array(Volume(padded, 10.0), params, slab_slices=5).data
+    inside = out[: 24 // factor, 4 // factor : 44 // factor]
+    np.testing.assert_allclose(inside, alone, atol=1e-4)
+    assert np.all(out[24 // factor :] == 0) and np.all(out[:, : 4 // factor] == 0)
+    # Counted as data, the zeros would have shifted the mean by about +0.8 σ.
+    counted = preprocess_array(
+        Volume(padded, 10.0), PreprocessParams(lowpass_A=40.0, skip_padding=False)
+    ).data
+    assert counted[:24, 4:44].mean() > 0.5
+
+
+def test_differently_scaled_copies_give_the_same_input():
+    """Two copies of a patch at other intensity scales and offsets (and one of them
+    padded) become the same network input."""
+    data = _patch()
+    other = np.full((30, 40, 48), 7.0, np.float32)
+    other[6:] = 0.25 * data - 11.0
+    params = PreprocessParams(lowpass_A=30.0)
+    a = preprocess_array(Volume(data, 10.0), params).data
+    b = preprocess_array(Volume(other, 10.0), params).data[6:]
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_data_box_of_an_unpadded_or_flat_volume_is_whole():
+    from tomoscribe.preprocess import data_box
+
+    assert data_box(Volume(_patch(), 10.0)) == (slice(0, 24), slice(0, 40), slice(0, 48))
+    flat = Volume(np.zeros((4, 5, 6), np.float32), 10.0)
+    assert data_box(flat) == (slice(0, 4), slice(0, 5), slice(0, 6))

@@ -90,6 +90,13 @@ def trainset(
         "--augment rotate-wedge and mixed (default: as the "
         "tomogram records it, else -60,60).",
     ),
+    from_mask: str = typer.Option(
+        None,
+        "--from-mask",
+        help="POS,NEG: also choose this many boxes from --painted when it is a whole "
+        "mask (another tool's segmentation): positives on the feature, negatives where "
+        "a tile holds none of it (e.g. 30,100).",
+    ),
     seed: int = options.Seed,
     voxel_size: float = options.VoxelSize,
 ) -> None:
@@ -118,6 +125,7 @@ def trainset(
         voxel_size_A=voxel_size,
         augmentation=augment,
         tilt_range_deg=_tilt_range(tilt_range),
+        from_mask=_counts(from_mask),
     )
     write_provenance(
         output,
@@ -131,6 +139,7 @@ def trainset(
             "negative_copies": negative_copies,
             "augment": augment,
             "tilt_range_deg": list(tilt.deg),
+            "from_mask": _counts(from_mask),
         },
         [p for p in (tomogram, painted, contours, boxes, positives, negatives) if p],
     )
@@ -148,6 +157,20 @@ def trainset(
         f"tiles from {len(used.positive)} positive and {len(used.negative)} negative "
         "boxes" + (f" ({unpainted} positive boxes had nothing painted)" if unpainted else "")
     )
+
+
+def _counts(text: str | None) -> tuple[int, int] | None:
+    """``--from-mask POS,NEG`` as two integers."""
+    if text is None:
+        return None
+    try:
+        n_positive, n_negative = (int(part) for part in text.split(","))
+    except ValueError:
+        raise ParameterError(
+            f"--from-mask takes two counts, POS,NEG (e.g. 30,100), not {text!r}.",
+            parameter="from_mask",
+        ) from None
+    return n_positive, n_negative
 
 
 @app.command()

@@ -67,3 +67,64 @@ def free_boxes(
             "for fewer negative tiles or give a larger tomogram."
         )
     return free[rng.choice(len(free), size=n, replace=False)].astype(float)
+
+
+def boxes_from_mask(
+    mask: np.ndarray,
+    n_positive: int,
+    n_negative: int,
+    tile_size: int,
+    rng: np.random.Generator,
+    margin: int = 2,
+    valid: np.ndarray | None = None,
+    z_margin: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative box centres (z, y, x) chosen from an existing mask.
+
+    For a user who already has a mask of the feature (painted in another tool, or
+    another program's segmentation): positives sit on mask voxels, spread apart as
+    :func:`spread_boxes` does; negatives are tiles whose whole window (plus ``margin``)
+    holds no mask voxel on their slice, as :func:`free_boxes` chooses them, and fewer
+    than ``n_negative`` when fewer places are free (small volumes, crowded masks).
+
+    Parameters
+    ----------
+    mask : bool array (z, y, x)
+        The feature.
+    n_positive, n_negative : int
+        Boxes wanted of each kind.
+    tile_size : int
+        Tile edge in voxels.
+    rng : numpy Generator
+    margin : int
+        Voxels around a negative tile that must be free too.
+    valid : bool array (z, y, x), optional
+        Where box centres may lie (e.g. not in a tomogram's constant padding,
+        :func:`tomoscribe.preprocess.data_box`); default everywhere.
+    z_margin : int
+        Slices each side on which a negative tile must be free of the mask too: a mask
+        drawn thinner in z than the density it marks (the missing wedge stretches
+        density along z) would otherwise give negatives showing the feature.
+
+    Raises
+    ------
+    AnnotationError
+        The mask is empty (inside ``valid``), or no tile of this size is free of it.
+    """
+    mask = np.asarray(mask, bool)
+    allowed = np.ones(mask.shape, bool) if valid is None else np.asarray(valid, bool)
+    candidates = np.argwhere(mask & allowed)
+    if len(candidates) == 0:
+        raise AnnotationError("the mask marks no voxel; nothing to take positive boxes from.")
+    positive = spread_boxes(candidates, n_positive, tile_size, rng)
+    window = (2 * z_margin + 1, tile_size + 2 * margin, tile_size + 2 * margin)
+    near = scipy.ndimage.maximum_filter(mask.astype(np.uint8), size=window, mode="constant")
+    free = np.argwhere((near == 0) & allowed)
+    if len(free) == 0:
+        raise AnnotationError(
+            f"no {tile_size}-px tile is free of the mask, so there are no negative boxes; "
+            "use a smaller `tile_size`.",
+            parameter="tile_size",
+        )
+    chosen = rng.choice(len(free), size=min(n_negative, len(free)), replace=False)
+    return positive, free[np.sort(chosen)].astype(float)

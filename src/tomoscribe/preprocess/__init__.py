@@ -13,6 +13,15 @@ The steps, in order (as in EMAN2's tomoseg preprocessing):
 3. normalisation to mean 0 and standard deviation 1 over the whole volume;
 4. clamping at ±``clamp_sigma``.
 
+Constant padding is not data (``skip_padding``, on by default): planes at the faces of
+the volume that hold one value throughout (zeros where a patch was cut at the edge of a
+tomogram, as TARDIS pads its patches, or the fill of a trimmed stack) are left out of
+every step (:func:`data_box`), filtered as the volume's edges are, and written as 0,
+the normalised mean.  Counting them would shift the mean and inflate the standard
+deviation: in a real 96³ patch with 24 zero slices the data's σ came out half its true
+size, so the same density got another value than in its neighbour patches
+(docs/performance.md, "Real patches").  Finding the padding reads the volume once more.
+
 Everything is done slab by slab with a halo in z that covers the z kernel, so
 tomograms larger than memory are processed, and the result does not depend on the
 slab size (see the tests).
@@ -42,6 +51,7 @@ class PreprocessParams:
     highpass_A: float | None = 4000.0
     bin_factor: int = 1
     clamp_sigma: float | None = 3.0
+    skip_padding: bool = True
 
     def validate(self, voxel_size_A: float) -> None:
         if self.bin_factor < 1:
@@ -120,6 +130,41 @@ def binned_geometry(volume: Volume, factor: int):
     return shape, voxel, origin
 
 
+def data_box(volume: Volume, slab_slices: int = 64) -> tuple[slice, slice, slice]:
+    """The box of ``volume`` inside its constant padding, as (z, y, x) slices.
+
+    A face plane (a slice, a row of slices, a column of slices) is padding when all its
+    voxels hold one value; the box drops the runs of such planes at each of the six
+    faces.  A volume that is constant throughout keeps its whole extent.  Read slab by
+    slab (per-plane minima and maxima), so volumes larger than memory are fine.
+    """
+    nz, ny, nx = volume.shape
+    z_flat = np.zeros(nz, bool)
+    y_lo, y_hi = np.full(ny, np.inf), np.full(ny, -np.inf)
+    x_lo, x_hi = np.full(nx, np.inf), np.full(nx, -np.inf)
+    for z0, z1 in iter_slabs(nz, slab_slices):
+        block = volume.slab(z0, z1, dtype=np.float64)
+        z_flat[z0:z1] = block.min(axis=(1, 2)) == block.max(axis=(1, 2))
+        y_lo, y_hi = (
+            np.minimum(y_lo, block.min(axis=(0, 2))),
+            np.maximum(y_hi, block.max(axis=(0, 2))),
+        )
+        x_lo, x_hi = (
+            np.minimum(x_lo, block.min(axis=(0, 1))),
+            np.maximum(x_hi, block.max(axis=(0, 1))),
+        )
+    box = tuple(_inside(flat) for flat in (z_flat, y_lo == y_hi, x_lo == x_hi))
+    if any(s.stop <= s.start for s in box):
+        return (slice(0, nz), slice(0, ny), slice(0, nx))
+    return box
+
+
+def _inside(flat: np.ndarray) -> slice:
+    """The range between the leading and trailing runs of True."""
+    data = np.flatnonzero(~flat)
+    return slice(int(data[0]), int(data[-1]) + 1) if len(data) else slice(0, 0)
+
+
 def preprocess_into(
     volume: Volume,
     out,
@@ -142,7 +187,9 @@ def preprocess_into(
     Returns
     -------
     dict
-        ``mean`` and ``std`` of the filtered volume before normalisation.
+        ``mean`` and ``std`` of the filtered volume before normalisation (inside the
+        padding), and ``data_box_zyx``: [start, stop] per axis of the data inside
+        constant padding (output voxels), None when there is none.
     """
     factor = params.bin_factor
     params.validate(volume.pixel_size_A * factor)
@@ -153,33 +200,59 @@ def preprocess_into(
     halo = lowpass_halo_voxels(vs, params.lowpass_A)
     if slab_slices is None:
         slab_slices = max(8, int(256e6 / (shape[1] * shape[2] * 4 * 3 * factor**3)) - 2 * halo)
+    box = _binned_box(volume, factor, shape, params.skip_padding)
+    (bz0, bz1), inplane = (box[0].start, box[0].stop), box[1:]
     total, total_sq, count = 0.0, 0.0, 0
-    slabs = list(iter_slabs(shape[0], slab_slices))
-    for z0, z1 in track(slabs, "band-pass", show_progress=show_progress):
-        lo, hi = max(0, z0 - halo), min(shape[0], z1 + halo)
+    for z0, z1 in track(
+        [(bz0 + a, bz0 + b) for a, b in iter_slabs(bz1 - bz0, slab_slices)],
+        "band-pass",
+        show_progress=show_progress,
+    ):
+        lo, hi = max(bz0, z0 - halo), min(bz1, z1 + halo)
         raw = volume.slab(lo * factor, hi * factor)
         check_finite(
             raw, f"the tomogram {volume.metadata.get('source', '')}".strip(), z_offset=lo * factor
         )
-        block = bin_block(raw, factor)
-        # Mirror the volume at its z ends so that every slab sees a full halo.
+        block = bin_block(raw, factor)[(slice(None),) + inplane]
+        # Mirror the data at its z ends so that every slab sees a full halo.
         pad_lo, pad_hi = halo - (z0 - lo), halo - (hi - z1)
         if halo:
             block = np.pad(block, ((pad_lo, pad_hi), (0, 0), (0, 0)), mode="symmetric")
         core = _bandpass(block, vs, params)[halo : halo + (z1 - z0)]
-        out[z0:z1] = core
+        out[(slice(z0, z1),) + inplane] = core
         total += float(core.sum(dtype=np.float64))
         total_sq += float(np.square(core, dtype=np.float64).sum())
         count += core.size
     mean = total / count
     std = math.sqrt(max(total_sq / count - mean**2, 0.0))
     scale = 1.0 / std if std > 0 else 1.0
-    for z0, z1 in track(slabs, "normalise", show_progress=show_progress):
-        block = (np.asarray(out[z0:z1], dtype=np.float32) - np.float32(mean)) * np.float32(scale)
-        if params.clamp_sigma is not None:
-            np.clip(block, -params.clamp_sigma, params.clamp_sigma, out=block)
+    for z0, z1 in track(
+        list(iter_slabs(shape[0], slab_slices)), "normalise", show_progress=show_progress
+    ):
+        block = np.zeros((z1 - z0,) + tuple(shape[1:]), np.float32)
+        z_in = slice(max(z0, bz0), min(z1, bz1))
+        if z_in.start < z_in.stop:
+            inside = (slice(z_in.start - z0, z_in.stop - z0),) + inplane
+            values = np.asarray(out[(z_in,) + inplane], dtype=np.float32)
+            block[inside] = (values - np.float32(mean)) * np.float32(scale)
+            if params.clamp_sigma is not None:
+                np.clip(block, -params.clamp_sigma, params.clamp_sigma, out=block)
         out[z0:z1] = block
-    return {"mean": mean, "std": std}
+    padded = [[s.start, s.stop] for s in box] if box != tuple(slice(0, n) for n in shape) else None
+    return {"mean": mean, "std": std, "data_box_zyx": padded}
+
+
+def _binned_box(volume: Volume, factor: int, shape, skip_padding: bool) -> tuple[slice, ...]:
+    """The data box (:func:`data_box`) in voxels of the binned output: binned voxels
+    made only of data."""
+    whole = tuple(slice(0, n) for n in shape)
+    if not skip_padding:
+        return whole
+    box = tuple(
+        slice(-(-s.start // factor), min(n, s.stop // factor))
+        for s, n in zip(data_box(volume), shape)
+    )
+    return box if all(s.stop > s.start for s in box) else whole
 
 
 def _bandpass(block: np.ndarray, voxel_size_A: float, params: PreprocessParams) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.acquisition import TiltRange
-from ..core.boxes import contour_box_centres
+from ..core.boxes import boxes_from_mask, contour_box_centres
 from ..core.legend import Legend, legend_path, read_legend, write_legend
 from ..errors import AnnotationError, MissingVoxelSizeError, ParameterError
 from ..io import create_volume, read_volume
@@ -35,6 +35,7 @@ from ..outputs import (
     sidecar_path,
     write_provenance,
 )
+from ..preprocess import data_box
 from ..volume import Volume, check_same_grid
 from .labelmaps import FeatureVoxels, feature_voxels, single_label_map
 from .painted_size import painted_component_sizes
@@ -140,6 +141,7 @@ def training_set_from_files(
     voxel_size_A: float | None = None,
     augmentation: str = DEFAULT_AUGMENTATION,
     tilt_range_deg: tuple[float, float] | None = None,
+    from_mask: tuple[int, int] | None = None,
 ) -> tuple[TrainingSet, Boxes, TiltRange]:
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD
     contours, and write the training set to ``output``.
@@ -158,10 +160,20 @@ def training_set_from_files(
     augmentation : how tiles are copied (:mod:`tomoscribe.segment.tile_augment`)
     tilt_range_deg : (min, max) tilt of the series, degrees, for the wedge-aware copies;
         None: as the tomogram's provenance records it, else ±60°
+    from_mask : (positives, negatives), optional
+        Also choose this many boxes from the painted volume, for a mask that covers the
+        whole tomogram (another tool's segmentation, a complete annotation):
+        positives on the feature, negatives where a tile holds none of it, none in
+        the tomogram's constant padding (:func:`tomoscribe.core.boxes.boxes_from_mask`)
 
     Returns the training set, every box used (contour centres included) and the tilt
     range used with where it came from.
     """
+    if from_mask is not None and painted is None:
+        raise ParameterError(
+            "`from_mask` chooses boxes from the mask: give it as `painted`.",
+            parameter=["from_mask", "painted"],
+        )
     if (painted is None) == (contours is None):
         raise ParameterError(
             "give exactly one of `painted` or `contours` for the masks.",
@@ -175,9 +187,10 @@ def training_set_from_files(
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
         masks = painted_mask_source(labels, painted_value)
         data = np.asarray(labels.data)
-        painted_size = painted_component_sizes(
-            data != 0 if painted_value is None else data == painted_value, labels.pixel_size_A
-        )
+        marked = data != 0 if painted_value is None else data == painted_value
+        painted_size = painted_component_sizes(marked, labels.pixel_size_A)
+        if from_mask is not None:
+            boxes = _with_mask_boxes(boxes, marked, volume, from_mask, tile, seed)
     else:
         painted_size = None  # contours on slices give no 3D size
         drawn = read_imod_contours(contours, objects or None)
@@ -417,3 +430,22 @@ def _close_and_write(
         },
     )
     return result
+
+
+def _with_mask_boxes(
+    boxes: Boxes, marked: np.ndarray, volume: Volume, counts, tile: int, seed: int
+) -> Boxes:
+    """``boxes`` plus ``counts`` = (positives, negatives) chosen from the mask."""
+    n_positive, n_negative = counts
+    if n_positive < 1 or n_negative < 1:
+        raise ParameterError(
+            f"`from_mask` needs at least one box of each kind, got {n_positive} "
+            f"positive and {n_negative} negative.",
+            parameter="from_mask",
+        )
+    valid = np.zeros(volume.shape, bool)
+    valid[data_box(volume)] = True
+    positive, negative = boxes_from_mask(
+        marked, n_positive, n_negative, tile, np.random.default_rng(seed), valid=valid
+    )
+    return Boxes(np.vstack([boxes.positive, positive]), np.vstack([boxes.negative, negative]))

@@ -1,0 +1,132 @@
+"""Boxes chosen from an existing mask (``core.boxes.boxes_from_mask``, ``trainset
+--from-mask``): positives on the feature, negatives free of it, none in padding."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import entries
+from tomoscribe.cli.app import main
+from tomoscribe.core.boxes import boxes_from_mask
+from tomoscribe.errors import AnnotationError
+from tomoscribe.io import write_volume
+from tomoscribe.volume import Volume
+
+REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
+
+
+def _tube_mask(shape=(20, 96, 96)):
+    """A rod along y at x = 30 through every slice."""
+    mask = np.zeros(shape, bool)
+    mask[:, 10:86, 27:33] = True
+    return mask
+
+
+def test_positives_lie_on_the_mask_and_negative_tiles_hold_none_of_it():
+    mask = _tube_mask()
+    pos, neg = boxes_from_mask(mask, 5, 40, 32, np.random.default_rng(0))
+    assert len(pos) == 5 and len(neg) == 40
+    assert all(mask[tuple(p.astype(int))] for p in pos)
+    for z, y, x in neg.astype(int):
+        window = mask[z, max(0, y - 18) : y + 18, max(0, x - 18) : x + 18]
+        assert not window.any()  # the tile (32) and its margin (2) are free
+
+
+def test_boxes_stay_out_of_the_padding_and_fewer_negatives_when_few_are_free():
+    mask = _tube_mask()
+    valid = np.zeros(mask.shape, bool)
+    valid[:10, :, :60] = True
+    pos, neg = boxes_from_mask(mask, 5, 10**6, 32, np.random.default_rng(1), valid=valid)
+    assert np.all(pos[:, 0] < 10) and np.all(neg[:, 0] < 10) and np.all(neg[:, 2] < 60)
+    assert 0 < len(neg) < 10**6  # as many as are free
+
+
+def test_empty_mask_or_no_free_tile_is_refused():
+    with pytest.raises(AnnotationError, match="marks no voxel"):
+        boxes_from_mask(np.zeros((4, 40, 40), bool), 3, 3, 16, np.random.default_rng(0))
+    full = np.zeros((4, 40, 40), bool)
+    full[:, ::8, ::8] = True
+    with pytest.raises(AnnotationError, match="smaller") as err:
+        boxes_from_mask(full, 3, 3, 16, np.random.default_rng(0))
+    assert err.value.parameter == "tile_size"
+
+
+@pytest.mark.skipif(not (REAL / "filament_patch.tif").is_file(), reason="no shared data")
+def test_real_patch_boxes_avoid_its_zero_padding():
+    """filament_patch.tif ends in 26 zero slices (TARDIS pads patches cut at an edge)."""
+    import tifffile
+
+    from tomoscribe.preprocess import data_box
+
+    image = tifffile.imread(REAL / "filament_patch.tif")
+    mask = tifffile.imread(REAL / "filament_patch_mask.tif") > 0
+    box = data_box(Volume(image, 10.0))
+    assert box == (slice(0, 70), slice(0, 96), slice(0, 96))
+    valid = np.zeros(mask.shape, bool)
+    valid[box] = True
+    pos, neg = boxes_from_mask(mask, 30, 100, 32, np.random.default_rng(0), valid=valid)
+    assert 20 <= len(pos) <= 30 and len(neg) == 100 and neg[:, 0].max() < 70
+    assert mask[tuple(pos.astype(int).T)].all()
+
+
+def _files(tmp_path):
+    rng = np.random.default_rng(0)
+    mask = _tube_mask()
+    image = rng.normal(size=mask.shape) - 2.0 * mask
+    tomo, painted = tmp_path / "t.mrc", tmp_path / "mask.mrc"
+    write_volume(tomo, Volume(image.astype(np.float32), (10.0,) * 3))
+    write_volume(painted, Volume(mask.astype(np.float32), (10.0,) * 3))
+    return tomo, painted
+
+
+def test_trainset_from_mask(tmp_path, capsys):
+    from tomoscribe.segment.trainset import load_training_set
+
+    tomo, painted = _files(tmp_path)
+    out = tmp_path / "rod.trainset"
+    args = ["trainset", str(tomo), "-f", "rod", "--painted", str(painted), "--tile", "32"]
+    assert main(args + ["--from-mask", "4,20", "-o", str(out)]) == 0
+    ts = load_training_set(out)
+    assert ts.metadata["n_positive_boxes"] == 4 and ts.metadata["n_negative_boxes"] == 20
+    assert ts.metadata["n_negative_boxes_painted"] == 0
+    assert ts.n_positive == 20 and ts.n_negative == 20  # balanced by copies
+    assert all(ts.masks[i].any() for i in range(4))  # the originals hold the rod
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--from-mask", "4"], "--from-mask takes two counts"),
+        (["--from-mask", "0,20"], "--from-mask"),
+        (["--from-mask", "4,20", "--tile", "128"], "--tile"),
+    ],
+)
+def test_trainset_from_mask_bad_input(tmp_path, capsys, extra, words):
+    tomo, painted = _files(tmp_path)
+    before = {p: p.read_bytes() for p in entries(tmp_path)}
+    args = ["trainset", str(tomo), "-f", "rod", "--painted", str(painted), "--tile", "32"]
+    assert main(args + extra + ["-o", str(tmp_path / "x.trainset")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err
+    assert {p: p.read_bytes() for p in entries(tmp_path)} == before
+
+
+def test_trainset_from_mask_needs_the_mask(tmp_path, capsys):
+    tomo, _ = _files(tmp_path)
+    code = main(
+        ["trainset", str(tomo), "-f", "rod", "--from-mask", "4,20"]
+        + ["-o", str(tmp_path / "x.trainset")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "--from-mask" in err and "--painted" in err
+
+
+def test_z_margin_keeps_negatives_off_the_slices_next_to_a_thin_mask():
+    mask = np.zeros((30, 64, 64), bool)
+    mask[14:16, ::16, ::16] = True  # in every tile of slices 14-15
+    _, near = boxes_from_mask(mask, 2, 500, 32, np.random.default_rng(0))
+    _, far = boxes_from_mask(mask, 2, 500, 32, np.random.default_rng(0), z_margin=4)
+    assert np.isin(near[:, 0], [12, 13, 16, 17]).any()
+    assert not np.any((far[:, 0] >= 10) & (far[:, 0] <= 19))
