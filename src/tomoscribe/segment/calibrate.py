@@ -80,9 +80,10 @@ class Calibration:
 
 
 def counts_at(values: np.ndarray, thresholds) -> np.ndarray:
-    """How many of ``values`` are at or above each threshold (int64 array)."""
-    ordered = np.sort(np.asarray(values, np.float64).ravel())
-    return len(ordered) - np.searchsorted(ordered, np.asarray(thresholds, np.float64), "left")
+    """How many of ``values`` are at or above each threshold (int64 array), compared in
+    float32 as ``merge`` compares a float32 map with its threshold."""
+    ordered = np.sort(np.asarray(values, np.float32).ravel())
+    return len(ordered) - np.searchsorted(ordered, np.asarray(thresholds, np.float32), "left")
 
 
 def calibrate(

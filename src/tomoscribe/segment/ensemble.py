@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError, TrainingError
-from .calibrate import Calibration, calibrate, learned_little
+from .calibrate import calibrate, learned_little
 from .modelfile import FeatureModel
 from .network import ArchitectureSpec, EnsembleNetwork
 from .train import TrainParams, shrink_masks, train_feature
@@ -78,14 +78,19 @@ def held_out_folds(trainset: TrainingSet, fraction: float, members: int, seed: i
 
 
 def plan_members(
-    sets: Sequence[TrainingSet], members: int, per_set: bool, fraction: float, seed: int
+    sets: Sequence[TrainingSet],
+    members: int,
+    per_set: bool,
+    fraction: float,
+    seed: int,
+    names: Sequence[str] | None = None,
 ) -> tuple[TrainingSet, list[Member]]:
     """The pooled set (for calibration) and each member's data.
 
     ``per_set``: one member per training set (``members`` is ignored), each holding out
     a fold of its own set's boxes; else ``members`` members on the pooled sets.
     """
-    pooled = combine_training_sets(list(sets))  # refuses sets of different features
+    pooled = combine_training_sets(list(sets), names)  # refuses sets of other features
     if not per_set:
         folds = held_out_folds(pooled, fraction, members, seed)
         everything = np.arange(len(pooled))
@@ -157,6 +162,9 @@ def out_of_bag(
             total[batch] += answer
         count[idx] += 1
     chosen = np.flatnonzero(count)
+    if total is None:  # every member trained on every tile: nothing held out
+        empty = np.zeros((0, 1, 1))
+        return empty, empty.astype(bool), np.zeros(0, int), np.zeros(0, bool)
     truth = shrink_masks(torch.from_numpy(pooled.masks[chosen]), spec.contract.output_stride)
     predicted = (total[chosen] / count[chosen, None, None]).astype(np.float32)
     return predicted, truth[:, 0].numpy() >= 0.5, pooled.source[chosen], pooled.positive[chosen]
@@ -179,6 +187,7 @@ def train_ensemble(
     per_set: bool = False,
     train: Callable[[TrainingSet, TrainParams, int], FeatureModel] | None = None,
     say: Callable[[str], None] = lambda message: None,
+    names: Sequence[str] | None = None,
 ) -> FeatureModel:
     """Train, check and calibrate one feature's network or ensemble.
 
@@ -196,6 +205,7 @@ def train_ensemble(
         checkpoint of its own); ``train_feature`` on the CPU by default.
     say : callable
         Receives one sentence per retried or dropped member and per warning.
+    names : where each set came from (file names), for messages and the record
 
     Returns
     -------
@@ -218,7 +228,9 @@ def train_ensemble(
         def train(data, p, k):
             return train_feature(data, spec, p, device="cpu")
 
-    pooled, plan = plan_members(sets, members, per_set, params.validation_fraction, params.seed)
+    pooled, plan = plan_members(
+        sets, members, per_set, params.validation_fraction, params.seed, names
+    )
     models, records = [], []
     for k, member in enumerate(plan):
         model, record = train_member(member, spec, params, lambda d, p, k=k: train(d, p, k))
@@ -241,9 +253,9 @@ def train_ensemble(
     amplitude = float(np.mean([m.amplitude for m in kept]))
     warning = learned_little(feature, calibration, amplitude)
     if not calibration.calibrated:
-        say(calibration.reason[0].upper() + calibration.reason[1:])
+        say(calibration.reason)
     if warning:
-        say(warning[0].upper() + warning[1:])
+        say(warning)
     model.metadata.update(
         {
             "calibration": calibration.as_record(),

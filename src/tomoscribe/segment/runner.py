@@ -171,7 +171,8 @@ def output_key(request: SegmentRequest, shape, index: int) -> str:
     identity = {
         "version": __version__,
         "tomogram": file_fingerprint(request.tomogram),
-        "model": file_fingerprint(request.model_paths[index]),
+        "model": file_fingerprint(request.model_paths[request.model_of(index)]),
+        "output": index,
         "shape": list(shape),
         **{
             k: v
@@ -222,7 +223,7 @@ def plan_segmentation(
         if not models[i].is_ensemble:
             raise ParameterError(
                 f"{model_paths[i]} holds one network, so it has no spread; train an "
-                "ensemble (`train --ensemble 3`) or leave out the uncertainty maps.",
+                "ensemble (tomoscribe train --ensemble 3) or leave out `uncertainty`.",
                 parameter="uncertainty",
             )
     jobs = []
