@@ -92,6 +92,16 @@ def trainset(
         "--augment rotate-wedge and mixed (default: as the "
         "tomogram records it, else -60,60).",
     ),
+    other_tomogram: Path = typer.Option(
+        None,
+        "--other-tomogram",
+        help="Another tomogram, preprocessed alike, to take negative tiles from.",
+    ),
+    other_negatives: Path = typer.Option(
+        None,
+        "--other-negatives",
+        help="Points file of boxes in --other-tomogram holding none of the feature.",
+    ),
     seed: int = options.Seed,
     voxel_size: float = options.VoxelSize,
 ) -> None:
@@ -120,6 +130,8 @@ def trainset(
         voxel_size_A=voxel_size,
         augmentation=augment,
         tilt_range_deg=_tilt_range(tilt_range),
+        other_tomogram=other_tomogram,
+        other_negatives=other_negatives,
     )
     write_provenance(
         output,
@@ -134,7 +146,20 @@ def trainset(
             "augment": augment,
             "tilt_range_deg": list(tilt.deg),
         },
-        [p for p in (tomogram, painted, contours, boxes, positives, negatives) if p],
+        [
+            p
+            for p in (
+                tomogram,
+                painted,
+                contours,
+                boxes,
+                positives,
+                negatives,
+                other_tomogram,
+                other_negatives,
+            )
+            if p
+        ],
     )
     unpainted = result.metadata["n_positive_boxes_unpainted"]
     contradicted = result.metadata["n_negative_boxes_painted"]
@@ -148,7 +173,14 @@ def trainset(
     typer.echo(
         f"wrote {output}: {result.n_positive} positive and {result.n_negative} negative "
         f"tiles from {len(used.positive)} positive and {len(used.negative)} negative "
-        "boxes" + (f" ({unpainted} positive boxes had nothing painted)" if unpainted else "")
+        "boxes"
+        + (
+            f" (+{result.metadata['other_negatives'][-1]['n_boxes']} negative boxes in "
+            f"{other_tomogram.name})"
+            if other_tomogram
+            else ""
+        )
+        + (f" ({unpainted} positive boxes had nothing painted)" if unpainted else "")
     )
 
 

@@ -124,6 +124,8 @@ def training_set_from_files(
     voxel_size_A: float | None = None,
     augmentation: str = DEFAULT_AUGMENTATION,
     tilt_range_deg: tuple[float, float] | None = None,
+    other_tomogram: Path | None = None,
+    other_negatives: Path | None = None,
 ) -> tuple[TrainingSet, Boxes, TiltRange]:
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD
     contours, and write the training set to ``output``.
@@ -142,6 +144,9 @@ def training_set_from_files(
     augmentation : how tiles are copied (:mod:`tomoscribe.segment.tile_augment`)
     tilt_range_deg : (min, max) tilt of the series, degrees, for the wedge-aware copies;
         None: as the tomogram's provenance records it, else ±60°
+    other_tomogram, other_negatives : another tomogram, preprocessed alike, and a points
+        file of boxes in it that hold none of the feature: negative tiles from elsewhere
+        (:func:`~tomoscribe.segment.trainset.add_other_negatives`)
 
     Returns the training set, every box used (contour centres included) and the tilt
     range used with where it came from.
@@ -190,9 +195,57 @@ def training_set_from_files(
     )
     if painted_size is not None:
         result.metadata["painted_size"] = painted_size
+    if (other_tomogram is None) != (other_negatives is None):
+        raise ParameterError(
+            "give `other_tomogram` and `other_negatives` together (boxes in that tomogram).",
+            parameter=["other_tomogram", "other_negatives"],
+        )
+    if other_tomogram is not None:
+        result = _with_other_negatives(
+            result, other_tomogram, other_negatives, record, voxel_size_A, tilt, seed
+        )
     result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A, tilt.to_record))
     save_training_set(output, result)
     return result, boxes, tilt
+
+
+def _with_other_negatives(
+    result: TrainingSet,
+    other: Path,
+    negatives: Path,
+    record: dict,
+    voxel_size_A: float | None,
+    tilt: TiltRange,
+    seed: int,
+) -> TrainingSet:
+    """The training set with negative tiles from boxes in another tomogram (its rows of
+    the points file, by its file stem), which must be preprocessed like the first."""
+    from .trainset import add_other_negatives
+
+    own = record.get("parameters", {}) if record.get("step") == "preprocess" else {}
+    theirs_record = read_provenance(other) or {}
+    theirs = (
+        theirs_record.get("parameters", {}) if theirs_record.get("step") == "preprocess" else {}
+    )
+    if own and theirs and own != theirs:
+        raise ParameterError(
+            f"{other} was preprocessed otherwise than the training tomogram (band-pass, "
+            "normalisation or binning); preprocess both alike.",
+            parameter="other_tomogram",
+        )
+    volume = read_volume(other, voxel_size_A)
+    zyx = _zyx(_of_tomogram(read_points(negatives), other, None, negatives))
+    augmentation = result.metadata["augmentation"]
+    return add_other_negatives(
+        result,
+        volume,
+        zyx,
+        negative_copies=augmentation["negative_copies"],
+        augmentation=augmentation["method"],
+        tilt_range_deg=tilt.deg,
+        seed=seed,
+        tomogram=file_fingerprint(other) if other.is_file() else {"path": str(other)},
+    )
 
 
 # --- train, segment, merge on files (the commands' one call each) -------------------
