@@ -125,7 +125,7 @@ def calibrate(
             False,
             f"a threshold needs at least {MIN_POSITIVE_BOXES} positive and "
             f"{MIN_NEGATIVE_BOXES} negative painted boxes held out, and {n_pos} and {n_neg} "
-            f"were, so the threshold is the paper's {DEFAULT_THRESHOLD:g} (paint more boxes, "
+            f"were, so the threshold is the paper's {DEFAULT_THRESHOLD:.1f} (paint more boxes, "
             "hold out more with `validation`, or train an ensemble, whose members hold out "
             "different boxes).",
             n_positive_boxes=n_pos,

