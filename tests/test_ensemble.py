@@ -94,6 +94,12 @@ def test_spread_is_zero_where_members_agree_and_high_where_they_disagree(blobs, 
     assert record["marked_fraction"] == pytest.approx(np.mean(mean >= 0.4))
     assert "warning:" in err and "marks" in err and err.count("warning:") == 1
 
+    # The spread is no feature map: merge refuses it.
+    code = main(["merge", str(blobs / "maps" / "vol_blob_spread.mrc"), "-o",
+                 str(blobs / "l.mrc"), "-q"])  # fmt: skip
+    assert code == 2 and "spread" in capsys.readouterr().err
+    assert not (blobs / "l.mrc").exists()
+
     # Two members that agree: no spread anywhere.
     save_model(blobs / "same.tsm", _ensemble([1.0, 1.0], feature="bright"))
     assert main(["segment", str(blobs / "vol.mrc"), "-m", str(blobs / "same.tsm"), "-o",

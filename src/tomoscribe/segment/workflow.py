@@ -544,6 +544,11 @@ def merge_from_files(
     from .painted_size import legend_with_sizes
 
     volumes = [read_volume(p) for p in maps]
+    for path in maps:
+        if ((read_provenance(path) or {}).get("parameters") or {}).get("map") == "spread":
+            raise ParameterError(
+                f"{path} is an ensemble's spread, not a feature's map; leave it out of the merge."
+            )
     if names:
         if len(names) != len(maps):
             raise ParameterError(
