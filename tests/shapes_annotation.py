@@ -2,7 +2,7 @@
 
 Shared by the end-to-end test (CPU) and the CUDA test (training on the GPU): 10 painted
 positive and 50 negative boxes per feature (membrane, blob), each negative in 2 rotated
-copies, all boxes used for training.
+copies, all boxes used for training, one network per feature.
 """
 
 import numpy as np
@@ -63,6 +63,8 @@ def annotate_and_train(folder, device: str):
                     str(folder / f"{feature}.tsm"),
                     "--validation",
                     "0",
+                    "--ensemble",  # one network each: ensembles are tested in test_ensemble
+                    "1",
                     "--device",
                     device,
                     "-q",

@@ -188,6 +188,8 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
                 str(cli / "membrane.tsm"),
                 "--validation",
                 "0",
+                "--ensemble",  # one network, as the viewer trains
+                "1",
                 "--epochs",
                 str(EPOCHS),
                 "--device",

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import typer
 
 from ..errors import ParameterError
-from ..locks import output_lock
 from ..nets.catalogue import listed
-from ..outputs import check_free_space, read_provenance, write_provenance
+from ..outputs import write_provenance
 from . import options
 from .app import app
 from .checks import writes
@@ -18,6 +16,10 @@ from .checks import writes
 # The per-feature architectures, from the catalogue's list so that --help needs no torch
 # (tests/test_cli_startup.py checks it against the registry).
 ARCHITECTURE_NAMES = listed("feature")
+#: Networks per feature that ``train`` makes unless told: three give a consensus, a
+#: spread and three different held-out folds for the threshold, in 2.5 minutes per
+#: feature on 2 cores for the demo's annotation (docs/performance.md).
+ENSEMBLE_DEFAULT = 1
 
 
 @app.command()
@@ -97,6 +99,16 @@ def trainset(
         "mask (another tool's segmentation): positives on the feature, negatives where "
         "a tile holds none of it (e.g. 30,100).",
     ),
+    other_tomogram: Path = typer.Option(
+        None,
+        "--other-tomogram",
+        help="Another tomogram, preprocessed alike, to take negative tiles from.",
+    ),
+    other_negatives: Path = typer.Option(
+        None,
+        "--other-negatives",
+        help="Points file of boxes in --other-tomogram holding none of the feature.",
+    ),
     seed: int = options.Seed,
     voxel_size: float = options.VoxelSize,
 ) -> None:
@@ -126,6 +138,8 @@ def trainset(
         augmentation=augment,
         tilt_range_deg=_tilt_range(tilt_range),
         from_mask=_counts(from_mask),
+        other_tomogram=other_tomogram,
+        other_negatives=other_negatives,
     )
     write_provenance(
         output,
@@ -141,7 +155,20 @@ def trainset(
             "tilt_range_deg": list(tilt.deg),
             "from_mask": _counts(from_mask),
         },
-        [p for p in (tomogram, painted, contours, boxes, positives, negatives) if p],
+        [
+            p
+            for p in (
+                tomogram,
+                painted,
+                contours,
+                boxes,
+                positives,
+                negatives,
+                other_tomogram,
+                other_negatives,
+            )
+            if p
+        ],
     )
     unpainted = result.metadata["n_positive_boxes_unpainted"]
     contradicted = result.metadata["n_negative_boxes_painted"]
@@ -155,7 +182,14 @@ def trainset(
     typer.echo(
         f"wrote {output}: {result.n_positive} positive and {result.n_negative} negative "
         f"tiles from {len(used.positive)} positive and {len(used.negative)} negative "
-        "boxes" + (f" ({unpainted} positive boxes had nothing painted)" if unpainted else "")
+        "boxes"
+        + (
+            f" (+{result.metadata['other_negatives'][-1]['n_boxes']} negative boxes in "
+            f"{other_tomogram.name})"
+            if other_tomogram
+            else ""
+        )
+        + (f" ({unpainted} positive boxes had nothing painted)" if unpainted else "")
     )
 
 
@@ -180,7 +214,7 @@ def train(
         ...,
         help="File(s) written by `tomoscribe trainset` or `clem transfer`; several (e.g. "
         "one per tomogram, same feature, voxel size and preprocessing) train one "
-        "network together.",
+        "network together, or one member each with --per-set.",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write."),
     arch: str = typer.Option(
@@ -197,21 +231,35 @@ def train(
     lr_decay: float = typer.Option(0.9, "--lr-decay", help="Factor applied after each epoch."),
     l1: float = typer.Option(1e-5, "--l1", help="L1 weight decay."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="sgd or adam."),
-    validation: float = typer.Option(0.1, "--validation", help="Fraction of boxes held out."),
+    validation: float = typer.Option(
+        0.1,
+        "--validation",
+        help="Fraction of the painted boxes each network holds out; the threshold is "
+        "measured on them.",
+    ),
+    ensemble: int = typer.Option(
+        ENSEMBLE_DEFAULT,
+        "--ensemble",
+        min=1,
+        help="Networks from different initialisations, holding out different boxes; "
+        "segment writes their mean (and spread with --uncertainty).",
+    ),
+    per_set: bool = typer.Option(
+        False,
+        "--per-set",
+        help="One network per training set (e.g. per annotator) in one ensemble, "
+        "instead of one pooled network per seed.",
+    ),
     seed: int = options.Seed,
     device: str = options.Device,
     quiet: bool = options.Quiet,
 ) -> None:
-    """Train one network for the feature of one or more training sets."""
-    from ..segment.checkpoint import checkpoint_path
-    from ..segment.modelfile import save_model
+    """Train one network (or an ensemble) for the feature of one or more training sets,
+    and measure its threshold on painted boxes it did not train on."""
     from ..segment.network import ArchitectureSpec
-    from ..segment.train import TrainParams, train_feature
-    from ..segment.trainset import combine_training_sets, load_training_set
+    from ..segment.train import TrainParams
+    from ..segment.workflow import train_from_files
 
-    data = combine_training_sets(
-        [load_training_set(path) for path in training_sets], [str(path) for path in training_sets]
-    )
     spec = ArchitectureSpec(arch, context)
     if learning_rate is None:
         learning_rate = 0.01 if optimizer == "sgd" else 3e-4
@@ -225,38 +273,65 @@ def train(
         validation_fraction=validation,
         seed=seed,
     )
-    with output_lock(output):  # one training per model file; its checkpoint is beside it
-        model = train_feature(
-            data,
-            spec,
-            params,
-            device=device,
-            show_progress=not quiet,
-            checkpoint=checkpoint_path(output),
-        )
-        save_model(output, model)
+    model = train_from_files(
+        list(training_sets),
+        output,
+        spec,
+        params,
+        members=ensemble,
+        per_set=per_set,
+        device=device,
+        show_progress=not quiet,
+        say=lambda message: typer.echo(f"warning: {message}", err=True),
+    )
+    _report_training(output, model, spec, params, training_sets, ensemble, per_set)
+
+
+def _report_training(output, model, spec, params, training_sets, ensemble, per_set) -> None:
+    """Provenance and the one-line report of ``train``."""
     history = model.metadata["training"]["history"]
+    calibration = model.metadata["calibration"]
+    members = model.metadata["ensemble"]
     write_provenance(
         output,
         "train",
-        {"architecture": spec.as_dict(), **params.__dict__},
+        {
+            "architecture": spec.as_dict(),
+            **params.__dict__,
+            "ensemble": ensemble,
+            "per_set": per_set,
+        },
         list(training_sets),
-        extra={"amplitude": model.amplitude, "final": history[-1]},
+        extra={
+            "amplitude": members["mean_amplitude"],
+            "final": history[-1],
+            "threshold": model.threshold,
+            "held_out_dice": calibration["dice_at_threshold"],
+            "members_kept": members["members_kept"],
+        },
     )
     last = history[-1]
-    val = (
-        f", validation loss {last['validation_loss']:.3f}"
-        if last["validation_loss"] is not None
+    held = (
+        f"threshold {model.threshold:g} (held-out Dice {calibration['dice_at_threshold']:.2f}, "
+        f"{calibration['dice_at_default']:.2f} at 1.0)"
+        if calibration["calibrated"]
+        else f"threshold {model.threshold:g} (not measured)"
+    )
+    kind = (
+        f"ensemble of {members['members_kept']}"
+        + (
+            f" of {members['members_asked']}"
+            if members["members_kept"] < members["members_asked"]
+            else ""
+        )
+        + ", "
+        if model.is_ensemble
         else ""
     )
-    pooled = (
-        f" from {len(training_sets)} training sets ({len(data)} tiles)"
-        if len(training_sets) > 1
-        else ""
-    )
+    pooled = f" from {len(training_sets)} training sets" if len(training_sets) > 1 else ""
     typer.echo(
-        f"wrote {output}: {model.feature!r}{pooled}, train loss {last['train_loss']:.3f}"
-        f"{val}, amplitude {model.amplitude:.3f}"
+        f"wrote {output}: {model.feature!r}{pooled}, {kind}train loss {last['train_loss']:.3f}, "
+        f"amplitude {members['mean_amplitude']:.3f}, {held}"
     )
 
 
@@ -269,6 +344,12 @@ def segment(
     models: list[Path] = typer.Option(..., "--model", "-m", help="Model file(s); repeat."),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Directory for the maps."),
     fmt: str = typer.Option("mrc", "--format", help="mrc or zarr (OME-Zarr)."),
+    uncertainty: bool = typer.Option(
+        False,
+        "--uncertainty",
+        help="Also write each ensemble's spread (standard deviation of its networks) "
+        "as STEM_FEATURE_spread beside the mean map: where to annotate next.",
+    ),
     rescale: bool = typer.Option(
         False,
         "--rescale",
@@ -315,74 +396,74 @@ def segment(
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
-    """Apply feature models to whole slices; write one normalised float32 map per feature.
+    """Apply feature models to whole slices; write one normalised float32 map per feature,
+    and say how much of each tomogram it marks at the model's threshold.
 
     Work goes slab by slab into hidden unfinished files that are renamed when complete;
     an interrupted run picks up where it stopped when started again.
     """
-    from ..io.particles import tomogram_stem
-    from ..io.provenance import carried_acquisition
-    from ..segment.modelfile import load_model
-    from ..segment.runner import dask_client, plan_segmentation, segment_files
+    from ..segment.workflow import segment_from_files
 
-    if fmt not in ("mrc", "zarr"):
-        raise ParameterError(f"--format must be mrc or zarr, got {fmt!r}.")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ParameterError(f"{out_dir} is a file, not a folder; give a folder for the maps.")
-    if workers is not None and scheduler is not None:
-        raise ParameterError("give --workers (a local cluster) or --scheduler, not both.")
-    loaded = [load_model(m) for m in models]
-    names = [m.feature for m in loaded]
-    if len(set(names)) != len(names):
-        raise ParameterError(
-            f"two models are for the same feature ({names}); segment them "
-            "in separate calls or out-dirs."
+    written = segment_from_files(
+        list(tomograms),
+        list(models),
+        out_dir,
+        fmt=fmt,
+        uncertainty=uncertainty,
+        workers=workers,
+        scheduler=scheduler,
+        resume=resume,
+        overwrite=overwrite,
+        show_progress=not quiet,
+        device=device,
+        precision=precision,
+        engine=engine,
+        rescale=rescale,
+        voxel_size_A=voxel_size,
+        slab_slices=slab_slices,
+    )
+    for item in written:
+        _report_map(item, rescale, precision, engine)
+
+
+def _report_map(item, rescale: bool, precision: str, engine: str) -> None:
+    """Provenance of one map (and its spread) and its report line."""
+    from ..io.provenance import carried_acquisition
+
+    model = item.model
+    parameters = {
+        "feature": model.feature,
+        "rescale": rescale,
+        "amplitude": model.amplitude,
+        "precision": precision,
+        "engine": engine,
+        "architecture": model.spec.as_dict(),
+        "members": len(model.members),
+    }
+    extra = {
+        "feature": model.feature,
+        "painted_size": model.metadata.get("painted_size"),
+        "threshold": model.threshold,
+        "marked_fraction": item.marked_fraction,
+        "annotated_fraction": model.metadata.get("annotated_fraction"),
+        **carried_acquisition([item.tomogram]),
+    }
+    write_provenance(item.path, "segment", parameters, [item.tomogram, item.model_path], extra)
+    if item.spread_path is not None:
+        write_provenance(
+            item.spread_path,
+            "segment",
+            {**parameters, "map": "spread"},
+            [item.tomogram, item.model_path],
+            {"feature": model.feature, "spread_of": item.path.name},
         )
-    stems = [tomogram_stem(t) for t in tomograms]
-    if len(set(stems)) != len(stems):
-        raise ParameterError(
-            f"two tomograms share the name stem ({stems}); their outputs "
-            "would collide, so rename one or use separate calls."
-        )
-    paths = [[out_dir / f"{stem}_{m.feature}.{fmt}" for m in loaded] for stem in stems]
-    distributed = workers is not None or scheduler is not None
-    with (
-        dask_client(scheduler, workers) if distributed else contextlib.nullcontext((None, None))
-    ) as (client, threads):
-        jobs = plan_segmentation(
-            tomograms,
-            models,
-            paths,
-            device=device,
-            precision=precision,
-            engine=engine,
-            rescale=rescale,
-            voxel_size_A=voxel_size,
-            slab_slices=slab_slices,
-            threads=threads,
-        )
-        segment_files(jobs, client, resume=resume, overwrite=overwrite, show_progress=not quiet)
-    for tomogram, row in zip(tomograms, paths):
-        for path, model, model_path in zip(row, loaded, models):
-            write_provenance(
-                path,
-                "segment",
-                {
-                    "feature": model.feature,
-                    "rescale": rescale,
-                    "amplitude": model.amplitude,
-                    "precision": precision,
-                    "engine": engine,
-                    "architecture": model.spec.as_dict(),
-                },
-                [tomogram, model_path],
-                extra={
-                    "feature": model.feature,
-                    "painted_size": model.metadata.get("painted_size"),
-                    **carried_acquisition([tomogram]),
-                },
-            )
-            typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {item.spread_path}")
+    if item.warning:
+        typer.echo(f"warning: {item.warning}", err=True)
+    typer.echo(
+        f"wrote {item.path}: {100 * item.marked_fraction:.2f}% marked at threshold "
+        f"{model.threshold:g}"
+    )
 
 
 @app.command()
@@ -396,7 +477,11 @@ def merge(
         help="Comma-separated feature names, one per map (default: recorded by segment).",
     ),
     threshold: float = typer.Option(
-        1.0, "--threshold", help="Minimum normalised value (1.0 as in the paper; EMAN2 uses 0.8)."
+        None,
+        "--threshold",
+        help="Minimum normalised value for every feature (default: each map's model's "
+        "threshold, measured on held-out boxes and recorded by segment; 1.0, the "
+        "paper's, where none is recorded).",
     ),
     weights: list[str] = typer.Option(
         None, "--weight", help="NAME=W multiplies a feature's map before the competition; repeat."
@@ -409,23 +494,12 @@ def merge(
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
-    """Per voxel the strongest feature above the threshold wins; writes uint8 labels + legend."""
-    import numpy as np
-
-    from ..core.legend import Legend, legend_path, write_legend
-    from ..io import create_volume, read_volume
+    """Per voxel the strongest feature above its threshold wins; writes uint8 labels + legend."""
+    from ..core.legend import legend_path
     from ..io.provenance import carried_acquisition
-    from ..segment.merge import merge_into
-    from ..segment.painted_size import legend_with_sizes
+    from ..segment.workflow import merge_from_files
 
-    volumes = [read_volume(p) for p in maps]
     acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
-    if names:
-        features = [n.strip() for n in names.split(",")]
-        if len(features) != len(maps):
-            raise ParameterError(f"--names lists {len(features)} names for {len(maps)} maps.")
-    else:
-        features = [_feature_of(p) for p in maps]
     weight_of = {}
     for item in weights or []:
         name, _, value = item.partition("=")
@@ -433,47 +507,35 @@ def merge(
             weight_of[name.strip()] = float(value)
         except ValueError:
             raise ParameterError(f"--weight {item!r} is not NAME=NUMBER.") from None
-    unknown = set(weight_of) - set(features)
-    if unknown:
-        raise ParameterError(f"--weight names {sorted(unknown)} are not among {features}.")
-    check_free_space(output, int(np.prod(volumes[0].shape)))  # uint8 labels
-    with create_volume(
+    merged = merge_from_files(
+        list(maps),
         output,
-        volumes[0].shape,
-        np.uint8,
-        volumes[0].voxel_size_A,
-        volumes[0].origin_A,
+        names=[n.strip() for n in names.split(",")] if names else None,
+        threshold=threshold,
+        weights=weight_of,
+        erasers=tuple(erasers or ()),
         overwrite=overwrite,
-        legend=Legend.from_features(features, erasers or ()),
-    ) as out:
-        legend = merge_into(
-            volumes,
-            features,
-            out,
-            threshold,
-            [weight_of.get(f, 1.0) for f in features],
-            erasers or (),
-            show_progress=not quiet,
-        )
-        legend = legend_with_sizes(legend, features, maps)
-        write_legend(output, legend)
+        show_progress=not quiet,
+    )
     write_provenance(
         output,
         "merge",
         {
-            "features": features,
+            "features": merged.features,
             "threshold": threshold,
+            "thresholds": dict(zip(merged.features, merged.thresholds)),
+            "threshold_from": dict(zip(merged.features, merged.threshold_from)),
             "weights": weight_of,
             "erasers": erasers or [],
         },
         maps,
-        extra={"legend": legend.as_dict(), **acquisition},
+        extra={"legend": merged.legend.as_dict(), **acquisition},
     )
-    typer.echo(f"wrote {output} and {legend_path(output).name}: {legend.summary()}")
-
-
-def _feature_of(path: Path) -> str:
-    record = read_provenance(path) or {}
-    if record.get("feature"):
-        return str(record["feature"])
-    raise ParameterError(f"{path} does not record its feature; give --names.")
+    used = ", ".join(
+        f"{f} {t:g}" + (" (default)" if source == "default" else "")
+        for f, t, source in zip(merged.features, merged.thresholds, merged.threshold_from)
+    )
+    typer.echo(
+        f"wrote {output} and {legend_path(output).name}: {merged.legend.summary()}; "
+        f"thresholds {used}"
+    )

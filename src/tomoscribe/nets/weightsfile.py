@@ -57,7 +57,10 @@ def save_network_file(path: str | os.PathLike, network, kind: FileKind, record: 
 
 
 def load_network_file(
-    path: str | os.PathLike, kind: FileKind, parse: Callable[[dict], tuple[str, dict, object]]
+    path: str | os.PathLike,
+    kind: FileKind,
+    parse: Callable[[dict], tuple[str, dict, object]],
+    builder: Callable[..., object] | None = None,
 ):
     """Read a weights file of ``kind`` and rebuild its network (eval mode, on the CPU).
 
@@ -67,6 +70,10 @@ def load_network_file(
         ``parse(record) → (architecture name, shape arguments, fields)``: reads what
         the kind records; raises KeyError, TypeError, ValueError or OverflowError on a
         damaged record and a TomoscribeError on an unusable one.
+    builder : callable, optional
+        ``builder(name, role, **shape) → network`` where a record describes more than
+        one registered network (a per-feature ensemble); the registry's ``build`` by
+        default.
 
     Returns
     -------
@@ -85,7 +92,7 @@ def load_network_file(
         version = int(record["format_version"])
         if version <= kind.version:
             name, shape, fields = parse(record)
-            network = build(name, kind.role, **shape)
+            network = (builder or build)(name, kind.role, **shape)
     except TomoscribeError as err:  # before ValueError: our errors are ValueErrors too
         raise ModelFileError(f"{path} records an unusable architecture ({err})") from err
     except (KeyError, TypeError, ValueError, OverflowError) as err:

@@ -275,12 +275,12 @@ def prepare_models(
         raise ParameterError("give at least one model to segment with.")
     scales = [check_voxel_size(volume, m, rescale) for m in models]
     for model in models:
-        use_fast_engine(model, device, engine, precision)  # validates and warns, before work
+        for member in model.members:  # an ensemble's members run one by one
+            use_fast_engine(member, device, engine, precision)  # validates and warns
         model.network.to(device).eval()
     return scales
 
 
-@torch.no_grad()
 def segment_slab(
     volume: Volume,
     models: Sequence[FeatureModel],
@@ -298,8 +298,38 @@ def segment_slab(
 
     Returns
     -------
-    list of float32 arrays (z1 − z0, ny, nx), one per model, normalised.
+    list of float32 arrays (z1 − z0, ny, nx), one per model, normalised (an
+    ensemble's: the mean of its members' normalised maps).
     """
+    answers = segment_slab_members(volume, models, scales, z0, z1, device, engine, precision)
+    return [member_mean(members) for members in answers]
+
+
+def member_mean(answers: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean of an ensemble's members' maps (float32; one member's map itself)."""
+    if len(answers) == 1:
+        return answers[0]
+    return (np.sum(answers, axis=0, dtype=np.float64) / len(answers)).astype(np.float32)
+
+
+def member_spread(answers: Sequence[np.ndarray]) -> np.ndarray:
+    """The standard deviation of an ensemble's members' maps (float32; 0 for one)."""
+    return np.std(np.asarray(answers), axis=0, dtype=np.float64).astype(np.float32)
+
+
+@torch.no_grad()
+def segment_slab_members(
+    volume: Volume,
+    models: Sequence[FeatureModel],
+    scales: Sequence[float],
+    z0: int,
+    z1: int,
+    device: torch.device,
+    engine: str = "auto",
+    precision: str = "fp32",
+) -> list[list[np.ndarray]]:
+    """As :func:`segment_slab`, but every member's normalised map of each model (one
+    list per model; one map for a model of one network)."""
     nz, ny, nx = volume.shape
     k_max = max(m.spec.context_slices for m in models)
     zs = np.clip(np.arange(z0 - k_max, z1 + k_max), 0, nz - 1)
@@ -324,14 +354,16 @@ def segment_slab(
         windows = slab[index[rows]]  # (B, 2k+1, ny, nx)
         if scale != 1.0:
             windows = _resample(windows, (round(ny * scale), round(nx * scale)))
-        answer = apply_to_slices(model, windows, device, engine, precision)
-        if scale != 1.0:
-            answer = _resample(answer[:, None], (ny, nx))[:, 0]
-        if device.type == "cuda":  # pinned: 2 ms per 64 MB on an H100 host, pageable 50 ms
-            host = torch.empty(answer.shape, dtype=answer.dtype, pin_memory=True)
-            results.append(host.copy_(answer).numpy())
-        else:
-            results.append(answer.numpy())
+        results.append([])
+        for member in model.members:
+            answer = apply_to_slices(member, windows, device, engine, precision)
+            if scale != 1.0:
+                answer = _resample(answer[:, None], (ny, nx))[:, 0]
+            if device.type == "cuda":  # pinned: 2 ms per 64 MB on an H100 host, pageable 50 ms
+                host = torch.empty(answer.shape, dtype=answer.dtype, pin_memory=True)
+                results[-1].append(host.copy_(answer).numpy())
+            else:
+                results[-1].append(answer.numpy())
     release_pages(volume, int(zs.min()), int(zs.max()) + 1)
     return results
 

@@ -2,10 +2,15 @@
 
 Per voxel, the feature with the highest (optionally weighted) normalised value wins
 if that value is at or above the threshold (default 1.0, as in the paper; EMAN2's
-script uses 0.8); otherwise the voxel is background (0).  An "eraser" feature (gold
-fiducials, carbon edges) competes like any other but the voxels it wins are written
-as background.  The legend (:class:`tomoscribe.core.legend.Legend`) maps label ids
-to feature names and display colours.
+script uses 0.8); otherwise the voxel is background (0).  Features may have thresholds
+of their own (each model's calibrated one, :mod:`.calibrate`): each map is then divided
+by its threshold (times its weight) and the competition runs at 1.0, so a voxel is a
+feature's when it is at or above that feature's threshold and, relative to the
+thresholds, stronger than every other feature there (as the napari plugin's merge).
+An "eraser" feature (gold fiducials, carbon edges) competes like any other but the
+voxels it wins are written as background.  The legend
+(:class:`tomoscribe.core.legend.Legend`) maps label ids to feature names and display
+colours.
 """
 
 from __future__ import annotations
@@ -46,13 +51,15 @@ def merge_into(
     maps: Sequence[Volume],
     features: Sequence[str],
     out,
-    threshold: float = 1.0,
+    threshold: float | Sequence[float] = 1.0,
     weights: Sequence[float] | None = None,
     erasers: Sequence[str] = (),
     slab_slices: int = 16,
     show_progress: bool = False,
 ) -> Legend:
     """Merge per-feature maps slab by slab into the writable uint8 array ``out``.
+
+    ``threshold`` is one number for all features, or one per feature (positive).
 
     Returns
     -------
@@ -66,8 +73,15 @@ def merge_into(
     weights = np.ones(len(maps)) if weights is None else np.asarray(weights, float)
     if weights.shape != (len(maps),) or not np.all((weights > 0) & np.isfinite(weights)):
         raise ParameterError("give one positive, finite weight per feature map.")
-    if not np.isfinite(threshold):
+    thresholds = np.broadcast_to(np.asarray(threshold, float), (len(maps),))
+    if not np.all(np.isfinite(thresholds)):
         raise ParameterError(f"the threshold must be a finite number, got {threshold}.")
+    if np.all(thresholds == thresholds[0]):
+        threshold = float(thresholds[0])
+    elif np.all(thresholds > 0):
+        weights, threshold = weights / thresholds, 1.0
+    else:
+        raise ParameterError(f"per-feature thresholds must be positive, got {list(thresholds)}.")
     legend = Legend.from_features(features, erasers)
     label_of_feature = np.array(
         [0 if f in set(erasers) else legend.id_of(f) for f in features], np.uint8

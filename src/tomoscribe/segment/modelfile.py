@@ -4,12 +4,22 @@ A model file is a safetensors file whose tensors are the network's ``state_dict`
 whose metadata holds, under ``tomoscribe_model``, a JSON record: format version,
 architecture (name, context slices), feature and annotator, voxel size (Å), the
 preprocessing of the training tomogram, the normalisation amplitude, the training
-record, and the software version.  Loading one cannot run code.  Read and written
-through :mod:`tomoscribe.nets.weightsfile`, the one weights file of every network.
+record, the threshold measured on held-out boxes (``calibration``,
+:mod:`tomoscribe.segment.calibrate`), and the software version.  Loading one cannot run
+code.  Read and written through :mod:`tomoscribe.nets.weightsfile`, the one weights file
+of every network.
+
+An ensemble (format 2) holds K networks of one architecture in one file: tensors
+``members.K.…`` and a ``members`` list in the record (each member's amplitude, seed and
+training record); its :class:`FeatureModel` has an
+:class:`~tomoscribe.segment.network.EnsembleNetwork` and amplitude 1.0, and
+:attr:`FeatureModel.members` gives the members as models of their own.  Files of one
+network are still written as format 1, which earlier versions read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -17,12 +27,15 @@ from pathlib import Path
 
 import torch
 
-from ..nets.registry import Contract
+from ..nets.registry import Contract, build
 from ..nets.weightsfile import FileKind, load_network_file, save_network_file
-from .network import ROLE, ArchitectureSpec
+from .calibrate import DEFAULT_THRESHOLD
+from .network import ROLE, ArchitectureSpec, EnsembleNetwork
 
 FORMAT_KEY = "tomoscribe_model"
-FORMAT_VERSION = 1
+#: Format 1: one network; format 2: an ensemble (read by this version, not earlier ones).
+FORMAT_VERSION = 2
+SINGLE_FORMAT_VERSION = 1
 KIND = FileKind(FORMAT_KEY, "model", FORMAT_VERSION, ROLE)
 
 
@@ -60,6 +73,28 @@ class FeatureModel:
     def output_stride(self) -> int:
         return self.contract.output_stride
 
+    @property
+    def threshold(self) -> float:
+        """The threshold measured on held-out boxes (normalised units), else 1.0."""
+        calibration = self.metadata.get("calibration") or {}
+        return float(calibration.get("threshold", DEFAULT_THRESHOLD))
+
+    @property
+    def is_ensemble(self) -> bool:
+        return isinstance(self.network, EnsembleNetwork)
+
+    @property
+    def members(self) -> list["FeatureModel"]:
+        """The networks it answers with, each a model with its own amplitude (itself
+        when it holds one network)."""
+        if not self.is_ensemble:
+            return [self]
+        records = self.metadata.get("members") or [{} for _ in self.network.members]
+        return [
+            FeatureModel(net, self.spec, self.feature, self.voxel_size_A, amp, dict(rec))
+            for net, amp, rec in zip(self.network.members, self.network.amplitudes, records)
+        ]
+
 
 def save_model(path: str | os.PathLike, model: FeatureModel) -> Path:
     """Write a model file (atomically)."""
@@ -70,7 +105,11 @@ def save_model(path: str | os.PathLike, model: FeatureModel) -> Path:
         "voxel_size_A": model.voxel_size_A,
         "amplitude": model.amplitude,
     }
-    return save_network_file(path, model.network, KIND, record)
+    if model.is_ensemble:
+        record["members"] = [{**m.metadata, "amplitude": m.amplitude} for m in model.members]
+        return save_network_file(path, model.network, KIND, record)
+    single = dataclasses.replace(KIND, version=SINGLE_FORMAT_VERSION)
+    return save_network_file(path, model.network, single, record)
 
 
 def _parse(record: dict) -> tuple[str, dict, tuple]:
@@ -82,17 +121,26 @@ def _parse(record: dict) -> tuple[str, dict, tuple]:
     if not isinstance(feature, str) or not feature:
         raise TypeError(f"feature is {feature!r}, not a name")
     voxel_size_A, amplitude = float(record["voxel_size_A"]), float(record["amplitude"])
-    if not (
-        math.isfinite(amplitude)
-        and math.isfinite(voxel_size_A)
-        and amplitude > 0
-        and voxel_size_A > 0
-    ):
-        raise ValueError(
-            f"the record gives amplitude {amplitude} and voxel size "
-            f"{voxel_size_A} Å; both must be positive finite numbers."
-        )
-    return spec.name, {"in_channels": spec.in_channels}, (spec, feature, voxel_size_A, amplitude)
+    shape = {"in_channels": spec.in_channels}
+    if "members" in record:
+        if not isinstance(record["members"], list) or not record["members"]:
+            raise TypeError("members is not a list of member records")
+        shape["amplitudes"] = [float(m["amplitude"]) for m in record["members"]]
+    for value in (voxel_size_A, amplitude, *shape.get("amplitudes", ())):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"the record gives amplitude(s) {amplitude} and voxel size "
+                f"{voxel_size_A} Å; all must be positive finite numbers."
+            )
+    return spec.name, shape, (spec, feature, voxel_size_A, amplitude)
+
+
+def _build(name: str, role: str, in_channels: int, amplitudes: list[float] | None = None):
+    """One registered network, or an ensemble of ``len(amplitudes)`` of them."""
+    if amplitudes is None:
+        return build(name, role, in_channels=in_channels)
+    members = [build(name, role, in_channels=in_channels) for _ in amplitudes]
+    return EnsembleNetwork(members, amplitudes)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> FeatureModel:
@@ -106,7 +154,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> F
         If it is damaged, not a tomoscribe model, of a newer format, or inconsistent.
     """
     network, record, (spec, feature, voxel_size_A, amplitude) = load_network_file(
-        path, KIND, _parse
+        path, KIND, _parse, _build
     )
     network.to(device).eval()
     return FeatureModel(network, spec, feature, voxel_size_A, amplitude, record)

@@ -75,3 +75,28 @@ def build_network(spec: ArchitectureSpec) -> nn.Module:
 def count_parameters(network: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in network.parameters() if p.requires_grad)
+
+
+class EnsembleNetwork(nn.Module):
+    """Several networks of one architecture, answering with their mean normalised output.
+
+    ``forward(x)`` is ``mean_k(member_k(x) / amplitude_k)``: each member's output divided
+    by its own amplitude (so that 1.0 means "as sure as on the annotations" for each),
+    then averaged; a model holding one keeps amplitude 1.0.  The engine and
+    ``segment`` run the members one by one instead (for the fast engine and the
+    spread); this forward is what any other caller of the network gets.
+    """
+
+    def __init__(self, members: list[nn.Module], amplitudes: list[float]) -> None:
+        super().__init__()
+        if len(members) != len(amplitudes) or not members:
+            raise ParameterError("give one amplitude per member, and at least one member.")
+        self.members = nn.ModuleList(members)
+        self.amplitudes = [float(a) for a in amplitudes]
+
+    def forward(self, x):
+        total = None
+        for member, amplitude in zip(self.members, self.amplitudes):
+            answer = member(x) / amplitude
+            total = answer if total is None else total + answer
+        return total / len(self.members)

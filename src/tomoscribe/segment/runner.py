@@ -51,9 +51,11 @@ from .engine import (
     CUDA_SLABS_IN_FLIGHT,
     default_slab_slices,
     in_order,
+    member_mean,
+    member_spread,
     precision_mode,
     prepare_models,
-    segment_slab,
+    segment_slab_members,
 )
 from .modelfile import load_model
 
@@ -79,6 +81,9 @@ class SegmentRequest:
     slab_slices : int
     threads : int or None
         CPU threads per task (torch); None leaves the process's setting.
+    spread : tuple of int
+        Models (ensembles) whose members' spread is written too: outputs
+        ``len(model_paths) + r`` hold the spread of model ``spread[r]``.
     """
 
     tomogram: str
@@ -90,6 +95,12 @@ class SegmentRequest:
     rescale: bool = False
     slab_slices: int = 16
     threads: int | None = None
+    spread: tuple[int, ...] = ()
+
+    def model_of(self, output: int) -> int:
+        """The model whose mean (or spread) output ``output`` holds."""
+        n = len(self.model_paths)
+        return output if output < n else self.spread[output - n]
 
 
 def _stamps(request: SegmentRequest) -> tuple:
@@ -131,18 +142,28 @@ def run_slab(
     if request.threads:
         torch.set_num_threads(request.threads)
     volume, models, scales, device = _opened(request, _stamps(request))
+    needed = sorted({request.model_of(i) for i in which})
     with precision_mode(request.precision, device):
-        answers = segment_slab(
+        answers = segment_slab_members(
             volume,
-            [models[i] for i in which],
-            [scales[i] for i in which],
+            [models[i] for i in needed],
+            [scales[i] for i in needed],
             z0,
             z1,
             device,
             request.engine,
             request.precision,
         )
-    return [write_slab(targets[i], z0, answer) for i, answer in zip(which, answers)]
+    members = dict(zip(needed, answers))
+    n = len(request.model_paths)
+    return [
+        write_slab(
+            targets[i],
+            z0,
+            member_mean(members[i]) if i < n else member_spread(members[request.model_of(i)]),
+        )
+        for i in which
+    ]
 
 
 def output_key(request: SegmentRequest, shape, index: int) -> str:
@@ -150,7 +171,8 @@ def output_key(request: SegmentRequest, shape, index: int) -> str:
     identity = {
         "version": __version__,
         "tomogram": file_fingerprint(request.tomogram),
-        "model": file_fingerprint(request.model_paths[index]),
+        "model": file_fingerprint(request.model_paths[request.model_of(index)]),
+        "output": index,
         "shape": list(shape),
         **{
             k: v
@@ -186,17 +208,29 @@ def plan_segmentation(
     voxel_size_A: float | None = None,
     slab_slices: int | None = None,
     threads: int | None = None,
+    spread: Sequence[int] = (),
 ) -> list[_Job]:
-    """Check every input before any work and describe the work (nothing is written)."""
+    """Check every input before any work and describe the work (nothing is written).
+
+    ``outputs`` holds, per tomogram, one path per model and then one per model numbered
+    in ``spread`` (ensembles whose members' spread is written).
+    """
     if len(tomograms) != len(outputs):
         raise ParameterError("give one list of outputs per tomogram.")
     dev = resolve_device(device)
     models = [load_model(p) for p in model_paths]
+    for i in spread:
+        if not models[i].is_ensemble:
+            raise ParameterError(
+                f"{model_paths[i]} holds one network, so it has no spread; train an "
+                "ensemble (tomoscribe train --ensemble 3) or leave out `uncertainty`.",
+                parameter="uncertainty",
+            )
     jobs = []
     for tomogram, paths in zip(tomograms, outputs):
         volume = read_volume(tomogram, voxel_size_A)
-        if len(paths) != len(models):
-            raise ParameterError("give one output per model.")
+        if len(paths) != len(models) + len(spread):
+            raise ParameterError("give one output per model and per spread.")
         with precision_mode(precision, dev):
             prepare_models(volume, models, torch.device("cpu"), rescale, engine, precision)
         depth = slab_slices or default_slab_slices(volume.shape)
@@ -210,6 +244,7 @@ def plan_segmentation(
             rescale,
             depth,
             threads,
+            tuple(spread),
         )
         outs = [
             ResumableVolume(

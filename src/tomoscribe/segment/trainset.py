@@ -625,3 +625,79 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
         np.concatenate(sources).astype(np.int32),
         metadata,
     )
+
+
+def add_other_negatives(
+    trainset: TrainingSet,
+    volume: Volume,
+    negative_zyx: np.ndarray,
+    *,
+    negative_copies: int = 1,
+    augmentation: str = DEFAULT_AUGMENTATION,
+    tilt_range_deg=(-60.0, 60.0),
+    seed: int = 0,
+    tomogram: dict | None = None,
+) -> TrainingSet:
+    """The training set with negative tiles from another tomogram added (issue 23: a
+    network trained on one tomogram's background alone marks other tomograms' actin,
+    complexes and streaks as its feature).
+
+    Parameters
+    ----------
+    volume : Volume
+        The other tomogram, preprocessed like the training set's (voxel size within 5%).
+    negative_zyx : float array (n, 3)
+        Box centres (z, y, x voxel indices of ``volume``) holding none of the feature.
+    negative_copies, augmentation, tilt_range_deg, seed : as for :func:`build_training_set`
+    tomogram : dict, optional
+        What to record about the other tomogram (its fingerprint).
+
+    The new tiles get box indices after the set's own; positives are not replicated
+    again, so the set holds more negatives than positives by these tiles.
+
+    Raises
+    ------
+    AnnotationError
+        No boxes, or boxes outside the other tomogram.
+    ParameterError
+        Voxel sizes more than 5% apart.
+    """
+    negative_zyx = np.asarray(negative_zyx, float).reshape(-1, 3)
+    if len(negative_zyx) == 0:
+        raise AnnotationError("the other tomogram's negatives list no boxes; give at least one.")
+    own = float(trainset.metadata["voxel_size_A"][0])
+    if abs(volume.pixel_size_A / own - 1.0) > 0.05:
+        raise ParameterError(
+            f"the other tomogram's voxel size is {volume.pixel_size_A:.3g} Å and the training "
+            f"set's {own:.3g} Å; bin or rescale it to the same voxel size first."
+        )
+    _check_inside(volume.shape, negative_zyx, "negative")
+    check_augmentation(augmentation)
+    tile, context = trainset.tiles.shape[-1], trainset.context_slices
+    big = int(math.ceil(tile * math.sqrt(2))) + 2
+    big += big % 2
+    copier = _Copier(
+        augmentation, volume, big, tile, context, check_tilt_range(tilt_range_deg),
+        np.random.default_rng(seed + 104729),
+    )  # fmt: skip
+    first = int(trainset.source.max()) + 1
+    tiles, source = [], []
+    for j, centre in enumerate(negative_zyx):
+        patch = _cut(volume, *_corner(centre, big), big, context)
+        for _copy in range(negative_copies):
+            tiles.append(copier.copy(centre, patch, None)[0])
+            source.append(first + j)
+    metadata = dict(trainset.metadata)
+    metadata["n_negative_boxes"] = int(metadata.get("n_negative_boxes", 0)) + len(negative_zyx)
+    metadata["other_negatives"] = [
+        *metadata.get("other_negatives", []),
+        {"tomogram": tomogram or {}, "n_boxes": len(negative_zyx), "tiles": len(tiles)},
+    ]
+    n = len(tiles)
+    return TrainingSet(
+        np.concatenate([trainset.tiles, np.stack(tiles).astype(np.float32)]),
+        np.concatenate([trainset.masks, np.zeros((n, tile, tile), np.uint8)]),
+        np.concatenate([trainset.positive, np.zeros(n, bool)]),
+        np.concatenate([trainset.source, np.array(source, np.int32)]),
+        metadata,
+    )

@@ -142,9 +142,13 @@ def training_set_from_files(
     augmentation: str = DEFAULT_AUGMENTATION,
     tilt_range_deg: tuple[float, float] | None = None,
     from_mask: tuple[int, int] | None = None,
+    other_tomogram: Path | None = None,
+    other_negatives: Path | None = None,
 ) -> tuple[TrainingSet, Boxes, TiltRange]:
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD
     contours, and write the training set to ``output``.
+
+    Over 80 lines only by its parameter descriptions (the code is under 60).
 
     Parameters
     ----------
@@ -165,6 +169,9 @@ def training_set_from_files(
         whole tomogram (another tool's segmentation, a complete annotation):
         positives on the feature, negatives where a tile holds none of it, none in
         the tomogram's constant padding (:func:`tomoscribe.core.boxes.boxes_from_mask`)
+    other_tomogram, other_negatives : another tomogram, preprocessed alike, and a points
+        file of boxes in it that hold none of the feature: negative tiles from elsewhere
+        (:func:`~tomoscribe.segment.trainset.add_other_negatives`)
 
     Returns the training set, every box used (contour centres included) and the tilt
     range used with where it came from.
@@ -219,6 +226,15 @@ def training_set_from_files(
     )
     if painted_size is not None:
         result.metadata["painted_size"] = painted_size
+    if (other_tomogram is None) != (other_negatives is None):
+        raise ParameterError(
+            "give `other_tomogram` and `other_negatives` together (boxes in that tomogram).",
+            parameter=["other_tomogram", "other_negatives"],
+        )
+    if other_tomogram is not None:
+        result = _with_other_negatives(
+            result, other_tomogram, other_negatives, record, voxel_size_A, tilt, seed
+        )
     result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A, tilt.to_record))
     save_training_set(output, result)
     return result, boxes, tilt
@@ -449,3 +465,383 @@ def _with_mask_boxes(
         marked, n_positive, n_negative, tile, np.random.default_rng(seed), valid=valid
     )
     return Boxes(np.vstack([boxes.positive, positive]), np.vstack([boxes.negative, negative]))
+
+
+def _with_other_negatives(
+    result: TrainingSet,
+    other: Path,
+    negatives: Path,
+    record: dict,
+    voxel_size_A: float | None,
+    tilt: TiltRange,
+    seed: int,
+) -> TrainingSet:
+    """The training set with negative tiles from boxes in another tomogram (its rows of
+    the points file, by its file stem), which must be preprocessed like the first."""
+    from .trainset import add_other_negatives
+
+    own = record.get("parameters", {}) if record.get("step") == "preprocess" else {}
+    theirs_record = read_provenance(other) or {}
+    theirs = (
+        theirs_record.get("parameters", {}) if theirs_record.get("step") == "preprocess" else {}
+    )
+    if own and theirs and own != theirs:
+        raise ParameterError(
+            f"{other} was preprocessed otherwise than the training tomogram (band-pass, "
+            "normalisation or binning); preprocess both alike.",
+            parameter="other_tomogram",
+        )
+    volume = read_volume(other, voxel_size_A)
+    zyx = _zyx(_of_tomogram(read_points(negatives), other, None, negatives))
+    augmentation = result.metadata["augmentation"]
+    return add_other_negatives(
+        result,
+        volume,
+        zyx,
+        negative_copies=augmentation["negative_copies"],
+        augmentation=augmentation["method"],
+        tilt_range_deg=tilt.deg,
+        seed=seed,
+        tomogram=file_fingerprint(other) if other.is_file() else {"path": str(other)},
+    )
+
+
+# --- train, segment, merge on files (the commands' one call each) -------------------
+
+#: ``segment`` warns when a model marks more than this many times the fraction of its
+#: annotated tiles painted as the feature (the tiles were chosen for holding the
+#: feature, so a whole tomogram should hold less of it, not more).
+MARKED_FACTOR = 2.0
+
+
+def member_checkpoint(output: Path, member: int) -> Path:
+    """The per-epoch checkpoint of member ``member`` of the model file ``output``."""
+    from .checkpoint import checkpoint_path
+
+    path = checkpoint_path(output)
+    return path if member == 0 else path.with_name(f"{path.name}-{member}")
+
+
+def train_from_files(
+    training_sets: list[Path],
+    output: Path,
+    spec,
+    params,
+    *,
+    members: int = 1,
+    per_set: bool = False,
+    device: str = "auto",
+    show_progress: bool = False,
+    say=lambda message: None,
+):
+    """Train, check and calibrate one feature's network or ensemble and write it.
+
+    Parameters
+    ----------
+    training_sets : files of one feature (pooled, or one member each with ``per_set``)
+    spec, params : ArchitectureSpec and TrainParams
+    members : K networks from seeds ``params.seed + k`` (ignored with ``per_set``)
+    say : receives one sentence per retried or dropped member and per warning
+
+    Each member keeps a per-epoch checkpoint beside ``output`` while it trains
+    (:func:`member_checkpoint`), under ``output``'s lock; a killed run resumes.
+    Returns the :class:`~tomoscribe.segment.modelfile.FeatureModel` written
+    (:func:`~tomoscribe.segment.ensemble.train_ensemble`).
+
+    Raises
+    ------
+    ParameterError
+        ``per_set`` with one training set, or training sets of different features given
+        to one consensus.
+    """
+    from ..locks import output_lock
+    from .ensemble import train_ensemble
+    from .modelfile import save_model
+    from .train import train_feature
+    from .trainset import load_training_set
+
+    sets = [load_training_set(path) for path in training_sets]
+    if per_set:
+        if len(sets) < 2:
+            raise ParameterError(
+                "one member per training set needs two or more training sets (one per "
+                "annotator); give them, or train an ensemble from initialisations.",
+                parameter="per_set",
+            )
+        features = list(dict.fromkeys(s.metadata["feature"] for s in sets))
+        if len(features) > 1:
+            raise ParameterError(
+                f"the training sets are of different features ({', '.join(features)}), "
+                "and one consensus is of one feature; train each feature on its own."
+            )
+
+    def train(data, member_params, member):
+        return train_feature(
+            data,
+            spec,
+            member_params,
+            device=device,
+            show_progress=show_progress,
+            checkpoint=member_checkpoint(output, member),
+        )
+
+    with output_lock(output):  # one training per model file; its checkpoints beside it
+        model = train_ensemble(
+            sets, spec, params, members, per_set, train, say, [str(p) for p in training_sets]
+        )
+        save_model(output, model)
+    return model
+
+
+@dataclass
+class SegmentedMap:
+    """One map ``segment`` wrote, and what it says.
+
+    Attributes
+    ----------
+    tomogram, model_path, path : Path
+    model : FeatureModel
+    spread_path : Path or None
+        The members' spread beside the mean map (ensembles, when asked for).
+    marked_fraction : float
+        Fraction of the map's voxels at or above the model's threshold.
+    warning : str or None
+        One sentence when that is far more than the annotation painted.
+    """
+
+    tomogram: Path
+    model_path: Path
+    model: object
+    path: Path
+    spread_path: Path | None
+    marked_fraction: float
+    warning: str | None
+
+
+def marked_fraction(volume: Volume, threshold: float, slab_slices: int = 16) -> float:
+    """Fraction of ``volume``'s voxels at or above ``threshold`` (read slab by slab)."""
+    from ..volume import iter_slabs
+
+    marked = sum(
+        int(np.count_nonzero(volume.slab(z0, z1) >= threshold))
+        for z0, z1 in iter_slabs(volume.shape[0], slab_slices)
+    )
+    return marked / float(np.prod(volume.shape))
+
+
+def overmarking(name: str, model, fraction: float) -> str | None:
+    """One sentence when a model marks far more of a tomogram than its annotation painted."""
+    painted = model.metadata.get("annotated_fraction")
+    if painted is None or fraction <= max(MARKED_FACTOR * painted, 1e-3):
+        return None
+    return (
+        f"{name}: the {model.feature!r} model marks {100 * fraction:.2f}% of the tomogram at "
+        f"its threshold {model.threshold:g}, more than {MARKED_FACTOR:g}× the "
+        f"{100 * painted:.2f}% painted in its annotated tiles; the tomogram may hold "
+        "little of the feature and the network answers on something else (add negative "
+        "tiles from this tomogram, `trainset --other-negatives`)."
+    )
+
+
+def segment_from_files(
+    tomograms: list[Path],
+    model_paths: list[Path],
+    out_dir: Path,
+    *,
+    fmt: str = "mrc",
+    uncertainty: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    show_progress: bool = False,
+    **options,
+) -> list[SegmentedMap]:
+    """Segment tomograms with models into ``out_dir``: one map per tomogram and model,
+    ``STEM_FEATURE.FMT`` (an ensemble's: the mean of its members), and with
+    ``uncertainty`` the members' spread ``STEM_FEATURE_spread.FMT`` beside it; then
+    measure the fraction each map marks at its model's threshold.
+
+    Over 80 lines only by its parameter descriptions and checks, each one sentence.
+
+    Parameters
+    ----------
+    workers, scheduler : a local dask cluster of this many processes, or a scheduler's
+        address (:func:`~tomoscribe.segment.runner.dask_client`); neither: this process
+    options : device, precision, engine, rescale, voxel_size_A, slab_slices
+        (:func:`~tomoscribe.segment.runner.plan_segmentation`)
+
+    Raises
+    ------
+    ParameterError
+        A format other than mrc or zarr, ``out_dir`` a file, both workers and a
+        scheduler, two models of one feature, two tomograms of one name stem,
+        ``uncertainty`` for a model of one network.
+    """
+    import contextlib
+
+    from ..io.particles import tomogram_stem
+    from ..outputs import guarding_inputs
+    from .modelfile import load_model
+    from .runner import dask_client, plan_segmentation, segment_files
+
+    if fmt not in ("mrc", "zarr"):
+        raise ParameterError(f"`fmt` must be mrc or zarr, got {fmt!r}.", parameter="fmt")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ParameterError(f"{out_dir} is a file, not a folder; give a folder for the maps.")
+    if workers is not None and scheduler is not None:
+        raise ParameterError(
+            "give `workers` (a local cluster) or `scheduler`, not both.",
+            parameter=["workers", "scheduler"],
+        )
+    loaded = [load_model(m) for m in model_paths]
+    names = [m.feature for m in loaded]
+    if len(set(names)) != len(names):
+        raise ParameterError(
+            f"two models are for the same feature ({names}); segment them "
+            "in separate calls or out-dirs."
+        )
+    stems = [tomogram_stem(t) for t in tomograms]
+    if len(set(stems)) != len(stems):
+        raise ParameterError(
+            f"two tomograms share the name stem ({stems}); their outputs "
+            "would collide, so rename one or use separate calls."
+        )
+    spread = tuple(range(len(loaded))) if uncertainty else ()
+    paths = [
+        [out_dir / f"{stem}_{m.feature}.{fmt}" for m in loaded]
+        + [out_dir / f"{stem}_{loaded[i].feature}_spread.{fmt}" for i in spread]
+        for stem in stems
+    ]
+    distributed = workers is not None or scheduler is not None
+    with (
+        dask_client(scheduler, workers) if distributed else contextlib.nullcontext((None, None))
+    ) as (client, threads):
+        jobs = plan_segmentation(
+            tomograms, model_paths, paths, threads=threads, spread=spread, **options
+        )
+        segment_files(jobs, client, resume=resume, overwrite=overwrite, show_progress=show_progress)
+    results = []
+    for tomogram, row in zip(tomograms, paths):
+        for i, (model, model_path) in enumerate(zip(loaded, model_paths)):
+            with guarding_inputs():  # our own output, read back: not an input of the run
+                fraction = marked_fraction(read_volume(row[i]), model.threshold)
+            results.append(
+                SegmentedMap(
+                    tomogram,
+                    model_path,
+                    model,
+                    row[i],
+                    row[len(loaded) + i] if uncertainty else None,
+                    fraction,
+                    overmarking(row[i].name, model, fraction),
+                )
+            )
+    return results
+
+
+@dataclass
+class Merged:
+    """What ``merge`` wrote: the legend, the features and each one's threshold (and
+    where it came from: ``"given"``, ``"model"`` (calibrated, recorded by segment) or
+    ``"default"``)."""
+
+    legend: object
+    features: list[str]
+    thresholds: list[float]
+    threshold_from: list[str]
+
+
+def map_feature(path: Path) -> str:
+    """The feature ``segment`` recorded for a map."""
+    record = read_provenance(path) or {}
+    if record.get("feature"):
+        return str(record["feature"])
+    raise ParameterError(f"{path} does not record its feature; give `names`.", parameter="names")
+
+
+def map_threshold(path: Path) -> tuple[float, str]:
+    """(threshold, "model") as ``segment`` recorded it from the model, else (1.0, "default")."""
+    from .calibrate import DEFAULT_THRESHOLD
+
+    value = (read_provenance(path) or {}).get("threshold")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value), "model"
+    return DEFAULT_THRESHOLD, "default"
+
+
+def merge_from_files(
+    maps: list[Path],
+    output: Path,
+    *,
+    names: list[str] | None = None,
+    threshold: float | None = None,
+    weights: dict[str, float] | None = None,
+    erasers: tuple[str, ...] = (),
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Merged:
+    """Merge per-feature maps into a uint8 label map with its legend (painted sizes
+    carried from the maps' models).
+
+    Each feature's threshold is ``threshold`` when given, else the one its map records
+    (its model's calibrated threshold, :mod:`~tomoscribe.segment.calibrate`), else 1.0;
+    see :func:`~tomoscribe.segment.merge.merge_into` for the competition.
+
+    Raises
+    ------
+    ParameterError
+        ``names`` not one per map, a map recording no feature, ``weights`` naming no map.
+    """
+    from ..core.legend import Legend, write_legend
+    from ..io import create_volume
+    from ..outputs import check_free_space
+    from .merge import merge_into
+    from .painted_size import legend_with_sizes
+
+    volumes = [read_volume(p) for p in maps]
+    for path in maps:
+        if ((read_provenance(path) or {}).get("parameters") or {}).get("map") == "spread":
+            raise ParameterError(
+                f"{path} is an ensemble's spread, not a feature's map; leave it out of the merge."
+            )
+    if names:
+        if len(names) != len(maps):
+            raise ParameterError(
+                f"`names` lists {len(names)} names for {len(maps)} maps.", parameter="names"
+            )
+        features = list(names)
+    else:
+        features = [map_feature(p) for p in maps]
+    weights = dict(weights or {})
+    unknown = set(weights) - set(features)
+    if unknown:
+        raise ParameterError(
+            f"`weights` names {sorted(unknown)} are not among {features}.", parameter="weights"
+        )
+    if threshold is not None:
+        chosen = [(float(threshold), "given")] * len(maps)
+    else:
+        chosen = [map_threshold(p) for p in maps]
+    check_free_space(output, int(np.prod(volumes[0].shape)))  # uint8 labels
+    with create_volume(
+        output,
+        volumes[0].shape,
+        np.uint8,
+        volumes[0].voxel_size_A,
+        volumes[0].origin_A,
+        overwrite=overwrite,
+        legend=Legend.from_features(features, erasers),
+    ) as out:
+        legend = merge_into(
+            volumes,
+            features,
+            out,
+            [t for t, _ in chosen],
+            [weights.get(f, 1.0) for f in features],
+            erasers,
+            show_progress=show_progress,
+        )
+        legend = legend_with_sizes(legend, features, maps)
+        write_legend(output, legend)
+    return Merged(legend, features, [t for t, _ in chosen], [s for _, s in chosen])
