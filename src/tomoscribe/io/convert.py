@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..outputs import write_provenance
 from .copick_project import is_copick_location
 from .formats import format_for, formats
 from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
@@ -49,7 +50,8 @@ def convert_particles(
     tomograms=None,
     drop_orientations: bool = False,
 ) -> dict:
-    """Convert ``source`` into ``target`` (formats from the suffixes).
+    """Convert ``source`` into ``target`` (formats from the suffixes), with its
+    provenance record (none for a copick location).
 
     Parameters
     ----------
@@ -117,6 +119,14 @@ def convert_particles(
             parameter="tomo_name",
         )
     write_particles(target, table, voxel, tomogram_shape_zyx)
+    if not is_copick_location(target):  # a copick project has no place for a sidecar
+        write_provenance(
+            target,
+            "convert",
+            {"tomo_name": tomo_name, "voxel_size": voxel_size_A, "binning": binning},
+            [source],
+            extra={"n": len(table), "dropped": dropped},
+        )
     return {
         "n": len(table),
         "voxel_size_A": voxel,

@@ -978,7 +978,7 @@ def _per_feature(values: dict | None, features: list[str], parameter: str) -> di
     for name, value in values.items():
         if not (np.isfinite(value) and value > 0):
             raise ParameterError(
-                f"`{parameter}` of {name!r} must be a positive number, got {value}.",
+                f"`{parameter}` of {name!r} must be a positive, finite number, got {value}.",
                 parameter=parameter,
             )
     return {name: float(value) for name, value in values.items()}

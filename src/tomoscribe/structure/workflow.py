@@ -25,6 +25,7 @@ from ..core.legend import read_legend
 from ..core.rotations import from_euler
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..io import read_volume, write_volume
+from ..io.locations import is_copick_location
 from ..io.particles import (
     check_inside,
     map_tomogram_name,
@@ -175,7 +176,36 @@ def pick_from_map(
     table = with_tilt_columns(table, acquisition)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
-    return Picked(table, params, settings, name, bool(learned), filaments, acquisition)
+    picked = Picked(table, params, settings, name, bool(learned), filaments, acquisition)
+    _record_picks(picked, annotation, outputs, filament_table, instances)
+    return picked
+
+
+def _record_picks(picked: Picked, annotation: Path, outputs, filament_table, instances) -> None:
+    """The provenance records of what :func:`pick_from_map` wrote (none for copick
+    locations: a copick picks file has no place for a sidecar)."""
+    if picked.filaments is not None:
+        for path in [filament_table] + ([instances] if instances is not None else []):
+            write_provenance(
+                path,
+                "pick",
+                picked.settings,
+                [annotation],
+                extra={"n_filaments": len(picked.filaments)},
+            )
+    for out in outputs:
+        if not is_copick_location(out):
+            write_provenance(
+                out,
+                "pick",
+                picked.settings,
+                [annotation],
+                extra={
+                    "n_picked": len(picked.table),
+                    "tomo_name": picked.tomo_name,
+                    **picked.acquisition,
+                },
+            )
 
 
 def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None) -> pd.DataFrame:
@@ -205,7 +235,8 @@ def extract_from_files(
     extraction folder ``out_dir``; ``edge`` skip or pad boxes crossing a face.  Returns
     the tomogram's picks, those extracted and ``{"acquisition": record}`` carried from
     the tomogram and the picks (``{}`` when neither records one); picks from another
-    tilt series than the tomogram's are refused."""
+    tilt series than the tomogram's are refused.  The folder's ``particles.star`` gets
+    the provenance record."""
     volume = read_volume(tomogram, voxel_size_A)
     name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
     acquisition = carried_acquisition(
@@ -232,6 +263,13 @@ def extract_from_files(
     kept["tomo_name"] = kept.get("tomo_name", name)
     kept = with_tilt_columns(kept, acquisition)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
+    write_provenance(
+        out_dir / "particles.star",
+        "extract",
+        {"box": box, "edge": edge, "invert": invert},
+        [tomogram, particles],
+        extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
+    )
     return table, kept, acquisition
 
 
@@ -240,9 +278,9 @@ def clean_particle_file(
 ) -> dict:
     """2D classes of an extraction folder's particles (their Z-projections): the table
     with ``rlnClassNumber`` to ``output``, class averages (``STEM_classes.mrcs``) and a
-    gallery (``STEM_classes.png``) beside it.  Returns the classification (``labels``,
-    ``averages``, ``counts``) and the two file paths (``averages_path``,
-    ``gallery_path``)."""
+    gallery (``STEM_classes.png``) beside it, and the provenance record.  Returns the
+    classification (``labels``, ``averages``, ``counts``) and the two file paths
+    (``averages_path``, ``gallery_path``)."""
     table = read_particles(particles)
     beside = particles.parent / "projections.mrcs"
     projections = read_projections(particles) if beside.is_file() else None
@@ -260,6 +298,13 @@ def clean_particle_file(
     write_volume(averages_path, Volume(result["averages"], voxel))
     class_gallery(gallery_path, result["averages"], result["counts"])
     write_particles(output, table, voxel)
+    write_provenance(
+        output,
+        "clean",
+        {"classes": classes, "seed": seed},
+        [particles],
+        extra={"counts": result["counts"].tolist()},
+    )
     return result | {"averages_path": averages_path, "gallery_path": gallery_path}
 
 
