@@ -191,20 +191,8 @@ def train_classifier(
     network = build_classifier(arch, box, len(class_names), params.norm)
     initialise(network, classifier_contract(arch), generator)
     network = network.to(dev)
-    optimiser = make_optimiser(
-        network.parameters(),
-        params.optimizer,
-        params.rate_for(arch),
-        params.momentum,
-        nesterov=params.momentum > 0,
-    )
+    optimiser, scheduler = _optimiser_of(network, arch, params, len(data))
     x_all, y_all = torch.from_numpy(data[:, None]), torch.from_numpy(labels)
-    steps = params.epochs * -(-len(x_all) // params.batch_size)
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
-        if params.schedule == "cosine"
-        else None
-    )
     support = (
         torch.from_numpy(measured_fourier_support(data)).to(dev)
         if params.rotate_fraction > 0
@@ -244,6 +232,26 @@ def train_classifier(
         }
     }
     return Classifier(network.cpu(), arch, box, float(voxel_size_A), list(class_names), record)
+
+
+def _optimiser_of(network, arch: str, params: ClassifierParams, n_examples: int):
+    """The optimiser (Adam, or SGD with Nesterov momentum when ``momentum`` > 0) at the
+    architecture's learning rate, and the cosine decay over every step (None for a
+    constant rate)."""
+    optimiser = make_optimiser(
+        network.parameters(),
+        params.optimizer,
+        params.rate_for(arch),
+        params.momentum,
+        nesterov=params.momentum > 0,
+    )
+    steps = params.epochs * -(-n_examples // params.batch_size)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+        if params.schedule == "cosine"
+        else None
+    )
+    return optimiser, scheduler
 
 
 def _augmented(

@@ -902,11 +902,6 @@ def merge_from_files(
 
     acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     volumes = [read_volume(p) for p in maps]
-    for path in maps:
-        if ((read_provenance(path) or {}).get("parameters") or {}).get("map") == "spread":
-            raise ParameterError(
-                f"{path} is an ensemble's spread, not a feature's map; leave it out of the merge."
-            )
     features = _map_features(maps, names)
     weights = _per_feature(weights, features, "weights")
     given = _per_feature(thresholds, features, "thresholds")
@@ -955,7 +950,13 @@ def merge_from_files(
 
 
 def _map_features(maps: list[Path], names: list[str] | None) -> list[str]:
-    """The feature of each map: ``names`` (one per map), else as ``segment`` recorded."""
+    """The feature of each map: ``names`` (one per map), else as ``segment`` recorded;
+    an ensemble's spread is refused."""
+    for path in maps:
+        if ((read_provenance(path) or {}).get("parameters") or {}).get("map") == "spread":
+            raise ParameterError(
+                f"{path} is an ensemble's spread, not a feature's map; leave it out of the merge."
+            )
     if not names:
         return [map_feature(p) for p in maps]
     if len(names) != len(maps):

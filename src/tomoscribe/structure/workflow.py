@@ -141,14 +141,7 @@ def pick_from_map(
             f"{annotation.name} has no voxel of {feature!r}{where}; nothing to pick."
         )
     learned = size_defaults(painted_size_record(annotation, feature, label), volume.pixel_size_A)
-    params = PickParams(
-        threshold,
-        min_size if min_size is not None else learned.get("min_size", 20),
-        min_distance if min_distance is not None else learned.get("min_distance", 8.0),
-        edge,
-        max_size=max_size if max_size is not None else learned.get("max_size"),
-    )
-    params.validate()
+    params = _pick_params(learned, threshold, min_size, max_size, min_distance, edge)
     name = tomo_name or map_tomogram_name(annotation)
     settings = {
         "feature": feature,
@@ -159,17 +152,11 @@ def pick_from_map(
     }
     filaments = None
     if filament:
-        model = tube_model(feature, radius_nm)
         values = mask if voxels.how != "threshold" else np.clip(data / threshold, 0.0, 1.0)
-        table, filaments, lines = trace_filaments(
-            values, volume.pixel_size_A, model, spacing, repr(feature)
+        table, filaments, traced = _trace_to_files(
+            values, mask, volume, feature, radius_nm, spacing, filament_table, instances
         )
-        settings.update({"spacing": spacing, "radius_nm": model.radius_nm, "hollow": model.hollow})
-        with atomic_path(filament_table) as tmp:
-            filaments.to_csv(tmp, index=False)
-        if instances is not None:
-            ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
-            write_volume(instances, volume.with_data(ids))
+        settings.update(traced)
     else:
         table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
     acquisition = carried_acquisition([annotation], volume.pixel_size_A, tomo_name=name)
@@ -179,6 +166,44 @@ def pick_from_map(
     picked = Picked(table, params, settings, name, bool(learned), filaments, acquisition)
     _record_picks(picked, annotation, outputs, filament_table, instances)
     return picked
+
+
+def _pick_params(learned: dict, threshold, min_size, max_size, min_distance, edge) -> PickParams:
+    """The picking parameters: each size given, else learned from the painting
+    (``learned``, :func:`~tomoscribe.segment.painted_size.size_defaults`), else 20
+    voxels, none and 8 voxels; checked."""
+    params = PickParams(
+        threshold,
+        min_size if min_size is not None else learned.get("min_size", 20),
+        min_distance if min_distance is not None else learned.get("min_distance", 8.0),
+        edge,
+        max_size=max_size if max_size is not None else learned.get("max_size"),
+    )
+    params.validate()
+    return params
+
+
+def _trace_to_files(
+    values, mask, volume, feature, radius_nm, spacing, filament_table, instances
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Filaments of ``feature`` traced in ``values`` (a mask, or a map ÷ its threshold
+    clipped to [0, 1]): seeds every ``spacing`` voxels, the per-filament table written to
+    ``filament_table`` and, when ``instances`` is given, the feature's voxels labelled by
+    filament.  Returns the seeds, the filaments and the tube's settings."""
+    model = tube_model(feature, radius_nm)
+    table, filaments, lines = trace_filaments(
+        values, volume.pixel_size_A, model, spacing, repr(feature)
+    )
+    with atomic_path(filament_table) as tmp:
+        filaments.to_csv(tmp, index=False)
+    if instances is not None:
+        ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
+        write_volume(instances, volume.with_data(ids))
+    return (
+        table,
+        filaments,
+        {"spacing": spacing, "radius_nm": model.radius_nm, "hollow": model.hollow},
+    )
 
 
 def _record_picks(picked: Picked, annotation: Path, outputs, filament_table, instances) -> None:
