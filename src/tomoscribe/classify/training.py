@@ -61,16 +61,15 @@ class ClassifierParams:
     def rate_for(self, arch: str) -> float:
         """The learning rate used for ``arch``: the one given, else the default.
 
-        The defaults are 0.01 for SGD (the paper's) and 0.001 for Adam, except 0.0001
-        for DSRF3D with Adam: without normalisation most of its ReLUs die in the first
-        steps at 0.001 on sets of hundreds of noisy subtomograms, leaving it at chance;
-        at 0.0001 it learns (docs/performance.md).
+        The defaults are 0.01 for SGD (the paper's) and 0.001 for Adam, except where the
+        architecture's contract names its own Adam rate (DSRF3D's 0.0001,
+        :mod:`tomoscribe.nets.classifiers3d`).
         """
         if self.learning_rate is not None:
             return self.learning_rate
         if self.optimizer != "adam":
             return 0.01
-        return 0.0001 if arch == "dsrf3d" else 0.001
+        return classifier_contract(arch).adam_learning_rate or 0.001
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:

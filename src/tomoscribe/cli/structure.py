@@ -402,12 +402,10 @@ def average(
     quiet: bool = options.Quiet,
 ) -> None:
     """Align and average subtomograms (missing-wedge aware, gold-standard FSC)."""
-    from ..io.provenance import tilt_range_for
     from ..structure.average import AverageParams
     from ..structure.results import AVERAGE_OUTPUTS
     from ..structure.workflow import average_particle_file
 
-    tilt = tilt_range_for([particles], _tilt_range(tilt_range))
     check_output_folder(
         out_dir, [particles] + ([reference] if reference else []), AVERAGE_OUTPUTS, overwrite
     )
@@ -416,15 +414,22 @@ def average(
         global_step_deg=global_step,
         initial_lowpass_A=initial_lowpass,
         max_shift_A=max_shift,
-        tilt_range_deg=tilt.deg,
         symmetry=symmetry,
         seed=seed,
     )
-    typer.echo(tilt.describe())
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
     result = average_particle_file(
-        particles, out_dir, params, reference, use_priors, device, overwrite, say
+        particles,
+        out_dir,
+        params,
+        reference,
+        use_priors,
+        device,
+        overwrite,
+        say,
+        tilt_range_deg=_tilt_range(tilt_range),
     )
+    typer.echo(result["tilt"].describe())
     typer.echo(
         f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
         f"0.5 at {result['resolution_05_A']:.1f} Å ({result['n_particles']} particles)"

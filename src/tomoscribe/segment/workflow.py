@@ -148,7 +148,7 @@ def training_set_from_files(
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD
     contours, and write the training set to ``output``.
 
-    Over 80 lines only by its parameter descriptions (the code is under 60).
+    Over 80 lines only by its parameter descriptions (the code is 65).
 
     Parameters
     ----------

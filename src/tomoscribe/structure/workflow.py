@@ -418,15 +418,24 @@ def average_particle_file(
     device: str = "auto",
     overwrite: bool = True,
     say: Callable[[str], None] | None = None,
+    tilt_range_deg: tuple[float, float] | None = None,
 ) -> dict:
     """Align and average the subtomograms a STAR file lists (missing-wedge aware,
     gold-standard FSC) into the folder ``out_dir`` (map, half maps, FSC, refined STAR).
 
     ``reference``: a starting map at the particles' voxel size (default: de novo);
-    ``use_priors``: start from the file's angles and search locally only.  Returns the
-    refinement's result (see :func:`tomoscribe.structure.average.refine_average`) with
-    ``n_particles``.
+    ``use_priors``: start from the file's angles and search locally only; ``params``'s
+    tilt range is replaced by ``tilt_range_deg``, else the one the particles record,
+    else ±60°.  Returns the refinement's result (see
+    :func:`tomoscribe.structure.average.refine_average`) with ``n_particles`` and
+    ``tilt`` (the tilt range used and where it came from).
     """
+    from dataclasses import replace
+
+    from ..io.provenance import tilt_range_for
+
+    tilt = tilt_range_for([particles], tilt_range_deg)
+    params = replace(params, tilt_range_deg=tilt.deg)
     stack, table, voxel = read_particle_set(particles)
     ref = None
     if reference is not None:
@@ -447,7 +456,7 @@ def average_particle_file(
     )
     with output_folder(out_dir, overwrite, [particles]) as staging:
         write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
-    return result | {"n_particles": len(table)}
+    return result | {"n_particles": len(table), "tilt": tilt}
 
 
 def classify2d_files(
