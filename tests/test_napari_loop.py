@@ -178,7 +178,8 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
         assert np.array_equal(ours.tiles, theirs.tiles)
         assert np.array_equal(ours.masks, theirs.masks)
     # One feature is trained again on the command line (the other's model is the
-    # viewer's, to keep the test short): the same weights, bit for bit.
+    # viewer's, to keep the test short): the same weights, bit for bit, and the same
+    # threshold measured on the same held-out boxes.
     assert (
         main(
             [
@@ -186,8 +187,6 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
                 str(cli / "membrane.trainset"),
                 "-o",
                 str(cli / "membrane.tsm"),
-                "--validation",
-                "0",
                 "--ensemble",  # one network, as the viewer trains
                 "1",
                 "--epochs",
@@ -203,6 +202,11 @@ def test_loop_in_the_viewer_matches_the_command_line(make_napari_viewer, qtbot, 
         load_model(p).network.state_dict() for p in (session / "membrane.tsm", cli / "membrane.tsm")
     )
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    viewer_model, cli_model = (
+        load_model(p) for p in (session / "membrane.tsm", cli / "membrane.tsm")
+    )
+    assert viewer_model.threshold == cli_model.threshold
+    assert viewer_model.metadata["calibration"] == cli_model.metadata["calibration"]
     models = [cli / "membrane.tsm", session / "blob.tsm"]
     assert (
         main(

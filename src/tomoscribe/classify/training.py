@@ -61,16 +61,15 @@ class ClassifierParams:
     def rate_for(self, arch: str) -> float:
         """The learning rate used for ``arch``: the one given, else the default.
 
-        The defaults are 0.01 for SGD (the paper's) and 0.001 for Adam, except 0.0001
-        for DSRF3D with Adam: without normalisation most of its ReLUs die in the first
-        steps at 0.001 on sets of hundreds of noisy subtomograms, leaving it at chance;
-        at 0.0001 it learns (docs/performance.md).
+        The defaults are 0.01 for SGD (the paper's) and 0.001 for Adam, except where the
+        architecture's contract names its own Adam rate (DSRF3D's 0.0001,
+        :mod:`tomoscribe.nets.classifiers3d`).
         """
         if self.learning_rate is not None:
             return self.learning_rate
         if self.optimizer != "adam":
             return 0.01
-        return 0.0001 if arch == "dsrf3d" else 0.001
+        return classifier_contract(arch).adam_learning_rate or 0.001
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -191,20 +190,8 @@ def train_classifier(
     network = build_classifier(arch, box, len(class_names), params.norm)
     initialise(network, classifier_contract(arch), generator)
     network = network.to(dev)
-    optimiser = make_optimiser(
-        network.parameters(),
-        params.optimizer,
-        params.rate_for(arch),
-        params.momentum,
-        nesterov=params.momentum > 0,
-    )
+    optimiser, scheduler = _optimiser_of(network, arch, params, len(data))
     x_all, y_all = torch.from_numpy(data[:, None]), torch.from_numpy(labels)
-    steps = params.epochs * -(-len(x_all) // params.batch_size)
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
-        if params.schedule == "cosine"
-        else None
-    )
     support = (
         torch.from_numpy(measured_fourier_support(data)).to(dev)
         if params.rotate_fraction > 0
@@ -244,6 +231,26 @@ def train_classifier(
         }
     }
     return Classifier(network.cpu(), arch, box, float(voxel_size_A), list(class_names), record)
+
+
+def _optimiser_of(network, arch: str, params: ClassifierParams, n_examples: int):
+    """The optimiser (Adam, or SGD with Nesterov momentum when ``momentum`` > 0) at the
+    architecture's learning rate, and the cosine decay over every step (None for a
+    constant rate)."""
+    optimiser = make_optimiser(
+        network.parameters(),
+        params.optimizer,
+        params.rate_for(arch),
+        params.momentum,
+        nesterov=params.momentum > 0,
+    )
+    steps = params.epochs * -(-n_examples // params.batch_size)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+        if params.schedule == "cosine"
+        else None
+    )
+    return optimiser, scheduler
 
 
 def _augmented(

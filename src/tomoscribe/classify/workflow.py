@@ -24,7 +24,7 @@ import numpy as np
 from ..core.device import resolve_device
 from ..errors import InvalidDataError, ParameterError, VoxelSizeMismatchError
 from ..io import read_volume, write_volume
-from ..outputs import atomic_path, output_folder
+from ..outputs import atomic_path, output_folder, write_provenance
 from ..simulate.subtomograms import load_dataset, template_in_box
 from ..simulate.template_library import list_templates, load_template
 from ..volume import Volume
@@ -92,15 +92,25 @@ def discover_files(
     references: list[str] | None = None,
     device: str = "auto",
     say: Callable[[str], None] = lambda message: None,
+    tilt_range_deg: tuple[float, float] | None = None,
 ) -> dict:
     """Class averages inside clusters, without a reference, into folder ``output``.
 
     Each chosen cluster of the feature store ``clustered`` (default: the largest) is
     classified and averaged with missing-wedge-aware alignment; writes
     ``cluster{c:03d}_class{k}.mrc``, ``discover.json`` (members, sizes, FSC-0.5
-    distances (nm) to every reference, true classes where known) and ``gallery.png``.
-    Returns the ``discover.json`` record.
+    distances (nm) to every reference, true classes where known), ``gallery.png`` and
+    the folder's provenance record.  ``params``'s tilt range is replaced by
+    ``tilt_range_deg``, else the one the dataset records, else ±60° (``say`` is told
+    which).  Returns the ``discover.json`` record.
     """
+    from dataclasses import replace
+
+    from ..io.provenance import tilt_range_for
+
+    tilt = tilt_range_for([dataset], tilt_range_deg)
+    say(tilt.describe())
+    params = replace(params, tilt_range_deg=tilt.deg)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     if voxel is None:
         raise InvalidDataError(f"{dataset} records no voxel size.")
@@ -136,6 +146,13 @@ def discover_files(
         from .figures import plot_gallery
 
         plot_gallery(gallery, tmp / "gallery.png")
+    write_provenance(
+        output,
+        "classify discover",
+        {**params.__dict__, "clusters": chosen},
+        [],
+        extra={"dataset": str(dataset.resolve()), "features": str(clustered.resolve())},
+    )
     return result
 
 

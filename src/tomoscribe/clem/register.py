@@ -220,6 +220,22 @@ def anchor_by_landmarks(
     )
 
 
+def _cell_masks(fm_cell, overview, ov: Lattice, hole_radius_px: float, bin_factor: int):
+    """The cell as ±1 masks: in the fluorescence, and in the overview's shadow binned by
+    ``bin_factor``.
+
+    A hypothesis one lattice step off then loses the whole band along the cell's outline,
+    where smooth images would lose little.  The shadow is cut at −log(transmission) 0.1
+    (about 35 nm of cell at 300 kV), the stain a tenth of the way from its background to
+    its bright end.
+    """
+    shadow = cell_shadow(overview, ov, hole_radius_px)[::bin_factor, ::bin_factor]
+    small = np.where(shadow > 0.1, 1.0, -1.0)
+    stain = np.asarray(fm_cell, float)
+    low, high = np.percentile(stain, [5, 99])
+    return np.where(stain > low + 0.1 * (high - low), 1.0, -1.0), small
+
+
 def anchor_by_cell(
     fm: Lattice,
     ov: Lattice,
@@ -246,16 +262,8 @@ def anchor_by_cell(
     from scipy.signal import fftconvolve
     from skimage.transform import warp
 
-    # Both images become ±1 cell masks: a hypothesis one lattice step off then loses
-    # the whole band along the cell's outline, where smooth images would lose little.
-    # The shadow is cut at −log(transmission) 0.1 (about 35 nm of cell at 300 kV),
-    # the stain a tenth of the way from its background to its bright end.
-    shadow = cell_shadow(overview, ov, hole_radius_px)[::bin_factor, ::bin_factor]
-    small = np.where(shadow > 0.1, 1.0, -1.0)
+    fm_image, small = _cell_masks(fm_cell, overview, ov, hole_radius_px, bin_factor)
     binning = np.diag([1.0 / bin_factor, 1.0 / bin_factor, 1.0])
-    stain = np.asarray(fm_cell, float)
-    low, high = np.percentile(stain, [5, 99])
-    fm_image = np.where(stain > low + 0.1 * (high - low), 1.0, -1.0)
     scored = []
     for symmetry in symmetries(mirror):
         if not check_symmetry(fm, ov, symmetry, nominal_scale):

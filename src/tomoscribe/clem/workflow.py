@@ -4,7 +4,8 @@
 lattices → anchor → robust fit), used by the command line through
 :func:`register_files` and by the simulated pipeline
 (:mod:`tomoscribe.experiments.clem`) on arrays.  The ``*_files`` functions read the
-user's files, check that they belong together, run the step and write its output.
+user's files, check that they belong together, run the step and write its output with
+its provenance record.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 
 from ..errors import InvalidDataError
 from ..io import read_volume, write_volume
-from ..outputs import read_provenance
+from ..outputs import read_provenance, write_provenance
 from ..segment.trainset import TrainingSet, save_training_set
 from ..volume import Volume
 from .holes import detect_holes
@@ -131,7 +132,7 @@ def register_files(
 ) -> RegisteredPair:
     """:func:`register_images` on image files (MRC/TIFF, one slice each, with pixel sizes;
     ``cell`` a stack of the reflection's field, max-projected); writes the registration
-    to ``out`` (JSON, with a ``.txt`` matrix beside)."""
+    to ``out`` (JSON, with a ``.txt`` matrix beside) and its provenance record."""
     ov_volume = read_volume(overview, overview_pixel_A)
     fm_volume = read_volume(reflection)
     ov_nm, fm_nm = ov_volume.voxel_size_A[0] / 10, fm_volume.voxel_size_A[0] / 10
@@ -174,6 +175,18 @@ def register_files(
             "holes_fluorescence": pair.holes_fluorescence,
         },
     )
+    write_provenance(
+        out,
+        "clem register",
+        {
+            "hole_diameter_um": hole_diameter_um,
+            "hole_spacing_um": hole_spacing_um,
+            "model": model,
+            "mirror": {None: "auto", True: "yes", False: "no"}[mirror],
+            "min_score": min_score,
+        },
+        [overview, reflection] + ([cell] if cell else []),
+    )
     return pair
 
 
@@ -213,16 +226,23 @@ def watershed_file(
     bleed_fraction: float = 0.0,
 ) -> pd.DataFrame:
     """3D watershed of a fluorescence channel file; writes the int16 region labels to
-    ``out`` and returns the regions' table."""
+    ``out`` with its provenance record and returns the regions' table."""
+    params = params or WatershedParams()
     volume = read_volume(fluorescence)
     stack = unmixed_channel(volume, fluorescence, bleed_from, bleed_fraction)
-    regions, table, _ = watershed_segment(stack, params or WatershedParams())
+    regions, table, _ = watershed_segment(stack, params)
     if int(regions.max()) > np.iinfo(np.int16).max:
         raise InvalidDataError(
             "more than 32767 regions; raise `foreground_sigma` or `merge_depth_sigma`.",
             parameter=["foreground_sigma", "merge_depth_sigma"],
         )
     write_volume(out, volume.with_data(regions.astype(np.int16)))
+    write_provenance(
+        out,
+        "clem watershed",
+        params.as_dict() | {"bleed_fraction": bleed_fraction},
+        [fluorescence] + ([bleed_from] if bleed_from else []),
+    )
     return table
 
 
@@ -265,7 +285,7 @@ def transfer_files(
     bleed_fraction: float = 0.0,
 ) -> tuple[TrainingSet, dict]:
     """Registered fluorescence regions → a training set for the tomogram, written to
-    ``out``; returns it with the transfer's summary.
+    ``out`` with its provenance record; returns it with the transfer's summary.
 
     ``network_map`` (self-training): a map of this tomogram by a network trained on a
     first transfer; its voxels ≥ ``map_threshold`` inside the band become the masks.
@@ -300,6 +320,13 @@ def transfer_files(
         tomo, sampled, params, tre, preprocessing, map_values, map_threshold
     )
     save_training_set(out, trainset)
+    write_provenance(
+        out,
+        "clem transfer",
+        params.as_dict() | {"map_threshold": map_threshold},
+        [tomogram, fluorescence, regions, transform, placement]
+        + ([network_map] if network_map else []),
+    )
     return trainset, summary
 
 

@@ -8,7 +8,6 @@ import typer
 
 from ..errors import ParameterError
 from ..nets.catalogue import listed
-from ..outputs import write_provenance
 from . import options
 from .app import app
 from .checks import writes
@@ -141,35 +140,6 @@ def trainset(
         other_tomogram=other_tomogram,
         other_negatives=other_negatives,
     )
-    write_provenance(
-        output,
-        "trainset",
-        {
-            "feature": feature,
-            "tile": tile,
-            "context": context,
-            "seed": seed,
-            "balance": balance,
-            "negative_copies": negative_copies,
-            "augment": augment,
-            "tilt_range_deg": list(tilt.deg),
-            "from_mask": _counts(from_mask),
-        },
-        [
-            p
-            for p in (
-                tomogram,
-                painted,
-                contours,
-                boxes,
-                positives,
-                negatives,
-                other_tomogram,
-                other_negatives,
-            )
-            if p
-        ],
-    )
     unpainted = result.metadata["n_positive_boxes_unpainted"]
     contradicted = result.metadata["n_negative_boxes_painted"]
     if contradicted:
@@ -284,32 +254,14 @@ def train(
         show_progress=not quiet,
         say=lambda message: typer.echo(f"warning: {message}", err=True),
     )
-    _report_training(output, model, spec, params, training_sets, ensemble, per_set)
+    _report_training(output, model, training_sets)
 
 
-def _report_training(output, model, spec, params, training_sets, ensemble, per_set) -> None:
-    """Provenance and the one-line report of ``train``."""
+def _report_training(output, model, training_sets) -> None:
+    """The one-line report of ``train``."""
     history = model.metadata["training"]["history"]
     calibration = model.metadata["calibration"]
     members = model.metadata["ensemble"]
-    write_provenance(
-        output,
-        "train",
-        {
-            "architecture": spec.as_dict(),
-            **params.__dict__,
-            "ensemble": ensemble,
-            "per_set": per_set,
-        },
-        list(training_sets),
-        extra={
-            "amplitude": members["mean_amplitude"],
-            "final": history[-1],
-            "threshold": model.threshold,
-            "held_out_dice": calibration["dice_at_threshold"],
-            "members_kept": members["members_kept"],
-        },
-    )
     last = history[-1]
     held = (
         f"threshold {model.threshold:g} (held-out Dice {calibration['dice_at_threshold']:.2f}, "
@@ -423,40 +375,13 @@ def segment(
         slab_slices=slab_slices,
     )
     for item in written:
-        _report_map(item, rescale, precision, engine)
+        _report_map(item)
 
 
-def _report_map(item, rescale: bool, precision: str, engine: str) -> None:
-    """Provenance of one map (and its spread) and its report line."""
-    from ..io.provenance import carried_acquisition
-
+def _report_map(item) -> None:
+    """The report lines of one map (and its spread)."""
     model = item.model
-    parameters = {
-        "feature": model.feature,
-        "rescale": rescale,
-        "amplitude": model.amplitude,
-        "precision": precision,
-        "engine": engine,
-        "architecture": model.spec.as_dict(),
-        "members": len(model.members),
-    }
-    extra = {
-        "feature": model.feature,
-        "painted_size": model.metadata.get("painted_size"),
-        "threshold": model.threshold,
-        "marked_fraction": item.marked_fraction,
-        "annotated_fraction": model.metadata.get("annotated_fraction"),
-        **carried_acquisition([item.tomogram]),
-    }
-    write_provenance(item.path, "segment", parameters, [item.tomogram, item.model_path], extra)
     if item.spread_path is not None:
-        write_provenance(
-            item.spread_path,
-            "segment",
-            {**parameters, "map": "spread"},
-            [item.tomogram, item.model_path],
-            {"feature": model.feature, "spread_of": item.path.name},
-        )
         typer.echo(f"wrote {item.spread_path}")
     if item.warning:
         typer.echo(f"warning: {item.warning}", err=True)
@@ -496,10 +421,8 @@ def merge(
 ) -> None:
     """Per voxel the strongest feature above its threshold wins; writes uint8 labels + legend."""
     from ..core.legend import legend_path
-    from ..io.provenance import carried_acquisition
     from ..segment.workflow import merge_from_files
 
-    acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     weight_of = {}
     for item in weights or []:
         name, _, value = item.partition("=")
@@ -516,20 +439,6 @@ def merge(
         erasers=tuple(erasers or ()),
         overwrite=overwrite,
         show_progress=not quiet,
-    )
-    write_provenance(
-        output,
-        "merge",
-        {
-            "features": merged.features,
-            "threshold": threshold,
-            "thresholds": dict(zip(merged.features, merged.thresholds)),
-            "threshold_from": dict(zip(merged.features, merged.threshold_from)),
-            "weights": weight_of,
-            "erasers": erasers or [],
-        },
-        maps,
-        extra={"legend": merged.legend.as_dict(), **acquisition},
     )
     used = ", ".join(
         f"{f} {t:g}" + (" (default)" if source == "default" else "")

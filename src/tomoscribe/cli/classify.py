@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..nets.catalogue import listed
 from . import options
 from .app import app
 from .checks import writes
@@ -24,7 +25,9 @@ def train(
         ..., help="Subtomogram dataset (.zarr, from `tomoscribe simulate subtomograms`)."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Classifier file to write."),
-    arch: str = typer.Option("resnet3d", "--arch", help="inception3d, dsrf3d or resnet3d."),
+    arch: str = typer.Option(
+        "resnet3d", "--arch", help="Architecture: " + ", ".join(listed("classifier")) + "."
+    ),
     epochs: int = typer.Option(20, "--epochs", min=1),
     batch: int = typer.Option(64, "--batch", min=1),
     optimizer: str = typer.Option(

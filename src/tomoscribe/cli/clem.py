@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from ..errors import ParameterError
-from ..outputs import write_provenance
 from . import options
 from .app import app
 from .checks import writes
@@ -113,18 +112,6 @@ def register(
         min_score=min_score,
         overview_pixel_A=overview_pixel_A,
     )
-    write_provenance(
-        out,
-        "clem register",
-        {
-            "hole_diameter_um": hole_diameter_um,
-            "hole_spacing_um": hole_spacing_um,
-            "model": model,
-            "mirror": mirror,
-            "min_score": min_score,
-        },
-        [overview, reflection] + ([cell] if cell else []),
-    )
     anchor = registered.anchor
     summary = registered.registration.summary()
     if anchor.get("ambiguous"):
@@ -182,12 +169,6 @@ def watershed(
         smooth_px, foreground_sigma, merge_depth_sigma, merge_depth_fraction, min_voxels
     )
     table = watershed_file(fluorescence, out, params, bleed_from, bleed_fraction)
-    write_provenance(
-        out,
-        "clem watershed",
-        params.as_dict() | {"bleed_fraction": bleed_fraction},
-        [fluorescence] + ([bleed_from] if bleed_from else []),
-    )
     typer.echo(
         f"{len(table)} regions ({int(table['voxels'].sum()) if len(table) else 0} "
         f"voxels); wrote {out}"
@@ -289,13 +270,6 @@ def transfer(
         map_threshold,
         bleed_from,
         bleed_fraction,
-    )
-    write_provenance(
-        out,
-        "clem transfer",
-        params.as_dict() | {"map_threshold": map_threshold},
-        [tomogram, fluorescence, regions, transform, placement]
-        + ([network_map] if network_map else []),
     )
     typer.echo(
         f"{trainset.n_positive} positive and {trainset.n_negative} negative tiles "

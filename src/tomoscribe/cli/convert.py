@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..outputs import write_provenance
 from . import options
 from .app import app
 from .checks import writes
@@ -41,7 +40,6 @@ def convert(
 ) -> None:
     """Convert particles between formats, each with its own orientation convention."""
     from ..io.convert import convert_particles
-    from ..io.copick_project import is_copick_location
 
     report = convert_particles(
         source,
@@ -52,14 +50,6 @@ def convert(
         tomograms=tomograms_star,
         drop_orientations=drop_orientations,
     )
-    if not is_copick_location(output):  # a copick project has no place for a sidecar
-        write_provenance(
-            output,
-            "convert",
-            {"tomo_name": tomo_name, "voxel_size": voxel_size, "binning": binning},
-            [source],
-            extra={"n": report["n"], "dropped": report["dropped"]},
-        )
     typer.echo(
         f"wrote {report['n']} particles from {report['source_format']} to "
         f"{report['target_format']} in {output}"

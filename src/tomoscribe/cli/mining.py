@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ParameterError
-from ..outputs import check_output_folder, write_provenance
+from ..outputs import check_output_folder
 from . import options
 from .checks import arguments_as, writes
 from .classify import classify_app
@@ -124,23 +124,19 @@ def discover(
     """
     from ..classify.discover import DiscoverParams
     from ..classify.workflow import discover_files
-    from ..io.provenance import tilt_range_for
 
     check_output_folder(output, [dataset, clustered], ["discover.json", "gallery.png"])
-    tilt_range = tilt_range_for([dataset], None if tilt is None else (-tilt, tilt))
-    typer.echo(tilt_range.describe())
-    params = DiscoverParams(
-        classes=classes, tilt_range_deg=tilt_range.deg, lowpass_A=lowpass_A, seed=seed
-    )
-    result = discover_files(
-        dataset, clustered, output, params, clusters, references, device, say=typer.echo
-    )
-    write_provenance(
+    params = DiscoverParams(classes=classes, lowpass_A=lowpass_A, seed=seed)
+    discover_files(
+        dataset,
+        clustered,
         output,
-        "classify discover",
-        {**params.__dict__, "clusters": [e["cluster"] for e in result["clusters"]]},
-        [],
-        extra={"dataset": str(dataset.resolve()), "features": str(clustered.resolve())},
+        params,
+        clusters,
+        references,
+        device,
+        say=typer.echo,
+        tilt_range_deg=None if tilt is None else (-tilt, tilt),
     )
     typer.echo(f"wrote {output}")
 

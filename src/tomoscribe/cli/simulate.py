@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from ..errors import ParameterError
-from ..outputs import output_folder, write_provenance
 from . import options
 from .app import app
 from .checks import writes
@@ -30,17 +29,9 @@ def structure(
     box: int = typer.Option(None, "--box", help="Box edge in voxels (default: fits)."),
 ) -> None:
     """Electron-scattering density of an atomic model, centred in a cubic box."""
-    from ..io import write_volume
-    from ..simulate.structures import structure_density
+    from ..simulate.workflow import structure_density_file
 
-    volume = structure_density(model, voxel_size, resolution, assembly=assembly, box_voxels=box)
-    write_volume(output, volume)
-    write_provenance(
-        output,
-        "simulate structure",
-        {"voxel_size_A": voxel_size, "resolution_A": resolution, "assembly": assembly, "box": box},
-        [model],
-    )
+    volume = structure_density_file(model, output, voxel_size, resolution, assembly, box)
     typer.echo(f"wrote {output} ({volume.shape[0]}³ at {voxel_size:g} Å)")
 
 
@@ -78,7 +69,7 @@ def cell(
     """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles."""
     from ..simulate.cell import CellParams
     from ..simulate.imaging import ImagingParams
-    from ..simulate.workflow import simulate_cell_files
+    from ..simulate.workflow import cell_counts, simulate_cell_files
 
     try:
         nx, ny, nz = (int(v) for v in size.split(","))
@@ -103,38 +94,24 @@ def cell(
         seed=seed,
     )
     imaging.validate()
-    area = nx * ny / 512**2
-
-    def scaled(value, per_512):
-        return value if value is not None else int(round(per_512 * area))
-
+    counts = cell_counts(
+        (nz, ny, nx),
+        vesicles=vesicles,
+        organelles=organelles,
+        microtubules=microtubules,
+        actin=actin,
+        gold=gold,
+    )
     params = CellParams(
         shape=(nz, ny, nx),
         voxel_size_A=voxel_size,
-        n_vesicles=scaled(vesicles, 6),
-        n_organelles=scaled(organelles, 1),
-        n_microtubules=scaled(microtubules, 3),
-        n_actin=scaled(actin, 6),
-        n_gold=scaled(gold, 8),
+        **counts,
         templates_uM=concentrations,
         carbon_edge=carbon,
         seed=seed,
     )
     particles, class_ids, acquisition = simulate_cell_files(
         out_dir, params, imaging, say=lambda m: typer.echo(m, err=True)
-    )
-    record = {
-        "cell": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.__dict__.items()},
-        "imaging": imaging.as_dict(),
-        "class_ids": class_ids,
-        "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
-        "= inverse of scipy intrinsic ZYZ",
-    }
-    write_provenance(
-        out_dir / "tomogram.mrc",
-        "simulate cell",
-        record,
-        extra={"acquisition": acquisition.as_dict()},
     )
     typer.echo(
         f"wrote {out_dir}: tomogram.mrc, tilt_series.mrc/.tlt, density.mrc, "
@@ -165,7 +142,8 @@ def subtomograms(
     seed: int = options.Seed,
 ) -> None:
     """A labelled subtomogram dataset after Xu et al. 2017 (one zarr store)."""
-    from ..simulate.subtomograms import SubtomogramParams, save_dataset, simulate_subtomograms
+    from ..simulate.subtomograms import SubtomogramParams
+    from ..simulate.workflow import subtomogram_dataset_file
 
     params = SubtomogramParams(
         box=box,
@@ -178,8 +156,7 @@ def subtomograms(
         seed=seed,
     )
     names = [s.strip() for s in structures.split(",") if s.strip()]
-    data = simulate_subtomograms(names, n_per_class, params)
-    save_dataset(output, data)
+    data = subtomogram_dataset_file(output, names, n_per_class, params)
     typer.echo(
         f"wrote {output}: {len(data['labels'])} subtomograms of {box}³, classes "
         + ", ".join(data["class_names"])
@@ -276,31 +253,14 @@ def particles2d(
 ) -> None:
     """A particle stack with truth for 2D classification: particles.mrcs + particles.star
     (RELION, CTF in an optics block), truth.csv, projections.mrcs (the clean views)."""
-    from ..simulate.particles2d import simulate_particle_stack, write_particle_stack
+    from ..simulate.workflow import particle_stack_files
 
     try:
         defoci = tuple(float(v) for v in defocus.split(",") if v.strip())
     except ValueError:
         raise ParameterError("--defocus is a comma-separated list of µm.") from None
     names = tuple(t.strip() for t in templates.split(",") if t.strip())
-    sim = simulate_particle_stack(n, box, pixel_size, names, views, junk, defoci, snr, seed=seed)
-    with output_folder(out_dir) as staging:
-        write_particle_stack(staging, sim, pixel_size)
-        write_provenance(
-            staging / "particles.star",
-            "simulate particles2d",
-            {
-                "n": n,
-                "box": box,
-                "pixel_size_A": pixel_size,
-                "templates": names,
-                "views": views,
-                "junk": junk,
-                "defocus_um": defoci,
-                "snr": snr,
-                "seed": seed,
-            },
-        )
+    particle_stack_files(out_dir, n, box, pixel_size, names, views, junk, defoci, snr, seed)
     typer.echo(
         f"wrote {out_dir}: particles.mrcs ({n} × {box}²), particles.star, truth.csv, "
         f"projections.mrcs ({len(names)} × {views} views)"

@@ -165,16 +165,9 @@ def score(
     output: Path = typer.Option(None, "--output", "-o", help="Scores (.json)."),
 ) -> None:
     """Precision and recall of picks against simulated truth."""
-    import json
-
-    from ..outputs import atomic_path
     from ..spa.scoring import score_against_folder
 
-    result = score_against_folder(picks, truth)
-    text = json.dumps(result, indent=1)
-    if output is not None:
-        with atomic_path(output) as tmp:
-            tmp.write_text(text + "\n")
+    result = score_against_folder(picks, truth, output)
     typer.echo(
         f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "
         f"aggregates unpicked {result['aggregates_unpicked']:.3f}, contamination "

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ParameterError
-from ..outputs import check_output_folder, check_writable, write_provenance
+from ..outputs import check_output_folder, check_writable
 from . import options
 from .app import app
 from .checks import writes
@@ -144,26 +144,14 @@ def pick(
         instances=instances,
         tomo_name=tomo_name,
     )
-    settings, table, params = picked.settings, picked.table, picked.params
+    table, params = picked.table, picked.params
     if filament:
         filaments = picked.filaments
-        for path in [filament_table] + ([instances] if instances is not None else []):
-            write_provenance(
-                path, "pick", settings, [annotation], extra={"n_filaments": len(filaments)}
-            )
         typer.echo(
             f"traced {len(filaments)} filaments ({filaments.length_nm.sum():.0f} nm in "
             f"all); wrote {filament_table}"
         )
     for out in outputs:
-        if not is_copick_location(out):  # copick's picks file has no place for a sidecar
-            write_provenance(
-                out,
-                "pick",
-                settings,
-                [annotation],
-                extra={"n_picked": len(table), "tomo_name": picked.tomo_name, **picked.acquisition},
-            )
         typer.echo(f"wrote {len(table)} picks to {out}")
     if picked.sizes_learned and not filament and None in (min_size, max_size, min_distance):
         typer.echo(
@@ -318,13 +306,6 @@ def extract(
         voxel_size,
         overwrite,
     )
-    write_provenance(
-        out_dir / "particles.star",
-        "extract",
-        {"box": box, "edge": edge, "invert": invert},
-        [tomogram, particles],
-        extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
-    )
     skipped = len(table) - len(kept)
     typer.echo(
         f"wrote {len(kept)} subtomograms to {out_dir}"
@@ -351,13 +332,6 @@ def clean(
 
     result = clean_particle_file(particles, output, classes, seed, overwrite)
     averages_path, gallery_path = result["averages_path"], result["gallery_path"]
-    write_provenance(
-        output,
-        "clean",
-        {"classes": classes, "seed": seed},
-        [particles],
-        extra={"counts": result["counts"].tolist()},
-    )
     typer.echo(
         f"wrote {output}, {averages_path.name} and {gallery_path.name}; class sizes "
         + ", ".join(f"{i + 1}: {c}" for i, c in enumerate(result["counts"]))
@@ -428,12 +402,10 @@ def average(
     quiet: bool = options.Quiet,
 ) -> None:
     """Align and average subtomograms (missing-wedge aware, gold-standard FSC)."""
-    from ..io.provenance import tilt_range_for
     from ..structure.average import AverageParams
     from ..structure.results import AVERAGE_OUTPUTS
     from ..structure.workflow import average_particle_file
 
-    tilt = tilt_range_for([particles], _tilt_range(tilt_range))
     check_output_folder(
         out_dir, [particles] + ([reference] if reference else []), AVERAGE_OUTPUTS, overwrite
     )
@@ -442,15 +414,22 @@ def average(
         global_step_deg=global_step,
         initial_lowpass_A=initial_lowpass,
         max_shift_A=max_shift,
-        tilt_range_deg=tilt.deg,
         symmetry=symmetry,
         seed=seed,
     )
-    typer.echo(tilt.describe())
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
     result = average_particle_file(
-        particles, out_dir, params, reference, use_priors, device, overwrite, say
+        particles,
+        out_dir,
+        params,
+        reference,
+        use_priors,
+        device,
+        overwrite,
+        say,
+        tilt_range_deg=_tilt_range(tilt_range),
     )
+    typer.echo(result["tilt"].describe())
     typer.echo(
         f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
         f"0.5 at {result['resolution_05_A']:.1f} Å ({result['n_particles']} particles)"

@@ -225,20 +225,8 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     # 1. Tomograms with truth: 1 (and 3, 4, … with --training-tomograms) with correlative
     #    data, 2 without (it is only segmented and scored).
     pre_params = PreprocessParams(lowpass_A=settings.lowpass_A)
-    n_tomos = settings.training_tomograms + 1
-    labelled = [1] + list(range(3, n_tomos + 1))
-    tomos = []
-    for t in range(1, n_tomos + 1):
-        with timed("simulate tomograms"):
-            say(
-                f"simulating tomogram {t} of {n_tomos} {SIZES[settings.size][::-1]} (x, y, z) "
-                f"at {VOXEL_A} Å"
-            )
-            tomos.append(
-                simulate_clem_tomogram(
-                    out, t, settings.size, cell_seed(settings.seed, t), settings.snr, pre_params
-                )
-            )
+    tomos = _simulate_tomograms(out, settings, pre_params, timed, say)
+    labelled = [1] + list(range(3, len(tomos) + 1))
     transfer_params = TransferParams(
         feature=FEATURE,
         n_positive=settings.n_positive,
@@ -291,6 +279,24 @@ def run_clem_pipeline(settings: ClemSettings = ClemSettings()) -> dict:
     )
     say(f"done: report at {out / 'report.html'}")
     return result
+
+
+def _simulate_tomograms(out: Path, settings: ClemSettings, pre_params, timed, say) -> list:
+    """Tomograms 1 … training_tomograms + 1 with their truth, preprocessed."""
+    n_tomos = settings.training_tomograms + 1
+    tomos = []
+    for t in range(1, n_tomos + 1):
+        with timed("simulate tomograms"):
+            say(
+                f"simulating tomogram {t} of {n_tomos} {SIZES[settings.size][::-1]} (x, y, z) "
+                f"at {VOXEL_A} Å"
+            )
+            tomos.append(
+                simulate_clem_tomogram(
+                    out, t, settings.size, cell_seed(settings.seed, t), settings.snr, pre_params
+                )
+            )
+    return tomos
 
 
 def _self_train(

@@ -20,7 +20,7 @@ from ..errors import AnnotationError, ParameterError
 from ..io import write_volume
 from ..io.points import write_points_csv
 from ..io.provenance import carried_acquisition, tilt_range_for
-from ..outputs import check_writable, file_fingerprint, read_provenance, write_provenance
+from ..outputs import check_writable, file_fingerprint, read_provenance
 from ..segment.painted_size import painted_component_sizes
 from ..segment.trainset import (
     DEFAULT_AUGMENTATION,
@@ -183,21 +183,7 @@ def annotation_training_set(
 
 def record_annotation(output: Path, trainset: TrainingSet, inputs) -> None:
     """The provenance sidecar ``trainset`` writes, for a training set saved from a viewer
-    (its parameters read back from the set's metadata)."""
-    meta = trainset.metadata
-    augmentation = meta["augmentation"]
-    write_provenance(
-        output,
-        "trainset",
-        {
-            "feature": meta["feature"],
-            "tile": meta["tile_size"],
-            "context": meta["context_slices"],
-            "seed": augmentation["seed"],
-            "balance": True,
-            "negative_copies": augmentation["negative_copies"],
-            "augment": augmentation["method"],
-            "tilt_range_deg": list(augmentation["tilt_range_deg"]),
-        },
-        [p for p in inputs if p],
-    )
+    (:func:`tomoscribe.segment.workflow.record_training_set`)."""
+    from ..segment.workflow import record_training_set
+
+    record_training_set(output, trainset, inputs)

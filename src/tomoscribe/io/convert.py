@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..outputs import write_provenance
 from .copick_project import is_copick_location
 from .formats import format_for, formats
 from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
@@ -39,49 +40,26 @@ def _name(path) -> str:
     return path if isinstance(path, str) else path.name
 
 
-def convert_particles(
-    source: str | os.PathLike,
-    target: str | os.PathLike,
-    voxel_size_A: float | None = None,
-    binning: float | None = None,
-    tomo_name: str | None = None,
-    tomogram_shape_zyx=None,
-    tomograms=None,
-    drop_orientations: bool = False,
-) -> dict:
-    """Convert ``source`` into ``target`` (formats from the suffixes).
+def _binned(table, voxel_size_A: float | None, binning: float, source) -> tuple:
+    """Coordinates on a grid binned by ``binning`` (block binning: voxel i of the fine
+    grid is at (i + ½)/b − ½ of the coarse one) and the binned voxel size (Å)."""
+    if binning <= 0:
+        raise ParameterError(f"`binning` must be positive, got {binning}.", parameter="binning")
+    if voxel_size_A is None:
+        raise ParameterError(
+            f"{source} records no voxel size; give `voxel_size_A` with `binning`.",
+            parameter=("voxel_size_A", "binning"),
+        )
+    table = table.copy()
+    for axis in "xyz":
+        table[axis] = (table[axis] + 0.5) / binning - 0.5
+    return table, voxel_size_A * binning
 
-    Parameters
-    ----------
-    voxel_size_A : Å per coordinate unit, where the source does not record it.
-    binning : write coordinates on a grid binned by this factor (block binning:
-        (x + ½)/b − ½), voxel size × b.
-    tomo_name : keep only this tomogram's rows.
-    tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates.
-    drop_orientations : allow writing a format that holds no orientation.
 
-    Returns
-    -------
-    dict with ``n`` (particles written), ``voxel_size_A`` and ``dropped`` (list of str).
-    """
-    source, target = _location(source), _location(target)
-    src_fmt, dst_fmt = _format(source), _format(target)
-    table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
-    if tomo_name is not None:
-        table = select_tomogram(table, tomo_name, str(source), explicit=True)
-    voxel = recorded_voxel_size(table) or voxel_size_A
-    if binning is not None:
-        if binning <= 0:
-            raise ParameterError(f"`binning` must be positive, got {binning}.", parameter="binning")
-        if voxel is None:
-            raise ParameterError(
-                f"{source} records no voxel size; give `voxel_size_A` with `binning`.",
-                parameter=("voxel_size_A", "binning"),
-            )
-        # block binning: voxel i of the fine grid is at (i + ½)/b − ½ of the coarse one
-        for axis in "xyz":
-            table[axis] = (table[axis] + 0.5) / binning - 0.5
-        voxel = voxel * binning
+def _fitted(table, voxel, source, target, dst_fmt, drop_orientations: bool) -> tuple:
+    """The table as the target format can hold it, and what it had to drop (list of
+    str); refused where dropping would lose what the user did not allow to lose
+    (orientations, the voxel size a format needs, the tomogram of each row)."""
     dropped = []
     has_angles = {"rot", "tilt", "psi"} <= set(table)
     if has_angles and not dst_fmt.holds_orientations:
@@ -116,7 +94,53 @@ def convert_particles(
             "choose one with `tomo_name`.",
             parameter="tomo_name",
         )
+    return table, dropped
+
+
+def convert_particles(
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    voxel_size_A: float | None = None,
+    binning: float | None = None,
+    tomo_name: str | None = None,
+    tomogram_shape_zyx=None,
+    tomograms=None,
+    drop_orientations: bool = False,
+) -> dict:
+    """Convert ``source`` into ``target`` (formats from the suffixes), with its
+    provenance record (none for a copick location).
+
+    Parameters
+    ----------
+    voxel_size_A : Å per coordinate unit, where the source does not record it.
+    binning : write coordinates on a grid binned by this factor (block binning:
+        (x + ½)/b − ½), voxel size × b.
+    tomo_name : keep only this tomogram's rows.
+    tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates.
+    drop_orientations : allow writing a format that holds no orientation.
+
+    Returns
+    -------
+    dict with ``n`` (particles written), ``voxel_size_A`` and ``dropped`` (list of str).
+    """
+    source, target = _location(source), _location(target)
+    src_fmt, dst_fmt = _format(source), _format(target)
+    table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
+    if tomo_name is not None:
+        table = select_tomogram(table, tomo_name, str(source), explicit=True)
+    voxel = recorded_voxel_size(table) or voxel_size_A
+    if binning is not None:
+        table, voxel = _binned(table, voxel, binning, source)
+    table, dropped = _fitted(table, voxel, source, target, dst_fmt, drop_orientations)
     write_particles(target, table, voxel, tomogram_shape_zyx)
+    if not is_copick_location(target):  # a copick project has no place for a sidecar
+        write_provenance(
+            target,
+            "convert",
+            {"tomo_name": tomo_name, "voxel_size": voxel_size_A, "binning": binning},
+            [source],
+            extra={"n": len(table), "dropped": dropped},
+        )
     return {
         "n": len(table),
         "voxel_size_A": voxel,

@@ -146,10 +146,20 @@ class AnnotateWidget(QWidget):
         box, layout = QGroupBox("3. Train"), QVBoxLayout()
         row = QHBoxLayout()
         self.epochs_edit = QSpinBox(minimum=1, maximum=500, value=20)
+        # networks per feature: more than one is an ensemble, whose spread guides the
+        # tile suggestions (train --ensemble)
+        self.members_edit = QSpinBox(minimum=1, maximum=8, value=1)
         train, cancel = QPushButton("Train"), QPushButton("Cancel")
         train.clicked.connect(lambda: self.train())
         cancel.clicked.connect(self.cancel)
-        for widget in (QLabel("Epochs"), self.epochs_edit, train, cancel):
+        for widget in (
+            QLabel("Epochs"),
+            self.epochs_edit,
+            QLabel("Networks"),
+            self.members_edit,
+            train,
+            cancel,
+        ):
             row.addWidget(widget)
         self.progress = QProgressBar()
         self.status = QLabel("")
@@ -188,7 +198,7 @@ class AnnotateWidget(QWidget):
         apply_button = QPushButton("Apply all models to the tomogram")
         apply_button.clicked.connect(lambda: self.apply())
         self.thresholds_edit = QLineEdit("")
-        self.thresholds_edit.setPlaceholderText("membrane=0.7, blob=0.8 (default 1.0)")
+        self.thresholds_edit.setPlaceholderText("membrane=0.7 (default: as measured in training)")
         self.erasers_edit = QLineEdit("")
         merge = QPushButton("Merge")
         merge.clicked.connect(lambda: self.merge(self._thresholds(), self._erasers()))
@@ -510,20 +520,23 @@ class AnnotateWidget(QWidget):
         self.loss_image.setMinimumHeight(height)
         self.loss_image.setPixmap(QPixmap.fromImage(qimage))  # copies the pixels
 
-    def train(self, epochs: int | None = None, validation: float = 0.0):
-        """Train the current feature's network from its saved training set in a worker.
+    def train(self, epochs: int | None = None, validation: float = 0.1, members: int | None = None):
+        """Train the current feature's network (or an ensemble of ``members``) from its
+        saved training set in a worker, as ``train`` does: ``validation`` of the boxes
+        held out to measure the threshold, which then becomes the preview's.
 
         Returns the worker (``finished`` when done), or None after a notification.
         """
         from ..interactive.steps import train_model
-        from ..segment.trainset import load_training_set
 
         feature = self.feature
         trainset_path = self.save_annotation()
         if trainset_path is None:
             return None
         epochs = epochs or self.epochs_edit.value()
+        members = members or self.members_edit.value()
         output = self.folder / f"{feature}.tsm"
+        said = []  # the training's warnings, shown when it is done
         self.losses = []
         self.loss_image.clear()
         plot, history = LossPlot(), []  # drawn in the worker, shown by _on_epoch
@@ -537,18 +550,25 @@ class AnnotateWidget(QWidget):
 
         def work():
             return train_model(
-                load_training_set(trainset_path),
+                trainset_path,
                 output,
                 epochs=epochs,
                 validation=validation,
+                members=members,
                 on_epoch=epoch_done,
-                inputs=[trainset_path],
+                say=said.append,
             )
 
         def done(model):
             self.models[feature] = output
             self.trained = model
-            self.status.setText(f"trained {feature}: loss {self.losses[-1]['train_loss']:.3f}")
+            self.threshold_slider.setValue(round(100 * model.threshold))  # as measured
+            self.status.setText(
+                f"trained {feature}: loss {self.losses[-1]['train_loss']:.3f}, "
+                f"threshold {model.threshold:g}"
+            )
+            for message in said:
+                self.notify(message, error=False)
             self._add_choice(feature)
 
         # the first optimiser imports torch._dynamo (torch._compile._disable_dynamo)
@@ -571,7 +591,7 @@ class AnnotateWidget(QWidget):
         or above the threshold, on those slices (stepping through them needs no new
         preview).  The displayed slice is shown first (within the preview's second),
         the neighbours when they are done.  Returns the worker or None."""
-        from ..interactive.steps import preview_slices
+        from ..interactive.steps import preview_slices, preview_with_spread
         from ..segment.modelfile import load_model
 
         feature = feature or self.feature
@@ -584,20 +604,21 @@ class AnnotateWidget(QWidget):
 
         def work():
             model = load_model(model_path)
-            if n == 0:
-                return preview_slices(model, volume, z)
-            self._signals.previewed.emit(feature, z, preview_slices(model, volume, z))
-            if self._cancel.is_set():
-                raise Cancelled("preview")
-            return preview_slices(model, volume, z, neighbours=n)
+            if n > 0:
+                self._signals.previewed.emit(feature, z, preview_slices(model, volume, z))
+                if self._cancel.is_set():
+                    raise Cancelled("preview")
+            return preview_with_spread(model, volume, z, neighbours=n)
 
-        def done(answers):
-            self._on_preview(feature, max(0, z - n), answers)  # clipped at the volume's ends
+        def done(answers_spread):
+            answers, spread = answers_spread
+            self._on_preview(feature, max(0, z - n), answers, spread)  # clipped at the ends
 
         return self._start(work, done, f"preview of slice {z}")
 
-    def _on_preview(self, feature: str, z0: int, answers: np.ndarray) -> None:
+    def _on_preview(self, feature: str, z0: int, answers: np.ndarray, spread=None) -> None:
         self.preview_map = (feature, z0, answers)
+        self.preview_spread = spread  # an ensemble's spread on the same slices, else None
         self._show_threshold()
         self.status.setText(
             f"preview of {feature} on slices {z0}–{z0 + len(answers) - 1}"
@@ -629,9 +650,9 @@ class AnnotateWidget(QWidget):
 
     def suggest_tiles(self, count: int = 5):
         """Points on the displayed slice (else the centre of the previewed ones) where
-        the network is least sure: the next boxes to annotate
-        (:func:`tomoscribe.interactive.suggest.suggest_tiles`)."""
-        from ..interactive.suggest import near_threshold, suggest_tiles
+        the network is least sure (an ensemble: where its networks disagree most): the
+        next boxes to annotate (:func:`tomoscribe.interactive.steps.uncertain_tiles`)."""
+        from ..interactive.steps import uncertain_tiles
 
         if getattr(self, "preview_map", None) is None:
             self.notify("preview a slice first.")
@@ -647,8 +668,15 @@ class AnnotateWidget(QWidget):
         )
         placed = np.vstack([positives, negatives])
         placed = placed[np.round(placed[:, 0]) == z][:, 1:]
-        uncertainty = near_threshold(self.previewed(z), self.threshold)
-        centres = suggest_tiles(uncertainty, self.tile_edit.value(), count, avoid_yx=placed)
+        spread = getattr(self, "preview_spread", None)
+        centres = uncertain_tiles(
+            self.previewed(z),
+            self.threshold,
+            self.tile_edit.value(),
+            count,
+            avoid_yx=placed,
+            spread=None if spread is None else spread[z - z0],
+        )
         points = np.column_stack([np.full(len(centres), z), centres])
         name = f"{feature} suggested boxes"
         if self._layer(name) is not None:
@@ -694,10 +722,18 @@ class AnnotateWidget(QWidget):
             with observe(self._report):
                 return apply_models(tomogram, models, out_dir, voxel_size_A=voxel)
 
-        def done(paths):
-            for feature, path in zip(features, paths):
-                self.maps[feature] = path
-            self.status.setText(f"wrote {len(paths)} maps to {out_dir}")
+        def done(written):
+            for item in written:
+                self.maps[item.model.feature] = item.path
+                if item.warning:
+                    self.notify(item.warning, error=False)
+            self.status.setText(
+                f"wrote {len(written)} maps to {out_dir}: "
+                + ", ".join(
+                    f"{item.model.feature} {100 * item.marked_fraction:.2f}% marked"
+                    for item in written
+                )
+            )
 
         return self._start(work, done, "applying")
 
@@ -709,7 +745,7 @@ class AnnotateWidget(QWidget):
                 try:
                     out[name.strip()] = float(value)
                 except ValueError:
-                    out[name.strip()] = float("nan")  # refused by merge_weights
+                    out[name.strip()] = float("nan")  # refused by merge_from_files
         return out
 
     def _erasers(self) -> list[str]:

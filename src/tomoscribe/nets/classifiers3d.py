@@ -200,7 +200,10 @@ ARCHITECTURES = (
         "dsrf3d",
         "classifier",
         _checked(DSRF3D),
-        Contract(),
+        # Without normalisation most of its ReLUs die in the first Adam steps at 0.001 on
+        # sets of hundreds of noisy subtomograms, leaving it at chance; at 0.0001 it
+        # learns (docs/performance.md).
+        Contract(adam_learning_rate=0.0001),
         "Xu et al. 2017: deep small receptive fields, two 512-wide layers",
     ),
     Architecture(

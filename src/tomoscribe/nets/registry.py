@@ -45,6 +45,9 @@ class Contract:
     fft_convolutions : bool
         The network has ``conv_mode`` ("direct" or "fft"); training on CPUs switches it
         to "fft" (the same numbers, several times faster).
+    adam_learning_rate : float or None
+        The learning rate a classifier trains at with Adam unless told (None: the
+        training's default, 0.001).
     """
 
     output_stride: int = 1
@@ -52,6 +55,7 @@ class Contract:
     receptive_radius: int = 0
     initialise: Callable | None = None
     fft_convolutions: bool = False
+    adam_learning_rate: float | None = None
 
 
 @dataclass(frozen=True)

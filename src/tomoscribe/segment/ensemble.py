@@ -320,7 +320,9 @@ def tiles_to_annotate_next(
     Parameters
     ----------
     spread : float array (ny, nx)
-        The members' standard deviation on one slice (normalised units).
+        The members' standard deviation on one slice (normalised units), or any
+        non-negative map that is high where the network is unsure
+        (:func:`tomoscribe.interactive.suggest.near_threshold`).
     tile : int
         Tile edge (pixels); tiles are scored on a grid of half a tile.
     count : int
@@ -337,6 +339,8 @@ def tiles_to_annotate_next(
     spread = np.asarray(spread, np.float32)
     if spread.ndim != 2:
         raise ParameterError("give one slice (a 2D map) of the spread to rank tiles on.")
+    if not np.isfinite(spread).all() or (spread < 0).any():
+        raise ParameterError("the spread (uncertainty) map must be finite and non-negative.")
     half = max(1, tile // 2)
     ny, nx = spread.shape
     scored = []

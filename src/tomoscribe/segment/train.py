@@ -138,22 +138,61 @@ def train_feature(
     dev = resolve_device(device)
     generator = seeded_generator(params.seed)
     network = _starting_network(spec, params, generator, dev)
-    stride = spec.contract.output_stride
+    tiles, targets, train_idx, val_idx = _training_data(trainset, spec, params)
+    optimiser = make_optimiser(
+        network.parameters(), params.optimizer, params.learning_rate, params.momentum
+    )
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay_per_epoch)
+    one_epoch = _epoch_of(
+        network, optimiser, scheduler, (tiles, targets, train_idx, val_idx), params, generator, dev
+    )
+    first_epoch, history, save = _checkpointing(
+        checkpoint, trainset, spec, params, dev, (network, optimiser, scheduler, generator)
+    )
 
+    def after_epoch(epochs_done: int, history: list) -> None:
+        if save is not None:
+            save(epochs_done, history)  # first: a cancel from on_epoch keeps the epoch
+        if on_epoch is not None:
+            on_epoch(dict(history[-1]))
+
+    history = run_epochs(
+        params.epochs,
+        one_epoch,
+        loss_key="train_loss",
+        first_epoch=first_epoch,
+        history=history,
+        label=f"training {trainset.metadata.get('feature', '')}",
+        show_progress=show_progress,
+        after_epoch=after_epoch,
+        on_divergence=lambda: _drop(checkpoint),
+    )
+    _drop(checkpoint)
+    return _finished_model(
+        network, spec, params, trainset, tiles, targets, dev, history, len(train_idx), len(val_idx)
+    )
+
+
+def _training_data(trainset: TrainingSet, spec: ArchitectureSpec, params: TrainParams):
+    """(tiles with the network's context slices, masks shrunk to its output grid,
+    training indices, validation indices: whole boxes held out)."""
     k, K = spec.context_slices, trainset.context_slices
     tiles = torch.from_numpy(np.ascontiguousarray(trainset.tiles[:, K - k : K + k + 1]))
-    targets = shrink_masks(torch.from_numpy(trainset.masks), stride)
+    targets = shrink_masks(torch.from_numpy(trainset.masks), spec.contract.output_stride)
     train_idx, val_idx = (
         np.flatnonzero(m)
         for m in split_by_source(trainset, params.validation_fraction, params.seed)
     )
     if len(train_idx) == 0:
         raise ParameterError("the validation fraction leaves no tiles to train on.")
+    return tiles, targets, train_idx, val_idx
 
-    optimiser = make_optimiser(
-        network.parameters(), params.optimizer, params.learning_rate, params.momentum
-    )
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=params.lr_decay_per_epoch)
+
+def _epoch_of(network, optimiser, scheduler, data, params: TrainParams, generator, dev):
+    """One epoch as a function of its number (for :func:`run_epochs`): shuffled batches
+    of the training tiles, each a step on log(MSE) + L1 weight decay, the learning rate
+    decayed, the validation loss measured; returns the epoch's record."""
+    tiles, targets, train_idx, val_idx = data
     weights = [p for name, p in network.named_parameters() if name.endswith("weight")]
 
     def one_epoch(epoch: int) -> dict:
@@ -181,31 +220,7 @@ def train_feature(
             "seconds": time.perf_counter() - started,
         }
 
-    first_epoch, history, save = _checkpointing(
-        checkpoint, trainset, spec, params, dev, (network, optimiser, scheduler, generator)
-    )
-
-    def after_epoch(epochs_done: int, history: list) -> None:
-        if save is not None:
-            save(epochs_done, history)  # first: a cancel from on_epoch keeps the epoch
-        if on_epoch is not None:
-            on_epoch(dict(history[-1]))
-
-    history = run_epochs(
-        params.epochs,
-        one_epoch,
-        loss_key="train_loss",
-        first_epoch=first_epoch,
-        history=history,
-        label=f"training {trainset.metadata.get('feature', '')}",
-        show_progress=show_progress,
-        after_epoch=after_epoch,
-        on_divergence=lambda: _drop(checkpoint),
-    )
-    _drop(checkpoint)
-    return _finished_model(
-        network, spec, params, trainset, tiles, targets, dev, history, len(train_idx), len(val_idx)
-    )
+    return one_epoch
 
 
 def _checkpointing(

@@ -535,6 +535,29 @@ def _check_arrays(path: Path, arrays: dict) -> None:
         raise InputFileError(f"{path} has arrays of unexpected types ({kinds}); rebuild it.")
 
 
+def _how_they_differ(first_set: TrainingSet, trainset: TrainingSet) -> str | None:
+    """What makes ``trainset``'s tiles mean something else than ``first_set``'s to one
+    network (feature, voxel size beyond 0.5%, tile size or context, preprocessing), or
+    None."""
+    first, meta = first_set.metadata, trainset.metadata
+    if meta.get("feature") != first.get("feature"):
+        return f"features ({first.get('feature')!r} and {meta.get('feature')!r})"
+    if not np.allclose(meta["voxel_size_A"], first["voxel_size_A"], rtol=5e-3):
+        return f"voxel sizes ({first['voxel_size_A'][0]:g} and {meta['voxel_size_A'][0]:g} Å)"
+    if trainset.tiles.shape[1:] != first_set.tiles.shape[1:]:
+        return (
+            f"tile sizes or context slices ({tuple(first_set.tiles.shape[1:])} and "
+            f"{tuple(trainset.tiles.shape[1:])})"
+        )
+    if (
+        meta.get("preprocessing")
+        and first.get("preprocessing")
+        and meta["preprocessing"] != first["preprocessing"]
+    ):
+        return "preprocessing (band-pass, normalisation or binning)"
+    return None
+
+
 def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = None) -> TrainingSet:
     """One training set from several of the same feature (e.g. one per tomogram).
 
@@ -562,30 +585,11 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
     names = list(names) if names is not None else [f"set {i + 1}" for i in range(len(sets))]
     if len(sets) == 1:
         return sets[0]
-    first, first_name = sets[0].metadata, names[0]
     for trainset, name in zip(sets[1:], names[1:]):
-        meta = trainset.metadata
-        differs = None
-        if meta.get("feature") != first.get("feature"):
-            differs = f"features ({first.get('feature')!r} and {meta.get('feature')!r})"
-        elif not np.allclose(meta["voxel_size_A"], first["voxel_size_A"], rtol=5e-3):
-            differs = (
-                f"voxel sizes ({first['voxel_size_A'][0]:g} and {meta['voxel_size_A'][0]:g} Å)"
-            )
-        elif trainset.tiles.shape[1:] != sets[0].tiles.shape[1:]:
-            differs = (
-                f"tile sizes or context slices ({tuple(sets[0].tiles.shape[1:])} and "
-                f"{tuple(trainset.tiles.shape[1:])})"
-            )
-        elif (
-            meta.get("preprocessing")
-            and first.get("preprocessing")
-            and meta["preprocessing"] != first["preprocessing"]
-        ):
-            differs = "preprocessing (band-pass, normalisation or binning)"
+        differs = _how_they_differ(sets[0], trainset)
         if differs:
             raise ParameterError(
-                f"{first_name} and {name} differ in {differs}; only training "
+                f"{names[0]} and {name} differ in {differs}; only training "
                 "sets made alike can train one network."
             )
     sources, offset = [], 0
@@ -595,7 +599,7 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
     from ..core.acquisition import pooled_acquisition
     from .painted_size import pool
 
-    metadata = dict(first)
+    metadata = dict(sets[0].metadata)
     metadata.update(
         {
             "painted_size": pool([s.metadata.get("painted_size") for s in sets]),

@@ -148,7 +148,7 @@ def training_set_from_files(
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD
     contours, and write the training set to ``output``.
 
-    Over 80 lines only by its parameter descriptions (the code is under 60).
+    Over 80 lines only by its parameter descriptions (the code is 65).
 
     Parameters
     ----------
@@ -186,9 +186,14 @@ def training_set_from_files(
             "give exactly one of `painted` or `contours` for the masks.",
             parameter=["painted", "contours"],
         )
+    if (other_tomogram is None) != (other_negatives is None):
+        raise ParameterError(
+            "give `other_tomogram` and `other_negatives` together (boxes in that tomogram).",
+            parameter=["other_tomogram", "other_negatives"],
+        )
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume(tomogram, voxel_size_A)
-    boxes = read_boxes(tomogram, boxes, positives, negatives, tomo_name)
+    used = read_boxes(tomogram, boxes, positives, negatives, tomo_name)
     if painted is not None:
         labels = read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
@@ -197,20 +202,20 @@ def training_set_from_files(
         marked = data != 0 if painted_value is None else data == painted_value
         painted_size = painted_component_sizes(marked, labels.pixel_size_A)
         if from_mask is not None:
-            boxes = _with_mask_boxes(boxes, marked, volume, from_mask, tile, seed)
+            used = _with_mask_boxes(used, marked, volume, from_mask, tile, seed)
     else:
         painted_size = None  # contours on slices give no 3D size
         drawn = read_imod_contours(contours, objects or None)
         if not drawn:
             raise AnnotationError(f"{contours} has no closed contours with 3 or more points.")
         masks = contour_mask_source(drawn, volume.shape)
-        boxes = Boxes(np.vstack([boxes.positive, contour_box_centres(drawn, tile)]), boxes.negative)
+        used = Boxes(np.vstack([used.positive, contour_box_centres(drawn, tile)]), used.negative)
     record = read_provenance(tomogram) or {}
     tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
     result = build_training_set(
         volume,
-        boxes.positive,
-        boxes.negative,
+        used.positive,
+        used.negative,
         masks,
         feature,
         annotator,
@@ -226,18 +231,47 @@ def training_set_from_files(
     )
     if painted_size is not None:
         result.metadata["painted_size"] = painted_size
-    if (other_tomogram is None) != (other_negatives is None):
-        raise ParameterError(
-            "give `other_tomogram` and `other_negatives` together (boxes in that tomogram).",
-            parameter=["other_tomogram", "other_negatives"],
-        )
     if other_tomogram is not None:
         result = _with_other_negatives(
             result, other_tomogram, other_negatives, record, voxel_size_A, tilt, seed
         )
     result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A, tilt.to_record))
     save_training_set(output, result)
-    return result, boxes, tilt
+    files = [tomogram, painted, contours, boxes, positives, negatives]
+    files += [other_tomogram, other_negatives]
+    record_training_set(output, result, files, balance=balance, from_mask=from_mask)
+    return result, used, tilt
+
+
+def record_training_set(
+    output: Path,
+    trainset: TrainingSet,
+    inputs,
+    *,
+    balance: bool = True,
+    from_mask: tuple[int, int] | None = None,
+) -> Path:
+    """Write the provenance record of a training set file (``trainset``'s, the napari
+    plugin's alike): its parameters read back from the set's metadata, and the
+    fingerprints of ``inputs`` (paths; None entries are skipped)."""
+    meta = trainset.metadata
+    augmentation = meta["augmentation"]
+    return write_provenance(
+        output,
+        "trainset",
+        {
+            "feature": meta["feature"],
+            "tile": meta["tile_size"],
+            "context": meta["context_slices"],
+            "seed": augmentation["seed"],
+            "balance": balance,
+            "negative_copies": augmentation["negative_copies"],
+            "augment": augmentation["method"],
+            "tilt_range_deg": list(augmentation["tilt_range_deg"]),
+            "from_mask": list(from_mask) if from_mask is not None else None,
+        },
+        [p for p in inputs if p],
+    )
 
 
 @dataclass(frozen=True)
@@ -533,8 +567,10 @@ def train_from_files(
     device: str = "auto",
     show_progress: bool = False,
     say=lambda message: None,
+    on_epoch=None,
 ):
-    """Train, check and calibrate one feature's network or ensemble and write it.
+    """Train, check and calibrate one feature's network or ensemble and write it, with
+    its provenance record.
 
     Parameters
     ----------
@@ -542,6 +578,8 @@ def train_from_files(
     spec, params : ArchitectureSpec and TrainParams
     members : K networks from seeds ``params.seed + k`` (ignored with ``per_set``)
     say : receives one sentence per retried or dropped member and per warning
+    on_epoch : called with each epoch's record (every member's); may raise
+        :class:`~tomoscribe.progress.Cancelled` (the napari plugin's loss curve)
 
     Each member keeps a per-epoch checkpoint beside ``output`` while it trains
     (:func:`member_checkpoint`), under ``output``'s lock; a killed run resumes.
@@ -560,6 +598,7 @@ def train_from_files(
     from .train import train_feature
     from .trainset import load_training_set
 
+    check_outputs([output, sidecar_path(output)], inputs=training_sets)  # before training
     sets = [load_training_set(path) for path in training_sets]
     if per_set:
         if len(sets) < 2:
@@ -583,6 +622,7 @@ def train_from_files(
             device=device,
             show_progress=show_progress,
             checkpoint=member_checkpoint(output, member),
+            on_epoch=on_epoch,
         )
 
     with output_lock(output):  # one training per model file; its checkpoints beside it
@@ -590,7 +630,31 @@ def train_from_files(
             sets, spec, params, members, per_set, train, say, [str(p) for p in training_sets]
         )
         save_model(output, model)
+    _record_model(output, model, spec, params, training_sets, members, per_set)
     return model
+
+
+def _record_model(output, model, spec, params, training_sets, members, per_set) -> None:
+    """The provenance record of a model file ``train_from_files`` wrote."""
+    ensemble = model.metadata["ensemble"]
+    write_provenance(
+        output,
+        "train",
+        {
+            "architecture": spec.as_dict(),
+            **params.__dict__,
+            "ensemble": members,
+            "per_set": per_set,
+        },
+        list(training_sets),
+        extra={
+            "amplitude": ensemble["mean_amplitude"],
+            "final": model.metadata["training"]["history"][-1],
+            "threshold": model.threshold,
+            "held_out_dice": model.metadata["calibration"]["dice_at_threshold"],
+            "members_kept": ensemble["members_kept"],
+        },
+    )
 
 
 @dataclass
@@ -737,7 +801,40 @@ def segment_from_files(
                     overmarking(row[i].name, model, fraction),
                 )
             )
+            _record_map(results[-1], options)
     return results
+
+
+def _record_map(item: SegmentedMap, options: dict) -> None:
+    """The provenance records of one map ``segment_from_files`` wrote (and its spread)."""
+    model = item.model
+    parameters = {
+        "feature": model.feature,
+        "rescale": options.get("rescale", False),
+        "amplitude": model.amplitude,
+        "precision": options.get("precision", "fp32"),
+        "engine": options.get("engine", "auto"),
+        "architecture": model.spec.as_dict(),
+        "members": len(model.members),
+    }
+    inputs = [item.tomogram, item.model_path]
+    extra = {
+        "feature": model.feature,
+        "painted_size": model.metadata.get("painted_size"),
+        "threshold": model.threshold,
+        "marked_fraction": item.marked_fraction,
+        "annotated_fraction": model.metadata.get("annotated_fraction"),
+        **carried_acquisition([item.tomogram]),
+    }
+    write_provenance(item.path, "segment", parameters, inputs, extra)
+    if item.spread_path is not None:
+        write_provenance(
+            item.spread_path,
+            "segment",
+            {**parameters, "map": "spread"},
+            inputs,
+            {"feature": model.feature, "spread_of": item.path.name},
+        )
 
 
 @dataclass
@@ -776,22 +873,26 @@ def merge_from_files(
     *,
     names: list[str] | None = None,
     threshold: float | None = None,
+    thresholds: dict[str, float] | None = None,
     weights: dict[str, float] | None = None,
     erasers: tuple[str, ...] = (),
     overwrite: bool = False,
     show_progress: bool = False,
 ) -> Merged:
     """Merge per-feature maps into a uint8 label map with its legend (painted sizes
-    carried from the maps' models).
+    carried from the maps' models) and its provenance record.
 
-    Each feature's threshold is ``threshold`` when given, else the one its map records
-    (its model's calibrated threshold, :mod:`~tomoscribe.segment.calibrate`), else 1.0;
-    see :func:`~tomoscribe.segment.merge.merge_into` for the competition.
+    Each feature's threshold is ``thresholds[feature]`` or ``threshold`` when given, else
+    the one its map records (its model's calibrated threshold,
+    :mod:`~tomoscribe.segment.calibrate`), else 1.0; see
+    :func:`~tomoscribe.segment.merge.merge_into` for the competition.
 
     Raises
     ------
     ParameterError
-        ``names`` not one per map, a map recording no feature, ``weights`` naming no map.
+        ``names`` not one per map, a map recording no feature, ``weights`` or
+        ``thresholds`` naming no map, a threshold that is not a positive number, an
+        ensemble's spread among the maps, maps of different tilt series.
     """
     from ..core.legend import Legend, write_legend
     from ..io import create_volume
@@ -799,30 +900,16 @@ def merge_from_files(
     from .merge import merge_into
     from .painted_size import legend_with_sizes
 
+    acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     volumes = [read_volume(p) for p in maps]
-    for path in maps:
-        if ((read_provenance(path) or {}).get("parameters") or {}).get("map") == "spread":
-            raise ParameterError(
-                f"{path} is an ensemble's spread, not a feature's map; leave it out of the merge."
-            )
-    if names:
-        if len(names) != len(maps):
-            raise ParameterError(
-                f"`names` lists {len(names)} names for {len(maps)} maps.", parameter="names"
-            )
-        features = list(names)
-    else:
-        features = [map_feature(p) for p in maps]
-    weights = dict(weights or {})
-    unknown = set(weights) - set(features)
-    if unknown:
-        raise ParameterError(
-            f"`weights` names {sorted(unknown)} are not among {features}.", parameter="weights"
-        )
-    if threshold is not None:
-        chosen = [(float(threshold), "given")] * len(maps)
-    else:
-        chosen = [map_threshold(p) for p in maps]
+    features = _map_features(maps, names)
+    weights = _per_feature(weights, features, "weights")
+    given = _per_feature(thresholds, features, "thresholds")
+    if threshold is not None:  # one for all, less those given per feature
+        given = {**{f: float(threshold) for f in features}, **given}
+    chosen = [
+        (given[f], "given") if f in given else map_threshold(p) for f, p in zip(features, maps)
+    ]
     check_free_space(output, int(np.prod(volumes[0].shape)))  # uint8 labels
     with create_volume(
         output,
@@ -844,4 +931,55 @@ def merge_from_files(
         )
         legend = legend_with_sizes(legend, features, maps)
         write_legend(output, legend)
-    return Merged(legend, features, [t for t, _ in chosen], [s for _, s in chosen])
+    merged = Merged(legend, features, [t for t, _ in chosen], [s for _, s in chosen])
+    write_provenance(
+        output,
+        "merge",
+        {
+            "features": features,
+            "threshold": threshold,
+            "thresholds": dict(zip(features, merged.thresholds)),
+            "threshold_from": dict(zip(features, merged.threshold_from)),
+            "weights": weights,
+            "erasers": list(erasers),
+        },
+        list(maps),
+        extra={"legend": legend.as_dict(), **acquisition},
+    )
+    return merged
+
+
+def _map_features(maps: list[Path], names: list[str] | None) -> list[str]:
+    """The feature of each map: ``names`` (one per map), else as ``segment`` recorded;
+    an ensemble's spread is refused."""
+    for path in maps:
+        if ((read_provenance(path) or {}).get("parameters") or {}).get("map") == "spread":
+            raise ParameterError(
+                f"{path} is an ensemble's spread, not a feature's map; leave it out of the merge."
+            )
+    if not names:
+        return [map_feature(p) for p in maps]
+    if len(names) != len(maps):
+        raise ParameterError(
+            f"`names` lists {len(names)} names for {len(maps)} maps.", parameter="names"
+        )
+    return list(names)
+
+
+def _per_feature(values: dict | None, features: list[str], parameter: str) -> dict:
+    """``values`` (feature → positive number), refused when it names a feature that is
+    not merged or holds anything but a positive finite number."""
+    values = dict(values or {})
+    unknown = set(values) - set(features)
+    if unknown:
+        raise ParameterError(
+            f"`{parameter}` names {sorted(unknown)} are not among {features}.",
+            parameter=parameter,
+        )
+    for name, value in values.items():
+        if not (np.isfinite(value) and value > 0):
+            raise ParameterError(
+                f"`{parameter}` of {name!r} must be a positive, finite number, got {value}.",
+                parameter=parameter,
+            )
+    return {name: float(value) for name, value in values.items()}

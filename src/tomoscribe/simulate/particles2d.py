@@ -65,6 +65,20 @@ def _junk(count: int, box: int, radius_px: float, mass: float, rng) -> np.ndarra
     return out
 
 
+def _imaged(clean, psi, shift, defocus_um, pixel_size_A: float, optics) -> np.ndarray:
+    """The clean images turned by ``psi`` (degrees), shifted by ``shift`` (pixels) and
+    filtered by each one's CTF (``defocus_um``; ``optics`` = voltage kV, Cs mm,
+    amplitude contrast), in batches of 2048; float32 like ``clean``."""
+    box = clean.shape[-1]
+    signal = np.empty_like(clean)
+    for i in range(0, len(clean), 2048):
+        part = slice(i, i + 2048)
+        turned = transform(torch.as_tensor(clean[part]), psi[part], shift[part]).numpy()
+        ctf = ctf_2d_particles(box, pixel_size_A, defocus_um[part], None, None, *optics)
+        signal[part] = np.fft.irfft2(np.fft.rfft2(turned) * ctf, s=(box, box))
+    return signal
+
+
 def simulate_particle_stack(
     n_particles: int = 600,
     box: int = 64,
@@ -120,14 +134,9 @@ def simulate_particle_stack(
     real = ~junk
     clean[real] = views[structure_id[real] - 1, view[real]]
     clean[junk] = _junk(int(junk.sum()), box, radius_px, float(views.sum((2, 3)).mean()), rng)
-    signal = np.empty_like(clean)
-    for i in range(0, n_particles, 2048):
-        part = slice(i, i + 2048)
-        turned = transform(torch.as_tensor(clean[part]), psi[part], shift[part]).numpy()
-        ctf = ctf_2d_particles(
-            box, pixel_size_A, defocus[part], None, None, voltage_kV, cs_mm, amplitude_contrast
-        )
-        signal[part] = np.fft.irfft2(np.fft.rfft2(turned) * ctf, s=(box, box))
+    signal = _imaged(
+        clean, psi, shift, defocus, pixel_size_A, (voltage_kV, cs_mm, amplitude_contrast)
+    )
     y, x = np.mgrid[:box, :box] - box // 2
     disc = x**2 + y**2 <= min(radius_px, box / 2) ** 2
     variance = signal[real][:, disc].var() if real.any() else signal[:, disc].var()
@@ -144,22 +153,26 @@ def simulate_particle_stack(
             "defocus_um": defocus,
         }
     )
-    ctf_table = pd.DataFrame(
+    return {
+        "images": images.astype(np.float32),
+        "truth": truth,
+        "projections": views,
+        "ctf": _ctf_table(defocus, voltage_kV, cs_mm, amplitude_contrast),
+    }
+
+
+def _ctf_table(defocus_um, voltage_kV: float, cs_mm: float, amplitude_contrast: float):
+    """The stack's CTF parameters, one row per particle (no astigmatism)."""
+    return pd.DataFrame(
         {
-            "defocus_u_um": defocus,
-            "defocus_v_um": defocus,
-            "astigmatism_deg": np.zeros(n_particles),
+            "defocus_u_um": defocus_um,
+            "defocus_v_um": defocus_um,
+            "astigmatism_deg": np.zeros(len(defocus_um)),
             "voltage_kV": voltage_kV,
             "cs_mm": cs_mm,
             "amplitude_contrast": amplitude_contrast,
         }
     )
-    return {
-        "images": images.astype(np.float32),
-        "truth": truth,
-        "projections": views,
-        "ctf": ctf_table,
-    }
 
 
 def write_particle_stack(folder, simulation: dict, pixel_size_A: float) -> dict:

@@ -171,6 +171,28 @@ def noise_gain(shape, angles, nz: int, rng: np.random.Generator, repeats: int = 
     return float(np.mean(values))
 
 
+def _add_noise(
+    volumes: list, empty: list[bool], empty_var: float, gain, geometry, params
+) -> list[float]:
+    """Noise for the requested SNR added to each clean subtomogram in ``volumes`` (in
+    place): white noise on the tilt series' geometry, back-projected like the signal,
+    its level from the subtomogram's own variance (the empty class: ``empty_var``, the
+    median of the others).  Returns the noise sigmas (0 without an SNR)."""
+    if params.snr is None:
+        return [0.0] * len(volumes)
+    noise_rng = np.random.default_rng(
+        params.noise_seed if params.noise_seed is not None else params.seed + 1_000_003
+    )
+    sigmas = []
+    for i, clean in enumerate(volumes):
+        var = empty_var if empty[i] else float(clean.var())
+        sigma = math.sqrt(var / (params.snr * gain))
+        noise = noise_rng.normal(0.0, sigma, geometry[0]).astype(np.float32)
+        volumes[i] = clean + weighted_back_projection(noise, geometry[1], params.box)
+        sigmas.append(sigma)
+    return sigmas
+
+
 def simulate_subtomograms(
     structures: list[str],
     n_per_class: int,
@@ -208,12 +230,9 @@ def simulate_subtomograms(
         boxes[name] = template_in_box(volume, params.voxel_size_A, params.box)
     class_names = list(structures) + ([EMPTY] if params.include_empty else [])
 
-    volumes, labels, rotations, shifts, sigmas, masks = [], [], [], [], [], []
-    gain = None
+    volumes, labels, rotations, shifts, masks = [], [], [], [], []
+    gain, geometry = None, None
     signal_vars = []
-    noise_rng = np.random.default_rng(
-        params.noise_seed if params.noise_seed is not None else params.seed + 1_000_003
-    )
     for label, name in enumerate(class_names):
         for _ in range(n_per_class):
             rotation = Rotation.random(random_state=rng)
@@ -238,18 +257,8 @@ def simulate_subtomograms(
             if gain is None and shape is not None:
                 gain = noise_gain(shape, angles, params.box, np.random.default_rng(0))
                 geometry = (shape, angles)
-    # Noise: per particle for the requested SNR; the empty class gets the median level.
-    for i, clean in enumerate(volumes):
-        if params.snr is None:
-            sigmas.append(0.0)
-            continue
-        var = (
-            float(clean.var()) if class_names[labels[i]] != EMPTY else float(np.median(signal_vars))
-        )
-        sigma = math.sqrt(var / (params.snr * gain))
-        noise = noise_rng.normal(0.0, sigma, geometry[0]).astype(np.float32)
-        volumes[i] = clean + weighted_back_projection(noise, geometry[1], params.box)
-        sigmas.append(sigma)
+    empty = [class_names[label] == EMPTY for label in labels]
+    sigmas = _add_noise(volumes, empty, float(np.median(signal_vars)), gain, geometry, params)
     rot = np.array(rotations)
     extra = {"centre_masks": np.stack(masks).astype(np.uint8)} if params.crowded_neighbours else {}
     return {

@@ -1,5 +1,6 @@
-"""Simulation workflows on files: what ``tomoscribe simulate cell`` and ``simulate
-micrographs`` do, as calls."""
+"""Simulation workflows on files: what ``tomoscribe simulate structure | cell |
+subtomograms | particles2d | micrographs`` do, as calls (each writes its outputs with
+their provenance record)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,54 @@ import pandas as pd
 from ..core.acquisition import Acquisition
 from ..errors import ParameterError
 from ..io import write_volume
-from ..outputs import atomic_path, output_folder
+from ..outputs import atomic_path, output_folder, write_provenance
 from ..volume import Volume
 from .cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, make_cell
 from .imaging import ImagingParams, image_volume
+
+
+def structure_density_file(
+    model: Path,
+    output: Path,
+    voxel_size_A: float = 10.0,
+    resolution_A: float = 20.0,
+    assembly: str | None = None,
+    box: int | None = None,
+) -> Volume:
+    """The electron-scattering density of an atomic model (PDB/mmCIF), centred in a cubic
+    box (:func:`~tomoscribe.simulate.structures.structure_density`), written to
+    ``output`` with its provenance record; returns it."""
+    from .structures import structure_density
+
+    volume = structure_density(model, voxel_size_A, resolution_A, assembly=assembly, box_voxels=box)
+    write_volume(output, volume)
+    write_provenance(
+        output,
+        "simulate structure",
+        {
+            "voxel_size_A": voxel_size_A,
+            "resolution_A": resolution_A,
+            "assembly": assembly,
+            "box": box,
+        },
+        [model],
+    )
+    return volume
+
+
+#: Features per 512 × 512 voxels of a simulated cell's area, unless told otherwise.
+CELL_COUNTS_PER_512 = {"vesicles": 6, "organelles": 1, "microtubules": 3, "actin": 6, "gold": 8}
+
+
+def cell_counts(shape_zyx: tuple[int, int, int], **given: int | None) -> dict[str, int]:
+    """How many of each feature a cell of ``shape_zyx`` holds: ``given`` where not None,
+    else :data:`CELL_COUNTS_PER_512` scaled to its area (``n_vesicles=…`` and so on, as
+    :class:`~tomoscribe.simulate.cell.CellParams` takes them)."""
+    area = shape_zyx[1] * shape_zyx[2] / 512**2
+    return {
+        f"n_{name}": given[name] if given.get(name) is not None else int(round(per_512 * area))
+        for name, per_512 in CELL_COUNTS_PER_512.items()
+    }
 
 
 def simulate_cell_files(
@@ -30,9 +75,10 @@ def simulate_cell_files(
     Writes ``density.mrc``, ``labels.mrc``, ``instances.mrc``, ``tomogram.mrc``,
     ``tilt_series.mrc`` with ``tilt_series.tlt`` (angles, degrees) and
     ``particles.star`` (RELION coordinates in voxels, angles template → particle),
-    each atomically once everything is computed.  Returns the particles' table, the
+    each atomically once everything is computed, and the tomogram's provenance record
+    (the parameters, class ids and acquisition).  Returns the particles' table, the
     class ids (label value → class name) and the acquisition record (tilt range, voxel
-    size, tomogram name) for the tomogram's provenance.
+    size, tomogram name).
     """
     say("building the phantom")
     density, labels, instances, particles = make_cell(params)
@@ -59,11 +105,74 @@ def simulate_cell_files(
     class_ids.update({str(TEMPLATE_CLASS_BASE + i): n for i, n in enumerate(params.templates_uM)})
     write_truth_particles(out_dir / "particles.star", particles, params.voxel_size_A, "tomogram")
     angles = imaged["angles_deg"]
-    return (
-        particles,
-        class_ids,
-        Acquisition((min(angles), max(angles)), params.voxel_size_A, "tomogram"),
+    acquisition = Acquisition((min(angles), max(angles)), params.voxel_size_A, "tomogram")
+    record = {
+        "cell": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.__dict__.items()},
+        "imaging": imaging.as_dict(),
+        "class_ids": class_ids,
+        "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
+        "= inverse of scipy intrinsic ZYZ",
+    }
+    write_provenance(
+        out_dir / "tomogram.mrc",
+        "simulate cell",
+        record,
+        extra={"acquisition": acquisition.as_dict()},
     )
+    return particles, class_ids, acquisition
+
+
+def subtomogram_dataset_file(output: Path, structures: list[str], n_per_class: int, params):
+    """A labelled subtomogram dataset
+    (:func:`~tomoscribe.simulate.subtomograms.simulate_subtomograms`, ``params`` its
+    SubtomogramParams) written to ``output`` (one zarr store, its record in the store's
+    attributes); returns the dataset."""
+    from .subtomograms import save_dataset, simulate_subtomograms
+
+    data = simulate_subtomograms(structures, n_per_class, params)
+    save_dataset(output, data)
+    return data
+
+
+def particle_stack_files(
+    out_dir: Path,
+    n: int,
+    box: int,
+    pixel_size_A: float,
+    templates: tuple[str, ...],
+    views: int,
+    junk: float,
+    defoci_um: tuple[float, ...],
+    snr: float,
+    seed: int = 0,
+) -> dict:
+    """A particle stack with truth for 2D classification
+    (:func:`~tomoscribe.simulate.particles2d.simulate_particle_stack`) written into the
+    output folder ``out_dir`` (:func:`~tomoscribe.simulate.particles2d.write_particle_stack`)
+    with the provenance record of ``particles.star``; returns the simulation."""
+    from .particles2d import simulate_particle_stack, write_particle_stack
+
+    sim = simulate_particle_stack(
+        n, box, pixel_size_A, templates, views, junk, defoci_um, snr, seed=seed
+    )
+    with output_folder(out_dir) as staging:
+        write_particle_stack(staging, sim, pixel_size_A)
+        write_provenance(
+            staging / "particles.star",
+            "simulate particles2d",
+            {
+                "n": n,
+                "box": box,
+                "pixel_size_A": pixel_size_A,
+                "templates": templates,
+                "views": views,
+                "junk": junk,
+                "defocus_um": defoci_um,
+                "snr": snr,
+                "seed": seed,
+            },
+        )
+    return sim
 
 
 def write_truth_particles(

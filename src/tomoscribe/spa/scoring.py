@@ -120,14 +120,17 @@ def read_truth(folder) -> tuple[pd.DataFrame, dict]:
     return table, record
 
 
-def score_against_folder(picks_path, folder) -> dict:
+def score_against_folder(picks_path, folder, output=None) -> dict:
     """Scores (:func:`summarise`) of a picks file against a simulated folder's truth,
     over the micrographs the picks name (a micrograph without any pick is not in the
-    file, so its particles are not counted as missed)."""
+    file, so its particles are not counted as missed); written to ``output`` (JSON)
+    when given."""
+    import json
     from pathlib import Path
 
     from ..io import read_volume
     from ..io.boxfiles import match_micrographs, read_boxes
+    from ..outputs import atomic_path
 
     truth, record = read_truth(folder)
     names = sorted(truth["micrograph"].unique())
@@ -143,4 +146,8 @@ def score_against_folder(picks_path, folder) -> dict:
                 record["particle_diameter_px"],
             )
         )
-    return summarise(counts)
+    result = summarise(counts)
+    if output is not None:
+        with atomic_path(output) as tmp:
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+    return result

@@ -25,6 +25,7 @@ from ..core.legend import read_legend
 from ..core.rotations import from_euler
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..io import read_volume, write_volume
+from ..io.locations import is_copick_location
 from ..io.particles import (
     check_inside,
     map_tomogram_name,
@@ -140,14 +141,7 @@ def pick_from_map(
             f"{annotation.name} has no voxel of {feature!r}{where}; nothing to pick."
         )
     learned = size_defaults(painted_size_record(annotation, feature, label), volume.pixel_size_A)
-    params = PickParams(
-        threshold,
-        min_size if min_size is not None else learned.get("min_size", 20),
-        min_distance if min_distance is not None else learned.get("min_distance", 8.0),
-        edge,
-        max_size=max_size if max_size is not None else learned.get("max_size"),
-    )
-    params.validate()
+    params = _pick_params(learned, threshold, min_size, max_size, min_distance, edge)
     name = tomo_name or map_tomogram_name(annotation)
     settings = {
         "feature": feature,
@@ -158,24 +152,85 @@ def pick_from_map(
     }
     filaments = None
     if filament:
-        model = tube_model(feature, radius_nm)
         values = mask if voxels.how != "threshold" else np.clip(data / threshold, 0.0, 1.0)
-        table, filaments, lines = trace_filaments(
-            values, volume.pixel_size_A, model, spacing, repr(feature)
+        table, filaments, traced = _trace_to_files(
+            values, mask, volume, feature, radius_nm, spacing, filament_table, instances
         )
-        settings.update({"spacing": spacing, "radius_nm": model.radius_nm, "hollow": model.hollow})
-        with atomic_path(filament_table) as tmp:
-            filaments.to_csv(tmp, index=False)
-        if instances is not None:
-            ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
-            write_volume(instances, volume.with_data(ids))
+        settings.update(traced)
     else:
         table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
     acquisition = carried_acquisition([annotation], volume.pixel_size_A, tomo_name=name)
     table = with_tilt_columns(table, acquisition)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
-    return Picked(table, params, settings, name, bool(learned), filaments, acquisition)
+    picked = Picked(table, params, settings, name, bool(learned), filaments, acquisition)
+    _record_picks(picked, annotation, outputs, filament_table, instances)
+    return picked
+
+
+def _pick_params(learned: dict, threshold, min_size, max_size, min_distance, edge) -> PickParams:
+    """The picking parameters: each size given, else learned from the painting
+    (``learned``, :func:`~tomoscribe.segment.painted_size.size_defaults`), else 20
+    voxels, none and 8 voxels; checked."""
+    params = PickParams(
+        threshold,
+        min_size if min_size is not None else learned.get("min_size", 20),
+        min_distance if min_distance is not None else learned.get("min_distance", 8.0),
+        edge,
+        max_size=max_size if max_size is not None else learned.get("max_size"),
+    )
+    params.validate()
+    return params
+
+
+def _trace_to_files(
+    values, mask, volume, feature, radius_nm, spacing, filament_table, instances
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Filaments of ``feature`` traced in ``values`` (a mask, or a map ÷ its threshold
+    clipped to [0, 1]): seeds every ``spacing`` voxels, the per-filament table written to
+    ``filament_table`` and, when ``instances`` is given, the feature's voxels labelled by
+    filament.  Returns the seeds, the filaments and the tube's settings."""
+    model = tube_model(feature, radius_nm)
+    table, filaments, lines = trace_filaments(
+        values, volume.pixel_size_A, model, spacing, repr(feature)
+    )
+    with atomic_path(filament_table) as tmp:
+        filaments.to_csv(tmp, index=False)
+    if instances is not None:
+        ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
+        write_volume(instances, volume.with_data(ids))
+    return (
+        table,
+        filaments,
+        {"spacing": spacing, "radius_nm": model.radius_nm, "hollow": model.hollow},
+    )
+
+
+def _record_picks(picked: Picked, annotation: Path, outputs, filament_table, instances) -> None:
+    """The provenance records of what :func:`pick_from_map` wrote (none for copick
+    locations: a copick picks file has no place for a sidecar)."""
+    if picked.filaments is not None:
+        for path in [filament_table] + ([instances] if instances is not None else []):
+            write_provenance(
+                path,
+                "pick",
+                picked.settings,
+                [annotation],
+                extra={"n_filaments": len(picked.filaments)},
+            )
+    for out in outputs:
+        if not is_copick_location(out):
+            write_provenance(
+                out,
+                "pick",
+                picked.settings,
+                [annotation],
+                extra={
+                    "n_picked": len(picked.table),
+                    "tomo_name": picked.tomo_name,
+                    **picked.acquisition,
+                },
+            )
 
 
 def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None) -> pd.DataFrame:
@@ -205,7 +260,8 @@ def extract_from_files(
     extraction folder ``out_dir``; ``edge`` skip or pad boxes crossing a face.  Returns
     the tomogram's picks, those extracted and ``{"acquisition": record}`` carried from
     the tomogram and the picks (``{}`` when neither records one); picks from another
-    tilt series than the tomogram's are refused."""
+    tilt series than the tomogram's are refused.  The folder's ``particles.star`` gets
+    the provenance record."""
     volume = read_volume(tomogram, voxel_size_A)
     name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
     acquisition = carried_acquisition(
@@ -232,6 +288,13 @@ def extract_from_files(
     kept["tomo_name"] = kept.get("tomo_name", name)
     kept = with_tilt_columns(kept, acquisition)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
+    write_provenance(
+        out_dir / "particles.star",
+        "extract",
+        {"box": box, "edge": edge, "invert": invert},
+        [tomogram, particles],
+        extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
+    )
     return table, kept, acquisition
 
 
@@ -240,9 +303,9 @@ def clean_particle_file(
 ) -> dict:
     """2D classes of an extraction folder's particles (their Z-projections): the table
     with ``rlnClassNumber`` to ``output``, class averages (``STEM_classes.mrcs``) and a
-    gallery (``STEM_classes.png``) beside it.  Returns the classification (``labels``,
-    ``averages``, ``counts``) and the two file paths (``averages_path``,
-    ``gallery_path``)."""
+    gallery (``STEM_classes.png``) beside it, and the provenance record.  Returns the
+    classification (``labels``, ``averages``, ``counts``) and the two file paths
+    (``averages_path``, ``gallery_path``)."""
     table = read_particles(particles)
     beside = particles.parent / "projections.mrcs"
     projections = read_projections(particles) if beside.is_file() else None
@@ -260,6 +323,13 @@ def clean_particle_file(
     write_volume(averages_path, Volume(result["averages"], voxel))
     class_gallery(gallery_path, result["averages"], result["counts"])
     write_particles(output, table, voxel)
+    write_provenance(
+        output,
+        "clean",
+        {"classes": classes, "seed": seed},
+        [particles],
+        extra={"counts": result["counts"].tolist()},
+    )
     return result | {"averages_path": averages_path, "gallery_path": gallery_path}
 
 
@@ -348,15 +418,24 @@ def average_particle_file(
     device: str = "auto",
     overwrite: bool = True,
     say: Callable[[str], None] | None = None,
+    tilt_range_deg: tuple[float, float] | None = None,
 ) -> dict:
     """Align and average the subtomograms a STAR file lists (missing-wedge aware,
     gold-standard FSC) into the folder ``out_dir`` (map, half maps, FSC, refined STAR).
 
     ``reference``: a starting map at the particles' voxel size (default: de novo);
-    ``use_priors``: start from the file's angles and search locally only.  Returns the
-    refinement's result (see :func:`tomoscribe.structure.average.refine_average`) with
-    ``n_particles``.
+    ``use_priors``: start from the file's angles and search locally only; ``params``'s
+    tilt range is replaced by ``tilt_range_deg``, else the one the particles record,
+    else ±60°.  Returns the refinement's result (see
+    :func:`tomoscribe.structure.average.refine_average`) with ``n_particles`` and
+    ``tilt`` (the tilt range used and where it came from).
     """
+    from dataclasses import replace
+
+    from ..io.provenance import tilt_range_for
+
+    tilt = tilt_range_for([particles], tilt_range_deg)
+    params = replace(params, tilt_range_deg=tilt.deg)
     stack, table, voxel = read_particle_set(particles)
     ref = None
     if reference is not None:
@@ -377,7 +456,7 @@ def average_particle_file(
     )
     with output_folder(out_dir, overwrite, [particles]) as staging:
         write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
-    return result | {"n_particles": len(table)}
+    return result | {"n_particles": len(table), "tilt": tilt}
 
 
 def classify2d_files(
