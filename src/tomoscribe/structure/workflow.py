@@ -139,11 +139,13 @@ def pick_from_map(
     label = int(voxels.value) if voxels.how == "legend" else None
     mask = voxels.mask(data, threshold)
     if not mask.any():
-        where = {
-            "threshold": f" at or above {threshold}",
-            "value": f" (value {value:g})",
-            "nonzero": " (no nonzero voxel)",
-        }.get(voxels.how, "")
+        # (built per case: ``value`` is None unless the map is read by value)
+        if voxels.how == "threshold":
+            where = f" at or above {threshold}"
+        elif voxels.how == "value":
+            where = f" (value {value:g})"
+        else:
+            where = " (no nonzero voxel)" if voxels.how == "nonzero" else ""
         raise AnnotationError(
             f"{annotation.name} has no voxel of {feature!r}{where}; nothing to pick."
         )
