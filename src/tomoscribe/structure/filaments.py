@@ -29,9 +29,11 @@ medial ridge of the mask seen at the scale of the tube:
    scipy.sparse.csgraph).  Agreement of directions keeps two crossing filaments apart;
    the step test keeps points that merely sit side by side (a ridge's flank, a tube's
    end cap spread by the wedge) from chaining across the tube.  Points within σ of a
-   face (where the smoothing sees a mirror image) and points whose axis is within 25°
+   face (where the smoothing sees a mirror image), points whose axis is within 25°
    of the beam (z: the wedge stretches crossings and blobs into short vertical
-   ridges; a filament along the beam of a lamella is rare) are left out.  Each
+   ridges; a filament along the beam of a lamella is rare) and points whose axis runs
+   along the beam of a tilt of the series (:func:`along_tilt_beams`: at ±45° the ends
+   of tubes near x ran off into z along them) are left out.  Each
    group's longest path (two Dijkstra sweeps) is a piece, resampled every voxel.
 4. **Joining across crossings**: near a crossing (two tubes touching in z blur into
    one blob at σ) the ridge bends towards the other tube or breaks.  Pieces are joined
@@ -47,10 +49,16 @@ medial ridge of the mask seen at the scale of the tube:
    parallel to xy: the side walls the wedge keeps, or a solid body) along less than
    half their length (:func:`wall_coverage`) — ridges across a tube's end or beside a
    bend, which made most spurious lines before, have the feature on one side only.
-   Within 20° of x the wedge takes a tube's walls (its mask is a streak in z through
-   the axis, or nothing): there a bridge needs no walls, a line needs the streak and
-   4 R of length, and joins may also turn as a bend of radius ≥ 6 R would, at one
-   depth (issue 24: every spurious line on the demo cells was such a piece).
+   Where the tilt series measures less than a third of a tube's wall
+   (:func:`hidden_by_wedge`; the geometry is in :mod:`tomoscribe.core.tubes`: within
+   19.5° of x at ±60°, 35.3° at ±45°) the wedge takes its walls (its mask is a streak
+   in z through the axis, or nothing): there a bridge needs no walls, a line needs the
+   streak and 4 R of length, two hidden ends are compared as seen from above when
+   within R in z (their depth is not in the data), and joins may also turn as a bend
+   of radius ≥ 6 R would, at one depth (issue 24: every spurious line on the demo
+   cells was such a piece).  The tilt range comes with the data
+   (``tilt_range_deg``; ``pick`` takes the map's record, else ``--tilt-range``, else
+   ±60°).
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
@@ -482,12 +490,12 @@ def along_tilt_beams(directions_zyx: np.ndarray, tilt_range_deg) -> np.ndarray:
     Back-projection smears every density along the beams of the tilts, (sin α, 0,
     cos α) for α in the range: the missing wedge's point spread function is a bow tie
     in the xz plane filling the directions within the tilt range of z, brightest along
-    the beams of the two highest tilts.  Blurred walls and crossings give ridges along
-    those directions (at ±45° the ends of tubes near x ran off into z at 40–60° of
-    elevation), and no tube has its walls resolved there (along a beam the walls'
-    normals are all in the missing wedge's complement only by accident of the range),
-    so ridges within :data:`BEAM_MARGIN_DEG` (15° out of the xz plane, 5° beyond the
-    range) are not traced.  ±60°: elevations above 25° in the xz plane; ±45°: above 40°.
+    the beams of the two highest tilts.  Blurred walls, ends and crossings make ridges
+    along those directions (at ±45° the ends of tubes near x ran off into z at 40–60°
+    of elevation on the demo cells), and a tube lying along a beam is as rare in a
+    lamella as one along z, so ridges within :data:`BEAM_MARGIN_DEG` of a beam (15°
+    out of the xz plane, 5° beyond the range) are not traced: at ±60° those in the xz
+    plane steeper than 25°, at ±45° steeper than 40°.
     """
     lo, hi = (float(v) for v in tilt_range_deg)
     off_plane, beyond = BEAM_MARGIN_DEG
