@@ -114,6 +114,10 @@ def pick_from_map(
 ) -> Picked:
     """Pick particles (components' maxima) or filament seeds of ``feature`` from a map.
 
+    (Over 80 lines: it is the command's whole workflow in order, read → voxels → sizes
+    → tilt range → pick or trace → write, each step a call; the length is the
+    parameters' documentation and the settings record.)
+
     Parameters
     ----------
     annotation : merged label map (with its ``.legend.json``), a per-feature map or a
