@@ -4,7 +4,7 @@ Scenes (64×160×160 voxels at 10 Å; microtubules: hollow, R 12.5 nm): single s
 tubes at every 15° in-plane (azimuth from x; the tilt axis is y), crossing pairs 26 nm
 apart in z, curved tubes, and tubes 15° out of plane.  Each scene is painted, filtered
 by the wedge and a 30 Å low-pass (`tomoscribe.simulate.tubes`), thresholded at half its
-99.9th percentile, and traced (`trace_centrelines`).  Scored with `score_centrelines`
+99.9th percentile, and traced (`trace_centrelines`, told the tilt range).  Scored with `score_centrelines`
 (reach R): one-to-one matches, spurious lines, median distance of centreline points to
 the true axis (nm) and median direction error (°).
 
@@ -114,7 +114,7 @@ def score_scenes(items, model, tilt: int, label: str):
     r = model.radius_voxels(VOXEL_A)
     for name, mask, axes in items:
         t0 = time.perf_counter()
-        lines = trace_centrelines(mask, VOXEL_A, model)
+        lines = trace_centrelines(mask, VOXEL_A, model, tilt_range_deg=(-tilt, tilt))
         seconds += time.perf_counter() - t0
         s = score_centrelines(lines, axes, r)
         # A tube within 15° of x (across the tilt axis) has no depth in the data.

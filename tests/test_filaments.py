@@ -146,7 +146,17 @@ def _before(root: Path) -> set:
 
 
 @pytest.mark.parametrize(
-    "case", ["blobs", "small spacing", "long spacing", "no feature", "unknown radius"]
+    "case",
+    [
+        "blobs",
+        "small spacing",
+        "long spacing",
+        "no feature",
+        "feature without voxels",
+        "unknown radius",
+        "bad tilt range",
+        "empty tilt range",
+    ],
 )
 def test_bad_filament_requests_exit_2_and_write_nothing(tmp_path, capsys, case):
     if case == "blobs":
@@ -157,12 +167,20 @@ def test_bad_filament_requests_exit_2_and_write_nothing(tmp_path, capsys, case):
     else:
         _, mask, _ = tube_phantom(SHAPE, [straight((32, 64, 64), 60, 0, 200)], R, True, 60)
     labels = _label_map(tmp_path, mask)
+    if case == "feature without voxels":  # the legend names actin, the map has none
+        legend = labels.with_name(labels.name + ".legend.json")
+        legend.write_text(
+            json.dumps({**json.loads(legend.read_text()), "3": {"name": "actin", "colour": "#f00"}})
+        )
     args = {
         "blobs": ["-f", "microtubule"],
         "small spacing": ["-f", "microtubule", "--spacing", "0.5"],
         "long spacing": ["-f", "microtubule", "--spacing", "1000"],
         "no feature": ["-f", "actin"],
+        "feature without voxels": ["-f", "actin"],
         "unknown radius": ["-f", "tubulin"],
+        "bad tilt range": ["-f", "microtubule", "--tilt-range", "45"],
+        "empty tilt range": ["-f", "microtubule", "--tilt-range", "50,40"],
     }[case]
     before = _before(tmp_path)
     code = main(["pick", str(labels), "--filament", "-o", str(tmp_path / "out.star"), *args])
@@ -193,3 +211,74 @@ def test_bridges_along_x_may_cross_a_wedge_gap_and_bends_join_only_level():
     di, dj = np.array([0.0, 0.0, 1.0]), -np.array([0.0, np.sin(a), np.cos(a)])
     assert _allowed_turn(di, dj, np.array([0.0, 6.0, 21.0]), R, np.cos(0.44), 0.42) is not None
     assert _allowed_turn(di, dj, np.array([R, 6.0, 21.0]), R, np.cos(0.44), 0.42) is None
+
+
+def test_visible_wall_fraction_follows_the_wedge_geometry():
+    """In the xy plane at β from x and ±θ, the walls with normals within
+    atan(tan θ · sin β) of the side normals are measured (core/tubes.py)."""
+    from tomoscribe.core.tubes import visible_wall_fraction
+
+    for theta in (45.0, 60.0, 70.0):
+        for beta in (5.0, 20.0, 35.0, 60.0, 90.0):
+            b = np.radians(beta)
+            expected = 4 * np.degrees(np.arctan(np.tan(np.radians(theta)) * np.sin(b))) / 360
+            got = visible_wall_fraction([[0.0, np.sin(b), np.cos(b)]], (-theta, theta))[0]
+            assert abs(got - expected) < 0.01, (theta, beta)
+    assert visible_wall_fraction([[0.0, 0.0, 1.0]], (-60, 60))[0] == 0.0  # along x
+    # along the beam of a measured tilt the tilt image sees the whole ring
+    e = np.radians(50.0)
+    assert visible_wall_fraction([[np.sin(e), 0.0, np.cos(e)]], (-60, 60))[0] > 0.95
+    # an asymmetric range keeps less than the symmetric one containing it
+    y = [[0.0, 1.0, 0.0]]
+    assert visible_wall_fraction(y, (-40, 60))[0] < visible_wall_fraction(y, (-60, 60))[0]
+
+
+def test_where_the_wedge_hides_walls_follows_the_tilt_range():
+    """The 'hidden by the wedge' rule was a constant 20° from x; it is a third of the
+    wall measured: within 19.5° of x at ±60°, 35.3° at ±45°, 12.1° at ±70°."""
+    from tomoscribe.structure.filaments import along_tilt_beams, hidden_by_wedge
+
+    def line(beta):
+        b = np.radians(beta)
+        return np.outer(np.arange(20.0), [0.0, np.sin(b), np.cos(b)])
+
+    for beta, hidden in ((10, (True,) * 3), (15, (True, True, False)), (25, (False, True, False))):
+        got = tuple(bool(hidden_by_wedge(line(beta), (-t, t)).all()) for t in (60, 45, 70))
+        assert got == hidden, beta
+    assert not hidden_by_wedge(line(40), (-45, 45)).any()
+
+    # ridges along the tilts' beams (the wedge's streaks) are told from tubes in xy
+    def xz(elevation):
+        e = np.radians(elevation)
+        return [[np.sin(e), 0.0, np.cos(e)]]
+
+    assert along_tilt_beams(xz(30), (-60, 60))[0] and not along_tilt_beams(xz(30), (-45, 45))[0]
+    assert along_tilt_beams(xz(50), (-45, 45))[0]
+    assert not along_tilt_beams([[0.0, 0.6, 0.8]], (-60, 60))[0]
+
+
+@pytest.mark.parametrize("source", ["given", "recorded", "default"])
+def test_pick_filament_records_the_tilt_range_it_used(tmp_path, capsys, source):
+    from tomoscribe.outputs import read_provenance, write_provenance
+
+    _, mask, _ = tube_phantom(SHAPE, [straight((32, 64, 64), 60, 0, 200)], R, True, 45)
+    labels = _label_map(tmp_path, mask)
+    if source == "recorded":
+        write_provenance(
+            labels, "merge", {}, [], extra={"acquisition": {"tilt_range_deg": [-45, 45]}}
+        )
+    flags = ["--tilt-range=-45,45"] if source == "given" else []
+    out = tmp_path / "mt.star"
+    args = ["pick", str(labels), "-f", "microtubule", "--filament", "-o", str(out), *flags]
+    assert main(args) == 0
+    expected = [-60.0, 60.0] if source == "default" else [-45.0, 45.0]
+    for path in (out, tmp_path / "mt_filaments.csv"):
+        record = read_provenance(path)
+        assert record["parameters"]["tilt_range_deg"] == expected
+        assert record["parameters"]["tilt_range_source"] == source
+    star_record = read_provenance(out)
+    # only a range somebody knew travels on as the data's acquisition
+    assert star_record.get("acquisition", {}).get("tilt_range_deg") == (
+        None if source == "default" else expected
+    )
+    assert "tilt range" in capsys.readouterr().out

@@ -104,6 +104,13 @@ def pick(
         "(default: the tomogram the map was segmented from, as its "
         "provenance records; else the map's file stem).",
     ),
+    tilt_range: str = typer.Option(
+        None,
+        "--tilt-range",
+        help="MIN,MAX tilt of the series (degrees; tilt axis y): where the missing "
+        "wedge hides a filament's walls (--filament); default: as the map records "
+        "it, else -60,60.",
+    ),
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
@@ -143,10 +150,12 @@ def pick(
         filament_table=filament_table,
         instances=instances,
         tomo_name=tomo_name,
+        tilt_range_deg=_tilt_range(tilt_range),
     )
     table, params = picked.table, picked.params
     if filament:
         filaments = picked.filaments
+        typer.echo(picked.tilt.describe())
         typer.echo(
             f"traced {len(filaments)} filaments ({filaments.length_nm.sum():.0f} nm in "
             f"all); wrote {filament_table}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from ..core.legend import Legend
 from ..outputs import atomic_path, check_writable, write_provenance
 from ..structure.filaments import TubeModel, trace_filaments, tube_model
@@ -38,6 +39,7 @@ def pick_filaments(
     feature: str,
     spacing: float = 10.0,
     radius_nm: float | None = None,
+    tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
 ) -> FilamentPicks:
     """Trace the filaments of ``feature`` in a merged label map and place seeds every
     ``spacing`` voxels along them.
@@ -46,6 +48,8 @@ def pick_filaments(
     ----------
     radius_nm : the tube's outer radius (nm); None: the known one for the feature's name
         (microtubule, actin), else refused.
+    tilt_range_deg : (min, max) tilt of the series (degrees, tilt axis y): where the
+        missing wedge hides a tube's walls.
 
     Raises
     ------
@@ -58,7 +62,7 @@ def pick_filaments(
     model = tube_model(feature, radius_nm)  # refuses an unknown feature first
     mask = np.asarray(labels.data) == legend.id_of(feature)
     seeds, filaments, lines = trace_filaments(
-        mask, labels.pixel_size_A, model, float(spacing), repr(feature)
+        mask, labels.pixel_size_A, model, float(spacing), repr(feature), tilt_range_deg
     )
     return FilamentPicks(seeds, filaments, lines, model, float(spacing))
 

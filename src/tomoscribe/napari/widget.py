@@ -833,8 +833,12 @@ class AnnotateWidget(QWidget):
             raise ParameterError("merge first.")
         self.filament_picks = None
         if filament:
+            from ..io.provenance import tilt_range_for
+
+            # the wedge that hides tubes' walls: as the merged map records it, else ±60°
+            tilt = tilt_range_for([self.labels_path]).deg
             self.filament_picks = pick_filaments(
-                self.labels, self.legend, feature, spacing, radius_nm
+                self.labels, self.legend, feature, spacing, radius_nm, tilt
             )
             table = self.filament_picks.seeds
         else:

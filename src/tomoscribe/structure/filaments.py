@@ -29,9 +29,11 @@ medial ridge of the mask seen at the scale of the tube:
    scipy.sparse.csgraph).  Agreement of directions keeps two crossing filaments apart;
    the step test keeps points that merely sit side by side (a ridge's flank, a tube's
    end cap spread by the wedge) from chaining across the tube.  Points within σ of a
-   face (where the smoothing sees a mirror image) and points whose axis is within 25°
+   face (where the smoothing sees a mirror image), points whose axis is within 25°
    of the beam (z: the wedge stretches crossings and blobs into short vertical
-   ridges; a filament along the beam of a lamella is rare) are left out.  Each
+   ridges; a filament along the beam of a lamella is rare) and points whose axis runs
+   along the beam of a tilt of the series (:func:`along_tilt_beams`: at ±45° the ends
+   of tubes near x ran off into z along them) are left out.  Each
    group's longest path (two Dijkstra sweeps) is a piece, resampled every voxel.
 4. **Joining across crossings**: near a crossing (two tubes touching in z blur into
    one blob at σ) the ridge bends towards the other tube or breaks.  Pieces are joined
@@ -47,10 +49,16 @@ medial ridge of the mask seen at the scale of the tube:
    parallel to xy: the side walls the wedge keeps, or a solid body) along less than
    half their length (:func:`wall_coverage`) — ridges across a tube's end or beside a
    bend, which made most spurious lines before, have the feature on one side only.
-   Within 20° of x the wedge takes a tube's walls (its mask is a streak in z through
-   the axis, or nothing): there a bridge needs no walls, a line needs the streak and
-   4 R of length, and joins may also turn as a bend of radius ≥ 6 R would, at one
-   depth (issue 24: every spurious line on the demo cells was such a piece).
+   Where the tilt series measures less than a third of a tube's wall
+   (:func:`hidden_by_wedge`; the geometry is in :mod:`tomoscribe.core.tubes`: within
+   19.5° of x at ±60°, 35.3° at ±45°) the wedge takes its walls (its mask is a streak
+   in z through the axis, or nothing): there a bridge needs no walls, a line needs the
+   streak and 4 R of length, two hidden ends are compared as seen from above when
+   within R in z (their depth is not in the data), and joins may also turn as a bend
+   of radius ≥ 6 R would, at one depth (issue 24: every spurious line on the demo
+   cells was such a piece).  The tilt range comes with the data
+   (``tilt_range_deg``; ``pick`` takes the map's record, else ``--tilt-range``, else
+   ±60°).
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
@@ -84,7 +92,8 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from scipy.spatial import cKDTree
 
-from ..core.tubes import HOLLOW_INNER_FRACTION
+from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
+from ..core.tubes import HOLLOW_INNER_FRACTION, visible_wall_fraction
 from ..errors import AnnotationError, ParameterError
 
 #: Outer radius (nm) and hollowness of the filaments known by name.
@@ -281,12 +290,45 @@ def _allowed_turn(di, dj, gap, radius: float, cos_max: float, sin_max: float):
     return np.sin(budget) if cos_turn >= np.cos(budget) else None
 
 
+def _level(vector: np.ndarray) -> np.ndarray:
+    """A (z, y, x) vector with its z part removed."""
+    return np.array([0.0, vector[1], vector[2]])
+
+
+def _join_distance(end_i, end_j, radius, mask, cos_max, sin_max, tilt_range_deg):
+    """Length of the bridge between two pieces' ends (position, outward unit direction,
+    hidden by the wedge), or None when they may not join (:func:`_join_pieces`)."""
+    (pi, di, hidden_i), (pj, dj, hidden_j) = end_i, end_j
+    gap = pj - pi
+    dist = float(np.linalg.norm(gap))
+    if np.dot(gap, di) < 0:
+        return None
+    if hidden_i and hidden_j and abs(gap[0]) <= radius:
+        # The depth of a tube whose walls the wedge hides is poorly in the data: its
+        # pieces' ends wander in z (by up to R), so they are compared as seen from above.
+        di, dj, gap = (_level(v) for v in (di, dj, gap))
+        di, dj = di / max(np.linalg.norm(di), 1e-9), dj / max(np.linalg.norm(dj), 1e-9)
+    sin_allowed = _allowed_turn(di, dj, gap, radius, cos_max, sin_max)
+    if sin_allowed is None:
+        return None
+    off_i = np.linalg.norm(gap - np.dot(gap, di) * di)
+    off_j = np.linalg.norm(gap - np.dot(gap, dj) * dj)
+    if max(off_i, off_j) > max(radius, np.linalg.norm(gap) * sin_allowed):
+        return None
+    if mask is not None and dist > radius:
+        bridge = np.linspace(pi, pj, int(np.ceil(dist)) + 1)
+        if wall_coverage(mask, bridge, radius, True, tilt_range_deg) < 0.5:
+            return None
+    return dist
+
+
 def _join_pieces(
     pieces: list[np.ndarray],
     reach: float,
     radius: float,
     mask: np.ndarray | None = None,
     max_angle_deg: float = 25.0,
+    tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
 ) -> list[np.ndarray]:
     """Join pieces end to end where a crossing or a gap broke one filament.
 
@@ -296,8 +338,10 @@ def _join_pieces(
     each lies off the other's line by at most R or, for long gaps, by at most the
     same angle seen from the other end (a short piece's direction is uncertain by
     some degrees, which grows to more than R over a crossing's width), and (with a
-    ``mask``) walls flank at least half of a bridge longer than R.  The bent last
-    0.5 R of both ends is dropped and the gap bridged straight.
+    ``mask``) walls flank at least half of a bridge longer than R.  Where the wedge
+    hides both ends' walls (:func:`hidden_by_wedge`), directions and offsets are
+    compared in xy: there the depth is not in the data.  The bent last 0.5 R of both
+    ends is dropped and the gap bridged straight.
     """
     cos_max = np.cos(np.radians(max_angle_deg))
     sin_max = np.sin(np.radians(max_angle_deg))
@@ -310,54 +354,41 @@ def _join_pieces(
         else:
             p, q = seq[skip], seq[min(len(seq) - 1, span)]
         d = p - q
-        return p, d / max(np.linalg.norm(d), 1e-9)  # outward direction
+        hidden = np.mean(hidden_by_wedge(seq[: span + 1], tilt_range_deg)) >= 0.5
+        return p, d / max(np.linalg.norm(d), 1e-9), hidden  # outward direction
 
-    changed = True
-    while changed:
-        changed = False
+    while True:
         best = None
+        ends = [(end(piece, True), end(piece, False)) for piece in pieces]
         for i in range(len(pieces)):
             for j in range(i + 1, len(pieces)):
                 for ti in (True, False):
                     for tj in (True, False):
-                        pi, di = end(pieces[i], ti)
-                        pj, dj = end(pieces[j], tj)
-                        gap = pj - pi
-                        dist = np.linalg.norm(gap)
-                        if dist > reach or np.dot(gap, di) < 0:
+                        ei, ej = ends[i][0 if ti else 1], ends[j][0 if tj else 1]
+                        if np.linalg.norm(ej[0] - ei[0]) > reach:
                             continue
-                        sin_allowed = _allowed_turn(di, dj, gap, radius, cos_max, sin_max)
-                        if sin_allowed is None:
-                            continue
-                        off_i = np.linalg.norm(gap - np.dot(gap, di) * di)
-                        off_j = np.linalg.norm(gap - np.dot(gap, dj) * dj)
-                        if max(off_i, off_j) > max(radius, dist * sin_allowed):
-                            continue
-                        if (
-                            mask is not None
-                            and dist > radius
-                            and wall_coverage(
-                                mask, np.linspace(pi, pj, int(np.ceil(dist)) + 1), radius, True
-                            )
-                            < 0.5
-                        ):
-                            continue
-                        if best is None or dist < best[0]:
+                        dist = _join_distance(
+                            ei, ej, radius, mask, cos_max, sin_max, tilt_range_deg
+                        )
+                        if dist is not None and (best is None or dist < best[0]):
                             best = (dist, i, j, ti, tj)
-        if best is not None:
-            _, i, j, ti, tj = best
-            a = pieces[i] if ti else pieces[i][::-1]
-            b = pieces[j][::-1] if tj else pieces[j]
-            a = a[:-skip] if len(a) > 2 * skip else a
-            b = b[skip:] if len(b) > 2 * skip else b
-            pieces[i] = np.vstack([a, b])
-            del pieces[j]
-            changed = True
-    return pieces
+        if best is None:
+            return pieces
+        _, i, j, ti, tj = best
+        a = pieces[i] if ti else pieces[i][::-1]
+        b = pieces[j][::-1] if tj else pieces[j]
+        a = a[:-skip] if len(a) > 2 * skip else a
+        b = b[skip:] if len(b) > 2 * skip else b
+        pieces[i] = np.vstack([a, b])
+        del pieces[j]
 
 
 def trace_centrelines(
-    values: np.ndarray, voxel_size_A: float, model: TubeModel, min_length: float | None = None
+    values: np.ndarray,
+    voxel_size_A: float,
+    model: TubeModel,
+    min_length: float | None = None,
+    tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
 ) -> list[np.ndarray]:
     """Centrelines (z, y, x, 1-voxel steps) of the tubes in a mask or feature map.
 
@@ -367,6 +398,8 @@ def trace_centrelines(
     voxel_size_A : Å per voxel
     model : the filament's cross-section (:func:`tube_model`)
     min_length : shortest filament kept, voxels (default 2 R)
+    tilt_range_deg : (min, max) tilt of the series (degrees, tilt axis y): where the
+        wedge hides a tube's walls (:func:`hidden_by_wedge`)
     """
     r = model.radius_voxels(voxel_size_A)
     sigma = model.sigma_voxels(voxel_size_A)
@@ -385,6 +418,8 @@ def trace_centrelines(
     # The wedge stretches crossings and blobs along the beam into short vertical
     # ridges; filaments within 25° of z are not traced (rare in a lamella).
     inside &= np.abs(directions[:, 0]) < np.cos(np.radians(25.0))
+    # ... and along the beams of the tilts themselves (the arms of the wedge's X).
+    inside &= ~along_tilt_beams(directions, tilt_range_deg)
     points, directions = points[inside], directions[inside]
     if len(points) < 2:
         return []
@@ -400,7 +435,7 @@ def trace_centrelines(
             # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
             pieces.append(_resample(path))
     feature = np.asarray(values) >= 0.5
-    pieces = _join_pieces(pieces, 6.0 * r, r, feature)
+    pieces = _join_pieces(pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg)
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
     smoothed = sorted((s for s in smoothed if s[1][-1] >= min_length), key=lambda s: -s[1][-1])
     # Two tubes' axes are at least 2 R apart, so a piece lying mostly within R of a
@@ -413,30 +448,64 @@ def trace_centrelines(
         chord = line[-1] - line[0]
         if abs(chord[0]) >= np.cos(np.radians(25.0)) * np.linalg.norm(chord):
             continue
+        if along_tilt_beams(chord[None], tilt_range_deg)[0]:
+            continue
         # The tube must be there: walls on both sides of at least half the line.
-        if wall_coverage(feature, line, r) < 0.5:
+        if wall_coverage(feature, line, r, tilt_range_deg=tilt_range_deg) < 0.5:
             continue
         # Along x the wedge leaves no walls to test, so the line must be long instead:
         # short pieces there are the ends of tubes that bend away from x (or debris).
-        if np.mean(hidden_by_wedge(line)) >= 0.5 and arc[-1] < 4 * r:
+        if np.mean(hidden_by_wedge(line, tilt_range_deg)) >= 0.5 and arc[-1] < 4 * r:
             continue
         lines.append(line)
     return lines
 
 
-#: Within this angle of x (across the tilt axis y) the missing wedge takes a tube's
-#: side walls: at ±60° a tube 20° from x keeps only ±31° of its cross-section's
-#: Fourier directions (2·atan(tan 60° · sin 20°)), and its mask is a streak in z
-#: through the axis, or nothing, rather than two walls.
-WEDGE_HIDDEN_FROM_X_DEG = 20.0
+#: A tube whose wall the tilt series measures less than this fraction of
+#: (:func:`~tomoscribe.core.tubes.visible_wall_fraction`) counts as hidden by the wedge:
+#: its side walls are gone from the mask, which keeps a streak in z through the axis, or
+#: nothing.  Set where the demo cells' tubes lost their walls at ±60° (within ~20° of x,
+#: issue 24); the geometry carries it to other ranges: within 19.5° of x at ±60°,
+#: 35.3° at ±45°, 12.1° at ±70° (in-plane tubes).
+HIDDEN_WALL_FRACTION = 1.0 / 3.0
 
 
-def hidden_by_wedge(line: np.ndarray) -> np.ndarray:
-    """Whether each point of a polyline (z, y, x) runs within
-    :data:`WEDGE_HIDDEN_FROM_X_DEG` of x, where the wedge hides a tube's walls."""
-    tangent = np.gradient(line, axis=0) if len(line) > 1 else np.zeros((len(line), 3))
-    norm = np.linalg.norm(tangent, axis=1).clip(1e-12)
-    return np.abs(tangent[:, 2]) / norm >= np.cos(np.radians(WEDGE_HIDDEN_FROM_X_DEG))
+def hidden_by_wedge(line: np.ndarray, tilt_range_deg=DEFAULT_TILT_RANGE_DEG) -> np.ndarray:
+    """Whether the wedge hides a tube's walls at each point of a polyline (z, y, x):
+    the tilt series measures less than :data:`HIDDEN_WALL_FRACTION` of its wall there."""
+    if len(line) < 2:
+        return np.zeros(len(line), bool)
+    tangent = np.gradient(line, axis=0)
+    return visible_wall_fraction(tangent, tilt_range_deg) < HIDDEN_WALL_FRACTION
+
+
+#: How far (degrees) a direction may lie outside the xz plane, or beyond the tilt
+#: range within it, and still count as along a tilt's beam (:func:`along_tilt_beams`).
+BEAM_MARGIN_DEG = (15.0, 5.0)
+
+
+def along_tilt_beams(directions_zyx: np.ndarray, tilt_range_deg) -> np.ndarray:
+    """Whether each direction (z, y, x; sign free) runs along the beam of some tilt.
+
+    Back-projection smears every density along the beams of the tilts, (sin α, 0,
+    cos α) for α in the range: the missing wedge's point spread function is a bow tie
+    in the xz plane filling the directions within the tilt range of z, brightest along
+    the beams of the two highest tilts.  Blurred walls, ends and crossings make ridges
+    along those directions (at ±45° the ends of tubes near x ran off into z at 40–60°
+    of elevation on the demo cells), and a tube lying along a beam is as rare in a
+    lamella as one along z, so ridges within :data:`BEAM_MARGIN_DEG` of a beam (15°
+    out of the xz plane, 5° beyond the range) are not traced: at ±60° those in the xz
+    plane steeper than 25°, at ±45° steeper than 40°.
+    """
+    lo, hi = (float(v) for v in tilt_range_deg)
+    off_plane, beyond = BEAM_MARGIN_DEG
+    d = np.asarray(directions_zyx, float).reshape(-1, 3)
+    d = d / np.linalg.norm(d, axis=1, keepdims=True).clip(1e-12)
+    in_plane = np.abs(d[:, 1]) < np.sin(np.radians(off_plane))
+    tilt = np.degrees(np.arctan2(d[:, 2], d[:, 0]))  # beam angle from z towards x
+    tilt = np.where(tilt > 90, tilt - 180, tilt)
+    tilt = np.where(tilt <= -90, tilt + 180, tilt)
+    return in_plane & (tilt >= lo - beyond) & (tilt <= hi + beyond)
 
 
 def _across(line: np.ndarray) -> np.ndarray:
@@ -459,7 +528,11 @@ def _sampled(mask: np.ndarray, points: np.ndarray, outside: bool) -> np.ndarray:
 
 
 def wall_coverage(
-    mask: np.ndarray, line: np.ndarray, radius: float, wedge_gaps: bool = False
+    mask: np.ndarray,
+    line: np.ndarray,
+    radius: float,
+    wedge_gaps: bool = False,
+    tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
 ) -> float:
     """Fraction of a centreline's points with the feature on both sides of it.
 
@@ -469,10 +542,11 @@ def wall_coverage(
     volume counts as present.  Ridges that are not tubes (across a tube's end, where
     the wedge spreads the cap; beside a bend) have the feature on one side at most.
 
-    Where the line runs within :data:`WEDGE_HIDDEN_FROM_X_DEG` of x the wedge leaves no
-    walls: there a point counts when the feature lies within R/2 across or R in z of
-    it (the streak the wedge leaves through the axis), or, with ``wedge_gaps`` (a
-    bridge between two pieces of one filament), always: the wedge may leave nothing.
+    Where the wedge of ``tilt_range_deg`` hides the walls (:func:`hidden_by_wedge`: a
+    line near x) there are none to see: there a point counts when the feature lies
+    within R/2 across or R in z of it (the streak the wedge leaves through the axis),
+    or, with ``wedge_gaps`` (a bridge between two pieces of one filament), always: the
+    wedge may leave nothing.
     """
     if len(line) < 2:
         return 0.0
@@ -484,7 +558,7 @@ def wall_coverage(
             seen |= _sampled(mask, line + sign * d * across, True)
         sides.append(seen)
     covered = sides[0] & sides[1]
-    hidden = hidden_by_wedge(line)
+    hidden = hidden_by_wedge(line, tilt_range_deg)
     if wedge_gaps:
         covered |= hidden
     elif hidden.any():
@@ -629,8 +703,12 @@ def trace_filaments(
     model: TubeModel,
     spacing: float,
     feature: str = "the feature",
+    tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
 ):
     """Trace, check and sample: (seeds table, filament table, centrelines).
+
+    ``tilt_range_deg``: (min, max) tilt of the series (degrees, tilt axis y), which
+    decides where the missing wedge hides a tube's walls (:func:`hidden_by_wedge`).
 
     Raises
     ------
@@ -643,7 +721,7 @@ def trace_filaments(
         raise ParameterError(f"the seed spacing must be at least one voxel, got {spacing}.")
     if not np.any(np.asarray(values) > 0):
         raise AnnotationError(f"the map has no voxel of {feature}, so no filament can be traced.")
-    lines = trace_centrelines(values, voxel_size_A, model)
+    lines = trace_centrelines(values, voxel_size_A, model, tilt_range_deg=tilt_range_deg)
     if not lines:
         raise AnnotationError(
             f"no component of {feature} looks like a filament of radius {model.radius_nm:g} nm "
@@ -663,6 +741,11 @@ def score_centrelines(
 ) -> dict:
     """Traced centrelines against true axes (both (n, 3) points ≤ 1 voxel apart).
 
+    A true axis with a gap of more than 2 voxels between its points (it leaves the
+    volume and comes back) is scored as one axis per stretch: the data show two
+    filaments, and no tracer can know they are one outside.  ``n_true`` counts the
+    stretches; ``matched_axes`` lists indices into the given ``axes``.
+
     A traced line belongs to the true axis that holds the largest fraction of its
     points within ``reach`` voxels, if that fraction is ≥ ½; else it is spurious.  A true
     axis is matched one to one when exactly one line belongs to it and that line comes
@@ -671,6 +754,16 @@ def score_centrelines(
     errors (degrees, sign-free) are those of the points of matched lines to the nearest
     point of their axis; ``matched_axes`` lists the indices of the matched axes.
     """
+    stretches = [
+        (k, part)
+        for k, axis in enumerate(axes)
+        for part in np.split(
+            axis, np.flatnonzero(np.linalg.norm(np.diff(axis, axis=0), axis=1) > 2.0) + 1
+        )
+        if len(part) > 1
+    ]
+    source = [k for k, _ in stretches]
+    axes = [part for _, part in stretches]
     trees = [cKDTree(a) for a in axes]
     tangents = [np.gradient(a, axis=0) for a in axes]
     owner = []
@@ -692,7 +785,7 @@ def score_centrelines(
             spurious += 1
             continue
         matched += 1
-        matched_axes.append(k)
+        matched_axes.append(source[k])
         line = lines[best]
         d, nearest = tree.query(line)
         distances.extend(d.tolist())

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.acquisition import TiltRange
 from ..core.device import resolve_device
 from ..core.legend import read_legend
 from ..core.rotations import from_euler
@@ -36,7 +37,7 @@ from ..io.particles import (
     tomogram_stem,
     write_particles,
 )
-from ..io.provenance import carried_acquisition, with_tilt_columns
+from ..io.provenance import carried_acquisition, tilt_range_for, with_tilt_columns
 from ..outputs import (
     atomic_path,
     check_free_space,
@@ -71,6 +72,7 @@ class Picked:
     filaments : one row per traced filament (``filament=True``), else None
     acquisition : ``{"acquisition": record}`` carried from the map (tilt range, voxel
         size, tomogram name), ``{}`` when it records none
+    tilt : the tilt range used and where it came from (given, recorded, default)
     """
 
     table: pd.DataFrame
@@ -80,6 +82,7 @@ class Picked:
     sizes_learned: bool
     filaments: pd.DataFrame | None = field(default=None)
     acquisition: dict = field(default_factory=dict)
+    tilt: TiltRange | None = field(default=None)
 
 
 def painted_size_record(map_path: Path, feature: str, label: int | None) -> dict | None:
@@ -108,8 +111,13 @@ def pick_from_map(
     filament_table: Path | None = None,
     instances: Path | None = None,
     tomo_name: str | None = None,
+    tilt_range_deg: tuple[float, float] | None = None,
 ) -> Picked:
     """Pick particles (components' maxima) or filament seeds of ``feature`` from a map.
+
+    (Over 80 lines: it is the command's whole workflow in order, read → voxels → sizes
+    → tilt range → pick or trace → write, each step a call; the length is the
+    parameters' documentation and the settings record.)
 
     Parameters
     ----------
@@ -125,6 +133,10 @@ def pick_from_map(
     instances : also write the feature's voxels labelled by filament (int32)
     tomo_name : name written with the picks (default: the name of the tomogram the map
         was made from, :func:`~tomoscribe.io.particles.map_tomogram_name`)
+    tilt_range_deg : (min, max) tilt of the series (degrees, tilt axis y) for filament
+        tracing, where the missing wedge hides a tube's walls; None: as the map records
+        it, else ±60°.  The range used is recorded in ``settings`` and, when given or
+        recorded, with the picks
     """
     volume = read_volume(annotation)
     data = np.asarray(volume.data)
@@ -132,11 +144,13 @@ def pick_from_map(
     label = int(voxels.value) if voxels.how == "legend" else None
     mask = voxels.mask(data, threshold)
     if not mask.any():
-        where = {
-            "threshold": f" at or above {threshold}",
-            "value": f" (value {value:g})",
-            "nonzero": " (no nonzero voxel)",
-        }.get(voxels.how, "")
+        # (built per case: ``value`` is None unless the map is read by value)
+        if voxels.how == "threshold":
+            where = f" at or above {threshold}"
+        elif voxels.how == "value":
+            where = f" (value {value:g})"
+        else:
+            where = " (no nonzero voxel)" if voxels.how == "nonzero" else ""
         raise AnnotationError(
             f"{annotation.name} has no voxel of {feature!r}{where}; nothing to pick."
         )
@@ -151,19 +165,29 @@ def pick_from_map(
         **voxels.as_dict(),
     }
     filaments = None
+    tilt = tilt_range_for([annotation], _checked_tilt_range(tilt_range_deg))
     if filament:
         values = mask if voxels.how != "threshold" else np.clip(data / threshold, 0.0, 1.0)
         table, filaments, traced = _trace_to_files(
-            values, mask, volume, feature, radius_nm, spacing, filament_table, instances
+            values, mask, volume, feature, radius_nm, spacing, filament_table, instances, tilt.deg
         )
-        settings.update(traced)
+        settings.update(
+            {**traced, "tilt_range_deg": list(tilt.deg), "tilt_range_source": tilt.source}
+        )
     else:
         table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
-    acquisition = carried_acquisition([annotation], volume.pixel_size_A, tomo_name=name)
+    acquisition = carried_acquisition(
+        [annotation],
+        volume.pixel_size_A,
+        tilt_range_deg=tilt.to_record,
+        tomo_name=name,
+    )
     table = with_tilt_columns(table, acquisition)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
-    picked = Picked(table, params, settings, name, bool(learned), filaments, acquisition)
+    picked = Picked(
+        table, params, settings, name, bool(learned), filaments, acquisition, tilt
+    )
     _record_picks(picked, annotation, outputs, filament_table, instances)
     return picked
 
@@ -184,15 +208,16 @@ def _pick_params(learned: dict, threshold, min_size, max_size, min_distance, edg
 
 
 def _trace_to_files(
-    values, mask, volume, feature, radius_nm, spacing, filament_table, instances
+    values, mask, volume, feature, radius_nm, spacing, filament_table, instances, tilt_range_deg
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Filaments of ``feature`` traced in ``values`` (a mask, or a map ÷ its threshold
     clipped to [0, 1]): seeds every ``spacing`` voxels, the per-filament table written to
     ``filament_table`` and, when ``instances`` is given, the feature's voxels labelled by
-    filament.  Returns the seeds, the filaments and the tube's settings."""
+    filament; ``tilt_range_deg`` (min, max) sets which walls the missing wedge hides.
+    Returns the seeds, the filaments and the tube's settings."""
     model = tube_model(feature, radius_nm)
     table, filaments, lines = trace_filaments(
-        values, volume.pixel_size_A, model, spacing, repr(feature)
+        values, volume.pixel_size_A, model, spacing, repr(feature), tilt_range_deg
     )
     with atomic_path(filament_table) as tmp:
         filaments.to_csv(tmp, index=False)
@@ -231,6 +256,19 @@ def _record_picks(picked: Picked, annotation: Path, outputs, filament_table, ins
                     **picked.acquisition,
                 },
             )
+
+
+def _checked_tilt_range(tilt_range_deg) -> tuple[float, float] | None:
+    """A given (min, max) tilt range as floats, refused outside −90…90° or empty."""
+    if tilt_range_deg is None:
+        return None
+    lo, hi = (float(v) for v in tilt_range_deg)
+    if not (np.isfinite(lo) and np.isfinite(hi) and -90 <= lo < hi <= 90):
+        raise ParameterError(
+            f"`tilt_range_deg` must lie in −90…90° with MIN < MAX, got {lo:g},{hi:g}.",
+            parameter="tilt_range_deg",
+        )
+    return lo, hi
 
 
 def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None) -> pd.DataFrame:
