@@ -45,7 +45,7 @@ def _cpu_seconds() -> float:
 def class_resolutions(result: dict, truth, projections: np.ndarray, pixel_size_A: float):
     """FRC-0.5 resolution (Å) of each class average whose majority is a real view
     against that view's projection, aligned onto the average."""
-    labels = result["labels"]
+    labels = result.labels
     views = projections.shape[1]
     key = np.where(
         truth["structure_id"] > 0, (truth["structure_id"] - 1) * views + truth["view"], -1
@@ -55,7 +55,7 @@ def class_resolutions(result: dict, truth, projections: np.ndarray, pixel_size_A
     mask = soft_disc(box, 0.45 * box)
     polar = PolarSpectra(box, int(0.45 * box))
     out = []
-    for c in range(1, len(result["averages"]) + 1):
+    for c in range(1, len(result.averages) + 1):
         members = key[labels == c]
         if len(members) == 0 or np.bincount(members + 1).argmax() == 0:
             continue
@@ -63,7 +63,7 @@ def class_resolutions(result: dict, truth, projections: np.ndarray, pixel_size_A
         ref = flat[view] * mask
         ref = (ref - ref.mean()) * mask
         bank = ReferenceBank((ref / ref.norm())[None], polar)
-        average = torch.as_tensor(result["averages"][c - 1])[None]
+        average = torch.as_tensor(result.averages[c - 1])[None]
         angle, shift, _ = align_pairs(
             torch.fft.rfft2(average),
             average.flatten(1).norm(dim=1),
@@ -75,7 +75,7 @@ def class_resolutions(result: dict, truth, projections: np.ndarray, pixel_size_A
         )
         truth_view = transform(flat[view][None], angle, shift)[0].numpy()
         curve = fsc_curve(
-            result["averages"][c - 1] * mask.numpy(), truth_view * mask.numpy(), pixel_size_A
+            result.averages[c - 1] * mask.numpy(), truth_view * mask.numpy(), pixel_size_A
         )
         out.append(resolution_at(curve, 0.5))
     return np.array(out)
@@ -126,12 +126,12 @@ def main() -> None:
         "classify_wall_s": round(wall, 1),
         "classify_cpu_s": round(cpu, 1),
         "wall_s_per_1000_particles": round(1000 * wall / args.n, 2),
-        "timings_s": {k: round(float(v), 2) for k, v in result["timings_s"].items()},
-        "purity_structure": round(purity(result["labels"], truth["structure_id"]), 4),
+        "timings_s": {k: round(float(v), 2) for k, v in result.timings_s.items()},
+        "purity_structure": round(purity(result.labels, truth["structure_id"]), 4),
         "purity_view": round(
-            purity(result["labels"], truth["structure_id"] * 1000 + truth["view"]), 4
+            purity(result.labels, truth["structure_id"] * 1000 + truth["view"]), 4
         ),
-        "classes_used": int((result["counts"] > 0).sum()),
+        "classes_used": int((result.counts > 0).sum()),
         "frc05_A_median": round(float(np.median(resolutions)), 1) if len(resolutions) else None,
         "frc05_A_quartiles": [round(float(q), 1) for q in np.percentile(resolutions, [25, 75])]
         if len(resolutions)

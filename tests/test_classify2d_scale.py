@@ -6,6 +6,7 @@ import mrcfile
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.ndimage
 import starfile
 import torch
 
@@ -91,9 +92,9 @@ def test_classes_are_pure_on_a_small_simulated_set(small_set):
     source = ArraySource(small_set["images"], 5.0, small_set["ctf"])
     result = classify_particles(source, Classify2DParams(n_classes=12, rounds=4))
     truth = small_set["truth"]
-    assert purity(result["labels"], truth["structure_id"]) >= 0.85  # measured 0.90
-    assert result["averages"].shape == (12, 64, 64)
-    assert result["counts"].sum() == 600
+    assert purity(result.labels, truth["structure_id"]) >= 0.85  # measured 0.90
+    assert result.averages.shape == (12, 64, 64)
+    assert result.counts.sum() == 600
 
 
 def test_one_class_recovers_relative_turns():
@@ -110,7 +111,7 @@ def test_one_class_recovers_relative_turns():
     result = classify_particles(
         ArraySource(sim["images"], 5.0, sim["ctf"]), Classify2DParams(n_classes=1, rounds=2)
     )
-    offset = np.deg2rad(result["psi_deg"] - sim["truth"]["psi_deg"].to_numpy())
+    offset = np.deg2rad(result.turn_deg - sim["truth"]["turn_deg"].to_numpy())
     spread = 1 - np.abs(np.exp(1j * offset).mean())  # circular variance
     assert spread < 1e-3
 
@@ -205,3 +206,60 @@ def test_cli_refuses_stacks_of_different_pixel_sizes(tmp_path, capsys):
     assert "pixel sizes differ" in _refused(
         _cli("classify2d", a, b, "-o", out, "-k", 2), out, capsys
     )
+
+
+def test_written_psi_and_origins_follow_relions_convention(tmp_path):
+    """RELION's convention, from its own source and a package we did not write.
+
+    RELION turns a 2D class reference into a particle's pose with ``Projector::rotate2D``
+    (3dem/relion, src/projector.cpp): the turned reference at (x, y) samples the
+    reference at A⁻¹ (x, y), A = Euler_angles2matrix(0, 0, rlnAnglePsi) (x along
+    columns, y along rows), so the reference turned by A lies as the particle does; the
+    teamtomo ``eulerangles`` package gives that A (its 'relion' matrix is passive: the
+    reference → particle rotation is its transpose, tests/test_conventions.py).  The
+    particle's centre lies at the box centre minus (rlnOriginXAngst, rlnOriginYAngst) / pixel
+    (RELION recentres picks as coordinate − origin; tests/test_particle_files.py checks
+    this on RELION 5's own files).  Particles are made here with scipy from that
+    matrix, and the STAR that ``classify2d`` writes must give back the turns (up to one
+    common turn of the class frame) and the shifts.
+    """
+    from eulerangles import euler2matrix
+
+    n, pixel = 64, 5.0
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[:n, :n] - n // 2
+    blobs = [(6.0, 2.0, 20.0, 1.0), (-4.0, -8.0, 8.0, 0.6), (-2.0, 9.0, 30.0, 0.3)]
+    weight = sum(a * w for *_, w, a in blobs)  # centre of mass of the density at 0
+    cx = sum(bx * a * w for bx, _, w, a in blobs) / weight
+    cy = sum(by * a * w for _, by, w, a in blobs) / weight
+    reference = sum(
+        a * np.exp(-((x - bx + cx) ** 2 + (y - by + cy) ** 2) / w) for bx, by, w, a in blobs
+    )
+    psi = rng.uniform(0, 360, 40)
+    centre_xy = rng.uniform(-4, 4, (40, 2))  # particle centre relative to the box centre
+    particles = []
+    for angle, (sx, sy) in zip(psi, centre_xy):
+        passive = euler2matrix(
+            [0.0, 0.0, angle], axes="zyz", intrinsic=True, right_handed_rotation=True
+        )
+        turn = passive.T[:2, :2]  # RELION's A on (x, y)
+        inverse = np.linalg.inv(turn)
+        # particle(p) = reference(A⁻¹ (p − c − s) + c), on (row, column) = (y, x) indices
+        matrix = inverse[::-1, ::-1]
+        c = np.array([n // 2, n // 2], float)
+        offset = c - matrix @ (c + np.array([sy, sx]))
+        particles.append(scipy.ndimage.affine_transform(reference, matrix, offset, order=3))
+    stack = tmp_path / "turned.mrcs"
+    with mrcfile.new(stack) as mrc:
+        mrc.set_data(np.stack(particles).astype(np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = pixel
+    out = tmp_path / "out"
+    assert _cli("classify2d", stack, "-o", out, "-k", 1, "--rounds", 2, "--ctf", "none") == 0
+    written = starfile.read(out / "particles.star", always_dict=True)["particles"]
+    offset = np.deg2rad(written["rlnAnglePsi"].to_numpy() - psi)
+    assert 1 - np.abs(np.exp(1j * offset).mean()) < 1e-3  # one common turn of the frame
+    common = np.rad2deg(np.angle(np.exp(1j * offset).mean()))
+    origin = written[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy() / pixel
+    # the class frame may be turned by `common` about the box centre: same origins then
+    assert np.abs(origin - (-centre_xy)).max() < 0.5, common

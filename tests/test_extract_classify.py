@@ -3,9 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.ndimage
 
 from tomoscribe.errors import ParameterError
-from tomoscribe.structure.classify2d import classify_projections, rotate_images
+from tomoscribe.structure.classes2d import classify_images
 from tomoscribe.structure.extract import extract_subtomograms, rescale_positions
 from tomoscribe.volume import Volume
 
@@ -43,6 +44,15 @@ def test_positions_picked_at_bin_two_map_to_block_centres():
     assert np.allclose(rescale_positions(full, 10.0, 20.0)[["x", "y", "z"]], table)
 
 
+def rotate_images(images, angles_deg):
+    return np.stack(
+        [
+            scipy.ndimage.rotate(im, a, reshape=False, order=1, mode="nearest")
+            for im, a in zip(images, angles_deg)
+        ]
+    )
+
+
 def test_classes_separate_shapes_in_any_in_plane_rotation():
     rng = np.random.default_rng(0)
     n = 32
@@ -52,12 +62,12 @@ def test_classes_separate_shapes_in_any_in_plane_rotation():
     bar[yy > 0] *= 0.6  # asymmetric, so rotations matter
     images = np.stack([ring] * 20 + [bar] * 20)
     images = rotate_images(images, rng.uniform(0, 360, 40)) + rng.normal(0, 0.3, images.shape)
-    result = classify_projections(images.astype(np.float32), 2, seed=0)
-    first, second = result["labels"][:20], result["labels"][20:]
+    result = classify_images(images.astype(np.float32), 2, seed=0)
+    first, second = result.labels[:20], result.labels[20:]
     assert len(set(first)) == 1 and len(set(second)) == 1 and first[0] != second[0]
     # The bar class average is sharper than a rotational blur: aligned members overlap.
     bar_class = second[0] - 1
-    average = result["averages"][bar_class]
+    average = result.averages[bar_class]
     assert (
         np.corrcoef(average.ravel(), bar.ravel())[0, 1] > 0.5
         or max(
@@ -67,4 +77,6 @@ def test_classes_separate_shapes_in_any_in_plane_rotation():
         > 0.8
     )
     with pytest.raises(ParameterError):
-        classify_projections(images, 50)
+        classify_images(images, 50)
+    with pytest.raises(ParameterError):
+        classify_images(images[:, :4, :4], 2)

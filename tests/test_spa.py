@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import starfile
+import torch
 
 from conftest import entries
 from tomoscribe.cli.app import main
@@ -29,11 +30,11 @@ from tomoscribe.simulate.micrographs import (
     simulate_micrograph,
     simulate_micrograph_set,
 )
-from tomoscribe.spa.network import calibrate_threshold, train_pair
+from tomoscribe.spa.network import augment, held_out_threshold, split_boxes, train_pair
 from tomoscribe.spa.picking import pick_micrograph
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_micrograph, summarise
-from tomoscribe.spa.trainset import build_trainset
+from tomoscribe.spa.trainset import build_trainset, cut_exact_patches
 from tomoscribe.volume import Volume
 
 
@@ -152,8 +153,10 @@ def _scores(truths, names, pick):
 def test_cnn_picker_on_held_out_micrographs(picking_data):
     truths, held_out, trainset = picking_data
     pair, record = train_pair(trainset, steps=300, seed=0)
-    threshold = calibrate_threshold(pair, trainset)
-    assert 0.2 < threshold < 0.9
+    calibration = record["calibration"]
+    threshold = calibration["threshold"]
+    assert calibration["held_out_boxes"] == {"good": 3, "background": 3, "bad": 3}
+    assert 0.05 < threshold < 0.95
     result = _scores(
         truths,
         held_out,
@@ -173,6 +176,38 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
         ),
     )
     assert baseline["blobs_unpicked"] < result["blobs_unpicked"], baseline
+
+
+def test_held_out_threshold_separates_and_splits_sets():
+    # separable: the threshold lies midway between the best negative and worst good box
+    threshold, f1 = held_out_threshold(np.array([0.7, 0.8, 0.9]), np.array([0.1, 0.3, 0.5]))
+    assert f1 == 1.0 and threshold == pytest.approx(0.6)
+    # one negative above one good box: F1 is 4/5 in (0.6, 0.7], 2/3 in (0.5, 0.6],
+    # 6/7 in (0.1, 0.5] (3 good, 1 false positive) and 3/4 below: the middle of 0.1–0.5
+    threshold, f1 = held_out_threshold(np.array([0.5, 0.7, 0.9]), np.array([0.1, 0.6]))
+    assert f1 == pytest.approx(6 / 7) and threshold == pytest.approx(0.3)
+    sets = {k: np.zeros((15 if k != "bad" else 3, 4, 4)) for k in ("good", "background", "bad")}
+    train, held = split_boxes(sets, 0.2, 0)
+    assert [len(held[k]) for k in ("good", "background", "bad")] == [3, 3, 0]
+    assert [len(train[k]) for k in ("good", "background", "bad")] == [12, 12, 3]
+
+
+def test_training_crops_are_the_micrographs_own_pixels():
+    """Patches are cut at whole pixels (no interpolation smooths their noise) and the
+    augmentation's quarter turns, mirrors and shifts move the box centre with them."""
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(60, 80)).astype(np.float32)
+    patches, offsets = cut_exact_patches(image, np.array([[30.4, 20.6], [2.0, 3.0]]), 16)
+    assert np.array_equal(patches[0], image[21 - 8 : 21 + 8, 30 - 8 : 30 + 8])
+    assert np.allclose(offsets, [[0.4, -0.4], [0.0, 0.0]], atol=1e-6)
+    assert patches[1].std() == pytest.approx(image.std(), rel=0.3)  # mirrored, not zeros
+    spots = torch.zeros(64, 40, 40)
+    centres = torch.tensor([[23.0, 17.0]]).repeat(64, 1)
+    spots[:, 17, 23] = 1.0  # a marked pixel at (x, y) = (23, 17)
+    crops, moved = augment(spots, centres, 24, 4, torch.Generator().manual_seed(0))
+    for crop, (x, y) in zip(crops[:, 0], moved):
+        j, i = np.unravel_index(int(crop.argmax()), crop.shape)
+        assert (i, j) == (int(x), int(y)) and crop.sum() == 1.0
 
 
 def test_fewer_than_three_boxes_refused(picking_data):

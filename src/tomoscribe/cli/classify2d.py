@@ -76,9 +76,9 @@ def classify2d(
             overwrite,
             say=lambda m: typer.echo(m, err=True),
         )
-    counts = result["counts"]
+    counts = result.classes.counts
     typer.echo(
-        f"wrote {out_dir}: {len(result['labels'])} particles in {int((counts > 0).sum())} "
+        f"wrote {out_dir}: {len(result.classes.labels)} particles in {int((counts > 0).sum())} "
         f"of {classes} classes ({counts.min()}–{counts.max()} each): class_averages.mrcs, "
         "classes.png, particles.star"
     )

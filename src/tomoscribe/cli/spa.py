@@ -74,10 +74,9 @@ def train(
     full = train_picker_file(
         trainset, output, steps, batch, seed, device, say=lambda m: typer.echo(m, err=True)
     )
-    typer.echo(
-        f"wrote {output} (a strict threshold from the training boxes: "
-        f"{full['threshold']:.2f}; `spa pick` uses 0.4 unless told otherwise)"
-    )
+    held = full["training"]["calibration"].get("held_out_boxes", 0)
+    how = "boxes held out of training" if held else "the default: too few boxes to hold out"
+    typer.echo(f"wrote {output} (picking threshold {full['threshold']:.2f}, from {how})")
 
 
 @spa_app.command("pick")
@@ -89,9 +88,10 @@ def pick(
         ..., "--out", "-o", help="Folder: picks.star, picks.csv, NAME.box, info/NAME_info.json."
     ),
     threshold: float = typer.Option(
-        0.4,
+        None,
         "--threshold",
-        help="Lowest score (0–1) picked; higher: fewer, surer picks (docs/performance.md).",
+        help="Lowest score (0–1) picked (default: the picker's, chosen on boxes held out "
+        "of training); higher: fewer, surer picks.",
     ),
     min_distance: float = typer.Option(
         None, "--min-distance", help="Pixels between picks (default half a box)."

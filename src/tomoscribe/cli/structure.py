@@ -11,7 +11,7 @@ from ..errors import ParameterError
 from ..outputs import check_output_folder, check_writable
 from . import options
 from .app import app
-from .checks import writes
+from .checks import arguments_as, writes
 
 VALUE_HELP = (
     "The feature's value in a map from another tool without a .legend.json "
@@ -339,11 +339,13 @@ def clean(
     """2D-classify the particles' Z-projections (rotation-invariant); show class averages."""
     from ..structure.workflow import clean_particle_file
 
-    result = clean_particle_file(particles, output, classes, seed, overwrite)
-    averages_path, gallery_path = result["averages_path"], result["gallery_path"]
+    with arguments_as(n_classes="classes"):
+        result = clean_particle_file(particles, output, classes, seed, overwrite)
+    averages_path, gallery_path = result.averages_path, result.gallery_path
+    counts = result.classes.counts
     typer.echo(
         f"wrote {output}, {averages_path.name} and {gallery_path.name}; class sizes "
-        + ", ".join(f"{i + 1}: {c}" for i, c in enumerate(result["counts"]))
+        + ", ".join(f"{i + 1}: {c}" for i, c in enumerate(counts))
     )
 
 

@@ -53,7 +53,7 @@ from ..segment.vesicles import VesicleParams, close_vesicles
 from ..simulate.subtomograms import template_in_box
 from ..simulate.template_library import load_template
 from ..structure.average import AverageParams, align_map_to, refine_average
-from ..structure.classify2d import classify_projections
+from ..structure.classes2d import Classes2D, classify_images
 from ..structure.extract import extract_subtomograms
 from ..structure.fsc import fsc_curve, resolution_at
 from ..structure.picking import PickParams, match_picks, pick_particles
@@ -135,7 +135,7 @@ class Particles:
 class Cleaning:
     """2D classification of the picks and which classes an expert would drop."""
 
-    classes: dict
+    classes: Classes2D
     n_classes: int
     purity: pd.Series
     removed: list
@@ -435,8 +435,8 @@ def _clean(
     with timed("clean"):
         say(f"2D classification of {len(table)} picked particles")
         n_classes = max(2, min(6, len(table) // 15))
-        classes = classify_projections(stack.sum(axis=1), n_classes, settings.seed)
-        table["class"] = classes["labels"]
+        classes = classify_images(stack.sum(axis=1), n_classes, VOXEL_A, settings.seed)
+        table["class"] = classes.labels
         purity = (
             table.groupby("class")["is_ribosome"]
             .mean()
@@ -548,7 +548,7 @@ def _results(
         "cleaning": {
             "n_classes": cleaning.n_classes,
             "removed_classes": cleaning.removed,
-            "class_sizes": cleaning.classes["counts"].tolist(),
+            "class_sizes": cleaning.classes.counts.tolist(),
             "class_ribosome_fraction": [float(v) for v in cleaning.purity.to_numpy()],
             "n_before": int(len(table)),
             "n_after": int(keep.sum()),

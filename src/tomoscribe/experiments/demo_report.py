@@ -200,11 +200,11 @@ def write_demo_report(
 
     clean = results["cleaning"]
     report.heading("2D classification of the picks (Z-projections)")
-    k = len(classes["averages"])
+    k = len(classes.averages)
     fig, axes = plt.subplots(1, k, figsize=(2.2 * k, 2.6), squeeze=False)
     for i in range(k):
         ax = axes[0, i]
-        ax.imshow(classes["averages"][i], cmap="gray")
+        ax.imshow(classes.averages[i], cmap="gray")
         mark = " removed" if (i + 1) in clean["removed_classes"] else ""
         ax.set_title(
             f"{i + 1}: n={clean['class_sizes'][i]}\n"

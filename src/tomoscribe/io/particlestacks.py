@@ -304,8 +304,9 @@ def write_assignments(
     path : the file to write (callers pass an atomic temporary).
     source : the particles (their STAR rows are kept, or ``rlnImageName`` made up).
     classes : (p,) class numbers from 1.
-    psi_deg : (p,) ``rlnAnglePsi``: the class average turned by psi (counter-clockwise
-        with x along columns and y along rows) lies as the particle does.
+    psi_deg : (p,) ``rlnAnglePsi`` in RELION's convention: the class average turned by
+        RELION's Euler matrix A(0, 0, psi) (clockwise by psi with x along columns and y
+        along rows) lies as the particle does.
     origin_xy_A : (p, 2) ``rlnOriginXAngst``/``YAngst``: as RELION, the particle's
         centre lies at the box centre minus the origin.
     """

@@ -14,7 +14,8 @@ pixels within the largest particle radius of the box centre, averaged over
 non-junk particles.
 
 Truth per particle: ``structure`` (template name or ``junk``), ``structure_id``
-(1… in the order given, 0 for junk), ``view`` (−1 for junk), ``psi_deg``,
+(1… in the order given, 0 for junk), ``view`` (−1 for junk), ``turn_deg`` (the
+counter-clockwise turn of ``core.turn2d.transform``; RELION's psi is its negative),
 ``shift_x_px``/``shift_y_px`` and ``defocus_um``; and the clean, centred, unturned
 projections (structures × views × box × box) to compare class averages with.
 """
@@ -147,7 +148,7 @@ def simulate_particle_stack(
             "structure": names[structure_id],
             "structure_id": structure_id,
             "view": view,
-            "psi_deg": psi,
+            "turn_deg": psi,
             "shift_x_px": shift[:, 0],
             "shift_y_px": shift[:, 1],
             "defocus_um": defocus,

@@ -1,10 +1,17 @@
 """Micrographs for picking: read (one image each, one pixel size), shrink, normalise.
 
 Picking works on micrographs shrunk by an integer factor (block means: a box of the
-particle becomes about ``TARGET_BOX`` pixels) and normalised robustly (median and
-median absolute deviation, so contamination and carbon do not set the scale), clipped
-at ±5.  Shrunk pixel (j, i) covers full pixels ``shrink·j … shrink·j + shrink − 1``, so
-its centre is at full-resolution ``(i + ½)·shrink − ½``.
+particle becomes about ``TARGET_BOX`` pixels), the local mean removed (over a window
+of about four boxes: two passes of a box filter, ``scipy.ndimage.uniform_filter``, a
+smooth window at a cost that does not grow with its size), and scaled by the median
+absolute deviation of what is left (robust: contamination and carbon do not set the
+scale), clipped at ±5.  Without removing the local mean (as before 2026-12-01) the
+median and MAD of a micrograph with carbon are those of two levels, ice and carbon:
+its ice came out 20% lower in contrast and 0.2 σ brighter than elsewhere, and the
+CNN picker found 0–5% of its particles against 90–97% on micrographs without carbon
+(docs/performance.md).  Shrunk pixel (j, i) covers full pixels
+``shrink·j … shrink·j + shrink − 1``, so its centre is at full-resolution
+``(i + ½)·shrink − ½``.
 """
 
 from __future__ import annotations
@@ -78,16 +85,26 @@ def shrink_factor(box_px: int, target_box: int = TARGET_BOX) -> int:
     return max(1, int(round(box_px / target_box)))
 
 
-def shrink_and_normalise(image: np.ndarray, shrink: int) -> np.ndarray:
-    """Block-mean shrink by ``shrink`` (the right and bottom remainders dropped), then
-    (x − median) / (1.4826 · MAD), clipped at ±5: float32."""
+def shrink_and_normalise(
+    image: np.ndarray, shrink: int, window: int = 2 * TARGET_BOX
+) -> np.ndarray:
+    """Block-mean shrink by ``shrink`` (the right and bottom remainders dropped), minus
+    the local mean, over 1.4826 × the median absolute deviation of the result, clipped
+    at ±5: float32.
+
+    ``window``: edge of each of the two box filters of the local mean (shrunk pixels;
+    together they weigh a neighbourhood about twice that across)."""
+    from scipy.ndimage import uniform_filter
+
     ny, nx = (s // shrink * shrink for s in image.shape)
     small = image[:ny, :nx].reshape(ny // shrink, shrink, nx // shrink, shrink).mean((1, 3))
-    centre = np.median(small)
-    spread = 1.4826 * np.median(np.abs(small - centre))
+    small = small.astype(np.float32)
+    background = uniform_filter(uniform_filter(small, window, mode="reflect"), window)
+    centred = small - background
+    spread = 1.4826 * float(np.median(np.abs(centred - np.median(centred))))
     if not spread > 0:
-        spread = float(small.std()) or 1.0
-    return np.clip((small - centre) / spread, -5, 5).astype(np.float32)
+        spread = float(centred.std()) or 1.0
+    return np.clip(centred / spread, -5, 5).astype(np.float32)
 
 
 def to_shrunk(xy: np.ndarray, shrink: int) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import ParameterError
 from .micrographs import shrink_and_normalise, to_full
-from .network import PickerPair
+from .network import DEFAULT_THRESHOLD, PickerPair
 
 _KEY = "tomoscribe_spa_picker"
 VERSION = 1
@@ -65,11 +65,6 @@ def peaks(
     values = scores[found[:, 0], found[:, 1]] if len(found) else np.zeros(0, np.float32)
     order = np.argsort(-values, kind="stable")
     return found[order][:, ::-1].astype(float), values[order]
-
-
-#: The combined score picked by default: the best F1 on held-out simulated micrographs
-#: (docs/spa.md); the threshold calibrated on the training boxes was too strict there.
-DEFAULT_THRESHOLD = 0.4
 
 
 def pick_micrograph(
@@ -117,7 +112,7 @@ def load_picker(path: str | os.PathLike) -> tuple[PickerPair, dict]:
     record, tensors = read_weights(path, _KEY, "picker")
     if record.get("version", 0) > VERSION:
         raise ModelFileError(f"{path} was written by a newer tomoscribe; update it.")
-    for key in ("shrink", "box_px", "pixel_size_A"):
+    for key in ("shrink", "box_px", "pixel_size_A", "threshold"):
         if key not in record:
             raise ModelFileError(f"{path} lacks `{key}` in its record; train it again.")
     pair = PickerPair()

@@ -4,10 +4,14 @@ Three sets of boxes (about 10–15 each, over several micrographs at different d
 as in EMAN2 2.2's "CNN Particle Picking v2"): good (isolated particles), background
 (empty ice) and bad (contamination, aggregates, anything else not a particle).  Each
 box becomes a square patch of the shrunk, normalised micrograph
-(:mod:`tomoscribe.spa.micrographs`) centred on the box at sub-pixel precision and
-large enough that training can turn it by any angle and shift it before cropping the
-network's input (``input_px``, twice the shrunk box).  The file is safetensors (the
-three patch stacks) with a JSON record; it holds no code.
+(:mod:`tomoscribe.spa.micrographs`) cut at whole pixels around the pixel nearest the
+box centre (so its pixels, and its noise, are the micrograph's own: interpolating
+smooths noise, and a network trained on smoother patches than it is applied to
+misses particles, docs/performance.md), with the box centre's sub-pixel offset from
+the patch's centre pixel (``patch // 2``) kept for good boxes, large enough that
+training can shift it by half a box before cropping the network's input (``input``,
+twice the shrunk box).  The file is safetensors (the three patch stacks and the good
+boxes' offsets) with a JSON record; it holds no code.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from .micrographs import shrink_and_normalise, shrink_factor, to_shrunk
 SETS = ("good", "background", "bad")
 MIN_BOXES = 3
 _KEY = "tomoscribe_spa_trainset"
-VERSION = 1
+VERSION = 2
 
 
 def patch_geometry(box_px: int, shrink: int) -> dict:
@@ -49,6 +53,22 @@ def cut_patches(image_small: np.ndarray, xy_small: np.ndarray, size: int) -> np.
         yy, xx = np.meshgrid(y + offsets, x + offsets, indexing="ij")
         out[k] = scipy.ndimage.map_coordinates(image_small, [yy, xx], order=3, mode="mirror")
     return out
+
+
+def cut_exact_patches(
+    image_small: np.ndarray, xy_small: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Patches (n, size, size) of the image's own pixels around the pixel nearest each
+    of ``xy_small`` (mirrored beyond the edges), which lies at patch pixel
+    (size // 2, size // 2), and each point's offset (x, y) from it: (n, 2)."""
+    xy = np.asarray(xy_small, float).reshape(-1, 2)
+    nearest = np.rint(xy).astype(int)
+    padded = np.pad(image_small, size, mode="symmetric")
+    out = np.empty((len(xy), size, size), np.float32)
+    for k, (i, j) in enumerate(nearest):
+        top, left = j - size // 2 + size, i - size // 2 + size
+        out[k] = padded[top : top + size, left : left + size]
+    return out, (xy - nearest).astype(np.float32)
 
 
 def check_boxes(sets: dict[str, pd.DataFrame], shapes: dict[str, tuple], box_px: int) -> None:
@@ -112,11 +132,15 @@ def build_trainset(
     small = {m: shrink_and_normalise(micrographs[m], shrink) for m in used}
     out = {}
     for name in SETS:
-        stacks = []
+        stacks, offsets = [], []
         for micrograph, rows in sets[name].groupby("micrograph", sort=True):
             xy = to_shrunk(rows[["x", "y"]].to_numpy(float), shrink)
-            stacks.append(cut_patches(small[micrograph], xy, geometry["patch"]))
+            patches, offset = cut_exact_patches(small[micrograph], xy, geometry["patch"])
+            stacks.append(patches)
+            offsets.append(offset)
         out[name] = np.concatenate(stacks)
+        if name == "good":
+            out["good_offsets"] = np.concatenate(offsets)
     out["record"] = {
         "version": VERSION,
         "box_px": int(box_px),
@@ -134,9 +158,19 @@ def save_trainset(path: str | os.PathLike, trainset: dict) -> Path:
     from safetensors.numpy import save_file
 
     tensors = {n: np.ascontiguousarray(trainset[n], np.float32) for n in SETS}
+    tensors["good_offsets"] = np.ascontiguousarray(good_offsets(trainset), np.float32)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={_KEY: json.dumps(trainset["record"])})
     return Path(path)
+
+
+def good_offsets(trainset: dict) -> np.ndarray:
+    """Each good box's centre relative to its patch's centre pixel, (x, y) shrunk pixels
+    (version-1 sets centred theirs at (patch − 1) / 2 by interpolation: −½)."""
+    offsets = trainset.get("good_offsets")
+    if offsets is None:
+        return np.full((len(trainset["good"]), 2), -0.5, np.float32)
+    return np.asarray(offsets, np.float32)
 
 
 def load_trainset(path: str | os.PathLike) -> dict:

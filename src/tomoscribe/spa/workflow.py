@@ -92,11 +92,11 @@ def train_picker_file(
     say: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Train the two networks (good vs background, good vs bad) on a training set file
-    for ``steps`` steps of ``batch`` patches each, calibrate a strict threshold on the
-    training boxes and save the picker to ``output``.  Returns the picker's record
-    (geometry, training history, ``threshold``)."""
+    for ``steps`` steps of ``batch`` patches each, a fifth of each set's boxes held out
+    to choose the picking threshold on, and save the picker to ``output``.  Returns the
+    picker's record (geometry, training history, ``threshold``)."""
     from ..core.device import resolve_device
-    from .network import calibrate_threshold, train_pair
+    from .network import train_pair
     from .picking import save_picker
     from .trainset import load_trainset
 
@@ -107,7 +107,7 @@ def train_picker_file(
     full = {
         **{k: data["record"][k] for k in ("box_px", "shrink", "pixel_size_A", "geometry")},
         "training": record,
-        "threshold": calibrate_threshold(pair, data),
+        "threshold": record["calibration"]["threshold"],
     }
     save_picker(output, pair, full)
     write_provenance(output, "spa train", full, [Path(trainset)])
@@ -135,6 +135,7 @@ def pick_files(
     from .picking import load_picker, pick_micrograph
 
     pair, record = load_picker(picker)
+    threshold = float(record["threshold"]) if threshold is None else threshold
     images, size = read_micrographs(micrographs, pixel_size_A)
     if abs(size - record["pixel_size_A"]) > 0.05 * record["pixel_size_A"]:
         raise VoxelSizeMismatchError(

@@ -187,7 +187,7 @@ def working_stack(source, params: Classify2DParams, device) -> tuple[np.ndarray,
             last = int(torch.nonzero(band).max()) if band.any() else source.box // 4
             if size == 0:
                 size = min(source.box, max(32, 2 * (last + 3) + (2 * (last + 3)) % 4))
-                size += size % 2
+                size = min(size + size % 2, source.box - source.box % 2)  # even, ≤ box
             band = band[: size // 2 + 1]
             out = np.empty((len(source), size, size), np.float32)
         out[start : start + len(x)] = fourier_crop(x, size).cpu().numpy()
@@ -339,20 +339,51 @@ def full_size_averages(source, labels, angles, shifts_px, params, device) -> np.
     )
 
 
+@dataclass(frozen=True)
+class Classes2D:
+    """What :func:`classify_particles` found (p particles, k classes, box n).
+
+    Attributes
+    ----------
+    labels : (p,) int, classes 1…k.
+    turn_deg : (p,) degrees: the class average turned counter-clockwise by this
+        (:func:`tomoscribe.core.turn2d.transform`: x along columns, y along rows) and
+        shifted by ``shift_px`` lies as the particle does.
+    shift_px : (p, 2) pixels of the full box: where the average's centre lies in the
+        particle's box, (x, y) relative to the box centre.
+    scores : (p,) normalised correlation with the class (working size).
+    averages : (k, n, n) float32 class averages.
+    counts : (k,) members per class.
+    timings_s : seconds per pass (and the working box, ``align_size``).
+    """
+
+    labels: np.ndarray
+    turn_deg: np.ndarray
+    shift_px: np.ndarray
+    scores: np.ndarray
+    averages: np.ndarray
+    counts: np.ndarray
+    timings_s: dict
+
+    @property
+    def psi_deg(self) -> np.ndarray:
+        """RELION's ``rlnAnglePsi`` (degrees, 0–360): RELION turns a 2D reference into
+        the particle's pose by its Euler matrix A(0, 0, psi), a clockwise turn by psi
+        in these axes (``Projector::rotate2D``; tests/test_classify2d_scale.py), so
+        psi = −turn."""
+        return (-np.asarray(self.turn_deg, float)) % 360.0
+
+    def origin_A(self, pixel_size_A: float) -> np.ndarray:
+        """RELION's ``rlnOriginXAngst``/``YAngst`` (p, 2): the particle's centre lies at
+        the box centre minus the origin."""
+        return -np.asarray(self.shift_px, float) * pixel_size_A
+
+
 def classify_particles(
     source, params: Classify2DParams, device="cpu", say: Callable[[str], None] | None = None
-) -> dict:
-    """Classify particles into ``params.n_classes`` aligned 2D classes.
-
-    Returns
-    -------
-    dict with ``labels`` (p,) classes 1…k; ``psi_deg`` (p,) the angle turning the
-    class average onto the particle (counter-clockwise, x along columns, y along rows);
-    ``shift_px`` (p, 2) where the average's centre lies in the particle's box relative
-    to its centre (RELION's origin is minus this, in Å); ``scores`` (p,) normalised
-    correlation with the class (working size); ``averages`` (k, box, box); ``counts``
-    (k,); ``timings_s`` per pass.
-    """
+) -> Classes2D:
+    """Classify particles into ``params.n_classes`` aligned 2D classes
+    (:class:`Classes2D`)."""
     say = say or (lambda message: None)
     params.validate(len(source), source.box)
     device = torch.device(device)
@@ -389,15 +420,42 @@ def classify_particles(
     timings["align_size"] = n
     averages = full_size_averages(source, labels, angles, shifts * scale, params, device)
     timings["full_size_averages"] = time.perf_counter() - clock
-    return {
-        "labels": labels + 1,
-        "psi_deg": np.asarray(angles, float) % 360.0,
-        "shift_px": np.asarray(shifts, float) * scale,
-        "scores": scores,
-        "averages": averages.astype(np.float32),
-        "counts": np.bincount(labels, minlength=params.n_classes),
-        "timings_s": timings,
-    }
+    return Classes2D(
+        labels=labels + 1,
+        turn_deg=np.asarray(angles, float) % 360.0,
+        shift_px=np.asarray(shifts, float) * scale,
+        scores=scores,
+        averages=averages.astype(np.float32),
+        counts=np.bincount(labels, minlength=params.n_classes),
+        timings_s=timings,
+    )
+
+
+def classify_images(
+    images: np.ndarray,
+    n_classes: int,
+    pixel_size_A: float = 1.0,
+    seed: int = 0,
+    rounds: int = 3,
+) -> Classes2D:
+    """Aligned 2D classes of images held in memory without CTF (p, n, n), e.g. the
+    Z-projections of subtomograms that ``tomoscribe clean`` judges; on one CPU device.
+
+    Raises
+    ------
+    ParameterError
+        Images that are not a stack of squares of at least 8 pixels, or more classes
+        than images.
+    """
+    images = np.asarray(images, np.float32)
+    if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[1] < 8:
+        raise ParameterError(
+            f"images must be a stack of squares of at least 8 pixels (p, n, n), got {images.shape}."
+        )
+    params = Classify2DParams(
+        n_classes=n_classes, rounds=rounds, ctf="none", chunk=256, seed=seed, candidates=4
+    )
+    return classify_particles(ArraySource(images, pixel_size_A), params)
 
 
 def _seed_alignment(work, labels, reduced, polar, mask, params, device) -> tuple:

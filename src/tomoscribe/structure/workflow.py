@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,9 @@ from ..segment.labelmaps import feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume
 from .average import AverageParams, refine_average
-from .classify2d import classify_projections
+
+if TYPE_CHECKING:
+    from .classes2d import Classes2D
 from .extract import extract_subtomograms, rescale_positions
 from .filaments import instance_labels, trace_filaments, tube_model
 from .picking import PickParams, pick_particles
@@ -336,14 +339,31 @@ def extract_from_files(
     return table, kept, acquisition
 
 
+@dataclass(frozen=True)
+class Cleaned:
+    """What :func:`clean_particle_file` wrote.
+
+    Attributes
+    ----------
+    classes : the 2D classification of the particles' Z-projections
+    averages_path : the class averages (MRC stack)
+    gallery_path : their PNG gallery
+    """
+
+    classes: Classes2D
+    averages_path: Path
+    gallery_path: Path
+
+
 def clean_particle_file(
     particles: Path, output: Path, classes: int, seed: int = 0, overwrite: bool = True
-) -> dict:
-    """2D classes of an extraction folder's particles (their Z-projections): the table
-    with ``rlnClassNumber`` to ``output``, class averages (``STEM_classes.mrcs``) and a
-    gallery (``STEM_classes.png``) beside it, and the provenance record.  Returns the
-    classification (``labels``, ``averages``, ``counts``) and the two file paths
-    (``averages_path``, ``gallery_path``)."""
+) -> Cleaned:
+    """2D classes of an extraction folder's particles (their Z-projections, aligned
+    classes of :func:`tomoscribe.structure.classes2d.classify_images`): the table with
+    ``rlnClassNumber`` to ``output``, class averages (``STEM_classes.mrcs``) and a
+    gallery (``STEM_classes.png``) beside it, and the provenance record."""
+    from .classes2d import classify_images
+
     table = read_particles(particles)
     beside = particles.parent / "projections.mrcs"
     projections = read_projections(particles) if beside.is_file() else None
@@ -352,23 +372,23 @@ def clean_particle_file(
         stack, table, _ = read_particle_set(particles)
         projections = stack.sum(axis=1)
     check_writable(output, overwrite)
-    result = classify_projections(projections, classes, seed)
-    table["class"] = result["labels"]
     voxel = recorded_voxel_size(table) or 1.0
+    result = classify_images(projections, classes, voxel, seed)
+    table["class"] = result.labels
     stem = output.with_suffix("")
     averages_path = stem.with_name(stem.name + "_classes.mrcs")
     gallery_path = stem.with_name(stem.name + "_classes.png")
-    write_volume(averages_path, Volume(result["averages"], voxel))
-    class_gallery(gallery_path, result["averages"], result["counts"])
+    write_volume(averages_path, Volume(result.averages, voxel))
+    class_gallery(gallery_path, result.averages, result.counts)
     write_particles(output, table, voxel)
     write_provenance(
         output,
         "clean",
         {"classes": classes, "seed": seed},
         [particles],
-        extra={"counts": result["counts"].tolist()},
+        extra={"counts": result.counts.tolist()},
     )
-    return result | {"averages_path": averages_path, "gallery_path": gallery_path}
+    return Cleaned(result, averages_path, gallery_path)
 
 
 def class_gallery(path: Path, averages: np.ndarray, counts) -> None:
@@ -497,6 +517,22 @@ def average_particle_file(
     return result | {"n_particles": len(table), "tilt": tilt}
 
 
+@dataclass(frozen=True)
+class Classified2D:
+    """What :func:`classify2d_files` did.
+
+    Attributes
+    ----------
+    classes : the classification (labels, turns, shifts, averages, counts)
+    source : the particles classified (``io.particlestacks.ParticleSource``)
+    folder : the folder written (class_averages.mrcs, classes.png, particles.star)
+    """
+
+    classes: Classes2D
+    source: object
+    folder: Path
+
+
 def classify2d_files(
     inputs: list[Path],
     out_dir: Path,
@@ -505,14 +541,14 @@ def classify2d_files(
     device: str = "auto",
     overwrite: bool = True,
     say: Callable[[str], None] | None = None,
-) -> dict:
+) -> Classified2D:
     """What ``tomoscribe classify2d`` does: classify the particles of MRC stacks (and
     of a RELION particle STAR, when one of ``inputs`` is a ``.star``) with
     :func:`tomoscribe.structure.classes2d.classify_particles` and write into
     ``out_dir`` ``class_averages.mrcs`` (k images at the particles' pixel size),
     ``classes.png`` (a gallery with class numbers and sizes) and ``particles.star``
     (RELION: the input rows plus ``rlnClassNumber``, ``rlnAnglePsi``,
-    ``rlnOriginXAngst``/``YAngst``).  Returns the classification and the source."""
+    ``rlnOriginXAngst``/``YAngst`` in RELION's convention, :class:`Classes2D`)."""
     import torch
 
     from ..io.particlestacks import open_particles, write_assignments
@@ -527,15 +563,18 @@ def classify2d_files(
     for note in source.notes:
         (say or (lambda m: None))(f"note: {note}")
     result = classify_particles(source, params, resolve_device(device), say)
-    origin_A = -result["shift_px"] * source.pixel_size_A
     with output_folder(out_dir, overwrite, inputs) as staging:
         write_volume(
             staging / "class_averages.mrcs",
-            Volume(result["averages"], source.pixel_size_A),
+            Volume(result.averages, source.pixel_size_A),
         )
-        class_mosaic(staging / "classes.png", result["averages"], result["counts"])
+        class_mosaic(staging / "classes.png", result.averages, result.counts)
         write_assignments(
-            staging / "particles.star", source, result["labels"], result["psi_deg"], origin_A
+            staging / "particles.star",
+            source,
+            result.labels,
+            result.psi_deg,
+            result.origin_A(source.pixel_size_A),
         )
         from ..outputs import write_provenance
 
@@ -544,9 +583,9 @@ def classify2d_files(
             "classify2d",
             params.as_dict() | {"device": device, "threads": torch.get_num_threads()},
             [*inputs],
-            extra={"counts": result["counts"].tolist(), "timings_s": result["timings_s"]},
+            extra={"counts": result.counts.tolist(), "timings_s": result.timings_s},
         )
-    return result | {"source": source}
+    return Classified2D(result, source, Path(out_dir))
 
 
 def class_mosaic(path: Path, averages: np.ndarray, counts) -> None:
