@@ -191,12 +191,20 @@ def fit_ellipsoid_algebraic(points: np.ndarray) -> Ellipsoid | None:
     return Ellipsoid(origin + scale * fit.centre, scale * fit.semi_axes, fit.axes)
 
 
-def refine_ellipsoid(points: np.ndarray, start: Ellipsoid, max_points: int = 20000) -> Ellipsoid:
+class _RunAway(Exception):
+    """The geometric fit's semi-axes passed their limit (carries the parameters)."""
+
+
+def refine_ellipsoid(
+    points: np.ndarray, start: Ellipsoid, max_points: int = 5000, max_semi_axis: float = math.inf
+) -> Ellipsoid:
     """Geometric least-squares ellipsoid (see the module docstring) from ``start``.
 
     Fits at most ``max_points`` of the points (drawn with a fixed seed); the semi-axes
     are fitted as logarithms (they stay positive) and the orientation as a rotation
-    vector applied to ``start``'s axes.
+    vector applied to ``start``'s axes.  A fit whose longest semi-axis passes
+    ``max_semi_axis`` (a sheet or tube running off towards infinite ones) is stopped
+    there and returned as it is.
     """
     import scipy.optimize
 
@@ -211,20 +219,34 @@ def refine_ellipsoid(points: np.ndarray, start: Ellipsoid, max_points: int = 200
         return Ellipsoid(params[:3], np.exp(params[3:6]), start.axes @ turn)
 
     def residuals(params):
+        if np.exp(params[3:6].max()) > max_semi_axis:
+            raise _RunAway(params)
         return 1.0 - 1.0 / np.maximum(unpack(params).level(points), 1e-6)
 
-    solution = scipy.optimize.least_squares(
-        residuals, np.r_[start.centre, np.log(start.semi_axes), np.zeros(3)], method="lm"
-    )
-    fit = unpack(solution.x)
+    # At most 50 Jacobians (each 10 evaluations): a good start converges in about 10;
+    # a tube or sheet runs off towards infinite semi-axes and is stopped.
+    try:
+        solution = scipy.optimize.least_squares(
+            residuals,
+            np.r_[start.centre, np.log(start.semi_axes), np.zeros(3)],
+            method="lm",
+            max_nfev=500,
+        ).x
+    except _RunAway as stopped:
+        solution = stopped.args[0]
+    fit = unpack(solution)
     return _ordered(fit.centre, fit.semi_axes, fit.axes)
 
 
-def robust_ellipsoid(points: np.ndarray, tolerance: float, iterations: int = 8):
+def robust_ellipsoid(
+    points: np.ndarray, tolerance: float, iterations: int = 8, max_semi_axis: float = math.inf
+):
     """Fit, then refit on the points close to the ellipsoid, repeatedly
     (:func:`tomoscribe.segment.vesicles.robust_sphere`'s trimming: within ``tolerance``
     or, while the fit is poor, the 60th percentile of the distances); then the
-    geometric fit on the points kept.
+    geometric fit on the points kept, unless the algebraic fit's longest semi-axis
+    exceeds ``max_semi_axis`` (a sheet or tube: the geometric fit would only run off
+    towards infinite semi-axes).
 
     Returns
     -------
@@ -247,7 +269,8 @@ def robust_ellipsoid(points: np.ndarray, tolerance: float, iterations: int = 8):
         keep = updated
     if fit is None:
         return None, np.zeros(len(points), bool), np.full(len(points), np.inf)
-    fit = refine_ellipsoid(points[keep], fit)
+    if fit.semi_axes[0] <= max_semi_axis:
+        fit = refine_ellipsoid(points[keep], fit, max_semi_axis=max_semi_axis)
     residual = np.abs(fit.distance(points))
     return fit, residual <= tolerance, residual
 

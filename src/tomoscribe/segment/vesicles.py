@@ -89,7 +89,10 @@ class VesicleParams:
     ``ellipsoids`` fits an ellipsoid where the sphere is refused, accepted under the
     same rules and at most ``max_axis_ratio`` between its longest and shortest
     semi-axes (flatter or longer ones are sheets, tubes and irregular membranes,
-    left to the network).
+    left to the network).  An accepted sphere gives way to an accepted ellipsoid only
+    when the ellipsoid puts ``ellipsoid_gain`` more of the component's voxels on its
+    surface (the sphere's lenient inlier rule accepts a sphere through the middle of an
+    ellipsoid's shell that is two thirds as wide as it is long).
     """
 
     thickness_nm: float = 5.0
@@ -107,6 +110,7 @@ class VesicleParams:
     spheres_per_component: int = 3
     ellipsoids: bool = True
     max_axis_ratio: float = 3.0
+    ellipsoid_gain: float = 0.1
 
     def validate(self) -> None:
         check_tilt_range(self.tilt_range_deg)
@@ -129,6 +133,7 @@ class VesicleParams:
             "min_visible_coverage",
             "max_interior_fill",
             "min_radial_normals",
+            "ellipsoid_gain",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ParameterError(f"{name} must lie in 0…1, got {getattr(self, name)}.")
@@ -328,8 +333,10 @@ def _fit_components(mask, voxel_size_A, params, show_progress=False):
 
 def _fit_one(points, mask, params, nm, tolerance, max_rms):
     """The first vesicle among ``points``: a sphere, else (several membranes in one
-    component) the sphere a Hough vote finds, else an ellipsoid (``params.ellipsoids``).
-    Returns the table row, the points it claims and the accepted ellipsoid (else None)."""
+    component) the sphere a Hough vote finds, else an ellipsoid (``params.ellipsoids``);
+    an ellipsoid also replaces an accepted sphere that it beats by
+    ``params.ellipsoid_gain`` of the points on its surface.  Returns the table row, the
+    points it claims and the accepted ellipsoid (else None)."""
     row, claimed = _judge(
         points,
         robust_sphere(points, tolerance, params.fit_iterations),
@@ -360,14 +367,30 @@ def _fit_one(points, mask, params, nm, tolerance, max_rms):
             if not second["reason"]:
                 row, claimed = second, np.zeros(len(points), bool)
                 claimed[np.flatnonzero(near)[claimed_subset]] = True
-    if not row["reason"] or not params.ellipsoids:
+    if not params.ellipsoids:
         return row, claimed, None
-    fit = robust_ellipsoid(points, tolerance, params.fit_iterations)
-    ellipsoid_row, claimed = _judge_ellipsoid(points, fit, mask, params, nm, tolerance, max_rms)
-    if ellipsoid_row["reason"]:
-        ellipsoid_row["reason"] = f"sphere: {row['reason']}; ellipsoid: {ellipsoid_row['reason']}"
-        return ellipsoid_row, claimed, None
-    return ellipsoid_row, claimed, fit[0]
+    # Points on the sphere, and how many more an ellipsoid must hold to replace it; an
+    # accepted sphere that leaves fewer than twice that off it stands without a try.
+    on_sphere = row["inlier_fraction"] * row["n_voxels"]
+    needed = on_sphere + params.ellipsoid_gain * len(points)
+    if not row["reason"] and on_sphere > (1 - 2 * params.ellipsoid_gain) * len(points):
+        return row, claimed, None
+    # The algebraic fit is rounder than the shape (module ellipsoids): beyond four times
+    # the largest vesicle it is a sheet or a tube, and the geometric fit is skipped.
+    fit = robust_ellipsoid(
+        points, tolerance, params.fit_iterations, max_semi_axis=4 * params.max_radius_nm * nm
+    )
+    ellipsoid_row, ellipsoid_claimed = _judge_ellipsoid(
+        points, fit, mask, params, nm, tolerance, max_rms
+    )
+    if not ellipsoid_row["reason"]:
+        if row["reason"] or ellipsoid_row["inlier_fraction"] * len(points) >= needed:
+            return ellipsoid_row, ellipsoid_claimed, fit[0]
+        return row, claimed, None
+    if not row["reason"]:
+        return row, claimed, None
+    ellipsoid_row["reason"] = f"sphere: {row['reason']}; ellipsoid: {ellipsoid_row['reason']}"
+    return ellipsoid_row, ellipsoid_claimed, None
 
 
 def _judge(points, fit, mask, params, nm, tolerance, max_rms):
