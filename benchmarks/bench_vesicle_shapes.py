@@ -15,6 +15,9 @@ as a fraction of the truth), fits accepted as spheres and as ellipsoids, and sec
 
 Scenes:
 
+* ``network …``: with ``--demo-out``, the networks' merged maps of earlier demo runs
+  (``labels_T_network.mrc``, closed as the demo closes them) against their truth
+  (``truth/labels_T.mrc``): real network output, not an imitation;
 * ``demo``: the demo's simulated cell (``experiments.demo_setup.cell_params``, one per
   seed): spherical vesicles, a double-membrane organelle, a plasma-membrane sheet;
 * ``ratio R``: per seed a 96×256×256 volume at 10 Å holding six shells (5 nm
@@ -32,13 +35,16 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.spatial
 from bench_vesicles import dice, imitate_network
 from scipy.spatial.transform import Rotation
 
+from tomoscribe.core.legend import read_legend
 from tomoscribe.experiments.demo_setup import VOXEL_A, cell_params
+from tomoscribe.io import read_volume
 from tomoscribe.segment.vesicles import VesicleParams, close_vesicles
 from tomoscribe.simulate.cell import CELL_CLASS_IDS, make_cell
 
@@ -89,13 +95,14 @@ def ellipsoid_scene(ratio: float, rng: np.random.Generator, thickness: float = 5
     return truth
 
 
-def score(truth: np.ndarray, seen: np.ndarray, spheres_only: bool) -> dict:
-    """Close ``seen`` and score it against ``truth`` (see the module docstring)."""
+def score(truth: np.ndarray, labels: np.ndarray, membrane: int, spheres_only: bool) -> dict:
+    """Close the ``membrane`` of ``labels`` and score it against ``truth`` (see the
+    module docstring)."""
     params = VesicleParams(ellipsoids=not spheres_only)
     start = time.perf_counter()
-    closed, table = close_vesicles(seen.astype(np.uint8), 1, VOXEL_A, params)
+    closed, table = close_vesicles(labels, membrane, VOXEL_A, params)
     seconds = time.perf_counter() - start
-    closed = closed == 1
+    closed, seen = closed == membrane, labels == membrane
     hidden = truth & ~seen
     accepted = table[table["accepted"]]
     return {
@@ -110,15 +117,41 @@ def score(truth: np.ndarray, seen: np.ndarray, spheres_only: bool) -> dict:
     }
 
 
+def network_scenes(folders: list[str]):
+    """(name, truth membrane, merged labels, membrane id) of each tomogram of demo
+    output folders (``tomoscribe demo --out DIR``) that has its networks' merged map
+    and the truth."""
+    for folder in folders:
+        for path in sorted(Path(folder).glob("labels_*_network.mrc")):
+            t = path.name.split("_")[1]
+            truth_path = Path(folder) / "truth" / f"labels_{t}.mrc"
+            if not truth_path.exists():
+                continue
+            truth = np.asarray(read_volume(truth_path).data) == CELL_CLASS_IDS["membrane"]
+            labels = np.asarray(read_volume(path).data).astype(np.uint8)
+            yield f"{Path(folder).name}/{t}", truth, labels, read_legend(path).id_of("membrane")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="medium")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS))
+    parser.add_argument("--ratios", type=float, nargs="*", default=list(RATIOS))
     parser.add_argument("--no-demo", action="store_true")
+    parser.add_argument(
+        "--demo-out",
+        nargs="*",
+        default=[],
+        help="demo output folders: also close their networks' merged maps",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     results: dict[str, dict[str, list[dict]]] = {}
+    for scene, truth, labels, membrane in network_scenes(args.demo_out):
+        for mode, spheres_only in (("spheres", True), ("spheres+ellipsoids", False)):
+            row = score(truth, labels, membrane, spheres_only)
+            results.setdefault(f"network {scene}", {}).setdefault(mode, []).append(row)
+            _report(f"network {scene}", "-", mode, row)
     scenes = ([] if args.no_demo else ["demo"]) + [f"ratio {r:g}" for r in args.ratios]
     for scene in scenes:
         for seed in args.seeds:
@@ -128,18 +161,11 @@ def main() -> None:
                 truth = np.asarray(labels.data) == CELL_CLASS_IDS["membrane"]
             else:
                 truth = ellipsoid_scene(float(scene.split()[1]), rng)
-            seen = imitate_network(truth, rng)
+            seen = imitate_network(truth, rng).astype(np.uint8)
             for mode, spheres_only in (("spheres", True), ("spheres+ellipsoids", False)):
-                row = score(truth, seen, spheres_only)
+                row = score(truth, seen, 1, spheres_only)
                 results.setdefault(scene, {}).setdefault(mode, []).append(row)
-                print(
-                    f"{scene:>10} seed {seed} {mode:>18}: recovered {row['recovered']:.2f} "
-                    f"of the hidden {row['hidden']:.2f}, Dice {row['dice_before']:.3f} → "
-                    f"{row['dice_after']:.3f}, false {row['false']:.3f}, "
-                    f"{row['spheres']} spheres + {row['ellipsoids']} ellipsoids, "
-                    f"{row['seconds']:.1f} s",
-                    flush=True,
-                )
+                _report(scene, seed, mode, row)
     print("\nmedians over seeds: recovered fraction of hidden membrane, Dice after, false")
     for scene, modes in results.items():
         line = [f"{scene:>10}"]
@@ -152,6 +178,16 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)
+
+
+def _report(scene, seed, mode, row) -> None:
+    print(
+        f"{scene:>10} seed {seed} {mode:>18}: recovered {row['recovered']:.2f} "
+        f"of the hidden {row['hidden']:.2f}, Dice {row['dice_before']:.3f} → "
+        f"{row['dice_after']:.3f}, false {row['false']:.3f}, "
+        f"{row['spheres']} spheres + {row['ellipsoids']} ellipsoids, {row['seconds']:.1f} s",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

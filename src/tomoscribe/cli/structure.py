@@ -190,9 +190,9 @@ def vesicles(
     table_path: Path = typer.Option(
         None,
         "--table",
-        help="CSV of every fitted sphere (centre "
-        "x, y, z in voxels, radius in nm, fit scores, accepted, "
-        "reason); default OUTPUT stem + _vesicles.csv.",
+        help="CSV of every fit (centre x, y, z in voxels, radius in nm, fit scores, "
+        "accepted, reason, model: sphere or ellipsoid, semi-axes in nm, orientation); "
+        "default OUTPUT stem + _vesicles.csv.",
     ),
     feature: str = typer.Option("membrane", "--feature", "-f", help="The membrane feature."),
     value: float = typer.Option(None, "--value", help=VALUE_HELP),
