@@ -239,14 +239,19 @@ def refine_ellipsoid(
 
 
 def robust_ellipsoid(
-    points: np.ndarray, tolerance: float, iterations: int = 8, max_semi_axis: float = math.inf
+    points: np.ndarray,
+    tolerance: float,
+    iterations: int = 8,
+    max_semi_axis: float = math.inf,
+    max_points: int = 20000,
 ):
     """Fit, then refit on the points close to the ellipsoid, repeatedly
     (:func:`tomoscribe.segment.vesicles.robust_sphere`'s trimming: within ``tolerance``
     or, while the fit is poor, the 60th percentile of the distances); then the
     geometric fit on the points kept, unless the algebraic fit's longest semi-axis
     exceeds ``max_semi_axis`` (a sheet or tube: the geometric fit would only run off
-    towards infinite semi-axes).
+    towards infinite semi-axes).  The trimming works on at most ``max_points`` of
+    the points (drawn with a fixed seed); the inliers and residuals are of all of them.
 
     Returns
     -------
@@ -254,7 +259,10 @@ def robust_ellipsoid(
     inliers : bool array (n,), points within ``tolerance`` of the final surface
     residual : (n,) array, each point's distance from it (units of ``points``)
     """
-    points = np.asarray(points, float)
+    everything = np.asarray(points, float)
+    points = everything
+    if len(points) > max_points:
+        points = points[np.random.default_rng(0).choice(len(points), max_points, replace=False)]
     keep = np.ones(len(points), bool)
     fit = None
     for _ in range(max(1, iterations)):
@@ -268,10 +276,10 @@ def robust_ellipsoid(
             break
         keep = updated
     if fit is None:
-        return None, np.zeros(len(points), bool), np.full(len(points), np.inf)
+        return None, np.zeros(len(everything), bool), np.full(len(everything), np.inf)
     if fit.semi_axes[0] <= max_semi_axis:
         fit = refine_ellipsoid(points[keep], fit, max_semi_axis=max_semi_axis)
-    residual = np.abs(fit.distance(points))
+    residual = np.abs(fit.distance(everything))
     return fit, residual <= tolerance, residual
 
 

@@ -367,8 +367,8 @@ def _fit_one(points, mask, params, nm, tolerance, max_rms):
             if not second["reason"]:
                 row, claimed = second, np.zeros(len(points), bool)
                 claimed[np.flatnonzero(near)[claimed_subset]] = True
-    if not params.ellipsoids:
-        return row, claimed, None
+    if not params.ellipsoids or len(points) < smallest_vesicle:
+        return row, claimed, None  # (fewer voxels cannot hold a closed ellipsoid either)
     # Points on the sphere, and how many more an ellipsoid must hold to replace it; an
     # accepted sphere that leaves fewer than twice that off it stands without a try.
     on_sphere = row["inlier_fraction"] * row["n_voxels"]
