@@ -286,14 +286,17 @@ def robust_ellipsoid(
 def ellipsoid_shell(shape, ellipsoid: Ellipsoid, thickness_vox: float):
     """(slices, bool mask) of the voxels within ``thickness/2`` of the ellipsoid's
     surface (:meth:`Ellipsoid.distance`), clipped to ``shape``; ``None`` when the shell
-    misses the volume."""
+    misses the volume.  Computed plane by plane (a few arrays of one plane's size)."""
     reach = ellipsoid.half_extent() + thickness_vox / 2 + 1
     lo = np.maximum(np.floor(ellipsoid.centre - reach).astype(int), 0)
     hi = np.minimum(np.ceil(ellipsoid.centre + reach).astype(int) + 1, shape)
     if np.any(hi <= lo):
         return None
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    grid = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij"), -1)
-    return box, np.abs(ellipsoid.distance(grid.reshape(-1, 3))).reshape(grid.shape[:3]) <= (
-        thickness_vox / 2
-    )
+    yy, xx = np.meshgrid(np.arange(lo[1], hi[1]), np.arange(lo[2], hi[2]), indexing="ij")
+    plane = np.stack([np.zeros(yy.size), yy.ravel(), xx.ravel()], -1).astype(float)
+    shell = np.empty(tuple(hi - lo), bool)
+    for k, z in enumerate(range(lo[0], hi[0])):
+        plane[:, 0] = z
+        shell[k] = (np.abs(ellipsoid.distance(plane)) <= thickness_vox / 2).reshape(yy.shape)
+    return box, shell
