@@ -187,9 +187,9 @@ def vesicles(
     table_path: Path = typer.Option(
         None,
         "--table",
-        help="CSV of every fitted sphere (centre "
-        "x, y, z in voxels, radius in nm, fit scores, accepted, "
-        "reason); default OUTPUT stem + _vesicles.csv.",
+        help="CSV of every fit (centre x, y, z in voxels, radius in nm, fit scores, "
+        "accepted, reason, model: sphere or ellipsoid, semi-axes in nm, orientation); "
+        "default OUTPUT stem + _vesicles.csv.",
     ),
     feature: str = typer.Option("membrane", "--feature", "-f", help="The membrane feature."),
     value: float = typer.Option(None, "--value", help=VALUE_HELP),
@@ -199,10 +199,22 @@ def vesicles(
     min_coverage: float = typer.Option(
         0.5,
         "--min-coverage",
-        help="Fraction of the sphere's visible directions the membrane must cover.",
+        help="Fraction of the sphere's (ellipsoid's) visible surface the membrane must cover.",
     ),
     max_rms: float = typer.Option(
         2.0, "--max-rms", help="Largest RMS distance of the membrane voxels from the sphere (nm)."
+    ),
+    spheres_only: bool = typer.Option(
+        False,
+        "--spheres-only",
+        help="Close spheres only; by default a membrane the sphere does not fit gets an "
+        "ellipsoid, accepted under the same rules.",
+    ),
+    max_axis_ratio: float = typer.Option(
+        3.0,
+        "--max-axis-ratio",
+        help="Longest over shortest semi-axis of an ellipsoid closed as a vesicle; "
+        "flatter and longer membranes (sheets, tubes) are left open.",
     ),
     tilt_range: str = typer.Option(
         None,
@@ -214,8 +226,9 @@ def vesicles(
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
-    """Close spherical vesicles across the missing wedge: fit a sphere to each membrane
-    component and, where it fits and covers the visible part, paint the whole shell."""
+    """Close vesicles across the missing wedge: fit a sphere (else an ellipsoid) to each
+    membrane component and, where it fits and covers the visible part, paint the whole
+    shell."""
     from ..segment.vesicles import VesicleParams
     from ..segment.workflow import close_vesicles_in_file
 
@@ -231,6 +244,8 @@ def vesicles(
             max_radius_nm=max_radius,
             min_visible_coverage=min_coverage,
             max_rms_nm=max_rms,
+            ellipsoids=not spheres_only,
+            max_axis_ratio=max_axis_ratio,
         ),
         tilt_range_deg=_tilt_range(tilt_range),
         overwrite=overwrite,
@@ -238,8 +253,9 @@ def vesicles(
     )
     typer.echo(result.tilt.describe())
     typer.echo(
-        f"{result.n_closed} of {len(result.fits)} sphere fits to membrane components "
-        f"accepted and closed as vesicles; wrote {output} and {result.table_path}"
+        f"{result.n_closed} of {len(result.fits)} fits to membrane components accepted "
+        f"and closed as vesicles ({result.n_ellipsoids} as ellipsoids); wrote {output} "
+        f"and {result.table_path}"
     )
 
 

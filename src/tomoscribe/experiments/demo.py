@@ -359,7 +359,8 @@ def _segment_and_merge(
             )
             say(
                 f"tomogram {t}: {int(vesicles['accepted'].sum())} of {len(vesicles)} "
-                "sphere fits to membrane components accepted and closed as vesicles"
+                "fits (spheres, else ellipsoids) to membrane components accepted and closed "
+                "as vesicles"
             )
             write_points_csv(out / f"vesicles_{t}.csv", vesicles)
             vesicle_count = {"n_fitted": len(vesicles), "n_closed": int(vesicles["accepted"].sum())}

@@ -57,8 +57,9 @@ def write_demo_report(
         f"{s['snr']}, weighted back-projection). A simulated annotator painted "
         f"{s['n_positive']} positive tiles and chose {s['n_negative']} negative tiles per feature "
         "on tomogram 1 only; one chen2017 network per feature was trained, applied to both "
-        f"tomograms and merged competitively (threshold {s['threshold']}); spherical "
-        "vesicles were then closed across the missing wedge by sphere fits. Ribosomes were "
+        f"tomograms and merged competitively (threshold {s['threshold']}); the "
+        "vesicles were then closed across the missing wedge by sphere (else ellipsoid) fits. "
+        "Ribosomes were "
         "picked from the merged annotation, extracted, cleaned by 2D classification and "
         "averaged de novo with gold-standard half sets."
     )
@@ -102,9 +103,9 @@ def write_demo_report(
         report.text(
             "Membranes whose normals lie in the missing wedge (the tops and bottoms of "
             "vesicles) leave no signal, and the networks cannot find them. Each "
-            "membrane component was fitted with spheres; where a sphere explained "
+            "membrane component was fitted with spheres (else ellipsoids); where one explained "
             "its voxels, they faced its centre, its inside was not solid and they "
-            "covered at least half of the sphere's visible directions, the whole "
+            "covered at least half of its visible surface, the whole "
             f"5 nm shell was painted (spheres closed: {counts}; the fits are "
             "in vesicles_N.csv). The simulated vesicles are exact spheres, so this "
             "step is at its best here; real vesicles are only close to spherical."

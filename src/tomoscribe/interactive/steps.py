@@ -163,11 +163,11 @@ def close_vesicles_in(
     feature: str = "membrane",
     params: VesicleParams | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Close spherical vesicles of a merged map and write it (+ legend, table of fits,
+    """Close the vesicles of a merged map and write it (+ legend, table of fits,
     provenance) as ``vesicles`` does
     (:func:`tomoscribe.segment.workflow.close_vesicles_to_files`).  The tilt range is
     ``params``'s, else the one the map's source file records, else ±60°.  Returns the
-    closed labels and the table of sphere fits."""
+    closed labels and the table of fits (spheres, ellipsoids)."""
     source = labels.metadata.get("source")
     result = close_vesicles_to_files(
         labels,

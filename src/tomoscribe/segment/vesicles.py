@@ -53,6 +53,7 @@ from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from ..core.wedge import check_tilt_range
 from ..errors import ParameterError
 from ..progress import track
+from .ellipsoids import Ellipsoid, ellipsoid_shell, robust_ellipsoid
 
 #: Columns of the table :func:`find_vesicles` returns.
 VESICLE_COLUMNS = [
@@ -68,12 +69,34 @@ VESICLE_COLUMNS = [
     "n_voxels",
     "accepted",
     "reason",
+    "model",
+    "semi_axis_a_nm",
+    "semi_axis_b_nm",
+    "semi_axis_c_nm",
+    "axis_ratio",
+    "rot_deg",
+    "tilt_deg",
+    "psi_deg",
 ]
 
 
 @dataclass(frozen=True)
 class VesicleParams:
-    """What counts as a closed spherical vesicle (lengths in nm, angles in degrees)."""
+    """What counts as a closed vesicle (lengths in nm, angles in degrees).
+
+    The radius range bounds a sphere's radius and an ellipsoid's semi-axes (its
+    shortest at least ``min_radius_nm``, its longest at most ``max_radius_nm``);
+    ``ellipsoids`` fits an ellipsoid where the sphere is refused, accepted under the
+    same rules and at most ``max_axis_ratio`` between its longest and shortest
+    semi-axes (flatter or longer ones are sheets, tubes and irregular membranes,
+    left to the network), and with at least ``min_ellipsoid_inlier_fraction`` of the
+    voxels on it (nine parameters fit more freely than a sphere's four: on 4:1 shells
+    cut by the volume's faces, ellipsoids of ratio under 3 through them held 61–66% of
+    the voxels, the right ellipsoids of 2:1 shells 79–89%).  An accepted sphere gives
+    way to an accepted ellipsoid only when the ellipsoid puts ``ellipsoid_gain`` more
+    of the component's voxels on its surface (the sphere's lenient inlier rule accepts
+    a sphere through the middle of an ellipsoid's shell two thirds as wide as long).
+    """
 
     thickness_nm: float = 5.0
     min_radius_nm: float = 10.0
@@ -88,9 +111,19 @@ class VesicleParams:
     min_voxels: int = 200
     fit_iterations: int = 8
     spheres_per_component: int = 3
+    ellipsoids: bool = True
+    max_axis_ratio: float = 3.0
+    ellipsoid_gain: float = 0.1
+    min_ellipsoid_inlier_fraction: float = 0.7
 
     def validate(self) -> None:
         check_tilt_range(self.tilt_range_deg)
+        if not self.max_axis_ratio >= 1:
+            raise ParameterError(
+                f"the largest axis ratio of an ellipsoid must be at least 1, "
+                f"got {self.max_axis_ratio}.",
+                parameter="max_axis_ratio",
+            )
         if not 0 < self.min_radius_nm < self.max_radius_nm:
             raise ParameterError(
                 f"the vesicle radius range must be positive and increasing, "
@@ -104,6 +137,8 @@ class VesicleParams:
             "min_visible_coverage",
             "max_interior_fill",
             "min_radial_normals",
+            "ellipsoid_gain",
+            "min_ellipsoid_inlier_fraction",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ParameterError(f"{name} must lie in 0…1, got {getattr(self, name)}.")
@@ -230,9 +265,10 @@ def find_vesicles(
     params: VesicleParams = VesicleParams(),
     show_progress: bool = False,
 ) -> pd.DataFrame:
-    """Fit spheres to the large components of a membrane mask and judge them.
+    """Fit spheres (and, where a sphere is refused, ellipsoids) to the large components
+    of a membrane mask and judge them.
 
-    A component may hold more than one sphere (the two membranes of an organelle that
+    A component may hold more than one vesicle (the two membranes of an organelle that
     touch in the mask, a vesicle touching another membrane): after an accepted fit its
     voxels within twice the inlier distance are set aside and the rest is fitted again, up to
     ``spheres_per_component`` times; the first rejected fit ends the component.
@@ -251,19 +287,25 @@ def find_vesicles(
     -------
     pandas.DataFrame
         One row per fit (columns :data:`VESICLE_COLUMNS`): centre in voxels (may lie
-        outside the volume), radius and RMS distance in nm, fraction of the fitted
-        voxels on the sphere, fraction of the sphere's visible directions they cover,
-        fraction of the ball inside the sphere filled with membrane, fraction of the
-        voxels whose normals face the centre, voxels fitted, ``accepted``, and
-        ``reason`` (empty when accepted, else why not).  The tests run in that order
-        and stop at the first failure; measures not reached are NaN.
+        outside the volume), radius (an ellipsoid's: the sphere of its volume) and RMS
+        distance in nm, fraction of the fitted voxels on the surface, fraction of the
+        surface's visible area they cover, fraction of the inside filled with
+        membrane, fraction of the voxels whose normals agree with the surface's (a
+        sphere's: face the centre), voxels fitted, ``accepted``, ``reason`` (empty
+        when accepted, else why not; for a component refused as a sphere and as an
+        ellipsoid, both reasons), ``model`` (``sphere`` or ``ellipsoid``: the fit the
+        row's measures describe), the semi-axes in nm (longest first), their ratio,
+        and the orientation as RELION (rot, tilt, psi) in degrees of the rotation that
+        turns semi-axes along x, y, z into the fit (0 for spheres).  The tests run in
+        that order and stop at the first failure; measures not reached are NaN.
     """
     return _fit_components(mask, voxel_size_A, params, show_progress)[0]
 
 
 def _fit_components(mask, voxel_size_A, params, show_progress=False):
     """:func:`find_vesicles`'s table and, per row, the (n, 3) voxel indices it claims
-    (within twice the inlier distance of an accepted sphere; None when rejected)."""
+    (within twice the inlier distance of an accepted fit; None when rejected) and the
+    accepted :class:`~.ellipsoids.Ellipsoid` (None for spheres and rejected fits)."""
     params.validate()
     if mask.ndim != 3:
         raise ParameterError(f"the membrane mask must be 3D, got shape {mask.shape}.")
@@ -271,72 +313,96 @@ def _fit_components(mask, voxel_size_A, params, show_progress=False):
     labels, n = scipy.ndimage.label(mask)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     objects = scipy.ndimage.find_objects(labels)
-    tolerance = max(params.inlier_nm * nm, 1.5)
-    max_rms = max(params.max_rms_nm * nm, 1.0)
-    # Half the voxels of the smallest vesicle's bilayer: fewer cannot hold one.
-    smallest_vesicle = (
-        0.5 * 4 * math.pi * (params.min_radius_nm * nm) ** 2 * (params.thickness_nm * nm)
-    )
-    rows, members = [], []
+    limits = (max(params.inlier_nm * nm, 1.5), max(params.max_rms_nm * nm, 1.0))
+    rows, members, shapes = [], [], []
     large = [int(i) for i in np.flatnonzero(sizes >= params.min_voxels) if i != 0]
-    for index in track(large, "fitting spheres", show_progress=show_progress):
+    for index in track(large, "fitting vesicles", show_progress=show_progress):
         box = objects[index - 1]
         points = (np.argwhere(labels[box] == index) + [s.start for s in box]).astype(float)
         for _ in range(params.spheres_per_component):
             if len(points) < params.min_voxels:
                 break
-            row, claimed = _judge(
-                points,
-                robust_sphere(points, tolerance, params.fit_iterations),
-                mask,
-                params,
-                nm,
-                tolerance,
-                max_rms,
-            )
-            if row["reason"] and len(points) >= smallest_vesicle:
-                # Several membranes in one component: look for one sphere among them.
-                start = hough_sphere(
-                    points, params.min_radius_nm * nm, params.max_radius_nm * nm, tolerance
-                )
-                near = (
-                    (np.abs(np.linalg.norm(points - start[0], axis=1) - start[1]) <= 2 * tolerance)
-                    if start is not None
-                    else None
-                )
-                if near is not None and near.sum() >= params.min_voxels:
-                    subset = points[near]
-                    fit = robust_sphere(subset, tolerance, params.fit_iterations, trim=False)
-                    second, claimed_subset = _judge(
-                        subset, fit, mask, params, nm, tolerance, max_rms
-                    )
-                    if not second["reason"]:
-                        row, claimed = second, np.zeros(len(points), bool)
-                        claimed[np.flatnonzero(near)[claimed_subset]] = True
+            row, claimed, shape = _fit_one(points, mask, params, nm, *limits)
             rows.append(row)
             if row["reason"]:
                 members.append(None)
+                shapes.append(None)
                 break
-            # Set aside the sphere's voxels and the rest of its thickness (a network's
+            # Set aside the fit's voxels and the rest of its thickness (a network's
             # membrane is often wider than the bilayer): they are replaced by the shell.
             members.append(points[claimed].astype(int))
+            shapes.append(shape)
             points = points[~claimed]
-    return pd.DataFrame(rows, columns=VESICLE_COLUMNS), members
+    return pd.DataFrame(rows, columns=VESICLE_COLUMNS), members, shapes
+
+
+def _fit_one(points, mask, params, nm, tolerance, max_rms):
+    """The first vesicle among ``points``: a sphere, else (several membranes in one
+    component) the sphere a Hough vote finds, else an ellipsoid (``params.ellipsoids``);
+    an ellipsoid also replaces an accepted sphere that it beats by
+    ``params.ellipsoid_gain`` of the points on its surface.  Returns the table row, the
+    points it claims and the accepted ellipsoid (else None)."""
+    row, claimed = _judge(
+        points,
+        robust_sphere(points, tolerance, params.fit_iterations),
+        mask,
+        params,
+        nm,
+        tolerance,
+        max_rms,
+    )
+    # Half the voxels of the smallest vesicle's bilayer: fewer cannot hold one.
+    smallest_vesicle = (
+        0.5 * 4 * math.pi * (params.min_radius_nm * nm) ** 2 * (params.thickness_nm * nm)
+    )
+    if row["reason"] and len(points) >= smallest_vesicle:
+        # Several membranes in one component: look for one sphere among them.
+        start = hough_sphere(
+            points, params.min_radius_nm * nm, params.max_radius_nm * nm, tolerance
+        )
+        near = (
+            (np.abs(np.linalg.norm(points - start[0], axis=1) - start[1]) <= 2 * tolerance)
+            if start is not None
+            else None
+        )
+        if near is not None and near.sum() >= params.min_voxels:
+            subset = points[near]
+            fit = robust_sphere(subset, tolerance, params.fit_iterations, trim=False)
+            second, claimed_subset = _judge(subset, fit, mask, params, nm, tolerance, max_rms)
+            if not second["reason"]:
+                row, claimed = second, np.zeros(len(points), bool)
+                claimed[np.flatnonzero(near)[claimed_subset]] = True
+    if not params.ellipsoids or len(points) < smallest_vesicle:
+        return row, claimed, None  # (fewer voxels cannot hold a closed ellipsoid either)
+    # Points on the sphere, and how many more an ellipsoid must hold to replace it; an
+    # accepted sphere that leaves fewer than twice that off it stands without a try.
+    on_sphere = row["inlier_fraction"] * row["n_voxels"]
+    needed = on_sphere + params.ellipsoid_gain * len(points)
+    if not row["reason"] and on_sphere > (1 - 2 * params.ellipsoid_gain) * len(points):
+        return row, claimed, None
+    # The algebraic fit is rounder than the shape (module ellipsoids): beyond four times
+    # the largest vesicle it is a sheet or a tube, and the geometric fit is skipped.
+    fit = robust_ellipsoid(
+        points, tolerance, params.fit_iterations, max_semi_axis=4 * params.max_radius_nm * nm
+    )
+    ellipsoid_row, ellipsoid_claimed = _judge_ellipsoid(
+        points, fit, mask, params, nm, tolerance, max_rms
+    )
+    if not ellipsoid_row["reason"]:
+        if row["reason"] or ellipsoid_row["inlier_fraction"] * len(points) >= needed:
+            return ellipsoid_row, ellipsoid_claimed, fit[0]
+        return row, claimed, None
+    if not row["reason"]:
+        return row, claimed, None
+    ellipsoid_row["reason"] = f"sphere: {row['reason']}; ellipsoid: {ellipsoid_row['reason']}"
+    return ellipsoid_row, ellipsoid_claimed, None
 
 
 def _judge(points, fit, mask, params, nm, tolerance, max_rms):
-    """A table row for a fit of ``points`` and the points it claims (within twice
+    """A table row for a sphere fit of ``points`` and the points it claims (within twice
     ``tolerance``); lengths in voxels, ``nm`` voxels per nm.  The tests run cheapest
     first; those after the first failure are not computed (NaN in the row)."""
     centre, radius, inliers, residual = fit
-    rms = float(np.sqrt(np.mean(residual[inliers] ** 2))) if inliers.any() else math.inf
-    values = {
-        "rms_nm": rms / nm,
-        "inlier_fraction": float(inliers.mean()),
-        "visible_coverage": math.nan,
-        "interior_fill": math.nan,
-        "radial_normals": math.nan,
-    }
     measures = (
         (
             "visible_coverage",
@@ -347,12 +413,8 @@ def _judge(points, fit, mask, params, nm, tolerance, max_rms):
         ("interior_fill", lambda: _interior_fill(mask, centre, radius - tolerance)),
         ("radial_normals", lambda: _radial_normals(points[inliers], centre)),
     )
-    reason = _rejection(radius / nm, values, params, max_rms / nm)
-    for name, measure in measures:
-        if reason:
-            break
-        values[name] = measure()
-        reason = _rejection(radius / nm, values, params, max_rms / nm)
+    size = _size_rejection(radius / nm, radius / nm, params)
+    values, reason = _measure(inliers, residual, measures, size, "sphere", params, max_rms / nm, nm)
     row = {
         "z": centre[0],
         "y": centre[1],
@@ -362,8 +424,89 @@ def _judge(points, fit, mask, params, nm, tolerance, max_rms):
         "n_voxels": len(points),
         "accepted": not reason,
         "reason": reason,
+        "model": "sphere",
+        "semi_axis_a_nm": radius / nm,
+        "semi_axis_b_nm": radius / nm,
+        "semi_axis_c_nm": radius / nm,
+        "axis_ratio": 1.0,
+        "rot_deg": 0.0,
+        "tilt_deg": 0.0,
+        "psi_deg": 0.0,
     }
     return row, residual <= 2 * tolerance
+
+
+def _judge_ellipsoid(points, fit, mask, params, nm, tolerance, max_rms):
+    """:func:`_judge` for an ellipsoid fit (:func:`.ellipsoids.robust_ellipsoid`), with
+    the same tests; the size test also bounds the ratio of the longest to the shortest
+    semi-axis by ``params.max_axis_ratio``."""
+    ellipsoid, inliers, residual = fit
+    if ellipsoid is None:
+        row = dict.fromkeys(VESICLE_COLUMNS, math.nan)
+        row.update(n_voxels=len(points), accepted=False, model="ellipsoid")
+        row.update(reason="the voxels determine no ellipsoid", inlier_fraction=0.0)
+        return row, np.zeros(len(points), bool)
+    shrunk = Ellipsoid(ellipsoid.centre, ellipsoid.semi_axes - tolerance, ellipsoid.axes)
+    measures = (
+        (
+            "visible_coverage",
+            lambda: _ellipsoid_coverage(
+                points[inliers], ellipsoid, mask.shape, params.tilt_range_deg
+            ),
+        ),
+        ("interior_fill", lambda: _ellipsoid_fill(mask, shrunk)),
+        ("radial_normals", lambda: _normals_agree(points[inliers], ellipsoid)),
+    )
+    semi_axes = ellipsoid.semi_axes / nm
+    size = _size_rejection(semi_axes[2], semi_axes[0], params)
+    if not size and ellipsoid.axis_ratio > params.max_axis_ratio:
+        size = (
+            f"axis ratio {ellipsoid.axis_ratio:.1f} above {params.max_axis_ratio:g} "
+            "(a sheet, tube or irregular membrane)"
+        )
+    values, reason = _measure(
+        inliers, residual, measures, size, "ellipsoid", params, max_rms / nm, nm
+    )
+    rot, tilt, psi = ellipsoid.euler_deg()
+    row = {
+        "z": ellipsoid.centre[0],
+        "y": ellipsoid.centre[1],
+        "x": ellipsoid.centre[2],
+        "radius_nm": ellipsoid.equivalent_radius / nm,
+        **values,
+        "n_voxels": len(points),
+        "accepted": not reason,
+        "reason": reason,
+        "model": "ellipsoid",
+        "semi_axis_a_nm": semi_axes[0],
+        "semi_axis_b_nm": semi_axes[1],
+        "semi_axis_c_nm": semi_axes[2],
+        "axis_ratio": ellipsoid.axis_ratio,
+        "rot_deg": rot,
+        "tilt_deg": tilt,
+        "psi_deg": psi,
+    }
+    return row, residual <= 2 * tolerance
+
+
+def _measure(inliers, residual, measures, size_reason, model, params, max_rms_nm, nm):
+    """The fit's measures and the first reason to refuse it ("" when accepted); the
+    ``measures`` (name, function) run in order only while no reason has been found."""
+    rms = float(np.sqrt(np.mean(residual[inliers] ** 2))) if inliers.any() else math.inf
+    values = {
+        "rms_nm": rms / nm,
+        "inlier_fraction": float(inliers.mean()),
+        "visible_coverage": math.nan,
+        "interior_fill": math.nan,
+        "radial_normals": math.nan,
+    }
+    reason = size_reason or _rejection(values, params, max_rms_nm, model)
+    for name, measure in measures:
+        if reason:
+            break
+        values[name] = measure()
+        reason = _rejection(values, params, max_rms_nm, model)
+    return values, reason
 
 
 def _radial_normals(points: np.ndarray, centre, max_points: int = 20000) -> float:
@@ -494,24 +637,88 @@ def _visible_coverage(points, centre, radius, shape, tilt_range_deg) -> float:
     return float((covered & usable).sum() / usable.sum())
 
 
-def _rejection(radius_nm, values: dict, params, max_rms_nm) -> str:
+def _ellipsoid_coverage(points, ellipsoid: Ellipsoid, shape, tilt_range_deg) -> float:
+    """Fraction of the ellipsoid's visible, in-volume surface area that holds inlier
+    voxels: :func:`_visible_coverage` on the ellipsoid, its directions binned on the
+    unit sphere of :meth:`~.ellipsoids.Ellipsoid.local` (the grid sized by the shortest
+    semi-axis) and weighted by the surface area each bin covers."""
+    if len(points) == 0:
+        return 0.0
+    shape = np.asarray(shape)
+    grid = _direction_grid(float(ellipsoid.semi_axes[2]))
+    n_polar = int(round(math.sqrt(len(grid) / 2)))
+    on_surface = ellipsoid.surface(grid)
+    inside = np.all((on_surface >= 0) & (on_surface <= shape - 1), axis=1)
+    usable = inside & visible_normals(ellipsoid.surface_normals(grid), tilt_range_deg)
+    if not usable.any():
+        return 0.0
+    local = ellipsoid.local(points)
+    lengths = np.linalg.norm(local, axis=1)
+    keep = lengths > 0
+    covered = np.zeros(len(grid), bool)
+    covered[_bin_of(local[keep] / lengths[keep, None], n_polar)] = True
+    area = ellipsoid.area_weights(grid)
+    return float(area[covered & usable].sum() / area[usable].sum())
+
+
+def _ellipsoid_fill(mask: np.ndarray, ellipsoid: Ellipsoid) -> float:
+    """:func:`_interior_fill` for the inside of an ellipsoid (0 when it has none)."""
+    if np.any(ellipsoid.semi_axes <= 1):
+        return 0.0
+    step = max(1, int(ellipsoid.semi_axes[0] // 20))
+    reach = ellipsoid.half_extent()
+    lo = np.maximum(np.ceil(ellipsoid.centre - reach).astype(int), 0)
+    hi = np.minimum(np.floor(ellipsoid.centre + reach).astype(int) + 1, mask.shape)
+    if np.any(hi <= lo):
+        return 0.0
+    box = tuple(slice(a, b, step) for a, b in zip(lo, hi))
+    grid = np.stack(
+        np.meshgrid(*(np.arange(a, b, step) for a, b in zip(lo, hi)), indexing="ij"), -1
+    )
+    inside = ellipsoid.level(grid.reshape(-1, 3)).reshape(grid.shape[:3]) < 1
+    count = int(inside.sum())
+    return float(mask[box][inside].sum() / count) if count else 0.0
+
+
+def _normals_agree(points: np.ndarray, ellipsoid: Ellipsoid, max_points: int = 20000) -> float:
+    """:func:`_radial_normals` for an ellipsoid: the fraction of ``points`` whose
+    membrane normal lies within 30° of the ellipsoid's normal there."""
+    if len(points) < 4:
+        return 0.0
+    sample = _subsample(points, max_points)
+    cosines = np.abs(np.sum(surface_normals(points, at=sample) * ellipsoid.normals(sample), axis=1))
+    return float(np.mean(cosines >= math.cos(math.radians(30))))
+
+
+def _size_rejection(smallest_nm, largest_nm, params) -> str:
+    """Why a fit's size is not a vesicle's ("" when it is): its smallest and largest
+    radius (a sphere's radius twice; an ellipsoid's shortest and longest semi-axes)."""
+    if params.min_radius_nm <= smallest_nm and largest_nm <= params.max_radius_nm:
+        return ""
+    if smallest_nm == largest_nm:
+        size = f"radius {smallest_nm:.0f} nm"
+    else:
+        size = f"semi-axes {smallest_nm:.0f}–{largest_nm:.0f} nm"
+    return f"{size} outside {params.min_radius_nm:g}–{params.max_radius_nm:g} nm"
+
+
+def _rejection(values: dict, params, max_rms_nm, model: str = "sphere") -> str:
     """Why a fit is not a vesicle ("" when it is, as far as ``values`` go: measures
     still NaN are not judged); lengths in nm."""
-    if not params.min_radius_nm <= radius_nm <= params.max_radius_nm:
-        return (
-            f"radius {radius_nm:.0f} nm outside {params.min_radius_nm:g}–"
-            f"{params.max_radius_nm:g} nm"
-        )
-    if values["inlier_fraction"] < params.min_inlier_fraction:
-        return f"only {values['inlier_fraction']:.0%} of the voxels lie on the sphere"
+    least = params.min_inlier_fraction
+    if model == "ellipsoid":
+        least = max(least, params.min_ellipsoid_inlier_fraction)
+    if values["inlier_fraction"] < least:
+        return f"only {values['inlier_fraction']:.0%} of the voxels lie on the {model}"
     if values["rms_nm"] > max_rms_nm:
-        return f"RMS distance {values['rms_nm']:.1f} nm from the sphere"
+        return f"RMS distance {values['rms_nm']:.1f} nm from the {model}"
     if values["visible_coverage"] < params.min_visible_coverage:
-        return f"covers {values['visible_coverage']:.0%} of the sphere's visible directions"
+        return f"covers {values['visible_coverage']:.0%} of the {model}'s visible surface"
     if values["interior_fill"] > params.max_interior_fill:
         return f"its inside is {values['interior_fill']:.0%} membrane (a solid body, not a vesicle)"
     if values["radial_normals"] < params.min_radial_normals:
-        return f"only {values['radial_normals']:.0%} of the membrane faces the centre (not a shell)"
+        facing = "faces the centre" if model == "sphere" else "follows the ellipsoid's surface"
+        return f"only {values['radial_normals']:.0%} of the membrane {facing} (not a shell)"
     return ""
 
 
@@ -552,7 +759,7 @@ def close_vesicles(
     Returns
     -------
     closed : array like ``labels``
-        A new map: the voxels an accepted sphere claims (within twice the inlier
+        A new map: the voxels an accepted sphere or ellipsoid claims (within twice the inlier
         distance) become background, then its shell's voxels that are background or
         membrane become membrane.
     vesicles : pandas.DataFrame
@@ -561,19 +768,22 @@ def close_vesicles(
     membrane = labels == membrane_id
     if not membrane.any():
         raise ParameterError(f"the label map has no voxel of label {membrane_id} (membrane).")
-    vesicles, members = _fit_components(membrane, voxel_size_A, params, show_progress)
+    vesicles, members, ellipsoids = _fit_components(membrane, voxel_size_A, params, show_progress)
     closed = np.array(labels, copy=True)
     thickness = params.thickness_nm * 10.0 / voxel_size_A
-    for row, on_sphere in zip(vesicles.itertuples(), members):
-        if on_sphere is None:
+    for row, on_surface, ellipsoid in zip(vesicles.itertuples(), members, ellipsoids):
+        if on_surface is None:
             continue
-        closed[tuple(on_sphere.T)] = 0
-        shell = sphere_shell(
-            labels.shape,
-            np.array([row.z, row.y, row.x]),
-            row.radius_nm * 10.0 / voxel_size_A,
-            thickness,
-        )
+        closed[tuple(on_surface.T)] = 0
+        if ellipsoid is not None:
+            shell = ellipsoid_shell(labels.shape, ellipsoid, thickness)
+        else:
+            shell = sphere_shell(
+                labels.shape,
+                np.array([row.z, row.y, row.x]),
+                row.radius_nm * 10.0 / voxel_size_A,
+                thickness,
+            )
         if shell is None:
             continue
         box, on_shell = shell

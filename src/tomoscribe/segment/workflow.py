@@ -4,8 +4,8 @@ calls.
 :func:`training_set_from_files` gathers a user's annotation of one tomogram — boxes from
 points files (CSV, STAR, copick, Dynamo; the rows of this tomogram), masks painted in
 any tool or drawn as IMOD contours — into a training set file.
-:func:`close_vesicles_in_file` closes the spherical vesicles of a label map file across
-the missing wedge and writes the closed map, its legend, the table of sphere fits and
+:func:`close_vesicles_in_file` closes the vesicles (spheres, ellipsoids) of a label map
+file across the missing wedge and writes the closed map, its legend, the table of fits and
 the provenance record; :func:`close_vesicles_to_files` does the same for a label map
 already in memory (the napari plugin's).
 """
@@ -281,9 +281,9 @@ class ClosedVesicles:
     Attributes
     ----------
     labels : the closed label map (z, y, x), the input's integer type
-    fits : one row per fitted sphere (centre x, y, z in voxels, radius in nm, fit
+    fits : one row per fit, sphere or ellipsoid (centre x, y, z in voxels, radius in nm, fit
         scores, accepted, reason), as written to ``table_path``
-    table_path : the CSV of the sphere fits
+    table_path : the CSV of the fits
     tilt : the tilt range used (degrees) and where it came from
     params : the acceptance parameters used (lengths in nm)
     """
@@ -296,12 +296,17 @@ class ClosedVesicles:
 
     @property
     def n_closed(self) -> int:
-        """Sphere fits accepted and painted as closed vesicles."""
+        """Fits accepted and painted as closed vesicles."""
         return int(self.fits["accepted"].sum())
+
+    @property
+    def n_ellipsoids(self) -> int:
+        """Of :attr:`n_closed`, the vesicles closed as ellipsoids."""
+        return int((self.fits["accepted"] & (self.fits["model"] == "ellipsoid")).sum())
 
 
 def vesicle_table_path(output: str | os.PathLike) -> Path:
-    """The default CSV of sphere fits beside a closed map: ``STEM_vesicles.csv``."""
+    """The default CSV of vesicle fits beside a closed map: ``STEM_vesicles.csv``."""
     output = Path(output)
     return output.with_name(tomogram_stem(output) + "_vesicles.csv")
 
@@ -340,12 +345,12 @@ def close_vesicles_in_file(
     overwrite: bool = True,
     show_progress: bool = False,
 ) -> ClosedVesicles:
-    """Close the spherical vesicles of a label map file across the missing wedge.
+    """Close the vesicles of a label map file across the missing wedge.
 
-    Fits a sphere to each membrane component and, where it fits and covers the part of
-    the sphere the tilt range shows, paints the whole shell
+    Fits a sphere (else an ellipsoid) to each membrane component and, where it fits and
+    covers the part of the surface the tilt range shows, paints the whole shell
     (:func:`tomoscribe.segment.vesicles.close_vesicles`).  Writes ``output`` (.mrc or
-    .zarr, with the input's legend), the table of sphere fits and the provenance record.
+    .zarr, with the input's legend), the table of fits and the provenance record.
     Every output is checked before the map is read.
 
     Parameters
@@ -353,7 +358,7 @@ def close_vesicles_in_file(
     annotation : a merged label map with its legend, or another tool's membrane map
         (``value``: the feature's label; default every nonzero voxel)
     output : the closed label map
-    table_path : CSV of every sphere fit (default ``STEM_vesicles.csv`` beside ``output``)
+    table_path : CSV of every fit (default ``STEM_vesicles.csv`` beside ``output``)
     feature : the membrane feature's name in the legend
     params : acceptance parameters (lengths in nm); their tilt range is replaced by
         ``tilt_range_deg``
@@ -414,7 +419,7 @@ def close_vesicles_to_files(
     """:func:`close_vesicles_in_file` for a label map in memory: ``labels`` (integer ids,
     with its voxel size and origin) and its ``legend``; ``inputs`` are the files it was
     read from (their tilt range is the default; they are recorded in the provenance).
-    The table of sphere fits goes to ``STEM_vesicles.csv`` beside ``output``."""
+    The table of fits goes to ``STEM_vesicles.csv`` beside ``output``."""
     output, inputs = Path(output), [Path(p) for p in inputs]
     table_path, params, tilt = _vesicle_setup(
         output, None, inputs, params, tilt_range_deg, overwrite
