@@ -4,9 +4,9 @@ Scenes (64×160×160 voxels at 10 Å; microtubules: hollow, R 12.5 nm): single s
 tubes at every 15° in-plane (azimuth from x; the tilt axis is y), crossing pairs 26 nm
 apart in z, curved tubes, and tubes 15° out of plane.  Each scene is painted, filtered
 by the wedge and a 30 Å low-pass (`tomoscribe.simulate.tubes`), thresholded at half its
-99.9th percentile, and traced (`trace_centrelines`, told the tilt range).  Scored with `score_centrelines`
-(reach R): one-to-one matches, spurious lines, median distance of centreline points to
-the true axis (nm) and median direction error (°).
+99.9th percentile, and traced (`trace_centrelines`, told the tilt range).  Scored with
+`score_centrelines` (reach R): one-to-one matches, spurious lines, median distance of
+centreline points to the true axis (nm) and median direction error (°).
 
 With ``--cells N``: the demo's simulated cells instead (``demo.cell_params``, seeds
 1..N, complexes and gold left out, which are placed after the filaments and so change

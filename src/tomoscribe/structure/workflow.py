@@ -188,9 +188,7 @@ def pick_from_map(
     table = with_tilt_columns(table, acquisition)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
-    picked = Picked(
-        table, params, settings, name, bool(learned), filaments, acquisition, tilt
-    )
+    picked = Picked(table, params, settings, name, bool(learned), filaments, acquisition, tilt)
     _record_picks(picked, annotation, outputs, filament_table, instances)
     return picked
 
