@@ -124,6 +124,12 @@ def test_merge_uses_the_recorded_threshold_and_threshold_overrides(blobs):
                  "--threshold", "0.95", "-q"]) == 0  # fmt: skip
     assert np.array_equal(np.asarray(read_volume(over).data) == 1, mean >= 0.95)
     assert (np.asarray(read_volume(over).data) == 1).sum() < (mean >= 0.6).sum()
+    # A threshold of 0 or below would mark every voxel: refused, nothing written.
+    for bad in ("0", "-1"):
+        zero = blobs / f"zero{bad}.mrc"
+        code = main(["merge", str(blobs / "maps" / "vol_blob.mrc"), "-o", str(zero),
+                     "--threshold", bad, "-q"])  # fmt: skip
+        assert code == 2 and not zero.exists()
 
 
 def test_uncertainty_of_a_single_network_is_refused(blobs, capsys):

@@ -31,7 +31,7 @@ from tomoscribe.simulate.micrographs import (
     simulate_micrograph_set,
 )
 from tomoscribe.spa.network import augment, held_out_threshold, split_boxes, train_pair
-from tomoscribe.spa.picking import pick_micrograph
+from tomoscribe.spa.picking import load_picker, pick_micrograph, save_picker
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_micrograph, summarise
 from tomoscribe.spa.trainset import build_trainset, cut_exact_patches
@@ -152,7 +152,7 @@ def _scores(truths, names, pick):
 
 def test_cnn_picker_on_held_out_micrographs(picking_data):
     truths, held_out, trainset = picking_data
-    pair, record = train_pair(trainset, steps=300, seed=0)
+    pair, record = train_pair(trainset, steps=1200, seed=0)
     calibration = record["calibration"]
     threshold = calibration["threshold"]
     assert calibration["held_out_boxes"] == {"good": 3, "background": 3, "bad": 3}
@@ -162,8 +162,8 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
         held_out,
         lambda n, im: pick_micrograph(pair, im, n, trainset["record"], threshold=threshold),
     )
-    # well below issue 26's 0.9 (a test-sized training; measured: precision 0.87, recall
-    # 0.50 at the calibrated threshold; docs/performance.md has the benchmark's figures)
+    # below issue 26's 0.9 (a test-sized training, 1,200 steps on 768² micrographs;
+    # docs/performance.md has the benchmark's figures)
     assert result["precision"] >= 0.75 and result["recall"] >= 0.4, result
     assert result["blobs_unpicked"] >= 0.9, result
     # the NCC baseline with the good boxes as references picks contamination
@@ -179,13 +179,15 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
 
 
 def test_held_out_threshold_separates_and_splits_sets():
-    # separable: the threshold lies midway between the best negative and worst good box
+    # halfway between the good median (0.8) and the negatives' 90th percentile (0.46)
     threshold, f1 = held_out_threshold(np.array([0.7, 0.8, 0.9]), np.array([0.1, 0.3, 0.5]))
-    assert f1 == 1.0 and threshold == pytest.approx(0.6)
-    # one negative above one good box: F1 is 4/5 in (0.6, 0.7], 2/3 in (0.5, 0.6],
-    # 6/7 in (0.1, 0.5] (3 good, 1 false positive) and 3/4 below: the middle of 0.1–0.5
+    assert f1 == 1.0 and threshold == pytest.approx(0.63)
+    # (0.7 + 0.55) / 2: two good boxes above, one below, no negative: F1 = 4/5; a single
+    # low good score (0.05) does not drag the threshold to it
     threshold, f1 = held_out_threshold(np.array([0.5, 0.7, 0.9]), np.array([0.1, 0.6]))
-    assert f1 == pytest.approx(6 / 7) and threshold == pytest.approx(0.3)
+    assert f1 == pytest.approx(4 / 5) and threshold == pytest.approx(0.625)
+    threshold, _ = held_out_threshold(np.array([0.05, 0.85, 0.9, 0.95]), np.array([0.0, 0.02]))
+    assert 0.4 < threshold < 0.5
     sets = {k: np.zeros((15 if k != "bad" else 3, 4, 4)) for k in ("good", "background", "bad")}
     train, held = split_boxes(sets, 0.2, 0)
     assert [len(held[k]) for k in ("good", "background", "bad")] == [3, 3, 0]
@@ -350,6 +352,12 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
         == 2
     )
     assert not (tiny / "p3").exists()
+    # a picker saved before the micrographs' normalisation changed (version 1) is refused
+    pair, record = load_picker(tiny / "p.tsp")
+    save_picker(tiny / "old.tsp", pair, {**record, "version": 1})
+    code = main(["spa", "pick", str(tiny / "old.tsp"), mics[0], "-o", str(tiny / "p_old")])
+    assert code == 2 and "train it again" in capsys.readouterr().err
+    assert not (tiny / "p_old").exists()
 
 
 def test_simulate_micrographs_command(tmp_path, capsys):

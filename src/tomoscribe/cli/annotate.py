@@ -15,9 +15,10 @@ from .checks import writes
 # The per-feature architectures, from the catalogue's list so that --help needs no torch
 # (tests/test_cli_startup.py checks it against the registry).
 ARCHITECTURE_NAMES = listed("feature")
-#: Networks per feature that ``train`` makes unless told: three give a consensus, a
-#: spread and three different held-out folds for the threshold, in 2.5 minutes per
-#: feature on 2 cores for the demo's annotation (docs/performance.md).
+#: Networks per feature that ``train`` makes unless told.  One: an ensemble of three
+#: (consensus, spread, three held-out folds) takes 2.4x the time, and its calibrated
+#: threshold scored worse on orientations nobody painted and on a tomogram without the
+#: feature (bench_generalisation, docs/performance.md), so ensembles are opt-in.
 ENSEMBLE_DEFAULT = 1
 
 

@@ -905,6 +905,11 @@ def merge_from_files(
     from .merge import merge_into
     from .painted_size import legend_with_sizes
 
+    if threshold is not None and not (np.isfinite(threshold) and threshold > 0):
+        raise ParameterError(
+            f"`threshold` must be a positive, finite number, got {threshold}.",
+            parameter="threshold",
+        )
     acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     volumes = [read_volume(p) for p in maps]
     features = _map_features(maps, names)

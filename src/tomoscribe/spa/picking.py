@@ -23,7 +23,9 @@ from .micrographs import shrink_and_normalise, to_full
 from .network import DEFAULT_THRESHOLD, PickerPair
 
 _KEY = "tomoscribe_spa_picker"
-VERSION = 1
+#: 2: micrographs normalised after removing their local mean, threshold chosen on
+#: held-out boxes.  Version-1 pickers saw globally normalised micrographs: refused.
+VERSION = 2
 
 
 def score_map(pair: PickerPair, image_small: np.ndarray) -> np.ndarray:
@@ -72,15 +74,19 @@ def pick_micrograph(
     image: np.ndarray,
     name: str,
     record: dict,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     min_distance_px: float | None = None,
     edge_px: float | None = None,
 ) -> pd.DataFrame:
     """Picks on one full-resolution micrograph: ``micrograph``, ``x``, ``y``, ``score``.
 
     ``min_distance_px`` (default half a box) and ``edge_px`` (default half a box: every
-    pick's box lies inside the micrograph) are full-resolution pixels.
+    pick's box lies inside the micrograph) are full-resolution pixels.  ``threshold``
+    on the combined score defaults to the picker's (``record["threshold"]``, chosen on
+    held-out boxes; else the network module's ``DEFAULT_THRESHOLD``).
     """
+    if threshold is None:
+        threshold = float(record.get("threshold", DEFAULT_THRESHOLD))
     if not 0 <= threshold <= 1:
         raise ParameterError(
             f"`threshold` must lie in [0, 1], got {threshold}.", parameter="threshold"
@@ -112,6 +118,11 @@ def load_picker(path: str | os.PathLike) -> tuple[PickerPair, dict]:
     record, tensors = read_weights(path, _KEY, "picker")
     if record.get("version", 0) > VERSION:
         raise ModelFileError(f"{path} was written by a newer tomoscribe; update it.")
+    if record.get("version", 0) < VERSION:
+        raise ModelFileError(
+            f"{path} was trained on micrographs normalised the old way (picker version "
+            f"{record.get('version', 0)}); train it again with `spa train`."
+        )
     for key in ("shrink", "box_px", "pixel_size_A", "threshold"):
         if key not in record:
             raise ModelFileError(f"{path} lacks `{key}` in its record; train it again.")

@@ -197,6 +197,11 @@ def load_trainset(path: str | os.PathLike) -> dict:
         )
     if record.get("version", 0) > VERSION:
         raise ModelFileError(f"{path} was written by a newer tomoscribe; update it.")
+    if record.get("version", 0) < VERSION:
+        raise ModelFileError(
+            f"{path} holds patches normalised the old way (version "
+            f"{record.get('version', 0)}); make it again with `spa boxes`."
+        )
     for name in SETS:
         if not np.isfinite(out[name]).all():
             raise ModelFileError(f"{path} has NaN or infinite pixels in its {name} set.")

@@ -3,8 +3,8 @@ do, as calls.
 
 - :func:`boxes_to_trainset`: the picker's training set from three box sets (good,
   background, bad) on micrographs;
-- :func:`train_picker_file`: the two networks trained, their strict threshold
-  calibrated, saved;
+- :func:`train_picker_file`: the two networks trained, their threshold chosen on
+  boxes held out of training, saved;
 - :func:`pick_files`: both networks on micrographs → a picks folder;
 - :func:`ncc_pick_files`: the reference-based (NCC) baseline → a picks folder.
 
@@ -85,14 +85,15 @@ def boxes_to_trainset(
 def train_picker_file(
     trainset: str | os.PathLike,
     output: str | os.PathLike,
-    steps: int = 300,
+    steps: int = 3000,
     batch: int = 32,
     seed: int = 0,
     device: str = "auto",
     say: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Train the two networks (good vs background, good vs bad) on a training set file
-    for ``steps`` steps of ``batch`` patches each, a fifth of each set's boxes held out
+    for ``steps`` steps of ``batch`` patches each (3000: ``network.DEFAULT_STEPS``, why
+    there), a fifth of each set's boxes held out
     to choose the picking threshold on, and save the picker to ``output``.  Returns the
     picker's record (geometry, training history, ``threshold``)."""
     from ..core.device import resolve_device
@@ -118,14 +119,15 @@ def pick_files(
     picker: str | os.PathLike,
     micrographs: list[Path],
     out_dir: str | os.PathLike,
-    threshold: float = 0.4,
+    threshold: float | None = None,
     min_distance: float | None = None,
     edge: float | None = None,
     pixel_size_A: float | None = None,
 ) -> pd.DataFrame:
     """Pick particles on micrographs with a picker file (both networks; a score per
-    pick) into the picks folder ``out_dir``.  ``min_distance`` and ``edge`` in pixels
-    (default half a box).  Returns the picks.
+    pick) into the picks folder ``out_dir``, where the combined score reaches
+    ``threshold`` (default: the one the picker recorded, chosen on held-out boxes).
+    ``min_distance`` and ``edge`` in pixels (default half a box).  Returns the picks.
 
     Raises
     ------

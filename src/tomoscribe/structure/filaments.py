@@ -57,8 +57,8 @@ medial ridge of the mask seen at the scale of the tube:
    within R in z (their depth is not in the data), and joins may also turn as a bend
    of radius ≥ 6 R would, at one depth (issue 24: every spurious line on the demo
    cells was such a piece).  The tilt range comes with the data
-   (``tilt_range_deg``; ``pick`` takes the map's record, else ``--tilt-range``, else
-   ±60°).
+   (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else the map's
+   record, else ±60°).
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
