@@ -128,6 +128,14 @@ def test_extract_clean_select_average(scene, tmp_path):
         == 0
     )
     assert (tmp_path / "cls_classes.png").is_file() and (tmp_path / "cls_classes.mrcs").is_file()
+    # A gallery of the user's own where clean would write its own: refused, untouched,
+    # and nothing else written.
+    (tmp_path / "mine_classes.png").write_bytes(b"my figure")
+    code = main(["clean", str(parts / "particles.star"), "-o", str(tmp_path / "mine.star"),
+                 "-k", "2"])  # fmt: skip
+    assert code == 2 and (tmp_path / "mine_classes.png").read_bytes() == b"my figure"
+    assert not (tmp_path / "mine.star").exists()
+    assert not (tmp_path / "mine_classes.mrcs").exists()
     classes = read_particles(tmp_path / "cls.star")["class"]
     keep = int(classes.value_counts().idxmax())
     drop = 3 - keep

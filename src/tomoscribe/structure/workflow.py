@@ -42,6 +42,7 @@ from ..io.provenance import carried_acquisition, tilt_range_for, with_tilt_colum
 from ..outputs import (
     atomic_path,
     check_free_space,
+    check_outputs,
     check_writable,
     output_folder,
     read_provenance,
@@ -369,13 +370,13 @@ def clean_particle_file(
         # A selection or a STAR elsewhere: project the subtomograms it lists.
         stack, table, _ = read_particle_set(particles)
         projections = stack.sum(axis=1)
-    check_writable(output, overwrite)
-    voxel = recorded_voxel_size(table) or 1.0
-    result = classify_images(projections, classes, voxel, seed)
-    table["class"] = result.labels
     stem = output.with_suffix("")
     averages_path = stem.with_name(stem.name + "_classes.mrcs")
     gallery_path = stem.with_name(stem.name + "_classes.png")
+    check_outputs([output, averages_path, gallery_path], overwrite, [particles])
+    voxel = recorded_voxel_size(table) or 1.0
+    result = classify_images(projections, classes, voxel, seed)
+    table["class"] = result.labels
     write_volume(averages_path, Volume(result.averages, voxel))
     class_gallery(gallery_path, result.averages, result.counts)
     write_particles(output, table, voxel)
