@@ -905,18 +905,13 @@ def merge_from_files(
     from .merge import merge_into
     from .painted_size import legend_with_sizes
 
-    if threshold is not None and not (np.isfinite(threshold) and threshold > 0):
-        raise ParameterError(
-            f"`threshold` must be a positive, finite number, got {threshold}.",
-            parameter="threshold",
-        )
     acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     volumes = [read_volume(p) for p in maps]
     features = _map_features(maps, names)
     weights = _per_feature(weights, features, "weights")
     given = _per_feature(thresholds, features, "thresholds")
     if threshold is not None:  # one for all, less those given per feature
-        given = {**{f: float(threshold) for f in features}, **given}
+        given = {**_per_feature(dict.fromkeys(features, threshold), features, "threshold"), **given}
     chosen = [
         (given[f], "given") if f in given else map_threshold(p) for f, p in zip(features, maps)
     ]
