@@ -102,6 +102,9 @@ def main() -> None:
         args.n, box=args.box, pixel_size_A=pixel, n_views=args.views, snr=args.snr, seed=args.seed
     )
     simulate_s = time.perf_counter() - clock
+    # peak resident memory so far (Linux: kB): the simulation's; the classification's own
+    # is measured by running `tomoscribe classify2d` under /usr/bin/time (performance.md)
+    simulate_peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
         paths = write_particle_stack(folder, sim, pixel)
         images = sim.pop("images")
@@ -123,6 +126,7 @@ def main() -> None:
         "threads": args.threads,
         "rounds": args.rounds,
         "simulate_s": round(simulate_s, 1),
+        "simulate_peak_rss_gb": round(simulate_peak_gb, 2),
         "classify_wall_s": round(wall, 1),
         "classify_cpu_s": round(cpu, 1),
         "wall_s_per_1000_particles": round(1000 * wall / args.n, 2),

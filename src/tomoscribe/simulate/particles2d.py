@@ -69,9 +69,10 @@ def _junk(count: int, box: int, radius_px: float, mass: float, rng) -> np.ndarra
 def _imaged(clean, psi, shift, defocus_um, pixel_size_A: float, optics) -> np.ndarray:
     """The clean images turned by ``psi`` (degrees), shifted by ``shift`` (pixels) and
     filtered by each one's CTF (``defocus_um``; ``optics`` = voltage kV, Cs mm,
-    amplitude contrast), in batches of 2048; float32 like ``clean``."""
+    amplitude contrast), in batches of 2048, written over ``clean`` (float32) and
+    returned: one stack in memory, not two (70,000 × 128² is 4.6 GB)."""
     box = clean.shape[-1]
-    signal = np.empty_like(clean)
+    signal = clean
     for i in range(0, len(clean), 2048):
         part = slice(i, i + 2048)
         turned = transform(torch.as_tensor(clean[part]), psi[part], shift[part]).numpy()
@@ -133,15 +134,21 @@ def simulate_particle_stack(
     defocus = rng.choice(np.asarray(defoci_um, float), n_particles)
     clean = np.empty((n_particles, box, box), np.float32)
     real = ~junk
-    clean[real] = views[structure_id[real] - 1, view[real]]
+    index = np.flatnonzero(real)
+    for i in range(0, len(index), 2048):  # batches: no stack-sized temporary
+        part = index[i : i + 2048]
+        clean[part] = views[structure_id[part] - 1, view[part]]
     clean[junk] = _junk(int(junk.sum()), box, radius_px, float(views.sum((2, 3)).mean()), rng)
     signal = _imaged(
         clean, psi, shift, defocus, pixel_size_A, (voltage_kV, cs_mm, amplitude_contrast)
     )
     y, x = np.mgrid[:box, :box] - box // 2
     disc = x**2 + y**2 <= min(radius_px, box / 2) ** 2
-    variance = signal[real][:, disc].var() if real.any() else signal[:, disc].var()
-    images = signal + rng.normal(0, np.sqrt(variance / snr), signal.shape).astype(np.float32)
+    variance = _disc_variance(signal, real if real.any() else np.ones(len(signal), bool), disc)
+    images = signal  # noise added in place, batch by batch (the same draws as at once)
+    for i in range(0, len(images), 2048):
+        part = images[i : i + 2048]
+        part += rng.normal(0, np.sqrt(variance / snr), part.shape).astype(np.float32)
     names = np.array(["junk", *[t.name for t in loaded]])
     truth = pd.DataFrame(
         {
@@ -155,11 +162,24 @@ def simulate_particle_stack(
         }
     )
     return {
-        "images": images.astype(np.float32),
+        "images": images,
         "truth": truth,
         "projections": views,
         "ctf": _ctf_table(defocus, voltage_kV, cs_mm, amplitude_contrast),
     }
+
+
+def _disc_variance(images: np.ndarray, rows: np.ndarray, disc: np.ndarray) -> float:
+    """Variance of the pixels in ``disc`` of the ``rows`` images, two passes over
+    batches in float64 (no copy of the stack)."""
+    index = np.flatnonzero(rows)
+    batches = [index[i : i + 2048] for i in range(0, len(index), 2048)]
+    count = len(index) * int(disc.sum())
+    mean = sum(float(images[b][:, disc].sum(dtype=np.float64)) for b in batches) / count
+    return (
+        sum(float(((images[b][:, disc] - mean) ** 2).sum(dtype=np.float64)) for b in batches)
+        / count
+    )
 
 
 def _ctf_table(defocus_um, voltage_kV: float, cs_mm: float, amplitude_contrast: float):
@@ -198,8 +218,12 @@ def write_particle_stack(folder, simulation: dict, pixel_size_A: float) -> dict:
         "truth": folder / "truth.csv",
         "projections": folder / "projections.mrcs",
     }
-    with mrcfile.new(paths["particles"], overwrite=True) as mrc:
-        mrc.set_data(np.ascontiguousarray(images, np.float32))
+    # memory-mapped and filled in batches: mrcfile's set_data would copy the whole stack
+    with mrcfile.new_mmap(
+        paths["particles"], shape=images.shape, mrc_mode=2, overwrite=True
+    ) as mrc:
+        for i in range(0, len(images), 2048):
+            mrc.data[i : i + 2048] = images[i : i + 2048]
         mrc.set_image_stack()
         mrc.voxel_size = pixel_size_A
     views = simulation["projections"]
