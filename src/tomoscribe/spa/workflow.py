@@ -93,8 +93,8 @@ def train_picker_file(
 ) -> dict:
     """Train the two networks (good vs background, good vs bad) on a training set file
     for ``steps`` steps of ``batch`` patches each (3000: ``network.DEFAULT_STEPS``, why
-    there), a fifth of each set's boxes held out
-    to choose the picking threshold on, and save the picker to ``output``.  Returns the
+    there), a fifth of each set's boxes held out to choose the picking threshold on,
+    and save the picker to ``output``.  Returns the
     picker's record (geometry, training history, ``threshold``)."""
     from ..core.device import resolve_device
     from .network import train_pair
