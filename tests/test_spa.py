@@ -30,6 +30,7 @@ from tomoscribe.simulate.micrographs import (
     simulate_micrograph,
     simulate_micrograph_set,
 )
+from tomoscribe.spa.micrographs import shrink_and_normalise
 from tomoscribe.spa.network import augment, held_out_threshold, split_boxes, train_pair
 from tomoscribe.spa.picking import load_picker, pick_micrograph, save_picker
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
@@ -192,6 +193,26 @@ def test_held_out_threshold_separates_and_splits_sets():
     train, held = split_boxes(sets, 0.2, 0)
     assert [len(held[k]) for k in ("good", "background", "bad")] == [3, 3, 0]
     assert [len(train[k]) for k in ("good", "background", "bad")] == [12, 12, 3]
+
+
+def test_ice_beside_carbon_and_blobs_keeps_its_level():
+    """The local mean is the ice's: next to a darker carbon half-plane and a dense blob
+    the ice comes out at the level it has far from them (a plain local mean, pulled
+    down by their pixels, left it 0.26 σ and 1.7 σ brighter, and the picker missed the
+    particles there)."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (768, 768)).astype(np.float32)
+    image[:, 512:] -= 0.6  # carbon
+    jj, ii = np.ogrid[:768, :768]
+    image[(jj - 200) ** 2 + (ii - 200) ** 2 < 60**2] -= 3.0  # contamination
+    small = shrink_and_normalise(image, 3)
+    far = small[100:, 20:60].mean()
+    beside_carbon = small[:, 150:160].mean()  # ice 32–62 pixels from the edge
+    yy, xx = np.ogrid[: small.shape[0], : small.shape[1]]
+    r = np.hypot(yy - 66.5, xx - 66.5)
+    around_blob = small[(r > 22) & (r < 32)].mean()  # ice within 30 pixels of the blob
+    assert abs(beside_carbon - far) < 0.1 and abs(around_blob - far) < 0.1
+    assert small[:, 172:180].mean() < far - 0.3  # the carbon by the edge stays darker
 
 
 def test_training_crops_are_the_micrographs_own_pixels():
