@@ -50,6 +50,18 @@ def test_tiles_give_the_same_answer_as_whole_slices(monkeypatch):
     assert engine._even_tiles(150, 24, 2) == 22 and engine._even_tiles(90, 24, 4) == 24
 
 
+def test_worker_threads_take_the_callers_grad_mode(monkeypatch):
+    # grad mode is thread-local in torch: a worker thread starts with grad on, and a
+    # network run there under the caller's no_grad built a graph into the shared output
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    seen = []
+    with torch.no_grad():
+        engine._run_single_threaded([(i,) for i in range(6)], lambda i: seen.append(
+            torch.is_grad_enabled()))  # fmt: skip
+    assert seen == [False] * 6
+
+
 def test_odd_sizes_and_context_models():
     volume = _volume((4, 33, 47))
     (out,) = segment_array(volume, [_model(ArchitectureSpec("chen2017-2.5d", 2))], device="cpu")

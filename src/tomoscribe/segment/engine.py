@@ -213,8 +213,17 @@ def _run_single_threaded(items, work) -> None:
     thread.  MKL's FFTs give results that depend (at 1e-6) on how many threads share one
     transform, so this keeps every slice's numbers independent of the thread count: a
     run on a 2-core laptop and one spread over cluster workers agree bit for bit.
+    torch's grad mode is thread-local: the workers take the caller's (a network run in a
+    worker under the default, grad on, built a graph and wrote it into the shared output
+    tensor, which failed at random with "a leaf Variable that requires grad ...").
     """
     threads = torch.get_num_threads()
+    grad_enabled = torch.is_grad_enabled()
+
+    def in_callers_grad_mode(*item) -> None:
+        with torch.set_grad_enabled(grad_enabled):
+            work(*item)
+
     torch.set_num_threads(1)
     try:
         if threads == 1 or len(items) == 1:
@@ -222,7 +231,7 @@ def _run_single_threaded(items, work) -> None:
                 work(*item)
         else:
             with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-                for done in [pool.submit(work, *item) for item in items]:
+                for done in [pool.submit(in_callers_grad_mode, *item) for item in items]:
                     done.result()
     finally:
         torch.set_num_threads(threads)

@@ -142,13 +142,7 @@ def simulate_particle_stack(
     signal = _imaged(
         clean, psi, shift, defocus, pixel_size_A, (voltage_kV, cs_mm, amplitude_contrast)
     )
-    y, x = np.mgrid[:box, :box] - box // 2
-    disc = x**2 + y**2 <= min(radius_px, box / 2) ** 2
-    variance = _disc_variance(signal, real if real.any() else np.ones(len(signal), bool), disc)
-    images = signal  # noise added in place, batch by batch (the same draws as at once)
-    for i in range(0, len(images), 2048):
-        part = images[i : i + 2048]
-        part += rng.normal(0, np.sqrt(variance / snr), part.shape).astype(np.float32)
+    images = _add_noise(signal, real, radius_px, snr, rng)
     names = np.array(["junk", *[t.name for t in loaded]])
     truth = pd.DataFrame(
         {
@@ -167,6 +161,20 @@ def simulate_particle_stack(
         "projections": views,
         "ctf": _ctf_table(defocus, voltage_kV, cs_mm, amplitude_contrast),
     }
+
+
+def _add_noise(signal, real, radius_px: float, snr: float, rng) -> np.ndarray:
+    """White Gaussian noise added to ``signal`` in place, batch by batch (the same draws
+    as at once), at ``snr`` = the variance of the real particles' (``real``) pixels
+    within ``radius_px`` of the centre over the noise's; returns ``signal``."""
+    box = signal.shape[-1]
+    y, x = np.mgrid[:box, :box] - box // 2
+    disc = x**2 + y**2 <= min(radius_px, box / 2) ** 2
+    variance = _disc_variance(signal, real if real.any() else np.ones(len(signal), bool), disc)
+    for i in range(0, len(signal), 2048):
+        part = signal[i : i + 2048]
+        part += rng.normal(0, np.sqrt(variance / snr), part.shape).astype(np.float32)
+    return signal
 
 
 def _disc_variance(images: np.ndarray, rows: np.ndarray, disc: np.ndarray) -> float:
