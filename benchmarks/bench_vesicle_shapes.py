@@ -43,6 +43,7 @@ from bench_vesicles import dice, imitate_network
 from scipy.spatial.transform import Rotation
 
 from tomoscribe.core.legend import read_legend
+from tomoscribe.core.rotations import fibonacci_directions
 from tomoscribe.experiments.demo_setup import VOXEL_A, cell_params
 from tomoscribe.io import read_volume
 from tomoscribe.segment.vesicles import VesicleParams, close_vesicles
@@ -52,14 +53,6 @@ RATIOS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
 ELLIPSOID_SHAPE = (96, 256, 256)  # 10 Å voxels
 
 
-def _fibonacci(n: int) -> np.ndarray:
-    k = np.arange(n) + 0.5
-    z = 1 - 2 * k / n
-    phi = np.pi * (1 + 5**0.5) * k
-    r = np.sqrt(1 - z**2)
-    return np.c_[z, r * np.sin(phi), r * np.cos(phi)]
-
-
 def ellipsoid_scene(ratio: float, rng: np.random.Generator, thickness: float = 5.0):
     """Six non-overlapping ellipsoidal shells of axis ratio ``ratio`` (see the module
     docstring); a bool truth volume."""
@@ -67,7 +60,7 @@ def ellipsoid_scene(ratio: float, rng: np.random.Generator, thickness: float = 5
     taken = np.zeros(ELLIPSOID_SHAPE, bool)
     forms = [(1.0, 1 / ratio, 1 / ratio)] * 2 + [(1.0, 1.0, 1 / ratio)] * 2
     forms += [(1.0, ratio**-0.5, 1 / ratio)] * 2
-    samples = _fibonacci(400_000)
+    samples = fibonacci_directions(400_000)
     for form in forms:
         radius = rng.uniform(20, 40)
         semi = np.array(form) * radius / np.prod(form) ** (1 / 3)

@@ -7,6 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from tomoscribe.core.rotations import (
     angular_distance_deg,
+    fibonacci_directions,
     from_euler,
     global_rotations,
     local_offsets,
@@ -47,6 +48,16 @@ def test_global_sampling_covers_rotation_space():
     probes = Rotation.random(200, random_state=1)
     nearest = [angular_distance_deg(grid, probes[i]).min() for i in range(len(probes))]
     assert max(nearest) < 20.0 and np.median(nearest) < 12.0
+
+
+def test_fibonacci_directions_are_unit_and_even():
+    directions = fibonacci_directions(2000)
+    assert directions.shape == (2000, 3)
+    np.testing.assert_allclose(np.linalg.norm(directions, axis=1), 1.0, atol=1e-12)
+    # even: every cap of 0.1 sr around a random axis holds 2000 × 0.1 / 4π ≈ 16 ± a few
+    axes = Rotation.random(50, random_state=0).apply([0.0, 0.0, 1.0])
+    counts = (directions @ axes.T > 1 - 0.1 / (2 * np.pi)).sum(0)
+    assert counts.min() >= 12 and counts.max() <= 20
 
 
 def test_local_offsets_stay_in_range():

@@ -15,6 +15,7 @@ import scipy.spatial
 from scipy.spatial.transform import Rotation
 
 from tomoscribe.cli.app import main
+from tomoscribe.core.rotations import fibonacci_directions
 from tomoscribe.errors import ParameterError
 from tomoscribe.io import read_volume, write_volume
 from tomoscribe.segment.ellipsoids import (
@@ -33,19 +34,10 @@ SEMI_AXES = np.array([30.0, 20.0, 15.0])  # voxels of 10 Å: nm
 TURN = Rotation.from_euler("zyx", [35, 25, -40], degrees=True).as_matrix()  # columns: axes
 
 
-def _fibonacci(n: int) -> np.ndarray:
-    """n nearly uniform unit vectors (z, y, x)."""
-    k = np.arange(n) + 0.5
-    z = 1 - 2 * k / n
-    phi = np.pi * (1 + 5**0.5) * k
-    r = np.sqrt(1 - z**2)
-    return np.c_[z, r * np.sin(phi), r * np.cos(phi)]
-
-
 def _true_shell(centre, semi_axes, axes, thickness=5.0, shape=SHAPE):
     """Voxels within thickness/2 of the ellipsoid (exact distance, by nearest surface
     sample) and each voxel's surface normal (unit, z y x) at its nearest sample."""
-    samples = centre + (_fibonacci(150_000) * semi_axes) @ axes.T
+    samples = centre + (fibonacci_directions(150_000) * semi_axes) @ axes.T
     matrix = axes @ np.diag(1 / np.asarray(semi_axes) ** 2) @ axes.T
     normals = (samples - centre) @ matrix
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
@@ -76,7 +68,7 @@ def ellipsoid_shell_truth():
 
 
 def test_algebraic_fit_is_exact_on_an_ellipsoid_and_refuses_a_plane():
-    directions = _fibonacci(500)
+    directions = fibonacci_directions(500)
     points = CENTRE + (directions * SEMI_AXES) @ TURN.T
     fit = fit_ellipsoid_algebraic(points)
     np.testing.assert_allclose(fit.centre, CENTRE, atol=1e-6)
@@ -220,7 +212,7 @@ def test_ellipsoid_shell_paints_the_thickness(ellipsoid_shell_truth):
 
 def test_robust_ellipsoid_trims_stray_points():
     rng = np.random.default_rng(2)
-    points = CENTRE + (_fibonacci(2000) * SEMI_AXES) @ TURN.T
+    points = CENTRE + (fibonacci_directions(2000) * SEMI_AXES) @ TURN.T
     stray = CENTRE + rng.uniform(-35, 35, size=(300, 3))  # 13% outliers
     fit, inliers, _ = robust_ellipsoid(np.vstack([points, stray]), tolerance=1.0)
     np.testing.assert_allclose(fit.semi_axes, SEMI_AXES, rtol=0.02)

@@ -60,6 +60,16 @@ def zyx_matrix(rotation_xyz: np.ndarray) -> np.ndarray:
     return flip @ np.asarray(rotation_xyz) @ flip
 
 
+def fibonacci_directions(n: int) -> np.ndarray:
+    """``n`` nearly uniform unit vectors on the sphere (the Fibonacci spiral), as
+    (z, y, x) rows: (n, 3)."""
+    k = np.arange(n) + 0.5
+    z = 1 - 2 * k / n
+    phi = np.pi * (1 + 5**0.5) * k
+    r = np.sqrt(1 - z**2)
+    return np.c_[z, r * np.sin(phi), r * np.cos(phi)]
+
+
 def global_rotations(step_deg: float) -> Rotation:
     """Near-uniform rotations about ``step_deg`` apart: Fibonacci-sphere directions
     (one per step² of solid angle) times in-plane angles at ``step_deg``."""
