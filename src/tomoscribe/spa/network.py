@@ -14,16 +14,23 @@ sixth of the box) at the particle's centre on the output grid and zero elsewhere
 target of a background or bad patch is zero everywhere.  The loss is binary
 cross-entropy weighted ten times on the spot.  Network 1 learns good against
 background, network 2 good against bad; the picking score is the geometric mean of
-their probabilities (high only where both networks see a particle).  Augmentation
-turns each stored patch by a random quarter turn, mirrors it at random and shifts it
-by whole pixels (a sixth of a box for good patches, half a box for the others) before
-cropping the network's input: exact pixel moves, so the network trains on the
-micrograph's own pixels and noise.  (Turning by any angle with bilinear
-interpolation, as before 2026-12-01, smooths the noise of the training crops by up to
-a factor 2 in σ; networks trained on them scored held-out particles on whole
-micrographs, whose noise is not smoothed, at a median 0.35 against 0.83 on held-out
-boxes, and recall stayed near 0.5: docs/performance.md.)  Output pixel j of the
-network covers input pixels 4j … 4j + 3, so its centre is input pixel 4j + 1.5.
+their probabilities (high only where both networks see a particle).
+
+Augmentation keeps the micrograph's own noise.  Before training, every stored patch
+is turned by each of ``TURNS_DEG`` (multiples of 11.25° within ±45°) with
+:func:`tomoscribe.core.turn2d.turn_exact` (Fourier shears: no interpolation kernel, so
+the noise keeps its σ and spectrum); each training crop then takes one of these at
+random, a random quarter turn and mirror, and a shift by whole pixels (a sixth of a
+box for good patches, half a box for the others).  With the quarter turns that is
+every multiple of 11.25°.  Why exact: turning by any angle with bilinear
+interpolation, as before 2026-12-01, smoothed the crops' noise by up to a factor 2 in
+σ; networks trained on them scored held-out particles on whole micrographs at a
+median 0.35 against 0.83 on held-out boxes, and recall stayed near 0.5.  Why turns
+at all: quarter turns and mirrors alone give 8 views of each of the ~12 good boxes,
+and network 1 missed isolated particles in open ice whose in-plane angle none of them
+showed (docs/performance.md: recall 0.88 → 0.91 on 6 held-out micrographs).  Output
+pixel j of the network covers input pixels 4j … 4j + 3, so its centre is input pixel
+4j + 1.5.
 """
 
 from __future__ import annotations
@@ -105,6 +112,43 @@ def spot_targets(centres: torch.Tensor, size: int, sigma: float) -> torch.Tensor
     return torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)).unsqueeze(1)
 
 
+#: The in-plane turns (degrees) of every stored patch before training (module docstring).
+TURNS_DEG = tuple(11.25 * k for k in range(-4, 4))
+
+
+def turned_copies(
+    patches: np.ndarray, centres: np.ndarray, turns_deg=TURNS_DEG
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each patch (n, p, p) turned exactly by each angle of ``turns_deg`` about pixel
+    (p // 2, p // 2), and where its point ``centres`` (n, 2; x, y in patch pixels) went:
+    (len(turns_deg) · n, p, p) and (len(turns_deg) · n, 2), turn by turn.
+
+    The patch is mirrored outwards (symmetric padding) to 2p first, so that the corners
+    of the turned p² square, which come from beyond the stored patch, hold the
+    micrograph's mirrored pixels, not wrapped-around ones.
+    """
+    from ..core.turn2d import turn_exact
+
+    patches = np.asarray(patches, np.float32)
+    n, p = len(patches), patches.shape[-1]
+    pad = p // 2
+    padded = torch.as_tensor(np.pad(patches, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric"))
+    relative = torch.as_tensor(np.asarray(centres, np.float32)) - p // 2
+    out, moved = [], []
+    for angle in turns_deg:
+        turned = turn_exact(padded, torch.full((n,), float(angle)))
+        out.append(turned[:, pad : pad + p, pad : pad + p])
+        a = torch.tensor(np.deg2rad(angle), dtype=torch.float32)
+        x, y = relative[:, 0], relative[:, 1]
+        moved.append(
+            torch.stack(
+                [x * torch.cos(a) - y * torch.sin(a), x * torch.sin(a) + y * torch.cos(a)], 1
+            )
+            + p // 2
+        )
+    return torch.cat(out).numpy(), torch.cat(moved).numpy()
+
+
 #: The threshold of a picker whose sets were too small to hold boxes out (< 4 each).
 DEFAULT_THRESHOLD = 0.5
 #: Training steps per network unless told.  Measured (bench_spa.py, 1024² micrographs,
@@ -144,9 +188,14 @@ def train_pair(
     geometry = trainset["record"]["geometry"]
     size, box = int(geometry["input"]), float(geometry["box"])
     train, held = split_boxes(trainset, held_out, seed)
-    sets = {k: torch.as_tensor(v) for k, v in train.items()}
     centre = train["good"].shape[-1] // 2
-    good_centres = torch.as_tensor(centre + train["good_offsets"])
+    sets = {}
+    for name in ("good", "background", "bad"):
+        offsets = train["good_offsets"] if name == "good" else np.zeros((len(train[name]), 2))
+        turned, moved = turned_copies(train[name], centre + offsets)
+        sets[name] = torch.as_tensor(turned)
+        if name == "good":
+            good_centres = torch.as_tensor(moved)
     pair = PickerPair().to(device)
     losses = {}
     for name, network in (("background", pair.background), ("bad", pair.bad)):
@@ -179,6 +228,7 @@ def train_pair(
         "batch": batch,
         "learning_rate": learning_rate,
         "seed": seed,
+        "turns_deg": list(TURNS_DEG),
         "final_loss": losses,
         "calibration": calibration,
     }
