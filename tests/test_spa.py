@@ -240,25 +240,28 @@ def test_training_crops_are_the_micrographs_own_pixels():
         assert (i, j) == (int(x), int(y)) and crop.sum() == 1.0
 
 
-def test_turned_copies_move_the_box_centre_and_keep_the_noise():
+@pytest.mark.parametrize("size", [40, 41])
+def test_turned_copies_move_the_box_centre_and_keep_the_noise(size):
     """Every stored patch is turned exactly by each of TURNS_DEG before training: a
-    smooth spot lands where the returned centre says, and white noise keeps its σ
-    (bilinear turns lowered it by up to a factor 2)."""
-    yy, xx = np.mgrid[:40, :40]
-    spot = np.exp(-((xx - 27.3) ** 2 + (yy - 16.6) ** 2) / (2 * 2.0**2)).astype(np.float32)
-    turned, moved = turned_copies(spot[None], np.array([[27.3, 16.6]]))
-    assert len(turned) == len(TURNS_DEG) == 8
-    for image, (x, y), angle in zip(turned, moved, TURNS_DEG):
-        a = np.deg2rad(angle)
-        assert x - 20 == pytest.approx(7.3 * np.cos(a) + 3.4 * np.sin(a), abs=1e-4)
-        assert y - 20 == pytest.approx(7.3 * np.sin(a) - 3.4 * np.cos(a), abs=1e-4)
+    smooth spot lands where the returned centre says (even and odd patch sizes), and
+    white noise keeps its σ (bilinear turns lowered it by up to a factor 2)."""
+    c = size // 2
+    yy, xx = np.mgrid[:size, :size]
+    spot = np.exp(-((xx - c - 7.3) ** 2 + (yy - c + 3.4) ** 2) / (2 * 2.0**2)).astype(np.float32)
+    turned, moved = turned_copies(np.stack([spot, spot]), np.array([[c + 7.3, c - 3.4]] * 2))
+    assert turned.shape == (2 * len(TURNS_DEG), size, size) and len(TURNS_DEG) == 8
+    for k, (image, (x, y)) in enumerate(zip(turned, moved)):
+        a = np.deg2rad(TURNS_DEG[k // 2])
+        assert x - c == pytest.approx(7.3 * np.cos(a) + 3.4 * np.sin(a), abs=1e-4)
+        assert y - c == pytest.approx(7.3 * np.sin(a) - 3.4 * np.cos(a), abs=1e-4)
         weight = np.clip(image, 0, None) ** 2
         assert (weight * xx).sum() / weight.sum() == pytest.approx(x, abs=0.05)
         assert (weight * yy).sum() / weight.sum() == pytest.approx(y, abs=0.05)
-    noise = np.random.default_rng(2).normal(size=(6, 40, 40)).astype(np.float32)
-    turned, _ = turned_copies(noise, np.full((6, 2), 20.0))
-    assert turned[:, 10:30, 10:30].std(axis=(1, 2)) == pytest.approx(np.ones(48), rel=0.15)
-    assert turned.std() == pytest.approx(noise.std(), rel=0.03)
+    noise = np.random.default_rng(2).normal(size=(32, size, size)).astype(np.float32)
+    turned, _ = turned_copies(noise, np.full((32, 2), float(c)), chunk=5)
+    inner = turned[:, 10:30, 10:30].reshape(len(TURNS_DEG), -1)
+    assert inner.std(axis=1) == pytest.approx(noise[:, 10:30, 10:30].std(), rel=0.02)
+    assert turned.std() == pytest.approx(noise.std(), rel=0.01)
 
 
 def test_fewer_than_three_boxes_refused(picking_data):

@@ -15,8 +15,11 @@ scikit-image's ``rotate``) are local kernels that average neighbouring pixels: t
 white noise by 45° with bilinear interpolation lowers its σ by up to a factor 2, and a
 network trained on such crops learns images smoother than the micrographs it is
 applied to (docs/performance.md, the picker).  A Fourier shear moves every line by a
-sub-pixel amount with unit gain at every frequency, so noise keeps its spectrum.  The
-image is treated as periodic, so only a central disc is exact (see :func:`turn_exact`).
+sub-pixel amount with unit gain at every frequency below Nyquist (for even sizes the
+Nyquist line loses its imaginary part: use odd sizes where that matters), so white
+noise keeps its σ and stays white (the spectrum's corners wrap around, which white
+noise does not notice).  The image is treated as periodic, so only a central disc is
+exact (see :func:`turn_exact`).
 """
 
 from __future__ import annotations
@@ -104,11 +107,11 @@ def turn_exact(images: torch.Tensor, angle_deg) -> torch.Tensor:
     (n // 2, n // 2) by three Fourier shears (module docstring): the point (x, y) goes
     to (x cos a − y sin a, x sin a + y cos a), as in :func:`transform`.
 
-    The shears treat the images as periodic: a point of the output within ``0.35 n``
-    of the centre comes from points that never left the image in any of the three
-    passes (each moves a point at most ``tan 22.5° ≈ 0.41`` of its distance), so that
-    disc is exact; outside it, content may have wrapped around.  Larger turns: combine
-    with quarter turns.
+    The shears treat the images as periodic: for turns within ±45° every intermediate
+    position of a point stays within about 1.1 times its distance from the centre, so
+    the output within ``0.35 n`` of the centre never drew on wrapped-around content;
+    outside it, it may have.  Larger turns: combine with quarter turns.  Odd ``n``
+    keeps the noise exactly (module docstring).
     """
     from ..errors import ParameterError
 
