@@ -103,9 +103,10 @@ def _shear(images: torch.Tensor, amount: torch.Tensor, axis: int) -> torch.Tenso
 
 
 def turn_exact(images: torch.Tensor, angle_deg) -> torch.Tensor:
-    """Images (p, n, n) turned by ``angle_deg`` (p,), each within ±45°, about pixel
-    (n // 2, n // 2) by three Fourier shears (module docstring): the point (x, y) goes
-    to (x cos a − y sin a, x sin a + y cos a), as in :func:`transform`.
+    """Images (p, n, n) turned by ``angle_deg`` ((p,), or one angle for all), each
+    within ±45°, about pixel (n // 2, n // 2) by three Fourier shears (module
+    docstring): the point (x, y) goes to (x cos a − y sin a, x sin a + y cos a), as in
+    :func:`transform`.
 
     The shears treat the images as periodic: for turns within ±45° every intermediate
     position of a point stays within about 1.1 times its distance from the centre, so

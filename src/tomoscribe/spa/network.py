@@ -19,7 +19,7 @@ their probabilities (high only where both networks see a particle).
 Augmentation keeps the micrograph's own noise.  Before training, every stored patch
 is turned by each of ``TURNS_DEG`` (multiples of 11.25° within ±45°) with
 :func:`tomoscribe.core.turn2d.turn_exact` (Fourier shears: no interpolation kernel, so
-the noise keeps its σ and spectrum); each training crop then takes one of these at
+white noise keeps its σ and stays white); each training crop then takes one of these at
 random, a random quarter turn and mirror, and a shift by whole pixels (a sixth of a
 box for good patches, half a box for the others).  With the quarter turns that is
 every multiple of 11.25°.  Why exact: turning by any angle with bilinear
