@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ParameterError
+
 
 def soft_disc(n: int, radius: float, width: float = 3.0, device="cpu") -> torch.Tensor:
     """A disc of ``radius`` pixels about the centre with a cosine edge ``width`` wide."""
@@ -114,8 +116,6 @@ def turn_exact(images: torch.Tensor, angle_deg) -> torch.Tensor:
     outside it, it may have.  Larger turns: combine with quarter turns.  Odd ``n``
     keeps the noise exactly (module docstring).
     """
-    from ..errors import ParameterError
-
     angles = torch.deg2rad(_as(angle_deg, images)).reshape(-1)
     if len(angles) and float(angles.abs().max()) > math.pi / 4 + 1e-6:
         raise ParameterError("`angle_deg` must lie within ±45°; add quarter turns for more.")
