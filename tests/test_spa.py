@@ -39,7 +39,7 @@ from tomoscribe.spa.network import (
     train_pair,
     turned_copies,
 )
-from tomoscribe.spa.picking import load_picker, pick_micrograph, save_picker
+from tomoscribe.spa.picking import load_picker, pick_micrograph, refine_peaks, save_picker
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_micrograph, summarise
 from tomoscribe.spa.trainset import build_trainset, cut_exact_patches
@@ -174,6 +174,19 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
     # docs/performance.md has the benchmark's figures)
     assert result["precision"] >= 0.75 and result["recall"] >= 0.4, result
     assert result["blobs_unpicked"] >= 0.9, result
+    # picks sit within 3 pixels (a twelfth of a diameter) of the particles they find:
+    # the networks' grid is 12 pixels, so picks on its nodes were a median 4.2 off here
+    errors = []
+    for name in held_out:
+        truth = truths[name]
+        good = truth["particles"][truth["particles"]["class"] == "good"]
+        picks = pick_micrograph(pair, truth["image"], name, trainset["record"], threshold)
+        gaps = np.hypot(
+            picks["x"].to_numpy()[:, None] - good["x"].to_numpy()[None],
+            picks["y"].to_numpy()[:, None] - good["y"].to_numpy()[None],
+        ).min(1)
+        errors += list(gaps[gaps < truth["diameter_px"] / 4])
+    assert len(errors) > 20 and np.median(errors) <= 3.0, np.median(errors)
     # the NCC baseline with the good boxes as references picks contamination
     references = references_from_patches(trainset["good"], trainset["record"]["geometry"]["box"])
     baseline = _scores(
@@ -184,6 +197,26 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
         ),
     )
     assert baseline["blobs_unpicked"] < result["blobs_unpicked"], baseline
+
+
+@pytest.mark.parametrize("centre", [(20.3, 33.9), (41.5, 18.2), (29.0, 26.6)])
+def test_refined_picks_sit_on_the_top_of_the_networks_spot(centre):
+    # a Gaussian spot (σ 3 shrunk pixels, as the networks are trained towards) sampled
+    # on the networks' grid (node j at 4j + 1.5); the peak finder's pick is the nearest
+    # node, up to 2 pixels off in each axis; refined, it lands on the centre
+    nodes = np.arange(16) * 4 + 1.5
+    x0, y0 = centre
+    coarse = 0.9 * np.exp(-((nodes[None, :] - x0) ** 2 + (nodes[:, None] - y0) ** 2) / 18)
+    j, i = np.unravel_index(np.argmax(coarse), coarse.shape)
+    node = np.array([[nodes[i], nodes[j]]])
+    refined = refine_peaks(coarse, node)
+    assert np.abs(refined - centre).max() < 0.01, (refined, node)
+    # on the grid's border a pick stays on its node along that axis; flat: no move
+    edge = np.exp(-((nodes[None, :] - 2.5) ** 2 + (nodes[:, None] - y0) ** 2) / 18)
+    border = refine_peaks(edge, np.array([[nodes[0], nodes[j]]]))
+    assert border[0, 0] == nodes[0] and abs(border[0, 1] - y0) < 0.01
+    flat = refine_peaks(np.full((16, 16), 0.5), node)
+    assert np.array_equal(flat, node)
 
 
 def test_held_out_threshold_separates_and_splits_sets():
