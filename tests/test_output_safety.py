@@ -65,6 +65,41 @@ def test_a_users_file_of_an_output_name_stops_the_folder_before_any_change(
     assert (parts / "projections.mrcs").read_bytes() == b"the user's own stack"
 
 
+def _write_run(folder: Path, names: dict[str, str]) -> None:
+    with output_folder(folder) as staging:
+        for name, text in names.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_text(text)
+
+
+def test_a_users_file_inside_a_subfolder_of_ours_stops_the_rerun(tmp_path):
+    # the new-user trial: a re-run of `spa pick -o picks` replaced picks/info whole and
+    # took the user's files in it (EMAN2's boxer writes info/*.json) with it
+    picks = tmp_path / "picks"
+    _write_run(picks, {"picks.star": "1", "info/mic_000_info.json": "1", "info/a/b.txt": "1"})
+    assert is_ours(picks / "info" / "mic_000_info.json") and is_ours(picks / "info" / "a" / "b.txt")
+    _write_run(picks, {"picks.star": "2", "info/mic_000_info.json": "2"})  # all ours: replaced
+    assert (picks / "info" / "mic_000_info.json").read_text() == "2"
+    assert not (picks / "info" / "a").exists()  # tomoscribe's own stale output
+    for mine in ("info/mic_009_info.json", "info/deeper/mine.txt"):
+        (picks / mine).parent.mkdir(exist_ok=True)
+        (picks / mine).write_text("the user's")
+        before = {p: p.read_bytes() for p in picks.rglob("*") if p.is_file()}
+        with pytest.raises(OutputError, match="did not write"):
+            _write_run(picks, {"picks.star": "3", "info/mic_000_info.json": "3"})
+        assert {p: p.read_bytes() for p in picks.rglob("*") if p.is_file()} == before
+        (picks / mine).unlink()
+        if (picks / mine).parent.name == "deeper":
+            (picks / mine).parent.rmdir()
+    _write_run(picks, {"picks.star": "2", "info/mic_000_info.json": "2"})  # clean again
+    # a file of ours that the user edited is the user's now
+    with open(picks / "info" / "mic_000_info.json", "a") as fh:
+        fh.write(" edited")
+    with pytest.raises(OutputError, match="did not write"):
+        _write_run(picks, {"picks.star": "4", "info/mic_000_info.json": "4"})
+    assert (picks / "info" / "mic_000_info.json").read_text() == "2 edited"
+
+
 def test_a_file_edited_by_the_user_is_no_longer_replaced(tomo, tmp_path):
     out = tmp_path / "p.mrc"
     assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0

@@ -505,13 +505,24 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) 
     ``folder`` is created when missing (parents too).  When it exists, it keeps every
     file that is not among the new outputs; a new output may replace an existing file
     only if tomoscribe wrote that file (:mod:`tomoscribe.ownership`) and ``overwrite``
-    is True — otherwise the whole commit is refused before anything moves.  Nothing is
-    ever deleted from ``folder``.  The working folder, its parents, folders holding an
-    input and folders inside an input are refused (:func:`check_output_folder`).  On
-    any exception the staging folder is removed and ``folder`` is left as it was.
+    is True — otherwise the whole commit is refused before anything moves.  A new
+    subfolder (``info/``, ``micrographs/``) replaces the earlier one of that name whole,
+    and only when everything in the earlier one, at any depth, is tomoscribe's own and
+    unchanged (each folder's manifest says so); a user's file in it stops the commit.
+    Nothing of the user's is ever deleted from ``folder``.  The working folder, its
+    parents, folders holding an input and folders inside an input are refused
+    (:func:`check_output_folder`).  On any exception the staging folder is removed and
+    ``folder`` is left as it was.
     """
     from .locks import output_lock
-    from .ownership import MANIFEST_NAME, is_ours, record_written
+    from .ownership import (
+        MANIFEST_NAME,
+        foreign_entries,
+        is_ours,
+        is_store,
+        record_tree,
+        record_written,
+    )
 
     folder = Path(folder)
     check_output_folder(folder, inputs)
@@ -529,7 +540,7 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) 
             if not folder.exists():
                 os.replace(staging, folder)
                 staging = None
-                _record_tree(folder)
+                record_tree(folder)
                 record_written([folder])
                 return
             moves = []  # top-level entries: files, and folders such as OME-Zarr stores
@@ -549,13 +560,24 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) 
                             "tomoscribe, which replaces only its own outputs; "
                             "choose a new folder."
                         )
+                    foreign = foreign_entries(target) if target.is_dir() else []
+                    if foreign:  # a folder of ours is replaced whole: never with a user's file
+                        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+                        raise OutputError(
+                            f"{target} holds {foreign[0].relative_to(target)}{more}, which "
+                            "tomoscribe did not write (or which changed since); move it out "
+                            "or choose a new folder."
+                        )
                 moves.append((source, target))
             for source, target in moves:
-                if target.is_dir():  # tomoscribe's own earlier folder
+                if target.is_dir():  # tomoscribe's own earlier folder, all of it its own
                     _swap_folder(source, target)
                 else:
                     os.replace(source, target)
             record_written([target for _, target in moves])
+            for _, target in moves:
+                if target.is_dir() and not target.is_symlink() and not is_store(target):
+                    record_tree(target)
             _remove(staging)
             staging = None
     except BaseException as err:
@@ -563,11 +585,3 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) 
         if isinstance(err, OSError) and not isinstance(err, TomoscribeError):
             raise write_error(folder, err) from err
         raise
-
-
-def _record_tree(folder: Path) -> None:
-    from .ownership import record_written
-
-    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
-    if entries:
-        record_written(entries)

@@ -154,10 +154,69 @@ def forget(paths) -> None:
             _update(folder, lambda files, names=names: [files.pop(n, None) for n in names])
 
 
+#: Files whose presence makes a folder one store (OME-Zarr / Zarr), written as one output.
+_STORE_MARKERS = (".zgroup", ".zarray", ".zattrs", "zarr.json")
+
+
+def is_store(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` is a Zarr store: one output, never merged file by file."""
+    folder = Path(folder)
+    return folder.is_dir() and any((folder / m).exists() for m in _STORE_MARKERS)
+
+
+def foreign_entries(folder: str | os.PathLike) -> list[Path]:
+    """Everything inside ``folder`` (itself tomoscribe's) that tomoscribe did not write or
+    that was changed since: files and folders at any depth, through the subfolders that
+    are tomoscribe's own (a Zarr store counts as one entry).  Empty when the whole tree
+    may be replaced."""
+    folder = Path(folder)
+    found = []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return [folder]
+    for entry in entries:
+        if entry.name == MANIFEST_NAME or _is_temporary(entry.name):
+            continue
+        if not is_ours(entry):
+            found.append(entry)
+        elif entry.is_dir() and not is_store(entry):
+            found += foreign_entries(entry)
+    return found
+
+
+def _is_temporary(name: str) -> bool:
+    """A writer's lock or a partial output of tomoscribe's (``.NAME.lock``,
+    ``.NAME.partial-…``)."""
+    return name.startswith(".") and (name.endswith(".lock") or ".partial-" in name)
+
+
+def record_tree(folder: str | os.PathLike) -> None:
+    """Note every entry under ``folder`` (just written by tomoscribe) in the manifests of
+    the folders holding them, down through plain subfolders (a Zarr store is one entry)."""
+    folder = Path(folder)
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".tomoscribe")]
+    if entries:
+        record_written(entries)
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink() and not is_store(entry):
+            record_tree(entry)
+
+
 def owned_names(folder: str | os.PathLike) -> list[str]:
     """Names in ``folder`` that tomoscribe wrote and nobody changed since."""
     folder = Path(folder)
     return sorted(name for name in _read(folder) if is_ours(folder / name))
 
 
-__all__ = ["MANIFEST_NAME", "manifest_path", "is_ours", "record_written", "forget", "owned_names"]
+__all__ = [
+    "MANIFEST_NAME",
+    "manifest_path",
+    "is_ours",
+    "is_store",
+    "foreign_entries",
+    "record_written",
+    "record_tree",
+    "forget",
+    "owned_names",
+]
