@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mrcfile
 import numpy as np
 import pandas as pd
@@ -120,8 +122,9 @@ def _cli(*args):
     return main([str(a) for a in args])
 
 
-def test_cli_writes_relion_star_averages_and_gallery(tmp_path, capsys):
-    data, out = tmp_path / "data", tmp_path / "out"
+def test_cli_writes_relion_star_averages_and_gallery(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a RELION project folder: paths are relative to it
+    data, out = Path("data"), Path("out")
     simulate = ["simulate", "particles2d", "-o", data, "--n", 150, "--box", 64]
     assert _cli(*simulate, "--pixel-size", 5, "--views", 4, "--snr", 0.3) == 0
     paths = {"star": data / "particles.star"}
@@ -132,13 +135,15 @@ def test_cli_writes_relion_star_averages_and_gallery(tmp_path, capsys):
     assert set(particles["rlnClassNumber"]) <= {1, 2, 3, 4}
     for column in ("rlnAnglePsi", "rlnOriginXAngst", "rlnOriginYAngst", "rlnDefocusU"):
         assert column in particles
-    assert (
-        particles["rlnImageName"] == starfile.read(paths["star"])["particles"]["rlnImageName"]
-    ).all()
+    # the stack named from the project folder, as RELION reads it (the input STAR named
+    # it beside itself: `N@particles.mrcs`); the output can be classified again
+    given = starfile.read(paths["star"])["particles"]["rlnImageName"]
+    assert (particles["rlnImageName"] == given.str.replace("@", "@data/")).all()
+    assert _cli("classify2d", out / "particles.star", "-o", "again", "-k", 2, "--rounds", 1) == 0
     assert particles["rlnAnglePsi"].between(0, 360).all()
     assert particles[["rlnOriginXAngst", "rlnOriginYAngst"]].abs().max().max() <= 0.15 * 64 * 5
     with mrcfile.open(out / "class_averages.mrcs") as mrc:
-        assert mrc.data.shape == (4, 64, 64)
+        assert mrc.data.shape == (4, 64, 64) and mrc.is_image_stack()  # ispg 0, as RELION
         assert mrc.voxel_size.x == pytest.approx(5.0)
     assert (out / "classes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

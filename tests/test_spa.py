@@ -17,6 +17,7 @@ from tomoscribe.cli.app import main
 from tomoscribe.errors import AnnotationError, InputFileError
 from tomoscribe.io import write_volume
 from tomoscribe.io.boxfiles import (
+    apply_origins,
     match_micrographs,
     read_boxes,
     write_box_files,
@@ -84,6 +85,65 @@ def test_simulated_snr_is_the_stated_one():
     near = _near_centres((512, 512), noisy["particles"], noisy["diameter_px"] / 2)
     r = np.corrcoef(noisy["image"][near], clean["image"][near])[0, 1]
     assert r == pytest.approx(np.sqrt(0.1 / 1.1), abs=0.03)
+
+
+def _relion_particles(path, names, x, y, origins_A=None):
+    """A RELION 3.1+ particles file (optics + particles blocks) as RELION writes it."""
+    optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnImagePixelSize": [8.0], "rlnImageSize": [64]})
+    particles = pd.DataFrame(
+        {"rlnMicrographName": names, "rlnCoordinateX": x, "rlnCoordinateY": y, "rlnOpticsGroup": 1}
+    )
+    if origins_A is not None:
+        particles["rlnOriginXAngst"], particles["rlnOriginYAngst"] = origins_A
+    starfile.write({"optics": optics, "particles": particles}, path)
+    return path
+
+
+def test_boxes_name_their_micrographs_exactly_and_particles_keep_their_origins(tmp_path):
+    # the new-user trial: `mic_000_2.mrc` was taken for `mic_000` (prefix), and boxes of
+    # `a/mic_000.mrc` and `b/mic_000.mrc` all landed on one micrograph
+    star = _relion_particles(tmp_path / "p.star", ["Movies/mic_000_2.mrc"], [10.0], [20.0])
+    with pytest.raises(InputFileError, match="mic_000_2"):
+        match_micrographs(read_boxes(star), ["mic_000"])
+    two = _relion_particles(
+        tmp_path / "two.star", ["a/mic_000.mrc", "b/mic_000.mrc"], [10.0, 30.0], [20.0, 40.0]
+    )
+    with pytest.raises(InputFileError, match="two micrographs called mic_000"):
+        match_micrographs(read_boxes(two), ["mic_000"])
+    # a file without names belongs to the micrograph its name begins with (RELION's
+    # per-micrograph autopick files)
+    starfile.write(
+        pd.DataFrame({"rlnCoordinateX": [5.0], "rlnCoordinateY": [6.0]}),
+        tmp_path / "mic_000_autopick.star",
+    )
+    assert list(
+        match_micrographs(read_boxes(tmp_path / "mic_000_autopick.star"), ["mic_000"])["micrograph"]
+    ) == ["mic_000"]
+    # RELION re-centres a particle at x − rlnOriginXAngst / pixel size: rows 10 px off
+    # with a 40 Å origin at 4 Å per pixel are the same boxes as rows without
+    shifted = _relion_particles(
+        tmp_path / "s.star",
+        ["mic_000.mrc"] * 2,
+        [110.0, 50.0],
+        [80.0, 64.0],
+        ([40.0, -8.0], [-20.0, 0.0]),
+    )
+    boxes = apply_origins(match_micrographs(read_boxes(shifted), ["mic_000"]), 4.0)
+    assert np.allclose(boxes[["x", "y"]].to_numpy(), [[100.0, 85.0], [52.0, 64.0]])
+    old = tmp_path / "old.star"
+    starfile.write(
+        pd.DataFrame(
+            {
+                "rlnCoordinateX": [1.0],
+                "rlnCoordinateY": [1.0],
+                "rlnOriginX": [2.0],
+                "rlnOriginY": [0.0],
+            }
+        ),
+        old,
+    )
+    with pytest.raises(InputFileError, match="rlnOriginX"):
+        read_boxes(old)
 
 
 def test_box_files_as_relion_and_eman2_write_them(tmp_path):
@@ -333,6 +393,21 @@ def tiny(tmp_path):
     return tmp_path
 
 
+def test_spa_ncc_on_a_micrograph_smaller_than_its_box_is_one_sentence(tiny, capsys):
+    # the trial: a 40-pixel micrograph gave skimage's traceback, status 1
+    ref = tiny / "ref.mrc"
+    blob = np.zeros((16, 16, 16), np.float32)
+    blob[5:11, 5:11, 5:11] = 1
+    write_volume(ref, Volume(blob, (2.0,) * 3))
+    before = {p.name: p.read_bytes() for p in entries(tiny)}
+    out = tiny / "picks"
+    argv = ["spa", "ncc", str(tiny / "m1.mrc"), "--reference-map", str(ref), "--box", "120"]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "smaller than the box" in err[0], err
+    assert {p.name: p.read_bytes() for p in entries(tiny)} == before and not out.exists()
+
+
 @pytest.mark.parametrize(
     "case", ["pixel sizes", "unknown micrograph", "two boxes", "box larger", "mixed stack"]
 )
@@ -412,7 +487,8 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
         "rlnCoordinateY",
         "rlnAutopickFigureOfMerit",
     } <= set(star.columns)
-    assert set(star["rlnMicrographName"]) <= {"m1.mrc", "m2.mrc"}
+    # the micrographs' paths as given (RELION keeps them relative to its project folder)
+    assert set(star["rlnMicrographName"]) <= set(mics), (star["rlnMicrographName"], mics)
     assert (tiny / "picks" / "picks.csv").is_file()
     assert (
         main(
@@ -495,3 +571,14 @@ def test_simulate_micrographs_command(tmp_path, capsys):
         == 2
     )
     assert not (tmp_path / "no").exists()
+    # picks name their micrograph's path; picks made on another folder's mic_000 are
+    # not scored against this truth (the trial scored them: precision 0.76, no word)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "mic_000.mrc").write_bytes((out / "micrographs" / "mic_000.mrc").read_bytes())
+    for where, status in ((out / "micrographs", 0), (other, 2)):
+        picks = pd.DataFrame({"micrograph": ["mic_000"], "x": [100.0], "y": [90.0]})
+        write_star(tmp_path / "picks.star", picks, {"mic_000": str(where / "mic_000.mrc")})
+        capsys.readouterr()
+        assert main(["spa", "score", str(tmp_path / "picks.star"), "--truth", str(out)]) == status
+        assert ("is not" in capsys.readouterr().err) == (status == 2)

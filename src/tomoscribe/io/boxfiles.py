@@ -9,8 +9,11 @@ Formats:
 
 * **RELION STAR** (through ``starfile``): ``rlnMicrographName``, ``rlnCoordinateX``,
   ``rlnCoordinateY`` and, for picks, ``rlnAutopickFigureOfMerit``, as RELION's
-  autopicking writes them.  A file without ``rlnMicrographName`` (RELION's per-micrograph
-  ``NAME_autopick.star``) belongs to the micrograph its stem starts with.
+  autopicking writes them; a particles file's ``rlnOriginXAngst/YAngst`` move each box
+  to its particle's centre (:func:`apply_origins`, once the pixel size is known).
+  Named micrographs must be named exactly; a file without ``rlnMicrographName``
+  (RELION's per-micrograph ``NAME_autopick.star``) belongs to the micrograph its stem
+  starts with (:func:`match_micrographs`).
 * **EMAN2 ``.box``**: one file per micrograph, named after it; tab-separated
   ``x y w h`` of the box's corner (the lower-left in EMAN2's words, the smallest x and y
   of the box in the image's pixels), so the centre is ``x + w/2``, ``y + h/2``.
@@ -95,8 +98,17 @@ def _read_star(path: Path) -> pd.DataFrame:
             )
             if "rlnAutopickFigureOfMerit" in block:
                 table["score"] = block["rlnAutopickFigureOfMerit"]
-            if "rlnMicrographName" not in block:
-                table.attrs["from_file_name"] = True
+            if "rlnMicrographName" in block:
+                table["named"] = block["rlnMicrographName"].astype(str)
+            if {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(block):
+                table["origin_x_A"] = block["rlnOriginXAngst"].astype(float)
+                table["origin_y_A"] = block["rlnOriginYAngst"].astype(float)
+            elif {"rlnOriginX", "rlnOriginY"} & set(block):
+                raise InputFileError(
+                    f"{path} shifts its particles by rlnOriginX/Y, in pixels of the "
+                    "particle images (RELION 3.0), which need not be the micrographs'; "
+                    "convert it to RELION 3.1 or later (rlnOriginXAngst) first."
+                )
             return table
     raise InputFileError(f"{path} has no block with rlnCoordinateX and rlnCoordinateY.")
 
@@ -131,30 +143,62 @@ def _read_csv(path: Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in table]
     if missing:
         raise InputFileError(f"{path} lacks the column(s) {', '.join(missing)} (micrograph,x,y).")
-    table["micrograph"] = table["micrograph"].astype(str).map(micrograph_name)
-    return table[[c for c in COLUMNS + ["score"] if c in table]].copy()
+    table["named"] = table["micrograph"].astype(str)
+    table["micrograph"] = table["named"].map(micrograph_name)
+    return table[[c for c in COLUMNS + ["score", "named"] if c in table]].copy()
+
+
+def apply_origins(table: pd.DataFrame, pixel_size_A: float) -> pd.DataFrame:
+    """Boxes moved to their particles' centres where a RELION particles file gives
+    origins: x − ``rlnOriginXAngst`` / pixel size (Å per micrograph pixel), as RELION
+    re-centres when it extracts again; a table without origins comes back as it was."""
+    if "origin_x_A" not in table:
+        return table
+    out = table.copy()
+    shift = out[["origin_x_A", "origin_y_A"]].fillna(0.0).to_numpy(float) / pixel_size_A
+    out["x"], out["y"] = out["x"] - shift[:, 0], out["y"] - shift[:, 1]
+    return out.drop(columns=["origin_x_A", "origin_y_A"])
 
 
 def match_micrographs(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Rename each box's micrograph to one of ``names`` (file stems).
 
-    A STAR file without micrograph names belongs to the micrograph its stem begins
-    with (``mic_000_autopick.star`` → ``mic_000``; the longest such name).
+    A box file that names its micrographs (``rlnMicrographName``, CSV ``micrograph``:
+    column ``named``) must name them exactly (``mic_000_2.mrc`` is not ``mic_000``), and
+    one name in two folders (``a/mic_000.mrc``, ``b/mic_000.mrc``) is refused: micrographs
+    go by their file names here.  A file without micrograph names (RELION's
+    ``mic_000_autopick.star``, EMAN2's ``mic_000.box``) belongs to the micrograph its
+    stem begins with (the longest such name).
 
     Raises
     ------
     InputFileError
-        A box names a micrograph that is not among ``names``.
+        A box names a micrograph that is not among ``names``, or one name in two folders.
     """
     known = set(names)
     out = table.copy()
+    named = out["named"] if "named" in out else pd.Series([None] * len(out), index=out.index)
+    sources = out["source"] if "source" in out else pd.Series([""] * len(out), index=out.index)
+    folders: dict[str, dict[str, str]] = {}
+    for name, given, source in zip(out["micrograph"], named, sources):
+        if isinstance(given, str):
+            folder = os.path.normpath(os.path.dirname(given))
+            folders.setdefault(name, {}).setdefault(folder, source)
+    for name, places in folders.items():
+        if len(places) > 1:
+            a, b = sorted(places)[:2]
+            raise InputFileError(
+                f"{places[a] or 'the boxes'} name two micrographs called {name} "
+                f"({os.path.join(a, name)} and {os.path.join(b, name)}); micrographs go by "
+                "their file names here: give each set of boxes with its own micrographs."
+            )
     mapped = []
-    for name, source in zip(out["micrograph"], out.get("source", [""] * len(out))):
+    for name, given, source in zip(out["micrograph"], named, sources):
         if name in known:
             mapped.append(name)
             continue
         prefixes = [n for n in names if name.startswith(n + "_") or name.startswith(n + ".")]
-        if prefixes:
+        if prefixes and not isinstance(given, str):
             mapped.append(max(prefixes, key=len))
             continue
         where = f"{source} names" if source else "a box names"

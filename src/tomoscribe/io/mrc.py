@@ -269,7 +269,8 @@ def create_mrc(
     origin_A=(0.0, 0.0, 0.0),
     overwrite: bool = True,
 ) -> Iterator[np.ndarray]:
-    """Create an MRC file atomically and yield its writable memory-mapped array.
+    """Create an MRC file atomically and yield its writable memory-mapped array
+    (a ``.mrcs`` file is marked a stack of images, space group 0, as RELION writes them).
 
     The file appears under ``path`` only after the ``with`` block ends without error;
     the header statistics (min, max, mean, rms) are computed slab by slab on close.
@@ -297,6 +298,9 @@ def create_mrc(
             data = mrc.data.view(np.uint8) if dtype == np.uint8 else mrc.data
             yield data
             _finish_header(mrc, data, voxel_size_A, origin_A, unsigned_bytes=dtype == np.uint8)
+            if str(path).lower().endswith(".mrcs"):  # a stack of images (MRC2014: ispg 0)
+                mrc.header.ispg = 0
+                mrc.flush()
 
 
 def preallocate(path: str | os.PathLike) -> None:

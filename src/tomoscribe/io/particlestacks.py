@@ -4,14 +4,16 @@ A :class:`ParticleSource` lists particle images without loading them: MRC stacks
 opened with ``mrcfile.mmap`` and read a chunk at a time, so stacks larger than memory
 stream.  Without a STAR file every image of every stack is a particle, in order.  With
 one, the particles are its rows: ``rlnImageName`` is ``N@STACK`` (N counts from 1;
-STACK relative to the STAR file's folder, or the name of one of the stacks given), and
+STACK relative to the STAR file's folder, else to the working folder as RELION reads it
+from its project folder, or the name of one of the stacks given), and
 the CTF of each particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å),
 ``rlnDefocusAngle`` (°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm) and
 ``rlnAmplitudeContrast``, on the particle rows or in the ``optics`` block (joined on
 ``rlnOpticsGroup``); the pixel size is ``rlnImagePixelSize`` there, else the stacks'
 header.  Assignments are written back as RELION writes a 2D classification's
 ``run_itNNN_data.star``: the input columns plus ``rlnClassNumber``, ``rlnAnglePsi``
-and ``rlnOriginXAngst``/``rlnOriginYAngst`` (see :func:`write_assignments`).
+and ``rlnOriginXAngst``/``rlnOriginYAngst``, with ``rlnImageName`` naming each stack
+from the working folder (see :func:`write_assignments`).
 """
 
 from __future__ import annotations
@@ -226,14 +228,15 @@ def _image_names(table: pd.DataFrame, star: Path, stacks: list[Path]):
                 f"{star}: rlnImageName {entry!r} (row {row + 1}) is not N@STACK with N ≥ 1."
             )
         path = Path(name)
-        if not path.is_absolute():
-            path = star.parent / path
+        if not path.is_absolute():  # beside the STAR file, else from the project folder
+            path = star.parent / name if (star.parent / name).is_file() else Path(name)
         if not path.is_file():
             path = by_name.get(Path(name).name, path)
         if not path.is_file():
             raise InputFileError(
-                f"{star} names the stack {name}, which is neither beside it nor among "
-                "the stacks given; pass it as an argument."
+                f"{star} names the stack {name}, which is neither beside it, nor under "
+                "the working (project) folder, nor among the stacks given; pass it as an "
+                "argument."
             )
         stack_of[row] = files.setdefault(path, len(files))
         index[row] = int(number) - 1
@@ -290,6 +293,14 @@ def _ctf_table(table: pd.DataFrame, star: Path, notes: list[str]) -> pd.DataFram
     return ctf
 
 
+def _stack_name(stack: Path) -> str:
+    """A stack's path as RELION reads it: from the working (project) folder when the
+    stack lies under it, else absolute."""
+    resolved = Path(os.path.abspath(stack))
+    cwd = Path(os.getcwd())
+    return os.path.relpath(resolved, cwd) if resolved.is_relative_to(cwd) else str(resolved)
+
+
 def write_assignments(
     path: str | os.PathLike,
     source: ParticleSource,
@@ -312,18 +323,16 @@ def write_assignments(
     """
     import starfile
 
-    if source.table is not None:
-        table = source.table.copy()
-    else:
-        names = [p.name for p in source.stacks]
-        table = pd.DataFrame(
-            {
-                "rlnImageName": [
-                    f"{i + 1:06d}@{names[s]}"
-                    for s, i in zip(source.stack_of, source.index_in_stack)
-                ]
-            }
-        )
+    names = [_stack_name(p) for p in source.stacks]
+    image_names = [
+        f"{i + 1:06d}@{names[s]}" for s, i in zip(source.stack_of, source.index_in_stack)
+    ]
+    table = (
+        source.table.copy()
+        if source.table is not None
+        else pd.DataFrame(index=range(len(image_names)))
+    )
+    table["rlnImageName"] = image_names  # where the stacks are, from wherever the STAR goes
     table["rlnClassNumber"] = np.asarray(classes, int)
     table["rlnAnglePsi"] = np.round(np.asarray(psi_deg, float), 3)
     table["rlnOriginXAngst"] = np.round(np.asarray(origin_xy_A)[:, 0], 3)

@@ -135,6 +135,7 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
     truth, record = read_truth(folder)
     names = sorted(truth["micrograph"].unique())
     picks = match_micrographs(read_boxes(picks_path), names)
+    _check_same_micrographs(picks, Path(folder), picks_path)
     counts = []
     for name in sorted(picks["micrograph"].unique()):
         masks = read_volume(Path(folder) / "masks" / f"{name}.mrc").load(np.float32)[0]
@@ -151,3 +152,25 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+def _check_same_micrographs(picks, folder, picks_path) -> None:
+    """Refuse picks made on another folder's micrograph of the same name: a picks file
+    names each micrograph's path (``rlnMicrographName``); where that path exists here and
+    is not the truth folder's ``micrographs/NAME.mrc``, scores would compare two images.
+    """
+    import os
+    from pathlib import Path
+
+    from ..errors import InputFileError
+
+    if "named" not in picks:
+        return
+    for name, given in picks[["micrograph", "named"]].drop_duplicates().itertuples(index=False):
+        ours = folder / "micrographs" / f"{name}.mrc"
+        picked = Path(str(given))
+        if picked.is_file() and ours.is_file() and not os.path.samefile(picked, ours):
+            raise InputFileError(
+                f"{picks_path} holds picks on {given}, which is not {ours}; score picks "
+                "against the truth folder of the micrographs they were made on."
+            )

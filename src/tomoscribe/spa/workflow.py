@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..errors import ParameterError, VoxelSizeMismatchError
 from ..io.boxfiles import (
+    apply_origins,
     micrograph_name,
     write_box_files,
     write_csv,
@@ -52,6 +53,17 @@ def read_micrographs(paths: list[Path], pixel_size_A: float | None) -> tuple[dic
     return images, size
 
 
+def check_fits(images: dict[str, np.ndarray], box_px: int) -> None:
+    """Refuse micrographs smaller than a box (nothing could be picked on them)."""
+    for name, image in images.items():
+        if min(image.shape) < box_px:
+            raise ParameterError(
+                f"micrograph {name} ({image.shape[1]}×{image.shape[0]} px) is smaller than "
+                f"the box ({box_px} px); give whole micrographs or a smaller box.",
+                parameter="box",
+            )
+
+
 def boxes_to_trainset(
     micrographs: list[Path],
     good: list[Path],
@@ -74,6 +86,7 @@ def boxes_to_trainset(
     images, size = read_micrographs(
         [p for p in micrographs if micrograph_name(p) in used], pixel_size_A
     )
+    sets = {k: apply_origins(t, size) for k, t in sets.items()}
     trainset = build_trainset(images, size, sets, box_px)
     save_trainset(output, trainset)
     write_provenance(
@@ -144,6 +157,7 @@ def pick_files(
             f"the micrographs have {size:g} Å pixels but {picker} was trained on "
             f"{record['pixel_size_A']:g} Å; resample them or train on such micrographs."
         )
+    check_fits(images, int(record["box_px"]))
     tables = [
         pick_micrograph(pair, image, name, record, threshold, min_distance, edge)
         for name, image in images.items()
@@ -197,6 +211,8 @@ def ncc_pick_files(
     else:
         box_px = box
     images, size = read_micrographs(micrographs, pixel_size_A)
+    check_fits(images, box_px)
+    table = None if table is None else apply_origins(table, size)
     shrink = shrink_factor(box_px)
     refs = _ncc_references(table, reference_map, images, size, box_px, shrink, n_projections, seed)
     picks = pd.concat(
@@ -258,7 +274,7 @@ def write_picks_folder(
 ) -> None:
     """Write a picks folder (see the module docstring); ``kind`` names the picker in the
     info files (``auto_cnn``, ``auto_ncc``) and the provenance step."""
-    files = {micrograph_name(p): p.name for p in micrographs}
+    files = {micrograph_name(p): str(p) for p in micrographs}  # as given, as RELION keeps them
     with output_folder(out_dir, True, micrographs) as staging:
         write_star(staging / "picks.star", picks, files)
         write_csv(staging / "picks.csv", picks)
