@@ -66,9 +66,18 @@ def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
                 f"`pixel_size_A` must be positive, got {pixel_size_A}.", parameter="pixel_size_A"
             )
         return float(pixel_size_A)
+    from ..errors import MissingVoxelSizeError
     from ..io import read_volume
 
-    sizes = {str(p): float(read_volume(p).pixel_size_A) for p in paths}
+    sizes = {}
+    for path in paths:
+        try:
+            sizes[str(path)] = float(read_volume(path).pixel_size_A)
+        except MissingVoxelSizeError:
+            raise MissingVoxelSizeError(
+                f"{path} records no pixel size; pass `pixel_size_A` (Å).",
+                parameter="pixel_size_A",
+            ) from None
     low, high = min(sizes.values()), max(sizes.values())
     if high > 1.01 * low:
         first = min(sizes, key=sizes.get)
