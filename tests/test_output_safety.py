@@ -65,8 +65,8 @@ def test_a_users_file_of_an_output_name_stops_the_folder_before_any_change(
     assert (parts / "projections.mrcs").read_bytes() == b"the user's own stack"
 
 
-def _write_run(folder: Path, names: dict[str, str]) -> None:
-    with output_folder(folder) as staging:
+def _write_run(folder: Path, names: dict[str, str], step: str | None = None) -> None:
+    with output_folder(folder, step=step) as staging:
         for name, text in names.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_text(text)
@@ -92,12 +92,46 @@ def test_a_users_file_inside_a_subfolder_of_ours_stops_the_rerun(tmp_path):
         if (picks / mine).parent.name == "deeper":
             (picks / mine).parent.rmdir()
     _write_run(picks, {"picks.star": "2", "info/mic_000_info.json": "2"})  # clean again
+    # a hidden file of the user's that looks like a lock (no output `my-notes` beside it)
+    (picks / "info" / ".my-notes.lock").write_text("the user's")
+    with pytest.raises(OutputError, match="my-notes.lock"):
+        _write_run(picks, {"picks.star": "3", "info/mic_000_info.json": "3"})
+    (picks / "info" / ".my-notes.lock").unlink()
+    # a Zarr store is one output: written again whole, its insides never asked about
+    store = {"codes.zarr/.zgroup": "{}", "codes.zarr/0/0.0": "1"}
+    _write_run(picks, {"picks.star": "2", **store})
+    _write_run(picks, {"picks.star": "2", **store, "codes.zarr/0/0.0": "2"})
+    assert (picks / "codes.zarr" / "0" / "0.0").read_text() == "2"
     # a file of ours that the user edited is the user's now
     with open(picks / "info" / "mic_000_info.json", "a") as fh:
         fh.write(" edited")
     with pytest.raises(OutputError, match="did not write"):
         _write_run(picks, {"picks.star": "4", "info/mic_000_info.json": "4"})
     assert (picks / "info" / "mic_000_info.json").read_text() == "2 edited"
+
+
+def test_a_rerun_of_a_step_removes_only_its_own_earlier_outputs(tmp_path):
+    # the trial: after `spa pick` on fewer micrographs (or simulate with --annotate 0)
+    # the earlier run's mic_003.box (boxes_good.star) stayed beside the new picks
+    picks = tmp_path / "picks"
+    first = {"picks.star": "1", "mic_002.box": "1", "mic_003.box": "1", "info/mic_003.json": "1"}
+    _write_run(picks, first, step="spa picks")
+    _write_run(picks, {"other.star": "x"}, step="another step")
+    (picks / "notes.txt").write_text("the user's")
+    (picks / "mic_002.box").write_text("edited by the user")  # no longer ours
+    _write_run(picks, {"picks.star": "2", "mic_004.box": "2"}, step="spa picks")
+    assert sorted(p.name for p in picks.iterdir() if not p.name.startswith(".")) == [
+        "mic_002.box",
+        "mic_004.box",
+        "notes.txt",
+        "other.star",
+        "picks.star",
+    ]
+    assert (picks / "mic_002.box").read_text() == "edited by the user"
+    # without a step nothing is removed
+    _write_run(picks, {"x.txt": "3"})
+    _write_run(picks, {"y.txt": "3"})
+    assert (picks / "x.txt").exists() and (picks / "mic_004.box").exists()
 
 
 def test_a_file_edited_by_the_user_is_no_longer_replaced(tomo, tmp_path):

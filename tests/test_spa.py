@@ -5,6 +5,7 @@ simulated micrographs, and the command line's refusals."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,7 @@ from tomoscribe.spa.network import (
 from tomoscribe.spa.picking import load_picker, pick_micrograph, refine_peaks, save_picker
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_micrograph, summarise
-from tomoscribe.spa.trainset import build_trainset, cut_exact_patches
+from tomoscribe.spa.trainset import build_trainset, cut_exact_patches, read_box_sets
 from tomoscribe.volume import Volume
 
 
@@ -110,6 +111,18 @@ def test_boxes_name_their_micrographs_exactly_and_particles_keep_their_origins(t
     )
     with pytest.raises(InputFileError, match="two micrographs called mic_000"):
         match_micrographs(read_boxes(two), ["mic_000"])
+    # across the three sets too; a relative and an absolute name of one file agree
+    good = _relion_particles(tmp_path / "g.star", ["a/mic_000.mrc"], [10.0], [20.0])
+    bad = _relion_particles(tmp_path / "b.star", ["b/mic_000.mrc"], [10.0], [20.0])
+    with pytest.raises(InputFileError, match="two micrographs called mic_000"):
+        read_box_sets({"good": [good], "bad": [bad]}, ["mic_000"], 16)
+    same = _relion_particles(
+        tmp_path / "same.star",
+        ["a/mic_000.mrc", os.path.abspath("a/mic_000.mrc")],
+        [1.0, 2.0],
+        [1.0, 2.0],
+    )
+    assert len(match_micrographs(read_boxes(same), ["mic_000"])) == 2
     # a file without names belongs to the micrograph its name begins with (RELION's
     # per-micrograph autopick files)
     starfile.write(
@@ -575,8 +588,11 @@ def test_simulate_micrographs_command(tmp_path, capsys):
     # not scored against this truth (the trial scored them: precision 0.76, no word)
     other = tmp_path / "other"
     other.mkdir()
-    (other / "mic_000.mrc").write_bytes((out / "micrographs" / "mic_000.mrc").read_bytes())
-    for where, status in ((out / "micrographs", 0), (other, 2)):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "mic_000.mrc").write_bytes((out / "micrographs" / "mic_000.mrc").read_bytes())
+    (other / "mic_000.mrc").write_bytes((out / "micrographs" / "mic_001.mrc").read_bytes())
+    for where, status in ((out / "micrographs", 0), (copy, 0), (other, 2)):
         picks = pd.DataFrame({"micrograph": ["mic_000"], "x": [100.0], "y": [90.0]})
         write_star(tmp_path / "picks.star", picks, {"mic_000": str(where / "mic_000.mrc")})
         capsys.readouterr()

@@ -499,8 +499,17 @@ def _json_default(obj):
 
 
 @contextlib.contextmanager
-def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) -> Iterator[Path]:
+def output_folder(
+    folder: str | os.PathLike, overwrite: bool = True, inputs=(), step: str | None = None
+) -> Iterator[Path]:
     """Yield an empty staging folder; on success move its files into ``folder``.
+
+    ``step`` names the kind of run (``"spa picks"``): the outputs an earlier run of that
+    step wrote into ``folder`` and this one does not write again are removed once the new
+    ones are in place, so the folder never mixes two runs (a ``mic_002.box`` of a run on
+    more micrographs, or boxes of another seed), but only those still tomoscribe's own
+    and unchanged (a subfolder only when all in it is); without ``step`` nothing is
+    removed.
 
     ``folder`` is created when missing (parents too).  When it exists, it keeps every
     file that is not among the new outputs; a new output may replace an existing file
@@ -518,10 +527,12 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) 
     from .ownership import (
         MANIFEST_NAME,
         foreign_entries,
+        forget,
         is_ours,
         is_store,
         record_tree,
         record_written,
+        step_entries,
     )
 
     folder = Path(folder)
@@ -540,7 +551,7 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) 
             if not folder.exists():
                 os.replace(staging, folder)
                 staging = None
-                record_tree(folder)
+                record_tree(folder, step)
                 record_written([folder])
                 return
             moves = []  # top-level entries: files, and folders such as OME-Zarr stores
@@ -560,7 +571,8 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) 
                             "tomoscribe, which replaces only its own outputs; "
                             "choose a new folder."
                         )
-                    foreign = foreign_entries(target) if target.is_dir() else []
+                    whole = target.is_dir() and not is_store(target)  # a store is one output
+                    foreign = foreign_entries(target) if whole else []
                     if foreign:  # a folder of ours is replaced whole: never with a user's file
                         more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
                         raise OutputError(
@@ -569,12 +581,23 @@ def output_folder(folder: str | os.PathLike, overwrite: bool = True, inputs=()) 
                             "or choose a new folder."
                         )
                 moves.append((source, target))
+            stale = []  # outputs of an earlier run of the same step that this one leaves out
+            for name in step_entries(folder, step) if step else []:
+                path = folder / name
+                if name in {t.name for _, t in moves} or not is_ours(path):
+                    continue
+                if path.is_dir() and not is_store(path) and foreign_entries(path):
+                    continue  # a user's file inside: the folder stays
+                stale.append(path)
             for source, target in moves:
                 if target.is_dir():  # tomoscribe's own earlier folder, all of it its own
                     _swap_folder(source, target)
                 else:
                     os.replace(source, target)
-            record_written([target for _, target in moves])
+            record_written([target for _, target in moves], step)
+            for path in stale:
+                _remove(path)
+            forget(stale)
             for _, target in moves:
                 if target.is_dir() and not target.is_symlink() and not is_store(target):
                     record_tree(target)

@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -128,8 +129,9 @@ def _update(folder: Path, change) -> None:
             raise
 
 
-def record_written(paths) -> None:
-    """Note in their folders' manifests that tomoscribe has just written ``paths``."""
+def record_written(paths, step: str | None = None) -> None:
+    """Note in their folders' manifests that tomoscribe has just written ``paths``
+    (``step``: the kind of run that wrote them, for :func:`step_entries`)."""
     by_folder: dict[Path, list[Path]] = {}
     for p in paths:
         p = Path(p)
@@ -138,9 +140,18 @@ def record_written(paths) -> None:
 
         def change(files, items=items):
             for p in items:
-                files[p.name] = _identity(p)
+                files[p.name] = {**_identity(p), **({"step": step} if step else {})}
 
         _update(folder, change)
+
+
+def step_entries(folder: str | os.PathLike, step: str) -> list[str]:
+    """Names in ``folder``'s manifest that a run of ``step`` wrote (changed or not)."""
+    return sorted(
+        name
+        for name, entry in _read(Path(folder)).items()
+        if isinstance(entry, dict) and entry.get("step") == step
+    )
 
 
 def forget(paths) -> None:
@@ -176,7 +187,7 @@ def foreign_entries(folder: str | os.PathLike) -> list[Path]:
     except OSError:
         return [folder]
     for entry in entries:
-        if entry.name == MANIFEST_NAME or _is_temporary(entry.name):
+        if entry.name == MANIFEST_NAME or _is_temporary(entry):
             continue
         if not is_ours(entry):
             found.append(entry)
@@ -185,19 +196,31 @@ def foreign_entries(folder: str | os.PathLike) -> list[Path]:
     return found
 
 
-def _is_temporary(name: str) -> bool:
-    """A writer's lock or a partial output of tomoscribe's (``.NAME.lock``,
-    ``.NAME.partial-…``)."""
-    return name.startswith(".") and (name.endswith(".lock") or ".partial-" in name)
+_PARTIAL = re.compile(r"^\..+\.partial-(old-)?[0-9a-f]{8}$")
 
 
-def record_tree(folder: str | os.PathLike) -> None:
+def _is_temporary(entry: Path) -> bool:
+    """A partial output of tomoscribe's (``.NAME.partial-1a2b3c4d``), or the writer's
+    lock ``.NAME.lock`` of an output ``NAME`` beside it (a user's ``.notes.lock`` with no
+    ``notes`` beside it is the user's)."""
+    name = entry.name
+    if _PARTIAL.match(name):
+        return True
+    return (
+        name.startswith(".")
+        and name.endswith(".lock")
+        and (entry.parent / name[1 : -len(".lock")]).exists()
+    )
+
+
+def record_tree(folder: str | os.PathLike, step: str | None = None) -> None:
     """Note every entry under ``folder`` (just written by tomoscribe) in the manifests of
-    the folders holding them, down through plain subfolders (a Zarr store is one entry)."""
+    the folders holding them, down through plain subfolders (a Zarr store is one entry);
+    ``step`` marks the top-level entries (:func:`record_written`)."""
     folder = Path(folder)
     entries = [p for p in folder.iterdir() if not p.name.startswith(".tomoscribe")]
     if entries:
-        record_written(entries)
+        record_written(entries, step)
     for entry in entries:
         if entry.is_dir() and not entry.is_symlink() and not is_store(entry):
             record_tree(entry)
@@ -217,6 +240,7 @@ __all__ = [
     "foreign_entries",
     "record_written",
     "record_tree",
+    "step_entries",
     "forget",
     "owned_names",
 ]

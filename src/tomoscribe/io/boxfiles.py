@@ -160,6 +160,29 @@ def apply_origins(table: pd.DataFrame, pixel_size_A: float) -> pd.DataFrame:
     return out.drop(columns=["origin_x_A", "origin_y_A"])
 
 
+def check_one_folder_per_name(table: pd.DataFrame) -> None:
+    """Refuse boxes (of one file or several concatenated) that name one micrograph file
+    name in two folders (``a/mic_000.mrc``, ``b/mic_000.mrc``; relative names are taken
+    from the working folder, so ``Movies/x.mrc`` and its absolute path agree)."""
+    if "named" not in table:
+        return
+    sources = table["source"] if "source" in table else pd.Series("", index=table.index)
+    places: dict[str, dict[str, tuple[str, str]]] = {}
+    for name, given, source in zip(table["micrograph"], table["named"], sources):
+        if isinstance(given, str):
+            folder = os.path.realpath(os.path.dirname(given) or ".")
+            places.setdefault(name, {}).setdefault(folder, (given, source))
+    for name, found in places.items():
+        if len(found) > 1:
+            (a, source_a), (b, source_b) = [found[k] for k in sorted(found)[:2]]
+            where = " and ".join(sorted({source_a or "the boxes", source_b or "the boxes"}))
+            raise InputFileError(
+                f"{where} name two micrographs called {name} ({a} and {b}); micrographs "
+                "go by their file names here: give each set of boxes with its own "
+                "micrographs."
+            )
+
+
 def match_micrographs(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Rename each box's micrograph to one of ``names`` (file stems).
 
@@ -177,21 +200,9 @@ def match_micrographs(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """
     known = set(names)
     out = table.copy()
+    check_one_folder_per_name(out)
     named = out["named"] if "named" in out else pd.Series([None] * len(out), index=out.index)
     sources = out["source"] if "source" in out else pd.Series([""] * len(out), index=out.index)
-    folders: dict[str, dict[str, str]] = {}
-    for name, given, source in zip(out["micrograph"], named, sources):
-        if isinstance(given, str):
-            folder = os.path.normpath(os.path.dirname(given))
-            folders.setdefault(name, {}).setdefault(folder, source)
-    for name, places in folders.items():
-        if len(places) > 1:
-            a, b = sorted(places)[:2]
-            raise InputFileError(
-                f"{places[a] or 'the boxes'} name two micrographs called {name} "
-                f"({os.path.join(a, name)} and {os.path.join(b, name)}); micrographs go by "
-                "their file names here: give each set of boxes with its own micrographs."
-            )
     mapped = []
     for name, given, source in zip(out["micrograph"], named, sources):
         if name in known:
@@ -205,8 +216,8 @@ def match_micrographs(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
         raise InputFileError(
             f"{where} micrograph {name!r}, which is not among the "
             f"micrographs given ({', '.join(sorted(known)[:5])}"
-            f"{', …' if len(known) > 5 else ''}); give that micrograph or "
-            "fix the box file."
+            f"{', …' if len(known) > 5 else ''}); names must match exactly: give that "
+            "micrograph or fix the box file."
         )
     out["micrograph"] = mapped
     return out

@@ -297,10 +297,9 @@ def create_mrc(
             preallocate(tmp)
             data = mrc.data.view(np.uint8) if dtype == np.uint8 else mrc.data
             yield data
+            if str(path).lower().endswith(".mrcs"):  # a stack of images: ispg 0, mz 1
+                mrc.set_image_stack()
             _finish_header(mrc, data, voxel_size_A, origin_A, unsigned_bytes=dtype == np.uint8)
-            if str(path).lower().endswith(".mrcs"):  # a stack of images (MRC2014: ispg 0)
-                mrc.header.ispg = 0
-                mrc.flush()
 
 
 def preallocate(path: str | os.PathLike) -> None:

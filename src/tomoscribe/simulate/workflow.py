@@ -155,7 +155,7 @@ def particle_stack_files(
     sim = simulate_particle_stack(
         n, box, pixel_size_A, templates, views, junk, defoci_um, snr, seed=seed
     )
-    with output_folder(out_dir) as staging:
+    with output_folder(out_dir, step="simulate particles2d") as staging:
         write_particle_stack(staging, sim, pixel_size_A)
         write_provenance(
             staging / "particles.star",
@@ -248,7 +248,7 @@ def simulate_micrographs_files(
             dict(list(truths.items())[:annotate]), boxes_per_set, np.random.default_rng(params.seed)
         )
     vs = (params.pixel_size_A,) * 3
-    with output_folder(out_dir, True, []) as staging:
+    with output_folder(out_dir, True, [], step="simulate micrographs") as staging:
         rows = []
         for name, truth in truths.items():
             write_volume(staging / "micrographs" / f"{name}.mrc", Volume(truth["image"][None], vs))

@@ -156,10 +156,11 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
 
 def _check_same_micrographs(picks, folder, picks_path) -> None:
     """Refuse picks made on another folder's micrograph of the same name: a picks file
-    names each micrograph's path (``rlnMicrographName``); where that path exists here and
-    is not the truth folder's ``micrographs/NAME.mrc``, scores would compare two images.
+    names each micrograph's path (``rlnMicrographName``, from the folder ``spa pick``
+    ran in); where that path exists here and holds another image than the truth folder's
+    ``micrographs/NAME.mrc`` (a copy is the same image), scores would compare two images.
+    A path that does not exist here is not checked.
     """
-    import os
     from pathlib import Path
 
     from ..errors import InputFileError
@@ -169,8 +170,16 @@ def _check_same_micrographs(picks, folder, picks_path) -> None:
     for name, given in picks[["micrograph", "named"]].drop_duplicates().itertuples(index=False):
         ours = folder / "micrographs" / f"{name}.mrc"
         picked = Path(str(given))
-        if picked.is_file() and ours.is_file() and not os.path.samefile(picked, ours):
+        if picked.is_file() and ours.is_file() and not _same_content(picked, ours):
             raise InputFileError(
                 f"{picks_path} holds picks on {given}, which is not {ours}; score picks "
                 "against the truth folder of the micrographs they were made on."
             )
+
+
+def _same_content(a, b) -> bool:
+    """The same file, or two files of the same bytes."""
+    import filecmp
+    import os
+
+    return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)

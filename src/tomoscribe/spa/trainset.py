@@ -222,7 +222,7 @@ def read_box_sets(
     ParameterError
         No box size given and none in the files.
     """
-    from ..io.boxfiles import match_micrographs, read_boxes
+    from ..io.boxfiles import check_one_folder_per_name, match_micrographs, read_boxes
 
     sets, sizes = {}, []
     for name in SETS:
@@ -235,6 +235,7 @@ def read_box_sets(
         if "box" in table:
             sizes += table["box"].dropna().tolist()
         sets[name] = table
+    check_one_folder_per_name(pd.concat(list(sets.values()), ignore_index=True))
     if box_px is None:
         if not sizes:
             raise ParameterError(

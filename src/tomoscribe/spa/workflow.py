@@ -275,7 +275,7 @@ def write_picks_folder(
     """Write a picks folder (see the module docstring); ``kind`` names the picker in the
     info files (``auto_cnn``, ``auto_ncc``) and the provenance step."""
     files = {micrograph_name(p): str(p) for p in micrographs}  # as given, as RELION keeps them
-    with output_folder(out_dir, True, micrographs) as staging:
+    with output_folder(out_dir, True, micrographs, step="spa picks") as staging:
         write_star(staging / "picks.star", picks, files)
         write_csv(staging / "picks.csv", picks)
         write_box_files(staging, picks, box_px)

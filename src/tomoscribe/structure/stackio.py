@@ -34,7 +34,7 @@ def write_particle_folder(
     import mrcfile
 
     folder = Path(folder)
-    with output_folder(folder, overwrite) as tmp:
+    with output_folder(folder, overwrite, step="extract") as tmp:
         names = []
         for i, volume in enumerate(stack):
             name = f"subtomo_{i + 1:06d}.mrc"
