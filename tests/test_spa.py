@@ -598,3 +598,23 @@ def test_simulate_micrographs_command(tmp_path, capsys):
         capsys.readouterr()
         assert main(["spa", "score", str(tmp_path / "picks.star"), "--truth", str(out)]) == status
         assert ("is not" in capsys.readouterr().err) == (status == 2)
+    # a micrograph picked without any pick still counts its particles as missed, when
+    # the picks' provenance (as `spa pick` writes it) lists it
+    from tomoscribe.outputs import write_provenance
+    from tomoscribe.spa.scoring import score_against_folder
+
+    truth = starfile.read(out / "truth.star")
+    first = truth[(truth["rlnMicrographName"] == "mic_000.mrc") & (truth["tsClass"] == "good")]
+    picks = pd.DataFrame(
+        {"micrograph": "mic_000", "x": first["rlnCoordinateX"], "y": first["rlnCoordinateY"]}
+    )
+    write_star(tmp_path / "p.star", picks, {"mic_000": str(out / "micrographs" / "mic_000.mrc")})
+    alone = score_against_folder(tmp_path / "p.star", out)
+    assert alone["recall"] == 1.0 and alone["micrographs_from"] == "picks"
+    write_provenance(
+        tmp_path / "p.star", "spa auto_cnn", {}, sorted((out / "micrographs").glob("*.mrc"))
+    )
+    both = score_against_folder(tmp_path / "p.star", out)
+    assert both["micrographs"] == 2 and both["micrographs_from"] == "provenance"
+    n_second = ((truth["rlnMicrographName"] == "mic_001.mrc") & (truth["tsClass"] == "good")).sum()
+    assert both["recall"] == pytest.approx(len(first) / (len(first) + n_second))

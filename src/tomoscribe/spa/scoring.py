@@ -122,9 +122,11 @@ def read_truth(folder) -> tuple[pd.DataFrame, dict]:
 
 def score_against_folder(picks_path, folder, output=None) -> dict:
     """Scores (:func:`summarise`) of a picks file against a simulated folder's truth,
-    over the micrographs the picks name (a micrograph without any pick is not in the
-    file, so its particles are not counted as missed); written to ``output`` (JSON)
-    when given."""
+    over the micrographs that were picked: those its provenance record (``NAME.json``,
+    written by ``spa pick``/``ncc``) lists as inputs, so that a micrograph without any
+    pick counts its particles as missed, and those the picks name; written to
+    ``output`` (JSON) when given.  Without a record only the micrographs the picks name
+    are known (``result["micrographs_from"]`` says which)."""
     import json
     from pathlib import Path
 
@@ -136,8 +138,14 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
     names = sorted(truth["micrograph"].unique())
     picks = match_micrographs(read_boxes(picks_path), names)
     _check_same_micrographs(picks, Path(folder), picks_path)
+    from ..io.boxfiles import micrograph_name
+    from ..outputs import read_provenance
+
+    record_of_picks = read_provenance(picks_path) or {}
+    listed = {micrograph_name(i.get("path", "")) for i in record_of_picks.get("inputs", [])}
+    picked = sorted(set(picks["micrograph"]) | (listed & set(names)))
     counts = []
-    for name in sorted(picks["micrograph"].unique()):
+    for name in picked:
         masks = read_volume(Path(folder) / "masks" / f"{name}.mrc").load(np.float32)[0]
         counts.append(
             score_micrograph(
@@ -148,6 +156,8 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
             )
         )
     result = summarise(counts)
+    result["micrographs"] = len(picked)
+    result["micrographs_from"] = "provenance" if listed & set(names) else "picks"
     if output is not None:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(result, indent=1) + "\n")
