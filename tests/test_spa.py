@@ -422,7 +422,17 @@ def test_spa_ncc_on_a_micrograph_smaller_than_its_box_is_one_sentence(tiny, caps
 
 
 @pytest.mark.parametrize(
-    "case", ["pixel sizes", "unknown micrograph", "two boxes", "box larger", "mixed stack"]
+    "case",
+    [
+        "pixel sizes",
+        "unknown micrograph",
+        "two boxes",
+        "box larger",
+        "mixed stack",
+        "one file in two sets",
+        "mixed .box sizes",
+        "empty .box",
+    ],
 )
 def test_spa_bad_input_exit_2_nothing_written(tiny, case, capsys):
     out = tiny / "set.tss"
@@ -441,14 +451,30 @@ def test_spa_bad_input_exit_2_nothing_written(tiny, case, capsys):
         box = "200"
     elif case == "mixed stack":
         write_volume(tiny / "m1.mrc", Volume(np.zeros((2, 96, 96), np.float32), (2.0,) * 3))
+    elif case == "one file in two sets":
+        sets["bad"] = "good.csv"
+    elif case in ("mixed .box sizes", "empty .box"):
+        (tiny / "m1.box").write_text("10\t10\t16\t16\n30\t30\t16\t16\n40\t12\t16\t16\n")
+        sizes = "24" if case == "mixed .box sizes" else ""
+        text = f"50\t50\t{sizes}\t{sizes}\n20\t60\t{sizes}\t{sizes}\n" if sizes else "# none\n"
+        (tiny / "m2.box").write_text(text)
+        sets = {"good": "m1.box", "background": "m2.box", "bad": "m1.box"}
+        sets["bad"] = "bad.csv"
+        box = None
     before = {p.name: p.read_bytes() for p in entries(tiny)}
-    argv = ["spa", "boxes", *mics, "--box", box, "-o", str(out)]
+    argv = ["spa", "boxes", *mics, *(["--box", box] if box else []), "-o", str(out)]
     for flag, name in sets.items():
         argv += [f"--{flag}", str(tiny / name)]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:"), err
     assert "Traceback" not in err[0]
+    said = {
+        "one file in two sets": "given twice",
+        "mixed .box sizes": "boxes of 16 to 24 pixels",
+        "empty .box": "holds no boxes",
+    }
+    assert said.get(case, "") in err[0], err
     assert {p.name: p.read_bytes() for p in entries(tiny)} == before
 
 

@@ -114,6 +114,8 @@ def _read_star(path: Path) -> pd.DataFrame:
 
 
 def _read_box(path: Path) -> pd.DataFrame:
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in open(path)):
+        raise InputFileError(f"{path} holds no boxes.")
     values = np.loadtxt(path, ndmin=2, comments="#")
     if values.shape[1] < 4:
         raise InputFileError(

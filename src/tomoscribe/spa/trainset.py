@@ -224,6 +224,16 @@ def read_box_sets(
     """
     from ..io.boxfiles import check_one_folder_per_name, match_micrographs, read_boxes
 
+    seen: dict[str, str] = {}
+    for name in SETS:  # one file given twice would count its boxes twice (or as two sets)
+        for path in files.get(name, []):
+            key = os.path.realpath(path)
+            if key in seen:
+                raise InputFileError(
+                    f"{path} is given twice (as {seen[key]} and as {name} boxes); give each "
+                    "box file once, in the set it belongs to."
+                )
+            seen[key] = name
     sets, sizes = {}, []
     for name in SETS:
         tables = [match_micrographs(read_boxes(path), names) for path in files.get(name, [])]
@@ -241,6 +251,12 @@ def read_box_sets(
             raise ParameterError(
                 "the box files give no box size; pass `box` (pixels, about "
                 "1.5 particle diameters).",
+                parameter="box",
+            )
+        if max(sizes) - min(sizes) > 1:
+            raise ParameterError(
+                f"the .box files give boxes of {min(sizes):g} to {max(sizes):g} pixels; pass "
+                "`box` (pixels) to use one size for all.",
                 parameter="box",
             )
         box_px = int(round(float(np.median(sizes))))
