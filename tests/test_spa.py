@@ -159,6 +159,44 @@ def test_boxes_name_their_micrographs_exactly_and_particles_keep_their_origins(t
         read_boxes(old)
 
 
+def test_relion4_coordinate_index_and_a_one_particle_star(tmp_path, monkeypatch):
+    # RELION 4's AutoPick/jobNNN/autopick.star lists one coordinate file per micrograph,
+    # with paths from the project folder
+    job = tmp_path / "AutoPick" / "job006"
+    (job / "Movies").mkdir(parents=True)
+    for name, x in (("mic_a", [10.0, 20.0]), ("mic_b", [30.0])):
+        coordinates = pd.DataFrame({"rlnCoordinateX": x, "rlnCoordinateY": [5.0] * len(x)})
+        starfile.write(coordinates, job / "Movies" / f"{name}_autopick.star")
+    index = pd.DataFrame(
+        {
+            "rlnMicrographName": [
+                "MotionCorr/job002/Movies/mic_a.mrc",
+                "MotionCorr/job002/Movies/mic_b.mrc",
+            ],
+            "rlnMicrographCoordinates": [
+                "AutoPick/job006/Movies/mic_a_autopick.star",
+                "AutoPick/job006/Movies/mic_b_autopick.star",
+            ],
+        }
+    )
+    starfile.write({"coordinate_files": index}, job / "autopick.star")
+    for where in (tmp_path, job):  # from the project folder, or from anywhere
+        monkeypatch.chdir(where)
+        boxes = match_micrographs(read_boxes(job / "autopick.star"), ["mic_a", "mic_b"])
+        assert list(boxes["micrograph"]) == ["mic_a", "mic_a", "mic_b"]
+        assert list(boxes["x"]) == [10.0, 20.0, 30.0]
+    (job / "Movies" / "mic_b_autopick.star").unlink()
+    with pytest.raises(InputFileError, match="mic_b_autopick.star"):
+        read_boxes(job / "autopick.star")
+    # one particle written as key-value pairs rather than a loop
+    (tmp_path / "one.star").write_text(
+        "data_particles\n\n_rlnMicrographName mic_a.mrc\n_rlnCoordinateX 12.5\n"
+        "_rlnCoordinateY 7.0\n"
+    )
+    one = read_boxes(tmp_path / "one.star")
+    assert list(one["micrograph"]) == ["mic_a"] and one["x"].tolist() == [12.5]
+
+
 def test_box_files_as_relion_and_eman2_write_them(tmp_path):
     picks = pd.DataFrame(
         {
@@ -519,6 +557,9 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
         )
         == 0
     )
+    bad_distance = ["spa", "pick", str(tiny / "p.tsp"), *mics, "--min-distance", "-5"]
+    assert main([*bad_distance, "-o", str(tiny / "never")]) == 2
+    assert "min-distance" in capsys.readouterr().err and not (tiny / "never").exists()
     star = starfile.read(tiny / "picks" / "picks.star")
     assert {
         "rlnMicrographName",

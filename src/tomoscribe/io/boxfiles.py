@@ -14,6 +14,9 @@ Formats:
   Named micrographs must be named exactly; a file without ``rlnMicrographName``
   (RELION's per-micrograph ``NAME_autopick.star``) belongs to the micrograph its stem
   starts with (:func:`match_micrographs`).
+* **RELION 4 coordinate indexes** (``autopick.star``, ``manualpick.star``:
+  ``rlnMicrographName`` and ``rlnMicrographCoordinates``): the coordinate files they
+  list, each for its micrograph.
 * **EMAN2 ``.box``**: one file per micrograph, named after it; tab-separated
   ``x y w h`` of the box's corner (the lower-left in EMAN2's words, the smallest x and y
   of the box in the image's pixels), so the centre is ``x + w/2``, ``y + h/2``.
@@ -86,6 +89,10 @@ def _read_star(path: Path) -> pd.DataFrame:
     import starfile
 
     blocks = starfile.read(path, always_dict=True)
+    blocks = {  # a block of one particle may be written as key-value pairs, not a loop
+        key: pd.DataFrame([block]) if isinstance(block, dict) else block
+        for key, block in blocks.items()
+    }
     for block in blocks.values():
         if isinstance(block, pd.DataFrame) and {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
             names = (
@@ -110,7 +117,38 @@ def _read_star(path: Path) -> pd.DataFrame:
                     "convert it to RELION 3.1 or later (rlnOriginXAngst) first."
                 )
             return table
+    for block in blocks.values():
+        if isinstance(block, pd.DataFrame) and {
+            "rlnMicrographName",
+            "rlnMicrographCoordinates",
+        } <= set(block):
+            return _read_coordinate_index(path, block)
     raise InputFileError(f"{path} has no block with rlnCoordinateX and rlnCoordinateY.")
+
+
+def _read_coordinate_index(path: Path, block: pd.DataFrame) -> pd.DataFrame:
+    """RELION 4's ``autopick.star`` / ``manualpick.star``: one row per micrograph naming
+    its coordinate file (paths from the project folder: the working folder, else the
+    folder two or three levels above the index, where RELION keeps ``Job/jobNNN/``)."""
+    tables = []
+    for micrograph, coordinates in zip(
+        block["rlnMicrographName"].astype(str), block["rlnMicrographCoordinates"].astype(str)
+    ):
+        bases = [Path.cwd(), *path.resolve().parents[:3]]
+        found = next((b / coordinates for b in bases if (b / coordinates).is_file()), None)
+        if found is None:
+            raise InputFileError(
+                f"{path} lists the coordinate file {coordinates}, which is not under the "
+                "working folder or the RELION project holding it; run from the project "
+                "folder."
+            )
+        note_input(found)
+        table = _read_star(found)
+        table["micrograph"], table["named"] = micrograph_name(micrograph), micrograph
+        tables.append(table)
+    if not tables:
+        raise InputFileError(f"{path} lists no coordinate files.")
+    return pd.concat(tables, ignore_index=True)
 
 
 def _read_box(path: Path) -> pd.DataFrame:

@@ -18,6 +18,7 @@ CNN picker found 0–5% of its particles against 90–97% on micrographs without
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,14 +61,27 @@ def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
     VoxelSizeMismatchError
         Headers differ by more than 1% and no ``pixel_size_A`` was given.
     """
+    from ..errors import MissingVoxelSizeError
+    from ..io import read_volume
+
     if pixel_size_A is not None:
         if not pixel_size_A > 0:
             raise ParameterError(
                 f"`pixel_size_A` must be positive, got {pixel_size_A}.", parameter="pixel_size_A"
             )
+        for path in paths:  # say so when the override contradicts a header
+            try:
+                header = float(read_volume(path).pixel_size_A)
+            except MissingVoxelSizeError:
+                continue
+            if abs(header - pixel_size_A) > 0.05 * header:
+                warnings.warn(
+                    f"the pixel size given ({pixel_size_A:g} Å) is not {path}'s header's "
+                    f"({header:g} Å); the one given is used.",
+                    stacklevel=2,
+                )
+                break
         return float(pixel_size_A)
-    from ..errors import MissingVoxelSizeError
-    from ..io import read_volume
 
     sizes = {}
     for path in paths:

@@ -132,10 +132,10 @@ def pick_micrograph(
         raise ParameterError(
             f"`threshold` must lie in [0, 1], got {threshold}.", parameter="threshold"
         )
-    for value, name in ((min_distance_px, "min_distance_px"), (edge_px, "edge_px")):
+    for value, parameter in ((min_distance_px, "min_distance_px"), (edge_px, "edge_px")):
         if value is not None and not value >= 0:
             raise ParameterError(
-                f"`{name}` must be zero or more pixels, got {value}.", parameter=name
+                f"`{parameter}` must be zero or more pixels, got {value}.", parameter=parameter
             )
     shrink, box = int(record["shrink"]), int(record["box_px"])
     min_distance_px = box / 2 if min_distance_px is None else min_distance_px

@@ -242,11 +242,19 @@ def _ncc_references(table, reference_map, images, size, box_px, shrink, n, seed)
 
     geometry = patch_geometry(box_px, shrink)
     if reference_map is not None:
+        from ..errors import MissingVoxelSizeError
         from ..io import read_volume
 
-        volume = read_volume(reference_map)
+        try:
+            volume = read_volume(reference_map)
+            pixel_size_map = volume.pixel_size_A
+        except MissingVoxelSizeError:
+            raise MissingVoxelSizeError(
+                f"{reference_map} records no voxel size; set it in its header (e.g. "
+                "`alterheader -del` in IMOD, or mrcfile's voxel_size)."
+            ) from None
         return references_from_map(
-            volume.load(), volume.pixel_size_A, size * shrink, geometry["box"], n, seed
+            volume.load(), pixel_size_map, size * shrink, geometry["box"], n, seed
         )
     check_boxes(
         {"good": table, "background": table, "bad": table},

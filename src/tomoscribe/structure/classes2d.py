@@ -102,11 +102,12 @@ class Classify2DParams:
             )
         if not 0 < self.max_shift < 0.5 or not 0.1 < self.mask_radius <= 0.5:
             raise ParameterError(
-                "max_shift must lie in (0, 0.5) and mask_radius in (0.1, 0.5] of the box.",
+                "`max_shift` must lie in (0, 0.5) and `mask_radius` in (0.1, 0.5] of the "
+                f"box, got {self.max_shift} and {self.mask_radius}.",
                 parameter=["max_shift", "mask_radius"],
             )
         if self.rounds < 0 or self.candidates < 1 or self.chunk < 1:
-            raise ParameterError("rounds must be ≥ 0, candidates and chunk ≥ 1.")
+            raise ParameterError("`rounds` must be ≥ 0, `candidates` and `chunk` ≥ 1.")
 
     def as_dict(self) -> dict:
         return asdict(self)

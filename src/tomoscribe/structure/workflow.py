@@ -42,6 +42,7 @@ from ..io.provenance import carried_acquisition, tilt_range_for, with_tilt_colum
 from ..outputs import (
     atomic_path,
     check_free_space,
+    check_output_folder,
     check_outputs,
     check_writable,
     output_folder,
@@ -559,6 +560,8 @@ def classify2d_files(
     stacks = [p for p in inputs if p.suffix.lower() != ".star"]
     source = open_particles(stacks, stars[0] if stars else None, pixel_size_A)
     params.validate(len(source), source.box)
+    produces = ["class_averages.mrcs", "classes.png", "particles.star"]
+    check_output_folder(out_dir, inputs, produces, overwrite)  # before the work, not after
     for note in source.notes:
         (say or (lambda m: None))(f"note: {note}")
     result = classify_particles(source, params, resolve_device(device), say)
