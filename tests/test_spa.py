@@ -640,6 +640,9 @@ def test_simulate_micrographs_command(tmp_path, capsys):
     } <= set(truth.columns)
     assert set(truth["rlnMicrographName"]) == {"mic_000.mrc", "mic_001.mrc"}
     assert sorted(truth.groupby("rlnMicrographName")["tsDefocusMicrometre"].first()) == [1, 2]
+    record = json.loads((out / "truth.json").read_text())  # no single defocus that was not used
+    assert "defocus_um" not in record["params"] and "carbon" not in record["params"]
+    assert sorted(m["defocus_um"] for m in record["micrographs"].values()) == [1, 2]
     from tomoscribe.io import read_volume
 
     assert read_volume(out / "micrographs" / "mic_001.mrc").shape == (1, 256, 320)

@@ -262,8 +262,19 @@ def simulate_micrographs_files(
             for kind, rows_ in boxes.groupby("set"):
                 write_star(staging / f"boxes_{kind}.star", rows_)
         diameter = next(iter(truths.values()))["diameter_px"]
+        shared = {k: v for k, v in params.as_dict().items() if k not in ("defocus_um", "carbon")}
+        per_micrograph = {  # what each micrograph was made with (the set varies these)
+            name: {
+                "defocus_um": float(truth["particles"]["defocus_um"].iloc[0])
+                if len(truth["particles"])
+                else None,
+                "carbon": bool(truth["carbon"].any()),
+            }
+            for name, truth in truths.items()
+        }
         record = {
-            "params": params.as_dict(),
+            "params": shared,
+            "micrographs": per_micrograph,
             "defocus_um": list(defocus_um),
             "templates": ",".join(templates),
             "carbon_fraction": carbon_fraction,
