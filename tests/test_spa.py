@@ -123,6 +123,9 @@ def test_boxes_name_their_micrographs_exactly_and_particles_keep_their_origins(t
         [1.0, 2.0],
     )
     assert len(match_micrographs(read_boxes(same), ["mic_000"])) == 2
+    bare = _relion_particles(tmp_path / "bare.star", ["mic_000.mrc"], [10.0], [20.0])
+    sets, _ = read_box_sets({"good": [good], "bad": [bare]}, ["mic_000"], 16)
+    assert len(sets["good"]) == len(sets["bad"]) == 1
     # a file without names belongs to the micrograph its name begins with (RELION's
     # per-micrograph autopick files)
     starfile.write(

@@ -508,8 +508,8 @@ def output_folder(
     step wrote into ``folder`` and this one does not write again are removed once the new
     ones are in place, so the folder never mixes two runs (a ``mic_002.box`` of a run on
     more micrographs, or boxes of another seed), but only those still tomoscribe's own
-    and unchanged (a subfolder only when all in it is); without ``step`` nothing is
-    removed.
+    and unchanged (a subfolder only when all in it is); without ``step``, or with
+    ``overwrite`` False, nothing is removed.
 
     ``folder`` is created when missing (parents too).  When it exists, it keeps every
     file that is not among the new outputs; a new output may replace an existing file
@@ -582,7 +582,7 @@ def output_folder(
                         )
                 moves.append((source, target))
             stale = []  # outputs of an earlier run of the same step that this one leaves out
-            for name in step_entries(folder, step) if step else []:
+            for name in step_entries(folder, step) if step and overwrite else []:
                 path = folder / name
                 if name in {t.name for _, t in moves} or not is_ours(path):
                     continue

@@ -152,7 +152,8 @@ def _read_coordinate_index(path: Path, block: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_box(path: Path) -> pd.DataFrame:
-    if not any(line.strip() and not line.lstrip().startswith("#") for line in open(path)):
+    lines = path.read_text().splitlines()
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in lines):
         raise InputFileError(f"{path} holds no boxes.")
     values = np.loadtxt(path, ndmin=2, comments="#")
     if values.shape[1] < 4:
@@ -203,14 +204,15 @@ def apply_origins(table: pd.DataFrame, pixel_size_A: float) -> pd.DataFrame:
 def check_one_folder_per_name(table: pd.DataFrame) -> None:
     """Refuse boxes (of one file or several concatenated) that name one micrograph file
     name in two folders (``a/mic_000.mrc``, ``b/mic_000.mrc``; relative names are taken
-    from the working folder, so ``Movies/x.mrc`` and its absolute path agree)."""
+    from the working folder, so ``Movies/x.mrc`` and its absolute path agree, and a name
+    without a folder agrees with any)."""
     if "named" not in table:
         return
     sources = table["source"] if "source" in table else pd.Series("", index=table.index)
     places: dict[str, dict[str, tuple[str, str]]] = {}
     for name, given, source in zip(table["micrograph"], table["named"], sources):
-        if isinstance(given, str):
-            folder = os.path.realpath(os.path.dirname(given) or ".")
+        if isinstance(given, str) and os.path.dirname(given):  # a bare name fits any folder
+            folder = os.path.realpath(os.path.dirname(given))
             places.setdefault(name, {}).setdefault(folder, (given, source))
     for name, found in places.items():
         if len(found) > 1:
