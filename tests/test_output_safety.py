@@ -134,6 +134,26 @@ def test_a_rerun_of_a_step_removes_only_its_own_earlier_outputs(tmp_path):
     assert (picks / "x.txt").exists() and (picks / "mic_004.box").exists()
 
 
+def test_file_outputs_given_a_folder_and_segment_into_its_inputs_folder_are_refused(
+    tomo, tmp_path, monkeypatch, capsys
+):
+    # the trial: `-o .` for a file output was a traceback (status 1); `segment -o .`
+    # wrote its maps beside the input although the README says it is refused
+    monkeypatch.chdir(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for out in (".", str(tmp_path)):
+        capsys.readouterr()
+        assert main(["preprocess", "t.mrc", "-o", out, "-q"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "give a file name" in err[0], err
+    model = tmp_path / "m.tsm"
+    model.write_bytes(b"not needed: refused first")
+    assert main(["segment", "t.mrc", "-m", "m.tsm", "-o", ".", "-q"]) == 2
+    assert "working folder" in capsys.readouterr().err
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == {**before, "m.tsm": b"not needed: refused first"}
+
+
 def test_a_file_edited_by_the_user_is_no_longer_replaced(tomo, tmp_path):
     out = tmp_path / "p.mrc"
     assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0

@@ -63,3 +63,19 @@ def test_csv_write_read(tmp_path):
     write_points_csv(tmp_path / "t.csv", table)
     back = read_points(tmp_path / "t.csv")
     assert back["positive"].tolist() == [True]
+
+
+def test_boxes_recorded_at_another_voxel_size_are_rescaled_for_training(tmp_path):
+    # the trial: `trainset` took CSV rows recorded at 20 Å as voxels of a 10 Å tomogram
+    # (extract rescaled the same file); voxel i at 20 Å covers voxels 2i, 2i + 1 at 10 Å
+    from tomoscribe.segment.workflow import read_boxes
+
+    tomogram = tmp_path / "t.mrc"
+    (tmp_path / "b.csv").write_text(
+        "x,y,z,voxel_size_A,label\n50,48,16,20.0,positive\n20,20,10,20.0,negative\n"
+    )
+    boxes = read_boxes(tomogram, boxes=tmp_path / "b.csv", voxel_size_A=10.0)
+    np.testing.assert_allclose(boxes.positive, [[32.5, 96.5, 100.5]])
+    np.testing.assert_allclose(boxes.negative, [[20.5, 40.5, 40.5]])
+    same = read_boxes(tomogram, boxes=tmp_path / "b.csv", voxel_size_A=20.0)
+    np.testing.assert_allclose(same.positive, [[16, 48, 50]])

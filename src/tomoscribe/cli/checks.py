@@ -17,7 +17,7 @@ import math
 import re
 from pathlib import Path
 
-from ..errors import ParameterError, TomoscribeError
+from ..errors import OutputError, ParameterError, TomoscribeError
 from ..outputs import check_output_folder, check_outputs, sidecar_path
 
 
@@ -163,6 +163,14 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (), sidecars:
             outputs = []
             for name in files:
                 for path in _paths(values.get(name)):
+                    folder_like = Path(path).name in ("", ".", "..") or (
+                        Path(path).is_dir() and not str(path).lower().endswith(".zarr")
+                    )
+                    if folder_like:  # `-o .` for a file: no name to write, nor a sidecar
+                        raise OutputError(
+                            f"{path} is a folder; give a file name for the output (e.g. "
+                            "-o results/out.mrc)."
+                        )
                     outputs.append(path)
                     if sidecars:
                         outputs.append(sidecar_path(path))

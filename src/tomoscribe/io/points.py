@@ -87,6 +87,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if raw.empty:
         raise InputFileError(f"{path} has column names but no rows; add at least one point.")
     table = pd.DataFrame({k: _numbers(path, raw[columns[k]], k) for k in "xyz"})
+    if "voxel_size_a" in columns:  # as tomoscribe's own CSV files record it
+        table["voxel_size_A"] = _numbers(path, raw[columns["voxel_size_a"]], "voxel_size_A")
     for name in ("positive", "label", "class"):
         if name in columns:
             table["positive"] = [_parse_label(v, path) for v in raw[columns[name]]]
@@ -154,6 +156,32 @@ def _parse_label(value, path: Path) -> bool:
     )
 
 
+def rescale_positions(table: pd.DataFrame, from_voxel_A: float, to_voxel_A: float) -> pd.DataFrame:
+    """Coordinates picked on a binned (or unbinned) copy, in voxels of another sampling.
+
+    Voxel i of a map binned by block averaging covers voxels [b·i, b·i + b) of the
+    original, so a position x maps to (x + ½)·r − ½ with r = from / to.
+    """
+    ratio = from_voxel_A / to_voxel_A
+    out = table.copy()
+    for axis in "xyz":
+        out[axis] = (table[axis].astype(float) + 0.5) * ratio - 0.5
+    return out
+
+
+def on_voxel_size(table: pd.DataFrame, voxel_size_A: float) -> pd.DataFrame:
+    """Points in voxels of a tomogram of ``voxel_size_A`` (Å): rescaled from the voxel
+    size their file records (a ``voxel_size_A`` column, filled by the readers) when it
+    differs by more than 1%; the column is dropped."""
+    if "voxel_size_A" not in table:
+        return table
+    recorded = pd.to_numeric(table["voxel_size_A"], errors="coerce").dropna()
+    out = table.drop(columns=["voxel_size_A"])
+    if len(recorded) and abs(recorded.iloc[0] - voxel_size_A) > 0.01 * voxel_size_A:
+        out = rescale_positions(out, float(recorded.iloc[0]), voxel_size_A)
+    return out
+
+
 def _read_particle_file(path: Path) -> pd.DataFrame:
     """Boxes from a particle file (the particle reader), class 1 = positive; the
     ``tomo_name`` column is kept for :func:`tomoscribe.io.particles.select_tomogram`."""
@@ -161,6 +189,8 @@ def _read_particle_file(path: Path) -> pd.DataFrame:
 
     table = read_particles(path)
     boxes = table[["x", "y", "z"]].copy()
+    if "voxel_size_A" in table:  # the voxel size the coordinates are in, where recorded
+        boxes["voxel_size_A"] = table["voxel_size_A"].to_numpy()
     if "class" in table:
         boxes["positive"] = table["class"].to_numpy() == 1
     if "tomo_name" in table:

@@ -29,6 +29,7 @@ from ..io.points import read_imod_contours, read_points
 from ..io.provenance import carried_acquisition, tilt_range_for
 from ..outputs import (
     atomic_path,
+    check_output_folder,
     check_outputs,
     file_fingerprint,
     read_provenance,
@@ -93,13 +94,22 @@ def read_boxes(
     positives: Path | None = None,
     negatives: Path | None = None,
     tomo_name: str | None = None,
+    voxel_size_A: float | None = None,
 ) -> Boxes:
     """Box centres of ``tomogram`` from points files: ``boxes`` with a positive/negative
     label per row, and/or ``positives`` and ``negatives`` files (rows of other
-    tomograms are left out, by ``tomo_name`` or the tomogram's file stem)."""
+    tomograms are left out, by ``tomo_name`` or the tomogram's file stem).  Points a
+    file records at another voxel size (a ``voxel_size_A`` column, RELION's pixel
+    size) are rescaled to the tomogram's ``voxel_size_A`` (Å), as ``extract`` does."""
+    from ..io.points import on_voxel_size
+
+    def points(path):
+        table = _of_tomogram(read_points(path), tomogram, tomo_name, path)
+        return table if voxel_size_A is None else on_voxel_size(table, voxel_size_A)
+
     pos, neg = np.empty((0, 3)), np.empty((0, 3))
     if boxes is not None:
-        table = _of_tomogram(read_points(boxes), tomogram, tomo_name, boxes)
+        table = points(boxes)
         if "positive" not in table:
             raise AnnotationError(
                 f"{boxes} has no label column; add one (positive/negative) "
@@ -109,13 +119,9 @@ def read_boxes(
         pos = np.vstack([pos, _zyx(table[table["positive"]])])
         neg = np.vstack([neg, _zyx(table[~table["positive"]])])
     if positives is not None:
-        pos = np.vstack(
-            [pos, _zyx(_of_tomogram(read_points(positives), tomogram, tomo_name, positives))]
-        )
+        pos = np.vstack([pos, _zyx(points(positives))])
     if negatives is not None:
-        neg = np.vstack(
-            [neg, _zyx(_of_tomogram(read_points(negatives), tomogram, tomo_name, negatives))]
-        )
+        neg = np.vstack([neg, _zyx(points(negatives))])
     return Boxes(pos, neg)
 
 
@@ -193,7 +199,7 @@ def training_set_from_files(
         )
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume(tomogram, voxel_size_A)
-    used = read_boxes(tomogram, boxes, positives, negatives, tomo_name)
+    used = read_boxes(tomogram, boxes, positives, negatives, tomo_name, volume.pixel_size_A)
     if painted is not None:
         labels = read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
@@ -531,7 +537,10 @@ def _with_other_negatives(
             parameter="other_tomogram",
         )
     volume = read_volume(other, voxel_size_A)
-    zyx = _zyx(_of_tomogram(read_points(negatives), other, None, negatives))
+    from ..io.points import on_voxel_size
+
+    rows = _of_tomogram(read_points(negatives), other, None, negatives)
+    zyx = _zyx(on_voxel_size(rows, volume.pixel_size_A))
     augmentation = result.metadata["augmentation"]
     return add_other_negatives(
         result,
@@ -758,6 +767,7 @@ def segment_from_files(
         raise ParameterError(f"`fmt` must be mrc or zarr, got {fmt!r}.", parameter="fmt")
     if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"{out_dir} is a file, not a folder; give a folder for the maps.")
+    check_output_folder(out_dir, [*tomograms, *model_paths])  # not `-o .`, not an input's
     if workers is not None and scheduler is not None:
         raise ParameterError(
             "give `workers` (a local cluster) or `scheduler`, not both.",

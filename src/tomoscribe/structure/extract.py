@@ -17,20 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
+from ..io.points import rescale_positions  # noqa: F401  (kept importable here)
 from ..volume import Volume, check_finite
-
-
-def rescale_positions(table: pd.DataFrame, from_voxel_A: float, to_voxel_A: float) -> pd.DataFrame:
-    """Coordinates picked on a binned (or unbinned) copy, in voxels of another sampling.
-
-    Voxel i of a map binned by block averaging covers voxels [b·i, b·i + b) of the
-    original, so a position x maps to (x + ½)·r − ½ with r = from / to.
-    """
-    ratio = from_voxel_A / to_voxel_A
-    out = table.copy()
-    for axis in "xyz":
-        out[axis] = (table[axis].astype(float) + 0.5) * ratio - 0.5
-    return out
 
 
 def extract_subtomograms(

@@ -56,7 +56,8 @@ from .average import AverageParams, refine_average
 
 if TYPE_CHECKING:
     from .classes2d import Classes2D
-from .extract import extract_subtomograms, rescale_positions
+from ..io.points import rescale_positions
+from .extract import extract_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
 from .picking import PickParams, pick_particles
 from .results import write_average_outputs
