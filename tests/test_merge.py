@@ -56,3 +56,38 @@ def test_legend_rejects_unknown_eraser_and_duplicates():
         Legend.from_features(["a"], erasers=["b"])
     with pytest.raises(ParameterError):
         Legend.from_features(["a", "a"])
+
+
+def test_maps_of_different_tomograms_are_not_merged(tmp_path):
+    # the trial: `merge` took a map of another cell (or of the same file preprocessed
+    # again) beside this one's and wrote a label map of both, exit 0
+    from tomoscribe.io import write_volume
+    from tomoscribe.outputs import write_provenance
+    from tomoscribe.segment.workflow import merge_from_files
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "model"):
+        (tmp_path / f"{name}.mrc").write_bytes(rng.bytes(4000))
+
+    def segmented(map_name, tomogram, feature):
+        path = tmp_path / f"{map_name}.mrc"
+        write_volume(path, Volume(rng.random((4, 8, 8)).astype(np.float32) * 2, 10.0))
+        write_provenance(
+            path, "segment", {"feature": feature}, [tomogram, tmp_path / "model.mrc"],
+            extra={"feature": feature},
+        )  # fmt: skip
+        return path
+
+    one = [
+        segmented("a_m", tmp_path / "a.mrc", "membrane"),
+        segmented("a_r", tmp_path / "a.mrc", "ribosome"),
+    ]
+    merge_from_files(one, tmp_path / "ok.mrc")
+    other = segmented("b_r", tmp_path / "b.mrc", "ribosome")
+    with pytest.raises(ParameterError, match="different tomograms"):
+        merge_from_files([one[0], other], tmp_path / "no.mrc")
+    (tmp_path / "a.mrc").write_bytes(rng.bytes(4000))  # preprocessed again, same name
+    again = segmented("a_r2", tmp_path / "a.mrc", "ribosome")
+    with pytest.raises(ParameterError, match="two different times"):
+        merge_from_files([one[0], again], tmp_path / "no.mrc")
+    assert not (tmp_path / "no.mrc").exists()

@@ -882,6 +882,33 @@ def map_threshold(path: Path) -> tuple[float, str]:
     return DEFAULT_THRESHOLD, "default"
 
 
+def _check_one_tomogram(maps: list[Path]) -> None:
+    """Refuse maps that ``segment`` made from different tomograms, or from one file whose
+    contents changed between the runs (its provenance records each input's SHA-256):
+    merging them would mix two volumes voxel by voxel.  Maps without a record pass."""
+    seen = None
+    for path in maps:
+        record = read_provenance(path) or {}
+        inputs = record.get("inputs") or []
+        if record.get("step") != "segment" or not inputs or not isinstance(inputs[0], dict):
+            continue
+        identity = {k: inputs[0].get(k) for k in ("bytes", "sha256", "sha256_sampled")}
+        if seen is None:
+            seen = (path, inputs[0].get("path"), identity)
+        elif identity != seen[2]:
+            first, source, _ = seen
+            same_name = source == inputs[0].get("path")
+            raise ParameterError(
+                f"{first} and {path} were segmented from "
+                + (
+                    f"{source} as it was at two different times"
+                    if same_name
+                    else f"different tomograms ({source}, {inputs[0].get('path')})"
+                )
+                + "; merge maps of one tomogram (segment it again with every model)."
+            )
+
+
 def merge_from_files(
     maps: list[Path],
     output: Path,
@@ -907,7 +934,8 @@ def merge_from_files(
     ParameterError
         ``names`` not one per map, a map recording no feature, ``weights`` or
         ``thresholds`` naming no map, a threshold that is not a positive number, an
-        ensemble's spread among the maps, maps of different tilt series.
+        ensemble's spread among the maps, maps of different tilt series or of different
+        tomograms.
     """
     from ..core.legend import Legend, write_legend
     from ..io import create_volume
@@ -916,6 +944,7 @@ def merge_from_files(
     from .painted_size import legend_with_sizes
 
     acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
+    _check_one_tomogram(maps)
     volumes = [read_volume(p) for p in maps]
     features = _map_features(maps, names)
     weights = _per_feature(weights, features, "weights")
