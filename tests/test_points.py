@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,3 +81,42 @@ def test_boxes_recorded_at_another_voxel_size_are_rescaled_for_training(tmp_path
     np.testing.assert_allclose(boxes.negative, [[20.5, 40.5, 40.5]])
     same = read_boxes(tomogram, boxes=tmp_path / "b.csv", voxel_size_A=20.0)
     np.testing.assert_allclose(same.positive, [[16, 48, 50]])
+
+
+def test_relion5_centred_picks_train_on_the_tomogram_they_name(shared_data):
+    # the trial: `trainset --positives` (and extract) refused RELION 5's own picks with
+    # "give the tomogram", though it was given; the tomogram's shape and voxel size place
+    # them where RELION's tomograms.star does
+    from tomoscribe.io.particles import read_particles
+    from tomoscribe.segment.workflow import read_boxes
+
+    project = shared_data / "formats" / "relion5_project"
+    picks = project / "Picks" / "job_picks" / "particles.star"
+    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    relion = read_particles(picks, tomograms=tomograms)
+    relion = relion[relion["tomo_name"] == "TS_02"]
+    boxes = read_boxes(
+        Path("TS_02.mrc"), positives=picks, tomo_name="TS_02", voxel_size_A=10.52,
+        shape_zyx=(44, 136, 84),
+    )  # fmt: skip
+    assert len(boxes.positive) == len(relion) > 0
+    np.testing.assert_allclose(boxes.positive, relion[["z", "y", "x"]].to_numpy(), atol=1e-6)
+
+
+def test_extract_takes_relion5_picks_with_their_tomograms_star(shared_data, tmp_path):
+    import mrcfile
+
+    from tomoscribe.cli.app import main
+
+    project = shared_data / "formats" / "relion5_project"
+    tomogram = tmp_path / "TS_02.mrc"
+    with mrcfile.new(tomogram) as mrc:
+        mrc.set_data(np.random.default_rng(0).normal(size=(44, 136, 84)).astype(np.float32))
+        mrc.voxel_size = 10.52
+    argv = [
+        "extract", str(tomogram), str(project / "Picks" / "job_picks" / "particles.star"),
+        "--tomograms", str(project / "Tomograms" / "job_tomo" / "tomograms.star"),
+        "--tomo-name", "TS_02", "--box", "16", "-o", str(tmp_path / "parts"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert len(list((tmp_path / "parts").glob("subtomo_*.mrc"))) >= 1

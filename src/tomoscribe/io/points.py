@@ -37,8 +37,13 @@ _FALSE = {"negative", "neg", "0", "false", "no", "n", "-"}
 IMOD_XY_SHIFT = 0.5
 
 
-def read_points(path: str | os.PathLike) -> pd.DataFrame:
+def read_points(
+    path: str | os.PathLike, voxel_size_A: float | None = None, tomogram_shape_zyx=None
+) -> pd.DataFrame:
     """Read x, y, z (voxel index units) and, where present, ``positive``.
+
+    ``voxel_size_A`` and ``tomogram_shape_zyx`` describe the tomogram the points belong
+    to, for particle files whose coordinates need it (RELION 5's centred Å).
 
     A copick location (``copick:CONFIG.json#RUN/OBJECT:USER/SESSION@VOXEL``) reads picks
     through the copick library.
@@ -60,7 +65,7 @@ def read_points(path: str | os.PathLike) -> pd.DataFrame:
     elif suffix == ".mod":
         table = read_imod_points(path)
     elif suffix in particle_suffixes:  # every registered particle format (io/formats)
-        table = _read_particle_file(path)
+        table = _read_particle_file(path, voxel_size_A, tomogram_shape_zyx)
     else:
         known = ", ".join(
             f"{s} ({fmt.name})" for s, fmt in particle_suffixes.items() if s not in (".csv", ".mod")
@@ -182,12 +187,12 @@ def on_voxel_size(table: pd.DataFrame, voxel_size_A: float) -> pd.DataFrame:
     return out
 
 
-def _read_particle_file(path: Path) -> pd.DataFrame:
+def _read_particle_file(path: Path, voxel_size_A=None, tomogram_shape_zyx=None) -> pd.DataFrame:
     """Boxes from a particle file (the particle reader), class 1 = positive; the
     ``tomo_name`` column is kept for :func:`tomoscribe.io.particles.select_tomogram`."""
     from .particles import read_particles  # particles imports this module
 
-    table = read_particles(path)
+    table = read_particles(path, voxel_size_A, tomogram_shape_zyx)
     boxes = table[["x", "y", "z"]].copy()
     if "voxel_size_A" in table:  # the voxel size the coordinates are in, where recorded
         boxes["voxel_size_A"] = table["voxel_size_A"].to_numpy()

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.acquisition import Acquisition, TiltRange, agreed, choose_tilt_range
-from ..errors import InvalidDataError
+from ..errors import InputFileError, InvalidDataError
 from ..outputs import read_provenance
 
 #: The particle-table columns of the tilt range (degrees).
@@ -65,7 +65,12 @@ def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
 
     if path.suffix.lower() not in FORMATS or not path.is_file():
         return None
-    table = read_particles(path)
+    try:
+        table = read_particles(path)
+    except InputFileError:
+        # e.g. RELION 5 centred Å, which need the tomogram: the command's own reader,
+        # given it, reads the file (and says what is wrong with it, if anything)
+        return None
     if not set(TILT_COLUMNS) <= set(table):
         return None
     if tomo_name is not None and "tomo_name" in table:

@@ -95,16 +95,18 @@ def read_boxes(
     negatives: Path | None = None,
     tomo_name: str | None = None,
     voxel_size_A: float | None = None,
+    shape_zyx: tuple[int, int, int] | None = None,
 ) -> Boxes:
     """Box centres of ``tomogram`` from points files: ``boxes`` with a positive/negative
     label per row, and/or ``positives`` and ``negatives`` files (rows of other
     tomograms are left out, by ``tomo_name`` or the tomogram's file stem).  Points a
     file records at another voxel size (a ``voxel_size_A`` column, RELION's pixel
-    size) are rescaled to the tomogram's ``voxel_size_A`` (Å), as ``extract`` does."""
+    size) are rescaled to the tomogram's ``voxel_size_A`` (Å), as ``extract`` does;
+    ``shape_zyx`` (voxels) places RELION 5's centred coordinates."""
     from ..io.points import on_voxel_size
 
     def points(path):
-        table = _of_tomogram(read_points(path), tomogram, tomo_name, path)
+        table = _of_tomogram(read_points(path, voxel_size_A, shape_zyx), tomogram, tomo_name, path)
         return table if voxel_size_A is None else on_voxel_size(table, voxel_size_A)
 
     pos, neg = np.empty((0, 3)), np.empty((0, 3))
@@ -199,7 +201,9 @@ def training_set_from_files(
         )
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume(tomogram, voxel_size_A)
-    used = read_boxes(tomogram, boxes, positives, negatives, tomo_name, volume.pixel_size_A)
+    used = read_boxes(
+        tomogram, boxes, positives, negatives, tomo_name, volume.pixel_size_A, volume.shape
+    )
     if painted is not None:
         labels = read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
@@ -539,7 +543,9 @@ def _with_other_negatives(
     volume = read_volume(other, voxel_size_A)
     from ..io.points import on_voxel_size
 
-    rows = _of_tomogram(read_points(negatives), other, None, negatives)
+    rows = _of_tomogram(
+        read_points(negatives, volume.pixel_size_A, volume.shape), other, None, negatives
+    )
     zyx = _zyx(on_voxel_size(rows, volume.pixel_size_A))
     augmentation = result.metadata["augmentation"]
     return add_other_negatives(
