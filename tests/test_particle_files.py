@@ -296,3 +296,42 @@ def test_a_format_registered_in_one_place_is_read_everywhere(tmp_path, monkeypat
     unknown.write_text("4 5 6 1")
     with pytest.raises(InputFileError, match=r"\.fake \(fake\)"):  # the refusal lists it
         read_points(unknown)
+
+
+def test_image_names_keep_relions_project_paths_and_stack_numbers(tmp_path, shared_data):
+    # the trial: `convert` resolved rlnImageName against the STAR file's folder, so a
+    # RELION project's `Extract/job…/1_data.mrc` became `../../…/Refine3D/…/Extract/…`
+    # and `000001@stack.mrcs` became `/…/000001@stack.mrcs`
+    import starfile
+
+    from tomoscribe.io.particles import read_particles, write_particles
+
+    refine = shared_data / "formats" / "relion5_project" / "Refine3D" / "job_refine"
+    given = starfile.read(refine / "run_it050_data.star")["particles"]["rlnImageName"]
+    table = read_particles(
+        refine / "run_it050_data.star",
+        tomograms=shared_data / "formats" / "relion5_project" / "Tomograms" / "job_tomo"
+        / "tomograms.star",
+    )  # fmt: skip
+    out = tmp_path / "out" / "r5.star"
+    out.parent.mkdir()
+    write_particles(out, table, 10.52)
+    written = starfile.read(out)
+    written = written["particles"] if isinstance(written, dict) else written
+    assert list(written["rlnImageName"]) == list(given)  # not found here: kept as written
+    # a stack beside the STAR: the number stays in front, the path is the stack's
+    (tmp_path / "stack.mrcs").write_bytes(b"")
+    star = tmp_path / "s.star"
+    starfile.write(
+        pd.DataFrame(
+            {"rlnCoordinateX": [1.0], "rlnCoordinateY": [2.0], "rlnCoordinateZ": [3.0],
+             "rlnImageName": ["000007@stack.mrcs"], "rlnDetectorPixelSize": [10.0]}
+        ),
+        star,
+    )  # fmt: skip
+    name = read_particles(star)["image_name"].iloc[0]
+    assert name == f"000007@{(tmp_path / 'stack.mrcs').resolve()}"
+    write_particles(out, read_particles(star), 10.0)
+    back = starfile.read(out)
+    back = back["particles"] if isinstance(back, dict) else back
+    assert back["rlnImageName"].iloc[0] == "000007@../stack.mrcs"

@@ -524,16 +524,7 @@ def output_folder(
     ``folder`` is left as it was.
     """
     from .locks import output_lock
-    from .ownership import (
-        MANIFEST_NAME,
-        foreign_entries,
-        forget,
-        is_ours,
-        is_store,
-        record_tree,
-        record_written,
-        step_entries,
-    )
+    from .ownership import forget, is_store, record_tree, record_written
 
     folder = Path(folder)
     check_output_folder(folder, inputs)
@@ -554,41 +545,8 @@ def output_folder(
                 record_tree(folder, step)
                 record_written([folder])
                 return
-            moves = []  # top-level entries: files, and folders such as OME-Zarr stores
-            for source in sorted(staging.iterdir()):
-                if source.name == MANIFEST_NAME:
-                    continue
-                target = folder / source.name
-                if target.exists() or target.is_symlink():
-                    if not overwrite:
-                        raise OutputError(
-                            f"{target} already exists; remove it or pass `overwrite=True`.",
-                            parameter="overwrite",
-                        )
-                    if target.is_dir() != source.is_dir() or not is_ours(target):
-                        raise OutputError(
-                            f"{target} exists and was not written by "
-                            "tomoscribe, which replaces only its own outputs; "
-                            "choose a new folder."
-                        )
-                    whole = target.is_dir() and not is_store(target)  # a store is one output
-                    foreign = foreign_entries(target) if whole else []
-                    if foreign:  # a folder of ours is replaced whole: never with a user's file
-                        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
-                        raise OutputError(
-                            f"{target} holds {foreign[0].relative_to(target)}{more}, which "
-                            "tomoscribe did not write (or which changed since); move it out "
-                            "or choose a new folder."
-                        )
-                moves.append((source, target))
-            stale = []  # outputs of an earlier run of the same step that this one leaves out
-            for name in step_entries(folder, step) if step and overwrite else []:
-                path = folder / name
-                if name in {t.name for _, t in moves} or not is_ours(path):
-                    continue
-                if path.is_dir() and not is_store(path) and foreign_entries(path):
-                    continue  # a user's file inside: the folder stays
-                stale.append(path)
+            moves = _planned_moves(staging, folder, overwrite)
+            stale = _stale_outputs(folder, step, moves) if step and overwrite else []
             for source, target in moves:
                 if target.is_dir():  # tomoscribe's own earlier folder, all of it its own
                     _swap_folder(source, target)
@@ -608,3 +566,57 @@ def output_folder(
         if isinstance(err, OSError) and not isinstance(err, TomoscribeError):
             raise write_error(folder, err) from err
         raise
+
+
+def _planned_moves(staging: Path, folder: Path, overwrite: bool) -> list[tuple[Path, Path]]:
+    """The staged top-level entries (files, subfolders, OME-Zarr stores) and where they
+    go in ``folder``; refused before anything moves where a target is not tomoscribe's
+    own (:func:`output_folder`)."""
+    from .ownership import MANIFEST_NAME, foreign_entries, is_ours, is_store
+
+    moves = []
+    for source in sorted(staging.iterdir()):
+        if source.name == MANIFEST_NAME:
+            continue
+        target = folder / source.name
+        if target.exists() or target.is_symlink():
+            if not overwrite:
+                raise OutputError(
+                    f"{target} already exists; remove it or pass `overwrite=True`.",
+                    parameter="overwrite",
+                )
+            if target.is_dir() != source.is_dir() or not is_ours(target):
+                raise OutputError(
+                    f"{target} exists and was not written by "
+                    "tomoscribe, which replaces only its own outputs; "
+                    "choose a new folder."
+                )
+            whole = target.is_dir() and not is_store(target)  # a store is one output
+            foreign = foreign_entries(target) if whole else []
+            if foreign:  # a folder of ours is replaced whole: never with a user's file
+                more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+                raise OutputError(
+                    f"{target} holds {foreign[0].relative_to(target)}{more}, which "
+                    "tomoscribe did not write (or which changed since); move it out "
+                    "or choose a new folder."
+                )
+        moves.append((source, target))
+    return moves
+
+
+def _stale_outputs(folder: Path, step: str, moves: list[tuple[Path, Path]]) -> list[Path]:
+    """Outputs an earlier run of ``step`` wrote into ``folder`` that this run does not
+    write again, still tomoscribe's own and unchanged (a subfolder only when all in it
+    is): what :func:`output_folder` removes after the new outputs are in place."""
+    from .ownership import foreign_entries, is_ours, is_store, step_entries
+
+    written = {target.name for _, target in moves}
+    stale = []
+    for name in step_entries(folder, step):
+        path = folder / name
+        if name in written or not is_ours(path):
+            continue
+        if path.is_dir() and not is_store(path) and foreign_entries(path):
+            continue  # a user's file inside: the folder stays
+        stale.append(path)
+    return stale

@@ -940,8 +940,9 @@ def merge_from_files(
     ParameterError
         ``names`` not one per map, a map recording no feature, ``weights`` or
         ``thresholds`` naming no map, a threshold that is not a positive number, an
-        ensemble's spread among the maps, maps of different tilt series or of different
-        tomograms.
+        ensemble's spread among the maps, maps of other tilt series or tomograms.
+
+    (Over 80 lines by this docstring: each option and each refusal is named here.)
     """
     from ..core.legend import Legend, write_legend
     from ..io import create_volume

@@ -261,30 +261,36 @@ def simulate_micrographs_files(
         if boxes is not None:
             for kind, rows_ in boxes.groupby("set"):
                 write_star(staging / f"boxes_{kind}.star", rows_)
-        diameter = next(iter(truths.values()))["diameter_px"]
-        shared = {k: v for k, v in params.as_dict().items() if k not in ("defocus_um", "carbon")}
-        per_micrograph = {  # what each micrograph was made with (the set varies these)
-            name: {
-                "defocus_um": float(truth["particles"]["defocus_um"].iloc[0])
-                if len(truth["particles"])
-                else None,
-                "carbon": bool(truth["carbon"].any()),
-            }
-            for name, truth in truths.items()
-        }
-        record = {
-            "params": shared,
-            "micrographs": per_micrograph,
-            "defocus_um": list(defocus_um),
-            "templates": ",".join(templates),
-            "carbon_fraction": carbon_fraction,
-            "particle_diameter_px": diameter,
-            "box_px": int(2 * round(0.75 * diameter)),
-            "masks": "int16: blob id > 0 contamination, -1 carbon, 0 ice",
-        }
+        record = _truth_record(params, truths, defocus_um, templates, carbon_fraction)
         with atomic_path(staging / "truth.json") as tmp:
             tmp.write_text(json.dumps(record, indent=1))
     return table
+
+
+def _truth_record(params, truths: dict, defocus_um, templates, carbon_fraction) -> dict:
+    """``truth.json`` of ``simulate micrographs``: the shared parameters, what each
+    micrograph was made with (the set varies defocus and carbon), particle and box size."""
+    shared = {k: v for k, v in params.as_dict().items() if k not in ("defocus_um", "carbon")}
+    per_micrograph = {
+        name: {
+            "defocus_um": float(truth["particles"]["defocus_um"].iloc[0])
+            if len(truth["particles"])
+            else None,
+            "carbon": bool(truth["carbon"].any()),
+        }
+        for name, truth in truths.items()
+    }
+    diameter = next(iter(truths.values()))["diameter_px"]
+    return {
+        "params": shared,
+        "micrographs": per_micrograph,
+        "defocus_um": list(defocus_um),
+        "templates": ",".join(templates),
+        "carbon_fraction": carbon_fraction,
+        "particle_diameter_px": diameter,
+        "box_px": int(2 * round(0.75 * diameter)),
+        "masks": "int16: blob id > 0 contamination, -1 carbon, 0 ice",
+    }
 
 
 #: The truth table's columns beyond the coordinates, as written to ``truth.star``.

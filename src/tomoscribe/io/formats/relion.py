@@ -235,11 +235,31 @@ def read(
         )
     if "rlnImageName" in block:  # held as absolute paths; written relative again
         table["image_name"] = [
-            str((path.parent / name).resolve()) for name in block["rlnImageName"].astype(str)
+            _image_path(name, path) for name in block["rlnImageName"].astype(str)
         ]
     if names is not None:
         table["tomo_name"] = names.to_numpy()
     return table
+
+
+def _relative_image(name: str, here: Path) -> str:
+    """An absolute image name (``FILE`` or ``N@FILE``) relative to the folder ``here``."""
+    number, at, file = name.rpartition("@") if "@" in name else ("", "", name)
+    return f"{number}{at}{os.path.relpath(file, here)}" if os.path.isabs(file) else name
+
+
+def _image_path(name: str, star: Path) -> str:
+    """An ``rlnImageName`` (``FILE`` or ``N@STACK``) with its file made absolute where it
+    is found: beside the STAR file (tomoscribe's folders), from the working folder
+    (RELION's project folder), or from the two or three folders above the STAR file
+    (RELION keeps ``Job/jobNNN/``); a file found nowhere keeps its name as written."""
+    number, at, file = name.rpartition("@") if "@" in name else ("", "", name)
+    if os.path.isabs(file):
+        return name
+    for base in (star.parent, Path.cwd(), *star.resolve().parents[1:3]):
+        if (base / file).is_file():
+            return f"{number}{at}{(base / file).resolve()}"
+    return name
 
 
 def _shifted(xyz: np.ndarray, block: pd.DataFrame, sub, pixel, path: Path) -> np.ndarray:
@@ -372,8 +392,7 @@ def write(
     if "image_name" in table:
         here = path.resolve().parent
         out["rlnImageName"] = [
-            os.path.relpath(name, here) if os.path.isabs(name) else name
-            for name in table["image_name"].astype(str)
+            _relative_image(name, here) for name in table["image_name"].astype(str)
         ]
     out["rlnMagnification"] = 10000.0
     out["rlnDetectorPixelSize"] = float(voxel_size_A)
