@@ -335,3 +335,25 @@ def test_image_names_keep_relions_project_paths_and_stack_numbers(tmp_path, shar
     back = starfile.read(out)
     back = back["particles"] if isinstance(back, dict) else back
     assert back["rlnImageName"].iloc[0] == "000007@../stack.mrcs"
+
+
+def test_convert_warns_of_particles_outside_their_tomogram(tmp_path, shared_data):
+    # the trial: convert wrote particles 16 voxels outside a tomogram without a word
+    from tomoscribe.io.convert import convert_particles
+
+    project = shared_data / "formats" / "relion5_project"
+    picks = project / "Picks" / "job_picks" / "particles.star"
+    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    # independently: RELION 5 centred Å against half the tomogram's size in Å
+    rows = starfile.read(picks)
+    rows = rows["particles"] if isinstance(rows, dict) else rows
+    sizes = starfile.read(tomograms)
+    sizes = (sizes["global"] if isinstance(sizes, dict) else sizes).set_index("rlnTomoName")
+    half = sizes.loc[rows["rlnTomoName"], ["rlnTomoSizeX", "rlnTomoSizeY", "rlnTomoSizeZ"]]
+    half = half.to_numpy(float) * sizes["rlnTomoTiltSeriesPixelSize"].iloc[0] / 2
+    centred = rows[[f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]].to_numpy(float)
+    expected = int((np.abs(centred) > half).any(axis=1).sum())
+    assert expected > 0
+    with pytest.warns(UserWarning, match=f"{expected} of {len(rows)} particles"):
+        result = convert_particles(picks, tmp_path / "p.star", tomograms=tomograms)
+    assert result["outside"] == expected

@@ -9,6 +9,7 @@ losing them silently would make the file mean something else) or reported as dro
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from ..errors import ParameterError
@@ -97,6 +98,34 @@ def _fitted(table, voxel, source, target, dst_fmt, drop_orientations: bool) -> t
     return table, dropped
 
 
+def _outside(table, voxel_size_A, shape_zyx, tomograms) -> int:
+    """How many particles lie outside their tomogram (positions in voxels of
+    ``voxel_size_A``), where its size is known: ``shape_zyx`` (voxels), or a RELION 5
+    ``tomograms.star`` (size in its own pixels, per ``tomo_name``); 0 where unknown."""
+    import numpy as np
+
+    from .formats.relion import read_tomograms_star
+
+    xyz = table[["x", "y", "z"]].to_numpy(float).reshape(-1, 3)
+    if shape_zyx is not None:
+        extent = np.tile(np.asarray(shape_zyx, float)[::-1], (len(xyz), 1))
+    elif tomograms is not None and voxel_size_A:
+        listed = tomograms if isinstance(tomograms, dict) else read_tomograms_star(tomograms)
+        names = table["tomo_name"].astype(str) if "tomo_name" in table else None
+        if names is None and len(listed) != 1:
+            return 0
+        keys = names if names is not None else [next(iter(listed))] * len(xyz)
+        if not set(keys) <= set(listed):
+            return 0
+        extent = np.array(
+            [np.asarray(listed[k]["size_xyz"], float) * listed[k]["pixel_size_A"] for k in keys]
+        ).reshape(-1, 3) / float(voxel_size_A)
+    else:
+        return 0
+    inside = ((xyz >= -0.5) & (xyz < extent - 0.5)).all(axis=1)
+    return int((~inside).sum())
+
+
 def convert_particles(
     source: str | os.PathLike,
     target: str | os.PathLike,
@@ -121,7 +150,8 @@ def convert_particles(
 
     Returns
     -------
-    dict with ``n`` (particles written), ``voxel_size_A`` and ``dropped`` (list of str).
+    dict with ``n`` (particles written), ``outside`` (of them outside their tomogram,
+    where its size is known: warned), ``voxel_size_A`` and ``dropped`` (list of str).
     """
     source, target = _location(source), _location(target)
     src_fmt, dst_fmt = _format(source), _format(target)
@@ -132,6 +162,13 @@ def convert_particles(
     if binning is not None:
         table, voxel = _binned(table, voxel, binning, source)
     table, dropped = _fitted(table, voxel, source, target, dst_fmt, drop_orientations)
+    outside = _outside(table, voxel, tomogram_shape_zyx, tomograms)
+    if outside:
+        warnings.warn(
+            f"{outside} of {len(table)} particles of {source} lie outside their tomogram "
+            "(do the file's pixel size and the tomogram's agree?); written as they are.",
+            stacklevel=2,
+        )
     write_particles(target, table, voxel, tomogram_shape_zyx)
     if not is_copick_location(target):  # a copick project has no place for a sidecar
         write_provenance(
@@ -143,6 +180,7 @@ def convert_particles(
         )
     return {
         "n": len(table),
+        "outside": outside,
         "voxel_size_A": voxel,
         "dropped": dropped,
         "source_format": src_fmt.name,
