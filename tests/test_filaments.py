@@ -139,6 +139,18 @@ def test_pick_filament_cli_writes_seeds_table_and_instances(tmp_path):
     assert (star.rlnTomoName == "tomo1_t0.8").all()
     ids = np.asarray(read_volume(tmp_path / "mt_ids.mrc").data)
     assert set(np.unique(ids[mask])) <= {0, 1, 2} and (ids[mask] > 0).mean() > 0.9
+    # the trial: picking again into the same file without --filament left this table,
+    # which then looked like the new run's; now it goes (it was tomoscribe's, unchanged)
+    table_path = tmp_path / "tomo1_t0.8_mt_filaments.csv"
+    assert main(["pick", str(labels), "-f", "microtubule", "-o", str(out)]) == 0
+    assert not table_path.exists() and not table_path.with_name(table_path.name + ".json").exists()
+    # a table the user edited is theirs and stays
+    args = ["pick", str(labels), "-f", "microtubule", "--filament", "--spacing", "8"]
+    assert main([*args, "-o", str(out)]) == 0
+    with open(table_path, "a") as fh:
+        fh.write("# checked by hand\n")
+    assert main(["pick", str(labels), "-f", "microtubule", "-o", str(out)]) == 0
+    assert table_path.read_text().endswith("# checked by hand\n")
 
 
 def _before(root: Path) -> set:

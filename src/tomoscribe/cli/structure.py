@@ -19,11 +19,6 @@ VALUE_HELP = (
 )
 
 
-def _picks_stem(path: Path) -> Path:
-    """OUTPUT without its one suffix (``mt_t0.8.star`` → ``mt_t0.8``), as a path."""
-    return path.with_name(path.name[: -len(path.suffix)] if path.suffix else path.name)
-
-
 @app.command()
 @writes(files=("outputs", "instances", "filament_table"))
 def pick(
@@ -117,7 +112,7 @@ def pick(
     from ..io.copick_project import check_picks_target, is_copick_location
     from ..io.particles import FORMATS
     from ..structure.filaments import tube_model
-    from ..structure.workflow import pick_from_map
+    from ..structure.workflow import default_filament_table, pick_from_map
 
     for out in outputs:
         if is_copick_location(out):
@@ -130,9 +125,7 @@ def pick(
         tube_model(feature, radius_nm)  # refuses an unknown feature without --radius-nm
         if not (math.isfinite(spacing) and spacing >= 1.0):
             raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
-        filament_table = filament_table or _picks_stem(outputs[0]).with_name(
-            _picks_stem(outputs[0]).name + "_filaments.csv"
-        )
+        filament_table = filament_table or default_filament_table(outputs[0])
         check_writable(filament_table, overwrite)
     picked = pick_from_map(
         annotation,
@@ -162,6 +155,8 @@ def pick(
         )
     for out in outputs:
         typer.echo(f"wrote {len(table)} picks to {out}")
+    for path in picked.removed:
+        typer.echo(f"removed {path}, written by an earlier filament run into the same picks")
     if picked.sizes_learned and not filament and None in (min_size, max_size, min_distance):
         typer.echo(
             f"sizes from the annotation: {params.min_size}–{params.max_size} voxels, "

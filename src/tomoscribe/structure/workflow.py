@@ -47,6 +47,7 @@ from ..outputs import (
     check_writable,
     output_folder,
     read_provenance,
+    sidecar_path,
     write_provenance,
 )
 from ..segment.labelmaps import feature_voxels
@@ -79,6 +80,8 @@ class Picked:
     acquisition : ``{"acquisition": record}`` carried from the map (tilt range, voxel
         size, tomogram name), ``{}`` when it records none
     tilt : the tilt range used and where it came from (given, recorded, default)
+    removed : tomoscribe's own files of an earlier run that this one made stale and
+        removed (the filament table of a filament run, when this run traced none)
     """
 
     table: pd.DataFrame
@@ -89,6 +92,32 @@ class Picked:
     filaments: pd.DataFrame | None = field(default=None)
     acquisition: dict = field(default_factory=dict)
     tilt: TiltRange | None = field(default=None)
+    removed: list = field(default_factory=list)
+
+
+def default_filament_table(output: os.PathLike) -> Path:
+    """The per-filament table beside a picks file: OUTPUT's stem + ``_filaments.csv``
+    (``mt_t0.8.star`` → ``mt_t0.8_filaments.csv``)."""
+    output = Path(output)
+    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
+    return output.with_name(stem + "_filaments.csv")
+
+
+def _remove_stale_filament_table(output: os.PathLike) -> list[Path]:
+    """A run without filaments into ``output`` removes the filament table an earlier
+    filament run into it wrote (and its record), when both are still tomoscribe's
+    unchanged ``pick`` outputs: a user would take it for this run's."""
+    from ..ownership import forget, is_ours
+
+    table = default_filament_table(output)
+    record = read_provenance(table) or {}
+    if not (is_ours(table) and record.get("step") == "pick"):
+        return []
+    removed = [p for p in (table, sidecar_path(table)) if is_ours(p)]
+    for path in removed:
+        path.unlink()
+    forget(removed)
+    return removed
 
 
 def painted_size_record(map_path: Path, feature: str, label: int | None) -> dict | None:
@@ -193,6 +222,10 @@ def pick_from_map(
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
     picked = Picked(table, params, settings, name, bool(learned), filaments, acquisition, tilt)
     _record_picks(picked, annotation, outputs, filament_table, instances)
+    if not filament:
+        for out in outputs:
+            if not is_copick_location(out):
+                picked.removed += _remove_stale_filament_table(out)
     return picked
 
 
