@@ -333,3 +333,28 @@ def test_trainset_records_the_augmentation_and_refuses_unknown_ones(tmp_path, ca
             == 2
         )
         assert words in capsys.readouterr().err and not target.exists()
+
+
+@pytest.mark.parametrize("command", ["preprocess", "segment", "pick", "extract"])
+def test_a_2d_image_where_a_tomogram_belongs_is_one_sentence(command, tmp_path, capsys):
+    # the trial: preprocess and segment of a 96×96 image exited 0, pick wrote 0 picks
+    import mrcfile
+
+    image = tmp_path / "flat.mrc"
+    with mrcfile.new(image) as mrc:
+        mrc.set_data(np.random.default_rng(0).normal(size=(96, 96)).astype(np.float32))
+        mrc.voxel_size = 10.0
+    (tmp_path / "picks.csv").write_text("x,y,z\n40,40,0\n")
+    (tmp_path / "m.tsm").write_bytes(b"refused before it is read")
+    image_, t = str(image), tmp_path
+    argv = {
+        "preprocess": ["preprocess", image_, "-o", str(t / "p.mrc")],
+        "segment": ["segment", image_, "-m", str(t / "m.tsm"), "-o", str(t / "maps")],
+        "pick": ["pick", image_, "-f", "ribosome", "-o", str(t / "p.star")],
+        "extract": ["extract", image_, str(t / "picks.csv"), "--box", "8", "-o", str(t / "x")],
+    }[command]
+    before = entries(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a tomogram" in err[0], err
+    assert entries(tmp_path) == before

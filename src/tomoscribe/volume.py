@@ -139,6 +139,16 @@ def check_voxel_type(path, dtype) -> None:
         )
 
 
+def check_is_tomogram(volume: Volume, where) -> None:
+    """Refuse a volume of one section (a 2D image, a micrograph) where a tomogram is
+    expected: everything on it would come out empty or as one slice, without a word."""
+    if volume.shape[0] < 2:
+        raise InvalidDataError(
+            f"{where} holds one section of {volume.shape[2]}×{volume.shape[1]} pixels (a 2D "
+            "image), not a tomogram; give the reconstructed volume."
+        )
+
+
 def check_finite(values: np.ndarray, where: str, z_offset: int = 0) -> None:
     """Refuse NaN or inf voxels, naming the first slice (z index) that has one."""
     bad = ~np.isfinite(values)

@@ -17,6 +17,7 @@ import numpy as np
 from ..io import create_volume, read_volume
 from ..io.provenance import carried_acquisition
 from ..outputs import check_free_space, write_provenance
+from ..volume import check_is_tomogram
 from . import PreprocessParams, binned_geometry, preprocess_into
 
 
@@ -67,6 +68,7 @@ def preprocess_file(
     """
     tomogram, output = Path(tomogram), Path(output)
     volume = read_volume(tomogram, voxel_size_A, channel)
+    check_is_tomogram(volume, tomogram)
     params.validate(volume.pixel_size_A * params.bin_factor)
     shape, voxel, origin = binned_geometry(volume, params.bin_factor)
     check_free_space(output, 4 * int(np.prod(shape)))  # float32

@@ -37,7 +37,7 @@ from ..outputs import (
     write_provenance,
 )
 from ..preprocess import data_box
-from ..volume import Volume, check_same_grid
+from ..volume import Volume, check_is_tomogram, check_same_grid
 from .labelmaps import FeatureVoxels, feature_voxels, single_label_map
 from .painted_size import painted_component_sizes
 from .trainset import (
@@ -774,6 +774,8 @@ def segment_from_files(
     if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"{out_dir} is a file, not a folder; give a folder for the maps.")
     check_output_folder(out_dir, [*tomograms, *model_paths])  # not `-o .`, not an input's
+    for tomogram in tomograms:  # a 2D image would give one empty slice, without a word
+        check_is_tomogram(read_volume(tomogram, options.get("voxel_size_A")), tomogram)
     if workers is not None and scheduler is not None:
         raise ParameterError(
             "give `workers` (a local cluster) or `scheduler`, not both.",

@@ -52,7 +52,7 @@ from ..outputs import (
 )
 from ..segment.labelmaps import feature_voxels
 from ..segment.painted_size import size_defaults
-from ..volume import Volume
+from ..volume import Volume, check_is_tomogram
 from .average import AverageParams, refine_average
 
 if TYPE_CHECKING:
@@ -174,6 +174,7 @@ def pick_from_map(
         recorded, with the picks
     """
     volume = read_volume(annotation)
+    check_is_tomogram(volume, annotation)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value)
     label = int(voxels.value) if voxels.how == "legend" else None
@@ -338,6 +339,7 @@ def extract_from_files(
     tilt series than the tomogram's are refused.  The folder's ``particles.star`` gets
     the provenance record."""
     volume = read_volume(tomogram, voxel_size_A)
+    check_is_tomogram(volume, tomogram)
     name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
     acquisition = carried_acquisition(
         [tomogram, particles], volume.pixel_size_A, tomo_name=name
