@@ -120,3 +120,14 @@ def test_extract_takes_relion5_picks_with_their_tomograms_star(shared_data, tmp_
     ]  # fmt: skip
     assert main(argv) == 0
     assert len(list((tmp_path / "parts").glob("subtomo_*.mrc"))) >= 1
+
+
+def test_a_point_model_of_several_objects_is_not_one_set_of_boxes(shared_data):
+    # the trial: positives and negatives drawn as two objects of one 3dmod model all
+    # became positives
+    from tomoscribe.errors import AnnotationError
+    from tomoscribe.segment.workflow import read_boxes
+
+    model = shared_data / "formats" / "imod" / "multiple_objects_example.mod"
+    with pytest.raises(AnnotationError, match="2 IMOD objects"):
+        read_boxes(Path("t.mrc"), positives=model, voxel_size_A=10.0)

@@ -107,6 +107,15 @@ def read_boxes(
 
     def points(path):
         table = _of_tomogram(read_points(path, voxel_size_A, shape_zyx), tomogram, tomo_name, path)
+        objects = sorted(table["object_id"].unique()) if "object_id" in table else []
+        if len(objects) > 1:  # positives and negatives are often two objects of one model
+            raise AnnotationError(
+                f"{path} holds points of {len(objects)} IMOD objects (numbered from 0: "
+                f"{', '.join(str(int(o)) for o in objects)}), which would all count as one "
+                "set; give one object's points per file (IMOD's imodextract) to "
+                "`positives` and `negatives`.",
+                parameter=["positives", "negatives"],
+            )
         return table if voxel_size_A is None else on_voxel_size(table, voxel_size_A)
 
     pos, neg = np.empty((0, 3)), np.empty((0, 3))
