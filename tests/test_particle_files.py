@@ -357,3 +357,22 @@ def test_convert_warns_of_particles_outside_their_tomogram(tmp_path, shared_data
     with pytest.warns(UserWarning, match=f"{expected} of {len(rows)} particles"):
         result = convert_particles(picks, tmp_path / "p.star", tomograms=tomograms)
     assert result["outside"] == expected
+
+
+def test_convert_says_when_a_given_voxel_size_is_not_used(tmp_path, capsys):
+    # the trial: `convert --voxel-size 20` of a file recording 10 Å was silently ignored,
+    # and `--voxel-size -10` said "give the voxel size"
+    source = tmp_path / "p.star"
+    starfile.write(
+        pd.DataFrame(
+            {"rlnCoordinateX": [4.0], "rlnCoordinateY": [5.0], "rlnCoordinateZ": [6.0],
+             "rlnDetectorPixelSize": [10.0]}
+        ),
+        source,
+    )  # fmt: skip
+    capsys.readouterr()
+    assert main(["convert", str(source), "-o", str(tmp_path / "a.csv"), "--voxel-size", "20"]) == 0
+    assert "warning:" in capsys.readouterr().err
+    assert main(["convert", str(source), "-o", str(tmp_path / "b.csv"), "--voxel-size", "-10"]) == 2
+    assert "must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "b.csv").exists()

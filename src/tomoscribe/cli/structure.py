@@ -285,9 +285,8 @@ def extract(
     picked_voxel_size: float = typer.Option(
         None,
         "--picked-voxel-size",
-        help="Voxel size (Å) "
-        "the picks were made at, when the file does not "
-        "record it (e.g. on a binned copy).",
+        help="Voxel size (Å) the picks were made at (e.g. on a binned copy); overrides "
+        "what the file records.",
     ),
     tomo_name: str = typer.Option(
         None,

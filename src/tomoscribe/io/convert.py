@@ -153,12 +153,24 @@ def convert_particles(
     dict with ``n`` (particles written), ``outside`` (of them outside their tomogram,
     where its size is known: warned), ``voxel_size_A`` and ``dropped`` (list of str).
     """
+    if voxel_size_A is not None and not voxel_size_A > 0:
+        raise ParameterError(
+            f"`voxel_size_A` must be positive (Å), got {voxel_size_A}.", parameter="voxel_size_A"
+        )
     source, target = _location(source), _location(target)
     src_fmt, dst_fmt = _format(source), _format(target)
     table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
     if tomo_name is not None:
         table = select_tomogram(table, tomo_name, str(source), explicit=True)
-    voxel = recorded_voxel_size(table) or voxel_size_A
+    recorded = recorded_voxel_size(table)
+    if recorded and voxel_size_A and abs(recorded - voxel_size_A) > 0.01 * recorded:
+        warnings.warn(
+            f"{source} records {recorded:g} Å per coordinate unit; the voxel size given "
+            f"({voxel_size_A:g} Å) is for files that record none, so it is not used "
+            "(binning is what rescales coordinates).",
+            stacklevel=2,
+        )
+    voxel = recorded or voxel_size_A
     if binning is not None:
         table, voxel = _binned(table, voxel, binning, source)
     table, dropped = _fitted(table, voxel, source, target, dst_fmt, drop_orientations)
