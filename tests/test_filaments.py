@@ -142,6 +142,10 @@ def test_pick_filament_cli_writes_seeds_table_and_instances(tmp_path):
     # the trial: picking again into the same file without --filament left this table,
     # which then looked like the new run's; now it goes (it was tomoscribe's, unchanged)
     table_path = tmp_path / "tomo1_t0.8_mt_filaments.csv"
+    # another picks file of the same stem (.csv beside .star) shares the table's name:
+    # picking into it leaves the .star's table alone (review)
+    assert main(["pick", str(labels), "-f", "microtubule", "-o", str(out.with_suffix(".csv"))]) == 0
+    assert table_path.exists()
     assert main(["pick", str(labels), "-f", "microtubule", "-o", str(out)]) == 0
     assert not table_path.exists() and not table_path.with_name(table_path.name + ".json").exists()
     # a table the user edited is theirs and stays

@@ -91,3 +91,32 @@ def test_maps_of_different_tomograms_are_not_merged(tmp_path):
     with pytest.raises(ParameterError, match="two different times"):
         merge_from_files([one[0], again], tmp_path / "no.mrc")
     assert not (tmp_path / "no.mrc").exists()
+
+
+def test_maps_of_one_zarr_tomogram_merge_and_of_two_do_not(tmp_path):
+    # review: a Zarr store has no fingerprint among the inputs, so the model was taken for
+    # the tomogram and maps of one store were refused; segment now names the tomogram
+    from tomoscribe.io import write_volume
+    from tomoscribe.outputs import write_provenance
+    from tomoscribe.segment.workflow import merge_from_files
+
+    rng = np.random.default_rng(1)
+    for name in ("m1.tsm", "m2.tsm"):
+        (tmp_path / name).write_bytes(rng.bytes(100))
+
+    def segmented(map_name, store, feature, model):
+        path = tmp_path / f"{map_name}.mrc"
+        write_volume(path, Volume(rng.random((4, 8, 8)).astype(np.float32) * 2, 10.0))
+        write_provenance(
+            path, "segment", {"feature": feature}, [store, tmp_path / model],
+            extra={"feature": feature, "tomogram": {"path": str(store)}},
+        )  # fmt: skip
+        return path
+
+    store = tmp_path / "t.zarr"
+    a = segmented("a", store, "membrane", "m1.tsm")
+    b = segmented("b", store, "ribosome", "m2.tsm")
+    merge_from_files([a, b], tmp_path / "ok.mrc")
+    c = segmented("c", tmp_path / "other.zarr", "ribosome", "m2.tsm")
+    with pytest.raises(ParameterError, match="different tomograms"):
+        merge_from_files([a, c], tmp_path / "no.mrc")

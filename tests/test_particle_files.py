@@ -376,3 +376,29 @@ def test_convert_says_when_a_given_voxel_size_is_not_used(tmp_path, capsys):
     assert main(["convert", str(source), "-o", str(tmp_path / "b.csv"), "--voxel-size", "-10"]) == 2
     assert "must be positive" in capsys.readouterr().err
     assert not (tmp_path / "b.csv").exists()
+
+
+def test_project_relative_image_names_stay_so_when_the_files_exist(tmp_path, monkeypatch):
+    # review: a RELION name found from the project folder was made absolute and then
+    # written relative to the new STAR's folder (../../Extract/…), which RELION reads
+    # from the project folder and cannot find
+    from tomoscribe.io.particles import read_particles, write_particles
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Extract" / "job007").mkdir(parents=True)
+    (tmp_path / "Extract" / "job007" / "1_data.mrc").write_bytes(b"")
+    (tmp_path / "Refine3D" / "job009").mkdir(parents=True)
+    (tmp_path / "Select" / "job010").mkdir(parents=True)
+    star = tmp_path / "Refine3D" / "job009" / "run_data.star"
+    starfile.write(
+        pd.DataFrame(
+            {"rlnCoordinateX": [1.0], "rlnCoordinateY": [2.0], "rlnCoordinateZ": [3.0],
+             "rlnImageName": ["Extract/job007/1_data.mrc"], "rlnDetectorPixelSize": [10.0]}
+        ),
+        star,
+    )  # fmt: skip
+    out = tmp_path / "Select" / "job010" / "particles.star"
+    write_particles(out, read_particles(star), 10.0)
+    back = starfile.read(out)
+    back = back["particles"] if isinstance(back, dict) else back
+    assert back["rlnImageName"].iloc[0] == "Extract/job007/1_data.mrc"

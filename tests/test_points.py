@@ -131,3 +131,21 @@ def test_a_point_model_of_several_objects_is_not_one_set_of_boxes(shared_data):
     model = shared_data / "formats" / "imod" / "multiple_objects_example.mod"
     with pytest.raises(AnnotationError, match="2 IMOD objects"):
         read_boxes(Path("t.mrc"), positives=model, voxel_size_A=10.0)
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [("20,20", 20.0), (",", None), ("0,0", "positive"), ("20,10", "split it")],
+)
+def test_a_csv_voxel_size_column_is_checked(tmp_path, cells, expected):
+    # review: 0 turned every box into −0.5, an empty cell refused the file, and mixed
+    # values were read as the first
+    a, b = cells.split(",")
+    path = tmp_path / "b.csv"
+    path.write_text(f"x,y,z,voxel_size_A\n1,2,3,{a}\n4,5,6,{b}\n")
+    if isinstance(expected, str):
+        with pytest.raises(InputFileError, match=expected):
+            read_points(path)
+    else:
+        table = read_points(path)
+        assert (table["voxel_size_A"].iloc[0] if "voxel_size_A" in table else None) == expected

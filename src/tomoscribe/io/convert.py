@@ -171,10 +171,10 @@ def convert_particles(
             stacklevel=2,
         )
     voxel = recorded or voxel_size_A
+    outside = _outside(table, voxel, tomogram_shape_zyx, tomograms)  # before any binning
     if binning is not None:
         table, voxel = _binned(table, voxel, binning, source)
     table, dropped = _fitted(table, voxel, source, target, dst_fmt, drop_orientations)
-    outside = _outside(table, voxel, tomogram_shape_zyx, tomograms)
     if outside:
         warnings.warn(
             f"{outside} of {len(table)} particles of {source} lie outside their tomogram "

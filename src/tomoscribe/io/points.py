@@ -93,12 +93,33 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise InputFileError(f"{path} has column names but no rows; add at least one point.")
     table = pd.DataFrame({k: _numbers(path, raw[columns[k]], k) for k in "xyz"})
     if "voxel_size_a" in columns:  # as tomoscribe's own CSV files record it
-        table["voxel_size_A"] = _numbers(path, raw[columns["voxel_size_a"]], "voxel_size_A")
+        recorded = _recorded_voxel_sizes(path, raw[columns["voxel_size_a"]])
+        if recorded is not None:
+            table["voxel_size_A"] = recorded
     for name in ("positive", "label", "class"):
         if name in columns:
             table["positive"] = [_parse_label(v, path) for v in raw[columns[name]]]
             break
     return table
+
+
+def _recorded_voxel_sizes(path: Path, cells: pd.Series) -> float | None:
+    """The one voxel size (Å) a CSV's ``voxel_size_A`` column records, None when its cells
+    are empty; refused when one is not a positive number or two rows differ."""
+    text = cells.astype(str).str.strip()
+    given = text[text != ""]
+    if given.empty:
+        return None
+    values = pd.to_numeric(given, errors="coerce").to_numpy(float)
+    if not (np.isfinite(values) & (values > 0)).all():
+        bad = given.iloc[int(np.flatnonzero(~(np.isfinite(values) & (values > 0)))[0])]
+        raise InputFileError(f"{path}: voxel_size_A {bad!r} is not a positive number of Å.")
+    if np.ptp(values) > 1e-6 * values.max():
+        raise InputFileError(
+            f"{path} records voxel sizes from {values.min():g} to {values.max():g} Å; "
+            "split it by tomogram (one voxel size per file)."
+        )
+    return float(values[0])
 
 
 def _csv_cells(path: Path) -> pd.DataFrame:

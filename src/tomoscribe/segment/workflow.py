@@ -850,8 +850,11 @@ def _record_map(item: SegmentedMap, options: dict) -> None:
         "members": len(model.members),
     }
     inputs = [item.tomogram, item.model_path]
+    tomogram = Path(str(item.tomogram))
     extra = {
         "feature": model.feature,
+        # which tomogram, for merge's check; a file's fingerprint is among the inputs
+        "tomogram": {"path": str(tomogram.resolve() if tomogram.is_file() else item.tomogram)},
         "painted_size": model.metadata.get("painted_size"),
         "threshold": model.threshold,
         "marked_fraction": item.marked_fraction,
@@ -901,29 +904,44 @@ def map_threshold(path: Path) -> tuple[float, str]:
 
 def _check_one_tomogram(maps: list[Path]) -> None:
     """Refuse maps that ``segment`` made from different tomograms, or from one file whose
-    contents changed between the runs (its provenance records each input's SHA-256):
-    merging them would mix two volumes voxel by voxel.  Maps without a record pass."""
+    contents changed between the runs (the maps' records name the tomogram, with a
+    SHA-256 for a file): merging them would mix two volumes voxel by voxel.  Maps whose
+    record names no tomogram pass."""
     seen = None
     for path in maps:
-        record = read_provenance(path) or {}
-        inputs = record.get("inputs") or []
-        if record.get("step") != "segment" or not inputs or not isinstance(inputs[0], dict):
+        tomogram = _segmented_tomogram(read_provenance(path) or {})
+        if tomogram is None:
             continue
-        identity = {k: inputs[0].get(k) for k in ("bytes", "sha256", "sha256_sampled")}
+        keys = ("bytes", "sha256", "sha256_sampled") if "bytes" in tomogram else ("path",)
+        identity = {k: tomogram.get(k) for k in keys}
         if seen is None:
-            seen = (path, inputs[0].get("path"), identity)
+            seen = (path, tomogram.get("path"), identity)
         elif identity != seen[2]:
             first, source, _ = seen
-            same_name = source == inputs[0].get("path")
+            same_name = source == tomogram.get("path")
             raise ParameterError(
                 f"{first} and {path} were segmented from "
                 + (
                     f"{source} as it was at two different times"
                     if same_name
-                    else f"different tomograms ({source}, {inputs[0].get('path')})"
+                    else f"different tomograms ({source}, {tomogram.get('path')})"
                 )
                 + "; merge maps of one tomogram (segment it again with every model)."
             )
+
+
+def _segmented_tomogram(record: dict) -> dict | None:
+    """The tomogram a map's ``segment`` record names: its ``tomogram`` entry, else (older
+    records) its first input when that is not the model file."""
+    if record.get("step") != "segment":
+        return None
+    inputs = [i for i in record.get("inputs") or [] if isinstance(i, dict)]
+    named = record.get("tomogram")
+    if isinstance(named, dict) and named.get("path"):
+        fingerprint = [i for i in inputs if i.get("path") == named["path"]]
+        return fingerprint[0] if fingerprint else {"path": named["path"]}
+    first = inputs[0] if inputs else None
+    return first if first and not str(first.get("path", "")).endswith(".tsm") else None
 
 
 def merge_from_files(

@@ -105,14 +105,16 @@ def default_filament_table(output: os.PathLike) -> Path:
 
 def _remove_stale_filament_table(output: os.PathLike) -> list[Path]:
     """A run without filaments into ``output`` removes the filament table an earlier
-    filament run into it wrote (and its record), when both are still tomoscribe's
-    unchanged ``pick`` outputs: a user would take it for this run's."""
+    filament run into this same ``output`` wrote (its record lists the picks files), and
+    the table's record, when both are still tomoscribe's unchanged outputs: a user would
+    take the table for this run's."""
     from ..ownership import forget, is_ours
 
     table = default_filament_table(output)
     record = read_provenance(table) or {}
-    if not (is_ours(table) and record.get("step") == "pick"):
-        return []
+    written_for = record.get("picks") or []
+    if not (is_ours(table) and str(Path(output).resolve()) in written_for):
+        return []  # another picks file's table (mt.csv and mt.star share the name)
     removed = [p for p in (table, sidecar_path(table)) if is_ours(p)]
     for path in removed:
         path.unlink()
@@ -279,7 +281,10 @@ def _record_picks(picked: Picked, annotation: Path, outputs, filament_table, ins
                 "pick",
                 picked.settings,
                 [annotation],
-                extra={"n_filaments": len(picked.filaments)},
+                extra={
+                    "n_filaments": len(picked.filaments),
+                    "picks": [str(Path(str(o)).resolve()) for o in outputs],  # its seeds' files
+                },
             )
     for out in outputs:
         if not is_copick_location(out):

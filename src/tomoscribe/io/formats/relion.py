@@ -249,17 +249,14 @@ def _relative_image(name: str, here: Path) -> str:
 
 
 def _image_path(name: str, star: Path) -> str:
-    """An ``rlnImageName`` (``FILE`` or ``N@STACK``) with its file made absolute where it
-    is found: beside the STAR file (tomoscribe's folders), from the working folder
-    (RELION's project folder), or from the two or three folders above the STAR file
-    (RELION keeps ``Job/jobNNN/``); a file found nowhere keeps its name as written."""
+    """An ``rlnImageName`` (``FILE`` or ``N@STACK``) with its file made absolute when it
+    lies beside the STAR file (tomoscribe's own particle folders), so that it can be
+    written relative to another STAR file; any other name is kept as written (RELION's
+    names are relative to its project folder, and stay so)."""
     number, at, file = name.rpartition("@") if "@" in name else ("", "", name)
-    if os.path.isabs(file):
+    if os.path.isabs(file) or not (star.parent / file).is_file():
         return name
-    for base in (star.parent, Path.cwd(), *star.resolve().parents[1:3]):
-        if (base / file).is_file():
-            return f"{number}{at}{(base / file).resolve()}"
-    return name
+    return f"{number}{at}{(star.parent / file).resolve()}"
 
 
 def _shifted(xyz: np.ndarray, block: pd.DataFrame, sub, pixel, path: Path) -> np.ndarray:
