@@ -298,6 +298,13 @@ def test_a_format_registered_in_one_place_is_read_everywhere(tmp_path, monkeypat
         read_points(unknown)
 
 
+def _one_particle_star(path, image_name: str) -> None:
+    """A RELION STAR of one particle at 10 Å naming ``image_name``."""
+    columns = {"rlnCoordinateX": [1.0], "rlnCoordinateY": [2.0], "rlnCoordinateZ": [3.0]}
+    columns |= {"rlnImageName": [image_name], "rlnDetectorPixelSize": [10.0]}
+    starfile.write(pd.DataFrame(columns), path)
+
+
 def test_image_names_keep_relions_project_paths_and_stack_numbers(tmp_path, shared_data):
     # the trial: `convert` resolved rlnImageName against the STAR file's folder, so a
     # RELION project's `Extract/job…/1_data.mrc` became `../../…/Refine3D/…/Extract/…`
@@ -322,13 +329,7 @@ def test_image_names_keep_relions_project_paths_and_stack_numbers(tmp_path, shar
     # a stack beside the STAR: the number stays in front, the path is the stack's
     (tmp_path / "stack.mrcs").write_bytes(b"")
     star = tmp_path / "s.star"
-    starfile.write(
-        pd.DataFrame(
-            {"rlnCoordinateX": [1.0], "rlnCoordinateY": [2.0], "rlnCoordinateZ": [3.0],
-             "rlnImageName": ["000007@stack.mrcs"], "rlnDetectorPixelSize": [10.0]}
-        ),
-        star,
-    )  # fmt: skip
+    _one_particle_star(star, "000007@stack.mrcs")
     name = read_particles(star)["image_name"].iloc[0]
     assert name == f"000007@{(tmp_path / 'stack.mrcs').resolve()}"
     write_particles(out, read_particles(star), 10.0)
@@ -372,7 +373,7 @@ def test_convert_says_when_a_given_voxel_size_is_not_used(tmp_path, capsys):
     )  # fmt: skip
     capsys.readouterr()
     assert main(["convert", str(source), "-o", str(tmp_path / "a.csv"), "--voxel-size", "20"]) == 0
-    assert "warning:" in capsys.readouterr().err
+    assert "warning:" in (err := capsys.readouterr().err) and "records 10 Å" in err
     assert main(["convert", str(source), "-o", str(tmp_path / "b.csv"), "--voxel-size", "-10"]) == 2
     assert "must be positive" in capsys.readouterr().err
     assert not (tmp_path / "b.csv").exists()
@@ -390,13 +391,7 @@ def test_project_relative_image_names_stay_so_when_the_files_exist(tmp_path, mon
     (tmp_path / "Refine3D" / "job009").mkdir(parents=True)
     (tmp_path / "Select" / "job010").mkdir(parents=True)
     star = tmp_path / "Refine3D" / "job009" / "run_data.star"
-    starfile.write(
-        pd.DataFrame(
-            {"rlnCoordinateX": [1.0], "rlnCoordinateY": [2.0], "rlnCoordinateZ": [3.0],
-             "rlnImageName": ["Extract/job007/1_data.mrc"], "rlnDetectorPixelSize": [10.0]}
-        ),
-        star,
-    )  # fmt: skip
+    _one_particle_star(star, "Extract/job007/1_data.mrc")
     out = tmp_path / "Select" / "job010" / "particles.star"
     write_particles(out, read_particles(star), 10.0)
     back = starfile.read(out)
