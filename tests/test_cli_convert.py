@@ -88,3 +88,27 @@ def test_refusals_exit_2_and_write_nothing(shared_data, tmp_path, capsys):
         == 0
     )
     assert "dropped orientations" in capsys.readouterr().out
+
+
+def test_dynamo_table_map_keeps_tomogram_names(shared_data, tmp_path, capsys):
+    """Warp's 3 tomograms go through a Dynamo table (numbers) and its table map (names),
+    read back by dynamotable itself; a user's .doc in the way is refused, untouched."""
+    import dynamotable
+
+    warp = shared_data / "formats" / "star" / "warp_particles_a.star"
+    truth = read_particles(warp)
+    assert main(["convert", str(warp), "-o", str(tmp_path / "p.tbl")]) == 0
+    assert "p.doc" in capsys.readouterr().out
+    raw = dynamotable.read(str(tmp_path / "p.tbl"), str(tmp_path / "p.doc"))
+    assert list(raw["tomo_file"].astype(str)) == list(truth["tomo_name"].astype(str))
+    back = read_particles(tmp_path / "p.tbl")
+    assert list(back["tomo_name"]) == list(truth["tomo_name"].astype(str))
+    q = tmp_path / "q.star"
+    assert main(["convert", str(tmp_path / "p.tbl"), "-o", str(q), "--voxel-size", "10"]) == 0
+    assert list(read_particles(tmp_path / "q.star")["tomo_name"]) == list(back["tomo_name"])
+
+    (tmp_path / "r.doc").write_text("1 /data/tomo_a.mrc\n")
+    assert main(["convert", str(warp), "-o", str(tmp_path / "r.tbl")]) == 2
+    assert "r.doc" in capsys.readouterr().err
+    assert not (tmp_path / "r.tbl").exists()
+    assert (tmp_path / "r.doc").read_text() == "1 /data/tomo_a.mrc\n"

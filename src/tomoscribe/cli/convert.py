@@ -53,5 +53,6 @@ def convert(
     typer.echo(
         f"wrote {report['n']} particles from {report['source_format']} to "
         f"{report['target_format']} in {output}"
+        + (f" (tomogram numbers named in {report['table_map']})" if report["table_map"] else "")
         + (f"; dropped {', '.join(report['dropped'])}" if report["dropped"] else "")
     )

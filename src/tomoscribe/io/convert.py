@@ -150,7 +150,8 @@ def convert_particles(
 
     Returns
     -------
-    dict with ``n`` (particles written), ``outside`` (of them outside their tomogram,
+    dict with ``n`` (particles written), ``table_map`` (the Dynamo table map naming the
+    tomograms' numbers, when one was written, else None), ``outside`` (of them outside their tomogram,
     where its size is known: warned), ``voxel_size_A`` and ``dropped`` (list of str).
     """
     if voxel_size_A is not None and not voxel_size_A > 0:
@@ -190,8 +191,14 @@ def convert_particles(
             [source],
             extra={"n": len(table), "dropped": dropped},
         )
+    table_map = None
+    if dst_fmt.name == "dynamo" and "tomo_name" in table:
+        from .formats.dynamo import table_map_path
+
+        table_map = str(table_map_path(Path(target)))
     return {
         "n": len(table),
+        "table_map": table_map,
         "outside": outside,
         "voxel_size_A": voxel,
         "dropped": dropped,

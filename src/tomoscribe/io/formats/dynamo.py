@@ -2,7 +2,9 @@
 
 Columns used: ``x, y, z`` (pixels) plus the shifts ``dx, dy, dz`` (the particle is at
 x + dx …), ``tdrot, tilt, narot`` (degrees), ``cc`` (score), ``tomo`` (an integer;
-names come from a Dynamo table map ``NAME.doc`` beside the table when present), and
+names come from a Dynamo table map ``NAME.doc`` beside the table when present, and a
+table written from particles of named tomograms gets one: ``N name`` per line, the
+names as tomoscribe holds them, which Dynamo users point at their tomogram files), and
 the missing wedge ``ftype`` 1 (a single tilt axis, y) with ``ymintilt, ymaxtilt``
 (degrees: the tilt range, columns 14–15).
 
@@ -27,7 +29,7 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from ...core.rotations import from_euler, to_euler
-from ...errors import InputFileError
+from ...errors import InputFileError, ParameterError
 from ...outputs import atomic_path
 from .registry import ParticleFormat
 
@@ -77,15 +79,33 @@ def read(path: Path, **_) -> pd.DataFrame:
             table["tilt_min_deg"] = tilts["ymintilt"].to_numpy(float)
             table["tilt_max_deg"] = tilts["ymaxtilt"].to_numpy(float)
     if "tomo_file" in raw:
-        table["tomo_name"] = [Path(str(v)).stem for v in raw["tomo_file"]]
+        table["tomo_name"] = [_tomogram_name(str(v)) for v in raw["tomo_file"]]
     elif "tomo" in raw:
         table["tomo_name"] = raw["tomo"].astype(int).astype(str).to_numpy()
     return table
 
 
+_VOLUME_SUFFIXES = (".mrc", ".rec", ".st", ".map", ".em", ".zarr", ".tif", ".tiff")
+
+
+def _tomogram_name(table_map_entry: str) -> str:
+    """The tomogram name of a table map's entry: a volume file's stem, else the entry."""
+    entry = Path(table_map_entry)
+    return entry.stem if entry.suffix.lower() in _VOLUME_SUFFIXES else entry.name
+
+
+def table_map_path(path: Path) -> Path:
+    """The Dynamo table map (``.doc``) that belongs beside the table ``path``."""
+    return Path(path).with_suffix(".doc")
+
+
 def write(path: Path, table: pd.DataFrame, **_) -> Path:
-    """A Dynamo table (no table map; tomograms are numbered in order of appearance)."""
+    """A Dynamo table; tomograms are numbered in order of appearance and, when the
+    particles name their tomograms, the numbers' names go into the table map beside it
+    (refused before anything is written if that file exists and is not tomoscribe's)."""
     import dynamotable
+
+    from ...outputs import check_outputs
 
     frame = pd.DataFrame(
         {
@@ -103,13 +123,24 @@ def write(path: Path, table: pd.DataFrame, **_) -> Path:
         frame["ftype"] = 1
         frame["ymintilt"] = table["tilt_min_deg"].astype(float)
         frame["ymaxtilt"] = table["tilt_max_deg"].astype(float)
+    names = None
     if "tomo_name" in table:
-        codes, _ = pd.factorize(table["tomo_name"].astype(str))
+        codes, names = pd.factorize(table["tomo_name"].astype(str))
         frame["tomo"] = codes + 1
+        spaced = [name for name in names if not name or any(c.isspace() for c in name)]
+        if spaced:
+            raise ParameterError(
+                f"the tomogram name {spaced[0]!r} cannot go into a Dynamo table map "
+                "(one name without spaces per line); rename it first."
+            )
+        check_outputs([table_map_path(path)])  # before the table is written
     with atomic_path(path) as tmp:
         target = tmp.with_name(tmp.name + ".tbl")  # dynamotable insists on the suffix
         dynamotable.write(frame, str(target))
         target.rename(tmp)
+    if names is not None:
+        with atomic_path(table_map_path(path)) as tmp:
+            tmp.write_text("".join(f"{i} {name}\n" for i, name in enumerate(names, 1)))
     return path
 
 
