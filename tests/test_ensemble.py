@@ -235,3 +235,13 @@ def test_train_writes_a_calibrated_ensemble(tmp_path, capsys):
     assert model.threshold == calibration["threshold"] and f"threshold {model.threshold:g}" in out
     assert calibration["dice_at_threshold"] >= calibration["dice_at_default"]
     assert 0 < model.metadata["annotated_fraction"] < 0.2
+
+
+def test_train_warnings_name_the_commands_flags(tmp_path, capsys):
+    """The library's note on too few held-out boxes names `validation`; the command
+    line says --validation."""
+    save_training_set(tmp_path / "d.trainset", _disc_set(0))
+    assert main(["train", str(tmp_path / "d.trainset"), "-o", str(tmp_path / "d.tsm"),
+                 "--epochs", "12", "--validation", "0.01", "--device", "cpu", "-q"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "hold out more with --validation" in err and "`" not in err

@@ -10,7 +10,7 @@ from ..errors import ParameterError
 from ..nets.catalogue import listed
 from . import options
 from .app import app
-from .checks import writes
+from .checks import command_line_text, writes
 
 # The per-feature architectures, from the catalogue's list so that --help needs no torch
 # (tests/test_cli_startup.py checks it against the registry).
@@ -253,7 +253,7 @@ def train(
         per_set=per_set,
         device=device,
         show_progress=not quiet,
-        say=lambda message: typer.echo(f"warning: {message}", err=True),
+        say=lambda message: typer.echo(f"warning: {command_line_text(message)}", err=True),
     )
     _report_training(output, model, training_sets)
 

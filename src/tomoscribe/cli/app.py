@@ -125,11 +125,14 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def _warnings_as_lines():
     """Warnings (an unusual MRC header, a TIFF's guessed voxel size) as one line each,
-    ``warning: …`` on stderr, not Python's two-line source listing."""
+    ``warning: …`` on stderr, not Python's two-line source listing, with the running
+    command's flags where the library names its arguments."""
+    from .checks import command_line_text
+
     previous = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        typer.echo(f"warning: {message}", err=True)
+        typer.echo(f"warning: {command_line_text(str(message))}", err=True)
 
     warnings.showwarning = show
     try:

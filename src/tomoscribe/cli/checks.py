@@ -79,19 +79,34 @@ def command_line_message(err: TomoscribeError) -> str:
     ``name=True``/``name=False`` by the flag and its negative)."""
     text = str(err)
     for name in err.parameters:
-        flag = _flag(name)
-        param = _option(name)
-        negative = (
-            max(param.secondary_opts, key=len)
-            if param is not None and getattr(param, "secondary_opts", None)
-            else flag
-        )
-        text = text.replace(f"`{name}=True`", flag).replace(f"`{name}=False`", negative)
-        text = re.sub(
-            rf"`{re.escape(name)}=([^`]*)`", lambda m, flag=flag: f"{flag} {m.group(1)}", text
-        )
-        text = text.replace(f"`{name}`", flag)
+        text = _as_flag(text, name)
     return text
+
+
+def command_line_text(text: str) -> str:
+    """A library message (a warning, a note) with each quoted argument (```name```,
+    ```name=value```) that is a parameter of the running command replaced by its flag,
+    as :func:`command_line_message` does; other quoted words are left as they are."""
+    for name in set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)(?:=[^`]*)?`", text)):
+        if _option(name) is not None:
+            text = _as_flag(text, name)
+    return text
+
+
+def _as_flag(text: str, name: str) -> str:
+    """``text`` with the quoted argument ``name`` spelled as the running command's flag."""
+    flag = _flag(name)
+    param = _option(name)
+    negative = (
+        max(param.secondary_opts, key=len)
+        if param is not None and getattr(param, "secondary_opts", None)
+        else flag
+    )
+    text = text.replace(f"`{name}=True`", flag).replace(f"`{name}=False`", negative)
+    text = re.sub(
+        rf"`{re.escape(name)}=([^`]*)`", lambda m, flag=flag: f"{flag} {m.group(1)}", text
+    )
+    return text.replace(f"`{name}`", flag)
 
 
 @contextlib.contextmanager
@@ -185,4 +200,4 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (), sidecars:
     return decorate
 
 
-__all__ = ["arguments_as", "command_line_message", "naming_flags", "writes"]
+__all__ = ["arguments_as", "command_line_message", "command_line_text", "naming_flags", "writes"]

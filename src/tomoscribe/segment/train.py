@@ -300,9 +300,9 @@ def _finished_model(
         raise TrainingError(
             f"the trained network answers {amplitude:.2g} on the annotated pixels of "
             f"{trainset.metadata.get('feature', 'this feature')!r}; it learned nothing. "
-            "Train longer (`epochs`), build the training set with `negative_copies=2` or "
-            "more, or check that the masks mark the feature.",
-            parameter=("epochs", "negative_copies"),
+            "Train longer (`epochs`), cut the training set again with two or more "
+            "copies of each negative tile, or check that the masks mark the feature.",
+            parameter=("epochs",),
         )
     background = mean_output(network, tiles, ~trainset.positive, dev)
     if background >= 0.5 * amplitude:
