@@ -241,7 +241,7 @@ def test_train_warnings_name_the_commands_flags(tmp_path, capsys):
     """The library's note on too few held-out boxes names `validation`; the command
     line says --validation."""
     save_training_set(tmp_path / "d.trainset", _disc_set(0))
-    assert main(["train", str(tmp_path / "d.trainset"), "-o", str(tmp_path / "d.tsm"),
-                 "--epochs", "12", "--validation", "0.01", "--device", "cpu", "-q"]) == 0  # fmt: skip
+    args = ["--epochs", "12", "--validation", "0.01", "--device", "cpu", "-q"]
+    assert main(["train", str(tmp_path / "d.trainset"), "-o", str(tmp_path / "d.tsm"), *args]) == 0
     err = capsys.readouterr().err
     assert "hold out more with --validation" in err and "`" not in err

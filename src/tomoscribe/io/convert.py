@@ -151,8 +151,9 @@ def convert_particles(
     Returns
     -------
     dict with ``n`` (particles written), ``table_map`` (the Dynamo table map naming the
-    tomograms' numbers, when one was written, else None), ``outside`` (of them outside their tomogram,
-    where its size is known: warned), ``voxel_size_A`` and ``dropped`` (list of str).
+    tomograms' numbers, when one was written, else None), ``outside`` (of them outside
+    their tomogram, where its size is known: warned), ``voxel_size_A`` and ``dropped``
+    (list of str).
     """
     if voxel_size_A is not None and not voxel_size_A > 0:
         raise ParameterError(
