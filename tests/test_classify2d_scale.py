@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import mrcfile
@@ -110,9 +111,13 @@ def test_one_class_recovers_relative_turns():
         snr=5.0,
         seed=3,
     )
-    result = classify_particles(
-        ArraySource(sim["images"], 5.0, sim["ctf"]), Classify2DParams(n_classes=1, rounds=2)
-    )
+    images = sim["images"].copy()
+    images.flags.writeable = False  # as a stack's memory map is: no torch warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = classify_particles(
+            ArraySource(images, 5.0, sim["ctf"]), Classify2DParams(n_classes=1, rounds=2)
+        )
     offset = np.deg2rad(result.turn_deg - sim["truth"]["turn_deg"].to_numpy())
     spread = 1 - np.abs(np.exp(1j * offset).mean())  # circular variance
     assert spread < 1e-3

@@ -153,7 +153,8 @@ def chunk_ctf(source, start: int, count: int, box: int) -> np.ndarray | None:
 
 
 def _normalised(images: np.ndarray, start: int, device) -> torch.Tensor:
-    x = torch.as_tensor(images, device=device)
+    # a read-only chunk (a stack's memory map) is copied: torch warns about sharing it
+    x = torch.as_tensor(np.require(images, requirements="W"), device=device)
     if not torch.isfinite(x).all():
         bad = start + int(torch.nonzero(~torch.isfinite(x).flatten(1).all(1))[0])
         raise InvalidDataError(f"particle {bad + 1} has NaN or infinite pixels.")
