@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 
+import mrcfile
 import numpy as np
 import pandas as pd
 import pytest
@@ -649,6 +650,8 @@ def test_simulate_micrographs_command(tmp_path, capsys):
     from tomoscribe.io import read_volume
 
     assert read_volume(out / "micrographs" / "mic_001.mrc").shape == (1, 256, 320)
+    with mrcfile.open(out / "micrographs" / "mic_001.mrc") as mrc:  # an image, as RELION's
+        assert mrc.data.shape == (256, 320) and mrc.header.ispg == 0
     assert read_volume(out / "masks" / "mic_000.mrc").voxel_size_A == (4.0,) * 3
     for kind in ("good", "background", "bad"):
         assert len(read_boxes(out / f"boxes_{kind}.star")) == 3

@@ -297,7 +297,8 @@ def create_mrc(
             preallocate(tmp)
             data = mrc.data.view(np.uint8) if dtype == np.uint8 else mrc.data
             yield data
-            if str(path).lower().endswith(".mrcs"):  # a stack of images: ispg 0, mz 1
+            # a stack of images, or one image (as mrcfile writes a 2D array): ispg 0, mz 1
+            if str(path).lower().endswith(".mrcs") or shape[0] == 1:
                 mrc.set_image_stack()
             _finish_header(mrc, data, voxel_size_A, origin_A, unsigned_bytes=dtype == np.uint8)
 
