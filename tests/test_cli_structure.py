@@ -262,3 +262,101 @@ def test_bad_structure_inputs_exit_2(scene, tmp_path, capsys):
     )
     assert "too few for two half sets" in capsys.readouterr().err
     assert not (tmp_path / "avg").exists()
+
+
+def test_select_keeps_rows_as_written_and_a_reextracted_folder_is_refused(scene, tmp_path, capsys):
+    """select writes the file's own rows (no pixel size made up where it had none);
+    after `extract` runs again into the folder (other particles under the same names),
+    a selection made before is refused instead of pairing rows with other voxels."""
+    root, _ = scene
+    if not (root / "picks.star").exists():
+        assert main(["pick", str(root / "labels.mrc"), "-f", "proteasome", "--min-size",
+                     "100", "--edge", "0", "-o", str(root / "picks.star")]) == 0  # fmt: skip
+    parts = tmp_path / "parts"
+    args = ["--box", "24", "-o", str(parts), "--invert"]
+    assert main(["extract", str(root / "tomo.mrc"), str(root / "picks.star"), *args]) == 0
+    rows = starfile.read(parts / "particles.star")
+    rows["rlnClassNumber"] = [1, 2] * (len(rows) // 2) + [1] * (len(rows) % 2)
+    rows = rows.drop(columns=["rlnDetectorPixelSize", "rlnImagePixelSize", "rlnMagnification"])
+    starfile.write({"particles": rows}, parts / "two.star")
+    assert (
+        main(["select", str(parts / "two.star"), "--remove", "2", "-o", str(tmp_path / "k.star")])
+        == 0
+    )
+    kept = starfile.read(tmp_path / "k.star")
+    assert "rlnImagePixelSize" not in kept and "rlnDetectorPixelSize" not in kept
+    assert list(kept.columns) == list(rows.columns) and (kept["rlnClassNumber"] == 1).all()
+    assert list(kept["rlnImageName"]) == [f"parts/{n}" for n in rows["rlnImageName"][::2]]
+    # the same picks in reverse order, extracted again into the same folder
+    reverse = starfile.read(root / "picks.star").iloc[::-1]
+    starfile.write({"particles": reverse}, tmp_path / "reverse.star")
+    assert main(["extract", str(root / "tomo.mrc"), str(tmp_path / "reverse.star"), *args]) == 0
+    capsys.readouterr()
+    kept = str(tmp_path / "k.star")
+    for command in (
+        ["clean", kept, "-k", "2", "-o", str(tmp_path / "c.star")],
+        ["average", kept, "-o", str(tmp_path / "avg"), "-q"],
+    ):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "no longer holds the particle of row" in err and err.count("\n") == 1
+    assert not (tmp_path / "c.star").exists() and not (tmp_path / "avg").exists()
+
+
+def test_select_on_relion5_class3d_keeps_every_block_and_column(shared_data, tmp_path):
+    """RELION 5's Class3D particles (centred Å, no subtomogram files) are selected
+    without a tomogram: the other classes' rows, as RELION wrote them."""
+    source = (
+        shared_data
+        / "formats"
+        / "relion5_project"
+        / "Class3D"
+        / "job_class3d"
+        / "run_it025_data.star"
+    )
+    blocks = starfile.read(source, always_dict=True)
+    particles = blocks["particles"]
+    drop = int(particles["rlnClassNumber"].iloc[0])
+    out = tmp_path / "kept.star"
+    assert main(["select", str(source), "--remove", str(drop), "-o", str(out)]) == 0
+    written = starfile.read(out, always_dict=True)
+    assert list(written) == list(blocks)
+    expected = particles[particles["rlnClassNumber"] != drop].reset_index(drop=True)
+    got = written["particles"]
+    assert list(got.columns) == list(particles.columns) and len(got) == len(expected)
+    for column in ("rlnCenteredCoordinateXAngst", "rlnAngleRot", "rlnOriginXAngst"):
+        assert np.allclose(got[column], expected[column])
+    assert list(got["rlnTomoName"]) == list(expected["rlnTomoName"])
+    assert float(written["optics"]["rlnTomoTiltSeriesPixelSize"].iloc[0]) == pytest.approx(1.35)
+
+
+def test_average_refuses_what_it_cannot_average_in_one_sentence(shared_data, tmp_path, capsys):
+    """RELION 5's 2D-stack particles; subtomograms with no voxel size anywhere (was a
+    ZeroDivisionError); a reference without one (named --voxel-size, which average has not)."""
+    import mrcfile
+
+    refine = shared_data / "formats" / "relion5_project" / "Refine3D" / "job_refine"
+    assert main(["average", str(refine / "run_it050_data.star"), "-o", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "not here" in err and "tomoscribe extract" in err and err.count("\n") == 1
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        with mrcfile.new(tmp_path / f"s{i}.mrc") as mrc:  # voxel size 0: unknown
+            mrc.set_data(rng.normal(size=(16, 16, 16)).astype(np.float32))
+    plain = pd.DataFrame({"rlnCoordinateX": [10.0, 20, 30, 40], "rlnCoordinateY": 10.0})
+    plain["rlnCoordinateZ"] = 10.0
+    plain["rlnImageName"] = [f"s{i}.mrc" for i in range(4)]
+    starfile.write({"particles": plain}, tmp_path / "plain.star")
+    assert main(["average", str(tmp_path / "plain.star"), "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "record a voxel size" in err and err.count("\n") == 1 and "Traceback" not in err
+    for i in range(4):
+        with mrcfile.open(tmp_path / f"s{i}.mrc", "r+") as mrc:
+            mrc.voxel_size = 10.0
+    with mrcfile.new(tmp_path / "ref.mrc") as mrc:
+        mrc.set_data(np.zeros((16, 16, 16), np.float32))
+    args = ["-o", str(tmp_path / "c"), "--reference", str(tmp_path / "ref.mrc")]
+    assert main(["average", str(tmp_path / "plain.star"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "records no voxel size" in err and "10 Å" in err and "--voxel-size" not in err
+    assert not any((tmp_path / name).exists() for name in "abc")

@@ -375,7 +375,7 @@ def select(
     except ValueError:
         raise ParameterError(f"--remove {remove!r} is not a list of class numbers.") from None
     selected = select_classes_of_file(particles, output, drop, overwrite)
-    typer.echo(f"kept {len(selected.kept)} of {selected.n_total} particles in {output}")
+    typer.echo(f"kept {selected.n_kept} of {selected.n_total} particles in {output}")
 
 
 @app.command()

@@ -3,7 +3,11 @@
 An extraction folder holds ``subtomo_000001.mrc`` … (float32, the voxel size in the
 header), ``projections.mrcs`` (their Z-projections, one image per particle) and
 ``particles.star`` whose rows carry ``rlnImageName`` (relative to the STAR file),
-the coordinates in the source tomogram and the rounding residual.  Writing goes to
+the coordinates in the source tomogram, the rounding residual and the CRC-32 of each
+subtomogram's voxels (``tomoscribeImageCrc32``: float32 values in native byte order),
+which every later reader of the subtomograms checks: a STAR file of ``clean``,
+``select`` or ``average`` whose folder was extracted again (other particles under the
+same names) is refused instead of pairing one particle's row with another's voxels.  Writing goes to
 a staging folder whose files move into place when complete
 (:func:`tomoscribe.outputs.output_folder`), so an interrupted run never leaves a folder
 that looks finished, and an existing folder keeps every file tomoscribe did not write.
@@ -12,13 +16,14 @@ that looks finished, and an existing folder keeps every file tomoscribe did not 
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputFileError
-from ..io.particles import read_particles, write_particles
+from ..io.particles import read_particles, recorded_voxel_size, write_particles
 from ..outputs import output_folder
 
 
@@ -35,21 +40,65 @@ def write_particle_folder(
 
     folder = Path(folder)
     with output_folder(folder, overwrite, step="extract") as tmp:
-        names = []
+        names, checksums = [], []
         for i, volume in enumerate(stack):
             name = f"subtomo_{i + 1:06d}.mrc"
+            data = np.ascontiguousarray(volume, np.float32)
             with mrcfile.new(tmp / name) as mrc:
-                mrc.set_data(np.ascontiguousarray(volume, np.float32))
+                mrc.set_data(data)
                 mrc.voxel_size = voxel_size_A
             names.append(name)
+            checksums.append(voxel_checksum(data))
         with mrcfile.new(tmp / "projections.mrcs") as mrc:
             mrc.set_data(np.ascontiguousarray(stack.sum(axis=1), np.float32))
             mrc.set_image_stack()
             mrc.voxel_size = voxel_size_A
         index = table.copy()
         index["image_name"] = names
+        index["image_crc32"] = checksums
         write_particles(tmp / "particles.star", index, voxel_size_A, tomogram_shape_zyx)
     return folder
+
+
+def voxel_checksum(data: np.ndarray) -> int:
+    """CRC-32 of a subtomogram's voxels as float32 in native byte order (C order)."""
+    return zlib.crc32(np.ascontiguousarray(data, np.float32).tobytes())
+
+
+def check_subtomogram_files(star: str | os.PathLike) -> None:
+    """Refuse, before coordinates are read, a STAR file whose particle images are not
+    3D subtomograms here: RELION 5 2D stacks of the tilt series
+    (``rlnTomoSubTomosAre2DStacks`` 1), or files found neither beside the STAR file
+    (tomoscribe's folders) nor from the working folder (RELION's project-relative names).
+    """
+    from ..io.formats.relion import particle_block_key, read_star_blocks
+
+    star = Path(star)
+    if star.suffix.lower() != ".star" or not star.is_file():
+        return
+    blocks = read_star_blocks(star)
+    for block in blocks.values():
+        flag = block.get("rlnTomoSubTomosAre2DStacks") if isinstance(block, dict) else None
+        if flag is None and isinstance(block, pd.DataFrame):
+            column = block.get("rlnTomoSubTomosAre2DStacks")
+            flag = column.iloc[0] if column is not None and len(column) else None
+        if flag is not None and str(flag).strip() == "1":
+            raise InputFileError(
+                f"{star}'s particle images are RELION 5 2D stacks of the tilt series, "
+                "not subtomograms; cut subtomograms with `tomoscribe extract` from the "
+                "tomogram and this file."
+            )
+    particles = blocks[particle_block_key(blocks, star)]
+    if "rlnImageName" not in particles:
+        return
+    for name in particles["rlnImageName"].astype(str):
+        file = name.rpartition("@")[2]
+        if not ((star.parent / file).is_file() or Path(file).is_file()):
+            raise InputFileError(
+                f"{star} lists subtomograms that are not here ({file}, looked for beside "
+                "it and from the working folder); run from the RELION project folder, or "
+                "cut them with `tomoscribe extract`."
+            )
 
 
 def read_particle_set(star: str | os.PathLike):
@@ -57,11 +106,19 @@ def read_particle_set(star: str | os.PathLike):
 
     Returns
     -------
-    stack (p, n, n, n) float32, table (DataFrame), voxel size (Å)
+    stack (p, n, n, n) float32, table (DataFrame), voxel size (Å: the subtomograms'
+    headers', else the STAR file's)
+
+    Raises
+    ------
+    InputFileError
+        RELION 5's 2D-stack pseudo-subtomograms, unreadable or changed subtomograms
+        (:func:`voxel_checksum`), mixed or non-cubic boxes, no voxel size anywhere.
     """
     import mrcfile
 
     star = Path(star)
+    check_subtomogram_files(star)
     table = read_particles(star)
     if "image_name" not in table:
         raise InputFileError(
@@ -69,7 +126,8 @@ def read_particle_set(star: str | os.PathLike):
             "run `tomoscribe extract` first."
         )
     volumes, voxel = [], None
-    for name in table["image_name"]:
+    checksums = table["image_crc32"] if "image_crc32" in table else None
+    for row, name in enumerate(table["image_name"]):
         path = Path(name)
         try:
             with mrcfile.open(path, permissive=False) as mrc:
@@ -84,12 +142,26 @@ def read_particle_set(star: str | os.PathLike):
             )
         if data.ndim != 3 or len(set(data.shape)) != 1:
             raise InputFileError(f"{path} is not a cubic subtomogram ({data.shape}).")
+        expected = checksums.iloc[row] if checksums is not None else np.nan
+        if np.isfinite(expected) and voxel_checksum(data) != int(expected):
+            raise InputFileError(
+                f"{path} no longer holds the particle of row {row + 1} of {star} (its "
+                "voxels changed since they were extracted: was `extract` run again into "
+                "that folder?); use the particles.star written with it, or extract again."
+            )
         if voxel is not None and abs(size - voxel) > 1e-3 * voxel:
             raise InputFileError(f"{path} has voxel size {size} Å but others have {voxel} Å.")
         voxel = size
         volumes.append(data)
     if not volumes:
         raise InputFileError(f"{star} lists no particles.")
+    if not (voxel and voxel > 0):  # headers of 0: unknown (mrcfile's default)
+        voxel = recorded_voxel_size(table)
+    if not (voxel and voxel > 0):
+        raise InputFileError(
+            f"neither {star} nor its subtomograms record a voxel size; set it in the "
+            "subtomograms' headers (IMOD's alterheader, or mrcfile's voxel_size)."
+        )
     stack = np.stack(volumes)
     if not np.isfinite(stack).all():
         raise InputFileError(f"the subtomograms listed by {star} contain NaN or infinite values.")

@@ -25,7 +25,7 @@ from ..core.acquisition import TiltRange
 from ..core.device import resolve_device
 from ..core.legend import read_legend
 from ..core.rotations import from_euler
-from ..errors import AnnotationError, InputFileError, ParameterError
+from ..errors import AnnotationError, InputFileError, MissingVoxelSizeError, ParameterError
 from ..io import read_volume, write_volume
 from ..io.locations import is_copick_location
 from ..io.particles import (
@@ -62,7 +62,12 @@ from .extract import extract_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
 from .picking import PickParams, pick_particles
 from .results import write_average_outputs
-from .stackio import read_particle_set, read_projections, write_particle_folder
+from .stackio import (
+    check_subtomogram_files,
+    read_particle_set,
+    read_projections,
+    write_particle_folder,
+)
 
 
 @dataclass
@@ -403,25 +408,33 @@ def clean_particle_file(
     classes of :func:`tomoscribe.structure.classes2d.classify_images`): the table with
     ``rlnClassNumber`` to ``output``, class averages (``STEM_classes.mrcs``) and a
     gallery (``STEM_classes.png``) beside it, and the provenance record."""
+    from ..io.formats.relion import write_rows
     from .classes2d import classify_images
 
     table = read_particles(particles)
     beside = particles.parent / "projections.mrcs"
     projections = read_projections(particles) if beside.is_file() else None
+    voxel = recorded_voxel_size(table)
     if projections is None or len(projections) != len(table):
         # A selection or a STAR elsewhere: project the subtomograms it lists.
-        stack, table, _ = read_particle_set(particles)
+        stack, table, stack_voxel = read_particle_set(particles)
         projections = stack.sum(axis=1)
+        voxel = voxel or (stack_voxel if stack_voxel and stack_voxel > 0 else None)
+    if not voxel:
+        raise InputFileError(
+            f"neither {particles} nor its subtomograms record a voxel size; set it in "
+            "the STAR file (rlnImagePixelSize) or the subtomograms' headers."
+        )
     stem = output.with_suffix("")
     averages_path = stem.with_name(stem.name + "_classes.mrcs")
     gallery_path = stem.with_name(stem.name + "_classes.png")
     check_outputs([output, averages_path, gallery_path], overwrite, [particles])
-    voxel = recorded_voxel_size(table) or 1.0
     result = classify_images(projections, classes, voxel, seed)
-    table["class"] = result.labels
     write_volume(averages_path, Volume(result.averages, voxel))
     class_gallery(gallery_path, result.averages, result.counts)
-    write_particles(output, table, voxel)
+    # the input's rows, blocks and columns as they were, with their classes
+    keep_all = np.ones(len(table), bool)
+    write_rows(particles, output, keep_all, {"rlnClassNumber": result.labels})
     write_provenance(
         output,
         "clean",
@@ -461,12 +474,12 @@ class Selected:
 
     Attributes
     ----------
-    kept : the particles of the classes not removed
+    n_kept : particles of the classes not removed
     n_total : particles in the input
     removed : the class numbers removed (from 1, as ``rlnClassNumber``)
     """
 
-    kept: pd.DataFrame
+    n_kept: int
     n_total: int
     removed: tuple[int, ...]
 
@@ -474,38 +487,49 @@ class Selected:
 def select_classes_of_file(
     particles: Path, output: Path, remove: set[int] | list[int], overwrite: bool = True
 ) -> Selected:
-    """Write to ``output`` the particles of a classified STAR file (``tomoscribe clean``)
-    that are not in the 2D classes ``remove``, with a provenance record.
+    """Write to ``output`` the particles of a classified STAR file (``tomoscribe clean``,
+    RELION's 2D or 3D classification) that are not in the classes ``remove``, with a
+    provenance record: the rows as the file holds them, every block and column kept
+    (:func:`tomoscribe.io.formats.relion.write_rows`), so nothing is read or made up
+    that the selection does not need (no coordinates, no pixel size).
 
     Raises
     ------
     InputFileError
-        The file has no ``rlnClassNumber``.
+        The file is not a STAR file or has no ``rlnClassNumber``.
     ParameterError
         A class to remove does not exist, or removing them leaves no particle.
     """
+    from ..io.formats.relion import particle_block_key, read_star_blocks, write_rows
+
     particles, output = Path(particles), Path(output)
     check_writable(output, overwrite)
-    table = read_particles(particles)
-    if "class" not in table:
+    if particles.suffix.lower() != ".star":
+        raise InputFileError(f"{particles} is not a STAR file; classes are chosen from one.")
+    blocks = read_star_blocks(particles)
+    block = blocks[particle_block_key(blocks, particles)]
+    if "rlnClassNumber" not in block:
         raise InputFileError(f"{particles} has no rlnClassNumber; run `tomoscribe clean` first.")
+    classes = pd.to_numeric(block["rlnClassNumber"], errors="coerce")
+    if classes.isna().any() or (classes != classes.round()).any():
+        raise InputFileError(f"{particles}: some rlnClassNumber values are not whole numbers.")
+    classes = classes.astype(int).reset_index(drop=True)
     drop = {int(c) for c in remove}
-    classes = table["class"].astype(int)
     unknown = drop - set(classes)
     if unknown:
         raise ParameterError(f"classes {sorted(unknown)} do not exist in {particles}.")
-    kept = table[~classes.isin(drop)].copy()
-    if len(kept) == 0:
+    keep = ~classes.isin(drop).to_numpy()
+    if not keep.any():
         raise ParameterError("removing these classes leaves no particle.")
-    write_particles(output, kept, recorded_voxel_size(table) or 1.0)
+    write_rows(particles, output, keep)
     write_provenance(
         output,
         "select",
         {"removed_classes": sorted(drop)},
         [particles],
-        extra={"n_kept": len(kept), "n_removed": len(table) - len(kept)},
+        extra={"n_kept": int(keep.sum()), "n_removed": int((~keep).sum())},
     )
-    return Selected(kept, len(table), tuple(sorted(drop)))
+    return Selected(int(keep.sum()), len(keep), tuple(sorted(drop)))
 
 
 def average_particle_file(
@@ -533,12 +557,19 @@ def average_particle_file(
 
     from ..io.provenance import tilt_range_for
 
+    check_subtomogram_files(particles)  # before the coordinates are read
     tilt = tilt_range_for([particles], tilt_range_deg)
     params = replace(params, tilt_range_deg=tilt.deg)
     stack, table, voxel = read_particle_set(particles)
     ref = None
     if reference is not None:
-        ref_volume = read_volume(reference)
+        try:
+            ref_volume = read_volume(reference)
+        except MissingVoxelSizeError as err:
+            raise InputFileError(
+                f"the reference {reference} records no voxel size; set it in its header "
+                f"(IMOD's alterheader, or mrcfile's voxel_size) to the particles' {voxel:g} Å."
+            ) from err
         if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
             raise ParameterError(
                 f"the reference has {ref_volume.pixel_size_A} Å voxels but the "

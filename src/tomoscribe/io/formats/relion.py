@@ -226,6 +226,7 @@ def read(
         ("size_voxels", "tomoscribeSizeVoxels"),
         ("tilt_min_deg", "tomoscribeTiltMinDeg"),
         ("tilt_max_deg", "tomoscribeTiltMaxDeg"),
+        ("image_crc32", "tomoscribeImageCrc32"),
     ):
         if name in block and column not in table:
             table[column] = pd.to_numeric(block[name], errors="coerce").to_numpy()
@@ -376,6 +377,8 @@ def write(
     ):
         if column in table:  # the tilt range (core/acquisition.py); RELION keeps it aside
             out[name] = pd.to_numeric(table[column], errors="coerce")
+    if "image_crc32" in table:  # what each subtomogram held when extracted (stackio.py)
+        out["tomoscribeImageCrc32"] = pd.to_numeric(table["image_crc32"], errors="coerce")
     if "half" in table:
         out["rlnRandomSubset"] = pd.to_numeric(table["half"], errors="coerce")
     if "class" in table:
@@ -395,12 +398,56 @@ def write(
     out["rlnDetectorPixelSize"] = float(voxel_size_A)
     out["rlnImagePixelSize"] = float(voxel_size_A)
     out = drop_incomplete(out)
-    for name in ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID", "tomoscribeSizeVoxels"):
+    whole = ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID", "tomoscribeSizeVoxels")
+    for name in (*whole, "tomoscribeImageCrc32"):
         if name in out:
-            out[name] = out[name].round().astype(int)
+            out[name] = out[name].round().astype(np.int64)
     with atomic_path(path) as tmp:
         starfile.write({"particles": out}, tmp, overwrite=True)
     return path
+
+
+def particle_block_key(blocks: dict, path: Path) -> str:
+    """The name of the particle loop among a STAR file's blocks (:func:`read_star_blocks`):
+    the first with coordinates (pixels or centred Å) or image names."""
+    for key, block in blocks.items():
+        if isinstance(block, pd.DataFrame) and (
+            {"rlnCoordinateX", "rlnCoordinateY"} <= set(block)
+            or set(_CENTRED[:2]) <= set(block)
+            or "rlnImageName" in block
+        ):
+            return key
+    raise InputFileError(f"{path} has no loop of particles (coordinates or image names).")
+
+
+def write_rows(source: Path, output: Path, keep, columns: dict | None = None) -> Path:
+    """A copy of the RELION STAR file ``source`` holding only its particle rows ``keep``
+    (bool, one per row in file order), with ``columns`` (name → one value per row of the
+    source) set: every other block, column and number as the source wrote it (a subset as
+    RELION's own selections are), ``rlnImageName`` files beside the source named from
+    ``output``'s folder.  Written atomically; returns ``output``."""
+    import starfile
+
+    source, output = Path(source), Path(output)
+    blocks = read_star_blocks(source)
+    key = particle_block_key(blocks, source)
+    block = blocks[key].reset_index(drop=True)
+    keep = np.asarray(keep, bool)
+    if keep.shape != (len(block),):
+        raise ValueError(f"{len(keep)} row choices for the {len(block)} particles of {source}")
+    for name, values in (columns or {}).items():
+        block[name] = np.asarray(values)
+    block = block[keep].reset_index(drop=True)
+    if "rlnImageName" in block:
+        here = output.resolve().parent
+        block["rlnImageName"] = [
+            _relative_image(_image_path(name, source), here)
+            for name in block["rlnImageName"].astype(str)
+        ]
+    blocks[key] = block
+    with atomic_path(output) as tmp:
+        starfile.write(blocks, tmp, overwrite=True)
+    return output
 
 
 def drop_incomplete(out: pd.DataFrame) -> pd.DataFrame:
