@@ -236,6 +236,17 @@ def test_bad_structure_inputs_exit_2(scene, tmp_path, capsys):
     )
     assert "larger than the tomogram" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+    # a box whose subtomograms would not fit on the disk either: still about the box
+    huge = [
+        "extract",
+        str(root / "tomo.mrc"),
+        str(tmp_path / "near.csv"),
+        "-o",
+        str(tmp_path / "p"),
+    ]
+    assert main([*huge, "--box", "5000", "--picked-voxel-size", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "larger than the tomogram (160 × 128 × 48 voxels)" in err and "GB" not in err
     few = pd.DataFrame({"x": [40.0, 60.0, 80.0], "y": [40.0] * 3, "z": [24.0] * 3})
     few.to_csv(tmp_path / "few.csv", index=False)
     assert (
@@ -360,3 +371,25 @@ def test_average_refuses_what_it_cannot_average_in_one_sentence(shared_data, tmp
     err = capsys.readouterr().err
     assert "records no voxel size" in err and "10 Å" in err and "--voxel-size" not in err
     assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_average_refuses_its_subtomograms_folder_and_a_negative_shift(scene, tmp_path, capsys):
+    root, _ = scene
+    if not (root / "picks.star").exists():
+        assert main(["pick", str(root / "labels.mrc"), "-f", "proteasome", "--min-size",
+                     "100", "--edge", "0", "-o", str(root / "picks.star")]) == 0  # fmt: skip
+    parts = tmp_path / "parts"
+    extract = ["extract", str(root / "tomo.mrc"), str(root / "picks.star"), "--box", "24"]
+    assert main([*extract, "-o", str(parts)]) == 0
+    star = str(tmp_path / "kept.star")  # a STAR elsewhere, naming the folder's files
+    rows = starfile.read(parts / "particles.star")
+    rows["rlnImageName"] = "parts/" + rows["rlnImageName"]
+    starfile.write({"particles": rows}, star)
+    before = sorted(p.name for p in parts.iterdir())
+    capsys.readouterr()
+    assert main(["average", star, "-o", str(parts), "--iterations", "0", "-q"]) == 2
+    assert "holds the input" in capsys.readouterr().err
+    assert sorted(p.name for p in parts.iterdir()) == before
+    assert main(["average", star, "-o", str(tmp_path / "a"), "--max-shift", "-5"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-shift must be zero or more" in err and not (tmp_path / "a").exists()

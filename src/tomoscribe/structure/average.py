@@ -53,6 +53,18 @@ class AverageParams:
     search_bin: int = 2
     seed: int = 0
 
+    def __post_init__(self):
+        for name in ("global_step_deg", "min_step_deg", "initial_lowpass_A"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(
+                    f"`{name}` must be positive, got {getattr(self, name)}.", parameter=name
+                )
+        if not self.max_shift_A >= 0:
+            raise ParameterError(
+                f"`max_shift_A` must be zero or more (Å), got {self.max_shift_A}.",
+                parameter="max_shift_A",
+            )
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -156,7 +168,7 @@ def refine_average(
 
     # 1. Initial reference.
     if reference is not None:
-        initial = torch.as_tensor(np.asarray(reference, np.float32), device=dev)
+        initial = torch.as_tensor(np.array(reference, np.float32), device=dev)  # a writable copy
         rotations = priors
         shifts = np.zeros((p, 3))
     else:

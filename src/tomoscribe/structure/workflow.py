@@ -363,6 +363,14 @@ def extract_from_files(
     if len(table) == 0:
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
+    # skipped boxes cross no face, so none fits; padded ones may be thicker than the slab
+    if box > (min(volume.shape) if edge == "skip" else max(volume.shape)):
+        nz, ny, nx = volume.shape
+        raise ParameterError(
+            f"a box of {box} voxels is larger than the tomogram ({nx} × {ny} × {nz} "
+            "voxels); choose a smaller `box`.",
+            parameter="box",
+        )
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
     stack, kept = extract_subtomograms(volume, table, box, edge, invert)
@@ -561,6 +569,8 @@ def average_particle_file(
     tilt = tilt_range_for([particles], tilt_range_deg)
     params = replace(params, tilt_range_deg=tilt.deg)
     stack, table, voxel = read_particle_set(particles)
+    inputs = [particles, *(Path(name.rpartition("@")[2]) for name in table["image_name"])]
+    check_output_folder(out_dir, inputs, overwrite=overwrite)  # not among its subtomograms
     ref = None
     if reference is not None:
         try:
@@ -584,7 +594,7 @@ def average_particle_file(
     result = refine_average(
         stack, voxel, params, ref, priors, device=str(resolve_device(device)), say=say
     )
-    with output_folder(out_dir, overwrite, [particles]) as staging:
+    with output_folder(out_dir, overwrite, inputs) as staging:
         write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
     return result | {"n_particles": len(table), "tilt": tilt}
 
