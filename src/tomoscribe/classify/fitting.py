@@ -22,6 +22,7 @@ from ..nets.training import (
     initialise,
     make_optimiser,
     optimiser_step,
+    recompute_batch_norm,
     run_epochs,
     seeded_generator,
     shuffled_batches,
@@ -99,6 +100,7 @@ def fit_dense(
 
     start = time.perf_counter()
     history = run_epochs(epochs, one_epoch, show_progress=show_progress)
+    recompute_batch_norm(network, pairs[:, :1], batch_size, dev)  # unaugmented inputs
     network.cpu().eval()
     return {"history": history, "seconds": time.perf_counter() - start, "device": dev.type}
 

@@ -32,6 +32,7 @@ from ..nets.training import (
     initialise,
     make_optimiser,
     optimiser_step,
+    recompute_batch_norm,
     run_epochs,
     seeded_generator,
     shuffled_batches,
@@ -219,11 +220,13 @@ def train_classifier(
 
     start = time.perf_counter()
     history = run_epochs(params.epochs, one_epoch, show_progress=show_progress)
-    network.eval()
+    recompute_batch_norm(network, x_all, params.batch_size, dev)
     record = {
         "training": {
             "params": {**asdict(params), "learning_rate": params.rate_for(arch)},
             "history": history,
+            # the saved network (inference mode) on its own training subtomograms
+            "train_accuracy": _accuracy(network, x_all, y_all, params.batch_size, dev),
             "seconds": time.perf_counter() - start,
             "examples": int(len(data)),
             "per_class": counts.tolist(),
@@ -231,6 +234,16 @@ def train_classifier(
         }
     }
     return Classifier(network.cpu(), arch, box, float(voxel_size_A), list(class_names), record)
+
+
+def _accuracy(network, x_all: torch.Tensor, y_all: torch.Tensor, batch_size: int, dev) -> float:
+    """Fraction of ``x_all`` the network (in eval mode) labels ``y_all``."""
+    correct = 0
+    with torch.no_grad():
+        for b0 in range(0, len(x_all), batch_size):
+            scores = network(x_all[b0 : b0 + batch_size].to(dev))
+            correct += int((scores.argmax(1).cpu() == y_all[b0 : b0 + batch_size]).sum())
+    return correct / max(1, len(x_all))
 
 
 def _optimiser_of(network, arch: str, params: ClassifierParams, n_examples: int):

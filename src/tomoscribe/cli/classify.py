@@ -87,10 +87,11 @@ def train(
         dataset, output, arch, params, test_fraction, device=device, show_progress=not quiet
     )
     names, scores = trained.classifier.class_names, trained.test
-    last = trained.classifier.metadata["training"]["history"][-1]
+    record = trained.classifier.metadata["training"]
+    train_accuracy = record.get("train_accuracy", record["history"][-1]["train_accuracy"])
     typer.echo(
         f"wrote {output}: {arch}, {len(names)} classes, train accuracy "
-        f"{last['train_accuracy']:.3f}"
+        f"{train_accuracy:.3f}"
         + (f", test accuracy {scores['accuracy']:.3f} on {trained.n_test}" if scores else "")
     )
 
