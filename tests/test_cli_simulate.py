@@ -5,6 +5,7 @@ import starfile
 from conftest import entries
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume
+from tomoscribe.io.particles import read_particles
 from tomoscribe.simulate.subtomograms import load_dataset
 
 
@@ -43,6 +44,15 @@ def test_simulate_cell_writes_a_consistent_set(tmp_path):
     # most particle centres lie on voxels labelled as their class (hollow ones may not)
     hits = labels.load(np.uint8)[z, y, x] == particles["rlnClassNumber"].to_numpy()
     assert hits.mean() >= 0.8
+    # the particle file says what its coordinates are in and the tilt range, as read by
+    # the particle readers (RELION 3's detector pixel size / magnification too)
+    table = read_particles(tmp_path / "particles.star")
+    assert table["voxel_size_A"].iloc[0] == pytest.approx(10.0)
+    assert (table["tilt_min_deg"].iloc[0], table["tilt_max_deg"].iloc[0]) == (
+        angles.min(),
+        angles.max(),
+    )
+    assert (particles["rlnDetectorPixelSize"] * 1e4 / particles["rlnMagnification"] == 10.0).all()
 
 
 def test_simulate_subtomograms_and_structure(tmp_path, shared_data):

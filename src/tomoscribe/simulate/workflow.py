@@ -103,9 +103,15 @@ def simulate_cell_files(
         tmp.write_text("".join(f"{a:.2f}\n" for a in imaged["angles_deg"]))
     class_ids = {str(v): k for k, v in CELL_CLASS_IDS.items()}
     class_ids.update({str(TEMPLATE_CLASS_BASE + i): n for i, n in enumerate(params.templates_uM)})
-    write_truth_particles(out_dir / "particles.star", particles, params.voxel_size_A, "tomogram")
     angles = imaged["angles_deg"]
     acquisition = Acquisition((min(angles), max(angles)), params.voxel_size_A, "tomogram")
+    write_truth_particles(
+        out_dir / "particles.star",
+        particles,
+        params.voxel_size_A,
+        "tomogram",
+        (min(angles), max(angles)),
+    )
     record = {
         "cell": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.__dict__.items()},
         "imaging": imaging.as_dict(),
@@ -176,10 +182,15 @@ def particle_stack_files(
 
 
 def write_truth_particles(
-    path: Path, particles: pd.DataFrame, voxel_size_A: float, tomo_name: str
+    path: Path,
+    particles: pd.DataFrame,
+    voxel_size_A: float,
+    tomo_name: str,
+    tilt_range_deg: tuple[float, float],
 ) -> None:
-    """The simulator's particle table as a RELION STAR file (coordinates in voxels),
-    with its class names and instance ids."""
+    """The simulator's particle table as a RELION STAR file (coordinates in voxels of
+    ``voxel_size_A``, recorded as tomoscribe's particle files record it), with its class
+    names, instance ids and the tilt range (degrees) of the tilt series."""
     import starfile
 
     table = pd.DataFrame(
@@ -194,6 +205,11 @@ def write_truth_particles(
             "rlnClassNumber": particles["class_id"],
             "tsClassName": particles["class"],
             "tsInstance": particles["instance"],
+            "tomoscribeTiltMinDeg": float(tilt_range_deg[0]),
+            "tomoscribeTiltMaxDeg": float(tilt_range_deg[1]),
+            "rlnMagnification": 10000.0,
+            "rlnDetectorPixelSize": float(voxel_size_A),
+            "rlnImagePixelSize": float(voxel_size_A),
         }
     )
     with atomic_path(path) as tmp:
