@@ -37,10 +37,18 @@ def test_dataset_layout_and_round_trip(tmp_path):
     np.testing.assert_array_equal(data["labels"], [0, 0, 0, 1, 1, 1, 2, 2, 2])
     back = Rotation.from_euler("ZYZ", data["euler_zyz_deg"], degrees=True).as_matrix()
     np.testing.assert_allclose(back, data["rotations"], atol=1e-6)
+    # RELION's rot, tilt, psi (eulerangles: zyz intrinsic, passive) of the same rotations
+    from eulerangles import euler2matrix
+
+    relion = euler2matrix(
+        data["angles_relion_deg"], axes="zyz", intrinsic=True, right_handed_rotation=True
+    )
+    np.testing.assert_allclose(np.transpose(relion, (0, 2, 1)), data["rotations"], atol=1e-6)
     save_dataset(tmp_path / "d.zarr", data)
     loaded = load_dataset(tmp_path / "d.zarr")
     np.testing.assert_array_equal(loaded["volumes"][...], data["volumes"])
     assert loaded["class_names"] == data["class_names"]
+    np.testing.assert_array_equal(loaded["angles_relion_deg"][...], data["angles_relion_deg"])
     assert loaded["params"]["voxel_size_A"] == 9.2
 
 

@@ -34,6 +34,7 @@ import scipy.ndimage
 from scipy.spatial.transform import Rotation
 
 from ..core.acquisition import Acquisition
+from ..core.rotations import to_euler
 from ..errors import InputFileError, ParameterError
 from ..outputs import atomic_path
 from .imaging import ImagingParams, noiseless_tilt_series
@@ -212,7 +213,11 @@ def simulate_subtomograms(
     Returns
     -------
     dict with ``volumes`` float32 (N, box, box, box), ``labels`` int (N,),
-    ``class_names`` list, ``rotations`` (N, 3, 3), ``euler_zyz_deg`` (N, 3),
+    ``class_names`` list, ``rotations`` (N, 3, 3: reference → particle, acting on
+    (x, y, z)), ``euler_zyz_deg`` (N, 3: scipy's intrinsic ZYZ angles of those
+    rotations, ``Rotation.from_matrix(r).as_euler("ZYZ")``, which are *not* RELION's),
+    ``angles_relion_deg`` (N, 3: RELION's rot, tilt, psi of the same rotations, as
+    ``simulate cell``'s particles.star and ``core.rotations.to_euler`` give them),
     ``shifts_zyx`` (N, 3) voxels, ``noise_sigma`` (N,), ``params``, and with
     ``crowded_neighbours`` > 0 also ``centre_masks`` uint8 (N, box, box, box): the
     voxels of the centre particle (its density above 10% of its maximum).
@@ -268,6 +273,7 @@ def simulate_subtomograms(
         "class_names": class_names,
         "rotations": rot,
         "euler_zyz_deg": Rotation.from_matrix(rot).as_euler("ZYZ", degrees=True),
+        "angles_relion_deg": to_euler(Rotation.from_matrix(rot)).reshape(-1, 3),
         "shifts_zyx": np.array(shifts),
         "noise_sigma": np.array(sigmas),
         "params": asdict(params),
@@ -285,6 +291,7 @@ def save_dataset(path: str | os.PathLike, dataset: dict) -> Path:
             "labels",
             "rotations",
             "euler_zyz_deg",
+            "angles_relion_deg",
             "shifts_zyx",
             "noise_sigma",
             "centre_masks",
@@ -328,6 +335,7 @@ def load_dataset(path: str | os.PathLike) -> dict:
                 "labels",
                 "rotations",
                 "euler_zyz_deg",
+                "angles_relion_deg",
                 "shifts_zyx",
                 "noise_sigma",
                 "centre_masks",
