@@ -42,7 +42,13 @@ from tomoscribe.spa.network import (
     train_pair,
     turned_copies,
 )
-from tomoscribe.spa.picking import load_picker, pick_micrograph, refine_peaks, save_picker
+from tomoscribe.spa.picking import (
+    crowded,
+    load_picker,
+    pick_micrograph,
+    refine_peaks,
+    save_picker,
+)
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_micrograph, summarise
 from tomoscribe.spa.trainset import build_trainset, cut_exact_patches, read_box_sets
@@ -332,6 +338,29 @@ def test_refined_picks_sit_on_the_top_of_the_networks_spot(centre):
     assert border[0, 0] == nodes[0] and abs(border[0, 1] - y0) < 0.01
     flat = refine_peaks(np.full((16, 16), 0.5), node)
     assert np.array_equal(flat, node)
+
+
+def test_a_pick_with_a_particle_like_neighbour_is_crowded():
+    # network 1's spots on its grid (shrink 3: node j at full-resolution (4j + 2)·3 − ½,
+    # 12 px apart); box 54, so ¾ box = 40.5 px and a quarter box 13.5 px
+    shrink, box = 3, 54
+    coarse = np.zeros((40, 40), np.float32)
+
+    def spot(col, row):
+        coarse[row, col] = 0.9
+        return np.array([(4 * col + 2) * shrink - 0.5, (4 * row + 2) * shrink - 0.5])
+
+    near = spot(5, 5)
+    spot(5, 8)  # 36 px from `near`
+    far = spot(20, 20)
+    spot(24, 20)  # 48 px from `far`
+    alone = spot(30, 30) + [2.0, -3.0]  # its own spot, 3.6 px off, never counts
+    picks = np.array([near, far, alone])
+    assert crowded(coarse, picks, shrink, box, 0.75 * box).tolist() == [True, False, False]
+    assert crowded(coarse, picks, shrink, box, 60).tolist() == [True, True, False]
+    assert not crowded(coarse, picks, shrink, box, 0).any()  # 0: every pick kept
+    coarse[coarse > 0] = 0.4  # below one half: not particle-like
+    assert not crowded(coarse, picks, shrink, box, 60).any()
 
 
 def test_held_out_threshold_separates_and_splits_sets():

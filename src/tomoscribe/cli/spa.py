@@ -101,12 +101,20 @@ def pick(
     edge: float = typer.Option(
         None, "--edge", help="Pixels kept free at the edges (default half a box)."
     ),
+    isolation: float = typer.Option(
+        None,
+        "--isolation",
+        help="Pixels: a pick with another particle nearer is left out as part of an "
+        "aggregate (default three quarters of a box; 0 keeps every pick).",
+    ),
     pixel_size: float = PixelSize,
 ) -> None:
     """Pick particles with both networks; score per pick."""
     from ..spa.workflow import pick_files
 
-    picks = pick_files(picker, micrographs, out_dir, threshold, min_distance, edge, pixel_size)
+    picks = pick_files(
+        picker, micrographs, out_dir, threshold, min_distance, edge, pixel_size, isolation
+    )
     _report_picks(out_dir, picks, micrographs)
 
 

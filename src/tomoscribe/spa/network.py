@@ -67,7 +67,13 @@ class PickerPair(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Score (geometric mean of the two probabilities) at ¼ sampling: (b, 1, h/4, w/4)."""
-        return torch.sqrt(torch.sigmoid(self.background(images)) * torch.sigmoid(self.bad(images)))
+        particle, not_bad = self.probabilities(images)
+        return torch.sqrt(particle * not_bad)
+
+    def probabilities(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network 1's probability of a particle (against background) and network 2's
+        of a good particle (against contamination and aggregates), at ¼ sampling."""
+        return torch.sigmoid(self.background(images)), torch.sigmoid(self.bad(images))
 
 
 def augment(

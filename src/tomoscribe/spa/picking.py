@@ -9,6 +9,15 @@ minimum distance apart and away from the edges, each with its score.  Each pick 
 moved to the top of a Gaussian through the networks' own samples around it
 (:func:`refine_peaks`; the bilinear map's maxima sit on the networks' grid, 4 shrunk
 pixels apart).  Coordinates go back to full-resolution pixels.
+
+Crowded picks are then dropped (:func:`crowded`): a pick with another particle-like
+spot (a local maximum of network 1's probability, ≥ 0.5) farther than a quarter box
+and nearer than ``isolation_px`` (default three quarters of a box, about 1.1 particle
+diameters for a box 1.5 diameters wide) is a member of an aggregate, or of particles
+touching, which the slides' good set excludes.  Network 2 answers low on most members
+of an aggregate but not all; the neighbours network 1 still sees give the rest away.
+On the benchmark (4 seeds, 21 held-out micrographs each) aggregates left unpicked rose
+from 0.84–0.97 to 0.91–0.98 and precision by 0.003–0.013, recall fell by ≤ 0.007.
 """
 
 from __future__ import annotations
@@ -33,10 +42,46 @@ VERSION = 2
 def network_scores(pair: PickerPair, image_small: np.ndarray) -> np.ndarray:
     """The combined score (0–1) on the networks' own grid, a quarter of the shrunk
     sampling (node j at shrunk pixel 4j + 1.5): float32 (⌈h/4⌉, ⌈w/4⌉)."""
+    particle, not_bad = network_probabilities(pair, image_small)
+    return np.sqrt(particle * not_bad)
+
+
+def network_probabilities(pair: PickerPair, image_small: np.ndarray):
+    """Network 1's and network 2's probabilities on their own grid (see
+    :func:`network_scores`): two float32 arrays (⌈h/4⌉, ⌈w/4⌉)."""
     h, w = image_small.shape
     padded = np.pad(image_small, ((0, -h % 4), (0, -w % 4)), mode="reflect")
     with torch.inference_mode():
-        return pair(torch.as_tensor(padded)[None, None])[0, 0].numpy()
+        particle, not_bad = pair.probabilities(torch.as_tensor(padded)[None, None])
+    return particle[0, 0].numpy(), not_bad[0, 0].numpy()
+
+
+def crowded(
+    particle_coarse: np.ndarray, xy_full: np.ndarray, shrink: int, box_px: float, isolation_px
+) -> np.ndarray:
+    """Which picks (full-resolution x, y; (n, 2)) have a particle-like spot of network
+    1 (``particle_coarse``, its probability on the networks' grid: local maxima ≥ 0.5,
+    a quarter box apart) farther than a quarter box and nearer than ``isolation_px``
+    full-resolution pixels: bool (n,)."""
+    from scipy.spatial import cKDTree
+    from skimage.feature import peak_local_max
+
+    if not len(xy_full) or not isolation_px > box_px / 4:
+        return np.zeros(len(xy_full), bool)
+    spacing = max(1, int(box_px / 4 / shrink / 4))
+    spots = peak_local_max(
+        particle_coarse, min_distance=spacing, threshold_abs=0.5, exclude_border=False
+    )
+    if not len(spots):
+        return np.zeros(len(xy_full), bool)
+    spots_full = to_full(spots[:, ::-1] * 4 + 1.5, shrink)
+    near = cKDTree(spots_full).query_ball_point(np.asarray(xy_full, float), isolation_px)
+    return np.array(
+        [
+            bool(np.any(np.hypot(*(spots_full[ids] - xy).T) > box_px / 4)) if ids else False
+            for xy, ids in zip(np.asarray(xy_full, float), near)
+        ]
+    )
 
 
 def score_map(pair: PickerPair, image_small: np.ndarray, coarse: np.ndarray | None = None):
@@ -118,11 +163,14 @@ def pick_micrograph(
     threshold: float | None = None,
     min_distance_px: float | None = None,
     edge_px: float | None = None,
+    isolation_px: float | None = None,
 ) -> pd.DataFrame:
     """Picks on one full-resolution micrograph: ``micrograph``, ``x``, ``y``, ``score``.
 
-    ``min_distance_px`` (default half a box) and ``edge_px`` (default half a box: every
-    pick's box lies inside the micrograph) are full-resolution pixels.  ``threshold``
+    ``min_distance_px`` (default half a box), ``edge_px`` (default half a box: every
+    pick's box lies inside the micrograph) and ``isolation_px`` (default three quarters
+    of a box; a quarter box or less keeps crowded picks, see :func:`crowded`) are
+    full-resolution pixels.  ``threshold``
     on the combined score defaults to the picker's (``record["threshold"]``, chosen on
     held-out boxes; else the network module's ``DEFAULT_THRESHOLD``).
     """
@@ -132,7 +180,11 @@ def pick_micrograph(
         raise ParameterError(
             f"`threshold` must lie in [0, 1], got {threshold}.", parameter="threshold"
         )
-    for value, parameter in ((min_distance_px, "min_distance_px"), (edge_px, "edge_px")):
+    for value, parameter in (
+        (min_distance_px, "min_distance_px"),
+        (edge_px, "edge_px"),
+        (isolation_px, "isolation_px"),
+    ):
         if value is not None and not value >= 0:
             raise ParameterError(
                 f"`{parameter}` must be zero or more pixels, got {value}.", parameter=parameter
@@ -140,8 +192,10 @@ def pick_micrograph(
     shrink, box = int(record["shrink"]), int(record["box_px"])
     min_distance_px = box / 2 if min_distance_px is None else min_distance_px
     edge_px = box / 2 if edge_px is None else edge_px
+    isolation_px = 0.75 * box if isolation_px is None else isolation_px
     small = shrink_and_normalise(image, shrink)
-    coarse = network_scores(pair, small)
+    particle, not_bad = network_probabilities(pair, small)
+    coarse = np.sqrt(particle * not_bad)
     scores = score_map(pair, small, coarse)
     edge_small = (edge_px + 0.5) / shrink - 0.5
     xy, values = peaks(scores, threshold, min_distance_px / shrink, edge_small)
@@ -151,6 +205,8 @@ def pick_micrograph(
         xy[:, 0] = np.clip(xy[:, 0], edge_small, w - 1 - edge_small)
         xy[:, 1] = np.clip(xy[:, 1], edge_small, h - 1 - edge_small)
     full = to_full(xy, shrink) if len(xy) else np.zeros((0, 2))
+    alone = ~crowded(particle, full, shrink, box, isolation_px)
+    full, values = full[alone], values[alone]
     return pd.DataFrame(
         {"micrograph": name, "x": full[:, 0], "y": full[:, 1], "score": values.astype(float)}
     )

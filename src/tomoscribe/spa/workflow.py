@@ -136,11 +136,14 @@ def pick_files(
     min_distance: float | None = None,
     edge: float | None = None,
     pixel_size_A: float | None = None,
+    isolation: float | None = None,
 ) -> pd.DataFrame:
     """Pick particles on micrographs with a picker file (both networks; a score per
     pick) into the picks folder ``out_dir``, where the combined score reaches
     ``threshold`` (default: the one the picker recorded, chosen on held-out boxes).
-    ``min_distance`` and ``edge`` in pixels (default half a box).  Returns the picks.
+    ``min_distance`` and ``edge`` in pixels (default half a box); ``isolation`` in
+    pixels (default three quarters of a box): picks with another particle nearer are
+    left out (:func:`tomoscribe.spa.picking.crowded`).  Returns the picks.
 
     Raises
     ------
@@ -159,7 +162,7 @@ def pick_files(
         )
     check_fits(images, int(record["box_px"]))
     tables = [
-        pick_micrograph(pair, image, name, record, threshold, min_distance, edge)
+        pick_micrograph(pair, image, name, record, threshold, min_distance, edge, isolation)
         for name, image in images.items()
     ]
     picks = pd.concat(tables, ignore_index=True)
@@ -169,7 +172,11 @@ def pick_files(
         micrographs,
         int(record["box_px"]),
         "auto_cnn",
-        {"threshold": threshold, "picker": str(picker)},
+        {
+            "threshold": threshold,
+            "picker": str(picker),
+            "isolation_px": 0.75 * int(record["box_px"]) if isolation is None else isolation,
+        },
     )
     return picks
 
