@@ -1,10 +1,12 @@
 """``tomoscribe convert`` between particle formats, checked against the source file."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tomoscribe.cli.app import main
 from tomoscribe.core.rotations import angular_distance_deg, from_euler
+from tomoscribe.errors import InputFileError, OutputError
 from tomoscribe.io.particles import read_particles
 
 
@@ -112,3 +114,26 @@ def test_dynamo_table_map_keeps_tomogram_names(shared_data, tmp_path, capsys):
     assert "r.doc" in capsys.readouterr().err
     assert not (tmp_path / "r.tbl").exists()
     assert (tmp_path / "r.doc").read_text() == "1 /data/tomo_a.mrc\n"
+
+
+def test_dynamo_table_map_is_read_row_for_row_and_a_stale_one_removed(tmp_path, capsys):
+    """A table written again without names leaves no earlier map of tomoscribe's to rename
+    (or, through dynamotable's inner merge, drop) its rows; a user's map lacking a
+    number is refused; rows keep their order with interleaved tomograms."""
+    from tomoscribe.io.particles import write_particles
+
+    table = pd.DataFrame({"x": [1.0, 2, 3, 4], "y": 5.0, "z": 6.0})
+    table["tomo_name"] = ["TS_02", "TS_01", "TS_02", "TS_01.5"]
+    write_particles(tmp_path / "a.tbl", table, 10.0)
+    back = read_particles(tmp_path / "a.tbl")
+    assert list(back["tomo_name"]) == list(table["tomo_name"]) and list(back["x"]) == [1, 2, 3, 4]
+    write_particles(tmp_path / "a.tbl", table.drop(columns="tomo_name"), 10.0)
+    assert not (tmp_path / "a.doc").exists() and len(read_particles(tmp_path / "a.tbl")) == 4
+    write_particles(tmp_path / "b.tbl", table, 10.0)
+    (tmp_path / "b.doc").write_text("1 /data/TS_02.mrc\n2 /data/TS_01.ccp4\n")  # the user's
+    with pytest.raises(InputFileError, match="names no tomogram 3"):
+        read_particles(tmp_path / "b.tbl")
+    (tmp_path / "b.doc").write_text("1 /data/TS_02.mrc\n2 /data/TS_01.ccp4\n3 TS_01.5\n")
+    assert list(read_particles(tmp_path / "b.tbl")["tomo_name"]) == list(table["tomo_name"])
+    with pytest.raises(OutputError, match="b.doc"):  # the user's map is not replaced
+        write_particles(tmp_path / "b.tbl", table.drop(columns="tomo_name"), 10.0)

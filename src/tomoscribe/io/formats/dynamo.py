@@ -2,7 +2,8 @@
 
 Columns used: ``x, y, z`` (pixels) plus the shifts ``dx, dy, dz`` (the particle is at
 x + dx …), ``tdrot, tilt, narot`` (degrees), ``cc`` (score), ``tomo`` (an integer;
-names come from a Dynamo table map ``NAME.doc`` beside the table when present, and a
+names come from a Dynamo table map ``NAME.doc`` beside the table when present: a path's
+file name less its suffix, a bare name whole, every number of the table in the map; and a
 table written from particles of named tomograms gets one: ``N name`` per line, the
 names as tomoscribe holds them, which Dynamo users point at their tomogram files), and
 the missing wedge ``ftype`` 1 (a single tilt axis, y) with ``ymintilt, ymaxtilt``
@@ -29,8 +30,9 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from ...core.rotations import from_euler, to_euler
-from ...errors import InputFileError, ParameterError
+from ...errors import InputFileError, OutputError, ParameterError
 from ...outputs import atomic_path
+from ...ownership import forget, is_ours
 from .registry import ParticleFormat
 
 
@@ -52,11 +54,13 @@ def read(path: Path, **_) -> pd.DataFrame:
     """Positions (x + dx …), orientations, scores and tomogram numbers or names."""
     import dynamotable
 
-    doc = path.with_suffix(".doc")
+    doc = table_map_path(path)
     try:
-        raw = dynamotable.read(str(path), str(doc) if doc.is_file() else None)
+        raw = dynamotable.read(str(path))  # the map is applied below, keeping every row
     except Exception as err:  # pandas parser errors, wrong column counts
         raise InputFileError(f"{path} is not a readable Dynamo table ({err}).") from err
+    if doc.is_file() and "tomo" in raw:
+        raw["tomo_file"] = _mapped(raw["tomo"], _read_table_map(doc), path, doc)
     needed = ["x", "y", "z", "dx", "dy", "dz", "tdrot", "tilt", "narot"]
     if not set(needed) <= set(raw.columns):
         raise InputFileError(
@@ -85,13 +89,44 @@ def read(path: Path, **_) -> pd.DataFrame:
     return table
 
 
-_VOLUME_SUFFIXES = (".mrc", ".rec", ".st", ".map", ".em", ".zarr", ".tif", ".tiff")
+def _read_table_map(doc: Path) -> dict[int, str]:
+    """A Dynamo table map: tomogram number → the entry (a file name), one per line."""
+    entries = {}
+    for number, line in enumerate(doc.read_text(errors="replace").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            entries[int(fields[0])] = fields[1]
+        except ValueError:
+            raise InputFileError(
+                f"{doc}: line {number} is not a tomogram number and a file name."
+            ) from None
+    return entries
+
+
+def _mapped(numbers: pd.Series, entries: dict[int, str], path: Path, doc: Path) -> list[str]:
+    """Each row's table map entry, in the table's order; a number the map lacks is refused."""
+    numbers = pd.to_numeric(numbers, errors="coerce")
+    missing = sorted({int(n) for n in numbers.dropna() if int(n) not in entries})
+    if missing or numbers.isna().any():
+        raise InputFileError(
+            f"{doc} names no tomogram {missing[0] if missing else '(none given)'} that "
+            f"{path} uses; complete the table map or move it away."
+        )
+    return [entries[int(n)] for n in numbers]
 
 
 def _tomogram_name(table_map_entry: str) -> str:
-    """The tomogram name of a table map's entry: a volume file's stem, else the entry."""
+    """The tomogram name of a table map's entry: a path's file name less its known
+    suffix (:func:`tomoscribe.io.particles.tomogram_stem`), a bare name (as tomoscribe
+    writes them) whole."""
+    from ..particles import tomogram_stem
+
     entry = Path(table_map_entry)
-    return entry.stem if entry.suffix.lower() in _VOLUME_SUFFIXES else entry.name
+    return tomogram_stem(entry.name) if len(entry.parts) > 1 else table_map_entry
 
 
 def table_map_path(path: Path) -> Path:
@@ -124,6 +159,12 @@ def write(path: Path, table: pd.DataFrame, **_) -> Path:
         frame["ymintilt"] = table["tilt_min_deg"].astype(float)
         frame["ymaxtilt"] = table["tilt_max_deg"].astype(float)
     names = None
+    stale = table_map_path(path)
+    if "tomo_name" not in table and stale.exists():  # an earlier run's map would rename
+        if not is_ours(stale):
+            raise OutputError(
+                f"{stale} would be read as this table's tomogram names; move it away."
+            )
     if "tomo_name" in table:
         codes, names = pd.factorize(table["tomo_name"].astype(str))
         frame["tomo"] = codes + 1
@@ -138,6 +179,9 @@ def write(path: Path, table: pd.DataFrame, **_) -> Path:
         target = tmp.with_name(tmp.name + ".tbl")  # dynamotable insists on the suffix
         dynamotable.write(frame, str(target))
         target.rename(tmp)
+    if names is None and stale.exists() and is_ours(stale):
+        stale.unlink()  # tomoscribe's map of an earlier table of this name
+        forget([stale])
     if names is not None:
         with atomic_path(table_map_path(path)) as tmp:
             tmp.write_text("".join(f"{i} {name}\n" for i, name in enumerate(names, 1)))
