@@ -306,12 +306,33 @@ def test_select_keeps_rows_as_written_and_a_reextracted_folder_is_refused(scene,
     kept = str(tmp_path / "k.star")
     for command in (
         ["clean", kept, "-k", "2", "-o", str(tmp_path / "c.star")],
+        # beside the new projections, as many rows: still the old particles' rows
+        ["clean", str(parts / "two.star"), "-k", "2", "-o", str(tmp_path / "c.star")],
         ["average", kept, "-o", str(tmp_path / "avg"), "-q"],
     ):
         assert main(command) == 2
         err = capsys.readouterr().err
         assert "no longer holds the particle of row" in err and err.count("\n") == 1
     assert not (tmp_path / "c.star").exists() and not (tmp_path / "avg").exists()
+
+
+def test_write_rows_keeps_names_and_numbers_and_select_writes_star(tmp_path, capsys):
+    from tomoscribe.io.formats.relion import write_rows
+
+    source = tmp_path / "in.star"
+    source.write_text(
+        "data_particles\n\nloop_\n_rlnTomoName #1\n_rlnCoordinateX #2\n"
+        "_rlnCoordinateY #3\n_rlnAutopickFigureOfMerit #4\n_rlnClassNumber #5\n"
+        "001 10.5 20.25 0.0000012345 1\n002 11.5 21.25 1e-9 2\n"
+    )
+    write_rows(source, tmp_path / "out.star", np.array([True, True]))
+    back = starfile.read(tmp_path / "out.star", parse_as_string=["rlnTomoName"])
+    assert list(back["rlnTomoName"]) == ["001", "002"]
+    assert back["rlnAutopickFigureOfMerit"].tolist() == pytest.approx([1.2345e-6, 1e-9], rel=1e-9)
+    assert main(["select", str(source), "--remove", "2", "-o", str(tmp_path / "k.csv")]) == 2
+    assert ".star" in capsys.readouterr().err and not (tmp_path / "k.csv").exists()
+    assert main(["select", str(tmp_path / "nope.star"), "--remove", "2", "-o", "k.star"]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_select_on_relion5_class3d_keeps_every_block_and_column(shared_data, tmp_path):

@@ -417,17 +417,21 @@ def clean_particle_file(
     ``rlnClassNumber`` to ``output``, class averages (``STEM_classes.mrcs``) and a
     gallery (``STEM_classes.png``) beside it, and the provenance record."""
     from ..io.formats.relion import write_rows
+    from ..ownership import is_ours
     from .classes2d import classify_images
 
+    _check_star_in_and_out(particles, output, "clean")
     table = read_particles(particles)
     beside = particles.parent / "projections.mrcs"
-    projections = read_projections(particles) if beside.is_file() else None
+    # the projections are the rows' only when both came from one extract, unchanged
+    together = beside.is_file() and is_ours(particles) and is_ours(beside)
+    projections = read_projections(particles) if together else None
     voxel = recorded_voxel_size(table)
     if projections is None or len(projections) != len(table):
         # A selection or a STAR elsewhere: project the subtomograms it lists.
         stack, table, stack_voxel = read_particle_set(particles)
         projections = stack.sum(axis=1)
-        voxel = voxel or (stack_voxel if stack_voxel and stack_voxel > 0 else None)
+        voxel = stack_voxel  # the subtomograms' own (else the STAR's): read_particle_set
     if not voxel:
         raise InputFileError(
             f"neither {particles} nor its subtomograms record a voxel size; set it in "
@@ -492,6 +496,18 @@ class Selected:
     removed: tuple[int, ...]
 
 
+def _check_star_in_and_out(particles: Path, output: Path, step: str) -> None:
+    """``clean`` and ``select`` read a STAR file's rows and write them to a STAR file."""
+    if not particles.is_file():
+        raise InputFileError(f"{particles} does not exist; check the path.")
+    if particles.suffix.lower() != ".star":
+        raise InputFileError(f"{particles} is not a STAR file; {step} reads particle STAR files.")
+    if output.suffix.lower() != ".star":
+        raise ParameterError(
+            f"{step} writes a STAR file (the input's rows); give an output ending in .star."
+        )
+
+
 def select_classes_of_file(
     particles: Path, output: Path, remove: set[int] | list[int], overwrite: bool = True
 ) -> Selected:
@@ -511,9 +527,8 @@ def select_classes_of_file(
     from ..io.formats.relion import particle_block_key, read_star_blocks, write_rows
 
     particles, output = Path(particles), Path(output)
+    _check_star_in_and_out(particles, output, "select")
     check_writable(output, overwrite)
-    if particles.suffix.lower() != ".star":
-        raise InputFileError(f"{particles} is not a STAR file; classes are chosen from one.")
     blocks = read_star_blocks(particles)
     block = blocks[particle_block_key(blocks, particles)]
     if "rlnClassNumber" not in block:

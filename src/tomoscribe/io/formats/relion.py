@@ -47,7 +47,7 @@ import pandas as pd
 
 from ...core.rotations import from_euler, to_euler
 from ...errors import InputFileError, ParameterError
-from ...outputs import atomic_path
+from ...outputs import atomic_path, check_outputs
 from .registry import ParticleFormat
 
 _ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
@@ -409,13 +409,14 @@ def write(
 
 def particle_block_key(blocks: dict, path: Path) -> str:
     """The name of the particle loop among a STAR file's blocks (:func:`read_star_blocks`):
-    the first with coordinates (pixels or centred Å) or image names."""
-    for key, block in blocks.items():
-        if isinstance(block, pd.DataFrame) and (
-            {"rlnCoordinateX", "rlnCoordinateY"} <= set(block)
-            or set(_CENTRED[:2]) <= set(block)
-            or "rlnImageName" in block
-        ):
+    the first with coordinates (pixels or centred Å, the loop :func:`read` reads), else
+    the first with image names."""
+    loops = [(k, b) for k, b in blocks.items() if isinstance(b, pd.DataFrame)]
+    for key, block in loops:
+        if {"rlnCoordinateX", "rlnCoordinateY"} <= set(block) or set(_CENTRED[:2]) <= set(block):
+            return key
+    for key, block in loops:
+        if "rlnImageName" in block:
             return key
     raise InputFileError(f"{path} has no loop of particles (coordinates or image names).")
 
@@ -423,13 +424,22 @@ def particle_block_key(blocks: dict, path: Path) -> str:
 def write_rows(source: Path, output: Path, keep, columns: dict | None = None) -> Path:
     """A copy of the RELION STAR file ``source`` holding only its particle rows ``keep``
     (bool, one per row in file order), with ``columns`` (name → one value per row of the
-    source) set: every other block, column and number as the source wrote it (a subset as
-    RELION's own selections are), ``rlnImageName`` files beside the source named from
-    ``output``'s folder.  Written atomically; returns ``output``."""
+    source) set: every other block and column kept (a subset as RELION's own selections
+    are), names (``rln…Name``) as text, numbers to 12 significant digits,
+    ``rlnImageName`` files beside the source named from ``output``'s folder.  Written
+    atomically (never onto ``source``); returns ``output``."""
     import starfile
 
     source, output = Path(source), Path(output)
-    blocks = read_star_blocks(source)
+    check_outputs([output], inputs=[source])
+    names = {
+        column
+        for block in read_star_blocks(source).values()
+        if isinstance(block, pd.DataFrame)
+        for column in block.columns
+        if str(column).endswith("Name")
+    }
+    blocks = starfile.read(source, always_dict=True, parse_as_string=sorted(names))
     key = particle_block_key(blocks, source)
     block = blocks[key].reset_index(drop=True)
     keep = np.asarray(keep, bool)
@@ -446,7 +456,7 @@ def write_rows(source: Path, output: Path, keep, columns: dict | None = None) ->
         ]
     blocks[key] = block
     with atomic_path(output) as tmp:
-        starfile.write(blocks, tmp, overwrite=True)
+        starfile.write(blocks, tmp, float_format="%.12g", overwrite=True)
     return output
 
 
