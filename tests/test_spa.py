@@ -361,6 +361,14 @@ def test_a_pick_with_a_particle_like_neighbour_is_crowded():
     assert not crowded(coarse, picks, shrink, box, 0).any()  # 0: every pick kept
     coarse[coarse > 0] = 0.4  # below one half: not particle-like
     assert not crowded(coarse, picks, shrink, box, 60).any()
+    # box 56 at shrink 4 (grid 16 px > a quarter box, 14 px): the pick's own spot a
+    # node away is still its own; a neighbour two nodes (32 px) away is not
+    coarse = np.zeros((40, 40), np.float32)
+    shrink, box = 4, 56
+    coarse[10, 10] = coarse[10, 13] = 0.9
+    pick = np.array([[(4 * 11 + 2) * shrink - 0.5, (4 * 10 + 2) * shrink - 0.5]])
+    assert not crowded(coarse[:, :12], pick, shrink, box, 0.75 * box).any()
+    assert crowded(coarse, pick, shrink, box, 40).all()
 
 
 def test_held_out_threshold_separates_and_splits_sets():

@@ -120,12 +120,14 @@ def run_epochs(
 
 
 def recompute_batch_norm(
-    network: torch.nn.Module, x_all: torch.Tensor, batch_size: int, dev, most: int = 1024
+    network: torch.nn.Module, x_all: torch.Tensor, batch_size: int, dev, most: int = 256
 ) -> None:
     """Batch-norm running statistics measured again with the trained weights, layer by
-    layer in forward order, each as the exact mean and variance of its input over (up
-    to ``most`` of) the training subtomograms, unaugmented, with every earlier layer
-    already using its new statistics; leaves the network in eval mode.
+    layer in the order the layers are registered (the order of the forward pass in
+    tomoscribe's networks), each as the exact mean and variance of its input over the
+    training inputs, unaugmented (at most ``most`` of them, evenly spread over the set,
+    which is often sorted by class), with every earlier layer already using its new
+    statistics; leaves the network in eval mode.
 
     During training each layer's running mean and variance follow the weights with
     momentum 0.1 and are measured on inputs that earlier layers normalised with their
@@ -137,7 +139,7 @@ def recompute_batch_norm(
     """
     norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     network.eval()
-    x_used = x_all[:most]
+    x_used = x_all[:: max(1, -(-len(x_all) // most))]
     for layer in norms:
         mean, var = _input_moments(network, layer, x_used, batch_size, dev)
         layer.running_mean.copy_(mean.to(layer.running_mean))
@@ -150,9 +152,9 @@ def _input_moments(network, layer, x_used: torch.Tensor, batch_size: int, dev):
     counts: list[float] = []
 
     def measure(module, inputs, output):
-        a = inputs[0].detach().double()
+        a = inputs[0].detach()
         dims = [0, *range(2, a.dim())]
-        sums.append(torch.stack([a.sum(dims), (a * a).sum(dims)]))
+        sums.append(torch.stack([a.sum(dims), a.square().sum(dims)]).double())
         counts.append(a.numel() / a.shape[1])
 
     handle = layer.register_forward_hook(measure)

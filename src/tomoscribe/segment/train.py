@@ -299,9 +299,10 @@ def _finished_model(
     if not amplitude > 1e-3:
         raise TrainingError(
             f"the trained network answers {amplitude:.2g} on the annotated pixels of "
-            f"{trainset.metadata.get('feature', 'this feature')!r}; it learned nothing. "
-            "Train longer (`epochs`), cut the training set again with two or more "
-            "copies of each negative tile, or check that the masks mark the feature.",
+            f"{trainset.metadata.get('feature', 'this feature')!r}, so it learned "
+            "nothing: train longer (`epochs`), cut the training set again with "
+            "`tomoscribe trainset --negative-copies 2`, or check that the masks mark the "
+            "feature.",
             parameter=("epochs",),
         )
     background = mean_output(network, tiles, ~trainset.positive, dev)

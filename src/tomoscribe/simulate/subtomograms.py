@@ -16,9 +16,10 @@ var(signal) / var(noise) over the box.  WBP is linear, so the projection noise l
 that gives the requested 3D SNR is set from the reconstruction of unit noise through
 the same geometry.
 
-Orientations are stored as rotation matrices and as ZYZ Euler angles in degrees
-(scipy's intrinsic "ZYZ", the RELION convention: rot, tilt, psi), rotating the
-template into the particle.
+Orientations (rotating the template into the particle) are stored as rotation
+matrices, as scipy's intrinsic "ZYZ" angles of those matrices (``euler_zyz_deg``;
+not RELION's, which describe the inverse rotation) and as RELION's rot, tilt, psi
+(``angles_relion_deg``, as ``simulate cell``'s particles.star), in degrees.
 """
 
 from __future__ import annotations

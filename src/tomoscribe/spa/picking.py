@@ -61,12 +61,15 @@ def crowded(
 ) -> np.ndarray:
     """Which picks (full-resolution x, y; (n, 2)) have a particle-like spot of network
     1 (``particle_coarse``, its probability on the networks' grid: local maxima ≥ 0.5,
-    a quarter box apart) farther than a quarter box and nearer than ``isolation_px``
-    full-resolution pixels: bool (n,)."""
+    a quarter box apart) farther than their own spot and nearer than ``isolation_px``
+    full-resolution pixels: bool (n,).  A pick's own spot is any within a quarter box
+    or one and a half grid steps (4 · ``shrink`` pixels each), whichever is more: the
+    combined score's peak may sit a node away from network 1's."""
     from scipy.spatial import cKDTree
     from skimage.feature import peak_local_max
 
-    if not len(xy_full) or not isolation_px > box_px / 4:
+    own = max(box_px / 4, 1.5 * 4 * shrink)
+    if not len(xy_full) or not isolation_px > own:
         return np.zeros(len(xy_full), bool)
     spacing = max(1, int(box_px / 4 / shrink / 4))
     spots = peak_local_max(
@@ -78,7 +81,7 @@ def crowded(
     near = cKDTree(spots_full).query_ball_point(np.asarray(xy_full, float), isolation_px)
     return np.array(
         [
-            bool(np.any(np.hypot(*(spots_full[ids] - xy).T) > box_px / 4)) if ids else False
+            bool(np.any(np.hypot(*(spots_full[ids] - xy).T) > own)) if ids else False
             for xy, ids in zip(np.asarray(xy_full, float), near)
         ]
     )

@@ -364,11 +364,18 @@ def extract_from_files(
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
     # skipped boxes cross no face, so none fits; padded ones may be thicker than the slab
-    if box > (min(volume.shape) if edge == "skip" else max(volume.shape)):
-        nz, ny, nx = volume.shape
+    nz, ny, nx = volume.shape
+    if box > max(volume.shape):
         raise ParameterError(
             f"a box of {box} voxels is larger than the tomogram ({nx} × {ny} × {nz} "
             "voxels); choose a smaller `box`.",
+            parameter="box",
+        )
+    if box > min(volume.shape) and edge == "skip":
+        raise ParameterError(
+            f"a box of {box} voxels does not fit in the tomogram's thinnest side "
+            f"({min(volume.shape)} voxels), so every box would be skipped; choose a "
+            "smaller `box` or `edge=pad`.",
             parameter="box",
         )
     # subtomograms and their projections, float32, staged beside the folder
