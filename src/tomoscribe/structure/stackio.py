@@ -7,8 +7,8 @@ the coordinates in the source tomogram, the rounding residual and the CRC-32 of 
 subtomogram's voxels (``tomoscribeImageCrc32``: float32 values in native byte order),
 which every later reader of the subtomograms checks: a STAR file of ``clean``,
 ``select`` or ``average`` whose folder was extracted again (other particles under the
-same names) is refused instead of pairing one particle's row with another's voxels.  Writing goes to
-a staging folder whose files move into place when complete
+same names) is refused instead of pairing one particle's row with another's voxels.
+Writing goes to a staging folder whose files move into place when complete
 (:func:`tomoscribe.outputs.output_folder`), so an interrupted run never leaves a folder
 that looks finished, and an existing folder keeps every file tomoscribe did not write.
 """
