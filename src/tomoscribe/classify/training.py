@@ -151,8 +151,6 @@ def _class_counts(labels: np.ndarray, class_names: list[str], n_volumes: int) ->
     return counts
 
 
-# Over 80 lines with its epoch closure, which uses the network, optimiser, schedule,
-# generator and augmentation support set up here; apart they would travel as six arguments.
 def train_classifier(
     volumes: np.ndarray,
     labels: np.ndarray,
@@ -164,6 +162,10 @@ def train_classifier(
     show_progress: bool = False,
 ) -> Classifier:
     """Train a classifier on labelled subtomograms.
+
+    Over 80 lines with its epoch closure, which uses the network, optimiser, schedule,
+    generator and augmentation support set up here; apart they would travel as six
+    arguments.
 
     Parameters
     ----------

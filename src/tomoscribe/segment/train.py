@@ -301,7 +301,7 @@ def _finished_model(
             f"the trained network answers {amplitude:.2g} on the annotated pixels of "
             f"{trainset.metadata.get('feature', 'this feature')!r}, so it learned "
             "nothing: train longer (`epochs`), cut the training set again with "
-            "`tomoscribe trainset --negative-copies 2`, or check that the masks mark the "
+            "tomoscribe trainset --negative-copies 2, or check that the masks mark the "
             "feature.",
             parameter=("epochs",),
         )

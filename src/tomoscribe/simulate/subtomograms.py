@@ -214,14 +214,10 @@ def simulate_subtomograms(
     Returns
     -------
     dict with ``volumes`` float32 (N, box, box, box), ``labels`` int (N,),
-    ``class_names`` list, ``rotations`` (N, 3, 3: reference → particle, acting on
-    (x, y, z)), ``euler_zyz_deg`` (N, 3: scipy's intrinsic ZYZ angles of those
-    rotations, ``Rotation.from_matrix(r).as_euler("ZYZ")``, which are *not* RELION's),
-    ``angles_relion_deg`` (N, 3: RELION's rot, tilt, psi of the same rotations, as
-    ``simulate cell``'s particles.star and ``core.rotations.to_euler`` give them),
-    ``shifts_zyx`` (N, 3) voxels, ``noise_sigma`` (N,), ``params``, and with
-    ``crowded_neighbours`` > 0 also ``centre_masks`` uint8 (N, box, box, box): the
-    voxels of the centre particle (its density above 10% of its maximum).
+    ``class_names``, ``rotations`` (N, 3, 3), ``euler_zyz_deg`` and ``angles_relion_deg``
+    (N, 3; conventions: module docstring), ``shifts_zyx`` (N, 3) voxels, ``noise_sigma``
+    (N,), ``params``, and with ``crowded_neighbours`` > 0 ``centre_masks`` uint8 (N, box,
+    box, box): the voxels of the centre particle (its density above 10% of its maximum).
     """
     params.validate()
     if n_per_class < 1:
