@@ -11,13 +11,13 @@ moved to the top of a Gaussian through the networks' own samples around it
 pixels apart).  Coordinates go back to full-resolution pixels.
 
 Crowded picks are then dropped (:func:`crowded`): a pick with another particle-like
-spot (a local maximum of network 1's probability, ≥ 0.5) farther than a quarter box
-and nearer than ``isolation_px`` (default three quarters of a box, about 1.1 particle
-diameters for a box 1.5 diameters wide) is a member of an aggregate, or of particles
-touching, which the slides' good set excludes.  Network 2 answers low on most members
-of an aggregate but not all; the neighbours network 1 still sees give the rest away.
-On the benchmark (4 seeds, 21 held-out micrographs each) aggregates left unpicked rose
-from 0.84–0.97 to 0.91–0.98 and precision by 0.003–0.013, recall fell by ≤ 0.007.
+spot (a local maximum of network 1's probability, ≥ 0.5) beyond its own and nearer
+than ``isolation_px`` (default three quarters of a box, about 1.1 particle diameters
+for a box 1.5 diameters wide) is a member of an aggregate, or of particles touching,
+which the slides' good set excludes.  Network 2 answers low on most members of an
+aggregate but not all; the neighbours network 1 still sees give the rest away.  On the
+benchmark (4 seeds, 21 held-out micrographs each) aggregates left unpicked rose from
+0.84–0.97 to 0.90–0.98 and precision by 0.004–0.013; recall fell by ≤ 0.007.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def pick_micrograph(
 
     ``min_distance_px`` (default half a box), ``edge_px`` (default half a box: every
     pick's box lies inside the micrograph) and ``isolation_px`` (default three quarters
-    of a box; a quarter box or less keeps crowded picks, see :func:`crowded`) are
+    of a box; 0, or anything within a pick's own spot, keeps every pick: :func:`crowded`) are
     full-resolution pixels.  ``threshold``
     on the combined score defaults to the picker's (``record["threshold"]``, chosen on
     held-out boxes; else the network module's ``DEFAULT_THRESHOLD``).
