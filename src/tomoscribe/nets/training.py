@@ -146,22 +146,30 @@ def recompute_batch_norm(
         layer.running_var.copy_(var.to(layer.running_var))
 
 
+class _Measured(Exception):
+    """Stops a forward pass once the layer being measured has seen its input."""
+
+
 def _input_moments(network, layer, x_used: torch.Tensor, batch_size: int, dev):
     """Per-channel mean and unbiased variance of ``layer``'s input over ``x_used``."""
     sums: list[torch.Tensor] = []
     counts: list[float] = []
 
-    def measure(module, inputs, output):
+    def measure(module, inputs):
         a = inputs[0].detach()
         dims = [0, *range(2, a.dim())]
         sums.append(torch.stack([a.sum(dims), a.square().sum(dims)]).double())
         counts.append(a.numel() / a.shape[1])
+        raise _Measured  # the rest of the forward pass is not needed
 
-    handle = layer.register_forward_hook(measure)
+    handle = layer.register_forward_pre_hook(measure)
     try:
         with torch.no_grad():
             for b0 in range(0, len(x_used), batch_size):
-                network(x_used[b0 : b0 + batch_size].to(dev))
+                try:
+                    network(x_used[b0 : b0 + batch_size].to(dev))
+                except _Measured:
+                    pass
     finally:
         handle.remove()
     total, count = sum(sums), float(sum(counts))
