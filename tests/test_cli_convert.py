@@ -109,6 +109,12 @@ def test_dynamo_table_map_keeps_tomogram_names(shared_data, tmp_path, capsys):
     assert main(["convert", str(tmp_path / "p.tbl"), "-o", str(q), "--voxel-size", "10"]) == 0
     assert list(read_particles(tmp_path / "q.star")["tomo_name"]) == list(back["tomo_name"])
 
+    (tmp_path / "p.tbl").unlink()  # the map alone is left: --no-overwrite keeps it
+    before = (tmp_path / "p.doc").read_bytes()
+    assert main(["convert", str(warp), "-o", str(tmp_path / "p.tbl"), "--no-overwrite"]) == 2
+    assert "p.doc" in capsys.readouterr().err and not (tmp_path / "p.tbl").exists()
+    assert (tmp_path / "p.doc").read_bytes() == before
+
     (tmp_path / "r.doc").write_text("1 /data/tomo_a.mrc\n")
     assert main(["convert", str(warp), "-o", str(tmp_path / "r.tbl")]) == 2
     assert "r.doc" in capsys.readouterr().err

@@ -166,6 +166,8 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (), sidecars:
 
         @functools.wraps(command)
         def checked(*args, **kwargs):
+            from ..io.particles import companion_outputs
+
             values = signature.bind_partial(*args, **kwargs).arguments
             _refuse_non_finite(values)
             overwrite = bool(values.get("overwrite", True))
@@ -187,6 +189,7 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (), sidecars:
                             "-o results/out.mrc)."
                         )
                     outputs.append(path)
+                    outputs.extend(companion_outputs(path))
                     if sidecars:
                         outputs.append(sidecar_path(path))
             check_outputs(outputs, overwrite=overwrite, inputs=inputs)

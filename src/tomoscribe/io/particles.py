@@ -142,6 +142,17 @@ def write_particles(
     )
 
 
+def companion_outputs(path: str | os.PathLike) -> list[Path]:
+    """Files that writing a particle list at ``path`` may write or remove beside it (a
+    Dynamo table's table map ``NAME.doc``), so that commands check them with the list."""
+    path = Path(str(path))
+    if path.suffix.lower() == ".tbl":
+        from .formats.dynamo import table_map_path
+
+        return [table_map_path(path)]
+    return []
+
+
 def recorded_voxel_size(table: pd.DataFrame) -> float | None:
     """The voxel size (Å) a particle file says its coordinates are in, if it says."""
     if "voxel_size_A" in table:
