@@ -414,3 +414,51 @@ def test_average_refuses_its_subtomograms_folder_and_a_negative_shift(scene, tmp
     assert main(["average", star, "-o", str(tmp_path / "a"), "--max-shift", "-5"]) == 2
     err = capsys.readouterr().err
     assert "--max-shift must be zero or more" in err and not (tmp_path / "a").exists()
+
+
+def test_refined_star_keeps_the_coordinates_unit_of_binned_picks(tmp_path):
+    """Picks recorded on a 2×-binned grid (20 Å per coordinate unit) of 10 Å subtomograms
+    whose particles sit 2 voxels (20 Å) along +x off their box centres: refined.star moves
+    each pick by +20 Å and says so in its own unit (written before as +2 units of a
+    declared 10 Å: picks at half their distance from the origin)."""
+    import mrcfile
+    import scipy.ndimage
+
+    reference = scipy.ndimage.gaussian_filter(template_in_box(load_template("4v5d"), 10.0, 40), 1.0)
+    rng = np.random.default_rng(3)
+    names = []
+    for i in range(12):
+        names.append(str(tmp_path / f"sub_{i}.mrc"))
+        particle = rotate_and_shift(reference, Rotation.identity(), (0, 0, 2))
+        with mrcfile.new(names[-1]) as mrc:
+            mrc.set_data((particle + rng.normal(0, 0.01, particle.shape)).astype(np.float32))
+            mrc.voxel_size = 10.0
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnCoordinateX": 30.0 + np.arange(12.0),
+                    "rlnCoordinateY": 40.0,
+                    "rlnCoordinateZ": 20.0,
+                    "rlnImageName": names,
+                    "rlnAngleRot": 0.0,
+                    "rlnAngleTilt": 0.0,
+                    "rlnAnglePsi": 0.0,
+                    "rlnDetectorPixelSize": 20.0,
+                }
+            )
+        },
+        tmp_path / "p.star",
+    )
+    out = tmp_path / "avg"
+    args = ["average", str(tmp_path / "p.star"), "-o", str(out), "--use-priors", "--reference"]
+    with mrcfile.new(tmp_path / "ref.mrc") as mrc:
+        mrc.set_data(reference.astype(np.float32))
+        mrc.voxel_size = 10.0
+    args += [str(tmp_path / "ref.mrc"), "--iterations", "1", "--tilt-range", "-90,90", "-q"]
+    assert main(args) == 0
+    refined = read_particles(out / "refined.star")
+    moved_A = refined["x"].to_numpy() * refined["voxel_size_A"].to_numpy(float)
+    before_A = (30.0 + np.arange(12.0)) * 20.0
+    assert np.abs(np.median(moved_A - before_A) - 20.0) <= 5.0, moved_A - before_A
+    assert np.allclose(refined["y"] * refined["voxel_size_A"], 800.0, atol=5.0)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..core.rotations import to_euler
 from ..io import write_volume
-from ..io.particles import write_particles
+from ..io.particles import recorded_voxel_size, write_particles
 from ..outputs import atomic_path, write_provenance
 from ..volume import Volume
 
@@ -27,7 +27,8 @@ AVERAGE_OUTPUTS = (
 def write_average_outputs(
     out_dir: Path, result: dict, table: pd.DataFrame, voxel: float, inputs, parameters: dict
 ) -> None:
-    """Map, half maps, FSC CSV and plot, refined STAR (coordinates moved by the shifts)."""
+    """Map, half maps, FSC CSV and plot, refined STAR (coordinates moved by the shifts,
+    in the unit of ``table``'s coordinates: its recorded voxel size, else ``voxel``)."""
     write_volume(out_dir / "average.mrc", Volume(result["map"], voxel))
     for i, half in enumerate(result["half_maps"], start=1):
         write_volume(out_dir / f"half{i}.mrc", Volume(half, voxel))
@@ -36,13 +37,15 @@ def write_average_outputs(
     plot_fsc(out_dir / "fsc.png", {"half maps": result["fsc"]})
     refined = table.copy()
     refined[["rot", "tilt", "psi"]] = to_euler(result["rotations"])
-    shift = result["shifts_zyx"]
+    # coordinates stay in the STAR's own unit (binned picks: not the subtomograms' voxel)
+    unit = recorded_voxel_size(table) or voxel
+    shift = result["shifts_zyx"] * (voxel / unit)
     refined["z"] = refined["z"] + shift[:, 0]
     refined["y"] = refined["y"] + shift[:, 1]
     refined["x"] = refined["x"] + shift[:, 2]
     refined["score"] = result["scores"]
     refined["half"] = result["half"]
-    write_particles(out_dir / "refined.star", refined, voxel)
+    write_particles(out_dir / "refined.star", refined, unit)
     summary = {
         "resolution_0143_A": result["resolution_0143_A"],
         "resolution_05_A": result["resolution_05_A"],
