@@ -1,13 +1,15 @@
 """Single-particle picking: the CNN picker and the NCC baseline on held-out micrographs.
 
     python benchmarks/bench_spa.py [--micrographs 24] [--annotated 3] [--size 1024]
-        [--steps 300] [--speed-size 4096] [--threads 1] [--out spa-bench.json]
+        [--steps 2500] [--no-self-training] [--speed-size 4096] [--threads 1]
+        [--seed 0] [--out spa-bench.json]
 
 Simulates ``--micrographs`` micrographs (bundled 1bxn, 4 Å pixels, defocus cycling
 0.8/1.9/3.0 µm, contamination, aggregates, a carbon edge on every fourth), draws 15
 good/background/bad boxes on the first ``--annotated`` as an annotator would, trains
 the two networks (timed, on all cores torch is given; a fifth of each box set held out
-to choose the threshold on), picks the held-out micrographs with that threshold and
+to choose the threshold on; self-training on the annotated micrographs unless
+``--no-self-training``), picks the held-out micrographs with that threshold and
 scores against truth (precision and recall of isolated
 particles within a quarter diameter, aggregates and contamination left unpicked); the
 NCC baseline with the good boxes as references, at the threshold with the best F1 on
@@ -34,10 +36,10 @@ from tomoscribe.simulate.micrographs import (
     simulate_micrograph_set,
 )
 from tomoscribe.spa.micrographs import shrink_and_normalise, to_shrunk
-from tomoscribe.spa.network import train_pair
 from tomoscribe.spa.picking import pick_micrograph
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_micrograph, summarise
+from tomoscribe.spa.selftraining import train_picker
 from tomoscribe.spa.trainset import build_trainset, cut_patches
 
 
@@ -60,7 +62,8 @@ def main() -> None:
     parser.add_argument("--micrographs", type=int, default=24)
     parser.add_argument("--annotated", type=int, default=3)
     parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--no-self-training", action="store_true")
     parser.add_argument("--speed-size", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -79,7 +82,9 @@ def main() -> None:
     trainset = build_trainset({n: truths[n]["image"] for n in annotated}, 4.0, sets, box_px)
     train_threads = torch.get_num_threads()
     start = time.perf_counter()
-    pair, record = train_pair(trainset, steps=args.steps, seed=args.seed)
+    pair, record = train_picker(
+        trainset, steps=args.steps, seed=args.seed, self_training=not args.no_self_training
+    )
     train_s = time.perf_counter() - start
     threshold = record["calibration"]["threshold"]  # chosen on boxes held out of training
     cnn_at = {
@@ -131,6 +136,7 @@ def main() -> None:
         "steps": args.steps,
         "threshold": threshold,
         "calibration": record["calibration"],
+        "self_training": record["self_training"],
         "simulate_s": simulate_s,
         "train_s": train_s,
         "train_threads": train_threads,
@@ -151,7 +157,8 @@ def main() -> None:
         "picks_on_carbon",
     )
     print(
-        f"training {train_s:.1f} s ({args.steps} steps × 2 networks); picking a "
+        f"training {train_s:.1f} s ({args.steps} steps × 2 networks, self-training "
+        f"{record['self_training']}); picking a "
         f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s)"
     )
     for t, scores in cnn_at.items():

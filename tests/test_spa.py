@@ -731,3 +731,71 @@ def test_simulate_micrographs_command(tmp_path, capsys):
     assert both["micrographs"] == 2 and both["micrographs_from"] == "provenance"
     n_second = ((truth["rlnMicrographName"] == "mic_001.mrc") & (truth["tsClass"] == "good")).sum()
     assert both["recall"] == pytest.approx(len(first) / (len(first) + n_second))
+
+
+class _SpotPair:
+    """A stand-in for the picker's networks: both probabilities are Gaussian spots at
+    given shrunk-pixel places (on the networks' ¼ grid, node j at pixel 4j + 1.5)."""
+
+    def __init__(self, places_xy, peak=0.95):
+        self.places, self.peak = np.asarray(places_xy, float), peak
+
+    def probabilities(self, images):
+        h, w = images.shape[-2] // 4, images.shape[-1] // 4
+        jj, ii = np.mgrid[:h, :w] * 4 + 1.5
+        spots = np.zeros((h, w))
+        for x, y in self.places:
+            spots = np.maximum(spots, np.exp(-((ii - x) ** 2 + (jj - y) ** 2) / (2 * 3.0**2)))
+        image = torch.as_tensor(self.peak * spots, dtype=torch.float32)[None, None]
+        return image, image.clone()
+
+
+def test_self_training_adds_confident_picks_away_from_the_drawn_boxes(picking_data, tmp_path):
+    """The first round's confident picks become good patches cut where they are; picks
+    within a box of a drawn box (any set) are not added; the set keeps its micrographs
+    through a save and load; the added patches are never held out for the threshold."""
+    from tomoscribe.spa.selftraining import confident_patches
+    from tomoscribe.spa.trainset import load_trainset, save_trainset
+
+    _, _, trainset = picking_data
+    save_trainset(tmp_path / "set.tss", trainset)
+    loaded = load_trainset(tmp_path / "set.tss")
+    names = trainset["record"]["micrographs"]
+    assert sorted(loaded["micrographs_small"]) == sorted(names)
+    for name in names:
+        np.testing.assert_array_equal(
+            loaded["micrographs_small"][name], trainset["micrographs_small"][name]
+        )
+    np.testing.assert_array_equal(loaded["positions"]["bad"], trainset["positions"]["bad"])
+    record, first = loaded["record"], names[0]
+    box = record["geometry"]["box"]
+    drawn = np.concatenate(list(loaded["positions"].values()))
+    drawn_xy = drawn[drawn[:, 0] == 0, 1:]
+    good = loaded["positions"]["good"]
+    assert (good[:, 0] == 0).any()
+    grid = np.stack(np.meshgrid(np.arange(20.0, 240, 6), np.arange(20.0, 240, 6)), -1)
+    grid = grid.reshape(-1, 2)  # shrunk pixels of the 256² shrunk micrograph
+    gaps = np.hypot(*(grid[:, None] - drawn_xy[None]).transpose(2, 0, 1)).min(1)
+    free = []
+    for place in grid[gaps > 1.3 * box]:  # places 1.3 boxes from every box, 2 apart
+        if all(np.hypot(*(place - other)) > 2 * box for other in free):
+            free.append(place)
+    free = np.array(free[:3])
+    assert len(free) >= 2
+    near = good[good[:, 0] == 0, 1:][0] + [box / 3, 0.0]  # a third of a box from a good box
+    pair = _SpotPair(np.vstack([free, near]))
+    only_first = {**loaded, "micrographs_small": {first: loaded["micrographs_small"][first]}}
+    patches, offsets, counts = confident_patches(pair, only_first, threshold=0.5)
+    assert counts[first] == len(free) == len(patches)
+    expected, _ = cut_exact_patches(
+        loaded["micrographs_small"][first], free, record["geometry"]["patch"]
+    )
+    for patch in patches:  # every added patch is one of the free places' own pixels
+        assert min(np.abs(patch - e).max() for e in expected) < 1e-6
+    assert np.abs(offsets).max() <= 2.5  # refined picks lie near the spots' nodes
+    # a picker that finds nothing confident adds nothing
+    none, _, counts = confident_patches(_SpotPair(free, peak=0.6), only_first, threshold=0.5)
+    assert len(none) == 0 and counts[first] == 0
+    # extra good patches train, but the threshold is chosen on the drawn boxes alone
+    _, trained = train_pair(loaded, steps=2, seed=0, extra_good=(patches, offsets))
+    assert trained["calibration"]["held_out_boxes"] == {"good": 3, "background": 3, "bad": 3}

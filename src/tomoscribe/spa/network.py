@@ -164,7 +164,9 @@ DEFAULT_THRESHOLD = 0.5
 #: 15 boxes per set on 3, held-out micrographs; docs/performance.md): 300 steps gave
 #: precision 0.61 at recall 0.83 (threshold 0.5), 1,200 steps 0.95 / 0.81, 3,000 steps
 #: 0.97 / 0.81 and fewer aggregates picked; 3,000 steps take about a minute on 2 cores.
-DEFAULT_STEPS = 3000
+#: Since self-training (:mod:`tomoscribe.spa.selftraining`) the final round takes 2,500
+#: steps after a first of 1,000: 3,500 in all.
+DEFAULT_STEPS = 2500
 
 
 def train_pair(
@@ -176,10 +178,13 @@ def train_pair(
     device: str = "cpu",
     say=None,
     held_out: float = 0.2,
+    extra_good: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[PickerPair, dict]:
     """Train both networks on a training set (:mod:`tomoscribe.spa.trainset`), holding
     ``held_out`` of each set's boxes out of training to choose the picking threshold
-    on them (:func:`calibrate_on_held_out`).
+    on them (:func:`calibrate_on_held_out`).  ``extra_good`` (patches (n, patch,
+    patch) and their centres' offsets (n, 2), as the set's good ones) are trained on
+    with the good boxes and never held out (:mod:`tomoscribe.spa.selftraining`).
 
     Returns the pair (on the CPU, in eval mode) and a record with the final losses and
     ``calibration`` (``threshold`` and how it was found).
@@ -197,6 +202,11 @@ def train_pair(
     geometry = trainset["record"]["geometry"]
     size, box = int(geometry["input"]), float(geometry["box"])
     train, held = split_boxes(trainset, held_out, seed)
+    if extra_good is not None and len(extra_good[0]):
+        train["good"] = np.concatenate([train["good"], np.asarray(extra_good[0], np.float32)])
+        train["good_offsets"] = np.concatenate(
+            [train["good_offsets"], np.asarray(extra_good[1], np.float32)]
+        )
     centre = train["good"].shape[-1] // 2
     sets = {}
     for name in ("good", "background", "bad"):

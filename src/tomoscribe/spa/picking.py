@@ -177,6 +177,27 @@ def pick_micrograph(
     on the combined score defaults to the picker's (``record["threshold"]``, chosen on
     held-out boxes; else the network module's ``DEFAULT_THRESHOLD``).
     """
+    small = shrink_and_normalise(image, int(record["shrink"]))
+    full, values = pick_shrunk(
+        pair, small, record, threshold, min_distance_px, edge_px, isolation_px
+    )
+    return pd.DataFrame(
+        {"micrograph": name, "x": full[:, 0], "y": full[:, 1], "score": values.astype(float)}
+    )
+
+
+def pick_shrunk(
+    pair: PickerPair,
+    small: np.ndarray,
+    record: dict,
+    threshold: float | None = None,
+    min_distance_px: float | None = None,
+    edge_px: float | None = None,
+    isolation_px: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pick_micrograph` on a micrograph already shrunk and normalised
+    (:func:`~tomoscribe.spa.micrographs.shrink_and_normalise` by ``record["shrink"]``):
+    the picks' full-resolution (x, y) pixels (n, 2) and their scores (n,), best first."""
     if threshold is None:
         threshold = float(record.get("threshold", DEFAULT_THRESHOLD))
     if not 0 <= threshold <= 1:
@@ -196,7 +217,6 @@ def pick_micrograph(
     min_distance_px = box / 2 if min_distance_px is None else min_distance_px
     edge_px = box / 2 if edge_px is None else edge_px
     isolation_px = 0.75 * box if isolation_px is None else isolation_px
-    small = shrink_and_normalise(image, shrink)
     particle, not_bad = network_probabilities(pair, small)
     coarse = np.sqrt(particle * not_bad)
     scores = score_map(pair, small, coarse)
@@ -209,10 +229,7 @@ def pick_micrograph(
         xy[:, 1] = np.clip(xy[:, 1], edge_small, h - 1 - edge_small)
     full = to_full(xy, shrink) if len(xy) else np.zeros((0, 2))
     alone = ~crowded(particle, full, shrink, box, isolation_px)
-    full, values = full[alone], values[alone]
-    return pd.DataFrame(
-        {"micrograph": name, "x": full[:, 0], "y": full[:, 1], "score": values.astype(float)}
-    )
+    return full[alone], values[alone]
 
 
 def save_picker(path: str | os.PathLike, pair: PickerPair, record: dict) -> Path:

@@ -10,8 +10,11 @@ smooths noise, and a network trained on smoother patches than it is applied to
 misses particles, docs/performance.md), with the box centre's sub-pixel offset from
 the patch's centre pixel (``patch // 2``) kept for good boxes, large enough that
 training can shift it by half a box before cropping the network's input (``input``,
-twice the shrunk box).  The file is safetensors (the three patch stacks and the good
-boxes' offsets) with a JSON record; it holds no code.
+twice the shrunk box).  The file is safetensors (the three patch stacks, the good
+boxes' offsets, the boxes' positions and the shrunk micrographs that hold them, which
+self-training picks on: about 7.5 MB per 4k micrograph at shrink 3) with a JSON
+record; it holds no code.  Sets saved before the micrographs were kept train without
+self-training.
 """
 
 from __future__ import annotations
@@ -123,22 +126,29 @@ def build_trainset(
 
     Returns
     -------
-    dict with the three patch stacks (n, patch, patch) float32 and ``record``.
+    dict with the three patch stacks (n, patch, patch) float32, ``good_offsets``,
+    ``record``, the shrunk normalised micrographs that hold boxes
+    (``micrographs_small``: name → (h, w) float32, for self-training,
+    :mod:`tomoscribe.spa.selftraining`) and each set's box ``positions`` ((n, 3):
+    index into ``record["micrographs"]``, x, y in shrunk pixels).
     """
     check_boxes(sets, {k: v.shape for k, v in micrographs.items()}, box_px)
     shrink = shrink_factor(box_px)
     geometry = patch_geometry(box_px, shrink)
     used = sorted({m for t in sets.values() for m in t["micrograph"]})
     small = {m: shrink_and_normalise(micrographs[m], shrink) for m in used}
-    out = {}
+    out = {"micrographs_small": small, "positions": {}}
     for name in SETS:
-        stacks, offsets = [], []
+        stacks, offsets, positions = [], [], []
         for micrograph, rows in sets[name].groupby("micrograph", sort=True):
             xy = to_shrunk(rows[["x", "y"]].to_numpy(float), shrink)
             patches, offset = cut_exact_patches(small[micrograph], xy, geometry["patch"])
             stacks.append(patches)
             offsets.append(offset)
+            index = np.full((len(xy), 1), used.index(micrograph), np.float32)
+            positions.append(np.hstack([index, xy.astype(np.float32)]))
         out[name] = np.concatenate(stacks)
+        out["positions"][name] = np.concatenate(positions)
         if name == "good":
             out["good_offsets"] = np.concatenate(offsets)
     out["record"] = {
@@ -159,6 +169,12 @@ def save_trainset(path: str | os.PathLike, trainset: dict) -> Path:
 
     tensors = {n: np.ascontiguousarray(trainset[n], np.float32) for n in SETS}
     tensors["good_offsets"] = np.ascontiguousarray(good_offsets(trainset), np.float32)
+    for k, name in enumerate(trainset["record"]["micrographs"]):
+        image = trainset.get("micrographs_small", {}).get(name)
+        if image is not None:
+            tensors[f"micrograph/{k}"] = np.ascontiguousarray(image, np.float32)
+    for name, positions in trainset.get("positions", {}).items():
+        tensors[f"positions/{name}"] = np.ascontiguousarray(positions, np.float32)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={_KEY: json.dumps(trainset["record"])})
     return Path(path)
@@ -205,6 +221,16 @@ def load_trainset(path: str | os.PathLike) -> dict:
     for name in SETS:
         if not np.isfinite(out[name]).all():
             raise ModelFileError(f"{path} has NaN or infinite pixels in its {name} set.")
+    names = record.get("micrographs", [])
+    out["micrographs_small"] = {
+        name: out.pop(f"micrograph/{k}") for k, name in enumerate(names) if f"micrograph/{k}" in out
+    }
+    out["positions"] = {
+        name: out.pop(f"positions/{name}") for name in SETS if f"positions/{name}" in out
+    }
+    for name, image in out["micrographs_small"].items():
+        if not np.isfinite(image).all():
+            raise ModelFileError(f"{path} has NaN or infinite pixels in micrograph {name}.")
     out["record"] = record
     return out
 

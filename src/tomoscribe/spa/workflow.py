@@ -98,25 +98,33 @@ def boxes_to_trainset(
 def train_picker_file(
     trainset: str | os.PathLike,
     output: str | os.PathLike,
-    steps: int = 3000,
+    steps: int = 2500,
     batch: int = 32,
     seed: int = 0,
     device: str = "auto",
     say: Callable[[str], None] = lambda message: None,
+    self_training: bool = True,
 ) -> dict:
     """Train the two networks (good vs background, good vs bad) on a training set file
-    for ``steps`` steps of ``batch`` patches each (3000: ``network.DEFAULT_STEPS``, why
+    for ``steps`` steps of ``batch`` patches each (2500: ``network.DEFAULT_STEPS``, why
     there), a fifth of each set's boxes held out to choose the picking threshold on,
-    and save the picker to ``output``.  Returns the
+    self-training on the annotated micrographs first (:mod:`tomoscribe.spa.selftraining`)
+    unless ``self_training`` is False, and save the picker to ``output``.  Returns the
     picker's record (geometry, training history, ``threshold``)."""
     from ..core.device import resolve_device
-    from .network import train_pair
     from .picking import save_picker
+    from .selftraining import train_picker
     from .trainset import load_trainset
 
     data = load_trainset(trainset)
-    pair, record = train_pair(
-        data, steps=steps, batch=batch, seed=seed, device=str(resolve_device(device)), say=say
+    pair, record = train_picker(
+        data,
+        steps=steps,
+        batch=batch,
+        seed=seed,
+        device=str(resolve_device(device)),
+        say=say,
+        self_training=self_training,
     )
     full = {
         **{k: data["record"][k] for k in ("box_px", "shrink", "pixel_size_A", "geometry")},
