@@ -1,0 +1,93 @@
+"""CLEM commands refuse what they cannot do right: one sentence, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import mrcfile
+import numpy as np
+import pytest
+
+from tomoscribe.clem.holes import detect_holes
+from tomoscribe.clem.lattice import fit_lattice
+from tomoscribe.clem.register import MAX_OFF_SHADOW, anchor_by_cell
+from tomoscribe.cli.app import main
+from tomoscribe.errors import InvalidDataError
+from tomoscribe.simulate.correlative import CorrelativeParams, make_correlative_pair
+
+
+def _small_pair(seed: int) -> dict:
+    """A small correlative pair (512² overview at 40 nm, 224² fluorescence at 100 nm)."""
+    labels = np.zeros((16, 96, 96), np.uint8)
+    labels[6:10, 40:46, :] = 2
+    params = CorrelativeParams(
+        overview_size=512, fm_size=224, n_cell_filaments=10, cell_diameter_um=14.0, seed=seed
+    )
+    return make_correlative_pair(labels, (labels > 0).astype(np.int32), 20.0, params)
+
+
+def _write(path, data, voxel_A):
+    with mrcfile.new(path) as handle:
+        handle.set_data(np.asarray(data, np.float32))
+        if voxel_A is not None:
+            handle.voxel_size = voxel_A
+    return path
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory):
+    """Two grid squares (two cells) as files: overview, reflection and cell stain each."""
+    root = tmp_path_factory.mktemp("squares")
+    files = {}
+    for name, seed in (("a", 1), ("b", 4)):
+        pair = _small_pair(seed)
+        files[name] = {
+            "pair": pair,
+            "overview": _write(root / f"{name}_overview.mrc", pair["overview"], 400.0),
+            "reflection": _write(
+                root / f"{name}_reflection.mrc",
+                pair["fluorescence"]["reflection"].reshape(1, 224, 224),
+                1000.0,
+            ),
+            "cell": _write(root / f"{name}_cell.mrc", pair["fluorescence"]["cell"], 1000.0),
+        }
+    return files
+
+
+def _lattices(overview, reflection):
+    ov = detect_holes(overview, 40.0, 2.0)
+    fm = detect_holes(reflection, 100.0, 2.0)
+    return (
+        fit_lattice(fm[["x", "y"]].to_numpy(), 30.0),
+        fit_lattice(ov[["x", "y"]].to_numpy(), 75.0),
+    )
+
+
+def test_cell_anchor_refuses_another_squares_fluorescence(squares):
+    right, other = squares["a"]["pair"], squares["b"]["pair"]
+    lattice_fm, lattice_ov = _lattices(right["overview"][0], right["fluorescence"]["reflection"])
+    cell = right["fluorescence"]["cell"].max(0)
+    _, _, anchor = anchor_by_cell(lattice_fm, lattice_ov, cell, right["overview"], 2.5, 25.0)
+    assert anchor["off_shadow_fraction"] <= MAX_OFF_SHADOW / 5
+    # The other cell's fluorescence on this overview: the lattice match is as clear by
+    # margin as a right one, but the stain lands off the shadow.
+    lattice_fm, lattice_ov = _lattices(right["overview"][0], other["fluorescence"]["reflection"])
+    with pytest.raises(InvalidDataError, match="does not fit this overview"):
+        anchor_by_cell(
+            lattice_fm,
+            lattice_ov,
+            other["fluorescence"]["cell"].max(0),
+            right["overview"],
+            2.5,
+            25.0,
+        )
+
+
+def test_register_refuses_another_squares_fluorescence(squares, tmp_path, capsys):
+    a, b = squares["a"], squares["b"]
+    out = tmp_path / "t.json"
+    argv = ["clem", "register", str(a["overview"]), str(b["reflection"]), "--cell"]
+    assert main(argv + [str(b["cell"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this overview" in err and "Traceback" not in err
+    assert not out.exists() and not out.with_suffix(".txt").exists()
+    assert main(argv[:3] + [str(a["reflection"]), "--cell", str(a["cell"]), "-o", str(out)]) == 0
+    assert out.exists()
