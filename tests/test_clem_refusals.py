@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import mrcfile
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ def _small_pair(seed: int) -> dict:
 
 
 def _write(path, data, voxel_A):
-    with mrcfile.new(path) as handle:
+    with mrcfile.new(path, overwrite=True) as handle:
         handle.set_data(np.asarray(data, np.float32))
         if voxel_A is not None:
             handle.voxel_size = voxel_A
@@ -91,3 +93,71 @@ def test_register_refuses_another_squares_fluorescence(squares, tmp_path, capsys
     assert not out.exists() and not out.with_suffix(".txt").exists()
     assert main(argv[:3] + [str(a["reflection"]), "--cell", str(a["cell"]), "-o", str(out)]) == 0
     assert out.exists()
+
+
+def _transfer_inputs(root, fm_voxel_A=1000.0, placement_overview_nm=40.0):
+    """Minimal files for `clem transfer`: the checks on them run before any work."""
+    tomogram = _write(root / "pre.mrc", np.zeros((8, 32, 32)), 20.0)
+    channel = _write(root / f"fm_{fm_voxel_A:g}.mrc", np.ones((3, 64, 64)), fm_voxel_A)
+    regions = _write(root / f"regions_{fm_voxel_A:g}.mrc", np.ones((3, 64, 64)), fm_voxel_A)
+    transform = root / "reg.json"
+    transform.write_text(
+        json.dumps(
+            {
+                "matrix": [[2.5, 0, 0], [0, 2.5, 0], [0, 0, 1]],
+                "overview_pixel_nm": 40.0,
+                "fluorescence_pixel_nm": 100.0,
+                "loo_tre_nm": {"p90": 20.0},
+            }
+        )
+    )
+    placement = root / f"place_{placement_overview_nm:g}.json"
+    placement.write_text(
+        json.dumps(
+            {
+                "tomogram_shape": [8, 32, 32],
+                "tomogram_voxel_nm": 2.0,
+                "overview_pixel_nm": placement_overview_nm,
+                "tomogram_centre_overview_px": [80.0, 80.0],
+                "tomogram_rotation_deg": 0.0,
+                "fluorescence_z_slice": 1.0,
+            }
+        )
+    )
+    return [
+        "clem",
+        "transfer",
+        str(tomogram),
+        "--fluorescence",
+        str(channel),
+        "--regions",
+        str(regions),
+        "--transform",
+        str(transform),
+        "--placement",
+        str(placement),
+        "--feature",
+        "microtubule",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fm_voxel_A", "placement_overview_nm", "expected"),
+    [
+        (2000.0, 40.0, "has 200 nm pixels but the registration"),
+        (1000.0, 20.0, "overview pixels of 20 nm but the registration"),
+    ],
+)
+def test_transfer_refuses_pixel_sizes_other_than_the_registrations(
+    tmp_path, capsys, fm_voxel_A, placement_overview_nm, expected
+):
+    out = tmp_path / "mt.trainset"
+    argv = _transfer_inputs(tmp_path, fm_voxel_A, placement_overview_nm)
+    assert main(argv + ["-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1
+    assert not out.exists()
+    # The same files at the registration's sampling pass the check (and fail later, on
+    # the empty regions, for a reason of their own).
+    assert main(_transfer_inputs(tmp_path) + ["-o", str(out)]) == 2
+    assert "but the registration" not in capsys.readouterr().err

@@ -271,6 +271,49 @@ def read_placement(path: Path, tomogram: Volume, tomogram_path: Path) -> dict:
     return place
 
 
+def check_pixel_sizes(
+    record: dict, transform: Path, fm: Volume, fluorescence: Path, place: dict, placement: Path
+) -> None:
+    """Refuse a channel or a placement sampled otherwise than the registration's images.
+
+    The registration maps fluorescence pixels to overview pixels of the images it was
+    made on (its ``fluorescence_pixel_nm`` and ``overview_pixel_nm``); a channel binned
+    2× or with a wrong header, or a placement in pixels of another overview binning,
+    would otherwise put the labels in the wrong place or give misleading errors.
+    Nothing is rescaled: which image is off is the user's to say.  Records without
+    the sizes (older ones) are not checked.
+
+    Raises
+    ------
+    InvalidDataError
+        If a size differs from the registration's by more than 1%.
+    """
+    fm_nm = fm.voxel_size_A[0] / 10
+    if _differs(fm_nm, record.get("fluorescence_pixel_nm")):
+        raise InvalidDataError(
+            f"{fluorescence} has {fm_nm:.4g} nm pixels but the registration {transform} was "
+            f"made with {float(record['fluorescence_pixel_nm']):.4g} nm fluorescence pixels; "
+            "give the channel at the sampling of the registered fluorescence (or correct "
+            "its header)."
+        )
+    if _differs(place.get("overview_pixel_nm"), record.get("overview_pixel_nm")):
+        raise InvalidDataError(
+            f"{placement} places the tomogram in overview pixels of "
+            f"{float(place['overview_pixel_nm']):.4g} nm but the registration {transform} was "
+            f"made on an overview with {float(record['overview_pixel_nm']):.4g} nm pixels; "
+            "give a placement and a registration on the same overview sampling."
+        )
+
+
+def _differs(have, want, tolerance: float = 0.01) -> bool:
+    """Whether two pixel sizes differ by more than ``tolerance``; False if either is unknown."""
+    try:
+        have, want = float(have), float(want)
+    except (TypeError, ValueError):
+        return False
+    return have > 0 and want > 0 and abs(have / want - 1) > tolerance
+
+
 def transfer_files(
     tomogram: Path,
     fluorescence: Path,
@@ -301,6 +344,7 @@ def transfer_files(
     place = read_placement(placement, tomo, tomogram)
     matrix = load_transform(transform)
     record = json.loads(Path(transform).read_text())
+    check_pixel_sizes(record, transform, fm, fluorescence, place, placement)
     tre = float(record.get("loo_tre_nm", {}).get("p90", 0.0))
     map_values = None
     if network_map is not None:
@@ -332,6 +376,7 @@ def transfer_files(
 
 __all__ = [
     "RegisteredPair",
+    "check_pixel_sizes",
     "read_placement",
     "register_files",
     "register_images",
