@@ -161,3 +161,28 @@ def test_transfer_refuses_pixel_sizes_other_than_the_registrations(
     # the empty regions, for a reason of their own).
     assert main(_transfer_inputs(tmp_path) + ["-o", str(out)]) == 2
     assert "but the registration" not in capsys.readouterr().err
+
+
+def test_register_refuses_an_output_named_like_its_matrix(squares, tmp_path, capsys):
+    a = squares["a"]
+    out = tmp_path / "reg" / "t.txt"
+    out.parent.mkdir()
+    argv = ["clem", "register", str(a["overview"]), str(a["reflection"]), "--cell"]
+    assert main(argv + [str(a["cell"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ends in .txt" in err and err.count("\n") == 1
+    assert list(out.parent.iterdir()) == []
+
+
+def test_register_checks_the_matrix_beside_it_before_any_work(squares, tmp_path, capsys):
+    a = squares["a"]
+    mine = tmp_path / "u" / "tx.txt"
+    mine.parent.mkdir()
+    mine.write_text("the user's own notes\n")
+    out = mine.with_suffix(".json")
+    argv = ["clem", "register", str(a["overview"]), str(a["reflection"]), "--cell"]
+    assert main(argv + [str(a["cell"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "tx.txt" in err and err.count("\n") == 1
+    assert not out.exists() and mine.read_text() == "the user's own notes\n"
+    assert sorted(p.name for p in mine.parent.iterdir()) == ["tx.txt"]

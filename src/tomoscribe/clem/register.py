@@ -536,12 +536,30 @@ def save_registration(
     pixels, one row per line, as used by tools that take a plain affine matrix.
     """
     path = Path(path)
+    text = matrix_path(path)
     record = registration.summary() | dict(extra or {})
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n")
-    with atomic_path(path.with_suffix(".txt")) as tmp:
+    with atomic_path(text) as tmp:
         np.savetxt(tmp, registration.matrix, fmt="%.10g")
     return path
+
+
+def matrix_path(path: str | os.PathLike) -> Path:
+    """The plain-text 3×3 matrix written beside a registration ``path`` (``NAME.txt``).
+
+    Raises
+    ------
+    ParameterError
+        If ``path`` itself ends in ``.txt``: the matrix would overwrite the registration.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        raise ParameterError(
+            f"{path} ends in .txt, the name of the 3×3 matrix written beside the "
+            "registration, which would overwrite it; give the registration a .json name."
+        )
+    return path.with_suffix(".txt")
 
 
 def load_transform(path: str | os.PathLike) -> np.ndarray:

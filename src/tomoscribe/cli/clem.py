@@ -40,8 +40,15 @@ def simulate(
     )
 
 
+def _registration_companions(path: Path) -> list[Path]:
+    """The 3×3 matrix text written beside a registration (refuses a .txt registration)."""
+    from ..clem.register import matrix_path
+
+    return [matrix_path(path)]
+
+
 @clem_app.command("register")
-@writes(files=("out",))
+@writes(files=("out",), companions=_registration_companions)
 def register(
     overview: Path = typer.Argument(
         ..., help="EM overview of the grid square (MRC/TIFF, one slice, with its pixel size)."
