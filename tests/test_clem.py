@@ -375,7 +375,8 @@ def test_cli_bad_input_exits_2_without_output(clem_dataset, tmp_path, capsys):
         )
         == 2
     )
-    assert "voxel size" in capsys.readouterr().err and not target.exists()
+    err = capsys.readouterr().err
+    assert "--fluorescence-pixel-size" in err and not target.exists()
     # An image with no holes.
     blank = tmp_path / "blank.mrc"
     with mrcfile.new(blank) as handle:

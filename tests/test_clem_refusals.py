@@ -186,3 +186,41 @@ def test_register_checks_the_matrix_beside_it_before_any_work(squares, tmp_path,
     assert "tx.txt" in err and err.count("\n") == 1
     assert not out.exists() and mine.read_text() == "the user's own notes\n"
     assert sorted(p.name for p in mine.parent.iterdir()) == ["tx.txt"]
+
+
+def test_a_missing_pixel_size_names_an_option_the_command_has(squares, tmp_path, capsys):
+    a = squares["a"]
+    reflection = _write(tmp_path / "refl.mrc", mrcfile.read(a["reflection"]), None)
+    cell = _write(tmp_path / "cell.mrc", mrcfile.read(a["cell"]), None)
+    overview = _write(tmp_path / "ov.mrc", mrcfile.read(a["overview"]), None)
+    out = tmp_path / "t.json"
+
+    def refused(argv, flag):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "records no pixel size" in err and err.count("\n") == 1
+        assert "--voxel-size" not in err and (flag is None or flag in err)
+        if flag is None:
+            assert "--" not in err and "header" in err
+
+    register = ["clem", "register", str(a["overview"]), str(reflection), "--cell", str(cell)]
+    refused(register + ["-o", str(out)], "--fluorescence-pixel-size")
+    assert not out.exists()
+    refused(
+        ["clem", "register", str(overview), str(a["reflection"]), "--cell", str(a["cell"])]
+        + ["-o", str(out)],
+        "--overview-pixel-size",
+    )
+    # The option named does what it says.
+    assert main(register + ["--fluorescence-pixel-size", "1000", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["fluorescence_pixel_nm"] == pytest.approx(100.0)
+    regions = tmp_path / "regions.mrc"
+    refused(["clem", "watershed", str(cell), "-o", str(regions)], "--fluorescence-pixel-size")
+    transfer = _transfer_inputs(tmp_path)
+    bare_channel = _write(tmp_path / "channel.mrc", np.ones((3, 64, 64)), None)
+    argv = transfer[:4] + [str(bare_channel)] + transfer[5:] + ["-o", str(tmp_path / "x.ts")]
+    refused(argv, "--fluorescence-pixel-size")
+    bare_tomogram = _write(tmp_path / "tomo.mrc", np.zeros((8, 32, 32)), None)
+    refused(
+        transfer[:2] + [str(bare_tomogram)] + transfer[3:] + ["-o", str(tmp_path / "y.ts")], None
+    )

@@ -18,6 +18,14 @@ clem_app = typer.Typer(
 )
 app.add_typer(clem_app, name="clem")
 
+FluorescencePixel = typer.Option(
+    None,
+    "--fluorescence-pixel-size",
+    min=0.0,
+    help="The fluorescence images' pixel size (Å; 100 nm = 1000), where their headers "
+    "lack or misstate it.",
+)
+
 
 @clem_app.command("simulate")
 @writes(folders=("out",))
@@ -91,6 +99,7 @@ def register(
         min=0.0,
         help="The overview's pixel size (Å), where its header lacks or misstates it.",
     ),
+    fluorescence_pixel_A: float = FluorescencePixel,
 ) -> None:
     """Register fluorescence to an EM overview through the holes of the support film."""
     import numpy as np
@@ -118,6 +127,7 @@ def register(
         model=model,
         min_score=min_score,
         overview_pixel_A=overview_pixel_A,
+        fluorescence_pixel_A=fluorescence_pixel_A,
     )
     anchor = registered.anchor
     summary = registered.registration.summary()
@@ -167,6 +177,7 @@ def watershed(
         0.3, "--merge-fraction", min=0.0, max=1.0, help="... or than this fraction of their peak."
     ),
     min_voxels: int = typer.Option(20, "--min-voxels", min=1, help="Smallest region kept."),
+    fluorescence_pixel_A: float = FluorescencePixel,
 ) -> None:
     """3D watershed of a fluorescence channel, with saddle-based basin merging."""
     from ..clem.watershed import WatershedParams
@@ -175,7 +186,9 @@ def watershed(
     params = WatershedParams(
         smooth_px, foreground_sigma, merge_depth_sigma, merge_depth_fraction, min_voxels
     )
-    table = watershed_file(fluorescence, out, params, bleed_from, bleed_fraction)
+    table = watershed_file(
+        fluorescence, out, params, bleed_from, bleed_fraction, fluorescence_pixel_A
+    )
     typer.echo(
         f"{len(table)} regions ({int(table['voxels'].sum()) if len(table) else 0} "
         f"voxels); wrote {out}"
@@ -249,6 +262,7 @@ def transfer(
     n_positive: int = typer.Option(10, "--positives", min=1),
     n_negative: int = typer.Option(100, "--negatives", min=1),
     seed: int = options.Seed,
+    fluorescence_pixel_A: float = FluorescencePixel,
 ) -> None:
     """Turn registered fluorescence regions into a training set for `tomoscribe train`."""
     from ..clem.transfer import TransferParams
@@ -277,6 +291,7 @@ def transfer(
         map_threshold,
         bleed_from,
         bleed_fraction,
+        fluorescence_pixel_A,
     )
     typer.echo(
         f"{trainset.n_positive} positive and {trainset.n_negative} negative tiles "
