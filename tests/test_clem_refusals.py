@@ -224,3 +224,16 @@ def test_a_missing_pixel_size_names_an_option_the_command_has(squares, tmp_path,
     refused(
         transfer[:2] + [str(bare_tomogram)] + transfer[3:] + ["-o", str(tmp_path / "y.ts")], None
     )
+
+
+def test_register_names_a_missing_input_before_the_anchor(tmp_path, capsys):
+    overview = _write(tmp_path / "ov.mrc", np.zeros((1, 8, 8)), 400.0)
+    out = tmp_path / "r1" / "t.json"
+    missing = tmp_path / "nothere.mrc"
+    assert main(["clem", "register", str(overview), str(missing), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing} does not exist" in err and "--cell" not in err
+    argv = ["clem", "register", str(overview), str(overview), "--cell", str(missing)]
+    assert main(argv + ["-o", str(out)]) == 2
+    assert f"{missing} does not exist" in capsys.readouterr().err
+    assert not out.parent.exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import ParameterError
+from ..errors import InputFileError, ParameterError
 from . import options
 from .app import app
 from .checks import writes
@@ -106,6 +106,9 @@ def register(
 
     from ..clem.workflow import register_files
 
+    for path in (overview, reflection, cell):  # a missing file first: no anchor helps it
+        if path is not None and not path.exists():
+            raise InputFileError(f"{path} does not exist; check the path.")
     mirror_flag = {"auto": None, "yes": True, "no": False}.get(mirror, "bad")
     if mirror_flag == "bad":
         raise ParameterError(f"--mirror must be auto, yes or no, got {mirror!r}.")
