@@ -406,9 +406,10 @@ def transfer_files(
     write_provenance(
         out,
         "clem transfer",
-        params.as_dict() | {"map_threshold": map_threshold},
+        params.as_dict() | {"map_threshold": map_threshold, "bleed_fraction": bleed_fraction},
         [tomogram, fluorescence, regions, transform, placement]
-        + ([network_map] if network_map else []),
+        + ([network_map] if network_map else [])
+        + ([bleed_from] if bleed_from else []),
     )
     return trainset, summary
 
