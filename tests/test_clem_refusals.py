@@ -237,3 +237,27 @@ def test_register_names_a_missing_input_before_the_anchor(tmp_path, capsys):
     assert main(argv + ["-o", str(out)]) == 2
     assert f"{missing} does not exist" in capsys.readouterr().err
     assert not out.parent.exists()
+
+
+def test_pipeline_log_names_the_tomogram_of_each_registration(monkeypatch, tmp_path, capsys):
+    from tomoscribe.experiments import clem as experiment
+
+    summary = {"n_inliers": 61, "fre_nm": 46.2}
+    line = experiment.registration_line(3, summary, {"max": 7.1})
+    assert line.startswith("registration of tomogram 3: 61 holes, FRE 46 nm")
+    # The command's summary says which tomogram its registration line is about.
+    score = {"dice": 0.5, "precision": 0.5, "recall": 0.5, "picking": {"f1": 0.5}}
+    result = {
+        "registration": {
+            "tomogram": 1,
+            "fre_nm": 46.2,
+            "loo_tre_nm": {"median": 20.0},
+            "true_error_at_tomogram_nm": {"max": 7.1},
+        },
+        "scores": {"clem_tomogram_2": score},
+        "human_network_failed": {"tomogram_2": False},
+        "dice_ratio": {"tomogram_2": 1.0},
+    }
+    monkeypatch.setattr(experiment, "run_clem_pipeline", lambda settings: result)
+    assert main(["clem", "pipeline", "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    assert "registration of tomogram 1: FRE 46.2 nm" in capsys.readouterr().out

@@ -341,7 +341,8 @@ def pipeline(
     )
     reg = result["registration"]
     typer.echo(
-        f"registration: FRE {reg['fre_nm']:.1f} nm, leave-one-out TRE median "
+        f"registration of tomogram {reg.get('tomogram', 1)}: FRE {reg['fre_nm']:.1f} nm, "
+        f"leave-one-out TRE median "
         f"{reg['loo_tre_nm']['median']:.1f} nm, true error at the tomogram ≤ "
         f"{reg['true_error_at_tomogram_nm']['max']:.1f} nm"
     )
