@@ -90,3 +90,19 @@ def test_per_feature_thresholds_in_the_merge():
     same = np.zeros_like(out)
     merge_into(maps, ["a", "b"], same, [0.5, 0.5])
     assert same.ravel().tolist() == merge_block(values, np.array([1, 2], np.uint8), 0.5).tolist()
+
+
+def test_sets_from_clem_transfer_are_told_to_ask_it_for_more_tiles_not_to_paint():
+    from tomoscribe.segment.calibrate import CLEM_ANNOTATOR
+
+    few = _held_out(n_pos=1)
+    painted = calibrate(*few, annotator="me")
+    assert "paint more boxes" in painted.reason
+    transferred = calibrate(*few, annotator=CLEM_ANNOTATOR)
+    assert "paint" not in transferred.reason and "clem transfer" in transferred.reason
+    assert "--positives" in transferred.reason
+    both = calibrate(*few, annotator=f"me + {CLEM_ANNOTATOR}")
+    assert "paint more boxes or ask clem transfer" in both.reason
+    good = calibrate(*_held_out(negative_value=0.45))
+    sentence = learned_little("microtubule", good, amplitude=0.07, annotator=CLEM_ANNOTATOR)
+    assert "paint" not in sentence and "--positives" in sentence

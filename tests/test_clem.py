@@ -347,9 +347,24 @@ def test_cli_chain_register_watershed_transfer(clem_dataset, tmp_path):
 
     loaded = load_training_set(trainset)
     assert loaded.metadata["annotator"] == "CLEM label transfer"
+    # Every input is in the provenance record, the unmixing channel included.
+    from tomoscribe.outputs import read_provenance
+
+    recorded = json.dumps(read_provenance(trainset)["inputs"])
+    assert "fluorescence_cell.mrc" in recorded and "placement.json" in recorded
     truth = mrcfile.read(out / "truth" / "labels_1.mrc") == 2
     masks_hit = loaded.masks[loaded.positive].sum()
     assert masks_hit > 0 and truth.any()
+
+
+def test_clem_simulate_truth_labels_have_a_legend(clem_dataset):
+    from tomoscribe.core.legend import read_legend
+
+    out, _ = clem_dataset
+    legend = read_legend(out / "truth" / "labels_1.mrc")
+    assert legend is not None and legend.id_of("microtubule") == 2
+    present = set(np.unique(mrcfile.read(out / "truth" / "labels_1.mrc")).tolist())
+    assert present <= set(legend.entries)
 
 
 def test_cli_bad_input_exits_2_without_output(clem_dataset, tmp_path, capsys):
@@ -375,7 +390,8 @@ def test_cli_bad_input_exits_2_without_output(clem_dataset, tmp_path, capsys):
         )
         == 2
     )
-    assert "voxel size" in capsys.readouterr().err and not target.exists()
+    err = capsys.readouterr().err
+    assert "--fluorescence-pixel-size" in err and not target.exists()
     # An image with no holes.
     blank = tmp_path / "blank.mrc"
     with mrcfile.new(blank) as handle:

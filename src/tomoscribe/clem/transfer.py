@@ -45,6 +45,7 @@ import scipy.ndimage
 from ..core.boxes import free_boxes, spread_boxes
 from ..core.transforms2d import apply, placement_matrix
 from ..errors import AnnotationError, ParameterError
+from ..segment.calibrate import CLEM_ANNOTATOR
 from ..segment.trainset import TrainingSet, build_training_set, painted_mask_source
 from ..volume import Volume
 
@@ -313,7 +314,7 @@ def transfer_labels(
         negatives,
         painted_mask_source(painted),
         params.feature,
-        "CLEM label transfer",
+        CLEM_ANNOTATOR,
         tile_size=params.tile_size,
         seed=params.seed,
         negative_copies=params.negative_copies,

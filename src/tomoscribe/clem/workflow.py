@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidDataError
+from ..errors import InvalidDataError, MissingVoxelSizeError, ParameterError
 from ..io import read_volume, write_volume
 from ..outputs import read_provenance, write_provenance
 from ..segment.trainset import TrainingSet, save_training_set
@@ -129,17 +129,22 @@ def register_files(
     model: str = "similarity",
     min_score: float = 0.4,
     overview_pixel_A: float | None = None,
+    fluorescence_pixel_A: float | None = None,
 ) -> RegisteredPair:
     """:func:`register_images` on image files (MRC/TIFF, one slice each, with pixel sizes;
     ``cell`` a stack of the reflection's field, max-projected); writes the registration
-    to ``out`` (JSON, with a ``.txt`` matrix beside) and its provenance record."""
-    ov_volume = read_volume(overview, overview_pixel_A)
-    fm_volume = read_volume(reflection)
+    to ``out`` (JSON, with a ``.txt`` matrix beside) and its provenance record.
+
+    ``overview_pixel_A`` and ``fluorescence_pixel_A`` (Å) replace the pixel sizes of the
+    overview's and of the fluorescence images' headers, where those lack or misstate
+    them."""
+    ov_volume = read_sized(overview, overview_pixel_A, "overview_pixel_A")
+    fm_volume = read_sized(reflection, fluorescence_pixel_A, "fluorescence_pixel_A")
     ov_nm, fm_nm = ov_volume.voxel_size_A[0] / 10, fm_volume.voxel_size_A[0] / 10
     ov_image, fm_image = single_image(ov_volume, overview), single_image(fm_volume, reflection)
     cell_image = None
     if cell is not None:
-        cell_volume = read_volume(cell)
+        cell_volume = read_sized(cell, fluorescence_pixel_A, "fluorescence_pixel_A")
         if not np.allclose(cell_volume.voxel_size_A[:2], fm_volume.voxel_size_A[:2], rtol=0.01):
             raise InvalidDataError(
                 f"{cell} and {reflection} have different pixel sizes; the "
@@ -190,6 +195,28 @@ def register_files(
     return pair
 
 
+def read_sized(path: Path, pixel_A: float | None, parameter: str | None) -> Volume:
+    """``read_volume(path, pixel_A)``; a file without a pixel size is refused naming the
+    argument ``parameter`` that supplies it (Å), or, where none does (``None``), asking
+    for it in the file's header."""
+    if pixel_A is not None and not pixel_A > 0:
+        raise ParameterError(
+            f"`{parameter}` must be a positive pixel size (Å), got {pixel_A}.", parameter=parameter
+        )
+    try:
+        return read_volume(path, pixel_A)
+    except MissingVoxelSizeError as err:
+        if parameter is None:
+            raise MissingVoxelSizeError(
+                f"{path} records no pixel size; set it in the file's header."
+            ) from err
+        raise MissingVoxelSizeError(
+            f"{path} records no pixel size; give it with `{parameter}` (Å) or set it in "
+            "the file's header.",
+            parameter=parameter,
+        ) from err
+
+
 def single_image(volume: Volume, path: Path) -> np.ndarray:
     """The one slice of an image file, as float32; refuses a stack."""
     if volume.shape[0] != 1:
@@ -200,14 +227,19 @@ def single_image(volume: Volume, path: Path) -> np.ndarray:
 
 
 def unmixed_channel(
-    volume: Volume, path: Path, bleed_from: Path | None, fraction: float
+    volume: Volume,
+    path: Path,
+    bleed_from: Path | None,
+    fraction: float,
+    fluorescence_pixel_A: float | None = None,
 ) -> np.ndarray:
     """A channel as float32, with ``fraction`` of the dye of the channel in file
-    ``bleed_from`` (same field and sampling) removed."""
+    ``bleed_from`` (same field and sampling; its pixel size ``fluorescence_pixel_A`` (Å)
+    where given, as the channel's) removed."""
     stack = np.asarray(volume.data, np.float32)
     if bleed_from is None:
         return stack
-    other = read_volume(bleed_from)
+    other = read_sized(bleed_from, fluorescence_pixel_A, "fluorescence_pixel_A")
     if other.shape != volume.shape or not np.allclose(
         other.voxel_size_A, volume.voxel_size_A, rtol=0.01
     ):
@@ -224,12 +256,14 @@ def watershed_file(
     params: WatershedParams | None = None,
     bleed_from: Path | None = None,
     bleed_fraction: float = 0.0,
+    fluorescence_pixel_A: float | None = None,
 ) -> pd.DataFrame:
     """3D watershed of a fluorescence channel file; writes the int16 region labels to
-    ``out`` with its provenance record and returns the regions' table."""
+    ``out`` with its provenance record and returns the regions' table.
+    ``fluorescence_pixel_A`` (Å) replaces the channels' header pixel size."""
     params = params or WatershedParams()
-    volume = read_volume(fluorescence)
-    stack = unmixed_channel(volume, fluorescence, bleed_from, bleed_fraction)
+    volume = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A")
+    stack = unmixed_channel(volume, fluorescence, bleed_from, bleed_fraction, fluorescence_pixel_A)
     regions, table, _ = watershed_segment(stack, params)
     if int(regions.max()) > np.iinfo(np.int16).max:
         raise InvalidDataError(
@@ -271,6 +305,49 @@ def read_placement(path: Path, tomogram: Volume, tomogram_path: Path) -> dict:
     return place
 
 
+def check_pixel_sizes(
+    record: dict, transform: Path, fm: Volume, fluorescence: Path, place: dict, placement: Path
+) -> None:
+    """Refuse a channel or a placement sampled otherwise than the registration's images.
+
+    The registration maps fluorescence pixels to overview pixels of the images it was
+    made on (its ``fluorescence_pixel_nm`` and ``overview_pixel_nm``); a channel binned
+    2× or with a wrong header, or a placement in pixels of another overview binning,
+    would otherwise put the labels in the wrong place or give misleading errors.
+    Nothing is rescaled: which image is off is the user's to say.  Records without
+    the sizes (older ones) are not checked.
+
+    Raises
+    ------
+    InvalidDataError
+        If a size differs from the registration's by more than 1%.
+    """
+    fm_nm = fm.voxel_size_A[0] / 10
+    if _differs(fm_nm, record.get("fluorescence_pixel_nm")):
+        raise InvalidDataError(
+            f"{fluorescence} has {fm_nm:.4g} nm pixels but the registration {transform} was "
+            f"made with {float(record['fluorescence_pixel_nm']):.4g} nm fluorescence pixels; "
+            "give the channel at the sampling of the registered fluorescence (or correct "
+            "its header)."
+        )
+    if _differs(place.get("overview_pixel_nm"), record.get("overview_pixel_nm")):
+        raise InvalidDataError(
+            f"{placement} places the tomogram in overview pixels of "
+            f"{float(place['overview_pixel_nm']):.4g} nm but the registration {transform} was "
+            f"made on an overview with {float(record['overview_pixel_nm']):.4g} nm pixels; "
+            "give a placement and a registration on the same overview sampling."
+        )
+
+
+def _differs(have, want, tolerance: float = 0.01) -> bool:
+    """Whether two pixel sizes differ by more than ``tolerance``; False if either is unknown."""
+    try:
+        have, want = float(have), float(want)
+    except (TypeError, ValueError):
+        return False
+    return have > 0 and want > 0 and abs(have / want - 1) > tolerance
+
+
 def transfer_files(
     tomogram: Path,
     fluorescence: Path,
@@ -283,16 +360,19 @@ def transfer_files(
     map_threshold: float = 1.0,
     bleed_from: Path | None = None,
     bleed_fraction: float = 0.0,
+    fluorescence_pixel_A: float | None = None,
 ) -> tuple[TrainingSet, dict]:
     """Registered fluorescence regions → a training set for the tomogram, written to
     ``out`` with its provenance record; returns it with the transfer's summary.
+    ``fluorescence_pixel_A`` (Å) replaces the header pixel size of the channel, its
+    regions and ``bleed_from``.
 
     ``network_map`` (self-training): a map of this tomogram by a network trained on a
     first transfer; its voxels ≥ ``map_threshold`` inside the band become the masks.
     """
-    tomo = read_volume(tomogram)
-    fm = read_volume(fluorescence)
-    region_volume = read_volume(regions)
+    tomo = read_sized(tomogram, None, None)
+    fm = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A")
+    region_volume = read_sized(regions, fluorescence_pixel_A, "fluorescence_pixel_A")
     if region_volume.shape != fm.shape:
         raise InvalidDataError(
             f"{regions} ({region_volume.shape}) is not the watershed of "
@@ -301,16 +381,19 @@ def transfer_files(
     place = read_placement(placement, tomo, tomogram)
     matrix = load_transform(transform)
     record = json.loads(Path(transform).read_text())
+    check_pixel_sizes(record, transform, fm, fluorescence, place, placement)
     tre = float(record.get("loo_tre_nm", {}).get("p90", 0.0))
     map_values = None
     if network_map is not None:
-        map_volume = read_volume(network_map)
+        map_volume = read_sized(network_map, None, None)
         if map_volume.shape != tomo.shape:
             raise InvalidDataError(
                 f"{network_map} ({map_volume.shape}) is not a map of {tomogram} ({tomo.shape})."
             )
         map_values = np.asarray(map_volume.data, np.float32)
-    signal = normalised_signal(unmixed_channel(fm, fluorescence, bleed_from, bleed_fraction))
+    signal = normalised_signal(
+        unmixed_channel(fm, fluorescence, bleed_from, bleed_fraction, fluorescence_pixel_A)
+    )
     fm_voxel_nm = tuple(v / 10 for v in fm.voxel_size_A)
     sampled = fluorescence_in_tomogram(
         np.asarray(region_volume.data), signal, fm_voxel_nm, matrix, place, params.positive_level
@@ -323,16 +406,19 @@ def transfer_files(
     write_provenance(
         out,
         "clem transfer",
-        params.as_dict() | {"map_threshold": map_threshold},
+        params.as_dict() | {"map_threshold": map_threshold, "bleed_fraction": bleed_fraction},
         [tomogram, fluorescence, regions, transform, placement]
-        + ([network_map] if network_map else []),
+        + ([network_map] if network_map else [])
+        + ([bleed_from] if bleed_from else []),
     )
     return trainset, summary
 
 
 __all__ = [
     "RegisteredPair",
+    "check_pixel_sizes",
     "read_placement",
+    "read_sized",
     "register_files",
     "register_images",
     "single_image",

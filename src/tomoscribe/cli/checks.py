@@ -151,7 +151,12 @@ def _refuse_non_finite(values: dict) -> None:
                 raise ParameterError(f"{_flag(name)} must be a finite number, got {item}.")
 
 
-def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (), sidecars: bool = True):
+def writes(
+    files: tuple[str, ...] = (),
+    folders: tuple[str, ...] = (),
+    sidecars: bool = True,
+    companions=None,
+):
     """Declare a command's outputs so they are checked before it runs.
 
     Parameters
@@ -159,6 +164,11 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (), sidecars:
     files : names of parameters holding output files (a path or a list of paths)
     folders : names of parameters holding output folders
     sidecars : whether each output file gets a provenance sidecar ``NAME.json``
+    companions : callable, optional
+        Path → list of the files the command writes beside that output file (a
+        registration's ``NAME.txt`` matrix), checked with it; it may raise a
+        :class:`~tomoscribe.errors.TomoscribeError` for an output name it cannot take.
+        Particle lists' companions (a Dynamo table's ``NAME.doc``) are always checked.
     """
 
     def decorate(command):
@@ -190,6 +200,8 @@ def writes(files: tuple[str, ...] = (), folders: tuple[str, ...] = (), sidecars:
                         )
                     outputs.append(path)
                     outputs.extend(companion_outputs(path))
+                    if companions is not None:
+                        outputs.extend(companions(path))
                     if sidecars:
                         outputs.append(sidecar_path(path))
             check_outputs(outputs, overwrite=overwrite, inputs=inputs)

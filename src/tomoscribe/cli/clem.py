@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import ParameterError
+from ..errors import InputFileError, ParameterError
 from . import options
 from .app import app
 from .checks import writes
@@ -17,6 +17,14 @@ clem_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(clem_app, name="clem")
+
+FluorescencePixel = typer.Option(
+    None,
+    "--fluorescence-pixel-size",
+    min=0.0,
+    help="The fluorescence images' pixel size (Å; 100 nm = 1000), where their headers "
+    "lack or misstate it.",
+)
 
 
 @clem_app.command("simulate")
@@ -40,8 +48,15 @@ def simulate(
     )
 
 
+def _registration_companions(path: Path) -> list[Path]:
+    """The 3×3 matrix text written beside a registration (refuses a .txt registration)."""
+    from ..clem.register import matrix_path
+
+    return [matrix_path(path)]
+
+
 @clem_app.command("register")
-@writes(files=("out",))
+@writes(files=("out",), companions=_registration_companions)
 def register(
     overview: Path = typer.Argument(
         ..., help="EM overview of the grid square (MRC/TIFF, one slice, with its pixel size)."
@@ -84,12 +99,16 @@ def register(
         min=0.0,
         help="The overview's pixel size (Å), where its header lacks or misstates it.",
     ),
+    fluorescence_pixel_A: float = FluorescencePixel,
 ) -> None:
     """Register fluorescence to an EM overview through the holes of the support film."""
     import numpy as np
 
     from ..clem.workflow import register_files
 
+    for path in (overview, reflection, cell):  # a missing file first: no anchor helps it
+        if path is not None and not path.exists():
+            raise InputFileError(f"{path} does not exist; check the path.")
     mirror_flag = {"auto": None, "yes": True, "no": False}.get(mirror, "bad")
     if mirror_flag == "bad":
         raise ParameterError(f"--mirror must be auto, yes or no, got {mirror!r}.")
@@ -111,6 +130,7 @@ def register(
         model=model,
         min_score=min_score,
         overview_pixel_A=overview_pixel_A,
+        fluorescence_pixel_A=fluorescence_pixel_A,
     )
     anchor = registered.anchor
     summary = registered.registration.summary()
@@ -160,6 +180,7 @@ def watershed(
         0.3, "--merge-fraction", min=0.0, max=1.0, help="... or than this fraction of their peak."
     ),
     min_voxels: int = typer.Option(20, "--min-voxels", min=1, help="Smallest region kept."),
+    fluorescence_pixel_A: float = FluorescencePixel,
 ) -> None:
     """3D watershed of a fluorescence channel, with saddle-based basin merging."""
     from ..clem.watershed import WatershedParams
@@ -168,7 +189,9 @@ def watershed(
     params = WatershedParams(
         smooth_px, foreground_sigma, merge_depth_sigma, merge_depth_fraction, min_voxels
     )
-    table = watershed_file(fluorescence, out, params, bleed_from, bleed_fraction)
+    table = watershed_file(
+        fluorescence, out, params, bleed_from, bleed_fraction, fluorescence_pixel_A
+    )
     typer.echo(
         f"{len(table)} regions ({int(table['voxels'].sum()) if len(table) else 0} "
         f"voxels); wrote {out}"
@@ -242,6 +265,7 @@ def transfer(
     n_positive: int = typer.Option(10, "--positives", min=1),
     n_negative: int = typer.Option(100, "--negatives", min=1),
     seed: int = options.Seed,
+    fluorescence_pixel_A: float = FluorescencePixel,
 ) -> None:
     """Turn registered fluorescence regions into a training set for `tomoscribe train`."""
     from ..clem.transfer import TransferParams
@@ -270,6 +294,7 @@ def transfer(
         map_threshold,
         bleed_from,
         bleed_fraction,
+        fluorescence_pixel_A,
     )
     typer.echo(
         f"{trainset.n_positive} positive and {trainset.n_negative} negative tiles "
@@ -316,7 +341,8 @@ def pipeline(
     )
     reg = result["registration"]
     typer.echo(
-        f"registration: FRE {reg['fre_nm']:.1f} nm, leave-one-out TRE median "
+        f"registration of tomogram {reg.get('tomogram', 1)}: FRE {reg['fre_nm']:.1f} nm, "
+        f"leave-one-out TRE median "
         f"{reg['loo_tre_nm']['median']:.1f} nm, true error at the tomogram ≤ "
         f"{reg['true_error_at_tomogram_nm']['max']:.1f} nm"
     )

@@ -375,7 +375,7 @@ def _results(
     return {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.__dict__.items()},
         "registration": first.registered.summary
-        | {"true_error_at_tomogram_nm": first.registered.truth_tre},
+        | {"tomogram": 1, "true_error_at_tomogram_nm": first.registered.truth_tre},
         "watershed": {
             "regions": int(regions.max()),
             "voxels": int(region_table["voxels"].sum()) if len(region_table) else 0,
@@ -437,18 +437,17 @@ def label_from_fluorescence(
             truth_name="fm_to_overview.json" if t == 1 else f"fm_to_overview_{t}.json",
         )
     with timed("register"):
-        say(f"detecting holes and registering the fluorescence to the overview ({t})")
+        say(f"detecting holes and registering the fluorescence to the overview of tomogram {t}")
         registered = register_simulated(correlative)
         summary = registered.summary
         if summary["anchor"].get("ambiguous"):
-            say(f"warning: the cell anchor's margin is thin ({summary['anchor']['margin']:.3f})")
-        say(
-            f"registration: {summary['n_inliers']} holes, FRE {summary['fre_nm']:.0f} nm, "
-            f"true error at the tomogram {registered.truth_tre['max']:.0f} nm (max over its "
-            "corners)"
-        )
+            say(
+                f"warning: the cell anchor's margin is thin for tomogram {t} "
+                f"({summary['anchor']['margin']:.3f})"
+            )
+        say(registration_line(t, summary, registered.truth_tre))
     with timed("watershed + transfer"):
-        say("watershed of the microtubule channel and label transfer")
+        say(f"watershed of the microtubule channel and label transfer into tomogram {t}")
         transferred = transfer_simulated(correlative, registered, tomo, transfer_params, pre_params)
     truth = tomo.truth_of(FEATURE_ID)
     return Labelled(
@@ -459,6 +458,16 @@ def label_from_fluorescence(
         overlap_scores(
             np.broadcast_to(transferred.sampled["band"], transferred.refined.shape), truth
         ),
+    )
+
+
+def registration_line(t: int, summary: dict, truth_tre: dict) -> str:
+    """The log line of tomogram ``t``'s registration: holes, FRE and the true error (nm)
+    at the tomogram (max over its centre and corners)."""
+    return (
+        f"registration of tomogram {t}: {summary['n_inliers']} holes, FRE "
+        f"{summary['fre_nm']:.0f} nm, true error at the tomogram {truth_tre['max']:.0f} nm "
+        "(max over its corners)"
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.legend import write_legend
 from ..errors import ParameterError, TrainingError
 from ..io import create_volume, read_volume, write_volume
 from ..outputs import atomic_path
@@ -25,7 +26,7 @@ from ..segment.network import ArchitectureSpec
 from ..segment.train import TrainParams, train_feature
 from ..segment.trainset import TrainingSet, build_training_set, painted_mask_source
 from ..simulate.annotator import simulate_annotator
-from ..simulate.cell import CellParams, make_cell
+from ..simulate.cell import CellParams, make_cell, truth_legend
 from ..simulate.imaging import ImagingParams, image_volume
 from ..volume import Volume
 
@@ -72,8 +73,9 @@ def simulate_tomogram(
 ) -> SimulatedTomogram:
     """Simulate cell ``cell`` and image it (±60° tilt series, CTF, noise ``snr``, WBP).
 
-    Writes ``tomogram_{index}.mrc`` and ``truth/labels_{index}.mrc`` under ``out``; the
-    tomogram is returned reopened from its file.
+    Writes ``tomogram_{index}.mrc`` and ``truth/labels_{index}.mrc`` (with its
+    ``.legend.json``: which id is which structure) under ``out``; the tomogram is
+    returned reopened from its file.
     """
     density, labels, instances, particles = make_cell(cell)
     imaged = image_volume(
@@ -82,6 +84,7 @@ def simulate_tomogram(
     raw_path = out / f"tomogram_{index}.mrc"
     write_volume(raw_path, Volume(imaged["tomogram"], cell.voxel_size_A))
     write_volume(out / "truth" / f"labels_{index}.mrc", labels)
+    write_legend(out / "truth" / f"labels_{index}.mrc", truth_legend(cell))
     return SimulatedTomogram(
         raw=read_volume(raw_path),
         labels=np.asarray(labels.data),

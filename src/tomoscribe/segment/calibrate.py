@@ -92,6 +92,7 @@ def calibrate(
     box: np.ndarray,
     positive: np.ndarray,
     thresholds=THRESHOLDS,
+    annotator: str = "",
 ) -> Calibration:
     """Choose the threshold with the highest Dice on held-out tiles.
 
@@ -107,6 +108,9 @@ def calibrate(
         Whether each tile's box is a positive one.
     thresholds : sequence of float
         Thresholds to try, increasing.
+    annotator : str
+        Who made the boxes (the training set's ``annotator``): a set from ``clem
+        transfer`` is told to ask that command for more tiles, not to paint them.
 
     Returns
     -------
@@ -117,6 +121,7 @@ def calibrate(
     """
     predicted, truth = np.asarray(predicted, np.float32), np.asarray(truth, bool)
     box, positive = np.asarray(box), np.asarray(positive, bool)
+    boxes = "boxes" if more_boxes(annotator) != more_boxes() else "painted boxes"
     n_pos = len(np.unique(box[positive])) if len(box) else 0
     n_neg = len(np.unique(box[~positive])) if len(box) else 0
     if n_pos < MIN_POSITIVE_BOXES or n_neg < MIN_NEGATIVE_BOXES:
@@ -124,10 +129,10 @@ def calibrate(
             DEFAULT_THRESHOLD,
             False,
             f"a threshold needs at least {MIN_POSITIVE_BOXES} positive and "
-            f"{MIN_NEGATIVE_BOXES} negative painted boxes held out, and {n_pos} and {n_neg} "
-            f"were, so the threshold is the paper's {DEFAULT_THRESHOLD:.1f} (paint more boxes, "
-            "hold out more with `validation`, or train an ensemble, whose members hold out "
-            "different boxes).",
+            f"{MIN_NEGATIVE_BOXES} negative {boxes} held out, and {n_pos} and {n_neg} "
+            f"were, so the threshold is the paper's {DEFAULT_THRESHOLD:.1f} "
+            f"({more_boxes(annotator)}, hold out more with `validation`, or train an "
+            "ensemble, whose members hold out different boxes).",
             n_positive_boxes=n_pos,
             n_negative_boxes=n_neg,
         )
@@ -144,7 +149,7 @@ def calibrate(
         float(grid[best]),
         True,
         f"the threshold with the highest Dice on {n_pos} positive and {n_neg} negative "
-        "painted boxes held out of training.",
+        f"{boxes} held out of training.",
         tuple(float(t) for t in grid),
         tuple(float(d) for d in dice),
         tuple(float(p) for p in _ratio(tp, marked)),
@@ -162,7 +167,26 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
 
 
-def learned_little(feature: str, calibration: Calibration, amplitude: float) -> str | None:
+#: The annotator ``clem transfer`` writes into its training sets.
+CLEM_ANNOTATOR = "CLEM label transfer"
+
+
+def more_boxes(annotator: str = "", paint: str = "paint more boxes") -> str:
+    """How to get more positive boxes, for sets by ``annotator`` (painted: ``paint``; or
+    made by ``clem transfer``, whose ``--positives`` sets how many positive tiles it
+    makes; sets pooled from both: either)."""
+    sources = [a.strip() for a in annotator.split(" + ") if a.strip()]
+    transfer = "ask clem transfer for more positive tiles (its --positives)"
+    if sources and all(a == CLEM_ANNOTATOR for a in sources):
+        return transfer
+    if CLEM_ANNOTATOR in sources:
+        return f"{paint} or {transfer}"
+    return paint
+
+
+def learned_little(
+    feature: str, calibration: Calibration, amplitude: float, annotator: str = ""
+) -> str | None:
     """One sentence saying that a network learned little, and what to do; else None.
 
     Judged by the held-out Dice at the chosen threshold (below :data:`LOW_DICE`), the
@@ -181,7 +205,7 @@ def learned_little(feature: str, calibration: Calibration, amplitude: float) -> 
     if not signs:
         return None
     return (
-        f"the {feature!r} network learned little ({', '.join(signs)}); paint more positive "
-        "tiles, add negatives from other places or tomograms, or low-pass the tomogram "
-        "more (40–60 Å) before annotating."
+        f"the {feature!r} network learned little ({', '.join(signs)}); "
+        f"{more_boxes(annotator, 'paint more positive tiles')}, add negatives from other "
+        "places or tomograms, or low-pass the tomogram more (40–60 Å) before annotating."
     )

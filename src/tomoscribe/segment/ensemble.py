@@ -250,10 +250,11 @@ def train_ensemble(
             "rate, train longer or paint more tiles.",
             parameter="learning_rate",
         )
-    calibration = calibrate(*out_of_bag(pooled, plan, models))
+    annotator = str(pooled.metadata.get("annotator", ""))
+    calibration = calibrate(*out_of_bag(pooled, plan, models), annotator=annotator)
     model = _assembled(kept, len(plan) > 1)
     amplitude = float(np.mean([m.amplitude for m in kept]))
-    warning = learned_little(feature, calibration, amplitude)
+    warning = learned_little(feature, calibration, amplitude, annotator)
     if not calibration.calibrated:
         say(calibration.reason)
     if warning:

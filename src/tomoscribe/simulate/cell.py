@@ -35,6 +35,7 @@ from scipy.interpolate import CubicSpline
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from ..core.legend import BACKGROUND_COLOUR, PALETTE, Legend, LegendEntry
 from ..core.rotations import to_euler
 from ..errors import ParameterError
 from ..volume import Volume
@@ -78,6 +79,22 @@ def particles_for_concentration(concentration_uM: float, shape, voxel_size_A: fl
     """How many particles a concentration (µM) puts in the volume."""
     litres = float(np.prod(shape)) * voxel_size_A**3 * 1e-27
     return int(round(concentration_uM * 1e-6 * _AVOGADRO * litres))
+
+
+def truth_legend(params: CellParams) -> Legend:
+    """The legend of a simulated cell's class-id map (``labels``): id 0 background,
+    :data:`CELL_CLASS_IDS` for the cell's structures and ``TEMPLATE_CLASS_BASE + i``
+    for template ``i`` of ``params.templates_uM``, coloured from the legend's palette."""
+    names = {v: k for k, v in CELL_CLASS_IDS.items()}
+    names.update({TEMPLATE_CLASS_BASE + i: n for i, n in enumerate(params.templates_uM)})
+    return Legend(
+        {
+            label: LegendEntry(
+                name, BACKGROUND_COLOUR if label == 0 else PALETTE[(label - 1) % len(PALETTE)]
+            )
+            for label, name in names.items()
+        }
+    )
 
 
 def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False):

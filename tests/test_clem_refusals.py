@@ -1,0 +1,263 @@
+"""CLEM commands refuse what they cannot do right: one sentence, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import mrcfile
+import numpy as np
+import pytest
+
+from tomoscribe.clem.holes import detect_holes
+from tomoscribe.clem.lattice import fit_lattice
+from tomoscribe.clem.register import MAX_OFF_SHADOW, anchor_by_cell
+from tomoscribe.cli.app import main
+from tomoscribe.errors import InvalidDataError
+from tomoscribe.simulate.correlative import CorrelativeParams, make_correlative_pair
+
+
+def _small_pair(seed: int) -> dict:
+    """A small correlative pair (512² overview at 40 nm, 224² fluorescence at 100 nm)."""
+    labels = np.zeros((16, 96, 96), np.uint8)
+    labels[6:10, 40:46, :] = 2
+    params = CorrelativeParams(
+        overview_size=512, fm_size=224, n_cell_filaments=10, cell_diameter_um=14.0, seed=seed
+    )
+    return make_correlative_pair(labels, (labels > 0).astype(np.int32), 20.0, params)
+
+
+def _write(path, data, voxel_A):
+    with mrcfile.new(path, overwrite=True) as handle:
+        handle.set_data(np.asarray(data, np.float32))
+        if voxel_A is not None:
+            handle.voxel_size = voxel_A
+    return path
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory):
+    """Two grid squares (two cells) as files: overview, reflection and cell stain each."""
+    root = tmp_path_factory.mktemp("squares")
+    files = {}
+    for name, seed in (("a", 1), ("b", 4)):
+        pair = _small_pair(seed)
+        files[name] = {
+            "pair": pair,
+            "overview": _write(root / f"{name}_overview.mrc", pair["overview"], 400.0),
+            "reflection": _write(
+                root / f"{name}_reflection.mrc",
+                pair["fluorescence"]["reflection"].reshape(1, 224, 224),
+                1000.0,
+            ),
+            "cell": _write(root / f"{name}_cell.mrc", pair["fluorescence"]["cell"], 1000.0),
+        }
+    return files
+
+
+def _lattices(overview, reflection):
+    ov = detect_holes(overview, 40.0, 2.0)
+    fm = detect_holes(reflection, 100.0, 2.0)
+    return (
+        fit_lattice(fm[["x", "y"]].to_numpy(), 30.0),
+        fit_lattice(ov[["x", "y"]].to_numpy(), 75.0),
+    )
+
+
+def test_cell_anchor_refuses_another_squares_fluorescence(squares):
+    right, other = squares["a"]["pair"], squares["b"]["pair"]
+    lattice_fm, lattice_ov = _lattices(right["overview"][0], right["fluorescence"]["reflection"])
+    cell = right["fluorescence"]["cell"].max(0)
+    _, _, anchor = anchor_by_cell(lattice_fm, lattice_ov, cell, right["overview"], 2.5, 25.0)
+    assert anchor["off_shadow_fraction"] <= MAX_OFF_SHADOW / 5
+    # The other cell's fluorescence on this overview: the lattice match is as clear by
+    # margin as a right one, but the stain lands off the shadow.
+    lattice_fm, lattice_ov = _lattices(right["overview"][0], other["fluorescence"]["reflection"])
+    with pytest.raises(InvalidDataError, match="does not fit this overview"):
+        anchor_by_cell(
+            lattice_fm,
+            lattice_ov,
+            other["fluorescence"]["cell"].max(0),
+            right["overview"],
+            2.5,
+            25.0,
+        )
+
+
+def test_register_refuses_another_squares_fluorescence(squares, tmp_path, capsys):
+    a, b = squares["a"], squares["b"]
+    out = tmp_path / "t.json"
+    argv = ["clem", "register", str(a["overview"]), str(b["reflection"]), "--cell"]
+    assert main(argv + [str(b["cell"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this overview" in err and "Traceback" not in err
+    assert not out.exists() and not out.with_suffix(".txt").exists()
+    assert main(argv[:3] + [str(a["reflection"]), "--cell", str(a["cell"]), "-o", str(out)]) == 0
+    assert out.exists()
+
+
+def _transfer_inputs(root, fm_voxel_A=1000.0, placement_overview_nm=40.0):
+    """Minimal files for `clem transfer`: the checks on them run before any work."""
+    tomogram = _write(root / "pre.mrc", np.zeros((8, 32, 32)), 20.0)
+    channel = _write(root / f"fm_{fm_voxel_A:g}.mrc", np.ones((3, 64, 64)), fm_voxel_A)
+    regions = _write(root / f"regions_{fm_voxel_A:g}.mrc", np.ones((3, 64, 64)), fm_voxel_A)
+    transform = root / "reg.json"
+    transform.write_text(
+        json.dumps(
+            {
+                "matrix": [[2.5, 0, 0], [0, 2.5, 0], [0, 0, 1]],
+                "overview_pixel_nm": 40.0,
+                "fluorescence_pixel_nm": 100.0,
+                "loo_tre_nm": {"p90": 20.0},
+            }
+        )
+    )
+    placement = root / f"place_{placement_overview_nm:g}.json"
+    placement.write_text(
+        json.dumps(
+            {
+                "tomogram_shape": [8, 32, 32],
+                "tomogram_voxel_nm": 2.0,
+                "overview_pixel_nm": placement_overview_nm,
+                "tomogram_centre_overview_px": [80.0, 80.0],
+                "tomogram_rotation_deg": 0.0,
+                "fluorescence_z_slice": 1.0,
+            }
+        )
+    )
+    return [
+        "clem",
+        "transfer",
+        str(tomogram),
+        "--fluorescence",
+        str(channel),
+        "--regions",
+        str(regions),
+        "--transform",
+        str(transform),
+        "--placement",
+        str(placement),
+        "--feature",
+        "microtubule",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fm_voxel_A", "placement_overview_nm", "expected"),
+    [
+        (2000.0, 40.0, "has 200 nm pixels but the registration"),
+        (1000.0, 20.0, "overview pixels of 20 nm but the registration"),
+    ],
+)
+def test_transfer_refuses_pixel_sizes_other_than_the_registrations(
+    tmp_path, capsys, fm_voxel_A, placement_overview_nm, expected
+):
+    out = tmp_path / "mt.trainset"
+    argv = _transfer_inputs(tmp_path, fm_voxel_A, placement_overview_nm)
+    assert main(argv + ["-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1
+    assert not out.exists()
+    # The same files at the registration's sampling pass the check (and fail later, on
+    # the empty regions, for a reason of their own).
+    assert main(_transfer_inputs(tmp_path) + ["-o", str(out)]) == 2
+    assert "but the registration" not in capsys.readouterr().err
+
+
+def test_register_refuses_an_output_named_like_its_matrix(squares, tmp_path, capsys):
+    a = squares["a"]
+    out = tmp_path / "reg" / "t.txt"
+    out.parent.mkdir()
+    argv = ["clem", "register", str(a["overview"]), str(a["reflection"]), "--cell"]
+    assert main(argv + [str(a["cell"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ends in .txt" in err and err.count("\n") == 1
+    assert list(out.parent.iterdir()) == []
+
+
+def test_register_checks_the_matrix_beside_it_before_any_work(squares, tmp_path, capsys):
+    a = squares["a"]
+    mine = tmp_path / "u" / "tx.txt"
+    mine.parent.mkdir()
+    mine.write_text("the user's own notes\n")
+    out = mine.with_suffix(".json")
+    argv = ["clem", "register", str(a["overview"]), str(a["reflection"]), "--cell"]
+    assert main(argv + [str(a["cell"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "tx.txt" in err and err.count("\n") == 1
+    assert not out.exists() and mine.read_text() == "the user's own notes\n"
+    assert sorted(p.name for p in mine.parent.iterdir()) == ["tx.txt"]
+
+
+def test_a_missing_pixel_size_names_an_option_the_command_has(squares, tmp_path, capsys):
+    a = squares["a"]
+    reflection = _write(tmp_path / "refl.mrc", mrcfile.read(a["reflection"]), None)
+    cell = _write(tmp_path / "cell.mrc", mrcfile.read(a["cell"]), None)
+    overview = _write(tmp_path / "ov.mrc", mrcfile.read(a["overview"]), None)
+    out = tmp_path / "t.json"
+
+    def refused(argv, flag):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "records no pixel size" in err and err.count("\n") == 1
+        assert "--voxel-size" not in err and (flag is None or flag in err)
+        if flag is None:
+            assert "--" not in err and "header" in err
+
+    register = ["clem", "register", str(a["overview"]), str(reflection), "--cell", str(cell)]
+    refused(register + ["-o", str(out)], "--fluorescence-pixel-size")
+    assert not out.exists()
+    refused(
+        ["clem", "register", str(overview), str(a["reflection"]), "--cell", str(a["cell"])]
+        + ["-o", str(out)],
+        "--overview-pixel-size",
+    )
+    # The option named does what it says.
+    assert main(register + ["--fluorescence-pixel-size", "1000", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["fluorescence_pixel_nm"] == pytest.approx(100.0)
+    regions = tmp_path / "regions.mrc"
+    refused(["clem", "watershed", str(cell), "-o", str(regions)], "--fluorescence-pixel-size")
+    transfer = _transfer_inputs(tmp_path)
+    bare_channel = _write(tmp_path / "channel.mrc", np.ones((3, 64, 64)), None)
+    argv = transfer[:4] + [str(bare_channel)] + transfer[5:] + ["-o", str(tmp_path / "x.ts")]
+    refused(argv, "--fluorescence-pixel-size")
+    bare_tomogram = _write(tmp_path / "tomo.mrc", np.zeros((8, 32, 32)), None)
+    refused(
+        transfer[:2] + [str(bare_tomogram)] + transfer[3:] + ["-o", str(tmp_path / "y.ts")], None
+    )
+
+
+def test_register_names_a_missing_input_before_the_anchor(tmp_path, capsys):
+    overview = _write(tmp_path / "ov.mrc", np.zeros((1, 8, 8)), 400.0)
+    out = tmp_path / "r1" / "t.json"
+    missing = tmp_path / "nothere.mrc"
+    assert main(["clem", "register", str(overview), str(missing), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing} does not exist" in err and "--cell" not in err
+    argv = ["clem", "register", str(overview), str(overview), "--cell", str(missing)]
+    assert main(argv + ["-o", str(out)]) == 2
+    assert f"{missing} does not exist" in capsys.readouterr().err
+    assert not out.parent.exists()
+
+
+def test_pipeline_log_names_the_tomogram_of_each_registration(monkeypatch, tmp_path, capsys):
+    from tomoscribe.experiments import clem as experiment
+
+    summary = {"n_inliers": 61, "fre_nm": 46.2}
+    line = experiment.registration_line(3, summary, {"max": 7.1})
+    assert line.startswith("registration of tomogram 3: 61 holes, FRE 46 nm")
+    # The command's summary says which tomogram its registration line is about.
+    score = {"dice": 0.5, "precision": 0.5, "recall": 0.5, "picking": {"f1": 0.5}}
+    result = {
+        "registration": {
+            "tomogram": 1,
+            "fre_nm": 46.2,
+            "loo_tre_nm": {"median": 20.0},
+            "true_error_at_tomogram_nm": {"max": 7.1},
+        },
+        "scores": {"clem_tomogram_2": score},
+        "human_network_failed": {"tomogram_2": False},
+        "dice_ratio": {"tomogram_2": 1.0},
+    }
+    monkeypatch.setattr(experiment, "run_clem_pipeline", lambda settings: result)
+    assert main(["clem", "pipeline", "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    assert "registration of tomogram 1: FRE 46.2 nm" in capsys.readouterr().out
