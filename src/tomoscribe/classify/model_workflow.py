@@ -33,14 +33,53 @@ from .workflow import check_voxel_size, load_subtomograms
 
 
 def accuracy_table(truth: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> dict:
-    """``{"accuracy", "per_class"}``: the fraction of ``predicted`` class indices equal
-    to ``truth``, overall and per true class (classes without members left out)."""
+    """How often predicted classes are the true ones, over the labelled subtomograms.
+
+    Parameters
+    ----------
+    truth : (N,) int
+        True class indices into ``class_names``; −1 (unknown) is left out.
+    predicted : (N,) int
+        Predicted class indices.
+    class_names : list of str
+
+    Returns
+    -------
+    dict with ``accuracy`` (fraction of the labelled ones predicted right; None when
+    none is labelled), ``per_class`` (the same per true class, classes without members
+    left out), ``n_labelled`` and ``n_unlabelled`` (counts).
+    """
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    known = truth >= 0
+    truth, predicted = truth[known], predicted[known]
     per_class = {}
     for index, name in enumerate(class_names):
         members = truth == index
         if members.any():
             per_class[name] = float((predicted[members] == index).mean())
-    return {"accuracy": float((truth == predicted).mean()), "per_class": per_class}
+    return {
+        "accuracy": float((truth == predicted).mean()) if known.any() else None,
+        "per_class": per_class,
+        "n_labelled": int(known.sum()),
+        "n_unlabelled": int((~known).sum()),
+    }
+
+
+def labelled_mask(dataset: Path, labels: np.ndarray, purpose: str) -> np.ndarray:
+    """Which subtomograms of ``dataset`` have a class (label ≥ 0; −1 is unknown).
+
+    Raises
+    ------
+    InvalidDataError
+        None has one: there is nothing to ``purpose`` (e.g. "score", "train on").
+    """
+    known = np.asarray(labels) >= 0
+    if not known.any():
+        raise InvalidDataError(
+            f"{dataset} has no labelled subtomograms (every label is -1, unknown): "
+            f"there is nothing to {purpose}."
+        )
+    return known
 
 
 def _split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,11 +100,15 @@ class TrainedClassifier:
     test : ``{"accuracy", "per_class"}`` on the held-out part; None when nothing was
         held out
     n_test : subtomograms held out
+    n_train : subtomograms trained on
+    n_unlabelled : subtomograms left out because their class is unknown (label −1)
     """
 
     classifier: Classifier
     test: dict | None
     n_test: int
+    n_train: int = 0
+    n_unlabelled: int = 0
 
 
 def train_classifier_file(
@@ -78,13 +121,23 @@ def train_classifier_file(
     show_progress: bool = False,
 ) -> TrainedClassifier:
     """Train a classifier on a labelled dataset, score it on the held-out
-    ``test_fraction`` of each class (0: train on everything) and save it to ``output``."""
+    ``test_fraction`` of each class (0: train on everything) and save it to ``output``.
+    Subtomograms of unknown class (label −1) are left out of both.
+
+    Raises
+    ------
+    InvalidDataError
+        No subtomogram is labelled, or a class has no examples.
+    """
     from .modelfile import save_classifier
     from .training import predict, train_classifier
 
     params = params or ClassifierParams()
     dataset, output = Path(dataset), Path(output)
     volumes, labels, names, voxel = load_subtomograms(dataset)
+    known = labelled_mask(dataset, labels, "train on")
+    n_unlabelled = int((~known).sum())
+    volumes, labels = volumes[known], labels[known]
     train_mask, test_mask = _split(labels, test_fraction, params.seed)
     classifier = train_classifier(
         volumes[train_mask],
@@ -112,9 +165,16 @@ def train_classifier_file(
             "test_fraction": test_fraction,
         },
         [],
-        extra={"dataset": str(dataset.resolve()), "test": scores},
+        extra={
+            "dataset": str(dataset.resolve()),
+            "test": scores,
+            "n_train": int(train_mask.sum()),
+            "n_unlabelled": n_unlabelled,
+        },
     )
-    return TrainedClassifier(classifier, scores, int(test_mask.sum()))
+    return TrainedClassifier(
+        classifier, scores, int(test_mask.sum()), int(train_mask.sum()), n_unlabelled
+    )
 
 
 def evaluate_classifier_file(
@@ -124,12 +184,14 @@ def evaluate_classifier_file(
     device: str = "auto",
 ) -> dict:
     """Accuracy of a classifier file on a labelled dataset: ``{"accuracy", "per_class",
-    "confusion"}`` (rows true, columns predicted), also written to ``output`` (JSON).
+    "n_labelled", "n_unlabelled", "confusion"}`` (rows true, columns predicted), also
+    written to ``output`` (JSON).  Subtomograms of unknown class (label −1) are left
+    out (counted in ``n_unlabelled``).
 
     Raises
     ------
     InvalidDataError
-        The dataset's classes are not the classifier's.
+        The dataset's classes are not the classifier's, or none is labelled.
     VoxelSizeMismatchError
         Its voxel size differs from the classifier's by more than 5%.
     """
@@ -144,10 +206,12 @@ def evaluate_classifier_file(
         raise InvalidDataError(
             f"{dataset} has classes {names} but the classifier knows {classifier.class_names}."
         )
-    predicted = predict(classifier, volumes, device=device).argmax(1)
+    known = labelled_mask(dataset, labels, "score")
+    predicted = np.full(len(labels), -1)
+    predicted[known] = predict(classifier, volumes[known], device=device).argmax(1)
     scores = accuracy_table(labels, predicted, names)
     confusion = np.zeros((len(names), len(names)), int)
-    np.add.at(confusion, (labels, predicted), 1)
+    np.add.at(confusion, (labels[known], predicted[known]), 1)
     scores["confusion"] = {"rows_true_columns_predicted": names, "counts": confusion.tolist()}
     if output:
         with atomic_path(output) as tmp:
@@ -160,14 +224,25 @@ def rif_baseline_file(
 ) -> tuple[dict, int]:
     """The RIF-SVM baseline (rotation-invariant spherical-harmonic features up to degree
     ``max_degree`` + RBF-SVM) trained on part of a labelled dataset: its
-    ``{"accuracy", "per_class"}`` on the held-out ``test_fraction`` and how many that
-    held out."""
+    ``{"accuracy", "per_class", "n_labelled", "n_unlabelled"}`` on the held-out
+    ``test_fraction`` and how many that held out.  Subtomograms of unknown class
+    (label −1) are left out of training and test (``n_unlabelled`` counts them).
+
+    Raises
+    ------
+    InvalidDataError
+        No subtomogram is labelled.
+    """
     from .rif import fit_rif_svm
 
-    volumes, labels, names, _ = load_subtomograms(Path(dataset))
+    dataset = Path(dataset)
+    volumes, labels, names, _ = load_subtomograms(dataset)
+    known = labelled_mask(dataset, labels, "score")
+    volumes, labels = volumes[known], labels[known]
     train_mask, test_mask = split_halves(labels, test_fraction, seed)
     model = fit_rif_svm(volumes[train_mask], labels[train_mask], max_degree, seed)
     scores = accuracy_table(labels[test_mask], model.predict(volumes[test_mask]), names)
+    scores["n_unlabelled"] = int((~known).sum())
     return scores, int(test_mask.sum())
 
 

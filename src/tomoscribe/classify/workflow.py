@@ -99,7 +99,8 @@ def discover_files(
     Each chosen cluster of the feature store ``clustered`` (default: the largest) is
     classified and averaged with missing-wedge-aware alignment; writes
     ``cluster{c:03d}_class{k}.mrc``, ``discover.json`` (members, sizes, FSC-0.5
-    distances (nm) to every reference, true classes where known), ``gallery.png`` and
+    distances (nm) to every reference, true classes where known and how many members
+    are unlabelled), ``gallery.png`` and
     the folder's provenance record.  ``params``'s tilt range is replaced by
     ``tilt_range_deg``, else the one the dataset records, else ±60° (``say`` is told
     which).  Returns the ``discover.json`` record.
@@ -176,11 +177,13 @@ def _classes_of_cluster(
             **matches[k],
         }
         if truth is not None:
+            known = truth[in_class][truth[in_class] >= 0]
             item["true_classes"] = {
                 names[i]: int(v)
-                for i, v in enumerate(np.bincount(truth[in_class], minlength=len(names)))
+                for i, v in enumerate(np.bincount(known, minlength=len(names)))
                 if v
             }
+            item["unlabelled"] = int(len(in_class) - len(known))
         entry["classes"].append(item)
         say(
             f"cluster {c} class {k}: {item['size']} subtomograms"

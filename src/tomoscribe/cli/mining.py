@@ -81,7 +81,22 @@ def cluster(
     sizes = np.bincount(clusters, minlength=k)
     typer.echo(
         f"wrote {output}: {k} clusters (largest {sizes.max()}, smallest {sizes.min()})"
-        + (f"; purity {scores['purity']:.3f}, ARI {scores['adjusted_rand']:.3f}" if scores else "")
+        + (
+            f"; purity {scores['purity']:.3f}, ARI {scores['adjusted_rand']:.3f}"
+            + _over_labelled(scores)
+            if scores
+            else ""
+        )
+    )
+
+
+def _over_labelled(scores: dict) -> str:
+    """ " over N labelled subtomograms (M unlabelled left out)" when some are unlabelled."""
+    if not scores.get("n_unlabelled"):
+        return ""
+    return (
+        f" over {scores['n_labelled']} labelled subtomograms "
+        f"({scores['n_unlabelled']} unlabelled left out)"
     )
 
 
@@ -197,7 +212,7 @@ def autoencoder_mine(
     typer.echo(
         f"wrote {output}: {clusters} clusters of sizes "
         + ", ".join(map(str, found["sizes"].tolist()))
-        + (f"; purity {scores['purity']:.3f}" if scores else "")
+        + (f"; purity {scores['purity']:.3f}" + _over_labelled(scores) if scores else "")
     )
 
 

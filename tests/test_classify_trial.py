@@ -1,0 +1,151 @@
+"""A new user's trial of the `classify` commands: unknown labels (−1), evaluation sets
+with fewer classes than the model, references no class matches, a clustered store of
+another dataset, what the voxelseg numbers are over, and provenance records."""
+
+import json
+
+import numpy as np
+import pytest
+
+from synthetic_shapes import SHAPE_NAMES, shapes
+from tomoscribe.classify.modelfile import save_classifier
+from tomoscribe.classify.training import ClassifierParams, train_classifier
+from tomoscribe.cli.app import main
+from tomoscribe.simulate.subtomograms import save_dataset
+
+
+def _dataset(path, volumes, labels, names=SHAPE_NAMES, voxel=9.2):
+    save_dataset(
+        path,
+        {
+            "volumes": volumes,
+            "labels": np.asarray(labels),
+            "class_names": list(names),
+            "params": {"voxel_size_A": voxel, "box": volumes.shape[1]},
+        },
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory):
+    """A tiny labelled set (3 × 8 of 16³), a half-unlabelled copy, an unlabelled copy and
+    a classifier trained for one epoch (its accuracy does not matter here)."""
+    folder = tmp_path_factory.mktemp("trial")
+    volumes, labels = shapes(8)
+    half = labels.copy()
+    half[1::2] = -1
+    classifier = train_classifier(
+        volumes, labels, SHAPE_NAMES, "resnet3d", ClassifierParams(epochs=1, batch_size=24),
+        voxel_size_A=9.2, device="cpu",
+    )  # fmt: skip
+    model = folder / "m.tsc"
+    save_classifier(model, classifier)
+    return {
+        "folder": folder,
+        "volumes": volumes,
+        "labels": labels,
+        "model": model,
+        "full": _dataset(folder / "full.zarr", volumes, labels),
+        "half": _dataset(folder / "half.zarr", volumes, half),
+        "none": _dataset(folder / "none.zarr", volumes, np.full_like(labels, -1)),
+    }
+
+
+def test_evaluate_scores_only_the_labelled_subtomograms(trial, tmp_path, capsys):
+    """Trial: every second label −1 gave "accuracy 0.400 on 120" (unknowns counted as
+    errors, and put in the confusion matrix's last row by index −1)."""
+    full, half = tmp_path / "full.json", tmp_path / "half.json"
+    evaluate = ["classify", "evaluate", str(trial["model"])]
+    assert main([*evaluate, str(trial["full"]), "--device", "cpu", "-o", str(full)]) == 0
+    assert main([*evaluate, str(trial["half"]), "--device", "cpu", "-o", str(half)]) == 0
+    out = capsys.readouterr().out
+    assert "on 12 labelled subtomograms (12 unlabelled left out)" in out
+    scores, reference = json.loads(half.read_text()), json.loads(full.read_text())
+    counts = np.array(scores["confusion"]["counts"])
+    assert counts.sum() == 12 and scores["n_labelled"] == 12 and scores["n_unlabelled"] == 12
+    # the labelled half scores as the same subtomograms do in the fully labelled set
+    predicted_full = np.array(reference["confusion"]["counts"])
+    assert counts.sum(1).tolist() == [4, 4, 4] and predicted_full.sum() == 24
+    assert 0 <= scores["accuracy"] <= 1
+    assert scores["accuracy"] == pytest.approx(np.trace(counts) / 12)
+
+
+def test_evaluate_and_baseline_refuse_a_set_without_labels(trial, tmp_path, capsys):
+    report = tmp_path / "s.json"
+    model, none = str(trial["model"]), str(trial["none"])
+    assert main(["classify", "evaluate", model, none, "--device", "cpu", "-o", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert "no labelled subtomograms" in err and "Traceback" not in err
+    assert not report.exists()
+    assert main(["classify", "baseline", none, "--max-degree", "4"]) == 2
+    assert "no labelled subtomograms" in capsys.readouterr().err
+
+
+def test_baseline_scores_only_the_labelled_subtomograms(trial, capsys):
+    """Trial: a half-unlabelled set ended in a traceback (np.bincount of −1)."""
+    assert main(["classify", "baseline", str(trial["half"]), "--max-degree", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "on 6 labelled subtomograms" in out and "12 unlabelled left out" in out
+
+
+def test_train_uses_the_labelled_subtomograms_and_says_so(trial, tmp_path, capsys):
+    output = tmp_path / "h.tsc"
+    argv = ["classify", "train", str(trial["half"]), "-o", str(output), "--epochs", "1"]
+    assert main([*argv, "-q", "--device", "cpu", "--batch", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "trained on 6 labelled subtomograms, 12 unlabelled left out" in out
+    record = json.loads((tmp_path / "h.tsc.json").read_text())
+    assert record["n_unlabelled"] == 12
+    unlabelled = tmp_path / "u.tsc"
+    argv = ["classify", "train", str(trial["none"]), "-o", str(unlabelled), "--epochs", "1"]
+    assert main([*argv, "-q", "--device", "cpu"]) == 2
+    assert "no labelled subtomograms" in capsys.readouterr().err
+    assert not unlabelled.exists()
+
+
+@pytest.mark.parametrize("which", ["half", "none"])
+def test_features_cluster_and_discover_work_with_unknown_labels(trial, tmp_path, capsys, which):
+    """Trial: `classify cluster` of a half-unlabelled set ended in a traceback."""
+    data = str(trial[which])
+    feats, clustered = tmp_path / "f.zarr", tmp_path / "c.zarr"
+    assert main(["classify", "features", data, "--rif", "-o", str(feats)]) == 0
+    argv = ["classify", "cluster", str(feats), "-o", str(clustered), "--k", "3"]
+    plot = ["--plot", str(tmp_path / "map.png"), "--embedding", "tsne"]
+    assert main([*argv, *plot, "--colour", "cluster" if which == "none" else "truth"]) == 0
+    out = capsys.readouterr().out
+    scores_file = tmp_path / "c.zarr.scores.json"
+    if which == "half":
+        scores = json.loads(scores_file.read_text())
+        assert scores["n_labelled"] == 12 and scores["n_unlabelled"] == 12
+        assert "over 12 labelled subtomograms" in out
+    else:
+        assert not scores_file.exists() and "purity" not in out
+    found = tmp_path / "found"
+    argv = ["classify", "discover", data, str(clustered), "-o", str(found), "--classes", "1"]
+    assert main([*argv, "--device", "cpu"]) == 0
+    record = json.loads((found / "discover.json").read_text())
+    item = record["clusters"][0]["classes"][0]
+    if which == "half":
+        assert sum(item["true_classes"].values()) + item["unlabelled"] == item["size"]
+    else:
+        assert "true_classes" not in item
+
+
+def test_cluster_scores_leave_unknown_labels_out():
+    from tomoscribe.classify.cluster import cluster_scores
+
+    truth = np.array([0, 0, 1, 1, -1, -1])
+    scores = cluster_scores(truth, np.array([0, 0, 1, 1, 1, 0]), ["a", "b"])
+    assert scores["purity"] == 1.0 and (scores["n_labelled"], scores["n_unlabelled"]) == (4, 2)
+
+
+def test_autoencoder_mine_works_with_unknown_labels(trial, tmp_path, capsys):
+    """Trial: `classify autoencoder mine` of a half-unlabelled set ended in a traceback."""
+    model, out = tmp_path / "a.tsa", tmp_path / "mined"
+    argv = ["classify", "autoencoder", "train", str(trial["half"]), "-o", str(model)]
+    assert main([*argv, "--epochs", "1", "--code-size", "4", "-q", "--device", "cpu"]) == 0
+    argv = ["classify", "autoencoder", "mine", str(model), str(trial["half"]), "-o", str(out)]
+    assert main([*argv, "--clusters", "3", "--device", "cpu"]) == 0
+    assert "over 12 labelled subtomograms (12 unlabelled left out)" in capsys.readouterr().out
+    assert json.loads((out / "mining.json").read_text())["scores"]["n_unlabelled"] == 12
