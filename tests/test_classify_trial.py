@@ -149,3 +149,38 @@ def test_autoencoder_mine_works_with_unknown_labels(trial, tmp_path, capsys):
     assert main([*argv, "--clusters", "3", "--device", "cpu"]) == 0
     assert "over 12 labelled subtomograms (12 unlabelled left out)" in capsys.readouterr().out
     assert json.loads((out / "mining.json").read_text())["scores"]["n_unlabelled"] == 12
+
+
+def test_evaluate_maps_the_sets_classes_onto_the_models_by_name(trial, tmp_path, capsys):
+    """Trial: a set of two of the model's three classes was refused ("has classes
+    [...] but the classifier knows [...]")."""
+    volumes, labels, model = trial["volumes"], trial["labels"], str(trial["model"])
+    evaluate = ["classify", "evaluate", model]
+    full = tmp_path / "full.json"
+    assert main([*evaluate, str(trial["full"]), "--device", "cpu", "-o", str(full)]) == 0
+    expected = np.array(json.loads(full.read_text())["confusion"]["counts"])
+    # the same set with its class list in another order: the same confusion matrix
+    order = ["empty", "ball", "shell"]
+    relabelled = np.array([order.index(SHAPE_NAMES[i]) for i in labels])
+    permuted = _dataset(tmp_path / "p.zarr", volumes, relabelled, order)
+    report = tmp_path / "p.json"
+    assert main([*evaluate, str(permuted), "--device", "cpu", "-o", str(report)]) == 0
+    scores = json.loads(report.read_text())
+    assert scores["confusion"]["rows_true_columns_predicted"] == SHAPE_NAMES
+    np.testing.assert_array_equal(scores["confusion"]["counts"], expected)
+    # two of the three classes
+    two = labels < 2
+    subset = _dataset(tmp_path / "s.zarr", volumes[two], labels[two], ["ball", "shell"])
+    report = tmp_path / "s.json"
+    assert main([*evaluate, str(subset), "--device", "cpu", "-o", str(report)]) == 0
+    scores = json.loads(report.read_text())
+    assert sorted(scores["per_class"]) == ["ball", "shell"]
+    np.testing.assert_array_equal(scores["confusion"]["counts"][:2], expected[:2])
+    assert scores["confusion"]["counts"][2] == [0, 0, 0]
+    # a class the model does not know
+    capsys.readouterr()
+    strange = _dataset(tmp_path / "x.zarr", volumes, labels, ["ball", "ribosome", "empty"])
+    report = tmp_path / "x.json"
+    assert main([*evaluate, str(strange), "--device", "cpu", "-o", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert "ribosome" in err and "Traceback" not in err and not report.exists()

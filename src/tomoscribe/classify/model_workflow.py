@@ -82,6 +82,47 @@ def labelled_mask(dataset: Path, labels: np.ndarray, purpose: str) -> np.ndarray
     return known
 
 
+def in_model_classes(
+    dataset: Path, labels: np.ndarray, names: list[str], model_names: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    """A dataset's labels re-indexed into a model's class list, matched by name.
+
+    Parameters
+    ----------
+    dataset : path, for messages
+    labels : (N,) int
+        Indices into ``names``; −1 (unknown) stays −1.
+    names : list of str
+        The dataset's class names.
+    model_names : list of str
+        The model's class names.
+
+    Returns
+    -------
+    labels (N,) int indexing ``model_names`` (−1 kept), ``model_names``
+
+    Raises
+    ------
+    InvalidDataError
+        A label indexes no class name, or labels a class the model does not know
+        (class names without members are ignored).
+    """
+    labels = np.asarray(labels)
+    if (labels >= len(names)).any():
+        raise InvalidDataError(
+            f"{dataset} has labels up to {int(labels.max())} but only {len(names)} class names."
+        )
+    used = set(labels[labels >= 0].tolist())
+    unknown = [name for i, name in enumerate(names) if i in used and name not in model_names]
+    if unknown:
+        raise InvalidDataError(
+            f"{dataset} has subtomograms of {', '.join(unknown)}, which the model does "
+            f"not know (it knows {', '.join(model_names)})."
+        )
+    index = np.array([model_names.index(n) if n in model_names else -1 for n in names] + [-1])
+    return index[labels], list(model_names)
+
+
 def _split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Training and test masks: a stratified ``test_fraction`` held out per class, or
     everything trained on when it is 0."""
@@ -184,14 +225,17 @@ def evaluate_classifier_file(
     device: str = "auto",
 ) -> dict:
     """Accuracy of a classifier file on a labelled dataset: ``{"accuracy", "per_class",
-    "n_labelled", "n_unlabelled", "confusion"}`` (rows true, columns predicted), also
-    written to ``output`` (JSON).  Subtomograms of unknown class (label −1) are left
-    out (counted in ``n_unlabelled``).
+    "n_labelled", "n_unlabelled", "confusion"}`` (rows true, columns predicted, both in
+    the classifier's class order), also written to ``output`` (JSON).  The dataset's
+    classes are matched to the classifier's by name (it may hold fewer, in any order);
+    ``per_class`` has the classes present.  Subtomograms of unknown class (label −1)
+    are left out (counted in ``n_unlabelled``).
 
     Raises
     ------
     InvalidDataError
-        The dataset's classes are not the classifier's, or none is labelled.
+        The dataset has subtomograms of a class the classifier does not know, or none
+        is labelled.
     VoxelSizeMismatchError
         Its voxel size differs from the classifier's by more than 5%.
     """
@@ -202,10 +246,7 @@ def evaluate_classifier_file(
     classifier = load_classifier(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
-    if names != classifier.class_names:
-        raise InvalidDataError(
-            f"{dataset} has classes {names} but the classifier knows {classifier.class_names}."
-        )
+    labels, names = in_model_classes(dataset, labels, names, classifier.class_names)
     known = labelled_mask(dataset, labels, "score")
     predicted = np.full(len(labels), -1)
     predicted[known] = predict(classifier, volumes[known], device=device).argmax(1)
