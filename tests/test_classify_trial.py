@@ -184,3 +184,46 @@ def test_evaluate_maps_the_sets_classes_onto_the_models_by_name(trial, tmp_path,
     assert main([*evaluate, str(strange), "--device", "cpu", "-o", str(report)]) == 2
     err = capsys.readouterr().err
     assert "ribosome" in err and "Traceback" not in err and not report.exists()
+
+
+def _ball(box=16, radius=4.5):
+    r = np.sqrt(((np.indices((box,) * 3) - box / 2) ** 2).sum(0))
+    return (r < radius).astype(np.float32)
+
+
+def test_an_average_of_noise_matches_no_reference_and_ties_name_none():
+    """Trial: a cluster of 60 `empty` subtomograms was "closest 1bxn at 22.1 nm", all
+    three references at 22.08 nm, the whole box: the FSC never reached 0.5."""
+    from tomoscribe.classify.discover import match_references
+
+    voxel, ball = 10.0, _ball()
+    noise = np.random.default_rng(0).normal(size=(1, 16, 16, 16)).astype(np.float32)
+    shell = _ball() - _ball(radius=3.0)
+    (nothing,) = match_references(noise, {"ball": ball, "shell": shell}, voxel)
+    assert nothing["best"] is None and nothing["match"] == "none", nothing
+    assert nothing["all"]["ball"] == pytest.approx(16.0)  # the box, 16 × 1 nm
+    # the same map under two names: no closest one is named
+    (tied,) = match_references(ball[None], {"a": ball, "b": ball.copy()}, voxel)
+    assert tied["best"] is None and tied["match"] == "tie" and tied["tied"] == ["a", "b"]
+    (one,) = match_references(ball[None], {"ball": ball, "shell": shell}, voxel)
+    assert one["best"] == "ball" and one["match"] == "unique"
+
+
+def test_discover_says_a_cluster_of_noise_matches_no_reference(tmp_path, capsys):
+    """The trial's case, smaller: the `empty` subtomograms of a simulated set (24³,
+    9.2 Å, SNR 0.1) averaged and compared with 1bxn."""
+    from tomoscribe.simulate.subtomograms import SubtomogramParams, simulate_subtomograms
+
+    params = SubtomogramParams(box=24, snr=0.1, seed=5)
+    simulated = simulate_subtomograms(["1bxn"], 12, params)
+    empty = simulated["labels"] == simulated["class_names"].index("empty")
+    data = _dataset(tmp_path / "n.zarr", simulated["volumes"][empty], np.zeros(12, int), ["empty"])
+    feats, clustered, found = tmp_path / "f.zarr", tmp_path / "c.zarr", tmp_path / "found"
+    assert main(["classify", "features", str(data), "--rif", "-o", str(feats)]) == 0
+    assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "1"]) == 0
+    argv = ["classify", "discover", str(data), str(clustered), "-o", str(found)]
+    assert main([*argv, "--classes", "1", "--reference", "1bxn", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "matches no reference" in out and "closest" not in out
+    item = json.loads((found / "discover.json").read_text())["clusters"][0]["classes"][0]
+    assert item["match"] == "none" and item["best"] is None

@@ -185,11 +185,23 @@ def _classes_of_cluster(
             }
             item["unlabelled"] = int(len(in_class) - len(known))
         entry["classes"].append(item)
-        say(
-            f"cluster {c} class {k}: {item['size']} subtomograms"
-            + (f", closest {item['best']} at {item['fsc05_nm']:.1f} nm" if item["best"] else "")
-        )
+        say(f"cluster {c} class {k}: {item['size']} subtomograms" + _match_phrase(item))
     return entry, found["averages"]
+
+
+def _match_phrase(item: dict) -> str:
+    """How a class average compares with the references, for the report."""
+    match = item.get("match")
+    if match == "unique":
+        return f", closest {item['best']} at {item['fsc05_nm']:.1f} nm"
+    if match == "tie":
+        return (
+            f", {' and '.join(item['tied'])} equally close at {item['fsc05_nm']:.1f} nm "
+            "(no closest reference)"
+        )
+    if match == "none":
+        return ", matches no reference (FSC below 0.5 from the first shell on)"
+    return ""
 
 
 def cluster_files(
