@@ -227,3 +227,33 @@ def test_discover_says_a_cluster_of_noise_matches_no_reference(tmp_path, capsys)
     assert "matches no reference" in out and "closest" not in out
     item = json.loads((found / "discover.json").read_text())["clusters"][0]["classes"][0]
     assert item["match"] == "none" and item["best"] is None
+
+
+def test_discover_refuses_a_dataset_that_was_not_the_one_clustered(trial, tmp_path, capsys):
+    """Trial: `classify discover subB.zarr clus.zarr` (clus.zarr of sub.zarr, the same
+    count) ran and averaged subB's subtomograms by sub's clusters."""
+    import shutil
+
+    from tomoscribe.classify.featurefile import save_features
+
+    feats, clustered = tmp_path / "f.zarr", tmp_path / "c.zarr"
+    assert main(["classify", "features", str(trial["full"]), "--rif", "-o", str(feats)]) == 0
+    assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "2"]) == 0
+    other_volumes, labels = shapes(8, seed=5)
+    other = _dataset(tmp_path / "other.zarr", other_volumes, labels)
+    found = tmp_path / "found"
+    discover = ["classify", "discover", "--classes", "1", "--device", "cpu", "-o", str(found)]
+    capsys.readouterr()
+    assert main([*discover, str(other), str(clustered)]) == 2
+    err = capsys.readouterr().err
+    assert "was clustered from" in err and str(trial["full"]) in err and not found.exists()
+    # a copy of the clustered dataset elsewhere is the same dataset
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(trial["full"], copy)
+    assert main([*discover, str(copy), str(clustered)]) == 0
+    # a store that records only the dataset's path (no fingerprint)
+    n = len(labels)
+    table = {"features": np.zeros((n, 2), np.float32), "clusters": np.zeros(n, int)}
+    old = save_features(tmp_path / "old.zarr", table, {"dataset": str(trial["full"])})
+    assert main([*discover, str(other), str(old)]) == 2
+    assert "was clustered from" in capsys.readouterr().err

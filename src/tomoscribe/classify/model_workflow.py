@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import InvalidDataError
 from ..outputs import atomic_path, write_provenance
 from .training import Classifier, ClassifierParams, split_halves
-from .workflow import check_voxel_size, load_subtomograms
+from .workflow import check_voxel_size, dataset_fingerprint, load_subtomograms
 
 
 def accuracy_table(truth: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> dict:
@@ -297,13 +297,20 @@ def features_file(
     """Structural features of every subtomogram of a dataset, written as a feature store
     (zarr) with the labels: a classifier file's ``output`` (last linear layer, as in Xu
     et al.) or ``hidden`` layer with its predictions, or, without ``model``, the
-    rotation-invariant spherical-harmonic features.  Returns the features (N, F)."""
+    rotation-invariant spherical-harmonic features.  The store records the dataset's
+    path and fingerprint (``dataset_sha256``), which ``classify discover`` checks.
+    Returns the features (N, F)."""
     from .featurefile import save_features
 
     dataset = Path(dataset)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     table = {"labels": labels}
-    record = {"dataset": str(dataset.resolve()), "class_names": names, "voxel_size_A": voxel}
+    record = {
+        "dataset": str(dataset.resolve()),
+        "dataset_sha256": dataset_fingerprint(volumes),
+        "class_names": names,
+        "voxel_size_A": voxel,
+    }
     if model is None:
         from .rif import rotation_invariant_features
 

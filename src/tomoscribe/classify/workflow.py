@@ -57,6 +57,40 @@ def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, wha
         )
 
 
+def dataset_fingerprint(volumes: np.ndarray) -> str:
+    """SHA-256 (hex) of a dataset's subtomograms as float32: what a feature store
+    records of the dataset it was made from (labels left out: relabelling a dataset
+    keeps its clusters valid)."""
+    import hashlib
+
+    digest = hashlib.sha256(str(volumes.shape).encode())
+    digest.update(np.ascontiguousarray(volumes, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def check_same_dataset(dataset: Path, volumes: np.ndarray, store: Path, record: dict) -> None:
+    """Refuse a dataset that is not the one a feature store was made from: its
+    fingerprint (:func:`dataset_fingerprint`) differs from the recorded one, or, for a
+    store that records none, its path differs from the recorded path.
+
+    Raises
+    ------
+    InvalidDataError
+        The dataset is another one.
+    """
+    source = record.get("dataset")
+    recorded = record.get("dataset_sha256")
+    if recorded is not None:
+        same = recorded == dataset_fingerprint(volumes)
+    else:
+        same = source is None or Path(source) == dataset.resolve()
+    if not same:
+        raise InvalidDataError(
+            f"{store} was clustered from {source or 'another dataset'}, not {dataset} "
+            "(their subtomograms differ); give the dataset it was made from."
+        )
+
+
 def labels_or_none(labels: np.ndarray) -> np.ndarray | None:
     """Labels of a dataset, or None for an unlabelled one (all −1)."""
     return None if (labels < 0).all() else labels
@@ -97,7 +131,8 @@ def discover_files(
     """Class averages inside clusters, without a reference, into folder ``output``.
 
     Each chosen cluster of the feature store ``clustered`` (default: the largest) is
-    classified and averaged with missing-wedge-aware alignment; writes
+    classified and averaged with missing-wedge-aware alignment (``dataset`` must be
+    the one the store was made from: :func:`check_same_dataset`); writes
     ``cluster{c:03d}_class{k}.mrc``, ``discover.json`` (members, sizes, FSC-0.5
     distances (nm) to every reference, true classes where known and how many members
     are unlabelled), ``gallery.png`` and
@@ -115,9 +150,10 @@ def discover_files(
     volumes, labels, names, voxel = load_subtomograms(dataset)
     if voxel is None:
         raise InvalidDataError(f"{dataset} records no voxel size.")
-    table, _ = load_features(clustered)
+    table, record = load_features(clustered)
     if "clusters" not in table:
         raise InvalidDataError(f"{clustered} has no clusters; run `classify cluster` first.")
+    check_same_dataset(dataset, volumes, clustered, record)
     if len(table["clusters"]) != len(volumes):
         raise InvalidDataError(
             f"{clustered} clusters {len(table['clusters'])} subtomograms "
@@ -296,6 +332,7 @@ def mine_files(
                 "source": str(model.resolve()),
                 "layer": "code",
                 "dataset": str(dataset.resolve()),
+                "dataset_sha256": dataset_fingerprint(volumes),
                 "class_names": names,
                 "voxel_size_A": voxel,
                 "clusters": {"k": clusters, "seed": seed, "scores": scores},
