@@ -389,12 +389,35 @@ def centre_masks(dataset: str | os.PathLike) -> np.ndarray | None:
     return np.asarray(data["centre_masks"][...]) if "centre_masks" in data else None
 
 
-def _dice_summary(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Dice per subtomogram whose true mask holds a particle."""
+def dice_summary(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """Dice of predicted centre-particle masks against the true ones, and what is
+    marked where there is no particle.
+
+    Parameters
+    ----------
+    predicted, truth : (N, n, n, n) bool-like
+        Predicted and true masks.
+
+    Returns
+    -------
+    dict with ``n`` (subtomograms whose true mask holds a particle), ``mean`` and
+    ``median`` (their Dice; None when ``n`` is 0), ``n_total``, ``n_empty`` (those with
+    an empty true mask) and ``empty_marked_mean`` (voxels marked in those, on average;
+    None without any)
+    """
     from .voxelseg import dice_per_subtomogram
 
-    present = truth.reshape(len(truth), -1).any(1)
-    return dice_per_subtomogram(predicted, truth)[present]
+    present = np.asarray(truth).reshape(len(truth), -1).any(1)
+    values = dice_per_subtomogram(predicted, truth)[present]
+    marked = np.asarray(predicted, bool).reshape(len(predicted), -1).sum(1)[~present]
+    return {
+        "mean": float(values.mean()) if len(values) else None,
+        "median": float(np.median(values)) if len(values) else None,
+        "n": int(present.sum()),
+        "n_total": len(present),
+        "n_empty": int((~present).sum()),
+        "empty_marked_mean": float(marked.mean()) if len(marked) else None,
+    }
 
 
 def train_voxelseg_file(
@@ -410,7 +433,8 @@ def train_voxelseg_file(
 ) -> dict | None:
     """Train the centre-particle U-Net on a crowded dataset with centre masks, save it to
     ``output``, and return its Dice on the held-out ``test_fraction`` of each class
-    (``{"mean", "median", "n"}``; None when nothing was held out).
+    (:func:`dice_summary`: over the held-out subtomograms with a particle, and what it
+    marks in the empty ones; None when nothing was held out).
 
     Raises
     ------
@@ -442,8 +466,7 @@ def train_voxelseg_file(
     dice = None
     if test_mask.any():
         predicted = segment_centre_particles(model, volumes[test_mask], device=device) > 0.5
-        values = _dice_summary(predicted, masks[test_mask])
-        dice = {"mean": float(values.mean()), "median": float(np.median(values)), "n": len(values)}
+        dice = dice_summary(predicted, masks[test_mask])
         model.metadata["test"] = dice
     save_voxel_segmenter(output, model)
     write_provenance(
@@ -468,11 +491,12 @@ def apply_voxelseg_file(
     output: str | os.PathLike,
     threshold: float = 0.5,
     device: str = "auto",
-) -> tuple[np.ndarray, float | None]:
+) -> tuple[np.ndarray, dict | None]:
     """Label the centre particle's voxels in every subtomogram of a dataset with a
     segmenter file; writes ``output`` (zarr: ``masks`` uint8 and ``probability``
     float32).  Returns the masks and, when the dataset holds the true centre masks, the
-    mean Dice against them (else None)."""
+    Dice against them (:func:`dice_summary`: over the subtomograms with a particle, and
+    what is marked in the empty ones; else None)."""
     from ..io.zarrstore import open_group, write_array
     from .voxelseg import load_voxel_segmenter, segment_centre_particles
 
@@ -490,4 +514,4 @@ def apply_voxelseg_file(
             {"model": str(Path(model).resolve()), "threshold": threshold}
         )
     truth = centre_masks(dataset)
-    return masks, None if truth is None else float(_dice_summary(masks, truth).mean())
+    return masks, None if truth is None else dice_summary(masks, truth)
