@@ -69,6 +69,7 @@ def test_evaluate_scores_only_the_labelled_subtomograms(trial, tmp_path, capsys)
     assert counts.sum(1).tolist() == [4, 4, 4] and predicted_full.sum() == 24
     assert 0 <= scores["accuracy"] <= 1
     assert scores["accuracy"] == pytest.approx(np.trace(counts) / 12)
+    assert _provenance(half)["step"] == "classify evaluate"
 
 
 def test_evaluate_and_baseline_refuse_a_set_without_labels(trial, tmp_path, capsys):
@@ -114,6 +115,8 @@ def test_features_cluster_and_discover_work_with_unknown_labels(trial, tmp_path,
     plot = ["--plot", str(tmp_path / "map.png"), "--embedding", "tsne"]
     assert main([*argv, *plot, "--colour", "cluster" if which == "none" else "truth"]) == 0
     out = capsys.readouterr().out
+    assert _provenance(feats)["dataset_sha256"] and _provenance(clustered)["parameters"]["k"] == 3
+    assert _provenance(tmp_path / "map.png")["step"] == "classify cluster"
     scores_file = tmp_path / "c.zarr.scores.json"
     if which == "half":
         scores = json.loads(scores_file.read_text())
@@ -149,6 +152,7 @@ def test_autoencoder_mine_works_with_unknown_labels(trial, tmp_path, capsys):
     assert main([*argv, "--clusters", "3", "--device", "cpu"]) == 0
     assert "over 12 labelled subtomograms (12 unlabelled left out)" in capsys.readouterr().out
     assert json.loads((out / "mining.json").read_text())["scores"]["n_unlabelled"] == 12
+    assert _provenance(out)["step"] == "classify autoencoder mine"
 
 
 def test_evaluate_maps_the_sets_classes_onto_the_models_by_name(trial, tmp_path, capsys):
@@ -289,3 +293,19 @@ def test_voxelseg_says_what_its_dice_is_over(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "over the 12 of 18 subtomograms with a particle; 6 empty ones:" in out
     assert "voxels marked on average" in out
+    assert _provenance(applied)["dice"]["n_empty"] == 6
+
+
+def _provenance(output):
+    """The provenance record beside ``output`` (``NAME.json``; ``NAME.zarr.json``)."""
+    side = output.with_name(output.name + ".json")
+    assert side.is_file(), f"no provenance record for {output.name}"
+    return json.loads(side.read_text())
+
+
+def test_simulated_subtomograms_have_their_provenance_record(tmp_path):
+    output = tmp_path / "s.zarr"
+    argv = ["simulate", "subtomograms", "-o", str(output), "--structures", "1bxn"]
+    assert main([*argv, "--n", "2", "--box", "16", "--no-empty"]) == 0
+    record = _provenance(output)
+    assert record["step"] == "simulate subtomograms" and record["parameters"]["box"] == 16

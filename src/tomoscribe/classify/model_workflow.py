@@ -226,7 +226,8 @@ def evaluate_classifier_file(
 ) -> dict:
     """Accuracy of a classifier file on a labelled dataset: ``{"accuracy", "per_class",
     "n_labelled", "n_unlabelled", "confusion"}`` (rows true, columns predicted, both in
-    the classifier's class order), also written to ``output`` (JSON).  The dataset's
+    the classifier's class order), also written to ``output`` (JSON, with its provenance
+    record ``OUTPUT.json``).  The dataset's
     classes are matched to the classifier's by name (it may hold fewer, in any order);
     ``per_class`` has the classes present.  Subtomograms of unknown class (label −1)
     are left out (counted in ``n_unlabelled``).
@@ -257,6 +258,9 @@ def evaluate_classifier_file(
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(scores, indent=2) + "\n")
+        write_provenance(
+            output, "classify evaluate", {}, [model], extra={"dataset": str(dataset.resolve())}
+        )
     return scores
 
 
@@ -297,7 +301,8 @@ def features_file(
     """Structural features of every subtomogram of a dataset, written as a feature store
     (zarr) with the labels: a classifier file's ``output`` (last linear layer, as in Xu
     et al.) or ``hidden`` layer with its predictions, or, without ``model``, the
-    rotation-invariant spherical-harmonic features.  The store records the dataset's
+    rotation-invariant spherical-harmonic features, with its provenance record
+    ``OUTPUT.json``.  The store records the dataset's
     path and fingerprint (``dataset_sha256``), which ``classify discover`` checks.
     Returns the features (N, F)."""
     from .featurefile import save_features
@@ -332,6 +337,13 @@ def features_file(
             }
         )
     save_features(output, table, record)
+    write_provenance(
+        output,
+        "classify features",
+        {"layer": layer if model is not None else None, "rif": model is None},
+        [model] if model is not None else [],
+        extra={"dataset": record["dataset"], "dataset_sha256": record["dataset_sha256"]},
+    )
     return table["features"]
 
 
@@ -494,9 +506,10 @@ def apply_voxelseg_file(
 ) -> tuple[np.ndarray, dict | None]:
     """Label the centre particle's voxels in every subtomogram of a dataset with a
     segmenter file; writes ``output`` (zarr: ``masks`` uint8 and ``probability``
-    float32).  Returns the masks and, when the dataset holds the true centre masks, the
-    Dice against them (:func:`dice_summary`: over the subtomograms with a particle, and
-    what is marked in the empty ones; else None)."""
+    float32) and its provenance record ``OUTPUT.json``.  Returns the masks and, when
+    the dataset holds the true centre masks, the Dice against them
+    (:func:`dice_summary`: over the subtomograms with a particle, and what is marked in
+    the empty ones; else None)."""
     from ..io.zarrstore import open_group, write_array
     from .voxelseg import load_voxel_segmenter, segment_centre_particles
 
@@ -514,4 +527,12 @@ def apply_voxelseg_file(
             {"model": str(Path(model).resolve()), "threshold": threshold}
         )
     truth = centre_masks(dataset)
-    return masks, None if truth is None else dice_summary(masks, truth)
+    dice = None if truth is None else dice_summary(masks, truth)
+    write_provenance(
+        output,
+        "classify voxelseg apply",
+        {"threshold": threshold},
+        [model],
+        extra={"dataset": str(dataset.resolve()), "dice": dice},
+    )
+    return masks, dice

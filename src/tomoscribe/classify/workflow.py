@@ -252,7 +252,8 @@ def cluster_files(
     """k-means over-partitioning of a feature store into ``k`` clusters, written with the
     features to ``output`` (and the scores against the true classes, where known, to
     ``OUTPUT.scores.json``); with ``plot``, a t-SNE/UMAP map (PNG) coloured by the
-    ``truth``, the ``predicted`` classes or the ``cluster``.  Returns the clusters and
+    ``truth``, the ``predicted`` classes or the ``cluster``; each with its provenance
+    record (``OUTPUT.json``, ``PLOT.json``).  Returns the clusters and
     the scores (None without true classes)."""
     from .cluster import cluster_scores, embed_2d, over_partition
     from .featurefile import save_features
@@ -293,6 +294,11 @@ def cluster_files(
         )
     record = {**record, "clusters": {"k": k, "seed": seed, "scores": scores}}
     save_features(output, table, record)
+    settings = {"k": k, "seed": seed, "embedding": embedding, "colour": colour}
+    source = {"features": str(Path(feature_store).resolve()), "dataset": record.get("dataset")}
+    write_provenance(output, "classify cluster", settings, [], extra={**source, "scores": scores})
+    if plot is not None:
+        write_provenance(plot, "classify cluster", settings, [], extra=source)
     if scores is not None:
         with atomic_path(output.with_name(output.name + ".scores.json")) as tmp:
             tmp.write_text(json.dumps(scores, indent=2) + "\n")
@@ -304,7 +310,8 @@ def mine_files(
 ) -> tuple[dict, dict | None]:
     """k-means on an autoencoder's codes of a dataset, into folder ``output``: the codes
     (``codes.zarr``, a feature store with the clusters), decoded cluster centres and
-    cluster averages (MRC), ``gallery.png`` and ``mining.json``.  Returns what
+    cluster averages (MRC), ``gallery.png`` and ``mining.json``, and the folder's
+    provenance record ``OUTPUT.json``.  Returns what
     :func:`tomoscribe.classify.autoencoder.mine_patterns` found and the scores against
     the true classes (None without them)."""
     from .autoencoder import load_autoencoder, mine_patterns
@@ -356,4 +363,11 @@ def mine_files(
         (tmp / "mining.json").write_text(
             json.dumps({"sizes": found["sizes"].tolist(), "scores": scores}, indent=2) + "\n"
         )
+    write_provenance(
+        output,
+        "classify autoencoder mine",
+        {"clusters": clusters, "seed": seed},
+        [model],
+        extra={"dataset": str(dataset.resolve()), "scores": scores},
+    )
     return found, scores
