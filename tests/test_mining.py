@@ -343,7 +343,12 @@ def test_mining_command_line_and_bad_input(tmp_path, capsys):
         == len(members)
         == int((np.asarray(zarr.open_group(str(clustered), mode="r")["clusters"]) == 0).sum())
     )
-    assert all(c["best"] == "ball" and c["fsc05_nm"] > 0 for c in classes)
+    # one reference: named where the FSC reaches 0.5, else "matches no reference" (a
+    # cluster of shells against a ball: below 0.5 from the first shell on)
+    assert all(c["all"]["ball"] > 0 for c in classes)
+    assert all((c["match"], c["best"]) in (("unique", "ball"), ("none", None)) for c in classes), (
+        classes
+    )
     assert (out / "cluster000_class0.mrc").exists() and (out / "gallery.png").exists()
     rif = tmp_path / "r.zarr"
     assert main(["classify", "features", str(data), "--rif", "-o", str(rif)]) == 0

@@ -69,14 +69,28 @@ def over_partition(
 
 
 def cluster_scores(true_labels: np.ndarray, clusters: np.ndarray, class_names: list[str]) -> dict:
-    """How well clusters follow known classes.
+    """How well clusters follow known classes, over the labelled subtomograms.
+
+    Parameters
+    ----------
+    true_labels : (N,) int
+        Class indices into ``class_names``; −1 (unknown) is left out of every score.
+    clusters : (N,) int
+        Cluster of each subtomogram.
+    class_names : list of str
 
     Returns
     -------
-    dict with ``purity`` (fraction of subtomograms in a cluster whose majority class is
-    their own), ``adjusted_rand`` and ``normalised_mutual_information`` (scikit-learn),
-    and ``per_class``: for each class, ``isolated`` (fraction of its subtomograms in
-    clusters where it is the majority) and ``clusters`` (how many such clusters).
+    dict with ``n_labelled`` and ``n_unlabelled`` (counts), ``purity`` (fraction of
+    subtomograms in a cluster whose majority class is their own), ``adjusted_rand``
+    and ``normalised_mutual_information`` (scikit-learn), and ``per_class``: for each
+    class, ``isolated`` (fraction of its subtomograms in clusters where it is the
+    majority) and ``clusters`` (how many such clusters).
+
+    Raises
+    ------
+    InvalidDataError
+        No subtomogram is labelled.
     """
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -85,6 +99,11 @@ def cluster_scores(true_labels: np.ndarray, clusters: np.ndarray, class_names: l
         raise InvalidDataError(
             f"{len(true_labels)} labels but {len(clusters)} cluster assignments."
         )
+    known = true_labels >= 0
+    if not known.any():
+        raise InvalidDataError("no subtomogram is labelled (all -1): there is nothing to score.")
+    n_unlabelled = int((~known).sum())
+    true_labels, clusters = true_labels[known], clusters[known]
     majority = {}
     for cluster in np.unique(clusters):
         members = true_labels[clusters == cluster]
@@ -100,6 +119,8 @@ def cluster_scores(true_labels: np.ndarray, clusters: np.ndarray, class_names: l
                 "clusters": sum(1 for v in majority.values() if v == index),
             }
     return {
+        "n_labelled": int(known.sum()),
+        "n_unlabelled": n_unlabelled,
         "purity": float(own.mean()),
         "adjusted_rand": float(adjusted_rand_score(true_labels, clusters)),
         "normalised_mutual_information": float(normalized_mutual_info_score(true_labels, clusters)),

@@ -267,8 +267,9 @@ def discrepancy_nm(
 
     Returns
     -------
-    dict with ``fsc05_nm``, ``correlation`` (after alignment) and ``aligned`` (the
-    aligned average)
+    dict with ``fsc05_nm``, ``crossed`` (False when the FSC is below 0.5 from the first
+    shell on: ``fsc05_nm`` is then the box size, the two maps share nothing measurable),
+    ``correlation`` (after alignment) and ``aligned`` (the aligned average)
     """
     if np.shape(average) != np.shape(reference):
         raise InvalidDataError(
@@ -279,6 +280,7 @@ def discrepancy_nm(
     curve = fsc_curve(aligned, reference, voxel_size_A)
     return {
         "fsc05_nm": resolution_at(curve, 0.5) / 10.0,
+        "crossed": bool(curve["fsc"].iloc[0] >= 0.5),
         "correlation": correlation,
         "aligned": aligned,
     }
@@ -287,17 +289,35 @@ def discrepancy_nm(
 def match_references(averages: np.ndarray, references: dict, voxel_size_A: float) -> list:
     """For each class average, its discrepancy to every reference and the best match.
 
+    A reference whose FSC with the average is below 0.5 from the first shell on (the
+    discrepancy is the box size) does not match it; when no reference matches, none is
+    named, nor when several share the smallest discrepancy (to 1e-6 relative).
+
     Returns
     -------
-    list (one per average) of dicts: ``best`` (reference name), ``fsc05_nm`` (to the
-    best), ``all`` (name → FSC-0.5 discrepancy in nm)
+    list (one per average) of dicts: ``best`` (the reference name, None unless one
+    reference alone is closest), ``match`` (``"unique"``, ``"tie"`` or ``"none"``;
+    absent without references), ``fsc05_nm`` (the smallest discrepancy of a matching
+    reference, nm; None when none matches), ``tied`` (names, for a tie), ``all``
+    (name → FSC-0.5 discrepancy in nm)
     """
     out = []
     for average in averages:
-        scores = {
-            name: discrepancy_nm(average, ref, voxel_size_A)["fsc05_nm"]
-            for name, ref in references.items()
+        found = {
+            name: discrepancy_nm(average, ref, voxel_size_A) for name, ref in references.items()
         }
-        best = min(scores, key=scores.get) if scores else None
-        out.append({"best": best, "fsc05_nm": scores.get(best), "all": scores})
+        scores = {name: result["fsc05_nm"] for name, result in found.items()}
+        matching = {name: scores[name] for name, result in found.items() if result["crossed"]}
+        entry = {"best": None, "fsc05_nm": None, "all": scores}
+        if matching:
+            low = min(matching.values())
+            tied = sorted(n for n, v in matching.items() if np.isclose(v, low, rtol=1e-6, atol=0))
+            entry["fsc05_nm"] = low
+            if len(tied) == 1:
+                entry.update(best=tied[0], match="unique")
+            else:
+                entry.update(match="tie", tied=tied)
+        elif scores:
+            entry["match"] = "none"
+        out.append(entry)
     return out

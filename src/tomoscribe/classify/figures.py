@@ -36,7 +36,8 @@ def plot_embedding(
     """Scatter plot of a 2D map, one colour per class (PNG, written atomically).
 
     Every point is drawn; the legend names the classes when there are at most 20 (with
-    more, e.g. 100 clusters, colours repeat and there is no legend).
+    more, e.g. 100 clusters, colours repeat and there is no legend).  Points of index
+    −1 (unknown class) are drawn grey, as "unlabelled".
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -52,6 +53,9 @@ def plot_embedding(
                 color=cmap(index % cmap.N),
                 label=name if labelled else None,
             )
+    unknown = np.asarray(colour_index) < 0
+    if unknown.any():
+        ax.scatter(xy[unknown, 0], xy[unknown, 1], s=8, color="0.7", label="unlabelled")
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -29,18 +29,98 @@ import numpy as np
 from ..errors import InvalidDataError
 from ..outputs import atomic_path, write_provenance
 from .training import Classifier, ClassifierParams, split_halves
-from .workflow import check_voxel_size, load_subtomograms
+from .workflow import check_voxel_size, dataset_fingerprint, load_subtomograms
 
 
 def accuracy_table(truth: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> dict:
-    """``{"accuracy", "per_class"}``: the fraction of ``predicted`` class indices equal
-    to ``truth``, overall and per true class (classes without members left out)."""
+    """How often predicted classes are the true ones, over the labelled subtomograms.
+
+    Parameters
+    ----------
+    truth : (N,) int
+        True class indices into ``class_names``; −1 (unknown) is left out.
+    predicted : (N,) int
+        Predicted class indices.
+    class_names : list of str
+
+    Returns
+    -------
+    dict with ``accuracy`` (fraction of the labelled ones predicted right; None when
+    none is labelled), ``per_class`` (the same per true class, classes without members
+    left out), ``n_labelled`` and ``n_unlabelled`` (counts).
+    """
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    known = truth >= 0
+    truth, predicted = truth[known], predicted[known]
     per_class = {}
     for index, name in enumerate(class_names):
         members = truth == index
         if members.any():
             per_class[name] = float((predicted[members] == index).mean())
-    return {"accuracy": float((truth == predicted).mean()), "per_class": per_class}
+    return {
+        "accuracy": float((truth == predicted).mean()) if known.any() else None,
+        "per_class": per_class,
+        "n_labelled": int(known.sum()),
+        "n_unlabelled": int((~known).sum()),
+    }
+
+
+def labelled_mask(dataset: Path, labels: np.ndarray, purpose: str) -> np.ndarray:
+    """Which subtomograms of ``dataset`` have a class (label ≥ 0; −1 is unknown).
+
+    Raises
+    ------
+    InvalidDataError
+        None has one: there is nothing to ``purpose`` (e.g. "score", "train on").
+    """
+    known = np.asarray(labels) >= 0
+    if not known.any():
+        raise InvalidDataError(
+            f"{dataset} has no labelled subtomograms (every label is -1, unknown): "
+            f"there is nothing to {purpose}."
+        )
+    return known
+
+
+def in_model_classes(
+    dataset: Path, labels: np.ndarray, names: list[str], model_names: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    """A dataset's labels re-indexed into a model's class list, matched by name.
+
+    Parameters
+    ----------
+    dataset : path, for messages
+    labels : (N,) int
+        Indices into ``names``; −1 (unknown) stays −1.
+    names : list of str
+        The dataset's class names.
+    model_names : list of str
+        The model's class names.
+
+    Returns
+    -------
+    labels (N,) int indexing ``model_names`` (−1 kept), ``model_names``
+
+    Raises
+    ------
+    InvalidDataError
+        A label indexes no class name, or labels a class the model does not know
+        (class names without members are ignored).
+    """
+    labels = np.asarray(labels)
+    if (labels >= len(names)).any():
+        raise InvalidDataError(
+            f"{dataset} has labels up to {int(labels.max())} but only {len(names)} class names."
+        )
+    used = set(labels[labels >= 0].tolist())
+    unknown = [name for i, name in enumerate(names) if i in used and name not in model_names]
+    if unknown:
+        raise InvalidDataError(
+            f"{dataset} has subtomograms of {', '.join(unknown)}, which the model does "
+            f"not know (it knows {', '.join(model_names)})."
+        )
+    index = np.array([model_names.index(n) if n in model_names else -1 for n in names] + [-1])
+    return index[labels], list(model_names)
 
 
 def _split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,11 +141,15 @@ class TrainedClassifier:
     test : ``{"accuracy", "per_class"}`` on the held-out part; None when nothing was
         held out
     n_test : subtomograms held out
+    n_train : subtomograms trained on
+    n_unlabelled : subtomograms left out because their class is unknown (label −1)
     """
 
     classifier: Classifier
     test: dict | None
     n_test: int
+    n_train: int = 0
+    n_unlabelled: int = 0
 
 
 def train_classifier_file(
@@ -78,13 +162,23 @@ def train_classifier_file(
     show_progress: bool = False,
 ) -> TrainedClassifier:
     """Train a classifier on a labelled dataset, score it on the held-out
-    ``test_fraction`` of each class (0: train on everything) and save it to ``output``."""
+    ``test_fraction`` of each class (0: train on everything) and save it to ``output``.
+    Subtomograms of unknown class (label −1) are left out of both.
+
+    Raises
+    ------
+    InvalidDataError
+        No subtomogram is labelled, or a class has no examples.
+    """
     from .modelfile import save_classifier
     from .training import predict, train_classifier
 
     params = params or ClassifierParams()
     dataset, output = Path(dataset), Path(output)
     volumes, labels, names, voxel = load_subtomograms(dataset)
+    known = labelled_mask(dataset, labels, "train on")
+    n_unlabelled = int((~known).sum())
+    volumes, labels = volumes[known], labels[known]
     train_mask, test_mask = _split(labels, test_fraction, params.seed)
     classifier = train_classifier(
         volumes[train_mask],
@@ -112,9 +206,16 @@ def train_classifier_file(
             "test_fraction": test_fraction,
         },
         [],
-        extra={"dataset": str(dataset.resolve()), "test": scores},
+        extra={
+            "dataset": str(dataset.resolve()),
+            "test": scores,
+            "n_train": int(train_mask.sum()),
+            "n_unlabelled": n_unlabelled,
+        },
     )
-    return TrainedClassifier(classifier, scores, int(test_mask.sum()))
+    return TrainedClassifier(
+        classifier, scores, int(test_mask.sum()), int(train_mask.sum()), n_unlabelled
+    )
 
 
 def evaluate_classifier_file(
@@ -124,12 +225,18 @@ def evaluate_classifier_file(
     device: str = "auto",
 ) -> dict:
     """Accuracy of a classifier file on a labelled dataset: ``{"accuracy", "per_class",
-    "confusion"}`` (rows true, columns predicted), also written to ``output`` (JSON).
+    "n_labelled", "n_unlabelled", "confusion"}`` (rows true, columns predicted, both in
+    the classifier's class order), also written to ``output`` (JSON, with its provenance
+    record ``OUTPUT.json``).  The dataset's
+    classes are matched to the classifier's by name (it may hold fewer, in any order);
+    ``per_class`` has the classes present.  Subtomograms of unknown class (label −1)
+    are left out (counted in ``n_unlabelled``).
 
     Raises
     ------
     InvalidDataError
-        The dataset's classes are not the classifier's.
+        The dataset has subtomograms of a class the classifier does not know, or none
+        is labelled.
     VoxelSizeMismatchError
         Its voxel size differs from the classifier's by more than 5%.
     """
@@ -140,18 +247,20 @@ def evaluate_classifier_file(
     classifier = load_classifier(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
-    if names != classifier.class_names:
-        raise InvalidDataError(
-            f"{dataset} has classes {names} but the classifier knows {classifier.class_names}."
-        )
-    predicted = predict(classifier, volumes, device=device).argmax(1)
+    labels, names = in_model_classes(dataset, labels, names, classifier.class_names)
+    known = labelled_mask(dataset, labels, "score")
+    predicted = np.full(len(labels), -1)
+    predicted[known] = predict(classifier, volumes[known], device=device).argmax(1)
     scores = accuracy_table(labels, predicted, names)
     confusion = np.zeros((len(names), len(names)), int)
-    np.add.at(confusion, (labels, predicted), 1)
+    np.add.at(confusion, (labels[known], predicted[known]), 1)
     scores["confusion"] = {"rows_true_columns_predicted": names, "counts": confusion.tolist()}
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(scores, indent=2) + "\n")
+        write_provenance(
+            output, "classify evaluate", {}, [model], extra={"dataset": str(dataset.resolve())}
+        )
     return scores
 
 
@@ -160,14 +269,25 @@ def rif_baseline_file(
 ) -> tuple[dict, int]:
     """The RIF-SVM baseline (rotation-invariant spherical-harmonic features up to degree
     ``max_degree`` + RBF-SVM) trained on part of a labelled dataset: its
-    ``{"accuracy", "per_class"}`` on the held-out ``test_fraction`` and how many that
-    held out."""
+    ``{"accuracy", "per_class", "n_labelled", "n_unlabelled"}`` on the held-out
+    ``test_fraction`` and how many that held out.  Subtomograms of unknown class
+    (label −1) are left out of training and test (``n_unlabelled`` counts them).
+
+    Raises
+    ------
+    InvalidDataError
+        No subtomogram is labelled.
+    """
     from .rif import fit_rif_svm
 
-    volumes, labels, names, _ = load_subtomograms(Path(dataset))
+    dataset = Path(dataset)
+    volumes, labels, names, _ = load_subtomograms(dataset)
+    known = labelled_mask(dataset, labels, "score")
+    volumes, labels = volumes[known], labels[known]
     train_mask, test_mask = split_halves(labels, test_fraction, seed)
     model = fit_rif_svm(volumes[train_mask], labels[train_mask], max_degree, seed)
     scores = accuracy_table(labels[test_mask], model.predict(volumes[test_mask]), names)
+    scores["n_unlabelled"] = int((~known).sum())
     return scores, int(test_mask.sum())
 
 
@@ -181,13 +301,21 @@ def features_file(
     """Structural features of every subtomogram of a dataset, written as a feature store
     (zarr) with the labels: a classifier file's ``output`` (last linear layer, as in Xu
     et al.) or ``hidden`` layer with its predictions, or, without ``model``, the
-    rotation-invariant spherical-harmonic features.  Returns the features (N, F)."""
+    rotation-invariant spherical-harmonic features, with its provenance record
+    ``OUTPUT.json``.  The store records the dataset's
+    path and fingerprint (``dataset_sha256``), which ``classify discover`` checks.
+    Returns the features (N, F)."""
     from .featurefile import save_features
 
     dataset = Path(dataset)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     table = {"labels": labels}
-    record = {"dataset": str(dataset.resolve()), "class_names": names, "voxel_size_A": voxel}
+    record = {
+        "dataset": str(dataset.resolve()),
+        "dataset_sha256": dataset_fingerprint(volumes),
+        "class_names": names,
+        "voxel_size_A": voxel,
+    }
     if model is None:
         from .rif import rotation_invariant_features
 
@@ -209,6 +337,13 @@ def features_file(
             }
         )
     save_features(output, table, record)
+    write_provenance(
+        output,
+        "classify features",
+        {"layer": layer if model is not None else None, "rif": model is None},
+        [model] if model is not None else [],
+        extra={"dataset": record["dataset"], "dataset_sha256": record["dataset_sha256"]},
+    )
     return table["features"]
 
 
@@ -266,12 +401,35 @@ def centre_masks(dataset: str | os.PathLike) -> np.ndarray | None:
     return np.asarray(data["centre_masks"][...]) if "centre_masks" in data else None
 
 
-def _dice_summary(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Dice per subtomogram whose true mask holds a particle."""
+def dice_summary(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """Dice of predicted centre-particle masks against the true ones, and what is
+    marked where there is no particle.
+
+    Parameters
+    ----------
+    predicted, truth : (N, n, n, n) bool-like
+        Predicted and true masks.
+
+    Returns
+    -------
+    dict with ``n`` (subtomograms whose true mask holds a particle), ``mean`` and
+    ``median`` (their Dice; None when ``n`` is 0), ``n_total``, ``n_empty`` (those with
+    an empty true mask) and ``empty_marked_mean`` (voxels marked in those, on average;
+    None without any)
+    """
     from .voxelseg import dice_per_subtomogram
 
-    present = truth.reshape(len(truth), -1).any(1)
-    return dice_per_subtomogram(predicted, truth)[present]
+    present = np.asarray(truth).reshape(len(truth), -1).any(1)
+    values = dice_per_subtomogram(predicted, truth)[present]
+    marked = np.asarray(predicted, bool).reshape(len(predicted), -1).sum(1)[~present]
+    return {
+        "mean": float(values.mean()) if len(values) else None,
+        "median": float(np.median(values)) if len(values) else None,
+        "n": int(present.sum()),
+        "n_total": len(present),
+        "n_empty": int((~present).sum()),
+        "empty_marked_mean": float(marked.mean()) if len(marked) else None,
+    }
 
 
 def train_voxelseg_file(
@@ -287,7 +445,8 @@ def train_voxelseg_file(
 ) -> dict | None:
     """Train the centre-particle U-Net on a crowded dataset with centre masks, save it to
     ``output``, and return its Dice on the held-out ``test_fraction`` of each class
-    (``{"mean", "median", "n"}``; None when nothing was held out).
+    (:func:`dice_summary`: over the held-out subtomograms with a particle, and what it
+    marks in the empty ones; None when nothing was held out).
 
     Raises
     ------
@@ -319,8 +478,7 @@ def train_voxelseg_file(
     dice = None
     if test_mask.any():
         predicted = segment_centre_particles(model, volumes[test_mask], device=device) > 0.5
-        values = _dice_summary(predicted, masks[test_mask])
-        dice = {"mean": float(values.mean()), "median": float(np.median(values)), "n": len(values)}
+        dice = dice_summary(predicted, masks[test_mask])
         model.metadata["test"] = dice
     save_voxel_segmenter(output, model)
     write_provenance(
@@ -345,11 +503,13 @@ def apply_voxelseg_file(
     output: str | os.PathLike,
     threshold: float = 0.5,
     device: str = "auto",
-) -> tuple[np.ndarray, float | None]:
+) -> tuple[np.ndarray, dict | None]:
     """Label the centre particle's voxels in every subtomogram of a dataset with a
     segmenter file; writes ``output`` (zarr: ``masks`` uint8 and ``probability``
-    float32).  Returns the masks and, when the dataset holds the true centre masks, the
-    mean Dice against them (else None)."""
+    float32) and its provenance record ``OUTPUT.json``.  Returns the masks and, when
+    the dataset holds the true centre masks, the Dice against them
+    (:func:`dice_summary`: over the subtomograms with a particle, and what is marked in
+    the empty ones; else None)."""
     from ..io.zarrstore import open_group, write_array
     from .voxelseg import load_voxel_segmenter, segment_centre_particles
 
@@ -367,4 +527,12 @@ def apply_voxelseg_file(
             {"model": str(Path(model).resolve()), "threshold": threshold}
         )
     truth = centre_masks(dataset)
-    return masks, None if truth is None else float(_dice_summary(masks, truth).mean())
+    dice = None if truth is None else dice_summary(masks, truth)
+    write_provenance(
+        output,
+        "classify voxelseg apply",
+        {"threshold": threshold},
+        [model],
+        extra={"dataset": str(dataset.resolve()), "dice": dice},
+    )
+    return masks, dice

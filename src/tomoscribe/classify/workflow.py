@@ -57,6 +57,40 @@ def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, wha
         )
 
 
+def dataset_fingerprint(volumes: np.ndarray) -> str:
+    """SHA-256 (hex) of a dataset's subtomograms as float32: what a feature store
+    records of the dataset it was made from (labels left out: relabelling a dataset
+    keeps its clusters valid)."""
+    import hashlib
+
+    digest = hashlib.sha256(str(volumes.shape).encode())
+    digest.update(np.ascontiguousarray(volumes, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def check_same_dataset(dataset: Path, volumes: np.ndarray, store: Path, record: dict) -> None:
+    """Refuse a dataset that is not the one a feature store was made from: its
+    fingerprint (:func:`dataset_fingerprint`) differs from the recorded one, or, for a
+    store that records none, its path differs from the recorded path.
+
+    Raises
+    ------
+    InvalidDataError
+        The dataset is another one.
+    """
+    source = record.get("dataset")
+    recorded = record.get("dataset_sha256")
+    if recorded is not None:
+        same = recorded == dataset_fingerprint(volumes)
+    else:
+        same = source is None or Path(source) == dataset.resolve()
+    if not same:
+        raise InvalidDataError(
+            f"{store} was clustered from {source or 'another dataset'}, not {dataset} "
+            "(their subtomograms differ); give the dataset it was made from."
+        )
+
+
 def labels_or_none(labels: np.ndarray) -> np.ndarray | None:
     """Labels of a dataset, or None for an unlabelled one (all −1)."""
     return None if (labels < 0).all() else labels
@@ -97,9 +131,11 @@ def discover_files(
     """Class averages inside clusters, without a reference, into folder ``output``.
 
     Each chosen cluster of the feature store ``clustered`` (default: the largest) is
-    classified and averaged with missing-wedge-aware alignment; writes
+    classified and averaged with missing-wedge-aware alignment (``dataset`` must be
+    the one the store was made from: :func:`check_same_dataset`); writes
     ``cluster{c:03d}_class{k}.mrc``, ``discover.json`` (members, sizes, FSC-0.5
-    distances (nm) to every reference, true classes where known), ``gallery.png`` and
+    distances (nm) to every reference, true classes where known and how many members
+    are unlabelled), ``gallery.png`` and
     the folder's provenance record.  ``params``'s tilt range is replaced by
     ``tilt_range_deg``, else the one the dataset records, else ±60° (``say`` is told
     which).  Returns the ``discover.json`` record.
@@ -114,9 +150,10 @@ def discover_files(
     volumes, labels, names, voxel = load_subtomograms(dataset)
     if voxel is None:
         raise InvalidDataError(f"{dataset} records no voxel size.")
-    table, _ = load_features(clustered)
+    table, record = load_features(clustered)
     if "clusters" not in table:
         raise InvalidDataError(f"{clustered} has no clusters; run `classify cluster` first.")
+    check_same_dataset(dataset, volumes, clustered, record)
     if len(table["clusters"]) != len(volumes):
         raise InvalidDataError(
             f"{clustered} clusters {len(table['clusters'])} subtomograms "
@@ -176,17 +213,31 @@ def _classes_of_cluster(
             **matches[k],
         }
         if truth is not None:
+            known = truth[in_class][truth[in_class] >= 0]
             item["true_classes"] = {
                 names[i]: int(v)
-                for i, v in enumerate(np.bincount(truth[in_class], minlength=len(names)))
+                for i, v in enumerate(np.bincount(known, minlength=len(names)))
                 if v
             }
+            item["unlabelled"] = int(len(in_class) - len(known))
         entry["classes"].append(item)
-        say(
-            f"cluster {c} class {k}: {item['size']} subtomograms"
-            + (f", closest {item['best']} at {item['fsc05_nm']:.1f} nm" if item["best"] else "")
-        )
+        say(f"cluster {c} class {k}: {item['size']} subtomograms" + _match_phrase(item))
     return entry, found["averages"]
+
+
+def _match_phrase(item: dict) -> str:
+    """How a class average compares with the references, for the report."""
+    match = item.get("match")
+    if match == "unique":
+        return f", closest {item['best']} at {item['fsc05_nm']:.1f} nm"
+    if match == "tie":
+        return (
+            f", {' and '.join(item['tied'])} equally close at {item['fsc05_nm']:.1f} nm "
+            "(no closest reference)"
+        )
+    if match == "none":
+        return ", matches no reference (FSC below 0.5 from the first shell on)"
+    return ""
 
 
 def cluster_files(
@@ -201,7 +252,8 @@ def cluster_files(
     """k-means over-partitioning of a feature store into ``k`` clusters, written with the
     features to ``output`` (and the scores against the true classes, where known, to
     ``OUTPUT.scores.json``); with ``plot``, a t-SNE/UMAP map (PNG) coloured by the
-    ``truth``, the ``predicted`` classes or the ``cluster``.  Returns the clusters and
+    ``truth``, the ``predicted`` classes or the ``cluster``; each with its provenance
+    record (``OUTPUT.json``, ``PLOT.json``).  Returns the clusters and
     the scores (None without true classes)."""
     from .cluster import cluster_scores, embed_2d, over_partition
     from .featurefile import save_features
@@ -242,6 +294,11 @@ def cluster_files(
         )
     record = {**record, "clusters": {"k": k, "seed": seed, "scores": scores}}
     save_features(output, table, record)
+    settings = {"k": k, "seed": seed, "embedding": embedding, "colour": colour}
+    source = {"features": str(Path(feature_store).resolve()), "dataset": record.get("dataset")}
+    write_provenance(output, "classify cluster", settings, [], extra={**source, "scores": scores})
+    if plot is not None:
+        write_provenance(plot, "classify cluster", settings, [], extra=source)
     if scores is not None:
         with atomic_path(output.with_name(output.name + ".scores.json")) as tmp:
             tmp.write_text(json.dumps(scores, indent=2) + "\n")
@@ -253,7 +310,8 @@ def mine_files(
 ) -> tuple[dict, dict | None]:
     """k-means on an autoencoder's codes of a dataset, into folder ``output``: the codes
     (``codes.zarr``, a feature store with the clusters), decoded cluster centres and
-    cluster averages (MRC), ``gallery.png`` and ``mining.json``.  Returns what
+    cluster averages (MRC), ``gallery.png`` and ``mining.json``, and the folder's
+    provenance record ``OUTPUT.json``.  Returns what
     :func:`tomoscribe.classify.autoencoder.mine_patterns` found and the scores against
     the true classes (None without them)."""
     from .autoencoder import load_autoencoder, mine_patterns
@@ -281,6 +339,7 @@ def mine_files(
                 "source": str(model.resolve()),
                 "layer": "code",
                 "dataset": str(dataset.resolve()),
+                "dataset_sha256": dataset_fingerprint(volumes),
                 "class_names": names,
                 "voxel_size_A": voxel,
                 "clusters": {"k": clusters, "seed": seed, "scores": scores},
@@ -304,4 +363,11 @@ def mine_files(
         (tmp / "mining.json").write_text(
             json.dumps({"sizes": found["sizes"].tolist(), "scores": scores}, indent=2) + "\n"
         )
+    write_provenance(
+        output,
+        "classify autoencoder mine",
+        {"clusters": clusters, "seed": seed},
+        [model],
+        extra={"dataset": str(dataset.resolve()), "scores": scores},
+    )
     return found, scores

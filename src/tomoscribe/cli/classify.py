@@ -89,8 +89,14 @@ def train(
     names, scores = trained.classifier.class_names, trained.test
     record = trained.classifier.metadata["training"]
     train_accuracy = record.get("train_accuracy", record["history"][-1]["train_accuracy"])
+    left_out = (
+        f", trained on {trained.n_train} labelled subtomograms, "
+        f"{trained.n_unlabelled} unlabelled left out"
+        if trained.n_unlabelled
+        else ""
+    )
     typer.echo(
-        f"wrote {output}: {arch}, {len(names)} classes, train accuracy "
+        f"wrote {output}: {arch}, {len(names)} classes{left_out}, train accuracy "
         f"{train_accuracy:.3f}"
         + (f", test accuracy {scores['accuracy']:.3f} on {trained.n_test}" if scores else "")
     )
@@ -113,11 +119,17 @@ def evaluate(
     from ..classify.model_workflow import evaluate_classifier_file
 
     scores = evaluate_classifier_file(model, dataset, output, device)
-    n = sum(sum(row) for row in scores["confusion"]["counts"])
     typer.echo(
-        f"accuracy {scores['accuracy']:.3f} on {n} subtomograms; "
+        f"accuracy {scores['accuracy']:.3f} on {_scored(scores['n_labelled'], scores)}; "
         + ", ".join(f"{k} {v:.2f}" for k, v in scores["per_class"].items())
     )
+
+
+def _scored(n: int, scores: dict) -> str:
+    """ "N subtomograms", or "N labelled subtomograms (M unlabelled left out)"."""
+    if not scores.get("n_unlabelled"):
+        return f"{n} subtomograms"
+    return f"{n} labelled subtomograms ({scores['n_unlabelled']} unlabelled left out)"
 
 
 @classify_app.command("baseline")
@@ -134,6 +146,6 @@ def baseline(
 
     scores, n_test = rif_baseline_file(dataset, test_fraction, max_degree, seed)
     typer.echo(
-        f"RIF-SVM test accuracy {scores['accuracy']:.3f} on {n_test}; "
+        f"RIF-SVM test accuracy {scores['accuracy']:.3f} on {_scored(n_test, scores)}; "
         + ", ".join(f"{k} {v:.2f}" for k, v in scores["per_class"].items())
     )

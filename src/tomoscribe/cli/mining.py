@@ -81,7 +81,22 @@ def cluster(
     sizes = np.bincount(clusters, minlength=k)
     typer.echo(
         f"wrote {output}: {k} clusters (largest {sizes.max()}, smallest {sizes.min()})"
-        + (f"; purity {scores['purity']:.3f}, ARI {scores['adjusted_rand']:.3f}" if scores else "")
+        + (
+            f"; purity {scores['purity']:.3f}, ARI {scores['adjusted_rand']:.3f}"
+            + _over_labelled(scores)
+            if scores
+            else ""
+        )
+    )
+
+
+def _over_labelled(scores: dict) -> str:
+    """ " over N labelled subtomograms (M unlabelled left out)" when some are unlabelled."""
+    if not scores.get("n_unlabelled"):
+        return ""
+    return (
+        f" over {scores['n_labelled']} labelled subtomograms "
+        f"({scores['n_unlabelled']} unlabelled left out)"
     )
 
 
@@ -197,7 +212,7 @@ def autoencoder_mine(
     typer.echo(
         f"wrote {output}: {clusters} clusters of sizes "
         + ", ".join(map(str, found["sizes"].tolist()))
-        + (f"; purity {scores['purity']:.3f}" if scores else "")
+        + (f"; purity {scores['purity']:.3f}" + _over_labelled(scores) if scores else "")
     )
 
 
@@ -230,14 +245,25 @@ def voxelseg_train(
         device=device,
         show_progress=not quiet,
     )
-    typer.echo(
-        f"wrote {output}"
-        + (
-            f": held-out Dice mean {dice['mean']:.3f}, median {dice['median']:.3f} on {dice['n']}"
-            if dice
-            else ""
+    typer.echo(f"wrote {output}" + (f"; held-out {_dice_phrase(dice)}" if dice else ""))
+
+
+def _dice_phrase(dice: dict) -> str:
+    """What a :func:`~tomoscribe.classify.model_workflow.dice_summary` measured, and over
+    which subtomograms."""
+    if dice["mean"] is None:
+        phrase = f"no Dice (none of the {dice['n_total']} subtomograms has a particle)"
+    else:
+        phrase = (
+            f"mean Dice {dice['mean']:.3f} (median {dice['median']:.3f}) over the "
+            f"{dice['n']} of {dice['n_total']} subtomograms with a particle"
         )
-    )
+    if dice["n_empty"]:
+        phrase += (
+            f"; {dice['n_empty']} empty ones: {dice['empty_marked_mean']:.0f} voxels "
+            "marked on average"
+        )
+    return phrase
 
 
 @voxelseg_app.command("apply")
@@ -260,5 +286,5 @@ def voxelseg_apply(
     masks, dice = apply_voxelseg_file(model, dataset, output, threshold, device)
     typer.echo(
         f"wrote {output}: {len(masks)} masks"
-        + (f"; Dice against the truth: mean {dice:.3f}" if dice is not None else "")
+        + (f"; against the true masks: {_dice_phrase(dice)}" if dice is not None else "")
     )

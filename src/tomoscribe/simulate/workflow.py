@@ -132,11 +132,17 @@ def subtomogram_dataset_file(output: Path, structures: list[str], n_per_class: i
     """A labelled subtomogram dataset
     (:func:`~tomoscribe.simulate.subtomograms.simulate_subtomograms`, ``params`` its
     SubtomogramParams) written to ``output`` (one zarr store, its record in the store's
-    attributes); returns the dataset."""
+    attributes) with its provenance record ``OUTPUT.json``; returns the dataset."""
     from .subtomograms import save_dataset, simulate_subtomograms
 
     data = simulate_subtomograms(structures, n_per_class, params)
     save_dataset(output, data)
+    write_provenance(
+        output,
+        "simulate subtomograms",
+        {"structures": list(structures), "n_per_class": n_per_class, **params.__dict__},
+        extra={"class_names": list(data["class_names"]), "n": len(data["labels"])},
+    )
     return data
 
 
