@@ -202,11 +202,7 @@ def train_pair(
     geometry = trainset["record"]["geometry"]
     size, box = int(geometry["input"]), float(geometry["box"])
     train, held = split_boxes(trainset, held_out, seed)
-    if extra_good is not None and len(extra_good[0]):
-        train["good"] = np.concatenate([train["good"], np.asarray(extra_good[0], np.float32)])
-        train["good_offsets"] = np.concatenate(
-            [train["good_offsets"], np.asarray(extra_good[1], np.float32)]
-        )
+    train = _with_extra_good(train, extra_good)
     centre = train["good"].shape[-1] // 2
     sets = {}
     for name in ("good", "background", "bad"):
@@ -250,6 +246,18 @@ def train_pair(
         "turns_deg": list(TURNS_DEG),
         "final_loss": losses,
         "calibration": calibration,
+    }
+
+
+def _with_extra_good(train: dict, extra_good) -> dict:
+    """The training split with ``extra_good`` (patches, offsets) added to its good set."""
+    if extra_good is None or not len(extra_good[0]):
+        return train
+    patches, offsets = (np.asarray(a, np.float32) for a in extra_good)
+    return {
+        **train,
+        "good": np.concatenate([train["good"], patches]),
+        "good_offsets": np.concatenate([train["good_offsets"], offsets]),
     }
 
 
