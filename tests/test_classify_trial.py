@@ -11,6 +11,7 @@ from synthetic_shapes import SHAPE_NAMES, shapes
 from tomoscribe.classify.modelfile import save_classifier
 from tomoscribe.classify.training import ClassifierParams, train_classifier
 from tomoscribe.cli.app import main
+from tomoscribe.errors import InvalidDataError
 from tomoscribe.simulate.subtomograms import save_dataset
 
 
@@ -309,3 +310,24 @@ def test_simulated_subtomograms_have_their_provenance_record(tmp_path):
     assert main([*argv, "--n", "2", "--box", "16", "--no-empty"]) == 0
     record = _provenance(output)
     assert record["step"] == "simulate subtomograms" and record["parameters"]["box"] == 16
+
+
+def test_labels_below_unknown_are_refused_not_taken_for_the_last_class(tmp_path):
+    """−1 is unknown; −2 is no label at all and once indexed the last class name."""
+    from tomoscribe.classify.model_workflow import in_model_classes
+
+    labels, names = in_model_classes(tmp_path, np.array([0, -1, 1]), ["a", "b"], ["b", "a"])
+    assert labels.tolist() == [1, -1, 0] and names == ["b", "a"]
+    with pytest.raises(InvalidDataError, match="-1 for unknown"):
+        in_model_classes(tmp_path, np.array([0, -2]), ["a", "b"], ["a", "b"])
+
+
+def test_dataset_fingerprint_follows_the_voxels_not_the_copy():
+    from tomoscribe.classify.workflow import dataset_fingerprint
+
+    volumes = np.random.default_rng(0).normal(size=(3, 4, 4, 4)).astype(np.float32)
+    same = dataset_fingerprint(volumes.astype(np.float64))
+    assert dataset_fingerprint(volumes) == same
+    changed = volumes.copy()
+    changed[2, 1, 1, 1] += 1e-3
+    assert dataset_fingerprint(changed) != same

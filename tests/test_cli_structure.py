@@ -462,3 +462,6 @@ def test_refined_star_keeps_the_coordinates_unit_of_binned_picks(tmp_path):
     before_A = (30.0 + np.arange(12.0)) * 20.0
     assert np.abs(np.median(moved_A - before_A) - 20.0) <= 5.0, moved_A - before_A
     assert np.allclose(refined["y"] * refined["voxel_size_A"], 800.0, atol=5.0)
+    raw = starfile.read(out / "refined.star")  # the images keep their own pixel size
+    assert np.allclose(raw["rlnImagePixelSize"], 10.0)
+    assert np.allclose(raw["rlnDetectorPixelSize"], 20.0)

@@ -799,3 +799,35 @@ def test_self_training_adds_confident_picks_away_from_the_drawn_boxes(picking_da
     # extra good patches train, but the threshold is chosen on the drawn boxes alone
     _, trained = train_pair(loaded, steps=2, seed=0, extra_good=(patches, offsets))
     assert trained["calibration"]["held_out_boxes"] == {"good": 3, "background": 3, "bad": 3}
+
+
+def test_train_picker_self_trains_network_1_only_and_says_when_it_cannot(picking_data):
+    """Two rounds record what they added; network 2 trains on the drawn good boxes alone
+    (its good set is the drawn one, network 1's holds the added patches too); a set
+    without its micrographs (written before they were kept) trains once and says why."""
+    from tomoscribe.spa.network import _turned_sets, _with_extra_good
+    from tomoscribe.spa.selftraining import train_picker
+
+    _, _, trainset = picking_data
+    train, _ = split_boxes(trainset, 0.2, 0)
+    extra = (np.ones((5, *train["good"].shape[1:]), np.float32), np.zeros((5, 2), np.float32))
+    sets, centres = _turned_sets(_with_extra_good(train, extra), len(train["good"]))
+    turns = len(TURNS_DEG)
+    assert len(sets["good"]) == turns * (len(train["good"]) + 5)
+    assert len(sets["drawn good"]) == turns * len(train["good"])
+    flat = {k: (sets[k] - 1).abs().amax(dim=(1, 2)) < 1e-3 for k in ("good", "drawn good")}
+    assert not flat["drawn good"].any()  # no added (constant) patch in network 2's set
+    assert int(flat["good"].sum()) == turns * 5
+    assert len(centres["drawn good"]) == len(sets["drawn good"])
+    _, record = train_picker(trainset, steps=3, seed=0)
+    added = record["self_training"]
+    assert added["first_round_steps"] == 1 and set(added["per_micrograph"]) == set(
+        trainset["record"]["micrographs"]
+    )
+    assert added["added"] == sum(added["per_micrograph"].values()) <= 400
+    old = {k: v for k, v in trainset.items() if k not in ("micrographs_small", "positions")}
+    _, record = train_picker(old, steps=2, seed=0)
+    assert record["self_training"]["added"] == 0
+    assert "spa boxes" in record["self_training"]["why"]
+    _, record = train_picker(trainset, steps=2, seed=0, self_training=False)
+    assert record["self_training"]["why"] == "turned off"

@@ -108,9 +108,10 @@ def in_model_classes(
         (class names without members are ignored).
     """
     labels = np.asarray(labels)
-    if (labels >= len(names)).any():
+    if (labels >= len(names)).any() or (labels < -1).any():
         raise InvalidDataError(
-            f"{dataset} has labels up to {int(labels.max())} but only {len(names)} class names."
+            f"{dataset} has labels from {int(labels.min())} to {int(labels.max())} but only "
+            f"{len(names)} class names (labels 0 to {len(names) - 1}, or -1 for unknown)."
         )
     used = set(labels[labels >= 0].tolist())
     unknown = [name for i, name in enumerate(names) if i in used and name not in model_names]

@@ -63,8 +63,9 @@ def dataset_fingerprint(volumes: np.ndarray) -> str:
     keeps its clusters valid)."""
     import hashlib
 
-    digest = hashlib.sha256(str(volumes.shape).encode())
-    digest.update(np.ascontiguousarray(volumes, dtype=np.float32).tobytes())
+    digest = hashlib.sha256(str(np.shape(volumes)).encode())
+    for volume in volumes:  # one subtomogram at a time: no copy of the whole dataset
+        digest.update(memoryview(np.ascontiguousarray(volume, dtype=np.float32)).cast("B"))
     return digest.hexdigest()
 
 
@@ -80,14 +81,16 @@ def check_same_dataset(dataset: Path, volumes: np.ndarray, store: Path, record: 
     """
     source = record.get("dataset")
     recorded = record.get("dataset_sha256")
-    if recorded is not None:
-        same = recorded == dataset_fingerprint(volumes)
-    else:
-        same = source is None or Path(source) == dataset.resolve()
-    if not same:
+    if recorded is not None and recorded != dataset_fingerprint(volumes):
         raise InvalidDataError(
             f"{store} was clustered from {source or 'another dataset'}, not {dataset} "
             "(their subtomograms differ); give the dataset it was made from."
+        )
+    if recorded is None and source is not None and Path(source) != dataset.resolve():
+        raise InvalidDataError(
+            f"{store} records that it was clustered from {source}, not {dataset}, and no "
+            "fingerprint to compare their subtomograms; give that dataset, or run "
+            "`classify features` and `cluster` again on this one."
         )
 
 

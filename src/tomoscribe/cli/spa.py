@@ -75,7 +75,7 @@ def train(
         True,
         "--self-training/--no-self-training",
         help="Train twice, the second time with the first round's confident picks on the "
-        "annotated micrographs as more good boxes.",
+        "annotated micrographs as more good boxes for network 1 (good vs background).",
     ),
     device: str = options.Device,
     seed: int = options.Seed,
@@ -97,7 +97,7 @@ def train(
     how = "boxes held out of training" if held else "the default: too few boxes to hold out"
     added = full["training"]["self_training"]
     more = (
-        f"; {added['added']} confident picks added to the good boxes"
+        f"; {added['added']} confident picks added to network 1's good boxes"
         if added["added"] or "why" not in added
         else f"; no self-training ({added['why']})"
     )

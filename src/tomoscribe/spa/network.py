@@ -165,7 +165,7 @@ DEFAULT_THRESHOLD = 0.5
 #: precision 0.61 at recall 0.83 (threshold 0.5), 1,200 steps 0.95 / 0.81, 3,000 steps
 #: 0.97 / 0.81 and fewer aggregates picked; 3,000 steps take about a minute on 2 cores.
 #: Since self-training (:mod:`tomoscribe.spa.selftraining`) the final round takes 2,500
-#: steps after a first of 1,000: 3,500 in all.
+#: steps after a first of 1,000: 3,500 in all (one round without self-training: 2,500).
 DEFAULT_STEPS = 2500
 
 
@@ -184,7 +184,9 @@ def train_pair(
     ``held_out`` of each set's boxes out of training to choose the picking threshold
     on them (:func:`calibrate_on_held_out`).  ``extra_good`` (patches (n, patch,
     patch) and their centres' offsets (n, 2), as the set's good ones) are trained on
-    with the good boxes and never held out (:mod:`tomoscribe.spa.selftraining`).
+    with the good boxes by network 1 (good against background) and never held out
+    (:mod:`tomoscribe.spa.selftraining`); network 2 (good against bad) learns from the
+    drawn good boxes alone.
 
     Returns the pair (on the CPU, in eval mode) and a record with the final losses and
     ``calibration`` (``threshold`` and how it was found).
@@ -202,24 +204,17 @@ def train_pair(
     geometry = trainset["record"]["geometry"]
     size, box = int(geometry["input"]), float(geometry["box"])
     train, held = split_boxes(trainset, held_out, seed)
-    train = _with_extra_good(train, extra_good)
-    centre = train["good"].shape[-1] // 2
-    sets = {}
-    for name in ("good", "background", "bad"):
-        offsets = train["good_offsets"] if name == "good" else np.zeros((len(train[name]), 2))
-        turned, moved = turned_copies(train[name], centre + offsets)
-        sets[name] = torch.as_tensor(turned)
-        if name == "good":
-            good_centres = torch.as_tensor(moved)
+    sets, good_centres = _turned_sets(_with_extra_good(train, extra_good), len(train["good"]))
     pair = PickerPair().to(device)
     losses = {}
     for name, network in (("background", pair.background), ("bad", pair.bad)):
         optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
         history = []
+        good = "good" if name == "background" else "drawn good"
         for _ in range(steps):
             images, targets = _batch(
-                sets["good"], good_centres, sets[name], batch, size, box, generator
+                sets[good], good_centres[good], sets[name], batch, size, box, generator
             )
             images, targets = images.to(device), targets.to(device)
             logits = network(images)
@@ -247,6 +242,22 @@ def train_pair(
         "final_loss": losses,
         "calibration": calibration,
     }
+
+
+def _turned_sets(train: dict, n_drawn: int) -> tuple[dict, dict]:
+    """Every patch of the training split in its turned copies (:func:`turned_copies`) as
+    tensors, by set, plus ``drawn good`` (the first ``n_drawn`` good patches, the
+    annotator's), and the good sets' centres after the turns."""
+    centre = train["good"].shape[-1] // 2
+    sets, centres = {}, {}
+    for name in ("background", "bad"):
+        sets[name] = torch.as_tensor(
+            turned_copies(train[name], centre + np.zeros((len(train[name]), 2)))[0]
+        )
+    for name, count in (("good", len(train["good"])), ("drawn good", n_drawn)):
+        turned, moved = turned_copies(train["good"][:count], centre + train["good_offsets"][:count])
+        sets[name], centres[name] = torch.as_tensor(turned), torch.as_tensor(moved)
+    return sets, centres
 
 
 def _with_extra_good(train: dict, extra_good) -> dict:

@@ -45,6 +45,7 @@ def write_average_outputs(
     refined["x"] = refined["x"] + shift[:, 2]
     refined["score"] = result["scores"]
     refined["half"] = result["half"]
+    refined["image_voxel_size_A"] = voxel  # rlnImagePixelSize: the subtomograms' own
     write_particles(out_dir / "refined.star", refined, unit)
     summary = {
         "resolution_0143_A": result["resolution_0143_A"],

@@ -397,6 +397,8 @@ def write(
     out["rlnMagnification"] = 10000.0
     out["rlnDetectorPixelSize"] = float(voxel_size_A)
     out["rlnImagePixelSize"] = float(voxel_size_A)
+    if "image_voxel_size_A" in table:  # subtomograms sampled otherwise than the coordinates
+        out["rlnImagePixelSize"] = pd.to_numeric(table["image_voxel_size_A"], errors="coerce")
     out = drop_incomplete(out)
     whole = ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID", "tomoscribeSizeVoxels")
     for name in (*whole, "tomoscribeImageCrc32"):
