@@ -1,12 +1,15 @@
 """Subtomogram models on dataset files: what ``tomoscribe classify train | evaluate |
-baseline | features``, ``classify autoencoder train`` and ``classify voxelseg train |
+predict | baseline | features``, ``classify autoencoder train`` and ``classify voxelseg train |
 apply`` do, as calls.
 
-Each reads a dataset store (``simulate subtomograms``, zarr), trains or applies one
+Each reads a dataset (``simulate subtomograms``'s zarr store, or a STAR file listing
+subtomograms, :mod:`tomoscribe.classify.particleset`), trains or applies one
 model, and writes the command's files with their provenance records:
 
 - :func:`train_classifier_file`, :func:`evaluate_classifier_file`: a 3D CNN classifier
   (Xu et al. 2017) trained on a stratified part, scored on the rest;
+- :func:`predict_classifier_file`: its classes for every subtomogram of a dataset,
+  written into a copy of the dataset's STAR file or a CSV table;
 - :func:`rif_baseline_file`: the rotation-invariant features + RBF-SVM baseline;
 - :func:`features_file`: a network's (or the rotation-invariant) features of every
   subtomogram, as a feature store for ``classify cluster``;
@@ -265,6 +268,133 @@ def evaluate_classifier_file(
     return scores
 
 
+@dataclass(frozen=True)
+class Predicted:
+    """What :func:`predict_classifier_file` found.
+
+    Attributes
+    ----------
+    class_names : the classifier's classes, in its order
+    predicted : (N,) int, index into ``class_names`` of each subtomogram's class
+    probability : (N,) float, the classifier's softmax probability of that class
+    """
+
+    class_names: list[str]
+    predicted: np.ndarray
+    probability: np.ndarray
+
+    def counts(self) -> dict[str, int]:
+        """Subtomograms per class, in the classifier's order."""
+        found = np.bincount(self.predicted, minlength=len(self.class_names))
+        return {name: int(n) for name, n in zip(self.class_names, found)}
+
+
+#: Output suffixes ``classify predict`` writes.
+PREDICTION_SUFFIXES = (".star", ".csv")
+
+
+def check_prediction_output(dataset: Path, output: Path) -> None:
+    """Refuse an output ``classify predict`` cannot write: a suffix other than .star or
+    .csv, or a STAR output for a dataset that is not a STAR file (no rows to copy)."""
+    from ..errors import ParameterError
+    from .particleset import is_star_dataset
+
+    suffix = output.suffix.lower()
+    if suffix not in PREDICTION_SUFFIXES:
+        raise ParameterError(
+            f"{output}: predictions are written as .star (a copy of the dataset's STAR "
+            "file with the classes) or .csv; choose one of those names.",
+            parameter="output",
+        )
+    if suffix == ".star" and not is_star_dataset(dataset):
+        raise ParameterError(
+            f"{dataset} is not a STAR file, so there are no rows to copy into {output}; "
+            "write the predictions as .csv.",
+            parameter="output",
+        )
+
+
+def predict_classifier_file(
+    model: str | os.PathLike,
+    dataset: str | os.PathLike,
+    output: str | os.PathLike,
+    device: str = "auto",
+) -> Predicted:
+    """Classify every subtomogram of a dataset (a zarr store or a STAR file listing
+    subtomograms) with a classifier file and write the classes to ``output``:
+
+    - ``.star`` (STAR datasets): a copy of the dataset's STAR file, every block, row and
+      column kept, with ``rlnClassNumber`` (the classifier's class, from 1),
+      ``tomoscribeClassName`` and ``tomoscribeClassProbability`` set — it reads back as a
+      labelled dataset, and ``select``/``average`` take it like any particle file;
+    - ``.csv``: one row per subtomogram in dataset order (``index`` from 0,
+      ``class_number``, ``class_name``, ``probability``, then ``p_NAME`` for every class);
+
+    with the provenance record ``OUTPUT.json``.  The classifier names one of its own
+    classes for every subtomogram, whatever the subtomogram holds: a structure it was
+    not trained on gets a class too, usually with a lower probability.
+
+    Raises
+    ------
+    ParameterError
+        An output suffix it cannot write (:func:`check_prediction_output`).
+    VoxelSizeMismatchError
+        The dataset's voxel size differs from the classifier's by more than 5%.
+    InvalidDataError
+        Its box differs from the classifier's.
+    """
+    import pandas as pd
+
+    from ..io.formats.relion import write_rows
+    from .modelfile import load_classifier
+    from .training import predict
+
+    dataset, output = Path(dataset), Path(output)
+    check_prediction_output(dataset, output)
+    classifier = load_classifier(model)
+    volumes, _, _, voxel = load_subtomograms(dataset)
+    check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+    probabilities = predict(classifier, volumes, device=device)
+    found = Predicted(
+        list(classifier.class_names),
+        probabilities.argmax(1),
+        probabilities.max(1).astype(float),
+    )
+    names = np.array(found.class_names, dtype=object)[found.predicted]
+    if output.suffix.lower() == ".star":
+        columns = {
+            "rlnClassNumber": found.predicted + 1,
+            "tomoscribeClassName": names,
+            "tomoscribeClassProbability": np.round(found.probability, 6),
+        }
+        write_rows(dataset, output, np.ones(len(volumes), bool), columns)
+    else:
+        table = pd.DataFrame(
+            {
+                "index": np.arange(len(volumes)),
+                "class_number": found.predicted + 1,
+                "class_name": names,
+                "probability": np.round(found.probability, 6),
+            }
+        )
+        for k, name in enumerate(found.class_names):
+            table[f"p_{name}"] = np.round(probabilities[:, k], 6)
+        with atomic_path(output) as tmp:
+            table.to_csv(tmp, index=False)
+    write_provenance(
+        output,
+        "classify predict",
+        {},
+        [model],
+        extra={
+            "dataset": str(dataset.resolve()),
+            "dataset_sha256": dataset_fingerprint(volumes),
+            "counts": found.counts(),
+        },
+    )
+    return found
+
+
 def rif_baseline_file(
     dataset: str | os.PathLike, test_fraction: float = 0.5, max_degree: int = 10, seed: int = 0
 ) -> tuple[dict, int]:
@@ -395,9 +525,13 @@ def train_autoencoder_file(
 
 
 def centre_masks(dataset: str | os.PathLike) -> np.ndarray | None:
-    """The centre-particle masks (N, n, n, n) of a crowded dataset; None without them."""
+    """The centre-particle masks (N, n, n, n) of a crowded dataset; None without them
+    (a STAR file's subtomograms have none)."""
     from ..simulate.subtomograms import load_dataset
+    from .particleset import is_star_dataset
 
+    if is_star_dataset(dataset):
+        return None
     data = load_dataset(dataset)
     return np.asarray(data["centre_masks"][...]) if "centre_masks" in data else None
 

@@ -1,8 +1,9 @@
 """Subtomogram mining workflows on files: what ``tomoscribe classify …`` commands do, as
 calls a script can make.
 
-- :func:`load_subtomograms`, :func:`check_voxel_size`: a dataset store's volumes, labels,
-  class names and voxel size, checked against a model's;
+- :func:`load_subtomograms`, :func:`check_voxel_size`: a dataset's (a zarr store or a
+  STAR file listing subtomograms) volumes, labels, class names and voxel size, checked
+  against a model's;
 - :func:`reference_maps`: known structures (bundled templates or map files) boxed like
   the subtomograms;
 - :func:`cluster_files`: k-means over-partitioning of a feature store, its scores and
@@ -37,7 +38,12 @@ MAP_SUFFIXES = (".mrc", ".map", ".rec", ".zarr", ".tif", ".tiff")
 
 def load_subtomograms(path: Path):
     """Volumes (N, n, n, n) float32, labels (N,) int64 (−1: unknown), class names and voxel
-    size (Å, None when unrecorded) of a dataset store."""
+    size (Å, None when unrecorded) of a dataset: a simulator's store (zarr) or a STAR
+    file listing subtomograms (:mod:`tomoscribe.classify.particleset`)."""
+    from .particleset import is_star_dataset, load_star_subtomograms
+
+    if is_star_dataset(path):
+        return load_star_subtomograms(path)
     data = load_dataset(path)
     volumes = np.asarray(data["volumes"][...], dtype=np.float32)
     labels = np.asarray(data["labels"][...], dtype=np.int64)

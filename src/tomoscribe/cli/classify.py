@@ -1,4 +1,4 @@
-"""``tomoscribe classify train | evaluate | baseline``: 3D CNN subtomogram classification."""
+"""``tomoscribe classify train | evaluate | predict | baseline``: 3D CNN classification."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ app.add_typer(classify_app, name="classify")
 @writes(files=("output",))
 def train(
     dataset: Path = typer.Argument(
-        ..., help="Subtomogram dataset (.zarr, from `tomoscribe simulate subtomograms`)."
+        ...,
+        help="Labelled subtomograms: a dataset (.zarr, from `tomoscribe simulate "
+        "subtomograms`) or a STAR file listing them with rlnClassNumber.",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Classifier file to write."),
     arch: str = typer.Option(
@@ -106,7 +108,9 @@ def train(
 @writes(files=("output",))
 def evaluate(
     model: Path = typer.Argument(..., help="Classifier file from `classify train`."),
-    dataset: Path = typer.Argument(..., help="Labelled subtomogram dataset (.zarr)."),
+    dataset: Path = typer.Argument(
+        ..., help="Labelled subtomograms (.zarr, or a STAR file with rlnClassNumber)."
+    ),
     output: Path = typer.Option(
         None,
         "--output",
@@ -125,6 +129,37 @@ def evaluate(
     )
 
 
+@classify_app.command("predict")
+@writes(files=("output",))
+def predict(
+    model: Path = typer.Argument(..., help="Classifier file from `classify train`."),
+    dataset: Path = typer.Argument(
+        ...,
+        help="Subtomograms: a STAR file listing them (rlnImageName; `extract`'s "
+        "particles.star) or a dataset (.zarr).",
+    ),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="NAME.star (the dataset's STAR file with rlnClassNumber, "
+        "tomoscribeClassName, tomoscribeClassProbability) or NAME.csv.",
+    ),
+    device: str = options.Device,
+) -> None:
+    """Give every subtomogram the classifier's class (one of the classes it was trained
+    on, whatever the subtomogram holds) and its probability."""
+    from ..classify.model_workflow import predict_classifier_file
+
+    found = predict_classifier_file(model, dataset, output, device)
+    unsure = int((found.probability < 0.5).sum())
+    typer.echo(
+        f"wrote {output}: {len(found.predicted)} subtomograms; "
+        + ", ".join(f"{name} {n}" for name, n in found.counts().items())
+        + f"; {unsure} with probability below 0.5"
+    )
+
+
 def _scored(n: int, scores: dict) -> str:
     """ "N subtomograms", or "N labelled subtomograms (M unlabelled left out)"."""
     if not scores.get("n_unlabelled"):
@@ -134,7 +169,9 @@ def _scored(n: int, scores: dict) -> str:
 
 @classify_app.command("baseline")
 def baseline(
-    dataset: Path = typer.Argument(..., help="Labelled subtomogram dataset (.zarr)."),
+    dataset: Path = typer.Argument(
+        ..., help="Labelled subtomograms (.zarr, or a STAR file with rlnClassNumber)."
+    ),
     test_fraction: float = typer.Option(0.5, "--test-fraction"),
     max_degree: int = typer.Option(
         10, "--max-degree", help="Highest spherical-harmonic degree (even)."

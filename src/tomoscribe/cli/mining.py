@@ -27,7 +27,9 @@ classify_app.add_typer(voxelseg_app, name="voxelseg")
 @classify_app.command("features")
 @writes(files=("output",))
 def features(
-    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
+    dataset: Path = typer.Argument(
+        ..., help="Subtomograms: a dataset (.zarr) or a STAR file listing them."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Feature store (.zarr)."),
     model: Path = typer.Option(
         None, "--model", help="Classifier file: its layer outputs are the features."
@@ -103,7 +105,9 @@ def _over_labelled(scores: dict) -> str:
 @classify_app.command("discover")
 @writes(folders=("output",))
 def discover(
-    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
+    dataset: Path = typer.Argument(
+        ..., help="Subtomograms: a dataset (.zarr) or a STAR file listing them."
+    ),
     clustered: Path = typer.Argument(
         ..., help="Feature store with clusters (`classify cluster`) of the same dataset."
     ),
@@ -159,7 +163,9 @@ def discover(
 @autoencoder_app.command("train")
 @writes(files=("output",))
 def autoencoder_train(
-    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr); labels unused."),
+    dataset: Path = typer.Argument(
+        ..., help="Subtomograms (.zarr, or a STAR file listing them); labels unused."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Autoencoder file to write."),
     code_size: int = typer.Option(32, "--code-size", min=1),
     epochs: int = typer.Option(20, "--epochs", min=1),
@@ -193,7 +199,9 @@ def autoencoder_train(
 @writes(folders=("output",))
 def autoencoder_mine(
     model: Path = typer.Argument(..., help="Autoencoder file."),
-    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
+    dataset: Path = typer.Argument(
+        ..., help="Subtomograms: a dataset (.zarr) or a STAR file listing them."
+    ),
     output: Path = typer.Option(
         ...,
         "--output",
@@ -270,7 +278,9 @@ def _dice_phrase(dice: dict) -> str:
 @writes(files=("output",))
 def voxelseg_apply(
     model: Path = typer.Argument(..., help="Segmenter file."),
-    dataset: Path = typer.Argument(..., help="Subtomogram dataset (.zarr)."),
+    dataset: Path = typer.Argument(
+        ..., help="Subtomograms: a dataset (.zarr) or a STAR file listing them."
+    ),
     output: Path = typer.Option(
         ...,
         "--output",
