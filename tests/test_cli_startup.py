@@ -107,3 +107,18 @@ def test_version_comes_from_the_installed_metadata(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"tomoscribe {expected}\n"
     assert tomoscribe.__version__ == expected
+
+
+def test_python_dash_m_runs_the_command_line_with_its_exit_statuses(tmp_path):
+    """`python -m tomoscribe` did nothing (exit 0, no output) before it had a __main__."""
+    env = {**os.environ, "PYTHONPATH": str(Path(tomoscribe.__file__).parents[1])}
+
+    def run(*args):
+        command = [sys.executable, "-m", "tomoscribe", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("tomoscribe ")
+    missing = run("classify", "predict", "m.tsc", str(tmp_path / "none.star"), "-o", "p.star")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert list(tmp_path.iterdir()) == []
