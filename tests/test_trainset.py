@@ -157,3 +157,22 @@ def test_negative_copies_and_painted_negatives_are_counted(scene):
     # each negative box contributes three differently rotated copies
     copies = ts.tiles[~ts.positive][:3, 0]
     assert not np.allclose(copies[0], copies[1])
+
+
+def test_positive_boxes_with_nothing_painted_are_left_out_and_named(scene):
+    """Trial: 7 of 10 positive boxes unpainted (paint dropped outside the boxes) trained
+    as tiles without the feature, and every network collapsed; they are left out now."""
+    from tomoscribe.segment.trainset import annotation_warnings
+
+    volume, labels = scene
+    positives = [[5, 40, 50], [5, 100, 20], [2, 40, 50]]  # the last two: nothing painted
+    ts = build_training_set(
+        volume, positives, _negatives(12), painted_mask_source(labels), "disc",
+        tile_size=32, augmentation="rotate",
+    )  # fmt: skip
+    assert set(ts.source[ts.positive]) == {0}
+    assert all(mask.sum() > 0 for mask in ts.masks[ts.positive])  # every positive tile painted
+    assert ts.metadata["n_positive_boxes"] == 1
+    assert ts.metadata["n_positive_boxes_unpainted"] == 2
+    (warning,) = annotation_warnings(ts.metadata, "disc")
+    assert warning.startswith("2 of the 3 positive boxes of 'disc' have nothing painted")

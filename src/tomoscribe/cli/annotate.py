@@ -113,6 +113,7 @@ def trainset(
     voxel_size: float = options.VoxelSize,
 ) -> None:
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD contours."""
+    from ..segment.trainset import annotation_warnings
     from ..segment.workflow import training_set_from_files
     from .structure import _tilt_range
 
@@ -141,18 +142,12 @@ def trainset(
         other_tomogram=other_tomogram,
         other_negatives=other_negatives,
     )
-    unpainted = result.metadata["n_positive_boxes_unpainted"]
-    contradicted = result.metadata["n_negative_boxes_painted"]
-    if contradicted:
-        typer.echo(
-            f"warning: {contradicted} negative tile(s) contain painted {feature!r}; "
-            "negatives should hold none of the feature, or the network learns to "
-            "miss it.",
-            err=True,
-        )
+    for warning in annotation_warnings(result.metadata, feature):
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(
         f"wrote {output}: {result.n_positive} positive and {result.n_negative} negative "
-        f"tiles from {len(used.positive)} positive and {len(used.negative)} negative "
+        f"tiles from {result.metadata['n_positive_boxes']} positive and "
+        f"{len(used.negative)} negative "
         "boxes"
         + (
             f" (+{result.metadata['other_negatives'][-1]['n_boxes']} negative boxes in "
@@ -160,7 +155,6 @@ def trainset(
             if other_tomogram
             else ""
         )
-        + (f" ({unpainted} positive boxes had nothing painted)" if unpainted else "")
     )
 
 

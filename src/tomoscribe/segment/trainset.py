@@ -229,6 +229,11 @@ def build_training_set(
             f"none of the {len(positive_zyx)} positive boxes of {feature!r} has any painted "
             "voxel inside its tile; check that the painted volume and boxes belong together."
         )
+    # A positive box with nothing painted would train as a tile without the feature
+    # while the annotator says the feature is there: it is left out (and counted).
+    positive_zyx = positive_zyx[painted]
+    pos_patches = [patch for patch, kept in zip(pos_patches, painted) if kept]
+    pos_masks = [mask for mask, kept in zip(pos_masks, painted) if kept]
     neg_patches = [_cut(volume, *_corner(c, big), big, context_slices) for c in negative_zyx]
     # A negative tile with painted feature in it contradicts the annotation.
     painted_negatives = sum(
@@ -258,6 +263,7 @@ def build_training_set(
         "context_slices": context_slices,
         "n_positive_boxes": int(len(positive_zyx)),
         "n_negative_boxes": int(len(negative_zyx)),
+        # positive boxes given with nothing painted in their tile, left out
         "n_positive_boxes_unpainted": int((~painted).sum()),
         "n_negative_boxes_painted": int(painted_negatives),
         "augmentation": {
@@ -280,6 +286,28 @@ def build_training_set(
         np.array(source, np.int32),
         metadata,
     )
+
+
+def annotation_warnings(metadata: dict, feature: str) -> list[str]:
+    """One sentence for each contradiction a training set's record counts: positive
+    boxes with nothing painted (left out of the set) and negative tiles with painted
+    feature in them."""
+    found = []
+    unpainted = int(metadata.get("n_positive_boxes_unpainted", 0))
+    if unpainted:
+        used = int(metadata.get("n_positive_boxes", 0))
+        found.append(
+            f"{unpainted} of the {unpainted + used} positive boxes of {feature!r} have "
+            "nothing painted in their tile and were left out; paint the feature in them, "
+            "or make them negative boxes where it is not there."
+        )
+    contradicted = int(metadata.get("n_negative_boxes_painted", 0))
+    if contradicted:
+        found.append(
+            f"{contradicted} negative tile(s) contain painted {feature!r}; negatives "
+            "should hold none of the feature, or the network learns to miss it."
+        )
+    return found
 
 
 def _check_inside(shape, centres: np.ndarray, kind: str) -> None:
