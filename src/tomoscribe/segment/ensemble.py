@@ -247,12 +247,9 @@ def train_ensemble(
     kept = [m for m in models if m is not None]
     feature = pooled.metadata.get("feature", "feature")
     if not kept:
-        what = (
-            f"the {feature!r} network" if single else f"every member of the {feature!r} ensemble"
-        )
+        what = f"the {feature!r} network" if single else f"every member of the {feature!r} ensemble"
         raise TrainingError(
-            f"{what} collapsed twice; lower the learning rate, train longer or paint more "
-            "tiles.",
+            f"{what} collapsed twice; lower the learning rate, train longer or paint more tiles.",
             parameter="learning_rate",
         )
     annotator = str(pooled.metadata.get("annotator", ""))
