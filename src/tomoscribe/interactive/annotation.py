@@ -11,8 +11,8 @@ share files and give the same tiles.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,59 +23,11 @@ from ..io.points import write_points_csv
 from ..io.provenance import carried_acquisition, tilt_range_for
 from ..outputs import check_writable, file_fingerprint, read_provenance
 from ..segment.painted_size import painted_component_sizes
-from ..segment.trainset import (
-    DEFAULT_AUGMENTATION,
-    TrainingSet,
-    build_training_set,
-    painted_mask_source,
-)
 from ..volume import Volume
+from .session import check_boxes, check_feature_name  # noqa: F401 (also imported from here)
 
-_FEATURE_NAME = re.compile(r"\w[\w.-]*")  # letters (any script), digits, _, -, .
-
-
-def check_boxes(centres_zyx: np.ndarray, shape_zyx, kind: str) -> np.ndarray:
-    """Box centres as an (n, 3) float array, refused when any lies outside the volume.
-
-    Parameters
-    ----------
-    centres_zyx : array (n, 3)
-        Centres in voxel indices (z, y, x) of the tomogram.
-    shape_zyx : tuple of int
-    kind : "positive" or "negative", for the message.
-    """
-    centres = np.asarray(centres_zyx, float).reshape(-1, 3)
-    if not np.isfinite(centres).all():
-        raise AnnotationError(f"some {kind} boxes have no position; remove them.")
-    outside = ((centres < -0.5) | (centres > np.asarray(shape_zyx) - 0.5)).any(axis=1)
-    if outside.any():
-        z, y, x = centres[np.flatnonzero(outside)[0]]
-        raise AnnotationError(
-            f"{int(outside.sum())} {kind} box centre(s) lie outside the tomogram "
-            f"({shape_zyx[2]}×{shape_zyx[1]}×{shape_zyx[0]} voxels), e.g. at x={x:.0f}, "
-            f"y={y:.0f}, z={z:.0f}; delete them and place them inside."
-        )
-    return np.round(centres)
-
-
-def check_feature_name(name: str) -> str:
-    """A feature's name, refused where it is unsafe as part of a file name.
-
-    The feature names its files in the work folder (``FEATURE_boxes.csv``,
-    ``FEATURE.tsm``, …), so it may hold only letters, digits, ``_``, ``-`` and ``.``,
-    and may not start with ``.`` (no folder separators, no ``..``, no hidden files).
-    Returns the name without surrounding blanks.
-    """
-    name = str(name).strip()
-    if not name:
-        raise ParameterError("name the feature first (e.g. membrane).", parameter="feature")
-    if not _FEATURE_NAME.fullmatch(name) or ".." in name:
-        raise ParameterError(
-            f"{name!r} cannot name a feature because it names files in the work folder; "
-            "use only letters, digits, '_', '-' and '.' (not first).",
-            parameter="feature",
-        )
-    return name
+if TYPE_CHECKING:  # segment.trainset imports torch: only where a set is cut, so that
+    from ..segment.trainset import TrainingSet  # the viewer's checks stay quick
 
 
 def tile_window(centre_zyx, tile: int, shape_zyx) -> tuple[int, slice, slice]:
@@ -207,7 +159,7 @@ def annotation_training_set(
     negative_copies: int = 1,
     seed: int = 0,
     annotator: str = "",
-    augmentation: str = DEFAULT_AUGMENTATION,
+    augmentation: str | None = None,
     tilt_range_deg: tuple[float, float] | None = None,
 ) -> TrainingSet:
     """The training set ``tomoscribe trainset`` cuts from the same boxes and painting.
@@ -223,6 +175,8 @@ def annotation_training_set(
     tomogram = Path(source) if source else None
     tilt = tilt_range_for([tomogram] if tomogram else [], tilt_range_deg)
     record = (read_provenance(tomogram) or {}) if tomogram else {}
+    from ..segment.trainset import DEFAULT_AUGMENTATION, build_training_set, painted_mask_source
+
     result = build_training_set(
         volume,
         pos,
@@ -233,7 +187,7 @@ def annotation_training_set(
         tile_size=tile,
         seed=seed,
         negative_copies=negative_copies,
-        augmentation=augmentation,
+        augmentation=augmentation or DEFAULT_AUGMENTATION,
         tilt_range_deg=tilt.deg,
         preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
         tomogram=file_fingerprint(tomogram) if tomogram and tomogram.is_file() else None,

@@ -1,6 +1,8 @@
-"""What a work folder already holds for a tomogram: each feature's saved annotation
+"""A napari session's files: feature names and box centres as the plugin checks them,
+and what a work folder already holds for a tomogram: each feature's saved annotation
 (``FEATURE_boxes.csv``, ``FEATURE_painted.mrc``), training set, model (``FEATURE.tsm``)
-and map (``maps/STEM_FEATURE.mrc``), as the napari plugin writes them.
+and map (``maps/STEM_FEATURE.mrc``), as the napari plugin writes them (no torch here:
+opening a tomogram stays quick).
 
 The plugin loads them back when the tomogram is opened again, so one more box and a
 Save add to the earlier annotation instead of replacing it; a feature whose files cannot
@@ -11,17 +13,63 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import TomoscribeError
+from ..errors import AnnotationError, ParameterError, TomoscribeError
 from ..io.particles import tomogram_stem
 from ..outputs import sidecar_path
 
 # what the plugin writes per feature, by the end of the file name
 SUFFIXES = ("_boxes.csv", "_painted.mrc", ".trainset", ".tsm")
+_FEATURE_NAME = re.compile(r"\w[\w.-]*")  # letters (any script), digits, _, -, .
+
+
+def check_feature_name(name: str) -> str:
+    """A feature's name, refused where it is unsafe as part of a file name.
+
+    The feature names its files in the work folder (``FEATURE_boxes.csv``,
+    ``FEATURE.tsm``, …), so it may hold only letters, digits, ``_``, ``-`` and ``.``,
+    and may not start with ``.`` (no folder separators, no ``..``, no hidden files).
+    Returns the name without surrounding blanks.
+    """
+    name = str(name).strip()
+    if not name:
+        raise ParameterError("name the feature first (e.g. membrane).", parameter="feature")
+    if not _FEATURE_NAME.fullmatch(name) or ".." in name:
+        raise ParameterError(
+            f"{name!r} cannot name a feature because it names files in the work folder; "
+            "use only letters, digits, '_', '-' and '.' (not first).",
+            parameter="feature",
+        )
+    return name
+
+
+def check_boxes(centres_zyx: np.ndarray, shape_zyx, kind: str) -> np.ndarray:
+    """Box centres as an (n, 3) float array, refused when any lies outside the volume.
+
+    Parameters
+    ----------
+    centres_zyx : array (n, 3)
+        Centres in voxel indices (z, y, x) of the tomogram.
+    shape_zyx : tuple of int
+    kind : "positive" or "negative", for the message.
+    """
+    centres = np.asarray(centres_zyx, float).reshape(-1, 3)
+    if not np.isfinite(centres).all():
+        raise AnnotationError(f"some {kind} boxes have no position; remove them.")
+    outside = ((centres < -0.5) | (centres > np.asarray(shape_zyx) - 0.5)).any(axis=1)
+    if outside.any():
+        z, y, x = centres[np.flatnonzero(outside)[0]]
+        raise AnnotationError(
+            f"{int(outside.sum())} {kind} box centre(s) lie outside the tomogram "
+            f"({shape_zyx[2]}×{shape_zyx[1]}×{shape_zyx[0]} voxels), e.g. at x={x:.0f}, "
+            f"y={y:.0f}, z={z:.0f}; delete them and place them inside."
+        )
+    return np.round(centres)
 
 
 @dataclass
@@ -67,8 +115,6 @@ def saved_features(
     or lie outside the tomogram, or whose painting is not on the tomogram's grid gets a
     ``problem`` (one sentence) and nothing else.
     """
-    from .annotation import check_feature_name
-
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -87,7 +133,6 @@ def saved_features(
 def _read_feature(folder: Path, feature: str, tomogram: Path, shape) -> SavedFeature:
     from ..io import read_volume
     from ..io.points import read_points
-    from .annotation import check_boxes
 
     saved = SavedFeature(feature, [p for p in feature_files(folder, feature) if p.is_file()])
     boxes, painted = folder / f"{feature}_boxes.csv", folder / f"{feature}_painted.mrc"

@@ -164,9 +164,7 @@ class AnnotateWidget(QWidget):
             layout.addWidget(box)
         layout.addStretch()
         self.viewer.dims.events.current_step.connect(self._clicked(self._slice_changed))
-        window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
-        if window is not None:  # a closing viewer stops the running step (shutdown)
-            self._close_watcher = _CloseWatcher(window, self.shutdown, parent=self)
+        self._close_watcher = None  # on the viewer's window once docked (_watch_close)
 
     # --- layout -------------------------------------------------------------------------
     def _open_box(self) -> QGroupBox:
@@ -506,7 +504,7 @@ class AnnotateWidget(QWidget):
         self._guarded(self._start_feature, feature)
 
     def _start_feature(self, feature: str) -> None:
-        from ..interactive.annotation import check_feature_name
+        from ..interactive.session import check_feature_name
 
         if self.volume is None:
             raise ParameterError("open a tomogram first.")
@@ -549,7 +547,7 @@ class AnnotateWidget(QWidget):
 
     def _started(self) -> str:
         """The current feature, refused when its layers were not made yet."""
-        from ..interactive.annotation import check_feature_name
+        from ..interactive.session import check_feature_name
 
         if self.volume is None:
             raise ParameterError("open a tomogram first.")
@@ -745,6 +743,7 @@ class AnnotateWidget(QWidget):
             self.notify("wait for the running step to finish, or cancel it.")
             return None
         self._cancel.clear()
+        self._watch_close()
         self.status.setText(description)
 
         # errors go to _failed (a notification); without an "errored" connection given
@@ -763,6 +762,19 @@ class AnnotateWidget(QWidget):
         )
         self.worker.start()
         return self.worker
+
+    def _watch_close(self) -> None:
+        """Once the widget is docked: the viewer's window closing stops the running step
+        (:meth:`shutdown`)."""
+        root = self
+        while root.parentWidget() is not None:
+            root = root.parentWidget()
+        if root is not self and self._close_watcher is None:
+            self._close_watcher = _CloseWatcher(root, self.shutdown, parent=self)
+
+    def showEvent(self, event):  # noqa: N802 (Qt's name)
+        self._watch_close()
+        super().showEvent(event)
 
     def _failed(self, err: Exception) -> None:
         self.status.setText("")
