@@ -843,8 +843,6 @@ class AnnotateWidget(QWidget):
         return self._guarded(self._train, epochs, validation, members)
 
     def _train(self, epochs, validation, members):
-        from ..interactive.steps import train_model
-
         self._check_idle()  # before anything is written
         feature = self._started()
         folder = self._work_folder()
@@ -856,7 +854,7 @@ class AnnotateWidget(QWidget):
         learning_rate = self.learning_rate_edit.value()
         self.losses = []
         self.loss_image.clear()
-        plot, history = LossPlot(), []  # drawn in the worker, shown by _on_epoch
+        plots, history = [], []  # drawn in the worker (made there), shown by _on_epoch
         self.progress.setMaximum(epochs)
         self.progress.setValue(0)
         say = self._signals.said.emit
@@ -866,9 +864,14 @@ class AnnotateWidget(QWidget):
             if history and record["epoch"] <= history[-1]["epoch"]:
                 history.clear()  # a new attempt (or member): its curve alone
             history.append(record)
-            self._signals.epoch.emit(record, plot.render(history))
+            if not plots:
+                plots.append(LossPlot())
+            self._signals.epoch.emit(record, plots[0].render(history))
 
         def work():
+            # imported here: torch's first import would hold the GUI thread seconds
+            from ..interactive.steps import train_model
+
             trainset_path = write()
             return train_model(
                 trainset_path,
