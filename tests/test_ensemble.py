@@ -187,6 +187,14 @@ def test_a_collapsing_member_is_retrained_once_then_dropped_and_recorded():
             [discs], ArchitectureSpec(), TrainParams(), 2,
             train=lambda *a: (_ for _ in ()).throw(TrainingError("collapsed.")),
         )  # fmt: skip
+    said = []
+    with pytest.raises(TrainingError, match="the 'disc' network collapsed twice") as raised:
+        train_ensemble(
+            [discs], ArchitectureSpec(), TrainParams(), 1, say=said.append,
+            train=lambda *a: (_ for _ in ()).throw(TrainingError("collapsed.")),
+        )  # fmt: skip
+    assert "ensemble" not in str(raised.value)  # one network is no ensemble
+    assert said and all(s.startswith("the network: collapsed.") for s in said), said
 
 
 def test_held_out_folds_are_disjoint_whole_boxes():

@@ -51,7 +51,7 @@ def test_unreadable_file_and_missing_voxel_size_are_notifications(widget, tmp_pa
     assert get_reader(str(tmp_path / "plain.txt")) is None
 
 
-def test_boxes_outside_and_nothing_painted_write_nothing(widget, tmp_path):
+def test_boxes_outside_and_nothing_painted_write_nothing(widget, tmp_path, qtbot):
     widget.open_tomogram(tmp_path / "tomo.mrc")
     widget.start_feature("membrane")
     widget.add_box((8, 48, 48), positive=True)
@@ -63,7 +63,10 @@ def test_boxes_outside_and_nothing_painted_write_nothing(widget, tmp_path):
     assert "outside the tomogram" in widget.messages[-1]
     assert _files(tmp_path / "session") == []
     widget.viewer.layers["membrane negative boxes"].data = np.array([[8.0, 80.0, 80.0]])
-    assert widget.save_annotation() is not None  # fixed: the viewer is still usable
+    worker = widget.save_annotation()  # fixed: the viewer is still usable
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
     assert "membrane.trainset" in _files(tmp_path / "session")
 
 

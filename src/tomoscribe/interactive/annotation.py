@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,50 +23,56 @@ from ..io.points import write_points_csv
 from ..io.provenance import carried_acquisition, tilt_range_for
 from ..outputs import check_writable, file_fingerprint, read_provenance
 from ..segment.painted_size import painted_component_sizes
-from ..segment.trainset import (
-    DEFAULT_AUGMENTATION,
-    TrainingSet,
-    build_training_set,
-    painted_mask_source,
-)
 from ..volume import Volume
+from .session import check_boxes, check_feature_name  # noqa: F401 (also imported from here)
+
+if TYPE_CHECKING:  # segment.trainset imports torch: only where a set is cut, so that
+    from ..segment.trainset import TrainingSet  # the viewer's checks stay quick
 
 
-def check_boxes(centres_zyx: np.ndarray, shape_zyx, kind: str) -> np.ndarray:
-    """Box centres as an (n, 3) float array, refused when any lies outside the volume.
-
-    Parameters
-    ----------
-    centres_zyx : array (n, 3)
-        Centres in voxel indices (z, y, x) of the tomogram.
-    shape_zyx : tuple of int
-    kind : "positive" or "negative", for the message.
-    """
-    centres = np.asarray(centres_zyx, float).reshape(-1, 3)
-    if not np.isfinite(centres).all():
-        raise AnnotationError(f"some {kind} boxes have no position; remove them.")
-    outside = ((centres < -0.5) | (centres > np.asarray(shape_zyx) - 0.5)).any(axis=1)
-    if outside.any():
-        z, y, x = centres[np.flatnonzero(outside)[0]]
-        raise AnnotationError(
-            f"{int(outside.sum())} {kind} box centre(s) lie outside the tomogram "
-            f"({shape_zyx[2]}×{shape_zyx[1]}×{shape_zyx[0]} voxels), e.g. at x={x:.0f}, "
-            f"y={y:.0f}, z={z:.0f}; delete them and place them inside."
-        )
-    return np.round(centres)
+def tile_window(centre_zyx, tile: int, shape_zyx) -> tuple[int, slice, slice]:
+    """The slice index and the (y, x) slices of a box's tile, clipped to the volume."""
+    z, y, x = (int(v) for v in np.round(centre_zyx))
+    half = tile // 2
+    ny, nx = shape_zyx[1:]
+    return z, slice(max(0, y - half), min(ny, y + half)), slice(max(0, x - half), min(nx, x + half))
 
 
-def painted_in_boxes(painted: np.ndarray, positives_zyx: np.ndarray, tile: int) -> np.ndarray:
+def painted_in_boxes(painted, positives_zyx: np.ndarray, tile: int) -> np.ndarray:
     """The painting limited to the positive boxes' tiles (uint8, 1 = feature).
 
     What lies outside every positive tile is never cut into the training set, so it is
-    dropped here too: the file written matches what trains.
+    dropped here too: the file written matches what trains.  Only the tiles are read
+    from ``painted`` (any array-like of the tomogram's shape, e.g. a memory map).
     """
-    keep = np.zeros(painted.shape, bool)
-    half = tile // 2
-    for z, y, x in np.asarray(positives_zyx, int).reshape(-1, 3):
-        keep[z, max(0, y - half) : y + half, max(0, x - half) : x + half] = True
-    return ((np.asarray(painted) != 0) & keep).astype(np.uint8)
+    limited = np.zeros(np.shape(painted), np.uint8)
+    for centre in np.asarray(positives_zyx, float).reshape(-1, 3):
+        z, ys, xs = tile_window(centre, tile, limited.shape)
+        limited[z, ys, xs] |= np.asarray(painted[z, ys, xs]) != 0
+    return limited
+
+
+def tile_groups(positives_zyx: np.ndarray, tile: int, shape_zyx) -> list[tuple[slice, ...]]:
+    """Regions (z, y, x slices) that together hold every positive box's tile, each
+    separated from the others by at least one voxel in some axis, so that a painted
+    component (26-connected) lies within one of them."""
+    windows = [tile_window(c, tile, shape_zyx) for c in np.reshape(positives_zyx, (-1, 3))]
+    boxes = [[z, z + 1, ys.start, ys.stop, xs.start, xs.stop] for z, ys, xs in windows]
+    merged = True
+    while merged:  # join boxes that touch (26-connectivity) until none do
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if all(a[2 * k] <= b[2 * k + 1] and b[2 * k] <= a[2 * k + 1] for k in range(3)):
+                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]),
+                                max(a[3], b[3]), min(a[4], b[4]), max(a[5], b[5])]  # fmt: skip
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [(slice(b[0], b[1]), slice(b[2], b[3]), slice(b[4], b[5])) for b in boxes]
 
 
 def check_annotation(
@@ -85,6 +92,13 @@ def check_annotation(
             f"the painted labels have shape {np.shape(painted)} but the "
             f"tomogram {volume.shape}; paint on a layer of the tomogram's "
             "grid."
+        )
+    ny, nx = volume.shape[1:]
+    if tile > min(ny, nx):
+        raise ParameterError(
+            f"the box size ({tile} px) is larger than the tomogram's {nx}×{ny} px slices; "
+            f"choose at most {min(ny, nx) // 4 * 4} px.",
+            parameter="tile",
         )
     pos = check_boxes(positives_zyx, volume.shape, "positive")
     neg = check_boxes(negatives_zyx, volume.shape, "negative")
@@ -123,6 +137,7 @@ def save_annotation(
     Both are checked before either is written (each written atomically), so a refused
     annotation leaves nothing.  Returns the two paths.
     """
+    feature = check_feature_name(feature)
     pos, neg, limited = check_annotation(volume, positives_zyx, negatives_zyx, painted, tile)
     folder = Path(folder)
     boxes_path, painted_path = folder / f"{feature}_boxes.csv", folder / f"{feature}_painted.mrc"
@@ -144,7 +159,7 @@ def annotation_training_set(
     negative_copies: int = 1,
     seed: int = 0,
     annotator: str = "",
-    augmentation: str = DEFAULT_AUGMENTATION,
+    augmentation: str | None = None,
     tilt_range_deg: tuple[float, float] | None = None,
 ) -> TrainingSet:
     """The training set ``tomoscribe trainset`` cuts from the same boxes and painting.
@@ -160,6 +175,8 @@ def annotation_training_set(
     tomogram = Path(source) if source else None
     tilt = tilt_range_for([tomogram] if tomogram else [], tilt_range_deg)
     record = (read_provenance(tomogram) or {}) if tomogram else {}
+    from ..segment.trainset import DEFAULT_AUGMENTATION, build_training_set, painted_mask_source
+
     result = build_training_set(
         volume,
         pos,
@@ -170,12 +187,14 @@ def annotation_training_set(
         tile_size=tile,
         seed=seed,
         negative_copies=negative_copies,
-        augmentation=augmentation,
+        augmentation=augmentation or DEFAULT_AUGMENTATION,
         tilt_range_deg=tilt.deg,
         preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
         tomogram=file_fingerprint(tomogram) if tomogram and tomogram.is_file() else None,
     )
-    result.metadata["painted_size"] = painted_component_sizes(limited != 0, volume.pixel_size_A)
+    result.metadata["painted_size"] = painted_component_sizes(
+        limited, volume.pixel_size_A, tile_groups(pos, tile, volume.shape)
+    )
     if tomogram:
         result.metadata.update(carried_acquisition([tomogram], volume.pixel_size_A, tilt.to_record))
     return result
@@ -187,3 +206,46 @@ def record_annotation(output: Path, trainset: TrainingSet, inputs) -> None:
     from ..segment.workflow import record_training_set
 
     record_training_set(output, trainset, inputs)
+
+
+def painted_outside(painted, positives_zyx, tile: int) -> int:
+    """How many painted voxels lie outside every positive box's tile (and so are not
+    used: :func:`painted_in_boxes`)."""
+    inside = painted_in_boxes(painted, positives_zyx, tile)
+    return int(np.count_nonzero(painted)) - int(np.count_nonzero(inside))
+
+
+def save_annotation_and_training_set(
+    folder: str | os.PathLike,
+    feature: str,
+    volume: Volume,
+    positives_zyx,
+    negatives_zyx,
+    painted: np.ndarray,
+    tile: int = 64,
+    negative_copies: int = 2,
+    tomogram: str | os.PathLike | None = None,
+) -> tuple[Path, TrainingSet]:
+    """What *Save annotation + training set* writes: ``FEATURE_boxes.csv``,
+    ``FEATURE_painted.mrc`` and ``FEATURE.trainset`` (with its provenance, naming
+    ``tomogram``, the boxes and the painting) in ``folder``.
+
+    The training set is cut (every check made) before the first file is written, so a
+    refused annotation leaves nothing.  Only the boxes' tiles are read from the
+    tomogram and the painting.  Returns the training set's path and the set.
+    """
+    from ..segment.trainset import save_training_set
+
+    feature = check_feature_name(feature)
+    output = Path(folder) / f"{feature}.trainset"
+    check_writable(output)
+    trainset = annotation_training_set(
+        volume, feature, positives_zyx, negatives_zyx, painted, tile, negative_copies
+    )
+    boxes_path, painted_path = save_annotation(
+        folder, feature, volume, positives_zyx, negatives_zyx, painted, tile
+    )
+    save_training_set(output, trainset)
+    inputs = [p for p in (tomogram, boxes_path, painted_path) if p is not None]
+    record_annotation(output, trainset, inputs)
+    return output, trainset

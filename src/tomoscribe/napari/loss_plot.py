@@ -34,7 +34,6 @@ class LossPlot:
         self.axes.tick_params(labelsize=6)
         (self.train_line,) = self.axes.plot([], [], label="train")
         (self.validation_line,) = self.axes.plot([], [], label="validation")
-        self.axes.legend(fontsize=6)
 
     def render(self, history: list[dict]) -> np.ndarray:
         """The figure with ``history`` (records with ``epoch``, ``train_loss`` and
@@ -46,6 +45,8 @@ class LossPlot:
             (r["epoch"], r["validation_loss"]) for r in history if r["validation_loss"] is not None
         ]
         self.validation_line.set_data(*(zip(*validated) if validated else ([], [])))
+        shown = [self.train_line] + ([self.validation_line] if validated else [])
+        self.axes.legend(handles=shown, fontsize=6)  # no entry for a curve not drawn
         self.axes.relim()
         self.axes.autoscale_view()
         self.canvas.draw()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import TomoscribeError
+from ..errors import MissingVoxelSizeError, TomoscribeError
 
 _VOLUMES = (".mrc", ".rec", ".map", ".st", ".zarr", ".tif", ".tiff")
 _PARTICLES = (".star", ".mod")
@@ -140,5 +140,11 @@ def read_layers(path, voxel_size_A: float | None = None) -> list[tuple]:
         if suffix in _PARTICLES:
             return [particles_layer(path, voxel_size_A)]
         return [volume_layer(path, voxel_size_A)]
+    except MissingVoxelSizeError:  # File > Open cannot ask; the widget can
+        raise ValueError(
+            f"{Path(str(path).rstrip('/')).name} records no voxel size; open it with "
+            "Plugins > Annotate (tomoscribe), entering the voxel size under "
+            "'Voxel size (Å)'."
+        ) from None
     except TomoscribeError as err:  # shown by napari as a notification
         raise ValueError(str(err)) from None

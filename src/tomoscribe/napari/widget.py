@@ -12,11 +12,14 @@ Bad input is one notification (napari's), nothing half-written, the viewer usabl
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+import weakref
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,10 +38,25 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import MissingVoxelSizeError, ParameterError, TomoscribeError
+from ..outputs import sidecar_path
 from ..progress import Cancelled
 from .heap import frozen_heap
 from .loss_plot import LossPlot
 from .reader import legend_colormap, scale_translate
+
+_ANNOTATION = ("_boxes.csv", "_painted.mrc", ".trainset")  # what Save writes per feature
+
+
+def _unexpected(err: Exception) -> str:
+    """One sentence for an error the widget did not expect (a bug)."""
+    import logging
+
+    logging.getLogger(__name__).debug("unexpected error", exc_info=err)
+    first = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else ""
+    return (
+        f"unexpected error ({type(err).__name__}{': ' + first if first else ''}); the step "
+        "stopped, and the viewer can go on."
+    )
 
 
 class _Signals(QObject):
@@ -47,6 +65,43 @@ class _Signals(QObject):
     progress = Signal(str, int, int)
     epoch = Signal(dict, object)  # the epoch's record, the loss curve as RGBA
     previewed = Signal(str, int, object)  # feature, first slice, maps (slices, ny, nx)
+    said = Signal(str, bool)  # a message for the user from a step (text, is an error)
+
+
+class _CloseWatcher(QObject):
+    """Calls ``on_close`` when the viewer's window closes (an event filter on it): a
+    closing made by a program at once, one the user asked for once the window has
+    really gone (napari may ask to confirm and keep it open).  It holds the window and
+    the widget weakly, so that neither is kept alive by it."""
+
+    def __init__(self, window, on_close, parent=None):
+        super().__init__(parent)
+        self._on_close = weakref.WeakMethod(on_close)
+        window.installEventFilter(self)
+
+    def _close(self) -> None:
+        on_close = self._on_close()
+        if on_close is not None:
+            on_close()
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Close and obj.isWindow():
+            if not event.spontaneous():
+                self._close()
+            else:
+                window, close = weakref.ref(obj), self._on_close
+                QTimer.singleShot(0, lambda: _closed_later(window, close))
+        return False
+
+
+def _closed_later(window, on_close) -> None:
+    """After a close the user asked for: ``on_close()`` where the window went."""
+    shown = window()
+    if shown is not None and shown.isVisible():
+        return  # the user kept it open
+    method = on_close()
+    if method is not None:
+        method()
 
 
 def _changes(atom) -> tuple[tuple, np.ndarray, np.ndarray]:
@@ -86,6 +141,10 @@ class AnnotateWidget(QWidget):
         self.picks = None
         self.filament_picks = None  # FilamentPicks of the last filament pick
         self.messages: list[str] = []  # every notification shown, newest last
+        self.given_voxel_size_A = None  # the field's voxel size, for a file without one
+        self._known: set[Path] = set()  # work-folder files loaded back or written here
+        self._not_loaded: dict[str, str] = {}  # feature → why its files were not loaded
+        self._setting_threshold = False  # the slider moved by the widget, not the user
         self.losses: list[dict] = []
         self.worker = None
         self._cancel = threading.Event()
@@ -93,6 +152,7 @@ class AnnotateWidget(QWidget):
         self._signals.progress.connect(self._on_progress)
         self._signals.epoch.connect(self._on_epoch)
         self._signals.previewed.connect(self._on_preview)
+        self._signals.said.connect(self.notify)
         layout = QVBoxLayout(self)
         for box in (
             self._open_box(),
@@ -103,7 +163,8 @@ class AnnotateWidget(QWidget):
         ):
             layout.addWidget(box)
         layout.addStretch()
-        self.viewer.dims.events.current_step.connect(self._slice_changed)
+        self.viewer.dims.events.current_step.connect(self._clicked(self._slice_changed))
+        self._close_watcher = None  # on the viewer's window once docked (_watch_close)
 
     # --- layout -------------------------------------------------------------------------
     def _open_box(self) -> QGroupBox:
@@ -113,7 +174,7 @@ class AnnotateWidget(QWidget):
         self.voxel_edit.setSpecialValueText("from the file")
         self.folder_edit = QLineEdit()
         button = QPushButton("Open tomogram")
-        button.clicked.connect(lambda: self.open_tomogram(self.path_edit.text()))
+        button.clicked.connect(self._clicked(lambda: self.open_tomogram(self.path_edit.text())))
         for label, widget in (
             ("Tomogram", self.path_edit),
             ("Voxel size (Å)", self.voxel_edit),
@@ -129,9 +190,9 @@ class AnnotateWidget(QWidget):
         self.feature_edit = QLineEdit("membrane")
         self.tile_edit = QSpinBox(minimum=16, maximum=512, value=64)
         start = QPushButton("Start / switch feature")
-        start.clicked.connect(lambda: self.start_feature(self.feature_edit.text()))
+        start.clicked.connect(self._clicked(lambda: self.start_feature(self.feature_edit.text())))
         save = QPushButton("Save annotation + training set")
-        save.clicked.connect(self.save_annotation)
+        save.clicked.connect(self._clicked(self.save_annotation))
         for label, widget in (
             ("Feature", self.feature_edit),
             ("Box (px)", self.tile_edit),
@@ -150,13 +211,19 @@ class AnnotateWidget(QWidget):
         # tile suggestions (train --ensemble)
         self.members_edit = QSpinBox(minimum=1, maximum=8, value=1)
         train, cancel = QPushButton("Train"), QPushButton("Cancel")
-        train.clicked.connect(lambda: self.train())
-        cancel.clicked.connect(self.cancel)
+        # the advice after a collapsed training names the learning rate
+        self.learning_rate_edit = QDoubleSpinBox(
+            decimals=4, minimum=0.0001, maximum=1.0, value=0.01, singleStep=0.001
+        )
+        train.clicked.connect(self._clicked(self.train))
+        cancel.clicked.connect(self._clicked(self.cancel))
         for widget in (
             QLabel("Epochs"),
             self.epochs_edit,
             QLabel("Networks"),
             self.members_edit,
+            QLabel("Learning rate"),
+            self.learning_rate_edit,
             train,
             cancel,
         ):
@@ -175,20 +242,28 @@ class AnnotateWidget(QWidget):
     def _preview_box(self) -> QGroupBox:
         box, form = QGroupBox("4. Preview"), QFormLayout()
         button = QPushButton("Preview this slice")
-        button.clicked.connect(lambda: self.preview())
+        button.clicked.connect(self._clicked(self.preview))
         self.follow = QCheckBox("follow the slice")
         self.neighbours_edit = QSpinBox(minimum=0, maximum=8, value=2)
         self.neighbours_edit.setToolTip(
             "Also preview this many slices above and below (shown as you step through them)."
         )
         self.threshold_slider = QSlider(Qt.Horizontal, minimum=0, maximum=200, value=80)
-        self.threshold_slider.valueChanged.connect(lambda _: self._show_threshold())
+        self.threshold_slider.valueChanged.connect(self._clicked(self._threshold_moved))
+        self.threshold_label = QLabel("0.80")
+        self.threshold_slider.setToolTip(
+            "The shown feature's threshold; moving it also sets that feature's entry of "
+            "Merge's Thresholds."
+        )
         suggest = QPushButton("Suggest tiles to annotate")
-        suggest.clicked.connect(lambda: self.suggest_tiles())
+        suggest.clicked.connect(self._clicked(self.suggest_tiles))
         form.addRow("", button)
         form.addRow("", self.follow)
         form.addRow("Neighbouring slices (±)", self.neighbours_edit)
-        form.addRow("Threshold", self.threshold_slider)
+        row = QHBoxLayout()
+        row.addWidget(self.threshold_slider)
+        row.addWidget(self.threshold_label)
+        form.addRow("Threshold", row)
         form.addRow("", suggest)
         box.setLayout(form)
         return box
@@ -196,22 +271,30 @@ class AnnotateWidget(QWidget):
     def _apply_box(self) -> QGroupBox:
         box, form = QGroupBox("5. Apply, merge, vesicles, pick, export"), QFormLayout()
         apply_button = QPushButton("Apply all models to the tomogram")
-        apply_button.clicked.connect(lambda: self.apply())
+        apply_button.clicked.connect(self._clicked(self.apply))
         self.thresholds_edit = QLineEdit("")
         self.thresholds_edit.setPlaceholderText("membrane=0.7 (default: as measured in training)")
+        self.thresholds_edit.setToolTip(
+            "Merge's threshold per feature; moving the preview's slider sets the shown "
+            "feature's. A feature not named merges at its measured threshold."
+        )
         self.erasers_edit = QLineEdit("")
         merge = QPushButton("Merge")
-        merge.clicked.connect(lambda: self.merge(self._thresholds(), self._erasers()))
+        merge.clicked.connect(
+            self._clicked(lambda: self.merge(self._thresholds(), self._erasers()))
+        )
         vesicles = QPushButton("Close vesicles")
-        vesicles.clicked.connect(lambda: self.close_vesicles())
+        vesicles.clicked.connect(self._clicked(self.close_vesicles))
         self.pick_feature_edit = QComboBox(editable=True)
         pick = QPushButton("Pick")
         pick.clicked.connect(
-            lambda: self.pick(
-                self.pick_feature_edit.currentText(),
-                filament=self.filament_check.isChecked(),
-                spacing=self.spacing_edit.value(),
-                radius_nm=self.radius_edit.value() or None,
+            self._clicked(
+                lambda: self.pick(
+                    self.pick_feature_edit.currentText(),
+                    filament=self.filament_check.isChecked(),
+                    spacing=self.spacing_edit.value(),
+                    radius_nm=self.radius_edit.value() or None,
+                )
             )
         )
         self.filament_check = QCheckBox("filaments (seeds along traced centrelines)")
@@ -221,8 +304,10 @@ class AnnotateWidget(QWidget):
         self.export_edit = QLineEdit("picks.star, picks.csv, picks.mod, picks.json")
         export = QPushButton("Export picks")
         export.clicked.connect(
-            lambda: self.export(
-                [s.strip() for s in self.export_edit.text().split(",") if s.strip()]
+            self._clicked(
+                lambda: self.export(
+                    [s.strip() for s in self.export_edit.text().split(",") if s.strip()]
+                )
             )
         )
         for label, widget in (
@@ -252,51 +337,161 @@ class AnnotateWidget(QWidget):
         (show_error if error else show_info)(message)
 
     def _guarded(self, work, *args, **kwargs):
-        """Run ``work``; a tomoscribe error or OS error becomes a notification."""
+        """Run ``work``; a tomoscribe error or OS error becomes a notification, and so
+        does any other error (one sentence: nothing reaches Qt's event loop)."""
         try:
             return work(*args, **kwargs)
         except (TomoscribeError, OSError) as err:
             self.notify(str(err))
-            return None
+        except Exception as err:  # a bug: said in one sentence, the viewer usable
+            self.notify(_unexpected(err))
+        return None
+
+    def _clicked(self, handler):
+        """A button's (or slider's) slot: ``handler()`` guarded (:meth:`_guarded`),
+        whatever Qt passes (``checked``, the value) left out."""
+
+        def slot(*_args):
+            self._guarded(handler)
+
+        return slot
 
     # --- 1. open ------------------------------------------------------------------------
     @property
     def folder(self) -> Path:
+        """The work folder: the field's, else ``tomoscribe-session`` beside the tomogram."""
         text = self.folder_edit.text().strip()
         if text:
             return Path(text)
+        if self.tomogram_path is None:
+            raise ParameterError("open a tomogram first.")
         return Path(self.tomogram_path).resolve().parent / "tomoscribe-session"
 
+    def _work_folder(self) -> Path:
+        """The work folder, refused in one sentence where it cannot be made."""
+        folder = self.folder
+        existing = folder.absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not folder.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+            raise ParameterError(
+                f"the work folder {folder} cannot be made because {existing} is read-only; "
+                "choose a work folder you can write to under 'Work folder'."
+            )
+        return folder
+
+    def _busy(self) -> bool:
+        return self.worker is not None and self.worker.is_running
+
+    def _check_idle(self) -> None:
+        if self._busy():
+            raise ParameterError("wait for the running step to finish, or cancel it.")
+
     def open_tomogram(self, path, voxel_size_A: float | None = None):
-        """Open a tomogram as an image layer in Å; asks for the voxel size where the file
-        has none (nothing is guessed).  Returns the layer, or None."""
+        """Open a tomogram as an image layer in Å, with the voxel size the file records;
+        only for a file without one, ``voxel_size_A`` (else the 'Voxel size (Å)'
+        field's), kept with the opened volume (nothing is guessed).  What the work
+        folder already holds for the tomogram is loaded back (:meth:`_load_back`).
+        Returns the layer, or None after a notification."""
+        return self._guarded(self._open, path, voxel_size_A)
+
+    def _open(self, path, voxel_size_A: float | None):
         from ..io import read_volume
 
-        voxel = voxel_size_A or (self.voxel_edit.value() or None)
-        try:
-            volume = read_volume(path, voxel)
-        except MissingVoxelSizeError:
-            self.voxel_edit.setFocus()
-            self.notify(
-                f"{Path(path).name} records no voxel size; enter it under "
-                "'Voxel size (Å)' and open it again."
+        text = "" if path is None else str(path).strip()
+        if not text:
+            raise ParameterError(
+                "enter the tomogram's file (MRC, OME-Zarr or TIFF) under 'Tomogram' first."
             )
-            return None
-        except (TomoscribeError, OSError) as err:
-            self.notify(str(err))
-            return None
-        self.volume, self.tomogram_path = volume, Path(path)
-        self.path_edit.setText(str(path))
+        self._check_idle()
+        name = Path(text).name
+        given = voxel_size_A or (self.voxel_edit.value() or None)
+        try:
+            volume, used = read_volume(text), None  # the file's own voxel size wins
+        except MissingVoxelSizeError:
+            if given is None:
+                self.voxel_edit.setFocus()
+                raise ParameterError(
+                    f"{name} records no voxel size; enter it under 'Voxel size (Å)' and "
+                    "open it again."
+                ) from None
+            volume, used = read_volume(text, given), float(given)
+        self.volume, self.tomogram_path = volume, Path(text)
+        self.given_voxel_size_A = used  # what apply passes; None: the file's own
+        for name_ in ("models", "maps"):
+            setattr(self, name_, {})
+        self.labels_path = self.legend = self.picks = self.filament_picks = None
+        self.preview_map = None
+        self._known, self._not_loaded = set(), {}
+        self.path_edit.setText(text)
         scale, translate = scale_translate(volume)
         layer = self.viewer.add_image(
             volume.data,
-            name=Path(path).name,
+            name=name,
             scale=scale,
             translate=translate,
-            metadata={"path": str(path)},
+            metadata={"path": text},
         )
         self.viewer.dims.set_current_step(0, volume.shape[0] // 2)
+        if used is None and given and not np.allclose(volume.voxel_size_A, given, rtol=1e-4):
+            self.notify(
+                f"{name} records {volume.pixel_size_A:g} Å voxels, which are used; the "
+                f"'Voxel size (Å)' field ({given:g} Å) is only for files without one.",
+                error=False,
+            )
+        try:
+            folder = self._work_folder()
+        except ParameterError as err:
+            self.notify(str(err))
+        else:
+            self._load_back(folder)
         return layer
+
+    def _load_back(self, folder: Path) -> None:
+        """Load back what ``folder`` holds for this tomogram, per feature: boxes into
+        the box layers, the painting into the paint layer, the model and its map (so
+        Preview, Apply and Merge work); said in one notification.  A feature that
+        cannot be loaded back is named with the reason, and Save and Train then refuse
+        to overwrite its files."""
+        from ..interactive.session import saved_features
+
+        loaded, refused = [], []
+        for saved in saved_features(folder, self.tomogram_path, self.volume.shape):
+            if saved.problem:
+                self._not_loaded[saved.feature] = saved.problem
+                refused.append(f"{saved.feature} ({saved.problem})")
+                continue
+            self._known.update(p.resolve() for p in saved.files)
+            what = []
+            if saved.positives is not None or saved.painted is not None:
+                self._feature_layers(saved.feature)
+            if saved.positives is not None:
+                for kind, centres in (("positive", saved.positives), ("negative", saved.negatives)):
+                    self._layer(f"{saved.feature} {kind} boxes").data = centres
+                what.append(f"{len(saved.positives)}+{len(saved.negatives)} boxes")
+            if saved.painted is not None:
+                self._layer(f"{saved.feature} paint").data = saved.painted
+                what.append("painting")
+            if saved.model is not None:
+                self.models[saved.feature] = saved.model
+                self._add_choice(saved.feature)
+                what.append("network")
+            if saved.map is not None:
+                self.maps[saved.feature] = saved.map
+                what.append("map")
+            loaded.append(f"{saved.feature} ({', '.join(what) or 'training set'})")
+        if loaded and self.feature not in {item.split(" (")[0] for item in loaded}:
+            self.feature_edit.setText(loaded[0].split(" (")[0])
+        self._draw_outlines()
+        parts = []
+        if loaded:
+            parts.append(f"loaded back from {folder}: {', '.join(loaded)}")
+        if refused:
+            parts.append(
+                f"not loaded from {folder}, and kept from being overwritten: {', '.join(refused)}"
+            )
+        if parts:
+            self.notify("; ".join(parts) + ".", error=bool(refused))
 
     def _layer(self, name: str):
         return self.viewer.layers[name] if name in self.viewer.layers else None
@@ -304,11 +499,24 @@ class AnnotateWidget(QWidget):
     # --- 2. annotate --------------------------------------------------------------------
     def start_feature(self, feature: str) -> None:
         """Points layers for positive and negative box centres, their outlines and a
-        labels layer to paint the feature in (created once per feature)."""
+        labels layer to paint the feature in (created once per feature); a name that
+        cannot name files is refused."""
+        self._guarded(self._start_feature, feature)
+
+    def _start_feature(self, feature: str) -> None:
+        from ..interactive.session import check_feature_name
+
         if self.volume is None:
-            self.notify("open a tomogram first.")
-            return
+            raise ParameterError("open a tomogram first.")
+        feature = check_feature_name(feature)
         self.feature_edit.setText(feature)
+        self._feature_layers(feature)
+        self.viewer.layers.selection.active = self._layer(f"{feature} paint")
+        self._draw_outlines()
+
+    def _feature_layers(self, feature: str) -> None:
+        """The feature's box, outline and paint layers, made where missing (a paint
+        layer of another grid, left from another tomogram, is made anew)."""
         scale, translate = scale_translate(self.volume)
         common = {"scale": scale, "translate": translate, "ndim": 3}
         for kind, colour in (("positive", "lime"), ("negative", "magenta")):
@@ -324,7 +532,11 @@ class AnnotateWidget(QWidget):
                 edge_width=1,
                 **common,
             )
-        if self._layer(f"{feature} paint") is None:
+        paint = self._layer(f"{feature} paint")
+        if paint is not None and paint.data.shape != tuple(self.volume.shape):
+            self.viewer.layers.remove(paint)
+            paint = None
+        if paint is None:
             layer = self.viewer.add_labels(
                 np.zeros(self.volume.shape, np.uint8),
                 name=f"{feature} paint",
@@ -332,7 +544,20 @@ class AnnotateWidget(QWidget):
                 translate=translate,
             )
             self._limit_brush(layer, feature)
-        self.viewer.layers.selection.active = self._layer(f"{feature} paint")
+
+    def _started(self) -> str:
+        """The current feature, refused when its layers were not made yet."""
+        from ..interactive.session import check_feature_name
+
+        if self.volume is None:
+            raise ParameterError("open a tomogram first.")
+        feature = check_feature_name(self.feature)
+        if any(
+            self._layer(f"{feature} {kind}") is None
+            for kind in ("positive boxes", "negative boxes", "paint")
+        ):
+            raise ParameterError(f"press Start / switch feature for {feature!r} first.")
+        return feature
 
     def _limit_brush(self, layer, feature: str) -> None:
         """Keep napari's brush and fill inside the positive boxes (erasing, label 0,
@@ -380,13 +605,15 @@ class AnnotateWidget(QWidget):
 
     def add_box(self, zyx, positive: bool = True) -> None:
         """Add one box centre (voxel indices z, y, x), as a click in add mode does."""
-        layer = self._layer(f"{self.feature} {'positive' if positive else 'negative'} boxes")
+        feature = self._started()
+        layer = self._layer(f"{feature} {'positive' if positive else 'negative'} boxes")
         layer.add(np.asarray(zyx, float)[None])
 
     def boxes(self) -> tuple[np.ndarray, np.ndarray]:
         """Positive and negative centres (z, y, x voxels) of the current feature."""
+        feature = self._started()
         return tuple(
-            np.asarray(self._layer(f"{self.feature} {k} boxes").data).reshape(-1, 3)
+            np.asarray(self._layer(f"{feature} {k} boxes").data).reshape(-1, 3)
             for k in ("positive", "negative")
         )
 
@@ -418,47 +645,93 @@ class AnnotateWidget(QWidget):
         brush does (what lies outside every positive box is not painted)."""
         from ..interactive.annotation import painted_in_boxes
 
-        layer = self._layer(f"{self.feature} paint")
+        layer = self._layer(f"{self._started()} paint")
         inside = painted_in_boxes(mask, self.boxes()[0], self.tile_edit.value()).astype(bool)
         data = np.asarray(layer.data)
         data[inside] = value
         layer.data = data
 
     def save_annotation(self):
-        """Write boxes CSV + painted MRC + training set (``trainset``'s files). Returns
-        the training set's path, or None after a notification."""
+        """Write boxes CSV + painted MRC + training set (``trainset``'s files) in a
+        worker.  Returns the worker (``finished`` when done; ``annotation_saved`` then
+        holds the training set's path), or None after a notification."""
         return self._guarded(self._save_annotation)
 
-    def _save_annotation(self) -> Path:
-        from ..interactive.annotation import (
-            annotation_training_set,
-            record_annotation,
-            save_annotation,
-        )
-        from ..outputs import check_writable
-        from ..segment.trainset import save_training_set
+    def _save_annotation(self):
+        self._check_idle()
+        write = self._annotation_writer()
 
-        if self.volume is None:
-            raise ParameterError("open a tomogram first.")
+        def done(result):
+            self.annotation_saved = result
+
+        return self._start(write, done, f"saving {self.feature}")
+
+    def _annotation_writer(self):
+        """Check the annotation on the GUI thread (every check that reads no tile) and
+        take what the worker needs: the boxes and the painting in their tiles (the
+        painting goes on being editable).  Returns ``write()``, which writes
+        :func:`~tomoscribe.interactive.annotation.save_annotation_and_training_set`'s
+        files and says what it did; refused in one sentence before anything is written."""
+        from ..interactive.annotation import (
+            check_annotation,
+            check_boxes,
+            painted_in_boxes,
+            save_annotation_and_training_set,
+        )
+
+        feature = self._started()
+        folder = self._work_folder()
+        self._check_not_replacing(folder, feature, [f"{feature}{s}" for s in _ANNOTATION])
+        self._wrote(folder, feature)  # this session's files from now on
         pos, neg = self.boxes()
-        painted = np.asarray(self._layer(f"{self.feature} paint").data)
         tile = self.tile_edit.value()
-        output = self.folder / f"{self.feature}.trainset"
-        check_writable(output)
-        trainset = annotation_training_set(
-            self.volume, self.feature, pos, neg, painted, tile, negative_copies=2
-        )
-        boxes_path, painted_path = save_annotation(
-            self.folder, self.feature, self.volume, pos, neg, painted, tile
-        )
-        save_training_set(output, trainset)
-        record_annotation(output, trainset, [self.tomogram_path, boxes_path, painted_path])
-        self.notify(
-            f"saved {output.name}: {trainset.n_positive} positive and "
-            f"{trainset.n_negative} negative tiles",
-            error=False,
-        )
-        return output
+        painting = self._layer(f"{feature} paint").data
+        pos = check_boxes(pos, self.volume.shape, "positive")
+        limited = painted_in_boxes(painting, pos, tile)  # the tiles only: a snapshot
+        check_annotation(self.volume, pos, neg, limited, tile)  # fast: tiles painted
+        volume, tomogram, say = self.volume, self.tomogram_path, self._signals.said.emit
+
+        def write() -> Path:
+            outside = int(np.count_nonzero(painting)) - int(np.count_nonzero(limited))
+            output, trainset = save_annotation_and_training_set(
+                folder, feature, volume, pos, neg, limited, tile, 2, tomogram
+            )
+            say(
+                f"saved {output.name}: {trainset.n_positive} positive and "
+                f"{trainset.n_negative} negative tiles",
+                False,
+            )
+            if outside:
+                say(
+                    f"{outside} painted voxels of {feature!r} lie outside every positive "
+                    "box's tile and are not used; place a positive box on them to use them.",
+                    False,
+                )
+            return output
+
+        return write
+
+    def _check_not_replacing(self, folder: Path, feature: str, names) -> None:
+        """Refuse to write over a file of ``feature`` that this session neither loaded
+        back nor wrote (an earlier annotation it would replace unseen)."""
+        for name in names:
+            path = folder / name
+            if path.exists() and path.resolve() not in self._known:
+                why = self._not_loaded.get(feature)
+                raise ParameterError(
+                    f"{path} holds an earlier annotation of {feature!r} that was not loaded "
+                    f"back ({why}); move it away or choose another work folder."
+                    if why
+                    else f"{path} holds an earlier annotation of {feature!r} that this "
+                    "session did not load; open the tomogram again to load it back, or "
+                    "choose another work folder."
+                )
+
+    def _wrote(self, folder: Path, feature: str) -> None:
+        """Remember the feature's files as this session's (it may write them again)."""
+        from ..interactive.session import feature_files
+
+        self._known.update(p.resolve() for p in feature_files(folder, feature))
 
     # --- 3. train -----------------------------------------------------------------------
     def _start(self, work, done, description: str, preload: tuple[str, ...] = ()):
@@ -470,6 +743,7 @@ class AnnotateWidget(QWidget):
             self.notify("wait for the running step to finish, or cancel it.")
             return None
         self._cancel.clear()
+        self._watch_close()
         self.status.setText(description)
 
         # errors go to _failed (a notification); without an "errored" connection given
@@ -481,10 +755,26 @@ class AnnotateWidget(QWidget):
         self.worker = create_worker(
             in_frozen_heap,
             _start_thread=False,
-            _connect={"returned": done, "errored": self._failed},
+            _connect={
+                "returned": lambda result: self._guarded(done, result),
+                "errored": self._failed,
+            },
         )
         self.worker.start()
         return self.worker
+
+    def _watch_close(self) -> None:
+        """Once the widget is docked: the viewer's window closing stops the running step
+        (:meth:`shutdown`)."""
+        root = self
+        while root.parentWidget() is not None:
+            root = root.parentWidget()
+        if root is not self and self._close_watcher is None:
+            self._close_watcher = _CloseWatcher(root, self.shutdown, parent=self)
+
+    def showEvent(self, event):  # noqa: N802 (Qt's name)
+        self._watch_close()
+        super().showEvent(event)
 
     def _failed(self, err: Exception) -> None:
         self.status.setText("")
@@ -493,11 +783,30 @@ class AnnotateWidget(QWidget):
         elif isinstance(err, (TomoscribeError, OSError)):
             self.notify(str(err))
         else:
-            self.notify(f"unexpected error: {err!r}")
+            self.notify(_unexpected(err))
 
     def cancel(self) -> None:
         """Stop the running step at its next epoch or slab."""
         self._cancel.set()
+
+    def shutdown(self, wait_s: float = 60.0) -> None:
+        """The viewer is closing: cancel the running step (as *Cancel* does, so its
+        lock and checkpoint are left as after a cancel), cut its signals from this
+        widget, and wait up to ``wait_s`` seconds for it to stop, so it ends quietly."""
+        self._cancel.set()
+        worker = self.worker
+        signals = [self._signals.progress, self._signals.epoch, self._signals.previewed]
+        signals.append(self._signals.said)
+        if worker is not None:
+            signals += [worker.returned, worker.errored]
+        for signal in signals:
+            try:
+                signal.disconnect()
+            except (TypeError, RuntimeError):  # nothing connected, or already gone
+                pass
+        deadline = time.monotonic() + wait_s
+        while worker is not None and worker.is_running and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _report(self, description: str, done: int, total) -> None:
         if self._cancel.is_set():
@@ -513,6 +822,8 @@ class AnnotateWidget(QWidget):
         """Show one more epoch: its record and the loss curve the worker drew."""
         from qtpy.QtGui import QImage, QPixmap
 
+        if self.losses and record["epoch"] <= self.losses[-1]["epoch"]:
+            self.losses = []  # a new attempt (or member): as the curve shows
         self.losses.append(record)
         self.progress.setValue(record["epoch"])
         height, width = image.shape[:2]
@@ -521,54 +832,65 @@ class AnnotateWidget(QWidget):
         self.loss_image.setPixmap(QPixmap.fromImage(qimage))  # copies the pixels
 
     def train(self, epochs: int | None = None, validation: float = 0.1, members: int | None = None):
-        """Train the current feature's network (or an ensemble of ``members``) from its
-        saved training set in a worker, as ``train`` does: ``validation`` of the boxes
-        held out to measure the threshold, which then becomes the preview's.
+        """Save the current feature's annotation and training set, then train its
+        network (or an ensemble of ``members``) from it, all in a worker, as
+        ``trainset`` and ``train`` do: ``validation`` of the boxes held out to measure
+        the threshold, which then becomes the preview's.  The training's warnings are
+        shown as they come (also when it fails); the loss curve shows the last attempt.
 
         Returns the worker (``finished`` when done), or None after a notification.
         """
-        from ..interactive.steps import train_model
+        return self._guarded(self._train, epochs, validation, members)
 
-        feature = self.feature
-        trainset_path = self.save_annotation()
-        if trainset_path is None:
-            return None
+    def _train(self, epochs, validation, members):
+        self._check_idle()  # before anything is written
+        feature = self._started()
+        folder = self._work_folder()
+        self._check_not_replacing(folder, feature, [f"{feature}.tsm"])
+        write = self._annotation_writer()
+        output = folder / f"{feature}.tsm"
         epochs = epochs or self.epochs_edit.value()
         members = members or self.members_edit.value()
-        output = self.folder / f"{feature}.tsm"
-        said = []  # the training's warnings, shown when it is done
+        learning_rate = self.learning_rate_edit.value()
         self.losses = []
         self.loss_image.clear()
-        plot, history = LossPlot(), []  # drawn in the worker, shown by _on_epoch
+        plots, history = [], []  # drawn in the worker (made there), shown by _on_epoch
         self.progress.setMaximum(epochs)
         self.progress.setValue(0)
+        say = self._signals.said.emit
 
         def epoch_done(record):
             self._report("training", record["epoch"], epochs)
+            if history and record["epoch"] <= history[-1]["epoch"]:
+                history.clear()  # a new attempt (or member): its curve alone
             history.append(record)
-            self._signals.epoch.emit(record, plot.render(history))
+            if not plots:
+                plots.append(LossPlot())
+            self._signals.epoch.emit(record, plots[0].render(history))
 
         def work():
+            # imported here: torch's first import would hold the GUI thread seconds
+            from ..interactive.steps import train_model
+
+            trainset_path = write()
             return train_model(
                 trainset_path,
                 output,
                 epochs=epochs,
+                learning_rate=learning_rate,
                 validation=validation,
                 members=members,
                 on_epoch=epoch_done,
-                say=said.append,
+                say=lambda message: say(message, False),
             )
 
         def done(model):
             self.models[feature] = output
+            self._known.update(p.resolve() for p in (output, sidecar_path(output)))
             self.trained = model
-            self.threshold_slider.setValue(round(100 * model.threshold))  # as measured
-            self.status.setText(
-                f"trained {feature}: loss {self.losses[-1]['train_loss']:.3f}, "
-                f"threshold {model.threshold:g}"
-            )
-            for message in said:
-                self.notify(message, error=False)
+            self._set_threshold(model.threshold)  # as measured
+            loss = f"loss {self.losses[-1]['train_loss']:.3f}, " if self.losses else ""
+            self.status.setText(f"trained {feature}: {loss}threshold {model.threshold:g}")
             self._add_choice(feature)
 
         # the first optimiser imports torch._dynamo (torch._compile._disable_dynamo)
@@ -582,6 +904,33 @@ class AnnotateWidget(QWidget):
     @property
     def threshold(self) -> float:
         return self.threshold_slider.value() / 100.0
+
+    def _set_threshold(self, value: float) -> None:
+        """Move the slider as the widget does (a measured threshold): Merge's field is
+        left as it is, so the feature keeps merging at its measured threshold."""
+        self._setting_threshold = True
+        try:
+            self.threshold_slider.setValue(round(100 * value))
+        finally:
+            self._setting_threshold = False
+
+    def _threshold_moved(self) -> None:
+        """The slider moved: redraw the preview and, when the user moved it, put the
+        shown feature's threshold into Merge's Thresholds field (what Merge uses)."""
+        self.threshold_label.setText(f"{self.threshold:.2f}")
+        self._show_threshold()
+        if self._setting_threshold:
+            return
+        shown = getattr(self, "preview_map", None)
+        feature = shown[0] if shown is not None else self.feature
+        if not feature:
+            return
+        entries = [
+            item.strip()
+            for item in self.thresholds_edit.text().split(",")
+            if item.strip() and item.partition("=")[0].strip() != feature
+        ]
+        self.thresholds_edit.setText(", ".join([*entries, f"{feature}={self.threshold:g}"]))
 
     def preview(
         self, z: int | None = None, feature: str | None = None, neighbours: int | None = None
@@ -715,8 +1064,9 @@ class AnnotateWidget(QWidget):
             self.notify("train a network first.")
             return None
         models = [self.models[f] for f in features]
-        tomogram, voxel = self.tomogram_path, self.voxel_edit.value() or None
-        out_dir = self.folder / "maps"
+        # the voxel size the tomogram was opened with where its file has none
+        tomogram, voxel = self.tomogram_path, self.given_voxel_size_A
+        out_dir = self._work_folder() / "maps"
 
         def work():
             with observe(self._report):
@@ -765,7 +1115,7 @@ class AnnotateWidget(QWidget):
         output, legend = merge_maps(
             [self.maps[f] for f in features],
             features,
-            self.folder / "labels.mrc",
+            self._work_folder() / "labels.mrc",
             thresholds,
             erasers,
         )
@@ -804,7 +1154,7 @@ class AnnotateWidget(QWidget):
             self.notify("merge first.")
             return None
         labels, legend = self.labels, self.legend
-        output = self.folder / "labels_closed.mrc"
+        output = self._work_folder() / "labels_closed.mrc"
 
         def work():
             close_vesicles_in(labels, legend, output, feature)
@@ -885,7 +1235,7 @@ class AnnotateWidget(QWidget):
         if self.picks is None:
             raise ParameterError("pick first.")
         feature, table = self.picks
-        paths = [Path(n) if Path(n).is_absolute() else self.folder / n for n in names]
+        paths = [Path(n) if Path(n).is_absolute() else self._work_folder() / n for n in names]
         if not paths:
             raise ParameterError("name at least one picks file to write.")
         filaments = self.filament_picks

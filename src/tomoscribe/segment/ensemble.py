@@ -220,7 +220,7 @@ def train_ensemble(
     Raises
     ------
     TrainingError
-        If every member collapsed twice.
+        If every member (the one network) collapsed twice.
     """
     if members < 1:
         raise ParameterError(f"`members` must be at least 1, got {members}.", parameter="members")
@@ -234,20 +234,22 @@ def train_ensemble(
         sets, members, per_set, params.validation_fraction, params.seed, names
     )
     models, records = [], []
+    single = len(plan) == 1  # one network: no "member", no "ensemble" in the messages
     for k, member in enumerate(plan):
         model, record = train_member(member, spec, params, lambda d, p, k=k: train(d, p, k))
         for failure in record["failures"]:
-            say(f"member {k + 1}: {failure['error']} Trained again from another seed.")
-        if model is None:
+            who = "the network" if single else f"member {k + 1}"
+            say(f"{who}: {failure['error']} Trained again from another seed.")
+        if model is None and not single:
             say(f"member {k + 1} collapsed twice and is left out of the ensemble.")
         models.append(model)
         records.append(record)
     kept = [m for m in models if m is not None]
     feature = pooled.metadata.get("feature", "feature")
     if not kept:
+        what = f"the {feature!r} network" if single else f"every member of the {feature!r} ensemble"
         raise TrainingError(
-            f"every member of the {feature!r} ensemble collapsed twice; lower the learning "
-            "rate, train longer or paint more tiles.",
+            f"{what} collapsed twice; lower the learning rate, train longer or paint more tiles.",
             parameter="learning_rate",
         )
     annotator = str(pooled.metadata.get("annotator", ""))

@@ -32,7 +32,9 @@ FLAT_SLICES = 2
 MAX_STORED = 500
 
 
-def painted_component_sizes(mask: np.ndarray, voxel_size_A: float) -> dict | None:
+def painted_component_sizes(
+    mask: np.ndarray, voxel_size_A: float, regions: list[tuple[slice, ...]] | None = None
+) -> dict | None:
     """The record of a painted mask's component sizes, None when nothing is painted.
 
     A component painted on at most :data:`FLAT_SLICES` slices (an annotator paints a
@@ -40,10 +42,34 @@ def painted_component_sizes(mask: np.ndarray, voxel_size_A: float) -> dict | Non
     widget do) is an outline, not a volume: its size is that of the sphere whose
     central section has the component's largest per-slice area, ``4/3 π (A/π)^1.5``.
     The record counts such components as ``n_from_sections``.
+
+    Parameters
+    ----------
+    mask : bool array (z, y, x), or any array-like of the tomogram's shape
+    voxel_size_A : float, Å
+    regions : (z, y, x) slices that hold every painted voxel, none touching another
+        (e.g. :func:`tomoscribe.interactive.annotation.tile_groups`); only they are
+        read, so a painting of a large tomogram is not labelled whole.
     """
-    labels, count = scipy.ndimage.label(np.asarray(mask, bool), structure=np.ones((3, 3, 3)))
-    if count == 0:
+    if regions is None:
+        regions = [tuple(slice(0, n) for n in np.shape(mask))]
+    found = [_component_sizes(np.asarray(mask[region], bool)) for region in regions]
+    sizes = np.concatenate([f[0] for f in found]) if found else np.empty(0)
+    flat = np.concatenate([f[1] for f in found]) if found else np.empty(0, bool)
+    if len(sizes) == 0:
         return None
+    keep = sizes >= MIN_PAINTED_VOXELS
+    if not keep.any():
+        return None
+    record = summarise(sizes[keep].tolist(), voxel_size_A)
+    record["n_from_sections"] = int(np.count_nonzero(flat & keep))
+    return record
+
+
+def _component_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes (voxels, or from sections) of the 26-connected components, and which were
+    sized from sections."""
+    labels, count = scipy.ndimage.label(mask, structure=np.ones((3, 3, 3)))
     sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(float)
     flat = np.zeros(count, bool)
     for index, box in enumerate(scipy.ndimage.find_objects(labels, count)):
@@ -51,12 +77,7 @@ def painted_component_sizes(mask: np.ndarray, voxel_size_A: float) -> dict | Non
             area = float((labels[box] == index + 1).sum(axis=(1, 2)).max())
             sizes[index] = 4.0 / 3.0 * math.pi * (area / math.pi) ** 1.5
             flat[index] = True
-    keep = sizes >= MIN_PAINTED_VOXELS
-    if not keep.any():
-        return None
-    record = summarise(sizes[keep].tolist(), voxel_size_A)
-    record["n_from_sections"] = int(np.count_nonzero(flat & keep))
-    return record
+    return sizes, flat
 
 
 def summarise(sizes: list, voxel_size_A: float) -> dict:
