@@ -274,6 +274,19 @@ def test_paint_outside_every_positive_box_is_counted(widget, tomogram, qtbot):
     ), widget.messages
 
 
+def test_a_positive_box_with_nothing_painted_is_named(widget, tomogram, qtbot):
+    """Trial: 7 of 10 positive boxes had lost their paint and every network collapsed,
+    with nothing said; such boxes are left out of the set and named."""
+    widget.open_tomogram(tomogram)
+    _annotate(widget)
+    widget.add_box((14, 48, 48), positive=True)  # nothing painted on slice 14
+    _wait(qtbot, widget.save_annotation())
+    assert any(
+        m.startswith("1 of the 2 positive boxes of 'membrane' have nothing painted")
+        for m in widget.messages
+    ), widget.messages
+
+
 # 9 -------------------------------------------------------------------------------------
 def test_the_threshold_slider_sets_merges_threshold_of_the_shown_feature(widget, tomogram):
     widget.open_tomogram(tomogram)

@@ -678,6 +678,7 @@ class AnnotateWidget(QWidget):
             painted_in_boxes,
             save_annotation_and_training_set,
         )
+        from ..segment.trainset import annotation_warnings
 
         feature = self._started()
         folder = self._work_folder()
@@ -701,6 +702,8 @@ class AnnotateWidget(QWidget):
                 f"{trainset.n_negative} negative tiles",
                 False,
             )
+            for warning in annotation_warnings(trainset.metadata, feature):
+                say(warning, False)
             if outside:
                 say(
                     f"{outside} painted voxels of {feature!r} lie outside every positive "
