@@ -224,7 +224,7 @@ def training_set_from_files(
             used = _with_mask_boxes(used, marked, volume, from_mask, tile, seed)
     else:
         painted_size = None  # contours on slices give no 3D size
-        drawn = read_imod_contours(contours, objects or None)
+        drawn = read_imod_contours(contours, objects or None, volume.pixel_size_A)
         if not drawn:
             raise AnnotationError(f"{contours} has no closed contours with 3 or more points.")
         masks = contour_mask_source(drawn, volume.shape)
