@@ -143,7 +143,7 @@ def trainset(
         other_negatives=other_negatives,
     )
     for warning in annotation_warnings(result.metadata, feature):
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"warning: {command_line_text(warning)}", err=True)
     typer.echo(
         f"wrote {output}: {result.n_positive} positive and {result.n_negative} negative "
         f"tiles from {result.metadata['n_positive_boxes']} positive and "

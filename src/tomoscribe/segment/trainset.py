@@ -290,8 +290,8 @@ def build_training_set(
 
 def annotation_warnings(metadata: dict, feature: str) -> list[str]:
     """One sentence for each contradiction a training set's record counts: positive
-    boxes with nothing painted (left out of the set) and negative tiles with painted
-    feature in them."""
+    boxes with nothing painted (left out of the set), fewer boxes found in a mask than
+    ``from_mask`` asked for, and negative tiles with painted feature in them."""
     found = []
     unpainted = int(metadata.get("n_positive_boxes_unpainted", 0))
     if unpainted:
@@ -301,6 +301,20 @@ def annotation_warnings(metadata: dict, feature: str) -> list[str]:
             "nothing painted in their tile and were left out; paint the feature in them, "
             "or make them negative boxes where it is not there."
         )
+    chosen = metadata.get("from_mask") or {}
+    for kind, asked, got in zip(
+        ("positive", "negative"), chosen.get("asked", ()), chosen.get("found", ())
+    ):
+        if got < asked:
+            where = (
+                "places on the mask spread apart (half a tile in x or y, or 4 slices)"
+                if kind == "positive"
+                else f"with the tile free of the mask within ±{chosen.get('z_margin', 0)} slices"
+            )
+            found.append(
+                f"`from_mask` asked for {asked} {kind} boxes and found only {got} {where}; "
+                f"the set has {got}."
+            )
     contradicted = int(metadata.get("n_negative_boxes_painted", 0))
     if contradicted:
         found.append(

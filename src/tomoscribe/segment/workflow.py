@@ -210,6 +210,9 @@ def training_set_from_files(
         )
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume(tomogram, voxel_size_A)
+    record = read_provenance(tomogram) or {}
+    preprocessing = record.get("parameters", {}) if record.get("step") == "preprocess" else {}
+    chosen = None
     used = read_boxes(
         tomogram, boxes, positives, negatives, tomo_name, volume.pixel_size_A, volume.shape
     )
@@ -221,7 +224,9 @@ def training_set_from_files(
         marked = data != 0 if painted_value is None else data == painted_value
         painted_size = painted_component_sizes(marked, labels.pixel_size_A)
         if from_mask is not None:
-            used = _with_mask_boxes(used, marked, volume, from_mask, tile, seed)
+            used, chosen = _with_mask_boxes(
+                used, marked, volume, from_mask, tile, seed, context, preprocessing.get("lowpass_A")
+            )
     else:
         painted_size = None  # contours on slices give no 3D size
         drawn = read_imod_contours(contours, objects or None, volume.pixel_size_A)
@@ -229,7 +234,6 @@ def training_set_from_files(
             raise AnnotationError(f"{contours} has no closed contours with 3 or more points.")
         masks = contour_mask_source(drawn, volume.shape)
         used = Boxes(np.vstack([used.positive, contour_box_centres(drawn, tile)]), used.negative)
-    record = read_provenance(tomogram) or {}
     tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
     result = build_training_set(
         volume,
@@ -245,11 +249,13 @@ def training_set_from_files(
         negative_copies=negative_copies,
         augmentation=augmentation,
         tilt_range_deg=tilt.deg,
-        preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
+        preprocessing=preprocessing,
         tomogram=tomo_info,
     )
     if painted_size is not None:
         result.metadata["painted_size"] = painted_size
+    if chosen is not None:
+        result.metadata["from_mask"] = chosen
     if other_tomogram is not None:
         result = _with_other_negatives(
             result, other_tomogram, other_negatives, record, voxel_size_A, tilt, seed
@@ -507,9 +513,21 @@ def _close_and_write(
 
 
 def _with_mask_boxes(
-    boxes: Boxes, marked: np.ndarray, volume: Volume, counts, tile: int, seed: int
-) -> Boxes:
-    """``boxes`` plus ``counts`` = (positives, negatives) chosen from the mask."""
+    boxes: Boxes,
+    marked: np.ndarray,
+    volume: Volume,
+    counts,
+    tile: int,
+    seed: int,
+    context: int = 0,
+    lowpass_A: float | None = None,
+) -> tuple[Boxes, dict]:
+    """``boxes`` plus ``counts`` = (positives, negatives) chosen from the mask, and the
+    record of the choice (``asked``, ``found``, ``z_margin``): negatives are free of the
+    mask within :func:`~tomoscribe.core.boxes.negative_z_margin` slices (``context`` ±
+    slices per tile, the ``lowpass_A`` (Å) the tomogram was preprocessed with)."""
+    from ..core.boxes import negative_z_margin
+
     n_positive, n_negative = counts
     if n_positive < 1 or n_negative < 1:
         raise ParameterError(
@@ -519,10 +537,23 @@ def _with_mask_boxes(
         )
     valid = np.zeros(volume.shape, bool)
     valid[data_box(volume)] = True
+    z_margin = negative_z_margin(context, volume.pixel_size_A, lowpass_A)
     positive, negative = boxes_from_mask(
-        marked, n_positive, n_negative, tile, np.random.default_rng(seed), valid=valid
+        marked,
+        n_positive,
+        n_negative,
+        tile,
+        np.random.default_rng(seed),
+        valid=valid,
+        z_margin=z_margin,
     )
-    return Boxes(np.vstack([boxes.positive, positive]), np.vstack([boxes.negative, negative]))
+    chosen = {
+        "asked": [int(n_positive), int(n_negative)],
+        "found": [len(positive), len(negative)],
+        "z_margin": z_margin,
+    }
+    both = Boxes(np.vstack([boxes.positive, positive]), np.vstack([boxes.negative, negative]))
+    return both, chosen
 
 
 def _with_other_negatives(
