@@ -289,10 +289,17 @@ def build_training_set(
 
 
 def annotation_warnings(metadata: dict, feature: str) -> list[str]:
-    """One sentence for each contradiction a training set's record counts: positive
-    boxes with nothing painted (left out of the set), fewer boxes found in a mask than
-    ``from_mask`` asked for, and negative tiles with painted feature in them."""
+    """One sentence for each contradiction a training set's record counts: tiles that
+    do not look preprocessed, positive boxes with nothing painted (left out of the
+    set), fewer boxes found in a mask than ``from_mask`` asked for, and negative tiles
+    with painted feature in them."""
     found = []
+    if metadata.get("not_normalised"):
+        found.append(
+            f"the tomogram does not look preprocessed (its tiles have "
+            f"{metadata['not_normalised']}); networks learn little from raw values, so run "
+            "`tomoscribe preprocess` on it and cut the training set from its output."
+        )
     unpainted = int(metadata.get("n_positive_boxes_unpainted", 0))
     if unpainted:
         used = int(metadata.get("n_positive_boxes", 0))
