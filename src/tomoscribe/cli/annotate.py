@@ -110,7 +110,7 @@ def trainset(
         help="Points file of boxes in --other-tomogram holding none of the feature.",
     ),
     seed: int = options.Seed,
-    voxel_size: float = options.VoxelSize,
+    voxel_size: float = options.GivenVoxelSize,
 ) -> None:
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD contours."""
     from ..segment.trainset import annotation_warnings
@@ -339,7 +339,7 @@ def segment(
         "outputs of an identical interrupted run (default), or "
         "start over.",
     ),
-    voxel_size: float = options.VoxelSize,
+    voxel_size: float = options.GivenVoxelSize,
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:

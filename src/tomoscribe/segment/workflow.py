@@ -24,7 +24,7 @@ from ..core.acquisition import TiltRange
 from ..core.boxes import boxes_from_mask, contour_box_centres
 from ..core.legend import Legend, legend_path, read_legend, write_legend
 from ..errors import AnnotationError, MissingVoxelSizeError, ParameterError
-from ..io import create_volume, read_volume
+from ..io import create_volume, read_volume, read_volume_checked
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
 from ..io.provenance import carried_acquisition, tilt_range_for
@@ -210,7 +210,7 @@ def training_set_from_files(
             parameter=["other_tomogram", "other_negatives"],
         )
     tilt = tilt_range_for([tomogram], tilt_range_deg)
-    volume = read_volume(tomogram, voxel_size_A)
+    volume = read_volume_checked(tomogram, voxel_size_A)
     record = read_provenance(tomogram) or {}
     preprocessing = record.get("parameters", {}) if record.get("step") == "preprocess" else {}
     chosen = None
@@ -586,7 +586,7 @@ def _with_other_negatives(
             "normalisation or binning); preprocess both alike.",
             parameter="other_tomogram",
         )
-    volume = read_volume(other, voxel_size_A)
+    volume = read_volume_checked(other, voxel_size_A)
     from ..io.points import on_voxel_size
 
     rows = _of_tomogram(
@@ -885,7 +885,8 @@ def segment_from_files(
     if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"{out_dir} is a file, not a folder; give a folder for the maps.")
     check_output_folder(out_dir, [*tomograms, *model_paths])  # not `-o .`, not an input's
-    volumes = [read_volume(tomogram, options.get("voxel_size_A")) for tomogram in tomograms]
+    given = options.get("voxel_size_A")
+    volumes = [read_volume_checked(tomogram, given) for tomogram in tomograms]
     for tomogram, volume in zip(tomograms, volumes):  # a 2D image: one empty slice, silently
         check_is_tomogram(volume, tomogram)
     if workers is not None and scheduler is not None:
