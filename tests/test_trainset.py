@@ -1,8 +1,10 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from tomoscribe.core.boxes import contour_box_centres
 from tomoscribe.errors import AnnotationError, InputFileError
+from tomoscribe.io import write_volume
 from tomoscribe.segment.trainset import (
     build_training_set,
     contour_mask_source,
@@ -176,3 +178,33 @@ def test_positive_boxes_with_nothing_painted_are_left_out_and_named(scene):
     assert ts.metadata["n_positive_boxes_unpainted"] == 2
     (warning,) = annotation_warnings(ts.metadata, "disc")
     assert warning.startswith("2 of the 3 positive boxes of 'disc' have nothing painted")
+
+
+def test_trainset_says_when_it_takes_the_rows_of_another_tomograms_name(tmp_path, capsys):
+    # the trial: boxes of a STAR naming only TS_01 were used for tomogram fp4 in silence
+    import starfile
+
+    from tomoscribe.cli.app import main
+
+    rng = np.random.default_rng(0)
+    write_volume(
+        tmp_path / "fp4.mrc", Volume(rng.normal(size=(8, 48, 48)).astype(np.float32), 14.0)
+    )
+    labels = np.zeros((8, 48, 48), np.float32)
+    labels[3:5, 20:28, 20:28] = 1
+    write_volume(tmp_path / "m.mrc", Volume(labels, 14.0))
+    rows = {
+        "rlnTomoName": ["TS_01"] * 2,
+        "rlnCoordinateX": [24.0, 8.0],
+        "rlnCoordinateY": [24.0, 8.0],
+        "rlnCoordinateZ": [4.0, 1.0],
+        "rlnClassNumber": [1, 2],
+    }
+    starfile.write(pd.DataFrame(rows), tmp_path / "b.star")
+    code = main(["trainset", str(tmp_path / "fp4.mrc"), "-f", "f", "--painted",
+                 str(tmp_path / "m.mrc"), "--boxes", str(tmp_path / "b.star"), "--tile", "16",
+                 "-o", str(tmp_path / "s.trainset")])  # fmt: skip
+    assert code == 0
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "TS_01" in x]
+    assert line.startswith("warning: ") and "'fp4'" in line and "2 rows" in line
+    assert "--tomo-name" in line

@@ -43,8 +43,8 @@ def normalisation_problem(values) -> str | None:
     Returns
     -------
     str or None
-        E.g. ``"values of mean 154 and standard deviation 30.5 (preprocess gives about
-        0 and 1)"``.
+        E.g. ``"values of mean 154 and standard deviation 30.5, where preprocess gives
+        about 0 and 1"``.
     """
     data = np.asarray(values, np.float64).ravel()
     data = data[np.isfinite(data)]
@@ -53,11 +53,11 @@ def normalisation_problem(values) -> str | None:
     mean, sd, peak = float(data.mean()), float(data.std()), float(np.abs(data).max())
     if abs(mean) > MEAN_LIMIT or not SD_RANGE[0] <= sd <= SD_RANGE[1]:
         return (
-            f"values of mean {mean:.3g} and standard deviation {sd:.3g} (preprocess gives "
-            "about 0 and 1)"
+            f"values of mean {mean:.3g} and standard deviation {sd:.3g}, where preprocess "
+            "gives about 0 and 1"
         )
     if peak > PEAK_LIMIT:
-        return f"values reaching ±{peak:.3g} (preprocess clamps them at ±3 standard deviations)"
+        return f"values reaching ±{peak:.3g}, where preprocess clamps at ±3 standard deviations"
     return None
 
 

@@ -289,9 +289,9 @@ def unnormalised_cause(what: str, pooled: TrainingSet) -> str | None:
     if not problem:
         return None
     return (
-        f"{what}, most likely because the training set's tiles are not preprocessed "
-        f"({problem}): run `tomoscribe preprocess` on the tomogram and cut the training "
-        "set again from its output."
+        f"{what}, most likely because the training set's tiles are not preprocessed: "
+        f"they have {problem}; run `tomoscribe preprocess` on the tomogram and cut the "
+        "training set again from its output."
     )
 
 

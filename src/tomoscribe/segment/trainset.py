@@ -296,9 +296,9 @@ def annotation_warnings(metadata: dict, feature: str) -> list[str]:
     found = []
     if metadata.get("not_normalised"):
         found.append(
-            f"the tomogram does not look preprocessed (its tiles have "
-            f"{metadata['not_normalised']}); networks learn little from raw values, so run "
-            "`tomoscribe preprocess` on it and cut the training set from its output."
+            f"the tomogram does not look preprocessed: its tiles have "
+            f"{metadata['not_normalised']}, and networks learn little from raw values, so "
+            "run `tomoscribe preprocess` on it and cut the training set from its output."
         )
     unpainted = int(metadata.get("n_positive_boxes_unpainted", 0))
     if unpainted:
