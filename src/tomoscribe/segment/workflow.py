@@ -77,6 +77,26 @@ def read_painted(path: Path, tomogram: Volume) -> Volume:
     return labels
 
 
+#: A "tomogram" of at most this many distinct integer values is a label volume.
+LABEL_VALUES = 16
+
+
+def _check_not_labels(volume: Volume, path: Path) -> None:
+    """Refuse a label volume (a few distinct integers: a mask, painted labels) given as
+    the tomogram, e.g. the tomogram and ``painted`` swapped (judged on a few slices)."""
+    from ..preprocess.check import sampled_values
+
+    values = np.unique(sampled_values(volume))
+    values = values[np.isfinite(values)]
+    if len(values) <= LABEL_VALUES and np.array_equal(values, np.round(values)):
+        shown = ", ".join(f"{v:g}" for v in values)
+        raise ParameterError(
+            f"{path.name} holds only the values {shown}, a label volume, not a tomogram; "
+            "give the tomogram first and the labels as `painted` (were they swapped?).",
+            parameter="painted",
+        )
+
+
 def _of_tomogram(
     table: pd.DataFrame, tomogram: Path, tomo_name: str | None, source: Path
 ) -> pd.DataFrame:
@@ -211,6 +231,7 @@ def training_set_from_files(
         )
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume_checked(tomogram, voxel_size_A)
+    _check_not_labels(volume, tomogram)
     record = read_provenance(tomogram) or {}
     preprocessing = record.get("parameters", {}) if record.get("step") == "preprocess" else {}
     chosen = None
@@ -223,6 +244,14 @@ def training_set_from_files(
         masks = painted_mask_source(labels, painted_value)
         data = np.asarray(labels.data)
         marked = data != 0 if painted_value is None else data == painted_value
+        if painted_value is not None and not marked.any():
+            present = np.unique(data)
+            shown = ", ".join(f"{v:g}" for v in present[:20]) + (" …" if len(present) > 20 else "")
+            raise AnnotationError(
+                f"`painted_value` {painted_value} does not occur in {painted.name}, which "
+                f"holds the values {shown}; give one of them.",
+                parameter="painted_value",
+            )
         painted_size = painted_component_sizes(marked, labels.pixel_size_A)
         if from_mask is not None:
             used, chosen = _with_mask_boxes(
