@@ -249,6 +249,11 @@ def train(
         show_progress=not quiet,
         say=lambda message: typer.echo(f"warning: {command_line_text(message)}", err=True),
     )
+    from ..segment.workflow import resumed_training
+
+    note = resumed_training(model)
+    if note:
+        typer.echo(f"{output.name}: {note}", err=True)
     _report_training(output, model, training_sets)
 
 
@@ -378,6 +383,8 @@ def _report_map(item) -> None:
     model = item.model
     if item.spread_path is not None:
         typer.echo(f"wrote {item.spread_path}")
+    if item.resumed:
+        typer.echo(f"{item.path.name}: {command_line_text(item.resumed)}", err=True)
     if item.warning:
         typer.echo(f"warning: {item.warning}", err=True)
     typer.echo(

@@ -779,6 +779,34 @@ class SegmentedMap:
     spread_path: Path | None
     marked_fraction: float
     warning: str | None
+    resumed: str | None = None
+
+
+def resumed_note(outputs, n_slabs: int) -> str | None:
+    """One sentence when an output was finished from an interrupted run's slabs."""
+    done = [out for out in outputs if getattr(out, "resumed", False)]
+    if not done:
+        return None
+    return (
+        f"resumed an interrupted run: {done[0].resumed_slabs} of {n_slabs} slabs were "
+        "already written (start over with `resume=False`)."
+    )
+
+
+def resumed_training(model) -> str | None:
+    """One sentence when a trained model (or one of its members) picked up an interrupted
+    run from its per-epoch checkpoint."""
+    records = [model.metadata] + list(model.metadata.get("members") or [])
+    epochs = model.metadata.get("training", {}).get("params", {}).get("epochs")
+    resumed = [int((r.get("training") or {}).get("resumed_after_epoch") or 0) for r in records]
+    resumed = [n for n in resumed if n]
+    if not resumed:
+        return None
+    return (
+        f"resumed an interrupted training from its checkpoint after epoch {resumed[0]}"
+        + (f" of {epochs}" if epochs else "")
+        + "."
+    )
 
 
 def marked_fraction(volume: Volume, threshold: float, slab_slices: int = 16) -> float:
@@ -954,7 +982,7 @@ def segment_from_files(
         )
         segment_files(jobs, client, resume=resume, overwrite=overwrite, show_progress=show_progress)
     results = []
-    for tomogram, row in zip(tomograms, paths):
+    for tomogram, row, job in zip(tomograms, paths, jobs):  # one job per tomogram
         for i, (model, model_path) in enumerate(zip(loaded, model_paths)):
             with guarding_inputs():  # our own output, read back: not an input of the run
                 fraction = marked_fraction(read_volume(row[i]), model.threshold)
@@ -967,6 +995,7 @@ def segment_from_files(
                     row[len(loaded) + i] if uncertainty else None,
                     fraction,
                     overmarking(row[i].name, model, fraction),
+                    resumed_note([o for o in job.outputs if o.path == row[i]], len(job.slabs)),
                 )
             )
             _record_map(results[-1], options)
