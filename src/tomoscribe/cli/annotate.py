@@ -264,8 +264,11 @@ def _report_training(output, model, training_sets) -> None:
     members = model.metadata["ensemble"]
     last = history[-1]
     held = (
-        f"threshold {model.threshold:g} (held-out Dice {calibration['dice_at_threshold']:.2f}, "
-        f"{calibration['dice_at_default']:.2f} at 1.0)"
+        f"threshold {model.threshold:g} (Dice {calibration['dice_at_threshold']:.2f}, "
+        f"{calibration['dice_at_default']:.2f} at 1.0, on the tiles of "
+        f"{calibration.get('n_positive_boxes', '?')} positive and "
+        f"{calibration.get('n_negative_boxes', '?')} negative held-out boxes, on the "
+        "network's output grid)"
         if calibration["calibrated"]
         else f"threshold {model.threshold:g} (not measured)"
     )

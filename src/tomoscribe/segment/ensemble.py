@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError, TrainingError
-from .calibrate import calibrate, learned_little
+from .calibrate import calibrate, few_boxes, learned_little
 from .modelfile import FeatureModel
 from .network import ArchitectureSpec, EnsembleNetwork
 from .train import TrainParams, shrink_masks, train_feature
@@ -260,6 +260,8 @@ def train_ensemble(
         warning = unnormalised_cause(f"the {feature!r} network learned little", pooled) or warning
     if not calibration.calibrated:
         say(calibration.reason)
+    elif few_boxes(calibration, annotator):
+        say(few_boxes(calibration, annotator))
     if warning:
         say(warning)
     model.metadata.update(
