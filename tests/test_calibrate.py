@@ -106,3 +106,16 @@ def test_sets_from_clem_transfer_are_told_to_ask_it_for_more_tiles_not_to_paint(
     good = calibrate(*_held_out(negative_value=0.45))
     sentence = learned_little("microtubule", good, amplitude=0.07, annotator=CLEM_ANNOTATOR)
     assert "paint" not in sentence and "--positives" in sentence
+
+
+def test_a_threshold_from_few_held_out_positive_boxes_is_called_uncertain():
+    # the trial: "threshold 1.1 (held-out Dice 0.60)" came from 3 positive boxes (and
+    # their rotated copies) while the training tomogram's whole-volume Dice was 0.16
+    from tomoscribe.segment.calibrate import FEW_POSITIVE_BOXES, few_boxes
+
+    three = calibrate(*_held_out(n_pos=3, n_neg=10))
+    assert three.calibrated and three.n_positive_boxes == 3
+    sentence = few_boxes(three)
+    assert "only 3 held-out positive boxes" in sentence and "uncertain" in sentence
+    enough = calibrate(*_held_out(n_pos=FEW_POSITIVE_BOXES, n_neg=10))
+    assert few_boxes(enough) is None

@@ -126,7 +126,65 @@ def test_trainset_from_mask_needs_the_mask(tmp_path, capsys):
 def test_z_margin_keeps_negatives_off_the_slices_next_to_a_thin_mask():
     mask = np.zeros((30, 64, 64), bool)
     mask[14:16, ::16, ::16] = True  # in every tile of slices 14-15
-    _, near = boxes_from_mask(mask, 2, 500, 32, np.random.default_rng(0))
+    _, near = boxes_from_mask(mask, 2, 500, 32, np.random.default_rng(0), z_margin=0)
     _, far = boxes_from_mask(mask, 2, 500, 32, np.random.default_rng(0), z_margin=4)
     assert np.isin(near[:, 0], [12, 13, 16, 17]).any()
     assert not np.any((far[:, 0] >= 10) & (far[:, 0] <= 19))
+
+
+def _thin_mask_files(tmp_path, shape=(40, 64, 64)):
+    """A mask one slice thick (slices 19-20) in every tile, as a mask drawn on the core
+    of a filament is; the tomogram holds its density there."""
+    mask = np.zeros(shape, bool)
+    mask[19:21, 8::16, 8::16] = True
+    image = np.random.default_rng(0).normal(size=shape) - 2.0 * mask
+    tomo, painted = tmp_path / "t.mrc", tmp_path / "mask.mrc"
+    write_volume(tomo, Volume(image.astype(np.float32), (14.0,) * 3))
+    write_volume(painted, Volume(mask.astype(np.float32), (14.0,) * 3))
+    return tomo, painted, mask
+
+
+@pytest.mark.parametrize("context", [0, 2])
+def test_negative_tiles_from_a_mask_hold_none_of_it_within_the_margin(tmp_path, context):
+    # the trial: with no z margin, 7 of 100 negative tiles had mask 1 slice away and 16
+    # within 3 slices; the network sees ±context slices and the z low-pass spreads the
+    # density further
+    from tomoscribe.core.boxes import MIN_Z_MARGIN
+    from tomoscribe.segment.workflow import training_set_from_files
+
+    tomo, painted, mask = _thin_mask_files(tmp_path)
+    result, used, _ = training_set_from_files(
+        tomo, tmp_path / "a.trainset", "rod", painted=painted, from_mask=(4, 500),
+        tile=16, context=context,
+    )  # fmt: skip
+    margin = result.metadata["from_mask"]["z_margin"]
+    assert margin == context + MIN_Z_MARGIN
+    assert len(used.negative) > 0
+    for z, y, x in used.negative.astype(int):
+        window = mask[max(0, z - margin) : z + margin + 1, max(0, y - 10) : y + 10,
+                      max(0, x - 10) : x + 10]  # fmt: skip
+        assert not window.any()
+
+
+def test_negative_z_margin_grows_with_the_low_pass():
+    from tomoscribe.core.boxes import negative_z_margin
+
+    # σ_z = 0.187 × 100 Å / 10 Å = 1.87 slices, carried to 4 σ = 7.5: 8 slices each side
+    assert negative_z_margin(0, 10.0, 100.0) == 8
+    assert negative_z_margin(1, 14.0, 30.0) == 4  # 4 σ = 1.6 slices: the minimum, 3
+    assert negative_z_margin(0) == 3
+
+
+def test_fewer_boxes_in_the_mask_than_asked_are_named(tmp_path, capsys):
+    # the trial: `--from-mask 60,100` gave 30 positive boxes, and the report said only
+    # "from 30 positive"
+    tomo, painted = _files(tmp_path)
+    out = tmp_path / "rod.trainset"
+    args = ["trainset", str(tomo), "-f", "rod", "--painted", str(painted), "--tile", "32"]
+    assert main(args + ["--from-mask", "60,20", "-o", str(out)]) == 0
+    (err,) = [x for x in capsys.readouterr().err.splitlines() if "--from-mask" in x]
+    assert err.startswith("warning: --from-mask asked for 60 positive boxes")
+    from tomoscribe.segment.trainset import load_training_set
+
+    found = load_training_set(out).metadata["from_mask"]["found"][0]
+    assert 0 < found < 60 and f"found only {found} " in err

@@ -149,3 +149,61 @@ def test_a_csv_voxel_size_column_is_checked(tmp_path, cells, expected):
     else:
         table = read_points(path)
         assert (table["voxel_size_A"].iloc[0] if "voxel_size_A" in table else None) == expected
+
+
+def _imod_model(path, points_xyz, pixelsize=None, units=0):
+    """A scattered-point model written by imodmodel itself (IMOD's own coordinates:
+    pixel i's centre at x = i + 0.5, slice k at z = k), with its header's pixel size."""
+    from imodmodel import ImodModel
+
+    frame = pd.DataFrame(points_xyz, columns=["x", "y", "z"], dtype=float)
+    frame.insert(0, "contour_id", 0)
+    frame.insert(0, "object_id", 0)
+    model = ImodModel.from_dataframe(frame)
+    if pixelsize is not None:
+        model.header.pixelsize, model.header.units = float(pixelsize), int(units)
+    model.to_file(path)
+    return path
+
+
+@pytest.mark.parametrize(("pixelsize", "units"), [(28.0, -10), (2.8, -9)])
+def test_an_imod_model_at_another_pixel_size_gives_boxes_on_this_tomogram(
+    tmp_path, pixelsize, units
+):
+    # the trial: `convert pos_bin2.star -o pos_bin2.mod` recorded 28 Å in the model's
+    # header and `trainset` on a 14 Å tomogram used its points as 14 Å voxels (half
+    # their place); the same points as STAR were rescaled
+    from tomoscribe.segment.workflow import read_boxes
+
+    # IMOD x = 30.5 at 28 Å is 854 Å from the volume's corner (30.5 × 28): the centre of
+    # 14 Å voxel 60.5 (854 / 14 = 61, less half a voxel); slice 8 (centre 8.5 × 28 Å
+    # = 238 Å) is 17 slices of 14 Å from the face: index 16.5
+    model = _imod_model(tmp_path / "p.mod", [[30.5, 20.5, 8.0]], pixelsize, units)
+    boxes = read_boxes(Path("t.mrc"), positives=model, voxel_size_A=14.0)
+    np.testing.assert_allclose(boxes.positive, [[16.5, 40.5, 60.5]])
+    same = read_boxes(Path("t.mrc"), positives=model, voxel_size_A=28.0)
+    np.testing.assert_allclose(same.positive, [[8.0, 20.0, 30.0]])
+    # a model recording no size (units 0: pixels) is taken in the tomogram's voxels
+    plain = _imod_model(tmp_path / "q.mod", [[30.5, 20.5, 8.0]], 28.0, 0)
+    np.testing.assert_allclose(
+        read_boxes(Path("t.mrc"), positives=plain, voxel_size_A=14.0).positive, [[8, 20, 30]]
+    )
+
+
+def test_imod_contours_drawn_on_a_binned_copy_are_rescaled(tmp_path):
+    from imodmodel import ImodModel
+
+    square = [[10.0, 10.0, 4.0], [20.0, 10.0, 4.0], [20.0, 20.0, 4.0], [10.0, 20.0, 4.0]]
+    frame = pd.DataFrame(square, columns=["x", "y", "z"])
+    frame.insert(0, "contour_id", 0)
+    frame.insert(0, "object_id", 0)
+    model = ImodModel.from_dataframe(frame)
+    model.header.pixelsize, model.header.units = 20.0, -10
+    model.to_file(tmp_path / "c.mod")
+    (contour,) = read_imod_contours(tmp_path / "c.mod", voxel_size_A=10.0)
+    # corner coordinates double; x index = 2 X − 0.5; slice 4 (centre 4.5 × 20 Å) → 8.5
+    np.testing.assert_allclose(contour["xy"].min(0), [19.5, 19.5])
+    np.testing.assert_allclose(contour["xy"].max(0), [39.5, 39.5])
+    assert contour["z"] in (8, 9)
+    (plain,) = read_imod_contours(tmp_path / "c.mod")
+    np.testing.assert_allclose(plain["xy"].min(0), [9.5, 9.5])

@@ -88,7 +88,7 @@ def test_file_run_equals_the_in_memory_engine_and_keeps_the_grid(inputs, tmp_pat
 
 
 def test_interrupted_run_resumes_only_unfinished_slabs_to_identical_files(
-    inputs, tmp_path, monkeypatch
+    inputs, tmp_path, monkeypatch, capsys
 ):
     tomogram, models = inputs
     assert _segment(tomogram, models, tmp_path / "whole") == 0
@@ -110,8 +110,12 @@ def test_interrupted_run_resumes_only_unfinished_slabs_to_identical_files(
 
     calls.clear()
     monkeypatch.setattr(runner, "run_slab", lambda *args: calls.append(args[-2]) or real(*args))
+    capsys.readouterr()
     assert _segment(tomogram, models, out) == 0
     assert sorted(calls) == [9, 12, 15, 18, 21]  # only the slabs not yet written
+    # the trial: a resumed run (with -q) did not say it resumed
+    said = [x for x in capsys.readouterr().err.splitlines() if "resumed" in x]
+    assert len(said) == 2 and all("3 of 8 slabs were already written" in x for x in said)
     for name in ("tomo_membrane.mrc", "tomo_actin.mrc"):
         assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
     assert not [p for p in out.glob(".*") if p.name != MANIFEST_NAME]

@@ -202,6 +202,12 @@ def test_a_killed_training_resumes_to_the_same_weights(
     ]
     assert losses[0] == losses[1]
     assert not path.exists()  # removed when training ends
+    # the trial: a resumed training did not say so
+    from tomoscribe.segment.workflow import resumed_training
+
+    assert resumed.metadata["training"]["resumed_after_epoch"] == 2
+    assert resumed_training(whole) is None
+    assert "after epoch 2 of 4" in resumed_training(resumed)
 
 
 def test_a_checkpoint_of_other_settings_is_not_used(discs, tmp_path):

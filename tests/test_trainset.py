@@ -1,8 +1,10 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from tomoscribe.core.boxes import contour_box_centres
 from tomoscribe.errors import AnnotationError, InputFileError
+from tomoscribe.io import write_volume
 from tomoscribe.segment.trainset import (
     build_training_set,
     contour_mask_source,
@@ -176,3 +178,92 @@ def test_positive_boxes_with_nothing_painted_are_left_out_and_named(scene):
     assert ts.metadata["n_positive_boxes_unpainted"] == 2
     (warning,) = annotation_warnings(ts.metadata, "disc")
     assert warning.startswith("2 of the 3 positive boxes of 'disc' have nothing painted")
+
+
+def test_trainset_says_when_it_takes_the_rows_of_another_tomograms_name(tmp_path, capsys):
+    # the trial: boxes of a STAR naming only TS_01 were used for tomogram fp4 in silence
+    import starfile
+
+    from tomoscribe.cli.app import main
+
+    rng = np.random.default_rng(0)
+    write_volume(
+        tmp_path / "fp4.mrc", Volume(rng.normal(size=(8, 48, 48)).astype(np.float32), 14.0)
+    )
+    labels = np.zeros((8, 48, 48), np.float32)
+    labels[3:5, 20:28, 20:28] = 1
+    write_volume(tmp_path / "m.mrc", Volume(labels, 14.0))
+    rows = {
+        "rlnTomoName": ["TS_01"] * 2,
+        "rlnCoordinateX": [24.0, 8.0],
+        "rlnCoordinateY": [24.0, 8.0],
+        "rlnCoordinateZ": [4.0, 1.0],
+        "rlnClassNumber": [1, 2],
+    }
+    starfile.write(pd.DataFrame(rows), tmp_path / "b.star")
+    code = main(["trainset", str(tmp_path / "fp4.mrc"), "-f", "f", "--painted",
+                 str(tmp_path / "m.mrc"), "--boxes", str(tmp_path / "b.star"), "--tile", "16",
+                 "-o", str(tmp_path / "s.trainset")])  # fmt: skip
+    assert code == 0
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "TS_01" in x]
+    assert line.startswith("warning: ") and "'fp4'" in line and "2 rows" in line
+    assert "--tomo-name" in line
+
+
+def _annotation_files(tmp_path):
+    """A normalised tomogram and a 0/1 mask of a square on slices 3–4, written by
+    tifffile as another program's files."""
+    import tifffile
+
+    data = np.random.default_rng(0).normal(size=(8, 64, 64)).astype(np.float32)
+    labels = np.zeros(data.shape, np.uint8)
+    labels[3:5, 28:36, 28:36] = 1
+    tifffile.imwrite(tmp_path / "t.tif", data)
+    tifffile.imwrite(tmp_path / "m.tif", labels)
+    return tmp_path / "t.tif", tmp_path / "m.tif"
+
+
+def _run_trainset(tmp_path, tomogram, painted, boxes, *extra):
+    from tomoscribe.cli.app import main
+
+    (tmp_path / "b.csv").write_text("x,y,z,label\n" + boxes)
+    return main(["trainset", str(tomogram), "--voxel-size", "14", "-f", "f", "--painted",
+                 str(painted), "--boxes", str(tmp_path / "b.csv"), "--tile", "32",
+                 "-o", str(tmp_path / "s.trainset"), *extra])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("swap", "extra", "words"),
+    [
+        (True, [], ["m.tif holds only the values 0, 1", "--painted", "swapped"]),
+        (False, ["--painted-value", "3"], ["--painted-value 3 does not occur", "values 0, 1"]),
+    ],
+)
+def test_trainset_names_swapped_inputs_and_an_absent_painted_value(
+    tmp_path, capsys, swap, extra, words
+):
+    # the trial: swapped tomogram and mask gave "use a smaller --tile"; --painted-value 3
+    # gave "none of the positive boxes has any painted voxel"
+    tomogram, painted = _annotation_files(tmp_path)
+    if swap:
+        tomogram, painted = painted, tomogram
+    boxes = "32,32,3,positive\n32,32,7,negative\n"
+    assert _run_trainset(tmp_path, tomogram, painted, boxes, *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "s.trainset").exists()
+
+
+def test_trainset_counts_boxes_whose_tiles_cross_the_edge(tmp_path, capsys):
+    # the trial: a box at x=2, y=2 with --tile 32 was zero-padded over 13 rows and
+    # columns in silence; 2 of these 4 boxes' tiles reach past a face (the tile of a
+    # box at x spans x − 16 … x + 15)
+    from tomoscribe.segment.trainset import load_training_set
+
+    tomogram, painted = _annotation_files(tmp_path)
+    boxes = "32,32,3,positive\n2,2,7,negative\n16,50,7,negative\n48,40,0,negative\n"
+    assert _run_trainset(tmp_path, tomogram, painted, boxes) == 0
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "edge" in x]
+    assert line.startswith("warning: 2 of the 4 boxes") and "16 px" in line
+    assert load_training_set(tmp_path / "s.trainset").metadata["n_boxes_off_edge"] == 2

@@ -110,7 +110,7 @@ def trainset(
         help="Points file of boxes in --other-tomogram holding none of the feature.",
     ),
     seed: int = options.Seed,
-    voxel_size: float = options.VoxelSize,
+    voxel_size: float = options.GivenVoxelSize,
 ) -> None:
     """Cut tiles and masks for one feature from boxes plus a painted volume or IMOD contours."""
     from ..segment.trainset import annotation_warnings
@@ -143,7 +143,7 @@ def trainset(
         other_negatives=other_negatives,
     )
     for warning in annotation_warnings(result.metadata, feature):
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"warning: {command_line_text(warning)}", err=True)
     typer.echo(
         f"wrote {output}: {result.n_positive} positive and {result.n_negative} negative "
         f"tiles from {result.metadata['n_positive_boxes']} positive and "
@@ -249,6 +249,11 @@ def train(
         show_progress=not quiet,
         say=lambda message: typer.echo(f"warning: {command_line_text(message)}", err=True),
     )
+    from ..segment.workflow import resumed_training
+
+    note = resumed_training(model)
+    if note:
+        typer.echo(f"{output.name}: {note}", err=True)
     _report_training(output, model, training_sets)
 
 
@@ -259,8 +264,11 @@ def _report_training(output, model, training_sets) -> None:
     members = model.metadata["ensemble"]
     last = history[-1]
     held = (
-        f"threshold {model.threshold:g} (held-out Dice {calibration['dice_at_threshold']:.2f}, "
-        f"{calibration['dice_at_default']:.2f} at 1.0)"
+        f"threshold {model.threshold:g} (Dice {calibration['dice_at_threshold']:.2f}, "
+        f"{calibration['dice_at_default']:.2f} at 1.0, on the tiles of "
+        f"{calibration.get('n_positive_boxes', '?')} positive and "
+        f"{calibration.get('n_negative_boxes', '?')} negative held-out boxes, on the "
+        "network's output grid)"
         if calibration["calibrated"]
         else f"threshold {model.threshold:g} (not measured)"
     )
@@ -339,7 +347,7 @@ def segment(
         "outputs of an identical interrupted run (default), or "
         "start over.",
     ),
-    voxel_size: float = options.VoxelSize,
+    voxel_size: float = options.GivenVoxelSize,
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
@@ -378,6 +386,8 @@ def _report_map(item) -> None:
     model = item.model
     if item.spread_path is not None:
         typer.echo(f"wrote {item.spread_path}")
+    if item.resumed:
+        typer.echo(f"{item.path.name}: {command_line_text(item.resumed)}", err=True)
     if item.warning:
         typer.echo(f"warning: {item.warning}", err=True)
     typer.echo(

@@ -7,6 +7,15 @@ import typer
 VoxelSize = typer.Option(
     None, "--voxel-size", min=0.0, help="Voxel size in Å, overriding (or supplying) the file's own."
 )
+#: ``--voxel-size`` of commands whose outputs lie on the input's grid (trainset, segment):
+#: it supplies a size the file lacks, and one that disagrees with the file's is refused.
+GivenVoxelSize = typer.Option(
+    None,
+    "--voxel-size",
+    min=0.0,
+    help="Voxel size in Å for a file that records none (or an unset 1 Å); refused when "
+    "it disagrees with the file's own by more than 1%.",
+)
 Channel = typer.Option(
     None,
     "--channel",

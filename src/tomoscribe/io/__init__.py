@@ -77,6 +77,47 @@ def read_volume(
     return read_ome_zarr(path, voxel_size_A)
 
 
+#: A voxel size (Å) given for a file that records another is refused when they differ
+#: by more than this fraction.
+GIVEN_VOXEL_TOLERANCE = 0.01
+
+
+def read_volume_checked(
+    path: str | os.PathLike, voxel_size_A: float | None = None, channel: int | None = None
+) -> Volume:
+    """:func:`read_volume`, where a given ``voxel_size_A`` (Å) only supplies one the file
+    lacks: a file without a usable voxel size, or with 1 Å (an unset MRC header's), takes
+    it; a file that records another (beyond 1%) is refused, since every output on its
+    grid (maps, boxes in Å) would no longer overlay it.
+
+    Raises
+    ------
+    ParameterError
+        The file records a voxel size that differs from ``voxel_size_A`` by over 1%.
+    """
+    from ..errors import MissingVoxelSizeError
+
+    if voxel_size_A is None or is_copick_location(path):
+        return read_volume(path, voxel_size_A, channel)
+    try:
+        own = read_volume(path, None, channel)
+    except MissingVoxelSizeError:
+        return read_volume(path, voxel_size_A, channel)
+    recorded = tuple(float(v) for v in own.voxel_size_A)
+    if all(abs(v - 1.0) < 1e-6 for v in recorded):  # unset
+        return read_volume(path, voxel_size_A, channel)
+    given = float(voxel_size_A)
+    if any(abs(v - given) > GIVEN_VOXEL_TOLERANCE * given for v in recorded):
+        shown = "×".join(dict.fromkeys(f"{v:.4g}" for v in recorded))
+        raise ParameterError(
+            f"{Path(path).name} records {shown} Å voxels and `voxel_size_A` gives {given:g} Å; "
+            "leave `voxel_size_A` out (it is for files that record none), or correct the "
+            "file's header if it is wrong (IMOD: alterheader -del).",
+            parameter="voxel_size_A",
+        )
+    return own
+
+
 def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = True) -> Path:
     """Write a whole volume in the format its file name asks for (atomically)."""
     fmt = volume_format(path)
@@ -118,6 +159,7 @@ def create_volume(
 
 __all__ = [
     "read_volume",
+    "read_volume_checked",
     "write_volume",
     "create_volume",
     "volume_format",

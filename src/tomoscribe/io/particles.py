@@ -18,6 +18,7 @@ tomogram of a file that lists several.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -255,7 +256,8 @@ def select_tomogram(
     suffix (``TS_01``, ``TS_01.mrc``, ``TS_01.tomostar``), else (when none does) ``also``
     (the tomogram's file stem when ``name`` is its recorded name).  A table without
     names, or naming one tomogram, is taken whole unless the name was given
-    ``explicit``-ly and does not match; a table naming several tomograms must match.
+    ``explicit``-ly and does not match (taken whole under another name: said in a
+    warning); a table naming several tomograms must match.
 
     Raises
     ------
@@ -273,6 +275,12 @@ def select_tomogram(
         if keep.any():
             return table[keep.to_numpy()].reset_index(drop=True)
     if len(found) == 1 and not explicit:
+        if name is not None:  # said, not silent: the rows may belong to another tomogram
+            warnings.warn(
+                f"{source} names only tomogram {found[0]!r}, not {name!r}; its {len(table)} "
+                f"rows were taken for {name!r} (give `tomo_name` to choose by name).",
+                stacklevel=2,
+            )
         return table
     shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
     if name is None:

@@ -14,7 +14,10 @@ Per-format conventions:
   anything else = negative); ``tomo_name`` is kept so callers can select one tomogram.
 * IMOD ``.mod`` (through imodmodel): IMOD places pixel i's centre at x = i + 0.5 (and
   y likewise) and slice k at z = k, so x and y are shifted by −0.5.  Every point of
-  every contour is taken; closed contours are read by :func:`read_imod_contours`.
+  every contour is taken; closed contours are read by :func:`read_imod_contours`.  The
+  pixel size the model's header records (``pixelsize`` in ``units``) is kept as the
+  ``voxel_size_A`` column (:func:`imod_voxel_size_A`), so points picked on a binned
+  copy are rescaled to the tomogram's voxels (:func:`on_voxel_size`) as RELION's are.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from ..errors import InputFileError
 from ..outputs import atomic_path, note_input
 from .imodcheck import check_imod_structure
 
+#: IMOD's ``units`` header field: the power of ten of a metre (0 = pixels, no size).
+IMOD_UNITS_TO_A = {-12: 0.01, -10: 1.0, -9: 10.0, -6: 1e4, -3: 1e7, -2: 1e8, 1: 1e10}
 _TRUE = {"positive", "pos", "1", "true", "yes", "p", "+"}
 _FALSE = {"negative", "neg", "0", "false", "no", "n", "-"}
 IMOD_XY_SHIFT = 0.5
@@ -64,6 +69,9 @@ def read_points(
         table = _read_csv(path)
     elif suffix == ".mod":
         table = read_imod_points(path)
+        recorded = imod_voxel_size_A(path)
+        if recorded is not None:
+            table["voxel_size_A"] = recorded
     elif suffix in particle_suffixes:  # every registered particle format (io/formats)
         table = _read_particle_file(path, voxel_size_A, tomogram_shape_zyx)
     else:
@@ -245,8 +253,42 @@ def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
-def read_imod_contours(path: str | os.PathLike, objects: list[int] | None = None) -> list[dict]:
+def imod_voxel_size_A(path: str | os.PathLike) -> float | None:
+    """The pixel size (Å) an IMOD model's header records, None when it records none.
+
+    IMOD keeps it as ``pixelsize`` in ``units`` (a power of ten of a metre; 0 means
+    pixels, i.e. no size).  1 Å is taken as unrecorded too: it is what a model made on
+    an image whose header gives no pixel size says (as an unset MRC header's 1 Å is
+    taken elsewhere, :func:`tomoscribe.segment.workflow.read_painted`).
+    """
+    from imodmodel import ImodModel
+
+    try:
+        header = ImodModel.from_file(Path(path)).header
+    except Exception:  # read_imod_points refuses damaged files in its own sentence
+        return None
+    scale = IMOD_UNITS_TO_A.get(int(header.units))
+    size = float(header.pixelsize)
+    if scale is None or not np.isfinite(size) or size <= 0:
+        return None
+    size_A = size * scale
+    return None if abs(size_A - 1.0) < 1e-6 else size_A
+
+
+def read_imod_contours(
+    path: str | os.PathLike,
+    objects: list[int] | None = None,
+    voxel_size_A: float | None = None,
+) -> list[dict]:
     """Closed contours of an IMOD model, one dict each.
+
+    Parameters
+    ----------
+    path : the model
+    objects : object numbers (from 0) to keep; default all
+    voxel_size_A : the voxel size (Å) of the tomogram the contours are for: contours
+        of a model that records another pixel size (drawn on a binned copy) are
+        rescaled to its voxels (:func:`rescale_positions`); None: as they are
 
     Returns
     -------
@@ -255,6 +297,9 @@ def read_imod_contours(path: str | os.PathLike, objects: list[int] | None = None
         units; ``z`` is the slice the contour was drawn on (its rounded mean z).
     """
     table = read_imod_points(path)
+    recorded = imod_voxel_size_A(path)
+    if voxel_size_A is not None and recorded is not None:
+        table = on_voxel_size(table.assign(voxel_size_A=recorded), voxel_size_A)
     if objects is not None:
         table = table[table["object_id"].isin(objects)]
     contours = []

@@ -144,6 +144,7 @@ class ResumableVolume:
         self.done: dict[int, dict] = {}
         self.data_offset = 0
         self.resumed = False
+        self.resumed_slabs = 0  # slabs an interrupted run had written, when resumed
 
     # -- opening --------------------------------------------------------------------
     def open(self, resume: bool = True, overwrite: bool = False) -> "ResumableVolume":
@@ -157,6 +158,7 @@ class ResumableVolume:
                 }
                 self.data_offset = int(journal.get("data_offset", 0))
                 self.resumed = True
+                self.resumed_slabs = len(self.done)
                 return self
             except (KeyError, TypeError, ValueError, AttributeError):
                 self.done = {}  # a damaged journal: start over

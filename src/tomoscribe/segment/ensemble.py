@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError, TrainingError
-from .calibrate import calibrate, learned_little
+from .calibrate import calibrate, few_boxes, learned_little
 from .modelfile import FeatureModel
 from .network import ArchitectureSpec, EnsembleNetwork
 from .train import TrainParams, shrink_masks, train_feature
@@ -248,8 +248,10 @@ def train_ensemble(
     feature = pooled.metadata.get("feature", "feature")
     if not kept:
         what = f"the {feature!r} network" if single else f"every member of the {feature!r} ensemble"
+        collapsed = f"{what} collapsed twice"
         raise TrainingError(
-            f"{what} collapsed twice; lower the learning rate, train longer or paint more tiles.",
+            unnormalised_cause(collapsed, pooled)
+            or f"{collapsed}; lower the learning rate, train longer or paint more tiles.",
             parameter="learning_rate",
         )
     annotator = str(pooled.metadata.get("annotator", ""))
@@ -257,8 +259,12 @@ def train_ensemble(
     model = _assembled(kept, len(plan) > 1)
     amplitude = float(np.mean([m.amplitude for m in kept]))
     warning = learned_little(feature, calibration, amplitude, annotator)
+    if warning:  # the likely cause first, where the tiles show it
+        warning = unnormalised_cause(f"the {feature!r} network learned little", pooled) or warning
     if not calibration.calibrated:
         say(calibration.reason)
+    elif few_boxes(calibration, annotator):
+        say(few_boxes(calibration, annotator))
     if warning:
         say(warning)
     model.metadata.update(
@@ -276,6 +282,22 @@ def train_ensemble(
         }
     )
     return model
+
+
+def unnormalised_cause(what: str, pooled: TrainingSet) -> str | None:
+    """``what`` happened (e.g. "every member … collapsed twice"), named with its likely
+    cause in one sentence when the training set's tiles do not look normalised
+    (:func:`~tomoscribe.preprocess.check.normalisation_problem`); else None."""
+    from ..preprocess.check import normalisation_problem
+
+    problem = normalisation_problem(pooled.tiles)
+    if not problem:
+        return None
+    return (
+        f"{what}, most likely because the training set's tiles are not preprocessed: "
+        f"they have {problem}; run `tomoscribe preprocess` on the tomogram and cut the "
+        "training set again from its output."
+    )
 
 
 def _assembled(kept: list[FeatureModel], ensemble: bool) -> FeatureModel:

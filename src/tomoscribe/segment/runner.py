@@ -24,7 +24,6 @@ import functools
 import hashlib
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -298,12 +297,7 @@ def segment_files(
                 # One writer per output: a second run on the same name is refused.
                 locks.enter_context(output_lock(out.path))
                 opened.append(out.open(resume=resume, overwrite=overwrite))
-                if out.resumed and show_progress:
-                    print(
-                        f"resuming {out.path.name}: {len(out.done)} of {len(job.slabs)} "
-                        "slabs already written",
-                        file=sys.stderr,
-                    )
+                # a resumed output says so through its ``resumed_slabs`` (segment's report)
         work = [(job, z0, z1, which) for job in jobs for z0, z1, which in job.tasks()]
         finished = (
             _run_local(work, show_progress)

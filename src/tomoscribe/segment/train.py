@@ -168,9 +168,12 @@ def train_feature(
         on_divergence=lambda: _drop(checkpoint),
     )
     _drop(checkpoint)
-    return _finished_model(
+    model = _finished_model(
         network, spec, params, trainset, tiles, targets, dev, history, len(train_idx), len(val_idx)
     )
+    # epochs an interrupted run had done, picked up from its checkpoint (0: none)
+    model.metadata["training"]["resumed_after_epoch"] = int(first_epoch)
+    return model
 
 
 def _training_data(trainset: TrainingSet, spec: ArchitectureSpec, params: TrainParams):

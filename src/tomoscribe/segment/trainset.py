@@ -240,6 +240,10 @@ def build_training_set(
         bool(mask_source(*_tile_window(c, tile_size)).any()) for c in negative_zyx
     )
 
+    # Tiles crossing a face are filled with 0 (the normalised mean) there: counted, said.
+    every_box = np.vstack([positive_zyx, negative_zyx])
+    off_edge = _tiles_crossing_the_edge(volume.shape, every_box, tile_size)
+
     copier = _Copier(augmentation, volume, big, tile_size, context_slices, tilt_range_deg, rng)
     tiles, masks, positive, source, n_copies = _augmented_tiles(
         copier,
@@ -266,6 +270,7 @@ def build_training_set(
         # positive boxes given with nothing painted in their tile, left out
         "n_positive_boxes_unpainted": int((~painted).sum()),
         "n_negative_boxes_painted": int(painted_negatives),
+        "n_boxes_off_edge": int(off_edge),
         "augmentation": {
             "positive_rotated_copies": n_copies,
             "negatives_rotated": True,
@@ -289,10 +294,18 @@ def build_training_set(
 
 
 def annotation_warnings(metadata: dict, feature: str) -> list[str]:
-    """One sentence for each contradiction a training set's record counts: positive
-    boxes with nothing painted (left out of the set) and negative tiles with painted
-    feature in them."""
+    """One sentence for each contradiction a training set's record counts: tiles that
+    do not look preprocessed, positive boxes with nothing painted (left out of the
+    set), fewer boxes found in a mask than ``from_mask`` asked for, boxes whose tiles
+    cross the tomogram's edge (zero-filled there: used, not shifted, since the box is
+    where the annotator put it), and negative tiles with painted feature in them."""
     found = []
+    if metadata.get("not_normalised"):
+        found.append(
+            f"the tomogram does not look preprocessed: its tiles have "
+            f"{metadata['not_normalised']}, and networks learn little from raw values, so "
+            "run `tomoscribe preprocess` on it and cut the training set from its output."
+        )
     unpainted = int(metadata.get("n_positive_boxes_unpainted", 0))
     if unpainted:
         used = int(metadata.get("n_positive_boxes", 0))
@@ -301,6 +314,30 @@ def annotation_warnings(metadata: dict, feature: str) -> list[str]:
             "nothing painted in their tile and were left out; paint the feature in them, "
             "or make them negative boxes where it is not there."
         )
+    chosen = metadata.get("from_mask") or {}
+    for kind, asked, got in zip(
+        ("positive", "negative"), chosen.get("asked", ()), chosen.get("found", ())
+    ):
+        if got < asked:
+            where = (
+                "places on the mask spread apart (half a tile in x or y, or 4 slices)"
+                if kind == "positive"
+                else f"with the tile free of the mask within ±{chosen.get('z_margin', 0)} slices"
+            )
+            found.append(
+                f"`from_mask` asked for {asked} {kind} boxes and found only {got} {where}; "
+                f"the set has {got}."
+            )
+    off_edge = int(metadata.get("n_boxes_off_edge", 0))
+    if off_edge:
+        total = int(metadata.get("n_positive_boxes", 0)) + int(metadata.get("n_negative_boxes", 0))
+        half = int(metadata.get("tile_size", 0)) // 2
+        found.append(
+            f"{off_edge} of the {total} boxes of {feature!r} lie within half a tile ({half} "
+            "px) of the tomogram's x or y edge, so part of their tile is filled with 0 (the "
+            "normalised mean) and trains as if it were data; move them inward or use a "
+            "smaller `tile`."
+        )
     contradicted = int(metadata.get("n_negative_boxes_painted", 0))
     if contradicted:
         found.append(
@@ -308,6 +345,16 @@ def annotation_warnings(metadata: dict, feature: str) -> list[str]:
             "should hold none of the feature, or the network learns to miss it."
         )
     return found
+
+
+def _tiles_crossing_the_edge(shape, centres: np.ndarray, tile_size: int) -> int:
+    """How many boxes' tiles (``tile_size`` pixels, centred as :func:`_corner` places
+    them) reach past the tomogram's x or y faces."""
+    ny, nx = shape[1:]
+    corners = np.array([_corner(c, tile_size) for c in centres], int).reshape(-1, 3)
+    y0, x0 = corners[:, 1], corners[:, 2]
+    crossing = (y0 < 0) | (x0 < 0) | (y0 + tile_size > ny) | (x0 + tile_size > nx)
+    return int(crossing.sum())
 
 
 def _check_inside(shape, centres: np.ndarray, kind: str) -> None:

@@ -13,6 +13,7 @@ already in memory (the napari plugin's).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from ..core.acquisition import TiltRange
 from ..core.boxes import boxes_from_mask, contour_box_centres
 from ..core.legend import Legend, legend_path, read_legend, write_legend
 from ..errors import AnnotationError, MissingVoxelSizeError, ParameterError
-from ..io import create_volume, read_volume
+from ..io import create_volume, read_volume, read_volume_checked
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
 from ..io.provenance import carried_acquisition, tilt_range_for
@@ -74,6 +75,26 @@ def read_painted(path: Path, tomogram: Volume) -> Volume:
             labels.data, voxel_size_A=tomogram.voxel_size_A, origin_A=tomogram.origin_A
         )
     return labels
+
+
+#: A "tomogram" of at most this many distinct integer values is a label volume.
+LABEL_VALUES = 16
+
+
+def _check_not_labels(volume: Volume, path: Path) -> None:
+    """Refuse a label volume (a few distinct integers: a mask, painted labels) given as
+    the tomogram, e.g. the tomogram and ``painted`` swapped (judged on a few slices)."""
+    from ..preprocess.check import sampled_values
+
+    values = np.unique(sampled_values(volume))
+    values = values[np.isfinite(values)]
+    if len(values) <= LABEL_VALUES and np.array_equal(values, np.round(values)):
+        shown = ", ".join(f"{v:g}" for v in values)
+        raise ParameterError(
+            f"{path.name} holds only the values {shown}, a label volume, not a tomogram; "
+            "give the tomogram first and the labels as `painted` (were they swapped?).",
+            parameter="painted",
+        )
 
 
 def _of_tomogram(
@@ -209,7 +230,11 @@ def training_set_from_files(
             parameter=["other_tomogram", "other_negatives"],
         )
     tilt = tilt_range_for([tomogram], tilt_range_deg)
-    volume = read_volume(tomogram, voxel_size_A)
+    volume = read_volume_checked(tomogram, voxel_size_A)
+    _check_not_labels(volume, tomogram)
+    record = read_provenance(tomogram) or {}
+    preprocessing = record.get("parameters", {}) if record.get("step") == "preprocess" else {}
+    chosen = None
     used = read_boxes(
         tomogram, boxes, positives, negatives, tomo_name, volume.pixel_size_A, volume.shape
     )
@@ -219,17 +244,26 @@ def training_set_from_files(
         masks = painted_mask_source(labels, painted_value)
         data = np.asarray(labels.data)
         marked = data != 0 if painted_value is None else data == painted_value
+        if painted_value is not None and not marked.any():
+            present = np.unique(data)
+            shown = ", ".join(f"{v:g}" for v in present[:20]) + (" …" if len(present) > 20 else "")
+            raise AnnotationError(
+                f"`painted_value` {painted_value} does not occur in {painted.name}, which "
+                f"holds the values {shown}; give one of them.",
+                parameter="painted_value",
+            )
         painted_size = painted_component_sizes(marked, labels.pixel_size_A)
         if from_mask is not None:
-            used = _with_mask_boxes(used, marked, volume, from_mask, tile, seed)
+            used, chosen = _with_mask_boxes(
+                used, marked, volume, from_mask, tile, seed, context, preprocessing.get("lowpass_A")
+            )
     else:
         painted_size = None  # contours on slices give no 3D size
-        drawn = read_imod_contours(contours, objects or None)
+        drawn = read_imod_contours(contours, objects or None, volume.pixel_size_A)
         if not drawn:
             raise AnnotationError(f"{contours} has no closed contours with 3 or more points.")
         masks = contour_mask_source(drawn, volume.shape)
         used = Boxes(np.vstack([used.positive, contour_box_centres(drawn, tile)]), used.negative)
-    record = read_provenance(tomogram) or {}
     tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
     result = build_training_set(
         volume,
@@ -245,11 +279,18 @@ def training_set_from_files(
         negative_copies=negative_copies,
         augmentation=augmentation,
         tilt_range_deg=tilt.deg,
-        preprocessing=record.get("parameters", {}) if record.get("step") == "preprocess" else {},
+        preprocessing=preprocessing,
         tomogram=tomo_info,
     )
     if painted_size is not None:
         result.metadata["painted_size"] = painted_size
+    if chosen is not None:
+        result.metadata["from_mask"] = chosen
+    from ..preprocess.check import normalisation_problem
+
+    problem = normalisation_problem(result.tiles)
+    if problem:  # named by annotation_warnings, as the viewer's sets are
+        result.metadata["not_normalised"] = problem
     if other_tomogram is not None:
         result = _with_other_negatives(
             result, other_tomogram, other_negatives, record, voxel_size_A, tilt, seed
@@ -507,9 +548,21 @@ def _close_and_write(
 
 
 def _with_mask_boxes(
-    boxes: Boxes, marked: np.ndarray, volume: Volume, counts, tile: int, seed: int
-) -> Boxes:
-    """``boxes`` plus ``counts`` = (positives, negatives) chosen from the mask."""
+    boxes: Boxes,
+    marked: np.ndarray,
+    volume: Volume,
+    counts,
+    tile: int,
+    seed: int,
+    context: int = 0,
+    lowpass_A: float | None = None,
+) -> tuple[Boxes, dict]:
+    """``boxes`` plus ``counts`` = (positives, negatives) chosen from the mask, and the
+    record of the choice (``asked``, ``found``, ``z_margin``): negatives are free of the
+    mask within :func:`~tomoscribe.core.boxes.negative_z_margin` slices (``context`` ±
+    slices per tile, the ``lowpass_A`` (Å) the tomogram was preprocessed with)."""
+    from ..core.boxes import negative_z_margin
+
     n_positive, n_negative = counts
     if n_positive < 1 or n_negative < 1:
         raise ParameterError(
@@ -519,10 +572,23 @@ def _with_mask_boxes(
         )
     valid = np.zeros(volume.shape, bool)
     valid[data_box(volume)] = True
+    z_margin = negative_z_margin(context, volume.pixel_size_A, lowpass_A)
     positive, negative = boxes_from_mask(
-        marked, n_positive, n_negative, tile, np.random.default_rng(seed), valid=valid
+        marked,
+        n_positive,
+        n_negative,
+        tile,
+        np.random.default_rng(seed),
+        valid=valid,
+        z_margin=z_margin,
     )
-    return Boxes(np.vstack([boxes.positive, positive]), np.vstack([boxes.negative, negative]))
+    chosen = {
+        "asked": [int(n_positive), int(n_negative)],
+        "found": [len(positive), len(negative)],
+        "z_margin": z_margin,
+    }
+    both = Boxes(np.vstack([boxes.positive, positive]), np.vstack([boxes.negative, negative]))
+    return both, chosen
 
 
 def _with_other_negatives(
@@ -549,7 +615,7 @@ def _with_other_negatives(
             "normalisation or binning); preprocess both alike.",
             parameter="other_tomogram",
         )
-    volume = read_volume(other, voxel_size_A)
+    volume = read_volume_checked(other, voxel_size_A)
     from ..io.points import on_voxel_size
 
     rows = _of_tomogram(
@@ -575,6 +641,10 @@ def _with_other_negatives(
 #: annotated tiles painted as the feature (the tiles were chosen for holding the
 #: feature, so a whole tomogram should hold less of it, not more).
 MARKED_FACTOR = 2.0
+#: ``segment`` warns when a model marks less than this fraction's inverse of what its
+#: annotated tiles painted: the trial's actin model, 3.5% painted, marked 0.7% of its
+#: training tomogram (1.1% truly filament) and 0.00% of one preprocessed otherwise.
+UNDERMARKED_FACTOR = 10.0
 
 
 def member_checkpoint(output: Path, member: int) -> Path:
@@ -709,6 +779,34 @@ class SegmentedMap:
     spread_path: Path | None
     marked_fraction: float
     warning: str | None
+    resumed: str | None = None
+
+
+def resumed_note(outputs, n_slabs: int) -> str | None:
+    """One sentence when an output was finished from an interrupted run's slabs."""
+    done = [out for out in outputs if getattr(out, "resumed", False)]
+    if not done:
+        return None
+    return (
+        f"resumed an interrupted run: {done[0].resumed_slabs} of {n_slabs} slabs were "
+        "already written (start over with `resume=False`)."
+    )
+
+
+def resumed_training(model) -> str | None:
+    """One sentence when a trained model (or one of its members) picked up an interrupted
+    run from its per-epoch checkpoint."""
+    records = [model.metadata] + list(model.metadata.get("members") or [])
+    epochs = model.metadata.get("training", {}).get("params", {}).get("epochs")
+    resumed = [int((r.get("training") or {}).get("resumed_after_epoch") or 0) for r in records]
+    resumed = [n for n in resumed if n]
+    if not resumed:
+        return None
+    return (
+        f"resumed an interrupted training from its checkpoint after epoch {resumed[0]}"
+        + (f" of {epochs}" if epochs else "")
+        + "."
+    )
 
 
 def marked_fraction(volume: Volume, threshold: float, slab_slices: int = 16) -> float:
@@ -723,17 +821,78 @@ def marked_fraction(volume: Volume, threshold: float, slab_slices: int = 16) -> 
 
 
 def overmarking(name: str, model, fraction: float) -> str | None:
-    """One sentence when a model marks far more of a tomogram than its annotation painted."""
+    """One sentence when a model marks far more of a tomogram than its annotation painted,
+    or far less (:func:`undermarking`)."""
     painted = model.metadata.get("annotated_fraction")
-    if painted is None or fraction <= max(MARKED_FACTOR * painted, 1e-3):
+    if painted is None:
         return None
+    if fraction <= max(MARKED_FACTOR * painted, 1e-3):
+        return undermarking(name, model, fraction)
     return (
         f"{name}: the {model.feature!r} model marks {100 * fraction:.2f}% of the tomogram at "
         f"its threshold {model.threshold:g}, more than {MARKED_FACTOR:g}× the "
         f"{100 * painted:.2f}% painted in its annotated tiles; the tomogram may hold "
         "little of the feature and the network answers on something else (add negative "
-        "tiles from this tomogram, `trainset --other-negatives`)."
+        "tiles from this tomogram: `tomoscribe trainset … --other-tomogram THIS_TOMOGRAM "
+        "--other-negatives BOXES_IN_IT`)."
     )
+
+
+def undermarking(name: str, model, fraction: float) -> str | None:
+    """One sentence when a model marks less than 1/:data:`UNDERMARKED_FACTOR` of the
+    fraction its annotated tiles painted (the trial: 0.00% on a tomogram low-passed at
+    80 Å for a model trained at 30 Å, with 3.5% painted); else None."""
+    painted = model.metadata.get("annotated_fraction")
+    if not painted or fraction >= painted / UNDERMARKED_FACTOR:
+        return None
+    return (
+        f"{name}: the {model.feature!r} model marks only {100 * fraction:.2f}% of the "
+        f"tomogram at its threshold {model.threshold:g}, less than 1/{UNDERMARKED_FACTOR:g} "
+        f"of the {100 * painted:.2f}% painted in its annotated tiles; the tomogram may hold "
+        "little of the feature, or differ from the training tomogram (preprocessing, voxel "
+        "size, contrast): look at the map before using it."
+    )
+
+
+def preprocessing_warnings(tomogram: Path, volume: Volume, models) -> list[str]:
+    """One sentence per model trained on a tomogram preprocessed otherwise than
+    ``tomogram`` (low-pass, high-pass, clamp; from ``tomogram``'s ``preprocess`` record
+    and the model's), or, when ``tomogram`` records no preprocessing, one when its
+    values do not look normalised (a few slices sampled,
+    :func:`~tomoscribe.preprocess.check.normalisation_problem`) and a model records
+    that its training tomogram was preprocessed (one without that record may have been
+    trained on such values)."""
+    from ..preprocess.check import (
+        normalisation_problem,
+        preprocess_flags,
+        preprocessing_difference,
+        sampled_values,
+    )
+
+    record = read_provenance(tomogram) or {}
+    own = record.get("parameters") if record.get("step") == "preprocess" else None
+    found = []
+    recorded = [m.metadata.get("preprocessing") for m in models]
+    how = next((preprocess_flags(p) for p in recorded if p), None)
+    if own is None:  # compared only with models trained on a preprocessed tomogram
+        problem = normalisation_problem(sampled_values(volume)) if how else None
+        if problem:
+            found.append(
+                f"{tomogram.name} records no preprocessing and has {problem}, unlike the "
+                f"tomogram the model was trained on; run `tomoscribe preprocess` on it "
+                f"first ({how}, as that one was)."
+            )
+        return found
+    for model in models:
+        trained = model.metadata.get("preprocessing") or {}
+        difference = preprocessing_difference(own, trained) if trained else None
+        if difference:
+            found.append(
+                f"{tomogram.name} was preprocessed with {difference[0]}, the {model.feature!r} "
+                f"model's training tomogram with {difference[1]}; the map may mark little "
+                f"or the wrong things: preprocess it as that one was ({preprocess_flags(trained)})."
+            )
+    return found
 
 
 def segment_from_files(
@@ -783,8 +942,10 @@ def segment_from_files(
     if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"{out_dir} is a file, not a folder; give a folder for the maps.")
     check_output_folder(out_dir, [*tomograms, *model_paths])  # not `-o .`, not an input's
-    for tomogram in tomograms:  # a 2D image would give one empty slice, without a word
-        check_is_tomogram(read_volume(tomogram, options.get("voxel_size_A")), tomogram)
+    given = options.get("voxel_size_A")
+    volumes = [read_volume_checked(tomogram, given) for tomogram in tomograms]
+    for tomogram, volume in zip(tomograms, volumes):  # a 2D image: one empty slice, silently
+        check_is_tomogram(volume, tomogram)
     if workers is not None and scheduler is not None:
         raise ParameterError(
             "give `workers` (a local cluster) or `scheduler`, not both.",
@@ -797,6 +958,9 @@ def segment_from_files(
             f"two models are for the same feature ({names}); segment them "
             "in separate calls or out-dirs."
         )
+    for tomogram, volume in zip(tomograms, volumes):  # before the long work
+        for warning in preprocessing_warnings(tomogram, volume, loaded):
+            warnings.warn(warning, stacklevel=2)
     stems = [tomogram_stem(t) for t in tomograms]
     if len(set(stems)) != len(stems):
         raise ParameterError(
@@ -818,7 +982,7 @@ def segment_from_files(
         )
         segment_files(jobs, client, resume=resume, overwrite=overwrite, show_progress=show_progress)
     results = []
-    for tomogram, row in zip(tomograms, paths):
+    for tomogram, row, job in zip(tomograms, paths, jobs):  # one job per tomogram
         for i, (model, model_path) in enumerate(zip(loaded, model_paths)):
             with guarding_inputs():  # our own output, read back: not an input of the run
                 fraction = marked_fraction(read_volume(row[i]), model.threshold)
@@ -831,6 +995,7 @@ def segment_from_files(
                     row[len(loaded) + i] if uncertainty else None,
                     fraction,
                     overmarking(row[i].name, model, fraction),
+                    resumed_note([o for o in job.outputs if o.path == row[i]], len(job.slabs)),
                 )
             )
             _record_map(results[-1], options)

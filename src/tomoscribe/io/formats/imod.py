@@ -15,24 +15,16 @@ from pathlib import Path
 import pandas as pd
 
 from ...outputs import atomic_path
-from ..points import IMOD_XY_SHIFT, read_imod_points
+from ..points import IMOD_XY_SHIFT, imod_voxel_size_A, read_imod_points
 from .registry import ParticleFormat
-
-# IMOD's ``units`` header field: the power of ten of a metre (0 = pixels).
-_UNITS_TO_A = {-10: 1.0, -9: 10.0, -6: 1e4, -3: 1e7, -2: 1e8, 1: 1e10}
 
 
 def read(path: Path, **_) -> pd.DataFrame:
     """Positions of every point of every contour; ``voxel_size_A`` from the header."""
-    from imodmodel import ImodModel
-
     table = read_imod_points(path)[["x", "y", "z"]].copy()
-    try:
-        header = ImodModel.from_file(path).header
-    except Exception:  # read_imod_points already refused damaged files
-        return table
-    if header.units in _UNITS_TO_A and header.pixelsize > 0:
-        table["voxel_size_A"] = float(header.pixelsize) * _UNITS_TO_A[header.units]
+    recorded = imod_voxel_size_A(path)  # the header's pixelsize in its units
+    if recorded is not None:
+        table["voxel_size_A"] = recorded
     return table
 
 

@@ -1,0 +1,113 @@
+"""Whether data look like :func:`tomoscribe.preprocess.preprocess_into`'s output, and
+whether two preprocessing records agree.
+
+The networks of ``train`` learn on normalised values (mean 0, standard deviation 1,
+clamped at ±3σ by default): a raw tomogram (8-bit values 0–255, or a reconstruction's
+arbitrary scale) gives tiles the network has never seen, and a tomogram band-passed
+otherwise gives other textures.  These checks name that cause in one sentence, where a
+collapsed training or an empty map would otherwise leave the user guessing:
+
+* :func:`normalisation_problem`: values far from mean 0 / sd 1, or not clamped;
+* :func:`sampled_values`: a few slices of a volume, spread through it, to check;
+* :func:`preprocessing_difference`: the low-pass, high-pass and clamp of two records.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: ``|mean|`` above this (in the values' own units) is not normalised: preprocess's
+#: tiles average within a few tenths of 0 even where dense features fill them.
+MEAN_LIMIT = 1.0
+#: A standard deviation outside this range is not normalised (preprocess gives about
+#: 1; 0.8–1.0 after clamping at ±3σ on the trial's real patches; raw 8-bit tomograms
+#: have 25–70, weighted back-projections in floating point often 0.01–0.05).
+SD_RANGE = (0.1, 10.0)
+#: Values beyond this many units: not clamped (preprocess clamps at ±3σ by default;
+#: unclamped gold reaches 10σ and more).
+PEAK_LIMIT = 10.0
+#: Relative difference above which two low-passes, high-passes or clamps differ.
+RELATIVE_TOLERANCE = 0.05
+
+_SETTINGS = (("lowpass_A", "low-pass"), ("highpass_A", "high-pass"), ("clamp_sigma", "clamp"))
+
+
+def normalisation_problem(values) -> str | None:
+    """Why ``values`` do not look normalised, in words; None when they do.
+
+    Parameters
+    ----------
+    values : array
+        Voxel values (any shape); non-finite ones are ignored.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"values of mean 154 and standard deviation 30.5, where preprocess gives
+        about 0 and 1"``.
+    """
+    data = np.asarray(values, np.float64).ravel()
+    data = data[np.isfinite(data)]
+    if data.size == 0:
+        return None
+    mean, sd, peak = float(data.mean()), float(data.std()), float(np.abs(data).max())
+    if abs(mean) > MEAN_LIMIT or not SD_RANGE[0] <= sd <= SD_RANGE[1]:
+        return (
+            f"values of mean {mean:.3g} and standard deviation {sd:.3g}, where preprocess "
+            "gives about 0 and 1"
+        )
+    if peak > PEAK_LIMIT:
+        return f"values reaching ±{peak:.3g}, where preprocess clamps at ±3 standard deviations"
+    return None
+
+
+def sampled_values(volume, n_slices: int = 8) -> np.ndarray:
+    """Up to ``n_slices`` whole slices of ``volume`` (a :class:`~tomoscribe.volume.Volume`
+    or a (z, y, x) array), evenly spread through it, as one array (read lazily)."""
+    data = getattr(volume, "data", volume)
+    nz = int(data.shape[0])
+    picks = np.unique(np.linspace(0, nz - 1, min(n_slices, nz)).round().astype(int))
+    return np.stack([np.asarray(data[int(z)], np.float32) for z in picks])
+
+
+def _describe(name: str, value) -> str:
+    if name == "clamp_sigma":
+        return f"clamp ±{value:g}σ" if value else "no clamp"
+    label = dict(_SETTINGS)[name]
+    return f"{label} {value:g} Å" if value else f"no {label}"
+
+
+def _differs(a, b) -> bool:
+    if not a or not b:
+        return bool(a) != bool(b)
+    return abs(float(a) - float(b)) > RELATIVE_TOLERANCE * max(abs(float(a)), abs(float(b)))
+
+
+def preprocessing_difference(mine: dict, theirs: dict) -> tuple[str, str] | None:
+    """The settings in which two preprocessing records differ, in words, or None.
+
+    Parameters
+    ----------
+    mine, theirs : dict
+        ``preprocess``'s parameters (``lowpass_A`` and ``highpass_A`` in Å,
+        ``clamp_sigma`` in standard deviations; None or 0 = off), as its provenance record
+        and a model's metadata keep them.
+
+    Returns
+    -------
+    (str, str) or None
+        E.g. ``("low-pass 80 Å and no clamp", "low-pass 30 Å and clamp ±3σ")``.
+    """
+    differing = [name for name, _ in _SETTINGS if _differs(mine.get(name), theirs.get(name))]
+    if not differing:
+        return None
+    return (
+        " and ".join(_describe(n, mine.get(n)) for n in differing),
+        " and ".join(_describe(n, theirs.get(n)) for n in differing),
+    )
+
+
+def preprocess_flags(record: dict) -> str:
+    """The ``tomoscribe preprocess`` options that repeat ``record``'s band-pass and clamp."""
+    low, high, clamp = (record.get(name) or 0 for name, _ in _SETTINGS)
+    return f"--lowpass {low:g} --highpass {high:g} --clamp {clamp:g}"

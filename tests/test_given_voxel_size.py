@@ -1,0 +1,83 @@
+"""``--voxel-size`` of trainset and segment supplies a voxel size the file lacks; one
+that disagrees with the file's own is refused (the trial: `trainset --voxel-size 7` on a
+14 Å MRC silently used 7 Å, and `segment mt.mrc --voxel-size 14` wrote a map whose
+header said 14 Å over a 10.52 Å tomogram, so it no longer overlaid it)."""
+
+import mrcfile
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from conftest import entries
+from tomoscribe.cli.app import main
+from tomoscribe.segment.modelfile import FeatureModel, save_model
+from tomoscribe.segment.network import ArchitectureSpec, build_network
+
+
+def _mrc(path, voxel_A, shape=(8, 48, 48)):
+    data = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    with mrcfile.new(path) as mrc:  # written by mrcfile, the header as another tool's
+        mrc.set_data(data)
+        mrc.voxel_size = voxel_A
+    return path
+
+
+def _model(path, voxel_A=14.0):
+    network = build_network(ArchitectureSpec())
+    network.initialise(torch.Generator().manual_seed(0), 0.05)
+    save_model(path, FeatureModel(network.eval(), ArchitectureSpec(), "f", voxel_A, 0.5, {}))
+    return path
+
+
+def test_segment_refuses_a_voxel_size_the_tomogram_contradicts(tmp_path, capsys):
+    tomogram = _mrc(tmp_path / "mt.mrc", 10.52)
+    model = _model(tmp_path / "f.tsm")
+    before = {p: p.read_bytes() for p in entries(tmp_path)}
+    code = main(["segment", str(tomogram), "--voxel-size", "14", "-m", str(model), "-o",
+                 str(tmp_path / "maps"), "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert "10.52 Å" in err and "--voxel-size" in err and "Traceback" not in err
+    assert {p: p.read_bytes() for p in entries(tmp_path)} == before
+
+
+@pytest.mark.parametrize(
+    ("header_A", "given", "expected_A"), [(1.0, 14.0, 14.0), (14.0, 14.05, 14.0)]
+)
+def test_segment_takes_a_voxel_size_that_fills_an_unset_header(
+    tmp_path, header_A, given, expected_A
+):
+    tomogram = _mrc(tmp_path / "t.mrc", header_A)
+    model = _model(tmp_path / "f.tsm")
+    code = main(["segment", str(tomogram), "--voxel-size", str(given), "-m", str(model), "-o",
+                 str(tmp_path / "maps"), "-q"])  # fmt: skip
+    assert code == 0
+    with mrcfile.open(tmp_path / "maps" / "t_f.mrc") as mrc:
+        assert float(mrc.voxel_size.x) == pytest.approx(expected_A, rel=0.005)
+
+
+def _trainset(tmp_path, tomogram, given):
+    labels = np.zeros((8, 48, 48), np.uint8)
+    labels[3:5, 20:28, 20:28] = 1
+    tifffile.imwrite(tmp_path / "m.tif", labels)
+    (tmp_path / "b.csv").write_text("x,y,z,label\n24,24,4,positive\n8,8,1,negative\n")
+    return main(["trainset", str(tomogram), "--voxel-size", str(given), "-f", "f", "--painted",
+                 str(tmp_path / "m.tif"), "--boxes", str(tmp_path / "b.csv"), "--tile", "16",
+                 "-o", str(tmp_path / "s.trainset")])  # fmt: skip
+
+
+def test_trainset_refuses_a_voxel_size_the_tomogram_contradicts(tmp_path, capsys):
+    tomogram = _mrc(tmp_path / "fp4.mrc", 14.0)
+    assert _trainset(tmp_path, tomogram, 7) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "14 Å" in err
+    assert not (tmp_path / "s.trainset").exists()
+
+
+def test_trainset_takes_a_voxel_size_for_a_tiff_that_records_none(tmp_path):
+    from tomoscribe.segment.trainset import load_training_set
+
+    tifffile.imwrite(tmp_path / "t.tif", np.random.default_rng(0).normal(size=(8, 48, 48)))
+    assert _trainset(tmp_path, tmp_path / "t.tif", 14) == 0
+    assert load_training_set(tmp_path / "s.trainset").metadata["voxel_size_A"] == [14.0] * 3
