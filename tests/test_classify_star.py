@@ -195,3 +195,18 @@ def test_mining_runs_on_a_star_file_and_discover_checks_it_is_the_same(trained, 
     argv = ["classify", "discover", str(other), str(clustered), "-o", str(tmp_path / "f2")]
     assert main([*argv, "--classes", "1", "--device", "cpu"]) == 2
     assert not (tmp_path / "f2").exists()
+
+
+def test_a_classifier_trained_on_star_classes_writes_their_own_numbers(trained, tmp_path):
+    """Review: a classifier trained on RELION classes 2, 5 and 9 wrote 1, 2, 3 beside the
+    names "class 2/5/9"; select and RELION would have taken the wrong classes."""
+    numbers = np.array([2, 5, 9])[trained["labels"]]
+    star = _star_set(tmp_path / "t", trained["volumes"], numbers)
+    model = tmp_path / "relion.tsc"
+    argv = ["classify", "train", str(star), "-o", str(model), "--epochs", "2"]
+    assert main([*argv, "--test-fraction", "0", "--device", "cpu", "--batch", "10"]) == 0
+    out = tmp_path / "p.star"
+    assert main(["classify", "predict", str(model), str(star), "-o", str(out)]) == 0
+    table = starfile.read(out)
+    assert set(table["rlnClassNumber"]) <= {2, 5, 9}
+    assert [f"class {n}" for n in table["rlnClassNumber"]] == list(table["tomoscribeClassName"])

@@ -56,6 +56,31 @@ def test_single_tomogram_files_are_taken_whole_unless_named():
         select_tomogram(table, "tomo_pre", "f", explicit=True)
 
 
+def test_picks_named_after_the_preprocessed_tomogram_are_the_raw_ones_too(tmp_path):
+    """Review: the README's route (segment tomo_pre, pick, extract tomo.mrc) warned on
+    every run that the picks named another tomogram; their provenance leads to tomo."""
+    import warnings
+
+    from tomoscribe.outputs import write_provenance
+
+    files = {}
+    for name in ("tomo.mrc", "tomo_pre.mrc", "maps/tomo_pre_ribo.mrc", "labels.mrc", "r.star"):
+        files[name] = tmp_path / name
+        files[name].parent.mkdir(exist_ok=True)
+        files[name].write_bytes(b"x")
+    chain = [("tomo_pre.mrc", "preprocess", "tomo.mrc"), ("maps/tomo_pre_ribo.mrc", "segment",
+             "tomo_pre.mrc"), ("labels.mrc", "merge", "maps/tomo_pre_ribo.mrc"),
+             ("r.star", "pick", "labels.mrc")]  # fmt: skip
+    for output, step, source in chain:
+        write_provenance(files[output], step, {}, [files[source]])
+    table = pd.DataFrame({"x": [1.0], "y": 2.0, "z": 3.0, "tomo_name": "tomo_pre"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(select_tomogram(table, "tomo", str(files["r.star"]))) == 1
+    with pytest.warns(UserWarning, match="names only tomogram 'tomo_pre', not 'other'"):
+        select_tomogram(table, "other", str(files["r.star"]))
+
+
 def test_relion5_refine_positions_with_origins(shared_data):
     root = shared_data / R5
     path = root / "Refine3D" / "job_refine" / "run_it050_data.star"

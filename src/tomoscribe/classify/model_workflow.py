@@ -324,7 +324,9 @@ def predict_classifier_file(
     subtomograms) with a classifier file and write the classes to ``output``:
 
     - ``.star`` (STAR datasets): a copy of the dataset's STAR file, every block, row and
-      column kept, with ``rlnClassNumber`` (the classifier's class, from 1),
+      column kept, with ``rlnClassNumber`` (the classifier's class: the number it had in
+      the STAR file the classifier was trained on, else its place from 1,
+      :func:`~tomoscribe.classify.particleset.class_numbers`),
       ``tomoscribeClassName`` and ``tomoscribeClassProbability`` set — it reads back as a
       labelled dataset, and ``select``/``average`` take it like any particle file;
     - ``.csv``: one row per subtomogram in dataset order (``index`` from 0,
@@ -347,6 +349,7 @@ def predict_classifier_file(
 
     from ..io.formats.relion import write_rows
     from .modelfile import load_classifier
+    from .particleset import class_numbers
     from .training import predict
 
     dataset, output = Path(dataset), Path(output)
@@ -361,9 +364,10 @@ def predict_classifier_file(
         probabilities.max(1).astype(float),
     )
     names = np.array(found.class_names, dtype=object)[found.predicted]
+    numbers = class_numbers(found.class_names)[found.predicted]
     if output.suffix.lower() == ".star":
         columns = {
-            "rlnClassNumber": found.predicted + 1,
+            "rlnClassNumber": numbers,
             "tomoscribeClassName": names,
             "tomoscribeClassProbability": np.round(found.probability, 6),
         }
@@ -372,7 +376,7 @@ def predict_classifier_file(
         table = pd.DataFrame(
             {
                 "index": np.arange(len(volumes)),
-                "class_number": found.predicted + 1,
+                "class_number": numbers,
                 "class_name": names,
                 "probability": np.round(found.probability, 6),
             }

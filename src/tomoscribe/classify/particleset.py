@@ -17,6 +17,7 @@ numbers that are not whole is refused.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,16 @@ def load_star_subtomograms(star: str | os.PathLike):
         raise InputFileError(f"{star} lists {len(block)} rows but {len(volumes)} subtomograms.")
     labels, names = star_labels(block, star)
     return volumes, labels, names, float(voxel)
+
+
+def class_numbers(class_names: list[str]) -> np.ndarray:
+    """RELION class numbers (from 1) for a classifier's classes, in its order: the
+    numbers a STAR file's classes had (names ``class N``, as :func:`star_labels` names
+    them, give back N, so a classifier trained on classes 1, 3 and 7 writes 1, 3 and 7),
+    else 1, 2, … in the classifier's order."""
+    found = [re.fullmatch(r"class (\d+)", name) for name in class_names]
+    if all(found) and found:
+        numbers = np.array([int(m.group(1)) for m in found])
+        if len(set(numbers.tolist())) == len(numbers) and (numbers > 0).all():
+            return numbers
+    return np.arange(1, len(class_names) + 1)

@@ -95,17 +95,32 @@ def read_volume_checked(
     ParameterError
         The file records a voxel size that differs from ``voxel_size_A`` by over 1%.
     """
+    return read_volume(path, supplied_voxel_size(path, voxel_size_A, channel), channel)
+
+
+def supplied_voxel_size(
+    path: str | os.PathLike, voxel_size_A: float | None, channel: int | None = None
+) -> float | None:
+    """The voxel size (Å) to read ``path`` with under :func:`read_volume_checked`'s
+    rule: ``voxel_size_A`` where the file lacks one (or records an unset 1 Å), None
+    where the file's own is used (so nothing downstream overrides it, even within 1%).
+
+    Raises
+    ------
+    ParameterError
+        The file records a voxel size that differs from ``voxel_size_A`` by over 1%.
+    """
     from ..errors import MissingVoxelSizeError
 
     if voxel_size_A is None or is_copick_location(path):
-        return read_volume(path, voxel_size_A, channel)
+        return voxel_size_A
     try:
         own = read_volume(path, None, channel)
     except MissingVoxelSizeError:
-        return read_volume(path, voxel_size_A, channel)
+        return voxel_size_A
     recorded = tuple(float(v) for v in own.voxel_size_A)
     if all(abs(v - 1.0) < 1e-6 for v in recorded):  # unset
-        return read_volume(path, voxel_size_A, channel)
+        return voxel_size_A
     given = float(voxel_size_A)
     if any(abs(v - given) > GIVEN_VOXEL_TOLERANCE * given for v in recorded):
         shown = "×".join(dict.fromkeys(f"{v:.4g}" for v in recorded))
@@ -115,7 +130,7 @@ def read_volume_checked(
             "file's header if it is wrong (IMOD: alterheader -del).",
             parameter="voxel_size_A",
         )
-    return own
+    return None
 
 
 def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = True) -> Path:

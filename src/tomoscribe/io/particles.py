@@ -111,6 +111,31 @@ def source_tomogram(path: str | os.PathLike, max_steps: int = 8) -> Path | None:
     return None
 
 
+#: Steps whose first input is the file their output was made from, followed by
+#: :func:`lineage_stems` from a particle file back to the raw tomogram.
+_LINEAGE_STEPS = ("pick", "merge", "vesicles", "segment", "preprocess", "select", "clean")
+
+
+def lineage_stems(path: str | os.PathLike, max_steps: int = 10) -> set[str]:
+    """The name stems of the files a particle file (or map) was made from, followed
+    through provenance records' first inputs (picks ← labels ← maps ← the preprocessed
+    tomogram ← the raw one): the tomograms whose names its rows may carry."""
+    from ..outputs import read_provenance
+
+    stems, current = set(), Path(path)
+    for _ in range(max_steps):
+        record = read_provenance(current) or {}
+        inputs = record.get("inputs") or []
+        if record.get("step") not in _LINEAGE_STEPS or not inputs:
+            break
+        first = inputs[0]
+        if not isinstance(first, dict) or not first.get("path"):
+            break
+        current = Path(str(first["path"]))
+        stems.add(tomogram_stem(current))
+    return stems
+
+
 def write_particles(
     path: str | os.PathLike,
     table: pd.DataFrame,
@@ -257,7 +282,9 @@ def select_tomogram(
     (the tomogram's file stem when ``name`` is its recorded name).  A table without
     names, or naming one tomogram, is taken whole unless the name was given
     ``explicit``-ly and does not match (taken whole under another name: said in a
-    warning); a table naming several tomograms must match.
+    warning, unless ``source``'s provenance leads back to ``name``'s tomogram, as picks
+    named after ``tomo_pre`` lead to ``tomo``: :func:`lineage_stems`); a table naming
+    several tomograms must match.
 
     Raises
     ------
@@ -275,7 +302,8 @@ def select_tomogram(
         if keep.any():
             return table[keep.to_numpy()].reset_index(drop=True)
     if len(found) == 1 and not explicit:
-        if name is not None:  # said, not silent: the rows may belong to another tomogram
+        related = name is not None and _plain(name) in lineage_stems(source)
+        if name is not None and not related:  # said: the rows may be another tomogram's
             warnings.warn(
                 f"{source} names only tomogram {found[0]!r}, not {name!r}; its {len(table)} "
                 f"rows were taken for {name!r} (give `tomo_name` to choose by name).",

@@ -34,7 +34,7 @@ import torch
 from .. import __version__
 from ..core.device import resolve_device
 from ..errors import ParameterError, TomoscribeError
-from ..io import read_volume
+from ..io import read_volume, supplied_voxel_size
 from ..io.resumable import ResumableVolume, SlabTarget, write_slab
 from ..locks import output_lock
 from ..outputs import (
@@ -227,7 +227,8 @@ def plan_segmentation(
             )
     jobs = []
     for tomogram, paths in zip(tomograms, outputs):
-        volume = read_volume(tomogram, voxel_size_A)
+        given = supplied_voxel_size(tomogram, voxel_size_A)  # None: the file's own
+        volume = read_volume(tomogram, given)
         if len(paths) != len(models) + len(spread):
             raise ParameterError("give one output per model and per spread.")
         with precision_mode(precision, dev):
@@ -235,7 +236,7 @@ def plan_segmentation(
         depth = slab_slices or default_slab_slices(volume.shape)
         request = SegmentRequest(
             str(Path(tomogram).resolve()),
-            voxel_size_A,
+            given,
             tuple(str(Path(p).resolve()) for p in model_paths),
             dev.type,
             precision,
