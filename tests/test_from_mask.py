@@ -167,7 +167,7 @@ def test_negative_tiles_from_a_mask_hold_none_of_it_within_the_margin(tmp_path, 
 
 
 def test_negative_z_margin_grows_with_the_low_pass():
-    from tomoscribe.core.boxes import negative_z_margin
+    from tomoscribe.segment.trainset import negative_z_margin
 
     # σ_z = 0.187 × 100 Å / 10 Å = 1.87 slices, carried to 4 σ = 7.5: 8 slices each side
     assert negative_z_margin(0, 10.0, 100.0) == 8
@@ -188,3 +188,17 @@ def test_fewer_boxes_in_the_mask_than_asked_are_named(tmp_path, capsys):
 
     found = load_training_set(out).metadata["from_mask"]["found"][0]
     assert 0 < found < 60 and f"found only {found} " in err
+
+
+def test_boxes_chosen_from_a_mask_keep_their_tiles_inside_the_slices():
+    """Review: negatives chosen anywhere free crossed the x/y edge (8 of 45 on a 256²
+    rod mask), and trainset then warned about boxes the user never placed."""
+    from tomoscribe.core.boxes import boxes_from_mask
+
+    mask = np.zeros((10, 128, 128), bool)
+    mask[:, 60:66, 10:118] = True  # a rod across the slice, to its edges
+    pos, neg = boxes_from_mask(mask, 6, 100, 32, np.random.default_rng(0), z_margin=0)
+    for centres in (pos, neg):
+        yx = centres[:, 1:]
+        assert (yx >= 16).all() and (yx <= 128 - 16).all()
+    assert len(pos) == 6 and len(neg) == 100

@@ -138,3 +138,25 @@ def test_segment_warns_when_a_map_marks_far_less_than_was_painted():
     over = overmarking("m.mrc", model, 0.131)
     # the trial: the advice named `trainset --other-negatives`, which needs --other-tomogram
     assert "more than" in over and "--other-tomogram" in over and "--other-negatives" in over
+
+
+def test_an_unclamped_preprocess_is_not_called_unpreprocessed_and_the_viewer_is_told():
+    """Review: `preprocess --clamp 0` leaves gold beyond 10σ, and trainset then told the
+    user to run preprocess; the viewer's training sets were never checked at all."""
+    from tomoscribe.interactive.annotation import annotation_training_set
+    from tomoscribe.segment.trainset import build_training_set, painted_mask_source
+
+    data = _normalised()
+    data[2, 30:33, 30:33] = 25.0  # a gold bead, unclamped
+    labels = np.zeros(data.shape, np.uint8)
+    labels[8, 24:40, 24:40] = 1
+    volume, painted = Volume(data, (14.0,) * 3), Volume(labels, (14.0,) * 3)
+    args = (volume, [[8, 32, 32]], [[2, 32, 32]], painted_mask_source(painted), "f")
+    unclamped = {**TRAINED, "clamp_sigma": None}
+    kept = build_training_set(*args, tile_size=16, preprocessing=unclamped)
+    assert "not_normalised" not in kept.metadata
+    unknown = build_training_set(*args, tile_size=16)  # no record: a clamp was expected
+    assert "clamps" in unknown.metadata["not_normalised"]
+    raw = Volume(_raw().astype(np.float32), (14.0,) * 3)
+    viewer = annotation_training_set(raw, "f", [[8, 32, 32]], [[2, 10, 10]], labels, tile=16)
+    assert "standard deviation" in viewer.metadata["not_normalised"]

@@ -176,8 +176,9 @@ def test_positive_boxes_with_nothing_painted_are_left_out_and_named(scene):
     assert all(mask.sum() > 0 for mask in ts.masks[ts.positive])  # every positive tile painted
     assert ts.metadata["n_positive_boxes"] == 1
     assert ts.metadata["n_positive_boxes_unpainted"] == 2
-    (warning,) = annotation_warnings(ts.metadata, "disc")
-    assert warning.startswith("2 of the 3 positive boxes of 'disc' have nothing painted")
+    warnings = annotation_warnings(ts.metadata, "disc")
+    assert any(w.startswith("2 of the 3 positive boxes of 'disc' have nothing painted")
+               for w in warnings), warnings  # fmt: skip
 
 
 def test_trainset_says_when_it_takes_the_rows_of_another_tomograms_name(tmp_path, capsys):

@@ -70,45 +70,8 @@ def free_boxes(
 
 
 #: The fewest slices each side on which a negative tile chosen from a mask must be free of
-#: it (see :func:`negative_z_margin`).
+#: it (see :func:`tomoscribe.segment.trainset.negative_z_margin`).
 MIN_Z_MARGIN = 3
-
-
-def negative_z_margin(
-    context_slices: int = 0, voxel_size_A: float | None = None, lowpass_A: float | None = None
-) -> int:
-    """Slices each side of a negative tile that must hold none of the mask (``--from-mask``).
-
-    The sum of what puts a feature's density into a slice the mask leaves empty:
-
-    * ``context_slices``: the ± neighbouring slices stored with each tile, which a 2.5D
-      network sees with it;
-    * the preprocessing's z low-pass (σ = 0.187·``lowpass_A`` / ``voxel_size_A`` slices,
-      :func:`tomoscribe.preprocess.lowpass_sigma_voxels`), whose kernel carries density
-      to 4 σ (its truncation) each side of the feature;
-    * at least :data:`MIN_Z_MARGIN` (3) slices in all with the low-pass: the missing wedge
-      stretches density along z beyond the core a mask is drawn on (at ±60° a feature
-      appears 1.55× as thick: ~1.4 slices each side for a 7 nm filament at 14 Å, more
-      for thicker ones), and a mask painted slice by slice is off by up to one slice.
-
-    On the trial's 64³ actin patch at 14 Å (mask of filament_patch4, 30 Å low-pass) the
-    former margin of 0 gave 8 of 100 negative tiles with mask 1 slice away and 12 within
-    3 slices; a margin of 3 gives none within 3, and still 100 free tiles.
-
-    Parameters
-    ----------
-    context_slices : ± slices stored with each tile
-    voxel_size_A : the tomogram's voxel size, Å
-    lowpass_A : the low-pass it was preprocessed with, Å (None: unknown or none)
-
-    Returns
-    -------
-    int : slices each side
-    """
-    from ..preprocess import lowpass_halo_voxels
-
-    smoothing = lowpass_halo_voxels(voxel_size_A, lowpass_A) if voxel_size_A else 0
-    return int(context_slices) + max(MIN_Z_MARGIN, smoothing)
 
 
 def boxes_from_mask(
@@ -127,7 +90,9 @@ def boxes_from_mask(
     another program's segmentation): positives sit on mask voxels, spread apart as
     :func:`spread_boxes` does; negatives are tiles whose whole window (plus ``margin``)
     holds no mask voxel on their slice, as :func:`free_boxes` chooses them, and fewer
-    than ``n_negative`` when fewer places are free (small volumes, crowded masks).
+    than ``n_negative`` when fewer places are free (small volumes, crowded masks).  Both
+    kinds are centred so that their tiles lie inside the slices where there is room
+    (positives: room for all ``n_positive``; else anywhere on the mask).
 
     Parameters
     ----------
@@ -147,7 +112,8 @@ def boxes_from_mask(
         Slices each side on which a negative tile must be free of the mask too: a mask
         drawn thinner in z than the density it marks (the missing wedge stretches
         density along z) would otherwise give negatives showing the feature; see
-        :func:`negative_z_margin` for the default ``trainset`` uses.
+        :func:`tomoscribe.segment.trainset.negative_z_margin` for the default ``trainset``
+        uses.
 
     Raises
     ------
@@ -156,13 +122,22 @@ def boxes_from_mask(
     """
     mask = np.asarray(mask, bool)
     allowed = np.ones(mask.shape, bool) if valid is None else np.asarray(valid, bool)
+    # centres whose whole tile lies inside the slices (a tile crossing the x/y edge is
+    # zero-filled there), where the mask leaves room for them
+    half, (_, ny, nx) = tile_size // 2, mask.shape
+    within = np.zeros(mask.shape, bool)
+    within[:, half : ny - half + 1, half : nx - half + 1] = True
     candidates = np.argwhere(mask & allowed)
     if len(candidates) == 0:
         raise AnnotationError("the mask marks no voxel; nothing to take positive boxes from.")
-    positive = spread_boxes(candidates, n_positive, tile_size, rng)
+    positive = spread_boxes(np.argwhere(mask & allowed & within), n_positive, tile_size, rng)
+    if len(positive) < n_positive:  # room for fewer inside: the mask near the edge too
+        positive = spread_boxes(candidates, n_positive, tile_size, rng)
     window = (2 * z_margin + 1, tile_size + 2 * margin, tile_size + 2 * margin)
     near = scipy.ndimage.maximum_filter(mask.astype(np.uint8), size=window, mode="constant")
-    free = np.argwhere((near == 0) & allowed)
+    free = np.argwhere((near == 0) & allowed & within)
+    if len(free) == 0:
+        free = np.argwhere((near == 0) & allowed)
     if len(free) == 0:
         raise AnnotationError(
             f"no {tile_size}-px tile is free of the mask, so there are no negative boxes; "

@@ -32,13 +32,25 @@ RELATIVE_TOLERANCE = 0.05
 _SETTINGS = (("lowpass_A", "low-pass"), ("highpass_A", "high-pass"), ("clamp_sigma", "clamp"))
 
 
-def normalisation_problem(values) -> str | None:
+def expects_clamp(preprocessing: dict | None) -> bool:
+    """Whether data preprocessed as ``preprocessing`` (a ``preprocess`` record's
+    parameters; None or empty: unknown) should be clamped: not when the record says it
+    was not (``--clamp 0``, which leaves gold beads far beyond 10σ)."""
+    if not preprocessing or "clamp_sigma" not in preprocessing:
+        return True
+    return bool(preprocessing.get("clamp_sigma"))
+
+
+def normalisation_problem(values, clamped: bool = True) -> str | None:
     """Why ``values`` do not look normalised, in words; None when they do.
 
     Parameters
     ----------
     values : array
         Voxel values (any shape); non-finite ones are ignored.
+    clamped : bool
+        Whether values beyond :data:`PEAK_LIMIT` count as a problem (False for data
+        preprocessed without a clamp, :func:`expects_clamp`).
 
     Returns
     -------
@@ -56,7 +68,7 @@ def normalisation_problem(values) -> str | None:
             f"values of mean {mean:.3g} and standard deviation {sd:.3g}, where preprocess "
             "gives about 0 and 1"
         )
-    if peak > PEAK_LIMIT:
+    if clamped and peak > PEAK_LIMIT:
         return f"values reaching ±{peak:.3g}, where preprocess clamps at ±3 standard deviations"
     return None
 

@@ -288,9 +288,10 @@ def unnormalised_cause(what: str, pooled: TrainingSet) -> str | None:
     """``what`` happened (e.g. "every member … collapsed twice"), named with its likely
     cause in one sentence when the training set's tiles do not look normalised
     (:func:`~tomoscribe.preprocess.check.normalisation_problem`); else None."""
-    from ..preprocess.check import normalisation_problem
+    from ..preprocess.check import expects_clamp, normalisation_problem
 
-    problem = normalisation_problem(pooled.tiles)
+    clamped = expects_clamp(pooled.metadata.get("preprocessing"))
+    problem = normalisation_problem(pooled.tiles, clamped)
     if not problem:
         return None
     return (

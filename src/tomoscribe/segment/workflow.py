@@ -286,11 +286,6 @@ def training_set_from_files(
         result.metadata["painted_size"] = painted_size
     if chosen is not None:
         result.metadata["from_mask"] = chosen
-    from ..preprocess.check import normalisation_problem
-
-    problem = normalisation_problem(result.tiles)
-    if problem:  # named by annotation_warnings, as the viewer's sets are
-        result.metadata["not_normalised"] = problem
     if other_tomogram is not None:
         result = _with_other_negatives(
             result, other_tomogram, other_negatives, record, voxel_size_A, tilt, seed
@@ -559,9 +554,9 @@ def _with_mask_boxes(
 ) -> tuple[Boxes, dict]:
     """``boxes`` plus ``counts`` = (positives, negatives) chosen from the mask, and the
     record of the choice (``asked``, ``found``, ``z_margin``): negatives are free of the
-    mask within :func:`~tomoscribe.core.boxes.negative_z_margin` slices (``context`` ±
+    mask within :func:`~tomoscribe.segment.trainset.negative_z_margin` slices (``context`` ±
     slices per tile, the ``lowpass_A`` (Å) the tomogram was preprocessed with)."""
-    from ..core.boxes import negative_z_margin
+    from .trainset import negative_z_margin
 
     n_positive, n_negative = counts
     if n_positive < 1 or n_negative < 1:
