@@ -151,6 +151,25 @@ def _refuse_non_finite(values: dict) -> None:
                 raise ParameterError(f"{_flag(name)} must be a finite number, got {item}.")
 
 
+def check_distinct_outputs(named: list[tuple[Path, str]]) -> None:
+    """Refuse two outputs of one command that are one file (``-o b.csv --filament-table
+    b.csv``: the second write replaced the first, and both were reported written).
+
+    Parameters
+    ----------
+    named : (path, how the user named it: ``--output b.csv``, or a companion's or
+        record's description) for every file the command will write
+    """
+    seen: dict[Path, str] = {}
+    for path, how in named:
+        key = Path(path).expanduser().resolve()
+        if key in seen:
+            raise OutputError(
+                f"{seen[key]} and {how} are the same file; give each output its own name."
+            )
+        seen[key] = how
+
+
 def writes(
     files: tuple[str, ...] = (),
     folders: tuple[str, ...] = (),
@@ -187,7 +206,7 @@ def writes(
                 if name not in files and name not in folders
                 for p in _paths(value)
             ]
-            outputs = []
+            outputs, named = [], []
             for name in files:
                 for path in _paths(values.get(name)):
                     folder_like = Path(path).name in ("", ".", "..") or (
@@ -198,12 +217,18 @@ def writes(
                             f"{path} is a folder; give a file name for the output (e.g. "
                             "-o results/out.mrc)."
                         )
-                    outputs.append(path)
-                    outputs.extend(companion_outputs(path))
+                    flag = f"{_flag(name)} {path}"
+                    own = [(path, flag)]
+                    own += [(p, f"{p} (written with {flag})") for p in companion_outputs(path)]
                     if companions is not None:
-                        outputs.extend(companions(path))
+                        own += [(p, f"{p} (written with {flag})") for p in companions(path)]
                     if sidecars:
-                        outputs.append(sidecar_path(path))
+                        own.append(
+                            (sidecar_path(path), f"{sidecar_path(path)} (the record of {flag})")
+                        )
+                    outputs.extend(p for p, _ in own)
+                    named.extend(own)
+            check_distinct_outputs(named)
             check_outputs(outputs, overwrite=overwrite, inputs=inputs)
             for name in folders:
                 for path in _paths(values.get(name)):
@@ -215,4 +240,11 @@ def writes(
     return decorate
 
 
-__all__ = ["arguments_as", "command_line_message", "command_line_text", "naming_flags", "writes"]
+__all__ = [
+    "arguments_as",
+    "check_distinct_outputs",
+    "command_line_message",
+    "command_line_text",
+    "naming_flags",
+    "writes",
+]

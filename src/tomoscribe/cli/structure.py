@@ -19,6 +19,14 @@ VALUE_HELP = (
 )
 
 
+#: Where pick's threshold came from, as it reports it.
+THRESHOLD_FROM = {
+    "given": "given",
+    "model": "the model's, as the map records it",
+    "default": "the default: the map records no model threshold",
+}
+
+
 @app.command()
 @writes(files=("outputs", "instances", "filament_table"))
 def pick(
@@ -39,7 +47,11 @@ def pick(
         "OBJECT:USER/SESSION; repeat for several.",
     ),
     threshold: float = typer.Option(
-        1.0, "--threshold", help="Map value that counts as the feature (per-feature maps only)."
+        None,
+        "--threshold",
+        help="Map value that counts as the feature (per-feature maps only; voxels below "
+        "it are not the feature); default: the model's measured threshold recorded "
+        "with the map, else 1.0.",
     ),
     value: float = typer.Option(None, "--value", help=VALUE_HELP),
     min_size: int = typer.Option(
@@ -125,7 +137,9 @@ def pick(
         tube_model(feature, radius_nm)  # refuses an unknown feature without --radius-nm
         if not (math.isfinite(spacing) and spacing >= 1.0):
             raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
-        filament_table = filament_table or default_filament_table(outputs[0])
+        if filament_table is None:  # derived: checked against the other outputs here
+            filament_table = default_filament_table(outputs[0])
+            _check_table_is_its_own(filament_table, outputs, instances)
         check_writable(filament_table, overwrite)
     picked = pick_from_map(
         annotation,
@@ -146,6 +160,8 @@ def pick(
         tilt_range_deg=_tilt_range(tilt_range),
     )
     table, params = picked.table, picked.params
+    if picked.threshold_from != "unused":
+        typer.echo(f"threshold {params.threshold:g} ({THRESHOLD_FROM[picked.threshold_from]})")
     if filament:
         filaments = picked.filaments
         typer.echo(picked.tilt.describe())
@@ -164,8 +180,22 @@ def pick(
         )
 
 
+def _check_table_is_its_own(table: Path, outputs: list[Path], instances: Path | None) -> None:
+    """Refuse a default filament table (OUTPUT stem + _filaments.csv) that is one of the
+    other outputs or their records (``-o a.csv -o a_filaments.csv``)."""
+    from ..io.locations import is_copick_location
+    from ..outputs import sidecar_path
+    from .checks import check_distinct_outputs
+
+    named = []
+    for path, flag in [(o, "--output") for o in outputs] + [(instances, "--instances")]:
+        if path is not None and not is_copick_location(path):
+            named += [(path, f"{flag} {path}"), (sidecar_path(path), f"the record of {path}")]
+    check_distinct_outputs(named + [(table, f"the filament table {table}")])
+
+
 @app.command()
-@writes(files=("output",))
+@writes(files=("output", "table_path"))
 def vesicles(
     annotation: Path = typer.Argument(
         ...,

@@ -8,10 +8,11 @@ known cross-section radius (``FEATURE_RADII_NM``: microtubule 12.5 nm hollow, ac
 3.5 nm solid; any other feature needs a radius) and the centreline is found as the
 medial ridge of the mask seen at the scale of the tube:
 
-1. **Axis evidence** (the medial / Hough-like step): the mask (or the feature's map,
-   clipped to [0, 1]) is smoothed by a Gaussian of σ = the wall's mid radius ``a``
-   (hollow; 0.84 R) or R/2 (solid).  For a cross-section reduced to two walls at ±a
-   (what the wedge leaves) the smoothed profile has its maximum on the axis exactly
+1. **Axis evidence** (the medial / Hough-like step): the mask (the feature's voxels;
+   for a per-feature map those at or above its threshold, nothing below) is smoothed
+   by a Gaussian of σ = the wall's mid radius ``a`` (hollow; 0.84 R) or R/2 (solid).
+   For a cross-section reduced to two walls at ±a (what the wedge leaves) the smoothed
+   profile has its maximum on the axis exactly
    when σ ≥ a (for a full ring when σ ≥ a/√2), so every cross-section of the tube, full
    or wedge-damaged, votes for one maximum at its centre of symmetry.
 2. **Ridge points**: from the Hessian H and gradient g of that map (Gaussian
@@ -394,7 +395,8 @@ def trace_centrelines(
 
     Parameters
     ----------
-    values : mask (bool) or feature map (values ≥ 1 are the feature; clipped to [0, 1])
+    values : mask (bool), or a map whose values ≥ 1 are the feature (a per-feature map
+        divided by its threshold): only those voxels are traced, nothing below
     voxel_size_A : Å per voxel
     model : the filament's cross-section (:func:`tube_model`)
     min_length : shortest filament kept, voxels (default 2 R)
@@ -404,16 +406,17 @@ def trace_centrelines(
     r = model.radius_voxels(voxel_size_A)
     sigma = model.sigma_voxels(voxel_size_A)
     min_length = 2 * r if min_length is None else min_length
+    feature = np.asarray(values) >= 1.0  # what lies below is not the feature
     # A tube that kept only a fifth of its cross-section (two thin walls) still passes.
     full = _axis_value_of_full_tube(model, voxel_size_A)
     # A ridge must also bend across both ways: beside a tube, where the smoothed
     # profile flattens out (λ2 ≈ λ3 ≈ 0), the ratio test alone passes.
     points, directions, _ = ridge_points(
-        values, sigma, 0.2 * full, 0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A))
+        feature, sigma, 0.2 * full, 0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A))
     )
     # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
     # spurious ridge in corners): those points are left out.
-    upper = np.asarray(np.shape(values), float) - 1 - sigma
+    upper = np.asarray(np.shape(feature), float) - 1 - sigma
     inside = np.all((points >= sigma) & (points <= upper), axis=1)
     # The wedge stretches crossings and blobs along the beam into short vertical
     # ridges; filaments within 25° of z are not traced (rare in a lamella).
@@ -434,7 +437,6 @@ def trace_centrelines(
             # Ridge points along a path are 1–3 voxels apart: resampled every voxel so
             # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
             pieces.append(_resample(path))
-    feature = np.asarray(values) >= 0.5
     pieces = _join_pieces(pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg)
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
     smoothed = sorted((s for s in smoothed if s[1][-1] >= min_length), key=lambda s: -s[1][-1])
@@ -719,9 +721,10 @@ def trace_filaments(
     """
     if not (np.isfinite(spacing) and spacing >= 1.0):
         raise ParameterError(f"the seed spacing must be at least one voxel, got {spacing}.")
-    if not np.any(np.asarray(values) > 0):
+    mask = np.asarray(values) >= 1.0
+    if not mask.any():
         raise AnnotationError(f"the map has no voxel of {feature}, so no filament can be traced.")
-    lines = trace_centrelines(values, voxel_size_A, model, tilt_range_deg=tilt_range_deg)
+    lines = trace_centrelines(mask, voxel_size_A, model, tilt_range_deg=tilt_range_deg)
     if not lines:
         raise AnnotationError(
             f"no component of {feature} looks like a filament of radius {model.radius_nm:g} nm "
@@ -733,7 +736,31 @@ def trace_filaments(
             f"the seed spacing {spacing:g} voxels is longer than the longest "
             f"filament ({longest:.0f} voxels); use a smaller --spacing."
         )
-    return sample_seeds(lines, spacing), filament_table(lines, voxel_size_A), lines
+    seeds = sample_seeds(lines, spacing)
+    # A seed is a pick of the feature: one whose tube holds no voxel of it (where a
+    # join bridged a gap in the map) is left out, the filament's length is not.
+    near = near_feature(mask, seeds[["z", "y", "x"]].to_numpy(), model.radius_voxels(voxel_size_A))
+    seeds = seeds[near].reset_index(drop=True)
+    return seeds, filament_table(lines, voxel_size_A), lines
+
+
+def near_feature(mask: np.ndarray, points: np.ndarray, reach: float) -> np.ndarray:
+    """Whether a voxel of ``mask`` lies within ``reach`` voxels of each point (z, y, x,
+    voxels): for a tube's axis (``reach`` its outer radius R) whether the tube there
+    holds any of the feature."""
+    mask = np.asarray(mask, bool)
+    shape = np.asarray(mask.shape)
+    out = np.zeros(len(points), bool)
+    for k, p in enumerate(np.asarray(points, float)):
+        lo = np.maximum(np.floor(p - reach).astype(int), 0)
+        hi = np.minimum(np.ceil(p + reach).astype(int) + 1, shape)
+        if np.any(hi <= lo):
+            continue
+        box = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        grid = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        d2 = sum((g - c) ** 2 for g, c in zip(grid, p))
+        out[k] = bool(np.any(box & (d2 <= reach**2)))
+    return out
 
 
 def score_centrelines(
