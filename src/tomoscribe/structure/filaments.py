@@ -60,6 +60,11 @@ medial ridge of the mask seen at the scale of the tube:
    cells was such a piece).  The tilt range comes with the data
    (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else the map's
    record, else ±60°).
+6. **Ends** (:func:`extend_to_feature_ends`): the ridge fades within about σ of a
+   tube's end and is not looked for within σ of a face, and the smoothing along the arc
+   shortens it more (a hollow tube 80 voxels long was traced 51); each line goes on
+   straight to the last voxel of its feature within R of the continued axis (not past
+   the volume's outermost voxels), so lengths come within ~2 voxels of the feature's.
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
@@ -460,7 +465,77 @@ def trace_centrelines(
         if np.mean(hidden_by_wedge(line, tilt_range_deg)) >= 0.5 and arc[-1] < 4 * r:
             continue
         lines.append(line)
+    if lines:
+        components = scipy.ndimage.label(feature, np.ones((3, 3, 3)))[0]
+        lines = [extend_to_feature_ends(line, components, r) for line in lines]
     return lines
+
+
+def extend_to_feature_ends(
+    line: np.ndarray, components: np.ndarray, radius: float, max_reach: float | None = None
+) -> np.ndarray:
+    """A centreline (z, y, x, 1-voxel steps) carried on straight past each end to the end
+    of its feature.
+
+    The ridge fades within about σ of a tube's end (and of a face, where it is not
+    looked for), and the smoothing along the arc shortens it more: a hollow tube's line
+    stopped ~15 voxels short of each end (an 80-voxel tube was 53 nm of 84).  From each
+    end the line goes on along its direction (from the last 2 R of it) to the farthest
+    voxel of the feature's components at that end (labelled ``components``, 0 none)
+    that lies within the tube (``radius`` R, voxels, + ½ voxel) of the continued axis,
+    with no gap of more than 2 voxels along it, and half a voxel on (the voxel's far
+    face); at most ``max_reach`` voxels (default 3 R), and not beyond the volume's
+    outermost voxel centres.  Where no component lies within R of an end (a gap the
+    wedge left), that end stays.
+    """
+    max_reach = 3.0 * radius if max_reach is None else max_reach
+    shape = np.asarray(components.shape)
+    for tail in (True, False):
+        seq = line if tail else line[::-1]  # seq[-1] is the end
+        end = seq[-1]
+        back = seq[max(0, len(seq) - 1 - max(2, int(round(2 * radius))))]
+        d = end - back
+        if np.linalg.norm(d) < 1e-6:
+            continue
+        d = d / np.linalg.norm(d)
+        reach = max_reach + radius + 1
+        lo = np.maximum(np.floor(end - reach).astype(int), 0)
+        hi = np.minimum(np.ceil(end + reach).astype(int) + 1, shape)
+        box = components[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        found = np.argwhere(box > 0)
+        if len(found) == 0:
+            continue
+        ids = box[tuple(found.T)]
+        rel = found + lo - end
+        near = np.linalg.norm(rel, axis=1) <= radius + 1
+        along = rel @ d
+        across = np.sqrt(np.maximum(np.einsum("ni,ni->n", rel, rel) - along**2, 0.0))
+        inside = (
+            np.isin(ids, np.unique(ids[near]))
+            & (across <= radius + 0.5)
+            & (along > 0)
+            & (along <= max_reach)
+        )
+        last = 0.0
+        for a in np.sort(along[inside]):
+            if a - last > 2.0:
+                break
+            last = a
+        if last <= 0:
+            continue
+        # ... and not out of the volume: a face cutting a tube obliquely leaves its walls'
+        # voxels beyond where the axis leaves (up to R tan(angle)); the line stops at the
+        # outermost voxel centres, so seeds on it index the volume.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_face = np.where(d > 0, (shape - 1 - end) / d, -end / d)
+        face = float(np.min(to_face[np.abs(d) > 1e-9]))
+        length = min(last + 0.5, max_reach, face)
+        if length <= 0:
+            continue
+        steps = np.append(np.arange(1.0, length, 1.0), length)
+        seq = np.vstack([seq, end + steps[:, None] * d])
+        line = seq if tail else seq[::-1]
+    return line
 
 
 #: A tube whose wall the tilt series measures less than this fraction of
@@ -733,8 +808,10 @@ def trace_filaments(
     longest = max(float(np.sum(np.linalg.norm(np.diff(line, axis=0), axis=1))) for line in lines)
     if spacing > longest:
         raise ParameterError(
-            f"the seed spacing {spacing:g} voxels is longer than the longest "
-            f"filament ({longest:.0f} voxels); use a smaller --spacing."
+            f"the seed spacing {spacing:g} voxels is longer than the longest of the "
+            f"{len(lines)} filaments traced ({longest:.1f} voxels); give "
+            f"`spacing={max(1, int(longest))}` or less.",
+            parameter="spacing",
         )
     seeds = sample_seeds(lines, spacing)
     # A seed is a pick of the feature: one whose tube holds no voxel of it (where a
