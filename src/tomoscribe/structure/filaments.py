@@ -815,8 +815,11 @@ def trace_filaments(
         )
     seeds = sample_seeds(lines, spacing)
     # A seed is a pick of the feature: one whose tube holds no voxel of it (where a
-    # join bridged a gap in the map) is left out, the filament's length is not.
-    near = near_feature(mask, seeds[["z", "y", "x"]].to_numpy(), model.radius_voxels(voxel_size_A))
+    # join bridged a gap in the map) is left out, the filament's length is not.  A
+    # hollow tube's axis is in its lumen (the wall within R); a solid one's is in it.
+    r = model.radius_voxels(voxel_size_A)
+    reach = r if model.hollow else max(1.0, 0.5 * r)
+    near = near_feature(mask, seeds[["z", "y", "x"]].to_numpy(), reach)
     seeds = seeds[near].reset_index(drop=True)
     return seeds, filament_table(lines, voxel_size_A), lines
 
