@@ -79,8 +79,26 @@ def command_line_message(err: TomoscribeError) -> str:
     ``name=True``/``name=False`` by the flag and its negative)."""
     text = str(err)
     for name in err.parameters:
-        text = _as_flag(text, name)
+        text = _lacking(text, name) if _lacks(name) else _as_flag(text, name)
     return text
+
+
+def _lacks(name: str) -> bool:
+    """Whether a library error's argument ``name`` has no option in the running command
+    (``merge`` reading a TIFF map: the reader asks for ``voxel_size_A``)."""
+    return _current_context() is not None and _option(name) is None
+
+
+def _lacking(text: str, name: str) -> str:
+    """``text`` with its advice to pass the argument ``name`` (the clause after the last
+    ``;`` before it) replaced by what is true: the running command has no such option."""
+    at = text.find(f"`{name}")
+    cut = text.rfind(";", 0, at) if at >= 0 else -1
+    flag = "--" + _UNIT_SUFFIX.sub("", name).replace("_", "-")
+    command = _current_context().command_path
+    if cut < 0:
+        return _as_flag(text, name).rstrip(".") + f" ({command} has no {flag} option)."
+    return text[:cut] + f"; {command} has no {flag} option, so it cannot read this file as it is."
 
 
 def command_line_text(text: str) -> str:

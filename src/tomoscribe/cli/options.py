@@ -7,6 +7,13 @@ import typer
 VoxelSize = typer.Option(
     None, "--voxel-size", min=0.0, help="Voxel size in Å, overriding (or supplying) the file's own."
 )
+#: For commands that read maps made by tomoscribe or a painting tool: only supplies.
+SuppliedVoxelSize = typer.Option(
+    None,
+    "--voxel-size",
+    help="Voxel size in Å for a file that records none (a TIFF); a file that records "
+    "one keeps it (refused when this differs by more than 1%).",
+)
 Channel = typer.Option(
     None,
     "--channel",

@@ -102,7 +102,8 @@ def pick(
     instances: Path = typer.Option(
         None,
         "--instances",
-        help="Also write the feature's voxels labelled by filament (int32 map, 0 = none).",
+        help="Also write the feature's voxels labelled by filament (filament id + 1, "
+        "0 = none; MRC: uint16, mode 6; TIFF, OME-Zarr: int32).",
     ),
     tomo_name: str = typer.Option(
         None,
@@ -118,6 +119,7 @@ def pick(
         "wedge hides a filament's walls (--filament); default: as the map records "
         "it, else -60,60.",
     ),
+    voxel_size: float = options.SuppliedVoxelSize,
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
@@ -158,6 +160,7 @@ def pick(
         instances=instances,
         tomo_name=tomo_name,
         tilt_range_deg=_tilt_range(tilt_range),
+        voxel_size_A=voxel_size,
     )
     table, params = picked.table, picked.params
     if picked.threshold_from != "unused":
@@ -248,6 +251,7 @@ def vesicles(
         "(degrees; tilt axis y; default: as the map records it, "
         "else -60,60).",
     ),
+    voxel_size: float = options.SuppliedVoxelSize,
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
@@ -275,6 +279,7 @@ def vesicles(
         tilt_range_deg=_tilt_range(tilt_range),
         overwrite=overwrite,
         show_progress=not quiet,
+        voxel_size_A=voxel_size,
     )
     typer.echo(result.tilt.describe())
     typer.echo(

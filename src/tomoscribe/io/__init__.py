@@ -77,6 +77,41 @@ def read_volume(
     return read_ome_zarr(path, voxel_size_A)
 
 
+def read_volume_supplied(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volume:
+    """Open a volume whose voxel size ``voxel_size_A`` (Å) is given only for files that
+    record none (a TIFF from a painting tool); a file that records one keeps it, and is
+    refused when the given one differs from it by more than 1%.
+
+    Raises
+    ------
+    MissingVoxelSizeError
+        The file records no voxel size and none is given.
+    ParameterError
+        The given voxel size is not positive, or differs from the recorded one.
+    """
+    from ..errors import MissingVoxelSizeError
+
+    if voxel_size_A is None:
+        return read_volume(path)
+    if not (voxel_size_A > 0 and voxel_size_A < float("inf")):
+        raise ParameterError(
+            f"`voxel_size_A` must be a positive number of Å, got {voxel_size_A:g}.",
+            parameter="voxel_size_A",
+        )
+    try:
+        volume = read_volume(path)
+    except MissingVoxelSizeError:
+        return read_volume(path, voxel_size_A)
+    recorded = volume.pixel_size_A
+    if abs(recorded - voxel_size_A) > 0.01 * recorded:
+        raise ParameterError(
+            f"{path} records a voxel size of {recorded:g} Å, not the {voxel_size_A:g} Å "
+            "given; drop `voxel_size_A` (it is for files that record none).",
+            parameter="voxel_size_A",
+        )
+    return volume
+
+
 def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = True) -> Path:
     """Write a whole volume in the format its file name asks for (atomically)."""
     fmt = volume_format(path)
@@ -118,6 +153,7 @@ def create_volume(
 
 __all__ = [
     "read_volume",
+    "read_volume_supplied",
     "write_volume",
     "create_volume",
     "volume_format",

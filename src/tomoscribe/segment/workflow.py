@@ -23,7 +23,7 @@ from ..core.acquisition import TiltRange
 from ..core.boxes import boxes_from_mask, contour_box_centres
 from ..core.legend import Legend, legend_path, read_legend, write_legend
 from ..errors import AnnotationError, MissingVoxelSizeError, ParameterError
-from ..io import create_volume, read_volume
+from ..io import create_volume, read_volume, read_volume_supplied
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
 from ..io.provenance import carried_acquisition, tilt_range_for
@@ -363,6 +363,7 @@ def close_vesicles_in_file(
     tilt_range_deg: tuple[float, float] | None = None,
     overwrite: bool = True,
     show_progress: bool = False,
+    voxel_size_A: float | None = None,
 ) -> ClosedVesicles:
     """Close the vesicles of a label map file across the missing wedge.
 
@@ -384,6 +385,8 @@ def close_vesicles_in_file(
     tilt_range_deg : (min, max) tilt of the series, degrees, tilt axis y; None: as the
         map records it, else ±60°
     overwrite : replace an earlier output of tomoscribe's
+    voxel_size_A : Å, for a map that records none (a TIFF); one that records a voxel
+        size differing by more than 1% is refused
 
     Raises
     ------
@@ -396,7 +399,7 @@ def close_vesicles_in_file(
     table_path, params, tilt = _vesicle_setup(
         output, table_path, [annotation], params, tilt_range_deg, overwrite
     )
-    volume = read_volume(annotation)
+    volume = read_volume_supplied(annotation, voxel_size_A)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)
     if voxels.how != "legend":
@@ -436,6 +439,7 @@ def close_vesicles_to_files(
     tilt_range_deg: tuple[float, float] | None = None,
     overwrite: bool = True,
     show_progress: bool = False,
+    voxel_size_A: float | None = None,
 ) -> ClosedVesicles:
     """:func:`close_vesicles_in_file` for a label map in memory: ``labels`` (integer ids,
     with its voxel size and origin) and its ``legend``; ``inputs`` are the files it was

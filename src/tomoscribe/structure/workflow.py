@@ -26,7 +26,7 @@ from ..core.device import resolve_device
 from ..core.legend import read_legend
 from ..core.rotations import from_euler
 from ..errors import AnnotationError, InputFileError, MissingVoxelSizeError, ParameterError
-from ..io import read_volume, volume_format, write_volume
+from ..io import read_volume, read_volume_supplied, volume_format, write_volume
 from ..io.locations import is_copick_location
 from ..io.particles import (
     check_inside,
@@ -90,6 +90,7 @@ class Picked:
     threshold_from : where the threshold (``params.threshold``) of a per-feature map
         came from: "given", "model" (recorded with the map), "default" (1.0), or
         "unused" for label maps
+    shape_zyx : the map's size (voxels), recorded with the picks
     """
 
     table: pd.DataFrame
@@ -102,6 +103,7 @@ class Picked:
     tilt: TiltRange | None = field(default=None)
     removed: list = field(default_factory=list)
     threshold_from: str = field(default="unused")
+    shape_zyx: list | None = field(default=None)
 
 
 def default_filament_table(output: os.PathLike) -> Path:
@@ -158,6 +160,7 @@ def pick_from_map(
     instances: Path | None = None,
     tomo_name: str | None = None,
     tilt_range_deg: tuple[float, float] | None = None,
+    voxel_size_A: float | None = None,
 ) -> Picked:
     """Pick particles (components' maxima) or filament seeds of ``feature`` from a map.
 
@@ -179,17 +182,20 @@ def pick_from_map(
     edge : picks this close to a face (voxels) are dropped
     filament, spacing, radius_nm : trace filaments (tube outer radius, nm) and place
         seeds every ``spacing`` voxels; ``filament_table`` (CSV) must then be given
-    instances : also write the feature's voxels labelled by filament (int32)
+    instances : also write the feature's voxels labelled by filament
+        (:func:`instance_map_values`)
     tomo_name : name written with the picks (default: the name of the tomogram the map
         was made from, :func:`~tomoscribe.io.particles.map_tomogram_name`)
     tilt_range_deg : (min, max) tilt of the series (degrees, tilt axis y) for filament
         tracing, where the missing wedge hides a tube's walls; None: as the map records
         it, else ±60°.  The range used is recorded in ``settings`` and, when given or
         recorded, with the picks
+    voxel_size_A : Å, for a map that records none (a TIFF); one that records a voxel
+        size differing by more than 1% is refused
     """
     if instances is not None:
         volume_format(instances)  # refused before anything is written (was after the table)
-    volume = read_volume(annotation)
+    volume = read_volume_supplied(annotation, voxel_size_A)
     check_is_tomogram(volume, annotation)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value)
@@ -253,6 +259,7 @@ def pick_from_map(
         acquisition,
         tilt,
         threshold_from=threshold_from,
+        shape_zyx=[int(n) for n in volume.shape],
     )
     _record_picks(picked, annotation, outputs, filament_table, instances)
     if not filament:
@@ -313,12 +320,21 @@ def _trace_to_files(
         filaments.to_csv(tmp, index=False)
     if instances is not None:
         ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
-        write_volume(instances, volume.with_data(ids))
+        write_volume(instances, volume.with_data(instance_map_values(ids, instances)))
     return (
         table,
         filaments,
         {"spacing": spacing, "radius_nm": model.radius_nm, "hollow": model.hollow},
     )
+
+
+def instance_map_values(ids: np.ndarray, path: os.PathLike) -> np.ndarray:
+    """Filament ids (int32, 0 none) as ``path``'s format holds them exactly: an MRC has
+    no 32-bit integer mode, so uint16 (mode 6) up to 65535 filaments, else float32
+    (mode 2, exact to 2^24); TIFF and OME-Zarr keep int32."""
+    if volume_format(path) != "mrc":
+        return ids
+    return ids.astype(np.uint16 if int(ids.max(initial=0)) <= 65535 else np.float32)
 
 
 def _record_picks(picked: Picked, annotation: Path, outputs, filament_table, instances) -> None:
@@ -346,6 +362,7 @@ def _record_picks(picked: Picked, annotation: Path, outputs, filament_table, ins
                 extra={
                     "n_picked": len(picked.table),
                     "tomo_name": picked.tomo_name,
+                    "tomogram_shape_zyx": picked.shape_zyx,  # for convert (IMOD's header)
                     **picked.acquisition,
                 },
             )
