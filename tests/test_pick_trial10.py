@@ -139,9 +139,10 @@ def test_distinct_outputs_are_checked_for_every_command(tmp_path, capsys):
     """The check is `writes`'s, so other commands get it: vesicles' output twice."""
     path, _, _ = _two_rod_map(tmp_path)
     out = tmp_path / "v.mrc"
-    code = main(["vesicles", str(path), "-f", "actin", "-o", str(out), "--table", str(out)])
-    assert code == 2 and "same file" in capsys.readouterr().err
-    assert not out.exists()
+    for table in (out, out.with_name("v.mrc.legend.json")):  # the map's legend too
+        code = main(["vesicles", str(path), "-f", "actin", "-o", str(out), "--table", str(table)])
+        assert code == 2 and "same file" in capsys.readouterr().err
+        assert not out.exists() and not table.exists()
 
 
 def _model(path: Path) -> Path:

@@ -197,8 +197,15 @@ def _check_table_is_its_own(table: Path, outputs: list[Path], instances: Path | 
     check_distinct_outputs(named + [(table, f"the filament table {table}")])
 
 
+def _label_map_companions(path: Path) -> list[Path]:
+    """The legend written beside a label map (not beside the table of fits)."""
+    from ..core.legend import legend_path
+
+    return [] if path.suffix.lower() == ".csv" else [legend_path(path)]
+
+
 @app.command()
-@writes(files=("output", "table_path"))
+@writes(files=("output", "table_path"), companions=_label_map_companions)
 def vesicles(
     annotation: Path = typer.Argument(
         ...,

@@ -167,6 +167,9 @@ def convert_particles(
     """Convert ``source`` into ``target`` (formats from the suffixes), with its
     provenance record (none for a copick location).
 
+    Over 80 lines: read, select, rescale, fit the target, write and record are one
+    call each; the length is the parameters' documentation and the two warnings.
+
     Parameters
     ----------
     voxel_size_A : Å per coordinate unit, where the source does not record it.
