@@ -79,8 +79,26 @@ def command_line_message(err: TomoscribeError) -> str:
     ``name=True``/``name=False`` by the flag and its negative)."""
     text = str(err)
     for name in err.parameters:
-        text = _as_flag(text, name)
+        text = _lacking(text, name) if _lacks(name) else _as_flag(text, name)
     return text
+
+
+def _lacks(name: str) -> bool:
+    """Whether a library error's argument ``name`` has no option in the running command
+    (``merge`` reading a TIFF map: the reader asks for ``voxel_size_A``)."""
+    return _current_context() is not None and _option(name) is None
+
+
+def _lacking(text: str, name: str) -> str:
+    """``text`` with its advice to pass the argument ``name`` (the clause after the last
+    ``;`` before it) replaced by what is true: the running command has no such option."""
+    at = text.find(f"`{name}")
+    cut = text.rfind(";", 0, at) if at >= 0 else -1
+    flag = "--" + _UNIT_SUFFIX.sub("", name).replace("_", "-")
+    command = _current_context().command_path
+    if cut < 0:
+        return _as_flag(text, name).rstrip(".") + f" ({command} has no {flag} option)."
+    return text[:cut] + f"; {command} has no {flag} option, so it cannot read this file as it is."
 
 
 def command_line_text(text: str) -> str:
@@ -151,6 +169,25 @@ def _refuse_non_finite(values: dict) -> None:
                 raise ParameterError(f"{_flag(name)} must be a finite number, got {item}.")
 
 
+def check_distinct_outputs(named: list[tuple[Path, str]]) -> None:
+    """Refuse two outputs of one command that are one file (``-o b.csv --filament-table
+    b.csv``: the second write replaced the first, and both were reported written).
+
+    Parameters
+    ----------
+    named : (path, how the user named it: ``--output b.csv``, or a companion's or
+        record's description) for every file the command will write
+    """
+    seen: dict[Path, str] = {}
+    for path, how in named:
+        key = Path(path).expanduser().resolve()
+        if key in seen:
+            raise OutputError(
+                f"{seen[key]} and {how} are the same file; give each output its own name."
+            )
+        seen[key] = how
+
+
 def writes(
     files: tuple[str, ...] = (),
     folders: tuple[str, ...] = (),
@@ -187,7 +224,7 @@ def writes(
                 if name not in files and name not in folders
                 for p in _paths(value)
             ]
-            outputs = []
+            outputs, named = [], []
             for name in files:
                 for path in _paths(values.get(name)):
                     folder_like = Path(path).name in ("", ".", "..") or (
@@ -198,12 +235,18 @@ def writes(
                             f"{path} is a folder; give a file name for the output (e.g. "
                             "-o results/out.mrc)."
                         )
-                    outputs.append(path)
-                    outputs.extend(companion_outputs(path))
+                    flag = f"{_flag(name)} {path}"
+                    own = [(path, flag)]
+                    own += [(p, f"{p} (written with {flag})") for p in companion_outputs(path)]
                     if companions is not None:
-                        outputs.extend(companions(path))
+                        own += [(p, f"{p} (written with {flag})") for p in companions(path)]
                     if sidecars:
-                        outputs.append(sidecar_path(path))
+                        own.append(
+                            (sidecar_path(path), f"{sidecar_path(path)} (the record of {flag})")
+                        )
+                    outputs.extend(p for p, _ in own)
+                    named.extend(own)
+            check_distinct_outputs(named)
             check_outputs(outputs, overwrite=overwrite, inputs=inputs)
             for name in folders:
                 for path in _paths(values.get(name)):
@@ -215,4 +258,11 @@ def writes(
     return decorate
 
 
-__all__ = ["arguments_as", "command_line_message", "command_line_text", "naming_flags", "writes"]
+__all__ = [
+    "arguments_as",
+    "check_distinct_outputs",
+    "command_line_message",
+    "command_line_text",
+    "naming_flags",
+    "writes",
+]

@@ -19,13 +19,22 @@ def info(
     channel: int = options.Channel,
 ) -> None:
     """Show a volume's shape, type, voxel size and origin (as tomoscribe reads them)."""
+    from ..errors import MissingVoxelSizeError
     from ..io import read_volume
 
-    volume = read_volume(path, voxel_size, channel)
+    try:
+        volume, recorded = read_volume(path, voxel_size, channel), True
+    except MissingVoxelSizeError:  # what info is asked for: say so, not exit 2
+        volume, recorded = read_volume(path, 1.0, channel), False
     nz, ny, nx = volume.shape
     typer.echo(f"{path}\n  size (x, y, z): {nx} × {ny} × {nz} voxels, {volume.dtype}")
     typer.echo(
-        "  voxel size (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.voxel_size_A) + " Å"
+        "  voxel size (x, y, z): "
+        + (
+            ", ".join(f"{v:.4g}" for v in volume.voxel_size_A) + " Å"
+            if recorded
+            else "not recorded (give --voxel-size to the commands that read it)"
+        )
     )
     typer.echo("  origin (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.origin_A) + " Å")
     record = read_provenance(path)

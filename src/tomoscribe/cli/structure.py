@@ -19,6 +19,14 @@ VALUE_HELP = (
 )
 
 
+#: Where pick's threshold came from, as it reports it.
+THRESHOLD_FROM = {
+    "given": "given",
+    "model": "the model's, as the map records it",
+    "default": "the default: the map records no model threshold",
+}
+
+
 @app.command()
 @writes(files=("outputs", "instances", "filament_table"))
 def pick(
@@ -39,7 +47,11 @@ def pick(
         "OBJECT:USER/SESSION; repeat for several.",
     ),
     threshold: float = typer.Option(
-        1.0, "--threshold", help="Map value that counts as the feature (per-feature maps only)."
+        None,
+        "--threshold",
+        help="Map value that counts as the feature (per-feature maps only; voxels below "
+        "it are not the feature); default: the model's measured threshold recorded "
+        "with the map, else 1.0.",
     ),
     value: float = typer.Option(None, "--value", help=VALUE_HELP),
     min_size: int = typer.Option(
@@ -90,7 +102,8 @@ def pick(
     instances: Path = typer.Option(
         None,
         "--instances",
-        help="Also write the feature's voxels labelled by filament (int32 map, 0 = none).",
+        help="Also write the feature's voxels labelled by filament (filament id + 1, "
+        "0 = none; MRC: uint16, mode 6; TIFF, OME-Zarr: int32).",
     ),
     tomo_name: str = typer.Option(
         None,
@@ -106,6 +119,7 @@ def pick(
         "wedge hides a filament's walls (--filament); default: as the map records "
         "it, else -60,60.",
     ),
+    voxel_size: float = options.GivenVoxelSize,
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
@@ -125,7 +139,9 @@ def pick(
         tube_model(feature, radius_nm)  # refuses an unknown feature without --radius-nm
         if not (math.isfinite(spacing) and spacing >= 1.0):
             raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
-        filament_table = filament_table or default_filament_table(outputs[0])
+        if filament_table is None:  # derived: checked against the other outputs here
+            filament_table = default_filament_table(outputs[0])
+            _check_table_is_its_own(filament_table, outputs, instances)
         check_writable(filament_table, overwrite)
     picked = pick_from_map(
         annotation,
@@ -144,8 +160,11 @@ def pick(
         instances=instances,
         tomo_name=tomo_name,
         tilt_range_deg=_tilt_range(tilt_range),
+        voxel_size_A=voxel_size,
     )
     table, params = picked.table, picked.params
+    if picked.threshold_from != "unused":
+        typer.echo(f"threshold {params.threshold:g} ({THRESHOLD_FROM[picked.threshold_from]})")
     if filament:
         filaments = picked.filaments
         typer.echo(picked.tilt.describe())
@@ -164,8 +183,29 @@ def pick(
         )
 
 
+def _check_table_is_its_own(table: Path, outputs: list[Path], instances: Path | None) -> None:
+    """Refuse a default filament table (OUTPUT stem + _filaments.csv) that is one of the
+    other outputs or their records (``-o a.csv -o a_filaments.csv``)."""
+    from ..io.locations import is_copick_location
+    from ..outputs import sidecar_path
+    from .checks import check_distinct_outputs
+
+    named = []
+    for path, flag in [(o, "--output") for o in outputs] + [(instances, "--instances")]:
+        if path is not None and not is_copick_location(path):
+            named += [(path, f"{flag} {path}"), (sidecar_path(path), f"the record of {path}")]
+    check_distinct_outputs(named + [(table, f"the filament table {table}")])
+
+
+def _label_map_companions(path: Path) -> list[Path]:
+    """The legend written beside a label map (not beside the table of fits)."""
+    from ..core.legend import legend_path
+
+    return [] if path.suffix.lower() == ".csv" else [legend_path(path)]
+
+
 @app.command()
-@writes(files=("output",))
+@writes(files=("output", "table_path"), companions=_label_map_companions)
 def vesicles(
     annotation: Path = typer.Argument(
         ...,
@@ -218,6 +258,7 @@ def vesicles(
         "(degrees; tilt axis y; default: as the map records it, "
         "else -60,60).",
     ),
+    voxel_size: float = options.GivenVoxelSize,
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,
 ) -> None:
@@ -245,6 +286,7 @@ def vesicles(
         tilt_range_deg=_tilt_range(tilt_range),
         overwrite=overwrite,
         show_progress=not quiet,
+        voxel_size_A=voxel_size,
     )
     typer.echo(result.tilt.describe())
     typer.echo(

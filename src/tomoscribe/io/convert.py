@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import ParameterError
-from ..outputs import write_provenance
+from ..outputs import read_provenance, write_provenance
 from .copick_project import is_copick_location
 from .formats import format_for, formats
 from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
@@ -126,6 +126,34 @@ def _outside(table, voxel_size_A, shape_zyx, tomograms) -> int:
     return int((~inside).sum())
 
 
+def recorded_tomogram_shape(source) -> tuple[int, int, int] | None:
+    """The size (z, y, x voxels) of the tomogram a particle file's coordinates are in,
+    where the file says: an IMOD model's header (``xmax, ymax, zmax``), else the record
+    ``pick`` writes beside its picks; None where neither does (a ``.mod`` written then
+    has 0 there, IMOD's "unknown")."""
+    if is_copick_location(source):
+        return None
+    path = Path(str(source))
+    if path.suffix.lower() == ".mod" and path.is_file():
+        try:
+            from imodmodel import ImodModel
+
+            header = ImodModel.from_file(path).header
+            shape = (int(header.zmax), int(header.ymax), int(header.xmax))
+        except Exception:  # the reader already refused damaged files
+            shape = (0, 0, 0)
+        if min(shape) > 0:
+            return shape
+    shape = (read_provenance(path) or {}).get("tomogram_shape_zyx")
+    if (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(n, int) and n > 0 for n in shape)
+    ):
+        return tuple(shape)
+    return None
+
+
 def convert_particles(
     source: str | os.PathLike,
     target: str | os.PathLike,
@@ -139,13 +167,18 @@ def convert_particles(
     """Convert ``source`` into ``target`` (formats from the suffixes), with its
     provenance record (none for a copick location).
 
+    Over 80 lines: read, select, rescale, fit the target, write and record are one
+    call each; the length is the parameters' documentation and the two warnings.
+
     Parameters
     ----------
     voxel_size_A : Å per coordinate unit, where the source does not record it.
     binning : write coordinates on a grid binned by this factor (block binning:
         (x + ½)/b − ½), voxel size × b.
     tomo_name : keep only this tomogram's rows.
-    tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates.
+    tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates; the size (z,
+        y, x voxels) also goes into an IMOD model's header (default: as the source
+        records it, :func:`recorded_tomogram_shape`; binned with the coordinates).
     drop_orientations : allow writing a format that holds no orientation.
 
     Returns
@@ -173,6 +206,8 @@ def convert_particles(
             stacklevel=2,
         )
     voxel = recorded or voxel_size_A
+    if tomogram_shape_zyx is None:
+        tomogram_shape_zyx = recorded_tomogram_shape(source)
     outside = _outside(table, voxel, tomogram_shape_zyx, tomograms)  # before any binning
     if binning is not None:
         table, voxel = _binned(table, voxel, binning, source)
@@ -183,6 +218,8 @@ def convert_particles(
             "(do the file's pixel size and the tomogram's agree?); written as they are.",
             stacklevel=2,
         )
+    if tomogram_shape_zyx is not None and binning is not None:
+        tomogram_shape_zyx = tuple(max(1, round(n / binning)) for n in tomogram_shape_zyx)
     write_particles(target, table, voxel, tomogram_shape_zyx)
     if not is_copick_location(target):  # a copick project has no place for a sidecar
         write_provenance(

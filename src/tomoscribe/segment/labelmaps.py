@@ -96,3 +96,31 @@ def single_label_map(data: np.ndarray, voxels: FeatureVoxels) -> tuple[np.ndarra
     if voxels.how == "legend":
         return np.asarray(data), int(voxels.value)
     return voxels.mask(data).astype(np.uint8), 1
+
+
+def recorded_feature(map_path: Path) -> str | None:
+    """The feature a map's provenance record names (``segment``'s per-feature maps,
+    ``pick --instances``), None when it names none."""
+    from ..outputs import read_provenance
+
+    name = (read_provenance(map_path) or {}).get("feature")
+    return str(name) if isinstance(name, str) and name else None
+
+
+def check_recorded_feature(map_path: Path, feature: str, parameter: str = "feature") -> None:
+    """Refuse ``feature`` for a map whose record names another one (case aside): a map
+    of actin read as microtubules would be traced with the wrong tube, or merged under
+    the wrong name.
+
+    Raises
+    ------
+    ParameterError
+        The map records a different feature (naming both, about ``parameter``).
+    """
+    recorded = recorded_feature(map_path)
+    if recorded is not None and recorded.lower() != str(feature).lower():
+        raise ParameterError(
+            f"{map_path} is a map of {recorded!r} (as its record says), not of "
+            f"{feature!r}; give `{parameter}={recorded}` or the map of {feature!r}.",
+            parameter=parameter,
+        )

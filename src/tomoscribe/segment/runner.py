@@ -312,6 +312,7 @@ def segment_files(
     except TomoscribeError:
         for out in opened:
             out.discard()
+        locks.close()  # the lock files first: folders holding them are not empty
         remove_empty_folders(created)
         raise
     finally:

@@ -39,7 +39,7 @@ from ..outputs import (
 )
 from ..preprocess import data_box
 from ..volume import Volume, check_is_tomogram, check_same_grid
-from .labelmaps import FeatureVoxels, feature_voxels, single_label_map
+from .labelmaps import FeatureVoxels, check_recorded_feature, feature_voxels, single_label_map
 from .painted_size import painted_component_sizes
 from .trainset import (
     DEFAULT_AUGMENTATION,
@@ -399,6 +399,7 @@ def close_vesicles_in_file(
     tilt_range_deg: tuple[float, float] | None = None,
     overwrite: bool = True,
     show_progress: bool = False,
+    voxel_size_A: float | None = None,
 ) -> ClosedVesicles:
     """Close the vesicles of a label map file across the missing wedge.
 
@@ -420,6 +421,8 @@ def close_vesicles_in_file(
     tilt_range_deg : (min, max) tilt of the series, degrees, tilt axis y; None: as the
         map records it, else ±60°
     overwrite : replace an earlier output of tomoscribe's
+    voxel_size_A : Å, for a map that records none (a TIFF); one that records a voxel
+        size differing by more than 1% is refused
 
     Raises
     ------
@@ -432,9 +435,11 @@ def close_vesicles_in_file(
     table_path, params, tilt = _vesicle_setup(
         output, table_path, [annotation], params, tilt_range_deg, overwrite
     )
-    volume = read_volume(annotation)
+    volume = read_volume_checked(annotation, voxel_size_A)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)
+    if voxels.how != "legend":
+        check_recorded_feature(annotation, feature)
     if voxels.how == "legend" and np.issubdtype(data.dtype, np.floating):
         raise ParameterError(
             f"{annotation} holds values, not integer labels; give the merged "
@@ -470,6 +475,7 @@ def close_vesicles_to_files(
     tilt_range_deg: tuple[float, float] | None = None,
     overwrite: bool = True,
     show_progress: bool = False,
+    voxel_size_A: float | None = None,
 ) -> ClosedVesicles:
     """:func:`close_vesicles_in_file` for a label map in memory: ``labels`` (integer ids,
     with its voxel size and origin) and its ``legend``; ``inputs`` are the files it was
@@ -968,6 +974,13 @@ def segment_from_files(
         + [out_dir / f"{stem}_{loaded[i].feature}_spread.{fmt}" for i in spread]
         for stem in stems
     ]
+    # Each map and its record: a user's file of either name is refused before any map
+    # is written (the record's was found only after the map and the ledger were).
+    check_outputs(
+        [p for row in paths for path in row for p in (path, sidecar_path(path))],
+        overwrite=overwrite,
+        inputs=[*tomograms, *model_paths],
+    )
     distributed = workers is not None or scheduler is not None
     with (
         dask_client(scheduler, workers) if distributed else contextlib.nullcontext((None, None))
@@ -1203,6 +1216,8 @@ def _map_features(maps: list[Path], names: list[str] | None) -> list[str]:
         raise ParameterError(
             f"`names` lists {len(names)} names for {len(maps)} maps.", parameter="names"
         )
+    for path, name in zip(maps, names):
+        check_recorded_feature(path, name, "names")  # a name, not a relabelling
     return list(names)
 
 

@@ -8,10 +8,11 @@ known cross-section radius (``FEATURE_RADII_NM``: microtubule 12.5 nm hollow, ac
 3.5 nm solid; any other feature needs a radius) and the centreline is found as the
 medial ridge of the mask seen at the scale of the tube:
 
-1. **Axis evidence** (the medial / Hough-like step): the mask (or the feature's map,
-   clipped to [0, 1]) is smoothed by a Gaussian of σ = the wall's mid radius ``a``
-   (hollow; 0.84 R) or R/2 (solid).  For a cross-section reduced to two walls at ±a
-   (what the wedge leaves) the smoothed profile has its maximum on the axis exactly
+1. **Axis evidence** (the medial / Hough-like step): the mask (the feature's voxels;
+   for a per-feature map those at or above its threshold, nothing below) is smoothed
+   by a Gaussian of σ = the wall's mid radius ``a`` (hollow; 0.84 R) or R/2 (solid).
+   For a cross-section reduced to two walls at ±a (what the wedge leaves) the smoothed
+   profile has its maximum on the axis exactly
    when σ ≥ a (for a full ring when σ ≥ a/√2), so every cross-section of the tube, full
    or wedge-damaged, votes for one maximum at its centre of symmetry.
 2. **Ridge points**: from the Hessian H and gradient g of that map (Gaussian
@@ -59,6 +60,11 @@ medial ridge of the mask seen at the scale of the tube:
    cells was such a piece).  The tilt range comes with the data
    (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else the map's
    record, else ±60°).
+6. **Ends** (:func:`extend_to_feature_ends`): the ridge fades within about σ of a
+   tube's end and is not looked for within σ of a face, and the smoothing along the arc
+   shortens it more (a hollow tube 80 voxels long was traced 51); each line goes on
+   straight to the last voxel of its feature within R of the continued axis (not past
+   the volume's outermost voxels), so lengths come within ~2 voxels of the feature's.
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
@@ -394,7 +400,8 @@ def trace_centrelines(
 
     Parameters
     ----------
-    values : mask (bool) or feature map (values ≥ 1 are the feature; clipped to [0, 1])
+    values : mask (bool), or a map whose values ≥ 1 are the feature (a per-feature map
+        divided by its threshold): only those voxels are traced, nothing below
     voxel_size_A : Å per voxel
     model : the filament's cross-section (:func:`tube_model`)
     min_length : shortest filament kept, voxels (default 2 R)
@@ -404,16 +411,17 @@ def trace_centrelines(
     r = model.radius_voxels(voxel_size_A)
     sigma = model.sigma_voxels(voxel_size_A)
     min_length = 2 * r if min_length is None else min_length
+    feature = np.asarray(values) >= 1.0  # what lies below is not the feature
     # A tube that kept only a fifth of its cross-section (two thin walls) still passes.
     full = _axis_value_of_full_tube(model, voxel_size_A)
     # A ridge must also bend across both ways: beside a tube, where the smoothed
     # profile flattens out (λ2 ≈ λ3 ≈ 0), the ratio test alone passes.
     points, directions, _ = ridge_points(
-        values, sigma, 0.2 * full, 0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A))
+        feature, sigma, 0.2 * full, 0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A))
     )
     # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
     # spurious ridge in corners): those points are left out.
-    upper = np.asarray(np.shape(values), float) - 1 - sigma
+    upper = np.asarray(np.shape(feature), float) - 1 - sigma
     inside = np.all((points >= sigma) & (points <= upper), axis=1)
     # The wedge stretches crossings and blobs along the beam into short vertical
     # ridges; filaments within 25° of z are not traced (rare in a lamella).
@@ -434,7 +442,6 @@ def trace_centrelines(
             # Ridge points along a path are 1–3 voxels apart: resampled every voxel so
             # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
             pieces.append(_resample(path))
-    feature = np.asarray(values) >= 0.5
     pieces = _join_pieces(pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg)
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
     smoothed = sorted((s for s in smoothed if s[1][-1] >= min_length), key=lambda s: -s[1][-1])
@@ -458,7 +465,77 @@ def trace_centrelines(
         if np.mean(hidden_by_wedge(line, tilt_range_deg)) >= 0.5 and arc[-1] < 4 * r:
             continue
         lines.append(line)
+    if lines:
+        components = scipy.ndimage.label(feature, np.ones((3, 3, 3)))[0]
+        lines = [extend_to_feature_ends(line, components, r) for line in lines]
     return lines
+
+
+def extend_to_feature_ends(
+    line: np.ndarray, components: np.ndarray, radius: float, max_reach: float | None = None
+) -> np.ndarray:
+    """A centreline (z, y, x, 1-voxel steps) carried on straight past each end to the end
+    of its feature.
+
+    The ridge fades within about σ of a tube's end (and of a face, where it is not
+    looked for), and the smoothing along the arc shortens it more: a hollow tube's line
+    stopped ~15 voxels short of each end (an 80-voxel tube was 53 nm of 84).  From each
+    end the line goes on along its direction (from the last 2 R of it) to the farthest
+    voxel of the feature's components at that end (labelled ``components``, 0 none)
+    that lies within the tube (``radius`` R, voxels, + ½ voxel) of the continued axis,
+    with no gap of more than 2 voxels along it, and half a voxel on (the voxel's far
+    face); at most ``max_reach`` voxels (default 3 R), and not beyond the volume's
+    outermost voxel centres.  Where no component lies within R of an end (a gap the
+    wedge left), that end stays.
+    """
+    max_reach = 3.0 * radius if max_reach is None else max_reach
+    shape = np.asarray(components.shape)
+    for tail in (True, False):
+        seq = line if tail else line[::-1]  # seq[-1] is the end
+        end = seq[-1]
+        back = seq[max(0, len(seq) - 1 - max(2, int(round(2 * radius))))]
+        d = end - back
+        if np.linalg.norm(d) < 1e-6:
+            continue
+        d = d / np.linalg.norm(d)
+        reach = max_reach + radius + 1
+        lo = np.maximum(np.floor(end - reach).astype(int), 0)
+        hi = np.minimum(np.ceil(end + reach).astype(int) + 1, shape)
+        box = components[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        found = np.argwhere(box > 0)
+        if len(found) == 0:
+            continue
+        ids = box[tuple(found.T)]
+        rel = found + lo - end
+        near = np.linalg.norm(rel, axis=1) <= radius + 1
+        along = rel @ d
+        across = np.sqrt(np.maximum(np.einsum("ni,ni->n", rel, rel) - along**2, 0.0))
+        inside = (
+            np.isin(ids, np.unique(ids[near]))
+            & (across <= radius + 0.5)
+            & (along > 0)
+            & (along <= max_reach)
+        )
+        last = 0.0
+        for a in np.sort(along[inside]):
+            if a - last > 2.0:
+                break
+            last = a
+        if last <= 0:
+            continue
+        # ... and not out of the volume: a face cutting a tube obliquely leaves its walls'
+        # voxels beyond where the axis leaves (up to R tan(angle)); the line stops at the
+        # outermost voxel centres, so seeds on it index the volume.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_face = np.where(d > 0, (shape - 1 - end) / d, -end / d)
+        face = float(np.min(to_face[np.abs(d) > 1e-9]))
+        length = min(last + 0.5, max_reach, face)
+        if length <= 0:
+            continue
+        steps = np.append(np.arange(1.0, length, 1.0), length)
+        seq = np.vstack([seq, end + steps[:, None] * d])
+        line = seq if tail else seq[::-1]
+    return line
 
 
 #: A tube whose wall the tilt series measures less than this fraction of
@@ -719,9 +796,10 @@ def trace_filaments(
     """
     if not (np.isfinite(spacing) and spacing >= 1.0):
         raise ParameterError(f"the seed spacing must be at least one voxel, got {spacing}.")
-    if not np.any(np.asarray(values) > 0):
+    mask = np.asarray(values) >= 1.0
+    if not mask.any():
         raise AnnotationError(f"the map has no voxel of {feature}, so no filament can be traced.")
-    lines = trace_centrelines(values, voxel_size_A, model, tilt_range_deg=tilt_range_deg)
+    lines = trace_centrelines(mask, voxel_size_A, model, tilt_range_deg=tilt_range_deg)
     if not lines:
         raise AnnotationError(
             f"no component of {feature} looks like a filament of radius {model.radius_nm:g} nm "
@@ -730,10 +808,39 @@ def trace_filaments(
     longest = max(float(np.sum(np.linalg.norm(np.diff(line, axis=0), axis=1))) for line in lines)
     if spacing > longest:
         raise ParameterError(
-            f"the seed spacing {spacing:g} voxels is longer than the longest "
-            f"filament ({longest:.0f} voxels); use a smaller --spacing."
+            f"the seed spacing {spacing:g} voxels is longer than the longest of the "
+            f"{len(lines)} filaments traced ({longest:.1f} voxels); give "
+            f"`spacing={max(1, int(longest))}` or less.",
+            parameter="spacing",
         )
-    return sample_seeds(lines, spacing), filament_table(lines, voxel_size_A), lines
+    seeds = sample_seeds(lines, spacing)
+    # A seed is a pick of the feature: one whose tube holds no voxel of it (where a
+    # join bridged a gap in the map) is left out, the filament's length is not.  A
+    # hollow tube's axis is in its lumen (the wall within R); a solid one's is in it.
+    r = model.radius_voxels(voxel_size_A)
+    reach = r if model.hollow else max(1.0, 0.5 * r)
+    near = near_feature(mask, seeds[["z", "y", "x"]].to_numpy(), reach)
+    seeds = seeds[near].reset_index(drop=True)
+    return seeds, filament_table(lines, voxel_size_A), lines
+
+
+def near_feature(mask: np.ndarray, points: np.ndarray, reach: float) -> np.ndarray:
+    """Whether a voxel of ``mask`` lies within ``reach`` voxels of each point (z, y, x,
+    voxels): for a tube's axis (``reach`` its outer radius R) whether the tube there
+    holds any of the feature."""
+    mask = np.asarray(mask, bool)
+    shape = np.asarray(mask.shape)
+    out = np.zeros(len(points), bool)
+    for k, p in enumerate(np.asarray(points, float)):
+        lo = np.maximum(np.floor(p - reach).astype(int), 0)
+        hi = np.minimum(np.ceil(p + reach).astype(int) + 1, shape)
+        if np.any(hi <= lo):
+            continue
+        box = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        grid = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        d2 = sum((g - c) ** 2 for g, c in zip(grid, p))
+        out[k] = bool(np.any(box & (d2 <= reach**2)))
+    return out
 
 
 def score_centrelines(

@@ -26,7 +26,7 @@ from ..core.device import resolve_device
 from ..core.legend import read_legend
 from ..core.rotations import from_euler
 from ..errors import AnnotationError, InputFileError, MissingVoxelSizeError, ParameterError
-from ..io import read_volume, write_volume
+from ..io import read_volume, read_volume_checked, volume_format, write_volume
 from ..io.locations import is_copick_location
 from ..io.particles import (
     check_inside,
@@ -50,7 +50,7 @@ from ..outputs import (
     sidecar_path,
     write_provenance,
 )
-from ..segment.labelmaps import feature_voxels
+from ..segment.labelmaps import check_recorded_feature, feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume, check_is_tomogram
 from .average import AverageParams, refine_average
@@ -87,6 +87,10 @@ class Picked:
     tilt : the tilt range used and where it came from (given, recorded, default)
     removed : tomoscribe's own files of an earlier run that this one made stale and
         removed (the filament table of a filament run, when this run traced none)
+    threshold_from : where the threshold (``params.threshold``) of a per-feature map
+        came from: "given", "model" (recorded with the map), "default" (1.0), or
+        "unused" for label maps
+    shape_zyx : the map's size (voxels), recorded with the picks
     """
 
     table: pd.DataFrame
@@ -98,6 +102,8 @@ class Picked:
     acquisition: dict = field(default_factory=dict)
     tilt: TiltRange | None = field(default=None)
     removed: list = field(default_factory=list)
+    threshold_from: str = field(default="unused")
+    shape_zyx: list | None = field(default=None)
 
 
 def default_filament_table(output: os.PathLike) -> Path:
@@ -141,7 +147,7 @@ def pick_from_map(
     feature: str,
     outputs: list[os.PathLike],
     *,
-    threshold: float = 1.0,
+    threshold: float | None = None,
     value: float | None = None,
     min_size: int | None = None,
     max_size: int | None = None,
@@ -154,6 +160,7 @@ def pick_from_map(
     instances: Path | None = None,
     tomo_name: str | None = None,
     tilt_range_deg: tuple[float, float] | None = None,
+    voxel_size_A: float | None = None,
 ) -> Picked:
     """Pick particles (components' maxima) or filament seeds of ``feature`` from a map.
 
@@ -166,25 +173,36 @@ def pick_from_map(
     annotation : merged label map (with its ``.legend.json``), a per-feature map or a
         label/binary map from another tool (``value``)
     outputs : picks files (.star, .mod, .csv, .json) or copick locations
-    threshold : map value that counts as the feature (per-feature maps only)
+    threshold : map value that counts as the feature (per-feature maps only; voxels
+        below it are not the feature, for picking and tracing alike); None: the
+        threshold the map records (its model's, measured on held-out boxes), else 1.0;
+        which was used is ``Picked.threshold_from``
     min_size, max_size, min_distance : voxels; default from the painted sizes the map
         records, else 20, none and 8
     edge : picks this close to a face (voxels) are dropped
     filament, spacing, radius_nm : trace filaments (tube outer radius, nm) and place
         seeds every ``spacing`` voxels; ``filament_table`` (CSV) must then be given
-    instances : also write the feature's voxels labelled by filament (int32)
+    instances : also write the feature's voxels labelled by filament
+        (:func:`instance_map_values`)
     tomo_name : name written with the picks (default: the name of the tomogram the map
         was made from, :func:`~tomoscribe.io.particles.map_tomogram_name`)
     tilt_range_deg : (min, max) tilt of the series (degrees, tilt axis y) for filament
         tracing, where the missing wedge hides a tube's walls; None: as the map records
         it, else ±60°.  The range used is recorded in ``settings`` and, when given or
         recorded, with the picks
+    voxel_size_A : Å, for a map that records none (a TIFF); one that records a voxel
+        size differing by more than 1% is refused
     """
-    volume = read_volume(annotation)
+    if instances is not None:
+        volume_format(instances)  # refused before anything is written (was after the table)
+    volume = read_volume_checked(annotation, voxel_size_A)
     check_is_tomogram(volume, annotation)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value)
+    if voxels.how != "legend":
+        check_recorded_feature(annotation, feature)
     label = int(voxels.value) if voxels.how == "legend" else None
+    threshold, threshold_from = _map_threshold(annotation, voxels, threshold)
     mask = voxels.mask(data, threshold)
     if not mask.any():
         # (built per case: ``value`` is None unless the map is read by value)
@@ -203,6 +221,7 @@ def pick_from_map(
     settings = {
         "feature": feature,
         **params.as_dict(),
+        "threshold_from": threshold_from,
         "filament": filament,
         "sizes_from_annotation": bool(learned) and not filament,
         **voxels.as_dict(),
@@ -210,9 +229,11 @@ def pick_from_map(
     filaments = None
     tilt = tilt_range_for([annotation], _checked_tilt_range(tilt_range_deg))
     if filament:
-        values = mask if voxels.how != "threshold" else np.clip(data / threshold, 0.0, 1.0)
+        # Only the feature's voxels are traced: a map's values below its threshold are
+        # not the feature (clip(map / threshold) let them count, and traced 82
+        # filaments where the voxels at or above the threshold hold 11).
         table, filaments, traced = _trace_to_files(
-            values, mask, volume, feature, radius_nm, spacing, filament_table, instances, tilt.deg
+            mask, volume, feature, radius_nm, spacing, filament_table, instances, tilt.deg
         )
         settings.update(
             {**traced, "tilt_range_deg": list(tilt.deg), "tilt_range_source": tilt.source}
@@ -228,13 +249,43 @@ def pick_from_map(
     table = with_tilt_columns(table, acquisition)
     for out in outputs:
         write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
-    picked = Picked(table, params, settings, name, bool(learned), filaments, acquisition, tilt)
+    picked = Picked(
+        table,
+        params,
+        settings,
+        name,
+        bool(learned),
+        filaments,
+        acquisition,
+        tilt,
+        threshold_from=threshold_from,
+        shape_zyx=[int(n) for n in volume.shape],
+    )
     _record_picks(picked, annotation, outputs, filament_table, instances)
     if not filament:
         for out in outputs:
             if not is_copick_location(out):
                 picked.removed += _remove_stale_filament_table(out)
     return picked
+
+
+def _map_threshold(annotation: Path, voxels, threshold: float | None) -> tuple[float, str]:
+    """The threshold a per-feature map is read at and where it came from: the one given
+    (``"given"``), else the one its model measured, as ``segment`` recorded it with the
+    map (``"model"``, as ``merge`` uses it), else 1.0 (``"default"``).  For label maps
+    (legend, value, nonzero) it plays no part: (1.0, ``"unused"``)."""
+    from ..segment.workflow import map_threshold
+
+    if voxels.how != "threshold":
+        return (1.0 if threshold is None else float(threshold)), "unused"
+    if threshold is not None:
+        if not (np.isfinite(threshold) and threshold > 0):
+            raise ParameterError(
+                f"`threshold` must be a positive number, got {threshold:g}.",
+                parameter="threshold",
+            )
+        return float(threshold), "given"
+    return map_threshold(annotation)
 
 
 def _pick_params(learned: dict, threshold, min_size, max_size, min_distance, edge) -> PickParams:
@@ -253,27 +304,37 @@ def _pick_params(learned: dict, threshold, min_size, max_size, min_distance, edg
 
 
 def _trace_to_files(
-    values, mask, volume, feature, radius_nm, spacing, filament_table, instances, tilt_range_deg
+    mask, volume, feature, radius_nm, spacing, filament_table, instances, tilt_range_deg
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Filaments of ``feature`` traced in ``values`` (a mask, or a map ÷ its threshold
-    clipped to [0, 1]): seeds every ``spacing`` voxels, the per-filament table written to
-    ``filament_table`` and, when ``instances`` is given, the feature's voxels labelled by
-    filament; ``tilt_range_deg`` (min, max) sets which walls the missing wedge hides.
+    """Filaments of ``feature`` traced in ``mask`` (its voxels; for a per-feature map,
+    those at or above the threshold): seeds every ``spacing`` voxels, the per-filament
+    table written to ``filament_table`` and, when ``instances`` is given, the feature's
+    voxels labelled by filament; ``tilt_range_deg`` (min, max) sets which walls the
+    missing wedge hides.
     Returns the seeds, the filaments and the tube's settings."""
     model = tube_model(feature, radius_nm)
     table, filaments, lines = trace_filaments(
-        values, volume.pixel_size_A, model, spacing, repr(feature), tilt_range_deg
+        mask, volume.pixel_size_A, model, spacing, repr(feature), tilt_range_deg
     )
     with atomic_path(filament_table) as tmp:
         filaments.to_csv(tmp, index=False)
     if instances is not None:
         ids = instance_labels(mask, lines, 1.5 * model.radius_voxels(volume.pixel_size_A))
-        write_volume(instances, volume.with_data(ids))
+        write_volume(instances, volume.with_data(instance_map_values(ids, instances)))
     return (
         table,
         filaments,
         {"spacing": spacing, "radius_nm": model.radius_nm, "hollow": model.hollow},
     )
+
+
+def instance_map_values(ids: np.ndarray, path: os.PathLike) -> np.ndarray:
+    """Filament ids (int32, 0 none) as ``path``'s format holds them exactly: an MRC has
+    no 32-bit integer mode, so uint16 (mode 6) up to 65535 filaments, else float32
+    (mode 2, exact to 2^24); TIFF and OME-Zarr keep int32."""
+    if volume_format(path) != "mrc":
+        return ids
+    return ids.astype(np.uint16 if int(ids.max(initial=0)) <= 65535 else np.float32)
 
 
 def _record_picks(picked: Picked, annotation: Path, outputs, filament_table, instances) -> None:
@@ -301,6 +362,7 @@ def _record_picks(picked: Picked, annotation: Path, outputs, filament_table, ins
                 extra={
                     "n_picked": len(picked.table),
                     "tomo_name": picked.tomo_name,
+                    "tomogram_shape_zyx": picked.shape_zyx,  # for convert (IMOD's header)
                     **picked.acquisition,
                 },
             )
