@@ -64,3 +64,11 @@ def test_unsafe_feature_names_are_refused(name):
 def test_file_safe_feature_names_are_kept():
     assert check_feature_name(" microtubule-2.v1_a ") == "microtubule-2.v1_a"
     assert check_feature_name("Membran_ä") == "Membran_ä"
+
+
+def test_a_box_half_a_voxel_from_the_last_one_stays_inside():
+    """Review: np.round takes 99.5 to 100 (halves to even), a voxel past the volume."""
+    from tomoscribe.interactive.session import check_boxes
+
+    centres = check_boxes([[3.0, 99.49, 99.5]], (8, 100, 100), "positive")
+    assert centres.tolist() == [[3.0, 99.0, 99.0]]

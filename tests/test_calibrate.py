@@ -119,3 +119,15 @@ def test_a_threshold_from_few_held_out_positive_boxes_is_called_uncertain():
     assert "only 3 held-out positive boxes" in sentence and "uncertain" in sentence
     enough = calibrate(*_held_out(n_pos=FEW_POSITIVE_BOXES, n_neg=10))
     assert few_boxes(enough) is None
+
+
+def test_few_held_out_boxes_are_only_named_when_the_threshold_leaves_1():
+    """Review: with the default hold-out almost every calibrated run warned; a threshold
+    of about 1.0 (the paper's) changes nothing, whatever it rests on."""
+    from dataclasses import replace
+
+    from tomoscribe.segment.calibrate import few_boxes
+
+    three = calibrate(*_held_out(n_pos=3, n_neg=10))
+    assert few_boxes(replace(three, threshold=1.0)) is None
+    assert few_boxes(replace(three, threshold=0.55)) is not None

@@ -287,6 +287,23 @@ def test_a_positive_box_with_nothing_painted_is_named(widget, tomogram, qtbot):
     ), widget.messages
 
 
+def test_another_tomogram_of_the_same_shape_starts_without_the_first_ones_annotation(
+    widget, tomogram, tmp_path
+):
+    """Review: the box and paint layers of tomogram A stayed in use after opening B of
+    the same shape, so Save would have written A's annotation as B's."""
+    other = tmp_path / "other.mrc"
+    write_volume(other, Volume(np.zeros(SHAPE, np.float32), (10.0, 10.0, 10.0)))
+    widget.open_tomogram(tomogram)
+    _annotate(widget)
+    widget.open_tomogram(other)
+    widget.start_feature("membrane")
+    assert len(widget.viewer.layers["membrane positive boxes"].data) == 0
+    assert not np.asarray(widget.viewer.layers["membrane paint"].data).any()
+    kept = widget.viewer.layers["tomo.mrc: membrane paint"]  # set aside, not lost
+    assert np.asarray(kept.data).any()
+
+
 # 9 -------------------------------------------------------------------------------------
 def test_the_threshold_slider_sets_merges_threshold_of_the_shown_feature(widget, tomogram):
     widget.open_tomogram(tomogram)

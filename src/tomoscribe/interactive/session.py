@@ -69,7 +69,8 @@ def check_boxes(centres_zyx: np.ndarray, shape_zyx, kind: str) -> np.ndarray:
             f"({shape_zyx[2]}×{shape_zyx[1]}×{shape_zyx[0]} voxels), e.g. at x={x:.0f}, "
             f"y={y:.0f}, z={z:.0f}; delete them and place them inside."
         )
-    return np.round(centres)
+    # within half a voxel of the volume, a centre may round onto the voxel past it
+    return np.clip(np.round(centres), 0, np.asarray(shape_zyx) - 1)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -97,11 +98,28 @@ class _CloseWatcher(QObject):
 def _closed_later(window, on_close) -> None:
     """After a close the user asked for: ``on_close()`` where the window went."""
     shown = window()
-    if shown is not None and shown.isVisible():
-        return  # the user kept it open
+    try:
+        if shown is not None and shown.isVisible():
+            return  # the user kept it open
+    except RuntimeError:  # the window's C++ object is gone: it closed
+        pass
     method = on_close()
     if method is not None:
         method()
+
+
+def _quietly(method_ref):
+    """A callable running the weakly held method, if it and its widget still exist."""
+
+    def call() -> None:
+        method = method_ref()
+        if method is not None:
+            try:
+                method()
+            except RuntimeError:  # the widget's C++ object is gone
+                pass
+
+    return call
 
 
 def _changes(atom) -> tuple[tuple, np.ndarray, np.ndarray]:
@@ -416,6 +434,8 @@ class AnnotateWidget(QWidget):
                     "open it again."
                 ) from None
             volume, used = read_volume(text, given), float(given)
+        if self.tomogram_path is not None and Path(text).resolve() != self.tomogram_path.resolve():
+            self._set_aside_feature_layers(self.tomogram_path.name)
         self.volume, self.tomogram_path = volume, Path(text)
         self.given_voxel_size_A = used  # what apply passes; None: the file's own
         for name_ in ("models", "maps"):
@@ -446,6 +466,15 @@ class AnnotateWidget(QWidget):
         else:
             self._load_back(folder)
         return layer
+
+    def _set_aside_feature_layers(self, tomogram_name: str) -> None:
+        """Rename the feature layers of the tomogram open until now (boxes, outlines,
+        paint) to ``TOMOGRAM: NAME``: kept for the user to see, never again taken as the
+        new tomogram's annotation (Save would have written them as its own)."""
+        suffixes = (" positive boxes", " negative boxes", " outlines", " paint")
+        for layer in list(self.viewer.layers):
+            if layer.name.endswith(suffixes) and ": " not in layer.name:
+                layer.name = f"{tomogram_name}: {layer.name}"
 
     def _load_back(self, folder: Path) -> None:
         """Load back what ``folder`` holds for this tomogram, per feature: boxes into
@@ -774,6 +803,11 @@ class AnnotateWidget(QWidget):
             root = root.parentWidget()
         if root is not self and self._close_watcher is None:
             self._close_watcher = _CloseWatcher(root, self.shutdown, parent=self)
+            # closing the last window may end the event loop before the watcher's
+            # deferred call runs: stop the step when the application quits, too
+            app = QApplication.instance()
+            if app is not None:
+                app.aboutToQuit.connect(_quietly(weakref.WeakMethod(self.shutdown)))
 
     def showEvent(self, event):  # noqa: N802 (Qt's name)
         self._watch_close()

@@ -189,10 +189,13 @@ def more_boxes(annotator: str = "", paint: str = "paint more boxes") -> str:
 
 
 def few_boxes(calibration: Calibration, annotator: str = "") -> str | None:
-    """One sentence when a threshold was measured on fewer than
-    :data:`FEW_POSITIVE_BOXES` held-out positive boxes; else None."""
+    """One sentence when a threshold that departs from the paper's 1.0 (by more than
+    0.05) was measured on fewer than :data:`FEW_POSITIVE_BOXES` held-out positive boxes;
+    else None (a threshold of about 1.0 changes nothing, whatever it rests on)."""
     n = calibration.n_positive_boxes
     if not calibration.calibrated or n >= FEW_POSITIVE_BOXES:
+        return None
+    if abs(calibration.threshold - 1.0) <= 0.05:
         return None
     return (
         f"the threshold {calibration.threshold:g} was measured on only {n} held-out positive "
