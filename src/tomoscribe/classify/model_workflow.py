@@ -345,11 +345,7 @@ def predict_classifier_file(
     InvalidDataError
         Its box differs from the classifier's.
     """
-    import pandas as pd
-
-    from ..io.formats.relion import write_rows
     from .modelfile import load_classifier
-    from .particleset import class_numbers
     from .training import predict
 
     dataset, output = Path(dataset), Path(output)
@@ -363,28 +359,7 @@ def predict_classifier_file(
         probabilities.argmax(1),
         probabilities.max(1).astype(float),
     )
-    names = np.array(found.class_names, dtype=object)[found.predicted]
-    numbers = class_numbers(found.class_names)[found.predicted]
-    if output.suffix.lower() == ".star":
-        columns = {
-            "rlnClassNumber": numbers,
-            "tomoscribeClassName": names,
-            "tomoscribeClassProbability": np.round(found.probability, 6),
-        }
-        write_rows(dataset, output, np.ones(len(volumes), bool), columns)
-    else:
-        table = pd.DataFrame(
-            {
-                "index": np.arange(len(volumes)),
-                "class_number": numbers,
-                "class_name": names,
-                "probability": np.round(found.probability, 6),
-            }
-        )
-        for k, name in enumerate(found.class_names):
-            table[f"p_{name}"] = np.round(probabilities[:, k], 6)
-        with atomic_path(output) as tmp:
-            table.to_csv(tmp, index=False)
+    _write_predictions(dataset, output, found, probabilities)
     write_provenance(
         output,
         "classify predict",
@@ -397,6 +372,40 @@ def predict_classifier_file(
         },
     )
     return found
+
+
+def _write_predictions(
+    dataset: Path, output: Path, found: Predicted, probabilities: np.ndarray
+) -> None:
+    """:func:`predict_classifier_file`'s table: a copy of the dataset's STAR file with
+    the classes, or a CSV."""
+    import pandas as pd
+
+    from ..io.formats.relion import write_rows
+    from .particleset import class_numbers
+
+    names = np.array(found.class_names, dtype=object)[found.predicted]
+    numbers = class_numbers(found.class_names)[found.predicted]
+    if output.suffix.lower() == ".star":
+        columns = {
+            "rlnClassNumber": numbers,
+            "tomoscribeClassName": names,
+            "tomoscribeClassProbability": np.round(found.probability, 6),
+        }
+        write_rows(dataset, output, np.ones(len(found.predicted), bool), columns)
+    else:
+        table = pd.DataFrame(
+            {
+                "index": np.arange(len(found.predicted)),
+                "class_number": numbers,
+                "class_name": names,
+                "probability": np.round(found.probability, 6),
+            }
+        )
+        for k, name in enumerate(found.class_names):
+            table[f"p_{name}"] = np.round(probabilities[:, k], 6)
+        with atomic_path(output) as tmp:
+            table.to_csv(tmp, index=False)
 
 
 def rif_baseline_file(
