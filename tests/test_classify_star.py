@@ -201,7 +201,8 @@ def test_a_classifier_trained_on_star_classes_writes_their_own_numbers(trained, 
     """Review: a classifier trained on RELION classes 2, 5 and 9 wrote 1, 2, 3 beside the
     names "class 2/5/9"; select and RELION would have taken the wrong classes."""
     numbers = np.array([2, 5, 9])[trained["labels"]]
-    star = _star_set(tmp_path / "t", trained["volumes"], numbers)
+    names = np.array(["ball", "shell", "empty"])[trained["labels"]]
+    star = _star_set(tmp_path / "t", trained["volumes"], numbers, names=list(names))
     model = tmp_path / "relion.tsc"
     argv = ["classify", "train", str(star), "-o", str(model), "--epochs", "2"]
     assert main([*argv, "--test-fraction", "0", "--device", "cpu", "--batch", "10"]) == 0
@@ -209,4 +210,5 @@ def test_a_classifier_trained_on_star_classes_writes_their_own_numbers(trained, 
     assert main(["classify", "predict", str(model), str(star), "-o", str(out)]) == 0
     table = starfile.read(out)
     assert set(table["rlnClassNumber"]) <= {2, 5, 9}
-    assert [f"class {n}" for n in table["rlnClassNumber"]] == list(table["tomoscribeClassName"])
+    named = {2: "ball", 5: "shell", 9: "empty"}  # named classes keep their numbers too
+    assert [named[n] for n in table["rlnClassNumber"]] == list(table["tomoscribeClassName"])

@@ -202,3 +202,18 @@ def test_boxes_chosen_from_a_mask_keep_their_tiles_inside_the_slices():
         yx = centres[:, 1:]
         assert (yx >= 16).all() and (yx <= 128 - 16).all()
     assert len(pos) == 6 and len(neg) == 100
+
+
+def test_positives_beyond_the_room_inside_are_added_nearer_the_edge():
+    """Review: asking for more positives than fit inside threw the inside ones away and
+    drew all of them anywhere again."""
+    from tomoscribe.core.boxes import boxes_from_mask, spread_boxes
+
+    mask = np.zeros((10, 128, 128), bool)
+    mask[:, 60:66, 2:126] = True
+    inside = mask.copy()
+    inside[:, :, :16], inside[:, :, 113:] = False, False
+    room = len(spread_boxes(np.argwhere(inside), 100, 32, np.random.default_rng(0)))
+    pos, _ = boxes_from_mask(mask, 100, 10, 32, np.random.default_rng(0), z_margin=0)
+    within = ((pos[:, 2] >= 16) & (pos[:, 2] <= 112)).sum()
+    assert within == room and len(pos) > room

@@ -175,6 +175,7 @@ def train_classifier_file(
         No subtomogram is labelled, or a class has no examples.
     """
     from .modelfile import save_classifier
+    from .particleset import is_star_dataset, star_class_numbers
     from .training import predict, train_classifier
 
     params = params or ClassifierParams()
@@ -194,6 +195,8 @@ def train_classifier_file(
         device=device,
         show_progress=show_progress,
     )
+    if is_star_dataset(dataset):  # written back by classify predict
+        classifier.metadata["class_numbers"] = star_class_numbers(dataset)
     scores = None
     if test_mask.any():
         predicted = predict(classifier, volumes[test_mask], device=device).argmax(1)
@@ -277,11 +280,14 @@ class Predicted:
     class_names : the classifier's classes, in its order
     predicted : (N,) int, index into ``class_names`` of each subtomogram's class
     probability : (N,) float, the classifier's softmax probability of that class
+    recorded_numbers : the RELION class numbers of the STAR file the classifier was
+        trained on, one per class, or None
     """
 
     class_names: list[str]
     predicted: np.ndarray
     probability: np.ndarray
+    recorded_numbers: list[int] | None = None
 
     def counts(self) -> dict[str, int]:
         """Subtomograms per class, in the classifier's order."""
@@ -358,6 +364,7 @@ def predict_classifier_file(
         list(classifier.class_names),
         probabilities.argmax(1),
         probabilities.max(1).astype(float),
+        classifier.metadata.get("class_numbers"),
     )
     _write_predictions(dataset, output, found, probabilities)
     write_provenance(
@@ -385,7 +392,7 @@ def _write_predictions(
     from .particleset import class_numbers
 
     names = np.array(found.class_names, dtype=object)[found.predicted]
-    numbers = class_numbers(found.class_names)[found.predicted]
+    numbers = class_numbers(found.class_names, found.recorded_numbers)[found.predicted]
     if output.suffix.lower() == ".star":
         columns = {
             "rlnClassNumber": numbers,

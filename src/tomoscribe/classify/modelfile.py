@@ -77,11 +77,12 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
         If it is damaged, not a tomoscribe classifier, of a newer format, or inconsistent.
     """
     network, record, (box, voxel_size_A, class_names) = load_network_file(path, KIND, _parse)
-    return Classifier(
-        network,
-        record["architecture"],
-        box,
-        voxel_size_A,
-        class_names,
-        {k: v for k, v in record.items() if k in ("training", "test")},
-    )
+    metadata = {k: v for k, v in record.items() if k in ("training", "test")}
+    numbers = record.get("class_numbers")  # a STAR dataset's RELION classes, one per class
+    if (
+        isinstance(numbers, list)
+        and len(numbers) == len(class_names)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in numbers)
+    ):
+        metadata["class_numbers"] = numbers
+    return Classifier(network, record["architecture"], box, voxel_size_A, class_names, metadata)

@@ -98,11 +98,27 @@ def load_star_subtomograms(star: str | os.PathLike):
     return volumes, labels, names, float(voxel)
 
 
-def class_numbers(class_names: list[str]) -> np.ndarray:
+def star_class_numbers(star: str | os.PathLike) -> list[int]:
+    """The RELION class numbers of a STAR dataset's classes, in the order of
+    :func:`star_labels`'s names (ascending)."""
+    from ..io.formats.relion import particle_block_key, read_star_blocks
+
+    blocks = read_star_blocks(Path(star))
+    block = blocks[particle_block_key(blocks, Path(star))]
+    if "rlnClassNumber" not in block:
+        return []
+    numbers = pd.to_numeric(block["rlnClassNumber"], errors="coerce").to_numpy(float)
+    return sorted({int(v) for v in numbers[np.isfinite(numbers) & (numbers > 0)]})
+
+
+def class_numbers(class_names: list[str], recorded=None) -> np.ndarray:
     """RELION class numbers (from 1) for a classifier's classes, in its order: the
     numbers a STAR file's classes had (names ``class N``, as :func:`star_labels` names
     them, give back N, so a classifier trained on classes 1, 3 and 7 writes 1, 3 and 7),
-    else 1, 2, … in the classifier's order."""
+    else 1, 2, … in the classifier's order.  ``recorded``: the numbers a classifier
+    file records of the STAR file it was trained on (one per class), which win."""
+    if recorded is not None and len(recorded) == len(class_names):
+        return np.asarray(recorded, int)
     found = [re.fullmatch(r"class (\d+)", name) for name in class_names]
     if all(found) and found:
         numbers = np.array([int(m.group(1)) for m in found])

@@ -90,13 +90,15 @@ def _lacks(name: str) -> bool:
 
 
 def _lacking(text: str, name: str) -> str:
-    """``text`` with its advice to pass the argument ``name`` (the clause after the last
-    ``;`` before it) replaced by what is true: the running command has no such option."""
+    """``text`` with what is true about the argument ``name`` the running command has no
+    option for: a file's missing voxel size (``voxel_size_A``) cannot be given, so that
+    advice (the clause after the last ``;`` before it) is replaced; any other advice is
+    kept, with the command's lack of the option said after it."""
     at = text.find(f"`{name}")
     cut = text.rfind(";", 0, at) if at >= 0 else -1
     flag = "--" + _UNIT_SUFFIX.sub("", name).replace("_", "-")
     command = _current_context().command_path
-    if cut < 0:
+    if cut < 0 or name != "voxel_size_A":  # other advice stays, with the caveat
         return _as_flag(text, name).rstrip(".") + f" ({command} has no {flag} option)."
     return text[:cut] + f"; {command} has no {flag} option, so it cannot read this file as it is."
 

@@ -92,6 +92,12 @@ def pick(
         "(default: microtubule 12.5, hollow; actin 3.5, solid; "
         "required for other features).",
     ),
+    hollow: bool = typer.Option(
+        None,
+        "--hollow/--solid",
+        help="The filament is a hollow tube or a solid rod (default: microtubule "
+        "hollow, actin solid, other features solid).",
+    ),
     filament_table: Path = typer.Option(
         None,
         "--filament-table",
@@ -136,7 +142,7 @@ def pick(
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out, overwrite)
     if filament:
-        tube_model(feature, radius_nm)  # refuses an unknown feature without --radius-nm
+        tube_model(feature, radius_nm, hollow)  # refuses an unknown one without a radius
         if not (math.isfinite(spacing) and spacing >= 1.0):
             raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
         if filament_table is None:  # derived: checked against the other outputs here
@@ -156,6 +162,7 @@ def pick(
         filament=filament,
         spacing=spacing,
         radius_nm=radius_nm,
+        hollow=hollow,
         filament_table=filament_table,
         instances=instances,
         tomo_name=tomo_name,

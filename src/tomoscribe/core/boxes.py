@@ -32,15 +32,22 @@ def _cover(lo: float, hi: float, step: int) -> list[float]:
 
 
 def spread_boxes(
-    candidates_zyx: np.ndarray, n: int, tile_size: int, rng: np.random.Generator
+    candidates_zyx: np.ndarray,
+    n: int,
+    tile_size: int,
+    rng: np.random.Generator,
+    kept_zyx: np.ndarray | None = None,
 ) -> np.ndarray:
     """Up to ``n`` box centres drawn from candidates, no two overlapping much.
 
     Candidates are visited in random order; one is kept when every kept box is at
-    least half a tile away in y or x, or more than 3 slices away in z.
+    least half a tile away in y or x, or more than 3 slices away in z.  ``kept_zyx``
+    (boxes already chosen) start the list and count towards ``n``.
     """
-    kept: list[np.ndarray] = []
+    kept: list[np.ndarray] = [] if kept_zyx is None else list(np.reshape(kept_zyx, (-1, 3)))
     candidates = np.asarray(candidates_zyx).reshape(-1, 3)
+    if len(kept) >= n:
+        return np.array(kept[:n], float).reshape(-1, 3)
     for index in rng.permutation(len(candidates)):
         c = candidates[index]
         if all(np.abs(c[1:] - p[1:]).max() >= tile_size // 2 or abs(c[0] - p[0]) > 3 for p in kept):
@@ -92,7 +99,7 @@ def boxes_from_mask(
     holds no mask voxel on their slice, as :func:`free_boxes` chooses them, and fewer
     than ``n_negative`` when fewer places are free (small volumes, crowded masks).  Both
     kinds are centred so that their tiles lie inside the slices where there is room
-    (positives: room for all ``n_positive``; else anywhere on the mask).
+    (positives beyond the room inside are taken nearer the edge).
 
     Parameters
     ----------
@@ -131,8 +138,9 @@ def boxes_from_mask(
     if len(candidates) == 0:
         raise AnnotationError("the mask marks no voxel; nothing to take positive boxes from.")
     positive = spread_boxes(np.argwhere(mask & allowed & within), n_positive, tile_size, rng)
-    if len(positive) < n_positive:  # room for fewer inside: the mask near the edge too
-        positive = spread_boxes(candidates, n_positive, tile_size, rng)
+    if len(positive) < n_positive:  # room for fewer inside: topped up nearer the edge
+        outside = np.argwhere(mask & allowed & ~within)
+        positive = spread_boxes(outside, n_positive, tile_size, rng, kept_zyx=positive)
     window = (2 * z_margin + 1, tile_size + 2 * margin, tile_size + 2 * margin)
     near = scipy.ndimage.maximum_filter(mask.astype(np.uint8), size=window, mode="constant")
     free = np.argwhere((near == 0) & allowed & within)

@@ -39,7 +39,13 @@ from ..outputs import (
 )
 from ..preprocess import data_box
 from ..volume import Volume, check_is_tomogram, check_same_grid
-from .labelmaps import FeatureVoxels, check_recorded_feature, feature_voxels, single_label_map
+from .labelmaps import (
+    FeatureVoxels,
+    check_recorded_feature,
+    feature_voxels,
+    recorded_feature,
+    single_label_map,
+)
 from .painted_size import painted_component_sizes
 from .trainset import (
     DEFAULT_AUGMENTATION,
@@ -1216,8 +1222,14 @@ def _map_features(maps: list[Path], names: list[str] | None) -> list[str]:
         raise ParameterError(
             f"`names` lists {len(names)} names for {len(maps)} maps.", parameter="names"
         )
-    for path, name in zip(maps, names):
-        check_recorded_feature(path, name, "names")  # a name, not a relabelling
+    for path, name in zip(maps, names):  # an explicit renaming, said
+        recorded = recorded_feature(path)
+        if recorded is not None and recorded.lower() != str(name).lower():
+            warnings.warn(
+                f"{path.name} is a map of {recorded!r} (as its record says); it is merged "
+                f"as {name!r}, as `names` asks.",
+                stacklevel=2,
+            )
     return list(names)
 
 

@@ -158,6 +158,7 @@ def pick_from_map(
     radius_nm: float | None = None,
     filament_table: Path | None = None,
     instances: Path | None = None,
+    hollow: bool | None = None,
     tomo_name: str | None = None,
     tilt_range_deg: tuple[float, float] | None = None,
     voxel_size_A: float | None = None,
@@ -232,8 +233,9 @@ def pick_from_map(
         # Only the feature's voxels are traced: a map's values below its threshold are
         # not the feature (clip(map / threshold) let them count, and traced 82
         # filaments where the voxels at or above the threshold hold 11).
+        model = tube_model(feature, radius_nm, hollow)
         table, filaments, traced = _trace_to_files(
-            mask, volume, feature, radius_nm, spacing, filament_table, instances, tilt.deg
+            mask, volume, feature, model, spacing, filament_table, instances, tilt.deg
         )
         settings.update(
             {**traced, "tilt_range_deg": list(tilt.deg), "tilt_range_source": tilt.source}
@@ -304,15 +306,15 @@ def _pick_params(learned: dict, threshold, min_size, max_size, min_distance, edg
 
 
 def _trace_to_files(
-    mask, volume, feature, radius_nm, spacing, filament_table, instances, tilt_range_deg
+    mask, volume, feature, model, spacing, filament_table, instances, tilt_range_deg
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Filaments of ``feature`` traced in ``mask`` (its voxels; for a per-feature map,
     those at or above the threshold): seeds every ``spacing`` voxels, the per-filament
     table written to ``filament_table`` and, when ``instances`` is given, the feature's
     voxels labelled by filament; ``tilt_range_deg`` (min, max) sets which walls the
     missing wedge hides.
+    ``model`` is the tube (:func:`~tomoscribe.structure.filaments.tube_model`).
     Returns the seeds, the filaments and the tube's settings."""
-    model = tube_model(feature, radius_nm)
     table, filaments, lines = trace_filaments(
         mask, volume.pixel_size_A, model, spacing, repr(feature), tilt_range_deg
     )
