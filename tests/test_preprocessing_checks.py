@@ -155,6 +155,10 @@ def test_an_unclamped_preprocess_is_not_called_unpreprocessed_and_the_viewer_is_
     unclamped = {**TRAINED, "clamp_sigma": None}
     kept = build_training_set(*args, tile_size=16, preprocessing=unclamped)
     assert "not_normalised" not in kept.metadata
+    wide = build_training_set(*args, tile_size=16, preprocessing={**TRAINED, "clamp_sigma": 20})
+    assert "not_normalised" not in wide.metadata  # 25 is within a ±20σ clamp's 1.5×
+    narrow = build_training_set(*args, tile_size=16, preprocessing={**TRAINED, "clamp_sigma": 12})
+    assert "clamps" in narrow.metadata["not_normalised"]  # 25 > 18
     unknown = build_training_set(*args, tile_size=16)  # no record: a clamp was expected
     assert "clamps" in unknown.metadata["not_normalised"]
     raw = Volume(_raw().astype(np.float32), (14.0,) * 3)

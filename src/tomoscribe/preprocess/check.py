@@ -32,25 +32,27 @@ RELATIVE_TOLERANCE = 0.05
 _SETTINGS = (("lowpass_A", "low-pass"), ("highpass_A", "high-pass"), ("clamp_sigma", "clamp"))
 
 
-def expects_clamp(preprocessing: dict | None) -> bool:
-    """Whether data preprocessed as ``preprocessing`` (a ``preprocess`` record's
-    parameters; None or empty: unknown) should be clamped: not when the record says it
-    was not (``--clamp 0``, which leaves gold beads far beyond 10σ)."""
+def expects_clamp(preprocessing: dict | None) -> float | None:
+    """The largest value data preprocessed as ``preprocessing`` (a ``preprocess``
+    record's parameters; None or empty: unknown, so the default clamp) should reach:
+    :data:`PEAK_LIMIT`, or 1.5 times a wider recorded clamp; None when the record says
+    no clamp (``--clamp 0``, which leaves gold beads far beyond 10σ)."""
     if not preprocessing or "clamp_sigma" not in preprocessing:
-        return True
-    return bool(preprocessing.get("clamp_sigma"))
+        return PEAK_LIMIT
+    clamp = preprocessing.get("clamp_sigma")
+    return max(PEAK_LIMIT, 1.5 * float(clamp)) if clamp else None
 
 
-def normalisation_problem(values, clamped: bool = True) -> str | None:
+def normalisation_problem(values, clamped: float | bool | None = True) -> str | None:
     """Why ``values`` do not look normalised, in words; None when they do.
 
     Parameters
     ----------
     values : array
         Voxel values (any shape); non-finite ones are ignored.
-    clamped : bool
-        Whether values beyond :data:`PEAK_LIMIT` count as a problem (False for data
-        preprocessed without a clamp, :func:`expects_clamp`).
+    clamped : float, bool or None
+        The largest value that is no problem (:func:`expects_clamp`); True:
+        :data:`PEAK_LIMIT`; None or False: any (data preprocessed without a clamp).
 
     Returns
     -------
@@ -68,7 +70,8 @@ def normalisation_problem(values, clamped: bool = True) -> str | None:
             f"values of mean {mean:.3g} and standard deviation {sd:.3g}, where preprocess "
             "gives about 0 and 1"
         )
-    if clamped and peak > PEAK_LIMIT:
+    limit = PEAK_LIMIT if clamped is True else (float(clamped) if clamped else None)
+    if limit is not None and peak > limit:
         return f"values reaching ±{peak:.3g}, where preprocess clamps at ±3 standard deviations"
     return None
 
