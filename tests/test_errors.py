@@ -76,10 +76,12 @@ def test_the_parameter_survives_pickling():  # errors cross dask workers pickled
 
 def test_command_line_message_names_the_flag(tmp_path, capsys):
     src = _mrc_without_voxel_size(tmp_path / "zero.mrc")
-    assert main(["info", str(src)]) == 2
+    assert main(["preprocess", str(src), "-o", str(tmp_path / "p.mrc")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "pass --voxel-size." in err and "voxel_size_A" not in err and "`" not in err
+    assert main(["info", str(src)]) == 0  # info shows what is there: "not recorded"
+    assert "voxel size (x, y, z): not recorded" in capsys.readouterr().out
     assert main(["info", str(src), "--voxel-size", "4"]) == 0
 
 
