@@ -8,6 +8,7 @@ import pytest
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
+from qt_wait import wait_for_worker  # noqa: E402
 from tomoscribe.io import write_volume  # noqa: E402
 from tomoscribe.napari.reader import get_reader  # noqa: E402
 from tomoscribe.napari.widget import AnnotateWidget  # noqa: E402
@@ -65,8 +66,7 @@ def test_boxes_outside_and_nothing_painted_write_nothing(widget, tmp_path, qtbot
     widget.viewer.layers["membrane negative boxes"].data = np.array([[8.0, 80.0, 80.0]])
     worker = widget.save_annotation()  # fixed: the viewer is still usable
     assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    wait_for_worker(qtbot, worker, 60)
     assert "membrane.trainset" in _files(tmp_path / "session")
 
 
@@ -78,8 +78,7 @@ def test_model_of_another_voxel_size_is_refused(widget, tmp_path, qtbot):
     )
     widget.models["membrane"] = tmp_path / "coarse.tsm"
     worker = widget.preview(z=8, feature="membrane")
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    wait_for_worker(qtbot, worker, 60)
     assert "20 Å" in widget.messages[-1] or "voxel size" in widget.messages[-1]
     assert "membrane preview" not in widget.viewer.layers
 
@@ -116,8 +115,7 @@ def test_cancel_stops_training_and_keeps_its_checkpoint(widget, tmp_path, qtbot)
     widget.paint(disk)
     widget._signals.epoch.connect(lambda _record: widget.cancel())
     worker = widget.train(epochs=200)
-    with qtbot.waitSignal(worker.finished, timeout=300000):
-        pass
+    wait_for_worker(qtbot, worker, 300)
     assert widget.messages[-1].startswith("cancelled")
     assert 1 <= len(widget.losses) < 200
     model = tmp_path / "session" / "membrane.tsm"

@@ -23,6 +23,7 @@ import torch
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
+from qt_wait import wait_for_worker  # noqa: E402
 from tomoscribe.cli.app import main  # noqa: E402
 from tomoscribe.io import read_volume, write_volume  # noqa: E402
 from tomoscribe.io.particles import read_particles  # noqa: E402
@@ -56,9 +57,7 @@ def _shoot(viewer, folder: Path, name: str) -> None:
 
 
 def _wait(qtbot, worker, seconds: float = 600) -> None:
-    assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=int(seconds * 1000)):
-        pass
+    wait_for_worker(qtbot, worker, seconds)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
+from qt_wait import wait_for_worker  # noqa: E402
 from tomoscribe.errors import TrainingError  # noqa: E402
 from tomoscribe.io import write_volume  # noqa: E402
 from tomoscribe.io.points import read_points  # noqa: E402
@@ -47,10 +48,7 @@ def widget(make_napari_viewer, tmp_path):
 
 
 def _wait(qtbot, worker, seconds: float = 300) -> None:
-    assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=int(seconds * 1000)):
-        pass
-    qtbot.wait(20)  # the queued signals before ``finished``
+    wait_for_worker(qtbot, worker, seconds)
 
 
 def _annotate(widget, positives=((8, 48, 48),)) -> None:
