@@ -1,7 +1,8 @@
-"""``--voxel-size`` of trainset and segment supplies a voxel size the file lacks; one
-that disagrees with the file's own is refused (the trial: `trainset --voxel-size 7` on a
-14 Å MRC silently used 7 Å, and `segment mt.mrc --voxel-size 14` wrote a map whose
-header said 14 Å over a 10.52 Å tomogram, so it no longer overlaid it)."""
+"""``--voxel-size`` of trainset, segment, pick, vesicles, preprocess, extract and info
+supplies a voxel size the file lacks; one that disagrees with the file's own is refused
+(the trial: `trainset --voxel-size 7` on a 14 Å MRC silently used 7 Å, and
+`segment mt.mrc --voxel-size 14` wrote a map whose header said
+14 Å over a 10.52 Å tomogram, so it no longer overlaid it)."""
 
 import mrcfile
 import numpy as np
@@ -81,3 +82,32 @@ def test_trainset_takes_a_voxel_size_for_a_tiff_that_records_none(tmp_path):
     tifffile.imwrite(tmp_path / "t.tif", np.random.default_rng(0).normal(size=(8, 48, 48)))
     assert _trainset(tmp_path, tmp_path / "t.tif", 14) == 0
     assert load_training_set(tmp_path / "s.trainset").metadata["voxel_size_A"] == [14.0] * 3
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["info", "{t}", "--voxel-size", "7"],
+        ["preprocess", "{t}", "-o", "{d}/p.mrc", "--voxel-size", "7", "-q"],
+        ["extract", "{t}", "{d}/picks.csv", "-o", "{d}/ex", "--box", "16", "--voxel-size", "7"],
+    ],
+)
+def test_other_readers_refuse_a_voxel_size_the_file_contradicts(tmp_path, capsys, command):
+    """info, preprocess and extract overrode a recorded 14 Å with 7 Å before (extract's
+    boxes cut at twice their place, preprocess wrote a 7 Å header): now one rule."""
+    tomogram = _mrc(tmp_path / "t14.mrc", 14.0, shape=(40, 64, 64))
+    (tmp_path / "picks.csv").write_text("x,y,z\n30,30,20\n")
+    before = {p: p.read_bytes() for p in entries(tmp_path)}
+    args = [a.format(t=tomogram, d=tmp_path) for a in command]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "14 Å" in err
+    assert {p: p.read_bytes() for p in entries(tmp_path)} == before
+
+
+def test_preprocess_takes_a_voxel_size_for_an_unset_header(tmp_path):
+    tomogram = _mrc(tmp_path / "t.mrc", 1.0, shape=(16, 64, 64))
+    out = tmp_path / "p.mrc"
+    assert main(["preprocess", str(tomogram), "-o", str(out), "--voxel-size", "14", "-q"]) == 0
+    with mrcfile.open(out) as mrc:
+        assert float(mrc.voxel_size.x) == pytest.approx(14.0)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import typer
 
-VoxelSize = typer.Option(
-    None, "--voxel-size", min=0.0, help="Voxel size in Å, overriding (or supplying) the file's own."
-)
-#: ``--voxel-size`` of commands whose outputs lie on the input's grid (trainset, segment):
-#: it supplies a size the file lacks, and one that disagrees with the file's is refused.
+#: ``--voxel-size`` of the commands that read a tomogram or map: it supplies a size the
+#: file lacks (or an unset 1 Å), and one that disagrees with the file's is refused, since
+#: outputs on the input's grid or in Å would no longer overlay the file.
 GivenVoxelSize = typer.Option(
     None,
     "--voxel-size",

@@ -15,15 +15,15 @@ from .checks import writes
 @app.command()
 def info(
     path: Path = typer.Argument(..., help="A volume (.mrc, .tif, .zarr)."),
-    voxel_size: float = options.VoxelSize,
+    voxel_size: float = options.GivenVoxelSize,
     channel: int = options.Channel,
 ) -> None:
     """Show a volume's shape, type, voxel size and origin (as tomoscribe reads them)."""
     from ..errors import MissingVoxelSizeError
-    from ..io import read_volume
+    from ..io import read_volume, read_volume_checked
 
     try:
-        volume, recorded = read_volume(path, voxel_size, channel), True
+        volume, recorded = read_volume_checked(path, voxel_size, channel), True
     except MissingVoxelSizeError:  # what info is asked for: say so, not exit 2
         volume, recorded = read_volume(path, 1.0, channel), False
     nz, ny, nx = volume.shape
@@ -51,7 +51,7 @@ def preprocess(
     highpass: float = typer.Option(4000.0, "--highpass", help="In-plane high-pass in Å (0 = off)."),
     bin_factor: int = typer.Option(1, "--bin", min=1, help="Integer binning factor."),
     clamp: float = typer.Option(3.0, "--clamp", help="Clamp at ±this many σ (0 = off)."),
-    voxel_size: float = options.VoxelSize,
+    voxel_size: float = options.GivenVoxelSize,
     channel: int = options.Channel,
     overwrite: bool = options.Overwrite,
     quiet: bool = options.Quiet,

@@ -349,7 +349,7 @@ def extract(
         "--tomograms",
         help="RELION 5 tomograms.star: names and centres for centred-Å coordinates.",
     ),
-    voxel_size: float = options.VoxelSize,
+    voxel_size: float = options.GivenVoxelSize,
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Cut subtomograms (and their Z-projections) around picked positions."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import create_volume, read_volume
+from ..io import create_volume, read_volume_checked
 from ..io.provenance import carried_acquisition
 from ..outputs import check_free_space, write_provenance
 from ..volume import check_is_tomogram
@@ -55,7 +55,8 @@ def preprocess_file(
     tomogram : input volume (.mrc, .zarr, .tif)
     output : float32 .mrc or .zarr to write, with a provenance sidecar
     params : the preprocessing (lengths in Å; validated against the binned voxel size)
-    voxel_size_A : the input's voxel size (Å) where its header lacks it
+    voxel_size_A : the input's voxel size (Å) where its header lacks it (or records an
+        unset 1 Å); one that disagrees with the header's by over 1% is refused
     channel : the channel of a colour TIFF
     overwrite : replace an earlier output of tomoscribe's
 
@@ -67,7 +68,7 @@ def preprocess_file(
         The output's file system lacks the space for it.
     """
     tomogram, output = Path(tomogram), Path(output)
-    volume = read_volume(tomogram, voxel_size_A, channel)
+    volume = read_volume_checked(tomogram, voxel_size_A, channel)
     check_is_tomogram(volume, tomogram)
     params.validate(volume.pixel_size_A * params.bin_factor)
     shape, voxel, origin = binned_geometry(volume, params.bin_factor)

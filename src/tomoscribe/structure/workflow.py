@@ -412,7 +412,7 @@ def extract_from_files(
     the tomogram and the picks (``{}`` when neither records one); picks from another
     tilt series than the tomogram's are refused.  The folder's ``particles.star`` gets
     the provenance record."""
-    volume = read_volume(tomogram, voxel_size_A)
+    volume = read_volume_checked(tomogram, voxel_size_A)
     check_is_tomogram(volume, tomogram)
     name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
     acquisition = carried_acquisition(
