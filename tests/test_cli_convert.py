@@ -143,3 +143,22 @@ def test_dynamo_table_map_is_read_row_for_row_and_a_stale_one_removed(tmp_path, 
     assert list(read_particles(tmp_path / "b.tbl")["tomo_name"]) == list(table["tomo_name"])
     with pytest.raises(OutputError, match="b.doc"):  # the user's map is not replaced
         write_particles(tmp_path / "b.tbl", table.drop(columns="tomo_name"), 10.0)
+
+
+def test_binned_tomogram_size_is_the_one_preprocess_writes(tmp_path):
+    """A .mod converted with binning records the size of the tomogram `preprocess --bin`
+    makes from the same tomogram (odd sizes lose their partial block; rounding gave 24
+    slices for 47 at bin 2 where the binned tomogram has 23)."""
+    from imodmodel import ImodModel
+
+    from tomoscribe.io.convert import convert_particles
+    from tomoscribe.preprocess import binned_geometry
+    from tomoscribe.volume import Volume
+
+    source = tmp_path / "p.csv"
+    source.write_text("x,y,z,voxel_size_A\n10,20,30,7\n")
+    shape = (47, 139, 87)
+    convert_particles(source, tmp_path / "b.mod", binning=2, tomogram_shape_zyx=shape)
+    header = ImodModel.from_file(tmp_path / "b.mod").header
+    binned, _, _ = binned_geometry(Volume(np.zeros(shape, np.float32), (7.0,) * 3), 2)
+    assert (header.zmax, header.ymax, header.xmax) == binned == (23, 69, 43)

@@ -219,7 +219,8 @@ def convert_particles(
             stacklevel=2,
         )
     if tomogram_shape_zyx is not None and binning is not None:
-        tomogram_shape_zyx = tuple(max(1, round(n / binning)) for n in tomogram_shape_zyx)
+        # the size `preprocess --bin` gives: the partial block at the end is dropped
+        tomogram_shape_zyx = tuple(max(1, int(n // binning)) for n in tomogram_shape_zyx)
     write_particles(target, table, voxel, tomogram_shape_zyx)
     if not is_copick_location(target):  # a copick project has no place for a sidecar
         write_provenance(
