@@ -302,6 +302,14 @@ def test_another_tomogram_of_the_same_shape_starts_without_the_first_ones_annota
     assert np.asarray(kept.data).any()
 
 
+def test_opening_the_same_tomogram_again_keeps_one_image_layer(widget, tomogram, tmp_path):
+    """Trial: Open twice added a second image layer ("tomo.mrc [1]") over the first."""
+    widget.open_tomogram(tomogram)
+    widget.open_tomogram(str(tomogram.parent / "." / tomogram.name))  # another spelling
+    images = [layer for layer in widget.viewer.layers if layer.name.startswith("tomo.mrc")]
+    assert len(images) == 1 and images[0].data.shape == SHAPE
+
+
 # 9 -------------------------------------------------------------------------------------
 def test_the_threshold_slider_sets_merges_threshold_of_the_shown_feature(widget, tomogram):
     widget.open_tomogram(tomogram)

@@ -445,13 +445,13 @@ class AnnotateWidget(QWidget):
         self._known, self._not_loaded = set(), {}
         self.path_edit.setText(text)
         scale, translate = scale_translate(volume)
-        layer = self.viewer.add_image(
-            volume.data,
-            name=name,
-            scale=scale,
-            translate=translate,
-            metadata={"path": text},
-        )
+        layer = self._image_layer_of(Path(text))
+        if layer is None:
+            layer = self.viewer.add_image(
+                volume.data, name=name, scale=scale, translate=translate, metadata={"path": text}
+            )
+        else:  # opened again: the one layer shows the file as it is now
+            layer.data, layer.scale, layer.translate = volume.data, scale, translate
         self.viewer.dims.set_current_step(0, volume.shape[0] // 2)
         if used is None and given and not np.allclose(volume.voxel_size_A, given, rtol=1e-4):
             self.notify(
@@ -466,6 +466,17 @@ class AnnotateWidget(QWidget):
         else:
             self._load_back(folder)
         return layer
+
+    def _image_layer_of(self, path: Path):
+        """The image layer this widget opened ``path`` into before, or None."""
+        from napari.layers import Image
+
+        for layer in self.viewer.layers:
+            opened = layer.metadata.get("path")
+            if opened and isinstance(layer, Image):
+                if Path(opened).resolve() == path.resolve():
+                    return layer
+        return None
 
     def _set_aside_feature_layers(self, tomogram_name: str) -> None:
         """Rename the feature layers of the tomogram open until now (boxes, outlines,
