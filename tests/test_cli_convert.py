@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import starfile
 
 from tomoscribe.cli.app import main
 from tomoscribe.core.rotations import angular_distance_deg, from_euler
@@ -43,7 +44,7 @@ def test_binning(shared_data, tmp_path):
     assert main(["convert", str(source), "-o", str(tmp_path / "b.star"), "--binning", "4"]) == 0
     back, truth = read_particles(tmp_path / "b.star"), read_particles(source)
     assert back["voxel_size_A"].iloc[0] == pytest.approx(7.84)
-    assert np.allclose(back["x"], (truth["x"] + 0.5) / 4 - 0.5)
+    assert np.allclose(back["x"], truth["x"] / 4)  # Warp: Å = pixel × pixel size
 
 
 def test_refusals_exit_2_and_write_nothing(shared_data, tmp_path, capsys):
@@ -162,3 +163,22 @@ def test_binned_tomogram_size_is_the_one_preprocess_writes(tmp_path):
     header = ImodModel.from_file(tmp_path / "b.mod").header
     binned, _, _ = binned_geometry(Volume(np.zeros(shape, np.float32), (7.0,) * 3), 2)
     assert (header.zmax, header.ymax, header.xmax) == binned == (23, 69, 43)
+
+
+def test_binning_keeps_relion5_centred_angstroms(shared_data, tmp_path):
+    """RELION 5's centred Å do not depend on the sampling: a pick converted to pixels of
+    a 2×-binned tomogram (42×68×22 for TS_01's 84×136×44) must give back the file's Å by
+    RELION 5's own rule, (x − n/2)·pixel (the half-voxel rule gave them 5.3 Å off)."""
+    project = shared_data / "formats" / "relion5_project"
+    source = project / "Picks" / "job_picks" / "particles.star"
+    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    out = tmp_path / "b2.star"
+    args = ["convert", str(source), "--tomograms", str(tomograms), "-o", str(out), "--binning", "2"]
+    assert main(args) == 0
+    binned, truth = starfile.read(out), starfile.read(source)
+    truth = truth["particles"] if isinstance(truth, dict) else truth
+    pixel = float(binned["rlnImagePixelSize"].iloc[0])
+    assert pixel == pytest.approx(21.04)
+    for axis, n in zip("XYZ", (42, 68, 22)):
+        centred = (binned[f"rlnCoordinate{axis}"] - n / 2) * pixel
+        np.testing.assert_allclose(centred, truth[f"rlnCenteredCoordinate{axis}Angst"], atol=1e-3)

@@ -36,11 +36,11 @@ def test_bad_boxes_are_refused():
         extract_subtomograms(volume, table, 8, edge="wrap")
 
 
-def test_positions_picked_at_bin_two_map_to_block_centres():
-    table = pd.DataFrame({"x": [0.0, 3.0], "y": [1.0, 1.0], "z": [2.0, 2.0]})
+def test_positions_rescale_by_the_voxel_size_ratio_as_relion_warp_and_copick_do():
+    """Å = index × voxel size at every sampling (RELION 5 centred Å, Warp, copick)."""
+    table = pd.DataFrame({"x": [0.0, 3.0], "y": [1.0, 1.0], "z": [2.0, 2.5]})
     full = rescale_positions(table, 20.0, 10.0)
-    # Binned voxel i averages voxels 2i and 2i+1: its centre is 2i + 0.5.
-    assert full["x"].tolist() == [0.5, 6.5] and full["z"].tolist() == [4.5, 4.5]
+    assert full["x"].tolist() == [0.0, 6.0] and full["z"].tolist() == [4.0, 5.0]
     assert np.allclose(rescale_positions(full, 10.0, 20.0)[["x", "y", "z"]], table)
 
 

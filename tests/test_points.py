@@ -69,7 +69,7 @@ def test_csv_write_read(tmp_path):
 
 def test_boxes_recorded_at_another_voxel_size_are_rescaled_for_training(tmp_path):
     # the trial: `trainset` took CSV rows recorded at 20 Å as voxels of a 10 Å tomogram
-    # (extract rescaled the same file); voxel i at 20 Å covers voxels 2i, 2i + 1 at 10 Å
+    # (extract rescaled the same file); voxel i at 20 Å lies where voxel 2i does at 10 Å
     from tomoscribe.segment.workflow import read_boxes
 
     tomogram = tmp_path / "t.mrc"
@@ -77,8 +77,8 @@ def test_boxes_recorded_at_another_voxel_size_are_rescaled_for_training(tmp_path
         "x,y,z,voxel_size_A,label\n50,48,16,20.0,positive\n20,20,10,20.0,negative\n"
     )
     boxes = read_boxes(tomogram, boxes=tmp_path / "b.csv", voxel_size_A=10.0)
-    np.testing.assert_allclose(boxes.positive, [[32.5, 96.5, 100.5]])
-    np.testing.assert_allclose(boxes.negative, [[20.5, 40.5, 40.5]])
+    np.testing.assert_allclose(boxes.positive, [[32, 96, 100]])
+    np.testing.assert_allclose(boxes.negative, [[20, 40, 40]])
     same = read_boxes(tomogram, boxes=tmp_path / "b.csv", voxel_size_A=20.0)
     np.testing.assert_allclose(same.positive, [[16, 48, 50]])
 
@@ -207,3 +207,34 @@ def test_imod_contours_drawn_on_a_binned_copy_are_rescaled(tmp_path):
     assert contour["z"] in (8, 9)
     (plain,) = read_imod_contours(tmp_path / "c.mod")
     np.testing.assert_allclose(plain["xy"].min(0), [9.5, 9.5])
+
+
+def test_extract_rescales_imod_models_by_imods_rule_and_star_files_by_relions(tmp_path):
+    """A point at 28 Å (bin 2 of a 14 Å tomogram): IMOD measures from the volume's
+    corner (index 30 → corner 30.5 → 61 → index 60.5), RELION by the ratio alone
+    (pixel 30 → 60), each as its own tools rescale a pick made on a binned copy."""
+    import mrcfile
+    import starfile
+    from imodmodel import ImodModel
+
+    from tomoscribe.cli.app import main
+
+    with mrcfile.new(tmp_path / "t.mrc") as mrc:
+        mrc.set_data(np.zeros((40, 64, 80), np.float32))
+        mrc.voxel_size = 14.0
+    frame = pd.DataFrame([[30.5, 20.5, 8.0]], columns=["x", "y", "z"])  # IMOD x, y + ½
+    frame.insert(0, "contour_id", 0)
+    frame.insert(0, "object_id", 0)
+    model = ImodModel.from_dataframe(frame)
+    model.header.pixelsize, model.header.units = 28.0, -10
+    model.to_file(tmp_path / "p.mod")
+    star = pd.DataFrame({"rlnCoordinateX": [30.0], "rlnCoordinateY": [20.0],
+                         "rlnCoordinateZ": [8.0], "rlnImagePixelSize": [28.0]})  # fmt: skip
+    starfile.write(star, tmp_path / "p.star")
+    for name, expected in (("p.mod", [60.5, 40.5, 16.5]), ("p.star", [60.0, 40.0, 16.0])):
+        out = tmp_path / name.replace(".", "_")
+        assert main(["extract", str(tmp_path / "t.mrc"), str(tmp_path / name), "--box", "8",
+                     "-o", str(out)]) == 0  # fmt: skip
+        written = starfile.read(out / "particles.star")
+        got = written[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].iloc[0]
+        np.testing.assert_allclose(got.to_numpy(float), expected)

@@ -1,12 +1,16 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from tomoscribe.errors import InvalidDataError, ParameterError
+from tomoscribe.io.points import rescale_positions
 from tomoscribe.preprocess import (
     PreprocessParams,
     bandpass_transfer_2d,
+    bin_block,
     binned_geometry,
     preprocess_array,
+    preprocess_into,
 )
 from tomoscribe.volume import Volume
 
@@ -63,17 +67,51 @@ def test_highpass_removes_per_slice_offsets_and_long_waves():
     assert np.abs(profile).max() < 0.5  # the ±5 wave is down to about ±0.33
 
 
-def test_binning_geometry_and_values():
-    data = np.arange(4 * 4 * 4, dtype=np.float32).reshape(4, 4, 4)
-    volume = Volume(data, (2.0,) * 3, (0.0, 0.0, 0.0))
-    shape, voxel, origin = binned_geometry(volume, 2)
-    assert shape == (2, 2, 2) and voxel == (4.0,) * 3 and origin == (1.0, 1.0, 1.0)
-    out = preprocess_array(
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_binning_keeps_each_binned_voxel_on_the_original_voxel_of_its_angstroms(factor):
+    """Binned voxel j lies at the Å of original voxel factor·j (the origin unchanged), as
+    RELION 5, Warp and copick rescale positions: a linear ramp binned reads, inside,
+    the ramp's value at factor·j (block averaging gave the value at factor·j + (b−1)/2)."""
+    n = 8 * factor
+    z, y, x = np.meshgrid(*(np.arange(n, dtype=np.float64),) * 3, indexing="ij")
+    ramp = (3.0 * z + 2.0 * y + 1.0 * x).astype(np.float32)
+    volume = Volume(ramp, (2.0,) * 3, (5.0, 6.0, 7.0))
+    shape, voxel, origin = binned_geometry(volume, factor)
+    assert shape == (8, 8, 8) and voxel == (2.0 * factor,) * 3 and origin == (5.0, 6.0, 7.0)
+    binned = bin_block(ramp, factor)
+    j = np.arange(1, 8)  # voxel 0 reaches before the first slice (edge-padded)
+    jz, jy, jx = np.meshgrid(j, j, j, indexing="ij")
+    expected = factor * (3.0 * jz + 2.0 * jy + 1.0 * jx)
+    np.testing.assert_allclose(binned[1:, 1:, 1:], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_binning_streamed_slab_by_slab_equals_the_whole_block(factor):
+    data = np.random.default_rng(1).normal(size=(21, 20, 18)).astype(np.float32)
+    volume = Volume(data, (2.0,) * 3)
+    params = PreprocessParams(lowpass_A=None, highpass_A=None, bin_factor=factor,
+                              clamp_sigma=None, skip_padding=False)  # fmt: skip
+    out = np.empty(binned_geometry(volume, factor)[0], np.float32)
+    preprocess_into(volume, out, params, slab_slices=2)
+    expected = bin_block(data, factor)
+    expected = (expected - expected.mean()) / expected.std()
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_a_dot_binned_and_its_pick_rescaled_land_on_the_original_voxel():
+    """preprocess --bin 2, then a pick at the binned maximum rescaled to the original
+    sampling (as extract does), comes back to the dot's voxel."""
+    data = np.zeros((32, 48, 64), np.float32)
+    data[20, 30, 40] = 1.0
+    volume = Volume(data, (5.0,) * 3)
+    binned = preprocess_array(
         volume, PreprocessParams(lowpass_A=None, highpass_A=None, bin_factor=2, clamp_sigma=None)
     )
-    expected = data.reshape(2, 2, 2, 2, 2, 2).mean(axis=(1, 3, 5))
-    expected = (expected - expected.mean()) / expected.std()
-    np.testing.assert_allclose(out.data, expected, atol=1e-5)
+    peak = np.unravel_index(np.argmax(binned.data), binned.shape)
+    assert peak == (10, 15, 20)
+    table = pd.DataFrame({"z": [peak[0]], "y": [peak[1]], "x": [peak[2]]}).astype(float)
+    back = rescale_positions(table, binned.voxel_size_A[0], 5.0)
+    assert back[["z", "y", "x"]].to_numpy().tolist() == [[20.0, 30.0, 40.0]]
 
 
 def test_nan_voxels_are_refused():

@@ -42,8 +42,9 @@ def _name(path) -> str:
 
 
 def _binned(table, voxel_size_A: float | None, binning: float, source) -> tuple:
-    """Coordinates on a grid binned by ``binning`` (block binning: voxel i of the fine
-    grid is at (i + ½)/b − ½ of the coarse one) and the binned voxel size (Å)."""
+    """Coordinates on a grid binned by ``binning`` (voxel i of the fine grid is at i/b
+    of the coarse one: the same Å, as RELION, Warp, copick and ``preprocess --bin``
+    take it) and the binned voxel size (Å)."""
     if binning <= 0:
         raise ParameterError(f"`binning` must be positive, got {binning}.", parameter="binning")
     if voxel_size_A is None:
@@ -53,7 +54,7 @@ def _binned(table, voxel_size_A: float | None, binning: float, source) -> tuple:
         )
     table = table.copy()
     for axis in "xyz":
-        table[axis] = (table[axis] + 0.5) / binning - 0.5
+        table[axis] = table[axis] / binning
     return table, voxel_size_A * binning
 
 
@@ -173,8 +174,8 @@ def convert_particles(
     Parameters
     ----------
     voxel_size_A : Å per coordinate unit, where the source does not record it.
-    binning : write coordinates on a grid binned by this factor (block binning:
-        (x + ½)/b − ½), voxel size × b.
+    binning : write coordinates on a grid binned by this factor (x / b, the same
+        position in Å), voxel size × b.
     tomo_name : keep only this tomogram's rows.
     tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates; the size (z,
         y, x voxels) also goes into an IMOD model's header (default: as the source

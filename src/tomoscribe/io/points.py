@@ -40,6 +40,9 @@ IMOD_UNITS_TO_A = {-12: 0.01, -10: 1.0, -9: 10.0, -6: 1e4, -3: 1e7, -2: 1e8, 1: 
 _TRUE = {"positive", "pos", "1", "true", "yes", "p", "+"}
 _FALSE = {"negative", "neg", "0", "false", "no", "n", "-"}
 IMOD_XY_SHIFT = 0.5
+#: ``DataFrame.attrs`` key marking points read from an IMOD model: rescaled between
+#: samplings by IMOD's corner rule (:func:`rescale_positions`).
+IMOD_GRID = "imod_corner_grid"
 
 
 def read_points(
@@ -72,6 +75,7 @@ def read_points(
         recorded = imod_voxel_size_A(path)
         if recorded is not None:
             table["voxel_size_A"] = recorded
+        table.attrs[IMOD_GRID] = True
     elif suffix in particle_suffixes:  # every registered particle format (io/formats)
         table = _read_particle_file(path, voxel_size_A, tomogram_shape_zyx)
     else:
@@ -190,29 +194,41 @@ def _parse_label(value, path: Path) -> bool:
     )
 
 
-def rescale_positions(table: pd.DataFrame, from_voxel_A: float, to_voxel_A: float) -> pd.DataFrame:
+def rescale_positions(
+    table: pd.DataFrame, from_voxel_A: float, to_voxel_A: float, corner_grid: bool = False
+) -> pd.DataFrame:
     """Coordinates picked on a binned (or unbinned) copy, in voxels of another sampling.
 
-    Voxel i of a map binned by block averaging covers voxels [b·i, b·i + b) of the
-    original, so a position x maps to (x + ½)·r − ½ with r = from / to.
+    A position x in voxels of ``from_voxel_A`` lies at x·from Å, and so at x·r voxels of
+    ``to_voxel_A`` (r = from / to): voxel i lies at i × voxel size at every sampling, as
+    RELION 5 (centred Å), Warp and copick take it, and as ``preprocess --bin`` bins
+    (binned voxel j centred on original voxel b·j, :mod:`tomoscribe.preprocess`).
+
+    ``corner_grid``: IMOD's convention instead (models, :data:`IMOD_GRID`): IMOD
+    measures from the volume's corner and bins by blocks from it (binvol, newstack),
+    so a model drawn on a binned copy scales its corner coordinates, x + ½, by r:
+    (x + ½)·r − ½ in voxel indices.
     """
     ratio = from_voxel_A / to_voxel_A
+    shift = 0.5 if corner_grid else 0.0
     out = table.copy()
     for axis in "xyz":
-        out[axis] = (table[axis].astype(float) + 0.5) * ratio - 0.5
+        out[axis] = (table[axis].astype(float) + shift) * ratio - shift
     return out
 
 
 def on_voxel_size(table: pd.DataFrame, voxel_size_A: float) -> pd.DataFrame:
     """Points in voxels of a tomogram of ``voxel_size_A`` (Å): rescaled from the voxel
     size their file records (a ``voxel_size_A`` column, filled by the readers) when it
-    differs by more than 1%; the column is dropped."""
+    differs by more than 1%, by IMOD's rule for tables an IMOD model gave (their
+    ``attrs`` hold :data:`IMOD_GRID`); the column is dropped."""
     if "voxel_size_A" not in table:
         return table
     recorded = pd.to_numeric(table["voxel_size_A"], errors="coerce").dropna()
     out = table.drop(columns=["voxel_size_A"])
     if len(recorded) and abs(recorded.iloc[0] - voxel_size_A) > 0.01 * voxel_size_A:
-        out = rescale_positions(out, float(recorded.iloc[0]), voxel_size_A)
+        corner = bool(table.attrs.get(IMOD_GRID, False))
+        out = rescale_positions(out, float(recorded.iloc[0]), voxel_size_A, corner)
     return out
 
 
@@ -299,7 +315,8 @@ def read_imod_contours(
     table = read_imod_points(path)
     recorded = imod_voxel_size_A(path)
     if voxel_size_A is not None and recorded is not None:
-        table = on_voxel_size(table.assign(voxel_size_A=recorded), voxel_size_A)
+        if abs(recorded - voxel_size_A) > 0.01 * voxel_size_A:
+            table = rescale_positions(table, recorded, voxel_size_A, corner_grid=True)
     if objects is not None:
         table = table[table["object_id"].isin(objects)]
     contours = []

@@ -2,7 +2,13 @@
 
 The steps, in order (as in EMAN2's tomoseg preprocessing):
 
-1. optional integer binning by block averaging (``bin_factor``);
+1. optional integer binning (``bin_factor``) that keeps every binned voxel centred on a
+   voxel of the original: binned voxel j averages the original voxels within ±b/2 of
+   b·j (a box of b voxels for odd b; b + 1 with half weights at its ends for even b),
+   so the origin does not move and a position in Å is the same at every binning, as
+   RELION 5 (centred Å), Warp and copick (index × voxel size) take it.  Block averaging
+   would centre binned voxel j on b·j + (b − 1)/2 and shift every coordinate that
+   crosses samplings by half a binned voxel less one original voxel;
 2. band-pass with Gaussian roll-off.  In-plane it is a Fourier filter on each slice:
    the low-pass transmits ``exp(-ln2 (f·lowpass_A)^2)`` (one half at
    ``1/lowpass_A``) and the high-pass ``1 - exp(-ln2 (f·highpass_A)^2)``.  Along z the
@@ -111,23 +117,74 @@ def lowpass_halo_voxels(voxel_size_A: float, lowpass_A) -> int:
     return int(math.ceil(4.0 * sigma)) if sigma > 0 else 0
 
 
+def binning_kernel(factor: int) -> np.ndarray:
+    """Weights (sum 1) over the original voxels b·j − b//2 … b·j + b//2 that binned voxel
+    j averages: a box of ``factor`` for odd factors, ``factor + 1`` taps with half
+    weights at both ends for even ones, so that it is centred on b·j either way."""
+    half = factor // 2
+    kernel = np.ones(2 * half + 1, np.float32)
+    if factor % 2 == 0:
+        kernel[[0, -1]] = 0.5
+    return kernel / np.float32(factor)
+
+
+def bin_axis(block: np.ndarray, factor: int, axis: int, n_out: int) -> np.ndarray:
+    """Bin ``block`` along ``axis`` with :func:`binning_kernel`, where index 0 of the
+    axis is the original voxel b·j0 − b//2 of the first output voxel j0 (the caller pads
+    beyond the volume's ends); returns ``n_out`` voxels along ``axis``."""
+    kernel = binning_kernel(factor)
+    out = None
+    for tap, weight in enumerate(kernel):
+        index = [slice(None)] * block.ndim
+        index[axis] = slice(tap, tap + factor * (n_out - 1) + 1, factor)
+        term = block[tuple(index)].astype(np.float32) * weight
+        out = term if out is None else out + term
+    return out
+
+
 def bin_block(block: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``factor``³ blocks; trailing voxels that do not fill a block are dropped."""
+    """Bin a whole block (z, y, x) by ``factor`` as :mod:`tomoscribe.preprocess` does:
+    binned voxel j centred on original voxel b·j, the ends padded with their edge values,
+    ``n // factor`` voxels per axis."""
     if factor == 1:
         return block
-    nz, ny, nx = (s // factor for s in block.shape)
-    trimmed = block[: nz * factor, : ny * factor, : nx * factor]
-    return trimmed.reshape(nz, factor, ny, factor, nx, factor).mean(
-        axis=(1, 3, 5), dtype=np.float32
-    )
+    half = factor // 2
+    for axis in range(3):
+        n_out = block.shape[axis] // factor
+        pad = [(0, 0)] * 3
+        pad[axis] = (half, half)
+        block = bin_axis(np.pad(block, pad, mode="edge"), factor, axis, n_out)
+    return block
+
+
+def bin_slab(volume: Volume, z0: int, z1: int, factor: int, what: str = "") -> np.ndarray:
+    """Binned slices ``z0:z1`` of ``volume`` (:func:`bin_block`'s binning), reading only
+    the original slices they need; refuses NaN or infinite voxels in them."""
+    if factor == 1:
+        raw = volume.slab(z0, z1)
+        check_finite(raw, what, z_offset=z0)
+        return raw
+    half, nz = factor // 2, volume.shape[0]
+    lo, hi = factor * z0 - half, factor * (z1 - 1) + half + 1
+    raw = volume.slab(max(lo, 0), min(hi, nz))
+    check_finite(raw, what, z_offset=max(lo, 0))
+    raw = np.pad(raw, ((max(0, -lo), max(0, hi - nz)), (0, 0), (0, 0)), mode="edge")
+    block = bin_axis(raw, factor, 0, z1 - z0)
+    for axis in (1, 2):
+        n_out = volume.shape[axis] // factor
+        pad = [(0, 0)] * 3
+        pad[axis] = (half, half)
+        block = bin_axis(np.pad(block, pad, mode="edge"), factor, axis, n_out)
+    return block
 
 
 def binned_geometry(volume: Volume, factor: int):
-    """Shape, voxel size and origin (Å) of ``volume`` binned by ``factor``."""
+    """Shape, voxel size and origin (Å) of ``volume`` binned by ``factor``: ``n //
+    factor`` voxels per axis, the origin unchanged (binned voxel j is centred on original
+    voxel factor·j, :func:`bin_block`)."""
     shape = tuple(s // factor for s in volume.shape)
     voxel = tuple(v * factor for v in volume.voxel_size_A)
-    origin = tuple(o + (factor - 1) / 2 * v for o, v in zip(volume.origin_A, volume.voxel_size_A))
-    return shape, voxel, origin
+    return shape, voxel, tuple(volume.origin_A)
 
 
 def data_box(volume: Volume, slab_slices: int = 64) -> tuple[slice, slice, slice]:
@@ -209,11 +266,8 @@ def preprocess_into(
         show_progress=show_progress,
     ):
         lo, hi = max(bz0, z0 - halo), min(bz1, z1 + halo)
-        raw = volume.slab(lo * factor, hi * factor)
-        check_finite(
-            raw, f"the tomogram {volume.metadata.get('source', '')}".strip(), z_offset=lo * factor
-        )
-        block = bin_block(raw, factor)[(slice(None),) + inplane]
+        what = f"the tomogram {volume.metadata.get('source', '')}".strip()
+        block = bin_slab(volume, lo, hi, factor, what)[(slice(None),) + inplane]
         # Mirror the data at its z ends so that every slab sees a full halo.
         pad_lo, pad_hi = halo - (z0 - lo), halo - (hi - z1)
         if halo:
@@ -248,8 +302,9 @@ def _binned_box(volume: Volume, factor: int, shape, skip_padding: bool) -> tuple
     whole = tuple(slice(0, n) for n in shape)
     if not skip_padding:
         return whole
+    half = factor // 2  # binned voxel j reaches original voxels factor·j ± half
     box = tuple(
-        slice(-(-s.start // factor), min(n, s.stop // factor))
+        slice(-(-(s.start + half) // factor), min(n, (s.stop - 1 - half) // factor + 1))
         for s, n in zip(data_box(volume), shape)
     )
     return box if all(s.stop > s.start for s in box) else whole

@@ -57,7 +57,7 @@ from .average import AverageParams, refine_average
 
 if TYPE_CHECKING:
     from .classes2d import Classes2D
-from ..io.points import rescale_positions
+from ..io.points import IMOD_GRID, rescale_positions
 from .extract import extract_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
 from .picking import PickParams, pick_particles
@@ -388,7 +388,8 @@ def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None)
     else recorded in the file; unchanged when neither differs by more than 1%)."""
     source = picked_voxel_size_A or recorded_voxel_size(table)
     if source is not None and abs(source - volume.pixel_size_A) > 0.01 * volume.pixel_size_A:
-        table = rescale_positions(table, source, volume.pixel_size_A)
+        corner = bool(table.attrs.get(IMOD_GRID, False))  # an IMOD model's rule
+        table = rescale_positions(table, source, volume.pixel_size_A, corner)
     return table
 
 

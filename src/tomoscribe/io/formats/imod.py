@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...outputs import atomic_path
-from ..points import IMOD_XY_SHIFT, imod_voxel_size_A, read_imod_points
+from ..points import IMOD_GRID, IMOD_XY_SHIFT, imod_voxel_size_A, read_imod_points
 from .registry import ParticleFormat
 
 
@@ -25,6 +25,7 @@ def read(path: Path, **_) -> pd.DataFrame:
     recorded = imod_voxel_size_A(path)  # the header's pixelsize in its units
     if recorded is not None:
         table["voxel_size_A"] = recorded
+    table.attrs[IMOD_GRID] = True  # rescaled by IMOD's corner rule
     return table
 
 
