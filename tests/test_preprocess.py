@@ -98,6 +98,15 @@ def test_binning_streamed_slab_by_slab_equals_the_whole_block(factor):
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
+def test_binning_without_padding_keeps_every_face():
+    """The first binned slice reaches half a block before the volume (edge-padded): it is
+    data, not padding, when the volume has none."""
+    volume = _noise((20, 32, 36))
+    out = preprocess_array(volume, PreprocessParams(bin_factor=2, lowpass_A=None))
+    faces = [np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1], np.s_[:, :, 0], np.s_[:, :, -1]]
+    assert all(np.abs(out.data[face]).max() > 0 for face in faces)
+
+
 def test_a_dot_binned_and_its_pick_rescaled_land_on_the_original_voxel():
     """preprocess --bin 2, then a pick at the binned maximum rescaled to the original
     sampling (as extract does), comes back to the dot's voxel."""
@@ -105,7 +114,10 @@ def test_a_dot_binned_and_its_pick_rescaled_land_on_the_original_voxel():
     data[20, 30, 40] = 1.0
     volume = Volume(data, (5.0,) * 3)
     binned = preprocess_array(
-        volume, PreprocessParams(lowpass_A=None, highpass_A=None, bin_factor=2, clamp_sigma=None)
+        volume,  # zero planes are not padding here
+        PreprocessParams(
+            lowpass_A=None, highpass_A=None, bin_factor=2, clamp_sigma=None, skip_padding=False
+        ),  # fmt: skip
     )
     peak = np.unravel_index(np.argmax(binned.data), binned.shape)
     assert peak == (10, 15, 20)

@@ -128,53 +128,54 @@ def binning_kernel(factor: int) -> np.ndarray:
     return kernel / np.float32(factor)
 
 
-def bin_axis(block: np.ndarray, factor: int, axis: int, n_out: int) -> np.ndarray:
-    """Bin ``block`` along ``axis`` with :func:`binning_kernel`, where index 0 of the
-    axis is the original voxel b·j0 − b//2 of the first output voxel j0 (the caller pads
-    beyond the volume's ends); returns ``n_out`` voxels along ``axis``."""
-    kernel = binning_kernel(factor)
+def bin_axis(
+    block: np.ndarray, factor: int, axis: int, centres: np.ndarray, lo: int, hi: int, first: int
+) -> np.ndarray:
+    """Bin ``block`` along ``axis`` with :func:`binning_kernel` around the original
+    voxels ``centres`` (factor·j), where the block's index 0 is original voxel ``first``;
+    original voxels outside [``lo``, ``hi``) — the volume's ends, or its constant
+    padding — take the value of the nearest one inside (edge padding)."""
+    half = factor // 2
     out = None
-    for tap, weight in enumerate(kernel):
-        index = [slice(None)] * block.ndim
-        index[axis] = slice(tap, tap + factor * (n_out - 1) + 1, factor)
-        term = block[tuple(index)].astype(np.float32) * weight
+    for tap, weight in zip(range(-half, half + 1), binning_kernel(factor)):
+        index = np.clip(centres + tap, lo, hi - 1) - first
+        term = np.take(block, index, axis=axis).astype(np.float32) * weight
         out = term if out is None else out + term
     return out
 
 
 def bin_block(block: np.ndarray, factor: int) -> np.ndarray:
     """Bin a whole block (z, y, x) by ``factor`` as :mod:`tomoscribe.preprocess` does:
-    binned voxel j centred on original voxel b·j, the ends padded with their edge values,
-    ``n // factor`` voxels per axis."""
+    binned voxel j centred on original voxel factor·j, the ends padded with their edge
+    values, ``n // factor`` voxels per axis."""
     if factor == 1:
         return block
-    half = factor // 2
     for axis in range(3):
-        n_out = block.shape[axis] // factor
-        pad = [(0, 0)] * 3
-        pad[axis] = (half, half)
-        block = bin_axis(np.pad(block, pad, mode="edge"), factor, axis, n_out)
+        n = block.shape[axis]
+        block = bin_axis(block, factor, axis, factor * np.arange(n // factor), 0, n, 0)
     return block
 
 
-def bin_slab(volume: Volume, z0: int, z1: int, factor: int, what: str = "") -> np.ndarray:
-    """Binned slices ``z0:z1`` of ``volume`` (:func:`bin_block`'s binning), reading only
-    the original slices they need; refuses NaN or infinite voxels in them."""
+def bin_slab(
+    volume: Volume, z0: int, z1: int, factor: int, fine_box: tuple[slice, ...], what: str = ""
+) -> np.ndarray:
+    """Binned slices ``z0:z1`` of ``volume`` (:func:`bin_block`'s binning, all binned
+    rows and columns), reading only the original slices they need; original voxels
+    outside ``fine_box`` (its data inside constant padding) are not read, their
+    nearest inside voxel stands in.  Refuses NaN or infinite voxels."""
     if factor == 1:
         raw = volume.slab(z0, z1)
         check_finite(raw, what, z_offset=z0)
         return raw
-    half, nz = factor // 2, volume.shape[0]
-    lo, hi = factor * z0 - half, factor * (z1 - 1) + half + 1
-    raw = volume.slab(max(lo, 0), min(hi, nz))
-    check_finite(raw, what, z_offset=max(lo, 0))
-    raw = np.pad(raw, ((max(0, -lo), max(0, hi - nz)), (0, 0), (0, 0)), mode="edge")
-    block = bin_axis(raw, factor, 0, z1 - z0)
-    for axis in (1, 2):
-        n_out = volume.shape[axis] // factor
-        pad = [(0, 0)] * 3
-        pad[axis] = (half, half)
-        block = bin_axis(np.pad(block, pad, mode="edge"), factor, axis, n_out)
+    half, (bz, by, bx) = factor // 2, fine_box
+    first = max(bz.start, factor * z0 - half)
+    last = min(bz.stop, factor * (z1 - 1) + half + 1)
+    raw = volume.slab(first, last)
+    check_finite(raw, what, z_offset=first)
+    block = bin_axis(raw, factor, 0, factor * np.arange(z0, z1), bz.start, bz.stop, first)
+    for axis, box in ((1, by), (2, bx)):
+        centres = factor * np.arange(volume.shape[axis] // factor)
+        block = bin_axis(block, factor, axis, centres, box.start, box.stop, 0)
     return block
 
 
@@ -257,7 +258,7 @@ def preprocess_into(
     halo = lowpass_halo_voxels(vs, params.lowpass_A)
     if slab_slices is None:
         slab_slices = max(8, int(256e6 / (shape[1] * shape[2] * 4 * 3 * factor**3)) - 2 * halo)
-    box = _binned_box(volume, factor, shape, params.skip_padding)
+    box, fine_box = _binned_box(volume, factor, shape, params.skip_padding)
     (bz0, bz1), inplane = (box[0].start, box[0].stop), box[1:]
     total, total_sq, count = 0.0, 0.0, 0
     for z0, z1 in track(
@@ -267,7 +268,7 @@ def preprocess_into(
     ):
         lo, hi = max(bz0, z0 - halo), min(bz1, z1 + halo)
         what = f"the tomogram {volume.metadata.get('source', '')}".strip()
-        block = bin_slab(volume, lo, hi, factor, what)[(slice(None),) + inplane]
+        block = bin_slab(volume, lo, hi, factor, fine_box, what)[(slice(None),) + inplane]
         # Mirror the data at its z ends so that every slab sees a full halo.
         pad_lo, pad_hi = halo - (z0 - lo), halo - (hi - z1)
         if halo:
@@ -296,18 +297,23 @@ def preprocess_into(
     return {"mean": mean, "std": std, "data_box_zyx": padded}
 
 
-def _binned_box(volume: Volume, factor: int, shape, skip_padding: bool) -> tuple[slice, ...]:
-    """The data box (:func:`data_box`) in voxels of the binned output: binned voxels
-    made only of data."""
+def _binned_box(volume: Volume, factor: int, shape, skip_padding: bool) -> tuple:
+    """The data box (:func:`data_box`) in voxels of the binned output (binned voxels
+    centred on data) and in the original's, as two tuples of (z, y, x) slices."""
     whole = tuple(slice(0, n) for n in shape)
+    fine_whole = tuple(slice(0, n) for n in volume.shape)
     if not skip_padding:
-        return whole
-    half = factor // 2  # binned voxel j reaches original voxels factor·j ± half
+        return whole, fine_whole
+    fine = data_box(volume)
+    # binned voxel j is data where its centre, original voxel factor·j, is (its
+    # neighbours beyond the data's face are stood in for by the face: bin_slab)
     box = tuple(
-        slice(-(-(s.start + half) // factor), min(n, (s.stop - 1 - half) // factor + 1))
-        for s, n in zip(data_box(volume), shape)
+        slice(-(-s.start // factor), min(n, (s.stop - 1) // factor + 1))
+        for s, n in zip(fine, shape)
     )
-    return box if all(s.stop > s.start for s in box) else whole
+    if all(s.stop > s.start for s in box):
+        return box, fine
+    return whole, fine_whole
 
 
 def _bandpass(block: np.ndarray, voxel_size_A: float, params: PreprocessParams) -> np.ndarray:
