@@ -473,6 +473,7 @@ def average(
 ) -> None:
     """Align and average subtomograms (missing-wedge aware, gold-standard FSC)."""
     from ..structure.average import AverageParams
+    from ..structure.fsc import describe_resolution
     from ..structure.results import AVERAGE_OUTPUTS
     from ..structure.workflow import average_particle_file
 
@@ -501,6 +502,8 @@ def average(
     )
     typer.echo(result["tilt"].describe())
     typer.echo(
-        f"wrote {out_dir}/average.mrc: FSC 0.143 at {result['resolution_0143_A']:.1f} Å, "
-        f"0.5 at {result['resolution_05_A']:.1f} Å ({result['n_particles']} particles)"
+        f"wrote {out_dir}/average.mrc: FSC 0.143 {describe_resolution(result['fsc'], 0.143)}, "
+        f"0.5 {describe_resolution(result['fsc'], 0.5)} ({result['n_particles']} particles)"
     )
+    for warning in result["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)

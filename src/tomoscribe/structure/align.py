@@ -143,13 +143,39 @@ class Aligner:
         energy = (fr.abs() ** 2 * self.weights).sum(dim=(1, 2, 3))
         return fr / energy.clamp_min(1e-20).sqrt()[:, None, None, None]
 
+    def _correlations(self, fp: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
+        """Correlation at every lag: fp (a, 1, …) × fr (a or 1, k, …) → (a, k, n, n, n)."""
+        return torch.fft.irfftn(fp * fr.conj(), s=(self.n,) * 3, dim=(-3, -2, -1)) * self.n**3
+
     def _best_lag(self, fp: torch.Tensor, fr: torch.Tensor):
         """Max correlation over allowed lags: fp (a, 1, …) × fr (a or 1, k, …) → (a, k)."""
-        cc = torch.fft.irfftn(fp * fr.conj(), s=(self.n,) * 3, dim=(-3, -2, -1)) * self.n**3
-        cc = cc.masked_fill(~self.window, -float("inf"))
-        flat = cc.flatten(-3)
-        score, where = flat.max(-1)
+        cc = self._correlations(fp, fr).masked_fill(~self.window, -float("inf"))
+        score, where = cc.flatten(-3).max(-1)
         return score, where
+
+    def _subvoxel(self, cc: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        """Sub-voxel offsets (m, 3) (z, y, x, voxels, within ±0.5) of the correlation
+        peaks at flat lags ``where`` (m,) of ``cc`` (m, n, n, n): the vertex of the
+        parabola through the peak and its two neighbours along each axis (0 where the
+        peak is not a maximum along that axis)."""
+        n = self.n
+        flat = cc.flatten(1)
+        lag = torch.stack([where // (n * n), (where // n) % n, where % n], -1)
+        peak = flat.gather(1, where[:, None])[:, 0]
+        strides = torch.tensor([n * n, n, 1], device=cc.device)
+        offsets = torch.zeros(lag.shape, dtype=cc.dtype, device=cc.device)
+        for axis in range(3):
+            side = []
+            for step in (-1, 1):
+                moved = lag.clone()
+                moved[:, axis] = (moved[:, axis] + step) % n
+                side.append(flat.gather(1, (moved * strides).sum(1)[:, None])[:, 0])
+            below, above = side
+            curvature = below - 2 * peak + above
+            ok = curvature < 0
+            vertex = 0.5 * (below - above) / torch.where(ok, curvature, -torch.ones_like(peak))
+            offsets[:, axis] = torch.where(ok, vertex.clamp(-0.5, 0.5), 0.0)
+        return offsets
 
     def _lag_to_shift(self, where: torch.Tensor) -> torch.Tensor:
         n = self.n
@@ -207,8 +233,11 @@ class Aligner:
         current: Rotation,
         offsets: Rotation,
         resolution_A: float | None,
+        subvoxel: bool = False,
     ):
-        """Best of ``offset * current[i]`` for each particle i.
+        """Best of ``offset * current[i]`` for each particle i; with ``subvoxel`` the
+        shift is refined between voxels by interpolating the correlation peak
+        (:meth:`_subvoxel`), else it is a whole number of voxels.
 
         Returns
         -------
@@ -229,7 +258,12 @@ class Aligner:
             top, arg = score.max(1)
             lag = where.gather(1, arg[:, None])[:, 0]
             out_rot.append(cand[(np.arange(m) * k + arg.cpu().numpy())])
-            out_shift.append(self._lag_to_shift(lag).cpu().numpy())
+            shift = self._lag_to_shift(lag)
+            if subvoxel:  # the winners' correlations again, unmasked: a peak at the
+                # window's edge has its outer neighbour too
+                won = fr[torch.arange(m, device=self.device), arg][:, None]
+                shift = shift + self._subvoxel(self._correlations(fp, won)[:, 0], lag)
+            out_shift.append(shift.cpu().numpy())
             out_score.append(top.cpu().numpy())
         return Rotation.concatenate(out_rot), np.concatenate(out_shift), np.concatenate(out_score)
 

@@ -6,12 +6,15 @@ The procedure (defaults in :class:`AverageParams`):
    de novo, the average at random orientations refined by a few rounds of global
    search on 2×-binned particles; low-passed to ``initial_lowpass_A`` so that the
    two half sets start from a common, featureless-at-high-resolution model.
-2. **Half sets.**  Particles are split at random (seeded) into two halves that are
-   aligned and averaged independently from here on.
+2. **Half sets.**  The given split (a file's ``rlnRandomSubset``), else a random
+   (seeded) one: two halves aligned and averaged independently from here on.  De
+   novo, both start from one model of all particles, so their FSC is not independent
+   (:func:`reliability_warnings`).
 3. **Global search** on binned particles when a reference is given without priors
    (the de novo rounds already searched globally), then **local refinement** at full
    sampling with the angular step halving each iteration (range ±2 steps), scored by
-   constrained cross-correlation (``align.Aligner``).
+   constrained cross-correlation (``align.Aligner``), shifts refined between voxels
+   by interpolating the correlation peak.
 4. After each iteration the half maps are compared by FSC and each half's reference
    is filtered by the FSC weight √(2·FSC / (1 + FSC)) (zero after FSC first crosses
    0.143), so nothing beyond the measured resolution is fed back.
@@ -34,7 +37,7 @@ from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from ..core.rotations import global_rotations, local_offsets, symmetry_operators
 from ..errors import ParameterError
 from .align import Aligner, finish_average, lowpass_filter, rotate_reference, wedge_weighted_sum
-from .fsc import fsc_curve, resolution_at, shell_indices
+from .fsc import describe_resolution, fsc_curve, resolution_at, shell_indices
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,99 @@ def lowpass(volume: torch.Tensor, voxel_size_A: float, resolution_A: float) -> t
     return torch.fft.irfftn(torch.fft.rfftn(volume) * filt, s=(n, n, n))
 
 
+def _given_halves(half, p: int) -> np.ndarray | None:
+    """The given gold-standard split (1 or 2 per particle, both present), checked."""
+    if half is None:
+        return None
+    given = np.asarray(half, float)
+    if given.shape != (p,) or not np.isin(given, (1, 2)).all():
+        raise ParameterError(
+            "the half sets (rlnRandomSubset) must be 1 or 2 for every particle; fix them, "
+            "or remove the column to have new halves drawn."
+        )
+    if len(np.unique(given)) < 2:
+        raise ParameterError(
+            f"every particle is in half set {int(given[0])} (rlnRandomSubset), so there is "
+            "no second half to compare with; fix the split, or remove the column."
+        )
+    return given.astype(int)
+
+
+def _half_sets(given: np.ndarray | None, p: int, rng: np.random.Generator) -> np.ndarray:
+    """``given`` (see :func:`_given_halves`), else a seeded random split."""
+    if given is not None:
+        return given
+    drawn = np.ones(p, int)
+    drawn[rng.permutation(p)[p // 2 :]] = 2
+    return drawn
+
+
+def reliability_warnings(result: dict, min_stability: float = 0.8) -> list[str]:
+    """Sentences on what makes a :func:`refine_average` result's FSC overstate its
+    resolution: halves refined from one de novo model of all particles, de novo
+    orientations still changing in the last round (fewer than ``min_stability`` kept)."""
+    out = []
+    stability = result.get("denovo_stability")
+    if stability is not None and stability < min_stability:
+        out.append(
+            f"the de novo search had not settled: its last round changed {1 - stability:.0%} "
+            "of the orientations, so the model is probably wrong whatever the FSC says."
+        )
+    if result.get("initial_model") == "de novo":
+        out.append(
+            "both halves were refined from one de novo model made from all particles, so "
+            "they are not independent and their FSC can overstate the resolution; check "
+            "the map against a known structure, or refine with --reference from another "
+            "source."
+        )
+    return out
+
+
+def _stable_fraction(old: Rotation, new: Rotation, symmetry: str, within_deg: float) -> float:
+    """Fraction of particles whose orientation moved by at most ``within_deg`` between
+    two assignments (up to the point group's symmetry copies)."""
+    moved = np.full(len(new), np.inf)
+    for op in symmetry_operators(symmetry):
+        for turn in ((old * op).inv() * new, (op * old).inv() * new):
+            moved = np.minimum(moved, np.degrees(turn.magnitude()))
+    return float(np.mean(moved <= within_deg))
+
+
+def _de_novo_rounds(start, coarse, sizes, params: AverageParams, average, say):
+    """Rounds of global search of all particles against the current model (binned),
+    each followed by a new model; ``start`` is (model, rotations, shifts) of the random start.
+
+    Returns
+    -------
+    model (n, n, n tensor), rotations, shifts_zyx (p, 3, voxels), and the fraction of
+    particles whose orientation the last round kept within the grid step of the one
+    before (None with fewer than 2 rounds): a low value means the search has not
+    settled on one model.
+    """
+    voxel_size_A, n, n_bin = sizes
+    grid_step = params.global_step_deg * 1.5
+    grid = global_rotations(grid_step)
+    initial, rotations, shifts = start
+    stability = None
+    for round_ in range(params.denovo_rounds):
+        ref_bin = fourier_crop(lowpass(initial, voxel_size_A, params.initial_lowpass_A), n_bin)
+        idx, shifts_bin, scores = coarse.search_global(ref_bin, grid, params.initial_lowpass_A)
+        if round_ > 0:
+            stability = _stable_fraction(rotations, grid[idx], params.symmetry, grid_step)
+        rotations = grid[idx]
+        shifts = shifts_bin * n / n_bin
+        p = len(rotations)
+        initial = symmetrise(
+            finish_average(*average(np.arange(p), rotations, shifts)), params.symmetry
+        )
+        say(
+            f"de novo round {round_ + 1}/{params.denovo_rounds}: mean score "
+            f"{float(np.mean(scores)):.3f}"
+            + ("" if stability is None else f", {stability:.0%} of orientations kept")
+        )
+    return initial, rotations, shifts, stability
+
+
 def refine_average(
     particles: np.ndarray,
     voxel_size_A: float,
@@ -115,18 +211,32 @@ def refine_average(
     priors: Rotation | None = None,
     device: str = "cpu",
     say=None,
+    half: np.ndarray | None = None,
+    prior_shifts: np.ndarray | None = None,
 ) -> dict:
     """Align and average subtomograms (p, n, n, n) with gold-standard halves.
 
     Over 80 lines: one loop of refinement rounds whose state (half maps, rotations,
     shifts, search ranges, history) each round updates together.
 
+    Parameters
+    ----------
+    half : (p,) the gold-standard split to keep (1 or 2 per particle, both present);
+        None draws one at random (seeded).
+    prior_shifts : (p, 3) z, y, x voxels: where each particle lies from its box centre
+        (extract's rounding residual), used with ``priors`` until a search measures
+        the shifts (with 0 iterations, in the average itself); default 0.
+
     Returns
     -------
     dict with ``map``, ``half_maps`` (2 arrays), ``fsc`` (DataFrame),
     ``resolution_0143_A``, ``resolution_05_A``, ``rotations`` (Rotation of p),
-    ``shifts_zyx`` (p, 3, voxels), ``scores`` (p,), ``half`` (p,) in {1, 2},
-    ``history`` (list of per-iteration dicts).
+    ``shifts_zyx`` (p, 3, voxels from the box centre, sub-voxel after refinement),
+    ``scores`` (p,; NaN where no search scored the particle), ``half`` (p,) in {1, 2},
+    ``history`` (list of per-iteration dicts), ``initial_model`` ("given", "priors"
+    or "de novo": the last two make both halves start from one model of all
+    particles) and ``denovo_stability`` (fraction of particles whose orientation the
+    last de novo round kept within its grid step; None without de novo rounds).
     """
     say = say or (lambda message: None)
     data = np.asarray(particles, np.float32)
@@ -148,6 +258,7 @@ def refine_average(
             "0 refinement iterations average the particles at the "
             "orientations given (priors); give them, or at least 1 iteration."
         )
+    given_half = _given_halves(half, p)
     rng = np.random.default_rng(params.seed)
     dev = torch.device(device)
     full = torch.as_tensor(data, device=dev)
@@ -167,40 +278,31 @@ def refine_average(
         return s, c
 
     # 1. Initial reference.
+    stability = None
+    start = np.zeros((p, 3)) if prior_shifts is None else np.asarray(prior_shifts, float)
+    if start.shape != (p, 3) or not np.isfinite(start).all():
+        raise ParameterError(f"prior shifts must be (p, 3) finite voxels, got {start.shape}.")
     if reference is not None:
         initial = torch.as_tensor(np.array(reference, np.float32), device=dev)  # a writable copy
         rotations = priors
-        shifts = np.zeros((p, 3))
+        shifts = start if priors is not None else np.zeros((p, 3))
     else:
         rotations = priors if priors is not None else Rotation.random(p, random_state=rng)
-        shifts = np.zeros((p, 3))
-        s, c = average(np.arange(p), rotations, shifts)
-        initial = symmetrise(finish_average(s, c), params.symmetry)
+        shifts = start if priors is not None else np.zeros((p, 3))
+        initial = symmetrise(
+            finish_average(*average(np.arange(p), rotations, shifts)), params.symmetry
+        )
         if priors is None:
-            grid = global_rotations(params.global_step_deg * 1.5)
-            for round_ in range(params.denovo_rounds):
-                ref_bin = fourier_crop(
-                    lowpass(initial, voxel_size_A, params.initial_lowpass_A), n_bin
-                )
-                idx, shifts_bin, scores = coarse.search_global(
-                    ref_bin, grid, params.initial_lowpass_A
-                )
-                rotations = grid[idx]
-                shifts = shifts_bin * n / n_bin
-                s, c = average(np.arange(p), rotations, shifts)
-                initial = symmetrise(finish_average(s, c), params.symmetry)
-                say(
-                    f"de novo round {round_ + 1}/{params.denovo_rounds}: mean score "
-                    f"{float(np.mean(scores)):.3f}"
-                )
+            initial, rotations, shifts, stability = _de_novo_rounds(
+                (initial, rotations, shifts), coarse, (voxel_size_A, n, n_bin), params, average, say
+            )
     initial = lowpass(initial, voxel_size_A, params.initial_lowpass_A)
 
-    # 2. Half sets.
-    half = np.ones(p, int)
-    half[rng.permutation(p)[p // 2 :]] = 2
+    # 2. Half sets: the file's gold-standard split when it gives one, else drawn here.
+    half = _half_sets(given_half, p, rng)
     halves = [np.flatnonzero(half == h) for h in (1, 2)]
     refs = [initial.clone(), initial.clone()]
-    scores = np.zeros(p)
+    scores = np.full(p, np.nan)
 
     # 3. Global search at bin when nothing gave orientations yet (a given reference
     #    without priors); de novo models and priors go straight to local refinement.
@@ -224,7 +326,7 @@ def refine_average(
         for h, index in enumerate(halves):
             sub = Aligner(full[index], voxel_size_A, params.tilt_range_deg, radius, max_shift)
             rot_h, shift_h, score_h = sub.search_local(
-                refs[h], rotations[index], offsets, resolution
+                refs[h], rotations[index], offsets, resolution, subvoxel=True
             )
             for j, i in enumerate(index):
                 new_rot[i] = rot_h[j]
@@ -249,7 +351,7 @@ def refine_average(
         )
         say(
             f"iteration {iteration + 1}/{params.iterations}: step {step:.1f}°, "
-            f"FSC 0.143 at {resolution:.1f} Å, mean score {scores.mean():.3f}"
+            f"FSC 0.143 {describe_resolution(curve, 0.143)}, mean score {scores.mean():.3f}"
         )
         step = max(params.min_step_deg, step / 2)
 
@@ -270,6 +372,10 @@ def refine_average(
         "scores": scores,
         "half": half,
         "history": history,
+        "initial_model": "given"
+        if reference is not None
+        else ("priors" if priors is not None else "de novo"),
+        "denovo_stability": stability,
     }
 
 

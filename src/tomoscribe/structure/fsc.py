@@ -71,3 +71,20 @@ def resolution_at(curve: pd.DataFrame, threshold: float) -> float:
     f0, f1, c0, c1 = freq[i - 1], freq[i], fsc[i - 1], fsc[i]
     f = f0 + (c0 - threshold) / (c0 - c1) * (f1 - f0)
     return float(1.0 / f)
+
+
+def describe_resolution(curve: pd.DataFrame, threshold: float) -> str:
+    """Where the FSC crosses ``threshold``, in words: "at X Å", or "better than X Å
+    (Nyquist)" when it never falls below within the box (the map's own sampling, not a
+    measured resolution), or "worse than X Å (the box)" when the first shell is below."""
+    fsc = curve["fsc"].to_numpy()
+    if not (fsc < threshold).any():
+        return f"better than {float(curve['resolution_A'].iloc[-1]):.1f} Å (Nyquist)"
+    if fsc[0] < threshold:
+        return f"worse than {float(curve['resolution_A'].iloc[0]):.1f} Å (the box)"
+    return f"at {resolution_at(curve, threshold):.1f} Å"
+
+
+def reaches_nyquist(curve: pd.DataFrame, threshold: float) -> bool:
+    """True when the FSC stays at or above ``threshold`` up to Nyquist."""
+    return not bool((curve["fsc"].to_numpy() < threshold).any())

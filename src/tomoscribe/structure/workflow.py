@@ -53,7 +53,7 @@ from ..outputs import (
 from ..segment.labelmaps import check_recorded_feature, feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume, check_is_tomogram
-from .average import AverageParams, refine_average
+from .average import AverageParams, refine_average, reliability_warnings
 
 if TYPE_CHECKING:
     from .classes2d import Classes2D
@@ -61,7 +61,7 @@ from ..io.points import IMOD_GRID, rescale_positions
 from .extract import extract_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
 from .picking import PickParams, pick_particles
-from .results import write_average_outputs
+from .results import box_centres, write_average_outputs
 from .stackio import (
     check_subtomogram_files,
     read_particle_set,
@@ -644,9 +644,11 @@ def average_particle_file(
     ``reference``: a starting map at the particles' voxel size (default: de novo);
     ``use_priors``: start from the file's angles and search locally only; ``params``'s
     tilt range is replaced by ``tilt_range_deg``, else the one the particles record,
-    else ±60°.  Returns the refinement's result (see
-    :func:`tomoscribe.structure.average.refine_average`) with ``n_particles`` and
-    ``tilt`` (the tilt range used and where it came from).
+    else ±60°.  The file's half sets (``rlnRandomSubset``) are kept; new ones are drawn
+    (and said) only where it gives none.  Returns the refinement's result (see
+    :func:`tomoscribe.structure.average.refine_average`) with ``n_particles``, ``tilt``
+    (the tilt range used and where it came from), ``half_sets`` ("given" or "drawn")
+    and ``warnings`` (sentences on why the FSC may overstate the resolution).
     """
     from dataclasses import replace
 
@@ -678,9 +680,27 @@ def average_particle_file(
         if not {"rot", "tilt", "psi"} <= set(table):
             raise InputFileError(f"{particles} has no angles to use as priors.")
         priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
-    result = refine_average(
-        stack, voxel, params, ref, priors, device=str(resolve_device(device)), say=say
+    half = table["half"].to_numpy(float) if "half" in table else None
+    (say or (lambda m: None))(
+        "kept the file's half sets (rlnRandomSubset)"
+        if half is not None
+        else "the file gives no half sets (rlnRandomSubset): drew new random halves"
     )
+    unit = recorded_voxel_size(table) or voxel
+    residual_xyz = table[["x", "y", "z"]].to_numpy(float) * unit - box_centres(table, voxel, unit)
+    result = refine_average(
+        stack,
+        voxel,
+        params,
+        ref,
+        priors,
+        str(resolve_device(device)),
+        say,
+        half=half,
+        prior_shifts=residual_xyz[:, ::-1] / voxel,
+    )
+    result["half_sets"] = "given" if half is not None else "drawn"
+    result["warnings"] = reliability_warnings(result)
     with output_folder(out_dir, overwrite, inputs) as staging:
         write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
     return result | {"n_particles": len(table), "tilt": tilt}

@@ -35,6 +35,10 @@ the filament axis is the reference's z axis turned into the particle, so for a u
 direction d, ``A(any rot, tilt, psi) ẑ = d`` with tilt = arccos(d_z) and
 psi = atan2(d_y, −d_x).  No numeric column is written with a missing value: a column
 that is missing anywhere is left out.
+
+Copies of a STAR file keep every block and column: :func:`write_rows` (a subset of its
+rows) and :func:`write_refined` (a refinement's angles, ``rlnOriginX/Y/ZAngst`` and
+half sets, as RELION's Refine3D writes its ``run_data.star``).
 """
 
 from __future__ import annotations
@@ -434,14 +438,7 @@ def write_rows(source: Path, output: Path, keep, columns: dict | None = None) ->
 
     source, output = Path(source), Path(output)
     check_outputs([output], inputs=[source])
-    names = {
-        column
-        for block in read_star_blocks(source).values()
-        if isinstance(block, pd.DataFrame)
-        for column in block.columns
-        if str(column).endswith("Name")
-    }
-    blocks = starfile.read(source, always_dict=True, parse_as_string=sorted(names))
+    blocks = _read_keeping_names(source)
     key = particle_block_key(blocks, source)
     block = blocks[key].reset_index(drop=True)
     keep = np.asarray(keep, bool)
@@ -450,6 +447,95 @@ def write_rows(source: Path, output: Path, keep, columns: dict | None = None) ->
     for name, values in (columns or {}).items():
         block[name] = np.asarray(values)
     block = block[keep].reset_index(drop=True)
+    if "rlnImageName" in block:
+        here = output.resolve().parent
+        block["rlnImageName"] = [
+            _relative_image(_image_path(name, source), here)
+            for name in block["rlnImageName"].astype(str)
+        ]
+    blocks[key] = block
+    with atomic_path(output) as tmp:
+        starfile.write(blocks, tmp, float_format="%.12g", overwrite=True)
+    return output
+
+
+def _read_keeping_names(source: Path) -> dict:
+    """All blocks of ``source`` with every ``rln…Name`` column read as text."""
+    import starfile
+
+    names = {
+        column
+        for block in read_star_blocks(source).values()
+        if isinstance(block, pd.DataFrame)
+        for column in block.columns
+        if str(column).endswith("Name")
+    }
+    return starfile.read(source, always_dict=True, parse_as_string=sorted(names))
+
+
+_ORIGINS_A = ("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst")
+_ORIGINS_PX = ("rlnOriginX", "rlnOriginY", "rlnOriginZ")
+
+
+def _origins_A(block: pd.DataFrame, optics, sub, source: Path, pixel_A) -> np.ndarray:
+    """Each row's origin shift (x, y, z, Å) in the tomogram's frame, as :func:`read`
+    applies it (zero where the file has none; RELION 3.0's pixel shifts in pixels of
+    the coordinates, ``pixel_A`` where the file gives no size)."""
+    origin = np.zeros((len(block), 3))
+    if {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(block):
+        cols = [c for c in _ORIGINS_A if c in block]
+        origin[:, : len(cols)] = _numeric(block, cols, source, "origin shifts")
+    elif {"rlnOriginX", "rlnOriginY"} <= set(block):  # RELION 3.0: coordinate pixels
+        cols = [c for c in _ORIGINS_PX if c in block]
+        origin[:, : len(cols)] = _numeric(block, cols, source, "origin shifts")
+        pixel = _coordinate_pixel_size(block, optics)
+        origin *= (np.full(len(block), float(pixel_A)) if pixel is None else pixel)[:, None]
+    return sub.apply(origin) if sub is not None else origin
+
+
+def write_refined(
+    source: Path, output: Path, moves_A, rotations, half, scores=None, image_pixel_A=None
+) -> Path:
+    """A copy of the particle STAR file ``source`` with a refinement's results, as
+    RELION's Refine3D writes its ``run_data.star``: every block (``data_optics``
+    included) and column kept, the coordinates as the source wrote them (pixels and/or
+    RELION 5's centred Å), and
+
+    * ``rlnAngleRot/Tilt/Psi``: ``rotations`` (relative to the source's
+      ``rlnTomoSubtomogramRot/Tilt/Psi`` where it has them, as :func:`read` composes);
+    * ``rlnOriginX/Y/ZAngst`` (Å): the source's origin minus ``moves_A`` ((p, 3): x, y,
+      z, Å: the refined position minus the position read), so that coordinate − origin
+      is the refined position (RELION 3.0's pixel ``rlnOriginX/Y/Z`` are replaced);
+    * ``rlnRandomSubset``: ``half`` (1 or 2);
+    * ``rlnLCCmax``: ``scores``, the alignment's correlation, only when one was computed;
+    * ``rlnImagePixelSize``: ``image_pixel_A`` (Å), only where neither the rows nor their
+      optics group give it.
+
+    Written atomically, numbers to 12 significant digits; returns ``output``."""
+    import starfile
+
+    source, output = Path(source), Path(output)
+    check_outputs([output], inputs=[source])
+    blocks = _read_keeping_names(source)
+    optics = blocks.get("optics")
+    optics = optics if isinstance(optics, pd.DataFrame) else None
+    key = particle_block_key(blocks, source)
+    block = blocks[key].reset_index(drop=True)
+    sub = (
+        from_euler(_numeric(block, _SUBTOMO, source, "subtomogram angles"))
+        if set(_SUBTOMO) <= set(block)
+        else None
+    )
+    origin = _origins_A(block, optics, sub, source, image_pixel_A) - np.asarray(moves_A, float)
+    block = block.drop(columns=[c for c in _ORIGINS_PX if c in block])
+    block[list(_ORIGINS_A)] = sub.inv().apply(origin) if sub is not None else origin
+    block[list(_ANGLES)] = to_euler(sub.inv() * rotations if sub is not None else rotations)
+    block["rlnRandomSubset"] = np.asarray(half).astype(np.int64)
+    if scores is not None:
+        block["rlnLCCmax"] = np.asarray(scores, float)
+    given = "rlnImagePixelSize" in block or (optics is not None and "rlnImagePixelSize" in optics)
+    if image_pixel_A is not None and not given:
+        block["rlnImagePixelSize"] = float(image_pixel_A)
     if "rlnImageName" in block:
         here = output.resolve().parent
         block["rlnImageName"] = [

@@ -1,0 +1,255 @@
+"""What `tomoscribe average` writes, checked against known truth and RELION's own files:
+sub-voxel refined positions, refined.star as RELION's Refine3D writes its data file
+(blocks and columns of the input kept, origins in Å, the given half sets), and honest
+resolution and reliability statements."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+from scipy.spatial.transform import Rotation
+
+from tomoscribe.cli.app import main
+from tomoscribe.core.rotations import from_euler
+from tomoscribe.io import write_volume
+from tomoscribe.io.particles import read_particles
+from tomoscribe.structure.average import reliability_warnings
+from tomoscribe.structure.fsc import describe_resolution, fsc_curve, resolution_at
+from tomoscribe.volume import Volume
+
+VOXEL = 10.0
+BOX = 24
+#: an asymmetric test body: Gaussian blobs (x, y, z voxels from its centre, sigma, weight)
+BLOBS = [
+    ((0.0, 0.0, 0.0), 2.2, 1.0),
+    ((5.0, 0.0, 0.0), 1.6, 0.8),
+    ((0.0, 3.5, 0.0), 1.6, 0.7),
+    ((-2.0, -2.0, 4.0), 1.5, 0.9),
+    ((1.5, -4.0, -3.0), 1.4, 0.6),
+]
+
+
+def _paint(shape_zyx, centre_xyz, rotation: Rotation) -> np.ndarray:
+    """The body turned by ``rotation`` (reference → particle) with its centre at
+    ``centre_xyz`` (voxels, sub-voxel exact: drawn analytically)."""
+    z, y, x = np.meshgrid(*(np.arange(s, dtype=float) for s in shape_zyx), indexing="ij")
+    out = np.zeros(shape_zyx)
+    for offset, sigma, weight in BLOBS:
+        cx, cy, cz = np.asarray(centre_xyz) + rotation.apply(offset)
+        out += weight * np.exp(-((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / (2 * sigma**2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A 32 × 52 × 128 tomogram (10 Å voxels) with 12 copies of the body at sub-voxel
+    positions and known angles; picks off by up to ±1.5 voxels per axis with the true
+    angles; the reference map; their subtomograms (extract, box 24)."""
+    tmp = tmp_path_factory.mktemp("avg_truth")
+    rng = np.random.default_rng(7)
+    shape = (32, 52, 128)
+    truth = np.array(
+        [(14 + 20 * i, 14 + 24 * j, 16.0) for j in range(2) for i in range(6)]
+    ) + rng.uniform(-0.5, 0.5, (12, 3))
+    angles = np.column_stack(
+        [
+            rng.uniform(-180, 180, 12),
+            np.degrees(np.arccos(rng.uniform(-1, 1, 12))),
+            rng.uniform(-180, 180, 12),
+        ]
+    )
+    tomo = sum(_paint(shape, c, r) for c, r in zip(truth, from_euler(angles)))
+    tomo = tomo + rng.normal(0, 0.02, shape)
+    write_volume(tmp / "tomo.mrc", Volume(tomo.astype(np.float32), VOXEL))
+    reference = _paint((BOX,) * 3, (BOX // 2,) * 3, Rotation.identity())
+    write_volume(tmp / "ref.mrc", Volume(reference.astype(np.float32), VOXEL))
+    picks = truth + rng.uniform(-1.5, 1.5, truth.shape)
+    table = {f"rlnCoordinate{a}": picks[:, i] for i, a in enumerate("XYZ")}
+    table |= {
+        name: angles[:, i] for i, name in enumerate(("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"))
+    }
+    starfile.write(
+        {"particles": pd.DataFrame(table | {"rlnDetectorPixelSize": VOXEL})}, tmp / "picks.star"
+    )
+    args = ["extract", str(tmp / "tomo.mrc"), str(tmp / "picks.star"), "--box", str(BOX)]
+    assert main([*args, "-o", str(tmp / "parts")]) == 0
+    return tmp, truth, angles
+
+
+def _average(tmp, star, out, *extra):
+    args = ["average", str(star), "-o", str(out), "--reference", str(tmp / "ref.mrc")]
+    args += ["--tilt-range", "-90,90", "--max-shift", "30", "-q", *extra]
+    return main(args)
+
+
+def test_refined_positions_are_sub_voxel_and_near_the_truth(scene):
+    """Picks up to 1.5 voxels off, boxes cut on the nearest voxel: the refined position
+    (box centre + interpolated shift) lies within a fraction of a voxel of the truth.
+    Before, it was the unrounded pick plus a whole-voxel shift (errors up to ~1 voxel)."""
+    tmp, truth, _ = scene
+    out = tmp / "avg_pos"
+    assert (
+        _average(tmp, tmp / "parts" / "particles.star", out, "--use-priors", "--iterations", "1")
+        == 0
+    )
+    refined = read_particles(out / "refined.star")
+    error = np.linalg.norm(refined[["x", "y", "z"]].to_numpy() - truth, axis=1)
+    picked = np.linalg.norm(
+        read_particles(tmp / "picks.star")[["x", "y", "z"]].to_numpy() - truth, axis=1
+    )
+    assert np.median(picked) > 1.0  # the picks were well off
+    assert np.median(error) < 0.1 and error.max() < 0.25, error
+    # RELION 5's centred Å columns, moved by the same origins, give the same positions
+    raw = starfile.read(out / "refined.star")
+    origin = raw[[f"rlnOrigin{a}Angst" for a in "XYZ"]].to_numpy()
+    centred = raw[[f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]].to_numpy() - origin
+    assert np.allclose(centred / VOXEL + np.array([128, 52, 32]) / 2, truth, atol=0.25)
+
+
+def _relion5_input(tmp, shared, half):
+    """extract's particles.star made into what RELION 5 writes: a data_optics block
+    (RELION's Refine3D row, for 5 Å tilt-series pixels binned 2×), coordinates in
+    tilt-series pixels, the pixel sizes only in the optics group, and a given
+    gold-standard split."""
+    refine = shared / "formats" / "relion5_project" / "Refine3D" / "job_refine"
+    optics = starfile.read(refine / "run_it050_data.star")["optics"].iloc[:1].copy()
+    optics["rlnTomoTiltSeriesPixelSize"] = 5.0
+    optics["rlnTomoSubtomogramBinning"] = 2.0
+    optics["rlnImagePixelSize"] = VOXEL
+    optics["rlnImageSize"] = BOX
+    particles = starfile.read(tmp / "parts" / "particles.star")
+    particles = particles.drop(
+        columns=["rlnMagnification", "rlnDetectorPixelSize", "rlnImagePixelSize"]
+    )
+    for a in "XYZ":
+        particles[f"rlnCoordinate{a}"] *= 2  # 5 Å pixels
+    particles["rlnOpticsGroup"] = 1
+    particles["rlnClassNumber"] = 1
+    particles["rlnRandomSubset"] = half
+    star = tmp / "parts" / "relion5.star"
+    starfile.write({"optics": optics, "particles": particles}, star, overwrite=True)
+    return star, optics, particles
+
+
+def test_refined_star_is_the_input_with_relion_refine3d_columns(scene, shared_data):
+    """A RELION 5 input keeps its data_optics block, its columns (centred Å coordinates
+    included), its half sets and its pixel convention; refined.star adds what RELION's
+    own Refine3D data file holds (angles, rlnOrigin*Angst, rlnRandomSubset). Before, the
+    optics block and centred columns were dropped, RELION 3.0 pixel sizes written and new
+    halves drawn (12 of 25 differed in the trial)."""
+    tmp, truth, _ = scene
+    half = np.array([1, 2, 2, 1, 1, 2, 1, 2, 2, 2, 1, 1])
+    star, optics, particles = _relion5_input(tmp, shared_data, half)
+    out = tmp / "avg_relion5"
+    assert _average(tmp, star, out, "--use-priors", "--iterations", "1") == 0
+    written = starfile.read(out / "refined.star", always_dict=True)
+    relion = starfile.read(
+        shared_data
+        / "formats"
+        / "relion5_project"
+        / "Refine3D"
+        / "job_refine"
+        / "run_it050_data.star",
+        always_dict=True,
+    )
+    assert list(written) == list(relion) == ["optics", "particles"]
+    pd.testing.assert_frame_equal(
+        written["optics"], optics.reset_index(drop=True), check_dtype=False
+    )
+    refined = written["particles"]
+    assert set(particles.columns) <= set(refined.columns)
+    ours = {"rlnLCCmax", "rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst"}
+    assert set(refined.columns) - set(particles.columns) <= ours
+    relion_columns = set(relion["particles"].columns)
+    assert {c for c in ours if c.startswith("rlnOrigin")} <= relion_columns
+    assert {"rlnMagnification", "rlnDetectorPixelSize", "rlnImagePixelSize"}.isdisjoint(
+        refined.columns
+    )
+    assert refined["rlnRandomSubset"].tolist() == half.tolist()
+    for a in "XYZ":  # the coordinates as the input wrote them; the move is in the origins
+        assert np.allclose(refined[f"rlnCoordinate{a}"], particles[f"rlnCoordinate{a}"])
+        assert np.allclose(
+            refined[f"rlnCenteredCoordinate{a}Angst"], particles[f"rlnCenteredCoordinate{a}Angst"]
+        )
+    back = read_particles(out / "refined.star")
+    assert np.allclose(back["voxel_size_A"], 5.0)
+    assert np.abs(back[["x", "y", "z"]].to_numpy() / 2 - truth).max() < 0.25
+
+
+def test_average_keeps_no_score_it_did_not_compute(scene):
+    """--iterations 0 averages at the file's angles and positions: no search, so no
+    score column (rlnAutopickFigureOfMerit 0 was written for every particle) and the
+    positions as read (the boxes' rounding residuals are applied in the average)."""
+    tmp, _, _ = scene
+    out = tmp / "avg_noscore"
+    assert (
+        _average(tmp, tmp / "parts" / "particles.star", out, "--use-priors", "--iterations", "0")
+        == 0
+    )
+    refined = starfile.read(out / "refined.star")
+    assert {"rlnLCCmax", "rlnAutopickFigureOfMerit"}.isdisjoint(refined.columns)
+    assert np.allclose(refined[[f"rlnOrigin{a}Angst" for a in "XYZ"]], 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("half", [[1] * 12, [1, 2, 3] * 4])
+def test_average_refuses_a_split_it_cannot_use(scene, shared_data, half, capsys):
+    tmp, _, _ = scene
+    star, _, _ = _relion5_input(tmp, shared_data, np.array(half))
+    out = tmp / "avg_badhalf"
+    assert _average(tmp, star, out, "--use-priors", "--iterations", "0") == 2
+    err = capsys.readouterr().err
+    assert "rlnRandomSubset" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_de_novo_average_says_its_halves_share_a_model(scene, capsys):
+    """De novo, both halves start from one model of all particles: their FSC is not an
+    independent measure, and `average` says so (the trial printed "FSC 0.143 at 40.0 Å"
+    for a map that was wrong); how many orientations the last de novo round kept is
+    recorded."""
+    tmp, _, _ = scene
+    out = tmp / "avg_denovo"
+    args = ["average", str(tmp / "parts" / "particles.star"), "-o", str(out)]
+    assert main([*args, "--iterations", "1", "--tilt-range", "-90,90", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: both halves were refined from one de novo model" in captured.err
+    record = json.loads((out / "average.mrc.json").read_text())
+    assert record["initial_model"] == "de novo" and record["half_sets"] == "drawn"
+    assert 0.0 <= record["denovo_stability"] <= 1.0
+    assert record["warnings"]
+
+
+def test_resolution_is_not_claimed_at_nyquist():
+    """An FSC above the threshold up to Nyquist bounds the resolution, it does not
+    measure it: "better than 40.0 Å (Nyquist)", not "at 40.0 Å"."""
+    curve = fsc_curve(
+        np.ones((8, 8, 8)) + np.arange(8.0), np.ones((8, 8, 8)) + np.arange(8.0), 10.0
+    )
+    assert describe_resolution(curve, 0.143) == "better than 20.0 Å (Nyquist)"
+    falling = pd.DataFrame({"resolution_A": [80.0, 40.0, 26.7, 20.0], "fsc": [0.9, 0.5, 0.1, 0.0]})
+    assert describe_resolution(falling, 0.143) == f"at {resolution_at(falling, 0.143):.1f} Å"
+    assert describe_resolution(falling, 0.95) == "worse than 80.0 Å (the box)"
+    assert reliability_warnings({"initial_model": "given", "denovo_stability": None}) == []
+    unsettled = reliability_warnings({"initial_model": "de novo", "denovo_stability": 0.5})
+    assert len(unsettled) == 2 and "50%" in unsettled[0]
+
+
+def test_a_table_made_in_memory_is_written_at_its_refined_positions(scene, tmp_path):
+    """The demo's path: extract in memory, average, write without a source STAR file;
+    with no search, the positions are the picks (box centre + rounding residual)."""
+    from tomoscribe.io import read_volume
+    from tomoscribe.structure.average import AverageParams, refine_average
+    from tomoscribe.structure.extract import extract_subtomograms
+    from tomoscribe.structure.results import write_average_outputs
+
+    tmp, _, angles = scene
+    picks = read_particles(tmp / "picks.star")
+    stack, kept = extract_subtomograms(read_volume(tmp / "tomo.mrc"), picks, BOX)
+    residual = kept[["shift_z", "shift_y", "shift_x"]].to_numpy()
+    params = AverageParams(iterations=0, tilt_range_deg=(-90.0, 90.0))
+    result = refine_average(stack, VOXEL, params, priors=from_euler(angles), prior_shifts=residual)
+    write_average_outputs(tmp_path, result, kept, VOXEL, [], {})
+    back = read_particles(tmp_path / "refined.star")
+    assert np.allclose(back[["x", "y", "z"]], picks[["x", "y", "z"]], atol=1e-4)
+    assert back["score"].isna().all()  # nothing scored, nothing written
