@@ -1,0 +1,129 @@
+"""What `tomoscribe extract` reads, from a new user's trial: a tomogram whose header
+disagrees with tomograms.star, particle files missing an axis or an angle, and picks of
+another tomogram, each of which was cut or written silently wrong."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+import tifffile
+
+from tomoscribe.cli.app import main
+from tomoscribe.core.rotations import from_euler
+from tomoscribe.errors import InputFileError
+from tomoscribe.io.particles import read_particles
+
+R5 = "formats/relion5_project"
+TOMOGRAMS = f"{R5}/Tomograms/job_tomo/tomograms.star"  # TS_02: 14pf_MT.mrc, 84×136×44, 10.52 Å
+CENTRED = ["rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst"]
+CENTRED_Z = "rlnCenteredCoordinateZAngst"
+
+
+def _tomogram(shared_data, path, voxel_size_A, step=1):
+    """The real crop as another tool writes an MRC: its header's voxel size as given."""
+    data = tifffile.imread(shared_data / "real" / "microtubule_14pf_crop.tif")
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.ascontiguousarray(data[::step, ::step, ::step], np.float32))
+        mrc.voxel_size = voxel_size_A
+    return path
+
+
+def _centre_pick(path, name="TS_02"):
+    """One pick at the tomogram's centre, RELION 5 style (Å from the centre)."""
+    table = pd.DataFrame({"rlnTomoName": [name], **{c: [0.0] for c in CENTRED}, CENTRED_Z: 0.0})
+    starfile.write(table, path)
+    return path
+
+
+def _extract(tomogram, picks, out, *extra):
+    return main(["extract", str(tomogram), str(picks), "--box", "16", "-o", str(out), *extra])
+
+
+def _star_rows(path):
+    return starfile.read(path, always_dict=True)["particles"]
+
+
+def _without(source, column, path, block="particles"):
+    blocks = starfile.read(source, always_dict=True)
+    blocks[block] = blocks[block].drop(columns=[column])
+    starfile.write(blocks, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("source", "block", "column"),
+    [
+        (f"{R5}/Picks/job_picks/particles.star", "particles", CENTRED_Z),
+        (f"{R5}/Picks/job_picks/particles.star", "particles", CENTRED[1]),
+        ("formats/star/chlamy_ps2.star", "", "rlnCoordinateZ"),
+        ("formats/star/chlamy_ps2.star", "", "rlnCoordinateX"),
+    ],
+)
+def test_a_star_file_missing_a_coordinate_column_is_refused(
+    shared_data, tmp_path, source, block, column
+):
+    """Was: the missing axis read as 0 (every pick on z = 0)."""
+    path = _without(shared_data / source, column, tmp_path / "p.star", block)
+    with pytest.raises(InputFileError, match=f"but no {column}, so"):
+        read_particles(path, tomograms=shared_data / TOMOGRAMS)
+
+
+def test_other_formats_missing_an_axis_are_refused(tmp_path):
+    (tmp_path / "p.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(InputFileError, match="x, y, z"):
+        read_particles(tmp_path / "p.csv")
+    picks = {"voxel_spacing": 10.0, "points": [{"location": {"x": 10.0, "y": 20.0}}]}
+    (tmp_path / "p.json").write_text(json.dumps(picks))
+    with pytest.raises(InputFileError, match="location z"):
+        read_particles(tmp_path / "p.json")
+
+
+def test_extract_refuses_picks_without_z_and_writes_nothing(shared_data, tmp_path, capsys):
+    tomogram = _tomogram(shared_data, tmp_path / "14pf_MT.mrc", 10.52)
+    picks = _without(
+        shared_data / R5 / "Picks/job_picks/particles.star", CENTRED_Z, tmp_path / "noZ.star"
+    )
+    out = tmp_path / "e_noZ"
+    assert (
+        _extract(tomogram, picks, out, "--tomograms", shared_data / TOMOGRAMS, "--edge", "pad") == 2
+    )
+    err = capsys.readouterr().err
+    assert CENTRED_Z in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("column", ["rlnAnglePsi", "rlnAngleTilt"])
+def test_one_missing_angle_column_is_zero_as_relion_reads_it(shared_data, tmp_path, column):
+    """Was: every angle dropped silently when one column was missing."""
+    source = shared_data / R5 / "Refine3D/job_refine/run_it050_data.star"
+    star = shared_data / TOMOGRAMS
+    raw = starfile.read(source)["particles"]
+    path = _without(source, column, tmp_path / "r.star")
+    with pytest.warns(UserWarning, match=f"no {column}; that column was read as 0°"):
+        table = read_particles(path, tomograms=star)
+    angles = raw[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy(float)
+    angles[:, ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"].index(column)] = 0
+    read = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
+    assert np.allclose((read.inv() * from_euler(angles)).magnitude(), 0, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        whole = read_particles(source, tomograms=star)
+    assert np.allclose(table[["x", "y", "z"]], whole[["x", "y", "z"]])
+
+
+def test_a_missing_origin_shift_column_is_zero_as_relion_reads_it(shared_data, tmp_path):
+    source = shared_data / R5 / "Refine3D/job_refine/run_it050_data.star"
+    star = shared_data / TOMOGRAMS
+    raw = starfile.read(source)["particles"]
+    path = _without(source, "rlnOriginZAngst", tmp_path / "r.star")
+    with pytest.warns(UserWarning, match="no rlnOriginZAngst; that column was read as 0 Å"):
+        table = read_particles(path, tomograms=star)
+    whole = read_particles(source, tomograms=star)
+    assert np.allclose(table["z"], whole["z"] + raw["rlnOriginZAngst"] / 10.52)
+    assert np.allclose(table[["x", "y"]], whole[["x", "y"]])
