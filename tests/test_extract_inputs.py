@@ -49,6 +49,51 @@ def _star_rows(path):
     return starfile.read(path, always_dict=True)["particles"]
 
 
+def test_a_header_voxel_size_that_tomograms_star_contradicts_is_refused(
+    shared_data, tmp_path, capsys
+):
+    """Was: header 9 Å, tomograms.star 10.52 Å: cut at (49.1, 79.5, 25.7), not (42, 68, 22)."""
+    star = shared_data / TOMOGRAMS
+    picks = _centre_pick(tmp_path / "centre.star")
+    wrong = _tomogram(shared_data, tmp_path / "tomo_vs9.mrc", 9.0)
+    out = tmp_path / "e_vs9"
+    assert _extract(wrong, picks, out, "--tomograms", star, "--tomo-name", "TS_02") == 2
+    err = capsys.readouterr().err
+    assert "9 Å" in err and "10.52 Å" in err and "tomograms.star" in err
+    assert err.count("\n") == 1 and "Traceback" not in err and not out.exists()
+    # an unset header (1 Å) takes tomograms.star's size, as --voxel-size would supply it
+    unset = _tomogram(shared_data, tmp_path / "tomo_vs1.mrc", 1.0)
+    out = tmp_path / "e_vs1"
+    assert _extract(unset, picks, out, "--tomograms", star, "--tomo-name", "TS_02") == 0
+    rows = _star_rows(out / "particles.star")
+    xyz = rows[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float)
+    assert np.allclose(xyz, [[42, 68, 22]], atol=1e-4)
+    assert rows["rlnImagePixelSize"].iloc[0] == pytest.approx(10.52)
+    assert np.allclose(rows[[*CENTRED, CENTRED_Z]].to_numpy(float), 0, atol=1e-3)
+    with mrcfile.open(out / "subtomo_000001.mrc") as mrc:
+        assert float(mrc.voxel_size.x) == pytest.approx(10.52, rel=1e-5)
+    # the provenance lists tomograms.star among the inputs
+    inputs = json.loads((out / "particles.star.json").read_text())["inputs"]
+    assert str(star.resolve()) in [i["path"] for i in inputs]
+    # a --voxel-size that contradicts tomograms.star is refused as well
+    out = tmp_path / "e_given"
+    args = ("--tomograms", star, "--tomo-name", "TS_02", "--voxel-size", "9")
+    assert _extract(unset, picks, out, *args) == 2
+    err = capsys.readouterr().err
+    assert "--voxel-size gives" in err and "10.52" in err and not out.exists()
+
+
+def test_a_copy_binned_otherwise_is_cut_where_the_centred_coordinates_say(shared_data, tmp_path):
+    """A 2×-binned copy of TS_02 (21.04 Å, the same extent in Å) is not a wrong header."""
+    binned = _tomogram(shared_data, tmp_path / "bin8.mrc", 21.04, step=2)
+    picks = _centre_pick(tmp_path / "centre.star")
+    out = tmp_path / "e_bin"
+    args = ("--tomograms", shared_data / TOMOGRAMS, "--tomo-name", "TS_02")
+    assert _extract(binned, picks, out, *args) == 0
+    xyz = _star_rows(out / "particles.star")[["rlnCoordinateX", "rlnCoordinateY"]]
+    assert np.allclose(xyz.to_numpy(float), [[21, 34]], atol=1e-4)
+
+
 def _without(source, column, path, block="particles"):
     blocks = starfile.read(source, always_dict=True)
     blocks[block] = blocks[block].drop(columns=[column])

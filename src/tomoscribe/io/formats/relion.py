@@ -121,6 +121,12 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     )
 
 
+def reconstructed_voxel_size(entry: dict) -> float:
+    """The voxel size (Å) of a tomogram ``tomograms.star`` lists (an entry of
+    :func:`read_tomograms_star`): ``rlnTomoTiltSeriesPixelSize × rlnTomoTomogramBinning``."""
+    return float(entry["pixel_size_A"]) * float(entry["binning"])
+
+
 def _numeric(block: pd.DataFrame, columns, path: Path, what: str) -> np.ndarray:
     values = block[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(values).all():
