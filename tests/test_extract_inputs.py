@@ -172,3 +172,28 @@ def test_a_missing_origin_shift_column_is_zero_as_relion_reads_it(shared_data, t
     whole = read_particles(source, tomograms=star)
     assert np.allclose(table["z"], whole["z"] + raw["rlnOriginZAngst"] / 10.52)
     assert np.allclose(table[["x", "y"]], whole[["x", "y"]])
+
+
+def test_picks_of_another_tomogram_tomograms_star_lists_are_refused(shared_data, tmp_path, capsys):
+    """Was: a warning, then TS_01's name written for subtomograms cut from TS_02."""
+    tomogram = _tomogram(shared_data, tmp_path / "14pf_MT.mrc", 10.52)  # TS_02's file
+    star = shared_data / TOMOGRAMS
+    out = tmp_path / "ex7"
+    assert _extract(tomogram, _centre_pick(tmp_path / "ts01.star", "TS_01"), out,
+                    "--tomograms", star) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "names only tomogram 'TS_01'" in err and "'TS_02'" in err and not out.exists()
+    # picks named after a copy tomograms.star does not list are taken, under TS_02's name
+    picks = pd.DataFrame(
+        {
+            "rlnTomoName": ["14pf_MT_denoised"],
+            "rlnCoordinateX": [42.0],
+            "rlnCoordinateY": [68.0],
+            "rlnCoordinateZ": [22.0],
+            "rlnImagePixelSize": [10.52],
+        }
+    )
+    starfile.write(picks, tmp_path / "copy.star")
+    assert _extract(tomogram, tmp_path / "copy.star", out, "--tomograms", star) == 0
+    assert "names only tomogram '14pf_MT_denoised'" in capsys.readouterr().err
+    assert list(_star_rows(out / "particles.star")["rlnTomoName"]) == ["TS_02"]

@@ -44,6 +44,7 @@ from ..io.locations import is_copick_location
 from ..io.particles import (
     check_inside,
     map_tomogram_name,
+    named_as,
     read_particles,
     recorded_voxel_size,
     select_tomogram,
@@ -481,8 +482,10 @@ def extract_from_files(
     the tomogram and the picks (``{}`` when neither records one); picks from another
     tilt series than the tomogram's are refused.  The tomogram's voxel size must be the
     one ``tomograms_star`` gives it, which a header without one (or with the unset 1 Å)
-    takes (:func:`_tomogram_checked`).  The folder's ``particles.star`` gets the
-    provenance record."""
+    takes (:func:`_tomogram_checked`).  A file naming only other tomograms that
+    ``tomograms_star`` lists is refused when this one's name is known (``tomo_name``, or
+    ``tomograms_star`` naming its file); rows taken for it under another name are written
+    under its name.  The folder's ``particles.star`` gets the provenance record."""
     listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}
     name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
@@ -491,11 +494,9 @@ def extract_from_files(
         [tomogram, particles], volume.pixel_size_A, tomo_name=name
     )  # refuses two tilt series
     table = read_particles(particles, volume.pixel_size_A, volume.shape, listed or None)
-    table = positions_on(
-        select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram)),
-        volume,
-        picked_voxel_size_A,
-    )
+    others = [n for n in listed if n != name] if explicit or name in listed else ()
+    table = select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram), others)
+    table = named_as(positions_on(table, volume, picked_voxel_size_A), name)
     if len(table) == 0:
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
@@ -523,7 +524,6 @@ def extract_from_files(
             "smaller box or `edge=pad`.",
             parameter="edge",
         )
-    kept["tomo_name"] = kept.get("tomo_name", name)
     kept = with_tilt_columns(kept, acquisition)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
     write_provenance(
