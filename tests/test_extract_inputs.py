@@ -197,3 +197,13 @@ def test_picks_of_another_tomogram_tomograms_star_lists_are_refused(shared_data,
     assert _extract(tomogram, tmp_path / "copy.star", out, "--tomograms", star) == 0
     assert "names only tomogram '14pf_MT_denoised'" in capsys.readouterr().err
     assert list(_star_rows(out / "particles.star")["rlnTomoName"]) == ["TS_02"]
+
+
+def test_the_box_error_names_the_edge_option(shared_data, tmp_path, capsys):
+    tomogram = _tomogram(shared_data, tmp_path / "t.mrc", 10.52)
+    picks = _centre_pick(tmp_path / "centre.star")
+    out = tmp_path / "big"
+    args = ["extract", str(tomogram), str(picks), "--box", "60", "-o", str(out)]
+    assert main([*args, "--tomograms", str(shared_data / TOMOGRAMS)]) == 2
+    err = capsys.readouterr().err
+    assert "--edge pad" in err and "`edge" not in err and not out.exists()

@@ -513,7 +513,7 @@ def extract_from_files(
             f"a box of {box} voxels does not fit in the tomogram's thinnest side "
             f"({min(volume.shape)} voxels), so every box would be skipped; choose a "
             "smaller `box` or `edge=pad`.",
-            parameter="box",
+            parameter=("box", "edge"),
         )
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
