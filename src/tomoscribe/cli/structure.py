@@ -357,7 +357,7 @@ def extract(
 
     check_output_folder(
         out_dir,
-        [tomogram, particles],
+        [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else []),
         ["particles.star", "particles.star.json", "projections.mrcs"],
         overwrite,
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -274,6 +275,7 @@ def select_tomogram(
     source: str = "the particle file",
     explicit: bool = False,
     also: str | None = None,
+    others: Collection[str] = (),
 ) -> pd.DataFrame:
     """The rows of one tomogram.
 
@@ -281,10 +283,11 @@ def select_tomogram(
     suffix (``TS_01``, ``TS_01.mrc``, ``TS_01.tomostar``), else (when none does) ``also``
     (the tomogram's file stem when ``name`` is its recorded name).  A table without
     names, or naming one tomogram, is taken whole unless the name was given
-    ``explicit``-ly and does not match (taken whole under another name: said in a
-    warning, unless ``source``'s provenance leads back to ``name``'s tomogram, as picks
-    named after ``tomo_pre`` lead to ``tomo``: :func:`lineage_stems`); a table naming
-    several tomograms must match.
+    ``explicit``-ly and does not match, or its one name is among ``others`` (the other
+    tomograms of a RELION ``tomograms.star`` that identifies this one as ``name``): taken
+    whole under another name, that is said in a warning, unless ``source``'s provenance
+    leads back to ``name``'s tomogram, as picks named after ``tomo_pre`` lead to
+    ``tomo`` (:func:`lineage_stems`); a table naming several tomograms must match.
 
     Raises
     ------
@@ -301,6 +304,12 @@ def select_tomogram(
         keep = (names == str(candidate)) | (names.map(_plain) == _plain(candidate))
         if keep.any():
             return table[keep.to_numpy()].reset_index(drop=True)
+    if len(found) == 1 and not explicit and _plain(found[0]) in {_plain(o) for o in others}:
+        raise ParameterError(
+            f"{source} names only tomogram {found[0]!r}, which tomograms.star lists as "
+            f"another tomogram than {name!r} (this one); give the tomogram of {found[0]!r}, "
+            f"or picks of {name!r}.",
+        )
     if len(found) == 1 and not explicit:
         related = name is not None and _plain(name) in lineage_stems(source)
         if name is not None and not related:  # said: the rows may be another tomogram's
@@ -323,6 +332,21 @@ def select_tomogram(
         f"{name!r}; choose one with `tomo_name`.",
         parameter="tomo_name",
     )
+
+
+def named_as(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``table`` with the tomogram name ``name`` in every row, except rows whose
+    ``tomo_name`` already names it as :func:`select_tomogram` matches names (kept as
+    written: ``TS_01.tomostar``): rows taken for ``name``'s tomogram under another name
+    (its file stem, a preprocessed copy's name) are its particles now."""
+    table = table.copy()
+    if "tomo_name" not in table:
+        table["tomo_name"] = name
+        return table
+    names = table["tomo_name"].astype(str)
+    same = (names == str(name)) | (names.map(_plain) == _plain(name))
+    table.loc[~same.to_numpy(), "tomo_name"] = name
+    return table
 
 
 def tomogram_name(

@@ -25,12 +25,26 @@ from ..core.acquisition import TiltRange
 from ..core.device import resolve_device
 from ..core.legend import read_legend
 from ..core.rotations import from_euler
-from ..errors import AnnotationError, InputFileError, MissingVoxelSizeError, ParameterError
-from ..io import read_volume, read_volume_checked, volume_format, write_volume
+from ..errors import (
+    AnnotationError,
+    InputFileError,
+    MissingVoxelSizeError,
+    ParameterError,
+    VoxelSizeMismatchError,
+)
+from ..io import (
+    read_volume,
+    read_volume_checked,
+    supplied_voxel_size,
+    volume_format,
+    write_volume,
+)
+from ..io.formats.relion import read_tomograms_star, reconstructed_voxel_size
 from ..io.locations import is_copick_location
 from ..io.particles import (
     check_inside,
     map_tomogram_name,
+    named_as,
     read_particles,
     recorded_voxel_size,
     select_tomogram,
@@ -393,6 +407,62 @@ def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None)
     return table
 
 
+def _tomogram_checked(
+    tomogram: Path,
+    voxel_size_A: float | None,
+    listed: dict[str, dict],
+    name: str,
+    tomograms_star: Path | None,
+) -> Volume:
+    """The tomogram, on the grid its picks' centred Å coordinates are placed on.
+
+    Parameters
+    ----------
+    tomogram : the tomogram file.
+    voxel_size_A : a voxel size (Å) given for a header that records none (or the unset
+        1 Å), as :func:`tomoscribe.io.read_volume_checked` takes it.
+    listed : the tomograms of ``tomograms_star`` (:func:`read_tomograms_star`), or {}.
+    name : the tomogram's name; its entry there, when listed, gives the voxel size
+        (Å: ``rlnTomoTiltSeriesPixelSize × rlnTomoTomogramBinning``) a header without
+        one (or with the unset 1 Å) takes when ``voxel_size_A`` gives none.
+
+    Raises
+    ------
+    VoxelSizeMismatchError
+        The tomogram's voxel size (its header's, or ``voxel_size_A``) and the listed one
+        differ by over 1%, unless its extent (voxels × Å) is the listed one (a copy
+        binned otherwise, on which the centred Å still fall right).
+    """
+    entry = listed.get(name)
+    star_voxel = reconstructed_voxel_size(entry) if entry else None
+    given = voxel_size_A
+    if given is None and star_voxel is not None:
+        try:
+            given = supplied_voxel_size(tomogram, star_voxel)
+        except ParameterError:
+            given = None  # the header records another size: refused below
+    volume = read_volume_checked(tomogram, given)
+    voxel = volume.pixel_size_A
+    if star_voxel is None or abs(voxel - star_voxel) <= 0.01 * star_voxel:
+        return volume
+    extent = np.array(volume.shape[::-1], float) * voxel
+    if np.all(np.abs(extent - np.array(entry["size_xyz"]) * entry["pixel_size_A"]) <= voxel):
+        return volume
+    file = Path(tomogram).name
+    said = (
+        f"`voxel_size_A` gives {file} {voxel:g} Å voxels"
+        if voxel_size_A is not None
+        else f"{file}'s header records {voxel:g} Å voxels"
+    )
+    raise VoxelSizeMismatchError(
+        f"{said} but {Path(tomograms_star).name} gives {name} {star_voxel:g} Å "
+        f"(rlnTomoTiltSeriesPixelSize {entry['pixel_size_A']:g} × rlnTomoTomogramBinning "
+        f"{entry['binning']:g}), so its picks would be cut in the wrong places; correct "
+        "the one that is wrong (a header: IMOD's alterheader -del).",
+        parameter="voxel_size_A" if voxel_size_A is not None else None,
+    )
+
+
 def extract_from_files(
     tomogram: Path,
     particles: Path,
@@ -411,20 +481,23 @@ def extract_from_files(
     extraction folder ``out_dir``; ``edge`` skip or pad boxes crossing a face.  Returns
     the tomogram's picks, those extracted and ``{"acquisition": record}`` carried from
     the tomogram and the picks (``{}`` when neither records one); picks from another
-    tilt series than the tomogram's are refused.  The folder's ``particles.star`` gets
-    the provenance record."""
-    volume = read_volume_checked(tomogram, voxel_size_A)
+    tilt series than the tomogram's are refused.  The tomogram's voxel size must be the
+    one ``tomograms_star`` gives it, which a header without one (or with the unset 1 Å)
+    takes (:func:`_tomogram_checked`).  A file naming only other tomograms that
+    ``tomograms_star`` lists is refused when this one's name is known (``tomo_name``, or
+    ``tomograms_star`` naming its file); rows taken for it under another name are written
+    under its name.  The folder's ``particles.star`` gets the provenance record."""
+    listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}
+    name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
+    volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
     check_is_tomogram(volume, tomogram)
-    name, explicit = tomogram_name(tomogram, tomo_name, tomograms_star)
     acquisition = carried_acquisition(
         [tomogram, particles], volume.pixel_size_A, tomo_name=name
     )  # refuses two tilt series
-    table = read_particles(particles, volume.pixel_size_A, volume.shape, tomograms_star)
-    table = positions_on(
-        select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram)),
-        volume,
-        picked_voxel_size_A,
-    )
+    table = read_particles(particles, volume.pixel_size_A, volume.shape, listed or None)
+    others = [n for n in listed if n != name] if explicit or name in listed else ()
+    table = select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram), others)
+    table = named_as(positions_on(table, volume, picked_voxel_size_A), name)
     if len(table) == 0:
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
@@ -441,7 +514,7 @@ def extract_from_files(
             f"a box of {box} voxels does not fit in the tomogram's thinnest side "
             f"({min(volume.shape)} voxels), so every box would be skipped; choose a "
             "smaller `box` or `edge=pad`.",
-            parameter="box",
+            parameter=("box", "edge"),
         )
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
@@ -452,14 +525,13 @@ def extract_from_files(
             "smaller box or `edge=pad`.",
             parameter="edge",
         )
-    kept["tomo_name"] = kept.get("tomo_name", name)
     kept = with_tilt_columns(kept, acquisition)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
     write_provenance(
         out_dir / "particles.star",
         "extract",
         {"box": box, "edge": edge, "invert": invert},
-        [tomogram, particles],
+        [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else []),
         extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
     )
     return table, kept, acquisition

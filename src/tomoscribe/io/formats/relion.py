@@ -11,15 +11,21 @@ Reading (through ``starfile``):
   coordinates, RELION 5's ``rlnCenteredCoordinateX/Y/ZAngst`` are Å from the
   tomogram's centre, which is ``rlnTomoSize{X,Y,Z}/2 × rlnTomoTiltSeriesPixelSize``
   (``tomograms.star``) or, failing that, ``shape/2 × voxel size`` of the tomogram given.
+  Either set must be whole: a file with only some axes (``rlnCoordinateX/Y`` without
+  ``rlnCoordinateZ``, as 2D micrograph picks, which ``tomoscribe spa`` reads through
+  :mod:`tomoscribe.io.boxfiles`) is refused, not read as lying on z = 0.
 * **Shifts.**  RELION places a particle at its coordinate minus its origin shift:
   ``position = coordinate − A_subtomogram · rlnOrigin{X,Y,Z}Angst`` (Å; RELION 3.0's
   ``rlnOriginX/Y/Z`` are pixels of the same size as the coordinates).  The shift is
-  applied on reading and not kept.
+  applied on reading and not kept.  A shift column missing beside the others is 0, as
+  RELION reads it, said in a warning.
 * **Orientations.**  ``rlnAngleRot/Tilt/Psi`` in RELION's convention (see
   :mod:`tomoscribe.core.rotations`: reference → particle = ``A(rot, tilt, psi)``
   = the inverse of scipy's intrinsic ZYZ rotation).  RELION 5's pre-oriented
   subtomograms (``rlnTomoSubtomogramRot/Tilt/Psi``) compose as ``A_subtomogram ·
-  A_particle``; the table keeps the composed rotation as (rot, tilt, psi).
+  A_particle``; the table keeps the composed rotation as (rot, tilt, psi).  An angle
+  column missing beside the others is 0°, as RELION reads it, said in a warning (the
+  others are kept).
 * **Tomograms.**  ``rlnTomoName`` (else ``rlnMicrographName``, as Warp writes) names
   each row's tomogram.
 
@@ -119,6 +125,12 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     )
 
 
+def reconstructed_voxel_size(entry: dict) -> float:
+    """The voxel size (Å) of a tomogram ``tomograms.star`` lists (an entry of
+    :func:`read_tomograms_star`): ``rlnTomoTiltSeriesPixelSize × rlnTomoTomogramBinning``."""
+    return float(entry["pixel_size_A"]) * float(entry["binning"])
+
+
 def _numeric(block: pd.DataFrame, columns, path: Path, what: str) -> np.ndarray:
     values = block[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(values).all():
@@ -174,39 +186,21 @@ def read(
     blocks = read_star_blocks(path)
     optics = blocks.get("optics")
     optics = optics if isinstance(optics, pd.DataFrame) else None
-    block = next(
-        (
-            b
-            for b in blocks.values()
-            if isinstance(b, pd.DataFrame)
-            and ({"rlnCoordinateX", "rlnCoordinateY"} <= set(b) or set(_CENTRED[:2]) <= set(b))
-        ),
-        None,
-    )
-    if block is None:
-        raise InputFileError(
-            f"{path} has no loop with particle coordinates "
-            "(rlnCoordinateX/Y or rlnCenteredCoordinateX/YAngst)."
-        )
+    block, columns = _coordinate_loop(blocks, path)
     block = block.reset_index(drop=True)
     names = _tomo_names(block)
-    n = len(block)
-    if {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
-        columns = [c for c in _PIXELS if c in block]
-        xyz = np.zeros((n, 3))
-        xyz[:, : len(columns)] = _numeric(block, columns, path, "coordinates")
+    if columns == _PIXELS:
+        xyz = _numeric(block, columns, path, "coordinates")
         pixel = _coordinate_pixel_size(block, optics)
         if pixel is not None and not np.isfinite(pixel).all():
             raise InputFileError(f"{path}: a pixel size is missing or not a number.")
     else:
-        xyz_A = np.zeros((n, 3))
-        columns = [c for c in _CENTRED if c in block]
-        xyz_A[:, : len(columns)] = _numeric(block, columns, path, "centred coordinates")
+        xyz_A = _numeric(block, columns, path, "centred coordinates")
         centre_A, pixel = _centres(path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms)
         xyz = (xyz_A + centre_A) / pixel[:, None]
     sub = None
-    if set(_SUBTOMO) <= set(block):
-        sub = from_euler(_numeric(block, _SUBTOMO, path, "subtomogram angles"))
+    if set(_SUBTOMO) & set(block):
+        sub = from_euler(_axes(block, _SUBTOMO, path, "subtomogram angles", "0°"))
     table = pd.DataFrame(_shifted(xyz, block, sub, pixel, path), columns=["x", "y", "z"])
     if pixel is not None and len(pixel):
         if np.ptp(pixel) > 1e-6 * np.max(pixel):
@@ -215,8 +209,8 @@ def read(
                 f"{path} mixes pixel sizes ({sizes} Å); split it by optics group first."
             )
         table["voxel_size_A"] = float(pixel[0])
-    if set(_ANGLES) <= set(block):
-        rotation = from_euler(_numeric(block, _ANGLES, path, "angles (rlnAngleRot/Tilt/Psi)"))
+    if set(_ANGLES) & set(block):
+        rotation = from_euler(_axes(block, _ANGLES, path, "angles (rlnAngleRot/Tilt/Psi)", "0°"))
         if sub is not None:
             rotation = sub * rotation
         table[["rot", "tilt", "psi"]] = to_euler(rotation).reshape(-1, 3)
@@ -267,12 +261,11 @@ def _image_path(name: str, star: Path) -> str:
 def _shifted(xyz: np.ndarray, block: pd.DataFrame, sub, pixel, path: Path) -> np.ndarray:
     """Positions (pixels) after the origin shifts: coordinate − A_subtomogram · origin,
     with shifts in Å (``rlnOriginXAngst``; ``pixel``: Å per coordinate pixel, per row)
-    or, as RELION 3.0 wrote them, in pixels (``rlnOriginX``)."""
-    n = len(block)
-    if {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(block):
-        cols = [c for c in ("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst") if c in block]
-        origin_A = np.zeros((n, 3))
-        origin_A[:, : len(cols)] = _numeric(block, cols, path, "origin shifts")
+    or, as RELION 3.0 wrote them, in pixels (``rlnOriginX``).  A shift column missing
+    beside the others is 0, as RELION reads it (said in a warning)."""
+    angst = ("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst")
+    if set(angst) & set(block):
+        origin_A = _axes(block, angst, path, "origin shifts", "0 Å")
         if sub is not None:
             origin_A = sub.apply(origin_A)
         if pixel is None:
@@ -282,12 +275,68 @@ def _shifted(xyz: np.ndarray, block: pd.DataFrame, sub, pixel, path: Path) -> np
                 "rlnDetectorPixelSize."
             )
         return xyz - origin_A / pixel[:, None]
-    if {"rlnOriginX", "rlnOriginY"} <= set(block):  # RELION 3.0: pixels
-        cols = [c for c in ("rlnOriginX", "rlnOriginY", "rlnOriginZ") if c in block]
-        shift = np.zeros((n, 3))
-        shift[:, : len(cols)] = _numeric(block, cols, path, "origin shifts")
+    pixels = ("rlnOriginX", "rlnOriginY", "rlnOriginZ")
+    if set(pixels) & set(block):  # RELION 3.0: pixels
+        shift = _axes(block, pixels, path, "origin shifts", "0 pixels")
         return xyz - (sub.apply(shift) if sub is not None else shift)
     return xyz
+
+
+def _axes(block: pd.DataFrame, columns, path: Path, what: str, zero: str) -> np.ndarray:
+    """Values (n, 3) of three per-axis columns (angles, shifts), any missing one read as
+    0, as RELION reads a label a STAR file lacks, with a warning naming it (one missing
+    angle must not drop the others, nor go unsaid).
+
+    Parameters
+    ----------
+    block : the particle loop.
+    columns : the three column names, in order.
+    what : what the columns hold, for messages; zero : the 0 in their unit (``0°``).
+    """
+    import warnings
+
+    present = [c for c in columns if c in block]
+    values = np.zeros((len(block), 3))
+    values[:, [columns.index(c) for c in present]] = _numeric(block, present, path, what)
+    missing = [c for c in columns if c not in block]
+    if missing:
+        warnings.warn(
+            f"{path.name} has {', '.join(present)} but no {' or '.join(missing)}; "
+            f"{'that column was' if len(missing) == 1 else 'those columns were'} read as "
+            f"{zero} for every particle, as RELION reads a missing column.",
+            stacklevel=3,
+        )
+    return values
+
+
+def _coordinate_loop(blocks: dict, path: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The particle loop and its coordinate columns: ``rlnCoordinateX/Y/Z`` (pixels) when
+    all three are there, else ``rlnCenteredCoordinateX/Y/ZAngst``.
+
+    Raises
+    ------
+    InputFileError
+        No loop has coordinates, or the loop has only some axes of either set (a missing
+        axis would otherwise be read as 0: every particle on one plane).
+    """
+    every = set(_PIXELS) | set(_CENTRED)
+    loops = [b for b in blocks.values() if isinstance(b, pd.DataFrame) and every & set(b)]
+    if not loops:
+        raise InputFileError(
+            f"{path} has no loop with particle coordinates "
+            "(rlnCoordinateX/Y/Z or rlnCenteredCoordinateX/Y/ZAngst)."
+        )
+    block = loops[0]
+    for columns in (_PIXELS, _CENTRED):
+        if set(columns) <= set(block):
+            return block, columns
+    columns = max((_PIXELS, _CENTRED), key=lambda c: len(set(c) & set(block)))
+    missing = [c for c in columns if c not in block]
+    raise InputFileError(
+        f"{path} has {', '.join(c for c in columns if c in block)} but no "
+        f"{' or '.join(missing)}, so its particles have no position in 3D; add the "
+        f"missing column (a tomogram's particles need all three axes)."
+    )
 
 
 def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms):

@@ -1,0 +1,209 @@
+"""What `tomoscribe extract` reads, from a new user's trial: a tomogram whose header
+disagrees with tomograms.star, particle files missing an axis or an angle, and picks of
+another tomogram, each of which was cut or written silently wrong."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+import tifffile
+
+from tomoscribe.cli.app import main
+from tomoscribe.core.rotations import from_euler
+from tomoscribe.errors import InputFileError
+from tomoscribe.io.particles import read_particles
+
+R5 = "formats/relion5_project"
+TOMOGRAMS = f"{R5}/Tomograms/job_tomo/tomograms.star"  # TS_02: 14pf_MT.mrc, 84×136×44, 10.52 Å
+CENTRED = ["rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst"]
+CENTRED_Z = "rlnCenteredCoordinateZAngst"
+
+
+def _tomogram(shared_data, path, voxel_size_A, step=1):
+    """The real crop as another tool writes an MRC: its header's voxel size as given."""
+    data = tifffile.imread(shared_data / "real" / "microtubule_14pf_crop.tif")
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.ascontiguousarray(data[::step, ::step, ::step], np.float32))
+        mrc.voxel_size = voxel_size_A
+    return path
+
+
+def _centre_pick(path, name="TS_02"):
+    """One pick at the tomogram's centre, RELION 5 style (Å from the centre)."""
+    table = pd.DataFrame({"rlnTomoName": [name], **{c: [0.0] for c in CENTRED}, CENTRED_Z: 0.0})
+    starfile.write(table, path)
+    return path
+
+
+def _extract(tomogram, picks, out, *extra):
+    return main(["extract", str(tomogram), str(picks), "--box", "16", "-o", str(out), *extra])
+
+
+def _star_rows(path):
+    return starfile.read(path, always_dict=True)["particles"]
+
+
+def test_a_header_voxel_size_that_tomograms_star_contradicts_is_refused(
+    shared_data, tmp_path, capsys
+):
+    """Was: header 9 Å, tomograms.star 10.52 Å: cut at (49.1, 79.5, 25.7), not (42, 68, 22)."""
+    star = shared_data / TOMOGRAMS
+    picks = _centre_pick(tmp_path / "centre.star")
+    wrong = _tomogram(shared_data, tmp_path / "tomo_vs9.mrc", 9.0)
+    out = tmp_path / "e_vs9"
+    assert _extract(wrong, picks, out, "--tomograms", star, "--tomo-name", "TS_02") == 2
+    err = capsys.readouterr().err
+    assert "9 Å" in err and "10.52 Å" in err and "tomograms.star" in err
+    assert err.count("\n") == 1 and "Traceback" not in err and not out.exists()
+    # an unset header (1 Å) takes tomograms.star's size, as --voxel-size would supply it
+    unset = _tomogram(shared_data, tmp_path / "tomo_vs1.mrc", 1.0)
+    out = tmp_path / "e_vs1"
+    assert _extract(unset, picks, out, "--tomograms", star, "--tomo-name", "TS_02") == 0
+    rows = _star_rows(out / "particles.star")
+    xyz = rows[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float)
+    assert np.allclose(xyz, [[42, 68, 22]], atol=1e-4)
+    assert rows["rlnImagePixelSize"].iloc[0] == pytest.approx(10.52)
+    assert np.allclose(rows[[*CENTRED, CENTRED_Z]].to_numpy(float), 0, atol=1e-3)
+    with mrcfile.open(out / "subtomo_000001.mrc") as mrc:
+        assert float(mrc.voxel_size.x) == pytest.approx(10.52, rel=1e-5)
+    # the provenance lists tomograms.star among the inputs
+    inputs = json.loads((out / "particles.star.json").read_text())["inputs"]
+    assert str(star.resolve()) in [i["path"] for i in inputs]
+    # a --voxel-size that contradicts tomograms.star is refused as well
+    out = tmp_path / "e_given"
+    args = ("--tomograms", star, "--tomo-name", "TS_02", "--voxel-size", "9")
+    assert _extract(unset, picks, out, *args) == 2
+    err = capsys.readouterr().err
+    assert "--voxel-size gives" in err and "10.52" in err and not out.exists()
+
+
+def test_a_copy_binned_otherwise_is_cut_where_the_centred_coordinates_say(shared_data, tmp_path):
+    """A 2×-binned copy of TS_02 (21.04 Å, the same extent in Å) is not a wrong header."""
+    binned = _tomogram(shared_data, tmp_path / "bin8.mrc", 21.04, step=2)
+    picks = _centre_pick(tmp_path / "centre.star")
+    out = tmp_path / "e_bin"
+    args = ("--tomograms", shared_data / TOMOGRAMS, "--tomo-name", "TS_02")
+    assert _extract(binned, picks, out, *args) == 0
+    xyz = _star_rows(out / "particles.star")[["rlnCoordinateX", "rlnCoordinateY"]]
+    assert np.allclose(xyz.to_numpy(float), [[21, 34]], atol=1e-4)
+
+
+def _without(source, column, path, block="particles"):
+    blocks = starfile.read(source, always_dict=True)
+    blocks[block] = blocks[block].drop(columns=[column])
+    starfile.write(blocks, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("source", "block", "column"),
+    [
+        (f"{R5}/Picks/job_picks/particles.star", "particles", CENTRED_Z),
+        (f"{R5}/Picks/job_picks/particles.star", "particles", CENTRED[1]),
+        ("formats/star/chlamy_ps2.star", "", "rlnCoordinateZ"),
+        ("formats/star/chlamy_ps2.star", "", "rlnCoordinateX"),
+    ],
+)
+def test_a_star_file_missing_a_coordinate_column_is_refused(
+    shared_data, tmp_path, source, block, column
+):
+    """Was: the missing axis read as 0 (every pick on z = 0)."""
+    path = _without(shared_data / source, column, tmp_path / "p.star", block)
+    with pytest.raises(InputFileError, match=f"but no {column}, so"):
+        read_particles(path, tomograms=shared_data / TOMOGRAMS)
+
+
+def test_other_formats_missing_an_axis_are_refused(tmp_path):
+    (tmp_path / "p.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(InputFileError, match="x, y, z"):
+        read_particles(tmp_path / "p.csv")
+    picks = {"voxel_spacing": 10.0, "points": [{"location": {"x": 10.0, "y": 20.0}}]}
+    (tmp_path / "p.json").write_text(json.dumps(picks))
+    with pytest.raises(InputFileError, match="location z"):
+        read_particles(tmp_path / "p.json")
+
+
+def test_extract_refuses_picks_without_z_and_writes_nothing(shared_data, tmp_path, capsys):
+    tomogram = _tomogram(shared_data, tmp_path / "14pf_MT.mrc", 10.52)
+    picks = _without(
+        shared_data / R5 / "Picks/job_picks/particles.star", CENTRED_Z, tmp_path / "noZ.star"
+    )
+    out = tmp_path / "e_noZ"
+    assert (
+        _extract(tomogram, picks, out, "--tomograms", shared_data / TOMOGRAMS, "--edge", "pad") == 2
+    )
+    err = capsys.readouterr().err
+    assert CENTRED_Z in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("column", ["rlnAnglePsi", "rlnAngleTilt"])
+def test_one_missing_angle_column_is_zero_as_relion_reads_it(shared_data, tmp_path, column):
+    """Was: every angle dropped silently when one column was missing."""
+    source = shared_data / R5 / "Refine3D/job_refine/run_it050_data.star"
+    star = shared_data / TOMOGRAMS
+    raw = starfile.read(source)["particles"]
+    path = _without(source, column, tmp_path / "r.star")
+    with pytest.warns(UserWarning, match=f"no {column}; that column was read as 0°"):
+        table = read_particles(path, tomograms=star)
+    angles = raw[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy(float)
+    angles[:, ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"].index(column)] = 0
+    read = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
+    assert np.allclose((read.inv() * from_euler(angles)).magnitude(), 0, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        whole = read_particles(source, tomograms=star)
+    assert np.allclose(table[["x", "y", "z"]], whole[["x", "y", "z"]])
+
+
+def test_a_missing_origin_shift_column_is_zero_as_relion_reads_it(shared_data, tmp_path):
+    source = shared_data / R5 / "Refine3D/job_refine/run_it050_data.star"
+    star = shared_data / TOMOGRAMS
+    raw = starfile.read(source)["particles"]
+    path = _without(source, "rlnOriginZAngst", tmp_path / "r.star")
+    with pytest.warns(UserWarning, match="no rlnOriginZAngst; that column was read as 0 Å"):
+        table = read_particles(path, tomograms=star)
+    whole = read_particles(source, tomograms=star)
+    assert np.allclose(table["z"], whole["z"] + raw["rlnOriginZAngst"] / 10.52)
+    assert np.allclose(table[["x", "y"]], whole[["x", "y"]])
+
+
+def test_picks_of_another_tomogram_tomograms_star_lists_are_refused(shared_data, tmp_path, capsys):
+    """Was: a warning, then TS_01's name written for subtomograms cut from TS_02."""
+    tomogram = _tomogram(shared_data, tmp_path / "14pf_MT.mrc", 10.52)  # TS_02's file
+    star = shared_data / TOMOGRAMS
+    out = tmp_path / "ex7"
+    assert _extract(tomogram, _centre_pick(tmp_path / "ts01.star", "TS_01"), out,
+                    "--tomograms", star) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "names only tomogram 'TS_01'" in err and "'TS_02'" in err and not out.exists()
+    # picks named after a copy tomograms.star does not list are taken, under TS_02's name
+    picks = pd.DataFrame(
+        {
+            "rlnTomoName": ["14pf_MT_denoised"],
+            "rlnCoordinateX": [42.0],
+            "rlnCoordinateY": [68.0],
+            "rlnCoordinateZ": [22.0],
+            "rlnImagePixelSize": [10.52],
+        }
+    )
+    starfile.write(picks, tmp_path / "copy.star")
+    assert _extract(tomogram, tmp_path / "copy.star", out, "--tomograms", star) == 0
+    assert "names only tomogram '14pf_MT_denoised'" in capsys.readouterr().err
+    assert list(_star_rows(out / "particles.star")["rlnTomoName"]) == ["TS_02"]
+
+
+def test_the_box_error_names_the_edge_option(shared_data, tmp_path, capsys):
+    tomogram = _tomogram(shared_data, tmp_path / "t.mrc", 10.52)
+    picks = _centre_pick(tmp_path / "centre.star")
+    out = tmp_path / "big"
+    args = ["extract", str(tomogram), str(picks), "--box", "60", "-o", str(out)]
+    assert main([*args, "--tomograms", str(shared_data / TOMOGRAMS)]) == 2
+    err = capsys.readouterr().err
+    assert "--edge pad" in err and "`edge" not in err and not out.exists()
