@@ -148,8 +148,9 @@ def write_particles(
     """Write a particle table in the format named by the file's suffix, or as copick
     picks at a copick location (:mod:`tomoscribe.io.copick_project`)."""
     from .copick_project import is_copick_location, write_picks
+    from .formats.relion import BOX_COLUMNS
 
-    table = table.copy()
+    table = table.drop(columns=list(BOX_COLUMNS), errors="ignore")  # internal
     if is_copick_location(path):
         write_picks(path, table, voxel_size_A)
         return Path(str(path))

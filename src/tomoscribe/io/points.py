@@ -212,8 +212,9 @@ def rescale_positions(
     ratio = from_voxel_A / to_voxel_A
     shift = 0.5 if corner_grid else 0.0
     out = table.copy()
-    for axis in "xyz":
-        out[axis] = (table[axis].astype(float) + shift) * ratio - shift
+    for axis in ("x", "y", "z", "box_x", "box_y", "box_z"):  # box_*: see formats.relion
+        if axis in table:
+            out[axis] = (table[axis].astype(float) + shift) * ratio - shift
     return out
 
 

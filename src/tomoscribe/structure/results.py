@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..core.rotations import to_euler
 from ..io import write_volume
+from ..io.formats.relion import BOX_COLUMNS
 from ..io.particles import recorded_voxel_size, write_particles
 from ..outputs import atomic_path, write_provenance
 from ..volume import Volume
@@ -38,6 +39,8 @@ def box_centres(table: pd.DataFrame, voxel: float, unit: float) -> np.ndarray:
     if {"shift_x", "shift_y", "shift_z"} <= set(table):  # extract's table, in memory
         return position - table[["shift_x", "shift_y", "shift_z"]].to_numpy(float) * voxel
     if "image_crc32" in table and np.isfinite(pd.to_numeric(table["image_crc32"])).all():
+        if set(BOX_COLUMNS) <= set(table):  # the coordinate before a refinement's origin
+            position = table[list(BOX_COLUMNS)].to_numpy(float) * unit
         return np.rint(position / voxel) * voxel
     return position
 

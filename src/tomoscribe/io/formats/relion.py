@@ -62,6 +62,10 @@ from .registry import ParticleFormat
 
 _ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
 _SUBTOMO = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
+#: Columns of a particle table read from tomoscribe's own subtomograms: the coordinate
+#: before any origin shift (pixels), about which ``extract`` cut the box; internal,
+#: never written (:func:`tomoscribe.io.particles.write_particles` drops them).
+BOX_COLUMNS = ("box_x", "box_y", "box_z")
 _CENTRED = (
     "rlnCenteredCoordinateXAngst",
     "rlnCenteredCoordinateYAngst",
@@ -202,6 +206,8 @@ def read(
     if set(_SUBTOMO) & set(block):
         sub = from_euler(_axes(block, _SUBTOMO, path, "subtomogram angles", "0°"))
     table = pd.DataFrame(_shifted(xyz, block, sub, pixel, path), columns=["x", "y", "z"])
+    if "tomoscribeImageCrc32" in block:  # tomoscribe's subtomograms: cut about the
+        table[list(BOX_COLUMNS)] = xyz  # coordinate (pixels), whatever the origin says
     if pixel is not None and len(pixel):
         if np.ptp(pixel) > 1e-6 * np.max(pixel):
             sizes = ", ".join(map(str, np.unique(pixel)))
@@ -531,12 +537,10 @@ def _origins_A(block: pd.DataFrame, optics, sub, source: Path, pixel_A) -> np.nd
     applies it (zero where the file has none; RELION 3.0's pixel shifts in pixels of
     the coordinates, ``pixel_A`` where the file gives no size)."""
     origin = np.zeros((len(block), 3))
-    if {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(block):
-        cols = [c for c in _ORIGINS_A if c in block]
-        origin[:, : len(cols)] = _numeric(block, cols, source, "origin shifts")
-    elif {"rlnOriginX", "rlnOriginY"} <= set(block):  # RELION 3.0: coordinate pixels
-        cols = [c for c in _ORIGINS_PX if c in block]
-        origin[:, : len(cols)] = _numeric(block, cols, source, "origin shifts")
+    if set(_ORIGINS_A) & set(block):  # a missing axis is 0, as read() takes it
+        origin = _axes(block, _ORIGINS_A, source, "origin shifts", "0 Å")
+    elif set(_ORIGINS_PX) & set(block):  # RELION 3.0: coordinate pixels
+        origin = _axes(block, _ORIGINS_PX, source, "origin shifts", "0 pixels")
         pixel = _coordinate_pixel_size(block, optics)
         origin *= (np.full(len(block), float(pixel_A)) if pixel is None else pixel)[:, None]
     return sub.apply(origin) if sub is not None else origin
@@ -561,6 +565,8 @@ def write_refined(
       optics group give it.
 
     Written atomically, numbers to 12 significant digits; returns ``output``."""
+    import warnings
+
     import starfile
 
     source, output = Path(source), Path(output)
@@ -570,12 +576,15 @@ def write_refined(
     optics = optics if isinstance(optics, pd.DataFrame) else None
     key = particle_block_key(blocks, source)
     block = blocks[key].reset_index(drop=True)
-    sub = (
-        from_euler(_numeric(block, _SUBTOMO, source, "subtomogram angles"))
-        if set(_SUBTOMO) <= set(block)
-        else None
-    )
-    origin = _origins_A(block, optics, sub, source, image_pixel_A) - np.asarray(moves_A, float)
+    with warnings.catch_warnings():  # missing columns were said when the file was read
+        warnings.simplefilter("ignore")
+        sub = (  # the columns read() composes, any missing one 0
+            from_euler(_axes(block, _SUBTOMO, source, "subtomogram angles", "0°"))
+            if set(_SUBTOMO) & set(block)
+            else None
+        )
+        origin = _origins_A(block, optics, sub, source, image_pixel_A)
+    origin = origin - np.asarray(moves_A, float)
     block = block.drop(columns=[c for c in _ORIGINS_PX if c in block])
     block[list(_ORIGINS_A)] = sub.inv().apply(origin) if sub is not None else origin
     block[list(_ANGLES)] = to_euler(sub.inv() * rotations if sub is not None else rotations)
