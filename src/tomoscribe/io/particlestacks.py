@@ -10,7 +10,8 @@ the CTF of each particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å
 ``rlnDefocusAngle`` (°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm) and
 ``rlnAmplitudeContrast``, on the particle rows or in the ``optics`` block (joined on
 ``rlnOpticsGroup``); the pixel size is ``rlnImagePixelSize`` there, else the stacks'
-header.  Assignments are written back as RELION writes a 2D classification's
+header.  The images are taken as RELION has them (protein white), with RELION's CTF
+sign (``core.ctf``).  Assignments are written back as RELION writes a 2D classification's
 ``run_itNNN_data.star``: the input columns plus ``rlnClassNumber``, ``rlnAnglePsi``
 and ``rlnOriginXAngst``/``rlnOriginYAngst``, with ``rlnImageName`` naming each stack
 from the working folder (see :func:`write_assignments`).
@@ -50,6 +51,8 @@ class ParticleSource:
     ctf : per-particle CTF table (``defocus_u_um``, ``defocus_v_um``,
         ``astigmatism_deg``, ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``) or None.
     table, optics : the STAR file's particle rows and optics block, when read from one.
+    ctf_convention : the sign of the CTF (``core.ctf``): ``relion``, as RELION has its
+        particles (protein white), for every stack a STAR file describes.
     """
 
     stacks: list[Path]
@@ -61,6 +64,7 @@ class ParticleSource:
     table: pd.DataFrame | None = None
     optics: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    ctf_convention: str = "relion"
 
     def __len__(self) -> int:
         return len(self.stack_of)
