@@ -151,3 +151,95 @@ def test_simulated_star_reads_back_with_relions_sign(tmp_path, monkeypatch):
         )
         expected = np.real(np.fft.ifft2(np.fft.fft2(clean) * ctf))
         assert np.corrcoef(images[i].ravel(), expected.ravel())[0, 1] > 0.99
+
+
+def _shifted_stack(path: Path, shifts_px: np.ndarray, header_A: float, box: int = 48):
+    """An asymmetric blob image (centre of mass at the box centre) shifted by each
+    (x, y) in ``shifts_px``, written with ``header_A`` in the header."""
+    y, x = np.mgrid[:box, :box] - box // 2
+    blobs = [(5.0, 2.0, 16.0, 1.0), (-4.0, -6.0, 8.0, 0.6), (-1.0, 7.0, 24.0, 0.4)]
+    images = [
+        sum(a * np.exp(-((x - bx - sx) ** 2 + (y - by - sy) ** 2) / w) for bx, by, w, a in blobs)
+        for sx, sy in shifts_px
+    ]
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.array(images, np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = header_A
+    return path
+
+
+def _relion30_star(path: Path, stack: str, count: int, detector_um=5.0, magnification=12500.0):
+    """A RELION 3.0 particle STAR: no optics block, pixel size as detector pixel (µm)
+    and magnification, CTF constants on every row."""
+    table = pd.DataFrame(
+        {
+            "rlnImageName": [f"{i + 1}@{stack}" for i in range(count)],
+            "rlnDefocusU": 15000.0,
+            "rlnDefocusV": 14000.0,
+            "rlnDefocusAngle": 30.0,
+            "rlnVoltage": 300.0,
+            "rlnSphericalAberration": 2.7,
+            "rlnAmplitudeContrast": 0.1,
+            "rlnDetectorPixelSize": detector_um,
+            "rlnMagnification": magnification,
+            "rlnOriginX": 0.0,
+            "rlnOriginY": 0.0,
+        }
+    )
+    starfile.write(table, path)
+    return path
+
+
+def test_relion30_star_gives_its_pixel_size_over_an_unset_header(tmp_path):
+    """A RELION 3.0 STAR (5 µm detector pixels at 12,500×: 4 Å) over a stack whose header
+    says 1 Å (unset) was classified at 1 Å: origins in Å 4× too small, wrong CTF."""
+    rng = np.random.default_rng(3)
+    shifts = rng.uniform(-4, 4, (30, 2))
+    _shifted_stack(tmp_path / "px1.mrcs", shifts, header_A=1.0)
+    star = _relion30_star(tmp_path / "r30.star", "px1.mrcs", len(shifts))
+    out = tmp_path / "out"
+    args = ["classify2d", star, "-o", out, "-k", 1, "--rounds", 2, "--ctf", "none"]
+    assert _cli(*args) == 0
+    assert mrcfile.open(out / "class_averages.mrcs").voxel_size.x == pytest.approx(4.0)
+    blocks = starfile.read(out / "particles.star", always_dict=True)
+    rows, optics = blocks["particles"], blocks["optics"]
+    origins = rows[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy()
+    # the class frame may be turned: compare distances between particles, in Å
+    moved = np.linalg.norm(origins - origins[0], axis=1)[1:]
+    truth = 4.0 * np.linalg.norm(shifts - shifts[0], axis=1)[1:]
+    assert np.median(moved / truth) == pytest.approx(1.0, abs=0.03)  # at 1 Å: 0.25
+    assert np.median(np.abs(moved - truth)) < 0.5  # Å
+    # RELION 3.1+ needs voltage and Cs in the optics block; pixels in Å there
+    assert len(optics) == 1
+    assert optics["rlnImagePixelSize"][0] == pytest.approx(4.0)
+    assert optics["rlnVoltage"][0] == 300.0 and optics["rlnSphericalAberration"][0] == 2.7
+    assert optics["rlnAmplitudeContrast"][0] == pytest.approx(0.1)
+    assert (rows["rlnOpticsGroup"] == 1).all()
+    for stale in ("rlnDetectorPixelSize", "rlnMagnification", "rlnOriginX", "rlnOriginY"):
+        assert stale not in rows
+
+
+def _refused(status, out, capsys):
+    assert status == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    assert not out.exists()
+    return lines[0]
+
+
+def test_star_and_header_pixel_sizes_that_disagree_are_refused(tmp_path, capsys):
+    _shifted_stack(tmp_path / "px2.mrcs", np.zeros((8, 2)), header_A=2.0)
+    star = _relion30_star(tmp_path / "r30.star", "px2.mrcs", 8)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", star, "-o", out, "-k", 2), out, capsys)
+    assert "4 Å" in line and "2 Å" in line and "--pixel-size" in line
+    assert _cli("classify2d", star, "-o", out, "-k", 2, "--rounds", 0, "--pixel-size", 4) == 0
+    assert mrcfile.open(out / "class_averages.mrcs").voxel_size.x == pytest.approx(4.0)
+
+
+def test_a_bare_stack_with_an_unset_1A_header_needs_the_pixel_size(tmp_path, capsys):
+    stack = _shifted_stack(tmp_path / "px1.mrcs", np.zeros((8, 2)), header_A=1.0)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", stack, "-o", out, "-k", 2), out, capsys)
+    assert "--pixel-size" in line and "unset" in line
