@@ -243,3 +243,9 @@ def test_a_bare_stack_with_an_unset_1A_header_needs_the_pixel_size(tmp_path, cap
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", stack, "-o", out, "-k", 2), out, capsys)
     assert "--pixel-size" in line and "unset" in line
+
+
+def test_bare_stacks_say_the_averages_have_no_ctf_correction(tmp_path, capsys):
+    stack = _shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0)
+    assert _cli("classify2d", stack, "-o", tmp_path / "out", "-k", 2, "--rounds", 0) == 0
+    assert "without CTF correction" in capsys.readouterr().err

@@ -156,7 +156,8 @@ def open_particles(
         stack_of = np.repeat(np.arange(len(stacks)), counts)
         index = np.concatenate([np.arange(c) for c in counts])
         size = pixel_size_A or _stacks_pixel_size(shapes)
-        return ParticleSource(stacks, stack_of, index, box, float(size))
+        note = "no STAR file gives the CTF: the images are averaged without CTF correction"
+        return ParticleSource(stacks, stack_of, index, box, float(size), notes=[note])
     table, optics = read_particle_star(star)
     files, stack_of, index = _image_names(table, star, stacks)
     shapes = {p: _stack_shape(p) for p in files}
