@@ -61,6 +61,11 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = Path(path)
     note_input(path)
+    if path.is_dir():
+        raise InputFileError(
+            f"{path} is a folder, not a box file; give the box files in it (STAR, .box, "
+            "_info.json or .csv)."
+        )
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     suffix = path.suffix.lower()

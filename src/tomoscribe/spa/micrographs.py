@@ -29,6 +29,44 @@ from ..io.boxfiles import micrograph_name
 TARGET_BOX = 16
 
 
+#: Suffixes of the box files ``io.boxfiles`` reads: never a micrograph.
+BOX_FILE_SUFFIXES = (".box", ".star", ".json", ".csv")
+
+
+def check_micrograph_paths(paths: list[Path], box_options: tuple[str, ...] = ()) -> None:
+    """Refuse micrograph arguments that are box files, folders or not there.
+
+    A shell glob after a box option (``--good *.box``) gives the option its first file
+    and puts the others among the micrographs, where they were silently dropped, as was
+    a micrograph that does not exist.  ``box_options`` names the command's options that
+    take box files (``("--good", "--background", "--bad")``), for the message.
+
+    Raises
+    ------
+    ParameterError
+        A box file (:data:`BOX_FILE_SUFFIXES`) among the micrographs.
+    InputFileError
+        A path that does not exist, or a folder (other than OME-Zarr).
+    """
+    from ..errors import InputFileError
+
+    for path in map(Path, paths):
+        if path.suffix.lower() in BOX_FILE_SUFFIXES:
+            if not box_options:
+                raise ParameterError(f"{path} is a box file, not a micrograph (MRC).")
+            flag, named = box_options[0], ", ".join(box_options[:-1])
+            named = f"{named} or {box_options[-1]}" if len(box_options) > 1 else flag
+            raise ParameterError(
+                f"{path} is a box file, given among the micrographs; give each box file "
+                f"after its own {named} (`{flag} a.box {flag} b.box`): after a shell glob "
+                f"such as `{flag} *.box` only the first file is the option's."
+            )
+        if path.is_dir() and path.suffix.lower() != ".zarr":
+            raise InputFileError(f"{path} is a folder, not a micrograph; give the files in it.")
+        if not path.exists():
+            raise InputFileError(f"{path} does not exist; check the path.")
+
+
 def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
     """One micrograph: (float32 image (ny, nx), pixel size Å, name).
 
