@@ -80,3 +80,22 @@ def test_spa_pick_and_ncc_refuse_missing_micrographs(tiny, capsys):
     assert main(argv) == 2
     assert "--references a.box --references b.box" in _one_sentence(capsys)
     assert not (tiny / "ncc").exists()
+
+
+def test_a_1A_header_is_unset_and_the_message_names_pixel_size(tiny, capsys):
+    # `spa pick` said "the micrographs have 1 Å pixels but the picker was trained on
+    # 2 Å; resample them", of a header that records no pixel size
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
+    picker = tiny / "p.tsp"
+    assert main(["spa", "train", str(tiny / "set.tss"), "-o", str(picker), "--steps", "2"]) == 0
+    unset = tiny / "unset.mrc"
+    image = np.random.default_rng(1).normal(size=(1, 96, 96)).astype(np.float32)
+    write_volume(unset, Volume(image, (1.0,) * 3))
+    capsys.readouterr()
+    out = tiny / "picks"
+    assert main(["spa", "pick", str(picker), str(unset), "-o", str(out)]) == 2
+    line = _one_sentence(capsys)
+    assert "unset" in line and "--pixel-size" in line and "resample" not in line
+    assert not out.exists()
+    argv = ["spa", "pick", str(picker), str(unset), "-o", str(out), "--pixel-size", "2"]
+    assert main([*argv, "--threshold", "0"]) == 0

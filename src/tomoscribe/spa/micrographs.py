@@ -91,16 +91,32 @@ def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
     return image, float(volume.pixel_size_A), micrograph_name(path)
 
 
+def _header_pixel_size(path) -> float | None:
+    """A micrograph header's pixel size (Å), None where it records none or an unset 1 Å
+    (as the tomogram readers take it, ``io.supplied_voxel_size``)."""
+    from ..errors import MissingVoxelSizeError
+    from ..io import read_volume
+
+    try:
+        size = float(read_volume(path).pixel_size_A)
+    except MissingVoxelSizeError:
+        return None
+    return None if abs(size - 1.0) < 1e-6 else size
+
+
 def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
     """The micrographs' common pixel size (Å) from their headers, or ``pixel_size_A``.
 
+    A header's 1 Å is unset (an MRC writer's default), as no pixel size.
+
     Raises
     ------
+    MissingVoxelSizeError
+        A header records no pixel size (or 1 Å) and no ``pixel_size_A`` was given.
     VoxelSizeMismatchError
         Headers differ by more than 1% and no ``pixel_size_A`` was given.
     """
     from ..errors import MissingVoxelSizeError
-    from ..io import read_volume
 
     if pixel_size_A is not None:
         if not pixel_size_A > 0:
@@ -108,9 +124,8 @@ def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
                 f"`pixel_size_A` must be positive, got {pixel_size_A}.", parameter="pixel_size_A"
             )
         for path in paths:  # say so when the override contradicts a header
-            try:
-                header = float(read_volume(path).pixel_size_A)
-            except MissingVoxelSizeError:
+            header = _header_pixel_size(path)
+            if header is None:
                 continue
             if abs(header - pixel_size_A) > 0.05 * header:
                 warnings.warn(
@@ -123,13 +138,13 @@ def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
 
     sizes = {}
     for path in paths:
-        try:
-            sizes[str(path)] = float(read_volume(path).pixel_size_A)
-        except MissingVoxelSizeError:
+        header = _header_pixel_size(path)
+        if header is None:
             raise MissingVoxelSizeError(
-                f"{path} records no pixel size; pass `pixel_size_A` (Å).",
+                f"{path} records no pixel size (none, or 1 Å: unset); pass `pixel_size_A` (Å).",
                 parameter="pixel_size_A",
-            ) from None
+            )
+        sizes[str(path)] = header
     low, high = min(sizes.values()), max(sizes.values())
     if high > 1.01 * low:
         first = min(sizes, key=sizes.get)

@@ -166,7 +166,9 @@ def pick_files(
     if abs(size - record["pixel_size_A"]) > 0.05 * record["pixel_size_A"]:
         raise VoxelSizeMismatchError(
             f"the micrographs have {size:g} Å pixels but {picker} was trained on "
-            f"{record['pixel_size_A']:g} Å; resample them or train on such micrographs."
+            f"{record['pixel_size_A']:g} Å; resample them or train on such micrographs "
+            "(or pass `pixel_size_A` if their headers are wrong).",
+            parameter="pixel_size_A",
         )
     check_fits(images, int(record["box_px"]))
     tables = [
