@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import starfile
 
 from conftest import entries
 from tomoscribe.cli.app import main
@@ -99,3 +100,30 @@ def test_a_1A_header_is_unset_and_the_message_names_pixel_size(tiny, capsys):
     assert not out.exists()
     argv = ["spa", "pick", str(picker), str(unset), "-o", str(out), "--pixel-size", "2"]
     assert main([*argv, "--threshold", "0"]) == 0
+
+
+def test_a_box_file_with_a_header_line_names_its_format_once(tiny, capsys):
+    (tiny / "m1.box").write_text("x\ty\tw\th\n10\t10\t16\t16\n")
+    assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("m1.box",)) == 2
+    line = _one_sentence(capsys)
+    assert "not a readable EMAN2 box file" in line and "box box" not in line
+
+
+def test_an_edge_that_leaves_nothing_is_refused_and_picks_record_the_pixel_size(tiny, capsys):
+    # `spa pick --edge 600` on a 1024² micrograph gave 0 picks and no word of why
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
+    picker = tiny / "p.tsp"
+    assert main(["spa", "train", str(tiny / "set.tss"), "-o", str(picker), "--steps", "2"]) == 0
+    capsys.readouterr()
+    argv = ["spa", "pick", str(picker), str(tiny / "m1.mrc"), "--threshold", "0"]
+    assert main([*argv, "--edge", "48", "-o", str(tiny / "none")]) == 2  # 96 px: 2·48 > 95
+    line = _one_sentence(capsys)
+    assert "--edge" in line and "leaves nothing" in line and not (tiny / "none").exists()
+    assert main([*argv, "--edge", "20", "--isolation", "0", "-o", str(tiny / "picks")]) == 0
+    star = starfile.read(tiny / "picks" / "picks.star")
+    assert len(star) and (star["rlnMicrographPixelSize"] == 2.0).all()
+    ncc = ["spa", "ncc", str(tiny / "m1.mrc"), str(tiny / "m2.mrc")]
+    ncc += ["--references", str(tiny / "good.csv")]
+    assert main([*ncc, "--box", "16", "--threshold", "-1", "-o", str(tiny / "ncc")]) == 0
+    star = starfile.read(tiny / "ncc" / "picks.star")
+    assert len(star) and (star["rlnMicrographPixelSize"] == 2.0).all()
