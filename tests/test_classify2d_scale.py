@@ -58,10 +58,13 @@ def test_alignment_recovers_known_turns_and_shifts():
     assert score.min() > 0.95
 
 
-def test_phase_flipping_restores_the_sign_of_a_ctf_modulated_image():
+@pytest.mark.parametrize("convention", ["dark", "relion"])
+def test_phase_flipping_restores_the_sign_of_a_ctf_modulated_image(convention):
+    # dark: protein dark, as cut from a raw micrograph; relion: white, as RELION
+    # extracts particles.  Either way the flipped image has the object's own sign.
     n, pixel = 64, 4.0
     density = _asymmetric_image(n).astype(np.float32)
-    ctf = ctf_2d_particles(n, pixel, [2.0])[0]
+    ctf = ctf_2d_particles(n, pixel, [2.0], convention=convention)[0]
     modulated = np.fft.irfft2(np.fft.rfft2(density) * ctf, s=(n, n)).astype(np.float32)
     table = pd.DataFrame(
         {
@@ -73,7 +76,7 @@ def test_phase_flipping_restores_the_sign_of_a_ctf_modulated_image():
             "amplitude_contrast": [0.07],
         }
     )
-    source = ArraySource(modulated[None], pixel, table)
+    source = ArraySource(modulated[None], pixel, table, ctf_convention=convention)
     flipped = corrected_chunk(source, 0, modulated[None], Classify2DParams(), "cpu")[0].numpy()
     truth = np.fft.rfft2(density - density.mean())
     ratio = np.fft.rfft2(flipped) / np.where(
@@ -81,7 +84,8 @@ def test_phase_flipping_restores_the_sign_of_a_ctf_modulated_image():
     )
     # Flipped = |CTF| × object (scaled): every coefficient keeps the object's sign.
     assert ratio.real.min() > -1e-6 and np.abs(ratio.imag).max() < 1e-4 * np.abs(ratio).max()
-    assert np.corrcoef(modulated.ravel(), density.ravel())[0, 1] < 0  # dark particle
+    contrast = np.corrcoef(modulated.ravel(), density.ravel())[0, 1]
+    assert contrast < 0 if convention == "dark" else contrast > 0
     assert np.corrcoef(flipped.ravel(), density.ravel())[0, 1] > 0.5
 
 

@@ -52,3 +52,51 @@ def test_detector_mtf():
 def test_bad_amplitude_contrast_is_refused():
     with pytest.raises(ParameterError):
         ctf_1d(np.array([0.1]), 1.0, amplitude_contrast=1.5)
+
+
+def _relion_get_ctf(x, y, defocus_u_A, defocus_v_A, angle_deg, kV, cs_mm, q0):
+    """RELION's CTF::initialise + CTF::getCTF (src/ctf.h, src/ctf.cpp), written out:
+    no B-factor, scale 1, no phase shift; X, Y in 1/Å."""
+    local_kv = kV * 1e3
+    lam = 12.2643247 / math.sqrt(local_kv * (1.0 + local_kv * 0.978466e-6))
+    defocus_average = -(defocus_u_A + defocus_v_A) * 0.5
+    defocus_deviation = -(defocus_u_A - defocus_v_A) * 0.5
+    k1 = math.pi / 2 * 2 * lam
+    k2 = math.pi / 2 * cs_mm * 1e7 * lam**3
+    k3 = math.atan(q0 / math.sqrt(1 - q0 * q0))
+    u2 = x * x + y * y
+    if abs(x) < 1e-6 and abs(y) < 1e-6:
+        deltaf = 0.0
+    else:
+        deltaf = defocus_average + defocus_deviation * math.cos(
+            2 * (math.atan2(y, x) - math.radians(angle_deg))
+        )
+    return -math.sin(k1 * deltaf * u2 + k2 * u2 * u2 - k3)
+
+
+def test_particle_ctf_relion_convention_is_relions_get_ctf():
+    from tomoscribe.core.ctf import ctf_2d_particles
+
+    box, pixel, u, v, angle = 64, 4.0, 2.5, 1.5, 30.0
+    relion = ctf_2d_particles(box, pixel, [u], [v], [angle], 300.0, 2.7, 0.07, convention="relion")
+    dark = ctf_2d_particles(box, pixel, [u], [v], [angle], 300.0, 2.7, 0.07, convention="dark")
+    # Zero frequency: RELION's −sin(−K3) = +0.07 (white particles stay white).
+    assert relion[0, 0, 0] == pytest.approx(0.07, abs=1e-6)
+    assert dark[0, 0, 0] == pytest.approx(-0.07, abs=1e-6)
+    # Astigmatic points, on and off the U axis, positive and negative y frequency.
+    for row, col in [(3, 5), (64 - 7, 4), (10, 0), (0, 12), (64 - 20, 25)]:
+        y = (row if row < box // 2 else row - box) / (box * pixel)
+        x = col / (box * pixel)
+        expected = _relion_get_ctf(x, y, u * 1e4, v * 1e4, angle, 300.0, 2.7, 0.07)
+        assert relion[0, row, col] == pytest.approx(expected, abs=2e-4)
+        assert dark[0, row, col] == pytest.approx(-expected, abs=2e-4)
+    # One point by hand: f = (5, 3)/256 Å⁻¹, θ = atan2(3, 5) = 30.96°, Δf along θ =
+    # 2 + 0.5·cos(2·0.96°) = 2.49972 µm, χ + φ = 0.87207 rad: +sin = 0.76566.
+    assert relion[0, 3, 5] == pytest.approx(0.76566, abs=2e-4)
+
+
+def test_particle_ctf_refuses_an_unknown_convention():
+    from tomoscribe.core.ctf import ctf_2d_particles
+
+    with pytest.raises(ParameterError):
+        ctf_2d_particles(16, 4.0, [1.0], convention="white")

@@ -48,8 +48,10 @@ def boxes(
     pixel_size: float = PixelSize,
 ) -> None:
     """Training set of the two-network picker from three box sets."""
+    from ..spa.micrographs import check_micrograph_paths
     from ..spa.workflow import boxes_to_trainset
 
+    check_micrograph_paths(micrographs, ("--good", "--background", "--bad"))
     record, box_px = boxes_to_trainset(micrographs, good, background, bad, output, box, pixel_size)
     counts = record["counts"]
     typer.echo(
@@ -133,8 +135,10 @@ def pick(
     pixel_size: float = PixelSize,
 ) -> None:
     """Pick particles with both networks; score per pick."""
+    from ..spa.micrographs import check_micrograph_paths
     from ..spa.workflow import pick_files
 
+    check_micrograph_paths(micrographs)
     picks = pick_files(
         picker, micrographs, out_dir, threshold, min_distance, edge, pixel_size, isolation
     )
@@ -163,8 +167,10 @@ def ncc(
     seed: int = options.Seed,
 ) -> None:
     """Reference-based baseline picker (normalised cross-correlation)."""
+    from ..spa.micrographs import check_micrograph_paths
     from ..spa.workflow import ncc_pick_files
 
+    check_micrograph_paths(micrographs, ("--references",))
     picks = ncc_pick_files(
         micrographs,
         out_dir,

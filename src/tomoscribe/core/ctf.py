@@ -1,14 +1,25 @@
 """Contrast transfer function, electron wavelength and detector MTF.
 
-Conventions (as RELION and CTFFIND): ``defocus_um`` > 0 is underfocus; spatial
+Units: ``defocus_um`` > 0 is underfocus (as RELION and CTFFIND write it); spatial
 frequency ``k`` in 1/Å.  The phase aberration is
 
     χ(k) = π λ Δf k² − (π/2) Cs λ³ k⁴
 
-and the CTF is ``−sin(χ(k) + φ)`` with the amplitude-contrast phase
-``φ = arcsin(A)`` (A = amplitude contrast fraction), so at low frequency the CTF is
-negative (dark particles in a raw micrograph).  Xu et al. 2017's "defocus −5 µm" is
-5 µm underfocus here.
+with the amplitude-contrast phase ``φ = arcsin(A)`` (A = amplitude contrast fraction).
+Two signs of the CTF are in use, and each function says which it gives:
+
+* **dark** (``ctf_1d``, ``ctf_2d``, ``ctf_2d_particles(convention="dark")``):
+  ``−sin(χ(k) + φ)``, −A at k = 0 and negative at low frequency: the image of a
+  positive density is dark, as protein is in a raw micrograph or a tomogram.  The
+  simulators image micrographs and tilt series with it.
+* **relion** (``ctf_2d_particles(convention="relion")``): ``+sin(χ(k) + φ)``, +A at
+  k = 0, exactly RELION's ``CTF::getCTF`` (RELION negates the defocus internally and
+  returns ``−sin(K1·(−Δf)·k² + K2·k⁴ − K3)`` with K3 = atan(A / √(1 − A²)) = φ).
+  RELION's particles are extracted with inverted contrast (protein white), and this
+  CTF is the transfer of their images: phase flipping by its sign keeps them white.
+  Particle stacks described by a RELION STAR file are taken with this sign.
+
+Xu et al. 2017's "defocus −5 µm" is 5 µm underfocus here.
 
 The relativistic electron wavelength is ``λ = h / sqrt(2 m₀ e V (1 + e V / (2 m₀ c²)))``;
 0.019687 Å at 300 kV.  The detector MTF is ``sinc(π ω / 2) = sin(π ω / 2) / (π ω / 2)``
@@ -28,6 +39,10 @@ _M0 = 9.1093837015e-31  # kg
 _E = 1.602176634e-19  # C
 _C = 299792458.0  # m/s
 
+#: Signs of the CTF (module docstring): ``relion`` +sin(χ + φ) for white-protein
+#: particles as RELION extracts them, ``dark`` −sin(χ + φ) for dark-protein images.
+CTF_CONVENTIONS = ("relion", "dark")
+
 
 def electron_wavelength_A(voltage_kV: float) -> float:
     """Relativistic electron wavelength in Å at an accelerating voltage in kV."""
@@ -45,7 +60,7 @@ def ctf_1d(
     cs_mm: float = 2.7,
     amplitude_contrast: float = 0.07,
 ) -> np.ndarray:
-    """The CTF at spatial frequencies ``k_per_A`` (1/Å).
+    """The CTF at spatial frequencies ``k_per_A`` (1/Å), dark convention: −sin(χ + φ).
 
     Parameters
     ----------
@@ -101,7 +116,9 @@ def ctf_2d(
     cs_mm: float = 2.7,
     amplitude_contrast: float = 0.07,
 ) -> np.ndarray:
-    """The CTF on the ``rfft2`` grid of an image of ``shape_yx`` (float32)."""
+    """The CTF on the ``rfft2`` grid of an image of ``shape_yx`` (float32), dark
+    convention (:func:`ctf_1d`: −sin(χ + φ)); ``pixel_size_A`` in Å, ``defocus_um`` in
+    µm (positive = underfocus)."""
     ky = np.fft.fftfreq(shape_yx[0], d=pixel_size_A)[:, None]
     kx = np.fft.rfftfreq(shape_yx[1], d=pixel_size_A)[None, :]
     return ctf_1d(np.sqrt(ky**2 + kx**2), defocus_um, voltage_kV, cs_mm, amplitude_contrast).astype(
@@ -126,8 +143,14 @@ def ctf_2d_particles(
     voltage_kV: float = 300.0,
     cs_mm: float = 2.7,
     amplitude_contrast: float = 0.07,
+    *,
+    convention: str,
 ) -> np.ndarray:
     """CTFs of a batch of particle images on the ``rfft2`` grid: (p, box, box // 2 + 1).
+
+    ``convention="relion"`` gives RELION's sign, +sin(χ + φ) (+A at zero frequency), for
+    particles with white protein as RELION extracts them; ``"dark"`` gives −sin(χ + φ)
+    for particles with dark protein, as cut from a raw micrograph (module docstring).
 
     Astigmatism as RELION writes it (``rlnDefocusU/V``, ``rlnDefocusAngle``): the
     defocus along a frequency at angle θ (from x, counter-clockwise towards y) is
@@ -140,8 +163,14 @@ def ctf_2d_particles(
     defocus_u_um, defocus_v_um : (p,) defoci in µm, positive = underfocus (V = U when
         not given).
     astigmatism_deg : (p,) angle of U in degrees (0 when not given).
-    voltage_kV, cs_mm, amplitude_contrast : scalars shared by the batch.
+    voltage_kV, cs_mm, amplitude_contrast : scalars shared by the batch (kV, mm,
+        fraction).
+    convention : ``"relion"`` or ``"dark"``: the sign (:data:`CTF_CONVENTIONS`).
     """
+    if convention not in CTF_CONVENTIONS:
+        raise ParameterError(
+            f"CTF convention {convention!r} is not one of {', '.join(CTF_CONVENTIONS)}."
+        )
     u = np.atleast_1d(np.asarray(defocus_u_um, float))
     v = u if defocus_v_um is None else np.atleast_1d(np.asarray(defocus_v_um, float))
     angle = np.zeros_like(u) if astigmatism_deg is None else np.atleast_1d(astigmatism_deg)
@@ -156,4 +185,5 @@ def ctf_2d_particles(
     defocus_A = 0.5e4 * ((u + v)[:, None, None] + (u - v)[:, None, None] * cos2)
     cs_A = cs_mm * 1e7
     chi = math.pi * lam * defocus_A * k2 - 0.5 * math.pi * cs_A * lam**3 * k2**2
-    return (-np.sin(chi + math.asin(amplitude_contrast))).astype(np.float32)
+    sign = 1.0 if convention == "relion" else -1.0
+    return (sign * np.sin(chi + math.asin(amplitude_contrast))).astype(np.float32)

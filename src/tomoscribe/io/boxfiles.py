@@ -39,6 +39,7 @@ from ..errors import InputFileError
 from ..outputs import atomic_path, note_input
 
 COLUMNS = ["micrograph", "x", "y"]
+_FORMAT_NAMES = {".star": "STAR", ".box": "EMAN2", ".json": "EMAN2 info", ".csv": "CSV"}
 
 
 def micrograph_name(path: str | os.PathLike) -> str:
@@ -61,6 +62,11 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = Path(path)
     note_input(path)
+    if path.is_dir():
+        raise InputFileError(
+            f"{path} is a folder, not a box file; give the box files in it (STAR, .box, "
+            "_info.json or .csv)."
+        )
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     suffix = path.suffix.lower()
@@ -74,7 +80,8 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
     except InputFileError:
         raise
     except (ValueError, KeyError, TypeError, IndexError, OSError, UnicodeDecodeError) as err:
-        raise InputFileError(f"{path} is not a readable {suffix[1:]} box file ({err}).") from err
+        kind = _FORMAT_NAMES[suffix]
+        raise InputFileError(f"{path} is not a readable {kind} box file ({err}).") from err
     if len(table) == 0:
         raise InputFileError(f"{path} holds no boxes.")
     xy = table[["x", "y"]].to_numpy(float)

@@ -5,15 +5,19 @@ opened with ``mrcfile.mmap`` and read a chunk at a time, so stacks larger than m
 stream.  Without a STAR file every image of every stack is a particle, in order.  With
 one, the particles are its rows: ``rlnImageName`` is ``N@STACK`` (N counts from 1;
 STACK relative to the STAR file's folder, else to the working folder as RELION reads it
-from its project folder, or the name of one of the stacks given), and
-the CTF of each particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å),
+from its project folder, or the name of one of the stacks given), and the CTF of each
+particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å),
 ``rlnDefocusAngle`` (°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm) and
 ``rlnAmplitudeContrast``, on the particle rows or in the ``optics`` block (joined on
-``rlnOpticsGroup``); the pixel size is ``rlnImagePixelSize`` there, else the stacks'
-header.  Assignments are written back as RELION writes a 2D classification's
-``run_itNNN_data.star``: the input columns plus ``rlnClassNumber``, ``rlnAnglePsi``
-and ``rlnOriginXAngst``/``rlnOriginYAngst``, with ``rlnImageName`` naming each stack
-from the working folder (see :func:`write_assignments`).
+``rlnOpticsGroup``); the pixel size is ``rlnImagePixelSize`` there, else RELION 3.0's
+``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification``, else the stacks' header (0
+or 1 Å there is unset); a STAR's that a header contradicts by over 1% is refused unless
+``pixel_size_A`` is given.  The images are taken as RELION has them (protein white),
+with RELION's CTF sign (``core.ctf``).  Assignments are written back as RELION writes
+a 2D classification's ``run_itNNN_data.star``: the input columns plus
+``rlnClassNumber``, ``rlnAnglePsi`` and ``rlnOriginXAngst``/``rlnOriginYAngst``, with
+``rlnImageName`` naming each stack from the working folder, and an optics block as
+RELION 3.1+ reads it (see :func:`write_assignments`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class ParticleSource:
     ctf : per-particle CTF table (``defocus_u_um``, ``defocus_v_um``,
         ``astigmatism_deg``, ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``) or None.
     table, optics : the STAR file's particle rows and optics block, when read from one.
+    ctf_convention : the sign of the CTF (``core.ctf``): ``relion``, as RELION has its
+        particles (protein white), for every stack a STAR file describes.
     """
 
     stacks: list[Path]
@@ -61,6 +67,7 @@ class ParticleSource:
     table: pd.DataFrame | None = None
     optics: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    ctf_convention: str = "relion"
 
     def __len__(self) -> int:
         return len(self.stack_of)
@@ -149,7 +156,8 @@ def open_particles(
         stack_of = np.repeat(np.arange(len(stacks)), counts)
         index = np.concatenate([np.arange(c) for c in counts])
         size = pixel_size_A or _stacks_pixel_size(shapes)
-        return ParticleSource(stacks, stack_of, index, box, float(size))
+        note = "no STAR file gives the CTF: the images are averaged without CTF correction"
+        return ParticleSource(stacks, stack_of, index, box, float(size), notes=[note])
     table, optics = read_particle_star(star)
     files, stack_of, index = _image_names(table, star, stacks)
     shapes = {p: _stack_shape(p) for p in files}
@@ -162,26 +170,30 @@ def open_particles(
                 f"which holds {shapes[path][0]}."
             )
     merged = _with_optics(table, optics, star)
-    size = pixel_size_A or _star_pixel_size(merged) or shapes[files[0]][3]
-    if not size:
-        raise ParameterError(
-            f"neither {star} nor the stacks give a pixel size; pass `pixel_size_A`.",
-            parameter="pixel_size_A",
-        )
+    size = pixel_size_A or _star_or_header_pixel_size(star, merged, files, shapes)
     source = ParticleSource(files, stack_of, index, box, float(size), None, table, optics)
     source.ctf = _ctf_table(merged, star, source.notes)
     return source
 
 
+def _recorded(header_A: float) -> bool:
+    """Whether an MRC header's pixel size (Å) is set: not 0, and not 1 (an unset
+    header's, as the tomogram readers take it)."""
+    return header_A > 0 and abs(header_A - 1.0) > 1e-6
+
+
 def _stacks_pixel_size(shapes: dict) -> float:
-    """The one pixel size (Å) the stacks' headers give; refused when they give none or
-    disagree (by more than 1%), since origins in Å and the CTF depend on it."""
+    """The one pixel size (Å) the stacks' headers give; refused when they give none (0
+    or an unset 1 Å) or disagree (by more than 1%), since origins in Å and the CTF
+    depend on it."""
     sizes = {p: shape[3] for p, shape in shapes.items()}
-    known = [v for v in sizes.values() if v]
+    known = [v for v in sizes.values() if _recorded(v)]
     if len(known) < len(sizes):
-        missing = next(p for p, v in sizes.items() if not v)
+        missing = next(p for p, v in sizes.items() if not _recorded(v))
         raise ParameterError(
-            f"{missing} records no pixel size; pass `pixel_size_A`.", parameter="pixel_size_A"
+            f"{missing} records no pixel size ({sizes[missing]:g} Å in its header, which "
+            "is unset); pass `pixel_size_A`.",
+            parameter="pixel_size_A",
         )
     if max(known) > 1.01 * min(known):
         raise ParameterError(
@@ -253,13 +265,53 @@ def _with_optics(table: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -
     return merged
 
 
-def _star_pixel_size(table: pd.DataFrame) -> float | None:
+def _positive(table: pd.DataFrame, column: str) -> np.ndarray | None:
+    """A column's values when all are finite and positive, else None."""
+    if column not in table:
+        return None
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
+    return values if np.isfinite(values).all() and (values > 0).all() else None
+
+
+def _star_pixel_size(table: pd.DataFrame) -> tuple[float, str] | None:
+    """The pixel size (Å) a particle STAR gives, and where from: ``rlnImagePixelSize``
+    (RELION 3.1+ optics), ``rlnPixelSize``, else RELION 3.0's ``rlnDetectorPixelSize``
+    (µm) × 10⁴ / ``rlnMagnification`` (as RELION 3.0 and io.formats.relion read it)."""
     for column in ("rlnImagePixelSize", "rlnPixelSize"):
-        if column in table:
-            values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
-            if np.isfinite(values).all() and (values > 0).all():
-                return float(np.median(values))
+        values = _positive(table, column)
+        if values is not None:
+            return float(np.median(values)), column
+    detector = _positive(table, "rlnDetectorPixelSize")
+    magnification = _positive(table, "rlnMagnification")
+    if detector is not None and magnification is not None:
+        size = float(np.median(detector * 1e4 / magnification))
+        return size, "rlnDetectorPixelSize × 10⁴ / rlnMagnification"
     return None
+
+
+def _star_or_header_pixel_size(star: Path, table: pd.DataFrame, files, shapes) -> float:
+    """The particles' pixel size (Å): the STAR's (:func:`_star_pixel_size`), refused
+    when a stack's header records another (by more than 1%; 0 and an unset 1 Å are no
+    record), else the stacks' headers' (:func:`_stacks_pixel_size`)."""
+    given = _star_pixel_size(table)
+    if given is None:
+        if not any(_recorded(shapes[p][3]) for p in files):
+            raise ParameterError(
+                f"neither {star} nor the stacks give a pixel size (an MRC header's 1 Å "
+                "is unset); pass `pixel_size_A`.",
+                parameter="pixel_size_A",
+            )
+        return _stacks_pixel_size({p: shapes[p] for p in files})
+    size, column = given
+    for path in files:
+        header = shapes[path][3]
+        if _recorded(header) and abs(header - size) > 0.01 * size:
+            raise ParameterError(
+                f"{star} gives {size:g} Å pixels ({column}) but the header of {path.name} "
+                f"records {header:g} Å; pass `pixel_size_A` with the true size.",
+                parameter="pixel_size_A",
+            )
+    return size
 
 
 def _ctf_table(table: pd.DataFrame, star: Path, notes: list[str]) -> pd.DataFrame | None:
@@ -313,7 +365,9 @@ def write_assignments(
     Parameters
     ----------
     path : the file to write (callers pass an atomic temporary).
-    source : the particles (their STAR rows are kept, or ``rlnImageName`` made up).
+    source : the particles (their STAR rows are kept, or ``rlnImageName`` made up; a
+        STAR's optics block is kept, else one is made: :func:`_new_optics`; RELION
+        3.0's ``rlnOriginX``/``Y`` in pixels are dropped).
     classes : (p,) class numbers from 1.
     psi_deg : (p,) ``rlnAnglePsi`` in RELION's convention: the class average turned by
         RELION's Euler matrix A(0, 0, psi) (clockwise by psi with x along columns and y
@@ -335,17 +389,48 @@ def write_assignments(
     table["rlnImageName"] = image_names  # where the stacks are, from wherever the STAR goes
     table["rlnClassNumber"] = np.asarray(classes, int)
     table["rlnAnglePsi"] = np.round(np.asarray(psi_deg, float), 3)
+    # RELION 3.0's origins in pixels would contradict the new ones in Å
+    table = table.drop(columns=["rlnOriginX", "rlnOriginY"], errors="ignore")
     table["rlnOriginXAngst"] = np.round(np.asarray(origin_xy_A)[:, 0], 3)
     table["rlnOriginYAngst"] = np.round(np.asarray(origin_xy_A)[:, 1], 3)
     optics = source.optics
     if optics is None:
-        optics = pd.DataFrame(
-            {
-                "rlnOpticsGroup": [1],
-                "rlnImagePixelSize": [source.pixel_size_A],
-                "rlnImageSize": [source.box],
-                "rlnImageDimensionality": [2],
-            }
-        )
-        table["rlnOpticsGroup"] = 1
+        optics, table = _new_optics(table, source.pixel_size_A, source.box)
     starfile.write({"optics": optics, "particles": table}, path, overwrite=True)
+
+
+def _new_optics(
+    table: pd.DataFrame, pixel_size_A: float, box: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An optics block for particles that had none (RELION 3.0 STAR, bare stacks), as
+    RELION 3.1+ reads it, and the rows joined to it.
+
+    ``rlnVoltage``, ``rlnSphericalAberration`` and ``rlnAmplitudeContrast`` move from
+    the rows into the block when the rows give them (RELION 3.1+ refuses an optics
+    block without voltage and Cs), one optics group per distinct combination;
+    ``rlnImagePixelSize`` is ``pixel_size_A`` (Å), so RELION 3.0's
+    ``rlnDetectorPixelSize``/``rlnMagnification`` leave the rows; ``rlnImageSize`` is
+    ``box`` (pixels).
+    """
+    columns = [c for c in _CTF_COLUMNS if c in table]
+    table = table.drop(
+        columns=["rlnDetectorPixelSize", "rlnMagnification", "rlnOpticsGroup"], errors="ignore"
+    )
+    if columns:
+        values = table[columns].apply(pd.to_numeric, errors="coerce")
+        groups = values.groupby(columns, sort=False, dropna=False).ngroup().to_numpy() + 1
+        optics = values.assign(rlnOpticsGroup=groups).drop_duplicates("rlnOpticsGroup")
+        table = table.drop(columns=columns)
+    else:
+        groups = np.ones(len(table), int)
+        optics = pd.DataFrame({"rlnOpticsGroup": [1]})
+    optics = optics.reset_index(drop=True)
+    names = [f"opticsGroup{g}" for g in optics["rlnOpticsGroup"]]
+    optics = optics[["rlnOpticsGroup"] + columns].assign(
+        rlnOpticsGroupName=names,
+        rlnImagePixelSize=pixel_size_A,
+        rlnImageSize=box,
+        rlnImageDimensionality=2,
+    )
+    table["rlnOpticsGroup"] = groups
+    return optics, table

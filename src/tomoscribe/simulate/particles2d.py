@@ -8,10 +8,13 @@ view turned in plane by a uniformly random angle and shifted by up to ``max_shif
 (``core.turn2d.transform``: the same convention as the classifier's), or *junk*:
 3–8 Gaussian blobs of random sizes scattered within the particle radius (a different
 image every time, of similar total density).  Each particle gets one of the
-``defoci_um`` (positive = underfocus), its CTF (``core.ctf``), and white Gaussian
-noise with var(noise) = var(signal)/``snr``, the signal's variance taken over the
-pixels within the largest particle radius of the box centre, averaged over
-non-junk particles.
+``defoci_um`` (positive = underfocus), its CTF (``core.ctf``, the dark sign a
+microscope records) and white Gaussian noise with var(noise) = var(signal)/``snr``,
+the signal's variance taken over the pixels within the largest particle radius of the
+box centre, averaged over non-junk particles.  The noisy image is then negated, as
+RELION extracts particles ("invert contrast"): protein is white, the images are
+RELION's CTF (``core.ctf``'s ``relion`` sign) applied to the projections plus noise,
+and the STAR file written describes them as RELION reads it.
 
 Truth per particle: ``structure`` (template name or ``junk``), ``structure_id``
 (1… in the order given, 0 for junk), ``view`` (−1 for junk), ``turn_deg`` (the
@@ -69,14 +72,17 @@ def _junk(count: int, box: int, radius_px: float, mass: float, rng) -> np.ndarra
 def _imaged(clean, psi, shift, defocus_um, pixel_size_A: float, optics) -> np.ndarray:
     """The clean images turned by ``psi`` (degrees), shifted by ``shift`` (pixels) and
     filtered by each one's CTF (``defocus_um``; ``optics`` = voltage kV, Cs mm,
-    amplitude contrast), in batches of 2048, written over ``clean`` (float32) and
-    returned: one stack in memory, not two (70,000 × 128² is 4.6 GB)."""
+    amplitude contrast; the dark sign, so protein is dark), in batches of 2048,
+    written over ``clean`` (float32) and returned: one stack in memory, not two
+    (70,000 × 128² is 4.6 GB)."""
     box = clean.shape[-1]
     signal = clean
     for i in range(0, len(clean), 2048):
         part = slice(i, i + 2048)
         turned = transform(torch.as_tensor(clean[part]), psi[part], shift[part]).numpy()
-        ctf = ctf_2d_particles(box, pixel_size_A, defocus_um[part], None, None, *optics)
+        ctf = ctf_2d_particles(
+            box, pixel_size_A, defocus_um[part], None, None, *optics, convention="dark"
+        )
         signal[part] = np.fft.irfft2(np.fft.rfft2(turned) * ctf, s=(box, box))
     return signal
 
@@ -100,7 +106,7 @@ def simulate_particle_stack(
 
     Returns
     -------
-    dict with ``images`` (p, box, box) float32, ``truth`` (DataFrame, one row per
+    dict with ``images`` (p, box, box) float32 (protein white), ``truth`` (one row per
     particle; see the module docstring), ``projections`` (structures, views, box, box)
     and ``ctf`` (DataFrame: ``defocus_u_um``, ``defocus_v_um``, ``astigmatism_deg``,
     ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``).
@@ -142,7 +148,7 @@ def simulate_particle_stack(
     signal = _imaged(
         clean, psi, shift, defocus, pixel_size_A, (voltage_kV, cs_mm, amplitude_contrast)
     )
-    images = _add_noise(signal, real, radius_px, snr, rng)
+    images = _inverted(_add_noise(signal, real, radius_px, snr, rng))
     names = np.array(["junk", *[t.name for t in loaded]])
     truth = pd.DataFrame(
         {
@@ -161,6 +167,14 @@ def simulate_particle_stack(
         "projections": views,
         "ctf": _ctf_table(defocus, voltage_kV, cs_mm, amplitude_contrast),
     }
+
+
+def _inverted(images: np.ndarray) -> np.ndarray:
+    """``images`` negated in place, batch by batch, and returned: contrast inverted as
+    RELION extracts particles (protein white)."""
+    for i in range(0, len(images), 2048):
+        np.negative(images[i : i + 2048], out=images[i : i + 2048])
+    return images
 
 
 def _add_noise(signal, real, radius_px: float, snr: float, rng) -> np.ndarray:

@@ -29,6 +29,44 @@ from ..io.boxfiles import micrograph_name
 TARGET_BOX = 16
 
 
+#: Suffixes of the box files ``io.boxfiles`` reads: never a micrograph.
+BOX_FILE_SUFFIXES = (".box", ".star", ".json", ".csv")
+
+
+def check_micrograph_paths(paths: list[Path], box_options: tuple[str, ...] = ()) -> None:
+    """Refuse micrograph arguments that are box files, folders or not there.
+
+    A shell glob after a box option (``--good *.box``) gives the option its first file
+    and puts the others among the micrographs, where they were silently dropped, as was
+    a micrograph that does not exist.  ``box_options`` names the command's options that
+    take box files (``("--good", "--background", "--bad")``), for the message.
+
+    Raises
+    ------
+    ParameterError
+        A box file (:data:`BOX_FILE_SUFFIXES`) among the micrographs.
+    InputFileError
+        A path that does not exist, or a folder (other than OME-Zarr).
+    """
+    from ..errors import InputFileError
+
+    for path in map(Path, paths):
+        if path.suffix.lower() in BOX_FILE_SUFFIXES:
+            if not box_options:
+                raise ParameterError(f"{path} is a box file, not a micrograph (MRC).")
+            flag, named = box_options[0], ", ".join(box_options[:-1])
+            named = f"{named} or {box_options[-1]}" if len(box_options) > 1 else flag
+            raise ParameterError(
+                f"{path} is a box file, given among the micrographs; give each box file "
+                f"after its own {named} (`{flag} a.box {flag} b.box`): after a shell glob "
+                f"such as `{flag} *.box` only the first file is the option's."
+            )
+        if path.is_dir() and path.suffix.lower() != ".zarr":
+            raise InputFileError(f"{path} is a folder, not a micrograph; give the files in it.")
+        if not path.exists():
+            raise InputFileError(f"{path} does not exist; check the path.")
+
+
 def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
     """One micrograph: (float32 image (ny, nx), pixel size Å, name).
 
@@ -53,16 +91,32 @@ def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
     return image, float(volume.pixel_size_A), micrograph_name(path)
 
 
+def _header_pixel_size(path) -> float | None:
+    """A micrograph header's pixel size (Å), None where it records none or an unset 1 Å
+    (as the tomogram readers take it, ``io.supplied_voxel_size``)."""
+    from ..errors import MissingVoxelSizeError
+    from ..io import read_volume
+
+    try:
+        size = float(read_volume(path).pixel_size_A)
+    except MissingVoxelSizeError:
+        return None
+    return None if abs(size - 1.0) < 1e-6 else size
+
+
 def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
     """The micrographs' common pixel size (Å) from their headers, or ``pixel_size_A``.
 
+    A header's 1 Å is unset (an MRC writer's default), as no pixel size.
+
     Raises
     ------
+    MissingVoxelSizeError
+        A header records no pixel size (or 1 Å) and no ``pixel_size_A`` was given.
     VoxelSizeMismatchError
         Headers differ by more than 1% and no ``pixel_size_A`` was given.
     """
     from ..errors import MissingVoxelSizeError
-    from ..io import read_volume
 
     if pixel_size_A is not None:
         if not pixel_size_A > 0:
@@ -70,9 +124,8 @@ def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
                 f"`pixel_size_A` must be positive, got {pixel_size_A}.", parameter="pixel_size_A"
             )
         for path in paths:  # say so when the override contradicts a header
-            try:
-                header = float(read_volume(path).pixel_size_A)
-            except MissingVoxelSizeError:
+            header = _header_pixel_size(path)
+            if header is None:
                 continue
             if abs(header - pixel_size_A) > 0.05 * header:
                 warnings.warn(
@@ -85,13 +138,13 @@ def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
 
     sizes = {}
     for path in paths:
-        try:
-            sizes[str(path)] = float(read_volume(path).pixel_size_A)
-        except MissingVoxelSizeError:
+        header = _header_pixel_size(path)
+        if header is None:
             raise MissingVoxelSizeError(
-                f"{path} records no pixel size; pass `pixel_size_A` (Å).",
+                f"{path} records no pixel size (none, or 1 Å: unset); pass `pixel_size_A` (Å).",
                 parameter="pixel_size_A",
-            ) from None
+            )
+        sizes[str(path)] = header
     low, high = min(sizes.values()), max(sizes.values())
     if high > 1.01 * low:
         first = min(sizes, key=sizes.get)

@@ -53,6 +53,20 @@ def read_micrographs(paths: list[Path], pixel_size_A: float | None) -> tuple[dic
     return images, size
 
 
+def check_edge(images: dict[str, np.ndarray], edge_px: float) -> None:
+    """Refuse an ``edge`` (pixels kept free at each edge) that leaves no pixel centre of
+    a micrograph to pick on (picks lie within edge ≤ x ≤ n − 1 − edge): such a pick
+    run gave 0 picks and no word of why."""
+    for name, image in images.items():
+        if 2 * edge_px > min(image.shape) - 1:
+            raise ParameterError(
+                f"`edge={edge_px:g}` pixels leaves nothing of micrograph {name} "
+                f"({image.shape[1]}×{image.shape[0]} px) to pick on; give less than half "
+                f"its smaller side ({(min(image.shape) - 1) / 2:g} px at most).",
+                parameter="edge",
+            )
+
+
 def check_fits(images: dict[str, np.ndarray], box_px: int) -> None:
     """Refuse micrographs smaller than a box (nothing could be picked on them)."""
     for name, image in images.items():
@@ -166,9 +180,12 @@ def pick_files(
     if abs(size - record["pixel_size_A"]) > 0.05 * record["pixel_size_A"]:
         raise VoxelSizeMismatchError(
             f"the micrographs have {size:g} Å pixels but {picker} was trained on "
-            f"{record['pixel_size_A']:g} Å; resample them or train on such micrographs."
+            f"{record['pixel_size_A']:g} Å; resample them or train on such micrographs "
+            "(or pass `pixel_size_A` if their headers are wrong).",
+            parameter="pixel_size_A",
         )
     check_fits(images, int(record["box_px"]))
+    check_edge(images, int(record["box_px"]) / 2 if edge is None else edge)
     tables = [
         pick_micrograph(pair, image, name, record, threshold, min_distance, edge, isolation)
         for name, image in images.items()
@@ -176,7 +193,7 @@ def pick_files(
     picks = pd.concat(tables, ignore_index=True)
     write_picks_folder(
         out_dir,
-        picks,
+        picks.assign(pixel_size_A=size),
         micrographs,
         int(record["box_px"]),
         "auto_cnn",
@@ -239,7 +256,7 @@ def ncc_pick_files(
     )
     write_picks_folder(
         out_dir,
-        picks,
+        picks.assign(pixel_size_A=size),
         micrographs,
         box_px,
         "auto_ncc",
@@ -296,11 +313,15 @@ def write_picks_folder(
     parameters: dict,
 ) -> None:
     """Write a picks folder (see the module docstring); ``kind`` names the picker in the
-    info files (``auto_cnn``, ``auto_ncc``) and the provenance step."""
+    info files (``auto_cnn``, ``auto_ncc``) and the provenance step.  A ``pixel_size_A``
+    column of ``picks`` (Å) becomes ``rlnMicrographPixelSize`` on every row of
+    ``picks.star`` (a column, not an optics block: readers that take a coordinate
+    file's first block still find the coordinates)."""
     files = {micrograph_name(p): str(p) for p in micrographs}  # as given, as RELION keeps them
+    extra = {"pixel_size_A": "rlnMicrographPixelSize"} if "pixel_size_A" in picks else None
     with output_folder(out_dir, True, micrographs, step="spa picks") as staging:
-        write_star(staging / "picks.star", picks, files)
-        write_csv(staging / "picks.csv", picks)
+        write_star(staging / "picks.star", picks, files, extra)
+        write_csv(staging / "picks.csv", picks.drop(columns=["pixel_size_A"], errors="ignore"))
         write_box_files(staging, picks, box_px)
         write_info_files(staging, picks, kind)
         write_provenance(staging / "picks.star", f"spa {kind}", parameters, micrographs)

@@ -1,11 +1,15 @@
 """2D classification of single-particle images at scale (``tomoscribe classify2d``).
 
 What it does, in four passes over the particles (any object with ``len``, ``box``,
-``pixel_size_A``, ``ctf`` and ``chunks(size)``: an MRC stack streamed from disk,
+``pixel_size_A``, ``ctf``, ``ctf_convention`` and ``chunks(size)``: an MRC stack
+streamed from disk,
 :class:`tomoscribe.io.particlestacks.ParticleSource`, or arrays, :class:`ArraySource`):
 
 1. **Working stack.**  Each chunk of particles is normalised (zero mean, unit
-   variance), phase-flipped (the sign of its own CTF, astigmatism included) and
+   variance), phase-flipped (the sign of its own CTF, astigmatism included, with the
+   source's ``ctf_convention``: ``relion`` for white-protein particles as RELION
+   extracts them and as a STAR file describes them, so averages keep the particles'
+   own contrast; ``core.ctf``) and
    Fourier-cropped to ``align_size`` pixels (default 64: half of a 128² box), kept in
    memory (70,000 × 64² float32 = 1.1 GB, a quarter of the 128² stack).
 2. **Initial classes without alignment.**  Features that do not change when a
@@ -116,11 +120,14 @@ class Classify2DParams:
 @dataclass
 class ArraySource:
     """Particles held in memory: images (p, n, n), pixel size (Å), optional CTF table
-    (columns as :class:`tomoscribe.io.particlestacks.ParticleSource`'s)."""
+    (columns as :class:`tomoscribe.io.particlestacks.ParticleSource`'s) and the sign of
+    that CTF (``core.ctf.CTF_CONVENTIONS``: ``relion`` for white protein, as
+    ``simulate.particles2d`` and RELION make particles; ``dark`` for dark protein)."""
 
     images: np.ndarray
     pixel_size_A: float = 1.0
     ctf: pd.DataFrame | None = None
+    ctf_convention: str = "relion"
 
     @property
     def box(self) -> int:
@@ -138,7 +145,7 @@ def chunk_ctf(source, start: int, count: int, box: int) -> np.ndarray | None:
     """CTFs (count, box, box // 2 + 1) of particles start…start+count, or None.
 
     Computed once per distinct set of parameters (particles of one micrograph share
-    theirs)."""
+    theirs), with the sign of ``source.ctf_convention`` (``core.ctf``)."""
     if source.ctf is None:
         return None
     rows = source.ctf.iloc[start : start + count].reset_index(drop=True)
@@ -147,7 +154,13 @@ def chunk_ctf(source, start: int, count: int, box: int) -> np.ndarray | None:
     out = np.empty((count, box, box // 2 + 1), np.float32)
     for key, group in rows.groupby(columns + optics, sort=False):
         out[group.index.to_numpy()] = ctf_2d_particles(
-            box, source.pixel_size_A, [key[0]], [key[1]], [key[2]], *key[3:]
+            box,
+            source.pixel_size_A,
+            [key[0]],
+            [key[1]],
+            [key[2]],
+            *key[3:],
+            convention=source.ctf_convention,
         )[0]
     return out
 

@@ -1,0 +1,129 @@
+"""`tomoscribe spa` arguments as a new user types them: missing files, shell globs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from conftest import entries
+from tomoscribe.cli.app import main
+from tomoscribe.io import write_volume
+from tomoscribe.volume import Volume
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Two small micrographs and box files (CSV) on them."""
+    rng = np.random.default_rng(0)
+    for name in ("m1", "m2"):
+        write_volume(
+            tmp_path / f"{name}.mrc",
+            Volume(rng.normal(size=(1, 96, 96)).astype(np.float32), (2.0,) * 3),
+        )
+    table = pd.DataFrame(
+        {"micrograph": ["m1"] * 2 + ["m2"] * 2, "x": [30.0, 60, 40, 50], "y": [30.0, 60, 50, 40]}
+    )
+    for name in ("good", "good2", "bg", "bad"):
+        table.to_csv(tmp_path / f"{name}.csv", index=False)
+    return tmp_path
+
+
+def _boxes(tiny, *micrographs, good=("good.csv",)):
+    argv = ["spa", "boxes", *[str(tiny / m) for m in micrographs], "--box", "16"]
+    argv += ["--good", *[str(tiny / g) for g in good]]
+    argv += ["--background", str(tiny / "bg.csv"), "--bad", str(tiny / "bad.csv")]
+    return main([*argv, "-o", str(tiny / "set.tss")])
+
+
+def _one_sentence(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    return err[0]
+
+
+def test_a_missing_micrograph_is_refused(tiny, capsys):
+    # it was dropped (no boxes on it) and the set written, exit 0
+    before = {p.name: p.read_bytes() for p in entries(tiny)}
+    assert _boxes(tiny, "m1.mrc", "m2.mrc", "nothere.mrc") == 2
+    line = _one_sentence(capsys)
+    assert "nothere.mrc does not exist" in line
+    assert {p.name: p.read_bytes() for p in entries(tiny)} == before
+
+
+@pytest.mark.parametrize("second", ["good2.csv", "gone.csv"])
+def test_a_box_file_among_the_micrographs_names_the_fix(tiny, capsys, second):
+    # `--good a.csv b.csv` (a shell glob) put b.csv among the micrographs, where it was
+    # dropped (exit 0), whether it existed or not
+    assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("good.csv", second)) == 2
+    line = _one_sentence(capsys)
+    assert f"{second} is a box file" in line and "--good a.box --good b.box" in line
+    assert not (tiny / "set.tss").exists()
+
+
+def test_folders_are_called_folders(tiny, capsys):
+    (tiny / "boxes").mkdir()
+    assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("boxes",)) == 2
+    line = _one_sentence(capsys)
+    assert "is a folder" in line and "does not exist" not in line
+    assert _boxes(tiny, "m1.mrc", "boxes") == 2
+    assert "is a folder" in _one_sentence(capsys)
+
+
+def test_spa_pick_and_ncc_refuse_missing_micrographs(tiny, capsys):
+    argv = ["spa", "ncc", str(tiny / "m1.mrc"), str(tiny / "m9.mrc")]
+    argv += ["--references", str(tiny / "good.csv"), "--box", "16", "-o", str(tiny / "ncc")]
+    assert main(argv) == 2
+    assert "m9.mrc does not exist" in _one_sentence(capsys)
+    argv = ["spa", "ncc", str(tiny / "m1.mrc"), str(tiny / "m2.mrc"), str(tiny / "bad.csv")]
+    argv += ["--references", str(tiny / "good.csv"), "--box", "16", "-o", str(tiny / "ncc")]
+    assert main(argv) == 2
+    assert "--references a.box --references b.box" in _one_sentence(capsys)
+    assert not (tiny / "ncc").exists()
+
+
+def test_a_1A_header_is_unset_and_the_message_names_pixel_size(tiny, capsys):
+    # `spa pick` said "the micrographs have 1 Å pixels but the picker was trained on
+    # 2 Å; resample them", of a header that records no pixel size
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
+    picker = tiny / "p.tsp"
+    assert main(["spa", "train", str(tiny / "set.tss"), "-o", str(picker), "--steps", "2"]) == 0
+    unset = tiny / "unset.mrc"
+    image = np.random.default_rng(1).normal(size=(1, 96, 96)).astype(np.float32)
+    write_volume(unset, Volume(image, (1.0,) * 3))
+    capsys.readouterr()
+    out = tiny / "picks"
+    assert main(["spa", "pick", str(picker), str(unset), "-o", str(out)]) == 2
+    line = _one_sentence(capsys)
+    assert "unset" in line and "--pixel-size" in line and "resample" not in line
+    assert not out.exists()
+    argv = ["spa", "pick", str(picker), str(unset), "-o", str(out), "--pixel-size", "2"]
+    assert main([*argv, "--threshold", "0"]) == 0
+
+
+def test_a_box_file_with_a_header_line_names_its_format_once(tiny, capsys):
+    (tiny / "m1.box").write_text("x\ty\tw\th\n10\t10\t16\t16\n")
+    assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("m1.box",)) == 2
+    line = _one_sentence(capsys)
+    assert "not a readable EMAN2 box file" in line and "box box" not in line
+
+
+def test_an_edge_that_leaves_nothing_is_refused_and_picks_record_the_pixel_size(tiny, capsys):
+    # `spa pick --edge 600` on a 1024² micrograph gave 0 picks and no word of why
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
+    picker = tiny / "p.tsp"
+    assert main(["spa", "train", str(tiny / "set.tss"), "-o", str(picker), "--steps", "2"]) == 0
+    capsys.readouterr()
+    argv = ["spa", "pick", str(picker), str(tiny / "m1.mrc"), "--threshold", "0"]
+    assert main([*argv, "--edge", "48", "-o", str(tiny / "none")]) == 2  # 96 px: 2·48 > 95
+    line = _one_sentence(capsys)
+    assert "--edge" in line and "leaves nothing" in line and not (tiny / "none").exists()
+    assert main([*argv, "--edge", "20", "--isolation", "0", "-o", str(tiny / "picks")]) == 0
+    star = starfile.read(tiny / "picks" / "picks.star")
+    assert len(star) and (star["rlnMicrographPixelSize"] == 2.0).all()
+    ncc = ["spa", "ncc", str(tiny / "m1.mrc"), str(tiny / "m2.mrc")]
+    ncc += ["--references", str(tiny / "good.csv")]
+    assert main([*ncc, "--box", "16", "--threshold", "-1", "-o", str(tiny / "ncc")]) == 0
+    star = starfile.read(tiny / "ncc" / "picks.star")
+    assert len(star) and (star["rlnMicrographPixelSize"] == 2.0).all()
