@@ -207,3 +207,20 @@ def test_the_box_error_names_the_edge_option(shared_data, tmp_path, capsys):
     assert main([*args, "--tomograms", str(shared_data / TOMOGRAMS)]) == 2
     err = capsys.readouterr().err
     assert "--edge pad" in err and "`edge" not in err and not out.exists()
+
+
+def test_a_guessed_name_does_not_replace_the_files_tomogram_name(shared_data, tmp_path):
+    """Review: without --tomo-name or tomograms.star the tomogram's name is only its file
+    stem, so RELION's TS_02 of a one-tomogram file is kept (the stem made RELION unable to
+    match the particles to its tilt series)."""
+    tomogram = _tomogram(shared_data, tmp_path / "14pf_MT.mrc", 10.52)
+    picks = pd.DataFrame({"rlnTomoName": ["TS_02"], "rlnCoordinateX": [42.0],
+                          "rlnCoordinateY": [68.0], "rlnCoordinateZ": [22.0],
+                          "rlnImagePixelSize": [10.52]})  # fmt: skip
+    starfile.write(picks, tmp_path / "p.star")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "names only tomogram 'TS_02'": said
+        code = main(["extract", str(tomogram), str(tmp_path / "p.star"), "--box", "16",
+                     "-o", str(tmp_path / "ex")])  # fmt: skip
+    assert code == 0
+    assert starfile.read(tmp_path / "ex" / "particles.star")["rlnTomoName"].tolist() == ["TS_02"]

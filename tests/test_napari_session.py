@@ -310,6 +310,20 @@ def test_opening_the_same_tomogram_again_keeps_one_image_layer(widget, tomogram,
     assert len(images) == 1 and images[0].data.shape == SHAPE
 
 
+def test_an_unset_one_angstrom_header_takes_the_fields_voxel_size(widget, tmp_path):
+    """Review: the widget took an MRC's unset 1 Å as real, where every command takes
+    the given voxel size for it."""
+    import mrcfile
+
+    path = tmp_path / "unset.mrc"
+    with mrcfile.new(path) as mrc:  # mrcfile leaves the voxel size at 1 Å by default
+        mrc.set_data(np.zeros(SHAPE, np.float32))
+    widget.voxel_edit.setValue(12.5)
+    widget.open_tomogram(path)
+    assert widget.volume.pixel_size_A == pytest.approx(12.5)
+    assert widget.given_voxel_size_A == pytest.approx(12.5)
+
+
 # 9 -------------------------------------------------------------------------------------
 def test_the_threshold_slider_sets_merges_threshold_of_the_shown_feature(widget, tomogram):
     widget.open_tomogram(tomogram)

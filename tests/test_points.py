@@ -238,3 +238,28 @@ def test_extract_rescales_imod_models_by_imods_rule_and_star_files_by_relions(tm
         written = starfile.read(out / "particles.star")
         got = written[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].iloc[0]
         np.testing.assert_allclose(got.to_numpy(float), expected)
+
+
+def test_convert_bins_an_imod_model_by_imods_rule_and_a_star_by_the_ratio(tmp_path):
+    """Review: `convert --binning` divided an IMOD model's indices by b, not by IMOD's
+    corner rule that extract and trainset use for the same model."""
+    import starfile
+    from imodmodel import ImodModel
+
+    from tomoscribe.cli.app import main
+    from tomoscribe.io.particles import read_particles
+
+    frame = pd.DataFrame([[30.5, 20.5, 8.0]], columns=["x", "y", "z"])
+    frame.insert(0, "contour_id", 0)
+    frame.insert(0, "object_id", 0)
+    model = ImodModel.from_dataframe(frame)
+    model.header.pixelsize, model.header.units = 10.0, -10
+    model.to_file(tmp_path / "p.mod")
+    star = pd.DataFrame({"rlnCoordinateX": [30.0], "rlnCoordinateY": [20.0],
+                         "rlnCoordinateZ": [8.0], "rlnImagePixelSize": [10.0]})  # fmt: skip
+    starfile.write(star, tmp_path / "p.star")
+    for name, expected in (("p.mod", [14.75, 9.75, 3.75]), ("p.star", [15.0, 10.0, 4.0])):
+        out = tmp_path / f"b2_{name.replace('.', '_')}.csv"
+        assert main(["convert", str(tmp_path / name), "-o", str(out), "--binning", "2"]) == 0
+        got = read_particles(out)[["x", "y", "z"]].iloc[0].to_numpy(float)
+        np.testing.assert_allclose(got, expected)

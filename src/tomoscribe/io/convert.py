@@ -17,6 +17,7 @@ from ..outputs import read_provenance, write_provenance
 from .copick_project import is_copick_location
 from .formats import format_for, formats
 from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
+from .points import IMOD_GRID, rescale_positions
 
 
 def _location(path):
@@ -42,9 +43,11 @@ def _name(path) -> str:
 
 
 def _binned(table, voxel_size_A: float | None, binning: float, source) -> tuple:
-    """Coordinates on a grid binned by ``binning`` (voxel i of the fine grid is at i/b
-    of the coarse one: the same Å, as RELION, Warp, copick and ``preprocess --bin``
-    take it) and the binned voxel size (Å)."""
+    """Coordinates on a grid binned by ``binning`` by the source's own rule
+    (:func:`tomoscribe.io.points.rescale_positions`: voxel i of the fine grid is at i/b
+    of the coarse one, the same Å, as RELION, Warp, copick and ``preprocess --bin``
+    take it; an IMOD model's by IMOD's corner rule, (i + ½)/b − ½) and the binned voxel
+    size (Å)."""
     if binning <= 0:
         raise ParameterError(f"`binning` must be positive, got {binning}.", parameter="binning")
     if voxel_size_A is None:
@@ -52,10 +55,8 @@ def _binned(table, voxel_size_A: float | None, binning: float, source) -> tuple:
             f"{source} records no voxel size; give `voxel_size_A` with `binning`.",
             parameter=("voxel_size_A", "binning"),
         )
-    table = table.copy()
-    for axis in "xyz":
-        table[axis] = table[axis] / binning
-    return table, voxel_size_A * binning
+    corner = bool(table.attrs.get(IMOD_GRID, False))
+    return rescale_positions(table, 1.0, float(binning), corner), voxel_size_A * binning
 
 
 def _fitted(table, voxel, source, target, dst_fmt, drop_orientations: bool) -> tuple:

@@ -426,6 +426,8 @@ class AnnotateWidget(QWidget):
         given = voxel_size_A or (self.voxel_edit.value() or None)
         try:
             volume, used = read_volume(text), None  # the file's own voxel size wins
+            if given and np.allclose(volume.voxel_size_A, 1.0):  # an unset MRC header
+                volume, used = read_volume(text, given), float(given)
         except MissingVoxelSizeError:
             if given is None:
                 self.voxel_edit.setFocus()
@@ -473,7 +475,7 @@ class AnnotateWidget(QWidget):
 
         for layer in self.viewer.layers:
             opened = layer.metadata.get("path")
-            if opened and isinstance(layer, Image):
+            if opened and isinstance(layer, Image) and not layer.multiscale:
                 if Path(opened).resolve() == path.resolve():
                     return layer
         return None

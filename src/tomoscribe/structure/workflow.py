@@ -497,7 +497,11 @@ def extract_from_files(
     table = read_particles(particles, volume.pixel_size_A, volume.shape, listed or None)
     others = [n for n in listed if n != name] if explicit or name in listed else ()
     table = select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram), others)
-    table = named_as(positions_on(table, volume, picked_voxel_size_A), name)
+    table = positions_on(table, volume, picked_voxel_size_A)
+    if explicit or name in listed:  # a known name, not a guess from the file's stem
+        table = named_as(table, name)
+    elif "tomo_name" not in table:
+        table["tomo_name"] = name
     if len(table) == 0:
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
