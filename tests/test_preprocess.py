@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -185,3 +187,26 @@ def test_data_box_of_an_unpadded_or_flat_volume_is_whole():
     assert data_box(Volume(_patch(), 10.0)) == (slice(0, 24), slice(0, 40), slice(0, 48))
     flat = Volume(np.zeros((4, 5, 6), np.float32), 10.0)
     assert data_box(flat) == (slice(0, 4), slice(0, 5), slice(0, 6))
+
+
+def test_a_tomogram_block_binned_by_an_older_tomoscribe_is_named(tmp_path):
+    """Review: positions picked on a `preprocess --bin` output of before 2026-12-02 lie
+    (b − 1)/2 original voxels off under the centred rule; its record (no "binning") says
+    so, and reading it warns; a new output does not."""
+    import json
+
+    from tomoscribe.io import read_volume_checked, write_volume
+    from tomoscribe.outputs import sidecar_path
+    from tomoscribe.preprocess.workflow import preprocess_file
+
+    write_volume(tmp_path / "t.mrc", _noise((16, 32, 32)))
+    out = tmp_path / "b2.mrc"
+    preprocess_file(tmp_path / "t.mrc", out, PreprocessParams(bin_factor=2, lowpass_A=None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_volume_checked(out)  # made now: centred
+    record = json.loads(sidecar_path(out).read_text())
+    del record["binning"]  # as written before the change
+    sidecar_path(out).write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="older tomoscribe"):
+        read_volume_checked(out)

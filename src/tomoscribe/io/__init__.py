@@ -95,7 +95,32 @@ def read_volume_checked(
     ParameterError
         The file records a voxel size that differs from ``voxel_size_A`` by over 1%.
     """
-    return read_volume(path, supplied_voxel_size(path, voxel_size_A, channel), channel)
+    volume = read_volume(path, supplied_voxel_size(path, voxel_size_A, channel), channel)
+    warn_block_binned(path)
+    return volume
+
+
+def warn_block_binned(path: str | os.PathLike) -> None:
+    """Warn, in one sentence, about a tomogram that ``preprocess --bin`` made before
+    2026-12-02, when binning averaged blocks: its voxel j lies at original voxel b·j +
+    (b − 1)/2, not b·j, so positions picked on it land (b − 1)/2 original voxels off
+    wherever they are rescaled to another sampling."""
+    import warnings
+
+    from ..outputs import read_provenance
+
+    record = read_provenance(path) if not is_copick_location(path) else None
+    if not record or record.get("step") != "preprocess" or "binning" in record:
+        return
+    factor = int((record.get("parameters") or {}).get("bin_factor") or 1)
+    if factor > 1:
+        warnings.warn(
+            f"{Path(path).name} was binned by {factor} by an older tomoscribe (blocks, "
+            f"not centred), so positions picked on it lie {(factor - 1) / 2:g} original "
+            "voxels off once rescaled to another sampling; run `preprocess --bin` on the "
+            "original again.",
+            stacklevel=2,
+        )
 
 
 def supplied_voxel_size(
