@@ -124,6 +124,30 @@ def test_refining_a_refined_star_again_keeps_the_positions(scene):
     assert "box_x" not in starfile.read(second / "refined.star")  # internal, not written
 
 
+def test_a_refined_star_converted_keeps_its_boxes_or_drops_the_link(scene, tmp_path, capsys):
+    """Review: `convert refined.star -o conv.star` wrote the refined positions as
+    coordinates beside the subtomograms cut about the picks, and a second average was
+    0.9–2.5 voxels off; now the STAR keeps the cut coordinate and the move as origins,
+    and a CSV, which cannot, drops the subtomograms' names and says so."""
+    tmp, truth, _ = scene
+    first = tmp / "avg_conv1"
+    star = tmp / "parts" / "particles.star"
+    assert _average(tmp, star, first, "--use-priors", "--iterations", "1") == 0
+    converted = tmp_path / "conv.star"
+    assert main(["convert", str(first / "refined.star"), "-o", str(converted)]) == 0
+    moved = read_particles(converted)[["x", "y", "z"]].to_numpy()
+    assert np.linalg.norm(moved - truth, axis=1).max() < 0.25  # the refined positions
+    second = tmp_path / "avg_conv2"
+    assert _average(tmp, converted, second, "--use-priors", "--iterations", "1") == 0
+    refined = read_particles(second / "refined.star")
+    error = np.linalg.norm(refined[["x", "y", "z"]].to_numpy() - truth, axis=1)
+    assert np.median(error) < 0.1 and error.max() < 0.25, error
+    capsys.readouterr()
+    assert main(["convert", str(first / "refined.star"), "-o", str(tmp_path / "c.csv")]) == 0
+    assert "subtomograms' names" in capsys.readouterr().err
+    assert "image_name" not in pd.read_csv(tmp_path / "c.csv")
+
+
 def _relion5_input(tmp, shared, half):
     """extract's particles.star made into what RELION 5 writes: a data_optics block
     (RELION's Refine3D row, for 5 Å tilt-series pixels binned 2×), coordinates in

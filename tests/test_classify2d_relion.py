@@ -249,3 +249,23 @@ def test_bare_stacks_say_the_averages_have_no_ctf_correction(tmp_path, capsys):
     stack = _shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0)
     assert _cli("classify2d", stack, "-o", tmp_path / "out", "-k", 2, "--rounds", 0) == 0
     assert "without CTF correction" in capsys.readouterr().err
+
+
+def test_pixel_size_given_over_a_relion31_optics_block_is_the_one_written(tmp_path):
+    """Review: `--pixel-size 4` over a STAR whose optics block said 2 Å wrote 4 Å
+    averages and origins in Å at 4 Å, but kept the block's 2 Å, so RELION would turn
+    the origins into pixels at the wrong size."""
+    _shifted_stack(tmp_path / "px4.mrcs", np.zeros((8, 2)), header_A=4.0)
+    optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnImagePixelSize": [2.0],
+                           "rlnImageSize": [48], "rlnImageDimensionality": [2],
+                           "rlnVoltage": [300.0], "rlnSphericalAberration": [2.7],
+                           "rlnAmplitudeContrast": [0.1]})  # fmt: skip
+    rows = pd.DataFrame({"rlnImageName": [f"{i + 1}@px4.mrcs" for i in range(8)],
+                         "rlnOpticsGroup": 1, "rlnDefocusU": 15000.0,
+                         "rlnDefocusV": 15000.0, "rlnDefocusAngle": 0.0})  # fmt: skip
+    starfile.write({"optics": optics, "particles": rows}, tmp_path / "r31.star")
+    out = tmp_path / "out"
+    args = ["classify2d", tmp_path / "r31.star", "-o", out, "-k", 2, "--rounds", 0]
+    assert _cli(*args, "--pixel-size", 4) == 0
+    written = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    assert written["rlnImagePixelSize"][0] == pytest.approx(4.0)

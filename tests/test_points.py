@@ -258,8 +258,16 @@ def test_convert_bins_an_imod_model_by_imods_rule_and_a_star_by_the_ratio(tmp_pa
     star = pd.DataFrame({"rlnCoordinateX": [30.0], "rlnCoordinateY": [20.0],
                          "rlnCoordinateZ": [8.0], "rlnImagePixelSize": [10.0]})  # fmt: skip
     starfile.write(star, tmp_path / "p.star")
-    for name, expected in (("p.mod", [14.75, 9.75, 3.75]), ("p.star", [15.0, 10.0, 4.0])):
-        out = tmp_path / f"b2_{name.replace('.', '_')}.csv"
+    cases = (("p.mod", ".mod", [14.75, 9.75, 3.75]), ("p.mod", ".csv", [15.0, 10.0, 4.0]),
+             ("p.star", ".csv", [15.0, 10.0, 4.0]))  # fmt: skip
+    for name, suffix, expected in cases:  # IMOD's rule only from a model to a model
+        out = tmp_path / f"b2_{name.replace('.', '_')}{suffix}"
         assert main(["convert", str(tmp_path / name), "-o", str(out), "--binning", "2"]) == 0
         got = read_particles(out)[["x", "y", "z"]].iloc[0].to_numpy(float)
         np.testing.assert_allclose(got, expected)
+    # a round trip through a CSV comes back (the review: .mod → CSV → CSV gave 29.5)
+    back = tmp_path / "back.csv"
+    assert (
+        main(["convert", str(tmp_path / "b2_p_mod.csv"), "-o", str(back), "--binning", "0.5"]) == 0
+    )
+    np.testing.assert_allclose(read_particles(back)[["x"]].iloc[0], [30.0])

@@ -43,11 +43,11 @@ def _name(path) -> str:
 
 
 def _binned(table, voxel_size_A: float | None, binning: float, source) -> tuple:
-    """Coordinates on a grid binned by ``binning`` by the source's own rule
-    (:func:`tomoscribe.io.points.rescale_positions`: voxel i of the fine grid is at i/b
-    of the coarse one, the same Å, as RELION, Warp, copick and ``preprocess --bin``
-    take it; an IMOD model's by IMOD's corner rule, (i + ½)/b − ½) and the binned voxel
-    size (Å)."""
+    """Coordinates on a grid binned by ``binning`` (:func:`tomoscribe.io.points.
+    rescale_positions`: voxel i of the fine grid is at i/b of the coarse one, the same
+    Å, as RELION, Warp, copick and ``preprocess --bin`` take it; a table marked
+    :data:`~tomoscribe.io.points.IMOD_GRID`, an IMOD model written as one, by IMOD's
+    corner rule, (i + ½)/b − ½) and the binned voxel size (Å)."""
     if binning <= 0:
         raise ParameterError(f"`binning` must be positive, got {binning}.", parameter="binning")
     if voxel_size_A is None:
@@ -176,7 +176,8 @@ def convert_particles(
     ----------
     voxel_size_A : Å per coordinate unit, where the source does not record it.
     binning : write coordinates on a grid binned by this factor (x / b, the same
-        position in Å), voxel size × b.
+        position in Å; from an IMOD model to another, IMOD's (x + ½)/b − ½), voxel
+        size × b.
     tomo_name : keep only this tomogram's rows.
     tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates; the size (z,
         y, x voxels) also goes into an IMOD model's header (default: as the source
@@ -212,6 +213,8 @@ def convert_particles(
         tomogram_shape_zyx = recorded_tomogram_shape(source)
     outside = _outside(table, voxel, tomogram_shape_zyx, tomograms)  # before any binning
     if binning is not None:
+        if dst_fmt.name != "imod":  # IMOD's corner rule only from one model to another
+            table.attrs.pop(IMOD_GRID, None)
         table, voxel = _binned(table, voxel, binning, source)
     table, dropped = _fitted(table, voxel, source, target, dst_fmt, drop_orientations)
     if outside:

@@ -137,6 +137,28 @@ def lineage_stems(path: str | os.PathLike, max_steps: int = 10) -> set[str]:
     return stems
 
 
+def _without_box_link(table: pd.DataFrame, path) -> pd.DataFrame:
+    """``table`` without the internal box coordinates (:data:`BOX_COLUMNS`) for a
+    format that cannot hold them beside the positions; where a refinement moved the
+    positions off them, the link to the subtomograms (``image_name``, ``image_crc32``)
+    goes too, said in a warning: read back, the boxes would be taken as centred on the
+    moved positions (only a STAR file keeps both, as coordinate and origin)."""
+    from .formats.relion import BOX_COLUMNS
+
+    box = table[list(BOX_COLUMNS)].to_numpy(float)
+    moved = not np.allclose(box, table[["x", "y", "z"]].to_numpy(float), atol=1e-6)
+    table = table.drop(columns=list(BOX_COLUMNS))
+    if moved and {"image_name", "image_crc32"} & set(table):
+        warnings.warn(
+            f"{Path(str(path)).name} does not keep the subtomograms' names: their boxes "
+            "were cut about the positions before refinement, which only a STAR file keeps "
+            "(as coordinate and origin); write a .star to average them again.",
+            stacklevel=3,
+        )
+        table = table.drop(columns=["image_name", "image_crc32"], errors="ignore")
+    return table
+
+
 def write_particles(
     path: str | os.PathLike,
     table: pd.DataFrame,
@@ -150,12 +172,15 @@ def write_particles(
     from .copick_project import is_copick_location, write_picks
     from .formats.relion import BOX_COLUMNS
 
-    table = table.drop(columns=list(BOX_COLUMNS), errors="ignore")  # internal
-    if is_copick_location(path):
+    table = table.copy()
+    path_is_copick = is_copick_location(path)
+    fmt = None if path_is_copick else format_for(Path(path))
+    if set(BOX_COLUMNS) <= set(table) and (fmt is None or fmt.name != "relion"):
+        table = _without_box_link(table, path)
+    if path_is_copick:
         write_picks(path, table, voxel_size_A)
         return Path(str(path))
     path = Path(path)
-    fmt = format_for(path)
     if tomo_name is not None:
         table["tomo_name"] = tomo_name
     coords = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)

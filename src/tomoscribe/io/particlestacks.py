@@ -396,6 +396,9 @@ def write_assignments(
     optics = source.optics
     if optics is None:
         optics, table = _new_optics(table, source.pixel_size_A, source.box)
+    else:  # the size the images were taken at (--pixel-size, or the header's)
+        optics = optics.copy()
+        optics["rlnImagePixelSize"] = float(source.pixel_size_A)
     starfile.write({"optics": optics, "particles": table}, path, overwrite=True)
 
 

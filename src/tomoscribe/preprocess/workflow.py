@@ -81,7 +81,7 @@ def preprocess_file(
         {**params.as_dict(), "voxel_size_A": voxel},
         [tomogram],
         extra={
-            "binning": "centred",  # see BLOCK_BINNED_BEFORE: its absence marks block binning
+            "binning": "centred",  # its absence marks block binning: io.warn_block_binned
             "statistics_before_normalisation": stats,
             **carried_acquisition([tomogram], voxel[0]),
         },

@@ -486,7 +486,8 @@ def extract_from_files(
     takes (:func:`_tomogram_checked`).  A file naming only other tomograms that
     ``tomograms_star`` lists is refused when this one's name is known (``tomo_name``, or
     ``tomograms_star`` naming its file); rows taken for it under another name are written
-    under its name.  The folder's ``particles.star`` gets the provenance record."""
+    under its name when that name is known so, and keep their own when it is only the
+    file's stem.  The folder's ``particles.star`` gets the provenance record."""
     listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}
     name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)

@@ -404,19 +404,27 @@ def write(
         if "tomo_name" in table
         else pd.Series("tomogram", index=index)
     )
+    # tomoscribe's subtomograms keep the coordinate their box was cut about; a
+    # refinement's move is the origin shift (coordinate − origin = position), as RELION
+    boxed = set(BOX_COLUMNS) <= set(table)
+    xyz = table[list(BOX_COLUMNS) if boxed else ["x", "y", "z"]].to_numpy(float)
     out = pd.DataFrame(
         {
             "rlnTomoName": names,
-            "rlnCoordinateX": table["x"].astype(float),
-            "rlnCoordinateY": table["y"].astype(float),
-            "rlnCoordinateZ": table["z"].astype(float),
-        }
+            "rlnCoordinateX": xyz[:, 0],
+            "rlnCoordinateY": xyz[:, 1],
+            "rlnCoordinateZ": xyz[:, 2],
+        },
+        index=index,
     )
     if tomogram_shape_zyx is not None:
         nz, ny, nx = (float(s) for s in tomogram_shape_zyx)
-        out["rlnCenteredCoordinateXAngst"] = (table["x"] - nx / 2) * voxel_size_A
-        out["rlnCenteredCoordinateYAngst"] = (table["y"] - ny / 2) * voxel_size_A
-        out["rlnCenteredCoordinateZAngst"] = (table["z"] - nz / 2) * voxel_size_A
+        for k, (axis, n) in enumerate(zip("XYZ", (nx, ny, nz))):
+            out[f"rlnCenteredCoordinate{axis}Angst"] = (xyz[:, k] - n / 2) * voxel_size_A
+    if boxed:
+        move = xyz - table[["x", "y", "z"]].to_numpy(float)
+        if not np.allclose(move, 0.0, atol=1e-9):
+            out[list(_ORIGINS_A)] = move * voxel_size_A
     if {"rot", "tilt", "psi"} <= set(table):
         angles = table[["rot", "tilt", "psi"]].apply(pd.to_numeric, errors="coerce")
         finite = np.isfinite(angles.to_numpy(float))
