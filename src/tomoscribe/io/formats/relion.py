@@ -386,6 +386,33 @@ def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tilt, psi
 
 
+def _written_coordinates(table, names, voxel_size_A: float, shape_zyx) -> pd.DataFrame:
+    """rlnTomoName and the coordinates (pixels of ``voxel_size_A`` Å; RELION 5's centred
+    Å too where the tomogram's ``shape_zyx`` is known).  tomoscribe's subtomograms keep
+    the coordinate their box was cut about (:data:`BOX_COLUMNS`) and a refinement's
+    move as the origin shift (Å; coordinate − origin = position), as RELION writes it."""
+    boxed = set(BOX_COLUMNS) <= set(table)
+    xyz = table[list(BOX_COLUMNS) if boxed else ["x", "y", "z"]].to_numpy(float)
+    out = pd.DataFrame(
+        {
+            "rlnTomoName": names,
+            "rlnCoordinateX": xyz[:, 0],
+            "rlnCoordinateY": xyz[:, 1],
+            "rlnCoordinateZ": xyz[:, 2],
+        },
+        index=table.index,
+    )
+    if shape_zyx is not None:
+        nz, ny, nx = (float(s) for s in shape_zyx)
+        for k, (axis, n) in enumerate(zip("XYZ", (nx, ny, nz))):
+            out[f"rlnCenteredCoordinate{axis}Angst"] = (xyz[:, k] - n / 2) * voxel_size_A
+    if boxed:
+        move = xyz - table[["x", "y", "z"]].to_numpy(float)
+        if not np.allclose(move, 0.0, atol=1e-9):
+            out[list(_ORIGINS_A)] = move * voxel_size_A
+    return out
+
+
 def write(
     path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_zyx=None, **_
 ) -> Path:
@@ -404,27 +431,7 @@ def write(
         if "tomo_name" in table
         else pd.Series("tomogram", index=index)
     )
-    # tomoscribe's subtomograms keep the coordinate their box was cut about; a
-    # refinement's move is the origin shift (coordinate − origin = position), as RELION
-    boxed = set(BOX_COLUMNS) <= set(table)
-    xyz = table[list(BOX_COLUMNS) if boxed else ["x", "y", "z"]].to_numpy(float)
-    out = pd.DataFrame(
-        {
-            "rlnTomoName": names,
-            "rlnCoordinateX": xyz[:, 0],
-            "rlnCoordinateY": xyz[:, 1],
-            "rlnCoordinateZ": xyz[:, 2],
-        },
-        index=index,
-    )
-    if tomogram_shape_zyx is not None:
-        nz, ny, nx = (float(s) for s in tomogram_shape_zyx)
-        for k, (axis, n) in enumerate(zip("XYZ", (nx, ny, nz))):
-            out[f"rlnCenteredCoordinate{axis}Angst"] = (xyz[:, k] - n / 2) * voxel_size_A
-    if boxed:
-        move = xyz - table[["x", "y", "z"]].to_numpy(float)
-        if not np.allclose(move, 0.0, atol=1e-9):
-            out[list(_ORIGINS_A)] = move * voxel_size_A
+    out = _written_coordinates(table, names, voxel_size_A, tomogram_shape_zyx)
     if {"rot", "tilt", "psi"} <= set(table):
         angles = table[["rot", "tilt", "psi"]].apply(pd.to_numeric, errors="coerce")
         finite = np.isfinite(angles.to_numpy(float))
