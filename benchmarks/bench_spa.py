@@ -2,14 +2,15 @@
 
     python benchmarks/bench_spa.py [--micrographs 24] [--annotated 3] [--size 1024]
         [--steps 2500] [--no-self-training] [--speed-size 4096] [--threads 1]
-        [--seed 0] [--out spa-bench.json]
+        [--seed 0] [--aggregate-share 0.5] [--out spa-bench.json]
 
 Simulates ``--micrographs`` micrographs (bundled 1bxn, 4 Å pixels, defocus cycling
 0.8/1.9/3.0 µm, contamination, aggregates, a carbon edge on every fourth), draws 15
 good/background/bad boxes on the first ``--annotated`` as an annotator would, trains
 the two networks (timed, on all cores torch is given; a fifth of each box set held out
 to choose the threshold on; self-training on the annotated micrographs unless
-``--no-self-training``), picks the held-out micrographs with that threshold and
+``--no-self-training``; ``--aggregate-share`` of network 2's bad patches synthetic
+aggregates, 0 for none), picks the held-out micrographs with that threshold and
 scores against truth (precision and recall of isolated
 particles within a quarter diameter, aggregates and contamination left unpicked); the
 NCC baseline with the good boxes as references, at the threshold with the best F1 on
@@ -35,6 +36,7 @@ from tomoscribe.simulate.micrographs import (
     simulate_micrograph,
     simulate_micrograph_set,
 )
+from tomoscribe.spa import network
 from tomoscribe.spa.micrographs import shrink_and_normalise, to_shrunk
 from tomoscribe.spa.picking import pick_micrograph
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
@@ -67,8 +69,11 @@ def main() -> None:
     parser.add_argument("--speed-size", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--aggregate-share", type=float, default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.aggregate_share is not None:
+        network.AGGREGATE_SHARE = args.aggregate_share
     template = bundled_template("1bxn")
     params = MicrographParams(shape=(args.size, args.size), seed=args.seed)
     start = time.perf_counter()
@@ -137,6 +142,7 @@ def main() -> None:
         "threshold": threshold,
         "calibration": record["calibration"],
         "self_training": record["self_training"],
+        "synthetic_aggregates": record.get("synthetic_aggregates"),
         "simulate_s": simulate_s,
         "train_s": train_s,
         "train_threads": train_threads,
@@ -158,7 +164,8 @@ def main() -> None:
     )
     print(
         f"training {train_s:.1f} s ({args.steps} steps × 2 networks, self-training "
-        f"{record['self_training']}); picking a "
+        f"{record['self_training']}, synthetic aggregates "
+        f"{record.get('synthetic_aggregates')}); picking a "
         f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s)"
     )
     for t, scores in cnn_at.items():

@@ -14,7 +14,10 @@ sixth of the box) at the particle's centre on the output grid and zero elsewhere
 target of a background or bad patch is zero everywhere.  The loss is binary
 cross-entropy weighted ten times on the spot.  Network 1 learns good against
 background, network 2 good against bad; the picking score is the geometric mean of
-their probabilities (high only where both networks see a particle).
+their probabilities (high only where both networks see a particle).  Network 2's bad
+patches are the drawn bad boxes and as many synthetic aggregates, two or three of the
+drawn good patches' particles pasted touching (:mod:`tomoscribe.spa.aggregates`,
+``AGGREGATE_SHARE``).
 
 Augmentation keeps the micrograph's own noise.  Before training, every stored patch
 is turned by each of ``TURNS_DEG`` (multiples of 11.25° within ±45°) with
@@ -205,6 +208,7 @@ def train_pair(
     size, box = int(geometry["input"]), float(geometry["box"])
     train, held = split_boxes(trainset, held_out, seed)
     sets, good_centres = _turned_sets(_with_extra_good(train, extra_good), len(train["good"]))
+    added = _add_synthetic_aggregates(sets, good_centres, len(train["good"]), box, seed)
     pair = PickerPair().to(device)
     losses = {}
     for name, network in (("background", pair.background), ("bad", pair.bad)):
@@ -239,6 +243,7 @@ def train_pair(
         "learning_rate": learning_rate,
         "seed": seed,
         "turns_deg": list(TURNS_DEG),
+        "synthetic_aggregates": added,
         "final_loss": losses,
         "calibration": calibration,
     }
@@ -258,6 +263,35 @@ def _turned_sets(train: dict, n_drawn: int) -> tuple[dict, dict]:
         turned, moved = turned_copies(train["good"][:count], centre + train["good_offsets"][:count])
         sets[name], centres[name] = torch.as_tensor(turned), torch.as_tensor(moved)
     return sets, centres
+
+
+#: Share of network 2's bad training patches that are synthetic aggregates
+#: (:mod:`tomoscribe.spa.aggregates`); 0 turns them off.
+AGGREGATE_SHARE = 0.5
+
+
+def _add_synthetic_aggregates(
+    sets: dict, centres: dict, n_drawn: int, box: float, seed: int, share: float | None = None
+) -> int:
+    """Add synthetic aggregates made from the ``drawn good`` training patches (turned
+    copies of ``n_drawn`` boxes) to ``sets["bad"]`` in place, as many as make
+    ``share`` (default ``AGGREGATE_SHARE``) of it; returns how many were added."""
+    from .aggregates import BOX_PER_DIAMETER, synthetic_aggregates
+
+    share = AGGREGATE_SHARE if share is None else share
+    if share <= 0 or n_drawn < 2:
+        return 0
+    count = int(round(len(sets["bad"]) * share / (1 - share)))
+    made = synthetic_aggregates(
+        sets["drawn good"].numpy(),
+        centres["drawn good"].numpy(),
+        box / BOX_PER_DIAMETER,
+        count,
+        seed=seed,
+        originals=n_drawn,
+    )
+    sets["bad"] = torch.cat([sets["bad"], torch.as_tensor(made)])
+    return len(made)
 
 
 def _with_extra_good(train: dict, extra_good) -> dict:
