@@ -127,3 +127,20 @@ def test_an_edge_that_leaves_nothing_is_refused_and_picks_record_the_pixel_size(
     assert main([*ncc, "--box", "16", "--threshold", "-1", "-o", str(tiny / "ncc")]) == 0
     star = starfile.read(tiny / "ncc" / "picks.star")
     assert len(star) and (star["rlnMicrographPixelSize"] == 2.0).all()
+
+
+def test_box_centres_inside_the_edge_pixels_are_inside(capsys):
+    """Trial: x = −0.4 was refused, printed as "(-0, 500)", while 1023.4 was taken;
+    pixel i spans i − ½ … i + ½, so both lie inside, and −0.6 does not."""
+    from tomoscribe.errors import AnnotationError
+    from tomoscribe.spa.trainset import check_boxes
+
+    def sets(x):
+        rows = pd.DataFrame({"micrograph": ["m"] * 3, "x": [x, 50.0, 60.0], "y": [500.0] * 3})
+        return {"good": rows, "background": rows, "bad": rows}
+
+    for x in (-0.4, 1023.4):
+        check_boxes(sets(x), {"m": (1024, 1024)}, 32)
+    for x in (-0.6, 1023.5):
+        with pytest.raises(AnnotationError, match=rf"\({x:g}, 500\)"):
+            check_boxes(sets(x), {"m": (1024, 1024)}, 32)

@@ -97,9 +97,10 @@ def check_boxes(sets: dict[str, pd.DataFrame], shapes: dict[str, tuple], box_px:
     for name, table in sets.items():
         for row in table.itertuples(index=False):
             ny, nx = shapes[row.micrograph]
-            if not (0 <= row.x < nx and 0 <= row.y < ny):
+            # pixel centres at whole numbers: pixel i spans i − ½ … i + ½
+            if not (-0.5 <= row.x < nx - 0.5 and -0.5 <= row.y < ny - 0.5):
                 raise AnnotationError(
-                    f"a {name} box at ({row.x:.0f}, {row.y:.0f}) lies outside micrograph "
+                    f"a {name} box at ({row.x:g}, {row.y:g}) lies outside micrograph "
                     f"{row.micrograph} ({nx}×{ny}); check its coordinates."
                 )
 
