@@ -76,9 +76,10 @@ def demo(
             f"{p['recall']:.3f}, F1 {p['f1']:.3f}"
         )
     avg = results["average"]
+    half_maps = avg.get("half_map_fsc_0143") or f"at {avg['half_map_fsc_0143_A']:.1f} Å"
     console.print(
-        f"average of {avg['n_particles']} ribosomes: half maps FSC 0.143 at "
-        f"{avg['half_map_fsc_0143_A']:.1f} Å; against the true map FSC 0.5 at "
+        f"average of {avg['n_particles']} ribosomes: half maps FSC 0.143 "
+        f"{half_maps}; against the true map FSC 0.5 at "
         f"{avg['fsc_05_vs_truth_A']:.1f} Å"
     )
     total = sum(results["timings_s"].values())

@@ -55,7 +55,7 @@ from ..simulate.template_library import load_template
 from ..structure.average import AverageParams, align_map_to, refine_average
 from ..structure.classes2d import Classes2D, classify_images
 from ..structure.extract import extract_subtomograms
-from ..structure.fsc import fsc_curve, resolution_at
+from ..structure.fsc import describe_resolution, fsc_curve, resolution_at
 from ..structure.picking import PickParams, match_picks, pick_particles
 from ..structure.stackio import write_particle_folder
 from ..volume import Volume
@@ -559,6 +559,7 @@ def _results(
         "average": {
             "n_particles": int(keep.sum()),
             "half_map_fsc_0143_A": result["resolution_0143_A"],
+            "half_map_fsc_0143": describe_resolution(result["fsc"], 0.143),  # words
             "half_map_fsc_05_A": result["resolution_05_A"],
             "fsc_05_vs_truth_A": resolution_at(average.truth_curve, 0.5),
             "fsc_0143_vs_truth_A": resolution_at(average.truth_curve, 0.143),

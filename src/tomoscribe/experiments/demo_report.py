@@ -223,8 +223,9 @@ def write_demo_report(
     avg = results["average"]
     report.heading("Subtomogram average")
     report.text(
-        f"{avg['n_particles']} particles. Half maps: FSC 0.143 at "
-        f"{avg['half_map_fsc_0143_A']:.1f} Å, 0.5 at {avg['half_map_fsc_05_A']:.1f} Å. "
+        f"{avg['n_particles']} particles. Half maps: FSC 0.143 "
+        f"{avg.get('half_map_fsc_0143') or 'at %.1f Å' % avg['half_map_fsc_0143_A']}, "
+        f"0.5 at {avg['half_map_fsc_05_A']:.1f} Å. "
         f"Against the true map (after aligning the average to it): FSC 0.5 at "
         f"{avg['fsc_05_vs_truth_A']:.1f} Å. "
         f"{100 * avg['orientations_within_15deg']:.0f}% of the true ribosomes among them "
