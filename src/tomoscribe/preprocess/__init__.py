@@ -8,7 +8,7 @@ The steps, in order (as in EMAN2's tomoseg preprocessing):
    so the origin does not move and a position in Å is the same at every binning, as
    RELION 5 (centred Å), Warp and copick (index × voxel size) take it.  Block averaging
    would centre binned voxel j on b·j + (b − 1)/2 and shift every coordinate that
-   crosses samplings by half a binned voxel less one original voxel;
+   crosses samplings by (b − 1)/2 original voxels;
 2. band-pass with Gaussian roll-off.  In-plane it is a Fourier filter on each slice:
    the low-pass transmits ``exp(-ln2 (f·lowpass_A)^2)`` (one half at
    ``1/lowpass_A``) and the high-pass ``1 - exp(-ln2 (f·highpass_A)^2)``.  Along z the
