@@ -504,8 +504,6 @@ def write_rows(source: Path, output: Path, keep, columns: dict | None = None) ->
     are), names (``rln…Name``) as text, numbers to 12 significant digits,
     ``rlnImageName`` files beside the source named from ``output``'s folder.  Written
     atomically (never onto ``source``); returns ``output``."""
-    import starfile
-
     source, output = Path(source), Path(output)
     check_outputs([output], inputs=[source])
     blocks = _read_keeping_names(source)
@@ -517,6 +515,15 @@ def write_rows(source: Path, output: Path, keep, columns: dict | None = None) ->
     for name, values in (columns or {}).items():
         block[name] = np.asarray(values)
     block = block[keep].reset_index(drop=True)
+    return _write_copy(blocks, key, block, source, output)
+
+
+def _write_copy(blocks: dict, key: str, block: pd.DataFrame, source: Path, output: Path) -> Path:
+    """Write ``blocks`` of ``source`` with its particle block ``key`` replaced by
+    ``block`` to ``output`` (atomically, numbers to 12 significant digits), image names
+    made relative to ``output``'s folder."""
+    import starfile
+
     if "rlnImageName" in block:
         here = output.resolve().parent
         block["rlnImageName"] = [
@@ -582,8 +589,6 @@ def write_refined(
     Written atomically, numbers to 12 significant digits; returns ``output``."""
     import warnings
 
-    import starfile
-
     source, output = Path(source), Path(output)
     check_outputs([output], inputs=[source])
     blocks = _read_keeping_names(source)
@@ -609,16 +614,7 @@ def write_refined(
     given = "rlnImagePixelSize" in block or (optics is not None and "rlnImagePixelSize" in optics)
     if image_pixel_A is not None and not given:
         block["rlnImagePixelSize"] = float(image_pixel_A)
-    if "rlnImageName" in block:
-        here = output.resolve().parent
-        block["rlnImageName"] = [
-            _relative_image(_image_path(name, source), here)
-            for name in block["rlnImageName"].astype(str)
-        ]
-    blocks[key] = block
-    with atomic_path(output) as tmp:
-        starfile.write(blocks, tmp, float_format="%.12g", overwrite=True)
-    return output
+    return _write_copy(blocks, key, block, source, output)
 
 
 def drop_incomplete(out: pd.DataFrame) -> pd.DataFrame:
