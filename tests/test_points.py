@@ -215,19 +215,13 @@ def test_extract_rescales_imod_models_by_imods_rule_and_star_files_by_relions(tm
     (pixel 30 → 60), each as its own tools rescale a pick made on a binned copy."""
     import mrcfile
     import starfile
-    from imodmodel import ImodModel
 
     from tomoscribe.cli.app import main
 
     with mrcfile.new(tmp_path / "t.mrc") as mrc:
         mrc.set_data(np.zeros((40, 64, 80), np.float32))
         mrc.voxel_size = 14.0
-    frame = pd.DataFrame([[30.5, 20.5, 8.0]], columns=["x", "y", "z"])  # IMOD x, y + ½
-    frame.insert(0, "contour_id", 0)
-    frame.insert(0, "object_id", 0)
-    model = ImodModel.from_dataframe(frame)
-    model.header.pixelsize, model.header.units = 28.0, -10
-    model.to_file(tmp_path / "p.mod")
+    _imod_model(tmp_path / "p.mod", [[30.5, 20.5, 8.0]], 28.0, -10)  # IMOD x, y + ½
     star = pd.DataFrame({"rlnCoordinateX": [30.0], "rlnCoordinateY": [20.0],
                          "rlnCoordinateZ": [8.0], "rlnImagePixelSize": [28.0]})  # fmt: skip
     starfile.write(star, tmp_path / "p.star")
@@ -244,17 +238,11 @@ def test_convert_bins_an_imod_model_by_imods_rule_and_a_star_by_the_ratio(tmp_pa
     """Review: `convert --binning` divided an IMOD model's indices by b, not by IMOD's
     corner rule that extract and trainset use for the same model."""
     import starfile
-    from imodmodel import ImodModel
 
     from tomoscribe.cli.app import main
     from tomoscribe.io.particles import read_particles
 
-    frame = pd.DataFrame([[30.5, 20.5, 8.0]], columns=["x", "y", "z"])
-    frame.insert(0, "contour_id", 0)
-    frame.insert(0, "object_id", 0)
-    model = ImodModel.from_dataframe(frame)
-    model.header.pixelsize, model.header.units = 10.0, -10
-    model.to_file(tmp_path / "p.mod")
+    _imod_model(tmp_path / "p.mod", [[30.5, 20.5, 8.0]], 10.0, -10)  # IMOD x, y + ½
     star = pd.DataFrame({"rlnCoordinateX": [30.0], "rlnCoordinateY": [20.0],
                          "rlnCoordinateZ": [8.0], "rlnImagePixelSize": [10.0]})  # fmt: skip
     starfile.write(star, tmp_path / "p.star")
