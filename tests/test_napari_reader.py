@@ -59,7 +59,9 @@ def test_tomogram_label_map_and_picks_line_up_in_angstroms(make_napari_viewer, t
     )
     np.testing.assert_allclose(points.data, picks[["z", "y", "x"]].to_numpy(), atol=1e-3)
     assert points.features["tilt"].tolist() == pytest.approx([30.0, 40.0])
-    assert points.scale.tolist() == [12.0, 12.0, 12.0]  # the STAR file's pixel size
+    # drawn on the tomogram the file names ("tomo"): its voxels, at its origin
+    assert points.scale.tolist() == image.scale.tolist()
+    assert points.translate.tolist() == image.translate.tolist()
 
 
 def test_multiscale_ome_zarr_opens_every_level(make_napari_viewer, tmp_path):

@@ -111,25 +111,75 @@ def volume_layer(path, voxel_size_A: float | None = None) -> tuple:
     )
 
 
-def particles_layer(path, voxel_size_A: float | None = None) -> tuple:
-    """(data, kwargs, "points") of a particle file, positions (z, y, x) in voxels scaled
-    by the file's voxel size (or ``voxel_size_A``)."""
-    from ..io.particles import read_particles, recorded_voxel_size
+def particles_layers(path, voxel_size_A: float | None = None, tomogram=None) -> list[tuple]:
+    """(data, kwargs, "points") per tomogram of a particle file, positions (z, y, x) in
+    voxels drawn with the ``scale`` and ``translate`` (Å) of the tomogram they belong to
+    (:func:`tomoscribe.io.placement.place_particles`): ``tomogram`` (a Volume) when
+    given, else the tomogram of that name open in the viewer, else what the file
+    records (an IMOD model its image's spacing and origin; a STAR file its pixel size,
+    from 0 Å).  A file listing several tomograms gives one layer each."""
+    from ..io.placement import grid_of_volume, place_particles
 
-    table = read_particles(path, voxel_size_A)
-    voxel = voxel_size_A or recorded_voxel_size(table) or 1.0
-    data = table[["z", "y", "x"]].to_numpy(float)
-    features = {c: table[c].to_numpy() for c in ("rot", "tilt", "psi", "score") if c in table}
-    return (
-        data,
-        {
-            "name": Path(str(path)).name,
-            "scale": (voxel,) * 3,
-            "size": 8,
-            "features": features,
-            "metadata": {"path": str(path)},
-        },
-        "points",
+    grid = None if tomogram is None else grid_of_volume(tomogram)
+    placed = place_particles(
+        path, voxel_size_A, grid=grid, grid_of=None if grid is not None else open_tomogram
+    )
+    name = Path(str(path)).name
+    layers = []
+    for item in placed:
+        table = item.table
+        features = {c: table[c].to_numpy() for c in ("rot", "tilt", "psi", "score") if c in table}
+        meta = {"path": str(path), "placement": item.how}
+        if item.tomo_name is not None:
+            meta["tomo_name"] = item.tomo_name
+        layers.append(
+            (
+                table[["z", "y", "x"]].to_numpy(float),
+                {
+                    "name": f"{name}: {item.tomo_name}" if len(placed) > 1 else name,
+                    "scale": item.scale_zyx,
+                    "translate": item.translate_zyx,
+                    "size": 8,
+                    "features": features,
+                    "metadata": meta,
+                },
+                "points",
+            )
+        )
+    return layers
+
+
+def open_tomogram(tomo_name: str):
+    """The grid (:class:`tomoscribe.io.placement.Grid`) of the one 3D image layer open in
+    napari's current viewer whose file (or layer) name is the tomogram ``tomo_name``
+    (compared without file suffixes, as ``TS_01.tomostar`` names ``TS_01.mrc``); None
+    when no viewer is open or no layer, or more than one, matches."""
+    import napari
+    from napari.layers import Image
+
+    from ..io.particles import tomogram_stem
+    from ..io.placement import Grid
+
+    viewer = napari.current_viewer()
+    if viewer is None:
+        return None
+    wanted = tomogram_stem(tomo_name)
+    found = [
+        layer
+        for layer in viewer.layers
+        if isinstance(layer, Image)
+        and layer.ndim == 3
+        and tomogram_stem(layer.metadata.get("path") or layer.name) == wanted
+    ]
+    if len(found) != 1:
+        return None
+    layer = found[0]
+    level = layer.data[0] if layer.multiscale else layer.data
+    return Grid(
+        tuple(float(v) for v in layer.scale[::-1]),
+        tuple(float(v) for v in layer.translate[::-1]),
+        tuple(int(s) for s in level.shape),
+        layer.name,
     )
 
 
@@ -138,7 +188,10 @@ def read_layers(path, voxel_size_A: float | None = None) -> list[tuple]:
     suffix = Path(str(path).rstrip("/")).suffix.lower()
     try:
         if suffix in _PARTICLES:
-            return [particles_layer(path, voxel_size_A)]
+            try:
+                return particles_layers(path, voxel_size_A)
+            except MissingVoxelSizeError as err:  # its own sentence: open the tomogram
+                raise ValueError(str(err)) from None
         return [volume_layer(path, voxel_size_A)]
     except MissingVoxelSizeError:  # File > Open cannot ask; the widget can
         raise ValueError(
