@@ -49,14 +49,33 @@ def test_imod_model_opened_alone_lands_on_the_image_it_records(make_napari_viewe
     raw = imodmodel.read(path).iloc[0]
     viewer = make_napari_viewer()
     [points] = viewer.open(path, plugin="tomoscribe")
-    # MINX: spacing 12.399 Å, ctrans (−281.044, −293.443, 539.356): origin = −ctrans;
-    # IMOD puts pixel i's centre at x = i + 0.5 and slice k at z = k
+    # MINX: spacing 12.399 Å, ctrans = otrans = the image's header origin (−281.044,
+    # −293.443, 539.356), where tomoscribe's reader puts that image's voxel 0; IMOD
+    # puts pixel i's centre at x = i + 0.5 and slice k at z = k
     expected = [
-        -539.3563 + raw["z"] * 12.399,
-        293.4432 + (raw["y"] - 0.5) * 12.399,
-        281.0440 + (raw["x"] - 0.5) * 12.399,
+        539.3563 + raw["z"] * 12.399,
+        -293.4432 + (raw["y"] - 0.5) * 12.399,
+        -281.0440 + (raw["x"] - 0.5) * 12.399,
     ]
     np.testing.assert_allclose(_world(points, points.data[0]), expected, atol=0.01)
+
+
+@needs_data
+def test_imod_model_opened_over_a_tomogram_lands_on_its_voxels(make_napari_viewer, tmp_path):
+    import imodmodel
+
+    path = DATA / "imod" / "point_sizes_example.mod"
+    raw = imodmodel.read(path).iloc[0]
+    tomogram = Volume(  # the model's image at the same spacing, another origin
+        np.zeros((8, 16, 16), np.float32), (12.399,) * 3, origin_A=(100.0, 200.0, 300.0)
+    )
+    write_volume(tmp_path / "tomo.mrc", tomogram)
+    viewer = make_napari_viewer()
+    [image] = viewer.open(tmp_path / "tomo.mrc", plugin="tomoscribe")
+    [points] = viewer.open(path, plugin="tomoscribe")
+    expected = _world(image, [raw["z"], raw["y"] - 0.5, raw["x"] - 0.5])
+    np.testing.assert_allclose(_world(points, points.data[0]), expected, atol=0.01)
+    assert "tomo.mrc" in points.metadata["placement"]
 
 
 @needs_data

@@ -24,24 +24,66 @@ def _world(placed) -> np.ndarray:
 
 
 @needs_data
-def test_imod_model_lands_where_imod_puts_it_on_the_image_it_records():
+def test_imod_model_lands_on_the_voxels_of_the_image_it_records(tmp_path):
     import imodmodel
+    import mrcfile
     from imodmodel import ImodModel
+
+    from tomoscribe.io import read_volume
 
     path = DATA / "imod" / "point_sizes_example.mod"
     raw = imodmodel.read(path)
-    minx = ImodModel.from_file(path).minx
-    [placed] = place_particles(path)
-    # IMOD: pixel i's centre at x = i + 0.5 (y likewise), slice k at z = k; the image
-    # origin is −ctrans (3dmod's internal sign), its spacing cscale (12.399 Å here).
-    x, y, z = (raw[a].to_numpy(float) for a in "xyz")
+    model = ImodModel.from_file(path)
+    minx = model.minx
+    assert model.header.flags.otrans_has_image_origin_values
     cs, ct = np.asarray(minx.cscale, float), np.asarray(minx.ctrans, float)
+    np.testing.assert_allclose(minx.otrans, ct)  # no subset loaded
+    # 3dmod copies the MRC header origin into ctrans (IMOD's imodSetRefImage): the image
+    # the model was saved on is an MRC with that header origin and spacing.  Read by
+    # tomoscribe, its voxel (i, j, k) lies at origin + index × spacing; the model's
+    # point (x, y, z) is on voxel (x − ½, y − ½, z) (IMOD's pixel centres).
+    image = tmp_path / "image.mrc"
+    with mrcfile.new(image) as mrc:  # written by mrcfile, header fields as IMOD reads them
+        mrc.set_data(np.zeros((4, 4, 4), np.float32))
+        mrc.voxel_size = tuple(cs)
+        mrc.header.origin = tuple(ct)
+    volume = read_volume(image)
+    np.testing.assert_allclose(volume.origin_A, ct, atol=1e-3)
+    [placed] = place_particles(path)
+    x, y, z = (raw[a].to_numpy(float) for a in "xyz")
+    origin, spacing = np.asarray(volume.origin_A), np.asarray(volume.voxel_size_A)
     expected = np.column_stack(
-        [-ct[2] + z * cs[2], -ct[1] + (y - 0.5) * cs[1], -ct[0] + (x - 0.5) * cs[0]]
+        [
+            origin[2] + z * spacing[2],
+            origin[1] + (y - 0.5) * spacing[1],
+            origin[0] + (x - 0.5) * spacing[0],
+        ]
     )
     np.testing.assert_allclose(_world(placed), expected, atol=1e-3)
-    # first point (438.5, 898.5, 46): x = 281.044 + 438 × 12.399 Å
-    assert _world(placed)[0, 2] == pytest.approx(281.044 + 438 * 12.399, abs=0.01)
+    # first point (438.5, 898.5, 46): x = −281.044 + 438 × 12.399 Å
+    assert _world(placed)[0, 2] == pytest.approx(-281.044 + 438 * 12.399, abs=0.01)
+
+
+def test_imod_model_saved_on_a_subset_is_drawn_on_the_full_image(tmp_path):
+    """3dmod stores ctrans = otrans − cscale × the loaded subset's first voxel, and its
+    points in the subset's indices: drawn on the full image (origin otrans)."""
+    from tomoscribe.io.placement import imod_image_frame
+
+    model = DATA / "imod" / "point_sizes_example.mod"
+    if not model.is_file():
+        pytest.skip("../shared/data is absent")
+    from imodmodel import ImodModel
+
+    parsed = ImodModel.from_file(model)
+    ctrans = np.asarray(parsed.minx.ctrans, float)
+    spacing, origin = imod_image_frame(model)
+    np.testing.assert_allclose(origin, ctrans, atol=1e-3)
+    # the same model as if loaded from voxel (10, 20, 5): ctrans lower by cscale × start
+    parsed.minx.ctrans = tuple(ctrans - spacing * np.array([10, 20, 5]))
+    moved = tmp_path / "subset.mod"
+    parsed.to_file(moved)
+    spacing2, origin2 = imod_image_frame(moved)
+    np.testing.assert_allclose(origin2, ctrans + spacing * np.array([10, 20, 5]), atol=1e-3)
 
 
 @needs_data

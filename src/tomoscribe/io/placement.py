@@ -9,11 +9,20 @@ rows of a file with the scale and translate (z, y, x, Å) to draw them with:
   the voxel size the file records to the grid's (:func:`tomoscribe.io.points.on_voxel_size`,
   IMOD's corner rule for models), drawn with the grid's voxel size and origin;
 * else from what the file records: an IMOD model records the pixel spacing (``cscale``)
-  and origin of the image it was last saved on in its ``MINX`` chunk (3dmod stores the
-  image origin with IMOD's internal sign, ``ctrans = −origin``, see IMOD's
-  ``asciispec``: subareas have negative values), so its points are drawn at
-  ``−ctrans + (x − ½)·cscale`` (x, y; z without the ½, :mod:`tomoscribe.io.points`);
-  a STAR file records a pixel size but no origin: drawn from 0 Å, and said so.
+  and origin of the image it was last saved on in its ``MINX`` chunk: 3dmod copies
+  the image's MRC header origin into ``ctrans`` and, with the flag
+  ``otrans_has_image_origin_values``, into ``otrans`` too, less ``cscale`` × the
+  first voxel of a subset it loaded (``ctrans = otrans − cscale·start``; points are
+  then indices of the loaded subset).  The points are drawn where
+  :func:`tomoscribe.io.read_volume` draws that image's voxels (voxel 0 at the header
+  origin, as mrcfile gives it), so over the tomogram opened beside them:
+  ``2·otrans − ctrans + (x − ½)·cscale`` (x, y; z without the ½,
+  :mod:`tomoscribe.io.points`), which is ``ctrans + …`` when no subset was loaded.
+  IMOD itself reads the header origin with the opposite sign (its voxel 0 lies at
+  −origin), so the Å figures differ from 3dmod's where the origin is not zero; the
+  points stay on their voxels either way.  A model opened while one tomogram is open
+  in the viewer is drawn on that tomogram's grid instead.
+* a STAR file records a pixel size but no origin: drawn from 0 Å, and said so.
 * RELION 5 centred coordinates (Å from the tomogram's centre) need the tomogram's size:
   from the grid, else from the ``tomograms.star`` that the optimisation set RELION
   writes beside the particles names; without either they are refused, not guessed.
@@ -66,10 +75,12 @@ def grid_of_volume(volume, name: str = "the tomogram") -> Grid:
 
 def imod_image_frame(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
     """(pixel spacing, origin), each (x, y, z) in Å, of the image an IMOD model was last
-    saved on, from its ``MINX`` chunk (``cscale``; origin = −``ctrans``, which 3dmod sets to
-    the image's origin less the start of the subset loaded).  None when the model has no
-    ``MINX`` chunk or its spacing is unset (1 Å or not positive, as an image without a
-    pixel size gives)."""
+    saved on, from its ``MINX`` chunk: the spacing ``cscale``, and the position of the
+    model's index 0 in the frame :func:`tomoscribe.io.read_volume` gives that image
+    (module docstring): ``2·otrans − ctrans`` where the model's flags say ``otrans``
+    holds the image origin, else ``ctrans``.  None when the model has no ``MINX``
+    chunk or its spacing is unset (1 Å or not positive, as an image without a pixel
+    size gives)."""
     from imodmodel import ImodModel
 
     try:
@@ -80,12 +91,16 @@ def imod_image_frame(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] |
     if minx is None:
         return None
     scale = np.asarray(minx.cscale, float)
-    trans = np.asarray(minx.ctrans, float)
-    if not (np.isfinite(scale).all() and np.isfinite(trans).all()) or (scale <= 0).any():
+    current = np.asarray(minx.ctrans, float)
+    image_origin = np.asarray(minx.otrans, float)
+    values = np.concatenate([scale, current, image_origin])
+    if not np.isfinite(values).all() or (scale <= 0).any():
         return None
     if np.allclose(scale, 1.0, atol=1e-6):
         return None
-    return scale, -trans
+    if getattr(model.header.flags, "otrans_has_image_origin_values", False):
+        return scale, 2 * image_origin - current
+    return scale, current
 
 
 def optimisation_tomograms(path: str | os.PathLike) -> Path | None:
@@ -142,7 +157,8 @@ def place_particles(
         ignored where the file records one.
     grid : the tomogram every row belongs to; None: placed by what the file records.
     grid_of : callable, tomogram name → :class:`Grid` or None: the tomogram a name
-        stands for (one open in a viewer), used per name where ``grid`` is None.
+        stands for (one open in a viewer), used per name where ``grid`` is None; for
+        an IMOD model, which names none, called with None (the one tomogram open).
 
     Raises
     ------
@@ -154,8 +170,9 @@ def place_particles(
     from .particles import read_particles
 
     path = Path(path)
-    if path.suffix.lower() == ".mod":
-        return [_place_imod(path, voxel_size_A, grid)]
+    if path.suffix.lower() == ".mod":  # names no tomogram: the one open, if one is
+        on = grid if grid is not None else (grid_of(None) if grid_of else None)
+        return [_place_imod(path, voxel_size_A, on)]
     tomograms = None
     if path.suffix.lower() == ".star" and _is_centred(path):
         tomograms = optimisation_tomograms(path)

@@ -149,11 +149,12 @@ def particles_layers(path, voxel_size_A: float | None = None, tomogram=None) -> 
     return layers
 
 
-def open_tomogram(tomo_name: str):
+def open_tomogram(tomo_name: str | None):
     """The grid (:class:`tomoscribe.io.placement.Grid`) of the one 3D image layer open in
     napari's current viewer whose file (or layer) name is the tomogram ``tomo_name``
-    (compared without file suffixes, as ``TS_01.tomostar`` names ``TS_01.mrc``); None
-    when no viewer is open or no layer, or more than one, matches."""
+    (compared without file suffixes, as ``TS_01.tomostar`` names ``TS_01.mrc``), or,
+    for ``tomo_name`` None (an IMOD model names no tomogram), of the only 3D image
+    layer; None when no viewer is open or no layer, or more than one, matches."""
     import napari
     from napari.layers import Image
 
@@ -163,13 +164,13 @@ def open_tomogram(tomo_name: str):
     viewer = napari.current_viewer()
     if viewer is None:
         return None
-    wanted = tomogram_stem(tomo_name)
+    wanted = None if tomo_name is None else tomogram_stem(tomo_name)
     found = [
         layer
         for layer in viewer.layers
         if isinstance(layer, Image)
         and layer.ndim == 3
-        and tomogram_stem(layer.metadata.get("path") or layer.name) == wanted
+        and (wanted is None or tomogram_stem(layer.metadata.get("path") or layer.name) == wanted)
     ]
     if len(found) != 1:
         return None
