@@ -31,7 +31,7 @@ rows of a file with the scale and translate (z, y, x, Å) to draw them with:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,6 @@ class Placed:
     scale_zyx: tuple[float, float, float]
     translate_zyx: tuple[float, float, float]
     how: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def grid_of_volume(volume, name: str = "the tomogram") -> Grid:
