@@ -842,7 +842,7 @@ def classify2d_files(
             source,
             result.labels,
             result.psi_deg,
-            result.origin_A(source.pixel_size_A),
+            result.origin_A(source.particle_pixel_sizes_A),  # each its group's
         )
         from ..outputs import write_provenance
 
