@@ -135,3 +135,42 @@ def test_origins_are_written_at_each_groups_pixel_size(tmp_path, shared_data):
     assert np.abs(origins - expected).max() < 1e-3  # Å (written to 3 decimals)
     # the class average's header: group 1's sampling (the groups agree within 1%)
     assert done.source.pixel_size_A == pytest.approx(1.04, abs=0.005)
+
+
+def test_a_bare_stacks_optics_block_makes_up_no_microscope(tmp_path, capsys):
+    """Stacks without a STAR got an optics block without rlnVoltage and
+    rlnSphericalAberration, which RELION 3.1+'s ObservationModel refuses ("not all
+    necessary variables defined in _optics.star file"), and nothing said so.  Now the
+    command says so, and --voltage/--cs/--amplitude-contrast are written there."""
+    stack = shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0, box=32)
+    out = tmp_path / "out"
+    assert _cli("classify2d", stack, "-o", out, "-k", 2, "--rounds", 0) == 0
+    err = capsys.readouterr().err
+    assert "rlnVoltage or rlnSphericalAberration" in err and "--voltage" in err
+    optics = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    assert not {"rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"} & set(optics)
+    assert optics["rlnImagePixelSize"].tolist() == [3.0]
+    given = ["--voltage", 200, "--cs", 1.4, "--amplitude-contrast", 0.07]
+    assert _cli("classify2d", stack, "-o", out, "-k", 2, "--rounds", 0, *given) == 0
+    assert "rlnVoltage" not in capsys.readouterr().err
+    optics = starfile.read(out / "particles.star", always_dict=True)["optics"].iloc[0]
+    assert (optics["rlnVoltage"], optics["rlnSphericalAberration"]) == (200.0, 1.4)
+    assert optics["rlnAmplitudeContrast"] == pytest.approx(0.07)
+    assert optics["rlnImagePixelSize"] == 3.0 and optics["rlnImageSize"] == 32
+
+
+def test_a_bad_voltage_is_refused(tmp_path, capsys):
+    stack = shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0, box=32)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", stack, "-o", out, "--voltage", 0), out, capsys)
+    assert "--voltage" in line and "positive" in line
+
+
+def test_given_microscope_values_never_replace_a_stars_own(tmp_path, shared_data):
+    from tomoscribe.io.particlestacks import open_particles
+
+    star, _, _ = _two_groups(tmp_path, shared_data, 1.045)
+    given = {"voltage_kV": 120.0, "cs_mm": 0.01, "amplitude_contrast": 0.2}
+    source = open_particles([], star, microscope=given)
+    assert source.ctf["voltage_kV"].tolist() == [300.0] * 10 + [200.0] * 6
+    assert source.ctf["cs_mm"].tolist() == [2.7] * 10 + [1.4] * 6

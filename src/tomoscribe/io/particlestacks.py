@@ -43,6 +43,7 @@ _CTF_COLUMNS = {
     "rlnSphericalAberration": "cs_mm",
     "rlnAmplitudeContrast": "amplitude_contrast",
 }
+_MICROSCOPE = {ours: relion for relion, ours in _CTF_COLUMNS.items()}
 
 
 @dataclass
@@ -150,7 +151,10 @@ def _check_boxes(shapes: dict[Path, tuple]) -> int:
 
 
 def open_particles(
-    stacks: list[Path], star: Path | None = None, pixel_size_A: float | None = None
+    stacks: list[Path],
+    star: Path | None = None,
+    pixel_size_A: float | None = None,
+    microscope: dict | None = None,
 ) -> ParticleSource:
     """The particles of ``stacks`` (all their images), or of ``star``'s rows.
 
@@ -160,12 +164,17 @@ def open_particles(
         or name the files its ``rlnImageName`` entries refer to.
     star : a RELION particle STAR file, or None.
     pixel_size_A : Å per pixel, overriding the files.
+    microscope : ``voltage_kV`` (kV), ``cs_mm`` (mm), ``amplitude_contrast``
+        (fraction) for particles whose files give none (None values: not given): the
+        CTF of a STAR without them, and the optics block written (:func:`_new_optics`);
+        never over a file's own values.
     """
     stacks = [Path(p) for p in stacks]
     if pixel_size_A is not None and not pixel_size_A > 0:
         raise ParameterError(
             f"`pixel_size_A` must be positive (Å), not {pixel_size_A}.", parameter="pixel_size_A"
         )
+    microscope = _checked_microscope(microscope)
     if star is None:
         if not stacks:
             raise ParameterError("give at least one particle stack (MRC) or a STAR file.")
@@ -175,8 +184,17 @@ def open_particles(
         stack_of = np.repeat(np.arange(len(stacks)), counts)
         index = np.concatenate([np.arange(c) for c in counts])
         size = pixel_size_A or _stacks_pixel_size(shapes)
-        note = "no STAR file gives the CTF: the images are averaged without CTF correction"
-        return ParticleSource(stacks, stack_of, index, box, float(size), notes=[note])
+        notes = ["no STAR file gives the CTF: the images are averaged without CTF correction"]
+        missing = [_MICROSCOPE[k] for k in ("voltage_kV", "cs_mm") if k not in microscope]
+        if missing:
+            notes.append(
+                f"particles.star's optics block gets no {' or '.join(missing)} (no file "
+                "gives them, and none is made up), so RELION's CTF-aware jobs refuse it "
+                "until they are added (classify2d --voltage, --cs, --amplitude-contrast)"
+            )
+        return ParticleSource(
+            stacks, stack_of, index, box, float(size), notes=notes, microscope=microscope
+        )
     table, optics = read_particle_star(star)
     files, stack_of, index = _image_names(table, star, stacks)
     shapes = {p: _stack_shape(p) for p in files}
@@ -197,10 +215,30 @@ def open_particles(
         files, stack_of, index, box, float(np.median(sizes)), None, table, optics
     )
     source.pixel_sizes_A = sizes
-    source.ctf = _ctf_table(merged, star, source.notes)
+    source.microscope = microscope
+    source.ctf = _ctf_table(merged, star, source.notes, microscope)
     if source.ctf is not None:
         source.ctf["pixel_size_A"] = sizes
     return source
+
+
+def _checked_microscope(microscope: dict | None) -> dict:
+    """The given ``voltage_kV``, ``cs_mm`` and ``amplitude_contrast`` (None left out),
+    refused when out of range (voltage > 0 kV, Cs ≥ 0 mm, 0 ≤ amplitude contrast < 1)."""
+    given = {k: float(v) for k, v in (microscope or {}).items() if v is not None}
+    unknown = set(given) - set(_MICROSCOPE)
+    if unknown:
+        raise ParameterError(f"`microscope` has unknown keys: {', '.join(sorted(unknown))}.")
+    ranges = {
+        "voltage_kV": (lambda v: v > 0, "positive (kV)"),
+        "cs_mm": (lambda v: v >= 0, "zero or positive (mm)"),
+        "amplitude_contrast": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
+    }
+    for key, value in given.items():
+        good, said = ranges[key]
+        if not good(value):
+            raise ParameterError(f"`{key}` must be {said}, not {value:g}.", parameter=key)
+    return given
 
 
 def _recorded(header_A: float) -> bool:
@@ -363,8 +401,12 @@ def _star_or_header_pixel_size(
     return sizes
 
 
-def _ctf_table(table: pd.DataFrame, star: Path, notes: list[str]) -> pd.DataFrame | None:
-    """Per-particle CTF parameters, or None (with a note) when the file has no defocus."""
+def _ctf_table(
+    table: pd.DataFrame, star: Path, notes: list[str], microscope: dict
+) -> pd.DataFrame | None:
+    """Per-particle CTF parameters, or None (with a note) when the file has no defocus;
+    voltage, Cs and amplitude contrast that the file lacks from ``microscope``, else
+    :data:`CTF_DEFAULTS` (with a note)."""
     if "rlnDefocusU" not in table:
         notes.append(f"{star} has no rlnDefocusU: the images are averaged without CTF correction")
         return None
@@ -386,9 +428,9 @@ def _ctf_table(table: pd.DataFrame, star: Path, notes: list[str]) -> pd.DataFram
         }
     )
     for relion, ours in _CTF_COLUMNS.items():
-        if relion not in table:
+        if relion not in table and ours not in microscope:
             notes.append(f"{star} has no {relion}: using {CTF_DEFAULTS[ours]:g}")
-        ctf[ours] = column(relion, CTF_DEFAULTS[ours])
+        ctf[ours] = column(relion, microscope.get(ours, CTF_DEFAULTS[ours]))
     if (ctf["defocus_u_um"] <= 0).any():
         warnings.warn(f"{star} has particles with zero or negative defocus.", stacklevel=2)
     return ctf
@@ -415,14 +457,17 @@ def write_assignments(
     ----------
     path : the file to write (callers pass an atomic temporary).
     source : the particles (their STAR rows are kept, or ``rlnImageName`` made up; a
-        STAR's optics block is kept, else one is made: :func:`_new_optics`; RELION
+        STAR's optics block is kept, each group's ``rlnImagePixelSize`` that of its
+        particles, else one is made: :func:`_new_optics`; ``source.microscope``'s
+        voltage, Cs and amplitude contrast fill in columns the block lacks; RELION
         3.0's ``rlnOriginX``/``Y`` in pixels are dropped).
     classes : (p,) class numbers from 1.
     psi_deg : (p,) ``rlnAnglePsi`` in RELION's convention: the class average turned by
         RELION's Euler matrix A(0, 0, psi) (clockwise by psi with x along columns and y
         along rows) lies as the particle does.
-    origin_xy_A : (p, 2) ``rlnOriginXAngst``/``YAngst``: as RELION, the particle's
-        centre lies at the box centre minus the origin.
+    origin_xy_A : (p, 2) ``rlnOriginXAngst``/``YAngst`` (Å, each particle's shift
+        in pixels times its own pixel size): as RELION, the particle's centre lies at
+        the box centre minus the origin.
     """
     import starfile
 
@@ -456,6 +501,9 @@ def write_assignments(
         optics["rlnImagePixelSize"] = optics["rlnOpticsGroup"].map(taken).fillna(unused)
     else:
         optics = optics.assign(rlnImagePixelSize=float(source.pixel_size_A))
+    for ours, value in source.microscope.items():  # only where no file gave one
+        if _MICROSCOPE[ours] not in optics:
+            optics[_MICROSCOPE[ours]] = value
     starfile.write({"optics": optics, "particles": table}, path, overwrite=True)
 
 
