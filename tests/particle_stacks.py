@@ -12,14 +12,28 @@ import numpy as np
 BLOBS = [(5.0, 2.0, 16.0, 1.0), (-4.0, -6.0, 8.0, 0.6), (-1.0, 7.0, 24.0, 0.4)]
 
 
-def shifted_stack(path: Path, shifts_px: np.ndarray, header_A: float, box: int = 48) -> Path:
-    """An asymmetric blob image shifted by each (x, y) in ``shifts_px`` (pixels), as an
-    MRC image stack with ``header_A`` (Å; 0 for none) in its header."""
+def blob_image(box: int, blobs=BLOBS, shift_xy=(0.0, 0.0), centred: bool = False):
+    """(box, box) image of Gaussian ``blobs`` (x, y offset from the box centre in
+    pixels, width w in exp(−r²/w), amplitude), moved by ``shift_xy`` (pixels, x along
+    columns); with ``centred`` the blobs' centre of mass (weights amplitude × width)
+    is first moved to the box centre."""
     y, x = np.mgrid[:box, :box] - box // 2
-    images = [
-        sum(a * np.exp(-((x - bx - sx) ** 2 + (y - by - sy) ** 2) / w) for bx, by, w, a in BLOBS)
-        for sx, sy in np.asarray(shifts_px, float)
-    ]
+    cx = cy = 0.0
+    if centred:
+        weight = sum(a * w for *_, w, a in blobs)
+        cx = sum(bx * a * w for bx, _, w, a in blobs) / weight
+        cy = sum(by * a * w for _, by, w, a in blobs) / weight
+    sx, sy = shift_xy
+    return sum(
+        a * np.exp(-((x - bx + cx - sx) ** 2 + (y - by + cy - sy) ** 2) / w)
+        for bx, by, w, a in blobs
+    )
+
+
+def shifted_stack(path: Path, shifts_px: np.ndarray, header_A: float, box: int = 48) -> Path:
+    """The asymmetric :data:`BLOBS` image shifted by each (x, y) in ``shifts_px``
+    (pixels), as an MRC image stack with ``header_A`` (Å; 0 for none) in its header."""
+    images = [blob_image(box, BLOBS, shift) for shift in np.asarray(shifts_px, float)]
     with mrcfile.new(path, overwrite=True) as mrc:
         mrc.set_data(np.array(images, np.float32))
         mrc.set_image_stack()
