@@ -174,3 +174,23 @@ def test_given_microscope_values_never_replace_a_stars_own(tmp_path, shared_data
     source = open_particles([], star, microscope=given)
     assert source.ctf["voltage_kV"].tolist() == [300.0] * 10 + [200.0] * 6
     assert source.ctf["cs_mm"].tolist() == [2.7] * 10 + [1.4] * 6
+
+
+def test_relion30_rows_of_different_pixel_sizes_are_refused(tmp_path, capsys):
+    """RELION 3.0 rows (no optics block) at 5 µm / 12,500× = 4 Å and 5 µm / 10,000× =
+    5 Å were all taken at their median; now refused, and --pixel-size decides."""
+    shifted_stack(tmp_path / "s.mrcs", np.zeros((6, 2)), header_A=0.0, box=32)
+    rows = pd.DataFrame(
+        {
+            "rlnImageName": [f"{i + 1}@s.mrcs" for i in range(6)],
+            "rlnDefocusU": 15000.0,
+            "rlnVoltage": 300.0,
+            "rlnSphericalAberration": 2.7,
+            "rlnDetectorPixelSize": 5.0,
+            "rlnMagnification": [12500.0] * 3 + [10000.0] * 3,
+        }
+    )
+    starfile.write(rows, tmp_path / "r30.star")
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", tmp_path / "r30.star", "-o", out, "-k", 1), out, capsys)
+    assert "4–5 Å" in line and "--pixel-size" in line

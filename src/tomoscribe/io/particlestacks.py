@@ -362,11 +362,12 @@ def _one_sampling(star: Path, table: pd.DataFrame, sizes: np.ndarray) -> None:
     if "rlnOpticsGroup" in table:
         first = pd.Series(sizes).groupby(table["rlnOpticsGroup"].to_numpy()).first()
         described = ", ".join(f"group {g}: {v:g} Å" for g, v in first.items())
-        where = f"optics groups of different pixel sizes ({described})"
+        where, part = f"optics groups of different pixel sizes ({described})", "group"
     else:
         where = f"particles of different pixel sizes ({sizes.min():g}–{sizes.max():g} Å)"
+        part = "pixel size"
     raise ParameterError(
-        f"{star} has {where}, and 2D classes need one sampling; classify each group on "
+        f"{star} has {where}, and 2D classes need one sampling; classify each {part} on "
         "its own, or pass `pixel_size_A` if they are the same particles at one size.",
         parameter="pixel_size_A",
     )
