@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import mrcfile
@@ -13,6 +12,7 @@ import scipy.ndimage
 import starfile
 import torch
 
+from particle_stacks import relion_ctf_grid, shifted_stack
 from tomoscribe.cli.app import main
 from tomoscribe.core.turn2d import transform
 from tomoscribe.simulate.particles2d import simulate_particle_stack
@@ -20,24 +20,6 @@ from tomoscribe.simulate.particles2d import simulate_particle_stack
 
 def _cli(*args):
     return main([str(a) for a in args])
-
-
-def _relion_ctf_grid(box, pixel_A, defocus_u_A, defocus_v_A, angle_deg, kV, cs_mm, q0):
-    """RELION's CTF::getCTF (src/ctf.h, CTF::initialise in src/ctf.cpp) on a full FFT
-    grid (box × box, numpy's order): −sin(K1·Δf·u² + K2·u⁴ − K3), Δf the *negated*
-    defocus along the frequency's direction, K3 = atan(Q0 / √(1 − Q0²))."""
-    local_kv = kV * 1e3
-    lam = 12.2643247 / math.sqrt(local_kv * (1.0 + local_kv * 0.978466e-6))
-    y = np.fft.fftfreq(box, d=pixel_A)[:, None]
-    x = np.fft.fftfreq(box, d=pixel_A)[None, :]
-    u2 = x**2 + y**2
-    average = -(defocus_u_A + defocus_v_A) * 0.5
-    deviation = -(defocus_u_A - defocus_v_A) * 0.5
-    deltaf = average + deviation * np.cos(2 * (np.arctan2(y, x) - math.radians(angle_deg)))
-    k1 = math.pi / 2 * 2 * lam
-    k2 = math.pi / 2 * cs_mm * 1e7 * lam**3
-    k3 = math.atan(q0 / math.sqrt(1 - q0 * q0))
-    return -np.sin(k1 * deltaf * u2 + k2 * u2 * u2 - k3)
 
 
 def _best_signed_correlation(image: np.ndarray, view: np.ndarray) -> tuple[float, float]:
@@ -76,7 +58,7 @@ def _white_relion_particles(folder: Path, n: int = 120, box: int = 64, pixel: fl
         turned = scipy.ndimage.shift(turned, rng.uniform(-2, 2, 2), order=3)
         u = rng.uniform(1.2e4, 2.6e4)
         v, angle = u - rng.uniform(1000, 5000), rng.uniform(-90, 90)
-        ctf = _relion_ctf_grid(box, pixel, u, v, angle, 300.0, 2.7, 0.1)
+        ctf = relion_ctf_grid(box, pixel, u, v, angle, 300.0, 2.7, 0.1)
         images.append(np.real(np.fft.ifft2(np.fft.fft2(turned) * ctf)))
         rows.append((f"{i + 1:06d}@white.mrcs", u, v, angle))
     images = np.array(images)
@@ -139,7 +121,7 @@ def test_simulated_star_reads_back_with_relions_sign(tmp_path, monkeypatch):
             torch.tensor([truth["turn_deg"][i]]),
             torch.tensor([[truth["shift_x_px"][i], truth["shift_y_px"][i]]]),
         )[0].numpy()
-        ctf = _relion_ctf_grid(
+        ctf = relion_ctf_grid(
             64,
             4.0,
             rows["rlnDefocusU"][i],
@@ -151,22 +133,6 @@ def test_simulated_star_reads_back_with_relions_sign(tmp_path, monkeypatch):
         )
         expected = np.real(np.fft.ifft2(np.fft.fft2(clean) * ctf))
         assert np.corrcoef(images[i].ravel(), expected.ravel())[0, 1] > 0.99
-
-
-def _shifted_stack(path: Path, shifts_px: np.ndarray, header_A: float, box: int = 48):
-    """An asymmetric blob image (centre of mass at the box centre) shifted by each
-    (x, y) in ``shifts_px``, written with ``header_A`` in the header."""
-    y, x = np.mgrid[:box, :box] - box // 2
-    blobs = [(5.0, 2.0, 16.0, 1.0), (-4.0, -6.0, 8.0, 0.6), (-1.0, 7.0, 24.0, 0.4)]
-    images = [
-        sum(a * np.exp(-((x - bx - sx) ** 2 + (y - by - sy) ** 2) / w) for bx, by, w, a in blobs)
-        for sx, sy in shifts_px
-    ]
-    with mrcfile.new(path) as mrc:
-        mrc.set_data(np.array(images, np.float32))
-        mrc.set_image_stack()
-        mrc.voxel_size = header_A
-    return path
 
 
 def _relion30_star(path: Path, stack: str, count: int, detector_um=5.0, magnification=12500.0):
@@ -196,7 +162,7 @@ def test_relion30_star_gives_its_pixel_size_over_an_unset_header(tmp_path):
     says 1 Å (unset) was classified at 1 Å: origins in Å 4× too small, wrong CTF."""
     rng = np.random.default_rng(3)
     shifts = rng.uniform(-4, 4, (30, 2))
-    _shifted_stack(tmp_path / "px1.mrcs", shifts, header_A=1.0)
+    shifted_stack(tmp_path / "px1.mrcs", shifts, header_A=1.0)
     star = _relion30_star(tmp_path / "r30.star", "px1.mrcs", len(shifts))
     out = tmp_path / "out"
     args = ["classify2d", star, "-o", out, "-k", 1, "--rounds", 2, "--ctf", "none"]
@@ -229,7 +195,7 @@ def _refused(status, out, capsys):
 
 
 def test_star_and_header_pixel_sizes_that_disagree_are_refused(tmp_path, capsys):
-    _shifted_stack(tmp_path / "px2.mrcs", np.zeros((8, 2)), header_A=2.0)
+    shifted_stack(tmp_path / "px2.mrcs", np.zeros((8, 2)), header_A=2.0)
     star = _relion30_star(tmp_path / "r30.star", "px2.mrcs", 8)
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", star, "-o", out, "-k", 2), out, capsys)
@@ -239,14 +205,14 @@ def test_star_and_header_pixel_sizes_that_disagree_are_refused(tmp_path, capsys)
 
 
 def test_a_bare_stack_with_an_unset_1A_header_needs_the_pixel_size(tmp_path, capsys):
-    stack = _shifted_stack(tmp_path / "px1.mrcs", np.zeros((8, 2)), header_A=1.0)
+    stack = shifted_stack(tmp_path / "px1.mrcs", np.zeros((8, 2)), header_A=1.0)
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", stack, "-o", out, "-k", 2), out, capsys)
     assert "--pixel-size" in line and "unset" in line
 
 
 def test_bare_stacks_say_the_averages_have_no_ctf_correction(tmp_path, capsys):
-    stack = _shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0)
+    stack = shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0)
     assert _cli("classify2d", stack, "-o", tmp_path / "out", "-k", 2, "--rounds", 0) == 0
     assert "without CTF correction" in capsys.readouterr().err
 
@@ -255,7 +221,7 @@ def test_pixel_size_given_over_a_relion31_optics_block_is_the_one_written(tmp_pa
     """Review: `--pixel-size 4` over a STAR whose optics block said 2 Å wrote 4 Å
     averages and origins in Å at 4 Å, but kept the block's 2 Å, so RELION would turn
     the origins into pixels at the wrong size."""
-    _shifted_stack(tmp_path / "px4.mrcs", np.zeros((8, 2)), header_A=4.0)
+    shifted_stack(tmp_path / "px4.mrcs", np.zeros((8, 2)), header_A=4.0)
     optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnImagePixelSize": [2.0],
                            "rlnImageSize": [48], "rlnImageDimensionality": [2],
                            "rlnVoltage": [300.0], "rlnSphericalAberration": [2.7],

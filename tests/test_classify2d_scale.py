@@ -13,6 +13,7 @@ import scipy.ndimage
 import starfile
 import torch
 
+from particle_stacks import blob_image
 from tomoscribe.cli.app import main
 from tomoscribe.core.ctf import ctf_2d_particles
 from tomoscribe.core.turn2d import soft_disc, transform
@@ -26,11 +27,12 @@ from tomoscribe.structure.classes2d import (
     purity,
 )
 
+#: (x, y, width, amplitude) of this file's asymmetric image (particle_stacks.blob_image)
+ASYMMETRIC = [(6.0, 2.0, 20.0, 1.0), (-4.0, -8.0, 8.0, 0.6), (-2.0, 9.0, 30.0, 0.3)]
+
 
 def _asymmetric_image(n: int = 64) -> np.ndarray:
-    y, x = np.mgrid[:n, :n] - n // 2
-    blobs = [(6, 2, 20, 1.0), (-4, -8, 8, 0.6), (-2, 9, 30, 0.3)]
-    return sum(a * np.exp(-((x - bx) ** 2 + (y - by) ** 2) / w) for bx, by, w, a in blobs)
+    return blob_image(n, ASYMMETRIC)
 
 
 def test_alignment_recovers_known_turns_and_shifts():
@@ -241,14 +243,7 @@ def test_written_psi_and_origins_follow_relions_convention(tmp_path):
 
     n, pixel = 64, 5.0
     rng = np.random.default_rng(4)
-    y, x = np.mgrid[:n, :n] - n // 2
-    blobs = [(6.0, 2.0, 20.0, 1.0), (-4.0, -8.0, 8.0, 0.6), (-2.0, 9.0, 30.0, 0.3)]
-    weight = sum(a * w for *_, w, a in blobs)  # centre of mass of the density at 0
-    cx = sum(bx * a * w for bx, _, w, a in blobs) / weight
-    cy = sum(by * a * w for _, by, w, a in blobs) / weight
-    reference = sum(
-        a * np.exp(-((x - bx + cx) ** 2 + (y - by + cy) ** 2) / w) for bx, by, w, a in blobs
-    )
+    reference = blob_image(n, ASYMMETRIC, centred=True)  # centre of mass of the density at 0
     psi = rng.uniform(0, 360, 40)
     centre_xy = rng.uniform(-4, 4, (40, 2))  # particle centre relative to the box centre
     particles = []

@@ -46,6 +46,18 @@ def classify2d(
     pixel_size: float = typer.Option(
         None, "--pixel-size", min=0.0, help="Pixel size in Å, overriding the files."
     ),
+    voltage: float = typer.Option(
+        None,
+        "--voltage",
+        help="Voltage in kV where the files give none (bare stacks: written into the "
+        "output's optics block, which RELION needs; never over a STAR's own).",
+    ),
+    cs: float = typer.Option(
+        None, "--cs", help="Spherical aberration in mm where the files give none."
+    ),
+    amplitude_contrast: float = typer.Option(
+        None, "--amplitude-contrast", help="Amplitude contrast where the files give none."
+    ),
     chunk: int = typer.Option(1024, "--chunk", min=1, help="Particles read per batch."),
     device: str = options.Device,
     seed: int = options.Seed,
@@ -66,7 +78,8 @@ def classify2d(
         chunk=chunk,
         seed=seed,
     )
-    with arguments_as(n_classes="classes", pixel_size_A="pixel_size"):
+    names = dict(n_classes="classes", pixel_size_A="pixel_size", voltage_kV="voltage", cs_mm="cs")
+    with arguments_as(**names):
         result = classify2d_files(
             inputs,
             out_dir,
@@ -75,6 +88,11 @@ def classify2d(
             device,
             overwrite,
             say=lambda m: typer.echo(m, err=True),
+            microscope={
+                "voltage_kV": voltage,
+                "cs_mm": cs,
+                "amplitude_contrast": amplitude_contrast,
+            },
         )
     counts = result.classes.counts
     typer.echo(

@@ -9,10 +9,14 @@ from its project folder, or the name of one of the stacks given), and the CTF of
 particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å),
 ``rlnDefocusAngle`` (°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm) and
 ``rlnAmplitudeContrast``, on the particle rows or in the ``optics`` block (joined on
-``rlnOpticsGroup``); the pixel size is ``rlnImagePixelSize`` there, else RELION 3.0's
-``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification``, else the stacks' header (0
-or 1 Å there is unset); a STAR's that a header contradicts by over 1% is refused unless
-``pixel_size_A`` is given.  The images are taken as RELION has them (protein white),
+``rlnOpticsGroup``, so that each particle has its own group's, as RELION's
+``ObservationModel`` reads them); the pixel size is ``rlnImagePixelSize`` there, else
+RELION 3.0's ``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification``, else the
+stacks' header (0 or 1 Å there is unset).  Each particle keeps its own group's pixel
+size for its CTF and its origin in Å, but 2D classes need one sampling: groups whose
+pixel sizes differ by over 1% are refused, and so is a STAR's size that a stack's
+header contradicts by over 1%, unless ``pixel_size_A`` is given (then every particle
+is taken at that size).  The images are taken as RELION has them (protein white),
 with RELION's CTF sign (``core.ctf``).  Assignments are written back as RELION writes
 a 2D classification's ``run_itNNN_data.star``: the input columns plus
 ``rlnClassNumber``, ``rlnAnglePsi`` and ``rlnOriginXAngst``/``rlnOriginYAngst``, with
@@ -39,6 +43,7 @@ _CTF_COLUMNS = {
     "rlnSphericalAberration": "cs_mm",
     "rlnAmplitudeContrast": "amplitude_contrast",
 }
+_MICROSCOPE = {ours: relion for relion, ours in _CTF_COLUMNS.items()}
 
 
 @dataclass
@@ -50,12 +55,18 @@ class ParticleSource:
     stacks : the MRC files.
     stack_of, index_in_stack : (p,) which stack holds each particle, and where (from 0).
     box : image edge in pixels (all images square, one size).
-    pixel_size_A : Å per pixel.
+    pixel_size_A : Å per pixel of the stack as a whole (the class averages'): the
+        median of ``pixel_sizes_A``, which agree within 1%.
     ctf : per-particle CTF table (``defocus_u_um``, ``defocus_v_um``,
-        ``astigmatism_deg``, ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``) or None.
+        ``astigmatism_deg``, ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``,
+        ``pixel_size_A``: each particle's optics group's) or None.
     table, optics : the STAR file's particle rows and optics block, when read from one.
     ctf_convention : the sign of the CTF (``core.ctf``): ``relion``, as RELION has its
         particles (protein white), for every stack a STAR file describes.
+    pixel_sizes_A : (p,) Å per pixel of each particle (its optics group's), or None
+        when all are ``pixel_size_A``.
+    microscope : ``voltage_kV``, ``cs_mm``, ``amplitude_contrast`` given by the user
+        for particles whose files give none (written into a new optics block).
     """
 
     stacks: list[Path]
@@ -68,9 +79,18 @@ class ParticleSource:
     optics: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     ctf_convention: str = "relion"
+    pixel_sizes_A: np.ndarray | None = None
+    microscope: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.stack_of)
+
+    @property
+    def particle_pixel_sizes_A(self) -> np.ndarray:
+        """(p,) Å per pixel of each particle."""
+        if self.pixel_sizes_A is None:
+            return np.full(len(self), float(self.pixel_size_A))
+        return np.asarray(self.pixel_sizes_A, float)
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         """Images of particles ``indices`` as float32 (len, box, box)."""
@@ -131,7 +151,10 @@ def _check_boxes(shapes: dict[Path, tuple]) -> int:
 
 
 def open_particles(
-    stacks: list[Path], star: Path | None = None, pixel_size_A: float | None = None
+    stacks: list[Path],
+    star: Path | None = None,
+    pixel_size_A: float | None = None,
+    microscope: dict | None = None,
 ) -> ParticleSource:
     """The particles of ``stacks`` (all their images), or of ``star``'s rows.
 
@@ -141,12 +164,17 @@ def open_particles(
         or name the files its ``rlnImageName`` entries refer to.
     star : a RELION particle STAR file, or None.
     pixel_size_A : Å per pixel, overriding the files.
+    microscope : ``voltage_kV`` (kV), ``cs_mm`` (mm), ``amplitude_contrast``
+        (fraction) for particles whose files give none (None values: not given): the
+        CTF of a STAR without them, and the optics block written (:func:`_new_optics`);
+        never over a file's own values.
     """
     stacks = [Path(p) for p in stacks]
     if pixel_size_A is not None and not pixel_size_A > 0:
         raise ParameterError(
             f"`pixel_size_A` must be positive (Å), not {pixel_size_A}.", parameter="pixel_size_A"
         )
+    microscope = _checked_microscope(microscope)
     if star is None:
         if not stacks:
             raise ParameterError("give at least one particle stack (MRC) or a STAR file.")
@@ -156,8 +184,17 @@ def open_particles(
         stack_of = np.repeat(np.arange(len(stacks)), counts)
         index = np.concatenate([np.arange(c) for c in counts])
         size = pixel_size_A or _stacks_pixel_size(shapes)
-        note = "no STAR file gives the CTF: the images are averaged without CTF correction"
-        return ParticleSource(stacks, stack_of, index, box, float(size), notes=[note])
+        notes = ["no STAR file gives the CTF: the images are averaged without CTF correction"]
+        missing = [_MICROSCOPE[k] for k in ("voltage_kV", "cs_mm") if k not in microscope]
+        if missing:
+            notes.append(
+                f"particles.star's optics block gets no {' or '.join(missing)} (no file "
+                "gives them, and none is made up), so RELION's CTF-aware jobs refuse it "
+                "until they are added (classify2d --voltage, --cs, --amplitude-contrast)"
+            )
+        return ParticleSource(
+            stacks, stack_of, index, box, float(size), notes=notes, microscope=microscope
+        )
     table, optics = read_particle_star(star)
     files, stack_of, index = _image_names(table, star, stacks)
     shapes = {p: _stack_shape(p) for p in files}
@@ -170,10 +207,38 @@ def open_particles(
                 f"which holds {shapes[path][0]}."
             )
     merged = _with_optics(table, optics, star)
-    size = pixel_size_A or _star_or_header_pixel_size(star, merged, files, shapes)
-    source = ParticleSource(files, stack_of, index, box, float(size), None, table, optics)
-    source.ctf = _ctf_table(merged, star, source.notes)
+    if pixel_size_A:
+        sizes = np.full(len(table), float(pixel_size_A))
+    else:
+        sizes = _star_or_header_pixel_size(star, merged, files, shapes, stack_of)
+    source = ParticleSource(
+        files, stack_of, index, box, float(np.median(sizes)), None, table, optics
+    )
+    source.pixel_sizes_A = sizes
+    source.microscope = microscope
+    source.ctf = _ctf_table(merged, star, source.notes, microscope)
+    if source.ctf is not None:
+        source.ctf["pixel_size_A"] = sizes
     return source
+
+
+def _checked_microscope(microscope: dict | None) -> dict:
+    """The given ``voltage_kV``, ``cs_mm`` and ``amplitude_contrast`` (None left out),
+    refused when out of range (voltage > 0 kV, Cs ≥ 0 mm, 0 ≤ amplitude contrast < 1)."""
+    given = {k: float(v) for k, v in (microscope or {}).items() if v is not None}
+    unknown = set(given) - set(_MICROSCOPE)
+    if unknown:
+        raise ParameterError(f"`microscope` has unknown keys: {', '.join(sorted(unknown))}.")
+    ranges = {
+        "voltage_kV": (lambda v: v > 0, "positive (kV)"),
+        "cs_mm": (lambda v: v >= 0, "zero or positive (mm)"),
+        "amplitude_contrast": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
+    }
+    for key, value in given.items():
+        good, said = ranges[key]
+        if not good(value):
+            raise ParameterError(f"`{key}` must be {said}, not {value:g}.", parameter=key)
+    return given
 
 
 def _recorded(header_A: float) -> bool:
@@ -273,25 +338,47 @@ def _positive(table: pd.DataFrame, column: str) -> np.ndarray | None:
     return values if np.isfinite(values).all() and (values > 0).all() else None
 
 
-def _star_pixel_size(table: pd.DataFrame) -> tuple[float, str] | None:
-    """The pixel size (Å) a particle STAR gives, and where from: ``rlnImagePixelSize``
-    (RELION 3.1+ optics), ``rlnPixelSize``, else RELION 3.0's ``rlnDetectorPixelSize``
-    (µm) × 10⁴ / ``rlnMagnification`` (as RELION 3.0 and io.formats.relion read it)."""
+def _star_pixel_size(table: pd.DataFrame) -> tuple[np.ndarray, str] | None:
+    """The pixel size (Å) a particle STAR gives each row, and where from:
+    ``rlnImagePixelSize`` (RELION 3.1+ optics, joined to the rows), ``rlnPixelSize``,
+    else RELION 3.0's ``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification`` (as
+    RELION 3.0 and io.formats.relion read it)."""
     for column in ("rlnImagePixelSize", "rlnPixelSize"):
         values = _positive(table, column)
         if values is not None:
-            return float(np.median(values)), column
+            return values, column
     detector = _positive(table, "rlnDetectorPixelSize")
     magnification = _positive(table, "rlnMagnification")
     if detector is not None and magnification is not None:
-        size = float(np.median(detector * 1e4 / magnification))
-        return size, "rlnDetectorPixelSize × 10⁴ / rlnMagnification"
+        return detector * 1e4 / magnification, "rlnDetectorPixelSize × 10⁴ / rlnMagnification"
     return None
 
 
-def _star_or_header_pixel_size(star: Path, table: pd.DataFrame, files, shapes) -> float:
-    """The particles' pixel size (Å): the STAR's (:func:`_star_pixel_size`), refused
-    when a stack's header records another (by more than 1%; 0 and an unset 1 Å are no
+def _one_sampling(star: Path, table: pd.DataFrame, sizes: np.ndarray) -> None:
+    """Refuse particles whose pixel sizes (Å) differ by more than 1%: 2D classes
+    average them pixel by pixel, so they must share one sampling."""
+    if sizes.max() <= 1.01 * sizes.min():
+        return
+    if "rlnOpticsGroup" in table:
+        first = pd.Series(sizes).groupby(table["rlnOpticsGroup"].to_numpy()).first()
+        described = ", ".join(f"group {g}: {v:g} Å" for g, v in first.items())
+        where, part = f"optics groups of different pixel sizes ({described})", "group"
+    else:
+        where = f"particles of different pixel sizes ({sizes.min():g}–{sizes.max():g} Å)"
+        part = "pixel size"
+    raise ParameterError(
+        f"{star} has {where}, and 2D classes need one sampling; classify each {part} on "
+        "its own, or pass `pixel_size_A` if they are the same particles at one size.",
+        parameter="pixel_size_A",
+    )
+
+
+def _star_or_header_pixel_size(
+    star: Path, table: pd.DataFrame, files, shapes, stack_of: np.ndarray
+) -> np.ndarray:
+    """Each particle's pixel size (Å): the STAR's (:func:`_star_pixel_size`; refused
+    when they differ by more than 1%, :func:`_one_sampling`, or when a stack's header
+    records another than its particles', by more than 1%; 0 and an unset 1 Å are no
     record), else the stacks' headers' (:func:`_stacks_pixel_size`)."""
     given = _star_pixel_size(table)
     if given is None:
@@ -301,21 +388,26 @@ def _star_or_header_pixel_size(star: Path, table: pd.DataFrame, files, shapes) -
                 "is unset); pass `pixel_size_A`.",
                 parameter="pixel_size_A",
             )
-        return _stacks_pixel_size({p: shapes[p] for p in files})
-    size, column = given
-    for path in files:
-        header = shapes[path][3]
+        return np.full(len(table), _stacks_pixel_size({p: shapes[p] for p in files}))
+    sizes, column = given
+    _one_sampling(star, table, sizes)
+    for s, path in enumerate(files):
+        header, size = shapes[path][3], float(np.median(sizes[stack_of == s]))
         if _recorded(header) and abs(header - size) > 0.01 * size:
             raise ParameterError(
                 f"{star} gives {size:g} Å pixels ({column}) but the header of {path.name} "
                 f"records {header:g} Å; pass `pixel_size_A` with the true size.",
                 parameter="pixel_size_A",
             )
-    return size
+    return sizes
 
 
-def _ctf_table(table: pd.DataFrame, star: Path, notes: list[str]) -> pd.DataFrame | None:
-    """Per-particle CTF parameters, or None (with a note) when the file has no defocus."""
+def _ctf_table(
+    table: pd.DataFrame, star: Path, notes: list[str], microscope: dict
+) -> pd.DataFrame | None:
+    """Per-particle CTF parameters, or None (with a note) when the file has no defocus;
+    voltage, Cs and amplitude contrast that the file lacks from ``microscope``, else
+    :data:`CTF_DEFAULTS` (with a note)."""
     if "rlnDefocusU" not in table:
         notes.append(f"{star} has no rlnDefocusU: the images are averaged without CTF correction")
         return None
@@ -337,9 +429,9 @@ def _ctf_table(table: pd.DataFrame, star: Path, notes: list[str]) -> pd.DataFram
         }
     )
     for relion, ours in _CTF_COLUMNS.items():
-        if relion not in table:
+        if relion not in table and ours not in microscope:
             notes.append(f"{star} has no {relion}: using {CTF_DEFAULTS[ours]:g}")
-        ctf[ours] = column(relion, CTF_DEFAULTS[ours])
+        ctf[ours] = column(relion, microscope.get(ours, CTF_DEFAULTS[ours]))
     if (ctf["defocus_u_um"] <= 0).any():
         warnings.warn(f"{star} has particles with zero or negative defocus.", stacklevel=2)
     return ctf
@@ -366,14 +458,17 @@ def write_assignments(
     ----------
     path : the file to write (callers pass an atomic temporary).
     source : the particles (their STAR rows are kept, or ``rlnImageName`` made up; a
-        STAR's optics block is kept, else one is made: :func:`_new_optics`; RELION
+        STAR's optics block is kept, each group's ``rlnImagePixelSize`` that of its
+        particles, else one is made: :func:`_new_optics`; ``source.microscope``'s
+        voltage, Cs and amplitude contrast fill in columns the block lacks; RELION
         3.0's ``rlnOriginX``/``Y`` in pixels are dropped).
     classes : (p,) class numbers from 1.
     psi_deg : (p,) ``rlnAnglePsi`` in RELION's convention: the class average turned by
         RELION's Euler matrix A(0, 0, psi) (clockwise by psi with x along columns and y
         along rows) lies as the particle does.
-    origin_xy_A : (p, 2) ``rlnOriginXAngst``/``YAngst``: as RELION, the particle's
-        centre lies at the box centre minus the origin.
+    origin_xy_A : (p, 2) ``rlnOriginXAngst``/``YAngst`` (Å, each particle's shift
+        in pixels times its own pixel size): as RELION, the particle's centre lies at
+        the box centre minus the origin.
     """
     import starfile
 
@@ -394,24 +489,35 @@ def write_assignments(
     table["rlnOriginXAngst"] = np.round(np.asarray(origin_xy_A)[:, 0], 3)
     table["rlnOriginYAngst"] = np.round(np.asarray(origin_xy_A)[:, 1], 3)
     optics = source.optics
+    sizes = source.particle_pixel_sizes_A
     if optics is None:
-        optics, table = _new_optics(table, source.pixel_size_A, source.box)
-    else:  # the size the images were taken at (--pixel-size, or the header's)
+        optics, table = _new_optics(table, sizes, source.box)
+    elif "rlnOpticsGroup" in optics and "rlnOpticsGroup" in table:
+        # each group at the size its particles were taken at: its own, or --pixel-size,
+        # or the header's where the STAR gave none (RELION turns origins in Å into
+        # pixels with it)
         optics = optics.copy()
-        optics["rlnImagePixelSize"] = float(source.pixel_size_A)
+        taken = pd.Series(sizes).groupby(table["rlnOpticsGroup"].to_numpy()).first()
+        unused = optics.get("rlnImagePixelSize", float(source.pixel_size_A))
+        optics["rlnImagePixelSize"] = optics["rlnOpticsGroup"].map(taken).fillna(unused)
+    else:
+        optics = optics.assign(rlnImagePixelSize=float(source.pixel_size_A))
+    for ours, value in source.microscope.items():  # only where no file gave one
+        if _MICROSCOPE[ours] not in optics:
+            optics[_MICROSCOPE[ours]] = value
     starfile.write({"optics": optics, "particles": table}, path, overwrite=True)
 
 
 def _new_optics(
-    table: pd.DataFrame, pixel_size_A: float, box: int
+    table: pd.DataFrame, pixel_sizes_A: np.ndarray, box: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """An optics block for particles that had none (RELION 3.0 STAR, bare stacks), as
     RELION 3.1+ reads it, and the rows joined to it.
 
     ``rlnVoltage``, ``rlnSphericalAberration`` and ``rlnAmplitudeContrast`` move from
     the rows into the block when the rows give them (RELION 3.1+ refuses an optics
-    block without voltage and Cs), one optics group per distinct combination;
-    ``rlnImagePixelSize`` is ``pixel_size_A`` (Å), so RELION 3.0's
+    block without voltage and Cs), and ``rlnImagePixelSize`` is each row's
+    ``pixel_sizes_A`` (Å), one optics group per distinct combination, so RELION 3.0's
     ``rlnDetectorPixelSize``/``rlnMagnification`` leave the rows; ``rlnImageSize`` is
     ``box`` (pixels).
     """
@@ -419,19 +525,16 @@ def _new_optics(
     table = table.drop(
         columns=["rlnDetectorPixelSize", "rlnMagnification", "rlnOpticsGroup"], errors="ignore"
     )
-    if columns:
-        values = table[columns].apply(pd.to_numeric, errors="coerce")
-        groups = values.groupby(columns, sort=False, dropna=False).ngroup().to_numpy() + 1
-        optics = values.assign(rlnOpticsGroup=groups).drop_duplicates("rlnOpticsGroup")
-        table = table.drop(columns=columns)
-    else:
-        groups = np.ones(len(table), int)
-        optics = pd.DataFrame({"rlnOpticsGroup": [1]})
+    values = table[columns].apply(pd.to_numeric, errors="coerce")
+    values["rlnImagePixelSize"] = np.asarray(pixel_sizes_A, float)
+    keys = [*columns, "rlnImagePixelSize"]
+    groups = values.groupby(keys, sort=False, dropna=False).ngroup().to_numpy() + 1
+    optics = values.assign(rlnOpticsGroup=groups).drop_duplicates("rlnOpticsGroup")
+    table = table.drop(columns=columns)
     optics = optics.reset_index(drop=True)
     names = [f"opticsGroup{g}" for g in optics["rlnOpticsGroup"]]
-    optics = optics[["rlnOpticsGroup"] + columns].assign(
+    optics = optics[["rlnOpticsGroup", *keys]].assign(
         rlnOpticsGroupName=names,
-        rlnImagePixelSize=pixel_size_A,
         rlnImageSize=box,
         rlnImageDimensionality=2,
     )

@@ -145,21 +145,26 @@ def chunk_ctf(source, start: int, count: int, box: int) -> np.ndarray | None:
     """CTFs (count, box, box // 2 + 1) of particles start…start+count, or None.
 
     Computed once per distinct set of parameters (particles of one micrograph share
-    theirs), with the sign of ``source.ctf_convention`` (``core.ctf``)."""
+    theirs), each with its own optics: voltage, Cs, amplitude contrast and, where the
+    table has a ``pixel_size_A`` column (Å, the particle's optics group's), its pixel
+    size, else ``source.pixel_size_A``; with the sign of ``source.ctf_convention``
+    (``core.ctf``)."""
     if source.ctf is None:
         return None
     rows = source.ctf.iloc[start : start + count].reset_index(drop=True)
+    if "pixel_size_A" not in rows:
+        rows = rows.assign(pixel_size_A=float(source.pixel_size_A))
     columns = ["defocus_u_um", "defocus_v_um", "astigmatism_deg"]
     optics = ["voltage_kV", "cs_mm", "amplitude_contrast"]
     out = np.empty((count, box, box // 2 + 1), np.float32)
-    for key, group in rows.groupby(columns + optics, sort=False):
+    for key, group in rows.groupby(columns + optics + ["pixel_size_A"], sort=False):
         out[group.index.to_numpy()] = ctf_2d_particles(
             box,
-            source.pixel_size_A,
+            key[6],
             [key[0]],
             [key[1]],
             [key[2]],
-            *key[3:],
+            *key[3:6],
             convention=source.ctf_convention,
         )[0]
     return out
@@ -388,10 +393,12 @@ class Classes2D:
         psi = −turn."""
         return (-np.asarray(self.turn_deg, float)) % 360.0
 
-    def origin_A(self, pixel_size_A: float) -> np.ndarray:
-        """RELION's ``rlnOriginXAngst``/``YAngst`` (p, 2): the particle's centre lies at
-        the box centre minus the origin."""
-        return -np.asarray(self.shift_px, float) * pixel_size_A
+    def origin_A(self, pixel_size_A) -> np.ndarray:
+        """RELION's ``rlnOriginXAngst``/``YAngst`` (p, 2) in Å: the particle's centre
+        lies at the box centre minus the origin.  ``pixel_size_A``: Å per pixel, one
+        for all or (p,) each particle's (its optics group's, as RELION converts it)."""
+        pixel = np.asarray(pixel_size_A, float)
+        return -np.asarray(self.shift_px, float) * (pixel[:, None] if pixel.ndim else pixel)
 
 
 def classify_particles(

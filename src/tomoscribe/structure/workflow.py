@@ -807,9 +807,12 @@ def classify2d_files(
     device: str = "auto",
     overwrite: bool = True,
     say: Callable[[str], None] | None = None,
+    microscope: dict | None = None,
 ) -> Classified2D:
     """What ``tomoscribe classify2d`` does: classify the particles of MRC stacks (and
-    of a RELION particle STAR, when one of ``inputs`` is a ``.star``) with
+    of a RELION particle STAR, when one of ``inputs`` is a ``.star``; ``microscope``:
+    voltage, Cs and amplitude contrast where the files give none,
+    :func:`tomoscribe.io.particlestacks.open_particles`) with
     :func:`tomoscribe.structure.classes2d.classify_particles` and write into
     ``out_dir`` ``class_averages.mrcs`` (k images at the particles' pixel size),
     ``classes.png`` (a gallery with class numbers and sizes) and ``particles.star``
@@ -824,7 +827,7 @@ def classify2d_files(
     if len(stars) > 1:
         raise ParameterError("give at most one particle STAR file.")
     stacks = [p for p in inputs if p.suffix.lower() != ".star"]
-    source = open_particles(stacks, stars[0] if stars else None, pixel_size_A)
+    source = open_particles(stacks, stars[0] if stars else None, pixel_size_A, microscope)
     params.validate(len(source), source.box)
     produces = ["class_averages.mrcs", "classes.png", "particles.star"]
     check_output_folder(out_dir, inputs, produces, overwrite)  # before the work, not after
@@ -842,7 +845,7 @@ def classify2d_files(
             source,
             result.labels,
             result.psi_deg,
-            result.origin_A(source.pixel_size_A),
+            result.origin_A(source.particle_pixel_sizes_A),  # each its group's
         )
         from ..outputs import write_provenance
 

@@ -1,0 +1,196 @@
+"""classify2d on particle STARs with several optics groups, and on bare stacks.
+
+RELION 3.1+ reads each particle with its own optics group's ``rlnImagePixelSize``,
+``rlnVoltage``, ``rlnSphericalAberration`` and ``rlnAmplitudeContrast``
+(``ObservationModel``: angpix, lambda and Cs per group; origins in Å over the group's
+pixel size).  The two-group files here start from a real RELION 3.1 optics row
+(``../shared/data/formats/star/rln3.1_data_style.star``: 300 kV, Cs 2.7 mm, Q0 0.07,
+1.04 Å) with a second row added as RELION writes one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from particle_stacks import relion_ctf_grid, shifted_stack
+from tomoscribe.cli.app import main
+
+REAL = "formats/star/rln3.1_data_style.star"  # under ../shared/data
+BOX = 48
+
+
+def _cli(*args):
+    return main([str(a) for a in args])
+
+
+def _refused(status, out, capsys):
+    assert status == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    assert not out.exists()
+    return lines[0]
+
+
+def _two_groups(folder: Path, shared: Path, second_pixel_A: float, header_A: float = 0.0):
+    """A RELION 3.1 STAR with two optics groups: the real file's row (group 1) and a
+    200 kV, Cs 1.4 mm, Q0 0.1 row at ``second_pixel_A`` (group 2); 10 particles of
+    group 1 in a.mrcs, 6 of group 2 in b.mrcs (shifted blobs, headers ``header_A``).
+    Returns the STAR, the optics block and the shifts (pixels) of the 16 particles."""
+    real = next(iter(starfile.read(shared / REAL, always_dict=True).values()))
+    assert real["rlnImagePixelSize"][0] == pytest.approx(1.04)  # the real file's
+    first = real.iloc[:1].assign(rlnOpticsGroupName="opticsGroup1", rlnImageSize=BOX)
+    second = first.assign(
+        rlnOpticsGroup=2,
+        rlnOpticsGroupName="opticsGroup2",
+        rlnVoltage=200.0,
+        rlnSphericalAberration=1.4,
+        rlnAmplitudeContrast=0.1,
+        rlnImagePixelSize=second_pixel_A,
+    )
+    optics = pd.concat([first, second], ignore_index=True)
+    shifts = np.random.default_rng(5).uniform(-3, 3, (16, 2))
+    shifted_stack(folder / "a.mrcs", shifts[:10], header_A, BOX)
+    shifted_stack(folder / "b.mrcs", shifts[10:], header_A, BOX)
+    rows = pd.DataFrame(
+        {
+            "rlnImageName": [f"{i + 1:06d}@a.mrcs" for i in range(10)]
+            + [f"{i + 1:06d}@b.mrcs" for i in range(6)],
+            "rlnDefocusU": np.linspace(12000.0, 24000.0, 16),
+            "rlnDefocusV": np.linspace(11000.0, 22000.0, 16),
+            "rlnDefocusAngle": np.linspace(-80.0, 80.0, 16),
+            "rlnOpticsGroup": [1] * 10 + [2] * 6,
+        }
+    )
+    star = folder / "two_groups.star"
+    starfile.write({"optics": optics, "particles": rows}, star)
+    return star, optics, shifts
+
+
+def test_optics_groups_of_different_pixel_sizes_are_refused(tmp_path, capsys, shared_data):
+    """Groups at 1.04 and 1.30 Å (stacks without a header size) were all classified at
+    1.04 Å, the median: group 2's CTF at frequencies 25% off, its origins in Å 20% short,
+    and its rlnImagePixelSize rewritten to 1.04 — silently."""
+    star, _, _ = _two_groups(tmp_path, shared_data, 1.30)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
+    assert "1.04 Å" in line and "1.3 Å" in line and "--pixel-size" in line
+    args = ["classify2d", star, "-o", out, "-k", 1, "--rounds", 0, "--pixel-size", 1.2]
+    assert _cli(*args) == 0  # the user says they are one sampling: that one, everywhere
+    written = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    assert written["rlnImagePixelSize"].tolist() == pytest.approx([1.2, 1.2])
+
+
+def test_each_particle_gets_its_own_groups_ctf(tmp_path, shared_data):
+    """The CTF of each particle is RELION's CTF::getCTF with its own group's pixel size,
+    voltage, Cs and amplitude contrast (groups 1.04 and 1.045 Å: within 1%, so
+    classified together).  Before, group 2 got group 1's 1.04 Å: its CTF differed from
+    RELION's by up to 1.9 (of 2) at the box's edge."""
+    from tomoscribe.io.particlestacks import open_particles
+    from tomoscribe.structure.classes2d import chunk_ctf
+
+    star, optics, _ = _two_groups(tmp_path, shared_data, 1.045)
+    source = open_particles([], star)
+    ctf = chunk_ctf(source, 0, len(source), BOX)
+    rows = starfile.read(star, always_dict=True)["particles"]
+    for i, row in rows.iterrows():
+        group = optics.set_index("rlnOpticsGroup").loc[row["rlnOpticsGroup"]]
+        expected = relion_ctf_grid(
+            BOX,
+            group["rlnImagePixelSize"],
+            row["rlnDefocusU"],
+            row["rlnDefocusV"],
+            row["rlnDefocusAngle"],
+            group["rlnVoltage"],
+            group["rlnSphericalAberration"],
+            group["rlnAmplitudeContrast"],
+            half=True,
+        )
+        # phases of up to ~860 rad: float32, and RELION's 12.2643247/√(V(1 + 0.978466e-6 V))
+        # for λ (6e-6 from core.ctf's CODATA λ): measured ≤ 2.7e-3 apart
+        assert np.abs(ctf[i] - expected).max() < 1e-2, (i, np.abs(ctf[i] - expected).max())
+
+
+def test_origins_are_written_at_each_groups_pixel_size(tmp_path, shared_data):
+    """Each particle's rlnOriginXAngst/YAngst is its shift in pixels times its own
+    group's rlnImagePixelSize, and the groups keep their own sizes (1.04 and 1.045 Å),
+    so RELION reads back the shift in pixels.  Before, both groups were written at
+    1.0400 Å: group 2's size rewritten and its origins in Å 0.5% short."""
+    from tomoscribe.structure.classes2d import Classify2DParams
+    from tomoscribe.structure.workflow import classify2d_files
+
+    star, _, _ = _two_groups(tmp_path, shared_data, 1.045)
+    params = Classify2DParams(n_classes=1, rounds=1, ctf="none", chunk=8, seed=0)
+    done = classify2d_files([star], tmp_path / "out", params, device="cpu")
+    blocks = starfile.read(tmp_path / "out" / "particles.star", always_dict=True)
+    written, rows = blocks["optics"], blocks["particles"]
+    assert written["rlnImagePixelSize"].tolist() == pytest.approx([1.04, 1.045])
+    pixel = written.set_index("rlnOpticsGroup").loc[rows["rlnOpticsGroup"], "rlnImagePixelSize"]
+    origins = rows[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy()
+    expected = -np.asarray(done.classes.shift_px) * pixel.to_numpy()[:, None]
+    assert np.abs(origins - expected).max() < 1e-3  # Å (written to 3 decimals)
+    # the class average's header: group 1's sampling (the groups agree within 1%)
+    assert done.source.pixel_size_A == pytest.approx(1.04, abs=0.005)
+
+
+def test_a_bare_stacks_optics_block_makes_up_no_microscope(tmp_path, capsys):
+    """Stacks without a STAR got an optics block without rlnVoltage and
+    rlnSphericalAberration, which RELION 3.1+'s ObservationModel refuses ("not all
+    necessary variables defined in _optics.star file"), and nothing said so.  Now the
+    command says so, and --voltage/--cs/--amplitude-contrast are written there."""
+    stack = shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0, box=32)
+    out = tmp_path / "out"
+    assert _cli("classify2d", stack, "-o", out, "-k", 2, "--rounds", 0) == 0
+    err = capsys.readouterr().err
+    assert "rlnVoltage or rlnSphericalAberration" in err and "--voltage" in err
+    optics = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    assert not {"rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"} & set(optics)
+    assert optics["rlnImagePixelSize"].tolist() == [3.0]
+    given = ["--voltage", 200, "--cs", 1.4, "--amplitude-contrast", 0.07]
+    assert _cli("classify2d", stack, "-o", out, "-k", 2, "--rounds", 0, *given) == 0
+    assert "rlnVoltage" not in capsys.readouterr().err
+    optics = starfile.read(out / "particles.star", always_dict=True)["optics"].iloc[0]
+    assert (optics["rlnVoltage"], optics["rlnSphericalAberration"]) == (200.0, 1.4)
+    assert optics["rlnAmplitudeContrast"] == pytest.approx(0.07)
+    assert optics["rlnImagePixelSize"] == 3.0 and optics["rlnImageSize"] == 32
+
+
+def test_a_bad_voltage_is_refused(tmp_path, capsys):
+    stack = shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0, box=32)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", stack, "-o", out, "--voltage", 0), out, capsys)
+    assert "--voltage" in line and "positive" in line
+
+
+def test_given_microscope_values_never_replace_a_stars_own(tmp_path, shared_data):
+    from tomoscribe.io.particlestacks import open_particles
+
+    star, _, _ = _two_groups(tmp_path, shared_data, 1.045)
+    given = {"voltage_kV": 120.0, "cs_mm": 0.01, "amplitude_contrast": 0.2}
+    source = open_particles([], star, microscope=given)
+    assert source.ctf["voltage_kV"].tolist() == [300.0] * 10 + [200.0] * 6
+    assert source.ctf["cs_mm"].tolist() == [2.7] * 10 + [1.4] * 6
+
+
+def test_relion30_rows_of_different_pixel_sizes_are_refused(tmp_path, capsys):
+    """RELION 3.0 rows (no optics block) at 5 µm / 12,500× = 4 Å and 5 µm / 10,000× =
+    5 Å were all taken at their median; now refused, and --pixel-size decides."""
+    shifted_stack(tmp_path / "s.mrcs", np.zeros((6, 2)), header_A=0.0, box=32)
+    rows = pd.DataFrame(
+        {
+            "rlnImageName": [f"{i + 1}@s.mrcs" for i in range(6)],
+            "rlnDefocusU": 15000.0,
+            "rlnVoltage": 300.0,
+            "rlnSphericalAberration": 2.7,
+            "rlnDetectorPixelSize": 5.0,
+            "rlnMagnification": [12500.0] * 3 + [10000.0] * 3,
+        }
+    )
+    starfile.write(rows, tmp_path / "r30.star")
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", tmp_path / "r30.star", "-o", out, "-k", 1), out, capsys)
+    assert "4–5 Å" in line and "--pixel-size" in line
