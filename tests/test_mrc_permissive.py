@@ -159,3 +159,33 @@ def test_nan_origin_is_read_as_zero_with_a_warning(tmp_path):
     with pytest.warns(MRCWarning, match="origin .* not finite"):
         volume = read_volume(path)
     assert volume.origin_A == (0.0, 0.0, 0.0)
+
+
+def test_a_map_stored_in_another_axis_order_is_read_as_z_y_x(tmp_path):
+    # The CCP4/MRC header's mapc, mapr, maps name the axis (1 x, 2 y, 3 z) along the
+    # file's columns, rows and sections.  Stored here with columns along z, rows along
+    # y and sections along x (3, 2, 1), as some crystallographic maps are: the file's
+    # array is the (z, y, x) volume transposed, and nxstart (the first column) is z's.
+    volume = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)  # z 4, y 5, x 6
+    path = tmp_path / "xyz_swapped.map"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.ascontiguousarray(volume.transpose(2, 1, 0)))  # sections = x
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 3, 2, 1
+        mrc.header.mx, mrc.header.my, mrc.header.mz = 6, 5, 4  # samples along x, y, z
+        mrc.voxel_size = 2.0
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = 7, 0, 0  # column: z
+    read = _read_quietly(path)
+    assert read.shape == (4, 5, 6)
+    np.testing.assert_array_equal(np.asarray(read.data), volume)
+    np.testing.assert_allclose(read.origin_A, (0.0, 0.0, 14.0))  # z starts at 7 × 2 Å
+    # the standard order (and an unset 0, 0, 0) reads the file's array as it is
+    with mrcfile.open(path, "r+") as mrc:
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 0, 0, 0
+    assert _read_quietly(path).shape == (6, 5, 4)
+
+
+def test_an_axis_order_that_names_an_axis_twice_is_refused(tmp_path):
+    path = tmp_path / "bad_axes.map"
+    _mrc(path, mapc=(64, "<i", 1), mapr=(68, "<i", 1), maps=(72, "<i", 3))
+    with pytest.raises(InputFileError, match=r"axis order \(mapc, mapr, maps\) as \(1, 1, 3\)"):
+        read_volume(path)

@@ -7,6 +7,12 @@ write.  Origin convention (MRC 2014, as ChimeraX and RELION use it): the header
 and the CCP4 ``nxstart/nystart/nzstart`` fields are not, the origin is
 ``start * voxel_size``.
 
+The axis order is the header's (``mapc``/``mapr``/``maps``: which of x, y, z the file's
+columns, rows and sections run along; CCP4 maps and some EMDB entries store other than
+1, 2, 3): volumes are given as (z, y, x) whatever the order in the file (a transposed
+view of the memory map), with ``nxstart``… permuted alike; an order that is not a
+permutation of 1, 2, 3 is refused (0, 0, 0 is the standard order, as old files have it).
+
 Modes 0 (int8; uint8 when IMOD's header flags say the bytes are unsigned), 1 (int16),
 2 (float32), 6 (uint16) and 12 (float16) are read.  Files from other tools are read
 permissively (a zero machine stamp, no ``MAP`` ID, a non-finite origin, a tail under
@@ -89,6 +95,7 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
         raise InputFileError(
             f"{path} holds a {data.ndim}D array; tomoscribe reads 3D volumes and stacks."
         )
+    data = zyx_ordered(data, header, path)
     stamp, flags = _imod_stamp_and_flags(header)
     if int(header.mode) == 0 and stamp == _IMOD_STAMP and not flags & _IMOD_FLAG_SIGNED_BYTES:
         data = data.view(np.uint8)
@@ -221,6 +228,37 @@ def _open_mmap(path: Path):
         ) from err
 
 
+def axis_map(header, path: str | os.PathLike = "the file") -> tuple[int, int, int]:
+    """(mapc, mapr, maps) of an MRC header: the axis (1 = x, 2 = y, 3 = z) that the
+    file's columns, rows and sections run along; (1, 2, 3) for an unset (0, 0, 0).
+
+    Raises
+    ------
+    InputFileError
+        When the three are not a permutation of 1, 2, 3.
+    """
+    order = (int(header.mapc), int(header.mapr), int(header.maps))
+    if order == (0, 0, 0):
+        return (1, 2, 3)
+    if sorted(order) != [1, 2, 3]:
+        raise InputFileError(
+            f"{path} gives its axis order (mapc, mapr, maps) as {order}, which is not an "
+            "order of x, y and z (1, 2, 3); its voxels cannot be placed, so fix the header."
+        )
+    return order
+
+
+def zyx_ordered(data: np.ndarray, header, path: str | os.PathLike = "the file") -> np.ndarray:
+    """``data`` (sections, rows, columns, as the file stores it) as (z, y, x): a
+    transposed view where the header's axis order (:func:`axis_map`) is not the
+    standard (1, 2, 3), else ``data`` itself."""
+    order = axis_map(header, path)
+    if order == (1, 2, 3) or data.ndim != 3:
+        return data
+    stored = (order[2], order[1], order[0])  # the axis of data's dimensions 0, 1, 2
+    return data.transpose([stored.index(axis) for axis in (3, 2, 1)])
+
+
 def _voxel_size(path: Path, handle, voxel_size_A: float | None) -> np.ndarray:
     if voxel_size_A is not None:
         return np.full(3, float(voxel_size_A))
@@ -240,7 +278,10 @@ def _origin(header, vs: np.ndarray, unusual: list[str]) -> np.ndarray:
     if not np.all(np.isfinite(origin)):
         unusual.append(f"its origin {_fmt(origin)} is not finite (taken as 0)")
         origin = np.zeros(3)
-    start = np.array([int(header.nxstart), int(header.nystart), int(header.nzstart)])
+    stored = [int(header.nxstart), int(header.nystart), int(header.nzstart)]  # c, r, s
+    start = np.zeros(3)
+    for value, axis in zip(stored, axis_map(header)):
+        start[axis - 1] = value  # x, y, z
     if not origin.any() and start.any():
         origin = start * vs
     return origin

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputFileError
+from ..io.mrc import zyx_ordered
 from ..io.particles import read_particles, recorded_voxel_size, write_particles
 from ..outputs import output_folder
 
@@ -131,7 +132,7 @@ def read_particle_set(star: str | os.PathLike):
         path = Path(name)
         try:
             with mrcfile.open(path, permissive=False) as mrc:
-                data = np.asarray(mrc.data, np.float32)
+                data = np.asarray(zyx_ordered(mrc.data, mrc.header, path), np.float32)
                 size = float(mrc.voxel_size.x)
         except (OSError, ValueError) as err:
             raise InputFileError(f"{path} is not a readable MRC subtomogram ({err}).") from err
