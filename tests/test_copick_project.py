@@ -154,3 +154,40 @@ def test_convert_moves_picks_between_a_star_file_and_a_copick_project(project, t
     np.testing.assert_allclose(picks.full_positions(), centres_A, atol=0.01 * VOXEL)
     _, transforms = picks.numpy()
     assert _angle_deg(Rotation.from_matrix(transforms[:, :3, :3]), rotations).max() < 0.01
+
+
+def _copick_picks(config, user, session):
+    run = copick.from_file(str(config)).get_run("TS_01")
+    return run.get_picks(object_name="ribosome", user_id=user, session_id=session)
+
+
+def test_written_picks_are_in_angstrom_whatever_voxel_the_location_names(project, tmp_path):
+    """Coordinates in 2.5 Å pixels (a Warp STAR's unbinned pixels) written to a location
+    naming the run's 10 Å spacing are still x × 2.5 Å in copick, not x × 10 Å."""
+    config, _, _, _ = project
+    csv = tmp_path / "fine.csv"
+    xyz = np.array([[120.0, 80.0, 40.0], [200.0, 160.0, 100.0]])  # 2.5 Å pixels
+    csv.write_text("x,y,z,voxel_size_A\n" + "".join(f"{x},{y},{z},2.5\n" for x, y, z in xyz))
+    target = f"copick:{config}#TS_01/ribosome:tomoscribe/5@10.0"
+    assert main(["convert", str(csv), "-o", target]) == 0
+    (picks,) = _copick_picks(config, "tomoscribe", "5")
+    np.testing.assert_allclose(picks.full_positions(), xyz * 2.5, atol=1e-6)
+
+
+def test_picks_targets_copick_would_rename_or_cannot_name_are_refused(project, tmp_path, capsys):
+    """A target without a user or session (copick's pattern ``*``), or with ids copick's
+    sanitize_name changes (underscores, spaces), stops with one sentence, nothing written."""
+    config, _, _, _ = project
+    csv = tmp_path / "p.csv"
+    csv.write_text("x,y,z,voxel_size_A\n10,10,10,10\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for bad, word in (
+        ("ribosome:tomoscribe", "session"),
+        ("ribosome", "user"),
+        ("ribosome:my_user/1", "my-user"),
+        ("ribosome:tomo scribe/1", "tomo-scribe"),
+    ):
+        assert main(["convert", str(csv), "-o", f"copick:{config}#TS_01/{bad}"]) == 2
+        err = capsys.readouterr().err
+        assert word in err and err.strip().count("\n") == 0 and "Traceback" not in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.transform import Rotation
 
-from ..core.legend import Legend
+from ..core.legend import BACKGROUND_COLOUR, BACKGROUND_NAME, MAX_FEATURES, Legend, LegendEntry
 from ..core.rotations import from_euler, to_euler
 from ..errors import CopickLocationError, InputFileError, ParameterError
 from ..volume import Volume
@@ -192,6 +192,33 @@ def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
     return table
 
 
+def _check_ids(location: CopickLocation, uri: dict) -> None:
+    """Refuse a user or session id to write under that is missing (copick's ``*``) or
+    that copick would store under another name (``copick.util.escape.sanitize_name``:
+    no spaces, underscores, slashes or ``<>:"\\|?*``), so the location written is the
+    one read back."""
+    from copick.util.escape import sanitize_name
+
+    for key, what in (("user_id", "user"), ("session_id", "session")):
+        name = str(uri.get(key) or "")
+        if not name or "*" in name:
+            raise ParameterError(
+                f"{location}: name the {what} to write under, "
+                "RUN/OBJECT:USER/SESSION (e.g. TS_01/ribosome:tomoscribe/1)."
+            )
+        try:
+            kept = sanitize_name(name, suppress_warnings=True)
+        except ValueError:
+            kept = ""
+        if kept != name:
+            better = f"; write {kept!r}" if kept else ""
+            raise ParameterError(
+                f"{location}: copick keeps no spaces, underscores, slashes or "
+                f'<>:"\\|?* in a {what} id, so {name!r} would be stored as another '
+                f"name{better}."
+            )
+
+
 def check_picks_target(value) -> None:
     """Refuse, before any work, a picks location that cannot be written."""
     location = parse_location(value)
@@ -201,6 +228,7 @@ def check_picks_target(value) -> None:
     _object(root, uri["object_name"], location)
     if location.voxel_A:
         _voxel_spacing(run, location.voxel_A, location)
+    _check_ids(location, uri)
     if run.get_picks(
         object_name=uri["object_name"], user_id=uri["user_id"], session_id=uri["session_id"]
     ):
@@ -212,13 +240,29 @@ def check_picks_target(value) -> None:
 
 
 def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -> str:
-    """Store a particle table as copick picks (positions in Å, 4×4 transforms)."""
+    """Store a particle table as copick picks (positions in Å, 4×4 transforms).
+
+    Parameters
+    ----------
+    value : the picks location, ``copick:CONFIG#RUN/OBJECT:USER/SESSION[@VOXEL]``.
+    table : x, y, z (voxels of ``voxel_size_A``), optionally rot, tilt, psi (degrees,
+        RELION's convention) and score.
+    voxel_size_A : Å per coordinate unit of ``table``; it alone turns the coordinates
+        into Å.  The location's ``@VOXEL`` (a voxel spacing the run must have) is used
+        only where this is None, else the run's only voxel spacing.
+
+    Returns
+    -------
+    str : the location written.
+    """
     check_picks_target(value)
     location = parse_location(value)
     root = _root(location)
     run = _run(root, location)
     uri = _uri(location, "picks")
-    voxel = _picks_voxel(run, location, voxel_size_A)
+    # positions in Å: the table's coordinates are voxels of voxel_size_A whatever the
+    # location's @VOXEL says (Å are the same at every voxel spacing)
+    voxel = float(voxel_size_A) if voxel_size_A else _picks_voxel(run, location, None)
     positions = table[["x", "y", "z"]].to_numpy(float) * voxel
     transforms = np.tile(np.eye(4), (len(table), 1, 1))
     has_angles = {"rot", "tilt", "psi"} <= set(table)
@@ -273,6 +317,7 @@ def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) 
         raise ParameterError(f"{location}: name the voxel spacing, NAME:USER/SESSION@VOXEL.")
     voxel = float(uri["voxel_spacing"])
     _voxel_spacing(run, voxel, location)
+    _check_ids(location, uri)
     for key, entry in legend or ():
         if key == 0:
             continue
@@ -305,10 +350,8 @@ def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) 
     return str(location)
 
 
-def read_segmentation(value) -> Volume:
-    """A run's segmentation at a voxel spacing, lazily."""
-    import zarr
-
+def _segmentation(value):
+    """The copick segmentation a location names, and the project's root."""
     location = parse_location(value)
     root = _root(location)
     run = _run(root, location)
@@ -323,13 +366,43 @@ def read_segmentation(value) -> Volume:
             f"segmentation {uri['name']!r} by {uri['user_id']}/"
             f"{uri['session_id']}."
         )
-    seg = found[0]
+    return root, found[0]
+
+
+def read_segmentation(value) -> Volume:
+    """A run's segmentation at a voxel spacing, lazily."""
+    import zarr
+
+    location = parse_location(value)
+    _, seg = _segmentation(value)
     vs = float(seg.voxel_size)
     return Volume(
         zarr.open(seg.zarr(), mode="r")["0"],
         (vs, vs, vs),
         metadata={"source": str(location), "format": "copick"},
     )
+
+
+def segmentation_legend(value) -> Legend | None:
+    """The features of a copick multilabel segmentation: the project's pickable objects
+    by their ``label`` (copick's convention: voxel value = the object's label), as a
+    :class:`~tomoscribe.core.legend.Legend`; None for a single-label segmentation
+    (nonzero = the object it is named after).
+
+    Objects whose label is outside 1–255 (a legend's ids) are left out.
+    """
+    root, seg = _segmentation(value)
+    if not seg.is_multilabel:
+        return None
+    entries = {0: LegendEntry(BACKGROUND_NAME, BACKGROUND_COLOUR)}
+    for obj in root.pickable_objects:
+        label = obj.label
+        if isinstance(label, int) and 1 <= label <= MAX_FEATURES and label not in entries:
+            colour = None
+            if obj.color is not None and len(obj.color) >= 3:
+                colour = "#" + "".join(f"{int(c):02x}" for c in obj.color[:3])
+            entries[label] = LegendEntry(obj.name, colour)
+    return Legend(entries)
 
 
 __all__ = [
@@ -340,6 +413,7 @@ __all__ = [
     "check_picks_target",
     "read_tomogram",
     "read_segmentation",
+    "segmentation_legend",
     "write_segmentation",
     "CopickLocationError",
 ]
