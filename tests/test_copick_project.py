@@ -174,6 +174,27 @@ def test_written_picks_are_in_angstrom_whatever_voxel_the_location_names(project
     np.testing.assert_allclose(picks.full_positions(), xyz * 2.5, atol=1e-6)
 
 
+def test_trainset_points_from_copick_picks_are_placed_on_a_binned_tomogram(project):
+    """Picks read as boxes of a 20 Å tomogram of the run are at their Å / 20, with or
+    without @VOXEL (default: the tomogram's voxel size, as the README says)."""
+    from pathlib import Path
+
+    from tomoscribe.segment.workflow import read_boxes
+
+    config, tomo, _, centres_A = project
+    run = copick.from_file(str(config)).get_run("TS_01")
+    run.new_voxel_spacing(20.0).new_tomogram("wbp").from_numpy(tomo[::2, ::2, ::2].copy())
+    tomogram = Path(f"copick:{config}#TS_01/wbp@20.0")
+    for picks in ("ribosome:alice/1@10.0", "ribosome:alice/1"):
+        boxes = read_boxes(
+            tomogram,
+            positives=Path(f"copick:{config}#TS_01/{picks}"),
+            voxel_size_A=20.0,
+            shape_zyx=(16, 24, 32),
+        )
+        np.testing.assert_allclose(boxes.positive, centres_A[:, ::-1] / 20.0, atol=1e-6)
+
+
 def test_picks_targets_copick_would_rename_or_cannot_name_are_refused(project, tmp_path, capsys):
     """A target without a user or session (copick's pattern ``*``), or with ids copick's
     sanitize_name changes (underscores, spaces), stops with one sentence, nothing written."""
