@@ -212,3 +212,34 @@ def test_picks_targets_copick_would_rename_or_cannot_name_are_refused(project, t
         err = capsys.readouterr().err
         assert word in err and err.strip().count("\n") == 0 and "Traceback" not in err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_extract_from_a_copick_tomogram_takes_its_runs_rows(project, tmp_path):
+    """A copick tomogram is its run: rows of a STAR listing two tomograms are chosen by
+    the run's name (rlnTomoName = copick run) without --tomo-name."""
+    import pandas as pd
+    import starfile
+
+    config, _, _, centres_A = project
+    rows = np.vstack([centres_A / VOXEL, centres_A[:2] / VOXEL])
+    star = tmp_path / "two.star"
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnTomoName": ["TS_01"] * 6 + ["TS_02"] * 2,
+                    "rlnCoordinateX": rows[:, 0],
+                    "rlnCoordinateY": rows[:, 1],
+                    "rlnCoordinateZ": rows[:, 2],
+                    "rlnDetectorPixelSize": [VOXEL] * 8,
+                    "rlnMagnification": [10000.0] * 8,
+                }
+            )
+        },
+        star,
+    )
+    out = tmp_path / "parts"
+    tomogram = f"copick:{config}#TS_01/wbp@10.0"
+    assert main(["extract", tomogram, str(star), "--box", "6", "-o", str(out)]) == 0
+    written = read_particles(out / "particles.star")
+    assert set(written["tomo_name"]) == {"TS_01"} and len(written) == 6
