@@ -195,6 +195,27 @@ def test_trainset_points_from_copick_picks_are_placed_on_a_binned_tomogram(proje
         np.testing.assert_allclose(boxes.positive, centres_A[:, ::-1] / 20.0, atol=1e-6)
 
 
+def test_pick_reads_a_copick_multilabel_segmentation_by_the_objects_labels(project, tmp_path):
+    """In a copick multilabel segmentation each voxel holds its object's label (the
+    config's ``label``): picking ribosomes takes label 1 only, not the membrane's 2."""
+    config, _, _, _ = project
+    root = copick.from_file(str(config))
+    assert (root.get_object("ribosome").label, root.get_object("membrane").label) == (1, 2)
+    labels = np.zeros((32, 48, 64), np.uint8)
+    labels[10:17, 20:27, 30:37] = 1  # a ribosome at x, y, z = 33, 23, 13 voxels
+    labels[25:27, 5:40, 5:60] = 2  # a membrane patch
+    seg = root.get_run("TS_01").new_segmentation(
+        voxel_size=VOXEL, name="cells", session_id="1", is_multilabel=True, user_id="bob"
+    )
+    seg.from_numpy(labels)
+    out = tmp_path / "ribosomes.csv"
+    source = f"copick:{config}#TS_01/cells:bob/1@10.0"
+    assert main(["pick", source, "-f", "ribosome", "--edge", "0", "-o", str(out)]) == 0
+    table = read_particles(out)
+    np.testing.assert_allclose(table[["x", "y", "z"]].to_numpy(), [[33, 23, 13]])
+    assert list(table["tomo_name"]) == ["TS_01"]  # the run, as copick names it
+
+
 def test_picks_targets_copick_would_rename_or_cannot_name_are_refused(project, tmp_path, capsys):
     """A target without a user or session (copick's pattern ``*``), or with ids copick's
     sanitize_name changes (underscores, spaces), stops with one sentence, nothing written."""
