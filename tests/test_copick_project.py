@@ -264,3 +264,27 @@ def test_extract_from_a_copick_tomogram_takes_its_runs_rows(project, tmp_path):
     assert main(["extract", tomogram, str(star), "--box", "6", "-o", str(out)]) == 0
     written = read_particles(out / "particles.star")
     assert set(written["tomo_name"]) == {"TS_01"} and len(written) == 6
+
+
+def test_a_relative_overlay_root_read_from_elsewhere_is_explained(tmp_path, monkeypatch, capsys):
+    """copick resolves a relative ``local://`` root from the current directory: read from
+    another folder the project looks empty, which the sentence says, not just 'no run'."""
+    from copick.ops.open import new_config
+
+    monkeypatch.chdir(tmp_path)
+    root = new_config("proj/config.json", "proj/overlay", pickable_objects=[])
+    root.new_run("TS_01").new_voxel_spacing(VOXEL).new_tomogram("wbp").from_numpy(
+        np.zeros((4, 4, 4), np.float32)
+    )
+    config = (tmp_path / "proj" / "config.json").resolve()
+    assert copick.from_file(str(config)).get_run("TS_01") is not None  # from its folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert copick.from_file(str(config)).get_run("TS_01") is None  # copick's own reading
+    args = ["extract", f"copick:{config}#TS_01/wbp@10.0", "p.csv", "--box", "4", "-o", "x"]
+    (elsewhere / "p.csv").write_text("x,y,z\n2,2,2\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "relative" in err and "overlay_root" in err and err.strip().count("\n") == 0
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["p.csv"]

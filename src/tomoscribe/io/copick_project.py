@@ -104,11 +104,33 @@ def _run(root, location: CopickLocation):
     run = root.get_run(location.run)
     if run is None:
         names = sorted(r.name for r in root.runs)
+        relative = _relative_roots(root)
+        if not names and relative:
+            raise CopickLocationError(
+                f"the copick project {location.config.name} has no run "
+                f"{location.run!r}, nor any run, where its {relative[0]} "
+                f"points from {Path.cwd()} (copick reads a relative root from the "
+                "current directory); run from the folder the project was made in, "
+                "or make the root absolute."
+            )
         raise CopickLocationError(
             f"the copick project {location.config.name} has no run "
             f"{location.run!r}; it has {', '.join(names[:10]) or 'none'}."
         )
     return run
+
+
+def _relative_roots(root) -> list[str]:
+    """``overlay_root``/``static_root`` entries of the configuration that are local
+    relative paths (``local://proj/overlay``), which copick resolves from the current
+    directory, not from the configuration file's."""
+    found = []
+    for key in ("overlay_root", "static_root"):
+        value = getattr(root.config, key, None)
+        if isinstance(value, str) and value.startswith("local://"):
+            if not value[len("local://") :].startswith("/"):
+                found.append(f"{key} {value!r}")
+    return found
 
 
 def _uri(location: CopickLocation, kind: str) -> dict:
