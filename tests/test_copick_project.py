@@ -288,3 +288,25 @@ def test_a_relative_overlay_root_read_from_elsewhere_is_explained(tmp_path, monk
     err = capsys.readouterr().err
     assert "relative" in err and "overlay_root" in err and err.strip().count("\n") == 0
     assert sorted(p.name for p in elsewhere.iterdir()) == ["p.csv"]
+
+
+def test_copick_picks_converted_to_star_carry_relion5_centred_coordinates(project, tmp_path):
+    """The run's tomogram gives the centre, so the STAR has RELION 5's centred Å columns,
+    equal to copick's own RELION export (copick.util.relion.picks_to_df_relion)."""
+    import starfile
+    from copick.util.relion import picks_to_df_relion
+
+    config, _, _, _ = project
+    star = tmp_path / "picks.star"
+    assert main(["convert", f"copick:{config}#TS_01/ribosome:alice/1", "-o", str(star)]) == 0
+    ours = starfile.read(star)
+    ours = ours["particles"] if isinstance(ours, dict) else ours
+    run = copick.from_file(str(config)).get_run("TS_01")
+    (picks,) = run.get_picks(object_name="ribosome", user_id="alice", session_id="1")
+    theirs = picks_to_df_relion(picks, voxel_spacing=VOXEL)
+    columns = [f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]
+    np.testing.assert_allclose(ours[columns].to_numpy(), theirs[columns].to_numpy(), atol=1e-3)
+    angles = ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]
+    a = Rotation.from_euler("ZYZ", ours[angles].to_numpy(), degrees=True)
+    b = Rotation.from_euler("ZYZ", theirs[angles].to_numpy(float), degrees=True)
+    assert _angle_deg(a, b).max() < 0.01

@@ -325,6 +325,21 @@ def read_tomogram(value) -> Volume:
     return Volume(array, (vs, vs, vs), metadata={"source": str(location), "format": "copick"})
 
 
+def tomogram_shape(value, voxel_A: float) -> tuple[int, int, int] | None:
+    """The size (z, y, x voxels) of the run's tomogram at ``voxel_A`` Å (its first, as
+    copick's ``get_tomogram_centers_from_copick`` takes it), None where the run has no
+    tomogram there.  ``value`` is any location in the run."""
+    import zarr
+
+    location = parse_location(value)
+    run = _run(_root(location), location)
+    spacing = run.get_voxel_spacing(voxel_A)
+    tomograms = spacing.tomograms if spacing is not None else []
+    if not tomograms:
+        return None
+    return tuple(int(n) for n in zarr.open(tomograms[0].zarr(), mode="r")["0"].shape)
+
+
 def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) -> str:
     """Store a label map as a copick multilabel segmentation (OME-Zarr, copick's writer).
 
@@ -434,6 +449,7 @@ __all__ = [
     "write_picks",
     "check_picks_target",
     "read_tomogram",
+    "tomogram_shape",
     "read_segmentation",
     "segmentation_legend",
     "write_segmentation",
