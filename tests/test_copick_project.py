@@ -310,3 +310,20 @@ def test_copick_picks_converted_to_star_carry_relion5_centred_coordinates(projec
     a = Rotation.from_euler("ZYZ", ours[angles].to_numpy(), degrees=True)
     b = Rotation.from_euler("ZYZ", theirs[angles].to_numpy(float), degrees=True)
     assert _angle_deg(a, b).max() < 0.01
+
+
+def test_picks_of_another_run_are_not_written_into_this_one(project, tmp_path, capsys):
+    """Rows named after run TS_02 of the project are refused for run TS_01 (one
+    sentence, nothing written); written to TS_02, copick finds them there."""
+    config, _, _, _ = project
+    copick.from_file(str(config)).new_run("TS_02").new_voxel_spacing(VOXEL)
+    csv = tmp_path / "ts02.csv"
+    csv.write_text("x,y,z,voxel_size_A,tomo_name\n10,10,10,10,TS_02\n")
+    assert main(["convert", str(csv), "-o", f"copick:{config}#TS_01/ribosome:tomoscribe/4"]) == 2
+    err = capsys.readouterr().err
+    assert "TS_02" in err and err.strip().count("\n") == 0
+    assert _copick_picks(config, "tomoscribe", "4") == []
+    assert main(["convert", str(csv), "-o", f"copick:{config}#TS_02/ribosome:tomoscribe/4"]) == 0
+    run = copick.from_file(str(config)).get_run("TS_02")
+    (picks,) = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="4")
+    np.testing.assert_allclose(picks.full_positions(), [[100, 100, 100]])

@@ -261,6 +261,27 @@ def check_picks_target(value) -> None:
         )
 
 
+def _check_run_of_rows(root, run, location: CopickLocation, table: pd.DataFrame) -> None:
+    """Refuse rows that name only other runs of the project (``tomo_name``, matched as
+    :func:`tomoscribe.io.particles.select_tomogram` matches, with or without a file
+    suffix): they are another tomogram's particles.  Names of no run (other tools'
+    tomogram names) are let through."""
+    from .particles import tomogram_stem
+
+    if "tomo_name" not in table or not len(table):
+        return
+    names = {tomogram_stem(str(n)) for n in table["tomo_name"].astype(str).unique()}
+    if run.name in names:
+        return
+    others = sorted(names & {r.name for r in root.runs})
+    if others:
+        raise CopickLocationError(
+            f"{location}: the particles are of run {others[0]!r} of "
+            f"{location.config.name} (their tomogram name), not of {run.name!r}; "
+            f"write them to #{others[0]}/…."
+        )
+
+
 def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -> str:
     """Store a particle table as copick picks (positions in Å, 4×4 transforms).
 
@@ -284,6 +305,7 @@ def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -
     uri = _uri(location, "picks")
     # positions in Å: the table's coordinates are voxels of voxel_size_A whatever the
     # location's @VOXEL says (Å are the same at every voxel spacing)
+    _check_run_of_rows(root, run, location, table)
     voxel = float(voxel_size_A) if voxel_size_A else _picks_voxel(run, location, None)
     positions = table[["x", "y", "z"]].to_numpy(float) * voxel
     transforms = np.tile(np.eye(4), (len(table), 1, 1))
