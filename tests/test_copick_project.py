@@ -154,3 +154,176 @@ def test_convert_moves_picks_between_a_star_file_and_a_copick_project(project, t
     np.testing.assert_allclose(picks.full_positions(), centres_A, atol=0.01 * VOXEL)
     _, transforms = picks.numpy()
     assert _angle_deg(Rotation.from_matrix(transforms[:, :3, :3]), rotations).max() < 0.01
+
+
+def _copick_picks(config, user, session):
+    run = copick.from_file(str(config)).get_run("TS_01")
+    return run.get_picks(object_name="ribosome", user_id=user, session_id=session)
+
+
+def test_written_picks_are_in_angstrom_whatever_voxel_the_location_names(project, tmp_path):
+    """Coordinates in 2.5 Å pixels (a Warp STAR's unbinned pixels) written to a location
+    naming the run's 10 Å spacing are still x × 2.5 Å in copick, not x × 10 Å."""
+    config, _, _, _ = project
+    csv = tmp_path / "fine.csv"
+    xyz = np.array([[120.0, 80.0, 40.0], [200.0, 160.0, 100.0]])  # 2.5 Å pixels
+    csv.write_text("x,y,z,voxel_size_A\n" + "".join(f"{x},{y},{z},2.5\n" for x, y, z in xyz))
+    target = f"copick:{config}#TS_01/ribosome:tomoscribe/5@10.0"
+    assert main(["convert", str(csv), "-o", target]) == 0
+    (picks,) = _copick_picks(config, "tomoscribe", "5")
+    np.testing.assert_allclose(picks.full_positions(), xyz * 2.5, atol=1e-6)
+
+
+def test_trainset_points_from_copick_picks_are_placed_on_a_binned_tomogram(project):
+    """Picks read as boxes of a 20 Å tomogram of the run are at their Å / 20, with or
+    without @VOXEL (default: the tomogram's voxel size, as the README says)."""
+    from pathlib import Path
+
+    from tomoscribe.segment.workflow import read_boxes
+
+    config, tomo, _, centres_A = project
+    run = copick.from_file(str(config)).get_run("TS_01")
+    run.new_voxel_spacing(20.0).new_tomogram("wbp").from_numpy(tomo[::2, ::2, ::2].copy())
+    tomogram = Path(f"copick:{config}#TS_01/wbp@20.0")
+    for picks in ("ribosome:alice/1@10.0", "ribosome:alice/1"):
+        boxes = read_boxes(
+            tomogram,
+            positives=Path(f"copick:{config}#TS_01/{picks}"),
+            voxel_size_A=20.0,
+            shape_zyx=(16, 24, 32),
+        )
+        np.testing.assert_allclose(boxes.positive, centres_A[:, ::-1] / 20.0, atol=1e-6)
+
+
+def test_pick_reads_a_copick_multilabel_segmentation_by_the_objects_labels(project, tmp_path):
+    """In a copick multilabel segmentation each voxel holds its object's label (the
+    config's ``label``): picking ribosomes takes label 1 only, not the membrane's 2."""
+    config, _, _, _ = project
+    root = copick.from_file(str(config))
+    assert (root.get_object("ribosome").label, root.get_object("membrane").label) == (1, 2)
+    labels = np.zeros((32, 48, 64), np.uint8)
+    labels[10:17, 20:27, 30:37] = 1  # a ribosome at x, y, z = 33, 23, 13 voxels
+    labels[25:27, 5:40, 5:60] = 2  # a membrane patch
+    seg = root.get_run("TS_01").new_segmentation(
+        voxel_size=VOXEL, name="cells", session_id="1", is_multilabel=True, user_id="bob"
+    )
+    seg.from_numpy(labels)
+    out = tmp_path / "ribosomes.csv"
+    source = f"copick:{config}#TS_01/cells:bob/1@10.0"
+    assert main(["pick", source, "-f", "ribosome", "--edge", "0", "-o", str(out)]) == 0
+    table = read_particles(out)
+    np.testing.assert_allclose(table[["x", "y", "z"]].to_numpy(), [[33, 23, 13]])
+    assert list(table["tomo_name"]) == ["TS_01"]  # the run, as copick names it
+
+
+def test_picks_targets_copick_would_rename_or_cannot_name_are_refused(project, tmp_path, capsys):
+    """A target without a user or session (copick's pattern ``*``), or with ids copick's
+    sanitize_name changes (underscores, spaces), stops with one sentence, nothing written."""
+    config, _, _, _ = project
+    csv = tmp_path / "p.csv"
+    csv.write_text("x,y,z,voxel_size_A\n10,10,10,10\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for bad, word in (
+        ("ribosome:tomoscribe", "session"),
+        ("ribosome", "user"),
+        ("ribosome:my_user/1", "my-user"),
+        ("ribosome:tomo scribe/1", "tomo-scribe"),
+    ):
+        assert main(["convert", str(csv), "-o", f"copick:{config}#TS_01/{bad}"]) == 2
+        err = capsys.readouterr().err
+        assert word in err and err.strip().count("\n") == 0 and "Traceback" not in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_extract_from_a_copick_tomogram_takes_its_runs_rows(project, tmp_path):
+    """A copick tomogram is its run: rows of a STAR listing two tomograms are chosen by
+    the run's name (rlnTomoName = copick run) without --tomo-name."""
+    import pandas as pd
+    import starfile
+
+    config, _, _, centres_A = project
+    rows = np.vstack([centres_A / VOXEL, centres_A[:2] / VOXEL])
+    star = tmp_path / "two.star"
+    starfile.write(
+        {
+            "particles": pd.DataFrame(
+                {
+                    "rlnTomoName": ["TS_01"] * 6 + ["TS_02"] * 2,
+                    "rlnCoordinateX": rows[:, 0],
+                    "rlnCoordinateY": rows[:, 1],
+                    "rlnCoordinateZ": rows[:, 2],
+                    "rlnDetectorPixelSize": [VOXEL] * 8,
+                    "rlnMagnification": [10000.0] * 8,
+                }
+            )
+        },
+        star,
+    )
+    out = tmp_path / "parts"
+    tomogram = f"copick:{config}#TS_01/wbp@10.0"
+    assert main(["extract", tomogram, str(star), "--box", "6", "-o", str(out)]) == 0
+    written = read_particles(out / "particles.star")
+    assert set(written["tomo_name"]) == {"TS_01"} and len(written) == 6
+
+
+def test_a_relative_overlay_root_read_from_elsewhere_is_explained(tmp_path, monkeypatch, capsys):
+    """copick resolves a relative ``local://`` root from the current directory: read from
+    another folder the project looks empty, which the sentence says, not just 'no run'."""
+    from copick.ops.open import new_config
+
+    monkeypatch.chdir(tmp_path)
+    root = new_config("proj/config.json", "proj/overlay", pickable_objects=[])
+    root.new_run("TS_01").new_voxel_spacing(VOXEL).new_tomogram("wbp").from_numpy(
+        np.zeros((4, 4, 4), np.float32)
+    )
+    config = (tmp_path / "proj" / "config.json").resolve()
+    assert copick.from_file(str(config)).get_run("TS_01") is not None  # from its folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert copick.from_file(str(config)).get_run("TS_01") is None  # copick's own reading
+    args = ["extract", f"copick:{config}#TS_01/wbp@10.0", "p.csv", "--box", "4", "-o", "x"]
+    (elsewhere / "p.csv").write_text("x,y,z\n2,2,2\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "relative" in err and "overlay_root" in err and err.strip().count("\n") == 0
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["p.csv"]
+
+
+def test_copick_picks_converted_to_star_carry_relion5_centred_coordinates(project, tmp_path):
+    """The run's tomogram gives the centre, so the STAR has RELION 5's centred Å columns,
+    equal to copick's own RELION export (copick.util.relion.picks_to_df_relion)."""
+    import starfile
+    from copick.util.relion import picks_to_df_relion
+
+    config, _, _, _ = project
+    star = tmp_path / "picks.star"
+    assert main(["convert", f"copick:{config}#TS_01/ribosome:alice/1", "-o", str(star)]) == 0
+    ours = starfile.read(star)
+    ours = ours["particles"] if isinstance(ours, dict) else ours
+    run = copick.from_file(str(config)).get_run("TS_01")
+    (picks,) = run.get_picks(object_name="ribosome", user_id="alice", session_id="1")
+    theirs = picks_to_df_relion(picks, voxel_spacing=VOXEL)
+    columns = [f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]
+    np.testing.assert_allclose(ours[columns].to_numpy(), theirs[columns].to_numpy(), atol=1e-3)
+    angles = ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]
+    a = Rotation.from_euler("ZYZ", ours[angles].to_numpy(), degrees=True)
+    b = Rotation.from_euler("ZYZ", theirs[angles].to_numpy(float), degrees=True)
+    assert _angle_deg(a, b).max() < 0.01
+
+
+def test_picks_of_another_run_are_not_written_into_this_one(project, tmp_path, capsys):
+    """Rows named after run TS_02 of the project are refused for run TS_01 (one
+    sentence, nothing written); written to TS_02, copick finds them there."""
+    config, _, _, _ = project
+    copick.from_file(str(config)).new_run("TS_02").new_voxel_spacing(VOXEL)
+    csv = tmp_path / "ts02.csv"
+    csv.write_text("x,y,z,voxel_size_A,tomo_name\n10,10,10,10,TS_02\n")
+    assert main(["convert", str(csv), "-o", f"copick:{config}#TS_01/ribosome:tomoscribe/4"]) == 2
+    err = capsys.readouterr().err
+    assert "TS_02" in err and err.strip().count("\n") == 0
+    assert _copick_picks(config, "tomoscribe", "4") == []
+    assert main(["convert", str(csv), "-o", f"copick:{config}#TS_02/ribosome:tomoscribe/4"]) == 0
+    run = copick.from_file(str(config)).get_run("TS_02")
+    (picks,) = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="4")
+    np.testing.assert_allclose(picks.full_positions(), [[100, 100, 100]])

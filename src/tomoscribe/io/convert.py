@@ -128,13 +128,19 @@ def _outside(table, voxel_size_A, shape_zyx, tomograms) -> int:
     return int((~inside).sum())
 
 
-def recorded_tomogram_shape(source) -> tuple[int, int, int] | None:
+def recorded_tomogram_shape(source, voxel_size_A: float | None = None) -> tuple | None:
     """The size (z, y, x voxels) of the tomogram a particle file's coordinates are in,
     where the file says: an IMOD model's header (``xmax, ymax, zmax``), else the record
-    ``pick`` writes beside its picks; None where neither does (a ``.mod`` written then
-    has 0 there, IMOD's "unknown")."""
+    ``pick`` writes beside its picks; for copick picks, the run's tomogram at
+    ``voxel_size_A`` (Å; the coordinates' voxel size), as copick's RELION export takes
+    its centre; None where none does (a ``.mod`` written then has 0 there, IMOD's
+    "unknown")."""
     if is_copick_location(source):
-        return None
+        if not voxel_size_A:
+            return None
+        from .copick_project import tomogram_shape
+
+        return tomogram_shape(source, float(voxel_size_A))
     path = Path(str(source))
     if path.suffix.lower() == ".mod" and path.is_file():
         try:
@@ -181,7 +187,8 @@ def convert_particles(
     tomo_name : keep only this tomogram's rows.
     tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates; the size (z,
         y, x voxels) also goes into an IMOD model's header (default: as the source
-        records it, :func:`recorded_tomogram_shape`; binned with the coordinates).
+        records it, :func:`recorded_tomogram_shape`, for copick picks the run's
+        tomogram; binned with the coordinates).
     drop_orientations : allow writing a format that holds no orientation.
 
     Returns
@@ -210,7 +217,7 @@ def convert_particles(
         )
     voxel = recorded or voxel_size_A
     if tomogram_shape_zyx is None:
-        tomogram_shape_zyx = recorded_tomogram_shape(source)
+        tomogram_shape_zyx = recorded_tomogram_shape(source, voxel)
     outside = _outside(table, voxel, tomogram_shape_zyx, tomograms)  # before any binning
     if binning is not None:
         if dst_fmt.name != "imod":  # IMOD's corner rule only from one model to another

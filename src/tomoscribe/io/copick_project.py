@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.transform import Rotation
 
-from ..core.legend import Legend
+from ..core.legend import BACKGROUND_COLOUR, BACKGROUND_NAME, MAX_FEATURES, Legend, LegendEntry
 from ..core.rotations import from_euler, to_euler
 from ..errors import CopickLocationError, InputFileError, ParameterError
 from ..volume import Volume
@@ -104,11 +104,33 @@ def _run(root, location: CopickLocation):
     run = root.get_run(location.run)
     if run is None:
         names = sorted(r.name for r in root.runs)
+        relative = _relative_roots(root)
+        if not names and relative:
+            raise CopickLocationError(
+                f"the copick project {location.config.name} has no run "
+                f"{location.run!r}, nor any run, where its {relative[0]} "
+                f"points from {Path.cwd()} (copick reads a relative root from the "
+                "current directory); run from the folder the project was made in, "
+                "or make the root absolute."
+            )
         raise CopickLocationError(
             f"the copick project {location.config.name} has no run "
             f"{location.run!r}; it has {', '.join(names[:10]) or 'none'}."
         )
     return run
+
+
+def _relative_roots(root) -> list[str]:
+    """``overlay_root``/``static_root`` entries of the configuration that are local
+    relative paths (``local://proj/overlay``), which copick resolves from the current
+    directory, not from the configuration file's."""
+    found = []
+    for key in ("overlay_root", "static_root"):
+        value = getattr(root.config, key, None)
+        if isinstance(value, str) and value.startswith("local://"):
+            if not value[len("local://") :].startswith("/"):
+                found.append(f"{key} {value!r}")
+    return found
 
 
 def _uri(location: CopickLocation, kind: str) -> dict:
@@ -192,6 +214,33 @@ def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
     return table
 
 
+def _check_ids(location: CopickLocation, uri: dict) -> None:
+    """Refuse a user or session id to write under that is missing (copick's ``*``) or
+    that copick would store under another name (``copick.util.escape.sanitize_name``:
+    no spaces, underscores, slashes or ``<>:"\\|?*``), so the location written is the
+    one read back."""
+    from copick.util.escape import sanitize_name
+
+    for key, what in (("user_id", "user"), ("session_id", "session")):
+        name = str(uri.get(key) or "")
+        if not name or "*" in name:
+            raise ParameterError(
+                f"{location}: name the {what} to write under, "
+                "RUN/OBJECT:USER/SESSION (e.g. TS_01/ribosome:tomoscribe/1)."
+            )
+        try:
+            kept = sanitize_name(name, suppress_warnings=True)
+        except ValueError:
+            kept = ""
+        if kept != name:
+            better = f"; write {kept!r}" if kept else ""
+            raise ParameterError(
+                f"{location}: copick keeps no spaces, underscores, slashes or "
+                f'<>:"\\|?* in a {what} id, so {name!r} would be stored as another '
+                f"name{better}."
+            )
+
+
 def check_picks_target(value) -> None:
     """Refuse, before any work, a picks location that cannot be written."""
     location = parse_location(value)
@@ -201,6 +250,7 @@ def check_picks_target(value) -> None:
     _object(root, uri["object_name"], location)
     if location.voxel_A:
         _voxel_spacing(run, location.voxel_A, location)
+    _check_ids(location, uri)
     if run.get_picks(
         object_name=uri["object_name"], user_id=uri["user_id"], session_id=uri["session_id"]
     ):
@@ -211,14 +261,52 @@ def check_picks_target(value) -> None:
         )
 
 
+def _check_run_of_rows(root, run, location: CopickLocation, table: pd.DataFrame) -> None:
+    """Refuse rows that name only other runs of the project (``tomo_name``, matched as
+    :func:`tomoscribe.io.particles.select_tomogram` matches, with or without a file
+    suffix): they are another tomogram's particles.  Names of no run (other tools'
+    tomogram names) are let through."""
+    from .particles import tomogram_stem
+
+    if "tomo_name" not in table or not len(table):
+        return
+    names = {tomogram_stem(str(n)) for n in table["tomo_name"].astype(str).unique()}
+    if run.name in names:
+        return
+    others = sorted(names & {r.name for r in root.runs})
+    if others:
+        raise CopickLocationError(
+            f"{location}: the particles are of run {others[0]!r} of "
+            f"{location.config.name} (their tomogram name), not of {run.name!r}; "
+            f"write them to #{others[0]}/…."
+        )
+
+
 def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -> str:
-    """Store a particle table as copick picks (positions in Å, 4×4 transforms)."""
+    """Store a particle table as copick picks (positions in Å, 4×4 transforms).
+
+    Parameters
+    ----------
+    value : the picks location, ``copick:CONFIG#RUN/OBJECT:USER/SESSION[@VOXEL]``.
+    table : x, y, z (voxels of ``voxel_size_A``), optionally rot, tilt, psi (degrees,
+        RELION's convention) and score.
+    voxel_size_A : Å per coordinate unit of ``table``; it alone turns the coordinates
+        into Å.  The location's ``@VOXEL`` (a voxel spacing the run must have) is used
+        only where this is None, else the run's only voxel spacing.
+
+    Returns
+    -------
+    str : the location written.
+    """
     check_picks_target(value)
     location = parse_location(value)
     root = _root(location)
     run = _run(root, location)
     uri = _uri(location, "picks")
-    voxel = _picks_voxel(run, location, voxel_size_A)
+    # positions in Å: the table's coordinates are voxels of voxel_size_A whatever the
+    # location's @VOXEL says (Å are the same at every voxel spacing)
+    _check_run_of_rows(root, run, location, table)
+    voxel = float(voxel_size_A) if voxel_size_A else _picks_voxel(run, location, None)
     positions = table[["x", "y", "z"]].to_numpy(float) * voxel
     transforms = np.tile(np.eye(4), (len(table), 1, 1))
     has_angles = {"rot", "tilt", "psi"} <= set(table)
@@ -259,6 +347,21 @@ def read_tomogram(value) -> Volume:
     return Volume(array, (vs, vs, vs), metadata={"source": str(location), "format": "copick"})
 
 
+def tomogram_shape(value, voxel_A: float) -> tuple[int, int, int] | None:
+    """The size (z, y, x voxels) of the run's tomogram at ``voxel_A`` Å (its first, as
+    copick's ``get_tomogram_centers_from_copick`` takes it), None where the run has no
+    tomogram there.  ``value`` is any location in the run."""
+    import zarr
+
+    location = parse_location(value)
+    run = _run(_root(location), location)
+    spacing = run.get_voxel_spacing(voxel_A)
+    tomograms = spacing.tomograms if spacing is not None else []
+    if not tomograms:
+        return None
+    return tuple(int(n) for n in zarr.open(tomograms[0].zarr(), mode="r")["0"].shape)
+
+
 def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) -> str:
     """Store a label map as a copick multilabel segmentation (OME-Zarr, copick's writer).
 
@@ -273,6 +376,7 @@ def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) 
         raise ParameterError(f"{location}: name the voxel spacing, NAME:USER/SESSION@VOXEL.")
     voxel = float(uri["voxel_spacing"])
     _voxel_spacing(run, voxel, location)
+    _check_ids(location, uri)
     for key, entry in legend or ():
         if key == 0:
             continue
@@ -305,10 +409,8 @@ def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) 
     return str(location)
 
 
-def read_segmentation(value) -> Volume:
-    """A run's segmentation at a voxel spacing, lazily."""
-    import zarr
-
+def _segmentation(value):
+    """The copick segmentation a location names, and the project's root."""
     location = parse_location(value)
     root = _root(location)
     run = _run(root, location)
@@ -323,13 +425,43 @@ def read_segmentation(value) -> Volume:
             f"segmentation {uri['name']!r} by {uri['user_id']}/"
             f"{uri['session_id']}."
         )
-    seg = found[0]
+    return root, found[0]
+
+
+def read_segmentation(value) -> Volume:
+    """A run's segmentation at a voxel spacing, lazily."""
+    import zarr
+
+    location = parse_location(value)
+    _, seg = _segmentation(value)
     vs = float(seg.voxel_size)
     return Volume(
         zarr.open(seg.zarr(), mode="r")["0"],
         (vs, vs, vs),
         metadata={"source": str(location), "format": "copick"},
     )
+
+
+def segmentation_legend(value) -> Legend | None:
+    """The features of a copick multilabel segmentation: the project's pickable objects
+    by their ``label`` (copick's convention: voxel value = the object's label), as a
+    :class:`~tomoscribe.core.legend.Legend`; None for a single-label segmentation
+    (nonzero = the object it is named after).
+
+    Objects whose label is outside 1–255 (a legend's ids) are left out.
+    """
+    root, seg = _segmentation(value)
+    if not seg.is_multilabel:
+        return None
+    entries = {0: LegendEntry(BACKGROUND_NAME, BACKGROUND_COLOUR)}
+    for obj in root.pickable_objects:
+        label = obj.label
+        if isinstance(label, int) and 1 <= label <= MAX_FEATURES and label not in entries:
+            colour = None
+            if obj.color is not None and len(obj.color) >= 3:
+                colour = "#" + "".join(f"{int(c):02x}" for c in obj.color[:3])
+            entries[label] = LegendEntry(obj.name, colour)
+    return Legend(entries)
 
 
 __all__ = [
@@ -339,7 +471,9 @@ __all__ = [
     "write_picks",
     "check_picks_target",
     "read_tomogram",
+    "tomogram_shape",
     "read_segmentation",
+    "segmentation_legend",
     "write_segmentation",
     "CopickLocationError",
 ]

@@ -14,4 +14,13 @@ def is_copick_location(value) -> bool:
     return str(value).startswith(COPICK_PREFIX)
 
 
-__all__ = ["COPICK_PREFIX", "is_copick_location"]
+def copick_run_name(value) -> str | None:
+    """The run a copick location names (``copick:CONFIG#RUN/…`` → ``RUN``), None where
+    ``value`` is not a copick location or names no run."""
+    if not is_copick_location(value):
+        return None
+    run = str(value).partition("#")[2].partition("/")[0]
+    return run or None
+
+
+__all__ = ["COPICK_PREFIX", "copick_run_name", "is_copick_location"]

@@ -28,6 +28,7 @@ import pandas as pd
 from ..errors import InputFileError, ParameterError, TomoscribeError
 from ..outputs import note_input
 from .formats import format_for, suffixes
+from .locations import copick_run_name
 
 FORMATS = suffixes()
 
@@ -51,7 +52,12 @@ _TOMOGRAM_SUFFIXES = (
 
 def tomogram_stem(path: str | os.PathLike) -> str:
     """A tomogram's name from its file: the name less one known suffix (``tomo1_t0.8.mrc``
-    → ``tomo1_t0.8``, ``TS_01.ome.zarr`` → ``TS_01``), else ``Path.stem``."""
+    → ``tomo1_t0.8``, ``TS_01.ome.zarr`` → ``TS_01``), else ``Path.stem``; for a copick
+    location (a run's tomogram or segmentation), the run's name, as copick's picks and
+    RELION's ``rlnTomoName`` call it."""
+    run = copick_run_name(path)
+    if run is not None:
+        return run
     name = Path(str(path).rstrip("/")).name
     lower = name.lower()
     for suffix in _TOMOGRAM_SUFFIXES:

@@ -53,13 +53,15 @@ def read_points(
     ``voxel_size_A`` and ``tomogram_shape_zyx`` describe the tomogram the points belong
     to, for particle files whose coordinates need it (RELION 5's centred Å).
 
-    A copick location (``copick:CONFIG.json#RUN/OBJECT:USER/SESSION@VOXEL``) reads picks
-    through the copick library.
+    A copick location (``copick:CONFIG.json#RUN/OBJECT:USER/SESSION[@VOXEL]``) reads picks
+    through the copick library, in voxels of ``@VOXEL`` (else of ``voxel_size_A``),
+    with that ``voxel_size_A`` column and the run as ``tomo_name``.
     """
     from .copick_project import is_copick_location, read_picks
 
-    if is_copick_location(path):
-        return read_picks(path)[["x", "y", "z"]]
+    if is_copick_location(path):  # in voxels of @VOXEL, else of the tomogram's voxel size
+        table = read_picks(path, voxel_size_A)
+        return table[["x", "y", "z", "voxel_size_A", "tomo_name"]].reset_index(drop=True)
     path = Path(path)
     note_input(path)
     if not path.is_file():

@@ -1,10 +1,11 @@
 """Which voxels of a label map are a feature: our legend, or a value given by the user.
 
 Label maps from ``tomoscribe merge`` carry ``NAME.legend.json`` (id → feature name and
-colour; :mod:`tomoscribe.core.legend`).  Segmentations from other tools (membrain-seg,
-pyseg, Ais, TARDIS: a binary or integer MRC, TIFF or OME-Zarr, often float 0/1) have
-none; the user then names the feature (``--feature``) and its value (``--value``,
-default: every nonzero voxel).
+colour; :mod:`tomoscribe.core.legend`); a copick multilabel segmentation's features are
+the project's pickable objects, each voxel holding its object's ``label``.
+Segmentations from other tools (membrain-seg, pyseg, Ais, TARDIS: a binary or integer
+MRC, TIFF or OME-Zarr, often float 0/1) have none; the user then names the feature
+(``--feature``) and its value (``--value``, default: every nonzero voxel).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..core.legend import legend_path, read_legend
 from ..errors import ParameterError
+from ..io.locations import is_copick_location
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,24 @@ class FeatureVoxels:
         }
 
 
+def _name(map_path) -> str:
+    """How messages name a map: a file's name, a copick location in full."""
+    return str(map_path) if is_copick_location(map_path) else Path(map_path).name
+
+
+def _legend(map_path) -> tuple:
+    """The map's legend and what gives it: ``NAME.legend.json`` beside a file, or, for
+    a copick multilabel segmentation, the project's pickable objects by label (copick's
+    convention); (None, None) where there is none."""
+    if is_copick_location(map_path):
+        from ..io.copick_project import segmentation_legend
+
+        legend = segmentation_legend(map_path)
+        return legend, "the copick project's object labels"
+    legend = read_legend(map_path)
+    return legend, None if legend is None else legend_path(map_path).name
+
+
 def feature_voxels(
     map_path: Path, dtype, feature: str, value: float | None = None, allow_threshold: bool = True
 ) -> FeatureVoxels:
@@ -55,7 +75,8 @@ def feature_voxels(
 
     Parameters
     ----------
-    map_path : the label or feature map (its legend, if any, lies beside it)
+    map_path : the label or feature map (its legend, if any, lies beside it), or a
+        copick segmentation location (its features: the project's objects' labels)
     dtype : the map's data type
     feature : the feature's name
     value : the feature's value in a map without a legend (None: nonzero voxels of an
@@ -69,15 +90,15 @@ def feature_voxels(
     ParameterError
         ``--value`` given for a map that has a legend.
     """
-    legend = read_legend(map_path)
+    legend, named_by = _legend(map_path)
     if legend is not None:
         if value is not None:
             raise ParameterError(
-                f"{map_path.name} has a legend ({legend_path(map_path).name}), "
-                "which names its features; drop `value`.",
+                f"{_name(map_path)} has a legend ({named_by}), which names its features; "
+                "drop `value`.",
                 parameter="value",
             )
-        return FeatureVoxels("legend", legend.id_of(feature, f"the label map {map_path.name}"))
+        return FeatureVoxels("legend", legend.id_of(feature, f"the label map {_name(map_path)}"))
     if value is not None:
         if not np.isfinite(value):
             raise ParameterError(f"`value` must be a number, got {value}.", parameter="value")
