@@ -189,3 +189,36 @@ def test_an_axis_order_that_names_an_axis_twice_is_refused(tmp_path):
     _mrc(path, mapc=(64, "<i", 1), mapr=(68, "<i", 1), maps=(72, "<i", 3))
     with pytest.raises(InputFileError, match=r"axis order \(mapc, mapr, maps\) as \(1, 1, 3\)"):
         read_volume(path)
+
+
+def test_a_three_cycle_axis_order_places_each_axis_and_start(tmp_path):
+    # (mapc, mapr, maps) = (2, 3, 1): columns along y, rows along z, sections along x.
+    # Stored value at [section s, row r, column c] is the volume's voxel (z=r, y=c, x=s),
+    # and the starts (nxstart, nystart, nzstart) are those of columns, rows, sections:
+    # y, z and x.  (A permutation that is its own inverse would not tell a reader that
+    # inverts it from one that does not.)
+    volume = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)  # z, y, x
+    stored = np.ascontiguousarray(volume.transpose(2, 0, 1))  # [x, z, y]
+    path = tmp_path / "cycled.map"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(stored)
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 2, 3, 1
+        mrc.header.mx, mrc.header.my, mrc.header.mz = 6, 5, 4
+        mrc.voxel_size = 3.0
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = 3, 7, 1  # y, z, x
+    read = _read_quietly(path)
+    np.testing.assert_array_equal(np.asarray(read.data), volume)
+    np.testing.assert_allclose(read.origin_A, (1 * 3.0, 3 * 3.0, 7 * 3.0))  # x, y, z
+
+
+def test_a_particle_stack_of_transposed_images_is_read_as_its_header_says(tmp_path):
+    from tomoscribe.io.particlestacks import open_particles
+
+    images = np.random.default_rng(1).random((3, 8, 8)).astype(np.float32)  # n, y, x
+    path = tmp_path / "stack.mrcs"
+    with mrcfile.new(path) as mrc:  # columns along y, rows along x: each image transposed
+        mrc.set_data(np.ascontiguousarray(images.transpose(0, 2, 1)))
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 2, 1, 3
+        mrc.voxel_size = 2.0
+    source = open_particles([path])
+    np.testing.assert_array_equal(source.read(np.arange(3)), images)

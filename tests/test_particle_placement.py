@@ -64,26 +64,36 @@ def test_imod_model_lands_on_the_voxels_of_the_image_it_records(tmp_path):
     assert _world(placed)[0, 2] == pytest.approx(-281.044 + 438 * 12.399, abs=0.01)
 
 
-def test_imod_model_saved_on_a_subset_is_drawn_on_the_full_image(tmp_path):
-    """3dmod stores ctrans = otrans − cscale × the loaded subset's first voxel, and its
-    points in the subset's indices: drawn on the full image (origin otrans)."""
-    from tomoscribe.io.placement import imod_image_frame
+@needs_data
+def test_imod_model_saved_on_a_subset_lands_on_the_whole_image_voxels(tmp_path):
+    """3dmod keeps a model's points in the indices of the image as loaded and records
+    ctrans = otrans − cscale × the loaded subset's first voxel (IMOD's ivwGetImageRef):
+    the same particles saved from a subset starting at voxel (10, 20, 5) must land where
+    the whole-image model puts them, opened alone and on the whole image's grid."""
+    import struct
 
-    model = DATA / "imod" / "point_sizes_example.mod"
-    if not model.is_file():
-        pytest.skip("../shared/data is absent")
-    from imodmodel import ImodModel
+    from tomoscribe.io.points import read_imod_points
 
-    parsed = ImodModel.from_file(model)
-    ctrans = np.asarray(parsed.minx.ctrans, float)
-    spacing, origin = imod_image_frame(model)
-    np.testing.assert_allclose(origin, ctrans, atol=1e-3)
-    # the same model as if loaded from voxel (10, 20, 5): ctrans lower by cscale × start
-    parsed.minx.ctrans = tuple(ctrans - spacing * np.array([10, 20, 5]))
-    moved = tmp_path / "subset.mod"
-    parsed.to_file(moved)
-    spacing2, origin2 = imod_image_frame(moved)
-    np.testing.assert_allclose(origin2, ctrans + spacing * np.array([10, 20, 5]), atol=1e-3)
+    whole = DATA / "imod" / "point_sizes_example.mod"
+    raw = bytearray(whole.read_bytes())
+    at = raw.index(b"MINX") + 8  # chunk id, size, then 18 big-endian floats
+    floats = list(struct.unpack(">18f", raw[at : at + 72]))
+    cscale, ctrans = np.array(floats[9:12]), np.array(floats[12:15])
+    start = np.array([10, 20, 5])
+    floats[12:15] = ctrans - cscale * start  # ctrans as 3dmod writes it for the subset
+    raw[at : at + 72] = struct.pack(">18f", *floats)
+    subset = tmp_path / "subset.mod"  # the same point numbers, now subset indices
+    subset.write_bytes(bytes(raw))
+    whole_xyz = read_imod_points(whole)[["x", "y", "z"]].to_numpy()
+    subset_xyz = read_imod_points(subset)[["x", "y", "z"]].to_numpy()
+    np.testing.assert_allclose(subset_xyz - whole_xyz, np.tile(start, (len(whole_xyz), 1)))
+    [alone] = place_particles(whole)
+    [alone_subset] = place_particles(subset)
+    moved_A = np.tile(start[::-1] * cscale[::-1], (len(whole_xyz), 1))  # z, y, x
+    np.testing.assert_allclose(_world(alone_subset) - _world(alone), moved_A, atol=1e-2)
+    full = Grid(tuple(cscale), tuple(np.asarray(floats[3:6])), (200, 1400, 1400), "image")
+    [on_grid] = place_particles(subset, grid=full)
+    np.testing.assert_allclose(_world(on_grid), _world(alone_subset), atol=1e-2)
 
 
 @needs_data
@@ -138,17 +148,27 @@ def test_relion5_centred_file_without_its_set_is_refused_or_centred_on_the_tomog
 
     rows = starfile.read(path)
     rows = rows["particles"] if isinstance(rows, dict) else rows
-    crop = Grid((10.52,) * 3, (0.0, 0.0, 0.0), (44, 136, 84))  # the cylindra crops
+    crops = {  # the cylindra crops, as open in a viewer
+        name: Grid((10.52,) * 3, (0.0, 0.0, 0.0), (44, 136, 84), name)
+        for name in ("TS_01", "TS_02")
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        [placed] = place_particles(path, grid=crop)
+        [placed] = place_particles(path, grid=crops["TS_01"])  # TS_01's rows only
+        per_tomogram = place_particles(path, grid_of=crops.get)
+    mine = (rows["rlnTomoName"] == "TS_01").to_numpy()
     shifts = np.zeros(len(rows))
     if "rlnOriginXAngst" in rows:
         shifts = rows["rlnOriginXAngst"].to_numpy(float)
     expected = (rows["rlnCenteredCoordinateXAngst"].to_numpy(float) - shifts) / 10.52 + 42
-    if "rlnTomoSubtomogramRot" not in rows:
-        np.testing.assert_allclose(placed.table["x"], expected, atol=1e-4)
+    np.testing.assert_allclose(placed.table["x"], expected[mine], atol=1e-4)
     assert placed.translate_zyx == (0.0, 0.0, 0.0)
+    assert [p.tomo_name for p in per_tomogram] == ["TS_01", "TS_02"]
+    np.testing.assert_allclose(per_tomogram[1].table["x"], expected[~mine], atol=1e-4)
+    with pytest.raises(InputFileError, match="TS_02 open"):
+        place_particles(path, grid_of={"TS_01": crops["TS_01"]}.get)
+    with pytest.raises(InputFileError, match="none of them"):
+        place_particles(path, grid=Grid((10.52,) * 3, shape_zyx=(44, 136, 84), name="TS_09"))
 
 
 @needs_data

@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..errors import InputFileError, ParameterError
 from ..outputs import note_input
+from .mrc import zyx_ordered
 
 CTF_DEFAULTS = {"voltage_kV": 300.0, "cs_mm": 2.7, "amplitude_contrast": 0.1}
 _CTF_COLUMNS = {
@@ -102,6 +103,7 @@ class ParticleSource:
             rows = np.flatnonzero(self.stack_of[indices] == s)
             with mrcfile.mmap(self.stacks[s], mode="r", permissive=True) as mrc:
                 data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
+                data = zyx_ordered(data, mrc.header, self.stacks[s])  # the header's axes
                 out[rows] = data[self.index_in_stack[indices[rows]]]
         return out
 
@@ -122,7 +124,8 @@ def _stack_shape(path: Path) -> tuple[int, int, int, float]:
         with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
             if mrc.data is None:
                 raise ValueError("no data")
-            shape = mrc.data.shape
+            data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
+            shape = zyx_ordered(data, mrc.header, path).shape
             voxel = float(mrc.voxel_size.x)
     except (ValueError, OSError) as err:
         raise InputFileError(

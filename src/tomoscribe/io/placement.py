@@ -10,18 +10,17 @@ rows of a file with the scale and translate (z, y, x, Å) to draw them with:
   IMOD's corner rule for models), drawn with the grid's voxel size and origin;
 * else from what the file records: an IMOD model records the pixel spacing (``cscale``)
   and origin of the image it was last saved on in its ``MINX`` chunk: 3dmod copies
-  the image's MRC header origin into ``ctrans`` and, with the flag
-  ``otrans_has_image_origin_values``, into ``otrans`` too, less ``cscale`` × the
-  first voxel of a subset it loaded (``ctrans = otrans − cscale·start``; points are
-  then indices of the loaded subset).  The points are drawn where
-  :func:`tomoscribe.io.read_volume` draws that image's voxels (voxel 0 at the header
-  origin, as mrcfile gives it), so over the tomogram opened beside them:
-  ``2·otrans − ctrans + (x − ½)·cscale`` (x, y; z without the ½,
-  :mod:`tomoscribe.io.points`), which is ``ctrans + …`` when no subset was loaded.
-  IMOD itself reads the header origin with the opposite sign (its voxel 0 lies at
-  −origin), so the Å figures differ from 3dmod's where the origin is not zero; the
-  points stay on their voxels either way.  A model opened while one tomogram is open
-  in the viewer is drawn on that tomogram's grid instead.
+  the image's MRC header origin into ``otrans`` (with the flag
+  ``otrans_has_image_origin_values``; else into ``ctrans``, which older models hold
+  alone).  Its points, read in the whole image's voxels
+  (:func:`tomoscribe.io.points.imod_subset_start` adds the start of a subset 3dmod
+  loaded), are drawn where :func:`tomoscribe.io.read_volume` draws that image's
+  voxels (voxel 0 at the header origin, as mrcfile gives it), so over the tomogram
+  opened beside them: ``otrans + (x − ½)·cscale`` (x, y; z without the ½,
+  :mod:`tomoscribe.io.points`).  IMOD itself reads the header origin with the
+  opposite sign (its voxel 0 lies at −origin), so the Å figures differ from 3dmod's
+  where the origin is not zero; the points stay on their voxels either way.  A model
+  opened while one tomogram is open in the viewer is drawn on that tomogram's grid.
 * a STAR file records a pixel size but no origin: drawn from 0 Å, and said so.
 * RELION 5 centred coordinates (Å from the tomogram's centre) need the tomogram's size:
   from the grid, else from the ``tomograms.star`` that the optimisation set RELION
@@ -67,19 +66,22 @@ class Placed:
     how: str = ""
 
 
-def grid_of_volume(volume, name: str = "the tomogram") -> Grid:
-    """The :class:`Grid` of a :class:`tomoscribe.volume.Volume`."""
+def grid_of_volume(volume, name: str | None = None) -> Grid:
+    """The :class:`Grid` of a :class:`tomoscribe.volume.Volume`, named ``name``, else by
+    the file it was read from."""
+    if name is None:
+        source = (getattr(volume, "metadata", None) or {}).get("source")
+        name = Path(str(source)).name if source else "the tomogram"
     return Grid(tuple(volume.voxel_size_A), tuple(volume.origin_A), tuple(volume.shape), name)
 
 
 def imod_image_frame(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
     """(pixel spacing, origin), each (x, y, z) in Å, of the image an IMOD model was last
-    saved on, from its ``MINX`` chunk: the spacing ``cscale``, and the position of the
-    model's index 0 in the frame :func:`tomoscribe.io.read_volume` gives that image
-    (module docstring): ``2·otrans − ctrans`` where the model's flags say ``otrans``
-    holds the image origin, else ``ctrans``.  None when the model has no ``MINX``
-    chunk or its spacing is unset (1 Å or not positive, as an image without a pixel
-    size gives)."""
+    saved on, from its ``MINX`` chunk: the spacing ``cscale`` and the image's origin,
+    ``otrans`` where the model's flags say it holds it, else ``ctrans`` (module
+    docstring), as :func:`tomoscribe.io.read_volume` reads that image's header.  None
+    when the model has no ``MINX`` chunk or its spacing is unset (1 Å or not
+    positive, as an image without a pixel size gives)."""
     from imodmodel import ImodModel
 
     try:
@@ -90,16 +92,15 @@ def imod_image_frame(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] |
     if minx is None:
         return None
     scale = np.asarray(minx.cscale, float)
-    current = np.asarray(minx.ctrans, float)
-    image_origin = np.asarray(minx.otrans, float)
-    values = np.concatenate([scale, current, image_origin])
-    if not np.isfinite(values).all() or (scale <= 0).any():
+    if getattr(model.header.flags, "otrans_has_image_origin_values", False):
+        origin = np.asarray(minx.otrans, float)
+    else:
+        origin = np.asarray(minx.ctrans, float)
+    if not np.isfinite(np.concatenate([scale, origin])).all() or (scale <= 0).any():
         return None
     if np.allclose(scale, 1.0, atol=1e-6):
         return None
-    if getattr(model.header.flags, "otrans_has_image_origin_values", False):
-        return scale, 2 * image_origin - current
-    return scale, current
+    return scale, origin
 
 
 def optimisation_tomograms(path: str | os.PathLike) -> Path | None:
@@ -176,20 +177,16 @@ def place_particles(
     if path.suffix.lower() == ".star" and _is_centred(path):
         tomograms = optimisation_tomograms(path)
         if tomograms is None and grid is None:
-            raise InputFileError(
-                f"{path.name} has RELION 5 centred coordinates (Å from each tomogram's "
-                "centre) and no optimisation_set.star beside it naming the tomograms.star "
-                "that gives the tomograms' sizes, so its points cannot be placed; keep "
-                "RELION's optimisation set beside it, or open it on its tomogram "
-                "(tomoscribe.napari.reader.particles_layers with the tomogram)."
-            )
+            return _place_centred_on_open(path, voxel_size_A, grid_of)
     if grid is not None and tomograms is None:
         table = read_particles(
             path, grid.voxel_size_A[0] if voxel_size_A is None else voxel_size_A, grid.shape_zyx
         )
     else:
         table = read_particles(path, voxel_size_A, tomograms=tomograms)
-    if "tomo_name" in table and table["tomo_name"].nunique() > 1 and grid is None:
+    if grid is not None:
+        table = _rows_of(path, table, grid)
+    if "tomo_name" in table and table["tomo_name"].nunique() > 1:
         groups = [(str(n), rows) for n, rows in table.groupby("tomo_name", sort=False)]
     else:
         name = str(table["tomo_name"].iloc[0]) if "tomo_name" in table and len(table) else None
@@ -198,6 +195,56 @@ def place_particles(
     for name, rows in groups:
         on = grid if grid is not None else (grid_of(name) if grid_of and name else None)
         placed.append(_place_rows(path, name, rows.reset_index(drop=True), voxel_size_A, on))
+    return placed
+
+
+def _rows_of(path: Path, table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """The rows of ``grid``'s tomogram (by :func:`tomoscribe.io.particles.tomogram_stem`
+    of its name) where the file lists several tomograms; refused when none is its."""
+    from .particles import tomogram_stem
+
+    if "tomo_name" not in table or table["tomo_name"].nunique() < 2:
+        return table
+    stems = table["tomo_name"].astype(str).map(tomogram_stem)
+    mine = stems == tomogram_stem(grid.name)
+    if not mine.any():
+        raise InputFileError(
+            f"{path.name} lists particles of {stems.nunique()} tomograms "
+            f"({', '.join(sorted(stems.unique())[:5])}), none of them {grid.name}."
+        )
+    return table[mine.to_numpy()].reset_index(drop=True)
+
+
+def _place_centred_on_open(path: Path, voxel_size_A, grid_of) -> list[Placed]:
+    """RELION 5 centred picks without a ``tomograms.star``: each tomogram's rows on its
+    grid from ``grid_of`` (a tomogram of that name open in the viewer), refused where
+    any of them is not open."""
+    import starfile
+
+    from .particles import read_particles
+
+    blocks = starfile.read(path, always_dict=True)
+    names = []
+    for block in blocks.values():
+        if isinstance(block, pd.DataFrame) and "rlnTomoName" in block:
+            names = [str(n) for n in pd.unique(block["rlnTomoName"].astype(str))]
+            break
+    grids = {name: grid_of(name) if grid_of else None for name in names}
+    missing = [name for name, found in grids.items() if found is None]
+    if not names or missing:
+        raise InputFileError(
+            f"{path.name} has RELION 5 centred coordinates (Å from each tomogram's "
+            "centre), and neither an optimisation_set.star beside it naming the "
+            "tomograms.star with the tomograms' sizes nor "
+            + (f"the tomogram {missing[0]} open" if missing else "tomogram names")
+            + " to centre them on; open its tomograms first, or keep RELION's "
+            "optimisation set beside it."
+        )
+    placed = []
+    for name, found in grids.items():
+        table = read_particles(path, found.voxel_size_A[0], found.shape_zyx)
+        rows = table[table["tomo_name"].astype(str) == name].reset_index(drop=True)
+        placed.append(_place_rows(path, name, rows, voxel_size_A, found))
     return placed
 
 
@@ -247,6 +294,12 @@ def _place_imod(path: Path, voxel_size_A, grid: Grid | None) -> Placed:
         recorded = float(frame[0][0])
         table["voxel_size_A"] = recorded
     if grid is not None:
+        if frame is not None and not np.allclose(frame[0], frame[0][0], rtol=0.01):
+            raise InputFileError(
+                f"{path.name} records pixel spacings {_xyz(frame[0])} Å (x, y, z) for its "
+                f"image, which differ by axis; open it without {grid.name} to draw it on "
+                "that image."
+            )
         if recorded is None:
             return Placed(
                 None,
@@ -256,12 +309,14 @@ def _place_imod(path: Path, voxel_size_A, grid: Grid | None) -> Placed:
                 f"drawn on {grid.name}'s grid",
             )
         moved = on_voxel_size(table, grid.voxel_size_A[0])
+        rescaled = abs(recorded - grid.voxel_size_A[0]) > 0.01 * grid.voxel_size_A[0]
         return Placed(
             None,
             moved,
             _zyx(grid.voxel_size_A),
             _zyx(grid.origin_A),
-            f"drawn on {grid.name}'s grid by IMOD's corner rule",
+            f"drawn on {grid.name}'s grid"
+            + (f" (rescaled from {recorded:g} Å pixels by IMOD's corner rule)" if rescaled else ""),
         )
     table = table.drop(columns=["voxel_size_A"], errors="ignore")
     if frame is not None:
@@ -285,6 +340,10 @@ def _place_imod(path: Path, voxel_size_A, grid: Grid | None) -> Placed:
         (0.0, 0.0, 0.0),
         f"{pixel:g} Å pixels from 0 Å: {path.name} records no image origin",
     )
+
+
+def _xyz(values) -> str:
+    return "(" + ", ".join(f"{float(v):g}" for v in values) + ")"
 
 
 def _zyx(xyz) -> tuple[float, float, float]:

@@ -266,10 +266,39 @@ def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise InputFileError(f"{path} is an IMOD model without points (no contours).")
     table = raw.copy()
-    table["x"] = raw["x"].astype(float) - IMOD_XY_SHIFT
-    table["y"] = raw["y"].astype(float) - IMOD_XY_SHIFT
-    table["z"] = raw["z"].astype(float)
+    start = imod_subset_start(path)
+    table["x"] = raw["x"].astype(float) - IMOD_XY_SHIFT + start[0]
+    table["y"] = raw["y"].astype(float) - IMOD_XY_SHIFT + start[1]
+    table["z"] = raw["z"].astype(float) + start[2]
     return table
+
+
+def imod_subset_start(path: str | os.PathLike) -> np.ndarray:
+    """The first voxel (x, y, z) of the part of its image that an IMOD model was saved
+    on, (0, 0, 0) for the whole image.
+
+    3dmod keeps a model's points in the indices of the image as loaded (a subset, with
+    ``-x``/``-y``/``-z``, starts at its own 0) and records in the ``MINX`` chunk
+    ``otrans`` = the image's origin and ``ctrans`` = ``otrans`` − ``cscale`` × the
+    subset's first voxel, with the header flag ``otrans_has_image_origin_values``
+    (IMOD's ``ivwGetImageRef``/``ivwSetModelTrans``; its ``getMeshTrans`` adds
+    (``otrans`` − ``ctrans``) / ``cscale`` to get back to the whole image).  tomoscribe
+    reads points in the whole image's voxels, so this is added to them.
+    """
+    from imodmodel import ImodModel
+
+    try:
+        model = ImodModel.from_file(Path(path))
+    except Exception:  # read_imod_points refuses damaged files in its own sentence
+        return np.zeros(3)
+    minx = getattr(model, "minx", None)
+    if minx is None or not getattr(model.header.flags, "otrans_has_image_origin_values", False):
+        return np.zeros(3)
+    scale = np.asarray(minx.cscale, float)
+    start = (np.asarray(minx.otrans, float) - np.asarray(minx.ctrans, float)) / scale
+    if not np.isfinite(start).all() or (scale <= 0).any():
+        return np.zeros(3)
+    return np.where(np.abs(start) < 1e-3, 0.0, start)
 
 
 def imod_voxel_size_A(path: str | os.PathLike) -> float | None:
