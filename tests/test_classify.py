@@ -121,6 +121,41 @@ def test_rif_svm_separates_easy_classes():
     assert (model.predict(volumes[test]) == labels[test]).mean() >= 0.9
 
 
+@pytest.mark.parametrize("fraction", [0.01, 0.5, 0.99])
+def test_split_keeps_every_class_in_training_and_in_the_test(fraction):
+    """Classes of 1, 2, 3 and 30 members: each keeps at least one member to train on and,
+    when it has two or more, one to test on; otherwise round(m × fraction) is held out."""
+    labels = np.repeat([0, 1, 2, 3], [1, 2, 3, 30])
+    train, test = split_halves(labels, fraction, seed=2)
+    assert (train ^ test).all()
+    assert set(labels[train].tolist()) == {0, 1, 2, 3}
+    assert set(labels[test].tolist()) == {1, 2, 3}
+    held = min(max(round(30 * fraction), 1), 29)
+    assert (labels[test] == 3).sum() == held
+
+
+def test_rif_svm_refuses_one_class():
+    volumes, labels = shapes(4)
+    with pytest.raises(InvalidDataError, match="at least 2 classes"):
+        fit_rif_svm(volumes[labels == 0], labels[labels == 0], max_degree=4)
+
+
+def test_cli_baseline_of_one_class_or_an_extreme_split_says_so(tmp_path, capsys):
+    """A one-class set is refused in one sentence (exit 2); a 99% split still trains on
+    every class and scores the rest, instead of a traceback."""
+    volumes, labels = shapes(4)
+    one = _dataset(tmp_path / "one.zarr", volumes[labels == 0], labels[labels == 0])
+    assert main(["classify", "baseline", str(one)]) == 2
+    err = capsys.readouterr().err
+    assert "at least 2 classes" in err and "Traceback" not in err
+    every = _dataset(tmp_path / "all.zarr", volumes, labels)
+    assert (
+        main(["classify", "baseline", str(every), "--test-fraction", "0.99", "--max-degree", "4"])
+        == 0
+    )
+    assert "on 9 subtomograms" in capsys.readouterr().out
+
+
 def _dataset(path, volumes, labels, voxel=9.2):
     save_dataset(
         path,
