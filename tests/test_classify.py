@@ -1,6 +1,7 @@
 """Subtomogram classifiers: architectures as published, learning, RIF invariance, CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,19 +155,53 @@ def test_cli_baseline_of_one_class_or_an_extreme_split_says_so(tmp_path, capsys)
         == 0
     )
     assert "on 9 subtomograms" in capsys.readouterr().out
+    single = _dataset(tmp_path / "single.zarr", volumes[[0, 4, 8]], labels[[0, 4, 8]])
+    assert main(["classify", "baseline", str(single)]) == 2
+    err = capsys.readouterr().err
+    assert "none can be held out" in err and "Traceback" not in err
 
 
-def _dataset(path, volumes, labels, voxel=9.2):
+def _dataset(path, volumes, labels, voxel=9.2, max_tilt=60.0):
     save_dataset(
         path,
         {
             "volumes": volumes,
             "labels": labels,
             "class_names": NAMES,
-            "params": {"voxel_size_A": voxel, "box": volumes.shape[1]},
+            "params": {"voxel_size_A": voxel, "box": volumes.shape[1], "max_tilt_deg": max_tilt},
         },
     )
     return path
+
+
+def test_models_refuse_data_of_another_tilt_range(tmp_path, capsys):
+    """A classifier (and an autoencoder) trained on ±60° subtomograms records that range
+    and refuses a ±45° set in one sentence, writing nothing; ±57° (within 5°) passes."""
+    from tomoscribe.classify.autoencoder import load_autoencoder
+
+    volumes, labels = shapes(4)
+    wide = _dataset(tmp_path / "w.zarr", volumes, labels)
+    narrow = _dataset(tmp_path / "n.zarr", volumes, labels, max_tilt=45.0)
+    near = _dataset(tmp_path / "near.zarr", volumes, labels, max_tilt=57.0)
+    model, coder = tmp_path / "m.tsc", tmp_path / "m.tsa"
+    quick = ["--epochs", "1", "-q", "--device", "cpu"]
+    assert main(["classify", "train", str(wide), "-o", str(model), *quick]) == 0
+    assert main(["classify", "autoencoder", "train", str(wide), "-o", str(coder), *quick]) == 0
+    assert load_classifier(model).metadata["acquisition"]["tilt_range_deg"] == [-60.0, 60.0]
+    assert load_autoencoder(coder).metadata["acquisition"]["tilt_range_deg"] == [-60.0, 60.0]
+    capsys.readouterr()
+    refused = [
+        ["classify", "evaluate", str(model), str(narrow), "-o", str(tmp_path / "e.json")],
+        ["classify", "predict", str(model), str(narrow), "-o", str(tmp_path / "p.csv")],
+        ["classify", "features", str(narrow), "--model", str(model), "-o", str(tmp_path / "f")],
+        ["classify", "autoencoder", "mine", str(coder), str(narrow), "-o", str(tmp_path / "a")],
+    ]
+    for argv in refused:
+        assert main([*argv, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert "-45…45°" in err and "-60…60°" in err and "Traceback" not in err
+        assert not Path(argv[-1]).exists()
+    assert main(["classify", "evaluate", str(model), str(near), "--device", "cpu"]) == 0
 
 
 def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):

@@ -63,6 +63,73 @@ def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, wha
         )
 
 
+#: Degrees either end of a dataset's tilt range may differ from the range a model was
+#: trained on before the model refuses it (a few degrees change the missing wedge little).
+MODEL_TILT_TOLERANCE_DEG = 5.0
+
+
+def trained_acquisition(dataset: Path, voxel: float | None) -> dict:
+    """``{"acquisition": record}`` of a dataset a model is trained on (its tilt range
+    and voxel size, as far as the dataset records them), to keep in the model's
+    metadata and provenance; ``{}`` when it records nothing.
+
+    Raises
+    ------
+    InvalidDataError
+        A STAR dataset lists subtomograms of tilt series with different tilt ranges.
+    """
+    from ..io.provenance import carried_acquisition
+
+    try:
+        return carried_acquisition([dataset], voxel)
+    except InvalidDataError as error:
+        raise _mixed_tilt_ranges(dataset) from error
+
+
+def _mixed_tilt_ranges(dataset: Path) -> InvalidDataError:
+    return InvalidDataError(
+        f"{dataset} lists subtomograms of tilt series with different tilt ranges, so "
+        "they carry different missing wedges; split it by tilt range (one file per "
+        "tomogram) and use each part on its own."
+    )
+
+
+def check_tilt_range(dataset: Path, model_metadata: dict, what: str) -> None:
+    """Refuse a dataset whose recorded tilt range differs from the one the model's
+    training data recorded by more than :data:`MODEL_TILT_TOLERANCE_DEG` at either end:
+    its subtomograms miss another wedge of Fourier space than those the model learned
+    from, and its answers on them would be silently worse.  Nothing is checked when
+    either side records no tilt range (models and datasets made before the record).
+
+    Parameters
+    ----------
+    dataset : path of the dataset (zarr store or STAR file)
+    model_metadata : the model's metadata (its ``acquisition`` record, if any)
+    what : the model's kind, for the message ("classifier", "autoencoder", ...)
+
+    Raises
+    ------
+    InvalidDataError
+        The tilt ranges differ, or a STAR dataset lists several tilt ranges.
+    """
+    from ..core.acquisition import Acquisition, same_tilt_range
+    from ..io.provenance import recorded_acquisition
+
+    trained = Acquisition.from_dict((model_metadata or {}).get("acquisition")).tilt_range_deg
+    if trained is None:
+        return
+    try:
+        tilt = recorded_acquisition(dataset).tilt_range_deg
+    except InvalidDataError as error:
+        raise _mixed_tilt_ranges(dataset) from error
+    if tilt is not None and not same_tilt_range(trained, tilt, MODEL_TILT_TOLERANCE_DEG):
+        raise InvalidDataError(
+            f"{dataset} records the tilt range {tilt[0]:g}…{tilt[1]:g}° but the {what} was "
+            f"trained on subtomograms of {trained[0]:g}…{trained[1]:g}°; their missing "
+            "wedges differ, so train one on data of this tilt range."
+        )
+
+
 def dataset_fingerprint(volumes: np.ndarray) -> str:
     """SHA-256 (hex) of a dataset's subtomograms as float32: what a feature store
     records of the dataset it was made from (labels left out: relabelling a dataset
@@ -331,6 +398,7 @@ def mine_files(
     autoencoder = load_autoencoder(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
+    check_tilt_range(dataset, autoencoder.metadata, "autoencoder")
     if volumes.shape[1] != autoencoder.network.box:
         raise InvalidDataError(
             f"the autoencoder takes {autoencoder.network.box}³ "
