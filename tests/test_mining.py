@@ -437,3 +437,38 @@ def test_mining_command_line_and_bad_input(tmp_path, capsys):
     )
     assert "--crowded" in capsys.readouterr().err
     assert not any(p.name.startswith("x") for p in tmp_path.iterdir())
+
+
+def test_discover_takes_bright_protein_when_told(tmp_path):
+    """The same subtomograms, protein dark (as recorded and simulated) and inverted
+    (protein bright, `extract --invert`): `discover --protein-bright` on the bright copy
+    gives the very averages and matches `discover` gives on the dark one, and those
+    averages are protein-bright (their centre above their surround)."""
+    from tomoscribe.io import read_volume
+
+    names, box, voxel = ["1bxn", "3gl1"], 24, 15.3
+    data = simulate_subtomograms(
+        names, 6, SubtomogramParams(box=box, voxel_size_A=voxel, snr=5.0, include_empty=False)
+    )
+    found = {}
+    for tone, sign, flags in (("dark", 1.0, []), ("bright", -1.0, ["--protein-bright"])):
+        path = tmp_path / f"{tone}.zarr"
+        save_dataset(path, {**data, "volumes": sign * data["volumes"]})
+        feats, clustered, out = (tmp_path / f"{tone}_{s}" for s in ("f.zarr", "c.zarr", "out"))
+        assert main(["classify", "features", str(path), "--rif", "-o", str(feats)]) == 0
+        assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "1"]) == 0
+        argv = ["classify", "discover", str(path), str(clustered), "-o", str(out)]
+        assert (
+            main([*argv, "--classes", "2", "--reference", "1bxn", "--device", "cpu", *flags]) == 0
+        )
+        record = json.loads((out / "discover.json").read_text())
+        found[tone] = (
+            [read_volume(out / f"cluster000_class{k}.mrc").data for k in range(2)],
+            [(c["members"], c["best"]) for c in record["clusters"][0]["classes"]],
+        )
+    assert found["bright"][1] == found["dark"][1]
+    for dark, bright in zip(found["dark"][0], found["bright"][0]):
+        np.testing.assert_allclose(bright, dark, atol=1e-5)
+    radius = np.sqrt(((np.indices((box,) * 3) - box // 2) ** 2).sum(0))
+    for average in found["dark"][0]:  # protein bright: the centre above the surround
+        assert average[radius < 4].mean() > average[radius > 9].mean() + 0.2
