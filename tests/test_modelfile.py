@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from tomoscribe.errors import ModelFileError
+from tomoscribe.errors import InputFileError, ModelFileError
 from tomoscribe.segment.modelfile import FeatureModel, load_model, save_model
 from tomoscribe.segment.network import ArchitectureSpec, build_network
 
@@ -70,3 +70,11 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     )
     with pytest.raises(ModelFileError, match="newer tomoscribe"):
         load_model(tmp_path / "new.tsm")
+
+
+def test_a_folder_given_as_the_model_is_named_as_one(tmp_path):
+    """A dataset folder passed where the model goes (arguments swapped) exists: saying it
+    does not would send the user looking for the wrong mistake."""
+    (tmp_path / "sub.zarr").mkdir()
+    with pytest.raises(InputFileError, match="is a folder, not a model file"):
+        load_model(tmp_path / "sub.zarr")

@@ -39,7 +39,7 @@ def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, di
     Raises
     ------
     InputFileError
-        If the file does not exist.
+        If the file does not exist, or is a folder.
     ModelFileError
         If it is not a readable safetensors file, has no record under ``key``, the record
         is not JSON, or a weight is NaN or infinite.
@@ -48,6 +48,10 @@ def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, di
 
     path = Path(path)
     note_input(path)
+    if path.is_dir():  # e.g. a dataset (.zarr) given where the model goes
+        raise InputFileError(
+            f"{path} is a folder, not a {what} file; check the order of the arguments."
+        )
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     try:
