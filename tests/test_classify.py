@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
@@ -202,6 +203,53 @@ def test_models_refuse_data_of_another_tilt_range(tmp_path, capsys):
         assert "-45…45°" in err and "-60…60°" in err and "Traceback" not in err
         assert not Path(argv[-1]).exists()
     assert main(["classify", "evaluate", str(model), str(near), "--device", "cpu"]) == 0
+
+
+def test_star_sets_of_several_tilt_ranges_train_unchecked_and_are_checked_per_range(
+    tmp_path, capsys
+):
+    """A STAR set pooled from tilt series of ±60° and ±45° trains a classifier that
+    records no range (nothing to check against); a ±60° classifier refuses that set
+    because of its ±45° rows, and takes the ±60° rows alone."""
+    import mrcfile
+    import starfile
+
+    volumes, labels = shapes(4)
+    rows = []
+    for i, (volume, label) in enumerate(zip(volumes, labels)):
+        name = tmp_path / f"p{i}.mrc"
+        with mrcfile.new(name) as handle:
+            handle.set_data(volume)
+            handle.voxel_size = 9.2
+        tilt = 60.0 if i % 2 else 45.0
+        rows.append(
+            {
+                "rlnImageName": name.name,
+                "rlnCoordinateX": 10.0 * i,
+                "rlnCoordinateY": 10.0,
+                "rlnCoordinateZ": 10.0,
+                "rlnTomoName": f"t{int(tilt)}",
+                "rlnClassNumber": int(label) + 1,
+                "tomoscribeTiltMinDeg": -tilt,
+                "tomoscribeTiltMaxDeg": tilt,
+            }
+        )
+    table = pd.DataFrame(rows)
+    pooled, wide = tmp_path / "pooled.star", tmp_path / "wide.star"
+    starfile.write(table, pooled)
+    starfile.write(table[table["tomoscribeTiltMaxDeg"] == 60.0], wide)
+    quick = ["--epochs", "1", "-q", "--device", "cpu"]
+    assert main(["classify", "train", str(pooled), "-o", str(tmp_path / "p.tsc"), *quick]) == 0
+    assert "tilt_range_deg" not in load_classifier(tmp_path / "p.tsc").metadata["acquisition"]
+    model = tmp_path / "m.tsc"
+    zarr_set = _dataset(tmp_path / "w.zarr", volumes, labels)
+    assert main(["classify", "train", str(zarr_set), "-o", str(model), *quick]) == 0
+    capsys.readouterr()
+    assert (
+        main(["classify", "predict", str(model), str(pooled), "-o", str(tmp_path / "x.csv")]) == 2
+    )
+    assert "-45…45°" in capsys.readouterr().err
+    assert main(["classify", "predict", str(model), str(wide), "-o", str(tmp_path / "y.csv")]) == 0
 
 
 def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):

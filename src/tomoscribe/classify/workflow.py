@@ -68,38 +68,46 @@ def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, wha
 MODEL_TILT_TOLERANCE_DEG = 5.0
 
 
-def trained_acquisition(dataset: Path, voxel: float | None) -> dict:
-    """``{"acquisition": record}`` of a dataset a model is trained on (its tilt range
-    and voxel size, as far as the dataset records them), to keep in the model's
-    metadata and provenance; ``{}`` when it records nothing.
+def recorded_tilt_ranges(dataset: Path) -> list[tuple[float, float]]:
+    """The distinct tilt ranges (degrees) a dataset records: the one of a zarr store, or
+    those of a STAR file's rows (several when it lists subtomograms of tilt series of
+    different ranges); empty when it records none."""
+    import pandas as pd
 
-    Raises
-    ------
-    InvalidDataError
-        A STAR dataset lists subtomograms of tilt series with different tilt ranges.
-    """
-    from ..io.provenance import carried_acquisition
+    from ..io.particles import read_particles
+    from ..io.provenance import TILT_COLUMNS, recorded_acquisition
 
     try:
-        return carried_acquisition([dataset], voxel)
-    except InvalidDataError as error:
-        raise _mixed_tilt_ranges(dataset) from error
+        tilt = recorded_acquisition(dataset).tilt_range_deg
+        return [] if tilt is None else [tuple(tilt)]
+    except InvalidDataError:  # a particle file of several tilt ranges
+        table = read_particles(dataset)
+        rows = table[list(TILT_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        rows = rows[np.isfinite(rows).all(axis=1)]
+        return [tuple(r) for r in np.unique(rows, axis=0).tolist()]
 
 
-def _mixed_tilt_ranges(dataset: Path) -> InvalidDataError:
-    return InvalidDataError(
-        f"{dataset} lists subtomograms of tilt series with different tilt ranges, so "
-        "they carry different missing wedges; split it by tilt range (one file per "
-        "tomogram) and use each part on its own."
-    )
+def trained_acquisition(dataset: Path, voxel: float | None) -> dict:
+    """``{"acquisition": record}`` of a dataset a model is trained on, to keep in the
+    model's metadata and provenance: its voxel size (Å) and tilt range, the latter only
+    where every subtomogram records the same one (a set pooled from tilt series of
+    different ranges trains a model no range is checked against); ``{}`` when nothing
+    is recorded."""
+    from ..core.acquisition import Acquisition
+
+    ranges = recorded_tilt_ranges(dataset)
+    tilt = ranges[0] if len(ranges) == 1 else None
+    record = Acquisition(tilt, voxel)
+    return {"acquisition": record.as_dict()} if record.known else {}
 
 
 def check_tilt_range(dataset: Path, model_metadata: dict, what: str) -> None:
-    """Refuse a dataset whose recorded tilt range differs from the one the model's
-    training data recorded by more than :data:`MODEL_TILT_TOLERANCE_DEG` at either end:
-    its subtomograms miss another wedge of Fourier space than those the model learned
-    from, and its answers on them would be silently worse.  Nothing is checked when
-    either side records no tilt range (models and datasets made before the record).
+    """Refuse a dataset any of whose recorded tilt ranges differs from the one the
+    model's training data recorded by more than :data:`MODEL_TILT_TOLERANCE_DEG` at
+    either end: those subtomograms miss another wedge of Fourier space than the ones the
+    model learned from, and its answers on them would be silently worse.  Nothing is
+    checked when either side records no tilt range (models and datasets made before
+    the record, models trained on several ranges).
 
     Parameters
     ----------
@@ -110,24 +118,20 @@ def check_tilt_range(dataset: Path, model_metadata: dict, what: str) -> None:
     Raises
     ------
     InvalidDataError
-        The tilt ranges differ, or a STAR dataset lists several tilt ranges.
+        A recorded tilt range differs.
     """
     from ..core.acquisition import Acquisition, same_tilt_range
-    from ..io.provenance import recorded_acquisition
 
     trained = Acquisition.from_dict((model_metadata or {}).get("acquisition")).tilt_range_deg
     if trained is None:
         return
-    try:
-        tilt = recorded_acquisition(dataset).tilt_range_deg
-    except InvalidDataError as error:
-        raise _mixed_tilt_ranges(dataset) from error
-    if tilt is not None and not same_tilt_range(trained, tilt, MODEL_TILT_TOLERANCE_DEG):
-        raise InvalidDataError(
-            f"{dataset} records the tilt range {tilt[0]:g}…{tilt[1]:g}° but the {what} was "
-            f"trained on subtomograms of {trained[0]:g}…{trained[1]:g}°; their missing "
-            "wedges differ, so train one on data of this tilt range."
-        )
+    for tilt in recorded_tilt_ranges(dataset):
+        if not same_tilt_range(trained, tilt, MODEL_TILT_TOLERANCE_DEG):
+            raise InvalidDataError(
+                f"{dataset} records the tilt range {tilt[0]:g}…{tilt[1]:g}° but the {what} "
+                f"was trained on subtomograms of {trained[0]:g}…{trained[1]:g}°; their "
+                "missing wedges differ, so train one on data of this tilt range."
+            )
 
 
 def dataset_fingerprint(volumes: np.ndarray) -> str:
