@@ -144,6 +144,17 @@ def test_reference_free_classes_separate_two_structures_and_match_references():
         reference_free_classes(data["volumes"][:3], voxel)
 
 
+def test_discover_says_when_it_makes_fewer_classes_than_asked():
+    """8 subtomograms make at most 2 classes of 4: asked for 3, it says so."""
+    volumes, _ = shapes(3, noise=0.2)
+    said = []
+    found = reference_free_classes(
+        volumes[:8], 20.0, DiscoverParams(classes=3, denovo_rounds=1), say=said.append
+    )
+    assert len(found["averages"]) <= 2
+    assert any("2 classes, not 3" in line for line in said), said
+
+
 def test_autoencoder_learns_patterns_and_round_trips(tmp_path):
     volumes, labels = shapes(24, noise=0.2)
     untrained = TrainedAutoencoder(Autoencoder3D(16, 8).eval(), 10.0)
