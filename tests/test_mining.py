@@ -32,8 +32,9 @@ from tomoscribe.classify.voxelseg import (
     segment_centre_particles,
     train_voxel_segmenter,
 )
+from tomoscribe.classify.workflow import cluster_files
 from tomoscribe.cli.app import main
-from tomoscribe.errors import InvalidDataError, ModelFileError, ParameterError
+from tomoscribe.errors import InvalidDataError, ModelFileError, OutputError, ParameterError
 from tomoscribe.io import write_volume
 from tomoscribe.io.weights import save_weights
 from tomoscribe.nets.autoencoder3d import Autoencoder3D
@@ -483,3 +484,38 @@ def test_discover_takes_bright_protein_when_told(tmp_path):
     radius = np.sqrt(((np.indices((box,) * 3) - box // 2) ** 2).sum(0))
     for average in found["dark"][0]:  # protein bright: the centre above the surround
         assert average[radius < 4].mean() > average[radius > 9].mean() + 0.2
+
+
+def test_cluster_writes_nothing_over_its_input_record_or_a_users_file(tmp_path, capsys):
+    """`--plot` named like the feature store's record replaced that record with a PNG,
+    and a user's file where the scores go was found only after the clustered store was
+    written; both are now refused before any work, leaving every file as it was."""
+    volumes, labels = shapes(4)
+    data = tmp_path / "d.zarr"
+    save_dataset(
+        data,
+        {
+            "volumes": volumes,
+            "labels": labels,
+            "class_names": SHAPES,
+            "params": {"voxel_size_A": 10.0},
+        },
+    )
+    feats = tmp_path / "f.zarr"
+    assert main(["classify", "features", str(data), "--rif", "-o", str(feats)]) == 0
+    record = (tmp_path / "f.zarr.json").read_bytes()
+    out = tmp_path / "c.zarr"
+    argv = ["classify", "cluster", str(feats), "-o", str(out), "--k", "3"]
+    capsys.readouterr()
+    assert main([*argv, "--plot", str(tmp_path / "f.zarr.json")]) == 2
+    assert "also an input" in capsys.readouterr().err
+    assert (tmp_path / "f.zarr.json").read_bytes() == record and not out.exists()
+    (tmp_path / "c.zarr.scores.json").write_text("mine\n")
+    assert main(argv) == 2
+    assert "not written by tomoscribe" in capsys.readouterr().err
+    assert not out.exists() and (tmp_path / "c.zarr.scores.json").read_text() == "mine\n"
+    with pytest.raises(OutputError, match="not written by tomoscribe"):
+        cluster_files(feats, out, 3)
+    fine = ["classify", "cluster", str(feats), "-o", str(tmp_path / "e.zarr"), "--k", "3"]
+    assert main([*fine, "--plot", str(tmp_path / "map.png"), "--embedding", "tsne"]) == 0
+    assert (tmp_path / "e.zarr.scores.json").is_file() and (tmp_path / "map.png").is_file()

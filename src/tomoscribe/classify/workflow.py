@@ -17,6 +17,7 @@ calls a script can make.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -320,6 +321,32 @@ def _match_phrase(item: dict) -> str:
     return ""
 
 
+def scores_path(output: str | os.PathLike) -> Path:
+    """Where ``classify cluster`` writes the scores of clusters stored at ``output``:
+    ``OUTPUT.scores.json`` beside it."""
+    output = Path(output)
+    return output.with_name(output.name + ".scores.json")
+
+
+def check_distinct(paths) -> None:
+    """Refuse one file named for two of a command's outputs (the later write would
+    replace the earlier).
+
+    Raises
+    ------
+    OutputError
+        Two of ``paths`` are one file.
+    """
+    from ..errors import OutputError
+
+    seen = {}
+    for path in paths:
+        key = Path(path).expanduser().resolve()
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {path} are one file; give them different names.")
+        seen[key] = path
+
+
 def cluster_files(
     feature_store: Path,
     output: Path,
@@ -334,10 +361,26 @@ def cluster_files(
     ``OUTPUT.scores.json``); with ``plot``, a t-SNE/UMAP map (PNG) coloured by the
     ``truth``, the ``predicted`` classes or the ``cluster``; each with its provenance
     record (``OUTPUT.json``, ``PLOT.json``).  Returns the clusters and
-    the scores (None without true classes)."""
+    the scores (None without true classes).
+
+    Every file it writes is checked before any work: none may be an input or an
+    input's record, nor a file tomoscribe did not write (``check_outputs``).
+
+    Raises
+    ------
+    OutputError
+        An output that must not be written (above), or two outputs that are one file.
+    """
+    from ..outputs import check_outputs, sidecar_path
     from .cluster import cluster_scores, embed_2d, over_partition
     from .featurefile import save_features
 
+    output = Path(output)
+    written = [output, sidecar_path(output), scores_path(output)]
+    if plot is not None:
+        written += [Path(plot), sidecar_path(plot)]
+    check_distinct(written)
+    check_outputs(written, inputs=[feature_store])
     table, record = load_features(feature_store)
     if colour not in ("truth", "predicted", "cluster"):
         raise ParameterError(
@@ -380,7 +423,7 @@ def cluster_files(
     if plot is not None:
         write_provenance(plot, "classify cluster", settings, [], extra=source)
     if scores is not None:
-        with atomic_path(output.with_name(output.name + ".scores.json")) as tmp:
+        with atomic_path(scores_path(output)) as tmp:
             tmp.write_text(json.dumps(scores, indent=2) + "\n")
     return clusters, scores
 

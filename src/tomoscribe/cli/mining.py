@@ -56,7 +56,7 @@ def features(
 
 
 @classify_app.command("cluster")
-@writes(files=("output",))
+@writes(files=("output", "plot"))
 def cluster(
     feature_store: Path = typer.Argument(..., help="Feature store from `classify features`."),
     output: Path = typer.Option(
