@@ -691,10 +691,26 @@ def apply_voxelseg_file(
     float32) and its provenance record ``OUTPUT.json``.  Returns the masks and, when
     the dataset holds the true centre masks, the Dice against them
     (:func:`dice_summary`: over the subtomograms with a particle, and what is marked in
-    the empty ones; else None)."""
+    the empty ones; else None).
+
+    Raises
+    ------
+    ParameterError
+        ``threshold`` is not between 0 and 1 (exclusive): every voxel or none would be
+        marked.
+    VoxelSizeMismatchError, InvalidDataError
+        The dataset's voxel size or recorded tilt range is not the segmenter's.
+    """
+    from ..errors import ParameterError
     from ..io.zarrstore import open_group, write_array
     from .voxelseg import load_voxel_segmenter, segment_centre_particles
 
+    if not 0 < threshold < 1:
+        raise ParameterError(
+            f"`threshold` is a probability between 0 and 1, got {threshold}; at "
+            f"{threshold} every voxel or none would be marked.",
+            parameter="threshold",
+        )
     dataset = Path(dataset)
     segmenter = load_voxel_segmenter(model)
     volumes, _, _, voxel = load_subtomograms(dataset)

@@ -295,7 +295,11 @@ def voxelseg_apply(
         "-o",
         help="Masks (.zarr: `masks` uint8 and `probability` float32, one per subtomogram).",
     ),
-    threshold: float = typer.Option(0.5, "--threshold"),
+    threshold: float = typer.Option(
+        0.5,
+        "--threshold",
+        help="Probability above which a voxel is the centre particle's (between 0 and 1).",
+    ),
     device: str = options.Device,
 ) -> None:
     """Label the centre particle's voxels in every subtomogram; Dice when masks are known."""
