@@ -145,6 +145,16 @@ def test_reference_free_classes_separate_two_structures_and_match_references():
         reference_free_classes(data["volumes"][:3], voxel)
 
 
+def test_over_partition_refuses_more_clusters_than_distinct_subtomograms():
+    """Three subtomograms listed four times each: k-means left 2 of 5 clusters empty,
+    and `autoencoder mine` wrote NaN averages for them; now refused in a sentence."""
+    features = np.repeat(np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]]), 4, axis=0)
+    with pytest.raises(InvalidDataError, match="only 3 distinct subtomograms of 12"):
+        over_partition(features, 5)
+    clusters, _ = over_partition(features, 3)
+    assert sorted(np.bincount(clusters).tolist()) == [4, 4, 4]
+
+
 def test_discover_says_when_it_makes_fewer_classes_than_asked():
     """8 subtomograms make at most 2 classes of 4: asked for 3, it says so."""
     volumes, _ = shapes(3, noise=0.2)
