@@ -529,3 +529,22 @@ def test_cluster_writes_nothing_over_its_input_record_or_a_users_file(tmp_path, 
     fine = ["classify", "cluster", str(feats), "-o", str(tmp_path / "e.zarr"), "--k", "3"]
     assert main([*fine, "--plot", str(tmp_path / "map.png"), "--embedding", "tsne"]) == 0
     assert (tmp_path / "e.zarr.scores.json").is_file() and (tmp_path / "map.png").is_file()
+
+
+def test_reference_maps_name_what_is_wrong_with_a_reference(tmp_path):
+    """A map larger than the subtomograms' box was told to 'use a larger box' (the box
+    is the data's); two files of one stem silently kept only the second."""
+    from tomoscribe.classify.workflow import reference_maps
+
+    ball = (np.sqrt(((np.indices((32,) * 3) - 16) ** 2).sum(0)) < 12).astype(np.float32)
+    write_volume(tmp_path / "big.mrc", Volume(ball, 10.0))
+    with pytest.raises(ParameterError, match="larger than the subtomograms' 16³ box"):
+        reference_maps([str(tmp_path / "big.mrc")], 10.0, 16)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    small = (np.sqrt(((np.indices((16,) * 3) - 8) ** 2).sum(0)) < 4).astype(np.float32)
+    write_volume(tmp_path / "a" / "x.mrc", Volume(small, 10.0))
+    write_volume(tmp_path / "b" / "x.mrc", Volume(2 * small, 10.0))
+    with pytest.raises(ParameterError, match="two references are called x"):
+        reference_maps([str(tmp_path / "a" / "x.mrc"), str(tmp_path / "b" / "x.mrc")], 10.0, 16)
+    assert list(reference_maps([str(tmp_path / "a" / "x.mrc"), "1bxn"], 10.0, 32)) == ["x", "1bxn"]

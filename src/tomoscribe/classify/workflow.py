@@ -178,23 +178,45 @@ def labels_or_none(labels: np.ndarray) -> np.ndarray | None:
 
 
 def reference_maps(names: list[str], voxel_A: float, box: int) -> dict[str, np.ndarray]:
-    """Reference maps boxed like the subtomograms (``box``³ at ``voxel_A``): bundled
-    template names or map files (keyed by file stem)."""
+    """Reference maps boxed like the subtomograms (``box``³ at ``voxel_A`` Å): bundled
+    template names or map files (keyed by file stem).
+
+    Raises
+    ------
+    ParameterError
+        A name that is neither a map file nor a template, two references of one name
+        (``a/x.mrc`` and ``b/x.mrc``: one would replace the other), or a structure larger
+        than the subtomograms' box.
+    InvalidDataError
+        A map file without a voxel size.
+    """
     out = {}
     for name in names:
         path = Path(name)
         if path.suffix.lower() in MAP_SUFFIXES:
-            volume = read_volume(path)
+            key, volume = path.stem, read_volume(path)
             if not volume.voxel_size_A or not volume.voxel_size_A[0] > 0:
                 raise InvalidDataError(f"{path} has no voxel size; set it in the header.")
-            out[path.stem] = template_in_box(volume, voxel_A, box)
         elif name in list_templates():
-            out[name] = template_in_box(load_template(name), voxel_A, box)
+            key, volume = name, load_template(name)
         else:
             raise ParameterError(
                 f"reference {name!r} is neither a map file nor a bundled "
                 f"template ({', '.join(list_templates())})."
             )
+        if key in out:
+            raise ParameterError(
+                f"two references are called {key}; give each structure once, under its "
+                "own file name."
+            )
+        try:
+            out[key] = template_in_box(volume, voxel_A, box)
+        except ParameterError:
+            raise ParameterError(
+                f"reference {name} is larger than the subtomograms' {box}³ box at "
+                f"{voxel_A:g} Å, so it cannot be compared with their averages; give a "
+                "smaller structure or cut larger subtomograms."
+            ) from None
     return out
 
 
