@@ -548,3 +548,26 @@ def test_reference_maps_name_what_is_wrong_with_a_reference(tmp_path):
     with pytest.raises(ParameterError, match="two references are called x"):
         reference_maps([str(tmp_path / "a" / "x.mrc"), str(tmp_path / "b" / "x.mrc")], 10.0, 16)
     assert list(reference_maps([str(tmp_path / "a" / "x.mrc"), "1bxn"], 10.0, 32)) == ["x", "1bxn"]
+
+
+def test_discover_examines_a_cluster_named_twice_once(tmp_path):
+    """`--cluster 0 --cluster 0` classified and wrote cluster 0 twice (two entries in
+    discover.json, the second run's averages over the first's)."""
+    volumes, labels = shapes(4, noise=0.2)
+    data = tmp_path / "d.zarr"
+    save_dataset(
+        data,
+        {
+            "volumes": volumes,
+            "labels": labels,
+            "class_names": SHAPES,
+            "params": {"voxel_size_A": 20.0},
+        },
+    )
+    feats, clustered, out = tmp_path / "f.zarr", tmp_path / "c.zarr", tmp_path / "out"
+    assert main(["classify", "features", str(data), "--rif", "-o", str(feats)]) == 0
+    assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "1"]) == 0
+    argv = ["classify", "discover", str(data), str(clustered), "-o", str(out), "--classes", "1"]
+    assert main([*argv, "--cluster", "0", "--cluster", "0", "--device", "cpu"]) == 0
+    record = json.loads((out / "discover.json").read_text())
+    assert [c["cluster"] for c in record["clusters"]] == [0]

@@ -262,7 +262,10 @@ def discover_files(
             f"{clustered} clusters {len(table['clusters'])} subtomograms "
             f"but {dataset} holds {len(volumes)}; use the same dataset."
         )
-    chosen = list(clusters or []) or [int(np.bincount(table["clusters"]).argmax())]
+    # each cluster once, in the order given (`--cluster 3 --cluster 3` is one cluster)
+    chosen = list(dict.fromkeys(int(c) for c in clusters or [])) or [
+        int(np.bincount(table["clusters"]).argmax())
+    ]
     missing = [c for c in chosen if not (table["clusters"] == c).any()]
     if missing:
         raise ParameterError(f"cluster(s) {missing} are empty or do not exist.")
