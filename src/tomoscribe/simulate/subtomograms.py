@@ -207,6 +207,20 @@ def _add_noise(
     return sigmas
 
 
+def _check_structures(structures: list[str], include_empty: bool) -> None:
+    """Refuse no structure, or one named twice (two classes of one name, which commands
+    matching classes by name would confuse); ``empty`` counts as named when the
+    noise-only class is added."""
+    if not structures:
+        raise ParameterError("name at least one structure.")
+    repeated = sorted({name for name in structures if list(structures).count(name) > 1})
+    if repeated or (include_empty and EMPTY in structures):
+        raise ParameterError(
+            f"each structure is one class, named once: {', '.join(repeated or [EMPTY])} "
+            "is named twice (the noise-only class is called empty)."
+        )
+
+
 def simulate_subtomograms(
     structures: list[str],
     n_per_class: int,
@@ -234,14 +248,7 @@ def simulate_subtomograms(
     params.validate()
     if n_per_class < 1:
         raise ParameterError("give at least one subtomogram per class.")
-    if not structures:
-        raise ParameterError("name at least one structure.")
-    repeated = sorted({name for name in structures if list(structures).count(name) > 1})
-    if repeated or (params.include_empty and EMPTY in structures):
-        raise ParameterError(
-            f"each structure is one class, named once: {', '.join(repeated or [EMPTY])} "
-            "is named twice (the noise-only class is called empty)."
-        )
+    _check_structures(structures, params.include_empty)
     rng = np.random.default_rng(params.seed)
     imaging = params.imaging()
     boxes = {}
