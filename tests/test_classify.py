@@ -1,8 +1,10 @@
 """Subtomogram classifiers: architectures as published, learning, RIF invariance, CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
@@ -121,17 +123,133 @@ def test_rif_svm_separates_easy_classes():
     assert (model.predict(volumes[test]) == labels[test]).mean() >= 0.9
 
 
-def _dataset(path, volumes, labels, voxel=9.2):
+@pytest.mark.parametrize("fraction", [0.01, 0.5, 0.99])
+def test_split_keeps_every_class_in_training_and_in_the_test(fraction):
+    """Classes of 1, 2, 3 and 30 members: each keeps at least one member to train on and,
+    when it has two or more, one to test on; otherwise round(m × fraction) is held out."""
+    labels = np.repeat([0, 1, 2, 3], [1, 2, 3, 30])
+    train, test = split_halves(labels, fraction, seed=2)
+    assert (train ^ test).all()
+    assert set(labels[train].tolist()) == {0, 1, 2, 3}
+    assert set(labels[test].tolist()) == {1, 2, 3}
+    held = min(max(round(30 * fraction), 1), 29)
+    assert (labels[test] == 3).sum() == held
+
+
+def test_rif_svm_refuses_one_class():
+    volumes, labels = shapes(4)
+    with pytest.raises(InvalidDataError, match="at least 2 classes"):
+        fit_rif_svm(volumes[labels == 0], labels[labels == 0], max_degree=4)
+
+
+def test_cli_baseline_of_one_class_or_an_extreme_split_says_so(tmp_path, capsys):
+    """A one-class set is refused in one sentence (exit 2); a 99% split still trains on
+    every class and scores the rest, instead of a traceback."""
+    volumes, labels = shapes(4)
+    one = _dataset(tmp_path / "one.zarr", volumes[labels == 0], labels[labels == 0])
+    assert main(["classify", "baseline", str(one)]) == 2
+    err = capsys.readouterr().err
+    assert "at least 2 classes" in err and "Traceback" not in err
+    every = _dataset(tmp_path / "all.zarr", volumes, labels)
+    assert (
+        main(["classify", "baseline", str(every), "--test-fraction", "0.99", "--max-degree", "4"])
+        == 0
+    )
+    assert "on 9 subtomograms" in capsys.readouterr().out
+    single = _dataset(tmp_path / "single.zarr", volumes[[0, 4, 8]], labels[[0, 4, 8]])
+    assert main(["classify", "baseline", str(single)]) == 2
+    err = capsys.readouterr().err
+    assert "none can be held out" in err and "Traceback" not in err
+
+
+def _dataset(path, volumes, labels, voxel=9.2, max_tilt=60.0):
     save_dataset(
         path,
         {
             "volumes": volumes,
             "labels": labels,
             "class_names": NAMES,
-            "params": {"voxel_size_A": voxel, "box": volumes.shape[1]},
+            "params": {"voxel_size_A": voxel, "box": volumes.shape[1], "max_tilt_deg": max_tilt},
         },
     )
     return path
+
+
+def test_models_refuse_data_of_another_tilt_range(tmp_path, capsys):
+    """A classifier (and an autoencoder) trained on ±60° subtomograms records that range
+    and refuses a ±45° set in one sentence, writing nothing; ±57° (within 5°) passes."""
+    from tomoscribe.classify.autoencoder import load_autoencoder
+
+    volumes, labels = shapes(4)
+    wide = _dataset(tmp_path / "w.zarr", volumes, labels)
+    narrow = _dataset(tmp_path / "n.zarr", volumes, labels, max_tilt=45.0)
+    near = _dataset(tmp_path / "near.zarr", volumes, labels, max_tilt=57.0)
+    model, coder = tmp_path / "m.tsc", tmp_path / "m.tsa"
+    quick = ["--epochs", "1", "-q", "--device", "cpu"]
+    assert main(["classify", "train", str(wide), "-o", str(model), *quick]) == 0
+    assert main(["classify", "autoencoder", "train", str(wide), "-o", str(coder), *quick]) == 0
+    assert load_classifier(model).metadata["acquisition"]["tilt_range_deg"] == [-60.0, 60.0]
+    assert load_autoencoder(coder).metadata["acquisition"]["tilt_range_deg"] == [-60.0, 60.0]
+    capsys.readouterr()
+    refused = [
+        ["classify", "evaluate", str(model), str(narrow), "-o", str(tmp_path / "e.json")],
+        ["classify", "predict", str(model), str(narrow), "-o", str(tmp_path / "p.csv")],
+        ["classify", "features", str(narrow), "--model", str(model), "-o", str(tmp_path / "f")],
+        ["classify", "autoencoder", "mine", str(coder), str(narrow), "-o", str(tmp_path / "a")],
+    ]
+    for argv in refused:
+        assert main([*argv, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert "-45…45°" in err and "-60…60°" in err and "Traceback" not in err
+        assert not Path(argv[-1]).exists()
+    assert main(["classify", "evaluate", str(model), str(near), "--device", "cpu"]) == 0
+
+
+def test_star_sets_of_several_tilt_ranges_train_unchecked_and_are_checked_per_range(
+    tmp_path, capsys
+):
+    """A STAR set pooled from tilt series of ±60° and ±45° trains a classifier that
+    records no range (nothing to check against); a ±60° classifier refuses that set
+    because of its ±45° rows, and takes the ±60° rows alone."""
+    import mrcfile
+    import starfile
+
+    volumes, labels = shapes(4)
+    rows = []
+    for i, (volume, label) in enumerate(zip(volumes, labels)):
+        name = tmp_path / f"p{i}.mrc"
+        with mrcfile.new(name) as handle:
+            handle.set_data(volume)
+            handle.voxel_size = 9.2
+        tilt = 60.0 if i % 2 else 45.0
+        rows.append(
+            {
+                "rlnImageName": name.name,
+                "rlnCoordinateX": 10.0 * i,
+                "rlnCoordinateY": 10.0,
+                "rlnCoordinateZ": 10.0,
+                "rlnTomoName": f"t{int(tilt)}",
+                "rlnClassNumber": int(label) + 1,
+                "tomoscribeTiltMinDeg": -tilt,
+                "tomoscribeTiltMaxDeg": tilt,
+            }
+        )
+    table = pd.DataFrame(rows)
+    pooled, wide = tmp_path / "pooled.star", tmp_path / "wide.star"
+    starfile.write(table, pooled)
+    starfile.write(table[table["tomoscribeTiltMaxDeg"] == 60.0], wide)
+    quick = ["--epochs", "1", "-q", "--device", "cpu"]
+    assert main(["classify", "train", str(pooled), "-o", str(tmp_path / "p.tsc"), *quick]) == 0
+    assert "tilt_range_deg" not in load_classifier(tmp_path / "p.tsc").metadata["acquisition"]
+    model = tmp_path / "m.tsc"
+    zarr_set = _dataset(tmp_path / "w.zarr", volumes, labels)
+    assert main(["classify", "train", str(zarr_set), "-o", str(model), *quick]) == 0
+    capsys.readouterr()
+    assert (
+        main(["classify", "predict", str(model), str(pooled), "-o", str(tmp_path / "x.csv")]) == 2
+    )
+    assert "-45…45°" in capsys.readouterr().err
+    assert main(["classify", "predict", str(model), str(wide), "-o", str(tmp_path / "y.csv")]) == 0
 
 
 def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):

@@ -295,6 +295,14 @@ def test_voxelseg_says_what_its_dice_is_over(tmp_path, capsys):
     assert "over the 12 of 18 subtomograms with a particle; 6 empty ones:" in out
     assert "voxels marked on average" in out
     assert _provenance(applied)["dice"]["n_empty"] == 6
+    # a threshold that is no probability marked nothing (1.5: Dice 0) or everything
+    # (-1: every voxel of the empty boxes) without a word; now refused, nothing written
+    for threshold in ("1.5", "-1", "0", "1"):
+        other = tmp_path / f"t{threshold}.zarr"
+        argv = ["classify", "voxelseg", "apply", str(model), str(data), "-o", str(other)]
+        assert main([*argv, "--threshold", threshold, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert "between 0 and 1" in err and "--threshold" in err and not other.exists()
 
 
 def _provenance(output):

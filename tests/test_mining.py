@@ -32,8 +32,9 @@ from tomoscribe.classify.voxelseg import (
     segment_centre_particles,
     train_voxel_segmenter,
 )
+from tomoscribe.classify.workflow import cluster_files
 from tomoscribe.cli.app import main
-from tomoscribe.errors import InvalidDataError, ModelFileError, ParameterError
+from tomoscribe.errors import InvalidDataError, ModelFileError, OutputError, ParameterError
 from tomoscribe.io import write_volume
 from tomoscribe.io.weights import save_weights
 from tomoscribe.nets.autoencoder3d import Autoencoder3D
@@ -142,6 +143,27 @@ def test_reference_free_classes_separate_two_structures_and_match_references():
         assert match["fsc05_nm"] < other and match["fsc05_nm"] <= 7.0, match
     with pytest.raises(InvalidDataError, match="too few"):
         reference_free_classes(data["volumes"][:3], voxel)
+
+
+def test_over_partition_refuses_more_clusters_than_distinct_subtomograms():
+    """Three subtomograms listed four times each: k-means left 2 of 5 clusters empty,
+    and `autoencoder mine` wrote NaN averages for them; now refused in a sentence."""
+    features = np.repeat(np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]]), 4, axis=0)
+    with pytest.raises(InvalidDataError, match="only 3 distinct subtomograms of 12"):
+        over_partition(features, 5)
+    clusters, _ = over_partition(features, 3)
+    assert sorted(np.bincount(clusters).tolist()) == [4, 4, 4]
+
+
+def test_discover_says_when_it_makes_fewer_classes_than_asked():
+    """8 subtomograms make at most 2 classes of 4: asked for 3, it says so."""
+    volumes, _ = shapes(3, noise=0.2)
+    said = []
+    found = reference_free_classes(
+        volumes[:8], 20.0, DiscoverParams(classes=3, denovo_rounds=1), say=said.append
+    )
+    assert len(found["averages"]) <= 2
+    assert any("2 classes, not 3" in line for line in said), said
 
 
 def test_autoencoder_learns_patterns_and_round_trips(tmp_path):
@@ -437,3 +459,115 @@ def test_mining_command_line_and_bad_input(tmp_path, capsys):
     )
     assert "--crowded" in capsys.readouterr().err
     assert not any(p.name.startswith("x") for p in tmp_path.iterdir())
+
+
+def test_discover_takes_bright_protein_when_told(tmp_path):
+    """The same subtomograms, protein dark (as recorded and simulated) and inverted
+    (protein bright, `extract --invert`): `discover --protein-bright` on the bright copy
+    gives the very averages and matches `discover` gives on the dark one, and those
+    averages are protein-bright (their centre above their surround)."""
+    from tomoscribe.io import read_volume
+
+    names, box, voxel = ["1bxn", "3gl1"], 24, 15.3
+    data = simulate_subtomograms(
+        names, 6, SubtomogramParams(box=box, voxel_size_A=voxel, snr=5.0, include_empty=False)
+    )
+    found = {}
+    for tone, sign, flags in (("dark", 1.0, []), ("bright", -1.0, ["--protein-bright"])):
+        path = tmp_path / f"{tone}.zarr"
+        save_dataset(path, {**data, "volumes": sign * data["volumes"]})
+        feats, clustered, out = (tmp_path / f"{tone}_{s}" for s in ("f.zarr", "c.zarr", "out"))
+        assert main(["classify", "features", str(path), "--rif", "-o", str(feats)]) == 0
+        assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "1"]) == 0
+        argv = ["classify", "discover", str(path), str(clustered), "-o", str(out)]
+        assert (
+            main([*argv, "--classes", "2", "--reference", "1bxn", "--device", "cpu", *flags]) == 0
+        )
+        record = json.loads((out / "discover.json").read_text())
+        found[tone] = (
+            [read_volume(out / f"cluster000_class{k}.mrc").data for k in range(2)],
+            [(c["members"], c["best"]) for c in record["clusters"][0]["classes"]],
+        )
+    assert found["bright"][1] == found["dark"][1]
+    for dark, bright in zip(found["dark"][0], found["bright"][0]):
+        np.testing.assert_allclose(bright, dark, atol=1e-5)
+    radius = np.sqrt(((np.indices((box,) * 3) - box // 2) ** 2).sum(0))
+    for average in found["dark"][0]:  # protein bright: the centre above the surround
+        assert average[radius < 4].mean() > average[radius > 9].mean() + 0.2
+
+
+def test_cluster_writes_nothing_over_its_input_record_or_a_users_file(tmp_path, capsys):
+    """`--plot` named like the feature store's record replaced that record with a PNG,
+    and a user's file where the scores go was found only after the clustered store was
+    written; both are now refused before any work, leaving every file as it was."""
+    volumes, labels = shapes(4)
+    data = tmp_path / "d.zarr"
+    save_dataset(
+        data,
+        {
+            "volumes": volumes,
+            "labels": labels,
+            "class_names": SHAPES,
+            "params": {"voxel_size_A": 10.0},
+        },
+    )
+    feats = tmp_path / "f.zarr"
+    assert main(["classify", "features", str(data), "--rif", "-o", str(feats)]) == 0
+    record = (tmp_path / "f.zarr.json").read_bytes()
+    out = tmp_path / "c.zarr"
+    argv = ["classify", "cluster", str(feats), "-o", str(out), "--k", "3"]
+    capsys.readouterr()
+    assert main([*argv, "--plot", str(tmp_path / "f.zarr.json")]) == 2
+    assert "also an input" in capsys.readouterr().err
+    assert (tmp_path / "f.zarr.json").read_bytes() == record and not out.exists()
+    (tmp_path / "c.zarr.scores.json").write_text("mine\n")
+    assert main(argv) == 2
+    assert "not written by tomoscribe" in capsys.readouterr().err
+    assert not out.exists() and (tmp_path / "c.zarr.scores.json").read_text() == "mine\n"
+    with pytest.raises(OutputError, match="not written by tomoscribe"):
+        cluster_files(feats, out, 3)
+    fine = ["classify", "cluster", str(feats), "-o", str(tmp_path / "e.zarr"), "--k", "3"]
+    assert main([*fine, "--plot", str(tmp_path / "map.png"), "--embedding", "tsne"]) == 0
+    assert (tmp_path / "e.zarr.scores.json").is_file() and (tmp_path / "map.png").is_file()
+
+
+def test_reference_maps_name_what_is_wrong_with_a_reference(tmp_path):
+    """A map larger than the subtomograms' box was told to 'use a larger box' (the box
+    is the data's); two files of one stem silently kept only the second."""
+    from tomoscribe.classify.workflow import reference_maps
+
+    ball = (np.sqrt(((np.indices((32,) * 3) - 16) ** 2).sum(0)) < 12).astype(np.float32)
+    write_volume(tmp_path / "big.mrc", Volume(ball, 10.0))
+    with pytest.raises(ParameterError, match="larger than the subtomograms' 16³ box"):
+        reference_maps([str(tmp_path / "big.mrc")], 10.0, 16)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    small = (np.sqrt(((np.indices((16,) * 3) - 8) ** 2).sum(0)) < 4).astype(np.float32)
+    write_volume(tmp_path / "a" / "x.mrc", Volume(small, 10.0))
+    write_volume(tmp_path / "b" / "x.mrc", Volume(2 * small, 10.0))
+    with pytest.raises(ParameterError, match="two references are called x"):
+        reference_maps([str(tmp_path / "a" / "x.mrc"), str(tmp_path / "b" / "x.mrc")], 10.0, 16)
+    assert list(reference_maps([str(tmp_path / "a" / "x.mrc"), "1bxn"], 10.0, 32)) == ["x", "1bxn"]
+
+
+def test_discover_examines_a_cluster_named_twice_once(tmp_path):
+    """`--cluster 0 --cluster 0` classified and wrote cluster 0 twice (two entries in
+    discover.json, the second run's averages over the first's)."""
+    volumes, labels = shapes(4, noise=0.2)
+    data = tmp_path / "d.zarr"
+    save_dataset(
+        data,
+        {
+            "volumes": volumes,
+            "labels": labels,
+            "class_names": SHAPES,
+            "params": {"voxel_size_A": 20.0},
+        },
+    )
+    feats, clustered, out = tmp_path / "f.zarr", tmp_path / "c.zarr", tmp_path / "out"
+    assert main(["classify", "features", str(data), "--rif", "-o", str(feats)]) == 0
+    assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "1"]) == 0
+    argv = ["classify", "discover", str(data), str(clustered), "-o", str(out), "--classes", "1"]
+    assert main([*argv, "--cluster", "0", "--cluster", "0", "--device", "cpu"]) == 0
+    record = json.loads((out / "discover.json").read_text())
+    assert [c["cluster"] for c in record["clusters"]] == [0]

@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from tomoscribe.errors import ModelFileError
+from tomoscribe.errors import InputFileError, ModelFileError
 from tomoscribe.segment.modelfile import FeatureModel, load_model, save_model
 from tomoscribe.segment.network import ArchitectureSpec, build_network
 
@@ -70,3 +70,24 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     )
     with pytest.raises(ModelFileError, match="newer tomoscribe"):
         load_model(tmp_path / "new.tsm")
+
+
+def test_a_folder_given_as_the_model_is_named_as_one(tmp_path):
+    """A dataset folder passed where the model goes (arguments swapped) exists: saying it
+    does not would send the user looking for the wrong mistake."""
+    (tmp_path / "sub.zarr").mkdir()
+    with pytest.raises(InputFileError, match="is a folder, not a model file"):
+        load_model(tmp_path / "sub.zarr")
+
+
+def test_another_kind_of_file_given_as_the_model_is_not_called_damaged(tmp_path):
+    """A JSON record or a STAR file given where the model goes was 'truncated or
+    damaged, so retrain'; a truncated model still is."""
+    (tmp_path / "m.tsm.json").write_text('{"software": "tomoscribe"}\n')
+    with pytest.raises(ModelFileError, match="is not a model file .* some other kind"):
+        load_model(tmp_path / "m.tsm.json")
+    save_model(tmp_path / "m.tsm", _model())
+    raw = (tmp_path / "m.tsm").read_bytes()
+    (tmp_path / "cut.tsm").write_bytes(raw[: len(raw) - 1000])
+    with pytest.raises(ModelFileError, match="truncated or damaged"):
+        load_model(tmp_path / "cut.tsm")

@@ -77,6 +77,29 @@ def test_bad_inputs_are_refused(tmp_path):
         load_dataset(tmp_path / "junk.zarr")
 
 
+@pytest.mark.parametrize(
+    "flags,said",
+    [
+        (["--voxel-size", "0"], "voxel size must be positive"),
+        (["--voxel-size", "-9.2"], "voxel size must be positive"),
+        (["--structures", "1bxn,3j9i,1bxn"], "1bxn is named twice"),
+        (["--structures", "1bxn,empty"], "empty is named twice"),
+        (["--max-tilt", "0"], "more than 0° and at most 90°"),
+    ],
+)
+def test_cli_refuses_settings_that_make_no_sense_in_a_sentence(tmp_path, capsys, flags, said):
+    """A zero voxel size crashed (ZeroDivisionError); a structure named twice made two
+    classes of one name (which `evaluate` matches by name, so one would be scored as the
+    other); ±0° was said to lie outside ±90°."""
+    from tomoscribe.cli.app import main
+
+    out = tmp_path / "d.zarr"
+    assert main(["simulate", "subtomograms", "-o", str(out), "--n", "1", *flags]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert not out.exists()
+
+
 @pytest.mark.zarr
 def test_crowded_subtomograms_carry_a_centre_mask(tmp_path):
     params = SubtomogramParams(box=40, snr=None, include_empty=False, crowded_neighbours=4)

@@ -50,8 +50,16 @@ def over_partition(
 
     Returns
     -------
-    clusters : (N,) int in ``range(k)``, numbered by decreasing size
+    clusters : (N,) int in ``range(k)``, numbered by decreasing size, none empty
     centres : (k, d) array in the (scaled) feature space
+
+    Raises
+    ------
+    ParameterError
+        ``k`` is not between 1 and the number of subtomograms.
+    InvalidDataError
+        Fewer than ``k`` distinct feature rows (duplicated subtomograms): some
+        clusters would be empty.
     """
     from sklearn.cluster import KMeans
 
@@ -59,6 +67,13 @@ def over_partition(
     if not 1 <= k <= len(data):
         raise ParameterError(
             f"k must be between 1 and the number of subtomograms ({len(data)}), got {k}."
+        )
+    distinct = len(np.unique(data, axis=0))
+    if distinct < k:  # k-means would leave clusters empty (their averages NaN)
+        raise InvalidDataError(
+            f"the features hold only {distinct} distinct subtomograms of {len(data)} "
+            f"(some are listed more than once, or identical), so there cannot be {k} "
+            f"clusters; ask for at most {distinct}."
         )
     model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(data)
     sizes = np.bincount(model.labels_, minlength=k)

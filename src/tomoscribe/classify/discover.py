@@ -127,6 +127,11 @@ def reference_free_classes(
             f"{params.min_members} are needed."
         )
     classes = max(1, min(params.classes, count // params.min_members))
+    if classes < params.classes:
+        say(
+            f"{classes} class{'es' if classes > 1 else ''}, not {params.classes}: "
+            f"{count} subtomograms make at most {classes} of {params.min_members} or more"
+        )
     rng = np.random.default_rng(params.seed)
     dev = torch.device(device)
     full = torch.as_tensor(data, device=dev)

@@ -165,5 +165,7 @@ def load_network(
 
     network, record, voxel = load_network_file(path, kind, parse)
     return TrainedNetwork(
-        network, voxel, {k: record[k] for k in ("training", "test") if k in record}
+        network,
+        voxel,
+        {k: record[k] for k in ("training", "test", "acquisition") if k in record},
     )

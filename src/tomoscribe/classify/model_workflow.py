@@ -32,7 +32,13 @@ import numpy as np
 from ..errors import InvalidDataError
 from ..outputs import atomic_path, write_provenance
 from .training import Classifier, ClassifierParams, split_halves
-from .workflow import check_voxel_size, dataset_fingerprint, load_subtomograms
+from .workflow import (
+    check_tilt_range,
+    check_voxel_size,
+    dataset_fingerprint,
+    load_subtomograms,
+    trained_acquisition,
+)
 
 
 def accuracy_table(truth: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> dict:
@@ -181,6 +187,7 @@ def train_classifier_file(
     params = params or ClassifierParams()
     dataset, output = Path(dataset), Path(output)
     volumes, labels, names, voxel = load_subtomograms(dataset)
+    acquisition = trained_acquisition(dataset, voxel)
     known = labelled_mask(dataset, labels, "train on")
     n_unlabelled = int((~known).sum())
     volumes, labels = volumes[known], labels[known]
@@ -197,6 +204,7 @@ def train_classifier_file(
     )
     if is_star_dataset(dataset):  # written back by classify predict
         classifier.metadata["class_numbers"] = star_class_numbers(dataset)
+    classifier.metadata.update(acquisition)  # the tilt range it learned: checked on use
     scores = None
     if test_mask.any():
         predicted = predict(classifier, volumes[test_mask], device=device).argmax(1)
@@ -218,6 +226,7 @@ def train_classifier_file(
             "test": scores,
             "n_train": int(train_mask.sum()),
             "n_unlabelled": n_unlabelled,
+            **acquisition,
         },
     )
     return TrainedClassifier(
@@ -246,6 +255,9 @@ def evaluate_classifier_file(
         is labelled.
     VoxelSizeMismatchError
         Its voxel size differs from the classifier's by more than 5%.
+    InvalidDataError
+        Its recorded tilt range differs from the one the classifier was trained on
+        (:func:`~tomoscribe.classify.workflow.check_tilt_range`).
     """
     from .modelfile import load_classifier
     from .training import predict
@@ -254,6 +266,7 @@ def evaluate_classifier_file(
     classifier = load_classifier(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+    check_tilt_range(dataset, classifier.metadata, "classifier")
     labels, names = in_model_classes(dataset, labels, names, classifier.class_names)
     known = labelled_mask(dataset, labels, "score")
     predicted = np.full(len(labels), -1)
@@ -349,7 +362,9 @@ def predict_classifier_file(
     VoxelSizeMismatchError
         The dataset's voxel size differs from the classifier's by more than 5%.
     InvalidDataError
-        Its box differs from the classifier's.
+        Its box differs from the classifier's, or its recorded tilt range from the one
+        the classifier was trained on
+        (:func:`~tomoscribe.classify.workflow.check_tilt_range`).
     """
     from .modelfile import load_classifier
     from .training import predict
@@ -359,6 +374,7 @@ def predict_classifier_file(
     classifier = load_classifier(model)
     volumes, _, _, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+    check_tilt_range(dataset, classifier.metadata, "classifier")
     probabilities = predict(classifier, volumes, device=device)
     found = Predicted(
         list(classifier.class_names),
@@ -427,7 +443,8 @@ def rif_baseline_file(
     Raises
     ------
     InvalidDataError
-        No subtomogram is labelled.
+        No subtomogram is labelled, fewer than 2 classes are, or no class has 2
+        members (nothing to hold out).
     """
     from .rif import fit_rif_svm
 
@@ -436,6 +453,11 @@ def rif_baseline_file(
     known = labelled_mask(dataset, labels, "score")
     volumes, labels = volumes[known], labels[known]
     train_mask, test_mask = split_halves(labels, test_fraction, seed)
+    if not test_mask.any():
+        raise InvalidDataError(
+            f"{dataset} has no class with 2 or more labelled subtomograms, so none can be "
+            "held out to test on."
+        )
     model = fit_rif_svm(volumes[train_mask], labels[train_mask], max_degree, seed)
     scores = accuracy_table(labels[test_mask], model.predict(volumes[test_mask]), names)
     scores["n_unlabelled"] = int((~known).sum())
@@ -478,6 +500,7 @@ def features_file(
 
         classifier = load_classifier(model)
         check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+        check_tilt_range(dataset, classifier.metadata, "classifier")
         table["features"] = extract_features(classifier, volumes, device=device, layer=layer)
         table["predicted"] = predict(classifier, volumes, device=device).argmax(1)
         record.update(
@@ -516,6 +539,7 @@ def train_autoencoder_file(
 
     dataset = Path(dataset)
     volumes, _, _, voxel = load_subtomograms(dataset)
+    acquisition = trained_acquisition(dataset, voxel)
     model = train_autoencoder(
         volumes,
         code_size,
@@ -527,6 +551,7 @@ def train_autoencoder_file(
         device=device,
         show_progress=show_progress,
     )
+    model.metadata.update(acquisition)
     save_autoencoder(output, model)
     write_provenance(
         output,
@@ -539,7 +564,7 @@ def train_autoencoder_file(
             "seed": seed,
         },
         [],
-        extra={"dataset": str(dataset.resolve())},
+        extra={"dataset": str(dataset.resolve()), **acquisition},
     )
     return model
 
@@ -612,6 +637,7 @@ def train_voxelseg_file(
 
     dataset = Path(dataset)
     volumes, labels, _, voxel = load_subtomograms(dataset)
+    acquisition = trained_acquisition(dataset, voxel)
     masks = centre_masks(dataset)
     if masks is None:
         raise InvalidDataError(
@@ -635,6 +661,7 @@ def train_voxelseg_file(
         predicted = segment_centre_particles(model, volumes[test_mask], device=device) > 0.5
         dice = dice_summary(predicted, masks[test_mask])
         model.metadata["test"] = dice
+    model.metadata.update(acquisition)
     save_voxel_segmenter(output, model)
     write_provenance(
         output,
@@ -647,7 +674,7 @@ def train_voxelseg_file(
             "seed": seed,
         },
         [],
-        extra={"dataset": str(dataset.resolve()), "test": dice},
+        extra={"dataset": str(dataset.resolve()), "test": dice, **acquisition},
     )
     return dice
 
@@ -664,14 +691,31 @@ def apply_voxelseg_file(
     float32) and its provenance record ``OUTPUT.json``.  Returns the masks and, when
     the dataset holds the true centre masks, the Dice against them
     (:func:`dice_summary`: over the subtomograms with a particle, and what is marked in
-    the empty ones; else None)."""
+    the empty ones; else None).
+
+    Raises
+    ------
+    ParameterError
+        ``threshold`` is not between 0 and 1 (exclusive): every voxel or none would be
+        marked.
+    VoxelSizeMismatchError, InvalidDataError
+        The dataset's voxel size or recorded tilt range is not the segmenter's.
+    """
+    from ..errors import ParameterError
     from ..io.zarrstore import open_group, write_array
     from .voxelseg import load_voxel_segmenter, segment_centre_particles
 
+    if not 0 < threshold < 1:
+        raise ParameterError(
+            f"`threshold` is a probability between 0 and 1, got {threshold}; at "
+            f"{threshold} every voxel or none would be marked.",
+            parameter="threshold",
+        )
     dataset = Path(dataset)
     segmenter = load_voxel_segmenter(model)
     volumes, _, _, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, segmenter.voxel_size_A, "segmenter")
+    check_tilt_range(dataset, segmenter.metadata, "segmenter")
     probability = segment_centre_particles(segmenter, volumes, device=device)
     masks = (probability > threshold).astype(np.uint8)
     with atomic_path(output) as tmp:

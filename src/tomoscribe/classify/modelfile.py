@@ -3,8 +3,9 @@
 Written and read through :mod:`tomoscribe.nets.weightsfile` (the one weights file of
 every network); the metadata key
 ``tomoscribe_classifier`` holds a JSON record: format version,
-architecture name, box size (voxels), voxel size (Å), class names, the training record
-and the software version.  Loading one cannot run code.
+architecture name, box size (voxels), voxel size (Å), class names, the training record,
+the acquisition of the training data (``acquisition``: its tilt range, where the dataset
+records one) and the software version.  Loading one cannot run code.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
         If it is damaged, not a tomoscribe classifier, of a newer format, or inconsistent.
     """
     network, record, (box, voxel_size_A, class_names) = load_network_file(path, KIND, _parse)
-    metadata = {k: v for k, v in record.items() if k in ("training", "test")}
+    metadata = {k: v for k, v in record.items() if k in ("training", "test", "acquisition")}
     numbers = record.get("class_numbers")  # a STAR dataset's RELION classes, one per class
     if (
         isinstance(numbers, list)

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.ndimage
 from scipy.special import roots_legendre, sph_harm_y
 
-from ..errors import ParameterError
+from ..errors import InvalidDataError, ParameterError
 from .training import normalise
 
 
@@ -98,15 +98,28 @@ class RifSvm:
 def fit_rif_svm(
     volumes: np.ndarray, labels: np.ndarray, max_degree: int = 10, seed: int = 0
 ) -> RifSvm:
-    """Fit the baseline on labelled subtomograms (C by 3-fold cross-validation)."""
+    """Fit the baseline on labelled subtomograms (C by 3-fold cross-validation, fewer
+    folds when the smallest class has fewer than 3 members).
+
+    Raises
+    ------
+    InvalidDataError
+        Fewer than two classes among ``labels``: there is nothing to separate.
+    """
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
     labels = np.asarray(labels)
+    present, counts = np.unique(labels, return_counts=True)
+    if len(present) < 2:
+        raise InvalidDataError(
+            f"the RIF-SVM baseline needs subtomograms of at least 2 classes to train on, "
+            f"got {len(present)}."
+        )
     scaler = StandardScaler().fit(features := rotation_invariant_features(volumes, max_degree))
     scaled = scaler.transform(features)
-    folds = min(3, int(np.bincount(labels).min()))
+    folds = min(3, int(counts.min()))
     if folds >= 2:
         search = GridSearchCV(
             SVC(kernel="rbf", gamma="scale"),

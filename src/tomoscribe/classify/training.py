@@ -346,7 +346,25 @@ def extract_features(
 
 
 def split_halves(labels: np.ndarray, test_fraction: float = 0.5, seed: int = 0):
-    """Boolean (train, test) masks, stratified by class (the paper's 50/50 split)."""
+    """Boolean (train, test) masks, stratified by class (the paper's 50/50 split).
+
+    Each class of ``m`` members holds out ``round(m × test_fraction)``, but never all of
+    them (one is always trained on) and, when it has two or more, never none (one is
+    always tested): a small class or an extreme fraction neither leaves a class out of
+    training nor out of the score.
+
+    Parameters
+    ----------
+    labels : (N,) int
+        Class of each subtomogram.
+    test_fraction : float
+        Fraction of each class held out, in (0, 1).
+    seed : int
+
+    Returns
+    -------
+    train, test : (N,) bool
+    """
     labels = np.asarray(labels)
     if not 0 < test_fraction < 1:
         raise ParameterError(f"the test fraction must be in (0, 1), got {test_fraction}.")
@@ -354,5 +372,7 @@ def split_halves(labels: np.ndarray, test_fraction: float = 0.5, seed: int = 0):
     test = np.zeros(len(labels), bool)
     for value in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == value))
-        test[members[: int(round(len(members) * test_fraction))]] = True
+        held = int(round(len(members) * test_fraction))
+        held = min(max(held, 1), len(members) - 1)
+        test[members[:held]] = True
     return ~test, test

@@ -17,6 +17,7 @@ calls a script can make.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,6 +64,77 @@ def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, wha
         )
 
 
+#: Degrees either end of a dataset's tilt range may differ from the range a model was
+#: trained on before the model refuses it (a few degrees change the missing wedge little).
+MODEL_TILT_TOLERANCE_DEG = 5.0
+
+
+def recorded_tilt_ranges(dataset: Path) -> list[tuple[float, float]]:
+    """The distinct tilt ranges (degrees) a dataset records: the one of a zarr store, or
+    those of a STAR file's rows (several when it lists subtomograms of tilt series of
+    different ranges); empty when it records none."""
+    import pandas as pd
+
+    from ..io.particles import read_particles
+    from ..io.provenance import TILT_COLUMNS, recorded_acquisition
+
+    try:
+        tilt = recorded_acquisition(dataset).tilt_range_deg
+        return [] if tilt is None else [tuple(tilt)]
+    except InvalidDataError:  # a particle file of several tilt ranges
+        table = read_particles(dataset)
+        rows = table[list(TILT_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        rows = rows[np.isfinite(rows).all(axis=1)]
+        return [tuple(r) for r in np.unique(rows, axis=0).tolist()]
+
+
+def trained_acquisition(dataset: Path, voxel: float | None) -> dict:
+    """``{"acquisition": record}`` of a dataset a model is trained on, to keep in the
+    model's metadata and provenance: its voxel size (Å) and tilt range, the latter only
+    where every subtomogram records the same one (a set pooled from tilt series of
+    different ranges trains a model no range is checked against); ``{}`` when nothing
+    is recorded."""
+    from ..core.acquisition import Acquisition
+
+    ranges = recorded_tilt_ranges(dataset)
+    tilt = ranges[0] if len(ranges) == 1 else None
+    record = Acquisition(tilt, voxel)
+    return {"acquisition": record.as_dict()} if record.known else {}
+
+
+def check_tilt_range(dataset: Path, model_metadata: dict, what: str) -> None:
+    """Refuse a dataset any of whose recorded tilt ranges differs from the one the
+    model's training data recorded by more than :data:`MODEL_TILT_TOLERANCE_DEG` at
+    either end: those subtomograms miss another wedge of Fourier space than the ones the
+    model learned from, and its answers on them would be silently worse.  Nothing is
+    checked when either side records no tilt range (models and datasets made before
+    the record, models trained on several ranges).
+
+    Parameters
+    ----------
+    dataset : path of the dataset (zarr store or STAR file)
+    model_metadata : the model's metadata (its ``acquisition`` record, if any)
+    what : the model's kind, for the message ("classifier", "autoencoder", ...)
+
+    Raises
+    ------
+    InvalidDataError
+        A recorded tilt range differs.
+    """
+    from ..core.acquisition import Acquisition, same_tilt_range
+
+    trained = Acquisition.from_dict((model_metadata or {}).get("acquisition")).tilt_range_deg
+    if trained is None:
+        return
+    for tilt in recorded_tilt_ranges(dataset):
+        if not same_tilt_range(trained, tilt, MODEL_TILT_TOLERANCE_DEG):
+            raise InvalidDataError(
+                f"{dataset} records the tilt range {tilt[0]:g}…{tilt[1]:g}° but the {what} "
+                f"was trained on subtomograms of {trained[0]:g}…{trained[1]:g}°; their "
+                "missing wedges differ, so train one on data of this tilt range."
+            )
+
+
 def dataset_fingerprint(volumes: np.ndarray) -> str:
     """SHA-256 (hex) of a dataset's subtomograms as float32: what a feature store
     records of the dataset it was made from (labels left out: relabelling a dataset
@@ -106,23 +178,45 @@ def labels_or_none(labels: np.ndarray) -> np.ndarray | None:
 
 
 def reference_maps(names: list[str], voxel_A: float, box: int) -> dict[str, np.ndarray]:
-    """Reference maps boxed like the subtomograms (``box``³ at ``voxel_A``): bundled
-    template names or map files (keyed by file stem)."""
+    """Reference maps boxed like the subtomograms (``box``³ at ``voxel_A`` Å): bundled
+    template names or map files (keyed by file stem).
+
+    Raises
+    ------
+    ParameterError
+        A name that is neither a map file nor a template, two references of one name
+        (``a/x.mrc`` and ``b/x.mrc``: one would replace the other), or a structure larger
+        than the subtomograms' box.
+    InvalidDataError
+        A map file without a voxel size.
+    """
     out = {}
     for name in names:
         path = Path(name)
         if path.suffix.lower() in MAP_SUFFIXES:
-            volume = read_volume(path)
+            key, volume = path.stem, read_volume(path)
             if not volume.voxel_size_A or not volume.voxel_size_A[0] > 0:
                 raise InvalidDataError(f"{path} has no voxel size; set it in the header.")
-            out[path.stem] = template_in_box(volume, voxel_A, box)
         elif name in list_templates():
-            out[name] = template_in_box(load_template(name), voxel_A, box)
+            key, volume = name, load_template(name)
         else:
             raise ParameterError(
                 f"reference {name!r} is neither a map file nor a bundled "
                 f"template ({', '.join(list_templates())})."
             )
+        if key in out:
+            raise ParameterError(
+                f"two references are called {key}; give each structure once, under its "
+                "own file name."
+            )
+        try:
+            out[key] = template_in_box(volume, voxel_A, box)
+        except ParameterError:
+            raise ParameterError(
+                f"reference {name} is larger than the subtomograms' {box}³ box at "
+                f"{voxel_A:g} Å, so it cannot be compared with their averages; give a "
+                "smaller structure or cut larger subtomograms."
+            ) from None
     return out
 
 
@@ -168,7 +262,10 @@ def discover_files(
             f"{clustered} clusters {len(table['clusters'])} subtomograms "
             f"but {dataset} holds {len(volumes)}; use the same dataset."
         )
-    chosen = list(clusters or []) or [int(np.bincount(table["clusters"]).argmax())]
+    # each cluster once, in the order given (`--cluster 3 --cluster 3` is one cluster)
+    chosen = list(dict.fromkeys(int(c) for c in clusters or [])) or [
+        int(np.bincount(table["clusters"]).argmax())
+    ]
     missing = [c for c in chosen if not (table["clusters"] == c).any()]
     if missing:
         raise ParameterError(f"cluster(s) {missing} are empty or do not exist.")
@@ -249,6 +346,32 @@ def _match_phrase(item: dict) -> str:
     return ""
 
 
+def scores_path(output: str | os.PathLike) -> Path:
+    """Where ``classify cluster`` writes the scores of clusters stored at ``output``:
+    ``OUTPUT.scores.json`` beside it."""
+    output = Path(output)
+    return output.with_name(output.name + ".scores.json")
+
+
+def check_distinct(paths) -> None:
+    """Refuse one file named for two of a command's outputs (the later write would
+    replace the earlier).
+
+    Raises
+    ------
+    OutputError
+        Two of ``paths`` are one file.
+    """
+    from ..errors import OutputError
+
+    seen = {}
+    for path in paths:
+        key = Path(path).expanduser().resolve()
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {path} are one file; give them different names.")
+        seen[key] = path
+
+
 def cluster_files(
     feature_store: Path,
     output: Path,
@@ -263,10 +386,26 @@ def cluster_files(
     ``OUTPUT.scores.json``); with ``plot``, a t-SNE/UMAP map (PNG) coloured by the
     ``truth``, the ``predicted`` classes or the ``cluster``; each with its provenance
     record (``OUTPUT.json``, ``PLOT.json``).  Returns the clusters and
-    the scores (None without true classes)."""
+    the scores (None without true classes).
+
+    Every file it writes is checked before any work: none may be an input or an
+    input's record, nor a file tomoscribe did not write (``check_outputs``).
+
+    Raises
+    ------
+    OutputError
+        An output that must not be written (above), or two outputs that are one file.
+    """
+    from ..outputs import check_outputs, sidecar_path
     from .cluster import cluster_scores, embed_2d, over_partition
     from .featurefile import save_features
 
+    output = Path(output)
+    written = [output, sidecar_path(output), scores_path(output)]
+    if plot is not None:
+        written += [Path(plot), sidecar_path(plot)]
+    check_distinct(written)
+    check_outputs(written, inputs=[feature_store])
     table, record = load_features(feature_store)
     if colour not in ("truth", "predicted", "cluster"):
         raise ParameterError(
@@ -309,7 +448,7 @@ def cluster_files(
     if plot is not None:
         write_provenance(plot, "classify cluster", settings, [], extra=source)
     if scores is not None:
-        with atomic_path(output.with_name(output.name + ".scores.json")) as tmp:
+        with atomic_path(scores_path(output)) as tmp:
             tmp.write_text(json.dumps(scores, indent=2) + "\n")
     return clusters, scores
 
@@ -331,6 +470,7 @@ def mine_files(
     autoencoder = load_autoencoder(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
+    check_tilt_range(dataset, autoencoder.metadata, "autoencoder")
     if volumes.shape[1] != autoencoder.network.box:
         raise InvalidDataError(
             f"the autoencoder takes {autoencoder.network.box}³ "

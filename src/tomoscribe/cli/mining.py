@@ -56,7 +56,7 @@ def features(
 
 
 @classify_app.command("cluster")
-@writes(files=("output",))
+@writes(files=("output", "plot"))
 def cluster(
     feature_store: Path = typer.Argument(..., help="Feature store from `classify features`."),
     output: Path = typer.Option(
@@ -132,6 +132,12 @@ def discover(
         help="± degrees of the tilt range (default: as the dataset records it, else 60).",
     ),
     lowpass_A: float = typer.Option(60.0, "--lowpass", help="Å, alignment resolution limit."),
+    protein_bright: bool = typer.Option(
+        False,
+        "--protein-bright",
+        help="The subtomograms show protein bright (cut with `extract --invert`); "
+        "default: dark, as a microscope records it and `simulate subtomograms` makes it.",
+    ),
     seed: int = options.Seed,
     device: str = options.Device,
 ) -> None:
@@ -145,7 +151,9 @@ def discover(
     from ..classify.workflow import discover_files
 
     check_output_folder(output, [dataset, clustered], ["discover.json", "gallery.png"])
-    params = DiscoverParams(classes=classes, lowpass_A=lowpass_A, seed=seed)
+    params = DiscoverParams(
+        classes=classes, lowpass_A=lowpass_A, protein_dark=not protein_bright, seed=seed
+    )
     discover_files(
         dataset,
         clustered,
@@ -287,7 +295,11 @@ def voxelseg_apply(
         "-o",
         help="Masks (.zarr: `masks` uint8 and `probability` float32, one per subtomogram).",
     ),
-    threshold: float = typer.Option(0.5, "--threshold"),
+    threshold: float = typer.Option(
+        0.5,
+        "--threshold",
+        help="Probability above which a voxel is the centre particle's (between 0 and 1).",
+    ),
     device: str = options.Device,
 ) -> None:
     """Label the centre particle's voxels in every subtomogram; Dice when masks are known."""

@@ -28,6 +28,20 @@ def save_weights(path: str | os.PathLike, network: torch.nn.Module, key: str, re
     return Path(path)
 
 
+def _looks_like_safetensors(path: Path) -> bool:
+    """Whether a file starts as a safetensors file does: an 8-byte little-endian header
+    length that fits the file, then a JSON object (``{``)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    length = int.from_bytes(head[:8], "little")
+    return head[8:9] == b"{" and 0 < length <= path.stat().st_size - 8
+
+
 def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, dict]:
     """Read ``(record, tensors)`` of a weights file whose record is under ``key``.
 
@@ -39,7 +53,7 @@ def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, di
     Raises
     ------
     InputFileError
-        If the file does not exist.
+        If the file does not exist, or is a folder.
     ModelFileError
         If it is not a readable safetensors file, has no record under ``key``, the record
         is not JSON, or a weight is NaN or infinite.
@@ -48,6 +62,10 @@ def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, di
 
     path = Path(path)
     note_input(path)
+    if path.is_dir():  # e.g. a dataset (.zarr) given where the model goes
+        raise InputFileError(
+            f"{path} is a folder, not a {what} file; check the order of the arguments."
+        )
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     try:
@@ -55,6 +73,12 @@ def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, di
             raw = (handle.metadata() or {}).get(key)
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError) as err:
+        if not _looks_like_safetensors(path):
+            raise ModelFileError(
+                f"{path} is not a {what} file (tomoscribe writes those as safetensors, "
+                f"and this is some other kind of file); check that you gave the {what} "
+                "where it goes."
+            ) from err
         raise ModelFileError(
             f"{path} is not a readable {what} file ({err}); it may be "
             "truncated or damaged, so retrain or copy it again."

@@ -77,8 +77,20 @@ class SubtomogramParams:
         )
 
     def validate(self) -> None:
+        """Refuse settings that cannot make a dataset.
+
+        Raises
+        ------
+        ParameterError
+            A non-positive SNR or voxel size (Å), a negative shift (voxels), a box under
+            8 voxels, or a tilt scheme :class:`ImagingParams` refuses.
+        """
         if self.snr is not None and not self.snr > 0:
             raise ParameterError(f"SNR must be positive, got {self.snr}.")
+        if not self.voxel_size_A > 0:
+            raise ParameterError(f"the voxel size must be positive, got {self.voxel_size_A} Å.")
+        if not self.max_shift_voxels >= 0:
+            raise ParameterError(f"the shift must not be negative, got {self.max_shift_voxels}.")
         if self.box < 8:
             raise ParameterError(f"the box must be at least 8 voxels, got {self.box}.")
         self.imaging().validate()
@@ -195,6 +207,20 @@ def _add_noise(
     return sigmas
 
 
+def _check_structures(structures: list[str], include_empty: bool) -> None:
+    """Refuse no structure, or one named twice (two classes of one name, which commands
+    matching classes by name would confuse); ``empty`` counts as named when the
+    noise-only class is added."""
+    if not structures:
+        raise ParameterError("name at least one structure.")
+    repeated = sorted({name for name in structures if list(structures).count(name) > 1})
+    if repeated or (include_empty and EMPTY in structures):
+        raise ParameterError(
+            f"each structure is one class, named once: {', '.join(repeated or [EMPTY])} "
+            "is named twice (the noise-only class is called empty)."
+        )
+
+
 def simulate_subtomograms(
     structures: list[str],
     n_per_class: int,
@@ -222,8 +248,7 @@ def simulate_subtomograms(
     params.validate()
     if n_per_class < 1:
         raise ParameterError("give at least one subtomogram per class.")
-    if not structures:
-        raise ParameterError("name at least one structure.")
+    _check_structures(structures, params.include_empty)
     rng = np.random.default_rng(params.seed)
     imaging = params.imaging()
     boxes = {}

@@ -49,7 +49,9 @@ def tilt_scheme(
         (0 = first exposure), for dose weighting.
     """
     if not 0 < max_tilt_deg <= 90:
-        raise ParameterError(f"the tilt range must be within ±90°, got ±{max_tilt_deg}°.")
+        raise ParameterError(
+            f"the largest tilt must be more than 0° and at most 90°, got ±{max_tilt_deg}°."
+        )
     if not 0 < step_deg <= max_tilt_deg:
         raise ParameterError(
             f"the tilt step must be positive and at most the range, got {step_deg}°."
