@@ -65,8 +65,10 @@ def test_tilt_schemes():
 
 
 def test_bad_tilt_ranges_are_refused():
-    with pytest.raises(ParameterError, match="±90"):
+    with pytest.raises(ParameterError, match="at most 90°, got ±95"):
         tilt_scheme(95.0, 3.0)
+    with pytest.raises(ParameterError, match="more than 0°"):
+        tilt_scheme(0.0, 3.0)
     with pytest.raises(ParameterError):
         tilt_scheme(60.0, 0.0)
     with pytest.raises(ParameterError):
