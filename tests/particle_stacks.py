@@ -1,4 +1,5 @@
-"""Helpers for the particle-stack tests: a shifted-blob stack and RELION's CTF."""
+"""Helpers for the particle-stack tests: a shifted-blob stack, RELION's CTF, and the
+check that a command refused its input in one sentence."""
 
 from __future__ import annotations
 
@@ -61,3 +62,13 @@ def relion_ctf_grid(
     k2 = math.pi / 2 * cs_mm * 1e7 * lam**3
     k3 = math.atan(q0 / math.sqrt(1 - q0 * q0))
     return -np.sin(k1 * deltaf * u2 + k2 * u2 * u2 - k3)
+
+
+def refused(status: int, out: Path, capsys) -> str:
+    """Assert a command refused its input as the project promises (exit status 2, one
+    ``error:`` line on stderr, ``out`` not written) and return that line."""
+    assert status == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    assert not out.exists()
+    return lines[0]

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import starfile
 
+from particle_stacks import refused as _refused
 from particle_stacks import relion_ctf_grid, shifted_stack
 from tomoscribe.cli.app import main
 
@@ -26,14 +27,6 @@ BOX = 48
 
 def _cli(*args):
     return main([str(a) for a in args])
-
-
-def _refused(status, out, capsys):
-    assert status == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), lines
-    assert not out.exists()
-    return lines[0]
 
 
 def _two_groups(folder: Path, shared: Path, second_pixel_A: float, header_A: float = 0.0):

@@ -12,6 +12,7 @@ import scipy.ndimage
 import starfile
 import torch
 
+from particle_stacks import refused as _refused
 from particle_stacks import relion_ctf_grid, shifted_stack
 from tomoscribe.cli.app import main
 from tomoscribe.core.turn2d import transform
@@ -184,14 +185,6 @@ def test_relion30_star_gives_its_pixel_size_over_an_unset_header(tmp_path):
     assert (rows["rlnOpticsGroup"] == 1).all()
     for stale in ("rlnDetectorPixelSize", "rlnMagnification", "rlnOriginX", "rlnOriginY"):
         assert stale not in rows
-
-
-def _refused(status, out, capsys):
-    assert status == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), lines
-    assert not out.exists()
-    return lines[0]
 
 
 def test_star_and_header_pixel_sizes_that_disagree_are_refused(tmp_path, capsys):

@@ -14,6 +14,7 @@ import starfile
 import torch
 
 from particle_stacks import blob_image
+from particle_stacks import refused as _refused
 from tomoscribe.cli.app import main
 from tomoscribe.core.ctf import ctf_2d_particles
 from tomoscribe.core.turn2d import soft_disc, transform
@@ -165,14 +166,6 @@ def _stack(path, count, box, voxel_size=2.0):
         mrc.set_image_stack()
         mrc.voxel_size = voxel_size
     return path
-
-
-def _refused(status, out, capsys):
-    assert status == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), lines
-    assert not out.exists()
-    return lines[0]
 
 
 def test_cli_refuses_mixed_box_sizes(tmp_path, capsys):

@@ -84,6 +84,9 @@ def imod_image_frame(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] |
     positive, as an image without a pixel size gives)."""
     from imodmodel import ImodModel
 
+    from .imodcheck import check_imod_structure
+
+    check_imod_structure(Path(path))  # imodmodel loops forever on a truncated model
     try:
         model = ImodModel.from_file(Path(path))
     except Exception:  # read_imod_points refuses damaged files in its own sentence
