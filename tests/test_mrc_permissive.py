@@ -222,3 +222,20 @@ def test_a_particle_stack_of_transposed_images_is_read_as_its_header_says(tmp_pa
         mrc.voxel_size = 2.0
     source = open_particles([path])
     np.testing.assert_array_equal(source.read(np.arange(3)), images)
+
+
+def test_axis_order_agrees_with_gemmi(tmp_path):
+    """The same three-cycle file read by gemmi (Ccp4Map.setup puts the grid in x, y, z
+    order whatever the file's): our (z, y, x) volume is gemmi's grid transposed."""
+    gemmi = pytest.importorskip("gemmi")
+    volume = np.random.default_rng(2).random((4, 5, 6)).astype(np.float32)  # z, y, x
+    path = tmp_path / "cycled.map"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.ascontiguousarray(volume.transpose(2, 0, 1)))  # sections x, rows z
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 2, 3, 1
+        mrc.header.mx, mrc.header.my, mrc.header.mz = 6, 5, 4
+        mrc.voxel_size = 3.0
+    ccp4 = gemmi.read_ccp4_map(str(path))
+    ccp4.setup(float("nan"))
+    theirs = np.array(ccp4.grid, copy=False).transpose(2, 1, 0)  # x, y, z → z, y, x
+    np.testing.assert_array_equal(np.asarray(_read_quietly(path).data), theirs)
