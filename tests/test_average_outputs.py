@@ -148,13 +148,16 @@ def test_a_refined_star_converted_keeps_its_boxes_or_drops_the_link(scene, tmp_p
     assert "image_name" not in pd.read_csv(tmp_path / "c.csv")
 
 
-def _relion5_input(tmp, shared, half):
+def _relion5_input(tmp, shared, half, premultiplied=0):
     """extract's particles.star made into what RELION 5 writes: a data_optics block
     (RELION's Refine3D row, for 5 Å tilt-series pixels binned 2×), coordinates in
     tilt-series pixels, the pixel sizes only in the optics group, and a given
-    gold-standard split."""
+    gold-standard split; the subtomograms are densities, so the row's
+    rlnCtfDataAreCtfPremultiplied (1 in RELION's file) is ``premultiplied``."""
     refine = shared / "formats" / "relion5_project" / "Refine3D" / "job_refine"
     optics = starfile.read(refine / "run_it050_data.star")["optics"].iloc[:1].copy()
+    assert int(optics["rlnCtfDataAreCtfPremultiplied"].iloc[0]) == 1  # RELION's default
+    optics["rlnCtfDataAreCtfPremultiplied"] = premultiplied
     optics["rlnTomoTiltSeriesPixelSize"] = 5.0
     optics["rlnTomoSubtomogramBinning"] = 2.0
     optics["rlnImagePixelSize"] = VOXEL
@@ -241,6 +244,20 @@ def test_average_refuses_a_split_it_cannot_use(scene, shared_data, half, capsys)
     assert _average(tmp, star, out, "--use-priors", "--iterations", "0") == 2
     err = capsys.readouterr().err
     assert "rlnRandomSubset" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_average_refuses_ctf_premultiplied_pseudo_subtomograms(scene, shared_data, capsys):
+    """RELION 4/5 extracts CTF-premultiplied pseudo-subtomograms by default
+    (rlnCtfDataAreCtfPremultiplied 1, as in the shared RELION 5 project): image terms
+    for relion_refine, not densities. Averaged as densities they gave a CTF²-weighted
+    map without a word; now refused before any work."""
+    tmp, _, _ = scene
+    star, _, _ = _relion5_input(tmp, shared_data, np.array([1, 2] * 6), premultiplied=1)
+    out = tmp / "avg_premultiplied"
+    assert _average(tmp, star, out, "--use-priors", "--iterations", "0") == 2
+    err = capsys.readouterr().err
+    assert "CTF-premultiplied" in err and "tomoscribe extract" in err
+    assert err.count("\n") == 1 and not out.exists()
 
 
 def test_de_novo_average_says_its_halves_share_a_model(scene, capsys):

@@ -363,12 +363,19 @@ def test_select_on_relion5_class3d_keeps_every_block_and_column(shared_data, tmp
 
 
 def test_average_refuses_what_it_cannot_average_in_one_sentence(shared_data, tmp_path, capsys):
-    """RELION 5's 2D-stack particles; subtomograms with no voxel size anywhere (was a
-    ZeroDivisionError); a reference without one (named --voxel-size, which average has not)."""
+    """RELION 5's pseudo-subtomograms, and subtomograms not here; subtomograms with no
+    voxel size anywhere (was a ZeroDivisionError); a reference without one (named
+    --voxel-size, which average has not)."""
     import mrcfile
 
     refine = shared_data / "formats" / "relion5_project" / "Refine3D" / "job_refine"
     assert main(["average", str(refine / "run_it050_data.star"), "-o", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err  # RELION's CTF-premultiplied pseudo-subtomograms
+    assert "CTF-premultiplied" in err and "tomoscribe extract" in err and err.count("\n") == 1
+    blocks = starfile.read(refine / "run_it050_data.star", always_dict=True)
+    blocks["optics"]["rlnCtfDataAreCtfPremultiplied"] = 0  # densities, but not here
+    starfile.write(blocks, tmp_path / "densities.star")
+    assert main(["average", str(tmp_path / "densities.star"), "-o", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "not here" in err and "tomoscribe extract" in err and err.count("\n") == 1
     rng = np.random.default_rng(0)
@@ -392,6 +399,66 @@ def test_average_refuses_what_it_cannot_average_in_one_sentence(shared_data, tmp
     err = capsys.readouterr().err
     assert "records no voxel size" in err and "10 Å" in err and "--voxel-size" not in err
     assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def _unrecorded_subtomograms(folder, header_A=0.0):
+    """Four random 16³ subtomograms with ``header_A`` in their headers (0: none)."""
+    import mrcfile
+
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        with mrcfile.new(folder / f"s{i}.mrc", overwrite=True) as mrc:
+            mrc.set_data(rng.normal(size=(16, 16, 16)).astype(np.float32))
+            mrc.voxel_size = header_A
+    rows = pd.DataFrame({"rlnCoordinateX": [10.0, 20, 30, 40], "rlnCoordinateY": 10.0})
+    rows["rlnCoordinateZ"] = 10.0
+    rows["rlnImageName"] = [f"s{i}.mrc" for i in range(4)]
+    rows["rlnOpticsGroup"] = 1
+    return rows
+
+
+def test_subtomograms_take_the_stars_image_pixel_size_not_its_coordinates(tmp_path):
+    """RELION 4/5 coordinates are in unbinned tilt-series pixels
+    (rlnTomoTiltSeriesPixelSize 5 Å) and the subtomograms in binned ones
+    (rlnImagePixelSize 10 Å, binning 2).  Subtomograms whose headers record no size
+    were taken at the coordinates' 5 Å; now at the images' 10 Å, as RELION reads them.
+    IMOD's unset 1 Å header is no record either."""
+    from tomoscribe.structure.stackio import read_particle_set
+
+    for header in (0.0, 1.0):
+        rows = _unrecorded_subtomograms(tmp_path, header)
+        optics = pd.DataFrame(
+            {
+                "rlnOpticsGroup": [1],
+                "rlnOpticsGroupName": ["opticsGroup1"],
+                "rlnTomoTiltSeriesPixelSize": [5.0],
+                "rlnTomoSubtomogramBinning": [2.0],
+                "rlnImagePixelSize": [10.0],
+                "rlnImageSize": [16],
+                "rlnImageDimensionality": [3],
+            }
+        )
+        starfile.write({"optics": optics, "particles": rows}, tmp_path / "r5.star", overwrite=True)
+        stack, _, voxel = read_particle_set(tmp_path / "r5.star")
+        assert stack.shape == (4, 16, 16, 16) and voxel == pytest.approx(10.0)
+
+
+def test_average_refuses_a_star_and_headers_that_disagree_on_the_voxel_size(tmp_path, capsys):
+    """rlnImagePixelSize 15 Å against headers of 12 Å: RELION would take 15, tomoscribe
+    took 12 without a word; now one sentence naming both, nothing written."""
+    rows = _unrecorded_subtomograms(tmp_path, 12.0)
+    rows["rlnImagePixelSize"] = 15.0
+    starfile.write({"particles": rows}, tmp_path / "p.star")
+    out = tmp_path / "avg"
+    assert main(["average", str(tmp_path / "p.star"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "15 Å" in err and "12 Å" in err and "rlnImagePixelSize" in err
+    assert err.count("\n") == 1 and not out.exists()
+    rows["rlnImagePixelSize"] = 12.05  # within 1%: the headers' size, no refusal
+    starfile.write({"particles": rows}, tmp_path / "p.star", overwrite=True)
+    from tomoscribe.structure.stackio import read_particle_set
+
+    assert read_particle_set(tmp_path / "p.star")[2] == pytest.approx(12.0)
 
 
 def test_average_refuses_its_subtomograms_folder_and_a_negative_shift(scene, tmp_path, capsys):

@@ -2,26 +2,27 @@
 
 A :class:`ParticleSource` lists particle images without loading them: MRC stacks are
 opened with ``mrcfile.mmap`` and read a chunk at a time, so stacks larger than memory
-stream.  Without a STAR file every image of every stack is a particle, in order.  With
-one, the particles are its rows: ``rlnImageName`` is ``N@STACK`` (N counts from 1;
-STACK relative to the STAR file's folder, else to the working folder as RELION reads it
-from its project folder, or the name of one of the stacks given), and the CTF of each
-particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å),
-``rlnDefocusAngle`` (°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm) and
-``rlnAmplitudeContrast``, on the particle rows or in the ``optics`` block (joined on
-``rlnOpticsGroup``, so that each particle has its own group's, as RELION's
-``ObservationModel`` reads them); the pixel size is ``rlnImagePixelSize`` there, else
-RELION 3.0's ``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification``, else the
-stacks' header (0 or 1 Å there is unset).  Each particle keeps its own group's pixel
-size for its CTF and its origin in Å, but 2D classes need one sampling: groups whose
-pixel sizes differ by over 1% are refused, and so is a STAR's size that a stack's
-header contradicts by over 1%, unless ``pixel_size_A`` is given (then every particle
-is taken at that size).  The images are taken as RELION has them (protein white),
-with RELION's CTF sign (``core.ctf``).  Assignments are written back as RELION writes
-a 2D classification's ``run_itNNN_data.star``: the input columns plus
-``rlnClassNumber``, ``rlnAnglePsi`` and ``rlnOriginXAngst``/``rlnOriginYAngst``, with
-``rlnImageName`` naming each stack from the working folder, and an optics block as
-RELION 3.1+ reads it (see :func:`write_assignments`).
+stream. Without a STAR file every image of every stack is a particle, in order. With
+one, the particles are its rows: ``rlnImageName`` is ``N@STACK`` (N counts from 1; STACK
+relative to the STAR file's folder, else to the working folder as RELION reads it from
+its project folder, or the name of one of the stacks given), and the CTF of each
+particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å), ``rlnDefocusAngle``
+(°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm) and ``rlnAmplitudeContrast``,
+on the particle rows or in the ``optics`` block (joined on ``rlnOpticsGroup``, so that
+each particle has its own group's, as RELION's ``ObservationModel`` reads them), with
+``rlnCtfDataAreCtfPremultiplied`` (images already multiplied by their CTF, which is then
+not applied again); the pixel size is ``rlnImagePixelSize`` there, else RELION 3.0's
+``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification``, else the stacks' header (0
+or 1 Å there is unset). Each particle keeps its own group's pixel size for its CTF and
+its origin in Å, but 2D classes need one sampling: groups whose pixel sizes differ by
+over 1% are refused, and so is a STAR's size that a stack's header contradicts by over
+1%, unless ``pixel_size_A`` is given (then every particle is taken at that size). The
+images are taken as RELION has them (protein white), with RELION's CTF sign
+(``core.ctf``). Assignments are written back as RELION writes a 2D classification's
+``run_itNNN_data.star``: the input columns plus ``rlnClassNumber``, ``rlnAnglePsi`` and
+``rlnOriginXAngst``/``rlnOriginYAngst``, with ``rlnImageName`` naming each stack from
+the working folder, and an optics block as RELION 3.1+ reads it (see
+:func:`write_assignments`).
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class ParticleSource:
         median of ``pixel_sizes_A``, which agree within 1%.
     ctf : per-particle CTF table (``defocus_u_um``, ``defocus_v_um``,
         ``astigmatism_deg``, ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``,
-        ``pixel_size_A``: each particle's optics group's) or None.
+        ``pixel_size_A``: each particle's optics group's; ``premultiplied``: the image
+        is already multiplied by its CTF, RELION's ``rlnCtfDataAreCtfPremultiplied``)
+        or None.
     table, optics : the STAR file's particle rows and optics block, when read from one.
     ctf_convention : the sign of the CTF (``core.ctf``): ``relion``, as RELION has its
         particles (protein white), for every stack a STAR file describes.
@@ -435,6 +438,13 @@ def _ctf_table(
         if relion not in table and ours not in microscope:
             notes.append(f"{star} has no {relion}: using {CTF_DEFAULTS[ours]:g}")
         ctf[ours] = column(relion, microscope.get(ours, CTF_DEFAULTS[ours]))
+    ctf["premultiplied"] = column("rlnCtfDataAreCtfPremultiplied", 0.0) == 1
+    if ctf["premultiplied"].any():
+        notes.append(
+            f"{int(ctf['premultiplied'].sum())} particles of {star} are CTF-premultiplied "
+            "(rlnCtfDataAreCtfPremultiplied 1): their CTF is not applied again, only "
+            "divided out (Wiener)"
+        )
     if (ctf["defocus_u_um"] <= 0).any():
         warnings.warn(f"{star} has particles with zero or negative defocus.", stacklevel=2)
     return ctf

@@ -170,6 +170,21 @@ def chunk_ctf(source, start: int, count: int, box: int) -> np.ndarray | None:
     return out
 
 
+def ctf_factor(source, start: int, ctf: torch.Tensor, mode: str) -> torch.Tensor:
+    """What each particle's Fourier coefficients are multiplied by: the sign of its CTF
+    (``flip``) or the CTF itself (``wiener``), and 1 for particles already multiplied by
+    their CTF (``premultiplied`` in the CTF table: RELION's
+    ``rlnCtfDataAreCtfPremultiplied``), whose CTF·F is what both modes would make."""
+    factor = torch.sign(ctf) if mode == "flip" else ctf
+    if "premultiplied" not in source.ctf:
+        return factor
+    done = np.array(source.ctf["premultiplied"].to_numpy(bool)[start : start + len(ctf)])
+    if done.any():
+        factor = factor.clone()
+        factor[torch.as_tensor(done, device=ctf.device)] = 1.0
+    return factor
+
+
 def _normalised(images: np.ndarray, start: int, device) -> torch.Tensor:
     # a read-only chunk (a stack's memory map) is copied: torch warns about sharing it
     x = torch.as_tensor(np.require(images, requirements="W"), device=device)
@@ -182,12 +197,13 @@ def _normalised(images: np.ndarray, start: int, device) -> torch.Tensor:
 
 def corrected_chunk(source, start: int, images: np.ndarray, params, device) -> torch.Tensor:
     """Particles start… normalised (zero mean, unit variance) and phase-flipped: each
-    Fourier coefficient times the sign of its CTF (unless ``params.ctf == "none"``)."""
+    Fourier coefficient times the sign of its CTF (unless ``params.ctf == "none"``; a
+    CTF-premultiplied particle's are left as they are: :func:`ctf_factor`)."""
     x = _normalised(images, start, device)
     ctf = chunk_ctf(source, start, len(x), source.box) if params.ctf != "none" else None
     if ctf is None:
         return x
-    sign = torch.sign(torch.as_tensor(ctf, device=device))
+    sign = ctf_factor(source, start, torch.as_tensor(ctf, device=device), "flip")
     return torch.fft.irfft2(torch.fft.rfft2(x) * sign, s=x.shape[-2:])
 
 
@@ -343,7 +359,7 @@ def full_size_averages(source, labels, angles, shifts_px, params, device) -> np.
         ctf = chunk_ctf(source, start, len(x), box) if params.ctf != "none" else None
         if ctf is not None:
             ctf_t = torch.as_tensor(ctf, device=device)
-            factor = torch.sign(ctf_t) if params.ctf == "flip" else ctf_t
+            factor = ctf_factor(source, start, ctf_t, params.ctf)
             x = torch.fft.irfft2(torch.fft.rfft2(x) * factor, s=(box, box))
             if params.ctf == "wiener":
                 index = torch.as_tensor(labels[rows], device=device)

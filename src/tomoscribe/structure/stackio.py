@@ -69,7 +69,10 @@ def voxel_checksum(data: np.ndarray) -> int:
 def check_subtomogram_files(star: str | os.PathLike) -> None:
     """Refuse, before coordinates are read, a STAR file whose particle images are not
     3D subtomograms here: RELION 5 2D stacks of the tilt series
-    (``rlnTomoSubTomosAre2DStacks`` 1), or files found neither beside the STAR file
+    (``rlnTomoSubTomosAre2DStacks`` 1), RELION 4/5's CTF-premultiplied
+    pseudo-subtomograms (``rlnCtfDataAreCtfPremultiplied`` 1: "abstract 3D image
+    terms" for relion_refine, as relion_tomo_subtomo's documentation calls them, whose
+    average is not the particle's density), or files found neither beside the STAR file
     (tomoscribe's folders) nor from the working folder (RELION's project-relative names).
     """
     from ..io.formats.relion import particle_block_key, read_star_blocks
@@ -92,6 +95,13 @@ def check_subtomogram_files(star: str | os.PathLike) -> None:
     particles = blocks[particle_block_key(blocks, star)]
     if "rlnImageName" not in particles:
         return
+    if _premultiplied(particles, blocks.get("optics")):
+        raise InputFileError(
+            f"{star}'s particle images are RELION's CTF-premultiplied pseudo-subtomograms "
+            "(rlnCtfDataAreCtfPremultiplied 1: image terms for relion_refine, not the "
+            "particles' density); cut subtomograms with `tomoscribe extract` from the "
+            "tomogram and this file."
+        )
     for name in particles["rlnImageName"].astype(str):
         file = name.rpartition("@")[2]
         if not ((star.parent / file).is_file() or Path(file).is_file()):
@@ -102,13 +112,50 @@ def check_subtomogram_files(star: str | os.PathLike) -> None:
             )
 
 
+def _premultiplied(particles: pd.DataFrame, optics) -> bool:
+    """Whether any particle's images are CTF-premultiplied (RELION 4/5's
+    ``rlnCtfDataAreCtfPremultiplied`` 1, on the row or in its optics group)."""
+    column = "rlnCtfDataAreCtfPremultiplied"
+    flags = [particles[column]] if column in particles else []
+    if isinstance(optics, pd.DataFrame) and column in optics:
+        if "rlnOpticsGroup" in optics and "rlnOpticsGroup" in particles:
+            used = optics["rlnOpticsGroup"].isin(particles["rlnOpticsGroup"])
+            flags.append(optics.loc[used, column])
+        else:
+            flags.append(optics[column])
+    return any((pd.to_numeric(f, errors="coerce") == 1).any() for f in flags)
+
+
+def _image_voxel_size(star: Path, header_A: float | None, table: pd.DataFrame) -> float | None:
+    """The subtomograms' voxel size (Å): their headers' (0, and IMOD's unset 1 Å, are no
+    record), else the STAR's ``rlnImagePixelSize``, else its coordinates' voxel size.
+    A header that contradicts ``rlnImagePixelSize`` by over 1% is refused: RELION
+    takes the STAR's, tomoscribe took the header's, and nothing said which was right."""
+    from ..io.formats.relion import image_pixel_sizes, read_star_blocks
+
+    given = None
+    if star.suffix.lower() == ".star":
+        sizes = image_pixel_sizes(read_star_blocks(star), star)
+        given = float(np.median(sizes)) if sizes is not None else None
+    recorded = header_A is not None and header_A > 0 and abs(header_A - 1.0) > 1e-6
+    if recorded and given is not None and abs(header_A - given) > 0.01 * given:
+        raise InputFileError(
+            f"{star} gives its subtomograms {given:g} Å voxels (rlnImagePixelSize) but "
+            f"their headers record {header_A:g} Å; correct whichever is wrong (the STAR's "
+            "rlnImagePixelSize, or the headers with IMOD's alterheader -del)."
+        )
+    if recorded:
+        return header_A
+    return given or recorded_voxel_size(table)
+
+
 def read_particle_set(star: str | os.PathLike):
     """Subtomograms listed by a STAR file with ``rlnImageName``.
 
     Returns
     -------
     stack (p, n, n, n) float32, table (DataFrame), voxel size (Å: the subtomograms'
-    headers', else the STAR file's)
+    headers', else the STAR file's; refused when the two disagree: :func:`_image_voxel_size`)
 
     Raises
     ------
@@ -156,8 +203,7 @@ def read_particle_set(star: str | os.PathLike):
         volumes.append(data)
     if not volumes:
         raise InputFileError(f"{star} lists no particles.")
-    if not (voxel and voxel > 0):  # headers of 0: unknown (mrcfile's default)
-        voxel = recorded_voxel_size(table)
+    voxel = _image_voxel_size(star, voxel, table)
     if not (voxel and voxel > 0):
         raise InputFileError(
             f"neither {star} nor its subtomograms record a voxel size; set it in the "

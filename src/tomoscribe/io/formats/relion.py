@@ -176,6 +176,20 @@ def _coordinate_pixel_size(block, optics) -> np.ndarray | None:
     return None
 
 
+def image_pixel_sizes(blocks: dict, path: Path) -> np.ndarray | None:
+    """Å per pixel of each particle's image (``rlnImagePixelSize`` on the row, else in
+    its optics group, as RELION 3.1+ reads it), or None where the file gives none (or
+    not a positive number for every row); ``blocks`` from :func:`read_star_blocks`."""
+    block = blocks[particle_block_key(blocks, path)]
+    optics = blocks.get("optics")
+    values = _per_row(
+        block, optics if isinstance(optics, pd.DataFrame) else None, "rlnImagePixelSize"
+    )
+    if values is None or not len(values) or not (np.isfinite(values) & (values > 0)).all():
+        return None
+    return values
+
+
 def _tomo_names(block: pd.DataFrame) -> pd.Series | None:
     for name in ("rlnTomoName", "rlnMicrographName"):
         if name in block:
