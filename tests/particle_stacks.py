@@ -43,12 +43,25 @@ def shifted_stack(path: Path, shifts_px: np.ndarray, header_A: float, box: int =
 
 
 def relion_ctf_grid(
-    box, pixel_A, defocus_u_A, defocus_v_A, angle_deg, kV, cs_mm, q0, half: bool = False
+    box,
+    pixel_A,
+    defocus_u_A,
+    defocus_v_A,
+    angle_deg,
+    kV,
+    cs_mm,
+    q0,
+    half: bool = False,
+    phase_shift_deg: float = 0.0,
+    bfactor: float = 0.0,
+    scale: float = 1.0,
 ):
     """RELION's CTF::getCTF (src/ctf.h, CTF::initialise in src/ctf.cpp) on a full FFT
     grid (box × box, numpy's order), or with ``half`` on the ``rfft2`` grid (box ×
-    box // 2 + 1): −sin(K1·Δf·u² + K2·u⁴ − K3), Δf the *negated* defocus along the
-    frequency's direction, K3 = atan(Q0 / √(1 − Q0²)); defoci in Å, ``pixel_A`` in Å,
+    box // 2 + 1): −sin(K1·Δf·u² + K2·u⁴ − K5 − K3) · exp(K4·u²) · scale, Δf the
+    *negated* defocus along the frequency's direction, K3 = atan(Q0 / √(1 − Q0²)),
+    K5 = ``phase_shift_deg`` in radians (rlnPhaseShift), K4 = −``bfactor`` / 4
+    (rlnCtfBfactor, Å²), ``scale`` rlnCtfScalefactor; defoci in Å, ``pixel_A`` in Å,
     ``kV`` in kV, ``cs_mm`` in mm, ``q0`` the amplitude contrast."""
     local_kv = kV * 1e3
     lam = 12.2643247 / math.sqrt(local_kv * (1.0 + local_kv * 0.978466e-6))
@@ -61,7 +74,9 @@ def relion_ctf_grid(
     k1 = math.pi / 2 * 2 * lam
     k2 = math.pi / 2 * cs_mm * 1e7 * lam**3
     k3 = math.atan(q0 / math.sqrt(1 - q0 * q0))
-    return -np.sin(k1 * deltaf * u2 + k2 * u2 * u2 - k3)
+    k4 = -bfactor / 4.0
+    k5 = math.radians(phase_shift_deg)
+    return -np.sin(k1 * deltaf * u2 + k2 * u2 * u2 - k5 - k3) * np.exp(k4 * u2) * scale
 
 
 def refused(status: int, out: Path, capsys) -> str:

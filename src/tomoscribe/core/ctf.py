@@ -145,6 +145,9 @@ def ctf_2d_particles(
     amplitude_contrast: float = 0.07,
     *,
     convention: str,
+    phase_shift_deg=0.0,
+    bfactor_A2=0.0,
+    scale=1.0,
 ) -> np.ndarray:
     """CTFs of a batch of particle images on the ``rfft2`` grid: (p, box, box // 2 + 1).
 
@@ -166,6 +169,11 @@ def ctf_2d_particles(
     voltage_kV, cs_mm, amplitude_contrast : scalars shared by the batch (kV, mm,
         fraction).
     convention : ``"relion"`` or ``"dark"``: the sign (:data:`CTF_CONVENTIONS`).
+    phase_shift_deg : scalar or (p,) extra phase (degrees) added to χ + φ, as a phase
+        plate gives (RELION's ``rlnPhaseShift``, its K5).
+    bfactor_A2 : scalar or (p,) B-factor (Å²) of the envelope exp(−B k² / 4)
+        (``rlnCtfBfactor``, RELION's K4 = −B/4).
+    scale : scalar or (p,) factor on the whole CTF (``rlnCtfScalefactor``).
     """
     if convention not in CTF_CONVENTIONS:
         raise ParameterError(
@@ -186,4 +194,10 @@ def ctf_2d_particles(
     cs_A = cs_mm * 1e7
     chi = math.pi * lam * defocus_A * k2 - 0.5 * math.pi * cs_A * lam**3 * k2**2
     sign = 1.0 if convention == "relion" else -1.0
-    return (sign * np.sin(chi + math.asin(amplitude_contrast))).astype(np.float32)
+
+    def per_particle(value) -> np.ndarray:
+        return np.broadcast_to(np.asarray(value, float), u.shape)[:, None, None]
+
+    phase = math.asin(amplitude_contrast) + np.deg2rad(per_particle(phase_shift_deg))
+    envelope = per_particle(scale) * np.exp(-per_particle(bfactor_A2) * k2 / 4)
+    return (sign * envelope * np.sin(chi + phase)).astype(np.float32)

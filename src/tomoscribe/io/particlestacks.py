@@ -7,9 +7,11 @@ one, the particles are its rows: ``rlnImageName`` is ``N@STACK`` (N counts from 
 relative to the STAR file's folder, else to the working folder as RELION reads it from
 its project folder, or the name of one of the stacks given), and the CTF of each
 particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å), ``rlnDefocusAngle``
-(°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm) and ``rlnAmplitudeContrast``,
-on the particle rows or in the ``optics`` block (joined on ``rlnOpticsGroup``, so that
-each particle has its own group's, as RELION's ``ObservationModel`` reads them), with
+(°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm), ``rlnAmplitudeContrast``,
+``rlnPhaseShift`` (°, a phase plate's), ``rlnCtfBfactor`` (Å²) and ``rlnCtfScalefactor``
+(RELION's CTF::getCTF: −sin(γ) · exp(−B k²/4) · scale), on the particle rows or in the
+``optics`` block (joined on ``rlnOpticsGroup``, so that each particle has its own
+group's, as RELION's ``ObservationModel`` reads them), with
 ``rlnCtfDataAreCtfPremultiplied`` (images already multiplied by their CTF, which is then
 not applied again); the pixel size is ``rlnImagePixelSize`` there, else RELION 3.0's
 ``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification``, else the stacks' header (0
@@ -46,6 +48,13 @@ _CTF_COLUMNS = {
     "rlnAmplitudeContrast": "amplitude_contrast",
 }
 _MICROSCOPE = {ours: relion for relion, ours in _CTF_COLUMNS.items()}
+#: RELION's other CTF columns (CTF::getCTF's K5, K4 and scale), and their values when
+#: a file has none: phase shift (degrees, a phase plate's), B-factor (Å²), scale
+_CTF_EXTRA_COLUMNS = (
+    ("rlnPhaseShift", "phase_shift_deg", 0.0),
+    ("rlnCtfBfactor", "bfactor_A2", 0.0),
+    ("rlnCtfScalefactor", "scale", 1.0),
+)
 
 
 @dataclass
@@ -61,7 +70,9 @@ class ParticleSource:
         median of ``pixel_sizes_A``, which agree within 1%.
     ctf : per-particle CTF table (``defocus_u_um``, ``defocus_v_um``,
         ``astigmatism_deg``, ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``,
-        ``pixel_size_A``: each particle's optics group's; ``premultiplied``: the image
+        ``pixel_size_A``: each particle's optics group's; ``phase_shift_deg``,
+        ``bfactor_A2``, ``scale`` (RELION's rlnPhaseShift, rlnCtfBfactor,
+        rlnCtfScalefactor; 0, 0, 1 when absent); ``premultiplied``: the image
         is already multiplied by its CTF, RELION's ``rlnCtfDataAreCtfPremultiplied``)
         or None.
     table, optics : the STAR file's particle rows and optics block, when read from one.
@@ -438,6 +449,8 @@ def _ctf_table(
         if relion not in table and ours not in microscope:
             notes.append(f"{star} has no {relion}: using {CTF_DEFAULTS[ours]:g}")
         ctf[ours] = column(relion, microscope.get(ours, CTF_DEFAULTS[ours]))
+    for relion, ours, absent in _CTF_EXTRA_COLUMNS:
+        ctf[ours] = column(relion, absent)
     ctf["premultiplied"] = column("rlnCtfDataAreCtfPremultiplied", 0.0) == 1
     if ctf["premultiplied"].any():
         notes.append(

@@ -141,23 +141,30 @@ class ArraySource:
             yield start, np.asarray(self.images[start : start + size], np.float32)
 
 
+#: CTF table columns beyond defocus and optics, with their values when absent: phase
+#: shift (degrees), B-factor (Å²) and scale, as :func:`core.ctf.ctf_2d_particles` takes them
+_CTF_EXTRAS = {"phase_shift_deg": 0.0, "bfactor_A2": 0.0, "scale": 1.0}
+
+
 def chunk_ctf(source, start: int, count: int, box: int) -> np.ndarray | None:
     """CTFs (count, box, box // 2 + 1) of particles start…start+count, or None.
 
     Computed once per distinct set of parameters (particles of one micrograph share
     theirs), each with its own optics: voltage, Cs, amplitude contrast and, where the
     table has a ``pixel_size_A`` column (Å, the particle's optics group's), its pixel
-    size, else ``source.pixel_size_A``; with the sign of ``source.ctf_convention``
+    size, else ``source.pixel_size_A``; phase shift, B-factor and scale where the table
+    has them (:data:`_CTF_EXTRAS`); with the sign of ``source.ctf_convention``
     (``core.ctf``)."""
     if source.ctf is None:
         return None
     rows = source.ctf.iloc[start : start + count].reset_index(drop=True)
-    if "pixel_size_A" not in rows:
-        rows = rows.assign(pixel_size_A=float(source.pixel_size_A))
+    defaults = {"pixel_size_A": float(source.pixel_size_A), **_CTF_EXTRAS}
+    rows = rows.assign(**{k: v for k, v in defaults.items() if k not in rows})
     columns = ["defocus_u_um", "defocus_v_um", "astigmatism_deg"]
     optics = ["voltage_kV", "cs_mm", "amplitude_contrast"]
     out = np.empty((count, box, box // 2 + 1), np.float32)
-    for key, group in rows.groupby(columns + optics + ["pixel_size_A"], sort=False):
+    keys = columns + optics + ["pixel_size_A", *_CTF_EXTRAS]
+    for key, group in rows.groupby(keys, sort=False):
         out[group.index.to_numpy()] = ctf_2d_particles(
             box,
             key[6],
@@ -166,6 +173,7 @@ def chunk_ctf(source, start: int, count: int, box: int) -> np.ndarray | None:
             [key[2]],
             *key[3:6],
             convention=source.ctf_convention,
+            **dict(zip(_CTF_EXTRAS, key[7:])),
         )[0]
     return out
 
