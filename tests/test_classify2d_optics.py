@@ -190,12 +190,16 @@ def test_relion30_rows_of_different_pixel_sizes_are_refused(tmp_path, capsys):
     assert "4–5 Å" in line and "--pixel-size" in line
 
 
-def _ctf_stack(folder: Path, shared: Path, name: str, power: int, phase_shift_deg=None):
+def _ctf_stack(
+    folder: Path, shared: Path, name: str, power: int, phase_shift_deg=None, flipped=False
+):
     """12 particles of the blob image, each times RELION's CTF (CTF::getCTF, the real
     optics row: 1.04 Å, 300 kV, Cs 2.7 mm, Q0 0.07; defoci 3–5 µm; ``phase_shift_deg``
     (12 values) as a phase plate's rlnPhaseShift) to ``power``: 1 as a micrograph holds
     them, 2 as RELION writes CTF-premultiplied images; a STAR that says which
-    (rlnCtfDataAreCtfPremultiplied ``power - 1``)."""
+    (rlnCtfDataAreCtfPremultiplied ``power - 1``).  With ``flipped`` the images are
+    then phase-flipped (times the CTF's sign) and the STAR says so
+    (rlnCtfDataArePhaseFlipped 1)."""
     real = next(iter(starfile.read(shared / REAL, always_dict=True).values()))
     optics = real.iloc[:1].assign(
         rlnOpticsGroupName="opticsGroup1", rlnImageSize=BOX, rlnCtfDataAreCtfPremultiplied=power - 1
@@ -208,7 +212,8 @@ def _ctf_stack(folder: Path, shared: Path, name: str, power: int, phase_shift_de
         ctf = relion_ctf_grid(
             BOX, 1.04, u, u - 800.0, 30.0, 300.0, 2.7, 0.07, phase_shift_deg=shift
         )
-        images.append(np.fft.ifft2(blob * ctf**power).real)
+        flip = np.sign(ctf) if flipped else 1.0
+        images.append(np.fft.ifft2(blob * ctf**power * flip).real)
     with mrcfile.new(folder / f"{name}.mrcs") as mrc:
         mrc.set_data(np.array(images, np.float32))
         mrc.set_image_stack()
@@ -223,9 +228,30 @@ def _ctf_stack(folder: Path, shared: Path, name: str, power: int, phase_shift_de
     )
     if phase_shift_deg is not None:
         rows["rlnPhaseShift"] = shifts
+    if flipped:
+        optics["rlnCtfDataArePhaseFlipped"] = 1
     star = folder / f"{name}.star"
     starfile.write({"optics": optics, "particles": rows}, star)
     return star
+
+
+@pytest.mark.parametrize("mode", ["wiener", "flip"])
+def test_phase_flipped_particles_are_not_flipped_again(tmp_path, shared_data, mode):
+    """RELION 3's phase-flipped extraction (rlnCtfDataArePhaseFlipped 1) holds
+    |CTF|·F. Flipping them again gave back CTF·F, with the CTF's sign changes, and
+    Wiener averaging CTF·|CTF|·F / Σ CTF² (class averages correlating 0.53 and 0.39
+    with the raw particles' average); now their class average matches the raw
+    particles' (1.00; the same blobs, the same CTFs)."""
+    averages = {}
+    for flipped in (False, True):
+        star = _ctf_stack(tmp_path, shared_data, f"f{int(flipped)}", 1, flipped=flipped)
+        out = tmp_path / f"out{int(flipped)}"
+        assert _cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0, "--ctf", mode) == 0
+        with mrcfile.open(out / "class_averages.mrcs") as mrc:
+            averages[flipped] = np.asarray(mrc.data, float).reshape(-1, BOX, BOX)[0]
+    truth = blob_image(BOX, centred=True)
+    assert np.corrcoef(averages[False].ravel(), averages[True].ravel())[0, 1] > 0.9
+    assert np.corrcoef(averages[True].ravel(), truth.ravel())[0, 1] > 0.8
 
 
 @pytest.mark.parametrize("mode", ["wiener", "flip"])

@@ -13,14 +13,15 @@ particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å), ``rlnDefocusA
 ``optics`` block (joined on ``rlnOpticsGroup``, so that each particle has its own
 group's, as RELION's ``ObservationModel`` reads them), with
 ``rlnCtfDataAreCtfPremultiplied`` (images already multiplied by their CTF, which is then
-not applied again); the pixel size is ``rlnImagePixelSize`` there, else RELION 3.0's
-``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification``, else the stacks' header (0
-or 1 Å there is unset). Each particle keeps its own group's pixel size for its CTF and
-its origin in Å, but 2D classes need one sampling: groups whose pixel sizes differ by
-over 1% are refused, and so is a STAR's size that a stack's header contradicts by over
-1%, unless ``pixel_size_A`` is given (then every particle is taken at that size). The
-images are taken as RELION has them (protein white), with RELION's CTF sign
-(``core.ctf``). Assignments are written back as RELION writes a 2D classification's
+not applied again) and ``rlnCtfDataArePhaseFlipped`` (images already phase-flipped); the
+pixel size is ``rlnImagePixelSize`` there, else RELION 3.0's ``rlnDetectorPixelSize``
+(µm) × 10⁴ / ``rlnMagnification``, else the stacks' header (0 or 1 Å there is unset).
+Each particle keeps its own group's pixel size for its CTF and its origin in Å, but 2D
+classes need one sampling: groups whose pixel sizes differ by over 1% are refused, and
+so is a STAR's size that a stack's header contradicts by over 1%, unless
+``pixel_size_A`` is given (then every particle is taken at that size). The images are
+taken as RELION has them (protein white), with RELION's CTF sign (``core.ctf``).
+Assignments are written back as RELION writes a 2D classification's
 ``run_itNNN_data.star``: the input columns plus ``rlnClassNumber``, ``rlnAnglePsi`` and
 ``rlnOriginXAngst``/``rlnOriginYAngst``, with ``rlnImageName`` naming each stack from
 the working folder, and an optics block as RELION 3.1+ reads it (see
@@ -73,7 +74,8 @@ class ParticleSource:
         ``pixel_size_A``: each particle's optics group's; ``phase_shift_deg``,
         ``bfactor_A2``, ``scale`` (RELION's rlnPhaseShift, rlnCtfBfactor,
         rlnCtfScalefactor; 0, 0, 1 when absent); ``premultiplied``: the image
-        is already multiplied by its CTF, RELION's ``rlnCtfDataAreCtfPremultiplied``)
+        is already multiplied by its CTF, RELION's ``rlnCtfDataAreCtfPremultiplied``;
+        ``phase_flipped``: it is already phase-flipped, ``rlnCtfDataArePhaseFlipped``)
         or None.
     table, optics : the STAR file's particle rows and optics block, when read from one.
     ctf_convention : the sign of the CTF (``core.ctf``): ``relion``, as RELION has its
@@ -452,11 +454,17 @@ def _ctf_table(
     for relion, ours, absent in _CTF_EXTRA_COLUMNS:
         ctf[ours] = column(relion, absent)
     ctf["premultiplied"] = column("rlnCtfDataAreCtfPremultiplied", 0.0) == 1
+    ctf["phase_flipped"] = (column("rlnCtfDataArePhaseFlipped", 0.0) == 1) & ~ctf["premultiplied"]
     if ctf["premultiplied"].any():
         notes.append(
             f"{int(ctf['premultiplied'].sum())} particles of {star} are CTF-premultiplied "
             "(rlnCtfDataAreCtfPremultiplied 1): their CTF is not applied again, only "
             "divided out (Wiener)"
+        )
+    if ctf["phase_flipped"].any():
+        notes.append(
+            f"{int(ctf['phase_flipped'].sum())} particles of {star} are phase-flipped "
+            "already (rlnCtfDataArePhaseFlipped 1): they are not flipped again"
         )
     if (ctf["defocus_u_um"] <= 0).any():
         warnings.warn(f"{star} has particles with zero or negative defocus.", stacklevel=2)

@@ -180,16 +180,22 @@ def chunk_ctf(source, start: int, count: int, box: int) -> np.ndarray | None:
 
 def ctf_factor(source, start: int, ctf: torch.Tensor, mode: str) -> torch.Tensor:
     """What each particle's Fourier coefficients are multiplied by: the sign of its CTF
-    (``flip``) or the CTF itself (``wiener``), and 1 for particles already multiplied by
-    their CTF (``premultiplied`` in the CTF table: RELION's
-    ``rlnCtfDataAreCtfPremultiplied``), whose CTF·F is what both modes would make."""
+    (``flip``) or the CTF itself (``wiener``), so that both give CTF·F-like terms
+    (|CTF|·F and CTF²·F).  Particles whose images RELION already corrected, by the
+    CTF table's flags, get what is left: ``premultiplied``
+    (``rlnCtfDataAreCtfPremultiplied``: the image is CTF²·F) 1 in both modes;
+    ``phase_flipped`` (``rlnCtfDataArePhaseFlipped``: the image is |CTF|·F) 1 when
+    flipping and |CTF| for Wiener."""
     factor = torch.sign(ctf) if mode == "flip" else ctf
-    if "premultiplied" not in source.ctf:
-        return factor
-    done = np.array(source.ctf["premultiplied"].to_numpy(bool)[start : start + len(ctf)])
-    if done.any():
-        factor = factor.clone()
-        factor[torch.as_tensor(done, device=ctf.device)] = 1.0
+    rows = slice(start, start + len(ctf))
+    for flag, rest in (("phase_flipped", torch.abs(ctf)), ("premultiplied", None)):
+        if flag not in source.ctf:
+            continue
+        done = np.array(source.ctf[flag].to_numpy(bool)[rows])
+        if done.any():
+            done_t = torch.as_tensor(done, device=ctf.device)
+            factor = factor.clone()
+            factor[done_t] = 1.0 if rest is None or mode == "flip" else rest[done_t]
     return factor
 
 
