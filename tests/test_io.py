@@ -102,6 +102,54 @@ def test_ome_zarr_metadata_follows_ngff(tmp_path):
     assert transforms[1]["translation"] == [3.0, 2.0, 1.0]
 
 
+def _ome_zarr_py_image(path, data, version=None, **kwargs):
+    """``data`` written by ome-zarr-py's own writer, in NGFF ``version`` ("0.4"), else
+    its default (newest) format."""
+    import zarr
+
+    writer = pytest.importorskip("ome_zarr.writer")
+    formats = pytest.importorskip("ome_zarr.format")
+    if version == "0.4":
+        kwargs["fmt"] = formats.FormatV04()
+        group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    else:
+        group = zarr.open_group(str(path), mode="w")
+    writer.write_image(data, group, axes="zyx", **kwargs)
+    return zarr.open_group(str(path), mode="r")
+
+
+@pytest.mark.zarr
+def test_ome_zarr_written_by_ome_zarr_py_in_ngff_05_is_read(tmp_path):
+    """ome-zarr-py 0.12+ writes NGFF 0.5 (zarr v3, metadata under ``ome``), which was
+    refused as "a zarr group without OME-NGFF 'multiscales' metadata".  Read now with
+    its scale and unit (nanometres here), voxel for voxel."""
+    data = np.random.default_rng(0).normal(size=(6, 10, 12)).astype(np.float32)
+    group = _ome_zarr_py_image(
+        tmp_path / "nm.zarr",
+        data,
+        scale={"z": 1.2, "y": 1.0, "x": 1.1},
+        axes_units={"z": "nanometer", "y": "nanometer", "x": "nanometer"},
+        scale_factors=[],
+    )
+    if "ome" not in dict(group.attrs):
+        pytest.skip("this ome-zarr-py writes NGFF 0.4, not 0.5")
+    volume = read_volume(tmp_path / "nm.zarr")
+    assert volume.voxel_size_A == pytest.approx((11.0, 10.0, 12.0))
+    np.testing.assert_array_equal(np.asarray(volume.load()), data)
+
+
+@pytest.mark.zarr
+@pytest.mark.parametrize("version", ["0.4", None])
+def test_ome_zarr_without_a_pixel_size_is_refused_not_read_at_1_angstrom(tmp_path, version):
+    """A writer given no pixel size puts a scale of 1 and no unit; that was read as
+    1 Å voxels without a word (NGFF 0.4; an MRC header's unset 1 Å is not)."""
+    data = np.zeros((4, 8, 8), np.float32)
+    _ome_zarr_py_image(tmp_path / "bare.zarr", data, version, scale_factors=[])
+    with pytest.raises(InputFileError, match="records no voxel size"):
+        read_volume(tmp_path / "bare.zarr")
+    assert read_volume(tmp_path / "bare.zarr", voxel_size_A=7.0).voxel_size_A == (7.0,) * 3
+
+
 @pytest.mark.parametrize(
     "name,shape,voxel",
     [("EMD-3197.map", 20, 11.4), ("emd_1832.map", 64, 5.7), ("emd_5625.map", 56, 4.23)],

@@ -81,3 +81,28 @@ def test_multiscale_ome_zarr_opens_every_level(make_napari_viewer, tmp_path):
     assert layer.multiscale
     assert [tuple(level.shape) for level in layer.data][:2] == [(16, 64, 64), (8, 32, 32)]
     assert layer.scale.tolist() == [10.0, 10.0, 10.0]
+
+
+def test_an_ngff_05_pyramid_from_ome_zarr_py_opens_every_level(make_napari_viewer, tmp_path):
+    """ome-zarr-py's default NGFF 0.5 (zarr v3, metadata under ``ome``) was refused as
+    not OME-Zarr; it opens now with its levels and its voxel size in Å."""
+    import zarr
+
+    writer = pytest.importorskip("ome_zarr.writer")
+    group = zarr.open_group(str(tmp_path / "image.zarr"), mode="w")
+    data = np.random.default_rng(1).normal(size=(16, 32, 32)).astype(np.float32)
+    writer.write_image(
+        data,
+        group,
+        axes="zyx",
+        scale={"z": 1.0, "y": 1.0, "x": 1.0},
+        axes_units={"z": "nanometer", "y": "nanometer", "x": "nanometer"},
+        scale_factors=[{"z": 2, "y": 2, "x": 2}],
+    )
+    if "ome" not in dict(zarr.open_group(str(tmp_path / "image.zarr"), mode="r").attrs):
+        pytest.skip("this ome-zarr-py writes NGFF 0.4, not 0.5")
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(tmp_path / "image.zarr", plugin="tomoscribe")
+    assert layer.multiscale
+    assert [tuple(level.shape) for level in layer.data] == [(16, 32, 32), (8, 16, 16)]
+    assert layer.scale.tolist() == [10.0, 10.0, 10.0]

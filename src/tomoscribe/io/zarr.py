@@ -3,8 +3,10 @@
 Written as a zarr v2 group with one ``multiscales`` entry whose axes are z, y, x in
 ångström, a ``scale`` transform holding the voxel size and a ``translation`` holding
 the origin, and the full-resolution array at path ``0``, chunked (default 64³).  This
-layout opens in napari (napari-ome-zarr) and any NGFF reader.  A plain zarr array is
-also read (voxel size then from ``--voxel-size``).
+layout opens in napari (napari-ome-zarr) and any NGFF reader.  Read: NGFF 0.4 and 0.5
+(zarr v3, the metadata under ``ome``: :func:`ngff_attributes`); a scale of 1 without a
+unit (what writers put when given no pixel size) is no voxel size.  A plain zarr array
+is also read (voxel size then from ``--voxel-size``).
 
 Label maps (written with a ``legend``) follow NGFF 0.4's labels layout: the image group
 holds the labels as its own pyramid (so older readers of ``0`` still see the full map),
@@ -67,7 +69,7 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
         return Volume(
             CheckedZarrArray(node, path), (float(voxel_size_A),) * 3, metadata={"source": str(path)}
         )
-    ms = _multiscale(path, attrs.get("multiscales"))
+    ms = _multiscale(path, ngff_attributes(attrs).get("multiscales"))
     axes = _axes(path, ms)
     dataset = _first_dataset(path, ms)
     array = _dataset_array(path, node, dataset["path"])
@@ -81,6 +83,12 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
     vs = tuple(float(v) for v in scale[::-1] * factor)
     if voxel_size_A is not None:
         vs = (float(voxel_size_A),) * 3
+    elif _unit(ms) is None and np.allclose(scale, 1.0):
+        raise MissingVoxelSizeError(
+            f"{path} records no voxel size (a scale of 1 without a unit, what OME-Zarr "
+            "writers put when none is given); pass `voxel_size_A`.",
+            parameter="voxel_size_A",
+        )
     check_voxel_type(path, array.dtype)
     return Volume(
         CheckedZarrArray(array, path),
@@ -148,7 +156,8 @@ _FIELD = "multiscales[0]"
 
 def _bad(path: Path, field: str, what: str) -> InputFileError:
     return InputFileError(
-        f"{path} has malformed OME-Zarr metadata: {field} {what}; rewrite it as OME-NGFF 0.4."
+        f"{path} has malformed OME-Zarr metadata: {field} {what}; rewrite it as OME-NGFF "
+        "0.4 or 0.5."
     )
 
 
@@ -250,14 +259,28 @@ def _three_numbers(path: Path, field: str, value) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
 
+def ngff_attributes(attrs: dict) -> dict:
+    """A group's OME-NGFF metadata: NGFF 0.5 (zarr v3) keeps them under ``ome``
+    (``{"ome": {"version": "0.5", "multiscales": …}}``, as ome-zarr-py 0.12+ writes by
+    default), 0.4 and earlier at the top of the attributes."""
+    nested = attrs.get("ome") if isinstance(attrs, dict) else None
+    return nested if isinstance(nested, dict) and "multiscales" in nested else attrs
+
+
+def _unit(ms: dict):
+    """The x axis's unit as the metadata give it, or None."""
+    axes = ms.get("axes")
+    return axes[-1].get("unit") if axes and isinstance(axes[-1], dict) else None
+
+
 def _unit_factor(path: Path, ms: dict, required: bool) -> float:
-    """Å per unit of the x axis; no unit means ångström (what tomoscribe writes).
+    """Å per unit of the x axis; no unit means ångström (what tomoscribe writes; a
+    scale of 1 without one is no record: :func:`read_ome_zarr`).
 
     An unknown unit is refused when the voxel size comes from the file (``required``)
     and taken as 1 Å otherwise.
     """
-    axes = ms.get("axes")
-    unit = axes[-1].get("unit", "angstrom") if axes and isinstance(axes[-1], dict) else "angstrom"
+    unit = _unit(ms) or "angstrom"
     known = isinstance(unit, str) and unit in _UNIT_A
     if not known and not required:
         return 1.0

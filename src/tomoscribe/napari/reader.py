@@ -54,11 +54,12 @@ def pyramid(path, volume) -> list | None:
     """
     if Path(str(path).rstrip("/")).suffix.lower() != ".zarr":
         return None
+    from ..io.zarr import ngff_attributes
     from ..io.zarrstore import open_group
 
     try:
         group = open_group(path)
-        datasets = dict(group.attrs)["multiscales"][0]["datasets"]
+        datasets = ngff_attributes(dict(group.attrs))["multiscales"][0]["datasets"]
         levels = [volume.data] + [group[d["path"]] for d in datasets[1:]]
     except (KeyError, IndexError, TypeError, ValueError, OSError):
         return None
