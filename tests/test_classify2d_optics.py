@@ -237,11 +237,12 @@ def _ctf_stack(
 
 @pytest.mark.parametrize("mode", ["wiener", "flip"])
 def test_phase_flipped_particles_are_not_flipped_again(tmp_path, shared_data, mode):
-    """RELION 3's phase-flipped extraction (rlnCtfDataArePhaseFlipped 1) holds
-    |CTF|·F. Flipping them again gave back CTF·F, with the CTF's sign changes, and
-    Wiener averaging CTF·|CTF|·F / Σ CTF² (class averages correlating 0.53 and 0.39
-    with the raw particles' average); now their class average matches the raw
-    particles' (1.00; the same blobs, the same CTFs)."""
+    """Phase-flipped particles (a file whose optics block says
+    rlnCtfDataArePhaseFlipped 1, as some tools write; RELION takes it as relion_refine's
+    --ctf_phase_flipped) hold |CTF|·F. Flipping them again gave back CTF·F, with the
+    CTF's sign changes, and Wiener averaging CTF·|CTF|·F / Σ CTF² (class averages
+    correlating 0.53 and 0.39 with the raw particles' average); now their class average
+    matches the raw particles' (1.00; the same blobs, the same CTFs)."""
     averages = {}
     for flipped in (False, True):
         star = _ctf_stack(tmp_path, shared_data, f"f{int(flipped)}", 1, flipped=flipped)

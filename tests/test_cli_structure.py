@@ -443,6 +443,35 @@ def test_subtomograms_take_the_stars_image_pixel_size_not_its_coordinates(tmp_pa
         assert stack.shape == (4, 16, 16, 16) and voxel == pytest.approx(10.0)
 
 
+def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path):
+    """`convert --binning 2` rescales the coordinates of a subtomogram STAR, not its
+    subtomograms: rlnImagePixelSize was rewritten to the coordinates' new 14 Å, which
+    the subtomograms' 7 Å headers then contradicted.  The images' own size is kept, in a
+    tomoscribe STAR and in a RELION 5 one (coordinates in 5 Å tilt-series pixels,
+    images at 10 Å), and the converted files are read at the subtomograms' size."""
+    from tomoscribe.structure.stackio import read_particle_set, write_particle_folder
+
+    stack = np.random.default_rng(2).normal(size=(4, 16, 16, 16)).astype(np.float32)
+    table = pd.DataFrame({"x": [20.0, 30, 40, 50], "y": 30.0, "z": 30.0, "tomo_name": "t"})
+    write_particle_folder(tmp_path / "ext", stack, table, 7.0, (64, 64, 64))
+    binned = tmp_path / "ext" / "bin2.star"
+    star = tmp_path / "ext" / "particles.star"
+    assert main(["convert", str(star), "-o", str(binned), "--binning", "2"]) == 0
+    written = starfile.read(binned)
+    assert written["rlnImagePixelSize"].tolist() == [7.0] * 4
+    assert written["rlnDetectorPixelSize"].tolist() == [14.0] * 4
+    assert read_particle_set(binned)[2] == pytest.approx(7.0)
+
+    rows = _unrecorded_subtomograms(tmp_path, 10.0)
+    optics = pd.DataFrame(
+        {"rlnOpticsGroup": [1], "rlnTomoTiltSeriesPixelSize": [5.0], "rlnImagePixelSize": [10.0]}
+    )
+    starfile.write({"optics": optics, "particles": rows}, tmp_path / "r5.star")
+    assert main(["convert", str(tmp_path / "r5.star"), "-o", str(tmp_path / "c.star")]) == 0
+    assert starfile.read(tmp_path / "c.star")["rlnImagePixelSize"].tolist() == [10.0] * 4
+    assert read_particle_set(tmp_path / "c.star")[2] == pytest.approx(10.0)
+
+
 def test_average_refuses_a_star_and_headers_that_disagree_on_the_voxel_size(tmp_path, capsys):
     """rlnImagePixelSize 15 Å against headers of 12 Å: RELION would take 15, tomoscribe
     took 12 without a word; now one sentence naming both, nothing written."""

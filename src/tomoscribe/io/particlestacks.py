@@ -451,10 +451,18 @@ def _ctf_table(
         if relion not in table and ours not in microscope:
             notes.append(f"{star} has no {relion}: using {CTF_DEFAULTS[ours]:g}")
         ctf[ours] = column(relion, microscope.get(ours, CTF_DEFAULTS[ours]))
+
+    def optional(name: str, absent: float) -> np.ndarray:  # a blank cell: as if absent
+        if name not in table:
+            return np.full(len(table), absent, float)
+        values = pd.to_numeric(table[name], errors="coerce").to_numpy(float)
+        return np.where(np.isfinite(values), values, absent)
+
     for relion, ours, absent in _CTF_EXTRA_COLUMNS:
-        ctf[ours] = column(relion, absent)
-    ctf["premultiplied"] = column("rlnCtfDataAreCtfPremultiplied", 0.0) == 1
-    ctf["phase_flipped"] = (column("rlnCtfDataArePhaseFlipped", 0.0) == 1) & ~ctf["premultiplied"]
+        ctf[ours] = optional(relion, absent)
+    ctf["premultiplied"] = optional("rlnCtfDataAreCtfPremultiplied", 0.0) == 1
+    flipped = optional("rlnCtfDataArePhaseFlipped", 0.0) == 1
+    ctf["phase_flipped"] = flipped & ~ctf["premultiplied"].to_numpy(bool)
     if ctf["premultiplied"].any():
         notes.append(
             f"{int(ctf['premultiplied'].sum())} particles of {star} are CTF-premultiplied "

@@ -212,7 +212,8 @@ def _normalised(images: np.ndarray, start: int, device) -> torch.Tensor:
 def corrected_chunk(source, start: int, images: np.ndarray, params, device) -> torch.Tensor:
     """Particles start… normalised (zero mean, unit variance) and phase-flipped: each
     Fourier coefficient times the sign of its CTF (unless ``params.ctf == "none"``; a
-    CTF-premultiplied particle's are left as they are: :func:`ctf_factor`)."""
+    CTF-premultiplied or already phase-flipped particle's are left as they are:
+    :func:`ctf_factor`)."""
     x = _normalised(images, start, device)
     ctf = chunk_ctf(source, start, len(x), source.box) if params.ctf != "none" else None
     if ctf is None:

@@ -160,8 +160,9 @@ def read_particle_set(star: str | os.PathLike):
     Raises
     ------
     InputFileError
-        RELION 5's 2D-stack pseudo-subtomograms, unreadable or changed subtomograms
-        (:func:`voxel_checksum`), mixed or non-cubic boxes, no voxel size anywhere.
+        RELION 5's 2D-stack and CTF-premultiplied pseudo-subtomograms, unreadable or
+        changed subtomograms (:func:`voxel_checksum`), mixed or non-cubic boxes, no
+        voxel size anywhere, headers that contradict ``rlnImagePixelSize``.
     """
     import mrcfile
 

@@ -28,10 +28,15 @@ Reading (through ``starfile``):
   others are kept).
 * **Tomograms.**  ``rlnTomoName`` (else ``rlnMicrographName``, as Warp writes) names
   each row's tomogram.
+* **Images.**  ``rlnImageName`` (subtomograms) is kept as ``image_name`` and the
+  images' own sampling, ``rlnImagePixelSize`` (row or optics group), as
+  ``image_voxel_size_A``: RELION's subtomograms are binned while their coordinates are
+  in unbinned tilt-series pixels, and rebinning the coordinates must not change it.
 
 Writing: one ``data_particles`` block with ``rlnTomoName``, ``rlnCoordinateX/Y/Z``
 (pixels of ``voxel_size_A``, recorded as ``rlnDetectorPixelSize`` with
-``rlnMagnification`` 10000, as RELION 3 and pytom read it, and as ``rlnImagePixelSize``),
+``rlnMagnification`` 10000, as RELION 3 and pytom read it, and as ``rlnImagePixelSize``
+unless the table holds its images' own ``image_voxel_size_A``),
 RELION 5's centred Å columns when the tomogram's shape is known, angles, scores, half
 sets, classes, filament tube ids and helical priors; the tilt range of each
 particle's tilt series, when known, as ``tomoscribeTiltMinDeg``/``tomoscribeTiltMaxDeg``
@@ -256,6 +261,9 @@ def read(
         table["image_name"] = [
             _image_path(name, path) for name in block["rlnImageName"].astype(str)
         ]
+        images_A = _per_row(block, optics, "rlnImagePixelSize")  # the images' own sampling,
+        if images_A is not None and (np.isfinite(images_A) & (images_A > 0)).all():
+            table["image_voxel_size_A"] = images_A  # kept when the coordinates are rebinned
     if names is not None:
         table["tomo_name"] = names.to_numpy()
     return table
