@@ -462,6 +462,13 @@ def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path):
     assert written["rlnDetectorPixelSize"].tolist() == [14.0] * 4
     assert read_particle_set(binned)[2] == pytest.approx(7.0)
 
+    # subtomograms cut again (at 7 Å) for a table read from a file of other images
+    (tmp_path / "again").mkdir()
+    write_particle_folder(
+        tmp_path / "again", stack, table.assign(image_voxel_size_A=20.0), 7.0, (64, 64, 64)
+    )
+    assert read_particle_set(tmp_path / "again" / "particles.star")[2] == pytest.approx(7.0)
+
     rows = _unrecorded_subtomograms(tmp_path, 10.0)
     optics = pd.DataFrame(
         {"rlnOpticsGroup": [1], "rlnTomoTiltSeriesPixelSize": [5.0], "rlnImagePixelSize": [10.0]}

@@ -57,6 +57,7 @@ def write_particle_folder(
         index = table.copy()
         index["image_name"] = names
         index["image_crc32"] = checksums
+        index["image_voxel_size_A"] = float(voxel_size_A)  # new images: not the input's
         write_particles(tmp / "particles.star", index, voxel_size_A, tomogram_shape_zyx)
     return folder
 
