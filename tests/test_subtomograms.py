@@ -101,6 +101,20 @@ def test_cli_refuses_settings_that_make_no_sense_in_a_sentence(tmp_path, capsys,
 
 
 @pytest.mark.zarr
+def test_cli_says_when_classify_will_refuse_its_box(tmp_path, capsys):
+    """A 26³ dataset was written without a word, and every network of `classify`
+    then refused it; the dataset is still made (averaging takes any box), with a note."""
+    from tomoscribe.cli.app import main
+
+    for box, noted in ((26, True), (28, False)):
+        out = tmp_path / f"d{box}.zarr"
+        args = ["simulate", "subtomograms", "-o", str(out), "--n", "1", "--box", str(box)]
+        assert main([*args, "--structures", "1s3x", "--no-empty"]) == 0
+        err = capsys.readouterr().err
+        assert out.exists() and ("multiple of 4" in err) == noted
+
+
+@pytest.mark.zarr
 def test_crowded_subtomograms_carry_a_centre_mask(tmp_path):
     params = SubtomogramParams(box=40, snr=None, include_empty=False, crowded_neighbours=4)
     data = simulate_subtomograms(["1s3x", "3gl1"], 3, params)

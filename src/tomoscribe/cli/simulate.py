@@ -161,6 +161,12 @@ def subtomograms(
         f"wrote {output}: {len(data['labels'])} subtomograms of {box}³, classes "
         + ", ".join(data["class_names"])
     )
+    if box % 4 or box < 16:
+        typer.echo(
+            f"note: `tomoscribe classify` trains on boxes that are a multiple of 4 and at "
+            f"least 16 voxels, so it will refuse these {box}³ ones (averaging takes any box)",
+            err=True,
+        )
 
 
 @simulate_app.command("micrographs")
