@@ -327,3 +327,30 @@ def test_picks_of_another_run_are_not_written_into_this_one(project, tmp_path, c
     run = copick.from_file(str(config)).get_run("TS_02")
     (picks,) = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="4")
     np.testing.assert_allclose(picks.full_positions(), [[100, 100, 100]])
+
+
+def test_picks_named_without_a_session_are_found_or_the_choice_is_shown(project, capsys):
+    """`ribosome:alice` (copick's glob: every session of alice's) said "no picks of
+    'ribosome' by alice/*" although alice/1 was there (copick's get_picks does not
+    expand the glob), and so did segmentations; now copick's own resolver finds the one
+    set, and where there are several, or none, the sets there are named."""
+    from copick.ops.open import from_file
+
+    config, _, _, positions = project
+    one = read_particles(f"copick:{config}#TS_01/ribosome:alice", voxel_size_A=VOXEL)
+    assert np.allclose(one[["x", "y", "z"]].to_numpy() * VOXEL, positions, atol=1e-3)
+    run = from_file(str(config)).get_run("TS_01")
+    run.new_picks("ribosome", "2", "alice").from_numpy(positions[:2], np.tile(np.eye(4), (2, 1, 1)))
+    out = config.parent / "x.star"
+    assert main(["convert", f"copick:{config}#TS_01/ribosome:alice", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "alice/1, alice/2" in err and "name one" in err and err.count("\n") == 1
+    assert main(["convert", f"copick:{config}#TS_01/ribosome:bob", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "them by alice/1, alice/2" in err and not out.exists()
+    labels = np.zeros((32, 48, 64), np.uint8)
+    labels[10:20, 5:30, 5:40] = 2
+    legend = Legend.from_dict({"0": {"name": "background"}, "2": {"name": "membrane"}})
+    write_segmentation(f"copick:{config}#TS_01/membrane:tomoscribe/7@10.0", labels, legend)
+    back = read_volume(f"copick:{config}#TS_01/membrane:tomoscribe@10.0")  # any session
+    np.testing.assert_array_equal(np.asarray(back.data[...]), labels)

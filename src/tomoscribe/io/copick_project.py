@@ -191,16 +191,7 @@ def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
     run = _run(root, location)
     uri = _uri(location, "picks")
     _object(root, uri["object_name"], location)
-    found = run.get_picks(
-        object_name=uri["object_name"], user_id=uri["user_id"], session_id=uri["session_id"]
-    )
-    if not found:
-        raise CopickLocationError(
-            f"run {run.name!r} of {location.config.name} has no picks of "
-            f"{uri['object_name']!r} by {uri['user_id']}/"
-            f"{uri['session_id']}."
-        )
-    picks = found[0]
+    picks = _one_picks(root, run, location, uri)
     if location.voxel_A:
         _voxel_spacing(run, location.voxel_A, location)
     voxel = _picks_voxel(run, location, voxel_size_A)
@@ -212,6 +203,38 @@ def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
         table[["rot", "tilt", "psi"]] = to_euler(Rotation.from_matrix(transforms[:, :3, :3]))
     table["tomo_name"] = run.name
     return table
+
+
+def _one_picks(root, run, location: CopickLocation, uri: dict):
+    """The one set of picks a location names (:func:`_one_object`)."""
+    there = run.get_picks(object_name=uri["object_name"])
+    wanted = f"picks of {uri['object_name']!r} by {uri['user_id']}/{uri['session_id']}"
+    text = location.uri.rsplit("@", 1)[0]
+    return _one_object(root, run, location, "picks", text, wanted, there)
+
+
+def _one_object(root, run, location: CopickLocation, kind: str, text: str, wanted: str, there):
+    """The one copick object of ``kind`` that the URI ``text`` names in ``run``: its user
+    and session may be copick's globs (``ribosome:alice`` is every session of alice's),
+    resolved by copick's own ``resolve_copick_objects``; none, or several, are refused
+    naming those there are (``there``: the run's objects of that name)."""
+    from copick.util.uri import resolve_copick_objects
+
+    found = resolve_copick_objects(text, root, kind, run_name=run.name)
+    if len(found) == 1:
+        return found[0]
+    where = f"run {run.name!r} of {location.config.name}"
+    if found:
+        named = ", ".join(sorted(f"{p.user_id}/{p.session_id}" for p in found))
+        raise CopickLocationError(
+            f"{where} has {len(found)} sets of {wanted} ({named}); name one by its "
+            "user and session."
+        )
+    others = sorted(f"{p.user_id}/{p.session_id}" for p in there)
+    raise CopickLocationError(
+        f"{where} has no {wanted}"
+        + (f"; it has them by {', '.join(others)}." if others else "; it has none of that name.")
+    )
 
 
 def _check_ids(location: CopickLocation, uri: dict) -> None:
@@ -415,17 +438,11 @@ def _segmentation(value):
     root = _root(location)
     run = _run(root, location)
     uri = _uri(location, "segmentation")
-    voxel = float(uri["voxel_spacing"]) if uri.get("voxel_spacing") else None
-    found = run.get_segmentations(
-        name=uri["name"], user_id=uri["user_id"], session_id=uri["session_id"], voxel_size=voxel
-    )
-    if not found:
-        raise CopickLocationError(
-            f"run {run.name!r} of {location.config.name} has no "
-            f"segmentation {uri['name']!r} by {uri['user_id']}/"
-            f"{uri['session_id']}."
-        )
-    return root, found[0]
+    wanted = f"segmentation {uri['name']!r} by {uri['user_id']}/{uri['session_id']}"
+    if uri.get("voxel_spacing") not in (None, "*"):
+        wanted += f" at {uri['voxel_spacing']} Å"
+    there = run.get_segmentations(name=uri["name"])
+    return root, _one_object(root, run, location, "segmentation", location.uri, wanted, there)
 
 
 def read_segmentation(value) -> Volume:
