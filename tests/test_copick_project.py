@@ -354,3 +354,21 @@ def test_picks_named_without_a_session_are_found_or_the_choice_is_shown(project,
     write_segmentation(f"copick:{config}#TS_01/membrane:tomoscribe/7@10.0", labels, legend)
     back = read_volume(f"copick:{config}#TS_01/membrane:tomoscribe@10.0")  # any session
     np.testing.assert_array_equal(np.asarray(back.data[...]), labels)
+
+
+def test_a_file_of_several_tomograms_converted_into_a_run_gives_that_runs_rows(project, tmp_path):
+    """A STAR of two tomograms converted to copick:…#TS_01/… was refused ("choose one
+    with tomo_name") although the location names the run; its TS_01 rows are written."""
+    import pandas as pd
+    from copick.ops.open import from_file
+
+    config, *_ = project
+    table = pd.DataFrame(
+        {"x": [5.0, 6, 7, 8, 9], "y": 10.0, "z": 12.0, "tomo_name": ["TS_01"] * 3 + ["TS_02"] * 2}
+    )
+    write_particles(tmp_path / "two.star", table, VOXEL)
+    target = f"copick:{config}#TS_01/ribosome:tomoscribe/9"
+    assert main(["convert", str(tmp_path / "two.star"), "-o", target]) == 0
+    run = from_file(str(config)).get_run("TS_01")
+    (picks,) = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="9")
+    np.testing.assert_allclose(picks.full_positions()[:, 0], [50.0, 60.0, 70.0], atol=1e-3)

@@ -16,6 +16,7 @@ from ..errors import ParameterError
 from ..outputs import read_provenance, write_provenance
 from .copick_project import is_copick_location
 from .formats import format_for, formats
+from .locations import copick_run_name
 from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
 from .points import IMOD_GRID, rescale_positions
 
@@ -23,6 +24,10 @@ from .points import IMOD_GRID, rescale_positions
 def _location(path):
     """A Path, or a copick location kept as text (a Path would fold its ``//``)."""
     return str(path) if is_copick_location(path) else Path(path)
+
+
+def _several_tomograms(table) -> bool:
+    return "tomo_name" in table and table["tomo_name"].nunique() > 1
 
 
 def _format(path):
@@ -184,7 +189,8 @@ def convert_particles(
     binning : write coordinates on a grid binned by this factor (x / b, the same
         position in Å; from an IMOD model to another, IMOD's (x + ½)/b − ½), voxel
         size × b.
-    tomo_name : keep only this tomogram's rows.
+    tomo_name : keep only this tomogram's rows (default, for a file of several
+        tomograms written to a copick location: the run it names).
     tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates; the size (z,
         y, x voxels) also goes into an IMOD model's header (default: as the source
         records it, :func:`recorded_tomogram_shape`, for copick picks the run's
@@ -205,6 +211,8 @@ def convert_particles(
     source, target = _location(source), _location(target)
     src_fmt, dst_fmt = _format(source), _format(target)
     table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
+    if tomo_name is None and _several_tomograms(table):
+        tomo_name = copick_run_name(target)  # a copick target names its run: its rows
     if tomo_name is not None:
         table = select_tomogram(table, tomo_name, str(source), explicit=True)
     recorded = recorded_voxel_size(table)
