@@ -372,3 +372,16 @@ def test_a_file_of_several_tomograms_converted_into_a_run_gives_that_runs_rows(p
     run = from_file(str(config)).get_run("TS_01")
     (picks,) = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="9")
     np.testing.assert_allclose(picks.full_positions()[:, 0], [50.0, 60.0, 70.0], atol=1e-3)
+
+
+def test_a_segmentation_of_another_shape_than_the_runs_tomogram_is_refused(project):
+    """write_segmentation stored a map of any shape under the run's 10 Å spacing, where
+    copick's readers overlay it on a tomogram of another size."""
+    from tomoscribe.io.copick_project import CopickLocationError
+
+    config, tomo, *_ = project
+    wrong = np.zeros((16, 24, 32), np.uint8)
+    with pytest.raises(CopickLocationError, match=r"\(16, 24, 32\).*\(32, 48, 64\)"):
+        write_segmentation(f"copick:{config}#TS_01/membrane:tomoscribe/8@10.0", wrong)
+    run = copick.from_file(str(config)).get_run("TS_01")
+    assert not run.get_segmentations(user_id="tomoscribe", session_id="8")

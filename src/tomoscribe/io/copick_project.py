@@ -388,7 +388,8 @@ def tomogram_shape(value, voxel_A: float) -> tuple[int, int, int] | None:
 def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) -> str:
     """Store a label map as a copick multilabel segmentation (OME-Zarr, copick's writer).
 
-    The voxel spacing must exist in the run.  Label ids are kept; a legend whose
+    The voxel spacing must exist in the run, and the map must have the shape of the
+    run's tomogram there (where it has one).  Label ids are kept; a legend whose
     features are not the project's objects with the same labels is refused.
     """
     location = parse_location(value)
@@ -400,6 +401,13 @@ def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) 
     voxel = float(uri["voxel_spacing"])
     _voxel_spacing(run, voxel, location)
     _check_ids(location, uri)
+    shape = tomogram_shape(value, voxel)
+    if shape is not None and tuple(np.shape(labels)) != shape:
+        raise CopickLocationError(
+            f"{location}: the label map is {tuple(np.shape(labels))} (z, y, x) but run "
+            f"{run.name!r}'s tomogram at {voxel:g} Å is {shape}; segment that tomogram, "
+            "or name the voxel spacing the map was made at."
+        )
     for key, entry in legend or ():
         if key == 0:
             continue
