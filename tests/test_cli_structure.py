@@ -462,12 +462,15 @@ def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path):
     assert written["rlnDetectorPixelSize"].tolist() == [14.0] * 4
     assert read_particle_set(binned)[2] == pytest.approx(7.0)
 
-    # subtomograms cut again (at 7 Å) for a table read from a file of other images
+    # subtomograms cut again (at 7 Å) for a table read from a file of other images,
+    # whose boxes were cut about other coordinates (a refined STAR): the new boxes are
+    # cut about the positions, which the new file's coordinates are, without origins
     (tmp_path / "again").mkdir()
-    write_particle_folder(
-        tmp_path / "again", stack, table.assign(image_voxel_size_A=20.0), 7.0, (64, 64, 64)
-    )
+    other = table.assign(image_voxel_size_A=20.0, box_x=table["x"] + 3, box_y=30.0, box_z=30.0)
+    write_particle_folder(tmp_path / "again", stack, other, 7.0, (64, 64, 64))
     assert read_particle_set(tmp_path / "again" / "particles.star")[2] == pytest.approx(7.0)
+    again = starfile.read(tmp_path / "again" / "particles.star")
+    assert np.allclose(again["rlnCoordinateX"], table["x"]) and "rlnOriginXAngst" not in again
 
     rows = _unrecorded_subtomograms(tmp_path, 10.0)
     optics = pd.DataFrame(
@@ -477,6 +480,70 @@ def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path):
     assert main(["convert", str(tmp_path / "r5.star"), "-o", str(tmp_path / "c.star")]) == 0
     assert starfile.read(tmp_path / "c.star")["rlnImagePixelSize"].tolist() == [10.0] * 4
     assert read_particle_set(tmp_path / "c.star")[2] == pytest.approx(10.0)
+
+
+def _blobs_3d(box: int) -> np.ndarray:
+    """An asymmetric density of four Gaussian blobs about the box centre."""
+    z, y, x = np.mgrid[:box, :box, :box] - box // 2
+    spots = [(0, 0, 0, 3.0, 1.0), (6, 0, 0, 2.0, 0.9), (0, -5, 2, 2.0, 0.8), (-3, 3, 6, 1.8, 0.7)]
+    return sum(
+        a * np.exp(-((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / (2 * w * w))
+        for cx, cy, cz, w, a in spots
+    ).astype(np.float32)
+
+
+def test_average_places_each_particle_by_its_star_origin(tmp_path):
+    """RELION reconstructs a subtomogram about rlnCoordinate and the particle lies at
+    the box centre − rlnOrigin*Angst (a refined STAR of Warp or RELION 3 subtomograms).
+    `average` took every particle as centred in its box and ignored the origins (a new
+    user's trial: the map was the same with the origins zeroed or negated); now they
+    are the particles' starting shifts, and `convert` keeps them as origins beside the
+    boxes' coordinates."""
+    import mrcfile
+
+    box, voxel = 32, 10.0
+    reference = _blobs_3d(box)
+    shifts = np.random.default_rng(4).integers(-4, 5, size=(12, 3))  # x, y, z voxels
+    rows = []
+    for i, (sx, sy, sz) in enumerate(shifts):
+        with mrcfile.new(tmp_path / f"p{i}.mrc") as mrc:
+            mrc.set_data(np.roll(reference, (sz, sy, sx), axis=(0, 1, 2)))
+            mrc.voxel_size = voxel
+        rows.append(
+            {
+                "rlnCoordinateX": 100.0 + 40 * i,
+                "rlnCoordinateY": 200.0,
+                "rlnCoordinateZ": 50.0,
+                "rlnAngleRot": 0.0,
+                "rlnAngleTilt": 0.0,
+                "rlnAnglePsi": 0.0,
+                "rlnOriginXAngst": -sx * voxel,  # the particle at centre + s
+                "rlnOriginYAngst": -sy * voxel,
+                "rlnOriginZAngst": -sz * voxel,
+                "rlnImageName": f"p{i}.mrc",
+                "rlnImagePixelSize": voxel,
+                "rlnDetectorPixelSize": voxel,
+                "rlnMagnification": 10000.0,
+                "rlnRandomSubset": i % 2 + 1,
+            }
+        )
+    starfile.write({"particles": pd.DataFrame(rows)}, tmp_path / "refined.star")
+    with mrcfile.new(tmp_path / "ref.mrc") as mrc:
+        mrc.set_data(reference)
+        mrc.voxel_size = voxel
+    args = ["--reference", str(tmp_path / "ref.mrc"), "--use-priors", "--iterations", "0"]
+    args += ["--tilt-range", "-90,90", "--max-shift", "1", "-q"]
+    out = tmp_path / "avg"
+    assert main(["average", str(tmp_path / "refined.star"), "-o", str(out), *args]) == 0
+    with mrcfile.open(out / "average.mrc") as mrc:
+        average = np.asarray(mrc.data, float)
+    assert np.corrcoef(average.ravel(), reference.ravel())[0, 1] > 0.95
+
+    converted = tmp_path / "conv.star"
+    assert main(["convert", str(tmp_path / "refined.star"), "-o", str(converted)]) == 0
+    written = starfile.read(converted)
+    assert np.allclose(written["rlnCoordinateX"], [100.0 + 40 * i for i in range(12)])
+    assert np.allclose(written["rlnOriginXAngst"], -shifts[:, 0] * voxel)
 
 
 def test_average_refuses_a_star_and_headers_that_disagree_on_the_voxel_size(tmp_path, capsys):

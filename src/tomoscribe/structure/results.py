@@ -30,17 +30,20 @@ AVERAGE_OUTPUTS = (
 
 def box_centres(table: pd.DataFrame, voxel: float, unit: float) -> np.ndarray:
     """Where each subtomogram's box is centred (x, y, z, Å): on the voxel nearest the
-    position for tomoscribe's own extractions (``extract`` cuts whole voxels and keeps
+    coordinate for tomoscribe's own extractions (``extract`` cuts whole voxels and keeps
     the fractional coordinate; its rows carry ``image_crc32``, and in memory the
-    residual ``shift_x/y/z``, voxels), at the position itself
-    for subtomograms made elsewhere (RELION reconstructs them about it).  ``voxel``:
-    the subtomograms' voxel size, ``unit``: Å per coordinate unit of ``table``."""
+    residual ``shift_x/y/z``, voxels); at the coordinate for subtomograms made
+    elsewhere (:data:`BOX_COLUMNS`: RELION reconstructs them about ``rlnCoordinate*``,
+    and its origin shift places the particle in the box, so a refined STAR's particles
+    lie off the centre by it); at the position where no coordinate was kept.
+    ``voxel``: the subtomograms' voxel size, ``unit``: Å per coordinate unit of
+    ``table``."""
     position = table[["x", "y", "z"]].to_numpy(float) * unit
     if {"shift_x", "shift_y", "shift_z"} <= set(table):  # extract's table, in memory
         return position - table[["shift_x", "shift_y", "shift_z"]].to_numpy(float) * voxel
+    if set(BOX_COLUMNS) <= set(table):  # the coordinate before a refinement's origin
+        position = table[list(BOX_COLUMNS)].to_numpy(float) * unit
     if "image_crc32" in table and np.isfinite(pd.to_numeric(table["image_crc32"])).all():
-        if set(BOX_COLUMNS) <= set(table):  # the coordinate before a refinement's origin
-            position = table[list(BOX_COLUMNS)].to_numpy(float) * unit
         return np.rint(position / voxel) * voxel
     return position
 

@@ -28,10 +28,13 @@ Reading (through ``starfile``):
   others are kept).
 * **Tomograms.**  ``rlnTomoName`` (else ``rlnMicrographName``, as Warp writes) names
   each row's tomogram.
-* **Images.**  ``rlnImageName`` (subtomograms) is kept as ``image_name`` and the
-  images' own sampling, ``rlnImagePixelSize`` (row or optics group), as
-  ``image_voxel_size_A``: RELION's subtomograms are binned while their coordinates are
-  in unbinned tilt-series pixels, and rebinning the coordinates must not change it.
+* **Images.**  ``rlnImageName`` (subtomograms) is kept as ``image_name``, the
+  coordinate each was cut about (``rlnCoordinate*``, before the origin: RELION
+  reconstructs a subtomogram about its coordinate and the origin places the particle
+  in it) as :data:`BOX_COLUMNS`, and the images' own sampling, ``rlnImagePixelSize``
+  (row or optics group), as ``image_voxel_size_A``: RELION's subtomograms are binned
+  while their coordinates are in unbinned tilt-series pixels, and rebinning the
+  coordinates must not change it.
 
 Writing: one ``data_particles`` block with ``rlnTomoName``, ``rlnCoordinateX/Y/Z``
 (pixels of ``voxel_size_A``, recorded as ``rlnDetectorPixelSize`` with
@@ -225,8 +228,8 @@ def read(
     if set(_SUBTOMO) & set(block):
         sub = from_euler(_axes(block, _SUBTOMO, path, "subtomogram angles", "0°"))
     table = pd.DataFrame(_shifted(xyz, block, sub, pixel, path), columns=["x", "y", "z"])
-    if "tomoscribeImageCrc32" in block:  # tomoscribe's subtomograms: cut about the
-        table[list(BOX_COLUMNS)] = xyz  # coordinate (pixels), whatever the origin says
+    if "rlnImageName" in block or "tomoscribeImageCrc32" in block:  # subtomograms are
+        table[list(BOX_COLUMNS)] = xyz  # cut about the coordinate, whatever the origin says
     if pixel is not None and len(pixel):
         if np.ptp(pixel) > 1e-6 * np.max(pixel):
             sizes = ", ".join(map(str, np.unique(pixel)))
