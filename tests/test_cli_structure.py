@@ -421,7 +421,8 @@ def test_subtomograms_take_the_stars_image_pixel_size_not_its_coordinates(tmp_pa
     """RELION 4/5 coordinates are in unbinned tilt-series pixels
     (rlnTomoTiltSeriesPixelSize 5 Å) and the subtomograms in binned ones
     (rlnImagePixelSize 10 Å, binning 2).  Subtomograms whose headers record no size
-    were taken at the coordinates' 5 Å; now at the images' 10 Å, as RELION reads them.
+    were taken at the coordinates' 5 Å; now at the images' 10 Å, as RELION reads them
+    (rlnImagePixelSize, else rlnTomoTiltSeriesPixelSize × rlnTomoSubtomogramBinning).
     IMOD's unset 1 Å header is no record either."""
     from tomoscribe.structure.stackio import read_particle_set
 
@@ -441,6 +442,10 @@ def test_subtomograms_take_the_stars_image_pixel_size_not_its_coordinates(tmp_pa
         starfile.write({"optics": optics, "particles": rows}, tmp_path / "r5.star", overwrite=True)
         stack, _, voxel = read_particle_set(tmp_path / "r5.star")
         assert stack.shape == (4, 16, 16, 16) and voxel == pytest.approx(10.0)
+        # without rlnImagePixelSize: the tilt series' pixel × the binning, as RELION
+        optics = optics.drop(columns=["rlnImagePixelSize"])
+        starfile.write({"optics": optics, "particles": rows}, tmp_path / "r5.star", overwrite=True)
+        assert read_particle_set(tmp_path / "r5.star")[2] == pytest.approx(10.0)
 
 
 def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path):

@@ -131,7 +131,8 @@ def _premultiplied(particles: pd.DataFrame, optics) -> bool:
 
 def _image_voxel_size(star: Path, header_A: float | None, table: pd.DataFrame) -> float | None:
     """The subtomograms' voxel size (Å): their headers' (0, and IMOD's unset 1 Å, are no
-    record), else the STAR's ``rlnImagePixelSize``, else its coordinates' voxel size.
+    record), else the STAR's ``rlnImagePixelSize`` (or tilt-series pixel × binning:
+    :func:`tomoscribe.io.formats.relion.image_pixel_sizes`), else its coordinates'.
     A header that contradicts ``rlnImagePixelSize`` by over 1% is refused: RELION
     takes the STAR's, tomoscribe took the header's, and nothing said which was right."""
     from ..io.formats.relion import image_pixel_sizes, read_star_blocks

@@ -186,16 +186,25 @@ def _coordinate_pixel_size(block, optics) -> np.ndarray | None:
 
 def image_pixel_sizes(blocks: dict, path: Path) -> np.ndarray | None:
     """Å per pixel of each particle's image (``rlnImagePixelSize`` on the row, else in
-    its optics group, as RELION 3.1+ reads it), or None where the file gives none (or
-    not a positive number for every row); ``blocks`` from :func:`read_star_blocks`."""
+    its optics group, as RELION 3.1+ reads it; else RELION 4/5's tilt-series pixel size
+    times the subtomograms' binning, ``rlnTomoTiltSeriesPixelSize`` ×
+    ``rlnTomoSubtomogramBinning``), or None where the file gives neither (or not a
+    positive number for every row); ``blocks`` from :func:`read_star_blocks`."""
     block = blocks[particle_block_key(blocks, path)]
     optics = blocks.get("optics")
-    values = _per_row(
-        block, optics if isinstance(optics, pd.DataFrame) else None, "rlnImagePixelSize"
-    )
-    if values is None or not len(values) or not (np.isfinite(values) & (values > 0)).all():
-        return None
-    return values
+    optics = optics if isinstance(optics, pd.DataFrame) else None
+
+    def usable(values):
+        return values is not None and len(values) and (np.isfinite(values) & (values > 0)).all()
+
+    values = _per_row(block, optics, "rlnImagePixelSize")
+    if usable(values):
+        return values
+    tilt_series = _per_row(block, optics, "rlnTomoTiltSeriesPixelSize")
+    binning = _per_row(block, optics, "rlnTomoSubtomogramBinning")
+    if usable(tilt_series) and usable(binning):
+        return tilt_series * binning
+    return None
 
 
 def _tomo_names(block: pd.DataFrame) -> pd.Series | None:
@@ -264,9 +273,9 @@ def read(
         table["image_name"] = [
             _image_path(name, path) for name in block["rlnImageName"].astype(str)
         ]
-        images_A = _per_row(block, optics, "rlnImagePixelSize")  # the images' own sampling,
-        if images_A is not None and (np.isfinite(images_A) & (images_A > 0)).all():
-            table["image_voxel_size_A"] = images_A  # kept when the coordinates are rebinned
+        images_A = image_pixel_sizes(blocks, path)  # the images' own sampling, kept
+        if images_A is not None:  # when the coordinates are rebinned
+            table["image_voxel_size_A"] = images_A
     if names is not None:
         table["tomo_name"] = names.to_numpy()
     return table
