@@ -318,3 +318,39 @@ def test_a_phase_plates_shift_is_in_each_particles_ctf(tmp_path, shared_data):
         average = np.asarray(mrc.data, float).reshape(-1, BOX, BOX)[0]
     truth = blob_image(BOX, centred=True)
     assert np.corrcoef(average.ravel(), truth.ravel())[0, 1] > 0.8
+
+
+def test_stacks_of_one_file_name_are_told_apart_by_their_folders(tmp_path, monkeypatch):
+    """A STAR naming Grid0/mic001.mrcs and Grid1/mic001.mrcs from its project folder,
+    read from elsewhere with both stacks given: every row was read from the last stack
+    given of that file name (Grid0's 4 particles became Grid1's, silently).  Now each
+    row takes the stack whose path ends with more of its name; a tie is refused."""
+    from tomoscribe.errors import InputFileError
+    from tomoscribe.io.particlestacks import open_particles
+
+    stacks = []
+    for grid, shift in (("Grid0", -3.0), ("Grid1", 3.0)):
+        folder = tmp_path / "project" / "Movies" / grid
+        folder.mkdir(parents=True)
+        stacks.append(shifted_stack(folder / "mic001.mrcs", np.full((4, 2), shift), 1.04, BOX))
+    rows = pd.DataFrame(
+        {
+            "rlnImageName": [
+                f"{i + 1:06d}@Movies/Grid{g}/mic001.mrcs" for g in (0, 1) for i in range(4)
+            ],
+            "rlnImagePixelSize": 1.04,
+        }
+    )
+    star = tmp_path / "project" / "Extract" / "particles.star"
+    star.parent.mkdir()
+    starfile.write({"particles": rows}, star)
+    monkeypatch.chdir(tmp_path)  # not the project folder the names are relative to
+    source = open_particles(stacks, star)
+    assert [source.stacks[s] for s in source.stack_of] == [stacks[0]] * 4 + [stacks[1]] * 4
+    images = source.read(np.arange(8))
+    assert np.allclose(images[:4], images[0]) and not np.allclose(images[0], images[4])
+
+    rows["rlnImageName"] = [f"{i + 1:06d}@mic001.mrcs" for i in range(8)]
+    starfile.write({"particles": rows}, star, overwrite=True)
+    with pytest.raises(InputFileError, match="could be any of"):
+        open_particles(stacks, star)

@@ -313,8 +313,8 @@ def read_particle_star(star: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 
 def _image_names(table: pd.DataFrame, star: Path, stacks: list[Path]):
     """Stacks, stack per row and index in the stack from ``N@STACK`` entries."""
-    by_name = {p.name: p for p in stacks}
     files: dict[Path, int] = {}
+    found: dict[str, Path] = {}  # each stack's name is looked for once
     stack_of = np.empty(len(table), int)
     index = np.empty(len(table), int)
     for row, entry in enumerate(table["rlnImageName"].astype(str)):
@@ -323,20 +323,55 @@ def _image_names(table: pd.DataFrame, star: Path, stacks: list[Path]):
             raise InputFileError(
                 f"{star}: rlnImageName {entry!r} (row {row + 1}) is not N@STACK with N ≥ 1."
             )
-        path = Path(name)
-        if not path.is_absolute():  # beside the STAR file, else from the project folder
-            path = star.parent / name if (star.parent / name).is_file() else Path(name)
-        if not path.is_file():
-            path = by_name.get(Path(name).name, path)
-        if not path.is_file():
-            raise InputFileError(
-                f"{star} names the stack {name}, which is neither beside it, nor under "
-                "the working (project) folder, nor among the stacks given; pass it as an "
-                "argument."
-            )
-        stack_of[row] = files.setdefault(path, len(files))
+        if name not in found:
+            found[name] = _stack_path(name, star, stacks)
+        stack_of[row] = files.setdefault(found[name], len(files))
         index[row] = int(number) - 1
     return list(files), stack_of, index
+
+
+def _stack_path(name: str, star: Path, stacks: list[Path]) -> Path:
+    """The file a STAR's stack ``name`` is: absolute, beside the STAR file, from the
+    working (project) folder, else the stack given that it means (:func:`_given_stack`)."""
+    path = Path(name)
+    if not path.is_absolute():  # beside the STAR file, else from the project folder
+        path = star.parent / name if (star.parent / name).is_file() else Path(name)
+    if not path.is_file():
+        path = _given_stack(Path(name), stacks, star) or path
+    if not path.is_file():
+        raise InputFileError(
+            f"{star} names the stack {name}, which is neither beside it, nor under "
+            "the working (project) folder, nor among the stacks given; pass it as an "
+            "argument."
+        )
+    return path
+
+
+def _given_stack(name: Path, stacks: list[Path], star: Path) -> Path | None:
+    """The stack given as an argument that a STAR's stack ``name`` means: the one whose
+    path ends with the most of ``name``'s trailing parts (``Grid1/mic001.mrcs`` before
+    any other ``mic001.mrcs``); two given stacks that match equally well are refused."""
+
+    def matched(stack: Path) -> int:
+        count = 0
+        for ours, theirs in zip(reversed(stack.parts), reversed(name.parts)):
+            if ours != theirs:
+                break
+            count += 1
+        return count
+
+    scores = {stack: matched(stack) for stack in stacks}
+    best = max(scores.values(), default=0)
+    if best == 0:
+        return None
+    chosen = [stack for stack, score in scores.items() if score == best]
+    if len(chosen) > 1:
+        raise InputFileError(
+            f"{star} names the stack {name}, which could be any of "
+            f"{', '.join(map(str, chosen))}; run from the project folder the STAR's names "
+            "are relative to, or give only the stack it means."
+        )
+    return chosen[0]
 
 
 def _with_optics(table: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -> pd.DataFrame:
