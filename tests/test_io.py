@@ -139,6 +139,22 @@ def test_ome_zarr_written_by_ome_zarr_py_in_ngff_05_is_read(tmp_path):
 
 
 @pytest.mark.zarr
+def test_ome_zarr_axes_in_different_units_each_keep_their_own(tmp_path):
+    """NGFF gives each axis its unit; z in nanometres beside y, x in ångström was read
+    with x's unit for all three (z 2.104 "Å" for 21.04 Å)."""
+    data = np.zeros((4, 8, 8), np.float32)
+    _ome_zarr_py_image(
+        tmp_path / "mixed.zarr",
+        data,
+        scale={"z": 2.104, "y": 10.52, "x": 10.52},
+        axes_units={"z": "nanometer", "y": "angstrom", "x": "angstrom"},
+        scale_factors=[],
+    )
+    volume = read_volume(tmp_path / "mixed.zarr")
+    assert volume.voxel_size_A == pytest.approx((10.52, 10.52, 21.04))
+
+
+@pytest.mark.zarr
 @pytest.mark.parametrize("version", ["0.4", None])
 def test_ome_zarr_without_a_pixel_size_is_refused_not_read_at_1_angstrom(tmp_path, version):
     """A writer given no pixel size puts a scale of 1 and no unit; that was read as

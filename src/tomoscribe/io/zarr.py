@@ -34,7 +34,16 @@ from ..errors import InputFileError, MissingVoxelSizeError
 from ..outputs import atomic_path
 from ..volume import Volume, check_voxel_type
 
-_UNIT_A = {"angstrom": 1.0, "nanometer": 10.0, "micrometer": 1e4}
+#: Å per unit, for the NGFF (UDUNITS-2) length units a tomogram's axes may have
+_UNIT_A = {
+    "picometer": 0.01,
+    "angstrom": 1.0,
+    "nanometer": 10.0,
+    "micrometer": 1e4,
+    "millimeter": 1e7,
+    "centimeter": 1e8,
+    "meter": 1e10,
+}
 
 
 def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volume:
@@ -79,8 +88,8 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
             "reads single-channel (z, y, x) images."
         )
     scale, translation = _transforms(path, dataset)
-    factor = _unit_factor(path, ms, required=voxel_size_A is None)
-    vs = tuple(float(v) for v in scale[::-1] * factor)
+    factor = _unit_factors(path, ms, required=voxel_size_A is None)  # z, y, x
+    vs = tuple(float(v) for v in (scale * factor)[::-1])
     if voxel_size_A is not None:
         vs = (float(voxel_size_A),) * 3
     elif _unit(ms) is None and np.allclose(scale, 1.0):
@@ -93,7 +102,7 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
     return Volume(
         CheckedZarrArray(array, path),
         vs,
-        tuple(float(v) for v in translation[::-1] * factor),
+        tuple(float(v) for v in (translation * factor)[::-1]),
         metadata={"source": str(path), "format": "ome-zarr"},
     )
 
@@ -267,31 +276,31 @@ def ngff_attributes(attrs: dict) -> dict:
     return nested if isinstance(nested, dict) and "multiscales" in nested else attrs
 
 
-def _unit(ms: dict):
-    """The x axis's unit as the metadata give it, or None."""
+def _unit(ms: dict, axis: int = -1):
+    """An axis's unit (default x, the last) as the metadata give it, or None."""
     axes = ms.get("axes")
-    return axes[-1].get("unit") if axes and isinstance(axes[-1], dict) else None
+    return axes[axis].get("unit") if axes and isinstance(axes[axis], dict) else None
 
 
-def _unit_factor(path: Path, ms: dict, required: bool) -> float:
-    """Å per unit of the x axis; no unit means ångström (what tomoscribe writes; a
-    scale of 1 without one is no record: :func:`read_ome_zarr`).
+def _unit_factors(path: Path, ms: dict, required: bool) -> np.ndarray:
+    """Å per unit of each axis (z, y, x: each its own unit, which NGFF lets differ); no
+    unit means ångström (what tomoscribe writes; a scale of 1 without one is no record:
+    :func:`read_ome_zarr`).
 
     An unknown unit is refused when the voxel size comes from the file (``required``)
     and taken as 1 Å otherwise.
     """
-    unit = _unit(ms) or "angstrom"
-    known = isinstance(unit, str) and unit in _UNIT_A
-    if not known and not required:
-        return 1.0
-    if not known:
-        raise _bad(
-            path,
-            f"{_FIELD}.axes[-1].unit",
-            f"is {unit!r}, which tomoscribe does not "
-            f"know (use one of {', '.join(_UNIT_A)}, or pass the voxel size)",
-        )
-    return _UNIT_A[unit]
+    factors = []
+    for axis in range(-3, 0):
+        unit = _unit(ms, axis) or "angstrom"
+        known = isinstance(unit, str) and unit in _UNIT_A
+        if not known and required:
+            raise InputFileError(
+                f"{path}: axis {'zyx'[axis]}'s unit is {unit!r}, which tomoscribe does "
+                f"not convert to Å (it knows {', '.join(_UNIT_A)}); pass the voxel size."
+            )
+        factors.append(_UNIT_A[unit] if known else 1.0)
+    return np.asarray(factors)
 
 
 def _kind(value) -> str:
