@@ -354,3 +354,18 @@ def test_stacks_of_one_file_name_are_told_apart_by_their_folders(tmp_path, monke
     starfile.write({"particles": rows}, star, overwrite=True)
     with pytest.raises(InputFileError, match="could be any of"):
         open_particles(stacks, star)
+
+
+def test_particles_of_an_optics_group_the_block_does_not_define_are_named(
+    tmp_path, capsys, shared_data
+):
+    """Rows of group 3 beside an optics block of groups 1 and 2 were refused as "missing
+    or non-numeric rlnVoltage values"; RELION refuses undefined optics groups, and now
+    the message names the group and the row."""
+    star, optics, _ = _two_groups(tmp_path, shared_data, 1.045)
+    rows = starfile.read(star, always_dict=True)["particles"]
+    rows.loc[12:, "rlnOpticsGroup"] = 3
+    starfile.write({"optics": optics, "particles": rows}, star, overwrite=True)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
+    assert "optics group 3" in line and "row 13" in line and "lists 1, 2" in line

@@ -381,6 +381,15 @@ def _with_optics(table: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -
     merged = table.merge(optics[extra], on="rlnOpticsGroup", how="left")
     if len(merged) != len(table):
         raise InputFileError(f"{star}: the optics block lists an optics group twice.")
+    undefined = ~table["rlnOpticsGroup"].isin(optics["rlnOpticsGroup"])
+    if undefined.any():  # as RELION's ObservationModel refuses "undefined optics groups"
+        row = int(np.flatnonzero(undefined.to_numpy())[0])
+        listed = ", ".join(str(g) for g in optics["rlnOpticsGroup"].tolist())
+        raise InputFileError(
+            f"{star}: {int(undefined.sum())} particles (the first in row {row + 1}) are in "
+            f"optics group {table['rlnOpticsGroup'].iloc[row]}, which the optics block does "
+            f"not define (it lists {listed})."
+        )
     return merged
 
 
