@@ -369,3 +369,16 @@ def test_particles_of_an_optics_group_the_block_does_not_define_are_named(
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
     assert "optics group 3" in line and "row 13" in line and "lists 1, 2" in line
+
+
+def test_a_star_describing_images_of_another_size_is_refused(tmp_path, capsys, shared_data):
+    """The real RELION 3.1 optics row says rlnImageSize 400; over 48² stacks it was taken
+    silently and 400 written back into the output's optics block, which RELION then
+    reads as the images' size."""
+    star, optics, _ = _two_groups(tmp_path, shared_data, 1.045)
+    rows = starfile.read(star, always_dict=True)["particles"]
+    optics["rlnImageSize"] = [400, BOX]
+    starfile.write({"optics": optics, "particles": rows}, star, overwrite=True)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
+    assert "400-pixel" in line and "48²" in line

@@ -226,6 +226,7 @@ def open_particles(
                 f"which holds {shapes[path][0]}."
             )
     merged = _with_optics(table, optics, star)
+    _check_image_size(star, merged, box)
     if pixel_size_A:
         sizes = np.full(len(table), float(pixel_size_A))
     else:
@@ -372,6 +373,20 @@ def _given_stack(name: Path, stacks: list[Path], star: Path) -> Path | None:
             "are relative to, or give only the stack it means."
         )
     return chosen[0]
+
+
+def _check_image_size(star: Path, table: pd.DataFrame, box: int) -> None:
+    """Refuse a STAR whose ``rlnImageSize`` (its optics group's, or the row's) is not the
+    stacks' box: it describes other images (a re-extraction at another box), and the
+    optics block written back would carry the wrong size into RELION."""
+    sizes = _positive(table, "rlnImageSize")
+    if sizes is None or np.all(sizes == box):
+        return
+    other = int(sizes[sizes != box][0])
+    raise InputFileError(
+        f"{star} says its particles are {other}-pixel images (rlnImageSize) but the "
+        f"stacks hold {box}² ones; give the STAR file written with these stacks."
+    )
 
 
 def _with_optics(table: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -> pd.DataFrame:
