@@ -10,6 +10,7 @@ pixel size).  The two-group files here start from a real RELION 3.1 optics row
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mrcfile
@@ -350,6 +351,9 @@ def test_stacks_of_one_file_name_are_told_apart_by_their_folders(tmp_path, monke
     images = source.read(np.arange(8))
     assert np.allclose(images[:4], images[0]) and not np.allclose(images[0], images[4])
 
+    # one file given under two spellings is one stack, not a tie
+    twice = [stacks[0], stacks[1], Path(os.path.relpath(stacks[1]))]
+    assert open_particles(twice, star).stacks[1].samefile(stacks[1])
     rows["rlnImageName"] = [f"{i + 1:06d}@mic001.mrcs" for i in range(8)]
     starfile.write({"particles": rows}, star, overwrite=True)
     with pytest.raises(InputFileError, match="could be any of"):

@@ -446,6 +446,10 @@ def test_subtomograms_take_the_stars_image_pixel_size_not_its_coordinates(tmp_pa
         optics = optics.drop(columns=["rlnImagePixelSize"])
         starfile.write({"optics": optics, "particles": rows}, tmp_path / "r5.star", overwrite=True)
         assert read_particle_set(tmp_path / "r5.star")[2] == pytest.approx(10.0)
+    # a derived size is only a fallback: headers of 20 Å beside binning 2 (an import's
+    # leftover) are read at 20 Å, not refused
+    _unrecorded_subtomograms(tmp_path, 20.0)
+    assert read_particle_set(tmp_path / "r5.star")[2] == pytest.approx(20.0)
 
 
 def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path):
@@ -549,6 +553,9 @@ def test_average_places_each_particle_by_its_star_origin(tmp_path):
     written = starfile.read(converted)
     assert np.allclose(written["rlnCoordinateX"], [100.0 + 40 * i for i in range(12)])
     assert np.allclose(written["rlnOriginXAngst"], -shifts[:, 0] * voxel)
+    # a CSV cannot keep the boxes: it drops the images, and their sampling with them
+    assert main(["convert", str(tmp_path / "refined.star"), "-o", str(tmp_path / "c.csv")]) == 0
+    assert not {"image_name", "image_voxel_size_A"} & set(pd.read_csv(tmp_path / "c.csv"))
 
 
 def test_average_refuses_a_star_and_headers_that_disagree_on_the_voxel_size(tmp_path, capsys):

@@ -385,3 +385,8 @@ def test_a_segmentation_of_another_shape_than_the_runs_tomogram_is_refused(proje
         write_segmentation(f"copick:{config}#TS_01/membrane:tomoscribe/8@10.0", wrong)
     run = copick.from_file(str(config)).get_run("TS_01")
     assert not run.get_segmentations(user_id="tomoscribe", session_id="8")
+    # another tomogram at the same spacing, of the map's shape: the map is of that one
+    run.get_voxel_spacing(VOXEL).new_tomogram("denoised").from_numpy(wrong.astype(np.float32))
+    write_segmentation(f"copick:{config}#TS_01/membrane:tomoscribe/8@10.0", wrong)
+    run = copick.from_file(str(config)).get_run("TS_01")  # read again: copick caches
+    assert run.get_segmentations(user_id="tomoscribe", session_id="8")

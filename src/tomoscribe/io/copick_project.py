@@ -385,11 +385,20 @@ def tomogram_shape(value, voxel_A: float) -> tuple[int, int, int] | None:
     return tuple(int(n) for n in zarr.open(tomograms[0].zarr(), mode="r")["0"].shape)
 
 
+def _tomogram_shapes(run, voxel_A: float) -> set[tuple[int, int, int]]:
+    """The sizes (z, y, x voxels) of every tomogram of ``run`` at ``voxel_A`` Å."""
+    import zarr
+
+    spacing = run.get_voxel_spacing(voxel_A)
+    tomograms = spacing.tomograms if spacing is not None else []
+    return {tuple(int(n) for n in zarr.open(t.zarr(), mode="r")["0"].shape) for t in tomograms}
+
+
 def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) -> str:
     """Store a label map as a copick multilabel segmentation (OME-Zarr, copick's writer).
 
-    The voxel spacing must exist in the run, and the map must have the shape of the
-    run's tomogram there (where it has one).  Label ids are kept; a legend whose
+    The voxel spacing must exist in the run, and the map must have the shape of one of
+    the run's tomograms there (where it has any).  Label ids are kept; a legend whose
     features are not the project's objects with the same labels is refused.
     """
     location = parse_location(value)
@@ -401,11 +410,12 @@ def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) 
     voxel = float(uri["voxel_spacing"])
     _voxel_spacing(run, voxel, location)
     _check_ids(location, uri)
-    shape = tomogram_shape(value, voxel)
-    if shape is not None and tuple(np.shape(labels)) != shape:
+    shapes = _tomogram_shapes(run, voxel)
+    if shapes and tuple(np.shape(labels)) not in shapes:
+        said = " or ".join(str(s) for s in sorted(shapes))
         raise CopickLocationError(
             f"{location}: the label map is {tuple(np.shape(labels))} (z, y, x) but run "
-            f"{run.name!r}'s tomogram at {voxel:g} Å is {shape}; segment that tomogram, "
+            f"{run.name!r}'s tomograms at {voxel:g} Å are {said}; segment one of them, "
             "or name the voxel spacing the map was made at."
         )
     for key, entry in legend or ():

@@ -161,7 +161,9 @@ def _without_box_link(table: pd.DataFrame, path) -> pd.DataFrame:
             "(as coordinate and origin); write a .star to average them again.",
             stacklevel=3,
         )
-        table = table.drop(columns=["image_name", "image_crc32"], errors="ignore")
+        table = table.drop(
+            columns=["image_name", "image_crc32", "image_voxel_size_A"], errors="ignore"
+        )
     return table
 
 

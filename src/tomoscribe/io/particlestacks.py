@@ -361,7 +361,10 @@ def _given_stack(name: Path, stacks: list[Path], star: Path) -> Path | None:
             count += 1
         return count
 
-    scores = {stack: matched(stack) for stack in stacks}
+    scores: dict[Path, int] = {}  # one file given under two spellings is one stack
+    for stack in stacks:
+        real = Path(os.path.realpath(stack))
+        scores[real] = max(scores.get(real, 0), matched(stack), matched(real))
     best = max(scores.values(), default=0)
     if best == 0:
         return None

@@ -131,16 +131,21 @@ def _premultiplied(particles: pd.DataFrame, optics) -> bool:
 
 def _image_voxel_size(star: Path, header_A: float | None, table: pd.DataFrame) -> float | None:
     """The subtomograms' voxel size (Å): their headers' (0, and IMOD's unset 1 Å, are no
-    record), else the STAR's ``rlnImagePixelSize`` (or tilt-series pixel × binning:
+    record), else the STAR's ``rlnImagePixelSize`` (else tilt-series pixel × binning:
     :func:`tomoscribe.io.formats.relion.image_pixel_sizes`), else its coordinates'.
-    A header that contradicts ``rlnImagePixelSize`` by over 1% is refused: RELION
-    takes the STAR's, tomoscribe took the header's, and nothing said which was right."""
+    A header that contradicts an ``rlnImagePixelSize`` the file states by over 1% is
+    refused: RELION takes the STAR's, tomoscribe took the header's, and nothing said
+    which was right (the derived size, which an import may leave at binning 1, is
+    only a fallback)."""
     from ..io.formats.relion import image_pixel_sizes, read_star_blocks
 
-    given = None
+    given = derived = None
     if star.suffix.lower() == ".star":
-        sizes = image_pixel_sizes(read_star_blocks(star), star)
+        blocks = read_star_blocks(star)
+        sizes = image_pixel_sizes(blocks, star, derived=False)
         given = float(np.median(sizes)) if sizes is not None else None
+        sizes = image_pixel_sizes(blocks, star)  # or tilt-series pixel × binning
+        derived = float(np.median(sizes)) if sizes is not None else None
     recorded = header_A is not None and header_A > 0 and abs(header_A - 1.0) > 1e-6
     if recorded and given is not None and abs(header_A - given) > 0.01 * given:
         raise InputFileError(
@@ -150,7 +155,7 @@ def _image_voxel_size(star: Path, header_A: float | None, table: pd.DataFrame) -
         )
     if recorded:
         return header_A
-    return given or recorded_voxel_size(table)
+    return given or derived or recorded_voxel_size(table)
 
 
 def read_particle_set(star: str | os.PathLike):

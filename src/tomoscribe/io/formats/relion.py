@@ -184,11 +184,11 @@ def _coordinate_pixel_size(block, optics) -> np.ndarray | None:
     return None
 
 
-def image_pixel_sizes(blocks: dict, path: Path) -> np.ndarray | None:
+def image_pixel_sizes(blocks: dict, path: Path, derived: bool = True) -> np.ndarray | None:
     """Å per pixel of each particle's image (``rlnImagePixelSize`` on the row, else in
-    its optics group, as RELION 3.1+ reads it; else RELION 4/5's tilt-series pixel size
-    times the subtomograms' binning, ``rlnTomoTiltSeriesPixelSize`` ×
-    ``rlnTomoSubtomogramBinning``), or None where the file gives neither (or not a
+    its optics group, as RELION 3.1+ reads it; else, with ``derived``, RELION 4/5's
+    tilt-series pixel size times the subtomograms' binning, ``rlnTomoTiltSeriesPixelSize``
+    × ``rlnTomoSubtomogramBinning``), or None where the file gives neither (or not a
     positive number for every row); ``blocks`` from :func:`read_star_blocks`."""
     block = blocks[particle_block_key(blocks, path)]
     optics = blocks.get("optics")
@@ -200,6 +200,8 @@ def image_pixel_sizes(blocks: dict, path: Path) -> np.ndarray | None:
     values = _per_row(block, optics, "rlnImagePixelSize")
     if usable(values):
         return values
+    if not derived:
+        return None
     tilt_series = _per_row(block, optics, "rlnTomoTiltSeriesPixelSize")
     binning = _per_row(block, optics, "rlnTomoSubtomogramBinning")
     if usable(tilt_series) and usable(binning):
@@ -273,8 +275,8 @@ def read(
         table["image_name"] = [
             _image_path(name, path) for name in block["rlnImageName"].astype(str)
         ]
-        images_A = image_pixel_sizes(blocks, path)  # the images' own sampling, kept
-        if images_A is not None:  # when the coordinates are rebinned
+        images_A = image_pixel_sizes(blocks, path, derived=False)  # the images' own
+        if images_A is not None:  # sampling, kept when the coordinates are rebinned
             table["image_voxel_size_A"] = images_A
     if names is not None:
         table["tomo_name"] = names.to_numpy()
@@ -505,7 +507,7 @@ def write(
     out["rlnMagnification"] = 10000.0
     out["rlnDetectorPixelSize"] = float(voxel_size_A)
     out["rlnImagePixelSize"] = float(voxel_size_A)
-    if "image_voxel_size_A" in table:  # subtomograms sampled otherwise than the coordinates
+    if {"image_voxel_size_A", "image_name"} <= set(table):  # images sampled otherwise
         out["rlnImagePixelSize"] = pd.to_numeric(table["image_voxel_size_A"], errors="coerce")
     out = drop_incomplete(out)
     whole = ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID", "tomoscribeSizeVoxels")
