@@ -182,3 +182,30 @@ def test_binning_keeps_relion5_centred_angstroms(shared_data, tmp_path):
     for axis, n in zip("XYZ", (42, 68, 22)):
         centred = (binned[f"rlnCoordinate{axis}"] - n / 2) * pixel
         np.testing.assert_allclose(centred, truth[f"rlnCenteredCoordinate{axis}Angst"], atol=1e-3)
+
+
+def test_a_relion5_star_cut_to_one_tomogram_keeps_what_relion_needs(shared_data, tmp_path):
+    """`convert run_data.star -o ts01.star --tomo-name TS_01` wrote tomoscribe's own
+    STAR: the optics block, rlnOpticsGroup, rlnTomoParticleName, rlnCtfImage and the
+    subtomograms' sampling were gone, so RELION could not use the file.  A STAR from a
+    STAR is now a copy of the tomogram's rows (checked against RELION 5's file itself)."""
+    project = shared_data / "formats" / "relion5_project"
+    source = project / "Refine3D" / "job_refine" / "run_it050_data.star"
+    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    out = tmp_path / "ts01.star"
+    args = ["convert", str(source), "-o", str(out), "--tomograms", str(tomograms)]
+    assert main([*args, "--tomo-name", "TS_01"]) == 0
+    given, written = starfile.read(source, always_dict=True), starfile.read(out, always_dict=True)
+    pd.testing.assert_frame_equal(written["optics"], given["optics"], check_dtype=False)
+    rows = given["particles"][given["particles"]["rlnTomoName"] == "TS_01"]
+    assert list(written["particles"].columns) == list(given["particles"].columns)
+    assert len(written["particles"]) == len(rows) == 3
+    for column in ("rlnTomoParticleName", "rlnCtfImage", "rlnOpticsGroup", "rlnOriginXAngst"):
+        assert written["particles"][column].tolist() == rows[column].tolist(), column
+    both = read_particles(out, tomograms=tomograms), read_particles(source, tomograms=tomograms)
+    picked = both[1][both[1]["tomo_name"] == "TS_01"].reset_index(drop=True)
+    assert np.allclose(both[0][["x", "y", "z"]], picked[["x", "y", "z"]])
+    assert np.allclose(both[0][["rot", "tilt", "psi"]], picked[["rot", "tilt", "psi"]])
+    # rebinned coordinates are no longer a RELION 5 file's: tomoscribe's STAR, as before
+    assert main([*args, "-o", str(tmp_path / "b.star"), "--binning", "2"]) == 0
+    assert "rlnTomoParticleName" not in starfile.read(tmp_path / "b.star")

@@ -487,7 +487,8 @@ def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path):
     )
     starfile.write({"optics": optics, "particles": rows}, tmp_path / "r5.star")
     assert main(["convert", str(tmp_path / "r5.star"), "-o", str(tmp_path / "c.star")]) == 0
-    assert starfile.read(tmp_path / "c.star")["rlnImagePixelSize"].tolist() == [10.0] * 4
+    # (a STAR from a STAR is a copy of its rows: the optics group keeps the sampling)
+    assert starfile.read(tmp_path / "c.star")["optics"]["rlnImagePixelSize"].tolist() == [10.0]
     assert read_particle_set(tmp_path / "c.star")[2] == pytest.approx(10.0)
 
 

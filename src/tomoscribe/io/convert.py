@@ -3,7 +3,10 @@
 The source is read into the particle table, cut to one tomogram if asked, and written
 in the target's format.  What the target cannot hold is either refused (orientations:
 losing them silently would make the file mean something else) or reported as dropped
-(scores, the names of several tomograms, the voxel size).
+(scores, the names of several tomograms, the voxel size).  A RELION STAR file
+converted to a STAR file is a copy of the rows kept (every block and column: RELION's
+optics groups, particle names and CTF images), unless its coordinates are rebinned or
+it records no pixel size.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ParameterError
 from ..outputs import read_provenance, write_provenance
 from .copick_project import is_copick_location
@@ -19,6 +24,25 @@ from .formats import format_for, formats
 from .locations import copick_run_name
 from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
 from .points import IMOD_GRID, rescale_positions
+
+#: A column that holds each row's place in the source file while rows are chosen.
+_SOURCE_ROW = "_convert_source_row"
+
+
+def _copies_star_rows(src_fmt, dst_fmt, source, binning, recorded_voxel_A) -> bool:
+    """Whether a STAR file goes to a STAR file as a copy of its chosen rows: RELION's
+    own files hold what tomoscribe's table does not (the optics block, each particle's
+    ``rlnOpticsGroup``, ``rlnTomoParticleName``, ``rlnCtfImage``, subtomogram angles),
+    and RELION needs them back.  Not when the coordinates are rebinned (then they are in
+    the new grid's pixels, which a RELION 5 file cannot say) or when the file records no
+    pixel size (the written file must)."""
+    return (
+        src_fmt.name == "relion"
+        and dst_fmt.name == "relion"
+        and isinstance(source, Path)
+        and binning is None
+        and recorded_voxel_A is not None
+    )
 
 
 def _location(path):
@@ -211,10 +235,12 @@ def convert_particles(
     source, target = _location(source), _location(target)
     src_fmt, dst_fmt = _format(source), _format(target)
     table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
+    table[_SOURCE_ROW] = range(len(table))
     if tomo_name is None and _several_tomograms(table):
         tomo_name = copick_run_name(target)  # a copick target names its run: its rows
     if tomo_name is not None:
         table = select_tomogram(table, tomo_name, str(source), explicit=True)
+    rows = table.pop(_SOURCE_ROW).to_numpy()
     recorded = recorded_voxel_size(table)
     if recorded and voxel_size_A and abs(recorded - voxel_size_A) > 0.01 * recorded:
         warnings.warn(
@@ -241,7 +267,14 @@ def convert_particles(
     if tomogram_shape_zyx is not None and binning is not None:
         # the size `preprocess --bin` gives: the partial block at the end is dropped
         tomogram_shape_zyx = tuple(max(1, int(n // binning)) for n in tomogram_shape_zyx)
-    write_particles(target, table, voxel, tomogram_shape_zyx)
+    if _copies_star_rows(src_fmt, dst_fmt, source, binning, recorded):
+        from .formats.relion import particle_rows, write_rows
+
+        keep = np.zeros(particle_rows(source), bool)
+        keep[rows] = True
+        write_rows(source, target, keep)
+    else:
+        write_particles(target, table, voxel, tomogram_shape_zyx)
     if not is_copick_location(target):  # a copick project has no place for a sidecar
         write_provenance(
             target,

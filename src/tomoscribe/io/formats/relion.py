@@ -533,6 +533,12 @@ def particle_block_key(blocks: dict, path: Path) -> str:
     raise InputFileError(f"{path} has no loop of particles (coordinates or image names).")
 
 
+def particle_rows(source: Path) -> int:
+    """How many particle rows the STAR file ``source`` holds (:func:`particle_block_key`)."""
+    blocks = read_star_blocks(Path(source))
+    return len(blocks[particle_block_key(blocks, Path(source))])
+
+
 def write_rows(source: Path, output: Path, keep, columns: dict | None = None) -> Path:
     """A copy of the RELION STAR file ``source`` holding only its particle rows ``keep``
     (bool, one per row in file order), with ``columns`` (name → one value per row of the
