@@ -93,8 +93,8 @@ def test_dynamo_shifts_are_added(tmp_path):
         }
     )
     dynamotable.write(frame, str(tmp_path / "d.tbl"))
-    back = read_particles(tmp_path / "d.tbl")
-    assert np.allclose(back[["x", "y", "z"]].to_numpy()[0], [11.5, 18.0, 30.25])
+    back = read_particles(tmp_path / "d.tbl")  # Dynamo counts voxels from 1
+    assert np.allclose(back[["x", "y", "z"]].to_numpy()[0], [10.5, 17.0, 29.25])
     expected = convert_eulers(np.array([30.0, 40.0, 50.0]), "dynamo", "relion")
     err = angular_distance_deg(
         from_euler(back[["rot", "tilt", "psi"]].to_numpy()), from_euler(expected[None])
@@ -311,3 +311,49 @@ def test_average_command_at_star_priors_reproduces_the_reference(tmp_path):
     refined = read_particles(tmp_path / "avg" / "refined.star")
     back = from_euler(refined[["rot", "tilt", "psi"]].to_numpy())
     assert np.degrees((back.inv() * truth).magnitude()).max() < 0.01  # written back as read
+
+
+def test_a_dynamo_table_places_boxes_as_dynamo_does(tmp_path):
+    """Dynamo counts voxels from 1 and places a template T of N³ at a table's (x, y, z)
+    as V[x−N/2 : x+N/2−1, …] = T (MATLAB, inclusive; the Dynamo wiki's "Volume
+    center"; RELION's Dynamo importer subtracts the same 1).  tomoscribe read x + dx as
+    a 0-based index: every box from a Dynamo table was cut one voxel off in x, y and z.
+    A table written with dynamotable (not by tomoscribe) places asymmetric templates by
+    that rule; `extract` must cut each template back exactly, and `convert` to a STAR
+    must give the 0-based voxels RELION reads."""
+    import dynamotable
+    import mrcfile
+    import starfile
+
+    from tomoscribe.cli.app import main
+    from tomoscribe.structure.stackio import read_particle_set
+
+    n, rng = 8, np.random.default_rng(5)
+    volume = np.zeros((40, 48, 56), np.float32)
+    places = np.array([[12, 15, 10], [30, 20, 25], [41, 33, 20]])  # x, y, z (1-based)
+    templates = rng.normal(size=(len(places), n, n, n)).astype(np.float32)
+    for (x, y, z), template in zip(places, templates, strict=True):
+        # MATLAB's V[x-N/2 : x+N/2-1] in Python's 0-based, end-exclusive slices
+        volume[z - n // 2 - 1 : z + n // 2 - 1, y - n // 2 - 1 : y + n // 2 - 1,
+               x - n // 2 - 1 : x + n // 2 - 1] = template  # fmt: skip
+    with mrcfile.new(tmp_path / "tomo.mrc") as mrc:
+        mrc.set_data(volume)
+        mrc.voxel_size = 10.0
+    shifts = np.array([[0.0, 0, 0], [1, -1, 0], [0, 0, 2]])  # dx, dy, dz: x − dx is listed
+    frame = pd.DataFrame(places - shifts, columns=["x", "y", "z"])
+    frame[["dx", "dy", "dz"]] = shifts
+    frame[["tdrot", "tilt", "narot"]] = 0.0
+    dynamotable.write(frame, str(tmp_path / "p.tbl"))
+    args = ["extract", str(tmp_path / "tomo.mrc"), str(tmp_path / "p.tbl"), "--box", str(n)]
+    assert main([*args, "-o", str(tmp_path / "parts")]) == 0
+    stack = np.asarray(read_particle_set(tmp_path / "parts" / "particles.star")[0], float)
+    for cut, template in zip(stack, templates, strict=True):  # (extract normalises)
+        assert np.corrcoef(cut.ravel(), template.ravel())[0, 1] > 0.999
+    out = tmp_path / "p.star"
+    assert main(["convert", str(tmp_path / "p.tbl"), "-o", str(out), "--voxel-size", "10"]) == 0
+    written = starfile.read(out)
+    assert np.allclose(written["rlnCoordinateX"], places[:, 0] - 1)
+    assert np.allclose(written["rlnCoordinateZ"], places[:, 2] - 1)
+    assert main(["convert", str(out), "-o", str(tmp_path / "q.tbl")]) == 0
+    again = dynamotable.read(str(tmp_path / "q.tbl"))
+    assert np.allclose(again[["x", "y", "z"]] + again[["dx", "dy", "dz"]].to_numpy(), places)

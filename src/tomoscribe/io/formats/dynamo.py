@@ -16,9 +16,14 @@ converts the same way), so
 
     R = Rotation.from_euler("zxz", (tdrot, tilt, narot)).inv()   (scipy: lower case = extrinsic)
 
-Positions are taken as voxel index units with no one-voxel offset, as copick 1.31
-converts Dynamo tables; this was not checked against Dynamo itself.  A table records
-no voxel size.
+Positions: Dynamo counts voxels from 1 (MATLAB): a table's x (+ dx) is the 1-based
+index of the voxel on which a box's central voxel ``[N/2+1]`` is placed, ``V[x−N/2 :
+x+N/2−1] = T`` (the Dynamo wiki's "Volume center"), so the particle's 0-based voxel,
+which every other format here uses, is ``x + dx − 1``, and a table is written with
+``x = i + 1``.  RELION's own Dynamo importer (``jaz/tomography/dynamo``) subtracts the
+same 1 (and then adds ½ for its pixel-corner coordinates).  copick 1.31 and dynamo2m
+take x + dx as 0-based: their tables and ours differ by one voxel.  A table records no
+voxel size.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from ...errors import InputFileError, OutputError, ParameterError
 from ...outputs import atomic_path
 from ...ownership import forget, is_ours
 from .registry import ParticleFormat
+
+
+#: Dynamo's index of the first voxel (MATLAB counts from 1; tomoscribe from 0).
+DYNAMO_FIRST_VOXEL = 1.0
 
 
 def rotation_from_dynamo(angles_deg) -> Rotation:
@@ -70,7 +79,8 @@ def read(path: Path, **_) -> pd.DataFrame:
     values = raw[needed].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(values).all():
         raise InputFileError(f"{path}: some positions, shifts or angles are not numbers.")
-    table = pd.DataFrame(values[:, :3] + values[:, 3:6], columns=["x", "y", "z"])
+    xyz = values[:, :3] + values[:, 3:6] - DYNAMO_FIRST_VOXEL  # 1-based → 0-based
+    table = pd.DataFrame(xyz, columns=["x", "y", "z"])
     table[["rot", "tilt", "psi"]] = to_euler(rotation_from_dynamo(values[:, 6:9])).reshape(-1, 3)
     if "cc" in raw:
         table["score"] = pd.to_numeric(raw["cc"], errors="coerce").to_numpy()
@@ -144,9 +154,9 @@ def write(path: Path, table: pd.DataFrame, **_) -> Path:
 
     frame = pd.DataFrame(
         {
-            "x": table["x"].astype(float),
-            "y": table["y"].astype(float),
-            "z": table["z"].astype(float),
+            "x": table["x"].astype(float) + DYNAMO_FIRST_VOXEL,
+            "y": table["y"].astype(float) + DYNAMO_FIRST_VOXEL,
+            "z": table["z"].astype(float) + DYNAMO_FIRST_VOXEL,
         }
     )
     if {"rot", "tilt", "psi"} <= set(table):
