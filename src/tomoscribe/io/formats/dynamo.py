@@ -40,7 +40,6 @@ from ...outputs import atomic_path
 from ...ownership import forget, is_ours
 from .registry import ParticleFormat
 
-
 #: Dynamo's index of the first voxel (MATLAB counts from 1; tomoscribe from 0).
 DYNAMO_FIRST_VOXEL = 1.0
 
