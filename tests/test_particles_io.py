@@ -106,3 +106,28 @@ def test_picks_outside_the_tomogram_are_refused(table):
     check_inside(table, (40, 80, 100))
     with pytest.raises(ParameterError, match="outside the tomogram"):
         check_inside(table, (40, 80, 50))
+
+
+def test_imod_models_of_several_objects_or_outlines_are_said(shared_data):
+    """IMOD's own example models (imodmodel's test files): the points of all objects
+    were merged into one particle list without a word (two kinds of particle picked in
+    two objects became one), and the vertices of closed outlines were read as
+    particles silently.  Each point now keeps its object (3dmod's number, from 1) as
+    its class, and both are said; one-point contours in a closed object (3dmod's
+    default object type: clicks) are particles and are not warned about."""
+    import imodmodel
+
+    folder = shared_data / "formats" / "imod"
+    raw = imodmodel.read(folder / "point_sizes_example.mod")
+    with pytest.warns(UserWarning, match="3 objects") as said:
+        table = read_particles(folder / "point_sizes_example.mod")
+    assert not [w for w in said if "closed contours" in str(w.message)]
+    assert table["class"].tolist() == (raw["object_id"].to_numpy() + 1).tolist()
+    with pytest.warns(UserWarning, match="closed contours of up to 17 points"):
+        read_particles(folder / "two_contour_example.mod")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # four one-point contours: nothing to say
+        clicks = read_particles(folder / "slicer_angle_example.mod")
+    assert len(clicks) == 4 and "class" not in clicks

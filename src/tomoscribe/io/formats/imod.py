@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ...outputs import atomic_path
@@ -20,13 +21,58 @@ from .registry import ParticleFormat
 
 
 def read(path: Path, **_) -> pd.DataFrame:
-    """Positions of every point of every contour; ``voxel_size_A`` from the header."""
-    table = read_imod_points(path)[["x", "y", "z"]].copy()
+    """Positions of every point of every contour; ``voxel_size_A`` from the header.
+
+    A model with points in several objects (two kinds of particle picked apart, say)
+    keeps each point's object as its ``class`` (3dmod's object number, from 1), said
+    in a warning; so are points of closed contours of several points each (outlines
+    drawn around something, not positions of particles), which are read as they are.
+    """
+    points = read_imod_points(path)
+    table = points[["x", "y", "z"]].copy()
+    objects = points["object_id"].to_numpy(int) + 1  # 3dmod counts objects from 1
+    if len(np.unique(objects)) > 1:
+        table["class"] = objects
+    _warn_about_objects(path, points)
     recorded = imod_voxel_size_A(path)  # the header's pixelsize in its units
     if recorded is not None:
         table["voxel_size_A"] = recorded
     table.attrs[IMOD_GRID] = True  # rescaled by IMOD's corner rule
     return table
+
+
+def _warn_about_objects(path: Path, points: pd.DataFrame) -> None:
+    """Warn when a model's points are not one set of particle positions: points in
+    several objects (each object's number and count), or closed contours of more than
+    one point (outlines; 3dmod's default object type is closed, so a one-point contour
+    in it is a click, and is not warned about)."""
+    import warnings
+
+    from imodmodel import ImodModel
+
+    numbers, counts = np.unique(points["object_id"].to_numpy(int) + 1, return_counts=True)
+    if len(numbers) > 1:
+        listed = ", ".join(f"object {n}: {c} points" for n, c in zip(numbers, counts, strict=True))
+        warnings.warn(
+            f"{path} holds points of {len(numbers)} objects ({listed}); all were read, each "
+            "with its object's number as its class (rlnClassNumber in a STAR file).",
+            stacklevel=3,
+        )
+    try:
+        model = ImodModel.from_file(Path(path))
+    except Exception:  # read_imod_points has read it; a header detail is not worth a refusal
+        return
+    for number, obj in enumerate(model.objects, start=1):
+        flags = obj.header.flags
+        closed = not getattr(flags, "open", True) and not getattr(flags, "scattered", False)
+        longest = max((len(contour.points) for contour in obj.contours), default=0)
+        if closed and longest > 1:
+            warnings.warn(
+                f"{path}: object {number} is drawn as closed contours of up to {longest} "
+                "points (outlines, not particle positions?); every point was read as a "
+                "particle.",
+                stacklevel=3,
+            )
 
 
 def write(
