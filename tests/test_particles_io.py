@@ -131,3 +131,20 @@ def test_imod_models_of_several_objects_or_outlines_are_said(shared_data):
         warnings.simplefilter("error")  # four one-point contours: nothing to say
         clicks = read_particles(folder / "slicer_angle_example.mod")
     assert len(clicks) == 4 and "class" not in clicks
+
+
+def test_a_particle_file_and_tomograms_star_of_different_pixel_sizes_are_said(shared_data):
+    """The shared RELION 5 project's Refine3D file gives 3.105 Å tilt-series pixels and
+    its tomograms.star 10.52 Å: the centred coordinates were read at 10.52 Å without a
+    word (RELION converts them with the particle file's).  Now said, naming both; the
+    project's picks, which agree with tomograms.star, say nothing."""
+    import warnings
+
+    project = shared_data / "formats" / "relion5_project"
+    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    refined = project / "Refine3D" / "job_refine" / "run_it050_data.star"
+    with pytest.warns(UserWarning, match=r"3\.105 Å and tomograms.star 10\.52 Å"):
+        read_particles(refined, tomograms=tomograms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_particles(project / "Picks" / "job_picks" / "particles.star", tomograms=tomograms)

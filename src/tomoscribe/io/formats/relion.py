@@ -234,6 +234,7 @@ def read(
     else:
         xyz_A = _numeric(block, columns, path, "centred coordinates")
         centre_A, pixel = _centres(path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms)
+        _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics), tomograms, names)
         xyz = (xyz_A + centre_A) / pixel[:, None]
     sub = None
     if set(_SUBTOMO) & set(block):
@@ -379,6 +380,30 @@ def _coordinate_loop(blocks: dict, path: Path) -> tuple[pd.DataFrame, tuple[str,
         f"{' or '.join(missing)}, so its particles have no position in 3D; add the "
         f"missing column (a tomogram's particles need all three axes)."
     )
+
+
+def _check_tilt_series_pixel(path, stated, tomograms, names) -> None:
+    """Warn when a particle file's own tilt-series pixel size (``stated``, per row, Å)
+    and its ``tomograms.star``'s differ by more than 1%: the centred Å are read with
+    the tomograms' (which sizes the tomograms), RELION converts them with the particle
+    file's, so one of the two files belongs to another project or binning."""
+    import warnings
+
+    if stated is None or tomograms is None:
+        return
+    listed = tomograms if isinstance(tomograms, dict) else read_tomograms_star(tomograms)
+    keys = list(names) if names is not None else [next(iter(listed))] * len(stated)
+    theirs = np.array([listed[k]["pixel_size_A"] for k in keys], float)
+    differ = np.abs(np.asarray(stated, float) - theirs) > 0.01 * theirs
+    if differ.any():
+        row = int(np.argmax(differ))
+        warnings.warn(
+            f"{path} gives a tilt-series pixel size of {stated[row]:g} Å and tomograms.star "
+            f"{theirs[row]:g} Å for tomogram {keys[row]}; its centred coordinates were read "
+            f"at {theirs[row]:g} Å (RELION would take {stated[row]:g} Å): check that the two "
+            "files belong together.",
+            stacklevel=4,
+        )
 
 
 def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms):
