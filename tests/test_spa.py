@@ -232,6 +232,12 @@ def test_box_files_as_relion_and_eman2_write_them(tmp_path):
     assert (tmp_path / "mic_a.box").read_text().splitlines()[0] == "80\t30\t40\t40"
     box = read_boxes(tmp_path / "mic_a.box")
     assert box["micrograph"].tolist() == ["mic_a"] * 2 and box["x"][0] == 100
+    # an odd box: EMAN2's e2boxer writes int(centre - box/2) with an integer half box,
+    # so a box of 25 about pixel 100 has its corner at 88 (it was read back as 100.5)
+    (tmp_path / "odd").mkdir()
+    write_box_files(tmp_path / "odd", picks, 25)
+    assert (tmp_path / "odd" / "mic_a.box").read_text().splitlines()[0] == "88\t38\t25\t25"
+    assert read_boxes(tmp_path / "odd" / "mic_a.box")["x"][0] == 100
     write_info_files(tmp_path, picks, "auto_cnn")
     info = json.loads((tmp_path / "info" / "mic_b_info.json").read_text())
     assert info == {"boxes": [[7.0, 8.0, "auto_cnn"]]}

@@ -19,7 +19,10 @@ Formats:
   list, each for its micrograph.
 * **EMAN2 ``.box``**: one file per micrograph, named after it; tab-separated
   ``x y w h`` of the box's corner (the lower-left in EMAN2's words, the smallest x and y
-  of the box in the image's pixels), so the centre is ``x + w/2``, ``y + h/2``.
+  of the box in the image's pixels), so the centre is ``x + w//2``, ``y + h//2``: EMAN2
+  writes ``int(centre − box/2)`` with Python 2's integer halving (``e2boxer``'s
+  ``write_boxfiles``), and cuts the box from ``centre − box/2`` likewise, so an odd box
+  of 25 at corner 87 is centred on pixel 99, not 99.5.
 * **EMAN2 ``info/NAME_info.json``**: the key ``boxes`` holds ``[x, y, type]`` lists of
   box centres (``type`` is ``manual`` for hand-picked boxes; we write ``auto_cnn`` or
   ``auto_ncc``).
@@ -170,8 +173,8 @@ def _read_box(path: Path) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "micrograph": micrograph_name(path),
-            "x": values[:, 0] + values[:, 2] / 2,
-            "y": values[:, 1] + values[:, 3] / 2,
+            "x": values[:, 0] + np.floor(values[:, 2] / 2),  # EMAN2's integer half box
+            "y": values[:, 1] + np.floor(values[:, 3] / 2),
             "box": values[:, 2],
         }
     )
@@ -306,8 +309,8 @@ def write_box_files(folder: str | os.PathLike, table: pd.DataFrame, box_px: int)
     """One EMAN2 ``NAME.box`` per micrograph in ``folder`` (corner x, y, w, h; integers)."""
     written = []
     for name, rows in table.groupby("micrograph", sort=True):
-        corner_x = np.rint(rows["x"].to_numpy() - box_px / 2).astype(int)
-        corner_y = np.rint(rows["y"].to_numpy() - box_px / 2).astype(int)
+        corner_x = np.rint(rows["x"].to_numpy() - box_px // 2).astype(int)
+        corner_y = np.rint(rows["y"].to_numpy() - box_px // 2).astype(int)
         text = "".join(f"{x}\t{y}\t{box_px}\t{box_px}\n" for x, y in zip(corner_x, corner_y))
         path = Path(folder) / f"{name}.box"
         with atomic_path(path) as tmp:
