@@ -148,3 +148,27 @@ def test_a_particle_file_and_tomograms_star_of_different_pixel_sizes_are_said(sh
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_particles(project / "Picks" / "job_picks" / "particles.star", tomograms=tomograms)
+
+
+def test_pixel_and_centred_coordinates_that_disagree_are_said(tmp_path):
+    """A STAR with both rlnCoordinate* and RELION 5's rlnCenteredCoordinate*Angst (as
+    tomoscribe writes, or a file edited in one set only) was read by its pixel columns
+    without a word when the two disagreed; RELION 5 reads the centred ones.  Said now,
+    with the row; files whose two sets agree say nothing."""
+    import warnings
+
+    import starfile
+
+    from tomoscribe.io.particles import write_particles
+
+    table = pd.DataFrame({"x": [10.0, 40.0], "y": [20.0, 30.0], "z": [5.0, 8.0]})
+    write_particles(tmp_path / "p.star", table, 10.0, tomogram_shape_zyx=(16, 64, 64))
+    raw = starfile.read(tmp_path / "p.star")
+    assert {"rlnCenteredCoordinateXAngst", "rlnCoordinateX"} <= set(raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_particles(tmp_path / "p.star", 10.0, (16, 64, 64))
+    raw.loc[1, "rlnCoordinateX"] += 5  # moved in one set only
+    starfile.write(raw, tmp_path / "q.star")
+    with pytest.warns(UserWarning, match=r"row 2: 5\.0 pixels"):
+        read_particles(tmp_path / "q.star", 10.0, (16, 64, 64))

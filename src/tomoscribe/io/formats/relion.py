@@ -231,6 +231,8 @@ def read(
         pixel = _coordinate_pixel_size(block, optics)
         if pixel is not None and not np.isfinite(pixel).all():
             raise InputFileError(f"{path}: a pixel size is missing or not a number.")
+        if set(_CENTRED) <= set(block) and (tomograms is not None or tomogram_shape_zyx):
+            _check_both_coordinates(path, block, names, xyz, pixel, tomogram_shape_zyx, tomograms)
     else:
         xyz_A = _numeric(block, columns, path, "centred coordinates")
         centre_A, pixel = _centres(path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms)
@@ -380,6 +382,33 @@ def _coordinate_loop(blocks: dict, path: Path) -> tuple[pd.DataFrame, tuple[str,
         f"{' or '.join(missing)}, so its particles have no position in 3D; add the "
         f"missing column (a tomogram's particles need all three axes)."
     )
+
+
+def _check_both_coordinates(path, block, names, xyz, pixel, shape_zyx, tomograms) -> None:
+    """Warn when a file's pixel coordinates and its RELION 5 centred Å (both present,
+    the tomogram's centre known) place a particle more than one pixel apart: the pixel
+    columns are read (RELION 4 reads those), RELION 5 reads the centred ones."""
+    import warnings
+
+    if pixel is None:
+        return
+    try:
+        centre_A, _ = _centres(path, block, names, float(pixel[0]), shape_zyx, tomograms)
+        centred = (_numeric(block, _CENTRED, path, "centred coordinates") + centre_A) / pixel[
+            :, None
+        ]
+    except InputFileError:  # a tomogram the centres cannot be found for: nothing to compare
+        return
+    apart = np.linalg.norm(centred - xyz, axis=1)
+    if len(apart) and apart.max() > 1.0:
+        row = int(np.argmax(apart))
+        warnings.warn(
+            f"{path}: rlnCoordinateX/Y/Z and rlnCenteredCoordinateX/Y/ZAngst place "
+            f"{int((apart > 1.0).sum())} of {len(apart)} particles more than a pixel apart "
+            f"(row {row + 1}: {apart[row]:.1f} pixels); the pixel coordinates were read "
+            "(RELION 5 reads the centred ones): remove the set that is out of date.",
+            stacklevel=4,
+        )
 
 
 def _check_tilt_series_pixel(path, stated, tomograms, names) -> None:
