@@ -209,3 +209,31 @@ def test_a_relion5_star_cut_to_one_tomogram_keeps_what_relion_needs(shared_data,
     # rebinned coordinates are no longer a RELION 5 file's: tomoscribe's STAR, as before
     assert main([*args, "-o", str(tmp_path / "b.star"), "--binning", "2"]) == 0
     assert "rlnTomoParticleName" not in starfile.read(tmp_path / "b.star")
+
+
+def test_a_star_copy_in_another_folder_names_images_and_ctf_volumes_alike(tmp_path):
+    """Review: a STAR beside its images (Extract/0_data.mrc, Extract/0_weights.mrc)
+    cut into another folder had rlnImageName rewritten for the new folder and
+    rlnCtfImage left as written: one of the two then named a file that is not there."""
+    (tmp_path / "proj" / "Extract").mkdir(parents=True)
+    (tmp_path / "proj" / "Select").mkdir()
+    for name in ("0_data.mrc", "0_weights.mrc"):
+        (tmp_path / "proj" / "Extract" / name).write_bytes(b"")
+    rows = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_01"],
+            "rlnCoordinateX": [10.0],
+            "rlnCoordinateY": [20.0],
+            "rlnCoordinateZ": [5.0],
+            "rlnImageName": ["Extract/0_data.mrc"],
+            "rlnCtfImage": ["Extract/0_weights.mrc"],
+            "rlnDetectorPixelSize": [10.0],
+            "rlnMagnification": [10000.0],
+        }
+    )
+    starfile.write({"particles": rows}, tmp_path / "proj" / "particles.star")
+    out = tmp_path / "proj" / "Select" / "a.star"
+    assert main(["convert", str(tmp_path / "proj" / "particles.star"), "-o", str(out)]) == 0
+    written = starfile.read(out)
+    for column in ("rlnImageName", "rlnCtfImage"):
+        assert (out.parent / written[column].iloc[0]).is_file(), column

@@ -357,3 +357,25 @@ def test_a_dynamo_table_places_boxes_as_dynamo_does(tmp_path):
     assert main(["convert", str(out), "-o", str(tmp_path / "q.tbl")]) == 0
     again = dynamotable.read(str(tmp_path / "q.tbl"))
     assert np.allclose(again[["x", "y", "z"]] + again[["dx", "dy", "dz"]].to_numpy(), places)
+
+
+def test_a_dynamo_table_tomoscribe_0_1_wrote_is_said_to_be_a_voxel_off(tmp_path):
+    """tomoscribe 0.1 wrote Dynamo tables 0-based; read by the 1-based rule such a
+    table is one voxel off.  Its provenance record names the version, so it is said;
+    tables written now say nothing."""
+    import json
+    import warnings
+
+    from tomoscribe.cli.app import main
+    from tomoscribe.outputs import sidecar_path
+
+    pd.DataFrame({"x": [5.0], "y": [6.0], "z": [7.0]}).to_csv(tmp_path / "p.csv", index=False)
+    table = tmp_path / "p.tbl"
+    assert main(["convert", str(tmp_path / "p.csv"), "-o", str(table), "--voxel-size", "10"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_particles(table)[["x", "y", "z"]].to_numpy().tolist() == [[5.0, 6.0, 7.0]]
+    record = json.loads(sidecar_path(table).read_text())
+    sidecar_path(table).write_text(json.dumps(record | {"version": "0.1.0"}))
+    with pytest.warns(UserWarning, match="tomoscribe 0.1.0, which wrote Dynamo positions"):
+        read_particles(table)

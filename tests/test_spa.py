@@ -238,6 +238,9 @@ def test_box_files_as_relion_and_eman2_write_them(tmp_path):
     write_box_files(tmp_path / "odd", picks, 25)
     assert (tmp_path / "odd" / "mic_a.box").read_text().splitlines()[0] == "88\t38\t25\t25"
     assert read_boxes(tmp_path / "odd" / "mic_a.box")["x"][0] == 100
+    # crYOLO writes corners as centre − w/2, unrounded: read with the same half
+    (tmp_path / "odd" / "mic_c.box").write_text("87.5\t37.5\t25\t25\n")
+    assert read_boxes(tmp_path / "odd" / "mic_c.box")[["x", "y"]].iloc[0].tolist() == [100, 50]
     write_info_files(tmp_path, picks, "auto_cnn")
     info = json.loads((tmp_path / "info" / "mic_b_info.json").read_text())
     assert info == {"boxes": [[7.0, 8.0, "auto_cnn"]]}

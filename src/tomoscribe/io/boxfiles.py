@@ -22,7 +22,8 @@ Formats:
   of the box in the image's pixels), so the centre is ``x + w//2``, ``y + h//2``: EMAN2
   writes ``int(centre − box/2)`` with Python 2's integer halving (``e2boxer``'s
   ``write_boxfiles``), and cuts the box from ``centre − box/2`` likewise, so an odd box
-  of 25 at corner 87 is centred on pixel 99, not 99.5.
+  of 25 at corner 87 is centred on pixel 99, not 99.5.  A file whose corners are not
+  whole pixels (crYOLO writes ``centre − w/2`` unrounded) is read with ``w/2``.
 * **EMAN2 ``info/NAME_info.json``**: the key ``boxes`` holds ``[x, y, type]`` lists of
   box centres (``type`` is ``manual`` for hand-picked boxes; we write ``auto_cnn`` or
   ``auto_ncc``).
@@ -170,11 +171,14 @@ def _read_box(path: Path) -> pd.DataFrame:
         raise InputFileError(
             f"{path} needs four columns (x y w h of each box's corner), found {values.shape[1]}."
         )
+    half = values[:, 2:4] / 2  # as written by a tool that keeps sub-pixel corners
+    if np.all(values[:, :2] == np.round(values[:, :2])):  # EMAN2: int(centre - box//2)
+        half = np.floor(half)
     return pd.DataFrame(
         {
             "micrograph": micrograph_name(path),
-            "x": values[:, 0] + np.floor(values[:, 2] / 2),  # EMAN2's integer half box
-            "y": values[:, 1] + np.floor(values[:, 3] / 2),
+            "x": values[:, 0] + half[:, 0],
+            "y": values[:, 1] + half[:, 1],
             "box": values[:, 2],
         }
     )

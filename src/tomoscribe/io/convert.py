@@ -40,7 +40,7 @@ def _copies_star_rows(src_fmt, dst_fmt, source, binning, recorded_voxel_A) -> bo
         src_fmt.name == "relion"
         and dst_fmt.name == "relion"
         and isinstance(source, Path)
-        and binning is None
+        and (binning is None or binning == 1)
         and recorded_voxel_A is not None
     )
 
@@ -236,6 +236,7 @@ def convert_particles(
     src_fmt, dst_fmt = _format(source), _format(target)
     table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
     table[_SOURCE_ROW] = range(len(table))
+    rows_read = len(table)
     if tomo_name is None and _several_tomograms(table):
         tomo_name = copick_run_name(target)  # a copick target names its run: its rows
     if tomo_name is not None:
@@ -268,9 +269,9 @@ def convert_particles(
         # the size `preprocess --bin` gives: the partial block at the end is dropped
         tomogram_shape_zyx = tuple(max(1, int(n // binning)) for n in tomogram_shape_zyx)
     if _copies_star_rows(src_fmt, dst_fmt, source, binning, recorded):
-        from .formats.relion import particle_rows, write_rows
+        from .formats.relion import write_rows
 
-        keep = np.zeros(particle_rows(source), bool)
+        keep = np.zeros(rows_read, bool)  # one table row per row of the file, in order
         keep[rows] = True
         write_rows(source, target, keep)
     else:

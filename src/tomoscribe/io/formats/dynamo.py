@@ -78,6 +78,7 @@ def read(path: Path, **_) -> pd.DataFrame:
     values = raw[needed].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(values).all():
         raise InputFileError(f"{path}: some positions, shifts or angles are not numbers.")
+    _warn_if_written_0_based(path)
     xyz = values[:, :3] + values[:, 3:6] - DYNAMO_FIRST_VOXEL  # 1-based → 0-based
     table = pd.DataFrame(xyz, columns=["x", "y", "z"])
     table[["rot", "tilt", "psi"]] = to_euler(rotation_from_dynamo(values[:, 6:9])).reshape(-1, 3)
@@ -136,6 +137,24 @@ def _tomogram_name(table_map_entry: str) -> str:
 
     entry = Path(table_map_entry)
     return tomogram_stem(entry.name) if len(entry.parts) > 1 else table_map_entry
+
+
+def _warn_if_written_0_based(path: Path) -> None:
+    """Warn when the table's provenance record says tomoscribe 0.1 wrote it: that
+    version wrote Dynamo positions 0-based, so its tables read one voxel off now."""
+    import warnings
+
+    from ...outputs import read_provenance
+
+    record = read_provenance(path) or {}
+    version = str(record.get("version", ""))
+    if record.get("software") == "tomoscribe" and version.startswith("0.1."):
+        warnings.warn(
+            f"{path} was written by tomoscribe {version}, which wrote Dynamo positions "
+            "counted from 0 (Dynamo counts from 1), so its particles are read one voxel "
+            "off in x, y and z; write the table again from its source.",
+            stacklevel=4,
+        )
 
 
 def table_map_path(path: Path) -> Path:

@@ -24,15 +24,13 @@ def read(path: Path, **_) -> pd.DataFrame:
     """Positions of every point of every contour; ``voxel_size_A`` from the header.
 
     A model with points in several objects (two kinds of particle picked apart, say)
-    keeps each point's object as its ``class`` (3dmod's object number, from 1), said
-    in a warning; so are points of closed contours of several points each (outlines
-    drawn around something, not positions of particles), which are read as they are.
+    is read whole, said in a warning naming each object's count (a particle table's
+    ``class`` is a label elsewhere, positive or negative for training, so objects do
+    not go into it); so are points of closed contours of several points each
+    (outlines drawn around something rather than positions of particles).
     """
     points = read_imod_points(path)
     table = points[["x", "y", "z"]].copy()
-    objects = points["object_id"].to_numpy(int) + 1  # 3dmod counts objects from 1
-    if len(np.unique(objects)) > 1:
-        table["class"] = objects
     _warn_about_objects(path, points)
     recorded = imod_voxel_size_A(path)  # the header's pixelsize in its units
     if recorded is not None:
@@ -54,8 +52,9 @@ def _warn_about_objects(path: Path, points: pd.DataFrame) -> None:
     if len(numbers) > 1:
         listed = ", ".join(f"object {n}: {c} points" for n, c in zip(numbers, counts, strict=True))
         warnings.warn(
-            f"{path} holds points of {len(numbers)} objects ({listed}); all were read, each "
-            "with its object's number as its class (rlnClassNumber in a STAR file).",
+            f"{path} holds points of {len(numbers)} objects ({listed}), all read as one set "
+            "of particles; to use one object alone, keep it alone in the model (IMOD's "
+            "imodextract).",
             stacklevel=3,
         )
     try:
@@ -69,8 +68,8 @@ def _warn_about_objects(path: Path, points: pd.DataFrame) -> None:
         if closed and longest > 1:
             warnings.warn(
                 f"{path}: object {number} is drawn as closed contours of up to {longest} "
-                "points (outlines, not particle positions?); every point was read as a "
-                "particle.",
+                "points, which are outlines rather than particle positions, yet every point "
+                "was read as a particle.",
                 stacklevel=3,
             )
 

@@ -232,7 +232,8 @@ def read(
         if pixel is not None and not np.isfinite(pixel).all():
             raise InputFileError(f"{path}: a pixel size is missing or not a number.")
         if set(_CENTRED) <= set(block) and (tomograms is not None or tomogram_shape_zyx):
-            _check_both_coordinates(path, block, names, xyz, pixel, tomogram_shape_zyx, tomograms)
+            given = (voxel_size_A, tomogram_shape_zyx, tomograms)  # the tomogram's
+            _check_both_coordinates(path, block, optics, names, xyz, pixel, given)
     else:
         xyz_A = _numeric(block, columns, path, "centred coordinates")
         centre_A, pixel = _centres(path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms)
@@ -384,29 +385,35 @@ def _coordinate_loop(blocks: dict, path: Path) -> tuple[pd.DataFrame, tuple[str,
     )
 
 
-def _check_both_coordinates(path, block, names, xyz, pixel, shape_zyx, tomograms) -> None:
+def _check_both_coordinates(path, block, optics, names, xyz, pixel, given) -> None:
     """Warn when a file's pixel coordinates and its RELION 5 centred Å (both present,
-    the tomogram's centre known) place a particle more than one pixel apart: the pixel
-    columns are read (RELION 4 reads those), RELION 5 reads the centred ones."""
+    the tomogram's centre known) place a particle more than a voxel of the tomogram
+    given apart (a binned tomogram's centre may lie up to (b − 1)/2 unbinned pixels from
+    the tilt series' one): the pixel columns are read (RELION 4 reads those), RELION 5
+    reads the centred ones.
+
+    ``given``: the tomogram's voxel size (Å, or None: the coordinates'), shape (z, y, x,
+    in its voxels) and ``tomograms.star``, as :func:`read` has them."""
     import warnings
 
+    voxel_A, shape_zyx, tomograms = given
     if pixel is None:
         return
+    _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics), tomograms, names)
     try:
-        centre_A, _ = _centres(path, block, names, float(pixel[0]), shape_zyx, tomograms)
-        centred = (_numeric(block, _CENTRED, path, "centred coordinates") + centre_A) / pixel[
-            :, None
-        ]
+        centre_A, _ = _centres(path, block, names, voxel_A or float(pixel[0]), shape_zyx, tomograms)
     except InputFileError:  # a tomogram the centres cannot be found for: nothing to compare
         return
+    centred = (_numeric(block, _CENTRED, path, "centred coordinates") + centre_A) / pixel[:, None]
     apart = np.linalg.norm(centred - xyz, axis=1)
-    if len(apart) and apart.max() > 1.0:
+    allowed = max(1.0, float(voxel_A or 0) / float(pixel[0]))  # pixels
+    if len(apart) and apart.max() > allowed:
         row = int(np.argmax(apart))
         warnings.warn(
             f"{path}: rlnCoordinateX/Y/Z and rlnCenteredCoordinateX/Y/ZAngst place "
-            f"{int((apart > 1.0).sum())} of {len(apart)} particles more than a pixel apart "
-            f"(row {row + 1}: {apart[row]:.1f} pixels); the pixel coordinates were read "
-            "(RELION 5 reads the centred ones): remove the set that is out of date.",
+            f"{int((apart > allowed).sum())} of {len(apart)} particles more than a voxel "
+            f"apart (row {row + 1}: {apart[row]:.1f} pixels), and the pixel coordinates "
+            "were read (RELION 5 reads the centred ones): remove the set that is out of date.",
             stacklevel=4,
         )
 
@@ -587,12 +594,6 @@ def particle_block_key(blocks: dict, path: Path) -> str:
     raise InputFileError(f"{path} has no loop of particles (coordinates or image names).")
 
 
-def particle_rows(source: Path) -> int:
-    """How many particle rows the STAR file ``source`` holds (:func:`particle_block_key`)."""
-    blocks = read_star_blocks(Path(source))
-    return len(blocks[particle_block_key(blocks, Path(source))])
-
-
 def write_rows(source: Path, output: Path, keep, columns: dict | None = None) -> Path:
     """A copy of the RELION STAR file ``source`` holding only its particle rows ``keep``
     (bool, one per row in file order), with ``columns`` (name → one value per row of the
@@ -614,18 +615,24 @@ def write_rows(source: Path, output: Path, keep, columns: dict | None = None) ->
     return _write_copy(blocks, key, block, source, output)
 
 
+#: Per-particle file names that copies rewrite for their new folder: the image and
+#: RELION's CTF volume of each pseudo-subtomogram (``rlnCtfImage``).
+_IMAGE_COLUMNS = ("rlnImageName", "rlnCtfImage")
+
+
 def _write_copy(blocks: dict, key: str, block: pd.DataFrame, source: Path, output: Path) -> Path:
     """Write ``blocks`` of ``source`` with its particle block ``key`` replaced by
-    ``block`` to ``output`` (atomically, numbers to 12 significant digits), image names
-    made relative to ``output``'s folder."""
+    ``block`` to ``output`` (atomically, numbers to 12 significant digits), image and
+    CTF-volume names that lie beside ``source`` made relative to ``output``'s folder."""
     import starfile
 
-    if "rlnImageName" in block:
-        here = output.resolve().parent
-        block["rlnImageName"] = [
-            _relative_image(_image_path(name, source), here)
-            for name in block["rlnImageName"].astype(str)
-        ]
+    here = output.resolve().parent
+    for column in _IMAGE_COLUMNS:  # each image and its CTF volume named alike
+        if column in block:
+            block[column] = [
+                _relative_image(_image_path(name, source), here)
+                for name in block[column].astype(str)
+            ]
     blocks[key] = block
     with atomic_path(output) as tmp:
         starfile.write(blocks, tmp, float_format="%.12g", overwrite=True)
