@@ -116,3 +116,23 @@ def test_simulate_bad_inputs_exit_2(tmp_path, capsys):
         == 2
     )
     assert sorted(p.name for p in entries(tmp_path)) == ["bad.pdb"]
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (["--defocus", "nan"], "--defocus must be positive"),  # wrote NaN particles, exit 0
+        (["--defocus", "1,-1"], "--defocus must be positive"),  # accepted
+        (["--pixel-size", "0"], "--pixel-size must be a positive"),  # ZeroDivisionError
+        (["--box", "100000"], "GiB of memory"),  # numpy's MemoryError after minutes
+        (["--junk", "2"], "--junk must be at least 0"),  # named `junk_fraction`
+    ],
+)
+def test_simulate_particles2d_refuses_bad_values_in_one_sentence(tmp_path, capsys, option, said):
+    """A new user's trial: these were written as NaN stacks, accepted, or ended in a
+    traceback; each is one sentence naming the flag, exit 2, nothing written."""
+    out = tmp_path / "p2"
+    assert main(["simulate", "particles2d", "-o", str(out), "--n", "20", "--box", "32", *option]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -9,7 +9,7 @@ import typer
 from ..errors import ParameterError
 from . import options
 from .app import app
-from .checks import writes
+from .checks import arguments_as, writes
 
 simulate_app = typer.Typer(
     help="Simulate structures, cellular tomograms and subtomogram datasets with ground truth.",
@@ -266,7 +266,8 @@ def particles2d(
     except ValueError:
         raise ParameterError("--defocus is a comma-separated list of µm.") from None
     names = tuple(t.strip() for t in templates.split(",") if t.strip())
-    particle_stack_files(out_dir, n, box, pixel_size, names, views, junk, defoci, snr, seed)
+    with arguments_as(defoci_um="defocus"):
+        particle_stack_files(out_dir, n, box, pixel_size, names, views, junk, defoci, snr, seed)
     typer.echo(
         f"wrote {out_dir}: particles.mrcs ({n} × {box}²), particles.star, truth.csv, "
         f"projections.mrcs ({len(names)} × {views} views)"

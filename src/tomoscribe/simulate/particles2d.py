@@ -111,8 +111,10 @@ def simulate_particle_stack(
     and ``ctf`` (DataFrame: ``defocus_u_um``, ``defocus_v_um``, ``astigmatism_deg``,
     ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``).
     """
-    if n_particles < 1 or box < 16 or not snr > 0 or not 0 <= junk_fraction < 1:
-        raise ParameterError("need n_particles ≥ 1, box ≥ 16, snr > 0 and junk_fraction in [0, 1).")
+    _check_stack_parameters(
+        n_particles, box, pixel_size_A, n_views * max(len(templates), 1), junk_fraction,
+        defoci_um, snr,
+    )  # fmt: skip
     rng = np.random.default_rng(seed)
     loaded = [bundled_template(t) for t in templates] if templates else []
     if not loaded:
@@ -167,6 +169,50 @@ def simulate_particle_stack(
         "projections": views,
         "ctf": _ctf_table(defocus, voltage_kV, cs_mm, amplitude_contrast),
     }
+
+
+def _check_stack_parameters(n, box, pixel_A, n_projections, junk, defoci_um, snr) -> None:
+    """Refuse, in one sentence naming the argument, what would give no stack or a
+    wrong one (a NaN or negative defocus imaged NaN particles without a word) or one
+    that cannot be held: the particles and the clean projections, float32, are kept in
+    memory, so more than half of it is refused before any work."""
+    import math
+    import os
+
+    if n < 1:
+        raise ParameterError(f"`n_particles` must be at least 1, got {n}.", parameter="n_particles")
+    if box < 16:
+        raise ParameterError(f"`box` must be at least 16 pixels, got {box}.", parameter="box")
+    if not (math.isfinite(pixel_A) and pixel_A > 0):
+        raise ParameterError(
+            f"`pixel_size_A` must be a positive number of Å, got {pixel_A}.",
+            parameter="pixel_size_A",
+        )
+    if not (math.isfinite(snr) and snr > 0):
+        raise ParameterError(f"`snr` must be a positive number, got {snr}.", parameter="snr")
+    if not 0 <= junk < 1:
+        raise ParameterError(
+            f"`junk_fraction` must be at least 0 and below 1, got {junk}.",
+            parameter="junk_fraction",
+        )
+    defoci = [float(d) for d in defoci_um]
+    if not defoci or not all(math.isfinite(d) and d > 0 for d in defoci):
+        raise ParameterError(
+            f"`defoci_um` must be positive numbers of µm (underfocus), got {defoci_um}.",
+            parameter="defoci_um",
+        )
+    needed = (int(n) + int(n_projections)) * int(box) ** 2 * 4
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 * 2**30
+    if needed > memory // 2:
+        raise ParameterError(
+            f"{n} particles and {n_projections} projections of {box}² pixels would need "
+            f"{needed / 2**30:.1f} GiB of memory, more than half of this machine's "
+            f"{memory / 2**30:.0f} GiB; make `box` or `n_particles` smaller.",
+            parameter=("box", "n_particles"),
+        )
 
 
 def _inverted(images: np.ndarray) -> np.ndarray:
