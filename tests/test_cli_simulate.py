@@ -132,7 +132,9 @@ def test_simulate_particles2d_refuses_bad_values_in_one_sentence(tmp_path, capsy
     """A new user's trial: these were written as NaN stacks, accepted, or ended in a
     traceback; each is one sentence naming the flag, exit 2, nothing written."""
     out = tmp_path / "p2"
-    assert main(["simulate", "particles2d", "-o", str(out), "--n", "20", "--box", "32", *option]) == 2
+    assert (
+        main(["simulate", "particles2d", "-o", str(out), "--n", "20", "--box", "32", *option]) == 2
+    )
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
