@@ -338,3 +338,22 @@ def test_refined_star_of_a_file_missing_some_columns_reads_back_unchanged(tmp_pa
     np.testing.assert_allclose(after[["x", "y", "z"]], before[["x", "y", "z"]], atol=1e-9)
     turn = from_euler(after[["rot", "tilt", "psi"]].to_numpy()).inv() * rotations
     assert np.degrees(turn.magnitude()).max() < 1e-6
+
+
+def test_a_reference_with_nan_voxels_is_refused(scene, tmp_path, capsys):
+    """A new user's trial: an all-NaN reference ran to exit 0 with the same FSC as any
+    other (the reference was in effect ignored); now one sentence, nothing written."""
+    import mrcfile
+
+    tmp, _, _ = scene
+    bad = np.full((BOX, BOX, BOX), np.nan, np.float32)
+    with mrcfile.new(tmp_path / "nan_ref.mrc") as mrc:
+        mrc.set_data(bad)
+        mrc.voxel_size = VOXEL
+    out = tmp_path / "avg_nan"
+    args = ["average", str(tmp / "parts" / "particles.star"), "-o", str(out)]
+    args += ["--reference", str(tmp_path / "nan_ref.mrc"), "--tilt-range", "-90,90", "-q"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NaN or infinite voxels" in err[0], err
+    assert not out.exists()

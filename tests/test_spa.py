@@ -509,6 +509,32 @@ def test_spa_ncc_on_a_micrograph_smaller_than_its_box_is_one_sentence(tiny, caps
     assert {p.name: p.read_bytes() for p in entries(tiny)} == before and not out.exists()
 
 
+@pytest.mark.parametrize("case", ["2D", "non-cubic", "NaN voxel"])
+def test_spa_ncc_refuses_a_reference_map_that_is_not_a_cubic_finite_volume(tiny, capsys, case):
+    """A new user's trial: a 2D image, a 24×24×12 map and a map with a NaN voxel were
+    all taken as reference maps (one gave a garbage pick); now one sentence, exit 2."""
+    blob = np.zeros((16, 16, 16), np.float32)
+    blob[5:11, 5:11, 5:11] = 1
+    if case == "2D":
+        blob = blob[8]
+    elif case == "non-cubic":
+        blob = blob[:8]
+    else:
+        blob[3, 3, 3] = np.nan
+    ref = tiny / "odd_ref.mrc"
+    with mrcfile.new(ref) as mrc:  # (a 2D image is not a Volume)
+        mrc.set_data(blob)
+        mrc.voxel_size = 2.0
+    before = {p.name: p.read_bytes() for p in entries(tiny)}
+    out = tiny / "picks"
+    argv = ["spa", "ncc", str(tiny / "m1.mrc"), "--reference-map", str(ref), "--box", "20"]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    said = "NaN or infinite" if case == "NaN voxel" else "not a cubic 3D map"
+    assert len(err) == 1 and said in err[0], err
+    assert {p.name: p.read_bytes() for p in entries(tiny)} == before and not out.exists()
+
+
 @pytest.mark.parametrize(
     "case",
     [

@@ -149,6 +149,20 @@ def check_is_tomogram(volume: Volume, where) -> None:
         )
 
 
+def check_reference_map(values: np.ndarray, where: str) -> np.ndarray:
+    """A reference map as float32, refused in one sentence unless it is a cubic 3D
+    volume of finite voxels (a 2D image, a non-cubic box or a NaN voxel gave garbage
+    picks, or an average that ignored the reference, without a word)."""
+    values = np.asarray(values)
+    if values.ndim != 3 or len(set(values.shape)) != 1:
+        raise InvalidDataError(
+            f"{where} is not a cubic 3D map (its shape is {tuple(values.shape)}); give a "
+            "map of n × n × n voxels."
+        )
+    check_finite(values, where)
+    return values.astype(np.float32, copy=False)
+
+
 def check_finite(values: np.ndarray, where: str, z_offset: int = 0) -> None:
     """Refuse NaN or inf voxels, naming the first slice (z index) that has one."""
     bad = ~np.isfinite(values)

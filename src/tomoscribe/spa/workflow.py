@@ -285,9 +285,10 @@ def _ncc_references(table, reference_map, images, size, box_px, shrink, n, seed)
                 f"{reference_map} records no voxel size; set it in its header (e.g. "
                 "`alterheader -del` in IMOD, or mrcfile's voxel_size)."
             ) from None
-        return references_from_map(
-            volume.load(), pixel_size_map, size * shrink, geometry["box"], n, seed
-        )
+        from ..volume import check_reference_map
+
+        data = check_reference_map(volume.load(), f"the reference map {reference_map}")
+        return references_from_map(data, pixel_size_map, size * shrink, geometry["box"], n, seed)
     check_boxes(
         {"good": table, "background": table, "bad": table},
         {k: v.shape for k, v in images.items()},

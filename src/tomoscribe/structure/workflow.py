@@ -66,7 +66,7 @@ from ..outputs import (
 )
 from ..segment.labelmaps import check_recorded_feature, feature_voxels
 from ..segment.painted_size import size_defaults
-from ..volume import Volume, check_is_tomogram
+from ..volume import Volume, check_is_tomogram, check_reference_map
 from .average import AverageParams, refine_average, reliability_warnings
 
 if TYPE_CHECKING:
@@ -751,7 +751,7 @@ def average_particle_file(
                 f"the reference has {ref_volume.pixel_size_A} Å voxels but the "
                 f"particles {voxel} Å; resample one of them."
             )
-        ref = np.asarray(ref_volume.data, np.float32)
+        ref = check_reference_map(ref_volume.data, f"the reference {reference}")
     priors = None
     if use_priors:
         if not {"rot", "tilt", "psi"} <= set(table):
