@@ -373,6 +373,11 @@ def test_particles_of_an_optics_group_the_block_does_not_define_are_named(
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
     assert "optics group 3" in line and "row 13" in line and "lists 1, 2" in line
+    rows["rlnOpticsGroup"] = rows["rlnOpticsGroup"].astype(object)
+    rows.loc[12:, "rlnOpticsGroup"] = "abc"  # a word: pandas' merge error, a traceback
+    starfile.write({"optics": optics, "particles": rows}, star, overwrite=True)
+    line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
+    assert "row 13 has rlnOpticsGroup 'abc'" in line
 
 
 def test_a_star_describing_images_of_another_size_is_refused(tmp_path, capsys, shared_data):
@@ -386,3 +391,16 @@ def test_a_star_describing_images_of_another_size_is_refused(tmp_path, capsys, s
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
     assert "400-pixel" in line and "48²" in line
+
+
+def test_a_stack_without_contrast_is_refused(tmp_path, capsys):
+    """A new user's trial: 20 constant images ended in scikit-learn's "Input X contains
+    NaN" traceback; now one sentence, nothing written."""
+    with mrcfile.new(tmp_path / "const.mrcs") as mrc:
+        mrc.set_data(np.ones((20, 32, 32), np.float32))
+        mrc.voxel_size = 2.0
+    out = tmp_path / "out"
+    assert _cli("classify2d", tmp_path / "const.mrcs", "-o", out, "-k", 2) == 2
+    err = capsys.readouterr().err
+    assert "carry no contrast" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert not out.exists()

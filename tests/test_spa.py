@@ -257,6 +257,14 @@ def test_box_files_as_relion_and_eman2_write_them(tmp_path):
     (tmp_path / "bad.box").write_text("1 2\n")
     with pytest.raises(InputFileError):
         read_boxes(tmp_path / "bad.box")
+    # a word for a coordinate (a trial: numpy's ValueError, a traceback, in CSV and STAR)
+    (tmp_path / "word.csv").write_text("micrograph,x,y\nmic_a,abc,100\n")
+    starfile.write(
+        pd.DataFrame({"rlnCoordinateX": ["abc"], "rlnCoordinateY": [2.0]}), tmp_path / "w.star"
+    )
+    for name in ("word.csv", "w.star"):
+        with pytest.raises(InputFileError, match="box 1: 'abc'"):
+            read_boxes(tmp_path / name)
 
 
 @pytest.fixture(scope="module")

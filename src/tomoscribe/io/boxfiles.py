@@ -88,9 +88,13 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
         raise InputFileError(f"{path} is not a readable {kind} box file ({err}).") from err
     if len(table) == 0:
         raise InputFileError(f"{path} holds no boxes.")
-    xy = table[["x", "y"]].to_numpy(float)
+    xy = table[["x", "y"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(xy).all():
-        raise InputFileError(f"{path} has a box whose coordinates are not finite numbers.")
+        row = int(np.flatnonzero(~np.isfinite(xy).all(axis=1))[0])
+        raise InputFileError(
+            f"{path} has a box whose coordinates are not finite numbers (box {row + 1}: "
+            f"{table['x'].iloc[row]!r}, {table['y'].iloc[row]!r})."
+        )
     table["x"], table["y"] = xy[:, 0], xy[:, 1]
     table["source"] = str(path)
     return table.reset_index(drop=True)

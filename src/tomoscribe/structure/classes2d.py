@@ -254,12 +254,31 @@ def invariant_features(work: np.ndarray, polar: PolarSpectra, chunk: int, device
     return np.concatenate(parts)
 
 
+def _check_contrast(features: np.ndarray) -> None:
+    """Refuse particles whose images carry no contrast: a constant image has no finite
+    features (scikit-learn's KMeans then failed with a traceback), and a stack of one
+    image repeated has nothing to tell apart."""
+    finite = np.isfinite(features).all(axis=1)
+    if not finite.any() or not np.ptp(features[finite], axis=0).any():
+        raise InvalidDataError(
+            "the particles' images carry no contrast (all are constant, or all are the "
+            "same image); there is nothing to classify."
+        )
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        raise InvalidDataError(
+            f"particle {first + 1} (and {int((~finite).sum()) - 1} others) is a constant "
+            "image with no contrast; leave such images out of the STAR file."
+        )
+
+
 def initial_classes(features: np.ndarray, params: Classify2DParams) -> tuple:
     """PCA of the (centred, not standardised: noise-only features would weigh as much
     as the signal's) features, then KMeans: (labels from 0, reduced features)."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
+    _check_contrast(features)
     rng = np.random.default_rng(params.seed)
     z = features - features.mean(0)
     fit_rows = rng.choice(len(z), min(len(z), 20000), replace=False)
