@@ -111,14 +111,12 @@ def simulate_particle_stack(
     and ``ctf`` (DataFrame: ``defocus_u_um``, ``defocus_v_um``, ``astigmatism_deg``,
     ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``).
     """
+    projections = n_views * max(len(templates), 1)
     _check_stack_parameters(
-        n_particles, box, pixel_size_A, n_views * max(len(templates), 1), junk_fraction,
-        defoci_um, snr,
-    )  # fmt: skip
+        n_particles, box, pixel_size_A, projections, junk_fraction, defoci_um, snr
+    )
     rng = np.random.default_rng(seed)
-    loaded = [bundled_template(t) for t in templates] if templates else []
-    if not loaded:
-        loaded = load_templates(["1bxn"])
+    loaded = [bundled_template(t) for t in templates] or load_templates(["1bxn"])
     views = np.stack(
         [
             view_images(
