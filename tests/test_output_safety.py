@@ -434,3 +434,39 @@ def test_a_hard_link_to_an_input_is_the_input(tomo, tmp_path, capsys):
     assert main(["preprocess", str(tomo), "-o", str(tmp_path / "alias.mrc"), "-q"]) == 2
     assert "also an input" in capsys.readouterr().err
     assert tomo.read_bytes() == before
+
+
+def test_a_second_run_into_an_output_folder_is_refused_before_it_computes(
+    tmp_path, capsys, monkeypatch
+):
+    """A new user's trial: two `classify2d … -o conc` (and two `spa pick … -o concp`)
+    both ran to the end, printed "wrote", and the last to finish replaced the other's
+    outputs: the folder's lock was taken only to commit.  It is held from the start."""
+    import tomoscribe.simulate.workflow as simulate_workflow
+
+    out = tmp_path / "conc"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from tomoscribe.locks import output_lock\n"
+            f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def computed(*args, **kwargs):
+        raise AssertionError("the second run computed before it was refused")
+
+    monkeypatch.setattr(simulate_workflow, "particle_stack_files", computed)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        argv = ["simulate", "particles2d", "-o", str(out), "--n", "20", "--box", "32"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "being written by another tomoscribe run" in err and f"pid {holder.pid}" in err
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()

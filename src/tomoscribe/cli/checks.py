@@ -5,7 +5,9 @@ folders (``@writes(files=..., folders=...)``); before the command body runs, the
 outputs are checked against its inputs (every other path parameter) with
 :func:`tomoscribe.outputs.check_outputs` and :func:`~tomoscribe.outputs.check_output_folder`:
 not an input, not inside one, not a user's file, writable, ``--no-overwrite`` honoured.
-A command can thus never compute for an hour and then find it may not write.
+A command can thus never compute for an hour and then find it may not write.  Each
+output folder's writer's lock (:mod:`tomoscribe.locks`) is held for the whole command,
+so a second run into the same folder is refused when it starts, naming the first.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from pathlib import Path
 
 from ..errors import OutputError, ParameterError, TomoscribeError
+from ..locks import output_lock
 from ..outputs import check_output_folder, check_outputs, sidecar_path
 
 
@@ -250,10 +253,15 @@ def writes(
                     named.extend(own)
             check_distinct_outputs(named)
             check_outputs(outputs, overwrite=overwrite, inputs=inputs)
+            held = []
             for name in folders:
                 for path in _paths(values.get(name)):
                     check_output_folder(path, inputs)
-            return command(*args, **kwargs)
+                    held.append(path)
+            with contextlib.ExitStack() as locks:  # a second run is refused at its start,
+                for path in held:  # not after it has computed (output_folder locks again)
+                    locks.enter_context(output_lock(path))
+                return command(*args, **kwargs)
 
         return checked
 
