@@ -404,3 +404,16 @@ def test_a_stack_without_contrast_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "carry no contrast" in err.strip().splitlines()[-1] and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_word_for_a_pixel_size_is_refused(tmp_path, capsys, shared_data):
+    """A new user's trial: rlnImagePixelSize "abc" was taken as no pixel size, and the
+    stacks' headers used instead, without a word."""
+    star, optics, _ = _two_groups(tmp_path, shared_data, 1.045)
+    rows = starfile.read(star, always_dict=True)["particles"]
+    optics["rlnImagePixelSize"] = optics["rlnImagePixelSize"].astype(object)
+    optics.loc[1, "rlnImagePixelSize"] = "abc"
+    starfile.write({"optics": optics, "particles": rows}, star, overwrite=True)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
+    assert "rlnImagePixelSize" in line and "'abc'" in line and "not a number" in line

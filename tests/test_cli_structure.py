@@ -247,6 +247,10 @@ def test_bad_structure_inputs_exit_2(scene, tmp_path, capsys):
     assert main([*huge, "--box", "5000", "--picked-voxel-size", "10"]) == 2
     err = capsys.readouterr().err
     assert "larger than the tomogram (160 × 128 × 48 voxels)" in err and "GB" not in err
+    # a zero voxel size for the picks was taken as "not given" (a trial)
+    assert main([*huge, "--box", "16", "--picked-voxel-size", "0"]) == 2
+    assert "--picked-voxel-size must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
     few = pd.DataFrame({"x": [40.0, 60.0, 80.0], "y": [40.0] * 3, "z": [24.0] * 3})
     few.to_csv(tmp_path / "few.csv", index=False)
     assert (

@@ -226,6 +226,7 @@ def open_particles(
                 f"which holds {shapes[path][0]}."
             )
     merged = _with_optics(table, optics, star)
+    _check_numbers(star, merged, _SAMPLING_COLUMNS)
     _check_image_size(star, merged, box)
     if pixel_size_A:
         sizes = np.full(len(table), float(pixel_size_A))
@@ -427,6 +428,34 @@ def _with_optics(table: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -
     if len(merged) != len(table):
         raise InputFileError(f"{star}: the optics block lists an optics group twice.")
     return merged
+
+
+#: The columns that give a particle STAR's sampling (:func:`_star_pixel_size`) and box.
+_SAMPLING_COLUMNS = (
+    "rlnImagePixelSize",
+    "rlnPixelSize",
+    "rlnDetectorPixelSize",
+    "rlnMagnification",
+    "rlnImageSize",
+)
+
+
+def _check_numbers(star: Path, table: pd.DataFrame, columns) -> None:
+    """Refuse a word where one of ``columns`` needs a number (``rlnImagePixelSize abc``
+    was taken as no pixel size, and the header's used, without a word); blank values
+    stay what they were, absent."""
+    for column in columns:
+        if column not in table:
+            continue
+        raw = table[column]
+        words = pd.to_numeric(raw, errors="coerce").isna() & raw.notna()
+        words &= raw.astype(str).str.strip().ne("")
+        if words.any():
+            row = int(np.flatnonzero(words.to_numpy())[0])
+            raise InputFileError(
+                f"{star}: {column} of particle row {row + 1} is {raw.iloc[row]!r}, "
+                "which is not a number."
+            )
 
 
 def _positive(table: pd.DataFrame, column: str) -> np.ndarray | None:

@@ -256,13 +256,12 @@ def invariant_features(work: np.ndarray, polar: PolarSpectra, chunk: int, device
 
 def _check_contrast(features: np.ndarray) -> None:
     """Refuse particles whose images carry no contrast: a constant image has no finite
-    features (scikit-learn's KMeans then failed with a traceback), and a stack of one
-    image repeated has nothing to tell apart."""
+    features (scikit-learn's KMeans then failed with a traceback)."""
     finite = np.isfinite(features).all(axis=1)
-    if not finite.any() or not np.ptp(features[finite], axis=0).any():
+    if not finite.any():
         raise InvalidDataError(
-            "the particles' images carry no contrast (all are constant, or all are the "
-            "same image); there is nothing to classify."
+            "the particles' images carry no contrast (every one is constant); there is "
+            "nothing to classify."
         )
     if not finite.all():
         first = int(np.flatnonzero(~finite)[0])

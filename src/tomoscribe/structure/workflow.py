@@ -400,6 +400,11 @@ def _checked_tilt_range(tilt_range_deg) -> tuple[float, float] | None:
 def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None) -> pd.DataFrame:
     """Picks rescaled to ``volume``'s voxels from the voxel size they were made at (given,
     else recorded in the file; unchanged when neither differs by more than 1%)."""
+    if picked_voxel_size_A is not None and not picked_voxel_size_A > 0:
+        raise ParameterError(
+            f"`picked_voxel_size_A` must be positive (Å), got {picked_voxel_size_A}.",
+            parameter="picked_voxel_size_A",
+        )
     source = picked_voxel_size_A or recorded_voxel_size(table)
     if source is not None and abs(source - volume.pixel_size_A) > 0.01 * volume.pixel_size_A:
         corner = bool(table.attrs.get(IMOD_GRID, False))  # an IMOD model's rule
