@@ -470,3 +470,19 @@ def test_a_second_run_into_an_output_folder_is_refused_before_it_computes(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_replacing_another_commands_files_in_a_folder_is_said(tmp_path, capsys):
+    """A new user's trial: `classify2d … -o shared` into a `simulate particles2d`
+    folder replaced the simulation's particles.star without a word, leaving its stack
+    and truth.csv without their STAR.  Allowed (tomoscribe's own, unchanged files), but
+    said now."""
+    shared, other = tmp_path / "shared", tmp_path / "other"
+    for out in (shared, other):
+        assert main(["simulate", "particles2d", "-o", str(out), "--n", "24", "--box", "32"]) == 0
+    capsys.readouterr()
+    args = ["classify2d", str(other / "particles.star"), "-o", str(shared), "-k", "2"]
+    assert main([*args, "--rounds", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "replaced particles.star" in err and "`simulate particles2d` wrote there" in err
+    assert (shared / "truth.csv").is_file()  # nothing else of the simulation's is removed

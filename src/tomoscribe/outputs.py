@@ -547,6 +547,7 @@ def output_folder(
                 return
             moves = _planned_moves(staging, folder, overwrite)
             stale = _stale_outputs(folder, step, moves) if step and overwrite else []
+            _say_other_steps_replaced(folder, step, moves)
             for source, target in moves:
                 if target.is_dir():  # tomoscribe's own earlier folder, all of it its own
                     _swap_folder(source, target)
@@ -602,6 +603,29 @@ def _planned_moves(staging: Path, folder: Path, overwrite: bool) -> list[tuple[P
                 )
         moves.append((source, target))
     return moves
+
+
+def _say_other_steps_replaced(folder: Path, step: str | None, moves) -> None:
+    """Warn when this run replaces files another step wrote into ``folder`` (an
+    ``extract`` into a ``simulate particles2d`` folder replaced its particles.star,
+    leaving the stack and its truth without it): allowed, as they are tomoscribe's own
+    and unchanged, but not to be done without a word."""
+    import warnings
+
+    from .ownership import entry_steps
+
+    steps = entry_steps(folder)
+    replaced: dict[str, list[str]] = {}
+    for _, target in moves:
+        other = steps.get(target.name)
+        if target.exists() and other and other != step:
+            replaced.setdefault(other, []).append(target.name)
+    for other, names in replaced.items():
+        warnings.warn(
+            f"replaced {', '.join(sorted(names))} in {folder}, which `{other}` wrote there; "
+            "give each command its own output folder to keep both.",
+            stacklevel=4,
+        )
 
 
 def _stale_outputs(folder: Path, step: str, moves: list[tuple[Path, Path]]) -> list[Path]:

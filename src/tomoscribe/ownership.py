@@ -145,6 +145,15 @@ def record_written(paths, step: str | None = None) -> None:
         _update(folder, change)
 
 
+def entry_steps(folder: str | os.PathLike) -> dict[str, str]:
+    """Each name in ``folder``'s manifest with the step that wrote it, where recorded."""
+    return {
+        name: str(entry["step"])
+        for name, entry in _read(Path(folder)).items()
+        if isinstance(entry, dict) and entry.get("step")
+    }
+
+
 def step_entries(folder: str | os.PathLike, step: str) -> list[str]:
     """Names in ``folder``'s manifest that a run of ``step`` wrote (changed or not)."""
     return sorted(
