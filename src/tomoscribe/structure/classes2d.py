@@ -264,10 +264,11 @@ def _check_contrast(features: np.ndarray) -> None:
             "nothing to classify."
         )
     if not finite.all():
-        first = int(np.flatnonzero(~finite)[0])
+        constant = np.flatnonzero(~finite) + 1
+        named = ", ".join(map(str, constant[:5])) + (" …" if len(constant) > 5 else "")
         raise InvalidDataError(
-            f"particle {first + 1} (and {int((~finite).sum()) - 1} others) is a constant "
-            "image with no contrast; leave such images out of the STAR file."
+            f"{len(constant)} particles ({named}) are constant images with no contrast; "
+            "leave them out of the particles given."
         )
 
 

@@ -399,11 +399,11 @@ def _check_both_coordinates(path, block, optics, names, xyz, pixel, given) -> No
     voxel_A, shape_zyx, tomograms = given
     if pixel is None:
         return
-    _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics), tomograms, names)
     try:
         centre_A, _ = _centres(path, block, names, voxel_A or float(pixel[0]), shape_zyx, tomograms)
     except InputFileError:  # a tomogram the centres cannot be found for: nothing to compare
         return
+    _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics), tomograms, names)
     centred = (_numeric(block, _CENTRED, path, "centred coordinates") + centre_A) / pixel[:, None]
     apart = np.linalg.norm(centred - xyz, axis=1)
     allowed = max(1.0, float(voxel_A or 0) / float(pixel[0]))  # pixels
