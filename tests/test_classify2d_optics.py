@@ -374,10 +374,11 @@ def test_particles_of_an_optics_group_the_block_does_not_define_are_named(
     line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
     assert "optics group 3" in line and "row 13" in line and "lists 1, 2" in line
     rows["rlnOpticsGroup"] = rows["rlnOpticsGroup"].astype(object)
-    rows.loc[12:, "rlnOpticsGroup"] = "abc"  # a word: pandas' merge error, a traceback
-    starfile.write({"optics": optics, "particles": rows}, star, overwrite=True)
-    line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
-    assert "row 13 has rlnOpticsGroup 'abc'" in line
+    for word in ("abc", "inf"):  # a word: pandas' merge error; inf: an int cast's
+        rows.loc[12:, "rlnOpticsGroup"] = word
+        starfile.write({"optics": optics, "particles": rows}, star, overwrite=True)
+        line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
+        assert "row 13 has rlnOpticsGroup" in line and "not a group number" in line
 
 
 def test_a_star_describing_images_of_another_size_is_refused(tmp_path, capsys, shared_data):
@@ -402,7 +403,16 @@ def test_a_stack_without_contrast_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     assert _cli("classify2d", tmp_path / "const.mrcs", "-o", out, "-k", 2) == 2
     err = capsys.readouterr().err
-    assert "carry no contrast" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert "is a constant image" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert not out.exists()
+    # one blank image among noisy ones is named (it was classified as it was)
+    mixed = np.random.default_rng(0).normal(size=(12, 32, 32)).astype(np.float32)
+    mixed[3] = 0.5
+    with mrcfile.new(tmp_path / "mixed.mrcs") as mrc:
+        mrc.set_data(mixed)
+        mrc.voxel_size = 2.0
+    assert _cli("classify2d", tmp_path / "mixed.mrcs", "-o", out, "-k", 2) == 2
+    assert "particle 4 is a constant image" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -547,12 +547,13 @@ def output_folder(
                 return
             moves = _planned_moves(staging, folder, overwrite)
             stale = _stale_outputs(folder, step, moves) if step and overwrite else []
-            _say_other_steps_replaced(folder, step, moves)
+            others = _other_steps_replaced(folder, step, moves)
             for source, target in moves:
                 if target.is_dir():  # tomoscribe's own earlier folder, all of it its own
                     _swap_folder(source, target)
                 else:
                     os.replace(source, target)
+            _say_replaced(folder, others)
             record_written([target for _, target in moves], step)
             for path in stale:
                 _remove(path)
@@ -605,13 +606,11 @@ def _planned_moves(staging: Path, folder: Path, overwrite: bool) -> list[tuple[P
     return moves
 
 
-def _say_other_steps_replaced(folder: Path, step: str | None, moves) -> None:
-    """Warn when this run replaces files another step wrote into ``folder`` (an
-    ``extract`` into a ``simulate particles2d`` folder replaced its particles.star,
-    leaving the stack and its truth without it): allowed, as they are tomoscribe's own
-    and unchanged, but not to be done without a word."""
-    import warnings
-
+def _other_steps_replaced(folder: Path, step: str | None, moves) -> dict[str, list[str]]:
+    """The files this run is about to replace that another step wrote into ``folder``
+    (per step, from the folder's manifest): an ``extract`` into a ``simulate
+    particles2d`` folder replaced its particles.star, leaving the stack and its truth
+    without it, which is allowed (tomoscribe's own, unchanged) but not without a word."""
     from .ownership import entry_steps
 
     steps = entry_steps(folder)
@@ -620,6 +619,13 @@ def _say_other_steps_replaced(folder: Path, step: str | None, moves) -> None:
         other = steps.get(target.name)
         if target.exists() and other and other != step:
             replaced.setdefault(other, []).append(target.name)
+    return replaced
+
+
+def _say_replaced(folder: Path, replaced: dict[str, list[str]]) -> None:
+    """Warn about each step's files :func:`_other_steps_replaced` found, once replaced."""
+    import warnings
+
     for other, names in replaced.items():
         warnings.warn(
             f"replaced {', '.join(sorted(names))} in {folder}, which `{other}` wrote there; "

@@ -226,7 +226,7 @@ def open_particles(
                 f"which holds {shapes[path][0]}."
             )
     merged = _with_optics(table, optics, star)
-    _check_numbers(star, merged, _SAMPLING_COLUMNS)
+    _check_numbers(star, merged, ("rlnImageSize",) if pixel_size_A else _SAMPLING_COLUMNS)
     _check_image_size(star, merged, box)
     if pixel_size_A:
         sizes = np.full(len(table), float(pixel_size_A))
@@ -397,7 +397,7 @@ def _numbered_groups(rows: pd.DataFrame, star: Path, kind: str) -> pd.DataFrame:
     """``rows`` with ``rlnOpticsGroup`` as whole numbers, refusing a row whose group is
     not one (a word there made pandas' merge fail with a traceback)."""
     groups = pd.to_numeric(rows["rlnOpticsGroup"], errors="coerce")
-    whole = groups.notna() & (groups == groups.round())
+    whole = np.isfinite(groups) & (groups == groups.round())
     if not whole.all():
         row = int(np.flatnonzero(~whole.to_numpy())[0])
         raise InputFileError(

@@ -205,6 +205,14 @@ def _normalised(images: np.ndarray, start: int, device) -> torch.Tensor:
     if not torch.isfinite(x).all():
         bad = start + int(torch.nonzero(~torch.isfinite(x).flatten(1).all(1))[0])
         raise InvalidDataError(f"particle {bad + 1} has NaN or infinite pixels.")
+    flat = x.flatten(1)
+    constant = torch.nonzero(flat.amax(1) == flat.amin(1)).flatten()
+    if len(constant):  # no contrast: its features were NaN, and scikit-learn's traceback
+        named = ", ".join(str(start + int(i) + 1) for i in constant[:5])
+        raise InvalidDataError(
+            f"particle {named}{' …' if len(constant) > 5 else ''} is a constant image "
+            "with no contrast; leave such images out of the particles given."
+        )
     x = x - x.mean(dim=(1, 2), keepdim=True)
     return x / (x.std(dim=(1, 2), keepdim=True) + 1e-6)
 
@@ -254,31 +262,12 @@ def invariant_features(work: np.ndarray, polar: PolarSpectra, chunk: int, device
     return np.concatenate(parts)
 
 
-def _check_contrast(features: np.ndarray) -> None:
-    """Refuse particles whose images carry no contrast: a constant image has no finite
-    features (scikit-learn's KMeans then failed with a traceback)."""
-    finite = np.isfinite(features).all(axis=1)
-    if not finite.any():
-        raise InvalidDataError(
-            "the particles' images carry no contrast (every one is constant); there is "
-            "nothing to classify."
-        )
-    if not finite.all():
-        constant = np.flatnonzero(~finite) + 1
-        named = ", ".join(map(str, constant[:5])) + (" …" if len(constant) > 5 else "")
-        raise InvalidDataError(
-            f"{len(constant)} particles ({named}) are constant images with no contrast; "
-            "leave them out of the particles given."
-        )
-
-
 def initial_classes(features: np.ndarray, params: Classify2DParams) -> tuple:
     """PCA of the (centred, not standardised: noise-only features would weigh as much
     as the signal's) features, then KMeans: (labels from 0, reduced features)."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
-    _check_contrast(features)
     rng = np.random.default_rng(params.seed)
     z = features - features.mean(0)
     fit_rows = rng.choice(len(z), min(len(z), 20000), replace=False)
