@@ -427,3 +427,17 @@ def test_a_word_for_a_pixel_size_is_refused(tmp_path, capsys, shared_data):
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
     assert "rlnImagePixelSize" in line and "'abc'" in line and "not a number" in line
+
+
+def test_a_stack_given_beside_a_star_that_names_none_of_it_is_refused(tmp_path, capsys):
+    """A new user's trial: `classify2d good.star px3.mrcs` read the STAR's own stacks and
+    ignored the stack given without a word."""
+    first = tmp_path / "a"
+    first.mkdir()
+    assert main(["simulate", "particles2d", "-o", str(first), "--n", "16", "--box", "32"]) == 0
+    other = shifted_stack(tmp_path / "px3.mrcs", np.zeros((4, 2)), header_A=2.5, box=32)
+    capsys.readouterr()
+    out = tmp_path / "out"
+    status = _cli("classify2d", first / "particles.star", other, "-o", out, "-k", 2)
+    line = _refused(status, out, capsys)
+    assert "px3.mrcs was given but" in line and "names none of its images" in line

@@ -216,6 +216,7 @@ def open_particles(
         )
     table, optics = read_particle_star(star)
     files, stack_of, index = _image_names(table, star, stacks)
+    _check_all_given_used(star, stacks, files)
     shapes = {p: _stack_shape(p) for p in files}
     box = _check_boxes(shapes)
     for s, path in enumerate(files):
@@ -330,6 +331,19 @@ def _image_names(table: pd.DataFrame, star: Path, stacks: list[Path]):
         stack_of[row] = files.setdefault(found[name], len(files))
         index[row] = int(number) - 1
     return list(files), stack_of, index
+
+
+def _check_all_given_used(star: Path, stacks: list[Path], files: list[Path]) -> None:
+    """Refuse a stack given beside a STAR file that names none of its images (the STAR's
+    own stacks, found elsewhere, were read and the stack given was ignored silently)."""
+    used = {Path(f).resolve() for f in files}
+    for stack in stacks:
+        if Path(stack).resolve() not in used:
+            read = ", ".join(sorted({Path(f).name for f in files})[:3])
+            raise InputFileError(
+                f"{stack} was given but {star} names none of its images (it names {read}); "
+                "give the STAR file written with that stack, or leave the stack out."
+            )
 
 
 def _stack_path(name: str, star: Path, stacks: list[Path]) -> Path:
