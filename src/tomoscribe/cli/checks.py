@@ -193,6 +193,19 @@ def check_distinct_outputs(named: list[tuple[Path, str]]) -> None:
         seen[key] = how
 
 
+def _lockable_beside(folder: Path) -> bool:
+    """Whether the writer's lock of ``folder`` can be made beside it: its nearest
+    existing parent is writable.  Commands that write into an existing folder under a
+    read-only one (``demo``, ``clem``, ``simulate cell``) never needed more than the
+    folder itself, so there they go on without the early lock."""
+    import os
+
+    parent = Path(folder).absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return os.access(parent, os.W_OK | os.X_OK)
+
+
 def writes(
     files: tuple[str, ...] = (),
     folders: tuple[str, ...] = (),
@@ -257,7 +270,8 @@ def writes(
             for name in folders:
                 for path in _paths(values.get(name)):
                     check_output_folder(path, inputs)
-                    held.append(path)
+                    if _lockable_beside(path):
+                        held.append(path)
             with contextlib.ExitStack() as locks:  # a second run is refused at its start,
                 for path in held:  # not after it has computed (output_folder locks again)
                     locks.enter_context(output_lock(path))
