@@ -205,27 +205,39 @@ def test_segment_creates_its_output_folder(tomo, tmp_path):
     assert (tmp_path / "maps" / "t_membrane.mrc").is_file()
 
 
-def test_a_second_writer_is_refused_with_the_first_named(tomo, tmp_path, capsys):
-    out = tmp_path / "p.mrc"
+def _lock_holder(output) -> subprocess.Popen:
+    """Another process that holds ``output``'s writer's lock (kill it when done)."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys, time; from tomoscribe.locks import output_lock\n"
-            f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(30)",
+            f"with output_lock({str(output)!r}):\n    print('held', flush=True); time.sleep(30)",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def _refused_while_held(argv: list[str], out, capsys) -> None:
+    """``argv`` run while another process holds ``out``'s lock: refused (exit 2) naming
+    that process, ``out`` not written; the holder is then killed (``kill -9``)."""
+    holder = _lock_holder(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
-        assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 2
+        assert main(argv) == 2
         err = capsys.readouterr().err
         assert "being written by another tomoscribe run" in err and f"pid {holder.pid}" in err
         assert not out.exists()
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_second_writer_is_refused_with_the_first_named(tomo, tmp_path, capsys):
+    out = tmp_path / "p.mrc"
+    _refused_while_held(["preprocess", str(tomo), "-o", str(out), "-q"], out, capsys)
     # The holder died (kill -9): its lock is taken over at once.
     assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0
     assert not lock_path(out).exists()
@@ -445,31 +457,13 @@ def test_a_second_run_into_an_output_folder_is_refused_before_it_computes(
     import tomoscribe.simulate.workflow as simulate_workflow
 
     out = tmp_path / "conc"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from tomoscribe.locks import output_lock\n"
-            f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
 
     def computed(*args, **kwargs):
         raise AssertionError("the second run computed before it was refused")
 
     monkeypatch.setattr(simulate_workflow, "particle_stack_files", computed)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        argv = ["simulate", "particles2d", "-o", str(out), "--n", "20", "--box", "32"]
-        assert main(argv) == 2
-        err = capsys.readouterr().err
-        assert "being written by another tomoscribe run" in err and f"pid {holder.pid}" in err
-        assert not out.exists()
-    finally:
-        holder.kill()
-        holder.wait()
+    argv = ["simulate", "particles2d", "-o", str(out), "--n", "20", "--box", "32"]
+    _refused_while_held(argv, out, capsys)
 
 
 def test_replacing_another_commands_files_in_a_folder_is_said(tmp_path, capsys):

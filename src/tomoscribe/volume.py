@@ -149,6 +149,17 @@ def check_is_tomogram(volume: Volume, where) -> None:
         )
 
 
+def physical_memory_bytes() -> int:
+    """The machine's physical memory (bytes; 8 GiB where the system does not say), for
+    refusing work that could not be held in it before it starts."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
 def check_reference_map(values: np.ndarray, where: str) -> np.ndarray:
     """A reference map as float32, refused in one sentence unless it is a cubic 3D
     volume of finite voxels (a 2D image, a non-cubic box or a NaN voxel gave garbage

@@ -15,7 +15,7 @@ import tifffile
 
 from ..errors import InputFileError, MissingVoxelSizeError, ParameterError
 from ..outputs import atomic_path
-from ..volume import Volume, check_voxel_type
+from ..volume import Volume, check_voxel_type, physical_memory_bytes
 
 #: Length units ImageJ writes, in Å.
 _UNIT_A = {
@@ -143,10 +143,7 @@ def _check_fits_in_memory(path: Path, series) -> None:
     header can claim any size.
     """
     nbytes = int(np.prod(series.shape, dtype=object)) * np.dtype(series.dtype).itemsize
-    try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        memory = 8 * 2**30
+    memory = physical_memory_bytes()
     if nbytes > memory // 2:
         raise InputFileError(
             f"{path} is compressed and would need {nbytes / 2**30:.1f} GiB in memory (its "

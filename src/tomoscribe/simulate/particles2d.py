@@ -175,7 +175,8 @@ def _check_stack_parameters(n, box, pixel_A, n_projections, junk, defoci_um, snr
     that cannot be held: the particles and the clean projections, float32, are kept in
     memory, so more than half of it is refused before any work."""
     import math
-    import os
+
+    from ..volume import physical_memory_bytes
 
     if n < 1:
         raise ParameterError(f"`n_particles` must be at least 1, got {n}.", parameter="n_particles")
@@ -200,10 +201,7 @@ def _check_stack_parameters(n, box, pixel_A, n_projections, junk, defoci_um, snr
             parameter="defoci_um",
         )
     needed = (int(n) + int(n_projections)) * int(box) ** 2 * 4
-    try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        memory = 8 * 2**30
+    memory = physical_memory_bytes()
     if needed > memory // 2:
         raise ParameterError(
             f"{n} particles and {n_projections} projections of {box}² pixels would need "
