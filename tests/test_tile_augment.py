@@ -13,6 +13,7 @@ from tomoscribe.segment.tile_augment import (
     WedgeRotator,
     augmentation_of,
     flip_tile,
+    random_flip,
     rotate_block_keeping_wedge,
 )
 from tomoscribe.segment.trainset import (
@@ -89,6 +90,19 @@ def test_flips_are_exact_and_move_mask_and_image_together():
     np.testing.assert_array_equal(tile, patch[:, 4:36, 4:36][:, :, ::-1])
     with pytest.raises(ParameterError, match="out of"):
         flip_tile(patch, mask, 32, False, False, False, (5, 0))
+
+
+def test_flips_of_an_asymmetric_range_keep_the_wedge_on_its_side():
+    # A lamella tilted −20…+60°: a mirror of x alone (or of z alone) would put the
+    # data's power in the mirrored wedge, which no tomogram of that series has.
+    tilt = (-20.0, 60.0)
+    block = _wedged_noise(1, tilt).astype(np.float32)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        copy, _ = random_flip(block, None, N, rng, tilt)
+        assert _power_in_missing_wedge(copy, tilt) < 0.02
+    mirrored, _ = flip_tile(block, None, N, False, True, False)
+    assert _power_in_missing_wedge(mirrored, tilt) > 0.2
 
 
 @pytest.fixture

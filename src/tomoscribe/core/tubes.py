@@ -2,7 +2,7 @@
 how much of a tube's wall a single-axis tilt series measures.
 
 The wall a tilt series keeps.  Tilt axis y, beam z, tilts α ∈ [min, max]; a
-Fourier direction k is measured when its tilt angle atan2(−k_z, k_x), folded into
+Fourier direction k is measured when its tilt angle atan2(k_z, k_x), folded into
 (−90°, 90°], lies in the range (:mod:`tomoscribe.core.wedge`).  A patch of a tube's
 wall is, at the tube's scale, a sheet whose Fourier transform lies along the sheet's
 normal, so the patch is in the reconstruction when its normal is a measured
@@ -58,7 +58,7 @@ def visible_wall_fraction(directions_zyx, tilt_range_deg) -> np.ndarray:
     v = np.cross(d, u)
     normals = np.cos(_PHI)[None, :, None] * u[:, None] + np.sin(_PHI)[None, :, None] * v[:, None]
     nz, nx = normals[..., 0], normals[..., 2]
-    alpha = np.degrees(np.arctan2(-nz, nx))
+    alpha = np.degrees(np.arctan2(nz, nx))
     alpha = np.where(alpha > 90, alpha - 180, alpha)
     alpha = np.where(alpha <= -90, alpha + 180, alpha)
     # Normals with n_x = 0 (along y, the tilt axis itself) are a set of measure zero.

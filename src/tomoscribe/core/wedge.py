@@ -1,11 +1,14 @@
 """The missing wedge of a single-axis tilt series, in Fourier space.
 
 With the tilt axis along y and tilts α ∈ [min, max] (degrees), the tilt image at α
-samples the Fourier plane normal to the beam direction (sin α, 0, cos α), so a
-frequency k = (kx, ky, kz) is measured when the tilt α(k) = atan2(−kz, kx), folded
-into (−90°, 90°], lies within the range.  Frequencies with kx = kz = 0 (the tilt axis
-itself) are always measured.  A particle rotated by R (reference → particle) has, in
-the reference frame, the wedge ``W_ref(k) = W(R k)``.
+samples the Fourier plane normal to the beam direction (−sin α, 0, cos α), so a
+frequency k = (kx, ky, kz) is measured when the tilt α(k) = atan2(kz, kx), folded
+into (−90°, 90°], lies within the range.  The sign is RELION 5's (and so IMOD's, whose
+.tlt angles RELION takes as rlnTomoYTilt): its projection ``Ry(α)`` puts a point at
+(x, z) on x' = x cos α + z sin α, as :mod:`tomoscribe.simulate.tilt` does.  Only
+asymmetric ranges (a lamella tilted −20…+60°) tell the two sides apart.  Frequencies
+with kx = kz = 0 (the tilt axis itself) are always measured.  A particle rotated by R
+(reference → particle) has, in the reference frame, the wedge ``W_ref(k) = W(R k)``.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def wedge_mask(n: int, tilt_range_deg=DEFAULT_TILT_RANGE_DEG, rotations_xyz=None
         r = torch.as_tensor(np.asarray(rotations_xyz), dtype=torch.float32)
         k = torch.einsum("mij,zyxj->mzyxi", r, k)
     kx, kz = k[..., 0], k[..., 2]
-    alpha = torch.rad2deg(torch.atan2(-kz, kx))
+    alpha = torch.rad2deg(torch.atan2(kz, kx))
     alpha = torch.where(alpha > 90, alpha - 180, alpha)
     alpha = torch.where(alpha <= -90, alpha + 180, alpha)
     on_axis = (kx.abs() < 1e-6) & (kz.abs() < 1e-6)

@@ -10,10 +10,13 @@ y, found along x: Dice 0.01 on an independent simulator, issue 23).  Three metho
 
 ``"flip"``
     Mirror x and/or y (both: a 180° turn about z), optionally reverse the context
-    slices (z), and shift the tile by up to the patch's margin.  Each of these maps
-    the wedge onto itself (|k_x|, |k_z| unchanged), so every copy is a picture the
-    microscope could have taken.  The copies are exact: pixels are moved, never
-    interpolated.
+    slices (z), and shift the tile by up to the patch's margin.  For a symmetric tilt
+    range each of these maps the wedge onto itself (|k_x|, |k_z| unchanged), so every
+    copy is a picture the microscope could have taken.  For an asymmetric one (a
+    lamella tilted −20…+60°) a mirror of x alone, or of z alone, turns the wedge into
+    its mirror image, so there x and z are mirrored together (a 180° turn about y,
+    (k_x, k_z) → (−k_x, −k_z), which keeps any range).  The copies are exact: pixels
+    are moved, never interpolated.
 ``"rotate-wedge"``
     Turn a 3D block around the tile about z by an arbitrary angle, multiply its 3D
     Fourier transform by the missing-wedge mask of the tilt range
@@ -67,6 +70,17 @@ def augmentation_of(metadata: dict) -> dict:
     return record
 
 
+#: A tilt range whose ends differ in size by no more than this (degrees) is taken as
+#: symmetric: a degree at the wedge's edge is below a tilt series' 2–3° step.
+SYMMETRIC_WITHIN_DEG = 1.0
+
+
+def wedge_is_symmetric(tilt_range_deg) -> bool:
+    """Whether a mirror of x (or of z) alone maps the range's wedge onto itself."""
+    lo, hi = check_tilt_range(tilt_range_deg)
+    return abs(lo + hi) <= SYMMETRIC_WITHIN_DEG
+
+
 def flip_tile(
     patch: np.ndarray,
     mask: np.ndarray | None,
@@ -116,11 +130,19 @@ def flip_tile(
 
 
 def random_flip(
-    patch: np.ndarray, mask: np.ndarray | None, tile_size: int, rng: np.random.Generator
+    patch: np.ndarray,
+    mask: np.ndarray | None,
+    tile_size: int,
+    rng: np.random.Generator,
+    tilt_range_deg=(-60.0, 60.0),
 ):
-    """:func:`flip_tile` with random mirrors, slice order and shift (up to the margin)."""
+    """:func:`flip_tile` with random mirrors, slice order and shift (up to the margin);
+    for an asymmetric ``tilt_range_deg`` (ends more than :data:`SYMMETRIC_WITHIN_DEG`
+    apart in size) x and z are mirrored together, which keeps the wedge's side."""
     margin = (patch.shape[-1] - tile_size) // 2
     flips = rng.integers(2, size=3).astype(bool)
+    if not wedge_is_symmetric(tilt_range_deg):
+        flips[2] = flips[1]  # mirror z with x: a 180° turn about the tilt axis
     shift = rng.integers(-margin, margin + 1, size=2)
     return flip_tile(patch, mask, tile_size, flips[0], flips[1], flips[2], shift)
 

@@ -493,6 +493,7 @@ class _Copier:
         rng: np.random.Generator,
     ) -> None:
         self.method, self.volume, self.rng = method, volume, rng
+        self.tilt_range_deg = tilt_range_deg
         self.patch_size, self.tile_size, self.context = patch_size, tile_size, context
         self.inner = slice((patch_size - tile_size) // 2, (patch_size + tile_size) // 2)
         self.rotator = (
@@ -506,7 +507,7 @@ class _Copier:
         if self.method == "rotate":
             return _rotate(patch, mask, self.rng, self.inner)
         if self.method == "flip" or (self.method == "mixed" and self.rng.integers(2)):
-            return random_flip(patch, mask, self.tile_size, self.rng)
+            return random_flip(patch, mask, self.tile_size, self.rng, self.tilt_range_deg)
         return self.rotator.copy(self._block(centre), mask, self.context, self.tile_size, self.rng)
 
     def _block(self, centre) -> np.ndarray:

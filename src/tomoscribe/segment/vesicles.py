@@ -247,12 +247,12 @@ def visible_normals(
 ) -> np.ndarray:
     """Whether a membrane with these unit normals (n, 3; z, y, x) shows in the tomogram.
 
-    The normal is sampled when its tilt angle ``atan2(−n_z, n_x)`` (folded into
+    The normal is sampled when its tilt angle ``atan2(n_z, n_x)`` (folded into
     −90…90°, the convention of :mod:`tomoscribe.core.wedge`, tilt axis y) lies in
     the tilt range; normals within ``axis_cone_deg`` of the tilt axis always show.
     """
     nz, ny, nx = directions[:, 0], directions[:, 1], directions[:, 2]
-    tilt = np.degrees(np.arctan2(-nz, nx))
+    tilt = np.degrees(np.arctan2(nz, nx))
     tilt = np.where(tilt > 90, tilt - 180, np.where(tilt <= -90, tilt + 180, tilt))
     lo, hi = tilt_range_deg
     near_axis = np.abs(ny) >= math.cos(math.radians(axis_cone_deg))

@@ -564,9 +564,10 @@ BEAM_MARGIN_DEG = (15.0, 5.0)
 def along_tilt_beams(directions_zyx: np.ndarray, tilt_range_deg) -> np.ndarray:
     """Whether each direction (z, y, x; sign free) runs along the beam of some tilt.
 
-    Back-projection smears every density along the beams of the tilts, (sin α, 0,
-    cos α) for α in the range: the missing wedge's point spread function is a bow tie
-    in the xz plane filling the directions within the tilt range of z, brightest along
+    Back-projection smears every density along the beams of the tilts, (−sin α, 0,
+    cos α) (x, y, z) for α in the range (:mod:`tomoscribe.core.wedge`): the missing
+    wedge's point spread function is a bow tie in the xz plane filling the directions
+    within the tilt range of z, brightest along
     the beams of the two highest tilts.  Blurred walls, ends and crossings make ridges
     along those directions (at ±45° the ends of tubes near x ran off into z at 40–60°
     of elevation on the demo cells), and a tube lying along a beam is as rare in a
@@ -579,7 +580,7 @@ def along_tilt_beams(directions_zyx: np.ndarray, tilt_range_deg) -> np.ndarray:
     d = np.asarray(directions_zyx, float).reshape(-1, 3)
     d = d / np.linalg.norm(d, axis=1, keepdims=True).clip(1e-12)
     in_plane = np.abs(d[:, 1]) < np.sin(np.radians(off_plane))
-    tilt = np.degrees(np.arctan2(d[:, 2], d[:, 0]))  # beam angle from z towards x
+    tilt = np.degrees(np.arctan2(-d[:, 2], d[:, 0]))  # the tilt whose beam d is
     tilt = np.where(tilt > 90, tilt - 180, tilt)
     tilt = np.where(tilt <= -90, tilt + 180, tilt)
     return in_plane & (tilt >= lo - beyond) & (tilt <= hi + beyond)
