@@ -45,6 +45,24 @@ def test_density_has_the_models_centre_and_radius_of_gyration(
     np.testing.assert_array_equal(again.data, volume.data)
 
 
+def test_written_map_overlays_its_model(shared_data, tmp_path, monkeypatch):
+    """The header's origin puts the density on the model's own atoms (a new user's
+    trial: the map was centred on 0 Å, so it did not overlay the model it came from)."""
+    from tomoscribe.io import write_volume
+
+    monkeypatch.setenv("TOMOSCRIBE_CACHE", str(tmp_path))
+    path = shared_data / "structures" / "1qvr.pdb"
+    write_volume(tmp_path / "map.mrc", structure_density(path, 6.0, 15.0))
+    with mrcfile.open(tmp_path / "map.mrc") as mrc:
+        data = mrc.data.astype(float)
+        origin = np.array([float(mrc.header.origin[a]) for a in "xyz"])
+        voxel = float(mrc.voxel_size.x)
+    atoms = atom_table(read_structure(path)).xyz_A  # gemmi's coordinates, Å
+    ijk = (atoms - origin) / voxel  # (x, y, z) voxel indices
+    at_atoms = scipy.ndimage.map_coordinates(data, ijk[:, ::-1].T, order=1)
+    assert at_atoms.mean() > 0.5 * data.max()
+
+
 @pytest.mark.parametrize("name", ["1bxn", "2cg9", "3j9i"])
 def test_density_correlates_with_independent_10A_maps(shared_data, name, tmp_path, monkeypatch):
     monkeypatch.setenv("TOMOSCRIBE_CACHE", str(tmp_path))

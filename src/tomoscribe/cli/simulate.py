@@ -28,7 +28,8 @@ def structure(
     assembly: str = typer.Option(None, "--assembly", help="Biological assembly to expand."),
     box: int = typer.Option(None, "--box", help="Box edge in voxels (default: fits)."),
 ) -> None:
-    """Electron-scattering density of an atomic model, centred in a cubic box."""
+    """Electron-scattering density of an atomic model, centred in a cubic box whose
+    origin keeps the model's frame (the map overlays the model)."""
     from ..simulate.workflow import structure_density_file
 
     volume = structure_density_file(model, output, voxel_size, resolution, assembly, box)

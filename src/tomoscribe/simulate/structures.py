@@ -142,7 +142,9 @@ def structure_density(
     Volume
         float32 density (arbitrary but consistent units: gemmi's electron-scattering
         density, in e/Å³-like units), with the centre of mass at voxel ``n // 2`` and
-        ``origin_A`` placing that voxel at 0 Å.
+        ``origin_A`` placing that voxel at the model's centre of mass (Å, the model's
+        own frame), so the map overlays the model as ChimeraX's ``molmap`` or gemmi's
+        maps do.
     """
     if not voxel_size_A > 0 or not resolution_A > 0:
         raise ParameterError("voxel size and resolution must be positive (Å).")
@@ -171,8 +173,8 @@ def structure_density(
             f"{n * voxel_size_A:.0f} Å ({n} voxels); use a larger box."
         )
     data = _gemmi_density(structure, atoms.centre_of_mass_A, n, voxel_size_A, resolution_A)
-    origin = -(n // 2) * voxel_size_A
-    volume = Volume(data, (voxel_size_A,) * 3, (origin,) * 3, metadata={"source": str(path)})
+    origin = tuple(float(c) - (n // 2) * voxel_size_A for c in atoms.centre_of_mass_A)
+    volume = Volume(data, (voxel_size_A,) * 3, origin, metadata={"source": str(path)})
     if cache:
         from ..io import write_volume
 
@@ -211,7 +213,8 @@ def _cache_key(path: Path, voxel_size_A, resolution_A, assembly, pad_A, box) -> 
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:20]
-    spec = f"{digest}-v{voxel_size_A:g}-r{resolution_A:g}-a{assembly}-p{pad_A:g}-b{box}"
+    # "-f1": the origin is the model's frame (maps cached before had the centre at 0 Å).
+    spec = f"{digest}-v{voxel_size_A:g}-r{resolution_A:g}-a{assembly}-p{pad_A:g}-b{box}-f1"
     return hashlib.sha256(spec.encode()).hexdigest()[:24]
 
 
