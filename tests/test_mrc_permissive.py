@@ -239,3 +239,18 @@ def test_axis_order_agrees_with_gemmi(tmp_path):
     ccp4.setup(float("nan"))
     theirs = np.array(ccp4.grid, copy=False).transpose(2, 1, 0)  # x, y, z → z, y, x
     np.testing.assert_array_equal(np.asarray(_read_quietly(path).data), theirs)
+
+
+def test_voxels_that_are_not_cubes_are_read_with_a_warning(tmp_path):
+    # A trial's tomogram of 7.3 × 7.3 × 9 Å voxels was band-passed with a z filter
+    # 23% too narrow and cut into subtomograms whose headers said 7.3 Å cubes.
+    path = tmp_path / "aniso.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.zeros((6, 5, 4), np.float32))
+        mrc.voxel_size = (7.3, 7.3, 9.0)
+    with pytest.warns(MRCWarning, match=r"not cubes \(7\.3 × 7\.3 × 9 Å.*squeezevol"):
+        volume = read_volume(path)
+    assert volume.voxel_size_A == pytest.approx((7.3, 7.3, 9.0))
+    stack = tmp_path / "images.mrcs"  # an image stack's z spacing is not a length
+    stack.write_bytes(path.read_bytes())
+    assert _read_quietly(stack).shape == (6, 5, 4)

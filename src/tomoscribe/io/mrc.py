@@ -101,6 +101,7 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
         data = data.view(np.uint8)
     vs = _voxel_size(path, handle, voxel_size_A)
     origin = _origin(header, vs, unusual)
+    _check_cubic(path, data.shape, vs, unusual)
     if unusual:
         warnings.warn(
             f"{path} was read although {'; '.join(unusual)}; its voxel data are "
@@ -271,6 +272,27 @@ def _voxel_size(path: Path, handle, voxel_size_A: float | None) -> np.ndarray:
             parameter="voxel_size_A",
         )
     return vs
+
+
+#: Voxel sizes (x, y, z) within this fraction of x are one cube.
+CUBIC_TOLERANCE = 0.01
+#: Image stacks, whose z spacing is not a length in the specimen.
+_STACK_SUFFIXES = (".mrcs", ".st", ".ali", ".preali")
+
+
+def _check_cubic(path: Path, shape, vs: np.ndarray, unusual: list[str]) -> None:
+    """Say so when a volume's voxels are not cubes: band-pass filters, boxes, binning
+    and subtomogram headers all take a voxel as a cube of the x size, so a tomogram of
+    7.3 × 7.3 × 9 Å voxels would be filtered and cut 23% too short in z, silently."""
+    if shape[0] < 2 or path.suffix.lower() in _STACK_SUFFIXES:
+        return
+    if np.all(np.abs(vs - vs[0]) <= CUBIC_TOLERANCE * vs[0]):
+        return
+    unusual.append(
+        f"its voxels are not cubes ({' × '.join(f'{v:g}' for v in vs)} Å, x × y × z) "
+        f"and tomoscribe takes them as cubes of {vs[0]:g} Å: resample it to cubic voxels "
+        "first (e.g. IMOD's squeezevol)"
+    )
 
 
 def _origin(header, vs: np.ndarray, unusual: list[str]) -> np.ndarray:
