@@ -275,6 +275,12 @@ def test_de_novo_average_says_its_halves_share_a_model(scene, capsys):
     assert record["initial_model"] == "de novo" and record["half_sets"] == "drawn"
     assert 0.0 <= record["denovo_stability"] <= 1.0
     assert record["warnings"]
+    # The 0.5 figure in words: a trial's noise average recorded 456 Å (its box) with
+    # nothing to say the FSC was below 0.5 from the first shell.
+    curve = pd.read_csv(out / "fsc.csv")
+    assert record["resolution_05"] == describe_resolution(curve, 0.5)
+    assert record["resolution_0143"] == describe_resolution(curve, 0.143)
+    assert record["fsc_05_reaches_nyquist"] == bool((curve["fsc"] >= 0.5).all())
 
 
 def test_resolution_is_not_claimed_at_nyquist():

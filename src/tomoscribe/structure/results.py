@@ -14,7 +14,7 @@ from ..io.particles import recorded_voxel_size, write_particles
 from ..outputs import atomic_path, write_provenance
 from ..volume import Volume
 from .average import reliability_warnings
-from .fsc import reaches_nyquist
+from .fsc import describe_resolution, reaches_nyquist
 
 #: The files :func:`write_average_outputs` writes into its folder.
 AVERAGE_OUTPUTS = (
@@ -109,6 +109,11 @@ def write_average_outputs(
         "resolution_0143_A": result["resolution_0143_A"],
         "resolution_05_A": result["resolution_05_A"],
         "fsc_0143_reaches_nyquist": reaches_nyquist(result["fsc"], 0.143),
+        "fsc_05_reaches_nyquist": reaches_nyquist(result["fsc"], 0.5),
+        # In words, since the numbers above are bounds at either end of the box: "at
+        # 31.2 Å", "better than 20.0 Å (Nyquist)" or "worse than 456.0 Å (the box)".
+        "resolution_0143": describe_resolution(result["fsc"], 0.143),
+        "resolution_05": describe_resolution(result["fsc"], 0.5),
         "history": result["history"],
         "n_particles": len(table),
         "half_sets": result.get("half_sets", "drawn"),
