@@ -1,3 +1,4 @@
+import mrcfile
 import numpy as np
 import pytest
 import starfile
@@ -38,6 +39,8 @@ def test_simulate_cell_writes_a_consistent_set(tmp_path):
     assert tomogram.voxel_size_A == (10.0,) * 3
     angles = np.loadtxt(tmp_path / "tilt_series.tlt")
     assert read_volume(tmp_path / "tilt_series.mrc").shape[0] == len(angles) == 25
+    with mrcfile.open(tmp_path / "tilt_series.mrc") as mrc:
+        assert mrc.is_image_stack()  # space group 0, as IMOD marks a tilt series
     particles = starfile.read(tmp_path / "particles.star")
     assert len(particles) > 0
     z, y, x = (particles[f"rlnCoordinate{a}"].round().astype(int).to_numpy() for a in "ZYX")

@@ -331,9 +331,11 @@ def create_mrc(
     voxel_size_A,
     origin_A=(0.0, 0.0, 0.0),
     overwrite: bool = True,
+    image_stack: bool = False,
 ) -> Iterator[np.ndarray]:
     """Create an MRC file atomically and yield its writable memory-mapped array
-    (a ``.mrcs`` file is marked a stack of images, space group 0, as RELION writes them).
+    (a ``.mrcs`` file, or any with ``image_stack``, such as a tilt series, is marked a
+    stack of images, space group 0, as RELION and IMOD write them).
 
     The file appears under ``path`` only after the ``with`` block ends without error;
     the header statistics (min, max, mean, rms) are computed slab by slab on close.
@@ -361,7 +363,7 @@ def create_mrc(
             data = mrc.data.view(np.uint8) if dtype == np.uint8 else mrc.data
             yield data
             # a stack of images, or one image (as mrcfile writes a 2D array): ispg 0, mz 1
-            if str(path).lower().endswith(".mrcs") or shape[0] == 1:
+            if image_stack or str(path).lower().endswith(".mrcs") or shape[0] == 1:
                 mrc.set_image_stack()
             _finish_header(mrc, data, voxel_size_A, origin_A, unsigned_bytes=dtype == np.uint8)
 
@@ -384,10 +386,17 @@ def preallocate(path: str | os.PathLike) -> None:
 
 
 def write_mrc(path: str | os.PathLike, volume: Volume, dtype=None, overwrite: bool = True) -> Path:
-    """Write a whole :class:`Volume` to MRC (atomically), keeping voxel size and origin."""
+    """Write a whole :class:`Volume` to MRC (atomically), keeping voxel size and origin;
+    a volume whose metadata says ``image_stack`` (a tilt series) is marked a stack."""
     dtype = np.dtype(dtype or (volume.dtype if volume.dtype in _WRITE_DTYPES else np.float32))
     with create_mrc(
-        path, volume.shape, dtype, volume.voxel_size_A, volume.origin_A, overwrite=overwrite
+        path,
+        volume.shape,
+        dtype,
+        volume.voxel_size_A,
+        volume.origin_A,
+        overwrite=overwrite,
+        image_stack=bool(volume.metadata.get("image_stack")),
     ) as out:
         for z0 in range(0, volume.shape[0], 64):
             out[z0 : z0 + 64] = volume.slab(z0, z0 + 64, dtype=dtype)

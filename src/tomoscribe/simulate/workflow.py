@@ -98,7 +98,10 @@ def simulate_cell_files(
         ),
     )
     write_volume(out_dir / "tomogram.mrc", Volume(imaged["tomogram"], vs))
-    write_volume(out_dir / "tilt_series.mrc", Volume(imaged["tilt_series"], vs))
+    write_volume(  # a stack of images (space group 0), as IMOD writes a tilt series
+        out_dir / "tilt_series.mrc",
+        Volume(imaged["tilt_series"], vs, metadata={"image_stack": True}),
+    )
     with atomic_path(out_dir / "tilt_series.tlt") as tmp:
         tmp.write_text("".join(f"{a:.2f}\n" for a in imaged["angles_deg"]))
     class_ids = {str(v): k for k, v in CELL_CLASS_IDS.items()}
