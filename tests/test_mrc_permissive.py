@@ -254,3 +254,9 @@ def test_voxels_that_are_not_cubes_are_read_with_a_warning(tmp_path):
     stack = tmp_path / "images.mrcs"  # an image stack's z spacing is not a length
     stack.write_bytes(path.read_bytes())
     assert _read_quietly(stack).shape == (6, 5, 4)
+    marked = tmp_path / "tilt_series.mrc"  # a stack by its header (ispg 0, mz 1)
+    with mrcfile.new(marked) as mrc:
+        mrc.set_data(np.zeros((6, 5, 4), np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = (10.0, 10.0, 60.0)
+    assert _read_quietly(marked).shape == (6, 5, 4)

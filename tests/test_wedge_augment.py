@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from synthetic_shapes import SHAPE_NAMES, shapes
+from tomoscribe.classify.fitting import wedge_keeping_flip
 from tomoscribe.classify.training import ClassifierParams, normalise, predict, train_classifier
 from tomoscribe.classify.wedge_augment import (
+    is_mirror_symmetric,
     measured_fourier_support,
     random_rotations,
     rotate_keeping_wedge,
@@ -39,6 +41,27 @@ def test_the_measured_support_is_the_wedge_of_the_data():
         assert (measured == support)[inside].all()
     with pytest.raises(InvalidDataError):
         measured_fourier_support(np.zeros((0, 16, 16, 16), np.float32))
+
+
+def test_flips_of_an_asymmetric_wedge_keep_it_on_its_side():
+    """A lamella tilted −20…+60°: the 180° turns about z and x would show the wedge's
+    mirror image, which the data never have; only identity and the turn about y are
+    drawn for such data, measured from the data themselves."""
+    k = np.fft.fftfreq(15)  # odd: no Nyquist plane, where a flip is not k → −k
+    kz, _, kx = np.meshgrid(k, k, k, indexing="ij")
+    tilt = np.degrees(np.arctan2(kz, kx))
+    tilt = np.where(tilt > 90, tilt - 180, np.where(tilt <= -90, tilt + 180, tilt))
+    lamella = (tilt >= -20) & (tilt <= 60) | ((kx == 0) & (kz == 0))
+    asymmetric = _wedged_noise(48, 15, lamella)
+    assert not is_mirror_symmetric(measured_fourier_support(asymmetric))
+    assert is_mirror_symmetric(measured_fourier_support(_wedged_noise(48, 15, _wedge(15))))
+    batch = torch.from_numpy(asymmetric[:, None].astype(np.float32))
+    turned = wedge_keeping_flip(batch, torch.Generator().manual_seed(0), mirror_symmetric=False)
+    power = np.abs(np.fft.fftn(turned[:, 0].numpy(), axes=(1, 2, 3))) ** 2
+    assert power[:, ~lamella].sum() < 0.01 * power.sum()
+    mirrored = wedge_keeping_flip(batch, torch.Generator().manual_seed(0))  # all four turns
+    power = np.abs(np.fft.fftn(mirrored[:, 0].numpy(), axes=(1, 2, 3))) ** 2
+    assert power[:, ~lamella].sum() > 0.1 * power.sum()
 
 
 def test_random_rotations_are_proper_and_spread():

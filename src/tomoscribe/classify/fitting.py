@@ -28,16 +28,26 @@ from ..nets.training import (
     shuffled_batches,
 )
 from ..nets.weightsfile import FileKind, load_network_file, save_network_file
+from .wedge_augment import is_mirror_symmetric, measured_fourier_support
 
 
-def wedge_keeping_flip(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def wedge_keeping_flip(
+    batch: torch.Tensor, generator: torch.Generator, mirror_symmetric: bool = True
+) -> torch.Tensor:
     """Rotate each item (B, C, z, y, x) by one of identity or 180° about z, y or x.
 
-    These four proper rotations keep a single-axis missing wedge where it is (90° turns
-    would move it, mirrors would change the structure's hand).  All channels of an
-    item turn together, so a target stacked as a channel stays aligned.
+    These four proper rotations keep the missing wedge of a symmetric tilt range where
+    it is (90° turns would move it, mirrors would change the structure's hand).  The
+    turns about z and about x map (k_x, k_z) to (−k_x, k_z) and (k_x, −k_z), the
+    wedge's mirror image, so for a wedge that is not its own mirror image
+    (``mirror_symmetric`` False: an asymmetric range,
+    :func:`~tomoscribe.classify.wedge_augment.is_mirror_symmetric`) only identity and
+    the turn about y, the tilt axis, are drawn.  All channels of an item turn
+    together, so a target stacked as a channel stays aligned.
     """
-    choice = torch.randint(0, 4, (len(batch),), generator=generator)
+    choice = torch.randint(0, 4 if mirror_symmetric else 2, (len(batch),), generator=generator)
+    if not mirror_symmetric:
+        choice = choice * 2  # 0: identity, 2: about y
     out = batch.clone()
     for k, dims in ((1, (3, 4)), (2, (2, 4)), (3, (2, 3))):  # about z, about y, about x
         pick = choice == k
@@ -84,6 +94,7 @@ def fit_dense(
     network = network.to(dev)
     optimiser = make_optimiser(network.parameters(), "adam", learning_rate)
     pairs = torch.from_numpy(np.stack([inputs, targets], 1).astype(np.float32))
+    symmetric = is_mirror_symmetric(measured_fourier_support(inputs)) if augment else True
 
     def one_epoch(epoch: int) -> dict:
         network.train()
@@ -91,7 +102,7 @@ def fit_dense(
         for index in shuffled_batches(len(pairs), batch_size, generator):
             batch = pairs[index]
             if augment:
-                batch = wedge_keeping_flip(batch, generator)
+                batch = wedge_keeping_flip(batch, generator, symmetric)
             batch = batch.to(dev)
             loss = loss_fn(network(batch[:, :1]), batch[:, 1:])
             total += optimiser_step(optimiser, loss) * len(batch)

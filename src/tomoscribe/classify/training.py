@@ -10,7 +10,8 @@ normalised to mean 0 and standard deviation 1 before it reaches a network (so th
 of the reconstruction does not matter).  Augmentation (on by default) applies one of the
 four proper rotations that keep a single-axis missing wedge where it is (identity and
 180° about x, y or z); 90° turns would move the wedge and mirrors would change the
-structure's hand.
+structure's hand.  Where the data's wedge is not its own mirror image (an asymmetric
+tilt range, measured from the data) only identity and 180° about y are drawn.
 
 An option: arbitrary rotations of a fraction of each batch with the data's wedge
 re-imposed (:mod:`.wedge_augment`).
@@ -39,7 +40,12 @@ from ..nets.training import (
 )
 from .fitting import wedge_keeping_flip
 from .models import build_classifier, classifier_contract
-from .wedge_augment import measured_fourier_support, random_rotations, rotate_keeping_wedge
+from .wedge_augment import (
+    is_mirror_symmetric,
+    measured_fourier_support,
+    random_rotations,
+    rotate_keeping_wedge,
+)
 
 SCHEDULES = ("constant", "cosine")
 
@@ -195,11 +201,11 @@ def train_classifier(
     network = network.to(dev)
     optimiser, scheduler = _optimiser_of(network, arch, params, len(data))
     x_all, y_all = torch.from_numpy(data[:, None]), torch.from_numpy(labels)
-    support = (
-        torch.from_numpy(measured_fourier_support(data)).to(dev)
-        if params.rotate_fraction > 0
-        else None
+    measured = (
+        measured_fourier_support(data) if params.rotate_fraction > 0 or params.augment else None
     )
+    support = torch.from_numpy(measured).to(dev) if params.rotate_fraction > 0 else None
+    symmetric = is_mirror_symmetric(measured) if measured is not None else True
 
     def one_epoch(epoch: int) -> dict:
         network.train()
@@ -207,7 +213,8 @@ def train_classifier(
         for index in shuffled_batches(len(x_all), params.batch_size, generator):
             if len(index) < 2 and seen:  # a batch of one breaks batch norm; skip the tail
                 continue
-            x, y = _augmented(x_all[index], params, generator, support, dev), y_all[index].to(dev)
+            x = _augmented(x_all[index], params, generator, (support, symmetric), dev)
+            y = y_all[index].to(dev)
             scores = network(x)
             total += optimiser_step(optimiser, F.cross_entropy(scores, y)) * len(index)
             if scheduler is not None:
@@ -272,13 +279,15 @@ def _augmented(
     x: torch.Tensor,
     params: ClassifierParams,
     generator: torch.Generator,
-    support: torch.Tensor | None,
+    wedge: tuple[torch.Tensor | None, bool],
     dev,
 ) -> torch.Tensor:
     """A batch with wedge-keeping flips and, for ``rotate_fraction`` of its items,
-    arbitrary turns with the wedge re-imposed (when asked), on ``dev``."""
+    arbitrary turns with the wedge re-imposed (when asked), on ``dev``; ``wedge`` is the
+    data's sampled region (None without turns) and whether it is its own mirror image."""
+    support, symmetric = wedge
     if params.augment:
-        x = wedge_keeping_flip(x, generator)
+        x = wedge_keeping_flip(x, generator, symmetric)
     x = x.to(dev)
     if params.rotate_fraction > 0:
         turn = (torch.rand(len(x), generator=generator) < params.rotate_fraction).to(dev)

@@ -56,6 +56,21 @@ def measured_fourier_support(volumes: np.ndarray) -> np.ndarray:
     return support
 
 
+#: Of the sampled Fourier voxels, the fraction that may differ from the x mirror image
+#: (noise at the support's edge) before the wedge counts as not its own mirror image.
+MIRROR_DIFFERENCE = 0.2
+
+
+def is_mirror_symmetric(support: np.ndarray) -> bool:
+    """Whether a sampled region (:func:`measured_fourier_support`, unshifted FFT order,
+    axes z, y, x) is its own mirror image in x, as the wedge of a symmetric tilt range
+    is; an asymmetric range (a lamella tilted −20…+60°) gives a region whose mirror
+    differs in about half its voxels."""
+    n = support.shape[-1]
+    mirrored = support[..., (-np.arange(n)) % n]  # k_x → −k_x
+    return bool((support ^ mirrored).sum() <= MIRROR_DIFFERENCE * support.sum())
+
+
 def random_rotations(count: int, generator: torch.Generator) -> torch.Tensor:
     """Rotation matrices (count, 3, 3) drawn uniformly (unit quaternions from a 4D
     normal distribution)."""

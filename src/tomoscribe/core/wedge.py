@@ -6,7 +6,9 @@ frequency k = (kx, ky, kz) is measured when the tilt α(k) = atan2(kz, kx), fold
 into (−90°, 90°], lies within the range.  The sign is RELION 5's (and so IMOD's, whose
 .tlt angles RELION takes as rlnTomoYTilt): its projection ``Ry(α)`` puts a point at
 (x, z) on x' = x cos α + z sin α, as :mod:`tomoscribe.simulate.tilt` does.  Only
-asymmetric ranges (a lamella tilted −20…+60°) tell the two sides apart.  Frequencies
+asymmetric ranges (a lamella tilted −20…+60°) tell the two sides apart, and only for
+tomograms whose z points the way RELION's does: one flipped in z by hand has the
+mirrored wedge, which nothing in the file says.  Frequencies
 with kx = kz = 0 (the tilt axis itself) are always measured.  A particle rotated by R
 (reference → particle) has, in the reference frame, the wedge ``W_ref(k) = W(R k)``.
 """

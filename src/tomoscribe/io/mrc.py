@@ -101,7 +101,8 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
         data = data.view(np.uint8)
     vs = _voxel_size(path, handle, voxel_size_A)
     origin = _origin(header, vs, unusual)
-    _check_cubic(path, data.shape, vs, unusual)
+    if not (int(header.ispg) == 0 and int(header.mz) == 1):  # not a stack of images
+        _check_cubic(path, data.shape, vs, unusual)
     if unusual:
         warnings.warn(
             f"{path} was read although {'; '.join(unusual)}; its voxel data are "
@@ -283,7 +284,9 @@ _STACK_SUFFIXES = (".mrcs", ".st", ".ali", ".preali")
 def _check_cubic(path: Path, shape, vs: np.ndarray, unusual: list[str]) -> None:
     """Say so when a volume's voxels are not cubes: band-pass filters, boxes, binning
     and subtomogram headers all take a voxel as a cube of the x size, so a tomogram of
-    7.3 × 7.3 × 9 Å voxels would be filtered and cut 23% too short in z, silently."""
+    7.3 × 7.3 × 9 Å voxels would be filtered and cut 23% too short in z, silently.
+    Stacks of images (by name, or space group 0 with one section per image, as the
+    MRC 2014 standard marks them) are not checked: their z spacing is no length."""
     if shape[0] < 2 or path.suffix.lower() in _STACK_SUFFIXES:
         return
     if np.all(np.abs(vs - vs[0]) <= CUBIC_TOLERANCE * vs[0]):
