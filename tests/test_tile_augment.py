@@ -2,6 +2,7 @@
 the method and tilt range are recorded, and sets written without them still load."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -159,8 +160,15 @@ def test_method_and_tilt_range_are_recorded_and_old_sets_still_load(scene, tmp_p
         tilt_range_deg=(-45, 50),
     )
     save_training_set(tmp_path / "new.trainset", ts)
-    loaded = load_training_set(tmp_path / "new.trainset")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # made now: the data's own wedge side
+        loaded = load_training_set(tmp_path / "new.trainset")
     assert augmentation_of(loaded.metadata)["method"] == "rotate-wedge"
+    # Made by 0.2.0, whose wedge masks had the other side: said on loading.
+    ts.metadata = {**ts.metadata, "software_version": "0.2.0"}
+    save_training_set(tmp_path / "before.trainset", ts)
+    with pytest.warns(UserWarning, match=r"0\.2\.0 for a tilt range of -45…50°.*mirror image"):
+        load_training_set(tmp_path / "before.trainset")
     assert augmentation_of(loaded.metadata)["tilt_range_deg"] == [-45.0, 50.0]
     # A set written before issue 23: no method, no tilt range.
     old = dict(ts.metadata)

@@ -601,7 +601,34 @@ def load_training_set(path: str | os.PathLike) -> TrainingSet:
         raise AnnotationError(f"{path} has no {kind} tiles; a network needs both.")
     if not np.isfinite(tiles).all():
         raise InputFileError(f"{path} has NaN or infinite tile values; rebuild it.")
+    _warn_of_mirrored_wedge(path, metadata)
     return trainset
+
+
+def _warn_of_mirrored_wedge(path: Path, metadata: dict) -> None:
+    """Sets made before 0.2.1 with an asymmetric tilt range and a wedge-keeping method
+    gave their copies the mirror image of the data's wedge (:mod:`tomoscribe.core.wedge`
+    had the other side); say so, since nothing else would."""
+    import warnings
+
+    from .tile_augment import augmentation_of, wedge_is_symmetric
+
+    record = augmentation_of(metadata)
+    version = str(metadata.get("software_version", ""))
+    if record["method"] == "rotate" or not version.startswith(("0.1.", "0.2.0")):
+        return
+    try:
+        if wedge_is_symmetric(record["tilt_range_deg"]):
+            return
+    except (ParameterError, TypeError, ValueError):
+        return
+    lo, hi = record["tilt_range_deg"]
+    warnings.warn(
+        f"{path.name} was made by tomoscribe {version} for a tilt range of {lo:g}…{hi:g}°, "
+        "whose augmented copies had the mirror image of the data's missing wedge; rebuild "
+        "it with `tomoscribe trainset` for copies with the data's own.",
+        stacklevel=3,
+    )
 
 
 def _check_metadata(path: Path, raw: str) -> dict:
