@@ -168,6 +168,20 @@ def test_a_file_edited_by_the_user_is_no_longer_replaced(tomo, tmp_path):
     assert out.read_bytes() == before
 
 
+def test_what_a_user_put_inside_an_ome_zarr_output_stops_the_rerun(tomo, tmp_path):
+    """OME-Zarr keeps labels inside the image's store; a rerun replaced the whole store
+    and a user's labels group (and a note) in it were gone (a new user's trial)."""
+    out = tmp_path / "p.zarr"
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0
+    assert is_ours(out)
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q", "--lowpass", "40"]) == 0
+    (out / "labels").mkdir(exist_ok=True)
+    (out / "labels" / "mine.txt").write_text("my painting")
+    assert not is_ours(out)
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 2
+    assert (out / "labels" / "mine.txt").read_text() == "my painting"
+
+
 def test_missing_output_folders_are_created_and_removed_again_on_failure(tomo, tmp_path):
     out = tmp_path / "new" / "deeper" / "p.mrc"
     assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0 and out.is_file()

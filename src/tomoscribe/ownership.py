@@ -44,8 +44,33 @@ def _read(folder: Path) -> dict:
 def _identity(path: Path) -> dict:
     st = os.stat(path, follow_symlinks=False)
     if Path(path).is_dir():
+        if is_store(path):  # one entry: what is inside must be as written, too
+            return {"kind": "folder", "tree": _tree_digest(Path(path))}
         return {"kind": "folder"}
     return {"kind": "file", "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _tree_digest(folder: Path) -> str:
+    """A digest of every entry under ``folder`` (relative name, size, modification
+    time): a Zarr store's contents as written, so that a labels group or a note a user
+    put inside an OME-Zarr image makes the store theirs (a rerun replaced the whole
+    store and lost them).  Stat calls only, no data read."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files) + [d + "/" for d in dirs]:
+            entry = Path(root) / name.rstrip("/")
+            try:
+                st = os.stat(entry, follow_symlinks=False)
+            except OSError:
+                continue
+            size = 0 if name.endswith("/") else st.st_size
+            mtime = 0 if name.endswith("/") else st.st_mtime_ns
+            relative = entry.relative_to(folder).as_posix()
+            digest.update(f"{relative}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
 
 
 def is_ours(path: str | os.PathLike) -> bool:
@@ -65,7 +90,8 @@ def is_ours(path: str | os.PathLike) -> bool:
         except OSError:
             return False
         if entry.get("kind") == "folder" and now["kind"] == "folder":
-            return True
+            # a store recorded before its contents were (older manifests) stays ours
+            return "tree" not in entry or entry["tree"] == now.get("tree")
         return all(entry.get(k) == now.get(k) for k in ("kind", "bytes", "mtime_ns"))
     return _sidecar_says_ours(path)  # written before manifests existed
 
