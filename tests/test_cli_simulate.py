@@ -1,5 +1,8 @@
+import json
+
 import mrcfile
 import numpy as np
+import pandas as pd
 import pytest
 import starfile
 
@@ -56,6 +59,28 @@ def test_simulate_cell_writes_a_consistent_set(tmp_path):
         angles.max(),
     )
     assert (particles["rlnDetectorPixelSize"] * 1e4 / particles["rlnMagnification"] == 10.0).all()
+    # The label map's legend names each class (a trial's `pick labels.mrc -f ribosome`
+    # took every nonzero label, membranes too, for the ribosome: 106 picks for 3).
+    legend = json.loads((tmp_path / "labels.mrc.legend.json").read_text())
+    assert legend["10"]["name"] == "1bxn" and legend["1"]["name"] == "membrane"
+    assert (
+        main(["pick", str(tmp_path / "labels.mrc"), "-f", "1bxn", "-o", str(tmp_path / "p.csv")])
+        == 0
+    )
+    picked = pd.read_csv(tmp_path / "p.csv")
+    assert len(picked) == (particles["rlnClassNumber"] == 10).sum()
+
+
+def test_simulate_cell_refuses_a_users_file_before_writing_anything(tmp_path, capsys):
+    """A user's tomogram.mrc in the folder stopped the run only after density.mrc,
+    labels.mrc and instances.mrc had been replaced with another seed's."""
+    out = tmp_path / "cell"
+    out.mkdir()
+    (out / "tomogram.mrc").write_bytes(b"the user's own")
+    args = ["simulate", "cell", "-o", str(out), "--size", "64,64,32", "--templates", "1bxn=5"]
+    assert main(args) == 2
+    assert "tomogram.mrc" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["tomogram.mrc"]
 
 
 def test_simulate_subtomograms_and_structure(tmp_path, shared_data):

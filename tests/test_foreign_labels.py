@@ -18,7 +18,7 @@ def _mrc(path, data, voxel=10.0):
         mrc.voxel_size = voxel
 
 
-def test_pick_takes_a_value_of_a_label_mrc_without_legend(tmp_path):
+def test_pick_takes_a_value_of_a_label_mrc_without_legend(tmp_path, capsys):
     labels = np.zeros((40, 60, 80), np.int8)
     fours = [(20, 15, 15), (20, 15, 60), (20, 45, 40)]
     nines = [(20, 45, 10), (20, 45, 70)]
@@ -42,7 +42,9 @@ def test_pick_takes_a_value_of_a_label_mrc_without_legend(tmp_path):
     assert found == sorted(fours)
     record = json.loads((tmp_path / "four.csv.json").read_text())
     assert json.dumps(record).count('"feature_value": 4.0') == 1
+    capsys.readouterr()
     assert main([*args, "-o", str(tmp_path / "all.csv")]) == 0  # default: nonzero
+    assert "several label values (4 to 9)" in capsys.readouterr().err  # all taken: said
     assert len(read_particles(tmp_path / "all.csv", 10.0)) == 5
     assert '"feature_voxels": "nonzero"' in (tmp_path / "all.csv.json").read_text()
 
@@ -68,3 +70,14 @@ def test_vesicles_close_a_binary_membrane_mask_from_another_tool(tmp_path):
     legend = json.loads((tmp_path / "closed.mrc.legend.json").read_text())
     assert legend["1"]["name"] == "membrane"
     assert '"feature_voxels": "nonzero"' in (tmp_path / "closed.mrc.json").read_text()
+
+
+def test_vesicles_refuse_a_map_of_values_given_as_labels(tmp_path, capsys):
+    """A `segment` map (or a tomogram) given to `vesicles` made every voxel membrane."""
+    values = np.random.default_rng(0).random((24, 32, 32)).astype(np.float32)
+    _mrc(tmp_path / "pre_membrane.mrc", values)
+    out = tmp_path / "closed.mrc"
+    args = ["vesicles", str(tmp_path / "pre_membrane.mrc"), "-o", str(out)]
+    assert main(args) == 2
+    assert "non-integer values" in capsys.readouterr().err
+    assert not out.exists()

@@ -116,7 +116,7 @@ def cell(
     )
     typer.echo(
         f"wrote {out_dir}: tomogram.mrc, tilt_series.mrc/.tlt, density.mrc, "
-        f"labels.mrc, instances.mrc, particles.star ({len(particles)} particles)"
+        f"labels.mrc (+ .legend.json), instances.mrc, particles.star ({len(particles)} particles)"
     )
 
 

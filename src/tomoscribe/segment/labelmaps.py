@@ -10,13 +10,14 @@ MRC, TIFF or OME-Zarr, often float 0/1) have none; the user then names the featu
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..core.legend import legend_path, read_legend
-from ..errors import ParameterError
+from ..errors import InvalidDataError, ParameterError
 from ..io.locations import is_copick_location
 
 
@@ -33,13 +34,18 @@ class FeatureVoxels:
     how: str
     value: float | None = None
 
-    def mask(self, data: np.ndarray, threshold: float | None = None) -> np.ndarray:
-        """Boolean (z, y, x) mask of the feature in ``data``."""
+    def mask(
+        self, data: np.ndarray, threshold: float | None = None, source: str = "the map"
+    ) -> np.ndarray:
+        """Boolean (z, y, x) mask of the feature in ``data`` (``source``: how messages
+        name the map)."""
         data = np.asarray(data)
         if self.how in ("legend", "value"):
             return data == self.value
         if self.how == "nonzero":
-            return data != 0
+            marked = data != 0
+            check_one_label(data, marked, source)
+            return marked
         return data >= threshold
 
     def as_dict(self) -> dict:
@@ -48,6 +54,30 @@ class FeatureVoxels:
             "feature_voxels": self.how,
             "feature_value": None if self.value is None else float(self.value),
         }
+
+
+def check_one_label(
+    data: np.ndarray, marked: np.ndarray, source: str, option: str = "--value"
+) -> None:
+    """Every nonzero voxel is the feature: refuse a map of non-integer values (a feature
+    map or a tomogram given as labels marked everything), and say so when the labels
+    take several values (a simulation's or another tool's multi-label map, whose other
+    features would be taken as this one)."""
+    if not marked.any():
+        return
+    values = data[marked]
+    if np.issubdtype(data.dtype, np.floating) and not np.array_equal(values, np.round(values)):
+        raise InvalidDataError(
+            f"{source} holds non-integer values (a per-feature map or a tomogram?), not "
+            f"labels; give a label map (`tomoscribe merge`) or the feature's `{option}`."
+        )
+    low, high = float(values.min()), float(values.max())
+    if low != high:
+        warnings.warn(
+            f"{source} holds several label values ({low:g} to {high:g}) and no legend; "
+            f"all of them are taken as this feature: give `{option}` to take one.",
+            stacklevel=4,
+        )
 
 
 def _name(map_path) -> str:
@@ -108,7 +138,9 @@ def feature_voxels(
     return FeatureVoxels("nonzero")
 
 
-def single_label_map(data: np.ndarray, voxels: FeatureVoxels) -> tuple[np.ndarray, int]:
+def single_label_map(
+    data: np.ndarray, voxels: FeatureVoxels, source: str = "the map"
+) -> tuple[np.ndarray, int]:
     """An integer label map and the feature's id in it.
 
     A map with our legend is returned as it is; another tool's map becomes uint8 with
@@ -116,7 +148,7 @@ def single_label_map(data: np.ndarray, voxels: FeatureVoxels) -> tuple[np.ndarra
     """
     if voxels.how == "legend":
         return np.asarray(data), int(voxels.value)
-    return voxels.mask(data).astype(np.uint8), 1
+    return voxels.mask(data, source=source).astype(np.uint8), 1
 
 
 def recorded_feature(map_path: Path) -> str | None:

@@ -41,6 +41,7 @@ from ..preprocess import data_box
 from ..volume import Volume, check_is_tomogram, check_same_grid
 from .labelmaps import (
     FeatureVoxels,
+    check_one_label,
     check_recorded_feature,
     feature_voxels,
     recorded_feature,
@@ -250,6 +251,8 @@ def training_set_from_files(
         masks = painted_mask_source(labels, painted_value)
         data = np.asarray(labels.data)
         marked = data != 0 if painted_value is None else data == painted_value
+        if painted_value is None:
+            check_one_label(data, marked, painted.name, "--painted-value")
         if painted_value is not None and not marked.any():
             present = np.unique(data)
             shown = ", ".join(f"{v:g}" for v in present[:20]) + (" …" if len(present) > 20 else "")
@@ -451,7 +454,7 @@ def close_vesicles_in_file(
             f"{annotation} holds values, not integer labels; give the merged "
             "map written by `tomoscribe merge`."
         )
-    labels, label = single_label_map(data, voxels)
+    labels, label = single_label_map(data, voxels, annotation.name)
     if not (labels == label).any():
         raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to close.")
     legend = read_legend(annotation) or Legend.for_feature(feature)

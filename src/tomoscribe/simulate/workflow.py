@@ -12,9 +12,17 @@ import numpy as np
 import pandas as pd
 
 from ..core.acquisition import Acquisition
+from ..core.legend import (
+    BACKGROUND_COLOUR,
+    BACKGROUND_NAME,
+    PALETTE,
+    Legend,
+    LegendEntry,
+    write_legend,
+)
 from ..errors import ParameterError
 from ..io import write_volume
-from ..outputs import atomic_path, output_folder, write_provenance
+from ..outputs import atomic_path, check_outputs, output_folder, write_provenance
 from ..volume import Volume
 from .cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, make_cell
 from .imaging import ImagingParams, image_volume
@@ -72,14 +80,19 @@ def simulate_cell_files(
 ) -> tuple[pd.DataFrame, dict[str, str], Acquisition]:
     """Simulate a cellular tomogram with its truth and write it to ``out_dir``.
 
-    Writes ``density.mrc``, ``labels.mrc``, ``instances.mrc``, ``tomogram.mrc``,
+    Writes ``density.mrc``, ``labels.mrc`` with its legend ``labels.mrc.legend.json``
+    (class ids → names, as ``merge`` writes one, so ``pick -f 3j9i`` finds a feature
+    by name and no other class is taken for it), ``instances.mrc``, ``tomogram.mrc``,
     ``tilt_series.mrc`` with ``tilt_series.tlt`` (angles, degrees) and
     ``particles.star`` (RELION coordinates in voxels, angles template → particle),
     each atomically once everything is computed, and the tomogram's provenance record
-    (the parameters, class ids and acquisition).  Returns the particles' table, the
-    class ids (label value → class name) and the acquisition record (tilt range, voxel
-    size, tomogram name).
+    (the parameters, class ids and acquisition).  Every name is checked before the
+    work, so a user's file among them stops the run before anything is written.
+    Returns the particles' table, the class ids (label value → class name) and the
+    acquisition record (tilt range, voxel size, tomogram name).
     """
+    names = (*CELL_OUTPUTS, "tomogram.mrc.json")
+    check_outputs([out_dir / name for name in names])
     say("building the phantom")
     density, labels, instances, particles = make_cell(params)
     say("imaging: projecting, CTF, noise, back-projecting")
@@ -88,6 +101,7 @@ def simulate_cell_files(
     # Everything is computed; now write, each file atomically.
     write_volume(out_dir / "density.mrc", density)
     write_volume(out_dir / "labels.mrc", labels)
+    write_legend(out_dir / "labels.mrc", _cell_legend(params))
     write_volume(
         out_dir / "instances.mrc",
         Volume(
@@ -129,6 +143,29 @@ def simulate_cell_files(
         extra={"acquisition": acquisition.as_dict()},
     )
     return particles, class_ids, acquisition
+
+
+#: What :func:`simulate_cell_files` writes (besides the tomogram's provenance record).
+CELL_OUTPUTS = (
+    "density.mrc",
+    "labels.mrc",
+    "labels.mrc.legend.json",
+    "instances.mrc",
+    "tomogram.mrc",
+    "tilt_series.mrc",
+    "tilt_series.tlt",
+    "particles.star",
+)
+
+
+def _cell_legend(params: CellParams) -> Legend:
+    """The label map's legend: the cell's classes, then the templates (ids from 10)."""
+    names = {v: k for k, v in CELL_CLASS_IDS.items() if v > 0}
+    names.update({TEMPLATE_CLASS_BASE + i: n for i, n in enumerate(params.templates_uM)})
+    entries = {0: LegendEntry(BACKGROUND_NAME, BACKGROUND_COLOUR)}
+    for k, (label, name) in enumerate(sorted(names.items())):
+        entries[label] = LegendEntry(name, PALETTE[k % len(PALETTE)])
+    return Legend(entries)
 
 
 def subtomogram_dataset_file(output: Path, structures: list[str], n_per_class: int, params):

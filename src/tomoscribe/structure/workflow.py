@@ -218,7 +218,7 @@ def pick_from_map(
         check_recorded_feature(annotation, feature)
     label = int(voxels.value) if voxels.how == "legend" else None
     threshold, threshold_from = _map_threshold(annotation, voxels, threshold)
-    mask = voxels.mask(data, threshold)
+    mask = voxels.mask(data, threshold, annotation.name)
     if not mask.any():
         # (built per case: ``value`` is None unless the map is read by value)
         if voxels.how == "threshold":
