@@ -56,6 +56,10 @@ def test_legend_rejects_unknown_eraser_and_duplicates():
         Legend.from_features(["a"], erasers=["b"])
     with pytest.raises(ParameterError):
         Legend.from_features(["a", "a"])
+    # a trial's `merge --names ,x` wrote a legend entry with an empty name
+    for names in (["", "x"], ["../x", "y"], ["a/b"]):
+        with pytest.raises(ParameterError, match="feature"):
+            Legend.from_features(names)
 
 
 def test_maps_of_different_tomograms_are_not_merged(tmp_path):

@@ -268,3 +268,15 @@ def test_trainset_counts_boxes_whose_tiles_cross_the_edge(tmp_path, capsys):
     (line,) = [x for x in capsys.readouterr().err.splitlines() if "edge" in x]
     assert line.startswith("warning: 2 of the 4 boxes") and "16 px" in line
     assert load_training_set(tmp_path / "s.trainset").metadata["n_boxes_off_edge"] == 2
+
+
+@pytest.mark.parametrize("name", ["a/../../escaped", "", ".hidden", "two words"])
+def test_a_feature_name_that_is_not_a_plain_name_is_refused(tmp_path, capsys, name):
+    # the trial: -f "a/../../../escaped" made segment write its map outside -o (the
+    # feature names segment's maps), and -f "" made a set that train called damaged
+    tomogram, painted = _annotation_files(tmp_path)
+    boxes = "32,32,3,positive\n32,32,7,negative\n"
+    assert _run_trainset(tmp_path, tomogram, painted, boxes, "-f", name) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "feature" in err
+    assert not (tmp_path / "s.trainset").exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -45,6 +46,31 @@ BACKGROUND_NAME = "background"
 BACKGROUND_COLOUR = "#000000"
 #: A uint8 label map holds at most this many features (ids 1…255).
 MAX_FEATURES = 255
+
+
+_FEATURE_NAME = re.compile(r"\w[\w.-]*")  # letters (any script), digits, _, -, .
+
+
+def check_feature_name(name: str) -> str:
+    """A feature's name, refused where it is unsafe as part of a file name.
+
+    A feature names files: ``segment``'s maps (``STEM_FEATURE.mrc``), the napari
+    plugin's work files (``FEATURE_boxes.csv``, ``FEATURE.tsm``, …), so it may hold
+    only letters, digits, ``_``, ``-`` and ``.``, and may not start with ``.`` (no
+    folder separators, no ``..``, no hidden files: a model file naming its feature
+    ``a/../../x`` made ``segment`` write outside its output folder).  Returns the name
+    without surrounding blanks.
+    """
+    name = str(name).strip()
+    if not name:
+        raise ParameterError("name the feature first (e.g. membrane).", parameter="feature")
+    if not _FEATURE_NAME.fullmatch(name) or ".." in name:
+        raise ParameterError(
+            f"{name!r} cannot name a feature because features name files; "
+            "use only letters, digits, '_', '-' and '.' (not first).",
+            parameter="feature",
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -101,7 +127,7 @@ class Legend:
             An eraser is not among the features, a name is given twice, or more than
             255 features remain.
         """
-        features = list(features)
+        features = [check_feature_name(f) for f in features]
         unknown = set(erasers) - set(features)
         if unknown:
             raise ParameterError(

@@ -13,39 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnnotationError, ParameterError, TomoscribeError
+from ..core.legend import check_feature_name
+from ..errors import AnnotationError, TomoscribeError
 from ..io.particles import tomogram_stem
 from ..outputs import sidecar_path
 
 # what the plugin writes per feature, by the end of the file name
 SUFFIXES = ("_boxes.csv", "_painted.mrc", ".trainset", ".tsm")
-_FEATURE_NAME = re.compile(r"\w[\w.-]*")  # letters (any script), digits, _, -, .
-
-
-def check_feature_name(name: str) -> str:
-    """A feature's name, refused where it is unsafe as part of a file name.
-
-    The feature names its files in the work folder (``FEATURE_boxes.csv``,
-    ``FEATURE.tsm``, …), so it may hold only letters, digits, ``_``, ``-`` and ``.``,
-    and may not start with ``.`` (no folder separators, no ``..``, no hidden files).
-    Returns the name without surrounding blanks.
-    """
-    name = str(name).strip()
-    if not name:
-        raise ParameterError("name the feature first (e.g. membrane).", parameter="feature")
-    if not _FEATURE_NAME.fullmatch(name) or ".." in name:
-        raise ParameterError(
-            f"{name!r} cannot name a feature because it names files in the work folder; "
-            "use only letters, digits, '_', '-' and '.' (not first).",
-            parameter="feature",
-        )
-    return name
 
 
 def check_boxes(centres_zyx: np.ndarray, shape_zyx, kind: str) -> np.ndarray:

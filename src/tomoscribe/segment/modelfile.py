@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from ..core.legend import check_feature_name
+from ..errors import ParameterError
 from ..nets.registry import Contract, build
 from ..nets.weightsfile import FileKind, load_network_file, save_network_file
 from .calibrate import DEFAULT_THRESHOLD
@@ -120,6 +122,10 @@ def _parse(record: dict) -> tuple[str, dict, tuple]:
     feature = record["feature"]
     if not isinstance(feature, str) or not feature:
         raise TypeError(f"feature is {feature!r}, not a name")
+    try:
+        check_feature_name(feature)  # it names segment's maps: never a path
+    except ParameterError as err:  # a damaged record, not an architecture
+        raise ValueError(str(err).rstrip(".")) from None
     voxel_size_A, amplitude = float(record["voxel_size_A"]), float(record["amplitude"])
     shape = {"in_channels": spec.in_channels}
     if "members" in record:

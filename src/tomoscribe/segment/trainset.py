@@ -38,6 +38,7 @@ import numpy as np
 import scipy.ndimage
 
 from .. import __version__
+from ..core.legend import check_feature_name
 from ..core.wedge import check_tilt_range
 from ..errors import AnnotationError, InputFileError, ParameterError
 from ..outputs import atomic_path, note_input
@@ -194,6 +195,7 @@ def build_training_set(
     AnnotationError
         No positives, no negatives, boxes outside the tomogram, or nothing painted.
     """
+    feature = check_feature_name(feature)
     positive_zyx = np.asarray(positive_zyx, float).reshape(-1, 3)
     negative_zyx = np.asarray(negative_zyx, float).reshape(-1, 3)
     check_augmentation(augmentation)
@@ -647,6 +649,10 @@ def _check_metadata(path: Path, raw: str) -> dict:
         raise InputFileError(
             f"{path} has damaged metadata: feature is {feature!r}, not a name; rebuild it."
         )
+    try:
+        check_feature_name(feature)  # it names the model's maps: never a path
+    except ParameterError as err:
+        raise InputFileError(f"{path}: {err}") from None
     vs = metadata.get("voxel_size_A")
     ok = (
         isinstance(vs, list)

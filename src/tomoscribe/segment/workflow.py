@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..core.acquisition import TiltRange
 from ..core.boxes import boxes_from_mask, contour_box_centres
-from ..core.legend import Legend, legend_path, read_legend, write_legend
+from ..core.legend import Legend, check_feature_name, legend_path, read_legend, write_legend
 from ..errors import AnnotationError, MissingVoxelSizeError, ParameterError
 from ..io import create_volume, read_volume, read_volume_checked
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
@@ -236,6 +236,7 @@ def training_set_from_files(
             "give `other_tomogram` and `other_negatives` together (boxes in that tomogram).",
             parameter=["other_tomogram", "other_negatives"],
         )
+    feature = check_feature_name(feature)  # before the work: it names files later
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume_checked(tomogram, voxel_size_A)
     _check_not_labels(volume, tomogram)
