@@ -87,6 +87,24 @@ def test_tiff_without_voxel_size_needs_one(tmp_path):
     assert read_volume(tmp_path / "plain.tif", voxel_size_A=7.0).voxel_size_A == (7.0,) * 3
 
 
+@pytest.mark.parametrize(
+    ("dtype", "top", "stored"),
+    [(np.int32, 70000, np.float32), (np.int32, 300, np.uint16), (np.int16, 300, np.uint16),
+     (np.float64, 1.5, np.float32)],
+)  # fmt: skip
+def test_tiff_keeps_values_imagej_cannot_type(tmp_path, dtype, top, stored):
+    """ImageJ stacks hold uint8, uint16 and float32: a filament instance map of int32
+    written to .tif ended in tifffile's traceback (a new user's trial)."""
+    import tifffile
+
+    data = np.zeros((3, 4, 5), dtype)
+    data[1, 2, 3] = top
+    write_volume(tmp_path / "v.tif", Volume(data, (8, 8, 8)))
+    with tifffile.TiffFile(tmp_path / "v.tif") as tif:
+        assert tif.is_imagej and tif.series[0].dtype == np.dtype(stored)
+        assert tif.asarray()[1, 2, 3] == top
+
+
 @pytest.mark.zarr
 def test_ome_zarr_metadata_follows_ngff(tmp_path):
     import zarr

@@ -211,9 +211,26 @@ def _voxel_size_from_imagej(tif) -> tuple[float, float, float] | None:
     return (float(vx), float(vy), float(vz))
 
 
+def _imagej_dtype(volume: Volume) -> np.dtype:
+    """The ImageJ type that holds ``volume``'s voxels exactly (see :func:`write_tiff`)."""
+    dtype = np.dtype(volume.dtype)
+    if dtype in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)):
+        return dtype
+    if dtype.kind in "biu":
+        data = np.asarray(volume.data)
+        if data.size == 0 or (int(data.min()) >= 0 and int(data.max()) <= 65535):
+            return np.dtype(np.uint16)
+    return np.dtype(np.float32)
+
+
 def write_tiff(path: str | os.PathLike, volume: Volume, overwrite: bool = True) -> Path:
-    """Write a :class:`Volume` as an ImageJ TIFF stack with its voxel size in Å."""
-    data = volume.load(dtype=volume.dtype if volume.dtype != np.float64 else np.float32)
+    """Write a :class:`Volume` as an ImageJ TIFF stack with its voxel size in Å.
+
+    ImageJ stacks hold uint8, uint16 or float32 only: other integer voxels are written
+    as uint16 when they fit (0…65535), else as float32 (exact to 2^24); other floats as
+    float32 (a filament instance map of int32 ended in tifffile's error).
+    """
+    data = volume.load(dtype=_imagej_dtype(volume))
     vx, vy, vz = volume.voxel_size_A
     with atomic_path(path, overwrite=overwrite) as tmp:
         tifffile.imwrite(

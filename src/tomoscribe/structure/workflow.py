@@ -345,10 +345,10 @@ def _trace_to_files(
 
 
 def instance_map_values(ids: np.ndarray, path: os.PathLike) -> np.ndarray:
-    """Filament ids (int32, 0 none) as ``path``'s format holds them exactly: an MRC has
-    no 32-bit integer mode, so uint16 (mode 6) up to 65535 filaments, else float32
-    (mode 2, exact to 2^24); TIFF and OME-Zarr keep int32."""
-    if volume_format(path) != "mrc":
+    """Filament ids (int32, 0 none) as ``path``'s format holds them exactly: MRC and
+    ImageJ TIFF have no 32-bit integer type, so uint16 (MRC mode 6) up to 65535
+    filaments, else float32 (exact to 2^24); OME-Zarr keeps int32."""
+    if volume_format(path) == "zarr":
         return ids
     return ids.astype(np.uint16 if int(ids.max(initial=0)) <= 65535 else np.float32)
 
