@@ -166,3 +166,20 @@ def test_simulate_particles2d_refuses_bad_values_in_one_sentence(tmp_path, capsy
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (["--size", "100000,100000,1000"], "GiB of memory"),
+        (["--templates", "1bxn=nan"], "finite number"),
+        (["--gold", "-5"], "--gold"),
+        (["--seed", "-1"], "--seed"),
+    ],
+)
+def test_simulate_cell_refuses_impossible_values_in_one_sentence(tmp_path, capsys, option, words):
+    # a trial: 36 TiB asked of numpy, NaN µM and a seed of −1 ended in tracebacks
+    assert main(["simulate", "cell", "-o", str(tmp_path / "c"), *option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err
+    assert not (tmp_path / "c").exists()

@@ -81,3 +81,21 @@ def test_vesicles_refuse_a_map_of_values_given_as_labels(tmp_path, capsys):
     assert main(args) == 2
     assert "non-integer values" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_pick_refuses_distances_beyond_the_map(tmp_path, capsys):
+    """A trial: --min-distance 1e9 ended in numpy's "array is too big", --edge 1000 gave
+    0 picks as success and --radius-nm 1e6 asked for terabytes."""
+    labels = np.zeros((20, 40, 40), np.uint8)
+    labels[8:12, 18:22, 5:35] = 1
+    _mrc(tmp_path / "seg.mrc", labels)
+    base = ["pick", str(tmp_path / "seg.mrc"), "-f", "actin", "-o", str(tmp_path / "p.csv")]
+    for extra, words in (
+        (["--min-distance", "1e9"], "minimum distance"),
+        (["--edge", "1000"], "edge of 1000"),
+        (["--filament", "--radius-nm", "1e6"], "wider than the map"),
+    ):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and words in err
+        assert not (tmp_path / "p.csv").exists()

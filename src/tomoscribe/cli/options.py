@@ -24,5 +24,7 @@ Device = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 Overwrite = typer.Option(
     True, "--overwrite/--no-overwrite", help="Replace an existing output (atomically)."
 )
-Seed = typer.Option(0, "--seed", help="Random seed; the same seed gives the same result.")
+Seed = typer.Option(
+    0, "--seed", min=0, help="Random seed (≥ 0); the same seed gives the same result."
+)
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress bars.")

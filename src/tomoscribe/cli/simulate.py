@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -56,21 +57,21 @@ def cell(
         0.0, "--dose-per-tilt", help="e⁻/Å² per image (0 = no dose weighting)."
     ),
     carbon: bool = typer.Option(False, "--carbon-edge", help="Add a carbon edge."),
-    vesicles: int = typer.Option(None, "--vesicles", help="Default: 6 per 512×512 area."),
+    vesicles: int = typer.Option(None, "--vesicles", min=0, help="Default: 6 per 512×512 area."),
     organelles: int = typer.Option(
         None,
         "--organelles",
         help="Double-membrane organelles; default 1 per 512×512 area (none below half of it).",
     ),
-    microtubules: int = typer.Option(None, "--microtubules", help="Default: 3 per 512×512."),
-    actin: int = typer.Option(None, "--actin", help="Default: 6 per 512×512."),
-    gold: int = typer.Option(None, "--gold", help="Default: 8 per 512×512."),
+    microtubules: int = typer.Option(None, "--microtubules", min=0, help="Default: 3 per 512×512."),
+    actin: int = typer.Option(None, "--actin", min=0, help="Default: 6 per 512×512."),
+    gold: int = typer.Option(None, "--gold", min=0, help="Default: 8 per 512×512."),
     seed: int = options.Seed,
 ) -> None:
     """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles."""
     from ..simulate.cell import CellParams
     from ..simulate.imaging import ImagingParams
-    from ..simulate.workflow import cell_counts, simulate_cell_files
+    from ..simulate.workflow import cell_counts, check_cell_memory, simulate_cell_files
 
     try:
         nx, ny, nz = (int(v) for v in size.split(","))
@@ -85,6 +86,13 @@ def cell(
             f"--size must be at least 16 voxels along each axis and "
             f"--voxel-size positive, got {size} and {voxel_size:g}."
         )
+    bad = [name for name, c in concentrations.items() if not (math.isfinite(c) and c >= 0)]
+    if bad:
+        raise ParameterError(
+            f"--templates gives {bad[0]} a concentration of {concentrations[bad[0]]:g} µM; "
+            "give a finite number ≥ 0."
+        )
+    check_cell_memory((nz, ny, nx))
     imaging = ImagingParams(
         max_tilt_deg=max_tilt,
         tilt_step_deg=tilt_step,

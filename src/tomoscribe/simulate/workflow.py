@@ -72,6 +72,26 @@ def cell_counts(shape_zyx: tuple[int, int, int], **given: int | None) -> dict[st
     }
 
 
+#: Float32 copies of the cell's volume that simulation holds at its peak (density,
+#: labels, instances, the imaging's working arrays and the tomogram), measured roughly.
+CELL_VOLUME_COPIES = 12
+
+
+def check_cell_memory(shape_zyx) -> None:
+    """Refuse a cell whose simulation needs more than half the machine's memory (a
+    trial's --size 100000,100000,1000 asked numpy for 36 TiB and ended in its error)."""
+    from ..volume import physical_memory_bytes
+
+    need = CELL_VOLUME_COPIES * 4 * float(np.prod([int(n) for n in shape_zyx]))
+    have = physical_memory_bytes()
+    if need > have / 2:
+        raise ParameterError(
+            f"a cell of {' × '.join(str(n) for n in shape_zyx[::-1])} voxels needs about "
+            f"{need / 2**30:.0f} GiB of memory to simulate, more than half of this "
+            f"machine's {have / 2**30:.0f} GiB; simulate a smaller --size."
+        )
+
+
 def simulate_cell_files(
     out_dir: Path,
     params: CellParams,

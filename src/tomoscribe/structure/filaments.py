@@ -797,6 +797,13 @@ def trace_filaments(
     """
     if not (np.isfinite(spacing) and spacing >= 1.0):
         raise ParameterError(f"the seed spacing must be at least one voxel, got {spacing}.")
+    radius = model.radius_voxels(voxel_size_A)
+    if 2 * radius > max(np.shape(values)):
+        raise ParameterError(
+            f"a filament of radius {model.radius_nm:g} nm ({radius:.0f} voxels) is wider "
+            f"than the map ({' × '.join(str(n) for n in np.shape(values))} voxels); give the "
+            "radius in nm (a microtubule's is 12.5)."
+        )
     mask = np.asarray(values) >= 1.0
     if not mask.any():
         raise AnnotationError(f"the map has no voxel of {feature}, so no filament can be traced.")

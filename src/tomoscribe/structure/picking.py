@@ -66,6 +66,24 @@ def feature_mask(
     return np.asarray(values) >= threshold
 
 
+def _check_reach(params: PickParams, shape_zyx) -> None:
+    """Refuse a minimum distance beyond the map's diagonal (a watershed of a 10⁹-voxel
+    footprint ended in numpy's "array is too big") and an edge that leaves no voxel to
+    pick (0 picks, said as success)."""
+    diagonal = float(np.linalg.norm(shape_zyx))
+    size = " × ".join(str(n) for n in shape_zyx)
+    if params.min_distance > diagonal:
+        raise ParameterError(
+            f"a minimum distance of {params.min_distance:g} voxels is beyond the map "
+            f"({size} voxels, {diagonal:.0f} across); give it in voxels."
+        )
+    if 2 * params.edge >= min(shape_zyx):
+        raise ParameterError(
+            f"an edge of {params.edge:g} voxels leaves nothing of the map ({size} voxels) "
+            "to pick; give it in voxels, below half the thinnest side."
+        )
+
+
 def pick_particles(
     mask: np.ndarray, values: np.ndarray | None = None, params: PickParams = PickParams()
 ) -> pd.DataFrame:
@@ -79,6 +97,7 @@ def pick_particles(
     """
     params.validate()
     mask = np.asarray(mask, bool)
+    _check_reach(params, mask.shape)
     if not mask.any():
         raise AnnotationError(
             "the map has no voxel of this feature, so nothing can be picked; "
