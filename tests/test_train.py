@@ -219,3 +219,15 @@ def test_a_checkpoint_of_other_settings_is_not_used(discs, tmp_path):
     key_a = training_key(discs.tiles, discs.masks, {"epochs": 4})
     key_b = training_key(discs.tiles, discs.masks, {"epochs": 5})
     assert key_a != key_b
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"lr_decay_per_epoch": 0.0}, {"lr_decay_per_epoch": -1.0}, {"lr_decay_per_epoch": 1.5},
+     {"l1_weight_decay": -1.0}, {"l1_weight_decay": float("nan")}],
+)  # fmt: skip
+def test_training_parameters_that_cannot_train_are_refused_first(changes):
+    # a trial: --lr-decay 0 and --l1 -1 trained to the end, then blamed the paintings
+    TrainParams().validate()
+    with pytest.raises(ParameterError):
+        TrainParams(**changes).validate()

@@ -244,3 +244,10 @@ def test_the_napari_step_writes_what_the_command_writes(scene, tmp_path):
     assert step["parameters"] == cli["parameters"]
     assert step["parameters"]["tilt_range_deg"] == [-50.0, 55.0]
     assert (step["n_fitted"], step["n_closed"]) == (cli["n_fitted"], cli["n_closed"])
+
+
+def test_a_membrane_as_thick_as_a_vesicle_is_refused():
+    # a trial's --thickness 50 (Å meant, nm read) painted ~34 nm vesicles solid, exit 0
+    VesicleParams(thickness_nm=5.0).validate()
+    with pytest.raises(ParameterError, match="thinner than the smallest vesicle"):
+        VesicleParams(thickness_nm=50.0).validate()

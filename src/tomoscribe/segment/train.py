@@ -73,6 +73,18 @@ class TrainParams:
             raise ParameterError(f"optimizer must be sgd or adam, got {self.optimizer!r}.")
         if not 0 <= self.validation_fraction < 0.9:
             raise ParameterError("validation fraction must be in [0, 0.9).")
+        # a trial's --lr-decay 0 and --l1 -1 trained to the end and then blamed the data
+        if not 0 < self.lr_decay_per_epoch <= 1:
+            raise ParameterError(
+                f"the learning rate's decay per epoch is a factor in (0, 1], got "
+                f"{self.lr_decay_per_epoch:g}.",
+                parameter="lr_decay_per_epoch",
+            )
+        if not (math.isfinite(self.l1_weight_decay) and self.l1_weight_decay >= 0):
+            raise ParameterError(
+                f"the L1 weight decay must be ≥ 0, got {self.l1_weight_decay:g}.",
+                parameter="l1_weight_decay",
+            )
 
 
 def split_by_source(trainset: TrainingSet, fraction: float, seed: int):

@@ -132,6 +132,13 @@ class VesicleParams:
         for name in ("thickness_nm", "inlier_nm", "max_rms_nm"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name} must be positive, got {getattr(self, name)}.")
+        if self.thickness_nm >= self.min_radius_nm:  # a trial's 50 (Å meant) made balls
+            raise ParameterError(
+                f"a painted membrane {self.thickness_nm:g} nm thick is not thinner than "
+                f"the smallest vesicle's radius ({self.min_radius_nm:g} nm), so shells "
+                "would be painted solid; give the bilayer's thickness in nm (about 5).",
+                parameter="thickness_nm",
+            )
         for name in (
             "min_inlier_fraction",
             "min_visible_coverage",
