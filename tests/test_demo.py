@@ -22,6 +22,21 @@ def test_demo_rejects_unknown_size(tmp_path, capsys):
     assert "--size must be one of" in capsys.readouterr().err
 
 
+def test_demo_refuses_a_folder_of_the_users_and_a_bad_threshold_before_any_work(tmp_path, capsys):
+    # a trial: a user's preprocessed_2.mrc stopped the demo after 13 s and 80 MB of
+    # outputs; --threshold 0 was refused only at the merge, minutes in
+    out = tmp_path / "d"
+    (out / "maps").mkdir(parents=True)
+    (out / "maps" / "mine.mrc").write_bytes(b"the user's")
+    assert main(["demo", "--size", "small", "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "maps/mine.mrc" in err
+    assert sorted(p.name for p in out.rglob("*")) == ["maps", "mine.mrc"]
+    fresh = tmp_path / "e"
+    assert main(["demo", "--size", "small", "--out", str(fresh), "--threshold", "0", "-q"]) == 2
+    assert "threshold" in capsys.readouterr().err and not fresh.exists()
+
+
 @pytest.mark.slow
 def test_small_demo_runs_every_stage_and_scores_against_truth(tmp_path):
     from tomoscribe.outputs import guarding_inputs

@@ -234,6 +234,30 @@ def foreign_entries(folder: str | os.PathLike) -> list[Path]:
 _PARTIAL = re.compile(r"^\..+\.partial-(old-)?[0-9a-f]{8}$")
 
 
+def foreign_files(folder: str | os.PathLike) -> list[Path]:
+    """Files under ``folder``, through all its plain subfolders (whether or not they are
+    recorded), that tomoscribe did not write or that were changed since; a Zarr store is
+    one entry, a link is never ours.  For a command that fills a whole tree of its own
+    (``demo``, the CLEM pipeline): it may run into an empty folder or one of its earlier
+    runs, and must refuse one holding anything else before it starts."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        plain = []
+        for name in sorted(dirs):
+            entry = here / name
+            if entry.is_symlink() or (is_store(entry) and not is_ours(entry)):
+                found.append(entry)
+            elif not is_store(entry):
+                plain.append(name)
+        dirs[:] = plain
+        for name in sorted(files):
+            entry = here / name
+            if name != MANIFEST_NAME and not _is_temporary(entry) and not is_ours(entry):
+                found.append(entry)
+    return found
+
+
 def _is_temporary(entry: Path) -> bool:
     """A partial output of tomoscribe's (``.NAME.partial-1a2b3c4d``), or the writer's
     lock ``.NAME.lock`` of an output ``NAME`` beside it (a user's ``.notes.lock`` with no

@@ -38,6 +38,7 @@ import pandas as pd
 
 from ..core.device import resolve_device
 from ..core.legend import Legend, write_legend
+from ..errors import ParameterError
 from ..io import create_volume, read_volume, write_volume
 from ..io.particles import write_particles
 from ..io.points import write_points_csv
@@ -157,6 +158,11 @@ class ScoredAverage:
 def run_demo(settings: DemoSettings = DemoSettings()) -> dict:
     """Run the demo; returns the scores and timings, also written to ``scores.json``."""
     check_size(settings.size, SIZES)
+    if not (math.isfinite(settings.threshold) and settings.threshold > 0):
+        raise ParameterError(  # before the work (it was checked at the merge, minutes in)
+            f"the merge threshold must be a positive number, got {settings.threshold:g}.",
+            parameter="threshold",
+        )
     out = Path(settings.out_dir)
     make_folders(out, ("truth", "annotations", "models", "maps", "picks"))
     timings: dict[str, float] = {}
