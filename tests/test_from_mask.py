@@ -101,6 +101,7 @@ def test_trainset_from_mask(tmp_path, capsys):
         (["--from-mask", "4"], "--from-mask takes two counts"),
         (["--from-mask", "0,20"], "--from-mask"),
         (["--from-mask", "4,20", "--tile", "128"], "--tile"),
+        (["--from-mask", "5,1000000"], "at most 5000"),  # a trial's ran for ever
     ],
 )
 def test_trainset_from_mask_bad_input(tmp_path, capsys, extra, words):

@@ -558,6 +558,11 @@ def _close_and_write(
     return result
 
 
+#: Boxes of one kind ``trainset --from-mask`` chooses at most (a set of 5,000 tiles of
+#: 64² with context is already ~100 MB).
+MAX_MASK_BOXES = 5000
+
+
 def _with_mask_boxes(
     boxes: Boxes,
     marked: np.ndarray,
@@ -579,6 +584,12 @@ def _with_mask_boxes(
         raise ParameterError(
             f"`from_mask` needs at least one box of each kind, got {n_positive} "
             f"positive and {n_negative} negative.",
+            parameter="from_mask",
+        )
+    if max(n_positive, n_negative) > MAX_MASK_BOXES:  # a trial's 1,000,000 ran for ever
+        raise ParameterError(
+            f"`from_mask` asks for {n_positive} positive and {n_negative} negative boxes; "
+            f"at most {MAX_MASK_BOXES} of each (the method needs about 10 and 100).",
             parameter="from_mask",
         )
     valid = np.zeros(volume.shape, bool)

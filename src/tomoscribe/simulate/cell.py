@@ -51,6 +51,8 @@ CELL_CLASS_IDS = {
     "carbon": 5,
 }
 TEMPLATE_CLASS_BASE = 10
+#: Consecutive places refused before a template is taken to fill the volume.
+MAX_MISSES = 20000
 _AVOGADRO = 6.02214076e23
 
 
@@ -231,14 +233,17 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
         reach = np.sqrt(((support - n // 2) ** 2).sum(1)).max() + 1
         zz, yy, xx = np.ogrid[:n, :n, :n]
         sphere = (zz - n // 2) ** 2 + (yy - n // 2) ** 2 + (xx - n // 2) ** 2 <= reach**2
-        placed = 0
+        placed = misses = 0
         for _attempt in range(wanted * 200):
-            if placed == wanted:
+            # a full volume ends the draws: 10⁹ µM asked for 10¹⁴ of them (a trial)
+            if placed == wanted or misses > MAX_MISSES:
                 break
             corner = np.array([rng.integers(0, s - n) for s in params.shape])
             box = tuple(slice(c, c + n) for c in corner)
             if (occupied[box] & sphere).any():
+                misses += 1
                 continue
+            misses = 0
             rotation = Rotation.random(random_state=rng)
             particle = rotate_and_shift(template, rotation, (0, 0, 0))
             mask = particle > 0.15
