@@ -210,3 +210,11 @@ def test_a_tomogram_block_binned_by_an_older_tomoscribe_is_named(tmp_path):
     sidecar_path(out).write_text(json.dumps(record))
     with pytest.warns(UserWarning, match="older tomoscribe"):
         read_volume_checked(out)
+
+
+def test_a_volume_without_contrast_is_refused():
+    # a trial: a constant volume was written as all zeros, exit 0
+    flat = Volume(np.full((8, 32, 32), 3.0, np.float32), (10.0,) * 3)
+    with pytest.raises(InvalidDataError, match="no contrast"):
+        preprocess_array(flat, PreprocessParams())
+    preprocess_array(_noise((8, 32, 32)), PreprocessParams())  # contrast: fine

@@ -42,7 +42,7 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from ..errors import ParameterError
+from ..errors import InvalidDataError, ParameterError
 from ..progress import track
 from ..volume import Volume, check_finite, iter_slabs
 
@@ -280,7 +280,13 @@ def preprocess_into(
         count += core.size
     mean = total / count
     std = math.sqrt(max(total_sq / count - mean**2, 0.0))
-    scale = 1.0 / std if std > 0 else 1.0
+    if std <= 1e-6 * max(1.0, abs(mean)):  # a constant volume became all zeros, exit 0
+        raise InvalidDataError(
+            f"{volume.metadata.get('source', 'the volume')} has no contrast (it is "
+            "constant after the band-pass), so there is nothing to normalise; check that "
+            "it is the tomogram."
+        )
+    scale = 1.0 / std
     for z0, z1 in track(
         list(iter_slabs(shape[0], slab_slices)), "normalise", show_progress=show_progress
     ):
