@@ -87,6 +87,9 @@ def test_maps_of_different_tomograms_are_not_merged(tmp_path):
         segmented("a_r", tmp_path / "a.mrc", "ribosome"),
     ]
     merge_from_files(one, tmp_path / "ok.mrc")
+    # a threshold no voxel reaches: an all-background map, said (it was silent)
+    with pytest.warns(UserWarning, match="is all background"):
+        merge_from_files(one, tmp_path / "empty.mrc", threshold=1e30)
     other = segmented("b_r", tmp_path / "b.mrc", "ribosome")
     with pytest.raises(ParameterError, match="different tomograms"):
         merge_from_files([one[0], other], tmp_path / "no.mrc")

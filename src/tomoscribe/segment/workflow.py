@@ -38,7 +38,7 @@ from ..outputs import (
     write_provenance,
 )
 from ..preprocess import data_box
-from ..volume import Volume, check_is_tomogram, check_same_grid
+from ..volume import Volume, check_is_tomogram, check_same_grid, iter_slabs
 from .labelmaps import (
     FeatureVoxels,
     check_one_label,
@@ -1205,6 +1205,12 @@ def merge_from_files(
         )
         legend = legend_with_sizes(legend, features, maps)
         write_legend(output, legend)
+        if not any(np.any(out[z0:z1]) for z0, z1 in iter_slabs(out.shape[0], 32)):
+            warnings.warn(  # a trial's --threshold 1e30 wrote an empty map in silence
+                f"no voxel of {', '.join(features)} reached its threshold, so {output.name} "
+                "is all background; lower the threshold.",
+                stacklevel=2,
+            )
     merged = Merged(legend, features, [t for t, _ in chosen], [s for _, s in chosen])
     write_provenance(
         output,
