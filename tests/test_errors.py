@@ -87,7 +87,8 @@ def test_command_line_message_names_the_flag(tmp_path, capsys):
 
 def test_command_line_names_a_boolean_flag(tmp_path, capsys):
     src = tmp_path / "t.mrc"
-    write_volume(src, Volume(np.zeros((2, 8, 8), np.float32), (10.0,) * 3))
+    noise = np.random.default_rng(0).normal(size=(2, 8, 8)).astype(np.float32)
+    write_volume(src, Volume(noise, (10.0,) * 3))  # (a constant one has no contrast)
     out = tmp_path / "p.mrc"
     assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0
     capsys.readouterr()

@@ -97,12 +97,12 @@ def pick_particles(
     """
     params.validate()
     mask = np.asarray(mask, bool)
-    _check_reach(params, mask.shape)
     if not mask.any():
         raise AnnotationError(
             "the map has no voxel of this feature, so nothing can be picked; "
             "check the feature name or lower the threshold."
         )
+    _check_reach(params, mask.shape)
     components, count = scipy.ndimage.label(mask, structure=np.ones((3, 3, 3)))
     sizes = np.bincount(components.ravel())
     keep = sizes >= params.min_size
