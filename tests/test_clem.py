@@ -143,6 +143,20 @@ def test_registration_through_holes_meets_50_nm_at_the_tomogram(mirror):
     assert summary["mirror"] == mirror
     assert summary["n_inliers"] >= 15 and summary["fre_nm"] < 100
     assert summary["loo_tre_nm"]["median"] < 60
+    # Told the truth about mirroring, the anchor keeps it (a trial: `--mirror no` gave a
+    # mirrored map and `--mirror yes` an unmirrored one, when the lattices' bases had
+    # opposite hands); told the opposite, it cannot give the true map.
+    for told in (mirror, not mirror):
+        try:
+            symmetry, shift, anchor = anchor_by_cell(
+                lattice_fm, lattice_ov, pair["fluorescence"]["cell"].max(0), pair["overview"],
+                2.5, 25.0, mirror=told,
+            )  # fmt: skip
+        except (InvalidDataError, ParameterError):
+            assert told != mirror
+            continue
+        given = register_lattices(lattice_fm, lattice_ov, symmetry, shift, 40.0, anchor=anchor)
+        assert given.summary()["mirror"] == told
 
 
 def test_landmarks_resolve_the_ambiguity_and_too_few_are_refused():

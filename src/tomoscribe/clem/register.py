@@ -145,6 +145,19 @@ def symmetries(mirror: bool | None = None) -> list[np.ndarray]:
     return found
 
 
+def lattice_symmetries(fm: Lattice, ov: Lattice, mirror: bool | None = None) -> list[np.ndarray]:
+    """The symmetries (:func:`symmetries`) whose fluorescence → overview map has the
+    handedness asked: ``mirror`` True keeps those that mirror, False those that do not,
+    None all 8.  The map's handedness is the symmetry's times that of the two fitted
+    lattice bases, which need not agree (a trial's ``--mirror no`` mirrored and
+    ``--mirror yes`` did not, when the symmetry alone was tested)."""
+    return [
+        m
+        for m in symmetries()
+        if mirror is None or _mirrored(hypothesis_matrix(fm, ov, m, np.zeros(2))) == mirror
+    ]
+
+
 def hypothesis_matrix(
     fm: Lattice, ov: Lattice, symmetry: np.ndarray, shift: np.ndarray
 ) -> np.ndarray:
@@ -197,7 +210,7 @@ def anchor_by_landmarks(
             parameter="mirror",
         )
     scored = []
-    for symmetry in symmetries(mirror):
+    for symmetry in lattice_symmetries(fm, ov, mirror):
         if not check_symmetry(fm, ov, symmetry, nominal_scale):
             continue
         base = hypothesis_matrix(fm, ov, symmetry, np.zeros(2))
@@ -384,7 +397,7 @@ def _cell_scores(fm, ov, fm_cell, overview, nominal_scale, hole_radius_px, mirro
     fm_image, small = _cell_masks(fm_cell, overview, ov, hole_radius_px, bin_factor)
     binning = np.diag([1.0 / bin_factor, 1.0 / bin_factor, 1.0])
     scored = []
-    for symmetry in symmetries(mirror):
+    for symmetry in lattice_symmetries(fm, ov, mirror):
         if not check_symmetry(fm, ov, symmetry, nominal_scale):
             continue
         base = binning @ hypothesis_matrix(fm, ov, symmetry, np.zeros(2))
