@@ -116,3 +116,21 @@ def test_training_with_rotations_adam_and_cosine_decay_learns_easy_classes():
     for bad in ({"optimizer": "rmsprop"}, {"rotate_fraction": 1.5}, {"schedule": "step"}):
         with pytest.raises(ParameterError):
             ClassifierParams(**bad).validate()
+
+
+def test_a_training_that_leaves_weights_not_finite_is_refused():
+    """A trial's classifier at learning rate 10⁹ was saved full of NaN with exit 0: the
+    epoch's mean loss (3·10³³) was finite, the last step's weights were not."""
+    from tomoscribe.errors import TrainingError
+    from tomoscribe.nets.training import run_epochs
+
+    network = torch.nn.Linear(2, 2)
+
+    def last_step_breaks(epoch):
+        with torch.no_grad():
+            network.weight[0, 0] = float("nan")
+        return {"loss": 3.4e33}
+
+    with pytest.raises(TrainingError, match="not finite"):
+        run_epochs(2, last_step_breaks, network=network)
+    assert len(run_epochs(2, last_step_breaks)) == 2  # without the network: unseen

@@ -110,7 +110,7 @@ def fit_dense(
         return {"loss": total / seen}
 
     start = time.perf_counter()
-    history = run_epochs(epochs, one_epoch, show_progress=show_progress)
+    history = run_epochs(epochs, one_epoch, show_progress=show_progress, network=network)
     recompute_batch_norm(network, pairs[:, :1], batch_size, dev)  # unaugmented inputs
     network.cpu().eval()
     return {"history": history, "seconds": time.perf_counter() - start, "device": dev.type}

@@ -228,7 +228,7 @@ def train_classifier(
         }  # at epoch end
 
     start = time.perf_counter()
-    history = run_epochs(params.epochs, one_epoch, show_progress=show_progress)
+    history = run_epochs(params.epochs, one_epoch, show_progress=show_progress, network=network)
     recompute_batch_norm(network, x_all, params.batch_size, dev)
     record = {
         "training": {

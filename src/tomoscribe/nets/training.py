@@ -80,6 +80,7 @@ def run_epochs(
     show_progress: bool = False,
     after_epoch: Callable[[int, list], None] | None = None,
     on_divergence: Callable[[], None] | None = None,
+    network: torch.nn.Module | None = None,
 ) -> list[dict]:
     """Run epochs ``first_epoch`` … ``epochs − 1`` and return the history.
 
@@ -94,6 +95,10 @@ def run_epochs(
         ``after_epoch(epochs_done, history)`` after each epoch (a checkpoint hook).
     on_divergence : callable, optional
         Called before the TrainingError of a non-finite loss (e.g. to drop a checkpoint).
+    network : torch module, optional
+        Its weights are checked after each epoch too: an epoch's mean loss can be
+        finite (3·10³³) while its last step left the weights NaN (a trial's classifier
+        at learning rate 10⁹ was saved full of NaN, exit 0).
 
     Raises
     ------
@@ -105,11 +110,14 @@ def run_epochs(
         range(first_epoch, epochs), label, total=epochs - first_epoch, show_progress=show_progress
     ):
         entry = {"epoch": epoch + 1, **one_epoch(epoch)}
-        if not math.isfinite(entry[loss_key]):
+        weights_finite = network is None or all(
+            bool(torch.isfinite(w).all()) for w in network.parameters()
+        )
+        if not (math.isfinite(entry[loss_key]) and weights_finite):
             if on_divergence is not None:
                 on_divergence()
             raise TrainingError(
-                f"training diverged in epoch {epoch + 1} (the loss is not "
+                f"training diverged in epoch {epoch + 1} (the loss or the weights are not "
                 "finite); lower `learning_rate`.",
                 parameter="learning_rate",
             )
