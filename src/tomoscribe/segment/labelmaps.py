@@ -10,6 +10,7 @@ MRC, TIFF or OME-Zarr, often float 0/1) have none; the user then names the featu
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +64,18 @@ def check_one_label(
     map or a tomogram given as labels marked everything), and say so when the labels
     take several values (a simulation's or another tool's multi-label map, whose other
     features would be taken as this one)."""
-    if not marked.any():
-        return
-    values = data[marked]
-    if np.issubdtype(data.dtype, np.floating) and not np.array_equal(values, np.round(values)):
-        raise InvalidDataError(
-            f"{source} holds non-integer values (a per-feature map or a tomogram?), not "
-            f"labels; give a label map (`tomoscribe merge`) or the feature's `{option}`."
-        )
-    low, high = float(values.min()), float(values.max())
-    if low != high:
+    low, high = math.inf, -math.inf
+    for z0 in range(0, len(data), 16):  # slab by slab: no copy of a whole map's values
+        values = data[z0 : z0 + 16][marked[z0 : z0 + 16]]
+        if not len(values):
+            continue
+        if np.issubdtype(data.dtype, np.floating) and not np.array_equal(values, np.round(values)):
+            raise InvalidDataError(
+                f"{source} holds non-integer values (a per-feature map or a tomogram?), not "
+                f"labels; give a label map (`tomoscribe merge`) or the feature's `{option}`."
+            )
+        low, high = min(low, float(values.min())), max(high, float(values.max()))
+    if low < high:
         warnings.warn(
             f"{source} holds several label values ({low:g} to {high:g}) and no legend; "
             f"all of them are taken as this feature: give `{option}` to take one.",
