@@ -56,8 +56,9 @@ def measured_fourier_support(volumes: np.ndarray) -> np.ndarray:
     return support
 
 
-#: Of the sampled Fourier voxels, the fraction that may differ from the x mirror image
-#: (noise at the support's edge) before the wedge counts as not its own mirror image.
+#: Voxels that differ from the x mirror image, as a fraction of the sampled ones, below
+#: which the wedge counts as its own mirror image.  Measured on wedged noise (15³, 12 or
+#: 48 items): 0.00 for ±60°, 1.15 for −20…+60° (tests/test_wedge_augment.py's sets).
 MIRROR_DIFFERENCE = 0.2
 
 
@@ -65,7 +66,7 @@ def is_mirror_symmetric(support: np.ndarray) -> bool:
     """Whether a sampled region (:func:`measured_fourier_support`, unshifted FFT order,
     axes z, y, x) is its own mirror image in x, as the wedge of a symmetric tilt range
     is; an asymmetric range (a lamella tilted −20…+60°) gives a region whose mirror
-    differs in about half its voxels."""
+    differs in more voxels than the region holds (:data:`MIRROR_DIFFERENCE`)."""
     n = support.shape[-1]
     mirrored = support[..., (-np.arange(n)) % n]  # k_x → −k_x
     return bool((support ^ mirrored).sum() <= MIRROR_DIFFERENCE * support.sum())
