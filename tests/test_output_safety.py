@@ -257,6 +257,22 @@ def test_a_second_writer_is_refused_with_the_first_named(tomo, tmp_path, capsys)
     assert not lock_path(out).exists()
 
 
+def test_a_second_writer_of_a_file_is_refused_before_it_computes(
+    tomo, tmp_path, capsys, monkeypatch
+):
+    """Files, like folders, are locked at the command's start: a run whose output file
+    another run is writing does not compute for minutes only to be refused (or, between
+    the first's finish and its own, replace it)."""
+    import tomoscribe.preprocess.workflow as workflow
+
+    def computed(*args, **kwargs):
+        raise AssertionError("the second run computed")
+
+    monkeypatch.setattr(workflow, "preprocess_file", computed)
+    out = tmp_path / "sub" / "p.mrc"
+    _refused_while_held(["preprocess", str(tomo), "-o", str(out), "-q"], out, capsys)
+
+
 def test_locks_are_reentrant_in_one_process_and_refuse_links(tmp_path):
     out = tmp_path / "x.mrc"
     with output_lock(out), output_lock(out):

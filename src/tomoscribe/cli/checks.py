@@ -193,14 +193,15 @@ def check_distinct_outputs(named: list[tuple[Path, str]]) -> None:
         seen[key] = how
 
 
-def _lockable_beside(folder: Path) -> bool:
-    """Whether the writer's lock of ``folder`` can be made beside it: its nearest
-    existing parent is writable.  Commands that write into an existing folder under a
-    read-only one (``demo``, ``clem``, ``simulate cell``) never needed more than the
-    folder itself, so there they go on without the early lock."""
+def _lockable_beside(output: Path) -> bool:
+    """Whether the writer's lock of ``output`` (a file or folder) can be made beside it:
+    its nearest existing parent is writable.  Commands that write into an existing
+    folder under a read-only one (``demo``, ``clem``, ``simulate cell``) never needed
+    more than the folder itself, so there they go on without the early lock (and an
+    unwritable place for a file is met by its writer, in the writer's own sentence)."""
     import os
 
-    parent = Path(folder).absolute().parent
+    parent = Path(output).absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     return os.access(parent, os.W_OK | os.X_OK)
@@ -242,7 +243,7 @@ def writes(
                 if name not in files and name not in folders
                 for p in _paths(value)
             ]
-            outputs, named = [], []
+            outputs, named, lockable = [], [], []
             for name in files:
                 for path in _paths(values.get(name)):
                     folder_like = Path(path).name in ("", ".", "..") or (
@@ -264,16 +265,17 @@ def writes(
                         )
                     outputs.extend(p for p, _ in own)
                     named.extend(own)
+                    lockable.append(Path(path))
             check_distinct_outputs(named)
             check_outputs(outputs, overwrite=overwrite, inputs=inputs)
-            held = []
+            held = [path for path in lockable if _lockable_beside(path)]
             for name in folders:
                 for path in _paths(values.get(name)):
                     check_output_folder(path, inputs)
                     if _lockable_beside(path):
                         held.append(path)
             with contextlib.ExitStack() as locks:  # a second run is refused at its start,
-                for path in held:  # not after it has computed (output_folder locks again)
+                for path in held:  # not after it has computed (the writers lock again)
                     locks.enter_context(output_lock(path))
                 return command(*args, **kwargs)
 
