@@ -571,3 +571,33 @@ def test_discover_examines_a_cluster_named_twice_once(tmp_path):
     assert main([*argv, "--cluster", "0", "--cluster", "0", "--device", "cpu"]) == 0
     record = json.loads((out / "discover.json").read_text())
     assert [c["cluster"] for c in record["clusters"]] == [0]
+
+
+def test_a_rerun_of_discover_leaves_no_class_of_the_earlier_run(tmp_path):
+    """`discover --classes 3` then `--classes 1` into one folder kept the first run's
+    cluster000_class1.mrc and class2.mrc beside the second's discover.json, which names
+    one class: averages of two runs in one folder, nothing saying which is which."""
+    volumes, labels = shapes(4, noise=0.2)
+    data = tmp_path / "d.zarr"
+    save_dataset(
+        data,
+        {
+            "volumes": volumes,
+            "labels": labels,
+            "class_names": SHAPES,
+            "params": {"voxel_size_A": 20.0},
+        },
+    )
+    feats, clustered, out = tmp_path / "f.zarr", tmp_path / "c.zarr", tmp_path / "out"
+    assert main(["classify", "features", str(data), "--rif", "-o", str(feats)]) == 0
+    assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "1"]) == 0
+    argv = ["classify", "discover", str(data), str(clustered), "-o", str(out), "--device", "cpu"]
+    assert main([*argv, "--classes", "3"]) == 0
+    first = sorted(p.name for p in out.glob("cluster000_class*.mrc"))
+    assert len(first) > 1
+    (out / "mine.txt").write_text("the user's notes")
+    assert main([*argv, "--classes", "1"]) == 0
+    record = json.loads((out / "discover.json").read_text())
+    written = [f"cluster000_class{c['class']}.mrc" for c in record["clusters"][0]["classes"]]
+    assert sorted(p.name for p in out.glob("cluster000_class*.mrc")) == sorted(written)
+    assert (out / "mine.txt").read_text() == "the user's notes"

@@ -275,7 +275,7 @@ def discover_files(
     truth = labels_or_none(labels)
     result = {"dataset": str(dataset.resolve()), "params": params.__dict__, "clusters": []}
     gallery = []
-    with output_folder(output) as tmp:
+    with output_folder(output, step="classify discover") as tmp:
         for c in chosen:
             members = np.flatnonzero(table["clusters"] == c)
             entry, averages = _classes_of_cluster(
@@ -480,7 +480,7 @@ def mine_files(
     truth = labels_or_none(labels)
     scores = cluster_scores(truth, found["clusters"], names) if truth is not None else None
     voxel = voxel or autoencoder.voxel_size_A
-    with output_folder(output) as tmp:
+    with output_folder(output, step="classify autoencoder mine") as tmp:
         save_features(
             tmp / "codes.zarr",
             {"features": found["codes"], "labels": labels, "clusters": found["clusters"]},

@@ -783,7 +783,7 @@ def average_particle_file(
     )
     result["half_sets"] = "given" if half is not None else "drawn"
     result["warnings"] = reliability_warnings(result)
-    with output_folder(out_dir, overwrite, inputs) as staging:
+    with output_folder(out_dir, overwrite, inputs, step="average") as staging:
         write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
     return result | {"n_particles": len(table), "tilt": tilt}
 
@@ -839,7 +839,7 @@ def classify2d_files(
     for note in source.notes:
         (say or (lambda m: None))(f"note: {note}")
     result = classify_particles(source, params, resolve_device(device), say)
-    with output_folder(out_dir, overwrite, inputs) as staging:
+    with output_folder(out_dir, overwrite, inputs, step="classify2d") as staging:
         write_volume(
             staging / "class_averages.mrcs",
             Volume(result.averages, source.pixel_size_A),
