@@ -601,3 +601,19 @@ def test_a_rerun_of_discover_leaves_no_class_of_the_earlier_run(tmp_path):
     written = [f"cluster000_class{c['class']}.mrc" for c in record["clusters"][0]["classes"]]
     assert sorted(p.name for p in out.glob("cluster000_class*.mrc")) == sorted(written)
     assert (out / "mine.txt").read_text() == "the user's notes"
+
+
+def test_discover_makes_no_class_of_fewer_members_than_it_promises():
+    """Ten of one shape and two of another, 3 classes asked: k-means started a class of
+    the 2 odd ones and, with no competitive rounds (the default), kept it, though
+    `discover` promises classes of 4 or more; now the 2 join a class and it says so."""
+    volumes, labels = shapes(10, noise=0.2)
+    first, second = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    chosen = np.concatenate([first[:10], second[:2]])
+    said = []
+    found = reference_free_classes(
+        volumes[chosen], 20.0, DiscoverParams(classes=3, denovo_rounds=1), say=said.append
+    )
+    assert found["sizes"].min() >= DiscoverParams().min_members, found["sizes"]
+    assert found["sizes"].sum() == len(chosen)
+    assert any("fewer than 4 members" in line for line in said), said

@@ -83,13 +83,28 @@ def _averages(full, assignment, rotations, shifts, classes, tilt_range):
     return out
 
 
-def _initial_classes(data: np.ndarray, classes: int, seed: int) -> np.ndarray:
+def _initial_classes(data: np.ndarray, classes: int, min_members: int, seed: int) -> np.ndarray:
+    """The starting class (0, 1, …) of each subtomogram: k-means of rotation-invariant
+    features, then each class of fewer than ``min_members`` dissolved (smallest first)
+    into the classes whose centres its members lie nearest, so that no class starts (or,
+    without competitive rounds, ends) with too few members to average."""
     from sklearn.cluster import KMeans
 
     if classes == 1:
         return np.zeros(len(data), int)
     features = standardise(rotation_invariant_features(data, max_degree=6))
-    return KMeans(classes, n_init=8, random_state=seed).fit_predict(features)
+    assignment = KMeans(classes, n_init=8, random_state=seed).fit_predict(features)
+    while True:
+        kept, sizes = np.unique(assignment, return_counts=True)
+        if len(kept) == 1 or sizes.min() >= min_members:
+            break
+        small = kept[sizes.argmin()]
+        others = kept[kept != small]
+        centres = np.stack([features[assignment == c].mean(0) for c in others])
+        members = np.flatnonzero(assignment == small)
+        distances = ((features[members, None, :] - centres[None]) ** 2).sum(-1)
+        assignment[members] = others[distances.argmin(1)]
+    return np.unique(assignment, return_inverse=True)[1].reshape(-1)
 
 
 def reference_free_classes(
@@ -132,6 +147,13 @@ def reference_free_classes(
             f"{classes} class{'es' if classes > 1 else ''}, not {params.classes}: "
             f"{count} subtomograms make at most {classes} of {params.min_members} or more"
         )
+    assignment = _initial_classes(data, classes, params.min_members, params.seed)
+    if assignment.max() + 1 < classes:
+        classes = int(assignment.max()) + 1
+        say(
+            f"{classes} class{'es' if classes > 1 else ''}, not {params.classes}: the "
+            f"others would have started with fewer than {params.min_members} members"
+        )
     rng = np.random.default_rng(params.seed)
     dev = torch.device(device)
     full = torch.as_tensor(data, device=dev)
@@ -149,7 +171,6 @@ def reference_free_classes(
     grid = global_rotations(params.global_step_deg)
     tilt = params.tilt_range_deg
 
-    assignment = _initial_classes(data, classes, params.seed)
     rotations = Rotation.random(count, random_state=rng)
     shifts = np.zeros((count, 3))
     scores = np.zeros(count)
