@@ -398,3 +398,24 @@ def test_a_briefly_trained_network_keeps_what_it_learned_in_eval_mode():
         (predict(classifier, volumes[test], device="cpu").argmax(1) == labels[test]).mean()
     )
     assert accuracy >= 0.8, accuracy
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["classify", "train", "--test-fraction", "-0.5"], "--test-fraction must be at least 0"),
+        (["classify", "train", "--test-fraction", "1"], "--test-fraction must be at least 0"),
+        (["classify", "train", "--arch", "dsrf3d", "--norm", "group"], "dsrf3d has none"),
+        (["classify", "train", "--arch", "resnet3d", "--norm", "layer"], "--norm must be one"),
+    ],
+)
+def test_training_choices_that_were_taken_silently_are_refused(tmp_path, capsys, flags, words):
+    """A negative held-out fraction was trained as 0 (no test at all), and `--norm group`
+    for DSRF3D (or a misspelt norm for ResNet3D, which made group norm) was ignored."""
+    data = _dataset(tmp_path / "d.zarr", *shapes(4))
+    out = tmp_path / "m.out"
+    argv = [*flags[:2], str(data), *flags[2:], "-o", str(out), "--epochs", "1", "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err, err
+    assert not out.exists()

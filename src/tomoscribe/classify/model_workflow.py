@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidDataError
+from ..errors import InvalidDataError, ParameterError
 from ..outputs import atomic_path, write_provenance
 from .training import Classifier, ClassifierParams, split_halves
 from .workflow import (
@@ -136,6 +136,10 @@ def in_model_classes(
 def _split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Training and test masks: a stratified ``test_fraction`` held out per class, or
     everything trained on when it is 0."""
+    if not 0 <= test_fraction < 1:  # a negative fraction was taken as 0, silently
+        raise ParameterError(
+            f"--test-fraction must be at least 0 and below 1, got {test_fraction:g}."
+        )
     if test_fraction > 0:
         return split_halves(labels, test_fraction, seed)
     return np.ones(len(labels), bool), np.zeros(len(labels), bool)

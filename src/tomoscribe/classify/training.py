@@ -48,6 +48,7 @@ from .wedge_augment import (
 )
 
 SCHEDULES = ("constant", "cosine")
+NORMS = ("batch", "group")  # ResNet3D's normalisation layers (nets.classifiers3d)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,20 @@ class Classifier:
     metadata: dict = field(default_factory=dict)
 
 
+def _check_norm_choice(arch: str, norm: str) -> None:
+    """Refuse a normalisation the architecture does not take (``--norm group`` for
+    DSRF3D was ignored, and the model trained with none)."""
+    from ..nets.registry import architecture
+
+    if norm not in NORMS:
+        raise ParameterError(f"--norm must be one of {', '.join(NORMS)}, got {norm!r}.")
+    if norm != "batch" and "norm" not in architecture(arch, "classifier").options:
+        raise ParameterError(
+            f"--norm {norm} is for architectures with a choice of normalisation "
+            f"(resnet3d); {arch} has none to choose."
+        )
+
+
 def normalise(volumes: np.ndarray) -> np.ndarray:
     """Each subtomogram to mean 0 and standard deviation 1 (float32, (N, n, n, n))."""
     volumes = np.asarray(volumes, dtype=np.float32)
@@ -190,6 +205,7 @@ def train_classifier(
         If the loss diverges (not finite).
     """
     params.validate()
+    _check_norm_choice(arch, params.norm)
     labels = np.asarray(labels, dtype=np.int64)
     data = normalise(volumes)
     counts = _class_counts(labels, class_names, len(data))
