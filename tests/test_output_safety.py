@@ -510,3 +510,26 @@ def test_replacing_another_commands_files_in_a_folder_is_said(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "replaced particles.star" in err and "`simulate particles2d` wrote there" in err
     assert (shared / "truth.csv").is_file()  # nothing else of the simulation's is removed
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        # a Zarr folder was written under the name x.mrc; a model under the name m.mrc
+        (["classify", "features", "{d}", "--rif", "-o", "{o}/x.mrc"], "x.zarr"),
+        (["train", "{d}", "-o", "{o}/m.mrc"], "m.tsm"),
+        (["simulate", "subtomograms", "-o", "{o}/s.mrc"], "s.zarr"),
+        (["preprocess", "{t}", "-o", "{o}/p.csv", "-q"], "p.mrc"),
+        (["classify", "evaluate", "{d}", "{d}", "-o", "{o}/scores.star"], "scores.json"),
+    ],
+)
+def test_an_output_named_as_another_kind_of_file_is_refused(tomo, tmp_path, capsys, argv, named):
+    """Each command writes one kind of file; an output named with another kind's suffix
+    (a Zarr store called x.mrc, which every MRC reader then fails on) is refused before
+    any work, naming the suffix to use, and nothing is written."""
+    out = tmp_path / "out"
+    fill = {"d": str(tmp_path / "missing.zarr"), "t": str(tomo), "o": str(out)}
+    assert main([word.format(**fill) for word in argv]) == 2
+    err = capsys.readouterr().err
+    assert f"name it e.g. {named}" in err and "Traceback" not in err, err
+    assert not out.exists()

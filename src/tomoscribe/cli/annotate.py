@@ -10,7 +10,7 @@ from ..errors import ParameterError
 from ..nets.catalogue import listed
 from . import options
 from .app import app
-from .checks import command_line_text, writes
+from .checks import VOLUME_NAMES, command_line_text, writes
 
 # The per-feature architectures, from the catalogue's list so that --help needs no torch
 # (tests/test_cli_startup.py checks it against the registry).
@@ -23,7 +23,7 @@ ENSEMBLE_DEFAULT = 1
 
 
 @app.command()
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".trainset",)})
 def trainset(
     tomogram: Path = typer.Argument(..., help="The preprocessed tomogram."),
     output: Path = typer.Option(..., "--output", "-o", help="Training-set file to write."),
@@ -173,7 +173,7 @@ def _counts(text: str | None) -> tuple[int, int] | None:
 
 
 @app.command()
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".tsm",)})
 def train(
     training_sets: list[Path] = typer.Argument(
         ...,
@@ -397,7 +397,7 @@ def _report_map(item) -> None:
 
 
 @app.command()
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": VOLUME_NAMES})
 def merge(
     maps: list[Path] = typer.Argument(..., help="Per-feature maps from `tomoscribe segment`."),
     output: Path = typer.Option(..., "--output", "-o", help="Label map (.mrc or .zarr)."),

@@ -4,10 +4,11 @@ Each command declares which of its parameters are output files and which output
 folders (``@writes(files=..., folders=...)``); before the command body runs, the
 outputs are checked against its inputs (every other path parameter) with
 :func:`tomoscribe.outputs.check_outputs` and :func:`~tomoscribe.outputs.check_output_folder`:
-not an input, not inside one, not a user's file, writable, ``--no-overwrite`` honoured.
-A command can thus never compute for an hour and then find it may not write.  Each
-output folder's writer's lock (:mod:`tomoscribe.locks`) is held for the whole command,
-so a second run into the same folder is refused when it starts, naming the first.
+not an input, not inside one, not a user's file, writable, ``--no-overwrite`` honoured,
+and named for what is written into it (``formats``).  A command can thus never compute
+for an hour and then find it may not write.  Each output's writer's lock
+(:mod:`tomoscribe.locks`) is held for the whole command, so a second run into the same
+file or folder is refused when it starts, naming the first.
 """
 
 from __future__ import annotations
@@ -207,11 +208,51 @@ def _lockable_beside(output: Path) -> bool:
     return os.access(parent, os.W_OK | os.X_OK)
 
 
+#: Volume outputs: named by their format (:func:`tomoscribe.io.volume_format`).
+VOLUME_NAMES = (".mrc", ".map", ".rec", ".mrcs", ".tif", ".tiff", ".zarr")
+
+#: Suffixes that name a kind of file; an output of one kind named with another's suffix
+#: is refused (`classify features -o x.mrc` wrote a Zarr folder named x.mrc).
+KNOWN_SUFFIXES = (
+    *VOLUME_NAMES,
+    ".st", ".ali", ".ccp4", ".star", ".csv", ".tbl", ".mod", ".box", ".json", ".txt",
+    ".png", ".jpg", ".pdf", ".svg", ".h5", ".hdf", ".npy", ".npz", ".pkl", ".pt", ".pth",
+    ".trainset", ".tsm", ".tsc", ".tsa", ".tsv", ".tss", ".tsp", ".cbox", ".coords",
+)  # fmt: skip
+
+
+def check_output_name(path: Path, accepted: tuple[str, ...], flag: str) -> None:
+    """Refuse an output named with another kind of file's suffix.
+
+    Parameters
+    ----------
+    path : the output
+    accepted : the suffixes (lower case, with the dot) of what the command writes
+    flag : the option it was given with, for the message
+
+    Raises
+    ------
+    ParameterError
+        ``path`` ends in a suffix of :data:`KNOWN_SUFFIXES` that is not ``accepted``.
+        Names without a known suffix are taken as they are.
+    """
+    name = str(path).lower().rstrip("/")
+    if name.endswith(accepted):
+        return
+    known = [s for s in KNOWN_SUFFIXES if name.endswith(s)]
+    if known:
+        raise ParameterError(
+            f"{flag} {path}: this command writes {' or '.join(accepted)}, not {known[0]}; "
+            f"name it e.g. {Path(path).name[: -len(known[0])]}{accepted[0]}."
+        )
+
+
 def writes(
     files: tuple[str, ...] = (),
     folders: tuple[str, ...] = (),
     sidecars: bool = True,
     companions=None,
+    formats: dict[str, tuple[str, ...]] | None = None,
 ):
     """Declare a command's outputs so they are checked before it runs.
 
@@ -225,6 +266,9 @@ def writes(
         registration's ``NAME.txt`` matrix), checked with it; it may raise a
         :class:`~tomoscribe.errors.TomoscribeError` for an output name it cannot take.
         Particle lists' companions (a Dynamo table's ``NAME.doc``) are always checked.
+    formats : parameter name → the suffixes its file is written as (a model's ``.tsm``,
+        a store's ``.zarr``; :data:`VOLUME_NAMES`): another kind's suffix is refused
+        (:func:`check_output_name`).
     """
 
     def decorate(command):
@@ -254,6 +298,8 @@ def writes(
                             f"{path} is a folder; give a file name for the output (e.g. "
                             "-o results/out.mrc)."
                         )
+                    if formats and name in formats:
+                        check_output_name(Path(path), formats[name], _flag(name))
                     flag = f"{_flag(name)} {path}"
                     own = [(path, flag)]
                     own += [(p, f"{p} (written with {flag})") for p in companion_outputs(path)]

@@ -19,7 +19,7 @@ app.add_typer(classify_app, name="classify")
 
 
 @classify_app.command("train")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".tsc",)})
 def train(
     dataset: Path = typer.Argument(
         ...,
@@ -105,7 +105,7 @@ def train(
 
 
 @classify_app.command("evaluate")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".json",)})
 def evaluate(
     model: Path = typer.Argument(..., help="Classifier file from `classify train`."),
     dataset: Path = typer.Argument(
@@ -130,7 +130,7 @@ def evaluate(
 
 
 @classify_app.command("predict")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".star", ".csv")})
 def predict(
     model: Path = typer.Argument(..., help="Classifier file from `classify train`."),
     dataset: Path = typer.Argument(

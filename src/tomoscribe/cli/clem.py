@@ -9,7 +9,7 @@ import typer
 from ..errors import InputFileError, ParameterError
 from . import options
 from .app import app
-from .checks import writes
+from .checks import VOLUME_NAMES, writes
 
 clem_app = typer.Typer(
     help="Annotation from correlative fluorescence: register through the "
@@ -56,7 +56,7 @@ def _registration_companions(path: Path) -> list[Path]:
 
 
 @clem_app.command("register")
-@writes(files=("out",), companions=_registration_companions)
+@writes(files=("out",), companions=_registration_companions, formats={"out": (".json",)})
 def register(
     overview: Path = typer.Argument(
         ..., help="EM overview of the grid square (MRC/TIFF, one slice, with its pixel size)."
@@ -150,7 +150,7 @@ def register(
 
 
 @clem_app.command("watershed")
-@writes(files=("out",))
+@writes(files=("out",), formats={"out": VOLUME_NAMES})
 def watershed(
     fluorescence: Path = typer.Argument(..., help="One fluorescence channel (z, y, x stack)."),
     out: Path = typer.Option(..., "--out", "-o", help="Region label volume (.mrc)."),
@@ -199,7 +199,7 @@ def watershed(
 
 
 @clem_app.command("transfer")
-@writes(files=("out",))
+@writes(files=("out",), formats={"out": (".trainset",)})
 def transfer(
     tomogram: Path = typer.Argument(..., help="Preprocessed tomogram (as for training)."),
     fluorescence: Path = typer.Option(..., "--fluorescence", help="The feature's channel."),

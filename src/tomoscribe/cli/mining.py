@@ -25,7 +25,7 @@ classify_app.add_typer(voxelseg_app, name="voxelseg")
 
 
 @classify_app.command("features")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".zarr",)})
 def features(
     dataset: Path = typer.Argument(
         ..., help="Subtomograms: a dataset (.zarr) or a STAR file listing them."
@@ -56,7 +56,7 @@ def features(
 
 
 @classify_app.command("cluster")
-@writes(files=("output", "plot"))
+@writes(files=("output", "plot"), formats={"output": (".zarr",), "plot": (".png",)})
 def cluster(
     feature_store: Path = typer.Argument(..., help="Feature store from `classify features`."),
     output: Path = typer.Option(
@@ -169,7 +169,7 @@ def discover(
 
 
 @autoencoder_app.command("train")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".tsa",)})
 def autoencoder_train(
     dataset: Path = typer.Argument(
         ..., help="Subtomograms (.zarr, or a STAR file listing them); labels unused."
@@ -233,7 +233,7 @@ def autoencoder_mine(
 
 
 @voxelseg_app.command("train")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".tsv",)})
 def voxelseg_train(
     dataset: Path = typer.Argument(..., help="Crowded subtomogram dataset with centre masks."),
     output: Path = typer.Option(..., "--output", "-o", help="Segmenter file to write."),
@@ -283,7 +283,7 @@ def _dice_phrase(dice: dict) -> str:
 
 
 @voxelseg_app.command("apply")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".zarr",)})
 def voxelseg_apply(
     model: Path = typer.Argument(..., help="Segmenter file."),
     dataset: Path = typer.Argument(

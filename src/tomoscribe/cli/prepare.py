@@ -9,7 +9,7 @@ import typer
 from ..outputs import read_provenance
 from . import options
 from .app import app
-from .checks import writes
+from .checks import VOLUME_NAMES, writes
 
 
 @app.command()
@@ -43,7 +43,7 @@ def info(
 
 
 @app.command()
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": VOLUME_NAMES})
 def preprocess(
     tomogram: Path = typer.Argument(..., help="Input tomogram (.mrc, .tif, .zarr)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .mrc or .zarr."),

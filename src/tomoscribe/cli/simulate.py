@@ -10,7 +10,7 @@ import typer
 from ..errors import ParameterError
 from . import options
 from .app import app
-from .checks import arguments_as, writes
+from .checks import VOLUME_NAMES, arguments_as, writes
 
 simulate_app = typer.Typer(
     help="Simulate structures, cellular tomograms and subtomogram datasets with ground truth.",
@@ -20,7 +20,7 @@ app.add_typer(simulate_app, name="simulate")
 
 
 @simulate_app.command("structure")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": VOLUME_NAMES})
 def structure(
     model: Path = typer.Argument(..., help="PDB or mmCIF file."),
     output: Path = typer.Option(..., "--output", "-o", help="Density map (.mrc)."),
@@ -129,7 +129,7 @@ def cell(
 
 
 @simulate_app.command("subtomograms")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".zarr",)})
 def subtomograms(
     output: Path = typer.Option(..., "--output", "-o", help="Dataset (.zarr)."),
     structures: str = typer.Option(

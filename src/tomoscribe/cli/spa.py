@@ -27,7 +27,7 @@ PICK_OUTPUTS = ["picks.star", "picks.csv", "info"]
 
 
 @spa_app.command("boxes")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".tss",)})
 def boxes(
     micrographs: list[Path] = typer.Argument(..., help="Micrographs (MRC) the boxes lie on."),
     good: list[Path] = typer.Option(
@@ -61,7 +61,7 @@ def boxes(
 
 
 @spa_app.command("train")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".tsp",)})
 def train(
     trainset: Path = typer.Argument(..., help="Training set from `spa boxes`."),
     output: Path = typer.Option(..., "--output", "-o", help="Picker (.tsp)."),
@@ -197,7 +197,7 @@ def _report_picks(out_dir: Path, picks, micrographs: list[Path]) -> None:
 
 
 @spa_app.command("score")
-@writes(files=("output",))
+@writes(files=("output",), formats={"output": (".json",)})
 def score(
     picks: Path = typer.Argument(..., help="Picks (STAR, CSV)."),
     truth: Path = typer.Option(..., "--truth", help="Folder of `simulate micrographs`."),
