@@ -170,7 +170,7 @@ def test_register_refuses_an_output_named_like_its_matrix(squares, tmp_path, cap
     argv = ["clem", "register", str(a["overview"]), str(a["reflection"]), "--cell"]
     assert main(argv + [str(a["cell"]), "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "ends in .txt" in err and err.count("\n") == 1
+    assert "writes .json, not .txt" in err and err.count("\n") == 1
     assert list(out.parent.iterdir()) == []
 
 
@@ -261,3 +261,21 @@ def test_pipeline_log_names_the_tomogram_of_each_registration(monkeypatch, tmp_p
     monkeypatch.setattr(experiment, "run_clem_pipeline", lambda settings: result)
     assert main(["clem", "pipeline", "--out", str(tmp_path / "p"), "--quiet"]) == 0
     assert "registration of tomogram 1: FRE 46.2 nm" in capsys.readouterr().out
+
+
+def test_watershed_of_a_channel_without_contrast_is_refused(tmp_path, capsys):
+    """A constant channel (the wrong channel, a blank export) wrote an empty label map
+    with exit 0; now refused.  A channel of noise alone still writes its empty map, with
+    a warning that says what to lower."""
+    _write(tmp_path / "flat.mrc", np.full((8, 32, 32), 7.0, np.float32), 1000.0)
+    assert (
+        main(["clem", "watershed", str(tmp_path / "flat.mrc"), "-o", str(tmp_path / "w.mrc")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "no contrast" in err and "Traceback" not in err
+    assert not (tmp_path / "w.mrc").exists()
+    noise = np.random.default_rng(0).normal(size=(8, 32, 32)).astype(np.float32)
+    _write(tmp_path / "noise.mrc", noise, 1000.0)
+    out = str(tmp_path / "w.mrc")
+    assert main(["clem", "watershed", str(tmp_path / "noise.mrc"), "-o", out]) == 0
+    assert "lower --foreground" in capsys.readouterr().err

@@ -237,3 +237,13 @@ def test_a_star_copy_in_another_folder_names_images_and_ctf_volumes_alike(tmp_pa
     written = starfile.read(out)
     for column in ("rlnImageName", "rlnCtfImage"):
         assert (out.parent / written[column].iloc[0]).is_file(), column
+
+
+def test_a_file_without_particles_is_refused(tmp_path, capsys):
+    """A CSV of its header alone was converted into an empty STAR file with exit 0."""
+    (tmp_path / "empty.csv").write_text("x,y,z\n")
+    out = tmp_path / "e.star"
+    assert main(["convert", str(tmp_path / "empty.csv"), "-o", str(out), "--voxel-size", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no particles" in err and "Traceback" not in err
+    assert not out.exists()

@@ -264,7 +264,21 @@ def watershed_file(
     params = params or WatershedParams()
     volume = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A")
     stack = unmixed_channel(volume, fluorescence, bleed_from, bleed_fraction, fluorescence_pixel_A)
+    if float(np.nanmax(stack)) == float(np.nanmin(stack)):  # an empty label map, exit 0
+        raise InvalidDataError(
+            f"{fluorescence} holds one value throughout (no contrast), so there is no "
+            "signal to segment; is it the right channel?"
+        )
     regions, table, _ = watershed_segment(stack, params)
+    if not len(table):
+        import warnings
+
+        warnings.warn(
+            f"no region of {fluorescence} rises {params.foreground_sigma:g} noise deviations "
+            "above its background; the label map is empty (a lower --foreground finds "
+            "fainter regions).",
+            stacklevel=2,
+        )
     if int(regions.max()) > np.iinfo(np.int16).max:
         raise InvalidDataError(
             "more than 32767 regions; raise `foreground_sigma` or `merge_depth_sigma`.",

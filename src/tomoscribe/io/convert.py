@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import InvalidDataError, ParameterError
 from ..outputs import read_provenance, write_provenance
 from .copick_project import is_copick_location
 from .formats import format_for, formats
@@ -237,6 +237,8 @@ def convert_particles(
     table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
     table[_SOURCE_ROW] = range(len(table))
     rows_read = len(table)
+    if not rows_read:  # an empty table was written, exit 0
+        raise InvalidDataError(f"{source} holds no particles, so there is nothing to convert.")
     if tomo_name is None and _several_tomograms(table):
         tomo_name = copick_run_name(target)  # a copick target names its run: its rows
     if tomo_name is not None:
