@@ -259,3 +259,21 @@ def test_convert_bins_an_imod_model_by_imods_rule_and_a_star_by_the_ratio(tmp_pa
         main(["convert", str(tmp_path / "b2_p_mod.csv"), "-o", str(back), "--binning", "0.5"]) == 0
     )
     np.testing.assert_allclose(read_particles(back)[["x"]].iloc[0], [30.0])
+
+
+def test_an_imod_model_binned_and_unbinned_through_another_format_comes_back(tmp_path):
+    """Trial: a model binned by 3 (IMOD's rule, model to model) and converted back onto
+    the unbinned grid as CSV came back one voxel short on every axis (29 for 30): the
+    way back took RELION's rule for a model drawn on IMOD's binned grid (extract reads
+    that model by IMOD's).  It now comes back exactly."""
+    from tomoscribe.cli.app import main
+    from tomoscribe.io.particles import read_particles
+
+    truth = np.array([[30.0, 40.0, 45.0], [61.0, 25.0, 20.0]])
+    _imod_model(tmp_path / "p.mod", (truth + [0.5, 0.5, 0.0]).tolist(), 10.0, -10)
+    binned, back = tmp_path / "b3.mod", tmp_path / "back.csv"
+    assert main(["convert", str(tmp_path / "p.mod"), "-o", str(binned), "--binning", "3"]) == 0
+    assert main(["convert", str(binned), "-o", str(back), "--binning", str(1 / 3)]) == 0
+    got = read_particles(back)[["x", "y", "z"]].to_numpy(float)
+    np.testing.assert_allclose(got, truth, atol=1e-4)
+    assert read_particles(back)["voxel_size_A"].iloc[0] == pytest.approx(10.0)

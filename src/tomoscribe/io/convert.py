@@ -211,8 +211,8 @@ def convert_particles(
     ----------
     voxel_size_A : Å per coordinate unit, where the source does not record it.
     binning : write coordinates on a grid binned by this factor (x / b, the same
-        position in Å; from an IMOD model to another, IMOD's (x + ½)/b − ½), voxel
-        size × b.
+        position in Å; from an IMOD model to another, and from an IMOD model onto a
+        finer grid (b < 1), IMOD's (x + ½)/b − ½), voxel size × b.
     tomo_name : keep only this tomogram's rows (default, for a file of several
         tomograms written to a copick location: the run it names).
     tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates; the size (z,
@@ -257,7 +257,12 @@ def convert_particles(
         tomogram_shape_zyx = recorded_tomogram_shape(source, voxel)
     outside = _outside(table, voxel, tomogram_shape_zyx, tomograms)  # before any binning
     if binning is not None:
-        if dst_fmt.name != "imod":  # IMOD's corner rule only from one model to another
+        if dst_fmt.name != "imod" and binning >= 1:
+            # Two rules meet on the finer grid, the unbinned tomogram, where IMOD's and
+            # RELION's indices agree: binning an IMOD model coarser into another format
+            # takes the target's (RELION's) rule, but un-binning a model drawn on a
+            # binned copy back onto the finer grid takes the rule of the grid it was
+            # drawn on, IMOD's, as extract and trainset read that model.
             table.attrs.pop(IMOD_GRID, None)
         table, voxel = _binned(table, voxel, binning, source)
     table, dropped = _fitted(table, voxel, source, target, dst_fmt, drop_orientations)
