@@ -17,7 +17,9 @@ Per-format conventions:
   every contour is taken; closed contours are read by :func:`read_imod_contours`.  The
   pixel size the model's header records (``pixelsize`` in ``units``) is kept as the
   ``voxel_size_A`` column (:func:`imod_voxel_size_A`), so points picked on a binned
-  copy are rescaled to the tomogram's voxels (:func:`on_voxel_size`) as RELION's are.
+  copy are rescaled to the tomogram's voxels (:func:`on_voxel_size`): by IMOD's corner
+  rule, or by RELION's ratio where the model lies on a copy ``preprocess --bin`` made
+  (:func:`on_tomoscribe_binned_grid`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,45 @@ IMOD_XY_SHIFT = 0.5
 #: ``DataFrame.attrs`` key marking points read from an IMOD model: rescaled between
 #: samplings by IMOD's corner rule (:func:`rescale_positions`).
 IMOD_GRID = "imod_corner_grid"
+#: How far back :func:`on_tomoscribe_binned_grid` follows provenance records.
+PROVENANCE_DEPTH = 8
+
+
+def on_tomoscribe_binned_grid(path: str | os.PathLike) -> bool:
+    """Whether the points of ``path`` (an IMOD model tomoscribe wrote) lie on a copy
+    that ``preprocess --bin`` binned, as its provenance records say.
+
+    IMOD bins by blocks from the volume's corner (binvol, etomo), and a model drawn on
+    such a copy is rescaled by IMOD's corner rule; ``preprocess --bin``, like RELION's
+    and Warp's binned reconstructions, centres binned voxel j on original voxel b·j,
+    where the corner rule lands (b − 1)/2 voxels off (1 voxel at bin 3).  A model
+    written by ``pick`` on a map made from such a copy records the chain in its
+    sidecars (model ← map ← … ← ``preprocess --bin``), followed here back to
+    :data:`PROVENANCE_DEPTH` records, through inputs still of their recorded size.  A
+    model drawn in 3dmod, or on a map without records, is taken as IMOD's.
+    """
+    from ..outputs import read_provenance
+
+    todo, seen = [Path(path)], set()
+    while todo and len(seen) < PROVENANCE_DEPTH:
+        current = todo.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        record = read_provenance(current)
+        if not isinstance(record, dict):
+            continue
+        params = record.get("parameters") or {}
+        if record.get("step") == "preprocess" and int(params.get("bin_factor") or 1) > 1:
+            return True
+        for entry in record.get("inputs") or []:
+            source = Path(str(entry.get("path", ""))) if isinstance(entry, dict) else None
+            if source is None or not source.is_file():
+                continue
+            if entry.get("bytes") is not None and source.stat().st_size != entry["bytes"]:
+                continue  # replaced since: its record no longer describes it
+            todo.append(source)
+    return False
 
 
 def read_points(
@@ -348,7 +389,8 @@ def read_imod_contours(
     recorded = imod_voxel_size_A(path)
     if voxel_size_A is not None and recorded is not None:
         if abs(recorded - voxel_size_A) > 0.01 * voxel_size_A:
-            table = rescale_positions(table, recorded, voxel_size_A, corner_grid=True)
+            corner = not on_tomoscribe_binned_grid(path)
+            table = rescale_positions(table, recorded, voxel_size_A, corner_grid=corner)
     if objects is not None:
         table = table[table["object_id"].isin(objects)]
     contours = []

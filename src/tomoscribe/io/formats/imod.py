@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 
 from ...outputs import atomic_path
-from ..points import IMOD_GRID, IMOD_XY_SHIFT, imod_voxel_size_A, read_imod_points
+from ..points import (
+    IMOD_GRID,
+    IMOD_XY_SHIFT,
+    imod_voxel_size_A,
+    on_tomoscribe_binned_grid,
+    read_imod_points,
+)
 from .registry import ParticleFormat
 
 
@@ -35,7 +41,8 @@ def read(path: Path, **_) -> pd.DataFrame:
     recorded = imod_voxel_size_A(path)  # the header's pixelsize in its units
     if recorded is not None:
         table["voxel_size_A"] = recorded
-    table.attrs[IMOD_GRID] = True  # rescaled by IMOD's corner rule
+    # rescaled by IMOD's corner rule, unless drawn on a copy tomoscribe binned
+    table.attrs[IMOD_GRID] = not on_tomoscribe_binned_grid(path)
     return table
 
 
