@@ -247,3 +247,19 @@ def test_a_file_without_particles_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "holds no particles" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_binning_an_odd_sized_tomogram_keeps_relion5s_centre(tmp_path):
+    """Trial: a pick on a 101-voxel-wide tomogram binned by 3 got its RELION 5 centred
+    Å from the binned size, 33 × 3 = 99, a voxel from RELION's centre (n/2 = 50.5
+    voxels, `ParticleSet::getParticleCoordDecenteredPixel`): −195 Å for x = 30 where
+    RELION reads −205 Å as x = 30."""
+    from tomoscribe.io.convert import convert_particles
+
+    source = tmp_path / "p.csv"
+    source.write_text("x,y,z,voxel_size_A\n30,40,45,10\n")
+    out = tmp_path / "b3.star"
+    convert_particles(source, out, binning=3, tomogram_shape_zyx=(90, 96, 101))
+    row = starfile.read(out).iloc[0]
+    for axis, x, n in (("X", 30, 101), ("Y", 40, 96), ("Z", 45, 90)):
+        assert row[f"rlnCenteredCoordinate{axis}Angst"] == pytest.approx((x - n / 2) * 10.0)

@@ -333,3 +333,11 @@ def test_picks_on_a_copy_binned_by_preprocess_land_alike_from_every_format(tmp_p
         found.append(xyz[np.argsort(xyz[:, 0])])
     np.testing.assert_allclose(found[1], found[0], atol=1e-3)
     assert np.abs(found[0] - truth).max() < 0.5  # the beads, within the binned sampling
+    # RELION 5's centred Å from the 101-voxel original's centre, 50.5 voxels, not from
+    # the binned copy's 33 × 3 = 99 (ParticleSet::getParticleCoordDecenteredPixel)
+    star = tmp_path / "pk.star"
+    assert main([*argv[:-4], "-o", str(star)]) == 0
+    table = starfile.read(star)
+    centred = table[[f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]].to_numpy(float)
+    decentred = centred / 10.0 + np.array([101, 96, 90]) / 2
+    np.testing.assert_allclose(decentred[np.argsort(decentred[:, 0])], found[0], atol=1e-3)

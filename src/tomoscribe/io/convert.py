@@ -21,6 +21,7 @@ from ..errors import InvalidDataError, ParameterError
 from ..outputs import read_provenance, write_provenance
 from .copick_project import is_copick_location
 from .formats import format_for, formats
+from .lineage import centred_extent
 from .locations import copick_run_name
 from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
 from .points import IMOD_GRID, rescale_positions
@@ -255,6 +256,8 @@ def convert_particles(
     voxel = recorded or voxel_size_A
     if tomogram_shape_zyx is None:
         tomogram_shape_zyx = recorded_tomogram_shape(source, voxel)
+        if tomogram_shape_zyx is not None and not is_copick_location(source):
+            tomogram_shape_zyx = centred_extent(source, tomogram_shape_zyx)
     outside = _outside(table, voxel, tomogram_shape_zyx, tomograms)  # before any binning
     if binning is not None:
         if dst_fmt.name != "imod" and binning >= 1:
@@ -273,8 +276,10 @@ def convert_particles(
             stacklevel=2,
         )
     if tomogram_shape_zyx is not None and binning is not None:
-        # the size `preprocess --bin` gives: the partial block at the end is dropped
-        tomogram_shape_zyx = tuple(max(1, int(n // binning)) for n in tomogram_shape_zyx)
+        # n / b: RELION 5's centre stays the unbinned tomogram's, n/2 original voxels
+        # (n // b, the size `preprocess --bin` gives, put it (n mod b)/2 voxels off);
+        # an IMOD header takes the whole voxels, n // b
+        tomogram_shape_zyx = tuple(max(1.0, n / binning) for n in tomogram_shape_zyx)
     if _copies_star_rows(src_fmt, dst_fmt, source, binning, recorded):
         from .formats.relion import write_rows
 

@@ -45,45 +45,23 @@ IMOD_XY_SHIFT = 0.5
 #: ``DataFrame.attrs`` key marking points read from an IMOD model: rescaled between
 #: samplings by IMOD's corner rule (:func:`rescale_positions`).
 IMOD_GRID = "imod_corner_grid"
-#: How far back :func:`on_tomoscribe_binned_grid` follows provenance records.
-PROVENANCE_DEPTH = 8
 
 
 def on_tomoscribe_binned_grid(path: str | os.PathLike) -> bool:
     """Whether the points of ``path`` (an IMOD model tomoscribe wrote) lie on a copy
-    that ``preprocess --bin`` binned, as its provenance records say.
+    that ``preprocess --bin`` binned, as its provenance records say
+    (:func:`tomoscribe.io.lineage.binned_copy_behind`).
 
     IMOD bins by blocks from the volume's corner (binvol, etomo), and a model drawn on
     such a copy is rescaled by IMOD's corner rule; ``preprocess --bin``, like RELION's
     and Warp's binned reconstructions, centres binned voxel j on original voxel b·j,
-    where the corner rule lands (b − 1)/2 voxels off (1 voxel at bin 3).  A model
-    written by ``pick`` on a map made from such a copy records the chain in its
-    sidecars (model ← map ← … ← ``preprocess --bin``), followed here back to
-    :data:`PROVENANCE_DEPTH` records, through inputs still of their recorded size.  A
-    model drawn in 3dmod, or on a map without records, is taken as IMOD's.
+    where the corner rule lands (b − 1)/2 voxels off (1 voxel at bin 3): a model that
+    ``pick`` wrote on a map of such a copy is rescaled by the ratio instead.  A model
+    drawn in 3dmod, or on a map without records, is taken as IMOD's.
     """
-    from ..outputs import read_provenance
+    from .lineage import binned_copy_behind
 
-    todo, seen = [Path(path)], set()
-    while todo and len(seen) < PROVENANCE_DEPTH:
-        current = todo.pop(0)
-        if current in seen:
-            continue
-        seen.add(current)
-        record = read_provenance(current)
-        if not isinstance(record, dict):
-            continue
-        params = record.get("parameters") or {}
-        if record.get("step") == "preprocess" and int(params.get("bin_factor") or 1) > 1:
-            return True
-        for entry in record.get("inputs") or []:
-            source = Path(str(entry.get("path", ""))) if isinstance(entry, dict) else None
-            if source is None or not source.is_file():
-                continue
-            if entry.get("bytes") is not None and source.stat().st_size != entry["bytes"]:
-                continue  # replaced since: its record no longer describes it
-            todo.append(source)
-    return False
+    return binned_copy_behind(path) is not None
 
 
 def read_points(

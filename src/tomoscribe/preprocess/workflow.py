@@ -82,6 +82,7 @@ def preprocess_file(
         [tomogram],
         extra={
             "binning": "centred",  # its absence marks block binning: io.warn_block_binned
+            "source_shape_zyx": list(volume.shape),  # the centre RELION 5 measures from
             "statistics_before_normalisation": stats,
             **carried_acquisition([tomogram], voxel[0]),
         },

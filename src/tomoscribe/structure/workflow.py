@@ -71,6 +71,7 @@ from .average import AverageParams, refine_average, reliability_warnings
 
 if TYPE_CHECKING:
     from .classes2d import Classes2D
+from ..io.lineage import centred_extent
 from ..io.points import IMOD_GRID, rescale_positions
 from .extract import extract_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
@@ -263,8 +264,9 @@ def pick_from_map(
         tomo_name=name,
     )
     table = with_tilt_columns(table, acquisition)
+    extent = centred_extent(annotation, volume.shape)  # a binned copy's original's centre
     for out in outputs:
-        write_particles(out, table, volume.pixel_size_A, volume.shape, feature, name)
+        write_particles(out, table, volume.pixel_size_A, extent, feature, name)
     picked = Picked(
         table,
         params,
