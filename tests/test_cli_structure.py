@@ -652,3 +652,30 @@ def test_refined_star_keeps_the_coordinates_unit_of_binned_picks(tmp_path):
     raw = starfile.read(out / "refined.star")  # the images keep their own pixel size
     assert np.allclose(raw["rlnImagePixelSize"], 10.0)
     assert np.allclose(raw["rlnDetectorPixelSize"], 20.0)
+
+
+@pytest.mark.parametrize("odd", ["box", "voxel"])
+def test_a_mismatched_subtomogram_is_the_one_named(tmp_path, odd):
+    """Four subtomograms, the first listed the odd one (a 20³ box, or 7 Å voxels among
+    10 Å ones): the message named the second, a normal one, as differing from it."""
+    import mrcfile
+
+    from tomoscribe.errors import InputFileError
+    from tomoscribe.structure.stackio import read_particle_set
+
+    names = []
+    for k in range(4):
+        n = 20 if (k == 0 and odd == "box") else 16
+        path = tmp_path / f"p{k}.mrc"
+        with mrcfile.new(path) as mrc:
+            mrc.set_data(np.random.default_rng(k).normal(size=(n, n, n)).astype(np.float32))
+            mrc.voxel_size = 7.0 if (k == 0 and odd == "voxel") else 10.0
+        names.append(str(path))
+    rows = pd.DataFrame({"rlnCoordinateX": [10.0] * 4, "rlnCoordinateY": 10.0,
+                         "rlnCoordinateZ": 10.0, "rlnImageName": names})  # fmt: skip
+    starfile.write(rows, tmp_path / "s.star")
+    with pytest.raises(InputFileError) as caught:
+        read_particle_set(tmp_path / "s.star")
+    message = str(caught.value)
+    assert message.startswith(names[0]) and "3 of the 4" in message, message
+    assert names[1] not in message

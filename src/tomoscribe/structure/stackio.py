@@ -158,6 +158,20 @@ def _image_voxel_size(star: Path, header_A: float | None, table: pd.DataFrame) -
     return given or derived or recorded_voxel_size(table)
 
 
+def _check_alike(paths: list[Path], values: list[str], what: str, verb: str, noun: str) -> None:
+    """Refuse subtomograms that differ in ``what``, naming one that differs from most
+    (the first listed was named as the odd one when it alone differed)."""
+    counts = pd.Series(values).value_counts()
+    if len(counts) < 2:
+        return
+    common = counts.index[0]
+    odd = next(i for i, value in enumerate(values) if value != common)
+    raise InputFileError(
+        f"{paths[odd]} {verb} {values[odd]} {noun} where {counts.iloc[0]} of the "
+        f"{len(values)} subtomograms have {common}; all {what} must match."
+    )
+
+
 def read_particle_set(star: str | os.PathLike):
     """Subtomograms listed by a STAR file with ``rlnImageName``.
 
@@ -183,7 +197,7 @@ def read_particle_set(star: str | os.PathLike):
             f"{star} lists no subtomograms (no rlnImageName column); "
             "run `tomoscribe extract` first."
         )
-    volumes, voxel = [], None
+    volumes, sizes, paths = [], [], []
     checksums = table["image_crc32"] if "image_crc32" in table else None
     for row, name in enumerate(table["image_name"]):
         path = Path(name)
@@ -193,11 +207,6 @@ def read_particle_set(star: str | os.PathLike):
                 size = float(mrc.voxel_size.x)
         except (OSError, ValueError) as err:
             raise InputFileError(f"{path} is not a readable MRC subtomogram ({err}).") from err
-        if volumes and data.shape != volumes[0].shape:
-            raise InputFileError(
-                f"{path} is {data.shape} but the first subtomogram is "
-                f"{volumes[0].shape}; all boxes must match."
-            )
         if data.ndim != 3 or len(set(data.shape)) != 1:
             raise InputFileError(f"{path} is not a cubic subtomogram ({data.shape}).")
         expected = checksums.iloc[row] if checksums is not None else np.nan
@@ -207,12 +216,14 @@ def read_particle_set(star: str | os.PathLike):
                 "voxels changed since they were extracted: was `extract` run again into "
                 "that folder?); use the particles.star written with it, or extract again."
             )
-        if voxel is not None and abs(size - voxel) > 1e-3 * voxel:
-            raise InputFileError(f"{path} has voxel size {size} Å but others have {voxel} Å.")
-        voxel = size
         volumes.append(data)
+        sizes.append(size)
+        paths.append(path)
     if not volumes:
         raise InputFileError(f"{star} lists no particles.")
+    _check_alike(paths, [f"{v.shape[0]}³" for v in volumes], "boxes", "is a", "box")
+    _check_alike(paths, [f"{s:.4g} Å" for s in sizes], "voxel sizes", "has", "voxels")
+    voxel = sizes[-1]
     voxel = _image_voxel_size(star, voxel, table)
     if not (voxel and voxel > 0):
         raise InputFileError(
