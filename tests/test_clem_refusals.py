@@ -279,3 +279,17 @@ def test_watershed_of_a_channel_without_contrast_is_refused(tmp_path, capsys):
     out = str(tmp_path / "w.mrc")
     assert main(["clem", "watershed", str(tmp_path / "noise.mrc"), "-o", out]) == 0
     assert "lower --foreground" in capsys.readouterr().err
+
+
+def test_transfer_names_a_nan_voxel_of_its_tomogram(tmp_path, capsys):
+    """One NaN voxel in the tomogram got a message about the registration; now the
+    NaN, its slice and the file are named, and nothing is written."""
+    argv = _transfer_inputs(tmp_path)
+    data = np.zeros((8, 32, 32), np.float32)
+    data[5, 3, 4] = np.nan
+    _write(tmp_path / "pre.mrc", data, 20.0)
+    out = tmp_path / "t.trainset"
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "pre.mrc has NaN or infinite voxels (first in slice z=5)" in err, err
+    assert not out.exists()

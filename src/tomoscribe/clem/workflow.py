@@ -21,7 +21,7 @@ from ..errors import InvalidDataError, MissingVoxelSizeError, ParameterError
 from ..io import read_volume, write_volume
 from ..outputs import read_provenance, write_provenance
 from ..segment.trainset import TrainingSet, save_training_set
-from ..volume import Volume
+from ..volume import Volume, check_finite, iter_slabs
 from .holes import detect_holes
 from .lattice import fit_lattice
 from .register import (
@@ -193,6 +193,13 @@ def register_files(
         [overview, reflection] + ([cell] if cell else []),
     )
     return pair
+
+
+def _check_finite_volume(volume: Volume, path: Path, slab_slices: int = 64) -> None:
+    """Refuse a volume with NaN or infinite voxels, naming its first such slice (read
+    slab by slab)."""
+    for z0, z1 in iter_slabs(volume.shape[0], slab_slices):
+        check_finite(volume.slab(z0, z1), str(path), z_offset=z0)
 
 
 def read_sized(path: Path, pixel_A: float | None, parameter: str | None) -> Volume:
@@ -387,6 +394,8 @@ def transfer_files(
     tomo = read_sized(tomogram, None, None)
     fm = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A")
     region_volume = read_sized(regions, fluorescence_pixel_A, "fluorescence_pixel_A")
+    for volume, path in ((tomo, tomogram), (fm, fluorescence)):  # a NaN voxel was met
+        _check_finite_volume(volume, path)  # later as a registration that did not fit
     if region_volume.shape != fm.shape:
         raise InvalidDataError(
             f"{regions} ({region_volume.shape}) is not the watershed of "
