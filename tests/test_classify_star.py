@@ -150,7 +150,7 @@ def test_predict_writes_a_table_for_a_zarr_dataset(trained, tmp_path):
 @pytest.mark.parametrize(
     "output, dataset_kind, message",
     [
-        ("p.txt", "star", "written as .star"),
+        ("p.txt", "star", "writes .star or .csv, not .txt"),
         ("p.star", "zarr", "no rows to copy"),
         ("particles.star", "star", "input"),
     ],

@@ -617,3 +617,24 @@ def test_discover_makes_no_class_of_fewer_members_than_it_promises():
     assert found["sizes"].min() >= DiscoverParams().min_members, found["sizes"]
     assert found["sizes"].sum() == len(chosen)
     assert any("fewer than 4 members" in line for line in said), said
+
+
+def test_work_too_large_for_memory_is_refused_before_it_starts(tmp_path, capsys):
+    """`simulate subtomograms --box 2000` ended in numpy's MemoryError (exit 1, a
+    traceback) and `autoencoder train --code-size 100000` was killed by the system
+    (exit 137); both are now refused in a sentence, nothing written."""
+    out = tmp_path / "big.zarr"
+    assert main(["simulate", "subtomograms", "-o", str(out), "--box", "2000", "--n", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "GiB of memory" in err and "--box" in err and "Traceback" not in err
+    assert not out.exists()
+    volumes, labels = shapes(2)
+    data = tmp_path / "d.zarr"
+    save_dataset(data, {"volumes": volumes, "labels": labels, "class_names": SHAPES,
+                        "params": {"voxel_size_A": 20.0}})  # fmt: skip
+    model = tmp_path / "m.tsa"
+    argv = ["classify", "autoencoder", "train", str(data), "-o", str(model)]
+    assert main([*argv, "--code-size", str(10**9), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--code-size" in err and "Traceback" not in err
+    assert not model.exists()

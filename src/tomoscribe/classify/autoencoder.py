@@ -37,6 +37,28 @@ KIND = file_kind(FORMAT_KEY, "autoencoder", "autoencoder")
 TrainedAutoencoder = TrainedNetwork
 
 
+#: Float32 copies of the weights that training holds: the weights, their gradients and
+#: Adam's two moments.
+TRAINING_WEIGHT_COPIES = 4
+
+
+def check_code_memory(box: int, code_size: int) -> None:
+    """Refuse a code whose two fully connected layers (32·(box/4)³ × ``code_size``
+    weights each, :mod:`tomoscribe.nets.autoencoder3d`) could not be trained in half the
+    machine's memory (`--code-size 100000` for 40³ boxes was killed by the system)."""
+    from ..volume import physical_memory_bytes
+
+    weights = 2.0 * 32 * (box // 4) ** 3 * max(int(code_size), 0)
+    need = 4.0 * TRAINING_WEIGHT_COPIES * weights
+    have = physical_memory_bytes()
+    if need > have / 2:
+        raise ParameterError(
+            f"a code of {code_size} numbers for {box}³ subtomograms takes {weights:.3g} "
+            f"weights, about {need / 2**30:.0f} GiB to train, more than half of this "
+            f"machine's {have / 2**30:.0f} GiB; choose a smaller --code-size."
+        )
+
+
 def train_autoencoder(
     volumes: np.ndarray,
     code_size: int = 32,
@@ -50,6 +72,7 @@ def train_autoencoder(
     show_progress: bool = False,
 ) -> TrainedAutoencoder:
     """Train an autoencoder to reproduce normalised subtomograms (N, n, n, n)."""
+    check_code_memory(volumes.shape[1], code_size)
     data = normalise(volumes)
     torch.manual_seed(seed)
     network = build(ARCHITECTURE, KIND.role, box=data.shape[1], code_size=code_size)
