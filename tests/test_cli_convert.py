@@ -263,3 +263,26 @@ def test_binning_an_odd_sized_tomogram_keeps_relion5s_centre(tmp_path):
     row = starfile.read(out).iloc[0]
     for axis, x, n in (("X", 30, 101), ("Y", 40, 96), ("Z", 45, 90)):
         assert row[f"rlnCenteredCoordinate{axis}Angst"] == pytest.approx((x - n / 2) * 10.0)
+
+
+def test_one_tomogram_needs_only_its_own_row_of_tomograms_star(shared_data, tmp_path, capsys):
+    """`convert particles.star --tomograms tomograms.star --tomo-name TS_01` refused the
+    file because tomograms.star did not list TS_02, whose rows it was not asked for; a
+    tomograms.star without TS_01 itself is still refused, naming it."""
+    project = shared_data / "formats" / "relion5_project"
+    source = project / "Picks" / "job_picks" / "particles.star"
+    listed = starfile.read(project / "Tomograms" / "job_tomo" / "tomograms.star")
+    for keep in ("TS_01", "TS_02"):
+        starfile.write(listed[listed["rlnTomoName"] == keep], tmp_path / f"only_{keep}.star")
+    out = tmp_path / "ts01.csv"
+    argv = ["convert", str(source), "-o", str(out), "--tomo-name", "TS_01", "--tomograms"]
+    assert main([*argv, str(tmp_path / "only_TS_01.star")]) == 0
+    full = tmp_path / "full.csv"
+    every = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    assert main([*argv[:-1], "--tomograms", str(every), "-o", str(full)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(full))
+    capsys.readouterr()
+    refused = tmp_path / "no.csv"
+    argv = ["convert", str(source), "-o", str(refused), "--tomo-name", "TS_01", "--tomograms"]
+    assert main([*argv, str(tmp_path / "only_TS_02.star")]) == 2
+    assert "TS_01" in capsys.readouterr().err and not refused.exists()

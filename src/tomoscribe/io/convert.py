@@ -235,7 +235,8 @@ def convert_particles(
         )
     source, target = _location(source), _location(target)
     src_fmt, dst_fmt = _format(source), _format(target)
-    table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms)
+    wanted = (tomo_name,) if tomo_name else ()
+    table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms, wanted)
     table[_SOURCE_ROW] = range(len(table))
     rows_read = len(table)
     if not rows_read:  # an empty table was written, exit 0

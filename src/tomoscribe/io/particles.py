@@ -233,6 +233,7 @@ def read_particles(
     voxel_size_A: float | None = None,
     tomogram_shape_zyx=None,
     tomograms=None,
+    wanted=(),
 ) -> pd.DataFrame:
     """Read a particle table (each format's module states its conventions).
 
@@ -242,6 +243,9 @@ def read_particles(
     voxel_size_A, tomogram_shape_zyx : the tomogram the particles belong to (Å, voxels),
         needed by formats with positions in Å from the tomogram's centre.
     tomograms : a RELION 5 ``tomograms.star`` (path or parsed) giving those centres.
+    wanted : names of the tomograms whose rows the caller keeps (:func:`select_tomogram`):
+        rows of others that ``tomograms`` does not list are read without a position
+        instead of refusing the file.
 
     A copick location (``copick:CONFIG.json#RUN/OBJECT:USER/SESSION``) reads picks
     through the copick library (:mod:`tomoscribe.io.copick_project`).
@@ -269,6 +273,7 @@ def read_particles(
             voxel_size_A=voxel_size_A,
             tomogram_shape_zyx=tomogram_shape_zyx,
             tomograms=tomograms,
+            wanted=tuple(str(w) for w in wanted if w),
         )
     except TomoscribeError:
         raise
@@ -289,7 +294,10 @@ def read_particles(
             "check that it is complete and of that format."
         ) from err
     coords = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-    if not np.isfinite(coords).all():
+    checked = np.ones(len(table), bool)
+    if wanted and "tomo_name" in table:  # rows of other tomograms may lack a position
+        checked = table["tomo_name"].map(_plain).isin({_plain(w) for w in wanted}).to_numpy()
+    if not np.isfinite(coords[checked]).all():
         raise InputFileError(f"{path} has non-numeric or missing coordinates.")
     table[["x", "y", "z"]] = coords
     if "score" not in table:

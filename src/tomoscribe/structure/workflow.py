@@ -502,7 +502,8 @@ def extract_from_files(
     acquisition = carried_acquisition(
         [tomogram, particles], volume.pixel_size_A, tomo_name=name
     )  # refuses two tilt series
-    table = read_particles(particles, volume.pixel_size_A, volume.shape, listed or None)
+    wanted = (name, tomogram_stem(tomogram))  # other tomograms need no tomograms.star row
+    table = read_particles(particles, volume.pixel_size_A, volume.shape, listed or None, wanted)
     others = [n for n in listed if n != name] if explicit or name in listed else ()
     table = select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram), others)
     table = positions_on(table, volume, picked_voxel_size_A)

@@ -217,9 +217,17 @@ def _tomo_names(block: pd.DataFrame) -> pd.Series | None:
 
 
 def read(
-    path: Path, voxel_size_A: float | None = None, tomogram_shape_zyx=None, tomograms=None, **_
+    path: Path,
+    voxel_size_A: float | None = None,
+    tomogram_shape_zyx=None,
+    tomograms=None,
+    wanted=(),
+    **_,
 ) -> pd.DataFrame:
-    """Read a RELION particle STAR file into a particle table (module docstring)."""
+    """Read a RELION particle STAR file into a particle table (module docstring).
+
+    ``wanted``: names of the tomograms the caller keeps; rows of other tomograms that
+    ``tomograms`` does not list get no position (NaN) rather than refusing the file."""
     blocks = read_star_blocks(path)
     optics = blocks.get("optics")
     optics = optics if isinstance(optics, pd.DataFrame) else None
@@ -236,7 +244,9 @@ def read(
             _check_both_coordinates(path, block, optics, names, xyz, pixel, given)
     else:
         xyz_A = _numeric(block, columns, path, "centred coordinates")
-        centre_A, pixel = _centres(path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms)
+        centre_A, pixel = _centres(
+            path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms, wanted
+        )
         _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics), tomograms, names)
         xyz = (xyz_A + centre_A) / pixel[:, None]
     sub = None
@@ -442,8 +452,9 @@ def _check_tilt_series_pixel(path, stated, tomograms, names) -> None:
         )
 
 
-def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms):
-    """Per row: the tomogram centre (Å from the corner) and Å per output unit."""
+def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms, wanted=()):
+    """Per row: the tomogram centre (Å from the corner) and Å per output unit (NaN for
+    rows of tomograms not ``wanted`` that ``tomograms`` does not list)."""
     n = len(block)
     if tomograms is not None:
         if not isinstance(tomograms, dict):
@@ -452,13 +463,16 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms):
         if names is None and len(tomograms) == 1:
             keys = pd.Series([next(iter(tomograms))] * n)
         missing = sorted(set(keys) - set(tomograms), key=str)
-        if missing:
+        plain = {_plain_name(w) for w in wanted if w}
+        refused = [m for m in missing if not plain or _plain_name(m) in plain]
+        if refused or len(missing) == len(set(keys)):
             raise InputFileError(
-                f"{path} names tomograms {', '.join(map(str, missing))} that tomograms.star "
-                f"does not list (it has {', '.join(sorted(tomograms))})."
+                f"{path} names tomograms {', '.join(map(str, refused or missing))} that "
+                f"tomograms.star does not list (it has {', '.join(sorted(tomograms))})."
             )
-        size = np.array([tomograms[k]["size_xyz"] for k in keys], float)
-        ts_pixel = np.array([tomograms[k]["pixel_size_A"] for k in keys], float)
+        unknown = {"size_xyz": (np.nan,) * 3, "pixel_size_A": np.nan}  # rows not kept
+        size = np.array([tomograms.get(k, unknown)["size_xyz"] for k in keys], float)
+        ts_pixel = np.array([tomograms.get(k, unknown)["pixel_size_A"] for k in keys], float)
         centre = size / 2 * ts_pixel[:, None]
         unit = np.full(n, float(voxel_size_A)) if voxel_size_A else ts_pixel
         return centre, unit
@@ -470,6 +484,14 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms):
     nz, ny, nx = (float(s) for s in shape_zyx)
     centre = np.tile(np.array([nx, ny, nz]) / 2 * float(voxel_size_A), (n, 1))
     return centre, np.full(n, float(voxel_size_A))
+
+
+def _plain_name(name) -> str:
+    """A tomogram's name less a file suffix (``TS_01.mrc`` → ``TS_01``)."""
+    from ..particles import tomogram_stem
+
+    text = str(name)
+    return tomogram_stem(text) or text
 
 
 def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
