@@ -533,3 +533,20 @@ def test_an_output_named_as_another_kind_of_file_is_refused(tomo, tmp_path, caps
     err = capsys.readouterr().err
     assert f"name it e.g. {named}" in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_an_interrupted_run_leaves_no_empty_folders_it_made(tmp_path, monkeypatch):
+    """Ctrl-C in `clem simulate` left its empty clem/ and truth/ folders (and the output
+    folder) behind; folders that were there before the run stay."""
+    import tomoscribe.experiments.clem as clem
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(clem, "simulate_clem_tomogram", interrupted)
+    out = tmp_path / "run"
+    assert main(["clem", "simulate", "--out", str(out)]) == 130
+    assert not out.exists()
+    (tmp_path / "kept" / "truth").mkdir(parents=True)
+    assert main(["clem", "simulate", "--out", str(tmp_path / "kept")]) == 130
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["truth"]

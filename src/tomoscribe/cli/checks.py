@@ -247,6 +247,26 @@ def check_output_name(path: Path, accepted: tuple[str, ...], flag: str) -> None:
         )
 
 
+@contextlib.contextmanager
+def _empty_folders_removed_on_failure(folder: Path):
+    """On a failure or Ctrl-C, remove the folders the run made under ``folder`` (and
+    ``folder`` itself, if the run made it) that are still empty: an interrupted `clem
+    simulate` left empty clem/ and truth/ behind.  Folders that were there stay."""
+    import os
+
+    folder = Path(folder)
+    before = {Path(root) for root, _, _ in os.walk(folder)} if folder.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if folder.is_dir():
+            for root, _, _ in sorted(os.walk(folder, topdown=False), key=lambda w: -len(w[0])):
+                if Path(root) not in before:
+                    with contextlib.suppress(OSError):
+                        os.rmdir(root)  # only an empty one goes
+        raise
+
+
 def writes(
     files: tuple[str, ...] = (),
     folders: tuple[str, ...] = (),
@@ -323,6 +343,9 @@ def writes(
             with contextlib.ExitStack() as locks:  # a second run is refused at its start,
                 for path in held:  # not after it has computed (the writers lock again)
                     locks.enter_context(output_lock(path))
+                for name in folders:
+                    for path in _paths(values.get(name)):
+                        locks.enter_context(_empty_folders_removed_on_failure(path))
                 return command(*args, **kwargs)
 
         return checked
