@@ -318,8 +318,6 @@ def writes(
                             f"{path} is a folder; give a file name for the output (e.g. "
                             "-o results/out.mrc)."
                         )
-                    if formats and name in formats:
-                        check_output_name(Path(path), formats[name], _flag(name))
                     flag = f"{_flag(name)} {path}"
                     own = [(path, flag)]
                     own += [(p, f"{p} (written with {flag})") for p in companion_outputs(path)]
@@ -334,6 +332,9 @@ def writes(
                     lockable.append(Path(path))
             check_distinct_outputs(named)
             check_outputs(outputs, overwrite=overwrite, inputs=inputs)
+            for name, accepted in (formats or {}).items():  # after: an input, a user's file
+                for path in _paths(values.get(name)):  # named as output are worse news
+                    check_output_name(Path(path), accepted, _flag(name))
             held = [path for path in lockable if _lockable_beside(path)]
             for name in folders:
                 for path in _paths(values.get(name)):
