@@ -550,3 +550,30 @@ def test_an_interrupted_run_leaves_no_empty_folders_it_made(tmp_path, monkeypatc
     (tmp_path / "kept" / "truth").mkdir(parents=True)
     assert main(["clem", "simulate", "--out", str(tmp_path / "kept")]) == 130
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["truth"]
+
+
+def test_segment_says_when_the_model_saw_another_tilt_range(tmp_path, capsys):
+    """A model trained on ±60° data segmented a tomogram recorded as ±45° without a
+    word; the missing wedges differ, and now that is said (once per model).  A tomogram
+    of the model's own range gets no such warning."""
+    import torch
+
+    from tomoscribe.outputs import write_provenance
+    from tomoscribe.segment.modelfile import FeatureModel, save_model
+    from tomoscribe.segment.network import ArchitectureSpec, build_network
+
+    network = build_network(ArchitectureSpec())
+    network.initialise(torch.Generator().manual_seed(0), 0.05)
+    metadata = {"acquisition": {"tilt_range_deg": [-60.0, 60.0]}}
+    model = tmp_path / "m.tsm"
+    spec = ArchitectureSpec()
+    save_model(model, FeatureModel(network.eval(), spec, "membrane", 10.0, 0.5, metadata))
+    data = np.random.default_rng(1).normal(size=(8, 48, 48))
+    for name, tilt in (("a", [-45.0, 45.0]), ("b", [-60.0, 60.0])):
+        tomogram = _user_mrc(tmp_path / f"{name}.mrc", data)
+        write_provenance(tomogram, "simulate", {}, extra={"acquisition": {"tilt_range_deg": tilt}})
+        argv = ["segment", str(tomogram), "-m", str(model), "-o", str(tmp_path / name), "-q"]
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        said = "was tilted -45…45°, the 'membrane' model's training data -60…60°" in err
+        assert said == (name == "a"), err

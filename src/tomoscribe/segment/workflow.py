@@ -876,6 +876,32 @@ def undermarking(name: str, model, fraction: float) -> str | None:
     )
 
 
+def tilt_range_warnings(tomogram: Path, models) -> list[str]:
+    """One sentence per model trained on data of another recorded tilt range than
+    ``tomogram``'s (each end apart by more than
+    :data:`~tomoscribe.core.acquisition.TILT_TOLERANCE_DEG`): its missing wedge lies
+    elsewhere, and a network learns a feature as the wedge shows it (a ±60° model on a
+    ±45° tomogram was applied without a word).  Nothing where either is unrecorded."""
+    from ..core.acquisition import TILT_TOLERANCE_DEG, Acquisition
+    from ..io.provenance import recorded_acquisition
+
+    own = recorded_acquisition(tomogram).tilt_range_deg
+    if own is None:
+        return []
+    found = []
+    for model in models:
+        trained = Acquisition.from_dict(model.metadata.get("acquisition")).tilt_range_deg
+        if trained is None or all(abs(a - b) <= TILT_TOLERANCE_DEG for a, b in zip(own, trained)):
+            continue
+        found.append(
+            f"{tomogram.name} was tilted {own[0]:g}…{own[1]:g}°, the {model.feature!r} "
+            f"model's training data {trained[0]:g}…{trained[1]:g}°: its missing wedge lies "
+            "elsewhere, so the map may miss or smear the feature; a model trained on data "
+            "of this tilt range suits it better."
+        )
+    return found
+
+
 def preprocessing_warnings(tomogram: Path, volume: Volume, models) -> list[str]:
     """One sentence per model trained on a tomogram preprocessed otherwise than
     ``tomogram`` (low-pass, high-pass, clamp; from ``tomogram``'s ``preprocess`` record
@@ -982,6 +1008,8 @@ def segment_from_files(
         )
     for tomogram, volume in zip(tomograms, volumes):  # before the long work
         for warning in preprocessing_warnings(tomogram, volume, loaded):
+            warnings.warn(warning, stacklevel=2)
+        for warning in tilt_range_warnings(tomogram, loaded):
             warnings.warn(warning, stacklevel=2)
     stems = [tomogram_stem(t) for t in tomograms]
     if len(set(stems)) != len(stems):
