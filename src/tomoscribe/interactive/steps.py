@@ -196,6 +196,7 @@ def pick_feature(
         learned.get("min_distance", 8.0),
         edge,
         max_size=learned.get("max_size"),
+        split_above=learned.get("split_above"),
     )
     return pick_particles(mask, None, params), params
 

@@ -123,9 +123,15 @@ def legend_with_sizes(legend: Legend, features, maps) -> Legend:
     return legend
 
 
+#: Components of up to this many times the painted 95th-percentile size are one
+#: particle (halfway between one particle and two touching ones of a narrow spread).
+SPLIT_ABOVE_P95 = 1.5
+
+
 def size_defaults(record: dict | None, voxel_size_A: float) -> dict:
-    """min_size, max_size (voxels) and min_distance (voxels) at the picked map's voxel
-    size, from a painted-size record; empty when there is none or it is unusable."""
+    """min_size, max_size, split_above (voxels; :class:`~tomoscribe.structure.picking.
+    PickParams`) and min_distance (voxels) at the picked map's voxel size, from a
+    painted-size record; empty when there is none or it is unusable."""
     try:
         scale = (float(record["voxel_size_A"]) / float(voxel_size_A)) ** 3
         p5, p95 = float(record["p5_voxels"]) * scale, float(record["p95_voxels"]) * scale
@@ -138,4 +144,7 @@ def size_defaults(record: dict | None, voxel_size_A: float) -> dict:
         "min_size": max(1, int(math.floor(0.5 * p5))),
         "max_size": int(math.ceil(2.0 * p95)),
         "min_distance": float((3 * median / (4 * math.pi)) ** (1 / 3)),
+        # one particle is at most p95, two touching at least 2·p5: for a narrow spread
+        # 1.5·p95 lies halfway, so a component below it is taken whole, not split
+        "split_above": int(math.ceil(SPLIT_ABOVE_P95 * p95)),
     }

@@ -43,10 +43,13 @@ class PickParams:
     edge: int = 4
     split: bool = True
     max_size: int | None = None
+    split_above: int | None = None  # components of at most this many voxels: one particle
 
     def validate(self) -> None:
         if self.min_size < 1 or self.min_distance < 0 or self.edge < 0:
             raise ParameterError("min size must be ≥ 1 and min distance and edge ≥ 0.")
+        if self.split_above is not None and self.split_above < 1:
+            raise ParameterError(f"split_above must be ≥ 1 voxel, got {self.split_above}.")
         if self.max_size is not None and self.max_size < self.min_size:
             raise ParameterError(
                 f"the largest particle size ({self.max_size} voxels) is below "
@@ -108,7 +111,15 @@ def pick_particles(
     keep = sizes >= params.min_size
     keep[0] = False
     components = np.where(keep[components], components, 0)
-    if values is None:
+    sized = values is None and params.split_above is not None
+    if sized:
+        # hollow particles filled, then blurred over half a particle's radius: one
+        # maximum per particle, at its centre (the distance transform peaks in walls)
+        blur = max(1.0, params.min_distance / 2)
+        smooth = scipy.ndimage.gaussian_filter(
+            _holes_filled(components > 0).astype(np.float32), blur
+        )
+    elif values is None:
         smooth = scipy.ndimage.distance_transform_edt(components > 0).astype(np.float32)
     else:
         smooth = scipy.ndimage.gaussian_filter(np.asarray(values, np.float32), 1.0)
@@ -118,11 +129,15 @@ def pick_particles(
         if box is None:
             continue
         inside = components[box] == cid
-        regions = (
-            _split_component(inside, smooth[box], params)
-            if params.split
-            else inside.astype(np.int32)
-        )
+        # A component no larger than one particle can be (split_above, learned from the
+        # painting) is one particle: the distance transform of a hollow one (a 20S
+        # barrel) has several maxima, whose watershed cut it into off-centre pieces.
+        one = params.split_above is not None and int(inside.sum()) <= params.split_above
+        if params.split and not one:  # split within the filled particles, kept on the mask
+            area = _holes_filled(inside) if sized else inside
+            regions = _split_component(area, smooth[box], params) * inside
+        else:
+            regions = inside.astype(np.int32)
         for rid in range(1, int(regions.max()) + 1):
             region = regions == rid
             size = int(region.sum())
@@ -143,6 +158,17 @@ def pick_particles(
     table = suppress_close(table, params.min_distance)
     table = drop_near_edges(table, mask.shape, params.edge)
     return table.sort_values("score", ascending=False).reset_index(drop=True)
+
+
+def _holes_filled(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with the holes of its slices along each axis filled: a barrel open at
+    its ends (no 3D hole) is filled across its axis, a shell everywhere."""
+    solid = scipy.ndimage.binary_fill_holes(mask)
+    for axis in range(3):
+        moved = np.moveaxis(solid, axis, 0)
+        filled = np.stack([scipy.ndimage.binary_fill_holes(plane) for plane in moved])
+        solid = np.moveaxis(filled, 0, axis)
+    return solid
 
 
 def _split_component(inside: np.ndarray, smooth: np.ndarray, params: PickParams) -> np.ndarray:

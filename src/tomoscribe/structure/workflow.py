@@ -309,13 +309,18 @@ def _map_threshold(annotation: Path, voxels, threshold: float | None) -> tuple[f
 def _pick_params(learned: dict, threshold, min_size, max_size, min_distance, edge) -> PickParams:
     """The picking parameters: each size given, else learned from the painting
     (``learned``, :func:`~tomoscribe.segment.painted_size.size_defaults`), else 20
-    voxels, none and 8 voxels; checked."""
+    voxels, none and 8 voxels; components up to the learned ``split_above`` taken whole
+    when no size is given; checked."""
+    no_sizes_given = (min_size, max_size, min_distance) == (None, None, None)
     params = PickParams(
         threshold,
         min_size if min_size is not None else learned.get("min_size", 20),
         min_distance if min_distance is not None else learned.get("min_distance", 8.0),
         edge,
         max_size=max_size if max_size is not None else learned.get("max_size"),
+        # a component up to one particle's learned size is not split, unless the user
+        # took the sizes into their own hands
+        split_above=learned.get("split_above") if no_sizes_given else None,
     )
     params.validate()
     return params
