@@ -342,13 +342,20 @@ def _clear_curve(
     ``gap`` voxels from the tubes ``placed`` before it (axis points, radius); after
     ``tries`` draws, the draw that came closest to that."""
     best, best_margin = None, -np.inf
+    # One tree per tube radius over all axes of that radius, built once per curve: the
+    # nearest axis point of a radius gives the same margin as every axis apart, and a
+    # tree per placed axis and draw made 1000 microtubules take many minutes.
+    by_radius: dict[float, list[np.ndarray]] = {}
+    for axis, r_axis in placed:
+        by_radius.setdefault(float(r_axis), []).append(axis)
+    trees = [(cKDTree(np.concatenate(axes)), r_axis) for r_axis, axes in by_radius.items()]
     for _ in range(tries):
         curve = _smooth_curve(rng, shape)
         inside = curve[np.all((curve >= 0) & (curve < np.asarray(shape)), axis=1)]
         margin = min(
             (
-                float(cKDTree(axis).query(inside)[0].min()) - radius - r_axis
-                for axis, r_axis in placed
+                float(tree.query(inside)[0].min()) - radius - r_axis
+                for tree, r_axis in trees
                 if len(inside)
             ),
             default=np.inf,
