@@ -267,20 +267,31 @@ def test_binning_an_odd_sized_tomogram_keeps_relion5s_centre(tmp_path):
 
 def test_one_tomogram_needs_only_its_own_row_of_tomograms_star(shared_data, tmp_path, capsys):
     """`convert particles.star --tomograms tomograms.star --tomo-name TS_01` refused the
-    file because tomograms.star did not list TS_02, whose rows it was not asked for; a
-    tomograms.star without TS_01 itself is still refused, naming it."""
+    file because tomograms.star did not list TS_02, whose rows it was not asked for.  The
+    file here has RELION 5's optics block (its tilt-series pixel size, checked against
+    tomograms.star per row) and a TS_02 row first (whose pixel size the output's voxel
+    size must not come from).  A tomograms.star without TS_01 itself is still refused."""
     project = shared_data / "formats" / "relion5_project"
-    source = project / "Picks" / "job_picks" / "particles.star"
+    rows = starfile.read(project / "Picks" / "job_picks" / "particles.star")
+    rows = rows["particles"] if isinstance(rows, dict) else rows
+    rows = pd.concat([rows[rows["rlnTomoName"] == "TS_02"], rows[rows["rlnTomoName"] == "TS_01"]])
+    rows["rlnOpticsGroup"] = 1
+    optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"],
+                           "rlnTomoTiltSeriesPixelSize": [10.52]})  # fmt: skip
+    source = tmp_path / "particles.star"
+    starfile.write({"optics": optics, "particles": rows}, source)
     listed = starfile.read(project / "Tomograms" / "job_tomo" / "tomograms.star")
     for keep in ("TS_01", "TS_02"):
         starfile.write(listed[listed["rlnTomoName"] == keep], tmp_path / f"only_{keep}.star")
-    out = tmp_path / "ts01.csv"
-    argv = ["convert", str(source), "-o", str(out), "--tomo-name", "TS_01", "--tomograms"]
-    assert main([*argv, str(tmp_path / "only_TS_01.star")]) == 0
-    full = tmp_path / "full.csv"
     every = project / "Tomograms" / "job_tomo" / "tomograms.star"
-    assert main([*argv[:-1], "--tomograms", str(every), "-o", str(full)]) == 0
-    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(full))
+    written = {}
+    for name, tomograms in (("one", tmp_path / "only_TS_01.star"), ("every", every)):
+        out = tmp_path / f"{name}.csv"
+        argv = ["convert", str(source), "-o", str(out), "--tomo-name", "TS_01"]
+        assert main([*argv, "--tomograms", str(tomograms)]) == 0, capsys.readouterr().err
+        written[name] = pd.read_csv(out)
+    pd.testing.assert_frame_equal(written["one"], written["every"])
+    assert written["one"]["voxel_size_A"].tolist() == [10.52] * 3
     capsys.readouterr()
     refused = tmp_path / "no.csv"
     argv = ["convert", str(source), "-o", str(refused), "--tomo-name", "TS_01", "--tomograms"]

@@ -255,13 +255,14 @@ def read(
     table = pd.DataFrame(_shifted(xyz, block, sub, pixel, path), columns=["x", "y", "z"])
     if "rlnImageName" in block or "tomoscribeImageCrc32" in block:  # subtomograms are
         table[list(BOX_COLUMNS)] = xyz  # cut about the coordinate, whatever the origin says
-    if pixel is not None and len(pixel):
-        if np.ptp(pixel) > 1e-6 * np.max(pixel):
-            sizes = ", ".join(map(str, np.unique(pixel)))
+    known = pixel[np.isfinite(pixel)] if pixel is not None else np.zeros(0)
+    if len(known):  # rows of tomograms not kept have none (_centres)
+        if np.ptp(known) > 1e-6 * np.max(known):
+            sizes = ", ".join(map(str, np.unique(known)))
             raise InputFileError(
                 f"{path} mixes pixel sizes ({sizes} Å); split it by optics group first."
             )
-        table["voxel_size_A"] = float(pixel[0])
+        table["voxel_size_A"] = float(known[0])
     if set(_ANGLES) & set(block):
         rotation = from_euler(_axes(block, _ANGLES, path, "angles (rlnAngleRot/Tilt/Psi)", "0°"))
         if sub is not None:
@@ -439,8 +440,10 @@ def _check_tilt_series_pixel(path, stated, tomograms, names) -> None:
         return
     listed = tomograms if isinstance(tomograms, dict) else read_tomograms_star(tomograms)
     keys = list(names) if names is not None else [next(iter(listed))] * len(stated)
-    theirs = np.array([listed[k]["pixel_size_A"] for k in keys], float)
-    differ = np.abs(np.asarray(stated, float) - theirs) > 0.01 * theirs
+    unlisted = {"pixel_size_A": np.nan}  # rows of tomograms not kept (_centres)
+    theirs = np.array([listed.get(k, unlisted)["pixel_size_A"] for k in keys], float)
+    with np.errstate(invalid="ignore"):
+        differ = np.abs(np.asarray(stated, float) - theirs) > 0.01 * theirs
     if differ.any():
         row = int(np.argmax(differ))
         warnings.warn(
