@@ -521,6 +521,21 @@ def test_replacing_another_commands_files_in_a_folder_is_said(tmp_path, capsys):
         (["simulate", "subtomograms", "-o", "{o}/s.mrc"], "s.zarr"),
         (["preprocess", "{t}", "-o", "{o}/p.csv", "-q"], "p.mrc"),
         (["classify", "evaluate", "{d}", "{d}", "-o", "{o}/scores.star"], "scores.json"),
+        (["vesicles", "{t}", "-o", "{o}/v.mrc", "--table", "{o}/t.mrc"], "t.csv"),
+        (
+            [
+                "pick",
+                "{t}",
+                "-f",
+                "x",
+                "--filament",
+                "-o",
+                "{o}/p.csv",
+                "--filament-table",
+                "{o}/f.mrc",
+            ],
+            "f.csv",
+        ),
     ],
 )
 def test_an_output_named_as_another_kind_of_file_is_refused(tomo, tmp_path, capsys, argv, named):
@@ -533,6 +548,13 @@ def test_an_output_named_as_another_kind_of_file_is_refused(tomo, tmp_path, caps
     err = capsys.readouterr().err
     assert f"name it e.g. {named}" in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_every_volume_format_names_a_volume_output(tomo, tmp_path):
+    """Review: `preprocess -o out.ccp4` (an MRC suffix the readers take) was refused by
+    the suffix check, which knew fewer volume suffixes than the readers do."""
+    for name in ("p.ccp4", "p.rec", "p.zarr"):
+        assert main(["preprocess", str(tomo), "-o", str(tmp_path / name), "-q"]) == 0
 
 
 def test_an_interrupted_run_leaves_no_empty_folders_it_made(tmp_path, monkeypatch):

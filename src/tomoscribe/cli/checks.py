@@ -208,14 +208,15 @@ def _lockable_beside(output: Path) -> bool:
     return os.access(parent, os.W_OK | os.X_OK)
 
 
-#: Volume outputs: named by their format (:func:`tomoscribe.io.volume_format`).
-VOLUME_NAMES = (".mrc", ".map", ".rec", ".mrcs", ".tif", ".tiff", ".zarr")
+#: Volume outputs, named by their format (:func:`tomoscribe.io.volume_format`: MRC,
+#: TIFF, Zarr suffixes, looked up when checked so that the command line starts without
+#: importing the readers).
+VOLUME_NAMES = ("volume",)
 
-#: Suffixes that name a kind of file; an output of one kind named with another's suffix
-#: is refused (`classify features -o x.mrc` wrote a Zarr folder named x.mrc).
+#: Suffixes that name a kind of file besides volumes'; an output of one kind named with
+#: another's suffix is refused (`classify features -o x.mrc` wrote a Zarr folder x.mrc).
 KNOWN_SUFFIXES = (
-    *VOLUME_NAMES,
-    ".st", ".ali", ".ccp4", ".star", ".csv", ".tbl", ".mod", ".box", ".json", ".txt",
+    ".star", ".csv", ".tbl", ".mod", ".box", ".json", ".txt",
     ".png", ".jpg", ".pdf", ".svg", ".h5", ".hdf", ".npy", ".npz", ".pkl", ".pt", ".pth",
     ".trainset", ".tsm", ".tsc", ".tsa", ".tsv", ".tss", ".tsp", ".cbox", ".coords",
 )  # fmt: skip
@@ -227,22 +228,29 @@ def check_output_name(path: Path, accepted: tuple[str, ...], flag: str) -> None:
     Parameters
     ----------
     path : the output
-    accepted : the suffixes (lower case, with the dot) of what the command writes
+    accepted : the suffixes (lower case, with the dot) of what the command writes, or
+        :data:`VOLUME_NAMES` for any volume format
     flag : the option it was given with, for the message
 
     Raises
     ------
     ParameterError
-        ``path`` ends in a suffix of :data:`KNOWN_SUFFIXES` that is not ``accepted``.
-        Names without a known suffix are taken as they are.
+        ``path`` ends in a volume's suffix or one of :data:`KNOWN_SUFFIXES` that is not
+        ``accepted``.  Names without a known suffix are taken as they are.
     """
+    from ..io import MRC_SUFFIXES, TIFF_SUFFIXES, ZARR_SUFFIXES
+
+    volumes = (*MRC_SUFFIXES, *TIFF_SUFFIXES, *ZARR_SUFFIXES)
+    what = " or ".join(accepted)
+    if accepted == VOLUME_NAMES:
+        accepted, what = volumes, "a volume (.mrc, .tif or .zarr)"
     name = str(path).lower().rstrip("/")
     if name.endswith(accepted):
         return
-    known = [s for s in KNOWN_SUFFIXES if name.endswith(s)]
+    known = [s for s in (*volumes, *KNOWN_SUFFIXES) if name.endswith(s)]
     if known:
         raise ParameterError(
-            f"{flag} {path}: this command writes {' or '.join(accepted)}, not {known[0]}; "
+            f"{flag} {path}: this command writes {what}, not {known[0]}; "
             f"name it e.g. {Path(path).name[: -len(known[0])]}{accepted[0]}."
         )
 

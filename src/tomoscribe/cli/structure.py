@@ -11,7 +11,7 @@ from ..errors import ParameterError
 from ..outputs import check_output_folder, check_writable
 from . import options
 from .app import app
-from .checks import arguments_as, writes
+from .checks import VOLUME_NAMES, arguments_as, writes
 
 VALUE_HELP = (
     "The feature's value in a map from another tool without a .legend.json "
@@ -28,7 +28,10 @@ THRESHOLD_FROM = {
 
 
 @app.command()
-@writes(files=("outputs", "instances", "filament_table"))
+@writes(
+    files=("outputs", "instances", "filament_table"),
+    formats={"instances": VOLUME_NAMES, "filament_table": (".csv",)},
+)
 def pick(
     annotation: Path = typer.Argument(
         ...,
@@ -212,7 +215,11 @@ def _label_map_companions(path: Path) -> list[Path]:
 
 
 @app.command()
-@writes(files=("output", "table_path"), companions=_label_map_companions)
+@writes(
+    files=("output", "table_path"),
+    companions=_label_map_companions,
+    formats={"output": VOLUME_NAMES, "table_path": (".csv",)},
+)
 def vesicles(
     annotation: Path = typer.Argument(
         ...,
