@@ -341,3 +341,49 @@ def test_picks_on_a_copy_binned_by_preprocess_land_alike_from_every_format(tmp_p
     centred = table[[f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]].to_numpy(float)
     decentred = centred / 10.0 + np.array([101, 96, 90]) / 2
     np.testing.assert_allclose(decentred[np.argsort(decentred[:, 0])], found[0], atol=1e-3)
+    # Review: trainset's reader, a model `convert` wrote from those picks, and picks on
+    # a Zarr copy (whose record lacked its folder input) all took IMOD's rule.
+    from tomoscribe.io.points import on_voxel_size, read_points
+
+    boxes = on_voxel_size(read_points(picks[1]), 10.0)[["x", "y", "z"]].to_numpy(float)
+    np.testing.assert_allclose(boxes[np.argsort(boxes[:, 0])], found[0], atol=1e-3)
+    converted = tmp_path / "c.mod"
+    assert main(["convert", str(star), "-o", str(converted)]) == 0
+    zarr_copy, zarr_picks = tmp_path / "b3.zarr", tmp_path / "z.mod"
+    assert (
+        main(["preprocess", str(tmp_path / "t.mrc"), "-o", str(zarr_copy), "--bin", "3", *flags])
+        == 0
+    )
+    assert main([*argv[:1], str(zarr_copy), *argv[2:-4], "-o", str(zarr_picks)]) == 0
+    for path in (converted, zarr_picks):
+        out = tmp_path / path.name.replace(".", "_")
+        assert main(["extract", str(tmp_path / "t.mrc"), str(path), "--box", "8", "--edge", "pad",
+                     "-o", str(out)]) == 0  # fmt: skip
+        table = starfile.read(out / "particles.star")
+        xyz = table[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float)
+        np.testing.assert_allclose(xyz[np.argsort(xyz[:, 0])], found[0], atol=1e-3)
+
+
+def test_the_grid_search_stops_at_a_block_binning_and_a_binning_convert(tmp_path):
+    """Review: a copy binned by blocks (an older preprocess: IMOD's grid) or coordinates
+    rebinned by `convert --binning` end the search for a centred binning behind them."""
+    from tomoscribe.io.lineage import binned_copy_behind
+    from tomoscribe.outputs import write_provenance
+
+    original = tmp_path / "t.mrc"
+    original.write_bytes(b"0" * 64)
+    centred, block = tmp_path / "c.mrc", tmp_path / "b.mrc"
+    for path in (centred, block):
+        path.write_bytes(b"1" * 64)
+    write_provenance(centred, "preprocess", {"bin_factor": 3}, [original],
+                     extra={"binning": "centred", "source_shape_zyx": [9, 9, 9]})  # fmt: skip
+    write_provenance(block, "preprocess", {"bin_factor": 3}, [centred])  # no marker: blocks
+    picks, rebinned = tmp_path / "p.csv", tmp_path / "r.csv"
+    for path in (picks, rebinned):
+        path.write_text("x,y,z\n1,1,1\n")
+    write_provenance(picks, "pick", {}, [centred])
+    assert binned_copy_behind(picks).factor == 3
+    write_provenance(rebinned, "convert", {"binning": 2.0}, [picks])
+    assert binned_copy_behind(rebinned) is None
+    write_provenance(picks, "pick", {}, [block])
+    assert binned_copy_behind(picks) is None

@@ -71,6 +71,15 @@ def file_fingerprint(path: str | os.PathLike) -> dict:
     return {"path": str(path.resolve()), "bytes": size, kind: digest.hexdigest()}
 
 
+def _input_record(path: str | os.PathLike) -> dict:
+    """An input's entry in a provenance record: a file's fingerprint, a folder's (an
+    OME-Zarr tomogram, a dataset store) path (its records lead on: io.lineage)."""
+    path = Path(path)
+    if path.is_dir():
+        return {"path": str(path.resolve()), "folder": True}
+    return file_fingerprint(path)
+
+
 def sidecar_path(output: str | os.PathLike) -> Path:
     """Where the provenance record of ``output`` lives: ``output + '.json'``."""
     output = Path(output)
@@ -463,7 +472,7 @@ def write_provenance(
         "command": sys.argv,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "parameters": parameters,
-        "inputs": [file_fingerprint(p) for p in inputs if Path(p).is_file()],
+        "inputs": [_input_record(p) for p in inputs if Path(p).exists()],
     }
     if extra:
         record.update(extra)

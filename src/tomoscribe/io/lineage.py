@@ -13,12 +13,13 @@ binned from is, and both decide where its positions lie on the unbinned tomogram
 
 tomoscribe's outputs carry provenance sidecars naming their inputs
 (:func:`tomoscribe.outputs.write_provenance`); :func:`binned_copy_behind` follows them
-from a file (a pick's model, a segmentation map) back through the volumes it was made
-from to the ``preprocess`` record of a centred binning, which records the factor and
-the original's shape.  Records of inputs replaced since (another size) are not
-followed, nor inputs that are not volumes (a model file's own training history is not
-the map's).  Where no record leads there (a map saved by another program, a model
-drawn in 3dmod), nothing is known and the callers keep the formats' own rules.
+from a file (a pick's model, a segmentation map) back through the files on whose grid
+each was made (a first input, as :func:`tomoscribe.io.particles.lineage_stems` does; a
+model file's own training history is not the map's grid) to the ``preprocess`` record
+of a centred binning, which records the factor and the original's shape.  Inputs
+replaced since (another size) are not followed.  Where no record leads there (a map
+saved by another program, a model drawn in 3dmod), nothing is known and the callers
+keep the formats' own rules.
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-#: How many records :func:`binned_copy_behind` reads at most.
-PROVENANCE_DEPTH = 12
+#: How many records :func:`binned_copy_behind` follows back: the longest chain the
+#: commands make (picks ← convert ← picks ← merge ← map ← binned copy) has 5.
+PROVENANCE_DEPTH = 8
+
+#: Steps whose output lies on the grid of their first input (``segment``: the tomogram
+#: its record names), followed back by :func:`binned_copy_behind`.
+_SAME_GRID_STEPS = ("pick", "merge", "vesicles", "segment", "select", "clean", "extract")
 
 
 @dataclass(frozen=True)
@@ -48,60 +54,74 @@ class BinnedCopy:
 
 def binned_copy_behind(path: str | os.PathLike) -> BinnedCopy | None:
     """The centred binning by ``preprocess --bin`` that ``path`` was made from (itself
-    included), or None where its records lead to none."""
+    included), or None where its records lead to none.
+
+    Each record leads to the file its output lies on the grid of: the first input (a
+    map's tomogram, picks' map; ``merge`` checks its maps share one grid), through
+    :data:`_SAME_GRID_STEPS`, ``preprocess`` without binning and ``convert`` without
+    ``--binning``.  A block binning (an older ``preprocess``: IMOD's grid), a
+    ``convert --binning`` or any other step ends the search with None, as does an input
+    that is gone or no longer the size its record says.
+    """
     from ..outputs import read_provenance
 
-    todo, seen = [Path(path)], set()
-    while todo and len(seen) < PROVENANCE_DEPTH:
-        current = todo.pop(0)
-        if current in seen:
-            continue
-        seen.add(current)
+    current = Path(path)
+    for _ in range(PROVENANCE_DEPTH):
         record = read_provenance(current)
         if not isinstance(record, dict):
-            continue
-        factor = int((record.get("parameters") or {}).get("bin_factor") or 1)
-        if record.get("step") == "preprocess" and record.get("binning") == "centred" and factor > 1:
-            return BinnedCopy(factor, _source_shape(record))
-        todo.extend(_volume_inputs(record))
+            return None
+        step, params = record.get("step"), record.get("parameters") or {}
+        if step == "preprocess":
+            factor = int(params.get("bin_factor") or 1)
+            if factor > 1:
+                centred = record.get("binning") == "centred"
+                return BinnedCopy(factor, _source_shape(record)) if centred else None
+        elif step == "convert":
+            if params.get("binning") is not None:
+                return None
+        elif step not in _SAME_GRID_STEPS:
+            return None
+        source = _grid_source(record)
+        if source is None:
+            return None
+        current = source
     return None
 
 
-def _volume_inputs(record: dict) -> list[Path]:
-    """The inputs of a record that are volumes and still the size recorded."""
-    from . import volume_format
-
-    found = []
-    for entry in record.get("inputs") or []:
-        if not isinstance(entry, dict) or not entry.get("path"):
-            continue
-        source = Path(str(entry["path"]))
-        try:
-            volume_format(source)
-        except Exception:  # not a volume's name: a model, a table
-            continue
-        if not source.exists():
-            continue
-        if source.is_file() and entry.get("bytes") is not None:
-            if source.stat().st_size != entry["bytes"]:
-                continue  # replaced since: its record no longer describes it
-        found.append(source)
-    return found
+def _grid_source(record: dict) -> Path | None:
+    """The input a record's output lies on the grid of (first input; ``segment``: the
+    tomogram it names), None when gone or replaced since (another size)."""
+    inputs = [i for i in record.get("inputs") or [] if isinstance(i, dict) and i.get("path")]
+    named = record.get("tomogram") if record.get("step") == "segment" else None
+    if isinstance(named, dict) and named.get("path"):
+        entry = next((i for i in inputs if i["path"] == named["path"]), named)
+    elif inputs:
+        entry = inputs[0]
+    else:
+        return None
+    source = Path(str(entry["path"]))
+    if not source.exists():
+        return None
+    if source.is_file() and entry.get("bytes") is not None:
+        if source.stat().st_size != entry["bytes"]:
+            return None  # replaced since: its record no longer describes it
+    return source
 
 
 def _source_shape(record: dict) -> tuple[int, int, int] | None:
-    """The original's shape (z, y, x): recorded by ``preprocess`` since 0.2.2, else read
-    from the original's header where it is still the file recorded."""
+    """The original's shape (z, y, x): recorded by ``preprocess`` since this record
+    field was added (tomoscribe 0.2.1, 2026-12-02), else read from the original's header
+    where it is still the file recorded."""
     shape = record.get("source_shape_zyx")
     if isinstance(shape, list) and len(shape) == 3:
         return tuple(int(n) for n in shape)
-    sources = _volume_inputs(record)
-    if not sources:
+    source = _grid_source(record)
+    if source is None:
         return None
     from . import read_volume
 
     try:
-        return tuple(int(n) for n in read_volume(sources[0]).shape)
+        return tuple(int(n) for n in read_volume(source).shape)
     except Exception:  # unreadable now, or without a voxel size: unknown
         return None
 

@@ -288,7 +288,7 @@ def _place_imod(path: Path, voxel_size_A, grid: Grid | None) -> Placed:
     """An IMOD model's points, on ``grid`` by IMOD's corner rule, else on the image it
     records (module docstring)."""
     from .particles import read_particles, recorded_voxel_size
-    from .points import on_voxel_size
+    from .points import IMOD_GRID, on_voxel_size
 
     table = read_particles(path)
     frame = imod_image_frame(path)
@@ -312,6 +312,9 @@ def _place_imod(path: Path, voxel_size_A, grid: Grid | None) -> Placed:
                 f"drawn on {grid.name}'s grid",
             )
         moved = on_voxel_size(table, grid.voxel_size_A[0])
+        rule = (  # io.points: the ratio for a copy `preprocess --bin` made (its records)
+            "IMOD's corner rule" if table.attrs.get(IMOD_GRID, True) else "the ratio of sizes"
+        )
         rescaled = abs(recorded - grid.voxel_size_A[0]) > 0.01 * grid.voxel_size_A[0]
         return Placed(
             None,
@@ -319,7 +322,7 @@ def _place_imod(path: Path, voxel_size_A, grid: Grid | None) -> Placed:
             _zyx(grid.voxel_size_A),
             _zyx(grid.origin_A),
             f"drawn on {grid.name}'s grid"
-            + (f" (rescaled from {recorded:g} Å pixels by IMOD's corner rule)" if rescaled else ""),
+            + (f" (rescaled from {recorded:g} Å pixels by {rule})" if rescaled else ""),
         )
     table = table.drop(columns=["voxel_size_A"], errors="ignore")
     if frame is not None:

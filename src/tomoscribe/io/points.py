@@ -96,7 +96,7 @@ def read_points(
         recorded = imod_voxel_size_A(path)
         if recorded is not None:
             table["voxel_size_A"] = recorded
-        table.attrs[IMOD_GRID] = True
+        table.attrs[IMOD_GRID] = not on_tomoscribe_binned_grid(path)  # as extract reads it
     elif suffix in particle_suffixes:  # every registered particle format (io/formats)
         table = _read_particle_file(path, voxel_size_A, tomogram_shape_zyx)
     else:
