@@ -387,3 +387,27 @@ def test_the_grid_search_stops_at_a_block_binning_and_a_binning_convert(tmp_path
     assert binned_copy_behind(rebinned) is None
     write_provenance(picks, "pick", {}, [block])
     assert binned_copy_behind(picks) is None
+
+
+def test_extract_on_a_binned_copy_keeps_relion5s_centre(tmp_path):
+    """Review: `extract` on a copy `preprocess --bin 3` made of a 47-voxel-wide tomogram
+    wrote RELION 5's centred Å from the copy's 15 × 3 = 45 voxels (−75 Å for x = 5 where
+    RELION reads x = 5 as −85 Å) and read them back the same way."""
+    import mrcfile
+    import starfile
+
+    from tomoscribe.cli.app import main
+
+    with mrcfile.new(tmp_path / "t.mrc") as mrc:
+        mrc.set_data(np.random.default_rng(0).normal(size=(30, 36, 47)).astype(np.float32))
+        mrc.voxel_size = 10.0
+    binned = tmp_path / "b3.mrc"
+    assert main(["preprocess", str(tmp_path / "t.mrc"), "-o", str(binned), "--bin", "3", "-q"]) == 0
+    (tmp_path / "p.csv").write_text("x,y,z\n5,6,5\n")
+    out = tmp_path / "ex"
+    argv = ["extract", str(binned), str(tmp_path / "p.csv"), "--box", "4", "--edge", "pad"]
+    assert main([*argv, "-o", str(out)]) == 0
+    row = starfile.read(out / "particles.star").iloc[0]
+    for axis, x, n in (("X", 5, 47), ("Y", 6, 36), ("Z", 5, 30)):
+        # binned voxel x lies at original 3x; RELION 5: (3x − n/2) × 10 Å
+        assert row[f"rlnCenteredCoordinate{axis}Angst"] == pytest.approx((3 * x - n / 2) * 10)

@@ -21,6 +21,7 @@ import pandas as pd
 from ..core.device import resolve_device
 from ..core.legend import Legend
 from ..errors import AnnotationError, ParameterError
+from ..io.lineage import centred_extent
 from ..io.particles import FORMATS, write_particles
 from ..io.provenance import carried_acquisition, with_tilt_columns
 from ..outputs import check_writable, write_provenance
@@ -222,10 +223,9 @@ def export_picks(
     acquisition = carried_acquisition(source, labels.pixel_size_A, tomo_name=tomo_name)
     table = with_tilt_columns(table, acquisition)
     written = []
+    extent = centred_extent(source[0], labels.shape) if source else labels.shape
     for out in outputs:
-        written.append(
-            write_particles(out, table, labels.pixel_size_A, labels.shape, feature, tomo_name)
-        )
+        written.append(write_particles(out, table, labels.pixel_size_A, extent, feature, tomo_name))
         write_provenance(
             out,
             "pick",

@@ -25,6 +25,7 @@ from ..core.boxes import boxes_from_mask, contour_box_centres
 from ..core.legend import Legend, check_feature_name, legend_path, read_legend, write_legend
 from ..errors import AnnotationError, MissingVoxelSizeError, ParameterError
 from ..io import create_volume, read_volume, read_volume_checked
+from ..io.lineage import centred_extent
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
 from ..io.provenance import carried_acquisition, tilt_range_for
@@ -243,9 +244,8 @@ def training_set_from_files(
     record = read_provenance(tomogram) or {}
     preprocessing = record.get("parameters", {}) if record.get("step") == "preprocess" else {}
     chosen = None
-    used = read_boxes(
-        tomogram, boxes, positives, negatives, tomo_name, volume.pixel_size_A, volume.shape
-    )
+    extent = centred_extent(tomogram, volume.shape)  # RELION 5's centre on a binned copy
+    used = read_boxes(tomogram, boxes, positives, negatives, tomo_name, volume.pixel_size_A, extent)
     if painted is not None:
         labels = read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
@@ -641,7 +641,10 @@ def _with_other_negatives(
     from ..io.points import on_voxel_size
 
     rows = _of_tomogram(
-        read_points(negatives, volume.pixel_size_A, volume.shape), other, None, negatives
+        read_points(negatives, volume.pixel_size_A, centred_extent(other, volume.shape)),
+        other,
+        None,
+        negatives,
     )
     zyx = _zyx(on_voxel_size(rows, volume.pixel_size_A))
     augmentation = result.metadata["augmentation"]

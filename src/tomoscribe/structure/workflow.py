@@ -508,7 +508,8 @@ def extract_from_files(
         [tomogram, particles], volume.pixel_size_A, tomo_name=name
     )  # refuses two tilt series
     wanted = (name, tomogram_stem(tomogram))  # other tomograms need no tomograms.star row
-    table = read_particles(particles, volume.pixel_size_A, volume.shape, listed or None, wanted)
+    extent = centred_extent(tomogram, volume.shape)  # RELION 5's centre on a binned copy
+    table = read_particles(particles, volume.pixel_size_A, extent, listed or None, wanted)
     others = [n for n in listed if n != name] if explicit or name in listed else ()
     table = select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram), others)
     table = positions_on(table, volume, picked_voxel_size_A)
@@ -544,7 +545,8 @@ def extract_from_files(
             parameter="edge",
         )
     kept = with_tilt_columns(kept, acquisition)
-    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, volume.shape, overwrite)
+    extent = centred_extent(tomogram, volume.shape)  # a binned copy's original's centre
+    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite)
     write_provenance(
         out_dir / "particles.star",
         "extract",
