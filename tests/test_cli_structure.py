@@ -679,3 +679,17 @@ def test_a_mismatched_subtomogram_is_the_one_named(tmp_path, odd):
     message = str(caught.value)
     assert message.startswith(names[0]) and "3 of the 4" in message, message
     assert names[1] not in message
+
+
+def test_voxel_sizes_within_a_thousandth_are_alike():
+    """Review: sizes compared as 4-digit text refused 2.62349 Å beside 2.62351 Å (they
+    printed as 2.623 and 2.624); within 1 in 1,000 they are one size, beyond it not."""
+    from pathlib import Path
+
+    from tomoscribe.errors import InputFileError
+    from tomoscribe.structure.stackio import _check_alike
+
+    paths = [Path(f"p{k}.mrc") for k in range(3)]
+    _check_alike(paths, [2.62349, 2.62351, 2.6235], "voxel sizes", str)
+    with pytest.raises(InputFileError, match="p2.mrc"):
+        _check_alike(paths, [2.6235, 2.6235, 2.64], "voxel sizes", str)

@@ -158,17 +158,21 @@ def _image_voxel_size(star: Path, header_A: float | None, table: pd.DataFrame) -
     return given or derived or recorded_voxel_size(table)
 
 
-def _check_alike(paths: list[Path], values: list[str], what: str, verb: str, noun: str) -> None:
-    """Refuse subtomograms that differ in ``what``, naming one that differs from most
-    (the first listed was named as the odd one when it alone differed)."""
-    counts = pd.Series(values).value_counts()
-    if len(counts) < 2:
+def _check_alike(paths: list[Path], values: list[float], what: str, describe) -> None:
+    """Refuse subtomograms whose ``values`` (box edge, voxel size) differ by more than
+    1 in 1,000 from the value most of them have, naming the first that does (the first
+    listed was named as the odd one when it alone differed).  ``describe(value)``
+    words a value and ``what`` the quantity for the message."""
+    values = np.asarray(values, float)
+    counts = [int((np.abs(values - v) <= 1e-3 * abs(v)).sum()) for v in values]
+    common = values[int(np.argmax(counts))]
+    odd = np.flatnonzero(np.abs(values - common) > 1e-3 * abs(common))
+    if not len(odd):
         return
-    common = counts.index[0]
-    odd = next(i for i, value in enumerate(values) if value != common)
+    first = int(odd[0])
     raise InputFileError(
-        f"{paths[odd]} {verb} {values[odd]} {noun} where {counts.iloc[0]} of the "
-        f"{len(values)} subtomograms have {common}; all {what} must match."
+        f"{paths[first]} has {describe(values[first])} where {max(counts)} of the "
+        f"{len(values)} subtomograms have {describe(common)}; all {what} must match."
     )
 
 
@@ -221,8 +225,8 @@ def read_particle_set(star: str | os.PathLike):
         paths.append(path)
     if not volumes:
         raise InputFileError(f"{star} lists no particles.")
-    _check_alike(paths, [f"{v.shape[0]}³" for v in volumes], "boxes", "is a", "box")
-    _check_alike(paths, [f"{s:.4g} Å" for s in sizes], "voxel sizes", "has", "voxels")
+    _check_alike(paths, [v.shape[0] for v in volumes], "boxes", lambda n: f"a {n:g}³ box")
+    _check_alike(paths, sizes, "voxel sizes", lambda a: f"{a:.6g} Å voxels")
     voxel = sizes[-1]
     voxel = _image_voxel_size(star, voxel, table)
     if not (voxel and voxel > 0):
