@@ -562,13 +562,25 @@ def test_an_interrupted_run_leaves_no_empty_folders_it_made(tmp_path, monkeypatc
     folder) behind; folders that were there before the run stay."""
     import tomoscribe.experiments.clem as clem
 
-    def interrupted(*args, **kwargs):
+    def interrupted(out, *args, **kwargs):
+        (out / "clem" / "theirs").mkdir()  # made meanwhile by someone else: it stays
         raise KeyboardInterrupt
 
     monkeypatch.setattr(clem, "simulate_clem_tomogram", interrupted)
     out = tmp_path / "run"
     assert main(["clem", "simulate", "--out", str(out)]) == 130
-    assert not out.exists()
+    assert [p.relative_to(out).as_posix() for p in sorted(out.rglob("*"))] == [
+        "clem",
+        "clem/theirs",
+    ]
+    (out / "clem" / "theirs").rmdir()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(clem, "simulate_clem_tomogram", stopped)  # a second run
+    assert main(["clem", "simulate", "--out", str(out)]) == 130  # its truth/ made again, gone
+    assert not (out / "truth").exists()
     (tmp_path / "kept" / "truth").mkdir(parents=True)
     assert main(["clem", "simulate", "--out", str(tmp_path / "kept")]) == 130
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["truth"]

@@ -314,6 +314,11 @@ def check_output_folder(
 
 
 # -- writing ---------------------------------------------------------------------------------
+#: Folders this process created through :func:`make_folders` (absolute paths), in
+#: order: the only ones a failed run may remove again (:func:`folders_made_since`).
+_MADE_HERE: list[Path] = []
+
+
 def make_folders(folder: Path) -> list[Path]:
     """Create ``folder`` and missing parents; return those created, deepest first."""
     created = []
@@ -325,8 +330,15 @@ def make_folders(folder: Path) -> list[Path]:
         try:
             path.mkdir()
         except FileExistsError:
-            pass
+            continue
+        _MADE_HERE.append(path)
     return created
+
+
+def folders_made_since(mark: int = 0) -> tuple[int, list[Path]]:
+    """A mark of now, and the folders (absolute) this process created with
+    :func:`make_folders` since ``mark`` (an earlier call's mark; 0: ever)."""
+    return len(_MADE_HERE), list(_MADE_HERE[mark:])
 
 
 def remove_empty_folders(folders: list[Path]) -> None:

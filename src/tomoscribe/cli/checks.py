@@ -257,21 +257,25 @@ def check_output_name(path: Path, accepted: tuple[str, ...], flag: str) -> None:
 
 @contextlib.contextmanager
 def _empty_folders_removed_on_failure(folder: Path):
-    """On a failure or Ctrl-C, remove the folders the run made under ``folder`` (and
+    """On a failure or Ctrl-C, remove the folders this run made under ``folder`` (and
     ``folder`` itself, if the run made it) that are still empty: an interrupted `clem
-    simulate` left empty clem/ and truth/ behind.  Folders that were there stay."""
+    simulate` left empty clem/ and truth/ behind.  Only folders this process created
+    (:func:`tomoscribe.outputs.folders_made_since`) go; any other stays, whoever made it
+    while the run went on."""
     import os
 
-    folder = Path(folder)
-    before = {Path(root) for root, _, _ in os.walk(folder)} if folder.is_dir() else set()
+    from ..outputs import folders_made_since
+
+    folder = Path(os.path.abspath(folder))
+    mark, _ = folders_made_since()
     try:
         yield
     except BaseException:
-        if folder.is_dir():
-            for root, _, _ in sorted(os.walk(folder, topdown=False), key=lambda w: -len(w[0])):
-                if Path(root) not in before:
-                    with contextlib.suppress(OSError):
-                        os.rmdir(root)  # only an empty one goes
+        _, made = folders_made_since(mark)
+        inside = [p for p in made if p == folder or folder in p.parents]
+        for path in sorted(inside, key=lambda p: -len(p.parts)):  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only an empty one goes
         raise
 
 

@@ -43,6 +43,7 @@ from ..core.transforms2d import apply, placement_matrix
 from ..errors import ParameterError
 from ..io import write_volume
 from ..metrics import overlap_scores
+from ..outputs import make_folders as make_output_folders
 from ..preprocess import PreprocessParams
 from ..progress import printer, step_timer
 from ..segment.engine import segment_array
@@ -576,7 +577,7 @@ def simulate_correlative_files(
     (default ``out/clem``), its true transform under ``out/truth``."""
     pair = make_correlative_pair(tomo.labels, tomo.instances, VOXEL_A, params)
     folder = out / "clem" if folder is None else folder
-    folder.mkdir(parents=True, exist_ok=True)
+    make_output_folders(folder)
     files = write_correlative_files(folder, pair)
     write_json(out / "truth" / truth_name, {"matrix": pair["fm_to_overview"].tolist()})
     return Correlative(pair, params, folder, files["fm_voxel_A"])

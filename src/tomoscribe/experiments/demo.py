@@ -44,6 +44,7 @@ from ..io.particles import write_particles
 from ..io.points import write_points_csv
 from ..metrics import overlap_scores
 from ..outputs import atomic_path
+from ..outputs import make_folders as make_output_folders
 from ..preprocess import PreprocessParams
 from ..progress import printer, step_timer
 from ..segment.engine import segment_into
@@ -502,7 +503,7 @@ def _average(
             device=device,
             say=say,
         )
-    (out / "average").mkdir(exist_ok=True)
+    make_output_folders(out / "average")
     write_average_outputs(
         out / "average",
         result,

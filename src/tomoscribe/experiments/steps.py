@@ -20,6 +20,7 @@ from ..core.legend import write_legend
 from ..errors import OutputError, ParameterError, TrainingError
 from ..io import create_volume, read_volume, write_volume
 from ..outputs import atomic_path
+from ..outputs import make_folders as make_output_folders
 from ..preprocess import PreprocessParams, preprocess_into
 from ..segment.modelfile import load_model, save_model
 from ..segment.network import ArchitectureSpec
@@ -57,7 +58,7 @@ def make_folders(out: Path, names: Iterable[str]) -> None:
                 "run an empty folder or one of its own earlier runs."
             )
     for name in ("", *names):
-        (out / name).mkdir(parents=True, exist_ok=True)
+        make_output_folders(out / name)
 
 
 def write_json(path: Path, record, **dumps) -> None:

@@ -21,7 +21,7 @@ from ..errors import AnnotationError, ParameterError
 from ..io import write_volume
 from ..io.points import write_points_csv
 from ..io.provenance import carried_acquisition, tilt_range_for
-from ..outputs import check_writable, file_fingerprint, read_provenance
+from ..outputs import check_writable, file_fingerprint, make_folders, read_provenance
 from ..segment.painted_size import painted_component_sizes
 from ..volume import Volume
 from .session import check_boxes, check_feature_name  # noqa: F401 (also imported from here)
@@ -143,7 +143,7 @@ def save_annotation(
     boxes_path, painted_path = folder / f"{feature}_boxes.csv", folder / f"{feature}_painted.mrc"
     for path in (boxes_path, painted_path):
         check_writable(path)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folders(folder)
     write_points_csv(boxes_path, boxes_table(pos, neg))
     write_volume(painted_path, volume.with_data(limited))
     return boxes_path, painted_path
