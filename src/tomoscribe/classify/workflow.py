@@ -64,11 +64,6 @@ def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, wha
         )
 
 
-#: Degrees either end of a dataset's tilt range may differ from the range a model was
-#: trained on before the model refuses it (a few degrees change the missing wedge little).
-MODEL_TILT_TOLERANCE_DEG = 5.0
-
-
 def recorded_tilt_ranges(dataset: Path) -> list[tuple[float, float]]:
     """The distinct tilt ranges (degrees) a dataset records: the one of a zarr store, or
     those of a STAR file's rows (several when it lists subtomograms of tilt series of
@@ -104,9 +99,10 @@ def trained_acquisition(dataset: Path, voxel: float | None) -> dict:
 
 def check_tilt_range(dataset: Path, model_metadata: dict, what: str) -> None:
     """Refuse a dataset any of whose recorded tilt ranges differs from the one the
-    model's training data recorded by more than :data:`MODEL_TILT_TOLERANCE_DEG` at
-    either end: those subtomograms miss another wedge of Fourier space than the ones the
-    model learned from, and its answers on them would be silently worse.  Nothing is
+    model's training data recorded by more than
+    :data:`~tomoscribe.core.acquisition.MODEL_TILT_TOLERANCE_DEG` at either end: those
+    subtomograms miss another wedge of Fourier space than the ones the model learned
+    from, and its answers on them would be silently worse.  Nothing is
     checked when either side records no tilt range (models and datasets made before
     the record, models trained on several ranges).
 
@@ -121,7 +117,7 @@ def check_tilt_range(dataset: Path, model_metadata: dict, what: str) -> None:
     InvalidDataError
         A recorded tilt range differs.
     """
-    from ..core.acquisition import Acquisition, same_tilt_range
+    from ..core.acquisition import MODEL_TILT_TOLERANCE_DEG, Acquisition, same_tilt_range
 
     trained = Acquisition.from_dict((model_metadata or {}).get("acquisition")).tilt_range_deg
     if trained is None:

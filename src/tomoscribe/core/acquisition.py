@@ -31,6 +31,10 @@ from ..errors import InvalidDataError
 DEFAULT_TILT_RANGE_DEG = (-60.0, 60.0)
 #: Two recorded tilt ranges closer than this (degrees, each end) are the same.
 TILT_TOLERANCE_DEG = 0.5
+#: Degrees either end of data's tilt range may differ from the range a model was trained
+#: on before the model refuses (subtomogram models) or warns (segmentation models): a
+#: few degrees change the missing wedge little.
+MODEL_TILT_TOLERANCE_DEG = 5.0
 
 
 @dataclass(frozen=True)

@@ -881,11 +881,12 @@ def undermarking(name: str, model, fraction: float) -> str | None:
 
 def tilt_range_warnings(tomogram: Path, models) -> list[str]:
     """One sentence per model trained on data of another recorded tilt range than
-    ``tomogram``'s (each end apart by more than
-    :data:`~tomoscribe.core.acquisition.TILT_TOLERANCE_DEG`): its missing wedge lies
-    elsewhere, and a network learns a feature as the wedge shows it (a ±60° model on a
-    ±45° tomogram was applied without a word).  Nothing where either is unrecorded."""
-    from ..core.acquisition import TILT_TOLERANCE_DEG, Acquisition
+    ``tomogram``'s (an end apart by more than
+    :data:`~tomoscribe.core.acquisition.MODEL_TILT_TOLERANCE_DEG`, as subtomogram models
+    refuse): its missing wedge lies elsewhere, and a network learns a feature as the
+    wedge shows it (a ±60° model on a ±45° tomogram was applied without a word).
+    Nothing where either is unrecorded."""
+    from ..core.acquisition import MODEL_TILT_TOLERANCE_DEG, Acquisition, same_tilt_range
     from ..io.provenance import recorded_acquisition
 
     own = recorded_acquisition(tomogram).tilt_range_deg
@@ -894,7 +895,7 @@ def tilt_range_warnings(tomogram: Path, models) -> list[str]:
     found = []
     for model in models:
         trained = Acquisition.from_dict(model.metadata.get("acquisition")).tilt_range_deg
-        if trained is None or all(abs(a - b) <= TILT_TOLERANCE_DEG for a, b in zip(own, trained)):
+        if trained is None or same_tilt_range(own, trained, MODEL_TILT_TOLERANCE_DEG):
             continue
         found.append(
             f"{tomogram.name} was tilted {own[0]:g}…{own[1]:g}°, the {model.feature!r} "
