@@ -550,23 +550,24 @@ def test_reference_maps_name_what_is_wrong_with_a_reference(tmp_path):
     assert list(reference_maps([str(tmp_path / "a" / "x.mrc"), "1bxn"], 10.0, 32)) == ["x", "1bxn"]
 
 
-def test_discover_examines_a_cluster_named_twice_once(tmp_path):
-    """`--cluster 0 --cluster 0` classified and wrote cluster 0 twice (two entries in
-    discover.json, the second run's averages over the first's)."""
+def _one_cluster_of_shapes(tmp_path):
+    """A dataset of 4 subtomograms per shape, its RIF features clustered into one
+    cluster: (dataset, clustered store, an output folder's path)."""
     volumes, labels = shapes(4, noise=0.2)
     data = tmp_path / "d.zarr"
-    save_dataset(
-        data,
-        {
-            "volumes": volumes,
-            "labels": labels,
-            "class_names": SHAPES,
-            "params": {"voxel_size_A": 20.0},
-        },
-    )
+    record = {"volumes": volumes, "labels": labels, "class_names": SHAPES,
+              "params": {"voxel_size_A": 20.0}}  # fmt: skip
+    save_dataset(data, record)
     feats, clustered, out = tmp_path / "f.zarr", tmp_path / "c.zarr", tmp_path / "out"
     assert main(["classify", "features", str(data), "--rif", "-o", str(feats)]) == 0
     assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "1"]) == 0
+    return data, clustered, out
+
+
+def test_discover_examines_a_cluster_named_twice_once(tmp_path):
+    """`--cluster 0 --cluster 0` classified and wrote cluster 0 twice (two entries in
+    discover.json, the second run's averages over the first's)."""
+    data, clustered, out = _one_cluster_of_shapes(tmp_path)
     argv = ["classify", "discover", str(data), str(clustered), "-o", str(out), "--classes", "1"]
     assert main([*argv, "--cluster", "0", "--cluster", "0", "--device", "cpu"]) == 0
     record = json.loads((out / "discover.json").read_text())
@@ -577,20 +578,7 @@ def test_a_rerun_of_discover_leaves_no_class_of_the_earlier_run(tmp_path):
     """`discover --classes 3` then `--classes 1` into one folder kept the first run's
     cluster000_class1.mrc and class2.mrc beside the second's discover.json, which names
     one class: averages of two runs in one folder, nothing saying which is which."""
-    volumes, labels = shapes(4, noise=0.2)
-    data = tmp_path / "d.zarr"
-    save_dataset(
-        data,
-        {
-            "volumes": volumes,
-            "labels": labels,
-            "class_names": SHAPES,
-            "params": {"voxel_size_A": 20.0},
-        },
-    )
-    feats, clustered, out = tmp_path / "f.zarr", tmp_path / "c.zarr", tmp_path / "out"
-    assert main(["classify", "features", str(data), "--rif", "-o", str(feats)]) == 0
-    assert main(["classify", "cluster", str(feats), "-o", str(clustered), "--k", "1"]) == 0
+    data, clustered, out = _one_cluster_of_shapes(tmp_path)
     argv = ["classify", "discover", str(data), str(clustered), "-o", str(out), "--device", "cpu"]
     assert main([*argv, "--classes", "3"]) == 0
     first = sorted(p.name for p in out.glob("cluster000_class*.mrc"))
