@@ -176,6 +176,7 @@ def test_simulate_particles2d_refuses_bad_values_in_one_sentence(tmp_path, capsy
         (["--gold", "-5"], "--gold"),
         (["--seed", "-1"], "--seed"),
         (["--size", "96,96,48", "--templates", "1bxn=1e9"], "fit beside"),  # ran for ever
+        (["--size", "64,64,32", "--microtubules", "1000"], "ask for at most 2"),  # minutes
     ],
 )
 def test_simulate_cell_refuses_impossible_values_in_one_sentence(tmp_path, capsys, option, words):

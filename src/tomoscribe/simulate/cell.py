@@ -77,6 +77,29 @@ class CellParams:
     seed: int = 0
 
 
+#: Outer and inner radius (nm) of the simulated filaments.
+FILAMENT_RADII_NM = {"microtubule": (12.5, 8.5), "actin": (3.5, 0.0)}
+
+
+def check_filament_room(params: CellParams) -> None:
+    """Refuse more filaments than the volume can hold: their tubes (outer radius, each
+    as long as the volume's diagonal in plane, as they are drawn) would fill more than
+    the whole volume.  A trial's 1000 microtubules in 64×64×32 voxels ran for minutes,
+    every one drawn through the others."""
+    nz, ny, nx = params.shape
+    length = math.hypot(ny, nx)
+    nm = 10.0 / params.voxel_size_A  # voxels per nm
+    for count, kind in ((params.n_microtubules, "microtubule"), (params.n_actin, "actin")):
+        tube = math.pi * (FILAMENT_RADII_NM[kind][0] * nm) ** 2 * length
+        room = int(nz * ny * nx // tube)
+        if count > max(room, 1):
+            raise ParameterError(
+                f"{count} {kind}s of {2 * FILAMENT_RADII_NM[kind][0]:g} nm would fill "
+                f"{count * tube / (nz * ny * nx):.0f}× this {nx}×{ny}×{nz}-voxel volume; "
+                f"ask for at most {max(room, 1)}, or simulate a larger --size."
+            )
+
+
 def particles_for_concentration(concentration_uM: float, shape, voxel_size_A: float) -> int:
     """How many particles a concentration (µM) puts in the volume."""
     litres = float(np.prod(shape)) * voxel_size_A**3 * 1e-27
@@ -188,9 +211,9 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
     # still cross, above or below one another).  In lamellae too thin for that (no
     # such path in 200 draws), the draw that came closest is taken.
     placed: list[tuple[np.ndarray, float]] = []
-    for count, kind, outer, inner in (
-        (params.n_microtubules, "microtubule", 12.5, 8.5),
-        (params.n_actin, "actin", 3.5, 0.0),
+    for count, kind, (outer, inner) in (
+        (params.n_microtubules, "microtubule", FILAMENT_RADII_NM["microtubule"]),
+        (params.n_actin, "actin", FILAMENT_RADII_NM["actin"]),
     ):
         for _ in range(count):
             curve = _clear_curve(rng, params.shape, placed, outer * nm, 1.0 * nm)

@@ -24,7 +24,7 @@ from ..errors import ParameterError
 from ..io import write_volume
 from ..outputs import atomic_path, check_outputs, output_folder, write_provenance
 from ..volume import Volume
-from .cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, make_cell
+from .cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, check_filament_room, make_cell
 from .imaging import ImagingParams, image_volume
 
 
@@ -115,6 +115,7 @@ def simulate_cell_files(
     """
     names = (*CELL_OUTPUTS, "tomogram.mrc.json")
     check_outputs([out_dir / name for name in names])
+    check_filament_room(params)
     say("building the phantom")
     density, labels, instances, particles = make_cell(params)
     say("imaging: projecting, CTF, noise, back-projecting")
