@@ -149,6 +149,28 @@ def check_is_tomogram(volume: Volume, where) -> None:
         )
 
 
+def check_fits_in_memory(need_bytes: float, what: str, advice: str) -> None:
+    """Refuse work needing more than half the machine's memory, before it starts.
+
+    Parameters
+    ----------
+    need_bytes : the work's estimated peak (bytes)
+    what : what needs it, the start of the sentence ("a cell of 512 × 512 × 128 voxels")
+    advice : what to ask for instead ("simulate a smaller --size")
+
+    Raises
+    ------
+    ParameterError
+        ``need_bytes`` exceeds half of :func:`physical_memory_bytes`.
+    """
+    have = physical_memory_bytes()
+    if need_bytes > have / 2:
+        raise ParameterError(
+            f"{what} needs about {need_bytes / 2**30:.0f} GiB of memory, more than half of "
+            f"this machine's {have / 2**30:.0f} GiB; {advice}."
+        )
+
+
 def physical_memory_bytes() -> int:
     """The machine's physical memory (bytes; 8 GiB where the system does not say), for
     refusing work that could not be held in it before it starts."""

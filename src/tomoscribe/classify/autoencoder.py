@@ -46,17 +46,13 @@ def check_code_memory(box: int, code_size: int) -> None:
     """Refuse a code whose two fully connected layers (32·(box/4)³ × ``code_size``
     weights each, :mod:`tomoscribe.nets.autoencoder3d`) could not be trained in half the
     machine's memory (`--code-size 100000` for 40³ boxes was killed by the system)."""
-    from ..volume import physical_memory_bytes
+    from ..volume import check_fits_in_memory
 
     weights = 2.0 * 32 * (box // 4) ** 3 * max(int(code_size), 0)
-    need = 4.0 * TRAINING_WEIGHT_COPIES * weights
-    have = physical_memory_bytes()
-    if need > have / 2:
-        raise ParameterError(
-            f"a code of {code_size} numbers for {box}³ subtomograms takes {weights:.3g} "
-            f"weights, about {need / 2**30:.0f} GiB to train, more than half of this "
-            f"machine's {have / 2**30:.0f} GiB; choose a smaller --code-size."
-        )
+    what = f"training a code of {code_size} numbers for {box}³ subtomograms ({weights:.3g} weights)"
+    check_fits_in_memory(
+        4.0 * TRAINING_WEIGHT_COPIES * weights, what, "choose a smaller --code-size"
+    )
 
 
 def train_autoencoder(

@@ -82,16 +82,11 @@ CELL_VOLUME_COPIES = 12
 def check_cell_memory(shape_zyx) -> None:
     """Refuse a cell whose simulation needs more than half the machine's memory (a
     trial's --size 100000,100000,1000 asked numpy for 36 TiB and ended in its error)."""
-    from ..volume import physical_memory_bytes
+    from ..volume import check_fits_in_memory
 
     need = CELL_VOLUME_COPIES * 4 * float(np.prod([int(n) for n in shape_zyx]))
-    have = physical_memory_bytes()
-    if need > have / 2:
-        raise ParameterError(
-            f"a cell of {' × '.join(str(n) for n in shape_zyx[::-1])} voxels needs about "
-            f"{need / 2**30:.0f} GiB of memory to simulate, more than half of this "
-            f"machine's {have / 2**30:.0f} GiB; simulate a smaller --size."
-        )
+    size = " × ".join(str(n) for n in shape_zyx[::-1])
+    check_fits_in_memory(need, f"simulating a cell of {size} voxels", "simulate a smaller --size")
 
 
 def simulate_cell_files(
@@ -201,16 +196,11 @@ SUBTOMOGRAM_COPIES, SUBTOMOGRAM_WORKING_COPIES = 3, 16
 def check_subtomogram_memory(count: int, box: int) -> None:
     """Refuse a dataset whose simulation needs more than half the machine's memory (a
     trial's --box 2000 ended in numpy's MemoryError, exit 1)."""
-    from ..volume import physical_memory_bytes
+    from ..volume import check_fits_in_memory
 
     need = 4.0 * box**3 * (SUBTOMOGRAM_COPIES * count + SUBTOMOGRAM_WORKING_COPIES)
-    have = physical_memory_bytes()
-    if need > have / 2:
-        raise ParameterError(
-            f"{count} subtomograms of {box}³ voxels need about {need / 2**30:.0f} GiB of "
-            f"memory to simulate, more than half of this machine's {have / 2**30:.0f} GiB; "
-            "ask for a smaller --box or fewer (--n)."
-        )
+    what = f"simulating {count} subtomograms of {box}³ voxels"
+    check_fits_in_memory(need, what, "ask for a smaller --box or fewer (--n)")
 
 
 def subtomogram_dataset_file(output: Path, structures: list[str], n_per_class: int, params):

@@ -466,8 +466,10 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms, wanted=()):
         if names is None and len(tomograms) == 1:
             keys = pd.Series([next(iter(tomograms))] * n)
         missing = sorted(set(keys) - set(tomograms), key=str)
-        plain = {_plain_name(w) for w in wanted if w}
-        refused = [m for m in missing if not plain or _plain_name(m) in plain]
+        from ..particles import _plain as plain_name  # the name select_tomogram matches
+
+        plain = {plain_name(w) for w in wanted if w}
+        refused = [m for m in missing if not plain or plain_name(m) in plain]
         if refused or len(missing) == len(set(keys)):
             raise InputFileError(
                 f"{path} names tomograms {', '.join(map(str, refused or missing))} that "
@@ -487,14 +489,6 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms, wanted=()):
     nz, ny, nx = (float(s) for s in shape_zyx)
     centre = np.tile(np.array([nx, ny, nz]) / 2 * float(voxel_size_A), (n, 1))
     return centre, np.full(n, float(voxel_size_A))
-
-
-def _plain_name(name) -> str:
-    """A tomogram's name less a file suffix (``TS_01.mrc`` → ``TS_01``)."""
-    from ..particles import tomogram_stem
-
-    text = str(name)
-    return tomogram_stem(text) or text
 
 
 def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
