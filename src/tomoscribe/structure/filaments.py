@@ -83,8 +83,9 @@ was considered for the skeleton graph, but there is no skeleton here (ridge poin
 carry directions, which the linking uses), and it would bring numba and llvmlite.
 
 Lengths: ``*_nm`` in nanometres, everything else in voxels of the map (z, y, x arrays;
-tables in x, y, z).  The whole map is held in memory with seven float32 arrays of its
-size (smoothed map, gradient, Hessian); tile large tomograms with a margin of 4 σ.
+tables in x, y, z).  The mask is held whole; the Gaussian derivatives are computed on
+blocks of rows with a margin of 4 σ (:mod:`tomoscribe.structure.ridges`), so a
+1024 × 1024 × 300 map needs about 2 GB.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ from scipy.spatial import cKDTree
 from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from ..core.tubes import HOLLOW_INNER_FRACTION, visible_wall_fraction
 from ..errors import AnnotationError, ParameterError
+from .ridges import ridge_points
 
 #: Outer radius (nm) and hollowness of the filaments known by name.
 FEATURE_RADII_NM = {"microtubule": (12.5, True), "actin": (3.5, False)}
@@ -149,49 +151,6 @@ def axis_evidence(values: np.ndarray, sigma: float) -> np.ndarray:
     """The feature (mask, or map clipped to [0, 1]) smoothed at the tube's scale."""
     data = np.clip(np.asarray(values, np.float32), 0.0, 1.0)
     return scipy.ndimage.gaussian_filter(data, sigma, mode=FACE_MODES)
-
-
-def ridge_points(values: np.ndarray, sigma: float, min_evidence: float, min_curvature: float = 0.0):
-    """Sub-voxel centreline points and axis directions of tubes in ``values``.
-
-    Returns
-    -------
-    points : (n, 3) float, z, y, x
-    directions : (n, 3) float unit vectors (sign arbitrary)
-    strength : (n,) the smoothed value at the point
-    """
-    data = np.clip(np.asarray(values, np.float32), 0.0, 1.0)
-    smooth = scipy.ndimage.gaussian_filter(data, sigma, mode=FACE_MODES)
-    candidates = np.argwhere(smooth >= min_evidence)
-    if len(candidates) == 0:
-        return np.empty((0, 3)), np.empty((0, 3)), np.empty(0)
-    idx = tuple(candidates.T)
-
-    def derivative(order):
-        return scipy.ndimage.gaussian_filter(data, sigma, order=order, mode=FACE_MODES)[idx]
-
-    g = np.stack([derivative(o) for o in ((1, 0, 0), (0, 1, 0), (0, 0, 1))], axis=1)
-    h = np.empty((len(candidates), 3, 3))
-    for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
-        order = [0, 0, 0]
-        order[i] += 1
-        order[j] += 1
-        h[:, i, j] = h[:, j, i] = derivative(tuple(order))
-    lam, vec = np.linalg.eigh(h)  # ascending: λ1 ≤ λ2 ≤ λ3
-    l1, l2, l3 = lam[:, 0], lam[:, 1], lam[:, 2]
-    e1, e2, e3 = vec[:, :, 0], vec[:, :, 1], vec[:, :, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t1 = -np.einsum("ni,ni->n", g, e1) / l1
-        t2 = -np.einsum("ni,ni->n", g, e2) / l2
-    ok = (
-        (l2 < -min_curvature)
-        & (np.abs(l3) < 0.5 * np.abs(l2))
-        & (np.abs(t1) <= 0.75)
-        & (np.abs(t2) <= 0.75)
-    )
-    ok &= np.isfinite(t1) & np.isfinite(t2)
-    points = candidates[ok] + t1[ok, None] * e1[ok] + t2[ok, None] * e2[ok]
-    return points, e3[ok], smooth[idx][ok]
 
 
 def _off_axis(step: np.ndarray, direction: np.ndarray) -> np.ndarray:
@@ -417,7 +376,11 @@ def trace_centrelines(
     # A ridge must also bend across both ways: beside a tube, where the smoothed
     # profile flattens out (λ2 ≈ λ3 ≈ 0), the ratio test alone passes.
     points, directions, _ = ridge_points(
-        feature, sigma, 0.2 * full, 0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A))
+        feature,
+        sigma,
+        0.2 * full,
+        0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A)),
+        FACE_MODES,
     )
     # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
     # spurious ridge in corners): those points are left out.
