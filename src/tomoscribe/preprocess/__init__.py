@@ -188,20 +188,23 @@ def binned_geometry(volume: Volume, factor: int):
     return shape, voxel, tuple(volume.origin_A)
 
 
-def data_box(volume: Volume, slab_slices: int = 64) -> tuple[slice, slice, slice]:
+def data_box(volume: Volume, slab_bytes: int = 2**27) -> tuple[slice, slice, slice]:
     """The box of ``volume`` inside its constant padding, as (z, y, x) slices.
 
     A face plane (a slice, a row of slices, a column of slices) is padding when all its
     voxels hold one value; the box drops the runs of such planes at each of the six
     faces.  A volume that is constant throughout keeps its whole extent.  Read slab by
-    slab (per-plane minima and maxima), so volumes larger than memory are fine.
+    slab of at most ``slab_bytes`` in the file's own type (per-plane minima and maxima),
+    so volumes larger than memory are fine (64-slice slabs cast to float64 held 8.6 GB
+    for a 4096 × 4096 tomogram).
     """
     nz, ny, nx = volume.shape
+    plane_bytes = ny * nx * np.dtype(volume.data.dtype).itemsize
     z_flat = np.zeros(nz, bool)
     y_lo, y_hi = np.full(ny, np.inf), np.full(ny, -np.inf)
     x_lo, x_hi = np.full(nx, np.inf), np.full(nx, -np.inf)
-    for z0, z1 in iter_slabs(nz, slab_slices):
-        block = volume.slab(z0, z1, dtype=np.float64)
+    for z0, z1 in iter_slabs(nz, max(1, slab_bytes // plane_bytes)):
+        block = volume.slab(z0, z1, dtype=volume.data.dtype)
         z_flat[z0:z1] = block.min(axis=(1, 2)) == block.max(axis=(1, 2))
         y_lo, y_hi = (
             np.minimum(y_lo, block.min(axis=(0, 2))),
