@@ -12,7 +12,8 @@ and ``pick`` derives its defaults from it (:func:`size_defaults`):
 scaled to the picked map's voxel size.  The factors ½ and 2 leave room for a network
 that draws a particle a little thinner or fatter than the annotator did; components
 of other sizes (small complexes, debris, merged clumps) are not picked.  The painted
-mask is labelled whole in memory (int32 per voxel).
+mask is labelled whole in memory (int32 per voxel) unless its painted regions are
+given.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def _component_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sizes (voxels, or from sections) of the 26-connected components, and which were
     sized from sections."""
     labels, count = scipy.ndimage.label(mask, structure=np.ones((3, 3, 3)))
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(float)
+    # counted plane by plane: bincount of the whole map casts it to int64 (8 bytes a voxel)
+    counts = sum(np.bincount(plane.ravel(), minlength=count + 1) for plane in labels)
+    sizes = np.asarray(counts, float)[1:]
     flat = np.zeros(count, bool)
     for index, box in enumerate(scipy.ndimage.find_objects(labels, count)):
         if box is not None and box[0].stop - box[0].start <= FLAT_SLICES:
