@@ -43,6 +43,7 @@ import numpy as np
 import scipy.ndimage
 
 from ..core.boxes import free_boxes, spread_boxes
+from ..core.components import component_sizes
 from ..core.transforms2d import apply, placement_matrix
 from ..errors import AnnotationError, ParameterError
 from ..segment.calibrate import CLEM_ANNOTATOR
@@ -210,7 +211,7 @@ def refine_with_density(
             "registration) or `density_sigma` too high.",
             parameter="density_sigma",
         )
-    sizes = np.bincount(components.ravel())[1:]
+    sizes = component_sizes(components, n)[1:]
     keep = np.flatnonzero(sizes >= params.min_component_fraction * sizes.max()) + 1
     refined = np.isin(components, keep)
     return refined, {

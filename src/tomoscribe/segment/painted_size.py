@@ -23,6 +23,7 @@ import math
 import numpy as np
 import scipy.ndimage
 
+from ..core.components import component_sizes
 from ..core.legend import Legend
 
 #: Painted components smaller than this (voxels) are stray brush strokes, not counted.
@@ -71,9 +72,7 @@ def _component_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sizes (voxels, or from sections) of the 26-connected components, and which were
     sized from sections."""
     labels, count = scipy.ndimage.label(mask, structure=np.ones((3, 3, 3)))
-    # counted plane by plane: bincount of the whole map casts it to int64 (8 bytes a voxel)
-    counts = sum(np.bincount(plane.ravel(), minlength=count + 1) for plane in labels)
-    sizes = np.asarray(counts, float)[1:]
+    sizes = component_sizes(labels, count)[1:].astype(float)
     flat = np.zeros(count, bool)
     for index, box in enumerate(scipy.ndimage.find_objects(labels, count)):
         if box is not None and box[0].stop - box[0].start <= FLAT_SLICES:

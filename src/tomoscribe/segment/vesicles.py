@@ -50,6 +50,7 @@ import pandas as pd
 import scipy.ndimage
 
 from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
+from ..core.components import component_sizes
 from ..core.wedge import check_tilt_range
 from ..errors import ParameterError
 from ..progress import track
@@ -318,7 +319,7 @@ def _fit_components(mask, voxel_size_A, params, show_progress=False):
         raise ParameterError(f"the membrane mask must be 3D, got shape {mask.shape}.")
     nm = 10.0 / voxel_size_A  # voxels per nm
     labels, n = scipy.ndimage.label(mask)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    sizes = component_sizes(labels, n)
     objects = scipy.ndimage.find_objects(labels)
     limits = (max(params.inlier_nm * nm, 1.5), max(params.max_rms_nm * nm, 1.0))
     rows, members, shapes = [], [], []

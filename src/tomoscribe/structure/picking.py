@@ -30,6 +30,7 @@ import scipy.ndimage
 import scipy.sparse
 import scipy.sparse.csgraph
 
+from ..core.components import component_sizes
 from ..errors import AnnotationError, ParameterError
 
 
@@ -107,8 +108,7 @@ def pick_particles(
         )
     _check_reach(params, mask.shape)
     components, count = scipy.ndimage.label(mask, structure=np.ones((3, 3, 3)))
-    # counted plane by plane: bincount of the whole map casts it to int64 (8 bytes a voxel)
-    sizes = sum(np.bincount(plane.ravel(), minlength=count + 1) for plane in components)
+    sizes = component_sizes(components, count)
     keep = sizes >= params.min_size
     keep[0] = False
     sized = values is None and params.split_above is not None
