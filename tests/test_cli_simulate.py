@@ -69,6 +69,13 @@ def test_simulate_cell_writes_a_consistent_set(tmp_path):
     )
     picked = pd.read_csv(tmp_path / "p.csv")
     assert len(picked) == (particles["rlnClassNumber"] == 10).sum()
+    # The truth maps record the tilt range, so commands on them need not be told it
+    # (a trial's `pick labels.mrc --filament` said "no input records one").
+    from tomoscribe.io.provenance import tilt_range_for
+
+    for name in ("labels.mrc", "instances.mrc", "density.mrc"):
+        tilt = tilt_range_for([tmp_path / name])
+        assert tilt.source == "recorded" and tilt.deg == (angles.min(), angles.max())
 
 
 def test_simulate_cell_refuses_a_users_file_before_writing_anything(tmp_path, capsys):

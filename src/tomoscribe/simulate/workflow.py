@@ -102,13 +102,14 @@ def simulate_cell_files(
     by name and no other class is taken for it), ``instances.mrc``, ``tomogram.mrc``,
     ``tilt_series.mrc`` with ``tilt_series.tlt`` (angles, degrees) and
     ``particles.star`` (RELION coordinates in voxels, angles template → particle),
-    each atomically once everything is computed, and the tomogram's provenance record
-    (the parameters, class ids and acquisition).  Every name is checked before the
+    each atomically once everything is computed, and the provenance records: the
+    tomogram's (the parameters, class ids and acquisition) and the truth maps' (their
+    acquisition, so commands on them know the tilt range).  Every name is checked before the
     work, so a user's file among them stops the run before anything is written.
     Returns the particles' table, the class ids (label value → class name) and the
     acquisition record (tilt range, voxel size, tomogram name).
     """
-    names = (*CELL_OUTPUTS, "tomogram.mrc.json")
+    names = (*CELL_OUTPUTS, *(f"{name}.json" for name in CELL_RECORDED))
     check_outputs([out_dir / name for name in names])
     check_filament_room(params)
     say("building the phantom")
@@ -154,16 +155,20 @@ def simulate_cell_files(
         "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
         "= inverse of scipy intrinsic ZYZ",
     }
-    write_provenance(
-        out_dir / "tomogram.mrc",
-        "simulate cell",
-        record,
-        extra={"acquisition": acquisition.as_dict()},
-    )
+    for name in CELL_RECORDED:  # the truth maps too: `pick` on labels.mrc reads its tilt range
+        write_provenance(
+            out_dir / name,
+            "simulate cell",
+            record if name == "tomogram.mrc" else {"truth_of": "tomogram.mrc"},
+            extra={"acquisition": acquisition.as_dict()},
+        )
     return particles, class_ids, acquisition
 
 
-#: What :func:`simulate_cell_files` writes (besides the tomogram's provenance record).
+#: The volumes :func:`simulate_cell_files` writes a provenance record for (the
+#: tomogram's holds the parameters; each records the acquisition).
+CELL_RECORDED = ("tomogram.mrc", "labels.mrc", "instances.mrc", "density.mrc")
+#: What :func:`simulate_cell_files` writes (besides the provenance records).
 CELL_OUTPUTS = (
     "density.mrc",
     "labels.mrc",
