@@ -166,9 +166,15 @@ def check_fits_in_memory(need_bytes: float, what: str, advice: str) -> None:
     have = physical_memory_bytes()
     if need_bytes > have / 2:
         raise ParameterError(
-            f"{what} needs about {need_bytes / 2**30:.0f} GiB of memory, more than half of "
-            f"this machine's {have / 2**30:.0f} GiB; {advice}."
+            f"{what} needs about {_gib(need_bytes)} GiB of memory, more than half of "
+            f"this machine's {_gib(have)} GiB; {advice}."
         )
+
+
+def _gib(nbytes: float) -> str:
+    """Bytes in GiB as a sentence gives them: 0.3, 4.5, 36."""
+    gib = nbytes / 2**30
+    return f"{gib:.2g}" if gib < 10 else f"{gib:.0f}"
 
 
 def physical_memory_bytes() -> int:

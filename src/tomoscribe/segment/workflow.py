@@ -249,6 +249,7 @@ def training_set_from_files(
     if painted is not None:
         labels = read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
+        check_map_memory(labels, PAINTED_BYTES_PER_VOXEL, "cutting tiles from a painted volume")
         masks = painted_mask_source(labels, painted_value)
         data = np.asarray(labels.data)
         marked = data != 0 if painted_value is None else data == painted_value
@@ -370,6 +371,30 @@ class ClosedVesicles:
         return int((self.fits["accepted"] & (self.fits["model"] == "ellipsoid")).sum())
 
 
+#: Bytes a voxel held besides the map itself: closing vesicles (the membrane mask, its
+#: int32 component labels, the closed copy) and a training set from a painted volume
+#: (the feature mask, its component labels, the masks of where boxes may go).
+#: Measured with benchmarks/bench_memory.py (2 cores of an AMD EPYC, 2026-12-03, peak
+#: resident memory at 512² and 1024² × 150 uint8 maps): 8.2 and 11.3 bytes a voxel.
+VESICLE_BYTES_PER_VOXEL, PAINTED_BYTES_PER_VOXEL = 8, 11
+
+
+def check_map_memory(volume: Volume, bytes_per_voxel: float, what: str) -> None:
+    """Refuse, before reading it, a map whose work (``bytes_per_voxel`` besides the
+    map's own) needs more than half the machine's memory: the system kills such a run
+    without a word (`vesicles` on a 1024 x 1024 x 300 map held 4 GB in a user's trial)."""
+    from ..volume import check_fits_in_memory
+
+    voxels = float(np.prod(volume.shape))
+    need = voxels * (np.dtype(volume.data.dtype).itemsize + bytes_per_voxel)
+    size = " × ".join(str(n) for n in volume.shape[::-1])
+    check_fits_in_memory(
+        need,
+        f"{what} in a map of {size} voxels",
+        "work on a binned copy of the tomogram (`preprocess --bin 2`)",
+    )
+
+
 def vesicle_table_path(output: str | os.PathLike) -> Path:
     """The default CSV of vesicle fits beside a closed map: ``STEM_vesicles.csv``."""
     output = Path(output)
@@ -446,6 +471,7 @@ def close_vesicles_in_file(
         output, table_path, [annotation], params, tilt_range_deg, overwrite
     )
     volume = read_volume_checked(annotation, voxel_size_A)
+    check_map_memory(volume, VESICLE_BYTES_PER_VOXEL, "closing vesicles")
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)
     if voxels.how != "legend":

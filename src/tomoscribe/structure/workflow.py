@@ -157,6 +157,36 @@ def painted_size_record(map_path: Path, feature: str, label: int | None) -> dict
     return record.get("painted_size") if record.get("feature") in (None, feature) else None
 
 
+#: Bytes a voxel that picking holds besides the map itself (its feature mask and int32
+#: component labels), and for filament tracing (mask copies, component labels) with
+#: the ridge finder's blocks (:data:`tomoscribe.structure.ridges.BLOCK_BYTES`) and
+#: their candidates besides.  Measured with benchmarks/bench_memory.py (2 cores of an
+#: AMD EPYC, 2026-12-03, peak resident memory at 512² and 1024² × 150 voxels): picking
+#: 6.9 bytes a voxel for a uint8 label map and 9.0 for a float32 map; tracing 13.7 for
+#: a uint8 mask between the two sizes (3.2 GB at 1024² × 150).
+PICK_BYTES_PER_VOXEL, TRACE_BYTES_PER_VOXEL, TRACE_FIXED_BYTES = 6, 9, 1.5 * 2**30
+
+
+def check_pick_memory(volume: Volume, filament: bool) -> None:
+    """Refuse, before reading it, a map that picking could not hold in half the
+    machine's memory (a 1024 x 1024 x 300 map was killed by the system after 123 s,
+    without a word, before picking held per component what it held per map)."""
+    from ..volume import check_fits_in_memory
+
+    voxels = float(np.prod(volume.shape))
+    own = np.dtype(volume.data.dtype).itemsize
+    if filament:
+        need = voxels * (own + TRACE_BYTES_PER_VOXEL) + TRACE_FIXED_BYTES
+    else:
+        need = voxels * (own + PICK_BYTES_PER_VOXEL)
+    size = " × ".join(str(n) for n in volume.shape[::-1])
+    check_fits_in_memory(
+        need,
+        f"{'tracing filaments' if filament else 'picking'} in a map of {size} voxels",
+        "segment a binned copy of the tomogram (`preprocess --bin 2`) and pick on its map",
+    )
+
+
 def pick_from_map(
     annotation: Path,
     feature: str,
@@ -213,6 +243,7 @@ def pick_from_map(
         volume_format(instances)  # refused before anything is written (was after the table)
     volume = read_volume_checked(annotation, voxel_size_A)
     check_is_tomogram(volume, annotation)
+    check_pick_memory(volume, filament)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value)
     if voxels.how != "legend":
