@@ -375,8 +375,9 @@ class ClosedVesicles:
 #: int32 component labels, the closed copy) and a training set from a painted volume
 #: (the feature mask, its component labels, the masks of where boxes may go).
 #: Measured with benchmarks/bench_memory.py (2 cores of an AMD EPYC, 2026-12-03, peak
-#: resident memory at 512² and 1024² × 150 uint8 maps): 8.2 and 11.3 bytes a voxel.
-VESICLE_BYTES_PER_VOXEL, PAINTED_BYTES_PER_VOXEL = 8, 11
+#: resident memory at 512² and 1024² × 150 uint8 maps, the slope between them): 10.2
+#: and 10.1 bytes a voxel (+ 0.38 GiB of imports).
+VESICLE_BYTES_PER_VOXEL, PAINTED_BYTES_PER_VOXEL = 10, 10
 
 
 def check_map_memory(volume: Volume, bytes_per_voxel: float, what: str) -> None:

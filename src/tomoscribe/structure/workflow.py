@@ -161,10 +161,10 @@ def painted_size_record(map_path: Path, feature: str, label: int | None) -> dict
 #: component labels), and for filament tracing (mask copies, component labels) with
 #: the ridge finder's blocks (:data:`tomoscribe.structure.ridges.BLOCK_BYTES`) and
 #: their candidates besides.  Measured with benchmarks/bench_memory.py (2 cores of an
-#: AMD EPYC, 2026-12-03, peak resident memory at 512² and 1024² × 150 voxels): picking
-#: 6.9 bytes a voxel for a uint8 label map and 9.0 for a float32 map; tracing 13.7 for
-#: a uint8 mask between the two sizes (3.2 GB at 1024² × 150).
-PICK_BYTES_PER_VOXEL, TRACE_BYTES_PER_VOXEL, TRACE_FIXED_BYTES = 6, 9, 1.5 * 2**30
+#: AMD EPYC, 2026-12-03, peak resident memory at 512² and 1024² × 150 voxels, the
+#: slope between them): picking 6.1 bytes a voxel for a uint8 label map and 9.2 for a
+#: float32 map (+ 0.37 GiB of imports); tracing 12.5 for a uint8 mask + 1.08 GiB.
+PICK_BYTES_PER_VOXEL, TRACE_BYTES_PER_VOXEL, TRACE_FIXED_BYTES = 6, 12, 1.5 * 2**30
 
 
 def check_pick_memory(volume: Volume, filament: bool) -> None:
