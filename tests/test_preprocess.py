@@ -198,14 +198,23 @@ def test_data_box_reads_small_slabs_in_the_files_own_type():
 
     data = np.zeros((40, 512, 512), np.uint8)
     data[3:37, 10:500, 7:511] = np.random.default_rng(0).integers(1, 255, (34, 490, 504))
+    slabs = []
+
+    class Watched(Volume):
+        def slab(self, z0, z1, dtype=np.float32):
+            slabs.append((z1 - z0, np.dtype(dtype)))
+            return super().slab(z0, z1, dtype)
+
     tracemalloc.start()
     try:
-        box = data_box(Volume(data, 10.0), slab_bytes=2**20)
+        box = data_box(Watched(data, 10.0), slab_bytes=2**20)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert box == (slice(3, 37), slice(10, 500), slice(7, 511))
     assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB"  # a 64-slice float64 slab: 128
+    assert sum(n for n, _ in slabs) == 40 and all(dtype == np.uint8 for _, dtype in slabs)
+    assert max(n for n, _ in slabs) * 512 * 512 <= 2**20  # 4 slices of 256 KiB
 
 
 def test_a_tomogram_block_binned_by_an_older_tomoscribe_is_named(tmp_path):

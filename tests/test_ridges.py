@@ -5,6 +5,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import scipy.ndimage
 
 from tomoscribe.structure.ridges import ridge_points
 
@@ -28,16 +29,47 @@ def test_ridge_of_a_cylinder_lies_on_its_axis_along_it():
     assert np.all(strength > 0.2)
 
 
-@pytest.mark.parametrize("block_bytes", [2**16, 2**20, 3 * 2**20])
-def test_blocks_of_rows_give_the_whole_maps_ridges_to_the_bit(block_bytes):
+def _whole_map_ridges(values, sigma, min_evidence, min_curvature):
+    """The ridge test on scipy's whole-map Gaussian derivatives, one call each (what
+    ``ridge_points`` did before it worked in blocks), in float64 throughout."""
+    data = np.clip(np.asarray(values, np.float32), 0.0, 1.0)
+    smooth = scipy.ndimage.gaussian_filter(data, sigma, mode=MODES)
+    voxels = np.argwhere(smooth >= min_evidence)
+    at = tuple(voxels.T)
+
+    def derivative(*order):
+        return scipy.ndimage.gaussian_filter(data, sigma, order=order, mode=MODES)[at]
+
+    g = np.stack([derivative(1, 0, 0), derivative(0, 1, 0), derivative(0, 0, 1)], axis=1)
+    h = np.empty((len(voxels), 3, 3))
+    for i in range(3):
+        for j in range(3):
+            order = [0, 0, 0]
+            order[i] += 1
+            order[j] += 1
+            h[:, i, j] = derivative(*order)
+    lam, vec = np.linalg.eigh(h)
+    t1 = -np.einsum("ni,ni->n", g, vec[:, :, 0]) / lam[:, 0]
+    t2 = -np.einsum("ni,ni->n", g, vec[:, :, 1]) / lam[:, 1]
+    ok = (lam[:, 1] < -min_curvature) & (np.abs(lam[:, 2]) < 0.5 * np.abs(lam[:, 1]))
+    ok &= (np.abs(t1) <= 0.75) & (np.abs(t2) <= 0.75)
+    points = voxels[ok] + t1[ok, None] * vec[ok, :, 0] + t2[ok, None] * vec[ok, :, 1]
+    return points, vec[ok, :, 2]
+
+
+@pytest.mark.parametrize("block_bytes", [2**16, 2**20, 3 * 2**20, 2**40])
+def test_blocks_of_rows_give_the_whole_maps_ridges(block_bytes):
     rng = np.random.default_rng(3)
     mask = _solid_cylinder((32, 120, 40), (15.0, 20.0), 4.0)
     mask[:, :, :] |= rng.random(mask.shape) > 0.995  # specks the blocks must agree on
-    whole = ridge_points(mask, 2.5, 0.1, 0.0, MODES, block_bytes=2**40)
-    blocked = ridge_points(mask, 2.5, 0.1, 0.0, MODES, block_bytes=block_bytes)
-    assert len(whole[0]) > 50
-    for a, b in zip(whole, blocked):
-        np.testing.assert_array_equal(a, b)
+    reference, axes = _whole_map_ridges(mask, 2.5, 0.1, 0.02)
+    points, directions, _ = ridge_points(mask, 2.5, 0.1, 0.02, MODES, block_bytes=block_bytes)
+    assert len(reference) > 50
+    np.testing.assert_allclose(points, reference, atol=1e-9)
+    np.testing.assert_allclose(np.abs(np.einsum("ni,ni->n", directions, axes)), 1.0, atol=1e-9)
+    # and the blocks agree with one block to the bit
+    whole = ridge_points(mask, 2.5, 0.1, 0.02, MODES, block_bytes=2**40)
+    np.testing.assert_array_equal(whole[0], points)
 
 
 def test_an_empty_map_has_no_ridge():

@@ -152,6 +152,12 @@ def boxes_from_mask(
         )
     del feature
     window = (2 * z_margin + 1, tile_size + 2 * margin, tile_size + 2 * margin)
+    return positive, _free_centres(mask, allowed, within, window, n_negative, rng, tile_size)
+
+
+def _free_centres(mask, allowed, within, window, n: int, rng, tile_size: int) -> np.ndarray:
+    """Up to ``n`` random centres (z, y, x) whose ``window`` holds no voxel of ``mask``,
+    where ``allowed``; inside ``within`` where any is free there."""
     near = scipy.ndimage.maximum_filter(mask.view(np.uint8), size=window, mode="constant")
     free = (near == 0) & allowed
     del near
@@ -164,8 +170,8 @@ def boxes_from_mask(
             "use a smaller `tile_size`.",
             parameter="tile_size",
         )
-    chosen = rng.choice(total, size=min(n_negative, total), replace=False)
-    return positive, voxels_at_ranks(free, np.sort(chosen)).astype(float)
+    chosen = rng.choice(total, size=min(n, total), replace=False)
+    return voxels_at_ranks(free, np.sort(chosen)).astype(float)
 
 
 def voxels_at_ranks(selected: np.ndarray, ranks: np.ndarray) -> np.ndarray:

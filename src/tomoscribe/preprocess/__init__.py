@@ -203,7 +203,7 @@ def data_box(volume: Volume, slab_bytes: int = 2**27) -> tuple[slice, slice, sli
     z_flat = np.zeros(nz, bool)
     y_lo, y_hi = np.full(ny, np.inf), np.full(ny, -np.inf)
     x_lo, x_hi = np.full(nx, np.inf), np.full(nx, -np.inf)
-    for z0, z1 in iter_slabs(nz, max(1, slab_bytes // plane_bytes)):
+    for z0, z1 in iter_slabs(nz, max(1, slab_bytes // max(1, plane_bytes))):
         block = volume.slab(z0, z1, dtype=volume.data.dtype)
         z_flat[z0:z1] = block.min(axis=(1, 2)) == block.max(axis=(1, 2))
         y_lo, y_hi = (

@@ -249,7 +249,12 @@ def training_set_from_files(
     if painted is not None:
         labels = read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
-        check_map_memory(labels, PAINTED_BYTES_PER_VOXEL, "cutting tiles from a painted volume")
+        check_map_memory(
+            labels,
+            PAINTED_BYTES_PER_VOXEL,
+            "cutting tiles from a painted volume",
+            "paint on a binned copy of the tomogram (`preprocess --bin 2`)",
+        )
         masks = painted_mask_source(labels, painted_value)
         data = np.asarray(labels.data)
         marked = data != 0 if painted_value is None else data == painted_value
@@ -380,7 +385,7 @@ class ClosedVesicles:
 VESICLE_BYTES_PER_VOXEL, PAINTED_BYTES_PER_VOXEL = 10, 10
 
 
-def check_map_memory(volume: Volume, bytes_per_voxel: float, what: str) -> None:
+def check_map_memory(volume: Volume, bytes_per_voxel: float, what: str, advice: str) -> None:
     """Refuse, before reading it, a map whose work (``bytes_per_voxel`` besides the
     map's own) needs more than half the machine's memory: the system kills such a run
     without a word (`vesicles` on a 1024 x 1024 x 300 map held 4 GB in a user's trial)."""
@@ -389,11 +394,7 @@ def check_map_memory(volume: Volume, bytes_per_voxel: float, what: str) -> None:
     voxels = float(np.prod(volume.shape))
     need = voxels * (np.dtype(volume.data.dtype).itemsize + bytes_per_voxel)
     size = " × ".join(str(n) for n in volume.shape[::-1])
-    check_fits_in_memory(
-        need,
-        f"{what} in a map of {size} voxels",
-        "work on a binned copy of the tomogram (`preprocess --bin 2`)",
-    )
+    check_fits_in_memory(need, f"{what} in a map of {size} voxels", advice)
 
 
 def vesicle_table_path(output: str | os.PathLike) -> Path:
@@ -472,7 +473,13 @@ def close_vesicles_in_file(
         output, table_path, [annotation], params, tilt_range_deg, overwrite
     )
     volume = read_volume_checked(annotation, voxel_size_A)
-    check_map_memory(volume, VESICLE_BYTES_PER_VOXEL, "closing vesicles")
+    check_map_memory(
+        volume,
+        VESICLE_BYTES_PER_VOXEL,
+        "closing vesicles",
+        "segment a binned copy of the tomogram (`preprocess --bin 2`) and close the "
+        "vesicles of its map",
+    )
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)
     if voxels.how != "legend":

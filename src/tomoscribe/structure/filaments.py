@@ -84,8 +84,9 @@ carry directions, which the linking uses), and it would bring numba and llvmlite
 
 Lengths: ``*_nm`` in nanometres, everything else in voxels of the map (z, y, x arrays;
 tables in x, y, z).  The mask is held whole; the Gaussian derivatives are computed on
-blocks of rows with a margin of 4 σ (:mod:`tomoscribe.structure.ridges`), so a
-1024 × 1024 × 300 map needs about 2 GB.
+blocks of rows with a margin of 4 σ (:mod:`tomoscribe.structure.ridges`): a
+1024 × 1024 × 300 uint8 mask needs about 5 GB (docs/performance.md, "Memory of the map
+commands").
 """
 
 from __future__ import annotations
@@ -375,13 +376,8 @@ def trace_centrelines(
     full = _axis_value_of_full_tube(model, voxel_size_A)
     # A ridge must also bend across both ways: beside a tube, where the smoothed
     # profile flattens out (λ2 ≈ λ3 ≈ 0), the ratio test alone passes.
-    points, directions, _ = ridge_points(
-        feature,
-        sigma,
-        0.2 * full,
-        0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A)),
-        FACE_MODES,
-    )
+    bend = 0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A))
+    points, directions, _ = ridge_points(feature, sigma, 0.2 * full, bend, FACE_MODES)
     # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
     # spurious ridge in corners): those points are left out.
     upper = np.asarray(np.shape(feature), float) - 1 - sigma

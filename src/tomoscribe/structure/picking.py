@@ -112,11 +112,22 @@ def pick_particles(
     keep = sizes >= params.min_size
     keep[0] = False
     sized = values is None and params.split_above is not None
+    objects = scipy.ndimage.find_objects(components)
+    sigma, reach = _smoothing_reach(values, sized, params)
+    _check_component_memory(objects, keep, components.shape, reach, values is None and not sized)
+    # hollow particles filled (the whole map's kept components at once: a cavity may
+    # hold another component), then blurred over half a particle's radius: one maximum
+    # per particle, at its centre (the distance transform peaks in walls)
+    filled = _holes_filled(keep[components]) if sized else None
     rows = []
-    for cid, box in enumerate(scipy.ndimage.find_objects(components), start=1):
+    for cid, box in enumerate(objects, start=1):
         if box is None or not keep[cid]:
             continue
-        smooth = _smoothed_around(components, keep, values, box, sized, params)
+        grown = tuple(
+            slice(max(0, s.start - reach), min(n, s.stop + reach))
+            for s, n in zip(box, components.shape)
+        )
+        smooth = _smoothed_around(components, keep, values, filled, box, grown, sigma)
         inside = components[box] == cid
         # A component no larger than one particle can be (split_above, learned from the
         # painting) is one particle: the distance transform of a hollow one (a 20S
@@ -149,45 +160,69 @@ def pick_particles(
     return table.sort_values("score", ascending=False).reset_index(drop=True)
 
 
-def _smoothed_around(
-    components: np.ndarray,
-    keep: np.ndarray,
-    values: np.ndarray | None,
-    box: tuple[slice, ...],
-    sized: bool,
-    params: PickParams,
-) -> np.ndarray:
-    """The map the maxima are found in, over one component's ``box``: ``values``
-    blurred by σ = 1 voxel; for a label map, the kept components with their holes filled,
-    blurred by σ = max(1, min_distance / 2) (``sized``), else their distance transform.
-
-    It is computed on the box grown by the smoothing's reach (scipy's Gaussian ends at
-    4 σ; the distance transform sees the background next to the component), so it equals
-    the whole map's smoothing inside the box while holding only the box: the whole map's
-    Gaussian, hole filling and distance transform (float64 plus 3 int32 indices per voxel)
-    took 65 bytes per voxel, 2.5 GB for a 512 × 512 × 150 label map.  (Where a
-    neighbouring component is cut by the grown box, its hole filling can differ, which
-    reaches this box only through the Gaussian's tail.)
-    """
+def _smoothing_reach(values, sized: bool, params: PickParams) -> tuple[float, int]:
+    """σ (voxels) of the blur the maxima are found in, 0 for the distance transform,
+    and how far beyond a component's box it reaches (scipy's Gaussian ends at 4 σ; the
+    distance transform sees the background next to the component)."""
     if values is not None:
         sigma = 1.0
     elif sized:
         sigma = max(1.0, params.min_distance / 2)
     else:
         sigma = 0.0
-    reach = int(4 * sigma + 0.5) if sigma else 2
-    grown = tuple(
-        slice(max(0, s.start - reach), min(n, s.stop + reach))
-        for s, n in zip(box, components.shape)
+    return sigma, (int(4 * sigma + 0.5) if sigma else 2)
+
+
+#: Bytes a voxel of a component's grown box that splitting it holds (distance
+#: transform: float64 and three int32 index arrays, the watershed's arrays; the blur's
+#: float32 copies), measured with tracemalloc on a sheet spanning a 64 × 256 × 256
+#: map (2026-12-03): 53 and 14.
+DISTANCE_BOX_BYTES, BLUR_BOX_BYTES = 56, 16
+
+
+def _check_component_memory(objects, keep, shape, reach: int, distance: bool) -> None:
+    """Refuse a component whose grown box could not be split in half the machine's
+    memory: one component spanning the map (a membrane, a threshold far too low) took
+    the whole map's distance transform and watershed again."""
+    from ..volume import check_fits_in_memory
+
+    largest, largest_box = 0, None
+    for cid, box in enumerate(objects, start=1):
+        if box is None or not keep[cid]:
+            continue
+        dims = [min(n, s.stop + reach) - max(0, s.start - reach) for s, n in zip(box, shape)]
+        if int(np.prod(dims)) > largest:
+            largest, largest_box = int(np.prod(dims)), dims
+    if largest_box is None:
+        return
+    per_voxel = DISTANCE_BOX_BYTES if distance else BLUR_BOX_BYTES
+    check_fits_in_memory(
+        largest * per_voxel + 6.0 * float(np.prod(shape)),
+        "splitting the largest component of the feature (a box of "
+        + " × ".join(str(n) for n in largest_box[::-1])
+        + " voxels)",
+        "raise the threshold or pick on a binned copy's map (a component that large is "
+        "rarely one particle)",
     )
+
+
+def _smoothed_around(components, keep, values, filled, box, grown, sigma: float) -> np.ndarray:
+    """The map the maxima are found in, over one component's ``box``: ``values``
+    blurred by σ = 1 voxel; for a label map, the kept components with their holes
+    ``filled`` (a whole-map bool array) blurred by σ = max(1, min_distance / 2), else
+    the kept components' distance transform.
+
+    It is computed on ``grown``, the box grown by the smoothing's reach
+    (:func:`_smoothing_reach`), so it equals the whole map's smoothing inside the box
+    while holding only the box: the whole map's Gaussian and distance transform
+    (float64 plus 3 int32 indices per voxel) took 65 bytes per voxel, 2.5 GB for a
+    512 × 512 × 150 label map.
+    """
     inner = tuple(slice(s.start - g.start, s.stop - g.start) for s, g in zip(box, grown))
     if values is not None:
         smooth = scipy.ndimage.gaussian_filter(np.asarray(values[grown], np.float32), sigma)
-    elif sized:
-        # hollow particles filled, then blurred over half a particle's radius: one
-        # maximum per particle, at its centre (the distance transform peaks in walls)
-        filled = _holes_filled(keep[components[grown]]).astype(np.float32)
-        smooth = scipy.ndimage.gaussian_filter(filled, sigma)
+    elif filled is not None:
+        smooth = scipy.ndimage.gaussian_filter(filled[grown].astype(np.float32), sigma)
     else:
         smooth = scipy.ndimage.distance_transform_edt(keep[components[grown]])
     return np.asarray(smooth[inner], np.float32)

@@ -66,7 +66,7 @@ def ridge_points(
     nz, ny, nx = shape
     radius = int(4.0 * float(sigma) + 0.5)
     budget = BLOCK_BYTES if block_bytes is None else block_bytes
-    rows = max(2 * radius, budget // (16 * nz * nx) - 2 * radius, 1)
+    rows = max(2 * radius, budget // max(1, 16 * nz * nx) - 2 * radius, 1)
     found = []
     for y0 in range(0, ny, rows):
         y1 = min(ny, y0 + rows)

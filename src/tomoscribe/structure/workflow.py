@@ -176,7 +176,8 @@ def check_pick_memory(volume: Volume, filament: bool) -> None:
     voxels = float(np.prod(volume.shape))
     own = np.dtype(volume.data.dtype).itemsize
     if filament:
-        need = voxels * (own + TRACE_BYTES_PER_VOXEL) + TRACE_FIXED_BYTES
+        # the ridge blocks: 16 bytes a voxel of a block and its candidates, at most
+        need = voxels * (own + TRACE_BYTES_PER_VOXEL) + min(TRACE_FIXED_BYTES, 24 * voxels)
     else:
         need = voxels * (own + PICK_BYTES_PER_VOXEL)
     size = " × ".join(str(n) for n in volume.shape[::-1])
