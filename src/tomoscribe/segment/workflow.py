@@ -383,6 +383,9 @@ class ClosedVesicles:
 #: resident memory at 512² and 1024² × 150 uint8 maps, the slope between them): 10.2
 #: and 10.1 bytes a voxel (+ 0.38 GiB of imports).
 VESICLE_BYTES_PER_VOXEL, PAINTED_BYTES_PER_VOXEL = 10, 10
+_VESICLE_ADVICE = (
+    "segment a binned copy of the tomogram (`preprocess --bin 2`) and close the vesicles of its map"
+)
 
 
 def check_map_memory(volume: Volume, bytes_per_voxel: float, what: str, advice: str) -> None:
@@ -473,13 +476,7 @@ def close_vesicles_in_file(
         output, table_path, [annotation], params, tilt_range_deg, overwrite
     )
     volume = read_volume_checked(annotation, voxel_size_A)
-    check_map_memory(
-        volume,
-        VESICLE_BYTES_PER_VOXEL,
-        "closing vesicles",
-        "segment a binned copy of the tomogram (`preprocess --bin 2`) and close the "
-        "vesicles of its map",
-    )
+    check_map_memory(volume, VESICLE_BYTES_PER_VOXEL, "closing vesicles", _VESICLE_ADVICE)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)
     if voxels.how != "legend":
