@@ -94,6 +94,25 @@ def test_a_copy_binned_otherwise_is_cut_where_the_centred_coordinates_say(shared
     assert np.allclose(xyz.to_numpy(float), [[21, 34]], atol=1e-4)
 
 
+def test_a_tomogram_of_another_size_than_tomograms_star_gives_is_refused(
+    shared_data, tmp_path, capsys
+):
+    """A trial's crop of TS_02 with 40 slices (tomograms.star: 44) was cut about the
+    listed centre and its centred coordinates written about its own, 2 voxels apart,
+    without a word; RELION 5 would put the particles where they were not cut."""
+    data = tifffile.imread(shared_data / "real" / "microtubule_14pf_crop.tif")[2:42]
+    with mrcfile.new(tmp_path / "trimmed.mrc") as mrc:
+        mrc.set_data(np.ascontiguousarray(data, np.float32))
+        mrc.voxel_size = 10.52
+    picks = _centre_pick(tmp_path / "centre.star")
+    out = tmp_path / "e_trimmed"
+    args = ("--tomograms", shared_data / TOMOGRAMS, "--tomo-name", "TS_02")
+    assert _extract(tmp_path / "trimmed.mrc", picks, out, *args) == 2
+    err = capsys.readouterr().err
+    assert "84 × 136 × 40 voxels" in err and "84 × 136 × 44" in err and "crop" in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
 def _without(source, column, path, block="particles"):
     blocks = starfile.read(source, always_dict=True)
     blocks[block] = blocks[block].drop(columns=[column])

@@ -28,6 +28,7 @@ from ..core.rotations import from_euler
 from ..errors import (
     AnnotationError,
     InputFileError,
+    InvalidDataError,
     MissingVoxelSizeError,
     ParameterError,
     VoxelSizeMismatchError,
@@ -487,10 +488,17 @@ def _tomogram_checked(
             given = None  # the header records another size: refused below
     volume = read_volume_checked(tomogram, given)
     voxel = volume.pixel_size_A
-    if star_voxel is None or abs(voxel - star_voxel) <= 0.01 * star_voxel:
+    if star_voxel is None:
         return volume
     extent = np.array(volume.shape[::-1], float) * voxel
-    if np.all(np.abs(extent - np.array(entry["size_xyz"]) * entry["pixel_size_A"]) <= voxel):
+    same_extent = np.all(
+        np.abs(extent - np.array(entry["size_xyz"]) * entry["pixel_size_A"]) <= voxel * 1.001
+    )
+    if abs(voxel - star_voxel) <= 0.01 * star_voxel:
+        if not same_extent:
+            _refuse_other_extent(tomogram, volume, entry, name, tomograms_star)
+        return volume
+    if same_extent:
         return volume
     file = Path(tomogram).name
     said = (
@@ -504,6 +512,21 @@ def _tomogram_checked(
         f"{entry['binning']:g}), so its picks would be cut in the wrong places; correct "
         "the one that is wrong (a header: IMOD's alterheader -del).",
         parameter="voxel_size_A" if voxel_size_A is not None else None,
+    )
+
+
+def _refuse_other_extent(tomogram, volume: Volume, entry: dict, name: str, star) -> None:
+    """Refuse a tomogram whose size is not the one ``tomograms.star`` gives it (a crop, a
+    trimmed copy): RELION 5's centred Å are about that size's centre, so its boxes were
+    cut about one centre and its centred coordinates written about another (2 voxels
+    apart for 4 slices fewer, without a word)."""
+    ours = " × ".join(str(n) for n in volume.shape[::-1])
+    listed = " × ".join(f"{n:g}" for n in entry["size_xyz"])
+    raise InvalidDataError(
+        f"{Path(tomogram).name} is {ours} voxels of {volume.pixel_size_A:g} Å but "
+        f"{Path(star).name} gives {name} {listed} pixels of {entry['pixel_size_A']:g} Å "
+        f"(binning {entry['binning']:g}), so RELION's centred coordinates would be placed "
+        "about another centre; give the tomogram it describes, not a crop or trimmed copy."
     )
 
 
