@@ -441,3 +441,24 @@ def test_a_stack_given_beside_a_star_that_names_none_of_it_is_refused(tmp_path, 
     status = _cli("classify2d", first / "particles.star", other, "-o", out, "-k", 2)
     line = _refused(status, out, capsys)
     assert "px3.mrcs was given but" in line and "names none of its images" in line
+
+
+def test_a_volume_given_as_a_stack_is_refused(tmp_path, capsys):
+    """A trial's tomogram (space group 1, as many sections as slices) was classified as
+    96 "particles" without a word; an image stack's header (space group 0, one
+    section) or a .mrcs name is taken as a stack."""
+    images = shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0, box=32)
+    data = mrcfile.read(images)
+    volume = tmp_path / "tomogram.mrc"
+    with mrcfile.new(volume) as mrc:
+        mrc.set_data(data)  # a 3D array: mrcfile writes a volume (ispg 1, mz = nz)
+        mrc.voxel_size = 3.0
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", volume, "-o", out, "-k", 2, "--rounds", 0), out, capsys)
+    assert "tomogram.mrc is a volume" in line and ".mrcs" in line
+    stack = tmp_path / "stack.mrc"
+    with mrcfile.new(stack) as mrc:
+        mrc.set_data(data)
+        mrc.set_image_stack()
+        mrc.voxel_size = 3.0
+    assert _cli("classify2d", stack, "-o", out, "-k", 2, "--rounds", 0) == 0

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputFileError, ParameterError
+from ..errors import InputFileError, InvalidDataError, ParameterError
 from ..outputs import note_input
 from .mrc import zyx_ordered
 
@@ -143,16 +143,32 @@ def _stack_shape(path: Path) -> tuple[int, int, int, float]:
             data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
             shape = zyx_ordered(data, mrc.header, path).shape
             voxel = float(mrc.voxel_size.x)
+            header = mrc.header.copy()
     except (ValueError, OSError) as err:
         raise InputFileError(
             f"{path} is not a readable MRC stack ({str(err).splitlines()[0][:120]}); "
             "check that it is complete."
         ) from None
+    _check_not_volume(path, header)
     if len(shape) == 2:
         shape = (1, *shape)
     if len(shape) != 3:
         raise InputFileError(f"{path} holds {len(shape)}-dimensional data, not images.")
     return shape[0], shape[1], shape[2], voxel
+
+
+def _check_not_volume(path: Path, header) -> None:
+    """Refuse an MRC file whose header says, twice, that it is a volume: a space group
+    of 1–230 (0 marks images and image stacks) and as many sampled sections as slices
+    (a stack samples one), unless its name says stack (``.mrcs``, ``.st``).  A trial's
+    tomogram given to ``classify2d`` was classified as 96 "particles" without a word."""
+    ispg, mz, nz = int(header.ispg), int(header.mz), int(header.nz)
+    if 1 <= ispg <= 230 and mz == nz > 1 and path.suffix.lower() not in (".mrcs", ".st"):
+        raise InvalidDataError(
+            f"{path.name} is a volume (its header gives space group {ispg} and {nz} "
+            "sections, as tomograms and maps are written), not a stack of particle "
+            "images; give the particles' .mrcs stack or the STAR file that names them."
+        )
 
 
 def _check_boxes(shapes: dict[Path, tuple]) -> int:
