@@ -107,6 +107,9 @@ def test_refined_positions_are_sub_voxel_and_near_the_truth(scene):
     origin = raw[[f"rlnOrigin{a}Angst" for a in "XYZ"]].to_numpy()
     centred = raw[[f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]].to_numpy() - origin
     assert np.allclose(centred / VOXEL + np.array([128, 52, 32]) / 2, truth, atol=0.25)
+    # the reference is among the map's recorded inputs (a trial found only the STAR)
+    record = json.loads((out / "average.mrc.json").read_text())
+    assert str((tmp / "ref.mrc").resolve()) in [i["path"] for i in record["inputs"]]
 
 
 def test_refining_a_refined_star_again_keeps_the_positions(scene):

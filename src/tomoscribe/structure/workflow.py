@@ -818,8 +818,8 @@ def average_particle_file(
             ) from err
         if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
             raise ParameterError(
-                f"the reference has {ref_volume.pixel_size_A} Å voxels but the "
-                f"particles {voxel} Å; resample one of them."
+                f"the reference has {ref_volume.pixel_size_A:.4g} Å voxels but the "
+                f"particles {voxel:.4g} Å; resample one of them."
             )
         ref = check_reference_map(ref_volume.data, f"the reference {reference}")
     priors = None
@@ -849,7 +849,8 @@ def average_particle_file(
     result["half_sets"] = "given" if half is not None else "drawn"
     result["warnings"] = reliability_warnings(result)
     with output_folder(out_dir, overwrite, inputs, step="average") as staging:
-        write_average_outputs(staging, result, table, voxel, [particles], params.as_dict())
+        sources = [particles] + ([reference] if reference is not None else [])
+        write_average_outputs(staging, result, table, voxel, sources, params.as_dict())
     return result | {"n_particles": len(table), "tilt": tilt}
 
 
