@@ -145,6 +145,11 @@ def test_simulate_bad_inputs_exit_2(tmp_path, capsys):
         )
         == 2
     )
+    # a structure larger than the box is named (the trial's was one of two)
+    capsys.readouterr()
+    args = ["simulate", "subtomograms", "-o", str(tmp_path / "y.zarr"), "--box", "16"]
+    assert main([*args, "--structures", "1bxn,3j9i"]) == 2
+    assert "the structure 3j9i spans" in capsys.readouterr().err
     (tmp_path / "bad.pdb").write_text("garbage\n")
     assert (
         main(["simulate", "structure", str(tmp_path / "bad.pdb"), "-o", str(tmp_path / "b.mrc")])

@@ -96,7 +96,7 @@ class SubtomogramParams:
         self.imaging().validate()
 
 
-def template_in_box(template, voxel_size_A: float, box: int) -> np.ndarray:
+def template_in_box(template, voxel_size_A: float, box: int, name: str = "") -> np.ndarray:
     """Resample a template Volume to ``voxel_size_A`` and centre it in a ``box``³ array.
 
     Raises
@@ -111,8 +111,8 @@ def template_in_box(template, voxel_size_A: float, box: int) -> np.ndarray:
     extent = support.max(0) - support.min(0) + 1
     if np.any(extent > box):
         raise ParameterError(
-            f"the structure spans {int(extent.max())} voxels at {voxel_size_A} Å but the box "
-            f"is {box}; use a larger box or a smaller structure."
+            f"the structure{' ' + name if name else ''} spans {int(extent.max())} voxels at "
+            f"{voxel_size_A:g} Å but the box is {box}; use a larger box or a smaller structure."
         )
     out = np.zeros((box,) * 3, np.float32)
     centre_of_mass = np.array(scipy.ndimage.center_of_mass(np.clip(resampled, 0, None)))
@@ -254,7 +254,7 @@ def simulate_subtomograms(
     boxes = {}
     for name in structures:
         volume = (templates or {}).get(name) or load_template(name)
-        boxes[name] = template_in_box(volume, params.voxel_size_A, params.box)
+        boxes[name] = template_in_box(volume, params.voxel_size_A, params.box, name)
     class_names = list(structures) + ([EMPTY] if params.include_empty else [])
 
     volumes, labels, rotations, shifts, masks = [], [], [], [], []
