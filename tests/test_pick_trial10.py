@@ -411,3 +411,15 @@ def test_other_advice_is_kept_when_the_command_lacks_the_option(monkeypatch):
     message = checks.command_line_message(err)
     assert "train the first network longer" in message and "cannot read" not in message
     assert message.endswith("(tomoscribe clem pipeline has no --map-threshold option).")
+
+
+def test_a_tomogram_given_to_pick_as_its_map_is_refused(tmp_path, capsys):
+    """A trial's uint8 tomogram crop gave 4 "ribosomes", with only a note about its label
+    values: a map without a legend whose nonzero voxels fill most of it is a tomogram."""
+    grey = np.random.default_rng(1).integers(1, 256, (16, 64, 64)).astype(np.uint8)
+    write_volume(tmp_path / "crop.mrc", Volume(grey, 10.0))
+    out = tmp_path / "p.csv"
+    assert main(["pick", str(tmp_path / "crop.mrc"), "-f", "ribosome", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fill 100% of it: that is a tomogram" in err[0]
+    assert not out.exists()

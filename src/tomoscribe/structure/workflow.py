@@ -252,6 +252,7 @@ def pick_from_map(
         check_recorded_feature(annotation, feature)
     label = int(voxels.value) if voxels.how == "legend" else None
     threshold, threshold_from = _map_threshold(annotation, voxels, threshold)
+    _check_not_a_tomogram(data, voxels.how, annotation, feature)  # before its label note
     mask = voxels.mask(data, threshold, annotation.name)
     if not mask.any():
         # (built per case: ``value`` is None unless the map is read by value)
@@ -318,6 +319,21 @@ def pick_from_map(
             if not is_copick_location(out):
                 picked.removed += _remove_stale_filament_table(out)
     return picked
+
+
+def _check_not_a_tomogram(data: np.ndarray, how: str, annotation: Path, feature: str) -> None:
+    """Refuse a map without a legend whose nonzero voxels, all taken as the feature,
+    fill most of it: a tomogram given as the annotation (a trial's uint8 crop gave 4
+    "ribosomes" with only a note about its 254 label values)."""
+    if how != "nonzero":
+        return
+    marked = sum(np.count_nonzero(plane) for plane in data) / data.size
+    if marked > 0.5:
+        raise InvalidDataError(
+            f"{annotation.name} has no legend, so every nonzero voxel is read as {feature!r}, "
+            f"and they fill {100 * marked:.0f}% of it: that is a tomogram, not a label map; "
+            "give the map `segment` or `merge` wrote (or `--value` for another tool's label)."
+        )
 
 
 def _map_threshold(annotation: Path, voxels, threshold: float | None) -> tuple[float, str]:
