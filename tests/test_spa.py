@@ -534,6 +534,16 @@ def test_spa_ncc_warns_of_a_box_narrower_than_the_reference_particle(tiny, capsy
     assert "narrower" not in capsys.readouterr().err
 
 
+def test_spa_ncc_with_too_few_reference_boxes_names_its_own_option(tiny, capsys):
+    """The trial: "the good set has 2 box(es) ... (tomoscribe spa ncc has no --good
+    option)", the picker's set named for the baseline's references."""
+    argv = ["spa", "ncc", str(tiny / "m1.mrc"), "--references", str(tiny / "two.csv")]
+    assert main([*argv, "--box", "16", "-o", str(tiny / "picks")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reference boxes are 2" in err[0] and "--good" not in err[0], err
+    assert not (tiny / "picks").exists()
+
+
 @pytest.mark.parametrize("case", ["2D", "non-cubic", "NaN voxel"])
 def test_spa_ncc_refuses_a_reference_map_that_is_not_a_cubic_finite_volume(tiny, capsys, case):
     """A new user's trial: a 2D image, a 24×24×12 map and a map with a NaN voxel were

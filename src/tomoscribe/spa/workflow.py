@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage
 
-from ..errors import ParameterError, VoxelSizeMismatchError
+from ..errors import AnnotationError, ParameterError, VoxelSizeMismatchError
 from ..io.boxfiles import (
     apply_origins,
     micrograph_name,
@@ -233,10 +233,16 @@ def ncc_pick_files(
     names = [micrograph_name(p) for p in micrographs]
     table = None
     if references:
-        from .trainset import read_box_sets
+        from .trainset import MIN_BOXES, read_box_sets
 
         sets, box_px = read_box_sets({"good": references}, names, box)
         table = sets["good"]
+        if len(table) < MIN_BOXES:  # (check_boxes would name the picker's good set)
+            raise AnnotationError(
+                f"the reference boxes are {len(table)}; draw at least {MIN_BOXES} "
+                "(10–15 work well).",
+                parameter="references",
+            )
     elif box is None:
         raise ParameterError(
             "pass `box` (pixels) with `reference_map`.", parameter=["box", "reference_map"]
