@@ -443,22 +443,31 @@ def test_a_stack_given_beside_a_star_that_names_none_of_it_is_refused(tmp_path, 
     assert "px3.mrcs was given but" in line and "names none of its images" in line
 
 
-def test_a_volume_given_as_a_stack_is_refused(tmp_path, capsys):
+def test_a_volume_given_as_a_stack_is_refused_or_named(tmp_path, capsys):
     """A trial's tomogram (space group 1, as many sections as slices) was classified as
-    96 "particles" without a word; an image stack's header (space group 0, one
-    section) or a .mrcs name is taken as a stack."""
+    96 "particles" without a word.  A volume header on non-square sections is refused;
+    on square ones (cisTEM writes its .mrc stacks so) it is read with a warning; an
+    image stack's header (space group 0) or a .mrcs name is a stack."""
     images = shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0, box=32)
     data = mrcfile.read(images)
     volume = tmp_path / "tomogram.mrc"
     with mrcfile.new(volume) as mrc:
-        mrc.set_data(data)  # a 3D array: mrcfile writes a volume (ispg 1, mz = nz)
+        mrc.set_data(np.ascontiguousarray(data[:, :, :24]))  # 3D: ispg 1, mz = nz
         mrc.voxel_size = 3.0
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", volume, "-o", out, "-k", 2, "--rounds", 0), out, capsys)
-    assert "tomogram.mrc is a volume" in line and ".mrcs" in line
+    assert "tomogram.mrc is a volume of 24 × 32 × 8 voxels" in line and ".mrcs" in line
+    square = tmp_path / "cistem_like.mrc"
+    with mrcfile.new(square) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 3.0
+    assert _cli("classify2d", square, "-o", out, "-k", 2, "--rounds", 0) == 0
+    assert "header calls it a volume" in capsys.readouterr().err
     stack = tmp_path / "stack.mrc"
     with mrcfile.new(stack) as mrc:
         mrc.set_data(data)
         mrc.set_image_stack()
         mrc.voxel_size = 3.0
-    assert _cli("classify2d", stack, "-o", out, "-k", 2, "--rounds", 0) == 0
+    out2 = tmp_path / "out2"
+    assert _cli("classify2d", stack, "-o", out2, "-k", 2, "--rounds", 0) == 0
+    assert "volume" not in capsys.readouterr().err

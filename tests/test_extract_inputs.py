@@ -16,7 +16,7 @@ import tifffile
 
 from tomoscribe.cli.app import main
 from tomoscribe.core.rotations import from_euler
-from tomoscribe.errors import InputFileError
+from tomoscribe.errors import InputFileError, InvalidDataError
 from tomoscribe.io.particles import read_particles
 
 R5 = "formats/relion5_project"
@@ -244,3 +244,21 @@ def test_a_guessed_name_does_not_replace_the_files_tomogram_name(shared_data, tm
                      "-o", str(tmp_path / "ex")])  # fmt: skip
     assert code == 0
     assert starfile.read(tmp_path / "ex" / "particles.star")["rlnTomoName"].tolist() == ["TS_02"]
+
+
+def test_a_large_tomogram_whose_header_is_within_a_percent_is_not_called_a_crop(tmp_path):
+    """Review: compared by extent (voxels x header Å), a 1024-voxel side whose header
+    says 5.42 Å against tomograms.star's 5.40 was refused as "a crop"; voxel counts
+    decide (RELION 5 bins to int(size / binning + 0.5), within a voxel)."""
+    from tomoscribe.structure.workflow import _tomogram_checked
+
+    path = tmp_path / "big.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.zeros((8, 1024, 1024), np.uint8))
+        mrc.voxel_size = 5.42
+    entry = {"size_xyz": (4095, 4097, 31), "pixel_size_A": 1.35, "binning": 4.0}
+    volume = _tomogram_checked(path, None, {"TS_01": entry}, "TS_01", tmp_path / "t.star")
+    assert volume.shape == (8, 1024, 1024)
+    entry = {"size_xyz": (4095, 4097, 44), "pixel_size_A": 1.35, "binning": 4.0}
+    with pytest.raises(InvalidDataError, match="not a crop or trimmed copy"):
+        _tomogram_checked(path, None, {"TS_01": entry}, "TS_01", tmp_path / "t.star")

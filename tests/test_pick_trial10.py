@@ -423,3 +423,14 @@ def test_a_tomogram_given_to_pick_as_its_map_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fill 100% of it: that is a tomogram" in err[0]
     assert not out.exists()
+
+
+def test_a_one_value_mask_filling_most_of_its_map_is_still_a_map(tmp_path, capsys):
+    """Review: an inverted 0/1 mask (or a cytoplasm label) is a map of few values, not a
+    tomogram, however much of the map it fills."""
+    mask = np.ones((16, 64, 64), np.uint8)
+    mask[6:10, 20:30, 20:30] = 0
+    write_volume(tmp_path / "inverted.mrc", Volume(mask, 10.0))
+    out = tmp_path / "p.csv"
+    assert main(["pick", str(tmp_path / "inverted.mrc"), "-f", "cytoplasm", "-o", str(out)]) == 0
+    assert "tomogram" not in capsys.readouterr().err and out.is_file()

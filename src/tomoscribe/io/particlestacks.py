@@ -129,8 +129,9 @@ class ParticleSource:
             yield start, self.read(np.arange(start, min(start + size, len(self))))
 
 
-def _stack_shape(path: Path) -> tuple[int, int, int, float]:
-    """(count, ny, nx, voxel size in Å or 0) of an MRC stack, refused when unusable."""
+def _stack_shape(path: Path, named: bool = False) -> tuple[int, int, int, float]:
+    """(count, ny, nx, voxel size in Å or 0) of an MRC stack, refused when unusable;
+    ``named``: a STAR file names it as a stack (no check of its header's kind)."""
     import mrcfile
 
     note_input(path)
@@ -149,7 +150,8 @@ def _stack_shape(path: Path) -> tuple[int, int, int, float]:
             f"{path} is not a readable MRC stack ({str(err).splitlines()[0][:120]}); "
             "check that it is complete."
         ) from None
-    _check_not_volume(path, header)
+    if not named:
+        _check_not_volume(path, header)
     if len(shape) == 2:
         shape = (1, *shape)
     if len(shape) != 3:
@@ -158,17 +160,30 @@ def _stack_shape(path: Path) -> tuple[int, int, int, float]:
 
 
 def _check_not_volume(path: Path, header) -> None:
-    """Refuse an MRC file whose header says, twice, that it is a volume: a space group
-    of 1–230 (0 marks images and image stacks) and as many sampled sections as slices
-    (a stack samples one), unless its name says stack (``.mrcs``, ``.st``).  A trial's
+    """An MRC file given as a stack whose header says, twice, that it is a volume (a
+    space group of 1–230, where 0 marks images and image stacks, and as many sampled
+    sections as slices, where a stack samples one), unless its name says stack
+    (``.mrcs``, ``.st``): refused when its sections are not square (no particle box is),
+    else read with a warning (cisTEM writes its square .mrc stacks so).  A trial's
     tomogram given to ``classify2d`` was classified as 96 "particles" without a word."""
+    import warnings
+
     ispg, mz, nz = int(header.ispg), int(header.mz), int(header.nz)
-    if 1 <= ispg <= 230 and mz == nz > 1 and path.suffix.lower() not in (".mrcs", ".st"):
+    if not (1 <= ispg <= 230 and mz == nz > 1) or path.suffix.lower() in (".mrcs", ".st"):
+        return
+    nx, ny = int(header.nx), int(header.ny)
+    if nx != ny:
         raise InvalidDataError(
-            f"{path.name} is a volume (its header gives space group {ispg} and {nz} "
-            "sections, as tomograms and maps are written), not a stack of particle "
-            "images; give the particles' .mrcs stack or the STAR file that names them."
+            f"{path.name} is a volume of {nx} × {ny} × {nz} voxels (its header gives space "
+            f"group {ispg}), not a stack of square particle images; give the particles' "
+            ".mrcs stack or the STAR file that names them."
         )
+    warnings.warn(
+        f"{path.name}'s header calls it a volume (space group {ispg}, {nz} sections); it "
+        f"is read as a stack of {nz} particle images of {nx} × {ny}: if it is a tomogram "
+        "or a map, give the particles instead.",
+        stacklevel=4,
+    )
 
 
 def _check_boxes(shapes: dict[Path, tuple]) -> int:
@@ -233,7 +248,7 @@ def open_particles(
     table, optics = read_particle_star(star)
     files, stack_of, index = _image_names(table, star, stacks)
     _check_all_given_used(star, stacks, files)
-    shapes = {p: _stack_shape(p) for p in files}
+    shapes = {p: _stack_shape(p, named=True) for p in files}
     box = _check_boxes(shapes)
     for s, path in enumerate(files):
         beyond = index[stack_of == s] >= shapes[path][0]

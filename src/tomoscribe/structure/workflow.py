@@ -323,9 +323,14 @@ def pick_from_map(
 
 def _check_not_a_tomogram(data: np.ndarray, how: str, annotation: Path, feature: str) -> None:
     """Refuse a map without a legend whose nonzero voxels, all taken as the feature,
-    fill most of it: a tomogram given as the annotation (a trial's uint8 crop gave 4
-    "ribosomes" with only a note about its 254 label values)."""
+    fill most of it and take many values: a tomogram given as the annotation (a trial's
+    uint8 crop gave 4 "ribosomes" with only a note about its 254 label values).  A mask
+    of one or a few values that fills most of its map (an inverted mask, a cytoplasm
+    label) is a map, and is picked as given."""
     if how != "nonzero":
+        return
+    sample = np.asarray(data[:: max(1, len(data) // 16), ::8, ::8])  # a few thousand voxels
+    if len(np.unique(sample[sample != 0])[:17]) <= 16:
         return
     marked = sum(np.count_nonzero(plane) for plane in data) / data.size
     if marked > 0.5:
@@ -506,15 +511,16 @@ def _tomogram_checked(
     voxel = volume.pixel_size_A
     if star_voxel is None:
         return volume
-    extent = np.array(volume.shape[::-1], float) * voxel
-    same_extent = np.all(
-        np.abs(extent - np.array(entry["size_xyz"]) * entry["pixel_size_A"]) <= voxel * 1.001
-    )
     if abs(voxel - star_voxel) <= 0.01 * star_voxel:
-        if not same_extent:
+        # voxel counts, not extents: a header within 1% of the listed size moves a
+        # 1024-voxel side's extent by more than a voxel.  RELION 5 sizes a binned
+        # tomogram int(size / binning + 0.5) (int() for z): within one voxel.
+        listed = np.array(entry["size_xyz"], float) * entry["pixel_size_A"] / star_voxel
+        if np.any(np.abs(np.array(volume.shape[::-1], float) - listed) > 1.001):
             _refuse_other_extent(tomogram, volume, entry, name, tomograms_star)
         return volume
-    if same_extent:
+    extent = np.array(volume.shape[::-1], float) * voxel
+    if np.all(np.abs(extent - np.array(entry["size_xyz"]) * entry["pixel_size_A"]) <= voxel):
         return volume
     file = Path(tomogram).name
     said = (
@@ -822,6 +828,7 @@ def average_particle_file(
     params = replace(params, tilt_range_deg=tilt.deg)
     stack, table, voxel = read_particle_set(particles)
     inputs = [particles, *(Path(name.rpartition("@")[2]) for name in table["image_name"])]
+    inputs += [reference] if reference is not None else []
     check_output_folder(out_dir, inputs, overwrite=overwrite)  # not among its subtomograms
     ref = None
     if reference is not None:
