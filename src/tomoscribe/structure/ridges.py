@@ -16,9 +16,9 @@ radius (4 σ, as scipy truncates it), so that the smoothing inside a block equal
 whole map's; a block with no feature within its margin is skipped; the separable
 one-dimensional passes are shared among derivatives (the z pass of each order once,
 the y pass of each z, y pair once: 19 passes, not 30) and the x pass runs on the
-block's own rows only; the eigenvectors are taken a million candidates at a time, and only where the
-Hessian's trace allows a ridge.
-Each pass is ``scipy.ndimage.gaussian_filter1d`` in float32 in scipy's own axis
+block's own rows only; the eigenvectors are taken a million candidates at a time, and
+only where the Hessian's trace allows a ridge (a necessary condition: trace H ≤
+1.5 λ2).  Each pass is ``scipy.ndimage.gaussian_filter1d`` in float32 in scipy's own axis
 order, so the values are the bits ``gaussian_filter`` gives.  Hand-written because
 scipy offers no shared-pass derivative set (``gaussian_filter`` makes each
 derivative from scratch) and no blocked filtering of a volume held in memory.
