@@ -544,6 +544,20 @@ def test_spa_ncc_with_too_few_reference_boxes_names_its_own_option(tiny, capsys)
     assert not (tiny / "picks").exists()
 
 
+def test_a_reference_map_at_an_unset_1_angstrom_is_named(tiny, capsys):
+    """The trial: a map whose header says 1 Å (unset) was projected 5.7x too small
+    without a word, by spa ncc and by simulate micrographs --templates alike."""
+    zz, yy, xx = np.indices((32, 32, 32)) - 16
+    write_volume(tiny / "vs1.mrc", Volume((zz**2 + yy**2 + xx**2 <= 36).astype(np.float32), 1.0))
+    argv = ["spa", "ncc", str(tiny / "m1.mrc"), "--reference-map", str(tiny / "vs1.mrc")]
+    assert main([*argv, "--box", "20", "-o", str(tiny / "picks")]) == 0
+    assert "vs1.mrc records 1 Å voxels" in capsys.readouterr().err
+    from tomoscribe.simulate.micrographs import load_templates
+
+    with pytest.warns(UserWarning, match="records 1 Å voxels"):
+        load_templates([str(tiny / "vs1.mrc")])
+
+
 @pytest.mark.parametrize("case", ["2D", "non-cubic", "NaN voxel"])
 def test_spa_ncc_refuses_a_reference_map_that_is_not_a_cubic_finite_volume(tiny, capsys, case):
     """A new user's trial: a 2D image, a 24×24×12 map and a map with a NaN voxel were

@@ -123,6 +123,22 @@ def warn_block_binned(path: str | os.PathLike) -> None:
         )
 
 
+def warn_unset_voxel_size(path: str | os.PathLike, volume: Volume, use: str) -> None:
+    """Warn, in one sentence, that a map read for ``use`` records 1 Å voxels, what an
+    unset MRC header holds: a reference or template at 1 Å where it is 5.7 was scaled
+    5.7× too small without a word (a trial's particles 16 px instead of 89).  Real
+    1 Å maps exist, so it is read as it says."""
+    import warnings
+
+    if all(abs(float(v) - 1.0) < 1e-6 for v in volume.voxel_size_A):
+        warnings.warn(
+            f"{Path(path).name} records 1 Å voxels, which is what an unset header holds; it "
+            f"is used as {use} at 1 Å: if that is not its voxel size, set it (IMOD's "
+            "alterheader -del, or mrcfile's voxel_size).",
+            stacklevel=3,
+        )
+
+
 def supplied_voxel_size(
     path: str | os.PathLike, voxel_size_A: float | None, channel: int | None = None
 ) -> float | None:

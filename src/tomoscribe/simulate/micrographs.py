@@ -427,9 +427,11 @@ def load_templates(names_or_paths: list[str]) -> list[Template]:
         if item in template_manifest():
             templates.append(bundled_template(item))
         elif Path(item).suffix:
-            from ..io import read_volume
+            from ..io import read_volume, warn_unset_voxel_size
 
-            templates.append(template_from_volume(Path(item).stem, read_volume(item)))
+            volume = read_volume(item)
+            warn_unset_voxel_size(item, volume, "a template")
+            templates.append(template_from_volume(Path(item).stem, volume))
         else:
             raise ParameterError(
                 f"no template {item!r}: give a bundled name "

@@ -282,11 +282,12 @@ def _ncc_references(table, reference_map, images, size, box_px, shrink, n, seed)
     geometry = patch_geometry(box_px, shrink)
     if reference_map is not None:
         from ..errors import MissingVoxelSizeError
-        from ..io import read_volume
+        from ..io import read_volume, warn_unset_voxel_size
 
         try:
             volume = read_volume(reference_map)
             pixel_size_map = volume.pixel_size_A
+            warn_unset_voxel_size(reference_map, volume, "the reference map")
         except MissingVoxelSizeError:
             raise MissingVoxelSizeError(
                 f"{reference_map} records no voxel size; set it in its header (e.g. "
