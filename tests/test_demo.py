@@ -88,3 +88,27 @@ def test_small_demo_runs_every_stage_and_scores_against_truth(tmp_path):
     page = (out / "report.html").read_text()
     assert len(re.findall(r'<img src="data:image/png;base64,', page)) >= 5
     assert 'src="http' not in page  # self-contained
+
+
+def test_training_that_collapses_in_a_short_demo_asks_for_more_epochs(monkeypatch, tmp_path):
+    """A trial's `demo --epochs 2` ended with "lower the learning rate", an option the
+    demo does not have; the few epochs were the cause, and the demo now says so."""
+    from dataclasses import replace
+
+    from tomoscribe.errors import TrainingError
+    from tomoscribe.experiments import demo
+
+    def collapses(*args, **kwargs):
+        raise TrainingError(
+            "the 'membrane' network collapsed twice; lower the learning rate, train longer "
+            "or paint more tiles.",
+            parameter="learning_rate",
+        )
+
+    monkeypatch.setattr(demo, "train_and_reload", collapses)
+    short = replace(DemoSettings(), epochs=2)
+    with pytest.raises(TrainingError, match="collapsed twice after 2 epochs; run the demo") as err:
+        demo._trained(None, tmp_path / "m.tsm", None, "cpu", short)
+    assert err.value.parameter == "epochs" and "learning rate" not in str(err.value)
+    with pytest.raises(TrainingError, match="lower the learning rate"):  # 20 epochs: as said
+        demo._trained(None, tmp_path / "m.tsm", None, "cpu", DemoSettings())

@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..core.device import resolve_device
 from ..core.legend import Legend, write_legend
-from ..errors import ParameterError
+from ..errors import ParameterError, TrainingError
 from ..io import create_volume, read_volume, write_volume
 from ..io.particles import write_particles
 from ..io.points import write_points_csv
@@ -304,22 +304,35 @@ def _annotate_and_train(
                 f"training {feature}: {trainset.n_positive} positive and "
                 f"{trainset.n_negative} negative tiles"
             )
-            trained = train_and_reload(
-                trainset,
-                out / "models" / f"{feature}.tsm",
-                TrainParams(
-                    epochs=settings.epochs,
-                    optimizer=settings.optimizer,
-                    learning_rate=settings.learning_rate,
-                    seed=settings.seed,
-                    validation_fraction=settings.validation_fraction,
-                ),
-                device,
-                settings.show_progress,
+            params = TrainParams(
+                epochs=settings.epochs,
+                optimizer=settings.optimizer,
+                learning_rate=settings.learning_rate,
+                seed=settings.seed,
+                validation_fraction=settings.validation_fraction,
+            )
+            trained = _trained(
+                trainset, out / "models" / f"{feature}.tsm", params, device, settings
             )
             models.append(trained.model)
             histories[feature] = trained.history
     return models, histories
+
+
+def _trained(trainset, path: Path, params, device, settings):
+    """:func:`train_and_reload`, its failure said in the demo's terms: a trial's
+    ``demo --epochs 2`` ended with "lower the learning rate", an option the demo lacks,
+    where the few epochs were the cause."""
+    try:
+        return train_and_reload(trainset, path, params, device, settings.show_progress)
+    except TrainingError as err:
+        if settings.epochs >= DemoSettings.epochs:
+            raise
+        raise TrainingError(
+            f"{str(err).split(';')[0].rstrip('.')} after {settings.epochs} epochs; run the "
+            f"demo with more `epochs` (default {DemoSettings.epochs}).",
+            parameter="epochs",
+        ) from err
 
 
 def _segment_and_merge(
