@@ -262,3 +262,15 @@ def test_a_large_tomogram_whose_header_is_within_a_percent_is_not_called_a_crop(
     entry = {"size_xyz": (4095, 4097, 44), "pixel_size_A": 1.35, "binning": 4.0}
     with pytest.raises(InvalidDataError, match="not a crop or trimmed copy"):
         _tomogram_checked(path, None, {"TS_01": entry}, "TS_01", tmp_path / "t.star")
+
+
+def test_the_tilt_series_pixel_warning_names_the_tomogram_extracted(shared_data, tmp_path, capsys):
+    """The trial: extracting TS_02 from a file whose rows of TS_01 and TS_02 both state
+    another tilt-series pixel size than tomograms.star was warned about TS_01."""
+    tomogram = _tomogram(shared_data, tmp_path / "ts02.mrc", 10.52)
+    source = shared_data / R5 / "Refine3D/job_refine/run_it050_data.star"
+    args = ("--tomograms", shared_data / TOMOGRAMS, "--tomo-name", "TS_02")
+    assert _extract(tomogram, source, tmp_path / "e", *args) == 0
+    assert "tilt-series pixel size of 3.105 Å and tomograms.star 10.52 Å for tomogram TS_02;" in (
+        capsys.readouterr().err
+    )

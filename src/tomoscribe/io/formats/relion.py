@@ -247,7 +247,8 @@ def read(
         centre_A, pixel = _centres(
             path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms, wanted
         )
-        _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics), tomograms, names)
+        stated = _coordinate_pixel_size(block, optics)
+        _check_tilt_series_pixel(path, stated, tomograms, names, wanted)
         xyz = (xyz_A + centre_A) / pixel[:, None]
     sub = None
     if set(_SUBTOMO) & set(block):
@@ -429,11 +430,13 @@ def _check_both_coordinates(path, block, optics, names, xyz, pixel, given) -> No
         )
 
 
-def _check_tilt_series_pixel(path, stated, tomograms, names) -> None:
+def _check_tilt_series_pixel(path, stated, tomograms, names, wanted=()) -> None:
     """Warn when a particle file's own tilt-series pixel size (``stated``, per row, Å)
     and its ``tomograms.star``'s differ by more than 1%: the centred Å are read with
     the tomograms' (which sizes the tomograms), RELION converts them with the particle
-    file's, so one of the two files belongs to another project or binning."""
+    file's, so one of the two files belongs to another project or binning.  The row
+    named is one of the ``wanted`` tomograms' where they differ (a trial's extract of
+    TS_02 was told about TS_01's)."""
     import warnings
 
     if stated is None or tomograms is None:
@@ -445,7 +448,8 @@ def _check_tilt_series_pixel(path, stated, tomograms, names) -> None:
     with np.errstate(invalid="ignore"):
         differ = np.abs(np.asarray(stated, float) - theirs) > 0.01 * theirs
     if differ.any():
-        row = int(np.argmax(differ))
+        mine = differ & np.isin(np.asarray(keys, dtype=object), list(wanted))
+        row = int(np.argmax(mine if mine.any() else differ))
         warnings.warn(
             f"{path} gives a tilt-series pixel size of {stated[row]:g} Å and tomograms.star "
             f"{theirs[row]:g} Å for tomogram {keys[row]}; its centred coordinates were read "
