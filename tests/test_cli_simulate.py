@@ -127,6 +127,14 @@ def test_simulate_subtomograms_and_structure(tmp_path, shared_data):
         == 0
     )
     assert read_volume(tmp_path / "s.mrc").voxel_size_A == (5.0,) * 3
+    # a map file is a structure too, named by its stem, as simulate micrographs takes it
+    # (a trial found one command taking map files and the other refusing them)
+    args = ["simulate", "subtomograms", "-o", str(tmp_path / "m.zarr"), "--n", "2"]
+    assert main([*args, "--structures", f"1bxn,{tmp_path / 's.mrc'}", "--box", "32"]) == 0
+    data = load_dataset(tmp_path / "m.zarr")
+    assert list(data["class_names"])[:2] == ["1bxn", "s"] and data["volumes"].shape[0] == 6
+    record = json.loads((tmp_path / "m.zarr.json").read_text())
+    assert str((tmp_path / "s.mrc").resolve()) in [i["path"] for i in record["inputs"]]
 
 
 def test_simulate_bad_inputs_exit_2(tmp_path, capsys):

@@ -133,7 +133,10 @@ def cell(
 def subtomograms(
     output: Path = typer.Option(..., "--output", "-o", help="Dataset (.zarr)."),
     structures: str = typer.Option(
-        "1bxn,3j9i,4v4r_30S", "--structures", help="Comma-separated template names."
+        "1bxn,3j9i,4v4r_30S",
+        "--structures",
+        help="Comma-separated bundled template names or map files (a class per file, "
+        "named by its stem).",
     ),
     n_per_class: int = typer.Option(100, "--n", min=1, help="Subtomograms per class."),
     box: int = typer.Option(40, "--box"),

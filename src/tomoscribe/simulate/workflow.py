@@ -212,18 +212,28 @@ def subtomogram_dataset_file(output: Path, structures: list[str], n_per_class: i
     """A labelled subtomogram dataset
     (:func:`~tomoscribe.simulate.subtomograms.simulate_subtomograms`, ``params`` its
     SubtomogramParams) written to ``output`` (one zarr store, its record in the store's
-    attributes) with its provenance record ``OUTPUT.json``; returns the dataset."""
+    attributes) with its provenance record ``OUTPUT.json``; returns the dataset.
+    ``structures``: bundled template names or map files (a class named by the file's
+    stem; its voxel size from its header), as ``simulate micrographs --templates``."""
+    from ..io import read_volume, warn_unset_voxel_size
     from .subtomograms import save_dataset, simulate_subtomograms
 
     params.validate()
     classes = len(structures) + (1 if params.include_empty else 0)
     check_subtomogram_memory(classes * n_per_class, params.box)
-    data = simulate_subtomograms(structures, n_per_class, params)
+    maps = [Path(s) for s in structures if Path(s).suffix]
+    templates = {}
+    for path in maps:
+        templates[path.stem] = volume = read_volume(path)
+        warn_unset_voxel_size(path, volume, "a structure")
+    names = [Path(s).stem if Path(s).suffix else s for s in structures]
+    data = simulate_subtomograms(names, n_per_class, params, templates=templates or None)
     save_dataset(output, data)
     write_provenance(
         output,
         "simulate subtomograms",
         {"structures": list(structures), "n_per_class": n_per_class, **params.__dict__},
+        maps,
         extra={"class_names": list(data["class_names"]), "n": len(data["labels"])},
     )
     return data
