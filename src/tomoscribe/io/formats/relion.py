@@ -229,8 +229,7 @@ def read(
     ``wanted``: names of the tomograms the caller keeps; rows of other tomograms that
     ``tomograms`` does not list get no position (NaN) rather than refusing the file."""
     blocks = read_star_blocks(path)
-    optics = blocks.get("optics")
-    optics = optics if isinstance(optics, pd.DataFrame) else None
+    optics = blocks["optics"] if isinstance(blocks.get("optics"), pd.DataFrame) else None
     block, columns = _coordinate_loop(blocks, path)
     block = block.reset_index(drop=True)
     names = _tomo_names(block)
