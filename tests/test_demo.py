@@ -112,3 +112,18 @@ def test_training_that_collapses_in_a_short_demo_asks_for_more_epochs(monkeypatc
     assert err.value.parameter == "epochs" and "learning rate" not in str(err.value)
     with pytest.raises(TrainingError, match="lower the learning rate"):  # 20 epochs: as said
         demo._trained(None, tmp_path / "m.tsm", None, "cpu", DemoSettings())
+
+    def learned_nothing(*args, **kwargs):  # the other failure: advice after a colon
+        raise TrainingError(
+            "the trained network answers 0.07 on the annotated pixels of 'membrane', so it "
+            "learned nothing: train longer (`epochs`), cut the training set again.",
+            parameter=("epochs",),
+        )
+
+    monkeypatch.setattr(demo, "train_and_reload", learned_nothing)
+    with pytest.raises(TrainingError) as err:
+        demo._trained(None, tmp_path / "m.tsm", None, "cpu", short)
+    assert str(err.value) == (
+        "the trained network answers 0.07 on the annotated pixels of 'membrane', so it "
+        "learned nothing after 2 epochs; run the demo with more `epochs` (default 20)."
+    )

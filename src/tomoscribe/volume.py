@@ -171,6 +171,20 @@ def check_fits_in_memory(need_bytes: float, what: str, advice: str) -> None:
         )
 
 
+def check_map_memory(
+    volume: Volume, bytes_per_voxel: float, what: str, advice: str, fixed_bytes: float = 0.0
+) -> None:
+    """Refuse, before reading it, a map whose work needs more than half the machine's
+    memory (:func:`check_fits_in_memory`): ``bytes_per_voxel`` besides the map's own
+    voxels, plus ``fixed_bytes``; the system kills such a run without a word (pick and
+    vesicles on 1024 × 1024 × 300 maps in a user's trial).  ``what`` names the work
+    ("picking"); the sentence adds the map's size."""
+    voxels = float(np.prod(volume.shape))
+    need = voxels * (np.dtype(volume.data.dtype).itemsize + bytes_per_voxel) + fixed_bytes
+    size = " × ".join(str(n) for n in volume.shape[::-1])
+    check_fits_in_memory(need, f"{what} in a map of {size} voxels", advice)
+
+
 def _gib(nbytes: float) -> str:
     """Bytes in GiB as a sentence gives them: 0.3, 4.5, 36."""
     gib = nbytes / 2**30

@@ -328,9 +328,12 @@ def _trained(trainset, path: Path, params, device, settings):
     except TrainingError as err:
         if settings.epochs >= DemoSettings.epochs:
             raise
+        # the cause without the advice that follows it ("…; lower the learning rate",
+        # "…: train longer"), which names options the demo lacks
+        cause = str(err).split(";")[0].split(":")[0].rstrip(".")
         raise TrainingError(
-            f"{str(err).split(';')[0].rstrip('.')} after {settings.epochs} epochs; run the "
-            f"demo with more `epochs` (default {DemoSettings.epochs}).",
+            f"{cause} after {settings.epochs} epochs; run the demo with more `epochs` "
+            f"(default {DemoSettings.epochs}).",
             parameter="epochs",
         ) from err
 

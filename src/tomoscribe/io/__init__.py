@@ -123,6 +123,12 @@ def warn_block_binned(path: str | os.PathLike) -> None:
         )
 
 
+def records_unset_voxel_size(voxel_size_A) -> bool:
+    """Whether a header's voxel size (Å per axis) is 1 Å on every axis, what an unset
+    MRC header holds."""
+    return all(abs(float(v) - 1.0) < 1e-6 for v in voxel_size_A)
+
+
 def warn_unset_voxel_size(path: str | os.PathLike, volume: Volume, use: str) -> None:
     """Warn, in one sentence, that a map read for ``use`` records 1 Å voxels, what an
     unset MRC header holds: a reference or template at 1 Å where it is 5.7 was scaled
@@ -130,7 +136,7 @@ def warn_unset_voxel_size(path: str | os.PathLike, volume: Volume, use: str) -> 
     1 Å maps exist, so it is read as it says."""
     import warnings
 
-    if all(abs(float(v) - 1.0) < 1e-6 for v in volume.voxel_size_A):
+    if records_unset_voxel_size(volume.voxel_size_A):
         warnings.warn(
             f"{Path(path).name} records 1 Å voxels, which is what an unset header holds; it "
             f"is used as {use} at 1 Å: if that is not its voxel size, set it (IMOD's "
@@ -160,7 +166,7 @@ def supplied_voxel_size(
     except MissingVoxelSizeError:
         return voxel_size_A
     recorded = tuple(float(v) for v in own.voxel_size_A)
-    if all(abs(v - 1.0) < 1e-6 for v in recorded):  # unset
+    if records_unset_voxel_size(recorded):
         return voxel_size_A
     given = float(voxel_size_A)
     if any(abs(v - given) > GIVEN_VOXEL_TOLERANCE * given for v in recorded):

@@ -39,7 +39,7 @@ from ..outputs import (
     write_provenance,
 )
 from ..preprocess import data_box
-from ..volume import Volume, check_is_tomogram, check_same_grid, iter_slabs
+from ..volume import Volume, check_is_tomogram, check_map_memory, check_same_grid, iter_slabs
 from .labelmaps import (
     FeatureVoxels,
     check_one_label,
@@ -386,18 +386,6 @@ VESICLE_BYTES_PER_VOXEL, PAINTED_BYTES_PER_VOXEL = 10, 10
 _VESICLE_ADVICE = (
     "segment a binned copy of the tomogram (`preprocess --bin 2`) and close the vesicles of its map"
 )
-
-
-def check_map_memory(volume: Volume, bytes_per_voxel: float, what: str, advice: str) -> None:
-    """Refuse, before reading it, a map whose work (``bytes_per_voxel`` besides the
-    map's own) needs more than half the machine's memory: the system kills such a run
-    without a word (`vesicles` on a 1024 x 1024 x 300 map held 4 GB in a user's trial)."""
-    from ..volume import check_fits_in_memory
-
-    voxels = float(np.prod(volume.shape))
-    need = voxels * (np.dtype(volume.data.dtype).itemsize + bytes_per_voxel)
-    size = " × ".join(str(n) for n in volume.shape[::-1])
-    check_fits_in_memory(need, f"{what} in a map of {size} voxels", advice)
 
 
 def vesicle_table_path(output: str | os.PathLike) -> Path:

@@ -172,21 +172,15 @@ def check_pick_memory(volume: Volume, filament: bool) -> None:
     """Refuse, before reading it, a map that picking could not hold in half the
     machine's memory (a 1024 x 1024 x 300 map was killed by the system after 123 s,
     without a word, before picking held per component what it held per map)."""
-    from ..volume import check_fits_in_memory
+    from ..volume import check_map_memory
 
-    voxels = float(np.prod(volume.shape))
-    own = np.dtype(volume.data.dtype).itemsize
-    if filament:
-        # the ridge blocks: 16 bytes a voxel of a block and its candidates, at most
-        need = voxels * (own + TRACE_BYTES_PER_VOXEL) + min(TRACE_FIXED_BYTES, 24 * voxels)
-    else:
-        need = voxels * (own + PICK_BYTES_PER_VOXEL)
-    size = " × ".join(str(n) for n in volume.shape[::-1])
-    check_fits_in_memory(
-        need,
-        f"{'tracing filaments' if filament else 'picking'} in a map of {size} voxels",
-        "segment a binned copy of the tomogram (`preprocess --bin 2`) and pick on its map",
-    )
+    advice = "segment a binned copy of the tomogram (`preprocess --bin 2`) and pick on its map"
+    if not filament:
+        check_map_memory(volume, PICK_BYTES_PER_VOXEL, "picking", advice)
+        return
+    # the ridge blocks: 16 bytes a voxel of a block and its candidates, at most
+    blocks = min(TRACE_FIXED_BYTES, 24 * float(np.prod(volume.shape)))
+    check_map_memory(volume, TRACE_BYTES_PER_VOXEL, "tracing filaments", advice, blocks)
 
 
 def pick_from_map(
