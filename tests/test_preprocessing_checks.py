@@ -164,3 +164,37 @@ def test_an_unclamped_preprocess_is_not_called_unpreprocessed_and_the_viewer_is_
     raw = Volume(_raw().astype(np.float32), (14.0,) * 3)
     viewer = annotation_training_set(raw, "f", [[8, 32, 32]], [[2, 10, 10]], labels, tile=16)
     assert "standard deviation" in viewer.metadata["not_normalised"]
+
+
+def test_a_label_volume_given_as_the_tomogram_is_named_or_refused(tmp_path, capsys):
+    # the trial: a binary mask given to extract and preprocess as the tomogram was cut and
+    # band-passed without a word, and segment on a label map only said it looked
+    # unpreprocessed; a raw 8-bit tomogram (many integer values) is not a label volume
+    from tomoscribe.preprocess.check import label_values
+
+    labels = np.zeros((16, 64, 64), np.uint8)
+    labels[4:12, 20:44, 20:44] = 1
+    labels[6:10, 28:36, 28:36] = 3
+    assert label_values(labels).tolist() == [0, 1, 3]
+    assert label_values(_raw()) is None and label_values(_normalised()) is None
+    write_volume(tmp_path / "mask.mrc", Volume(labels, (14.0,) * 3))
+    model = _model(tmp_path / "actin.tsm")
+    code = main(["segment", str(tmp_path / "mask.mrc"), "-m", str(model), "-o",
+                 str(tmp_path / "maps"), "-q"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: mask.mrc holds only the values 0, 1, 3") and err.count("\n") == 1
+    assert not (tmp_path / "maps").exists()
+    pre = ["preprocess", str(tmp_path / "mask.mrc"), "-o", str(tmp_path / "p.mrc"), "-q"]
+    assert main(pre) == 0
+    assert "mask.mrc holds only the values 0, 1, 3" in _one_warning(
+        capsys.readouterr().err, "labels"
+    )
+    (tmp_path / "p.csv").write_text("x,y,z\n32,32,8\n")
+    ext = ["extract", str(tmp_path / "mask.mrc"), str(tmp_path / "p.csv"), "--box", "8", "-o",
+           str(tmp_path / "ex")]  # fmt: skip
+    assert main(ext) == 0
+    assert "cut from its labels" in _one_warning(capsys.readouterr().err, "mask.mrc holds only")
+    write_volume(tmp_path / "raw.mrc", Volume(_raw(), (14.0,) * 3))
+    assert main(["preprocess", str(tmp_path / "raw.mrc"), "-o", str(tmp_path / "r.mrc"), "-q"]) == 0
+    assert "label volume" not in capsys.readouterr().err

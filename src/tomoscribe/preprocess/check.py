@@ -9,6 +9,8 @@ collapsed training or an empty map would otherwise leave the user guessing:
 
 * :func:`normalisation_problem`: values far from mean 0 / sd 1, or not clamped;
 * :func:`sampled_values`: a few slices of a volume, spread through it, to check;
+* :func:`label_values`: whether a volume given as a tomogram holds labels (a mask,
+  painted or merged features) instead;
 * :func:`preprocessing_difference`: the low-pass, high-pass and clamp of two records.
 """
 
@@ -79,10 +81,46 @@ def normalisation_problem(values, clamped: float | bool | None = True) -> str | 
 def sampled_values(volume, n_slices: int = 8) -> np.ndarray:
     """Up to ``n_slices`` whole slices of ``volume`` (a :class:`~tomoscribe.volume.Volume`
     or a (z, y, x) array), evenly spread through it, as one array (read lazily)."""
-    data = getattr(volume, "data", volume)
+    data = volume if isinstance(volume, np.ndarray) else volume.data  # ndarray.data: a buffer
     nz = int(data.shape[0])
     picks = np.unique(np.linspace(0, nz - 1, min(n_slices, nz)).round().astype(int))
     return np.stack([np.asarray(data[int(z)], np.float32) for z in picks])
+
+
+#: A volume of at most this many distinct integer values is a label volume (a mask,
+#: painted or merged features), not a tomogram: a reconstruction's values are
+#: continuous, and even an 8-bit one spreads over far more than 16 of its 256.
+LABEL_VALUES = 16
+#: Values looked at by :func:`label_values` (evenly strided through sampled slices).
+LABEL_SAMPLE = 2_000_000
+
+
+def label_values(volume) -> np.ndarray | None:
+    """The distinct values of ``volume`` (a :class:`~tomoscribe.volume.Volume` or a
+    (z, y, x) array) when it looks like a label volume (two to :data:`LABEL_VALUES`
+    distinct integers among up to :data:`LABEL_SAMPLE` values of a few slices), else
+    None.  A label or mask given where the tomogram is wanted was cut, band-passed or
+    segmented as if it were density, without a word."""
+    values = sampled_values(volume).ravel()
+    values = values[:: max(1, values.size // LABEL_SAMPLE)]
+    values = values[np.isfinite(values)]
+    if values.size == 0 or not np.array_equal(values, np.round(values)):
+        return None
+    distinct = np.unique(values)
+    return distinct if 2 <= len(distinct) <= LABEL_VALUES else None  # one: no contrast
+
+
+def label_volume_problem(volume, name: str) -> str | None:
+    """``"NAME holds only the values 0, 1, a label volume (a mask or painted features),
+    not a tomogram"`` when :func:`label_values` finds labels in ``volume``, else None."""
+    values = label_values(volume)
+    if values is None:
+        return None
+    shown = ", ".join(f"{v:g}" for v in values)
+    return (
+        f"{name} holds only the values {shown}, a label volume (a mask or painted "
+        "features), not a tomogram"
+    )
 
 
 def _describe(name: str, value) -> str:

@@ -23,7 +23,7 @@ import pandas as pd
 from ..core.acquisition import TiltRange
 from ..core.boxes import boxes_from_mask, contour_box_centres
 from ..core.legend import Legend, check_feature_name, legend_path, read_legend, write_legend
-from ..errors import AnnotationError, MissingVoxelSizeError, ParameterError
+from ..errors import AnnotationError, InvalidDataError, MissingVoxelSizeError, ParameterError
 from ..io import create_volume, read_volume, read_volume_checked
 from ..io.lineage import centred_extent
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
@@ -39,6 +39,7 @@ from ..outputs import (
     write_provenance,
 )
 from ..preprocess import data_box
+from ..preprocess.check import label_volume_problem
 from ..volume import Volume, check_is_tomogram, check_map_memory, check_same_grid, iter_slabs
 from .labelmaps import (
     FeatureVoxels,
@@ -85,22 +86,13 @@ def read_painted(path: Path, tomogram: Volume) -> Volume:
     return labels
 
 
-#: A "tomogram" of at most this many distinct integer values is a label volume.
-LABEL_VALUES = 16
-
-
 def _check_not_labels(volume: Volume, path: Path) -> None:
     """Refuse a label volume (a few distinct integers: a mask, painted labels) given as
     the tomogram, e.g. the tomogram and ``painted`` swapped (judged on a few slices)."""
-    from ..preprocess.check import sampled_values
-
-    values = np.unique(sampled_values(volume))
-    values = values[np.isfinite(values)]
-    if len(values) <= LABEL_VALUES and np.array_equal(values, np.round(values)):
-        shown = ", ".join(f"{v:g}" for v in values)
+    problem = label_volume_problem(volume, path.name)
+    if problem:
         raise ParameterError(
-            f"{path.name} holds only the values {shown}, a label volume, not a tomogram; "
-            "give the tomogram first and the labels as `painted` (were they swapped?).",
+            f"{problem}; give the tomogram first and the labels as `painted` (were they swapped?).",
             parameter="painted",
         )
 
@@ -1017,6 +1009,12 @@ def segment_from_files(
     volumes = [read_volume_checked(tomogram, given) for tomogram in tomograms]
     for tomogram, volume in zip(tomograms, volumes):  # a 2D image: one empty slice, silently
         check_is_tomogram(volume, tomogram)
+        problem = label_volume_problem(volume, tomogram.name)  # a map of a map, silently
+        if problem:
+            raise InvalidDataError(
+                f"{problem}; segment the tomogram (preprocessed as the "
+                "model's training tomogram was)."
+            )
     if workers is not None and scheduler is not None:
         raise ParameterError(
             "give `workers` (a local cluster) or `scheduler`, not both.",

@@ -13,6 +13,7 @@ projections in 2D, :func:`select_classes_of_file` drops chosen 2D classes,
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ from ..outputs import (
     sidecar_path,
     write_provenance,
 )
+from ..preprocess.check import label_volume_problem
 from ..segment.labelmaps import check_recorded_feature, feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume, check_is_tomogram, check_reference_map
@@ -608,6 +610,13 @@ def extract_from_files(
         )
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
+    problem = label_volume_problem(volume, tomogram.name)
+    if problem:  # a segmentation's boxes can be wanted, so said, not refused
+        warnings.warn(
+            f"{problem}: the subtomograms are cut from its labels; give the tomogram if "
+            "density was meant.",
+            stacklevel=2,
+        )
     stack, kept = extract_subtomograms(volume, table, box, edge, invert)
     if len(kept) == 0:
         raise ParameterError(
