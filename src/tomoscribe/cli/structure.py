@@ -130,6 +130,7 @@ def pick(
     ),
     voxel_size: float = options.GivenVoxelSize,
     overwrite: bool = options.Overwrite,
+    quiet: bool = options.Quiet,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
     from ..io.copick_project import check_picks_target, is_copick_location
@@ -171,6 +172,7 @@ def pick(
         tomo_name=tomo_name,
         tilt_range_deg=_tilt_range(tilt_range),
         voxel_size_A=voxel_size,
+        show_progress=not quiet,
     )
     table, params = picked.table, picked.params
     if picked.threshold_from != "unused":

@@ -355,6 +355,7 @@ def trace_centrelines(
     model: TubeModel,
     min_length: float | None = None,
     tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
+    show_progress: bool = False,
 ) -> list[np.ndarray]:
     """Centrelines (z, y, x, 1-voxel steps) of the tubes in a mask or feature map.
 
@@ -367,6 +368,7 @@ def trace_centrelines(
     min_length : shortest filament kept, voxels (default 2 R)
     tilt_range_deg : (min, max) tilt of the series (degrees, tilt axis y): where the
         wedge hides a tube's walls (:func:`hidden_by_wedge`)
+    show_progress : a progress bar on stderr over the ridge search (most of the time)
     """
     r = model.radius_voxels(voxel_size_A)
     sigma = model.sigma_voxels(voxel_size_A)
@@ -377,7 +379,9 @@ def trace_centrelines(
     # A ridge must also bend across both ways: beside a tube, where the smoothed
     # profile flattens out (λ2 ≈ λ3 ≈ 0), the ratio test alone passes.
     bend = 0.05 * abs(_axis_curvature_of_full_tube(model, voxel_size_A))
-    points, directions, _ = ridge_points(feature, sigma, 0.2 * full, bend, FACE_MODES)
+    points, directions, _ = ridge_points(
+        feature, sigma, 0.2 * full, bend, FACE_MODES, show_progress=show_progress
+    )
     # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
     # spurious ridge in corners): those points are left out.
     upper = np.asarray(np.shape(feature), float) - 1 - sigma
@@ -741,11 +745,13 @@ def trace_filaments(
     spacing: float,
     feature: str = "the feature",
     tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
+    show_progress: bool = False,
 ):
     """Trace, check and sample: (seeds table, filament table, centrelines).
 
     ``tilt_range_deg``: (min, max) tilt of the series (degrees, tilt axis y), which
-    decides where the missing wedge hides a tube's walls (:func:`hidden_by_wedge`).
+    decides where the missing wedge hides a tube's walls (:func:`hidden_by_wedge`);
+    ``show_progress``: a progress bar on stderr (:func:`trace_centrelines`).
 
     Raises
     ------
@@ -766,7 +772,9 @@ def trace_filaments(
     mask = np.asarray(values) >= 1.0
     if not mask.any():
         raise AnnotationError(f"the map has no voxel of {feature}, so no filament can be traced.")
-    lines = trace_centrelines(mask, voxel_size_A, model, tilt_range_deg=tilt_range_deg)
+    lines = trace_centrelines(
+        mask, voxel_size_A, model, tilt_range_deg=tilt_range_deg, show_progress=show_progress
+    )
     if not lines:
         raise AnnotationError(
             f"no component of {feature} looks like a filament of radius {model.radius_nm:g} nm "

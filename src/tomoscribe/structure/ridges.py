@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage
 
+from ..progress import track
+
 #: Bytes of float32 work arrays per block (the block, its z pass, y pass and x pass).
 BLOCK_BYTES = 2**30
 #: Candidates whose eigenvectors are taken at once (float64: ~250 bytes each).
@@ -42,6 +44,7 @@ def ridge_points(
     min_curvature: float = 0.0,
     modes: tuple[str, str, str] = ("constant", "reflect", "reflect"),
     block_bytes: int | None = None,
+    show_progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sub-voxel centreline points and axis directions of tubes in ``values``.
 
@@ -55,6 +58,7 @@ def ridge_points(
     modes : scipy's boundary mode per axis (z, y, x)
     block_bytes : memory for the float32 work arrays of one block of rows (default
         ``BLOCK_BYTES``)
+    show_progress : a progress bar over the blocks on stderr (most of a trace's time)
 
     Returns
     -------
@@ -68,7 +72,7 @@ def ridge_points(
     budget = BLOCK_BYTES if block_bytes is None else block_bytes
     rows = max(2 * radius, budget // max(1, 16 * nz * nx) - 2 * radius, 1)
     found = []
-    for y0 in range(0, ny, rows):
+    for y0 in track(range(0, ny, rows), "ridges", show_progress=show_progress):
         y1 = min(ny, y0 + rows)
         lo, hi = max(0, y0 - radius), min(ny, y1 + radius)
         data = np.clip(np.asarray(values[:, lo:hi, :], np.float32), 0.0, 1.0)

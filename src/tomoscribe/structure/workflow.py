@@ -205,6 +205,7 @@ def pick_from_map(
     tomo_name: str | None = None,
     tilt_range_deg: tuple[float, float] | None = None,
     voxel_size_A: float | None = None,
+    show_progress: bool = False,
 ) -> Picked:
     """Pick particles (components' maxima) or filament seeds of ``feature`` from a map.
 
@@ -236,6 +237,8 @@ def pick_from_map(
         recorded, with the picks
     voxel_size_A : Å, for a map that records none (a TIFF); one that records a voxel
         size differing by more than 1% is refused
+    show_progress : a progress bar on stderr while filaments are traced (minutes at
+        1024² voxels and more)
     """
     if instances is not None:
         volume_format(instances)  # refused before anything is written (was after the table)
@@ -280,7 +283,15 @@ def pick_from_map(
         # filaments where the voxels at or above the threshold hold 11).
         model = tube_model(feature, radius_nm, hollow)
         table, filaments, traced = _trace_to_files(
-            mask, volume, feature, model, spacing, filament_table, instances, tilt.deg
+            mask,
+            volume,
+            feature,
+            model,
+            spacing,
+            filament_table,
+            instances,
+            tilt.deg,
+            show_progress,
         )
         settings.update(
             {**traced, "tilt_range_deg": list(tilt.deg), "tilt_range_source": tilt.source}
@@ -377,17 +388,25 @@ def _pick_params(learned: dict, threshold, min_size, max_size, min_distance, edg
 
 
 def _trace_to_files(
-    mask, volume, feature, model, spacing, filament_table, instances, tilt_range_deg
+    mask,
+    volume,
+    feature,
+    model,
+    spacing,
+    filament_table,
+    instances,
+    tilt_range_deg,
+    show_progress=False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Filaments of ``feature`` traced in ``mask`` (its voxels; for a per-feature map,
     those at or above the threshold): seeds every ``spacing`` voxels, the per-filament
     table written to ``filament_table`` and, when ``instances`` is given, the feature's
     voxels labelled by filament; ``tilt_range_deg`` (min, max) sets which walls the
-    missing wedge hides.
+    missing wedge hides; ``show_progress`` shows a bar on stderr.
     ``model`` is the tube (:func:`~tomoscribe.structure.filaments.tube_model`).
     Returns the seeds, the filaments and the tube's settings."""
     table, filaments, lines = trace_filaments(
-        mask, volume.pixel_size_A, model, spacing, repr(feature), tilt_range_deg
+        mask, volume.pixel_size_A, model, spacing, repr(feature), tilt_range_deg, show_progress
     )
     with atomic_path(filament_table) as tmp:
         filaments.to_csv(tmp, index=False)
