@@ -366,3 +366,62 @@ def test_a_reference_with_nan_voxels_is_refused(scene, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "NaN or infinite voxels" in err[0], err
     assert not out.exists()
+
+
+def test_a_particle_listed_twice_is_refused(scene, tmp_path, capsys):
+    # the trial: every row of a STAR listed twice put 15 of 23 particles in both half
+    # sets and took the FSC from 30.8 Å to "better than Nyquist", exit 0
+    tmp, _, _ = scene
+    blocks = starfile.read(tmp / "parts" / "particles.star", always_dict=True)
+    name = next(k for k, v in blocks.items() if "rlnImageName" in v)
+    doubled = dict(blocks)
+    doubled[name] = pd.concat([blocks[name], blocks[name].iloc[[3]]], ignore_index=True)
+    starfile.write(doubled, tmp / "parts" / "doubled.star")
+    assert _average(tmp, tmp / "parts" / "doubled.star", tmp_path / "avg") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "1 particles more than once" in err and "rows 4 and 13" in err
+    assert not (tmp_path / "avg").exists()
+    # another subtomogram of the same position of the same tomogram is that particle too
+    from tomoscribe.structure.stackio import read_particle_set
+
+    again = blocks[name].iloc[[5]].assign(rlnImageName=blocks[name].rlnImageName.iloc[6])
+    moved = dict(blocks)
+    moved[name] = pd.concat([blocks[name].drop(index=6), again], ignore_index=True)
+    if "rlnTomoName" not in moved[name]:
+        moved[name] = moved[name].assign(rlnTomoName="tomo")
+    starfile.write(moved, tmp / "parts" / "moved.star")
+    with pytest.raises(Exception, match="the same position in rows 6 and 12: tomo"):
+        read_particle_set(tmp / "parts" / "moved.star")
+
+
+def test_a_reference_of_opposite_contrast_is_used_inverted_and_said(scene, tmp_path, capsys):
+    # the trial: a protein-bright map as the reference of protein-dark subtomograms was
+    # fitted upside down (angles 164° off, FSC 62 Å), exit 0 without a word
+    from tomoscribe.io import read_volume
+    from tomoscribe.structure.average import contrast_agreement
+    from tomoscribe.structure.stackio import read_particle_set
+
+    tmp, _, angles = scene
+    stack, _, _ = read_particle_set(tmp / "parts" / "particles.star")
+    reference = np.asarray(read_volume(tmp / "ref.mrc").data)
+    assert contrast_agreement(reference, stack) > 0.9
+    assert contrast_agreement(-reference, stack) < -0.9
+    assert contrast_agreement(reference, -stack) < -0.9
+    write_volume(tmp_path / "negative.mrc", Volume(-reference, VOXEL))
+    args = ["average", str(tmp / "parts" / "particles.star"), "-o", str(tmp_path / "avg")]
+    args += ["--reference", str(tmp_path / "negative.mrc"), "--tilt-range", "-90,90", "-q"]
+    assert main([*args, "--iterations", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "negative.mrc shows protein with the opposite contrast" in err, err
+    record = json.loads((tmp_path / "avg" / "average.mrc.json").read_text())
+    assert record["parameters"]["reference_inverted"] is True
+    average = np.asarray(read_volume(tmp_path / "avg" / "average.mrc").data).ravel()
+    assert np.corrcoef(average, reference.ravel())[0, 1] > 0.8
+    # the angles found are the truth's (the same rotation, up to the body's symmetry: none)
+    refined = from_euler(
+        read_particles(tmp_path / "avg" / "refined.star")[["rot", "tilt", "psi"]].to_numpy()
+    )
+    truth = from_euler(angles)
+    error = np.degrees((refined * truth.inv()).magnitude())
+    assert np.median(error) < 15, error

@@ -70,7 +70,13 @@ from ..preprocess.check import label_volume_problem
 from ..segment.labelmaps import check_recorded_feature, feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume, check_is_tomogram, check_reference_map
-from .average import AverageParams, refine_average, reliability_warnings
+from .average import (
+    OPPOSITE_CONTRAST,
+    AverageParams,
+    contrast_agreement,
+    refine_average,
+    reliability_warnings,
+)
 
 if TYPE_CHECKING:
     from .classes2d import Classes2D
@@ -852,7 +858,7 @@ def average_particle_file(
     inputs = [particles, *(Path(name.rpartition("@")[2]) for name in table["image_name"])]
     inputs += [reference] if reference is not None else []
     check_output_folder(out_dir, inputs, overwrite=overwrite)  # not among its subtomograms
-    ref = None
+    ref, settings = None, params.as_dict()
     if reference is not None:
         try:
             ref_volume = read_volume(reference)
@@ -867,6 +873,18 @@ def average_particle_file(
                 f"particles {voxel:.4g} Å; resample one of them."
             )
         ref = check_reference_map(ref_volume.data, f"the reference {reference}")
+        inverted = ref.shape == stack.shape[1:] and (
+            contrast_agreement(ref, stack) < OPPOSITE_CONTRAST
+        )
+        settings["reference_inverted"] = bool(inverted)
+        if inverted:
+            warnings.warn(
+                f"the reference {reference.name} shows protein with the opposite contrast "
+                "to the particles' (their radial profiles are anticorrelated), so it is used "
+                "inverted; extract with --invert (protein bright) to match a map as given.",
+                stacklevel=2,
+            )
+            ref = -ref
     priors = None
     if use_priors:
         if not {"rot", "tilt", "psi"} <= set(table):
@@ -895,7 +913,7 @@ def average_particle_file(
     result["warnings"] = reliability_warnings(result)
     with output_folder(out_dir, overwrite, inputs, step="average") as staging:
         sources = [particles] + ([reference] if reference is not None else [])
-        write_average_outputs(staging, result, table, voxel, sources, params.as_dict())
+        write_average_outputs(staging, result, table, voxel, sources, settings)
     return result | {"n_particles": len(table), "tilt": tilt}
 
 
