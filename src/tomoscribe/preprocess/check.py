@@ -123,6 +123,18 @@ def label_volume_problem(volume, name: str) -> str | None:
     )
 
 
+def warn_if_labels(volume, name: str, consequence: str) -> None:
+    """Warn, in one sentence, when the volume given as the tomogram holds labels
+    (:func:`label_volume_problem`), saying what happens to it (``consequence``)."""
+    import warnings
+
+    problem = label_volume_problem(volume, name)
+    if problem:
+        warnings.warn(
+            f"{problem}: {consequence}; give the tomogram if that was not meant.", stacklevel=3
+        )
+
+
 def _describe(name: str, value) -> str:
     if name == "clamp_sigma":
         return f"clamp ±{value:g}σ" if value else "no clamp"

@@ -9,7 +9,6 @@ its provenance record (the acquisition record carried, at the binned voxel size)
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from ..io.provenance import carried_acquisition
 from ..outputs import check_free_space, write_provenance
 from ..volume import check_is_tomogram
 from . import PreprocessParams, binned_geometry, preprocess_into
-from .check import label_volume_problem
+from .check import warn_if_labels
 
 
 @dataclass(frozen=True)
@@ -75,13 +74,7 @@ def preprocess_file(
     params.validate(volume.pixel_size_A * params.bin_factor)
     shape, voxel, origin = binned_geometry(volume, params.bin_factor)
     check_free_space(output, 4 * int(np.prod(shape)))  # float32
-    problem = label_volume_problem(volume, tomogram.name)
-    if problem:  # band-passed and normalised, its labels are lost
-        warnings.warn(
-            f"{problem}: band-passed and normalised, its labels are lost; give the "
-            "tomogram if that was meant.",
-            stacklevel=2,
-        )
+    warn_if_labels(volume, tomogram.name, "band-passed and normalised, its labels are lost")
     with create_volume(output, shape, np.float32, voxel, origin, overwrite=overwrite) as out:
         stats = preprocess_into(volume, out, params, show_progress=show_progress)
     write_provenance(

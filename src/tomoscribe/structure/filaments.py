@@ -408,6 +408,17 @@ def trace_centrelines(
     pieces = _join_pieces(pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg)
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
     smoothed = sorted((s for s in smoothed if s[1][-1] >= min_length), key=lambda s: -s[1][-1])
+    lines = _kept_lines(smoothed, feature, r, tilt_range_deg)
+    if lines:
+        components = scipy.ndimage.label(feature, np.ones((3, 3, 3)))[0]
+        lines = [extend_to_feature_ends(line, components, r) for line in lines]
+    return lines
+
+
+def _kept_lines(smoothed, feature: np.ndarray, r: float, tilt_range_deg) -> list[np.ndarray]:
+    """The smoothed pieces ((line, arc length) pairs, longest first) that step 5 of the
+    module's docstring keeps: not strays of a longer line, not along the beam, with walls
+    beside at least half of them (or, hidden by the wedge, long enough)."""
     # Two tubes' axes are at least 2 R apart, so a piece lying mostly within R of a
     # longer filament is a stray of that filament (a side ridge), not another one.
     lines: list[np.ndarray] = []
@@ -428,9 +439,6 @@ def trace_centrelines(
         if np.mean(hidden_by_wedge(line, tilt_range_deg)) >= 0.5 and arc[-1] < 4 * r:
             continue
         lines.append(line)
-    if lines:
-        components = scipy.ndimage.label(feature, np.ones((3, 3, 3)))[0]
-        lines = [extend_to_feature_ends(line, components, r) for line in lines]
     return lines
 
 

@@ -66,7 +66,7 @@ from ..outputs import (
     sidecar_path,
     write_provenance,
 )
-from ..preprocess.check import label_volume_problem
+from ..preprocess.check import warn_if_labels
 from ..segment.labelmaps import check_recorded_feature, feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume, check_is_tomogram, check_reference_map
@@ -619,11 +619,10 @@ def extract_from_files(
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
     # skipped boxes cross no face, so none fits; padded ones may be thicker than the slab
-    nz, ny, nx = volume.shape
     if box > max(volume.shape):
         raise ParameterError(
-            f"a box of {box} voxels is larger than the tomogram ({nx} × {ny} × {nz} "
-            "voxels); choose a smaller `box`.",
+            f"a box of {box} voxels is larger than the tomogram "
+            f"({' × '.join(map(str, volume.shape[::-1]))} voxels); choose a smaller `box`.",
             parameter="box",
         )
     if box > min(volume.shape) and edge == "skip":
@@ -635,13 +634,7 @@ def extract_from_files(
         )
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
-    problem = label_volume_problem(volume, tomogram.name)
-    if problem:  # a segmentation's boxes can be wanted, so said, not refused
-        warnings.warn(
-            f"{problem}: the subtomograms are cut from its labels; give the tomogram if "
-            "density was meant.",
-            stacklevel=2,
-        )
+    warn_if_labels(volume, tomogram.name, "the subtomograms are cut from its labels")
     stack, kept = extract_subtomograms(volume, table, box, edge, invert)
     if len(kept) == 0:
         raise ParameterError(
@@ -824,6 +817,35 @@ def select_classes_of_file(
     return Selected(int(keep.sum()), len(keep), tuple(sorted(drop)))
 
 
+def _reference_map(reference: Path, stack: np.ndarray, voxel: float) -> tuple[np.ndarray, bool]:
+    """The reference map for :func:`average_particle_file`, checked (voxel size within
+    1% of the particles', cubic, finite), and whether it is used inverted: a map whose
+    contrast is the opposite of the particles' (:func:`contrast_agreement`), said in a
+    warning."""
+    try:
+        ref_volume = read_volume(reference)
+    except MissingVoxelSizeError as err:
+        raise InputFileError(
+            f"the reference {reference} records no voxel size; set it in its header "
+            f"(IMOD's alterheader, or mrcfile's voxel_size) to the particles' {voxel:g} Å."
+        ) from err
+    if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
+        raise ParameterError(
+            f"the reference has {ref_volume.pixel_size_A:.4g} Å voxels but the "
+            f"particles {voxel:.4g} Å; resample one of them."
+        )
+    ref = check_reference_map(ref_volume.data, f"the reference {reference}")
+    if ref.shape != stack.shape[1:] or contrast_agreement(ref, stack) >= OPPOSITE_CONTRAST:
+        return ref, False
+    warnings.warn(
+        f"the reference {reference.name} shows protein with the opposite contrast to the "
+        "particles' (their radial profiles are anticorrelated), so it is used inverted; "
+        "extract with --invert (protein bright) to match a map as given.",
+        stacklevel=3,
+    )
+    return -ref, True
+
+
 def average_particle_file(
     particles: Path,
     out_dir: Path,
@@ -858,33 +880,8 @@ def average_particle_file(
     inputs = [particles, *(Path(name.rpartition("@")[2]) for name in table["image_name"])]
     inputs += [reference] if reference is not None else []
     check_output_folder(out_dir, inputs, overwrite=overwrite)  # not among its subtomograms
-    ref, settings = None, params.as_dict()
-    if reference is not None:
-        try:
-            ref_volume = read_volume(reference)
-        except MissingVoxelSizeError as err:
-            raise InputFileError(
-                f"the reference {reference} records no voxel size; set it in its header "
-                f"(IMOD's alterheader, or mrcfile's voxel_size) to the particles' {voxel:g} Å."
-            ) from err
-        if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
-            raise ParameterError(
-                f"the reference has {ref_volume.pixel_size_A:.4g} Å voxels but the "
-                f"particles {voxel:.4g} Å; resample one of them."
-            )
-        ref = check_reference_map(ref_volume.data, f"the reference {reference}")
-        inverted = ref.shape == stack.shape[1:] and (
-            contrast_agreement(ref, stack) < OPPOSITE_CONTRAST
-        )
-        settings["reference_inverted"] = bool(inverted)
-        if inverted:
-            warnings.warn(
-                f"the reference {reference.name} shows protein with the opposite contrast "
-                "to the particles' (their radial profiles are anticorrelated), so it is used "
-                "inverted; extract with --invert (protein bright) to match a map as given.",
-                stacklevel=2,
-            )
-            ref = -ref
+    ref, inverted = _reference_map(reference, stack, voxel) if reference else (None, False)
+    settings = params.as_dict() | ({"reference_inverted": inverted} if reference else {})
     priors = None
     if use_priors:
         if not {"rot", "tilt", "psi"} <= set(table):
