@@ -127,3 +127,36 @@ def test_maps_of_one_zarr_tomogram_merge_and_of_two_do_not(tmp_path):
     c = segmented("c", tmp_path / "other.zarr", "ribosome", "m2.tsm")
     with pytest.raises(ParameterError, match="different tomograms"):
         merge_from_files([a, c], tmp_path / "no.mrc")
+
+
+def test_what_is_not_a_set_of_feature_maps_is_refused(tmp_path, capsys):
+    # the trial: merge took a preprocessed tomogram as a feature (13% of voxels marked),
+    # one file twice, maps at other origins, and a feature named "background" (every
+    # voxel written 0, the legend saying 1=background), all exit 0
+    from tomoscribe.cli.app import main
+    from tomoscribe.io import write_volume
+    from tomoscribe.outputs import write_provenance
+
+    rng = np.random.default_rng(1)
+    paths = {}
+    for name, origin in (("a", (0, 0, 0)), ("b", (0, 0, 0)), ("shifted", (100, 200, 300))):
+        paths[name] = tmp_path / f"{name}.mrc"
+        data = (rng.random((4, 8, 8)) * 2).astype(np.float32)
+        write_volume(paths[name], Volume(data, 12.0, origin))
+    paths["pre"] = tmp_path / "pre.mrc"
+    write_volume(paths["pre"], Volume(rng.normal(size=(4, 8, 8)).astype(np.float32), 12.0))
+    write_provenance(paths["pre"], "preprocess", {"lowpass_A": 30.0}, [paths["a"]])
+    cases = [
+        (["a", "pre"], "x,y", "pre.mrc was written by `tomoscribe preprocess`, not by `segment`"),
+        (["a", "a"], "x,y", "is given twice"),
+        (["a", "shifted"], "x,y", "starts at (100.0, 200.0, 300.0) Å but a.mrc at (0.0, 0.0, 0.0)"),
+        (["a", "b"], "x,background", "'background' names label 0"),
+    ]
+    for files, names, words in cases:
+        args = ["merge", *(str(paths[f]) for f in files), "--names", names, "-o"]
+        assert main([*args, str(tmp_path / "out.mrc")]) == 2, files
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
+        assert not (tmp_path / "out.mrc").exists()
+    assert main(["merge", str(paths["a"]), str(paths["b"]), "--names", "x,y", "-o",
+                 str(tmp_path / "out.mrc")]) == 0  # fmt: skip

@@ -124,10 +124,19 @@ class Legend:
         Raises
         ------
         ParameterError
-            An eraser is not among the features, a name is given twice, or more than
-            255 features remain.
+            An eraser is not among the features, a name is given twice, a feature is
+            named ``background`` (id 0's name), or more than 255 features remain.
         """
         features = [check_feature_name(f) for f in features]
+        if any(f.lower() == BACKGROUND_NAME for f in features):
+            # its voxels became id 0 while the legend listed it as 1 (a trial's map
+            # was all background, "no voxel reached its threshold")
+            raise ParameterError(
+                f"{BACKGROUND_NAME!r} names label 0 (no feature) in a label map, so it "
+                "cannot name a feature; call it otherwise, and give it as an eraser "
+                "where its voxels should become background.",
+                parameter="names",
+            )
         unknown = set(erasers) - set(features)
         if unknown:
             raise ParameterError(

@@ -1225,6 +1225,7 @@ def merge_from_files(
     acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     _check_one_tomogram(maps)
     volumes = [read_volume(p) for p in maps]
+    _check_feature_maps(maps, volumes)
     features = _map_features(maps, names)
     weights = _per_feature(weights, features, "weights")
     given = _per_feature(thresholds, features, "thresholds")
@@ -1276,6 +1277,43 @@ def merge_from_files(
         extra={"legend": legend.as_dict(), **acquisition},
     )
     return merged
+
+
+def _check_feature_maps(maps: list[Path], volumes: list[Volume]) -> None:
+    """Refuse what is not a set of per-feature maps of one tomogram: one file given
+    twice, a file another step wrote (a tomogram from ``preprocess``, a label map from
+    ``simulate cell`` or ``merge``: a trial's preprocessed tomogram was merged as a
+    feature and marked 13% of the voxels), maps whose origins differ by more than half a
+    voxel (crops of different places; shape and voxel size are checked by
+    :func:`~tomoscribe.segment.merge.merge_into`)."""
+    seen: dict[Path, Path] = {}
+    for path in maps:
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise ParameterError(
+                f"{path} is given twice (as {seen[resolved]} too); give each map once."
+            )
+        seen[resolved] = path
+        step = (read_provenance(path) or {}).get("step")
+        if step and step != "segment":
+            raise ParameterError(
+                f"{path.name} was written by `tomoscribe {step}`, not by `segment`: it is "
+                "not a feature's map; merge takes the per-feature maps `segment` writes."
+            )
+    first = volumes[0]
+    for path, volume in zip(maps[1:], volumes[1:]):
+        apart = np.abs(np.subtract(volume.origin_A, first.origin_A))
+        if volume.shape == first.shape and np.any(apart > 0.5 * np.asarray(first.voxel_size_A)):
+            raise ParameterError(
+                f"{path.name} starts at {_xyz_text(volume.origin_A)} Å but {maps[0].name} at "
+                f"{_xyz_text(first.origin_A)} Å (their headers' origins): they cover other "
+                "places; merge maps of one tomogram."
+            )
+
+
+def _xyz_text(origin_xyz) -> str:
+    """``(x, y, z)`` of an origin (Å), to 0.1 Å."""
+    return "(" + ", ".join(f"{float(v):.1f}" for v in origin_xyz) + ")"
 
 
 def _map_features(maps: list[Path], names: list[str] | None) -> list[str]:
