@@ -39,12 +39,21 @@ def test_warp_file_through_dynamo_and_copick(shared_data, tmp_path):
     assert back["voxel_size_A"].iloc[0] == pytest.approx(1.96)
 
 
-def test_binning(shared_data, tmp_path):
+def test_binning(shared_data, tmp_path, capsys):
     source = shared_data / "formats" / "star" / "warp_particles_b.star"
     assert main(["convert", str(source), "-o", str(tmp_path / "b.star"), "--binning", "4"]) == 0
     back, truth = read_particles(tmp_path / "b.star"), read_particles(source)
     assert back["voxel_size_A"].iloc[0] == pytest.approx(7.84)
     assert np.allclose(back["x"], truth["x"] / 4)  # Warp: Å = pixel × pixel size
+    # the trial: the subtomograms Warp's RELION 3.0 file names are 1.96 Å images (its one
+    # rlnPixelSize), but the rebinned file said 7.84 for them, and its CTF volumes,
+    # voltage and aberration went without a word
+    written = starfile.read(tmp_path / "b.star")
+    assert (written["rlnImageName"] == starfile.read(source)["rlnImageName"]).all()
+    assert np.allclose(written["rlnImagePixelSize"], 1.96)
+    assert np.allclose(written["rlnDetectorPixelSize"], 7.84)
+    warning = [line for line in capsys.readouterr().err.splitlines() if "does not carry" in line]
+    assert len(warning) == 1 and "rlnCtfImage, rlnSphericalAberration, rlnVoltage" in warning[0]
 
 
 def test_refusals_exit_2_and_write_nothing(shared_data, tmp_path, capsys):

@@ -72,6 +72,30 @@ def _name(path) -> str:
     return path if isinstance(path, str) else path.name
 
 
+#: Source columns whose content a rebinned STAR keeps under other names.
+_KEPT_AS = {"rlnMicrographName", "rlnPixelSize"}
+
+
+def _say_columns_left_out(source: Path, target: Path) -> None:
+    """Warn, naming them, of the source's particle columns that a STAR written in
+    tomoscribe's columns (coordinates rebinned) does not carry: a Warp file's
+    ``rlnCtfImage``, voltage and aberration went without a word."""
+    from .formats.relion import particle_block_key, read_star_blocks
+
+    def columns(path):
+        blocks = read_star_blocks(path)
+        return set(blocks[particle_block_key(blocks, path)].columns)
+
+    left_out = sorted(columns(source) - columns(target) - _KEPT_AS)
+    if left_out:
+        warnings.warn(
+            f"{target.name} does not carry {', '.join(left_out)} of {source.name}: rebinned "
+            "coordinates are written in tomoscribe's columns; copy those from the source "
+            "if the next program needs them.",
+            stacklevel=3,
+        )
+
+
 def _binned(table, voxel_size_A: float | None, binning: float, source) -> tuple:
     """Coordinates on a grid binned by ``binning`` (:func:`tomoscribe.io.points.
     rescale_positions`: voxel i of the fine grid is at i/b of the coarse one, the same
@@ -289,6 +313,8 @@ def convert_particles(
         write_rows(source, target, keep)
     else:
         write_particles(target, table, voxel, tomogram_shape_zyx)
+        if src_fmt.name == dst_fmt.name == "relion" and isinstance(source, Path):
+            _say_columns_left_out(source, Path(target))
     if not is_copick_location(target):  # a copick project has no place for a sidecar
         write_provenance(
             target,

@@ -291,6 +291,8 @@ def read(
             _image_path(name, path) for name in block["rlnImageName"].astype(str)
         ]
         images_A = image_pixel_sizes(blocks, path, derived=False)  # the images' own
+        if images_A is None and optics is None and columns == _PIXELS:
+            images_A = pixel  # RELION 3.0 (Warp): one pixel size, images' and coordinates'
         if images_A is not None:  # sampling, kept when the coordinates are rebinned
             table["image_voxel_size_A"] = images_A
     if names is not None:
