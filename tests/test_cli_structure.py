@@ -82,7 +82,7 @@ def test_bad_pick_requests_exit_2(scene, capsys):
     )
 
 
-def test_extract_clean_select_average(scene, tmp_path):
+def test_extract_clean_select_average(scene, tmp_path, capsys):
     root, _ = scene
     picks = root / "picks.star"
     if not picks.exists():
@@ -170,6 +170,26 @@ def test_extract_clean_select_average(scene, tmp_path):
         == 0
     )
     assert len(read_particles(tmp_path / "sel" / "again.star")) == len(kept)
+    # the trial: classes a classifier named (predict's names and probabilities) stayed
+    # beside clean's new class numbers, and classify then read them as mismatched
+    named = starfile.read(parts / "particles.star", always_dict=True)
+    block = next(k for k, v in named.items() if "rlnImageName" in v)
+    rows = len(named[block])
+    named[block] = named[block].assign(
+        rlnClassNumber=[10 + k % 2 for k in range(rows)],
+        tomoscribeClassName=["30S" if k % 2 else "70S" for k in range(rows)],
+        tomoscribeClassProbability=0.9,
+    )
+    starfile.write(named, parts / "named.star")
+    capsys.readouterr()
+    args = ["clean", str(parts / "named.star"), "-o", str(tmp_path / "named_clean.star")]
+    assert main([*args, "-k", "2"]) == 0
+    warning = [x for x in capsys.readouterr().err.splitlines() if "replacing the classes" in x]
+    assert len(warning) == 1 and "tomoscribeClassName, tomoscribeClassProbability" in warning[0]
+    cleaned = starfile.read(tmp_path / "named_clean.star", always_dict=True)[block]
+    assert "tomoscribeClassName" not in cleaned and "tomoscribeClassProbability" not in cleaned
+    assert set(cleaned["rlnClassNumber"]) <= {1, 2}
+    assert "tomoscribeClassName" in starfile.read(parts / "named.star", always_dict=True)[block]
     out = tmp_path / "avg"
     assert (
         main(

@@ -706,9 +706,11 @@ def clean_particle_file(
     result = classify_images(projections, classes, voxel, seed)
     write_volume(averages_path, Volume(result.averages, voxel))
     class_gallery(gallery_path, result.averages, result.counts)
-    # the input's rows, blocks and columns as they were, with their classes
+    # the input's rows, blocks and columns as they were, with their classes; columns
+    # that described the classes these replace go (a classifier's names, probabilities)
+    stale = _replaced_class_columns(particles, output)
     keep_all = np.ones(len(table), bool)
-    write_rows(particles, output, keep_all, {"rlnClassNumber": result.labels})
+    write_rows(particles, output, keep_all, {"rlnClassNumber": result.labels}, stale)
     write_provenance(
         output,
         "clean",
@@ -717,6 +719,30 @@ def clean_particle_file(
         extra={"counts": result.counts.tolist()},
     )
     return Cleaned(result, averages_path, gallery_path)
+
+
+#: Columns that name or score a particle's class (``classify predict``, ``simulate``).
+CLASS_COLUMNS = ("tomoscribeClassName", "tsClassName", "tomoscribeClassProbability")
+
+
+def _replaced_class_columns(particles: Path, output: Path) -> tuple[str, ...]:
+    """The columns of ``particles`` that describe the classes ``clean`` replaces, said
+    in a warning when it holds classes (a trial's 3D classes kept their names beside
+    the new 2D class numbers, and ``classify`` then read them as mismatched)."""
+    from ..io.formats.relion import particle_block_key, read_star_blocks
+
+    blocks = read_star_blocks(particles)
+    columns = set(blocks[particle_block_key(blocks, particles)].columns)
+    stale = tuple(c for c in CLASS_COLUMNS if c in columns)
+    if "rlnClassNumber" in columns:
+        warnings.warn(
+            f"{output.name} gives the 2D classes in rlnClassNumber, replacing the classes "
+            f"{particles.name} gives"
+            + (f" (with {', '.join(stale)}, left out)" if stale else "")
+            + f"; {particles.name} keeps them.",
+            stacklevel=3,
+        )
+    return stale
 
 
 def class_gallery(path: Path, averages: np.ndarray, counts) -> None:

@@ -209,6 +209,18 @@ def image_pixel_sizes(blocks: dict, path: Path, derived: bool = True) -> np.ndar
     return None
 
 
+def _image_sampling(blocks: dict, path: Path, pixel, columns) -> np.ndarray | None:
+    """Å per pixel of the particles' images as the file states it
+    (:func:`image_pixel_sizes`, not derived), else, in a RELION 3.0 file (Warp's: no
+    optics block, coordinates in pixels), the coordinates' ``pixel``: such a file has
+    one pixel size for both (``rlnPixelSize``, or ``rlnDetectorPixelSize`` at 10,000×),
+    so rebinned coordinates leave the images at it."""
+    stated = image_pixel_sizes(blocks, path, derived=False)
+    if stated is not None or isinstance(blocks.get("optics"), pd.DataFrame):
+        return stated
+    return pixel if columns == _PIXELS else None
+
+
 def _tomo_names(block: pd.DataFrame) -> pd.Series | None:
     for name in ("rlnTomoName", "rlnMicrographName"):
         if name in block:
@@ -290,9 +302,7 @@ def read(
         table["image_name"] = [
             _image_path(name, path) for name in block["rlnImageName"].astype(str)
         ]
-        images_A = image_pixel_sizes(blocks, path, derived=False)  # the images' own
-        if images_A is None and optics is None and columns == _PIXELS:
-            images_A = pixel  # RELION 3.0 (Warp): one pixel size, images' and coordinates'
+        images_A = _image_sampling(blocks, path, pixel, columns)  # the images' own
         if images_A is not None:  # sampling, kept when the coordinates are rebinned
             table["image_voxel_size_A"] = images_A
     if names is not None:
@@ -618,10 +628,13 @@ def particle_block_key(blocks: dict, path: Path) -> str:
     raise InputFileError(f"{path} has no loop of particles (coordinates or image names).")
 
 
-def write_rows(source: Path, output: Path, keep, columns: dict | None = None) -> Path:
+def write_rows(
+    source: Path, output: Path, keep, columns: dict | None = None, drop: tuple[str, ...] = ()
+) -> Path:
     """A copy of the RELION STAR file ``source`` holding only its particle rows ``keep``
     (bool, one per row in file order), with ``columns`` (name → one value per row of the
-    source) set: every other block and column kept (a subset as RELION's own selections
+    source) set and the particle columns ``drop`` left out (where present): every other
+    block and column kept (a subset as RELION's own selections
     are), names (``rln…Name``) as text, numbers to 12 significant digits,
     ``rlnImageName`` files beside the source named from ``output``'s folder.  Written
     atomically (never onto ``source``); returns ``output``."""
@@ -635,7 +648,7 @@ def write_rows(source: Path, output: Path, keep, columns: dict | None = None) ->
         raise ValueError(f"{len(keep)} row choices for the {len(block)} particles of {source}")
     for name, values in (columns or {}).items():
         block[name] = np.asarray(values)
-    block = block[keep].reset_index(drop=True)
+    block = block.drop(columns=[c for c in drop if c in block])[keep].reset_index(drop=True)
     return _write_copy(blocks, key, block, source, output)
 
 
