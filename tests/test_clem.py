@@ -273,7 +273,7 @@ def clem_dataset(tmp_path_factory):
     return out, pair
 
 
-def test_cli_chain_register_watershed_transfer(clem_dataset, tmp_path):
+def test_cli_chain_register_watershed_transfer(clem_dataset, tmp_path, capsys):
     out, pair = clem_dataset
     clem = out / "clem"
     transform = tmp_path / "transform.json"
@@ -331,36 +331,42 @@ def test_cli_chain_register_watershed_transfer(clem_dataset, tmp_path):
         == 0
     )
     trainset = tmp_path / "mt.trainset"
-    assert (
-        main(
-            [
-                "clem",
-                "transfer",
-                str(out / "preprocessed_1.mrc"),
-                "--fluorescence",
-                str(clem / "fluorescence_microtubule.mrc"),
-                "--regions",
-                str(regions),
-                "--transform",
-                str(transform),
-                "--placement",
-                str(clem / "placement.json"),
-                "--feature",
-                "microtubule",
-                "--bleed-from",
-                str(clem / "fluorescence_cell.mrc"),
-                "--bleed-fraction",
-                "0.1",
-                "-o",
-                str(trainset),
-            ]
-        )
-        == 0
-    )
+    argv = [
+        "clem",
+        "transfer",
+        str(out / "preprocessed_1.mrc"),
+        "--fluorescence",
+        str(clem / "fluorescence_microtubule.mrc"),
+        "--regions",
+        str(regions),
+        "--transform",
+        str(transform),
+        "--placement",
+        str(clem / "placement.json"),
+        "--feature",
+        "microtubule",
+        "--bleed-from",
+        str(clem / "fluorescence_cell.mrc"),
+        "--bleed-fraction",
+        "0.1",
+    ]
+    assert main([*argv, "-o", str(trainset)]) == 0
     from tomoscribe.segment.trainset import load_training_set
 
     loaded = load_training_set(trainset)
     assert loaded.metadata["annotator"] == "CLEM label transfer"
+    assert "does not look preprocessed" not in capsys.readouterr().err
+    # the trial: a raw tomogram (a reconstruction's own values) was taken without a word,
+    # as trainset and the viewer say of it
+    pre = mrcfile.read(out / "preprocessed_1.mrc")
+    with mrcfile.open(out / "preprocessed_1.mrc", permissive=True) as mrc:
+        voxel = float(mrc.voxel_size.x)
+    with mrcfile.new(tmp_path / "raw.mrc") as mrc:
+        mrc.set_data((pre * 40 + 128).astype(np.float32))
+        mrc.voxel_size = voxel
+    raw_argv = ["clem", "transfer", str(tmp_path / "raw.mrc")] + argv[3:]
+    assert main([*raw_argv, "-o", str(tmp_path / "raw.trainset")]) == 0
+    assert "the tomogram does not look preprocessed" in capsys.readouterr().err
     # Every input is in the provenance record, the unmixing channel included.
     from tomoscribe.outputs import read_provenance
 

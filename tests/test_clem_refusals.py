@@ -293,3 +293,18 @@ def test_transfer_names_a_nan_voxel_of_its_tomogram(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pre.mrc has NaN or infinite voxels (first in slice z=5)" in err, err
     assert not out.exists()
+
+
+def test_transfer_refuses_regions_that_are_not_labels(tmp_path, capsys):
+    """The trial: the fluorescence channel given as --regions made a training set
+    byte-identical to the right one's, without a word."""
+    argv = _transfer_inputs(tmp_path)
+    channel = np.random.default_rng(0).random((3, 64, 64)) + 0.5
+    _write(tmp_path / "regions_1000.mrc", channel, 1000.0)
+    out = tmp_path / "t.trainset"
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "regions_1000.mrc holds values that are not whole numbers" in err and err.count("\n") == 1
+    )
+    assert not out.exists()

@@ -11,6 +11,7 @@ its provenance record.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pandas as pd
 from ..errors import InvalidDataError, MissingVoxelSizeError, ParameterError
 from ..io import read_volume, write_volume
 from ..outputs import read_provenance, write_provenance
-from ..segment.trainset import TrainingSet, save_training_set
+from ..segment.trainset import TrainingSet, annotation_warnings, save_training_set
 from ..volume import Volume, check_finite, iter_slabs
 from .holes import detect_holes
 from .lattice import fit_lattice
@@ -369,6 +370,21 @@ def _differs(have, want, tolerance: float = 0.01) -> bool:
     return have > 0 and want > 0 and abs(have / want - 1) > tolerance
 
 
+def _check_region_labels(volume: Volume, path: Path) -> None:
+    """Refuse regions that are not labels (whole numbers, as `clem watershed` writes):
+    the fluorescence itself given as ``--regions`` made every bright voxel one region,
+    without a word (judged on a few slices)."""
+    from ..preprocess.check import sampled_values
+
+    values = sampled_values(volume)
+    values = values[np.isfinite(values)]
+    if values.size and not np.array_equal(values, np.round(values)):
+        raise InvalidDataError(
+            f"{path.name} holds values that are not whole numbers, so it is not a volume of "
+            "watershed regions; give the regions `tomoscribe clem watershed` wrote."
+        )
+
+
 def transfer_files(
     tomogram: Path,
     fluorescence: Path,
@@ -401,6 +417,7 @@ def transfer_files(
             f"{regions} ({region_volume.shape}) is not the watershed of "
             f"{fluorescence} ({fm.shape})."
         )
+    _check_region_labels(region_volume, regions)
     place = read_placement(placement, tomo, tomogram)
     matrix = load_transform(transform)
     record = json.loads(Path(transform).read_text())
@@ -425,6 +442,8 @@ def transfer_files(
     trainset, _, summary = transfer_labels(
         tomo, sampled, params, tre, preprocessing, map_values, map_threshold
     )
+    for warning in annotation_warnings(trainset.metadata, params.feature):
+        warnings.warn(warning, stacklevel=2)  # a raw tomogram, tiles over the edge
     save_training_set(out, trainset)
     write_provenance(
         out,
