@@ -189,3 +189,23 @@ def test_both_coordinate_sets_read_on_a_tomogram_of_another_sampling_say_nothing
         odd = read_particles(tmp_path / "p.star", 10.0, (33, 129, 129))  # a partial block
     assert np.allclose(back[["x", "y", "z"]], table[["x", "y", "z"]])
     assert np.allclose(odd[["x", "y", "z"]], table[["x", "y", "z"]])
+
+
+def test_class_names_travel_with_the_class_numbers(tmp_path):
+    # the trial: simulate cell names its classes in tsClassName, extract wrote the rows
+    # without it, and classify then named the classes "class 10" and "class 11"
+    import starfile
+
+    from tomoscribe.io.particles import read_particles, write_particles
+
+    rows = {"rlnCoordinateX": [10.0, 20.0], "rlnCoordinateY": [5.0, 6.0],
+            "rlnCoordinateZ": [3.0, 4.0], "rlnClassNumber": [10, 11],
+            "tsClassName": ["4v4r_30S", "3j9i"], "rlnTomoName": ["t", "t"],
+            "rlnImagePixelSize": [10.0, 10.0]}  # fmt: skip
+    starfile.write({"particles": pd.DataFrame(rows)}, tmp_path / "sim.star")
+    table = read_particles(tmp_path / "sim.star")
+    assert table["class_name"].tolist() == ["4v4r_30S", "3j9i"]
+    write_particles(tmp_path / "out.star", table, 10.0)
+    written = starfile.read(tmp_path / "out.star")
+    assert written["tomoscribeClassName"].tolist() == ["4v4r_30S", "3j9i"]
+    assert written["rlnClassNumber"].tolist() == [10, 11]

@@ -221,6 +221,31 @@ def _image_sampling(blocks: dict, path: Path, pixel, columns) -> np.ndarray | No
     return pixel if columns == _PIXELS else None
 
 
+#: Per-particle numbers read into the table: (table column, STAR column).
+_PER_PARTICLE = (
+    ("score", "rlnAutopickFigureOfMerit"),
+    ("score", "rlnLCCmax"),
+    ("half", "rlnRandomSubset"),
+    ("class", "rlnClassNumber"),
+    ("size_voxels", "tomoscribeSizeVoxels"),
+    ("tilt_min_deg", "tomoscribeTiltMinDeg"),
+    ("tilt_max_deg", "tomoscribeTiltMaxDeg"),
+    ("image_crc32", "tomoscribeImageCrc32"),
+)
+
+
+def _read_per_particle(block: pd.DataFrame, table: pd.DataFrame) -> None:
+    """Copy the particle block's per-particle numbers (:data:`_PER_PARTICLE`, the first
+    present of each) and its class names (``tomoscribeClassName``, else the simulator's
+    ``tsClassName``, beside a class number) into ``table``."""
+    for column, name in _PER_PARTICLE:
+        if name in block and column not in table:
+            table[column] = pd.to_numeric(block[name], errors="coerce").to_numpy()
+    named = next((c for c in ("tomoscribeClassName", "tsClassName") if c in block), None)
+    if named is not None and "class" in table:  # extract and convert carry them on
+        table["class_name"] = block[named].astype(str).to_numpy()
+
+
 def _tomo_names(block: pd.DataFrame) -> pd.Series | None:
     for name in ("rlnTomoName", "rlnMicrographName"):
         if name in block:
@@ -282,18 +307,7 @@ def read(
         table[["rot", "tilt", "psi"]] = to_euler(rotation).reshape(-1, 3)
     elif sub is not None:
         table[["rot", "tilt", "psi"]] = to_euler(sub).reshape(-1, 3)
-    for column, name in (
-        ("score", "rlnAutopickFigureOfMerit"),
-        ("score", "rlnLCCmax"),
-        ("half", "rlnRandomSubset"),
-        ("class", "rlnClassNumber"),
-        ("size_voxels", "tomoscribeSizeVoxels"),
-        ("tilt_min_deg", "tomoscribeTiltMinDeg"),
-        ("tilt_max_deg", "tomoscribeTiltMaxDeg"),
-        ("image_crc32", "tomoscribeImageCrc32"),
-    ):
-        if name in block and column not in table:
-            table[column] = pd.to_numeric(block[name], errors="coerce").to_numpy()
+    _read_per_particle(block, table)
     if "rlnHelicalTubeID" in block:
         table["filament_id"] = (
             pd.to_numeric(block["rlnHelicalTubeID"], errors="coerce").to_numpy() - 1
@@ -588,6 +602,8 @@ def write(
         out["rlnRandomSubset"] = pd.to_numeric(table["half"], errors="coerce")
     if "class" in table:
         out["rlnClassNumber"] = pd.to_numeric(table["class"], errors="coerce")
+    if "class_name" in table:  # what each class number is (classify reads it back)
+        out["tomoscribeClassName"] = table["class_name"].astype(str)
     if "filament_id" in table:
         out["rlnHelicalTubeID"] = pd.to_numeric(table["filament_id"], errors="coerce") + 1
         if {"dir_x", "dir_y", "dir_z"} <= set(table):
