@@ -206,6 +206,12 @@ def test_a_classifier_trained_on_star_classes_writes_their_own_numbers(trained, 
     model = tmp_path / "relion.tsc"
     argv = ["classify", "train", str(star), "-o", str(model), "--epochs", "2"]
     assert main([*argv, "--test-fraction", "0", "--device", "cpu", "--batch", "10"]) == 0
+    # the trial: the model's record listed no inputs; the STAR it learned from is one
+    import json
+
+    record = json.loads((tmp_path / "relion.tsc.json").read_text())
+    assert [i["path"] for i in record["inputs"]] == [str(star.resolve())]
+    assert "sha256" in record["inputs"][0]
     out = tmp_path / "p.star"
     assert main(["classify", "predict", str(model), str(star), "-o", str(out)]) == 0
     table = starfile.read(out)

@@ -224,7 +224,7 @@ def train_classifier_file(
             "learning_rate": params.rate_for(arch),
             "test_fraction": test_fraction,
         },
-        [],
+        [dataset],  # fingerprinted (a STAR file) or named (a dataset folder)
         extra={
             "dataset": str(dataset.resolve()),
             "test": scores,
@@ -567,7 +567,7 @@ def train_autoencoder_file(
             "learning_rate": learning_rate,
             "seed": seed,
         },
-        [],
+        [dataset],  # fingerprinted (a STAR file) or named (a dataset folder)
         extra={"dataset": str(dataset.resolve()), **acquisition},
     )
     return model
@@ -677,7 +677,7 @@ def train_voxelseg_file(
             "test_fraction": test_fraction,
             "seed": seed,
         },
-        [],
+        [dataset],  # fingerprinted (a STAR file) or named (a dataset folder)
         extra={"dataset": str(dataset.resolve()), "test": dice, **acquisition},
     )
     return dice
