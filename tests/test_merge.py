@@ -159,4 +159,5 @@ def test_what_is_not_a_set_of_feature_maps_is_refused(tmp_path, capsys):
         assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
         assert not (tmp_path / "out.mrc").exists()
     assert main(["merge", str(paths["a"]), str(paths["b"]), "--names", "x,y", "-o",
-                 str(tmp_path / "out.mrc")]) == 0  # fmt: skip
+                 str(tmp_path / "out.mrc"), "--weight", "y=2"]) == 0  # fmt: skip
+    assert "; weights y ×2" in capsys.readouterr().out  # the summary said nothing of them

@@ -449,7 +449,8 @@ def merge(
         f"{f} {t:g}" + (" (default)" if source == "default" else "")
         for f, t, source in zip(merged.features, merged.thresholds, merged.threshold_from)
     )
+    weighed = ", ".join(f"{f} ×{w:g}" for f, w in weight_of.items() if w != 1)
     typer.echo(
         f"wrote {output} and {legend_path(output).name}: {merged.legend.summary()}; "
-        f"thresholds {used}"
+        f"thresholds {used}" + (f"; weights {weighed}" if weighed else "")
     )
