@@ -168,7 +168,7 @@ def test_a_file_edited_by_the_user_is_no_longer_replaced(tomo, tmp_path):
     assert out.read_bytes() == before
 
 
-def test_what_a_user_put_inside_an_ome_zarr_output_stops_the_rerun(tomo, tmp_path):
+def test_what_a_user_put_inside_an_ome_zarr_output_stops_the_rerun(tomo, tmp_path, capsys):
     """OME-Zarr keeps labels inside the image's store; a rerun replaced the whole store
     and a user's labels group (and a note) in it were gone (a new user's trial)."""
     out = tmp_path / "p.zarr"
@@ -178,8 +178,11 @@ def test_what_a_user_put_inside_an_ome_zarr_output_stops_the_rerun(tomo, tmp_pat
     (out / "labels").mkdir(exist_ok=True)
     (out / "labels" / "mine.txt").write_text("my painting")
     assert not is_ours(out)
+    capsys.readouterr()
     assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 2
     assert (out / "labels" / "mine.txt").read_text() == "my painting"
+    # the trial: the refusal said the store "was not written by tomoscribe"
+    assert "was changed since tomoscribe wrote it" in capsys.readouterr().err
 
 
 def test_missing_output_folders_are_created_and_removed_again_on_failure(tomo, tmp_path):

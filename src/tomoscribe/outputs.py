@@ -181,7 +181,7 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
         not written by tomoscribe, exists and ``overwrite`` is False, or its folder is not
         writable or lacks the space.
     """
-    from .ownership import is_ours
+    from .ownership import is_ours, written_by_us
 
     inputs = [*inputs, *noted_inputs()]
     outputs = [Path(o) for o in outputs]
@@ -203,10 +203,14 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
             if output.is_dir() and not output.name.lower().endswith(".zarr"):
                 raise OutputError(f"{output} is a folder; choose a file name.")
             if not is_ours(output):
+                how = (
+                    "was changed since tomoscribe wrote it (a file edited, or added in it)"
+                    if written_by_us(output)
+                    else "was not written by tomoscribe"
+                )
                 raise OutputError(
-                    f"{output} exists and was not written by tomoscribe, which "
-                    "replaces only its own outputs; move it or choose another "
-                    "name."
+                    f"{output} exists and {how}, and tomoscribe replaces only its own "
+                    "outputs as it wrote them; move it or choose another name."
                 )
         _check_folder_writable(output.parent)
     if estimated_bytes > 0 and outputs:

@@ -96,6 +96,14 @@ def is_ours(path: str | os.PathLike) -> bool:
     return _sidecar_says_ours(path)  # written before manifests existed
 
 
+def written_by_us(path: str | os.PathLike) -> bool:
+    """True when tomoscribe's record says it wrote ``path``, changed since or not (a
+    folder of ours holding a file the user added, an output the user edited): such a
+    path is the user's now, and its refusal should say why."""
+    path = Path(path)
+    return isinstance(_read(path.parent).get(path.name), dict) or _sidecar_says_ours(path)
+
+
 def _sidecar_says_ours(path: Path) -> bool:
     side = path.with_name(path.name + ".json")
     if path.suffix == ".json" and _says_tomoscribe(path):  # a provenance record itself
