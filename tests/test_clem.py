@@ -330,6 +330,11 @@ def test_cli_chain_register_watershed_transfer(clem_dataset, tmp_path, capsys):
         )
         == 0
     )
+    # the trial: every clem command said of the simulator's own 100 × 100 × 250 nm
+    # stacks that tomoscribe takes voxels as cubes (CLEM uses each axis's size)
+    with mrcfile.open(clem / "fluorescence_microtubule.mrc", permissive=True) as mrc:
+        assert mrc.voxel_size.z > 1.5 * mrc.voxel_size.x
+    assert "not cubes" not in capsys.readouterr().err
     trainset = tmp_path / "mt.trainset"
     argv = [
         "clem",

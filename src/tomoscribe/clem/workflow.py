@@ -10,6 +10,7 @@ its provenance record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -206,13 +207,20 @@ def _check_finite_volume(volume: Volume, path: Path, slab_slices: int = 64) -> N
 def read_sized(path: Path, pixel_A: float | None, parameter: str | None) -> Volume:
     """``read_volume(path, pixel_A)``; a file without a pixel size is refused naming the
     argument ``parameter`` that supplies it (Å), or, where none does (``None``), asking
-    for it in the file's header."""
+    for it in the file's header.  Fluorescence stacks (``parameter``
+    ``fluorescence_pixel_A``) are read without the warning about voxels that are not
+    cubes: confocal stacks rarely are, and CLEM uses each axis's size (or works in
+    pixels, the watershed's seeds one slice apart in z)."""
+    from ..io.mrc import anisotropic_voxels_expected
+
     if pixel_A is not None and not pixel_A > 0:
         raise ParameterError(
             f"`{parameter}` must be a positive pixel size (Å), got {pixel_A}.", parameter=parameter
         )
+    fluorescence = parameter == "fluorescence_pixel_A"
     try:
-        return read_volume(path, pixel_A)
+        with anisotropic_voxels_expected() if fluorescence else contextlib.nullcontext():
+            return read_volume(path, pixel_A)
     except MissingVoxelSizeError as err:
         if parameter is None:
             raise MissingVoxelSizeError(

@@ -26,6 +26,7 @@ uint8 (as IMOD-flagged mode 0), int16, uint16 or float16.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import warnings
 from pathlib import Path
@@ -277,6 +278,24 @@ def _voxel_size(path: Path, handle, voxel_size_A: float | None) -> np.ndarray:
 
 #: Voxel sizes (x, y, z) within this fraction of x are one cube.
 CUBIC_TOLERANCE = 0.01
+_ANISOTROPIC_READ: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tomoscribe_anisotropic_read", default=False
+)
+
+
+@contextlib.contextmanager
+def anisotropic_voxels_expected() -> Iterator[None]:
+    """Within it, volumes whose voxels are not cubes are read without saying so: for
+    readers that use each axis's own size (CLEM's fluorescence stacks, 100 × 100 ×
+    250 nm as confocal stacks are), where the warning that tomoscribe takes voxels as
+    cubes would be wrong."""
+    token = _ANISOTROPIC_READ.set(True)
+    try:
+        yield
+    finally:
+        _ANISOTROPIC_READ.reset(token)
+
+
 #: Image stacks, whose z spacing is not a length in the specimen.
 _STACK_SUFFIXES = (".mrcs", ".st", ".ali", ".preali")
 
@@ -287,7 +306,7 @@ def _check_cubic(path: Path, shape, vs: np.ndarray, unusual: list[str]) -> None:
     7.3 × 7.3 × 9 Å voxels would be filtered and cut 23% too short in z, silently.
     Stacks of images (by name, or space group 0 with one section per image, as the
     MRC 2014 standard marks them) are not checked: their z spacing is no length."""
-    if shape[0] < 2 or path.suffix.lower() in _STACK_SUFFIXES:
+    if shape[0] < 2 or path.suffix.lower() in _STACK_SUFFIXES or _ANISOTROPIC_READ.get():
         return
     if np.all(np.abs(vs - vs[0]) <= CUBIC_TOLERANCE * vs[0]):
         return
