@@ -1,6 +1,7 @@
 """Tube-aware filament tracing against true axes, and `pick --filament` through the CLI."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ def _label_map(
     return path
 
 
-def test_pick_filament_cli_writes_seeds_table_and_instances(tmp_path, capsys):
+def test_pick_filament_cli_writes_seeds_table_and_instances(tmp_path, capsys, monkeypatch):
     _, mask, axes = tube_phantom(
         SHAPE,
         [straight((16, 64, 64), 30, 0, 200), straight((48, 64, 64), 150, 0, 200)],
@@ -111,6 +112,7 @@ def test_pick_filament_cli_writes_seeds_table_and_instances(tmp_path, capsys):
     )
     labels = _label_map(tmp_path, mask, filename="tomo1_t0.8.mrc")
     out = tmp_path / "tomo1_t0.8_mt.star"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a bar is drawn on terminals
     assert (
         main(
             [
@@ -129,8 +131,10 @@ def test_pick_filament_cli_writes_seeds_table_and_instances(tmp_path, capsys):
         )
         == 0
     )
-    # the trial: minutes of tracing at 1024² without a sign of life; now a bar (not with -q)
+    # the trial: minutes of tracing at 1024² without a sign of life; now a bar on a
+    # terminal (cleared when done, not with -q, not into a log)
     assert "ridges" in capsys.readouterr().err
+    monkeypatch.undo()
     table = pd.read_csv(tmp_path / "tomo1_t0.8_mt_filaments.csv")
     assert len(table) == 2
     # they cross the box (128 voxel centres 1 nm apart along x) at 30° from x: 127 /
@@ -205,7 +209,7 @@ def test_bad_filament_requests_exit_2_and_write_nothing(tmp_path, capsys, case):
         "empty tilt range": ["-f", "microtubule", "--tilt-range", "50,40"],
     }[case]
     before = _before(tmp_path)
-    code = main(["pick", str(labels), "--filament", "-o", str(tmp_path / "out.star"), "-q", *args])
+    code = main(["pick", str(labels), "--filament", "-o", str(tmp_path / "out.star"), *args])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 0 and err.endswith(".")

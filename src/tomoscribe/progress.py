@@ -54,10 +54,15 @@ def _observed(items: Iterable[T], description: str, total: int | None, callback)
 
 
 def track(
-    items: Iterable[T], description: str, total: int | None = None, show_progress: bool = False
+    items: Iterable[T],
+    description: str,
+    total: int | None = None,
+    show_progress: bool = False,
+    transient: bool = False,
 ) -> Iterator[T]:
     """Iterate over ``items``, showing a progress bar on stderr when asked (and telling
-    the thread's :func:`observe` callback, if any)."""
+    the thread's :func:`observe` callback, if any); a ``transient`` bar is cleared when
+    done (a stage whose command may still end in an error sentence)."""
     callback = getattr(_watchers, "callback", None)
     if callback is not None:
         items = _observed(items, description, total, callback)
@@ -81,7 +86,7 @@ def track(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    with Progress(*columns, console=Console(stderr=True), transient=transient) as bar:
         yield from bar.track(items, total=total, description=description)
 
 

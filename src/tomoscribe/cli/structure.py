@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import typer
@@ -172,7 +173,7 @@ def pick(
         tomo_name=tomo_name,
         tilt_range_deg=_tilt_range(tilt_range),
         voxel_size_A=voxel_size,
-        show_progress=not quiet,
+        show_progress=not quiet and sys.stderr.isatty(),  # a bar only where it is drawn
     )
     table, params = picked.table, picked.params
     if picked.threshold_from != "unused":

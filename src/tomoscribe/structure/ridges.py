@@ -72,7 +72,7 @@ def ridge_points(
     budget = BLOCK_BYTES if block_bytes is None else block_bytes
     rows = max(2 * radius, budget // max(1, 16 * nz * nx) - 2 * radius, 1)
     found = []
-    for y0 in track(range(0, ny, rows), "ridges", show_progress=show_progress):
+    for y0 in track(range(0, ny, rows), "ridges", show_progress=show_progress, transient=True):
         y1 = min(ny, y0 + rows)
         lo, hi = max(0, y0 - radius), min(ny, y1 + radius)
         data = np.clip(np.asarray(values[:, lo:hi, :], np.float32), 0.0, 1.0)
