@@ -166,6 +166,18 @@ class TrainedClassifier:
     n_unlabelled: int = 0
 
 
+def check_no_star_repeats(dataset: Path) -> None:
+    """Refuse a STAR dataset listing a particle twice before it is split into training
+    and test rows: a copy in the test rows scores as learned (a trial's baseline went
+    from 0.79 to 0.87 with every row doubled).  Zarr stores, made by the simulator, pass."""
+    from ..io.particles import read_particles
+    from ..structure.stackio import check_no_repeats
+    from .particleset import is_star_dataset
+
+    if is_star_dataset(dataset):
+        check_no_repeats(dataset, read_particles(dataset), "in training and test alike")
+
+
 def train_classifier_file(
     dataset: str | os.PathLike,
     output: str | os.PathLike,
@@ -191,6 +203,7 @@ def train_classifier_file(
     params = params or ClassifierParams()
     dataset, output = Path(dataset), Path(output)
     volumes, labels, names, voxel = load_subtomograms(dataset)
+    check_no_star_repeats(dataset)
     acquisition = trained_acquisition(dataset, voxel)
     known = labelled_mask(dataset, labels, "train on")
     n_unlabelled = int((~known).sum())
@@ -454,6 +467,7 @@ def rif_baseline_file(
 
     dataset = Path(dataset)
     volumes, labels, names, _ = load_subtomograms(dataset)
+    check_no_star_repeats(dataset)
     known = labelled_mask(dataset, labels, "score")
     volumes, labels = volumes[known], labels[known]
     train_mask, test_mask = split_halves(labels, test_fraction, seed)

@@ -201,7 +201,6 @@ def read_particle_set(star: str | os.PathLike):
             f"{star} lists no subtomograms (no rlnImageName column); "
             "run `tomoscribe extract` first."
         )
-    _check_no_duplicates(star, table)
     volumes, sizes, paths = [], [], []
     checksums = table["image_crc32"] if "image_crc32" in table else None
     for row, name in enumerate(table["image_name"]):
@@ -241,12 +240,14 @@ def read_particle_set(star: str | os.PathLike):
     return stack, table, voxel
 
 
-def _check_no_duplicates(star: Path, table) -> None:
-    """Refuse a particle listed twice (one subtomogram, or one position of one
-    tomogram, in two rows: two STAR files joined, a selection appended to its source).
-    A copy lands in both gold-standard halves, or in a classifier's training and test
-    rows, and the FSC or accuracy comes out better than the data (a trial: 30.8 Å
-    became "better than Nyquist" with every row listed twice), without a word."""
+def check_no_repeats(star: Path, table, consequence: str, halves_kept: bool = False) -> None:
+    """Refuse a particle listed twice (one subtomogram, or one position of one named
+    tomogram, in two rows: two STAR files joined, a selection appended to its source),
+    whose copies would land on both sides of a comparison (``consequence``: "in both
+    half sets", "in training and test alike") and make the FSC or accuracy better than
+    the data (a trial: 30.8 Å became "better than Nyquist" with every row listed twice).
+    With ``halves_kept`` (the file's own ``rlnRandomSubset`` is used), copies that all
+    sit in one half pass: a symmetry-expanded set, made so on purpose."""
     names = table["image_name"].astype(str)
     keys = [("subtomogram", names)]
     if {"x", "y", "z", "tomo_name"} <= set(table):  # without names: maybe other tomograms
@@ -254,15 +255,18 @@ def _check_no_duplicates(star: Path, table) -> None:
         keys.append(("position", table["tomo_name"].astype(str) + " at " + where))
     for what, key in keys:
         repeated = key.duplicated(keep=False).to_numpy()
+        if halves_kept and "half" in table and repeated.any():
+            spread = table["half"].groupby(key.to_numpy()).transform("nunique").to_numpy()
+            repeated = repeated & (spread > 1)  # copies split between the halves
         if repeated.any():
             rows = np.flatnonzero(repeated)
             first = rows[key.iloc[rows] == key.iloc[rows[0]]][:2] + 1
             shown = names.iloc[rows[0]] if what == "subtomogram" else key.iloc[rows[0]]
+            count = key.iloc[rows].nunique()
             raise InputFileError(
-                f"{star} lists {key.iloc[rows].nunique()} particles more than once (the same "
-                f"{what} in rows {first[0]} and {first[1]}: {shown}), so "
-                "copies would sit in both half sets or in training and test alike; remove "
-                "the repeated rows."
+                f"{star} lists {count} particle{'s' if count > 1 else ''} more than once "
+                f"(the same {what} in rows {first[0]} and {first[1]}: {shown}), whose "
+                f"copies would sit {consequence}; remove the repeated rows."
             )
 
 

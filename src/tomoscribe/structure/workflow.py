@@ -87,6 +87,7 @@ from .filaments import instance_labels, trace_filaments, tube_model
 from .picking import PickParams, pick_particles
 from .results import box_centres, write_average_outputs
 from .stackio import (
+    check_no_repeats,
     check_subtomogram_files,
     read_particle_set,
     read_projections,
@@ -903,6 +904,7 @@ def average_particle_file(
     tilt = tilt_range_for([particles], tilt_range_deg)
     params = replace(params, tilt_range_deg=tilt.deg)
     stack, table, voxel = read_particle_set(particles)
+    check_no_repeats(particles, table, "in both half sets", halves_kept="half" in table)
     inputs = [particles, *(Path(name.rpartition("@")[2]) for name in table["image_name"])]
     inputs += [reference] if reference is not None else []
     check_output_folder(out_dir, inputs, overwrite=overwrite)  # not among its subtomograms
