@@ -45,15 +45,18 @@ def test_binning(shared_data, tmp_path, capsys):
     back, truth = read_particles(tmp_path / "b.star"), read_particles(source)
     assert back["voxel_size_A"].iloc[0] == pytest.approx(7.84)
     assert np.allclose(back["x"], truth["x"] / 4)  # Warp: Å = pixel × pixel size
-    # the trial: the subtomograms Warp's RELION 3.0 file names are 1.96 Å images (its one
-    # rlnPixelSize), but the rebinned file said 7.84 for them, and its CTF volumes,
-    # voltage and aberration went without a word
+    # the trial: the rebinned file named Warp's 1.96 Å subtomograms beside a 7.84 Å
+    # pixel size, which RELION 3.0, Warp and M take for the images too, and its CTF
+    # volumes, voltage and aberration went without a word; now the names go, said, and
+    # the columns not carried are named (not the origins or pixel sizes it applied)
     written = starfile.read(tmp_path / "b.star")
-    assert (written["rlnImageName"] == starfile.read(source)["rlnImageName"]).all()
-    assert np.allclose(written["rlnImagePixelSize"], 1.96)
-    assert np.allclose(written["rlnDetectorPixelSize"], 7.84)
-    warning = [line for line in capsys.readouterr().err.splitlines() if "does not carry" in line]
-    assert len(warning) == 1 and "rlnCtfImage, rlnSphericalAberration, rlnVoltage" in warning[0]
+    assert "rlnImageName" not in written and np.allclose(written["rlnDetectorPixelSize"], 7.84)
+    err = capsys.readouterr().err
+    named = [line for line in err.splitlines() if "does not name the subtomograms" in line]
+    assert len(named) == 1 and "binned by 4" in named[0]
+    carried = [line for line in err.splitlines() if "does not carry" in line]
+    assert len(carried) == 1 and "rlnSphericalAberration, rlnVoltage of" in carried[0]
+    assert "Origin" not in carried[0] and "PixelSize" not in carried[0]
 
 
 def test_refusals_exit_2_and_write_nothing(shared_data, tmp_path, capsys):

@@ -72,11 +72,30 @@ def _name(path) -> str:
     return path if isinstance(path, str) else path.name
 
 
-#: Source columns whose content a rebinned STAR keeps under other names.
-_KEPT_AS = {"rlnMicrographName", "rlnPixelSize"}
+#: Source columns whose content a STAR in tomoscribe's columns holds otherwise (names,
+#: pixel sizes, positions with their origins applied) or leaves out with its own warning
+#: (the subtomograms of rebinned coordinates).
+_KEPT_AS = {
+    "rlnMicrographName",
+    "rlnPixelSize",
+    "rlnDetectorPixelSize",
+    "rlnMagnification",
+    "rlnImagePixelSize",
+    "rlnTomoTiltSeriesPixelSize",
+    "rlnTomoSubtomogramBinning",
+    "rlnImageName",
+    "rlnCtfImage",
+    "tomoscribeImageCrc32",
+    *(
+        f"rln{kind}{axis}{unit}"
+        for kind in ("Coordinate", "CenteredCoordinate", "Origin")
+        for axis in "XYZ"
+        for unit in ("", "Angst")
+    ),
+}
 
 
-def _say_columns_left_out(source: Path, target: Path) -> None:
+def _say_columns_left_out(source: Path, target: Path, rebinned: bool) -> None:
     """Warn, naming them, of the source's particle columns that a STAR written in
     tomoscribe's columns (coordinates rebinned) does not carry: a Warp file's
     ``rlnCtfImage``, voltage and aberration went without a word."""
@@ -88,12 +107,31 @@ def _say_columns_left_out(source: Path, target: Path) -> None:
 
     left_out = sorted(columns(source) - columns(target) - _KEPT_AS)
     if left_out:
+        how = "its coordinates rebinned, in" if rebinned else "written in"
         warnings.warn(
-            f"{target.name} does not carry {', '.join(left_out)} of {source.name}: rebinned "
-            "coordinates are written in tomoscribe's columns; copy those from the source "
-            "if the next program needs them.",
+            f"{target.name} does not carry {', '.join(left_out)} of {source.name} ({how} "
+            "tomoscribe's columns); copy those from the source if the next program needs "
+            "them.",
             stacklevel=3,
         )
+
+
+def _without_subtomograms(table, source, target, binning: float):
+    """The table without its subtomograms' names when coordinates are rebinned: a STAR
+    file without an optics block (tomoscribe's, RELION 3.0's) gives its images the
+    coordinates' pixel size (detector pixel ÷ magnification), so RELION, Warp and M
+    would read 1.96 Å subtomograms as 7.84 Å ones (a trial's Warp file at --binning 4);
+    said in a warning."""
+    if binning == 1 or "image_name" not in table:
+        return table
+    warnings.warn(
+        f"{_name(target)} does not name the subtomograms of {_name(source)}: they were cut "
+        f"at its sampling, and beside coordinates binned by {binning:g} RELION would read "
+        "them at the binned pixel size; extract again from the binned tomogram, or convert "
+        "without binning to keep them.",
+        stacklevel=3,
+    )
+    return table.drop(columns=["image_name", "image_crc32", "image_voxel_size_A"], errors="ignore")
 
 
 def _binned(table, voxel_size_A: float | None, binning: float, source) -> tuple:
@@ -293,6 +331,7 @@ def convert_particles(
             # drawn on, IMOD's, as extract and trainset read that model.
             table.attrs.pop(IMOD_GRID, None)
         table, voxel = _binned(table, voxel, binning, source)
+        table = _without_subtomograms(table, source, target, binning)
     table, dropped = _fitted(table, voxel, source, target, dst_fmt, drop_orientations)
     if outside:
         warnings.warn(
@@ -314,7 +353,7 @@ def convert_particles(
     else:
         write_particles(target, table, voxel, tomogram_shape_zyx)
         if src_fmt.name == dst_fmt.name == "relion" and isinstance(source, Path):
-            _say_columns_left_out(source, Path(target))
+            _say_columns_left_out(source, Path(target), binning not in (None, 1))
     if not is_copick_location(target):  # a copick project has no place for a sidecar
         write_provenance(
             target,

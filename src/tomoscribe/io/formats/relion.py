@@ -209,18 +209,6 @@ def image_pixel_sizes(blocks: dict, path: Path, derived: bool = True) -> np.ndar
     return None
 
 
-def _image_sampling(blocks: dict, path: Path, pixel, columns) -> np.ndarray | None:
-    """Å per pixel of the particles' images as the file states it
-    (:func:`image_pixel_sizes`, not derived), else, in a RELION 3.0 file (Warp's: no
-    optics block, coordinates in pixels), the coordinates' ``pixel``: such a file has
-    one pixel size for both (``rlnPixelSize``, or ``rlnDetectorPixelSize`` at 10,000×),
-    so rebinned coordinates leave the images at it."""
-    stated = image_pixel_sizes(blocks, path, derived=False)
-    if stated is not None or isinstance(blocks.get("optics"), pd.DataFrame):
-        return stated
-    return pixel if columns == _PIXELS else None
-
-
 #: Per-particle numbers read into the table: (table column, STAR column).
 _PER_PARTICLE = (
     ("score", "rlnAutopickFigureOfMerit"),
@@ -316,8 +304,8 @@ def read(
         table["image_name"] = [
             _image_path(name, path) for name in block["rlnImageName"].astype(str)
         ]
-        images_A = _image_sampling(blocks, path, pixel, columns)  # the images' own
-        if images_A is not None:  # sampling, kept when the coordinates are rebinned
+        images_A = image_pixel_sizes(blocks, path, derived=False)  # the images' own
+        if images_A is not None:  # sampling, written back with the names
             table["image_voxel_size_A"] = images_A
     if names is not None:
         table["tomo_name"] = names.to_numpy()
