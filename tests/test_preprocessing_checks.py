@@ -177,6 +177,12 @@ def test_a_label_volume_given_as_the_tomogram_is_named_or_refused(tmp_path, caps
     labels[6:10, 28:36, 28:36] = 3
     assert label_values(labels).tolist() == [0, 1, 3]
     assert label_values(_raw()) is None and label_values(_normalised()) is None
+    # a sparse painting whose sampled slices are all 0 is labels too (review: trainset's
+    # swap refusal had lost it), but warnings want two values (a constant volume is
+    # refused later for its own reason)
+    sparse = np.zeros((64, 32, 32), np.uint8)
+    sparse[[10, 30], 8:20, 8:20] = 1
+    assert label_values(sparse).tolist() == [0] and label_values(sparse, 2) is None
     write_volume(tmp_path / "mask.mrc", Volume(labels, (14.0,) * 3))
     model = _model(tmp_path / "actin.tsm")
     code = main(["segment", str(tmp_path / "mask.mrc"), "-m", str(model), "-o",

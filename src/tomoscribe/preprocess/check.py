@@ -95,25 +95,27 @@ LABEL_VALUES = 16
 LABEL_SAMPLE = 2_000_000
 
 
-def label_values(volume) -> np.ndarray | None:
+def label_values(volume, min_values: int = 1) -> np.ndarray | None:
     """The distinct values of ``volume`` (a :class:`~tomoscribe.volume.Volume` or a
-    (z, y, x) array) when it looks like a label volume (two to :data:`LABEL_VALUES`
-    distinct integers among up to :data:`LABEL_SAMPLE` values of a few slices), else
-    None.  A label or mask given where the tomogram is wanted was cut, band-passed or
-    segmented as if it were density, without a word."""
+    (z, y, x) array) when it looks like a label volume (``min_values`` to
+    :data:`LABEL_VALUES` distinct integers among up to :data:`LABEL_SAMPLE` values of a
+    few slices), else None.  A label or mask given where the tomogram is wanted was cut,
+    band-passed or segmented as if it were density, without a word.  One value counts
+    (a sparse painting whose sampled slices are all 0) unless ``min_values`` says
+    otherwise."""
     values = sampled_values(volume).ravel()
     values = values[:: max(1, values.size // LABEL_SAMPLE)]
     values = values[np.isfinite(values)]
     if values.size == 0 or not np.array_equal(values, np.round(values)):
         return None
     distinct = np.unique(values)
-    return distinct if 2 <= len(distinct) <= LABEL_VALUES else None  # one: no contrast
+    return distinct if min_values <= len(distinct) <= LABEL_VALUES else None
 
 
-def label_volume_problem(volume, name: str) -> str | None:
+def label_volume_problem(volume, name: str, min_values: int = 1) -> str | None:
     """``"NAME holds only the values 0, 1, a label volume (a mask or painted features),
     not a tomogram"`` when :func:`label_values` finds labels in ``volume``, else None."""
-    values = label_values(volume)
+    values = label_values(volume, min_values)
     if values is None:
         return None
     shown = ", ".join(f"{v:g}" for v in values)
@@ -125,10 +127,11 @@ def label_volume_problem(volume, name: str) -> str | None:
 
 def warn_if_labels(volume, name: str, consequence: str) -> None:
     """Warn, in one sentence, when the volume given as the tomogram holds labels
-    (:func:`label_volume_problem`), saying what happens to it (``consequence``)."""
+    (:func:`label_volume_problem`, two values or more: a constant volume is refused
+    later for its own reason), saying what happens to it (``consequence``)."""
     import warnings
 
-    problem = label_volume_problem(volume, name)
+    problem = label_volume_problem(volume, name, min_values=2)
     if problem:
         warnings.warn(
             f"{problem}: {consequence}; give the tomogram if that was not meant.", stacklevel=3
