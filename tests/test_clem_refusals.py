@@ -308,3 +308,24 @@ def test_transfer_refuses_regions_that_are_not_labels(tmp_path, capsys):
         "regions_1000.mrc holds values that are not whole numbers" in err and err.count("\n") == 1
     )
     assert not out.exists()
+
+
+def test_transfer_refuses_the_fluorescence_or_another_steps_file_as_regions(tmp_path, capsys):
+    """A raw uint16 channel is whole numbers: the same file as --fluorescence, or a file
+    another step wrote, is refused by name (review)."""
+    from tomoscribe.outputs import write_provenance
+
+    argv = _transfer_inputs(tmp_path)
+    counts = np.random.default_rng(1).poisson(50, (3, 64, 64)).astype(np.uint16)
+    _write(tmp_path / "fm_1000.mrc", counts, 1000.0)
+    out = tmp_path / "t.trainset"
+    same = list(argv)
+    same[same.index("--regions") + 1] = same[same.index("--fluorescence") + 1]
+    assert main([*same, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "fm_1000.mrc is not a volume of watershed regions (it is the fluorescence)" in err
+    _write(tmp_path / "regions_1000.mrc", counts, 1000.0)
+    write_provenance(tmp_path / "regions_1000.mrc", "preprocess", {}, [])
+    assert main([*argv, "-o", str(out)]) == 2
+    assert "(`tomoscribe preprocess` wrote it)" in capsys.readouterr().err
+    assert not out.exists()

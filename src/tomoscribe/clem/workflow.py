@@ -378,12 +378,24 @@ def _differs(have, want, tolerance: float = 0.01) -> bool:
     return have > 0 and want > 0 and abs(have / want - 1) > tolerance
 
 
-def _check_region_labels(volume: Volume, path: Path) -> None:
-    """Refuse regions that are not labels (whole numbers, as `clem watershed` writes):
-    the fluorescence itself given as ``--regions`` made every bright voxel one region,
-    without a word (judged on a few slices)."""
+def _check_region_labels(volume: Volume, path: Path, fluorescence: Path) -> None:
+    """Refuse regions that are not labels: the fluorescence file itself, a file another
+    step recorded writing (not `clem watershed`), or values that are not whole numbers
+    (judged on a few slices).  The fluorescence given as ``--regions`` made every bright
+    voxel one region, without a word; a raw uint16 channel is whole numbers, hence the
+    first two tests (review)."""
     from ..preprocess.check import sampled_values
 
+    step = (read_provenance(path) or {}).get("step")
+    if Path(path).resolve() == Path(fluorescence).resolve() or step not in (
+        None,
+        "clem watershed",
+    ):
+        made = f" (`tomoscribe {step}` wrote it)" if step else " (it is the fluorescence)"
+        raise InvalidDataError(
+            f"{path.name} is not a volume of watershed regions{made}; give the regions "
+            "`tomoscribe clem watershed` wrote."
+        )
     values = sampled_values(volume)
     values = values[np.isfinite(values)]
     if values.size and not np.array_equal(values, np.round(values)):
@@ -425,7 +437,7 @@ def transfer_files(
             f"{regions} ({region_volume.shape}) is not the watershed of "
             f"{fluorescence} ({fm.shape})."
         )
-    _check_region_labels(region_volume, regions)
+    _check_region_labels(region_volume, regions, fluorescence)
     place = read_placement(placement, tomo, tomogram)
     matrix = load_transform(transform)
     record = json.loads(Path(transform).read_text())
