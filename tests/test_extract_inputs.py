@@ -274,3 +274,16 @@ def test_the_tilt_series_pixel_warning_names_the_tomogram_extracted(shared_data,
     assert "tilt-series pixel size of 3.105 Å and tomograms.star 10.52 Å for tomogram TS_02;" in (
         capsys.readouterr().err
     )
+
+
+def test_picks_repeating_a_position_are_named(shared_data, tmp_path, capsys):
+    """Review: a picks file listing one position twice was cut twice in silence, and
+    average refused the set only later."""
+    tomogram = _tomogram(shared_data, tmp_path / "t.mrc", 10.0)
+    (tmp_path / "p.csv").write_text("x,y,z\n40,40,20\n50,60,22\n40,40,20\n")
+    assert _extract(tomogram, tmp_path / "p.csv", tmp_path / "ex") == 0
+    err = capsys.readouterr().err
+    assert "p.csv picks 1 position(s) more than once (rows 1 and 3)" in err, err
+    (tmp_path / "q.csv").write_text("x,y,z\n40,40,20\n50,60,22\n")
+    assert _extract(tomogram, tmp_path / "q.csv", tmp_path / "ex2") == 0
+    assert "more than once" not in capsys.readouterr().err

@@ -574,6 +574,26 @@ def _refuse_other_extent(tomogram, volume: Volume, entry: dict, name: str, star)
     )
 
 
+def _warn_of_inputs(volume: Volume, tomogram: Path, table: pd.DataFrame, particles: Path):
+    """What extract says of inputs it takes as they are: a label volume given as the
+    tomogram, and picks that repeat a position (to 0.001 voxel), each copy cut as a
+    particle of its own, which ``average`` and ``classify train`` refuse later (review:
+    better said where the repeat is made)."""
+    warn_if_labels(volume, tomogram.name, "the subtomograms are cut from its labels")
+    where = table[["x", "y", "z"]].astype(float).round(3)
+    repeated = np.flatnonzero(where.duplicated(keep=False).to_numpy())
+    if len(repeated):
+        same = where.iloc[repeated].eq(where.iloc[repeated[0]]).all(axis=1).to_numpy()
+        first, second = repeated[same][:2] + 1
+        warnings.warn(
+            f"{particles.name} picks {len(where.iloc[repeated].drop_duplicates())} "
+            f"position(s) more than once (rows {first} and {second}); each copy is cut as a "
+            "particle of its own, which average and classify train refuse: remove the "
+            "repeated rows.",
+            stacklevel=4,
+        )
+
+
 def extract_from_files(
     tomogram: Path,
     particles: Path,
@@ -635,7 +655,7 @@ def extract_from_files(
         )
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
-    warn_if_labels(volume, tomogram.name, "the subtomograms are cut from its labels")
+    _warn_of_inputs(volume, tomogram, table, particles)
     stack, kept = extract_subtomograms(volume, table, box, edge, invert)
     if len(kept) == 0:
         raise ParameterError(
