@@ -476,12 +476,14 @@ def test_subtomograms_take_the_stars_image_pixel_size_not_its_coordinates(tmp_pa
     assert read_particle_set(tmp_path / "r5.star")[2] == pytest.approx(20.0)
 
 
-def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path):
+def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path, capsys):
     """`convert --binning 2` rescales the coordinates of a subtomogram STAR, not its
     subtomograms: rlnImagePixelSize was rewritten to the coordinates' new 14 Å, which
-    the subtomograms' 7 Å headers then contradicted.  The images' own size is kept, in a
-    tomoscribe STAR and in a RELION 5 one (coordinates in 5 Å tilt-series pixels,
-    images at 10 Å), and the converted files are read at the subtomograms' size."""
+    the subtomograms' 7 Å headers then contradicted; then the 7 Å was kept beside a 14 Å
+    detector pixel, which RELION 3.0, Warp and M read as the images' (review): the
+    rebinned file now names no subtomograms, and says so.  A RELION 5 STAR (coordinates
+    in 5 Å tilt-series pixels, images at 10 Å) converted as it is keeps its sampling,
+    and the converted files are read at the subtomograms' size."""
     from tomoscribe.structure.stackio import read_particle_set, write_particle_folder
 
     stack = np.random.default_rng(2).normal(size=(4, 16, 16, 16)).astype(np.float32)
@@ -490,10 +492,11 @@ def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path):
     binned = tmp_path / "ext" / "bin2.star"
     star = tmp_path / "ext" / "particles.star"
     assert main(["convert", str(star), "-o", str(binned), "--binning", "2"]) == 0
+    assert "does not name the subtomograms" in capsys.readouterr().err
     written = starfile.read(binned)
-    assert written["rlnImagePixelSize"].tolist() == [7.0] * 4
+    assert "rlnImageName" not in written
     assert written["rlnDetectorPixelSize"].tolist() == [14.0] * 4
-    assert read_particle_set(binned)[2] == pytest.approx(7.0)
+    assert np.allclose(written["rlnCoordinateX"], table["x"] / 2)
 
     # subtomograms cut again (at 7 Å) for a table read from a file of other images,
     # whose boxes were cut about other coordinates (a refined STAR): the new boxes are
