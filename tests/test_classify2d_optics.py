@@ -148,6 +148,11 @@ def test_a_bare_stacks_optics_block_makes_up_no_microscope(tmp_path, capsys):
     given = ["--voltage", 200, "--cs", 1.4, "--amplitude-contrast", 0.07]
     assert _cli("classify2d", stack, "-o", out, "-k", 2, "--rounds", 0, *given) == 0
     assert "rlnVoltage" not in capsys.readouterr().err
+    # a trial: the same stack given twice was classified as twice the particles
+    twice = tmp_path / "twice"
+    assert _cli("classify2d", stack, stack, "-o", twice, "-k", 2, "--rounds", 0) == 2
+    err = capsys.readouterr().err
+    assert "a.mrcs is given twice" in err and err.count("\n") == 1 and not twice.exists()
     optics = starfile.read(out / "particles.star", always_dict=True)["optics"].iloc[0]
     assert (optics["rlnVoltage"], optics["rlnSphericalAberration"]) == (200.0, 1.4)
     assert optics["rlnAmplitudeContrast"] == pytest.approx(0.07)

@@ -434,3 +434,22 @@ def test_a_one_value_mask_filling_most_of_its_map_is_still_a_map(tmp_path, capsy
     out = tmp_path / "p.csv"
     assert main(["pick", str(tmp_path / "inverted.mrc"), "-f", "cytoplasm", "-o", str(out)]) == 0
     assert "tomogram" not in capsys.readouterr().err and out.is_file()
+
+
+def test_a_map_at_an_unset_1A_header_is_said_by_pick_and_vesicles(tmp_path, capsys):
+    """A trial: a label map whose header said 1 Å (IMOD's unset size) was picked into
+    copick Å 10× too small, and vesicles rejected every vesicle as 3 nm, exit 0 without
+    a word; now both say so, and a given --voxel-size is taken without it."""
+    labels = np.zeros((24, 64, 64), np.uint8)
+    labels[8:14, 20:28, 20:28] = 1
+    path = tmp_path / "blob.mrc"
+    write_volume(path, Volume(labels, 1.0))
+    args = ["pick", str(path), "-f", "thing", "--value", "1", "--min-size", "10"]
+    assert main([*args, "-o", str(tmp_path / "a.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "blob.mrc records 1 Å voxels" in err and "give it (--voxel-size)" in err, err
+    assert main([*args, "-o", str(tmp_path / "b.csv"), "--voxel-size", "15"]) == 0
+    assert "records 1 Å" not in capsys.readouterr().err
+    ves = ["vesicles", str(path), "--value", "1", "-o", str(tmp_path / "v.mrc")]
+    main([*ves, "--table", str(tmp_path / "v.csv")])
+    assert "blob.mrc records 1 Å voxels" in capsys.readouterr().err

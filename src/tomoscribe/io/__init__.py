@@ -129,18 +129,23 @@ def records_unset_voxel_size(voxel_size_A) -> bool:
     return all(abs(float(v) - 1.0) < 1e-6 for v in voxel_size_A)
 
 
-def warn_unset_voxel_size(path: str | os.PathLike, volume: Volume, use: str) -> None:
+def warn_unset_voxel_size(
+    path: str | os.PathLike,
+    volume: Volume,
+    use: str,
+    advice: str = "set it (IMOD's alterheader -del, or mrcfile's voxel_size)",
+) -> None:
     """Warn, in one sentence, that a map read for ``use`` records 1 Å voxels, what an
     unset MRC header holds: a reference or template at 1 Å where it is 5.7 was scaled
-    5.7× too small without a word (a trial's particles 16 px instead of 89).  Real
-    1 Å maps exist, so it is read as it says."""
+    5.7× too small without a word (a trial's particles 16 px instead of 89), and a
+    label map at 1 Å gave picks in Å 10× too small and vesicles of 3 nm.  Real 1 Å maps
+    exist, so it is read as it says; ``advice`` says what to do otherwise."""
     import warnings
 
     if records_unset_voxel_size(volume.voxel_size_A):
         warnings.warn(
             f"{Path(path).name} records 1 Å voxels, which is what an unset header holds; it "
-            f"is used as {use} at 1 Å: if that is not its voxel size, set it (IMOD's "
-            "alterheader -del, or mrcfile's voxel_size).",
+            f"is used as {use} at 1 Å: if that is not its voxel size, {advice}.",
             stacklevel=3,
         )
 

@@ -24,7 +24,7 @@ from ..core.acquisition import TiltRange
 from ..core.boxes import boxes_from_mask, contour_box_centres
 from ..core.legend import Legend, check_feature_name, legend_path, read_legend, write_legend
 from ..errors import AnnotationError, InvalidDataError, MissingVoxelSizeError, ParameterError
-from ..io import create_volume, read_volume, read_volume_checked
+from ..io import create_volume, read_volume, read_volume_checked, warn_unset_voxel_size
 from ..io.lineage import centred_extent
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
@@ -456,6 +456,7 @@ def close_vesicles_in_file(
         output, table_path, [annotation], params, tilt_range_deg, overwrite
     )
     volume = read_volume_checked(annotation, voxel_size_A)
+    warn_unset_voxel_size(annotation, volume, "the membrane map", "give it (--voxel-size)")
     check_map_memory(volume, VESICLE_BYTES_PER_VOXEL, "closing vesicles", _VESICLE_ADVICE)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value, allow_threshold=False)

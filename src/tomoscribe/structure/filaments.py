@@ -773,7 +773,8 @@ def trace_filaments(
     radius = model.radius_voxels(voxel_size_A)
     if 2 * radius > max(np.shape(values)):
         raise ParameterError(
-            f"a filament of radius {model.radius_nm:g} nm ({radius:.0f} voxels) is wider "
+            f"a filament of radius {model.radius_nm:g} nm ({radius:.0f} voxels of "
+            f"{voxel_size_A:g} Å) is wider "
             f"than the map ({' × '.join(str(n) for n in np.shape(values))} voxels); give the "
             "radius in nm (a microtubule's is 12.5)."
         )

@@ -39,6 +39,7 @@ from ..io import (
     read_volume_checked,
     supplied_voxel_size,
     volume_format,
+    warn_unset_voxel_size,
     write_volume,
 )
 from ..io.formats.relion import read_tomograms_star, reconstructed_voxel_size
@@ -251,6 +252,7 @@ def pick_from_map(
         volume_format(instances)  # refused before anything is written (was after the table)
     volume = read_volume_checked(annotation, voxel_size_A)
     check_is_tomogram(volume, annotation)
+    warn_unset_voxel_size(annotation, volume, "the map to pick", "give it (--voxel-size)")
     check_pick_memory(volume, filament)
     data = np.asarray(volume.data)
     voxels = feature_voxels(annotation, data.dtype, feature, value)
@@ -1006,6 +1008,14 @@ def classify2d_files(
     if len(stars) > 1:
         raise ParameterError("give at most one particle STAR file.")
     stacks = [p for p in inputs if p.suffix.lower() != ".star"]
+    seen = {}
+    for stack in stacks:  # a stack given twice was classified as twice the particles
+        if Path(stack).resolve() in seen:
+            raise ParameterError(
+                f"{stack} is given twice (as {seen[Path(stack).resolve()]} too); give each "
+                "particle stack once."
+            )
+        seen[Path(stack).resolve()] = stack
     source = open_particles(stacks, stars[0] if stars else None, pixel_size_A, microscope)
     params.validate(len(source), source.box)
     produces = ["class_averages.mrcs", "classes.png", "particles.star"]
