@@ -815,6 +815,20 @@ def test_simulate_micrographs_command(tmp_path, capsys):
     assert both["micrographs"] == 2 and both["micrographs_from"] == "provenance"
     n_second = ((truth["rlnMicrographName"] == "mic_001.mrc") & (truth["tsClass"] == "good")).sum()
     assert both["recall"] == pytest.approx(len(first) / (len(first) + n_second))
+    # a trial: a relative micrograph name that does not resolve from here skipped the
+    # check (seed-1 picks scored against seed-2 truth); the record's absolute path is
+    # used then; and picks in pixels of another size were scored (precision 0.011)
+    from tomoscribe.errors import InputFileError
+
+    write_star(tmp_path / "r.star", picks, {"mic_000": "elsewhere/mic_000.mrc"})
+    write_provenance(tmp_path / "r.star", "spa auto_cnn", {}, [other / "mic_000.mrc"])
+    with pytest.raises(InputFileError, match="is not"):
+        score_against_folder(tmp_path / "r.star", out)
+    starfile.write(
+        starfile.read(tmp_path / "p.star").assign(rlnMicrographPixelSize=8.0), tmp_path / "b.star"
+    )
+    with pytest.raises(InputFileError, match="in 8 Å pixels .* but the micrographs have 4 Å"):
+        score_against_folder(tmp_path / "b.star", out)
 
 
 class _SpotPair:

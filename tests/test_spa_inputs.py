@@ -144,3 +144,19 @@ def test_box_centres_inside_the_edge_pixels_are_inside(capsys):
     for x in (-0.6, 1023.5):
         with pytest.raises(AnnotationError, match=rf"\({x:g}, 500\)"):
             check_boxes(sets(x), {"m": (1024, 1024)}, 32)
+
+
+def test_boxes_recorded_at_another_pixel_size_are_refused(tiny, capsys):
+    """A trial: good boxes picked on 2×-binned copies (their STAR says 8 Å pixels,
+    rlnMicrographPixelSize) were read on 4 Å micrographs at half their places, exit 0."""
+    rows = pd.DataFrame(
+        {"rlnMicrographName": ["m1.mrc", "m1.mrc", "m2.mrc", "m2.mrc"],
+         "rlnCoordinateX": [15.0, 30, 20, 25], "rlnCoordinateY": [15.0, 30, 25, 20]}
+    )  # fmt: skip
+    starfile.write(rows.assign(rlnMicrographPixelSize=4.0), tiny / "good.star")
+    assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("good.star",)) == 2
+    line = _one_sentence(capsys)
+    assert "good.star gives its coordinates in 4 Å pixels" in line and "2 Å pixels" in line
+    assert not (tiny / "set.tss").exists()
+    starfile.write(rows.assign(rlnMicrographPixelSize=2.0), tiny / "good.star")
+    assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("good.star",)) == 0

@@ -122,6 +122,10 @@ def _read_star(path: Path) -> pd.DataFrame:
                 table["score"] = block["rlnAutopickFigureOfMerit"]
             if "rlnMicrographName" in block:
                 table["named"] = block["rlnMicrographName"].astype(str)
+            if "rlnMicrographPixelSize" in block:  # the coordinates' pixel (spa pick's)
+                table["pixel_size_A"] = pd.to_numeric(
+                    block["rlnMicrographPixelSize"], errors="coerce"
+                )
             if {"rlnOriginXAngst", "rlnOriginYAngst"} <= set(block):
                 table["origin_x_A"] = block["rlnOriginXAngst"].astype(float)
                 table["origin_y_A"] = block["rlnOriginYAngst"].astype(float)
@@ -207,10 +211,32 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return table[[c for c in COLUMNS + ["score", "named"] if c in table]].copy()
 
 
+def check_pixel_size(table: pd.DataFrame, pixel_size_A: float) -> pd.DataFrame:
+    """Refuse boxes whose file gives their coordinates in pixels of another size
+    (``rlnMicrographPixelSize`` more than 1% off the micrographs' ``pixel_size_A``):
+    boxes picked on 2×-binned copies were read at half their places (a trial); the
+    table comes back without that column."""
+    if "pixel_size_A" not in table:
+        return table
+    recorded = table["pixel_size_A"].dropna().to_numpy(float)
+    off = recorded[np.abs(recorded - pixel_size_A) > 0.01 * pixel_size_A]
+    if len(off):
+        source = str(table["source"].iloc[0]) if "source" in table else "the box file"
+        raise InputFileError(
+            f"{source} gives its coordinates in {off[0]:g} Å pixels (rlnMicrographPixelSize) "
+            f"but the micrographs have {pixel_size_A:g} Å pixels: were they picked on other "
+            "(binned) micrographs? Give the micrographs they were picked on."
+        )
+    return table.drop(columns=["pixel_size_A"])
+
+
 def apply_origins(table: pd.DataFrame, pixel_size_A: float) -> pd.DataFrame:
     """Boxes moved to their particles' centres where a RELION particles file gives
     origins: x − ``rlnOriginXAngst`` / pixel size (Å per micrograph pixel), as RELION
-    re-centres when it extracts again; a table without origins comes back as it was."""
+    re-centres when it extracts again; a table without origins comes back as it was.
+    Boxes recorded in pixels of another size are refused first
+    (:func:`check_pixel_size`)."""
+    table = check_pixel_size(table, pixel_size_A)
     if "origin_x_A" not in table:
         return table
     out = table.copy()

@@ -131,17 +131,15 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
     from pathlib import Path
 
     from ..io import read_volume
-    from ..io.boxfiles import match_micrographs, read_boxes
-    from ..outputs import atomic_path
+    from ..io.boxfiles import check_pixel_size, match_micrographs, micrograph_name, read_boxes
+    from ..outputs import atomic_path, read_provenance
 
     truth, record = read_truth(folder)
     names = sorted(truth["micrograph"].unique())
     picks = match_micrographs(read_boxes(picks_path), names)
-    _check_same_micrographs(picks, Path(folder), picks_path)
-    from ..io.boxfiles import micrograph_name
-    from ..outputs import read_provenance
-
+    picks = check_pixel_size(picks, float(record.get("params", {}).get("pixel_size_A", 0)))
     record_of_picks = read_provenance(picks_path) or {}
+    _check_same_micrographs(picks, Path(folder), picks_path, record_of_picks)
     listed = {micrograph_name(i.get("path", "")) for i in record_of_picks.get("inputs", [])}
     picked = sorted(set(picks["micrograph"]) | (listed & set(names)))
     counts = []
@@ -164,22 +162,32 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
     return result
 
 
-def _check_same_micrographs(picks, folder, picks_path) -> None:
+def _check_same_micrographs(picks, folder, picks_path, record_of_picks: dict) -> None:
     """Refuse picks made on another folder's micrograph of the same name: a picks file
     names each micrograph's path (``rlnMicrographName``, from the folder ``spa pick``
-    ran in); where that path exists here and holds another image than the truth folder's
-    ``micrographs/NAME.mrc`` (a copy is the same image), scores would compare two images.
-    A path that does not exist here is not checked.
+    ran in); where that path exists here, or else the path its provenance record gives
+    the micrograph (absolute: a relative name does not resolve from another folder,
+    which let a trial score seed-1 picks against seed-2 truth), and holds another image
+    than the truth folder's ``micrographs/NAME.mrc`` (a copy is the same image), scores
+    would compare two images.  A micrograph found neither way is not checked.
     """
     from pathlib import Path
 
     from ..errors import InputFileError
+    from ..io.boxfiles import micrograph_name
 
     if "named" not in picks:
         return
+    recorded = {
+        micrograph_name(i["path"]): Path(i["path"])
+        for i in record_of_picks.get("inputs", [])
+        if isinstance(i, dict) and i.get("path")
+    }
     for name, given in picks[["micrograph", "named"]].drop_duplicates().itertuples(index=False):
         ours = folder / "micrographs" / f"{name}.mrc"
         picked = Path(str(given))
+        if not picked.is_file() and name in recorded:
+            picked = recorded[name]
         if picked.is_file() and ours.is_file() and not _same_content(picked, ours):
             raise InputFileError(
                 f"{picks_path} holds picks on {given}, which is not {ours}; score picks "
