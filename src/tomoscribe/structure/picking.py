@@ -138,18 +138,16 @@ def pick_particles(
             regions = _split_component(area, smooth, params) * inside
         else:
             regions = inside.astype(np.int32)
-        for rid in range(1, int(regions.max()) + 1):
-            region = regions == rid
-            size = int(region.sum())
+        for centre, score, size in _merged_regions(regions, smooth, params.min_distance):
             if size < params.min_size or (params.max_size is not None and size > params.max_size):
                 continue
-            z, y, x = (c + s.start for c, s in zip(np.argwhere(region).mean(0), box))
+            z, y, x = (c + s.start for c, s in zip(centre, box))
             rows.append(
                 {
                     "x": float(x),
                     "y": float(y),
                     "z": float(z),
-                    "score": float(smooth[region].max()),
+                    "score": score,
                     "size_voxels": size,
                     "component": cid,
                 }
@@ -158,6 +156,31 @@ def pick_particles(
     table = suppress_close(table, params.min_distance)
     table = drop_near_edges(table, mask.shape, params.edge)
     return table.sort_values("score", ascending=False).reset_index(drop=True)
+
+
+def _merged_regions(regions: np.ndarray, smooth: np.ndarray, min_distance: float):
+    """(centre (z, y, x) in the box, score, voxels) of a component's watershed regions,
+    strongest first, those whose centres lie within ``min_distance`` of a stronger one
+    merged into it (centre of the union, sizes added).  Such a region is no particle of
+    its own (they may be no closer), and dropping it, as the distance test between picks
+    did, left the pick on the other half: a trial's elongated 20S proteasomes, cut in
+    two at the default 8 voxels, were picked 3.5–4.6 voxels off their centres."""
+    found = []
+    for rid in range(1, int(regions.max()) + 1):
+        voxels = np.argwhere(regions == rid)
+        if len(voxels):
+            score = float(smooth[tuple(voxels.T)].max())
+            found.append([voxels.sum(0).astype(float), len(voxels), score])
+    found.sort(key=lambda item: -item[2])
+    kept: list[list] = []
+    for total, count, score in found:
+        near = [k for k in kept if np.linalg.norm(k[0] / k[1] - total / count) < min_distance]
+        if near:
+            near[0][0] = near[0][0] + total
+            near[0][1] += count
+        else:
+            kept.append([total, count, score])
+    return [(total / count, score, int(count)) for total, count, score in kept]
 
 
 def _smoothing_reach(values, sized: bool, params: PickParams) -> tuple[float, int]:
