@@ -55,7 +55,7 @@ def test_binning(shared_data, tmp_path, capsys):
     named = [line for line in err.splitlines() if "does not name the subtomograms" in line]
     assert len(named) == 1 and "binned by 4" in named[0]
     carried = [line for line in err.splitlines() if "does not carry" in line]
-    assert len(carried) == 1 and "rlnSphericalAberration, rlnVoltage of" in carried[0]
+    assert len(carried) == 1 and "rlnCtfImage, rlnSphericalAberration, rlnVoltage of" in carried[0]
     assert "Origin" not in carried[0] and "PixelSize" not in carried[0]
 
 

@@ -84,7 +84,6 @@ _KEPT_AS = {
     "rlnTomoTiltSeriesPixelSize",
     "rlnTomoSubtomogramBinning",
     "rlnImageName",
-    "rlnCtfImage",
     "tomoscribeImageCrc32",
     *(
         f"rln{kind}{axis}{unit}"

@@ -137,7 +137,9 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
     truth, record = read_truth(folder)
     names = sorted(truth["micrograph"].unique())
     picks = match_micrographs(read_boxes(picks_path), names)
-    picks = check_pixel_size(picks, float(record.get("params", {}).get("pixel_size_A", 0)))
+    pixel_size_A = float(record.get("params", {}).get("pixel_size_A") or 0)
+    if pixel_size_A > 0:  # every truth.json gives it; an older one might not
+        picks = check_pixel_size(picks, pixel_size_A)
     record_of_picks = read_provenance(picks_path) or {}
     _check_same_micrographs(picks, Path(folder), picks_path, record_of_picks)
     listed = {micrograph_name(i.get("path", "")) for i in record_of_picks.get("inputs", [])}
