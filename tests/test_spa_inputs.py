@@ -160,3 +160,16 @@ def test_boxes_recorded_at_another_pixel_size_are_refused(tiny, capsys):
     assert not (tiny / "set.tss").exists()
     starfile.write(rows.assign(rlnMicrographPixelSize=2.0), tiny / "good.star")
     assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("good.star",)) == 0
+
+
+def test_an_output_folder_named_like_a_file_is_refused(tiny, capsys):
+    """A trial: `spa pick -o mypicks.star` made a folder called mypicks.star."""
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
+    picker = tiny / "p.tsp"
+    assert main(["spa", "train", str(tiny / "set.tss"), "-o", str(picker), "--steps", "2"]) == 0
+    capsys.readouterr()
+    argv = ["spa", "pick", str(picker), str(tiny / "m1.mrc"), "-o", str(tiny / "mypicks.star")]
+    assert main(argv) == 2
+    line = _one_sentence(capsys)
+    assert "writes a folder of files" in line and "mypicks/" in line
+    assert not (tiny / "mypicks.star").exists()

@@ -279,6 +279,20 @@ def _empty_folders_removed_on_failure(folder: Path):
         raise
 
 
+def _check_folder_name(path: Path, flag: str) -> None:
+    """Refuse a new output folder named like a file (``spa pick -o mypicks.star`` made
+    a folder of that name, a trial): the user meant a file the command does not write."""
+    from ..io import MRC_SUFFIXES, TIFF_SUFFIXES
+
+    name = str(path).lower().rstrip("/")
+    known = [s for s in (*MRC_SUFFIXES, *TIFF_SUFFIXES, *KNOWN_SUFFIXES) if name.endswith(s)]
+    if known and not path.is_dir():
+        raise ParameterError(
+            f"{flag} {path}: this command writes a folder of files, and {known[0]} is a "
+            f"file's suffix; name the folder e.g. {path.name[: -len(known[0])] or 'out'}/."
+        )
+
+
 def writes(
     files: tuple[str, ...] = (),
     folders: tuple[str, ...] = (),
@@ -350,6 +364,7 @@ def writes(
             held = [path for path in lockable if _lockable_beside(path)]
             for name in folders:
                 for path in _paths(values.get(name)):
+                    _check_folder_name(Path(path), _flag(name))
                     check_output_folder(path, inputs)
                     if _lockable_beside(path):
                         held.append(path)
