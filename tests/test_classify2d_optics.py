@@ -75,7 +75,10 @@ def test_optics_groups_of_different_pixel_sizes_are_refused(tmp_path, capsys, sh
     line = _refused(_cli("classify2d", star, "-o", out, "-k", 1, "--rounds", 0), out, capsys)
     assert "1.04 Å" in line and "1.3 Å" in line and "--pixel-size" in line
     args = ["classify2d", star, "-o", out, "-k", 1, "--rounds", 0, "--pixel-size", 1.2]
+    capsys.readouterr()
     assert _cli(*args) == 0  # the user says they are one sampling: that one, everywhere
+    # ... and is told what it replaces (a trial: 4 Å over a STAR saying 5, without a word)
+    assert "the given pixel size 1.2 Å replaces the 1.04 Å" in capsys.readouterr().err
     written = starfile.read(out / "particles.star", always_dict=True)["optics"]
     assert written["rlnImagePixelSize"].tolist() == pytest.approx([1.2, 1.2])
 

@@ -269,6 +269,14 @@ def open_particles(
     )
     source.pixel_sizes_A = sizes
     source.microscope = microscope
+    if pixel_size_A and "rlnImagePixelSize" in merged:  # said, as spa pick says it
+        stated = pd.to_numeric(merged["rlnImagePixelSize"], errors="coerce").dropna()
+        other = stated[(stated - pixel_size_A).abs() > 0.01 * pixel_size_A]
+        if len(other):
+            source.notes.append(
+                f"the given pixel size {pixel_size_A:g} Å replaces the {other.iloc[0]:g} Å "
+                f"{star.name} records for {len(other)} of its particles"
+            )
     source.ctf = _ctf_table(merged, star, source.notes, microscope)
     if source.ctf is not None:
         source.ctf["pixel_size_A"] = sizes
