@@ -403,6 +403,12 @@ def test_a_particle_listed_twice_is_refused(scene, tmp_path, capsys):
     halves.loc[len(halves) - 1, "half"] = 3 - halves.loc[5, "half"]
     with pytest.raises(InputFileError, match="rows 6 and 12"):
         check_no_repeats(tmp / "parts" / "moved.star", halves, "in both half sets", True)
+    # rows without a position (another tomogram's, as a RELION 5 file may read) are no
+    # repeats of each other (a first version raised a TypeError on them)
+    unplaced = table.assign(
+        x=np.nan, y=np.nan, z=np.nan, image_name=[f"i{k}" for k in range(len(table))]
+    )
+    check_no_repeats(tmp / "parts" / "moved.star", unplaced, "in both half sets")
 
 
 def test_a_reference_of_opposite_contrast_is_used_inverted_and_said(scene, tmp_path, capsys):

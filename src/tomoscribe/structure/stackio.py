@@ -251,10 +251,18 @@ def check_no_repeats(star: Path, table, consequence: str, halves_kept: bool = Fa
     names = table["image_name"].astype(str)
     keys = [("subtomogram", names)]
     if {"x", "y", "z", "tomo_name"} <= set(table):  # without names: maybe other tomograms
-        where = table[["x", "y", "z"]].astype(float).round(3).astype(str).agg(", ".join, axis=1)
+        xyz = table[["x", "y", "z"]].to_numpy(float).round(3)
+        where = pd.Series([f"{x:g}, {y:g}, {z:g}" for x, y, z in xyz], index=table.index)
         keys.append(("position", table["tomo_name"].astype(str) + " at " + where))
+    known = (
+        np.isfinite(table[["x", "y", "z"]].to_numpy(float)).all(axis=1)
+        if {"x", "y", "z"} <= set(table)
+        else np.ones(len(table), bool)
+    )
     for what, key in keys:
         repeated = key.duplicated(keep=False).to_numpy()
+        if what == "position":  # rows without a position (another tomogram's) are none
+            repeated = repeated & known
         if halves_kept and "half" in table and repeated.any():
             spread = table["half"].groupby(key.to_numpy()).transform("nunique").to_numpy()
             repeated = repeated & (spread > 1)  # copies split between the halves
