@@ -829,6 +829,8 @@ def test_simulate_micrographs_command(tmp_path, capsys):
     )
     with pytest.raises(InputFileError, match="in 8 Å pixels .* but the micrographs have 4 Å"):
         score_against_folder(tmp_path / "b.star", out)
+    with pytest.raises(InputFileError, match="holds no truth.json, so it is not a folder"):
+        score_against_folder(tmp_path / "p.star", tmp_path / "nothere")  # was errno text
 
 
 class _SpotPair:

@@ -101,6 +101,11 @@ def read_truth(folder) -> tuple[pd.DataFrame, dict]:
     from ..io.boxfiles import micrograph_name
 
     folder = Path(folder)
+    if not (folder / "truth.json").is_file():  # said plainly, not as an errno
+        raise InputFileError(
+            f"{folder} holds no truth.json, so it is not a folder written by `simulate "
+            "micrographs`; give the folder that command wrote."
+        )
     try:
         record = json.loads((folder / "truth.json").read_text())
         star = starfile.read(folder / "truth.star")
