@@ -173,3 +173,12 @@ def test_an_output_folder_named_like_a_file_is_refused(tiny, capsys):
     line = _one_sentence(capsys)
     assert "writes a folder of files" in line and "mypicks/" in line
     assert not (tiny / "mypicks.star").exists()
+
+
+def test_a_tomogram_among_the_micrographs_is_called_a_volume(tiny, capsys):
+    """A trial: a tomogram given to spa was called a movie to align and sum."""
+    (tiny / "vol").mkdir()  # named as the boxes name their second micrograph
+    write_volume(tiny / "vol" / "m2.mrc", Volume(np.zeros((6, 96, 96), np.float32), (2.0,) * 3))
+    assert _boxes(tiny, "m1.mrc", "vol/m2.mrc") == 2
+    line = _one_sentence(capsys)
+    assert "m2.mrc is a volume of 6 sections" in line and "movie" not in line

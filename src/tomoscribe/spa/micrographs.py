@@ -81,6 +81,11 @@ def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
 
     volume = read_volume(path, pixel_size_A)
     if volume.shape[0] != 1:
+        if _header_says_volume(path):  # a tomogram was called a movie (a trial)
+            raise InvalidDataError(
+                f"{path} is a volume of {volume.shape[0]} sections (its header says so: a "
+                "tomogram or a map?), not a micrograph; give the micrographs."
+            )
         raise InvalidDataError(
             f"{path} holds {volume.shape[0]} images; give one micrograph "
             "per file (a movie must be aligned and summed first)."
@@ -89,6 +94,21 @@ def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
     if not np.isfinite(image).all():
         raise InvalidDataError(f"{path} has NaN or infinite pixels.")
     return image, float(volume.pixel_size_A), micrograph_name(path)
+
+
+def _header_says_volume(path) -> bool:
+    """Whether an MRC header calls the file a volume: a space group of 1–230 (0 marks
+    images and stacks of them) and as many sampled sections as slices."""
+    import mrcfile
+
+    if Path(path).suffix.lower() not in (".mrc", ".map", ".rec"):
+        return False
+    try:
+        with mrcfile.open(path, header_only=True, permissive=True) as mrc:
+            header = mrc.header
+            return 1 <= int(header.ispg) <= 230 and int(header.mz) == int(header.nz) > 1
+    except (OSError, ValueError):
+        return False
 
 
 def _header_pixel_size(path) -> float | None:
