@@ -159,6 +159,22 @@ def _stack_shape(path: Path, named: bool = False) -> tuple[int, int, int, float]
     return shape[0], shape[1], shape[2], voxel
 
 
+def _replaced_pixel_size(merged: pd.DataFrame, pixel_size_A: float | None, star: Path):
+    """A note when a given ``pixel_size_A`` replaces another that the STAR records for
+    some particles (a trial gave 4 Å over a file saying 5, without a word; spa pick said
+    so already); none otherwise."""
+    if not pixel_size_A or "rlnImagePixelSize" not in merged:
+        return []
+    stated = pd.to_numeric(merged["rlnImagePixelSize"], errors="coerce").dropna()
+    other = stated[(stated - pixel_size_A).abs() > 0.01 * pixel_size_A]
+    if not len(other):
+        return []
+    return [
+        f"the given pixel size {pixel_size_A:g} Å replaces the {other.iloc[0]:g} Å "
+        f"{star.name} records for {len(other)} of its particles"
+    ]
+
+
 def _check_not_volume(path: Path, header) -> None:
     """An MRC file given as a stack whose header says, twice, that it is a volume (a
     space group of 1–230, where 0 marks images and image stacks, and as many sampled
@@ -269,14 +285,7 @@ def open_particles(
     )
     source.pixel_sizes_A = sizes
     source.microscope = microscope
-    if pixel_size_A and "rlnImagePixelSize" in merged:  # said, as spa pick says it
-        stated = pd.to_numeric(merged["rlnImagePixelSize"], errors="coerce").dropna()
-        other = stated[(stated - pixel_size_A).abs() > 0.01 * pixel_size_A]
-        if len(other):
-            source.notes.append(
-                f"the given pixel size {pixel_size_A:g} Å replaces the {other.iloc[0]:g} Å "
-                f"{star.name} records for {len(other)} of its particles"
-            )
+    source.notes += _replaced_pixel_size(merged, pixel_size_A, star)
     source.ctf = _ctf_table(merged, star, source.notes, microscope)
     if source.ctf is not None:
         source.ctf["pixel_size_A"] = sizes
