@@ -3,7 +3,10 @@
 Columns ``x, y, z`` (voxel index units), ``voxel_size_A``, and, when present,
 ``rot, tilt, psi`` (RELION's convention, degrees), ``score``, ``tomo_name`` …
 Written with pandas; missing values are written as empty fields only in text columns
-(numeric columns with a missing value are left out).
+(numeric columns with a missing value are left out).  Read: one or two of ``rot, tilt,
+psi`` without the rest are completed with 0° and said, as RELION reads a STAR file; a
+table naming its angles otherwise (``phi, theta``, Dynamo's ``tdrot, narot``) is
+refused, since its orientations would be dropped unread and its convention is unknown.
 """
 
 from __future__ import annotations
@@ -35,12 +38,56 @@ def read(path: Path, **_) -> pd.DataFrame:
         str(c).endswith(".1") for c in table.columns if str(c)[:-2] in table.columns
     ):
         raise InputFileError(f"{path} names a column twice; remove the duplicate.")
-    if {"rot", "tilt", "psi"} <= set(table.columns):
-        angles = table[["rot", "tilt", "psi"]].apply(pd.to_numeric, errors="coerce")
+    present = [c for c in ANGLES if c in table.columns]
+    _check_angle_names(table, present, path)
+    if present:
+        angles = table[present].apply(pd.to_numeric, errors="coerce")
         if not np.isfinite(angles.to_numpy(float)).all():
-            raise InputFileError(f"{path}: some angles (rot, tilt, psi) are not numbers.")
-        table[["rot", "tilt", "psi"]] = angles
+            raise InputFileError(f"{path}: some angles ({', '.join(present)}) are not numbers.")
+        table[present] = angles
+        missing = [c for c in ANGLES if c not in present]
+        if missing:
+            import warnings
+
+            warnings.warn(
+                f"{path.name} has {', '.join(present)} but no {' or '.join(missing)}; "
+                f"{'that angle was' if len(missing) == 1 else 'those angles were'} read as "
+                "0° for every particle (as RELION reads a missing column).",
+                stacklevel=2,
+            )
+            for column in missing:
+                table[column] = 0.0
     return table
+
+
+#: The angle columns of a particle CSV: RELION's Euler angles (ZYZ, degrees).
+ANGLES = ("rot", "tilt", "psi")
+
+#: Column names (lower case) that hold angles in other programs' tables or conventions:
+#: a CSV naming them instead of :data:`ANGLES` would lose its orientations unread.
+OTHER_ANGLE_NAMES = frozenset(
+    {
+        *("phi", "theta", "alpha", "beta", "gamma", "tdrot", "narot"),
+        *("anglerot", "angletilt", "anglepsi", "rlnanglerot", "rlnangletilt", "rlnanglepsi"),
+    }
+)
+
+
+def _check_angle_names(table: pd.DataFrame, present: list[str], path: Path) -> None:
+    """Refuse a CSV whose angles go under other names (phi/theta/psi, Dynamo's tdrot/narot,
+    RELION's labels): read as it is, its orientations would be dropped without a word."""
+    others = [
+        str(c)
+        for c in table.columns
+        if str(c).lower() in OTHER_ANGLE_NAMES or str(c).lower().startswith("euler")
+    ]
+    if others and len(present) < len(ANGLES):
+        raise InputFileError(
+            f"{path.name} names its angles {', '.join(others)}; a particle CSV holds "
+            "RELION's Euler angles (ZYZ, degrees) as rot, tilt, psi: rename the columns if "
+            "they are those, or convert from the program's own file (a Dynamo .tbl, a "
+            "RELION .star) so that its convention is applied."
+        )
 
 
 def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None, **_) -> Path:
