@@ -287,3 +287,47 @@ def test_picks_repeating_a_position_are_named(shared_data, tmp_path, capsys):
     (tmp_path / "q.csv").write_text("x,y,z\n40,40,20\n50,60,22\n")
     assert _extract(tomogram, tmp_path / "q.csv", tmp_path / "ex2") == 0
     assert "more than once" not in capsys.readouterr().err
+
+
+def _star_with_pixel_size(path, pixel_size_A, xyz=((20.0, 24.0, 16.0), (40.0, 30.0, 20.0))):
+    """Picks in tilt-series pixels with an optics block, as RELION 4 writes them."""
+    optics = pd.DataFrame(
+        {"rlnOpticsGroup": [1], "rlnImagePixelSize": [pixel_size_A],
+         "rlnTomoTiltSeriesPixelSize": [pixel_size_A], "rlnImageSize": [16]}
+    )  # fmt: skip
+    x, y, z = (list(v) for v in zip(*xyz))
+    particles = pd.DataFrame(
+        {"rlnTomoName": "t", "rlnCoordinateX": x, "rlnCoordinateY": y, "rlnCoordinateZ": z,
+         "rlnOpticsGroup": 1}
+    )  # fmt: skip
+    starfile.write({"optics": optics, "particles": particles}, path)
+    return path
+
+
+def test_a_1_angstrom_header_beside_picks_of_another_size_is_refused_and_1_angstrom_picks_said(
+    tmp_path, capsys
+):
+    """A trial: picks recording 1 Å (an unset value) on a 10 Å tomogram were divided by 10
+    and cut in its corner (4 of 6 skipped), exit 0; a tomogram whose header says 1 Å beside
+    10 Å picks was refused as 'picked on another tomogram'."""
+    data = np.random.default_rng(0).normal(size=(40, 64, 64)).astype(np.float32)
+    for name, voxel in (("t.mrc", 10.0), ("t1.mrc", 1.0)):
+        with mrcfile.new(tmp_path / name) as mrc:
+            mrc.set_data(data)
+            mrc.voxel_size = voxel
+    at_10 = _star_with_pixel_size(tmp_path / "p10.star", 10.0)
+    at_1 = _star_with_pixel_size(tmp_path / "p1.star", 1.0, ((200.0, 240.0, 160.0),))
+    assert _extract(tmp_path / "t1.mrc", at_10, tmp_path / "a") == 2
+    err = capsys.readouterr().err
+    assert "t1.mrc's header says 1 Å voxels" in err and "--voxel-size" in err, err
+    assert not (tmp_path / "a").exists()
+    assert _extract(tmp_path / "t1.mrc", at_10, tmp_path / "b", "--voxel-size", "10") == 0
+    assert _extract(tmp_path / "t.mrc", at_1, tmp_path / "c") == 0
+    err = capsys.readouterr().err
+    assert "p1.star records 1 Å pixels" in err and "--picked-voxel-size 10" in err, err
+    rows = _star_rows(tmp_path / "c" / "particles.star")  # taken as Å: 20, 24, 16 voxels
+    assert rows[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy().tolist() == [
+        [20.0, 24.0, 16.0]
+    ]
+    assert _extract(tmp_path / "t.mrc", at_10, tmp_path / "d") == 0
+    assert "1 Å" not in capsys.readouterr().err

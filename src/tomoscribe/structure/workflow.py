@@ -37,6 +37,7 @@ from ..errors import (
 from ..io import (
     read_volume,
     read_volume_checked,
+    records_unset_voxel_size,
     supplied_voxel_size,
     volume_format,
     warn_unset_voxel_size,
@@ -482,19 +483,47 @@ def _checked_tilt_range(tilt_range_deg) -> tuple[float, float] | None:
     return lo, hi
 
 
-def positions_on(table: pd.DataFrame, volume, picked_voxel_size_A: float | None) -> pd.DataFrame:
+def positions_on(
+    table: pd.DataFrame,
+    volume,
+    picked_voxel_size_A: float | None,
+    names: tuple[str, str] = ("the tomogram", "the particle file"),
+) -> pd.DataFrame:
     """Picks rescaled to ``volume``'s voxels from the voxel size they were made at (given,
-    else recorded in the file; unchanged when neither differs by more than 1%)."""
+    else recorded in the file; unchanged when neither differs by more than 1%).
+
+    1 Å is what many programs write when no size is set: a tomogram whose header says 1 Å
+    beside picks recording another size is refused (its picks would be moved ×size off
+    it), and picks recording 1 Å on another tomogram are rescaled (coordinates in Å, as
+    some converters write them) with a warning that says how to take them as voxels.
+    ``names``: the tomogram's and the particle file's, for the messages.
+    """
     if picked_voxel_size_A is not None and not picked_voxel_size_A > 0:
         raise ParameterError(
             f"`picked_voxel_size_A` must be positive (Å), got {picked_voxel_size_A}.",
             parameter="picked_voxel_size_A",
         )
     source = picked_voxel_size_A or recorded_voxel_size(table)
-    if source is not None and abs(source - volume.pixel_size_A) > 0.01 * volume.pixel_size_A:
-        corner = bool(table.attrs.get(IMOD_GRID, False))  # an IMOD model's rule
-        table = rescale_positions(table, source, volume.pixel_size_A, corner)
-    return table
+    voxel = volume.pixel_size_A
+    if source is None or abs(source - voxel) <= 0.01 * voxel:
+        return table
+    if picked_voxel_size_A is None and records_unset_voxel_size(volume.voxel_size_A):
+        raise ParameterError(
+            f"{names[0]}'s header says 1 Å voxels (what many programs write when none is "
+            f"set) and {names[1]} records {source:g} Å pixels; give the tomogram's voxel "
+            "size (`voxel_size_A`), or `picked_voxel_size_A` 1 if the picks were made on "
+            "these voxels.",
+            parameter=("voxel_size_A", "picked_voxel_size_A"),
+        )
+    if picked_voxel_size_A is None and records_unset_voxel_size((source,)):
+        warnings.warn(
+            f"{names[1]} records 1 Å pixels (what many programs write when none is set): "
+            f"its coordinates were taken as Å and divided by the tomogram's {voxel:g} Å "
+            f"voxels; if they are the tomogram's voxels, give `picked_voxel_size_A={voxel:g}`.",
+            stacklevel=2,
+        )
+    corner = bool(table.attrs.get(IMOD_GRID, False))  # an IMOD model's rule
+    return rescale_positions(table, source, voxel, corner)
 
 
 def _tomogram_checked(
@@ -633,7 +662,7 @@ def extract_from_files(
     table = read_particles(particles, volume.pixel_size_A, extent, listed or None, wanted)
     others = [n for n in listed if n != name] if explicit or name in listed else ()
     table = select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram), others)
-    table = positions_on(table, volume, picked_voxel_size_A)
+    table = positions_on(table, volume, picked_voxel_size_A, (tomogram.name, particles.name))
     if explicit or name in listed:  # a known name, not a guess from the file's stem
         table = named_as(table, name)
     elif "tomo_name" not in table:
