@@ -78,6 +78,41 @@ def test_copick_document_layout(tmp_path, table):
     assert np.allclose(np.array(first["transformation_"])[3], [0, 0, 0, 1])
 
 
+def test_copick_to_copick_keeps_the_object_user_and_session(tmp_path):
+    """A trial: copick → copick turned 'ribosome' by 'alice' into 'particle' by
+    'tomoscribe'. Through a STAR nothing records them, so the defaults come back."""
+    from tomoscribe.cli.app import main
+
+    document = {  # as copick's CopickPicksFile writes it
+        "pickable_object_name": "ribosome",
+        "user_id": "alice",
+        "session_id": "7",
+        "run_name": "TS_9",
+        "voxel_spacing": 10.0,
+        "unit": "angstrom",
+        "trust_orientation": True,
+        "points": [
+            {
+                "location": {"x": 100.0, "y": 200.0, "z": 300.0},
+                "transformation_": np.eye(4).tolist(),
+            }
+        ],
+    }
+    (tmp_path / "a.json").write_text(json.dumps(document))
+    assert main(["convert", str(tmp_path / "a.json"), "-o", str(tmp_path / "b.json")]) == 0
+    back = json.loads((tmp_path / "b.json").read_text())
+    assert (back["pickable_object_name"], back["user_id"], back["session_id"]) == (
+        "ribosome",
+        "alice",
+        "7",
+    )
+    assert back["points"][0]["location"] == {"x": 100.0, "y": 200.0, "z": 300.0}
+    assert main(["convert", str(tmp_path / "a.json"), "-o", str(tmp_path / "c.star")]) == 0
+    assert main(["convert", str(tmp_path / "c.star"), "-o", str(tmp_path / "d.json")]) == 0
+    plain = json.loads((tmp_path / "d.json").read_text())
+    assert (plain["pickable_object_name"], plain["user_id"]) == ("particle", "tomoscribe")
+
+
 def test_real_relion_and_warp_files(shared_data):
     rubisco = read_particles(shared_data / "formats" / "star" / "chlamy_rubisco.star")
     assert len(rubisco) == 13946

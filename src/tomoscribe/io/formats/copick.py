@@ -11,7 +11,9 @@ are copick's (``copick.models.CopickPicksFile``, ``copick.util.relion``, version
   whose last column holds a shift in Å added to the location.
 * ``pickable_object_name``, ``user_id``, ``session_id``, ``run_name`` (the tomogram),
   ``voxel_spacing`` (tomoscribe adds it so the file is self-contained), ``unit``,
-  ``trust_orientation``.
+  ``trust_orientation``.  Written from another copick file's picks, the object, user
+  and session are that file's; else the object is the caller's (``particle``), the user
+  ``tomoscribe`` and the session ``0``.
 """
 
 from __future__ import annotations
@@ -73,10 +75,15 @@ def write(
             f"({', '.join(names[:5])}); choose one with `tomo_name`.",
             parameter="tomo_name",
         )
+    # Picks read from a copick file keep its object, user and session (a trial's
+    # ribosome by alice came back as particle by tomoscribe).
+    carried = table.attrs.get(COPICK_IDENTITY, {})
+    if object_name == "particle":
+        object_name = carried.get("pickable_object_name", object_name)
     document = {
         "pickable_object_name": object_name,
-        "user_id": "tomoscribe",
-        "session_id": "0",
+        "user_id": carried.get("user_id", "tomoscribe"),
+        "session_id": carried.get("session_id", "0"),
         "run_name": str(names[0]) if len(names) else "tomogram",
         "voxel_spacing": float(voxel_size_A),
         "unit": "angstrom",
@@ -146,7 +153,17 @@ def read(path: Path, voxel_size_A: float | None = None, **_) -> pd.DataFrame:
         table[["rot", "tilt", "psi"]] = to_euler(Rotation.from_matrix(mats[:, :3, :3]))
     if document.get("run_name"):
         table["tomo_name"] = str(document["run_name"])
+    table.attrs[COPICK_IDENTITY] = {
+        key: str(document[key])
+        for key in ("pickable_object_name", "user_id", "session_id")
+        if isinstance(document.get(key), (str, int)) and str(document[key])
+    }
     return table
+
+
+#: ``DataFrame.attrs`` key of the object, user and session a copick file names, which a
+#: copick file written from the table keeps.
+COPICK_IDENTITY = "copick_identity"
 
 
 FORMAT = ParticleFormat(
