@@ -14,14 +14,31 @@ from .checks import VOLUME_NAMES, writes
 
 @app.command()
 def info(
-    path: Path = typer.Argument(..., help="A volume (.mrc, .tif, .zarr)."),
+    path: Path = typer.Argument(
+        ...,
+        help="A volume (.mrc, .tif, .zarr), a particle list (.star, .mod, .csv, .tbl, "
+        "copick .json) or a subtomogram dataset (.zarr).",
+    ),
     voxel_size: float = options.GivenVoxelSize,
     channel: int = options.Channel,
 ) -> None:
-    """Show a volume's shape, type, voxel size and origin (as tomoscribe reads them)."""
+    """Show a volume's shape, type, voxel size and origin, or a particle list's or a
+    subtomogram dataset's contents (as tomoscribe reads them)."""
     from ..errors import MissingVoxelSizeError
     from ..io import read_volume, read_volume_checked
+    from ..io.summaries import (
+        dataset_summary,
+        is_particle_file,
+        is_subtomogram_dataset,
+        particle_file_summary,
+    )
 
+    if is_particle_file(path) or is_subtomogram_dataset(path):
+        lines = dataset_summary(path) if is_subtomogram_dataset(path) else None
+        for line in lines or particle_file_summary(path):
+            typer.echo(line)
+        _say_maker(path)
+        return
     try:
         volume, recorded = read_volume_checked(path, voxel_size, channel), True
     except MissingVoxelSizeError:  # what info is asked for: say so, not exit 2
@@ -37,6 +54,10 @@ def info(
         )
     )
     typer.echo("  origin (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.origin_A) + " Å")
+    _say_maker(path)
+
+
+def _say_maker(path: Path) -> None:
     record = read_provenance(path)
     if record:
         typer.echo(f"  made by: tomoscribe {record.get('version')} {record.get('step')}")

@@ -1,0 +1,155 @@
+"""What ``tomoscribe info`` says about files that are not volumes: particle lists (every
+format of :mod:`tomoscribe.io.formats`) and tomoscribe's subtomogram datasets (``.zarr``).
+
+A trial ran ``info`` on a RELION STAR file and an IMOD model and was told to name them
+``.mrc``.  The summary is what a user checks before handing the file on: how many
+particles of which tomograms, in which unit, with or without orientations, classes or
+half sets, as tomoscribe reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputFileError
+from .formats.registry import format_for, suffixes
+from .particles import read_particles, recorded_voxel_size
+
+#: Attribute of a subtomogram dataset's Zarr group (written by ``save_dataset``).
+DATASET_ATTRIBUTE = "tomoscribe_subtomograms"
+
+
+def is_particle_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as a particle list (a suffix of a particle format)."""
+    return str(path).lower().endswith(suffixes())
+
+
+def is_subtomogram_dataset(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a Zarr store holding a subtomogram dataset's attribute."""
+    from .zarrstore import open_group
+
+    if not str(path).lower().rstrip("/").endswith(".zarr") or not Path(path).is_dir():
+        return False
+    try:
+        return DATASET_ATTRIBUTE in open_group(path, mode="r").attrs
+    except Exception:  # not a Zarr group at all: a volume reader says what it is
+        return False
+
+
+def particle_file_summary(path: str | os.PathLike) -> list[str]:
+    """Lines describing a particle list as tomoscribe reads it.
+
+    Raises
+    ------
+    InputFileError
+        The file is missing or not readable as its suffix's format.
+    """
+    path = Path(path)
+    fmt = format_for(path)
+    try:
+        table = read_particles(path)
+    except InputFileError as err:
+        centred = _centred_rows(path) if fmt.name == "relion" else None
+        if centred is None:
+            raise
+        return [
+            f"{path} ({fmt.name})",
+            f"  particles: {len(centred)}" + _tomogram_counts(centred, "rlnTomoName"),
+            "  positions: Å from each tomogram's centre (RELION 5); extract and convert "
+            "place them with the tomogram or its tomograms.star",
+            "  orientations: "
+            + ("rot, tilt, psi" if "rlnAngleRot" in centred else "none recorded"),
+        ] + ([] if "centred" in str(err) else [f"  note: {err}"])
+    voxel = recorded_voxel_size(table)
+    xyz = table[["x", "y", "z"]].to_numpy(float)
+    lines = [
+        f"{path} ({fmt.name})",
+        f"  particles: {len(table)}" + _tomogram_counts(table, "tomo_name"),
+        "  coordinates: "
+        + (f"pixels of {voxel:.4g} Å" if voxel else "pixels; their size is not recorded"),
+    ]
+    if len(table):
+        low, high = xyz.min(0), xyz.max(0)
+        lines.append(
+            "  x, y, z from "
+            + ", ".join(f"{v:.1f}" for v in low)
+            + " to "
+            + ", ".join(f"{v:.1f}" for v in high)
+            + " pixels"
+        )
+    angles = {"rot", "tilt", "psi"} <= set(table)
+    lines.append(
+        "  orientations: "
+        + ("rot, tilt, psi (RELION's ZYZ Euler angles, degrees)" if angles else "none")
+    )
+    for column, what in (("class", "classes"), ("half", "half sets")):
+        if column in table:
+            lines.append(f"  {what}: " + _counts(table[column]))
+    if "image_name" in table:
+        lines.append(f"  subtomograms named: {int(table['image_name'].notna().sum())}")
+    return lines
+
+
+def dataset_summary(path: str | os.PathLike) -> list[str]:
+    """Lines describing a subtomogram dataset (``.zarr``): count, box, voxel size,
+    classes with their counts, the tilt range it records."""
+    from .zarrstore import open_group
+
+    group = open_group(path, mode="r")
+    try:
+        meta = json.loads(group.attrs[DATASET_ATTRIBUTE])
+        shape = tuple(group["volumes"].shape)
+    except (KeyError, ValueError, TypeError) as err:
+        raise InputFileError(f"{path} is not a complete subtomogram dataset ({err}).") from err
+    params = meta.get("params") or {}
+    acquisition = meta.get("acquisition") or {}
+    names = list(meta.get("class_names") or [])
+    lines = [
+        f"{path} (subtomogram dataset)",
+        f"  subtomograms: {shape[0]} of {' × '.join(map(str, shape[1:][::-1]))} voxels",
+    ]
+    voxel = params.get("voxel_size_A") or acquisition.get("voxel_size_A")
+    lines.append("  voxel size: " + (f"{float(voxel):.4g} Å" if voxel else "not recorded"))
+    if "labels" in group:
+        labels = np.asarray(group["labels"][:])
+        named = pd.Series(
+            [names[k] if 0 <= k < len(names) else "unknown" for k in labels.astype(int)]
+        )
+        lines.append("  classes: " + _counts(named))
+    tilt = acquisition.get("tilt_range_deg")
+    if tilt:
+        lines.append(f"  tilt range: {float(tilt[0]):g} to {float(tilt[1]):g}°")
+    return lines
+
+
+def _counts(values: pd.Series, most: int = 8) -> str:
+    counts = values.astype(str).value_counts(sort=False)
+    counts = counts.sort_index()
+    shown = ", ".join(f"{name} ({n})" for name, n in counts.iloc[:most].items())
+    return shown + (f", … {len(counts) - most} more" if len(counts) > most else "")
+
+
+def _tomogram_counts(table: pd.DataFrame, column: str) -> str:
+    if column not in table:
+        return " (no tomogram names)"
+    names = table[column].astype(str)
+    return f" in {names.nunique()} tomogram(s): " + _counts(names, 5)
+
+
+def _centred_rows(path: Path) -> pd.DataFrame | None:
+    """The particle loop of a RELION 5 file with centred Å coordinates only, else None."""
+    import starfile
+
+    try:
+        blocks = starfile.read(path, always_dict=True)
+    except Exception:  # the reader's own error stands
+        return None
+    for block in blocks.values():
+        if isinstance(block, pd.DataFrame) and "rlnCenteredCoordinateXAngst" in block:
+            return block
+    return None

@@ -1,0 +1,87 @@
+"""``tomoscribe info`` on particle lists and subtomogram datasets (a trial was told to
+name a RELION STAR file and an IMOD model .mrc)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from tomoscribe.cli.app import main
+
+
+def _info(path, capsys) -> tuple[int, str, str]:
+    code = main(["info", str(path)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_info_describes_a_star_file_as_relion_wrote_it(tmp_path, capsys):
+    optics = pd.DataFrame(
+        {"rlnOpticsGroup": [1], "rlnTomoTiltSeriesPixelSize": [2.5], "rlnImageSize": [32]}
+    )
+    particles = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_1", "TS_1", "TS_2"],
+            "rlnCoordinateX": [10.0, 30.0, 50.0],
+            "rlnCoordinateY": [20.0, 40.0, 60.0],
+            "rlnCoordinateZ": [5.0, 6.0, 7.0],
+            "rlnAngleRot": [1.0, 2.0, 3.0],
+            "rlnAngleTilt": [4.0, 5.0, 6.0],
+            "rlnAnglePsi": [7.0, 8.0, 9.0],
+            "rlnClassNumber": [1, 2, 2],
+            "rlnRandomSubset": [1, 2, 1],
+            "rlnOpticsGroup": [1, 1, 1],
+        }
+    )
+    starfile.write({"optics": optics, "particles": particles}, tmp_path / "p.star")
+    code, out, err = _info(tmp_path / "p.star", capsys)
+    assert code == 0, err
+    assert "particles: 3 in 2 tomogram(s): TS_1 (2), TS_2 (1)" in out
+    assert "coordinates: pixels of 2.5 Å" in out
+    assert "x, y, z from 10.0, 20.0, 5.0 to 50.0, 60.0, 7.0 pixels" in out
+    assert "orientations: rot, tilt, psi" in out
+    assert "classes: 1 (1), 2 (2)" in out and "half sets: 1 (2), 2 (1)" in out
+    (tmp_path / "c.csv").write_text("x,y,z\n1,2,3\n")
+    code, out, _ = _info(tmp_path / "c.csv", capsys)
+    assert code == 0 and "particles: 1 (no tomogram names)" in out
+    assert "their size is not recorded" in out and "orientations: none" in out
+
+
+def test_info_on_relion5_centred_picks_and_other_star_files(shared_data, capsys):
+    project = shared_data / "formats" / "relion5_project"
+    code, out, _ = _info(project / "Refine3D" / "job_refine" / "run_it050_data.star", capsys)
+    block = starfile.read(
+        project / "Refine3D" / "job_refine" / "run_it050_data.star", always_dict=True
+    )["particles"]
+    counts = block["rlnTomoName"].value_counts().sort_index()
+    listed = ", ".join(f"{name} ({n})" for name, n in counts.items())
+    assert code == 0 and f"particles: {len(block)} in {len(counts)} tomogram(s): {listed}" in out
+    assert "Å from each tomogram's centre (RELION 5)" in out
+    code, out, err = _info(shared_data / "formats" / "star" / "postprocess.star", capsys)
+    assert code == 2 and not out and "no loop with particle coordinates" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_info_describes_a_subtomogram_dataset(tmp_path, capsys):
+    from tomoscribe.simulate.subtomograms import save_dataset
+
+    labels = np.array([0, 0, 1, 2, 2, 2])
+    dataset = {
+        "volumes": np.zeros((6, 8, 8, 8), np.float32),
+        "labels": labels,
+        "class_names": ["a", "b", "empty"],
+        "params": {"voxel_size_A": 9.2, "max_tilt_deg": 45.0},
+    }
+    save_dataset(tmp_path / "d.zarr", dataset)
+    code, out, err = _info(tmp_path / "d.zarr", capsys)
+    assert code == 0, err
+    assert "subtomograms: 6 of 8 × 8 × 8 voxels" in out and "voxel size: 9.2 Å" in out
+    assert "classes: a (2), b (1), empty (3)" in out and "tilt range: -45 to 45°" in out
+
+
+@pytest.mark.parametrize("suffix", [".star", ".mod", ".tbl"])
+def test_info_on_a_missing_particle_file_is_one_sentence(tmp_path, capsys, suffix):
+    code, out, err = _info(tmp_path / f"none{suffix}", capsys)
+    assert code == 2 and not out and "does not exist" in err
