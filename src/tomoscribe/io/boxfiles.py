@@ -110,6 +110,12 @@ def _read_star(path: Path) -> pd.DataFrame:
     }
     for block in blocks.values():
         if isinstance(block, pd.DataFrame) and {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
+            if "rlnCoordinateZ" in block and "rlnMicrographName" not in block:
+                raise InputFileError(  # a trial's scores named micrograph 'r' (r.star)
+                    f"{path} holds particles in 3D (rlnCoordinateZ) without micrograph "
+                    "names: a tomogram's particle list, not boxes on micrographs "
+                    "(rlnMicrographName, rlnCoordinateX/Y)."
+                )
             names = (
                 block["rlnMicrographName"].map(micrograph_name)
                 if "rlnMicrographName" in block
