@@ -309,3 +309,21 @@ def test_one_tomogram_needs_only_its_own_row_of_tomograms_star(shared_data, tmp_
     argv = ["convert", str(source), "-o", str(refused), "--tomo-name", "TS_01", "--tomograms"]
     assert main([*argv, str(tmp_path / "only_TS_02.star")]) == 2
     assert "TS_01" in capsys.readouterr().err and not refused.exists()
+
+
+def test_a_file_without_tomogram_names_takes_the_given_one_or_says_the_placeholder(
+    tmp_path, capsys
+):
+    """A trial: convert n.csv --tomo-name TS_5 wrote rlnTomoName 'tomogram', exit 0."""
+    (tmp_path / "n.csv").write_text("x,y,z\n1,2,3\n4,5,6\n")
+    named = ["convert", str(tmp_path / "n.csv"), "--voxel-size", "10", "--tomo-name", "TS_5"]
+    assert main([*named, "-o", str(tmp_path / "a.star")]) == 0
+    assert "calls it 'tomogram'" not in capsys.readouterr().err
+    assert starfile.read(tmp_path / "a.star")["rlnTomoName"].tolist() == ["TS_5", "TS_5"]
+    plain = ["convert", str(tmp_path / "n.csv"), "--voxel-size", "10"]
+    assert main([*plain, "-o", str(tmp_path / "b.star")]) == 0
+    assert "n.csv names no tomogram, so b.star calls it 'tomogram'; give --tomo-name" in (
+        capsys.readouterr().err
+    )
+    assert main([*plain, "-o", str(tmp_path / "c.tbl")]) == 0  # numbers, no names: not said
+    assert "calls it" not in capsys.readouterr().err

@@ -306,6 +306,14 @@ def convert_particles(
         tomo_name = copick_run_name(target)  # a copick target names its run: its rows
     if tomo_name is not None:
         table = select_tomogram(table, tomo_name, str(source), explicit=True)
+        if "tomo_name" not in table:  # a trial's --tomo-name TS_5 was written 'tomogram'
+            table["tomo_name"] = tomo_name
+    elif "tomo_name" not in table and dst_fmt.name in ("relion", "copick"):
+        warnings.warn(
+            f"{Path(str(source)).name} names no tomogram, so {Path(str(target)).name} calls "
+            "it 'tomogram'; give `tomo_name` to name it as RELION or copick knows it.",
+            stacklevel=2,
+        )
     rows = table.pop(_SOURCE_ROW).to_numpy()
     recorded = recorded_voxel_size(table)
     if recorded and voxel_size_A and abs(recorded - voxel_size_A) > 0.01 * recorded:
