@@ -256,6 +256,28 @@ def test_trainset_names_swapped_inputs_and_an_absent_painted_value(
     assert not (tmp_path / "s.trainset").exists()
 
 
+def test_a_painted_volume_recording_another_origin_is_refused(tmp_path, capsys):
+    """A trial: a mask whose MRC header puts it at x 500 Å beside a tomogram at 0 made a
+    training set identical to the aligned mask's, its painting used 50 voxels off; a
+    painting without an origin (0, as painting tools write it) is taken on the grid."""
+    import mrcfile
+    import tifffile
+
+    tomogram, painted = _annotation_files(tmp_path)
+    labels = tifffile.imread(painted)
+    for name, origin in (("moved.mrc", (500.0, 0.0, 0.0)), ("plain.mrc", (0.0, 0.0, 0.0))):
+        with mrcfile.new(tmp_path / name) as mrc:
+            mrc.set_data(labels)
+            mrc.voxel_size = 14.0
+            mrc.header.origin = origin
+    boxes = "32,32,3,positive\n32,32,7,negative\n"
+    assert _run_trainset(tmp_path, tomogram, tmp_path / "moved.mrc", boxes) == 2
+    err = capsys.readouterr().err
+    assert "moved.mrc starts at (500.0, 0.0, 0.0) Å but the tomogram at (0.0, 0.0, 0.0)" in err
+    assert not (tmp_path / "s.trainset").exists()
+    assert _run_trainset(tmp_path, tomogram, tmp_path / "plain.mrc", boxes) == 0
+
+
 def test_trainset_counts_boxes_whose_tiles_cross_the_edge(tmp_path, capsys):
     # the trial: a box at x=2, y=2 with --tile 32 was zero-padded over 13 rows and
     # columns in silence; 2 of these 4 boxes' tiles reach past a face (the tile of a

@@ -40,7 +40,14 @@ from ..outputs import (
 )
 from ..preprocess import data_box
 from ..preprocess.check import label_volume_problem
-from ..volume import Volume, check_is_tomogram, check_map_memory, check_same_grid, iter_slabs
+from ..volume import (
+    Volume,
+    check_is_tomogram,
+    check_map_memory,
+    check_same_grid,
+    check_same_origin,
+    iter_slabs,
+)
 from .labelmaps import (
     FeatureVoxels,
     check_one_label,
@@ -241,6 +248,7 @@ def training_set_from_files(
     if painted is not None:
         labels = read_painted(painted, volume)
         check_same_grid(volume, labels, "the tomogram", f"the painted volume {painted}")
+        check_same_origin(volume, labels, "the tomogram", f"the painted volume {painted.name}")
         check_map_memory(
             labels,
             PAINTED_BYTES_PER_VOXEL,
