@@ -95,6 +95,37 @@ def test_simulated_snr_is_the_stated_one():
     assert r == pytest.approx(np.sqrt(0.1 / 1.1), abs=0.03)
 
 
+def test_the_simulated_annotator_boxes_carbon_as_bad():
+    """The slides' bad set is "anything else that is not a particle": on a micrograph with
+    a carbon edge a third of the bad boxes lie on the carbon; without
+    carbon the bad boxes are blobs and aggregates in turn."""
+    import scipy.ndimage
+
+    params = MicrographParams(
+        shape=(512, 512), n_isolated=60, n_aggregates=12, n_contamination=8, seed=2
+    )
+    truths = simulate_micrograph_set([bundled_template("1bxn")], 2, [1.0], 0.5, params)
+    assert [t["carbon"].any() for t in truths.values()] == [False, True]
+    boxes = annotator_boxes(truths, 9, np.random.default_rng(0))
+    bad = boxes[boxes["set"] == "bad"]
+    truth = truths["mic_001"]
+    depth = scipy.ndimage.distance_transform_edt(truth["carbon"]) / truth["diameter_px"]
+    j, i = np.rint(bad["y"]).astype(int), np.rint(bad["x"]).astype(int)
+    on_carbon = (bad["micrograph"] == "mic_001").to_numpy() & truth["carbon"][j, i]
+    assert on_carbon.sum() == 3
+    assert (depth[j, i][on_carbon] >= 0.25).all()
+    for kind in ("good", "background"):
+        rows = boxes[(boxes["set"] == kind) & (boxes["micrograph"] == "mic_001")]
+        assert not truth["carbon"][
+            np.rint(rows["y"]).astype(int), np.rint(rows["x"]).astype(int)
+        ].any()
+    plain = annotator_boxes({"mic_000": truths["mic_000"]}, 4, np.random.default_rng(0))
+    blobs = truths["mic_000"]["contamination"]
+    bad = plain[plain["set"] == "bad"]
+    on_blob = blobs[np.rint(bad["y"]).astype(int), np.rint(bad["x"]).astype(int)] > 0
+    assert list(on_blob) == [True, False, True, False]  # blob, aggregate, blob, aggregate
+
+
 def _relion_particles(path, names, x, y, origins_A=None):
     """A RELION 3.1+ particles file (optics + particles blocks) as RELION writes it."""
     optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnImagePixelSize": [8.0], "rlnImageSize": [64]})
@@ -167,6 +198,20 @@ def test_boxes_name_their_micrographs_exactly_and_particles_keep_their_origins(t
     )
     with pytest.raises(InputFileError, match="rlnOriginX"):
         read_boxes(old)
+    # a tomogram's particle list (a trial's spa score named its micrograph 'r', the stem)
+    starfile.write(
+        pd.DataFrame(
+            {
+                "rlnTomoName": ["TS_1"],
+                "rlnCoordinateX": [1.0],
+                "rlnCoordinateY": [2.0],
+                "rlnCoordinateZ": [3.0],
+            }
+        ),  # fmt: skip
+        tmp_path / "r.star",
+    )
+    with pytest.raises(InputFileError, match="a tomogram's particle list, not boxes"):
+        read_boxes(tmp_path / "r.star")
 
 
 def test_relion4_coordinate_index_and_a_one_particle_star(tmp_path, monkeypatch):

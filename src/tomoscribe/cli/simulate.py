@@ -211,7 +211,8 @@ def micrographs(
         3,
         "--annotate",
         min=0,
-        help="Draw good/background/bad boxes as an annotator would on the first N micrographs.",
+        help="Draw good/background/bad boxes as an annotator would on the first N "
+        "micrographs (bad: blobs, aggregates and the carbon where one of them has it).",
     ),
     boxes_per_set: int = typer.Option(15, "--boxes-per-set", min=3, help="Boxes per set."),
     seed: int = options.Seed,

@@ -343,6 +343,23 @@ def _texture_thickness(mask: np.ndarray, rng: np.random.Generator, texture: floa
     return (soft * (1 + texture * 0.3 * noise)).astype(np.float32)
 
 
+def _carbon_places(
+    carbon: np.ndarray, diameter_px: float, rng: np.random.Generator, n: int = 5
+) -> list[tuple[float, float]]:
+    """Up to ``n`` points (x, y in pixels) anywhere on the carbon at least a quarter
+    diameter inside its edge and a diameter from the image's edges: where a picker is
+    tempted by the carbon's texture (a first version kept to 3 diameters of the edge;
+    the picks it left were 2–11 diameters in)."""
+    if not carbon.any():
+        return []
+    on_carbon = scipy.ndimage.distance_transform_edt(carbon) >= 0.25 * diameter_px
+    d = int(diameter_px)
+    on_carbon[:d, :] = on_carbon[-d:, :] = on_carbon[:, :d] = on_carbon[:, -d:] = False
+    jj, ii = np.nonzero(on_carbon)
+    picks = rng.choice(len(jj), size=min(len(jj), n), replace=False)
+    return [(float(ii[k]), float(jj[k])) for k in picks]
+
+
 def _near_centres(shape, table: pd.DataFrame, radius_px: float) -> np.ndarray:
     """Pixels within ``radius_px`` of a particle centre."""
     mask = np.zeros(shape, bool)
@@ -364,8 +381,10 @@ def annotator_boxes(
     """Boxes a careful human would draw: ``n_per_set`` each of good, background and bad.
 
     Good boxes are isolated particles; background boxes are points at least one
-    diameter from every particle, blob and the carbon; bad boxes are contamination
-    blob centres and aggregate centres (alternating), spread over the micrographs.
+    diameter from every particle, blob and the carbon; bad boxes are what the slides
+    call "anything else that is not a particle": contamination blob centres, aggregate
+    centres and, on micrographs with a carbon edge, points on the carbon, taken in turn
+    (blob, aggregate, carbon, blob, …) and spread over the micrographs.
 
     Parameters
     ----------
@@ -376,7 +395,7 @@ def annotator_boxes(
     -------
     DataFrame with ``micrograph``, ``x``, ``y``, ``set`` (good, background, bad).
     """
-    good, background, blobs, aggregates = [], [], [], []
+    good, background, blobs, aggregates, carbon = [], [], [], [], []
     for name, truth in truths.items():
         table = truth["particles"]
         d = truth["diameter_px"]
@@ -389,6 +408,7 @@ def annotator_boxes(
             blobs.append((name, float(ii.mean()), float(jj.mean())))
         centres = table[table["aggregate"] >= 0].groupby("aggregate")[["x", "y"]].mean()
         aggregates += [(name, x, y) for x, y in centres.itertuples(index=False)]
+        carbon += [(name, x, y) for x, y in _carbon_places(truth["carbon"], d, rng)]
         occupied = (truth["contamination"] > 0) | truth["carbon"]
         occupied |= _near_centres(occupied.shape, table, d / 2)
         free = scipy.ndimage.distance_transform_edt(~occupied) >= d
@@ -396,8 +416,8 @@ def annotator_boxes(
         jj, ii = np.nonzero(free)
         picks = rng.choice(len(jj), size=min(len(jj), n_per_set), replace=False)
         background += [(name, float(ii[k]), float(jj[k])) for k in picks]
-    bad = [b for pair in zip(blobs, aggregates) for b in pair]
-    bad += blobs[len(aggregates) :] + aggregates[len(blobs) :]
+    kinds = [blobs, aggregates, carbon]
+    bad = [kind[k] for k in range(max(map(len, kinds))) for kind in kinds if k < len(kind)]
     sets = {"good": good, "background": background, "bad": bad}
     rows = []
     for name, items in sets.items():
