@@ -57,7 +57,12 @@ medial ridge of the mask seen at the scale of the tube:
    streak and 4 R of length, two hidden ends are compared as seen from above when
    within R in z (their depth is not in the data), and joins may also turn as a bend
    of radius ≥ 6 R would, at one depth (issue 24: every spurious line on the demo
-   cells was such a piece).  The tilt range comes with the data
+   cells was such a piece).  There the ridge may also run above or below the tube,
+   where the mask fills its column and leaves a gap at its depth: a mostly hidden line
+   that, seen from above, runs along a less hidden one is that tube traced at the wrong
+   depth and is dropped (:func:`without_depth_ghosts`).  A piece ending within σ + 2
+   voxels of a face counts σ more for the shortest-filament test, for the margin where
+   no ridge is looked for (a tube crossing a corner).  The tilt range comes with the data
    (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else the map's
    record, else ±60°).
 6. **Ends** (:func:`extend_to_feature_ends`): the ridge fades within about σ of a
