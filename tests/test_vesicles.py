@@ -113,7 +113,7 @@ def test_find_vesicles_reports_every_large_component(scene):
     labels, _, _ = scene
     table = find_vesicles(labels == MEMBRANE, 10.0, VesicleParams(min_voxels=50))
     assert len(table) == 3
-    assert list(table.columns[:4]) == ["z", "y", "x", "radius_nm"]
+    assert list(table.columns[:4]) == ["x", "y", "z", "radius_nm"]
     assert table["visible_coverage"].max() > 0.95  # the vesicle, complete where visible
     small = find_vesicles(labels == MEMBRANE, 10.0, VesicleParams(max_radius_nm=15.0))
     assert not small["accepted"].any()

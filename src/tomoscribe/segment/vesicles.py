@@ -57,10 +57,10 @@ from ..progress import track
 from .ellipsoids import Ellipsoid, ellipsoid_shell, robust_ellipsoid
 
 #: Columns of the table :func:`find_vesicles` returns.
-VESICLE_COLUMNS = [
-    "z",
-    "y",
+VESICLE_COLUMNS = [  # x, y, z as every other table tomoscribe writes (a trial)
     "x",
+    "y",
+    "z",
     "radius_nm",
     "rms_nm",
     "inlier_fraction",
