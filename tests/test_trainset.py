@@ -278,6 +278,28 @@ def test_a_painted_volume_recording_another_origin_is_refused(tmp_path, capsys):
     assert _run_trainset(tmp_path, tomogram, tmp_path / "plain.mrc", boxes) == 0
 
 
+def test_a_painted_value_above_127_in_a_signed_byte_mrc_is_explained(tmp_path, capsys):
+    """A trial painted 200 into a mode-0 MRC (mrcfile: int8 by MRC2014): --painted-value
+    200 was refused naming the values -56, 0, leaving them guessing."""
+    import mrcfile
+    import tifffile
+
+    tomogram, painted = _annotation_files(tmp_path)
+    labels = tifffile.imread(painted).astype(np.int16) * 200
+    with mrcfile.new(tmp_path / "m200.mrc") as mrc:
+        mrc.set_data(labels.astype(np.uint8).view(np.int8))
+        mrc.voxel_size = 14.0
+    boxes = "32,32,3,positive\n32,32,7,negative\n"
+    code = _run_trainset(tmp_path, tomogram, tmp_path / "m200.mrc", boxes, "--painted-value", "200")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "values -56, 0 (an MRC of mode 0 holds signed bytes" in err and "reads as -56" in err
+    assert (
+        _run_trainset(tmp_path, tomogram, tmp_path / "m200.mrc", boxes, "--painted-value", "-56")
+        == 0
+    )
+
+
 def test_trainset_counts_boxes_whose_tiles_cross_the_edge(tmp_path, capsys):
     # the trial: a box at x=2, y=2 with --tile 32 was zero-padded over 13 rows and
     # columns in silence; 2 of these 4 boxes' tiles reach past a face (the tile of a

@@ -263,9 +263,16 @@ def training_set_from_files(
         if painted_value is not None and not marked.any():
             present = np.unique(data)
             shown = ", ".join(f"{v:g}" for v in present[:20]) + (" …" if len(present) > 20 else "")
+            signed = (
+                f" (an MRC of mode 0 holds signed bytes by the MRC2014 standard, so a "
+                f"{painted_value:g} painted by a tool that wrote unsigned bytes reads as "
+                f"{painted_value - 256:g})"
+                if data.dtype == np.int8 and 127 < painted_value < 256
+                else ""
+            )
             raise AnnotationError(
                 f"`painted_value` {painted_value} does not occur in {painted.name}, which "
-                f"holds the values {shown}; give one of them.",
+                f"holds the values {shown}{signed}; give one of them.",
                 parameter="painted_value",
             )
         painted_size = painted_component_sizes(marked, labels.pixel_size_A)
