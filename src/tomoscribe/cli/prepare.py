@@ -97,4 +97,10 @@ def preprocess(
         show_progress=not quiet,
     )
     nz, ny, nx = result.shape
-    typer.echo(f"wrote {output} ({nx}×{ny}×{nz} at {result.voxel_size_A[0]:.4g} Å)")
+    sizes = sorted({round(float(v), 4) for v in result.voxel_size_A})
+    at = (
+        f"{sizes[0]:.4g} Å"
+        if len(sizes) == 1
+        else "(x, y, z) " + ", ".join(f"{v:.4g}" for v in result.voxel_size_A) + " Å"
+    )
+    typer.echo(f"wrote {output} ({nx}×{ny}×{nz} at {at})")
