@@ -418,11 +418,12 @@ def trace_centrelines(
         key=lambda s: -s[1][-1],
     )
     lines = _kept_lines(smoothed, feature, r, tilt_range_deg)
-    lines = without_depth_ghosts(lines, r, tilt_range_deg)
     if lines:
         components = scipy.ndimage.label(feature, np.ones((3, 3, 3)))[0]
         lines = [extend_to_feature_ends(line, components, r) for line in lines]
-    return lines
+    # compared at their full length: a visible line reaches along its tube's hidden
+    # stretch only once carried to the feature's end
+    return without_depth_ghosts(lines, r, tilt_range_deg)
 
 
 def _length_with_faces(smoothed: tuple[np.ndarray, np.ndarray], shape, sigma: float) -> float:
