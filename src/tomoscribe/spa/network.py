@@ -384,6 +384,27 @@ def held_out_threshold(good: np.ndarray, negative: np.ndarray) -> tuple[float, f
     return threshold, 2 * tp / max(1, 2 * tp + fp + (len(good) - tp))
 
 
+#: Median score of the held-out good boxes below which the chosen threshold is called
+#: uncertain: in 10 benchmark trainings (bench_spa.py, seeds 0–6) the median was
+#: 0.88–0.91 in nine, and 0.11 in one whose threshold came out at 0.06 (precision 0.78).
+LOW_HELD_OUT_GOOD_MEDIAN = 0.5
+
+
+def calibration_warning(calibration: dict) -> str | None:
+    """A sentence when the networks scored the held-out good boxes low, so the threshold
+    chosen from them may let much else through; None otherwise."""
+    median = calibration.get("held_out_good_median")
+    if median is None or median >= LOW_HELD_OUT_GOOD_MEDIAN:
+        return None
+    n = calibration.get("held_out_boxes", {}).get("good", 0)
+    return (
+        f"the networks score the {n} good boxes held out of training low (median "
+        f"{median:.2f}), so the threshold chosen from them ({calibration['threshold']:.2f}) "
+        "may let much else through: check the picks, or train again with more good "
+        "boxes, more steps or another seed (or pick with a threshold of your own)."
+    )
+
+
 def calibrate_on_held_out(pair: PickerPair, held: dict, geometry: dict) -> dict:
     """The picking threshold from boxes held out of training
     (:func:`held_out_threshold`) on the best score within a quarter box of each good box's

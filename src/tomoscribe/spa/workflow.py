@@ -127,6 +127,7 @@ def train_picker_file(
     unless ``self_training`` is False, and save the picker to ``output``.  Returns the
     picker's record (geometry, training history, ``threshold``)."""
     from ..core.device import resolve_device
+    from .network import calibration_warning
     from .picking import save_picker
     from .selftraining import train_picker
     from .trainset import load_trainset
@@ -148,6 +149,11 @@ def train_picker_file(
     }
     save_picker(output, pair, full)
     write_provenance(output, "spa train", full, [Path(trainset)])
+    uncertain = calibration_warning(record["calibration"])
+    if uncertain:
+        import warnings
+
+        warnings.warn(uncertain, stacklevel=2)
     return full
 
 
