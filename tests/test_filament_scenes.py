@@ -131,3 +131,17 @@ def test_a_hidden_copy_of_a_tube_at_another_depth_is_dropped_and_crossings_are_k
     assert [len(k) for k in kept] == [len(tube), len(crossing), len(alone)]
     stacked = [line((40, 60, 20), 10, 150), line((70, 60, 20), 10, 150)]
     assert len(without_depth_ghosts(stacked, 12.5, tilt)) == 2  # the mask cannot tell
+
+
+def test_a_hidden_tube_under_a_visible_one_at_a_shallow_angle_is_kept():
+    """Review: a hidden tube 40 voxels under a visible one, crossing it at 20° seen from
+    above, stayed within R of it (from above) over most of its length and was dropped as
+    a depth copy; it lies in another component of the mask, so it is a tube."""
+    shape, tilt = (100, 160, 160), 45
+    specs = [straight((30, 80, 80), 45, 0, 130), straight((70, 80, 80), 25, 0, 130)]
+    _, mask, axes = tube_phantom(shape, specs, 12.5, True, tilt, 3.0)
+    lines = trace_centrelines(
+        mask, VOXEL_A, tube_model("microtubule"), tilt_range_deg=(-tilt, tilt)
+    )
+    s = score_centrelines(lines, axes, 12.5)
+    assert (s["n_true"], s["n_matched"], s["n_spurious"]) == (2, 2, 0), s
