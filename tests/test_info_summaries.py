@@ -85,3 +85,38 @@ def test_info_describes_a_subtomogram_dataset(tmp_path, capsys):
 def test_info_on_a_missing_particle_file_is_one_sentence(tmp_path, capsys, suffix):
     code, out, err = _info(tmp_path / f"none{suffix}", capsys)
     assert code == 2 and not out and "does not exist" in err
+
+
+def test_info_on_copick_picks_takes_the_voxel_size_and_names_a_record(tmp_path, capsys):
+    """Review: copick's own files record no voxel_spacing and info passed no
+    --voxel-size on; a tomoscribe provenance record (NAME.json) was read as picks."""
+    import json
+
+    document = {  # as copick writes it: locations in Å, no voxel spacing
+        "pickable_object_name": "ribosome",
+        "user_id": "alice",
+        "session_id": "1",
+        "run_name": "TS_1",
+        "points": [{"location": {"x": 100.0, "y": 50.0, "z": 30.0}}],
+    }
+    (tmp_path / "p.json").write_text(json.dumps(document))
+    code = main(["info", str(tmp_path / "p.json"), "--voxel-size", "10"])
+    out = capsys.readouterr().out
+    assert code == 0 and "x, y, z from 10.0, 5.0, 3.0 to 10.0, 5.0, 3.0 pixels" in out
+    (tmp_path / "c.csv").write_text("x,y,z\n1,2,3\n")
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "c.csv"),
+                "-o",
+                str(tmp_path / "c.star"),
+                "--voxel-size",
+                "10",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    code, out, err = _info(tmp_path / "c.star.json", capsys)
+    assert code == 2 and not out and "record of how c.star was made (step 'convert')" in err

@@ -35,7 +35,7 @@ def info(
 
     if is_particle_file(path) or is_subtomogram_dataset(path):
         lines = dataset_summary(path) if is_subtomogram_dataset(path) else None
-        for line in lines or particle_file_summary(path):
+        for line in lines or particle_file_summary(path, voxel_size):
             typer.echo(line)
         _say_maker(path)
         return

@@ -25,7 +25,8 @@ DATASET_ATTRIBUTE = "tomoscribe_subtomograms"
 
 
 def is_particle_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is named as a particle list (a suffix of a particle format)."""
+    """Whether ``path`` is named as a particle list (a suffix of a particle format; a
+    ``.json`` is copick's)."""
     return str(path).lower().endswith(suffixes())
 
 
@@ -41,18 +42,31 @@ def is_subtomogram_dataset(path: str | os.PathLike) -> bool:
         return False
 
 
-def particle_file_summary(path: str | os.PathLike) -> list[str]:
+def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = None) -> list[str]:
     """Lines describing a particle list as tomoscribe reads it.
+
+    Parameters
+    ----------
+    path : the particle file (its suffix names the format)
+    voxel_size_A : Å per coordinate unit for a file that records none (a copick file
+        without ``voxel_spacing``, as copick writes them)
+
+    Returns
+    -------
+    Lines of text: format, particles per tomogram, unit, range (pixels), orientations,
+    classes, half sets, named subtomograms.
 
     Raises
     ------
     InputFileError
-        The file is missing or not readable as its suffix's format.
+        The file is missing, not readable as its suffix's format, or a tomoscribe
+        provenance record (``NAME.json``) rather than copick picks.
     """
     path = Path(path)
     fmt = format_for(path)
+    _refuse_records(path)
     try:
-        table = read_particles(path)
+        table = read_particles(path, voxel_size_A)
     except InputFileError as err:
         centred = _centred_rows(path) if fmt.name == "relion" else None
         if centred is None:
@@ -95,9 +109,30 @@ def particle_file_summary(path: str | os.PathLike) -> list[str]:
     return lines
 
 
+def _refuse_records(path: Path) -> None:
+    """Refuse a ``.json`` that is tomoscribe's provenance record of another file (written
+    beside every output), not copick picks, naming what it is."""
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return
+    try:
+        document = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, OSError):
+        return  # the copick reader says what is wrong
+    if isinstance(document, dict) and "points" not in document and "step" in document:
+        raise InputFileError(
+            f"{path} is tomoscribe's record of how {path.stem} was made (step "
+            f"{document.get('step')!r}), not a copick picks file; give {path.stem} itself."
+        )
+
+
 def dataset_summary(path: str | os.PathLike) -> list[str]:
-    """Lines describing a subtomogram dataset (``.zarr``): count, box, voxel size,
-    classes with their counts, the tilt range it records."""
+    """Lines describing a subtomogram dataset (``.zarr``): count, box (voxels), voxel
+    size (Å), classes with their counts, the tilt range it records (degrees).
+
+    Raises
+    ------
+    InputFileError
+        The store lacks the dataset's volumes or record."""
     from .zarrstore import open_group
 
     group = open_group(path, mode="r")
