@@ -322,6 +322,13 @@ def test_a_1_angstrom_header_beside_picks_of_another_size_is_refused_and_1_angst
     assert "t1.mrc's header says 1 Å voxels" in err and "--voxel-size" in err, err
     assert not (tmp_path / "a").exists()
     assert _extract(tmp_path / "t1.mrc", at_10, tmp_path / "b", "--voxel-size", "10") == 0
+    # review: a 1 Å the user gives is theirs (the picks at 10 Å move ×10 onto it)
+    small = _star_with_pixel_size(tmp_path / "s10.star", 10.0, ((2.0, 3.0, 1.5),))
+    assert _extract(tmp_path / "t1.mrc", small, tmp_path / "b1", "--voxel-size", "1") == 0
+    rows = _star_rows(tmp_path / "b1" / "particles.star")
+    assert rows[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy().tolist() == [
+        [20.0, 30.0, 15.0]
+    ]
     assert _extract(tmp_path / "t.mrc", at_1, tmp_path / "c") == 0
     err = capsys.readouterr().err
     assert "p1.star records 1 Å pixels" in err and "--picked-voxel-size 10" in err, err

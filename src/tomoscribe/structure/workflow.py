@@ -487,17 +487,28 @@ def positions_on(
     table: pd.DataFrame,
     volume,
     picked_voxel_size_A: float | None,
-    names: tuple[str, str] = ("the tomogram", "the particle file"),
+    files: tuple = ("the tomogram", "the particle file"),
+    given_voxel_size_A: float | None = None,
 ) -> pd.DataFrame:
     """Picks rescaled to ``volume``'s voxels from the voxel size they were made at (given,
     else recorded in the file; unchanged when neither differs by more than 1%).
 
     1 Å is what many programs write when no size is set: a tomogram whose header says 1 Å
-    beside picks recording another size is refused (its picks would be moved ×size off
-    it), and picks recording 1 Å on another tomogram are rescaled (coordinates in Å, as
-    some converters write them) with a warning that says how to take them as voxels.
-    ``names``: the tomogram's and the particle file's, for the messages.
+    (and no voxel size was given for it, ``given_voxel_size_A``) beside picks recording
+    another size is refused (its picks would be moved ×size off it), and picks recording
+    1 Å on another tomogram are rescaled (coordinates in Å, as some converters write
+    them) with a warning that says how to take them as voxels.
+
+    Parameters
+    ----------
+    table : the picks (x, y, z in the voxels they were made at)
+    volume : the tomogram (its voxel size in Å)
+    picked_voxel_size_A : the voxel size (Å) the picks were made at, given; overrides the
+        file's record
+    files : the tomogram and the particle file (paths or names), for the messages
+    given_voxel_size_A : the tomogram's voxel size (Å) where it was given, not read
     """
+    names = tuple(Path(str(f)).name for f in files)
     if picked_voxel_size_A is not None and not picked_voxel_size_A > 0:
         raise ParameterError(
             f"`picked_voxel_size_A` must be positive (Å), got {picked_voxel_size_A}.",
@@ -507,7 +518,8 @@ def positions_on(
     voxel = volume.pixel_size_A
     if source is None or abs(source - voxel) <= 0.01 * voxel:
         return table
-    if picked_voxel_size_A is None and records_unset_voxel_size(volume.voxel_size_A):
+    unset = records_unset_voxel_size(volume.voxel_size_A) and given_voxel_size_A is None
+    if picked_voxel_size_A is None and unset:
         raise ParameterError(
             f"{names[0]}'s header says 1 Å voxels (what many programs write when none is "
             f"set) and {names[1]} records {source:g} Å pixels; give the tomogram's voxel "
@@ -662,7 +674,7 @@ def extract_from_files(
     table = read_particles(particles, volume.pixel_size_A, extent, listed or None, wanted)
     others = [n for n in listed if n != name] if explicit or name in listed else ()
     table = select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram), others)
-    table = positions_on(table, volume, picked_voxel_size_A, (tomogram.name, particles.name))
+    table = positions_on(table, volume, picked_voxel_size_A, (tomogram, particles), voxel_size_A)
     if explicit or name in listed:  # a known name, not a guess from the file's stem
         table = named_as(table, name)
     elif "tomo_name" not in table:
