@@ -195,7 +195,11 @@ def test_angles_that_are_not_numbers(tmp_path):
 def test_csv_angles_under_other_names_are_refused_and_a_missing_one_is_said(tmp_path, capsys):
     """A trial's CSV with phi, theta, psi (or Dynamo's tdrot, tilt, narot) became a STAR
     without angles, exit 0; rot and tilt without psi lost both."""
-    for name, header in (("phi", "phi,theta,psi"), ("dyn", "tdrot,tilt,narot")):
+    for name, header in (
+        ("phi", "phi,theta,psi"),
+        ("dyn", "tdrot,tilt,narot"),
+        ("caps", "Rot,Tilt,Psi"),  # review: read without a word, angles dropped
+    ):
         (tmp_path / f"{name}.csv").write_text(f"x,y,z,{header}\n10,20,30,10,20,30\n")
         code = main(
             ["convert", str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / f"{name}.star")]
@@ -206,6 +210,8 @@ def test_csv_angles_under_other_names_are_refused_and_a_missing_one_is_said(tmp_
     with pytest.warns(UserWarning, match="no psi; that angle was read as 0°"):
         table = read_particles(tmp_path / "two.csv")
     assert table[["rot", "tilt", "psi"]].to_numpy().tolist() == [[40.0, 50.0, 0.0]]
+    (tmp_path / "beta.csv").write_text("x,y,z,score,beta\n10,20,30,0.5,7\n")  # not an angle
+    assert "rot" not in read_particles(tmp_path / "beta.csv")
     (tmp_path / "all.csv").write_text("x,y,z,rot,tilt,psi,phi\n10,20,30,40,50,60,7\n")
     assert read_particles(tmp_path / "all.csv")["psi"].tolist() == [60.0]
 

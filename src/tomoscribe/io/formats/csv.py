@@ -5,8 +5,9 @@ Columns ``x, y, z`` (voxel index units), ``voxel_size_A``, and, when present,
 Written with pandas; missing values are written as empty fields only in text columns
 (numeric columns with a missing value are left out).  Read: one or two of ``rot, tilt,
 psi`` without the rest are completed with 0° and said, as RELION reads a STAR file; a
-table naming its angles otherwise (``phi, theta``, Dynamo's ``tdrot, narot``) is
-refused, since its orientations would be dropped unread and its convention is unknown.
+table naming its angles otherwise (``phi, theta``, Dynamo's ``tdrot, narot``,
+``Rot, Tilt, Psi``) is refused, since its orientations would be dropped unread and its
+convention is unknown.
 """
 
 from __future__ import annotations
@@ -63,24 +64,32 @@ def read(path: Path, **_) -> pd.DataFrame:
 #: The angle columns of a particle CSV: RELION's Euler angles (ZYZ, degrees).
 ANGLES = ("rot", "tilt", "psi")
 
-#: Column names (lower case) that hold angles in other programs' tables or conventions:
-#: a CSV naming them instead of :data:`ANGLES` would lose its orientations unread.
-OTHER_ANGLE_NAMES = frozenset(
-    {
-        *("phi", "theta", "alpha", "beta", "gamma", "tdrot", "narot"),
-        *("anglerot", "angletilt", "anglepsi", "rlnanglerot", "rlnangletilt", "rlnanglepsi"),
-    }
+#: Sets of column names (lower case) that hold Euler angles in other programs' tables or
+#: conventions: a CSV naming two or more of one set instead of :data:`ANGLES` would
+#: lose its orientations unread.  One name alone (a ``beta`` column) is not taken for one.
+OTHER_ANGLE_SETS = (
+    ("phi", "theta", "psi"),
+    ("tdrot", "tilt", "narot"),
+    ("alpha", "beta", "gamma"),
+    ("anglerot", "angletilt", "anglepsi"),
+    ("rlnanglerot", "rlnangletilt", "rlnanglepsi"),
 )
 
 
 def _check_angle_names(table: pd.DataFrame, present: list[str], path: Path) -> None:
-    """Refuse a CSV whose angles go under other names (phi/theta/psi, Dynamo's tdrot/narot,
-    RELION's labels): read as it is, its orientations would be dropped without a word."""
+    """Refuse a CSV whose angles go under other names (phi/theta/psi, Dynamo's
+    tdrot/tilt/narot, RELION's labels, Rot/Tilt/Psi in capitals, euler…): read as it is,
+    its orientations would be dropped without a word."""
+    lower = {str(c).lower(): str(c) for c in table.columns}
     others = [
         str(c)
         for c in table.columns
-        if str(c).lower() in OTHER_ANGLE_NAMES or str(c).lower().startswith("euler")
+        if (str(c).lower() in ANGLES and str(c) not in ANGLES) or str(c).lower().startswith("euler")
     ]
+    for names in OTHER_ANGLE_SETS:
+        found = [lower[n] for n in names if n in lower and lower[n] not in ANGLES]
+        if sum(n in lower for n in names) >= 2 and found:
+            others += [f for f in found if f not in others]
     if others and len(present) < len(ANGLES):
         raise InputFileError(
             f"{path.name} names its angles {', '.join(others)}; a particle CSV holds "
