@@ -110,10 +110,10 @@ def _read_star(path: Path) -> pd.DataFrame:
     }
     for block in blocks.values():
         if isinstance(block, pd.DataFrame) and {"rlnCoordinateX", "rlnCoordinateY"} <= set(block):
-            if "rlnCoordinateZ" in block and "rlnMicrographName" not in block:
+            if _in_tomograms(block):
                 raise InputFileError(  # a trial's scores named micrograph 'r' (r.star)
-                    f"{path} holds particles in 3D (rlnCoordinateZ) without micrograph "
-                    "names: a tomogram's particle list, not boxes on micrographs "
+                    f"{path} lists particles of tomograms (rlnTomoName, a .tomostar name "
+                    "or a rlnCoordinateZ off 0), not boxes on micrographs "
                     "(rlnMicrographName, rlnCoordinateX/Y)."
                 )
             names = (
@@ -149,6 +149,22 @@ def _read_star(path: Path) -> pd.DataFrame:
         } <= set(block):
             return _read_coordinate_index(path, block)
     raise InputFileError(f"{path} has no block with rlnCoordinateX and rlnCoordinateY.")
+
+
+def _in_tomograms(block: pd.DataFrame) -> bool:
+    """Whether a STAR loop lists particles of tomograms: it names tomograms
+    (``rlnTomoName``, Warp's ``.tomostar`` micrograph names) or places them in depth (a
+    ``rlnCoordinateZ`` that is not 0 everywhere; RELION writes none for micrographs)."""
+    if "rlnTomoName" in block:
+        return True
+    if "rlnMicrographName" in block and (
+        block["rlnMicrographName"].astype(str).str.lower().str.endswith(".tomostar").any()
+    ):
+        return True
+    if "rlnCoordinateZ" in block:
+        z = pd.to_numeric(block["rlnCoordinateZ"], errors="coerce")
+        return bool((z.fillna(0) != 0).any())
+    return False
 
 
 def _read_coordinate_index(path: Path, block: pd.DataFrame) -> pd.DataFrame:
