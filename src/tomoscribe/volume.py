@@ -118,6 +118,11 @@ def check_same_origin(a: Volume, b: Volume, what_a: str, what_b: str) -> None:
     index (a trial's painted volume at x 500 Å was used 50 voxels off, in silence).  An
     origin of 0 is what painting tools write when they record none, so it passes.
 
+    Parameters
+    ----------
+    a, b : the volumes (origins and voxel sizes in Å, x, y, z)
+    what_a, what_b : what they are, for the message
+
     Raises
     ------
     InvalidDataError

@@ -23,7 +23,12 @@ def convert(
     output: Path = typer.Option(
         ..., "--output", "-o", help="Particle file to write; its suffix names the format."
     ),
-    tomo_name: str = typer.Option(None, "--tomo-name", help="Keep only this tomogram's rows."),
+    tomo_name: str = typer.Option(
+        None,
+        "--tomo-name",
+        help="Keep only this tomogram's rows; of a file that names no tomogram, the name "
+        "its particles are written under.",
+    ),
     voxel_size: float = typer.Option(
         None, "--voxel-size", help="Å per coordinate unit, where the source does not record it."
     ),

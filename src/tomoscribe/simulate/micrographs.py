@@ -353,7 +353,7 @@ def _carbon_places(
     if not carbon.any():
         return []
     on_carbon = scipy.ndimage.distance_transform_edt(carbon) >= 0.25 * diameter_px
-    d = int(diameter_px)
+    d = max(1, int(diameter_px))  # [-0:] would blank the whole mask
     on_carbon[:d, :] = on_carbon[-d:, :] = on_carbon[:, :d] = on_carbon[:, -d:] = False
     jj, ii = np.nonzero(on_carbon)
     picks = rng.choice(len(jj), size=min(len(jj), n), replace=False)
