@@ -120,3 +120,10 @@ def test_info_on_copick_picks_takes_the_voxel_size_and_names_a_record(tmp_path, 
     capsys.readouterr()
     code, out, err = _info(tmp_path / "c.star.json", capsys)
     assert code == 2 and not out and "record of how c.star was made (step 'convert')" in err
+
+
+def test_the_suffixes_info_takes_for_particle_lists_are_the_formats():
+    from tomoscribe.io.formats import formats
+    from tomoscribe.io.summaries import PARTICLE_SUFFIXES
+
+    assert sorted(PARTICLE_SUFFIXES) == sorted(s for f in formats() for s in f.suffixes)

@@ -12,22 +12,27 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..errors import InputFileError
-from .formats.registry import format_for, suffixes
-from .particles import read_particles, recorded_voxel_size
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Attribute of a subtomogram dataset's Zarr group (written by ``save_dataset``).
 DATASET_ATTRIBUTE = "tomoscribe_subtomograms"
+
+#: The particle formats' suffixes (``io.formats``; a test holds them equal), named here
+#: so that ``info`` on a volume imports no table library.
+PARTICLE_SUFFIXES = (".star", ".mod", ".csv", ".json", ".tbl")
 
 
 def is_particle_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is named as a particle list (a suffix of a particle format; a
     ``.json`` is copick's)."""
-    return str(path).lower().endswith(suffixes())
+    return str(path).lower().endswith(PARTICLE_SUFFIXES)
 
 
 def is_subtomogram_dataset(path: str | os.PathLike) -> bool:
@@ -62,6 +67,9 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
         The file is missing, not readable as its suffix's format, or a tomoscribe
         provenance record (``NAME.json``) rather than copick picks.
     """
+    from .formats.registry import format_for
+    from .particles import read_particles, recorded_voxel_size
+
     path = Path(path)
     fmt = format_for(path)
     _refuse_records(path)
@@ -133,6 +141,8 @@ def dataset_summary(path: str | os.PathLike) -> list[str]:
     ------
     InputFileError
         The store lacks the dataset's volumes or record."""
+    import pandas as pd
+
     from .zarrstore import open_group
 
     group = open_group(path, mode="r")
@@ -178,6 +188,7 @@ def _tomogram_counts(table: pd.DataFrame, column: str) -> str:
 
 def _centred_rows(path: Path) -> pd.DataFrame | None:
     """The particle loop of a RELION 5 file with centred Å coordinates only, else None."""
+    import pandas as pd
     import starfile
 
     try:
