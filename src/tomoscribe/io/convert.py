@@ -308,7 +308,11 @@ def convert_particles(
         table = select_tomogram(table, tomo_name, str(source), explicit=True)
         if "tomo_name" not in table:  # a trial's --tomo-name TS_5 was written 'tomogram'
             table["tomo_name"] = tomo_name
-    elif "tomo_name" not in table and dst_fmt.name in ("relion", "copick"):
+    elif (
+        "tomo_name" not in table
+        and dst_fmt.name in ("relion", "copick")
+        and not is_copick_location(target)  # a project's location names its run
+    ):
         warnings.warn(
             f"{Path(str(source)).name} names no tomogram, so {Path(str(target)).name} calls "
             "it 'tomogram'; give `tomo_name` to name it as RELION or copick knows it.",
