@@ -44,9 +44,6 @@ medial ridge of the mask seen at the scale of the tube:
    each end) agree within 25°, each end lies off the other's line by at most R or,
    over a long gap, by at most that angle (a short piece's direction is uncertain by
    some degrees), and the mask's walls flank at least half of the straight bridge.
-   Two pieces ending near the same side face and heading towards each other along it
-   join at any distance where the feature lies along the bridge: a tube grazing the
-   face runs within σ of it, where no ridge is looked for.
 5. **Pruning**: each filament is smoothed along its arc (Gaussian, σ 2 voxels) and
    resampled every ``spacing`` voxels with its unit tangent.  Dropped: pieces shorter
    than 2 R (blobs, debris); pieces lying mostly within R of a longer filament (two
@@ -60,7 +57,7 @@ medial ridge of the mask seen at the scale of the tube:
    19.5° of x at ±60°, 35.3° at ±45°) the wedge takes its walls (its mask is a streak
    in z through the axis, or nothing): there a bridge needs no walls, a line needs the
    streak and 4 R of length, two hidden ends are compared as seen from above when
-   within 3 R in z (their depth is not in the data), and joins may also turn as a bend
+   within R in z (their depth is not in the data), and joins may also turn as a bend
    of radius ≥ 6 R would, at one depth (issue 24: every spurious line on the demo
    cells was such a piece).  There the ridge may also run above or below the tube,
    where the mask fills its column and leaves a gap at its depth: a mostly hidden line
@@ -268,13 +265,6 @@ def _allowed_turn(di, dj, gap, radius: float, cos_max: float, sin_max: float):
     return np.sin(budget) if cos_turn >= np.cos(budget) else None
 
 
-#: How far apart in depth (tube radii) two ends that the wedge hides may lie and still be
-#: compared as seen from above: their ridges run off in depth along the column the
-#: wedge smears (by 21 voxels, 1.7 R, at ±60° and 36 voxels, 2.9 R, at ±45° on the
-#: demo's fresh cells; R was the limit before).
-HIDDEN_JOIN_DEPTH_RADII = 3.0
-
-
 def _level(vector: np.ndarray) -> np.ndarray:
     """A (z, y, x) vector with its z part removed."""
     return np.array([0.0, vector[1], vector[2]])
@@ -288,9 +278,9 @@ def _join_distance(end_i, end_j, radius, mask, cos_max, sin_max, tilt_range_deg)
     dist = float(np.linalg.norm(gap))
     if np.dot(gap, di) < 0:
         return None
-    if hidden_i and hidden_j and abs(gap[0]) <= HIDDEN_JOIN_DEPTH_RADII * radius:
+    if hidden_i and hidden_j and abs(gap[0]) <= radius:
         # The depth of a tube whose walls the wedge hides is poorly in the data: its
-        # pieces' ends wander in z (by up to 3 R), so they are compared as seen from above.
+        # pieces' ends wander in z (by up to R), so they are compared as seen from above.
         di, dj, gap = (_level(v) for v in (di, dj, gap))
         di, dj = di / max(np.linalg.norm(di), 1e-9), dj / max(np.linalg.norm(dj), 1e-9)
     sin_allowed = _allowed_turn(di, dj, gap, radius, cos_max, sin_max)
@@ -307,36 +297,6 @@ def _join_distance(end_i, end_j, radius, mask, cos_max, sin_max, tilt_range_deg)
     return dist
 
 
-def _face_join_distance(end_i, end_j, margin, radius, mask):
-    """Length of the bridge between two ends of a tube that runs along a side face, or
-    None.
-
-    Within σ of a face no ridge is looked for, so a tube whose axis runs there (it
-    grazes the face, as a tube of the demo's cell 12 did 10 voxels from x = 0) leaves two
-    pieces whose ends (``tip``, the last point) lie within ``margin`` of the same side
-    face (x or y), both heading towards the other (outward directions within 45° of the
-    bridge), with the feature within R of at least 90% of the bridge.  Two tubes that
-    leave through the face head out of it, not along it.  Any length: the stretch along
-    the face can be long.
-    """
-    (pi, di, _, tip_i), (pj, dj, _, tip_j) = end_i, end_j
-    shape = np.asarray(mask.shape, float) - 1
-    dist = float(np.linalg.norm(pj - pi))
-    if dist < 1e-6:
-        return None
-    toward = (pj - pi) / dist
-    # both run on towards the other end, along the face (not out through it)
-    if min(np.dot(di, toward), -np.dot(dj, toward)) < np.cos(np.radians(45.0)):
-        return None
-    for axis in (1, 2):
-        for face in (0.0, shape[axis]):
-            if abs(tip_i[axis] - face) <= margin and abs(tip_j[axis] - face) <= margin:
-                bridge = np.linspace(pi, pj, int(np.ceil(dist)) + 1)
-                if np.mean(near_feature(mask, bridge, radius)) >= 0.9:
-                    return dist
-    return None
-
-
 def _join_pieces(
     pieces: list[np.ndarray],
     reach: float,
@@ -344,7 +304,6 @@ def _join_pieces(
     mask: np.ndarray | None = None,
     max_angle_deg: float = 25.0,
     tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
-    face_margin: float | None = None,
 ) -> list[np.ndarray]:
     """Join pieces end to end where a crossing or a gap broke one filament.
 
@@ -356,11 +315,9 @@ def _join_pieces(
     some degrees, which grows to more than R over a crossing's width), and (with a
     ``mask``) walls flank at least half of a bridge longer than R.  Where the wedge
     hides both ends' walls (:func:`hidden_by_wedge`), directions and offsets are
-    compared in xy when the ends lie within :data:`HIDDEN_JOIN_DEPTH_RADII` R of each
-    other in depth: there the depth is not in the data.  With a ``face_margin`` (voxels),
-    two ends of pieces at least 2 R long, of a tube that runs along a side face where no
-    ridge is looked for, join at any distance (:func:`_face_join_distance`).  The bent
-    last 0.5 R of both ends is dropped and the gap bridged straight.
+    compared in xy when the ends lie within R of each other in depth: there the depth is
+    not in the data.  The bent last 0.5 R of both ends is dropped and the gap bridged
+    straight.
     """
     cos_max = np.cos(np.radians(max_angle_deg))
     sin_max = np.sin(np.radians(max_angle_deg))
@@ -374,7 +331,7 @@ def _join_pieces(
             p, q = seq[skip], seq[min(len(seq) - 1, span)]
         d = p - q
         hidden = np.mean(hidden_by_wedge(seq[: span + 1], tilt_range_deg)) >= 0.5
-        return p, d / max(np.linalg.norm(d), 1e-9), hidden, seq[0]  # outward direction
+        return p, d / max(np.linalg.norm(d), 1e-9), hidden  # outward direction
 
     while True:
         best = None
@@ -384,15 +341,11 @@ def _join_pieces(
                 for ti in (True, False):
                     for tj in (True, False):
                         ei, ej = ends[i][0 if ti else 1], ends[j][0 if tj else 1]
-                        dist = None
-                        if np.linalg.norm(ej[0] - ei[0]) <= reach:
-                            dist = _join_distance(
-                                ei[:3], ej[:3], radius, mask, cos_max, sin_max, tilt_range_deg
-                            )
-                        if dist is None and face_margin is not None and mask is not None:
-                            # not with strays (a tube's end cap spread by the wedge)
-                            if min(len(pieces[i]), len(pieces[j])) >= 2 * radius:
-                                dist = _face_join_distance(ei, ej, face_margin, radius, mask)
+                        if np.linalg.norm(ej[0] - ei[0]) > reach:
+                            continue
+                        dist = _join_distance(
+                            ei, ej, radius, mask, cos_max, sin_max, tilt_range_deg
+                        )
                         if dist is not None and (best is None or dist < best[0]):
                             best = (dist, i, j, ti, tj)
         if best is None:
@@ -466,9 +419,7 @@ def trace_centrelines(
             # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
             pieces.append(_resample(path))
     components = scipy.ndimage.label(feature, np.ones((3, 3, 3)))[0]
-    pieces = _join_pieces(
-        pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg, face_margin=2.0 * sigma
-    )
+    pieces = _join_pieces(pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg)
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
     shape = np.shape(feature)
     smoothed = sorted(
@@ -482,7 +433,7 @@ def trace_centrelines(
     # compared at their full length: a visible line reaches along its tube's hidden
     # stretch only once carried to the feature's end
     lines = without_depth_ghosts(lines, r, tilt_range_deg, components)
-    return shingles_joined(lines, r, tilt_range_deg)
+    return shingles_joined(lines, r, tilt_range_deg, components)
 
 
 #: Largest angle (degrees, seen from above) between two lines that overlap end to end
@@ -517,7 +468,7 @@ def _along_from_above(
     return (distance <= radius) & (cos >= np.cos(np.radians(max_angle_deg)))
 
 
-def _shingle(a, b, radius, tilt_range_deg):
+def _shingle(a, b, radius, tilt_range_deg, components=None):
     """``a`` and ``b`` as one line where ``a``'s tail overlaps ``b``'s head seen from
     above (:func:`shingles_joined`), or None."""
     tail = _leading_run(_along_from_above(a, b, radius, SHINGLE_MAX_ANGLE_DEG)[::-1])
@@ -533,13 +484,24 @@ def _shingle(a, b, radius, tilt_range_deg):
     if np.dot(a[-1] - a[len(a) - tail], b[head] - b[0]) <= 0:
         return None
     start, stop = a[len(a) - tail - 1], b[head]
+    # where they part, both are at the tube's depth: two level tubes stacked in z meet
+    # end to end seen from above as well (a review's case), and stay two
+    if abs(stop[0] - start[0]) > radius:
+        return None
+    if components is not None:
+        labels = _component_near(np.vstack([start, stop]), components, radius)
+        if labels[0] == 0 or labels[0] != labels[1]:
+            return None
     steps = int(np.ceil(np.linalg.norm(stop - start)))
     bridge = np.linspace(start, stop, steps + 1)[1:-1]
     return np.vstack([a[: len(a) - tail], bridge, b[head:]])
 
 
 def shingles_joined(
-    lines: list[np.ndarray], radius: float, tilt_range_deg=DEFAULT_TILT_RANGE_DEG
+    lines: list[np.ndarray],
+    radius: float,
+    tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
+    components: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Lines that overlap end to end seen from above where the wedge hides the tube,
     as one line each.
@@ -551,15 +513,20 @@ def shingles_joined(
     for ends facing each other, passes them by.  Two lines whose end stretches run
     within R of each other seen from above, within :data:`SHINGLE_MAX_ANGLE_DEG`, for at
     least R/2 (gaps of 2 points allowed), each keeping at least R beyond the overlap and
-    going on the same way, are cut back to where the overlap begins on each and joined
-    by a straight bridge across it.  Lines overlapping in a middle (crossings from
-    above) or where the walls are in the data are left alone.
+    going on the same way, become one line: the first up to where its overlap begins, a
+    straight bridge across the overlap, the second from where its overlap ends.  Only
+    where the two lie within R of each other in depth at those two points (the run-off
+    is inside the overlap) and, with ``components``, in the same component of the
+    feature: two level tubes stacked in z also meet end to end seen from above.  Lines
+    overlapping in a middle (crossings from above) or where the walls are in the data
+    are left alone.
 
     Parameters
     ----------
     lines : centrelines (z, y, x voxels, 1-voxel steps)
     radius : the tube's radius R (voxels)
     tilt_range_deg : (min, max) tilt of the series (degrees, tilt axis y)
+    components : labelled components of the feature (0 none), the volume's shape
 
     Returns
     -------
@@ -568,19 +535,29 @@ def shingles_joined(
     lines = [np.asarray(line, float) for line in lines]
     while True:
         pair = None
-        # only lines whose ends lie within R of each other from above (a shingle's ends
-        # both do): the overlap test builds trees, and a tomogram has hundreds of lines
-        trees = [cKDTree(line[:, 1:]) for line in lines]
+        # only pairs whose ends each lie within R of the other line from above (a
+        # shingle's do): one tree of all points, queried at the ends
+        if not lines:
+            return lines
+        owner = np.concatenate([np.full(len(line), k) for k, line in enumerate(lines)])
+        tree = cKDTree(np.vstack(lines)[:, 1:])
         near = [
-            [trees[j].query(lines[i][[0, -1], 1:])[0].min() <= radius for j in range(len(lines))]
-            for i in range(len(lines))
+            {
+                int(owner[m])
+                for hits in tree.query_ball_point(line[[0, -1], 1:], radius)
+                for m in hits
+            }
+            for line in lines
         ]
-        for i, j in ((i, j) for i in range(len(lines)) for j in range(len(lines)) if i != j):
+        pairs = [
+            (i, j) for i in range(len(lines)) for j in sorted(near[i]) if j != i and i in near[j]
+        ]
+        for i, j in pairs:
             a, b = lines[i], lines[j]
-            if min(len(a), len(b)) < 3 or not (near[i][j] and near[j][i]):
+            if min(len(a), len(b)) < 3:
                 continue
             for first, second in ((a, b), (a, b[::-1]), (a[::-1], b), (a[::-1], b[::-1])):
-                joined = _shingle(first, second, radius, tilt_range_deg)
+                joined = _shingle(first, second, radius, tilt_range_deg, components)
                 if joined is not None:
                     pair = (i, j, joined)
                     break
