@@ -796,8 +796,12 @@ def steep_where_hidden(directions_zyx: np.ndarray, tilt_range_deg) -> np.ndarray
     ridge can slide down its edge instead of running along the tube: at ±45° ridges ran
     off 27–38° steep at the ends of the demo's fresh cells' hidden stretches, while the
     simulated tubes there climb at most 17.6° (99th percentile 15°).  A tube steeper
-    than 30° crosses a 200 nm lamella within 400 nm: rare and short.  At ±60° the beams
-    (:func:`along_tilt_beams`) already cover these directions in the xz plane.
+    than 30° crosses a 200 nm lamella within 400 nm: rare and short.  The trade-off (a
+    review's synthetic tubes at ±45°): one climbing 32° along x, traced before with a
+    spurious second piece, is now not traced at all; one climbing 35° at 10° from x,
+    missed before, is now found; the ridge's own direction is a poor estimate of a
+    hidden tube's climb.  At ±60° the beams (:func:`along_tilt_beams`) already cover
+    these directions in the xz plane.
     """
     d = np.asarray(directions_zyx, float).reshape(-1, 3)
     d = d / np.linalg.norm(d, axis=1, keepdims=True).clip(1e-12)
