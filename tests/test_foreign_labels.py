@@ -72,6 +72,35 @@ def test_vesicles_close_a_binary_membrane_mask_from_another_tool(tmp_path):
     assert '"feature_voxels": "nonzero"' in (tmp_path / "closed.mrc.json").read_text()
 
 
+def test_vesicles_keep_the_values_and_other_labels_of_another_tools_map(tmp_path):
+    """A trial: `vesicles --value 255` on a map from another tool wrote the membrane as 1
+    and dropped the map's other labels; the closed map now keeps both, and its legend
+    says which value is the membrane."""
+    shape, centre, radius = (64, 96, 96), np.array([32.0, 48.0, 48.0]), 20.0
+    zz, yy, xx = np.indices(shape, dtype=float)
+    offsets = np.stack([zz - centre[0], yy - centre[1], xx - centre[2]], -1)
+    distance = np.linalg.norm(offsets, axis=-1)
+    shell = np.abs(distance - radius) <= 2.5
+    normals = offsets / np.maximum(distance, 1e-9)[..., None]
+    seen = shell & visible_normals(normals.reshape(-1, 3)).reshape(shape)
+    labels = np.where(seen, 255, 0).astype(np.float32)  # float, as Amira exports
+    labels[5:12, 5:12, 75:82] = 7  # another feature, away from the vesicle
+    _mrc(tmp_path / "amira.mrc", labels)
+    out = tmp_path / "closed.mrc"
+    assert main(["vesicles", str(tmp_path / "amira.mrc"), "--value", "255", "-o", str(out)]) == 0
+    with mrcfile.open(out) as mrc:  # mode 0 flagged unsigned for IMOD; mrcfile says int8
+        assert mrc.data.dtype == np.int8
+        closed = mrc.data.view(np.uint8).copy()
+    assert (closed[shell] == 255).mean() > 0.97
+    assert (closed[5:12, 5:12, 75:82] == 7).all() and set(np.unique(closed)) == {0, 7, 255}
+    legend = json.loads((tmp_path / "closed.mrc.legend.json").read_text())
+    assert legend["255"]["name"] == "membrane" and legend["7"]["name"] == "label 7"
+    assert "1" not in legend
+    picked = tmp_path / "v.csv"
+    assert main(["pick", str(out), "-f", "label 7", "--min-size", "10", "-o", str(picked)]) == 0
+    assert len(read_particles(picked, 10.0)) == 1
+
+
 def test_vesicles_refuse_a_map_of_values_given_as_labels(tmp_path, capsys):
     """A `segment` map (or a tomogram) given to `vesicles` made every voxel membrane."""
     values = np.random.default_rng(0).random((24, 32, 32)).astype(np.float32)

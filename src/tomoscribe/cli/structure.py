@@ -234,7 +234,8 @@ def vesicles(
         ...,
         "--output",
         "-o",
-        help="Label map with the vesicles closed (.mrc or .zarr; the legend is copied).",
+        help="Label map with the vesicles closed (.mrc or .zarr; the legend is copied; "
+        "another tool's map keeps its values and other labels).",
     ),
     table_path: Path = typer.Option(
         None,

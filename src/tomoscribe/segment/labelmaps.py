@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.legend import legend_path, read_legend
+from ..core.legend import (
+    BACKGROUND_COLOUR,
+    BACKGROUND_NAME,
+    PALETTE,
+    Legend,
+    LegendEntry,
+    legend_path,
+    read_legend,
+)
 from ..errors import InvalidDataError, ParameterError
 from ..io.locations import is_copick_location
 
@@ -141,17 +149,50 @@ def feature_voxels(
     return FeatureVoxels("nonzero")
 
 
-def single_label_map(
-    data: np.ndarray, voxels: FeatureVoxels, source: str = "the map"
-) -> tuple[np.ndarray, int]:
-    """An integer label map and the feature's id in it.
+#: More distinct values than this and a map is not taken as labels to keep (a label
+#: map of another tool names a few dozen features at most; uint8 holds 256 values).
+MAX_KEPT_LABELS = 256
 
-    A map with our legend is returned as it is; another tool's map becomes uint8 with
-    1 for the feature's voxels and 0 elsewhere.
+
+def label_map_to_close(
+    data: np.ndarray, voxels: FeatureVoxels, feature: str, source: str = "the map"
+) -> tuple[np.ndarray, int, Legend | None]:
+    """An integer label map, the feature's id in it and its legend (None: the map's own).
+
+    A map with our legend is returned as it is. Another tool's map keeps its values
+    (the feature at ``--value``, or at the single value of its nonzero voxels), its
+    other labels included, as the smallest integer type holding them; its legend names
+    the feature and calls the other values ``label N``. A map whose values are not a
+    few integers (or several nonzero values taken together) becomes uint8, 1 for the
+    feature's voxels and 0 elsewhere.
     """
     if voxels.how == "legend":
-        return np.asarray(data), int(voxels.value)
-    return voxels.mask(data, source=source).astype(np.uint8), 1
+        return np.asarray(data), int(voxels.value), None
+    marked = voxels.mask(data, source=source)
+    values = _distinct_values(data)
+    nonzero = sorted(v for v in values if v != 0) if values is not None else []
+    label = voxels.value if voxels.how == "value" else (nonzero[0] if len(nonzero) == 1 else None)
+    if values is None or label is None or not all(float(v).is_integer() for v in values):
+        return marked.astype(np.uint8), 1, Legend.for_feature(feature)
+    kept_type = np.result_type(
+        np.min_scalar_type(int(min(values))), np.min_scalar_type(int(max(values)))
+    )
+    labels = data if data.dtype == kept_type else data.astype(kept_type)
+    entries = {0: LegendEntry(BACKGROUND_NAME, BACKGROUND_COLOUR)}
+    entries.update({int(v): LegendEntry(f"label {int(v)}", None) for v in nonzero})
+    entries[int(label)] = LegendEntry(feature, PALETTE[0])
+    return labels, int(label), Legend(entries)
+
+
+def _distinct_values(data: np.ndarray) -> set | None:
+    """The map's distinct values, slab by slab (no copy of the whole map); None when
+    there are more than :data:`MAX_KEPT_LABELS` or any is not finite."""
+    found: set = set()
+    for z0 in range(0, len(data), 16):
+        found.update(np.unique(data[z0 : z0 + 16]).tolist())
+        if len(found) > MAX_KEPT_LABELS or not all(math.isfinite(v) for v in found):
+            return None
+    return found
 
 
 def recorded_feature(map_path: Path) -> str | None:

@@ -53,8 +53,8 @@ from .labelmaps import (
     check_one_label,
     check_recorded_feature,
     feature_voxels,
+    label_map_to_close,
     recorded_feature,
-    single_label_map,
 )
 from .painted_size import painted_component_sizes
 from .trainset import (
@@ -482,10 +482,10 @@ def close_vesicles_in_file(
             f"{annotation} holds values, not integer labels; give the merged "
             "map written by `tomoscribe merge`."
         )
-    labels, label = single_label_map(data, voxels, annotation.name)
+    labels, label, legend = label_map_to_close(data, voxels, feature, annotation.name)
     if not (labels == label).any():
         raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to close.")
-    legend = read_legend(annotation) or Legend.for_feature(feature)
+    legend = legend or read_legend(annotation) or Legend.for_feature(feature)
     return _close_and_write(
         volume.with_data(labels),
         label,
