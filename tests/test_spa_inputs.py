@@ -210,3 +210,22 @@ def test_a_threshold_from_held_out_boxes_the_networks_scored_low_is_said(tiny, c
     err = capsys.readouterr().err
     assert "warning: the networks score the 3 good boxes held out of training low" in err
     assert (tiny / "p.tsp").is_file()
+
+
+def test_a_micrograph_with_pixels_of_two_sizes_is_refused(tiny, capsys):
+    """A trial: a micrograph whose header gives x and y pixels of 2 and 2.2 Å passed
+    `spa boxes` (only x was read), so its particles would be boxed 10% stretched."""
+    import mrcfile
+
+    image = np.random.default_rng(2).normal(size=(96, 96)).astype(np.float32)
+    with mrcfile.new(tiny / "m2.mrc", overwrite=True) as mrc:  # as another program writes it
+        mrc.set_data(image)
+        mrc.voxel_size = (2.0, 2.2, 2.0)
+    before = {p.name: p.read_bytes() for p in entries(tiny)}
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 2
+    line = _one_sentence(capsys)
+    assert "m2.mrc has pixels of 2 × 2.2 Å" in line and "--pixel-size" in line
+    assert {p.name: p.read_bytes() for p in entries(tiny)} == before
+    with mrcfile.open(tiny / "m2.mrc", mode="r+") as mrc:  # 0.5% apart: rounding, taken
+        mrc.voxel_size = (2.0, 2.01, 2.0)
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0

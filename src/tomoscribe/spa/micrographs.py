@@ -90,6 +90,8 @@ def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
             f"{path} holds {volume.shape[0]} images; give one micrograph "
             "per file (a movie must be aligned and summed first)."
         )
+    if pixel_size_A is None:
+        _check_square_pixels(path, volume.voxel_size_A)
     image = np.asarray(volume.load(np.float32)[0])
     if not np.isfinite(image).all():
         raise InvalidDataError(f"{path} has NaN or infinite pixels.")
@@ -118,10 +120,26 @@ def _header_pixel_size(path) -> float | None:
     from ..io import read_volume
 
     try:
-        size = float(read_volume(path).pixel_size_A)
+        volume = read_volume(path)
     except MissingVoxelSizeError:
         return None
+    _check_square_pixels(path, volume.voxel_size_A)
+    size = float(volume.pixel_size_A)
     return None if abs(size - 1.0) < 1e-6 else size
+
+
+def _check_square_pixels(path, voxel_size_A) -> None:
+    """Refuse a micrograph whose header gives x and y pixels of different sizes (more
+    than 1%): boxes, shrinking and the networks take a pixel as a square of the x size,
+    so its particles would be picked and cut stretched, silently (a trial)."""
+    x_size, y_size = float(voxel_size_A[0]), float(voxel_size_A[1])
+    if abs(y_size - x_size) > 0.01 * x_size:
+        raise InvalidDataError(
+            f"{path} has pixels of {x_size:g} × {y_size:g} Å (x × y), not squares; "
+            "resample it to square pixels first, or give the pixel size "
+            "(`pixel_size_A`) if the header is wrong.",
+            parameter="pixel_size_A",
+        )
 
 
 def common_pixel_size(paths: list[Path], pixel_size_A: float | None) -> float:
