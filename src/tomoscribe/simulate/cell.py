@@ -6,7 +6,8 @@ Contents (lengths in nm unless named otherwise; the grid is (z, y, x) at ``voxel
   (σ 0.5 nm each) on single vesicles, double-membrane organelles (two bilayers 20 nm
   apart) and a plasma-membrane sheet crossing the volume;
 * microtubules: hollow tubes, outer diameter 25 nm, inner 17 nm, along smooth random
-  curves that stay nearly in-plane (labelled as the wall, or with
+  curves that stay nearly in-plane and bend no tighter than filaments do in cells
+  (``FILAMENT_MIN_BEND_RADIUS_NM``) (labelled as the wall, or with
   ``filled_microtubule_labels`` as the whole tube with its lumen, the way annotators
   paint them); actin: solid 7 nm filaments;
 * macromolecules from the template library at chosen concentrations (µM), uniformly
@@ -73,12 +74,22 @@ class CellParams:
     carbon_edge: bool = False
     ice_thickness_nm: tuple[float, float] = (90.0, 120.0)
     filled_microtubule_labels: bool = False  # label the lumen too, as annotators paint tubes
+    # tightest bend per filament kind (radius, nm); {} for none
+    min_bend_radius_nm: dict = field(default_factory=lambda: dict(FILAMENT_MIN_BEND_RADIUS_NM))
     strict_concentrations: bool = True  # False: place as many particles as fit, no error
     seed: int = 0
 
 
 #: Outer and inner radius (nm) of the simulated filaments.
 FILAMENT_RADII_NM = {"microtubule": (12.5, 8.5), "actin": (3.5, 0.0)}
+#: Tightest bend (radius of curvature, nm) of a simulated filament.  Microtubules in
+#: cells break at curvatures of 1.5 ± 1.0 µm⁻¹ (Odde et al. 1999, fibroblasts; 1.4 ±
+#: 0.3 µm⁻¹ in newt lung cells, Waterman-Storer & Salmon 1997), so none is bent tighter
+#: than 1 / 2.5 µm⁻¹ = 400 nm; an actin filament tied in a knot broke at a knot 0.36 µm
+#: across (Arai et al. 1999): 180 nm.  Without a limit the curves bent microtubules of
+#: the demo's medium cells to radii of 34 nm (10th percentile of each one's tightest
+#: bend; median 72 nm), 10–20 times tighter than they break.
+FILAMENT_MIN_BEND_RADIUS_NM = {"microtubule": 400.0, "actin": 180.0}
 
 
 def check_filament_room(params: CellParams) -> None:
@@ -216,7 +227,8 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
         (params.n_actin, "actin", FILAMENT_RADII_NM["actin"]),
     ):
         for _ in range(count):
-            curve = _clear_curve(rng, params.shape, placed, outer * nm, 1.0 * nm)
+            bend = params.min_bend_radius_nm.get(kind, 0.0) * nm
+            curve = _clear_curve(rng, params.shape, placed, outer * nm, 1.0 * nm, bend)
             placed.append((curve, outer * nm))
             mask_curve = np.zeros(params.shape, bool)
             idx = np.rint(curve).astype(int)
@@ -359,11 +371,13 @@ def _clear_curve(
     placed: list[tuple[np.ndarray, float]],
     radius: float,
     gap: float,
+    min_bend: float = 0.0,
     tries: int = 200,
 ) -> np.ndarray:
-    """A smooth curve (:func:`_smooth_curve`) whose tube of ``radius`` (voxels) keeps
-    ``gap`` voxels from the tubes ``placed`` before it (axis points, radius); after
-    ``tries`` draws, the draw that came closest to that."""
+    """A smooth curve (:func:`_smooth_curve`, bent nowhere tighter than ``min_bend``
+    voxels) whose tube of ``radius`` (voxels) keeps ``gap`` voxels from the tubes
+    ``placed`` before it (axis points, radius); after ``tries`` draws, the draw that
+    came closest to that."""
     best, best_margin = None, -np.inf
     # One tree per tube radius over all axes of that radius, built once per curve: the
     # nearest axis point of a radius gives the same margin as every axis apart, and a
@@ -373,7 +387,7 @@ def _clear_curve(
         by_radius.setdefault(float(r_axis), []).append(axis)
     trees = [(cKDTree(np.concatenate(axes)), r_axis) for r_axis, axes in by_radius.items()]
     for _ in range(tries):
-        curve = _smooth_curve(rng, shape)
+        curve = _smooth_curve(rng, shape, min_bend)
         inside = curve[np.all((curve >= 0) & (curve < np.asarray(shape)), axis=1)]
         margin = min(
             (
@@ -390,8 +404,13 @@ def _clear_curve(
     return best
 
 
-def _smooth_curve(rng: np.random.Generator, shape) -> np.ndarray:
-    """Points (z, y, x) along a smooth random curve across the volume, nearly in-plane."""
+def _smooth_curve(rng: np.random.Generator, shape, min_radius: float = 0.0) -> np.ndarray:
+    """Points (z, y, x) along a smooth random curve across the volume, nearly in-plane.
+
+    With ``min_radius`` (voxels), the control points' offsets from the straight line
+    fitted through them are scaled down, as little as bisection finds, until the curve
+    bends nowhere tighter than that radius; the random draws are the same.
+    """
     nz, ny, nx = shape
     angle = rng.uniform(0, np.pi)
     length = math.hypot(ny, nx)
@@ -408,4 +427,33 @@ def _smooth_curve(rng: np.random.Generator, shape) -> np.ndarray:
     )
     ctrl_z = np.clip(rng.normal(nz / 2, nz * 0.08, 6), nz * 0.3, nz * 0.7)
     fine = np.linspace(0, 1, int(length * 2))
-    return np.column_stack([CubicSpline(t, ctrl_z)(fine), CubicSpline(t, ctrl)(fine)])
+    # the control points as a straight line through them (no bend: it keeps their
+    # tilt and place, so filaments still pass above and below each other) and offsets
+    # from it (the bends)
+    controls = np.column_stack([ctrl_z, ctrl])
+    trend = np.polynomial.polynomial.polyfit(t, controls, 1)
+    line = trend[0] + np.outer(t, trend[1])
+    offsets = controls - line
+
+    def spline(scale: float) -> CubicSpline:
+        return CubicSpline(t, line + scale * offsets)
+
+    scale = 1.0
+    if min_radius > 0 and _sharpest_bend(spline(1.0), fine) < min_radius:
+        low, high = 0.0, 1.0  # a straight line (scale 0) bends nowhere
+        for _ in range(20):
+            scale = (low + high) / 2
+            low, high = (
+                (scale, high) if _sharpest_bend(spline(scale), fine) >= min_radius else (low, scale)
+            )
+        scale = low
+    return spline(scale)(fine)
+
+
+def _sharpest_bend(curve: CubicSpline, at: np.ndarray) -> float:
+    """The smallest radius of curvature (voxels) of a curve sampled at ``at``:
+    |r'|³ / |r' × r''| from the spline's derivatives."""
+    first, second = curve(at, 1), curve(at, 2)
+    bend = np.linalg.norm(np.cross(first, second), axis=1)
+    speed = np.linalg.norm(first, axis=1) ** 3
+    return float(np.min(speed / np.maximum(bend, 1e-12)))
