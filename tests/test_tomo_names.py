@@ -81,3 +81,39 @@ def test_extract_selects_the_rows_of_the_tomograms_recorded_name(tmp_path):
     assert main(args) == 0
     kept = read_particles(out / "particles.star")
     assert len(kept) == 2 and set(kept["tomo_name"]) == {"TS_07"}
+
+
+def test_a_dot_inside_a_tomogram_name_is_part_of_it(tmp_path, capsys):
+    """A trial: rows of `cell.1` and `cell.2` (a STAR file as starfile writes it) were one
+    tomogram to convert and extract, as Path.stem cut both names to `cell`: `--tomo-name
+    cell.1` kept all five rows and extract cut three of them at cell.2's places.  A
+    tomogram suffix is still dropped (`cell.2.mrc` is `cell.2`)."""
+    names = ["cell.1"] * 2 + ["cell.2"] * 3 + ["cell.2.mrc"]
+    xs = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    table = pd.DataFrame(
+        {
+            "rlnTomoName": names,
+            "rlnCoordinateX": xs,
+            "rlnCoordinateY": [12.0] * 6,
+            "rlnCoordinateZ": [8.0] * 6,
+        }
+    )
+    starfile.write({"particles": table}, tmp_path / "dots.star")
+    for name, kept in (("cell.1", [10.0, 20.0]), ("cell.2", [30.0, 40.0, 50.0, 60.0])):
+        out = tmp_path / f"{name}.csv"
+        args = ["convert", str(tmp_path / "dots.star"), "--tomo-name", name, "-o", str(out)]
+        assert main([*args, "--voxel-size", "10"]) == 0
+        assert pd.read_csv(out)["x"].tolist() == kept
+    rng = np.random.default_rng(1)
+    write_volume(tmp_path / "cell.1.mrc", Volume(rng.normal(size=SHAPE).astype(np.float32), 10.0))
+    out = tmp_path / "subtomos"
+    argv = ["extract", str(tmp_path / "cell.1.mrc"), str(tmp_path / "dots.star"), "--box", "8"]
+    assert main([*argv, "-o", str(out)]) == 0
+    written = starfile.read(out / "particles.star")
+    assert isinstance(written, pd.DataFrame) and len(written) == 2
+    capsys.readouterr()
+    stem = tmp_path / "cell.mrc"  # a tomogram named by the part before the dot: not theirs
+    write_volume(stem, Volume(rng.normal(size=SHAPE).astype(np.float32), 10.0))
+    argv = ["extract", str(stem), str(tmp_path / "dots.star"), "--box", "8"]
+    assert main([*argv, "-o", str(tmp_path / "none")]) == 2
+    assert "none of tomogram 'cell'" in capsys.readouterr().err

@@ -289,11 +289,11 @@ def _check_run_of_rows(root, run, location: CopickLocation, table: pd.DataFrame)
     :func:`tomoscribe.io.particles.select_tomogram` matches, with or without a file
     suffix): they are another tomogram's particles.  Names of no run (other tools'
     tomogram names) are let through."""
-    from .particles import tomogram_stem
+    from .particles import tomogram_key
 
     if "tomo_name" not in table or not len(table):
         return
-    names = {tomogram_stem(str(n)) for n in table["tomo_name"].astype(str).unique()}
+    names = {tomogram_key(n) for n in table["tomo_name"].astype(str).unique()}
     if run.name in names:
         return
     others = sorted(names & {r.name for r in root.runs})

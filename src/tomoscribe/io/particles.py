@@ -59,11 +59,31 @@ def tomogram_stem(path: str | os.PathLike) -> str:
     if run is not None:
         return run
     name = Path(str(path).rstrip("/")).name
+    plain = _without_tomogram_suffix(name)
+    return plain if plain != name else Path(name).stem
+
+
+def _without_tomogram_suffix(name: str) -> str:
+    """``name`` less one tomogram file suffix (:data:`_TOMOGRAM_SUFFIXES`), if it ends
+    in one; else ``name`` itself."""
     lower = name.lower()
     for suffix in _TOMOGRAM_SUFFIXES:
         if lower.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
-    return Path(name).stem
+    return name
+
+
+def tomogram_key(name) -> str:
+    """A tomogram's name in a table (``rlnTomoName``, copick's run, a Dynamo table map
+    entry) as names are compared: less one tomogram file suffix (``TS_01.mrc``,
+    ``TS_01.tomostar`` → ``TS_01``), a copick location as its run's name.  A dot
+    elsewhere is part of the name: ``cell.1`` and ``cell.2`` are two tomograms (a trial:
+    they were one, as ``Path.stem`` cut both to ``cell``)."""
+    text = str(name)
+    run = copick_run_name(text)
+    if run is not None:
+        return run
+    return _without_tomogram_suffix(text) or text
 
 
 def recorded_tomo_name(path: str | os.PathLike) -> str | None:
@@ -296,19 +316,15 @@ def read_particles(
     coords = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     checked = np.ones(len(table), bool)
     if wanted and "tomo_name" in table:  # rows of other tomograms may lack a position
-        checked = table["tomo_name"].map(_plain).isin({_plain(w) for w in wanted}).to_numpy()
+        checked = (
+            table["tomo_name"].map(tomogram_key).isin({tomogram_key(w) for w in wanted}).to_numpy()
+        )
     if not np.isfinite(coords[checked]).all():
         raise InputFileError(f"{path} has non-numeric or missing coordinates.")
     table[["x", "y", "z"]] = coords
     if "score" not in table:
         table["score"] = np.nan
     return table.reset_index(drop=True)
-
-
-def _plain(name) -> str:
-    text = str(name)
-    stem = tomogram_stem(text)
-    return stem if stem else text
 
 
 def select_tomogram(
@@ -343,17 +359,21 @@ def select_tomogram(
     for candidate in (name, also) if not explicit else (name,):
         if candidate is None:
             continue
-        keep = (names == str(candidate)) | (names.map(_plain) == _plain(candidate))
+        keep = (names == str(candidate)) | (names.map(tomogram_key) == tomogram_key(candidate))
         if keep.any():
             return table[keep.to_numpy()].reset_index(drop=True)
-    if len(found) == 1 and not explicit and _plain(found[0]) in {_plain(o) for o in others}:
+    if (
+        len(found) == 1
+        and not explicit
+        and tomogram_key(found[0]) in {tomogram_key(o) for o in others}
+    ):
         raise ParameterError(
             f"{source} names only tomogram {found[0]!r}, which tomograms.star lists as "
             f"another tomogram than {name!r} (this one); give the tomogram of {found[0]!r}, "
             f"or picks of {name!r}.",
         )
     if len(found) == 1 and not explicit:
-        related = name is not None and _plain(name) in lineage_stems(source)
+        related = name is not None and tomogram_key(name) in lineage_stems(source)
         if name is not None and not related:  # said: the rows may be another tomogram's
             warnings.warn(
                 f"{source} names only tomogram {found[0]!r}, not {name!r}; its {len(table)} "
@@ -386,7 +406,7 @@ def named_as(table: pd.DataFrame, name: str) -> pd.DataFrame:
         table["tomo_name"] = name
         return table
     names = table["tomo_name"].astype(str)
-    same = (names == str(name)) | (names.map(_plain) == _plain(name))
+    same = (names == str(name)) | (names.map(tomogram_key) == tomogram_key(name))
     table.loc[~same.to_numpy(), "tomo_name"] = name
     return table
 

@@ -202,14 +202,14 @@ def place_particles(
 
 
 def _rows_of(path: Path, table: pd.DataFrame, grid: Grid) -> pd.DataFrame:
-    """The rows of ``grid``'s tomogram (by :func:`tomoscribe.io.particles.tomogram_stem`
+    """The rows of ``grid``'s tomogram (by :func:`tomoscribe.io.particles.tomogram_key`
     of its name) where the file lists several tomograms; refused when none is its."""
-    from .particles import tomogram_stem
+    from .particles import tomogram_key
 
     if "tomo_name" not in table or table["tomo_name"].nunique() < 2:
         return table
-    stems = table["tomo_name"].astype(str).map(tomogram_stem)
-    mine = stems == tomogram_stem(grid.name)
+    stems = table["tomo_name"].astype(str).map(tomogram_key)
+    mine = stems == tomogram_key(grid.name)
     if not mine.any():
         raise InputFileError(
             f"{path.name} lists particles of {stems.nunique()} tomograms "

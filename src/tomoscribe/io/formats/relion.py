@@ -483,7 +483,7 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms, wanted=()):
         if names is None and len(tomograms) == 1:
             keys = pd.Series([next(iter(tomograms))] * n)
         missing = sorted(set(keys) - set(tomograms), key=str)
-        from ..particles import _plain as plain_name  # the name select_tomogram matches
+        from ..particles import tomogram_key as plain_name  # as select_tomogram matches
 
         plain = {plain_name(w) for w in wanted if w}
         refused = [m for m in missing if not plain or plain_name(m) in plain]
