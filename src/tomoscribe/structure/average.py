@@ -356,7 +356,12 @@ def refine_average(
         for h, index in enumerate(halves):
             sub = Aligner(full[index], voxel_size_A, params.tilt_range_deg, radius, max_shift)
             rot_h, shift_h, score_h = sub.search_local(
-                refs[h], rotations[index], offsets, resolution, subvoxel=True
+                refs[h],
+                rotations[index],
+                offsets,
+                resolution,
+                subvoxel=True,
+                current_shifts=shifts[index],
             )
             for j, i in enumerate(index):
                 new_rot[i] = rot_h[j]
