@@ -338,3 +338,41 @@ def test_a_1_angstrom_header_beside_picks_of_another_size_is_refused_and_1_angst
     ]
     assert _extract(tmp_path / "t.mrc", at_10, tmp_path / "d") == 0
     assert "1 Å" not in capsys.readouterr().err
+
+
+def test_centred_coordinates_pass_through_a_binning_that_does_not_divide_the_size(tmp_path):
+    """A trial: tomograms.star gives 385 × 321 × 257 pixels of 2.63 Å at binning 4, the
+    tomogram is 96 × 80 × 64 voxels; the particles were read about the listed centre
+    (192.5 pixels) but written about the binned tomogram's own (48 voxels = 192 pixels),
+    so every centred coordinate extract wrote had moved by 1.3 Å.  Now they are the
+    ones read, and the boxes are cut where they say."""
+    rng = np.random.default_rng(0)
+    with mrcfile.new(tmp_path / "tomo1.mrc") as mrc:
+        mrc.set_data(rng.normal(size=(64, 80, 96)).astype(np.float32))
+        mrc.voxel_size = 10.52
+    listed = pd.DataFrame(
+        {
+            "rlnTomoName": ["tomo1"],
+            "rlnTomoTiltSeriesPixelSize": [2.63],
+            "rlnTomoTomogramBinning": [4.0],
+            "rlnTomoSizeX": [385],
+            "rlnTomoSizeY": [321],
+            "rlnTomoSizeZ": [257],
+            "rlnTomoReconstructedTomogram": ["tomo1.mrc"],
+        }
+    )
+    starfile.write({"global": listed}, tmp_path / "tomograms.star")
+    centred = np.array([[-294.56, 105.2, -21.04], [21.04, -63.12, 84.16]])
+    picks = pd.DataFrame({"rlnTomoName": ["tomo1"] * 2})
+    for k, column in enumerate([*CENTRED, CENTRED_Z]):
+        picks[column] = centred[:, k]
+    starfile.write({"particles": picks}, tmp_path / "picks.star")
+    out = tmp_path / "e_odd"
+    args = ("--tomograms", tmp_path / "tomograms.star")
+    assert _extract(tmp_path / "tomo1.mrc", tmp_path / "picks.star", out, *args) == 0
+    rows = _star_rows(out / "particles.star")
+    assert np.allclose(rows[[*CENTRED, CENTRED_Z]].to_numpy(float), centred, atol=1e-6)
+    # RELION 5: voxel = centred Å / 10.52 + 385 × 2.63 / 10.52 / 2 (x; likewise y, z)
+    expected = centred / 10.52 + np.array([385, 321, 257]) * 2.63 / 10.52 / 2
+    xyz = rows[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float)
+    assert np.allclose(xyz, expected, atol=1e-4)

@@ -602,6 +602,19 @@ def _tomogram_checked(
     )
 
 
+def _listed_extent(entry: dict | None, volume: Volume) -> tuple | None:
+    """The size (z, y, x, in ``volume``'s voxels) whose half is the centre RELION 5's
+    centred Å are measured from, as ``tomograms.star`` gives it (``entry``: its
+    rlnTomoSize in tilt-series pixels), None where it lists none.  A binned tomogram's
+    own half size is off it by up to half a voxel when the size does not divide by the
+    binning (a trial: 385 pixels at binning 4 are 96 voxels, and every centred x
+    written moved by 1.3 Å)."""
+    if not entry:
+        return None
+    extent = np.asarray(entry["size_xyz"], float) * entry["pixel_size_A"] / volume.pixel_size_A
+    return tuple(float(v) for v in extent[::-1])
+
+
 def _refuse_other_extent(tomogram, volume: Volume, entry: dict, name: str, star) -> None:
     """Refuse a tomogram whose size is not the one ``tomograms.star`` gives it (a crop, a
     trimmed copy): RELION 5's centred Å are about that size's centre, so its boxes were
@@ -707,7 +720,7 @@ def extract_from_files(
             parameter="edge",
         )
     kept = with_tilt_columns(kept, acquisition)
-    extent = centred_extent(tomogram, volume.shape)  # a binned copy's original's centre
+    extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite)
     write_provenance(
         out_dir / "particles.star",
