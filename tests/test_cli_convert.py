@@ -327,3 +327,28 @@ def test_a_file_without_tomogram_names_takes_the_given_one_or_says_the_placehold
     )
     assert main([*plain, "-o", str(tmp_path / "c.tbl")]) == 0  # numbers, no names: not said
     assert "calls it" not in capsys.readouterr().err
+
+
+def test_class_numbers_go_into_dynamos_class_column_and_back(shared_data, tmp_path):
+    """A trial: a RELION Class3D file (classes 1–3) converted to a Dynamo table wrote
+    class 0 in every row.  Column 22 ('class', as dynamotable names it) now holds the
+    class, and reading the table gives it back; a table whose classes are all 0 (unset)
+    gives none."""
+    import dynamotable
+
+    project = shared_data / "formats/relion5_project"
+    source = project / "Class3D/job_class3d/run_it025_data.star"
+    classes = starfile.read(source)["particles"]["rlnClassNumber"].to_numpy()
+    table = tmp_path / "classes.tbl"
+    listed = project / "Tomograms/job_tomo/tomograms.star"
+    assert main(["convert", str(source), "-o", str(table), "--tomograms", str(listed)]) == 0
+    assert dynamotable.read(table)["class"].to_numpy().tolist() == classes.tolist()
+    back = tmp_path / "back.star"
+    assert main(["convert", str(table), "-o", str(back), "--voxel-size", "10.52"]) == 0
+    blocks = starfile.read(back, always_dict=True)
+    rows = blocks.get("particles", next(iter(blocks.values())))
+    assert rows["rlnClassNumber"].tolist() == classes.tolist()
+    plain = dynamotable.read(table)
+    plain["class"] = 0
+    dynamotable.write(plain, tmp_path / "unset.tbl")
+    assert "class" not in read_particles(tmp_path / "unset.tbl", 10.52)

@@ -1,8 +1,9 @@
 """Dynamo tables (``.tbl``, through ``dynamotable``).
 
 Columns used: ``x, y, z`` (pixels) plus the shifts ``dx, dy, dz`` (the particle is at
-x + dx …), ``tdrot, tilt, narot`` (degrees), ``cc`` (score), ``tomo`` (an integer;
-names come from a Dynamo table map ``NAME.doc`` beside the table when present: a path's
+x + dx …), ``tdrot, tilt, narot`` (degrees), ``cc`` (score), ``class`` (column 22:
+RELION's class number; all 0 is none), ``tomo`` (an integer; names come from a Dynamo
+table map ``NAME.doc`` beside the table when present: a path's
 file name less its suffix, a bare name whole, every number of the table in the map; and a
 table written from particles of named tomograms gets one: ``N name`` per line, the
 names as tomoscribe holds them, which Dynamo users point at their tomogram files), and
@@ -84,6 +85,9 @@ def read(path: Path, **_) -> pd.DataFrame:
     table[["rot", "tilt", "psi"]] = to_euler(rotation_from_dynamo(values[:, 6:9])).reshape(-1, 3)
     if "cc" in raw:
         table["score"] = pd.to_numeric(raw["cc"], errors="coerce").to_numpy()
+    classes = pd.to_numeric(raw.get("class", pd.Series(dtype=float)), errors="coerce")
+    if len(classes) and classes.notna().all() and (classes > 0).any():  # 0: unset
+        table["class"] = classes.astype(int).to_numpy()
     if {"ftype", "ymintilt", "ymaxtilt"} <= set(raw):  # single-axis wedge about y
         tilts = raw[["ymintilt", "ymaxtilt"]].apply(pd.to_numeric, errors="coerce")
         single = (pd.to_numeric(raw["ftype"], errors="coerce") == 1) & (
@@ -182,6 +186,10 @@ def write(path: Path, table: pd.DataFrame, **_) -> Path:
         frame[["tdrot", "tilt", "narot"]] = angles.reshape(-1, 3)
     if "score" in table and np.isfinite(table["score"].to_numpy(float)).all():
         frame["cc"] = table["score"].astype(float)
+    if "class" in table:
+        classes = pd.to_numeric(table["class"], errors="coerce")
+        if classes.notna().all():
+            frame["class"] = classes.astype(int)
     if {"tilt_min_deg", "tilt_max_deg"} <= set(table):
         frame["ftype"] = 1
         frame["ymintilt"] = table["tilt_min_deg"].astype(float)
