@@ -352,3 +352,43 @@ def test_class_numbers_go_into_dynamos_class_column_and_back(shared_data, tmp_pa
     plain["class"] = 0
     dynamotable.write(plain, tmp_path / "unset.tbl")
     assert "class" not in read_particles(tmp_path / "unset.tbl", 10.52)
+
+
+@pytest.mark.parametrize("size", [0.0, -2.0])
+def test_a_pixel_size_that_is_not_positive_is_named(tmp_path, capsys, size):
+    """A trial: rlnTomoTiltSeriesPixelSize 0 gave numpy's divide-by-zero warnings and
+    then "non-numeric or missing coordinates"; -2 gave "mixes pixel sizes (-2.0 Å)".
+    Both now name the column, in one sentence, and nothing is written; likewise a
+    tomograms.star giving a tomogram such a size."""
+    optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnTomoTiltSeriesPixelSize": [size]})
+    rows = pd.DataFrame(
+        {
+            "rlnTomoName": ["t"],
+            "rlnCoordinateX": [10.0],
+            "rlnCoordinateY": [10.0],
+            "rlnCoordinateZ": [5.0],
+            "rlnOpticsGroup": [1],
+        }
+    )
+    starfile.write({"optics": optics, "particles": rows}, tmp_path / "picks.star")
+    out = tmp_path / "picks.csv"
+    assert main(["convert", str(tmp_path / "picks.star"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"rlnTomoTiltSeriesPixelSize {size:g}" in err, err
+    assert "divide" not in err and not out.exists()
+    listed = pd.DataFrame(
+        {
+            "rlnTomoName": ["t"],
+            "rlnTomoTiltSeriesPixelSize": [size],
+            **{f"rlnTomoSize{a}": [100] for a in "XYZ"},
+        }
+    )
+    starfile.write({"global": listed}, tmp_path / "tomograms.star")
+    centred = rows.drop(columns=["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"])
+    for axis in "XYZ":
+        centred[f"rlnCenteredCoordinate{axis}Angst"] = 0.0
+    starfile.write({"particles": centred}, tmp_path / "centred.star")
+    argv = ["convert", str(tmp_path / "centred.star"), "-o", str(out)]
+    assert main([*argv, "--tomograms", str(tmp_path / "tomograms.star")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a positive number" in err and not out.exists()

@@ -57,6 +57,7 @@ half sets, as RELION's Refine3D writes its ``run_data.star``).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -131,6 +132,14 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
                     raise InputFileError(
                         f"{path}: a tomogram's size or pixel size is not a number ({err})."
                     ) from err
+            for name, entry in out.items():
+                numbers = (*entry["size_xyz"], entry["pixel_size_A"], entry["binning"])
+                if not all(math.isfinite(v) and v > 0 for v in numbers):
+                    raise InputFileError(
+                        f"{path} gives tomogram {name} a size, pixel size or binning that "
+                        "is not a positive number (rlnTomoSize*, rlnTomoTiltSeriesPixelSize, "
+                        "rlnTomoTomogramBinning)."
+                    )
             return out
     raise InputFileError(
         f"{path} is not a RELION tomograms.star (it lacks {', '.join(sorted(needed))})."
@@ -168,20 +177,43 @@ def _per_row(block: pd.DataFrame, optics: pd.DataFrame | None, column: str):
     return None
 
 
-def _coordinate_pixel_size(block, optics) -> np.ndarray | None:
-    """Å per unit of rlnCoordinateX/Y/Z, per row (see the module docstring)."""
+def _coordinate_pixel_size(block, optics, path="the file") -> np.ndarray | None:
+    """Å per unit of rlnCoordinateX/Y/Z, per row (see the module docstring).
+
+    Raises
+    ------
+    InputFileError
+        The column it comes from gives a row zero or a negative size (a trial: numpy's
+        "divide by zero", then "non-numeric coordinates").
+    """
     for column in ("rlnTomoTiltSeriesPixelSize",):
         values = _per_row(block, optics, column)
         if values is not None:
-            return values
+            return _positive(values, path, column)
     detector = _per_row(block, optics, "rlnDetectorPixelSize")
     if detector is not None:
+        detector = _positive(detector, path, "rlnDetectorPixelSize")
         magnification = _per_row(block, optics, "rlnMagnification")
-        return detector if magnification is None else detector * 1e4 / magnification
+        if magnification is None:
+            return detector
+        return detector * 1e4 / _positive(magnification, path, "rlnMagnification")
     for column in ("rlnPixelSize", "rlnImagePixelSize"):
         if column in block:
-            return pd.to_numeric(block[column], errors="coerce").to_numpy(float)
+            return _positive(
+                pd.to_numeric(block[column], errors="coerce").to_numpy(float), path, column
+            )
     return None
+
+
+def _positive(values: np.ndarray, path, column: str) -> np.ndarray:
+    """``values``, refused where one is a number but not above 0 (missing ones pass:
+    rows of tomograms not kept may lack them)."""
+    bad = np.isfinite(values) & ~(values > 0)
+    if bad.any():
+        raise InputFileError(
+            f"{path} gives {column} {values[bad][0]:g}; a size must be a positive number."
+        )
+    return values
 
 
 def image_pixel_sizes(blocks: dict, path: Path, derived: bool = True) -> np.ndarray | None:
@@ -260,7 +292,7 @@ def read(
     names = _tomo_names(block)
     if columns == _PIXELS:
         xyz = _numeric(block, columns, path, "coordinates")
-        pixel = _coordinate_pixel_size(block, optics)
+        pixel = _coordinate_pixel_size(block, optics, path)
         if pixel is not None and not np.isfinite(pixel).all():
             raise InputFileError(f"{path}: a pixel size is missing or not a number.")
         if set(_CENTRED) <= set(block) and (tomograms is not None or tomogram_shape_zyx):
@@ -271,7 +303,7 @@ def read(
         centre_A, pixel = _centres(
             path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms, wanted
         )
-        stated = _coordinate_pixel_size(block, optics)
+        stated = _coordinate_pixel_size(block, optics, path)
         _check_tilt_series_pixel(path, stated, tomograms, names, wanted)
         xyz = (xyz_A + centre_A) / pixel[:, None]
     sub = None
@@ -428,7 +460,7 @@ def _check_both_coordinates(path, block, optics, names, xyz, pixel, given) -> No
         centre_A, _ = _centres(path, block, names, voxel_A or float(pixel[0]), shape_zyx, tomograms)
     except InputFileError:  # a tomogram the centres cannot be found for: nothing to compare
         return
-    _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics), tomograms, names)
+    _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics, path), tomograms, names)
     centred = (_numeric(block, _CENTRED, path, "centred coordinates") + centre_A) / pixel[:, None]
     apart = np.linalg.norm(centred - xyz, axis=1)
     allowed = max(1.0, float(voxel_A or 0) / float(pixel[0]))  # pixels
@@ -707,7 +739,7 @@ def _origins_A(block: pd.DataFrame, optics, sub, source: Path, pixel_A) -> np.nd
         origin = _axes(block, _ORIGINS_A, source, "origin shifts", "0 Å")
     elif set(_ORIGINS_PX) & set(block):  # RELION 3.0: coordinate pixels
         origin = _axes(block, _ORIGINS_PX, source, "origin shifts", "0 pixels")
-        pixel = _coordinate_pixel_size(block, optics)
+        pixel = _coordinate_pixel_size(block, optics, source)
         origin *= (np.full(len(block), float(pixel_A)) if pixel is None else pixel)[:, None]
     return sub.apply(origin) if sub is not None else origin
 
