@@ -124,3 +124,12 @@ def test_chunk_out_of_place_and_not_imod():
         check_imod_structure("x.mod", b"MRC?" + bytes(300))
     with pytest.raises(InputFileError, match="not a chunk ID"):
         check_imod_structure("x.mod", header + b"\x00\xff\x01\x02" + bytes(8) + b"IEOF")
+
+
+def test_a_truncated_model_names_its_length(imod_dir, tmp_path):
+    """A trial: a model cut to 58 bytes was said to end "at byte 0 (file length 58)"."""
+    cut = tmp_path / "cut.mod"
+    cut.write_bytes((imod_dir / "two_contour_example.mod").read_bytes()[:58])
+    with pytest.raises(InputFileError) as err:
+        read_imod_contours(cut)
+    assert "needs 240 bytes from byte 0 but the file is 58 bytes long" in str(err.value)

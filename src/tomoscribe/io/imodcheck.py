@@ -64,7 +64,11 @@ class _Walk:
 
     def take(self, n: int, what: str) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
-            raise self.fail(f"{what} needs {n} bytes but the file ends", self.pos)
+            raise InputFileError(
+                f"{self.path} is not a complete IMOD model: {what} needs {n} bytes from "
+                f"byte {self.pos} but the file is {len(self.data)} bytes long; save it "
+                "again from 3dmod."
+            )
         chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk
