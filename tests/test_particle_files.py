@@ -249,6 +249,18 @@ def test_copick_json_with_wrong_shapes(tmp_path, point):
         read_particles(tmp_path / "c.json")
 
 
+def test_a_json_that_is_no_copick_picks_file_is_called_so(tmp_path):
+    """A trial: {"a": 1} given as picks was asked for a voxel size; copick's own empty
+    picks (points null, or an empty list) hold no particles."""
+    (tmp_path / "other.json").write_text(json.dumps({"a": 1}))
+    with pytest.raises(InputFileError, match="not a copick picks file"):
+        read_particles(tmp_path / "other.json", 10.0)
+    for points in (None, []):
+        document = {"pickable_object_name": "ribosome", "points": points}
+        (tmp_path / "empty.json").write_text(json.dumps(document))
+        assert len(read_particles(tmp_path / "empty.json", 10.0)) == 0
+
+
 def test_missing_pixel_size_where_needed(tmp_path):
     table = pd.DataFrame({"x": [1.0], "y": 2.0, "z": 3.0})
     with pytest.raises(ParameterError, match="voxel size"):

@@ -126,7 +126,11 @@ def read(path: Path, voxel_size_A: float | None = None, **_) -> pd.DataFrame:
         document = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
         raise InputFileError(f"{path} is not a copick picks file ({err}).") from err
-    if not isinstance(document, dict) or not isinstance(document.get("points", []), list):
+    # copick writes "points" (a list, or null for none) beside "pickable_object_name"
+    copick_keys = isinstance(document, dict) and (
+        "points" in document or "pickable_object_name" in document
+    )
+    if not copick_keys or not isinstance(document.get("points") or [], list):
         raise InputFileError(f"{path} is not a copick picks file (no list of points).")
     points = document.get("points") or []
     spacing = voxel_size_A or document.get("voxel_spacing")
