@@ -181,6 +181,34 @@ def test_lines_overlapping_end_to_end_from_above_where_hidden_become_one():
     assert len(shingles_joined([first, middle], 12.5, tilt)) == 2
 
 
+def test_lines_tracing_one_axis_over_their_overlap_become_one_where_the_walls_are_seen():
+    """Fresh cells (17 at ±60°: a visible tube traced as two lines whose ends, carried on
+    straight, overlapped by 60 voxels): two lines that overlap end to end seen from above
+    and come within R of each other in 3D there are one tube wherever the walls are
+    seen, as two tubes' axes keep 2 R apart.  Two lines 2 R apart in depth over the same
+    overlap, and two whose bridge would climb steeper than 20° beyond R, stay two."""
+    from tomoscribe.structure.filaments import shingles_joined
+
+    def line(start_zyx, step_zyx, length):
+        return np.asarray(start_zyx, float) + np.arange(length)[:, None] * np.asarray(step_zyx)
+
+    tilt = (-60, 60)
+    along = np.array([0.0, 0.866, 0.5])  # 60° from x: the walls are seen
+    first = line((50, 0, 0), along, 120)
+    # the second starts 40 voxels before the first ends, 6 voxels off it, sinking 3
+    second = line(first[80] + [-3.0, 3.0, -5.2], along, 150)
+    joined = shingles_joined([first, second], 12.5, tilt)
+    assert len(joined) == 1
+    assert np.allclose(joined[0][[0, -1]], [first[0], second[-1]])
+    assert np.abs(np.diff(joined[0], axis=0)).max() <= 1.5  # no jump
+    apart = line(first[80] + [-25.0, 0.0, 0.0], along, 150)  # 2 R above: another tube
+    assert len(shingles_joined([first, apart], 12.5, tilt)) == 2
+    # within R where the second begins, but it climbs 45° across the overlap: two
+    steep = line(first[80] + [-3.0, 3.0, -5.2], along + [1.0, 0.0, 0.0], 40)
+    steep = np.vstack([steep, line(steep[-1], along, 110)[1:]])
+    assert len(shingles_joined([first, steep], 12.5, tilt)) == 2
+
+
 def test_steep_ridges_are_not_traced_where_a_level_tube_would_be_hidden():
     """At ±45° the ridge ran off 27–38° steep along the column the wedge smears a
     hidden tube into; the simulated tubes there climb ≤ 17.6°."""
