@@ -53,14 +53,20 @@ def test_pick_takes_a_value_of_a_label_mrc_without_legend(tmp_path, capsys):
     assert [p.name for p in entries(tmp_path)] == before
 
 
-def test_vesicles_close_a_binary_membrane_mask_from_another_tool(tmp_path):
+def _vesicle_shell():
+    """A spherical membrane shell (radius 20 voxels, 5 thick, in a 64 × 96 × 96 map) and
+    the part of it a ±60° series sees."""
     shape, centre, radius = (64, 96, 96), np.array([32.0, 48.0, 48.0]), 20.0
     zz, yy, xx = np.indices(shape, dtype=float)
     offsets = np.stack([zz - centre[0], yy - centre[1], xx - centre[2]], -1)
     distance = np.linalg.norm(offsets, axis=-1)
     shell = np.abs(distance - radius) <= 2.5
     normals = offsets / np.maximum(distance, 1e-9)[..., None]
-    seen = shell & visible_normals(normals.reshape(-1, 3)).reshape(shape)
+    return shell, shell & visible_normals(normals.reshape(-1, 3)).reshape(shape)
+
+
+def test_vesicles_close_a_binary_membrane_mask_from_another_tool(tmp_path):
+    shell, seen = _vesicle_shell()
     _mrc(tmp_path / "membrain.mrc", seen.astype(np.float32))  # float 0/1, as membrain-seg
     out = tmp_path / "closed.mrc"
     assert main(["vesicles", str(tmp_path / "membrain.mrc"), "-o", str(out)]) == 0
@@ -76,13 +82,7 @@ def test_vesicles_keep_the_values_and_other_labels_of_another_tools_map(tmp_path
     """A trial: `vesicles --value 255` on a map from another tool wrote the membrane as 1
     and dropped the map's other labels; the closed map now keeps both, and its legend
     says which value is the membrane."""
-    shape, centre, radius = (64, 96, 96), np.array([32.0, 48.0, 48.0]), 20.0
-    zz, yy, xx = np.indices(shape, dtype=float)
-    offsets = np.stack([zz - centre[0], yy - centre[1], xx - centre[2]], -1)
-    distance = np.linalg.norm(offsets, axis=-1)
-    shell = np.abs(distance - radius) <= 2.5
-    normals = offsets / np.maximum(distance, 1e-9)[..., None]
-    seen = shell & visible_normals(normals.reshape(-1, 3)).reshape(shape)
+    shell, seen = _vesicle_shell()
     labels = np.where(seen, 255, 0).astype(np.float32)  # float, as Amira exports
     labels[5:12, 5:12, 75:82] = 7  # another feature, away from the vesicle
     _mrc(tmp_path / "amira.mrc", labels)
