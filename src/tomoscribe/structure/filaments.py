@@ -64,8 +64,7 @@ medial ridge of the mask seen at the scale of the tube:
    that, seen from above, runs along a less hidden one is that tube traced at the wrong
    depth and is dropped (:func:`without_depth_ghosts`), and two lines that overlap
    end to end seen from above there (one piece's end ran off in depth over the
-   other's), or anywhere while tracing one axis over part of the overlap, are cut back
-   and joined (:func:`shingles_joined`).  A piece ending within σ + 2
+   other's) are cut back and joined (:func:`shingles_joined`).  A piece ending within σ + 2
    voxels of a face counts σ more for the shortest-filament test, for the margin where
    no ridge is looked for (a tube crossing a corner).  The tilt range comes with the data
    (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else the map's
@@ -440,9 +439,6 @@ def trace_centrelines(
 #: Largest angle (degrees, seen from above) between two lines that overlap end to end
 #: (:func:`shingles_joined`): where they part, one of them has begun to run off.
 SHINGLE_MAX_ANGLE_DEG = 45.0
-#: Steepest climb (degrees out of the xy plane) of a shingle's straight bridge beyond
-#: the depth R any bridge may change (:func:`shingles_joined`).
-SHINGLE_MAX_CLIMB_DEG = 20.0
 
 
 def _leading_run(flags: np.ndarray, gap: int = 2) -> int:
@@ -481,21 +477,16 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
         return None
     if len(a) - tail < radius or len(b) - head < radius:
         return None
+    overlap = np.vstack([a[len(a) - tail :], b[:head]])
+    level = overlap * np.array([0.0, 1.0, 1.0])
+    if np.mean(hidden_by_wedge(level, tilt_range_deg)) < 0.5:
+        return None
     if np.dot(a[-1] - a[len(a) - tail], b[head] - b[0]) <= 0:
         return None
     start, stop = a[len(a) - tail - 1], b[head]
-    climb, run = abs(stop[0] - start[0]), np.linalg.norm(stop[1:] - start[1:])
-    # Where the wedge hides the tube the overlap's depth is not in the data: the two
-    # must lie within R in depth where they part (two level tubes stacked in z meet end
-    # to end seen from above as well: a review's case, and stay two).
-    level = np.vstack([a[len(a) - tail :], b[:head]]) * np.array([0.0, 1.0, 1.0])
-    hidden = np.mean(hidden_by_wedge(level, tilt_range_deg)) >= 0.5
-    # Elsewhere (or there too) two lines that trace the same axis somewhere along the
-    # overlap (within R in 3D for R/2 points: two tubes' axes keep 2 R apart) are one
-    # tube, if the straight bridge climbs no steeper than a tube in a lamella runs.
-    close = cKDTree(b[:head]).query(a[len(a) - tail :])[0] <= radius
-    steepest = max(radius, run * np.tan(np.radians(SHINGLE_MAX_CLIMB_DEG)))
-    if not (hidden and climb <= radius) and not (np.sum(close) >= radius / 2 and climb <= steepest):
+    # where they part, both are at the tube's depth: two level tubes stacked in z meet
+    # end to end seen from above as well (a review's case), and stay two
+    if abs(stop[0] - start[0]) > radius:
         return None
     if components is not None:
         labels = _component_near(np.vstack([start, stop]), components, radius)
@@ -518,26 +509,24 @@ def shingles_joined(
     tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
     components: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """Lines that overlap end to end seen from above, as one line each.
+    """Lines that overlap end to end seen from above where the wedge hides the tube,
+    as one line each.
 
-    One tube may be traced twice over a stretch: where the wedge hides it
-    (:func:`hidden_by_wedge`, judged for a level tube along the overlap: the depth of a
-    line there is not in the data) the end of one piece runs off in depth above or below
-    the other's (the demo's fresh cells 7, 8 and 11 at ±45°), and anywhere a piece's
-    end carried on straight (:func:`extend_to_feature_ends`) runs along the next piece
-    (cell 17 at ±60°: 60 voxels), so the join, which looks for ends facing each other,
-    passes them by.  Two lines whose end stretches run within R of each other seen from
-    above, within :data:`SHINGLE_MAX_ANGLE_DEG`, for at least R/2 (gaps of 2 points
-    allowed; the pairs are found from the first and last 3 points of each line), each
-    keeping at least R beyond the overlap and going on the same way, become one line:
-    the first up to where its overlap begins, a straight bridge across the overlap, the
-    second from where its overlap ends.  Only where the overlap is hidden and the two
-    lie within R in depth at those two points (the run-off is inside the overlap), or
-    where the two come within R of each other in 3D for R/2 points of the overlap (two
-    tubes' axes keep 2 R apart) and the bridge climbs no more than R or
-    :data:`SHINGLE_MAX_CLIMB_DEG`; and, with ``components``, in the same component of
-    the feature.  Two level tubes stacked in z, meeting end to end seen from above, and
-    lines overlapping in a middle (crossings from above) are left alone.
+    Where the wedge hides a tube (:func:`hidden_by_wedge`, judged for a level tube
+    along the overlap: the depth of a line there is not in the data) one tube may be
+    traced twice over a stretch: the end of one piece runs off in depth above or below
+    the other's (the demo's fresh cells 7, 8 and 11 at ±45°), so the join, which looks
+    for ends facing each other, passes them by.  Two lines whose end stretches run
+    within R of each other seen from above, within :data:`SHINGLE_MAX_ANGLE_DEG`, for at
+    least R/2 (gaps of 2 points allowed; the pairs are found from the first and last 3
+    points of each line), each keeping at least R beyond the overlap and
+    going on the same way, become one line: the first up to where its overlap begins, a
+    straight bridge across the overlap, the second from where its overlap ends.  Only
+    where the two lie within R of each other in depth at those two points (the run-off
+    is inside the overlap) and, with ``components``, in the same component of the
+    feature: two level tubes stacked in z also meet end to end seen from above.  Lines
+    overlapping in a middle (crossings from above) or where the walls are in the data
+    are left alone.
 
     Parameters
     ----------
