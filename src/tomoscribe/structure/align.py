@@ -201,6 +201,32 @@ class Aligner:
             offsets[:, axis] = torch.where(ok, vertex.clamp(-0.5, 0.5), 0.0)
         return offsets
 
+    def _peak_gain(self, cc: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        """How much higher than at flat lags ``where`` (m,) the peaks of ``cc`` (m, n,
+        n, n) rise between voxels: along each axis, the parabola through the peak and
+        its neighbours at its vertex, taken within ±0.5 voxel as :meth:`_subvoxel`
+        takes it (0 where the peak is not a maximum along that axis)."""
+        n = self.n
+        flat = cc.flatten(1)
+        lag = torch.stack([where // (n * n), (where // n) % n, where % n], -1)
+        peak = flat.gather(1, where[:, None])[:, 0]
+        strides = torch.tensor([n * n, n, 1], device=cc.device)
+        gain = torch.zeros_like(peak)
+        for axis in range(3):
+            side = []
+            for step in (-1, 1):
+                moved = lag.clone()
+                moved[:, axis] = (moved[:, axis] + step) % n
+                side.append(flat.gather(1, (moved * strides).sum(1)[:, None])[:, 0])
+            below, above = side
+            curvature = below - 2 * peak + above
+            ok = curvature < 0
+            bent = torch.where(ok, curvature, -torch.ones_like(peak))
+            vertex = (0.5 * (below - above) / bent).clamp(-0.5, 0.5)
+            rise = 0.5 * (above - below) * vertex + 0.5 * curvature * vertex**2
+            gain += torch.where(ok, rise, 0.0)
+        return gain
+
     def _lag_to_shift(self, where: torch.Tensor) -> torch.Tensor:
         n = self.n
         z, rem = where // (n * n), where % (n * n)
@@ -271,7 +297,11 @@ class Aligner:
         search.  Compared at whole-voxel lags only, a turn that moved the density by
         the missing fraction outscored the true orientation (a trial: a small motif
         0.1–0.45 voxel off the grid, started at its true orientation, left it by 7° on
-        a 5° grid and 13° after a whole refinement).  The shifts returned are whole.
+        a 5° grid and 13° after a whole refinement).  Each candidate is then scored by
+        its correlation peak's height between voxels (:meth:`_peak_gain`), as the
+        fraction measured at a wrong current orientation is off (a review: particles
+        on whole voxels, 8° off, were refined to 2.2° instead of 1.1°; now 1.2°).  The
+        shifts returned are the particles' whole shifts, sub-voxel parts included.
 
         Returns
         -------
@@ -306,7 +336,12 @@ class Aligner:
             fr = fr.reshape(m, k, *fr.shape[1:])
             part = None if between is None else between[idx]
             fp = self._particle_spectra(idx, filt, None if part is None else -part)[:, None]
-            score, where = self._best_lag(fp, fr)
+            if subvoxel:  # each candidate by its peak's height between voxels
+                cc = self._correlations(fp, fr)
+                score, where = cc.masked_fill(~self.window, -float("inf")).flatten(-3).max(-1)
+                score = score + self._peak_gain(cc.flatten(0, 1), where.flatten()).view(m, k)
+            else:
+                score, where = self._best_lag(fp, fr)
             top, arg = score.max(1)
             lag = where.gather(1, arg[:, None])[:, 0]
             out_rot.append(cand[(np.arange(m) * k + arg.cpu().numpy())])
