@@ -213,6 +213,23 @@ def _motif_particles(rotations: Rotation, shifts_zyx: np.ndarray, n: int = 24) -
     return out
 
 
+def _refined_from_8_degrees(rng, truth: Rotation, shifts: np.ndarray, tilt: float):
+    """Motif particles at ``truth`` and ``shifts``, refined by four local rounds
+    (5/2.5/2.5/2.5°, 20 Å) from 8° off about random axes drawn from ``rng``, the found
+    shifts fed back: (aligner, reference, rotations, shifts)."""
+    particles = torch.as_tensor(_motif_particles(truth, shifts))
+    reference = torch.as_tensor(_motif_particles(Rotation.identity(1), np.zeros((1, 3)))[0])
+    aligner = Aligner(particles, 10.0, (-tilt, tilt), 0.4 * 24, 5.0)
+    axes = rng.normal(size=(len(truth), 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    current, found = Rotation.from_rotvec(np.radians(8.0) * axes) * truth, None
+    for step in (5.0, 2.5, 2.5, 2.5):
+        current, found, _ = aligner.search_local(
+            reference, current, local_offsets(step, 2 * step), 20.0, True, found
+        )
+    return aligner, reference, current, found
+
+
 def test_local_search_compares_orientations_where_the_particle_lies_between_voxels():
     """A trial: particles of a small motif 0.1–0.45 voxel off the grid were refined
     away from their true orientations (a 13° median after `average`): compared at whole
@@ -221,16 +238,7 @@ def test_local_search_compares_orientations_where_the_particle_lies_between_voxe
     rng = np.random.default_rng(11)
     truth = Rotation.random(16, random_state=rng)
     shifts = rng.uniform(-0.45, 0.45, (16, 3))
-    particles = torch.as_tensor(_motif_particles(truth, shifts))
-    reference = torch.as_tensor(_motif_particles(Rotation.identity(1), np.zeros((1, 3)))[0])
-    aligner = Aligner(particles, 10.0, (-90.0, 90.0), 0.4 * 24, 5.0)
-    axes = rng.normal(size=(16, 3))
-    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-    current, found = Rotation.from_rotvec(np.radians(8.0) * axes) * truth, None
-    for step in (5.0, 2.5, 2.5, 2.5):
-        current, found, _ = aligner.search_local(
-            reference, current, local_offsets(step, 2 * step), 20.0, True, found
-        )
+    aligner, reference, current, found = _refined_from_8_degrees(rng, truth, shifts, 90.0)
     assert np.median(angular_distance_deg(current, truth)) < 2.5
     assert np.median(np.linalg.norm(found - shifts, axis=1)) < 0.1
     # at the true orientation the particle's place between voxels is found first
@@ -246,15 +254,6 @@ def test_particles_on_whole_voxels_lose_nothing_to_the_sub_voxel_step():
     rng = np.random.default_rng(4)
     truth = Rotation.random(16, random_state=rng)
     shifts = rng.integers(-2, 3, (16, 3)).astype(float)
-    particles = torch.as_tensor(_motif_particles(truth, shifts))
-    reference = torch.as_tensor(_motif_particles(Rotation.identity(1), np.zeros((1, 3)))[0])
-    aligner = Aligner(particles, 10.0, (-60.0, 60.0), 0.4 * 24, 5.0)
-    axes = rng.normal(size=(16, 3))
-    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-    current, found = Rotation.from_rotvec(np.radians(8.0) * axes) * truth, None
-    for step in (5.0, 2.5, 2.5, 2.5):
-        current, found, _ = aligner.search_local(
-            reference, current, local_offsets(step, 2 * step), 20.0, True, found
-        )
+    aligner, reference, current, found = _refined_from_8_degrees(rng, truth, shifts, 60.0)
     assert np.median(angular_distance_deg(current, truth)) < 1.6
     assert np.median(np.linalg.norm(found - shifts, axis=1)) < 0.04

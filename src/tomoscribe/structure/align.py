@@ -182,35 +182,24 @@ class Aligner:
         peaks at flat lags ``where`` (m,) of ``cc`` (m, n, n, n): the vertex of the
         parabola through the peak and its two neighbours along each axis (0 where the
         peak is not a maximum along that axis)."""
-        n = self.n
-        flat = cc.flatten(1)
-        lag = torch.stack([where // (n * n), (where // n) % n, where % n], -1)
-        peak = flat.gather(1, where[:, None])[:, 0]
-        strides = torch.tensor([n * n, n, 1], device=cc.device)
-        offsets = torch.zeros(lag.shape, dtype=cc.dtype, device=cc.device)
-        for axis in range(3):
-            side = []
-            for step in (-1, 1):
-                moved = lag.clone()
-                moved[:, axis] = (moved[:, axis] + step) % n
-                side.append(flat.gather(1, (moved * strides).sum(1)[:, None])[:, 0])
-            below, above = side
-            curvature = below - 2 * peak + above
-            ok = curvature < 0
-            vertex = 0.5 * (below - above) / torch.where(ok, curvature, -torch.ones_like(peak))
-            offsets[:, axis] = torch.where(ok, vertex.clamp(-0.5, 0.5), 0.0)
-        return offsets
+        return self._peak_parabolas(cc, where)[0]
 
     def _peak_gain(self, cc: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
         """How much higher than at flat lags ``where`` (m,) the peaks of ``cc`` (m, n,
         n, n) rise between voxels: along each axis, the parabola through the peak and
         its neighbours at its vertex, taken within ±0.5 voxel as :meth:`_subvoxel`
         takes it (0 where the peak is not a maximum along that axis)."""
+        return self._peak_parabolas(cc, where)[1]
+
+    def _peak_parabolas(self, cc: torch.Tensor, where: torch.Tensor):
+        """Along each axis, the parabola through each peak and its two neighbours: its
+        vertex's offsets (m, 3, within ±0.5) and the sum of its rises there (m,)."""
         n = self.n
         flat = cc.flatten(1)
         lag = torch.stack([where // (n * n), (where // n) % n, where % n], -1)
         peak = flat.gather(1, where[:, None])[:, 0]
         strides = torch.tensor([n * n, n, 1], device=cc.device)
+        offsets = torch.zeros(lag.shape, dtype=cc.dtype, device=cc.device)
         gain = torch.zeros_like(peak)
         for axis in range(3):
             side = []
@@ -223,9 +212,10 @@ class Aligner:
             ok = curvature < 0
             bent = torch.where(ok, curvature, -torch.ones_like(peak))
             vertex = (0.5 * (below - above) / bent).clamp(-0.5, 0.5)
+            offsets[:, axis] = torch.where(ok, vertex, 0.0)
             rise = 0.5 * (above - below) * vertex + 0.5 * curvature * vertex**2
             gain += torch.where(ok, rise, 0.0)
-        return gain
+        return offsets, gain
 
     def _lag_to_shift(self, where: torch.Tensor) -> torch.Tensor:
         n = self.n
