@@ -99,6 +99,10 @@ def test_vesicles_keep_the_values_and_other_labels_of_another_tools_map(tmp_path
     picked = tmp_path / "v.csv"
     assert main(["pick", str(out), "-f", "label 7", "--min-size", "10", "-o", str(picked)]) == 0
     assert len(read_particles(picked, 10.0)) == 1
+    # a value between the map's labels is none of them (not label 254)
+    half = ["vesicles", str(tmp_path / "amira.mrc"), "--value", "254.5"]
+    assert main([*half, "-o", str(tmp_path / "half.mrc")]) == 2
+    assert not (tmp_path / "half.mrc").exists()
 
 
 def test_vesicles_refuse_a_map_of_values_given_as_labels(tmp_path, capsys):

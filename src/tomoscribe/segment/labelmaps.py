@@ -168,12 +168,12 @@ def label_map_to_close(
     """
     if voxels.how == "legend":
         return np.asarray(data), int(voxels.value), None
-    marked = voxels.mask(data, source=source)
     values = _distinct_values(data)
     nonzero = sorted(v for v in values if v != 0) if values is not None else []
     label = voxels.value if voxels.how == "value" else (nonzero[0] if len(nonzero) == 1 else None)
-    if values is None or label is None or not all(float(v).is_integer() for v in values):
-        return marked.astype(np.uint8), 1, Legend.for_feature(feature)
+    whole = values is not None and all(float(v).is_integer() for v in [*values, label or 0])
+    if label is None or not whole:  # --value 2.5 is no label of a map of whole numbers
+        return voxels.mask(data, source=source).astype(np.uint8), 1, Legend.for_feature(feature)
     kept_type = np.result_type(
         np.min_scalar_type(int(min(values))), np.min_scalar_type(int(max(values)))
     )
