@@ -392,3 +392,58 @@ def test_a_pixel_size_that_is_not_positive_is_named(tmp_path, capsys, size):
     assert main([*argv, "--tomograms", str(tmp_path / "tomograms.star")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a positive number" in err and not out.exists()
+
+
+def test_a_table_written_to_star_with_tomograms_star_gets_relions_centred_angstroms(
+    shared_data, tmp_path, capsys
+):
+    """A trial: a Dynamo table (or CSV) converted to STAR with `--tomograms` got pixel
+    coordinates only, though the user gave tomograms.star for RELION 5's centred Å.
+    RELION's own file, through a Dynamo table and back, gives RELION's centred Å again,
+    tomogram by tomogram; binned too."""
+    project = shared_data / "formats/relion5_project"
+    source = project / "Picks/job_picks/particles.star"
+    listed = project / "Tomograms/job_tomo/tomograms.star"
+    relions = starfile.read(source, always_dict=True)
+    relions = relions.get("particles", next(iter(relions.values())))
+    table = tmp_path / "picks.tbl"
+    assert main(["convert", str(source), "-o", str(table), "--tomograms", str(listed)]) == 0
+    centred = [f"rlnCenteredCoordinate{a}Angst" for a in "XYZ"]
+    for binning in ("1", "2"):
+        back = tmp_path / f"back{binning}.star"
+        argv = ["convert", str(table), "-o", str(back), "--voxel-size", "10.52"]
+        assert main([*argv, "--tomograms", str(listed), "--binning", binning]) == 0
+        blocks = starfile.read(back, always_dict=True)
+        rows = blocks.get("particles", next(iter(blocks.values())))
+        assert rows["rlnTomoName"].tolist() == relions["rlnTomoName"].tolist()
+        np.testing.assert_allclose(rows[centred].to_numpy(), relions[centred].to_numpy(), atol=1e-3)
+    capsys.readouterr()
+
+
+def test_a_csv_without_names_takes_the_one_listed_tomogram_and_refuses_a_choice(tmp_path, capsys):
+    """A CSV naming no tomogram, written with a tomograms.star of one tomogram, is that
+    tomogram (its name and centre: (x − size/2) × pixel); with two listed it is refused."""
+    listed = pd.DataFrame(
+        {
+            "rlnTomoName": ["TS_01", "TS_02"],
+            "rlnTomoTiltSeriesPixelSize": [2.0, 2.0],
+            "rlnTomoSizeX": [400, 500],
+            "rlnTomoSizeY": [300, 300],
+            "rlnTomoSizeZ": [100, 100],
+            "rlnTomoTomogramBinning": [4.0, 4.0],
+        }
+    )
+    starfile.write({"global": listed.iloc[:1]}, tmp_path / "one.star")
+    starfile.write({"global": listed}, tmp_path / "two.star")
+    (tmp_path / "p.csv").write_text("x,y,z\n10,20,5\n")
+    argv = ["convert", str(tmp_path / "p.csv"), "--voxel-size", "8", "--tomograms"]
+    assert main([*argv, str(tmp_path / "one.star"), "-o", str(tmp_path / "a.star")]) == 0
+    rows = starfile.read(tmp_path / "a.star")
+    assert rows["rlnTomoName"].tolist() == ["TS_01"]
+    got = [float(rows[f"rlnCenteredCoordinate{a}Angst"].iloc[0]) for a in "XYZ"]
+    assert got == pytest.approx([10 * 8 - 200 * 2, 20 * 8 - 150 * 2, 5 * 8 - 50 * 2])
+    capsys.readouterr()
+    assert main([*argv, str(tmp_path / "two.star"), "-o", str(tmp_path / "b.star")]) == 2
+    err = capsys.readouterr().err
+    assert "names no tomogram and tomograms.star lists 2" in err and "Traceback" not in err
+    assert not (tmp_path / "b.star").exists()

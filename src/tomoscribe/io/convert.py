@@ -16,14 +16,21 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from ..errors import InvalidDataError, ParameterError
+from ..errors import InputFileError, InvalidDataError, ParameterError
 from ..outputs import read_provenance, write_provenance
 from .copick_project import is_copick_location
 from .formats import format_for, formats
 from .lineage import centred_extent
 from .locations import copick_run_name
-from .particles import read_particles, recorded_voxel_size, select_tomogram, write_particles
+from .particles import (
+    read_particles,
+    recorded_voxel_size,
+    select_tomogram,
+    tomogram_key,
+    write_particles,
+)
 from .points import IMOD_GRID, rescale_positions
 
 #: A column that holds each row's place in the source file while rows are chosen.
@@ -219,6 +226,51 @@ def _outside(table, voxel_size_A, shape_zyx, tomograms) -> int:
     return int((~inside).sum())
 
 
+def _only_listed(tomograms) -> str | None:
+    """The name of the one tomogram a RELION 5 ``tomograms.star`` lists; None where it
+    lists several."""
+    from .formats.relion import read_tomograms_star
+
+    listed = tomograms if isinstance(tomograms, dict) else read_tomograms_star(tomograms)
+    return next(iter(listed)) if len(listed) == 1 else None
+
+
+def _listed_extents(table, tomograms, voxel_size_A: float, source) -> np.ndarray:
+    """Per row, the size (z, y, x, in voxels of ``voxel_size_A`` Å) of its tomogram as a
+    RELION 5 ``tomograms.star`` lists it, whose half is the centre of the centred Å a STAR
+    file written with it holds (a trial's CSV and Dynamo tables written with
+    ``tomograms`` got pixel coordinates only).  A table naming no tomogram takes the one
+    tomogram listed.
+
+    Raises
+    ------
+    InputFileError
+        When a row's tomogram is not listed, or the table names none and several are.
+    """
+    from .formats.relion import read_tomograms_star
+
+    listed = tomograms if isinstance(tomograms, dict) else read_tomograms_star(tomograms)
+    names = table["tomo_name"].astype(str) if "tomo_name" in table else None
+    if names is None and len(listed) != 1:
+        raise InputFileError(
+            f"{_name(source)} names no tomogram and tomograms.star lists "
+            f"{len(listed)} ({', '.join(sorted(listed)[:5])}); give the one its particles "
+            "belong to (`tomo_name`)."
+        )
+    keys = names if names is not None else pd.Series([next(iter(listed))] * len(table))
+    by_key = {tomogram_key(k): v for k, v in listed.items()}
+    entries = [listed.get(k) or by_key.get(tomogram_key(k)) for k in keys]
+    unlisted = sorted({k for k, e in zip(keys, entries) if e is None})
+    if unlisted:
+        raise InputFileError(
+            f"{_name(source)} names tomograms {', '.join(unlisted[:5])} that tomograms.star "
+            f"does not list (it has {', '.join(sorted(listed)[:5])}), so their centred "
+            "coordinates are unknown."
+        )
+    extent_xyz = np.array([np.asarray(e["size_xyz"], float) * e["pixel_size_A"] for e in entries])
+    return extent_xyz.reshape(-1, 3)[:, ::-1] / float(voxel_size_A)
+
+
 def recorded_tomogram_shape(source, voxel_size_A: float | None = None) -> tuple | None:
     """The size (z, y, x voxels) of the tomogram a particle file's coordinates are in,
     where the file says: an IMOD model's header (``xmax, ymax, zmax``), else the record
@@ -304,6 +356,8 @@ def convert_particles(
         raise InvalidDataError(f"{source} holds no particles, so there is nothing to convert.")
     if tomo_name is None and _several_tomograms(table):
         tomo_name = copick_run_name(target)  # a copick target names its run: its rows
+    if tomo_name is None and "tomo_name" not in table and tomograms is not None:
+        tomo_name = _only_listed(tomograms)  # a file of no names, of the one tomogram listed
     if tomo_name is not None:
         table = select_tomogram(table, tomo_name, str(source), explicit=True)
         if "tomo_name" not in table:  # a trial's --tomo-name TS_5 was written 'tomogram'
@@ -355,6 +409,8 @@ def convert_particles(
         # (n // b, the size `preprocess --bin` gives, put it (n mod b)/2 voxels off);
         # an IMOD header takes the whole voxels, n // b
         tomogram_shape_zyx = tuple(max(1.0, n / binning) for n in tomogram_shape_zyx)
+    if tomogram_shape_zyx is None and tomograms is not None and dst_fmt.name == "relion":
+        tomogram_shape_zyx = _listed_extents(table, tomograms, voxel, source)
     if _copies_star_rows(src_fmt, dst_fmt, source, binning, recorded):
         from .formats.relion import write_rows
 

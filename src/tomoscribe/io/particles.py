@@ -391,7 +391,7 @@ def select_tomogram(
     raise ParameterError(
         f"{source} lists particles of {len(found)} tomogram"
         f"{'s' if len(found) > 1 else ''} ({shown}) and none of tomogram "
-        f"{name!r}; choose one with `tomo_name`.",
+        f"{name!r}; give `tomo_name` one of the names listed.",
         parameter="tomo_name",
     )
 

@@ -553,7 +553,8 @@ def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _written_coordinates(table, names, voxel_size_A: float, shape_zyx) -> pd.DataFrame:
     """rlnTomoName and the coordinates (pixels of ``voxel_size_A`` Å; RELION 5's centred
-    Å too where the tomogram's ``shape_zyx`` is known).  tomoscribe's subtomograms keep
+    Å too where the tomogram's ``shape_zyx`` is known: (z, y, x) voxels, or one such
+    row per particle for particles of several tomograms).  tomoscribe's subtomograms keep
     the coordinate their box was cut about (:data:`BOX_COLUMNS`) and a refinement's
     move as the origin shift (Å; coordinate − origin = position), as RELION writes it."""
     boxed = set(BOX_COLUMNS) <= set(table)
@@ -567,10 +568,11 @@ def _written_coordinates(table, names, voxel_size_A: float, shape_zyx) -> pd.Dat
         },
         index=table.index,
     )
-    if shape_zyx is not None:
-        nz, ny, nx = (float(s) for s in shape_zyx)
-        for k, (axis, n) in enumerate(zip("XYZ", (nx, ny, nz))):
-            out[f"rlnCenteredCoordinate{axis}Angst"] = (xyz[:, k] - n / 2) * voxel_size_A
+    if shape_zyx is not None:  # one size (z, y, x), or one per row (n, 3)
+        extent_xyz = np.broadcast_to(np.asarray(shape_zyx, float)[..., ::-1], xyz.shape)
+        for k, axis in enumerate("XYZ"):
+            centred = (xyz[:, k] - extent_xyz[:, k] / 2) * voxel_size_A
+            out[f"rlnCenteredCoordinate{axis}Angst"] = centred
     if boxed:
         move = xyz - table[["x", "y", "z"]].to_numpy(float)
         if not np.allclose(move, 0.0, atol=1e-9):
