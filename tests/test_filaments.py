@@ -308,3 +308,72 @@ def test_pick_filament_records_the_tilt_range_it_used(tmp_path, capsys, source):
         None if source == "default" else expected
     )
     assert "tilt range" in capsys.readouterr().out
+
+
+def _piece(start, direction, length):
+    """A straight piece (z, y, x) of 1-voxel steps."""
+    direction = np.asarray(direction, float) / np.linalg.norm(direction)
+    return np.asarray(start, float) + np.arange(length)[:, None] * direction
+
+
+def test_pieces_in_line_a_few_voxels_apart_join_where_a_wall_is_missing():
+    """The demo's fresh cell 42 at ±60°: one tube's two pieces, 3.6 voxels apart and in
+    line, stayed two lines: the walls were looked for along the bridge from R/2 inside
+    each piece, and beside another object one wall was missing there.  Where the pieces
+    themselves lie within R, the walls are not asked for; across a wider gap without
+    walls they still are."""
+    from tomoscribe.structure.filaments import _join_pieces
+
+    along = (0.0, 1.0, 1.0)  # 45° from x: the walls are in the data
+    first = _piece((24.0, 10.0, 10.0), along, 40)
+    gap = 4.0 / np.sqrt(2.0)
+    second = _piece(first[-1] + gap * np.array(along) + (0.0, 1.0, 1.0) / np.sqrt(2), along, 40)
+    one_wall = np.zeros((48, 96, 96), bool)
+    one_wall[:, :, :] = np.arange(96)[None, :, None] > np.arange(96)[None, None, :] + 14
+    joined = _join_pieces([first, second], 6 * R, R, one_wall, tilt_range_deg=(-60, 60))
+    assert len(joined) == 1
+    far = _piece(second[0] + 2 * R * np.array(along) / np.sqrt(2), along, 40)
+    apart = _join_pieces([first, far], 6 * R, R, one_wall, tilt_range_deg=(-60, 60))
+    assert len(apart) == 2
+
+
+def test_a_hidden_piece_off_depth_joins_the_visible_rest_of_its_tube():
+    """The demo's fresh cell 39 at ±60°: a piece along x (the wedge hides its walls)
+    traced 7 voxels above the axis made its bridge to the visible rest of the tube 22°
+    steep, so the walls counted as visible and, missing, kept the tube two lines.  The
+    bridge of a hidden end within R in depth is judged level; one from a visible end
+    is not."""
+    from tomoscribe.structure.filaments import _join_pieces
+
+    empty = np.zeros((64, 96, 160), bool)  # the wedge left nothing between them
+    hidden = _piece((30.0, 40.0, 10.0), (0.0, 0.0, 1.0), 50)
+    turn = np.radians(22.0)  # visible: > 19.5° from x
+    along = (0.0, np.sin(turn), np.cos(turn))
+    visible = _piece((41.0, 41.8, 67.4), along, 50)  # the bridge is 28° steep
+    joined = _join_pieces([hidden, visible], 6 * R, R, empty, tilt_range_deg=(-60, 60))
+    assert len(joined) == 1
+    deeper = _piece((44.0, 41.8, 67.4), along, 50)  # more than R off in depth
+    apart = _join_pieces([hidden, deeper], 6 * R, R, empty, tilt_range_deg=(-60, 60))
+    assert len(apart) == 2
+
+
+def test_a_hidden_end_wandering_in_depth_is_compared_from_above():
+    """The demo's cell 8 at ±60°: the hidden end of one tube's piece ran 11 voxels above
+    the visible rest and sloped in depth, so in 3D the two turned more than a join
+    allows and the tube stayed two lines.  Where either end is hidden and the two lie
+    within R in depth, they are compared seen from above; two visible ends are not."""
+    from tomoscribe.structure.filaments import _join_pieces, hidden_by_wedge
+
+    empty = np.zeros((64, 96, 160), bool)
+    turn = np.radians(22.0)
+    level = (0.0, np.sin(turn), np.cos(turn))
+    sloped = _piece((30.0, 40.0, 10.0), (0.35, 0.0, 0.94), 40)  # 20° steep, along x
+    assert hidden_by_wedge(sloped, (-60, 60)).all()
+    rest = _piece(sloped[-1] + (6.0, 1.0, 6.0), level, 50)
+    joined = _join_pieces([sloped, rest], 6 * R, R, empty, tilt_range_deg=(-60, 60))
+    assert len(joined) == 1
+    seen = _piece((30.0, 40.0, 10.0), (0.35, np.sin(0.7), np.cos(0.7)), 40)
+    assert not hidden_by_wedge(seen, (-60, 60)).any()
+    other = _piece(seen[-1] + (6.0, 4.0, 5.0), (0.0, np.sin(1.1), np.cos(1.1)), 50)
+    apart = _join_pieces([seen, other], 6 * R, R, empty, tilt_range_deg=(-60, 60))
+    assert len(apart) == 2
