@@ -320,8 +320,9 @@ def test_pieces_in_line_a_few_voxels_apart_join_where_a_wall_is_missing():
     """The demo's fresh cell 42 at ±60°: one tube's two pieces, 3.6 voxels apart and in
     line, stayed two lines: the walls were looked for along the bridge from R/2 inside
     each piece, and beside another object one wall was missing there.  Where the pieces
-    themselves lie within R, the walls are not asked for; across a wider gap without
-    walls they still are."""
+    themselves lie within R/2 (here 5 voxels), the walls are not asked for; across a
+    gap of 2 R without walls they still are (R/2 to R: the stacked tubes of
+    test_filament_scenes)."""
     from tomoscribe.structure.filaments import _join_pieces
 
     along = (0.0, 1.0, 1.0)  # 45° from x: the walls are in the data
@@ -341,8 +342,8 @@ def test_a_hidden_piece_off_depth_joins_the_visible_rest_of_its_tube():
     """The demo's fresh cell 39 at ±60°: a piece along x (the wedge hides its walls)
     traced 7 voxels above the axis made its bridge to the visible rest of the tube 22°
     steep, so the walls counted as visible and, missing, kept the tube two lines.  The
-    bridge of a hidden end within R in depth is judged level; one from a visible end
-    is not."""
+    bridge of a hidden end within R in depth is judged level; more than R off in depth
+    it is not."""
     from tomoscribe.structure.filaments import _join_pieces
 
     empty = np.zeros((64, 96, 160), bool)  # the wedge left nothing between them
