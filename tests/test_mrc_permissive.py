@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
 import warnings
 
 import mrcfile
@@ -121,6 +122,33 @@ def test_absurd_dimensions_are_refused_without_overflow(tmp_path):
     _mrc(path, nx=(0, "<i", 2**31 - 1), ny=(4, "<i", 2**31 - 1), nz=(8, "<i", 2**31 - 1))
     with pytest.raises(InputFileError, match="truncated"):
         read_volume(path)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_an_extended_header_past_the_end_is_refused_before_any_memory_is_taken(tmp_path, order):
+    # mrcfile allocates the whole extended header before it finds the file short: a
+    # damaged nsymbt of 2**31 - 1 cost 2 GiB and, on a loaded machine, a 10 s fuzz limit.
+    path = tmp_path / "ext.mrc"
+    data = np.arange(4 * 5 * 6, dtype=f"{order}f4").reshape(4, 5, 6)
+    _mrc(path, data=data, nsymbt=(92, f"{order}i", 2**31 - 1))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputFileError, match="extended header of 2147483647 bytes"):
+            read_volume(path)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 50e6
+
+
+def test_an_extended_header_inside_the_file_is_read_past(tmp_path):
+    path = tmp_path / "ext.mrc"
+    data = np.arange(4 * 5 * 6, dtype=">f4").reshape(4, 5, 6)  # big-endian file
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        mrc.set_extended_header(np.zeros(300, dtype=np.uint8))
+        mrc.voxel_size = 2.0
+    np.testing.assert_array_equal(_read_quietly(path).load(), data)
 
 
 @pytest.mark.parametrize("mode", [3, 4, 5, 99, -1])
