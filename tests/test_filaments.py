@@ -378,3 +378,38 @@ def test_a_hidden_end_wandering_in_depth_is_compared_from_above():
     other = _piece(seen[-1] + (6.0, 4.0, 5.0), (0.0, np.sin(1.1), np.cos(1.1)), 50)
     apart = _join_pieces([seen, other], 6 * R, R, empty, tilt_range_deg=(-60, 60))
     assert len(apart) == 2
+
+
+def _largest_turn_deg(line: np.ndarray, h: int) -> float:
+    """Largest angle between a line's chords over the h voxels before and after a point."""
+    before, after = line[h:-h] - line[: -2 * h], line[2 * h :] - line[h:-h]
+    cos = np.einsum("ni,ni->n", before, after) / (
+        np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1)
+    ).clip(1e-9)
+    return float(np.degrees(np.arccos(np.clip(cos.min(), -1, 1))))
+
+
+def test_a_path_turning_back_on_itself_is_cut_and_its_second_strand_dropped():
+    from tomoscribe.structure.filaments import _split_at_reversals
+
+    out = np.column_stack([np.full(30, 10.0), np.full(30, 10.0), np.arange(30.0)])
+    cap = np.array([[10.0, 11.0, 29.5], [10.0, 12.0, 29.0]])
+    back = np.column_stack([np.full(22, 10.0), np.full(22, 12.5), np.arange(28.0, 6.0, -1.0)])
+    arms = _split_at_reversals(np.vstack([out, cap, back]), radius=1.5)
+    assert len(arms) == 1 and 28 <= len(arms[0]) <= 32  # the longer strand, whole
+    assert np.ptp(arms[0][:, 2]) > 25
+    # a bend of radius 6 R stays one piece
+    t = np.linspace(0, np.pi / 2, 60)
+    bend = np.column_stack([np.full(60, 10.0), 36 * np.sin(t), 36 * (1 - np.cos(t))])
+    assert len(_split_at_reversals(bend, radius=6.0)) == 1
+
+
+def test_a_real_actin_mask_traced_with_too_small_a_radius_gives_no_hairpin(shared_data):
+    # A trial: filament_patch4's mask, --radius-nm 1.5 at 10 Å, traced one filament out
+    # and back (a 155° turn), twice its length.
+    import tifffile
+
+    mask = tifffile.imread(shared_data / "real" / "filament_patch4_mask.tif") > 0
+    lines = trace_centrelines(mask, 10.0, tube_model("filament", 1.5, False))
+    assert lines
+    assert max(_largest_turn_deg(line, 2) for line in lines if len(line) > 5) < 90.0

@@ -37,7 +37,10 @@ medial ridge of the mask seen at the scale of the tube:
    of tubes near x ran off into z along them) are left out, and so are points climbing
    more than 30° where a level tube would be hidden (:func:`steep_where_hidden`: the
    ridge slides down the edge of the column the wedge smears such a tube into).  Each
-   group's longest path (two Dijkstra sweeps) is a piece, resampled every voxel.
+   group's longest path (two Dijkstra sweeps) is a piece, resampled every voxel; a
+   path that turns back on itself (ridge directions have no sign, so it may run out
+   along one strand and back along another) is cut there, and the shorter arm lying
+   along the longer dropped (:func:`_split_at_reversals`).
 4. **Joining across crossings**: near a crossing (two tubes touching in z blur into
    one blob at σ) the ridge bends towards the other tube or breaks.  Pieces are joined
    end to end when their ends lie within 6 R, their directions (from 0.5–3 R before
@@ -226,6 +229,46 @@ def _resample(path: np.ndarray, step: float = 1.0) -> np.ndarray:
         return path[:1]
     s = np.linspace(0.0, arc[-1], max(2, int(np.ceil(arc[-1] / step)) + 1))
     return np.column_stack([np.interp(s, arc, path[:, a]) for a in range(3)])
+
+
+def _split_at_reversals(path: np.ndarray, radius: float) -> list[np.ndarray]:
+    """A piece (1-voxel steps) cut where it turns back on itself: more than 90° between
+    its chords over the h = max(2, R) voxels before and after a point.
+
+    Ridge directions have no sign, so a group's longest path may run out along one
+    strand of ridge points and back along another beside it: a trial's real actin mask
+    (filament_patch4, wider than the --radius-nm given) gave pieces turning 155–173°,
+    one filament traced as a hairpin of twice its length.  No filament bends like that
+    (90° within 2 h is a bend radius of about R; microtubules take ≥ 6 R, actin far
+    more), so each turn is cut at its sharpest point, and an arm lying mostly within
+    2 R of a longer arm of the same path (the other strand of one filament: two
+    filaments' axes lie at least 2 R apart) is dropped.
+    """
+    h = max(2, int(round(radius)))
+    if len(path) < 2 * h + 2:
+        return [path]
+    before = path[h:-h] - path[: -2 * h]
+    after = path[2 * h :] - path[h:-h]
+    cos = np.einsum("ni,ni->n", before, after) / (
+        np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1)
+    ).clip(1e-9)
+    back = cos < 0.0
+    cuts = []
+    for run in np.split(
+        np.flatnonzero(back), np.flatnonzero(np.diff(np.flatnonzero(back)) > 1) + 1
+    ):
+        if len(run):
+            cuts.append(h + int(run[np.argmin(cos[run])]))
+    if not cuts:
+        return [path]
+    kept: list[np.ndarray] = []
+    for part in sorted(np.split(path, cuts), key=len, reverse=True):
+        # an arm lying along a longer arm of its own path is the other strand of one
+        # filament (two filaments' axes lie ≥ 2 R apart)
+        beside = kept and np.mean(cKDTree(np.vstack(kept)).query(part)[0] <= 2 * radius) >= 0.5
+        if len(part) >= 3 and not beside:
+            kept.append(part)
+    return kept
 
 
 def _smooth_path(path: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -436,7 +479,7 @@ def trace_centrelines(
         if len(path) >= 3:
             # Ridge points along a path are 1–3 voxels apart: resampled every voxel so
             # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
-            pieces.append(_resample(path))
+            pieces.extend(_split_at_reversals(_resample(path), r))
     components = scipy.ndimage.label(feature, np.ones((3, 3, 3)))[0]
     pieces = _join_pieces(pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg)
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]

@@ -211,7 +211,7 @@ def _positive(values: np.ndarray, path, column: str) -> np.ndarray:
     bad = np.isfinite(values) & ~(values > 0)
     if bad.any():
         raise InputFileError(
-            f"{path} gives {column} {values[bad][0]:g}; a size must be a positive number."
+            f"{path} gives {column} {values[bad][0]:g}; it must be a positive number."
         )
     return values
 
