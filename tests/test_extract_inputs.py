@@ -376,3 +376,31 @@ def test_centred_coordinates_pass_through_a_binning_that_does_not_divide_the_siz
     expected = centred / 10.52 + np.array([385, 321, 257]) * 2.63 / 10.52 / 2
     xyz = rows[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float)
     assert np.allclose(xyz, expected, atol=1e-4)
+
+
+def test_binned_picks_through_a_dynamo_table_are_cut_where_they_were_picked(shared_data, tmp_path):
+    """A trial: picks at 21.04 Å (a 2×-binned copy) as CSV, converted to a Dynamo table,
+    were extracted from the 10.52 Å tomogram at half their positions: the table dropped
+    the voxel size.  Column 36 (apix) now carries it, and Dynamo's own readers know it."""
+    tomogram = _tomogram(shared_data, tmp_path / "full.mrc", 10.52)
+    picks = pd.DataFrame({"x": [21.0], "y": [34.0], "z": [11.0], "voxel_size_A": [21.04]})
+    picks.to_csv(tmp_path / "b2.csv", index=False)
+    assert main(["convert", str(tmp_path / "b2.csv"), "-o", str(tmp_path / "b2.tbl")]) == 0
+    assert float((tmp_path / "b2.tbl").read_text().split()[35]) == pytest.approx(21.04)
+    for name in ("b2.csv", "b2.tbl"):
+        out = tmp_path / f"e_{name.replace('.', '_')}"
+        assert _extract(tomogram, tmp_path / name, out) == 0
+        xyz = _star_rows(out / "particles.star")[["rlnCoordinateX", "rlnCoordinateY"]]
+        assert np.allclose(xyz.to_numpy(float), [[42, 68]], atol=1e-4), name
+
+
+def test_a_dynamo_table_giving_its_rows_different_pixel_sizes_is_refused(tmp_path):
+    import dynamotable
+
+    frame = pd.DataFrame({"x": [5.0, 6.0], "y": [5.0, 6.0], "z": [5.0, 6.0], "apix": [10.0, 20.0]})
+    dynamotable.write(frame, str(tmp_path / "mixed.tbl"))
+    with pytest.raises(InputFileError, match="different pixel sizes"):
+        read_particles(tmp_path / "mixed.tbl")
+    frame["apix"] = [0.0, 1.0]  # unset, as a blank table's
+    dynamotable.write(frame, str(tmp_path / "unset.tbl"))
+    assert "voxel_size_A" not in read_particles(tmp_path / "unset.tbl")

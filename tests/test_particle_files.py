@@ -173,7 +173,7 @@ def test_registry_capabilities():
     by_name = {f.name: f for f in formats()}
     assert set(by_name) == {"relion", "imod", "csv", "copick", "dynamo"}
     assert not by_name["imod"].holds_orientations and by_name["dynamo"].holds_orientations
-    assert not by_name["dynamo"].holds_voxel_size
+    assert by_name["dynamo"].holds_voxel_size  # column 36, apix
 
 
 # --- bad input: one sentence, a TomoscribeError, nothing written -------------------------

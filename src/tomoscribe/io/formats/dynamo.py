@@ -23,8 +23,14 @@ x+N/2−1] = T`` (the Dynamo wiki's "Volume center"), so the particle's 0-based 
 which every other format here uses, is ``x + dx − 1``, and a table is written with
 ``x = i + 1``.  RELION's own Dynamo importer (``jaz/tomography/dynamo``) subtracts the
 same 1 (and then adds ½ for its pixel-corner coordinates).  copick 1.31 and dynamo2m
-take x + dx as 0-based: their tables and ours differ by one voxel.  A table records no
-voxel size.
+take x + dx as 0-based: their tables and ours differ by one voxel.
+
+Voxel size: column 36, ``apix`` (Å per pixel of the coordinates), is written when the
+particles' voxel size is known and read when a table sets it (not 0, and not 1 Å, the
+unset value of MRC headers), one value for every row.  Without it a table's
+coordinates are in voxels of whatever tomogram they are used with: a table of binned
+picks converted from a CSV that said 20 Å, then extracted from the 10 Å tomogram, was
+cut at half its positions before it was written.
 """
 
 from __future__ import annotations
@@ -96,11 +102,37 @@ def read(path: Path, **_) -> pd.DataFrame:
         if single.all():
             table["tilt_min_deg"] = tilts["ymintilt"].to_numpy(float)
             table["tilt_max_deg"] = tilts["ymaxtilt"].to_numpy(float)
+    voxel = _recorded_apix(raw, path)
+    if voxel is not None:
+        table["voxel_size_A"] = voxel
     if "tomo_file" in raw:
         table["tomo_name"] = [_tomogram_name(str(v)) for v in raw["tomo_file"]]
     elif "tomo" in raw:
         table["tomo_name"] = raw["tomo"].astype(int).astype(str).to_numpy()
     return table
+
+
+def _recorded_apix(raw: pd.DataFrame, path: Path) -> float | None:
+    """The table's voxel size (Å) from column 36, None where it is unset (0 or 1 Å on
+    every row); refused where rows give different sizes or not a positive number."""
+    if "apix" not in raw:
+        return None
+    apix = pd.to_numeric(raw["apix"], errors="coerce").to_numpy(float)
+    unset = (apix == 0) | (apix == 1)
+    if unset.all():
+        return None
+    given = apix[~unset]
+    if not (np.isfinite(given).all() and (given > 0).all()):
+        raise InputFileError(
+            f"{path} gives a pixel size (apix, column 36) of {given[0]:g} Å; it must be "
+            "a positive number, or 0 where unknown."
+        )
+    if unset.any() or np.ptp(given) > 1e-3 * given.max():
+        raise InputFileError(
+            f"{path} gives its rows different pixel sizes (apix, column 36: "
+            f"{apix.min():g}–{apix.max():g} Å); split it by tomogram or set one size."
+        )
+    return float(given[0])
 
 
 def _read_table_map(doc: Path) -> dict[int, str]:
@@ -166,10 +198,11 @@ def table_map_path(path: Path) -> Path:
     return Path(path).with_suffix(".doc")
 
 
-def write(path: Path, table: pd.DataFrame, **_) -> Path:
-    """A Dynamo table; tomograms are numbered in order of appearance and, when the
-    particles name their tomograms, the numbers' names go into the table map beside it
-    (refused before anything is written if that file exists and is not tomoscribe's)."""
+def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None, **_) -> Path:
+    """A Dynamo table, with the voxel size (Å) in ``apix`` when known; tomograms are
+    numbered in order of appearance and, when the particles name their tomograms, the
+    numbers' names go into the table map beside it (refused before anything is written
+    if that file exists and is not tomoscribe's)."""
     import dynamotable
 
     from ...outputs import check_outputs
@@ -194,6 +227,8 @@ def write(path: Path, table: pd.DataFrame, **_) -> Path:
         frame["ftype"] = 1
         frame["ymintilt"] = table["tilt_min_deg"].astype(float)
         frame["ymaxtilt"] = table["tilt_max_deg"].astype(float)
+    if voxel_size_A:
+        frame["apix"] = float(voxel_size_A)
     names = None
     stale = table_map_path(path)
     if "tomo_name" not in table and stale.exists():  # an earlier run's map would rename
@@ -230,7 +265,7 @@ FORMAT = ParticleFormat(
     read=read,
     write=write,
     holds_orientations=True,
-    holds_voxel_size=False,
+    holds_voxel_size=True,
     holds_several_tomograms=True,
     holds_scores=True,
 )
