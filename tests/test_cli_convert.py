@@ -119,7 +119,7 @@ def test_dynamo_table_map_keeps_tomogram_names(shared_data, tmp_path, capsys):
     back = read_particles(tmp_path / "p.tbl")
     assert list(back["tomo_name"]) == list(truth["tomo_name"].astype(str))
     q = tmp_path / "q.star"
-    assert main(["convert", str(tmp_path / "p.tbl"), "-o", str(q), "--voxel-size", "10"]) == 0
+    assert main(["convert", str(tmp_path / "p.tbl"), "-o", str(q)]) == 0  # apix: Warp's
     assert list(read_particles(tmp_path / "q.star")["tomo_name"]) == list(back["tomo_name"])
 
     (tmp_path / "p.tbl").unlink()  # the map alone is left: --no-overwrite keeps it
@@ -447,3 +447,34 @@ def test_a_csv_without_names_takes_the_one_listed_tomogram_and_refuses_a_choice(
     err = capsys.readouterr().err
     assert "names no tomogram and tomograms.star lists 2" in err and "Traceback" not in err
     assert not (tmp_path / "b.star").exists()
+
+
+def test_a_voxel_size_contradicting_the_file_is_refused(shared_data, tmp_path, capsys):
+    """A trial's --voxel-size 3.92 on Warp's file of 1.96 Å pixels was written as the
+    file said, beside a warning that the value was not used."""
+    source = shared_data / "formats" / "star" / "warp_particles_b.star"
+    out = tmp_path / "a.csv"
+    assert main(["convert", str(source), "--voxel-size", "3.92", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "1.96 Å" in err and "3.92" in err and "--binning" in err and err.count("\n") == 1
+    assert not out.exists()
+    assert main(["convert", str(source), "--voxel-size", "1.96", "-o", str(out)]) == 0
+
+
+def test_centred_picks_naming_no_tomogram_take_the_one_asked_for(shared_data, tmp_path, capsys):
+    """A trial: RELION 5 centred Å without rlnTomoName, with a tomograms.star of two
+    tomograms, was refused as naming 'tomograms None', --tomo-name or not."""
+    listed = shared_data / "formats" / "relion5_project" / "Tomograms" / "job_tomo"
+    listed = listed / "tomograms.star"  # TS_01 and TS_02 (84 × 136 × 44 at 10.52 Å)
+    centred = ["rlnCenteredCoordinate" + a + "Angst" for a in "XYZ"]
+    starfile.write(pd.DataFrame({c: [0.0] for c in centred}), tmp_path / "centre.star")
+    out = tmp_path / "centre.csv"
+    args = ["convert", str(tmp_path / "centre.star"), "--tomograms", str(listed), "-o", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "names no tomogram" in err and "TS_01, TS_02" in err and "--tomo-name" in err
+    assert not out.exists()
+    assert main([*args, "--tomo-name", "TS_02"]) == 0
+    back = pd.read_csv(out)
+    assert np.allclose(back[["x", "y", "z"]].to_numpy(float), [[42, 68, 22]])
+    assert list(back["tomo_name"]) == ["TS_02"]

@@ -425,9 +425,10 @@ def test_convert_warns_of_particles_outside_their_tomogram(tmp_path, shared_data
     assert result["outside"] == expected
 
 
-def test_convert_says_when_a_given_voxel_size_is_not_used(tmp_path, capsys):
-    # the trial: `convert --voxel-size 20` of a file recording 10 Å was silently ignored,
-    # and `--voxel-size -10` said "give the voxel size"
+def test_convert_refuses_a_given_voxel_size_the_file_contradicts(tmp_path, capsys):
+    # the trial: `convert --voxel-size 20` of a file recording 10 Å was silently ignored
+    # (later warned about, now refused: nothing written), and `--voxel-size -10` said
+    # "give the voxel size"
     source = tmp_path / "p.star"
     starfile.write(
         pd.DataFrame(
@@ -437,8 +438,9 @@ def test_convert_says_when_a_given_voxel_size_is_not_used(tmp_path, capsys):
         source,
     )  # fmt: skip
     capsys.readouterr()
-    assert main(["convert", str(source), "-o", str(tmp_path / "a.csv"), "--voxel-size", "20"]) == 0
-    assert "warning:" in (err := capsys.readouterr().err) and "records 10 Å" in err
+    assert main(["convert", str(source), "-o", str(tmp_path / "a.csv"), "--voxel-size", "20"]) == 2
+    assert "records 10 Å" in (err := capsys.readouterr().err) and "20 Å was given" in err
+    assert not (tmp_path / "a.csv").exists()
     assert main(["convert", str(source), "-o", str(tmp_path / "b.csv"), "--voxel-size", "-10"]) == 2
     assert "must be positive" in capsys.readouterr().err
     assert not (tmp_path / "b.csv").exists()

@@ -375,11 +375,13 @@ def convert_particles(
     rows = table.pop(_SOURCE_ROW).to_numpy()
     recorded = recorded_voxel_size(table)
     if recorded and voxel_size_A and abs(recorded - voxel_size_A) > 0.01 * recorded:
-        warnings.warn(
-            f"{source} records {recorded:g} Å per coordinate unit; the voxel size given "
-            f"({voxel_size_A:g} Å) is for files that record none, so it is not used "
-            "(binning is what rescales coordinates).",
-            stacklevel=2,
+        # refused, not warned: a trial's --voxel-size 3.92 on a file of 1.96 Å pixels was
+        # written as the file said, beside a warning, where the user meant another size
+        raise ParameterError(
+            f"{source} records {recorded:g} Å per coordinate unit but {voxel_size_A:g} Å "
+            "was given; leave `voxel_size_A` out (it is for files that record none), or "
+            "give `binning` to rescale the coordinates.",
+            parameter=("voxel_size_A", "binning"),
         )
     voxel = recorded or voxel_size_A
     if tomogram_shape_zyx is None:

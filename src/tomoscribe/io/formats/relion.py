@@ -511,13 +511,22 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms, wanted=()):
     if tomograms is not None:
         if not isinstance(tomograms, dict):
             tomograms = read_tomograms_star(tomograms)
-        keys = names if names is not None else pd.Series([None] * n)
-        if names is None and len(tomograms) == 1:
-            keys = pd.Series([next(iter(tomograms))] * n)
-        missing = sorted(set(keys) - set(tomograms), key=str)
         from ..particles import tomogram_key as plain_name  # as select_tomogram matches
 
         plain = {plain_name(w) for w in wanted if w}
+        keys = names
+        if names is None:  # rows of no tomogram: the one listed, or the one asked for
+            asked = [t for t in tomograms if plain_name(t) in plain]
+            only = list(tomograms) if len(tomograms) == 1 else asked
+            if len(only) != 1:
+                raise InputFileError(
+                    f"{path} names no tomogram (it has no rlnTomoName) and tomograms.star "
+                    f"lists {len(tomograms)} ({', '.join(sorted(tomograms)[:5])}); give "
+                    "`tomo_name`: the one its particles are in.",
+                    parameter="tomo_name",
+                )
+            keys = pd.Series([only[0]] * n)
+        missing = sorted(set(keys) - set(tomograms), key=str)
         refused = [m for m in missing if not plain or plain_name(m) in plain]
         if refused or len(missing) == len(set(keys)):
             raise InputFileError(
