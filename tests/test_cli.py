@@ -358,3 +358,20 @@ def test_a_2d_image_where_a_tomogram_belongs_is_one_sentence(command, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a tomogram" in err[0], err
     assert entries(tmp_path) == before
+
+
+def test_trainset_without_any_boxes_names_the_options_that_give_them(tmp_path, capsys):
+    # A trial: --painted alone was refused as "no positive boxes; mark at least one tile",
+    # without a word of --boxes or --from-mask.
+    from tomoscribe.io import write_volume
+    from tomoscribe.volume import Volume
+
+    write_volume(tmp_path / "t.mrc", Volume(np.zeros((16, 32, 32), np.float32), 10.0))
+    paint = np.zeros((16, 32, 32), np.uint8)
+    paint[8, 10:20, 10:20] = 1
+    write_volume(tmp_path / "p.mrc", Volume(paint, 10.0))
+    args = ["trainset", str(tmp_path / "t.mrc"), "-f", "membrane", "--painted"]
+    assert main([*args, str(tmp_path / "p.mrc"), "-o", str(tmp_path / "m.trainset")]) == 2
+    err = capsys.readouterr().err
+    assert "--boxes" in err and "--from-mask" in err and err.count("\n") == 1
+    assert not (tmp_path / "m.trainset").exists()

@@ -413,3 +413,12 @@ def test_a_real_actin_mask_traced_with_too_small_a_radius_gives_no_hairpin(share
     lines = trace_centrelines(mask, 10.0, tube_model("filament", 1.5, False))
     assert lines
     assert max(_largest_turn_deg(line, 2) for line in lines if len(line) > 5) < 90.0
+
+
+def test_picks_written_to_a_folder_are_asked_a_picks_file_name(tmp_path, capsys, monkeypatch):
+    # A trial: `pick … -o .` was told to give e.g. results/out.mrc, which pick refuses.
+    labels = _label_map(tmp_path, np.zeros((8, 16, 16), bool))
+    monkeypatch.chdir(tmp_path)
+    assert main(["pick", str(labels), "-f", "microtubule", "--filament", "-o", "."]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and ".mrc" not in err and err.count("\n") == 1

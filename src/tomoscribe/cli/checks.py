@@ -340,9 +340,15 @@ def writes(
                         Path(path).is_dir() and not str(path).lower().endswith(".zarr")
                     )
                     if folder_like:  # `-o .` for a file: no name to write, nor a sidecar
+                        suffixes = (formats or {}).get(name)
+                        suffixes = (".mrc",) if suffixes == VOLUME_NAMES else suffixes
+                        example = (
+                            f" (e.g. {_flag(name)} results/out{suffixes[0]})"
+                            if suffixes
+                            else ", with its format's suffix"
+                        )
                         raise OutputError(
-                            f"{path} is a folder; give a file name for the output (e.g. "
-                            "-o results/out.mrc)."
+                            f"{path} is a folder; give a file name for the output{example}."
                         )
                     flag = f"{_flag(name)} {path}"
                     own = [(path, flag)]

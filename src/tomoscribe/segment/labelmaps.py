@@ -218,8 +218,6 @@ def check_recorded_feature(map_path: Path, feature: str, parameter: str = "featu
     if recorded is not None and recorded.lower() != str(feature).lower():
         raise ParameterError(
             f"{map_path} is a map of {recorded!r} (as its record says), not of "
-            f"{feature!r}; give `{parameter}={recorded}` (for filaments with `radius_nm` "
-            "and `hollow` where its name has no known tube) or the map of "
-            f"{feature!r}.",
+            f"{feature!r}; give `{parameter}={recorded}` or the map of {feature!r}.",
             parameter=parameter,
         )

@@ -231,6 +231,13 @@ def training_set_from_files(
             "give exactly one of `painted` or `contours` for the masks.",
             parameter=["painted", "contours"],
         )
+    if painted is not None and from_mask is None and not (boxes or positives or negatives):
+        # a trial: no boxes at all was refused as "no positive boxes; mark a tile"
+        raise ParameterError(
+            "no boxes were given: give `boxes` (or `positives` and `negatives`), or "
+            "`from_mask` to choose them from the painted volume.",
+            parameter=["boxes", "positives", "negatives", "from_mask"],
+        )
     if (other_tomogram is None) != (other_negatives is None):
         raise ParameterError(
             "give `other_tomogram` and `other_negatives` together (boxes in that tomogram).",
