@@ -404,3 +404,20 @@ def test_a_dynamo_table_giving_its_rows_different_pixel_sizes_is_refused(tmp_pat
     frame["apix"] = [0.0, 1.0]  # unset, as a blank table's
     dynamotable.write(frame, str(tmp_path / "unset.tbl"))
     assert "voxel_size_A" not in read_particles(tmp_path / "unset.tbl")
+
+
+def test_rows_of_other_tomograms_left_out_are_said(shared_data, tmp_path, capsys):
+    """A trial: a file of two tomograms' picks gave "wrote 4 subtomograms" and no word of
+    the 5 rows of the other tomogram that were left out."""
+    tomogram = _tomogram(shared_data, tmp_path / "TS_02.mrc", 10.52)
+    names = ["TS_02"] * 2 + ["TS_01"] * 3
+    picks = pd.DataFrame({"x": 42.0, "y": [60.0, 70.0, 1, 2, 3], "z": 22.0, "tomo_name": names})
+    picks.to_csv(tmp_path / "two.csv", index=False)
+    capsys.readouterr()
+    assert _extract(tomogram, tmp_path / "two.csv", tmp_path / "e") == 0
+    err = capsys.readouterr().err
+    assert "3 particles of other tomograms (TS_01)" in err and "only the 2" in err
+    assert len(_star_rows(tmp_path / "e" / "particles.star")) == 2
+    picks[picks["tomo_name"] == "TS_02"].to_csv(tmp_path / "one.csv", index=False)
+    assert _extract(tomogram, tmp_path / "one.csv", tmp_path / "e1") == 0
+    assert "other tomograms" not in capsys.readouterr().err
