@@ -244,3 +244,20 @@ def test_class_names_travel_with_the_class_numbers(tmp_path):
     written = starfile.read(tmp_path / "out.star")
     assert written["tomoscribeClassName"].tolist() == ["4v4r_30S", "3j9i"]
     assert written["rlnClassNumber"].tolist() == [10, 11]
+
+
+@pytest.mark.parametrize(
+    "name,said",
+    [
+        ("Picks/job_picks/optimisation_set.star", "optimisation set; give the particles file"),
+        ("Tomograms/job_tomo/tomograms.star", "tomograms file, which lists tomograms"),
+        ("Tomograms/job_tomo/tilt_series/13pf_MT.star", "tilt series's file"),
+    ],
+)
+def test_relions_other_star_files_are_named_for_what_they_are(shared_data, name, said):
+    # A trial gave info each of them and was told only that it has no coordinates.
+    from tomoscribe.errors import InputFileError
+    from tomoscribe.io.particles import read_particles
+
+    with pytest.raises(InputFileError, match=said):
+        read_particles(shared_data / "formats" / "relion5_project" / name)

@@ -412,6 +412,32 @@ def _axes(block: pd.DataFrame, columns, path: Path, what: str, zero: str) -> np.
     return values
 
 
+def _what_it_is(blocks: dict) -> str:
+    """What a STAR file without particle coordinates is, said after the refusal (a trial
+    gave info a tomograms.star, an optimisation set and a tilt series's file, and was
+    told only what they lack), or "" where it is none of RELION's tomography files."""
+    columns = {c for b in blocks.values() if isinstance(b, pd.DataFrame) for c in b.columns}
+    if "rlnTomoParticlesFile" in columns:
+        named = next(
+            (
+                str(b["rlnTomoParticlesFile"].iloc[0])
+                for b in blocks.values()
+                if isinstance(b, pd.DataFrame) and "rlnTomoParticlesFile" in b and len(b)
+            ),
+            "",
+        )
+        where = f" ({named})" if named else ""
+        return f": it is a RELION optimisation set; give the particles file it names{where}"
+    if {"rlnTomoSizeX", "rlnTomoTiltSeriesStarFile"} & columns:
+        return (
+            ": it is a RELION tomograms file, which lists tomograms, not particles (convert "
+            "and extract take it as --tomograms, beside a particles file)"
+        )
+    if "rlnTomoNominalStageTiltAngle" in columns:
+        return ": it is a RELION tilt series's file (its images and tilt angles), not particles"
+    return ""
+
+
 def _coordinate_loop(blocks: dict, path: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """The particle loop and its coordinate columns: ``rlnCoordinateX/Y/Z`` (pixels) when
     all three are there, else ``rlnCenteredCoordinateX/Y/ZAngst``.
@@ -425,9 +451,10 @@ def _coordinate_loop(blocks: dict, path: Path) -> tuple[pd.DataFrame, tuple[str,
     every = set(_PIXELS) | set(_CENTRED)
     loops = [b for b in blocks.values() if isinstance(b, pd.DataFrame) and every & set(b)]
     if not loops:
+        what = _what_it_is(blocks)
         raise InputFileError(
             f"{path} has no loop with particle coordinates "
-            "(rlnCoordinateX/Y/Z or rlnCenteredCoordinateX/Y/ZAngst)."
+            f"(rlnCoordinateX/Y/Z or rlnCenteredCoordinateX/Y/ZAngst){what}.",
         )
     block = loops[0]
     for columns in (_PIXELS, _CENTRED):
