@@ -375,3 +375,21 @@ def test_trainset_without_any_boxes_names_the_options_that_give_them(tmp_path, c
     err = capsys.readouterr().err
     assert "--boxes" in err and "--from-mask" in err and err.count("\n") == 1
     assert not (tmp_path / "m.trainset").exists()
+
+
+def test_trainset_refuses_a_tile_larger_than_the_slices(tmp_path, capsys):
+    # A trial: --tile 128 on 64 × 64 slices was taken with a warning, every tile mostly 0.
+    from tomoscribe.io import write_volume
+    from tomoscribe.volume import Volume
+
+    noise = np.random.default_rng(0).normal(size=(16, 48, 48)).astype(np.float32)
+    write_volume(tmp_path / "t.mrc", Volume(noise, 10.0))
+    paint = np.zeros((16, 48, 48), np.uint8)
+    paint[8, 10:30, 10:30] = 1
+    write_volume(tmp_path / "p.mrc", Volume(paint, 10.0))
+    args = ["trainset", str(tmp_path / "t.mrc"), "-f", "membrane", "--painted"]
+    args += [str(tmp_path / "p.mrc"), "--from-mask", "2,4", "-o", str(tmp_path / "m.trainset")]
+    assert main([*args, "--tile", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "tile of 64 pixels is larger than the tomogram's slices (48 × 48" in err
+    assert err.count("\n") == 1 and not (tmp_path / "m.trainset").exists()

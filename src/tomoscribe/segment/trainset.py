@@ -204,6 +204,12 @@ def build_training_set(
         raise ParameterError(f"negative copies must be at least 1, got {negative_copies}.")
     if tile_size < 16 or tile_size % 4:
         raise ParameterError(f"tile size must be a multiple of 4 and ≥ 16, got {tile_size}.")
+    if tile_size > max(volume.shape[1:]):
+        # a trial's --tile 128 on 64 × 64 slices was taken, each tile mostly zeros
+        raise ParameterError(
+            f"a tile of {tile_size} pixels is larger than the tomogram's slices "
+            f"({volume.shape[2]} × {volume.shape[1]} pixels); choose a smaller tile."
+        )
     if len(positive_zyx) == 0:
         raise AnnotationError(
             f"the training set for {feature!r} has no positive boxes; mark at least one "
