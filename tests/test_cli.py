@@ -393,3 +393,28 @@ def test_trainset_refuses_a_tile_larger_than_the_slices(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "tile of 64 pixels is larger than the tomogram's slices (48 × 48" in err
     assert err.count("\n") == 1 and not (tmp_path / "m.trainset").exists()
+
+
+def test_a_voxel_size_refusal_comes_without_the_warnings_before_it(tmp_path, capsys):
+    # A trial: a 10.5 Å tomogram and a 10 Å model gave a preprocessing warning, then the
+    # refusal; the warning was noise, since nothing was segmented.
+    import torch
+
+    from tomoscribe.segment.modelfile import FeatureModel, save_model
+    from tomoscribe.segment.network import ArchitectureSpec, build_network
+
+    network = build_network(ArchitectureSpec())
+    network.initialise(torch.Generator().manual_seed(0), 0.05)
+    metadata = {"preprocessing": {"lowpass_A": 40.0, "highpass_A": 4000.0, "clamp_sd": 3.0}}
+    save_model(
+        tmp_path / "m.tsm", FeatureModel(network, ArchitectureSpec(), "f", 10.0, 0.5, metadata)
+    )
+    raw = 100 + 20 * np.random.default_rng(0).normal(size=(4, 32, 32))  # not normalised
+    write_volume(tmp_path / "t.mrc", Volume(raw.astype(np.float32), 10.5))
+    out = tmp_path / "maps"
+    assert (
+        main(["segment", str(tmp_path / "t.mrc"), "-m", str(tmp_path / "m.tsm"), "-o", str(out)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "10.5 Å" in err and "warning" not in err and err.count("\n") == 1

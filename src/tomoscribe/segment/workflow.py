@@ -1050,7 +1050,11 @@ def segment_from_files(
             f"two models are for the same feature ({names}); segment them "
             "in separate calls or out-dirs."
         )
+    from .engine import check_voxel_size
+
     for tomogram, volume in zip(tomograms, volumes):  # before the long work
+        for model in loaded:  # a refusal first: warnings before it were noise (a trial)
+            check_voxel_size(volume, model, bool(options.get("rescale", False)))
         for warning in preprocessing_warnings(tomogram, volume, loaded):
             warnings.warn(warning, stacklevel=2)
         for warning in tilt_range_warnings(tomogram, loaded):
