@@ -293,6 +293,24 @@ def _check_folder_name(path: Path, flag: str) -> None:
         )
 
 
+def _refuse_a_folder(path, name: str, suffixes: tuple[str, ...] | None) -> None:
+    """Refuse a folder (`-o .`) where the output is a file: no name to write, nor a
+    sidecar; the example is of the output's own kind (a trial's `pick -o .` was told
+    results/out.mrc, which pick refuses)."""
+    folder_like = Path(path).name in ("", ".", "..") or (
+        Path(path).is_dir() and not str(path).lower().endswith(".zarr")
+    )
+    if not folder_like:
+        return
+    suffixes = (".mrc",) if suffixes == VOLUME_NAMES else suffixes
+    example = (
+        f" (e.g. {_flag(name)} results/out{suffixes[0]})"
+        if suffixes
+        else ", with its format's suffix"
+    )
+    raise OutputError(f"{path} is a folder; give a file name for the output{example}.")
+
+
 def writes(
     files: tuple[str, ...] = (),
     folders: tuple[str, ...] = (),
@@ -336,20 +354,7 @@ def writes(
             outputs, named, lockable = [], [], []
             for name in files:
                 for path in _paths(values.get(name)):
-                    folder_like = Path(path).name in ("", ".", "..") or (
-                        Path(path).is_dir() and not str(path).lower().endswith(".zarr")
-                    )
-                    if folder_like:  # `-o .` for a file: no name to write, nor a sidecar
-                        suffixes = (formats or {}).get(name)
-                        suffixes = (".mrc",) if suffixes == VOLUME_NAMES else suffixes
-                        example = (
-                            f" (e.g. {_flag(name)} results/out{suffixes[0]})"
-                            if suffixes
-                            else ", with its format's suffix"
-                        )
-                        raise OutputError(
-                            f"{path} is a folder; give a file name for the output{example}."
-                        )
+                    _refuse_a_folder(path, name, (formats or {}).get(name))
                     flag = f"{_flag(name)} {path}"
                     own = [(path, flag)]
                     own += [(p, f"{p} (written with {flag})") for p in companion_outputs(path)]

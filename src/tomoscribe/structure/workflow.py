@@ -686,17 +686,7 @@ def extract_from_files(
     extent = centred_extent(tomogram, volume.shape)  # RELION 5's centre on a binned copy
     table = read_particles(particles, volume.pixel_size_A, extent, listed or None, wanted)
     others = [n for n in listed if n != name] if explicit or name in listed else ()
-    rows_read = len(table)
-    names_read = set(table["tomo_name"].astype(str)) if "tomo_name" in table else set()
-    table = select_tomogram(table, name, str(particles), explicit, tomogram_stem(tomogram), others)
-    if len(table) < rows_read:  # a trial: 4 of 9 rows cut, the other 5 not mentioned
-        left = sorted(names_read - set(table["tomo_name"].astype(str)))
-        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
-        warnings.warn(
-            f"{Path(str(particles)).name} lists {rows_read - len(table)} particles of other "
-            f"tomograms ({shown}), left out: only the {len(table)} of this one are extracted.",
-            stacklevel=2,
-        )
+    table = _rows_of(table, name, particles, explicit, tomogram_stem(tomogram), others)
     table = positions_on(table, volume, picked_voxel_size_A, (tomogram, particles), voxel_size_A)
     if explicit or name in listed:  # a known name, not a guess from the file's stem
         table = named_as(table, name)
@@ -740,6 +730,23 @@ def extract_from_files(
         extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
     )
     return table, kept, acquisition
+
+
+def _rows_of(read: pd.DataFrame, name, particles, explicit: bool, stem: str, others):
+    """The rows of tomogram ``name`` (:func:`select_tomogram`), with a warning naming the
+    rows of other tomograms left out (a trial: a file of two tomograms gave "wrote 4
+    subtomograms", the other 5 unsaid)."""
+    kept = select_tomogram(read, name, str(particles), explicit, stem, others)
+    if len(kept) == len(read) or "tomo_name" not in read:
+        return kept
+    left = sorted(set(read["tomo_name"].astype(str)) - set(kept["tomo_name"].astype(str)))
+    shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+    warnings.warn(
+        f"{Path(str(particles)).name} lists {len(read) - len(kept)} particles of other "
+        f"tomograms ({shown}), left out: only the {len(kept)} of this one are extracted.",
+        stacklevel=3,
+    )
+    return kept
 
 
 @dataclass(frozen=True)
