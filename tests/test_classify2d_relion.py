@@ -228,3 +228,35 @@ def test_pixel_size_given_over_a_relion31_optics_block_is_the_one_written(tmp_pa
     assert _cli(*args, "--pixel-size", 4) == 0
     written = starfile.read(out / "particles.star", always_dict=True)["optics"]
     assert written["rlnImagePixelSize"][0] == pytest.approx(4.0)
+
+
+def test_assignments_written_outside_the_working_folder_name_their_stack_from_anywhere(
+    tmp_path, monkeypatch
+):
+    """A trial ran `classify2d particles.star -o ../cls2` in the stacks' folder: the new
+    STAR named `particles.mrcs` from there, and read from anywhere else (RELION's
+    project folder, or cls2 itself) it named no stack at all."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _relion30_star(data / "p.star", "p.mrcs", 12)
+    with mrcfile.new(data / "p.mrcs") as mrc:
+        noise = np.random.default_rng(0).normal(size=(12, 32, 32)).astype(np.float32)
+        mrc.set_data(noise)
+        mrc.set_image_stack()
+        mrc.voxel_size = 4.0
+    monkeypatch.chdir(data)
+    args = ["classify2d", "p.star", "-o", "../cls", "-k", 2, "--rounds", 1, "--ctf", "none"]
+    assert _cli(*args) == 0
+    names = starfile.read(tmp_path / "cls" / "particles.star", always_dict=True)["particles"]
+    stack = names["rlnImageName"].iloc[0].split("@")[1]
+    assert Path(stack).is_absolute() and Path(stack) == data / "p.mrcs"
+    monkeypatch.chdir(tmp_path)  # read back from elsewhere: the stacks are found
+    again = ["classify2d", "cls/particles.star", "-o", "again", "-k", 2, "--rounds", 1]
+    assert _cli(*again, "--ctf", "none") == 0
+    # inside the working folder the names stay relative to it, as RELION's project has them
+    assert (
+        _cli("classify2d", "data/p.star", "-o", "inside", "-k", 2, "--rounds", 1, "--ctf", "none")
+        == 0
+    )
+    names = starfile.read(tmp_path / "inside" / "particles.star", always_dict=True)["particles"]
+    assert names["rlnImageName"].iloc[0].split("@")[1] == "data/p.mrcs"

@@ -24,7 +24,8 @@ taken as RELION has them (protein white), with RELION's CTF sign (``core.ctf``).
 Assignments are written back as RELION writes a 2D classification's
 ``run_itNNN_data.star``: the input columns plus ``rlnClassNumber``, ``rlnAnglePsi`` and
 ``rlnOriginXAngst``/``rlnOriginYAngst``, with ``rlnImageName`` naming each stack from
-the working folder, and an optics block as RELION 3.1+ reads it (see
+the working folder (absolute where the STAR file or the stack lies outside it), and an
+optics block as RELION 3.1+ reads it (see
 :func:`write_assignments`).
 """
 
@@ -650,12 +651,17 @@ def _ctf_table(
     return ctf
 
 
-def _stack_name(stack: Path) -> str:
-    """A stack's path as RELION reads it: from the working (project) folder when the
-    stack lies under it, else absolute."""
+def _stack_name(stack: Path, star_folder: Path) -> str:
+    """A stack's path as RELION reads it: from the working (project) folder when both
+    the stack and the STAR file (in ``star_folder``) lie under it, else absolute (a
+    trial's `classify2d … -o ../cls2`, run in the stacks' folder, named them from there,
+    and the STAR, read from anywhere else, found none)."""
     resolved = Path(os.path.abspath(stack))
     cwd = Path(os.getcwd())
-    return os.path.relpath(resolved, cwd) if resolved.is_relative_to(cwd) else str(resolved)
+    inside = Path(os.path.abspath(star_folder)).is_relative_to(cwd)
+    if inside and resolved.is_relative_to(cwd):
+        return os.path.relpath(resolved, cwd)
+    return str(resolved)
 
 
 def write_assignments(
@@ -685,7 +691,7 @@ def write_assignments(
     """
     import starfile
 
-    names = [_stack_name(p) for p in source.stacks]
+    names = [_stack_name(p, Path(path).parent) for p in source.stacks]
     image_names = [
         f"{i + 1:06d}@{names[s]}" for s, i in zip(source.stack_of, source.index_in_stack)
     ]
