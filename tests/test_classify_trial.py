@@ -339,3 +339,27 @@ def test_dataset_fingerprint_follows_the_voxels_not_the_copy():
     changed = volumes.copy()
     changed[2, 1, 1, 1] += 1e-3
     assert dataset_fingerprint(changed) != same
+
+
+def test_reference_free_classes_of_noise_match_no_reference_by_chance():
+    """A trial: 30 noise-only subtomograms (24³, 10 Å) in reference-free classes, one of
+    them "closest 4v4r_30S at 14.4 nm": its FSC crossed 0.5 at the first shells, as
+    aligning any map to the reference makes it do.  Phase-randomised copies of each
+    average, aligned alike, give that chance level; a match must be finer than it."""
+    from tomoscribe.classify.discover import (
+        DiscoverParams,
+        match_references,
+        reference_free_classes,
+    )
+    from tomoscribe.classify.workflow import reference_maps
+    from tomoscribe.simulate.subtomograms import SubtomogramParams, simulate_subtomograms
+
+    params = SubtomogramParams(box=24, voxel_size_A=10.0, snr=1.0, seed=2)
+    simulated = simulate_subtomograms(["4v4r_30S"], 30, params)
+    empty = simulated["volumes"][simulated["labels"] == simulated["class_names"].index("empty")]
+    found = reference_free_classes(empty, 10.0, DiscoverParams(classes=3))
+    references = reference_maps(["4v4r_30S"], 10.0, 24)
+    matches = match_references(found["averages"], references, 10.0)
+    assert all(m["match"] == "none" and m["best"] is None for m in matches), matches
+    crossed = [m for m in matches if m["chance"]]  # crossed 0.5, but no finer than chance
+    assert crossed and all(m["all"]["4v4r_30S"] > 10.0 for m in crossed)

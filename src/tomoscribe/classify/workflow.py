@@ -338,7 +338,7 @@ def _match_phrase(item: dict) -> str:
             "(no closest reference)"
         )
     if match == "none":
-        return ", matches no reference (FSC below 0.5 from the first shell on)"
+        return ", matches no reference (no FSC crosses 0.5 finer than chance)"
     return ""
 
 
