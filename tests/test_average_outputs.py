@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 
 from tomoscribe.cli.app import main
 from tomoscribe.core.rotations import from_euler
-from tomoscribe.io import write_volume
+from tomoscribe.io import read_volume, write_volume
 from tomoscribe.io.particles import read_particles
 from tomoscribe.structure.average import reliability_warnings
 from tomoscribe.structure.fsc import describe_resolution, fsc_curve, resolution_at
@@ -304,7 +304,6 @@ def test_resolution_is_not_claimed_at_nyquist():
 def test_a_table_made_in_memory_is_written_at_its_refined_positions(scene, tmp_path):
     """The demo's path: extract in memory, average, write without a source STAR file;
     with no search, the positions are the picks (box centre + rounding residual)."""
-    from tomoscribe.io import read_volume
     from tomoscribe.structure.average import AverageParams, refine_average
     from tomoscribe.structure.extract import extract_subtomograms
     from tomoscribe.structure.results import write_average_outputs
@@ -441,3 +440,15 @@ def test_a_reference_of_opposite_contrast_is_used_inverted_and_said(scene, tmp_p
     truth = from_euler(angles)
     error = np.degrees((refined * truth.inv()).magnitude())
     assert np.median(error) < 15, error
+
+
+def test_a_reference_with_an_unset_1A_header_is_told_to_set_it(scene, tmp_path, capsys):
+    # A trial: the right map, its header at MRC's unset 1 Å, was told "resample one of them".
+    tmp, _, _ = scene
+    write_volume(tmp_path / "ref1.mrc", Volume(read_volume(tmp / "ref.mrc").load(), 1.0))
+    out = tmp_path / "avg_1A"
+    args = ["average", str(tmp / "parts" / "particles.star"), "-o", str(out)]
+    assert main([*args, "--reference", str(tmp_path / "ref1.mrc"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unset MRC header" in err[0] and f"{VOXEL:g} Å" in err[0], err
+    assert not out.exists()

@@ -275,13 +275,16 @@ def refine_average(
     p, n = data.shape[0], data.shape[-1]
     if p < 4:
         raise ParameterError(
-            f"{p} particles are too few for two half sets; at least 4 are "
+            f"{p} particle{'s are' if p != 1 else ' is'} too few for two half sets; at least 4 are "
             "needed (and many more for a useful map)."
         )
     if not np.isfinite(data).all():
         raise ParameterError("the particles contain NaN or infinite values.")
     if reference is not None and np.shape(reference) != (n, n, n):
-        raise ParameterError(f"the reference is {np.shape(reference)} but particles are {n}³.")
+        raise ParameterError(
+            f"the reference is {np.shape(reference)} but particles are {n}³; crop or pad "
+            f"it to {n}³ at the particles' voxel size (or extract the particles in its box)."
+        )
     symmetry_operators(params.symmetry)  # refuses an unknown point group before any work
     if params.iterations < 0 or (params.iterations == 0 and priors is None):
         raise ParameterError(

@@ -950,9 +950,20 @@ def _reference_map(reference: Path, stack: np.ndarray, voxel: float) -> tuple[np
             f"(IMOD's alterheader, or mrcfile's voxel_size) to the particles' {voxel:g} Å."
         ) from err
     if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel:
+        from ..io import records_unset_voxel_size
+
+        # a trial's right map with an unset 1 Å header was told to resample
+        unset = records_unset_voxel_size(ref_volume.voxel_size_A)
         raise ParameterError(
             f"the reference has {ref_volume.pixel_size_A:.4g} Å voxels but the "
-            f"particles {voxel:.4g} Å; resample one of them."
+            f"particles {voxel:.4g} Å; "
+            + (
+                "1 Å is what an unset MRC header holds: set the reference's voxel size in "
+                f"its header (IMOD's alterheader, or mrcfile's voxel_size) to {voxel:g} Å "
+                "if it is sampled as the particles are, else resample it."
+                if unset
+                else "resample one of them."
+            )
         )
     ref = check_reference_map(ref_volume.data, f"the reference {reference}")
     if ref.shape != stack.shape[1:] or contrast_agreement(ref, stack) >= OPPOSITE_CONTRAST:
