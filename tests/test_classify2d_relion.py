@@ -260,3 +260,13 @@ def test_assignments_written_outside_the_working_folder_name_their_stack_from_an
     )
     names = starfile.read(tmp_path / "inside" / "particles.star", always_dict=True)["particles"]
     assert names["rlnImageName"].iloc[0].split("@")[1] == "data/p.mrcs"
+
+
+def test_a_file_that_is_no_mrc_stack_is_refused_in_one_line(tmp_path, capsys):
+    # A trial gave a PNG: four of mrcfile's complaints came before the refusal.
+    (tmp_path / "classes.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    out = tmp_path / "c"
+    assert _cli("classify2d", tmp_path / "classes.png", "-k", 2, "-o", out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a readable MRC stack" in err and "warning" not in err
+    assert not out.exists()

@@ -139,18 +139,24 @@ def _stack_shape(path: Path, named: bool = False) -> tuple[int, int, int, float]
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     try:
-        with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
-            if mrc.data is None:
-                raise ValueError("no data")
-            data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
-            shape = zyx_ordered(data, mrc.header, path).shape
-            voxel = float(mrc.voxel_size.x)
-            header = mrc.header.copy()
+        # mrcfile's permissive complaints are kept until the file is known to be read: a
+        # trial's PNG printed four of them before the refusal
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
+                if mrc.data is None:
+                    raise ValueError(str(caught[0].message) if caught else "no data")
+                data = mrc.data if mrc.data.ndim == 3 else mrc.data[None]
+                shape = zyx_ordered(data, mrc.header, path).shape
+                voxel = float(mrc.voxel_size.x)
+                header = mrc.header.copy()
     except (ValueError, OSError) as err:
         raise InputFileError(
             f"{path} is not a readable MRC stack ({str(err).splitlines()[0][:120]}); "
-            "check that it is complete."
+            "check that it is complete and really an MRC file."
         ) from None
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if not named:
         _check_not_volume(path, header)
     if len(shape) == 2:
