@@ -119,6 +119,12 @@ def test_an_edge_that_leaves_nothing_is_refused_and_picks_record_the_pixel_size(
     assert main([*argv, "--edge", "48", "-o", str(tiny / "none")]) == 2  # 96 px: 2·48 > 95
     line = _one_sentence(capsys)
     assert "--edge" in line and "leaves nothing" in line and not (tiny / "none").exists()
+    # a micrograph smaller than the picker's box: no --box to give (a trial was told to)
+    write_volume(tiny / "small.mrc", Volume(np.zeros((1, 12, 12), np.float32), (2.0,) * 3))
+    small = ["spa", "pick", str(picker), str(tiny / "small.mrc"), "-o", str(tiny / "s")]
+    assert main(small) == 2
+    line = _one_sentence(capsys)
+    assert "the picker's box (16 px)" in line and "--box" not in line
     assert main([*argv, "--edge", "20", "--isolation", "0", "-o", str(tiny / "picks")]) == 0
     star = starfile.read(tiny / "picks" / "picks.star")
     assert len(star) and (star["rlnMicrographPixelSize"] == 2.0).all()

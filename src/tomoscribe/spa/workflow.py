@@ -68,14 +68,20 @@ def check_edge(images: dict[str, np.ndarray], edge_px: float) -> None:
             )
 
 
-def check_fits(images: dict[str, np.ndarray], box_px: int) -> None:
-    """Refuse micrographs smaller than a box (nothing could be picked on them)."""
+def check_fits(images: dict[str, np.ndarray], box_px: int, whose: str = "") -> None:
+    """Refuse micrographs smaller than a box (nothing could be picked on them); ``whose``
+    names a box the user cannot choose here (the picker's: a trial's `spa pick` was told
+    to give a smaller box, which it has no option for)."""
     for name, image in images.items():
         if min(image.shape) < box_px:
             raise ParameterError(
                 f"micrograph {name} ({image.shape[1]}×{image.shape[0]} px) is smaller than "
-                f"the box ({box_px} px); give whole micrographs or a smaller box.",
-                parameter="box",
+                + (
+                    f"{whose} box ({box_px} px); give whole micrographs."
+                    if whose
+                    else f"the box ({box_px} px); give whole micrographs or a smaller `box`."
+                ),
+                parameter=None if whose else "box",
             )
 
 
@@ -191,7 +197,7 @@ def pick_files(
             "(or pass `pixel_size_A` if their headers are wrong).",
             parameter="pixel_size_A",
         )
-    check_fits(images, int(record["box_px"]))
+    check_fits(images, int(record["box_px"]), "the picker's")
     check_edge(images, int(record["box_px"]) / 2 if edge is None else edge)
     tables = [
         pick_micrograph(pair, image, name, record, threshold, min_distance, edge, isolation)
