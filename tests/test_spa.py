@@ -845,6 +845,13 @@ def test_simulate_micrographs_command(tmp_path, capsys):
         capsys.readouterr()
         assert main(["spa", "score", str(tmp_path / "picks.star"), "--truth", str(out)]) == status
         assert ("is not" in capsys.readouterr().err) == (status == 2)
+    # picks of a micrograph the simulation has not: said so, not "give that micrograph
+    # or fix the box file" (spa score takes neither; a trial was told to)
+    picks = pd.DataFrame({"micrograph": ["wide"], "x": [100.0], "y": [90.0]})
+    write_star(tmp_path / "wide.star", picks, {"wide": str(other / "wide.mrc")})
+    assert main(["spa", "score", str(tmp_path / "wide.star"), "--truth", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"not among the micrographs of {out.name}" in err and "box file" not in err
     # a micrograph picked without any pick still counts its particles as missed, when
     # the picks' provenance (as `spa pick` writes it) lists it
     from tomoscribe.outputs import write_provenance

@@ -291,7 +291,12 @@ def check_one_folder_per_name(table: pd.DataFrame) -> None:
             )
 
 
-def match_micrographs(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+def match_micrographs(
+    table: pd.DataFrame,
+    names: list[str],
+    among: str = "the micrographs given",
+    advice: str = "give that micrograph or fix the box file",
+) -> pd.DataFrame:
     """Rename each box's micrograph to one of ``names`` (file stems).
 
     A box file that names its micrographs (``rlnMicrographName``, CSV ``micrograph``:
@@ -300,6 +305,9 @@ def match_micrographs(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     go by their file names here.  A file without micrograph names (RELION's
     ``mic_000_autopick.star``, EMAN2's ``mic_000.box``) belongs to the micrograph its
     stem begins with (the longest such name).
+
+    ``among`` and ``advice`` say, in the refusal, what ``names`` are and what to do
+    (``spa score`` takes no micrographs nor box files: a trial was told to give them).
 
     Raises
     ------
@@ -322,10 +330,9 @@ def match_micrographs(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
             continue
         where = f"{source} names" if source else "a box names"
         raise InputFileError(
-            f"{where} micrograph {name!r}, which is not among the "
-            f"micrographs given ({', '.join(sorted(known)[:5])}"
-            f"{', …' if len(known) > 5 else ''}); names must match exactly: give that "
-            "micrograph or fix the box file."
+            f"{where} micrograph {name!r}, which is not among {among} "
+            f"({', '.join(sorted(known)[:5])}{', …' if len(known) > 5 else ''}); names "
+            f"must match exactly: {advice}."
         )
     out["micrograph"] = mapped
     return out

@@ -141,7 +141,12 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
 
     truth, record = read_truth(folder)
     names = sorted(truth["micrograph"].unique())
-    picks = match_micrographs(read_boxes(picks_path), names)
+    picks = match_micrographs(
+        read_boxes(picks_path),
+        names,
+        f"the micrographs of {Path(folder).name}",
+        "score picks made on that simulation's micrographs",
+    )
     pixel_size_A = float(record.get("params", {}).get("pixel_size_A") or 0)
     if pixel_size_A > 0:  # every truth.json gives it; an older one might not
         picks = check_pixel_size(picks, pixel_size_A)
