@@ -235,3 +235,12 @@ def test_a_micrograph_with_pixels_of_two_sizes_is_refused(tiny, capsys):
     with mrcfile.open(tiny / "m2.mrc", mode="r+") as mrc:  # 0.5% apart: rounding, taken
         mrc.voxel_size = (2.0, 2.01, 2.0)
     assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
+
+
+def test_a_box_file_given_as_a_training_set_is_told_what_to_make(tiny, capsys):
+    # A trial gave spa train a box STAR: "Error while deserializing header: header too large"
+    argv = ["spa", "train", str(tiny / "good.csv"), "-o", str(tiny / "p.tsp")]
+    assert main(argv) == 2
+    line = _one_sentence(capsys)
+    assert "not a picking training set" in line and "spa boxes" in line
+    assert "deserializing" not in line and not (tiny / "p.tsp").exists()

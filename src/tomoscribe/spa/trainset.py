@@ -204,9 +204,11 @@ def load_trainset(path: str | os.PathLike) -> dict:
             out = {k: handle.get_tensor(k) for k in handle.keys()}
         record = json.loads(raw) if raw is not None else None
     except (SafetensorError, OSError, ValueError, TypeError) as err:
+        # the library's words ("Error while deserializing header: header too large")
+        # said nothing to a trial that gave a box file here
         raise ModelFileError(
-            f"{path} is not a readable picking training set ({err}); "
-            "make it again with `spa boxes`."
+            f"{path} is not a picking training set (a file `spa boxes` writes, .tss); "
+            "make one from the box files with `spa boxes`."
         ) from err
     if not isinstance(record, dict) or set(SETS) - set(out):
         raise ModelFileError(
