@@ -391,7 +391,7 @@ def test_trainset_refuses_a_tile_larger_than_the_slices(tmp_path, capsys):
     args += [str(tmp_path / "p.mrc"), "--from-mask", "2,4", "-o", str(tmp_path / "m.trainset")]
     assert main([*args, "--tile", "64"]) == 2
     err = capsys.readouterr().err
-    assert "tile of 64 pixels is larger than the tomogram's slices (48 × 48" in err
+    assert "tile of 64 pixels is larger than both sides of the tomogram's slices (48 × 48" in err
     assert err.count("\n") == 1 and not (tmp_path / "m.trainset").exists()
 
 

@@ -418,6 +418,8 @@ def test_rows_of_other_tomograms_left_out_are_said(shared_data, tmp_path, capsys
     err = capsys.readouterr().err
     assert "3 particles of other tomograms (TS_01)" in err and "only the 2" in err
     assert len(_star_rows(tmp_path / "e" / "particles.star")) == 2
+    assert _extract(tomogram, tmp_path / "two.csv", tmp_path / "e2", "--tomo-name", "TS_02") == 0
+    assert "other tomograms" not in capsys.readouterr().err  # a name given: chosen
     picks[picks["tomo_name"] == "TS_02"].to_csv(tmp_path / "one.csv", index=False)
     assert _extract(tomogram, tmp_path / "one.csv", tmp_path / "e1") == 0
     assert "other tomograms" not in capsys.readouterr().err

@@ -398,10 +398,16 @@ def test_a_path_turning_back_on_itself_is_cut_and_its_second_strand_dropped():
     arms = _split_at_reversals(np.vstack([out, cap, back]), radius=1.5)
     assert len(arms) == 1 and 28 <= len(arms[0]) <= 32  # the longer strand, whole
     assert np.ptp(arms[0][:, 2]) > 25
-    # a bend of radius 6 R stays one piece
-    t = np.linspace(0, np.pi / 2, 60)
-    bend = np.column_stack([np.full(60, 10.0), 36 * np.sin(t), 36 * (1 - np.cos(t))])
+    # a quarter bend of radius 2 R (far tighter than a filament takes) stays one piece
+    t = np.linspace(0, np.pi / 2, 20)
+    bend = np.column_stack([np.full(20, 10.0), 12 * np.sin(t), 12 * (1 - np.cos(t))])
     assert len(_split_at_reversals(bend, radius=6.0)) == 1
+    # a path turning 120° into another filament (a V, not a hairpin) is cut, both kept
+    arm = np.arange(0.0, 25.0)[:, None]
+    second = np.array([[0.0, np.sin(np.radians(60)), np.cos(np.radians(60))]])
+    vee = np.vstack([np.hstack([np.zeros((25, 2)), arm])[::-1], arm[1:] * second])
+    arms = _split_at_reversals(vee + 10.0, radius=3.0)
+    assert len(arms) == 2 and sorted(len(a) for a in arms)[0] >= 20
 
 
 def test_a_real_actin_mask_traced_with_too_small_a_radius_gives_no_hairpin(shared_data):
@@ -413,6 +419,10 @@ def test_a_real_actin_mask_traced_with_too_small_a_radius_gives_no_hairpin(share
     lines = trace_centrelines(mask, 10.0, tube_model("filament", 1.5, False))
     assert lines
     assert max(_largest_turn_deg(line, 2) for line in lines if len(line) > 5) < 90.0
+    # and the strand that came back is gone: the hairpin's apex (z 6.6, y 17.9, x 54.8)
+    # is reached by one line, not by both of its strands
+    apex = np.array([6.6, 17.9, 54.8])
+    assert sum(np.linalg.norm(line - apex, axis=1).min() <= 2.0 for line in lines) == 1
 
 
 def test_picks_written_to_a_folder_are_asked_a_picks_file_name(tmp_path, capsys, monkeypatch):

@@ -141,6 +141,15 @@ def test_an_extended_header_past_the_end_is_refused_before_any_memory_is_taken(t
     assert peak_bytes < 50e6
 
 
+def test_a_file_that_is_no_mrc_is_not_called_damaged(tmp_path):
+    # review: a PNG named .mrc was "damaged: its header gives an extended header of
+    # -790902963 bytes" once the extended header was checked first
+    path = tmp_path / "fake.mrc"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    with pytest.raises(InputFileError, match="is not an MRC file"):
+        read_volume(path)
+
+
 def test_an_extended_header_inside_the_file_is_read_past(tmp_path):
     path = tmp_path / "ext.mrc"
     data = np.arange(4 * 5 * 6, dtype=">f4").reshape(4, 5, 6)  # big-endian file

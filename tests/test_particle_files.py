@@ -441,6 +441,13 @@ def test_convert_refuses_a_given_voxel_size_the_file_contradicts(tmp_path, capsy
     assert main(["convert", str(source), "-o", str(tmp_path / "a.csv"), "--voxel-size", "20"]) == 2
     assert "records 10 Å" in (err := capsys.readouterr().err) and "20 Å was given" in err
     assert not (tmp_path / "a.csv").exists()
+    # 1 Å, what pick writes from an unset header, is no contradiction: the size given wins
+    unset = tmp_path / "unset.star"
+    starfile.write(starfile.read(source).assign(rlnDetectorPixelSize=1.0), unset)
+    capsys.readouterr()
+    assert main(["convert", str(unset), "-o", str(tmp_path / "u.csv"), "--voxel-size", "20"]) == 0
+    assert "unset header" in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "u.csv")["voxel_size_A"].tolist() == [20.0]
     assert main(["convert", str(source), "-o", str(tmp_path / "b.csv"), "--voxel-size", "-10"]) == 2
     assert "must be positive" in capsys.readouterr().err
     assert not (tmp_path / "b.csv").exists()

@@ -261,3 +261,16 @@ def test_relions_other_star_files_are_named_for_what_they_are(shared_data, name,
 
     with pytest.raises(InputFileError, match=said):
         read_particles(shared_data / "formats" / "relion5_project" / name)
+
+
+def test_an_optimisation_set_of_key_value_pairs_is_named(tmp_path):
+    # RELION and Warp write optimisation sets as key-value pairs, not as a loop (review)
+    from tomoscribe.errors import InputFileError
+    from tomoscribe.io.particles import read_particles
+
+    (tmp_path / "optimisation_set.star").write_text(
+        "data_\n\n_rlnTomoParticlesFile Picks/job_picks/particles.star\n"
+        "_rlnTomoTomogramsFile Tomograms/job_tomo/tomograms.star\n"
+    )
+    with pytest.raises(InputFileError, match=r"optimisation set; .*\(Picks/job_picks/particles"):
+        read_particles(tmp_path / "optimisation_set.star")

@@ -362,7 +362,7 @@ def match_references(averages: np.ndarray, references: dict, voxel_size_A: float
     absent without references), ``fsc05_nm`` (the smallest discrepancy of a matching
     reference, nm; None when none matches), ``tied`` (names, for a tie), ``all``
     (name → FSC-0.5 discrepancy in nm), ``chance`` (name → chance's, nm, for the
-    references whose FSC crossed 0.5)
+    references whose FSC crossed 0.5, from the closest on until one matched)
     """
     out = []
     for average in averages:
@@ -370,14 +370,15 @@ def match_references(averages: np.ndarray, references: dict, voxel_size_A: float
             name: discrepancy_nm(average, ref, voxel_size_A) for name, ref in references.items()
         }
         scores = {name: result["fsc05_nm"] for name, result in found.items()}
-        chance = {
-            name: chance_discrepancy_nm(average, references[name], voxel_size_A)
-            for name, result in found.items()
-            if result["crossed"]
-        }
-        matching = {
-            name: scores[name] for name in chance if scores[name] * CHANCE_FACTOR <= chance[name]
-        }
+        # chance is asked of the crossing references from the closest on, until one
+        # beats it (and those tied with it): the others cannot be the best match
+        chance, matching = {}, {}
+        for name in sorted((n for n, r in found.items() if r["crossed"]), key=scores.get):
+            if matching and not np.isclose(scores[name], min(matching.values()), rtol=1e-6):
+                break
+            chance[name] = chance_discrepancy_nm(average, references[name], voxel_size_A)
+            if scores[name] * CHANCE_FACTOR <= chance[name]:
+                matching[name] = scores[name]
         entry = {"best": None, "fsc05_nm": None, "all": scores, "chance": chance}
         if matching:
             low = min(matching.values())

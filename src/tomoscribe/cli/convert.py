@@ -30,7 +30,10 @@ def convert(
         "its particles are written under.",
     ),
     voxel_size: float = typer.Option(
-        None, "--voxel-size", help="Å per coordinate unit, where the source does not record it."
+        None,
+        "--voxel-size",
+        help="Å per coordinate unit, where the source does not record it (or records an "
+        "unset 1 Å); a size the source contradicts is refused.",
     ),
     binning: float = typer.Option(
         None, "--binning", help="Write coordinates binned by this factor (voxel size × factor)."

@@ -323,7 +323,8 @@ def convert_particles(
 
     Parameters
     ----------
-    voxel_size_A : Å per coordinate unit, where the source does not record it.
+    voxel_size_A : Å per coordinate unit, where the source does not record it (or records
+        1 Å, an unset header's value); one the source contradicts is refused.
     binning : write coordinates on a grid binned by this factor (x / b, the same
         position in Å; from an IMOD model to another, and from an IMOD model onto a
         finer grid (b < 1), IMOD's (x + ½)/b − ½), voxel size × b.
@@ -374,6 +375,16 @@ def convert_particles(
         )
     rows = table.pop(_SOURCE_ROW).to_numpy()
     recorded = recorded_voxel_size(table)
+    from . import records_unset_voxel_size
+
+    if recorded and voxel_size_A and records_unset_voxel_size((recorded,)):
+        # 1 Å is what an unset header holds (pick writes it from one): the size given wins
+        warnings.warn(
+            f"{source} records 1 Å per coordinate unit, what an unset header holds; the "
+            f"given {voxel_size_A:g} Å is used.",
+            stacklevel=2,
+        )
+        recorded = None
     if recorded and voxel_size_A and abs(recorded - voxel_size_A) > 0.01 * recorded:
         # refused, not warned: a trial's --voxel-size 3.92 on a file of 1.96 Å pixels was
         # written as the file said, beside a warning, where the user meant another size

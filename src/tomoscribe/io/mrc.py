@@ -177,6 +177,11 @@ def _check_extended_header_fits(path: Path) -> None:
     nsymbt = int(header["nsymbt"])
     room = path.stat().st_size - _HEADER_BYTES
     if nsymbt < 0 or nsymbt > room:
+        if bytes(raw[208:211]) != b"MAP":  # no MRC ID either: most likely no MRC file
+            raise InputFileError(
+                f"{path} is not an MRC file (its header has no 'MAP' ID and no usable "
+                "extended-header size); check that it is complete and really an MRC/CCP4 map."
+            )
         raise InputFileError(
             f"{path} is damaged: its header gives an extended header of {nsymbt} bytes "
             f"but the file has {room} bytes after the {_HEADER_BYTES}-byte header."

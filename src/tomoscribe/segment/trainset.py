@@ -207,7 +207,7 @@ def build_training_set(
     if tile_size > max(volume.shape[1:]):
         # a trial's --tile 128 on 64 × 64 slices was taken, each tile mostly zeros
         raise ParameterError(
-            f"a tile of {tile_size} pixels is larger than the tomogram's slices "
+            f"a tile of {tile_size} pixels is larger than both sides of the tomogram's slices "
             f"({volume.shape[2]} × {volume.shape[1]} pixels); choose a smaller tile."
         )
     if len(positive_zyx) == 0:

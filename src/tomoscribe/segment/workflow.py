@@ -1052,19 +1052,20 @@ def segment_from_files(
         )
     from .engine import check_voxel_size
 
-    for tomogram, volume in zip(tomograms, volumes):  # before the long work
-        for model in loaded:  # a refusal first: warnings before it were noise (a trial)
-            check_voxel_size(volume, model, bool(options.get("rescale", False)))
-        for warning in preprocessing_warnings(tomogram, volume, loaded):
-            warnings.warn(warning, stacklevel=2)
-        for warning in tilt_range_warnings(tomogram, loaded):
-            warnings.warn(warning, stacklevel=2)
     stems = [tomogram_stem(t) for t in tomograms]
     if len(set(stems)) != len(stems):
         raise ParameterError(
             f"two tomograms share the name stem ({stems}); their outputs "
             "would collide, so rename one or use separate calls."
         )
+    for volume in volumes:  # refusals first, of every tomogram: warnings before were noise
+        for model in loaded:
+            check_voxel_size(volume, model, bool(options.get("rescale", False)))
+    for tomogram, volume in zip(tomograms, volumes):  # before the long work
+        for warning in preprocessing_warnings(tomogram, volume, loaded):
+            warnings.warn(warning, stacklevel=2)
+        for warning in tilt_range_warnings(tomogram, loaded):
+            warnings.warn(warning, stacklevel=2)
     spread = tuple(range(len(loaded))) if uncertainty else ()
     paths = [
         [out_dir / f"{stem}_{m.feature}.{fmt}" for m in loaded]

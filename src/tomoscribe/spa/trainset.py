@@ -203,7 +203,11 @@ def load_trainset(path: str | os.PathLike) -> dict:
             raw = (handle.metadata() or {}).get(_KEY)
             out = {k: handle.get_tensor(k) for k in handle.keys()}
         record = json.loads(raw) if raw is not None else None
-    except (SafetensorError, OSError, ValueError, TypeError) as err:
+    except OSError as err:
+        raise ModelFileError(
+            f"{path} could not be read ({err.strerror or err}); check the file."
+        ) from err
+    except (SafetensorError, ValueError, TypeError) as err:
         # the library's words ("Error while deserializing header: header too large")
         # said nothing to a trial that gave a box file here
         raise ModelFileError(

@@ -240,9 +240,9 @@ def _split_at_reversals(path: np.ndarray, radius: float) -> list[np.ndarray]:
     (filament_patch4, wider than the --radius-nm given) gave pieces turning 155–173°,
     one filament traced as a hairpin of twice its length.  No filament bends like that
     (90° within 2 h is a bend radius of about R; microtubules take ≥ 6 R, actin far
-    more), so each turn is cut at its sharpest point, and an arm lying mostly within
-    2 R of a longer arm of the same path (the other strand of one filament: two
-    filaments' axes lie at least 2 R apart) is dropped.
+    more), so each turn is cut at its sharpest point, and an arm running back along a
+    longer arm of the same path (:func:`_strand_beside`: the other strand of one
+    filament) is dropped.
     """
     h = max(2, int(round(radius)))
     if len(path) < 2 * h + 2:
@@ -263,12 +263,33 @@ def _split_at_reversals(path: np.ndarray, radius: float) -> list[np.ndarray]:
         return [path]
     kept: list[np.ndarray] = []
     for part in sorted(np.split(path, cuts), key=len, reverse=True):
-        # an arm lying along a longer arm of its own path is the other strand of one
-        # filament (two filaments' axes lie ≥ 2 R apart)
-        beside = kept and np.mean(cKDTree(np.vstack(kept)).query(part)[0] <= 2 * radius) >= 0.5
-        if len(part) >= 3 and not beside:
-            kept.append(part)
+        if len(part) < 3:
+            continue
+        if kept and _strand_beside(
+            part, np.vstack(kept), np.vstack([_steps(k) for k in kept]), radius
+        ):
+            continue
+        kept.append(part)
     return kept
+
+
+def _steps(part: np.ndarray) -> np.ndarray:
+    """Unit tangents (n, 3) of a polyline's points."""
+    tangents = np.gradient(part, axis=0)
+    return tangents / np.linalg.norm(tangents, axis=1, keepdims=True).clip(1e-9)
+
+
+def _strand_beside(part: np.ndarray, others: np.ndarray, tangents: np.ndarray, radius: float):
+    """Whether an arm of a cut path runs back along a longer arm of it: at least half its
+    points within 2 R of that arm (two filaments' axes lie ≥ 2 R apart) and, there, in
+    the opposite direction (mean cosine below −½, as the path turned back); an arm
+    leaving the turn at another angle (a branch into another filament) is kept."""
+    distance, nearest = cKDTree(others).query(part)
+    near = distance <= 2 * radius
+    if np.mean(near) < 0.5:
+        return False
+    cos = np.einsum("ni,ni->n", _steps(part)[near], tangents[nearest[near]])
+    return float(np.mean(cos)) < -0.5
 
 
 def _smooth_path(path: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:

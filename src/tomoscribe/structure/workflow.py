@@ -737,13 +737,13 @@ def _rows_of(read: pd.DataFrame, name, particles, explicit: bool, stem: str, oth
     rows of other tomograms left out (a trial: a file of two tomograms gave "wrote 4
     subtomograms", the other 5 unsaid)."""
     kept = select_tomogram(read, name, str(particles), explicit, stem, others)
-    if len(kept) == len(read) or "tomo_name" not in read:
-        return kept
+    if explicit or len(kept) == len(read) or "tomo_name" not in read:
+        return kept  # a name given is a choice made: no word each time (a review)
     left = sorted(set(read["tomo_name"].astype(str)) - set(kept["tomo_name"].astype(str)))
     shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
     warnings.warn(
         f"{Path(str(particles)).name} lists {len(read) - len(kept)} particles of other "
-        f"tomograms ({shown}), left out: only the {len(kept)} of this one are extracted.",
+        f"tomograms ({shown}), left out: only the {len(kept)} rows of this one are used.",
         stacklevel=3,
     )
     return kept

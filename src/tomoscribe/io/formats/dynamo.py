@@ -122,15 +122,21 @@ def _recorded_apix(raw: pd.DataFrame, path: Path) -> float | None:
     if unset.all():
         return None
     given = apix[~unset]
-    if not (np.isfinite(given).all() and (given > 0).all()):
+    bad = ~(np.isfinite(given) & (given > 0))
+    if bad.any():
         raise InputFileError(
-            f"{path} gives a pixel size (apix, column 36) of {given[0]:g} Å; it must be "
-            "a positive number, or 0 where unknown."
+            f"{path} gives a pixel size (apix, column 36) of {given[bad][0]:g} Å; it must "
+            "be a positive number, or 0 where unknown."
         )
-    if unset.any() or np.ptp(given) > 1e-3 * given.max():
+    if unset.any():
+        raise InputFileError(
+            f"{path} gives a pixel size (apix, column 36) on some rows and none (0) on "
+            f"others; set column 36 on every row ({given[0]:g} Å?) or on none."
+        )
+    if np.ptp(given) > 1e-3 * given.max():
         raise InputFileError(
             f"{path} gives its rows different pixel sizes (apix, column 36: "
-            f"{apix.min():g}–{apix.max():g} Å); split it by tomogram or set one size."
+            f"{given.min():g}–{given.max():g} Å); split it by tomogram or set one size."
         )
     return float(given[0])
 

@@ -415,25 +415,27 @@ def _axes(block: pd.DataFrame, columns, path: Path, what: str, zero: str) -> np.
 def _what_it_is(blocks: dict) -> str:
     """What a STAR file without particle coordinates is, said after the refusal (a trial
     gave info a tomograms.star, an optimisation set and a tilt series's file, and was
-    told only what they lack), or "" where it is none of RELION's tomography files."""
-    columns = {c for b in blocks.values() if isinstance(b, pd.DataFrame) for c in b.columns}
-    if "rlnTomoParticlesFile" in columns:
-        named = next(
-            (
-                str(b["rlnTomoParticlesFile"].iloc[0])
-                for b in blocks.values()
-                if isinstance(b, pd.DataFrame) and "rlnTomoParticlesFile" in b and len(b)
-            ),
-            "",
-        )
+    told only what they lack), or "" where it is none of RELION's tomography files.
+    Blocks are loops (DataFrames) or key–value pairs (dicts: RELION writes its
+    optimisation sets so)."""
+    first: dict[str, str] = {}  # each column's or key's first value
+    for block in blocks.values():
+        if isinstance(block, pd.DataFrame):
+            for column in block.columns:
+                first.setdefault(column, str(block[column].iloc[0]) if len(block) else "")
+        elif isinstance(block, dict):
+            for key, value in block.items():
+                first.setdefault(str(key), str(value))
+    if "rlnTomoParticlesFile" in first:
+        named = first["rlnTomoParticlesFile"]
         where = f" ({named})" if named else ""
         return f": it is a RELION optimisation set; give the particles file it names{where}"
-    if {"rlnTomoSizeX", "rlnTomoTiltSeriesStarFile"} & columns:
+    if {"rlnTomoSizeX", "rlnTomoTiltSeriesStarFile"} & set(first):
         return (
             ": it is a RELION tomograms file, which lists tomograms, not particles (convert "
             "and extract take it as --tomograms, beside a particles file)"
         )
-    if "rlnTomoNominalStageTiltAngle" in columns:
+    if "rlnTomoNominalStageTiltAngle" in first:
         return ": it is a RELION tilt series's file (its images and tilt angles), not particles"
     return ""
 
