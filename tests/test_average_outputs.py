@@ -452,3 +452,13 @@ def test_a_reference_with_an_unset_1A_header_is_told_to_set_it(scene, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unset MRC header" in err[0] and f"{VOXEL:g} Å" in err[0], err
     assert not out.exists()
+
+
+def test_a_tomogram_given_to_average_is_told_what_average_takes(scene, tmp_path, capsys):
+    # A trial: `average tomogram.mrc` was told "unknown particle format; use .star, .mod …"
+    tmp, _, _ = scene
+    out = tmp_path / "avg_tomo"
+    assert main(["average", str(tmp / "tomo.mrc"), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a particle list" in err[0] and "rlnImageName" in err[0]
+    assert not out.exists()

@@ -79,8 +79,15 @@ def check_subtomogram_files(star: str | os.PathLike) -> None:
     (tomoscribe's folders) nor from the working folder (RELION's project-relative names).
     """
     from ..io.formats.relion import particle_block_key, read_star_blocks
+    from ..io.particles import FORMATS
 
     star = Path(star)
+    if star.is_file() and star.suffix.lower() not in FORMATS:
+        # a trial's `average tomogram.mrc` was told "unknown particle format"
+        raise InputFileError(
+            f"{star} is not a particle list; give a STAR file that names the subtomograms "
+            "(rlnImageName), such as the particles.star of an extraction folder."
+        )
     if star.suffix.lower() != ".star" or not star.is_file():
         return
     blocks = read_star_blocks(star)
