@@ -145,17 +145,25 @@ def score_scenes(items, model, tilt: int, label: str):
     }
 
 
-def cell_items(n_cells: int, size: str, tilt: int, feature: str):
-    """(name, mask seen through the wedge, true axes) of the feature in demo cells."""
+def cell_items(
+    n_cells: int, size: str, tilt: int, feature: str, bend_limit: bool = False, first: int = 1
+):
+    """(name, mask seen through the wedge, true axes) of the feature in demo cells;
+    with ``bend_limit``, filaments bent no tighter than real ones
+    (``FILAMENT_MIN_BEND_RADIUS_NM``), else as the demo bends them."""
     import dataclasses
 
     from tomoscribe.experiments.demo_setup import RIBOSOME_UM, cell_params
-    from tomoscribe.simulate.cell import CELL_CLASS_IDS, make_cell
+    from tomoscribe.simulate.cell import CELL_CLASS_IDS, FILAMENT_MIN_BEND_RADIUS_NM, make_cell
 
     items = []
-    for seed in range(1, n_cells + 1):
+    bends = dict(FILAMENT_MIN_BEND_RADIUS_NM) if bend_limit else {}
+    for seed in range(first, first + n_cells):
         params = dataclasses.replace(
-            cell_params(size, seed, RIBOSOME_UM[size], 1.0), templates_uM={}, n_gold=0
+            cell_params(size, seed, RIBOSOME_UM[size], 1.0),
+            templates_uM={},
+            n_gold=0,
+            min_bend_radius_nm=bends,
         )
         _, labels, _, _, axes = make_cell(params, filament_axes=True)
         label = (np.asarray(labels.data) == CELL_CLASS_IDS[feature]).astype(np.float32)
@@ -186,6 +194,12 @@ def main() -> None:
         help="score on this many of the demo's simulated cells instead",
     )
     parser.add_argument("--size", default="medium", help="demo cell size (--cells)")
+    parser.add_argument(
+        "--bend-limit",
+        action="store_true",
+        help="cells whose filaments bend no tighter than real ones (--cells)",
+    )
+    parser.add_argument("--first-cell", type=int, default=1, help="first cell seed (--cells)")
     parser.add_argument("--features", nargs="+", default=["microtubule", "actin"])
     args = parser.parse_args()
     model = tube_model("microtubule")
@@ -194,7 +208,9 @@ def main() -> None:
     if args.cells:
         for feature in args.features:
             for tilt in args.tilts:
-                items = cell_items(args.cells, args.size, tilt, feature)
+                items = cell_items(
+                    args.cells, args.size, tilt, feature, args.bend_limit, args.first_cell
+                )
                 result = score_scenes(items, tube_model(feature), tilt, "cells")
                 summary[f"cells_{feature}_tilt_{tilt}"] = result
                 print(f"cells {feature} ±{tilt}°: " + json.dumps(result), flush=True)

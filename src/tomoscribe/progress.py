@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 T = TypeVar("T")
 
 _watchers = threading.local()
+_live_bars: list = []  # the rich Progress displays drawn now, innermost last
 
 
 class Cancelled(Exception):
@@ -87,7 +88,31 @@ def track(
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=transient) as bar:
-        yield from bar.track(items, total=total, description=description)
+        _live_bars.append(bar)
+        try:
+            yield from bar.track(items, total=total, description=description)
+        except (Exception, GeneratorExit):  # the loop did not finish: an error ends it
+            bar.live.transient = True
+            raise
+        finally:
+            if bar in _live_bars:
+                _live_bars.remove(bar)
+
+
+def clear_bars() -> None:
+    """Take every progress bar drawn now off the screen, as a transient bar goes.
+
+    A command that stops on an error calls this before its one sentence: the bar of the
+    stage that found the error (half drawn, at 0 of N) would otherwise stay above it.
+    A loop that does not finish (an error in its items, or one in its body that closes
+    the generator as the frames unwind) clears its own bar in :func:`track`; a generator
+    still open when the sentence is due (its frame kept by the traceback) is stopped
+    here, before the sentence, so that its clearing cannot erase it.
+    """
+    while _live_bars:
+        bar = _live_bars.pop()
+        bar.live.transient = True
+        bar.stop()
 
 
 def printer(prefix: str, enabled: bool) -> Callable[[str], None]:

@@ -16,6 +16,7 @@ import typer
 
 from ..errors import TomoscribeError
 from ..outputs import guarding_inputs
+from ..progress import clear_bars
 
 app = typer.Typer(
     name="tomoscribe",
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except TomoscribeError as err:
         if debug:
             raise
+        clear_bars()
         typer.echo(f"error: {getattr(err, 'command_line_message', None) or err}", err=True)
         return _exit(2)
     except typer.Exit as done:
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # the machine's, not the input's: a full disk, a lost mount
         if debug:
             raise
+        clear_bars()
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         typer.echo(
             f"error: {err.strerror or err}{where}; check the file system and try again.", err=True
