@@ -247,8 +247,9 @@ def test_convert_bins_an_imod_model_by_imods_rule_and_a_star_by_the_ratio(tmp_pa
                          "rlnCoordinateZ": [8.0], "rlnImagePixelSize": [10.0]})  # fmt: skip
     starfile.write(star, tmp_path / "p.star")
     cases = (("p.mod", ".mod", [14.75, 9.75, 3.75]), ("p.mod", ".csv", [15.0, 10.0, 4.0]),
-             ("p.star", ".csv", [15.0, 10.0, 4.0]))  # fmt: skip
-    for name, suffix, expected in cases:  # IMOD's rule only from a model to a model
+             ("p.star", ".csv", [15.0, 10.0, 4.0]),
+             ("p.star", ".mod", [14.75, 9.75, 3.75]))  # fmt: skip
+    for name, suffix, expected in cases:  # IMOD's rule into a model, the ratio elsewhere
         out = tmp_path / f"b2_{name.replace('.', '_')}{suffix}"
         assert main(["convert", str(tmp_path / name), "-o", str(out), "--binning", "2"]) == 0
         got = read_particles(out)[["x", "y", "z"]].iloc[0].to_numpy(float)
@@ -259,6 +260,35 @@ def test_convert_bins_an_imod_model_by_imods_rule_and_a_star_by_the_ratio(tmp_pa
         main(["convert", str(tmp_path / "b2_p_mod.csv"), "-o", str(back), "--binning", "0.5"]) == 0
     )
     np.testing.assert_allclose(read_particles(back)[["x"]].iloc[0], [30.0])
+
+
+def test_a_star_binned_into_a_model_comes_back_where_extract_reads_it(tmp_path):
+    """Trial: picks at voxel (60, 20, 8) written by `convert --binning 4` as a model
+    held x/4 (15.5 in IMOD's x), and every reader of models (extract, trainset, convert
+    back) took IMOD's corner rule: 61.5, 21.5, 9.5, (b − 1)/2 voxels off on each axis."""
+    import starfile
+    from imodmodel import ImodModel
+
+    from tomoscribe.cli.app import main
+    from tomoscribe.io.points import on_voxel_size, read_points
+
+    star = pd.DataFrame({"rlnCoordinateX": [60.0], "rlnCoordinateY": [20.0],
+                         "rlnCoordinateZ": [8.0], "rlnImagePixelSize": [10.0]})  # fmt: skip
+    starfile.write(star, tmp_path / "p.star")
+    for b in (2, 4):
+        model = tmp_path / f"b{b}.mod"
+        assert main(["convert", str(tmp_path / "p.star"), "-o", str(model), "--binning", str(b),
+                     "--drop-orientations"]) == 0  # fmt: skip
+        # IMOD's own reading: corner coordinates (x + ½) binned by blocks from the corner
+        point = ImodModel.from_file(model).objects[0].contours[0].points[0]
+        np.testing.assert_allclose(point[:2], [60.5 / b, 20.5 / b])
+        back = on_voxel_size(read_points(model), 10.0)  # as extract reads it
+        np.testing.assert_allclose(back[["x", "y", "z"]].iloc[0], [60.0, 20.0, 8.0], atol=1e-6)
+        csv = tmp_path / f"back{b}.csv"
+        assert main(["convert", str(model), "-o", str(csv), "--binning", str(1 / b)]) == 0
+        np.testing.assert_allclose(
+            read_points(csv)[["x", "y", "z"]].iloc[0], [60.0, 20.0, 8.0], atol=1e-4
+        )
 
 
 def test_an_imod_model_binned_and_unbinned_through_another_format_comes_back(tmp_path):

@@ -326,8 +326,8 @@ def convert_particles(
     voxel_size_A : Å per coordinate unit, where the source does not record it (or records
         1 Å, an unset header's value); one the source contradicts is refused.
     binning : write coordinates on a grid binned by this factor (x / b, the same
-        position in Å; from an IMOD model to another, and from an IMOD model onto a
-        finer grid (b < 1), IMOD's (x + ½)/b − ½), voxel size × b.
+        position in Å; into an IMOD model (b ≥ 1), and from an IMOD model onto a finer
+        grid (b < 1), IMOD's (x + ½)/b − ½), voxel size × b.
     tomo_name : keep only this tomogram's rows (default, for a file of several
         tomograms written to a copick location: the run it names).
     tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates; the size (z,
@@ -401,13 +401,16 @@ def convert_particles(
             tomogram_shape_zyx = centred_extent(source, tomogram_shape_zyx)
     outside = _outside(table, voxel, tomogram_shape_zyx, tomograms)  # before any binning
     if binning is not None:
-        if dst_fmt.name != "imod" and binning >= 1:
+        if binning >= 1:
             # Two rules meet on the finer grid, the unbinned tomogram, where IMOD's and
-            # RELION's indices agree: binning an IMOD model coarser into another format
-            # takes the target's (RELION's) rule, but un-binning a model drawn on a
-            # binned copy back onto the finer grid takes the rule of the grid it was
-            # drawn on, IMOD's, as extract and trainset read that model.
-            table.attrs.pop(IMOD_GRID, None)
+            # RELION's indices agree: binning coarser takes the target's rule (an IMOD
+            # model's, IMOD's, as extract and trainset read that model back; any other
+            # format's, RELION's), but un-binning a model drawn on a binned copy back
+            # onto the finer grid takes the rule of the grid it was drawn on.
+            if dst_fmt.name == "imod":
+                table.attrs[IMOD_GRID] = True
+            else:
+                table.attrs.pop(IMOD_GRID, None)
         table, voxel = _binned(table, voxel, binning, source)
         table = _without_subtomograms(table, source, target, binning)
     table, dropped = _fitted(table, voxel, source, target, dst_fmt, drop_orientations)
