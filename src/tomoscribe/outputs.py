@@ -118,8 +118,13 @@ def noted_inputs() -> list[Path]:
 
 
 def companions(path: str | os.PathLike) -> list[Path]:
-    """Files that travel with ``path``: its provenance sidecar and label legend."""
+    """Files that travel with ``path``: its provenance sidecar and label legend (none
+    for a path without a name, ``/``)."""
     path = Path(path)
+    if path.name in ("", ".", ".."):  # `preprocess .`: the folder's own name
+        path = _real(path)
+        if not path.name:
+            return []
     return [path.with_name(path.name + ".json"), path.with_name(path.name + ".legend.json")]
 
 

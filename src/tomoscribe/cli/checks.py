@@ -20,7 +20,7 @@ import math
 import re
 from pathlib import Path
 
-from ..errors import OutputError, ParameterError, TomoscribeError
+from ..errors import InputFileError, OutputError, ParameterError, TomoscribeError
 from ..locks import output_lock
 from ..outputs import check_output_folder, check_outputs, sidecar_path
 
@@ -293,6 +293,17 @@ def _check_folder_name(path: Path, flag: str) -> None:
         )
 
 
+def _refuse_nameless_inputs(inputs) -> None:
+    """Refuse an input given as `.`, `..` or `/`: a folder without a name of its own,
+    where every input is a file or a store named by its suffix (a trial's `vesicles .`
+    ended in a traceback; its sidecar and legend are found by the input's name)."""
+    for path in inputs:
+        if Path(path).name not in ("", ".", ".."):
+            continue
+        where = f" ({Path(path).resolve()})" if str(path) not in ("", "/") else ""
+        raise InputFileError(f"{path} is a folder{where}; give the input file by its name.")
+
+
 def _refuse_a_folder(path, name: str, suffixes: tuple[str, ...] | None) -> None:
     """Refuse a folder (`-o .`) where the output is a file: no name to write, nor a
     sidecar; the example is of the output's own kind (a trial's `pick -o .` was told
@@ -351,6 +362,7 @@ def writes(
                 if name not in files and name not in folders
                 for p in _paths(value)
             ]
+            _refuse_nameless_inputs(inputs)
             outputs, named, lockable = [], [], []
             for name in files:
                 for path in _paths(values.get(name)):

@@ -279,6 +279,8 @@ def read_particles(
         return table.reset_index(drop=True)
     path = Path(path)
     note_input(path)
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder, not a particle file; give the file.")
     if not path.is_file():
         raise InputFileError(f"{path} does not exist; check the path.")
     try:

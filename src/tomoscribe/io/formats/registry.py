@@ -83,4 +83,6 @@ def format_for(path: str | os.PathLike) -> ParticleFormat:
     for fmt in formats():
         if suffix in fmt.suffixes:
             return fmt
+    if Path(path).is_dir():
+        raise ParameterError(f"{path} is a folder, not a particle file; give the file.")
     raise ParameterError(f"{path}: particle files must end in {', '.join(suffixes())}.")

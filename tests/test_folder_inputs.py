@@ -1,0 +1,56 @@
+"""A folder given where an input file belongs: one sentence, exit 2, nothing written.
+
+A trial's `preprocess .`, `vesicles .`, `merge .`, `convert .` and `extract . p.csv`
+ended in a Python traceback (the input's sidecar and legend are found by its name, and
+`.` has none); a named folder was told to be renamed ("unknown volume format; name it
+.mrc") or that the output "lies inside the input"."""
+
+import pytest
+
+from tomoscribe.cli.app import main
+
+NAMELESS = [
+    ["preprocess", ".", "-o", "../out/x.mrc"],
+    ["vesicles", ".", "-o", "../out/v.mrc"],
+    ["merge", ".", "-o", "../out/m.mrc", "--names", "a", "--threshold", "0.5"],
+    ["convert", ".", "-o", "../out/c.csv"],
+    ["extract", ".", "p.csv", "--box", "8", "-o", "../out/ex"],
+    ["pick", "..", "-f", "a", "-o", "../out/p.csv"],
+    ["convert", "/", "-o", "../out/c.csv"],
+]
+NAMED = [
+    (["preprocess", "../work", "-o", "../out/x.mrc"], "is a folder, not a volume"),
+    (["vesicles", "../work", "-o", "../out/v.mrc"], "is a folder, not a volume"),
+    (["convert", "../work", "-o", "../out/c.csv"], "is a folder, not a particle file"),
+]
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("the user's")
+    monkeypatch.chdir(folder)
+    return tmp_path
+
+
+def _one_sentence(capsys) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert captured.err.count("\n") == 1 and captured.err.startswith("error: ")
+    return captured.err
+
+
+@pytest.mark.parametrize("argv", NAMELESS, ids=lambda a: f"{a[0]} {a[1]}")
+def test_a_nameless_folder_as_input_is_refused(work, capsys, argv):
+    assert main(argv) == 2
+    assert "is a folder" in _one_sentence(capsys)
+    assert sorted(p.name for p in work.iterdir()) == ["work"]  # no ../out made
+    assert [p.name for p in (work / "work").iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize("argv,said", NAMED, ids=lambda a: a[0] if isinstance(a, list) else "")
+def test_a_named_folder_is_said_to_be_a_folder(work, capsys, argv, said):
+    assert main(argv) == 2
+    assert said in _one_sentence(capsys)
+    assert sorted(p.name for p in work.iterdir()) == ["work"]
