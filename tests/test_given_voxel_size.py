@@ -111,3 +111,24 @@ def test_preprocess_takes_a_voxel_size_for_an_unset_header(tmp_path):
     assert main(["preprocess", str(tomogram), "-o", str(out), "--voxel-size", "14", "-q"]) == 0
     with mrcfile.open(out) as mrc:
         assert float(mrc.voxel_size.x) == pytest.approx(14.0)
+
+
+def test_segment_reads_an_ome_zarr_tomogram_as_its_mrc(tmp_path):
+    """Trial: `segment tomo.zarr` (its help names .zarr; `preprocess -o x.zarr` writes
+    one) stopped with "Is a directory": the resumable run fingerprinted the store as a
+    file.  Its maps are now those of the same tomogram as an MRC."""
+    from tomoscribe.io import read_volume, write_volume
+
+    tomogram = _mrc(tmp_path / "t.mrc", 14.0)
+    write_volume(tmp_path / "z.zarr", read_volume(tomogram))
+    model = _model(tmp_path / "f.tsm")
+    for name in ("t.mrc", "z.zarr"):
+        code = main(["segment", str(tmp_path / name), "-m", str(model), "-o",
+                     str(tmp_path / "maps"), "-q"])  # fmt: skip
+        assert code == 0
+    with (
+        mrcfile.open(tmp_path / "maps" / "t_f.mrc") as a,
+        mrcfile.open(tmp_path / "maps" / "z_f.mrc") as b,
+    ):
+        np.testing.assert_array_equal(a.data, b.data)
+        assert float(b.voxel_size.x) == pytest.approx(14.0)

@@ -53,9 +53,16 @@ def file_fingerprint(path: str | os.PathLike) -> dict:
 
     Files up to 256 MiB are hashed whole (``"sha256"``); larger ones from 16 blocks of
     1 MiB spread evenly over the file (``"sha256_sampled"``), which identifies a
-    tomogram without reading gigabytes.
+    tomogram without reading gigabytes.  A folder (an OME-Zarr tomogram) is identified
+    by the names, sizes and modification times of what it holds
+    (:func:`tomoscribe.ownership.tree_digest`: stat calls only; `segment` of a store
+    opened it as a file).
     """
     path = Path(path)
+    if path.is_dir():
+        from .ownership import tree_digest
+
+        return {"path": str(path.resolve()), "folder": True, "tree": tree_digest(path)}
     size = path.stat().st_size
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

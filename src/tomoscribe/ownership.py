@@ -45,12 +45,12 @@ def _identity(path: Path) -> dict:
     st = os.stat(path, follow_symlinks=False)
     if Path(path).is_dir():
         if is_store(path):  # one entry: what is inside must be as written, too
-            return {"kind": "folder", "tree": _tree_digest(Path(path))}
+            return {"kind": "folder", "tree": tree_digest(Path(path))}
         return {"kind": "folder"}
     return {"kind": "file", "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _tree_digest(folder: Path) -> str:
+def tree_digest(folder: Path) -> str:
     """A digest of every entry under ``folder`` (relative name, size, modification
     time): a Zarr store's contents as written, so that a labels group or a note a user
     put inside an OME-Zarr image makes the store theirs (a rerun replaced the whole
