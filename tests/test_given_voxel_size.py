@@ -113,6 +113,19 @@ def test_preprocess_takes_a_voxel_size_for_an_unset_header(tmp_path):
         assert float(mrc.voxel_size.x) == pytest.approx(14.0)
 
 
+def test_preprocess_warns_of_an_unset_header_it_filters_at_1A(tmp_path, capsys):
+    """Trial: an unset header (1 Å) was band-passed at 1 Å without a word, so the
+    default 20 Å low-pass cut at 20 voxels (200 Å of real 10 Å data); pick and
+    vesicles warned of the same header."""
+    tomogram = _mrc(tmp_path / "t.mrc", 1.0, shape=(16, 64, 64))
+    assert main(["preprocess", str(tomogram), "-o", str(tmp_path / "a.mrc"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "records 1 Å voxels" in err and "--voxel-size" in err and err.count("\n") == 1
+    assert main(["preprocess", str(tomogram), "-o", str(tmp_path / "b.mrc"), "-q",
+                 "--voxel-size", "10"]) == 0  # fmt: skip
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_segment_reads_an_ome_zarr_tomogram_as_its_mrc(tmp_path):
     """Trial: `segment tomo.zarr` (its help names .zarr; `preprocess -o x.zarr` writes
     one) stopped with "Is a directory": the resumable run fingerprinted the store as a

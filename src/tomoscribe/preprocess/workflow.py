@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import create_volume, read_volume_checked
+from ..io import create_volume, read_volume_checked, warn_unset_voxel_size
 from ..io.provenance import carried_acquisition
 from ..outputs import check_free_space, write_provenance
 from ..volume import check_is_tomogram
@@ -71,6 +71,8 @@ def preprocess_file(
     tomogram, output = Path(tomogram), Path(output)
     volume = read_volume_checked(tomogram, voxel_size_A, channel)
     check_is_tomogram(volume, tomogram)
+    # Its filters are in Å: at an unset 1 Å the default 20 Å low-pass is 20 voxels.
+    warn_unset_voxel_size(tomogram, volume, "the tomogram to filter", "give it (`voxel_size_A`)")
     params.validate(volume.pixel_size_A * params.bin_factor)
     shape, voxel, origin = binned_geometry(volume, params.bin_factor)
     check_free_space(output, 4 * int(np.prod(shape)))  # float32
