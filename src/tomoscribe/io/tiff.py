@@ -1,8 +1,11 @@
 """TIFF stacks through tifffile.
 
 A multi-page TIFF is read as (z, y, x).  The voxel size comes from ImageJ metadata
-(``unit`` with ``spacing`` and the resolution tags) when the file has it; otherwise it
-must be given (``--voxel-size``).  Uncompressed files are memory-mapped.
+(``unit`` with ``spacing`` and the resolution tags), else from OME-XML's physical sizes
+(OME-TIFF), else, for a single image, from resolution tags in centimetres; otherwise it
+must be given (``--voxel-size``).  The units are read as written, with ImageJ's
+escapes of Å and µm; the OME-XML's few attributes are read with the standard library's
+XML parser.  Uncompressed files are memory-mapped.
 """
 
 from __future__ import annotations
@@ -21,14 +24,23 @@ from ..volume import Volume, check_voxel_type, physical_memory_bytes
 _UNIT_A = {
     "angstrom": 1.0,
     "a": 1.0,
-    "\u00c5": 1.0,
+    "\u00e5": 1.0,  # Å, lower-cased (the units are compared lower-case)
+    "\u212b": 1.0,  # the Ångström sign
     "nm": 10.0,
     "nanometer": 10.0,
+    "nanometre": 10.0,
     "micron": 1e4,
     "um": 1e4,
-    "\u00b5m": 1e4,
+    "\u00b5m": 1e4,  # micro sign
+    "\u03bcm": 1e4,  # Greek mu
     "microns": 1e4,
+    "micrometer": 1e4,
+    "micrometre": 1e4,
+    "mm": 1e7,
 }
+#: TIFF's ResolutionUnit (baseline 2 inch, 3 cm; tifffile's 4 mm, 5 µm) in Å: pixels
+#: per inch are what every image program writes (72 dpi), not a microscope's size.
+_RESOLUTION_UNIT_A = {3: 1e8, 4: 1e7, 5: 1e4}
 
 
 def read_tiff(
@@ -64,7 +76,7 @@ def read_tiff(
             # circular references here, whereas iterating a damaged chain lazily (as
             # tif.series and tifffile.memmap do on a fresh file) can loop forever.
             len(tif.pages)
-            found = _voxel_size_from_imagej(tif)
+            found = _voxel_size(tif)
             series = tif.series[0]
             axes = series.axes.upper()
             data = _memmap_series(path, tif, series)
@@ -193,12 +205,82 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _voxel_size(tif) -> tuple[float, float, float] | None:
+    """The voxel size (Å; x, y, z) a TIFF records: ImageJ's metadata, else OME-XML's
+    physical sizes, else (one image, no z) the resolution tags in cm, mm or µm."""
+    for reader in (_voxel_size_from_imagej, _voxel_size_from_ome, _voxel_size_from_tags):
+        found = reader(tif)
+        if found is not None:
+            return found
+    return None
+
+
+def _unit_A(text) -> float | None:
+    """Å per ``text``, a length unit as ImageJ or OME writes it (ImageJ escapes
+    non-ASCII: ``\\u00C5`` for Å, ``\\u00B5m`` for µm), None when unknown."""
+    unit = str(text or "").strip()
+    if "\\u" in unit:
+        try:
+            unit = unit.encode("ascii", "backslashreplace").decode("unicode_escape")
+        except UnicodeError:
+            return None
+    return _UNIT_A.get(unit.lower())
+
+
+def _voxel_size_from_ome(tif) -> tuple[float, float, float] | None:
+    """OME-TIFF's first image: ``PhysicalSizeX/Y/Z`` with their units (OME's default µm);
+    z as x where it has one plane and no PhysicalSizeZ."""
+    import xml.etree.ElementTree as ElementTree
+
+    if not getattr(tif, "is_ome", False) or not tif.ome_metadata:
+        return None
+    try:
+        root = ElementTree.fromstring(tif.ome_metadata)
+    except ElementTree.ParseError:
+        return None
+    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None
+    sizes = []
+    for axis in "XYZ":
+        value, unit = pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit")
+        scale = _unit_A(unit or "\u00b5m")
+        try:
+            sizes.append(float(value) * scale if value is not None and scale else None)
+        except ValueError:
+            return None
+    x, y, z = sizes
+    if x is None or y is None or x <= 0 or y <= 0:
+        return None
+    if z is None:
+        if int(pixels.get("SizeZ", "1") or 1) > 1:
+            return None
+        z = x
+    return (x, y, z)
+
+
+def _voxel_size_from_tags(tif) -> tuple[float, float, float] | None:
+    """Baseline resolution tags in cm (or tifffile's mm, µm) of a single image: pixel
+    size 1 / resolution; a stack's z spacing is in no tag, so stacks get None."""
+    if len(tif.pages) != 1:
+        return None
+    tags = tif.pages[0].tags
+    try:
+        scale = _RESOLUTION_UNIT_A.get(int(tags["ResolutionUnit"].value))
+        (nx, dx), (ny, dy) = tags["XResolution"].value, tags["YResolution"].value
+    except (KeyError, TypeError, ValueError):
+        return None
+    if scale is None or not nx or not ny or not dx or not dy:
+        return None
+    x, y = dx / nx * scale, dy / ny * scale
+    return (float(x), float(y), float(x))
+
+
 def _voxel_size_from_imagej(tif) -> tuple[float, float, float] | None:
     meta = tif.imagej_metadata or {}
-    unit = str(meta.get("unit", "")).strip().lower()
-    if unit not in _UNIT_A:
+    scale = _unit_A(meta.get("unit"))
+    if scale is None:
         return None
-    scale = _UNIT_A[unit]
     page = tif.pages[0]
     try:
         num, den = page.tags["XResolution"].value

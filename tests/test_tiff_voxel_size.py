@@ -1,0 +1,60 @@
+"""The voxel size a TIFF records, as the programs that write TIFFs record it.
+
+Trials: Fiji writes non-ASCII units escaped in its ImageJ description (``unit=\\u00C5``,
+``unit=\\u00B5m``; a literal Å was also missed, lower-cased to å), microscopes export
+OME-TIFF (``PhysicalSizeX`` in OME-XML) and plain TIFFs with resolution tags in cm:
+all were read as recording no voxel size.  The files here are written by tifffile
+with each program's fields."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from tomoscribe.errors import MissingVoxelSizeError
+from tomoscribe.io.tiff import read_tiff
+
+STACK = np.zeros((4, 16, 16), np.uint8)
+
+
+def _imagej(path, unit, pixel, spacing):
+    tifffile.imwrite(path, STACK, imagej=True, resolution=(1 / pixel, 1 / pixel),
+                     metadata={"spacing": spacing, "unit": unit, "axes": "ZYX"})  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize(
+    ("unit", "pixel", "spacing", "expected"),
+    [
+        ("\\u00C5", 10.0, 10.0, (10.0, 10.0, 10.0)),  # ImageJ's escape of Å
+        ("\\u00B5m", 0.1, 0.25, (1000.0, 1000.0, 2500.0)),  # ... of µm
+        ("nm", 1.0, 2.0, (10.0, 10.0, 20.0)),
+        ("micron", 0.1, 0.1, (1000.0, 1000.0, 1000.0)),
+    ],
+)
+def test_imagej_units_as_fiji_writes_them(tmp_path, unit, pixel, spacing, expected):
+    volume = read_tiff(_imagej(tmp_path / "a.tif", unit, pixel, spacing))
+    np.testing.assert_allclose(volume.voxel_size_A, expected, rtol=1e-6)
+
+
+def test_an_ome_tiff_gives_its_physical_sizes(tmp_path):
+    sizes = {"PhysicalSizeX": 0.1, "PhysicalSizeY": 0.12, "PhysicalSizeZ": 0.25}
+    tifffile.imwrite(tmp_path / "s.ome.tif", STACK, metadata={"axes": "ZYX", **sizes})
+    np.testing.assert_allclose(read_tiff(tmp_path / "s.ome.tif").voxel_size_A, (1000, 1200, 2500))
+    tifffile.imwrite(tmp_path / "i.ome.tif", STACK[0], metadata={
+        "axes": "YX", "PhysicalSizeX": 4.0, "PhysicalSizeXUnit": "nm",
+        "PhysicalSizeY": 4.0, "PhysicalSizeYUnit": "nm"})  # fmt: skip
+    np.testing.assert_allclose(read_tiff(tmp_path / "i.ome.tif").voxel_size_A, (40, 40, 40))
+    # a stack without PhysicalSizeZ does not say its spacing
+    sizes = {"PhysicalSizeX": 0.1, "PhysicalSizeY": 0.1}
+    tifffile.imwrite(tmp_path / "n.ome.tif", STACK, metadata={"axes": "ZYX", **sizes})
+    with pytest.raises(MissingVoxelSizeError):
+        read_tiff(tmp_path / "n.ome.tif")
+
+
+def test_resolution_tags_in_cm_but_not_in_inches(tmp_path):
+    tifffile.imwrite(tmp_path / "cm.tif", STACK[0], resolution=(1e5, 1e5),
+                     resolutionunit="CENTIMETER")  # fmt: skip  # 100 nm pixels
+    np.testing.assert_allclose(read_tiff(tmp_path / "cm.tif").voxel_size_A, (1000,) * 3)
+    tifffile.imwrite(tmp_path / "in.tif", STACK[0], resolution=(72, 72), resolutionunit="INCH")
+    with pytest.raises(MissingVoxelSizeError):  # 72 dpi is a screen's, not a microscope's
+        read_tiff(tmp_path / "in.tif")
