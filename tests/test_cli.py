@@ -335,9 +335,12 @@ def test_trainset_records_the_augmentation_and_refuses_unknown_ones(tmp_path, ca
         assert words in capsys.readouterr().err and not target.exists()
 
 
-@pytest.mark.parametrize("command", ["preprocess", "segment", "pick", "extract"])
+@pytest.mark.parametrize(
+    "command", ["preprocess", "segment", "pick", "extract", "vesicles", "merge"]
+)
 def test_a_2d_image_where_a_tomogram_belongs_is_one_sentence(command, tmp_path, capsys):
-    # the trial: preprocess and segment of a 96×96 image exited 0, pick wrote 0 picks
+    # the trial: preprocess and segment of a 96×96 image exited 0, pick wrote 0 picks;
+    # a later one: vesicles wrote "0 of 0 fits" and merge a one-section label map
     import mrcfile
 
     image = tmp_path / "flat.mrc"
@@ -352,6 +355,8 @@ def test_a_2d_image_where_a_tomogram_belongs_is_one_sentence(command, tmp_path, 
         "segment": ["segment", image_, "-m", str(t / "m.tsm"), "-o", str(t / "maps")],
         "pick": ["pick", image_, "-f", "ribosome", "-o", str(t / "p.star")],
         "extract": ["extract", image_, str(t / "picks.csv"), "--box", "8", "-o", str(t / "x")],
+        "vesicles": ["vesicles", image_, "-o", str(t / "v.mrc")],
+        "merge": ["merge", image_, "-o", str(t / "m.mrc"), "--names", "a", "--threshold", "0.5"],
     }[command]
     before = entries(tmp_path)
     assert main(argv) == 2

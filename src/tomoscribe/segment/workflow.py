@@ -478,6 +478,7 @@ def close_vesicles_in_file(
         output, table_path, [annotation], params, tilt_range_deg, overwrite
     )
     volume = read_volume_checked(annotation, voxel_size_A)
+    check_is_tomogram(volume, annotation)  # one section: no shell to fit
     warn_unset_voxel_size(annotation, volume, "the membrane map", "give it (--voxel-size)")
     check_map_memory(volume, VESICLE_BYTES_PER_VOXEL, "closing vesicles", _VESICLE_ADVICE)
     data = np.asarray(volume.data)
@@ -1253,6 +1254,8 @@ def merge_from_files(
     acquisition = carried_acquisition(maps)  # refuses maps of different tilt series
     _check_one_tomogram(maps)
     volumes = [read_volume(p) for p in maps]
+    for path, volume in zip(maps, volumes):
+        check_is_tomogram(volume, path)  # a 2D image is no feature map of a tomogram
     _check_feature_maps(maps, volumes)
     features = _map_features(maps, names)
     weights = _per_feature(weights, features, "weights")
