@@ -329,3 +329,24 @@ def test_transfer_refuses_the_fluorescence_or_another_steps_file_as_regions(tmp_
     assert main([*argv, "-o", str(out)]) == 2
     assert "(`tomoscribe preprocess` wrote it)" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--bleed-fraction", "0.1"], "--bleed-fraction 0.1 needs --bleed-from"),
+        (["--bleed-from", "OTHER"], "needs --bleed-fraction"),
+    ],
+)
+def test_half_an_unmixing_is_refused(tmp_path, capsys, flags, said):
+    """Trial: `clem watershed --bleed-fraction 0.1` without `--bleed-from` (or the
+    channel without a fraction) ran unmixed, 18 regions where unmixing gave 4, without
+    a word."""
+    stack = np.random.default_rng(0).random((4, 32, 32))
+    channel = _write(tmp_path / "c.mrc", stack, 1000.0)
+    other = _write(tmp_path / "o.mrc", stack, 1000.0)
+    flags = [str(other) if f == "OTHER" else f for f in flags]
+    out = tmp_path / "regions.mrc"
+    assert main(["clem", "watershed", str(channel), *flags, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err and not out.exists()

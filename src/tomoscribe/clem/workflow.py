@@ -242,6 +242,24 @@ def single_image(volume: Volume, path: Path) -> np.ndarray:
     return np.asarray(volume.data[0], np.float32)
 
 
+def check_unmixing(bleed_from: Path | None, fraction: float) -> None:
+    """Refuse half an unmixing: a fraction without the channel it is of (a trial's
+    ``--bleed-fraction 0.1`` alone was ignored without a word), or a channel with no
+    fraction (0: nothing would be removed)."""
+    if bleed_from is None and fraction > 0:
+        raise ParameterError(
+            f"`bleed_fraction={fraction:g}` needs `bleed_from`, the channel whose dye bleeds "
+            "into this one; give both, or neither.",
+            parameter=("bleed_fraction", "bleed_from"),
+        )
+    if bleed_from is not None and fraction <= 0:
+        raise ParameterError(
+            f"`bleed_from` {bleed_from} needs `bleed_fraction`, how much of it this channel "
+            "sees (e.g. 0.1); at 0 nothing would be removed.",
+            parameter=("bleed_fraction", "bleed_from"),
+        )
+
+
 def unmixed_channel(
     volume: Volume,
     path: Path,
@@ -278,6 +296,7 @@ def watershed_file(
     ``out`` with its provenance record and returns the regions' table.
     ``fluorescence_pixel_A`` (Å) replaces the channels' header pixel size."""
     params = params or WatershedParams()
+    check_unmixing(bleed_from, bleed_fraction)
     volume = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A")
     stack = unmixed_channel(volume, fluorescence, bleed_from, bleed_fraction, fluorescence_pixel_A)
     if float(np.nanmax(stack)) == float(np.nanmin(stack)):  # an empty label map, exit 0
@@ -427,6 +446,7 @@ def transfer_files(
     ``network_map`` (self-training): a map of this tomogram by a network trained on a
     first transfer; its voxels ≥ ``map_threshold`` inside the band become the masks.
     """
+    check_unmixing(bleed_from, bleed_fraction)
     tomo = read_sized(tomogram, None, None)
     fm = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A")
     region_volume = read_sized(regions, fluorescence_pixel_A, "fluorescence_pixel_A")
