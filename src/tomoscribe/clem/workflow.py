@@ -171,6 +171,7 @@ def register_files(
         model=model,
         min_score=min_score,
     )
+    warn_scale_disagrees(pair.registration.matrix, fm_nm, ov_nm, reflection, overview)
     save_registration(
         out,
         pair.registration,
@@ -195,6 +196,35 @@ def register_files(
         [overview, reflection] + ([cell] if cell else []),
     )
     return pair
+
+
+#: Largest disagreement between the scale the holes measure and the ratio of the
+#: pixel sizes before a warning: a trial's registration measured it within 0.1%, the
+#: correlative simulator lets a fluorescence microscope's calibration be off by up to 3%
+#: (``fm_scale_error``), and a 15% error (115 nm given for 100) passed without a word.
+SCALE_DISAGREEMENT = 0.04
+
+
+def warn_scale_disagrees(
+    matrix: np.ndarray, fm_nm: float, ov_nm: float, reflection: Path, overview: Path
+) -> None:
+    """Warn, in one sentence, when the registration's scale (fluorescence → overview
+    pixels, measured by the holes) differs from ``fm_nm / ov_nm`` by more than
+    :data:`SCALE_DISAGREEMENT`: one of the pixel sizes is wrong, and the wrong one is
+    carried on into ``transfer``'s lengths in nm."""
+    from ..core.transforms2d import decompose
+
+    measured, nominal = decompose(matrix)["scale"], fm_nm / ov_nm
+    off = measured / nominal - 1
+    if abs(off) > SCALE_DISAGREEMENT:
+        warnings.warn(
+            f"the holes scale {reflection.name}'s pixels to {overview.name}'s by "
+            f"{measured:.4g}, where their pixel sizes ({fm_nm:g} nm and {ov_nm:g} nm) give "
+            f"{nominal:.4g} ({off:+.0%}): one of the pixel sizes is wrong (the hole lattice "
+            f"says {measured * ov_nm:.4g} nm for the fluorescence at {ov_nm:g} nm for the "
+            "overview); check `fluorescence_pixel_A` and `overview_pixel_A`.",
+            stacklevel=2,
+        )
 
 
 def _check_finite_volume(volume: Volume, path: Path, slab_slices: int = 64) -> None:
