@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.ndimage
 
-from ..core.boxes import free_boxes, spread_boxes
+from ..core.boxes import free_boxes_inside, spread_boxes_inside
 from ..core.components import component_sizes
 from ..core.transforms2d import apply, placement_matrix
 from ..errors import AnnotationError, ParameterError
@@ -303,11 +303,13 @@ def transfer_labels(
         refined, record = refine_with_network(np.asarray(network_map), band, map_threshold)
     rng = np.random.default_rng(params.seed)
     nz = tomogram.shape[0]
-    positives = spread_boxes(np.argwhere(refined), params.n_positive, params.tile_size, rng)
+    # tiles inside the slices first: a tomogram narrower than a few tiles gave most of
+    # them zero-filled margins, warned of with advice transfer has no option for
+    positives = spread_boxes_inside(refined, params.n_positive, params.tile_size, rng)
     occupied = np.broadcast_to(~far[None], tomogram.shape).copy()
     occupied[: nz // 5] = True
     occupied[nz - nz // 5 :] = True
-    negatives = free_boxes(occupied, params.n_negative, params.tile_size, rng)
+    negatives = free_boxes_inside(occupied, params.n_negative, params.tile_size, rng)
     painted = Volume(refined.astype(np.uint8), tomogram.voxel_size_A)
     trainset = build_training_set(
         tomogram,

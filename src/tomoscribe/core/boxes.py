@@ -60,6 +60,40 @@ def spread_boxes(
     return np.array(kept, float).reshape(-1, 3)
 
 
+def tiles_within(shape: tuple[int, int, int], tile_size: int) -> np.ndarray:
+    """Where (bool (z, y, x)) a box centre's whole tile lies inside the slices: a tile
+    crossing the x or y edge is filled with 0 there and trains as if that were data."""
+    half, (_, ny, nx) = tile_size // 2, shape
+    within = np.zeros(shape, bool)
+    within[:, half : ny - half + 1, half : nx - half + 1] = True
+    return within
+
+
+def spread_boxes_inside(
+    candidates: np.ndarray, n: int, tile_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """:func:`spread_boxes` from the candidates (bool (z, y, x) mask) whose tiles lie
+    inside the slices (:func:`tiles_within`), topped up nearer the edge where they leave
+    room for fewer than ``n``."""
+    within = tiles_within(candidates.shape, tile_size)
+    kept = spread_boxes(np.argwhere(candidates & within), n, tile_size, rng)
+    if len(kept) < n:
+        kept = spread_boxes(np.argwhere(candidates & ~within), n, tile_size, rng, kept)
+    return kept
+
+
+def free_boxes_inside(
+    occupied: np.ndarray, n: int, tile_size: int, rng: np.random.Generator, margin: int = 2
+) -> np.ndarray:
+    """:func:`free_boxes` whose tiles lie inside the slices where ``n`` such places are
+    free, else anywhere (refused as :func:`free_boxes` refuses)."""
+    inside = occupied | ~tiles_within(occupied.shape, tile_size)
+    try:
+        return free_boxes(inside, n, tile_size, rng, margin)
+    except AnnotationError:
+        return free_boxes(occupied, n, tile_size, rng, margin)
+
+
 def free_boxes(
     occupied: np.ndarray, n: int, tile_size: int, rng: np.random.Generator, margin: int = 2
 ) -> np.ndarray:
@@ -132,11 +166,8 @@ def boxes_from_mask(
     """
     mask = np.asarray(mask, bool)
     allowed = np.ones(mask.shape, bool) if valid is None else np.asarray(valid, bool)
-    # centres whose whole tile lies inside the slices (a tile crossing the x/y edge is
-    # zero-filled there), where the mask leaves room for them
-    half, (_, ny, nx) = tile_size // 2, mask.shape
-    within = np.zeros(mask.shape, bool)
-    within[:, half : ny - half + 1, half : nx - half + 1] = True
+    # centres whose whole tile lies inside the slices, where the mask leaves room
+    within = tiles_within(mask.shape, tile_size)
     feature = mask & allowed
     if not feature.any():
         raise AnnotationError("the mask marks no voxel; nothing to take positive boxes from.")

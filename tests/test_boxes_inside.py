@@ -1,0 +1,41 @@
+"""Boxes chosen for the user (clem transfer) keep their tiles inside the slices.
+
+Trial: `clem transfer` into a 256² tomogram warned that 75 of its 110 boxes lay within
+half a tile of the x or y edge (their tiles zero-filled there) and advised moving them or
+a smaller `tile`: boxes it had placed itself, with an option it does not have."""
+
+import numpy as np
+import pytest
+
+from tomoscribe.core.boxes import free_boxes_inside, spread_boxes_inside, tiles_within
+from tomoscribe.errors import AnnotationError
+
+SHAPE, TILE = (8, 128, 128), 32
+
+
+def _inside(centres) -> np.ndarray:
+    half = TILE // 2
+    yx = np.asarray(centres)[:, 1:]
+    return np.all((yx >= half) & (yx <= np.array(SHAPE[1:]) - half), axis=1)
+
+
+def test_positives_lie_inside_where_there_is_room_then_nearer_the_edge():
+    rng = np.random.default_rng(0)
+    everywhere = np.ones(SHAPE, bool)
+    kept = spread_boxes_inside(everywhere, 20, TILE, rng)
+    assert len(kept) == 20 and _inside(kept).all()
+    edge_only = everywhere & ~tiles_within(SHAPE, TILE)  # a label along the border
+    edge_only[:, 60:70, 60:70] = True  # and a little room inside
+    kept = spread_boxes_inside(edge_only, 20, TILE, rng)
+    assert len(kept) == 20 and 1 <= _inside(kept).sum() < 20  # inside first, topped up
+
+
+def test_negatives_lie_inside_unless_too_few_places_are_free():
+    rng = np.random.default_rng(1)
+    occupied = np.zeros(SHAPE, bool)
+    assert _inside(free_boxes_inside(occupied, 50, TILE, rng)).all()
+    occupied[:, 20:108, 20:108] = True  # the middle is the feature: only the rim is free
+    centres = free_boxes_inside(occupied, 5, TILE, rng)
+    assert len(centres) == 5 and not _inside(centres).any()
+    with pytest.raises(AnnotationError):
+        free_boxes_inside(np.ones(SHAPE, bool), 1, TILE, rng)
