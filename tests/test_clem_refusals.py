@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mrcfile
 import numpy as np
@@ -369,3 +370,26 @@ def test_register_warns_when_the_holes_contradict_the_pixel_sizes(squares, tmp_p
     # the simulated microscope is 1.9% off its nominal 100 nm, which the right size
     # leaves unsaid (within the 4% of a calibration); the holes say so here
     assert "(-11%)" in err and "101.9 nm for the fluorescence" in err
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("tomogram_rotation_deg", float("nan"), "tomogram_rotation_deg must be a finite number"),
+        ("tomogram_centre_overview_px", "80, 80", "must be 2 finite numbers (x, y)"),
+        ("fluorescence_z_slice", 3.3, "is not a slice of the 3-slice fluorescence stack"),
+    ],
+)
+def test_a_misstated_placement_is_named_for_what_it_is(tmp_path, capsys, key, value, said):
+    """Trial: a NaN rotation was reported as "no fluorescence region ... inside the
+    tomogram", a centre given as a string as "too many values to unpack", and a z slice
+    beyond the stack as the transform mapping the tomogram outside the field."""
+    argv = _transfer_inputs(tmp_path)
+    placement = Path(argv[argv.index("--placement") + 1])
+    record = json.loads(placement.read_text())
+    placement.write_text(json.dumps({**record, key: value}))
+    out = tmp_path / "mt.trainset"
+    assert main(argv + ["-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and "registration" not in err, err
+    assert not out.exists()

@@ -120,17 +120,22 @@ def fluorescence_in_tomogram(
     to_fm = np.linalg.inv(np.asarray(fm_to_overview, float)) @ placement_matrix(placement)
     corners = apply(to_fm, np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1]]))
     z = float(placement.get("fluorescence_z_slice", (fm_shape[0] - 1) / 2))
+    if not 0 <= z <= fm_shape[0] - 1:  # the corners may be inside: the slice is not
+        raise ParameterError(
+            f"the placement's fluorescence_z_slice {z:g} is not a slice of the "
+            f"{fm_shape[0]}-slice fluorescence stack (0 to {fm_shape[0] - 1}, counted "
+            "from 0); give the slice of the tomogram's mid-plane."
+        )
     if (
-        corners.min() < 0
+        not np.isfinite(corners).all()
+        or corners.min() < 0
         or corners[:, 0].max() > fm_shape[2] - 1
         or corners[:, 1].max() > fm_shape[1] - 1
-        or not 0 <= z <= fm_shape[0] - 1
     ):
         raise ParameterError(
             "the transform maps the tomogram (partly) outside the fluorescence field "
             f"(corners at x, y = {np.round(corners, 1).tolist()} in a {fm_shape[2]}×"
-            f"{fm_shape[1]}×{fm_shape[0]} stack, slice {z:.2f}); check the registration "
-            "and the placement."
+            f"{fm_shape[1]}×{fm_shape[0]} stack); check the registration and the placement."
         )
     yy, xx = np.mgrid[:ny, :nx]
     fm_xy = apply(to_fm, np.column_stack([xx.ravel(), yy.ravel()]))

@@ -367,7 +367,10 @@ def read_placement(path: Path, tomogram: Volume, tomogram_path: Path) -> dict:
         place = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise InvalidDataError(f"{path} is not a readable placement JSON ({err}).") from err
+    if not isinstance(place, dict):
+        raise InvalidDataError(f"{path} is not a placement: it holds no keys and values.")
     place = dict(place)
+    _check_placement_numbers(place, path)
     if [int(s) for s in place.get("tomogram_shape", tomogram.shape)] != list(tomogram.shape):
         raise InvalidDataError(
             f"{path} describes a tomogram of shape "
@@ -382,6 +385,37 @@ def read_placement(path: Path, tomogram: Volume, tomogram_path: Path) -> dict:
             f"{tomogram_path} has {tomogram.voxel_size_A[0] / 10} nm."
         )
     return place
+
+
+#: The placement's numbers: each key's count of finite numbers.
+_PLACEMENT_NUMBERS = {
+    "tomogram_centre_overview_px": 2,
+    "tomogram_rotation_deg": 1,
+    "overview_pixel_nm": 1,
+    "fluorescence_z_slice": 1,
+    "tomogram_voxel_nm": 1,
+    "tomogram_shape": 3,
+}
+
+
+def _check_placement_numbers(place: dict, path: Path) -> None:
+    """Refuse a placement value that is not as many finite numbers as its key takes (a
+    trial's NaN rotation was reported as no fluorescence inside the tomogram, a centre
+    given as a string as "too many values to unpack"); required keys are checked later
+    (:func:`tomoscribe.core.transforms2d.placement_matrix`)."""
+    for key, count in _PLACEMENT_NUMBERS.items():
+        if key not in place:
+            continue
+        value = place[key]
+        items = value if isinstance(value, list) else [value]
+        shape_text = " (z, y, x)" if key == "tomogram_shape" else ""
+        shape_text = " (x, y)" if key == "tomogram_centre_overview_px" else shape_text
+        if len(items) != count or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+            for v in items
+        ):
+            wanted = "a finite number" if count == 1 else f"{count} finite numbers{shape_text}"
+            raise InvalidDataError(f"{path}: {key} must be {wanted}, got {value!r}.")
 
 
 def check_pixel_sizes(

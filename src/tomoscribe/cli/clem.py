@@ -208,10 +208,8 @@ def transfer(
     placement: Path = typer.Option(
         ...,
         "--placement",
-        help="JSON: the tomogram's place in the "
-        "overview (tomogram_centre_overview_px, "
-        "tomogram_rotation_deg, overview_pixel_nm, "
-        "fluorescence_z_slice).",
+        help="JSON: where the tomogram lies in the overview; keys and their conventions "
+        "(rotation sign, pixel centres) in docs/method.md, 'Placement'.",
     ),
     feature: str = typer.Option(..., "--feature", help="Name of the labelled feature."),
     out: Path = typer.Option(..., "--out", "-o", help="Training set (.trainset)."),
