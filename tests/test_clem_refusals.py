@@ -393,3 +393,32 @@ def test_a_misstated_placement_is_named_for_what_it_is(tmp_path, capsys, key, va
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1 and "registration" not in err, err
     assert not out.exists()
+
+
+def test_the_plain_matrix_given_as_the_transform_is_told_to_give_the_json(tmp_path, capsys):
+    argv = _transfer_inputs(tmp_path)
+    matrix = tmp_path / "reg.txt"
+    matrix.write_text("2.5 0 0\n0 2.5 0\n0 0 1\n")
+    argv[argv.index("--transform") + 1] = str(matrix)
+    assert main(argv + ["-o", str(tmp_path / "mt.trainset")]) == 2
+    err = capsys.readouterr().err
+    assert "give the registration's JSON (reg.json)" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.filterwarnings("ignore:Data array contains NaN")
+def test_register_names_cell_and_landmarks_together_and_a_nan_image(squares, tmp_path, capsys):
+    """Trial: --cell with --landmark was told "give either --cell ... or --landmark" (as
+    if neither were given); an overview with NaN pixels as "the image has NaN" (which?)."""
+    a = squares["a"]
+    out = tmp_path / "t.json"
+    argv = ["clem", "register", str(a["overview"]), str(a["reflection"]), "--cell", str(a["cell"])]
+    assert main([*argv, "--landmark", "1,2,3,4", "-o", str(out)]) == 2
+    assert "not both" in capsys.readouterr().err
+    image = mrcfile.read(a["overview"]).astype(np.float32)
+    image[0, 10, 10] = np.nan
+    overview = _write(tmp_path / "nan_overview.mrc", image, 400.0)
+    argv[2] = str(overview)
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "nan_overview.mrc has NaN" in err and err.count("\n") == 1
+    assert not out.exists()

@@ -435,7 +435,8 @@ def _refuse_a_poor_fit(fit: dict) -> None:
             f"the cell's fluorescence does not fit this overview: at the best lattice match "
             f"{100 * fit['off_shadow_fraction']:.2f}% of it falls where the overview shows "
             f"no cell (at most {100 * MAX_OFF_SHADOW:.2f}% when both show the same cell); "
-            "check that both images are of the same grid square, or give landmark points."
+            "check that both images are of the same grid square and that the mirroring and "
+            "the hole diameter and spacing given are right, or give landmark points."
         )
 
 
@@ -585,7 +586,15 @@ def load_transform(path: str | os.PathLike) -> np.ndarray:
             f"{path} does not exist; run `tomoscribe clem register` first."
         ) from err
     except (ValueError, KeyError, TypeError) as err:
-        raise InvalidDataError(f"{path} is not a tomoscribe registration ({err}).") from err
+        hint = (
+            f"; give the registration's JSON ({path.with_suffix('.json').name}), not "
+            "the plain matrix beside it"
+            if path.suffix.lower() == ".txt"
+            else ""
+        )
+        raise InvalidDataError(
+            f"{path} is not a tomoscribe registration ({_first_words(err)}){hint}."
+        ) from err
     if (
         matrix.shape != (3, 3)
         or not np.isfinite(matrix).all()
@@ -593,6 +602,13 @@ def load_transform(path: str | os.PathLike) -> np.ndarray:
     ):
         raise InvalidDataError(f"{path} holds no usable 3×3 transform.")
     return matrix
+
+
+def _first_words(err: Exception) -> str:
+    """What a JSON or key error says, for a sentence: a missing key named as one."""
+    if isinstance(err, KeyError):
+        return f"it has no {err.args[0]!r}"
+    return str(err).split("\n")[0]
 
 
 def _mirrored(matrix: np.ndarray) -> bool:

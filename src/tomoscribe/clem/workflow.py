@@ -144,6 +144,8 @@ def register_files(
     fm_volume = read_sized(reflection, fluorescence_pixel_A, "fluorescence_pixel_A")
     ov_nm, fm_nm = ov_volume.voxel_size_A[0] / 10, fm_volume.voxel_size_A[0] / 10
     ov_image, fm_image = single_image(ov_volume, overview), single_image(fm_volume, reflection)
+    check_finite(ov_image[None], str(overview))  # named here: hole detection knows no file
+    check_finite(fm_image[None], str(reflection))
     cell_image = None
     if cell is not None:
         cell_volume = read_sized(cell, fluorescence_pixel_A, "fluorescence_pixel_A")
@@ -153,6 +155,7 @@ def register_files(
                 "cell's fluorescence must be imaged like the reflection."
             )
         cell_image = np.asarray(cell_volume.data, np.float32).max(0)
+        check_finite(cell_image[None], str(cell))
         if cell_image.shape != fm_image.shape:
             raise InvalidDataError(
                 f"{cell} is {cell_image.shape} pixels, {reflection} "

@@ -112,7 +112,12 @@ def register(
     mirror_flag = {"auto": None, "yes": True, "no": False}.get(mirror, "bad")
     if mirror_flag == "bad":
         raise ParameterError(f"--mirror must be auto, yes or no, got {mirror!r}.")
-    if (cell is None) == (not landmark):
+    if cell is not None and landmark:
+        raise ParameterError(
+            "give --cell or --landmark points, not both: each alone resolves the lattice "
+            "ambiguity, and they could disagree."
+        )
+    if cell is None and not landmark:
         raise ParameterError(
             "give either --cell (the cell's fluorescence) or --landmark "
             "points to resolve the lattice ambiguity."
