@@ -423,3 +423,24 @@ def test_a_voxel_size_refusal_comes_without_the_warnings_before_it(tmp_path, cap
     )
     err = capsys.readouterr().err
     assert "10.5 Å" in err and "warning" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--instances", "inst.mrc"], ["--radius-nm", "3"], ["--solid", "--filament-table", "f.csv"]],
+)
+def test_a_filament_option_without_filament_is_refused(tmp_path, capsys, flags):
+    # A trial: `pick --instances inst.mrc` without --filament wrote no instances, unsaid.
+    import mrcfile
+
+    labels = np.zeros((20, 40, 40), np.uint8)
+    labels[8:12, 10:20, 10:20] = 1
+    with mrcfile.new(tmp_path / "lab.mrc") as mrc:
+        mrc.set_data(labels)
+        mrc.voxel_size = 10.0
+    flags = [str(tmp_path / f) if f.endswith((".mrc", ".csv")) else f for f in flags]
+    argv = ["pick", str(tmp_path / "lab.mrc"), "-f", "ribosome", "-o", str(tmp_path / "p.csv")]
+    assert main(argv + flags) == 2
+    err = capsys.readouterr().err
+    assert "add --filament" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.mrc"]

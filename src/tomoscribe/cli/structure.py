@@ -139,6 +139,23 @@ def pick(
     from ..structure.filaments import tube_model
     from ..structure.workflow import default_filament_table, pick_from_map
 
+    if not filament:  # a filament's options on a particle pick were ignored unsaid
+        given = [
+            flag
+            for flag, value in (
+                ("--instances", instances),
+                ("--filament-table", filament_table),
+                ("--radius-nm", radius_nm),
+                ("--hollow/--solid", hollow),
+            )
+            if value is not None
+        ]
+        if given:
+            raise ParameterError(
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
+                "filaments; add --filament to trace them, or leave "
+                f"{'it' if len(given) == 1 else 'them'} out to pick particles."
+            )
     for out in outputs:
         if is_copick_location(out):
             check_picks_target(out)
