@@ -145,3 +145,18 @@ def test_segment_reads_an_ome_zarr_tomogram_as_its_mrc(tmp_path):
     ):
         np.testing.assert_array_equal(a.data, b.data)
         assert float(b.voxel_size.x) == pytest.approx(14.0)
+
+
+def test_info_says_what_a_training_set_and_a_model_hold(tmp_path, capsys):
+    """Trial: `info x.trainset` (its help says it shows datasets' contents) was told
+    "unknown volume format; name it .mrc"."""
+    tifffile.imwrite(tmp_path / "t.tif", np.random.default_rng(0).normal(size=(8, 48, 48)))
+    assert _trainset(tmp_path, tmp_path / "t.tif", 14) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "s.trainset")]) == 0
+    out = capsys.readouterr().out
+    assert "a training set of 'f'" in out and "16 px at 14 Å" in out
+    assert "boxes: 1 positive, 1 negative" in out and "t.tif" in out
+    assert main(["info", str(_model(tmp_path / "f.tsm", 10.5))]) == 0
+    out = capsys.readouterr().out
+    assert "a model of 'f'" in out and "trained at 10.5 Å" in out and "not measured" in out

@@ -17,7 +17,8 @@ def info(
     path: Path = typer.Argument(
         ...,
         help="A volume (.mrc, .tif, .zarr), a particle list (.star, .mod, .csv, .tbl, "
-        "copick .json) or a subtomogram dataset (.zarr).",
+        "copick .json), a subtomogram dataset (.zarr), a training set (.trainset) or a "
+        "model (.tsm).",
     ),
     voxel_size: float = options.GivenVoxelSize,
     channel: int = options.Channel,
@@ -33,6 +34,12 @@ def info(
         particle_file_summary,
     )
 
+    summary = _network_file_summary(path)
+    if summary is not None:
+        for line in summary:
+            typer.echo(line)
+        _say_maker(path)
+        return
     if is_particle_file(path) or is_subtomogram_dataset(path):
         lines = dataset_summary(path) if is_subtomogram_dataset(path) else None
         for line in lines or particle_file_summary(path, voxel_size):
@@ -55,6 +62,20 @@ def info(
     )
     typer.echo("  origin (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.origin_A) + " Å")
     _say_maker(path)
+
+
+def _network_file_summary(path: Path) -> list[str] | None:
+    """The summary of a training set (.trainset) or model (.tsm), None for other files."""
+    suffix = path.suffix.lower()
+    if suffix == ".trainset":
+        from ..segment.trainset import training_set_summary
+
+        return training_set_summary(path)
+    if suffix == ".tsm":
+        from ..segment.modelfile import model_summary
+
+        return model_summary(path)
+    return None
 
 
 def _say_maker(path: Path) -> None:

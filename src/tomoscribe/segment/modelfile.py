@@ -164,3 +164,24 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> F
     )
     network.to(device).eval()
     return FeatureModel(network, spec, feature, voxel_size_A, amplitude, record)
+
+
+def model_summary(path: str | os.PathLike) -> list[str]:
+    """What ``tomoscribe info`` says of a model file (read and checked as ``segment``
+    reads it): feature, network, voxel size, threshold and how it was measured."""
+    model = load_model(path)
+    calibration = model.metadata.get("calibration") or {}
+    measured = (
+        "measured on held-out boxes"
+        if calibration.get("calibrated")
+        else "the paper's default, not measured"
+    )
+    members = len(model.members)
+    return [
+        f"{path}: a model of {model.feature!r}",
+        f"  network: {model.spec.name}"
+        + (f", an ensemble of {members}" if model.is_ensemble else "")
+        + f", trained at {model.voxel_size_A:.4g} Å on {model.metadata.get('tile_size')}-px tiles",
+        f"  threshold: {model.threshold:.3g}, {measured}",
+        f"  annotator: {model.metadata.get('annotator')}",
+    ]

@@ -867,3 +867,24 @@ def add_other_negatives(
         np.concatenate([trainset.source, np.array(source, np.int32)]),
         metadata,
     )
+
+
+def training_set_summary(path: str | os.PathLike) -> list[str]:
+    """What ``tomoscribe info`` says of a training set (read and checked whole, as
+    ``train`` reads it): its feature, tiles, voxel size, annotator and tomogram."""
+    trainset = load_training_set(path)
+    meta = trainset.metadata
+    voxel = meta.get("voxel_size_A")
+    voxel = voxel[0] if isinstance(voxel, (list, tuple)) else voxel
+    tomogram = meta.get("tomogram")
+    where = tomogram.get("path") if isinstance(tomogram, dict) else None
+    lines = [
+        f"{path}: a training set of {meta.get('feature')!r}",
+        f"  tiles: {trainset.n_positive} positive, {trainset.n_negative} negative (with "
+        f"augmented copies), {meta.get('tile_size')} px at {float(voxel):.4g} Å",
+        f"  boxes: {meta.get('n_positive_boxes')} positive, {meta.get('n_negative_boxes')} "
+        f"negative; annotator: {meta.get('annotator')}",
+    ]
+    if where:
+        lines.append(f"  cut from: {where}")
+    return lines
