@@ -160,3 +160,18 @@ def test_info_says_what_a_training_set_and_a_model_hold(tmp_path, capsys):
     assert main(["info", str(_model(tmp_path / "f.tsm", 10.5))]) == 0
     out = capsys.readouterr().out
     assert "a model of 'f'" in out and "trained at 10.5 Å" in out and "not measured" in out
+
+
+def test_segment_says_once_that_a_tomograms_voxels_are_not_cubes(tmp_path, capsys):
+    """Trial: segment of a 10 × 10 × 14 Å tomogram said so four times (the input read
+    three times, by two names, and its own map read back)."""
+    data = np.random.default_rng(0).normal(size=(8, 48, 48)).astype(np.float32)
+    with mrcfile.new(tmp_path / "a.mrc") as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = (10.0, 10.0, 14.0)
+    model = _model(tmp_path / "f.tsm", 10.0)
+    code = main(["segment", str(tmp_path / "a.mrc"), "-m", str(model), "-o",
+                 str(tmp_path / "maps"), "-q"])  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "not cubes" in err, err

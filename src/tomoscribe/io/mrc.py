@@ -104,7 +104,9 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
     origin = _origin(header, vs, unusual)
     if not (int(header.ispg) == 0 and int(header.mz) == 1):  # not a stack of images
         _check_cubic(path, data.shape, vs, unusual)
-    if unusual:
+    said = (os.path.realpath(path), tuple(unusual))
+    if unusual and said not in _SAID:  # a file read three times was said three times
+        _SAID.add(said)
         warnings.warn(
             f"{path} was read although {'; '.join(unusual)}; its voxel data are "
             "intact, but check the result.",
@@ -320,6 +322,10 @@ def _voxel_size(path: Path, handle, voxel_size_A: float | None) -> np.ndarray:
         )
     return vs
 
+
+#: What this process has said of which file (real path, what was unusual): a command
+#: reads its input more than once (a trial's segment said the same of it three times).
+_SAID: set[tuple[str, tuple[str, ...]]] = set()
 
 #: Voxel sizes (x, y, z) within this fraction of x are one cube.
 CUBIC_TOLERANCE = 0.01

@@ -26,6 +26,7 @@ from ..core.legend import Legend, check_feature_name, legend_path, read_legend, 
 from ..errors import AnnotationError, InvalidDataError, MissingVoxelSizeError, ParameterError
 from ..io import create_volume, read_volume, read_volume_checked, warn_unset_voxel_size
 from ..io.lineage import centred_extent
+from ..io.mrc import anisotropic_voxels_expected
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
 from ..io.provenance import carried_acquisition, tilt_range_for
@@ -1091,7 +1092,9 @@ def segment_from_files(
     results = []
     for tomogram, row, job in zip(tomograms, paths, jobs):  # one job per tomogram
         for i, (model, model_path) in enumerate(zip(loaded, model_paths)):
-            with guarding_inputs():  # our own output, read back: not an input of the run
+            # our own output, read back: not an input of the run, and of the input's
+            # voxels (a warning about them was said of the tomogram)
+            with guarding_inputs(), anisotropic_voxels_expected():
                 fraction = marked_fraction(read_volume(row[i]), model.threshold)
             results.append(
                 SegmentedMap(
