@@ -444,3 +444,20 @@ def test_a_filament_option_without_filament_is_refused(tmp_path, capsys, flags):
     err = capsys.readouterr().err
     assert "add --filament" in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.mrc"]
+
+
+def test_a_value_no_voxel_holds_is_told_the_values_held(tmp_path, capsys):
+    # A trial: --value 200 on a signed-byte MRC (mode 0, no IMOD unsigned flag), whose
+    # voxels read -56, was told only that no voxel is 200.
+    import mrcfile
+
+    labels = np.zeros((20, 40, 40), np.int8)
+    labels[8:12, 10:20, 10:20] = -56
+    with mrcfile.new(tmp_path / "i8.mrc") as mrc:
+        mrc.set_data(labels)
+        mrc.voxel_size = 10.0
+    argv = ["pick", str(tmp_path / "i8.mrc"), "-f", "membrane", "--value", "200"]
+    assert main([*argv, "-o", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "it holds -56, 0, read as signed bytes" in err and err.count("\n") == 1
+    assert not (tmp_path / "p.csv").exists()

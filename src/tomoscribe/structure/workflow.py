@@ -268,7 +268,7 @@ def pick_from_map(
         if voxels.how == "threshold":
             where = f" at or above {threshold}"
         elif voxels.how == "value":
-            where = f" (value {value:g})"
+            where = f" (value {value:g}{_values_held(data)})"
         else:
             where = " (no nonzero voxel)" if voxels.how == "nonzero" else ""
         raise AnnotationError(
@@ -336,6 +336,26 @@ def pick_from_map(
             if not is_copick_location(out):
                 picked.removed += _remove_stale_filament_table(out)
     return picked
+
+
+def _values_held(data: np.ndarray) -> str:
+    """``; it holds 0, -56`` for a map of 8- or 16-bit integers (counted, not sorted;
+    other types say nothing): a trial's --value 200 on a signed-byte map (MRC mode 0
+    without IMOD's unsigned flag holds −128..127, so 200 reads as −56) was told only
+    that none is 200."""
+    if data.dtype.itemsize > 2 or data.dtype.kind not in "iu":
+        return ""
+    bits = 8 * data.dtype.itemsize
+    unsigned = np.dtype(f"u{data.dtype.itemsize}")
+    counts = np.zeros(2**bits, np.int64)
+    for z in range(data.shape[0]):  # slice by slice: no whole-map copy
+        counts += np.bincount(data[z].view(unsigned).ravel(), minlength=2**bits)
+    held = np.flatnonzero(counts).astype(np.int64)
+    if data.dtype.kind == "i":
+        held = np.sort(held - 2**bits * (held >= 2 ** (bits - 1)))
+    shown = ", ".join(str(v) for v in held[:8]) + (", …" if len(held) > 8 else "")
+    signed = ", read as signed bytes, −128 to 127" if data.dtype == np.int8 else ""
+    return f"; it holds {shown}{signed}"
 
 
 def _check_not_a_tomogram(data: np.ndarray, how: str, annotation: Path, feature: str) -> None:
