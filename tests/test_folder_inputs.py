@@ -5,6 +5,8 @@ ended in a Python traceback (the input's sidecar and legend are found by its nam
 `.` has none); a named folder was told to be renamed ("unknown volume format; name it
 .mrc") or that the output "lies inside the input"."""
 
+from pathlib import Path
+
 import pytest
 
 from tomoscribe.cli.app import main
@@ -15,13 +17,13 @@ NAMELESS = [
     ["merge", ".", "-o", "../out/m.mrc", "--names", "a", "--threshold", "0.5"],
     ["convert", ".", "-o", "../out/c.csv"],
     ["extract", ".", "p.csv", "--box", "8", "-o", "../out/ex"],
-    ["pick", "..", "-f", "a", "-o", "../out/p.csv"],
     ["convert", "/", "-o", "../out/c.csv"],
 ]
 NAMED = [
     (["preprocess", "../work", "-o", "../out/x.mrc"], "is a folder, not a volume"),
     (["vesicles", "../work", "-o", "../out/v.mrc"], "is a folder, not a volume"),
     (["convert", "../work", "-o", "../out/c.csv"], "is a folder, not a particle file"),
+    (["pick", "..", "-f", "a", "-o", "../out/p.csv"], "is a folder, not a volume"),
 ]
 
 
@@ -44,7 +46,8 @@ def _one_sentence(capsys) -> str:
 @pytest.mark.parametrize("argv", NAMELESS, ids=lambda a: f"{a[0]} {a[1]}")
 def test_a_nameless_folder_as_input_is_refused(work, capsys, argv):
     assert main(argv) == 2
-    assert "is a folder" in _one_sentence(capsys)
+    said = _one_sentence(capsys)
+    assert "is a folder" in said or "root folder" in said
     assert sorted(p.name for p in work.iterdir()) == ["work"]  # no ../out made
     assert [p.name for p in (work / "work").iterdir()] == ["mine.txt"]
 
@@ -54,3 +57,21 @@ def test_a_named_folder_is_said_to_be_a_folder(work, capsys, argv, said):
     assert main(argv) == 2
     assert said in _one_sentence(capsys)
     assert sorted(p.name for p in work.iterdir()) == ["work"]
+
+
+def test_an_input_folder_given_as_dot_is_read(tmp_path, monkeypatch):
+    """`.` for an input that is a folder (`spa score --truth .`, run inside the
+    simulation's folder) reaches the command as that folder, by its real name."""
+    import inspect
+
+    from tomoscribe.cli.checks import writes
+
+    seen = {}
+
+    @writes(files=("output",))
+    def command(truth, output):
+        seen["truth"] = truth
+
+    monkeypatch.chdir(tmp_path)
+    command(Path("."), tmp_path / "score.json")
+    assert seen["truth"] == tmp_path and inspect.signature(command)

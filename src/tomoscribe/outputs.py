@@ -158,7 +158,9 @@ def _input_clash(output: Path, inputs) -> str | None:
         real = _real(given)
         if out == real or any(out == _real(c) for c in companions(given)) or _same_file(out, real):
             return f"{output} is also an input ({given}); choose another output name."
-        if real.is_dir() and _is_within(out, real):
+        # inside a store (an OME-Zarr input) an output would become part of it; beside
+        # the files of an input folder (`spa score --truth DIR`) it is just another file
+        if real.is_dir() and real.name.lower().endswith(".zarr") and _is_within(out, real):
             return f"{output} lies inside the input {given}; choose another place."
         if _is_within(real, out) and out != real:
             return f"{output} would contain the input {given}; choose another place."

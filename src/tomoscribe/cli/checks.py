@@ -17,6 +17,7 @@ import contextlib
 import functools
 import inspect
 import math
+import os
 import re
 from pathlib import Path
 
@@ -293,15 +294,29 @@ def _check_folder_name(path: Path, flag: str) -> None:
         )
 
 
-def _refuse_nameless_inputs(inputs) -> None:
-    """Refuse an input given as `.`, `..` or `/`: a folder without a name of its own,
-    where every input is a file or a store named by its suffix (a trial's `vesicles .`
-    ended in a traceback; its sidecar and legend are found by the input's name)."""
-    for path in inputs:
-        if Path(path).name not in ("", ".", ".."):
+def _named(path):
+    """An input given as `.` or `..` by its real path, which has a name (a trial's
+    `vesicles .` ended in a traceback: an input's sidecar and legend are found by its
+    name); `/` is refused, no input of any command being the root folder."""
+    if not isinstance(path, Path) or path.name not in ("", ".", ".."):
+        return path
+    real = Path(os.path.realpath(path))
+    if not real.name:
+        raise InputFileError(f"{path} is the root folder; give the input file by its name.")
+    return real
+
+
+def _name_the_inputs(values: dict, outputs) -> None:
+    """Replace, in the bound arguments ``values``, every input path without a name of
+    its own (:func:`_named`); the readers then say what the folder is not (a volume, a
+    particle file), and an input that is a folder (`spa score --truth .`) reads it."""
+    for name, value in values.items():
+        if name in outputs:
             continue
-        where = f" ({Path(path).resolve()})" if str(path) not in ("", "/") else ""
-        raise InputFileError(f"{path} is a folder{where}; give the input file by its name.")
+        if isinstance(value, Path):
+            values[name] = _named(value)
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, Path) for v in value):
+            values[name] = type(value)(_named(v) for v in value)
 
 
 def _refuse_a_folder(path, name: str, suffixes: tuple[str, ...] | None) -> None:
@@ -353,7 +368,9 @@ def writes(
         def checked(*args, **kwargs):
             from ..io.particles import companion_outputs
 
-            values = signature.bind_partial(*args, **kwargs).arguments
+            bound = signature.bind_partial(*args, **kwargs)
+            values = bound.arguments
+            _name_the_inputs(values, (*files, *folders))
             _refuse_non_finite(values)
             overwrite = bool(values.get("overwrite", True))
             inputs = [
@@ -362,7 +379,6 @@ def writes(
                 if name not in files and name not in folders
                 for p in _paths(value)
             ]
-            _refuse_nameless_inputs(inputs)
             outputs, named, lockable = [], [], []
             for name in files:
                 for path in _paths(values.get(name)):
@@ -397,7 +413,7 @@ def writes(
                 for name in folders:
                     for path in _paths(values.get(name)):
                         locks.enter_context(_empty_folders_removed_on_failure(path))
-                return command(*args, **kwargs)
+                return command(*bound.args, **bound.kwargs)
 
         return checked
 
