@@ -247,3 +247,24 @@ def test_boxes_from_a_mask_hold_a_few_bytes_a_voxel():
     assert len(positive) == 10 and len(negative) == 100
     assert mask[tuple(positive.astype(int).T)].all()
     assert peak / mask.size < 8, f"{peak / mask.size:.1f} bytes a voxel"
+
+
+def test_a_mask_set_compares_maps_with_the_masks_own_fraction(tmp_path):
+    """Trial: a set from a 6.2% mask with 15 positive and 40 negative boxes recorded
+    2.7% painted (its tiles', set by how many negatives were asked for), so a good map
+    (7% marked) was warned of as marking far more than painted.  The whole mask's
+    fraction of the tomogram is what a segmentation should come near."""
+    from tomoscribe.segment.ensemble import annotated_fraction
+    from tomoscribe.segment.trainset import combine_training_sets, load_training_set
+
+    tomo, painted = _files(tmp_path)
+    fractions = []
+    for negatives in (10, 40):
+        out = tmp_path / f"n{negatives}.trainset"
+        args = ["trainset", str(tomo), "-f", "rod", "--painted", str(painted), "--tile", "32"]
+        assert main(args + ["--from-mask", f"4,{negatives}", "-o", str(out)]) == 0
+        fractions.append(annotated_fraction(load_training_set(out)))
+    whole = float(_tube_mask().mean())
+    assert fractions == pytest.approx([whole, whole], rel=1e-6)
+    pooled = combine_training_sets([load_training_set(tmp_path / "n10.trainset")] * 2)
+    assert annotated_fraction(pooled) == pytest.approx(whole, rel=1e-6)

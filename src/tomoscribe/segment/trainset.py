@@ -720,6 +720,16 @@ def _how_they_differ(first_set: TrainingSet, trainset: TrainingSet) -> str | Non
     return None
 
 
+def _pooled_mask_fraction(sets: list[TrainingSet]) -> dict | None:
+    """``{"mask_fraction": f}`` for sets that all chose their boxes from whole masks: the
+    mean of their masks' fractions, weighted by their tiles; else None."""
+    fractions = [(s.metadata.get("from_mask") or {}).get("mask_fraction") for s in sets]
+    if any(f is None for f in fractions):
+        return None
+    weights = [len(s) for s in sets]
+    return {"mask_fraction": float(np.average(fractions, weights=weights))}
+
+
 def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = None) -> TrainingSet:
     """One training set from several of the same feature (e.g. one per tomogram).
 
@@ -769,6 +779,8 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
             "n_positive_boxes": sum(int(s.metadata.get("n_positive_boxes", 0)) for s in sets),
             "n_negative_boxes": sum(int(s.metadata.get("n_negative_boxes", 0)) for s in sets),
             "tomogram": [s.metadata.get("tomogram", {}) for s in sets],
+            # whole masks' fractions (ensemble.annotated_fraction), where every set has one
+            "from_mask": _pooled_mask_fraction(sets),
             "acquisition": pooled_acquisition([s.metadata.get("acquisition") for s in sets]),
             "combined_from": [
                 {

@@ -628,8 +628,9 @@ def _with_mask_boxes(
             f"at most {MAX_MASK_BOXES} of each (the method needs about 10 and 100).",
             parameter="from_mask",
         )
+    box = data_box(volume)
     valid = np.zeros(volume.shape, bool)
-    valid[data_box(volume)] = True
+    valid[box] = True
     z_margin = negative_z_margin(context, volume.pixel_size_A, lowpass_A)
     positive, negative = boxes_from_mask(
         marked,
@@ -644,6 +645,10 @@ def _with_mask_boxes(
         "asked": [int(n_positive), int(n_negative)],
         "found": [len(positive), len(negative)],
         "z_margin": z_margin,
+        # what a whole mask marks of the tomogram's data: the fraction a segmentation
+        # should come near (ensemble.annotated_fraction; the tiles' own fraction is
+        # set by how many negatives were asked for, 2.7% for a mask of 6.2%)
+        "mask_fraction": float(np.count_nonzero(marked[box])) / max(marked[box].size, 1),
     }
     both = Boxes(np.vstack([boxes.positive, positive]), np.vstack([boxes.negative, negative]))
     return both, chosen
