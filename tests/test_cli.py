@@ -269,6 +269,15 @@ def test_trainset_from_imod_contours(tmp_path, capsys):
     ys, xs = np.nonzero(first)
     # The disc is centred in the tile (tile centre at index 16 of 32).
     assert ys.mean() == pytest.approx(15.5, abs=1.0) and xs.mean() == pytest.approx(15.5, abs=1.0)
+    # 3dmod's object 1 is --object 0: asked for 1, the objects held are named (a trial
+    # was told only that there were no closed contours)
+    argv = ["trainset", str(tomo), "-f", "vesicle", "--contours", str(tmp_path / "c.mod")]
+    argv += ["--negatives", str(negatives), "--tile", "32", "-o", str(tmp_path / "w.trainset")]
+    capsys.readouterr()
+    assert main([*argv, "--object", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "in object(s) 0 (--object counts from 0" in err and err.count("\n") == 1
+    assert not (tmp_path / "w.trainset").exists()
 
 
 def test_trainset_records_the_augmentation_and_refuses_unknown_ones(tmp_path, capsys):

@@ -292,7 +292,12 @@ def training_set_from_files(
         painted_size = None  # contours on slices give no 3D size
         drawn = read_imod_contours(contours, objects or None, volume.pixel_size_A)
         if not drawn:
-            raise AnnotationError(f"{contours} has no closed contours with 3 or more points.")
+            raise AnnotationError(
+                f"{contours} has no closed contours with 3 or more points"
+                + (_objects_held(contours, volume.pixel_size_A) if objects else "")
+                + ".",
+                parameter="objects" if objects else None,
+            )
         masks = contour_mask_source(drawn, volume.shape)
         used = Boxes(np.vstack([used.positive, contour_box_centres(drawn, tile)]), used.negative)
     tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
@@ -597,6 +602,19 @@ def _close_and_write(
 #: Boxes of one kind ``trainset --from-mask`` chooses at most (a set of 5,000 tiles of
 #: 64² with context is already ~100 MB).
 MAX_MASK_BOXES = 5000
+
+
+def _objects_held(contours: Path, voxel_size_A: float) -> str:
+    """`` in object(s) 2; it has contours in objects 0, 1 (counted from 0: 3dmod's
+    object 1 is 0 here)``: a trial's --object 1 (3dmod's numbering) on a model of one
+    object was told only that there were no contours."""
+    drawn = read_imod_contours(contours, None, voxel_size_A)
+    held = sorted({int(d["object"]) for d in drawn})
+    listed = ", ".join(str(n) for n in held) if held else "none"
+    return (
+        f" in the objects asked for; it has closed contours in object(s) {listed} (`objects` "
+        "counts from 0: 3dmod's object 1 is 0 here)"
+    )
 
 
 def _with_mask_boxes(
