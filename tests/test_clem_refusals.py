@@ -422,3 +422,14 @@ def test_register_names_cell_and_landmarks_together_and_a_nan_image(squares, tmp
     err = capsys.readouterr().err
     assert "nan_overview.mrc has NaN" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_register_with_the_two_images_swapped_says_so(squares, tmp_path, capsys):
+    """Trial: the reflection given first and the overview second was told only that the
+    cell and the "reflection" (the overview) differ in pixel size."""
+    a = squares["a"]
+    out = tmp_path / "t.json"
+    argv = ["clem", "register", str(a["reflection"]), str(a["overview"]), "--cell", str(a["cell"])]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "swapped" in err and err.count("\n") == 1 and not out.exists()

@@ -150,9 +150,16 @@ def register_files(
     if cell is not None:
         cell_volume = read_sized(cell, fluorescence_pixel_A, "fluorescence_pixel_A")
         if not np.allclose(cell_volume.voxel_size_A[:2], fm_volume.voxel_size_A[:2], rtol=0.01):
+            swapped = np.allclose(cell_volume.voxel_size_A[:2], ov_volume.voxel_size_A[:2], 0.01)
             raise InvalidDataError(
                 f"{cell} and {reflection} have different pixel sizes; the "
-                "cell's fluorescence must be imaged like the reflection."
+                "cell's fluorescence must be imaged like the reflection"
+                + (
+                    f" ({cell} is sampled like {overview}: are the overview and the "
+                    "reflection swapped? The EM overview comes first)."
+                    if swapped
+                    else "."
+                )
             )
         cell_image = np.asarray(cell_volume.data, np.float32).max(0)
         check_finite(cell_image[None], str(cell))
