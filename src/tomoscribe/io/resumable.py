@@ -145,11 +145,13 @@ class ResumableVolume:
         self.data_offset = 0
         self.resumed = False
         self.resumed_slabs = 0  # slabs an interrupted run had written, when resumed
+        self._overwrite = False  # as open() was asked: finish() checks the name again
 
     # -- opening --------------------------------------------------------------------
     def open(self, resume: bool = True, overwrite: bool = False) -> "ResumableVolume":
         """Pick up a matching unfinished output (``resume``) or start a fresh one."""
         check_writable(self.path, overwrite)
+        self._overwrite = overwrite
         journal = self._read_journal() if resume else None
         if journal is not None and journal.get("key") == self.key and self.partial.exists():
             try:
@@ -268,8 +270,11 @@ class ResumableVolume:
                 # or distributed run's file byte-identical to an uninterrupted one.
                 mrc.header.label[0] = f"tomoscribe {__version__}: written slab by slab"
             os.chmod(self.partial, 0o666 & ~_umask())
+        # checked again: a run takes hours, and a user's file (or edit) put at the
+        # output's name since it opened is theirs (a trial's copy was replaced)
+        check_writable(self.path, self._overwrite)
         if self.path.exists():
-            _remove(self.path)  # checked on opening: tomoscribe's own earlier output
+            _remove(self.path)  # tomoscribe's own earlier output
         os.replace(self.partial, self.path)
         self.journal_path.unlink(missing_ok=True)
         record_written([self.path])
