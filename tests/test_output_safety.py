@@ -614,3 +614,28 @@ def test_segment_says_when_the_model_saw_another_tilt_range(tmp_path, capsys):
         err = capsys.readouterr().err
         said = "was tilted -45…45°, the 'membrane' model's training data -60…60°" in err
         assert said == (name == "a"), err
+
+
+def test_an_edited_copy_of_our_outputs_without_the_manifest_is_the_users(tmp_path):
+    """Trial: `cp maps/* keep/` copies the maps and their records but not the hidden
+    manifest; an edited copy then counted as ours (its record says tomoscribe wrote it)
+    and a rerun into keep/ replaced it.  Unedited copies still count as ours."""
+    import shutil
+    import time
+
+    tomo = _user_mrc(tmp_path / "t.mrc", np.random.default_rng(0).normal(size=(8, 32, 32)))
+    out = tmp_path / "maps" / "p.mrc"
+    assert main(["preprocess", str(tomo), "-o", str(out), "-q"]) == 0
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    for name in ("p.mrc", "p.mrc.json"):  # as the shell's * copies them
+        shutil.copy(out.parent / name, keep / name)
+    assert is_ours(keep / "p.mrc")  # written before its record: nobody changed it
+    time.sleep(0.01)
+    with open(keep / "p.mrc", "r+b") as handle:  # the user's edit
+        handle.seek(1100)
+        handle.write(b"\x01\x02")
+    assert not is_ours(keep / "p.mrc")
+    before = (keep / "p.mrc").read_bytes()
+    assert main(["preprocess", str(tomo), "-o", str(keep / "p.mrc"), "-q"]) == 2
+    assert (keep / "p.mrc").read_bytes() == before

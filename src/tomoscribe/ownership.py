@@ -105,10 +105,20 @@ def written_by_us(path: str | os.PathLike) -> bool:
 
 
 def _sidecar_says_ours(path: Path) -> bool:
+    """An output with no manifest entry (written before manifests, or copied without
+    the hidden manifest) is ours when its provenance record says tomoscribe wrote it
+    and it has not changed since: the record is written after its output, so an output
+    modified later than its record was edited (a trial copied a folder's maps with
+    `cp maps/* keep/`, edited one, and a rerun into keep/ replaced it)."""
     side = path.with_name(path.name + ".json")
     if path.suffix == ".json" and _says_tomoscribe(path):  # a provenance record itself
         return True
-    return _says_tomoscribe(side)
+    if not _says_tomoscribe(side):
+        return False
+    try:
+        return os.stat(path).st_mtime_ns <= os.stat(side).st_mtime_ns
+    except OSError:
+        return False
 
 
 def _says_tomoscribe(side: Path) -> bool:
