@@ -231,3 +231,35 @@ def test_training_parameters_that_cannot_train_are_refused_first(changes):
     TrainParams().validate()
     with pytest.raises(ParameterError):
         TrainParams(**changes).validate()
+
+
+def test_a_full_disk_while_checkpointing_is_one_sentence_and_a_stale_checkpoint_goes(
+    discs, tmp_path, monkeypatch
+):
+    """Trial: on a full disk `train` ended in safetensors' traceback (exit 1), and the
+    checkpoint of an earlier run with other settings kept the disk full, so every rerun
+    failed alike."""
+    import safetensors.torch
+
+    from tomoscribe.errors import OutputError
+    from tomoscribe.segment import checkpoint as ckpt
+
+    params = TrainParams(epochs=3, batch_size=8, seed=0)
+    path = tmp_path / ".m.tsm.checkpoint"
+    stale = {"w": torch.zeros(4)}
+    safetensors.torch.save_file(stale, path, metadata={ckpt._FORMAT: '{"key": "other"}'})
+    mine = tmp_path / "mine.checkpoint"  # not a checkpoint: never removed
+    mine.write_bytes(b"the user's")
+    ckpt.remove_stale(mine, "any")
+    assert mine.read_bytes() == b"the user's"
+
+    def full(*args, **kwargs):
+        from safetensors import SafetensorError
+
+        raise SafetensorError('IoError(Os { code: 28, message: "No space left on device" })')
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(OutputError, match="No space left on device.*free space"):
+        train_feature(discs, ArchitectureSpec(), params, device="cpu", checkpoint=path)
+    assert not path.exists()  # the other training's checkpoint was removed first
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.checkpoint"]  # no temporaries

@@ -19,11 +19,14 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..errors import OutputError
 
 _FORMAT = "tomoscribe_train_checkpoint"
 _VERSION = 1
@@ -95,10 +98,41 @@ def save_checkpoint(
     try:
         save_file(tensors, tmp, metadata={_FORMAT: json.dumps(record)})
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, Exception):  # a full disk: safetensors' error, not an OSError
+            size = sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
+            raise OutputError(
+                f"could not save the training checkpoint {path} ({_first_line(err)}); it "
+                f"needs about {size:.1f} MiB: free space there and run again."
+            ) from err
         raise
+
+
+def _first_line(err: Exception) -> str:
+    """An error's own words, short: the system's reason where the text holds one."""
+    text = str(err)
+    found = re.search(r'message: "([^"]+)"', text)  # safetensors wraps the OS's message
+    return found.group(1) if found else text.splitlines()[0] if text else type(err).__name__
+
+
+def remove_stale(path: str | os.PathLike, key: str) -> None:
+    """Remove a checkpoint of another training at ``path`` (other data or parameters:
+    it can never be resumed, and a trial's kept a small disk full so that every run
+    failed to save its own).  Only a file that reads as a checkpoint is removed."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            record = json.loads((handle.metadata() or {})[_FORMAT])
+    except Exception:  # noqa: BLE001 — not a checkpoint: not ours to remove
+        return
+    if isinstance(record, dict) and record.get("key") != key:
+        path.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: str | os.PathLike, key: str) -> dict | None:

@@ -41,7 +41,7 @@ from ..nets.training import (
     seeded_generator,
     shuffled_batches,
 )
-from .checkpoint import load_checkpoint, restore, save_checkpoint, training_key
+from .checkpoint import load_checkpoint, remove_stale, restore, save_checkpoint, training_key
 from .modelfile import FeatureModel
 from .network import ArchitectureSpec, build_network
 from .trainset import TrainingSet
@@ -262,6 +262,8 @@ def _checkpointing(
         },
     )
     saved = load_checkpoint(checkpoint, key)
+    if saved is None:
+        remove_stale(checkpoint, key)
     first_epoch, history = (0, []) if saved is None else restore(saved, *state)
 
     def save(epochs_done: int, history: list) -> None:
