@@ -161,3 +161,35 @@ def test_what_is_not_a_set_of_feature_maps_is_refused(tmp_path, capsys):
     assert main(["merge", str(paths["a"]), str(paths["b"]), "--names", "x,y", "-o",
                  str(tmp_path / "out.mrc"), "--weight", "y=2"]) == 0  # fmt: skip
     assert "; weights y ×2" in capsys.readouterr().out  # the summary said nothing of them
+
+
+def test_an_interrupted_merge_leaves_labels_and_legend_of_one_run(tmp_path, monkeypatch):
+    """Trial: merge interrupted while it checked the new labels (every slab read) left
+    the first run's labels under the second run's legend (1 = memB where the voxels
+    were memA's), and said nothing unfinished was left."""
+    from tomoscribe.core.legend import read_legend
+    from tomoscribe.io import write_volume
+    from tomoscribe.outputs import write_provenance
+    from tomoscribe.segment import workflow
+    from tomoscribe.segment.workflow import merge_from_files
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "t.mrc").write_bytes(rng.bytes(4000))
+    maps = []
+    for feature in ("mem", "rib"):
+        path = tmp_path / f"t_{feature}.mrc"
+        write_volume(path, Volume(rng.random((4, 8, 8)).astype(np.float32) * 2, 10.0))
+        write_provenance(path, "segment", {"feature": feature}, [tmp_path / "t.mrc"],
+                         extra={"feature": feature})  # fmt: skip
+        maps.append(path)
+    out = tmp_path / "labels.mrc"
+    merge_from_files(maps, out)
+    labels, legend = out.read_bytes(), read_legend(out).as_dict()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workflow, "iter_slabs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        merge_from_files(maps[::-1], out, overwrite=True)  # other order: other numbers
+    assert out.read_bytes() == labels and read_legend(out).as_dict() == legend

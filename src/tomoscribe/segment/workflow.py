@@ -581,9 +581,11 @@ def _close_and_write(
         legend=legend,
     ) as target:
         target[...] = closed
-        write_legend(output, legend)
         with atomic_path(table_path) as tmp:
             fitted.to_csv(tmp, index=False)
+    # after the map is in place, not before: an interrupted run left the new legend
+    # beside the old labels (merge, a trial's kill); the two renames are now adjacent
+    write_legend(output, legend)
     result = ClosedVesicles(closed, fitted, table_path, tilt, params)
     write_provenance(
         output,
@@ -1311,13 +1313,15 @@ def merge_from_files(
             show_progress=show_progress,
         )
         legend = legend_with_sizes(legend, features, maps)
-        write_legend(output, legend)
         if not any(np.any(out[z0:z1]) for z0, z1 in iter_slabs(out.shape[0], 32)):
             warnings.warn(  # a trial's --threshold 1e30 wrote an empty map in silence
                 f"no voxel of {', '.join(features)} reached its threshold, so {output.name} "
                 "is all background; lower the threshold.",
                 stacklevel=2,
             )
+    # after the labels are in place, not before: a trial's kill between the two (while
+    # every slab was read for the check above) left the old labels under the new legend
+    write_legend(output, legend)
     merged = Merged(legend, features, [t for t, _ in chosen], [s for _, s in chosen])
     write_provenance(
         output,
