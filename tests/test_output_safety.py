@@ -639,3 +639,22 @@ def test_an_edited_copy_of_our_outputs_without_the_manifest_is_the_users(tmp_pat
     before = (keep / "p.mrc").read_bytes()
     assert main(["preprocess", str(tomo), "-o", str(keep / "p.mrc"), "-q"]) == 2
     assert (keep / "p.mrc").read_bytes() == before
+
+
+def test_a_manifest_that_cannot_be_written_leaves_no_output(tmp_path, monkeypatch):
+    """Trial (a full disk): preprocess said "could not write y.mrc" yet left the whole
+    y.mrc under its name, missing from the manifest, so every rerun refused it as the
+    user's file."""
+    import errno
+
+    from tomoscribe import ownership
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ownership, "_update", full)
+    out = tmp_path / "y.txt"
+    with pytest.raises(OutputError, match="could not write"):
+        with atomic_path(out) as tmp:
+            tmp.write_text("whole")
+    assert list(tmp_path.iterdir()) == []

@@ -430,7 +430,11 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
             else:
                 os.replace(tmp, output)
             tmp = None
-            record_written([output])
+            try:
+                record_written([output])
+            except OSError:  # a full disk at the manifest: the output would stay, unrecorded,
+                _remove(output)  # and every rerun refuse it as the user's (a trial's)
+                raise
     except BaseException as err:
         _clean_up(tmp, created)
         if isinstance(err, OSError) and not isinstance(err, TomoscribeError):
