@@ -39,3 +39,14 @@ def test_an_earlier_map_of_ours_is_replaced(tmp_path):
     with pytest.raises(OutputError):
         volume.finish()
     assert b"edited" in (tmp_path / "map.mrc").read_bytes()
+
+
+def test_a_run_that_wrote_no_slab_is_not_said_to_be_resumed():
+    """Trial: "resumed an interrupted run: 0 of 12 slabs were already written"."""
+    from types import SimpleNamespace
+
+    from tomoscribe.segment.workflow import resumed_note
+
+    assert resumed_note([SimpleNamespace(resumed=True, resumed_slabs=0)], 12) is None
+    note = resumed_note([SimpleNamespace(resumed=True, resumed_slabs=5)], 12)
+    assert "5 of 12 slabs" in note

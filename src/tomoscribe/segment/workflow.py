@@ -870,7 +870,11 @@ class SegmentedMap:
 
 def resumed_note(outputs, n_slabs: int) -> str | None:
     """One sentence when an output was finished from an interrupted run's slabs."""
-    done = [out for out in outputs if getattr(out, "resumed", False)]
+    done = [
+        out
+        for out in outputs
+        if getattr(out, "resumed", False) and getattr(out, "resumed_slabs", 0) > 0
+    ]  # a run stopped before its first slab resumed nothing ("0 of 12 were written")
     if not done:
         return None
     return (
