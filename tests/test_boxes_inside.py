@@ -33,7 +33,12 @@ def test_positives_lie_inside_where_there_is_room_then_nearer_the_edge():
 def test_negatives_lie_inside_unless_too_few_places_are_free():
     rng = np.random.default_rng(1)
     occupied = np.zeros(SHAPE, bool)
-    assert _inside(free_boxes_inside(occupied, 50, TILE, rng)).all()
+    centres = free_boxes_inside(occupied, 400, TILE, rng)
+    assert _inside(centres).all()
+    # the whole inner range is used (the review: the rim counted twice kept every
+    # centre a tile and its margin from the edge)
+    yx = centres[:, 1:]
+    assert yx.min() <= TILE // 2 + 4 and yx.max() >= SHAPE[1] - TILE // 2 - 4
     occupied[:, 20:108, 20:108] = True  # the middle is the feature: only the rim is free
     centres = free_boxes_inside(occupied, 5, TILE, rng)
     assert len(centres) == 5 and not _inside(centres).any()

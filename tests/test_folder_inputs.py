@@ -75,3 +75,23 @@ def test_an_input_folder_given_as_dot_is_read(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     command(Path("."), tmp_path / "score.json")
     assert seen["truth"] == tmp_path and inspect.signature(command)
+
+
+def test_an_output_may_be_new_beside_an_input_folders_files_but_not_replace_one(tmp_path):
+    """Review: with outputs allowed inside an input folder, `spa score truth.star
+    --truth . -o truth.json` replaced the truth.json it reads (ours, so not refused as
+    the user's).  A new file there is allowed; an existing one, or anything inside an
+    OME-Zarr store, is refused."""
+    from tomoscribe.errors import OutputError
+    from tomoscribe.outputs import check_outputs
+
+    folder = tmp_path / "sim"
+    folder.mkdir()
+    (folder / "truth.json").write_text("{}")
+    check_outputs([folder / "score.json"], inputs=[folder])
+    with pytest.raises(OutputError, match="lies inside the input"):
+        check_outputs([folder / "truth.json"], inputs=[folder])
+    store = tmp_path / "t.zarr"
+    store.mkdir()
+    with pytest.raises(OutputError, match="lies inside the input"):
+        check_outputs([store / "new.json"], inputs=[store])

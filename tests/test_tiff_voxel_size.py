@@ -58,3 +58,17 @@ def test_resolution_tags_in_cm_but_not_in_inches(tmp_path):
     tifffile.imwrite(tmp_path / "in.tif", STACK[0], resolution=(72, 72), resolutionunit="INCH")
     with pytest.raises(MissingVoxelSizeError):  # 72 dpi is a screen's, not a microscope's
         read_tiff(tmp_path / "in.tif")
+
+
+def test_screen_densities_and_time_series_give_no_voxel_size(tmp_path):
+    """Review: GIMP or ImageMagick set to metric units write 72 dpi as 28.35 px/cm
+    (353 µm pixels, read as 3.5e6 Å); an OME time series (SizeT 16) without
+    PhysicalSizeZ was given z = x.  Both record no voxel size of a volume."""
+    tifffile.imwrite(tmp_path / "gimp.tif", STACK[0], resolution=(72 / 2.54, 72 / 2.54),
+                     resolutionunit="CENTIMETER")  # fmt: skip
+    with pytest.raises(MissingVoxelSizeError):
+        read_tiff(tmp_path / "gimp.tif")
+    sizes = {"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    tifffile.imwrite(tmp_path / "t.ome.tif", STACK, metadata={"axes": "TYX", **sizes})
+    with pytest.raises(MissingVoxelSizeError):
+        read_tiff(tmp_path / "t.ome.tif")

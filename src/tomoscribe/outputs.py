@@ -4,10 +4,10 @@ The rules every writer follows (docs/reliability.md):
 
 * **Checked before work** (:func:`check_outputs`, :func:`check_output_folder`): an
   output that is an input of the running command (or an input's sidecar or legend),
-  lies inside an input, or exists without having been written by tomoscribe
-  (:mod:`tomoscribe.ownership`) is refused, as are folders that are not writable or
-  lack the estimated space, and output folders that are the working folder, one of its
-  parents, or hold an input.
+  lies inside an input store, replaces a file inside an input folder, or exists
+  without having been written by tomoscribe (:mod:`tomoscribe.ownership`) is refused,
+  as are folders that are not writable or lack the estimated space, and output folders
+  that are the working folder, one of its parents, or hold an input.
 * **Atomic** (:func:`atomic_path`, :func:`output_folder`): written under a hidden
   temporary name in the same folder (``.NAME.partial-XXXX``) and renamed into place only
   when complete, so a killed run never leaves a file that looks finished and never
@@ -158,10 +158,15 @@ def _input_clash(output: Path, inputs) -> str | None:
         real = _real(given)
         if out == real or any(out == _real(c) for c in companions(given)) or _same_file(out, real):
             return f"{output} is also an input ({given}); choose another output name."
-        # inside a store (an OME-Zarr input) an output would become part of it; beside
-        # the files of an input folder (`spa score --truth DIR`) it is just another file
-        if real.is_dir() and real.name.lower().endswith(".zarr") and _is_within(out, real):
-            return f"{output} lies inside the input {given}; choose another place."
+        # inside a store (an OME-Zarr input) an output would become part of it; in an
+        # input folder of files (`spa score --truth DIR`) a new file is only another
+        # file, but an existing one may be what the command reads (its truth.json)
+        if real.is_dir() and _is_within(out, real) and out != real:
+            from .ownership import is_store
+
+            store = is_store(real) or real.name.lower().endswith(".zarr")
+            if store or out.exists() or out.is_symlink():
+                return f"{output} lies inside the input {given}; choose another place."
         if _is_within(real, out) and out != real:
             return f"{output} would contain the input {given}; choose another place."
     return None

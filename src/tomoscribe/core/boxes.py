@@ -86,12 +86,17 @@ def free_boxes_inside(
     occupied: np.ndarray, n: int, tile_size: int, rng: np.random.Generator, margin: int = 2
 ) -> np.ndarray:
     """:func:`free_boxes` whose tiles lie inside the slices where ``n`` such places are
-    free, else anywhere (refused as :func:`free_boxes` refuses)."""
-    inside = occupied | ~tiles_within(occupied.shape, tile_size)
-    try:
-        return free_boxes(inside, n, tile_size, rng, margin)
-    except AnnotationError:
+    free, else anywhere (refused as :func:`free_boxes` refuses).  The centres are
+    limited to :func:`tiles_within` after the window test, as ``boxes_from_mask``
+    does (marking the rim occupied before it pushed centres a whole tile in)."""
+    window = (1, tile_size + 2 * margin, tile_size + 2 * margin)
+    in_tile = scipy.ndimage.maximum_filter(occupied.astype(np.uint8), size=window, mode="constant")
+    free = (in_tile == 0) & tiles_within(occupied.shape, tile_size)
+    del in_tile
+    inside = np.argwhere(free)
+    if len(inside) < n:
         return free_boxes(occupied, n, tile_size, rng, margin)
+    return inside[rng.choice(len(inside), size=n, replace=False)].astype(float)
 
 
 def free_boxes(

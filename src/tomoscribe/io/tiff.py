@@ -37,7 +37,12 @@ _UNIT_A = {
     "micrometer": 1e4,
     "micrometre": 1e4,
     "mm": 1e7,
+    "cm": 1e8,
 }
+#: The largest pixel (Å) a TIFF's resolution tags are believed for: 10 µm.  Image
+#: programs set to metric units write their screen density in cm (72 dpi is 28.35
+#: px/cm, 353 µm pixels); no micrograph, overview or fluorescence image is that coarse.
+MAX_TAGGED_PIXEL_A = 1e5
 #: TIFF's ResolutionUnit (baseline 2 inch, 3 cm; tifffile's 4 mm, 5 µm) in Å: pixels
 #: per inch are what every image program writes (72 dpi), not a microscope's size.
 _RESOLUTION_UNIT_A = {3: 1e8, 4: 1e7, 5: 1e4}
@@ -252,8 +257,14 @@ def _voxel_size_from_ome(tif) -> tuple[float, float, float] | None:
     x, y, z = sizes
     if x is None or y is None or x <= 0 or y <= 0:
         return None
-    if z is None:
-        if int(pixels.get("SizeZ", "1") or 1) > 1:
+    if z is None:  # z as x only for one plane: a time series' frames are no depth
+        planes = 1
+        for axis in "ZTC":
+            try:
+                planes *= int(pixels.get(f"Size{axis}", "1") or 1)
+            except ValueError:
+                return None
+        if planes > 1:
             return None
         z = x
     return (x, y, z)
@@ -273,6 +284,8 @@ def _voxel_size_from_tags(tif) -> tuple[float, float, float] | None:
     if scale is None or not nx or not ny or not dx or not dy:
         return None
     x, y = dx / nx * scale, dy / ny * scale
+    if max(x, y) > MAX_TAGGED_PIXEL_A:  # a screen's density, not a microscope's
+        return None
     return (float(x), float(y), float(x))
 
 
