@@ -175,3 +175,22 @@ def test_segment_says_once_that_a_tomograms_voxels_are_not_cubes(tmp_path, capsy
     assert code == 0
     err = capsys.readouterr().err
     assert err.count("warning:") == 1 and "not cubes" in err, err
+
+
+def test_each_command_run_says_an_mrc_oddity_again(tmp_path, capsys):
+    """Review: said once per process, the warning was lost for a second run in one
+    process (a notebook, a viewer) and after a read that ignored warnings."""
+    import warnings
+
+    from tomoscribe.io import read_volume
+
+    data = np.random.default_rng(0).normal(size=(8, 32, 32)).astype(np.float32)
+    with mrcfile.new(tmp_path / "a.mrc") as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = (10.0, 10.0, 14.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        read_volume(tmp_path / "a.mrc")
+    for name in ("p.mrc", "q.mrc"):
+        assert main(["preprocess", str(tmp_path / "a.mrc"), "-o", str(tmp_path / name), "-q"]) == 0
+        assert capsys.readouterr().err.count("not cubes") == 1

@@ -17,6 +17,7 @@ import typer
 from ..errors import TomoscribeError
 from ..outputs import guarding_inputs
 from ..progress import clear_bars
+from ..said import said_once
 
 app = typer.Typer(
     name="tomoscribe",
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     command = typer.main.get_command(app)
     try:
-        with guarding_inputs(), _terminate_as_interrupt(), _warnings_as_lines():
+        with guarding_inputs(), said_once(), _terminate_as_interrupt(), _warnings_as_lines():
             status = command.main(args=argv, prog_name="tomoscribe", standalone_mode=False)
         if isinstance(status, int) and status:  # typer's click returns 130 on Ctrl-C
             if status == 130:

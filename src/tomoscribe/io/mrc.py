@@ -38,6 +38,7 @@ import numpy as np
 from .. import __version__
 from ..errors import InputFileError, MissingVoxelSizeError, ParameterError
 from ..outputs import atomic_path
+from ..said import first_time
 from ..volume import Volume
 
 _IMOD_STAMP = 1146047817  # 'IMOD' as a little-endian int32
@@ -104,9 +105,7 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
     origin = _origin(header, vs, unusual)
     if not (int(header.ispg) == 0 and int(header.mz) == 1):  # not a stack of images
         _check_cubic(path, data.shape, vs, unusual)
-    said = (os.path.realpath(path), tuple(unusual))
-    if unusual and said not in _SAID:  # a file read three times was said three times
-        _SAID.add(said)
+    if unusual and first_time(path, tuple(unusual)):  # once per command run
         warnings.warn(
             f"{path} was read although {'; '.join(unusual)}; its voxel data are "
             "intact, but check the result.",
@@ -322,10 +321,6 @@ def _voxel_size(path: Path, handle, voxel_size_A: float | None) -> np.ndarray:
         )
     return vs
 
-
-#: What this process has said of which file (real path, what was unusual): a command
-#: reads its input more than once (a trial's segment said the same of it three times).
-_SAID: set[tuple[str, tuple[str, ...]]] = set()
 
 #: Voxel sizes (x, y, z) within this fraction of x are one cube.
 CUBIC_TOLERANCE = 0.01
