@@ -1,6 +1,7 @@
 """Boxes chosen from an existing mask (``core.boxes.boxes_from_mask``, ``trainset
 --from-mask``): positives on the feature, negatives free of it, none in padding."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -266,5 +267,13 @@ def test_a_mask_set_compares_maps_with_the_masks_own_fraction(tmp_path):
         fractions.append(annotated_fraction(load_training_set(out)))
     whole = float(_tube_mask().mean())
     assert fractions == pytest.approx([whole, whole], rel=1e-6)
-    pooled = combine_training_sets([load_training_set(tmp_path / "n10.trainset")] * 2)
-    assert annotated_fraction(pooled) == pytest.approx(whole, rel=1e-6)
+    first = load_training_set(tmp_path / "n10.trainset")
+    voxels = first.metadata["from_mask"]["mask_voxels"]
+    assert voxels == _tube_mask().size
+    other_mask = {"mask_fraction": 0.5, "mask_voxels": 3 * voxels}
+    second = dataclasses.replace(first, metadata={**first.metadata, "from_mask": other_mask})
+    pooled = combine_training_sets([first, load_training_set(tmp_path / "n40.trainset"), second])
+    # weighted by the tomograms' voxels, not by tiles (the review: tiles depend on how
+    # many negatives were asked for)
+    expected = (whole * voxels + whole * voxels + 0.5 * 3 * voxels) / (5 * voxels)
+    assert annotated_fraction(pooled) == pytest.approx(expected, rel=1e-6)

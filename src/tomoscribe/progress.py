@@ -92,7 +92,7 @@ def track(
         try:
             yield from bar.track(items, total=total, description=description)
         except (Exception, GeneratorExit):  # the loop did not finish: an error ends it
-            bar.live.transient = True
+            _clear_when_stopped(bar)
             raise
         finally:
             if bar in _live_bars:
@@ -111,8 +111,15 @@ def clear_bars() -> None:
     """
     while _live_bars:
         bar = _live_bars.pop()
-        bar.live.transient = True
+        _clear_when_stopped(bar)
         bar.stop()
+
+
+def _clear_when_stopped(bar) -> None:
+    """Make a bar go when it stops, on a terminal (elsewhere, a log, rich writes the bar
+    once when it stops, and a cleared one would leave an empty line instead)."""
+    if bar.console.is_terminal:
+        bar.live.transient = True
 
 
 def printer(prefix: str, enabled: bool) -> Callable[[str], None]:

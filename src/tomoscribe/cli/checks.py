@@ -298,7 +298,11 @@ def _named(path):
     """An input given as `.` or `..` by its real path, which has a name (a trial's
     `vesicles .` ended in a traceback: an input's sidecar and legend are found by its
     name); `/` is refused, no input of any command being the root folder."""
+    from ..io.locations import is_copick_location
+
     if not isinstance(path, Path) or path.name not in ("", ".", ".."):
+        return path
+    if is_copick_location(path):  # `copick:cfg.json#RUN/..` is a location, not a folder
         return path
     real = Path(os.path.realpath(path))
     if not real.name:

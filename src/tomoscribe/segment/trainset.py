@@ -721,13 +721,15 @@ def _how_they_differ(first_set: TrainingSet, trainset: TrainingSet) -> str | Non
 
 
 def _pooled_mask_fraction(sets: list[TrainingSet]) -> dict | None:
-    """``{"mask_fraction": f}`` for sets that all chose their boxes from whole masks: the
-    mean of their masks' fractions, weighted by their tiles; else None."""
-    fractions = [(s.metadata.get("from_mask") or {}).get("mask_fraction") for s in sets]
-    if any(f is None for f in fractions):
+    """``{"mask_fraction": f, "mask_voxels": n}`` for sets that all chose their boxes
+    from whole masks: the fraction of all their tomograms' voxels (each mask's data box)
+    that the masks mark; else None."""
+    chosen = [s.metadata.get("from_mask") or {} for s in sets]
+    if any(c.get("mask_fraction") is None or not c.get("mask_voxels") for c in chosen):
         return None
-    weights = [len(s) for s in sets]
-    return {"mask_fraction": float(np.average(fractions, weights=weights))}
+    voxels = [float(c["mask_voxels"]) for c in chosen]
+    fraction = np.average([float(c["mask_fraction"]) for c in chosen], weights=voxels)
+    return {"mask_fraction": float(fraction), "mask_voxels": int(sum(voxels))}
 
 
 def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = None) -> TrainingSet:

@@ -612,7 +612,9 @@ def _objects_held(contours: Path, voxel_size_A: float) -> str:
     object was told only that there were no contours."""
     drawn = read_imod_contours(contours, None, voxel_size_A)
     held = sorted({int(d["object"]) for d in drawn})
-    listed = ", ".join(str(n) for n in held) if held else "none"
+    if not held:
+        return " in any object"
+    listed = ", ".join(str(n) for n in held)
     return (
         f" in the objects asked for; it has closed contours in object(s) {listed} (`objects` "
         "counts from 0: 3dmod's object 1 is 0 here)"
@@ -669,6 +671,7 @@ def _with_mask_boxes(
         # should come near (ensemble.annotated_fraction; the tiles' own fraction is
         # set by how many negatives were asked for, 2.7% for a mask of 6.2%)
         "mask_fraction": float(np.count_nonzero(marked[box])) / max(marked[box].size, 1),
+        "mask_voxels": int(marked[box].size),
     }
     both = Boxes(np.vstack([boxes.positive, positive]), np.vstack([boxes.negative, negative]))
     return both, chosen
@@ -921,7 +924,7 @@ def overmarking(name: str, model, fraction: float) -> str | None:
     return (
         f"{name}: the {model.feature!r} model marks {100 * fraction:.2f}% of the tomogram at "
         f"its threshold {model.threshold:g}, more than {MARKED_FACTOR:g}× the "
-        f"{100 * painted:.2f}% painted in its annotated tiles; the tomogram may hold "
+        f"{100 * painted:.2f}% its annotation painted; the tomogram may hold "
         "little of the feature and the network answers on something else (add negative "
         "tiles from this tomogram: `tomoscribe trainset … --other-tomogram THIS_TOMOGRAM "
         "--other-negatives BOXES_IN_IT`)."
@@ -938,7 +941,7 @@ def undermarking(name: str, model, fraction: float) -> str | None:
     return (
         f"{name}: the {model.feature!r} model marks only {100 * fraction:.2f}% of the "
         f"tomogram at its threshold {model.threshold:g}, less than 1/{UNDERMARKED_FACTOR:g} "
-        f"of the {100 * painted:.2f}% painted in its annotated tiles; the tomogram may hold "
+        f"of the {100 * painted:.2f}% its annotation painted; the tomogram may hold "
         "little of the feature, or differ from the training tomogram (preprocessing, voxel "
         "size, contrast): look at the map before using it."
     )

@@ -339,8 +339,8 @@ def pick_from_map(
 
 
 def _values_held(data: np.ndarray) -> str:
-    """``; it holds 0, -56`` for a map of 8- or 16-bit integers (counted, not sorted;
-    other types say nothing): a trial's --value 200 on a signed-byte map (MRC mode 0
+    """``; it holds -56, 0`` for a map of 8- or 16-bit integers (counted slice by slice
+    with bincount; other types say nothing): a trial's --value 200 on a signed-byte map (MRC mode 0
     without IMOD's unsigned flag holds −128..127, so 200 reads as −56) was told only
     that none is 200."""
     if data.dtype.itemsize > 2 or data.dtype.kind not in "iu":
