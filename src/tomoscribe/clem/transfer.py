@@ -119,13 +119,7 @@ def fluorescence_in_tomogram(
     fm_shape = regions.shape
     to_fm = np.linalg.inv(np.asarray(fm_to_overview, float)) @ placement_matrix(placement)
     corners = apply(to_fm, np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1]]))
-    z = float(placement.get("fluorescence_z_slice", (fm_shape[0] - 1) / 2))
-    if not 0 <= z <= fm_shape[0] - 1:  # the corners may be inside: the slice is not
-        raise ParameterError(
-            f"the placement's fluorescence_z_slice {z:g} is not a slice of the "
-            f"{fm_shape[0]}-slice fluorescence stack (0 to {fm_shape[0] - 1}, counted "
-            "from 0); give the slice of the tomogram's mid-plane."
-        )
+    z = _mid_plane_slice(placement, fm_shape[0])
     if (
         not np.isfinite(corners).all()
         or corners.min() < 0
@@ -162,6 +156,20 @@ def fluorescence_in_tomogram(
         "level": level,
         "distance_nm": distance * fm_voxel_nm[0],
     }
+
+
+def _mid_plane_slice(placement: dict, n_slices: int) -> float:
+    """The fluorescence slice (from 0, fractional) of the tomogram's mid-plane, default
+    the stack's middle; one beyond the stack is refused as such (its corners may lie
+    inside the field: a trial was told the registration was wrong)."""
+    z = float(placement.get("fluorescence_z_slice", (n_slices - 1) / 2))
+    if not 0 <= z <= n_slices - 1:
+        raise ParameterError(
+            f"the placement's fluorescence_z_slice {z:g} is not a slice of the "
+            f"{n_slices}-slice fluorescence stack (0 to {n_slices - 1}, counted "
+            "from 0); give the slice of the tomogram's mid-plane."
+        )
+    return z
 
 
 def refine_with_density(

@@ -148,26 +148,9 @@ def register_files(
     check_finite(fm_image[None], str(reflection))
     cell_image = None
     if cell is not None:
-        cell_volume = read_sized(cell, fluorescence_pixel_A, "fluorescence_pixel_A")
-        if not np.allclose(cell_volume.voxel_size_A[:2], fm_volume.voxel_size_A[:2], rtol=0.01):
-            swapped = np.allclose(cell_volume.voxel_size_A[:2], ov_volume.voxel_size_A[:2], 0.01)
-            raise InvalidDataError(
-                f"{cell} and {reflection} have different pixel sizes; the "
-                "cell's fluorescence must be imaged like the reflection"
-                + (
-                    f" ({cell} is sampled like {overview}: are the overview and the "
-                    "reflection swapped? The EM overview comes first)."
-                    if swapped
-                    else "."
-                )
-            )
-        cell_image = np.asarray(cell_volume.data, np.float32).max(0)
-        check_finite(cell_image[None], str(cell))
-        if cell_image.shape != fm_image.shape:
-            raise InvalidDataError(
-                f"{cell} is {cell_image.shape} pixels, {reflection} "
-                f"{fm_image.shape}; give images of the same field."
-            )
+        cell_image = _cell_image(
+            cell, fluorescence_pixel_A, (fm_volume, reflection), (ov_volume, overview), fm_image
+        )
     pair = register_images(
         ov_image,
         fm_image,
@@ -235,6 +218,33 @@ def warn_scale_disagrees(
             "overview); check `fluorescence_pixel_A` and `overview_pixel_A`.",
             stacklevel=2,
         )
+
+
+def _cell_image(cell: Path, fluorescence_pixel_A, reflection: tuple, overview: tuple, fm_image):
+    """The cell's fluorescence (maximum over z), checked to be sampled as the reflection
+    is (``reflection``, ``overview``: (volume, path) each), over the same field."""
+    (fm_volume, reflection), (ov_volume, overview) = reflection, overview
+    cell_volume = read_sized(cell, fluorescence_pixel_A, "fluorescence_pixel_A")
+    if not np.allclose(cell_volume.voxel_size_A[:2], fm_volume.voxel_size_A[:2], rtol=0.01):
+        swapped = np.allclose(cell_volume.voxel_size_A[:2], ov_volume.voxel_size_A[:2], 0.01)
+        raise InvalidDataError(
+            f"{cell} and {reflection} have different pixel sizes; the "
+            "cell's fluorescence must be imaged like the reflection"
+            + (
+                f" ({cell} is sampled like {overview}: are the overview and the "
+                "reflection swapped? The EM overview comes first)."
+                if swapped
+                else "."
+            )
+        )
+    cell_image = np.asarray(cell_volume.data, np.float32).max(0)
+    check_finite(cell_image[None], str(cell))
+    if cell_image.shape != fm_image.shape:
+        raise InvalidDataError(
+            f"{cell} is {cell_image.shape} pixels, {reflection} "
+            f"{fm_image.shape}; give images of the same field."
+        )
+    return cell_image
 
 
 def _check_finite_volume(volume: Volume, path: Path, slab_slices: int = 64) -> None:

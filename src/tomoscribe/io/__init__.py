@@ -36,8 +36,8 @@ def volume_format(path: str | os.PathLike) -> str:
         return "zarr"
     if Path(path).is_dir():  # `preprocess .`: a folder is not renamed into a volume
         raise InputFileError(
-            f"{path} is a folder, not a volume; give the volume's file (.mrc, .tif) or an "
-            "OME-Zarr store (.zarr)."
+            f"{path} is a folder, not a volume; give the volume's file (.mrc, .tif), or, if "
+            "it is an OME-Zarr store, name it .zarr."
         )
     raise InputFileError(
         f"{path}: unknown volume format; name it .mrc (or .map/.rec), .tif or .zarr."
