@@ -24,6 +24,8 @@ NAMED = [
     (["vesicles", "../work", "-o", "../out/v.mrc"], "is a folder, not a volume"),
     (["convert", "../work", "-o", "../out/c.csv"], "is a folder, not a particle file"),
     (["pick", "..", "-f", "a", "-o", "../out/p.csv"], "is a folder, not a volume"),
+    (["train", "../work", "-o", "../out/m.tsm"], "is a folder, not a file"),
+    (["train", ".", "-o", "../out/m.tsm"], "is a folder, not a file"),  # was "does not exist"
 ]
 
 

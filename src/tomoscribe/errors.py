@@ -100,3 +100,14 @@ class TrainingError(TomoscribeError, RuntimeError):
 class MissingVoxelSizeError(InputFileError):
     """A volume file records no usable voxel size (none, or the unset value), so the
     caller must supply one (``voxel_size_A``)."""
+
+
+def missing_file(path) -> InputFileError:
+    """The refusal of an input file that is not there: a folder where the file belongs
+    is said to be one (`train .` was told "./ does not exist"), anything else not to
+    exist."""
+    import os
+
+    if os.path.isdir(path):
+        return InputFileError(f"{path} is a folder, not a file; give the file.")
+    return InputFileError(f"{path} does not exist; check the path.")

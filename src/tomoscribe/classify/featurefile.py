@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, InvalidDataError
+from ..errors import InputFileError, InvalidDataError, missing_file
 from ..outputs import atomic_path
 
 FORMAT_KEY = "tomoscribe_features"
@@ -54,7 +54,7 @@ def load_features(path: str | os.PathLike) -> tuple[dict, dict]:
 
     path = Path(path)
     if not path.exists():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         group = open_group(path, mode="r")
         record = json.loads(group.attrs[FORMAT_KEY])

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputFileError
+from ..errors import InputFileError, missing_file
 
 #: STAR columns read as class names, in order of preference.
 NAME_COLUMNS = ("tomoscribeClassName", "tsClassName")
@@ -88,7 +88,7 @@ def load_star_subtomograms(star: str | os.PathLike):
 
     star = Path(star)
     if not star.is_file():
-        raise InputFileError(f"{star} does not exist; check the path.")
+        raise missing_file(star)
     volumes, _, voxel = read_particle_set(star)
     blocks = read_star_blocks(star)
     block = blocks[particle_block_key(blocks, star)]

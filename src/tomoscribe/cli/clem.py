@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InputFileError, ParameterError
+from ..errors import ParameterError, missing_file
 from . import options
 from .app import app
 from .checks import VOLUME_NAMES, writes
@@ -108,7 +108,7 @@ def register(
 
     for path in (overview, reflection, cell):  # a missing file first: no anchor helps it
         if path is not None and not path.exists():
-            raise InputFileError(f"{path} does not exist; check the path.")
+            raise missing_file(path)
     mirror_flag = {"auto": None, "yes": True, "no": False}.get(mirror, "bad")
     if mirror_flag == "bad":
         raise ParameterError(f"--mirror must be auto, yes or no, got {mirror!r}.")

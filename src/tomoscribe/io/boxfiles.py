@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputFileError
+from ..errors import InputFileError, missing_file
 from ..outputs import atomic_path, note_input
 
 COLUMNS = ["micrograph", "x", "y"]
@@ -72,7 +72,7 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
             "_info.json or .csv)."
         )
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     suffix = path.suffix.lower()
     readers = {".star": _read_star, ".box": _read_box, ".json": _read_info, ".csv": _read_csv}
     if suffix not in readers:

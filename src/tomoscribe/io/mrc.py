@@ -36,7 +36,7 @@ import mrcfile
 import numpy as np
 
 from .. import __version__
-from ..errors import InputFileError, MissingVoxelSizeError, ParameterError
+from ..errors import InputFileError, MissingVoxelSizeError, ParameterError, missing_file
 from ..outputs import atomic_path
 from ..said import first_time
 from ..volume import Volume
@@ -81,7 +81,7 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
     """
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     unusual: list[str] = []
     header = _read_header(path, unusual)
     dtype, shape = _data_layout(path, header)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputFileError, ParameterError, TomoscribeError
+from ..errors import InputFileError, ParameterError, TomoscribeError, missing_file
 from ..outputs import note_input
 from .formats import format_for, suffixes
 from .locations import copick_run_name
@@ -282,7 +282,7 @@ def read_particles(
     if path.is_dir():
         raise InputFileError(f"{path} is a folder, not a particle file; give the file.")
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         fmt = format_for(path)
     except ParameterError:

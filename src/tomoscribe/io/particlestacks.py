@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputFileError, InvalidDataError, ParameterError
+from ..errors import InputFileError, InvalidDataError, ParameterError, missing_file
 from ..outputs import note_input
 from .mrc import zyx_ordered
 
@@ -137,7 +137,7 @@ def _stack_shape(path: Path, named: bool = False) -> tuple[int, int, int, float]
 
     note_input(path)
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         # mrcfile's permissive complaints are kept until the file is known to be read: a
         # trial's PNG printed four of them before the refusal
@@ -353,7 +353,7 @@ def read_particle_star(star: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     star = Path(star)
     note_input(star)
     if not star.is_file():
-        raise InputFileError(f"{star} does not exist; check the path.")
+        raise missing_file(star)
     try:
         blocks = starfile.read(star, always_dict=True)
     except Exception as err:  # starfile raises many kinds on damaged files

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputFileError
+from ..errors import InputFileError, missing_file
 from ..outputs import atomic_path, note_input
 from .imodcheck import check_imod_structure
 
@@ -84,7 +84,7 @@ def read_points(
     path = Path(path)
     note_input(path)
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     from .formats import formats
 
     suffix = path.suffix.lower()

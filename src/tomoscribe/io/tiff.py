@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ..errors import InputFileError, MissingVoxelSizeError, ParameterError
+from ..errors import InputFileError, MissingVoxelSizeError, ParameterError, missing_file
 from ..outputs import atomic_path
 from ..volume import Volume, check_voxel_type, physical_memory_bytes
 
@@ -74,7 +74,7 @@ def read_tiff(
     """
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         with tifffile.TiffFile(path) as tif:
             # Index every page first: tifffile walks the page chain with a check for

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputFileError, ModelFileError
+from ..errors import InputFileError, ModelFileError, missing_file
 from ..outputs import atomic_path, note_input
 
 
@@ -67,7 +67,7 @@ def read_weights(path: str | os.PathLike, key: str, what: str) -> tuple[dict, di
             f"{path} is a folder, not a {what} file; check the order of the arguments."
         )
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             raw = (handle.metadata() or {}).get(key)

@@ -30,7 +30,7 @@ from typing import Iterator
 import numpy as np
 
 from ..core.legend import Legend
-from ..errors import InputFileError, MissingVoxelSizeError
+from ..errors import InputFileError, MissingVoxelSizeError, missing_file
 from ..outputs import atomic_path
 from ..volume import Volume, check_voxel_type
 
@@ -61,7 +61,7 @@ def read_ome_zarr(path: str | os.PathLike, voxel_size_A: float | None = None) ->
 
     path = Path(path)
     if not path.exists():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         node = _zarr.open(str(path), mode="r")
         attrs = dict(node.attrs) if not isinstance(node, _zarr.Array) else {}

@@ -40,7 +40,7 @@ import scipy.ndimage
 from .. import __version__
 from ..core.legend import check_feature_name
 from ..core.wedge import check_tilt_range
-from ..errors import AnnotationError, InputFileError, ParameterError
+from ..errors import AnnotationError, InputFileError, ParameterError, missing_file
 from ..outputs import atomic_path, note_input
 from ..preprocess.check import expects_clamp, normalisation_problem
 from ..volume import Volume, check_finite
@@ -587,7 +587,7 @@ def load_training_set(path: str | os.PathLike) -> TrainingSet:
     path = Path(path)
     note_input(path)
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         with safe_open(str(path), framework="numpy") as handle:
             raw_meta = (handle.metadata() or {}).get(FORMAT_KEY)

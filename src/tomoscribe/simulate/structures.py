@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, ParameterError
+from ..errors import InputFileError, ParameterError, missing_file
 from ..volume import Volume
 
 _LN2 = math.log(2.0)
@@ -78,7 +78,7 @@ def read_structure(path: str | os.PathLike, assembly: str | None = None):
 
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         structure = gemmi.read_structure(str(path))
     except (RuntimeError, ValueError, OSError) as err:
@@ -211,7 +211,7 @@ def _gemmi_density(
 
 def _cache_key(path: Path, voxel_size_A, resolution_A, assembly, pad_A, box) -> str:
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:20]
     # "-f1": the origin is the model's frame (maps cached before had the centre at 0 Å).
     spec = f"{digest}-v{voxel_size_A:g}-r{resolution_A:g}-a{assembly}-p{pad_A:g}-b{box}-f1"

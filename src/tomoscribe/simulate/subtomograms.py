@@ -36,7 +36,7 @@ from scipy.spatial.transform import Rotation
 
 from ..core.acquisition import Acquisition
 from ..core.rotations import to_euler
-from ..errors import InputFileError, ParameterError
+from ..errors import InputFileError, ParameterError, missing_file
 from ..outputs import atomic_path
 from .imaging import ImagingParams, noiseless_tilt_series
 from .template_library import load_template
@@ -346,7 +346,7 @@ def load_dataset(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     if not path.exists():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         group = open_group(path, mode="r")
         meta = json.loads(group.attrs["tomoscribe_subtomograms"])

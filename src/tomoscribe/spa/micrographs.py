@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidDataError, ParameterError, VoxelSizeMismatchError
+from ..errors import InvalidDataError, ParameterError, VoxelSizeMismatchError, missing_file
 from ..io.boxfiles import micrograph_name
 
 TARGET_BOX = 16
@@ -64,7 +64,7 @@ def check_micrograph_paths(paths: list[Path], box_options: tuple[str, ...] = ())
         if path.is_dir() and path.suffix.lower() != ".zarr":
             raise InputFileError(f"{path} is a folder, not a micrograph; give the files in it.")
         if not path.exists():
-            raise InputFileError(f"{path} does not exist; check the path.")
+            raise missing_file(path)
 
 
 def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage
 
-from ..errors import AnnotationError, InputFileError, ModelFileError, ParameterError
+from ..errors import AnnotationError, InputFileError, ModelFileError, ParameterError, missing_file
 from ..outputs import atomic_path, note_input
 from .micrographs import shrink_and_normalise, shrink_factor, to_shrunk
 
@@ -197,7 +197,7 @@ def load_trainset(path: str | os.PathLike) -> dict:
     path = Path(path)
     note_input(path)
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     try:
         with safe_open(str(path), framework="numpy") as handle:
             raw = (handle.metadata() or {}).get(_KEY)

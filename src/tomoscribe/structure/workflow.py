@@ -33,6 +33,7 @@ from ..errors import (
     MissingVoxelSizeError,
     ParameterError,
     VoxelSizeMismatchError,
+    missing_file,
 )
 from ..io import (
     read_volume,
@@ -901,7 +902,7 @@ class Selected:
 def _check_star_in_and_out(particles: Path, output: Path, step: str) -> None:
     """``clean`` and ``select`` read a STAR file's rows and write them to a STAR file."""
     if not particles.is_file():
-        raise InputFileError(f"{particles} does not exist; check the path.")
+        raise missing_file(particles)
     if particles.suffix.lower() != ".star":
         raise InputFileError(f"{particles} is not a STAR file; {step} reads particle STAR files.")
     if output.suffix.lower() != ".star":

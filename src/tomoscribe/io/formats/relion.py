@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.rotations import from_euler, to_euler
-from ...errors import InputFileError, ParameterError
+from ...errors import InputFileError, ParameterError, missing_file
 from ...outputs import atomic_path, check_outputs
 from .registry import ParticleFormat
 
@@ -107,7 +107,7 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     ``pixel_size_A`` (tilt series), ``binning`` and ``tomogram_file`` (may be empty)."""
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(f"{path} does not exist; check the path.")
+        raise missing_file(path)
     blocks = read_star_blocks(path)
     needed = {
         "rlnTomoName",
