@@ -134,7 +134,8 @@ def test_segment_warns_when_a_map_marks_far_less_than_was_painted():
     )  # fmt: skip
     assert overmarking("m.mrc", model, 0.007) is None  # a fifth: a sparser tomogram
     sentence = overmarking("m.mrc", model, 0.0)
-    assert "only 0.00%" in sentence and "3.50% its annotation painted" in sentence and "\n" not in sentence
+    assert "only 0.00%" in sentence and "3.50% its annotation painted" in sentence
+    assert "\n" not in sentence
     over = overmarking("m.mrc", model, 0.131)
     # the trial: the advice named `trainset --other-negatives`, which needs --other-tomogram
     assert "more than" in over and "--other-tomogram" in over and "--other-negatives" in over
