@@ -99,9 +99,11 @@ def save_checkpoint(
         save_file(tensors, tmp, metadata={_FORMAT: json.dumps(record)})
         os.replace(tmp, path)
     except BaseException as err:
+        from safetensors import SafetensorError
+
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(err, Exception):  # a full disk: safetensors' error, not an OSError
+        if isinstance(err, (OSError, SafetensorError)):  # a full disk: safetensors' error
             size = sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
             raise OutputError(
                 f"could not save the training checkpoint {path} ({_first_line(err)}); it "
