@@ -430,21 +430,65 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
             if output.is_dir() and not tmp.is_dir():
                 raise OutputError(f"{output} is a folder; choose a file name.")
             check_outputs([output], overwrite=overwrite)  # still ours, still not an input
-            if output.is_dir():
-                _swap_folder(tmp, output)
-            else:
-                os.replace(tmp, output)
+            put_in_place(tmp, output)
             tmp = None
-            try:
-                record_written([output])
-            except OSError:  # a full disk at the manifest: the output would stay, unrecorded,
-                _remove(output)  # and every rerun refuse it as the user's (a trial's)
-                raise
+            record_written([output])  # ours already (put_in_place): a failure here costs nothing
     except BaseException as err:
         _clean_up(tmp, created)
         if isinstance(err, OSError) and not isinstance(err, TomoscribeError):
             raise write_error(output, err) from err
         raise
+
+
+def put_in_place(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename tomoscribe's finished ``source`` onto ``target`` (a file, or a folder in
+    place of tomoscribe's own earlier one), so that a kill at any moment leaves the
+    target either as it was or as new, ours either way, and never beside a record that
+    describes the other one.
+
+    Before the rename, the target's coming identity is noted in its folder's manifest
+    (:func:`tomoscribe.ownership.record_replacing`; the caller records it again after),
+    and the provenance record of the output being replaced is removed when it describes
+    exactly that file (:func:`write_provenance` notes which): the new record is written
+    after the new output, and a run killed in between left the old record beside the new
+    data (a low-pass of 60 Å recorded as 20 Å).  The output then has no record, which
+    readers take as "unknown", until the command is run again.
+    """
+    from .ownership import record_replacing
+
+    source, target = Path(source), Path(target)
+    record_replacing([(source, target)])
+    _retire_record(target)
+    if target.is_dir() and not target.is_symlink():
+        _swap_folder(source, target)
+    else:
+        os.replace(source, target)
+
+
+def _retire_record(output: Path) -> None:
+    """Remove ``output``'s provenance record if tomoscribe wrote it for the very file
+    now at ``output`` (which is about to be replaced)."""
+    from .ownership import forget, is_ours
+
+    side = sidecar_path(output)
+    if not side.is_file() or not is_ours(side):
+        return
+    described = (read_provenance(output) or {}).get("describes")
+    if described and described == _described_identity(output):
+        _remove(side)
+        forget([side])
+
+
+def _described_identity(output: Path) -> dict | None:
+    """The identity a provenance record notes of its output: size and modification
+    time of a file (None for a folder or a missing file)."""
+    try:
+        st = os.stat(output)
+    except OSError:
+        return None
+    if not Path(output).is_file():
+        return None
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _swap_folder(new: Path, old: Path) -> None:
@@ -513,6 +557,9 @@ def write_provenance(
         "parameters": parameters,
         "inputs": [_input_record(p) for p in inputs if Path(p).exists()],
     }
+    described = _described_identity(Path(output))
+    if described:  # which file this record is of (:func:`put_in_place`)
+        record["describes"] = described
     if extra:
         record.update(extra)
     side = sidecar_path(output)
@@ -572,7 +619,7 @@ def output_folder(
     ``folder`` is left as it was.
     """
     from .locks import output_lock
-    from .ownership import forget, is_store, record_tree, record_written
+    from .ownership import is_store, record_tree, record_written
 
     folder = Path(folder)
     check_output_folder(folder, inputs)
@@ -581,6 +628,7 @@ def output_folder(
     try:
         created = make_folders(folder.parent)
         with output_lock(folder):
+            finish_interrupted_commits(folder)
             remove_leftovers(folder)
             staging = folder.with_name(f".{folder.name}.partial-{secrets.token_hex(4)}")
             staging.mkdir(mode=0o700)
@@ -588,34 +636,115 @@ def output_folder(
             os.chmod(staging, 0o777 & ~_umask())
             check_output_folder(folder, inputs)
             if not folder.exists():
-                os.replace(staging, folder)
+                record_tree(staging, step)  # its manifests travel with it
+                put_in_place(staging, folder)
                 staging = None
-                record_tree(folder, step)
                 record_written([folder])
                 return
             moves = _planned_moves(staging, folder, overwrite)
             stale = _stale_outputs(folder, step, moves) if step and overwrite else []
             others = _other_steps_replaced(folder, step, moves)
-            for source, target in moves:
-                if target.is_dir():  # tomoscribe's own earlier folder, all of it its own
-                    _swap_folder(source, target)
-                else:
-                    os.replace(source, target)
+            for source, _ in moves:
+                if source.is_dir() and not source.is_symlink() and not is_store(source):
+                    record_tree(source)  # its manifests travel with it
+            _write_commit_journal(staging, folder, step, moves, stale)
+            committing, staging = staging, None  # a failure from here leaves it to finish
+            _finish_commit(committing, folder)
             _say_replaced(folder, others)
-            record_written([target for _, target in moves], step)
-            for path in stale:
-                _remove(path)
-            forget(stale)
-            for _, target in moves:
-                if target.is_dir() and not target.is_symlink() and not is_store(target):
-                    record_tree(target)
-            _remove(staging)
-            staging = None
     except BaseException as err:
         _clean_up(staging, created)
         if isinstance(err, OSError) and not isinstance(err, TomoscribeError):
             raise write_error(folder, err) from err
         raise
+
+
+#: In a staging folder whose files are being moved into their output folder: what
+#: moves where, so that a run killed halfway is finished by the next one.
+COMMIT_JOURNAL = ".tomoscribe-commit.json"
+
+
+def _write_commit_journal(staging: Path, folder: Path, step, moves, stale) -> None:
+    record = {
+        "folder": folder.name,
+        "step": step,
+        "targets": [target.name for _, target in moves],
+        "stale": [path.name for path in stale],
+    }
+    journal = staging / COMMIT_JOURNAL
+    aside = journal.with_name(journal.name + ".new")
+    aside.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(aside, journal)
+
+
+def _finish_commit(staging: Path, folder: Path) -> None:
+    """Move the staged outputs its journal lists into ``folder``, record them, remove
+    the step's stale outputs and the staging folder: the second half of
+    :func:`output_folder`, also run again by the next run when a kill stopped it halfway
+    (an ``extract`` killed while moving 1,500 subtomograms left 12 new ones among 1,488
+    old under the final name, and every rerun refused the folder as changed)."""
+    from .ownership import forget, is_ours, record_replacing, record_written
+
+    journal = json.loads((staging / COMMIT_JOURNAL).read_text())
+    step = journal.get("step")
+    pending = [
+        (staging / name, folder / name)
+        for name in journal["targets"]
+        if (staging / name).exists() or (staging / name).is_symlink()
+    ]
+    for _, target in pending:  # checked when planned; a user's file may have come since
+        if (target.exists() or target.is_symlink()) and not is_ours(target):
+            raise OutputError(
+                f"an interrupted run left its outputs half moved into {folder}, and "
+                f"{target.name} there is not tomoscribe's; move it out and run again."
+            )
+    record_replacing(pending, step)
+    for source, target in pending:
+        _retire_record(target)
+        if target.is_dir() and not target.is_symlink():
+            _swap_folder(source, target)
+        else:
+            os.replace(source, target)
+    for name in journal["targets"]:  # earlier folders of killed swaps
+        for aside in folder.glob(f".{glob.escape(name)}.partial-old-*"):
+            _remove(aside)
+    targets = [folder / name for name in journal["targets"] if (folder / name).exists()]
+    record_written(targets, step)
+    stale = [folder / name for name in journal.get("stale", ())]
+    stale = [path for path in stale if is_ours(path)]
+    for path in stale:
+        _remove(path)
+    forget(stale)
+    _remove(staging)
+
+
+def finish_interrupted_commits(folder: str | os.PathLike) -> list[Path]:
+    """Finish the commits of ``folder`` that killed runs left halfway (their staging
+    folders hold a journal; see :func:`_finish_commit`); return the folders finished.
+    Only call while holding ``folder``'s lock."""
+    import warnings
+
+    folder = Path(folder)
+    finished = []
+    if not folder.parent.is_dir():
+        return finished
+    for staging in sorted(folder.parent.glob(f".{glob.escape(folder.name)}.partial-*")):
+        if not (staging / COMMIT_JOURNAL).is_file() or not folder.is_dir():
+            continue
+        try:
+            _finish_commit(staging, folder)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            if isinstance(err, TomoscribeError):
+                raise
+            raise OutputError(
+                f"an interrupted run left its outputs half moved into {folder} and they "
+                f"could not be finished ({err}); move {folder} aside and run again."
+            ) from err
+        warnings.warn(
+            f"finished moving an interrupted run's outputs into {folder} first.",
+            stacklevel=3,
+        )
+        finished.append(staging)
+    return finished
 
 
 def _planned_moves(staging: Path, folder: Path, overwrite: bool) -> list[tuple[Path, Path]]:
@@ -626,7 +755,7 @@ def _planned_moves(staging: Path, folder: Path, overwrite: bool) -> list[tuple[P
 
     moves = []
     for source in sorted(staging.iterdir()):
-        if source.name == MANIFEST_NAME:
+        if source.name in (MANIFEST_NAME, COMMIT_JOURNAL):
             continue
         target = folder / source.name
         if target.exists() or target.is_symlink():

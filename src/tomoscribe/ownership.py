@@ -83,17 +83,31 @@ def is_ours(path: str | os.PathLike) -> bool:
         return False
     if path.is_symlink():
         return False
-    entry = _read(path.parent).get(path.name)
-    if isinstance(entry, dict):
-        try:
-            now = _identity(path)
-        except OSError:
-            return False
-        if entry.get("kind") == "folder" and now["kind"] == "folder":
-            # a store recorded before its contents were (older manifests) stays ours
-            return "tree" not in entry or entry["tree"] == now.get("tree")
-        return all(entry.get(k) == now.get(k) for k in ("kind", "bytes", "mtime_ns"))
-    return _sidecar_says_ours(path)  # written before manifests existed
+    return _ours_by(path, _read(path.parent).get(path.name))
+
+
+def _ours_by(path: Path, entry) -> bool:
+    """:func:`is_ours` for an existing ``path`` given its manifest ``entry`` (or None).
+
+    An entry made just before a rename (:func:`record_replacing`) also lists what the
+    path held until then (``"was"``): a run killed between the rename and its final
+    record leaves a path that is ours whichever of the two it holds.
+    """
+    if not isinstance(entry, dict):
+        return _sidecar_says_ours(path)  # written before manifests existed
+    try:
+        now = _identity(path)
+    except OSError:
+        return False
+    earlier = [e for e in entry.get("was", ()) if isinstance(e, dict)]
+    return any(_same_identity(e, now) for e in [entry, *earlier])
+
+
+def _same_identity(entry: dict, now: dict) -> bool:
+    if entry.get("kind") == "folder" and now["kind"] == "folder":
+        # a store recorded before its contents were (older manifests) stays ours
+        return "tree" not in entry or entry["tree"] == now.get("tree")
+    return all(entry.get(k) == now.get(k) for k in ("kind", "bytes", "mtime_ns"))
 
 
 def written_by_us(path: str | os.PathLike) -> bool:
@@ -141,14 +155,16 @@ def _folder_locked(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _update(folder: Path, change) -> None:
+def _update(folder: Path, change, coming=()) -> None:
+    """Apply ``change`` to ``folder``'s manifest; entries of names that do not exist are
+    dropped, but for ``coming`` (names about to be renamed into place)."""
     with _folder_locked(folder):
         files = _read(folder)
         change(files)
         files = {
             name: entry
             for name, entry in files.items()
-            if (folder / name).exists() or (folder / name).is_symlink()
+            if name in coming or (folder / name).exists() or (folder / name).is_symlink()
         }
         if not files:
             manifest_path(folder).unlink(missing_ok=True)
@@ -187,6 +203,32 @@ def record_written(paths, step: str | None = None) -> None:
                 files[p.name] = {**_identity(p), **({"step": step} if step else {})}
 
         _update(folder, change)
+
+
+def record_replacing(pairs, step: str | None = None) -> None:
+    """Before each ``(source, target)`` of ``pairs`` is renamed onto its target: note in
+    the target's folder the identity the target is about to have, keeping the one it has
+    now when that is ours (``"was"``).  A run killed between the rename and
+    :func:`record_written` then leaves a target that is ours whether or not the rename
+    happened; before, the new output was nobody's record and every rerun refused it as
+    the user's file.  Renames keep size and modification time, so the source's identity
+    is the target's after the rename."""
+    by_folder: dict[Path, list[tuple[Path, Path]]] = {}
+    for source, target in pairs:
+        target = Path(target)
+        by_folder.setdefault(target.parent, []).append((Path(source), target))
+    for folder, items in by_folder.items():
+        coming = {target.name: _identity(source) for source, target in items}
+
+        def change(files, items=items, coming=coming):
+            for _, target in items:
+                entry = {**coming[target.name], **({"step": step} if step else {})}
+                ours = target.exists() and not target.is_symlink()
+                if ours and _ours_by(target, files.get(target.name)):
+                    entry["was"] = [_identity(target)]
+                files[target.name] = entry
+
+        _update(folder, change, coming=set(coming))
 
 
 def entry_steps(folder: str | os.PathLike) -> dict[str, str]:
@@ -316,6 +358,7 @@ __all__ = [
     "is_store",
     "foreign_entries",
     "record_written",
+    "record_replacing",
     "record_tree",
     "step_entries",
     "forget",

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import OutputError
-from ..outputs import _WRITE_ERRNOS, _remove, check_writable
+from ..outputs import _WRITE_ERRNOS, _remove, check_writable, put_in_place
 from ..ownership import record_written
 from .mrc import preallocate
 
@@ -273,9 +273,9 @@ class ResumableVolume:
         # checked again: a run takes hours, and a user's file (or edit) put at the
         # output's name since it opened is theirs (a trial's copy was replaced)
         check_writable(self.path, self._overwrite)
-        if self.path.exists():
-            _remove(self.path)  # tomoscribe's own earlier output
-        os.replace(self.partial, self.path)
+        if self.path.exists() and self.path.is_dir() != self.partial.is_dir():
+            _remove(self.path)  # tomoscribe's own earlier output, of the other kind
+        put_in_place(self.partial, self.path)  # ours, and its old record gone, at any kill
         self.journal_path.unlink(missing_ok=True)
         record_written([self.path])
         return self.path

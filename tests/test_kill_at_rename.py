@@ -1,0 +1,122 @@
+"""A kill at the one moment the random kills of ``test_kill.py`` seldom hit: between
+renaming a finished output into place and recording it (its manifest entry, its
+provenance record).  Each run is killed by SIGKILL from inside its own ``os.replace``,
+right after the rename of interest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from tomoscribe.outputs import output_folder, read_provenance
+from tomoscribe.ownership import is_ours
+
+#: Runs ``argv`` through the CLI (or the ``folder`` writer below) and kills itself with
+#: SIGKILL right after the ``after``-th ``os.replace`` onto a path matching ``name``.
+_KILLER = """
+import os, re, signal, sys
+name, after, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+argv = sys.argv[4:]
+real, seen = os.replace, [0]
+def replace(src, dst, *args, **kwargs):
+    real(src, dst, *args, **kwargs)
+    if re.search(name, str(dst)):
+        seen[0] += 1
+        if seen[0] == after:
+            os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+if mode == "cli":
+    from tomoscribe.cli.app import main
+    sys.exit(main(argv))
+from tomoscribe.outputs import output_folder
+folder, text, count = argv[0], argv[1], int(argv[2])
+with output_folder(folder, step="test files") as staging:
+    for i in range(count):
+        (staging / f"part_{i:03d}.txt").write_text(text)
+"""
+
+
+def _killed(name: str, after: int, mode: str, *argv) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLER, name, str(after), mode, *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return done.returncode
+
+
+def _write_folder(folder: Path, text: str, count: int) -> None:
+    with output_folder(folder, step="test files") as staging:
+        for i in range(count):
+            (staging / f"part_{i:03d}.txt").write_text(text)
+
+
+def test_a_folder_commit_killed_halfway_is_finished_by_the_next_run(tmp_path):
+    """An extract killed while moving its subtomograms into an existing folder left
+    new files among old ones under the final name, and every rerun refused the folder
+    as changed; the next run into the folder now finishes the move first."""
+    import warnings
+
+    folder = tmp_path / "set"
+    _write_folder(folder, "first", 12)
+    assert _killed(r"set/part_\d+\.txt$", 5, "folder", str(folder), "second", 12) < 0
+    texts = [p.read_text() for p in sorted(folder.glob("part_*.txt"))]
+    assert texts.count("second") == 5 and texts.count("first") == 7  # the kill's mix
+    assert all(is_ours(p) for p in folder.iterdir() if not p.name.startswith("."))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _write_folder(folder, "third", 10)  # any later run into the folder
+    assert any("finished moving an interrupted run" in str(w.message) for w in said)
+    texts = {p.name: p.read_text() for p in sorted(folder.glob("part_*.txt"))}
+    assert set(texts.values()) == {"third"} and len(texts) == 10  # 10, 11 stale: removed
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []  # no staging
+
+
+def test_a_half_moved_folder_with_a_users_file_since_is_not_overwritten(tmp_path):
+    folder = tmp_path / "set"
+    _write_folder(folder, "first", 6)
+    assert _killed(r"set/part_\d+\.txt$", 2, "folder", str(folder), "second", 6) < 0
+    (folder / "part_005.txt").write_text("the user's")  # over one not yet moved
+    import pytest
+
+    from tomoscribe.errors import OutputError
+
+    with pytest.raises(OutputError, match="half moved.*part_005.txt"):
+        _write_folder(folder, "third", 6)
+    assert (folder / "part_005.txt").read_text() == "the user's"
+
+
+def _tomogram(path: Path) -> Path:
+    data = np.random.default_rng(0).normal(size=(16, 48, 48)).astype(np.float32)
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 10.0
+    return path
+
+
+def test_an_output_renamed_before_its_record_keeps_no_record_of_the_old_run(tmp_path):
+    """preprocess killed right after its new output's rename left the earlier run's
+    record beside it (a low-pass of 60 Å recorded as 20 Å) and the new output out of the
+    manifest, so every rerun refused it as the user's file."""
+    from tomoscribe.cli.app import main
+
+    tomo = _tomogram(tmp_path / "t.mrc")
+    out = tmp_path / "p.mrc"
+    assert main(["preprocess", str(tomo), "-o", str(out), "--lowpass", "20", "-q"]) == 0
+    assert read_provenance(out)["parameters"]["lowpass_A"] == 20
+    first = mrcfile.read(out)
+    argv = ["preprocess", str(tomo), "-o", str(out), "--lowpass", "60", "-q"]
+    assert _killed(r"/p\.mrc$", 1, "cli", *argv) < 0
+    assert not np.allclose(mrcfile.read(out), first)  # the new data are in place ...
+    assert read_provenance(out) is None  # ... without the old run's record
+    assert is_ours(out)
+    assert main(argv) == 0  # and the rerun is not refused
+    assert read_provenance(out)["parameters"]["lowpass_A"] == 60
+    manifest = json.loads((tmp_path / ".tomoscribe-outputs.json").read_text())
+    assert "was" not in manifest["files"]["p.mrc"]
