@@ -257,3 +257,22 @@ def test_train_warnings_name_the_commands_flags(tmp_path, capsys):
     assert main(["train", str(tmp_path / "d.trainset"), "-o", str(tmp_path / "d.tsm"), *args]) == 0
     err = capsys.readouterr().err
     assert "hold out more with --validation" in err and "`" not in err
+
+
+def test_a_rerun_without_uncertainty_takes_away_the_earlier_spread(blobs, capsys):
+    """Trial: `segment --uncertainty`, then the same without it, left the first run's
+    spread map beside the new mean map, with nothing to say it was of another run.  A
+    user's file of that name, or one edited since, stays."""
+    save_model(blobs / "e.tsm", _ensemble([1.0, -1.0]))
+    argv = ["segment", str(blobs / "vol.mrc"), "-m", str(blobs / "e.tsm"), "-o",
+            str(blobs / "maps"), "-q"]  # fmt: skip
+    spread = blobs / "maps" / "vol_blob_spread.mrc"
+    assert main([*argv, "--uncertainty"]) == 0 and spread.exists()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "removed vol_blob_spread.mrc" in capsys.readouterr().err
+    assert not spread.exists() and not spread.with_name(spread.name + ".json").exists()
+    assert (blobs / "maps" / "vol_blob.mrc").exists()
+    spread.write_bytes(b"the user's")  # not ours: kept
+    assert main(argv) == 0
+    assert spread.read_bytes() == b"the user's"

@@ -1122,7 +1122,7 @@ def segment_from_files(
         )
         segment_files(jobs, client, resume=resume, overwrite=overwrite, show_progress=show_progress)
     results = []
-    for tomogram, row, job in zip(tomograms, paths, jobs):  # one job per tomogram
+    for tomogram, stem, row, job in zip(tomograms, stems, paths, jobs):  # a job per tomogram
         for i, (model, model_path) in enumerate(zip(loaded, model_paths)):
             # our own output, read back: not an input of the run, and of the input's
             # voxels (a warning about them was said of the tomogram)
@@ -1141,7 +1141,30 @@ def segment_from_files(
                 )
             )
             _record_map(results[-1], options)
+            if not uncertainty:
+                _remove_earlier_spread(row[i], out_dir / f"{stem}_{model.feature}_spread.{fmt}")
     return results
+
+
+def _remove_earlier_spread(map_path: Path, spread: Path) -> None:
+    """Remove the spread map ``spread`` (and its record) an earlier run with
+    ``uncertainty`` wrote beside ``map_path``, now replaced by a run without: the old
+    spread stayed beside the new map with nothing to say it was of another.  Only one
+    still tomoscribe's own, unchanged, whose record names this map (``spread_of``)."""
+    from ..outputs import _remove
+    from ..ownership import forget, is_ours
+
+    if not is_ours(spread) or (read_provenance(spread) or {}).get("spread_of") != map_path.name:
+        return
+    removed = [spread] + [sidecar_path(spread)] * is_ours(sidecar_path(spread))
+    for path in removed:
+        _remove(path)
+    forget(removed)
+    warnings.warn(
+        f"removed {spread.name}, the spread of an earlier run's {map_path.name} "
+        "(this run asked for no --uncertainty).",
+        stacklevel=3,
+    )
 
 
 def _record_map(item: SegmentedMap, options: dict) -> None:
