@@ -181,6 +181,28 @@ def test_positive_boxes_with_nothing_painted_are_left_out_and_named(scene):
                for w in warnings), warnings  # fmt: skip
 
 
+def test_a_set_of_one_positive_and_one_negative_box_is_said_to_be_too_few(scene):
+    """Trial: trainset wrote a set of 1 positive and 1 negative box in silence, and
+    the network trained from it collapsed twice."""
+    from tomoscribe.segment.trainset import annotation_warnings
+
+    volume, labels = scene
+    few = build_training_set(
+        volume, [[5, 40, 50]], _negatives(1), painted_mask_source(labels), "disc", tile_size=32
+    )
+    said = [w for w in annotation_warnings(few.metadata, "disc") if "holds only" in w]
+    assert said == [
+        "the set holds only 1 positive and 1 negative box(es) of 'disc'; the method trains "
+        "from about 10 painted and 100 negative tiles, and a network trained on so few "
+        "learns little or collapses (a trial's 1 + 1 did): box more of the feature and of "
+        "what is not it."
+    ]
+    enough = build_training_set(
+        volume, [[5, 40, 50]] * 3, _negatives(3), painted_mask_source(labels), "disc", tile_size=32
+    )
+    assert not [w for w in annotation_warnings(enough.metadata, "disc") if "holds only" in w]
+
+
 def test_trainset_says_when_it_takes_the_rows_of_another_tomograms_name(tmp_path, capsys):
     # the trial: boxes of a STAR naming only TS_01 were used for tomogram fp4 in silence
     import starfile

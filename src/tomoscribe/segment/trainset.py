@@ -344,13 +344,26 @@ def negative_z_margin(
     return int(context_slices) + max(MIN_Z_MARGIN, smoothing)
 
 
+#: Fewer positive or negative boxes than this in a training set: said, not refused.
+FEW_BOXES = 3
+
+
 def annotation_warnings(metadata: dict, feature: str) -> list[str]:
-    """One sentence for each contradiction a training set's record counts: tiles that
-    do not look preprocessed, positive boxes with nothing painted (left out of the
-    set), fewer boxes found in a mask than ``from_mask`` asked for, boxes whose tiles
+    """One sentence for each contradiction a training set's record counts: fewer than
+    :data:`FEW_BOXES` boxes of a kind, tiles that do not look preprocessed, positive
+    boxes with nothing painted (left out of the set), fewer boxes found in a mask than
+    ``from_mask`` asked for, boxes whose tiles
     cross the tomogram's edge (zero-filled there: used, not shifted, since the box is
     where the annotator put it), and negative tiles with painted feature in them."""
     found = []
+    boxes = [int(metadata.get(f"n_{kind}_boxes", 0)) for kind in ("positive", "negative")]
+    if 0 < min(boxes) < FEW_BOXES:  # none of a kind is refused where the set is cut
+        found.append(
+            f"the set holds only {boxes[0]} positive and {boxes[1]} negative box(es) of "
+            f"{feature!r}; the method trains from about 10 painted and 100 negative tiles, "
+            "and a network trained on so few learns little or collapses (a trial's 1 + 1 "
+            "did): box more of the feature and of what is not it."
+        )
     if metadata.get("not_normalised"):
         found.append(
             f"the tomogram does not look preprocessed: its tiles have "
