@@ -802,6 +802,10 @@ def train_from_files(
                 "and one consensus is of one feature; train each feature on its own."
             )
 
+    narrow = narrow_tile_warning([s.metadata for s in sets], spec)
+    if narrow:
+        say(narrow)
+
     def train(data, member_params, member):
         return train_feature(
             data,
@@ -820,6 +824,23 @@ def train_from_files(
         save_model(output, model)
     _record_model(output, model, spec, params, training_sets, members, per_set)
     return model
+
+
+def narrow_tile_warning(set_records: list[dict], spec) -> str | None:
+    """A sentence when training tiles are narrower than the network's receptive radius
+    (None otherwise): each tile then trains and is scored with the zeros around it for
+    most of the network's field, and whole slices are not (a trial with ``--tile 32``:
+    held-out Dice 0.31 on tiles, 0.017 of the map on the whole training tomogram)."""
+    radius = spec.contract.receptive_radius
+    tiles = sorted({int(r.get("tile_size") or 0) for r in set_records} - {0})
+    if not tiles or tiles[0] >= radius:
+        return None
+    return (
+        f"the training tiles ({tiles[0]} px) are narrower than the {spec.name} network's "
+        f"field (±{radius} px), so most of what it sees of a tile is the zeros around it; "
+        "the threshold and Dice held out on such tiles need not hold on whole slices (a "
+        "trial: Dice 0.31 on tiles, 0.02 on the tomogram), so cut the set with --tile 64."
+    )
 
 
 def _record_model(output, model, spec, params, training_sets, members, per_set) -> None:
