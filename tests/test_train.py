@@ -263,3 +263,34 @@ def test_a_full_disk_while_checkpointing_is_one_sentence_and_a_stale_checkpoint_
         train_feature(discs, ArchitectureSpec(), params, device="cpu", checkpoint=path)
     assert not path.exists()  # the other training's checkpoint was removed first
     assert [p.name for p in tmp_path.iterdir()] == ["mine.checkpoint"]  # no temporaries
+
+
+def test_an_ensemble_stopped_in_its_second_member_resumes_the_first(discs, tmp_path):
+    """Trial: a killed `train --ensemble 3` trained its finished members again on the
+    rerun (each member's checkpoint went when its training ended), and left
+    `.NAME.checkpoint-N` of members a later run did not have."""
+    from tomoscribe.progress import Cancelled
+    from tomoscribe.segment.workflow import train_from_files
+
+    trainset = save_training_set(tmp_path / "d.trainset", discs)
+    output = tmp_path / "d.tsm"
+    (tmp_path / ".d.tsm.checkpoint-4").write_bytes(b"a user's, not a checkpoint")
+    params = TrainParams(epochs=2, seed=3, optimizer="adam", learning_rate=3e-4)
+    epochs_run = []
+
+    def stop_in_member_two(record):
+        epochs_run.append(record)
+        if len(epochs_run) == 3:  # member 2's first epoch, its checkpoint saved
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        train_from_files([trainset], output, ArchitectureSpec(), params, members=2,
+                         device="cpu", on_epoch=stop_in_member_two)  # fmt: skip
+    assert not output.exists()
+    epochs_run.clear()
+    model = train_from_files([trainset], output, ArchitectureSpec(), params, members=2,
+                             device="cpu", on_epoch=epochs_run.append)  # fmt: skip
+    assert len(epochs_run) == 1  # member 2's second epoch only; member 1 was not retrained
+    assert model.metadata["ensemble"]["members_kept"] == 2
+    left = sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name)
+    assert left == [".d.tsm.checkpoint-4"]  # not a checkpoint: not ours to remove

@@ -121,6 +121,7 @@ def train_feature(
     show_progress: bool = False,
     checkpoint=None,
     on_epoch: Callable[[dict], None] | None = None,
+    keep_checkpoint: bool = False,
 ) -> FeatureModel:
     """Train one network on one feature's training set.
 
@@ -131,6 +132,10 @@ def train_feature(
         holds an unfinished run of the same data and parameters
         (:mod:`tomoscribe.segment.checkpoint`); removed when training ends.  A resumed
         run ends with the same weights as an uninterrupted one.
+    keep_checkpoint : bool
+        Keep the checkpoint of the finished training (the caller removes it once its
+        output is written): an ensemble killed while training its second member resumes
+        the first from it instead of training it again.
 
     Returns
     -------
@@ -159,8 +164,9 @@ def train_feature(
         network, optimiser, scheduler, (tiles, targets, train_idx, val_idx), params, generator, dev
     )
     first_epoch, history, save = _checkpointing(
-        checkpoint, trainset, spec, params, dev, (network, optimiser, scheduler, generator)
-    )
+        checkpoint, trainset, spec, params, dev, (network, optimiser, scheduler, generator),
+        keep_checkpoint,
+    )  # fmt: skip
 
     def after_epoch(epochs_done: int, history: list) -> None:
         if save is not None:
@@ -179,7 +185,8 @@ def train_feature(
         after_epoch=after_epoch,
         on_divergence=lambda: _drop(checkpoint),
     )
-    _drop(checkpoint)
+    if not keep_checkpoint:
+        _drop(checkpoint)
     model = _finished_model(
         network, spec, params, trainset, tiles, targets, dev, history, len(train_idx), len(val_idx)
     )
@@ -245,10 +252,12 @@ def _checkpointing(
     params: TrainParams,
     dev,
     state: tuple,
+    finished_too: bool = False,
 ):
     """(first epoch, history so far, end-of-epoch hook) of a training that saves its
     ``state`` (network, optimiser, scheduler, generator) to ``checkpoint`` after each
-    epoch, restored from it first when it holds this training's unfinished run."""
+    epoch (the last one too with ``finished_too``), restored from it first when it holds
+    this training's run."""
     if checkpoint is None:
         return 0, [], None
     key = training_key(
@@ -267,7 +276,7 @@ def _checkpointing(
     first_epoch, history = (0, []) if saved is None else restore(saved, *state)
 
     def save(epochs_done: int, history: list) -> None:
-        if epochs_done < params.epochs:
+        if epochs_done < params.epochs or finished_too:
             save_checkpoint(checkpoint, key, epochs_done, *state, history)
 
     return first_epoch, history, save

@@ -12,6 +12,7 @@ already in memory (the napari plugin's).
 
 from __future__ import annotations
 
+import glob
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -744,6 +745,18 @@ def member_checkpoint(output: Path, member: int) -> Path:
     return path if member == 0 else path.with_name(f"{path.name}-{member}")
 
 
+def remove_member_checkpoints(output: Path) -> None:
+    """Remove the checkpoints of every member of the model file ``output`` (its own,
+    ``-1``, ``-2``, … of any earlier run with more members), once the model is written;
+    only files that read as checkpoints."""
+    from .checkpoint import checkpoint_path, remove_stale
+
+    first = checkpoint_path(output)
+    for path in [first, *first.parent.glob(f"{glob.escape(first.name)}-*")]:
+        if path == first or path.name[len(first.name) + 1 :].isdigit():
+            remove_stale(path, key="")  # no training has an empty key: any checkpoint
+
+
 def train_from_files(
     training_sets: list[Path],
     output: Path,
@@ -815,6 +828,7 @@ def train_from_files(
             show_progress=show_progress,
             checkpoint=member_checkpoint(output, member),
             on_epoch=on_epoch,
+            keep_checkpoint=True,  # until the model is written: a killed ensemble resumes
         )
 
     with output_lock(output):  # one training per model file; its checkpoints beside it
@@ -822,6 +836,7 @@ def train_from_files(
             sets, spec, params, members, per_set, train, say, [str(p) for p in training_sets]
         )
         save_model(output, model)
+        remove_member_checkpoints(output)
     _record_model(output, model, spec, params, training_sets, members, per_set)
     return model
 
