@@ -161,6 +161,14 @@ def test_sizes_painted_for_the_model_set_picks_defaults(tmp_path, capsys):
     )
     loose = pd.read_csv(tmp_path / "loose.csv")
     assert match_picks(loose[["z", "y", "x"]].to_numpy(), ribo, 4.0)["precision"] < 0.9
+    # Regions over the maximum are said, not dropped in silence (a napari trial's balls).
+    capsys.readouterr()
+    argv = ["pick", str(tmp_path / "tomo1_t0.8.mrc"), "-f", "ribosome", "-o",
+            str(tmp_path / "tight.csv"), "--edge", "0", "--max-size", "1000"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: 30 region(s) of " in err
+    assert "larger than the most a particle may be, 1000 voxels, and were not picked" in err
     # 4. rlnTomoName is the tomogram's (merge → segment → tomo1.mrc), not the label file's.
     import starfile
 
@@ -214,6 +222,33 @@ def test_particles_painted_on_one_slice_each_count_as_the_balls_they_cut():
     whole = painted_component_sizes(balls, 10.0)
     assert whole["n_from_sections"] == 0
     assert whole["median_voxels"] == np.median(volumes)
+
+
+def test_a_particle_boxed_on_several_of_its_slices_counts_as_one_ball():
+    """napari trial: each ball boxed and painted on slices z - 3, z - 1, z, z + 1, z + 3;
+    the three adjacent sections were counted as a volume (median 258 voxels for balls
+    of ~523), the maximum (2 x p95) fell below the balls, and pick dropped half of them
+    in silence.  Sections of one particle are one particle, sized from its widest."""
+    from tomoscribe.segment.painted_size import painted_component_sizes, size_defaults
+
+    rng = np.random.default_rng(4)
+    shape = (64, 96, 96)
+    centres = _grid_centres(rng, 8, shape)
+    radii = np.full(8, 5.0)
+    balls = _balls(shape, centres, radii)
+    sections = np.zeros(shape, bool)
+    for c in centres:
+        own = _balls(shape, [c], [5.0])
+        for dz in (-3, -1, 0, 1, 3):
+            z = int(round(c[0])) + dz
+            sections[z] |= own[z]
+    volumes = [int(_balls(shape, [c], [5.0]).sum()) for c in centres]
+    record = painted_component_sizes(sections, 10.0)
+    assert record["n_components"] == 8 and record["n_from_sections"] == 8
+    assert 0.8 < record["median_voxels"] / np.median(volumes) < 1.25
+    defaults = size_defaults(record, 10.0)
+    assert defaults["min_size"] < min(volumes) and max(volumes) < defaults["max_size"]
+    assert painted_component_sizes(balls, 10.0)["n_from_sections"] == 0  # painted whole
 
 
 def _barrels(shape, centres, radius=6.0, wall=2.0, half_length=8):

@@ -137,6 +137,7 @@ def pick(
     from ..io.copick_project import check_picks_target, is_copick_location
     from ..io.particles import FORMATS
     from ..structure.filaments import tube_model
+    from ..structure.picking import too_large_sentence
     from ..structure.workflow import default_filament_table, pick_from_map
 
     if not filament:  # a filament's options on a particle pick were ignored unsaid
@@ -211,6 +212,9 @@ def pick(
             f"sizes from the annotation: {params.min_size}–{params.max_size} voxels, "
             f"picks at least {params.min_distance:.1f} voxels apart"
         )
+    larger = too_large_sentence(picked.left_out, params.max_size, max_size is None)
+    if larger:
+        typer.echo(f"warning: {larger}", err=True)
 
 
 def _check_table_is_its_own(table: Path, outputs: list[Path], instances: Path | None) -> None:

@@ -1247,7 +1247,8 @@ class AnnotateWidget(QWidget):
                 if feature in self.models
                 else None
             )
-            table, _ = pick_feature(self.labels, self.legend, feature, size)
+            picked = pick_feature(self.labels, self.legend, feature, size)
+            table = picked[0]
         self.picks = (feature, table)
         self._show_points(f"{feature} picks", table[["z", "y", "x"]].to_numpy(float), "cyan", 5)
         if filament:
@@ -1258,7 +1259,11 @@ class AnnotateWidget(QWidget):
                 f"{len(table)} seeds on {len(self.filament_picks.filaments)} {feature} filaments"
             )
         else:
-            self.status.setText(f"{len(table)} {feature} picks")
+            from ..structure.picking import too_large_sentence
+
+            _, params = picked
+            larger = too_large_sentence(table.attrs.get("left_out"), params.max_size, True)
+            self.status.setText(f"{len(table)} {feature} picks" + (f"; {larger}" if larger else ""))
         return table
 
     def _show_points(self, name: str, zyx: np.ndarray, colour: str, size: float):

@@ -97,7 +97,9 @@ def pick_particles(
     -------
     DataFrame with x, y, z (voxel index units), score, size_voxels (voxels of its
     watershed region, after splitting) and component (its id), sorted by decreasing
-    score.  Regions below ``min_size`` or above ``max_size`` voxels are not picked.
+    score.  Regions below ``min_size`` or above ``max_size`` voxels are not picked; the
+    table's ``attrs["left_out"]`` counts them (``smaller``: components and regions;
+    ``larger_sizes``: the sizes of those above ``max_size``, for a message).
     """
     params.validate()
     mask = np.asarray(mask, bool)
@@ -119,7 +121,8 @@ def pick_particles(
     # hold another component), then blurred over half a particle's radius: one maximum
     # per particle, at its centre (the distance transform peaks in walls)
     filled = _holes_filled(keep[components]) if sized else None
-    rows = []
+    rows, too_large = [], []
+    too_small = int(np.count_nonzero(~keep[1:]))
     for cid, box in enumerate(objects, start=1):
         if box is None or not keep[cid]:
             continue
@@ -139,7 +142,11 @@ def pick_particles(
         else:
             regions = inside.astype(np.int32)
         for centre, score, size in _merged_regions(regions, smooth, params.min_distance):
-            if size < params.min_size or (params.max_size is not None and size > params.max_size):
+            if size < params.min_size:
+                too_small += 1
+                continue
+            if params.max_size is not None and size > params.max_size:
+                too_large.append(int(size))
                 continue
             z, y, x = (c + s.start for c, s in zip(centre, box))
             rows.append(
@@ -155,7 +162,25 @@ def pick_particles(
     table = pd.DataFrame(rows, columns=["x", "y", "z", "score", "size_voxels", "component"])
     table = suppress_close(table, params.min_distance)
     table = drop_near_edges(table, mask.shape, params.edge)
-    return table.sort_values("score", ascending=False).reset_index(drop=True)
+    table = table.sort_values("score", ascending=False).reset_index(drop=True)
+    table.attrs["left_out"] = {"smaller": too_small, "larger_sizes": sorted(too_large)}
+    return table
+
+
+def too_large_sentence(left_out: dict, max_size: int | None, learned: bool) -> str | None:
+    """One sentence on the regions :func:`pick_particles` left out as larger than
+    ``max_size`` (its table's ``attrs["left_out"]``), None when there were none:
+    particles sized from a painting that was measured wrong were dropped in silence (a
+    napari trial: half the balls)."""
+    larger = (left_out or {}).get("larger_sizes") or []
+    if not larger:
+        return None
+    source = " (learned from the painting)" if learned else ""
+    return (
+        f"{len(larger)} region(s) of {larger[0]}–{larger[-1]} voxels are larger than the "
+        f"most a particle may be, {max_size} voxels{source}, and were not picked; if they "
+        "are particles, give a larger maximum size (--max-size)."
+    )
 
 
 def _merged_regions(regions: np.ndarray, smooth: np.ndarray, min_distance: float):

@@ -119,6 +119,8 @@ class Picked:
         came from: "given", "model" (recorded with the map), "default" (1.0), or
         "unused" for label maps
     shape_zyx : the map's size (voxels), recorded with the picks
+    left_out : components and regions not picked for their size (``smaller``: how
+        many; ``larger_sizes``: their sizes), from :func:`pick_particles`
     """
 
     table: pd.DataFrame
@@ -132,6 +134,7 @@ class Picked:
     removed: list = field(default_factory=list)
     threshold_from: str = field(default="unused")
     shape_zyx: list | None = field(default=None)
+    left_out: dict = field(default_factory=dict)
 
 
 def default_filament_table(output: os.PathLike) -> Path:
@@ -309,6 +312,7 @@ def pick_from_map(
         )
     else:
         table = pick_particles(mask, data if voxels.how == "threshold" else None, params)
+        settings["left_out_for_size"] = dict(table.attrs.get("left_out", {}))
     acquisition = carried_acquisition(
         [annotation],
         volume.pixel_size_A,
@@ -330,6 +334,7 @@ def pick_from_map(
         tilt,
         threshold_from=threshold_from,
         shape_zyx=[int(n) for n in volume.shape],
+        left_out=settings.get("left_out_for_size", {}),
     )
     _record_picks(picked, annotation, outputs, filament_table, instances)
     if not filament:
