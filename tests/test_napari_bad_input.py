@@ -121,3 +121,42 @@ def test_cancel_stops_training_and_keeps_its_checkpoint(widget, tmp_path, qtbot)
     model = tmp_path / "session" / "membrane.tsm"
     assert not model.exists() and checkpoint_path(model).exists()
     assert "membrane" not in widget.models
+
+
+def test_a_users_model_record_stops_training_before_anything_is_written(widget, tmp_path):
+    """napari trial: a user's membrane.tsm.json in the work folder refused training only
+    after the boxes, the painting and the training set had been written."""
+    widget.open_tomogram(tmp_path / "tomo.mrc")
+    widget.start_feature("membrane")
+    widget.add_box((8, 48, 48), positive=True)
+    widget.add_box((8, 20, 20), positive=False)
+    widget.paint(np.ones((16, 96, 96), bool))
+    (tmp_path / "session").mkdir()
+    (tmp_path / "session" / "membrane.tsm.json").write_text("{}")  # the user's
+    assert widget.train(epochs=1) is None
+    assert "membrane.tsm.json" in widget.messages[-1]
+    assert _files(tmp_path / "session") == ["membrane.tsm.json"]
+
+
+def test_thresholds_that_are_not_numbers_are_named_as_typed(widget, tmp_path):
+    widget.thresholds_edit.setText("membrane=abc")
+    assert widget._guarded(widget._thresholds) is None
+    assert "'membrane=abc'" in widget.messages[-1] and "nan" not in widget.messages[-1]
+
+
+def test_each_tomogram_has_its_own_default_work_folder_and_cubic_layers(
+    make_napari_viewer, tmp_path
+):
+    """napari trial: TS_01.mrc and TS_02.mrc in one folder shared `tomoscribe-session/`,
+    so the second refused the first's features; and a tomogram of 10 x 10 x 20 Å voxels
+    was drawn twice as deep as the commands (and its exported picks) take it."""
+    viewer = make_napari_viewer()
+    widget = AnnotateWidget(viewer)
+    data = np.random.default_rng(0).normal(size=(8, 32, 32)).astype(np.float32)
+    write_volume(tmp_path / "TS_01.mrc", Volume(data, (10.0, 10.0, 20.0)))
+    write_volume(tmp_path / "TS_02.mrc", Volume(data, (10.0, 10.0, 10.0)))
+    layer = widget.open_tomogram(tmp_path / "TS_01.mrc")
+    assert tuple(layer.scale) == (10.0, 10.0, 10.0)
+    assert widget.folder == tmp_path / "TS_01_tomoscribe"
+    widget.open_tomogram(tmp_path / "TS_02.mrc")
+    assert widget.folder == tmp_path / "TS_02_tomoscribe"

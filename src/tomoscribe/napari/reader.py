@@ -29,11 +29,17 @@ def get_reader(path):
     return None
 
 
-def scale_translate(volume) -> tuple[tuple, tuple]:
-    """napari ``scale`` and ``translate`` (z, y, x, Å) of a tomoscribe Volume."""
-    return tuple(float(v) for v in volume.voxel_size_A[::-1]), tuple(
-        float(v) for v in volume.origin_A[::-1]
-    )
+def scale_translate(volume, cubic: bool = False) -> tuple[tuple, tuple]:
+    """napari ``scale`` and ``translate`` (z, y, x, Å) of a tomoscribe Volume.
+
+    ``cubic``: every axis at the x voxel size, as tomoscribe's commands take a
+    tomogram's voxels (io.mrc warns of any other): the annotation widget shows its
+    layers so, or a tomogram of 10 × 10 × 20 Å voxels was drawn twice as deep as the
+    picks it exported placed its particles (a napari trial)."""
+    sizes = volume.voxel_size_A[::-1]
+    if cubic:
+        sizes = (volume.voxel_size_A[0],) * 3
+    return tuple(float(v) for v in sizes), tuple(float(v) for v in volume.origin_A[::-1])
 
 
 def legend_colormap(legend) -> dict:

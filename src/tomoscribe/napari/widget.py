@@ -39,7 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import MissingVoxelSizeError, ParameterError, TomoscribeError
-from ..outputs import sidecar_path
+from ..outputs import check_outputs, sidecar_path
 from ..progress import Cancelled
 from .heap import frozen_heap
 from .loss_plot import LossPlot
@@ -377,13 +377,18 @@ class AnnotateWidget(QWidget):
     # --- 1. open ------------------------------------------------------------------------
     @property
     def folder(self) -> Path:
-        """The work folder: the field's, else ``tomoscribe-session`` beside the tomogram."""
+        """The work folder: the field's, else ``STEM_tomoscribe`` beside the tomogram
+        (one per tomogram: a shared ``tomoscribe-session`` made TS_02's session refuse
+        TS_01's features as another tomogram's, a napari trial)."""
+        from ..io.particles import tomogram_stem
+
         text = self.folder_edit.text().strip()
         if text:
             return Path(text)
         if self.tomogram_path is None:
             raise ParameterError("open a tomogram first.")
-        return Path(self.tomogram_path).resolve().parent / "tomoscribe-session"
+        path = Path(self.tomogram_path).resolve()
+        return path.parent / f"{tomogram_stem(path)}_tomoscribe"
 
     def _work_folder(self) -> Path:
         """The work folder, refused in one sentence where it cannot be made."""
@@ -446,7 +451,7 @@ class AnnotateWidget(QWidget):
         self.preview_map = None
         self._known, self._not_loaded = set(), {}
         self.path_edit.setText(text)
-        scale, translate = scale_translate(volume)
+        scale, translate = scale_translate(volume, cubic=True)
         layer = self._image_layer_of(Path(text))
         if layer is None:
             layer = self.viewer.add_image(
@@ -559,7 +564,7 @@ class AnnotateWidget(QWidget):
     def _feature_layers(self, feature: str) -> None:
         """The feature's box, outline and paint layers, made where missing (a paint
         layer of another grid, left from another tomogram, is made anew)."""
-        scale, translate = scale_translate(self.volume)
+        scale, translate = scale_translate(self.volume, cubic=True)
         common = {"scale": scale, "translate": translate, "ndim": 3}
         for kind, colour in (("positive", "lime"), ("negative", "magenta")):
             name = f"{feature} {kind} boxes"
@@ -897,8 +902,11 @@ class AnnotateWidget(QWidget):
         feature = self._started()
         folder = self._work_folder()
         self._check_not_replacing(folder, feature, [f"{feature}.tsm"])
-        write = self._annotation_writer()
         output = folder / f"{feature}.tsm"
+        # the model and its record as `train` checks them, before the annotation is
+        # saved: a user's FEATURE.tsm.json refused training after three files were written
+        check_outputs([output, sidecar_path(output)])
+        write = self._annotation_writer()
         epochs = epochs or self.epochs_edit.value()
         members = members or self.members_edit.value()
         learning_rate = self.learning_rate_edit.value()
@@ -1036,7 +1044,7 @@ class AnnotateWidget(QWidget):
         if getattr(self, "preview_map", None) is None:
             return
         feature, z0, answers = self.preview_map
-        scale, translate = scale_translate(self.volume)
+        scale, translate = scale_translate(self.volume, cubic=True)
         shown = (answers >= self.threshold).astype(np.uint8)
         name = f"{feature} preview"
         layer = self._layer(name)
@@ -1080,7 +1088,7 @@ class AnnotateWidget(QWidget):
         name = f"{feature} suggested boxes"
         if self._layer(name) is not None:
             self.viewer.layers.remove(name)
-        scale, translate = scale_translate(self.volume)
+        scale, translate = scale_translate(self.volume, cubic=True)
         self.viewer.add_points(
             points,
             name=name,
@@ -1144,8 +1152,11 @@ class AnnotateWidget(QWidget):
             if name.strip():
                 try:
                     out[name.strip()] = float(value)
-                except ValueError:
-                    out[name.strip()] = float("nan")  # refused by merge_from_files
+                except ValueError:  # named as typed ("got nan" said nothing of it)
+                    raise ParameterError(
+                        f"'Thresholds' holds {item.strip()!r}, which is not feature=number; "
+                        "write e.g. membrane=0.8, ribosome=1.2."
+                    ) from None
         return out
 
     def _erasers(self) -> list[str]:
@@ -1175,7 +1186,7 @@ class AnnotateWidget(QWidget):
         from napari.utils.colormaps import DirectLabelColormap
 
         self.labels_path, self.legend, self.labels = path, legend, labels
-        scale, translate = scale_translate(labels)
+        scale, translate = scale_translate(labels, cubic=True)
         name = "labels"
         if self._layer(name) is not None:
             self.viewer.layers.remove(name)
@@ -1268,7 +1279,7 @@ class AnnotateWidget(QWidget):
 
     def _show_points(self, name: str, zyx: np.ndarray, colour: str, size: float):
         """(Re)place a points layer on the label map's grid."""
-        scale, translate = scale_translate(self.labels)
+        scale, translate = scale_translate(self.labels, cubic=True)
         if self._layer(name) is not None:
             self.viewer.layers.remove(name)
         return self.viewer.add_points(
