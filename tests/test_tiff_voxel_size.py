@@ -72,3 +72,18 @@ def test_screen_densities_and_time_series_give_no_voxel_size(tmp_path):
     tifffile.imwrite(tmp_path / "t.ome.tif", STACK, metadata={"axes": "TYX", **sizes})
     with pytest.raises(MissingVoxelSizeError):
         read_tiff(tmp_path / "t.ome.tif")
+
+
+def test_sizes_from_resolution_ratios_are_the_sizes_written(tmp_path):
+    """napari trial: the real crop's 10.52 Å came back as 10.520000000950358 in x and y
+    (a ratio of two 32-bit integers) beside 10.52 in z, and a painting saved from it
+    recorded (10.5199995, 10.5199995, 10.52)."""
+    path = _imagej(tmp_path / "a.tif", "nm", 1.052, 1.052)
+    assert read_tiff(path).voxel_size_A == (10.52, 10.52, 10.52)
+
+
+def test_the_real_crops_voxel_size_is_read_as_written(shared_data):
+    real = shared_data / "real" / "microtubule_14pf_crop.tif"
+    if not real.is_file():
+        pytest.skip("microtubule_14pf_crop.tif is not present")
+    assert read_tiff(real).voxel_size_A == (10.52, 10.52, 10.52)

@@ -212,11 +212,13 @@ def _first_line(err: Exception) -> str:
 
 def _voxel_size(tif) -> tuple[float, float, float] | None:
     """The voxel size (Å; x, y, z) a TIFF records: ImageJ's metadata, else OME-XML's
-    physical sizes, else (one image, no z) the resolution tags in cm, mm or µm."""
+    physical sizes, else (one image, no z) the resolution tags in cm, mm or µm; to 7
+    significant digits (resolution tags are ratios of 32-bit integers: 10.52 Å came back
+    as 10.520000000950358 in x and y beside 10.52 in z, a napari trial)."""
     for reader in (_voxel_size_from_imagej, _voxel_size_from_ome, _voxel_size_from_tags):
         found = reader(tif)
         if found is not None:
-            return found
+            return tuple(float(f"{v:.7g}") for v in found)
     return None
 
 
