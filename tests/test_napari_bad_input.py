@@ -160,3 +160,15 @@ def test_each_tomogram_has_its_own_default_work_folder_and_cubic_layers(
     assert widget.folder == tmp_path / "TS_01_tomoscribe"
     widget.open_tomogram(tmp_path / "TS_02.mrc")
     assert widget.folder == tmp_path / "TS_02_tomoscribe"
+
+
+def test_a_users_labels_file_is_refused_with_advice_the_widget_can_follow(tmp_path):
+    """napari trial: merge refused a user's labels.mrc with "choose another name", and
+    the widget has no field for that name."""
+    from tomoscribe.errors import OutputError
+    from tomoscribe.napari.widget import _check_fixed_names
+
+    _check_fixed_names(tmp_path / "labels.mrc", "the merge")  # nothing there: fine
+    (tmp_path / "labels.mrc.legend.json").write_text("{}")  # the user's
+    with pytest.raises(OutputError, match="choose another work folder"):
+        _check_fixed_names(tmp_path / "labels.mrc", "the merge")

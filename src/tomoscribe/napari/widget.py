@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import MissingVoxelSizeError, ParameterError, TomoscribeError
+from ..errors import MissingVoxelSizeError, OutputError, ParameterError, TomoscribeError
 from ..outputs import check_outputs, sidecar_path
 from ..progress import Cancelled
 from .heap import frozen_heap
@@ -46,6 +46,21 @@ from .loss_plot import LossPlot
 from .reader import legend_colormap, scale_translate
 
 _ANNOTATION = ("_boxes.csv", "_painted.mrc", ".trainset")  # what Save writes per feature
+
+
+def _check_fixed_names(output: Path, step: str) -> None:
+    """Refuse, with advice the widget can follow, a file of the user's at a name the
+    widget chooses (``labels.mrc``, its legend and record): the commands' sentence said
+    "choose another name", which the widget has no field for (a napari trial)."""
+    from ..core.legend import legend_path
+    from ..ownership import is_ours
+
+    for path in (output, legend_path(output), sidecar_path(output)):
+        if (path.exists() or path.is_symlink()) and not is_ours(path):
+            raise OutputError(
+                f"{path} is not tomoscribe's, and {step} writes {output.name} there; move "
+                "it out of the work folder, or choose another work folder."
+            )
 
 
 def _unexpected(err: Exception) -> str:
@@ -1173,12 +1188,10 @@ class AnnotateWidget(QWidget):
         if not self.maps:
             raise ParameterError("apply the networks to the tomogram first.")
         features = list(self.maps)
+        labels = self._work_folder() / "labels.mrc"
+        _check_fixed_names(labels, "the merge")
         output, legend = merge_maps(
-            [self.maps[f] for f in features],
-            features,
-            self._work_folder() / "labels.mrc",
-            thresholds,
-            erasers,
+            [self.maps[f] for f in features], features, labels, thresholds, erasers
         )
         return self._show_labels(read_volume(output), legend, output)
 
@@ -1216,6 +1229,11 @@ class AnnotateWidget(QWidget):
             return None
         labels, legend = self.labels, self.legend
         output = self._work_folder() / "labels_closed.mrc"
+        try:
+            _check_fixed_names(output, "closing vesicles")
+        except OutputError as err:
+            self.notify(str(err))
+            return None
 
         def work():
             close_vesicles_in(labels, legend, output, feature)
