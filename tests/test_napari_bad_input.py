@@ -172,3 +172,9 @@ def test_a_users_labels_file_is_refused_with_advice_the_widget_can_follow(tmp_pa
     (tmp_path / "labels.mrc.legend.json").write_text("{}")  # the user's
     with pytest.raises(OutputError, match="choose another work folder"):
         _check_fixed_names(tmp_path / "labels.mrc", "the merge")
+
+
+def test_a_2d_image_is_not_opened_as_a_tomogram(widget, tmp_path):
+    write_volume(tmp_path / "image.mrc", Volume(np.zeros((1, 32, 32), np.float32), 10.0))
+    assert widget.open_tomogram(tmp_path / "image.mrc") is None
+    assert "2D" in widget.messages[-1] and len(widget.viewer.layers) == 0

@@ -435,6 +435,7 @@ class AnnotateWidget(QWidget):
 
     def _open(self, path, voxel_size_A: float | None):
         from ..io import read_volume
+        from ..volume import check_is_tomogram
 
         text = "" if path is None else str(path).strip()
         if not text:
@@ -456,6 +457,7 @@ class AnnotateWidget(QWidget):
                     "open it again."
                 ) from None
             volume, used = read_volume(text, given), float(given)
+        check_is_tomogram(volume, name)  # a 2D image opened as one slice, unsaid (a trial)
         if self.tomogram_path is not None and Path(text).resolve() != self.tomogram_path.resolve():
             self._set_aside_feature_layers(self.tomogram_path.name)
         self.volume, self.tomogram_path = volume, Path(text)
