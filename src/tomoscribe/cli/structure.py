@@ -137,7 +137,6 @@ def pick(
     from ..io.copick_project import check_picks_target, is_copick_location
     from ..io.particles import FORMATS
     from ..structure.filaments import tube_model
-    from ..structure.picking import too_large_sentence
     from ..structure.workflow import default_filament_table, pick_from_map
 
     if not filament:  # a filament's options on a particle pick were ignored unsaid
@@ -207,12 +206,21 @@ def pick(
         typer.echo(f"wrote {len(table)} picks to {out}")
     for path in picked.removed:
         typer.echo(f"removed {path}, written by an earlier filament run into the same picks")
-    if picked.sizes_learned and not filament and None in (min_size, max_size, min_distance):
+    if not filament:
+        _say_sizes(picked, None in (min_size, max_size, min_distance), max_size is None)
+
+
+def _say_sizes(picked, defaults_used: bool, max_learned: bool) -> None:
+    """pick's report of the particle sizes it used, and of regions too large to pick."""
+    from ..structure.picking import too_large_sentence
+
+    params = picked.params
+    if picked.sizes_learned and defaults_used:
         typer.echo(
             f"sizes from the annotation: {params.min_size}–{params.max_size} voxels, "
             f"picks at least {params.min_distance:.1f} voxels apart"
         )
-    larger = too_large_sentence(picked.left_out, params.max_size, max_size is None)
+    larger = too_large_sentence(picked.left_out, params.max_size, max_learned)
     if larger:
         typer.echo(f"warning: {larger}", err=True)
 

@@ -815,21 +815,15 @@ def train_from_files(
                 "and one consensus is of one feature; train each feature on its own."
             )
 
-    narrow = narrow_tile_warning([s.metadata for s in sets], spec)
-    if narrow:
-        say(narrow)
+    for warning in filter(None, [narrow_tile_warning([s.metadata for s in sets], spec)]):
+        say(warning)
 
-    def train(data, member_params, member):
+    def train(data, member_params, member):  # checkpoints kept until the model is written
         return train_feature(
-            data,
-            spec,
-            member_params,
-            device=device,
-            show_progress=show_progress,
-            checkpoint=member_checkpoint(output, member),
-            on_epoch=on_epoch,
-            keep_checkpoint=True,  # until the model is written: a killed ensemble resumes
-        )
+            data, spec, member_params, device=device, show_progress=show_progress,
+            checkpoint=member_checkpoint(output, member), on_epoch=on_epoch,
+            keep_checkpoint=True,
+        )  # fmt: skip
 
     with output_lock(output):  # one training per model file; its checkpoints beside it
         model = train_ensemble(
