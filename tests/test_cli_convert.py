@@ -478,3 +478,33 @@ def test_centred_picks_naming_no_tomogram_take_the_one_asked_for(shared_data, tm
     back = pd.read_csv(out)
     assert np.allclose(back[["x", "y", "z"]].to_numpy(float), [[42, 68, 22]])
     assert list(back["tomo_name"]) == ["TS_02"]
+
+
+def test_optics_groups_of_different_pixel_sizes_are_read_per_tomogram(tmp_path, capsys):
+    """Trial: a RELION 4 file of two sessions (TS_01 in optics group 1 at 2.5 Å, TS_02
+    in group 2 at 5 Å, as RELION resolves each row's size through rlnOpticsGroup) was
+    refused by info, extract and convert, even with --tomo-name."""
+    optics = pd.DataFrame(
+        {"rlnOpticsGroup": [1, 2], "rlnOpticsGroupName": ["g1", "g2"],
+         "rlnTomoTiltSeriesPixelSize": [2.5, 5.0], "rlnVoltage": [300.0, 300.0]}
+    )  # fmt: skip
+    particles = pd.DataFrame(
+        {"rlnTomoName": ["TS_01", "TS_02", "TS_01"], "rlnCoordinateX": [128.0, 124.0, 208.0],
+         "rlnCoordinateY": [280.0, 60.0, 400.0], "rlnCoordinateZ": [80.0, 80.0, 132.0],
+         "rlnOriginXAngst": [20.0, 20.0, 20.0], "rlnOriginYAngst": [0.0] * 3,
+         "rlnOriginZAngst": [0.0] * 3, "rlnOpticsGroup": [1, 2, 1]}
+    )  # fmt: skip
+    star = tmp_path / "two.star"
+    starfile.write({"optics": optics, "particles": particles}, star)
+    assert main(["info", str(star)]) == 0
+    assert "pixels of 2.5 and 5 Å (by optics group)" in capsys.readouterr().out
+    for name, x, voxel in (("TS_01", [120.0, 200.0], 2.5), ("TS_02", [120.0], 5.0)):
+        out = tmp_path / f"{name}.csv"
+        assert main(["convert", str(star), "--tomo-name", name, "-o", str(out)]) == 0
+        table = pd.read_csv(out)
+        assert table.x.tolist() == x and set(table.voxel_size_A) == {voxel}  # origin 20 Å off
+    capsys.readouterr()
+    assert main(["convert", str(star), "-o", str(tmp_path / "all.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "pixels of 2.5 and 5 Å" in err and "Traceback" not in err
+    assert not (tmp_path / "all.csv").exists()

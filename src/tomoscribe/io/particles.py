@@ -235,12 +235,36 @@ def companion_outputs(path: str | os.PathLike) -> list[Path]:
 
 
 def recorded_voxel_size(table: pd.DataFrame) -> float | None:
-    """The voxel size (Å) a particle file says its coordinates are in, if it says."""
-    if "voxel_size_A" in table:
-        values = pd.to_numeric(table["voxel_size_A"], errors="coerce").dropna()
-        if len(values):
-            return float(values.iloc[0])
-    return None
+    """The voxel size (Å) a particle file says its coordinates are in, if it says.
+
+    Raises
+    ------
+    InputFileError
+        The rows are in pixels of different sizes (RELION optics groups of different
+        pixel sizes, each row its own): one tomogram's rows, or one size's, must be
+        chosen first.
+    """
+    sizes = recorded_voxel_sizes(table)
+    if len(sizes) > 1:
+        raise InputFileError(
+            f"the particles are in pixels of {' and '.join(f'{v:g}' for v in sizes)} Å "
+            "(optics groups of different pixel sizes); choose the tomogram whose particles "
+            "to use (a tomogram name, `--tomo-name`), whose rows share one size."
+        )
+    return sizes[0] if sizes else None
+
+
+def recorded_voxel_sizes(table: pd.DataFrame) -> list[float]:
+    """The distinct voxel sizes (Å) the rows of a particle table are in, where recorded
+    (several for a RELION file whose optics groups differ)."""
+    if "voxel_size_A" not in table:
+        return []
+    values = pd.to_numeric(table["voxel_size_A"], errors="coerce").dropna().to_numpy(float)
+    distinct: list[float] = []
+    for value in values:
+        if not any(abs(value - d) <= 1e-6 * d for d in distinct):
+            distinct.append(float(value))
+    return sorted(distinct)
 
 
 def _first_line(err: Exception) -> str:

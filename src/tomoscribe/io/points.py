@@ -244,13 +244,15 @@ def on_voxel_size(table: pd.DataFrame, voxel_size_A: float) -> pd.DataFrame:
     size their file records (a ``voxel_size_A`` column, filled by the readers) when it
     differs by more than 1%, by IMOD's rule for tables an IMOD model gave (their
     ``attrs`` hold :data:`IMOD_GRID`); the column is dropped."""
+    from .particles import recorded_voxel_size  # particles imports this module
+
     if "voxel_size_A" not in table:
         return table
-    recorded = pd.to_numeric(table["voxel_size_A"], errors="coerce").dropna()
+    recorded = recorded_voxel_size(table)  # one size, or refused
     out = table.drop(columns=["voxel_size_A"])
-    if len(recorded) and abs(recorded.iloc[0] - voxel_size_A) > 0.01 * voxel_size_A:
+    if recorded is not None and abs(recorded - voxel_size_A) > 0.01 * voxel_size_A:
         corner = bool(table.attrs.get(IMOD_GRID, False))
-        out = rescale_positions(out, float(recorded.iloc[0]), voxel_size_A, corner)
+        out = rescale_positions(out, recorded, voxel_size_A, corner)
     return out
 
 

@@ -68,7 +68,7 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
         provenance record (``NAME.json``) rather than copick picks.
     """
     from .formats.registry import format_for
-    from .particles import read_particles, recorded_voxel_size
+    from .particles import read_particles, recorded_voxel_sizes
 
     path = Path(path)
     fmt = format_for(path)
@@ -87,13 +87,18 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
             "  orientations: "
             + ("rot, tilt, psi" if "rlnAngleRot" in centred else "none recorded"),
         ] + ([] if "centred" in str(err) else [f"  note: {err}"])
-    voxel = recorded_voxel_size(table)
+    sizes = recorded_voxel_sizes(table)  # several: optics groups of different sizes
     xyz = table[["x", "y", "z"]].to_numpy(float)
     lines = [
         f"{path} ({fmt.name})",
         f"  particles: {len(table)}" + _tomogram_counts(table, "tomo_name"),
         "  coordinates: "
-        + (f"pixels of {voxel:.4g} Å" if voxel else "pixels; their size is not recorded"),
+        + (
+            f"pixels of {' and '.join(f'{v:.4g}' for v in sizes)} Å"
+            + (" (by optics group)" if len(sizes) > 1 else "")
+            if sizes
+            else "pixels; their size is not recorded"
+        ),
     ]
     if len(table):
         low, high = xyz.min(0), xyz.max(0)

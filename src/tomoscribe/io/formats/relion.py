@@ -314,12 +314,12 @@ def read(
         table[list(BOX_COLUMNS)] = xyz  # cut about the coordinate, whatever the origin says
     known = pixel[np.isfinite(pixel)] if pixel is not None else np.zeros(0)
     if len(known):  # rows of tomograms not kept have none (_centres)
-        if np.ptp(known) > 1e-6 * np.max(known):
-            sizes = ", ".join(map(str, np.unique(known)))
-            raise InputFileError(
-                f"{path} mixes pixel sizes ({sizes} Å); split it by optics group first."
-            )
-        table["voxel_size_A"] = float(known[0])
+        # optics groups of different pixel sizes (sessions of one project): each row
+        # keeps its own, and a reader of the rows of one size takes it (refused before,
+        # however the tomogram was chosen: a trial); mixed rows are refused where one
+        # size is needed (io.particles.recorded_voxel_size)
+        mixed = np.ptp(known) > 1e-6 * np.max(known)
+        table["voxel_size_A"] = pixel if mixed else float(known[0])
     if set(_ANGLES) & set(block):
         rotation = from_euler(_axes(block, _ANGLES, path, "angles (rlnAngleRot/Tilt/Psi)", "0°"))
         if sub is not None:
