@@ -423,3 +423,21 @@ def test_rows_of_other_tomograms_left_out_are_said(shared_data, tmp_path, capsys
     picks[picks["tomo_name"] == "TS_02"].to_csv(tmp_path / "one.csv", index=False)
     assert _extract(tomogram, tmp_path / "one.csv", tmp_path / "e1") == 0
     assert "other tomograms" not in capsys.readouterr().err
+
+
+def test_picks_whose_file_records_no_pixel_size_are_said_to_be_taken_as_voxels(
+    tmp_path, capsys
+):
+    """Trial: a STAR without a pixel size (as RELION 3 writes them) picked on a 1.5x
+    finer grid was cut at the wrong places with no word."""
+    data = np.random.default_rng(0).normal(size=(32, 64, 64)).astype(np.float32)
+    with mrcfile.new(tmp_path / "t.mrc") as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 10.0
+    picks = tmp_path / "p.csv"
+    pd.DataFrame({"x": [32.0], "y": [32.0], "z": [16.0]}).to_csv(picks, index=False)
+    assert _extract(tmp_path / "t.mrc", picks, tmp_path / "a") == 0
+    said = "p.csv records no pixel size for its coordinates, so they were taken as voxels of"
+    assert said in capsys.readouterr().err
+    assert _extract(tmp_path / "t.mrc", picks, tmp_path / "b", "--picked-voxel-size", "10") == 0
+    assert said not in capsys.readouterr().err

@@ -564,6 +564,39 @@ def positions_on(
     return rescale_positions(table, source, voxel, corner)
 
 
+def _check_box_fits(box: int, shape_zyx, edge: str) -> None:
+    """Refuse a box larger than the tomogram, or (skipping boxes at the faces) than its
+    thinnest side: skipped boxes cross no face, so none would fit; padded ones may be
+    thicker than the slab."""
+    if box > max(shape_zyx):
+        raise ParameterError(
+            f"a box of {box} voxels is larger than the tomogram "
+            f"({' × '.join(map(str, shape_zyx[::-1]))} voxels); choose a smaller `box`.",
+            parameter="box",
+        )
+    if box > min(shape_zyx) and edge == "skip":
+        raise ParameterError(
+            f"a box of {box} voxels does not fit in the tomogram's thinnest side "
+            f"({min(shape_zyx)} voxels), so every box would be skipped; choose a "
+            "smaller `box` or `edge=pad`.",
+            parameter=("box", "edge"),
+        )
+
+
+def _warn_of_unrecorded_sampling(table, particles, tomogram, voxel_size_A: float) -> None:
+    """Say that picks whose file records no pixel size (a RELION 3 STAR, a plain CSV)
+    were taken as the tomogram's voxels: picked on another sampling they were cut at
+    the wrong places without a word (a trial)."""
+    if recorded_voxel_size(table) is None:
+        warnings.warn(
+            f"{Path(particles).name} records no pixel size for its coordinates, so they "
+            f"were taken as voxels of {Path(tomogram).name} ({voxel_size_A:g} Å); if they "
+            "were picked at another sampling (binned or unbinned), give "
+            "`picked_voxel_size_A`.",
+            stacklevel=3,
+        )
+
+
 def _tomogram_checked(
     tomogram: Path,
     voxel_size_A: float | None,
@@ -721,20 +754,7 @@ def extract_from_files(
     if len(table) == 0:
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
-    # skipped boxes cross no face, so none fits; padded ones may be thicker than the slab
-    if box > max(volume.shape):
-        raise ParameterError(
-            f"a box of {box} voxels is larger than the tomogram "
-            f"({' × '.join(map(str, volume.shape[::-1]))} voxels); choose a smaller `box`.",
-            parameter="box",
-        )
-    if box > min(volume.shape) and edge == "skip":
-        raise ParameterError(
-            f"a box of {box} voxels does not fit in the tomogram's thinnest side "
-            f"({min(volume.shape)} voxels), so every box would be skipped; choose a "
-            "smaller `box` or `edge=pad`.",
-            parameter=("box", "edge"),
-        )
+    _check_box_fits(box, volume.shape, edge)
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
     _warn_of_inputs(volume, tomogram, table, particles)
@@ -745,6 +765,8 @@ def extract_from_files(
             "smaller box or `edge=pad`.",
             parameter="edge",
         )
+    if picked_voxel_size_A is None:
+        _warn_of_unrecorded_sampling(table, particles, tomogram, volume.pixel_size_A)
     kept = with_tilt_columns(kept, acquisition)
     extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite)
