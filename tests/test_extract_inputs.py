@@ -425,9 +425,7 @@ def test_rows_of_other_tomograms_left_out_are_said(shared_data, tmp_path, capsys
     assert "other tomograms" not in capsys.readouterr().err
 
 
-def test_picks_whose_file_records_no_pixel_size_are_said_to_be_taken_as_voxels(
-    tmp_path, capsys
-):
+def test_picks_whose_file_records_no_pixel_size_are_said_to_be_taken_as_voxels(tmp_path, capsys):
     """Trial: a STAR without a pixel size (as RELION 3 writes them) picked on a 1.5x
     finer grid was cut at the wrong places with no word."""
     data = np.random.default_rng(0).normal(size=(32, 64, 64)).astype(np.float32)
