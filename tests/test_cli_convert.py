@@ -508,3 +508,24 @@ def test_optics_groups_of_different_pixel_sizes_are_read_per_tomogram(tmp_path, 
     err = capsys.readouterr().err
     assert "pixels of 2.5 and 5 Å" in err and "Traceback" not in err
     assert not (tmp_path / "all.csv").exists()
+
+
+def test_half_sets_and_subtomogram_names_a_format_cannot_hold_are_said_dropped(
+    tmp_path, capsys
+):
+    """Trial: a Warp STAR converted to Dynamo lost rlnRandomSubset and rlnImageName
+    without a word (the CSV route keeps them)."""
+    star = tmp_path / "w.star"
+    starfile.write(
+        pd.DataFrame(
+            {"rlnCoordinateX": [10.0, 20.0], "rlnCoordinateY": [10.0, 20.0],
+             "rlnCoordinateZ": [5.0, 6.0], "rlnRandomSubset": [1, 2],
+             "rlnImageName": ["sub/1.mrc", "sub/2.mrc"], "rlnTomoName": ["t", "t"],
+             "rlnAngleRot": [0.0, 0.0], "rlnAngleTilt": [0.0, 0.0], "rlnAnglePsi": [0.0, 0.0]}
+        ),
+        star,
+    )  # fmt: skip
+    assert main(["convert", str(star), "-o", str(tmp_path / "w.tbl"), "--voxel-size", "5"]) == 0
+    assert "dropped half sets, subtomogram names" in capsys.readouterr().out
+    assert main(["convert", str(star), "-o", str(tmp_path / "w.csv"), "--voxel-size", "5"]) == 0
+    assert "dropped" not in capsys.readouterr().out

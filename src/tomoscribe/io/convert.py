@@ -181,8 +181,13 @@ def _fitted(table, voxel, source, target, dst_fmt, drop_orientations: bool) -> t
         )
     if voxel is not None and not dst_fmt.holds_voxel_size:
         dropped.append(f"the voxel size ({voxel:g} Å)")
-    if "score" in table and table["score"].notna().any() and not dst_fmt.holds_scores:
-        dropped.append("scores")
+    for column, holds, what in (
+        ("score", dst_fmt.holds_scores, "scores"),
+        ("half", dst_fmt.holds_half_sets, "half sets"),  # went unsaid into .tbl and
+        ("image_name", dst_fmt.holds_image_names, "subtomogram names"),  # copick (a trial)
+    ):
+        if column in table and table[column].notna().any() and not holds:
+            dropped.append(what)
     if (
         "tomo_name" in table
         and table["tomo_name"].nunique() > 1

@@ -119,4 +119,6 @@ FORMAT = ParticleFormat(
     holds_voxel_size=True,
     holds_several_tomograms=True,
     holds_scores=True,
+    holds_half_sets=True,
+    holds_image_names=True,
 )

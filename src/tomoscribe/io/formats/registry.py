@@ -43,6 +43,8 @@ class ParticleFormat:
     holds_several_tomograms : one file can hold (and name) the particles of several tomograms.
     holds_scores : the file can carry a score per particle.
     needs_voxel_size : the writer must be told the voxel size (it writes Å, not voxels).
+    holds_half_sets, holds_image_names : the file can carry each particle's half set
+        (RELION's ``rlnRandomSubset``) and its subtomogram's name (``rlnImageName``).
     """
 
     name: str
@@ -54,6 +56,8 @@ class ParticleFormat:
     holds_several_tomograms: bool
     holds_scores: bool
     needs_voxel_size: bool = False
+    holds_half_sets: bool = False
+    holds_image_names: bool = False
 
 
 _registry: dict[str, ParticleFormat] = {}

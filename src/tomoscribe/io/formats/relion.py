@@ -857,4 +857,6 @@ FORMAT = ParticleFormat(
     holds_several_tomograms=True,
     holds_scores=True,
     needs_voxel_size=True,
+    holds_half_sets=True,
+    holds_image_names=True,
 )
