@@ -510,9 +510,7 @@ def test_optics_groups_of_different_pixel_sizes_are_read_per_tomogram(tmp_path, 
     assert not (tmp_path / "all.csv").exists()
 
 
-def test_half_sets_and_subtomogram_names_a_format_cannot_hold_are_said_dropped(
-    tmp_path, capsys
-):
+def test_half_sets_and_subtomogram_names_a_format_cannot_hold_are_said_dropped(tmp_path, capsys):
     """Trial: a Warp STAR converted to Dynamo lost rlnRandomSubset and rlnImageName
     without a word (the CSV route keeps them)."""
     star = tmp_path / "w.star"
