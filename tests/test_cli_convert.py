@@ -527,3 +527,17 @@ def test_half_sets_and_subtomogram_names_a_format_cannot_hold_are_said_dropped(t
     assert "dropped half sets, subtomogram names" in capsys.readouterr().out
     assert main(["convert", str(star), "-o", str(tmp_path / "w.csv"), "--voxel-size", "5"]) == 0
     assert "dropped" not in capsys.readouterr().out
+
+
+def test_a_single_particle_star_is_named_as_such(tmp_path, capsys):
+    """Trial: a RELION single-particle file (micrographs, 2D images, no z) was told to
+    "add the missing column (a tomogram's particles need all three axes)"."""
+    star = tmp_path / "spa.star"
+    optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnImageDimensionality": [2],
+                           "rlnImagePixelSize": [1.1]})  # fmt: skip
+    particles = pd.DataFrame({"rlnMicrographName": ["m1.mrc"], "rlnCoordinateX": [10.0],
+                              "rlnCoordinateY": [20.0], "rlnOpticsGroup": [1]})  # fmt: skip
+    starfile.write({"optics": optics, "particles": particles}, star)
+    assert main(["info", str(star)]) == 2
+    err = capsys.readouterr().err
+    assert "is a single-particle file" in err and "add the missing column" not in err

@@ -464,11 +464,29 @@ def _coordinate_loop(blocks: dict, path: Path) -> tuple[pd.DataFrame, tuple[str,
             return block, columns
     columns = max((_PIXELS, _CENTRED), key=lambda c: len(set(c) & set(block)))
     missing = [c for c in columns if c not in block]
+    if missing == ["rlnCoordinateZ"] and _is_single_particle(blocks, block):
+        raise InputFileError(  # "add the missing column" misled a trial's user
+            f"{path} is a single-particle file (particles on micrographs: "
+            "rlnMicrographName, 2D images, x and y only), not a tomogram's particles; "
+            "tomoscribe's `spa` commands take micrograph picks."
+        )
     raise InputFileError(
         f"{path} has {', '.join(c for c in columns if c in block)} but no "
         f"{' or '.join(missing)}, so its particles have no position in 3D; add the "
         f"missing column (a tomogram's particles need all three axes)."
     )
+
+
+def _is_single_particle(blocks: dict, block: pd.DataFrame) -> bool:
+    """Whether a particle loop is RELION's single-particle kind: on micrographs, with 2D
+    images (``rlnImageDimensionality`` 2 in the optics), and no tomogram named."""
+    if "rlnTomoName" in block or "rlnMicrographName" not in block:
+        return False
+    optics = blocks.get("optics")
+    if isinstance(optics, pd.DataFrame) and "rlnImageDimensionality" in optics:
+        dims = pd.to_numeric(optics["rlnImageDimensionality"], errors="coerce")
+        return bool((dims == 2).all())
+    return True
 
 
 def _check_both_coordinates(path, block, optics, names, xyz, pixel, given) -> None:
