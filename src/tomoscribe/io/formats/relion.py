@@ -588,8 +588,9 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms, wanted=()):
         return centre, unit
     if voxel_size_A is None or shape_zyx is None:
         raise InputFileError(
-            f"{path} has RELION 5 centred coordinates in Å; give the tomogram (or its "
-            "tomograms.star) so that they can be turned into voxel positions."
+            f"{path} has RELION 5 centred coordinates in Å, measured from each "
+            "tomogram's centre; give its tomograms.star (--tomograms; extract also "
+            "takes the tomogram itself) so that they can be turned into voxel positions."
         )
     nz, ny, nx = (float(s) for s in shape_zyx)
     centre = np.tile(np.array([nx, ny, nz]) / 2 * float(voxel_size_A), (n, 1))
