@@ -127,3 +127,20 @@ def test_the_suffixes_info_takes_for_particle_lists_are_the_formats():
     from tomoscribe.io.summaries import PARTICLE_SUFFIXES
 
     assert sorted(PARTICLE_SUFFIXES) == sorted(s for f in formats() for s in f.suffixes)
+
+
+def test_info_describes_copick_picks_without_a_voxel_spacing(tmp_path, capsys):
+    """Trial: info refused a copick picks file whose voxel_spacing is null (copick
+    writes them so), which extract reads with the tomogram's voxel size."""
+    import json
+
+    from tomoscribe.cli.app import main
+
+    picks = {"pickable_object_name": "ribosome", "user_id": "u", "session_id": "1",
+             "run_name": "TS_01", "voxel_spacing": None, "unit": "angstrom",
+             "points": [{"location": {"x": 280.0, "y": 700.0, "z": 200.0}}]}  # fmt: skip
+    path = tmp_path / "ribosome.json"
+    path.write_text(json.dumps(picks))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "particles: 1" in out and "positions: Å (copick)" in out

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputFileError
+from ..errors import InputFileError, MissingVoxelSizeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,6 +75,17 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
     _refuse_records(path)
     try:
         table = read_particles(path, voxel_size_A)
+    except MissingVoxelSizeError:
+        if fmt.name != "copick":
+            raise
+        table = read_particles(path, 1.0)  # copick picks are Å: at 1 Å, x, y, z are Å
+        return [
+            f"{path} ({fmt.name})",
+            f"  particles: {len(table)}" + _tomogram_counts(table, "tomo_name"),
+            "  positions: Å (copick); the file records no voxel spacing, so give the "
+            "tomogram's voxel size (--voxel-size) to place them in its voxels",
+            "  orientations: " + ("rot, tilt, psi" if "rot" in table else "none recorded"),
+        ]
     except InputFileError as err:
         centred = _centred_rows(path) if fmt.name == "relion" else None
         if centred is None:

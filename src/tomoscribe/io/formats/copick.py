@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from ...core.rotations import from_euler, to_euler
-from ...errors import InputFileError, ParameterError
+from ...errors import InputFileError, MissingVoxelSizeError, ParameterError
 from ...outputs import atomic_path
 from .registry import ParticleFormat
 
@@ -135,7 +135,9 @@ def read(path: Path, voxel_size_A: float | None = None, **_) -> pd.DataFrame:
     points = document.get("points") or []
     spacing = voxel_size_A or document.get("voxel_spacing")
     if not spacing:
-        raise InputFileError(f"{path} gives positions in Å; give the voxel size to place them.")
+        raise MissingVoxelSizeError(
+            f"{path} gives positions in Å; give the voxel size to place them."
+        )
     spacing = _number(spacing, path, "voxel_spacing")
     loc = np.zeros((len(points), 3))
     mats = np.tile(np.eye(4), (len(points), 1, 1))
