@@ -164,6 +164,9 @@ def test_imod_models_of_several_objects_or_outlines_are_said(shared_data):
         warnings.simplefilter("error")  # four one-point contours: nothing to say
         clicks = read_particles(folder / "slicer_angle_example.mod")
     assert len(clicks) == 4 and "class" not in clicks
+    # open contours of 40-70 points (traced lines) were read as 1,176 particles unsaid
+    with pytest.warns(UserWarning, match="open contours of up to 70 points"):
+        read_particles(folder / "meshed_curvature_example.mod")
 
 
 def test_a_particle_file_and_tomograms_star_of_different_pixel_sizes_are_said(shared_data):

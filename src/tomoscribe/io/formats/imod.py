@@ -48,9 +48,9 @@ def read(path: Path, **_) -> pd.DataFrame:
 
 def _warn_about_objects(path: Path, points: pd.DataFrame) -> None:
     """Warn when a model's points are not one set of particle positions: points in
-    several objects (each object's number and count), or closed contours of more than
-    one point (outlines; 3dmod's default object type is closed, so a one-point contour
-    in it is a click, and is not warned about)."""
+    several objects (each object's number and count), or closed or open contours of
+    more than one point (outlines, traced lines; 3dmod's default object type is closed,
+    so a one-point contour in it is a click, and is not warned about)."""
     import warnings
 
     from imodmodel import ImodModel
@@ -70,13 +70,17 @@ def _warn_about_objects(path: Path, points: pd.DataFrame) -> None:
         return
     for number, obj in enumerate(model.objects, start=1):
         flags = obj.header.flags
-        closed = not getattr(flags, "open", True) and not getattr(flags, "scattered", False)
+        scattered = getattr(flags, "scattered", False)
+        closed = not getattr(flags, "open", True) and not scattered
         longest = max((len(contour.points) for contour in obj.contours), default=0)
-        if closed and longest > 1:
+        if longest > 1 and not scattered:  # open contours: traced lines (a trial's
+            kind = "closed contours" if closed else "open contours"  # 1,176 points)
+            what = "outlines" if closed else "traced lines (filaments, paths)"
             warnings.warn(
-                f"{path}: object {number} is drawn as closed contours of up to {longest} "
-                "points, which are outlines rather than particle positions, yet every point "
-                "was read as a particle.",
+                f"{path}: object {number} is drawn as {kind} of up to {longest} points, "
+                f"which are {what} rather than particle positions, yet every point was "
+                "read as a particle; if they are particles, make the object scattered "
+                "points in 3dmod.",
                 stacklevel=3,
             )
 
