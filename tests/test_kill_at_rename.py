@@ -38,6 +38,8 @@ folder, text, count = argv[0], argv[1], int(argv[2])
 with output_folder(folder, step="test files") as staging:
     for i in range(count):
         (staging / f"part_{i:03d}.txt").write_text(text)
+    (staging / "zinfo").mkdir()
+    (staging / "zinfo" / "a.txt").write_text(text)
 """
 
 
@@ -55,6 +57,8 @@ def _write_folder(folder: Path, text: str, count: int) -> None:
     with output_folder(folder, step="test files") as staging:
         for i in range(count):
             (staging / f"part_{i:03d}.txt").write_text(text)
+        (staging / "zinfo").mkdir()  # a subfolder, as spa pick's info/
+        (staging / "zinfo" / "a.txt").write_text(text)
 
 
 def test_a_folder_commit_killed_halfway_is_finished_by_the_next_run(tmp_path):
@@ -90,6 +94,46 @@ def test_a_half_moved_folder_with_a_users_file_since_is_not_overwritten(tmp_path
     with pytest.raises(OutputError, match="half moved.*part_005.txt"):
         _write_folder(folder, "third", 6)
     assert (folder / "part_005.txt").read_text() == "the user's"
+
+
+def test_finishing_a_killed_commit_never_takes_a_users_change_since(tmp_path):
+    """Review: the next run finished the move over a user's note put into a subfolder
+    not yet moved (deleted with the old subfolder), and claimed an output moved before
+    the kill and edited since (then replaced it)."""
+    import pytest
+
+    from tomoscribe.errors import OutputError
+
+    for case in ("note in a subfolder", "edit of a moved output"):
+        folder = tmp_path / case.replace(" ", "_") / "set"
+        _write_folder(folder, "first", 3)
+        assert _killed(r"set/part_\d+\.txt$", 1, "folder", str(folder), "second", 3) < 0
+        if case == "note in a subfolder":
+            changed = folder / "zinfo" / "my_notes.txt"  # zinfo is moved last: still old
+        else:
+            changed = folder / "part_000.txt"  # moved before the kill
+            assert changed.read_text() == "second"
+        changed.write_text("the user's")
+        with pytest.raises(OutputError, match="half moved"):
+            _write_folder(folder, "third", 3)
+        assert changed.read_text() == "the user's"
+
+
+def test_an_output_noted_as_coming_stays_ours_through_other_runs_updates(tmp_path):
+    """Review: another run's manifest update between a run's note of its coming output
+    and its rename dropped the note (the name did not exist yet), so a kill right after
+    the rename left the output as the user's."""
+    from tomoscribe.ownership import forget, record_replacing, record_written
+
+    staged = tmp_path / ".out.txt.partial-0000abcd"
+    staged.write_text("new")
+    record_replacing([(staged, tmp_path / "out.txt")])
+    other = tmp_path / "other.txt"
+    other.write_text("another run's")
+    record_written([other])  # another run's updates of the same manifest
+    forget([other])
+    staged.rename(tmp_path / "out.txt")  # ... and a kill before the final record
+    assert is_ours(tmp_path / "out.txt")
 
 
 def _tomogram(path: Path) -> Path:

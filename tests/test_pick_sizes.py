@@ -167,7 +167,7 @@ def test_sizes_painted_for_the_model_set_picks_defaults(tmp_path, capsys):
             str(tmp_path / "tight.csv"), "--edge", "0", "--max-size", "1000"]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "warning: 30 region(s) of " in err
+    assert "warning: 30 regions of " in err
     assert "larger than the most a particle may be, 1000 voxels, and were not picked" in err
     # 4. rlnTomoName is the tomogram's (merge → segment → tomo1.mrc), not the label file's.
     import starfile
@@ -249,6 +249,13 @@ def test_a_particle_boxed_on_several_of_its_slices_counts_as_one_ball():
     defaults = size_defaults(record, 10.0)
     assert defaults["min_size"] < min(volumes) and max(volumes) < defaults["max_size"]
     assert painted_component_sizes(balls, 10.0)["n_from_sections"] == 0  # painted whole
+    # Flat or lying particles painted whole count voxel by voxel (a review: sized as
+    # balls from their widest section, 3.5-5 times their volume, all dropped by pick).
+    flat = np.zeros(shape, bool)
+    flat[30:33, 20:30, 20:30] = True  # 3 x 10 x 10
+    flat[30:34, 60:64, 10:70] = True  # a rod along x
+    record = painted_component_sizes(flat, 10.0)
+    assert sorted(record["sizes_voxels"]) == [300, 960] and record["n_from_sections"] == 0
 
 
 def _barrels(shape, centres, radius=6.0, wall=2.0, half_length=8):

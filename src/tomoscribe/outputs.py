@@ -619,7 +619,7 @@ def output_folder(
     ``folder`` is left as it was.
     """
     from .locks import output_lock
-    from .ownership import is_store, record_tree, record_written
+    from .ownership import is_store, record_replacing, record_tree, record_written
 
     folder = Path(folder)
     check_output_folder(folder, inputs)
@@ -637,7 +637,8 @@ def output_folder(
             check_output_folder(folder, inputs)
             if not folder.exists():
                 record_tree(staging, step)  # its manifests travel with it
-                put_in_place(staging, folder)
+                record_replacing([(staging, folder)])
+                os.replace(staging, folder)  # fails on a folder made since: never swapped
                 staging = None
                 record_written([folder])
                 return
@@ -649,7 +650,7 @@ def output_folder(
                     record_tree(source)  # its manifests travel with it
             _write_commit_journal(staging, folder, step, moves, stale)
             committing, staging = staging, None  # a failure from here leaves it to finish
-            _finish_commit(committing, folder)
+            _finish_commit(committing, folder, checked=True)
             _say_replaced(folder, others)
     except BaseException as err:
         _clean_up(staging, created)
@@ -676,26 +677,43 @@ def _write_commit_journal(staging: Path, folder: Path, step, moves, stale) -> No
     os.replace(aside, journal)
 
 
-def _finish_commit(staging: Path, folder: Path) -> None:
+def _finish_commit(staging: Path, folder: Path, checked: bool = False) -> None:
     """Move the staged outputs its journal lists into ``folder``, record them, remove
     the step's stale outputs and the staging folder: the second half of
     :func:`output_folder`, also run again by the next run when a kill stopped it halfway
     (an ``extract`` killed while moving 1,500 subtomograms left 12 new ones among 1,488
-    old under the final name, and every rerun refused the folder as changed)."""
-    from .ownership import forget, is_ours, record_replacing, record_written
+    old under the final name, and every rerun refused the folder as changed).
+
+    Unless ``checked`` (just planned by :func:`_planned_moves`), every target is checked
+    again first: a user's file put at a name not yet moved, an output moved before the
+    kill and edited since, or a user's file put into a subfolder stops it, as they stop
+    a commit (a review found the recovery replacing and claiming them).
+    """
+    from .ownership import (
+        foreign_entries,
+        forget,
+        is_ours,
+        is_store,
+        record_replacing,
+        record_written,
+    )
 
     journal = json.loads((staging / COMMIT_JOURNAL).read_text())
     step = journal.get("step")
-    pending = [
-        (staging / name, folder / name)
-        for name in journal["targets"]
-        if (staging / name).exists() or (staging / name).is_symlink()
-    ]
-    for _, target in pending:  # checked when planned; a user's file may have come since
-        if (target.exists() or target.is_symlink()) and not is_ours(target):
+    pending, moved = [], []
+    for name in journal["targets"]:
+        source, target = staging / name, folder / name
+        if source.exists() or source.is_symlink():
+            pending.append((source, target))
+        elif target.exists() or target.is_symlink():
+            moved.append(target)  # before the kill
+    present = [t for _, t in pending if t.exists() or t.is_symlink()] + moved
+    for target in [] if checked else present:
+        problem = _not_replaceable(target)
+        if problem:
             raise OutputError(
                 f"an interrupted run left its outputs half moved into {folder}, and "
-                f"{target.name} there is not tomoscribe's; move it out and run again."
+                f"{problem}; move it out and run again."
             )
     record_replacing(pending, step)
     for source, target in pending:
@@ -707,14 +725,31 @@ def _finish_commit(staging: Path, folder: Path) -> None:
     for name in journal["targets"]:  # earlier folders of killed swaps
         for aside in folder.glob(f".{glob.escape(name)}.partial-old-*"):
             _remove(aside)
-    targets = [folder / name for name in journal["targets"] if (folder / name).exists()]
-    record_written(targets, step)
-    stale = [folder / name for name in journal.get("stale", ())]
-    stale = [path for path in stale if is_ours(path)]
+    record_written([target for _, target in pending] + moved, step)
+    stale = [
+        path
+        for path in (folder / name for name in journal.get("stale", ()))
+        if is_ours(path) and not (path.is_dir() and not is_store(path) and foreign_entries(path))
+    ]
     for path in stale:
         _remove(path)
     forget(stale)
     _remove(staging)
+
+
+def _not_replaceable(target: Path) -> str | None:
+    """Why tomoscribe may not replace ``target`` (a user's file, one changed since, a
+    folder of its own holding a user's file), or None."""
+    from .ownership import foreign_entries, is_ours, is_store
+
+    if not is_ours(target):
+        return f"{target.name} there is not tomoscribe's (or was changed since)"
+    if target.is_dir() and not target.is_symlink() and not is_store(target):
+        foreign = foreign_entries(target)
+        if foreign:
+            inside = foreign[0].relative_to(target)
+            return f"{target.name} holds {inside}, which tomoscribe did not write"
+    return None
 
 
 def finish_interrupted_commits(folder: str | os.PathLike) -> list[Path]:

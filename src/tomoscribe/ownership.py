@@ -155,16 +155,20 @@ def _folder_locked(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _update(folder: Path, change, coming=()) -> None:
+def _update(folder: Path, change) -> None:
     """Apply ``change`` to ``folder``'s manifest; entries of names that do not exist are
-    dropped, but for ``coming`` (names about to be renamed into place)."""
+    dropped, but for those noted as coming (``"pending"``, :func:`record_replacing`:
+    another run's update dropped them between a run's note and its rename, a review
+    found)."""
     with _folder_locked(folder):
         files = _read(folder)
         change(files)
         files = {
             name: entry
             for name, entry in files.items()
-            if name in coming or (folder / name).exists() or (folder / name).is_symlink()
+            if (isinstance(entry, dict) and entry.get("pending"))
+            or (folder / name).exists()
+            or (folder / name).is_symlink()
         }
         if not files:
             manifest_path(folder).unlink(missing_ok=True)
@@ -223,12 +227,14 @@ def record_replacing(pairs, step: str | None = None) -> None:
         def change(files, items=items, coming=coming):
             for _, target in items:
                 entry = {**coming[target.name], **({"step": step} if step else {})}
-                ours = target.exists() and not target.is_symlink()
-                if ours and _ours_by(target, files.get(target.name)):
+                exists = target.exists() or target.is_symlink()
+                if exists and not target.is_symlink() and _ours_by(target, files.get(target.name)):
                     entry["was"] = [_identity(target)]
+                if not exists:  # kept until recorded (a run killed first leaves it,
+                    entry["pending"] = True  # matching nothing but the file it notes)
                 files[target.name] = entry
 
-        _update(folder, change, coming=set(coming))
+        _update(folder, change)
 
 
 def entry_steps(folder: str | os.PathLike) -> dict[str, str]:

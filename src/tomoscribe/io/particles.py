@@ -248,8 +248,9 @@ def recorded_voxel_size(table: pd.DataFrame) -> float | None:
     if len(sizes) > 1:
         raise InputFileError(
             f"the particles are in pixels of {' and '.join(f'{v:g}' for v in sizes)} Å "
-            "(optics groups of different pixel sizes); choose the tomogram whose particles "
-            "to use (a tomogram name, `--tomo-name`), whose rows share one size."
+            "(optics groups of different pixel sizes); use the particles of one tomogram "
+            "(convert, extract and pick take --tomo-name), or split the file by optics "
+            "group."
         )
     return sizes[0] if sizes else None
 

@@ -78,14 +78,7 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
     except MissingVoxelSizeError:
         if fmt.name != "copick":
             raise
-        table = read_particles(path, 1.0)  # copick picks are Å: at 1 Å, x, y, z are Å
-        return [
-            f"{path} ({fmt.name})",
-            f"  particles: {len(table)}" + _tomogram_counts(table, "tomo_name"),
-            "  positions: Å (copick); the file records no voxel spacing, so give the "
-            "tomogram's voxel size (--voxel-size) to place them in its voxels",
-            "  orientations: " + ("rot, tilt, psi" if "rot" in table else "none recorded"),
-        ]
+        return _copick_in_angstrom(path)
     except InputFileError as err:
         centred = _centred_rows(path) if fmt.name == "relion" else None
         if centred is None:
@@ -200,6 +193,21 @@ def _tomogram_counts(table: pd.DataFrame, column: str) -> str:
         return " (no tomogram names)"
     names = table[column].astype(str)
     return f" in {names.nunique()} tomogram(s): " + _counts(names, 5)
+
+
+def _copick_in_angstrom(path: Path) -> list[str]:
+    """Lines describing copick picks whose file records no voxel spacing (copick writes
+    them so; info refused them, a trial): their positions are Å."""
+    from .particles import read_particles
+
+    table = read_particles(path, 1.0)  # copick picks are Å: at 1 Å, x, y, z are Å
+    return [
+        f"{path} (copick)",
+        f"  particles: {len(table)}" + _tomogram_counts(table, "tomo_name"),
+        "  positions: Å (copick); the file records no voxel spacing, so give the "
+        "tomogram's voxel size (--voxel-size) to place them in its voxels",
+        "  orientations: " + ("rot, tilt, psi" if "rot" in table else "none recorded"),
+    ]
 
 
 def _centred_rows(path: Path) -> pd.DataFrame | None:

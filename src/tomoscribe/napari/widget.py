@@ -48,6 +48,13 @@ from .reader import legend_colormap, scale_translate
 _ANNOTATION = ("_boxes.csv", "_painted.mrc", ".trainset")  # what Save writes per feature
 
 
+#: What the widget's user can do about particles too large for the painted sizes.
+_PAINT_WHOLE = (
+    "paint the particles on their central slices (their widest sections) or whole, or "
+    "pick from the command line with --max-size"
+)
+
+
 def _check_fixed_names(output: Path, step: str) -> None:
     """Refuse, with advice the widget can follow, a file of the user's at a name the
     widget chooses (``labels.mrc``, its legend and record): the commands' sentence said
@@ -1293,7 +1300,9 @@ class AnnotateWidget(QWidget):
             from ..structure.picking import too_large_sentence
 
             _, params = picked
-            larger = too_large_sentence(table.attrs.get("left_out"), params.max_size, True)
+            larger = too_large_sentence(  # the widget has no size field: the painting
+                table.attrs.get("left_out"), params.max_size, True, _PAINT_WHOLE
+            )
             self.status.setText(f"{len(table)} {feature} picks" + (f"; {larger}" if larger else ""))
         return table
 

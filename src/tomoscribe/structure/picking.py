@@ -167,19 +167,29 @@ def pick_particles(
     return table
 
 
-def too_large_sentence(left_out: dict, max_size: int | None, learned: bool) -> str | None:
+def too_large_sentence(
+    left_out: dict,
+    max_size: int | None,
+    learned: bool,
+    advice: str = "give a larger maximum size (--max-size)",
+) -> str | None:
     """One sentence on the regions :func:`pick_particles` left out as larger than
     ``max_size`` (its table's ``attrs["left_out"]``), None when there were none:
     particles sized from a painting that was measured wrong were dropped in silence (a
-    napari trial: half the balls)."""
+    napari trial: half the balls).  ``advice``: what the caller's user can do."""
     larger = (left_out or {}).get("larger_sizes") or []
     if not larger:
         return None
     source = " (learned from the painting)" if learned else ""
+    what = (
+        f"1 region of {larger[0]} voxels is"
+        if len(larger) == 1
+        else f"{len(larger)} regions of {larger[0]}–{larger[-1]} voxels are"
+    )
     return (
-        f"{len(larger)} region(s) of {larger[0]}–{larger[-1]} voxels are larger than the "
-        f"most a particle may be, {max_size} voxels{source}, and were not picked; if they "
-        "are particles, give a larger maximum size (--max-size)."
+        f"{what} larger than the most a particle may be, {max_size} voxels{source}, and "
+        f"{'was' if len(larger) == 1 else 'were'} not picked; if "
+        f"{'it is a particle' if len(larger) == 1 else 'they are particles'}, {advice}."
     )
 
 
