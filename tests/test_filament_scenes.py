@@ -258,3 +258,53 @@ def test_two_tubes_stacked_in_depth_end_to_end_from_above_stay_two(tilt):
     )
     s = score_centrelines(lines, axes, 12.5)
     assert (s["n_true"], s["n_matched"], s["n_spurious"]) == (2, 2, 0), s
+
+
+@pytest.mark.parametrize("gap", [60, 70])
+def test_a_hidden_tube_whose_mask_breaks_beyond_the_join_reach_is_one_line(gap):
+    """The demo's bend-limited cell 8 at ±60°: a tube 11° from x (its walls hidden by the
+    wedge) whose mask broke for 69 voxels; the ridge fades σ before each piece of the
+    mask ends, so the pieces' ends were 114 voxels apart, beyond the join's 6 R (75),
+    and the tube stayed two lines.  Carried on to the ends of their mask, the lines are
+    joined by the same rules (a gap of 90 stays open)."""
+    shape, tilt = (64, 160, 320), 60
+    _, mask, axes = tube_phantom(shape, [straight((32, 80, 160), 11, 0, 330)], 12.5, True, tilt)
+    mask[:, :, 160 - gap // 2 : 160 + gap // 2] = False
+    lines = trace_centrelines(
+        mask, VOXEL_A, tube_model("microtubule"), tilt_range_deg=(-tilt, tilt)
+    )
+    s = score_centrelines(lines, axes, 12.5)
+    assert (len(lines), s["n_matched"], s["n_spurious"]) == (1, 1, 0), s
+    assert np.median(s["distances"]) <= 2.0
+
+
+def test_pieces_along_a_side_face_join_across_the_margin_where_no_ridge_is_sought():
+    """The demo's bend-limited cell 1 at ±60°: a tube along y 7–17 voxels from the face
+    x = 0 lost its ridge where it came within σ of the face (no ridge is sought there)
+    and was traced as two lines 79 voxels apart, beyond the join's 6 R (75).  Ends near
+    a side face may lie σ further apart for each such end; away from a face the same
+    pieces stay two."""
+    from tomoscribe.structure.filaments import _join_pieces
+
+    r, sigma = 12.5, 10.5
+    y = np.arange(0, 100, dtype=float)
+
+    def pieces_at(x):
+        first = np.column_stack([np.full_like(y, 32.0), y, np.full_like(y, x)])
+        return [first, first + [0.0, 180.0, 0.0]]  # 80 voxels apart, in line
+
+    def walls_at(x):
+        mask = np.zeros((64, 300, 200), bool)
+        for side in (-1, 1):  # the side walls the wedge keeps, 0.84–1 R from the axis
+            lo = int(round(x + side * 0.84 * r))
+            hi = int(round(x + side * r))
+            lo, hi = min(lo, hi), max(lo, hi)
+            if hi >= 0:
+                mask[20:45, :, max(lo, 0) : hi + 1] = True
+        return mask
+
+    near = _join_pieces(pieces_at(8.0), 6 * r, r, walls_at(8.0), face_margin=sigma)
+    assert len(near) == 1
+    far = _join_pieces(pieces_at(100.0), 6 * r, r, walls_at(100.0), face_margin=sigma)
+    assert len(far) == 2
+    assert len(_join_pieces(pieces_at(8.0), 6 * r, r, walls_at(8.0))) == 2  # no margin given

@@ -47,6 +47,9 @@ medial ridge of the mask seen at the scale of the tube:
    each end) agree within 25°, each end lies off the other's line by at most R or,
    over a long gap, by at most that angle (a short piece's direction is uncertain by
    some degrees), and the mask's walls flank at least half of the straight bridge.
+   An end within σ + 2 voxels of a side face may reach σ further (the ridge is not
+   looked for within σ of a face: a tube running along a face a few voxels in loses it
+   there).
 5. **Pruning**: each filament is smoothed along its arc (Gaussian, σ 2 voxels) and
    resampled every ``spacing`` voxels with its unit tangent.  Dropped: pieces shorter
    than 2 R (blobs, debris); pieces lying mostly within R of a longer filament (two
@@ -77,6 +80,10 @@ medial ridge of the mask seen at the scale of the tube:
    shortens it more (a hollow tube 80 voxels long was traced 51); each line goes on
    straight to the last voxel of its feature within R of the continued axis (not past
    the volume's outermost voxels), so lengths come within ~2 voxels of the feature's.
+   Carried on so, the lines are joined again by the rules of step 4 (:func:`_rejoined`):
+   where the wedge breaks a hidden tube's mask for longer than 6 R − 2 σ, the ridges'
+   ends lay beyond the join's reach before, and a line lying mostly within R of a
+   longer one after these joins is dropped, as in step 5.
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
@@ -386,6 +393,7 @@ def _join_pieces(
     mask: np.ndarray | None = None,
     max_angle_deg: float = 25.0,
     tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
+    face_margin: float = 0.0,
 ) -> list[np.ndarray]:
     """Join pieces end to end where a crossing or a gap broke one filament.
 
@@ -401,6 +409,12 @@ def _join_pieces(
     compared in xy when the ends lie within R of each other in depth: there the depth is
     not in the data.  The bent last 0.5 R of both ends is dropped and the gap bridged
     straight.
+
+    With a ``mask``, ``reach`` grows by ``face_margin`` for each of the two ends within
+    ``face_margin`` + 2 voxels of a side face (y, x) of the volume: no ridge is looked
+    for within σ of a face, so a tube running along a face a few voxels in loses its
+    ridge there (the demo's bend-limited cell 1 at ±60°: a tube along y at x = 7–17,
+    traced as two lines 79 voxels apart for a reach of 75).
     """
     cos_max = np.cos(np.radians(max_angle_deg))
     sin_max = np.sin(np.radians(max_angle_deg))
@@ -416,6 +430,14 @@ def _join_pieces(
         hidden = np.mean(hidden_by_wedge(seq[: span + 1], tilt_range_deg)) >= 0.5
         return p, d / max(np.linalg.norm(d), 1e-9), hidden, seq[0]  # outward direction
 
+    upper = None if mask is None else np.asarray(np.shape(mask), float)[1:] - 1
+
+    def allowance(point):
+        if upper is None or face_margin <= 0:
+            return 0.0
+        to_face = min(np.min(point[1:]), np.min(upper - point[1:]))
+        return face_margin if to_face <= face_margin + 2.0 else 0.0
+
     while True:
         best = None
         ends = [(end(piece, True), end(piece, False)) for piece in pieces]
@@ -424,7 +446,8 @@ def _join_pieces(
                 for ti in (True, False):
                     for tj in (True, False):
                         ei, ej = ends[i][0 if ti else 1], ends[j][0 if tj else 1]
-                        if np.linalg.norm(ej[0] - ei[0]) > reach:
+                        far = reach + allowance(ei[3]) + allowance(ej[3])
+                        if np.linalg.norm(ej[3] - ei[3]) > far:
                             continue
                         dist = _join_distance(
                             ei, ej, radius, mask, cos_max, sin_max, tilt_range_deg
@@ -502,7 +525,9 @@ def trace_centrelines(
             # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
             pieces.extend(_split_at_reversals(_resample(path), r))
     components = scipy.ndimage.label(feature, np.ones((3, 3, 3)))[0]
-    pieces = _join_pieces(pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg)
+    pieces = _join_pieces(
+        pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg, face_margin=sigma
+    )
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
     shape = np.shape(feature)
     smoothed = sorted(
@@ -513,10 +538,41 @@ def trace_centrelines(
     if not lines:
         return []
     lines = [extend_to_feature_ends(line, components, r) for line in lines]
+    lines = _rejoined(lines, r, feature, tilt_range_deg, sigma)
     # compared at their full length: a visible line reaches along its tube's hidden
     # stretch only once carried to the feature's end
     lines = without_depth_ghosts(lines, r, tilt_range_deg, components)
     return shingles_joined(lines, r, tilt_range_deg, components)
+
+
+def _rejoined(lines: list[np.ndarray], r: float, feature, tilt_range_deg, sigma: float):
+    """Lines carried to their features' ends (:func:`extend_to_feature_ends`) joined
+    again by the rules of :func:`_join_pieces`, each join resampled every voxel.
+
+    Where the wedge hides a tube's walls its mask may break for longer than the join's
+    reach (6 R) between the ends of the ridge, which fades σ before each piece of the
+    mask ends: carried on to the ends of their pieces, two lines of one tube may come
+    within reach (the demo's bend-limited cell 8 at ±60°: a tube 11° from x, its
+    ridge broken for 114 voxels, its mask for 69, stayed two lines).
+    """
+    if len(lines) < 2:
+        return lines
+    count = len(lines)
+    joined = _join_pieces(
+        list(lines), 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg, face_margin=sigma
+    )
+    if len(joined) == count:
+        return lines
+    joined = [line if any(line is given for given in lines) else _resample(line) for line in joined]
+    # two lines of one tube, each joined across the gap (a tube 11° from x at ±45°,
+    # traced 8 voxels apart in depth on both sides of a gap), are one: a line lying
+    # mostly within R of a longer one is dropped, as in step 5
+    kept: list[np.ndarray] = []
+    for line in sorted(joined, key=len, reverse=True):
+        if kept and np.mean(cKDTree(np.vstack(kept)).query(line)[0] <= r) >= 0.5:
+            continue
+        kept.append(line)
+    return [line for line in joined if any(line is k for k in kept)]
 
 
 #: Largest angle (degrees, seen from above) between two lines that overlap end to end
