@@ -251,14 +251,19 @@ def test_a_star_copy_in_another_folder_names_images_and_ctf_volumes_alike(tmp_pa
         assert (out.parent / written[column].iloc[0]).is_file(), column
 
 
-def test_a_file_without_particles_is_refused(tmp_path, capsys):
-    """A CSV of its header alone was converted into an empty STAR file with exit 0."""
-    (tmp_path / "empty.csv").write_text("x,y,z\n")
+@pytest.mark.parametrize("name, text", [("empty.csv", "x,y,z\n"), ("empty.tbl", "")])
+def test_a_file_without_particles_is_refused(tmp_path, capsys, name, text):
+    """A CSV of its header alone was converted into an empty STAR file with exit 0; an
+    empty Dynamo table (a table of no rows written as text) was called unreadable
+    ("No columns to parse from file") by info and convert."""
+    (tmp_path / name).write_text(text)
     out = tmp_path / "e.star"
-    assert main(["convert", str(tmp_path / "empty.csv"), "-o", str(out), "--voxel-size", "10"]) == 2
+    assert main(["convert", str(tmp_path / name), "-o", str(out), "--voxel-size", "10"]) == 2
     err = capsys.readouterr().err
     assert "holds no particles" in err and "Traceback" not in err
     assert not out.exists()
+    assert main(["info", str(tmp_path / name)]) == 0
+    assert "particles: 0" in capsys.readouterr().out
 
 
 def test_binning_an_odd_sized_tomogram_keeps_relion5s_centre(tmp_path):

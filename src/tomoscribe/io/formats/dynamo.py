@@ -70,6 +70,11 @@ def read(path: Path, **_) -> pd.DataFrame:
     import dynamotable
 
     doc = table_map_path(path)
+    if not path.read_bytes().strip():
+        # a table of no particles written as text is an empty file: read as no rows, as
+        # an empty CSV or STAR loop is, not as a broken file (info said "not a readable
+        # Dynamo table (No columns to parse from file)")
+        return pd.DataFrame(columns=["x", "y", "z"], dtype=float)
     try:
         raw = dynamotable.read(str(path))  # the map is applied below, keeping every row
     except Exception as err:  # pandas parser errors, wrong column counts
