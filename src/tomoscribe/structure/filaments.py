@@ -564,9 +564,9 @@ def _rejoined(lines: list[np.ndarray], r: float, feature, tilt_range_deg, sigma:
     if len(joined) == count:
         return lines
     joined = [line if any(line is given for given in lines) else _resample(line) for line in joined]
-    # two lines of one tube, each joined across the gap (a tube 11° from x at ±45°,
-    # traced 8 voxels apart in depth on both sides of a gap), are one: a line lying
-    # mostly within R of a longer one is dropped, as in step 5
+    # a join may carry a line along another (two strands of one tube on each side of a
+    # gap, each joined across it): a line lying mostly within R of a longer one is
+    # dropped, as in step 5 (two tubes' axes lie ≥ 2 R apart)
     kept: list[np.ndarray] = []
     for line in sorted(joined, key=len, reverse=True):
         if kept and np.mean(cKDTree(np.vstack(kept)).query(line)[0] <= r) >= 0.5:
