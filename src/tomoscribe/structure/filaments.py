@@ -569,10 +569,16 @@ def _rejoined(lines: list[np.ndarray], r: float, feature, tilt_range_deg, sigma:
     # dropped, as in step 5 (two tubes' axes lie ≥ 2 R apart)
     kept: list[np.ndarray] = []
     for line in sorted(joined, key=len, reverse=True):
-        if kept and np.mean(cKDTree(np.vstack(kept)).query(line)[0] <= r) >= 0.5:
-            continue
-        kept.append(line)
+        if not _stray_of(line, kept, r):
+            kept.append(line)
     return [line for line in joined if any(line is k for k in kept)]
+
+
+def _stray_of(line: np.ndarray, longer: list[np.ndarray], r: float) -> bool:
+    """Whether at least half of a line lies within R of the ``longer`` lines: a stray of
+    one of them (a side ridge), not another filament, as two tubes' axes lie ≥ 2 R
+    apart."""
+    return bool(longer) and np.mean(cKDTree(np.vstack(longer)).query(line)[0] <= r) >= 0.5
 
 
 #: Largest angle (degrees, seen from above) between two lines that overlap end to end
@@ -733,11 +739,9 @@ def _kept_lines(smoothed, feature: np.ndarray, r: float, tilt_range_deg) -> list
     """The smoothed pieces ((line, arc length) pairs, longest first) that step 5 of the
     module's docstring keeps: not strays of a longer line, not along the beam, with walls
     beside at least half of them (or, hidden by the wedge, long enough)."""
-    # Two tubes' axes are at least 2 R apart, so a piece lying mostly within R of a
-    # longer filament is a stray of that filament (a side ridge), not another one.
     lines: list[np.ndarray] = []
     for line, arc in smoothed:
-        if lines and np.mean(cKDTree(np.vstack(lines)).query(line)[0] <= r) >= 0.5:
+        if _stray_of(line, lines, r):
             continue
         # A line along the beam is a wedge streak (as for the points, now for the line).
         chord = line[-1] - line[0]
