@@ -200,6 +200,56 @@ def test_a_shingle_whose_last_point_strays_is_still_found():
     assert len(shingles_joined([first, second], 12.5, tilt)) == 1
 
 
+def test_lines_overlapping_end_to_end_in_view_within_r_in_depth_become_one():
+    """Where the walls are seen, two lines overlapping end to end within R of each other
+    in 3D are one tube traced twice over a stretch (the demo's bend-limited cell 48 at
+    ±60°: a kink in the mask left two pieces whose lines, carried on along the feature,
+    ran 62 voxels past each other, 3–5 voxels apart).  Two lines 2.4 R apart in depth
+    over the same stretch (stacked tubes) stay two."""
+    from tomoscribe.structure.filaments import shingles_joined
+
+    def line(start_zyx, step_zyx, length):
+        return np.asarray(start_zyx, float) + np.arange(length)[:, None] * np.asarray(step_zyx)
+
+    tilt = (-60, 60)
+    # 60° from x: the walls are in the data at ±60°
+    first = line((50, 0, 0), (0.0, 0.866, 0.5), 150)
+    second = line((51, 60 * 0.866 + 3, 60 * 0.5 - 2), (0.0, 0.866, 0.5), 150)
+    joined = shingles_joined([first, second], 12.5, tilt)
+    assert len(joined) == 1
+    y = joined[0][:, 1]
+    assert y[0] == 0 and y[-1] == second[-1, 1] and np.all(np.diff(y) > 0)
+    # the same pair 30 voxels apart in depth: two tubes, one above the other
+    stacked = second + np.array([30.0, 0.0, 0.0])
+    assert len(shingles_joined([first, stacked], 12.5, tilt)) == 2
+
+
+def test_a_hidden_end_goes_on_at_its_line_s_depth_slope():
+    """The ridge's end on a hidden tube wanders in depth; carried on along its own last
+    2 R it went further off (the demo's bend-limited cell 14 at ±60°: two ends of one
+    tube 14 voxels apart in z at the gap, not joined).  With the tilt range a hidden end
+    goes on at the whole line's depth slope; a visible end as before."""
+    from tomoscribe.structure.filaments import extend_to_feature_ends
+
+    shape = (100, 80, 200)
+    zz, yy, xx = np.indices(shape)
+    tube = (np.hypot(zz - 50, yy - 40) <= 12.5) & (xx >= 10) & (xx <= 160)
+    x = np.arange(20.0, 121.0)
+    z = 50 + np.clip(x - 95, 0, None) * 0.3  # the last 25 voxels rise by 7.5
+    line = np.column_stack([z, np.full_like(x, 40.0), x])
+    carried = extend_to_feature_ends(line, tube.astype(int), 12.5, None, (-60, 60))
+    assert carried[-1, 2] >= 155  # to the feature's end
+    assert abs(carried[-1, 0] - line[-1, 0]) <= 2.0  # not further off in depth
+    before = extend_to_feature_ends(line, tube.astype(int), 12.5)
+    assert before[-1, 0] - line[-1, 0] >= 5.0  # the end's own slope, as before
+    # along y the walls are seen at ±60°: the end's own direction is kept
+    turned = line[:, [0, 2, 1]]
+    visible = extend_to_feature_ends(
+        turned, np.swapaxes(tube, 1, 2).astype(int), 12.5, None, (-60, 60)
+    )
+    assert visible[-1, 0] - turned[-1, 0] >= 5.0
+
+
 def test_two_stacked_tubes_overlapping_end_to_end_in_view_stay_two():
     """A review's scene: two tubes 30 voxels apart in depth (2.4 R), 60° from x at ±60°
     (walls seen), overlapping end to end by 60 voxels seen from above.  Their traced

@@ -70,7 +70,9 @@ medial ridge of the mask seen at the scale of the tube:
    that, seen from above, runs along a less hidden one is that tube traced at the wrong
    depth and is dropped (:func:`without_depth_ghosts`), and two lines that overlap
    end to end seen from above there (one piece's end ran off in depth over the
-   other's) are cut back and joined (:func:`shingles_joined`).  A piece ending within σ + 2
+   other's) are cut back and joined (:func:`shingles_joined`), as are two lines that
+   overlap end to end within R of each other in 3D wherever the tube is (one tube: two
+   tubes' axes lie ≥ 2 R apart).  A piece ending within σ + 2
    voxels of a face counts σ more for the shortest-filament test, for the margin where
    no ridge is looked for (a tube crossing a corner).  The tilt range comes with the data
    (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else the map's
@@ -79,7 +81,8 @@ medial ridge of the mask seen at the scale of the tube:
    tube's end and is not looked for within σ of a face, and the smoothing along the arc
    shortens it more (a hollow tube 80 voxels long was traced 51); each line goes on
    straight to the last voxel of its feature within R of the continued axis (not past
-   the volume's outermost voxels), so lengths come within ~2 voxels of the feature's.
+   the volume's outermost voxels), so lengths come within ~2 voxels of the feature's;
+   a hidden end goes on at the whole line's depth slope, not its end's (which wanders).
    Carried on so, the lines are joined again by the rules of step 4 (:func:`_rejoined`):
    where the wedge breaks a hidden tube's mask for longer than 6 R − 2 σ, the ridges'
    ends lay beyond the join's reach before, and a line lying mostly within R of a
@@ -537,7 +540,7 @@ def trace_centrelines(
     lines = _kept_lines(smoothed, feature, r, tilt_range_deg)
     if not lines:
         return []
-    lines = [extend_to_feature_ends(line, components, r) for line in lines]
+    lines = [extend_to_feature_ends(line, components, r, None, tilt_range_deg) for line in lines]
     lines = _rejoined(lines, r, feature, tilt_range_deg, sigma)
     # compared at their full length: a visible line reaches along its tube's hidden
     # stretch only once carried to the feature's end
@@ -624,7 +627,9 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
         return None
     overlap = np.vstack([a[len(a) - tail :], b[:head]])
     level = overlap * np.array([0.0, 1.0, 1.0])
-    if np.mean(hidden_by_wedge(level, tilt_range_deg)) < 0.5:
+    if np.mean(hidden_by_wedge(level, tilt_range_deg)) < 0.5 and not (
+        _level_along(a[len(a) - tail :], b[:head], radius)
+    ):
         return None
     if np.dot(a[-1] - a[len(a) - tail], b[head] - b[0]) <= 0:
         return None
@@ -640,6 +645,29 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
     steps = int(np.ceil(np.linalg.norm(stop - start)))
     bridge = np.linspace(start, stop, steps + 1)[1:-1]
     return np.vstack([a[: len(a) - tail], bridge, b[head:]])
+
+
+#: Steepest chord (degrees from the xy plane) of two overlapping stretches where the
+#: walls are seen that :func:`shingles_joined` takes for one tube traced twice.
+SHINGLE_IN_VIEW_MAX_ELEVATION_DEG = 10.0
+
+
+def _level_along(a: np.ndarray, b: np.ndarray, radius: float) -> bool:
+    """Whether two stretches (z, y, x) lie within ``radius`` of each other in 3D at every
+    point and each runs within :data:`SHINGLE_IN_VIEW_MAX_ELEVATION_DEG` of level: one
+    tube traced twice.  Not where they slope: two level tubes stacked 2.4 R apart in
+    depth left two lines pulled towards each other where they overlap, 21° steep and
+    5–6 voxels apart (a review's scene)."""
+    for points, other in ((a, b), (b, a)):
+        if np.any(cKDTree(other).query(points)[0] > radius):
+            return False
+        chord = points[-1] - points[0]
+        length = np.linalg.norm(chord)
+        if length == 0 or abs(chord[0]) > length * np.sin(
+            np.radians(SHINGLE_IN_VIEW_MAX_ELEVATION_DEG)
+        ):
+            return False
+    return True
 
 
 def _end_points(line: np.ndarray, count: int = 3) -> np.ndarray:
@@ -669,9 +697,13 @@ def shingles_joined(
     straight bridge across the overlap, the second from where its overlap ends.  Only
     where the two lie within R of each other in depth at those two points (the run-off
     is inside the overlap) and, with ``components``, in the same component of the
-    feature: two level tubes stacked in z also meet end to end seen from above.  Lines
-    overlapping in a middle (crossings from above) or where the walls are in the data
-    are left alone.
+    feature: two level tubes stacked in z also meet end to end seen from above.  Where
+    the walls are in the data, two lines are joined so only where the overlap of each
+    lies within R of the other in 3D and runs within 10° of level (:func:`_level_along`):
+    one tube traced twice over a stretch (the demo's
+    bend-limited cell 48 at ±60°: a visible tube's mask kinked sideways for 10 voxels,
+    the two pieces' lines, each carried on along the feature, ran 62 voxels past each
+    other).  Lines overlapping in a middle (crossings from above) are left alone.
 
     Parameters
     ----------
@@ -844,7 +876,11 @@ def _component_near(line: np.ndarray, components: np.ndarray, radius: float) -> 
 
 
 def extend_to_feature_ends(
-    line: np.ndarray, components: np.ndarray, radius: float, max_reach: float | None = None
+    line: np.ndarray,
+    components: np.ndarray,
+    radius: float,
+    max_reach: float | None = None,
+    tilt_range_deg=None,
 ) -> np.ndarray:
     """A centreline (z, y, x, 1-voxel steps) carried on straight past each end to the end
     of its feature.
@@ -859,14 +895,22 @@ def extend_to_feature_ends(
     face); at most ``max_reach`` voxels (default 3 R), and not beyond the volume's
     outermost voxel centres.  Where no component lies within R of an end (a gap the
     wedge left), that end stays.
+
+    With ``tilt_range_deg``, an end whose last 2 R the wedge hides
+    (:func:`hidden_by_wedge`) goes on at the depth slope of the whole line, not of its
+    end: there the depth is not in the data and the ridge's end wanders in z (the demo's
+    bend-limited cell 14 at ±60°: two ends of one hidden tube carried on 5 and 7 voxels
+    further off in depth, 14 voxels apart in z at the gap, too far for the join).
     """
     max_reach = 3.0 * radius if max_reach is None else max_reach
     shape = np.asarray(components.shape)
     for tail in (True, False):
         seq = line if tail else line[::-1]  # seq[-1] is the end
         end = seq[-1]
-        back = seq[max(0, len(seq) - 1 - max(2, int(round(2 * radius))))]
-        d = end - back
+        stretch = seq[max(0, len(seq) - 1 - max(2, int(round(2 * radius)))) :]
+        d = end - stretch[0]
+        if tilt_range_deg is not None and np.mean(hidden_by_wedge(stretch, tilt_range_deg)) >= 0.5:
+            d = _depth_of_trend(d, seq)
         if np.linalg.norm(d) < 1e-6:
             continue
         d = d / np.linalg.norm(d)
@@ -908,6 +952,15 @@ def extend_to_feature_ends(
         seq = np.vstack([seq, end + steps[:, None] * d])
         line = seq if tail else seq[::-1]
     return line
+
+
+def _depth_of_trend(step: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """``step`` (z, y, x) with its z part set to the depth slope of the whole ``line``
+    (least squares of z against the arc length) times its level length."""
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
+    slope = np.polyfit(arc, line[:, 0], 1)[0] if arc[-1] > 0 else 0.0
+    level = float(np.linalg.norm(step[1:]))
+    return np.array([slope * level, step[1], step[2]])
 
 
 #: A tube whose wall the tilt series measures less than this fraction of
