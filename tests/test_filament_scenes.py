@@ -133,6 +133,39 @@ def test_a_hidden_copy_of_a_tube_at_another_depth_is_dropped_and_crossings_are_k
     assert len(without_depth_ghosts(stacked, 12.5, tilt)) == 2  # the mask cannot tell
 
 
+def test_equally_hidden_copies_in_a_narrower_column_are_dropped():
+    """Where the whole tube is hidden its copies are as hidden as it is (the demo's
+    bend-limited cells at ±45°: 21 of 24 spurious lines, 12–40 voxels above and below);
+    the tube's own line has the widest column about it.  Lines in a column narrower
+    than 0.85 of the widest they run along are dropped; lines in columns of equal width
+    (two stacked tubes) stay, as do all without the components."""
+    from tomoscribe.structure.filaments import column_width, without_depth_ghosts
+
+    tilt = (-45, 45)
+    shape = (96, 100, 200)
+    z, y, _ = np.indices(shape)
+    half_width = np.where(np.abs(z - 48) <= 12, 10, 4)  # wide about the tube's depth
+    column = (np.abs(y - 50) <= half_width) & (np.arange(200) >= 5)
+    x = np.arange(10.0, 190.0)
+
+    def level(depth):
+        return np.column_stack([np.full_like(x, depth), np.full_like(x, 50.0), x])
+
+    tube, above, below = level(48), level(20), level(76)
+    assert column_width(column, tube, 12.5) == pytest.approx(21.0)
+    assert column_width(column, above, 12.5) == pytest.approx(9.0)
+    labels = column.astype(np.int32)
+    kept = without_depth_ghosts([above, tube, below], 12.5, tilt, labels)
+    assert [k[0, 0] for k in kept] == [48]
+    # the same lines in a column as wide everywhere: two or three stacked tubes
+    even = ((np.abs(y - 50) <= 10) & (np.arange(200) >= 5)).astype(np.int32)
+    assert len(without_depth_ghosts([above, tube, below], 12.5, tilt, even)) == 3
+    assert len(without_depth_ghosts([above, tube, below], 12.5, tilt)) == 3
+    # a narrow column 60 voxels below (beyond 4 R) is another tube's
+    far = ((np.abs(y - 50) <= np.where(np.abs(z - 10) <= 12, 10, 4)) & (z < 96)).astype(np.int32)
+    assert len(without_depth_ghosts([level(10), level(75)], 12.5, tilt, far)) == 2
+
+
 def test_a_hidden_tube_under_a_visible_one_at_a_shallow_angle_is_kept():
     """Review: a hidden tube 40 voxels under a visible one, crossing it at 20° seen from
     above, stayed within R of it (from above) over most of its length and was dropped as
