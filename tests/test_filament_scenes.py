@@ -161,9 +161,20 @@ def test_equally_hidden_copies_in_a_narrower_column_are_dropped():
     even = ((np.abs(y - 50) <= 10) & (np.arange(200) >= 5)).astype(np.int32)
     assert len(without_depth_ghosts([above, tube, below], 12.5, tilt, even)) == 3
     assert len(without_depth_ghosts([above, tube, below], 12.5, tilt)) == 3
-    # a narrow column 60 voxels below (beyond 4 R) is another tube's
-    far = ((np.abs(y - 50) <= np.where(np.abs(z - 10) <= 12, 10, 4)) & (z < 96)).astype(np.int32)
+    # copies 42 voxels off (beyond 3 R, within 4 R) go too; 65 voxels off, another tube
+    kept = without_depth_ghosts([level(6), tube, level(90)], 12.5, tilt, labels)
+    assert [k[0, 0] for k in kept] == [48]
+    far = (np.abs(y - 50) <= np.where(np.abs(z - 10) <= 12, 10, 4)).astype(np.int32)
     assert len(without_depth_ghosts([level(10), level(75)], 12.5, tilt, far)) == 2
+    # a bundle: a neighbour 28 voxels beside the tube (2.2 R) does not widen its column,
+    # so a tube 35 voxels above with a column of its own stays (a review's scene)
+    wide_at = (np.abs(z - 48) <= 12) | (np.abs(z - 13) <= 12)
+    bundle = np.zeros(shape, bool)
+    for centre in (50, 78):
+        bundle |= np.abs(y - centre) <= np.where(wide_at, 10, 4)
+    bundle &= np.arange(200) >= 5
+    beside = np.column_stack([np.full_like(x, 48.0), np.full_like(x, 78.0), x])
+    assert len(without_depth_ghosts([tube, beside, level(13)], 12.5, tilt, bundle)) == 3
 
 
 def test_a_hidden_tube_under_a_visible_one_at_a_shallow_angle_is_kept():
@@ -255,6 +266,11 @@ def test_lines_overlapping_end_to_end_in_view_within_r_in_depth_become_one():
     # the same pair 30 voxels apart in depth: two tubes, one above the other
     stacked = second + np.array([30.0, 0.0, 0.0])
     assert len(shingles_joined([first, stacked], 12.5, tilt)) == 2
+    # 11 voxels apart in depth and 8 across (13.6 > R in 3D, 8 < R from above): two
+    beside = second + np.array([11.0, -8 * 0.5, 8 * 0.866])
+    assert len(shingles_joined([first, beside], 12.5, tilt)) == 2
+    # (lines within R of each other but steep, as stacked tubes' lines pulled together
+    # by the wedge: test_two_stacked_tubes_overlapping_end_to_end_in_view_stay_two)
 
 
 def test_a_hidden_end_goes_on_at_its_line_s_depth_slope():

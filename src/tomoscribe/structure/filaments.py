@@ -68,13 +68,14 @@ medial ridge of the mask seen at the scale of the tube:
    cells was such a piece).  There the ridge may also run above or below the tube,
    where the mask fills its column and leaves a gap at its depth: a mostly hidden line
    that, seen from above, runs along a less hidden one is that tube traced at the wrong
-   depth and is dropped (:func:`without_depth_ghosts`), as is a hidden line in a
-   column narrower than that of an equally hidden one it runs along (the column is
-   widest about the tube's own depth), and two lines that overlap
+   depth and is dropped (:func:`without_depth_ghosts`), as is a mostly hidden line in
+   a column narrower than that of another mostly hidden one it runs along (the column
+   is widest about the tube's own depth), and two lines that overlap
    end to end seen from above there (one piece's end ran off in depth over the
-   other's) are cut back and joined (:func:`shingles_joined`), as are two lines that
-   overlap end to end within R of each other in 3D wherever the tube is (one tube: two
-   tubes' axes lie ≥ 2 R apart).  A piece ending within σ + 2
+   other's) are cut back and joined (:func:`shingles_joined`), as are two level lines
+   (within 10°) that overlap end to end within R of each other in 3D where the walls
+   are seen (one tube traced twice; stacked tubes pulled together by the wedge gave
+   steeper lines).  A piece ending within σ + 2
    voxels of a face counts σ more for the shortest-filament test, for the margin where
    no ridge is looked for (a tube crossing a corner).  The tilt range comes with the data
    (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else the map's
@@ -684,8 +685,8 @@ def shingles_joined(
     tilt_range_deg=DEFAULT_TILT_RANGE_DEG,
     components: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """Lines that overlap end to end seen from above where the wedge hides the tube,
-    as one line each.
+    """Lines that overlap end to end seen from above where the wedge hides the tube
+    (or within R in 3D, level, where it does not), as one line each.
 
     Where the wedge hides a tube (:func:`hidden_by_wedge`, judged for a level tube
     along the overlap: the depth of a line there is not in the data) one tube may be
@@ -795,7 +796,7 @@ def _kept_lines(smoothed, feature: np.ndarray, r: float, tilt_range_deg) -> list
 
 
 #: A hidden line whose column (:func:`column_width`) is narrower than this fraction of
-#: an equally hidden line's that it runs along seen from above is a copy of that tube
+#: another mostly hidden line's that it runs along seen from above is a copy of that tube
 #: (:func:`without_depth_ghosts`).
 GHOST_WIDTH_RATIO = 0.85
 
@@ -823,12 +824,14 @@ def without_depth_ghosts(
     along the column's middle and 12–40 voxels above and below (the demo's bend-limited
     cells at ±45°: 21 of 24 spurious lines; a phantom tube 5° from x at ±45° gives lines
     at its depth and ±28 voxels).  There the tube's own line has the widest column
-    about it (:func:`column_width`: 15–23 voxels on the demo's cells against 6–14 for
-    the copies 25–40 voxels off; 10.5 against 9.0–9.5 on the phantom), so a mostly hidden
-    line whose column is narrower than :data:`GHOST_WIDTH_RATIO` of the column of
-    another mostly hidden line it runs along in that way, at most 4 R above or below, is
-    dropped as well.  Two tubes stacked in depth give two lines of equal columns (15.1
-    and 15.2 voxels for a phantom pair 30 voxels apart), which both stay.
+    about it (:func:`column_width`, within R each side: 15–23 voxels on the demo's
+    cells against 6–15 for the copies 25–40 voxels off, ratios 0.35–0.80; 10.2 against
+    9.0 on the phantom, 0.88), so a mostly hidden line whose column is narrower than
+    :data:`GHOST_WIDTH_RATIO` of the column of another mostly hidden line it runs along
+    in that way, at most 4 R above or below, is dropped as well.  Two tubes stacked in
+    depth give two lines of equal columns (15.3 voxels each for a phantom pair 30
+    voxels apart), which both stay; a neighbour 2 R or more beside a tube (a bundle)
+    lies mostly beyond the R each side that the width counts.
 
     Parameters
     ----------
@@ -851,10 +854,9 @@ def without_depth_ghosts(
         _component_near(line, components, radius) if components is not None else None
         for line in lines
     ]
+    mask = components > 0 if components is not None and max(hidden, default=0) >= 0.5 else None
     widths = [
-        column_width(components > 0, line, radius)
-        if components is not None and h >= 0.5 and len(line) > 1
-        else 0.0
+        column_width(mask, line, radius) if mask is not None and h >= 0.5 and len(line) > 1 else 0.0
         for line, h in zip(lines, hidden)
     ]
 
@@ -900,13 +902,15 @@ def _copy_fraction(i, others, lines, tangents, labels, radius, max_depth) -> flo
 
 def column_width(mask: np.ndarray, line: np.ndarray, radius: float, step: int = 4) -> float:
     """Mean width (voxels) of the mask across a line (z, y, x), parallel to the xy plane,
-    within 2 R each side and R/2 above and below it; every ``step``-th point is
-    looked at.  Where the wedge hides a tube the mask is a column through the lamella,
-    widest about the tube's depth (:func:`without_depth_ghosts`)."""
+    within R each side (a neighbour's column, its axis ≥ 2 R away, lies mostly beyond),
+    at depths within R/2 above and below it; every ``step``-th point is looked at.
+    Where the wedge hides a tube the mask is a column through the lamella, widest about
+    the tube's depth (:func:`without_depth_ghosts`)."""
     points = line[::step]
     across = _across(line)[::step]
-    offsets = np.arange(-2.0 * radius, 2.0 * radius + 1.0, 1.0)
-    depths = np.arange(-radius / 2, radius / 2 + 1.0, 1.0)
+    reach = np.floor(radius)
+    offsets = np.arange(-reach, reach + 1.0)
+    depths = np.linspace(-radius / 2, radius / 2, int(np.floor(radius)) + 1)
     seen = 0
     for dz in depths:
         for offset in offsets:
@@ -955,9 +959,13 @@ def extend_to_feature_ends(
     outermost voxel centres.  Where no component lies within R of an end (a gap the
     wedge left), that end stays.
 
-    With ``tilt_range_deg``, an end whose last 2 R the wedge hides
-    (:func:`hidden_by_wedge`) goes on at the depth slope of the whole line, not of its
-    end: there the depth is not in the data and the ridge's end wanders in z (the demo's
+    With ``tilt_range_deg``, an end where the wedge would hide a level tube along at
+    least half its last 2 R (:func:`hidden_by_wedge`, judged level, as the end's own
+    slope is what wanders) goes on at the depth slope of the whole line (its end
+    included, so a wandering end still counts in part: fitted on the line before its
+    last 2 R, a 53-voxel piece of the cell below left the ends 14 voxels apart again),
+    not of its end: there the depth is not in the data and the ridge's end wanders in
+    z (the demo's
     bend-limited cell 14 at ±60°: two ends of one hidden tube carried on 5 and 7 voxels
     further off in depth, 14 voxels apart in z at the gap, too far for the join).
     """
@@ -966,13 +974,9 @@ def extend_to_feature_ends(
     for tail in (True, False):
         seq = line if tail else line[::-1]  # seq[-1] is the end
         end = seq[-1]
-        stretch = seq[max(0, len(seq) - 1 - max(2, int(round(2 * radius)))) :]
-        d = end - stretch[0]
-        if tilt_range_deg is not None and np.mean(hidden_by_wedge(stretch, tilt_range_deg)) >= 0.5:
-            d = _depth_of_trend(d, seq)
-        if np.linalg.norm(d) < 1e-6:
+        d = _end_direction(seq, radius, tilt_range_deg)
+        if d is None:
             continue
-        d = d / np.linalg.norm(d)
         reach = max_reach + radius + 1
         lo = np.maximum(np.floor(end - reach).astype(int), 0)
         hi = np.minimum(np.ceil(end + reach).astype(int) + 1, shape)
@@ -1013,10 +1017,25 @@ def extend_to_feature_ends(
     return line
 
 
+def _end_direction(seq: np.ndarray, radius: float, tilt_range_deg) -> np.ndarray | None:
+    """Unit direction (z, y, x) in which a line goes on past its last point ``seq[-1]``
+    (:func:`extend_to_feature_ends`): that of its last 2 R, at the whole line's depth
+    slope where the wedge hides them (judged level: the end's own slope wanders); None
+    for a line of no length."""
+    stretch = seq[max(0, len(seq) - 1 - max(2, int(round(2 * radius)))) :]
+    d = seq[-1] - stretch[0]
+    level = stretch * np.array([0.0, 1.0, 1.0])
+    if tilt_range_deg is not None and np.mean(hidden_by_wedge(level, tilt_range_deg)) >= 0.5:
+        d = _depth_of_trend(d, seq)
+    norm = float(np.linalg.norm(d))
+    return None if norm < 1e-6 else d / norm
+
+
 def _depth_of_trend(step: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """``step`` (z, y, x) with its z part set to the depth slope of the whole ``line``
-    (least squares of z against the arc length) times its level length."""
-    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))]
+    """``step`` (z, y, x) with its z part set to the depth slope of ``line`` (least
+    squares of z against the level arc length, voxels of depth per voxel seen from
+    above) times its own level length."""
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line[:, 1:], axis=0), axis=1))]
     slope = np.polyfit(arc, line[:, 0], 1)[0] if arc[-1] > 0 else 0.0
     level = float(np.linalg.norm(step[1:]))
     return np.array([slope * level, step[1], step[2]])
