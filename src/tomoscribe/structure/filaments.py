@@ -961,13 +961,13 @@ def extend_to_feature_ends(
 
     With ``tilt_range_deg``, an end where the wedge would hide a level tube along at
     least half its last 2 R (:func:`hidden_by_wedge`, judged level, as the end's own
-    slope is what wanders) goes on at the depth slope of the whole line (its end
-    included, so a wandering end still counts in part: fitted on the line before its
-    last 2 R, a 53-voxel piece of the cell below left the ends 14 voxels apart again),
-    not of its end: there the depth is not in the data and the ridge's end wanders in
-    z (the demo's
-    bend-limited cell 14 at ±60°: two ends of one hidden tube carried on 5 and 7 voxels
-    further off in depth, 14 voxels apart in z at the gap, too far for the join).
+    slope is what wanders) goes on at the depth slope of the whole line, not of its
+    end: there the depth is not in the data and the ridge's end wanders in z (the
+    demo's bend-limited cell 14 at ±60°: two ends of one hidden tube carried on 5 and 7
+    voxels further off in depth, 14 voxels apart in z at the gap, too far for the
+    join).  The whole line's fit includes the end, so a wandering end still counts in
+    part; fitted on the line before its last 2 R instead, the same cell's 53-voxel
+    piece left the two ends 14 voxels apart again.
     """
     max_reach = 3.0 * radius if max_reach is None else max_reach
     shape = np.asarray(components.shape)
