@@ -135,7 +135,7 @@ def test_a_hidden_copy_of_a_tube_at_another_depth_is_dropped_and_crossings_are_k
 
 def test_equally_hidden_copies_in_a_narrower_column_are_dropped():
     """Where the whole tube is hidden its copies are as hidden as it is (the demo's
-    bend-limited cells at ±45°: 21 of 24 spurious lines, 12–40 voxels above and below);
+    bend-limited cells at ±45°: 21 of 24 spurious lines, 12–39 voxels above and below);
     the tube's own line has the widest column about it.  Lines in a column narrower
     than 0.85 of the widest they run along are dropped; lines in columns of equal width
     (two stacked tubes) stay, as do all without the components."""
@@ -154,6 +154,7 @@ def test_equally_hidden_copies_in_a_narrower_column_are_dropped():
     tube, above, below = level(48), level(20), level(76)
     assert column_width(column, tube, 12.5) == pytest.approx(21.0)
     assert column_width(column, above, 12.5) == pytest.approx(9.0)
+    assert column_width(column.astype(np.int32) * 7, tube, 12.5) == pytest.approx(21.0)
     labels = column.astype(np.int32)
     kept = without_depth_ghosts([above, tube, below], 12.5, tilt, labels)
     assert [k[0, 0] for k in kept] == [48]
@@ -263,7 +264,8 @@ def test_lines_overlapping_end_to_end_in_view_within_r_in_depth_become_one():
     assert len(joined) == 1
     y = joined[0][:, 1]
     assert y[0] == 0 and y[-1] == second[-1, 1] and np.all(np.diff(y) > 0)
-    # the same pair 30 voxels apart in depth: two tubes, one above the other
+    # the same pair 30 voxels apart in depth: two tubes, one above the other (refused
+    # before the 3D test, by their depths where they part)
     stacked = second + np.array([30.0, 0.0, 0.0])
     assert len(shingles_joined([first, stacked], 12.5, tilt)) == 2
     # 11 voxels apart in depth and 8 across (13.6 > R in 3D, 8 < R from above): two
@@ -288,7 +290,8 @@ def test_a_hidden_end_goes_on_at_its_line_s_depth_slope():
     line = np.column_stack([z, np.full_like(x, 40.0), x])
     carried = extend_to_feature_ends(line, tube.astype(int), 12.5, None, (-60, 60))
     assert carried[-1, 2] >= 155  # to the feature's end
-    assert abs(carried[-1, 0] - line[-1, 0]) <= 2.0  # not further off in depth
+    # 1.8 voxels at the whole line's slope, 10.8 at the end's own
+    assert abs(carried[-1, 0] - line[-1, 0]) <= 3.0  # not further off in depth
     before = extend_to_feature_ends(line, tube.astype(int), 12.5)
     assert before[-1, 0] - line[-1, 0] >= 5.0  # the end's own slope, as before
     # along y the walls are seen at ±60°: the end's own direction is kept

@@ -821,7 +821,7 @@ def without_depth_ghosts(
     it at 20° from above, was dropped before the component test).
 
     Where the whole tube is hidden its copies are as hidden as it is: the ridge runs
-    along the column's middle and 12–40 voxels above and below (the demo's bend-limited
+    along the column's middle and 12–39 voxels above and below (the demo's bend-limited
     cells at ±45°: 21 of 24 spurious lines; a phantom tube 5° from x at ±45° gives lines
     at its depth and ±28 voxels).  There the tube's own line has the widest column
     about it (:func:`column_width`, within R each side: 15–23 voxels on the demo's
@@ -854,9 +854,10 @@ def without_depth_ghosts(
         _component_near(line, components, radius) if components is not None else None
         for line in lines
     ]
-    mask = components > 0 if components is not None and max(hidden, default=0) >= 0.5 else None
     widths = [
-        column_width(mask, line, radius) if mask is not None and h >= 0.5 and len(line) > 1 else 0.0
+        column_width(components, line, radius)
+        if components is not None and h >= 0.5 and len(line) > 1
+        else 0.0
         for line, h in zip(lines, hidden)
     ]
 
@@ -901,7 +902,8 @@ def _copy_fraction(i, others, lines, tangents, labels, radius, max_depth) -> flo
 
 
 def column_width(mask: np.ndarray, line: np.ndarray, radius: float, step: int = 4) -> float:
-    """Mean width (voxels) of the mask across a line (z, y, x), parallel to the xy plane,
+    """Mean width (voxels) of the mask (bool, or labels: non-zero is the mask; no copy of
+    the volume is made) across a line (z, y, x), parallel to the xy plane,
     within R each side (a neighbour's column, its axis ≥ 2 R away, lies mostly beyond),
     at depths within R/2 above and below it; every ``step``-th point is looked at.
     Where the wedge hides a tube the mask is a column through the lamella, widest about
@@ -914,7 +916,8 @@ def column_width(mask: np.ndarray, line: np.ndarray, radius: float, step: int = 
     seen = 0
     for dz in depths:
         for offset in offsets:
-            seen += int(_sampled(mask, points + offset * across + (dz, 0.0, 0.0), False).sum())
+            at = points + offset * across + (dz, 0.0, 0.0)
+            seen += int(np.count_nonzero(_sampled(mask, at, False)))
     return seen / (len(points) * len(depths))
 
 
