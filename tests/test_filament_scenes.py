@@ -183,30 +183,50 @@ def test_equally_hidden_copies_in_a_narrower_column_are_dropped():
 
 def test_a_hidden_tube_goes_on_along_its_copy_past_its_end_at_its_own_depth():
     """Where a whole tube is hidden its ridge may run along the column's middle for a
-    stretch and along its top for the rest (the demo's bend-limited cells 24, 27 and 38
-    at ±45°: tubes 8–9° from x traced at their depth over 100 of 240–320 voxels, their
-    copies going on for 80 more).  The dropped copy's track carries the tube's line on
-    at the tube's depth; a copy beside the middle of the line only carries nothing."""
+    stretch and along its top for the rest (the demo's bend-limited cells 24 and 38 at
+    ±45°: tubes 8–9° from x traced at their depth over 100 of 240–320 voxels, their
+    copies going on for 80 more).  The dropped copy's track carries the tube's line on,
+    level at the line's end depth, its offset across faded out (no step); a copy beside
+    the middle of the line only, or passing the far leg of a bent line, carries nothing;
+    nor is a piece carried over another piece of its tube (a review's cases)."""
+    from scipy.spatial import cKDTree
+
     from tomoscribe.structure.filaments import without_depth_ghosts
 
     tilt = (-45, 45)
-    shape = (96, 100, 200)
+    shape = (96, 100, 260)
     z, y, _ = np.indices(shape)
     half_width = np.where(np.abs(z - 48) <= 12, 10, 4)  # wide about the tube's depth
-    labels = ((np.abs(y - 50) <= half_width) & (np.arange(200) >= 5)).astype(np.int32)
+    labels = ((np.abs(y - 50) <= half_width) & (np.arange(260) >= 5)).astype(np.int32)
 
-    def level(depth, start, stop):
+    def level(depth, start, stop, across=50.0, rise=0.0):
         x = np.arange(float(start), float(stop))
-        return np.column_stack([np.full_like(x, depth), np.full_like(x, 50.0), x])
+        depths = depth + rise * (x - start) / max(stop - start - 1, 1)
+        return np.column_stack([depths, np.full_like(x, across), x])
 
     tube = level(48, 10, 120)
-    kept = without_depth_ghosts([tube, level(20, 10, 190)], 12.5, tilt, labels)
+    kept = without_depth_ghosts([tube, level(20, 10, 190, 56.0, 6.0)], 12.5, tilt, labels)
     assert len(kept) == 1
-    assert np.allclose(kept[0][:, 0], 48.0)
-    assert np.allclose(kept[0][:, 2], np.arange(10.0, 190.0))
+    assert np.allclose(kept[0][:, 0], 48.0)  # level: the copy's rise is not the tube's
+    assert kept[0][-1, 2] == pytest.approx(189.0) and abs(kept[0][-1, 1] - 56.0) < 1e-9
+    assert np.linalg.norm(np.diff(kept[0], axis=0), axis=1).max() <= 1.5
     # beside the middle of the line only: dropped, nothing carried
     kept = without_depth_ghosts([level(48, 10, 190), level(20, 40, 150)], 12.5, tilt, labels)
     assert len(kept) == 1 and len(kept[0]) == 180
+    # a tube traced as two pieces, the copy along both: neither is carried over the other
+    first, second = level(48, 10, 100), level(48, 130, 250)
+    kept = without_depth_ghosts([first, second, level(20, 10, 250)], 12.5, tilt, labels)
+    assert len(kept) == 2
+    assert np.mean(cKDTree(kept[1]).query(first)[0] <= 12.5) < 0.2
+    assert np.mean(cKDTree(kept[0]).query(second)[0] <= 12.5) < 0.2
+    # a bent line (two hidden legs 40 apart, a turn seen): a copy along the first leg and
+    # 40 voxels past its start carries that end on, not the second leg's end beside it
+    turn = np.column_stack([np.full(39, 48.0), np.arange(41.0, 80.0), np.full(39, 150.0)])
+    bent = np.vstack([level(48, 40, 151, 40.0), turn, level(48, 40, 151, 80.0)[::-1]])
+    kept = without_depth_ghosts([bent, level(20, 0, 150, 40.0)], 12.5, tilt)
+    assert len(kept) == 1
+    assert np.array_equal(kept[0][-len(bent) :], bent)
+    assert np.allclose(kept[0][0], (48.0, 40.0, 0.0))
 
 
 def test_a_hidden_tube_under_a_visible_one_at_a_shallow_angle_is_kept():

@@ -835,8 +835,9 @@ def without_depth_ghosts(
     voxels apart), which both stay; a neighbour 2 R or more beside a tube (a bundle)
     lies mostly beyond the R each side that the width counts.
 
-    A copy going on past an end of its tube's line (the kept line it runs along most)
-    carries that line on along its own track (:func:`_carried_along_copy`).
+    A copy going on past an end of its tube's line (the line it runs along most; none
+    where that line is dropped too) carries it on along its track
+    (:func:`_carried_along_copy`).
 
     Parameters
     ----------
@@ -870,7 +871,9 @@ def without_depth_ghosts(
             copies.append((i, owner))
     for i, owner in copies:
         if owner in kept:
-            kept[owner] = _carried_along_copy(kept[owner], lines[i], radius)
+            others = [line for k, line in kept.items() if k != owner]
+            depths = None if components is None else np.shape(components)[0]
+            kept[owner] = _carried_along_copy(kept[owner], lines[i], radius, others, depths)
     return [kept[k] for k in sorted(kept)]
 
 
@@ -896,20 +899,31 @@ def _ghost_measures(lines, radius, tilt_range_deg, components):
     return hidden, tangents, labels, widths
 
 
-def _carried_along_copy(line: np.ndarray, copy: np.ndarray, radius: float) -> np.ndarray:
+def _carried_along_copy(
+    line: np.ndarray,
+    copy: np.ndarray,
+    radius: float,
+    others: list[np.ndarray] = (),
+    depths: int | None = None,
+) -> np.ndarray:
     """``line`` (z, y, x, 1-voxel steps) carried on past each end along the plan track
-    of a copy of it (:func:`without_depth_ghosts`) where the copy runs beside it up to
-    that end, seen from above, and goes on beyond it for at least R.
+    of a copy of it (:func:`without_depth_ghosts`) where the copy passes that end within
+    R of it, seen from above, and goes on at least R beyond it.
 
     A hidden tube's mask is a column through the lamella whose ridge may run along its
     middle for a stretch and along its top or bottom for the rest (the demo's
-    bend-limited cells 24, 27 and 38 at ±45°: tubes 8–9° from x traced at their depth
+    bend-limited cells 24 and 38 at ±45°: tubes 8–9° from x traced at their depth
     over 100 of 240–320 voxels, a copy above or below going on for another 80): the
     copy's track seen from above is the tube's, its depth is not.  The carried stretch
-    keeps the copy's changes in depth from where it passes the end, starting at the
-    end's depth; a straight bridge joins the end to it."""
+    is the copy's up to its farthest point along the end's direction, and not past the
+    first point within R of any of the ``others`` seen from above (another piece of the
+    tube, or another tube: the joins are theirs to make); it starts from the end, the
+    copy's offset across faded out over R, and goes on at the whole line's depth slope
+    (:func:`_depth_of_trend`), kept within the volume's ``depths`` (slices, when
+    given) where it would leave them (the depth is not in the data there)."""
     if len(line) < 2 or len(copy) < 2:
         return line
+    taken = cKDTree(np.vstack(others)[:, 1:]) if len(others) else None
     for tail in (True, False):
         seq = line if tail else line[::-1]  # seq[-1] is the end
         end = seq[-1]
@@ -918,14 +932,23 @@ def _carried_along_copy(line: np.ndarray, copy: np.ndarray, radius: float) -> np
             continue
         level = d[1:] / np.linalg.norm(d[1:])
         path = copy if np.dot(copy[-1, 1:] - copy[0, 1:], level) > 0 else copy[::-1]
-        past = np.flatnonzero((path[:, 1:] - end[1:]) @ level > 0)
-        if len(past) == 0 or past[0] == 0 or len(path) - past[0] < radius:
+        along = (path[:, 1:] - end[1:]) @ level
+        past = np.flatnonzero(along > 0)
+        if len(past) == 0 or past[0] == 0:
             continue
         k = int(past[0])
-        if cKDTree(seq[:, 1:]).query(path[k - 1, 1:])[0] > radius:
-            continue  # the copy does not run beside the line up to its end
-        beyond = path[k:].copy()
-        beyond[:, 0] += end[0] - path[k - 1, 0]
+        if np.linalg.norm(path[k - 1, 1:] - end[1:]) > radius + 1:
+            continue  # the copy does not pass this end
+        stop = k + int(np.argmax(along[k:])) + 1
+        if taken is not None:
+            near = np.flatnonzero(taken.query(path[k:stop, 1:])[0] <= radius)
+            stop = k + int(near[0]) if len(near) else stop
+        if stop - k < 2 or along[stop - 1] < radius:
+            continue
+        beyond = path[k:stop].copy()
+        fade = np.clip(1.0 - np.arange(len(beyond)) / radius, 0.0, 1.0)
+        beyond[:, 1:] += fade[:, None] * (end[1:] - path[k - 1, 1:])
+        beyond[:, 0] = end[0]
         steps = int(np.ceil(np.linalg.norm(beyond[0] - end)))
         bridge = np.linspace(end, beyond[0], steps + 1)[1:-1]
         seq = np.vstack([seq, bridge, beyond])
