@@ -872,8 +872,7 @@ def without_depth_ghosts(
     for i, owner in copies:
         if owner in kept:
             others = [line for k, line in kept.items() if k != owner]
-            depths = None if components is None else np.shape(components)[0]
-            kept[owner] = _carried_along_copy(kept[owner], lines[i], radius, others, depths)
+            kept[owner] = _carried_along_copy(kept[owner], lines[i], radius, others)
     return [kept[k] for k in sorted(kept)]
 
 
@@ -900,11 +899,7 @@ def _ghost_measures(lines, radius, tilt_range_deg, components):
 
 
 def _carried_along_copy(
-    line: np.ndarray,
-    copy: np.ndarray,
-    radius: float,
-    others: list[np.ndarray] = (),
-    depths: int | None = None,
+    line: np.ndarray, copy: np.ndarray, radius: float, others: list[np.ndarray] = ()
 ) -> np.ndarray:
     """``line`` (z, y, x, 1-voxel steps) carried on past each end along the plan track
     of a copy of it (:func:`without_depth_ghosts`) where the copy passes that end within
@@ -918,9 +913,9 @@ def _carried_along_copy(
     is the copy's up to its farthest point along the end's direction, and not past the
     first point within R of any of the ``others`` seen from above (another piece of the
     tube, or another tube: the joins are theirs to make); it starts from the end, the
-    copy's offset across faded out over R, and goes on at the whole line's depth slope
-    (:func:`_depth_of_trend`), kept within the volume's ``depths`` (slices, when
-    given) where it would leave them (the depth is not in the data there)."""
+    copy's offset across faded out over R, and stays level at the end's depth: the
+    depth is not in the data there, and the copy's follows the column's edge (a
+    first version that kept the copy's changes in depth could leave the volume)."""
     if len(line) < 2 or len(copy) < 2:
         return line
     taken = cKDTree(np.vstack(others)[:, 1:]) if len(others) else None
