@@ -210,6 +210,14 @@ def test_a_hidden_tube_goes_on_along_its_copy_past_its_end_at_its_own_depth():
     assert np.allclose(kept[0][:, 0], 48.0)  # level: the copy's rise is not the tube's
     assert kept[0][-1, 2] == pytest.approx(189.0) and abs(kept[0][-1, 1] - 56.0) < 1e-9
     assert np.linalg.norm(np.diff(kept[0], axis=0), axis=1).max() <= 1.5
+    assert np.abs(np.diff(kept[0][:, 1])).max() <= 0.6  # the offset eased out, no jog
+    # a tube crossing at 90° does not stop the carry; a copy turning back does
+    crossing = np.column_stack([np.full(80, 48.0), np.arange(10.0, 90.0), np.full(80, 160.0)])
+    kept = without_depth_ghosts([tube, crossing, level(20, 10, 190)], 12.5, tilt, labels)
+    assert len(kept) == 2 and kept[0][-1, 2] == pytest.approx(189.0)
+    wiggle = np.vstack([level(20, 10, 150), level(20, 135, 149)[::-1], level(20, 136, 190)])
+    kept = without_depth_ghosts([tube, wiggle], 12.5, tilt, labels)
+    assert kept[0][-1, 2] == pytest.approx(149.0) and np.all(np.diff(kept[0][:, 2]) > 0)
     # beside the middle of the line only: dropped, nothing carried
     kept = without_depth_ghosts([level(48, 10, 190), level(20, 40, 150)], 12.5, tilt, labels)
     assert len(kept) == 1 and len(kept[0]) == 180
@@ -227,6 +235,11 @@ def test_a_hidden_tube_goes_on_along_its_copy_past_its_end_at_its_own_depth():
     assert len(kept) == 1
     assert np.array_equal(kept[0][-len(bent) :], bent)
     assert np.allclose(kept[0][0], (48.0, 40.0, 0.0))
+    # a hairpin whose two ends lie beside the copy: one end carried, not both
+    turn = np.column_stack([np.full(9, 48.0), np.arange(51.0, 60.0), np.full(9, 130.0)])
+    hairpin = np.vstack([level(48, 40, 131), turn, level(48, 40, 131, 60.0)[::-1]])
+    kept = without_depth_ghosts([hairpin, level(20, 0, 131, 55.0)], 12.5, tilt)
+    assert len(kept) == 1 and len(kept[0]) == len(hairpin) + 40
 
 
 def test_a_hidden_tube_under_a_visible_one_at_a_shallow_angle_is_kept():

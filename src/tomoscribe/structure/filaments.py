@@ -899,26 +899,30 @@ def _ghost_measures(lines, radius, tilt_range_deg, components):
 
 
 def _carried_along_copy(
-    line: np.ndarray, copy: np.ndarray, radius: float, others: list[np.ndarray] = ()
+    line: np.ndarray, copy: np.ndarray, radius: float, others: list[np.ndarray] | None = None
 ) -> np.ndarray:
     """``line`` (z, y, x, 1-voxel steps) carried on past each end along the plan track
     of a copy of it (:func:`without_depth_ghosts`) where the copy passes that end within
-    R of it, seen from above, and goes on at least R beyond it.
+    R + 1 voxel of it, seen from above, and goes on at least R beyond it.
 
     A hidden tube's mask is a column through the lamella whose ridge may run along its
     middle for a stretch and along its top or bottom for the rest (the demo's
     bend-limited cells 24 and 38 at ±45°: tubes 8–9° from x traced at their depth
     over 100 of 240–320 voxels, a copy above or below going on for another 80): the
     copy's track seen from above is the tube's, its depth is not.  The carried stretch
-    is the copy's up to its farthest point along the end's direction, and not past the
-    first point within R of any of the ``others`` seen from above (another piece of the
-    tube, or another tube: the joins are theirs to make); it starts from the end, the
-    copy's offset across faded out over R, and stays level at the end's depth: the
-    depth is not in the data there, and the copy's follows the column's edge (a
-    first version that kept the copy's changes in depth could leave the volume)."""
+    is the copy's while it goes on along the end's direction (up to where it turns back
+    by more than a voxel), and not past the first point within R, seen from above, of
+    any of the ``others`` running along it within 3 R in depth (another piece of the
+    tube, or another tube beside it: the joins are theirs to make; a tube crossing it
+    does not stop it), nor over what the other end's carry took; it starts from the
+    end, the copy's offset across faded out over R (or twice the offset, if more), and
+    stays level at the end's depth: the depth is not in the data there, and the copy's
+    follows the column's edge (a first version that kept the copy's changes in depth
+    could leave the volume)."""
     if len(line) < 2 or len(copy) < 2:
         return line
-    taken = cKDTree(np.vstack(others)[:, 1:]) if len(others) else None
+    others = list(others or [])
+    carried: list[np.ndarray] = []
     for tail in (True, False):
         seq = line if tail else line[::-1]  # seq[-1] is the end
         end = seq[-1]
@@ -934,21 +938,50 @@ def _carried_along_copy(
         k = int(past[0])
         if np.linalg.norm(path[k - 1, 1:] - end[1:]) > radius + 1:
             continue  # the copy does not pass this end
-        stop = k + int(np.argmax(along[k:])) + 1
-        if taken is not None:
-            near = np.flatnonzero(taken.query(path[k:stop, 1:])[0] <= radius)
-            stop = k + int(near[0]) if len(near) else stop
+        ahead = along[k:]
+        back = np.flatnonzero(ahead < np.maximum.accumulate(ahead) - 1.0)
+        ahead = ahead[: int(back[0]) if len(back) else len(ahead)]
+        stop = k + int(np.argmax(ahead)) + 1  # its farthest point before it turns back
+        near = _along_ahead(others + carried, end, level, radius, path[k:stop])
+        stop = k + int(near[0]) if len(near) else stop
         if stop - k < 2 or along[stop - 1] < radius:
             continue
         beyond = path[k:stop].copy()
-        fade = np.clip(1.0 - np.arange(len(beyond)) / radius, 0.0, 1.0)
-        beyond[:, 1:] += fade[:, None] * (end[1:] - path[k - 1, 1:])
+        offset = end[1:] - path[k - 1, 1:]
+        fade = np.clip(1.0 - np.arange(len(beyond)) / max(radius, 2 * np.linalg.norm(offset)), 0, 1)
+        beyond[:, 1:] += fade[:, None] * offset
         beyond[:, 0] = end[0]
         steps = int(np.ceil(np.linalg.norm(beyond[0] - end)))
         bridge = np.linspace(end, beyond[0], steps + 1)[1:-1]
-        seq = np.vstack([seq, bridge, beyond])
+        carried.append(np.vstack([bridge, beyond]))
+        seq = np.vstack([seq, carried[-1]])
         line = seq if tail else seq[::-1]
     return line
+
+
+def _along_ahead(others, end, level, radius, stretch) -> np.ndarray:
+    """Indices of the points of ``stretch`` within R, seen from above, of points of the
+    ``others`` lines that run within 25° of ``level`` (a unit (y, x) direction, sign
+    free) and lie within 3 R of ``end``'s depth: another piece of the same tube ahead,
+    not a tube crossing above or below (:func:`_carried_along_copy`)."""
+    points = []
+    for other in others:
+        if len(other) > 1:
+            near_depth = np.abs(other[:, 0] - end[0]) <= 3 * radius
+            points.append(other[near_depth & _runs_along(other, level)])
+    points = [p for p in points if len(p)]
+    if not points:
+        return np.zeros(0, int)
+    distance = cKDTree(np.vstack(points)[:, 1:]).query(stretch[:, 1:])[0]
+    return np.flatnonzero(distance <= radius)
+
+
+def _runs_along(line: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Whether each point of a line (z, y, x) runs within 25° of the (y, x) unit
+    direction ``level`` seen from above, sign free."""
+    tangent = np.gradient(line, axis=0)[:, 1:]
+    cos = np.abs(tangent @ level) / np.linalg.norm(tangent, axis=1).clip(1e-12)
+    return cos >= np.cos(np.radians(25.0))
 
 
 def _copied_line(i, others, lines, tangents, labels, radius, max_depth) -> int | None:
