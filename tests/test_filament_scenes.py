@@ -242,6 +242,36 @@ def test_a_hidden_tube_goes_on_along_its_copy_past_its_end_at_its_own_depth():
     assert len(kept) == 1 and len(kept[0]) == len(hairpin) + 40
 
 
+def test_a_narrower_copy_overlapping_a_hidden_tube_end_to_end_is_dropped_and_carries_it():
+    """The demo's fresh bend-limited cells 73 and 77 at ±45°: a wholly hidden tube traced
+    at its depth over part of its length and 23–35 voxels above or below it over the
+    rest, the two lines overlapping end to end by 45–64 voxels seen from above; most
+    of the copy lies beyond the tube's line, so the copy rule (half of it along the
+    other) kept it.  In a narrower column, overlapping an end of it by at least 2 R and
+    going on, it is now dropped and carries the tube's line on; two stacked tubes (equal
+    columns) overlapping so stay two."""
+    from tomoscribe.structure.filaments import without_depth_ghosts
+
+    tilt = (-45, 45)
+    shape = (96, 100, 260)
+    z, y, _ = np.indices(shape)
+    half_width = np.where(np.abs(z - 48) <= 12, 10, 4)  # wide about the tube's depth
+    labels = ((np.abs(y - 50) <= half_width) & (np.arange(260) >= 5)).astype(np.int32)
+
+    def level(depth, start, stop):
+        x = np.arange(float(start), float(stop))
+        return np.column_stack([np.full_like(x, depth), np.full_like(x, 50.0), x])
+
+    tube, copy = level(48, 10, 150), level(20, 120, 240)
+    kept = without_depth_ghosts([tube, copy], 12.5, tilt, labels)
+    assert len(kept) == 1
+    assert np.allclose(kept[0][:, 0], 48.0) and kept[0][-1, 2] == pytest.approx(239.0)
+    # overlapping by less than 2 R: another tube beyond it, kept
+    assert len(without_depth_ghosts([tube, level(20, 140, 240)], 12.5, tilt, labels)) == 2
+    even = ((np.abs(y - 50) <= 10) & (np.arange(260) >= 5)).astype(np.int32)
+    assert len(without_depth_ghosts([tube, copy], 12.5, tilt, even)) == 2
+
+
 def test_a_hidden_tube_under_a_visible_one_at_a_shallow_angle_is_kept():
     """Review: a hidden tube 40 voxels under a visible one, crossing it at 20° seen from
     above, stayed within R of it (from above) over most of its length and was dropped as
