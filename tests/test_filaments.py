@@ -140,6 +140,8 @@ def test_pick_filament_cli_writes_seeds_table_and_instances(tmp_path, capsys, mo
     # they cross the box (128 voxel centres 1 nm apart along x) at 30° from x: 127 /
     # cos 30° nm between the outermost centres (was 128 ± 20: each end fell ~10 nm short)
     assert np.all(np.abs(table.length_nm - 127 / np.cos(np.radians(30))) < 3)
+    # 30° from x at ±60°: the walls are seen, the depth is measured all along
+    assert np.allclose(table.depth_measured_fraction, 1.0)
     import starfile
 
     star = starfile.read(out)

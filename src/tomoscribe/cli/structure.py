@@ -106,7 +106,7 @@ def pick(
         None,
         "--filament-table",
         help="CSV of the traced "
-        "filaments (length nm, curvature 1/µm, ends); default "
+        "filaments (length nm, curvature 1/µm, ends, fraction of depth measured); default "
         "the first OUTPUT's stem + _filaments.csv.",
     ),
     instances: Path = typer.Option(

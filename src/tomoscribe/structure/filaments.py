@@ -93,6 +93,13 @@ medial ridge of the mask seen at the scale of the tube:
    where the wedge breaks a hidden tube's mask for longer than 6 R − 2 σ, the ridges'
    ends lay beyond the join's reach before, and a line lying mostly within R of a
    longer one after these joins is dropped, as in step 5.
+7. **Depth where the data hold none** (:mod:`tomoscribe.structure.hidden_depth`):
+   where the wedge hides a tube's walls and the mask's column through the line reaches
+   the top or bottom face of the volume, the ridge's depth is not measured (it wanders
+   across the column); there the line takes the depth of its nearest stretches where
+   the column ends inside the volume (interpolated, carried level beyond), or, with
+   none, lies level at its columns' middle.  The filament table's
+   ``depth_measured_fraction`` says how much of each line's depth is measured.
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated
@@ -131,6 +138,7 @@ from scipy.spatial import cKDTree
 from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from ..core.tubes import HOLLOW_INNER_FRACTION, visible_wall_fraction
 from ..errors import AnnotationError, ParameterError
+from .hidden_depth import depth_where_unbounded, unbounded_depth
 from .ridges import ridge_points
 
 #: Outer radius (nm) and hollowness of the filaments known by name.
@@ -551,7 +559,25 @@ def trace_centrelines(
     # compared at their full length: a visible line reaches along its tube's hidden
     # stretch only once carried to the feature's end
     lines = without_depth_ghosts(lines, r, tilt_range_deg, components)
-    return shingles_joined(lines, r, tilt_range_deg, components)
+    lines = shingles_joined(lines, r, tilt_range_deg, components)
+    return [_depth_from_data(line, feature, r, tilt_range_deg) for line in lines]
+
+
+def _depth_from_data(line: np.ndarray, feature: np.ndarray, r: float, tilt_range_deg):
+    """``line`` with its depth taken from the data where the wedge's column leaves
+    none (:func:`~tomoscribe.structure.hidden_depth.depth_where_unbounded`), resampled
+    every voxel when it changed."""
+    hidden = _hidden_seen_from_above(line, tilt_range_deg)
+    placed = depth_where_unbounded(line, feature, hidden, r)
+    return line if placed is line else _resample(placed)
+
+
+def _hidden_seen_from_above(line: np.ndarray, tilt_range_deg) -> np.ndarray:
+    """Whether the wedge hides the walls of a level tube along ``line`` seen from
+    above (a hidden ridge's own climb is not measured)."""
+    if tilt_range_deg is None:
+        return np.zeros(len(line), bool)
+    return hidden_by_wedge(line * np.array([0.0, 1.0, 1.0]), tilt_range_deg)
 
 
 def _rejoined(lines: list[np.ndarray], r: float, feature, tilt_range_deg, sigma: float):
@@ -1525,7 +1551,22 @@ def trace_filaments(
     reach = r if model.hollow else max(1.0, 0.5 * r)
     near = near_feature(mask, seeds[["z", "y", "x"]].to_numpy(), reach)
     seeds = seeds[near].reset_index(drop=True)
-    return seeds, filament_table(lines, voxel_size_A), lines
+    table = filament_table(lines, voxel_size_A)
+    table["depth_measured_fraction"] = [
+        depth_measured_fraction(mask, line, tilt_range_deg) for line in lines
+    ]
+    return seeds, table, lines
+
+
+def depth_measured_fraction(mask: np.ndarray, line: np.ndarray, tilt_range_deg) -> float:
+    """Fraction of a centreline's points (z, y, x, voxels) whose depth the data hold:
+    not where the wedge hides the tube and the mask's column through it reaches a face
+    (:func:`~tomoscribe.structure.hidden_depth.unbounded_depth`; there the depth is
+    interpolated, carried or a guess)."""
+    if len(line) == 0:
+        return 1.0
+    hidden = _hidden_seen_from_above(line, tilt_range_deg)
+    return float(1.0 - np.mean(unbounded_depth(mask, line, hidden)))
 
 
 def near_feature(mask: np.ndarray, points: np.ndarray, reach: float) -> np.ndarray:
