@@ -90,8 +90,10 @@ FILAMENT_RADII_NM = {"microtubule": (12.5, 8.5), "actin": (3.5, 0.0)}
 #: across (Arai et al. 1999): 180 nm.  Without a limit (``CellParams``' default, which
 #: the demo's measured bars rest on) the curves bend microtubules of the demo's medium
 #: cells to radii of 34 nm (10th percentile of each one's tightest bend; median 72 nm),
-#: 10–20 times tighter than they break; with it, the small demo's microtubule Dice fell
-#: from above its 0.4 bar to 0.09 (one run), not yet looked into.
+#: 10–20 times tighter than they break; with it, the small demo's microtubule Dice on
+#: its second tomogram fell to 0.09 (seed 0): straight tubes there ran 9–16° from x,
+#: across the tilt axis, which the first tomogram's tubes (36–71°) never showed the
+#: network (docs/performance.md, issue 24).
 FILAMENT_MIN_BEND_RADIUS_NM = {"microtubule": 400.0, "actin": 180.0}
 
 
