@@ -117,3 +117,58 @@ def test_the_table_s_measured_fraction_counts_the_points_whose_depth_is_a_guess(
     # the same column and line turned along y (the tilt axis): seen, so measured
     turned = line[:, [0, 2, 1]]
     assert depth_measured_fraction(np.swapaxes(mask, 1, 2), turned, (-60, 60)) == 1.0
+
+
+def test_lines_along_one_depthless_column_are_one_and_others_stay():
+    from tomoscribe.structure.hidden_depth import without_column_copies
+
+    tube = _line(np.full(240, 48.0))
+    tube_unbounded = np.r_[np.zeros(30, bool), np.ones(180, bool), np.zeros(30, bool)]
+    tube_measured = ~tube_unbounded
+    copy = _line(np.full(200, 20.0)) + (0.0, 6.0, 20.0)  # along its top, 6 voxels aside
+    unbounded, unmeasured = np.ones(200, bool), np.zeros(200, bool)
+    assert without_column_copies(
+        [copy, tube], [unbounded, tube_unbounded], [unmeasured, tube_measured], R
+    ) == [1]
+    # the line with more measured depths stays, whichever is longer or first; a copy
+    # carried over the tube's bounded ends off the mask measures nothing there
+    long_copy = _line(np.full(240, 20.0))
+    off_mask = np.r_[np.zeros(30, bool), np.ones(180, bool), np.zeros(30, bool)]
+    for order in ([0, 1], [1, 0]):
+        lines = [[tube, long_copy][k] for k in order]
+        flags = [[tube_unbounded, off_mask][k] for k in order]
+        measured = [[tube_measured, np.zeros(240, bool)][k] for k in order]
+        assert [order[k] for k in without_column_copies(lines, flags, measured, R)] == [0]
+    # a line 2 R beside it, one crossing it, a copy where the depth is measured, and a
+    # line of one point: kept
+    beside = _line(np.full(240, 48.0)) + (0.0, 2 * R, 0.0)
+    crossing = np.column_stack([np.full(40, 48.0), np.arange(0.0, 40.0), np.full(40, 120.0)])
+    point = np.array([[48.0, 20.0, 100.0]])
+    lines = [tube, beside, crossing, copy, point]
+    flags = [tube_unbounded, np.ones(240, bool), np.ones(40, bool), unmeasured, np.ones(1, bool)]
+    measured = [tube_measured, np.zeros(240, bool), np.zeros(40, bool), ~unmeasured, [False]]
+    assert without_column_copies(lines, flags, measured, R) == [0, 1, 2, 3, 4]
+
+
+def test_a_gap_in_the_mask_or_an_end_past_it_goes_with_its_stretch_and_depths_stay_in_the_column():
+    """A review's cases: points off the mask inside an unbounded stretch (the wedge
+    breaks hidden masks) and a line's last point half a voxel past the feature kept
+    the ridge's depth, a step of 30 voxels; and nothing kept the new depth within the
+    point's own column."""
+    mask = _column(range(0, 30))
+    mask[:, :, 220:] = False  # the feature ends at x 219; the line half a voxel past
+    mask[:, 15:26, 118:123] = False  # a gap in the column
+    depths = np.r_[np.full(30, 48.0), np.linspace(60, 80, 190), np.full(2, 80.0)]
+    placed = depth_where_unbounded(_line(depths), mask, np.ones(222, bool), R)
+    assert np.allclose(placed[:, 0], 48.0)
+    # bounded at 20–40 at both ends, a column at 50–95 between: kept within it
+    mask = _column(list(range(0, 30)) + list(range(210, 240)), low=20, high=40)
+    mask[:50, 15:26, 100:140] = False
+    depths = np.r_[np.full(30, 30.0), np.full(180, 70.0), np.full(30, 30.0)]
+    placed = depth_where_unbounded(_line(depths), mask, np.ones(240, bool), R)
+    assert np.all(placed[100:140, 0] == 50.0) and np.allclose(placed[:100, 0], 30.0)
+
+
+def test_hidden_flags_must_match_the_line():
+    with pytest.raises(ValueError, match="hidden flags"):
+        unbounded_depth(_column([]), _line(np.full(240, 48.0)), np.ones(1, bool))

@@ -98,7 +98,10 @@ medial ridge of the mask seen at the scale of the tube:
    the top or bottom face of the volume, the ridge's depth is not measured (it wanders
    across the column); there the line takes the depth of its nearest stretches where
    the column ends inside the volume (interpolated, carried level beyond), or, with
-   none, lies level at its columns' middle.  The filament table's
+   none, lies level at its columns' middle; lines running along one another over
+   such columns, seen from above, are one column traced twice (the ridge also runs
+   along its top or bottom), and the one with fewer measured depths is dropped.  The
+   filament table's
    ``depth_measured_fraction`` says how much of each line's depth is measured.
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
@@ -138,7 +141,7 @@ from scipy.spatial import cKDTree
 from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from ..core.tubes import HOLLOW_INNER_FRACTION, visible_wall_fraction
 from ..errors import AnnotationError, ParameterError
-from .hidden_depth import depth_where_unbounded, unbounded_depth
+from .hidden_depth import depth_flags, depth_where_unbounded, without_column_copies
 from .ridges import ridge_points
 
 #: Outer radius (nm) and hollowness of the filaments known by name.
@@ -560,7 +563,19 @@ def trace_centrelines(
     # stretch only once carried to the feature's end
     lines = without_depth_ghosts(lines, r, tilt_range_deg, components)
     lines = shingles_joined(lines, r, tilt_range_deg, components)
-    return [_depth_from_data(line, feature, r, tilt_range_deg) for line in lines]
+    return _depths_placed(lines, feature, r, tilt_range_deg)
+
+
+def _depths_placed(lines: list[np.ndarray], feature: np.ndarray, r: float, tilt_range_deg):
+    """Step 7: lines over one depthless column made one
+    (:func:`~tomoscribe.structure.hidden_depth.without_column_copies`), then each
+    line's depth taken from the data where its column holds none."""
+    flags = [
+        depth_flags(feature, line, _hidden_seen_from_above(line, tilt_range_deg)) for line in lines
+    ]
+    unbounded, measured = [f[0] for f in flags], [f[1] for f in flags]
+    kept = without_column_copies(lines, unbounded, measured, r)
+    return [_depth_from_data(lines[i], feature, r, tilt_range_deg) for i in kept]
 
 
 def _depth_from_data(line: np.ndarray, feature: np.ndarray, r: float, tilt_range_deg):
@@ -1560,13 +1575,16 @@ def trace_filaments(
 
 def depth_measured_fraction(mask: np.ndarray, line: np.ndarray, tilt_range_deg) -> float:
     """Fraction of a centreline's points (z, y, x, voxels) whose depth the data hold:
-    not where the wedge hides the tube and the mask's column through it reaches a face
-    (:func:`~tomoscribe.structure.hidden_depth.unbounded_depth`; there the depth is
-    interpolated, carried or a guess)."""
+    those where the wedge leaves the tube's walls, and, where it hides them, those in
+    the mask whose column there ends inside the volume
+    (:func:`~tomoscribe.structure.hidden_depth.depth_flags`).  Elsewhere the depth was
+    interpolated, carried on or laid at the column's middle, or is the ridge's own
+    wandering through a column that holds none."""
     if len(line) == 0:
         return 1.0
     hidden = _hidden_seen_from_above(line, tilt_range_deg)
-    return float(1.0 - np.mean(unbounded_depth(mask, line, hidden)))
+    measured = depth_flags(mask, line, hidden)[1]
+    return float(np.mean(~hidden | measured))
 
 
 def near_feature(mask: np.ndarray, points: np.ndarray, reach: float) -> np.ndarray:
