@@ -167,6 +167,18 @@ def test_a_gap_in_the_mask_or_an_end_past_it_goes_with_its_stretch_and_depths_st
     depths = np.r_[np.full(30, 30.0), np.full(180, 70.0), np.full(30, 30.0)]
     placed = depth_where_unbounded(_line(depths), mask, np.ones(240, bool), R)
     assert np.all(placed[100:140, 0] == 50.0) and np.allclose(placed[:100, 0], 30.0)
+    # ... with a gap in that column: no notch back to 30 there (a second review)
+    mask[:, 15:26, 120:123] = False
+    placed = depth_where_unbounded(_line(depths), mask, np.ones(240, bool), R)
+    assert np.all(placed[100:140, 0] == 50.0)
+    # a column split by gaps about the tube's depth (cell 63's shape), the ridge in the
+    # top piece: the depth goes where the mask holds it, not into the ridge's piece
+    mask = _column(list(range(0, 30)) + list(range(210, 240)))
+    mask[26:30, 15:26, 30:210] = False
+    mask[60:64, 15:26, 30:210] = False
+    depths = np.r_[np.full(30, 48.0), np.full(180, 80.0), np.full(30, 48.0)]
+    placed = depth_where_unbounded(_line(depths), mask, np.ones(240, bool), R)
+    assert np.allclose(placed[:, 0], 48.0)
 
 
 def test_hidden_flags_must_match_the_line():

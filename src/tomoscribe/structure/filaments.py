@@ -97,12 +97,13 @@ medial ridge of the mask seen at the scale of the tube:
    where the wedge hides a tube's walls and the mask's column through the line reaches
    the top or bottom face of the volume, the ridge's depth is not measured (it wanders
    across the column); there the line takes the depth of its nearest stretches where
-   the column ends inside the volume (interpolated, carried level beyond), or, with
-   none, lies level at its columns' middle; lines running along one another over
+   the column ends inside the volume or the walls are seen (interpolated, carried
+   level beyond, moved to the nearest depth where the column holds the feature), or,
+   with none, lies level at its columns' middle; lines running along one another over
    such columns, seen from above, are one column traced twice (the ridge also runs
    along its top or bottom), and the one with fewer measured depths is dropped.  The
-   filament table's
-   ``depth_measured_fraction`` says how much of each line's depth is measured.
+   filament table's ``depth_measured_fraction`` says how much of each line's depth is
+   measured.
 
 Measured (``benchmarks/bench_filaments.py``, docs/performance.md): the fixed
 development scenes and freshly drawn ones, at ±60° and ±45°, and the demo's simulated

@@ -16,10 +16,13 @@ hidden ridge's own climb is not measured) and the column through them reaches a 
 are *unbounded*.  Each stretch of the line between its anchors (points in the mask
 whose depth is bounded, in runs at least R/2 long: a single bounded voxel is noise)
 that holds an unbounded point takes the depth interpolated between the anchors along
-the line seen from above, carried level beyond the outermost, kept within the column
-at unbounded points (points off the mask inside such a stretch go with it, so the
-line has no step); a line with no anchor, unbounded along at least 80% of its points,
-is laid level at the median middle of its columns.  That is
+the line seen from above, carried level beyond the outermost; at unbounded points it
+is moved to the nearest depth where the point's column holds the feature, and the
+stretch's other points (off the mask: wedge gaps, a line's last half voxel; bounded
+runs too short to anchor) are interpolated between, so they make no step of their
+own.  Anchors are also points where the walls are seen (not hidden) in the mask.  A
+line with no anchor, unbounded along at least 80% of its points, is laid level at the
+median middle of its columns (not kept within each column: a guess either way).  That is
 the one depth the data do not argue against: the tube may lie anywhere in its column,
 and the middle is nearest every depth it could have.  Lines running along one another
 over such columns are one column traced twice (:func:`without_column_copies`).  The
@@ -97,8 +100,10 @@ def without_column_copies(
     Where a column of the mask reaches a face the data hold no depth, so two lines
     running along one another there, seen from above, are one column traced twice: the
     ridge also runs along the column's top or bottom (the demo's fresh cells 63, 75
-    and 95 at ±45°: copies 20–30 voxels off a wholly hidden tube) — and two tubes
-    stacked there could not be told apart by the data either.  A line at least half of
+    and 95 at ±45°: copies 20–30 voxels off a wholly hidden tube).  Over that stretch
+    two tubes stacked in the column could not be told apart by the data; two such
+    tubes bounded at different depths elsewhere (a review's case, rare: within R of
+    each other seen from above over half a line) are made one too.  A line at least half of
     whose points are unbounded and lie within R (``radius``, voxels), seen from above,
     of the unbounded points of a line ranked higher, running within 25° of it, is
     dropped.  Lines rank by their measured points (``measured``; in the mask with their
@@ -193,7 +198,13 @@ def depth_where_unbounded(
         # seen from above, strictly increasing (a step straight down adds 10⁻⁶)
         arc = np.r_[0.0, np.cumsum(steps + 1e-6)]
         depth = np.interp(arc, arc[anchors], line[anchors, 0])
-        depth[unbounded] = np.clip(depth[unbounded], low[unbounded], high[unbounded])
+        # an unbounded point keeps the depth where its column holds the feature (the
+        # nearest such depth, anywhere in the column), and the points between follow
+        placed = line[:, 0].copy()
+        for i in np.flatnonzero(unbounded):
+            placed[i] = _nearest_in_column(mask, line[i], depth[i])
+        known = anchors | unbounded
+        depth = np.interp(arc, arc[known], placed[known])
         change = _stretches_holding(~anchors, unbounded)
         out[change, 0] = depth[change]
     elif np.mean(unbounded) >= LEVEL_WHEN_UNBOUNDED_FRACTION:
@@ -201,3 +212,14 @@ def depth_where_unbounded(
     else:
         return line
     return out
+
+
+def _nearest_in_column(mask: np.ndarray, point: np.ndarray, depth: float) -> float:
+    """``depth`` (z, voxels) if the mask holds it in the column of ``point`` (z, y, x),
+    else the nearest depth it holds there (the column holds some: ``point`` lies in it)."""
+    _, y, x = np.rint(point).astype(int)
+    column = np.flatnonzero(np.asarray(mask)[:, y, x])
+    at = int(np.rint(depth))
+    if 0 <= at < np.shape(mask)[0] and mask[at, y, x]:
+        return float(depth)
+    return float(column[np.argmin(np.abs(column - depth))])
