@@ -142,6 +142,7 @@ from scipy.spatial import cKDTree
 from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from ..core.tubes import HOLLOW_INNER_FRACTION, visible_wall_fraction
 from ..errors import AnnotationError, ParameterError
+from .directions import axes_within
 from .hidden_depth import depth_flags, depth_where_unbounded, without_column_copies
 from .ridges import ridge_points
 
@@ -149,6 +150,8 @@ from .ridges import ridge_points
 FEATURE_RADII_NM = {"microtubule": (12.5, True), "actin": (3.5, False)}
 #: Beyond the top and bottom faces (z) is empty; beyond the sides filaments go on.
 FACE_MODES = ("constant", "reflect", "reflect")
+#: The beam's direction (z, y, x) at zero tilt.
+BEAM_AXIS = np.array([1.0, 0.0, 0.0])
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,6 @@ def _components(
     n = len(points)
     pairs = cKDTree(points).query_pairs(radius, output_type="ndarray")
     if len(pairs):
-        cos = np.abs(np.einsum("ni,ni->n", directions[pairs[:, 0]], directions[pairs[:, 1]]))
         # The step between linked points runs along both axes: a point beside a line
         # (a ridge of the smoothing's side lobes, whose "axis" is not where the points
         # continue) links to nothing.
@@ -219,7 +221,8 @@ def _components(
         off = np.maximum(
             _off_axis(step, directions[pairs[:, 0]]), _off_axis(step, directions[pairs[:, 1]])
         )
-        pairs = pairs[(cos >= np.cos(np.radians(max_angle_deg))) & (off <= max_offset)]
+        agree = axes_within(directions[pairs[:, 0]], directions[pairs[:, 1]], max_angle_deg)
+        pairs = pairs[agree & (off <= max_offset)]
     lengths = (
         np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1)
         if len(pairs)
@@ -525,7 +528,7 @@ def trace_centrelines(
     inside = np.all((points >= sigma) & (points <= upper), axis=1)
     # The wedge stretches crossings and blobs along the beam into short vertical
     # ridges; filaments within 25° of z are not traced (rare in a lamella).
-    inside &= np.abs(directions[:, 0]) < np.cos(np.radians(25.0))
+    inside &= ~axes_within(directions, BEAM_AXIS, 25.0)
     # ... and along the beams of the tilts themselves (the arms of the wedge's X).
     inside &= ~along_tilt_beams(directions, tilt_range_deg)
     # ... and, where the wedge would hide a level tube's walls, steeper than a tube in a
@@ -658,10 +661,7 @@ def _along_from_above(
     distance, nearest = cKDTree(b[:, 1:]).query(a[:, 1:])
     ta = np.gradient(a, axis=0)[:, 1:]
     tb = np.gradient(b, axis=0)[:, 1:][nearest]
-    cos = np.abs(np.einsum("ni,ni->n", ta, tb)) / (
-        np.linalg.norm(ta, axis=1) * np.linalg.norm(tb, axis=1)
-    ).clip(1e-12)
-    return (distance <= radius) & (cos >= np.cos(np.radians(max_angle_deg)))
+    return (distance <= radius) & axes_within(ta, tb, max_angle_deg)
 
 
 def _shingle(a, b, radius, tilt_range_deg, components=None):
@@ -825,7 +825,7 @@ def _kept_lines(smoothed, feature: np.ndarray, r: float, tilt_range_deg) -> list
             continue
         # A line along the beam is a wedge streak (as for the points, now for the line).
         chord = line[-1] - line[0]
-        if abs(chord[0]) >= np.cos(np.radians(25.0)) * np.linalg.norm(chord):
+        if axes_within(chord, BEAM_AXIS, 25.0)[0]:
             continue
         if along_tilt_beams(chord[None], tilt_range_deg)[0]:
             continue
@@ -1025,9 +1025,7 @@ def _along_ahead(others, end, level, radius, stretch) -> np.ndarray:
 def _runs_along(line: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Whether each point of a line (z, y, x) runs within 25° of the (y, x) unit
     direction ``level`` seen from above, sign free."""
-    tangent = np.gradient(line, axis=0)[:, 1:]
-    cos = np.abs(tangent @ level) / np.linalg.norm(tangent, axis=1).clip(1e-12)
-    return cos >= np.cos(np.radians(25.0))
+    return axes_within(np.gradient(line, axis=0)[:, 1:], level, 25.0)
 
 
 def _copied_line(i, others, lines, tangents, labels, radius, max_depth) -> int | None:
@@ -1085,11 +1083,7 @@ def _copy_points(i, others, lines, tangents, labels, radius, max_depth) -> np.nd
     points = np.vstack([lines[k] for k in others])
     along = np.vstack([tangents[k] for k in others])
     distance, nearest = cKDTree(points[:, 1:]).query(line[:, 1:])
-    a, b = tangents[i], along[nearest]
-    cos = np.abs(np.einsum("ni,ni->n", a, b)) / (
-        np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    ).clip(1e-12)
-    copy = (distance <= radius) & (cos >= np.cos(np.radians(25.0)))
+    copy = (distance <= radius) & axes_within(tangents[i], along[nearest], 25.0)
     copy &= np.abs(line[:, 0] - points[nearest, 0]) <= max_depth
     if labels[i] is not None:
         theirs = np.concatenate([labels[k] for k in others])[nearest]

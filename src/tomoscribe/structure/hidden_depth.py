@@ -39,6 +39,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .directions import axes_within
+
 #: Shortest bounded stretch (in R) whose depth the unbounded points take.
 MIN_ANCHOR_RADII = 0.5
 #: Fraction of a line's points, unbounded, from which on a line with no bounded stretch
@@ -129,10 +131,7 @@ def _copy_along(line, unbounded, other, other_unbounded, radius: float) -> bool:
     distance, nearest = cKDTree(other[other_unbounded, 1:]).query(line[:, 1:])
     tangent = np.gradient(line, axis=0)[:, 1:]
     other_tangent = np.gradient(other, axis=0)[other_unbounded][nearest][:, 1:]
-    cos = np.abs(np.einsum("ni,ni->n", tangent, other_tangent)) / (
-        np.linalg.norm(tangent, axis=1) * np.linalg.norm(other_tangent, axis=1)
-    ).clip(1e-12)
-    along = (distance <= radius) & (cos >= np.cos(np.radians(25.0))) & unbounded
+    along = (distance <= radius) & axes_within(tangent, other_tangent, 25.0) & unbounded
     return bool(np.mean(along) >= 0.5)
 
 
