@@ -434,3 +434,22 @@ def test_picks_written_to_a_folder_are_asked_a_picks_file_name(tmp_path, capsys,
     assert main(["pick", str(labels), "-f", "microtubule", "--filament", "-o", "."]) == 2
     err = capsys.readouterr().err
     assert "is a folder" in err and ".mrc" not in err and err.count("\n") == 1
+
+
+def test_scoring_leaves_out_true_stretches_shorter_than_the_shortest_filament():
+    """An axis that leaves the volume and comes back for 6 voxels (a corner clipped)
+    scores as two stretches; with a shortest filament of 2 R the short one is not a
+    tube to find, and a line along it is neither matched nor spurious."""
+    x = np.arange(0.0, 120.0)
+    long = np.column_stack([np.full_like(x, 30.0), np.full_like(x, 60.0), x])
+    corner = np.column_stack([np.full(6, 30.0), np.full(6, 5.0), np.arange(6.0)])
+    axis = np.vstack([long, corner])  # one axis, two stretches (a gap > 2 voxels)
+    line = long + np.array([0.0, 1.0, 0.0])
+    stray = np.column_stack([np.full(30, 30.0), np.full(30, 5.0), np.arange(30.0) - 24])
+    counted = score_centrelines([line, stray], [axis], R)
+    assert (counted["n_true"], counted["n_matched"], counted["n_traced"]) == (2, 2, 2)
+    scored = score_centrelines([line, stray], [axis], R, min_length=2 * R)
+    assert (scored["n_true"], scored["n_matched"], scored["n_spurious"]) == (1, 1, 0)
+    assert (scored["n_traced"], scored["n_ignored"]) == (1, 1)
+    alone = score_centrelines([line], [axis], R, min_length=2 * R)
+    assert (alone["n_true"], alone["n_matched"], alone["n_traced"]) == (1, 1, 1)

@@ -1602,7 +1602,11 @@ def near_feature(mask: np.ndarray, points: np.ndarray, reach: float) -> np.ndarr
 
 
 def score_centrelines(
-    lines: list[np.ndarray], axes: list[np.ndarray], reach: float, min_coverage: float = 0.5
+    lines: list[np.ndarray],
+    axes: list[np.ndarray],
+    reach: float,
+    min_coverage: float = 0.5,
+    min_length: float = 0.0,
 ) -> dict:
     """Traced centrelines against true axes (both (n, 3) points ≤ 1 voxel apart).
 
@@ -1618,17 +1622,17 @@ def score_centrelines(
     matched axis (fragments) count as spurious.  Distances (voxels) and direction
     errors (degrees, sign-free) are those of the points of matched lines to the nearest
     point of their axis; ``matched_axes`` lists the indices of the matched axes.
+
+    A stretch shorter than ``min_length`` (voxels of arc; a tracer's shortest
+    filament, e.g. 2 R for :func:`trace_centrelines`: a tube clipping a corner of the
+    volume for a few voxels) is not counted in ``n_true``, and the lines belonging to
+    it are counted neither as matched nor as spurious nor in ``n_traced``
+    (``n_ignored`` counts them).
     """
-    stretches = [
-        (k, part)
-        for k, axis in enumerate(axes)
-        for part in np.split(
-            axis, np.flatnonzero(np.linalg.norm(np.diff(axis, axis=0), axis=1) > 2.0) + 1
-        )
-        if len(part) > 1
-    ]
+    stretches = _true_stretches(axes)
     source = [k for k, _ in stretches]
     axes = [part for _, part in stretches]
+    short = [float(np.sum(np.linalg.norm(np.diff(a, axis=0), axis=1))) < min_length for a in axes]
     trees = [cKDTree(a) for a in axes]
     tangents = [np.gradient(a, axis=0) for a in axes]
     owner = []
@@ -1638,9 +1642,10 @@ def score_centrelines(
         owner.append(best if fractions and fractions[best] >= 0.5 else -1)
     matched, distances, angles, matched_axes = 0, [], [], []
     spurious = sum(o < 0 for o in owner)
+    ignored = sum(o >= 0 and short[o] for o in owner)
     for k, (tree, axis) in enumerate(zip(trees, axes)):
         mine = [i for i, o in enumerate(owner) if o == k]
-        if not mine:
+        if not mine or short[k]:
             continue
         # The line covering most of the axis is its match; the rest are fragments.
         cover = [np.mean(cKDTree(lines[i]).query(axis)[0] <= reach) for i in mine]
@@ -1661,11 +1666,25 @@ def score_centrelines(
         ).clip(1e-12)
         angles.extend(np.degrees(np.arccos(np.clip(cos, 0, 1))).tolist())
     return {
-        "n_true": len(axes),
-        "n_traced": len(lines),
+        "n_true": len(axes) - sum(short),
+        "n_traced": len(lines) - ignored,
         "n_matched": matched,
         "n_spurious": spurious,
+        "n_ignored": ignored,
         "distances": distances,
         "angles_deg": angles,
         "matched_axes": matched_axes,
     }
+
+
+def _true_stretches(axes: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
+    """(index of the axis, stretch) for each stretch of the true axes between gaps of
+    more than 2 voxels (:func:`score_centrelines`), stretches of one point left out."""
+    return [
+        (k, part)
+        for k, axis in enumerate(axes)
+        for part in np.split(
+            axis, np.flatnonzero(np.linalg.norm(np.diff(axis, axis=0), axis=1) > 2.0) + 1
+        )
+        if len(part) > 1
+    ]
