@@ -103,6 +103,14 @@ def _degrees_from_x(axis: np.ndarray) -> float:
     return float(angle)
 
 
+def _longest_stretch(axis: np.ndarray) -> float:
+    """Arc (voxels) of an axis's longest stretch between gaps of more than 2 voxels
+    (where it leaves the volume), as `score_centrelines` splits it."""
+    steps = np.linalg.norm(np.diff(axis, axis=0), axis=1)
+    arcs = np.split(steps, np.flatnonzero(steps > 2.0))
+    return max(float(np.sum(a[a <= 2.0])) for a in arcs)
+
+
 def score_scenes(items, model, tilt: int, label: str):
     """Trace every (name, mask, axes) and sum the scores; print one line per scene."""
     totals = {
@@ -124,7 +132,13 @@ def score_scenes(items, model, tilt: int, label: str):
         # clipping a corner for a few voxels) is not one it could report
         s = score_centrelines(lines, axes, r, min_length=2 * r)
         # A tube within 15° of x (across the tilt axis) has no depth in the data.
-        off_x = [k for k, a in enumerate(axes) if _degrees_from_x(a) >= 15.0]
+        # (counted per axis; an axis with no stretch of 2 R is left out, as its
+        # stretches are from n_true)
+        off_x = [
+            k
+            for k, a in enumerate(axes)
+            if _degrees_from_x(a) >= 15.0 and _longest_stretch(a) >= 2 * r
+        ]
         s["n_true_off_x"] = len(off_x)
         s["n_matched_off_x"] = len(set(off_x) & set(s["matched_axes"]))
         for k in totals:

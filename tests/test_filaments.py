@@ -437,9 +437,10 @@ def test_picks_written_to_a_folder_are_asked_a_picks_file_name(tmp_path, capsys,
 
 
 def test_scoring_leaves_out_true_stretches_shorter_than_the_shortest_filament():
-    """An axis that leaves the volume and comes back for 6 voxels (a corner clipped)
-    scores as two stretches; with a shortest filament of 2 R the short one is not a
-    tube to find, and a line along it is neither matched nor spurious."""
+    """An axis with a second stretch of 6 points (5 voxels of arc, as where a tube
+    clips a corner of the volume) scores as two stretches; with a shortest filament of
+    2 R the short one is not a tube to find, and a line lying mostly along it is
+    neither matched nor spurious."""
     x = np.arange(0.0, 120.0)
     long = np.column_stack([np.full_like(x, 30.0), np.full_like(x, 60.0), x])
     corner = np.column_stack([np.full(6, 30.0), np.full(6, 5.0), np.arange(6.0)])

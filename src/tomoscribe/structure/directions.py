@@ -19,7 +19,8 @@ def axes_within(first: np.ndarray, second: np.ndarray, max_angle_deg: float) -> 
     ----------
     first, second : (n, d) or (d,) arrays of directions (any length, any units);
         rows pair up, and a single vector is compared with every row of the other.
-    max_angle_deg : largest angle between the axes (degrees, 0–90).
+    max_angle_deg : largest angle between the axes (degrees, 0 to below 90; at 90
+        two perpendicular vectors still do not agree).
 
     Returns
     -------

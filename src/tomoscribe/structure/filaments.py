@@ -1627,7 +1627,9 @@ def score_centrelines(
     filament, e.g. 2 R for :func:`trace_centrelines`: a tube clipping a corner of the
     volume for a few voxels) is not counted in ``n_true``, and the lines belonging to
     it are counted neither as matched nor as spurious nor in ``n_traced``
-    (``n_ignored`` counts them).
+    (``n_ignored`` counts them).  Short stretches still take part in deciding which
+    stretch a line belongs to, so a line lying mostly along one is ignored, not
+    spurious.
     """
     stretches = _true_stretches(axes)
     source = [k for k, _ in stretches]
