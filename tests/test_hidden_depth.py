@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tomoscribe.structure.hidden_depth import (
+    depth_flags,
     depth_where_unbounded,
-    unbounded_depth,
     vertical_runs,
 )
 
@@ -51,10 +51,10 @@ def test_unbounded_only_where_hidden_and_the_column_reaches_a_face():
     mask = _column(range(0, 30))
     line = _line(np.full(240, 48.0))
     hidden = np.ones(240, bool)
-    flags = unbounded_depth(mask, line, hidden)
+    flags = depth_flags(mask, line, hidden)[0]
     assert not flags[:30].any() and flags[30:].all()
     hidden[100:] = False  # a seen tube touching a face is the tube, not the wedge
-    assert not unbounded_depth(mask, line, hidden)[100:].any()
+    assert not depth_flags(mask, line, hidden)[0][100:].any()
 
 
 def test_a_line_across_its_column_takes_the_depth_where_the_data_bound_it():
@@ -183,4 +183,4 @@ def test_a_gap_in_the_mask_or_an_end_past_it_goes_with_its_stretch_and_depths_st
 
 def test_hidden_flags_must_match_the_line():
     with pytest.raises(ValueError, match="hidden flags"):
-        unbounded_depth(_column([]), _line(np.full(240, 48.0)), np.ones(1, bool))
+        depth_flags(_column([]), _line(np.full(240, 48.0)), np.ones(1, bool))

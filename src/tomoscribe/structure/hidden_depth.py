@@ -89,11 +89,6 @@ def depth_flags(
     return unbounded, np.isfinite(low) & ~unbounded
 
 
-def unbounded_depth(mask: np.ndarray, line: np.ndarray, hidden: np.ndarray) -> np.ndarray:
-    """Where along ``line`` the data hold no depth (:func:`depth_flags`)."""
-    return depth_flags(mask, line, hidden)[0]
-
-
 def without_column_copies(
     lines: list[np.ndarray], unbounded: list[np.ndarray], measured: list[np.ndarray], radius: float
 ) -> list[int]:
