@@ -33,7 +33,12 @@ import time
 import numpy as np
 
 from tomoscribe.simulate.tubes import curved, straight, tube_phantom, wedge_filter
-from tomoscribe.structure.filaments import score_centrelines, trace_centrelines, tube_model
+from tomoscribe.structure.filaments import (
+    score_centrelines,
+    trace_centrelines,
+    true_stretches,
+    tube_model,
+)
 
 SHAPE = (64, 160, 160)
 VOXEL_A = 10.0
@@ -106,9 +111,10 @@ def _degrees_from_x(axis: np.ndarray) -> float:
 def _longest_stretch(axis: np.ndarray) -> float:
     """Arc (voxels) of an axis's longest stretch between gaps of more than 2 voxels
     (where it leaves the volume), as `score_centrelines` splits it."""
-    steps = np.linalg.norm(np.diff(axis, axis=0), axis=1)
-    arcs = np.split(steps, np.flatnonzero(steps > 2.0))
-    return max(float(np.sum(a[a <= 2.0])) for a in arcs)
+    arcs = [
+        np.linalg.norm(np.diff(part, axis=0), axis=1).sum() for _, part in true_stretches([axis])
+    ]
+    return max(arcs, default=0.0)
 
 
 def score_scenes(items, model, tilt: int, label: str):

@@ -209,7 +209,7 @@ def test_extract_clean_select_average(scene, tmp_path, capsys):
     )
     for name in ("average.mrc", "half1.mrc", "half2.mrc", "fsc.csv", "fsc.png", "refined.star"):
         assert (out / name).is_file(), name
-    refined = starfile.read(out / "refined.star")
+    refined = starfile.read(out / "refined.star", always_dict=True)["particles"]
     assert {"rlnAngleRot", "rlnRandomSubset"} <= set(refined.columns)
     fsc = pd.read_csv(out / "fsc.csv")
     assert fsc["fsc"].iloc[0] > 0.8
@@ -310,9 +310,9 @@ def test_select_keeps_rows_as_written_and_a_reextracted_folder_is_refused(scene,
     parts = tmp_path / "parts"
     args = ["--box", "24", "-o", str(parts), "--invert"]
     assert main(["extract", str(root / "tomo.mrc"), str(root / "picks.star"), *args]) == 0
-    rows = starfile.read(parts / "particles.star")
+    rows = starfile.read(parts / "particles.star", always_dict=True)["particles"]
     rows["rlnClassNumber"] = [1, 2] * (len(rows) // 2) + [1] * (len(rows) % 2)
-    rows = rows.drop(columns=["rlnDetectorPixelSize", "rlnImagePixelSize", "rlnMagnification"])
+    rows = rows.drop(columns=["rlnDetectorPixelSize", "rlnOpticsGroup", "rlnMagnification"])
     starfile.write({"particles": rows}, parts / "two.star")
     assert (
         main(["select", str(parts / "two.star"), "--remove", "2", "-o", str(tmp_path / "k.star")])
@@ -505,7 +505,7 @@ def test_subtomograms_keep_their_voxel_size_through_convert(tmp_path, capsys):
     other = table.assign(image_voxel_size_A=20.0, box_x=table["x"] + 3, box_y=30.0, box_z=30.0)
     write_particle_folder(tmp_path / "again", stack, other, 7.0, (64, 64, 64))
     assert read_particle_set(tmp_path / "again" / "particles.star")[2] == pytest.approx(7.0)
-    again = starfile.read(tmp_path / "again" / "particles.star")
+    again = starfile.read(tmp_path / "again" / "particles.star", always_dict=True)["particles"]
     assert np.allclose(again["rlnCoordinateX"], table["x"]) and "rlnOriginXAngst" not in again
 
     rows = _unrecorded_subtomograms(tmp_path, 10.0)
@@ -613,7 +613,7 @@ def test_average_refuses_its_subtomograms_folder_and_a_negative_shift(scene, tmp
     extract = ["extract", str(root / "tomo.mrc"), str(root / "picks.star"), "--box", "24"]
     assert main([*extract, "-o", str(parts)]) == 0
     star = str(tmp_path / "kept.star")  # a STAR elsewhere, naming the folder's files
-    rows = starfile.read(parts / "particles.star")
+    rows = starfile.read(parts / "particles.star", always_dict=True)["particles"]
     rows["rlnImageName"] = "parts/" + rows["rlnImageName"]
     starfile.write({"particles": rows}, star)
     before = sorted(p.name for p in parts.iterdir())

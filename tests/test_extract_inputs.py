@@ -68,7 +68,8 @@ def test_a_header_voxel_size_that_tomograms_star_contradicts_is_refused(
     rows = _star_rows(out / "particles.star")
     xyz = rows[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float)
     assert np.allclose(xyz, [[42, 68, 22]], atol=1e-4)
-    assert rows["rlnImagePixelSize"].iloc[0] == pytest.approx(10.52)
+    optics = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    assert optics["rlnImagePixelSize"].iloc[0] == pytest.approx(10.52)
     assert np.allclose(rows[[*CENTRED, CENTRED_Z]].to_numpy(float), 0, atol=1e-3)
     with mrcfile.open(out / "subtomo_000001.mrc") as mrc:
         assert float(mrc.voxel_size.x) == pytest.approx(10.52, rel=1e-5)
@@ -243,7 +244,8 @@ def test_a_guessed_name_does_not_replace_the_files_tomogram_name(shared_data, tm
         code = main(["extract", str(tomogram), str(tmp_path / "p.star"), "--box", "16",
                      "-o", str(tmp_path / "ex")])  # fmt: skip
     assert code == 0
-    assert starfile.read(tmp_path / "ex" / "particles.star")["rlnTomoName"].tolist() == ["TS_02"]
+    written = starfile.read(tmp_path / "ex" / "particles.star", always_dict=True)["particles"]
+    assert written["rlnTomoName"].tolist() == ["TS_02"]
 
 
 def test_a_large_tomogram_whose_header_is_within_a_percent_is_not_called_a_crop(tmp_path):

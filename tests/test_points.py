@@ -229,7 +229,7 @@ def test_extract_rescales_imod_models_by_imods_rule_and_star_files_by_relions(tm
         out = tmp_path / name.replace(".", "_")
         assert main(["extract", str(tmp_path / "t.mrc"), str(tmp_path / name), "--box", "8",
                      "-o", str(out)]) == 0  # fmt: skip
-        written = starfile.read(out / "particles.star")
+        written = starfile.read(out / "particles.star", always_dict=True)["particles"]
         got = written[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].iloc[0]
         np.testing.assert_allclose(got.to_numpy(float), expected)
 
@@ -358,7 +358,7 @@ def test_picks_on_a_copy_binned_by_preprocess_land_alike_from_every_format(tmp_p
         out = tmp_path / path.name.replace(".", "_")
         assert main(["extract", str(tmp_path / "t.mrc"), str(path), "--box", "8", "--edge", "pad",
                      "-o", str(out)]) == 0  # fmt: skip
-        table = starfile.read(out / "particles.star")
+        table = starfile.read(out / "particles.star", always_dict=True)["particles"]
         xyz = table[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float)
         found.append(xyz[np.argsort(xyz[:, 0])])
     np.testing.assert_allclose(found[1], found[0], atol=1e-3)
@@ -389,7 +389,7 @@ def test_picks_on_a_copy_binned_by_preprocess_land_alike_from_every_format(tmp_p
         out = tmp_path / path.name.replace(".", "_")
         assert main(["extract", str(tmp_path / "t.mrc"), str(path), "--box", "8", "--edge", "pad",
                      "-o", str(out)]) == 0  # fmt: skip
-        table = starfile.read(out / "particles.star")
+        table = starfile.read(out / "particles.star", always_dict=True)["particles"]
         xyz = table[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float)
         np.testing.assert_allclose(xyz[np.argsort(xyz[:, 0])], found[0], atol=1e-3)
 
@@ -437,7 +437,7 @@ def test_extract_on_a_binned_copy_keeps_relion5s_centre(tmp_path):
     out = tmp_path / "ex"
     argv = ["extract", str(binned), str(tmp_path / "p.csv"), "--box", "4", "--edge", "pad"]
     assert main([*argv, "-o", str(out)]) == 0
-    row = starfile.read(out / "particles.star").iloc[0]
+    row = starfile.read(out / "particles.star", always_dict=True)["particles"].iloc[0]
     for axis, x, n in (("X", 5, 47), ("Y", 6, 36), ("Z", 5, 30)):
         # binned voxel x lies at original 3x; RELION 5: (3x − n/2) × 10 Å
         assert row[f"rlnCenteredCoordinate{axis}Angst"] == pytest.approx((3 * x - n / 2) * 10)

@@ -109,7 +109,7 @@ def test_a_dot_inside_a_tomogram_name_is_part_of_it(tmp_path, capsys):
     out = tmp_path / "subtomos"
     argv = ["extract", str(tmp_path / "cell.1.mrc"), str(tmp_path / "dots.star"), "--box", "8"]
     assert main([*argv, "-o", str(out)]) == 0
-    written = starfile.read(out / "particles.star")
+    written = starfile.read(out / "particles.star", always_dict=True)["particles"]
     assert isinstance(written, pd.DataFrame) and len(written) == 2
     capsys.readouterr()
     stem = tmp_path / "cell.mrc"  # a tomogram named by the part before the dot: not theirs

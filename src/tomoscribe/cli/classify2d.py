@@ -46,18 +46,9 @@ def classify2d(
     pixel_size: float = typer.Option(
         None, "--pixel-size", min=0.0, help="Pixel size in Å, overriding the files."
     ),
-    voltage: float = typer.Option(
-        None,
-        "--voltage",
-        help="Voltage in kV where the files give none (bare stacks: written into the "
-        "output's optics block, which RELION needs; never over a STAR's own).",
-    ),
-    cs: float = typer.Option(
-        None, "--cs", help="Spherical aberration in mm where the files give none."
-    ),
-    amplitude_contrast: float = typer.Option(
-        None, "--amplitude-contrast", help="Amplitude contrast where the files give none."
-    ),
+    voltage: float = options.Voltage,
+    cs: float = options.SphericalAberration,
+    amplitude_contrast: float = options.AmplitudeContrast,
     chunk: int = typer.Option(1024, "--chunk", min=1, help="Particles read per batch."),
     device: str = options.Device,
     seed: int = options.Seed,

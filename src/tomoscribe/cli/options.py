@@ -21,6 +21,18 @@ Channel = typer.Option(
     help="Channel (from 0) of a colour or multi-channel TIFF; such files need one.",
 )
 Device = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+Voltage = typer.Option(
+    None,
+    "--voltage",
+    help="Voltage in kV where the input files give none (written into particles.star's "
+    "optics block, which RELION 3.1+ needs; never over a file's own).",
+)
+SphericalAberration = typer.Option(
+    None, "--cs", help="Spherical aberration in mm where the input files give none."
+)
+AmplitudeContrast = typer.Option(
+    None, "--amplitude-contrast", help="Amplitude contrast where the input files give none."
+)
 Overwrite = typer.Option(
     True, "--overwrite/--no-overwrite", help="Replace an existing output (atomically)."
 )

@@ -390,6 +390,9 @@ def extract(
         help="RELION 5 tomograms.star: names and centres for centred-Å coordinates.",
     ),
     voxel_size: float = options.GivenVoxelSize,
+    voltage: float = options.Voltage,
+    cs: float = options.SphericalAberration,
+    amplitude_contrast: float = options.AmplitudeContrast,
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Cut subtomograms (and their Z-projections) around picked positions."""
@@ -401,19 +404,21 @@ def extract(
         ["particles.star", "particles.star.json", "projections.mrcs"],
         overwrite,
     )
-    table, kept, acquisition = extract_from_files(
-        tomogram,
-        particles,
-        out_dir,
-        box,
-        edge,
-        invert,
-        picked_voxel_size,
-        tomo_name,
-        tomograms_star,
-        voxel_size,
-        overwrite,
-    )
+    with arguments_as(voltage_kV="voltage", cs_mm="cs"):
+        table, kept, acquisition = extract_from_files(
+            tomogram,
+            particles,
+            out_dir,
+            box,
+            edge,
+            invert,
+            picked_voxel_size,
+            tomo_name,
+            tomograms_star,
+            voxel_size,
+            overwrite,
+            {"voltage_kV": voltage, "cs_mm": cs, "amplitude_contrast": amplitude_contrast},
+        )
     skipped = len(table) - len(kept)
     typer.echo(
         f"wrote {len(kept)} subtomograms to {out_dir}"

@@ -52,6 +52,7 @@ from ..segment.merge import merge_into
 from ..segment.train import TrainParams
 from ..segment.trainset import save_training_set
 from ..segment.vesicles import VesicleParams, close_vesicles
+from ..simulate.imaging import ImagingParams
 from ..simulate.subtomograms import template_in_box
 from ..simulate.template_library import load_template
 from ..structure.average import AverageParams, align_map_to, refine_average
@@ -81,6 +82,13 @@ from .steps import (
     train_and_reload,
     write_json,
 )
+
+#: The microscope ``simulate_tomogram`` images with, for the subtomograms' optics block.
+_MICROSCOPE = {
+    "voltage_kV": ImagingParams().voltage_kV,
+    "cs_mm": ImagingParams().cs_mm,
+    "amplitude_contrast": ImagingParams().amplitude_contrast,
+}
 
 
 @dataclass(frozen=True)
@@ -445,9 +453,8 @@ def _pick_and_extract(
             tables.append(kept)
     stack = np.concatenate(stacks)
     table = pd.concat(tables, ignore_index=True)
-    write_particle_folder(
-        out / "subtomograms", stack, table.drop(columns=["is_ribosome", "truth_index"]), VOXEL_A
-    )
+    written = table.drop(columns=["is_ribosome", "truth_index"]).assign(**_MICROSCOPE)
+    write_particle_folder(out / "subtomograms", stack, written, VOXEL_A)
     return Particles(stack, table, scores)
 
 
@@ -477,7 +484,9 @@ def _clean(
                 image_name=[
                     str((out / "subtomograms" / f"subtomo_{i + 1:06d}.mrc").resolve())
                     for i in range(len(table))
-                ]
+                ],
+                image_size_px=BOX,
+                **_MICROSCOPE,
             ),
             VOXEL_A,
         )

@@ -22,6 +22,7 @@ from ..errors import InputFileError, InvalidDataError, ParameterError
 from ..outputs import read_provenance, write_provenance
 from .copick_project import is_copick_location
 from .formats import format_for, formats
+from .formats.relion import IMAGE_COLUMNS
 from .lineage import centred_extent
 from .locations import copick_run_name
 from .particles import (
@@ -124,7 +125,7 @@ def _say_columns_left_out(source: Path, target: Path, rebinned: bool) -> None:
 
 def _without_subtomograms(table, source, target, binning: float):
     """The table without its subtomograms' names when coordinates are rebinned: a STAR
-    file without an optics block (tomoscribe's, RELION 3.0's) gives its images the
+    file without an optics block (RELION 3.0's, Warp's) gives its images the
     coordinates' pixel size (detector pixel ÷ magnification), so RELION, Warp and M
     would read 1.96 Å subtomograms as 7.84 Å ones (a trial's Warp file at --binning 4);
     said in a warning."""
@@ -137,7 +138,7 @@ def _without_subtomograms(table, source, target, binning: float):
         "without binning to keep them.",
         stacklevel=3,
     )
-    return table.drop(columns=["image_name", "image_crc32", "image_voxel_size_A"], errors="ignore")
+    return table.drop(columns=list(IMAGE_COLUMNS), errors="ignore")
 
 
 def _binned(table, voxel_size_A: float | None, binning: float, source) -> tuple:

@@ -169,7 +169,7 @@ def _without_box_link(table: pd.DataFrame, path) -> pd.DataFrame:
     positions off them, the link to the subtomograms (``image_name``, ``image_crc32``)
     goes too, said in a warning: read back, the boxes would be taken as centred on the
     moved positions (only a STAR file keeps both, as coordinate and origin)."""
-    from .formats.relion import BOX_COLUMNS
+    from .formats.relion import BOX_COLUMNS, IMAGE_COLUMNS
 
     box = table[list(BOX_COLUMNS)].to_numpy(float)
     moved = not np.allclose(box, table[["x", "y", "z"]].to_numpy(float), atol=1e-6)
@@ -181,9 +181,7 @@ def _without_box_link(table: pd.DataFrame, path) -> pd.DataFrame:
             "(as coordinate and origin); write a .star to average them again.",
             stacklevel=3,
         )
-        table = table.drop(
-            columns=["image_name", "image_crc32", "image_voxel_size_A"], errors="ignore"
-        )
+        table = table.drop(columns=list(IMAGE_COLUMNS), errors="ignore")
     return table
 
 

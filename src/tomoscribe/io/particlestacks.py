@@ -41,6 +41,7 @@ import pandas as pd
 
 from ..errors import InputFileError, InvalidDataError, ParameterError, missing_file
 from ..outputs import note_input
+from .microscope import MICROSCOPE_LABELS, checked_microscope
 from .mrc import zyx_ordered
 
 CTF_DEFAULTS = {"voltage_kV": 300.0, "cs_mm": 2.7, "amplitude_contrast": 0.1}
@@ -49,7 +50,6 @@ _CTF_COLUMNS = {
     "rlnSphericalAberration": "cs_mm",
     "rlnAmplitudeContrast": "amplitude_contrast",
 }
-_MICROSCOPE = {ours: relion for relion, ours in _CTF_COLUMNS.items()}
 #: RELION's other CTF columns (CTF::getCTF's K5, K4 and scale), and their values when
 #: a file has none: phase shift (degrees, a phase plate's), B-factor (Å²), scale
 _CTF_EXTRA_COLUMNS = (
@@ -247,7 +247,7 @@ def open_particles(
         raise ParameterError(
             f"`pixel_size_A` must be positive (Å), not {pixel_size_A}.", parameter="pixel_size_A"
         )
-    microscope = _checked_microscope(microscope)
+    microscope = checked_microscope(microscope)
     if star is None:
         if not stacks:
             raise ParameterError("give at least one particle stack (MRC) or a STAR file.")
@@ -258,7 +258,7 @@ def open_particles(
         index = np.concatenate([np.arange(c) for c in counts])
         size = pixel_size_A or _stacks_pixel_size(shapes)
         notes = ["no STAR file gives the CTF: the images are averaged without CTF correction"]
-        missing = [_MICROSCOPE[k] for k in ("voltage_kV", "cs_mm") if k not in microscope]
+        missing = [MICROSCOPE_LABELS[k] for k in ("voltage_kV", "cs_mm") if k not in microscope]
         if missing:
             notes.append(
                 f"particles.star's optics block gets no {' or '.join(missing)} (no file "
@@ -297,25 +297,6 @@ def open_particles(
     if source.ctf is not None:
         source.ctf["pixel_size_A"] = sizes
     return source
-
-
-def _checked_microscope(microscope: dict | None) -> dict:
-    """The given ``voltage_kV``, ``cs_mm`` and ``amplitude_contrast`` (None left out),
-    refused when out of range (voltage > 0 kV, Cs ≥ 0 mm, 0 ≤ amplitude contrast < 1)."""
-    given = {k: float(v) for k, v in (microscope or {}).items() if v is not None}
-    unknown = set(given) - set(_MICROSCOPE)
-    if unknown:
-        raise ParameterError(f"`microscope` has unknown keys: {', '.join(sorted(unknown))}.")
-    ranges = {
-        "voltage_kV": (lambda v: v > 0, "positive (kV)"),
-        "cs_mm": (lambda v: v >= 0, "zero or positive (mm)"),
-        "amplitude_contrast": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
-    }
-    for key, value in given.items():
-        good, said = ranges[key]
-        if not good(value):
-            raise ParameterError(f"`{key}` must be {said}, not {value:g}.", parameter=key)
-    return given
 
 
 def _recorded(header_A: float) -> bool:
@@ -728,8 +709,8 @@ def write_assignments(
     else:
         optics = optics.assign(rlnImagePixelSize=float(source.pixel_size_A))
     for ours, value in source.microscope.items():  # only where no file gave one
-        if _MICROSCOPE[ours] not in optics:
-            optics[_MICROSCOPE[ours]] = value
+        if MICROSCOPE_LABELS[ours] not in optics:
+            optics[MICROSCOPE_LABELS[ours]] = value
     starfile.write({"optics": optics, "particles": table}, path, overwrite=True)
 
 

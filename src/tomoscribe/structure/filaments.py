@@ -1631,7 +1631,7 @@ def score_centrelines(
     stretch a line belongs to, so a line lying mostly along one is ignored, not
     spurious.
     """
-    stretches = _true_stretches(axes)
+    stretches = true_stretches(axes)
     source = [k for k, _ in stretches]
     axes = [part for _, part in stretches]
     short = [float(np.sum(np.linalg.norm(np.diff(a, axis=0), axis=1))) < min_length for a in axes]
@@ -1679,7 +1679,7 @@ def score_centrelines(
     }
 
 
-def _true_stretches(axes: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
+def true_stretches(axes: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
     """(index of the axis, stretch) for each stretch of the true axes between gaps of
     more than 2 voxels (:func:`score_centrelines`), stretches of one point left out."""
     return [

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputFileError
-from ..io.formats.relion import BOX_COLUMNS
+from ..io.formats.relion import BOX_COLUMNS, IMAGE_COLUMNS
 from ..io.mrc import zyx_ordered
 from ..io.particles import read_particles, recorded_voxel_size, write_particles
 from ..outputs import output_folder
@@ -56,10 +56,11 @@ def write_particle_folder(
             mrc.set_image_stack()
             mrc.voxel_size = voxel_size_A
         # new boxes, cut about the positions: not the coordinates an input's boxes had
-        index = table.drop(columns=list(BOX_COLUMNS), errors="ignore")
+        index = table.drop(columns=[*BOX_COLUMNS, *IMAGE_COLUMNS], errors="ignore")
         index["image_name"] = names
         index["image_crc32"] = checksums
         index["image_voxel_size_A"] = float(voxel_size_A)  # new images: not the input's
+        index["image_size_px"] = int(stack.shape[-1])  # RELION's rlnImageSize (optics)
         write_particles(tmp / "particles.star", index, voxel_size_A, tomogram_shape_zyx)
     return folder
 

@@ -84,6 +84,7 @@ from .average import (
 if TYPE_CHECKING:
     from .classes2d import Classes2D
 from ..io.lineage import centred_extent
+from ..io.microscope import checked_microscope, filled_microscope
 from ..io.points import IMOD_GRID, rescale_positions
 from .extract import extract_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
@@ -721,6 +722,7 @@ def extract_from_files(
     tomograms_star: Path | None = None,
     voxel_size_A: float | None = None,
     overwrite: bool = True,
+    microscope: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cut ``box``³ subtomograms (and their Z-projections) around the picks of this
     tomogram (by ``tomo_name``, its name in ``tomograms_star`` or its file stem) into the
@@ -733,7 +735,10 @@ def extract_from_files(
     ``tomograms_star`` lists is refused when this one's name is known (``tomo_name``, or
     ``tomograms_star`` naming its file); rows taken for it under another name are written
     under its name when that name is known so, and keep their own when it is only the
-    file's stem.  The folder's ``particles.star`` gets the provenance record."""
+    file's stem.  The folder's ``particles.star`` gets the provenance record, and
+    an optics block with the voltage, Cs and amplitude contrast the picks' file gives,
+    else ``microscope``'s (warning when voltage or Cs is still unknown)."""
+    microscope = checked_microscope(microscope)
     listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}
     name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
@@ -767,7 +772,7 @@ def extract_from_files(
         )
     if picked_voxel_size_A is None:
         _warn_of_unrecorded_sampling(table, particles, tomogram, volume.pixel_size_A)
-    kept = with_tilt_columns(kept, acquisition)
+    kept = _with_microscope(with_tilt_columns(kept, acquisition), microscope, "extract")
     extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite)
     write_provenance(
@@ -778,6 +783,21 @@ def extract_from_files(
         extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
     )
     return table, kept, acquisition
+
+
+def _with_microscope(table: pd.DataFrame, microscope: dict, command: str) -> pd.DataFrame:
+    """``table`` with the ``microscope`` values in the columns it lacks
+    (:func:`tomoscribe.io.microscope.filled_microscope`), warning when voltage or Cs is
+    still unknown: RELION 3.1+ refuses the optics block written without them."""
+    table, missing = filled_microscope(table, microscope)
+    if missing:
+        warnings.warn(
+            f"particles.star's optics block gets no {' or '.join(missing)} (the picks' "
+            "file gives none, and none is made up), so RELION's refinement refuses it "
+            f"until they are added: give {command} --voltage and --cs.",
+            stacklevel=3,
+        )
+    return table
 
 
 def _rows_of(read: pd.DataFrame, name, particles, explicit: bool, stem: str, others):

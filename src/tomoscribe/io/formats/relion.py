@@ -36,10 +36,19 @@ Reading (through ``starfile``):
   while their coordinates are in unbinned tilt-series pixels, and rebinning the
   coordinates must not change it.
 
-Writing: one ``data_particles`` block with ``rlnTomoName``, ``rlnCoordinateX/Y/Z``
+Writing: a ``data_particles`` block with ``rlnTomoName``, ``rlnCoordinateX/Y/Z``
 (pixels of ``voxel_size_A``, recorded as ``rlnDetectorPixelSize`` with
 ``rlnMagnification`` 10000, as RELION 3 and pytom read it, and as ``rlnImagePixelSize``
-unless the table holds its images' own ``image_voxel_size_A``),
+unless the table holds its images' own ``image_voxel_size_A``); rows naming their
+subtomograms (``rlnImageName``) get a ``data_optics`` block as RELION 3.1+ reads one:
+``rlnImagePixelSize`` moves there (a row without its own: the coordinates' size), with
+the microscope's voltage, Cs and amplitude contrast where the table holds them
+(:mod:`tomoscribe.io.microscope`) and :data:`_IMAGE_OPTICS` (box, dimensionality, 3 for
+our subtomograms unless a file said otherwise, CTF premultiplication), all read from a
+RELION file's rows or optics into the table.  Why: RELION 3.1+ takes a file without an
+optics block for RELION 3.0's and builds one from its rows (star_converter.cpp), and its
+ObservationModel then stops without ``rlnVoltage`` and ``rlnSphericalAberration``
+(teamtomo-site-archive#43: Warp's files "terminate" refinement);
 RELION 5's centred Å columns when the tomogram's shape is known, angles, scores, half
 sets, classes, filament tube ids and helical priors; the tilt range of each
 particle's tilt series, when known, as ``tomoscribeTiltMinDeg``/``tomoscribeTiltMaxDeg``
@@ -67,6 +76,7 @@ import pandas as pd
 from ...core.rotations import from_euler, to_euler
 from ...errors import InputFileError, ParameterError, missing_file
 from ...outputs import atomic_path, check_outputs
+from ..microscope import MICROSCOPE_LABELS
 from .registry import ParticleFormat
 
 _ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
@@ -81,6 +91,21 @@ _CENTRED = (
     "rlnCenteredCoordinateZAngst",
 )
 _PIXELS = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
+#: What a file's optics (or rows) say of its images, read into a particle table and
+#: written back into a copy's optics block: (RELION label, table column).
+_IMAGE_OPTICS = (
+    ("rlnImageSize", "image_size_px"),
+    ("rlnImageDimensionality", "image_dimensionality"),
+    ("rlnCtfDataAreCtfPremultiplied", "ctf_premultiplied"),
+)
+#: A particle table's columns about the images its rows name: dropped together where
+#: the names no longer apply (new images cut, coordinates rebinned or moved).
+IMAGE_COLUMNS = (
+    "image_name",
+    "image_crc32",
+    "image_voxel_size_A",
+    *(column for _, column in _IMAGE_OPTICS),
+)
 
 
 def read_star_blocks(path: Path) -> dict:
@@ -266,6 +291,14 @@ def _read_per_particle(block: pd.DataFrame, table: pd.DataFrame) -> None:
         table["class_name"] = block[named].astype(str).to_numpy()
 
 
+def _read_complete(block, optics, table: pd.DataFrame, label: str, column: str) -> None:
+    """Copy ``label`` (from the rows, else their optics group) into ``table[column]``
+    where every row has a number for it."""
+    values = _per_row(block, optics, label)
+    if values is not None and len(values) and np.isfinite(values).all():
+        table[column] = values
+
+
 def _tomo_names(block: pd.DataFrame) -> pd.Series | None:
     for name in ("rlnTomoName", "rlnMicrographName"):
         if name in block:
@@ -339,6 +372,10 @@ def read(
         images_A = image_pixel_sizes(blocks, path, derived=False)  # the images' own
         if images_A is not None:  # sampling, written back with the names
             table["image_voxel_size_A"] = images_A
+        for label, column in _IMAGE_OPTICS:  # what the images are, for a copy's optics
+            _read_complete(block, optics, table, label, column)
+    for ours, label in MICROSCOPE_LABELS.items():  # rows or optics: kept for the optics
+        _read_complete(block, optics, table, label, ours)  # block a copy writes
     if names is not None:
         table["tomo_name"] = names.to_numpy()
     return table
@@ -698,15 +735,49 @@ def write(
     out["rlnDetectorPixelSize"] = float(voxel_size_A)
     out["rlnImagePixelSize"] = float(voxel_size_A)
     if {"image_voxel_size_A", "image_name"} <= set(table):  # images sampled otherwise
-        out["rlnImagePixelSize"] = pd.to_numeric(table["image_voxel_size_A"], errors="coerce")
+        images_A = pd.to_numeric(table["image_voxel_size_A"], errors="coerce").to_numpy(float)
+        # a row without its own: the coordinates' size, as RELION 3.0's rows said it
+        out["rlnImagePixelSize"] = np.where(np.isfinite(images_A), images_A, voxel_size_A)
     out = drop_incomplete(out)
     whole = ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID", "tomoscribeSizeVoxels")
     for name in (*whole, "tomoscribeImageCrc32"):
         if name in out:
             out[name] = out[name].round().astype(np.int64)
+    blocks = {"particles": out}
+    if {"rlnImageName", "rlnImagePixelSize"} <= set(out):  # RELION 3.1+ needs optics
+        optics, out = _optics_of_images(out, table)
+        blocks = {"optics": optics, "particles": out}
     with atomic_path(path) as tmp:
-        starfile.write({"particles": out}, tmp, overwrite=True)
+        starfile.write(blocks, tmp, overwrite=True)
     return path
+
+
+def _optics_of_images(out: pd.DataFrame, table: pd.DataFrame):
+    """RELION 3.1+'s optics block for rows naming their images, and the rows joined to
+    it by ``rlnOpticsGroup``: a group per distinct image pixel size (which leaves the
+    rows) and per distinct value of each of :data:`_IMAGE_OPTICS` and
+    :data:`MICROSCOPE_LABELS` that every row has; ``rlnImageDimensionality`` 3 (our
+    subtomograms) unless the table says otherwise.  Without voltage and Cs RELION still
+    refuses the block; the commands that write one say so."""
+    keys = pd.DataFrame({"rlnImagePixelSize": out["rlnImagePixelSize"].to_numpy(float)})
+    for label, ours in (*_IMAGE_OPTICS, *((v, k) for k, v in MICROSCOPE_LABELS.items())):
+        if ours in table:
+            values = pd.to_numeric(table[ours], errors="coerce").to_numpy(float)
+            if np.isfinite(values).all():
+                keys[label] = values
+    if "rlnImageDimensionality" not in keys:
+        keys["rlnImageDimensionality"] = 3.0
+    groups = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy() + 1
+    optics = keys.assign(rlnOpticsGroup=groups).drop_duplicates("rlnOpticsGroup")
+    optics = optics.reset_index(drop=True)
+    optics.insert(0, "rlnOpticsGroup", optics.pop("rlnOpticsGroup"))
+    optics.insert(1, "rlnOpticsGroupName", [f"opticsGroup{g}" for g in optics["rlnOpticsGroup"]])
+    for label, _ in _IMAGE_OPTICS:  # whole numbers and flags, as RELION writes them
+        if label in optics:
+            optics[label] = optics[label].round().astype(np.int64)
+    out = out.drop(columns=["rlnImagePixelSize"])
+    out["rlnOpticsGroup"] = groups
+    return optics, out
 
 
 def particle_block_key(blocks: dict, path: Path) -> str:

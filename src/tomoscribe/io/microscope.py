@@ -1,0 +1,70 @@
+"""The microscope settings a particle file carries: voltage, Cs, amplitude contrast.
+
+RELION 3.1+ keeps them per optics group (``data_optics``) as ``rlnVoltage`` (kV),
+``rlnSphericalAberration`` (mm) and ``rlnAmplitudeContrast`` (a fraction), and its
+ObservationModel refuses an optics block without the first two ("not all necessary
+variables defined in _optics.star file").  tomoscribe's particle tables hold them as
+``voltage_kV``, ``cs_mm`` and ``amplitude_contrast`` where a file gave them; a value
+the user gives fills a gap and never replaces a file's own, and none is made up: a file
+that must have them and has none says so (the commands that write one warn).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..errors import ParameterError
+
+#: A particle table's microscope columns and RELION's labels for them.
+MICROSCOPE_LABELS = {
+    "voltage_kV": "rlnVoltage",
+    "cs_mm": "rlnSphericalAberration",
+    "amplitude_contrast": "rlnAmplitudeContrast",
+}
+#: The labels without which RELION 3.1+ refuses an optics block.
+REQUIRED_BY_RELION = ("voltage_kV", "cs_mm")
+
+
+def checked_microscope(microscope: dict | None) -> dict:
+    """The given ``voltage_kV``, ``cs_mm`` and ``amplitude_contrast`` as floats (None
+    values left out).
+
+    Raises
+    ------
+    ParameterError
+        An unknown key, or a value out of range (voltage > 0 kV, Cs ≥ 0 mm,
+        0 ≤ amplitude contrast < 1).
+    """
+    given = {k: float(v) for k, v in (microscope or {}).items() if v is not None}
+    unknown = set(given) - set(MICROSCOPE_LABELS)
+    if unknown:
+        raise ParameterError(f"`microscope` has unknown keys: {', '.join(sorted(unknown))}.")
+    ranges = {
+        "voltage_kV": (lambda v: v > 0, "positive (kV)"),
+        "cs_mm": (lambda v: v >= 0, "zero or positive (mm)"),
+        "amplitude_contrast": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
+    }
+    for key, value in given.items():
+        good, said = ranges[key]
+        if not good(value):
+            raise ParameterError(f"`{key}` must be {said}, not {value:g}.", parameter=key)
+    return given
+
+
+def filled_microscope(table: pd.DataFrame, microscope: dict) -> tuple[pd.DataFrame, list[str]]:
+    """A copy of the particle ``table`` with ``microscope``'s values (from
+    :func:`checked_microscope`) where it has none (a missing column or a row without a
+    number; a file's own values are kept), and RELION's labels of those of
+    :data:`REQUIRED_BY_RELION` still unknown for some row."""
+    table = table.copy()
+    for column, value in microscope.items():
+        if column in table:
+            table[column] = pd.to_numeric(table[column], errors="coerce").fillna(value)
+        else:
+            table[column] = value
+    missing = [
+        MICROSCOPE_LABELS[c]
+        for c in REQUIRED_BY_RELION
+        if c not in table or pd.to_numeric(table[c], errors="coerce").isna().any()
+    ]
+    return table, missing

@@ -1,0 +1,227 @@
+"""The optics block of an extraction folder's particles.star, as RELION 3.1+ reads it.
+
+RELION's ObservationModel (src/jaz/single_particle/obs_model.cpp) stops on an optics
+block without rlnVoltage, rlnSphericalAberration and a pixel size; a file without an
+optics block is taken for RELION 3.0's and given one built from its rows
+(star_converter.cpp), which then lacks them (teamtomo-site-archive#43: Warp's files
+"terminate" refinement).  Labels and values are checked against RELION-written files
+(and Warp's) in ../shared/data; read-backs through our own reader are marked so."""
+
+from __future__ import annotations
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+import tifffile
+
+from tomoscribe.cli.app import main
+from tomoscribe.io.formats import relion
+from tomoscribe.io.microscope import filled_microscope
+from tomoscribe.io.particles import read_particles, write_particles
+
+R5 = "formats/relion5_project"
+REFINED = f"{R5}/Refine3D/job_refine/run_it050_data.star"  # RELION 5: 200 kV, Cs 2 mm
+PICKS = f"{R5}/Picks/job_picks/particles.star"  # centred Å, no optics block
+TOMOGRAMS = f"{R5}/Tomograms/job_tomo/tomograms.star"
+#: what RELION's ObservationModel requires of every optics block (one pixel size of
+#: rlnImagePixelSize, rlnMicrographPixelSize, rlnMicrographOriginalPixelSize or
+#: rlnTomoTiltSeriesPixelSize, and these two)
+REQUIRED = {"rlnVoltage", "rlnSphericalAberration"}
+WARNING = "particles.star's optics block gets no rlnVoltage or rlnSphericalAberration"
+
+
+def _tomogram(shared_data, path):
+    """TS_02 (the real crop) as an MRC at the 10.52 Å tomograms.star gives it."""
+    if path.exists():
+        return path
+    data = tifffile.imread(shared_data / "real" / "microtubule_14pf_crop.tif")
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.ascontiguousarray(data, np.float32))
+        mrc.voxel_size = 10.52
+    return path
+
+
+def _extract(shared_data, tmp_path, picks, out, *extra):
+    tomogram = _tomogram(shared_data, tmp_path / "TS_02.mrc")
+    args = ["extract", str(tomogram), str(shared_data / picks), "--box", "16", "-o", str(out)]
+    args += ["--tomograms", str(shared_data / TOMOGRAMS), "--tomo-name", "TS_02", *extra]
+    return main(args)
+
+
+def _relion_optics_labels(shared_data) -> set[str]:
+    """Every optics label of the RELION-written particle files in ../shared/data."""
+    labels = set()
+    for name in (REFINED, f"{R5}/Class3D/job_class3d/run_it025_data.star"):
+        labels |= set(starfile.read(shared_data / name, always_dict=True)["optics"].columns)
+    style = starfile.read(shared_data / "formats/star/rln3.1_data_style.star", always_dict=True)
+    labels |= set(next(iter(style.values())).columns)  # RELION 3.1's own optics loop
+    return labels
+
+
+def test_extract_writes_the_optics_relion_needs_with_the_picks_microscope(
+    shared_data, tmp_path, capsys
+):
+    out = tmp_path / "ext"
+    # --voltage fills a gap only: the RELION file's own 200 kV stays
+    assert _extract(shared_data, tmp_path, REFINED, out, "--voltage", "300") == 0
+    assert "optics block gets no" not in capsys.readouterr().err  # nothing missing
+    blocks = starfile.read(out / "particles.star", always_dict=True)
+    assert list(blocks) == ["optics", "particles"]
+    optics, rows = blocks["optics"], blocks["particles"]
+    source = starfile.read(shared_data / REFINED, always_dict=True)["optics"].iloc[0]
+    assert set(optics.columns) <= _relion_optics_labels(shared_data)
+    assert REQUIRED <= set(optics.columns) and "rlnImagePixelSize" in optics
+    assert len(optics) == 1
+    group = optics.iloc[0]
+    for label in ("rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"):
+        assert group[label] == pytest.approx(source[label]), label
+    # the images: 3D like RELION's subtomograms, our box, our voxel size
+    assert group["rlnImageDimensionality"] == source["rlnImageDimensionality"] == 3
+    with mrcfile.open(out / "subtomo_000001.mrc") as mrc:
+        assert group["rlnImageSize"] == mrc.data.shape[-1] == 16
+        assert group["rlnImagePixelSize"] == pytest.approx(float(mrc.voxel_size.x), rel=1e-5)
+    assert set(rows["rlnOpticsGroup"]) == {group["rlnOpticsGroup"]}
+    assert "rlnImagePixelSize" not in rows  # one place for it, as RELION 3.1+ has it
+    # the RELION file's pseudo-subtomograms were CTF-premultiplied; ours are not
+    assert int(source["rlnCtfDataAreCtfPremultiplied"]) == 1
+    assert "rlnCtfDataAreCtfPremultiplied" not in optics
+    # read back (our reader): the images' sampling and microscope from the optics block
+    back = read_particles(out / "particles.star")
+    assert np.allclose(back["image_voxel_size_A"], 10.52)
+    assert np.allclose(back["voltage_kV"], source["rlnVoltage"])
+    assert np.allclose(back["image_size_px"], 16)
+
+
+def test_picks_without_a_microscope_warn_and_the_options_fill_it(shared_data, tmp_path, capsys):
+    out = tmp_path / "bare"
+    assert _extract(shared_data, tmp_path, PICKS, out) == 0
+    err = capsys.readouterr().err
+    assert WARNING in err and "give extract --voltage and --cs" in err
+    optics = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    assert not REQUIRED & set(optics.columns)  # none made up
+    given = ("--voltage", "300", "--cs", "2.7", "--amplitude-contrast", "0.07")
+    out = tmp_path / "given"
+    assert _extract(shared_data, tmp_path, PICKS, out, *given) == 0
+    assert "optics block gets no" not in capsys.readouterr().err
+    optics = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    values = optics[["rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"]]
+    assert values.to_numpy(float).tolist() == [[300.0, 2.7, 0.07]]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "said"),
+    [
+        ("--voltage", "-3", "--voltage must be positive"),
+        ("--cs", "-1", "--cs must be zero"),
+        ("--amplitude-contrast", "1.5", "--amplitude-contrast must be a fraction"),
+    ],
+)
+def test_impossible_microscope_values_are_refused(shared_data, tmp_path, capsys, flag, value, said):
+    out = tmp_path / "bad"
+    assert _extract(shared_data, tmp_path, PICKS, out, flag, value) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_rows_of_two_samplings_get_two_optics_groups(tmp_path):
+    """Subtomograms cut at two voxel sizes (two sessions): each row's group has its own
+    rlnImagePixelSize, as RELION joins them by rlnOpticsGroup."""
+    table = pd.DataFrame(
+        {
+            "x": [1.0, 2.0, 3.0],
+            "y": [1.0, 2.0, 3.0],
+            "z": [1.0, 2.0, 3.0],
+            "image_name": [str(tmp_path / f"s{i}.mrc") for i in range(3)],
+            "image_voxel_size_A": [7.0, 14.0, 7.0],
+            "image_size_px": 32,
+            "voltage_kV": 300.0,
+        }
+    )
+    relion.write(tmp_path / "p.star", table, 7.0)
+    blocks = starfile.read(tmp_path / "p.star", always_dict=True)
+    optics = blocks["optics"].set_index("rlnOpticsGroup")
+    groups = blocks["particles"]["rlnOpticsGroup"]
+    assert optics.loc[groups, "rlnImagePixelSize"].tolist() == [7.0, 14.0, 7.0]
+    assert optics["rlnVoltage"].tolist() == [300.0, 300.0]
+    back = read_particles(tmp_path / "p.star")  # our reader
+    assert back["image_voxel_size_A"].tolist() == [7.0, 14.0, 7.0]
+    assert back["voxel_size_A"].tolist() == [7.0] * 3  # the coordinates' own, on the rows
+
+
+def test_a_row_without_its_image_pixel_size_takes_the_coordinates(tmp_path):
+    """Before, one such row dropped rlnImagePixelSize from every row, and with it the
+    optics block, silently."""
+    table = pd.DataFrame(
+        {
+            "x": [1.0, 2.0],
+            "y": [1.0, 2.0],
+            "z": [1.0, 2.0],
+            "image_name": [str(tmp_path / "a.mrc"), str(tmp_path / "b.mrc")],
+            "image_voxel_size_A": [14.0, np.nan],
+        }
+    )
+    relion.write(tmp_path / "p.star", table, 7.0)
+    blocks = starfile.read(tmp_path / "p.star", always_dict=True)
+    optics = blocks["optics"].set_index("rlnOpticsGroup")
+    pixel = optics.loc[blocks["particles"]["rlnOpticsGroup"], "rlnImagePixelSize"]
+    assert pixel.tolist() == [14.0, 7.0]
+
+
+@pytest.mark.filterwarnings("ignore:.*tilt-series pixel size")  # the file's own mismatch
+def test_a_relion5_file_written_again_keeps_what_its_images_are(shared_data, tmp_path):
+    """RELION 5's CTF-premultiplied pseudo-subtomograms read and written through the
+    library keep rlnCtfDataAreCtfPremultiplied, their box, dimensionality and microscope
+    in the optics block (else RELION would refine them as plain density)."""
+    source = shared_data / REFINED
+    given = starfile.read(source, always_dict=True)
+    table = read_particles(source, tomograms=shared_data / TOMOGRAMS)
+    write_particles(tmp_path / "again.star", table, float(table["voxel_size_A"].iloc[0]))
+    optics = starfile.read(tmp_path / "again.star", always_dict=True)["optics"]
+    used = given["optics"].set_index("rlnOpticsGroup").loc[1]  # every row's group
+    for label in (
+        "rlnCtfDataAreCtfPremultiplied",
+        "rlnImageDimensionality",
+        "rlnImageSize",
+        "rlnImagePixelSize",
+        "rlnVoltage",
+        "rlnSphericalAberration",
+        "rlnAmplitudeContrast",
+    ):
+        assert optics[label].tolist() == pytest.approx([used[label]]), label
+
+
+def test_warps_microscope_on_the_rows_moves_into_the_optics(shared_data, tmp_path):
+    """Warp writes RELION 3.0 rows with rlnVoltage and rlnSphericalAberration on each
+    (this file: three values of Cs), which RELION 3.1's converter groups by value."""
+    source = shared_data / "formats/star/warp_particles_a.star"
+    rows = starfile.read(source, always_dict=True)
+    rows = next(iter(rows.values()))
+    table = read_particles(source)
+    write_particles(tmp_path / "w.star", table, float(table["voxel_size_A"].iloc[0]))
+    blocks = starfile.read(tmp_path / "w.star", always_dict=True)
+    optics = blocks["optics"].set_index("rlnOpticsGroup")
+    groups = blocks["particles"]["rlnOpticsGroup"]
+    assert len(optics) == rows["rlnSphericalAberration"].nunique() == 3  # one Cs each
+    for label in ("rlnVoltage", "rlnSphericalAberration"):  # each row's own, by group
+        written = optics.loc[groups, label].to_numpy(float)
+        np.testing.assert_allclose(written, rows[label].to_numpy(float), err_msg=label)
+    np.testing.assert_allclose(optics["rlnImagePixelSize"], 1.96)
+
+
+def test_given_values_fill_only_rows_without_their_own():
+    table = pd.DataFrame({"voltage_kV": [200.0, np.nan]})
+    filled, missing = filled_microscope(table, {"voltage_kV": 300.0})
+    assert filled["voltage_kV"].tolist() == [200.0, 300.0]
+    assert missing == ["rlnSphericalAberration"]
+    assert filled_microscope(table, {})[1] == ["rlnVoltage", "rlnSphericalAberration"]
+
+
+def test_picks_without_images_keep_one_block(tmp_path):
+    """A pick list names no images: no optics block (RELION 5 imports its coordinates
+    with the tomograms' own), and the file stays as it was."""
+    table = pd.DataFrame({"x": [1.0], "y": [2.0], "z": [3.0], "voltage_kV": [300.0]})
+    relion.write(tmp_path / "picks.star", table, 7.0)
+    assert list(starfile.read(tmp_path / "picks.star", always_dict=True)) == ["particles"]
