@@ -50,6 +50,11 @@ def _extract(shared_data, tmp_path, picks, out, *extra):
     return main(args)
 
 
+def _source_voltage_kV(shared_data) -> float:
+    """The voltage the RELION 5 refine file's optics block gives (200 kV)."""
+    return float(starfile.read(shared_data / REFINED, always_dict=True)["optics"]["rlnVoltage"][0])
+
+
 def _relion_optics_labels(shared_data) -> set[str]:
     """Every optics label of the RELION-written particle files in ../shared/data."""
     labels = set()
@@ -66,7 +71,10 @@ def test_extract_writes_the_optics_relion_needs_with_the_picks_microscope(
     out = tmp_path / "ext"
     # --voltage fills a gap only: the RELION file's own 200 kV stays
     assert _extract(shared_data, tmp_path, REFINED, out, "--voltage", "300") == 0
-    assert "optics block gets no" not in capsys.readouterr().err  # nothing missing
+    err = capsys.readouterr().err
+    assert "optics block gets no" not in err  # nothing missing
+    said = f"gives its own voltage {_source_voltage_kV(shared_data):g} kV, not the 300 kV given"
+    assert said in err  # the given value is not used, and the user hears it
     blocks = starfile.read(out / "particles.star", always_dict=True)
     assert list(blocks) == ["optics", "particles"]
     optics, rows = blocks["optics"], blocks["particles"]

@@ -68,3 +68,27 @@ def filled_microscope(table: pd.DataFrame, microscope: dict) -> tuple[pd.DataFra
         if c not in table or pd.to_numeric(table[c], errors="coerce").isna().any()
     ]
     return table, missing
+
+
+#: How each value is said in a sentence: (what, unit).
+_SAID = {
+    "voltage_kV": ("voltage", " kV"),
+    "cs_mm": ("Cs", " mm"),
+    "amplitude_contrast": ("amplitude contrast", ""),
+}
+
+
+def overruled(table: pd.DataFrame, microscope: dict) -> list[str]:
+    """Phrases naming each given value that a file's own values differ from (which
+    :func:`filled_microscope` keeps), e.g. ``"voltage 200 kV, not the 300 kV given"``."""
+    phrases = []
+    for column, value in microscope.items():
+        if column not in table:
+            continue
+        own = pd.to_numeric(table[column], errors="coerce").dropna().unique()
+        differing = [v for v in own if abs(v - value) > 1e-6 * max(1.0, abs(value))]
+        if differing:
+            what, unit = _SAID[column]
+            values = " and ".join(f"{v:g}{unit}" for v in sorted(differing)[:3])
+            phrases.append(f"{what} {values}, not the {value:g}{unit} given")
+    return phrases

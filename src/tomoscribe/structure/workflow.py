@@ -84,7 +84,7 @@ from .average import (
 if TYPE_CHECKING:
     from .classes2d import Classes2D
 from ..io.lineage import centred_extent
-from ..io.microscope import checked_microscope, filled_microscope
+from ..io.microscope import checked_microscope, filled_microscope, overruled
 from ..io.points import IMOD_GRID, rescale_positions
 from .extract import extract_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
@@ -786,9 +786,17 @@ def extract_from_files(
 
 
 def _with_microscope(table: pd.DataFrame, microscope: dict, command: str) -> pd.DataFrame:
-    """``table`` with the ``microscope`` values in the columns it lacks
-    (:func:`tomoscribe.io.microscope.filled_microscope`), warning when voltage or Cs is
-    still unknown: RELION 3.1+ refuses the optics block written without them."""
+    """``table`` with the ``microscope`` values where it has none
+    (:func:`tomoscribe.io.microscope.filled_microscope`), warning when the file's own
+    values differ from those given, and when voltage or Cs is still unknown: RELION
+    3.1+ refuses the optics block written without them."""
+    kept = overruled(table, microscope)
+    if kept:  # a file's own value wins, as classify2d's; the user hears it
+        warnings.warn(
+            f"the picks' file gives its own {'; '.join(kept)}: a file's values are kept, "
+            "and given ones fill only what it lacks.",
+            stacklevel=3,
+        )
     table, missing = filled_microscope(table, microscope)
     if missing:
         warnings.warn(
