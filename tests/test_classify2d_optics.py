@@ -177,6 +177,8 @@ def test_given_microscope_values_never_replace_a_stars_own(tmp_path, shared_data
     source = open_particles([], star, microscope=given)
     assert source.ctf["voltage_kV"].tolist() == [300.0] * 10 + [200.0] * 6
     assert source.ctf["cs_mm"].tolist() == [2.7] * 10 + [1.4] * 6
+    said = [n for n in source.notes if "gives its own" in n]  # and says so, once each
+    assert len(said) == 3 and "voltage 200 kV and 300 kV, not the 120 kV given" in said[0]
 
 
 def test_relion30_rows_of_different_pixel_sizes_are_refused(tmp_path, capsys):

@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..errors import InputFileError, InvalidDataError, ParameterError, missing_file
 from ..outputs import note_input
-from .microscope import MICROSCOPE_LABELS, checked_microscope
+from .microscope import MICROSCOPE_LABELS, checked_microscope, overruled
 from .mrc import zyx_ordered
 
 CTF_DEFAULTS = {"voltage_kV": 300.0, "cs_mm": 2.7, "amplitude_contrast": 0.1}
@@ -293,6 +293,11 @@ def open_particles(
     source.pixel_sizes_A = sizes
     source.microscope = microscope
     source.notes += _replaced_pixel_size(merged, pixel_size_A, star)
+    ours = merged.rename(columns={v: k for k, v in MICROSCOPE_LABELS.items()})
+    source.notes += [  # the file's own values are used; the user hears it
+        f"{star} gives its own {phrase}: the file's values are used"
+        for phrase in overruled(ours, microscope)
+    ]
     source.ctf = _ctf_table(merged, star, source.notes, microscope)
     if source.ctf is not None:
         source.ctf["pixel_size_A"] = sizes
