@@ -166,7 +166,7 @@ def test_a_bad_voltage_is_refused(tmp_path, capsys):
     stack = shifted_stack(tmp_path / "a.mrcs", np.zeros((8, 2)), header_A=3.0, box=32)
     out = tmp_path / "out"
     line = _refused(_cli("classify2d", stack, "-o", out, "--voltage", 0), out, capsys)
-    assert "--voltage" in line and "positive" in line
+    assert "--voltage" in line and "from 10 to 3000" in line
 
 
 def test_given_microscope_values_never_replace_a_stars_own(tmp_path, shared_data):

@@ -55,6 +55,12 @@ def _source_voltage_kV(shared_data) -> float:
     return float(starfile.read(shared_data / REFINED, always_dict=True)["optics"]["rlnVoltage"][0])
 
 
+def _listed(shared_data, name="TS_02") -> pd.Series:
+    """tomograms.star's row for tomogram ``name``."""
+    rows = starfile.read(shared_data / TOMOGRAMS, always_dict=True)["global"]
+    return rows.set_index("rlnTomoName").loc[name]
+
+
 def _relion_optics_labels(shared_data) -> set[str]:
     """Every optics label of the RELION-written particle files in ../shared/data."""
     labels = set()
@@ -73,8 +79,10 @@ def test_extract_writes_the_optics_relion_needs_with_the_picks_microscope(
     assert _extract(shared_data, tmp_path, REFINED, out, "--voltage", "300") == 0
     err = capsys.readouterr().err
     assert "optics block gets no" not in err  # nothing missing
-    said = f"gives its own voltage {_source_voltage_kV(shared_data):g} kV, not the 300 kV given"
-    assert said in err  # the given value is not used, and the user hears it
+    kv, listed_kv = _source_voltage_kV(shared_data), _listed(shared_data)["rlnVoltage"]
+    assert f"voltage {kv:g} kV, not the 300 kV given" in err  # not used, and said
+    # the two outside files disagree (200 kV refine, 300 kV tomograms.star): said too
+    assert f"voltage {kv:g} kV, not tomograms.star's {listed_kv:g} kV" in err
     blocks = starfile.read(out / "particles.star", always_dict=True)
     assert list(blocks) == ["optics", "particles"]
     optics, rows = blocks["optics"], blocks["particles"]
@@ -102,27 +110,75 @@ def test_extract_writes_the_optics_relion_needs_with_the_picks_microscope(
     assert np.allclose(back["image_size_px"], 16)
 
 
-def test_picks_without_a_microscope_warn_and_the_options_fill_it(shared_data, tmp_path, capsys):
-    out = tmp_path / "bare"
+def test_picks_take_the_microscope_tomograms_star_gives(shared_data, tmp_path, capsys):
+    """RELION 5 picks carry no optics; tomograms.star gives each tomogram's microscope."""
+    out = tmp_path / "listed"
     assert _extract(shared_data, tmp_path, PICKS, out) == 0
-    err = capsys.readouterr().err
-    assert WARNING in err and "give extract --voltage and --cs" in err
-    optics = starfile.read(out / "particles.star", always_dict=True)["optics"]
-    assert not REQUIRED & set(optics.columns)  # none made up
-    given = ("--voltage", "300", "--cs", "2.7", "--amplitude-contrast", "0.07")
-    out = tmp_path / "given"
-    assert _extract(shared_data, tmp_path, PICKS, out, *given) == 0
     assert "optics block gets no" not in capsys.readouterr().err
     optics = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    listed = _listed(shared_data)
+    for label in ("rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"):
+        assert optics[label].tolist() == [pytest.approx(float(listed[label]))], label
+
+
+def test_picks_without_a_microscope_warn_and_the_options_fill_it(tmp_path, capsys):
+    tomogram = tmp_path / "t.mrc"
+    with mrcfile.new(tomogram) as mrc:
+        mrc.set_data(np.random.default_rng(0).normal(size=(32, 32, 32)).astype(np.float32))
+        mrc.voxel_size = 10.0
+    (tmp_path / "p.csv").write_text("x,y,z\n16,16,16\n12,14,16\n")
+
+    def extract(out, *extra):
+        args = ["extract", str(tomogram), str(tmp_path / "p.csv"), "--box", "8", "-o"]
+        return main([*args, str(tmp_path / out), *extra])
+
+    assert extract("bare") == 0
+    err = capsys.readouterr().err
+    assert WARNING in err and "give extract --voltage and --cs" in err
+    optics = starfile.read(tmp_path / "bare" / "particles.star", always_dict=True)["optics"]
+    assert not REQUIRED & set(optics.columns)  # none made up
+    assert extract("half", "--voltage", "300") == 0  # only what is still missing is named
+    assert "gets no rlnSphericalAberration" in capsys.readouterr().err
+    given = ("--voltage", "300", "--cs", "2.7", "--amplitude-contrast", "0.07")
+    assert extract("given", *given) == 0
+    assert "optics block gets no" not in capsys.readouterr().err
+    optics = starfile.read(tmp_path / "given" / "particles.star", always_dict=True)["optics"]
     values = optics[["rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"]]
     assert values.to_numpy(float).tolist() == [[300.0, 2.7, 0.07]]
+    assert extract("odd", "--box", "7") == 0  # relion_refine refuses odd boxes: said
+    assert "a box of 7 voxels is odd" in capsys.readouterr().err
+
+
+def test_rows_in_an_optics_group_the_block_does_not_define_are_refused(
+    shared_data, tmp_path, capsys
+):
+    """RELION refuses such a file ("undefined optics groups"); a trial's copy of the
+    refine file with its TS_02 rows in group 7 was cut, with no voltage or Cs."""
+    blocks = starfile.read(shared_data / REFINED, always_dict=True)
+    rows = blocks["particles"]
+    rows.loc[rows["rlnTomoName"] == "TS_02", "rlnOpticsGroup"] = 7
+    starfile.write(blocks, tmp_path / "g7.star")
+    out = tmp_path / "g7"
+    args = [
+        "extract",
+        str(_tomogram(shared_data, tmp_path / "TS_02.mrc")),
+        str(tmp_path / "g7.star"),
+    ]
+    args += ["--box", "16", "-o", str(out), "--tomograms", str(shared_data / TOMOGRAMS)]
+    assert main([*args, "--tomo-name", "TS_02"]) == 2
+    err = capsys.readouterr().err
+    assert "optics group 7, which the optics block does not define" in err
+    assert err.count("\n") == 1 and not out.exists()
 
 
 @pytest.mark.parametrize(
     ("flag", "value", "said"),
     [
-        ("--voltage", "-3", "--voltage must be positive"),
-        ("--cs", "-1", "--cs must be zero"),
+        ("--voltage", "-3", "--voltage must be in kV"),
+        ("--voltage", "300000", "--voltage must be in kV, from 10 to 3000"),  # volts
+        ("--voltage", "0.3", "--voltage must be in kV"),  # MV
+        ("--cs", "-1", "--cs must be in mm"),
+        ("--cs", "2700", "--cs must be in mm, from 0 to 20"),  # µm
         ("--amplitude-contrast", "1.5", "--amplitude-contrast must be a fraction"),
     ],
 )

@@ -32,16 +32,16 @@ def checked_microscope(microscope: dict | None) -> dict:
     Raises
     ------
     ParameterError
-        An unknown key, or a value out of range (voltage > 0 kV, Cs ≥ 0 mm,
-        0 ≤ amplitude contrast < 1).
+        An unknown key, or a value out of range (voltage 10–3000 kV, Cs 0–20 mm,
+        0 ≤ amplitude contrast < 1: a voltage in V or MV, or a Cs in µm, is refused).
     """
     given = {k: float(v) for k, v in (microscope or {}).items() if v is not None}
     unknown = set(given) - set(MICROSCOPE_LABELS)
     if unknown:
         raise ParameterError(f"`microscope` has unknown keys: {', '.join(sorted(unknown))}.")
-    ranges = {
-        "voltage_kV": (lambda v: v > 0, "positive (kV)"),
-        "cs_mm": (lambda v: v >= 0, "zero or positive (mm)"),
+    ranges = {  # wide, but not volts or MV for kV, nor µm for mm (a trial's 300000, 2700)
+        "voltage_kV": (lambda v: 10 <= v <= 3000, "in kV, from 10 to 3000 (e.g. 300)"),
+        "cs_mm": (lambda v: 0 <= v <= 20, "in mm, from 0 to 20 (e.g. 2.7)"),
         "amplitude_contrast": (lambda v: 0 <= v < 1, "a fraction from 0 to below 1"),
     }
     for key, value in given.items():
@@ -78,9 +78,10 @@ _SAID = {
 }
 
 
-def overruled(table: pd.DataFrame, microscope: dict) -> list[str]:
-    """Phrases naming each given value that a file's own values differ from (which
-    :func:`filled_microscope` keeps), e.g. ``"voltage 200 kV, not the 300 kV given"``."""
+def overruled(table: pd.DataFrame, microscope: dict, source: str = "the {} given") -> list[str]:
+    """Phrases naming each value of ``microscope`` that the table's own values differ
+    from (which :func:`filled_microscope` keeps), e.g. ``"voltage 200 kV, not the 300 kV
+    given"`` (``source``: how the other value is named, ``{}`` standing for it)."""
     phrases = []
     for column, value in microscope.items():
         if column not in table:
@@ -90,5 +91,5 @@ def overruled(table: pd.DataFrame, microscope: dict) -> list[str]:
         if differing:
             what, unit = _SAID[column]
             values = " and ".join(f"{v:g}{unit}" for v in sorted(differing)[:3])
-            phrases.append(f"{what} {values}, not the {value:g}{unit} given")
+            phrases.append(f"{what} {values}, not {source.format(f'{value:g}{unit}')}")
     return phrases

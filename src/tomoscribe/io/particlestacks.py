@@ -41,6 +41,7 @@ import pandas as pd
 
 from ..errors import InputFileError, InvalidDataError, ParameterError, missing_file
 from ..outputs import note_input
+from .formats.relion import checked_optics_groups
 from .microscope import MICROSCOPE_LABELS, checked_microscope, overruled
 from .mrc import zyx_ordered
 
@@ -448,36 +449,10 @@ def _check_image_size(star: Path, table: pd.DataFrame, box: int) -> None:
     )
 
 
-def _numbered_groups(rows: pd.DataFrame, star: Path, kind: str) -> pd.DataFrame:
-    """``rows`` with ``rlnOpticsGroup`` as whole numbers, refusing a row whose group is
-    not one (a word there made pandas' merge fail with a traceback)."""
-    groups = pd.to_numeric(rows["rlnOpticsGroup"], errors="coerce")
-    whole = np.isfinite(groups) & (groups == groups.round())
-    if not whole.all():
-        row = int(np.flatnonzero(~whole.to_numpy())[0])
-        raise InputFileError(
-            f"{star}: the {kind} row {row + 1} has rlnOpticsGroup "
-            f"{rows['rlnOpticsGroup'].iloc[row]!r}, which is not a group number."
-        )
-    return rows.assign(rlnOpticsGroup=groups.astype(np.int64))
-
-
 def _with_optics(table: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -> pd.DataFrame:
     if optics is None or "rlnOpticsGroup" not in optics or "rlnOpticsGroup" not in table:
         return table
-    table, optics = (
-        _numbered_groups(table, star, "particle"),
-        _numbered_groups(optics, star, "optics"),
-    )
-    undefined = ~table["rlnOpticsGroup"].isin(optics["rlnOpticsGroup"])
-    if undefined.any():  # as RELION's ObservationModel refuses "undefined optics groups"
-        row = int(np.flatnonzero(undefined.to_numpy())[0])
-        listed = ", ".join(str(g) for g in optics["rlnOpticsGroup"].tolist())
-        raise InputFileError(
-            f"{star}: {int(undefined.sum())} particles (the first in row {row + 1}) are in "
-            f"optics group {table['rlnOpticsGroup'].iloc[row]}, which the optics block does "
-            f"not define (it lists {listed})."
-        )
+    table, optics = checked_optics_groups(table, optics, star)
     extra = [c for c in optics.columns if c not in table.columns or c == "rlnOpticsGroup"]
     merged = table.merge(optics[extra], on="rlnOpticsGroup", how="left")
     if len(merged) != len(table):

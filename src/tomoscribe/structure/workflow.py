@@ -760,6 +760,7 @@ def extract_from_files(
         raise AnnotationError(f"{particles} lists no particles.")
     check_inside(table, volume.shape, str(particles))
     _check_box_fits(box, volume.shape, edge)
+    _warn_of_odd_box(box)
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
     _warn_of_inputs(volume, tomogram, table, particles)
@@ -772,7 +773,9 @@ def extract_from_files(
         )
     if picked_voxel_size_A is None:
         _warn_of_unrecorded_sampling(table, particles, tomogram, volume.pixel_size_A)
-    kept = _with_microscope(with_tilt_columns(kept, acquisition), microscope, "extract")
+    kept = _with_microscope(
+        with_tilt_columns(kept, acquisition), microscope, "extract", listed.get(name)
+    )
     extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite)
     write_provenance(
@@ -785,24 +788,48 @@ def extract_from_files(
     return table, kept, acquisition
 
 
-def _with_microscope(table: pd.DataFrame, microscope: dict, command: str) -> pd.DataFrame:
-    """``table`` with the ``microscope`` values where it has none
-    (:func:`tomoscribe.io.microscope.filled_microscope`), warning when the file's own
-    values differ from those given, and when voltage or Cs is still unknown: RELION
-    3.1+ refuses the optics block written without them."""
+def _warn_of_odd_box(box: int) -> None:
+    """Say that RELION will not refine subtomograms of an odd ``box`` (relion_refine:
+    "This program only works with even values for the image dimensions!")."""
+    if box % 2:
+        warnings.warn(
+            f"a box of {box} voxels is odd: tomoscribe's commands take it, but RELION "
+            f"refines only even boxes (cut {box + 1} or {box - 1} for RELION).",
+            stacklevel=3,
+        )
+
+
+def _with_microscope(
+    table: pd.DataFrame, microscope: dict, command: str, listed: dict | None = None
+) -> pd.DataFrame:
+    """``table`` with the microscope values where it has none
+    (:func:`tomoscribe.io.microscope.filled_microscope`): first ``tomograms.star``'s for
+    this tomogram (``listed``: its entry), then the given ``microscope``'s.  Warns when
+    the files disagree, when their values overrule those given, and when voltage or Cs
+    is still unknown: RELION 3.1+ refuses the optics block written without them."""
+    listed_values = (listed or {}).get("microscope", {})
+    disagree = overruled(table, listed_values, "tomograms.star's {}")
+    if disagree:
+        warnings.warn(
+            f"the picks' file gives {'; '.join(disagree)}; its own are kept: check that "
+            "the two files belong together.",
+            stacklevel=3,
+        )
+    table, _ = filled_microscope(table, listed_values)
     kept = overruled(table, microscope)
     if kept:  # a file's own value wins, as classify2d's; the user hears it
         warnings.warn(
-            f"the picks' file gives its own {'; '.join(kept)}: a file's values are kept, "
-            "and given ones fill only what it lacks.",
+            f"the input files give {'; '.join(kept)}: a file's values are kept, and given "
+            "ones fill only what the files lack.",
             stacklevel=3,
         )
     table, missing = filled_microscope(table, microscope)
     if missing:
+        flags = {"rlnVoltage": "--voltage", "rlnSphericalAberration": "--cs"}
         warnings.warn(
-            f"particles.star's optics block gets no {' or '.join(missing)} (the picks' "
-            "file gives none, and none is made up), so RELION's refinement refuses it "
-            f"until they are added: give {command} --voltage and --cs.",
+            f"particles.star's optics block gets no {' or '.join(missing)} (no input file "
+            "gives it, and none is made up), so RELION's refinement refuses it until it is "
+            f"added: give {command} {' and '.join(flags[m] for m in missing)}.",
             stacklevel=3,
         )
     return table

@@ -129,7 +129,8 @@ def read_star_blocks(path: Path) -> dict:
 
 def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     """RELION 5 ``tomograms.star``: per tomogram name, ``size_xyz`` (unbinned pixels),
-    ``pixel_size_A`` (tilt series), ``binning`` and ``tomogram_file`` (may be empty)."""
+    ``pixel_size_A`` (tilt series), ``binning``, ``tomogram_file`` (may be empty) and
+    ``microscope`` (``voltage_kV``, ``cs_mm``, ``amplitude_contrast`` where given)."""
     path = Path(path)
     if not path.is_file():
         raise missing_file(path)
@@ -152,6 +153,7 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
                         "pixel_size_A": float(row["rlnTomoTiltSeriesPixelSize"]),
                         "binning": float(row.get("rlnTomoTomogramBinning", 1.0)),
                         "tomogram_file": str(row.get("rlnTomoReconstructedTomogram", "")),
+                        "microscope": _microscope_of(row),
                     }
                 except (TypeError, ValueError) as err:
                     raise InputFileError(
@@ -169,6 +171,17 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     raise InputFileError(
         f"{path} is not a RELION tomograms.star (it lacks {', '.join(sorted(needed))})."
     )
+
+
+def _microscope_of(row: dict) -> dict:
+    """The microscope values (:data:`MICROSCOPE_LABELS`) a tomograms.star row gives as
+    numbers."""
+    values = {}
+    for ours, label in MICROSCOPE_LABELS.items():
+        value = pd.to_numeric(pd.Series([row.get(label)]), errors="coerce").iloc[0]
+        if np.isfinite(value):
+            values[ours] = float(value)
+    return values
 
 
 def reconstructed_voxel_size(entry: dict) -> float:
@@ -291,6 +304,43 @@ def _read_per_particle(block: pd.DataFrame, table: pd.DataFrame) -> None:
         table["class_name"] = block[named].astype(str).to_numpy()
 
 
+def checked_optics_groups(block: pd.DataFrame, optics, path) -> tuple:
+    """The particle rows and the optics block with ``rlnOpticsGroup`` as whole numbers
+    (unchanged where either lacks the column).
+
+    Raises
+    ------
+    InputFileError
+        A group that is not a whole number (a word there made pandas' merge fail with a
+        traceback), or rows in a group the optics block does not define, which RELION's
+        ObservationModel refuses ("undefined optics groups").
+    """
+    if optics is None or "rlnOpticsGroup" not in optics or "rlnOpticsGroup" not in block:
+        return block, optics
+    numbered = []
+    for rows, kind in ((block, "particle"), (optics, "optics")):
+        groups = pd.to_numeric(rows["rlnOpticsGroup"], errors="coerce")
+        whole = np.isfinite(groups) & (groups == groups.round())
+        if not whole.all():
+            row = int(np.flatnonzero(~whole.to_numpy())[0])
+            raise InputFileError(
+                f"{path}: the {kind} row {row + 1} has rlnOpticsGroup "
+                f"{rows['rlnOpticsGroup'].iloc[row]!r}, which is not a group number."
+            )
+        numbered.append(rows.assign(rlnOpticsGroup=groups.astype(np.int64)))
+    block, optics = numbered
+    undefined = ~block["rlnOpticsGroup"].isin(optics["rlnOpticsGroup"])
+    if undefined.any():
+        row = int(np.flatnonzero(undefined.to_numpy())[0])
+        listed = ", ".join(str(g) for g in optics["rlnOpticsGroup"].tolist())
+        raise InputFileError(
+            f"{path}: {int(undefined.sum())} particles (the first in row {row + 1}) are in "
+            f"optics group {block['rlnOpticsGroup'].iloc[row]}, which the optics block does "
+            f"not define (it lists {listed})."
+        )
+    return block, optics
+
+
 def _read_complete(block, optics, table: pd.DataFrame, label: str, column: str) -> None:
     """Copy ``label`` (from the rows, else their optics group) into ``table[column]``
     where every row has a number for it."""
@@ -321,7 +371,7 @@ def read(
     blocks = read_star_blocks(path)
     optics = blocks["optics"] if isinstance(blocks.get("optics"), pd.DataFrame) else None
     block, columns = _coordinate_loop(blocks, path)
-    block = block.reset_index(drop=True)
+    block, optics = checked_optics_groups(block.reset_index(drop=True), optics, path)
     names = _tomo_names(block)
     if columns == _PIXELS:
         xyz = _numeric(block, columns, path, "coordinates")
