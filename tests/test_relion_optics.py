@@ -17,8 +17,9 @@ import starfile
 import tifffile
 
 from tomoscribe.cli.app import main
+from tomoscribe.errors import InputFileError
 from tomoscribe.io.formats import relion
-from tomoscribe.io.microscope import filled_microscope
+from tomoscribe.io.microscope import checked_microscope, filled_microscope
 from tomoscribe.io.particles import read_particles, write_particles
 
 R5 = "formats/relion5_project"
@@ -121,6 +122,60 @@ def test_picks_take_the_microscope_tomograms_star_gives(shared_data, tmp_path, c
         assert optics[label].tolist() == [pytest.approx(float(listed[label]))], label
 
 
+def _edited_tomograms_star(shared_data, path, **by_name):
+    """tomograms.star with some tomograms' columns changed (``TS_01={"rlnVoltage": 120}``)."""
+    blocks = starfile.read(shared_data / TOMOGRAMS, always_dict=True)
+    for name, values in by_name.items():
+        for label, value in values.items():
+            blocks["global"][label] = blocks["global"][label].astype(object)
+            blocks["global"].loc[blocks["global"]["rlnTomoName"] == name, label] = value
+    starfile.write(blocks, path)
+    return path
+
+
+def test_each_tomogram_gets_its_own_row_and_overrules_given_values(shared_data, tmp_path, capsys):
+    star = _edited_tomograms_star(
+        shared_data, tmp_path / "tomograms.star", TS_01={"rlnVoltage": 120.0},
+        TS_02={"rlnVoltage": 200.0},
+    )  # fmt: skip
+    args = ["extract", str(_tomogram(shared_data, tmp_path / "TS_02.mrc"))]
+    args += [str(shared_data / PICKS), "--box", "16", "--tomograms", str(star)]
+    out = tmp_path / "own"
+    assert main([*args, "--tomo-name", "TS_02", "-o", str(out), "--voltage", "300"]) == 0
+    err = capsys.readouterr().err
+    assert "tomograms.star gives voltage 200 kV, not the 300 kV given, which is kept" in err
+    optics = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    assert optics["rlnVoltage"].tolist() == [200.0]  # TS_02's row, not TS_01's 120
+
+
+@pytest.mark.parametrize(
+    ("value", "said"), [(-5.0, "rlnVoltage must be in kV"), ("abc", "not a number")]
+)
+def test_an_impossible_voltage_in_tomograms_star_is_refused(
+    shared_data, tmp_path, capsys, value, said
+):
+    star = _edited_tomograms_star(shared_data, tmp_path / "t.star", TS_02={"rlnVoltage": value})
+    out = tmp_path / "bad"
+    args = [
+        "extract",
+        str(_tomogram(shared_data, tmp_path / "TS_02.mrc")),
+        str(shared_data / PICKS),
+    ]
+    args += ["--box", "16", "--tomograms", str(star), "--tomo-name", "TS_02", "-o", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert said in err and "TS_02" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_the_ranges_hold_their_ends():
+    given = {"voltage_kV": 10.0, "cs_mm": 0.0, "amplitude_contrast": 0.0}
+    assert checked_microscope(given) == given
+    assert checked_microscope({"voltage_kV": 3000, "cs_mm": 20}) == {
+        "voltage_kV": 3000.0,
+        "cs_mm": 20.0,
+    }
+
+
 def test_picks_without_a_microscope_warn_and_the_options_fill_it(tmp_path, capsys):
     tomogram = tmp_path / "t.mrc"
     with mrcfile.new(tomogram) as mrc:
@@ -138,10 +193,12 @@ def test_picks_without_a_microscope_warn_and_the_options_fill_it(tmp_path, capsy
     optics = starfile.read(tmp_path / "bare" / "particles.star", always_dict=True)["optics"]
     assert not REQUIRED & set(optics.columns)  # none made up
     assert extract("half", "--voltage", "300") == 0  # only what is still missing is named
-    assert "gets no rlnSphericalAberration" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "gets no rlnSphericalAberration (" in err and "give extract --cs." in err
     given = ("--voltage", "300", "--cs", "2.7", "--amplitude-contrast", "0.07")
     assert extract("given", *given) == 0
-    assert "optics block gets no" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "optics block gets no" not in err and "is odd" not in err  # even box: no word
     optics = starfile.read(tmp_path / "given" / "particles.star", always_dict=True)["optics"]
     values = optics[["rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast"]]
     assert values.to_numpy(float).tolist() == [[300.0, 2.7, 0.07]]
@@ -289,3 +346,12 @@ def test_picks_without_images_keep_one_block(tmp_path):
     table = pd.DataFrame({"x": [1.0], "y": [2.0], "z": [3.0], "voltage_kV": [300.0]})
     relion.write(tmp_path / "picks.star", table, 7.0)
     assert list(starfile.read(tmp_path / "picks.star", always_dict=True)) == ["particles"]
+
+
+def test_an_optics_block_listing_a_group_twice_is_refused(shared_data, tmp_path):
+    """Before: pandas' "cannot reindex on an axis with duplicate labels"."""
+    blocks = starfile.read(shared_data / REFINED, always_dict=True)
+    blocks["optics"]["rlnOpticsGroup"] = 1
+    starfile.write(blocks, tmp_path / "twice.star")
+    with pytest.raises(InputFileError, match="lists optics group 1 twice"):
+        read_particles(tmp_path / "twice.star", tomograms=shared_data / TOMOGRAMS)

@@ -387,7 +387,8 @@ def extract(
     tomograms_star: Path = typer.Option(
         None,
         "--tomograms",
-        help="RELION 5 tomograms.star: names and centres for centred-Å coordinates.",
+        help="RELION 5 tomograms.star: names and centres for centred-Å coordinates, and "
+        "each tomogram's voltage, Cs and amplitude contrast.",
     ),
     voxel_size: float = options.GivenVoxelSize,
     voltage: float = options.Voltage,

@@ -737,7 +737,8 @@ def extract_from_files(
     under its name when that name is known so, and keep their own when it is only the
     file's stem.  The folder's ``particles.star`` gets the provenance record, and
     an optics block with the voltage, Cs and amplitude contrast the picks' file gives,
-    else ``microscope``'s (warning when voltage or Cs is still unknown)."""
+    else ``tomograms_star`` for this tomogram, else ``microscope``'s (warning when
+    voltage or Cs is still unknown)."""
     microscope = checked_microscope(microscope)
     listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}
     name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
@@ -804,32 +805,34 @@ def _with_microscope(
 ) -> pd.DataFrame:
     """``table`` with the microscope values where it has none
     (:func:`tomoscribe.io.microscope.filled_microscope`): first ``tomograms.star``'s for
-    this tomogram (``listed``: its entry), then the given ``microscope``'s.  Warns when
-    the files disagree, when their values overrule those given, and when voltage or Cs
-    is still unknown: RELION 3.1+ refuses the optics block written without them."""
+    this tomogram (``listed``: its entry), then the given ``microscope``'s.  Warns,
+    naming the file, when the two files disagree and when a file's values overrule
+    those given, and when voltage or Cs is still unknown: RELION 3.1+ refuses the
+    optics block written without them."""
     listed_values = (listed or {}).get("microscope", {})
-    disagree = overruled(table, listed_values, "tomograms.star's {}")
-    if disagree:
-        warnings.warn(
-            f"the picks' file gives {'; '.join(disagree)}; its own are kept: check that "
-            "the two files belong together.",
-            stacklevel=3,
-        )
+    said = [
+        f"the picks' file gives {'; '.join(p)}; its own are kept: check that the two "
+        "files belong together"
+        for p in [overruled(table, listed_values, "tomograms.star's {}")]
+        if p
+    ]
+    only_listed = pd.DataFrame([{k: v for k, v in listed_values.items() if k not in table}])
+    for source, values in (("the picks' file", table), ("tomograms.star", only_listed)):
+        kept = overruled(values, microscope)
+        if kept:  # a file's own value wins, as classify2d's; the user hears it
+            said.append(f"{source} gives {'; '.join(kept)}, which is kept")
+    for sentence in said:
+        warnings.warn(sentence + ".", stacklevel=3)
     table, _ = filled_microscope(table, listed_values)
-    kept = overruled(table, microscope)
-    if kept:  # a file's own value wins, as classify2d's; the user hears it
-        warnings.warn(
-            f"the input files give {'; '.join(kept)}: a file's values are kept, and given "
-            "ones fill only what the files lack.",
-            stacklevel=3,
-        )
     table, missing = filled_microscope(table, microscope)
     if missing:
         flags = {"rlnVoltage": "--voltage", "rlnSphericalAberration": "--cs"}
+        them = "them" if len(missing) > 1 else "it"
         warnings.warn(
             f"particles.star's optics block gets no {' or '.join(missing)} (no input file "
-            "gives it, and none is made up), so RELION's refinement refuses it until it is "
-            f"added: give {command} {' and '.join(flags[m] for m in missing)}.",
+            f"gives {them}, and none is made up), so RELION's refinement refuses it until "
+            f"{them} {'are' if len(missing) > 1 else 'is'} added: give {command} "
+            f"{' and '.join(flags[m] for m in missing)}.",
             stacklevel=3,
         )
     return table

@@ -76,7 +76,7 @@ import pandas as pd
 from ...core.rotations import from_euler, to_euler
 from ...errors import InputFileError, ParameterError, missing_file
 from ...outputs import atomic_path, check_outputs
-from ..microscope import MICROSCOPE_LABELS
+from ..microscope import MICROSCOPE_LABELS, checked_microscope
 from .registry import ParticleFormat
 
 _ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
@@ -153,7 +153,7 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
                         "pixel_size_A": float(row["rlnTomoTiltSeriesPixelSize"]),
                         "binning": float(row.get("rlnTomoTomogramBinning", 1.0)),
                         "tomogram_file": str(row.get("rlnTomoReconstructedTomogram", "")),
-                        "microscope": _microscope_of(row),
+                        "microscope": _microscope_of(row, path),
                     }
                 except (TypeError, ValueError) as err:
                     raise InputFileError(
@@ -173,15 +173,33 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     )
 
 
-def _microscope_of(row: dict) -> dict:
-    """The microscope values (:data:`MICROSCOPE_LABELS`) a tomograms.star row gives as
-    numbers."""
+def _microscope_of(row: dict, path: Path) -> dict:
+    """The microscope values (:data:`MICROSCOPE_LABELS`) a tomograms.star row gives.
+
+    Raises
+    ------
+    InputFileError
+        A value that is not a number, or out of the range a user's would be refused
+        outside (:func:`tomoscribe.io.microscope.checked_microscope`).
+    """
     values = {}
     for ours, label in MICROSCOPE_LABELS.items():
-        value = pd.to_numeric(pd.Series([row.get(label)]), errors="coerce").iloc[0]
-        if np.isfinite(value):
-            values[ours] = float(value)
-    return values
+        if label not in row or row[label] is None or str(row[label]).strip() == "":
+            continue
+        value = pd.to_numeric(pd.Series([row[label]]), errors="coerce").iloc[0]
+        if not np.isfinite(value):
+            raise InputFileError(
+                f"{path} gives tomogram {row['rlnTomoName']} {label} {row[label]!r}, "
+                "which is not a number."
+            )
+        values[ours] = float(value)
+    try:
+        return checked_microscope(values)
+    except ParameterError as err:
+        said = str(err)
+        for ours, label in MICROSCOPE_LABELS.items():
+            said = said.replace(f"`{ours}`", label)
+        raise InputFileError(f"{path}, tomogram {row['rlnTomoName']}: {said}") from err
 
 
 def reconstructed_voxel_size(entry: dict) -> float:
@@ -329,10 +347,13 @@ def checked_optics_groups(block: pd.DataFrame, optics, path) -> tuple:
             )
         numbered.append(rows.assign(rlnOpticsGroup=groups.astype(np.int64)))
     block, optics = numbered
+    if optics["rlnOpticsGroup"].duplicated().any():
+        twice = optics["rlnOpticsGroup"][optics["rlnOpticsGroup"].duplicated()].iloc[0]
+        raise InputFileError(f"{path}: the optics block lists optics group {twice} twice.")
     undefined = ~block["rlnOpticsGroup"].isin(optics["rlnOpticsGroup"])
     if undefined.any():
         row = int(np.flatnonzero(undefined.to_numpy())[0])
-        listed = ", ".join(str(g) for g in optics["rlnOpticsGroup"].tolist())
+        listed = ", ".join(str(g) for g in optics["rlnOpticsGroup"].tolist()) or "none"
         raise InputFileError(
             f"{path}: {int(undefined.sum())} particles (the first in row {row + 1}) are in "
             f"optics group {block['rlnOpticsGroup'].iloc[row]}, which the optics block does "
