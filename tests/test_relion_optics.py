@@ -355,3 +355,28 @@ def test_an_optics_block_listing_a_group_twice_is_refused(shared_data, tmp_path)
     starfile.write(blocks, tmp_path / "twice.star")
     with pytest.raises(InputFileError, match="lists optics group 1 twice"):
         read_particles(tmp_path / "twice.star", tomograms=shared_data / TOMOGRAMS)
+
+
+def test_picks_find_their_tomograms_star_through_the_optimisation_set(
+    shared_data, tmp_path, capsys
+):
+    """RELION 5's optimisation set beside the picks names tomograms.star, as RELION reads
+    it: without --tomograms the microscope comes from it, and a crop is refused (a
+    trial's 84 → 70 crop had every particle cut 7 voxels off, silently)."""
+    tomogram = _tomogram(shared_data, tmp_path / "TS_02.mrc")
+    args = ["extract", str(tomogram), str(shared_data / PICKS), "--box", "16"]
+    out = tmp_path / "found"
+    assert main([*args, "--tomo-name", "TS_02", "-o", str(out)]) == 0
+    assert "optics block gets no" not in capsys.readouterr().err
+    optics = starfile.read(out / "particles.star", always_dict=True)["optics"]
+    assert optics["rlnVoltage"].tolist() == [float(_listed(shared_data)["rlnVoltage"])]
+    with mrcfile.open(tomogram) as mrc:
+        cropped = np.ascontiguousarray(mrc.data[:, :, :70])
+    with mrcfile.new(tmp_path / "crop.mrc") as mrc:
+        mrc.set_data(cropped)
+        mrc.voxel_size = 10.52
+    args[1] = str(tmp_path / "crop.mrc")
+    out = tmp_path / "crop"
+    assert main([*args, "--tomo-name", "TS_02", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "70 × 136 × 44" in err and "84 × 136 × 44" in err and not out.exists()

@@ -85,6 +85,7 @@ if TYPE_CHECKING:
     from .classes2d import Classes2D
 from ..io.lineage import centred_extent
 from ..io.microscope import checked_microscope, filled_microscope, overruled
+from ..io.placement import optimisation_tomograms
 from ..io.points import IMOD_GRID, rescale_positions
 from .extract import extract_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
@@ -738,8 +739,10 @@ def extract_from_files(
     file's stem.  The folder's ``particles.star`` gets the provenance record, and
     an optics block with the voltage, Cs and amplitude contrast the picks' file gives,
     else ``tomograms_star`` for this tomogram, else ``microscope``'s (warning when
-    voltage or Cs is still unknown)."""
+    voltage or Cs is still unknown).  ``tomograms_star`` defaults to the one the RELION 5
+    optimisation set beside the picks names (:func:`optimisation_tomograms`)."""
     microscope = checked_microscope(microscope)
+    tomograms_star = tomograms_star or optimisation_tomograms(particles)  # RELION 5's set
     listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}
     name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
