@@ -380,6 +380,39 @@ def test_centred_coordinates_pass_through_a_binning_that_does_not_divide_the_siz
     assert np.allclose(xyz, expected, atol=1e-4)
 
 
+def test_centred_picks_without_tomograms_star_say_which_centre_they_took(tmp_path, capsys):
+    """A trial: RELION 5 centred picks extracted from a cropped tomogram, with neither
+    --tomograms nor an optimisation set beside them, were placed about the crop's
+    centre without a word.  The placement stands (nothing else is known), and extract
+    says which centre it took; with the tomograms.star it is not said."""
+    rng = np.random.default_rng(1)
+    with mrcfile.new(tmp_path / "tomo1.mrc") as mrc:  # a crop: 60 of the listed 80 x
+        mrc.set_data(rng.normal(size=(40, 50, 60)).astype(np.float32))
+        mrc.voxel_size = 10.0
+    picks = pd.DataFrame({"rlnTomoName": ["tomo1"], **{c: [0.0] for c in CENTRED}, CENTRED_Z: 0.0})
+    starfile.write({"particles": picks}, tmp_path / "picks.star")
+    assert _extract(tmp_path / "tomo1.mrc", tmp_path / "picks.star", tmp_path / "a") == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "about the middle of the 60 × 50 × 40-voxel tomogram given" in err, err
+    assert "cropped or trimmed" in err and "--tomograms" in err, err
+    xyz = _star_rows(tmp_path / "a" / "particles.star")[["rlnCoordinateX", "rlnCoordinateY"]]
+    assert np.allclose(xyz.to_numpy(float), [[30, 25]])  # the crop's own centre
+    listed = pd.DataFrame(
+        {
+            "rlnTomoName": ["tomo1"],
+            "rlnTomoTiltSeriesPixelSize": [10.0],
+            "rlnTomoTomogramBinning": [1.0],
+            "rlnTomoSizeX": [60],
+            "rlnTomoSizeY": [50],
+            "rlnTomoSizeZ": [40],
+        }
+    )
+    starfile.write({"global": listed}, tmp_path / "tomograms.star")
+    args = ("--tomograms", tmp_path / "tomograms.star")
+    assert _extract(tmp_path / "tomo1.mrc", tmp_path / "picks.star", tmp_path / "b", *args) == 0
+    assert "cropped or trimmed" not in capsys.readouterr().err
+
+
 def test_binned_picks_through_a_dynamo_table_are_cut_where_they_were_picked(shared_data, tmp_path):
     """A trial: picks at 21.04 Å (a 2×-binned copy) as CSV, converted to a Dynamo table,
     were extracted from the 10.52 Å tomogram at half their positions: the table dropped

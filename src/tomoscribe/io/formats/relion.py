@@ -409,6 +409,8 @@ def read(
         )
         stated = _coordinate_pixel_size(block, optics, path)
         _check_tilt_series_pixel(path, stated, tomograms, names, wanted)
+        if tomograms is None:
+            _warn_of_assumed_centre(path, tuple(tomogram_shape_zyx)[::-1])
         xyz = (xyz_A + centre_A) / pixel[:, None]
     sub = None
     if set(_SUBTOMO) & set(block):
@@ -703,6 +705,23 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms, wanted=()):
     nz, ny, nx = (float(s) for s in shape_zyx)
     centre = np.tile(np.array([nx, ny, nz]) / 2 * float(voxel_size_A), (n, 1))
     return centre, np.full(n, float(voxel_size_A))
+
+
+def _warn_of_assumed_centre(path: Path, size_xyz) -> None:
+    """Say that centred Å read without a ``tomograms.star`` are placed about the middle
+    of the tomogram given (``size_xyz``, voxels): RELION 5 measures them from the
+    middle of the size its ``tomograms.star`` lists, which a crop or trimmed copy does
+    not share (a trial: picks placed about a cropped tomogram's centre, silently)."""
+    import warnings
+
+    size = " × ".join(f"{v:g}" for v in size_xyz)
+    warnings.warn(
+        f"{Path(path).name}'s RELION 5 centred coordinates were placed about the middle of "
+        f"the {size}-voxel tomogram given; RELION measures them from the middle of the "
+        "tomogram its tomograms.star describes: if this one is cropped or trimmed, give "
+        "the whole tomogram, or that tomograms.star (extract and convert: --tomograms).",
+        stacklevel=4,
+    )
 
 
 def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
