@@ -380,3 +380,45 @@ def test_picks_find_their_tomograms_star_through_the_optimisation_set(
     assert main([*args, "--tomo-name", "TS_02", "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "70 × 136 × 44" in err and "84 × 136 × 44" in err and not out.exists()
+
+
+def _info(path, capsys) -> str:
+    assert main(["info", str(path)]) == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_info_says_what_microscope_and_box_relion_and_warp_files_give(shared_data, capsys):
+    """Values as the files hold them (read with starfile here): info said nothing of
+    them, and RELION 3.1+ refuses optics without voltage and Cs."""
+    optics = starfile.read(shared_data / REFINED, always_dict=True)["optics"].iloc[0]
+    said = _info(shared_data / REFINED, capsys)  # centred Å, no tomograms.star
+    box = f"({optics['rlnImageSize']:g}³ voxels)"
+    assert f"subtomograms named: 5 {box}" in said, said
+    microscope = (
+        f"voltage {optics['rlnVoltage']:g} kV, Cs {optics['rlnSphericalAberration']:g} mm, "
+        f"amplitude contrast {optics['rlnAmplitudeContrast']:g}"
+    )
+    assert microscope in said and "refuses optics" not in said, said
+    said = _info(shared_data / f"{R5}/Class3D/job_class3d/run_it025_data.star", capsys)
+    assert "(128² pixels)" in said, said  # RELION 5's 2D stacks (rlnImageDimensionality 2)
+    warp = starfile.read(shared_data / "formats/star/warp_particles_a.star")
+    cs = sorted(warp["rlnSphericalAberration"].unique())
+    said = _info(shared_data / "formats/star/warp_particles_a.star", capsys)
+    assert f"voltage {warp['rlnVoltage'].iloc[0]:g} kV, Cs {cs[0]:g}, {cs[1]:g} and" in said
+    assert "amplitude contrast not recorded" in said and "refuses optics" not in said
+    said = _info(shared_data / PICKS, capsys)  # picks: nothing expected, nothing said
+    assert "microscope" not in said, said
+
+
+def test_info_notes_subtomograms_relion_would_refuse(tmp_path, capsys):
+    tomogram = tmp_path / "t.mrc"
+    with mrcfile.new(tomogram) as mrc:
+        mrc.set_data(np.random.default_rng(0).normal(size=(32, 32, 32)).astype(np.float32))
+        mrc.voxel_size = 10.0
+    (tmp_path / "p.csv").write_text("x,y,z\n16,16,16\n")
+    args = ["extract", str(tomogram), str(tmp_path / "p.csv"), "--box", "8", "-o"]
+    assert main([*args, str(tmp_path / "e"), "--voltage", "300"]) == 0
+    capsys.readouterr()
+    said = _info(tmp_path / "e" / "particles.star", capsys)
+    assert "(8³ voxels)" in said and "voltage 300 kV, Cs not recorded" in said, said
+    assert "RELION 3.1+ refuses optics without rlnSphericalAberration" in said, said

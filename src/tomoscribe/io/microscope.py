@@ -70,8 +70,8 @@ def filled_microscope(table: pd.DataFrame, microscope: dict) -> tuple[pd.DataFra
     return table, missing
 
 
-#: How each value is said in a sentence: (what, unit).
-_SAID = {
+#: How each value is named in a sentence: (what, unit).
+SAID = {
     "voltage_kV": ("voltage", " kV"),
     "cs_mm": ("Cs", " mm"),
     "amplitude_contrast": ("amplitude contrast", ""),
@@ -89,7 +89,7 @@ def overruled(table: pd.DataFrame, microscope: dict, source: str = "the {} given
         own = pd.to_numeric(table[column], errors="coerce").dropna().unique()
         differing = [v for v in own if abs(v - value) > 1e-6 * max(1.0, abs(value))]
         if differing:
-            what, unit = _SAID[column]
+            what, unit = SAID[column]
             values = " and ".join(f"{v:g}{unit}" for v in sorted(differing)[:3])
             phrases.append(f"{what} {values}, not {source.format(f'{value:g}{unit}')}")
     return phrases

@@ -83,14 +83,18 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
         centred = _centred_rows(path) if fmt.name == "relion" else None
         if centred is None:
             raise
-        return [
-            f"{path} ({fmt.name})",
-            f"  particles: {len(centred)}" + _tomogram_counts(centred, "rlnTomoName"),
-            "  positions: Å from each tomogram's centre (RELION 5); extract and convert "
-            "place them with the tomogram or its tomograms.star",
-            "  orientations: "
-            + ("rot, tilt, psi" if "rlnAngleRot" in centred else "none recorded"),
-        ] + ([] if "centred" in str(err) else [f"  note: {err}"])
+        return (
+            [
+                f"{path} ({fmt.name})",
+                f"  particles: {len(centred)}" + _tomogram_counts(centred, "rlnTomoName"),
+                "  positions: Å from each tomogram's centre (RELION 5); extract and convert "
+                "place them with the tomogram or its tomograms.star",
+                "  orientations: "
+                + ("rot, tilt, psi" if "rlnAngleRot" in centred else "none recorded"),
+            ]
+            + ([] if "centred" in str(err) else [f"  note: {err}"])
+            + _centred_optics(path)
+        )
     sizes = recorded_voxel_sizes(table)  # several: optics groups of different sizes
     xyz = table[["x", "y", "z"]].to_numpy(float)
     lines = [
@@ -122,7 +126,62 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
         if column in table:
             lines.append(f"  {what}: " + _counts(table[column]))
     if "image_name" in table:
-        lines.append(f"  subtomograms named: {int(table['image_name'].notna().sum())}")
+        lines.append(
+            f"  subtomograms named: {int(table['image_name'].notna().sum())}" + _box_of(table)
+        )
+    return lines + _microscope_lines(table)
+
+
+def _distinct(table: pd.DataFrame, column: str) -> list[float]:
+    """The distinct numbers of ``column`` (none where it is absent), sorted."""
+    import pandas as pd
+
+    if column not in table:
+        return []
+    return sorted(pd.to_numeric(table[column], errors="coerce").dropna().unique().tolist())
+
+
+def _box_of(table: pd.DataFrame) -> str:
+    """`` (64³ voxels)``: the box the file's optics give its images, or ``""``."""
+    sizes = _distinct(table, "image_size_px")
+    if not sizes:
+        return ""
+    flat = _distinct(table, "image_dimensionality") == [2.0]  # RELION 5's 2D stacks
+    power, unit = ("²", "pixels") if flat else ("³", "voxels")
+    return " (" + " and ".join(f"{v:g}{power}" for v in sizes) + f" {unit})"
+
+
+def _microscope_lines(table: pd.DataFrame) -> list[str]:
+    """A line with the voltage, Cs and amplitude contrast a particle file records (a
+    trial: ``info`` said nothing of them, and RELION 3.1+ refuses optics without the
+    first two), and that line's warning where subtomograms are named without them."""
+    from .microscope import MICROSCOPE_LABELS, REQUIRED_BY_RELION, SAID
+
+    known = {column: _distinct(table, column) for column in MICROSCOPE_LABELS}
+    named = "image_name" in table
+    if not any(known.values()) and not named:
+        return []  # a pick list: nothing is expected
+    said = []
+    for column, values in known.items():
+        what, unit = SAID[column]
+        numbers = [f"{v:g}" for v in values]
+        shown = (
+            "not recorded"
+            if not values
+            else f"{numbers[0]}{unit}"
+            if len(values) == 1
+            else f"{', '.join(numbers[:-1])} and {numbers[-1]}{unit}"
+            if len(values) <= 3
+            else f"{numbers[0]}–{numbers[-1]}{unit} ({len(values)} values)"
+        )
+        said.append(f"{what} {shown}")
+    lines = ["  microscope: " + ", ".join(said)]
+    lacking = [MICROSCOPE_LABELS[c] for c in REQUIRED_BY_RELION if not known[c]]
+    if named and lacking:
+        lines.append(
+            f"  note: RELION 3.1+ refuses optics without {' and '.join(lacking)}; "
+            "extract --voltage and --cs give them"
+        )
     return lines
 
 
@@ -208,6 +267,21 @@ def _copick_in_angstrom(path: Path) -> list[str]:
         "tomogram's voxel size (--voxel-size) to place them in its voxels",
         "  orientations: " + ("rot, tilt, psi" if "rot" in table else "none recorded"),
     ]
+
+
+def _centred_optics(path: Path) -> list[str]:
+    """:func:`_box_of` and :func:`_microscope_lines` of a RELION 5 file whose centred Å
+    cannot be placed without a tomograms.star (its optics are read all the same)."""
+    from .formats.relion import optics_columns
+
+    try:
+        table = optics_columns(path)
+    except InputFileError:  # an optics block the reader refuses: its note says enough
+        return []
+    named = []
+    if "image_name" in table:
+        named = [f"  subtomograms named: {len(table)}" + _box_of(table)]
+    return named + _microscope_lines(table)
 
 
 def _centred_rows(path: Path) -> pd.DataFrame | None:

@@ -370,6 +370,32 @@ def _read_complete(block, optics, table: pd.DataFrame, label: str, column: str) 
         table[column] = values
 
 
+def _read_optics_columns(block, optics, table: pd.DataFrame) -> None:
+    """What the images are (:data:`_IMAGE_OPTICS`, where the rows name images) and the
+    microscope (:data:`MICROSCOPE_LABELS`), from the rows or their optics group, into
+    ``table``: kept for the optics block a copy writes."""
+    if "rlnImageName" in block:
+        for label, column in _IMAGE_OPTICS:
+            _read_complete(block, optics, table, label, column)
+    for ours, label in MICROSCOPE_LABELS.items():
+        _read_complete(block, optics, table, label, ours)
+
+
+def optics_columns(path: Path) -> pd.DataFrame:
+    """The particle loop's image names, box, dimensionality and microscope values as
+    :func:`read` reads them, without placing the particles (a RELION 5 file's centred
+    Å need a tomograms.star for that; ``info`` describes such a file without one)."""
+    blocks = read_star_blocks(path)
+    optics = blocks["optics"] if isinstance(blocks.get("optics"), pd.DataFrame) else None
+    block, _ = _coordinate_loop(blocks, path)
+    block, optics = checked_optics_groups(block.reset_index(drop=True), optics, path)
+    table = pd.DataFrame(index=block.index)
+    if "rlnImageName" in block:
+        table["image_name"] = block["rlnImageName"].astype(str).to_numpy()
+    _read_optics_columns(block, optics, table)
+    return table
+
+
 def _tomo_names(block: pd.DataFrame) -> pd.Series | None:
     for name in ("rlnTomoName", "rlnMicrographName"):
         if name in block:
@@ -445,10 +471,7 @@ def read(
         images_A = image_pixel_sizes(blocks, path, derived=False)  # the images' own
         if images_A is not None:  # sampling, written back with the names
             table["image_voxel_size_A"] = images_A
-        for label, column in _IMAGE_OPTICS:  # what the images are, for a copy's optics
-            _read_complete(block, optics, table, label, column)
-    for ours, label in MICROSCOPE_LABELS.items():  # rows or optics: kept for the optics
-        _read_complete(block, optics, table, label, ours)  # block a copy writes
+    _read_optics_columns(block, optics, table)
     if names is not None:
         table["tomo_name"] = names.to_numpy()
     return table
