@@ -425,6 +425,30 @@ def test_a_table_written_to_star_with_tomograms_star_gets_relions_centred_angstr
     capsys.readouterr()
 
 
+
+def test_a_star_without_the_tomograms_sizes_says_relion_reads_tilt_series_pixels(
+    shared_data, tmp_path, capsys
+):
+    """RELION 5 reads rlnCoordinateX/Y/Z, where a file has no centred Å, as pixels of
+    the unbinned tilt series (particle_set.cpp, getParticleCoordDecenteredPixel), not of
+    the pixel size the file records: picks of a binned tomogram written so were placed
+    without a word.  convert says so; with the tomograms.star, or from a file that keeps
+    RELION 5's own columns, it has nothing to say."""
+    csv = tmp_path / "p.csv"
+    csv.write_text("x,y,z,tomo_name\n42,68,22,TS_02\n")
+    assert main(["convert", str(csv), "-o", str(tmp_path / "a.star"), "--voxel-size", "42"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "a.star gets pixel coordinates (42 Å pixels) without RELION 5's centred Å" in err
+    assert "pixels of the unbinned tilt series" in err and "--tomograms" in err, err
+    listed = shared_data / "formats/relion5_project/Tomograms/job_tomo/tomograms.star"
+    argv = ["convert", str(csv), "-o", str(tmp_path / "b.star"), "--voxel-size", "10.52"]
+    assert main([*argv, "--tomograms", str(listed)]) == 0
+    assert "unbinned tilt series" not in capsys.readouterr().err
+    source = shared_data / "formats/relion5_project/Picks/job_picks/particles.star"
+    argv = ["convert", str(source), "-o", str(tmp_path / "c.star"), "--tomo-name", "TS_02"]
+    assert main([*argv, "--tomograms", str(listed)]) == 0
+    assert "unbinned tilt series" not in capsys.readouterr().err
+
 def test_a_csv_without_names_takes_the_one_listed_tomogram_and_refuses_a_choice(tmp_path, capsys):
     """A CSV naming no tomogram, written with a tomograms.star of one tomogram, is that
     tomogram (its name and centre: (x − size/2) × pixel); with two listed it is refused."""

@@ -440,6 +440,8 @@ def convert_particles(
         keep[rows] = True
         write_rows(source, target, keep)
     else:
+        if dst_fmt.name == "relion" and tomogram_shape_zyx is None:
+            _warn_of_pixels_only(target, voxel)
         write_particles(target, table, voxel, tomogram_shape_zyx)
         if src_fmt.name == dst_fmt.name == "relion" and isinstance(source, Path):
             _say_columns_left_out(source, Path(target), binning not in (None, 1))
@@ -465,3 +467,19 @@ def convert_particles(
         "source_format": src_fmt.name,
         "target_format": dst_fmt.name,
     }
+
+
+def _warn_of_pixels_only(target, voxel_size_A: float | None) -> None:
+    """Say that a STAR file written without the tomograms' sizes gets pixel coordinates
+    only: RELION 5 reads centred Å, and where a file has none it reads rlnCoordinateX/Y/Z
+    as pixels of the unbinned tilt series (``ParticleSet::getParticleCoordDecenteredPixel``,
+    RELION 4's convention), whatever pixel size the file records; picks of a binned
+    tomogram would be placed that many times too near its corner."""
+    size = f"{voxel_size_A:g} Å " if voxel_size_A else ""
+    warnings.warn(
+        f"{Path(str(target)).name} gets pixel coordinates ({size}pixels) without RELION 5's "
+        "centred Å, as the tomograms' sizes are unknown; RELION 4 and 5 read such "
+        "coordinates as pixels of the unbinned tilt series, so for them give the "
+        "tomograms.star (convert --tomograms) unless the picks are at that sampling.",
+        stacklevel=3,
+    )
