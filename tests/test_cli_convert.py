@@ -425,7 +425,6 @@ def test_a_table_written_to_star_with_tomograms_star_gets_relions_centred_angstr
     capsys.readouterr()
 
 
-
 def test_a_star_without_the_tomograms_sizes_says_relion_reads_tilt_series_pixels(
     shared_data, tmp_path, capsys
 ):
@@ -448,6 +447,7 @@ def test_a_star_without_the_tomograms_sizes_says_relion_reads_tilt_series_pixels
     argv = ["convert", str(source), "-o", str(tmp_path / "c.star"), "--tomo-name", "TS_02"]
     assert main([*argv, "--tomograms", str(listed)]) == 0
     assert "unbinned tilt series" not in capsys.readouterr().err
+
 
 def test_a_csv_without_names_takes_the_one_listed_tomogram_and_refuses_a_choice(tmp_path, capsys):
     """A CSV naming no tomogram, written with a tomograms.star of one tomogram, is that
