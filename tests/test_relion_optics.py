@@ -406,6 +406,8 @@ def test_info_says_what_microscope_and_box_relion_and_warp_files_give(shared_dat
     said = _info(shared_data / "formats/star/warp_particles_a.star", capsys)
     assert f"voltage {warp['rlnVoltage'].iloc[0]:g} kV, Cs {cs[0]:g}, {cs[1]:g} and" in said
     assert "amplitude contrast not recorded" in said and "refuses optics" not in said
+    volumes = warp["rlnCtfImage"].nunique()  # Warp's 3D CTF volume per subtomogram
+    assert f"3D CTF volumes (rlnCtfImage): {volumes} file(s) for {len(warp)} rows" in said
     said = _info(shared_data / PICKS, capsys)  # picks: nothing expected, nothing said
     assert "microscope" not in said, said
 

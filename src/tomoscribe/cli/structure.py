@@ -394,6 +394,13 @@ def extract(
     voltage: float = options.Voltage,
     cs: float = options.SphericalAberration,
     amplitude_contrast: float = options.AmplitudeContrast,
+    tilt_range: str = typer.Option(
+        None,
+        "--tilt-range",
+        help="MIN,MAX tilt of the series (degrees; tilt axis y): the missing wedge "
+        "RELION gets as wedge.mrc (rlnCtfImage; default: as the tomogram or picks "
+        "record it, else none).",
+    ),
     overwrite: bool = options.Overwrite,
 ) -> None:
     """Cut subtomograms (and their Z-projections) around picked positions."""
@@ -402,7 +409,7 @@ def extract(
     check_output_folder(
         out_dir,
         [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else []),
-        ["particles.star", "particles.star.json", "projections.mrcs"],
+        ["particles.star", "particles.star.json", "projections.mrcs", "wedge.mrc"],
         overwrite,
     )
     with arguments_as(voltage_kV="voltage", cs_mm="cs"):
@@ -419,6 +426,7 @@ def extract(
             voxel_size,
             overwrite,
             {"voltage_kV": voltage, "cs_mm": cs, "amplitude_contrast": amplitude_contrast},
+            _tilt_range(tilt_range),
         )
     skipped = len(table) - len(kept)
     typer.echo(

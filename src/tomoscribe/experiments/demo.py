@@ -38,6 +38,7 @@ import pandas as pd
 
 from ..core.device import resolve_device
 from ..core.legend import Legend, write_legend
+from ..core.wedge import wedge_mask
 from ..errors import ParameterError, TrainingError
 from ..io import create_volume, read_volume, write_volume
 from ..io.particles import write_particles
@@ -454,7 +455,9 @@ def _pick_and_extract(
     stack = np.concatenate(stacks)
     table = pd.concat(tables, ignore_index=True)
     written = table.drop(columns=["is_ribosome", "truth_index"]).assign(**_MICROSCOPE)
-    write_particle_folder(out / "subtomograms", stack, written, VOXEL_A)
+    tilt = ImagingParams().max_tilt_deg  # the demo's tilt series: its missing wedge
+    wedge = wedge_mask(BOX, (-tilt, tilt)).numpy()  # for RELION (rlnCtfImage)
+    write_particle_folder(out / "subtomograms", stack, written, VOXEL_A, wedge=wedge)
     return Particles(stack, table, scores)
 
 

@@ -129,6 +129,9 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
         lines.append(
             f"  subtomograms named: {int(table['image_name'].notna().sum())}" + _box_of(table)
         )
+    if "ctf_image" in table:  # RELION's 3D CTF (or missing-wedge) volume of each
+        files = table["ctf_image"].astype(str).nunique()
+        lines.append(f"  3D CTF volumes (rlnCtfImage): {files} file(s) for {len(table)} rows")
     return lines + _microscope_lines(table)
 
 

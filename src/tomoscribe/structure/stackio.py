@@ -8,6 +8,14 @@ subtomogram's voxels (``tomoscribeImageCrc32``: float32 values in native byte or
 which every later reader of the subtomograms checks: a STAR file of ``clean``,
 ``select`` or ``average`` whose folder was extracted again (other particles under the
 same names) is refused instead of pairing one particle's row with another's voxels.
+Where the tilt range is known the folder also holds ``wedge.mrc``, every row's
+``rlnCtfImage``: RELION's subtomogram averaging (relion_refine ``--ctf`` on 3D
+images, as RELION 3.0 and Warp's subtomograms give it) weights each subtomogram's
+Fourier components by such a 3D CTF volume, and without one takes the missing wedge
+for measured zeros.  It holds the wedge only (1 measured, 0 missing; no CTF or dose
+weights, which a tomogram does not record), in the FFTW half layout RELION windows
+(``ml_optimiser.cpp``: x size = y size / 2 + 1, frequency 0 at the first voxel), the
+same for every particle of a tomogram: the wedge is fixed in the tomogram's frame.
 Writing goes to a staging folder whose files move into place when complete
 (:func:`tomoscribe.outputs.output_folder`), so an interrupted run never leaves a folder
 that looks finished, and an existing folder keeps every file tomoscribe did not write.
@@ -36,8 +44,12 @@ def write_particle_folder(
     voxel_size_A: float,
     tomogram_shape_zyx=None,
     overwrite: bool = True,
+    wedge: np.ndarray | None = None,
 ) -> Path:
-    """Write subtomograms, their Z-projections and the index STAR into ``folder``."""
+    """Write subtomograms, their Z-projections and the index STAR into ``folder``;
+    ``wedge`` (box × box × (box/2 + 1), measured 1 / missing 0 on the rfftn grid,
+    :func:`tomoscribe.core.wedge.wedge_mask`), when given, as :data:`WEDGE_FILE`, every
+    row's ``rlnCtfImage``: RELION's 3D CTF volume of a subtomogram (module docstring)."""
     import mrcfile
 
     folder = Path(folder)
@@ -61,8 +73,28 @@ def write_particle_folder(
         index["image_crc32"] = checksums
         index["image_voxel_size_A"] = float(voxel_size_A)  # new images: not the input's
         index["image_size_px"] = int(stack.shape[-1])  # RELION's rlnImageSize (optics)
+        if wedge is not None:
+            _write_wedge(tmp / WEDGE_FILE, wedge, stack.shape[-1], voxel_size_A)
+            index["ctf_image"] = WEDGE_FILE
         write_particles(tmp / "particles.star", index, voxel_size_A, tomogram_shape_zyx)
     return folder
+
+
+#: The missing-wedge volume of an extraction folder whose tilt range is known.
+WEDGE_FILE = "wedge.mrc"
+
+
+def _write_wedge(path: Path, wedge: np.ndarray, box: int, voxel_size_A: float) -> None:
+    """The wedge as RELION reads a 3D CTF volume in FFTW's half layout: nx = box/2 + 1,
+    ny = nz = box, frequency 0 at voxel (0, 0, 0), negative frequencies wrapped
+    (relion_refine windows such a volume; a cubic one it reads centred instead)."""
+    import mrcfile
+
+    if wedge.shape != (box, box, box // 2 + 1):
+        raise ValueError(f"a wedge of shape {wedge.shape} for boxes of {box} voxels")
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.ascontiguousarray(wedge, np.float32))
+        mrc.voxel_size = voxel_size_A
 
 
 def voxel_checksum(data: np.ndarray) -> int:

@@ -26,6 +26,7 @@ from ..core.acquisition import TiltRange
 from ..core.device import resolve_device
 from ..core.legend import read_legend
 from ..core.rotations import from_euler
+from ..core.wedge import check_tilt_range, wedge_mask
 from ..errors import (
     AnnotationError,
     InputFileError,
@@ -724,6 +725,7 @@ def extract_from_files(
     voxel_size_A: float | None = None,
     overwrite: bool = True,
     microscope: dict | None = None,
+    tilt_range_deg=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cut ``box``³ subtomograms (and their Z-projections) around the picks of this
     tomogram (by ``tomo_name``, its name in ``tomograms_star`` or its file stem) into the
@@ -740,15 +742,19 @@ def extract_from_files(
     an optics block with the voltage, Cs and amplitude contrast the picks' file gives,
     else ``tomograms_star`` for this tomogram, else ``microscope``'s (warning when
     voltage or Cs is still unknown).  ``tomograms_star`` defaults to the one the RELION 5
-    optimisation set beside the picks names (:func:`optimisation_tomograms`)."""
+    optimisation set beside the picks names (:func:`optimisation_tomograms`).  The tilt
+    range (``tilt_range_deg``, else as the tomogram or picks record it) gives the folder
+    RELION's missing-wedge volume (:func:`_wedge_for_relion`)."""
     microscope = checked_microscope(microscope)
+    if tilt_range_deg is not None:
+        tilt_range_deg = check_tilt_range(tilt_range_deg)
     tomograms_star = tomograms_star or optimisation_tomograms(particles)  # RELION 5's set
     listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}
     name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
     check_is_tomogram(volume, tomogram)
     acquisition = carried_acquisition(
-        [tomogram, particles], volume.pixel_size_A, tomo_name=name
+        [tomogram, particles], volume.pixel_size_A, tilt_range_deg, tomo_name=name
     )  # refuses two tilt series
     wanted = (name, tomogram_stem(tomogram))  # other tomograms need no tomograms.star row
     extent = centred_extent(tomogram, volume.shape)  # RELION 5's centre on a binned copy
@@ -781,15 +787,33 @@ def extract_from_files(
         with_tilt_columns(kept, acquisition), microscope, "extract", listed.get(name)
     )
     extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
-    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite)
+    wedge = _wedge_for_relion(acquisition, box)
+    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite, wedge)
     write_provenance(
         out_dir / "particles.star",
         "extract",
-        {"box": box, "edge": edge, "invert": invert},
+        {"box": box, "edge": edge, "invert": invert, "tilt_range_deg": tilt_range_deg},
         [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else []),
         extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
     )
     return table, kept, acquisition
+
+
+def _wedge_for_relion(acquisition: dict, box: int) -> np.ndarray | None:
+    """The missing wedge (measured 1 / missing 0, rfftn grid of ``box``³) of the tilt
+    range ``acquisition`` records, for RELION's ``rlnCtfImage``; None, said in a
+    warning, when no tilt range is known (none is made up: a wrong wedge misleads
+    refinement as much as none)."""
+    tilt = (acquisition.get("acquisition") or {}).get("tilt_range_deg")
+    if tilt is None:
+        warnings.warn(
+            "neither the tomogram nor the picks record the tilt range, so the folder gets "
+            "no missing-wedge volume (rlnCtfImage) and RELION would refine the "
+            "subtomograms as if fully sampled; give `tilt_range_deg` (e.g. -60,60).",
+            stacklevel=3,
+        )
+        return None
+    return wedge_mask(box, tuple(tilt)).numpy()
 
 
 def _warn_of_odd_box(box: int) -> None:
@@ -830,11 +854,11 @@ def _with_microscope(
     table, missing = filled_microscope(table, microscope)
     if missing:
         flags = {"rlnVoltage": "--voltage", "rlnSphericalAberration": "--cs"}
-        them = "them" if len(missing) > 1 else "it"
+        them, they = ("them", "they are") if len(missing) > 1 else ("it", "it is")
         warnings.warn(
             f"particles.star's optics block gets no {' or '.join(missing)} (no input file "
             f"gives {them}, and none is made up), so RELION's refinement refuses it until "
-            f"{them} {'are' if len(missing) > 1 else 'is'} added: give {command} "
+            f"{they} added: give {command} "
             f"{' and '.join(flags[m] for m in missing)}.",
             stacklevel=3,
         )

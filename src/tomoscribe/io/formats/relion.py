@@ -28,7 +28,8 @@ Reading (through ``starfile``):
   others are kept).
 * **Tomograms.**  ``rlnTomoName`` (else ``rlnMicrographName``, as Warp writes) names
   each row's tomogram.
-* **Images.**  ``rlnImageName`` (subtomograms) is kept as ``image_name``, the
+* **Images.**  ``rlnImageName`` (subtomograms) is kept as ``image_name`` (and each
+  one's 3D CTF volume, ``rlnCtfImage``, as ``ctf_image``), the
   coordinate each was cut about (``rlnCoordinate*``, before the origin: RELION
   reconstructs a subtomogram about its coordinate and the origin places the particle
   in it) as :data:`BOX_COLUMNS`, and the images' own sampling, ``rlnImagePixelSize``
@@ -102,6 +103,7 @@ _IMAGE_OPTICS = (
 #: the names no longer apply (new images cut, coordinates rebinned or moved).
 IMAGE_COLUMNS = (
     "image_name",
+    "ctf_image",
     "image_crc32",
     "image_voxel_size_A",
     *(column for _, column in _IMAGE_OPTICS),
@@ -468,6 +470,10 @@ def read(
         table["image_name"] = [
             _image_path(name, path) for name in block["rlnImageName"].astype(str)
         ]
+        if "rlnCtfImage" in block:  # each image's 3D CTF (or missing-wedge) volume
+            table["ctf_image"] = [
+                _image_path(name, path) for name in block["rlnCtfImage"].astype(str)
+            ]
         images_A = image_pixel_sizes(blocks, path, derived=False)  # the images' own
         if images_A is not None:  # sampling, written back with the names
             table["image_voxel_size_A"] = images_A
@@ -844,6 +850,10 @@ def write(
         out["rlnImageName"] = [
             _relative_image(name, here) for name in table["image_name"].astype(str)
         ]
+        if "ctf_image" in table:
+            out["rlnCtfImage"] = [
+                _relative_image(name, here) for name in table["ctf_image"].astype(str)
+            ]
     out["rlnMagnification"] = 10000.0
     out["rlnDetectorPixelSize"] = float(voxel_size_A)
     out["rlnImagePixelSize"] = float(voxel_size_A)
