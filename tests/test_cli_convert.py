@@ -54,8 +54,10 @@ def test_binning(shared_data, tmp_path, capsys):
     err = capsys.readouterr().err
     named = [line for line in err.splitlines() if "does not name the subtomograms" in line]
     assert len(named) == 1 and "binned by 4" in named[0]
+    assert "or their 3D CTF volumes (rlnCtfImage)" in named[0]  # go with the images
     carried = [line for line in err.splitlines() if "does not carry" in line]
-    assert len(carried) == 1 and "rlnCtfImage, rlnSphericalAberration, rlnVoltage of" in carried[0]
+    assert len(carried) == 1 and " rlnSphericalAberration, rlnVoltage of" in carried[0]
+    assert "rlnCtfImage" not in carried[0]  # not to be copied back beside binned picks
     assert "Origin" not in carried[0] and "PixelSize" not in carried[0]
 
 
@@ -431,21 +433,21 @@ def test_a_star_without_the_tomograms_sizes_says_relion_reads_tilt_series_pixels
     """RELION 5 reads rlnCoordinateX/Y/Z, where a file has no centred Å, as pixels of
     the unbinned tilt series (particle_set.cpp, getParticleCoordDecenteredPixel), not of
     the pixel size the file records: picks of a binned tomogram written so were placed
-    without a word.  convert says so; with the tomograms.star, or from a file that keeps
-    RELION 5's own columns, it has nothing to say."""
+    without a word.  convert says so; with the tomograms.star, or copying a file's rows
+    as they are (Warp's, in its tilt series' pixels), it has nothing to say."""
     csv = tmp_path / "p.csv"
     csv.write_text("x,y,z,tomo_name\n42,68,22,TS_02\n")
     assert main(["convert", str(csv), "-o", str(tmp_path / "a.star"), "--voxel-size", "42"]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert "a.star gets pixel coordinates (42 Å pixels) without RELION 5's centred Å" in err
+    assert "a.star gets coordinates in pixels of 42 Å without RELION 5's centred Å" in err
     assert "pixels of the unbinned tilt series" in err and "--tomograms" in err, err
+    assert "--binning" in err, err  # RELION 4 ignores centred Å: the pixels must be its
     listed = shared_data / "formats/relion5_project/Tomograms/job_tomo/tomograms.star"
     argv = ["convert", str(csv), "-o", str(tmp_path / "b.star"), "--voxel-size", "10.52"]
     assert main([*argv, "--tomograms", str(listed)]) == 0
     assert "unbinned tilt series" not in capsys.readouterr().err
-    source = shared_data / "formats/relion5_project/Picks/job_picks/particles.star"
-    argv = ["convert", str(source), "-o", str(tmp_path / "c.star"), "--tomo-name", "TS_02"]
-    assert main([*argv, "--tomograms", str(listed)]) == 0
+    warp = shared_data / "formats/star/warp_particles_a.star"
+    assert main(["convert", str(warp), "-o", str(tmp_path / "c.star")]) == 0
     assert "unbinned tilt series" not in capsys.readouterr().err
 
 

@@ -384,9 +384,10 @@ def test_centred_picks_without_tomograms_star_say_which_centre_they_took(tmp_pat
     """A trial: RELION 5 centred picks extracted from a cropped tomogram, with neither
     --tomograms nor an optimisation set beside them, were placed about the crop's
     centre without a word.  The placement stands (nothing else is known), and extract
-    says which centre it took; with the tomograms.star it is not said."""
+    says which centre it took; with a tomograms.star (here listing this tomogram's own
+    size, as a crop's would not: that is refused) it is not said."""
     rng = np.random.default_rng(1)
-    with mrcfile.new(tmp_path / "tomo1.mrc") as mrc:  # a crop: 60 of the listed 80 x
+    with mrcfile.new(tmp_path / "tomo1.mrc") as mrc:  # a crop, nothing says of what
         mrc.set_data(rng.normal(size=(40, 50, 60)).astype(np.float32))
         mrc.voxel_size = 10.0
     picks = pd.DataFrame({"rlnTomoName": ["tomo1"], **{c: [0.0] for c in CENTRED}, CENTRED_Z: 0.0})
@@ -411,6 +412,19 @@ def test_centred_picks_without_tomograms_star_say_which_centre_they_took(tmp_pat
     args = ("--tomograms", tmp_path / "tomograms.star")
     assert _extract(tmp_path / "tomo1.mrc", tmp_path / "picks.star", tmp_path / "b", *args) == 0
     assert "cropped or trimmed" not in capsys.readouterr().err
+
+
+def test_the_centre_of_a_binned_copys_original_is_said_as_such(tmp_path):
+    """A copy binned from an odd-sized tomogram takes its original's centre, n / b of
+    its voxels (42.5 for 85 at 2): said as the original's, not as "a 42.5-voxel
+    tomogram" (a review)."""
+    picks = pd.DataFrame({"rlnTomoName": ["t"], **{c: [0.0] for c in CENTRED}, CENTRED_Z: 0.0})
+    starfile.write({"particles": picks}, tmp_path / "picks.star")
+    with pytest.warns(UserWarning) as said:
+        table = read_particles(tmp_path / "picks.star", 20.0, (22, 32, 42.5))
+    text = " ".join(str(w.message) for w in said)
+    assert "the tomogram the copy given was binned from (42.5 × 32 × 22 of the copy's" in text
+    assert table[["x", "y", "z"]].to_numpy().tolist() == [[21.25, 16.0, 11.0]]
 
 
 def test_binned_picks_through_a_dynamo_table_are_cut_where_they_were_picked(shared_data, tmp_path):

@@ -423,4 +423,7 @@ def test_info_notes_subtomograms_relion_would_refuse(tmp_path, capsys):
     capsys.readouterr()
     said = _info(tmp_path / "e" / "particles.star", capsys)
     assert "(8³ voxels)" in said and "voltage 300 kV, Cs not recorded" in said, said
-    assert "RELION 3.1+ refuses optics without rlnSphericalAberration" in said, said
+    assert (
+        "RELION 3.1+ refuses optics without rlnSphericalAberration; extract --cs gives it" in said
+    )
+    assert "--voltage" not in said, said  # only the flag still needed

@@ -11,9 +11,10 @@ their Fourier power must lie where the volume says measured."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mrcfile
 import numpy as np
-import pandas as pd
 import pytest
 import starfile
 
@@ -115,4 +116,42 @@ def test_copies_of_the_rows_name_the_same_wedge(tomogram, tmp_path):
         for ctf, image in zip(rows["rlnCtfImage"], rows["rlnImageName"]):
             assert (path.parent / ctf).resolve() == (star.parent / "wedge.mrc").resolve()
             assert (path.parent / image).is_file()
-    assert pd.Series(read_particles(written)["ctf_image"]).nunique() == 1
+    wedge = (star.parent / "wedge.mrc").resolve()
+    assert [Path(n).resolve() for n in read_particles(written)["ctf_image"]] == [wedge] * 2
+
+
+def test_rebinned_coordinates_leave_the_wedge_with_the_subtomograms(tomogram, tmp_path, capsys):
+    """Binned coordinates drop the subtomograms' names and their wedge (cut for the
+    unbinned box), said once, without advice to copy the wedge back."""
+    assert _extract(tomogram, tmp_path / "e", "--tilt-range", "-50,60") == 0
+    capsys.readouterr()
+    binned = tmp_path / "binned.star"
+    star = tmp_path / "e" / "particles.star"
+    assert main(["convert", str(star), "-o", str(binned), "--binning", "2"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert any("subtomograms or their 3D CTF volumes (rlnCtfImage)" in line for line in lines)
+    carried = [line for line in lines if "does not carry" in line]  # "copy those back"
+    assert not any("rlnCtfImage" in line for line in carried), carried
+    rows = starfile.read(binned, always_dict=True)["particles"]
+    assert "rlnCtfImage" not in rows and "rlnImageName" not in rows
+
+
+def test_a_recorded_tilt_range_makes_the_wedge_and_a_given_one_is_said_to_win(
+    tomogram, tmp_path, capsys
+):
+    """Picks that record their tilt range (an extraction folder's particles.star) give
+    the wedge without --tilt-range; a different range given wins, and extract says so."""
+    assert _extract(tomogram, tmp_path / "e", "--tilt-range", "-50,60") == 0
+    picks = tmp_path / "e" / "particles.star"
+    args = ["extract", str(tomogram / "tomo.mrc"), str(picks), "--box", str(BOX)]
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "again")]) == 0
+    assert "missing-wedge" not in capsys.readouterr().err
+    np.testing.assert_array_equal(
+        mrcfile.read(tmp_path / "again" / "wedge.mrc"), mrcfile.read(tmp_path / "e" / "wedge.mrc")
+    )
+    assert main([*args, "-o", str(tmp_path / "given"), "--tilt-range", "-60,60"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the inputs record the tilt range -50…60°; the given -60…60° is used" in err, err
+    symmetric = mrcfile.read(tmp_path / "given" / "wedge.mrc")
+    assert not np.array_equal(symmetric, mrcfile.read(tmp_path / "e" / "wedge.mrc"))

@@ -92,6 +92,7 @@ _KEPT_AS = {
     "rlnTomoTiltSeriesPixelSize",
     "rlnTomoSubtomogramBinning",
     "rlnImageName",
+    "rlnCtfImage",
     "tomoscribeImageCrc32",
     *(
         f"rln{kind}{axis}{unit}"
@@ -131,11 +132,12 @@ def _without_subtomograms(table, source, target, binning: float):
     said in a warning."""
     if binning == 1 or "image_name" not in table:
         return table
+    volumes = " or their 3D CTF volumes (rlnCtfImage)" if "ctf_image" in table else ""
     warnings.warn(
-        f"{_name(target)} does not name the subtomograms of {_name(source)}: they were cut "
-        f"at its sampling, and beside coordinates binned by {binning:g} RELION would read "
-        "them at the binned pixel size; extract again from the binned tomogram, or convert "
-        "without binning to keep them.",
+        f"{_name(target)} does not name the subtomograms{volumes} of {_name(source)}: "
+        f"they were cut at its sampling, and beside coordinates binned by {binning:g} "
+        "RELION would read them at the binned pixel size; extract again from the binned "
+        "tomogram, or convert without binning to keep them.",
         stacklevel=3,
     )
     return table.drop(columns=list(IMAGE_COLUMNS), errors="ignore")
@@ -475,11 +477,12 @@ def _warn_of_pixels_only(target, voxel_size_A: float | None) -> None:
     as pixels of the unbinned tilt series (``ParticleSet::getParticleCoordDecenteredPixel``,
     RELION 4's convention), whatever pixel size the file records; picks of a binned
     tomogram would be placed that many times too near its corner."""
-    size = f"{voxel_size_A:g} Å " if voxel_size_A else ""
+    size = f" of {voxel_size_A:g} Å" if voxel_size_A else ""
     warnings.warn(
-        f"{Path(str(target)).name} gets pixel coordinates ({size}pixels) without RELION 5's "
-        "centred Å, as the tomograms' sizes are unknown; RELION 4 and 5 read such "
-        "coordinates as pixels of the unbinned tilt series, so for them give the "
-        "tomograms.star (convert --tomograms) unless the picks are at that sampling.",
+        f"{Path(str(target)).name} gets coordinates in pixels{size} without RELION 5's "
+        "centred Å, as the tomograms' sizes are unknown; RELION 5 reads such coordinates "
+        "as pixels of the unbinned tilt series (as RELION 4 does), so unless the picks "
+        "are at that sampling give the tomograms.star (convert --tomograms) for RELION 5, "
+        "or rescale them to the tilt series' pixels (convert --binning) for RELION 4.",
         stacklevel=3,
     )

@@ -181,9 +181,11 @@ def _microscope_lines(table: pd.DataFrame) -> list[str]:
     lines = ["  microscope: " + ", ".join(said)]
     lacking = [MICROSCOPE_LABELS[c] for c in REQUIRED_BY_RELION if not known[c]]
     if named and lacking:
+        flags = {"rlnVoltage": "--voltage", "rlnSphericalAberration": "--cs"}
         lines.append(
             f"  note: RELION 3.1+ refuses optics without {' and '.join(lacking)}; "
-            "extract --voltage and --cs give them"
+            f"extract {' and '.join(flags[label] for label in lacking)} "
+            + ("give them" if len(lacking) > 1 else "gives it")
         )
     return lines
 

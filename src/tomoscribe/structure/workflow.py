@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..core.acquisition import TiltRange
+from ..core.acquisition import TiltRange, same_tilt_range
 from ..core.device import resolve_device
 from ..core.legend import read_legend
 from ..core.rotations import from_euler
@@ -58,7 +58,12 @@ from ..io.particles import (
     tomogram_stem,
     write_particles,
 )
-from ..io.provenance import carried_acquisition, tilt_range_for, with_tilt_columns
+from ..io.provenance import (
+    acquisition_of,
+    carried_acquisition,
+    tilt_range_for,
+    with_tilt_columns,
+)
 from ..outputs import (
     atomic_path,
     check_free_space,
@@ -753,6 +758,7 @@ def extract_from_files(
     name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
     check_is_tomogram(volume, tomogram)
+    _warn_of_overruled_tilt_range([tomogram, particles], tilt_range_deg, name)
     acquisition = carried_acquisition(
         [tomogram, particles], volume.pixel_size_A, tilt_range_deg, tomo_name=name
     )  # refuses two tilt series
@@ -797,6 +803,20 @@ def extract_from_files(
         extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
     )
     return table, kept, acquisition
+
+
+def _warn_of_overruled_tilt_range(paths, given, name: str) -> None:
+    """Say when a given tilt range replaces another that the inputs record (a review:
+    the wedge and tilt columns changed without a word; ``average`` says which it used)."""
+    if given is None:
+        return
+    recorded = acquisition_of(paths, "tilt_range_deg", tomo_name=name).tilt_range_deg
+    if recorded is not None and not same_tilt_range(recorded, given):
+        warnings.warn(
+            f"the inputs record the tilt range {recorded[0]:g}…{recorded[1]:g}°; the given "
+            f"{given[0]:g}…{given[1]:g}° is used (the folder's wedge and tilt columns).",
+            stacklevel=3,
+        )
 
 
 def _wedge_for_relion(acquisition: dict, box: int) -> np.ndarray | None:

@@ -744,9 +744,15 @@ def _warn_of_assumed_centre(path: Path, size_xyz) -> None:
     import warnings
 
     size = " × ".join(f"{v:g}" for v in size_xyz)
+    whole = all(float(v).is_integer() for v in size_xyz)  # else a binned copy's original
+    which = (
+        f"the {size}-voxel tomogram given"
+        if whole
+        else f"the tomogram the copy given was binned from ({size} of the copy's voxels)"
+    )
     warnings.warn(
         f"{Path(path).name}'s RELION 5 centred coordinates were placed about the middle of "
-        f"the {size}-voxel tomogram given; RELION measures them from the middle of the "
+        f"{which}; RELION measures them from the middle of the "
         "tomogram its tomograms.star describes: if this one is cropped or trimmed, give "
         "the whole tomogram, or that tomograms.star (extract and convert: --tomograms).",
         stacklevel=4,
