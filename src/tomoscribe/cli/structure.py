@@ -430,7 +430,7 @@ def extract(
         )
     skipped = len(table) - len(kept)
     typer.echo(
-        f"wrote {len(kept)} subtomograms to {out_dir}"
+        f"wrote {len(kept)} subtomogram{'s' if len(kept) != 1 else ''} to {out_dir}"
         + (f" ({skipped} skipped at the faces)" if skipped else "")
     )
 

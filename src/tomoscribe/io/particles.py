@@ -402,7 +402,8 @@ def select_tomogram(
         if name is not None and not related:  # said: the rows may be another tomogram's
             warnings.warn(
                 f"{source} names only tomogram {found[0]!r}, not {name!r}; its {len(table)} "
-                f"rows were taken for {name!r} (give `tomo_name` to choose by name).",
+                f"row{'s were' if len(table) != 1 else ' was'} taken for {name!r} (give "
+                "`tomo_name` to choose by name).",
                 stacklevel=2,
             )
         return table
