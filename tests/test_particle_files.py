@@ -49,7 +49,7 @@ def test_single_tomogram_files_are_taken_whole_unless_named():
     # the trial: a STAR whose only rlnTomoName is TS_01 trained on tomogram fp4 silently
     table = pd.DataFrame({"x": [1.0], "y": 2.0, "z": 3.0, "tomo_name": "tomogram"})
     with pytest.warns(
-        UserWarning, match="names only tomogram 'tomogram', not 'tomo_pre'; its 1 rows"
+        UserWarning, match="names only tomogram 'tomogram', not 'tomo_pre'; its 1 row was"
     ):
         assert len(select_tomogram(table, "tomo_pre", "f")) == 1
     with pytest.raises(ParameterError, match="none of tomogram 'tomo_pre'"):
