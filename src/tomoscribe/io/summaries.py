@@ -83,18 +83,7 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
         centred = _centred_rows(path) if fmt.name == "relion" else None
         if centred is None:
             raise
-        return (
-            [
-                f"{path} ({fmt.name})",
-                f"  particles: {len(centred)}" + _tomogram_counts(centred, "rlnTomoName"),
-                "  positions: Å from each tomogram's centre (RELION 5); extract and convert "
-                "place them with the tomogram or its tomograms.star",
-                "  orientations: "
-                + ("rot, tilt, psi" if "rlnAngleRot" in centred else "none recorded"),
-            ]
-            + ([] if "centred" in str(err) else [f"  note: {err}"])
-            + _centred_optics(path)
-        )
+        return _centred_summary(path, fmt.name, centred, err)
     sizes = recorded_voxel_sizes(table)  # several: optics groups of different sizes
     xyz = table[["x", "y", "z"]].to_numpy(float)
     lines = [
@@ -272,6 +261,23 @@ def _copick_in_angstrom(path: Path) -> list[str]:
         "tomogram's voxel size (--voxel-size) to place them in its voxels",
         "  orientations: " + ("rot, tilt, psi" if "rot" in table else "none recorded"),
     ]
+
+
+def _centred_summary(path: Path, format_name: str, centred, err: Exception) -> list[str]:
+    """Lines describing a RELION 5 file of centred Å (rows ``centred``) that cannot be
+    placed without its tomograms.star (``err``: why; said unless it is that)."""
+    return (
+        [
+            f"{path} ({format_name})",
+            f"  particles: {len(centred)}" + _tomogram_counts(centred, "rlnTomoName"),
+            "  positions: Å from each tomogram's centre (RELION 5); extract and convert "
+            "place them with the tomogram or its tomograms.star",
+            "  orientations: "
+            + ("rot, tilt, psi" if "rlnAngleRot" in centred else "none recorded"),
+        ]
+        + ([] if "centred" in str(err) else [f"  note: {err}"])
+        + _centred_optics(path)
+    )
 
 
 def _centred_optics(path: Path) -> list[str]:

@@ -748,11 +748,9 @@ def extract_from_files(
     else ``tomograms_star`` for this tomogram, else ``microscope``'s (warning when
     voltage or Cs is still unknown).  ``tomograms_star`` defaults to the one the RELION 5
     optimisation set beside the picks names (:func:`optimisation_tomograms`).  The tilt
-    range (``tilt_range_deg``, else as the tomogram or picks record it) gives the folder
-    RELION's missing-wedge volume (:func:`_wedge_for_relion`)."""
+    range (given, else recorded) gives RELION's wedge volume (:func:`_wedge_for_relion`)."""
     microscope = checked_microscope(microscope)
-    if tilt_range_deg is not None:
-        tilt_range_deg = check_tilt_range(tilt_range_deg)
+    tilt_range_deg = None if tilt_range_deg is None else check_tilt_range(tilt_range_deg)
     tomograms_star = tomograms_star or optimisation_tomograms(particles)  # RELION 5's set
     listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}
     name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
@@ -795,14 +793,21 @@ def extract_from_files(
     extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
     wedge = _wedge_for_relion(acquisition, box)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite, wedge)
+    inputs = [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else [])
+    settings = {"box": box, "edge": edge, "invert": invert, "tilt_range_deg": tilt_range_deg}
+    _record_extraction(out_dir, settings, inputs, len(table), len(kept), acquisition)
+    return table, kept, acquisition
+
+
+def _record_extraction(out_dir: Path, settings: dict, inputs, n_picks, n_kept, acquisition):
+    """The provenance record of an extraction folder's particles.star."""
     write_provenance(
         out_dir / "particles.star",
         "extract",
-        {"box": box, "edge": edge, "invert": invert, "tilt_range_deg": tilt_range_deg},
-        [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else []),
-        extra={"n_extracted": len(kept), "n_skipped": len(table) - len(kept), **acquisition},
+        settings,
+        inputs,
+        extra={"n_extracted": n_kept, "n_skipped": n_picks - n_kept, **acquisition},
     )
-    return table, kept, acquisition
 
 
 def _warn_of_overruled_tilt_range(paths, given, name: str) -> None:
