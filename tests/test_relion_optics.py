@@ -176,12 +176,18 @@ def test_the_ranges_hold_their_ends():
     }
 
 
-def test_picks_without_a_microscope_warn_and_the_options_fill_it(tmp_path, capsys):
-    tomogram = tmp_path / "t.mrc"
+def _noise_tomogram(folder, picks: str):
+    """A 32³ noise tomogram of 10 Å voxels, ``t.mrc``, and ``picks`` as ``p.csv``."""
+    tomogram = folder / "t.mrc"
     with mrcfile.new(tomogram) as mrc:
         mrc.set_data(np.random.default_rng(0).normal(size=(32, 32, 32)).astype(np.float32))
         mrc.voxel_size = 10.0
-    (tmp_path / "p.csv").write_text("x,y,z\n16,16,16\n12,14,16\n")
+    (folder / "p.csv").write_text(picks)
+    return tomogram
+
+
+def test_picks_without_a_microscope_warn_and_the_options_fill_it(tmp_path, capsys):
+    tomogram = _noise_tomogram(tmp_path, "x,y,z\n16,16,16\n12,14,16\n")
 
     def extract(out, *extra):
         args = ["extract", str(tomogram), str(tmp_path / "p.csv"), "--box", "8", "-o"]
@@ -399,6 +405,9 @@ def test_info_says_what_microscope_and_box_relion_and_warp_files_give(shared_dat
         f"amplitude contrast {optics['rlnAmplitudeContrast']:g}"
     )
     assert microscope in said and "refuses optics" not in said, said
+    rows = starfile.read(shared_data / REFINED, always_dict=True)["particles"]
+    volumes = f"{rows['rlnCtfImage'].nunique()} file(s) for {len(rows)} rows"
+    assert f"3D CTF volumes (rlnCtfImage): {volumes}" in said, said  # centred files too
     said = _info(shared_data / f"{R5}/Class3D/job_class3d/run_it025_data.star", capsys)
     assert "(128² pixels)" in said, said  # RELION 5's 2D stacks (rlnImageDimensionality 2)
     warp = starfile.read(shared_data / "formats/star/warp_particles_a.star")
@@ -413,11 +422,7 @@ def test_info_says_what_microscope_and_box_relion_and_warp_files_give(shared_dat
 
 
 def test_info_notes_subtomograms_relion_would_refuse(tmp_path, capsys):
-    tomogram = tmp_path / "t.mrc"
-    with mrcfile.new(tomogram) as mrc:
-        mrc.set_data(np.random.default_rng(0).normal(size=(32, 32, 32)).astype(np.float32))
-        mrc.voxel_size = 10.0
-    (tmp_path / "p.csv").write_text("x,y,z\n16,16,16\n")
+    tomogram = _noise_tomogram(tmp_path, "x,y,z\n16,16,16\n")
     args = ["extract", str(tomogram), str(tmp_path / "p.csv"), "--box", "8", "-o"]
     assert main([*args, str(tmp_path / "e"), "--voltage", "300"]) == 0
     capsys.readouterr()

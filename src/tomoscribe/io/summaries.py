@@ -118,10 +118,15 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
         lines.append(
             f"  subtomograms named: {int(table['image_name'].notna().sum())}" + _box_of(table)
         )
-    if "ctf_image" in table:  # RELION's 3D CTF (or missing-wedge) volume of each
-        files = table["ctf_image"].astype(str).nunique()
-        lines.append(f"  3D CTF volumes (rlnCtfImage): {files} file(s) for {len(table)} rows")
-    return lines + _microscope_lines(table)
+    return lines + _ctf_volume_lines(table) + _microscope_lines(table)
+
+
+def _ctf_volume_lines(table: pd.DataFrame) -> list[str]:
+    """How many RELION 3D CTF (or missing-wedge) volumes the rows name, if any."""
+    if "ctf_image" not in table:
+        return []
+    files = table["ctf_image"].astype(str).nunique()
+    return [f"  3D CTF volumes (rlnCtfImage): {files} file(s) for {len(table)} rows"]
 
 
 def _distinct(table: pd.DataFrame, column: str) -> list[float]:
@@ -292,7 +297,7 @@ def _centred_optics(path: Path) -> list[str]:
     named = []
     if "image_name" in table:
         named = [f"  subtomograms named: {len(table)}" + _box_of(table)]
-    return named + _microscope_lines(table)
+    return named + _ctf_volume_lines(table) + _microscope_lines(table)
 
 
 def _centred_rows(path: Path) -> pd.DataFrame | None:

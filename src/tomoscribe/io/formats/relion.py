@@ -384,7 +384,8 @@ def _read_optics_columns(block, optics, table: pd.DataFrame) -> None:
 
 
 def optics_columns(path: Path) -> pd.DataFrame:
-    """The particle loop's image names, box, dimensionality and microscope values as
+    """The particle loop's image and 3D CTF volume names, box, dimensionality and
+    microscope values as
     :func:`read` reads them, without placing the particles (a RELION 5 file's centred
     Å need a tomograms.star for that; ``info`` describes such a file without one)."""
     blocks = read_star_blocks(path)
@@ -392,8 +393,9 @@ def optics_columns(path: Path) -> pd.DataFrame:
     block, _ = _coordinate_loop(blocks, path)
     block, optics = checked_optics_groups(block.reset_index(drop=True), optics, path)
     table = pd.DataFrame(index=block.index)
-    if "rlnImageName" in block:
-        table["image_name"] = block["rlnImageName"].astype(str).to_numpy()
+    for label, column in (("rlnImageName", "image_name"), ("rlnCtfImage", "ctf_image")):
+        if label in block:
+            table[column] = block[label].astype(str).to_numpy()
     _read_optics_columns(block, optics, table)
     return table
 
