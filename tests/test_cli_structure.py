@@ -1,6 +1,7 @@
 """pick → extract → clean → select → average through the command line, and bad input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -321,7 +322,9 @@ def test_select_keeps_rows_as_written_and_a_reextracted_folder_is_refused(scene,
     kept = starfile.read(tmp_path / "k.star")
     assert "rlnImagePixelSize" not in kept and "rlnDetectorPixelSize" not in kept
     assert list(kept.columns) == list(rows.columns) and (kept["rlnClassNumber"] == 1).all()
-    assert list(kept["rlnImageName"]) == [f"parts/{n}" for n in rows["rlnImageName"][::2]]
+    # the folder lies outside the working folder: absolute names, the same in the copy
+    assert list(kept["rlnImageName"]) == list(rows["rlnImageName"][::2])
+    assert all(Path(n).is_absolute() for n in kept["rlnImageName"])
     # the same picks in reverse order, extracted again into the same folder
     reverse = starfile.read(root / "picks.star").iloc[::-1]
     starfile.write({"particles": reverse}, tmp_path / "reverse.star")
@@ -614,7 +617,7 @@ def test_average_refuses_its_subtomograms_folder_and_a_negative_shift(scene, tmp
     assert main([*extract, "-o", str(parts)]) == 0
     star = str(tmp_path / "kept.star")  # a STAR elsewhere, naming the folder's files
     rows = starfile.read(parts / "particles.star", always_dict=True)["particles"]
-    rows["rlnImageName"] = "parts/" + rows["rlnImageName"]
+    rows["rlnImageName"] = ["parts/" + Path(n).name for n in rows["rlnImageName"]]
     starfile.write({"particles": rows}, star)
     before = sorted(p.name for p in parts.iterdir())
     capsys.readouterr()

@@ -370,7 +370,9 @@ def _one_particle_star(path, image_name: str) -> None:
     starfile.write(pd.DataFrame(columns), path)
 
 
-def test_image_names_keep_relions_project_paths_and_stack_numbers(tmp_path, shared_data):
+def test_image_names_keep_relions_project_paths_and_stack_numbers(
+    tmp_path, shared_data, monkeypatch
+):
     # the trial: `convert` resolved rlnImageName against the STAR file's folder, so a
     # RELION project's `Extract/job…/1_data.mrc` became `../../…/Refine3D/…/Extract/…`
     # and `000001@stack.mrcs` became `/…/000001@stack.mrcs`
@@ -400,7 +402,15 @@ def test_image_names_keep_relions_project_paths_and_stack_numbers(tmp_path, shar
     write_particles(out, read_particles(star), 10.0)
     back = starfile.read(out)
     back = back["particles"] if isinstance(back, dict) else back
-    assert back["rlnImageName"].iloc[0] == "000007@../stack.mrcs"
+    # run from elsewhere (tmp_path is outside the working folder): the absolute path
+    assert back["rlnImageName"].iloc[0] == name
+    # run in the project folder: named from there, as RELION reads every name (its
+    # Refine3D/job…/run_data.star names Extract/job…/…, not ../../Extract/…)
+    monkeypatch.chdir(tmp_path)
+    write_particles(out, read_particles(star), 10.0)
+    back = starfile.read(out)
+    back = back["particles"] if isinstance(back, dict) else back
+    assert back["rlnImageName"].iloc[0] == "000007@stack.mrcs"
 
 
 def test_convert_warns_of_particles_outside_their_tomogram(tmp_path, shared_data):

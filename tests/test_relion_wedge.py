@@ -69,7 +69,8 @@ def test_the_wedge_volume_is_where_the_subtomograms_were_measured(tomogram, tmp_
     # RELION's rule for a 3D CTF volume it windows: x = y / 2 + 1, z = y
     assert (int(header.nx), int(header.ny), int(header.nz)) == (BOX // 2 + 1, BOX, BOX)
     rows = starfile.read(tmp_path / "e" / "particles.star", always_dict=True)["particles"]
-    assert rows["rlnCtfImage"].tolist() == ["wedge.mrc"] * 2
+    wedge_file = (tmp_path / "e" / "wedge.mrc").resolve()  # outside the working folder
+    assert rows["rlnCtfImage"].tolist() == [str(wedge_file)] * 2
     assert main(["info", str(tmp_path / "e" / "particles.star")]) == 0
     assert "3D CTF volumes (rlnCtfImage): 1 file(s) for 2 rows" in capsys.readouterr().out
     radius, angle = _frequencies()

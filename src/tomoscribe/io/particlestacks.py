@@ -4,8 +4,9 @@ A :class:`ParticleSource` lists particle images without loading them: MRC stacks
 opened with ``mrcfile.mmap`` and read a chunk at a time, so stacks larger than memory
 stream. Without a STAR file every image of every stack is a particle, in order. With
 one, the particles are its rows: ``rlnImageName`` is ``N@STACK`` (N counts from 1; STACK
-relative to the STAR file's folder, else to the working folder as RELION reads it from
-its project folder, or the name of one of the stacks given), and the CTF of each
+found as :mod:`tomoscribe.io.image_names` finds it: beside the STAR file, from the
+working folder as RELION reads it from its project folder, or above the STAR's folder;
+else the name of one of the stacks given), and the CTF of each
 particle is read from RELION's columns ``rlnDefocusU``/``V`` (Å), ``rlnDefocusAngle``
 (°), ``rlnVoltage`` (kV), ``rlnSphericalAberration`` (mm), ``rlnAmplitudeContrast``,
 ``rlnPhaseShift`` (°, a phase plate's), ``rlnCtfBfactor`` (Å²) and ``rlnCtfScalefactor``
@@ -42,6 +43,7 @@ import pandas as pd
 from ..errors import InputFileError, InvalidDataError, ParameterError, missing_file
 from ..outputs import note_input
 from .formats.relion import checked_optics_groups
+from .image_names import found_image_file, relion_image_name
 from .microscope import MICROSCOPE_LABELS, checked_microscope, overruled
 from .mrc import zyx_ordered
 
@@ -389,14 +391,11 @@ def _check_all_given_used(star: Path, stacks: list[Path], files: list[Path]) -> 
 
 
 def _stack_path(name: str, star: Path, stacks: list[Path]) -> Path:
-    """The file a STAR's stack ``name`` is: absolute, beside the STAR file, from the
-    working (project) folder, else the stack given that it means (:func:`_given_stack`)."""
-    path = Path(name)
-    if not path.is_absolute():  # beside the STAR file, else from the project folder
-        path = star.parent / name if (star.parent / name).is_file() else Path(name)
-    if not path.is_file():
-        path = _given_stack(Path(name), stacks, star) or path
-    if not path.is_file():
+    """The file a STAR's stack ``name`` is: where :func:`found_image_file` finds it
+    (absolute, beside the STAR file, from the working (project) folder or a folder
+    above the STAR's), else the stack given that it means (:func:`_given_stack`)."""
+    path = found_image_file(name, star) or _given_stack(Path(name), stacks, star)
+    if path is None:
         raise InputFileError(
             f"{star} names the stack {name}, which is neither beside it, nor under "
             "the working (project) folder, nor among the stacks given; pass it as an "
@@ -618,19 +617,6 @@ def _ctf_table(
     return ctf
 
 
-def _stack_name(stack: Path, star_folder: Path) -> str:
-    """A stack's path as RELION reads it: from the working (project) folder when both
-    the stack and the STAR file (in ``star_folder``) lie under it, else absolute (a
-    trial's `classify2d … -o ../cls2`, run in the stacks' folder, named them from there,
-    and the STAR, read from anywhere else, found none)."""
-    resolved = Path(os.path.abspath(stack))
-    cwd = Path(os.getcwd())
-    inside = Path(os.path.abspath(star_folder)).is_relative_to(cwd)
-    if inside and resolved.is_relative_to(cwd):
-        return os.path.relpath(resolved, cwd)
-    return str(resolved)
-
-
 def write_assignments(
     path: str | os.PathLike,
     source: ParticleSource,
@@ -658,7 +644,9 @@ def write_assignments(
     """
     import starfile
 
-    names = [_stack_name(p, Path(path).parent) for p in source.stacks]
+    # a trial's `classify2d … -o ../cls2`, run in the stacks' folder, named them from
+    # there, and the STAR, read from anywhere else, found none: absolute outside
+    names = [relion_image_name(os.path.abspath(p), Path(path).parent) for p in source.stacks]
     image_names = [
         f"{i + 1:06d}@{names[s]}" for s, i in zip(source.stack_of, source.index_in_stack)
     ]

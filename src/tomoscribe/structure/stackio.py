@@ -2,7 +2,8 @@
 
 An extraction folder holds ``subtomo_000001.mrc`` … (float32, the voxel size in the
 header), ``projections.mrcs`` (their Z-projections, one image per particle) and
-``particles.star`` whose rows carry ``rlnImageName`` (relative to the STAR file),
+``particles.star`` whose rows carry ``rlnImageName`` (named from the working folder,
+as RELION reads them, else absolute: :mod:`tomoscribe.io.image_names`),
 the coordinates in the source tomogram, the rounding residual and the CRC-32 of each
 subtomogram's voxels (``tomoscribeImageCrc32``: float32 values in native byte order),
 which every later reader of the subtomograms checks: a STAR file of ``clean``,
@@ -32,6 +33,7 @@ import pandas as pd
 
 from ..errors import InputFileError
 from ..io.formats.relion import BOX_COLUMNS, IMAGE_COLUMNS
+from ..io.image_names import found_image_file, split_image_name
 from ..io.mrc import zyx_ordered
 from ..io.particles import read_particles, recorded_voxel_size, write_particles
 from ..outputs import output_folder
@@ -69,13 +71,14 @@ def write_particle_folder(
             mrc.voxel_size = voxel_size_A
         # new boxes, cut about the positions: not the coordinates an input's boxes had
         index = table.drop(columns=[*BOX_COLUMNS, *IMAGE_COLUMNS], errors="ignore")
-        index["image_name"] = names
+        final = Path(os.path.abspath(folder))  # named from the working folder (RELION's)
+        index["image_name"] = [str(final / name) for name in names]
         index["image_crc32"] = checksums
         index["image_voxel_size_A"] = float(voxel_size_A)  # new images: not the input's
         index["image_size_px"] = int(stack.shape[-1])  # RELION's rlnImageSize (optics)
         if wedge is not None:
             _write_wedge(tmp / WEDGE_FILE, wedge, stack.shape[-1], voxel_size_A)
-            index["ctf_image"] = WEDGE_FILE
+            index["ctf_image"] = str(final / WEDGE_FILE)
         write_particles(tmp / "particles.star", index, voxel_size_A, tomogram_shape_zyx)
     return folder
 
@@ -108,8 +111,8 @@ def check_subtomogram_files(star: str | os.PathLike) -> None:
     (``rlnTomoSubTomosAre2DStacks`` 1), RELION 4/5's CTF-premultiplied
     pseudo-subtomograms (``rlnCtfDataAreCtfPremultiplied`` 1: "abstract 3D image
     terms" for relion_refine, as relion_tomo_subtomo's documentation calls them, whose
-    average is not the particle's density), or files found neither beside the STAR file
-    (tomoscribe's folders) nor from the working folder (RELION's project-relative names).
+    average is not the particle's density), or files found nowhere
+    (:func:`tomoscribe.io.image_names.found_image_file`).
     """
     from ..io.formats.relion import particle_block_key, read_star_blocks
     from ..io.particles import FORMATS
@@ -146,12 +149,13 @@ def check_subtomogram_files(star: str | os.PathLike) -> None:
             "tomogram and this file."
         )
     for name in particles["rlnImageName"].astype(str):
-        file = name.rpartition("@")[2]
-        if not ((star.parent / file).is_file() or Path(file).is_file()):
+        file = split_image_name(name)[1]
+        moved = "tomoscribeImageCrc32" in particles  # checked when read
+        if found_image_file(file, star, moved) is None:
             raise InputFileError(
                 f"{star} lists subtomograms that are not here ({file}, looked for beside "
-                "it and from the working folder); run from the RELION project folder, or "
-                "cut them with `tomoscribe extract`."
+                "it, from the working folder and from the folders above it); run from the "
+                "RELION project folder, or cut them with `tomoscribe extract`."
             )
 
 

@@ -29,7 +29,8 @@ Reading (through ``starfile``):
 * **Tomograms.**  ``rlnTomoName`` (else ``rlnMicrographName``, as Warp writes) names
   each row's tomogram.
 * **Images.**  ``rlnImageName`` (subtomograms) is kept as ``image_name`` (and each
-  one's 3D CTF volume, ``rlnCtfImage``, as ``ctf_image``), the
+  one's 3D CTF volume, ``rlnCtfImage``, as ``ctf_image``; absolute where found, and
+  written from the working folder as RELION reads them: :mod:`tomoscribe.io.image_names`), the
   coordinate each was cut about (``rlnCoordinate*``, before the origin: RELION
   reconstructs a subtomogram about its coordinate and the origin places the particle
   in it) as :data:`BOX_COLUMNS`, and the images' own sampling, ``rlnImagePixelSize``
@@ -77,6 +78,7 @@ import pandas as pd
 from ...core.rotations import from_euler, to_euler
 from ...errors import InputFileError, ParameterError, missing_file
 from ...outputs import atomic_path, check_outputs
+from ..image_names import located_image_name, relion_image_name
 from ..microscope import MICROSCOPE_LABELS, checked_microscope
 from .registry import ParticleFormat
 
@@ -469,12 +471,13 @@ def read(
             pd.to_numeric(block["rlnHelicalTubeID"], errors="coerce").to_numpy() - 1
         )
     if "rlnImageName" in block:  # held as absolute paths; written relative again
+        moved = "tomoscribeImageCrc32" in block  # a folder of ours, moved whole: checked
         table["image_name"] = [
-            _image_path(name, path) for name in block["rlnImageName"].astype(str)
+            located_image_name(name, path, moved) for name in block["rlnImageName"].astype(str)
         ]
         if "rlnCtfImage" in block:  # each image's 3D CTF (or missing-wedge) volume
             table["ctf_image"] = [
-                _image_path(name, path) for name in block["rlnCtfImage"].astype(str)
+                located_image_name(name, path, moved) for name in block["rlnCtfImage"].astype(str)
             ]
         images_A = image_pixel_sizes(blocks, path, derived=False)  # the images' own
         if images_A is not None:  # sampling, written back with the names
@@ -483,23 +486,6 @@ def read(
     if names is not None:
         table["tomo_name"] = names.to_numpy()
     return table
-
-
-def _relative_image(name: str, here: Path) -> str:
-    """An absolute image name (``FILE`` or ``N@FILE``) relative to the folder ``here``."""
-    number, at, file = name.rpartition("@") if "@" in name else ("", "", name)
-    return f"{number}{at}{os.path.relpath(file, here)}" if os.path.isabs(file) else name
-
-
-def _image_path(name: str, star: Path) -> str:
-    """An ``rlnImageName`` (``FILE`` or ``N@STACK``) with its file made absolute when it
-    lies beside the STAR file (tomoscribe's own particle folders), so that it can be
-    written relative to another STAR file; any other name is kept as written (RELION's
-    names are relative to its project folder, and stay so)."""
-    number, at, file = name.rpartition("@") if "@" in name else ("", "", name)
-    if os.path.isabs(file) or not (star.parent / file).is_file():
-        return name
-    return f"{number}{at}{(star.parent / file).resolve()}"
 
 
 def _shifted(xyz: np.ndarray, block: pd.DataFrame, sub, pixel, path: Path) -> np.ndarray:
@@ -854,13 +840,13 @@ def write(
             out["rlnAngleTiltPrior"] = tilt
             out["rlnAnglePsiPrior"] = psi
     if "image_name" in table:
-        here = path.resolve().parent
+        here = path.resolve().parent  # names from the working folder, as RELION reads
         out["rlnImageName"] = [
-            _relative_image(name, here) for name in table["image_name"].astype(str)
+            relion_image_name(name, here) for name in table["image_name"].astype(str)
         ]
         if "ctf_image" in table:
             out["rlnCtfImage"] = [
-                _relative_image(name, here) for name in table["ctf_image"].astype(str)
+                relion_image_name(name, here) for name in table["ctf_image"].astype(str)
             ]
     out["rlnMagnification"] = 10000.0
     out["rlnDetectorPixelSize"] = float(voxel_size_A)
@@ -957,14 +943,16 @@ _IMAGE_COLUMNS = ("rlnImageName", "rlnCtfImage")
 def _write_copy(blocks: dict, key: str, block: pd.DataFrame, source: Path, output: Path) -> Path:
     """Write ``blocks`` of ``source`` with its particle block ``key`` replaced by
     ``block`` to ``output`` (atomically, numbers to 12 significant digits), image and
-    CTF-volume names that lie beside ``source`` made relative to ``output``'s folder."""
+    image and CTF-volume names found from ``source`` named from the working folder as
+    RELION reads them (:mod:`tomoscribe.io.image_names`)."""
     import starfile
 
     here = output.resolve().parent
+    moved = "tomoscribeImageCrc32" in block  # a folder of ours, moved whole: checked
     for column in _IMAGE_COLUMNS:  # each image and its CTF volume named alike
         if column in block:
             block[column] = [
-                _relative_image(_image_path(name, source), here)
+                relion_image_name(located_image_name(name, source, moved), here)
                 for name in block[column].astype(str)
             ]
     blocks[key] = block

@@ -1,0 +1,112 @@
+"""Image names in particle STAR files as RELION reads them: from the project folder.
+
+RELION opens ``rlnImageName`` and ``rlnCtfImage`` from the folder it runs in, and its
+own jobs name files from there (the RELION 5 project in ../shared/data/formats:
+``Refine3D/job_refine/run_it050_data.star`` names
+``Extract/job_extract/Subtomograms/TS_01/1_data.mrc``).  extract's particles.star
+named its subtomograms from its own folder, so relion_refine run in the project folder
+found none of them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+import starfile
+
+from tomoscribe.cli.app import main
+from tomoscribe.io.particles import read_particles
+from tomoscribe.structure.stackio import read_particle_set
+
+REFINE = Path("formats/relion5_project/Refine3D/job_refine/run_it050_data.star")
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    """A project folder with a small tomogram and picks, made the working folder."""
+    rng = np.random.default_rng(1)
+    with mrcfile.new(tmp_path / "tomo.mrc") as mrc:
+        mrc.set_data(rng.normal(size=(30, 40, 40)).astype(np.float32))
+        mrc.voxel_size = 10.0
+    (tmp_path / "picks.csv").write_text("x,y,z\n20,20,15\n14,22,14\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _extract(out: str) -> int:
+    args = ["extract", "tomo.mrc", "picks.csv", "--box", "16", "-o", out]
+    return main([*args, "--voltage", "300", "--cs", "2.7", "--tilt-range", "-60,60"])
+
+
+def test_extract_names_its_files_from_the_project_folder_as_relion_reads_them(project):
+    assert _extract("Extract/job001") == 0
+    rows = starfile.read(project / "Extract/job001/particles.star", always_dict=True)
+    rows = rows["particles"]
+    assert list(rows["rlnImageName"]) == [
+        "Extract/job001/subtomo_000001.mrc",
+        "Extract/job001/subtomo_000002.mrc",
+    ]
+    assert set(rows["rlnCtfImage"]) == {"Extract/job001/wedge.mrc"}
+    # what relion_refine does with them, run in the project folder: open each as named
+    for name in [*rows["rlnImageName"], *rows["rlnCtfImage"]]:
+        with mrcfile.open(name) as mrc:
+            assert mrc.data.shape[0] == 16
+
+
+def test_the_folder_reads_from_inside_it_and_after_a_move(project, monkeypatch):
+    assert _extract("Extract/job001") == 0
+    stack, _, _ = read_particle_set("Extract/job001/particles.star")
+    # run from the folder itself: the names are found from the project folder above it
+    monkeypatch.chdir(project / "Extract" / "job001")
+    again, table, _ = read_particle_set("particles.star")
+    assert np.array_equal(again, stack)
+    assert Path(table["image_name"].iloc[0]) == project / "Extract/job001/subtomo_000001.mrc"
+    # the folder moved and renamed: its own files, found beside particles.star (their
+    # checksums vouch for them)
+    monkeypatch.chdir(project)
+    shutil.move("Extract/job001", "moved")
+    moved, table, _ = read_particle_set("moved/particles.star")
+    assert np.array_equal(moved, stack)
+    assert Path(table["image_name"].iloc[1]) == project / "moved" / "subtomo_000002.mrc"
+
+
+def test_a_copy_keeps_names_from_the_project_folder(project):
+    assert _extract("Extract/job001") == 0
+    assert main(["convert", "Extract/job001/particles.star", "-o", "Select/job002/p.star"]) == 0
+    rows = starfile.read(project / "Select/job002/p.star", always_dict=True)["particles"]
+    assert rows["rlnImageName"].iloc[0] == "Extract/job001/subtomo_000001.mrc"
+    assert rows["rlnCtfImage"].iloc[0] == "Extract/job001/wedge.mrc"
+
+
+def test_relions_project_names_are_found_from_outside_the_project(
+    tmp_path, shared_data, monkeypatch
+):
+    """RELION 5's Refine3D file read from another folder: its names are found under the
+    project folder above the job folder, and a copy written in the project names them
+    exactly as RELION did."""
+    source = shared_data / "formats" / "relion5_project"
+    if not source.is_dir():
+        pytest.skip("the RELION 5 project is not in ../shared/data")
+    project = tmp_path / "project"
+    shutil.copytree(source, project)
+    star = project / REFINE.relative_to("formats/relion5_project")
+    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    given = starfile.read(star, always_dict=True)["particles"]["rlnImageName"]
+    first = project / given.iloc[0]
+    first.parent.mkdir(parents=True)
+    first.write_bytes(b"")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    names = read_particles(star, tomograms=tomograms)["image_name"]
+    assert names.iloc[0] == str(first)  # found above the job folder
+    assert names.iloc[1] == given.iloc[1]  # found nowhere: kept as written
+    monkeypatch.chdir(project)
+    out = project / "Select" / "job_select" / "copy.star"
+    args = ["convert", str(star), "-o", str(out), "--tomograms", str(tomograms)]
+    assert main(args) == 0
+    written = starfile.read(out, always_dict=True)["particles"]["rlnImageName"]
+    assert list(written) == list(given)
