@@ -943,7 +943,7 @@ _IMAGE_COLUMNS = ("rlnImageName", "rlnCtfImage")
 def _write_copy(blocks: dict, key: str, block: pd.DataFrame, source: Path, output: Path) -> Path:
     """Write ``blocks`` of ``source`` with its particle block ``key`` replaced by
     ``block`` to ``output`` (atomically, numbers to 12 significant digits), image and
-    image and CTF-volume names found from ``source`` named from the working folder as
+    CTF-volume names found from ``source`` named from the working folder as
     RELION reads them (:mod:`tomoscribe.io.image_names`)."""
     import starfile
 
