@@ -110,3 +110,52 @@ def test_relions_project_names_are_found_from_outside_the_project(
     assert main(args) == 0
     written = starfile.read(out, always_dict=True)["particles"]["rlnImageName"]
     assert list(written) == list(given)
+
+
+def test_a_folder_named_with_an_at_sign_is_a_path_not_a_stack_number(tmp_path, monkeypatch):
+    """An absolute name `/…/u@lab/…/subtomo_000001.mrc` was split at its `@` as
+    `N@STACK` (a review): average looked for `/…/u@/…/u@lab/…`."""
+    home = tmp_path / "u@lab"
+    home.mkdir()
+    rng = np.random.default_rng(2)
+    with mrcfile.new(home / "tomo.mrc") as mrc:
+        mrc.set_data(rng.normal(size=(30, 40, 40)).astype(np.float32))
+        mrc.voxel_size = 10.0
+    (home / "picks.csv").write_text("x,y,z\n20,20,15\n14,22,14\n")
+    monkeypatch.chdir(home)
+    assert _extract(str(home / "Extract")) == 0  # absolute: the folder is given so
+    rows = starfile.read(home / "Extract/particles.star", always_dict=True)["particles"]
+    assert rows["rlnImageName"].iloc[0] == "Extract/subtomo_000001.mrc"
+    monkeypatch.chdir(tmp_path)  # now the names are found from the folder above
+    stack, table, _ = read_particle_set(home / "Extract" / "particles.star")
+    assert len(stack) == 2 and Path(table["image_name"].iloc[0]).parent == home / "Extract"
+
+
+def test_absolute_names_of_a_moved_folder_and_an_old_folder_beside_a_new_one(
+    project, tmp_path_factory, monkeypatch
+):
+    """A folder written outside the working folder names its files absolutely; moved,
+    they are found beside its STAR file by their checksums.  Renamed, and extracted
+    again under its old name, the old STAR file keeps its own particles (a review:
+    copies of it named the new ones, whose checksums differ)."""
+    outside = tmp_path_factory.mktemp("scratch") / "sub"
+    assert _extract(str(outside)) == 0
+    rows = starfile.read(outside / "particles.star", always_dict=True)["particles"]
+    assert Path(rows["rlnImageName"].iloc[0]).is_absolute()
+    stack, _, _ = read_particle_set(outside / "particles.star")
+    moved = outside.with_name("moved")
+    shutil.move(outside, moved)
+    again, table, _ = read_particle_set(moved / "particles.star")
+    assert np.array_equal(again, stack) and Path(table["ctf_image"].iloc[0]).parent == moved
+    # the old folder renamed, other picks extracted under its name
+    assert _extract("Extract/job001") == 0
+    old, _, _ = read_particle_set("Extract/job001/particles.star")
+    shutil.move("Extract/job001", "Extract/job001_old")
+    (project / "picks.csv").write_text("x,y,z\n25,18,16\n15,15,15\n")
+    assert _extract("Extract/job001") == 0
+    kept, _, _ = read_particle_set("Extract/job001_old/particles.star")
+    assert np.array_equal(kept, old)
+    args = ["convert", "Extract/job001_old/particles.star", "-o", "copy.star"]
+    assert main(args) == 0
+    rows = starfile.read(project / "copy.star", always_dict=True)["particles"]
+    assert rows["rlnImageName"].iloc[0] == "Extract/job001_old/subtomo_000001.mrc"

@@ -12,48 +12,107 @@ file lie under it, else by its absolute path (:func:`relion_image_name`), and fi
 name anyone wrote (:func:`found_image_file`): absolute; beside the STAR file
 (tomoscribe's folders before 2026-12-05, Warp run in its own folder); from the working
 folder (RELION's project, run from there); from a folder above the STAR file's (its
-RELION project, when run from elsewhere); and, for a tomoscribe folder moved whole
-(``moved_folder``), the file of that name beside the STAR file: only where the rows
-carry checksums of their voxels, so that a wrong file is refused when read.
+RELION project, when run from elsewhere).
+
+Rows that carry checksums of their voxels (``tomoscribeImageCrc32``: tomoscribe's
+extraction folders, which keep their index beside the images) may also take the file
+of the same name beside the STAR file (:func:`located_image_names`): the folder was
+moved or renamed whole.  Where that file and the one at the recorded name both exist
+and differ (a folder renamed and extracted again under its old name), the first such
+row's checksum decides which of the two every row takes, so that a copy of the old
+folder's STAR file does not name the new particles.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 
 def split_image_name(name: str) -> tuple[str, str]:
-    """``("N@", "STACK")`` for ``N@STACK``, ``("", "FILE")`` for a plain file name."""
-    number, at, file = name.rpartition("@") if "@" in name else ("", "", name)
-    return f"{number}{at}", file
+    """``("N@", "STACK")`` for ``N@STACK`` (N digits), else ``("", name)``: a folder
+    named ``u@lab`` is part of a path, not a stack number."""
+    number, at, file = name.partition("@")
+    if at and number.strip().isdigit():
+        return f"{number}{at}", file
+    return "", name
 
 
-def found_image_file(file: str, star: Path, moved_folder: bool = False) -> Path | None:
+def found_image_file(file: str, star: Path, above: bool = True) -> Path | None:
     """The file a STAR file's image name ``file`` (without ``N@``) means, or None.
 
     Looked for, in order: as an absolute path; beside ``star``; from the working folder;
-    from each folder above ``star``'s (nearest first); with ``moved_folder``, by its own
-    name beside ``star``.
+    with ``above``, from each folder above ``star``'s (nearest first).  Returned
+    absolute, with ``..`` collapsed.
     """
     path = Path(file)
     if path.is_absolute():
-        return path if path.is_file() else None
+        return Path(os.path.abspath(path)) if path.is_file() else None
     star_folder = Path(os.path.abspath(star)).parent
     candidates = [star_folder / path, Path(os.getcwd()) / path]
-    candidates += [folder / path for folder in star_folder.parents]
-    if moved_folder:
-        candidates.append(star_folder / path.name)
-    return next((c for c in candidates if c.is_file()), None)
+    if above:
+        candidates += [folder / path for folder in star_folder.parents]
+    found = next((c for c in candidates if c.is_file()), None)
+    return None if found is None else Path(os.path.abspath(found))
 
 
-def located_image_name(name: str, star: Path, moved_folder: bool = False) -> str:
-    """``name`` (``FILE`` or ``N@STACK``) with its file made absolute where
-    :func:`found_image_file` finds it, so that it can be named again for another STAR
-    file; a name found nowhere is kept as written (RELION's, for its project folder)."""
-    number, file = split_image_name(name)
-    found = found_image_file(file, star, moved_folder)
-    return name if found is None else f"{number}{found}"
+def located_image_names(
+    names: Sequence[str],
+    star: Path,
+    checksums: Sequence[float] | None = None,
+    beside_if_missing: bool = False,
+) -> list[str]:
+    """Each of ``names`` (``FILE`` or ``N@STACK``) with its file made absolute where it
+    is found, so that it can be named again for another STAR file; a name found
+    nowhere is kept as written (RELION's, for its project folder).
+
+    ``checksums`` (one per name; NaN for none), where the rows carry them, let the file
+    of the same name beside ``star`` stand in (module docstring); with
+    ``beside_if_missing`` (the 3D CTF volumes of checksummed rows, which carry no
+    checksum of their own) it stands in only for a name found nowhere else.
+    """
+    star_folder = Path(os.path.abspath(star)).parent
+    prefer_beside: bool | None = None  # decided once, by the first row in doubt
+    located = []
+    for row, name in enumerate(names):
+        number, file = split_image_name(str(name))
+        found = found_image_file(file, star)
+        expected = float(checksums[row]) if checksums is not None else float("nan")
+        beside = star_folder / Path(file).name
+        checked = bool(np.isfinite(expected))
+        if (checked or beside_if_missing) and beside.is_file():
+            if found is None:
+                found = Path(os.path.abspath(beside))
+            elif checked and not os.path.samefile(found, beside):
+                if prefer_beside is None:
+                    prefer_beside = _holds(beside, expected) and not _holds(found, expected)
+                found = Path(os.path.abspath(beside)) if prefer_beside else found
+        located.append(name if found is None else f"{number}{found}")
+    return located
+
+
+def _holds(path: Path, checksum: float) -> bool:
+    """Whether the MRC file ``path`` holds voxels of ``checksum``
+    (:func:`voxel_checksum`); False where it cannot be read."""
+    import mrcfile
+
+    from .mrc import zyx_ordered
+
+    try:
+        with mrcfile.open(path, permissive=False) as mrc:
+            data = zyx_ordered(mrc.data, mrc.header, path)
+            return voxel_checksum(data) == int(checksum)
+    except (OSError, ValueError):
+        return False
+
+
+def voxel_checksum(data: np.ndarray) -> int:
+    """CRC-32 of a subtomogram's voxels as float32 in native byte order (C order)."""
+    return zlib.crc32(np.ascontiguousarray(data, np.float32).tobytes())
 
 
 def relion_image_name(name: str, star_folder: Path) -> str:

@@ -392,14 +392,19 @@ def _check_all_given_used(star: Path, stacks: list[Path], files: list[Path]) -> 
 
 def _stack_path(name: str, star: Path, stacks: list[Path]) -> Path:
     """The file a STAR's stack ``name`` is: where :func:`found_image_file` finds it
-    (absolute, beside the STAR file, from the working (project) folder or a folder
-    above the STAR's), else the stack given that it means (:func:`_given_stack`)."""
-    path = found_image_file(name, star) or _given_stack(Path(name), stacks, star)
+    (absolute, beside the STAR file, from the working (project) folder), else the stack
+    given that it means (:func:`_given_stack`), else from a folder above the STAR's
+    (its RELION project, run from elsewhere): a stack given outranks a guess."""
+    path = (
+        found_image_file(name, star, above=False)
+        or _given_stack(Path(name), stacks, star)
+        or found_image_file(name, star)
+    )
     if path is None:
         raise InputFileError(
             f"{star} names the stack {name}, which is neither beside it, nor under "
-            "the working (project) folder, nor among the stacks given; pass it as an "
-            "argument."
+            "the working (project) folder or a folder above the STAR file's, nor among "
+            "the stacks given; pass it as an argument."
         )
     return path
 

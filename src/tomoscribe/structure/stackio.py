@@ -25,7 +25,6 @@ that looks finished, and an existing folder keeps every file tomoscribe did not 
 from __future__ import annotations
 
 import os
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import pandas as pd
 
 from ..errors import InputFileError
 from ..io.formats.relion import BOX_COLUMNS, IMAGE_COLUMNS
-from ..io.image_names import found_image_file, split_image_name
+from ..io.image_names import located_image_names, split_image_name, voxel_checksum
 from ..io.mrc import zyx_ordered
 from ..io.particles import read_particles, recorded_voxel_size, write_particles
 from ..outputs import output_folder
@@ -100,11 +99,6 @@ def _write_wedge(path: Path, wedge: np.ndarray, box: int, voxel_size_A: float) -
         mrc.voxel_size = voxel_size_A
 
 
-def voxel_checksum(data: np.ndarray) -> int:
-    """CRC-32 of a subtomogram's voxels as float32 in native byte order (C order)."""
-    return zlib.crc32(np.ascontiguousarray(data, np.float32).tobytes())
-
-
 def check_subtomogram_files(star: str | os.PathLike) -> None:
     """Refuse, before coordinates are read, a STAR file whose particle images are not
     3D subtomograms here: RELION 5 2D stacks of the tilt series
@@ -148,10 +142,13 @@ def check_subtomogram_files(star: str | os.PathLike) -> None:
             "particles' density); cut subtomograms with `tomoscribe extract` from the "
             "tomogram and this file."
         )
-    for name in particles["rlnImageName"].astype(str):
+    checksums = None
+    if "tomoscribeImageCrc32" in particles:  # a folder of ours: its own files, moved
+        checksums = pd.to_numeric(particles["tomoscribeImageCrc32"], errors="coerce")
+    names = particles["rlnImageName"].astype(str)
+    for name in located_image_names(names, star, checksums):
         file = split_image_name(name)[1]
-        moved = "tomoscribeImageCrc32" in particles  # checked when read
-        if found_image_file(file, star, moved) is None:
+        if not Path(file).is_file():  # found nowhere: kept as written
             raise InputFileError(
                 f"{star} lists subtomograms that are not here ({file}, looked for beside "
                 "it, from the working folder and from the folders above it); run from the "

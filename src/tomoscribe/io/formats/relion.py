@@ -78,7 +78,7 @@ import pandas as pd
 from ...core.rotations import from_euler, to_euler
 from ...errors import InputFileError, ParameterError, missing_file
 from ...outputs import atomic_path, check_outputs
-from ..image_names import located_image_name, relion_image_name
+from ..image_names import located_image_names, relion_image_name
 from ..microscope import MICROSCOPE_LABELS, checked_microscope
 from .registry import ParticleFormat
 
@@ -471,14 +471,9 @@ def read(
             pd.to_numeric(block["rlnHelicalTubeID"], errors="coerce").to_numpy() - 1
         )
     if "rlnImageName" in block:  # held as absolute paths; written relative again
-        moved = "tomoscribeImageCrc32" in block  # a folder of ours, moved whole: checked
-        table["image_name"] = [
-            located_image_name(name, path, moved) for name in block["rlnImageName"].astype(str)
-        ]
-        if "rlnCtfImage" in block:  # each image's 3D CTF (or missing-wedge) volume
-            table["ctf_image"] = [
-                located_image_name(name, path, moved) for name in block["rlnCtfImage"].astype(str)
-            ]
+        table["image_name"], ctf = _located_images(block, path)
+        if ctf is not None:  # each image's 3D CTF (or missing-wedge) volume
+            table["ctf_image"] = ctf
         images_A = image_pixel_sizes(blocks, path, derived=False)  # the images' own
         if images_A is not None:  # sampling, written back with the names
             table["image_voxel_size_A"] = images_A
@@ -486,6 +481,24 @@ def read(
     if names is not None:
         table["tomo_name"] = names.to_numpy()
     return table
+
+
+def _located_images(block: pd.DataFrame, star: Path) -> tuple[list | None, list | None]:
+    """The block's image names and its 3D CTF volumes' names (each None where the
+    column is missing), each file absolute where found
+    (:func:`tomoscribe.io.image_names.located_image_names`; the rows' voxel checksums,
+    ``tomoscribeImageCrc32``, let a moved folder's own files stand in)."""
+    checksums = None
+    if "tomoscribeImageCrc32" in block:
+        checksums = pd.to_numeric(block["tomoscribeImageCrc32"], errors="coerce").to_numpy()
+    images = ctf = None
+    if "rlnImageName" in block:
+        images = located_image_names(block["rlnImageName"].astype(str), star, checksums)
+    if "rlnCtfImage" in block:
+        ctf = located_image_names(
+            block["rlnCtfImage"].astype(str), star, beside_if_missing=checksums is not None
+        )
+    return images, ctf
 
 
 def _shifted(xyz: np.ndarray, block: pd.DataFrame, sub, pixel, path: Path) -> np.ndarray:
@@ -840,7 +853,7 @@ def write(
             out["rlnAngleTiltPrior"] = tilt
             out["rlnAnglePsiPrior"] = psi
     if "image_name" in table:
-        here = path.resolve().parent  # names from the working folder, as RELION reads
+        here = Path(os.path.abspath(path)).parent  # names from the working folder (RELION)
         out["rlnImageName"] = [
             relion_image_name(name, here) for name in table["image_name"].astype(str)
         ]
@@ -919,7 +932,8 @@ def write_rows(
     source) set and the particle columns ``drop`` left out (where present): every other
     block and column kept (a subset as RELION's own selections
     are), names (``rln…Name``) as text, numbers to 12 significant digits,
-    ``rlnImageName`` files beside the source named from ``output``'s folder.  Written
+    ``rlnImageName`` and ``rlnCtfImage`` files found from the source named from the
+    working folder as RELION reads them (:mod:`tomoscribe.io.image_names`).  Written
     atomically (never onto ``source``); returns ``output``."""
     source, output = Path(source), Path(output)
     check_outputs([output], inputs=[source])
@@ -935,11 +949,6 @@ def write_rows(
     return _write_copy(blocks, key, block, source, output)
 
 
-#: Per-particle file names that copies rewrite for their new folder: the image and
-#: RELION's CTF volume of each pseudo-subtomogram (``rlnCtfImage``).
-_IMAGE_COLUMNS = ("rlnImageName", "rlnCtfImage")
-
-
 def _write_copy(blocks: dict, key: str, block: pd.DataFrame, source: Path, output: Path) -> Path:
     """Write ``blocks`` of ``source`` with its particle block ``key`` replaced by
     ``block`` to ``output`` (atomically, numbers to 12 significant digits), image and
@@ -947,14 +956,11 @@ def _write_copy(blocks: dict, key: str, block: pd.DataFrame, source: Path, outpu
     RELION reads them (:mod:`tomoscribe.io.image_names`)."""
     import starfile
 
-    here = output.resolve().parent
-    moved = "tomoscribeImageCrc32" in block  # a folder of ours, moved whole: checked
-    for column in _IMAGE_COLUMNS:  # each image and its CTF volume named alike
-        if column in block:
-            block[column] = [
-                relion_image_name(located_image_name(name, source, moved), here)
-                for name in block[column].astype(str)
-            ]
+    here = Path(os.path.abspath(output)).parent
+    images, ctf = _located_images(block, source)  # each image and its CTF volume alike
+    for column, names in (("rlnImageName", images), ("rlnCtfImage", ctf)):
+        if names is not None:
+            block[column] = [relion_image_name(name, here) for name in names]
     blocks[key] = block
     with atomic_path(output) as tmp:
         starfile.write(blocks, tmp, float_format="%.12g", overwrite=True)
