@@ -41,8 +41,10 @@ def _extract(out: str) -> int:
     return main([*args, "--voltage", "300", "--cs", "2.7", "--tilt-range", "-60,60"])
 
 
-def test_extract_names_its_files_from_the_project_folder_as_relion_reads_them(project):
+def test_extract_names_its_files_from_the_project_folder_as_relion_reads_them(project, capsys):
     assert _extract("Extract/job001") == 0
+    said = capsys.readouterr().out
+    assert f"particles.star names them from {project}, as RELION reads" in said
     rows = starfile.read(project / "Extract/job001/particles.star", always_dict=True)
     rows = rows["particles"]
     assert list(rows["rlnImageName"]) == [
@@ -132,7 +134,7 @@ def test_a_folder_named_with_an_at_sign_is_a_path_not_a_stack_number(tmp_path, m
 
 
 def test_absolute_names_of_a_moved_folder_and_an_old_folder_beside_a_new_one(
-    project, tmp_path_factory, monkeypatch
+    project, tmp_path_factory, capsys
 ):
     """A folder written outside the working folder names its files absolutely; moved,
     they are found beside its STAR file by their checksums.  Renamed, and extracted
@@ -140,6 +142,7 @@ def test_absolute_names_of_a_moved_folder_and_an_old_folder_beside_a_new_one(
     copies of it named the new ones, whose checksums differ)."""
     outside = tmp_path_factory.mktemp("scratch") / "sub"
     assert _extract(str(outside)) == 0
+    assert "names them by absolute paths" in capsys.readouterr().out
     rows = starfile.read(outside / "particles.star", always_dict=True)["particles"]
     assert Path(rows["rlnImageName"].iloc[0]).is_absolute()
     stack, _, _ = read_particle_set(outside / "particles.star")

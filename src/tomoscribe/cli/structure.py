@@ -428,10 +428,20 @@ def extract(
             {"voltage_kV": voltage, "cs_mm": cs, "amplitude_contrast": amplitude_contrast},
             _tilt_range(tilt_range),
         )
+    from ..io.image_names import names_run_from
+
     skipped = len(table) - len(kept)
+    base = names_run_from(out_dir)
     typer.echo(
         f"wrote {len(kept)} subtomogram{'s' if len(kept) != 1 else ''} to {out_dir}"
         + (f" ({skipped} skipped at the faces)" if skipped else "")
+        + (
+            f"; particles.star names them from {base}, as RELION reads names from the "
+            "folder it runs in"
+            if base is not None
+            else "; particles.star names them by absolute paths (the folder lies outside "
+            "the working folder)"
+        )
     )
 
 

@@ -129,3 +129,11 @@ def relion_image_name(name: str, star_folder: Path) -> str:
     if Path(os.path.abspath(star_folder)).is_relative_to(cwd) and resolved.is_relative_to(cwd):
         return f"{number}{os.path.relpath(resolved, cwd)}"
     return f"{number}{resolved}"
+
+
+def names_run_from(star_folder: Path) -> Path | None:
+    """The folder that a STAR file written into ``star_folder`` names its images from
+    (:func:`relion_image_name`): the working folder when ``star_folder`` lies under it,
+    else None (images under it are named absolutely)."""
+    cwd = Path(os.getcwd())
+    return cwd if Path(os.path.abspath(star_folder)).is_relative_to(cwd) else None
