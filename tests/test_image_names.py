@@ -36,9 +36,9 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _extract(out: str) -> int:
+def _extract(out: str, tilt_range: str = "-60,60") -> int:
     args = ["extract", "tomo.mrc", "picks.csv", "--box", "16", "-o", out]
-    return main([*args, "--voltage", "300", "--cs", "2.7", "--tilt-range", "-60,60"])
+    return main([*args, "--voltage", "300", "--cs", "2.7", "--tilt-range", tilt_range])
 
 
 def test_extract_names_its_files_from_the_project_folder_as_relion_reads_them(project, capsys):
@@ -155,10 +155,12 @@ def test_absolute_names_of_a_moved_folder_and_an_old_folder_beside_a_new_one(
     old, _, _ = read_particle_set("Extract/job001/particles.star")
     shutil.move("Extract/job001", "Extract/job001_old")
     (project / "picks.csv").write_text("x,y,z\n25,18,16\n15,15,15\n")
-    assert _extract("Extract/job001") == 0
+    assert _extract("Extract/job001", "-45,50") == 0  # another wedge too
     kept, _, _ = read_particle_set("Extract/job001_old/particles.star")
     assert np.array_equal(kept, old)
     args = ["convert", "Extract/job001_old/particles.star", "-o", "copy.star"]
     assert main(args) == 0
     rows = starfile.read(project / "copy.star", always_dict=True)["particles"]
     assert rows["rlnImageName"].iloc[0] == "Extract/job001_old/subtomo_000001.mrc"
+    # and its own wedge (a re-check: the rows named the new folder's ±45-50° one)
+    assert set(rows["rlnCtfImage"]) == {"Extract/job001_old/wedge.mrc"}

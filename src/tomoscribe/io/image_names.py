@@ -95,6 +95,23 @@ def located_image_names(
     return located
 
 
+def located_companion_names(names: Sequence[str], star: Path, images: Sequence[str]) -> list[str]:
+    """Files that go with each row's image (its 3D CTF volume, ``rlnCtfImage``, which
+    carries no checksum of its own) located as :func:`located_image_names` does, but
+    taken beside ``star`` wherever the row's located image (``images``) lies there and
+    a file of that name does: a folder renamed, then extracted again under its old
+    name, keeps its own wedge with its own particles (a re-check: the rows named the
+    new folder's wedge, of another tilt range)."""
+    star_folder = Path(os.path.abspath(star)).parent
+    located = located_image_names(names, star, beside_if_missing=True)
+    for row, image in enumerate(images):
+        number, file = split_image_name(str(located[row]))
+        beside = star_folder / Path(file).name
+        if Path(split_image_name(str(image))[1]).parent == star_folder and beside.is_file():
+            located[row] = f"{number}{beside}"
+    return located
+
+
 def _holds(path: Path, checksum: float) -> bool:
     """Whether the MRC file ``path`` holds voxels of ``checksum``
     (:func:`voxel_checksum`); False where it cannot be read."""

@@ -78,7 +78,11 @@ import pandas as pd
 from ...core.rotations import from_euler, to_euler
 from ...errors import InputFileError, ParameterError, missing_file
 from ...outputs import atomic_path, check_outputs
-from ..image_names import located_image_names, relion_image_name
+from ..image_names import (
+    located_companion_names,
+    located_image_names,
+    relion_image_name,
+)
 from ..microscope import MICROSCOPE_LABELS, checked_microscope
 from .registry import ParticleFormat
 
@@ -495,8 +499,12 @@ def _located_images(block: pd.DataFrame, star: Path) -> tuple[list | None, list 
     if "rlnImageName" in block:
         images = located_image_names(block["rlnImageName"].astype(str), star, checksums)
     if "rlnCtfImage" in block:
-        ctf = located_image_names(
-            block["rlnCtfImage"].astype(str), star, beside_if_missing=checksums is not None
+        ctf = block["rlnCtfImage"].astype(str).tolist()
+        # our folders' wedge goes with their images (moved or renamed whole)
+        ctf = (
+            located_companion_names(ctf, star, images)
+            if checksums is not None and images is not None
+            else located_image_names(ctf, star)
         )
     return images, ctf
 
