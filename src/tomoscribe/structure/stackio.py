@@ -144,7 +144,7 @@ def check_subtomogram_files(star: str | os.PathLike) -> None:
         )
     checksums = None
     if "tomoscribeImageCrc32" in particles:  # a folder of ours: its own files, moved
-        checksums = pd.to_numeric(particles["tomoscribeImageCrc32"], errors="coerce")
+        checksums = pd.to_numeric(particles["tomoscribeImageCrc32"], errors="coerce").to_numpy()
     names = particles["rlnImageName"].astype(str)
     for name in located_image_names(names, star, checksums):
         file = split_image_name(name)[1]
