@@ -24,15 +24,19 @@ from tomoscribe.structure.stackio import read_particle_set
 REFINE = Path("formats/relion5_project/Refine3D/job_refine/run_it050_data.star")
 
 
+def _make_project(folder: Path) -> Path:
+    """A small tomogram (noise, 10 Å voxels) and two picks in ``folder``."""
+    with mrcfile.new(folder / "tomo.mrc") as mrc:
+        mrc.set_data(np.random.default_rng(1).normal(size=(30, 40, 40)).astype(np.float32))
+        mrc.voxel_size = 10.0
+    (folder / "picks.csv").write_text("x,y,z\n20,20,15\n14,22,14\n")
+    return folder
+
+
 @pytest.fixture()
 def project(tmp_path, monkeypatch):
     """A project folder with a small tomogram and picks, made the working folder."""
-    rng = np.random.default_rng(1)
-    with mrcfile.new(tmp_path / "tomo.mrc") as mrc:
-        mrc.set_data(rng.normal(size=(30, 40, 40)).astype(np.float32))
-        mrc.voxel_size = 10.0
-    (tmp_path / "picks.csv").write_text("x,y,z\n20,20,15\n14,22,14\n")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(_make_project(tmp_path))
     return tmp_path
 
 
@@ -119,13 +123,8 @@ def test_a_folder_named_with_an_at_sign_is_a_path_not_a_stack_number(tmp_path, m
     `N@STACK` (a review): average looked for `/…/u@/…/u@lab/…`."""
     home = tmp_path / "u@lab"
     home.mkdir()
-    rng = np.random.default_rng(2)
-    with mrcfile.new(home / "tomo.mrc") as mrc:
-        mrc.set_data(rng.normal(size=(30, 40, 40)).astype(np.float32))
-        mrc.voxel_size = 10.0
-    (home / "picks.csv").write_text("x,y,z\n20,20,15\n14,22,14\n")
-    monkeypatch.chdir(home)
-    assert _extract(str(home / "Extract")) == 0  # absolute: the folder is given so
+    monkeypatch.chdir(_make_project(home))
+    assert _extract(str(home / "Extract")) == 0  # -o absolute; names from the working folder
     rows = starfile.read(home / "Extract/particles.star", always_dict=True)["particles"]
     assert rows["rlnImageName"].iloc[0] == "Extract/subtomo_000001.mrc"
     monkeypatch.chdir(tmp_path)  # now the names are found from the folder above
