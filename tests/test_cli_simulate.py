@@ -206,3 +206,28 @@ def test_simulate_cell_refuses_impossible_values_in_one_sentence(tmp_path, capsy
     assert said[-1].startswith("error: ") and words in said[-1]
     assert not any("Traceback" in line for line in said)
     assert not (tmp_path / "c").exists()
+
+
+def test_simulate_cell_bends_filaments_no_tighter_than_they_break(tmp_path, monkeypatch):
+    """`simulate cell` bent microtubules to radii of tens of nm (the phantom's default
+    curves), 10–20 times tighter than microtubules survive in cells: a tracer measured
+    on them was measured on filaments that do not exist."""
+    from test_cell import _tightest_bend
+    from tomoscribe.simulate import workflow
+    from tomoscribe.simulate.cell import make_cell
+
+    given = []
+
+    def keep_params(out_dir, params, imaging, say):
+        given.append(params)
+        raise SystemExit(0)  # the cell's description is what is tested, not its imaging
+
+    monkeypatch.setattr(workflow, "simulate_cell_files", keep_params)
+    args = ["simulate", "cell", "-o", str(tmp_path / "c"), "--size", "320,320,64"]
+    with pytest.raises(SystemExit):
+        main([*args, "--microtubules", "3", "--actin", "4", "--seed", "2"])
+    *_, axes = make_cell(given[0], filament_axes=True)
+    assert {r["class"] for r in axes.values()} == {"microtubule", "actin"}
+    for record in axes.values():  # 10 Å voxels: nm = voxels
+        limit = {"microtubule": 400.0, "actin": 180.0}[record["class"]]
+        assert _tightest_bend(record["axis_zyx"]) >= 0.95 * limit, record["class"]

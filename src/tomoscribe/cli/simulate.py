@@ -68,8 +68,11 @@ def cell(
     gold: int = typer.Option(None, "--gold", min=0, help="Default: 8 per 512×512."),
     seed: int = options.Seed,
 ) -> None:
-    """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles."""
-    from ..simulate.cell import CellParams
+    """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles.
+
+    Filaments bend no tighter than they break in cells (microtubules 400 nm, actin
+    180 nm radius of curvature)."""
+    from ..simulate.cell import FILAMENT_MIN_BEND_RADIUS_NM, CellParams
     from ..simulate.imaging import ImagingParams
     from ..simulate.workflow import cell_counts, check_cell_memory, simulate_cell_files
 
@@ -117,6 +120,7 @@ def cell(
         **counts,
         templates_uM=concentrations,
         carbon_edge=carbon,
+        min_bend_radius_nm=dict(FILAMENT_MIN_BEND_RADIUS_NM),
         seed=seed,
     )
     particles, class_ids, acquisition = simulate_cell_files(

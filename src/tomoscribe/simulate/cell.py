@@ -76,6 +76,7 @@ class CellParams:
     filled_microtubule_labels: bool = False  # label the lumen too, as annotators paint tubes
     # tightest bend per filament kind (radius, nm); none by default (the demo's cells and
     # their measured bars); FILAMENT_MIN_BEND_RADIUS_NM holds the limits of real cells
+    # (`simulate cell` takes them)
     min_bend_radius_nm: dict = field(default_factory=dict)
     strict_concentrations: bool = True  # False: place as many particles as fit, no error
     seed: int = 0
