@@ -210,8 +210,10 @@ def test_simulate_cell_refuses_impossible_values_in_one_sentence(tmp_path, capsy
 
 def test_simulate_cell_bends_filaments_no_tighter_than_they_break(tmp_path, monkeypatch):
     """`simulate cell` bent microtubules to radii of tens of nm (the phantom's default
-    curves), 10–20 times tighter than microtubules survive in cells: a tracer measured
-    on them was measured on filaments that do not exist."""
+    curves), 10–20 times tighter than microtubules survive in cells, and kept them about
+    the mid-plane, where they seldom crossed: a tracer measured on them was measured on
+    filaments that do not exist.  Now they bend as in cells and lie at depths spread
+    over the ice (thicker than these 64 slices), so that they can cross."""
     from test_cell import _tightest_bend
     from tomoscribe.simulate import workflow
     from tomoscribe.simulate.cell import make_cell
@@ -231,3 +233,8 @@ def test_simulate_cell_bends_filaments_no_tighter_than_they_break(tmp_path, monk
     for record in axes.values():  # 10 Å voxels: nm = voxels
         limit = {"microtubule": 400.0, "actin": 180.0}[record["class"]]
         assert _tightest_bend(record["axis_zyx"]) >= 0.95 * limit, record["class"]
+        radius = {"microtubule": 12.5, "actin": 3.5}[record["class"]]
+        depth = record["axis_zyx"][:, 0]
+        assert depth.min() >= radius - 0.01 and depth.max() <= 64 - radius + 0.01
+    depths = [np.median(r["axis_zyx"][:, 0]) for r in axes.values()]
+    assert np.ptp(depths) > 0.4 * 64  # about the mid-plane they lay within 0.3–0.7

@@ -71,7 +71,8 @@ def cell(
     """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles.
 
     Filaments bend no tighter than they break in cells (microtubules 400 nm, actin
-    180 nm radius of curvature)."""
+    180 nm radius of curvature), each at its own depth in the ice, so that they cross
+    above and below each other."""
     from ..simulate.cell import FILAMENT_MIN_BEND_RADIUS_NM, CellParams
     from ..simulate.imaging import ImagingParams
     from ..simulate.workflow import cell_counts, check_cell_memory, simulate_cell_files
@@ -121,6 +122,7 @@ def cell(
         templates_uM=concentrations,
         carbon_edge=carbon,
         min_bend_radius_nm=dict(FILAMENT_MIN_BEND_RADIUS_NM),
+        filament_depths="lamella",
         seed=seed,
     )
     particles, class_ids, acquisition = simulate_cell_files(

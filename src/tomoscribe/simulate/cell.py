@@ -7,7 +7,10 @@ Contents (lengths in nm unless named otherwise; the grid is (z, y, x) at ``voxel
   apart) and a plasma-membrane sheet crossing the volume;
 * microtubules: hollow tubes, outer diameter 25 nm, inner 17 nm, along smooth random
   curves that stay nearly in-plane (with ``min_bend_radius_nm``, e.g.
-  ``FILAMENT_MIN_BEND_RADIUS_NM``, bent no tighter than that) (labelled as the wall, or with
+  ``FILAMENT_MIN_BEND_RADIUS_NM``, bent no tighter than that; with
+  ``spread_filament_directions``, a cell's filaments of a kind in directions spread over
+  the half-turn; with ``filament_depths`` "lamella", each at its own depth, so that they
+  cross above and below each other) (labelled as the wall, or with
   ``filled_microtubule_labels`` as the whole tube with its lumen, the way annotators
   paint them); actin: solid 7 nm filaments;
 * macromolecules from the template library at chosen concentrations (µM), uniformly
@@ -76,8 +79,16 @@ class CellParams:
     filled_microtubule_labels: bool = False  # label the lumen too, as annotators paint tubes
     # tightest bend per filament kind (radius, nm); none by default (the demo's cells and
     # their measured bars); FILAMENT_MIN_BEND_RADIUS_NM holds the limits of real cells
-    # (`simulate cell` takes them)
+    # (`simulate cell` takes them, and "lamella" depths)
     min_bend_radius_nm: dict = field(default_factory=dict)
+    # each kind's filaments in directions spread over the half-turn (the k-th of n in
+    # the k-th of n equal sectors from a random start, within its middle half), so
+    # that a cell of a few straight filaments still shows every orientation
+    spread_filament_directions: bool = False
+    # "middle": filaments wander about the mid-plane (0.3–0.7 of the depth), so two
+    # seldom have the depth between them to cross; "lamella": each at its own depth,
+    # drawn over the thinnest ice less its radius, so that they pass above and below
+    filament_depths: str = "middle"
     strict_concentrations: bool = True  # False: place as many particles as fit, no error
     seed: int = 0
 
@@ -232,9 +243,19 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
         (params.n_microtubules, "microtubule", FILAMENT_RADII_NM["microtubule"]),
         (params.n_actin, "actin", FILAMENT_RADII_NM["actin"]),
     ):
-        for _ in range(count):
+        start = rng.uniform(0, np.pi) if params.spread_filament_directions and count else 0.0
+        depths = _filament_depths(params, outer * nm)
+        for k in range(count):
             bend = params.min_bend_radius_nm.get(kind, 0.0) * nm
-            curve = _clear_curve(rng, params.shape, placed, outer * nm, 1.0 * nm, bend)
+            sector = np.pi / count
+            azimuths = (
+                (start + (k + 0.25) * sector, start + (k + 0.75) * sector)
+                if params.spread_filament_directions
+                else (0.0, np.pi)
+            )
+            curve = _clear_curve(
+                rng, params.shape, placed, outer * nm, 1.0 * nm, bend, azimuths, depths
+            )
             placed.append((curve, outer * nm))
             mask_curve = np.zeros(params.shape, bool)
             idx = np.rint(curve).astype(int)
@@ -378,12 +399,14 @@ def _clear_curve(
     radius: float,
     gap: float,
     min_bend: float = 0.0,
+    azimuths: tuple[float, float] = (0.0, np.pi),
+    depths: tuple[float, float] | None = None,
     tries: int = 200,
 ) -> np.ndarray:
     """A smooth curve (:func:`_smooth_curve`, bent nowhere tighter than ``min_bend``
-    voxels) whose tube of ``radius`` (voxels) keeps ``gap`` voxels from the tubes
-    ``placed`` before it (axis points, radius); after ``tries`` draws, the draw that
-    came closest to that."""
+    voxels, at an azimuth in ``azimuths`` and a depth in ``depths``) whose tube of
+    ``radius`` (voxels) keeps ``gap`` voxels from the tubes ``placed`` before it (axis
+    points, radius); after ``tries`` draws, the draw that came closest to that."""
     best, best_margin = None, -np.inf
     # One tree per tube radius over all axes of that radius, built once per curve: the
     # nearest axis point of a radius gives the same margin as every axis apart, and a
@@ -393,7 +416,7 @@ def _clear_curve(
         by_radius.setdefault(float(r_axis), []).append(axis)
     trees = [(cKDTree(np.concatenate(axes)), r_axis) for r_axis, axes in by_radius.items()]
     for _ in range(tries):
-        curve = _smooth_curve(rng, shape, min_bend)
+        curve = _smooth_curve(rng, shape, min_bend, azimuths, depths)
         inside = curve[np.all((curve >= 0) & (curve < np.asarray(shape)), axis=1)]
         margin = min(
             (
@@ -410,15 +433,40 @@ def _clear_curve(
     return best
 
 
-def _smooth_curve(rng: np.random.Generator, shape, min_radius: float = 0.0) -> np.ndarray:
-    """Points (z, y, x) along a smooth random curve across the volume, nearly in-plane.
+def _filament_depths(params: CellParams, radius: float) -> tuple[float, float] | None:
+    """The depths (voxels) a filament's axis of ``radius`` (voxels) is drawn between
+    with ``filament_depths`` "lamella": the thinnest ice (or the volume, if thinner)
+    less the radius and 1 nm each side, about the mid-plane; None for "middle"."""
+    if params.filament_depths == "middle":
+        return None
+    if params.filament_depths != "lamella":
+        raise ParameterError(
+            f"filament_depths is 'middle' or 'lamella', got {params.filament_depths!r}."
+        )
+    nm = 10.0 / params.voxel_size_A
+    centre = params.shape[0] / 2
+    half = max(min(min(params.ice_thickness_nm) * nm / 2, centre) - radius - 1.0 * nm, 0.0)
+    return (centre - half, centre + half)
+
+
+def _smooth_curve(
+    rng: np.random.Generator,
+    shape,
+    min_radius: float = 0.0,
+    azimuths: tuple[float, float] = (0.0, np.pi),
+    depths: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Points (z, y, x) along a smooth random curve across the volume, nearly in-plane:
+    its direction at an azimuth from x drawn uniformly in ``azimuths`` (radians), its
+    depth about the mid-plane, or with ``depths`` (voxels) about a level drawn
+    uniformly between them and kept there.
 
     With ``min_radius`` (voxels), the control points' offsets from the straight line
     fitted through them are scaled down, as little as bisection finds, until the curve
     bends nowhere tighter than that radius; the random draws are the same.
     """
     nz, ny, nx = shape
-    angle = rng.uniform(0, np.pi)
+    angle = rng.uniform(*azimuths)
     length = math.hypot(ny, nx)
     direction = np.array([math.sin(angle), math.cos(angle)])
     normal = np.array([-direction[1], direction[0]])
@@ -431,7 +479,10 @@ def _smooth_curve(rng: np.random.Generator, shape, min_radius: float = 0.0) -> n
     ctrl = (
         start + np.outer(t, direction * length) + np.outer(rng.normal(0, 0.06 * length, 6), normal)
     )
-    ctrl_z = np.clip(rng.normal(nz / 2, nz * 0.08, 6), nz * 0.3, nz * 0.7)
+    if depths is None:
+        ctrl_z = np.clip(rng.normal(nz / 2, nz * 0.08, 6), nz * 0.3, nz * 0.7)
+    else:
+        ctrl_z = np.clip(rng.uniform(*depths) + rng.normal(0, nz * 0.02, 6), *depths)
     fine = np.linspace(0, 1, int(length * 2))
     # the control points as a straight line through them (no bend: it keeps their
     # tilt and place, so filaments still pass above and below each other) and offsets
