@@ -210,27 +210,40 @@ def _tightest_bend(points: np.ndarray) -> float:
     return float(1.0 / turn[3:-3].max())
 
 
+def _filaments_only(shape, n_microtubules: int, n_actin: int, seed: int, **changes):
+    """A cell of filaments alone (10 Å voxels), bent no tighter than in cells, with
+    ``changes`` to its ``CellParams``."""
+    return CellParams(
+        shape=shape,
+        n_vesicles=0,
+        n_organelles=0,
+        n_microtubules=n_microtubules,
+        n_actin=n_actin,
+        n_gold=0,
+        templates_uM={},
+        min_bend_radius_nm=dict(FILAMENT_MIN_BEND_RADIUS_NM),
+        seed=seed,
+        **changes,
+    )
+
+
+def assert_bends_within_limits(axes: dict) -> None:
+    """No filament axis bends tighter than 0.95 of its kind's limit in cells."""
+    for record in axes.values():  # 10 Å voxels: nm = voxels
+        limit = FILAMENT_MIN_BEND_RADIUS_NM[record["class"]]
+        assert _tightest_bend(record["axis_zyx"]) >= 0.95 * limit, record["class"]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_filaments_bend_no_tighter_than_they_break_in_cells(seed):
     """The demo's curves bend microtubules to radii of 6–130 nm (a new look at issue
     24's cells), where microtubules in cells break at about 1 / 1.5 µm⁻¹; with the
     limits of real cells no microtubule bends tighter than 400 nm and no actin filament
     than 180 nm, and without them (the default) the curves are as before."""
-    params = CellParams(
-        shape=(64, 320, 320),
-        n_vesicles=0,
-        n_organelles=0,
-        n_microtubules=3,
-        n_actin=4,
-        n_gold=0,
-        templates_uM={},
-        min_bend_radius_nm=dict(FILAMENT_MIN_BEND_RADIUS_NM),
-        seed=seed,
-    )
+    params = _filaments_only((64, 320, 320), 3, 4, seed)
     *_, axes = make_cell(params, filament_axes=True)
-    for record in axes.values():  # 10 Å voxels: nm = voxels
-        limit = {"microtubule": 400.0, "actin": 180.0}[record["class"]]
-        assert _tightest_bend(record["axis_zyx"]) >= 0.95 * limit, record["class"]
+    assert FILAMENT_MIN_BEND_RADIUS_NM == {"microtubule": 400.0, "actin": 180.0}
+    assert_bends_within_limits(axes)
     *_, free_axes = make_cell(
         dataclasses.replace(params, min_bend_radius_nm={}), filament_axes=True
     )
@@ -245,18 +258,8 @@ def test_filaments_at_lamella_depths_cross_above_and_below_each_other():
     depths across the lamella they cross, and stay in the ice."""
     crossing, pairs = 0, 0
     for seed in range(1, 6):
-        params = CellParams(
-            shape=(96, 320, 320),
-            n_vesicles=0,
-            n_organelles=0,
-            n_microtubules=3,
-            n_actin=0,
-            n_gold=0,
-            templates_uM={},
-            ice_thickness_nm=(82.0, 96.0),
-            min_bend_radius_nm=dict(FILAMENT_MIN_BEND_RADIUS_NM),
-            filament_depths="lamella",
-            seed=seed,
+        params = _filaments_only(
+            (96, 320, 320), 3, 0, seed, ice_thickness_nm=(82.0, 96.0), filament_depths="lamella"
         )
         *_, axes = make_cell(params, filament_axes=True)
         tubes = [r["axis_zyx"] for r in axes.values()]
@@ -287,18 +290,7 @@ def test_spread_directions_give_every_cell_distinct_filament_orientations(seed):
     microtubules 3° apart, both nearly across the tilt axis, and a network trained on it
     found none at 40° (Dice 0.18); spread, the n filaments of a kind lie one in each
     180°/n sector, at least 90°/n apart."""
-    params = CellParams(
-        shape=(64, 256, 256),
-        n_vesicles=0,
-        n_organelles=0,
-        n_microtubules=3,
-        n_actin=4,
-        n_gold=0,
-        templates_uM={},
-        min_bend_radius_nm=dict(FILAMENT_MIN_BEND_RADIUS_NM),
-        spread_filament_directions=True,
-        seed=seed,
-    )
+    params = _filaments_only((64, 256, 256), 3, 4, seed, spread_filament_directions=True)
     *_, axes = make_cell(params, filament_axes=True)
     # microtubules (bent no tighter than 400 nm, so their ends keep the drawn direction
     # across 256 nm; actin, spread the same way, may bend away from its sector)

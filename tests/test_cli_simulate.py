@@ -214,7 +214,7 @@ def test_simulate_cell_bends_filaments_no_tighter_than_they_break(tmp_path, monk
     the mid-plane, where they seldom crossed: a tracer measured on them was measured on
     filaments that do not exist.  Now they bend as in cells and lie at depths spread
     over the ice (thicker than these 64 slices), so that they can cross."""
-    from test_cell import _tightest_bend
+    from test_cell import assert_bends_within_limits
     from tomoscribe.simulate import workflow
     from tomoscribe.simulate.cell import make_cell
 
@@ -230,9 +230,8 @@ def test_simulate_cell_bends_filaments_no_tighter_than_they_break(tmp_path, monk
         main([*args, "--microtubules", "3", "--actin", "4", "--seed", "2"])
     *_, axes = make_cell(given[0], filament_axes=True)
     assert {r["class"] for r in axes.values()} == {"microtubule", "actin"}
+    assert_bends_within_limits(axes)
     for record in axes.values():  # 10 Å voxels: nm = voxels
-        limit = {"microtubule": 400.0, "actin": 180.0}[record["class"]]
-        assert _tightest_bend(record["axis_zyx"]) >= 0.95 * limit, record["class"]
         radius = {"microtubule": 12.5, "actin": 3.5}[record["class"]]
         depth = record["axis_zyx"][:, 0]
         assert depth.min() >= radius - 0.01 and depth.max() <= 64 - radius + 0.01
