@@ -10,7 +10,13 @@ import pytest
 
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume, write_volume
-from tomoscribe.simulate.tubes import curved, straight, tube_phantom
+from tomoscribe.simulate.tubes import (
+    curved,
+    paint_tubes,
+    seen_along_axes,
+    straight,
+    tube_phantom,
+)
 from tomoscribe.structure.filaments import score_centrelines, trace_centrelines, tube_model
 from tomoscribe.volume import Volume
 
@@ -454,3 +460,49 @@ def test_scoring_leaves_out_true_stretches_shorter_than_the_shortest_filament():
     assert (scored["n_traced"], scored["n_ignored"]) == (1, 1)
     alone = score_centrelines([line], [axis], R, min_length=2 * R)
     assert (alone["n_true"], alone["n_matched"], alone["n_traced"]) == (1, 1, 1)
+
+
+def test_a_tube_across_the_tilt_axis_leaves_nothing_a_segmentation_could_hold():
+    """Fourier components of a tube along x lie in the plane k_x = 0, which a ±60°
+    series about y measures only on the k_z = 0 line: seen beside a tube along y
+    (whose walls it keeps), the thresholded mask holds none of it but where the two
+    cross."""
+    specs = [
+        straight((32, 40, 64), 0, 0, 200),  # along x, across the tilt axis
+        straight((32, 64, 90), 90, 0, 200),  # along y, the tilt axis
+    ]
+    _, mask, axes = tube_phantom(SHAPE, specs, R, True, 60, resolution_voxels=3.0)
+    along_x, along_y = seen_along_axes(paint_tubes(SHAPE, axes, R, True), mask, axes, R)
+    away = np.abs(axes[0][:, 2] - 90) > 2 * R + 1  # beyond the crossing's reach
+    assert away.sum() > 100 and np.all(along_x[away] < 0.03)
+    assert np.median(along_y) > 0.3 and np.all(along_y > 0.3)
+
+
+def test_scoring_can_leave_out_tubes_the_data_do_not_hold():
+    """Told which axis points a perfect segmentation holds (``seen``), the scorer
+    leaves out a tube less than half seen, and a line along its seen part is neither
+    matched nor spurious; a tube seen over more than half is scored as before."""
+    x = np.arange(0.0, 200.0)
+    axis = np.column_stack([np.full_like(x, 30.0), np.full_like(x, 60.0), x])
+    line = axis[:70] + np.array([0.0, 1.0, 0.0])  # the tracer found the seen end only
+    strict = score_centrelines([line], [axis], R, min_length=2 * R)
+    assert (strict["n_true"], strict["n_matched"], strict["n_spurious"]) == (1, 0, 1)
+    seen = x < 70  # 35% seen: the rest was erased by the wedge
+    shown = score_centrelines([line], [axis], R, min_length=2 * R, seen=[seen])
+    assert (shown["n_true"], shown["n_traced"], shown["n_unseen"], shown["n_ignored"]) == (
+        0,
+        0,
+        1,
+        1,
+    )
+    assert shown["n_spurious"] == 0
+    # seen over 60%, traced over 35%: a miss and a spurious line, as strictly
+    mostly = score_centrelines([line], [axis], R, min_length=2 * R, seen=[x < 120])
+    assert (mostly["n_true"], mostly["n_matched"], mostly["n_spurious"]) == (1, 0, 1)
+    # seen everywhere: the same as not told
+    whole = score_centrelines([axis], [axis], R, min_length=2 * R, seen=[x >= 0])
+    assert (whole["n_true"], whole["n_matched"], whole["n_unseen"]) == (1, 1, 0)
+    # seen points spanning less than the shortest filament (here none of the steps
+    # has both ends seen) are not a tube to find either
+    speck = score_centrelines([], [axis], R, min_length=2 * R, seen=[x % 2 == 0])
+    assert (speck["n_true"], speck["n_unseen"]) == (0, 1)

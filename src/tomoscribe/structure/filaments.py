@@ -1607,6 +1607,7 @@ def score_centrelines(
     reach: float,
     min_coverage: float = 0.5,
     min_length: float = 0.0,
+    seen: list[np.ndarray] | None = None,
 ) -> dict:
     """Traced centrelines against true axes (both (n, 3) points ≤ 1 voxel apart).
 
@@ -1630,11 +1631,13 @@ def score_centrelines(
     (``n_ignored`` counts them).  Short stretches still take part in deciding which
     stretch a line belongs to, so a line lying mostly along one is ignored, not
     spurious.
+
+    ``seen`` (a bool per point of each axis, optional): whether the data hold the tube
+    there (:func:`tomoscribe.simulate.tubes.seen_along_axes`: a tube a few degrees from
+    x leaves nothing in a perfect segmentation).  A stretch less than half seen, or
+    whose seen steps span < ``min_length``, is left out as a short one (``n_unseen``).
     """
-    stretches = true_stretches(axes)
-    source = [k for k, _ in stretches]
-    axes = [part for _, part in stretches]
-    short = [float(np.sum(np.linalg.norm(np.diff(a, axis=0), axis=1))) < min_length for a in axes]
+    source, axes, short, unseen = _scored_stretches(axes, min_length, seen)
     trees = [cKDTree(a) for a in axes]
     tangents = [np.gradient(a, axis=0) for a in axes]
     owner = []
@@ -1673,6 +1676,7 @@ def score_centrelines(
         "n_matched": matched,
         "n_spurious": spurious,
         "n_ignored": ignored,
+        "n_unseen": sum(unseen),
         "distances": distances,
         "angles_deg": angles,
         "matched_axes": matched_axes,
@@ -1682,11 +1686,43 @@ def score_centrelines(
 def true_stretches(axes: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
     """(index of the axis, stretch) for each stretch of the true axes between gaps of
     more than 2 voxels (:func:`score_centrelines`), stretches of one point left out."""
-    return [
-        (k, part)
-        for k, axis in enumerate(axes)
-        for part in np.split(
-            axis, np.flatnonzero(np.linalg.norm(np.diff(axis, axis=0), axis=1) > 2.0) + 1
-        )
-        if len(part) > 1
+    return [(k, axes[k][a:b]) for k, a, b in _stretch_bounds(axes)]
+
+
+def _stretch_bounds(axes: list[np.ndarray]) -> list[tuple[int, int, int]]:
+    """(index of the axis, first point, end) of each stretch of :func:`true_stretches`."""
+    out = []
+    for k, axis in enumerate(axes):
+        cuts = np.flatnonzero(np.linalg.norm(np.diff(axis, axis=0), axis=1) > 2.0) + 1
+        edges = [0, *cuts.tolist(), len(axis)]
+        out.extend((k, a, b) for a, b in zip(edges[:-1], edges[1:]) if b - a > 1)
+    return out
+
+
+def _scored_stretches(axes: list[np.ndarray], min_length: float, seen):
+    """The stretches :func:`score_centrelines` scores: (index of each one's axis, the
+    stretches, whether each is left out, whether each is left out as unseen)."""
+    bounds = _stretch_bounds(axes)
+    source = [k for k, _, _ in bounds]
+    flags = [None if seen is None else np.asarray(seen[k], bool)[a:b] for k, a, b in bounds]
+    parts = [axes[k][a:b] for k, a, b in bounds]
+    short = [_arc(a) < min_length for a in parts]
+    unseen = [
+        bool(flag is not None and not is_short and _too_little_seen(part, flag, min_length))
+        for part, flag, is_short in zip(parts, flags, short)
     ]
+    return source, parts, [s or u for s, u in zip(short, unseen)], unseen
+
+
+def _too_little_seen(axis: np.ndarray, seen: np.ndarray, min_length: float) -> bool:
+    """Whether less than half of a true stretch is seen, or its seen steps span less
+    than ``min_length`` voxels (:func:`score_centrelines`)."""
+    return bool(np.mean(seen) < 0.5 or _arc(axis, seen) < min_length)
+
+
+def _arc(points: np.ndarray, flags: np.ndarray | None = None) -> float:
+    """Arc length (voxels) of a polyline, or of its steps whose two ends are flagged."""
+    steps = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    if flags is not None:
+        steps = steps[flags[:-1] & flags[1:]]
+    return float(np.sum(steps))
