@@ -504,3 +504,82 @@ def test_pieces_along_a_side_face_join_across_the_margin_where_no_ridge_is_sough
     far = _join_pieces(pieces_at(100.0), 6 * r, r, walls_at(100.0), face_margin=sigma)
     assert len(far) == 2
     assert len(_join_pieces(pieces_at(8.0), 6 * r, r, walls_at(8.0))) == 2  # no margin given
+
+
+def test_a_copy_in_the_wedge_s_side_lobe_of_a_hidden_tube_is_dropped():
+    """The wedge's response to a hidden tube rings in depth: past a few empty voxels
+    above the tube's column lies a narrower column of its own (the demo's lamella cell 7
+    at ±60°: a tube 3° from x at depth 44 in a column 18 voxels wide, a lobe 9 wide at
+    depths 70–95, traced 38 voxels deeper).  Being another component, the lobe's line
+    was kept; a line in a column under 0.6 as wide is dropped whatever the components.
+    Two stacked tubes in separate columns of equal width both stay."""
+    from tomoscribe.structure.filaments import without_depth_ghosts
+
+    tilt = (-60, 60)
+    shape = (96, 100, 200)
+    z, y, _ = np.indices(shape)
+    main = (np.abs(z - 44) <= 20) & (np.abs(y - 50) <= 9)
+    lobe = (z >= 70) & (np.abs(y - 50) <= 4)
+    x = np.arange(10.0, 190.0)
+
+    def level(depth):
+        return np.column_stack([np.full_like(x, depth), np.full_like(x, 50.0), x])
+
+    components, count = scipy.ndimage.label(main | lobe, np.ones((3, 3, 3)))
+    assert count == 2
+    kept = without_depth_ghosts([level(44), level(82)], 12.5, tilt, components)
+    assert [k[0, 0] for k in kept] == [44]
+    # two columns as wide as each other, 40 voxels apart: two stacked tubes
+    stacked = (np.abs(z - 24) <= 12) | (np.abs(z - 70) <= 12)
+    components = scipy.ndimage.label(stacked & (np.abs(y - 50) <= 9), np.ones((3, 3, 3)))[0]
+    assert len(without_depth_ghosts([level(24), level(70)], 12.5, tilt, components)) == 2
+
+
+def test_a_hidden_tube_s_pieces_parting_13_voxels_apart_in_depth_become_one():
+    """Where hidden, a line's depth wanders by up to R/2 each side: one tube's two
+    pieces (the demo's lamella cell 6 at ±60°, a tube 6° from x) overlapped end to end
+    from above and parted 13 voxels apart in depth, past the R (12.5) allowed, and
+    stayed two lines.  Stacked within R from above, two tubes lie ≥ √3 R apart in depth,
+    so 1.5 R is allowed; 32 voxels apart they stay two."""
+    from tomoscribe.structure.filaments import shingles_joined
+
+    def line(start_zyx, step_zyx, length):
+        return np.asarray(start_zyx, float) + np.arange(length)[:, None] * np.asarray(step_zyx)
+
+    tilt = (-60, 60)
+    first = line((50, 60, 0), (0.0, 0.1, 1.0), 120)  # along x: hidden
+    settling = line((75, 68, 80), (-0.3, 0.1, 1.0), 40)  # runs off in depth at its start
+    second = np.vstack([settling, line(settling[-1], (0.0, 0.1, 1.0), 100)[1:]])
+    assert abs(second[45, 0] - first[75, 0]) > 12.5  # parting apart by more than R
+    joined = shingles_joined([first, second], 12.5, tilt)
+    assert len(joined) == 1
+    assert joined[0][0, 2] == 0 and joined[0][-1, 2] == second[-1, 2]
+    stacked = line((82, 66, 80), (0.0, 0.1, 1.0), 100)
+    assert len(shingles_joined([first, stacked], 12.5, tilt)) == 2
+
+
+def test_pieces_of_a_barely_seen_tube_overlapping_in_depth_become_one():
+    """At ±60° a tube 20–24° from x keeps 35–39% of its wall (hidden below ⅓), and its
+    pieces' ends still run off in depth (the demo's lamella cells 9 and 26: two pieces
+    overlapping end to end by ~50 voxels, each end 8–12 voxels off): such an overlap is
+    compared from above below 45% seen.  The same pieces 60° from x (walls seen)
+    stay two, as two tubes stacked where they overlap."""
+    from tomoscribe.structure.filaments import shingles_joined
+
+    def pieces(azimuth_deg):
+        a = np.radians(azimuth_deg)
+        along = np.array([0.0, np.sin(a), np.cos(a)])
+        t = np.arange(0.0, 190.0)
+        first = np.array([60.0, 20.0, 20.0]) + t[:, None] * along
+        first[150:, 0] += 0.25 * (t[150:] - 150)  # runs up 10 voxels at its end
+        u = np.arange(150.0, 340.0)
+        second = np.array([60.0, 20.0, 20.0]) + u[:, None] * along
+        second[:40, 0] += 10 - 0.25 * (u[:40] - 150)  # comes down 10 voxels at its start
+        return first, second
+
+    tilt = (-60, 60)
+    for azimuth in (20, 24):
+        joined = shingles_joined(list(pieces(azimuth)), 12.5, tilt)
+        assert len(joined) == 1
+        assert np.abs(np.diff(joined[0][:, 0])).max() <= 1.0
+    assert len(shingles_joined(list(pieces(60)), 12.5, tilt)) == 2

@@ -71,11 +71,15 @@ medial ridge of the mask seen at the scale of the tube:
    depth and is dropped (:func:`without_depth_ghosts`), as is a mostly hidden line in
    a column narrower than that of another mostly hidden one it runs along (the column
    is widest about the tube's own depth) or overlapping one end to end in such a
-   column; where such a copy goes on past its tube's
+   column, or in a column under 0.6 as wide in another component of the feature (the
+   wedge's response rings in depth: a side lobe past a gap, :func:`_lobe_copy_of`);
+   where such a copy goes on past its tube's
    line, that line is carried on along the copy's track at its own depth
    (:func:`_carried_along_copy`); and two lines that overlap
    end to end seen from above there (one piece's end ran off in depth over the
-   other's) are cut back and joined (:func:`shingles_joined`), as are two level lines
+   other's; compared so where less than 45% of the wall is seen, and joined where the
+   two part within 1.5 R in depth) are cut back and joined (:func:`shingles_joined`),
+   as are two level lines
    (within 10°) that overlap end to end within R of each other in 3D where the walls
    are seen (one tube traced twice; stacked tubes pulled together by the wedge gave
    steeper lines).  A piece ending within σ + 2
@@ -675,7 +679,7 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
         return None
     overlap = np.vstack([a[len(a) - tail :], b[:head]])
     level = overlap * np.array([0.0, 1.0, 1.0])
-    if np.mean(hidden_by_wedge(level, tilt_range_deg)) < 0.5 and not (
+    if np.mean(_barely_seen(level, tilt_range_deg)) < 0.5 and not (
         _level_along(a[len(a) - tail :], b[:head], radius)
     ):
         return None
@@ -683,8 +687,11 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
         return None
     start, stop = a[len(a) - tail - 1], b[head]
     # where they part, both are at the tube's depth: two level tubes stacked in z meet
-    # end to end seen from above as well (a review's case), and stay two
-    if abs(stop[0] - start[0]) > radius:
+    # end to end seen from above as well (a review's case), and stay two.  Stacked
+    # within R of each other from above, two tubes' axes lie ≥ √3 R apart in depth; a
+    # hidden line's depth wanders by up to R/2 each side (the demo's lamella cell 6 at
+    # ±60°: one tube's two pieces parted 13 voxels apart in depth, R 12.5)
+    if abs(stop[0] - start[0]) > SHINGLE_MAX_DEPTH_STEP * radius:
         return None
     if components is not None:
         labels = _component_near(np.vstack([start, stop]), components, radius)
@@ -693,6 +700,28 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
     steps = int(np.ceil(np.linalg.norm(stop - start)))
     bridge = np.linspace(start, stop, steps + 1)[1:-1]
     return np.vstack([a[: len(a) - tail], bridge, b[head:]])
+
+
+#: Most a shingle's two lines may lie apart in depth where they part (:func:`_shingle`),
+#: in tube radii R.
+SHINGLE_MAX_DEPTH_STEP = 1.5
+#: Below this fraction of its wall seen (:func:`visible_wall_fraction`), a tube's depth
+#: is too poorly in the data for two overlapping lines to be compared in 3D
+#: (:func:`_shingle`): its lines' ends run off in depth along the overlap.
+SHINGLE_SEEN_FRACTION = 0.45
+
+
+def _barely_seen(line: np.ndarray, tilt_range_deg) -> np.ndarray:
+    """Whether the tilt series measures less than :data:`SHINGLE_SEEN_FRACTION` of a
+    tube's wall at each point of a polyline (z, y, x): within ~30° of x at ±60°, where
+    the ridge of a tube already runs off in depth at a piece's end (the demo's lamella
+    cells 9 and 26 at ±60°: tubes 24° and 20° from x traced as two pieces overlapping
+    by 50 voxels, each end 8–12 voxels off in depth).  :func:`hidden_by_wedge` is the
+    stricter ⅓."""
+    if len(line) < 2 or tilt_range_deg is None:
+        return np.zeros(len(line), bool)
+    fraction = visible_wall_fraction(np.gradient(line, axis=0), tilt_range_deg)
+    return fraction < SHINGLE_SEEN_FRACTION
 
 
 #: Steepest chord (degrees from the xy plane) of two overlapping stretches where the
@@ -743,9 +772,12 @@ def shingles_joined(
     points of each line), each keeping at least R beyond the overlap and
     going on the same way, become one line: the first up to where its overlap begins, a
     straight bridge across the overlap, the second from where its overlap ends.  Only
-    where the two lie within R of each other in depth at those two points (the run-off
-    is inside the overlap) and, with ``components``, in the same component of the
-    feature: two level tubes stacked in z also meet end to end seen from above.  Where
+    where the two lie within :data:`SHINGLE_MAX_DEPTH_STEP` R of each other in depth at
+    those two points (the run-off is inside the overlap) and, with ``components``, in
+    the same component of the feature: two level tubes stacked in z also meet end to
+    end seen from above.  "Where the wedge hides the tube" is here where less than
+    :data:`SHINGLE_SEEN_FRACTION` of its wall is seen (:func:`_barely_seen`), not the
+    ⅓ of :func:`hidden_by_wedge`.  Where
     the walls are in the data, two lines are joined so only where the overlap of each
     lies within R of the other in 3D and runs within 10° of level (:func:`_level_along`):
     one tube traced twice over a stretch (the demo's
@@ -911,6 +943,8 @@ def without_depth_ghosts(
                 owner = _copied_line(i, wider, lines, tangents, labels, radius, 4 * radius)
             if owner is None:
                 owner = _end_copy_of(i, wider, lines, tangents, labels, radius, 4 * radius)
+            if owner is None:
+                owner = _lobe_copy_of(i, wider, lines, tangents, widths, radius)
         if owner is None:
             kept[i] = line
         else:
@@ -920,6 +954,28 @@ def without_depth_ghosts(
             others = [line for k, line in kept.items() if k != owner]
             kept[owner] = _carried_along_copy(kept[owner], lines[i], radius, others)
     return [kept[k] for k in sorted(kept)]
+
+
+#: A mostly hidden line in a column narrower than this fraction of another's that it
+#: runs along is a copy of that tube even in another component of the feature
+#: (:func:`_lobe_copy_of`).
+GHOST_LOBE_RATIO = 0.6
+
+
+def _lobe_copy_of(i, wider, lines, tangents, widths, radius) -> int | None:
+    """The line of ``wider`` whose column line ``i``'s is a side lobe of, or None.
+
+    The wedge's response to a hidden tube rings in depth: beyond the column about the
+    tube, past a gap of a few empty voxels, lies a narrower column of its own (the
+    demo's lamella cell 7 at ±60°: a tube 3° from x at depth 44 in a column 18 voxels
+    wide, a lobe 9 wide at depths 70–95, traced 38 voxels deeper).  So a mostly hidden
+    line running along a mostly hidden one from above, at most 4 R above or below, in
+    a column narrower than :data:`GHOST_LOBE_RATIO` of its column is dropped whatever
+    the components (two stacked tubes have columns of equal width, 15.3 voxels each for
+    a phantom pair 30 voxels apart)."""
+    lobe_of = [k for k in wider if widths[i] < GHOST_LOBE_RATIO * widths[k]]
+    unlabelled = [None] * len(lines)
+    return _copied_line(i, lobe_of, lines, tangents, unlabelled, radius, 4 * radius)
 
 
 def _ghost_measures(lines, radius, tilt_range_deg, components):
