@@ -87,6 +87,31 @@ def test_a_copy_keeps_names_from_the_project_folder(project):
     assert rows["rlnCtfImage"].iloc[0] == "Extract/job001/wedge.mrc"
 
 
+def test_a_copy_says_which_named_files_it_could_not_find(project, capsys):
+    """A STAR file whose subtomograms were deleted (or never copied) still converts, its
+    names as given, as RELION's own selections would keep them, but the user is told:
+    relion_refine would stop at the first missing file."""
+    assert _extract("Extract/job001") == 0
+    Path("Extract/job001/subtomo_000002.mrc").unlink()
+    capsys.readouterr()
+    assert main(["convert", "Extract/job001/particles.star", "-o", "Select/job002/p.star"]) == 0
+    err = capsys.readouterr().err
+    assert "1 of the 2 files that particles.star names in rlnImageName" in err
+    assert "subtomo_000002.mrc" in err and "rlnCtfImage" not in err
+    rows = starfile.read(project / "Select/job002/p.star", always_dict=True)["particles"]
+    assert list(rows["rlnImageName"]) == [
+        "Extract/job001/subtomo_000001.mrc",
+        "Extract/job001/subtomo_000002.mrc",
+    ]
+    # with every file present nothing is said
+    assert main(["convert", "Select/job002/p.star", "-o", "Select/job003/q.star"]) == 0
+    assert "names in rlnImageName" in capsys.readouterr().err
+    assert _extract("Extract/job004") == 0
+    capsys.readouterr()
+    assert main(["convert", "Extract/job004/particles.star", "-o", "Select/job005/p.star"]) == 0
+    assert "found neither" not in capsys.readouterr().err
+
+
 def test_relions_project_names_are_found_from_outside_the_project(
     tmp_path, shared_data, monkeypatch
 ):

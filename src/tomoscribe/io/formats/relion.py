@@ -82,6 +82,7 @@ from ..image_names import (
     located_companion_names,
     located_image_names,
     relion_image_name,
+    split_image_name,
 )
 from ..microscope import MICROSCOPE_LABELS, checked_microscope
 from .registry import ParticleFormat
@@ -968,11 +969,32 @@ def _write_copy(blocks: dict, key: str, block: pd.DataFrame, source: Path, outpu
     images, ctf = _located_images(block, source)  # each image and its CTF volume alike
     for column, names in (("rlnImageName", images), ("rlnCtfImage", ctf)):
         if names is not None:
+            _warn_of_missing_files(names, column, source)
             block[column] = [relion_image_name(name, here) for name in names]
     blocks[key] = block
     with atomic_path(output) as tmp:
         starfile.write(blocks, tmp, float_format="%.12g", overwrite=True)
     return output
+
+
+def _warn_of_missing_files(located: list, column: str, source: Path) -> None:
+    """Say how many of the files a column names (as :func:`_located_images` found them:
+    absolute where found) exist nowhere: a copy of a STAR file whose subtomograms were
+    deleted or never copied still names them, as RELION's own selections would, but
+    relion_refine would stop at the first."""
+    import warnings
+
+    files = {split_image_name(str(name))[1] for name in located}
+    missing = sorted(f for f in files if not (Path(f).is_absolute() and Path(f).is_file()))
+    if missing:
+        one = len(missing) == 1
+        warnings.warn(
+            f"{len(missing)} of the {len(files)} files that {source.name} names in "
+            f"{column} ({missing[0]}{'' if one else ', …'}) {'is' if one else 'are'} found "
+            "neither beside it, nor from the working folder, nor in a folder above it; "
+            f"{'its name is' if one else 'their names are'} written as given.",
+            stacklevel=3,
+        )
 
 
 def _read_keeping_names(source: Path) -> dict:
