@@ -1086,10 +1086,17 @@ def _runs_along(line: np.ndarray, level: np.ndarray) -> np.ndarray:
 
 def _copied_line(i, others, lines, tangents, labels, radius, max_depth) -> int | None:
     """The line of ``others`` that line ``i`` is a copy of (:func:`_copy_fraction` of
-    all of them ≥ ½; the one it runs along over the largest fraction), or None."""
-    if _copy_fraction(i, others, lines, tangents, labels, radius, max_depth) < 0.5:
+    all of them together, or of one alone, ≥ ½; the one it runs along over the largest
+    fraction), or None.  One alone as well: where two tubes of a bundle run side by side,
+    a copy of one is nearer the other from above along part of its length, where the
+    other's component differs (the demo's lamella cell 19 at ±45°: a copy 39 voxels
+    under its tube, 0.52 of it along that tube alone, 0.29 counted together)."""
+    if not others:
         return None
     fractions = [_copy_fraction(i, [k], lines, tangents, labels, radius, max_depth) for k in others]
+    together = _copy_fraction(i, others, lines, tangents, labels, radius, max_depth)
+    if max(together, *fractions) < 0.5:
+        return None
     return others[int(np.argmax(fractions))]
 
 
