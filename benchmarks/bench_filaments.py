@@ -63,7 +63,9 @@ SHAPE = (64, 160, 160)
 VOXEL_A = 10.0
 #: Share of a tube's voxels a perfect segmentation must keep about an axis point for
 #: the tube to count as in the data there (`seen_along_axes`: 0.00–0.03 where the
-#: wedge erased a tube near x, ≥ 0.1 along the rest of the demo's tubes).
+#: wedge erased a tube near x; 87% of the lamella cells' axis points keep ≥ 0.5, 7.5%
+#: < 0.2, a continuous tail: tubes less than half seen at ±60° on cells 1–30, the
+#: painted tubes as label, are 1 at 0.02–0.03, 3 at 0.05, 4 at 0.1, 7 at 0.2).
 SEEN_LEVEL = 0.05
 
 
