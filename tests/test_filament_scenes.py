@@ -507,10 +507,9 @@ def test_pieces_along_a_side_face_join_across_the_margin_where_no_ridge_is_sough
 
 
 def test_a_copy_in_the_wedge_s_side_lobe_of_a_hidden_tube_is_dropped():
-    """The wedge's response to a hidden tube rings in depth: past a few empty voxels
-    above the tube's column lies a narrower column of its own (the demo's lamella cell 7
-    at ±60°: a tube 3° from x at depth 44 in a column 18 voxels wide, a lobe 9 wide at
-    depths 70–95, traced 38 voxels deeper).  Being another component, the lobe's line
+    """Past a few empty voxels beyond a hidden tube's column may lie a narrower column of
+    its own (the demo's lamella cell 7 at ±60°: a tube 3° from x at depth 44 in a column
+    18 voxels wide, a lobe 9 wide at depths 70–95, traced 38 voxels deeper).  Being another component, the lobe's line
     was kept; a line in a column under 0.6 as wide is dropped whatever the components.
     Two stacked tubes in separate columns of equal width both stay."""
     from tomoscribe.structure.filaments import without_depth_ghosts

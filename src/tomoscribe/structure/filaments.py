@@ -71,8 +71,8 @@ medial ridge of the mask seen at the scale of the tube:
    depth and is dropped (:func:`without_depth_ghosts`), as is a mostly hidden line in
    a column narrower than that of another mostly hidden one it runs along (the column
    is widest about the tube's own depth) or overlapping one end to end in such a
-   column, or in a column under 0.6 as wide in another component of the feature (the
-   wedge's response rings in depth: a side lobe past a gap, :func:`_lobe_copy_of`);
+   column, or in a column under 0.6 as wide in another component of the feature (a
+   side lobe of the smear past a gap, :func:`_lobe_copy_of`);
    where such a copy goes on past its tube's
    line, that line is carried on along the copy's track at its own depth
    (:func:`_carried_along_copy`); and two lines that overlap
@@ -965,10 +965,11 @@ GHOST_LOBE_RATIO = 0.6
 def _lobe_copy_of(i, wider, lines, tangents, widths, radius) -> int | None:
     """The line of ``wider`` whose column line ``i``'s is a side lobe of, or None.
 
-    The wedge's response to a hidden tube rings in depth: beyond the column about the
-    tube, past a gap of a few empty voxels, lies a narrower column of its own (the
-    demo's lamella cell 7 at ±60°: a tube 3° from x at depth 44 in a column 18 voxels
-    wide, a lobe 9 wide at depths 70–95, traced 38 voxels deeper).  So a mostly hidden
+    Beyond the column the wedge smears a hidden tube into, past a gap of a few empty
+    voxels, may lie a narrower column of its own (the demo's lamella cell 7 at ±60°: a
+    tube 3° from x at depth 44 in a column 18 voxels wide, a lobe 9 wide at depths 70–95
+    and 0–16, traced 38 voxels deeper; about half the volume's depth from the tube, so
+    perhaps the simulator's circular wedge filter wrapping, not settled).  So a mostly hidden
     line running along a mostly hidden one from above, at most 4 R above or below, in
     a column narrower than :data:`GHOST_LOBE_RATIO` of its column is dropped whatever
     the components (two stacked tubes have columns of equal width, 15.3 voxels each for
