@@ -24,9 +24,10 @@ through membranes (which keep those voxels).  ``--bend-limit``,
 ``min_bend_radius_nm``, ``spread_filament_directions``, ``filament_depths``).
 
 Each result also holds ``in_data``: the same lines scored against the tubes a perfect
-segmentation holds (`seen_along_axes`: at each axis point the share of the tube's
-voxels within R + 1 that the thresholded mask keeps, ≥ `SEEN_LEVEL`; a tube seen
-along less than half of its axis is left out, and the lines along it).  A tube within
+segmentation holds (`seen_along_axes`: at each axis point the share of the label's
+voxels (the feature's tubes) within R + 1 that the thresholded mask keeps, ≥
+`SEEN_LEVEL`; a tube seen along less than half of its axis is left out, and the lines
+along it).  A tube within
 a few degrees of x off the mid-plane is erased by the wedge: its Fourier components lie
 in the plane k_x ≈ 0, of which a ±60° series measures only the k_z = 0 line, and with
 the threshold set by the other tubes its mask holds nothing over hundreds of voxels.

@@ -509,8 +509,9 @@ def test_pieces_along_a_side_face_join_across_the_margin_where_no_ridge_is_sough
 def test_a_copy_in_the_wedge_s_side_lobe_of_a_hidden_tube_is_dropped():
     """Past a few empty voxels beyond a hidden tube's column may lie a narrower column of
     its own (the demo's lamella cell 7 at ±60°: a tube 3° from x at depth 44 in a column
-    18 voxels wide, a lobe 9 wide at depths 70–95, traced 38 voxels deeper).  Being another component, the lobe's line
-    was kept; a line in a column under 0.6 as wide is dropped whatever the components.
+    18 voxels wide, a lobe 9 wide at depths 70–95, traced 38 voxels deeper).  Being
+    another component, the lobe's line was kept; a line in a column under 0.6 as wide is
+    dropped whatever the components.
     Two stacked tubes in separate columns of equal width both stay."""
     from tomoscribe.structure.filaments import without_depth_ghosts
 
@@ -609,3 +610,29 @@ def test_a_copy_nearer_the_other_tube_of_a_bundle_from_above_is_dropped():
     tube, neighbour, copy = level(61, 50), level(75, 72), level(22, 61.5)
     kept = without_depth_ghosts([tube, neighbour, copy], 12.5, tilt, mask)
     assert [(k[0, 0], k[0, 1]) for k in kept] == [(61, 50), (75, 72)]
+
+
+@pytest.mark.parametrize("azimuth", [40, 50])
+def test_two_level_lines_stacked_17_voxels_apart_at_45_degrees_stay_two(azimuth):
+    """A review: at ±45° a tube along y keeps only half its wall, so a fixed 45% took in
+    every level tube within 60° of x, and two level lines 17 voxels apart in depth,
+    40–50° from x, overlapping end to end from above, were joined (with the 1.5 R allowed
+    where hidden).  The share is relative to a tube along y, and 1.5 R allowed only
+    where the wedge hides the tube."""
+    from tomoscribe.structure.filaments import shingles_joined
+
+    a = np.radians(azimuth)
+    along = np.array([0.0, np.sin(a), np.cos(a)])
+
+    def pieces(run_off, apart):
+        t = np.arange(0.0, 190.0)
+        first = np.array([60.0, 20.0, 20.0]) + t[:, None] * along
+        first[150:, 0] += run_off / 40 * (t[150:] - 150)
+        u = np.arange(150.0, 340.0)
+        second = np.array([60.0 + apart, 20.0, 20.0]) + u[:, None] * along
+        second[:40, 0] += run_off - run_off / 40 * (u[:40] - 150)
+        return [first, second]
+
+    tilt = (-45, 45)
+    assert len(shingles_joined(pieces(0.0, 17.0), 12.5, tilt)) == 2
+    assert len(shingles_joined(pieces(0.0, 17.0), 12.5, (-60, 60))) == 2

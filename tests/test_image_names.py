@@ -103,9 +103,10 @@ def test_a_copy_says_which_named_files_it_could_not_find(project, capsys):
         "Extract/job001/subtomo_000001.mrc",
         "Extract/job001/subtomo_000002.mrc",
     ]
-    # with every file present nothing is said
+    # a copy of the copy still names the deleted file, and says so again
     assert main(["convert", "Select/job002/p.star", "-o", "Select/job003/q.star"]) == 0
     assert "names in rlnImageName" in capsys.readouterr().err
+    # with every file present nothing is said
     assert _extract("Extract/job004") == 0
     capsys.readouterr()
     assert main(["convert", "Extract/job004/particles.star", "-o", "Select/job005/p.star"]) == 0

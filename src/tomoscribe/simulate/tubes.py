@@ -102,9 +102,9 @@ def seen_along_axes(
     label: np.ndarray, mask: np.ndarray, axes: list[np.ndarray], radius: float
 ) -> list[np.ndarray]:
     """Fraction of each axis point's tube that a segmentation holds: of the ``label``
-    voxels (the painted tubes, truth) within ``radius`` + 1 voxels of the point, the
-    share that ``mask`` (the tubes seen through the wedge, thresholded) keeps; 0 where
-    the label holds none there.
+    voxels (the painted tubes, truth: all of them, so where two cross, the other's
+    count too) within ``radius`` + 1 voxels of the point, the share that ``mask`` (the
+    tubes seen through the wedge, thresholded) keeps; 0 where the label holds none.
 
     Where a tube runs within a few degrees of x (across the tilt axis) the wedge
     leaves almost nothing of it (its Fourier components lie in the plane k_x ≈ 0, all

@@ -77,8 +77,9 @@ medial ridge of the mask seen at the scale of the tube:
    line, that line is carried on along the copy's track at its own depth
    (:func:`_carried_along_copy`); and two lines that overlap
    end to end seen from above there (one piece's end ran off in depth over the
-   other's; compared so where less than 45% of the wall is seen, and joined where the
-   two part within 1.5 R in depth) are cut back and joined (:func:`shingles_joined`),
+   other's; compared so where less than 0.675 of a tube along y's wall is seen, 45% at
+   ±60°, and joined where the two part within 1.5 R in depth where hidden) are cut back
+   and joined (:func:`shingles_joined`),
    as are two level lines
    (within 10°) that overlap end to end within R of each other in 3D where the walls
    are seen (one tube traced twice; stacked tubes pulled together by the wedge gave
@@ -688,10 +689,13 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
     start, stop = a[len(a) - tail - 1], b[head]
     # where they part, both are at the tube's depth: two level tubes stacked in z meet
     # end to end seen from above as well (a review's case), and stay two.  Stacked
-    # within R of each other from above, two tubes' axes lie ≥ √3 R apart in depth; a
-    # hidden line's depth wanders by up to R/2 each side (the demo's lamella cell 6 at
-    # ±60°: one tube's two pieces parted 13 voxels apart in depth, R 12.5)
-    if abs(stop[0] - start[0]) > SHINGLE_MAX_DEPTH_STEP * radius:
+    # within R of each other from above, two tubes' axes lie ≥ √3 R apart in depth;
+    # where the wedge hides the tube a line's depth wanders (the demo's lamella cell 6
+    # at ±60°: one tube's two pieces parted 13 voxels apart in depth, R 12.5), so there
+    # 1.5 R is allowed, elsewhere R (a review: two level lines 17 voxels apart, 40–50°
+    # from x at ±45°, were joined with 1.5 R)
+    hidden = np.mean(hidden_by_wedge(level, tilt_range_deg)) >= 0.5
+    if abs(stop[0] - start[0]) > (SHINGLE_MAX_DEPTH_STEP if hidden else 1.0) * radius:
         return None
     if components is not None:
         labels = _component_near(np.vstack([start, stop]), components, radius)
@@ -702,26 +706,30 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
     return np.vstack([a[: len(a) - tail], bridge, b[head:]])
 
 
-#: Most a shingle's two lines may lie apart in depth where they part (:func:`_shingle`),
-#: in tube radii R.
+#: Most a shingle's two lines may lie apart in depth where they part where the wedge
+#: hides the tube (:func:`_shingle`), in tube radii R; elsewhere R.
 SHINGLE_MAX_DEPTH_STEP = 1.5
-#: Below this fraction of its wall seen (:func:`visible_wall_fraction`), a tube's depth
-#: is too poorly in the data for two overlapping lines to be compared in 3D
-#: (:func:`_shingle`): its lines' ends run off in depth along the overlap.
-SHINGLE_SEEN_FRACTION = 0.45
+#: Below this share of the wall a tube along y keeps (its most, :func:`visible_wall_fraction`),
+#: a tube's depth is too poorly in the data for two overlapping lines to be compared in
+#: 3D (:func:`_shingle`): its lines' ends run off in depth along the overlap.  At ±60°
+#: (⅔ along y) 0.45 of the wall, within ~30° of x.
+SHINGLE_SEEN_SHARE = 0.675
 
 
 def _barely_seen(line: np.ndarray, tilt_range_deg) -> np.ndarray:
-    """Whether the tilt series measures less than :data:`SHINGLE_SEEN_FRACTION` of a
-    tube's wall at each point of a polyline (z, y, x): within ~30° of x at ±60°, where
-    the ridge of a tube already runs off in depth at a piece's end (the demo's lamella
-    cells 9 and 26 at ±60°: tubes 24° and 20° from x traced as two pieces overlapping
-    by 50 voxels, each end 8–12 voxels off in depth).  :func:`hidden_by_wedge` is the
-    stricter ⅓."""
+    """Whether the tilt series measures less than :data:`SHINGLE_SEEN_SHARE` of what it
+    measures of a tube along y, at each point of a polyline (z, y, x): within ~30° of x
+    at ±60°, where the ridge of a tube already runs off in depth at a piece's end (the
+    demo's lamella cells 9 and 26 at ±60°: tubes 24° and 20° from x traced as two pieces
+    overlapping by 50 voxels, each end 8–12 voxels off in depth).  Relative to the
+    tilt range's best, not absolute: at ±45° a tube along y keeps only half its wall
+    (a review: 0.45 of the wall took in every level tube within 60° of x there).
+    :func:`hidden_by_wedge` is the stricter ⅓ of the wall."""
     if len(line) < 2 or tilt_range_deg is None:
         return np.zeros(len(line), bool)
     fraction = visible_wall_fraction(np.gradient(line, axis=0), tilt_range_deg)
-    return fraction < SHINGLE_SEEN_FRACTION
+    best = float(visible_wall_fraction(np.array([[0.0, 1.0, 0.0]]), tilt_range_deg)[0])
+    return fraction < SHINGLE_SEEN_SHARE * best
 
 
 #: Steepest chord (degrees from the xy plane) of two overlapping stretches where the
@@ -775,9 +783,9 @@ def shingles_joined(
     where the two lie within :data:`SHINGLE_MAX_DEPTH_STEP` R of each other in depth at
     those two points (the run-off is inside the overlap) and, with ``components``, in
     the same component of the feature: two level tubes stacked in z also meet end to
-    end seen from above.  "Where the wedge hides the tube" is here where less than
-    :data:`SHINGLE_SEEN_FRACTION` of its wall is seen (:func:`_barely_seen`), not the
-    ⅓ of :func:`hidden_by_wedge`.  Where
+    end seen from above (R where the walls are partly seen).  "Where the wedge hides
+    the tube" is here where less than :data:`SHINGLE_SEEN_SHARE` of what a tube along y
+    keeps is seen (:func:`_barely_seen`), not the ⅓ of :func:`hidden_by_wedge`.  Where
     the walls are in the data, two lines are joined so only where the overlap of each
     lies within R of the other in 3D and runs within 10° of level (:func:`_level_along`):
     one tube traced twice over a stretch (the demo's
@@ -1766,6 +1774,8 @@ def _stretch_bounds(axes: list[np.ndarray]) -> list[tuple[int, int, int]]:
 def _scored_stretches(axes: list[np.ndarray], min_length: float, seen):
     """The stretches :func:`score_centrelines` scores: (index of each one's axis, the
     stretches, whether each is left out, whether each is left out as unseen)."""
+    if seen is not None and [len(f) for f in seen] != [len(a) for a in axes]:
+        raise ValueError("seen needs one flag per point of each axis")
     bounds = _stretch_bounds(axes)
     source = [k for k, _, _ in bounds]
     flags = [None if seen is None else np.asarray(seen[k], bool)[a:b] for k, a, b in bounds]

@@ -984,7 +984,7 @@ def _warn_of_missing_files(located: list, column: str, source: Path) -> None:
     relion_refine would stop at the first."""
     import warnings
 
-    files = {split_image_name(str(name))[1] for name in located}
+    files = {split_image_name(str(name))[1] for name in located} - {"", "nan", "None"}
     missing = sorted(f for f in files if not (Path(f).is_absolute() and Path(f).is_file()))
     if missing:
         one = len(missing) == 1
