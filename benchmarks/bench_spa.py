@@ -2,14 +2,16 @@
 
     python benchmarks/bench_spa.py [--micrographs 24] [--annotated 3] [--size 1024]
         [--steps 2500] [--no-self-training] [--speed-size 4096] [--threads 1]
-        [--seed 0] [--train-seed S] [--aggregate-share 0.5] [--out spa-bench.json]
+        [--seed 0] [--train-seed S] [--pairs 2] [--aggregate-share 0.5] [--out spa-bench.json]
+        [--picker-out picker.tsp]
 
 Simulates ``--micrographs`` micrographs (bundled 1bxn, 4 Å pixels, defocus cycling
 0.8/1.9/3.0 µm, contamination, aggregates, a carbon edge on every fourth), draws 15
 good/background/bad boxes on the first ``--annotated`` as an annotator would, trains
-the two networks (timed, on all cores torch is given; a fifth of each box set held out
-to choose the threshold on; self-training on the annotated micrographs unless
-``--no-self-training``; ``--aggregate-share`` of network 2's bad patches synthetic
+``--pairs`` pairs of the two networks (timed, on all cores torch is given; each pair
+with another fifth of each box set held out, the threshold chosen on them all;
+self-training on the annotated micrographs unless ``--no-self-training``;
+``--aggregate-share`` of network 2's bad patches synthetic
 aggregates, 0 for none), picks the held-out micrographs with that threshold and
 scores against truth (precision and recall of isolated
 particles within a quarter diameter, aggregates and contamination left unpicked); the
@@ -43,11 +45,11 @@ from tomoscribe.simulate.micrographs import (
     simulate_micrograph_set,
 )
 from tomoscribe.spa import network
+from tomoscribe.spa.ensemble import DEFAULT_PAIRS, train_ensemble
 from tomoscribe.spa.micrographs import shrink_and_normalise, to_shrunk
-from tomoscribe.spa.picking import pick_micrograph
+from tomoscribe.spa.picking import pick_micrograph, save_picker
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_micrograph, summarise
-from tomoscribe.spa.selftraining import train_picker
 from tomoscribe.spa.trainset import build_trainset, cut_patches
 
 
@@ -76,8 +78,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-seed", type=int, default=None)
+    parser.add_argument("--pairs", type=int, default=DEFAULT_PAIRS)
     parser.add_argument("--aggregate-share", type=float, default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--picker-out", default=None, help="keep the trained picker (.tsp)")
     args = parser.parse_args()
     if args.aggregate_share is not None:
         network.AGGREGATE_SHARE = args.aggregate_share
@@ -94,17 +98,25 @@ def main() -> None:
     trainset = build_trainset({n: truths[n]["image"] for n in annotated}, 4.0, sets, box_px)
     train_threads = torch.get_num_threads()
     start = time.perf_counter()
-    pair, record = train_picker(
+    picker, record = train_ensemble(
         trainset,
+        pairs=args.pairs,
         steps=args.steps,
         seed=args.seed if args.train_seed is None else args.train_seed,
         self_training=not args.no_self_training,
     )
     train_s = time.perf_counter() - start
+    if args.picker_out:
+        keys = ("box_px", "shrink", "pixel_size_A", "geometry")
+        kept = {k: trainset["record"][k] for k in keys}
+        kept.update(threshold=record["calibration"]["threshold"], training=record)
+        save_picker(args.picker_out, picker, kept)
     threshold = record["calibration"]["threshold"]  # chosen on boxes held out of training
     cnn_at = {
         t: _score(
-            truths, held_out, lambda n, im, t=t: pick_micrograph(pair, im, n, trainset["record"], t)
+            truths,
+            held_out,
+            lambda n, im, t=t: pick_micrograph(picker, im, n, trainset["record"], t),
         )
         for t in (0.3, 0.4, 0.5, 0.6, threshold)
     }
@@ -141,7 +153,7 @@ def main() -> None:
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        pick_micrograph(pair, big, "big", trainset["record"], threshold)
+        pick_micrograph(picker, big, "big", trainset["record"], threshold)
         times.append(time.perf_counter() - start)
     pick_s = float(np.median(times))
     result = {
@@ -151,8 +163,10 @@ def main() -> None:
         "steps": args.steps,
         "seed": args.seed,
         "train_seed": record["seed"],
+        "pairs": args.pairs,
         "threshold": threshold,
         "calibration": record["calibration"],
+        "pair_thresholds": [m["calibration"]["threshold"] for m in record["members"]],
         "self_training": record["self_training"],
         "synthetic_aggregates": record.get("synthetic_aggregates"),
         "simulate_s": simulate_s,
@@ -175,7 +189,8 @@ def main() -> None:
         "picks_on_carbon",
     )
     print(
-        f"training {train_s:.1f} s ({args.steps} steps × 2 networks, self-training "
+        f"training {train_s:.1f} s ({args.pairs} pair(s), {args.steps} steps × 2 networks, "
+        f"self-training "
         f"{record['self_training']}, synthetic aggregates "
         f"{record.get('synthetic_aggregates')}); picking a "
         f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s)"

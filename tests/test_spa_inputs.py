@@ -193,7 +193,7 @@ def test_a_tomogram_among_the_micrographs_is_called_a_volume(tiny, capsys):
 def test_a_threshold_from_held_out_boxes_the_networks_scored_low_is_said(tiny, capsys, monkeypatch):
     """bench_spa: one training of ten scored its 3 held-out good boxes a median 0.11 and
     took 0.06 as its threshold (precision 0.78), without a word."""
-    from tomoscribe.spa import network
+    from tomoscribe.spa import ensemble, network
 
     low = {
         "threshold": 0.058,
@@ -209,12 +209,13 @@ def test_a_threshold_from_held_out_boxes_the_networks_scored_low_is_said(tiny, c
     assert network.calibration_warning({**low, "held_out_good_median": 0.88}) is None
     assert network.calibration_warning({"threshold": 0.5, "held_out_boxes": 0}) is None
     assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
-    monkeypatch.setattr(network, "calibrate_on_held_out", lambda *args: dict(low))
+    pooled = {**low, "held_out_boxes": {"good": 6, "background": 6, "bad": 6}}
+    monkeypatch.setattr(ensemble, "calibrate_on_folds", lambda *args: dict(pooled))
     capsys.readouterr()
     argv = ["spa", "train", str(tiny / "set.tss"), "-o", str(tiny / "p.tsp"), "--steps", "2"]
     assert main([*argv, "--no-self-training"]) == 0
     err = capsys.readouterr().err
-    assert "warning: the networks score the 3 good boxes held out of training low" in err
+    assert "warning: the networks score the 6 good boxes held out of training low" in err
     assert (tiny / "p.tsp").is_file()
 
 

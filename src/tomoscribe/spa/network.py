@@ -182,10 +182,13 @@ def train_pair(
     say=None,
     held_out: float = 0.2,
     extra_good: tuple[np.ndarray, np.ndarray] | None = None,
+    fold: int = 0,
 ) -> tuple[PickerPair, dict]:
     """Train both networks on a training set (:mod:`tomoscribe.spa.trainset`), holding
     ``held_out`` of each set's boxes out of training to choose the picking threshold
-    on them (:func:`calibrate_on_held_out`).  ``extra_good`` (patches (n, patch,
+    on them (:func:`calibrate_on_held_out`): fold ``fold`` of the order ``seed`` draws
+    (:func:`split_boxes`), the networks started, their crops and synthetic aggregates
+    drawn from ``seed + fold`` (fold 0: ``seed``).  ``extra_good`` (patches (n, patch,
     patch) and their centres' offsets (n, 2), as the set's good ones) are trained on
     with the good boxes by network 1 (good against background) and never held out
     (:mod:`tomoscribe.spa.selftraining`); network 2 (good against bad) learns from the
@@ -194,21 +197,15 @@ def train_pair(
     Returns the pair (on the CPU, in eval mode) and a record with the final losses and
     ``calibration`` (``threshold`` and how it was found).
     """
-    if steps < 1 or batch < 2:
-        raise ParameterError(
-            "`steps` must be at least 1 and `batch` at least 2.", parameter=["steps", "batch"]
-        )
-    if not 0 <= held_out < 0.5:
-        raise ParameterError(
-            f"`held_out` must lie in [0, 0.5), got {held_out}.", parameter="held_out"
-        )
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    _check_training(steps, batch, held_out, fold)
+    start = seed + fold
+    torch.manual_seed(start)
+    generator = torch.Generator().manual_seed(start)
     geometry = trainset["record"]["geometry"]
     size, box = int(geometry["input"]), float(geometry["box"])
-    train, held = split_boxes(trainset, held_out, seed)
+    train, held = split_boxes(trainset, held_out, seed, fold)
     sets, good_centres = _turned_sets(_with_extra_good(train, extra_good), len(train["good"]))
-    added = _add_synthetic_aggregates(sets, good_centres, len(train["good"]), box, seed)
+    added = _add_synthetic_aggregates(sets, good_centres, len(train["good"]), box, start)
     pair = PickerPair().to(device)
     losses = {}
     for name, network in (("background", pair.background), ("bad", pair.bad)):
@@ -242,11 +239,25 @@ def train_pair(
         "batch": batch,
         "learning_rate": learning_rate,
         "seed": seed,
+        "fold": fold,
         "turns_deg": list(TURNS_DEG),
         "synthetic_aggregates": added,
         "final_loss": losses,
         "calibration": calibration,
     }
+
+
+def _check_training(steps: int, batch: int, held_out: float, fold: int) -> None:
+    if steps < 1 or batch < 2:
+        raise ParameterError(
+            "`steps` must be at least 1 and `batch` at least 2.", parameter=["steps", "batch"]
+        )
+    if not 0 <= held_out < 0.5:
+        raise ParameterError(
+            f"`held_out` must lie in [0, 0.5), got {held_out}.", parameter="held_out"
+        )
+    if fold < 0:
+        raise ParameterError(f"`fold` must be 0 or more, got {fold}.", parameter="fold")
 
 
 def _turned_sets(train: dict, n_drawn: int) -> tuple[dict, dict]:
@@ -306,10 +317,13 @@ def _with_extra_good(train: dict, extra_good) -> dict:
     }
 
 
-def split_boxes(trainset: dict, fraction: float, seed: int) -> tuple[dict, dict]:
+def split_boxes(trainset: dict, fraction: float, seed: int, fold: int = 0) -> tuple[dict, dict]:
     """Each set's patches split at random into (training, held out); ``fraction`` of
-    each set (at least one box, and only from sets of at least 4) is held out.  The
-    good boxes' centre offsets (``good_offsets``) are split with them."""
+    each set (at least one box, and only from sets of at least 4) is held out: the
+    ``fold``-th such share of one random order per set that ``seed`` draws, so folds 0,
+    1, … of one seed hold out different boxes (wrapping round the set once they run
+    past its end).  The good boxes' centre offsets (``good_offsets``) are split with
+    them."""
     from .trainset import good_offsets
 
     rng = np.random.default_rng(seed)
@@ -319,10 +333,13 @@ def split_boxes(trainset: dict, fraction: float, seed: int) -> tuple[dict, dict]
         n = len(patches)
         k = max(1, int(round(fraction * n))) if n >= 4 and fraction > 0 else 0
         order = rng.permutation(n)
-        held[name], train[name] = patches[order[:k]], patches[order[k:]]
+        out = np.zeros(n, bool)
+        out[(fold * k + np.arange(k)) % max(n, 1)] = True  # places in the order
+        kept, left = order[out], order[~out]  # both in the drawn order
+        held[name], train[name] = patches[kept], patches[left]
         if name == "good":
             offsets = good_offsets(trainset)
-            held["good_offsets"], train["good_offsets"] = offsets[order[:k]], offsets[order[k:]]
+            held["good_offsets"], train["good_offsets"] = offsets[kept], offsets[left]
     return train, held
 
 
@@ -405,22 +422,37 @@ def calibration_warning(calibration: dict) -> str | None:
     )
 
 
-def calibrate_on_held_out(pair: PickerPair, held: dict, geometry: dict) -> dict:
-    """The picking threshold from boxes held out of training
-    (:func:`held_out_threshold`) on the best score within a quarter box of each good box's
-    centre against the best within half a box of each background and bad box's centre
-    (where the annotator vouches that no particle is; a box's own 8 quarter turns and
-    mirrors count as 8 scores).  Returns the record kept in the picker file."""
+def held_out_scores(pair, held: dict, geometry: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The scores :func:`calibrate_on_held_out` chooses its threshold from: the best
+    score within a quarter box of each held-out good box's centre, and the best within
+    half a box of each background and bad box's centre (where the annotator vouches
+    that no particle is), each box in its 8 quarter turns and mirrors: (good, negative).
+    ``pair``: a :class:`PickerPair` or anything scoring image batches as one does."""
     size, box = int(geometry["input"]), float(geometry["box"])
     good = box_scores(pair, held["good"], size, box / 4, held["good_offsets"])
-    negative = np.concatenate(
-        [box_scores(pair, held[k], size, box / 2) for k in ("background", "bad") if len(held[k])]
-    )
+    negative = [box_scores(pair, held[k], size, box / 2) for k in ("background", "bad")]
+    return good, np.concatenate([n for n in negative if len(n)] or [np.zeros(0)])
+
+
+def calibrate_on_held_out(pair, held: dict, geometry: dict) -> dict:
+    """The picking threshold from boxes held out of training (:func:`held_out_threshold`
+    on :func:`held_out_scores`).  Returns the record kept in the picker file."""
+    return calibrate_on_folds([pair], [held], geometry)
+
+
+def calibrate_on_folds(pairs: list, helds: list[dict], geometry: dict) -> dict:
+    """:func:`calibrate_on_held_out` for pairs trained with different folds held out
+    (:mod:`tomoscribe.spa.ensemble`): each fold's boxes (``helds[k]``) scored by the
+    pair that did not train on them (``pairs[k]``), all folds' scores pooled."""
+    scores = [held_out_scores(pair, held, geometry) for pair, held in zip(pairs, helds)]
+    good = np.concatenate([g for g, _ in scores])
+    negative = np.concatenate([n for _, n in scores])
     threshold, f1 = held_out_threshold(good, negative)
+    counts = {k: int(sum(len(held[k]) for held in helds)) for k in ("good", "background", "bad")}
     return {
         "threshold": threshold,
         "held_out_f1": f1,
-        "held_out_boxes": {k: int(len(held[k])) for k in ("good", "background", "bad")},
+        "held_out_boxes": counts,
         "held_out_good_median": float(np.median(good)),
         "held_out_negative_p90": float(np.percentile(negative, 90)),
     }

@@ -1,11 +1,13 @@
 """Picking on whole micrographs: score maps, local maxima, picker files.
 
-The two networks (:mod:`tomoscribe.spa.network`) run once over the whole shrunk,
-normalised micrograph (mirrored to a multiple of 4 pixels); the product of their
-probabilities is brought back to the shrunk sampling by bilinear interpolation (which
-puts output pixel j at input pixel 4j + 1.5, as the network's pooling does), and picks
-are its local maxima (scikit-image ``peak_local_max``) above a threshold, at least a
-minimum distance apart and away from the edges, each with its score.  Each pick is then
+The two networks (:mod:`tomoscribe.spa.network`; each pair's of a picker of several,
+their probabilities averaged network by network: :mod:`tomoscribe.spa.ensemble`) run
+once over the whole shrunk, normalised micrograph (mirrored to a multiple of 4
+pixels); the geometric mean of their probabilities is brought back to the shrunk
+sampling by bilinear interpolation (which puts output pixel j at input pixel 4j + 1.5,
+as the network's pooling does), and picks are its local maxima (scikit-image
+``peak_local_max``) above a threshold, at least a minimum distance apart and away from
+the edges, each with its score.  Each pick is then
 moved to the top of a Gaussian through the networks' own samples around it
 (:func:`refine_peaks`; the bilinear map's maxima sit on the networks' grid, 4 shrunk
 pixels apart).  Coordinates go back to full-resolution pixels.
@@ -30,29 +32,34 @@ import pandas as pd
 import torch
 
 from ..errors import ParameterError
+from .ensemble import MAX_PAIRS, PickerEnsemble
 from .micrographs import shrink_and_normalise, to_full
 from .network import DEFAULT_THRESHOLD, PickerPair
 
 _KEY = "tomoscribe_spa_picker"
-#: 2: micrographs normalised after removing their local mean, threshold chosen on
-#: held-out boxes.  Version-1 pickers saw globally normalised micrographs: refused.
-VERSION = 2
+#: 3: one or more pairs of networks (:mod:`tomoscribe.spa.ensemble`), ``pairs`` in the
+#: record.  2: one picker, micrographs normalised after removing their local mean,
+#: threshold chosen on held-out boxes (still read, as a picker of one picker).  Version-1
+#: pickers saw globally normalised micrographs: refused.
+VERSION = 3
+#: A picker: one pair of networks, or several (:mod:`tomoscribe.spa.ensemble`).
+Picker = PickerPair | PickerEnsemble
 
 
-def network_scores(pair: PickerPair, image_small: np.ndarray) -> np.ndarray:
+def network_scores(picker: Picker, image_small: np.ndarray) -> np.ndarray:
     """The combined score (0–1) on the networks' own grid, a quarter of the shrunk
     sampling (node j at shrunk pixel 4j + 1.5): float32 (⌈h/4⌉, ⌈w/4⌉)."""
-    particle, not_bad = network_probabilities(pair, image_small)
+    particle, not_bad = network_probabilities(picker, image_small)
     return np.sqrt(particle * not_bad)
 
 
-def network_probabilities(pair: PickerPair, image_small: np.ndarray):
+def network_probabilities(picker: Picker, image_small: np.ndarray):
     """Network 1's and network 2's probabilities on their own grid (see
     :func:`network_scores`): two float32 arrays (⌈h/4⌉, ⌈w/4⌉)."""
     h, w = image_small.shape
     padded = np.pad(image_small, ((0, -h % 4), (0, -w % 4)), mode="reflect")
     with torch.inference_mode():
-        particle, not_bad = pair.probabilities(torch.as_tensor(padded)[None, None])
+        particle, not_bad = picker.probabilities(torch.as_tensor(padded)[None, None])
     return particle[0, 0].numpy(), not_bad[0, 0].numpy()
 
 
@@ -87,11 +94,11 @@ def crowded(
     )
 
 
-def score_map(pair: PickerPair, image_small: np.ndarray, coarse: np.ndarray | None = None):
+def score_map(picker: Picker, image_small: np.ndarray, coarse: np.ndarray | None = None):
     """The combined score (0–1) on the shrunk micrograph's pixels: float32 (h, w)
     (``coarse``: :func:`network_scores` if already computed)."""
     h, w = image_small.shape
-    coarse = network_scores(pair, image_small) if coarse is None else coarse
+    coarse = network_scores(picker, image_small) if coarse is None else coarse
     full = torch.nn.functional.interpolate(
         torch.as_tensor(coarse)[None, None], scale_factor=4, mode="bilinear", align_corners=False
     )
@@ -159,7 +166,7 @@ def peaks(
 
 
 def pick_micrograph(
-    pair: PickerPair,
+    picker: Picker,
     image: np.ndarray,
     name: str,
     record: dict,
@@ -179,7 +186,7 @@ def pick_micrograph(
     """
     small = shrink_and_normalise(image, int(record["shrink"]))
     full, values = pick_shrunk(
-        pair, small, record, threshold, min_distance_px, edge_px, isolation_px
+        picker, small, record, threshold, min_distance_px, edge_px, isolation_px
     )
     return pd.DataFrame(
         {"micrograph": name, "x": full[:, 0], "y": full[:, 1], "score": values.astype(float)}
@@ -187,7 +194,7 @@ def pick_micrograph(
 
 
 def pick_shrunk(
-    pair: PickerPair,
+    picker: Picker,
     small: np.ndarray,
     record: dict,
     threshold: float | None = None,
@@ -217,9 +224,9 @@ def pick_shrunk(
     min_distance_px = box / 2 if min_distance_px is None else min_distance_px
     edge_px = box / 2 if edge_px is None else edge_px
     isolation_px = 0.75 * box if isolation_px is None else isolation_px
-    particle, not_bad = network_probabilities(pair, small)
+    particle, not_bad = network_probabilities(picker, small)
     coarse = np.sqrt(particle * not_bad)
-    scores = score_map(pair, small, coarse)
+    scores = score_map(picker, small, coarse)
     edge_small = (edge_px + 0.5) / shrink - 0.5
     xy, values = peaks(scores, threshold, min_distance_px / shrink, edge_small)
     if len(xy):  # refined within the same edges
@@ -232,29 +239,44 @@ def pick_shrunk(
     return full[alone], values[alone]
 
 
-def save_picker(path: str | os.PathLike, pair: PickerPair, record: dict) -> Path:
-    """Write the two networks (safetensors) with their record (JSON)."""
+def save_picker(path: str | os.PathLike, picker: PickerEnsemble | PickerPair, record: dict) -> Path:
+    """Write the picker's networks (safetensors; one pair is written as a picker of one
+    pair) with their record (JSON, ``pairs`` added)."""
     from ..io.weights import save_weights
 
-    return save_weights(path, pair, _KEY, {"version": VERSION, **record})
+    if isinstance(picker, PickerPair):
+        picker = PickerEnsemble.of([picker])
+    return save_weights(
+        path, picker, _KEY, {"version": VERSION, **record, "pairs": len(picker.pairs)}
+    )
 
 
-def load_picker(path: str | os.PathLike) -> tuple[PickerPair, dict]:
-    """Read a picker written by :func:`save_picker`."""
+def load_picker(path: str | os.PathLike) -> tuple[PickerEnsemble, dict]:
+    """Read a picker written by :func:`save_picker` (or a one-pair picker of version 2)."""
     from ..errors import ModelFileError
     from ..io.weights import load_into, read_weights
 
     record, tensors = read_weights(path, _KEY, "picker")
-    if record.get("version", 0) > VERSION:
+    version = record.get("version", 0)
+    if version > VERSION:
         raise ModelFileError(f"{path} was written by a newer tomoscribe; update it.")
-    if record.get("version", 0) < VERSION:
+    if version < 2:
         raise ModelFileError(
             f"{path} was trained on micrographs normalised the old way (picker version "
-            f"{record.get('version', 0)}); train it again with `spa train`."
+            f"{version}); train it again with `spa train`."
         )
     for key in ("shrink", "box_px", "pixel_size_A", "threshold"):
         if key not in record:
             raise ModelFileError(f"{path} lacks `{key}` in its record; train it again.")
-    pair = PickerPair()
-    load_into(pair, tensors, path, "the two-network picker")
-    return pair.eval(), record
+    if version == 2:
+        pair = PickerPair()
+        load_into(pair, tensors, path, "the two-network picker")
+        return PickerEnsemble.of([pair]), {**record, "pairs": 1}
+    pairs = record.get("pairs")
+    if not isinstance(pairs, int) or not 1 <= pairs <= MAX_PAIRS:
+        raise ModelFileError(
+            f"{path} records {pairs!r} pairs of networks, not 1 to {MAX_PAIRS}; train it again."
+        )
+    picker = PickerEnsemble(pairs)
+    load_into(picker, tensors, path, f"a picker of {pairs} pairs of networks")
+    return picker.eval(), record

@@ -99,13 +99,15 @@ def train_picker(
     say=None,
     held_out: float = 0.2,
     self_training: bool = True,
+    fold: int = 0,
 ) -> tuple[PickerPair, dict]:
     """Train the picker's two networks, self-training on the annotated micrographs
     (module docstring) unless ``self_training`` is False or the set holds no
     micrographs (sets saved before they were kept).
 
     ``steps`` are the final pair's (the first pair trains for ``ROUND_ONE_FRACTION`` of
-    them); other parameters as :func:`~tomoscribe.spa.network.train_pair`.  Returns the
+    them); other parameters (``fold``: which boxes are held out) as
+    :func:`~tomoscribe.spa.network.train_pair`, both rounds alike.  Returns the
     pair and its record, with ``self_training``: what was added (``added``, per
     micrograph), the first round's steps and the score the added picks reached, or
     why nothing was.
@@ -117,6 +119,7 @@ def train_picker(
         device=device,
         say=say,
         held_out=held_out,
+        fold=fold,
     )
     kept = trainset.get("micrographs_small") and trainset.get("positions")
     if not self_training or not kept:

@@ -125,22 +125,25 @@ def train_picker_file(
     device: str = "auto",
     say: Callable[[str], None] = lambda message: None,
     self_training: bool = True,
+    pairs: int = 2,
 ) -> dict:
-    """Train the two networks (good vs background, good vs bad) on a training set file
-    for ``steps`` steps of ``batch`` patches each (2500: ``network.DEFAULT_STEPS``, why
-    there), a fifth of each set's boxes held out to choose the picking threshold on,
+    """Train ``pairs`` pairs of networks (good vs background, good vs bad; 2:
+    ``ensemble.DEFAULT_PAIRS``, why there) on a training set file for ``steps`` steps
+    of ``batch`` patches each (2500: ``network.DEFAULT_STEPS``, why there), each pair
+    with another fifth of each set's boxes held out to choose the picking threshold on,
     self-training on the annotated micrographs first (:mod:`tomoscribe.spa.selftraining`)
     unless ``self_training`` is False, and save the picker to ``output``.  Returns the
     picker's record (geometry, training history, ``threshold``)."""
     from ..core.device import resolve_device
+    from .ensemble import train_ensemble
     from .network import calibration_warning
     from .picking import save_picker
-    from .selftraining import train_picker
     from .trainset import load_trainset
 
     data = load_trainset(trainset)
-    pair, record = train_picker(
+    picker, record = train_ensemble(
         data,
+        pairs=pairs,
         steps=steps,
         batch=batch,
         seed=seed,
@@ -153,7 +156,7 @@ def train_picker_file(
         "training": record,
         "threshold": record["calibration"]["threshold"],
     }
-    save_picker(output, pair, full)
+    save_picker(output, picker, full)
     write_provenance(output, "spa train", full, [Path(trainset)])
     uncertain = calibration_warning(record["calibration"])
     if uncertain:
@@ -187,7 +190,7 @@ def pick_files(
     """
     from .picking import load_picker, pick_micrograph
 
-    pair, record = load_picker(picker)
+    networks, record = load_picker(picker)
     threshold = float(record["threshold"]) if threshold is None else threshold
     images, size = read_micrographs(micrographs, pixel_size_A)
     if abs(size - record["pixel_size_A"]) > 0.05 * record["pixel_size_A"]:
@@ -200,7 +203,7 @@ def pick_files(
     check_fits(images, int(record["box_px"]), "the picker's")
     check_edge(images, int(record["box_px"]) / 2 if edge is None else edge)
     tables = [
-        pick_micrograph(pair, image, name, record, threshold, min_distance, edge, isolation)
+        pick_micrograph(networks, image, name, record, threshold, min_distance, edge, isolation)
         for name, image in images.items()
     ]
     picks = pd.concat(tables, ignore_index=True)
