@@ -26,6 +26,7 @@ from tomoscribe.io.boxfiles import (
     write_info_files,
     write_star,
 )
+from tomoscribe.io.weights import save_weights
 from tomoscribe.simulate.micrographs import (
     MicrographParams,
     annotator_boxes,
@@ -47,7 +48,6 @@ from tomoscribe.spa.picking import (
     load_picker,
     pick_micrograph,
     refine_peaks,
-    save_picker,
 )
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_micrograph, summarise
@@ -770,7 +770,7 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
     assert not (tiny / "p3").exists()
     # a picker saved before the micrographs' normalisation changed (version 1) is refused
     pair, record = load_picker(tiny / "p.tsp")
-    save_picker(tiny / "old.tsp", pair, {**record, "version": 1})
+    save_weights(tiny / "old.tsp", pair, "tomoscribe_spa_picker", {**record, "version": 1})
     code = main(["spa", "pick", str(tiny / "old.tsp"), mics[0], "-o", str(tiny / "p_old")])
     assert code == 2 and "train it again" in capsys.readouterr().err
     assert not (tiny / "p_old").exists()

@@ -45,14 +45,16 @@ def _rows(patches: np.ndarray) -> set:
 
 def test_folds_hold_out_different_boxes_and_fold_0_is_the_plain_split(small_set):
     trainset, _ = small_set
-    plain_train, plain_held = split_boxes(trainset, 0.2, 7)
     held = [split_boxes(trainset, 0.2, 7, fold)[1] for fold in range(3)]
     trained = [split_boxes(trainset, 0.2, 7, fold)[0] for fold in range(3)]
+    rng = np.random.default_rng(7)  # the split before folds: one order per set, in turn
     for name in ("good", "background", "bad"):
         everything = _rows(trainset[name])
         assert len(everything) == 10
-        np.testing.assert_array_equal(held[0][name], plain_held[name])
-        np.testing.assert_array_equal(trained[0][name], plain_train[name])
+        order = rng.permutation(10)  # fold 0: the first fifth held out, the rest in order
+        np.testing.assert_array_equal(held[0][name], trainset[name][order[:2]])
+        np.testing.assert_array_equal(trained[0][name], trainset[name][order[2:]])
+        np.testing.assert_array_equal(held[1][name], trainset[name][order[2:4]])
         for fold in range(3):
             assert len(held[fold][name]) == 2
             assert not _rows(held[fold][name]) & _rows(trained[fold][name])
@@ -66,7 +68,7 @@ def test_folds_hold_out_different_boxes_and_fold_0_is_the_plain_split(small_set)
     for patch, offset in zip(held[1]["good"], held[1]["good_offsets"]):
         assert offsets[patch.tobytes()] == offset.tolist()
     # five folds of a 10-box set wrap round: fold 5 holds out fold 0's boxes again
-    np.testing.assert_array_equal(split_boxes(trainset, 0.2, 7, 5)[1]["good"], plain_held["good"])
+    np.testing.assert_array_equal(split_boxes(trainset, 0.2, 7, 5)[1]["good"], held[0]["good"])
 
 
 def test_an_ensemble_averages_probabilities_network_by_network():
@@ -116,6 +118,23 @@ def test_the_threshold_pools_each_fold_scored_by_the_pair_that_did_not_train_on_
         train_ensemble(trainset, pairs=6, steps=1)
 
 
+def test_one_pair_is_the_one_pair_picker_and_wrapping_folds_count_boxes_once(small_set):
+    from tomoscribe.spa.network import calibrate_on_folds
+    from tomoscribe.spa.selftraining import train_picker
+
+    trainset, _ = small_set
+    alone, alone_record = train_picker(trainset, steps=3, seed=5)
+    picker, record = train_ensemble(trainset, pairs=1, steps=3, seed=5)
+    for mine, theirs in zip(picker.state_dict().values(), alone.state_dict().values()):
+        assert torch.equal(mine, theirs)
+    assert record["calibration"] == alone_record["calibration"]
+    assert record["self_training"] == alone_record["self_training"]
+    # six folds of 10 boxes (2 each) wrap round: 12 held out, 10 distinct boxes
+    helds = [split_boxes(trainset, 0.2, 5, fold)[1] for fold in range(6)]
+    pooled = calibrate_on_folds([alone] * 6, helds, trainset["record"]["geometry"])
+    assert pooled["held_out_boxes"] == {"good": 10, "background": 10, "bad": 10}
+
+
 def test_picker_files_keep_their_pairs_and_old_one_pair_files_still_pick(small_set, tmp_path):
     trainset, images = small_set
     torch.manual_seed(1)
@@ -142,8 +161,12 @@ def test_picker_files_keep_their_pairs_and_old_one_pair_files_still_pick(small_s
         pick_micrograph(old, image, name, old_record, 0.0)[["x", "y", "score"]],
         pick_micrograph(pair, image, name, record, 0.0)[["x", "y", "score"]],
     )
+    # saved again, the old picker is a version-3 file of one pair, whatever its record said
+    save_picker(tmp_path / "again.tsp", old, old_record)
+    again, again_record = load_picker(tmp_path / "again.tsp")
+    assert again_record["version"] == 3 and again_record["pairs"] == 1
     # a record that does not fit its networks is refused, not half-loaded
-    for pairs in (1, 9, "2"):
+    for pairs in (1, 9, "2", True):
         save_weights(
             tmp_path / "wrong.tsp",
             picker,
@@ -160,15 +183,19 @@ def test_spa_train_makes_two_pairs_and_says_what_each_fold_alone_gave(small_set,
 
     trainset, _ = small_set
     save_trainset(tmp_path / "set.tss", trainset)
-    argv = ["spa", "train", str(tmp_path / "set.tss"), "--steps", "2", "--no-self-training"]
+    argv = ["spa", "train", str(tmp_path / "set.tss"), "--steps", "2"]
     capsys.readouterr()
     assert main([*argv, "-o", str(tmp_path / "p.tsp")]) == 0
     said = capsys.readouterr().out
     picker, record = load_picker(tmp_path / "p.tsp")
+    each = record["training"]["self_training"]["added_per_pair"]
+    assert len(each) == 2  # what each pair's network 1 was given, not their sum alone
+    assert f"{each[0]} and {each[1]} confident picks added to the good boxes of each pair's" in said
     assert record["pairs"] == 2 and len(picker.pairs) == 2
     low, high = threshold_spread(record["training"])
     assert f"picking threshold {record['threshold']:.2f}" in said
     assert f"each pair's boxes alone gave {low:.2f}–{high:.2f}" in said
+    argv.append("--no-self-training")
     assert main([*argv, "--pairs", "1", "-o", str(tmp_path / "one.tsp")]) == 0
     assert load_picker(tmp_path / "one.tsp")[1]["pairs"] == 1
     assert "alone gave" not in capsys.readouterr().out

@@ -79,7 +79,7 @@ def train(
         max=5,
         help="Pairs of networks, each trained with another fifth of the boxes held out, "
         "their scores averaged: steadier picks and threshold; each pair adds its training "
-        "time and about 0.35 s per 4k micrograph to picking.",
+        "time and about 0.7 s per 4k micrograph to picking on one core.",
     ),
     batch: int = typer.Option(32, "--batch", min=2, help="Patches per step."),
     self_training: bool = typer.Option(
@@ -109,8 +109,14 @@ def train(
     held = full["training"]["calibration"].get("held_out_boxes", 0)
     how = "boxes held out of training" if held else "the default: too few boxes to hold out"
     added = full["training"]["self_training"]
+    each = " and ".join(map(str, added.get("added_per_pair", [added["added"]])))
+    whose = (
+        "the good boxes of each pair's network 1, pair by pair"
+        if "added_per_pair" in added
+        else "network 1's good boxes"
+    )
     more = (
-        f"; {added['added']} confident picks added to network 1's good boxes"
+        f"; {each} confident picks added to {whose}"
         if added["added"] or "why" not in added
         else f"; no self-training ({added['why']})"
     )

@@ -141,11 +141,13 @@ def train_ensemble(
 
 
 def _self_training_summary(each: list[dict]) -> dict:
-    """What self-training added over all pairs (``added``, ``per_pair``), or the first
-    pair's reason for adding nothing when none self-trained."""
-    if all("why" in one for one in each):
+    """One pair's self-training record as it is; for several, what each pair's network 1
+    was given (``added_per_pair``; ``added``, their sum, is no one network's count) and
+    their records (``per_pair``), or the first pair's reason when none self-trained."""
+    if len(each) == 1 or all("why" in one for one in each):
         return each[0]
-    return {"added": int(sum(one["added"] for one in each)), "per_pair": each}
+    added = [int(one["added"]) for one in each]
+    return {"added": sum(added), "added_per_pair": added, "per_pair": each}
 
 
 def threshold_spread(record: dict) -> tuple[float, float] | None:

@@ -248,6 +248,7 @@ def train_pair(
 
 
 def _check_training(steps: int, batch: int, held_out: float, fold: int) -> None:
+    """Refuse training parameters :func:`train_pair` cannot use (ParameterError)."""
     if steps < 1 or batch < 2:
         raise ParameterError(
             "`steps` must be at least 1 and `batch` at least 2.", parameter=["steps", "batch"]
@@ -448,7 +449,10 @@ def calibrate_on_folds(pairs: list, helds: list[dict], geometry: dict) -> dict:
     good = np.concatenate([g for g, _ in scores])
     negative = np.concatenate([n for _, n in scores])
     threshold, f1 = held_out_threshold(good, negative)
-    counts = {k: int(sum(len(held[k]) for held in helds)) for k in ("good", "background", "bad")}
+    counts = {  # distinct boxes: folds of many pairs over a small set wrap round and share
+        k: len({patch.tobytes() for held in helds for patch in np.asarray(held[k])})
+        for k in ("good", "background", "bad")
+    }
     return {
         "threshold": threshold,
         "held_out_f1": f1,

@@ -247,7 +247,7 @@ def save_picker(path: str | os.PathLike, picker: PickerEnsemble | PickerPair, re
     if isinstance(picker, PickerPair):
         picker = PickerEnsemble.of([picker])
     return save_weights(
-        path, picker, _KEY, {"version": VERSION, **record, "pairs": len(picker.pairs)}
+        path, picker, _KEY, {**record, "version": VERSION, "pairs": len(picker.pairs)}
     )
 
 
@@ -273,7 +273,7 @@ def load_picker(path: str | os.PathLike) -> tuple[PickerEnsemble, dict]:
         load_into(pair, tensors, path, "the two-network picker")
         return PickerEnsemble.of([pair]), {**record, "pairs": 1}
     pairs = record.get("pairs")
-    if not isinstance(pairs, int) or not 1 <= pairs <= MAX_PAIRS:
+    if isinstance(pairs, bool) or not isinstance(pairs, int) or not 1 <= pairs <= MAX_PAIRS:
         raise ModelFileError(
             f"{path} records {pairs!r} pairs of networks, not 1 to {MAX_PAIRS}; train it again."
         )
