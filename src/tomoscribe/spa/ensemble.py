@@ -15,10 +15,11 @@ Why: with the data and the annotation fixed, the training seed alone moved issue
 three accuracy targets from holding on 4 of 7 data seeds to 1 of 7, most of it through
 the threshold three held-out good boxes chose (docs/performance.md, 2026-12-05).  Two
 pairs average out part of each network's own errors and double the boxes the threshold
-is chosen on.  Measured (``bench_spa.py``'s recipe, data seeds 0–6, two training seeds;
+is chosen on.  Measured (``bench_spa.py``'s recipe, data seeds 0–6 with two training seeds;
 docs/performance.md, "Two pairs"): the three accuracy targets held on 5 of 7 data seeds
-with either training seed, against 1–4 of 7 for a single pair, and no two-pair run fell
-more than 0.06 short of a target (one pair: up to 0.2).
+with either training seed, against 1–4 of 7 for a single pair, and on 3 of 4 fresh data
+seeds (one pair: 2 of 4); no two-pair run fell more than 0.06 short of a target (one
+pair: up to 0.19).
 
 Cost: training takes K times one pair's time (two pairs: 113.5 s on 2 cores of an AMD
 EPYC, self-training included), and picking a 4096² micrograph on one core took 1.81 s

@@ -1,16 +1,16 @@
 """Picking on whole micrographs: score maps, local maxima, picker files.
 
-The two networks (:mod:`tomoscribe.spa.network`; each pair's of a picker of several,
-their probabilities averaged network by network: :mod:`tomoscribe.spa.ensemble`) run
+The two networks (:mod:`tomoscribe.spa.network`; in a picker of several pairs, each
+network's probabilities averaged over the pairs: :mod:`tomoscribe.spa.ensemble`) run
 once over the whole shrunk, normalised micrograph (mirrored to a multiple of 4
 pixels); the geometric mean of their probabilities is brought back to the shrunk
 sampling by bilinear interpolation (which puts output pixel j at input pixel 4j + 1.5,
 as the network's pooling does), and picks are its local maxima (scikit-image
 ``peak_local_max``) above a threshold, at least a minimum distance apart and away from
-the edges, each with its score.  Each pick is then
-moved to the top of a Gaussian through the networks' own samples around it
-(:func:`refine_peaks`; the bilinear map's maxima sit on the networks' grid, 4 shrunk
-pixels apart).  Coordinates go back to full-resolution pixels.
+the edges, each with its score.  Each pick is then moved to the top of a Gaussian
+through the networks' own samples around it (:func:`refine_peaks`; the bilinear map's
+maxima sit on the networks' grid, 4 shrunk pixels apart).  Coordinates go back to
+full-resolution pixels.
 
 Crowded picks are then dropped (:func:`crowded`): a pick with another particle-like
 spot (a local maximum of network 1's probability, ≥ 0.5) beyond its own and nearer
@@ -38,8 +38,8 @@ from .network import DEFAULT_THRESHOLD, PickerPair
 
 _KEY = "tomoscribe_spa_picker"
 #: 3: one or more pairs of networks (:mod:`tomoscribe.spa.ensemble`), ``pairs`` in the
-#: record.  2: one picker, micrographs normalised after removing their local mean,
-#: threshold chosen on held-out boxes (still read, as a picker of one picker).  Version-1
+#: record.  2: one pair, micrographs normalised after removing their local mean,
+#: threshold chosen on held-out boxes (still read, as a picker of one pair).  Version-1
 #: pickers saw globally normalised micrographs: refused.
 VERSION = 3
 #: A picker: one pair of networks, or several (:mod:`tomoscribe.spa.ensemble`).
