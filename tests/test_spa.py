@@ -17,7 +17,7 @@ import torch
 from conftest import SHARED_DATA, entries
 from tomoscribe.cli.app import main
 from tomoscribe.errors import AnnotationError, InputFileError
-from tomoscribe.io import write_volume
+from tomoscribe.io import read_volume, write_volume
 from tomoscribe.io.boxfiles import (
     apply_origins,
     match_micrographs,
@@ -905,6 +905,23 @@ class _SpotPair:
             spots = np.maximum(spots, np.exp(-((ii - x) ** 2 + (jj - y) ** 2) / (2 * 3.0**2)))
         image = torch.as_tensor(self.peak * spots, dtype=torch.float32)[None, None]
         return image, image.clone()
+
+
+@pytest.mark.parametrize("size, shape", [("160", (1, 160, 160)), ("1,2,3", None), ("4k", None)])
+def test_simulate_micrographs_takes_one_number_as_a_square(tmp_path, capsys, size, shape):
+    """A new user typed `--size 768` and was told "--size is x,y"."""
+    out = tmp_path / "sim"
+    argv = ["simulate", "micrographs", "-o", str(out), "--n", "1", "--size", size]
+    code = main(
+        [*argv, "--isolated", "40", "--aggregates", "0", "--contamination", "0", "--annotate", "0"]
+    )
+    if shape is None:
+        assert code == 2 and not out.exists()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "one number for a square" in err[0]
+    else:
+        assert code == 0
+        assert read_volume(out / "micrographs" / "mic_000.mrc").shape == shape
 
 
 def test_self_training_adds_confident_picks_away_from_the_drawn_boxes(picking_data, tmp_path):

@@ -192,7 +192,9 @@ def subtomograms(
 def micrographs(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Directory for all outputs."),
     n: int = typer.Option(20, "--n", min=1, help="Number of micrographs."),
-    size: str = typer.Option("1024,1024", "--size", help="x,y in pixels (4096,4096 for 4k)."),
+    size: str = typer.Option(
+        "1024,1024", "--size", help="x,y in pixels, or one number for a square (4096 for 4k)."
+    ),
     pixel_size: float = typer.Option(4.0, "--pixel-size", help="Pixel size in Å."),
     templates: str = typer.Option(
         "1bxn", "--templates", help="Comma-separated bundled template names or map files."
@@ -228,10 +230,15 @@ def micrographs(
     from ..simulate.workflow import simulate_micrographs_files
 
     try:
-        nx, ny = (int(v) for v in size.split(","))
+        sides = [int(v) for v in size.split(",")]
+        if len(sides) not in (1, 2):
+            raise ValueError(size)
+        nx, ny = sides * (3 - len(sides))  # one number: a square
         defoci = [float(v) for v in defocus.split(",") if v.strip()]
     except ValueError:
-        raise ParameterError("--size is x,y and --defocus a comma-separated list of µm.") from None
+        raise ParameterError(
+            "--size is x,y (or one number for a square) and --defocus a comma-separated list of µm."
+        ) from None
     params = MicrographParams(
         shape=(ny, nx),
         pixel_size_A=pixel_size,
