@@ -3,14 +3,14 @@
     python benchmarks/bench_spa.py [--micrographs 24] [--annotated 3] [--size 1024]
         [--steps 2500] [--no-self-training] [--speed-size 4096] [--threads 1]
         [--seed 0] [--train-seed S] [--pairs 2] [--aggregate-share 0.5] [--out spa-bench.json]
-        [--picker-out picker.tsp]
+        [--picker-out picker.tsp] [--device cpu]
 
 Simulates ``--micrographs`` micrographs (bundled 1bxn, 4 Å pixels, defocus cycling
 0.8/1.9/3.0 µm, contamination, aggregates, a carbon edge on every fourth), draws 15
 good/background/bad boxes on the first ``--annotated`` as an annotator would, trains
-``--pairs`` pairs of the two networks (timed, on all cores torch is given; each pair
-with another fifth of each box set held out, the threshold chosen on them all;
-self-training on the annotated micrographs unless ``--no-self-training``;
+``--pairs`` pairs of the two networks (timed, on ``--device``: all cores torch is
+given, or a GPU; each pair with another fifth of each box set held out, the threshold
+chosen on them all; self-training on the annotated micrographs unless ``--no-self-training``;
 ``--aggregate-share`` of network 2's bad patches synthetic
 aggregates, 0 for none), picks the held-out micrographs with that threshold and
 scores against truth (precision and recall of isolated
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--aggregate-share", type=float, default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--picker-out", default=None, help="keep the trained picker (.tsp)")
+    parser.add_argument("--device", default="cpu", help="where the networks train (cpu, cuda)")
     args = parser.parse_args()
     if args.aggregate_share is not None:
         network.AGGREGATE_SHARE = args.aggregate_share
@@ -104,6 +105,7 @@ def main() -> None:
         steps=args.steps,
         seed=args.seed if args.train_seed is None else args.train_seed,
         self_training=not args.no_self_training,
+        device=args.device,
     )
     train_s = time.perf_counter() - start
     if args.picker_out:
@@ -172,6 +174,7 @@ def main() -> None:
         "simulate_s": simulate_s,
         "train_s": train_s,
         "train_threads": train_threads,
+        "train_device": args.device,
         "pick_s_per_micrograph": pick_s,
         "pick_size": args.speed_size,
         "pick_threads": args.threads,
@@ -189,8 +192,8 @@ def main() -> None:
         "picks_on_carbon",
     )
     print(
-        f"training {train_s:.1f} s ({args.pairs} pair(s), {args.steps} steps × 2 networks, "
-        f"self-training "
+        f"training {train_s:.1f} s on {args.device} ({args.pairs} pair(s), "
+        f"{args.steps} steps × 2 networks, self-training "
         f"{record['self_training']}, synthetic aggregates "
         f"{record.get('synthetic_aggregates')}); picking a "
         f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s)"

@@ -3,7 +3,8 @@
 Each test runs one stage on the CUDA device and checks it against the truth it was
 measured against on the CPU (or against the CPU's own output, within the arithmetic's
 tolerance): training and segmenting through the command line, classifier training and
-inference, and the wedge-aware alignment and de novo averaging of subtomograms.
+inference, the wedge-aware alignment and de novo averaging of subtomograms, and the
+single-particle picker's training.
 """
 
 import json
@@ -162,3 +163,32 @@ def test_de_novo_average_on_cuda(ribosomes):
     aligned, _, _, corr = align_map_to(result["map"], truth, 10.0)
     assert corr > 0.6
     assert resolution_at(fsc_curve(aligned, truth, 10.0), 0.5) < 45.0
+
+
+def test_spa_picker_trained_on_cuda_picks_as_the_cpu_one(tmp_path):
+    """`spa train --device cuda`: a two-pair picker with self-training, trained on the
+    GPU, saved, loaded on the CPU and scored on held-out micrographs against the truth,
+    to the bars the CPU-trained pair meets in test_spa (1,200 steps, 768² micrographs)."""
+    from spa_picking_data import picking_scores, picking_set
+    from tomoscribe.cli.app import main
+    from tomoscribe.spa.picking import load_picker, pick_micrograph
+    from tomoscribe.spa.trainset import save_trainset
+
+    truths, held_out, trainset = picking_set()
+    save_trainset(tmp_path / "boxes.tss", trainset)
+    command = ["spa", "train", str(tmp_path / "boxes.tss"), "-o", str(tmp_path / "p.tsp")]
+    assert main([*command, "--steps", "1200", "--device", GPU]) == 0
+    picker, record = load_picker(tmp_path / "p.tsp")
+    assert record["training"]["pairs"] == 2
+    assert record["training"]["self_training"]["added"] > 0
+    calibration = record["training"]["calibration"]
+    assert calibration["held_out_boxes"] == {"good": 6, "background": 6, "bad": 6}
+    threshold = record["threshold"]
+    assert 0.05 < threshold < 0.95
+    result = picking_scores(
+        truths,
+        held_out,
+        lambda n, im: pick_micrograph(picker, im, n, trainset["record"], threshold=threshold),
+    )
+    assert result["precision"] >= 0.75 and result["recall"] >= 0.4, result
+    assert result["blobs_unpicked"] >= 0.9, result

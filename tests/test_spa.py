@@ -15,6 +15,7 @@ import starfile
 import torch
 
 from conftest import SHARED_DATA, entries
+from spa_picking_data import picking_scores, picking_set
 from tomoscribe.cli.app import main
 from tomoscribe.errors import AnnotationError, InputFileError
 from tomoscribe.io import read_volume, write_volume
@@ -50,7 +51,6 @@ from tomoscribe.spa.picking import (
     refine_peaks,
 )
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
-from tomoscribe.spa.scoring import score_micrograph, summarise
 from tomoscribe.spa.trainset import build_trainset, cut_exact_patches, read_box_sets
 from tomoscribe.volume import Volume
 
@@ -320,30 +320,7 @@ def test_box_files_as_relion_and_eman2_write_them(tmp_path):
 @pytest.fixture(scope="module")
 def picking_data():
     """Six 768² micrographs at three defocus values: three annotated, three held out."""
-    params = MicrographParams(
-        shape=(768, 768), n_isolated=40, n_aggregates=6, n_contamination=5, seed=5
-    )
-    truths = simulate_micrograph_set([bundled_template("1bxn")], 6, [0.8, 1.9, 3.0], 0.34, params)
-    names = list(truths)
-    boxes = annotator_boxes({n: truths[n] for n in names[:3]}, 15, np.random.default_rng(0))
-    sets = {k: boxes[boxes["set"] == k] for k in ("good", "background", "bad")}
-    images = {n: t["image"] for n, t in truths.items()}
-    trainset = build_trainset(images, 4.0, sets, 54)
-    return truths, names[3:], trainset
-
-
-def _scores(truths, names, pick):
-    counts = []
-    for name in names:
-        truth = truths[name]
-        masks = truth["contamination"].astype(np.int16)
-        masks[truth["carbon"]] = -1
-        counts.append(
-            score_micrograph(
-                pick(name, truth["image"]), truth["particles"], masks, truth["diameter_px"]
-            )
-        )
-    return summarise(counts)
+    return picking_set()
 
 
 def test_cnn_picker_on_held_out_micrographs(picking_data):
@@ -353,7 +330,7 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
     threshold = calibration["threshold"]
     assert calibration["held_out_boxes"] == {"good": 3, "background": 3, "bad": 3}
     assert 0.05 < threshold < 0.95
-    result = _scores(
+    result = picking_scores(
         truths,
         held_out,
         lambda n, im: pick_micrograph(pair, im, n, trainset["record"], threshold=threshold),
@@ -377,7 +354,7 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
     assert len(errors) > 20 and np.median(errors) <= 3.0, np.median(errors)
     # the NCC baseline with the good boxes as references picks contamination
     references = references_from_patches(trainset["good"], trainset["record"]["geometry"]["box"])
-    baseline = _scores(
+    baseline = picking_scores(
         truths,
         held_out,
         lambda n, im: ncc_pick_micrograph(

@@ -1,0 +1,48 @@
+"""Simulated micrographs for the picker's tests (tests/test_spa.py, tests/test_cuda.py):
+six 768² micrographs at three defocus values, boxes drawn on the first three as an
+annotator would, and the score of a picker's picks on the others against the truth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tomoscribe.simulate.micrographs import (
+    MicrographParams,
+    annotator_boxes,
+    bundled_template,
+    simulate_micrograph_set,
+)
+from tomoscribe.spa.scoring import score_micrograph, summarise
+from tomoscribe.spa.trainset import build_trainset
+
+
+def picking_set() -> tuple[dict, list[str], dict]:
+    """Six 768² micrographs (4 Å pixels, defocus 0.8/1.9/3.0 µm): 15 boxes of each set
+    drawn on the first three.  Returns the truths by name, the three held-out names and
+    the training set (box 54 pixels, shrunk 4×)."""
+    params = MicrographParams(
+        shape=(768, 768), n_isolated=40, n_aggregates=6, n_contamination=5, seed=5
+    )
+    truths = simulate_micrograph_set([bundled_template("1bxn")], 6, [0.8, 1.9, 3.0], 0.34, params)
+    names = list(truths)
+    boxes = annotator_boxes({n: truths[n] for n in names[:3]}, 15, np.random.default_rng(0))
+    sets = {k: boxes[boxes["set"] == k] for k in ("good", "background", "bad")}
+    images = {n: t["image"] for n, t in truths.items()}
+    trainset = build_trainset(images, 4.0, sets, 54)
+    return truths, names[3:], trainset
+
+
+def picking_scores(truths: dict, names: list[str], pick) -> dict:
+    """Precision, recall and blobs left unpicked (:func:`~tomoscribe.spa.scoring.summarise`)
+    of ``pick(name, image)`` over the micrographs ``names``."""
+    counts = []
+    for name in names:
+        truth = truths[name]
+        masks = truth["contamination"].astype(np.int16)
+        masks[truth["carbon"]] = -1
+        counts.append(
+            score_micrograph(
+                pick(name, truth["image"]), truth["particles"], masks, truth["diameter_px"]
+            )
+        )
+    return summarise(counts)
