@@ -174,7 +174,7 @@ def main() -> None:
         "calibration": record["calibration"],
         "pair_thresholds": [m["calibration"]["threshold"] for m in record["members"]],
         "self_training": record["self_training"],
-        "synthetic_aggregates": record.get("synthetic_aggregates"),
+        "synthetic_aggregates_per_pair": record.get("synthetic_aggregates_per_pair"),
         "simulate_s": simulate_s,
         "train_s": train_s,
         "train_threads": train_threads,
@@ -198,8 +198,8 @@ def main() -> None:
     print(
         f"training {train_s:.1f} s on {args.device} ({args.pairs} pair(s), "
         f"{args.steps} steps × 2 networks, self-training "
-        f"{record['self_training']}, synthetic aggregates "
-        f"{record.get('synthetic_aggregates')}); picking a "
+        f"{record['self_training']}, synthetic aggregates per pair "
+        f"{record.get('synthetic_aggregates_per_pair')}); picking a "
         f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s)"
     )
     for t, scores in cnn_at.items():

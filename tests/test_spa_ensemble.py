@@ -97,6 +97,8 @@ def test_the_threshold_pools_each_fold_scored_by_the_pair_that_did_not_train_on_
     picker, record = train_ensemble(trainset, pairs=2, steps=4, seed=3)
     assert record["pairs"] == 2 and len(picker.pairs) == 2
     assert [m["fold"] for m in record["members"]] == [0, 1]
+    made = [m["synthetic_aggregates"] for m in record["members"]]  # each pair's network 2's
+    assert record["synthetic_aggregates_per_pair"] == made and min(made) > 0
     assert record["calibration"]["held_out_boxes"] == {"good": 4, "background": 4, "bad": 4}
     geometry = trainset["record"]["geometry"]
     size, box = int(geometry["input"]), float(geometry["box"])
@@ -186,7 +188,8 @@ def test_spa_train_makes_two_pairs_and_says_what_each_fold_alone_gave(small_set,
     argv = ["spa", "train", str(tmp_path / "set.tss"), "--steps", "2"]
     capsys.readouterr()
     assert main([*argv, "-o", str(tmp_path / "p.tsp")]) == 0
-    said = capsys.readouterr().out
+    said, progress = capsys.readouterr()
+    assert "pair 2 of 2: network good vs bad: loss" in progress
     picker, record = load_picker(tmp_path / "p.tsp")
     each = record["training"]["self_training"]["added_per_pair"]
     assert len(each) == 2  # what each pair's network 1 was given, not their sum alone
@@ -199,6 +202,10 @@ def test_spa_train_makes_two_pairs_and_says_what_each_fold_alone_gave(small_set,
     assert main([*argv, "--pairs", "1", "-o", str(tmp_path / "one.tsp")]) == 0
     assert load_picker(tmp_path / "one.tsp")[1]["pairs"] == 1
     assert "alone gave" not in capsys.readouterr().out
+    # --quiet: the progress goes, the result's one line stays
+    assert main([*argv, "-q", "-o", str(tmp_path / "quiet.tsp")]) == 0
+    said, progress = capsys.readouterr()
+    assert not progress and said.startswith(f"wrote {tmp_path / 'quiet.tsp'} (picking threshold")
     # more pairs than a picker holds: one sentence, exit 2, nothing written
     assert main([*argv, "--pairs", "9", "-o", str(tmp_path / "nine.tsp")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

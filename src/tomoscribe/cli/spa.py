@@ -90,6 +90,7 @@ def train(
     ),
     device: str = options.Device,
     seed: int = options.Seed,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages."),
 ) -> None:
     """Train the picker: pairs of two networks (good vs background, good vs bad)."""
     from ..spa.ensemble import threshold_spread
@@ -102,7 +103,7 @@ def train(
         batch,
         seed,
         device,
-        say=lambda m: typer.echo(m, err=True),
+        say=(lambda m: None) if quiet else (lambda m: typer.echo(m, err=True)),
         self_training=self_training,
         pairs=pairs,
     )

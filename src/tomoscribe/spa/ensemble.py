@@ -96,8 +96,9 @@ def train_ensemble(
 
     Returns the ensemble (on the CPU, in eval mode) and its record: ``pairs``, each
     pair's own record (``members``, with the threshold its fold alone would give),
-    ``calibration`` from the pooled folds, and ``self_training`` (patches added in all,
-    per pair, or why none were).
+    ``calibration`` from the pooled folds, ``self_training`` (patches added in all,
+    per pair, or why none were) and ``synthetic_aggregates_per_pair`` (how many each
+    pair's network 2 was given).
     """
     from .selftraining import train_picker
 
@@ -134,7 +135,7 @@ def train_ensemble(
         "batch": batch,
         "learning_rate": learning_rate,
         "seed": seed,
-        "synthetic_aggregates": int(sum(m.get("synthetic_aggregates", 0) for m in members)),
+        "synthetic_aggregates_per_pair": [int(m.get("synthetic_aggregates", 0)) for m in members],
         "calibration": calibration,
         "self_training": _self_training_summary([m["self_training"] for m in members]),
         "members": members,
