@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--aggregate-share", type=float, default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--picker-out", default=None, help="keep the trained picker (.tsp)")
-    parser.add_argument("--device", default="cpu", help="where the networks train (cpu, cuda)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
     args = parser.parse_args()
     if args.aggregate_share is not None:
         network.AGGREGATE_SHARE = args.aggregate_share

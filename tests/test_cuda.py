@@ -165,7 +165,7 @@ def test_de_novo_average_on_cuda(ribosomes):
     assert resolution_at(fsc_curve(aligned, truth, 10.0), 0.5) < 45.0
 
 
-def test_spa_picker_trained_on_cuda_picks_as_the_cpu_one(tmp_path):
+def test_spa_picker_trained_on_cuda_meets_the_cpu_pickers_bars(tmp_path):
     """`spa train --device cuda`: a two-pair picker with self-training, trained on the
     GPU, saved, loaded on the CPU and scored on held-out micrographs against the truth,
     to the bars the CPU-trained pair meets in test_spa (1,200 steps, 768² micrographs)."""
@@ -177,7 +177,11 @@ def test_spa_picker_trained_on_cuda_picks_as_the_cpu_one(tmp_path):
     truths, held_out, trainset = picking_set()
     save_trainset(tmp_path / "boxes.tss", trainset)
     command = ["spa", "train", str(tmp_path / "boxes.tss"), "-o", str(tmp_path / "p.tsp")]
+    if GPU == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     assert main([*command, "--steps", "1200", "--device", GPU]) == 0
+    if GPU == "cuda":  # the networks trained there
+        assert torch.cuda.max_memory_allocated() > 0
     picker, record = load_picker(tmp_path / "p.tsp")
     assert record["training"]["pairs"] == 2
     assert record["training"]["self_training"]["added"] > 0

@@ -39,4 +39,4 @@ Overwrite = typer.Option(
 Seed = typer.Option(
     0, "--seed", min=0, help="Random seed (≥ 0); the same seed gives the same result."
 )
-Quiet = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress output.")

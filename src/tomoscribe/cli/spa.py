@@ -90,7 +90,7 @@ def train(
     ),
     device: str = options.Device,
     seed: int = options.Seed,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages."),
+    quiet: bool = options.Quiet,
 ) -> None:
     """Train the picker: pairs of two networks (good vs background, good vs bad)."""
     from ..spa.ensemble import threshold_spread
