@@ -53,22 +53,8 @@ from tomoscribe.spa.ensemble import DEFAULT_PAIRS, train_ensemble
 from tomoscribe.spa.micrographs import shrink_and_normalise, to_shrunk
 from tomoscribe.spa.picking import pick_micrograph, save_picker
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
-from tomoscribe.spa.scoring import score_micrograph, summarise
+from tomoscribe.spa.scoring import score_simulated
 from tomoscribe.spa.trainset import build_trainset, cut_patches
-
-
-def _score(truths, names, pick) -> dict:
-    counts = []
-    for name in names:
-        truth = truths[name]
-        masks = truth["contamination"].astype(np.int16)
-        masks[truth["carbon"]] = -1
-        counts.append(
-            score_micrograph(
-                pick(name, truth["image"]), truth["particles"], masks, truth["diameter_px"]
-            )
-        )
-    return summarise(counts)
 
 
 def main() -> None:
@@ -119,7 +105,7 @@ def main() -> None:
         save_picker(args.picker_out, picker, kept)
     threshold = record["calibration"]["threshold"]  # chosen on boxes held out of training
     cnn_at = {
-        t: _score(
+        t: score_simulated(
             truths,
             held_out,
             lambda n, im, t=t: pick_micrograph(picker, im, n, trainset["record"], t),
@@ -142,7 +128,7 @@ def main() -> None:
         geometry["box"],
     )
     baselines = {
-        t: _score(
+        t: score_simulated(
             truths,
             held_out,
             lambda n, im, t=t: ncc_pick_micrograph(

@@ -1,6 +1,7 @@
 """Simulated micrographs for the picker's tests (tests/test_spa.py, tests/test_cuda.py):
-six 768² micrographs at three defocus values, boxes drawn on the first three as an
-annotator would, and the score of a picker's picks on the others against the truth."""
+six 768² micrographs at three defocus values and boxes drawn on the first three as an
+annotator would; a picker's picks on the others are scored against the truth with
+:func:`tomoscribe.spa.scoring.score_simulated`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from tomoscribe.simulate.micrographs import (
     bundled_template,
     simulate_micrograph_set,
 )
-from tomoscribe.spa.scoring import score_micrograph, summarise
 from tomoscribe.spa.trainset import build_trainset
 
 
@@ -30,19 +30,3 @@ def picking_set() -> tuple[dict, list[str], dict]:
     images = {n: t["image"] for n, t in truths.items()}
     trainset = build_trainset(images, 4.0, sets, 54)
     return truths, names[3:], trainset
-
-
-def picking_scores(truths: dict, names: list[str], pick) -> dict:
-    """Precision, recall and blobs left unpicked (:func:`~tomoscribe.spa.scoring.summarise`)
-    of ``pick(name, image)`` over the micrographs ``names``."""
-    counts = []
-    for name in names:
-        truth = truths[name]
-        masks = truth["contamination"].astype(np.int16)
-        masks[truth["carbon"]] = -1
-        counts.append(
-            score_micrograph(
-                pick(name, truth["image"]), truth["particles"], masks, truth["diameter_px"]
-            )
-        )
-    return summarise(counts)

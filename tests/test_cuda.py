@@ -169,9 +169,10 @@ def test_spa_picker_trained_on_cuda_meets_the_cpu_pickers_bars(tmp_path):
     """`spa train --device cuda`: a two-pair picker with self-training, trained on the
     GPU, saved, loaded on the CPU and scored on held-out micrographs against the truth,
     to the bars the CPU-trained pair meets in test_spa (1,200 steps, 768² micrographs)."""
-    from spa_picking_data import picking_scores, picking_set
+    from spa_picking_data import picking_set
     from tomoscribe.cli.app import main
     from tomoscribe.spa.picking import load_picker, pick_micrograph
+    from tomoscribe.spa.scoring import score_simulated
     from tomoscribe.spa.trainset import save_trainset
 
     truths, held_out, trainset = picking_set()
@@ -189,7 +190,7 @@ def test_spa_picker_trained_on_cuda_meets_the_cpu_pickers_bars(tmp_path):
     assert calibration["held_out_boxes"] == {"good": 6, "background": 6, "bad": 6}
     threshold = record["threshold"]
     assert 0.05 < threshold < 0.95
-    result = picking_scores(
+    result = score_simulated(
         truths,
         held_out,
         lambda n, im: pick_micrograph(picker, im, n, trainset["record"], threshold=threshold),

@@ -15,7 +15,7 @@ import starfile
 import torch
 
 from conftest import SHARED_DATA, entries
-from spa_picking_data import picking_scores, picking_set
+from spa_picking_data import picking_set
 from tomoscribe.cli.app import main
 from tomoscribe.errors import AnnotationError, InputFileError
 from tomoscribe.io import read_volume, write_volume
@@ -51,6 +51,7 @@ from tomoscribe.spa.picking import (
     refine_peaks,
 )
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
+from tomoscribe.spa.scoring import score_simulated
 from tomoscribe.spa.trainset import build_trainset, cut_exact_patches, read_box_sets
 from tomoscribe.volume import Volume
 
@@ -330,7 +331,7 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
     threshold = calibration["threshold"]
     assert calibration["held_out_boxes"] == {"good": 3, "background": 3, "bad": 3}
     assert 0.05 < threshold < 0.95
-    result = picking_scores(
+    result = score_simulated(
         truths,
         held_out,
         lambda n, im: pick_micrograph(pair, im, n, trainset["record"], threshold=threshold),
@@ -354,7 +355,7 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
     assert len(errors) > 20 and np.median(errors) <= 3.0, np.median(errors)
     # the NCC baseline with the good boxes as references picks contamination
     references = references_from_patches(trainset["good"], trainset["record"]["geometry"]["box"])
-    baseline = picking_scores(
+    baseline = score_simulated(
         truths,
         held_out,
         lambda n, im: ncc_pick_micrograph(

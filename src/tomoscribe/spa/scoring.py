@@ -89,6 +89,25 @@ def summarise(counts: list[dict]) -> dict:
     }
 
 
+def score_simulated(truths: dict, names: list[str], pick) -> dict:
+    """Scores (:func:`summarise`) of ``pick(name, image)``, a picks table (``x``, ``y``
+    in pixels, ``score``), over the micrographs ``names`` of ``truths``: simulated
+    micrographs in memory as :func:`tomoscribe.simulate.micrographs.simulate_micrograph_set`
+    gives them (``image``, ``particles``, ``contamination``, ``carbon``,
+    ``diameter_px``)."""
+    counts = []
+    for name in names:
+        truth = truths[name]
+        masks = truth["contamination"].astype(np.int16)
+        masks[truth["carbon"]] = -1
+        counts.append(
+            score_micrograph(
+                pick(name, truth["image"]), truth["particles"], masks, truth["diameter_px"]
+            )
+        )
+    return summarise(counts)
+
+
 def read_truth(folder) -> tuple[pd.DataFrame, dict]:
     """The truth of a ``simulate micrographs`` folder: particle table (``micrograph``,
     ``x``, ``y``, ``class``, ``aggregate``) and its record (``truth.json``)."""
