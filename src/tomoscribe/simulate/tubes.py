@@ -91,9 +91,13 @@ def wedge_filter(volume: np.ndarray, max_tilt_deg: float, resolution_voxels: flo
     do.  Measured (2026-12-05; a solid rod of radius 4 voxels 5° from x in a 96×64×128
     volume, ±60°, resolution 2): more than 36 voxels from the rod in depth the filtered
     density reaches 0.30 of its peak for a rod at depth 12 and 0.16 at depth 48; with
-    the volume zero-padded in z by its own depth on each side first, 0.08 and 0.06.
-    The benchmarks' cells (bench_filaments, bench_picking) and :func:`tube_scene` are
-    filtered as here, not padded; padding would change their figures.
+    the volume zero-padded in z by its own depth on each side first, 0.08 and 0.06;
+    through the demo's own tilt series (:mod:`tomoscribe.simulate.tilt`: 41 tilts at
+    3°, weighted back-projection into the same depth, then this low-pass) 0.21 and
+    0.18, the discrete tilts' streaks.  So padding alone would understate what a
+    reconstruction leaves far from a structure; the benchmarks' cells (bench_filaments,
+    bench_picking) and :func:`tube_scene` are filtered as here, and a faithful change
+    would go through the tilt series (docs/performance.md, "Filament tracing").
     """
     spectrum = np.fft.rfftn(volume)
     kz = np.fft.fftfreq(volume.shape[0])[:, None, None]
