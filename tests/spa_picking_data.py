@@ -30,3 +30,15 @@ def picking_set() -> tuple[dict, list[str], dict]:
     images = {n: t["image"] for n, t in truths.items()}
     trainset = build_trainset(images, 4.0, sets, 54)
     return truths, names[3:], trainset
+
+
+#: What a picker trained at test size (1,200 steps on these micrographs) must reach on
+#: the held-out three, below issue 26's 0.9 (docs/performance.md has the benchmark's
+#: figures); test_spa's CPU-trained pair and test_cuda's GPU-trained picker both.
+BARS = {"precision": 0.75, "recall": 0.4, "blobs_unpicked": 0.9}
+
+
+def short_of_bars(result: dict) -> dict:
+    """The scores of ``result`` (:func:`~tomoscribe.spa.scoring.score_simulated`) under
+    :data:`BARS`; empty when all are met."""
+    return {name: result[name] for name, bar in BARS.items() if result[name] < bar}

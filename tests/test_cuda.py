@@ -169,7 +169,7 @@ def test_spa_picker_trained_on_cuda_meets_the_cpu_pickers_bars(tmp_path):
     """`spa train --device cuda`: a two-pair picker with self-training, trained on the
     GPU, saved, loaded on the CPU and scored on held-out micrographs against the truth,
     to the bars the CPU-trained pair meets in test_spa (1,200 steps, 768² micrographs)."""
-    from spa_picking_data import picking_set
+    from spa_picking_data import picking_set, short_of_bars
     from tomoscribe.cli.app import main
     from tomoscribe.spa.picking import load_picker, pick_micrograph
     from tomoscribe.spa.scoring import score_simulated
@@ -195,5 +195,4 @@ def test_spa_picker_trained_on_cuda_meets_the_cpu_pickers_bars(tmp_path):
         held_out,
         lambda n, im: pick_micrograph(picker, im, n, trainset["record"], threshold=threshold),
     )
-    assert result["precision"] >= 0.75 and result["recall"] >= 0.4, result
-    assert result["blobs_unpicked"] >= 0.9, result
+    assert not short_of_bars(result), result
