@@ -2,14 +2,17 @@
 
 Scenes (64×160×160 voxels at 10 Å; microtubules: hollow, R 12.5 nm): single straight
 tubes at every 15° in-plane (azimuth from x; the tilt axis is y), crossing pairs 26 nm
-apart in z, curved tubes, and tubes 15° out of plane.  Each scene is painted, filtered
-by the wedge and a 30 Å low-pass (`tomoscribe.simulate.tubes`), thresholded at half its
-99.9th percentile, and traced (`trace_centrelines`, told the tilt range).  Scored with
-`score_centrelines` (reach R): one-to-one matches, spurious lines, median distance of
-centreline points to the true axis (nm) and median direction error (°).  A true
-stretch shorter than 2 R, the tracer's shortest filament (a tube clipping a corner of
-a cell for a few voxels), is not counted, nor a line along it (``n_ignored``); until
-2026-12-04 such stretches counted as true tubes.
+apart in z, curved tubes, and tubes 15° out of plane. Each scene is painted, seen
+through the wedge and a 30 Å low-pass (`tomoscribe.simulate.tubes`: projected at 3°
+steps and reconstructed by weighted back-projection, `tilt_series_filter`, since
+2026-12-05; with ``--wedge filter`` the circular Fourier filter of the figures
+before), thresholded at half the 90th percentile over the tubes, and traced
+(`trace_centrelines`, told the tilt range). Scored with `score_centrelines` (reach R):
+one-to-one matches, spurious lines, median distance of centreline points to the true
+axis (nm) and median direction error (°). A true stretch shorter than 2 R, the
+tracer's shortest filament (a tube clipping a corner of a cell for a few voxels), is
+not counted, nor a line along it (``n_ignored``); until 2026-12-04 such stretches
+counted as true tubes.
 
 With ``--cells N``: the demo's simulated cells instead (``demo.cell_params``, seeds
 1..N, complexes and gold left out, which are placed after the filaments and so change
@@ -50,6 +53,7 @@ from tomoscribe.simulate.tubes import (
     paint_tubes,
     seen_along_axes,
     straight,
+    tilt_series_filter,
     tube_phantom,
     wedge_filter,
 )
@@ -214,11 +218,18 @@ def score_scenes(items, model, tilt: int, label: str):
 
 
 def cell_items(
-    n_cells: int, size: str, tilt: int, feature: str, changes: dict | None = None, first: int = 1
+    n_cells: int,
+    size: str,
+    tilt: int,
+    feature: str,
+    changes: dict | None = None,
+    first: int = 1,
+    wedge: str = "tilt-series",
 ):
     """(name, mask seen through the wedge, true axes, whether a perfect segmentation
     holds each axis point: `seen_along_axes` ≥ `SEEN_LEVEL`) of the feature in demo cells, with
-    ``changes`` to their ``CellParams`` (e.g. ``min_bend_radius_nm``)."""
+    ``changes`` to their ``CellParams`` (e.g. ``min_bend_radius_nm``); ``wedge`` is
+    "tilt-series" (`tilt_series_filter`) or "filter" (`wedge_filter`, circular)."""
     import dataclasses
 
     from tomoscribe.experiments.demo_setup import RIBOSOME_UM, cell_params
@@ -234,7 +245,7 @@ def cell_items(
         )
         _, labels, _, _, axes = make_cell(params, filament_axes=True)
         label = (np.asarray(labels.data) == CELL_CLASS_IDS[feature]).astype(np.float32)
-        seen = wedge_filter(label, tilt, 3.0)
+        seen = WEDGES[wedge](label, tilt, 3.0)
         mask = seen >= 0.5 * float(np.percentile(seen[label > 0.5], 90))
         true = [
             a["axis_zyx"] for a in axes.values() if a["class"] == feature and len(a["axis_zyx"]) > 1
@@ -243,6 +254,12 @@ def cell_items(
         shown = [f >= SEEN_LEVEL for f in seen_along_axes(label, mask, true, radius)]
         items.append((f"cell {seed} {feature}", mask, true, shown))
     return items
+
+
+#: How the wedge is applied (``--wedge``): through a tilt series and weighted
+#: back-projection as a slab's reconstruction (the default since 2026-12-05), or the
+#: circular Fourier filter the figures before then used.
+WEDGES = {"tilt-series": tilt_series_filter, "filter": wedge_filter}
 
 
 def _cell_changes(args) -> dict:
@@ -293,6 +310,13 @@ def main() -> None:
         help="cells whose filaments lie at their own depths across the lamella (--cells)",
     )
     parser.add_argument("--first-cell", type=int, default=1, help="first cell seed (--cells)")
+    parser.add_argument(
+        "--wedge",
+        choices=sorted(WEDGES),
+        default="tilt-series",
+        help="tilt-series: projected and reconstructed by WBP (3° steps); filter: the "
+        "circular Fourier wedge of the figures before 2026-12-05",
+    )
     parser.add_argument("--features", nargs="+", default=["microtubule", "actin"])
     args = parser.parse_args()
     model = tube_model("microtubule")
@@ -302,7 +326,13 @@ def main() -> None:
         for feature in args.features:
             for tilt in args.tilts:
                 items = cell_items(
-                    args.cells, args.size, tilt, feature, _cell_changes(args), args.first_cell
+                    args.cells,
+                    args.size,
+                    tilt,
+                    feature,
+                    _cell_changes(args),
+                    args.first_cell,
+                    args.wedge,
                 )
                 result = score_scenes(items, tube_model(feature), tilt, "cells")
                 summary[f"cells_{feature}_tilt_{tilt}"] = result
@@ -313,7 +343,15 @@ def main() -> None:
         for tilt in args.tilts:
             items = []
             for name, specs in scenes(args.quick, seed):
-                _, mask, axes = tube_phantom(SHAPE, specs, r, True, tilt, resolution_voxels=3.0)
+                _, mask, axes = tube_phantom(
+                    SHAPE,
+                    specs,
+                    r,
+                    True,
+                    tilt,
+                    resolution_voxels=3.0,
+                    tilt_series=args.wedge == "tilt-series",
+                )
                 label = paint_tubes(SHAPE, axes, r, True)
                 shown = [f >= SEEN_LEVEL for f in seen_along_axes(label, mask, axes, r)]
                 items.append((name, mask, axes, shown))

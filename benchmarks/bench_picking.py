@@ -4,8 +4,11 @@ Simulated cells (``demo.cell_params("medium")``, 96×320×320 at 10 Å) hold 70S
 ribosomes (4v5d) and five other complexes of different sizes (30S subunit 4v4r_30S,
 3j9i, 1qvr, 3cf3, 1s3x).  The map picked is the worst case of a ribosome network that
 fires on every complex: the label of all complexes seen through the missing wedge and
-a 30 Å low-pass (``simulate.tubes.wedge_filter``), thresholded at half the 90th
-percentile of the complexes' voxels (as ``bench_filaments.py`` does for filaments).
+a 30 Å low-pass, thresholded at half the 90th percentile of the complexes' voxels (as
+``bench_filaments.py`` does for filaments).  The wedge is a tilt series at 3° steps
+reconstructed by weighted back-projection (``simulate.tubes.tilt_series_filter``, since
+2026-12-05) or, with ``--wedge filter``, the circular Fourier filter of the figures
+before (``wedge_filter``).
 The painted sizes are those of the ribosomes an annotator would paint on another
 cell (seed + 100): the true ribosome label's components (``painted_component_sizes``),
 and pick's defaults come from them (``size_defaults``: no size flags).  Scored with
@@ -14,6 +17,7 @@ least ``edge`` voxels from the faces; component sizes per class are printed, to 
 where the size window lies.
 
     PYTHONPATH=src python benchmarks/bench_picking.py [--seeds 1 2 3] [--tilts 60 45]
+        [--wedge tilt-series|filter]
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import scipy.ndimage
 from tomoscribe.experiments.demo_setup import RIBOSOME, RIBOSOME_UM, cell_params
 from tomoscribe.segment.painted_size import painted_component_sizes, size_defaults
 from tomoscribe.simulate.cell import TEMPLATE_CLASS_BASE, make_cell
-from tomoscribe.simulate.tubes import wedge_filter
+from tomoscribe.simulate.tubes import tilt_series_filter, wedge_filter
 from tomoscribe.structure.picking import PickParams, match_picks, pick_particles
 
 OTHERS_UM = {"4v4r_30S": 2.0, "3j9i": 2.0, "1qvr": 2.0, "3cf3": 2.0, "1s3x": 4.0}
 EDGE = 4
+#: How the wedge is applied (``--wedge``), as in bench_filaments.py.
+WEDGES = {"tilt-series": tilt_series_filter, "filter": wedge_filter}
 
 
 def cell(seed: int):
@@ -46,15 +52,16 @@ def cell(seed: int):
     return np.asarray(labels.data), particles, list(templates)
 
 
-def seen_mask(complexes: np.ndarray, tilt: int) -> np.ndarray:
-    """The complexes seen through the wedge and the low-pass, thresholded."""
-    seen = wedge_filter(complexes.astype(np.float32), tilt, 3.0)
+def seen_mask(complexes: np.ndarray, tilt: int, wedge: str = "tilt-series") -> np.ndarray:
+    """The complexes seen through the wedge (``WEDGES[wedge]``) and the low-pass,
+    thresholded."""
+    seen = WEDGES[wedge](complexes.astype(np.float32), tilt, 3.0)
     return seen >= 0.5 * float(np.percentile(seen[complexes], 90))
 
 
-def run(seed: int, tilt: int, record: dict, voxel_A: float) -> dict:
+def run(seed: int, tilt: int, record: dict, voxel_A: float, wedge: str = "tilt-series") -> dict:
     labels, particles, names = cell(seed)
-    mask = seen_mask(labels >= TEMPLATE_CLASS_BASE, tilt)
+    mask = seen_mask(labels >= TEMPLATE_CLASS_BASE, tilt, wedge)
     learned = size_defaults(record, voxel_A)
     params = PickParams(
         1.0, learned["min_size"], learned["min_distance"], EDGE, max_size=learned["max_size"]
@@ -99,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--tilts", type=int, nargs="+", default=[60, 45])
+    parser.add_argument("--wedge", choices=sorted(WEDGES), default="tilt-series")
     args = parser.parse_args()
     results = []
     for seed in args.seeds:
@@ -107,7 +115,7 @@ def main() -> None:
         painted = train_labels == TEMPLATE_CLASS_BASE + names.index(RIBOSOME)
         record = painted_component_sizes(painted, 10.0)
         for tilt in args.tilts:
-            results.append(run(seed, tilt, record, 10.0))
+            results.append(run(seed, tilt, record, 10.0, args.wedge))
     for tilt in args.tilts:
         mine = [r for r in results if r["tilt"] == tilt]
         print(
