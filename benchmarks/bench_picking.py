@@ -106,7 +106,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--tilts", type=int, nargs="+", default=[60, 45])
-    parser.add_argument("--wedge", choices=sorted(WEDGES), default="tilt-series")
+    parser.add_argument(
+        "--wedge",
+        choices=sorted(WEDGES),
+        default="tilt-series",
+        help="tilt-series: projected and reconstructed by WBP (3° steps); filter: the "
+        "circular Fourier wedge of the figures before 2026-12-05",
+    )
     args = parser.parse_args()
     results = []
     for seed in args.seeds:

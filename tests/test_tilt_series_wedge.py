@@ -27,9 +27,10 @@ def test_a_reconstruction_leaves_the_missing_wedge_empty(tilt):
     """By the projection-slice theorem a series tilted ±θ about y measures the Fourier
     components with |k_z| ≤ tan θ·|k_x| only: beyond the wedge's edge (6° margin, for
     the 3° steps and interpolation) the reconstruction's power per component is under
-    5% of that inside (measured 1.5% at ±60°, 1.2% at ±45°); and about the middle of
-    the depth, where the Fourier filter's wrap through the faces does not reach, it is
-    the Fourier wedge's volume (correlation 0.98 and 0.97 measured)."""
+    5% of that inside (measured 1.5% at ±60°, 1.2% at ±45°); and for balls about the
+    middle of the depth, where the Fourier filter's wrap through the faces matters
+    little, it is the Fourier wedge's volume (correlation over the whole volume 0.98
+    and 0.97 measured; 0.67 and 0.70 without the ramp filter)."""
     volume = _blobs()
     rebuilt = tilt_series_filter(volume, tilt, 2.0)
     assert rebuilt.shape == SHAPE and rebuilt.dtype == np.float32

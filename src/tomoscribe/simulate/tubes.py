@@ -112,7 +112,8 @@ def tilt_series_filter(
     volume: np.ndarray, max_tilt_deg: float, resolution_voxels: float, step_deg: float = 3.0
 ) -> np.ndarray:
     """The volume as a reconstruction gives it back: projected at tilts −max … +max
-    (``step_deg`` apart, about y, beam along z), reconstructed by weighted
+    (``step_deg`` apart, about y, beam along z; whole steps, so ±50° at 3° is ±48°,
+    :func:`~tomoscribe.simulate.tilt.tilt_scheme`), reconstructed by weighted
     back-projection into the same depth (:mod:`tomoscribe.simulate.tilt`), then
     low-passed as :func:`wedge_filter` does (½ at 1/resolution).
 

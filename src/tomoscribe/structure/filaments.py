@@ -41,15 +41,16 @@ medial ridge of the mask seen at the scale of the tube:
    path that turns back on itself (ridge directions have no sign, so it may run out
    along one strand and back along another) is cut there, and the shorter arm lying
    along the longer dropped (:func:`_split_at_reversals`).
-4. **Joining across crossings**: near a crossing (two tubes touching in z blur into
-   one blob at σ) the ridge bends towards the other tube or breaks.  Pieces are joined
-   end to end when their ends lie within 6 R, their directions (from 0.5–3 R before
-   each end) agree within 25°, each end lies off the other's line by at most R or,
-   over a long gap, by at most that angle (a short piece's direction is uncertain by
-   some degrees), and the mask's walls flank at least half of the straight bridge.
-   An end within σ + 2 voxels of a side face may reach σ further (the ridge is not
-   looked for within σ of a face: a tube running along a face a few voxels in loses it
-   there).
+4. **Joining across crossings**: near a crossing (two tubes touching in z blur into one
+   blob at σ) the ridge bends towards the other tube or breaks. Pieces are joined end
+   to end when their ends lie within 6 R (10 R for two hidden ends at one depth with
+   the wedge's streak along the bridge, :func:`_streak_between`), their directions
+   (from 0.5–3 R before each end) agree within 25°, each end lies off the other's line
+   by at most R or, over a long gap, by at most that angle (a short piece's direction
+   is uncertain by some degrees), and the mask's walls flank at least half of the
+   straight bridge. An end within σ + 2 voxels of a side face may reach σ further (the
+   ridge is not looked for within σ of a face: a tube running along a face a few voxels
+   in loses it there).
 5. **Pruning**: each filament is smoothed along its arc (Gaussian, σ 2 voxels) and
    resampled every ``spacing`` voxels with its unit tangent.  Dropped: pieces shorter
    than 2 R (blobs, debris); pieces lying mostly within R of a longer filament (two
@@ -420,16 +421,36 @@ def _join_distance(end_i, end_j, radius, mask, cos_max, sin_max, tilt_range_deg)
 HIDDEN_EXTRA_REACH_R = 4.0
 
 
+def _within_reach(end_i, end_j, far: float, radius: float, mask, tilt_range_deg) -> bool:
+    """Whether two ends' last points lie within ``far`` voxels of each other, or within
+    ``HIDDEN_EXTRA_REACH_R`` R more (6 R to 10 R away from the faces) with the wedge's
+    streak between them (:func:`_streak_between`): through a reconstruction at ±45° a
+    tube 15–20° from x crossing another keeps so little of its walls over the crossing
+    (0.19–0.34 of its voxels in the mask, against 0.39–0.45 alone) that its ridge
+    breaks over 90–100 voxels."""
+    apart = np.linalg.norm(end_j[3] - end_i[3])
+    if apart <= far:
+        return True
+    return apart <= far + HIDDEN_EXTRA_REACH_R * radius and _streak_between(
+        end_i, end_j, radius, mask, tilt_range_deg
+    )
+
+
 def _streak_between(end_i, end_j, radius, mask, tilt_range_deg) -> bool:
     """Whether the data hold the wedge's streak along the level bridge between two
-    hidden ends at one depth (within R): the bridge hidden all along, and the feature
-    within R/2 across or R in depth of at least 75% of its points (:func:`wall_coverage`
-    without its allowance for wedge gaps, which would pass any hidden bridge).
+    hidden ends at one depth (within R): the bridge hidden all along, and at least 75%
+    of its points with the feature within R/2 across or R in depth, or on both sides
+    (:func:`wall_coverage` without its allowance for wedge gaps, which would pass any
+    hidden bridge).  A side outside the volume counts as feature there, so along a
+    face the test is weaker.  It cannot tell one tube's streak from the merged streaks
+    of two parallel hidden tubes 2–2.5 R apart: a bridge one R aside scores about as
+    well as one on the axis (a review's case: such a pair under a crossing tube gained
+    a line midway between them, as the pair alone already did).
 
     Measured on a tube 15° from x at depth 45 of 64 crossing one at 135° 26 voxels
     above it, ±45° through a tilt series (bench_filaments' seed 0): the bridge between
-    its two pieces (93 voxels apart) scores 0.86 on the axis, 0.81–0.87 one R aside in
-    y, 0.23 and 0.00 one R above and below, 0.00 two R aside."""
+    its two pieces (93 voxels apart) scores 0.80–0.86 on the axis (as the ends lie),
+    0.73–0.87 one R aside in y, 0.23 and 0.00 one R above and below, 0.00 two R aside."""
     (pi, _, hidden_i, _), (pj, _, hidden_j, _) = end_i, end_j
     if mask is None or not (hidden_i and hidden_j) or abs(pj[0] - pi[0]) > radius:
         return False
@@ -468,12 +489,8 @@ def _join_pieces(
     ``face_margin`` + 2 voxels of a side face (y, x) of the volume: no ridge is looked
     for within σ of a face, so a tube running along a face a few voxels in loses its
     ridge there (the demo's bend-limited cell 1 at ±60°: a tube along y at x = 7–17,
-    traced as two lines 79 voxels apart for a reach of 75).  It grows by
-    ``HIDDEN_EXTRA_REACH_R`` R more between two hidden ends at one depth when the data
-    hold the wedge's streak along the bridge (:func:`_streak_between`): through a
-    reconstruction at ±45° a tube 15–20° from x crossing another keeps so little of its
-    walls over the crossing (0.19–0.34 of its voxels in the mask, against 0.39–0.45
-    alone) that its ridge breaks over 90–100 voxels.
+    traced as two lines 79 voxels apart for a reach of 75), and by 4 R between two
+    hidden ends with the wedge's streak between them (:func:`_within_reach`).
     """
     cos_max = np.cos(np.radians(max_angle_deg))
     sin_max = np.sin(np.radians(max_angle_deg))
@@ -506,11 +523,7 @@ def _join_pieces(
                     for tj in (True, False):
                         ei, ej = ends[i][0 if ti else 1], ends[j][0 if tj else 1]
                         far = reach + allowance(ei[3]) + allowance(ej[3])
-                        apart = np.linalg.norm(ej[3] - ei[3])
-                        if apart > far and (
-                            apart > far + HIDDEN_EXTRA_REACH_R * radius
-                            or not _streak_between(ei, ej, radius, mask, tilt_range_deg)
-                        ):
+                        if not _within_reach(ei, ej, far, radius, mask, tilt_range_deg):
                             continue
                         dist = _join_distance(
                             ei, ej, radius, mask, cos_max, sin_max, tilt_range_deg
@@ -643,8 +656,9 @@ def _rejoined(lines: list[np.ndarray], r: float, feature, tilt_range_deg, sigma:
     again by the rules of :func:`_join_pieces`, each join resampled every voxel.
 
     Where the wedge hides a tube's walls its mask may break for longer than the join's
-    reach (6 R) between the ends of the ridge, which fades σ before each piece of the
-    mask ends: carried on to the ends of their pieces, two lines of one tube may come
+    reach (6 R; 10 R with the wedge's streak between two hidden ends, which a broken
+    mask seldom holds) between the ends of the ridge, which fades σ before each piece
+    of the mask ends: carried on to the ends of their pieces, two lines of one tube may come
     within reach (the demo's bend-limited cell 8 at ±60°: a tube 11° from x, its
     ridge broken for 114 voxels, its mask for 69, stayed two lines).
     """
