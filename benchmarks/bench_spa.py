@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -74,6 +75,9 @@ def main() -> None:
     parser.add_argument("--picker-out", default=None, help="keep the trained picker (.tsp)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
     args = parser.parse_args()
+    for taken in (args.out, args.picker_out):
+        if taken and os.path.lexists(taken):
+            parser.error(f"{taken} exists; the benchmark writes only new files.")
     if args.aggregate_share is not None:
         network.AGGREGATE_SHARE = args.aggregate_share
     template = bundled_template("1bxn")
