@@ -99,6 +99,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("classify2d-bench.json"))
     args = parser.parse_args()
+    if args.out.exists():
+        parser.error(f"{args.out} exists; the benchmark writes only new files.")
     torch.set_num_threads(args.threads)
     pixel = 2.5 * 128 / args.box
     clock = time.perf_counter()
