@@ -283,6 +283,17 @@ def cell_items(
 WEDGES = {"tilt-series": tilt_series_filter, "filter": wedge_filter}
 
 
+def add_wedge_option(parser: argparse.ArgumentParser) -> None:
+    """``--wedge``, one of `WEDGES` (bench_picking.py takes it from here)."""
+    parser.add_argument(
+        "--wedge",
+        choices=sorted(WEDGES),
+        default="tilt-series",
+        help="tilt-series: projected and reconstructed by WBP (3° steps); filter: the "
+        "circular Fourier wedge of the figures before 2026-12-05",
+    )
+
+
 def _cell_changes(args) -> dict:
     """The ``CellParams`` changes the --cells flags ask for."""
     from tomoscribe.simulate.cell import FILAMENT_MIN_BEND_RADIUS_NM
@@ -331,13 +342,7 @@ def main() -> None:
         help="cells whose filaments lie at their own depths across the lamella (--cells)",
     )
     parser.add_argument("--first-cell", type=int, default=1, help="first cell seed (--cells)")
-    parser.add_argument(
-        "--wedge",
-        choices=sorted(WEDGES),
-        default="tilt-series",
-        help="tilt-series: projected and reconstructed by WBP (3° steps); filter: the "
-        "circular Fourier wedge of the figures before 2026-12-05",
-    )
+    add_wedge_option(parser)
     parser.add_argument("--features", nargs="+", default=["microtubule", "actin"])
     args = parser.parse_args()
     model = tube_model("microtubule")

@@ -29,17 +29,15 @@ import time
 
 import numpy as np
 import scipy.ndimage
+from bench_filaments import WEDGES, add_wedge_option  # the same --wedge
 
 from tomoscribe.experiments.demo_setup import RIBOSOME, RIBOSOME_UM, cell_params
 from tomoscribe.segment.painted_size import painted_component_sizes, size_defaults
 from tomoscribe.simulate.cell import TEMPLATE_CLASS_BASE, make_cell
-from tomoscribe.simulate.tubes import tilt_series_filter, wedge_filter
 from tomoscribe.structure.picking import PickParams, match_picks, pick_particles
 
 OTHERS_UM = {"4v4r_30S": 2.0, "3j9i": 2.0, "1qvr": 2.0, "3cf3": 2.0, "1s3x": 4.0}
 EDGE = 4
-#: How the wedge is applied (``--wedge``), as in bench_filaments.py.
-WEDGES = {"tilt-series": tilt_series_filter, "filter": wedge_filter}
 
 
 def cell(seed: int):
@@ -106,13 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--tilts", type=int, nargs="+", default=[60, 45])
-    parser.add_argument(
-        "--wedge",
-        choices=sorted(WEDGES),
-        default="tilt-series",
-        help="tilt-series: projected and reconstructed by WBP (3° steps); filter: the "
-        "circular Fourier wedge of the figures before 2026-12-05",
-    )
+    add_wedge_option(parser)
     args = parser.parse_args()
     results = []
     for seed in args.seeds:
