@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import tempfile
 import time
@@ -99,7 +100,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("classify2d-bench.json"))
     args = parser.parse_args()
-    if args.out.exists():
+    if os.path.lexists(args.out):
         parser.error(f"{args.out} exists; the benchmark writes only new files.")
     torch.set_num_threads(args.threads)
     pixel = 2.5 * 128 / args.box

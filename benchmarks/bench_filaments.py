@@ -32,11 +32,12 @@ voxels (the feature's tubes) within R + 1 that the thresholded mask keeps, ≥
 `SEEN_LEVEL`; a tube seen along less than half of its axis is left out, and the lines
 along it).  A tube within a few degrees of x is erased by the wedge: its Fourier
 components lie in the plane k_x ≈ 0, of which a ±60° series measures only the k_y line
-(k_z = k_x = 0).  The circular filter keeps that line, a smear over the whole depth
-which, with the threshold set by the other tubes, the mask drops off the mid-plane;
-the tilt series loses it too (weighted back-projection weighs it by |k| = 0), so even
-at mid-depth such a tube is seen only near its ends, where it leaves the volume (seed
-0's "straight az0" through the tilt series: 0.0 over its middle third).  The strict
+(k_z = k_x = 0).  The circular filter keeps that line, a smear the same at every depth,
+which the mask keeps (as a slab through the whole depth) when the tube is alone and
+drops when other tubes set the threshold; the tilt series loses it too (the ramp filter
+of the back-projection weighs it by |k_x'| = 0), so such a tube is seen only near its
+ends, where it leaves the volume (seed 0's "straight az0" through the tilt series: 0.0
+over its middle third).  The strict
 figures count such tubes; ``in_data`` says how much of a miss is the data's.
 
     PYTHONPATH=src python benchmarks/bench_filaments.py [--quick] [--seeds 0 1 2]

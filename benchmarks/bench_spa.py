@@ -78,6 +78,8 @@ def main() -> None:
     for taken in (args.out, args.picker_out):
         if taken and os.path.lexists(taken):
             parser.error(f"{taken} exists; the benchmark writes only new files.")
+    if args.out and args.out == args.picker_out:
+        parser.error("--out and --picker-out must be different files.")
     if args.aggregate_share is not None:
         network.AGGREGATE_SHARE = args.aggregate_share
     template = bundled_template("1bxn")
