@@ -37,8 +37,8 @@ which the mask keeps (as a slab through the whole depth) when the tube is alone 
 drops when other tubes set the threshold; the tilt series loses it too (the ramp filter
 of the back-projection weighs it by |k_x'| = 0), so such a tube is seen only near its
 ends, where it leaves the volume (seed 0's "straight az0" through the tilt series: 0.0
-over its middle third).  The strict
-figures count such tubes; ``in_data`` says how much of a miss is the data's.
+over its middle third).  The strict figures count such tubes; ``in_data`` says how
+much of a miss is the data's.
 
     PYTHONPATH=src python benchmarks/bench_filaments.py [--quick] [--seeds 0 1 2]
     PYTHONPATH=src python benchmarks/bench_filaments.py --cells 8 [--size medium]
