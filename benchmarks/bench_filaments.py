@@ -54,13 +54,12 @@ import time
 import numpy as np
 
 from tomoscribe.simulate.tubes import (
+    WEDGES,
     curved,
     paint_tubes,
     seen_along_axes,
     straight,
-    tilt_series_filter,
     tube_phantom,
-    wedge_filter,
 )
 from tomoscribe.structure.filaments import (
     score_centrelines,
@@ -224,14 +223,14 @@ def score_scenes(items, model, tilt: int, label: str):
     }
 
 
-def scene_items(quick: bool, seed: int, tilt: int, tilt_series: bool):
+def scene_items(quick: bool, seed: int, tilt: int, wedge: str):
     """(name, mask seen through the wedge, true axes, whether a perfect segmentation
     holds each axis point) of one scene set (`scenes`)."""
     r = tube_model("microtubule").radius_voxels(VOXEL_A)
     items = []
     for name, specs in scenes(quick, seed):
         _, mask, axes = tube_phantom(
-            SHAPE, specs, r, True, tilt, resolution_voxels=3.0, tilt_series=tilt_series
+            SHAPE, specs, r, True, tilt, resolution_voxels=3.0, wedge=wedge
         )
         label = paint_tubes(SHAPE, axes, r, True)
         shown = [f >= SEEN_LEVEL for f in seen_along_axes(label, mask, axes, r)]
@@ -278,14 +277,11 @@ def cell_items(
     return items
 
 
-#: How the wedge is applied (``--wedge``): through a tilt series and weighted
-#: back-projection as a slab's reconstruction (the default since 2026-12-05), or the
-#: circular Fourier filter the figures before then used.
-WEDGES = {"tilt-series": tilt_series_filter, "filter": wedge_filter}
-
-
 def add_wedge_option(parser: argparse.ArgumentParser) -> None:
-    """``--wedge``, one of `WEDGES` (bench_picking.py takes it from here)."""
+    """``--wedge``, one of `simulate.tubes.WEDGES`: a tilt series and weighted
+    back-projection as a slab's reconstruction (the default since 2026-12-05), or the
+    circular Fourier filter the figures before then used (bench_picking.py takes the
+    option from here)."""
     parser.add_argument(
         "--wedge",
         choices=sorted(WEDGES),
@@ -367,7 +363,7 @@ def main() -> None:
         return
     for seed in args.seeds:
         for tilt in args.tilts:
-            items = scene_items(args.quick, seed, tilt, args.wedge == "tilt-series")
+            items = scene_items(args.quick, seed, tilt, args.wedge)
             result = score_scenes(items, model, tilt, f"seed {seed}")
             summary[f"seed_{seed}_tilt_{tilt}"] = result
             print(f"seed {seed} ±{tilt}°: " + json.dumps(result), flush=True)

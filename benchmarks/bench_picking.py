@@ -29,11 +29,12 @@ import time
 
 import numpy as np
 import scipy.ndimage
-from bench_filaments import WEDGES, add_wedge_option  # the same --wedge
+from bench_filaments import add_wedge_option  # the same --wedge
 
 from tomoscribe.experiments.demo_setup import RIBOSOME, RIBOSOME_UM, cell_params
 from tomoscribe.segment.painted_size import painted_component_sizes, size_defaults
 from tomoscribe.simulate.cell import TEMPLATE_CLASS_BASE, make_cell
+from tomoscribe.simulate.tubes import WEDGES
 from tomoscribe.structure.picking import PickParams, match_picks, pick_particles
 
 OTHERS_UM = {"4v4r_30S": 2.0, "3j9i": 2.0, "1qvr": 2.0, "3cf3": 2.0, "1s3x": 4.0}

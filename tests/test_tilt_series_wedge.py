@@ -60,7 +60,7 @@ def test_crossing_tubes_through_a_tilt_series_are_traced_one_line_each(azimuths,
         straight((19, 64, 64), azimuths[0], 0, 240),
         straight((45, 64, 64), azimuths[1], 0, 240),
     ]
-    _, mask, axes = tube_phantom(shape, specs, radius, True, tilt, tilt_series=True)
+    _, mask, axes = tube_phantom(shape, specs, radius, True, tilt, wedge="tilt-series")
     lines = trace_centrelines(mask, 10.0, model, tilt_range_deg=(-tilt, tilt))
     scored = score_centrelines(lines, axes, radius, min_length=2 * radius)
     assert (scored["n_true"], scored["n_matched"], scored["n_spurious"]) == (2, 2, 0)

@@ -143,6 +143,11 @@ def _low_passed(spectrum: np.ndarray, shape, resolution_voxels: float) -> np.nda
     return np.fft.irfftn(spectrum * envelope, s=shape, axes=(0, 1, 2)).astype(np.float32)
 
 
+#: The ways of applying the wedge, by name (:func:`tube_phantom`, the benchmarks'
+#: ``--wedge``): a reconstruction's, or the circular Fourier filter.
+WEDGES = {"tilt-series": tilt_series_filter, "filter": wedge_filter}
+
+
 def seen_along_axes(
     label: np.ndarray, mask: np.ndarray, axes: list[np.ndarray], radius: float
 ) -> list[np.ndarray]:
@@ -189,17 +194,15 @@ def tube_phantom(
     threshold: float = 0.5,
     snr: float | None = None,
     seed: int = 0,
-    tilt_series: bool = False,
+    wedge: str = "filter",
 ):
     """Tubes seen through a wedge: (filtered density, thresholded mask, true axes).
 
-    The wedge is :func:`wedge_filter`'s, or with ``tilt_series`` a reconstruction's
-    (:func:`tilt_series_filter`, 3° steps)."""
+    ``wedge`` names one of :data:`WEDGES`: "filter" (:func:`wedge_filter`, circular)
+    or "tilt-series" (:func:`tilt_series_filter`, a reconstruction at 3° steps)."""
     axes = [axis_points(s, shape) for s in specs]
     density = paint_tubes(shape, axes, radius, hollow)
-    seen = (tilt_series_filter if tilt_series else wedge_filter)(
-        density, max_tilt_deg, resolution_voxels
-    )
+    seen = WEDGES[wedge](density, max_tilt_deg, resolution_voxels)
     if snr is not None:
         rng = np.random.default_rng(seed)
         seen = seen + rng.normal(0, np.sqrt(seen.var() / snr), shape).astype(np.float32)
