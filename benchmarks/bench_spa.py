@@ -52,7 +52,7 @@ from tomoscribe.simulate.micrographs import (
 from tomoscribe.spa import network
 from tomoscribe.spa.ensemble import DEFAULT_PAIRS, train_ensemble
 from tomoscribe.spa.micrographs import shrink_and_normalise, to_shrunk
-from tomoscribe.spa.picking import pick_micrograph, save_picker
+from tomoscribe.spa.picking import pick_micrograph, picker_record, save_picker
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_simulated
 from tomoscribe.spa.trainset import build_trainset, cut_patches
@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--train-seed", type=int, default=None)
     parser.add_argument("--pairs", type=int, default=DEFAULT_PAIRS)
     parser.add_argument("--aggregate-share", type=float, default=None)
+    parser.add_argument(
+        "--any-density", action="store_true", help="keep picks off the good boxes' density range"
+    )
     parser.add_argument("--out", default=None)
     parser.add_argument("--picker-out", default=None, help="keep the trained picker (.tsp)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
@@ -104,17 +107,16 @@ def main() -> None:
         device=args.device,
     )
     train_s = time.perf_counter() - start
+    kept = picker_record(trainset["record"], record)
     if args.picker_out:
-        keys = ("box_px", "shrink", "pixel_size_A", "geometry")
-        kept = {k: trainset["record"][k] for k in keys}
-        kept.update(threshold=record["calibration"]["threshold"], training=record)
         save_picker(args.picker_out, picker, kept)
     threshold = record["calibration"]["threshold"]  # chosen on boxes held out of training
+    check = not args.any_density
     cnn_at = {
         t: score_simulated(
             truths,
             held_out,
-            lambda n, im, t=t: pick_micrograph(picker, im, n, trainset["record"], t),
+            lambda n, im, t=t: pick_micrograph(picker, im, n, kept, t, density_check=check),
         )
         for t in (0.3, 0.4, 0.5, 0.6, threshold)
     }
@@ -151,7 +153,7 @@ def main() -> None:
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        pick_micrograph(picker, big, "big", trainset["record"], threshold)
+        pick_micrograph(picker, big, "big", kept, threshold, density_check=check)
         times.append(time.perf_counter() - start)
     pick_s = float(np.median(times))
     result = {
@@ -163,6 +165,7 @@ def main() -> None:
         "train_seed": record["seed"],
         "pairs": args.pairs,
         "threshold": threshold,
+        "density_range": kept["density_range"] if check else None,
         "calibration": record["calibration"],
         "pair_thresholds": [m["calibration"]["threshold"] for m in record["members"]],
         "self_training": record["self_training"],
@@ -192,7 +195,8 @@ def main() -> None:
         f"{args.steps} steps × 2 networks, self-training "
         f"{record['self_training']}, synthetic aggregates per pair "
         f"{record.get('synthetic_aggregates_per_pair')}); picking a "
-        f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s)"
+        f"{args.speed_size}² micrograph {pick_s:.2f} s on {args.threads} thread(s); "
+        f"density range {result['density_range']}"
     )
     for t, scores in cnn_at.items():
         print("CNN  ", {k: round(scores[k], 3) for k in keys}, f"threshold {t:.2f}")

@@ -707,6 +707,14 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
         )
         == 0
     )
+    # the picker keeps its good boxes' density range; --any-density picks without it
+    low, high = load_picker(tiny / "p.tsp")[1]["density_range"]
+    assert low < 0 < high
+    any_density = ["spa", "pick", str(tiny / "p.tsp"), *mics, "--threshold", "0"]
+    assert main([*any_density, "--any-density", "-o", str(tiny / "any")]) == 0
+    assert len(starfile.read(tiny / "any" / "picks.star")) >= len(
+        starfile.read(tiny / "picks" / "picks.star")
+    )
     bad_distance = ["spa", "pick", str(tiny / "p.tsp"), *mics, "--min-distance", "-5"]
     assert main([*bad_distance, "-o", str(tiny / "never")]) == 2
     assert "min-distance" in capsys.readouterr().err and not (tiny / "never").exists()
@@ -948,6 +956,50 @@ def test_self_training_adds_confident_picks_away_from_the_drawn_boxes(picking_da
     # extra good patches train, but the threshold is chosen on the drawn boxes alone
     _, trained = train_pair(loaded, steps=2, seed=0, extra_good=(patches, offsets))
     assert trained["calibration"]["held_out_boxes"] == {"good": 3, "background": 3, "bad": 3}
+
+
+def test_self_training_adds_no_confident_pick_on_the_carbon(picking_data, tmp_path):
+    """Spots of a stand-in pair on the annotated micrograph with carbon, away from every
+    drawn box: those in the ice become good patches, those on the carbon do not (the
+    good boxes' density range, kept with the set through a save and load); a set saved
+    without the levels adds both."""
+    from scipy.ndimage import distance_transform_edt
+
+    from tomoscribe.spa.selftraining import confident_patches
+    from tomoscribe.spa.trainset import load_trainset, save_trainset
+
+    truths, _, trainset = picking_data
+    save_trainset(tmp_path / "set.tss", trainset)
+    loaded = load_trainset(tmp_path / "set.tss")
+    names = loaded["record"]["micrographs"]
+    name = next(n for n in names if truths[n]["carbon"].any())
+    np.testing.assert_allclose(
+        loaded["levels_small"][name], trainset["levels_small"][name], atol=0.02, rtol=1e-3
+    )
+    record, shrink = loaded["record"], loaded["record"]["shrink"]
+    box = record["geometry"]["box"]
+    drawn = np.concatenate(list(loaded["positions"].values()))
+    drawn_xy = drawn[drawn[:, 0] == names.index(name), 1:]
+    depth = distance_transform_edt(truths[name]["carbon"])[::shrink, ::shrink]
+    dense = truths[name]["carbon"] | (truths[name]["contamination"] > 0)
+    ice = distance_transform_edt(~dense)[::shrink, ::shrink]
+    grid = np.stack(np.meshgrid(np.arange(20.0, 172, 5), np.arange(20.0, 172, 5)), -1)
+    grid = grid.reshape(-1, 2)
+    gaps = np.hypot(*(grid[:, None] - drawn_xy[None]).transpose(2, 0, 1)).min(1)
+    places = {"carbon": [], "ice": []}
+    for kind, where in (("carbon", depth > 20), ("ice", ice > 60)):  # full pixels
+        for x, y in grid[gaps > 1.3 * box]:
+            others = places["carbon"] + places["ice"]
+            if where[int(y), int(x)] and all(np.hypot(x - a, y - b) > 2 * box for a, b in others):
+                places[kind].append((x, y))
+    assert len(places["carbon"]) >= 1 and len(places["ice"]) >= 1, places
+    pair = _SpotPair(np.array(places["carbon"] + places["ice"]))
+    only = {**loaded, "micrographs_small": {name: loaded["micrographs_small"][name]}}
+    _, _, counts = confident_patches(pair, only, threshold=0.5)
+    assert counts[name] == len(places["ice"])
+    without = {**only, "levels_small": {}}
+    _, _, counts = confident_patches(pair, without, threshold=0.5)
+    assert counts[name] == len(places["ice"]) + len(places["carbon"])
 
 
 def test_train_picker_self_trains_network_1_only_and_says_when_it_cannot(picking_data):

@@ -123,8 +123,16 @@ def train(
     )
     spread = threshold_spread(full["training"])
     alone = f"; each pair's boxes alone gave {spread[0]:.2f}–{spread[1]:.2f}" if spread else ""
+    density = full.get("density_range")
+    levels = (
+        f"; picks kept where the density level is {density[0]:.1f} to {density[1]:.1f}, "
+        "as around the good boxes"
+        if density
+        else ""
+    )
     typer.echo(
-        f"wrote {output} (picking threshold {full['threshold']:.2f}, from {how}{alone}{more})"
+        f"wrote {output} (picking threshold {full['threshold']:.2f}, from {how}{alone}{more}"
+        f"{levels})"
     )
 
 
@@ -154,6 +162,12 @@ def pick(
         help="Pixels: a pick with another particle nearer is left out as part of an "
         "aggregate (default three quarters of a box; 0 keeps every pick).",
     ),
+    density_check: bool = typer.Option(
+        True,
+        "--density-check/--any-density",
+        help="Leave out picks on regions much denser (or thinner) than around the good "
+        "boxes, such as carbon (default); --any-density keeps them.",
+    ),
     pixel_size: float = PixelSize,
 ) -> None:
     """Pick particles with both networks; score per pick."""
@@ -162,7 +176,15 @@ def pick(
 
     check_micrograph_paths(micrographs)
     picks = pick_files(
-        picker, micrographs, out_dir, threshold, min_distance, edge, pixel_size, isolation
+        picker,
+        micrographs,
+        out_dir,
+        threshold,
+        min_distance,
+        edge,
+        pixel_size,
+        isolation,
+        density_check,
     )
     _report_picks(out_dir, picks, micrographs)
 

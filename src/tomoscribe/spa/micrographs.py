@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InvalidDataError, ParameterError, VoxelSizeMismatchError, missing_file
 from ..io.boxfiles import micrograph_name
+from .density import block_mean
 
 TARGET_BOX = 16
 
@@ -209,9 +210,12 @@ def shrink_and_normalise(
 
     ``window``: edge of each of the two box filters of the local mean (shrunk pixels;
     together they weigh a neighbourhood about twice that across)."""
-    ny, nx = (s // shrink * shrink for s in image.shape)
-    small = image[:ny, :nx].reshape(ny // shrink, shrink, nx // shrink, shrink).mean((1, 3))
-    small = small.astype(np.float32)
+    return normalise_shrunk(block_mean(image, shrink), window)
+
+
+def normalise_shrunk(small: np.ndarray, window: int = 2 * TARGET_BOX) -> np.ndarray:
+    """:func:`shrink_and_normalise` on a micrograph already block-mean shrunk
+    (:func:`~tomoscribe.spa.density.block_mean`)."""
     centred = small - ice_background(small, window)
     spread = 1.4826 * float(np.median(np.abs(centred - np.median(centred))))
     if not spread > 0:

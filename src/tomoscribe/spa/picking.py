@@ -20,6 +20,10 @@ which the slides' good set excludes.  Network 2 answers low on most members of a
 aggregate but not all; the neighbours network 1 still sees give the rest away.  On the
 benchmark (4 seeds, 21 held-out micrographs each) aggregates left unpicked rose from
 0.84–0.97 to 0.90–0.98 and precision by 0.004–0.013; recall fell by ≤ 0.007.
+
+Picks off the ice are dropped last (:mod:`tomoscribe.spa.density`): where the
+picker records the density levels of its good boxes (``density_range``), a pick whose
+level lies outside that range, widened, is on the carbon or on something as dense.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ import pandas as pd
 import torch
 
 from ..errors import ParameterError
+from .density import block_mean, level_map, levels_at, within
 from .ensemble import MAX_PAIRS, PickerEnsemble
-from .micrographs import shrink_and_normalise, to_full
+from .micrographs import normalise_shrunk, to_full, to_shrunk
 from .network import DEFAULT_THRESHOLD, PickerPair
 
 _KEY = "tomoscribe_spa_picker"
@@ -174,6 +179,7 @@ def pick_micrograph(
     min_distance_px: float | None = None,
     edge_px: float | None = None,
     isolation_px: float | None = None,
+    density_check: bool = True,
 ) -> pd.DataFrame:
     """Picks on one full-resolution micrograph: ``micrograph``, ``x``, ``y``, ``score``.
 
@@ -182,11 +188,18 @@ def pick_micrograph(
     of a box; 0, or anything within a pick's own spot, keeps every pick: :func:`crowded`) are
     full-resolution pixels.  ``threshold``
     on the combined score defaults to the picker's (``record["threshold"]``, chosen on
-    held-out boxes; else the network module's ``DEFAULT_THRESHOLD``).
+    held-out boxes; else the network module's ``DEFAULT_THRESHOLD``).  With
+    ``density_check`` (and a picker that recorded ``density_range``), picks whose
+    density level lies outside it are left out (:mod:`tomoscribe.spa.density`).
     """
-    small = shrink_and_normalise(image, int(record["shrink"]))
+    shrink = int(record["shrink"])
+    small_raw = block_mean(image, shrink)
+    small = normalise_shrunk(small_raw)
+    levels = None
+    if density_check and record.get("density_range") is not None:
+        levels = level_map(small_raw, int(record["box_px"]) / shrink)
     full, values = pick_shrunk(
-        picker, small, record, threshold, min_distance_px, edge_px, isolation_px
+        picker, small, record, threshold, min_distance_px, edge_px, isolation_px, levels
     )
     return pd.DataFrame(
         {"micrograph": name, "x": full[:, 0], "y": full[:, 1], "score": values.astype(float)}
@@ -201,10 +214,14 @@ def pick_shrunk(
     min_distance_px: float | None = None,
     edge_px: float | None = None,
     isolation_px: float | None = None,
+    levels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`pick_micrograph` on a micrograph already shrunk and normalised
     (:func:`~tomoscribe.spa.micrographs.shrink_and_normalise` by ``record["shrink"]``):
-    the picks' full-resolution (x, y) pixels (n, 2) and their scores (n,), best first."""
+    the picks' full-resolution (x, y) pixels (n, 2) and their scores (n,), best first.
+    ``levels``: the micrograph's density levels on the same grid
+    (:func:`~tomoscribe.spa.density.level_map`), checked against the record's
+    ``density_range``; None checks nothing."""
     if threshold is None:
         threshold = float(record.get("threshold", DEFAULT_THRESHOLD))
     if not 0 <= threshold <= 1:
@@ -235,8 +252,27 @@ def pick_shrunk(
         xy[:, 0] = np.clip(xy[:, 0], edge_small, w - 1 - edge_small)
         xy[:, 1] = np.clip(xy[:, 1], edge_small, h - 1 - edge_small)
     full = to_full(xy, shrink) if len(xy) else np.zeros((0, 2))
-    alone = ~crowded(particle, full, shrink, box, isolation_px)
-    return full[alone], values[alone]
+    kept = ~crowded(particle, full, shrink, box, isolation_px)
+    if levels is not None and len(full):
+        kept &= within(levels_at(levels, to_shrunk(full, shrink)), record.get("density_range"))
+    return full[kept], values[kept]
+
+
+def picker_record(trainset_record: dict, training: dict) -> dict:
+    """What a picker file records: the training set's geometry (``box_px``,
+    ``shrink``, ``pixel_size_A``, ``geometry``), the ``training`` record, the
+    ``threshold`` chosen on held-out boxes and the ``density_range`` from the good
+    boxes' levels (:func:`tomoscribe.spa.density.allowed_range`; None for a training set
+    written before they were kept)."""
+    from .density import allowed_range
+
+    keys = ("box_px", "shrink", "pixel_size_A", "geometry")
+    return {
+        **{k: trainset_record[k] for k in keys},
+        "training": training,
+        "threshold": training["calibration"]["threshold"],
+        "density_range": allowed_range(trainset_record.get("good_levels")),
+    }
 
 
 def save_picker(path: str | os.PathLike, picker: PickerEnsemble | PickerPair, record: dict) -> Path:

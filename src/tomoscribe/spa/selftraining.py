@@ -7,7 +7,8 @@ the boxes hold many more particles, so training runs twice:
 
 1. both networks for ``ROUND_ONE_FRACTION`` of the steps, as :func:`train_pair` does;
 2. that pair picks the annotated micrographs (:func:`~tomoscribe.spa.picking.pick_shrunk`,
-   crowded picks left out) and every pick scoring at least ``CONFIDENT_SCORE`` (or the
+   crowded picks and picks off the good boxes' density range left out:
+   :mod:`tomoscribe.spa.density`) and every pick scoring at least ``CONFIDENT_SCORE`` (or the
    round's own threshold, if higher) that lies more than a box from every box the
    annotator drew becomes a good patch, best first, at most ``MAX_ADDED``;
 3. a new pair trains for ``steps``: network 1 (good against background) on the good
@@ -50,11 +51,13 @@ def confident_patches(pair: PickerPair, trainset: dict, threshold: float) -> tup
     """
     from scipy.spatial import cKDTree
 
+    from .density import allowed_range
     from .micrographs import to_shrunk
     from .picking import pick_shrunk
     from .trainset import cut_exact_patches
 
     record = trainset["record"]
+    record = {**record, "density_range": allowed_range(record.get("good_levels"))}
     geometry, shrink = record["geometry"], int(record["shrink"])
     level = max(CONFIDENT_SCORE, float(threshold))
     drawn = np.concatenate([trainset["positions"][name] for name in trainset["positions"]])
@@ -63,7 +66,8 @@ def confident_patches(pair: PickerPair, trainset: dict, threshold: float) -> tup
         small = trainset["micrographs_small"].get(name)
         if small is None:
             continue
-        xy_full, scores = pick_shrunk(pair, small, record, level)
+        levels = trainset.get("levels_small", {}).get(name)
+        xy_full, scores = pick_shrunk(pair, small, record, level, levels=levels)
         xy = to_shrunk(xy_full, shrink).reshape(-1, 2)
         here = drawn[drawn[:, 0] == index, 1:]
         if len(here) and len(xy):

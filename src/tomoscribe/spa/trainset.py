@@ -11,10 +11,12 @@ misses particles, docs/performance.md), with the box centre's sub-pixel offset f
 the patch's centre pixel (``patch // 2``) kept for good boxes, large enough that
 training can shift it by half a box before cropping the network's input (``input``,
 twice the shrunk box).  The file is safetensors (the three patch stacks, the good
-boxes' offsets, the boxes' positions and the shrunk micrographs that hold them, which
-self-training picks on: about 7.5 MB per 4k micrograph at shrink 3) with a JSON
-record; it holds no code.  Sets saved before the micrographs were kept train without
-self-training.
+boxes' offsets, the boxes' positions, and the shrunk micrographs that hold them with
+their density levels, which self-training picks on: about 7.5 + 3.7 MB per 4k
+micrograph at shrink 3) with a JSON record, which keeps the good boxes' levels
+(:mod:`tomoscribe.spa.density`: the picker leaves out picks far denser or thinner than
+those); it holds no code.  Sets saved before the micrographs were kept train without
+self-training; sets saved before the levels were kept pick without the density check.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import scipy.ndimage
 
 from ..errors import AnnotationError, InputFileError, ModelFileError, ParameterError, missing_file
 from ..outputs import atomic_path, note_input
-from .micrographs import shrink_and_normalise, shrink_factor, to_shrunk
+from .density import block_mean, level_map, levels_at
+from .micrographs import normalise_shrunk, shrink_factor, to_shrunk
 
 SETS = ("good", "background", "bad")
 MIN_BOXES = 3
@@ -130,15 +133,21 @@ def build_trainset(
     dict with the three patch stacks (n, patch, patch) float32, ``good_offsets``,
     ``record``, the shrunk normalised micrographs that hold boxes
     (``micrographs_small``: name → (h, w) float32, for self-training,
-    :mod:`tomoscribe.spa.selftraining`) and each set's box ``positions`` ((n, 3):
-    index into ``record["micrographs"]``, x, y in shrunk pixels).
+    :mod:`tomoscribe.spa.selftraining`), their density levels (``levels_small``, the
+    same shape: :func:`tomoscribe.spa.density.level_map`) and each set's box
+    ``positions`` ((n, 3): index into ``record["micrographs"]``, x, y in shrunk
+    pixels).  The record's ``good_levels`` are the good boxes' levels, in the good
+    set's order.
     """
     check_boxes(sets, {k: v.shape for k, v in micrographs.items()}, box_px)
     shrink = shrink_factor(box_px)
     geometry = patch_geometry(box_px, shrink)
     used = sorted({m for t in sets.values() for m in t["micrograph"]})
-    small = {m: shrink_and_normalise(micrographs[m], shrink) for m in used}
-    out = {"micrographs_small": small, "positions": {}}
+    raw = {m: block_mean(micrographs[m], shrink) for m in used}
+    small = {m: normalise_shrunk(raw[m]) for m in used}
+    levels = {m: level_map(raw[m], box_px / shrink) for m in used}
+    out = {"micrographs_small": small, "levels_small": levels, "positions": {}}
+    good_levels = []
     for name in SETS:
         stacks, offsets, positions = [], [], []
         for micrograph, rows in sets[name].groupby("micrograph", sort=True):
@@ -148,6 +157,9 @@ def build_trainset(
             offsets.append(offset)
             index = np.full((len(xy), 1), used.index(micrograph), np.float32)
             positions.append(np.hstack([index, xy.astype(np.float32)]))
+            if name == "good":
+                here = levels_at(levels[micrograph], xy)
+                good_levels.extend(here.astype(float).round(3).tolist())
         out[name] = np.concatenate(stacks)
         out["positions"][name] = np.concatenate(positions)
         if name == "good":
@@ -160,6 +172,7 @@ def build_trainset(
         "geometry": geometry,
         "counts": {n: int(len(out[n])) for n in SETS},
         "micrographs": used,
+        "good_levels": good_levels,
     }
     return out
 
@@ -174,6 +187,9 @@ def save_trainset(path: str | os.PathLike, trainset: dict) -> Path:
         image = trainset.get("micrographs_small", {}).get(name)
         if image is not None:
             tensors[f"micrograph/{k}"] = np.ascontiguousarray(image, np.float32)
+        levels = trainset.get("levels_small", {}).get(name)
+        if levels is not None:  # z-scores: half precision is plenty, at half the size
+            tensors[f"levels/{k}"] = np.ascontiguousarray(levels, np.float16)
     for name, positions in trainset.get("positions", {}).items():
         tensors[f"positions/{name}"] = np.ascontiguousarray(positions, np.float32)
     with atomic_path(path) as tmp:
@@ -232,10 +248,15 @@ def load_trainset(path: str | os.PathLike) -> dict:
     out["micrographs_small"] = {
         name: out.pop(f"micrograph/{k}") for k, name in enumerate(names) if f"micrograph/{k}" in out
     }
+    out["levels_small"] = {
+        name: out.pop(f"levels/{k}").astype(np.float32)
+        for k, name in enumerate(names)
+        if f"levels/{k}" in out
+    }
     out["positions"] = {
         name: out.pop(f"positions/{name}") for name in SETS if f"positions/{name}" in out
     }
-    for name, image in out["micrographs_small"].items():
+    for name, image in [*out["micrographs_small"].items(), *out["levels_small"].items()]:
         if not np.isfinite(image).all():
             raise ModelFileError(f"{path} has NaN or infinite pixels in micrograph {name}.")
     out["record"] = record

@@ -137,7 +137,7 @@ def train_picker_file(
     from ..core.device import resolve_device
     from .ensemble import train_ensemble
     from .network import calibration_warning
-    from .picking import save_picker
+    from .picking import picker_record, save_picker
     from .trainset import load_trainset
 
     data = load_trainset(trainset)
@@ -151,11 +151,7 @@ def train_picker_file(
         say=say,
         self_training=self_training,
     )
-    full = {
-        **{k: data["record"][k] for k in ("box_px", "shrink", "pixel_size_A", "geometry")},
-        "training": record,
-        "threshold": record["calibration"]["threshold"],
-    }
+    full = picker_record(data["record"], record)
     save_picker(output, picker, full)
     write_provenance(output, "spa train", full, [Path(trainset)])
     uncertain = calibration_warning(record["calibration"])
@@ -175,13 +171,16 @@ def pick_files(
     edge: float | None = None,
     pixel_size_A: float | None = None,
     isolation: float | None = None,
+    density_check: bool = True,
 ) -> pd.DataFrame:
     """Pick particles on micrographs with a picker file (both networks; a score per
     pick) into the picks folder ``out_dir``, where the combined score reaches
     ``threshold`` (default: the one the picker recorded, chosen on held-out boxes).
     ``min_distance`` and ``edge`` in pixels (default half a box); ``isolation`` in
     pixels (default three quarters of a box): picks with another particle nearer are
-    left out (:func:`tomoscribe.spa.picking.crowded`).  Returns the picks.
+    left out (:func:`tomoscribe.spa.picking.crowded`); with ``density_check``, so are
+    picks off the good boxes' density range (:mod:`tomoscribe.spa.density`; pickers
+    trained before it was recorded check nothing).  Returns the picks.
 
     Raises
     ------
@@ -203,7 +202,9 @@ def pick_files(
     check_fits(images, int(record["box_px"]), "the picker's")
     check_edge(images, int(record["box_px"]) / 2 if edge is None else edge)
     tables = [
-        pick_micrograph(networks, image, name, record, threshold, min_distance, edge, isolation)
+        pick_micrograph(
+            networks, image, name, record, threshold, min_distance, edge, isolation, density_check
+        )
         for name, image in images.items()
     ]
     picks = pd.concat(tables, ignore_index=True)
@@ -217,6 +218,7 @@ def pick_files(
             "threshold": threshold,
             "picker": str(picker),
             "isolation_px": 0.75 * int(record["box_px"]) if isolation is None else isolation,
+            "density_range": record.get("density_range") if density_check else None,
         },
     )
     return picks

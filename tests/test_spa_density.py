@@ -1,0 +1,125 @@
+"""The density check of the picker (tomoscribe.spa.density): picks off the ice are left
+out, against the simulator's truth of where the carbon is, whichever the contrast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.ndimage import distance_transform_edt
+
+from spa_picking_data import picking_set
+from tomoscribe.spa.density import allowed_range, block_mean, level_map, levels_at, within
+from tomoscribe.spa.picking import pick_micrograph, picker_record
+from tomoscribe.spa.trainset import build_trainset
+
+
+@pytest.fixture(scope="module")
+def picking_data():
+    return picking_set()
+
+
+def test_allowed_range_widens_by_the_margin_or_by_its_own_width():
+    assert allowed_range([-1.0, 0.0, 1.0]) == [-4.0, 4.0]  # width 2 < 3
+    assert allowed_range([-5.0, 0.0, 5.0, float("nan")]) == [-15.0, 15.0]  # width 10
+    assert allowed_range([0.0, 1.0]) is None and allowed_range(None) is None
+    assert within(np.array([-4.5, -3.9, 3.9, 4.5]), [-4.0, 4.0]).tolist() == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert within(np.array([-99.0, 99.0]), None).all()
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_denser_half_plane_is_off_the_range_of_boxes_in_the_ice(sign):
+    """Ice (noise around 0) with a carbon half-plane 0.5 σ denser, in either contrast:
+    the levels of points in the ice give a range that holds every ice point and no
+    point a box or more inside the carbon."""
+    rng = np.random.default_rng(1)
+    image = rng.normal(0, 1, (1536, 1536)).astype(np.float32)
+    image[:, 1024:] -= 0.5  # denser: darker, as in an uninverted micrograph
+    image *= sign
+    shrink, box = 3, 54
+    levels = level_map(block_mean(image, shrink), box / shrink)
+    boxes = rng.uniform([100, 100], [900, 1400], (15, 2)) / shrink
+    good_range = allowed_range(levels_at(levels, boxes))
+    ice = rng.uniform([60, 60], [1024 - 60, 1476], (500, 2)) / shrink
+    carbon = rng.uniform([1024 + box, 60], [1476, 1476], (500, 2)) / shrink
+    assert within(levels_at(levels, ice), good_range).mean() > 0.99
+    assert not within(levels_at(levels, carbon), good_range).any()
+
+
+def test_simulated_carbon_is_off_the_good_boxes_range_and_particles_are_on_it(picking_data):
+    """The simulator's micrographs: the annotated good boxes' levels (what `spa boxes`
+    records) give a range holding the isolated particles of the held-out micrographs and
+    no point on the carbon a quarter diameter or more from its edge."""
+    truths, held_out, trainset = picking_data
+    good_range = allowed_range(trainset["record"]["good_levels"])
+    assert len(trainset["record"]["good_levels"]) == len(trainset["good"]) == 15
+    shrink, box = trainset["record"]["shrink"], trainset["record"]["box_px"]
+    particles_in, carbon_seen = [], 0
+    for name in held_out:
+        truth = truths[name]
+        levels = level_map(block_mean(truth["image"], shrink), box / shrink)
+        good = truth["particles"][truth["particles"]["class"] == "good"]
+        xy = (good[["x", "y"]].to_numpy(float) + 0.5) / shrink - 0.5
+        particles_in += within(levels_at(levels, xy), good_range).tolist()
+        inside = distance_transform_edt(truth["carbon"]) >= truth["diameter_px"] / 4
+        jj, ii = np.nonzero(inside[: levels.shape[0] * shrink, : levels.shape[1] * shrink])
+        if len(jj):
+            points = (np.column_stack([ii, jj])[::97] + 0.5) / shrink - 0.5
+            carbon_seen += len(points)
+            assert not within(levels_at(levels, points), good_range).any(), name
+    assert carbon_seen > 100  # a held-out micrograph has a carbon edge
+    assert np.mean(particles_in) > 0.98, np.mean(particles_in)
+
+
+def test_the_density_check_drops_only_picks_on_the_carbon(picking_data, monkeypatch):
+    """Picking with a picker that sees particles everywhere: with the check, no pick is
+    left on the carbon and every pick off it is kept as without the check."""
+    import tomoscribe.spa.picking as picking
+
+    truths, held_out, trainset = picking_data
+
+    def sure(picker, small):
+        rng = np.random.default_rng(0)
+        shape = (-(-small.shape[0] // 4), -(-small.shape[1] // 4))
+        particle = rng.uniform(0.6, 1.0, shape).astype(np.float32)
+        return particle, particle
+
+    monkeypatch.setattr(picking, "network_probabilities", sure)
+    record = picker_record(trainset["record"], {"calibration": {"threshold": 0.5}, "members": []})
+    name = next(n for n in held_out if truths[n]["carbon"].any())
+    image, carbon = truths[name]["image"], truths[name]["carbon"]
+    kept = pick_micrograph(None, image, name, record, 0.5, isolation_px=0)
+    every = pick_micrograph(None, image, name, record, 0.5, isolation_px=0, density_check=False)
+    rows = every["y"].round().astype(int).to_numpy()
+    cols = every["x"].round().astype(int).to_numpy()
+    dense = carbon | (truths[name]["contamination"] > 0)
+    depth_in_carbon = distance_transform_edt(carbon)[rows, cols]
+    far_from_dense = distance_transform_edt(~dense)[rows, cols] > record["box_px"]
+    kept_xy = set(zip(kept["x"].round(3), kept["y"].round(3)))
+    dropped = np.array([xy not in kept_xy for xy in zip(every["x"].round(3), every["y"].round(3))])
+    on_carbon = depth_in_carbon >= truths[name]["diameter_px"] / 4
+    assert on_carbon.sum() > 20 and far_from_dense.sum() > 50
+    assert dropped[on_carbon].all()
+    assert not dropped[far_from_dense].any()
+
+
+def test_a_training_set_without_levels_checks_nothing(picking_data):
+    _, _, trainset = picking_data
+    old = {k: v for k, v in trainset["record"].items() if k != "good_levels"}
+    record = picker_record(old, {"calibration": {"threshold": 0.4}})
+    assert record["density_range"] is None and record["threshold"] == 0.4
+    again = build_trainset(
+        {"m": np.zeros((300, 300), np.float32)},
+        4.0,
+        {
+            k: pd.DataFrame({"micrograph": ["m"] * 3, "x": [60.0] * 3, "y": [60.0, 120, 180]})
+            for k in ("good", "background", "bad")
+        },
+        54,
+    )
+    assert again["record"]["good_levels"] == [0.0, 0.0, 0.0]  # a flat micrograph
