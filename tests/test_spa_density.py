@@ -6,10 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import distance_transform_edt, maximum_filter, uniform_filter
 
 from spa_picking_data import picking_set
-from tomoscribe.spa.density import allowed_range, block_mean, level_map, levels_at, within
+from tomoscribe.spa.density import (
+    HIDE_MARGIN,
+    allowed_range,
+    block_mean,
+    dense_sign,
+    hide_off_range,
+    level_map,
+    levels_at,
+    within,
+)
 from tomoscribe.spa.picking import pick_micrograph, picker_record
 from tomoscribe.spa.trainset import build_trainset
 
@@ -108,6 +117,23 @@ def test_the_density_check_drops_only_picks_on_the_carbon(picking_data, monkeypa
     assert not dropped[far_from_dense].any()
 
 
+def test_the_networks_see_what_is_only_a_little_off_the_range(picking_data):
+    """The hiding range is wider than the picks' one: a region as dense as a cluster of
+    particles (beyond the picks' range, within the hiding one) stays in view."""
+    _, _, trainset = picking_data
+    record = picker_record(trainset["record"], {"calibration": {"threshold": 0.5}})
+    (low, high), (hide_low, hide_high) = record["density_range"], record["hide_range"]
+    assert hide_low <= low - 6 and hide_high >= high + 6
+    small = np.random.default_rng(5).normal(0, 1, (100, 100)).astype(np.float32)
+    levels = np.zeros_like(small)
+    levels[:50] = (low + hide_low) / 2  # off the picks' range, within the hiding one
+    levels[80:] = hide_low - 1
+    hidden = hide_off_range(small, levels, record["hide_range"])
+    np.testing.assert_array_equal(hidden[:80], small[:80])
+    assert not np.allclose(hidden[80:], small[80:])
+    assert not within(levels[:50], record["density_range"]).any()
+
+
 def test_a_training_set_without_levels_checks_nothing(picking_data):
     _, _, trainset = picking_data
     old = {k: v for k, v in trainset["record"].items() if k != "good_levels"}
@@ -123,3 +149,102 @@ def test_a_training_set_without_levels_checks_nothing(picking_data):
         54,
     )
     assert again["record"]["good_levels"] == [0.0, 0.0, 0.0]  # a flat micrograph
+
+
+def test_off_range_pixels_are_hidden_as_ice_noise():
+    rng = np.random.default_rng(2)
+    small = rng.normal(0, 1, (200, 200)).astype(np.float32)
+    levels = np.zeros_like(small)
+    levels[50:100, 60:120] = -40.0  # a dense patch
+    hidden = hide_off_range(small, levels, [-5.0, 3.0])
+    off = levels < -5
+    np.testing.assert_array_equal(hidden[~off], small[~off])
+    assert not np.allclose(hidden[off], small[off])
+    assert abs(hidden[off].std() - small[~off].std()) < 0.05 and abs(hidden[off].mean()) < 0.05
+    np.testing.assert_array_equal(hidden, hide_off_range(small, levels, [-5.0, 3.0]))
+    assert hide_off_range(small, np.zeros_like(small), [-5.0, 3.0]) is small
+
+
+def test_particles_beside_a_blob_are_judged_without_it(monkeypatch):
+    """A stand-in picker whose network 2 says "bad" wherever anything dark lies within
+    reach (what the trained one learned from its bad boxes): particles 1.2 diameters from
+    a dense blob are picked once the blob is hidden from the networks, and not when the
+    check is off; particles in open ice are picked either way."""
+    import tomoscribe.spa.picking as picking
+
+    rng = np.random.default_rng(3)
+    shrink, box, diameter = 3, 54, 36.0
+    image = rng.normal(0, 1, (1200, 1200)).astype(np.float32)
+    yy, xx = np.mgrid[:1200, :1200]
+    image[np.hypot(xx - 600, yy - 600) < 120] -= 3.0  # contamination, 240 pixels across
+    beside = [(600 + 120 + 1.2 * diameter, 600.0), (600.0, 600 - 120 - 1.2 * diameter)]
+    open_ice = [(200.0, 200.0), (1000.0, 1000.0), (200.0, 1000.0)]
+    places = np.array(beside + open_ice)
+
+    def stand_in(picker, small):
+        h, w = -(-small.shape[0] // 4), -(-small.shape[1] // 4)
+        jj, ii = np.mgrid[:h, :w] * 4 + 1.5
+        spots = np.zeros((h, w))
+        for x, y in (places + 0.5) / shrink - 0.5:
+            spots = np.maximum(spots, np.exp(-((ii - x) ** 2 + (jj - y) ** 2) / 18.0))
+        # a blob (most pixels of a 9×9 neighbourhood dark), not a dark noise pixel,
+        # within 1.8 diameters (network 2's reach) makes everything "bad"
+        blob = uniform_filter((small < -1.5).astype(float), 9) > 0.5
+        near = maximum_filter(blob, size=int(2 * 1.8 * diameter / shrink))
+        not_bad = 1.0 - near[1::4, 1::4][:h, :w]
+        return spots.astype(np.float32), not_bad.astype(np.float32)
+
+    monkeypatch.setattr(picking, "network_probabilities", stand_in)
+    levels = level_map(block_mean(image, shrink), box / shrink)
+    good = levels_at(levels, (np.array(open_ice) + 0.5) / shrink - 0.5)
+    record = {"shrink": shrink, "box_px": box, "density_range": allowed_range(good)}
+    record["hide_range"] = allowed_range(good, HIDE_MARGIN)
+
+    def found(**kw):
+        picks = pick_micrograph(None, image, "m", record, 0.5, isolation_px=0, **kw)
+        xy = picks[["x", "y"]].to_numpy(float)
+        return [bool(len(xy)) and np.hypot(*(xy - p).T).min() < diameter / 4 for p in places]
+
+    assert found() == [True] * 5
+    assert found(density_check=False) == [False, False, True, True, True]
+
+
+def test_dense_sign_from_the_good_boxes(picking_data):
+    _, _, trainset = picking_data
+    box = trainset["record"]["geometry"]["box"]
+    assert trainset["record"]["dense_sign"] == dense_sign(trainset["good"], box) == -1
+    assert dense_sign(-trainset["good"], box) == 1  # inverted contrast
+
+
+def test_a_micrograph_mostly_on_carbon_is_named(monkeypatch):
+    """Its median is the carbon's level, so its ice reads thinner than the good boxes'
+    range: picking says so, naming it; a micrograph a third on carbon is not named."""
+    import tomoscribe.spa.picking as picking
+    from tomoscribe.spa.workflow import _warn_off_range
+
+    def nothing(picker, small):
+        shape = (-(-small.shape[0] // 4), -(-small.shape[1] // 4))
+        return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+
+    monkeypatch.setattr(picking, "network_probabilities", nothing)
+    rng = np.random.default_rng(4)
+    shrink, box = 3, 54
+
+    def micrograph(carbon_from):
+        image = rng.normal(0, 1, (1200, 1200)).astype(np.float32)
+        image[:, carbon_from:] -= 0.5
+        return image
+
+    third = micrograph(800)
+    levels = level_map(block_mean(third, shrink), box / shrink)
+    good = levels_at(levels, rng.uniform(30, 250, (15, 2)))  # in the ice
+    record = {"shrink": shrink, "box_px": box, "density_range": allowed_range(good)}
+    record["dense_sign"] = -1
+    tables = [
+        pick_micrograph(None, image, name, record, 0.5)
+        for name, image in (("third", third), ("mostly", micrograph(360)))
+    ]
+    assert tables[0].attrs["thin_fraction"] < 0.02 < 0.2 < tables[1].attrs["thin_fraction"]
+    with pytest.warns(UserWarning, match=r"1 micrograph\(s\).*mostly \(\d+%\)") as caught:
+        _warn_off_range(tables)
+    assert "third" not in str(caught[0].message)

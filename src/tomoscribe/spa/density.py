@@ -14,21 +14,49 @@ mean of the shrunk (block-mean) micrograph over a box-wide window around it (sci
 1.4826 × its median absolute deviation.  On the benchmark's held-out micrographs the
 true picks' levels lay between −3.8 and +1.6 and every pick on carbon below −29.
 
-The picker keeps the levels of the good boxes it was trained on and picks only where the
-level lies within their range widened by ``MARGIN`` on each side, or by the range's own
-width where that is more: a rule from the annotation rather than a fixed cut, in the
-way RELION's autopicking leaves out picks whose background is darker or noisier than a
-limit the user sets (``--min_avg_noise``, ``--max_stddev_noise``).  Both directions are
-checked, so it holds for micrographs of either contrast (dense dark, or inverted).  A
-micrograph mostly covered by carbon has the carbon's level as its median; there the
-ice reads as less dense than the good boxes were, and its picks are left out rather
-than the carbon's, which a user sees at once (no picks) rather than not at all.
+The picker keeps the levels of the good boxes it was trained on; where a micrograph's
+level lies outside their range widened by ``MARGIN`` on each side (or by the range's
+own width, where that is more) the region is off the ice.  A rule from the annotation
+rather than a fixed cut, in the way RELION's autopicking leaves out picks whose
+background is darker or noisier than a limit the user sets (``--min_avg_noise``,
+``--max_stddev_noise``).  Both directions are checked, so it holds for micrographs of
+either contrast (dense dark, or inverted).  Two things follow at picking
+(:func:`tomoscribe.spa.picking.pick_micrograph`):
+
+* picks off the range are dropped (the carbon's, and any on a blob);
+* before the networks run, the pixels far off the range (the good boxes' range widened
+  by ``HIDE_MARGIN``, or by its own width where that is more) are replaced by noise of
+  the ice's spread (:func:`hide_off_range`).  Network 2 learned from its bad boxes that dark
+  matter within its reach (about 1.8 particle diameters) is not a good particle, and
+  missed most particles within 2 diameters of a blob or the carbon's edge (recall 0.4
+  there against 0.94 in open ice); shown ice where the blob was, it judges the particle
+  alone.  Teaching it instead with good particles pasted beside blobs brought the
+  recall back but cost aggregates and picks on carbon (docs/performance.md).  Why
+  farther off: an aggregate of 3–6 touching particles is denser than one particle, and
+  on the benchmark 13–21 of 63 aggregates per data seed had pixels off the picks'
+  range (their densest points −4.4 median, −7.8 at the 10th percentile); hiding those
+  showed network 2 an aggregate's end member alone.  Blobs and carbon lie far beyond:
+  −82 median within a quarter diameter outside a blob's edge, −15 at half a diameter.
+
+The level's zero is the micrograph's median, so a micrograph more than half covered by
+carbon has the carbon's level as its zero: there the ice is what lies off the range,
+and it is hidden and left unpicked, while the carbon is not.  Which side is dense is
+known from the good boxes (:func:`dense_sign`: a particle is denser than the ice around
+it), and :func:`tomoscribe.spa.workflow.pick_files` warns of micrographs with more
+than ``WARN_THIN_FRACTION`` of their area off the range on the thin side.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+#: Share of a micrograph's area off the range on the thin side (less dense than the
+#: good boxes' surroundings) above which picking warns.
+WARN_THIN_FRACTION = 0.1
+#: Widening of the good boxes' level range for hiding regions from the networks
+#: (:func:`hide_off_range`): three times the picks', so that clusters of particles stay
+#: in view (module docstring).
+HIDE_MARGIN = 9.0
 #: Widening of the good boxes' level range on each side (robust σ of the micrograph's
 #: local means), or the range's own width where that is more.
 MARGIN = 3.0
@@ -87,3 +115,42 @@ def within(levels_here: np.ndarray, level_range) -> np.ndarray:
         return np.ones(levels_here.shape, bool)
     low, high = level_range
     return (levels_here >= low) & (levels_here <= high)
+
+
+def hide_off_range(small: np.ndarray, levels: np.ndarray, level_range, seed: int = 0) -> np.ndarray:
+    """``small`` (a shrunk, normalised micrograph) with every pixel whose level lies
+    outside ``level_range`` replaced by Gaussian noise of mean 0 and the other pixels'
+    standard deviation (seeded: the same micrograph gives the same picks): float32, a
+    copy where anything is replaced.  What the networks then see beside a blob is ice."""
+    off = ~within(levels, level_range)
+    if not off.any():
+        return small
+    hidden = np.array(small, np.float32, copy=True)
+    spread = float(hidden[~off].std()) if (~off).any() else 1.0
+    noise = np.random.default_rng(seed).normal(0.0, spread, int(off.sum()))
+    hidden[off] = noise.astype(np.float32)
+    return hidden
+
+
+def dense_sign(good_patches: np.ndarray, box_small: float) -> int:
+    """Which sign of level is denser: the sign of the good patches' mean over a disc of
+    a quarter box about their centre pixel minus their mean over the ring between half
+    a box and a box from it (shrunk, normalised patches (n, p, p)); −1 for micrographs
+    whose particles are dark (uninverted), +1 for inverted ones."""
+    patches = np.asarray(good_patches, np.float32)
+    p = patches.shape[-1]
+    yy, xx = np.mgrid[:p, :p]
+    r = np.hypot(yy - p // 2, xx - p // 2)
+    disc, ring = r <= box_small / 4, (r >= box_small / 2) & (r <= box_small)
+    contrast = float(patches[:, disc].mean() - patches[:, ring].mean())
+    return 1 if contrast > 0 else -1
+
+
+def thin_fraction(levels: np.ndarray, level_range, sign: int | None) -> float:
+    """Share of ``levels`` off ``level_range`` on the side less dense than it (the
+    opposite of ``sign``, :func:`dense_sign`); 0 when the sign is unknown."""
+    if sign is None or level_range is None:
+        return 0.0
+    low, high = level_range
+    thin = levels > high if sign < 0 else levels < low
+    return float(thin.mean())

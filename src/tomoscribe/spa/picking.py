@@ -23,7 +23,9 @@ benchmark (4 seeds, 21 held-out micrographs each) aggregates left unpicked rose 
 
 Picks off the ice are dropped last (:mod:`tomoscribe.spa.density`): where the
 picker records the density levels of its good boxes (``density_range``), a pick whose
-level lies outside that range, widened, is on the carbon or on something as dense.
+level lies outside that range, widened, is on the carbon or on something as dense; and
+such regions are hidden from the networks before they run (replaced by noise of the
+ice's spread), so that a particle beside a blob is judged without the blob.
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ import pandas as pd
 import torch
 
 from ..errors import ParameterError
-from .density import block_mean, level_map, levels_at, within
+from .density import (
+    block_mean,
+    hide_off_range,
+    level_map,
+    levels_at,
+    thin_fraction,
+    within,
+)
 from .ensemble import MAX_PAIRS, PickerEnsemble
 from .micrographs import normalise_shrunk, to_full, to_shrunk
 from .network import DEFAULT_THRESHOLD, PickerPair
@@ -189,21 +198,27 @@ def pick_micrograph(
     full-resolution pixels.  ``threshold``
     on the combined score defaults to the picker's (``record["threshold"]``, chosen on
     held-out boxes; else the network module's ``DEFAULT_THRESHOLD``).  With
-    ``density_check`` (and a picker that recorded ``density_range``), picks whose
-    density level lies outside it are left out (:mod:`tomoscribe.spa.density`).
+    ``density_check`` (and a picker that recorded ``density_range``), the regions whose
+    density level lies outside it are hidden from the networks and picks there left out
+    (:mod:`tomoscribe.spa.density`); the table's ``attrs["thin_fraction"]`` is the
+    share of the micrograph's area off the range on the less dense side.
     """
     shrink = int(record["shrink"])
     small_raw = block_mean(image, shrink)
     small = normalise_shrunk(small_raw)
-    levels = None
+    levels, thin = None, 0.0
     if density_check and record.get("density_range") is not None:
         levels = level_map(small_raw, int(record["box_px"]) / shrink)
+        small = hide_off_range(small, levels, record.get("hide_range", record["density_range"]))
+        thin = thin_fraction(levels, record["density_range"], record.get("dense_sign"))
     full, values = pick_shrunk(
         picker, small, record, threshold, min_distance_px, edge_px, isolation_px, levels
     )
-    return pd.DataFrame(
+    picks = pd.DataFrame(
         {"micrograph": name, "x": full[:, 0], "y": full[:, 1], "score": values.astype(float)}
     )
+    picks.attrs.update(micrograph=name, thin_fraction=thin)
+    return picks
 
 
 def pick_shrunk(
@@ -261,10 +276,11 @@ def pick_shrunk(
 def picker_record(trainset_record: dict, training: dict) -> dict:
     """What a picker file records: the training set's geometry (``box_px``,
     ``shrink``, ``pixel_size_A``, ``geometry``), the ``training`` record, the
-    ``threshold`` chosen on held-out boxes and the ``density_range`` from the good
-    boxes' levels (:func:`tomoscribe.spa.density.allowed_range`; None for a training set
-    written before they were kept)."""
-    from .density import allowed_range
+    ``threshold`` chosen on held-out boxes, and from the good boxes' levels the
+    ``density_range`` picks must lie in and the wider ``hide_range`` beyond which the
+    networks are shown noise (:func:`tomoscribe.spa.density.allowed_range`; None for a
+    training set written before the levels were kept) and ``dense_sign``."""
+    from .density import HIDE_MARGIN, allowed_range
 
     keys = ("box_px", "shrink", "pixel_size_A", "geometry")
     return {
@@ -272,6 +288,8 @@ def picker_record(trainset_record: dict, training: dict) -> dict:
         "training": training,
         "threshold": training["calibration"]["threshold"],
         "density_range": allowed_range(trainset_record.get("good_levels")),
+        "hide_range": allowed_range(trainset_record.get("good_levels"), HIDE_MARGIN),
+        "dense_sign": trainset_record.get("dense_sign"),
     }
 
 

@@ -32,7 +32,7 @@ import scipy.ndimage
 
 from ..errors import AnnotationError, InputFileError, ModelFileError, ParameterError, missing_file
 from ..outputs import atomic_path, note_input
-from .density import block_mean, level_map, levels_at
+from .density import block_mean, dense_sign, level_map, levels_at
 from .micrographs import normalise_shrunk, shrink_factor, to_shrunk
 
 SETS = ("good", "background", "bad")
@@ -137,7 +137,7 @@ def build_trainset(
     same shape: :func:`tomoscribe.spa.density.level_map`) and each set's box
     ``positions`` ((n, 3): index into ``record["micrographs"]``, x, y in shrunk
     pixels).  The record's ``good_levels`` are the good boxes' levels, in the good
-    set's order.
+    set's order, and ``dense_sign`` the sign of level that is denser.
     """
     check_boxes(sets, {k: v.shape for k, v in micrographs.items()}, box_px)
     shrink = shrink_factor(box_px)
@@ -173,6 +173,7 @@ def build_trainset(
         "counts": {n: int(len(out[n])) for n in SETS},
         "micrographs": used,
         "good_levels": good_levels,
+        "dense_sign": dense_sign(out["good"], geometry["box"]),
     }
     return out
 

@@ -207,6 +207,7 @@ def pick_files(
         )
         for name, image in images.items()
     ]
+    _warn_off_range(tables)
     picks = pd.concat(tables, ignore_index=True)
     write_picks_folder(
         out_dir,
@@ -222,6 +223,29 @@ def pick_files(
         },
     )
     return picks
+
+
+def _warn_off_range(tables: list[pd.DataFrame]) -> None:
+    """Warn of micrographs with much of their area less dense than the good boxes'
+    range (:mod:`tomoscribe.spa.density`: ``attrs["thin_fraction"]`` of each table)."""
+    from .density import WARN_THIN_FRACTION
+
+    many = [
+        f"{t.attrs['micrograph']} ({t.attrs['thin_fraction']:.0%})"
+        for t in tables
+        if t.attrs.get("thin_fraction", 0) > WARN_THIN_FRACTION
+    ]
+    if many:
+        import warnings
+
+        warnings.warn(
+            f"{len(many)} micrograph(s) have much of their area less dense than around "
+            f"the good boxes, which was hidden from the picker: {', '.join(many[:5])}"
+            f"{' …' if len(many) > 5 else ''}; empty holes are harmless, but a micrograph "
+            "mostly on carbon takes the carbon's level as its zero and its ice is left "
+            "unpicked: check it, or pick it with --any-density.",
+            stacklevel=3,
+        )
 
 
 def ncc_pick_files(
