@@ -28,6 +28,7 @@ from tomoscribe.io.boxfiles import (
     write_star,
 )
 from tomoscribe.io.weights import save_weights
+from tomoscribe.outputs import read_provenance
 from tomoscribe.simulate.micrographs import (
     MicrographParams,
     annotator_boxes,
@@ -707,14 +708,14 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
         )
         == 0
     )
-    # the picker keeps its good boxes' density range; --any-density picks without it
-    low, high = load_picker(tiny / "p.tsp")[1]["density_range"]
-    assert low < 0 < high
+    # the picker keeps its good boxes' density range, and the picks' record says which
+    # range they were checked against; --any-density checks none
+    kept_range = load_picker(tiny / "p.tsp")[1]["density_range"]
     any_density = ["spa", "pick", str(tiny / "p.tsp"), *mics, "--threshold", "0"]
     assert main([*any_density, "--any-density", "-o", str(tiny / "any")]) == 0
-    assert len(starfile.read(tiny / "any" / "picks.star")) >= len(
-        starfile.read(tiny / "picks" / "picks.star")
-    )
+    checked = read_provenance(tiny / "picks" / "picks.star")["parameters"]["density_range"]
+    unchecked = read_provenance(tiny / "any" / "picks.star")["parameters"]["density_range"]
+    assert checked == kept_range and kept_range[0] < kept_range[1] and unchecked is None
     bad_distance = ["spa", "pick", str(tiny / "p.tsp"), *mics, "--min-distance", "-5"]
     assert main([*bad_distance, "-o", str(tiny / "never")]) == 2
     assert "min-distance" in capsys.readouterr().err and not (tiny / "never").exists()

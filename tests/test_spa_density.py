@@ -10,7 +10,7 @@ from scipy.ndimage import distance_transform_edt, maximum_filter, uniform_filter
 
 from spa_picking_data import picking_set
 from tomoscribe.spa.density import (
-    HIDE_MARGIN,
+    HIDE_WIDENINGS,
     allowed_range,
     block_mean,
     dense_sign,
@@ -134,6 +134,34 @@ def test_the_networks_see_what_is_only_a_little_off_the_range(picking_data):
     assert not within(levels[:50], record["density_range"]).any()
 
 
+def test_pick_micrograph_hides_beyond_the_hiding_range_only(picking_data, monkeypatch):
+    """What the networks are shown: the micrograph as normalised where the level lies
+    within the hiding range (off the picks' range or not), noise beyond it."""
+    import tomoscribe.spa.picking as picking
+    from tomoscribe.spa.micrographs import shrink_and_normalise
+
+    truths, held_out, trainset = picking_data
+    record = picker_record(trainset["record"], {"calibration": {"threshold": 0.5}})
+    image = truths[held_out[0]]["image"]
+    small = shrink_and_normalise(image, record["shrink"])
+    low, hide_low = record["density_range"][0], record["hide_range"][0]
+    levels = np.zeros_like(small)
+    levels[:60] = (low + hide_low) / 2
+    levels[-60:] = hide_low - 1
+    monkeypatch.setattr(picking, "level_map", lambda *args: levels)
+    seen = []
+
+    def looking(picker, shown):
+        seen.append(shown)
+        shape = (-(-shown.shape[0] // 4), -(-shown.shape[1] // 4))
+        return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+
+    monkeypatch.setattr(picking, "network_probabilities", looking)
+    pick_micrograph(None, image, "m", record, 0.5)
+    np.testing.assert_array_equal(seen[0][:-60], small[:-60])
+    assert np.abs(seen[0][-60:] - small[-60:]).mean() > 0.5
+
+
 def test_a_training_set_without_levels_checks_nothing(picking_data):
     _, _, trainset = picking_data
     old = {k: v for k, v in trainset["record"].items() if k != "good_levels"}
@@ -198,7 +226,7 @@ def test_particles_beside_a_blob_are_judged_without_it(monkeypatch):
     levels = level_map(block_mean(image, shrink), box / shrink)
     good = levels_at(levels, (np.array(open_ice) + 0.5) / shrink - 0.5)
     record = {"shrink": shrink, "box_px": box, "density_range": allowed_range(good)}
-    record["hide_range"] = allowed_range(good, HIDE_MARGIN)
+    record["hide_range"] = allowed_range(good, widenings=HIDE_WIDENINGS)
 
     def found(**kw):
         picks = pick_micrograph(None, image, "m", record, 0.5, isolation_px=0, **kw)
@@ -245,6 +273,6 @@ def test_a_micrograph_mostly_on_carbon_is_named(monkeypatch):
         for name, image in (("third", third), ("mostly", micrograph(360)))
     ]
     assert tables[0].attrs["thin_fraction"] < 0.02 < 0.2 < tables[1].attrs["thin_fraction"]
-    with pytest.warns(UserWarning, match=r"1 micrograph\(s\).*mostly \(\d+%\)") as caught:
+    with pytest.warns(UserWarning, match=r"1 of the micrographs .*\(mostly \(\d+%\)\)") as caught:
         _warn_off_range(tables)
     assert "third" not in str(caught[0].message)

@@ -166,7 +166,8 @@ def pick(
         True,
         "--density-check/--any-density",
         help="Leave out picks on regions much denser (or thinner) than around the good "
-        "boxes, such as carbon (default); --any-density keeps them.",
+        "boxes, such as carbon, and hide the densest from the networks (default); "
+        "--any-density does neither.",
     ),
     pixel_size: float = PixelSize,
 ) -> None:

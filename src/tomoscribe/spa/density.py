@@ -25,8 +25,8 @@ either contrast (dense dark, or inverted).  Two things follow at picking
 
 * picks off the range are dropped (the carbon's, and any on a blob);
 * before the networks run, the pixels far off the range (the good boxes' range widened
-  by ``HIDE_MARGIN``, or by its own width where that is more) are replaced by noise of
-  the ice's spread (:func:`hide_off_range`).  Network 2 learned from its bad boxes that dark
+  ``HIDE_WIDENINGS`` times as much) are replaced by noise of the ice's spread
+  (:func:`hide_off_range`).  Network 2 learned from its bad boxes that dark
   matter within its reach (about 1.8 particle diameters) is not a good particle, and
   missed most particles within 2 diameters of a blob or the carbon's edge (recall 0.4
   there against 0.94 in open ice); shown ice where the blob was, it judges the particle
@@ -40,7 +40,10 @@ either contrast (dense dark, or inverted).  Two things follow at picking
 
 The level's zero is the micrograph's median, so a micrograph more than half covered by
 carbon has the carbon's level as its zero: there the ice is what lies off the range,
-and it is hidden and left unpicked, while the carbon is not.  Which side is dense is
+and it is left unpicked (and hidden, where it lies far off), while the carbon is not.
+Ice thicker over part of a micrograph than where the good boxes were drawn reads as
+denser in the same way, and picks there are left out: the scale is the spread of the
+micrograph's own local means, which on flat ice is small.  Which side is dense is
 known from the good boxes (:func:`dense_sign`: a particle is denser than the ice around
 it), and :func:`tomoscribe.spa.workflow.pick_files` warns of micrographs with more
 than ``WARN_THIN_FRACTION`` of their area off the range on the thin side.
@@ -53,10 +56,10 @@ import numpy as np
 #: Share of a micrograph's area off the range on the thin side (less dense than the
 #: good boxes' surroundings) above which picking warns.
 WARN_THIN_FRACTION = 0.1
-#: Widening of the good boxes' level range for hiding regions from the networks
-#: (:func:`hide_off_range`): three times the picks', so that clusters of particles stay
-#: in view (module docstring).
-HIDE_MARGIN = 9.0
+#: Widenings of the good boxes' level range for hiding regions from the networks
+#: (:func:`hide_off_range`): three, where picks get one, so that clusters of particles
+#: stay in view (module docstring).
+HIDE_WIDENINGS = 3
 #: Widening of the good boxes' level range on each side (robust σ of the micrograph's
 #: local means), or the range's own width where that is more.
 MARGIN = 3.0
@@ -95,16 +98,16 @@ def levels_at(levels: np.ndarray, xy_small: np.ndarray) -> np.ndarray:
     return levels[j, i]
 
 
-def allowed_range(good_levels, margin: float = MARGIN) -> list[float] | None:
+def allowed_range(good_levels, margin: float = MARGIN, widenings: float = 1) -> list[float] | None:
     """The levels a pick may have: the good boxes' ``good_levels`` range widened on each
-    side by ``margin`` or by its own width, whichever is more; None (no check) without
-    at least 3 finite levels."""
+    side ``widenings`` times by ``margin`` or by its own width, whichever is more (robust
+    z units, :func:`level_map`); None (no check) without at least 3 finite levels."""
     values = np.asarray([] if good_levels is None else good_levels, float)
     values = values[np.isfinite(values)]
     if len(values) < 3:
         return None
     low, high = float(values.min()), float(values.max())
-    widen = max(float(margin), high - low)
+    widen = widenings * max(float(margin), high - low)
     return [round(low - widen, 3), round(high + widen, 3)]
 
 

@@ -24,8 +24,9 @@ benchmark (4 seeds, 21 held-out micrographs each) aggregates left unpicked rose 
 Picks off the ice are dropped last (:mod:`tomoscribe.spa.density`): where the
 picker records the density levels of its good boxes (``density_range``), a pick whose
 level lies outside that range, widened, is on the carbon or on something as dense; and
-such regions are hidden from the networks before they run (replaced by noise of the
-ice's spread), so that a particle beside a blob is judged without the blob.
+regions far beyond it (``hide_range``) are hidden from the networks before they run
+(replaced by noise of the ice's spread), so that a particle beside a blob is judged
+without the blob.
 """
 
 from __future__ import annotations
@@ -198,10 +199,11 @@ def pick_micrograph(
     full-resolution pixels.  ``threshold``
     on the combined score defaults to the picker's (``record["threshold"]``, chosen on
     held-out boxes; else the network module's ``DEFAULT_THRESHOLD``).  With
-    ``density_check`` (and a picker that recorded ``density_range``), the regions whose
-    density level lies outside it are hidden from the networks and picks there left out
-    (:mod:`tomoscribe.spa.density`); the table's ``attrs["thin_fraction"]`` is the
-    share of the micrograph's area off the range on the less dense side.
+    ``density_check`` (and a picker that recorded ``density_range``), picks whose
+    density level lies outside it are left out and regions beyond the wider
+    ``hide_range`` are hidden from the networks (:mod:`tomoscribe.spa.density`); the
+    table's ``attrs["thin_fraction"]`` is the share of the micrograph's area off
+    ``density_range`` on the less dense side.
     """
     shrink = int(record["shrink"])
     small_raw = block_mean(image, shrink)
@@ -280,7 +282,7 @@ def picker_record(trainset_record: dict, training: dict) -> dict:
     ``density_range`` picks must lie in and the wider ``hide_range`` beyond which the
     networks are shown noise (:func:`tomoscribe.spa.density.allowed_range`; None for a
     training set written before the levels were kept) and ``dense_sign``."""
-    from .density import HIDE_MARGIN, allowed_range
+    from .density import HIDE_WIDENINGS, allowed_range
 
     keys = ("box_px", "shrink", "pixel_size_A", "geometry")
     return {
@@ -288,7 +290,7 @@ def picker_record(trainset_record: dict, training: dict) -> dict:
         "training": training,
         "threshold": training["calibration"]["threshold"],
         "density_range": allowed_range(trainset_record.get("good_levels")),
-        "hide_range": allowed_range(trainset_record.get("good_levels"), HIDE_MARGIN),
+        "hide_range": allowed_range(trainset_record.get("good_levels"), widenings=HIDE_WIDENINGS),
         "dense_sign": trainset_record.get("dense_sign"),
     }
 

@@ -136,8 +136,8 @@ def build_trainset(
     :mod:`tomoscribe.spa.selftraining`), their density levels (``levels_small``, the
     same shape: :func:`tomoscribe.spa.density.level_map`) and each set's box
     ``positions`` ((n, 3): index into ``record["micrographs"]``, x, y in shrunk
-    pixels).  The record's ``good_levels`` are the good boxes' levels, in the good
-    set's order, and ``dense_sign`` the sign of level that is denser.
+    pixels).  The record's ``good_levels`` are the good boxes' levels, in the order
+    of the good patches (by micrograph), and ``dense_sign`` the sign of level that is denser.
     """
     check_boxes(sets, {k: v.shape for k, v in micrographs.items()}, box_px)
     shrink = shrink_factor(box_px)
@@ -190,7 +190,8 @@ def save_trainset(path: str | os.PathLike, trainset: dict) -> Path:
             tensors[f"micrograph/{k}"] = np.ascontiguousarray(image, np.float32)
         levels = trainset.get("levels_small", {}).get(name)
         if levels is not None:  # z-scores: half precision is plenty, at half the size
-            tensors[f"levels/{k}"] = np.ascontiguousarray(levels, np.float16)
+            clipped = np.clip(levels, -6e4, 6e4)  # float16 ends at 65504
+            tensors[f"levels/{k}"] = np.ascontiguousarray(clipped, np.float16)
     for name, positions in trainset.get("positions", {}).items():
         tensors[f"positions/{name}"] = np.ascontiguousarray(positions, np.float32)
     with atomic_path(path) as tmp:
@@ -259,7 +260,9 @@ def load_trainset(path: str | os.PathLike) -> dict:
     }
     for name, image in [*out["micrographs_small"].items(), *out["levels_small"].items()]:
         if not np.isfinite(image).all():
-            raise ModelFileError(f"{path} has NaN or infinite pixels in micrograph {name}.")
+            raise ModelFileError(
+                f"{path} has NaN or infinite pixels in micrograph {name} or its density levels."
+            )
     out["record"] = record
     return out
 

@@ -239,11 +239,11 @@ def _warn_off_range(tables: list[pd.DataFrame]) -> None:
         import warnings
 
         warnings.warn(
-            f"{len(many)} micrograph(s) have much of their area less dense than around "
-            f"the good boxes, which was hidden from the picker: {', '.join(many[:5])}"
-            f"{' …' if len(many) > 5 else ''}; empty holes are harmless, but a micrograph "
-            "mostly on carbon takes the carbon's level as its zero and its ice is left "
-            "unpicked: check it, or pick it with --any-density.",
+            f"{len(many)} of the micrographs have more than {WARN_THIN_FRACTION:.0%} of "
+            f"their area less dense than around the good boxes, where no particle was "
+            f"picked ({', '.join(many[:5])}{' …' if len(many) > 5 else ''}): harmless for "
+            "empty holes, but a micrograph mostly on carbon loses its ice this way, so "
+            "check them and pick those again alone with --any-density.",
             stacklevel=3,
         )
 
