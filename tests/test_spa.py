@@ -758,6 +758,12 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
     code = main(["spa", "pick", str(tiny / "old.tsp"), mics[0], "-o", str(tiny / "p_old")])
     assert code == 2 and "train it again" in capsys.readouterr().err
     assert not (tiny / "p_old").exists()
+    # one trained before the good boxes' levels were kept picks, and says it checks nothing
+    save_weights(
+        tiny / "levelless.tsp", pair, "tomoscribe_spa_picker", {**record, "density_range": None}
+    )
+    code = main(["spa", "pick", str(tiny / "levelless.tsp"), mics[0], "-o", str(tiny / "p_nl")])
+    assert code == 0 and "without the good boxes' density levels" in capsys.readouterr().err
 
 
 def test_simulate_micrographs_command(tmp_path, capsys):

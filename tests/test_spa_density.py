@@ -273,6 +273,6 @@ def test_a_micrograph_mostly_on_carbon_is_named(monkeypatch):
         for name, image in (("third", third), ("mostly", micrograph(360)))
     ]
     assert tables[0].attrs["thin_fraction"] < 0.02 < 0.2 < tables[1].attrs["thin_fraction"]
-    with pytest.warns(UserWarning, match=r"1 of the micrographs .*\(mostly \(\d+%\)\)") as caught:
+    with pytest.warns(UserWarning, match=r"1 of the 2 micrographs .*\(mostly \(\d+%\)\)") as caught:
         _warn_off_range(tables)
     assert "third" not in str(caught[0].message)

@@ -166,7 +166,7 @@ def pick(
         True,
         "--density-check/--any-density",
         help="Leave out picks on regions much denser (or thinner) than around the good "
-        "boxes, such as carbon, and hide the densest from the networks (default); "
+        "boxes, such as carbon, and hide regions far off from the networks (default); "
         "--any-density does neither.",
     ),
     pixel_size: float = PixelSize,
@@ -256,5 +256,5 @@ def score(
         f"precision {result['precision']:.3f}, recall {result['recall']:.3f}, "
         f"aggregates unpicked {result['aggregates_unpicked']:.3f}, contamination "
         f"unpicked {result['blobs_unpicked']:.3f} ({result['picks']} picks on "
-        f"{result['micrographs']} micrographs)"
+        f"{result['micrographs']} micrographs, {result['picks_on_carbon']} on carbon)"
     )

@@ -207,6 +207,15 @@ def pick_files(
         )
         for name, image in images.items()
     ]
+    if density_check and record.get("density_range") is None:
+        import warnings
+
+        warnings.warn(
+            f"{picker} was trained from a training set without the good boxes' density "
+            "levels, so picks on carbon are not left out; make the set again with "
+            "`spa boxes` and train on it to have them left out.",
+            stacklevel=2,
+        )
     _warn_off_range(tables)
     picks = pd.concat(tables, ignore_index=True)
     write_picks_folder(
@@ -239,9 +248,10 @@ def _warn_off_range(tables: list[pd.DataFrame]) -> None:
         import warnings
 
         warnings.warn(
-            f"{len(many)} of the micrographs have more than {WARN_THIN_FRACTION:.0%} of "
-            f"their area less dense than around the good boxes, where no particle was "
-            f"picked ({', '.join(many[:5])}{' …' if len(many) > 5 else ''}): harmless for "
+            f"{len(many)} of the {len(tables)} micrographs have more than "
+            f"{WARN_THIN_FRACTION:.0%} of their area less dense than around the good boxes, "
+            f"and nothing was picked in that area ({', '.join(many[:5])}"
+            f"{' …' if len(many) > 5 else ''}): harmless for "
             "empty holes, but a micrograph mostly on carbon loses its ice this way, so "
             "check them and pick those again alone with --any-density.",
             stacklevel=3,
