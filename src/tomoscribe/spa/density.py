@@ -4,15 +4,16 @@ The networks see micrographs with the local mean of the ice removed
 (:mod:`tomoscribe.spa.micrographs`), and inside the carbon, where no ice lies within
 reach, the carbon's own mean is removed instead: what they are shown of a point 3–8
 particle diameters inside the carbon is the carbon's texture at the ice's level, in
-which network 1 finds particle-like spots (p1 0.7–0.85) and network 2, never shown a
-bad box on carbon, lets a share of them through.  Those picks were a third of the
-two-pair picker's false picks on the benchmark, and more when network 2 was taught
-that dark matter nearby is not bad (docs/performance.md).  What normalising hides is
-the density itself, and that is what this module keeps: the **level** of a point is the
-mean of the shrunk (block-mean) micrograph over a box-wide window around it (scipy's
-``uniform_filter``), minus the median of that local mean over the micrograph, over
-1.4826 × its median absolute deviation.  On the benchmark's held-out micrographs the
-true picks' levels lay between −3.8 and +1.6 and every pick on carbon below −29.
+which network 1 finds particle-like spots (p1 0.7–0.85) and network 2, never shown a bad
+box on carbon, lets a share of them through.  Those picks were a fifth to two thirds of
+the two-pair picker's false picks on the benchmark (11 data seeds), and more when
+network 2 was taught that dark matter nearby is not bad (docs/performance.md).  What
+normalising hides is the density itself, and that is what this module keeps: the
+**level** of a point is the mean of the shrunk (block-mean) micrograph over a box-wide
+window around it (scipy's ``uniform_filter``), minus the median of that local mean over
+the micrograph, over 1.4826 × its median absolute deviation.  On one data seed's
+held-out micrographs (21, two pickers) the true picks' levels lay between −3.8 and +1.6
+and every pick on carbon below −29.
 
 The picker keeps the levels of the good boxes it was trained on; where a micrograph's
 level lies outside their range widened by ``MARGIN`` on each side (or by the range's

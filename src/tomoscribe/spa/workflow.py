@@ -179,8 +179,9 @@ def pick_files(
     ``min_distance`` and ``edge`` in pixels (default half a box); ``isolation`` in
     pixels (default three quarters of a box): picks with another particle nearer are
     left out (:func:`tomoscribe.spa.picking.crowded`); with ``density_check``, so are
-    picks off the good boxes' density range (:mod:`tomoscribe.spa.density`; pickers
-    trained before it was recorded check nothing).  Returns the picks.
+    picks off the good boxes' density range, and regions far off it are hidden from the
+    networks (:mod:`tomoscribe.spa.density`; pickers trained before it was recorded
+    check nothing, and say so).  Returns the picks.
 
     Raises
     ------
