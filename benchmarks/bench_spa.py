@@ -3,7 +3,7 @@
     python benchmarks/bench_spa.py [--micrographs 24] [--annotated 3] [--size 1024]
         [--steps 2500] [--no-self-training] [--speed-size 4096] [--threads 1]
         [--seed 0] [--train-seed S] [--pairs 2] [--aggregate-share 0.5] [--out spa-bench.json]
-        [--picker-out picker.tsp] [--device cpu]
+        [--picker-out picker.tsp] [--device cpu] [--any-density]
 
 Simulates ``--micrographs`` micrographs (bundled 1bxn, 4 Å pixels, defocus cycling
 0.8/1.9/3.0 µm, contamination, aggregates, a carbon edge on every fourth), draws 15
@@ -12,7 +12,8 @@ good/background/bad boxes on the first ``--annotated`` as an annotator would, tr
 given, or a GPU; each pair with another fifth of each box set held out, the threshold
 chosen on them all; self-training on the annotated micrographs unless ``--no-self-training``;
 ``--aggregate-share`` of network 2's bad patches synthetic
-aggregates, 0 for none), picks the held-out micrographs with that threshold and
+aggregates, 0 for none), picks the held-out micrographs with that threshold (and the
+density check of :mod:`tomoscribe.spa.density`, unless ``--any-density``) and
 scores against truth (precision and recall of isolated
 particles within a quarter diameter, aggregates and contamination left unpicked); the
 NCC baseline with the good boxes as references, at the threshold with the best F1 on
