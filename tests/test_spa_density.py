@@ -32,6 +32,7 @@ def test_allowed_range_widens_by_the_margin_or_by_its_own_width():
     assert allowed_range([-1.0, 0.0, 1.0]) == [-4.0, 4.0]  # width 2 < 3
     assert allowed_range([-5.0, 0.0, 5.0, float("nan")]) == [-15.0, 15.0]  # width 10
     assert allowed_range([0.0, 1.0]) is None and allowed_range(None) is None
+    assert allowed_range([-1.0, 0.0, 1.0], widenings=HIDE_WIDENINGS) == [-10.0, 10.0]
     assert within(np.array([-4.5, -3.9, 3.9, 4.5]), [-4.0, 4.0]).tolist() == [
         False,
         True,
