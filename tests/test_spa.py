@@ -764,6 +764,13 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
     )
     code = main(["spa", "pick", str(tiny / "levelless.tsp"), mics[0], "-o", str(tiny / "p_nl")])
     assert code == 0 and "without the good boxes' density levels" in capsys.readouterr().err
+    # a damaged density range (hand-edited record) is one sentence, nothing written
+    damaged = {**record, "density_range": [3.0, "x"]}
+    save_weights(tiny / "damaged.tsp", pair, "tomoscribe_spa_picker", damaged)
+    code = main(["spa", "pick", str(tiny / "damaged.tsp"), mics[0], "-o", str(tiny / "p_dm")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "density_range" in err[0]
+    assert not (tiny / "p_dm").exists()
 
 
 def test_simulate_micrographs_command(tmp_path, capsys):

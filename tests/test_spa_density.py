@@ -277,3 +277,17 @@ def test_a_micrograph_mostly_on_carbon_is_named(monkeypatch):
     with pytest.warns(UserWarning, match=r"1 of the 2 micrographs .*\(mostly \(\d+%\)\)") as caught:
         _warn_off_range(tables)
     assert "third" not in str(caught[0].message)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"good_levels": "high"}, {"good_levels": [1.0, None]}, {"dense_sign": 0}],
+)
+def test_a_damaged_training_set_record_is_refused(picking_data, tmp_path, entry):
+    from tomoscribe.errors import ModelFileError
+    from tomoscribe.spa.trainset import load_trainset, save_trainset
+
+    _, _, trainset = picking_data
+    save_trainset(tmp_path / "set.tss", {**trainset, "record": {**trainset["record"], **entry}})
+    with pytest.raises(ModelFileError, match="is damaged: its `(good_levels|dense_sign)`"):
+        load_trainset(tmp_path / "set.tss")

@@ -65,3 +65,10 @@ def test_crossing_tubes_through_a_tilt_series_are_traced_one_line_each(azimuths,
     scored = score_centrelines(lines, axes, radius, min_length=2 * radius)
     assert (scored["n_true"], scored["n_matched"], scored["n_spurious"]) == (2, 2, 0)
     assert np.median(scored["distances"]) < 2.0  # voxels, 2 nm at 10 Å
+
+
+def test_an_unknown_wedge_is_named():
+    from tomoscribe.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="`wedge` must be one of filter, tilt-series"):
+        tube_phantom((16, 32, 32), [straight((8, 16, 16), 0, 0, 20)], 3.0, True, 60, wedge="ramp")

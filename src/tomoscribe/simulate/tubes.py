@@ -23,6 +23,7 @@ import scipy.ndimage
 from scipy.interpolate import CubicSpline
 
 from ..core.tubes import HOLLOW_INNER_FRACTION
+from ..errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,11 @@ def tube_phantom(
     or "tilt-series" (:func:`tilt_series_filter`, a reconstruction at 3° steps)."""
     axes = [axis_points(s, shape) for s in specs]
     density = paint_tubes(shape, axes, radius, hollow)
+    if wedge not in WEDGES:
+        raise ParameterError(
+            f"`wedge` must be one of {', '.join(sorted(WEDGES))}, got {wedge!r}.",
+            parameter="wedge",
+        )
     seen = WEDGES[wedge](density, max_tilt_deg, resolution_voxels)
     if snr is not None:
         rng = np.random.default_rng(seed)

@@ -158,3 +158,27 @@ def thin_fraction(levels: np.ndarray, level_range, sign: int | None) -> float:
     low, high = level_range
     thin = levels > high if sign < 0 else levels < low
     return float(thin.mean())
+
+
+def record_problem(record: dict) -> str | None:
+    """What is wrong with the density entries of a training set's or picker's record
+    (``good_levels``: a list of numbers; ``density_range``, ``hide_range``: None or two
+    finite numbers, low first; ``dense_sign``: None, −1 or +1), or None when nothing is
+    (absent entries are fine: files written before them)."""
+    levels = record.get("good_levels")
+    if levels is not None and not (
+        isinstance(levels, list)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels)
+    ):
+        return "its `good_levels` are not a list of numbers"
+    for key in ("density_range", "hide_range"):
+        value = record.get(key)
+        if value is None:
+            continue
+        numbers = isinstance(value, list) and len(value) == 2
+        numbers = numbers and all(isinstance(v, (int, float)) for v in value)
+        if not (numbers and np.isfinite(value).all() and value[0] < value[1]):
+            return f"its `{key}` {value!r} is not two finite numbers, low first"
+    if record.get("dense_sign") not in (None, -1, 1):
+        return f"its `dense_sign` {record.get('dense_sign')!r} is not -1 or 1"
+    return None

@@ -44,6 +44,7 @@ from .density import (
     hide_off_range,
     level_map,
     levels_at,
+    record_problem,
     thin_fraction,
     within,
 )
@@ -324,6 +325,9 @@ def load_picker(path: str | os.PathLike) -> tuple[PickerEnsemble, dict]:
     for key in ("shrink", "box_px", "pixel_size_A", "threshold"):
         if key not in record:
             raise ModelFileError(f"{path} lacks `{key}` in its record; train it again.")
+    problem = record_problem(record)
+    if problem:
+        raise ModelFileError(f"{path} is damaged: {problem}; train it again.")
     if version == 2:
         pair = PickerPair()
         load_into(pair, tensors, path, "the two-network picker")

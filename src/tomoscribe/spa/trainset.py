@@ -32,7 +32,7 @@ import scipy.ndimage
 
 from ..errors import AnnotationError, InputFileError, ModelFileError, ParameterError, missing_file
 from ..outputs import atomic_path, note_input
-from .density import block_mean, dense_sign, level_map, levels_at
+from .density import block_mean, dense_sign, level_map, levels_at, record_problem
 from .micrographs import normalise_shrunk, shrink_factor, to_shrunk
 
 SETS = ("good", "background", "bad")
@@ -238,6 +238,9 @@ def load_trainset(path: str | os.PathLike) -> dict:
         )
     if record.get("version", 0) > VERSION:
         raise ModelFileError(f"{path} was written by a newer tomoscribe; update it.")
+    problem = record_problem(record)
+    if problem:
+        raise ModelFileError(f"{path} is damaged: {problem}; make it again with `spa boxes`.")
     if record.get("version", 0) < VERSION:
         raise ModelFileError(
             f"{path} holds patches normalised the old way (version "
