@@ -34,10 +34,11 @@ either contrast (dense dark, or inverted).  Two things follow at picking
   alone.  Teaching it instead with good particles pasted beside blobs brought the
   recall back but cost aggregates and picks on carbon (docs/performance.md).  Why
   farther off: an aggregate of 3–6 touching particles is denser than one particle, and
-  on the benchmark 13–21 of 63 aggregates per data seed had pixels off the picks'
-  range (their densest points −4.4 median, −7.8 at the 10th percentile); hiding those
-  showed network 2 an aggregate's end member alone.  Blobs and carbon lie far beyond:
-  −82 median within a quarter diameter outside a blob's edge, −15 at half a diameter.
+  on two benchmark data seeds 13 and 21 of 63 aggregates had pixels off the picks'
+  range (their densest points −4.4 and −4.7 median, −7.8 and −7.3 at the 10th
+  percentile); hiding those showed network 2 an aggregate's end member alone.  Blobs
+  and carbon lie far beyond: −82 median within a quarter diameter outside their edge,
+  −15 at half a diameter (one data seed).
 
 The level's zero is the micrograph's median, so a micrograph more than half covered by
 carbon has the carbon's level as its zero: there the ice is what lies off the range,
