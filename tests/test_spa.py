@@ -713,6 +713,7 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
     kept_range = load_picker(tiny / "p.tsp")[1]["density_range"]
     any_density = ["spa", "pick", str(tiny / "p.tsp"), *mics, "--threshold", "0"]
     assert main([*any_density, "--any-density", "-o", str(tiny / "any")]) == 0
+    assert "earlier" not in capsys.readouterr().out  # new folders: nothing replaced
     checked = read_provenance(tiny / "picks" / "picks.star")["parameters"]["density_range"]
     unchecked = read_provenance(tiny / "any" / "picks.star")["parameters"]["density_range"]
     assert checked == kept_range and kept_range[0] < kept_range[1] and unchecked is None
@@ -729,6 +730,12 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
     # the micrographs' paths as given (RELION keeps them relative to its project folder)
     assert set(star["rlnMicrographName"]) <= set(mics), (star["rlnMicrographName"], mics)
     assert (tiny / "picks" / "picks.csv").is_file()
+    # a second run into the same folder says it replaces the first, which goes whole
+    assert {p.name for p in (tiny / "picks").glob("*.box")} == {"m1.box", "m2.box"}
+    again = ["spa", "pick", str(tiny / "p.tsp"), mics[0], "--threshold", "0"]
+    assert main([*again, "-o", str(tiny / "picks")]) == 0
+    assert "replace the earlier run's picks" in capsys.readouterr().out
+    assert {p.name for p in (tiny / "picks").glob("*.box")} == {"m1.box"}
     assert (
         main(
             [

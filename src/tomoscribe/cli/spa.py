@@ -176,6 +176,7 @@ def pick(
     from ..spa.workflow import pick_files
 
     check_micrograph_paths(micrographs)
+    earlier = _earlier_picks(out_dir)
     picks = pick_files(
         picker,
         micrographs,
@@ -187,7 +188,7 @@ def pick(
         isolation,
         density_check,
     )
-    _report_picks(out_dir, picks, micrographs)
+    _report_picks(out_dir, picks, micrographs, earlier)
 
 
 @spa_app.command("ncc")
@@ -216,6 +217,7 @@ def ncc(
     from ..spa.workflow import ncc_pick_files
 
     check_micrograph_paths(micrographs, ("--references",))
+    earlier = _earlier_picks(out_dir)
     picks = ncc_pick_files(
         micrographs,
         out_dir,
@@ -227,17 +229,24 @@ def ncc(
         pixel_size,
         seed,
     )
-    _report_picks(out_dir, picks, micrographs)
+    _report_picks(out_dir, picks, micrographs, earlier)
 
 
-def _report_picks(out_dir: Path, picks, micrographs: list[Path]) -> None:
+def _earlier_picks(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds an earlier run's picks (which a run replaces whole)."""
+    return (Path(out_dir) / "picks.star").is_file()
+
+
+def _report_picks(out_dir: Path, picks, micrographs: list[Path], earlier: bool) -> None:
     from ..io.boxfiles import micrograph_name
 
     names = [micrograph_name(p) for p in micrographs]
     counts = picks["micrograph"].value_counts().reindex(names, fill_value=0)
+    replaced = "; they replace the earlier run's picks there" if earlier else ""
     typer.echo(
         f"wrote {out_dir}: {len(picks)} picks on {len(micrographs)} micrographs "
-        f"({counts.min()}–{counts.max()} each): picks.star, picks.csv, NAME.box, info/"
+        f"({counts.min()}–{counts.max()} each): picks.star, picks.csv, NAME.box, "
+        f"info/{replaced}"
     )
 
 
