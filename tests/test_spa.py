@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import mrcfile
 import numpy as np
@@ -621,9 +622,11 @@ def test_spa_ncc_refuses_a_reference_map_that_is_not_a_cubic_finite_volume(tiny,
         "one file in two sets",
         "mixed .box sizes",
         "empty .box",
+        "micrograph twice",
+        "two files one name",
     ],
 )
-def test_spa_bad_input_exit_2_nothing_written(tiny, case, capsys):
+def test_spa_bad_input_exit_2_nothing_written(tiny, case, capsys, tmp_path_factory):
     out = tiny / "set.tss"
     mics = [str(tiny / "m1.mrc"), str(tiny / "m2.mrc")]
     sets = {"good": "good.csv", "background": "bg.csv", "bad": "bad.csv"}
@@ -642,6 +645,12 @@ def test_spa_bad_input_exit_2_nothing_written(tiny, case, capsys):
         write_volume(tiny / "m1.mrc", Volume(np.zeros((2, 96, 96), np.float32), (2.0,) * 3))
     elif case == "one file in two sets":
         sets["bad"] = "good.csv"
+    elif case == "micrograph twice":  # e.g. a glob and a name that overlap
+        mics.append(str(tiny / "." / "m1.mrc"))
+    elif case == "two files one name":  # boxes and picks name a micrograph by its file
+        other = tmp_path_factory.mktemp("elsewhere")
+        shutil.copy(tiny / "m2.mrc", other / "m1.mrc")
+        mics.append(str(other / "m1.mrc"))
     elif case in ("mixed .box sizes", "empty .box"):
         (tiny / "m1.box").write_text("10\t10\t16\t16\n30\t30\t16\t16\n40\t12\t16\t16\n")
         sizes = "24" if case == "mixed .box sizes" else ""
@@ -662,6 +671,8 @@ def test_spa_bad_input_exit_2_nothing_written(tiny, case, capsys):
         "one file in two sets": "given twice",
         "mixed .box sizes": "boxes of 16 to 24 pixels",
         "empty .box": "holds no boxes",
+        "micrograph twice": "m1.mrc is given twice",
+        "two files one name": "two micrographs are named m1",
     }
     assert said.get(case, "") in err[0], err
     assert {p.name: p.read_bytes() for p in entries(tiny)} == before

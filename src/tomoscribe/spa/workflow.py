@@ -42,14 +42,25 @@ def read_micrographs(paths: list[Path], pixel_size_A: float | None) -> tuple[dic
     Raises
     ------
     ParameterError
-        Two micrographs share a name.
+        A micrograph given twice, or two that share a name.
     """
+    seen = {}
+    for path in map(Path, paths):
+        if path.resolve() in seen:
+            raise ParameterError(
+                f"{path} is given twice (also as {seen[path.resolve()]}); give each micrograph "
+                "once."
+            )
+        seen[path.resolve()] = path
     size = common_pixel_size(paths, pixel_size_A)
     images = {}
     for path in paths:
         image, _, name = read_micrograph(path, size)
         if name in images:
-            raise ParameterError(f"two micrographs are named {name}; give each its own name.")
+            raise ParameterError(
+                f"two micrographs are named {name} (boxes and picks name a micrograph by "
+                "its file name); give each its own name."
+            )
         images[name] = image
     return images, size
 
