@@ -764,6 +764,9 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
         == 0
     )
     assert (tiny / "ncc" / "picks.star").is_file()
+    # each picks file's record names the command that wrote it
+    assert read_provenance(tiny / "ncc" / "picks.star")["step"] == "spa ncc"
+    assert read_provenance(tiny / "picks" / "picks.star")["step"] == "spa pick"
     # a picker trained at 2 Å refuses 3 Å micrographs
     assert (
         main(["spa", "pick", str(tiny / "p.tsp"), str(tiny / "m3.mrc"), "-o", str(tiny / "p3")])

@@ -418,7 +418,8 @@ def write_picks_folder(
     parameters: dict,
 ) -> None:
     """Write a picks folder (see the module docstring); ``kind`` names the picker in the
-    info files (``auto_cnn``, ``auto_ncc``) and the provenance step.  A ``pixel_size_A``
+    info files (``auto_cnn``, ``auto_ncc``) and the provenance step (the command that
+    wrote them: ``spa pick``, ``spa ncc``).  A ``pixel_size_A``
     column of ``picks`` (Å) becomes ``rlnMicrographPixelSize`` on every row of
     ``picks.star`` (a column, not an optics block: readers that take a coordinate
     file's first block still find the coordinates)."""
@@ -429,4 +430,5 @@ def write_picks_folder(
         write_csv(staging / "picks.csv", picks.drop(columns=["pixel_size_A"], errors="ignore"))
         write_box_files(staging, picks, box_px)
         write_info_files(staging, picks, kind)
-        write_provenance(staging / "picks.star", f"spa {kind}", parameters, micrographs)
+        command = {"auto_cnn": "spa pick", "auto_ncc": "spa ncc"}.get(kind, f"spa {kind}")
+        write_provenance(staging / "picks.star", command, parameters, micrographs)
