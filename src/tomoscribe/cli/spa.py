@@ -242,7 +242,11 @@ def _report_picks(out_dir: Path, picks, micrographs: list[Path], earlier: bool) 
 
     names = [micrograph_name(p) for p in micrographs]
     counts = picks["micrograph"].value_counts().reindex(names, fill_value=0)
-    replaced = "; they replace the earlier run's picks there" if earlier else ""
+    replaced = (
+        "; the earlier run's picks there are replaced (any of its files edited since are kept)"
+        if earlier
+        else ""
+    )
     typer.echo(
         f"wrote {out_dir}: {len(picks)} picks on {len(micrographs)} micrographs "
         f"({counts.min()}–{counts.max()} each): picks.star, picks.csv, NAME.box, "

@@ -46,12 +46,13 @@ def read_micrographs(paths: list[Path], pixel_size_A: float | None) -> tuple[dic
     """
     seen = {}
     for path in map(Path, paths):
-        if path.resolve() in seen:
-            raise ParameterError(
-                f"{path} is given twice (also as {seen[path.resolve()]}); give each micrograph "
-                "once."
+        real = os.path.realpath(path)  # (Path.resolve raises on a link loop)
+        if real in seen:
+            what = (
+                "given twice" if str(seen[real]) == str(path) else f"the same file as {seen[real]}"
             )
-        seen[path.resolve()] = path
+            raise ParameterError(f"{path} is {what}; give each micrograph once.")
+        seen[real] = path
     size = common_pixel_size(paths, pixel_size_A)
     images = {}
     for path in paths:
