@@ -281,7 +281,12 @@ def test_a_micrograph_mostly_on_carbon_is_named(monkeypatch):
 
 @pytest.mark.parametrize(
     "entry",
-    [{"good_levels": "high"}, {"good_levels": [1.0, None]}, {"dense_sign": 0}],
+    [
+        {"good_levels": "high"},
+        {"good_levels": [1.0, None]},
+        {"good_levels": [1.0, float("nan")]},
+        {"dense_sign": 0},
+    ],
 )
 def test_a_damaged_training_set_record_is_refused(picking_data, tmp_path, entry):
     from tomoscribe.errors import ModelFileError

@@ -167,19 +167,22 @@ def record_problem(record: dict) -> str | None:
     finite numbers, low first; ``dense_sign``: None, −1 or +1), or None when nothing is
     (absent entries are fine: files written before them)."""
     levels = record.get("good_levels")
-    if levels is not None and not (
-        isinstance(levels, list)
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels)
-    ):
-        return "its `good_levels` are not a list of numbers"
+    if levels is not None and not (isinstance(levels, list) and _finite_numbers(levels)):
+        return "its `good_levels` are not a list of finite numbers"
     for key in ("density_range", "hide_range"):
         value = record.get(key)
         if value is None:
             continue
-        numbers = isinstance(value, list) and len(value) == 2
-        numbers = numbers and all(isinstance(v, (int, float)) for v in value)
-        if not (numbers and np.isfinite(value).all() and value[0] < value[1]):
+        numbers = isinstance(value, list) and len(value) == 2 and _finite_numbers(value)
+        if not (numbers and value[0] < value[1]):
             return f"its `{key}` {value!r} is not two finite numbers, low first"
     if record.get("dense_sign") not in (None, -1, 1):
         return f"its `dense_sign` {record.get('dense_sign')!r} is not -1 or 1"
     return None
+
+
+def _finite_numbers(values: list) -> bool:
+    """Whether every entry of ``values`` is a finite int or float (not a bool)."""
+    return all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values
+    )
