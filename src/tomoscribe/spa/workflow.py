@@ -237,6 +237,7 @@ def pick_files(
         micrographs,
         int(record["box_px"]),
         "auto_cnn",
+        "spa pick",
         {
             "threshold": threshold,
             "picker": str(picker),
@@ -331,6 +332,7 @@ def ncc_pick_files(
         micrographs,
         box_px,
         "auto_ncc",
+        "spa ncc",
         {"threshold": threshold, "references": len(refs)},
     )
     return picks
@@ -416,11 +418,12 @@ def write_picks_folder(
     micrographs: list[Path],
     box_px: int,
     kind: str,
+    command: str,
     parameters: dict,
 ) -> None:
     """Write a picks folder (see the module docstring); ``kind`` names the picker in the
-    info files (``auto_cnn``, ``auto_ncc``) and the provenance step (the command that
-    wrote them: ``spa pick``, ``spa ncc``).  A ``pixel_size_A``
+    info files (``auto_cnn``, ``auto_ncc``), ``command`` the provenance step (``spa
+    pick``, ``spa ncc``: the command that wrote them).  A ``pixel_size_A``
     column of ``picks`` (Å) becomes ``rlnMicrographPixelSize`` on every row of
     ``picks.star`` (a column, not an optics block: readers that take a coordinate
     file's first block still find the coordinates)."""
@@ -431,5 +434,4 @@ def write_picks_folder(
         write_csv(staging / "picks.csv", picks.drop(columns=["pixel_size_A"], errors="ignore"))
         write_box_files(staging, picks, box_px)
         write_info_files(staging, picks, kind)
-        command = {"auto_cnn": "spa pick", "auto_ncc": "spa ncc"}.get(kind, f"spa {kind}")
         write_provenance(staging / "picks.star", command, parameters, micrographs)
