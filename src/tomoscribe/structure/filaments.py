@@ -99,6 +99,14 @@ medial ridge of the mask seen at the scale of the tube:
    where the wedge breaks a hidden tube's mask for longer than 6 R − 2 σ, the ridges'
    ends lay beyond the join's reach before, and a line lying mostly within R of a
    longer one after these joins is dropped, as in step 5.
+6b. **Seen from above** (:mod:`tomoscribe.structure.from_above`): where the wedge
+   hides a tube well (under a quarter of its wall measured: within ~25° of x at ±45°)
+   its mask is a stipple of the tilts' streaks that the 3D ridge crosses in short
+   pieces; seen from above it is still a strip 2 R wide.  The ridge of the mask's
+   footprint (any voxel along z, smoothed at 0.75 R) is traced in 2D, and a piece of
+   it at least 6 R long replaces the lines lying on it where they trace its tube only
+   in part (less than 80% of it) or in pieces at one depth, at their depths.  A
+   footprint no 3D line runs along adds nothing.
 7. **Depth where the data hold none** (:mod:`tomoscribe.structure.hidden_depth`):
    where the wedge hides a tube's walls and the mask's column through the line reaches
    the top or bottom face of the volume, the ridge's depth is not measured (it wanders
@@ -149,6 +157,19 @@ from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from ..core.tubes import HOLLOW_INNER_FRACTION, visible_wall_fraction
 from ..errors import AnnotationError, ParameterError
 from .directions import axes_within
+from .from_above import (
+    ALONG_FRACTION,
+    COVERED_FRACTION,
+    FOOTPRINT_HELD,
+    FOOTPRINT_SIGMA_RADII,
+    MIN_LENGTH_RADII,
+    covering,
+    depth_from_lines,
+    footprint_ridge,
+    footprint_smoothed,
+    on_footprint,
+    well_hidden,
+)
 from .hidden_depth import depth_flags, depth_where_unbounded, without_column_copies
 from .ridges import ridge_points
 
@@ -619,7 +640,93 @@ def trace_centrelines(
     # stretch only once carried to the feature's end
     lines = without_depth_ghosts(lines, r, tilt_range_deg, components)
     lines = shingles_joined(lines, r, tilt_range_deg, components)
+    lines = _traced_from_above(lines, feature, r, tilt_range_deg)
     return _depths_placed(lines, feature, r, tilt_range_deg)
+
+
+def _footprint_pieces(footprint: np.ndarray, r: float, tilt_range_deg) -> list[np.ndarray]:
+    """Pieces (z 0, y, x; 1-voxel steps) of the ridge of the feature seen from above
+    whose direction the wedge hides well (:func:`~tomoscribe.structure.from_above.
+    footprint_ridge`, :func:`~tomoscribe.structure.from_above.well_hidden`), linked,
+    cut and joined as the 3D ridge's pieces are (the join without its wall test)."""
+    sigma = max(1.0, FOOTPRINT_SIGMA_RADII * r)
+    points_yx, directions_yx = footprint_ridge(footprint, sigma)
+    upper = np.asarray(np.shape(footprint), float) - 1 - sigma
+    keep = np.all((points_yx >= sigma) & (points_yx <= upper), axis=1)
+    points = np.column_stack([np.zeros(len(points_yx)), points_yx])[keep]
+    directions = np.column_stack([np.zeros(len(directions_yx)), directions_yx])[keep]
+    keep = well_hidden(directions, tilt_range_deg)
+    points, directions = points[keep], directions[keep]
+    if len(points) < 3:
+        return []
+    count, labels, graph = _components(points, directions, 3.0)
+    pieces = []
+    for c in range(count):
+        members = np.flatnonzero(labels == c)
+        if len(members) >= 3:
+            path = points[members[_longest_path(graph, members)]]
+            pieces.extend(_split_at_reversals(_resample(path), r))
+    pieces = _join_pieces(pieces, 6.0 * r, r, None, tilt_range_deg=tilt_range_deg)
+    return [_resample(piece) for piece in pieces]
+
+
+def _one_depth(lines: list[np.ndarray], r: float) -> bool:
+    """Whether lines that overlap seen from above (within R, along one another) lie
+    within R of each other in depth there (median): pieces of one tube, not tubes
+    stacked in one column."""
+    for a in range(len(lines)):
+        for b in range(a + 1, len(lines)):
+            near = covering(lines[a], lines[b], r)
+            if near.any():
+                _, nearest = cKDTree(lines[b][:, 1:]).query(lines[a][near, 1:])
+                if np.median(np.abs(lines[a][near, 0] - lines[b][nearest, 0])) > r:
+                    return False
+    return True
+
+
+def _traced_from_above(lines: list[np.ndarray], feature: np.ndarray, r: float, tilt_range_deg):
+    """Step 6b (:mod:`tomoscribe.structure.from_above`): where the wedge hides a tube
+    well, its ridge seen from above replaces the lines that trace it in part or in
+    pieces.
+
+    A ridge piece (:func:`_footprint_pieces`) at least ``MIN_LENGTH_RADII`` R long, well
+    hidden along 80% of it and on the smoothed footprint along ``FOOTPRINT_HELD`` of it
+    is compared with the lines running along it (``ALONG_FRACTION`` of a line's points
+    within R of it seen from above, within 25°: what it replaces lies on it).  Where
+    they cover at least 2 R of it, and either less than ``COVERED_FRACTION`` of it or
+    it is two or more lines at one depth where they overlap (:func:`_one_depth`), the
+    piece replaces them, at their depths
+    (:func:`~tomoscribe.structure.from_above.depth_from_lines`).  Longer pieces first.
+    """
+    if tilt_range_deg is None:
+        return lines
+    footprint = np.any(feature, axis=0)
+    smoothed = footprint_smoothed(footprint, max(1.0, FOOTPRINT_SIGMA_RADII * r))
+    pieces = _footprint_pieces(footprint, r, tilt_range_deg)
+    for piece in sorted(pieces, key=len, reverse=True):
+        if (
+            _arc(piece) < MIN_LENGTH_RADII * r
+            or np.mean(well_hidden(np.gradient(piece, axis=0), tilt_range_deg)) < 0.8
+            or np.mean(on_footprint(smoothed, piece)) < FOOTPRINT_HELD
+        ):
+            continue
+        along = [
+            i
+            for i, line in enumerate(lines)
+            if len(line) > 1 and np.mean(covering(line, piece, r)) >= ALONG_FRACTION
+        ]
+        covered = np.zeros(len(piece), bool)
+        for i in along:
+            covered |= covering(piece, lines[i], r)
+        if np.sum(covered) < 2 * r:
+            continue
+        in_part = np.sum(covered) < COVERED_FRACTION * len(piece)
+        in_pieces = len(along) >= 2 and _one_depth([lines[i] for i in along], r)
+        if not (in_part or in_pieces):
+            continue
+        placed = depth_from_lines(piece, [lines[i] for i in along], r)
+        lines = [line for i, line in enumerate(lines) if i not in along] + [_resample(placed)]
+    return lines
 
 
 def _depths_placed(lines: list[np.ndarray], feature: np.ndarray, r: float, tilt_range_deg):
