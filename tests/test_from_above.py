@@ -49,10 +49,10 @@ def test_an_empty_footprint_has_no_ridge():
 
 def test_well_hidden_is_the_quarter_wall_angle():
     """At ±45° a quarter of the wall is measured about 25° from x; at ±60° about 14°."""
-    angles = np.radians([5.0, 20.0, 30.0, 60.0])
+    angles = np.radians([5.0, 12.0, 16.0, 23.0, 26.0, 60.0])
     directions = np.column_stack([0 * angles, np.sin(angles), np.cos(angles)])
-    assert well_hidden(directions, (-45, 45)).tolist() == [True, True, False, False]
-    assert well_hidden(directions, (-60, 60)).tolist() == [True, False, False, False]
+    assert well_hidden(directions, (-45, 45)).tolist() == [True] * 4 + [False] * 2
+    assert well_hidden(directions, (-60, 60)).tolist() == [True, True] + [False] * 4
 
 
 def _hidden_column(shape, centre_yx, azimuth_deg, depth):
@@ -100,11 +100,86 @@ def test_a_footprint_no_line_runs_along_adds_nothing():
     assert _traced_from_above([], hidden, RADIUS, (-45, 45)) == []
     t = np.tan(np.radians(10.0))
     whole = _line((80.0 - 150 * t, 10.0), 10.0, 300, 40.0)
-    assert _traced_from_above([whole], hidden, RADIUS, (-45, 45))[0] is whole
+    _assert_unchanged([whole], hidden, (-45, 45))
     seen = _hidden_column(shape, (80.0, 160.0), 45.0, 40.0)
     piece = _line((80.0, 160.0), 45.0, 40, 40.0)
-    assert _traced_from_above([piece], seen, RADIUS, (-45, 45))[0] is piece
-    assert _traced_from_above([piece], hidden, RADIUS, None)[0] is piece
+    _assert_unchanged([piece], seen, (-45, 45))
+    _assert_unchanged([piece], hidden, None)
+
+
+def _assert_unchanged(lines, mask, tilt_range):
+    out = _traced_from_above(list(lines), mask, RADIUS, tilt_range)
+    assert len(out) == len(lines) and all(a is b for a, b in zip(out, lines))
+
+
+AZIMUTH = 10.0
+SHAPE = (100, 160, 420)
+
+
+def _y_at(x):
+    """y of the strip's axis (through y 80, x 210 at 10° from x) at ``x``."""
+    return 80.0 + (x - 210.0) * np.tan(np.radians(AZIMUTH))
+
+
+def _stippled(mask, x_from, x_to, depth):
+    """The hidden column of `_hidden_column` over x_from..x_to only, added to ``mask``."""
+    column = _hidden_column(SHAPE, (80.0, 210.0), AZIMUTH, depth)
+    x = np.arange(SHAPE[2])
+    mask |= column & ((x >= x_from) & (x <= x_to))[None, None, :]
+    return mask
+
+
+def test_two_pieces_at_one_depth_become_one_line():
+    """One stippled tube traced as two pieces end to end at one depth: one line."""
+    mask = _stippled(np.zeros(SHAPE, bool), 15, 400, 50.0)
+    a = _line((_y_at(20), 20.0), AZIMUTH, 155, 50.0)
+    b = _line((_y_at(225), 225.0), AZIMUTH, 170, 51.0)
+    (line,) = _traced_from_above([a, b], mask, RADIUS, (-45, 45))
+    assert line[:, 2].min() < 25 and line[:, 2].max() > 390
+    assert np.all(np.abs(line[:, 0] - 50.5) < 1.0)
+
+
+def test_tubes_at_different_depths_are_not_made_one():
+    """A review's cases: two collinear tubes end to end at depths 25 and 70 (the
+    footprint joins them across the gap), each traced whole; two tubes stacked in one
+    column at 25 and 75, each traced in part.  The lines are kept as they are (the
+    footprint had made each pair one line climbing between the depths)."""
+    collinear = _stippled(_stippled(np.zeros(SHAPE, bool), 15, 180, 25.0), 220, 400, 70.0)
+    a = _line((_y_at(20), 20.0), AZIMUTH, 155, 25.0)
+    b = _line((_y_at(225), 225.0), AZIMUTH, 170, 70.0)
+    _assert_unchanged([a, b], collinear, (-45, 45))
+    stacked = _stippled(_stippled(np.zeros(SHAPE, bool), 15, 400, 25.0), 15, 400, 75.0)
+    a = _line((_y_at(20), 20.0), AZIMUTH, 100, 25.0)
+    b = _line((_y_at(250), 250.0), AZIMUTH, 120, 75.0)
+    _assert_unchanged([a, b], stacked, (-45, 45))
+
+
+def test_nothing_of_a_line_is_lost_or_overlapped():
+    """A review's cases: a line on the strip that bends away from it in the strip's
+    middle (it is another tube's course there, or the strip another tube's), and a line
+    lying only partly on the strip, beside a short piece on it: kept as they are."""
+    mask = _stippled(np.zeros(SHAPE, bool), 15, 400, 50.0)
+    on = _line((_y_at(200), 200.0), AZIMUTH, 100, 50.0)
+    away = on[-1] + np.arange(1, 41)[:, None] * np.array([0.0, np.sin(1.05), np.cos(1.05)])
+    _assert_unchanged([np.vstack([on, away])], mask, (-45, 45))
+    part = _line((_y_at(200), 200.0), AZIMUTH, 60, 50.0)
+    off = part[-1] + np.arange(1, 41)[:, None] * np.array([0.0, np.sin(1.22), np.cos(1.22)])
+    short = _line((_y_at(30), 30.0), AZIMUTH, 60, 50.0)
+    _assert_unchanged([np.vstack([part, off]), short], mask, (-45, 45))
+
+
+def test_a_lines_end_leaving_the_strip_at_its_end_is_kept():
+    """A line over half of the strip that leaves it at the strip's end for 30 voxels
+    (a tube turning away from x, where the wedge shows it): the new line runs the
+    whole strip and then that end."""
+    mask = _stippled(np.zeros(SHAPE, bool), 15, 300, 50.0)
+    on = _line((_y_at(140), 140.0), AZIMUTH, 150, 50.0)
+    away = on[-1] + np.arange(1, 31)[:, None] * np.array([0.0, np.sin(0.9), np.cos(0.9)])
+    (line,) = _traced_from_above([np.vstack([on, away])], mask, RADIUS, (-45, 45))
+    assert line[:, 2].min() < 30
+    from scipy.spatial import cKDTree
+
+    assert np.max(cKDTree(line).query(away)[0]) < 1.5
 
 
 def test_depth_between_pieces_is_interpolated_and_carried_level():

@@ -105,8 +105,10 @@ medial ridge of the mask seen at the scale of the tube:
    pieces; seen from above it is still a strip 2 R wide.  The ridge of the mask's
    footprint (any voxel along z, smoothed at 0.75 R) is traced in 2D, and a piece of
    it at least 6 R long replaces the lines lying on it where they trace its tube only
-   in part (less than 80% of it) or in pieces at one depth, at their depths.  A
-   footprint no 3D line runs along adds nothing.
+   in part (less than 80% of it) or in pieces at one depth, at their depths, keeping
+   their ends where those leave it for 2 R or more.  A footprint no 3D line runs along
+   adds nothing, nor one another line runs partly along, nor one over lines at
+   different depths (stacked or collinear tubes).
 7. **Depth where the data hold none** (:mod:`tomoscribe.structure.hidden_depth`):
    where the wedge hides a tube's walls and the mask's column through the line reaches
    the top or bottom face of the volume, the ridge's depth is not measured (it wanders
@@ -670,17 +672,28 @@ def _footprint_pieces(footprint: np.ndarray, r: float, tilt_range_deg) -> list[n
     return [_resample(piece) for piece in pieces]
 
 
-def _one_depth(lines: list[np.ndarray], r: float) -> bool:
-    """Whether lines that overlap seen from above (within R, along one another) lie
-    within R of each other in depth there (median): pieces of one tube, not tubes
-    stacked in one column."""
-    for a in range(len(lines)):
-        for b in range(a + 1, len(lines)):
-            near = covering(lines[a], lines[b], r)
-            if near.any():
-                _, nearest = cKDTree(lines[b][:, 1:]).query(lines[a][near, 1:])
-                if np.median(np.abs(lines[a][near, 0] - lines[b][nearest, 0])) > r:
-                    return False
+def _one_depth(lines: list[np.ndarray], piece: np.ndarray, r: float) -> bool:
+    """Whether ``lines`` lying on ``piece`` are one tube's pieces at one depth, not
+    tubes stacked in one column or collinear at different depths: taken in their order
+    along the piece, two that overlap seen from above lie within R of each other in
+    depth there (median), and two that do not differ in depth at their facing ends by
+    at most R and by no more than a climb of ``HIDDEN_MAX_ELEVATION_DEG`` over the gap
+    (2 voxels allowed)."""
+    slope = np.tan(np.radians(HIDDEN_MAX_ELEVATION_DEG))
+    place = [np.median(cKDTree(piece[:, 1:]).query(line[:, 1:])[1]) for line in lines]
+    ordered = [lines[k] for k in np.argsort(place)]
+    for a, b in zip(ordered[:-1], ordered[1:]):
+        near = covering(a, b, r)
+        if near.any():
+            _, nearest = cKDTree(b[:, 1:]).query(a[near, 1:])
+            if np.median(np.abs(a[near, 0] - b[nearest, 0])) > r:
+                return False
+            continue
+        ends = [(p, q) for p in (a[0], a[-1]) for q in (b[0], b[-1])]
+        p, q = min(ends, key=lambda e: np.linalg.norm(e[0][1:] - e[1][1:]))
+        gap = float(np.linalg.norm(p[1:] - q[1:]))
+        if abs(p[0] - q[0]) > min(r, 2.0 + gap * slope):
+            return False
     return True
 
 
@@ -692,11 +705,12 @@ def _traced_from_above(lines: list[np.ndarray], feature: np.ndarray, r: float, t
     A ridge piece (:func:`_footprint_pieces`) at least ``MIN_LENGTH_RADII`` R long, well
     hidden along 80% of it and on the smoothed footprint along ``FOOTPRINT_HELD`` of it
     is compared with the lines running along it (``ALONG_FRACTION`` of a line's points
-    within R of it seen from above, within 25°: what it replaces lies on it).  Where
-    they cover at least 2 R of it, and either less than ``COVERED_FRACTION`` of it or
-    it is two or more lines at one depth where they overlap (:func:`_one_depth`), the
-    piece replaces them, at their depths
-    (:func:`~tomoscribe.structure.from_above.depth_from_lines`).  Longer pieces first.
+    within R of it seen from above, within 25°).  Where they cover at least 2 R of it,
+    no other line covers 2 R of it (it would be overlapped), two or more of them lie at
+    one depth (:func:`_one_depth`), and they cover less than ``COVERED_FRACTION`` of it
+    or are two or more, the piece replaces them, at their depths
+    (:func:`~tomoscribe.structure.from_above.depth_from_lines`), carried on along their
+    ends where those leave it (:func:`_with_ends_off`).  Longer pieces first.
     """
     if tilt_range_deg is None:
         return lines
@@ -710,6 +724,7 @@ def _traced_from_above(lines: list[np.ndarray], feature: np.ndarray, r: float, t
             or np.mean(on_footprint(smoothed, piece)) < FOOTPRINT_HELD
         ):
             continue
+        on_piece = [covering(piece, line, r) if len(line) > 1 else None for line in lines]
         along = [
             i
             for i, line in enumerate(lines)
@@ -717,16 +732,49 @@ def _traced_from_above(lines: list[np.ndarray], feature: np.ndarray, r: float, t
         ]
         covered = np.zeros(len(piece), bool)
         for i in along:
-            covered |= covering(piece, lines[i], r)
-        if np.sum(covered) < 2 * r:
+            covered |= on_piece[i]
+        # a line running only partly on the piece would be overlapped, or lose its rest
+        partly = [k for k, c in enumerate(on_piece) if k not in along and c is not None]
+        if np.sum(covered) < 2 * r or any(np.sum(on_piece[k]) >= 2 * r for k in partly):
             continue
-        in_part = np.sum(covered) < COVERED_FRACTION * len(piece)
-        in_pieces = len(along) >= 2 and _one_depth([lines[i] for i in along], r)
-        if not (in_part or in_pieces):
+        if len(along) >= 2 and not _one_depth([lines[i] for i in along], piece, r):
             continue
-        placed = depth_from_lines(piece, [lines[i] for i in along], r)
-        lines = [line for i, line in enumerate(lines) if i not in along] + [_resample(placed)]
+        if not (np.sum(covered) < COVERED_FRACTION * len(piece) or len(along) >= 2):
+            continue
+        placed = _resample(depth_from_lines(piece, [lines[i] for i in along], r))
+        for i in along:
+            placed = _with_ends_off(placed, lines[i], r)
+            if placed is None:
+                break
+        else:
+            lines = [line for i, line in enumerate(lines) if i not in along] + [placed]
     return lines
+
+
+def _with_ends_off(new: np.ndarray, old: np.ndarray, r: float) -> np.ndarray | None:
+    """``new`` (a footprint piece replacing ``old``) carried on along ``old``'s ends
+    where they leave it (beyond R seen from above, or turned more than 25°) for 2 R or
+    more (a tube bending away from x), so that none of ``old``'s tube is lost; None when
+    such an end leaves it more than 2 R from either of its ends (the piece goes on where
+    ``old``'s tube does not: it may be another tube's).  Shorter ends leaving it are a
+    hidden ridge's run-off (:func:`steep_where_hidden`) and are dropped."""
+    on = covering(old, new, r)
+    if on.all() or not on.any():
+        return new
+    first, last = np.flatnonzero(on)[[0, -1]]
+    for stretch in (old[: first + 1][::-1], old[last:]):
+        if _arc(stretch) < 2 * r:  # a hidden ridge's end running off: dropped
+            continue
+        to_ends = [np.linalg.norm(end[1:] - stretch[0, 1:]) for end in (new[0], new[-1])]
+        if min(to_ends) > 2 * r:
+            return None
+        new = (
+            np.vstack([stretch[::-1], new])
+            if to_ends[0] < to_ends[1]
+            else np.vstack([new, stretch])
+        )
+        new = _resample(new)
+    return new
 
 
 def _depths_placed(lines: list[np.ndarray], feature: np.ndarray, r: float, tilt_range_deg):

@@ -5,25 +5,30 @@ little of its walls: its mask is a fan of the tilts' streaks in the xz plane, so
 where the tube is strong and a stipple of dots where it is faint, and the tracer's 3D
 ridge (:func:`~tomoscribe.structure.filaments.trace_centrelines`) runs along the beam
 or across the tube there, which its direction rules drop: the tube is traced over a
-fifth of its length, or in pieces too far apart to join (the demo's lamella cells 7
-and 13 at ±45°: tubes 3°, 7° and 16° from x traced over 72–130 of 640–670 voxels).
+fifth to two fifths of its length, or in pieces (the demo's lamella cells 7 and 13 at
+±45°: tubes 3°, 7° and 16° from x, about 320 voxels long, traced over 72–130).
 The streaks lie in xz planes, so seen from above (the mask's footprint: any voxel
 along z) the fan stays on the tube's strip, 2 R wide, widened only by the streaks'
 run in x times the sine of the tube's angle from x.
 
 So the footprint is smoothed at :data:`FOOTPRINT_SIGMA_RADII` R (a stipple becomes a
 faint strip) and its 2D ridge is traced: points where the curvature across is
-negative (at least a tenth of a full strip's), the curvature along weak (under half of
-that across), the Newton step across at most 0.75 voxel and the smoothed footprint at
-least :data:`MIN_FOOTPRINT`, whose direction the wedge hides well
-(:func:`well_hidden`), then linked, cut and joined as the 3D ridge's points are.  A
-piece replaces the 3D lines along it only where those lines found the tube in part:
-they cover at least 2 R of it and less than :data:`COVERED_FRACTION`; it takes their
-depths (interpolated between them along the piece, carried level beyond: the wedge
-leaves no depth between them), and the tracer's depth step then places what the data
-leave unbounded.  A piece no 3D line runs along adds nothing: footprints of faint
-tubes that are only blobs where other tubes cross them (lamella cells 15 and 25) made
-spurious lines when they could stand alone.
+negative (below −0.1 value / σ², a fifth of a full strip's on its axis), the curvature
+along weak (under half of that across), the Newton step across at most 0.75 voxel and
+the smoothed footprint at least :data:`MIN_FOOTPRINT`, whose direction the wedge hides
+well (:func:`well_hidden`), then linked and cut as the 3D ridge's points are and
+joined end to end within 6 R (without the 3D join's wall test: the walls are what the
+wedge hid).  A piece replaces the 3D lines lying on it (:data:`ALONG_FRACTION` of each
+within R seen from above) only where they found the tube in part or in pieces: they
+cover at least 2 R of it, and less than :data:`COVERED_FRACTION` of it or as two or
+more lines at one depth; no other line runs along 2 R of it; lines at different depths
+(stacked in one column, or collinear) are left alone.  It takes their depths
+(interpolated between them along the piece, carried level beyond: the wedge leaves no
+depth between them), keeps their ends where those leave it for 2 R or more (or is not
+used, when such an end leaves it away from its own ends), and the tracer's depth step
+then places what the data leave unbounded.  A piece no 3D line runs along adds
+nothing: footprints of faint tubes that are only blobs where other tubes cross them
+(lamella cells 15 and 25) made spurious lines when they could stand alone.
 
 Measured (docs/performance.md, "Seen from above"): the lamella cells at ±45° and the
 bend-limited cells, through a tilt series.
@@ -45,7 +50,7 @@ from .directions import axes_within
 
 #: Smoothing of the footprint seen from above (in R).
 FOOTPRINT_SIGMA_RADII = 0.75
-#: Lowest smoothed footprint (a full strip's is about 1) on the ridge.
+#: Lowest smoothed footprint (0.82 on the axis of a full strip 2 R wide) on the ridge.
 MIN_FOOTPRINT = 0.2
 #: Share of a piece on which the smoothed footprint must reach MIN_FOOTPRINT.
 FOOTPRINT_HELD = 0.6
@@ -57,7 +62,7 @@ MIN_LENGTH_RADII = 6.0
 #: Share of a piece the 3D lines along it may cover for it to replace them.
 COVERED_FRACTION = 0.8
 #: Share of a 3D line's points on a piece (within R seen from above) for it to run along
-#: it: the piece replaces such lines, so they may lose no more than their ends.
+#: it and be replaced by it (its ends leaving the piece for 2 R or more are kept).
 ALONG_FRACTION = 0.8
 
 
@@ -106,7 +111,8 @@ def footprint_ridge(footprint: np.ndarray, sigma: float) -> tuple[np.ndarray, np
     normal = eigenvectors[..., :, 0]
     slope = derivative[1, 0] * normal[..., 0] + derivative[0, 1] * normal[..., 1]
     step = -slope / np.where(across < 0, across, -1.0)
-    # a strip 2 R wide smoothed at σ ~ R bends across by about −value / σ² on its axis
+    # on the axis of a strip 2 R wide smoothed at 0.75 R the curvature across is about
+    # −0.54 value / σ²: the test passes a fifth of that, relative to the local value
     ridge = (
         (value >= MIN_FOOTPRINT)
         & (across < -0.1 * value / sigma**2)
