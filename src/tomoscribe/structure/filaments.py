@@ -564,6 +564,26 @@ def _join_pieces(
         del pieces[j]
 
 
+def _linked_pieces(
+    points: np.ndarray, directions: np.ndarray, r: float, min_path: int = 3
+) -> list[np.ndarray]:
+    """Each group of direction-linked ridge points' (:func:`_components`) longest path
+    of at least ``min_path`` points, resampled every voxel and cut where it turns back
+    (:func:`_split_at_reversals`)."""
+    count, labels, graph = _components(points, directions, 3.0)
+    pieces = []
+    for c in range(count):
+        members = np.flatnonzero(labels == c)
+        if len(members) < 3:
+            continue
+        path = points[members[_longest_path(graph, members)]]
+        if len(path) >= min_path:
+            # Ridge points along a path are 1–3 voxels apart: resampled every voxel so
+            # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
+            pieces.extend(_split_at_reversals(_resample(path), r))
+    return pieces
+
+
 def trace_centrelines(
     values: np.ndarray,
     voxel_size_A: float,
@@ -612,17 +632,7 @@ def trace_centrelines(
     points, directions = points[inside], directions[inside]
     if len(points) < 2:
         return []
-    count, labels, graph = _components(points, directions, 3.0)
-    pieces = []
-    for c in range(count):
-        members = np.flatnonzero(labels == c)
-        if len(members) < 3:
-            continue
-        path = points[members[_longest_path(graph, members)]]
-        if len(path) >= 3:
-            # Ridge points along a path are 1–3 voxels apart: resampled every voxel so
-            # that lengths in the join (0.5 R, 3 R) and the smoothing are in voxels.
-            pieces.extend(_split_at_reversals(_resample(path), r))
+    pieces = _linked_pieces(points, directions, r)
     components = scipy.ndimage.label(feature, np.ones((3, 3, 3)))[0]
     pieces = _join_pieces(
         pieces, 6.0 * r, r, feature, tilt_range_deg=tilt_range_deg, face_margin=sigma
@@ -661,13 +671,7 @@ def _footprint_pieces(footprint: np.ndarray, r: float, tilt_range_deg) -> list[n
     points, directions = points[keep], directions[keep]
     if len(points) < 3:
         return []
-    count, labels, graph = _components(points, directions, 3.0)
-    pieces = []
-    for c in range(count):
-        members = np.flatnonzero(labels == c)
-        if len(members) >= 3:
-            path = points[members[_longest_path(graph, members)]]
-            pieces.extend(_split_at_reversals(_resample(path), r))
+    pieces = _linked_pieces(points, directions, r, min_path=1)
     pieces = _join_pieces(pieces, 6.0 * r, r, None, tilt_range_deg=tilt_range_deg)
     return [_resample(piece) for piece in pieces]
 
