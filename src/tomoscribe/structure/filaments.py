@@ -865,22 +865,11 @@ def _leading_run(flags: np.ndarray, gap: int = 2) -> int:
     return run
 
 
-def _along_from_above(
-    a: np.ndarray, b: np.ndarray, radius: float, max_angle_deg: float = 25.0
-) -> np.ndarray:
-    """Whether each point of ``a`` lies within ``radius`` of ``b`` seen from above (y, x)
-    and runs along it within ``max_angle_deg`` (sign free)."""
-    distance, nearest = cKDTree(b[:, 1:]).query(a[:, 1:])
-    ta = np.gradient(a, axis=0)[:, 1:]
-    tb = np.gradient(b, axis=0)[:, 1:][nearest]
-    return (distance <= radius) & axes_within(ta, tb, max_angle_deg)
-
-
 def _shingle(a, b, radius, tilt_range_deg, components=None):
     """``a`` and ``b`` as one line where ``a``'s tail overlaps ``b``'s head seen from
     above (:func:`shingles_joined`), or None."""
-    tail = _leading_run(_along_from_above(a, b, radius, SHINGLE_MAX_ANGLE_DEG)[::-1])
-    head = _leading_run(_along_from_above(b, a, radius, SHINGLE_MAX_ANGLE_DEG))
+    tail = _leading_run(covering(a, b, radius, SHINGLE_MAX_ANGLE_DEG)[::-1])
+    head = _leading_run(covering(b, a, radius, SHINGLE_MAX_ANGLE_DEG))
     if min(tail, head) < radius / 2:
         return None
     if len(a) - tail < radius or len(b) - head < radius:

@@ -131,13 +131,15 @@ def on_footprint(smoothed: np.ndarray, line: np.ndarray) -> np.ndarray:
     return smoothed[at[:, 0], at[:, 1]] >= MIN_FOOTPRINT
 
 
-def covering(line: np.ndarray, other: np.ndarray, radius: float) -> np.ndarray:
+def covering(
+    line: np.ndarray, other: np.ndarray, radius: float, max_angle_deg: float = 25.0
+) -> np.ndarray:
     """Whether each point of ``line`` (z, y, x) has ``other`` within ``radius`` seen
-    from above, running within 25° of it there (sign free)."""
+    from above, running within ``max_angle_deg`` of it there (sign free)."""
     distance, nearest = cKDTree(other[:, 1:]).query(line[:, 1:])
     tangent = np.gradient(line, axis=0)[:, 1:]
     other_tangent = np.gradient(other, axis=0)[:, 1:][nearest]
-    return (distance <= radius) & axes_within(tangent, other_tangent, 25.0)
+    return (distance <= radius) & axes_within(tangent, other_tangent, max_angle_deg)
 
 
 def depth_from_lines(piece: np.ndarray, along: list[np.ndarray], radius: float) -> np.ndarray:
