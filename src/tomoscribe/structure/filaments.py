@@ -158,6 +158,11 @@ from scipy.spatial import cKDTree
 from ..core.acquisition import DEFAULT_TILT_RANGE_DEG
 from ..core.tubes import HOLLOW_INNER_FRACTION, visible_wall_fraction
 from ..errors import AnnotationError, ParameterError
+from .beside_faces import (
+    MIN_LENGTH_ALONG_FACE_RADII,
+    mostly_beside_faces,
+    placed_beside_faces,
+)
 from .directions import axes_within
 from .from_above import (
     ALONG_FRACTION,
@@ -617,10 +622,11 @@ def trace_centrelines(
     points, directions, _ = ridge_points(
         feature, sigma, 0.2 * full, bend, FACE_MODES, show_progress=show_progress
     )
-    # Within σ of a face the smoothing sees a mirror image (oblique tubes make a
-    # spurious ridge in corners): those points are left out.
-    upper = np.asarray(np.shape(feature), float) - 1 - sigma
-    inside = np.all((points >= sigma) & (points <= upper), axis=1)
+    # Within σ of a face the smoothing sees a mirror image: there only points running
+    # along a side face are kept, placed on their tube's axis.
+    points, inside = _clear_of_faces(
+        points, directions, feature, r, sigma, model.hollow, tilt_range_deg
+    )
     # The wedge stretches crossings and blobs along the beam into short vertical
     # ridges; filaments within 25° of z are not traced (rare in a lamella).
     inside &= ~axes_within(directions, BEAM_AXIS, 25.0)
@@ -640,7 +646,7 @@ def trace_centrelines(
     smoothed = [_smooth_path(piece, 2.0) for piece in pieces]
     shape = np.shape(feature)
     smoothed = sorted(
-        (s for s in smoothed if _length_with_faces(s, shape, sigma) >= min_length),
+        (s for s in smoothed if _long_enough(s, shape, sigma, min_length, r)),
         key=lambda s: -s[1][-1],
     )
     lines = _kept_lines(smoothed, feature, r, tilt_range_deg)
@@ -1039,9 +1045,31 @@ def shingles_joined(
         del lines[j]
 
 
+def _clear_of_faces(points, directions, feature, r: float, sigma: float, hollow, tilt_range_deg):
+    """Ridge points placed and kept beside the faces: beside a side face only those
+    running along it, on their tube's axis fitted to the cross-section
+    (:func:`~tomoscribe.structure.beside_faces.placed_beside_faces`), and not in a
+    direction the wedge hides well (there the cross-section is the tilts' stipple);
+    none within σ of the top and bottom faces (nothing lies beyond them)."""
+    visible = ~well_hidden(directions, tilt_range_deg)
+    points, inside = placed_beside_faces(points, directions, feature, r, hollow, sigma, visible)
+    depth_upper = np.shape(feature)[0] - 1 - sigma
+    inside &= (points[:, 0] >= sigma) & (points[:, 0] <= depth_upper)
+    return points, inside
+
+
+def _long_enough(smoothed, shape, sigma: float, min_length: float, r: float) -> bool:
+    """The shortest-filament test (:func:`_length_with_faces`), and a line lying
+    mostly within σ of a side face at least ``MIN_LENGTH_ALONG_FACE_RADII`` R long."""
+    if _length_with_faces(smoothed, shape, sigma) < min_length:
+        return False
+    beside = mostly_beside_faces(smoothed[0], shape, sigma)
+    return not beside or smoothed[1][-1] >= MIN_LENGTH_ALONG_FACE_RADII * r
+
+
 def _length_with_faces(smoothed: tuple[np.ndarray, np.ndarray], shape, sigma: float) -> float:
     """A piece's length (voxels) for the shortest-filament test: its arc, plus σ for each
-    end within σ + 2 voxels of a face of the volume, where no ridge is looked for (a
+    end within σ + 2 voxels of a face of the volume, where no ridge across it is kept (a
     tube crossing a corner of the demo's cell 5 was traced 24.7 voxels between the
     faces' margins and dropped at 2 R = 25)."""
     line, arc = smoothed
