@@ -55,7 +55,7 @@ def test_points_on_the_face_move_to_a_tube_along_x_beside_a_y_face(low):
     """Ridge points where the smoothing put them (on the face) are placed on the axis of
     a painted tube along x, 9 voxels inside the y face; a point crossing the face is
     dropped, one away from the faces is left alone."""
-    shape = (40, 60, 80)
+    shape = (40, 64, 80)
     d = 9.0
     y_axis = d - 0.5 if low else shape[1] - 0.5 - d
     xs = np.arange(0, 80, 0.5)
@@ -73,8 +73,9 @@ def test_points_on_the_face_move_to_a_tube_along_x_beside_a_y_face(low):
 def test_a_point_where_a_tube_leaves_through_the_face_is_not_taken_along_it():
     """Where a tube leaves through a face at 45°, the smoothing's mirror image bends the
     ridge along the face; the feature R either side along the face shows the tube
-    crossing it, so such a point is not placed: within σ of the face it is dropped,
-    further in it is left where it is."""
+    crossing it, so such a point is not placed: within σ of the face it is dropped (the
+    fits either side disagree), and a point further in whose fit fails (here, its axis
+    outside) is left where it is."""
     shape = (40, 80, 60)
     ts = np.arange(-60, 60, 0.5)
     axis = np.column_stack([np.full_like(ts, 20.0), 40.0 + ts / np.sqrt(2), 59.0 + ts / np.sqrt(2)])
@@ -115,7 +116,7 @@ def test_points_on_a_sliver_of_a_tube_outside_are_dropped():
     """A painted tube along y with its axis 6 voxels outside the x face leaves a sliver
     of wall inside: the point on it is dropped; with the axis 2 voxels outside, the
     point is kept on the face's outermost voxel."""
-    shape = (40, 60, 40)
+    shape = (40, 60, 64)
     ys = np.arange(0, 60, 0.5)
     direction = np.array([[0.0, 1.0, 0.0]])
     for outside, kept_there in ((6.0, False), (2.0, True)):
@@ -125,6 +126,15 @@ def test_points_on_a_sliver_of_a_tube_outside_are_dropped():
         placed, kept = placed_beside_faces(point, direction, feature, RADIUS, True, SIGMA)
         assert kept[0] == kept_there
     assert placed[0, 2] == 0.0
+
+
+def test_no_line_off_the_axis_in_a_volume_narrower_than_the_fits_reach():
+    """A tube along y with its axis 3 voxels from a face of a volume 24 voxels wide: the
+    fit from the far face found the tube's far wall and made a line 20 voxels off its
+    axis (a review's case); across such a narrow axis nothing is placed, as before."""
+    mask, x = _along_y_through_tilts(3.5, shape=(48, 100, 24))
+    lines = trace_centrelines(mask, 10.0, tube_model("microtubule"), tilt_range_deg=(-45, 45))
+    assert all(np.max(np.abs(line[:, 2] - x)) <= 2.0 for line in lines)
 
 
 def test_a_sliver_of_a_tube_running_outside_is_not_traced():

@@ -6,20 +6,23 @@ the sides).  A tube that runs along a side face within about 1.3 R of it merges 
 mirror image, and the smoothed ridge lies on the face, up to R off the tube's axis.  The
 tracer left out every ridge point within σ of a face, so such a tube was not traced at
 all (a straight hollow tube along y through a ±45° tilt series, R = 12.5 voxels: no line
-with its axis 3–15 voxels from the face).
+with its axis 0.5–16 voxels from the face).
 
-Here a ridge point within 2 R of a side face whose direction runs along that face
-(seen from above within ``ALONG_FACE_DEG`` of it, climbing at most
-``MAX_ELEVATION_DEG``) is placed where the feature's cross-section, measured along the
-face's normal, best matches a tube's: a solid band 2 R wide or, for a hollow tube, its
-wall as seen within R/4 of the point's depth, whichever matches better, counted voxel
-by voxel.  The same fit R either side along the face must agree within
-R·tan(``ALONG_FACE_DEG``): where a tube leaves through a face, the mirror image bends
-the ridge along the face while the feature crosses it.  A point with nothing across
-it, or whose best match puts the axis more than ``OUTSIDE_RADII`` R outside the volume
-(a sliver of a tube running outside), is dropped; one placed outside by less is put on
-the face's outermost voxel.  Points failing these tests are left where they are, and
-within the margin (σ) of the face dropped, as all points there were before.
+Here a ridge point within 2 R of a side face whose direction runs along that face (seen
+from above within ``ALONG_FACE_DEG`` of it, climbing at most ``MAX_ELEVATION_DEG``) is
+placed where the feature's cross-section, measured along the face's normal, best matches
+a tube's: a solid band 2 R wide or, for a hollow tube, its wall as seen within R/4 of
+the point's depth, whichever matches better, counted voxel by voxel.  The same fit R
+either side along the face must agree within R·tan(``ALONG_FACE_DEG``): where a tube
+leaves through a face, the mirror image bends the ridge along the face while the feature
+crosses it.  A point with nothing across it there or R either side (near a tube's end,
+say), whose best match lies at the far end of the offsets tried, or whose best match
+puts the axis more than ``OUTSIDE_RADII`` R outside the volume (a sliver of a tube
+running outside), is dropped; one placed outside by less is put on the face's outermost
+voxel.  Points failing these tests are left where they are, and within the margin (σ) of
+the face dropped, as all points there were before; so are all points along an axis
+narrower than ``MIN_WIDTH_RADII`` R, where a profile from one face could reach the other.
+Each point is fitted from the nearer face of each axis.
 
 The fit is a search over offsets in quarter-voxel steps of a short binary profile (about
 3 R voxels): written here because the cost is a count of mismatched voxels, a step
@@ -51,6 +54,10 @@ OUTSIDE_RADII = 0.25
 DEPTH_HALF_RADII = 0.25
 #: Offsets tried, voxels.
 STEP = 0.25
+#: Along an axis narrower than this many radii a profile from one face could reach the
+#: other (it reaches up to 2 + 1.6 + ~1.2 R in): there points within the margin of its
+#: faces are all dropped, as before, and none is placed.
+MIN_WIDTH_RADII = REACH_RADII + SEARCH_RADII + 1.2
 
 
 def section_centre(
@@ -116,7 +123,12 @@ def _centre_along(feature, point, axis: int, low: bool, distance: float, radius,
     tube leaving through the face, the smoothing's mirror image bends the ridge along
     the face; the feature itself crosses it)."""
     half_width, inner_half_width = widths
+    # a tube placed further in would reach past the opposite face, where the profile
+    # ends and would not count against it
     farthest = max(distance, 0.0) + SEARCH_RADII * radius
+    farthest = min(farthest, np.shape(feature)[axis] - 0.5 - half_width)
+    if farthest < 0:
+        return None
     length = int(np.ceil(farthest + half_width + 2))
     other = 3 - axis
     centres = []
@@ -127,8 +139,8 @@ def _centre_along(feature, point, axis: int, low: bool, distance: float, radius,
             continue
         profile = _profile(feature, at, axis, low, length, radius)
         centre = section_centre(profile, half_width, inner_half_width, farthest)
-        if centre is None:
-            return None
+        if centre is None or centre >= farthest - STEP:
+            return None  # nothing across, or the tube lies further in than was looked
         centres.append(centre)
     if np.max(np.abs(np.subtract(centres[1:], centres[0])), initial=0.0) > radius * np.tan(
         np.radians(ALONG_FACE_DEG)
@@ -178,11 +190,15 @@ def placed_beside_faces(
     for axis in (1, 2):
         across = np.abs(directions[:, axis])
         runs_along = level & (across <= np.sin(np.radians(ALONG_FACE_DEG)) * seen_from_above)
+        if shape[axis] < MIN_WIDTH_RADII * radius:
+            runs_along = np.zeros(len(points), bool)
         for low in (True, False):
             distance = _face_distance(points, shape, axis, low)
             near = distance < margin + 0.5
             kept &= ~(near & ~runs_along)
-            for i in np.flatnonzero((distance < REACH_RADII * radius) & runs_along):
+            # each point is fitted from the nearer of the axis's two faces only
+            nearer = distance <= _face_distance(points, shape, axis, not low)
+            for i in np.flatnonzero((distance < REACH_RADII * radius) & runs_along & nearer):
                 half_width = radius / np.sqrt(max(1.0 - directions[i, axis] ** 2, 0.25))
                 widths = (half_width, inner * half_width)
                 centre = _centre_along(feature, points[i], axis, low, distance[i], radius, widths)

@@ -30,7 +30,10 @@ medial ridge of the mask seen at the scale of the tube:
    scipy.sparse.csgraph).  Agreement of directions keeps two crossing filaments apart;
    the step test keeps points that merely sit side by side (a ridge's flank, a tube's
    end cap spread by the wedge) from chaining across the tube.  Points within σ of a
-   face (where the smoothing sees a mirror image), points whose axis is within 25°
+   face (where the smoothing sees a mirror image; beside a side face, points running
+   along it are kept, placed on the axis fitted to the tube's cross-section, as are
+   such points up to 2 R in: :mod:`~tomoscribe.structure.beside_faces`), points whose
+   axis is within 25°
    of the beam (z: the wedge stretches crossings and blobs into short vertical
    ridges; a filament along the beam of a lamella is rare) and points whose axis runs
    along the beam of a tilt of the series (:func:`along_tilt_beams`: at ±45° the ends
@@ -48,17 +51,18 @@ medial ridge of the mask seen at the scale of the tube:
    (from 0.5–3 R before each end) agree within 25°, each end lies off the other's line
    by at most R or, over a long gap, by at most that angle (a short piece's direction
    is uncertain by some degrees), and the mask's walls flank at least half of the
-   straight bridge. An end within σ + 2 voxels of a side face may reach σ further (the
-   ridge is not looked for within σ of a face: a tube running along a face a few voxels
-   in loses it there).
+   straight bridge. An end within σ + 2 voxels of a side face may reach σ further
+   (within σ of a face the ridge is kept only where it runs along the face and fits a
+   tube's cross-section: elsewhere a tube a few voxels in loses it there).
 5. **Pruning**: each filament is smoothed along its arc (Gaussian, σ 2 voxels) and
    resampled every ``spacing`` voxels with its unit tangent.  Dropped: pieces shorter
-   than 2 R (blobs, debris); pieces lying mostly within R of a longer filament (two
-   tubes' axes are ≥ 2 R apart); lines whose chord is within 25° of z (as for the
-   points); and lines with the feature on both sides (0.6–1.1 R across the line,
-   parallel to xy: the side walls the wedge keeps, or a solid body) along less than
-   half their length (:func:`wall_coverage`) — ridges across a tube's end or beside a
-   bend, which made most spurious lines before, have the feature on one side only.
+   than 2 R (blobs, debris), or than 4 R when lying mostly within σ of a side face
+   (ridges along a face where tubes leave through it); pieces lying mostly within R of a
+   longer filament (two tubes' axes are ≥ 2 R apart); lines whose chord is within 25° of
+   z (as for the points); and lines with the feature on both sides (0.6–1.1 R across the
+   line, parallel to xy: the side walls the wedge keeps, or a solid body) along less
+   than half their length (:func:`wall_coverage`) — ridges across a tube's end or beside
+   a bend, which made most spurious lines before, have the feature on one side only.
    Where the tilt series measures less than a third of a tube's wall
    (:func:`hidden_by_wedge`; the geometry is in :mod:`tomoscribe.core.tubes`: within
    19.5° of x at ±60°, 35.3° at ±45°) the wedge takes its walls (its mask is a streak
@@ -514,10 +518,12 @@ def _join_pieces(
     straight.
 
     With a ``mask``, ``reach`` grows by ``face_margin`` for each of the two ends within
-    ``face_margin`` + 2 voxels of a side face (y, x) of the volume: no ridge is looked
-    for within σ of a face, so a tube running along a face a few voxels in loses its
-    ridge there (the demo's bend-limited cell 1 at ±60°: a tube along y at x = 7–17,
-    traced as two lines 79 voxels apart for a reach of 75), and by 4 R between two
+    ``face_margin`` + 2 voxels of a side face (y, x) of the volume: within σ of a face
+    the ridge is kept only where it runs along the face and fits a tube's cross-section
+    (:mod:`~tomoscribe.structure.beside_faces`), so a tube a few voxels in may lose its
+    ridge there (the demo's bend-limited cell 1 at ±60°, before that module: a tube
+    along y at x = 7–17, traced as two lines 79 voxels apart for a reach of 75), and by
+    4 R between two
     hidden ends with the wedge's streak between them (:func:`_within_reach`).
     """
     cos_max = np.cos(np.radians(max_angle_deg))
@@ -622,8 +628,9 @@ def trace_centrelines(
     points, directions, _ = ridge_points(
         feature, sigma, 0.2 * full, bend, FACE_MODES, show_progress=show_progress
     )
-    # Within σ of a face the smoothing sees a mirror image: there only points running
-    # along a side face are kept, placed on their tube's axis.
+    # Beside a side face the smoothing sees a mirror image ("reflect"): points running
+    # along one, up to 2 R in, are placed on their tube's axis, and within σ of a side
+    # face only those are kept; within σ of the top and bottom faces (zeros beyond) none.
     points, inside = _clear_of_faces(
         points, directions, feature, r, sigma, model.hollow, tilt_range_deg
     )
@@ -1437,12 +1444,12 @@ def extend_to_feature_ends(
     """A centreline (z, y, x, 1-voxel steps) carried on straight past each end to the end
     of its feature.
 
-    The ridge fades within about σ of a tube's end (and of a face, where it is not
-    looked for), and the smoothing along the arc shortens it more: a hollow tube's line
-    stopped ~15 voxels short of each end (an 80-voxel tube was 53 nm of 84).  From each
-    end the line goes on along its direction (from the last 2 R of it) to the farthest
-    voxel of the feature's components at that end (labelled ``components``, 0 none)
-    that lies within the tube (``radius`` R, voxels, + ½ voxel) of the continued axis,
+    The ridge fades within about σ of a tube's end (and of a face, where it is kept only
+    running along the face), and the smoothing along the arc shortens it more: a hollow
+    tube's line stopped ~15 voxels short of each end (an 80-voxel tube was 53 nm of 84).
+    From each end the line goes on along its direction (from the last 2 R of it) to the
+    farthest voxel of the feature's components at that end (labelled ``components``, 0
+    none) that lies within the tube (``radius`` R, voxels, + ½ voxel) of the continued axis,
     with no gap of more than 2 voxels along it, and half a voxel on (the voxel's far
     face); at most ``max_reach`` voxels (default 3 R), and not beyond the volume's
     outermost voxel centres.  Where no component lies within R of an end (a gap the
