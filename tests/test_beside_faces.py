@@ -5,14 +5,13 @@ tilt series), and the demo's lamella cells 57 and 58 (tubes leaving through face
 tube along y on the volume's last column).
 """
 
-import dataclasses
-
 import numpy as np
 import pytest
 
+from lamella_cells import traced_lamella_cell
 from tomoscribe.simulate.tubes import paint_tubes, tilt_series_filter
 from tomoscribe.structure.beside_faces import placed_beside_faces, section_centre
-from tomoscribe.structure.filaments import score_centrelines, trace_centrelines, tube_model
+from tomoscribe.structure.filaments import trace_centrelines, tube_model
 
 RADIUS = 12.5  # microtubule, 10 Å voxels
 SIGMA = tube_model("microtubule").sigma_voxels(10.0)
@@ -153,28 +152,6 @@ def test_lamella_cells_with_tubes_beside_and_leaving_through_faces(seed):
     of it outside) was not traced (2 of 3 matched); cell 57's tubes leaving through x
     faces make short ridges along them, two spurious lines without the length rule for
     lines along a face.  Now all three tubes of each, and no spurious line."""
-    from tomoscribe.experiments.demo_setup import RIBOSOME_UM, cell_params
-    from tomoscribe.simulate.cell import (
-        CELL_CLASS_IDS,
-        FILAMENT_MIN_BEND_RADIUS_NM,
-        make_cell,
-    )
-    from tomoscribe.simulate.tubes import seen_along_axes
-
-    params = dataclasses.replace(
-        cell_params("medium", seed, RIBOSOME_UM["medium"], 1.0),
-        templates_uM={},
-        n_gold=0,
-        min_bend_radius_nm=dict(FILAMENT_MIN_BEND_RADIUS_NM),
-        filament_depths="lamella",
-    )
-    _, labels, _, _, axes = make_cell(params, filament_axes=True)
-    label = (np.asarray(labels.data) == CELL_CLASS_IDS["microtubule"]).astype(np.float32)
-    seen = tilt_series_filter(label, 45, 3.0)
-    mask = seen >= 0.5 * float(np.percentile(seen[label > 0.5], 90))
-    true = [a["axis_zyx"] for a in axes.values() if a["class"] == "microtubule"]
-    shown = [f >= 0.05 for f in seen_along_axes(label, mask, true, RADIUS)]
-    lines = trace_centrelines(mask, 10.0, tube_model("microtubule"), tilt_range_deg=(-45, 45))
-    scored = score_centrelines(lines, true, RADIUS, min_length=2 * RADIUS, seen=shown)
+    scored = traced_lamella_cell(seed)
     assert (scored["n_true"], scored["n_matched"], scored["n_spurious"]) == (3, 3, 0)
     assert np.median(scored["distances"]) < 2.0

@@ -1,15 +1,11 @@
 """Hidden tubes traced seen from above (`structure.from_above`, the tracer's step 6b)."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
+from lamella_cells import traced_lamella_cell
 from tomoscribe.structure.filaments import (
     _traced_from_above,
-    score_centrelines,
-    trace_centrelines,
-    tube_model,
 )
 from tomoscribe.structure.from_above import (
     depth_from_lines,
@@ -198,28 +194,6 @@ def test_a_lamella_cells_faint_tube_is_one_line_through_a_tilt_series():
     the wedge over most of its length, was traced over 91 of its 666 axis points, a
     miss and a spurious line, before the footprint step; now it is matched (the tube
     6° from x is not in the data and is not counted)."""
-    from tomoscribe.experiments.demo_setup import RIBOSOME_UM, cell_params
-    from tomoscribe.simulate.cell import (
-        CELL_CLASS_IDS,
-        FILAMENT_MIN_BEND_RADIUS_NM,
-        make_cell,
-    )
-    from tomoscribe.simulate.tubes import seen_along_axes, tilt_series_filter
-
-    params = dataclasses.replace(
-        cell_params("medium", 13, RIBOSOME_UM["medium"], 1.0),
-        templates_uM={},
-        n_gold=0,
-        min_bend_radius_nm=dict(FILAMENT_MIN_BEND_RADIUS_NM),
-        filament_depths="lamella",
-    )
-    _, labels, _, _, axes = make_cell(params, filament_axes=True)
-    label = (np.asarray(labels.data) == CELL_CLASS_IDS["microtubule"]).astype(np.float32)
-    seen = tilt_series_filter(label, 45, 3.0)
-    mask = seen >= 0.5 * float(np.percentile(seen[label > 0.5], 90))
-    true = [a["axis_zyx"] for a in axes.values() if a["class"] == "microtubule"]
-    shown = [f >= 0.05 for f in seen_along_axes(label, mask, true, RADIUS)]
-    lines = trace_centrelines(mask, 10.0, tube_model("microtubule"), tilt_range_deg=(-45, 45))
-    scored = score_centrelines(lines, true, RADIUS, min_length=2 * RADIUS, seen=shown)
+    scored = traced_lamella_cell(13)
     assert (scored["n_true"], scored["n_matched"], scored["n_spurious"]) == (2, 2, 0)
     assert np.median(scored["distances"]) < 2.0  # voxels, 2 nm
