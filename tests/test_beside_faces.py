@@ -129,7 +129,7 @@ def test_points_on_a_sliver_of_a_tube_outside_are_dropped():
 
 def test_no_line_off_the_axis_in_a_volume_narrower_than_the_fits_reach():
     """A tube along y with its axis 3 voxels from a face of a volume 24 voxels wide: the
-    fit from the far face found the tube's far wall and made a line 20 voxels off its
+    fit from the far face found the tube's far wall and made a line 10 voxels off its
     axis (a review's case); across such a narrow axis nothing is placed, as before."""
     mask, x = _along_y_through_tilts(3.5, shape=(48, 100, 24))
     lines = trace_centrelines(mask, 10.0, tube_model("microtubule"), tilt_range_deg=(-45, 45))

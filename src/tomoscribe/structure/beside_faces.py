@@ -15,14 +15,14 @@ a tube's: a solid band 2 R wide or, for a hollow tube, its wall as seen within R
 the point's depth, whichever matches better, counted voxel by voxel.  The same fit R
 either side along the face must agree within R·tan(``ALONG_FACE_DEG``): where a tube
 leaves through a face, the mirror image bends the ridge along the face while the feature
-crosses it.  A point with nothing across it there or R either side (near a tube's end,
-say), whose best match lies at the far end of the offsets tried, or whose best match
-puts the axis more than ``OUTSIDE_RADII`` R outside the volume (a sliver of a tube
-running outside), is dropped; one placed outside by less is put on the face's outermost
-voxel.  Points failing these tests are left where they are, and within the margin (σ) of
-the face dropped, as all points there were before; so are all points along an axis
-narrower than ``MIN_WIDTH_RADII`` R, where a profile from one face could reach the other.
-Each point is fitted from the nearer face of each axis.
+crosses it.  A point is not placed where there is nothing across it there or R either
+side (near a tube's end, say), where its best match lies at the far end of the offsets
+tried, or where that puts the axis more than ``OUTSIDE_RADII`` R outside the volume (a
+sliver of a tube running outside); an axis outside by less is put on the face's
+outermost voxel.  Points not placed are left where they are, and dropped within the
+margin (σ) of the face, as all points there were before; so are all points along an
+axis narrower than ``MIN_WIDTH_RADII`` R, where a profile from one face could reach the
+other.
 
 The fit is a search over offsets in quarter-voxel steps of a short binary profile (about
 3 R voxels): written here because the cost is a count of mismatched voxels, a step
@@ -55,8 +55,11 @@ DEPTH_HALF_RADII = 0.25
 #: Offsets tried, voxels.
 STEP = 0.25
 #: Along an axis narrower than this many radii a profile from one face could reach the
-#: other (it reaches up to 2 + 1.6 + ~1.2 R in): there points within the margin of its
-#: faces are all dropped, as before, and none is placed.
+#: other (it reaches up to 2 + 1.6 + 1.2 R in, R/cos 30° being the half-width of a tube
+#: 30° from the face, and 2 voxels more), a fit from the far face could place a point
+#: near this one (a review's case: 10 voxels off in a volume 24 wide), and a point could
+#: lie within 2 R of both faces: there points within the margin of its faces are all
+#: dropped, as before, and none is placed.
 MIN_WIDTH_RADII = REACH_RADII + SEARCH_RADII + 1.2
 
 
@@ -78,10 +81,10 @@ def section_centre(
     -------
     The centre's distance from the face (voxels; negative outside): the median of the
     offsets where the fewest voxels of the profile and the tube differ; None for an
-    empty profile.
+    empty profile or no offset to try.
     """
     profile = np.asarray(profile, bool)
-    if not profile.any():
+    if not profile.any() or farthest < -half_width:
         return None
     t = np.arange(len(profile)) + 0.5
     centres = np.arange(-half_width, farthest + STEP / 2, STEP)
@@ -123,12 +126,7 @@ def _centre_along(feature, point, axis: int, low: bool, distance: float, radius,
     tube leaving through the face, the smoothing's mirror image bends the ridge along
     the face; the feature itself crosses it)."""
     half_width, inner_half_width = widths
-    # a tube placed further in would reach past the opposite face, where the profile
-    # ends and would not count against it
     farthest = max(distance, 0.0) + SEARCH_RADII * radius
-    farthest = min(farthest, np.shape(feature)[axis] - 0.5 - half_width)
-    if farthest < 0:
-        return None
     length = int(np.ceil(farthest + half_width + 2))
     other = 3 - axis
     centres = []
@@ -175,9 +173,9 @@ def placed_beside_faces(
     -------
     placed : (n, 3) the points, those within ``REACH_RADII`` R of a side face and
         running along it moved across to their fitted axis
-    kept : (n,) bool, False for a point within ``margin`` of a side face it does not run
-        along, and for a point running along one with no feature across it (only the
-        smoothing's reach) or on a sliver of a tube whose axis lies outside
+    kept : (n,) bool, False for a point within ``margin`` of a side face unless it runs
+        along that face and was placed on a fitted axis (not where nothing lies across
+        it, the fits R apart disagree, or the axis lies outside: a sliver)
     """
     shape = np.shape(feature)
     placed = np.array(points, float, copy=True)
@@ -196,9 +194,7 @@ def placed_beside_faces(
             distance = _face_distance(points, shape, axis, low)
             near = distance < margin + 0.5
             kept &= ~(near & ~runs_along)
-            # each point is fitted from the nearer of the axis's two faces only
-            nearer = distance <= _face_distance(points, shape, axis, not low)
-            for i in np.flatnonzero((distance < REACH_RADII * radius) & runs_along & nearer):
+            for i in np.flatnonzero((distance < REACH_RADII * radius) & runs_along):
                 half_width = radius / np.sqrt(max(1.0 - directions[i, axis] ** 2, 0.25))
                 widths = (half_width, inner * half_width)
                 centre = _centre_along(feature, points[i], axis, low, distance[i], radius, widths)

@@ -30,7 +30,8 @@ medial ridge of the mask seen at the scale of the tube:
    scipy.sparse.csgraph).  Agreement of directions keeps two crossing filaments apart;
    the step test keeps points that merely sit side by side (a ridge's flank, a tube's
    end cap spread by the wedge) from chaining across the tube.  Points within σ of a
-   face (where the smoothing sees a mirror image; beside a side face, points running
+   face (where the smoothing sees a mirror image at the sides, zeros above and below;
+   beside a side face, points running
    along it are kept, placed on the axis fitted to the tube's cross-section, as are
    such points up to 2 R in: :mod:`~tomoscribe.structure.beside_faces`), points whose
    axis is within 25°
@@ -90,11 +91,11 @@ medial ridge of the mask seen at the scale of the tube:
    are seen (one tube traced twice; stacked tubes pulled together by the wedge gave
    steeper lines).  A piece ending within σ + 2
    voxels of a face counts σ more for the shortest-filament test, for the margin where
-   no ridge is looked for (a tube crossing a corner).  The tilt range comes with the data
+   no ridge across the face is kept (a tube crossing a corner).  The tilt range comes with the data
    (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else the map's
    record, else ±60°).
 6. **Ends** (:func:`extend_to_feature_ends`): the ridge fades within about σ of a
-   tube's end and is not looked for within σ of a face, and the smoothing along the arc
+   tube's end and is kept within σ of a face only running along it, and the smoothing along the arc
    shortens it more (a hollow tube 80 voxels long was traced 51); each line goes on
    straight to the last voxel of its feature within R of the continued axis (not past
    the volume's outermost voxels), so lengths come within ~2 voxels of the feature's;
