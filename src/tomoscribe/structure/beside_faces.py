@@ -48,7 +48,7 @@ REACH_RADII = 2.0
 #: The ridge of a tube along a face lies on the face when its axis is up to ~1.3 R
 #: inside; the fit looks this many radii further in than the ridge point.
 SEARCH_RADII = 1.6
-#: An axis placed further than this many radii outside the volume: a sliver, dropped.
+#: An axis fitted further than this many radii outside the volume: a sliver, not placed.
 OUTSIDE_RADII = 0.25
 #: Half the depth (radii) over which the cross-section is taken, about the point's z.
 DEPTH_HALF_RADII = 0.25
@@ -124,7 +124,8 @@ def _centre_along(feature, point, axis: int, low: bool, distance: float, radius,
     None where no tube runs along the face there: the fits R either side along the face
     (where inside the volume) must lie within R·tan(``ALONG_FACE_DEG``) of it (beside a
     tube leaving through the face, the smoothing's mirror image bends the ridge along
-    the face; the feature itself crosses it)."""
+    the face; the feature itself crosses it), and none of the three may be missing (no
+    feature across) or at the far end of the offsets tried."""
     half_width, inner_half_width = widths
     farthest = max(distance, 0.0) + SEARCH_RADII * radius
     length = int(np.ceil(farthest + half_width + 2))
@@ -163,7 +164,7 @@ def placed_beside_faces(
     points, directions : (n, 3) z, y, x ridge points (voxels) and unit axis directions
     feature : (z, y, x) bool mask of the feature
     radius : the tube's outer radius R, voxels
-    hollow : whether the tube is hollow (its wall ``HOLLOW_INNER_FRACTION`` R thick)
+    hollow : whether the tube is hollow (its inner radius ``HOLLOW_INNER_FRACTION`` R)
     margin : within this distance (voxels) of a side face a point is kept only if it
         runs along that face and its fit keeps it (the smoothing's σ)
     may_run_along : (n,) bool, the points that may be taken to run along a face (default

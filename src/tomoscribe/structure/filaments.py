@@ -31,11 +31,10 @@ medial ridge of the mask seen at the scale of the tube:
    the step test keeps points that merely sit side by side (a ridge's flank, a tube's
    end cap spread by the wedge) from chaining across the tube.  Points within σ of a
    face (where the smoothing sees a mirror image at the sides, zeros above and below;
-   beside a side face, points running
-   along it are kept, placed on the axis fitted to the tube's cross-section, as are
-   such points up to 2 R in: :mod:`~tomoscribe.structure.beside_faces`), points whose
-   axis is within 25°
-   of the beam (z: the wedge stretches crossings and blobs into short vertical
+   beside a side face, points running along it are kept, placed on the axis fitted to
+   the tube's cross-section, as are such points up to 2 R in:
+   :mod:`~tomoscribe.structure.beside_faces`), points whose axis is within 25° of the
+   beam (z: the wedge stretches crossings and blobs into short vertical
    ridges; a filament along the beam of a lamella is rare) and points whose axis runs
    along the beam of a tilt of the series (:func:`along_tilt_beams`: at ±45° the ends
    of tubes near x ran off into z along them) are left out, and so are points climbing
@@ -91,13 +90,13 @@ medial ridge of the mask seen at the scale of the tube:
    are seen (one tube traced twice; stacked tubes pulled together by the wedge gave
    steeper lines).  A piece ending within σ + 2
    voxels of a face counts σ more for the shortest-filament test, for the margin where
-   no ridge across the face is kept (a tube crossing a corner).  The tilt range comes with the data
-   (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else the map's
-   record, else ±60°).
+   no ridge across the face is kept (a tube crossing a corner).  The tilt range comes
+   with the data (``tilt_range_deg``; ``pick`` takes ``--tilt-range`` when given, else
+   the map's record, else ±60°).
 6. **Ends** (:func:`extend_to_feature_ends`): the ridge fades within about σ of a
-   tube's end and is kept within σ of a face only running along it, and the smoothing along the arc
-   shortens it more (a hollow tube 80 voxels long was traced 51); each line goes on
-   straight to the last voxel of its feature within R of the continued axis (not past
+   tube's end and is kept within σ of a face only running along it, and the smoothing
+   along the arc shortens it more (a hollow tube 80 voxels long was traced 51); each
+   line goes on straight to the last voxel of its feature within R of the continued axis (not past
    the volume's outermost voxels), so lengths come within ~2 voxels of the feature's;
    a hidden end goes on at the whole line's depth slope, not its end's (which wanders).
    Carried on so, the lines are joined again by the rules of step 4 (:func:`_rejoined`):
@@ -524,8 +523,8 @@ def _join_pieces(
     (:mod:`~tomoscribe.structure.beside_faces`), so a tube a few voxels in may lose its
     ridge there (the demo's bend-limited cell 1 at ±60°, before that module: a tube
     along y at x = 7–17, traced as two lines 79 voxels apart for a reach of 75), and by
-    4 R between two
-    hidden ends with the wedge's streak between them (:func:`_within_reach`).
+    4 R between two hidden ends with the wedge's streak between them
+    (:func:`_within_reach`).
     """
     cos_max = np.cos(np.radians(max_angle_deg))
     sin_max = np.sin(np.radians(max_angle_deg))
