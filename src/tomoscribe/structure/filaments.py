@@ -723,9 +723,9 @@ def _traced_from_above(lines: list[np.ndarray], feature: np.ndarray, r: float, t
     hidden along 80% of it and on the smoothed footprint along ``FOOTPRINT_HELD`` of it
     is compared with the lines running along it (``ALONG_FRACTION`` of a line's points
     within R of it seen from above, within 25°).  Where they cover at least 2 R of it,
-    no other line covers 2 R of it (it would be overlapped), two or more of them lie at
-    one depth (:func:`_one_depth`), and they cover less than ``COVERED_FRACTION`` of it
-    or are two or more, the piece replaces them, at their depths
+    no other line covers 2 R of it (it would be overlapped), they lie at one depth when
+    two or more (:func:`_one_depth`), and they cover less than ``COVERED_FRACTION`` of
+    it or are two or more, the piece replaces them, at their depths
     (:func:`~tomoscribe.structure.from_above.depth_from_lines`), carried on along their
     ends where those leave it (:func:`_with_ends_off`).  Longer pieces first.
     """
