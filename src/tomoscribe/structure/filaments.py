@@ -881,8 +881,9 @@ def _leading_run(flags: np.ndarray, gap: int = 2) -> int:
 def _shingle(a, b, radius, tilt_range_deg, components=None):
     """``a`` and ``b`` as one line where ``a``'s tail overlaps ``b``'s head seen from
     above (:func:`shingles_joined`), or None."""
-    tail = _leading_run(covering(a, b, radius, SHINGLE_MAX_ANGLE_DEG)[::-1])
-    head = _leading_run(covering(b, a, radius, SHINGLE_MAX_ANGLE_DEG))
+    reach = _shingle_reach(a, b, radius, tilt_range_deg)
+    tail = _leading_run(covering(a, b, reach, SHINGLE_MAX_ANGLE_DEG)[::-1])
+    head = _leading_run(covering(b, a, reach, SHINGLE_MAX_ANGLE_DEG))
     if min(tail, head) < radius / 2:
         return None
     if len(a) - tail < radius or len(b) - head < radius:
@@ -918,6 +919,29 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
 #: Most a shingle's two lines may lie apart in depth where they part where the wedge
 #: hides the tube (:func:`_shingle`), in tube radii R; elsewhere R.
 SHINGLE_MAX_DEPTH_STEP = 1.5
+#: How far apart (in R, seen from above) a shingle's two lines may run where the wedge
+#: hides the tube (:func:`_shingle_reach`); elsewhere R.
+SHINGLE_HIDDEN_REACH = 1.25
+
+
+def _shingle_reach(a: np.ndarray, b: np.ndarray, radius: float, tilt_range_deg) -> float:
+    """How far apart (voxels, seen from above) ``a``'s tail and ``b``'s head may run
+    and still be one tube's (:func:`_shingle`): :data:`SHINGLE_HIDDEN_REACH` R where
+    the last 2 R of each, made level, are barely seen (:func:`_barely_seen`), else R.
+
+    Where the wedge hides a tube, what is left of it is the stipple of its two side
+    walls, and a piece's ridge may follow either wall, up to ~0.6 R aside of the axis:
+    one tube's two pieces then overlap 13–14 voxels apart from above (R 12.5; the
+    demo's lamella cells 9 and 14 at ±45°: tubes 24° and 21° from x, each traced as
+    two lines).  Two tubes side by side lie ≥ 2 R apart.
+    """
+    span = max(2, int(round(2 * radius)))
+    level = np.array([0.0, 1.0, 1.0])
+    seen = [_barely_seen(end * level, tilt_range_deg) for end in (a[-span:], b[:span])]
+    barely = all(len(flags) and np.mean(flags) >= 0.5 for flags in seen)
+    return (SHINGLE_HIDDEN_REACH if barely else 1.0) * radius
+
+
 #: Below this share of the wall a tube along y keeps (its most, :func:`visible_wall_fraction`),
 #: a tube's depth is too poorly in the data for two overlapping lines to be compared in
 #: 3D (:func:`_shingle`): its lines' ends run off in depth along the overlap.  At ±60°
@@ -984,7 +1008,8 @@ def shingles_joined(
     traced twice over a stretch: the end of one piece runs off in depth above or below
     the other's (the demo's fresh cells 7, 8 and 11 at ±45°), so the join, which looks
     for ends facing each other, passes them by.  Two lines whose end stretches run
-    within R of each other seen from above, within :data:`SHINGLE_MAX_ANGLE_DEG`, for at
+    within R of each other seen from above (:data:`SHINGLE_HIDDEN_REACH` R where both
+    ends are barely seen, :func:`_shingle_reach`), within :data:`SHINGLE_MAX_ANGLE_DEG`, for at
     least R/2 (gaps of 2 points allowed; the pairs are found from the first and last 3
     points of each line), each keeping at least R beyond the overlap and
     going on the same way, become one line: the first up to where its overlap begins, a
@@ -1016,24 +1041,9 @@ def shingles_joined(
     lines = [np.asarray(line, float) for line in lines]
     while True:
         pair = None
-        # only pairs whose ends each lie within R of the other line from above (a
-        # shingle's do, but for the 2 points a run may skip): one tree of all points,
-        # queried at the ends
         if not lines:
             return lines
-        owner = np.concatenate([np.full(len(line), k) for k, line in enumerate(lines)])
-        tree = cKDTree(np.vstack(lines)[:, 1:])
-        near = [
-            {
-                int(owner[m])
-                for hits in tree.query_ball_point(_end_points(line)[:, 1:], radius)
-                for m in hits
-            }
-            for line in lines
-        ]
-        pairs = [
-            (i, j) for i in range(len(lines)) for j in sorted(near[i]) if j != i and i in near[j]
-        ]
+        pairs = _shingle_candidates(lines, SHINGLE_HIDDEN_REACH * radius)
         for i, j in pairs:
             a, b = lines[i], lines[j]
             if min(len(a), len(b)) < 3:
@@ -1050,6 +1060,24 @@ def shingles_joined(
         i, j, joined = pair
         lines[i] = joined
         del lines[j]
+
+
+def _shingle_candidates(lines: list[np.ndarray], reach: float) -> list[tuple[int, int]]:
+    """Pairs (i, j), in both orders, of lines each of which has one of its first or
+    last 3 points within ``reach`` (voxels, seen from above) of the other line
+    (:func:`shingles_joined`: a shingle's ends do, but for the 2 points a run may
+    skip): one tree of all points, queried at the ends."""
+    owner = np.concatenate([np.full(len(line), k) for k, line in enumerate(lines)])
+    tree = cKDTree(np.vstack(lines)[:, 1:])
+    near = [
+        {
+            int(owner[m])
+            for hits in tree.query_ball_point(_end_points(line)[:, 1:], reach)
+            for m in hits
+        }
+        for line in lines
+    ]
+    return [(i, j) for i in range(len(lines)) for j in sorted(near[i]) if j != i and i in near[j]]
 
 
 def _clear_of_faces(points, directions, feature, r: float, sigma: float, hollow, tilt_range_deg):
