@@ -638,31 +638,59 @@ def test_two_level_lines_stacked_17_voxels_apart_at_45_degrees_stay_two(azimuth)
     assert len(shingles_joined(pieces(0.0, 17.0), 12.5, (-60, 60))) == 2
 
 
-def _strand_pieces(azimuth_deg: float, across: tuple[float, float]):
-    """Two pieces of one level tube's line (z 60), ``azimuth_deg`` from x, overlapping
-    end to end for 40 voxels, each ``across`` voxels aside of the axis seen from above."""
+def _level_tubes(azimuth_deg: float, offsets: list[tuple[float, float]], shape=(96, 180, 360)):
+    """Labels (one component each where apart) of solid level tubes of radius 12.5,
+    ``azimuth_deg`` from x, through (depth, y 60 + offset aside) at x 10, and their
+    axes' unit vectors along and aside seen from above."""
     a = np.radians(azimuth_deg)
     along = np.array([0.0, np.sin(a), np.cos(a)])
     side = np.array([0.0, np.cos(a), -np.sin(a)])
-    t, u = np.arange(0.0, 190.0), np.arange(150.0, 340.0)
-    first = np.array([60.0, 40.0, 10.0]) + t[:, None] * along + across[0] * side
-    second = np.array([60.0, 40.0, 10.0]) + u[:, None] * along + across[1] * side
-    return [first, second]
+    z, y, x = np.indices(shape, dtype=float)
+    inside = np.zeros(shape, bool)
+    for depth, aside in offsets:
+        dy, dx = y - (60.0 + aside * side[1]), x - (10.0 + aside * side[2])
+        across = dy * side[1] + dx * side[2]
+        inside |= np.hypot(z - depth, across) <= 12.5
+    return scipy.ndimage.label(inside, np.ones((3, 3, 3)))[0], along, side
+
+
+def _overlapping(along, side, lines: list[tuple[float, float, float]]):
+    """Two pieces overlapping end to end for 40 voxels (x 10 + 150–190 along), each
+    (depth, aside of y 60, unused) seen from above."""
+    origin = np.array([0.0, 60.0, 10.0])
+    spans = (np.arange(0.0, 190.0), np.arange(150.0, 330.0))
+    return [
+        origin + np.array([depth, 0.0, 0.0]) + t[:, None] * along + aside * side
+        for (depth, aside, _), t in zip(lines, spans)
+    ]
 
 
 def test_pieces_on_the_two_walls_of_a_hidden_tube_become_one():
-    """Where the wedge hides a tube its ridge follows one wall's stipple, up to ~0.6 R
+    """Where the wedge hides a tube its ridge follows one wall's stipple, some voxels
     aside of the axis, so one tube's two pieces may overlap end to end 13–14 voxels
     apart from above (the demo's lamella cells 9 and 14 at ±45°: tubes 24° and 21° from
     x, each traced as two lines, one of them spurious); R (12.5) was asked of them.
-    Where the walls are seen (70° from x), and two tubes side by side (2 R apart),
-    stay two."""
+    Two tubes side by side (axes 2 R apart) whose lines each lean 5 voxels towards the
+    other, a neighbour 14 voxels aside and 17 deeper (a review's cases), pieces of a
+    tube whose walls the wedge does not hide (25° from x at ±60°), and pieces without
+    the feature's labels stay two."""
     from tomoscribe.structure.filaments import shingles_joined
 
     tilt = (-45, 45)
     for azimuth in (15, 24):
-        joined = shingles_joined(_strand_pieces(azimuth, (7.0, -7.0)), 12.5, tilt)
+        labels, along, side = _level_tubes(azimuth, [(48.0, 0.0)])
+        pieces = _overlapping(along, side, [(48.0, 7.0, 0), (48.0, -7.0, 0)])
+        joined = shingles_joined(pieces, 12.5, tilt, labels)
         assert len(joined) == 1
         assert np.linalg.norm(np.diff(joined[0], axis=0), axis=1).max() < 2.0
-    assert len(shingles_joined(_strand_pieces(15, (12.5, -12.5)), 12.5, tilt)) == 2
-    assert len(shingles_joined(_strand_pieces(70, (7.0, -7.0)), 12.5, tilt)) == 2
+        assert len(shingles_joined(pieces, 12.5, tilt)) == 2  # no labels, no footprint
+    labels, along, side = _level_tubes(20, [(48.0, 12.5), (48.0, -12.5)])
+    pieces = _overlapping(along, side, [(48.0, 7.5, 0), (48.0, -7.5, 0)])
+    assert len(shingles_joined(pieces, 12.5, tilt, labels)) == 2
+    labels, along, side = _level_tubes(20, [(40.0, 0.0), (57.0, 14.0)])
+    pieces = _overlapping(along, side, [(40.0, 0.0, 0), (57.0, 14.0, 0)])
+    assert len(shingles_joined(pieces, 12.5, tilt, labels)) == 2
+    # 25° from x at ±60°: barely seen (under 0.675 of a tube along y's wall), not hidden
+    labels, along, side = _level_tubes(25, [(48.0, 0.0)])
+    pieces = _overlapping(along, side, [(48.0, 7.0, 0), (48.0, -7.0, 0)])
+    assert len(shingles_joined(pieces, 12.5, (-60, 60), labels)) == 2

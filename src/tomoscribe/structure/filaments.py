@@ -878,12 +878,24 @@ def _leading_run(flags: np.ndarray, gap: int = 2) -> int:
     return run
 
 
-def _shingle(a, b, radius, tilt_range_deg, components=None):
-    """``a`` and ``b`` as one line where ``a``'s tail overlaps ``b``'s head seen from
-    above (:func:`shingles_joined`), or None."""
-    reach = _shingle_reach(a, b, radius, tilt_range_deg)
+def _overlap_runs(a: np.ndarray, b: np.ndarray, reach: float) -> tuple[int, int]:
+    """How many of ``a``'s last and ``b``'s first points run within ``reach`` of the
+    other line seen from above, within :data:`SHINGLE_MAX_ANGLE_DEG` (gaps of 2 points
+    allowed)."""
     tail = _leading_run(covering(a, b, reach, SHINGLE_MAX_ANGLE_DEG)[::-1])
     head = _leading_run(covering(b, a, reach, SHINGLE_MAX_ANGLE_DEG))
+    return tail, head
+
+
+def _shingle(a, b, radius, tilt_range_deg, components=None, footprint=None):
+    """``a`` and ``b`` as one line where ``a``'s tail overlaps ``b``'s head seen from
+    above (:func:`shingles_joined`), or None."""
+    tail, head = _overlap_runs(a, b, radius)
+    on_two_walls = min(tail, head) < radius / 2 and _on_two_walls(
+        a, b, radius, tilt_range_deg, footprint
+    )
+    if on_two_walls:
+        tail, head = _overlap_runs(a, b, SHINGLE_WALLS_REACH * radius)
     if min(tail, head) < radius / 2:
         return None
     if len(a) - tail < radius or len(b) - head < radius:
@@ -904,8 +916,12 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
     # at ±60°: one tube's two pieces parted 13 voxels apart in depth, R 12.5), so there
     # 1.5 R is allowed, elsewhere R (a review: two level lines 17 voxels apart, 40–50°
     # from x at ±45°, were joined with 1.5 R)
+    # (R for pieces on two walls: they lie at the tube's depth where they part, 0.4 and
+    # 6.3 voxels apart on the demo's cells, while a neighbour 14 voxels aside and 17
+    # deeper passed 1.5 R in a review)
     hidden = np.mean(hidden_by_wedge(level, tilt_range_deg)) >= 0.5
-    if abs(stop[0] - start[0]) > (SHINGLE_MAX_DEPTH_STEP if hidden else 1.0) * radius:
+    step = SHINGLE_MAX_DEPTH_STEP if hidden and not on_two_walls else 1.0
+    if abs(stop[0] - start[0]) > step * radius:
         return None
     if components is not None:
         labels = _component_near(np.vstack([start, stop]), components, radius)
@@ -919,27 +935,51 @@ def _shingle(a, b, radius, tilt_range_deg, components=None):
 #: Most a shingle's two lines may lie apart in depth where they part where the wedge
 #: hides the tube (:func:`_shingle`), in tube radii R; elsewhere R.
 SHINGLE_MAX_DEPTH_STEP = 1.5
-#: How far apart (in R, seen from above) a shingle's two lines may run where the wedge
-#: hides the tube (:func:`_shingle_reach`); elsewhere R.
-SHINGLE_HIDDEN_REACH = 1.25
+#: How far apart (in R, seen from above) the two pieces of a hidden tube traced on its
+#: two walls may run where they overlap (:func:`_on_two_walls`); elsewhere R.
+SHINGLE_WALLS_REACH = 1.25
+#: How far (in R, seen from above) on either side of the line midway between such two
+#: pieces the feature's footprint must be empty (:func:`_on_two_walls`).
+SHINGLE_WALLS_CLEAR = 1.75
 
 
-def _shingle_reach(a: np.ndarray, b: np.ndarray, radius: float, tilt_range_deg) -> float:
-    """How far apart (voxels, seen from above) ``a``'s tail and ``b``'s head may run
-    and still be one tube's (:func:`_shingle`): :data:`SHINGLE_HIDDEN_REACH` R where
-    the last 2 R of each, made level, are barely seen (:func:`_barely_seen`), else R.
+def _on_two_walls(a, b, radius: float, tilt_range_deg, footprint: np.ndarray | None) -> bool:
+    """Whether ``a``'s tail and ``b``'s head, more than R apart seen from above, may be
+    one hidden tube's two pieces, each traced along one of its walls.
 
-    Where the wedge hides a tube, what is left of it is the stipple of its two side
-    walls, and a piece's ridge may follow either wall, up to ~0.6 R aside of the axis:
-    one tube's two pieces then overlap 13–14 voxels apart from above (R 12.5; the
-    demo's lamella cells 9 and 14 at ±45°: tubes 24° and 21° from x, each traced as
-    two lines).  Two tubes side by side lie ≥ 2 R apart.
+    Where the wedge hides a tube (:func:`hidden_by_wedge`), what is left of it is the
+    stipple of its two side walls, and a piece's ridge may follow either wall, some
+    voxels aside of the axis: one tube's two pieces then overlap 12.8–13.9 voxels apart
+    from above (R 12.5; the demo's lamella cell 9 at ±45°, a tube 24° from x; cell 14's,
+    21° from x, ends 13.0 voxels from the other piece).  Two tubes side by side whose
+    lines lean towards each other look the same (a review: axes 2 R apart, each line 5
+    voxels in), but the footprint of the feature (``footprint``, the mask along z)
+    tells them apart: it is 2 R wide about one tube and 4 R about two.  So: the last
+    2 R of each line, made level, hidden along at least half, and of the points of
+    ``a``'s last 2 R within :data:`SHINGLE_WALLS_REACH` R of ``b``, at least half with
+    no footprint :data:`SHINGLE_WALLS_CLEAR` R across on either side of the point
+    midway to ``b`` (a side outside the volume counts as empty).  False without a
+    footprint.
     """
+    if footprint is None:
+        return False
     span = max(2, int(round(2 * radius)))
     level = np.array([0.0, 1.0, 1.0])
-    seen = [_barely_seen(end * level, tilt_range_deg) for end in (a[-span:], b[:span])]
-    barely = all(len(flags) and np.mean(flags) >= 0.5 for flags in seen)
-    return (SHINGLE_HIDDEN_REACH if barely else 1.0) * radius
+    tail, head = a[-span:] * level, b[:span] * level
+    if not all(
+        len(end) > 1 and np.mean(hidden_by_wedge(end, tilt_range_deg)) >= 0.5
+        for end in (tail, head)
+    ):
+        return False
+    distance, nearest = cKDTree(b[:, 1:]).query(tail[:, 1:])
+    close = distance <= SHINGLE_WALLS_REACH * radius
+    if not close.any():
+        return False
+    middle = (tail[close] + b[nearest[close]] * level) / 2
+    across = _across(tail)[close] * SHINGLE_WALLS_CLEAR * radius
+    plane = np.asarray(footprint, bool)[None]
+    beside = _sampled(plane, middle + across, False) | _sampled(plane, middle - across, False)
+    return bool(np.mean(beside) < 0.5)
 
 
 #: Below this share of the wall a tube along y keeps (its most, :func:`visible_wall_fraction`),
@@ -1008,8 +1048,9 @@ def shingles_joined(
     traced twice over a stretch: the end of one piece runs off in depth above or below
     the other's (the demo's fresh cells 7, 8 and 11 at ±45°), so the join, which looks
     for ends facing each other, passes them by.  Two lines whose end stretches run
-    within R of each other seen from above (:data:`SHINGLE_HIDDEN_REACH` R where both
-    ends are barely seen, :func:`_shingle_reach`), within :data:`SHINGLE_MAX_ANGLE_DEG`, for at
+    within R of each other seen from above (:data:`SHINGLE_WALLS_REACH` R for pieces on
+    a hidden tube's two walls, :func:`_on_two_walls`, which then must part within R in
+    depth), within :data:`SHINGLE_MAX_ANGLE_DEG`, for at
     least R/2 (gaps of 2 points allowed; the pairs are found from the first and last 3
     points of each line), each keeping at least R beyond the overlap and
     going on the same way, become one line: the first up to where its overlap begins, a
@@ -1039,17 +1080,18 @@ def shingles_joined(
     The lines, each joined one replacing the first of its pair.
     """
     lines = [np.asarray(line, float) for line in lines]
+    footprint = None if components is None else np.any(np.asarray(components) > 0, axis=0)
     while True:
         pair = None
         if not lines:
             return lines
-        pairs = _shingle_candidates(lines, SHINGLE_HIDDEN_REACH * radius)
+        pairs = _shingle_candidates(lines, SHINGLE_WALLS_REACH * radius)
         for i, j in pairs:
             a, b = lines[i], lines[j]
             if min(len(a), len(b)) < 3:
                 continue
             for first, second in ((a, b), (a, b[::-1]), (a[::-1], b), (a[::-1], b[::-1])):
-                joined = _shingle(first, second, radius, tilt_range_deg, components)
+                joined = _shingle(first, second, radius, tilt_range_deg, components, footprint)
                 if joined is not None:
                     pair = (i, j, joined)
                     break
