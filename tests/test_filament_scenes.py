@@ -638,10 +638,11 @@ def test_two_level_lines_stacked_17_voxels_apart_at_45_degrees_stay_two(azimuth)
     assert len(shingles_joined(pieces(0.0, 17.0), 12.5, (-60, 60))) == 2
 
 
-def _level_tubes(azimuth_deg: float, offsets: list[tuple[float, float]], shape=(96, 180, 360)):
+def _level_tubes(azimuth_deg: float, offsets: list[tuple[float, float]], shape=(96, 220, 360)):
     """Labels (one component each where apart) of solid level tubes of radius 12.5,
-    ``azimuth_deg`` from x, through (depth, y 60 + offset aside) at x 10, and their
-    axes' unit vectors along and aside seen from above."""
+    ``azimuth_deg`` from x, each at (depth, offset across) from an axis through
+    (y 60, x 10), across being perpendicular to it seen from above; and that axis'
+    unit vectors along and across."""
     a = np.radians(azimuth_deg)
     along = np.array([0.0, np.sin(a), np.cos(a)])
     side = np.array([0.0, np.cos(a), -np.sin(a)])
@@ -654,14 +655,14 @@ def _level_tubes(azimuth_deg: float, offsets: list[tuple[float, float]], shape=(
     return scipy.ndimage.label(inside, np.ones((3, 3, 3)))[0], along, side
 
 
-def _overlapping(along, side, lines: list[tuple[float, float, float]]):
-    """Two pieces overlapping end to end for 40 voxels (x 10 + 150–190 along), each
-    (depth, aside of y 60, unused) seen from above."""
+def _overlapping(along, side, lines: list[tuple[float, float]]):
+    """Two pieces, at (depth, offset across) from the axis of :func:`_level_tubes`,
+    overlapping end to end for 40 voxels (150–190 along it)."""
     origin = np.array([0.0, 60.0, 10.0])
     spans = (np.arange(0.0, 190.0), np.arange(150.0, 330.0))
     return [
         origin + np.array([depth, 0.0, 0.0]) + t[:, None] * along + aside * side
-        for (depth, aside, _), t in zip(lines, spans)
+        for (depth, aside), t in zip(lines, spans)
     ]
 
 
@@ -679,18 +680,18 @@ def test_pieces_on_the_two_walls_of_a_hidden_tube_become_one():
     tilt = (-45, 45)
     for azimuth in (15, 24):
         labels, along, side = _level_tubes(azimuth, [(48.0, 0.0)])
-        pieces = _overlapping(along, side, [(48.0, 7.0, 0), (48.0, -7.0, 0)])
+        pieces = _overlapping(along, side, [(48.0, 7.0), (48.0, -7.0)])
         joined = shingles_joined(pieces, 12.5, tilt, labels)
         assert len(joined) == 1
         assert np.linalg.norm(np.diff(joined[0], axis=0), axis=1).max() < 2.0
         assert len(shingles_joined(pieces, 12.5, tilt)) == 2  # no labels, no footprint
     labels, along, side = _level_tubes(20, [(48.0, 12.5), (48.0, -12.5)])
-    pieces = _overlapping(along, side, [(48.0, 7.5, 0), (48.0, -7.5, 0)])
+    pieces = _overlapping(along, side, [(48.0, 7.5), (48.0, -7.5)])
     assert len(shingles_joined(pieces, 12.5, tilt, labels)) == 2
     labels, along, side = _level_tubes(20, [(40.0, 0.0), (57.0, 14.0)])
-    pieces = _overlapping(along, side, [(40.0, 0.0, 0), (57.0, 14.0, 0)])
+    pieces = _overlapping(along, side, [(40.0, 0.0), (57.0, 14.0)])
     assert len(shingles_joined(pieces, 12.5, tilt, labels)) == 2
     # 25° from x at ±60°: barely seen (under 0.675 of a tube along y's wall), not hidden
     labels, along, side = _level_tubes(25, [(48.0, 0.0)])
-    pieces = _overlapping(along, side, [(48.0, 7.0, 0), (48.0, -7.0, 0)])
+    pieces = _overlapping(along, side, [(48.0, 7.0), (48.0, -7.0)])
     assert len(shingles_joined(pieces, 12.5, (-60, 60), labels)) == 2

@@ -954,12 +954,14 @@ def _on_two_walls(a, b, radius: float, tilt_range_deg, footprint: np.ndarray | N
     21° from x, ends 13.0 voxels from the other piece).  Two tubes side by side whose
     lines lean towards each other look the same (a review: axes 2 R apart, each line 5
     voxels in), but the footprint of the feature (``footprint``, the mask along z)
-    tells them apart: it is 2 R wide about one tube and 4 R about two.  So: the last
-    2 R of each line, made level, hidden along at least half, and of the points of
-    ``a``'s last 2 R within :data:`SHINGLE_WALLS_REACH` R of ``b``, at least half with
-    no footprint :data:`SHINGLE_WALLS_CLEAR` R across on either side of the point
-    midway to ``b`` (a side outside the volume counts as empty).  False without a
-    footprint.
+    tells them apart: it is 2 R wide about one tube and 4 R about two at one depth.
+    So: the last 2 R of each line, made level, hidden along at least half, and of the
+    points of ``a``'s last 2 R within :data:`SHINGLE_WALLS_REACH` R of ``b``, more than
+    half with no footprint at the voxels :data:`SHINGLE_WALLS_CLEAR` R across on
+    either side of the point midway to ``b`` (a side outside the volume counts as
+    empty).  False without a footprint.  Two tubes stacked in depth less than 1.5 R
+    apart seen from above leave both sides empty: only the depth where the lines part
+    (within R, :func:`_shingle`) tells them from one tube, as it does at R.
     """
     if footprint is None:
         return False
