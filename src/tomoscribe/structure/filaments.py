@@ -1082,7 +1082,8 @@ def shingles_joined(
     The lines, each joined one replacing the first of its pair.
     """
     lines = [np.asarray(line, float) for line in lines]
-    footprint = None if components is None else np.any(np.asarray(components) > 0, axis=0)
+    # labels ≥ 0: any along z without a copy of the volume (a reduction, buffered)
+    footprint = None if components is None else np.any(components, axis=0)
     while True:
         pair = None
         if not lines:
