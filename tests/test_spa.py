@@ -451,6 +451,26 @@ def test_ice_beside_carbon_and_blobs_keeps_its_level():
     assert small[:, 172:180].mean() < far - 0.3  # the carbon by the edge stays darker
 
 
+@pytest.mark.parametrize("carbon_share", [0.0, 0.3])
+def test_the_ice_sets_the_scale_beside_textured_carbon(carbon_share):
+    """The ice comes out at unit spread however much textured carbon shares the
+    micrograph: a carbon stripe over 30% of it, its texture smooth and three times the
+    ice's noise after shrinking, widened the whole micrograph's median absolute
+    deviation by 30% and left the ice at 0.77 σ."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(4)
+    image = rng.normal(0, 1, (1536, 1536)).astype(np.float32)  # white ice: 1/3 σ at 3×
+    stripe = int(round(carbon_share * image.shape[1]))
+    if stripe:
+        texture = gaussian_filter(rng.normal(0, 1, (1536, stripe)), 6)
+        image[:, -stripe:] += (texture / texture.std()).astype(np.float32)
+    small = shrink_and_normalise(image, 3)
+    ice = small[:, : small.shape[1] - stripe // 3 - 40]
+    assert ice.std() == pytest.approx(1.0, abs=0.04)
+    assert abs(ice.mean()) < 0.02
+
+
 def test_training_crops_are_the_micrographs_own_pixels():
     """Patches are cut at whole pixels (no interpolation smooths their noise) and the
     augmentation's quarter turns, mirrors and shifts move the box centre with them."""
