@@ -453,10 +453,11 @@ def test_ice_beside_carbon_and_blobs_keeps_its_level():
 
 @pytest.mark.parametrize("carbon_share", [0.0, 0.3])
 def test_the_ice_sets_the_scale_beside_textured_carbon(carbon_share):
-    """The ice comes out at unit spread however much textured carbon shares the
-    micrograph: a carbon stripe over 30% of it, its texture smooth and three times the
-    ice's noise after shrinking, widened the whole micrograph's median absolute
-    deviation by 30% and left the ice at 0.77 σ."""
+    """The ice comes out at unit spread beside textured carbon over up to a third of
+    the micrograph: a carbon stripe over 30% of it, its texture smooth and three times
+    the ice's noise after shrinking, widened the whole micrograph's median absolute
+    deviation by 30% and left the ice at 0.77 σ (beyond half the micrograph the
+    carbon is the median neighbourhood: ``ice_spread``'s docstring)."""
     from scipy.ndimage import gaussian_filter
 
     rng = np.random.default_rng(4)
@@ -800,6 +801,30 @@ def test_spa_command_line_writes_relion_star(tiny, capsys):
     code = main(["spa", "pick", str(tiny / "old.tsp"), mics[0], "-o", str(tiny / "p_old")])
     assert code == 2 and "train it again" in capsys.readouterr().err
     assert not (tiny / "p_old").exists()
+    # one trained on micrographs scaled by every pixel's spread (no `micrograph_scale`:
+    # before 2026-12-06) picks, and says to train it again
+    unscaled = {k: v for k, v in record.items() if k != "micrograph_scale"}
+    assert record["micrograph_scale"] == "ice"
+    save_weights(tiny / "unscaled.tsp", pair, "tomoscribe_spa_picker", unscaled)
+    code = main(["spa", "pick", str(tiny / "unscaled.tsp"), mics[0], "-o", str(tiny / "p_us")])
+    err = capsys.readouterr().err
+    assert code == 0 and "scaled by the spread of all their pixels" in err
+    assert main(["spa", "pick", str(tiny / "p.tsp"), mics[0], "-o", str(tiny / "p_new")]) == 0
+    assert "scaled by the spread" not in capsys.readouterr().err  # a picker of now: no word
+    # and a training set of that time (version 2) is refused, nothing written
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    with safe_open(str(tiny / "set.tss"), framework="numpy") as handle:
+        metadata = handle.metadata()
+    old_set = json.loads(metadata["tomoscribe_spa_trainset"])
+    assert old_set["version"] == 3
+    metadata["tomoscribe_spa_trainset"] = json.dumps({**old_set, "version": 2})
+    save_file(load_file(str(tiny / "set.tss")), str(tiny / "old.tss"), metadata=metadata)
+    code = main(["spa", "train", str(tiny / "old.tss"), "-o", str(tiny / "old_set.tsp")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "normalised the old way" in err[0]
+    assert not (tiny / "old_set.tsp").exists()
     # one trained before the good boxes' levels were kept picks, and says it checks nothing
     save_weights(
         tiny / "levelless.tsp", pair, "tomoscribe_spa_picker", {**record, "density_range": None}

@@ -58,6 +58,10 @@ _KEY = "tomoscribe_spa_picker"
 #: threshold chosen on held-out boxes (still read, as a picker of one pair).  Version-1
 #: pickers saw globally normalised micrographs: refused.
 VERSION = 3
+#: How the micrographs a picker learned from were scaled, in its record: by the ice's
+#: spread (:func:`~tomoscribe.spa.micrographs.ice_spread`).  Pickers without it learned
+#: from micrographs scaled by every pixel's spread; they are read, and picking warns.
+MICROGRAPH_SCALE = "ice"
 #: A picker: one pair of networks, or several (:mod:`tomoscribe.spa.ensemble`).
 Picker = PickerPair | PickerEnsemble
 
@@ -282,7 +286,8 @@ def picker_record(trainset_record: dict, training: dict) -> dict:
     ``threshold`` chosen on held-out boxes, and from the good boxes' levels the
     ``density_range`` picks must lie in and the wider ``hide_range`` beyond which the
     networks are shown noise (:func:`tomoscribe.spa.density.allowed_range`; None for a
-    training set written before the levels were kept) and ``dense_sign``."""
+    training set written before the levels were kept), ``dense_sign``, and
+    ``micrograph_scale`` (:data:`MICROGRAPH_SCALE`)."""
     from .density import HIDE_WIDENINGS, allowed_range
 
     keys = ("box_px", "shrink", "pixel_size_A", "geometry")
@@ -293,6 +298,7 @@ def picker_record(trainset_record: dict, training: dict) -> dict:
         "density_range": allowed_range(trainset_record.get("good_levels")),
         "hide_range": allowed_range(trainset_record.get("good_levels"), widenings=HIDE_WIDENINGS),
         "dense_sign": trainset_record.get("dense_sign"),
+        "micrograph_scale": MICROGRAPH_SCALE,
     }
 
 

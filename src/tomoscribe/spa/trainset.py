@@ -38,7 +38,10 @@ from .micrographs import normalise_shrunk, shrink_factor, to_shrunk
 SETS = ("good", "background", "bad")
 MIN_BOXES = 3
 _KEY = "tomoscribe_spa_trainset"
-VERSION = 2
+#: 3: micrographs scaled by the ice's spread (``micrographs.ice_spread``, 2026-12-06);
+#: 2: by every pixel's, refused (their patches on carbon micrographs have other
+#: contrast than picking now gives).
+VERSION = 3
 
 
 def patch_geometry(box_px: int, shrink: int) -> dict:

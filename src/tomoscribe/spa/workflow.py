@@ -220,15 +220,7 @@ def pick_files(
         )
         for name, image in images.items()
     ]
-    if density_check and record.get("density_range") is None:
-        import warnings
-
-        warnings.warn(
-            f"{picker} was trained from a training set without the good boxes' density "
-            "levels, so picks on carbon are not left out; make the set again with "
-            "`spa boxes` and train on it to have them left out.",
-            stacklevel=2,
-        )
+    _warn_of_an_older_picker(picker, record, density_check)
     _warn_off_range(tables)
     picks = pd.concat(tables, ignore_index=True)
     write_picks_folder(
@@ -246,6 +238,30 @@ def pick_files(
         },
     )
     return picks
+
+
+def _warn_of_an_older_picker(picker, record: dict, density_check: bool) -> None:
+    """Warn where the picker file predates what picking now does: the good boxes'
+    density levels, or the ice's scale (since 2026-12-06)."""
+    import warnings
+
+    from .picking import MICROGRAPH_SCALE
+
+    if density_check and record.get("density_range") is None:
+        warnings.warn(
+            f"{picker} was trained from a training set without the good boxes' density "
+            "levels, so picks on carbon are not left out; make the set again with "
+            "`spa boxes` and train on it to have them left out.",
+            stacklevel=3,
+        )
+    if record.get("micrograph_scale") != MICROGRAPH_SCALE:
+        warnings.warn(
+            f"{picker} learned from micrographs scaled by the spread of all their pixels, "
+            "which the carbon's texture widens; they are now scaled by the ice's, so on "
+            "micrographs with carbon it sees particles at more contrast than it learned; "
+            "train it again with `spa train` on a set made again with `spa boxes`.",
+            stacklevel=3,
+        )
 
 
 def _warn_off_range(tables: list[pd.DataFrame]) -> None:
