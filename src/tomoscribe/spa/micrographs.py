@@ -242,7 +242,7 @@ def ice_spread(centred: np.ndarray, box: int, widening: float = ICE_SPREAD_WIDEN
     there at 0.62–0.77 of their contrast and missed up to half of them
     (docs/performance.md).  The reference is the median neighbourhood, so this holds
     while the ice covers more than about half of the micrograph (a test's 30% carbon:
-    the ice at 1.00 σ; at 50% 0.75, at 60% within a few per cent of every pixel's
+    the ice at 1.00 σ; at 50% 0.74, at 60% within 5% of every pixel's
     scale, where the density check leaves the ice unpicked anyway:
     :mod:`tomoscribe.spa.density`), and texture up to 1.5× the ice's is kept with it
     (the ice at 0.96 σ beside carbon 1.8× as rough).  Never wider than every pixel's
