@@ -83,6 +83,45 @@ def test_simulated_truth_keeps_its_promises():
     np.testing.assert_array_equal(again["image"], result["image"])
 
 
+def test_contamination_blobs_are_cut_in_windows_and_kept_a_diameter_apart():
+    """Each blob is computed over a window of the image (over the whole image, ten 4k
+    micrographs at 1 Å took over half an hour): the window holds all of it, near an
+    edge too; the growth that keeps blobs apart is scipy's ``binary_dilation`` with a
+    diameter's iterations, in one distance transform; and no two blobs come within a
+    diameter of each other (taxicab, as that growth measures)."""
+    from scipy.ndimage import binary_dilation, distance_transform_cdt
+
+    from tomoscribe.simulate.micrographs import _blob_mask, _contamination, _grown
+
+    for centre in ((30.0, 40.0), (300.0, 350.0), (590.0, 20.0)):
+        mask, window = _blob_mask((600, 700), centre, 50.0, np.random.default_rng(2), 7)
+        draws = np.random.default_rng(2)
+        harmonics = [
+            (draws.normal(0, 0.12 / m * 2), draws.uniform(0, 2 * np.pi)) for m in range(2, 6)
+        ]
+        jj, ii = np.mgrid[:600, :700]
+        angle = np.arctan2(jj - centre[0], ii - centre[1])
+        wobble = np.zeros((600, 700))
+        for m, (amplitude, phase) in zip(range(2, 6), harmonics):
+            wobble += amplitude * np.cos(m * angle + phase)
+        placed = np.zeros((600, 700), bool)
+        placed[window] = mask
+        assert mask.shape[0] < 600 and mask.any()
+        np.testing.assert_array_equal(
+            placed, np.hypot(jj - centre[0], ii - centre[1]) <= 50.0 * (1 + wobble)
+        )
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        mask = rng.random((40, 50)) > 0.99
+        steps = int(rng.integers(1, 25))
+        np.testing.assert_array_equal(_grown(mask, steps), binary_dilation(mask, iterations=steps))
+    labels = _contamination((600, 700), 12, 20.0, np.random.default_rng(1))
+    assert labels.max() >= 6
+    for blob in range(1, labels.max() + 1):
+        reach = distance_transform_cdt(labels != blob, metric="taxicab")
+        assert reach[(labels > 0) & (labels != blob)].min() > 20
+
+
 def test_simulated_snr_is_the_stated_one():
     """Near particles, var(signal) / var(noise) = snr: the noisy image correlates with the
     noiseless one (same seed, snr 10⁶) as sqrt(snr / (1 + snr))."""

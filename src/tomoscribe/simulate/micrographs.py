@@ -163,30 +163,52 @@ def splat_projection(
     image[y0:y1, x0:x1] += patch.astype(np.float32) * scale**2
 
 
-def _blob_mask(shape, centre_yx, radius_px: float, rng: np.random.Generator) -> np.ndarray:
-    """An irregular blob: a disc whose radius has 2–5 random angular harmonics."""
+def _blob_mask(
+    shape, centre_yx, radius_px: float, rng: np.random.Generator, pad_px: int = 0
+) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """An irregular blob: a disc whose radius has 2–5 random angular harmonics.
+
+    Returns its mask (bool) over a window of the image and the window's slices: the
+    blob's largest reach (the radius times one plus the harmonics' amplitudes together)
+    and ``pad_px`` more on every side, clipped to ``shape``.  Over the whole image (as
+    before 2026-12-06) each blob cost a 4096² image's trigonometry, and its growth below
+    141 passes over it at 1 Å: ten 4k micrographs took over half an hour."""
     ny, nx = shape
-    jj, ii = np.ogrid[:ny, :nx]
-    dy, dx = jj - centre_yx[0], ii - centre_yx[1]
+    cy, cx = float(centre_yx[0]), float(centre_yx[1])
+    harmonics = [(rng.normal(0, 0.12 / m * 2), rng.uniform(0, 2 * np.pi)) for m in range(2, 6)]
+    reach = radius_px * (1 + sum(abs(a) for a, _ in harmonics)) + pad_px + 1
+    y0, y1 = max(0, int(np.floor(cy - reach))), min(ny, int(np.ceil(cy + reach)) + 1)
+    x0, x1 = max(0, int(np.floor(cx - reach))), min(nx, int(np.ceil(cx + reach)) + 1)
+    jj, ii = np.ogrid[y0:y1, x0:x1]
+    dy, dx = jj - cy, ii - cx
     angle = np.arctan2(dy, dx)
     wobble = np.zeros(np.broadcast(dy, dx).shape)
-    for m in range(2, 6):
-        wobble += rng.normal(0, 0.12 / m * 2) * np.cos(m * angle + rng.uniform(0, 2 * np.pi))
-    return np.hypot(dy, dx) <= radius_px * (1 + wobble)
+    for m, (amplitude, phase) in zip(range(2, 6), harmonics):
+        wobble += amplitude * np.cos(m * angle + phase)
+    return np.hypot(dy, dx) <= radius_px * (1 + wobble), (slice(y0, y1), slice(x0, x1))
+
+
+def _grown(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` grown by ``steps`` 4-connected steps (the pixels within that taxicab
+    distance of it): ``scipy.ndimage.binary_dilation(mask, iterations=steps)`` in one
+    distance transform instead of ``steps`` passes."""
+    if not mask.any() or steps < 1:
+        return mask.copy()
+    return scipy.ndimage.distance_transform_cdt(~mask, metric="taxicab") <= steps
 
 
 def _contamination(shape, n_blobs: int, diameter_px: float, rng) -> np.ndarray:
     """int16 blob ids (0 = none), blobs 1.5–4 particle diameters across, not touching."""
     labels = np.zeros(shape, np.int16)
     margin = 2 * diameter_px
+    steps = int(diameter_px)
     for blob in range(1, n_blobs + 1):
         for _ in range(50):
             radius = rng.uniform(0.75, 2.0) * diameter_px
             centre = rng.uniform(margin, np.array(shape) - margin)
-            mask = _blob_mask(shape, centre, radius, rng)
-            grown = scipy.ndimage.binary_dilation(mask, iterations=int(diameter_px))
-            if not (grown & (labels > 0)).any():
-                labels[mask] = blob
+            mask, window = _blob_mask(shape, centre, radius, rng, pad_px=steps)
+            if not (_grown(mask, steps) & (labels[window] > 0)).any():
+                labels[window][mask] = blob
                 break
     return labels
 
