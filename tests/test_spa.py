@@ -93,8 +93,13 @@ def test_contamination_blobs_are_cut_in_windows_and_kept_a_diameter_apart():
 
     from tomoscribe.simulate.micrographs import _blob_mask, _contamination, _grown
 
-    for centre in ((30.0, 40.0), (300.0, 350.0), (590.0, 20.0)):
-        mask, window = _blob_mask((600, 700), centre, 50.0, np.random.default_rng(2), 7)
+    for centre, pad in (
+        ((30.0, 40.0), 0),
+        ((300.0, 350.0), 0),
+        ((590.0, 20.0), 0),
+        ((300.0, 350.0), 9),
+    ):
+        mask, window = _blob_mask((600, 700), centre, 50.0, np.random.default_rng(2), pad)
         draws = np.random.default_rng(2)
         harmonics = [
             (draws.normal(0, 0.12 / m * 2), draws.uniform(0, 2 * np.pi)) for m in range(2, 6)
@@ -106,10 +111,12 @@ def test_contamination_blobs_are_cut_in_windows_and_kept_a_diameter_apart():
             wobble += amplitude * np.cos(m * angle + phase)
         placed = np.zeros((600, 700), bool)
         placed[window] = mask
+        full = np.hypot(jj - centre[0], ii - centre[1]) <= 50.0 * (1 + wobble)
         assert mask.shape[0] < 600 and mask.any()
-        np.testing.assert_array_equal(
-            placed, np.hypot(jj - centre[0], ii - centre[1]) <= 50.0 * (1 + wobble)
-        )
+        np.testing.assert_array_equal(placed, full)  # the window holds the whole blob
+        if pad:  # ... and room for its growth
+            placed[window] = _grown(mask, pad)
+            np.testing.assert_array_equal(placed, binary_dilation(full, iterations=pad))
     rng = np.random.default_rng(0)
     for _ in range(100):
         mask = rng.random((40, 50)) > 0.99

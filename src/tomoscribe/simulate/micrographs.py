@@ -177,8 +177,10 @@ def _blob_mask(
     cy, cx = float(centre_yx[0]), float(centre_yx[1])
     harmonics = [(rng.normal(0, 0.12 / m * 2), rng.uniform(0, 2 * np.pi)) for m in range(2, 6)]
     reach = radius_px * (1 + sum(abs(a) for a, _ in harmonics)) + pad_px + 1
-    y0, y1 = max(0, int(np.floor(cy - reach))), min(ny, int(np.ceil(cy + reach)) + 1)
-    x0, x1 = max(0, int(np.floor(cx - reach))), min(nx, int(np.ceil(cx + reach)) + 1)
+    y0 = min(ny, max(0, int(np.floor(cy - reach))))
+    x0 = min(nx, max(0, int(np.floor(cx - reach))))
+    y1 = max(y0, min(ny, int(np.ceil(cy + reach)) + 1))  # empty, never negative, where
+    x1 = max(x0, min(nx, int(np.ceil(cx + reach)) + 1))  # the blob lies off the image
     jj, ii = np.ogrid[y0:y1, x0:x1]
     dy, dx = jj - cy, ii - cx
     angle = np.arctan2(dy, dx)
@@ -190,8 +192,10 @@ def _blob_mask(
 
 def _grown(mask: np.ndarray, steps: int) -> np.ndarray:
     """``mask`` grown by ``steps`` 4-connected steps (the pixels within that taxicab
-    distance of it): ``scipy.ndimage.binary_dilation(mask, iterations=steps)`` in one
-    distance transform instead of ``steps`` passes."""
+    distance of it): ``scipy.ndimage.binary_dilation(mask, iterations=steps)`` for
+    ``steps`` ≥ 1, in one distance transform instead of ``steps`` passes.  Below 1 (a
+    particle under a pixel across) the mask as it is, where ``binary_dilation`` grew
+    until nothing changed, filling the image."""
     if not mask.any() or steps < 1:
         return mask.copy()
     return scipy.ndimage.distance_transform_cdt(~mask, metric="taxicab") <= steps
