@@ -431,7 +431,8 @@ def annotator_boxes(
         ]
         for blob in range(1, int(truth["contamination"].max()) + 1):
             jj, ii = np.nonzero(truth["contamination"] == blob)
-            blobs.append((name, float(ii.mean()), float(jj.mean())))
+            if len(ii):  # a blob that found no room in 50 tries has its id and no pixels
+                blobs.append((name, float(ii.mean()), float(jj.mean())))
         centres = table[table["aggregate"] >= 0].groupby("aggregate")[["x", "y"]].mean()
         aggregates += [(name, x, y) for x, y in centres.itertuples(index=False)]
         carbon += [(name, x, y) for x, y in _carbon_places(truth["carbon"], d, rng)]
