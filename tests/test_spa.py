@@ -125,6 +125,10 @@ def test_contamination_blobs_are_cut_in_windows_and_kept_a_diameter_apart():
         np.testing.assert_array_equal(_grown(mask, steps), binary_dilation(mask, iterations=steps))
     labels = _contamination((600, 700), 12, 20.0, np.random.default_rng(1))
     assert labels.max() >= 6
+    # more blobs asked than fit: those placed are numbered 1…n without gaps
+    crowded = _contamination((300, 300), 40, 20.0, np.random.default_rng(1))
+    assert 1 <= crowded.max() < 40
+    assert set(np.unique(crowded)) == set(range(crowded.max() + 1))
     for blob in range(1, labels.max() + 1):
         reach = distance_transform_cdt(labels != blob, metric="taxicab")
         assert reach[(labels > 0) & (labels != blob)].min() > 20

@@ -202,17 +202,23 @@ def _grown(mask: np.ndarray, steps: int) -> np.ndarray:
 
 
 def _contamination(shape, n_blobs: int, diameter_px: float, rng) -> np.ndarray:
-    """int16 blob ids (0 = none), blobs 1.5–4 particle diameters across, not touching."""
+    """int16 blob ids 1…n for the blobs placed (0 = none), 1.5–4 particle diameters
+    across, not touching.  A blob that finds no room in 50 tries is left out and takes
+    no id (its id once stayed, with no pixels, and counted as a blob nobody could
+    pick)."""
     labels = np.zeros(shape, np.int16)
     margin = 2 * diameter_px
     steps = int(diameter_px)
-    for blob in range(1, n_blobs + 1):
+    placed = 0
+    for _blob in range(n_blobs):
         for _ in range(50):
             radius = rng.uniform(0.75, 2.0) * diameter_px
             centre = rng.uniform(margin, np.array(shape) - margin)
             mask, window = _blob_mask(shape, centre, radius, rng, pad_px=steps)
             if not (_grown(mask, steps) & (labels[window] > 0)).any():
-                labels[window][mask] = blob
+                if mask.any():
+                    placed += 1
+                    labels[window][mask] = placed
                 break
     return labels
 
