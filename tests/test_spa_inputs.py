@@ -245,3 +245,49 @@ def test_a_box_file_given_as_a_training_set_is_told_what_to_make(tiny, capsys):
     line = _one_sentence(capsys)
     assert "not a picking training set" in line and "spa boxes" in line
     assert "deserializing" not in line and not (tiny / "p.tsp").exists()
+
+
+def test_boxes_naming_another_image_of_the_same_name_are_refused(tiny, capsys, monkeypatch):
+    # A STAR from a RELION project names MotionCorr/job002/mic_000.mrc (from the project
+    # folder); the user gave other/mic_000.mrc, another image of the same name: the
+    # boxes were matched by name and cut from the wrong image (exit 0).
+    monkeypatch.chdir(tiny)
+    rng = np.random.default_rng(1)
+    for folder in ("MotionCorr/job002", "other", "copy"):
+        (tiny / folder).mkdir(parents=True)
+    for name in ("mic_000", "mic_001"):
+        image = rng.normal(size=(1, 96, 96)).astype(np.float32)
+        write_volume(tiny / "MotionCorr/job002" / f"{name}.mrc", Volume(image, (2.0,) * 3))
+        write_volume(tiny / "other" / f"{name}.mrc", Volume(image[:, ::-1].copy(), (2.0,) * 3))
+        (tiny / "copy" / f"{name}.mrc").write_bytes(
+            (tiny / "MotionCorr/job002" / f"{name}.mrc").read_bytes()
+        )
+    names = [f"MotionCorr/job002/mic_00{k // 2}.mrc" for k in range(4)]
+    for kind in ("good", "bg", "bad"):
+        starfile.write(
+            pd.DataFrame(
+                {
+                    "rlnMicrographName": names,
+                    "rlnCoordinateX": [30.0, 60, 40, 50],
+                    "rlnCoordinateY": [30.0, 60, 50, 40],
+                }  # fmt: skip
+            ),
+            tiny / f"{kind}.star",
+        )
+
+    def boxes(folder, output):
+        micrographs = [f"{folder}/mic_000.mrc", f"{folder}/mic_001.mrc"]
+        argv = ["spa", "boxes", *micrographs, "--box", "16", "--good", "good.star"]
+        return main([*argv, "--background", "bg.star", "--bad", "bad.star", "-o", output])
+
+    def files():
+        return {p: p.read_bytes() for p in sorted(tiny.rglob("*")) if p.is_file()}
+
+    before = files()
+    assert boxes("other", "set.tss") == 2
+    line = _one_sentence(capsys)
+    assert "MotionCorr/job002/mic_000.mrc" in line and "other/mic_000.mrc" in line
+    assert files() == before
+    # the same images elsewhere (a copy), or the named ones themselves, are taken
+    assert boxes("copy", "copy.tss") == 0 and (tiny / "copy.tss").is_file()
+    assert boxes("MotionCorr/job002", "named.tss") == 0 and (tiny / "named.tss").is_file()

@@ -291,6 +291,41 @@ def check_one_folder_per_name(table: pd.DataFrame) -> None:
             )
 
 
+def same_content(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """The same file, or two files of the same bytes."""
+    import filecmp
+
+    return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+
+
+def check_named_micrographs(table: pd.DataFrame, given: dict) -> None:
+    """Refuse boxes drawn on another micrograph of the same name: where a box file
+    names its micrograph with a path (``rlnMicrographName``, CSV ``micrograph``; a
+    relative path from the working folder, RELION's project folder) that exists and
+    holds another image than the micrograph of that name given (``given``: name → path;
+    a copy is the same image), the boxes would be cut from the wrong image.  A named
+    path that does not exist here is not checked (boxes travel without their project).
+
+    Raises
+    ------
+    InputFileError
+        A named micrograph exists and differs from the one given.
+    """
+    if "named" not in table:
+        return
+    sources = table["source"] if "source" in table else pd.Series("", index=table.index)
+    pairs = zip(table["micrograph"], table["named"], sources)
+    for name, named, source in sorted(set(pairs), key=str):
+        path = given.get(name)
+        if not isinstance(named, str) or path is None or not Path(named).is_file():
+            continue
+        if Path(path).is_file() and not same_content(named, path):
+            raise InputFileError(
+                f"{source or 'the boxes'} names {named}, which holds another image than "
+                f"{path} given for {name}; give the micrographs the boxes were drawn on."
+            )
+
+
 def match_micrographs(
     table: pd.DataFrame,
     names: list[str],

@@ -274,20 +274,31 @@ def load_trainset(path: str | os.PathLike) -> dict:
 
 
 def read_box_sets(
-    files: dict[str, list], names: list[str], box_px: int | None
+    files: dict[str, list], micrographs: list, box_px: int | None
 ) -> tuple[dict[str, pd.DataFrame], int]:
-    """The three box sets from their files (``io.boxfiles``), matched to the micrograph
-    names, and the box size: ``box_px`` or, failing that, the boxes' own (``.box``).
+    """The three box sets from their files (``io.boxfiles``), matched to the
+    micrographs' names (``micrographs``: their paths), and the box size: ``box_px`` or,
+    failing that, the boxes' own (``.box``).
 
     Raises
     ------
     InputFileError
-        A box file names a micrograph not among ``names``.
+        A box file names a micrograph not among ``micrographs``, or names one by a path
+        that holds another image than the micrograph of that name given
+        (:func:`~tomoscribe.io.boxfiles.check_named_micrographs`).
     ParameterError
         No box size given and none in the files.
     """
-    from ..io.boxfiles import check_one_folder_per_name, match_micrographs, read_boxes
+    from ..io.boxfiles import (
+        check_named_micrographs,
+        check_one_folder_per_name,
+        match_micrographs,
+        micrograph_name,
+        read_boxes,
+    )
 
+    given = {micrograph_name(p): p for p in micrographs}
+    names = list(given)
     seen: dict[str, str] = {}
     for name in SETS:  # one file given twice would count its boxes twice (or as two sets)
         for path in files.get(name, []):
@@ -309,7 +320,9 @@ def read_box_sets(
         if "box" in table:
             sizes += table["box"].dropna().tolist()
         sets[name] = table
-    check_one_folder_per_name(pd.concat(list(sets.values()), ignore_index=True))
+    everything = pd.concat(list(sets.values()), ignore_index=True)
+    check_one_folder_per_name(everything)
+    check_named_micrographs(everything, given)
     if box_px is None:
         if not sizes:
             raise ParameterError(

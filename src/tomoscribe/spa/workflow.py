@@ -113,8 +113,9 @@ def boxes_to_trainset(
     record (counts per set, shrink, pixel size) and the box edge used (pixels)."""
     from .trainset import build_trainset, read_box_sets, save_trainset
 
-    names = [micrograph_name(p) for p in micrographs]
-    sets, box_px = read_box_sets({"good": good, "background": background, "bad": bad}, names, box)
+    sets, box_px = read_box_sets(
+        {"good": good, "background": background, "bad": bad}, micrographs, box
+    )
     used = {m for t in sets.values() for m in t["micrograph"]}
     images, size = read_micrographs(
         [p for p in micrographs if micrograph_name(p) in used], pixel_size_A
@@ -311,12 +312,11 @@ def ncc_pick_files(
             "give either `references` or `reference_map`.",
             parameter=["references", "reference_map"],
         )
-    names = [micrograph_name(p) for p in micrographs]
     table = None
     if references:
         from .trainset import MIN_BOXES, read_box_sets
 
-        sets, box_px = read_box_sets({"good": references}, names, box)
+        sets, box_px = read_box_sets({"good": references}, micrographs, box)
         table = sets["good"]
         if len(table) < MIN_BOXES:  # (check_boxes would name the picker's good set)
             raise AnnotationError(
