@@ -112,6 +112,9 @@ def test_simulated_star_reads_back_with_relions_sign(tmp_path, monkeypatch):
     assert _cli(*simulate, "--pixel-size", 4, "--views", 1, "--snr", 1e6, "--junk", 0) == 0
     star = starfile.read("data/particles.star", always_dict=True)
     optics, rows = star["optics"].iloc[0], star["particles"]
+    # the stack is named from the project folder, where RELION runs and opens it (it
+    # was named beside the STAR, `N@particles.mrcs`, which RELION found nowhere)
+    assert all(name.split("@")[1] == "data/particles.mrcs" for name in rows["rlnImageName"])
     images = mrcfile.read("data/particles.mrcs").astype(float)
     truth = pd.read_csv("data/truth.csv")
     views = mrcfile.read("data/projections.mrcs").astype(float)

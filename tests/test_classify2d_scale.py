@@ -147,10 +147,11 @@ def test_cli_writes_relion_star_averages_and_gallery(tmp_path, capsys, monkeypat
     assert set(particles["rlnClassNumber"]) <= {1, 2, 3, 4}
     for column in ("rlnAnglePsi", "rlnOriginXAngst", "rlnOriginYAngst", "rlnDefocusU"):
         assert column in particles
-    # the stack named from the project folder, as RELION reads it (the input STAR named
-    # it beside itself: `N@particles.mrcs`); the output can be classified again
+    # the stack named from the project folder, as RELION reads it, as the input STAR
+    # names it; the output can be classified again
     given = starfile.read(paths["star"])["particles"]["rlnImageName"]
-    assert (particles["rlnImageName"] == given.str.replace("@", "@data/")).all()
+    assert given.iloc[0] == "000001@data/particles.mrcs"
+    assert (particles["rlnImageName"] == given).all()
     assert _cli("classify2d", out / "particles.star", "-o", "again", "-k", 2, "--rounds", 1) == 0
     assert particles["rlnAnglePsi"].between(0, 360).all()
     assert particles[["rlnOriginXAngst", "rlnOriginYAngst"]].abs().max().max() <= 0.15 * 64 * 5

@@ -260,19 +260,26 @@ def _ctf_table(defocus_um, voltage_kV: float, cs_mm: float, amplitude_contrast: 
     )
 
 
-def write_particle_stack(folder, simulation: dict, pixel_size_A: float) -> dict:
-    """Write a simulated stack as a RELION user would have it, into ``folder``.
+def write_particle_stack(folder, simulation: dict, pixel_size_A: float, final_folder=None) -> dict:
+    """Write a simulated stack as a RELION user would have it, into ``folder``
+    (``final_folder``: where the files will lie, if ``folder`` is a staging folder
+    renamed to it afterwards; the STAR names the stack there).
 
     ``particles.mrcs`` (the images), ``particles.star`` (an ``optics`` block with
     voltage, Cs, amplitude contrast and pixel size; particle rows with
-    ``rlnImageName`` ``N@particles.mrcs``, ``rlnDefocusU/V``, ``rlnDefocusAngle``),
+    ``rlnImageName`` ``N@FOLDER/particles.mrcs``, named from the working folder as
+    RELION reads it (:func:`~tomoscribe.io.image_names.relion_image_name`: absolute
+    where ``folder`` lies outside it), ``rlnDefocusU/V``, ``rlnDefocusAngle``),
     ``truth.csv`` (the truth table) and ``projections.mrcs`` (the clean views,
     structures × views images).  Returns the four paths.
     """
+    import os
     from pathlib import Path
 
     import mrcfile
     import starfile
+
+    from ..io.image_names import relion_image_name
 
     folder = Path(folder)
     images, truth, ctf = simulation["images"], simulation["truth"], simulation["ctf"]
@@ -307,9 +314,11 @@ def write_particle_stack(folder, simulation: dict, pixel_size_A: float) -> dict:
             "rlnImageDimensionality": [2],
         }
     )
+    final = folder if final_folder is None else Path(final_folder)
+    stack = relion_image_name(os.path.abspath(final / "particles.mrcs"), final)
     particles = pd.DataFrame(
         {
-            "rlnImageName": [f"{i + 1:06d}@particles.mrcs" for i in range(len(images))],
+            "rlnImageName": [f"{i + 1:06d}@{stack}" for i in range(len(images))],
             "rlnDefocusU": ctf["defocus_u_um"].to_numpy() * 1e4,
             "rlnDefocusV": ctf["defocus_v_um"].to_numpy() * 1e4,
             "rlnDefocusAngle": ctf["astigmatism_deg"].to_numpy(),

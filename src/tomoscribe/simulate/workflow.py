@@ -261,7 +261,7 @@ def particle_stack_files(
         n, box, pixel_size_A, templates, views, junk, defoci_um, snr, seed=seed
     )
     with output_folder(out_dir, step="simulate particles2d") as staging:
-        write_particle_stack(staging, sim, pixel_size_A)
+        write_particle_stack(staging, sim, pixel_size_A, final_folder=out_dir)
         write_provenance(
             staging / "particles.star",
             "simulate particles2d",
