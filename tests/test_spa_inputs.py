@@ -291,3 +291,33 @@ def test_boxes_naming_another_image_of_the_same_name_are_refused(tiny, capsys, m
     # the same images elsewhere (a copy), or the named ones themselves, are taken
     assert boxes("copy", "copy.tss") == 0 and (tiny / "copy.tss").is_file()
     assert boxes("MotionCorr/job002", "named.tss") == 0 and (tiny / "named.tss").is_file()
+
+
+def test_picks_come_with_the_coordinate_files_a_relion_extract_job_takes(tiny, monkeypatch):
+    # picks.star is one block of every micrograph; RELION 4/5's Extract job takes an
+    # index (`data_coordinate_files`: rlnMicrographName, rlnMicrographCoordinates) of
+    # per-micrograph coordinate files, all named from the project folder it runs in
+    monkeypatch.chdir(tiny)
+    argv = ["spa", "boxes", "m1.mrc", "m2.mrc", "--box", "16", "--good", "good.csv"]
+    assert main([*argv, "--background", "bg.csv", "--bad", "bad.csv", "-o", "set.tss"]) == 0
+    assert main(["spa", "train", "set.tss", "-o", "p.tsp", "--steps", "2", "--pairs", "1"]) == 0
+    pick = ["spa", "pick", "p.tsp", "--threshold", "0", "-o", "AutoPick/job006"]
+    assert main([*pick[:3], "m1.mrc", "m2.mrc", *pick[3:]]) == 0
+    index = starfile.read("AutoPick/job006/autopick.star", always_dict=True)
+    assert list(index) == ["coordinate_files"]
+    listing = index["coordinate_files"]
+    assert list(listing["rlnMicrographName"]) == ["m1.mrc", "m2.mrc"]
+    expected = [f"AutoPick/job006/coordinates/m{k}_autopick.star" for k in (1, 2)]
+    assert list(listing["rlnMicrographCoordinates"]) == expected
+    picks = starfile.read("AutoPick/job006/picks.star")
+    for micrograph, coordinates in zip(listing["rlnMicrographName"], expected):
+        blocks = starfile.read(coordinates, always_dict=True)  # found from the project
+        assert list(blocks) == [""]  # RELION's coordinate files hold one unnamed block
+        rows = picks[picks["rlnMicrographName"] == micrograph]
+        for column in ("rlnCoordinateX", "rlnCoordinateY", "rlnAutopickFigureOfMerit"):
+            assert np.allclose(blocks[""][column], rows[column])
+    # a rerun on one micrograph leaves no coordinate file of the other behind
+    assert main([*pick[:3], "m1.mrc", *pick[3:]]) == 0
+    listing = starfile.read("AutoPick/job006/autopick.star")
+    assert list(listing["rlnMicrographName"]) == ["m1.mrc"]
+    assert not (tiny / expected[1]).exists() and (tiny / expected[0]).is_file()

@@ -431,6 +431,55 @@ def write_info_files(folder: str | os.PathLike, table: pd.DataFrame, kind: str) 
     return written
 
 
+#: The suffix RELION's autopicking gives each micrograph's coordinate file.
+COORDINATES_SUFFIX = "_autopick.star"
+
+
+def write_relion_coordinates(
+    folder: str | os.PathLike,
+    table: pd.DataFrame,
+    micrograph_files: dict[str, str],
+    final_folder: str | os.PathLike | None = None,
+) -> list[Path]:
+    """RELION 4/5's coordinates of picks, as its autopicking job writes them, under
+    ``folder``: ``coordinates/NAME_autopick.star`` per micrograph with picks (one
+    ``data_`` block: ``rlnCoordinateX/Y`` in pixels and, for picks,
+    ``rlnAutopickFigureOfMerit``) and ``autopick.star``, the index an Extract job takes
+    as its input coordinates (block ``data_coordinate_files``: ``rlnMicrographName``,
+    from ``micrograph_files`` as :func:`write_star` names them, and
+    ``rlnMicrographCoordinates``, each coordinate file named from the working folder,
+    RELION's project folder, where ``final_folder`` (the folder the files end up in;
+    default ``folder``) lies under it, else absolutely).  Returns the index's path and
+    the coordinate files'.
+    """
+    import starfile
+
+    from .image_names import relion_image_name
+
+    folder = Path(folder)
+    final = folder if final_folder is None else Path(final_folder)
+    written, index = [], []
+    for name, rows in table.groupby("micrograph", sort=True):
+        star = pd.DataFrame(
+            {
+                "rlnCoordinateX": rows["x"].to_numpy(float),
+                "rlnCoordinateY": rows["y"].to_numpy(float),
+            }
+        )
+        if "score" in rows:
+            star["rlnAutopickFigureOfMerit"] = rows["score"].to_numpy(float)
+        relative = Path("coordinates") / f"{name}{COORDINATES_SUFFIX}"
+        with atomic_path(folder / relative) as tmp:
+            starfile.write({"": star}, tmp)
+        written.append(folder / relative)
+        named = relion_image_name(os.path.abspath(final / relative), final)
+        index.append((micrograph_files.get(name, f"{name}.mrc"), named))
+    listing = pd.DataFrame(index, columns=["rlnMicrographName", "rlnMicrographCoordinates"])
+    with atomic_path(folder / "autopick.star") as tmp:
+        starfile.write({"coordinate_files": listing}, tmp)
+    return [folder / "autopick.star", *written]
+
+
 def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     """Write ``micrograph,x,y[,score]`` (and any other columns) as CSV, atomically."""
     with atomic_path(path) as tmp:

@@ -9,7 +9,10 @@ do, as calls.
 - :func:`ncc_pick_files`: the reference-based (NCC) baseline → a picks folder.
 
 A picks folder holds ``picks.star`` (with its provenance record), ``picks.csv``, one
-EMAN2 ``NAME.box`` and ``info/NAME_info.json`` per micrograph.
+EMAN2 ``NAME.box`` and ``info/NAME_info.json`` per micrograph, and RELION 4/5's
+``autopick.star`` with ``coordinates/NAME_autopick.star`` per micrograph
+(:func:`~tomoscribe.io.boxfiles.write_relion_coordinates`: what a RELION Extract job
+takes as its input coordinates).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ..io.boxfiles import (
     write_box_files,
     write_csv,
     write_info_files,
+    write_relion_coordinates,
     write_star,
 )
 from ..outputs import output_folder, write_provenance
@@ -450,4 +454,5 @@ def write_picks_folder(
         write_csv(staging / "picks.csv", picks.drop(columns=["pixel_size_A"], errors="ignore"))
         write_box_files(staging, picks, box_px)
         write_info_files(staging, picks, kind)
+        write_relion_coordinates(staging, picks, files, final_folder=out_dir)
         write_provenance(staging / "picks.star", command, parameters, micrographs)
