@@ -72,6 +72,20 @@ def _write_run(folder: Path, names: dict[str, str], step: str | None = None) -> 
             (staging / name).write_text(text)
 
 
+def test_a_rerun_over_an_output_edited_since_says_so(tmp_path):
+    # a trial edited a .box that `spa pick` wrote, and the rerun said the file "was not
+    # written by tomoscribe"
+    out = tmp_path / "picks"
+    _write_run(out, {"m1.box": "1 2 3 3\n", "m2.box": "4 5 3 3\n"}, "spa picks")
+    (out / "m1.box").write_text("1 2 3 3\n7 8 3 3\n")  # the user adds a box
+    (out / "m3.box").write_text("the user's own\n")  # the user's file, never ours
+    said_of = {"m1.box": "was changed since tomoscribe wrote it", "m3.box": "was not written by"}
+    for name, said in said_of.items():
+        with pytest.raises(OutputError, match=said):
+            _write_run(out, {name: "9 9 3 3\n"}, "spa picks")
+    assert (out / "m1.box").read_text() == "1 2 3 3\n7 8 3 3\n"
+
+
 def test_a_users_file_inside_a_subfolder_of_ours_stops_the_rerun(tmp_path):
     # the new-user trial: a re-run of `spa pick -o picks` replaced picks/info whole and
     # took the user's files in it (EMAN2's boxer writes info/*.json) with it

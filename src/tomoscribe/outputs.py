@@ -786,7 +786,7 @@ def _planned_moves(staging: Path, folder: Path, overwrite: bool) -> list[tuple[P
     """The staged top-level entries (files, subfolders, OME-Zarr stores) and where they
     go in ``folder``; refused before anything moves where a target is not tomoscribe's
     own (:func:`output_folder`)."""
-    from .ownership import MANIFEST_NAME, foreign_entries, is_ours, is_store
+    from .ownership import MANIFEST_NAME, foreign_entries, is_ours, is_store, written_by_us
 
     moves = []
     for source in sorted(staging.iterdir()):
@@ -800,10 +800,14 @@ def _planned_moves(staging: Path, folder: Path, overwrite: bool) -> list[tuple[P
                     parameter="overwrite",
                 )
             if target.is_dir() != source.is_dir() or not is_ours(target):
+                how = (
+                    "was changed since tomoscribe wrote it"
+                    if target.is_dir() == source.is_dir() and written_by_us(target)
+                    else "was not written by tomoscribe"
+                )
                 raise OutputError(
-                    f"{target} exists and was not written by "
-                    "tomoscribe, which replaces only its own outputs; "
-                    "choose a new folder."
+                    f"{target} exists and {how}, and tomoscribe replaces only its own "
+                    "outputs as it wrote them; move it or choose a new folder."
                 )
             whole = target.is_dir() and not is_store(target)  # a store is one output
             foreign = foreign_entries(target) if whole else []
