@@ -321,3 +321,20 @@ def test_picks_come_with_the_coordinate_files_a_relion_extract_job_takes(tiny, m
     listing = starfile.read("AutoPick/job006/autopick.star")
     assert list(listing["rlnMicrographName"]) == ["m1.mrc"]
     assert not (tiny / expected[1]).exists() and (tiny / expected[0]).is_file()
+
+
+def test_a_threshold_nothing_reaches_is_said(tiny, capsys, monkeypatch):
+    # `spa pick --threshold 1.0` wrote empty picks files, exit 0, without a word
+    monkeypatch.chdir(tiny)
+    argv = ["spa", "boxes", "m1.mrc", "m2.mrc", "--box", "16", "--good", "good.csv"]
+    assert main([*argv, "--background", "bg.csv", "--bad", "bad.csv", "-o", "set.tss"]) == 0
+    assert main(["spa", "train", "set.tss", "-o", "p.tsp", "--steps", "2", "--pairs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["spa", "pick", "p.tsp", "m1.mrc", "m2.mrc", "--threshold", "1", "-o", "a"]) == 0
+    err = capsys.readouterr().err
+    assert "nothing on the 2 micrograph(s) scored the threshold, 1.00" in err
+    assert main(["spa", "pick", "p.tsp", "m1.mrc", "--threshold", "0", "-o", "b"]) == 0
+    assert "scored the threshold" not in capsys.readouterr().err
+    ncc = ["spa", "ncc", "m1.mrc", "m2.mrc", "--references", "good.csv", "--box", "16"]
+    assert main([*ncc, "--threshold", "1", "-o", "c"]) == 0
+    assert "nothing on the 2 micrograph(s) scored the threshold, 1.00" in capsys.readouterr().err

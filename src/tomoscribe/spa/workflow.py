@@ -228,6 +228,7 @@ def pick_files(
     _warn_of_an_older_picker(picker, record, density_check)
     _warn_off_range(tables)
     picks = pd.concat(tables, ignore_index=True)
+    _warn_if_none(picks, len(tables), threshold)
     write_picks_folder(
         out_dir,
         picks.assign(pixel_size_A=size),
@@ -243,6 +244,19 @@ def pick_files(
         },
     )
     return picks
+
+
+def _warn_if_none(picks: pd.DataFrame, n_micrographs: int, threshold: float) -> None:
+    """Warn where nothing reached the threshold: the picks files will be empty."""
+    if picks.empty:
+        import warnings
+
+        warnings.warn(
+            f"nothing on the {n_micrographs} micrograph(s) scored the threshold, "
+            f"{threshold:.2f}, or more, so the picks files are empty; lower --threshold, "
+            "or check that these micrographs are like those the picker was trained on.",
+            stacklevel=3,
+        )
 
 
 def _warn_of_an_older_picker(picker, record: dict, density_check: bool) -> None:
@@ -346,6 +360,7 @@ def ncc_pick_files(
         ],
         ignore_index=True,
     )
+    _warn_if_none(picks, len(images), threshold)
     write_picks_folder(
         out_dir,
         picks.assign(pixel_size_A=size),
