@@ -273,3 +273,32 @@ def test_a_file_that_is_no_mrc_stack_is_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a readable MRC stack" in err and "warning" not in err
     assert not out.exists()
+
+
+def test_a_stack_name_read_two_ways_is_said_or_chosen_by_the_stack_given(
+    tmp_path, monkeypatch, capsys
+):
+    """A trial's STAR in sub/ named `N@particles.mrcs`; sub/particles.mrcs and the
+    working folder's particles.mrcs both existed, and the one beside the STAR was read
+    without a word, where RELION run from the working folder reads the other."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    rng = np.random.default_rng(5)
+    for stack in ("particles.mrcs", "sub/particles.mrcs"):
+        with mrcfile.new(stack) as mrc:
+            mrc.set_data(rng.normal(size=(12, 32, 32)).astype(np.float32))
+            mrc.set_image_stack()
+            mrc.voxel_size = 4.0
+    _relion30_star(tmp_path / "sub" / "p.star", "particles.mrcs", 12)
+    args = ["classify2d", "sub/p.star", "-k", 2, "--rounds", 1, "--ctf", "none"]
+    capsys.readouterr()
+    assert _cli(*args, "-o", "a") == 0
+    err = capsys.readouterr().err
+    assert "names the stack particles.mrcs" in err and "which RELION run here would read" in err
+    read = starfile.read("a/particles.star", always_dict=True)["particles"]["rlnImageName"]
+    assert read.iloc[0] == "000001@sub/particles.mrcs"  # as before: beside the STAR
+    # the stack given as an argument chooses, without a word
+    assert _cli(*args[:2], "particles.mrcs", *args[2:], "-o", "b") == 0
+    assert "RELION run here" not in capsys.readouterr().err
+    read = starfile.read("b/particles.star", always_dict=True)["particles"]["rlnImageName"]
+    assert read.iloc[0] == "000001@particles.mrcs"

@@ -406,6 +406,32 @@ def _stack_path(name: str, star: Path, stacks: list[Path]) -> Path:
             "the working (project) folder or a folder above the STAR file's, nor among "
             "the stacks given; pass it as an argument."
         )
+    return _one_of_two_readings(name, star, path, stacks)
+
+
+def _one_of_two_readings(name: str, star: Path, path: Path, stacks: list[Path]) -> Path:
+    """``path`` (a relative stack ``name`` found beside the STAR file) unless the name
+    is also another file from the working folder, where RELION, run there, opens it:
+    then the stack given as an argument that is one of the two, else ``path`` with a
+    warning (only the user knows which is meant)."""
+    import os
+    import warnings
+
+    from_project = Path(os.getcwd()) / name
+    if Path(name).is_absolute() or not from_project.is_file():
+        return path
+    if os.path.samefile(from_project, path):
+        return path
+    for stack in stacks:
+        for candidate in (path, from_project):
+            if Path(stack).is_file() and os.path.samefile(stack, candidate):
+                return Path(os.path.abspath(candidate))
+    warnings.warn(
+        f"{star} names the stack {name}, which is {path} beside it and another file "
+        f"from the working folder, {from_project}, which RELION run here would read; "
+        f"{path} is read: give the stack meant as an argument to choose.",
+        stacklevel=2,
+    )
     return path
 
 
