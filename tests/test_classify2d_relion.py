@@ -302,3 +302,18 @@ def test_a_stack_name_read_two_ways_is_said_or_chosen_by_the_stack_given(
     assert "RELION run here" not in capsys.readouterr().err
     read = starfile.read("b/particles.star", always_dict=True)["particles"]["rlnImageName"]
     assert read.iloc[0] == "000001@particles.mrcs"
+
+
+def test_a_simulated_folder_moved_whole_still_finds_its_stack(tmp_path, monkeypatch, capsys):
+    """`simulate particles2d -o p2d` names `N@p2d/particles.mrcs` from the working
+    folder, as RELION reads it; after `mv p2d run1` the name is found nowhere, and the
+    file of its name beside the STAR is read, with a warning."""
+    monkeypatch.chdir(tmp_path)
+    simulate = ["simulate", "particles2d", "-o", "p2d", "--n", 16, "--box", 32]
+    assert _cli(*simulate, "--pixel-size", 4, "--views", 2) == 0
+    (tmp_path / "p2d").rename(tmp_path / "run1")
+    capsys.readouterr()
+    assert _cli("classify2d", "run1/particles.star", "-o", "c", "-k", 2, "--rounds", 1) == 0
+    assert "names the stack p2d/particles.mrcs, which is nowhere" in capsys.readouterr().err
+    read = starfile.read("c/particles.star", always_dict=True)["particles"]["rlnImageName"]
+    assert read.iloc[0] == "000001@run1/particles.mrcs"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -253,12 +255,13 @@ def test_boxes_naming_another_image_of_the_same_name_are_refused(tiny, capsys, m
     # boxes were matched by name and cut from the wrong image (exit 0).
     monkeypatch.chdir(tiny)
     rng = np.random.default_rng(1)
-    for folder in ("MotionCorr/job002", "other", "copy"):
+    for folder in ("MotionCorr/job002", "other", "copy", "resaved"):
         (tiny / folder).mkdir(parents=True)
     for name in ("mic_000", "mic_001"):
         image = rng.normal(size=(1, 96, 96)).astype(np.float32)
         write_volume(tiny / "MotionCorr/job002" / f"{name}.mrc", Volume(image, (2.0,) * 3))
         write_volume(tiny / "other" / f"{name}.mrc", Volume(image[:, ::-1].copy(), (2.0,) * 3))
+        write_volume(tiny / "resaved" / f"{name}.mrc", Volume(image, (2.5,) * 3))  # header
         (tiny / "copy" / f"{name}.mrc").write_bytes(
             (tiny / "MotionCorr/job002" / f"{name}.mrc").read_bytes()
         )
@@ -288,8 +291,10 @@ def test_boxes_naming_another_image_of_the_same_name_are_refused(tiny, capsys, m
     line = _one_sentence(capsys)
     assert "MotionCorr/job002/mic_000.mrc" in line and "other/mic_000.mrc" in line
     assert files() == before
-    # the same images elsewhere (a copy), or the named ones themselves, are taken
+    # the same images elsewhere (a copy; the pixels saved again under another header),
+    # or the named ones themselves, are taken
     assert boxes("copy", "copy.tss") == 0 and (tiny / "copy.tss").is_file()
+    assert boxes("resaved", "resaved.tss") == 0 and (tiny / "resaved.tss").is_file()
     assert boxes("MotionCorr/job002", "named.tss") == 0 and (tiny / "named.tss").is_file()
 
 
@@ -321,6 +326,19 @@ def test_picks_come_with_the_coordinate_files_a_relion_extract_job_takes(tiny, m
     listing = starfile.read("AutoPick/job006/autopick.star")
     assert list(listing["rlnMicrographName"]) == ["m1.mrc"]
     assert not (tiny / expected[1]).exists() and (tiny / expected[0]).is_file()
+    # `./m1.mrc` is named as RELION names it (it matches names as strings)
+    assert main(["spa", "pick", "p.tsp", "./m1.mrc", "--threshold", "0", "-o", "job7"]) == 0
+    assert list(starfile.read("job7/autopick.star")["rlnMicrographName"]) == ["m1.mrc"]
+    # a picks folder outside the working folder names its files absolutely
+    (tiny / "inner").mkdir()
+    monkeypatch.chdir(tiny / "inner")
+    outside = ["spa", "pick", "../p.tsp", "../m1.mrc", "--threshold", "0", "-o", "../out"]
+    assert main(outside) == 0
+    listing = starfile.read(tiny / "out" / "autopick.star")
+    assert list(listing["rlnMicrographName"]) == [str(tiny / "m1.mrc")]
+    coordinates = Path(listing["rlnMicrographCoordinates"][0])
+    assert coordinates == tiny / "out" / "coordinates" / "m1_autopick.star"
+    assert coordinates.is_file()
 
 
 def test_a_threshold_nothing_reaches_is_said(tiny, capsys, monkeypatch):
@@ -332,9 +350,9 @@ def test_a_threshold_nothing_reaches_is_said(tiny, capsys, monkeypatch):
     capsys.readouterr()
     assert main(["spa", "pick", "p.tsp", "m1.mrc", "m2.mrc", "--threshold", "1", "-o", "a"]) == 0
     err = capsys.readouterr().err
-    assert "nothing on the 2 micrograph(s) scored the threshold, 1.00" in err
+    assert "no pick on the 2 micrograph(s) reached the threshold, 1," in err
     assert main(["spa", "pick", "p.tsp", "m1.mrc", "--threshold", "0", "-o", "b"]) == 0
-    assert "scored the threshold" not in capsys.readouterr().err
+    assert "reached the threshold" not in capsys.readouterr().err
     ncc = ["spa", "ncc", "m1.mrc", "m2.mrc", "--references", "good.csv", "--box", "16"]
     assert main([*ncc, "--threshold", "1", "-o", "c"]) == 0
-    assert "nothing on the 2 micrograph(s) scored the threshold, 1.00" in capsys.readouterr().err
+    assert "no pick on the 2 micrograph(s) reached the threshold, 1," in capsys.readouterr().err

@@ -291,20 +291,35 @@ def check_one_folder_per_name(table: pd.DataFrame) -> None:
             )
 
 
-def same_content(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """The same file, or two files of the same bytes."""
+def same_image(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """The same file, two files of the same bytes, or two MRC files of the same pixels
+    (shape, type and values; their headers may differ: a copy re-saved, its pixel
+    size set).  Raises OSError where a file cannot be read."""
     import filecmp
 
-    return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+    if os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False):
+        return True
+    import mrcfile
+
+    try:
+        with mrcfile.mmap(a, permissive=True) as one, mrcfile.mmap(b, permissive=True) as other:
+            if one.data is None or other.data is None:
+                return False
+            same_layout = one.data.shape == other.data.shape and one.data.dtype == other.data.dtype
+            return bool(same_layout and np.array_equal(one.data, other.data))
+    except ValueError:  # not MRC files: their bytes differ, so they differ
+        return False
 
 
 def check_named_micrographs(table: pd.DataFrame, given: dict) -> None:
     """Refuse boxes drawn on another micrograph of the same name: where a box file
     names its micrograph with a path (``rlnMicrographName``, CSV ``micrograph``; a
-    relative path from the working folder, RELION's project folder) that exists and
-    holds another image than the micrograph of that name given (``given``: name → path;
-    a copy is the same image), the boxes would be cut from the wrong image.  A named
-    path that does not exist here is not checked (boxes travel without their project).
+    relative path, or a bare file name, from the working folder, RELION's project
+    folder) that exists and holds another image than the micrograph of that name given
+    (``given``: name → path; a copy, or an MRC file of the same pixels, is the same
+    image: :func:`same_image`), the boxes would be cut from the wrong image.  A named
+    path that does not exist here, or that cannot be read, is not checked (boxes
+    travel without their project).
 
     Raises
     ------
@@ -314,12 +329,17 @@ def check_named_micrographs(table: pd.DataFrame, given: dict) -> None:
     if "named" not in table:
         return
     sources = table["source"] if "source" in table else pd.Series("", index=table.index)
-    pairs = zip(table["micrograph"], table["named"], sources)
-    for name, named, source in sorted(set(pairs), key=str):
+    checked = set()
+    for name, named, source in zip(table["micrograph"], table["named"], sources):
         path = given.get(name)
-        if not isinstance(named, str) or path is None or not Path(named).is_file():
+        if not isinstance(named, str) or path is None or (named, str(path)) in checked:
             continue
-        if Path(path).is_file() and not same_content(named, path):
+        checked.add((named, str(path)))
+        try:
+            differs = Path(named).is_file() and Path(path).is_file() and not same_image(named, path)
+        except OSError:  # unreadable here: not checked
+            continue
+        if differs:
             raise InputFileError(
                 f"{source or 'the boxes'} names {named}, which holds another image than "
                 f"{path} given for {name}; give the micrographs the boxes were drawn on."
@@ -445,12 +465,13 @@ def write_relion_coordinates(
     ``folder``: ``coordinates/NAME_autopick.star`` per micrograph with picks (one
     ``data_`` block: ``rlnCoordinateX/Y`` in pixels and, for picks,
     ``rlnAutopickFigureOfMerit``) and ``autopick.star``, the index an Extract job takes
-    as its input coordinates (block ``data_coordinate_files``: ``rlnMicrographName``,
-    from ``micrograph_files`` as :func:`write_star` names them, and
-    ``rlnMicrographCoordinates``, each coordinate file named from the working folder,
-    RELION's project folder, where ``final_folder`` (the folder the files end up in;
-    default ``folder``) lies under it, else absolutely).  Returns the index's path and
-    the coordinate files'.
+    as its input coordinates (block ``data_coordinate_files``: ``rlnMicrographName``
+    and ``rlnMicrographCoordinates``, each micrograph of ``micrograph_files`` (name →
+    path as given) and each coordinate file named from the working folder, RELION's
+    project folder, where it and ``final_folder`` (the folder the files end up in;
+    default ``folder``) lie under it, else absolutely: RELION matches the names as
+    strings, so ``./MotionCorr/…`` given becomes ``MotionCorr/…``).  Returns the
+    index's path and the coordinate files'.
     """
     import starfile
 
@@ -473,7 +494,10 @@ def write_relion_coordinates(
             starfile.write({"": star}, tmp)
         written.append(folder / relative)
         named = relion_image_name(os.path.abspath(final / relative), final)
-        index.append((micrograph_files.get(name, f"{name}.mrc"), named))
+        micrograph = micrograph_files.get(name)
+        if micrograph is not None and os.path.exists(micrograph):  # as RELION names it
+            micrograph = relion_image_name(os.path.abspath(micrograph), final)
+        index.append((micrograph or f"{name}.mrc", named))
     listing = pd.DataFrame(index, columns=["rlnMicrographName", "rlnMicrographCoordinates"])
     with atomic_path(folder / "autopick.star") as tmp:
         starfile.write({"coordinate_files": listing}, tmp)

@@ -394,11 +394,13 @@ def _stack_path(name: str, star: Path, stacks: list[Path]) -> Path:
     """The file a STAR's stack ``name`` is: where :func:`found_image_file` finds it
     (absolute, beside the STAR file, from the working (project) folder), else the stack
     given that it means (:func:`_given_stack`), else from a folder above the STAR's
-    (its RELION project, run from elsewhere): a stack given outranks a guess."""
+    (its RELION project, run from elsewhere), else the file of its file name beside
+    the STAR (:func:`_moved_beside`): a stack given outranks a guess."""
     path = (
         found_image_file(name, star, above=False)
         or _given_stack(Path(name), stacks, star)
         or found_image_file(name, star)
+        or _moved_beside(name, star)
     )
     if path is None:
         raise InputFileError(
@@ -407,6 +409,24 @@ def _stack_path(name: str, star: Path, stacks: list[Path]) -> Path:
             "the stacks given; pass it as an argument."
         )
     return _one_of_two_readings(name, star, path, stacks)
+
+
+def _moved_beside(name: str, star: Path) -> Path | None:
+    """The file of ``name``'s file name beside the STAR file, where ``name`` (a path
+    from the project folder: ``p2d/particles.mrcs``) is found nowhere: a folder moved
+    or renamed whole with its STAR file (``mv p2d run1``).  Said in a warning."""
+    import os
+    import warnings
+
+    beside = Path(os.path.abspath(star)).parent / Path(name).name
+    if Path(name).name == name or not beside.is_file():
+        return None
+    warnings.warn(
+        f"{star} names the stack {name}, which is nowhere; {beside}, of its file name "
+        "and beside the STAR file, is read (the folder was moved or renamed?).",
+        stacklevel=3,
+    )
+    return beside
 
 
 def _one_of_two_readings(name: str, star: Path, path: Path, stacks: list[Path]) -> Path:

@@ -205,7 +205,7 @@ def _check_same_micrographs(picks, folder, picks_path, record_of_picks: dict) ->
     from pathlib import Path
 
     from ..errors import InputFileError
-    from ..io.boxfiles import micrograph_name, same_content
+    from ..io.boxfiles import micrograph_name, same_image
 
     if "named" not in picks:
         return
@@ -219,7 +219,7 @@ def _check_same_micrographs(picks, folder, picks_path, record_of_picks: dict) ->
         picked = Path(str(given))
         if not picked.is_file() and name in recorded:
             picked = recorded[name]
-        if picked.is_file() and ours.is_file() and not same_content(picked, ours):
+        if picked.is_file() and ours.is_file() and not same_image(picked, ours):
             raise InputFileError(
                 f"{picks_path} holds picks on {given}, which is not {ours}; score picks "
                 "against the truth folder of the micrographs they were made on."

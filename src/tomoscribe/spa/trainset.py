@@ -297,8 +297,9 @@ def read_box_sets(
         read_boxes,
     )
 
-    given = {micrograph_name(p): p for p in micrographs}
-    names = list(given)
+    names = [micrograph_name(p) for p in micrographs]
+    # (a name given twice is refused when the micrographs are read)
+    given = {n: p for n, p in zip(names, micrographs) if names.count(n) == 1}
     seen: dict[str, str] = {}
     for name in SETS:  # one file given twice would count its boxes twice (or as two sets)
         for path in files.get(name, []):

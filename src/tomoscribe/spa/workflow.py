@@ -252,9 +252,10 @@ def _warn_if_none(picks: pd.DataFrame, n_micrographs: int, threshold: float) -> 
         import warnings
 
         warnings.warn(
-            f"nothing on the {n_micrographs} micrograph(s) scored the threshold, "
-            f"{threshold:.2f}, or more, so the picks files are empty; lower --threshold, "
-            "or check that these micrographs are like those the picker was trained on.",
+            f"no pick on the {n_micrographs} micrograph(s) reached the threshold, "
+            f"{threshold:g}, and passed the checks, so the picks files are empty; lower "
+            "--threshold, or check that these micrographs are like those the picker "
+            "was trained on.",
             stacklevel=3,
         )
 
