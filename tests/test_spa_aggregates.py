@@ -105,3 +105,40 @@ def test_network_2s_bad_set_takes_synthetic_aggregates_as_its_share():
     assert not (sets["bad"][16:] == 0).all(dim=(1, 2)).any()
     assert network._add_synthetic_aggregates(sets, centres, 3, 1.5 * D, 0, share=0) == 0
     assert len(sets["bad"]) == 32
+
+
+def test_network_1_learns_every_member_of_a_synthetic_aggregate_as_a_particle():
+    """Network 1 (good against background) is shown synthetic aggregates with a spot at
+    each member (`_add_touching_particles`): the members' centres travel with the
+    patch through the turns, mirrors and shifts, and the target marks each of them."""
+    from tomoscribe.spa import network
+
+    centres = np.full((24, 2), float(P // 2))
+    good = torch.as_tensor(_discs([1.0] * 24, centres, noise=0.2))
+    sets = {"good": good.clone()}
+    points = {"good": torch.as_tensor(centres, dtype=torch.float32)}
+    added = network._add_touching_particles(sets, points, 3, 1.5 * D, 0, share=0.25)
+    assert added == 8 and len(sets["good"]) == 32 and points["good"].shape == (32, 3, 2)
+    assert torch.isnan(points["good"][:24, 1:]).all()  # the drawn boxes: one particle
+    members = points["good"][24:]
+    counts = (~torch.isnan(members[..., 0])).sum(1)
+    assert ((counts >= 2) & (counts <= 3)).all()
+    for patch, where, count in zip(sets["good"][24:], members, counts):
+        for x, y in where[:count].tolist():  # a disc of height 1 at every member
+            assert patch[round(y), round(x)] == pytest.approx(1.0, abs=0.8)
+        gaps = torch.cdist(where[:count], where[:count])[~torch.eye(int(count), dtype=bool)]
+        assert gaps.min() >= SEPARATION[0] * D - 1.5  # touching, not on top of each other
+    # the crops: every member moves with the pixels, and the target has a spot at each
+    generator = torch.Generator().manual_seed(1)
+    crops, moved = network.augment(sets["good"][24:], members, 48, 3, generator)
+    targets = network.spot_targets(moved, 48, 3.0)
+    for crop, where, target, count in zip(crops[:, 0], moved, targets[:, 0], counts):
+        for x, y in where[:count].tolist():
+            if 2 <= x < 46 and 2 <= y < 46:
+                assert crop[round(y), round(x)] == pytest.approx(1.0, abs=0.8)
+                node = target[int((y - 1.5) / 4 + 0.5), int((x - 1.5) / 4 + 0.5)]
+                assert node > 0.6  # a spot there (σ 3 px, the node within 2 px)
+    single = network.spot_targets(moved[:, 0], 48, 3.0)  # NaN members add nothing
+    assert torch.equal(network.spot_targets(moved[:, :1], 48, 3.0), single)
+    assert (targets >= single - 1e-6).all()
+    assert network._add_touching_particles(sets, points, 3, 1.5 * D, 0, share=0) == 0

@@ -158,10 +158,12 @@ def synthetic_aggregates(
     count: int,
     seed: int = 0,
     originals: int | None = None,
-) -> np.ndarray:
+    with_members: bool = False,
+):
     """``count`` synthetic aggregates (count, p, p) float32 of two or three members
     (each half the time), centred on a member or on the members' mean (each half the
-    time); see :func:`synthetic_aggregate`.
+    time); see :func:`synthetic_aggregate`.  With ``with_members``, also each one's
+    members' centres: (count, 3, 2) x, y in patch pixels, NaN where it has fewer.
 
     ``good`` may hold turned copies of ``originals`` drawn patches, laid out turn by
     turn (:func:`tomoscribe.spa.network.turned_copies`: copy ``t`` of patch ``i`` at
@@ -173,12 +175,14 @@ def synthetic_aggregates(
     n = len(good) if originals is None else int(originals)
     copies = len(good) // max(n, 1)
     out = np.zeros((max(count, 0) if n >= 2 else 0, *good.shape[1:]), np.float32)
+    members = np.full((len(out), 3, 2), np.nan, np.float32)
     rng = np.random.default_rng(seed)
     for k in range(len(out)):
         size = 2 + int(rng.random() < 0.5 and n >= 3)
         drawn = rng.choice(n, size=size, replace=False)
         index = drawn + n * rng.integers(copies, size=size)
-        out[k] = synthetic_aggregate(
+        out[k], placed = synthetic_aggregate(
             good[index], centres[index], diameter, rng, size, bool(rng.random() < 0.5)
-        )[0]
-    return out
+        )
+        members[k, : len(placed)] = placed
+    return (out, members) if with_members else out

@@ -17,7 +17,10 @@ background, network 2 good against bad; the picking score is the geometric mean 
 their probabilities (high only where both networks see a particle).  Network 2's bad
 patches are the drawn bad boxes and as many synthetic aggregates, two or three of the
 drawn good patches' particles pasted touching (:mod:`tomoscribe.spa.aggregates`,
-``AGGREGATE_SHARE``).
+``AGGREGATE_SHARE``).  Network 1's particle patches include such aggregates too, made
+from all its good patches, as particles: a spot at every member (``TOUCHING_SHARE``),
+so that it marks the members of real aggregates and the picker's crowding check finds
+them (:func:`_add_touching_particles`).
 
 Augmentation keeps the micrograph's own noise.  Before training, every stored patch
 is turned by each of ``TURNS_DEG`` (multiples of 11.25° within ±45°) with
@@ -89,8 +92,9 @@ def augment(
     """Random quarter turns, mirrors and whole-pixel shifts of square patches, cropped
     to ``size``: exact pixel moves, so the crops keep the micrograph's own noise.
 
-    ``centres`` (b, 2) are points (x, y) in patch pixels; returns the crops
-    (b, 1, size, size) and where those points went in them (b, 2).
+    ``centres`` (b, 2), or (b, k, 2) for k points per patch, are points (x, y) in patch
+    pixels; returns the crops (b, 1, size, size) and where those points went in them,
+    shaped as ``centres``.
     """
     b, n = patches.shape[0], patches.shape[-1]
     turns = torch.randint(4, (b,), generator=generator)
@@ -99,7 +103,7 @@ def augment(
     crops = torch.empty(b, 1, size, size)
     moved = centres.clone().float()
     for k in range(b):
-        image, (x, y) = patches[k], moved[k].tolist()
+        image, x, y = patches[k], moved[k, ..., 0].clone(), moved[k, ..., 1].clone()
         if mirror[k]:
             image, x = image.flip(-1), n - 1 - x
         for _ in range(int(turns[k])):  # np.rot90: (x, y) → (y, n − 1 − x)
@@ -107,18 +111,21 @@ def augment(
         left = (n - size) // 2 + int(shift[k, 0])
         top = (n - size) // 2 + int(shift[k, 1])
         crops[k, 0] = image[top : top + size, left : left + size]
-        moved[k, 0], moved[k, 1] = x - left, y - top
+        moved[k, ..., 0], moved[k, ..., 1] = x - left, y - top
     return crops, moved
 
 
 def spot_targets(centres: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
-    """Gaussian spots (b, 1, size/4, size/4) at input-pixel ``centres`` (x, y), σ in
-    input pixels, on the ¼ output grid (output j ↔ input 4j + 1.5)."""
+    """Gaussian spots (b, 1, size/4, size/4) at input-pixel ``centres`` (x, y; (b, 2),
+    or (b, k, 2) for k spots per image, the highest kept where they meet, NaN points
+    none), σ in input pixels, on the ¼ output grid (output j ↔ input 4j + 1.5)."""
     m = size // 4
     grid = torch.arange(m, dtype=torch.float32) * 4 + 1.5
-    dx = grid[None, None, :] - centres[:, 0, None, None]
-    dy = grid[None, :, None] - centres[:, 1, None, None]
-    return torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)).unsqueeze(1)
+    points = centres.reshape(len(centres), -1, 2)
+    dx = grid[None, None, None, :] - points[:, :, 0, None, None]
+    dy = grid[None, None, :, None] - points[:, :, 1, None, None]
+    spots = torch.nan_to_num(torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)), nan=0.0)
+    return spots.amax(1, keepdim=True)
 
 
 #: The in-plane turns (degrees) of every stored patch before training (module docstring).
@@ -206,6 +213,8 @@ def train_pair(
     train, held = split_boxes(trainset, held_out, seed, fold)
     sets, good_centres = _turned_sets(_with_extra_good(train, extra_good), len(train["good"]))
     added = _add_synthetic_aggregates(sets, good_centres, len(train["good"]), box, start)
+    n_good = len(train["good"]) + (0 if extra_good is None else len(extra_good[0]))
+    touching = _add_touching_particles(sets, good_centres, n_good, box, start)
     pair = PickerPair().to(device)
     losses = {}
     for name, network in (("background", pair.background), ("bad", pair.bad)):
@@ -242,6 +251,7 @@ def train_pair(
         "fold": fold,
         "turns_deg": list(TURNS_DEG),
         "synthetic_aggregates": added,
+        "touching_particles": touching,
         "final_loss": losses,
         "calibration": calibration,
     }
@@ -303,6 +313,53 @@ def _add_synthetic_aggregates(
         originals=n_drawn,
     )
     sets["bad"] = torch.cat([sets["bad"], torch.as_tensor(made)])
+    return len(made)
+
+
+#: Share of network 1's particle patches that are synthetic aggregates with a spot on
+#: every member (:func:`_add_touching_particles`); 0 turns them off.
+TOUCHING_SHARE = 0.25
+
+
+def _add_touching_particles(
+    sets: dict, centres: dict, n_good: int, box: float, seed: int, share: float | None = None
+) -> int:
+    """Add synthetic aggregates made from the ``good`` training patches (turned copies
+    of ``n_good`` patches: drawn and self-trained) to ``sets["good"]`` in place, with a
+    spot at each member's centre (``centres["good"]`` becomes (n, 3, 2), NaN where a
+    patch has fewer particles), as many as make ``share`` (default ``TOUCHING_SHARE``)
+    of it; returns how many were added.
+
+    Why: network 1 is good against background, and shown only isolated particles it
+    answered for a particle in clean surroundings: of two touching particles it marked
+    one, and often none of an aggregate's other members, so the crowding check at
+    picking (:func:`tomoscribe.spa.picking.crowded`) found no neighbour and a member
+    was picked wherever network 2 scored it high enough.  Taught that every member is a
+    particle, it marks the members beyond a touching one (two touching members' spots
+    still merge on its grid), the crowding check finds them, and network 2 still says
+    that such a particle is not a good one.  Measured on the benchmark
+    (docs/performance.md, 2026-12-06): aggregates picked fell or stayed on every run,
+    precision and recall as before.
+    """
+    from .aggregates import BOX_PER_DIAMETER, synthetic_aggregates
+
+    share = TOUCHING_SHARE if share is None else share
+    if share <= 0 or n_good < 2:
+        return 0
+    count = int(round(len(sets["good"]) * share / (1 - share)))
+    made, members = synthetic_aggregates(
+        sets["good"].numpy(),
+        centres["good"].numpy(),
+        box / BOX_PER_DIAMETER,
+        count,
+        seed=seed,
+        originals=n_good,
+        with_members=True,
+    )
+    single = torch.full((len(centres["good"]), 3, 2), float("nan"))
+    single[:, 0] = centres["good"]
+    sets["good"] = torch.cat([sets["good"], torch.as_tensor(made)])
+    centres["good"] = torch.cat([single, torch.as_tensor(members)])
     return len(made)
 
 
