@@ -298,22 +298,30 @@ def _add_synthetic_aggregates(
     """Add synthetic aggregates made from the ``drawn good`` training patches (turned
     copies of ``n_drawn`` boxes) to ``sets["bad"]`` in place, as many as make
     ``share`` (default ``AGGREGATE_SHARE``) of it; returns how many were added."""
-    from .aggregates import BOX_PER_DIAMETER, synthetic_aggregates
-
     share = AGGREGATE_SHARE if share is None else share
     if share <= 0 or n_drawn < 2:
         return 0
     count = int(round(len(sets["bad"]) * share / (1 - share)))
-    made = synthetic_aggregates(
-        sets["drawn good"].numpy(),
-        centres["drawn good"].numpy(),
+    made, _ = _aggregates_of(sets["drawn good"], centres["drawn good"], n_drawn, box, seed, count)
+    sets["bad"] = torch.cat([sets["bad"], torch.as_tensor(made)])
+    return len(made)
+
+
+def _aggregates_of(patches, centres, originals: int, box: float, seed: int, count: int):
+    """``count`` synthetic aggregates of the turned copies ``patches`` (of ``originals``
+    patches; tensors) and their members' centres
+    (:func:`tomoscribe.spa.aggregates.synthetic_aggregates`)."""
+    from .aggregates import BOX_PER_DIAMETER, synthetic_aggregates
+
+    return synthetic_aggregates(
+        patches.numpy(),
+        centres.numpy(),
         box / BOX_PER_DIAMETER,
         count,
         seed=seed,
-        originals=n_drawn,
+        originals=originals,
+        with_members=True,
     )
-    sets["bad"] = torch.cat([sets["bad"], torch.as_tensor(made)])
-    return len(made)
 
 
 #: Share of network 1's particle patches that are synthetic aggregates with a spot on
@@ -341,21 +349,11 @@ def _add_touching_particles(
     (docs/performance.md, 2026-12-06): aggregates picked fell or stayed on every run,
     precision and recall as before.
     """
-    from .aggregates import BOX_PER_DIAMETER, synthetic_aggregates
-
     share = TOUCHING_SHARE if share is None else share
     if share <= 0 or n_good < 2:
         return 0
     count = int(round(len(sets["good"]) * share / (1 - share)))
-    made, members = synthetic_aggregates(
-        sets["good"].numpy(),
-        centres["good"].numpy(),
-        box / BOX_PER_DIAMETER,
-        count,
-        seed=seed,
-        originals=n_good,
-        with_members=True,
-    )
+    made, members = _aggregates_of(sets["good"], centres["good"], n_good, box, seed, count)
     single = torch.full((len(centres["good"]), 3, 2), float("nan"))
     single[:, 0] = centres["good"]
     sets["good"] = torch.cat([sets["good"], torch.as_tensor(made)])
