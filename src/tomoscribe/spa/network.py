@@ -101,18 +101,18 @@ def augment(
     mirror = torch.rand(b, generator=generator) < 0.5
     shift = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=generator)
     crops = torch.empty(b, 1, size, size)
-    moved = centres.clone().float()
+    points = centres.float().reshape(b, -1, 2).tolist()  # Python floats: fast per crop
     for k in range(b):
-        image, x, y = patches[k], moved[k, ..., 0].clone(), moved[k, ..., 1].clone()
+        image, xs, ys = patches[k], [p[0] for p in points[k]], [p[1] for p in points[k]]
         if mirror[k]:
-            image, x = image.flip(-1), n - 1 - x
+            image, xs = image.flip(-1), [n - 1 - x for x in xs]
         for _ in range(int(turns[k])):  # np.rot90: (x, y) → (y, n − 1 − x)
-            image, x, y = torch.rot90(image, 1, (0, 1)), y, n - 1 - x
+            image, xs, ys = torch.rot90(image, 1, (0, 1)), ys, [n - 1 - x for x in xs]
         left = (n - size) // 2 + int(shift[k, 0])
         top = (n - size) // 2 + int(shift[k, 1])
         crops[k, 0] = image[top : top + size, left : left + size]
-        moved[k, ..., 0], moved[k, ..., 1] = x - left, y - top
-    return crops, moved
+        points[k] = [[x - left, y - top] for x, y in zip(xs, ys)]
+    return crops, torch.tensor(points, dtype=torch.float32).reshape(centres.shape)
 
 
 def spot_targets(centres: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
