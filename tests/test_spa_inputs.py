@@ -356,3 +356,20 @@ def test_a_threshold_nothing_reaches_is_said(tiny, capsys, monkeypatch):
     ncc = ["spa", "ncc", "m1.mrc", "m2.mrc", "--references", "good.csv", "--box", "16"]
     assert main([*ncc, "--threshold", "1", "-o", "c"]) == 0
     assert "no pick on the 2 micrograph(s) reached the threshold, 1," in capsys.readouterr().err
+
+
+def test_two_tiff_micrographs_are_compared_without_warnings(tmp_path, recwarn):
+    # same_image tried every file as MRC in permissive mode: two different TIFF
+    # micrographs printed mrcfile's warnings about their "headers" ("Unrecognised mode")
+    import tifffile
+
+    from tomoscribe.io.boxfiles import same_image
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(64, 64)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    tifffile.imwrite(tmp_path / "b.tif", image[::-1].copy())
+    (tmp_path / "c.tif").write_bytes((tmp_path / "a.tif").read_bytes())
+    assert not same_image(tmp_path / "a.tif", tmp_path / "b.tif")
+    assert same_image(tmp_path / "a.tif", tmp_path / "c.tif")
+    assert [str(w.message) for w in recwarn] == []
