@@ -309,8 +309,9 @@ def same_image(a: str | os.PathLike, b: str | os.PathLike) -> bool:
             with mrcfile.mmap(a, permissive=True) as one, mrcfile.mmap(b, permissive=True) as other:
                 if one.data is None or other.data is None:
                     return False
-                same_layout = (one.data.shape, one.data.dtype) == (other.data.shape, other.data.dtype)
-                return bool(same_layout and np.array_equal(one.data, other.data))
+                pixels, others = one.data, other.data
+                same_layout = (pixels.shape, pixels.dtype) == (others.shape, others.dtype)
+                return bool(same_layout and np.array_equal(pixels, others))
     except ValueError:  # not MRC files: their bytes differ, so they differ
         return False
 
