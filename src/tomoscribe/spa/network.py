@@ -4,8 +4,14 @@ Choice (EMAN2 2.2's slides show two small CNNs; the layers here are ours): each
 network is fully convolutional, so it is trained on patches and applied to whole
 shrunk micrographs in one pass::
 
-    conv 7×7 (1→8), ReLU, max-pool 2, conv 5×5 (8→16), ReLU, max-pool 2,
+    conv 7×7 (1→8), max-pool 2, ReLU, conv 5×5 (8→16), max-pool 2, ReLU,
     conv 5×5 (16→16), ReLU, conv 3×3 (16→1)  →  logits at ¼ of the input's sampling
+
+(Pooling before the ReLU gives the same values as after it, on a quarter of the
+pixels; the weights are stored channels-last, which oneDNN convolves faster on CPUs.
+Together they made a training step about 1.4× and a whole micrograph 2.5× faster on
+one core of an Intel Xeon (docs/performance.md); the layers' names in a saved
+picker are those of before.)
 
 Its receptive field is 39 shrunk pixels, about 2.4 boxes at the default shrink (a box
 of about 16 pixels), so it sees a particle with its surroundings: an aggregate's
@@ -50,17 +56,18 @@ from ..errors import ParameterError
 
 def picker_network() -> nn.Sequential:
     """One of the two networks (see the module docstring)."""
-    return nn.Sequential(
+    layers = nn.Sequential(
         nn.Conv2d(1, 8, 7, padding=3),
-        nn.ReLU(),
         nn.MaxPool2d(2),
+        nn.ReLU(),
         nn.Conv2d(8, 16, 5, padding=2),
-        nn.ReLU(),
         nn.MaxPool2d(2),
+        nn.ReLU(),
         nn.Conv2d(16, 16, 5, padding=2),
         nn.ReLU(),
         nn.Conv2d(16, 1, 3, padding=1),
     )
+    return layers.to(memory_format=torch.channels_last)
 
 
 class PickerPair(nn.Module):
@@ -218,7 +225,7 @@ def train_pair(
     pair = PickerPair().to(device)
     losses = {}
     for name, network in (("background", pair.background), ("bad", pair.bad)):
-        optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate)
+        optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate, fused=True)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
         history = []
         good = "good" if name == "background" else "drawn good"
