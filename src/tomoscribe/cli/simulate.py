@@ -261,7 +261,8 @@ def micrographs(
     )
     typer.echo(
         f"wrote {out_dir}: micrographs/ ({n}), masks/, truth.star ({len(table)} "
-        f"particles), truth.json" + (", boxes_good/background/bad.star" if annotate else "")
+        f"particles), truth.json, micrographs_ctf.star"
+        + (", boxes_good/background/bad.star" if annotate else "")
     )
 
 

@@ -1,4 +1,5 @@
-"""``tomoscribe spa boxes | train | pick | ncc | score``: single-particle picking."""
+"""``tomoscribe spa boxes | train | pick | ncc | extract | score``: single-particle picking
+and particle extraction."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import typer
 
 from . import options
 from .app import app
-from .checks import writes
+from .checks import arguments_as, writes
 
 spa_app = typer.Typer(
     help="Single-particle picking on micrographs: a two-network CNN "
@@ -230,6 +231,78 @@ def ncc(
         seed,
     )
     _report_picks(out_dir, picks, micrographs, earlier)
+
+
+@spa_app.command("extract")
+@writes(folders=("out_dir",))
+def extract(
+    micrographs: list[Path] = typer.Argument(..., help="Micrographs (MRC) the picks lie on."),
+    picks: list[Path] = typer.Option(
+        ...,
+        "--picks",
+        help="Picks: a picks folder's picks.star, RELION coordinates, EMAN2 .box or info "
+        "JSON, CSV; repeatable.",
+    ),
+    out_dir: Path = typer.Option(
+        ..., "--out", "-o", help="Folder: particles.star, Particles/NAME.mrcs."
+    ),
+    box: int = typer.Option(
+        None,
+        "--box",
+        min=2,
+        help="Box edge in pixels (default: the .box files' own); about twice the particle.",
+    ),
+    ctf: Path = typer.Option(
+        None,
+        "--ctf",
+        help="CTF estimates: a micrographs STAR with rlnDefocusU/V per micrograph (a "
+        "CtfFind job's micrographs_ctf.star; simulate micrographs writes one).",
+    ),
+    bg_radius: float = typer.Option(
+        None,
+        "--bg-radius",
+        min=0.0,
+        help="Pixels: normalised on the background beyond this radius (default 37.5% "
+        "of the box, as RELION).",
+    ),
+    invert: bool = typer.Option(
+        True,
+        "--invert/--no-invert",
+        help="Invert contrast, protein white as RELION and classify2d expect (default); "
+        "--no-invert for micrographs with white protein already.",
+    ),
+    normalise: bool = typer.Option(
+        True, "--normalise/--no-normalise", help="Normalise each box on its background."
+    ),
+    pixel_size: float = PixelSize,
+    voltage: float = options.Voltage,
+    cs: float = options.SphericalAberration,
+    amplitude_contrast: float = options.AmplitudeContrast,
+) -> None:
+    """Cut particles out of micrographs at picks, as RELION's Extract job does."""
+    from ..spa.micrographs import check_micrograph_paths
+    from ..spa.workflow import extract_files
+
+    check_micrograph_paths(micrographs, ("--picks",))
+    microscope = {"voltage_kV": voltage, "cs_mm": cs, "amplitude_contrast": amplitude_contrast}
+    with arguments_as(pixel_size_A="pixel_size"):
+        table = extract_files(
+            micrographs,
+            picks,
+            out_dir,
+            box,
+            ctf,
+            bg_radius,
+            invert,
+            normalise,
+            pixel_size,
+            {k: v for k, v in microscope.items() if v is not None},
+        )
+    stacks = table["rlnImageName"].str.partition("@")[2].nunique()
+    typer.echo(
+        f"wrote {out_dir}: {len(table)} particles from {stacks} micrographs: "
+        "particles.star, Particles/NAME.mrcs"
+    )
 
 
 def _earlier_picks(out_dir: Path) -> bool:

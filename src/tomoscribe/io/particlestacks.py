@@ -242,7 +242,7 @@ def open_particles(
     pixel_size_A : Å per pixel, overriding the files.
     microscope : ``voltage_kV`` (kV), ``cs_mm`` (mm), ``amplitude_contrast``
         (fraction) for particles whose files give none (None values: not given): the
-        CTF of a STAR without them, and the optics block written (:func:`_new_optics`);
+        CTF of a STAR without them, and the optics block written (:func:`new_optics`);
         never over a file's own values.
     """
     stacks = [Path(p) for p in stacks]
@@ -682,7 +682,7 @@ def write_assignments(
     path : the file to write (callers pass an atomic temporary).
     source : the particles (their STAR rows are kept, or ``rlnImageName`` made up; a
         STAR's optics block is kept, each group's ``rlnImagePixelSize`` that of its
-        particles, else one is made: :func:`_new_optics`; ``source.microscope``'s
+        particles, else one is made: :func:`new_optics`; ``source.microscope``'s
         voltage, Cs and amplitude contrast fill in columns the block lacks; RELION
         3.0's ``rlnOriginX``/``Y`` in pixels are dropped).
     classes : (p,) class numbers from 1.
@@ -716,7 +716,7 @@ def write_assignments(
     optics = source.optics
     sizes = source.particle_pixel_sizes_A
     if optics is None:
-        optics, table = _new_optics(table, sizes, source.box)
+        optics, table = new_optics(table, sizes, source.box)
     elif "rlnOpticsGroup" in optics and "rlnOpticsGroup" in table:
         # each group at the size its particles were taken at: its own, or --pixel-size,
         # or the header's where the STAR gave none (RELION turns origins in Å into
@@ -733,7 +733,7 @@ def write_assignments(
     starfile.write({"optics": optics, "particles": table}, path, overwrite=True)
 
 
-def _new_optics(
+def new_optics(
     table: pd.DataFrame, pixel_sizes_A: np.ndarray, box: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """An optics block for particles that had none (RELION 3.0 STAR, bare stacks), as

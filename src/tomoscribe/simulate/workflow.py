@@ -332,8 +332,9 @@ def simulate_micrographs_files(
     Writes ``micrographs/NAME.mrc``, ``masks/NAME.mrc`` (int16: contamination blob id,
     −1 carbon, 0 ice), ``truth.star`` (every particle with its orientation, defocus,
     class, aggregate and template), ``truth.json`` (the parameters, particle diameter
-    and box in pixels) and, for the first ``annotate`` micrographs, an annotator's
-    ``boxes_good.star``, ``boxes_background.star`` and ``boxes_bad.star``.
+    and box in pixels), ``micrographs_ctf.star`` (each micrograph's true defocus, as a
+    CtfFind job writes its estimates) and, for the first ``annotate`` micrographs, an
+    annotator's ``boxes_good.star``, ``boxes_background.star`` and ``boxes_bad.star``.
 
     Parameters
     ----------
@@ -376,10 +377,37 @@ def simulate_micrographs_files(
         if boxes is not None:
             for kind, rows_ in boxes.groupby("set"):
                 write_star(staging / f"boxes_{kind}.star", rows_)
+        _write_ctf_estimates(staging, out_dir, list(truths), list(defocus_um), params)
         record = _truth_record(params, truths, defocus_um, templates, carbon_fraction)
         with atomic_path(staging / "truth.json") as tmp:
             tmp.write_text(json.dumps(record, indent=1))
     return table
+
+
+def _write_ctf_estimates(staging: Path, out_dir, names: list[str], defocus_um, params) -> None:
+    """``micrographs_ctf.star`` as a CtfFind job writes it (the true defocus, cycled as
+    :func:`~tomoscribe.simulate.micrographs.simulate_micrograph_set` cycles it), each
+    micrograph named from the working folder as RELION reads it: what ``spa extract
+    --ctf`` and RELION's Extract take."""
+    import os
+
+    from ..io.image_names import relion_image_name
+    from ..io.micrograph_ctf import write_micrograph_ctf
+
+    final = Path(out_dir)
+    files = {
+        n: relion_image_name(os.path.abspath(final / "micrographs" / f"{n}.mrc"), final)
+        for n in names
+    }
+    defoci = {n: float(defocus_um[k % len(defocus_um)]) for k, n in enumerate(names)}
+    microscope = {
+        "voltage_kV": params.voltage_kV,
+        "cs_mm": params.cs_mm,
+        "amplitude_contrast": params.amplitude_contrast,
+    }
+    write_micrograph_ctf(
+        staging / "micrographs_ctf.star", files, defoci, params.pixel_size_A, microscope
+    )
 
 
 def _truth_record(params, truths: dict, defocus_um, templates, carbon_fraction) -> dict:

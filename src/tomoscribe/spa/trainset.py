@@ -278,7 +278,9 @@ def read_box_sets(
 ) -> tuple[dict[str, pd.DataFrame], int]:
     """The three box sets from their files (``io.boxfiles``), matched to the
     micrographs' names (``micrographs``: their paths), and the box size: ``box_px`` or,
-    failing that, the boxes' own (``.box``).
+    failing that, the boxes' own (``.box``).  ``files`` maps ``good``, ``background``
+    and ``bad`` (any missing: empty) and any other set (``spa extract``'s picks) to
+    their files; every set is returned.
 
     Raises
     ------
@@ -301,17 +303,20 @@ def read_box_sets(
     # (a name given twice is refused when the micrographs are read)
     given = {n: p for n, p in zip(names, micrographs) if names.count(n) == 1}
     seen: dict[str, str] = {}
-    for name in SETS:  # one file given twice would count its boxes twice (or as two sets)
+    names_of_sets = [*SETS, *(k for k in files if k not in SETS)]  # `spa extract`: picks
+    for name in names_of_sets:  # a file given twice would count its boxes twice
         for path in files.get(name, []):
             key = os.path.realpath(path)
             if key in seen:
                 raise InputFileError(
                     f"{path} is given twice (as {seen[key]} and as {name} boxes); give each "
                     "box file once, in the set it belongs to."
+                    if seen[key] != name
+                    else f"{path} is given twice; give each box file once."
                 )
             seen[key] = name
     sets, sizes = {}, []
-    for name in SETS:
+    for name in names_of_sets:
         tables = [match_micrographs(read_boxes(path), names) for path in files.get(name, [])]
         table = (
             pd.concat(tables, ignore_index=True)

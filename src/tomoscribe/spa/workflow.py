@@ -1,12 +1,14 @@
-"""Single-particle picking on files: what ``tomoscribe spa boxes | train | pick | ncc``
-do, as calls.
+"""Single-particle picking on files: what ``tomoscribe spa boxes | train | pick | ncc |
+extract`` do, as calls.
 
 - :func:`boxes_to_trainset`: the picker's training set from three box sets (good,
   background, bad) on micrographs;
 - :func:`train_picker_file`: the two networks trained, their threshold chosen on
   boxes held out of training, saved;
 - :func:`pick_files`: both networks on micrographs → a picks folder;
-- :func:`ncc_pick_files`: the reference-based (NCC) baseline → a picks folder.
+- :func:`ncc_pick_files`: the reference-based (NCC) baseline → a picks folder;
+- :func:`extract_files`: particles cut at picks as RELION's Extract job cuts them →
+  ``Particles/NAME.mrcs`` and ``particles.star`` (:mod:`tomoscribe.spa.extract`).
 
 A picks folder holds ``picks.star`` (with its provenance record), ``picks.csv``, one
 EMAN2 ``NAME.box`` and ``info/NAME_info.json`` per micrograph, and RELION 4/5's
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage
 
-from ..errors import AnnotationError, ParameterError, VoxelSizeMismatchError
+from ..errors import AnnotationError, InputFileError, ParameterError, VoxelSizeMismatchError
 from ..io.boxfiles import (
     apply_origins,
     micrograph_name,
@@ -472,3 +474,145 @@ def write_picks_folder(
         write_info_files(staging, picks, kind)
         write_relion_coordinates(staging, picks, files, final_folder=out_dir)
         write_provenance(staging / "picks.star", command, parameters, micrographs)
+
+
+def extract_files(
+    micrographs: list[Path],
+    picks: list[Path],
+    out_dir: str | os.PathLike,
+    box: int | None = None,
+    ctf_star: str | os.PathLike | None = None,
+    bg_radius: float | None = None,
+    invert: bool = True,
+    normalise: bool = True,
+    pixel_size_A: float | None = None,
+    microscope: dict | None = None,
+) -> pd.DataFrame:
+    """Cut the particles at ``picks`` (STAR, EMAN2 .box or info JSON, CSV; a picks
+    folder's ``picks.star``) out of ``micrographs`` as RELION's Extract job does
+    (:mod:`tomoscribe.spa.extract`) into the folder ``out_dir``: ``Particles/NAME.mrcs``
+    per micrograph with picks and ``particles.star`` (an optics block; one row per
+    particle: ``rlnImageName`` ``N@…/Particles/NAME.mrcs`` named from the working folder
+    as RELION reads it, ``rlnMicrographName``, the coordinates, and the micrograph's CTF
+    from ``ctf_star``, a CtfFind job's ``micrographs_ctf.star``, where given), which
+    ``classify2d`` and RELION read.
+
+    ``box`` in pixels (default: the .box files' own); ``bg_radius`` in pixels (default
+    37.5% of the box, RELION's); ``microscope`` (``voltage_kV``, ``cs_mm``,
+    ``amplitude_contrast``) fills what ``ctf_star`` lacks.  Returns the particle rows.
+
+    Raises
+    ------
+    InputFileError
+        Picks naming a micrograph not given, picks wholly outside their micrograph, a
+        micrograph with picks missing from ``ctf_star``.
+    ParameterError
+        No box size given and none in the files, a box larger than a micrograph, a
+        background radius wider than the box.
+    """
+    from ..io.image_names import relion_image_name
+    from ..io.micrograph_ctf import read_micrograph_ctf
+    from .extract import check_inside, default_bg_radius, extract_particles
+    from .trainset import read_box_sets
+
+    sets, box_px = read_box_sets({"picks": picks}, micrographs, box)
+    table = sets["picks"].reset_index(drop=True)
+    if not len(table):
+        raise InputFileError("the picks files hold no picks; nothing to extract.")
+    used = [p for p in micrographs if micrograph_name(p) in set(table["micrograph"])]
+    images, size = read_micrographs(used, pixel_size_A)
+    check_fits(images, box_px)
+    table = apply_origins(table, size)
+    ctf = _micrograph_ctf(read_micrograph_ctf(ctf_star), images, ctf_star) if ctf_star else None
+    radius = default_bg_radius(box_px) if bg_radius is None else bg_radius
+    files = {micrograph_name(p): p for p in used}
+    with output_folder(out_dir, True, [*micrographs, *picks], step="spa extract") as staging:
+        rows = []
+        for name, image in images.items():
+            mine = table[table["micrograph"] == name]
+            xy = mine[["x", "y"]].to_numpy(float)
+            check_inside(xy, box_px, image.shape, name)
+            stack = Path("Particles") / f"{name}.mrcs"
+            particles = extract_particles(image, xy, box_px, radius, invert, normalise)
+            _write_stack(staging / stack, particles, size)
+            named = relion_image_name(os.path.abspath(Path(out_dir) / stack), Path(out_dir))
+            micrograph = relion_image_name(os.path.abspath(files[name]), Path(out_dir))
+            rows.append(_particle_rows(mine, named, micrograph, ctf, name))
+        table = pd.concat(rows, ignore_index=True)
+        _write_particle_star(staging / "particles.star", table, size, box_px, microscope or {})
+        write_provenance(
+            staging / "particles.star",
+            "spa extract",
+            {"box_px": box_px, "bg_radius_px": radius, "invert": invert, "normalise": normalise},
+            [*micrographs, *picks, *([Path(ctf_star)] if ctf_star else [])],
+        )
+    return table
+
+
+def _micrograph_ctf(ctf: pd.DataFrame, images: dict, ctf_star) -> pd.DataFrame:
+    """The CTF rows of the micrographs with picks; refuses a micrograph the file lacks."""
+    missing = [name for name in images if name not in ctf.index]
+    if missing:
+        raise InputFileError(
+            f"{ctf_star} has no CTF estimate of micrograph {missing[0]}"
+            + (f" (nor of {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + "; give the micrographs_ctf.star of a CtfFind job that ran on them."
+        )
+    return ctf.loc[list(images)]
+
+
+def _write_stack(path: Path, particles: np.ndarray, pixel_size_A: float) -> None:
+    """An MRC image stack (mode 2) of ``particles`` with its pixel size in the header."""
+    import mrcfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(np.ascontiguousarray(particles, np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = pixel_size_A
+
+
+def _particle_rows(picks: pd.DataFrame, stack: str, micrograph: str, ctf, name: str):
+    """One micrograph's particle rows of particles.star: its stack's images in pick
+    order, the micrograph's name, the coordinates and the CTF's columns."""
+    rows = pd.DataFrame(
+        {
+            "rlnImageName": [f"{k + 1:06d}@{stack}" for k in range(len(picks))],
+            "rlnMicrographName": micrograph,
+            "rlnCoordinateX": picks["x"].to_numpy(float),
+            "rlnCoordinateY": picks["y"].to_numpy(float),
+        }
+    )
+    if "score" in picks:
+        rows["rlnAutopickFigureOfMerit"] = picks["score"].to_numpy(float)
+    if ctf is not None:
+        for column in ctf.columns:
+            if np.isfinite(ctf.loc[name, column]):
+                rows[column] = float(ctf.loc[name, column])
+    return rows
+
+
+def _write_particle_star(path: Path, rows, pixel_size_A: float, box_px: int, microscope) -> None:
+    """particles.star: an optics block (RELION 3.1+; the microscope from the rows, else
+    ``microscope``; image and micrograph pixel size, box) and the particle rows."""
+    import warnings
+
+    import starfile
+
+    from ..io.microscope import MICROSCOPE_LABELS
+    from ..io.particlestacks import new_optics
+
+    rows = rows.copy()
+    for ours, value in microscope.items():
+        if value is not None and MICROSCOPE_LABELS[ours] not in rows:
+            rows[MICROSCOPE_LABELS[ours]] = float(value)
+    if "rlnDefocusU" not in rows:
+        warnings.warn(
+            "no CTF estimate was given (`ctf_star`): particles.star has no defocus, so "
+            "classify2d averages these particles without CTF correction and RELION cannot "
+            "refine them; give a CtfFind job's micrographs_ctf.star.",
+            stacklevel=3,
+        )
+    optics, rows = new_optics(rows, np.full(len(rows), float(pixel_size_A)), box_px)
+    optics["rlnMicrographPixelSize"] = float(pixel_size_A)
+    starfile.write({"optics": optics, "particles": rows}, path)

@@ -1220,6 +1220,24 @@ class Classified2D:
     folder: Path
 
 
+#: A stack of single images at least this wide (pixels) is taken for a micrograph.
+MICROGRAPH_EDGE_PX = 256
+
+
+def _refuse_micrographs(source, n_classes: int) -> None:
+    """Refuse micrographs given as particle stacks: too few images for the classes, each
+    stack a single image of at least :data:`MICROGRAPH_EDGE_PX` (a trial was told
+    "cannot make 64 classes from 1 particles")."""
+    if len(source) >= n_classes or source.box < MICROGRAPH_EDGE_PX:
+        return
+    if len(source) == len(source.stacks):
+        raise InputFileError(
+            f"{source.stacks[0]} holds one {source.box}×{source.box} image, a micrograph "
+            "rather than a stack of particles; cut the particles out of the micrographs "
+            "first (`tomoscribe spa extract`, or RELION's Extract job)."
+        )
+
+
 def classify2d_files(
     inputs: list[Path],
     out_dir: Path,
@@ -1257,6 +1275,7 @@ def classify2d_files(
             )
         seen[Path(stack).resolve()] = stack
     source = open_particles(stacks, stars[0] if stars else None, pixel_size_A, microscope)
+    _refuse_micrographs(source, params.n_classes)
     params.validate(len(source), source.box)
     produces = ["class_averages.mrcs", "classes.png", "particles.star"]
     check_output_folder(out_dir, inputs, produces, overwrite)  # before the work, not after

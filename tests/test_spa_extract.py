@@ -1,0 +1,192 @@
+"""`tomoscribe spa extract`: particles cut from micrographs as RELION's Extract job cuts
+them, checked against RELION's rules written out here (src/preprocessing.cpp and
+src/image.cpp of RELION 3/4), and read back by classify2d."""
+
+from __future__ import annotations
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from conftest import entries
+from tomoscribe.cli.app import main
+from tomoscribe.io import write_volume
+from tomoscribe.io.micrograph_ctf import read_micrograph_ctf
+from tomoscribe.spa.extract import cut_boxes, default_bg_radius, extract_particles
+from tomoscribe.volume import Volume
+
+
+def _one_sentence(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    return err[0]
+
+
+@pytest.mark.parametrize("box", [8, 9, 16])
+def test_the_pick_truncated_to_whole_pixels_is_the_box_centre(box):
+    # RELION: xpos = (long int) x; the box runs from xpos + FIRST_XMIPP_INDEX(box)
+    # = xpos - box/2, so the pick's pixel is box pixel box/2 (rounding would put
+    # x 37.6 at pixel 38)
+    image = np.zeros((64, 80), np.float32)
+    image[21, 37] = 1.0
+    picks = np.array([[37.6, 21.3], [37.0, 21.99], [37.99, 21.0]])
+    boxes = cut_boxes(image, picks, box)
+    for one in boxes:
+        assert one[box // 2, box // 2] == 1.0 and one.sum() == 1.0
+
+
+def test_pixels_beyond_the_edge_repeat_the_nearest_pixel_inside():
+    # RELION fills a box's pixels beyond the micrograph with the nearest row or column
+    # inside (A(i, j) = A(i, -xpos) for j + xpos < 0; likewise y), not with zeros
+    rows, columns = np.mgrid[0:50, 0:60]
+    image = (1000.0 * rows + columns + 1).astype(np.float32)
+    box = cut_boxes(image, np.array([[2.4, 45.0]]), 16)[0]  # 6 columns left, 3 rows below
+    x0, y0 = 2 - 8, 45 - 8
+    for i in range(16):
+        for j in range(16):
+            y, x = min(max(y0 + i, 0), 49), min(max(x0 + j, 0), 59)
+            assert box[i, j] == image[y, x]
+    assert (box[:, :6] == box[:, 6:7]).all() and (box[-4:] == box[-4]).all()
+
+
+def _relion_normalised(box: np.ndarray, bg_radius: int) -> np.ndarray:
+    """RELION's normalise(…, do_ramp=true) written out: Xmipp coordinates (origin at
+    pixel size/2), background where i² + j² > r², a least-squares plane over it
+    subtracted, then the background's mean, then divided by its σ (over n)."""
+    size = box.shape[0]
+    points, values = [], []
+    for i in range(size):
+        for j in range(size):
+            yi, xj = i - size // 2, j - size // 2
+            if yi * yi + xj * xj > bg_radius * bg_radius:
+                points.append((xj, yi, 1.0))
+                values.append(float(box[i, j]))
+    a = np.array(points)
+    plane = np.linalg.solve(a.T @ a, a.T @ np.array(values))
+    out = np.empty((size, size))
+    for i in range(size):
+        for j in range(size):
+            out[i, j] = box[i, j] - (plane[0] * (j - size // 2) + plane[1] * (i - size // 2))
+            out[i, j] -= plane[2]
+    ring = [
+        out[i, j]
+        for i in range(size)
+        for j in range(size)
+        if (i - size // 2) ** 2 + (j - size // 2) ** 2 > bg_radius**2
+    ]
+    return (out - np.mean(ring)) / np.std(ring)
+
+
+def test_boxes_are_normalised_and_inverted_as_relion_does():
+    rng = np.random.default_rng(3)
+    rows, columns = np.mgrid[0:96, 0:96]
+    ramp = 0.05 * columns - 0.03 * rows + 7.0  # a thickness gradient across the ice
+    image = (ramp + rng.normal(0, 2.0, (96, 96))).astype(np.float32)
+    image[40:50, 40:50] -= 6.0  # a dark particle
+    picks = np.array([[45.0, 45.0], [20.7, 70.2]])
+    kept = extract_particles(image, picks, 32, invert=False)
+    assert default_bg_radius(32) == 12  # RELION: a circle 75% of the box across
+    for one, pick in zip(kept, picks):
+        raw = cut_boxes(image, pick[None], 32)[0]
+        assert np.allclose(one, _relion_normalised(raw, 12), atol=1e-4)
+    inverted = extract_particles(image, picks, 32)
+    assert np.array_equal(inverted, -kept)
+    assert inverted[0, 14:18, 14:18].mean() > 2.0  # protein white after inversion
+
+
+def test_simulated_micrographs_extract_into_a_stack_classify2d_reads(tmp_path, monkeypatch):
+    # simulate micrographs → spa extract at the true centres with the CtfFind-style
+    # estimates simulate writes → particles.star that classify2d (as RELION) reads
+    monkeypatch.chdir(tmp_path)
+    simulate = ["simulate", "micrographs", "-o", "sim", "--n", "2", "--size", "384"]
+    assert main([*simulate, "--defocus", "1.0,2.5", "--annotate", "0"]) == 0
+    truth = starfile.read("sim/truth.star")
+    micrographs = ["sim/micrographs/mic_000.mrc", "sim/micrographs/mic_001.mrc"]
+    argv = ["spa", "extract", *micrographs, "--picks", "sim/truth.star", "--box", "48"]
+    assert main([*argv, "--ctf", "sim/micrographs_ctf.star", "-o", "Extract/job1"]) == 0
+    blocks = starfile.read("Extract/job1/particles.star", always_dict=True)
+    optics, particles = blocks["optics"], blocks["particles"]
+    assert len(particles) == len(truth)
+    assert optics["rlnImageSize"].tolist() == [48] and optics["rlnImagePixelSize"][0] == 4.0
+    assert optics["rlnVoltage"][0] == 300.0 and optics["rlnSphericalAberration"][0] == 2.7
+    defocus = dict(zip(["mic_000.mrc", "mic_001.mrc"], [1.0e4, 2.5e4]))
+    for micrograph, rows in particles.groupby("rlnMicrographName"):
+        assert micrograph.startswith("sim/micrographs/")  # from the project folder
+        assert np.allclose(rows["rlnDefocusU"], defocus[micrograph.split("/")[-1]])
+    number, stack = particles["rlnImageName"].iloc[0].split("@")
+    assert number == "000001" and stack == "Extract/job1/Particles/mic_000.mrcs"
+    with mrcfile.open(stack) as mrc:
+        images = mrc.data.copy()
+        assert mrc.voxel_size.x == pytest.approx(4.0)
+    assert images.shape[1:] == (48, 48)
+    centre = images[:, 20:28, 20:28].mean(axis=(1, 2))
+    assert np.median(centre) > 0.3  # white protein on a normalised background
+    assert main(["classify2d", "Extract/job1/particles.star", "-k", "2", "-o", "cls"]) == 0
+    assert len(starfile.read("cls/particles.star", always_dict=True)["particles"]) == len(truth)
+
+
+def test_simulated_ctf_estimates_read_as_relion_writes_them(tmp_path):
+    # the file simulate writes and a RELION 3.0 one (one block, microscope on each row)
+    assert main(["simulate", "micrographs", "-o", str(tmp_path / "s"), "--n", "3"]) == 0
+    table = read_micrograph_ctf(tmp_path / "s" / "micrographs_ctf.star")
+    assert table.index.tolist() == ["mic_000", "mic_001", "mic_002"]
+    assert np.allclose(table["rlnDefocusU"], [8000, 19000, 30000])
+    assert (table["rlnVoltage"] == 300).all() and (table["rlnAmplitudeContrast"] == 0.07).all()
+    (tmp_path / "old.star").write_text(
+        "data_\n\nloop_\n_rlnMicrographName #1\n_rlnDefocusU #2\n_rlnDefocusV #3\n"
+        "_rlnDefocusAngle #4\n_rlnVoltage #5\n_rlnSphericalAberration #6\n"
+        "Micrographs/a.mrc 15000.0 14000.0 30.0 200.0 2.0\n"
+    )
+    old = read_micrograph_ctf(tmp_path / "old.star")
+    assert old.loc["a"].to_dict() == {
+        "rlnDefocusU": 15000.0,
+        "rlnDefocusV": 14000.0,
+        "rlnDefocusAngle": 30.0,
+        "rlnVoltage": 200.0,
+        "rlnSphericalAberration": 2.0,
+    }
+
+
+@pytest.fixture
+def micrograph(tmp_path):
+    rng = np.random.default_rng(0)
+    write_volume(
+        tmp_path / "m1.mrc", Volume(rng.normal(size=(1, 96, 96)).astype(np.float32), (2.0,) * 3)
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "picks, extra, words",
+    [
+        ([[300.0, 20.0]], [], "lie wholly outside"),
+        ([[30.0, 20.0]], ["--box", "128"], "smaller than the box"),
+        ([[30.0, 20.0]], ["--bg-radius", "20"], "leaves no background"),
+        ([[30.0, 20.0]], ["--ctf", "ctf.star"], "no CTF estimate of micrograph m1"),
+    ],
+)
+def test_bad_extractions_are_refused_and_write_nothing(micrograph, capsys, picks, extra, words):
+    pd.DataFrame(
+        {"micrograph": "m1", "x": [p[0] for p in picks], "y": [p[1] for p in picks]}
+    ).to_csv(micrograph / "picks.csv", index=False)
+    starfile.write(
+        pd.DataFrame({"rlnMicrographName": ["other.mrc"], "rlnDefocusU": [1e4]}),
+        micrograph / "ctf.star",
+    )
+    before = {p: p.read_bytes() for p in entries(micrograph)}
+    argv = ["spa", "extract", str(micrograph / "m1.mrc"), "--picks", str(micrograph / "picks.csv")]
+    extra = [str(micrograph / e) if e.endswith(".star") else e for e in extra]
+    assert main([*argv, "--box", "32", *extra, "-o", str(micrograph / "out")]) == 2
+    assert words in _one_sentence(capsys)
+    assert {p: p.read_bytes() for p in entries(micrograph)} == before
+
+
+def test_a_micrograph_given_to_classify2d_is_named_as_one(micrograph, capsys):
+    # a trial was told "cannot make 64 classes from 1 particles"
+    big = np.zeros((1, 600, 600), np.float32)
+    write_volume(micrograph / "big.mrc", Volume(big, (2.0,) * 3))
+    assert main(["classify2d", str(micrograph / "big.mrc"), "-o", str(micrograph / "c")]) == 2
+    line = _one_sentence(capsys)
+    assert "a micrograph rather than a stack of particles" in line and "spa extract" in line
