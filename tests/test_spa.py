@@ -550,6 +550,27 @@ def test_training_crops_are_the_micrographs_own_pixels():
         assert (i, j) == (int(x), int(y)) and crop.sum() == 1.0
 
 
+def test_a_batch_drawn_from_the_precomputed_views_is_each_patch_augmented():
+    """Training batches gather crops from all eight views made once (DihedralCrops):
+    patches drawn in any order, some twice, come out as augment gives them, a marked
+    pixel where the returned point says."""
+    from tomoscribe.spa.network import DihedralCrops
+
+    spots = torch.zeros(5, 40, 40)
+    centres = torch.tensor([[23.0, 17.0], [10.0, 30.0], [20.0, 20.0], [31.0, 8.0], [5.0, 5.0]])
+    for patch, (x, y) in zip(spots, centres.long()):
+        patch[y, x] = 1.0
+    drawn = torch.tensor([3, 0, 3, 1, 2, 0, 0, 1])
+    crops, moved = DihedralCrops(spots, centres).draw(
+        drawn, 28, 4, torch.Generator().manual_seed(2)
+    )
+    alone, where = augment(spots[drawn], centres[drawn], 28, 4, torch.Generator().manual_seed(2))
+    assert torch.equal(crops, alone) and torch.equal(moved, where)
+    for crop, (x, y) in zip(crops[:, 0], moved):
+        if 0 <= x < 28 and 0 <= y < 28:
+            assert crop[int(y), int(x)] == 1.0 and crop.sum() == 1.0
+
+
 @pytest.mark.parametrize("size", [40, 41])
 def test_turned_copies_move_the_box_centre_and_keep_the_noise(size):
     """Every stored patch is turned exactly by each of TURNS_DEG before training: a
