@@ -4,6 +4,8 @@ src/image.cpp of RELION 3/4), and read back by classify2d."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mrcfile
 import numpy as np
 import pandas as pd
@@ -24,7 +26,7 @@ def _one_sentence(capsys) -> str:
     return err[0]
 
 
-@pytest.mark.parametrize("box", [8, 9, 16])
+@pytest.mark.parametrize("box", [8, 9, 16])  # (odd boxes: RELION's rule, though refused)
 def test_the_pick_truncated_to_whole_pixels_is_the_box_centre(box):
     # RELION: xpos = (long int) x; the box runs from xpos + FIRST_XMIPP_INDEX(box)
     # = xpos - box/2, so the pick's pixel is box pixel box/2 (rounding would put
@@ -86,14 +88,15 @@ def test_boxes_are_normalised_and_inverted_as_relion_does():
     image = (ramp + rng.normal(0, 2.0, (96, 96))).astype(np.float32)
     image[40:50, 40:50] -= 6.0  # a dark particle
     picks = np.array([[45.0, 45.0], [20.7, 70.2]])
-    kept = extract_particles(image, picks, 32, invert=False)
-    assert default_bg_radius(32) == 12  # RELION: a circle 75% of the box across
+    kept = extract_particles(image, picks, 36, invert=False)
+    # RELION's Extract job: bg_radius = (int)(0.75 · box / 2), truncated (13.5 → 13)
+    assert [default_bg_radius(b) for b in (32, 36, 90, 100)] == [12, 13, 33, 37]
     for one, pick in zip(kept, picks):
-        raw = cut_boxes(image, pick[None], 32)[0]
-        assert np.allclose(one, _relion_normalised(raw, 12), atol=1e-4)
-    inverted = extract_particles(image, picks, 32)
+        raw = cut_boxes(image, pick[None], 36)[0]
+        assert np.allclose(one, _relion_normalised(raw, 13), atol=1e-4)
+    inverted = extract_particles(image, picks, 36)
     assert np.array_equal(inverted, -kept)
-    assert inverted[0, 14:18, 14:18].mean() > 2.0  # protein white after inversion
+    assert inverted[0, 16:20, 16:20].mean() > 2.0  # protein white after inversion
 
 
 def test_simulated_micrographs_extract_into_a_stack_classify2d_reads(tmp_path, monkeypatch):
@@ -130,7 +133,7 @@ def test_simulated_micrographs_extract_into_a_stack_classify2d_reads(tmp_path, m
 def test_simulated_ctf_estimates_read_as_relion_writes_them(tmp_path):
     # the file simulate writes and a RELION 3.0 one (one block, microscope on each row)
     assert main(["simulate", "micrographs", "-o", str(tmp_path / "s"), "--n", "3"]) == 0
-    table = read_micrograph_ctf(tmp_path / "s" / "micrographs_ctf.star")
+    table, optics = read_micrograph_ctf(tmp_path / "s" / "micrographs_ctf.star")
     assert table.index.tolist() == ["mic_000", "mic_001", "mic_002"]
     assert np.allclose(table["rlnDefocusU"], [8000, 19000, 30000])
     assert (table["rlnVoltage"] == 300).all() and (table["rlnAmplitudeContrast"] == 0.07).all()
@@ -139,8 +142,9 @@ def test_simulated_ctf_estimates_read_as_relion_writes_them(tmp_path):
         "_rlnDefocusAngle #4\n_rlnVoltage #5\n_rlnSphericalAberration #6\n"
         "Micrographs/a.mrc 15000.0 14000.0 30.0 200.0 2.0\n"
     )
-    old = read_micrograph_ctf(tmp_path / "old.star")
-    assert old.loc["a"].to_dict() == {
+    old, no_optics = read_micrograph_ctf(tmp_path / "old.star")
+    assert no_optics is None
+    assert old.loc["a"].drop("rlnMicrographName").to_dict() == {
         "rlnDefocusU": 15000.0,
         "rlnDefocusV": 14000.0,
         "rlnDefocusAngle": 30.0,
@@ -164,6 +168,7 @@ def micrograph(tmp_path):
         ([[300.0, 20.0]], [], "lie wholly outside"),
         ([[30.0, 20.0]], ["--box", "128"], "smaller than the box"),
         ([[30.0, 20.0]], ["--bg-radius", "20"], "leaves no background"),
+        ([[30.0, 20.0]], ["--box", "33"], "RELION extracts even boxes only"),
         ([[30.0, 20.0]], ["--ctf", "ctf.star"], "no CTF estimate of micrograph m1"),
     ],
 )
@@ -184,9 +189,152 @@ def test_bad_extractions_are_refused_and_write_nothing(micrograph, capsys, picks
 
 
 def test_a_micrograph_given_to_classify2d_is_named_as_one(micrograph, capsys):
-    # a trial was told "cannot make 64 classes from 1 particles"
-    big = np.zeros((1, 600, 600), np.float32)
-    write_volume(micrograph / "big.mrc", Volume(big, (2.0,) * 3))
-    assert main(["classify2d", str(micrograph / "big.mrc"), "-o", str(micrograph / "c")]) == 2
-    line = _one_sentence(capsys)
-    assert "a micrograph rather than a stack of particles" in line and "spa extract" in line
+    # a trial was told "cannot make 64 classes from 1 particles"; two micrographs with
+    # -k 2 made "2 particles in 2 classes"; a K3-shaped one "particles must be square"
+    for name, shape in (("a", (600, 600)), ("b", (600, 600)), ("k3", (410, 576))):
+        write_volume(
+            micrograph / f"{name}.mrc", Volume(np.zeros((1, *shape), np.float32), (2.0,) * 3)
+        )
+    for given, words in (
+        (["a.mrc"], "a micrograph rather than a stack of particles"),
+        (["a.mrc", "b.mrc", "-k", "2"], "a micrograph rather than a stack of particles"),
+        (["k3.mrc", "-k", "1"], "a micrograph?"),
+    ):
+        argv = [str(micrograph / g) if g.endswith(".mrc") else g for g in given]
+        assert main(["classify2d", *argv, "-o", str(micrograph / "c")]) == 2
+        line = _one_sentence(capsys)
+        assert words in line and "spa extract" in line
+
+
+def _ctf_star(path, names, pixel_size=2.0):
+    """A CtfFind job's micrographs_ctf.star as RELION 3.1+ writes it: two optics groups
+    (beam tilt differs), astigmatic estimates."""
+    optics = pd.DataFrame(
+        {
+            "rlnOpticsGroupName": ["opticsGroup1", "opticsGroup2"],
+            "rlnOpticsGroup": [1, 2],
+            "rlnMicrographOriginalPixelSize": [pixel_size / 2] * 2,
+            "rlnVoltage": [300.0, 300.0],
+            "rlnSphericalAberration": [2.7, 2.7],
+            "rlnAmplitudeContrast": [0.1, 0.1],
+            "rlnBeamTiltX": [0.1, -0.2],
+            "rlnBeamTiltY": [0.0, 0.3],
+            "rlnMicrographPixelSize": [pixel_size] * 2,
+        }
+    )
+    micrographs = pd.DataFrame(
+        {
+            "rlnMicrographName": names,
+            "rlnOpticsGroup": [1 + k % 2 for k in range(len(names))],
+            "rlnCtfImage": [n.replace(".mrc", ".ctf:mrc") for n in names],
+            "rlnDefocusU": [15000.0 + 1000 * k for k in range(len(names))],
+            "rlnDefocusV": [14000.0 + 1000 * k for k in range(len(names))],
+            "rlnCtfAstigmatism": [1000.0] * len(names),
+            "rlnDefocusAngle": [30.0 + 10 * k for k in range(len(names))],
+            "rlnCtfFigureOfMerit": [0.2] * len(names),
+            "rlnCtfMaxResolution": [3.5 + k for k in range(len(names))],
+        }
+    )
+    starfile.write({"optics": optics, "micrographs": micrographs}, path)
+
+
+@pytest.fixture
+def two(tmp_path, monkeypatch):
+    """Two micrographs in MotionCorr/job002/ of a project folder, and CSV picks."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "MotionCorr" / "job002"
+    folder.mkdir(parents=True)
+    for name in ("m1", "m2"):
+        image = rng.normal(size=(1, 128, 128)).astype(np.float32)
+        write_volume(folder / f"{name}.mrc", Volume(image, (2.0,) * 3))
+    picks = pd.DataFrame(
+        {"micrograph": ["m1", "m1", "m2"], "x": [40.0, 80.5, 64.0], "y": [50.0, 70.2, 64.0]}
+    )
+    picks.to_csv("picks.csv", index=False)
+    return ["MotionCorr/job002/m1.mrc", "MotionCorr/job002/m2.mrc"]
+
+
+def test_each_particle_takes_its_micrographs_estimate_and_optics_group(two):
+    # RELION's Extract copies the micrograph's CTF (astigmatism too) onto its particles
+    # and keeps the micrographs' optics groups (beam tilt, original pixel size)
+    _ctf_star("ctf.star", two)
+    argv = ["spa", "extract", *two, "--picks", "picks.csv", "--box", "32", "--ctf", "ctf.star"]
+    assert main([*argv, "-o", "Extract/job3"]) == 0
+    blocks = starfile.read("Extract/job3/particles.star", always_dict=True)
+    optics, rows = blocks["optics"], blocks["particles"]
+    assert optics["rlnOpticsGroup"].tolist() == [1, 2]
+    assert optics["rlnBeamTiltX"].tolist() == [0.1, -0.2]
+    assert optics["rlnMicrographOriginalPixelSize"].tolist() == [1.0, 1.0]
+    assert (optics["rlnImageSize"] == 32).all() and (optics["rlnImagePixelSize"] == 2.0).all()
+    assert rows["rlnMicrographName"].tolist() == [two[0], two[0], two[1]]
+    assert rows["rlnOpticsGroup"].tolist() == [1, 1, 2]
+    assert rows["rlnDefocusU"].tolist() == [15000.0, 15000.0, 16000.0]
+    assert rows["rlnDefocusV"].tolist() == [14000.0, 14000.0, 15000.0]
+    assert rows["rlnDefocusAngle"].tolist() == [30.0, 30.0, 40.0]
+    assert rows["rlnCtfMaxResolution"].tolist() == [3.5, 3.5, 4.5]
+    assert "rlnVoltage" not in rows  # in the optics block, where RELION 3.1+ reads it
+    assert rows["rlnImageName"].tolist() == [
+        "000001@Extract/job3/Particles/m1.mrcs",
+        "000002@Extract/job3/Particles/m1.mrcs",
+        "000001@Extract/job3/Particles/m2.mrcs",
+    ]
+    with mrcfile.open("Extract/job3/Particles/m1.mrcs") as mrc:
+        normal = mrc.data.copy()
+    assert main([*argv, "--no-invert", "-o", "Extract/job4"]) == 0
+    with mrcfile.open("Extract/job4/Particles/m1.mrcs") as mrc:
+        assert np.array_equal(mrc.data, -normal)
+
+
+def test_picks_on_micrographs_not_given_are_left_out_with_a_warning(two, capsys):
+    # RELION extracts the micrographs it is given (a CTF-selected subset, say); a rerun
+    # into the same folder replaces the earlier run's stacks (it was refused: "Particles
+    # is a folder")
+    argv = ["spa", "extract", *two, "--picks", "picks.csv", "--box", "32", "-o", "ex"]
+    assert main(argv) == 0 and Path("ex/Particles/m1.mrcs").is_file()
+    capsys.readouterr()
+    argv = ["spa", "extract", two[1], "--picks", "picks.csv", "--box", "32", "-o", "ex"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert "2 picks on 1 micrograph not given (m1) are left out" in out.err
+    assert len(starfile.read("ex/particles.star", always_dict=True)["particles"]) == 1
+    assert not (Path("ex/Particles/m1.mrcs")).exists()
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("twice", "hold the same picks"),
+        ("other image", "holds another image than"),
+        ("pixel size", "gives the micrographs 4 Å pixels"),
+    ],
+)
+def test_mistaken_picks_and_estimates_are_refused(two, capsys, case, words):
+    # the picks of a picks folder given twice (picks.star and picks.csv) were cut twice:
+    # duplicate particles inflate a gold-standard FSC; a CTF file naming another image
+    # of the same name, or micrographs of another pixel size, gave wrong defoci silently
+    extra = []
+    if case == "twice":
+        pd.read_csv("picks.csv").to_csv("again.csv", index=False)
+        extra = ["--picks", "again.csv"]
+    elif case == "other image":
+        Path("other").mkdir()
+        write_volume("other/m1.mrc", Volume(np.ones((1, 128, 128), np.float32), (2.0,) * 3))
+        _ctf_star("ctf.star", ["other/m1.mrc", two[1]])
+        extra = ["--ctf", "ctf.star"]
+    else:
+        _ctf_star("ctf.star", two, pixel_size=4.0)
+        extra = ["--ctf", "ctf.star"]
+    before = {p: p.read_bytes() for p in sorted(Path(".").rglob("*")) if p.is_file()}
+    argv = ["spa", "extract", *two, "--picks", "picks.csv", "--box", "32", *extra, "-o", "ex"]
+    assert main(argv) == 2
+    assert words in _one_sentence(capsys)
+    assert {p: p.read_bytes() for p in sorted(Path(".").rglob("*")) if p.is_file()} == before
+
+
+def test_a_picks_folder_given_as_picks_is_told_its_picks_star(two, capsys):
+    Path("picks").mkdir()
+    pd.read_csv("picks.csv").to_csv("picks/picks.star", index=False)
+    argv = ["spa", "extract", *two, "--picks", "picks", "--box", "32", "-o", "ex"]
+    assert main(argv) == 2
+    assert "give its picks/picks.star" in _one_sentence(capsys)

@@ -250,7 +250,7 @@ def extract(
         None,
         "--box",
         min=2,
-        help="Box edge in pixels (default: the .box files' own); about twice the particle.",
+        help="Box edge in pixels, even (default: the .box files' own); 1.5–2 particle diameters.",
     ),
     ctf: Path = typer.Option(
         None,
@@ -258,12 +258,12 @@ def extract(
         help="CTF estimates: a micrographs STAR with rlnDefocusU/V per micrograph (a "
         "CtfFind job's micrographs_ctf.star; simulate micrographs writes one).",
     ),
-    bg_radius: float = typer.Option(
+    bg_radius: int = typer.Option(
         None,
         "--bg-radius",
-        min=0.0,
-        help="Pixels: normalised on the background beyond this radius (default 37.5% "
-        "of the box, as RELION).",
+        min=1,
+        help="Pixels: normalised on the background beyond this radius (default RELION's: "
+        "0.375 × box, truncated).",
     ),
     invert: bool = typer.Option(
         True,
@@ -300,8 +300,8 @@ def extract(
         )
     stacks = table["rlnImageName"].str.partition("@")[2].nunique()
     typer.echo(
-        f"wrote {out_dir}: {len(table)} particles from {stacks} micrographs: "
-        "particles.star, Particles/NAME.mrcs"
+        f"wrote {out_dir}: {len(table)} particles from {stacks} "
+        f"micrograph{'s' if stacks != 1 else ''}: particles.star, Particles/NAME.mrcs"
     )
 
 

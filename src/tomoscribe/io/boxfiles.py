@@ -67,6 +67,11 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     note_input(path)
     if path.is_dir():
+        if (path / "picks.star").is_file():  # a picks folder: its one file of all picks
+            raise InputFileError(
+                f"{path} is a folder, not a box file; give its {path / 'picks.star'} "
+                "(all its picks; its other files hold the same picks again)."
+            )
         raise InputFileError(
             f"{path} is a folder, not a box file; give the box files in it (STAR, .box, "
             "_info.json or .csv)."
@@ -356,6 +361,7 @@ def match_micrographs(
     names: list[str],
     among: str = "the micrographs given",
     advice: str = "give that micrograph or fix the box file",
+    leave_out: bool = False,
 ) -> pd.DataFrame:
     """Rename each box's micrograph to one of ``names`` (file stems).
 
@@ -368,6 +374,8 @@ def match_micrographs(
 
     ``among`` and ``advice`` say, in the refusal, what ``names`` are and what to do
     (``spa score`` takes no micrographs nor box files: a trial was told to give them).
+    With ``leave_out``, a box on a micrograph not among ``names`` is not refused: its
+    ``micrograph`` is None and its name as written is kept in ``unmatched``.
 
     Raises
     ------
@@ -388,12 +396,17 @@ def match_micrographs(
         if prefixes and not isinstance(given, str):
             mapped.append(max(prefixes, key=len))
             continue
+        if leave_out:
+            mapped.append(None)
+            continue
         where = f"{source} names" if source else "a box names"
         raise InputFileError(
             f"{where} micrograph {name!r}, which is not among {among} "
             f"({', '.join(sorted(known)[:5])}{', …' if len(known) > 5 else ''}); names "
             f"must match exactly: {advice}."
         )
+    if leave_out:
+        out["unmatched"] = [m if n is None else None for m, n in zip(out["micrograph"], mapped)]
     out["micrograph"] = mapped
     return out
 

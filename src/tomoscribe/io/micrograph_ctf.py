@@ -39,10 +39,14 @@ PER_MICROGRAPH = (
 )
 
 
-def read_micrograph_ctf(path: str | os.PathLike) -> pd.DataFrame:
-    """Each micrograph's CTF estimate from a RELION micrographs STAR file, indexed by
-    micrograph name (the file name without its extension, as picks name micrographs):
-    the columns of :data:`PER_MICROGRAPH` the file has, the optics block's joined on.
+def read_micrograph_ctf(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Each micrograph's CTF estimate from a RELION micrographs STAR file, and the
+    file's optics block (None for RELION 3.0's single block).
+
+    The table is indexed by micrograph name (the file name without its extension, as
+    picks name micrographs) and holds ``rlnMicrographName`` as written, the columns of
+    :data:`PER_MICROGRAPH` the file has, and ``rlnOpticsGroup`` and
+    ``rlnMicrographPixelSize`` where given (the optics block's joined on).
 
     Raises
     ------
@@ -66,29 +70,35 @@ def read_micrograph_ctf(path: str | os.PathLike) -> pd.DataFrame:
         (t for t in tables.values() if {"rlnMicrographName", "rlnDefocusU"} <= set(t.columns)),
         None,
     )
-    if rows is None:
+    if rows is None or "rlnImageName" in rows:
         raise InputFileError(
             f"{path} lists no micrographs with a defocus (rlnMicrographName and "
-            "rlnDefocusU), as a CtfFind job's micrographs_ctf.star does."
+            "rlnDefocusU, one row per micrograph), as a CtfFind job's "
+            "micrographs_ctf.star does."
         )
     optics = tables.get("optics")
     rows, optics = checked_optics_groups(rows, optics, path)
     if optics is not None and "rlnOpticsGroup" in optics and "rlnOpticsGroup" in rows:
         extra = [c for c in optics.columns if c not in rows.columns or c == "rlnOpticsGroup"]
         rows = rows.merge(optics[extra], on="rlnOpticsGroup", how="left")
+    else:
+        optics = None
     names = [micrograph_name(n) for n in rows["rlnMicrographName"].astype(str)]
     twice = pd.Series(names)[pd.Series(names).duplicated()]
     if len(twice):
         raise InputFileError(
             f"{path} lists micrograph {twice.iloc[0]} twice; give one estimate per micrograph."
         )
-    kept = [c for c in PER_MICROGRAPH if c in rows]
-    table = rows[kept].apply(pd.to_numeric, errors="coerce")
-    table.index = pd.Index(names, name="micrograph")
+    numbers = [c for c in (*PER_MICROGRAPH, "rlnMicrographPixelSize") if c in rows]
+    table = rows[numbers].apply(pd.to_numeric, errors="coerce")
     for column in ("rlnDefocusU", "rlnDefocusV"):
         if column in table and not np.isfinite(table[column].to_numpy(float)).all():
             raise InputFileError(f"{path} has missing or non-numeric {column} values.")
-    return table
+    table.insert(0, "rlnMicrographName", rows["rlnMicrographName"].astype(str).to_numpy())
+    if "rlnOpticsGroup" in rows:
+        table["rlnOpticsGroup"] = rows["rlnOpticsGroup"].to_numpy()
+    table.index = pd.Index(names, name="micrograph")
+    return table, optics
 
 
 def write_micrograph_ctf(

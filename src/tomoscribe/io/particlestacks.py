@@ -214,9 +214,18 @@ def _check_not_volume(path: Path, header) -> None:
 
 def _check_boxes(shapes: dict[Path, tuple]) -> int:
     sizes = {(ny, nx) for _, ny, nx, _ in shapes.values()}
-    for path, (_, ny, nx, _) in shapes.items():
+    for path, (count, ny, nx, _) in shapes.items():
         if ny != nx:
-            raise InputFileError(f"{path} holds {nx}×{ny} images; particles must be square.")
+            micrograph = count == 1 and min(nx, ny) >= 256
+            raise InputFileError(
+                f"{path} holds {'one ' if count == 1 else ''}{nx}×{ny} "
+                f"image{'s' if count > 1 else ''}; particles must be square"
+                + (
+                    " (a micrograph? cut its particles out first: `tomoscribe spa extract`)."
+                    if micrograph
+                    else "."
+                )
+            )
     if len(sizes) > 1:
         described = ", ".join(f"{p.name} {ny}²" for p, (_, ny, _, _) in shapes.items())
         raise ParameterError(

@@ -1,7 +1,7 @@
 """Particle images cut from micrographs at picks, as RELION's Extract job cuts them.
 
 The conventions are RELION's (``relion_preprocess --extract``, read in its source:
-``src/preprocessing.cpp`` and ``src/image.cpp``, RELION 3 to 5), so that particles cut
+``src/preprocessing.cpp`` and ``src/image.cpp``, RELION 3 and 4), so that particles cut
 here and there are the same images and a STAR file of either works in the other:
 
 - A pick at (x, y) (pixels from 0, x along a row, y down the rows) is truncated to
@@ -13,8 +13,9 @@ here and there are the same images and a STAR file of either works in the other:
 - Normalisation: the background is every pixel farther than ``bg_radius`` pixels from
   the centre pixel; a least-squares plane fitted to it is subtracted (RELION's ramp),
   then the background's mean, and the box is divided by the background's standard
-  deviation (over n, not n − 1).  ``bg_radius`` defaults to 37.5% of the box (a circle
-  of 75% of the box across), RELION's default.
+  deviation (over n, not n − 1).  ``bg_radius`` defaults to RELION's, a circle of 75%
+  of the box across: 0.375 · box truncated to whole pixels.  Boxes are even, as
+  RELION's Extract job requires.
 - Contrast is then inverted (protein white, what RELION's refinement and
   :mod:`tomoscribe.structure.classes2d` expect of cryo-EM micrographs, where protein is
   dark), unless asked not to.
@@ -31,9 +32,8 @@ import numpy as np
 
 from ..errors import InputFileError, ParameterError
 
-#: The background circle's radius as a share of the box unless told (RELION: a circle
-#: 75% of the box across).
-BG_RADIUS_SHARE = 0.375
+#: The background circle's diameter as a share of the box unless told (RELION's).
+BG_DIAMETER_SHARE = 0.75
 
 
 #: Boxes cut and normalised at a time (bounds the float64 working memory).
@@ -41,8 +41,25 @@ CHUNK = 256
 
 
 def default_bg_radius(box_px: int) -> int:
-    """RELION's default background radius for a box of ``box_px`` pixels (pixels)."""
-    return int(round(BG_RADIUS_SHARE * box_px))
+    """RELION's default background radius for a box of ``box_px`` pixels (pixels): its
+    Extract job passes ``(int)(0.75 · box / 2)``, truncated (box 90: 33, not 34)."""
+    return int(BG_DIAMETER_SHARE * box_px / 2.0)
+
+
+def check_even_box(box_px: int) -> None:
+    """Refuse an odd box: RELION extracts even boxes only (its Extract job refuses
+    others), and its centre pixel box/2 is where it expects the particle.
+
+    Raises
+    ------
+    ParameterError
+    """
+    if box_px % 2:
+        raise ParameterError(
+            f"`box` {box_px} is odd; RELION extracts even boxes only: give {box_px + 1} "
+            f"or {box_px - 1}.",
+            parameter="box",
+        )
 
 
 def box_corners(xy: np.ndarray, box_px: int) -> np.ndarray:

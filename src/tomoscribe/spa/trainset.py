@@ -274,13 +274,15 @@ def load_trainset(path: str | os.PathLike) -> dict:
 
 
 def read_box_sets(
-    files: dict[str, list], micrographs: list, box_px: int | None
+    files: dict[str, list], micrographs: list, box_px: int | None, others: str = "refuse"
 ) -> tuple[dict[str, pd.DataFrame], int]:
     """The three box sets from their files (``io.boxfiles``), matched to the
     micrographs' names (``micrographs``: their paths), and the box size: ``box_px`` or,
     failing that, the boxes' own (``.box``).  ``files`` maps ``good``, ``background``
     and ``bad`` (any missing: empty) and any other set (``spa extract``'s picks) to
-    their files; every set is returned.
+    their files; every set is returned.  ``others``: boxes on micrographs not among
+    ``micrographs`` are refused (``"refuse"``) or kept with ``micrograph`` None
+    (``"leave out"``: :func:`~tomoscribe.io.boxfiles.match_micrographs`).
 
     Raises
     ------
@@ -317,7 +319,10 @@ def read_box_sets(
             seen[key] = name
     sets, sizes = {}, []
     for name in names_of_sets:
-        tables = [match_micrographs(read_boxes(path), names) for path in files.get(name, [])]
+        tables = [
+            match_micrographs(read_boxes(path), names, leave_out=others == "leave out")
+            for path in files.get(name, [])
+        ]
         table = (
             pd.concat(tables, ignore_index=True)
             if tables

@@ -20,6 +20,7 @@ takes as its input coordinates).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from ..io.boxfiles import (
     write_relion_coordinates,
     write_star,
 )
-from ..outputs import output_folder, write_provenance
+from ..outputs import check_output_folder, output_folder, write_provenance
 from .micrographs import common_pixel_size, read_micrograph, shrink_factor
 
 
@@ -50,7 +51,18 @@ def read_micrographs(paths: list[Path], pixel_size_A: float | None) -> tuple[dic
     ParameterError
         A micrograph given twice, or two that share a name.
     """
-    seen = {}
+    size = check_micrograph_files(paths, pixel_size_A)
+    images = {}
+    for path in paths:
+        image, _, name = read_micrograph(path, size)
+        images[name] = image
+    return images, size
+
+
+def check_micrograph_files(paths: list[Path], pixel_size_A: float | None) -> float:
+    """Refuse a micrograph given twice or two of one name; return their one pixel size
+    (Å; ``pixel_size_A`` overrides the headers: :func:`common_pixel_size`)."""
+    seen, names = {}, {}
     for path in map(Path, paths):
         real = os.path.realpath(path)  # (Path.resolve raises on a link loop)
         if real in seen:
@@ -59,17 +71,13 @@ def read_micrographs(paths: list[Path], pixel_size_A: float | None) -> tuple[dic
             )
             raise ParameterError(f"{path} is {what}; give each micrograph once.")
         seen[real] = path
-    size = common_pixel_size(paths, pixel_size_A)
-    images = {}
-    for path in paths:
-        image, _, name = read_micrograph(path, size)
-        if name in images:
+        if micrograph_name(path) in names:
             raise ParameterError(
-                f"two micrographs are named {name} (boxes and picks name a micrograph by "
-                "its file name); give each its own name."
+                f"two micrographs are named {micrograph_name(path)} (boxes and picks name a "
+                "micrograph by its file name); give each its own name."
             )
-        images[name] = image
-    return images, size
+        names[micrograph_name(path)] = path
+    return common_pixel_size(paths, pixel_size_A)
 
 
 def check_edge(images: dict[str, np.ndarray], edge_px: float) -> None:
@@ -482,7 +490,7 @@ def extract_files(
     out_dir: str | os.PathLike,
     box: int | None = None,
     ctf_star: str | os.PathLike | None = None,
-    bg_radius: float | None = None,
+    bg_radius: int | None = None,
     invert: bool = True,
     normalise: bool = True,
     pixel_size_A: float | None = None,
@@ -494,71 +502,121 @@ def extract_files(
     per micrograph with picks and ``particles.star`` (an optics block; one row per
     particle: ``rlnImageName`` ``N@…/Particles/NAME.mrcs`` named from the working folder
     as RELION reads it, ``rlnMicrographName``, the coordinates, and the micrograph's CTF
-    from ``ctf_star``, a CtfFind job's ``micrographs_ctf.star``, where given), which
-    ``classify2d`` and RELION read.
+    and optics group from ``ctf_star``, a CtfFind job's ``micrographs_ctf.star``, where
+    given), which ``classify2d`` and RELION read.  Micrographs are read one at a time.
+    Picks on micrographs not given are left out, with a warning (RELION extracts the
+    micrographs it is given).
 
-    ``box`` in pixels (default: the .box files' own); ``bg_radius`` in pixels (default
-    37.5% of the box, RELION's); ``microscope`` (``voltage_kV``, ``cs_mm``,
-    ``amplitude_contrast``) fills what ``ctf_star`` lacks.  Returns the particle rows.
+    ``box`` in pixels, even (default: the .box files' own); ``bg_radius`` in pixels
+    (default RELION's, :func:`~tomoscribe.spa.extract.default_bg_radius`);
+    ``microscope`` (``voltage_kV``, ``cs_mm``, ``amplitude_contrast``) fills what
+    ``ctf_star`` lacks.  Returns the particle rows.
 
     Raises
     ------
     InputFileError
-        Picks naming a micrograph not given, picks wholly outside their micrograph, a
-        micrograph with picks missing from ``ctf_star``.
+        No picks on the micrographs given, one pick in two files, picks wholly outside
+        their micrograph, a micrograph with picks that ``ctf_star`` lacks or names by a
+        path holding another image, a ``ctf_star`` of another pixel size.
     ParameterError
-        No box size given and none in the files, a box larger than a micrograph, a
-        background radius wider than the box.
+        No box size given and none in the files, an odd box, a box larger than a
+        micrograph, a background radius wider than half the box.
     """
-    from ..io.image_names import relion_image_name
-    from ..io.micrograph_ctf import read_micrograph_ctf
-    from .extract import check_inside, default_bg_radius, extract_particles
-    from .trainset import read_box_sets
+    from .extract import check_even_box, default_bg_radius
 
-    sets, box_px = read_box_sets({"picks": picks}, micrographs, box)
-    table = sets["picks"].reset_index(drop=True)
-    if not len(table):
-        raise InputFileError("the picks files hold no picks; nothing to extract.")
+    table, box_px, left_out = _picks_to_extract(picks, micrographs, box)
+    check_even_box(box_px)
     used = [p for p in micrographs if micrograph_name(p) in set(table["micrograph"])]
-    images, size = read_micrographs(used, pixel_size_A)
-    check_fits(images, box_px)
+    size = check_micrograph_files(used, pixel_size_A)
     table = apply_origins(table, size)
-    ctf = _micrograph_ctf(read_micrograph_ctf(ctf_star), images, ctf_star) if ctf_star else None
+    ctf, optics = _micrograph_ctf(ctf_star, used, size) if ctf_star else (None, None)
     radius = default_bg_radius(box_px) if bg_radius is None else bg_radius
-    files = {micrograph_name(p): p for p in used}
-    with output_folder(out_dir, True, [*micrographs, *picks], step="spa extract") as staging:
-        rows = []
-        for name, image in images.items():
-            mine = table[table["micrograph"] == name]
-            xy = mine[["x", "y"]].to_numpy(float)
-            check_inside(xy, box_px, image.shape, name)
-            stack = Path("Particles") / f"{name}.mrcs"
-            particles = extract_particles(image, xy, box_px, radius, invert, normalise)
-            _write_stack(staging / stack, particles, size)
-            named = relion_image_name(os.path.abspath(Path(out_dir) / stack), Path(out_dir))
-            micrograph = relion_image_name(os.path.abspath(files[name]), Path(out_dir))
-            rows.append(_particle_rows(mine, named, micrograph, ctf, name))
+    inputs = [*micrographs, *picks, *([Path(ctf_star)] if ctf_star else [])]
+    check_output_folder(out_dir, inputs, ["particles.star"])  # before the work, not after
+    with output_folder(out_dir, True, inputs, step="spa extract") as staging:
+        rows = [
+            _extract_one(path, table, box_px, size, (radius, invert, normalise), staging, out_dir)
+            for path in used
+        ]
         table = pd.concat(rows, ignore_index=True)
-        _write_particle_star(staging / "particles.star", table, size, box_px, microscope or {})
-        write_provenance(
-            staging / "particles.star",
-            "spa extract",
-            {"box_px": box_px, "bg_radius_px": radius, "invert": invert, "normalise": normalise},
-            [*micrographs, *picks, *([Path(ctf_star)] if ctf_star else [])],
-        )
+        table = _with_ctf(table, ctf)
+        _write_particle_star(staging / "particles.star", table, size, box_px, optics, microscope)
+        settings = {"box_px": box_px, "bg_radius_px": radius, "invert": invert}
+        settings["normalise"] = normalise
+        write_provenance(staging / "particles.star", "spa extract", settings, inputs)
+    if left_out:  # said once the work is done: an error instead is one sentence
+        warnings.warn(left_out, stacklevel=2)
+    if ctf is None:
+        _warn_without_ctf(microscope or {})
     return table
 
 
-def _micrograph_ctf(ctf: pd.DataFrame, images: dict, ctf_star) -> pd.DataFrame:
-    """The CTF rows of the micrographs with picks; refuses a micrograph the file lacks."""
-    missing = [name for name in images if name not in ctf.index]
-    if missing:
+def _picks_to_extract(picks: list[Path], micrographs: list[Path], box: int | None):
+    """The picks on the micrographs given, the box size, and what was left out (picks on
+    other micrographs; a sentence, or None).  Refuses a pick given in two files
+    (extracted twice, a duplicate particle inflates a gold-standard FSC)."""
+    from .trainset import read_box_sets
+
+    sets, box_px = read_box_sets({"picks": picks}, micrographs, box, others="leave out")
+    table = sets["picks"].reset_index(drop=True)
+    left_out = table["micrograph"].isna()
+    if left_out.all():
         raise InputFileError(
-            f"{ctf_star} has no CTF estimate of micrograph {missing[0]}"
-            + (f" (nor of {len(missing) - 1} more)" if len(missing) > 1 else "")
-            + "; give the micrographs_ctf.star of a CtfFind job that ran on them."
+            "the picks files hold no picks on the micrographs given; nothing to extract."
         )
-    return ctf.loc[list(images)]
+    note = None
+    if left_out.any():
+        names = sorted(set(table.loc[left_out, "unmatched"]))
+        note = (
+            f"{int(left_out.sum())} picks on {len(names)} "
+            f"micrograph{'s' if len(names) > 1 else ''} not given "
+            f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''}) are left out."
+        )
+    table = table[~left_out].reset_index(drop=True)
+    sources = table["source"] if "source" in table else pd.Series("", index=table.index)
+    place = [table["micrograph"], table["x"].round(2), table["y"].round(2)]
+    twice = sources.groupby(place).transform("nunique").to_numpy() > 1
+    if twice.any():
+        files = sorted(set(sources[twice]))
+        raise InputFileError(
+            f"{' and '.join(files[:2])} hold the same picks ({int(twice.sum()) // 2} of them, "
+            f"e.g. on {table.loc[twice, 'micrograph'].iloc[0]}); give each pick once: "
+            "one file of a picks folder, not several."
+        )
+    return table, box_px, note
+
+
+def _extract_one(path: Path, table, box_px: int, size: float, how, staging: Path, out_dir):
+    """Read one micrograph, cut its picks' boxes into ``Particles/NAME.mrcs`` (in
+    ``staging``) and return its particle rows; ``how``: (background radius, invert,
+    normalise)."""
+    from ..io.image_names import relion_image_name
+    from .extract import check_inside, extract_particles
+
+    image, _, name = read_micrograph(path, size)
+    check_fits({name: image}, box_px)
+    mine = table[table["micrograph"] == name]
+    xy = mine[["x", "y"]].to_numpy(float)
+    check_inside(xy, box_px, image.shape, name)
+    stack = Path("Particles") / f"{name}.mrcs"
+    radius, invert, normalise = how
+    particles = extract_particles(image, xy, box_px, radius, invert, normalise)
+    del image
+    _write_stack(staging / stack, particles, size)
+    final = Path(out_dir)
+    named = relion_image_name(os.path.abspath(final / stack), final)
+    rows = pd.DataFrame(
+        {
+            "rlnImageName": [f"{k + 1:06d}@{named}" for k in range(len(mine))],
+            "rlnMicrographName": relion_image_name(os.path.abspath(path), final),
+            "rlnCoordinateX": mine["x"].to_numpy(float),
+            "rlnCoordinateY": mine["y"].to_numpy(float),
+            "micrograph": name,
+        }
+    )
+    if "score" in mine:
+        rows["rlnAutopickFigureOfMerit"] = mine["score"].to_numpy(float)
+    return rows
 
 
 def _write_stack(path: Path, particles: np.ndarray, pixel_size_A: float) -> None:
@@ -572,47 +630,85 @@ def _write_stack(path: Path, particles: np.ndarray, pixel_size_A: float) -> None
         mrc.voxel_size = pixel_size_A
 
 
-def _particle_rows(picks: pd.DataFrame, stack: str, micrograph: str, ctf, name: str):
-    """One micrograph's particle rows of particles.star: its stack's images in pick
-    order, the micrograph's name, the coordinates and the CTF's columns."""
-    rows = pd.DataFrame(
-        {
-            "rlnImageName": [f"{k + 1:06d}@{stack}" for k in range(len(picks))],
-            "rlnMicrographName": micrograph,
-            "rlnCoordinateX": picks["x"].to_numpy(float),
-            "rlnCoordinateY": picks["y"].to_numpy(float),
-        }
+def _micrograph_ctf(ctf_star, used: list[Path], size: float):
+    """The CTF rows (by micrograph name) of the micrographs with picks and the file's
+    optics block.  Refuses a micrograph the file lacks, one it names by a path that
+    holds another image (:func:`~tomoscribe.io.boxfiles.check_named_micrographs`), and
+    a file whose micrographs have another pixel size than these."""
+    from ..io.boxfiles import check_named_micrographs
+    from ..io.micrograph_ctf import read_micrograph_ctf
+
+    ctf, optics = read_micrograph_ctf(ctf_star)
+    names = [micrograph_name(p) for p in used]
+    missing = [name for name in names if name not in ctf.index]
+    if missing:
+        raise InputFileError(
+            f"{ctf_star} has no CTF estimate of micrograph {missing[0]}"
+            + (f" (nor of {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + "; give the micrographs_ctf.star of a CtfFind job that ran on them."
+        )
+    ctf = ctf.loc[names]
+    named = pd.DataFrame(
+        {"micrograph": names, "named": ctf["rlnMicrographName"].to_numpy(), "source": str(ctf_star)}
     )
-    if "score" in picks:
-        rows["rlnAutopickFigureOfMerit"] = picks["score"].to_numpy(float)
+    check_named_micrographs(named, dict(zip(names, used)))
+    recorded = ctf["rlnMicrographPixelSize"] if "rlnMicrographPixelSize" in ctf else None
+    if recorded is not None and (abs(recorded - size) > 0.01 * size).any():
+        raise InputFileError(
+            f"{ctf_star} gives the micrographs {float(recorded.iloc[0]):g} Å pixels "
+            f"(rlnMicrographPixelSize) but they have {size:g} Å; give the estimates of "
+            "these micrographs, or their true pixel size with `pixel_size_A`."
+        )
+    return ctf, optics
+
+
+def _with_ctf(table: pd.DataFrame, ctf) -> pd.DataFrame:
+    """The particle rows with their micrograph's CTF columns and optics group."""
+    from ..io.micrograph_ctf import PER_MICROGRAPH
+
     if ctf is not None:
-        for column in ctf.columns:
-            if np.isfinite(ctf.loc[name, column]):
-                rows[column] = float(ctf.loc[name, column])
-    return rows
+        kept = [c for c in (*PER_MICROGRAPH, "rlnOpticsGroup") if c in ctf]
+        table = table.merge(ctf[kept], left_on="micrograph", right_index=True, how="left")
+    return table.drop(columns=["micrograph"])
 
 
-def _write_particle_star(path: Path, rows, pixel_size_A: float, box_px: int, microscope) -> None:
-    """particles.star: an optics block (RELION 3.1+; the microscope from the rows, else
-    ``microscope``; image and micrograph pixel size, box) and the particle rows."""
-    import warnings
-
+def _write_particle_star(path: Path, rows, size: float, box_px: int, optics, microscope) -> None:
+    """particles.star: the CTF file's optics groups (their columns kept, RELION's image
+    columns added) or a new block (:func:`~tomoscribe.io.particlestacks.new_optics`),
+    voltage, Cs and amplitude contrast from ``microscope`` where neither gives them."""
     import starfile
 
     from ..io.microscope import MICROSCOPE_LABELS
     from ..io.particlestacks import new_optics
 
     rows = rows.copy()
-    for ours, value in microscope.items():
-        if value is not None and MICROSCOPE_LABELS[ours] not in rows:
-            rows[MICROSCOPE_LABELS[ours]] = float(value)
-    if "rlnDefocusU" not in rows:
-        warnings.warn(
-            "no CTF estimate was given (`ctf_star`): particles.star has no defocus, so "
-            "classify2d averages these particles without CTF correction and RELION cannot "
-            "refine them; give a CtfFind job's micrographs_ctf.star.",
-            stacklevel=3,
+    if optics is not None and "rlnOpticsGroup" in rows:
+        used = set(rows["rlnOpticsGroup"])
+        optics = optics[optics["rlnOpticsGroup"].isin(used)].copy()
+        on_rows = [c for c in MICROSCOPE_LABELS.values() if c in rows and c in optics]
+        rows = rows.drop(columns=on_rows)  # the block's (RELION 3.1+ reads them there)
+        optics = optics.assign(
+            rlnImagePixelSize=float(size), rlnImageSize=box_px, rlnImageDimensionality=2
         )
-    optics, rows = new_optics(rows, np.full(len(rows), float(pixel_size_A)), box_px)
-    optics["rlnMicrographPixelSize"] = float(pixel_size_A)
+    else:
+        optics, rows = new_optics(rows, np.full(len(rows), float(size)), box_px)
+        optics["rlnMicrographPixelSize"] = float(size)
+    for ours, value in (microscope or {}).items():
+        if value is not None and MICROSCOPE_LABELS[ours] not in optics:
+            optics[MICROSCOPE_LABELS[ours]] = float(value)
     starfile.write({"optics": optics, "particles": rows}, path)
+
+
+def _warn_without_ctf(microscope: dict) -> None:
+    """Say what a particles.star without a CTF estimate lacks."""
+    import warnings
+
+    lacking = "no defocus" + (
+        "" if {"voltage_kV", "cs_mm"} <= set(microscope) else ", voltage or Cs"
+    )
+    warnings.warn(
+        f"no CTF estimate was given (`ctf_star`): particles.star has {lacking}, so "
+        "classify2d averages these particles without CTF correction and RELION 3.1+ "
+        "cannot use them; give a CtfFind job's micrographs_ctf.star.",
+        stacklevel=3,
+    )

@@ -1224,11 +1224,11 @@ class Classified2D:
 MICROGRAPH_EDGE_PX = 256
 
 
-def _refuse_micrographs(source, n_classes: int) -> None:
-    """Refuse micrographs given as particle stacks: too few images for the classes, each
-    stack a single image of at least :data:`MICROGRAPH_EDGE_PX` (a trial was told
-    "cannot make 64 classes from 1 particles")."""
-    if len(source) >= n_classes or source.box < MICROGRAPH_EDGE_PX:
+def _refuse_micrographs(source) -> None:
+    """Refuse micrographs given as particle stacks: stacks without a STAR file, each a
+    single image of at least :data:`MICROGRAPH_EDGE_PX` (a trial was told "cannot make
+    64 classes from 1 particles"; two micrographs made "2 particles in 2 classes")."""
+    if source.table is not None or source.box < MICROGRAPH_EDGE_PX:
         return
     if len(source) == len(source.stacks):
         raise InputFileError(
@@ -1275,7 +1275,7 @@ def classify2d_files(
             )
         seen[Path(stack).resolve()] = stack
     source = open_particles(stacks, stars[0] if stars else None, pixel_size_A, microscope)
-    _refuse_micrographs(source, params.n_classes)
+    _refuse_micrographs(source)
     params.validate(len(source), source.box)
     produces = ["class_averages.mrcs", "classes.png", "particles.star"]
     check_output_folder(out_dir, inputs, produces, overwrite)  # before the work, not after
