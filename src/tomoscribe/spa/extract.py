@@ -106,6 +106,21 @@ def cut_boxes(image: np.ndarray, xy: np.ndarray, box_px: int) -> np.ndarray:
     return np.asarray(image, np.float32)[rows[:, :, None], columns[:, None, :]]
 
 
+def check_bg_radius(bg_radius_px: float, box_px: int) -> None:
+    """Refuse a background circle wider than the box (RELION refuses 2 · radius > box).
+
+    Raises
+    ------
+    ParameterError
+    """
+    if 2 * bg_radius_px > box_px or bg_radius_px < 0:
+        raise ParameterError(
+            f"`bg_radius` {bg_radius_px:g} px leaves no background in a {box_px}-pixel box; "
+            f"give at most half the box ({box_px // 2} px).",
+            parameter="bg_radius",
+        )
+
+
 def normalise_boxes(boxes: np.ndarray, bg_radius_px: float) -> np.ndarray:
     """RELION's normalisation of each box (module docstring): plane fitted to the
     background and subtracted, then background mean 0 and standard deviation 1.
@@ -118,15 +133,10 @@ def normalise_boxes(boxes: np.ndarray, bg_radius_px: float) -> np.ndarray:
     Raises
     ------
     ParameterError
-        A circle wider than the box (RELION refuses 2 · radius > box).
+        A circle wider than the box (:func:`check_bg_radius`).
     """
     n, size = len(boxes), boxes.shape[-1]
-    if 2 * bg_radius_px > size or bg_radius_px < 0:
-        raise ParameterError(
-            f"`bg_radius` {bg_radius_px:g} px leaves no background in a {size}-pixel box; "
-            f"give at most half the box ({size // 2} px).",
-            parameter="bg_radius",
-        )
+    check_bg_radius(bg_radius_px, size)
     j = np.arange(size) - size // 2
     x, y = np.meshgrid(j, j)
     background = (x**2 + y**2) > bg_radius_px**2

@@ -522,15 +522,17 @@ def extract_files(
         No box size given and none in the files, an odd box, a box larger than a
         micrograph, a background radius wider than half the box.
     """
-    from .extract import check_even_box, default_bg_radius
+    from .extract import check_bg_radius, check_even_box, default_bg_radius
 
     table, box_px, left_out = _picks_to_extract(picks, micrographs, box)
     check_even_box(box_px)
+    radius = default_bg_radius(box_px) if bg_radius is None else bg_radius
+    if normalise:
+        check_bg_radius(radius, box_px)
     used = [p for p in micrographs if micrograph_name(p) in set(table["micrograph"])]
     size = check_micrograph_files(used, pixel_size_A)
     table = apply_origins(table, size)
     ctf, optics = _micrograph_ctf(ctf_star, used, size) if ctf_star else (None, None)
-    radius = default_bg_radius(box_px) if bg_radius is None else bg_radius
     inputs = [*micrographs, *picks, *([Path(ctf_star)] if ctf_star else [])]
     check_output_folder(out_dir, inputs, ["particles.star"])  # before the work, not after
     with output_folder(out_dir, True, inputs, step="spa extract") as staging:
