@@ -305,6 +305,8 @@ def test_picks_on_micrographs_not_given_are_left_out_with_a_warning(two, capsys)
     "case, words",
     [
         ("twice", "hold the same picks"),
+        ("within a pixel", "hold the same picks"),
+        ("relion 3.0 pixel size", "gives the micrographs 4 Å pixels"),
         ("other image", "holds another image than"),
         ("pixel size", "gives the micrographs 4 Å pixels"),
     ],
@@ -317,6 +319,16 @@ def test_mistaken_picks_and_estimates_are_refused(two, capsys, case, words):
     if case == "twice":
         pd.read_csv("picks.csv").to_csv("again.csv", index=False)
         extra = ["--picks", "again.csv"]
+    elif case == "within a pixel":  # a picks folder's NAME.box: whole-pixel corners
+        picks = pd.read_csv("picks.csv")
+        picks.assign(x=picks["x"].round() + 0.4).to_csv("again.csv", index=False)
+        extra = ["--picks", "again.csv"]
+    elif case == "relion 3.0 pixel size":  # one block: detector pixel (µm) / magnification
+        Path("ctf30.star").write_text(
+            "data_\n\nloop_\n_rlnMicrographName\n_rlnDefocusU\n_rlnDetectorPixelSize\n"
+            "_rlnMagnification\n" + "".join(f"{m} 15000 5.0 12500\n" for m in two)
+        )
+        extra = ["--ctf", "ctf30.star"]
     elif case == "other image":
         Path("other").mkdir()
         write_volume("other/m1.mrc", Volume(np.ones((1, 128, 128), np.float32), (2.0,) * 3))
@@ -338,3 +350,39 @@ def test_a_picks_folder_given_as_picks_is_told_its_picks_star(two, capsys):
     argv = ["spa", "extract", *two, "--picks", "picks", "--box", "32", "-o", "ex"]
     assert main(argv) == 2
     assert "give its picks/picks.star" in _one_sentence(capsys)
+
+
+def test_with_some_micrographs_given_a_nameless_file_is_not_taken_for_another(two, capsys):
+    # RELION's per-micrograph coordinate files name no micrograph: m_2_autopick.star
+    # belongs to m_2, and with m_2 not given its picks were cut from m
+    for name, xy in (("m1", [[40.0, 50.0]]), ("m1_2", [[64.0, 64.0], [30.0, 30.0]])):
+        table = pd.DataFrame(xy, columns=["rlnCoordinateX", "rlnCoordinateY"])
+        starfile.write({"": table}, f"{name}_autopick.star")
+    argv = ["spa", "extract", two[0], "--picks", "m1_autopick.star"]
+    argv += ["--picks", "m1_2_autopick.star", "--box", "32", "-o", "ex"]
+    assert main(argv) == 0
+    assert "2 picks on 1 micrograph not given (m1_2_autopick)" in capsys.readouterr().err
+    rows = starfile.read("ex/particles.star", always_dict=True)["particles"]
+    assert rows["rlnCoordinateX"].tolist() == [40.0]
+
+
+def test_estimates_without_groups_on_their_rows_keep_their_microscope(two, capsys):
+    # a micrographs block without rlnOpticsGroup under a one-group optics block: the
+    # block's voltage and Cs were dropped, so RELION 3.1+ could not read particles.star
+    optics = pd.DataFrame(
+        {"rlnOpticsGroup": [1], "rlnVoltage": [200.0], "rlnSphericalAberration": [1.4]}
+    )
+    rows = pd.DataFrame({"rlnMicrographName": two, "rlnDefocusU": [12000.0, 13000.0]})
+    starfile.write({"optics": optics, "micrographs": rows}, "ctf.star")
+    argv = ["spa", "extract", *two, "--picks", "picks.csv", "--box", "32", "--ctf", "ctf.star"]
+    assert main([*argv, "-o", "ex"]) == 0
+    blocks = starfile.read("ex/particles.star", always_dict=True)
+    assert blocks["optics"]["rlnVoltage"].tolist() == [200.0]
+    assert blocks["particles"]["rlnOpticsGroup"].tolist() == [1, 1, 1]
+    assert "warning" not in capsys.readouterr().err
+    # estimates without a microscope: said, as RELION 3.1+ needs voltage and Cs
+    starfile.write({"micrographs": rows}, "bare.star")
+    argv[-1] = "bare.star"
+    assert main([*argv, "-o", "ex2"]) == 0
+    err = capsys.readouterr().err
+    assert "no rlnVoltage and no rlnSphericalAberration" in err and "--voltage" in err

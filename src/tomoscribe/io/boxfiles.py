@@ -321,7 +321,9 @@ def same_image(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return False
 
 
-def check_named_micrographs(table: pd.DataFrame, given: dict) -> None:
+def check_named_micrographs(
+    table: pd.DataFrame, given: dict, advice: str = "give the micrographs the boxes were drawn on"
+) -> None:
     """Refuse boxes drawn on another micrograph of the same name: where a box file
     names its micrograph with a path (``rlnMicrographName``, CSV ``micrograph``; a
     relative path, or a bare file name, from the working folder, RELION's project
@@ -352,7 +354,7 @@ def check_named_micrographs(table: pd.DataFrame, given: dict) -> None:
         if differs:
             raise InputFileError(
                 f"{source or 'the boxes'} names {named}, which holds another image than "
-                f"{path} given for {name}; give the micrographs the boxes were drawn on."
+                f"{path} given for {name}; {advice}."
             )
 
 
@@ -375,7 +377,10 @@ def match_micrographs(
     ``among`` and ``advice`` say, in the refusal, what ``names`` are and what to do
     (``spa score`` takes no micrographs nor box files: a trial was told to give them).
     With ``leave_out``, a box on a micrograph not among ``names`` is not refused: its
-    ``micrograph`` is None and its name as written is kept in ``unmatched``.
+    ``micrograph`` is None and its name as written is kept in ``unmatched``; a file
+    without names then belongs to a micrograph whose name its stem begins with only
+    when the rest is a picker's suffix (``_autopick``, ``_manualpick``, …): with only
+    some micrographs given, ``m_2_autopick.star`` is not taken for ``m``.
 
     Raises
     ------
@@ -394,8 +399,10 @@ def match_micrographs(
             continue
         prefixes = [n for n in names if name.startswith(n + "_") or name.startswith(n + ".")]
         if prefixes and not isinstance(given, str):
-            mapped.append(max(prefixes, key=len))
-            continue
+            longest = max(prefixes, key=len)
+            if not leave_out or _picking_suffix(name[len(longest) :]):
+                mapped.append(longest)
+                continue
         if leave_out:
             mapped.append(None)
             continue
@@ -409,6 +416,17 @@ def match_micrographs(
         out["unmatched"] = [m if n is None else None for m, n in zip(out["micrograph"], mapped)]
     out["micrograph"] = mapped
     return out
+
+
+#: What pickers add to a micrograph's name in its coordinate file's (RELION's
+#: autopicking and manual picking, EMAN2's info files, crYOLO's and others' folders).
+PICKING_SUFFIXES = ("autopick", "manualpick", "pick", "picks", "info", "coords", "coordinates")
+
+
+def _picking_suffix(rest: str) -> bool:
+    """Whether ``rest`` (a file stem after a micrograph's name) is only a picker's
+    suffix: ``_autopick``, ``.box``-less ``_info`` and the like."""
+    return rest.lstrip("_.").lower() in PICKING_SUFFIXES
 
 
 def write_star(

@@ -76,13 +76,14 @@ def read_micrograph_ctf(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataF
             "rlnDefocusU, one row per micrograph), as a CtfFind job's "
             "micrographs_ctf.star does."
         )
-    optics = tables.get("optics")
-    rows, optics = checked_optics_groups(rows, optics, path)
-    if optics is not None and "rlnOpticsGroup" in optics and "rlnOpticsGroup" in rows:
-        extra = [c for c in optics.columns if c not in rows.columns or c == "rlnOpticsGroup"]
-        rows = rows.merge(optics[extra], on="rlnOpticsGroup", how="left")
-    else:
-        optics = None
+    rows, optics = _joined_optics(rows, tables.get("optics"), path)
+    if "rlnMicrographPixelSize" not in rows and {"rlnDetectorPixelSize", "rlnMagnification"} <= set(
+        rows.columns
+    ):  # RELION 3.0: the pixel size as detector pixel (µm) over magnification
+        detector = pd.to_numeric(rows["rlnDetectorPixelSize"], errors="coerce")
+        rows["rlnMicrographPixelSize"] = (
+            1e4 * detector / pd.to_numeric(rows["rlnMagnification"], errors="coerce")
+        )
     names = [micrograph_name(n) for n in rows["rlnMicrographName"].astype(str)]
     twice = pd.Series(names)[pd.Series(names).duplicated()]
     if len(twice):
@@ -99,6 +100,24 @@ def read_micrograph_ctf(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataF
         table["rlnOpticsGroup"] = rows["rlnOpticsGroup"].to_numpy()
     table.index = pd.Index(names, name="micrograph")
     return table, optics
+
+
+def _joined_optics(rows: pd.DataFrame, optics, path: Path):
+    """The micrograph rows with their optics group's columns, and the optics block (or
+    None).  Rows without ``rlnOpticsGroup`` belong to a block's only group; a block of
+    several groups they do not name is refused."""
+    if optics is None or "rlnOpticsGroup" not in optics:
+        return rows, None
+    if "rlnOpticsGroup" not in rows:
+        if len(optics) != 1:
+            raise InputFileError(
+                f"{path} has {len(optics)} optics groups but its micrographs name none "
+                "(rlnOpticsGroup); give each micrograph its group."
+            )
+        rows = rows.assign(rlnOpticsGroup=optics["rlnOpticsGroup"].iloc[0])
+    rows, optics = checked_optics_groups(rows, optics, path)
+    extra = [c for c in optics.columns if c not in rows.columns or c == "rlnOpticsGroup"]
+    return rows.merge(optics[extra], on="rlnOpticsGroup", how="left"), optics
 
 
 def write_micrograph_ctf(

@@ -46,17 +46,19 @@ def default_bg_radius(box_px: int) -> int:
     return int(BG_DIAMETER_SHARE * box_px / 2.0)
 
 
-def check_even_box(box_px: int) -> None:
+def check_even_box(box_px: int, whose: str | None = None) -> None:
     """Refuse an odd box: RELION extracts even boxes only (its Extract job refuses
-    others), and its centre pixel box/2 is where it expects the particle.
+    others), and its centre pixel box/2 is where it expects the particle.  ``whose``
+    names a box the user did not give (``"the .box files'"``).
 
     Raises
     ------
     ParameterError
     """
     if box_px % 2:
+        what = f"{whose} box, {box_px} px," if whose else f"`box` {box_px}"
         raise ParameterError(
-            f"`box` {box_px} is odd; RELION extracts even boxes only: give {box_px + 1} "
+            f"{what} is odd; RELION extracts even boxes only: give `box` {box_px + 1} "
             f"or {box_px - 1}.",
             parameter="box",
         )

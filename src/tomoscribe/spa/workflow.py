@@ -525,7 +525,7 @@ def extract_files(
     from .extract import check_bg_radius, check_even_box, default_bg_radius
 
     table, box_px, left_out = _picks_to_extract(picks, micrographs, box)
-    check_even_box(box_px)
+    check_even_box(box_px, "the .box files'" if box is None else None)
     radius = default_bg_radius(box_px) if bg_radius is None else bg_radius
     if normalise:
         check_bg_radius(radius, box_px)
@@ -542,14 +542,15 @@ def extract_files(
         ]
         table = pd.concat(rows, ignore_index=True)
         table = _with_ctf(table, ctf)
-        _write_particle_star(staging / "particles.star", table, size, box_px, optics, microscope)
+        lacking = _write_particle_star(
+            staging / "particles.star", table, size, box_px, optics, microscope
+        )
         settings = {"box_px": box_px, "bg_radius_px": radius, "invert": invert}
         settings["normalise"] = normalise
         write_provenance(staging / "particles.star", "spa extract", settings, inputs)
     if left_out:  # said once the work is done: an error instead is one sentence
         warnings.warn(left_out, stacklevel=2)
-    if ctf is None:
-        _warn_without_ctf(microscope or {})
+    _warn_of_what_relion_lacks(ctf is not None, lacking)
     return table
 
 
@@ -563,8 +564,10 @@ def _picks_to_extract(picks: list[Path], micrographs: list[Path], box: int | Non
     table = sets["picks"].reset_index(drop=True)
     left_out = table["micrograph"].isna()
     if left_out.all():
+        names = sorted(set(table["unmatched"]))
         raise InputFileError(
-            "the picks files hold no picks on the micrographs given; nothing to extract."
+            f"the picks are on {', '.join(names[:3])}{', …' if len(names) > 3 else ''}, none "
+            "of them a micrograph given (names must match exactly); give those micrographs."
         )
     note = None
     if left_out.any():
@@ -575,17 +578,29 @@ def _picks_to_extract(picks: list[Path], micrographs: list[Path], box: int | Non
             f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''}) are left out."
         )
     table = table[~left_out].reset_index(drop=True)
-    sources = table["source"] if "source" in table else pd.Series("", index=table.index)
-    place = [table["micrograph"], table["x"].round(2), table["y"].round(2)]
-    twice = sources.groupby(place).transform("nunique").to_numpy() > 1
-    if twice.any():
-        files = sorted(set(sources[twice]))
-        raise InputFileError(
-            f"{' and '.join(files[:2])} hold the same picks ({int(twice.sum()) // 2} of them, "
-            f"e.g. on {table.loc[twice, 'micrograph'].iloc[0]}); give each pick once: "
-            "one file of a picks folder, not several."
-        )
+    _refuse_picks_in_two_files(table)
     return table, box_px, note
+
+
+def _refuse_picks_in_two_files(table: pd.DataFrame) -> None:
+    """Refuse picks within a pixel of each other on one micrograph from two files
+    (``picks.star`` and ``NAME.box`` of one picks folder: the .box corners are whole
+    pixels): each particle would be cut twice, and duplicates inflate a gold-standard
+    FSC."""
+    from scipy.spatial import cKDTree
+
+    if "source" not in table:
+        return
+    for name, rows in table.groupby("micrograph"):
+        pairs = cKDTree(rows[["x", "y"]].to_numpy(float)).query_pairs(1.0, output_type="ndarray")
+        sources = rows["source"].to_numpy()
+        twice = pairs[sources[pairs[:, 0]] != sources[pairs[:, 1]]]
+        if len(twice):
+            files = sorted({sources[twice[0, 0]], sources[twice[0, 1]]})
+            raise InputFileError(
+                f"{files[0]} and {files[1]} hold the same picks ({len(twice)} within a pixel "
+                f"on {name}); give each pick once: one file of a picks folder, not several."
+            )
 
 
 def _extract_one(path: Path, table, box_px: int, size: float, how, staging: Path, out_dir):
@@ -653,13 +668,16 @@ def _micrograph_ctf(ctf_star, used: list[Path], size: float):
     named = pd.DataFrame(
         {"micrograph": names, "named": ctf["rlnMicrographName"].to_numpy(), "source": str(ctf_star)}
     )
-    check_named_micrographs(named, dict(zip(names, used)))
+    check_named_micrographs(
+        named, dict(zip(names, used)), "give the CTF estimates of the micrographs given"
+    )
     recorded = ctf["rlnMicrographPixelSize"] if "rlnMicrographPixelSize" in ctf else None
     if recorded is not None and (abs(recorded - size) > 0.01 * size).any():
         raise InputFileError(
             f"{ctf_star} gives the micrographs {float(recorded.iloc[0]):g} Å pixels "
-            f"(rlnMicrographPixelSize) but they have {size:g} Å; give the estimates of "
-            "these micrographs, or their true pixel size with `pixel_size_A`."
+            f"but they have {size:g} Å; give the estimates of these micrographs, or "
+            "their true pixel size with `pixel_size_A`.",
+            parameter="pixel_size_A",
         )
     return ctf, optics
 
@@ -685,8 +703,7 @@ def _write_particle_star(path: Path, rows, size: float, box_px: int, optics, mic
 
     rows = rows.copy()
     if optics is not None and "rlnOpticsGroup" in rows:
-        used = set(rows["rlnOpticsGroup"])
-        optics = optics[optics["rlnOpticsGroup"].isin(used)].copy()
+        optics = optics.copy()  # whole, as RELION's Extract copies the micrographs' block
         on_rows = [c for c in MICROSCOPE_LABELS.values() if c in rows and c in optics]
         rows = rows.drop(columns=on_rows)  # the block's (RELION 3.1+ reads them there)
         optics = optics.assign(
@@ -699,18 +716,24 @@ def _write_particle_star(path: Path, rows, size: float, box_px: int, optics, mic
         if value is not None and MICROSCOPE_LABELS[ours] not in optics:
             optics[MICROSCOPE_LABELS[ours]] = float(value)
     starfile.write({"optics": optics, "particles": rows}, path)
+    return [c for c in ("rlnVoltage", "rlnSphericalAberration") if c not in optics]
 
 
-def _warn_without_ctf(microscope: dict) -> None:
-    """Say what a particles.star without a CTF estimate lacks."""
+def _warn_of_what_relion_lacks(with_ctf: bool, lacking: list[str]) -> None:
+    """Say what particles.star lacks that classify2d's CTF correction or RELION 3.1+
+    needs: a defocus (no ``ctf_star``), voltage and Cs (``lacking``: their columns)."""
     import warnings
 
-    lacking = "no defocus" + (
-        "" if {"voltage_kV", "cs_mm"} <= set(microscope) else ", voltage or Cs"
-    )
+    if with_ctf and not lacking:
+        return
+    what = ([] if with_ctf else ["no defocus"]) + [f"no {c}" for c in lacking]
     warnings.warn(
-        f"no CTF estimate was given (`ctf_star`): particles.star has {lacking}, so "
-        "classify2d averages these particles without CTF correction and RELION 3.1+ "
-        "cannot use them; give a CtfFind job's micrographs_ctf.star.",
+        f"particles.star has {' and '.join(what)}"
+        + ("" if with_ctf else " (no `ctf_star` was given)")
+        + ", so RELION 3.1+ cannot use it"
+        + ("" if with_ctf else " and classify2d averages without CTF correction")
+        + "; give a CtfFind job's micrographs_ctf.star"
+        + (", and `voltage` and `cs`" if lacking else "")
+        + ".",
         stacklevel=3,
     )
