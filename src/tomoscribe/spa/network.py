@@ -8,10 +8,11 @@ shrunk micrographs in one pass::
     conv 5×5 (16→16), ReLU, conv 3×3 (16→1)  →  logits at ¼ of the input's sampling
 
 (Pooling before the ReLU gives the same values as after it, on a quarter of the
-pixels; the weights are stored channels-last, which oneDNN convolves faster on CPUs.
-Together they made a training step about 1.4× and a whole micrograph 2.5× faster on
-one core of an Intel Xeon (docs/performance.md); the layers' names in a saved
-picker are those of before.)
+pixels; the weights are stored channels-last, which oneDNN convolves faster on CPUs;
+the layers' names in a saved picker are those of before.  With Adam's fused update and
+batches gathered from views made once (:class:`DihedralCrops`), training took 87–102 s
+instead of 195–203 s on 2 cores of an Intel Xeon, and picking a 4096² micrograph on
+one thread 1.8 s instead of 2.7–3.1 s (docs/performance.md, 2026-12-07).)
 
 Its receptive field is 39 shrunk pixels, about 2.4 boxes at the default shrink (a box
 of about 16 pixels), so it sees a particle with its surroundings: an aggregate's
