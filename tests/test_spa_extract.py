@@ -296,6 +296,7 @@ def test_picks_on_micrographs_not_given_are_left_out_with_a_warning(two, capsys)
     argv = ["spa", "extract", two[1], "--picks", "picks.csv", "--box", "32", "-o", "ex"]
     assert main(argv) == 0
     out = capsys.readouterr()
+    assert "the earlier extraction there is replaced" in out.out  # said, as spa pick does
     assert "2 picks on 1 micrograph not given (m1) are left out" in out.err
     assert len(starfile.read("ex/particles.star", always_dict=True)["particles"]) == 1
     assert not (Path("ex/Particles/m1.mrcs")).exists()
@@ -386,3 +387,14 @@ def test_estimates_without_groups_on_their_rows_keep_their_microscope(two, capsy
     assert main([*argv, "-o", "ex2"]) == 0
     err = capsys.readouterr().err
     assert "no rlnVoltage and no rlnSphericalAberration" in err and "--voltage" in err
+
+
+def test_picks_given_to_classify2d_are_told_to_be_extracted(two, capsys):
+    starfile.write(
+        pd.DataFrame(
+            {"rlnMicrographName": [two[0]], "rlnCoordinateX": [40.0], "rlnCoordinateY": [50.0]}
+        ),
+        "picks.star",
+    )
+    assert main(["classify2d", "picks.star", "-k", "1", "-o", "c"]) == 2
+    assert "holds picks on micrographs" in _one_sentence(capsys)

@@ -284,6 +284,7 @@ def extract(
     from ..spa.workflow import extract_files
 
     check_micrograph_paths(micrographs, ("--picks",))
+    earlier = (Path(out_dir) / "particles.star").is_file()
     microscope = {"voltage_kV": voltage, "cs_mm": cs, "amplitude_contrast": amplitude_contrast}
     with arguments_as(pixel_size_A="pixel_size"):
         table = extract_files(
@@ -302,6 +303,12 @@ def extract(
     typer.echo(
         f"wrote {out_dir}: {len(table)} particles from {stacks} "
         f"micrograph{'s' if stacks != 1 else ''}: particles.star, Particles/NAME.mrcs"
+        + (
+            "; the earlier extraction there is replaced (STAR files made from it, such as "
+            "classify2d's, no longer match these stacks)"
+            if earlier
+            else ""
+        )
     )
 
 

@@ -363,7 +363,17 @@ def read_particle_star(star: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     if particles is None:
         particles = next((t for k, t in tables.items() if "rlnImageName" in t), None)
     if particles is None or "rlnImageName" not in particles or len(particles) == 0:
-        raise InputFileError(f"{star} has no particle rows with rlnImageName.")
+        columns = set().union(*(t.columns for t in tables.values())) if tables else set()
+        picks = {"rlnMicrographName", "rlnCoordinateX"} <= columns
+        raise InputFileError(
+            f"{star} has no particle rows with rlnImageName"
+            + (
+                " (it holds picks on micrographs: cut the particles out first, "
+                "`tomoscribe spa extract`)."
+                if picks
+                else "."
+            )
+        )
     return particles.reset_index(drop=True), tables.get("optics")
 
 

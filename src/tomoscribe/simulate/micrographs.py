@@ -456,8 +456,9 @@ def annotator_boxes(
     for name, items in sets.items():
         if len(items) < n_per_set:
             raise ParameterError(
-                f"the micrographs hold only {len(items)} {name} places for "
-                f"{n_per_set} boxes; simulate more or larger micrographs."
+                f"the annotated micrographs hold only {len(items)} {name} places for "
+                f"{n_per_set} boxes; annotate more micrographs (`annotate`), ask for fewer "
+                "boxes per set (`boxes_per_set`), or simulate larger micrographs."
             )
         chosen = (
             items

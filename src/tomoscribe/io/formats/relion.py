@@ -617,7 +617,8 @@ def _coordinate_loop(blocks: dict, path: Path) -> tuple[pd.DataFrame, tuple[str,
         raise InputFileError(  # "add the missing column" misled a trial's user
             f"{path} is a single-particle file (particles on micrographs: "
             "rlnMicrographName, 2D images, x and y only), not a tomogram's particles; "
-            "tomoscribe's `spa` commands take micrograph picks."
+            "tomoscribe's `spa` commands take micrograph picks, and `classify2d` the "
+            "particles `spa extract` cuts."
         )
     raise InputFileError(
         f"{path} has {', '.join(c for c in columns if c in block)} but no "
