@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import InputFileError, missing_file
 from .boxfiles import micrograph_name
-from .formats.relion import checked_optics_groups
+from .formats.relion import checked_optics_groups, read_star_blocks
 
 #: Columns copied from a micrograph's row onto its particles, where the file has them.
 PER_MICROGRAPH = (
@@ -54,17 +54,10 @@ def read_micrograph_ctf(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataF
         No such file, not a STAR file, no block of micrographs with ``rlnDefocusU``, a
         micrograph listed twice, or a defocus that is not a number.
     """
-    import starfile
-
     path = Path(path)
     if not path.is_file():
         raise missing_file(path)
-    try:
-        blocks = starfile.read(path, always_dict=True)
-    except Exception as err:  # starfile raises many kinds on damaged files
-        raise InputFileError(
-            f"{path} is not a readable STAR file ({str(err).splitlines()[0][:120]})."
-        ) from None
+    blocks = read_star_blocks(path)
     tables = {k: v for k, v in blocks.items() if isinstance(v, pd.DataFrame)}
     rows = next(
         (t for t in tables.values() if {"rlnMicrographName", "rlnDefocusU"} <= set(t.columns)),
