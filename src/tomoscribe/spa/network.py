@@ -12,7 +12,7 @@ pixels; the weights are stored channels-last, which oneDNN convolves faster on C
 the layers' names in a saved picker are those of before.  With Adam's fused update and
 batches gathered from views made once (:class:`DihedralCrops`), training took 87–102 s
 instead of 195–203 s on 2 cores of an Intel Xeon, and picking a 4096² micrograph on
-one thread 1.8 s instead of 2.7–3.1 s (docs/performance.md, 2026-12-07).)
+one thread 1.6 s instead of 2.5 s, idle (docs/performance.md, 2026-12-07).)
 
 Its receptive field is 39 shrunk pixels, about 2.4 boxes at the default shrink (a box
 of about 16 pixels), so it sees a particle with its surroundings: an aggregate's
