@@ -10,8 +10,8 @@ shrunk micrographs in one pass::
 (Pooling before the ReLU gives the same values as after it, on a quarter of the
 pixels; the weights are stored channels-last, which oneDNN convolves faster on CPUs;
 the layers' names in a saved picker are those of before.  With Adam's fused update and
-batches gathered from views made once (:class:`DihedralCrops`), training took 87–102 s
-instead of 195–203 s on 2 cores of an Intel Xeon, and picking a 4096² micrograph on
+batches gathered from views made once (:class:`DihedralCrops`), training took 87–115 s
+instead of 181–203 s on 2 cores of an Intel Xeon, and picking a 4096² micrograph on
 one thread 1.6 s instead of 2.5 s, idle (docs/performance.md, 2026-12-07).)
 
 Its receptive field is 39 shrunk pixels, about 2.4 boxes at the default shrink (a box
