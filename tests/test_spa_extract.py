@@ -130,7 +130,7 @@ def test_simulated_micrographs_extract_into_a_stack_classify2d_reads(tmp_path, m
     assert len(starfile.read("cls/particles.star", always_dict=True)["particles"]) == len(truth)
 
 
-def test_simulated_ctf_estimates_read_as_relion_writes_them(tmp_path):
+def test_ctf_estimates_of_simulate_and_of_a_relion_3_0_file_are_read(tmp_path):
     # the file simulate writes and a RELION 3.0 one (one block, microscope on each row)
     assert main(["simulate", "micrographs", "-o", str(tmp_path / "s"), "--n", "3"]) == 0
     table, optics = read_micrograph_ctf(tmp_path / "s" / "micrographs_ctf.star")
@@ -398,3 +398,19 @@ def test_picks_given_to_classify2d_are_told_to_be_extracted(two, capsys):
     )
     assert main(["classify2d", "picks.star", "-k", "1", "-o", "c"]) == 2
     assert "holds picks on micrographs" in _one_sentence(capsys)
+
+
+def test_a_long_extraction_says_how_far_it_is(tmp_path, monkeypatch, capsys):
+    # 2,000 micrographs ran minutes without a word; a short run's error stays one line
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(5)
+    names = [f"m{k:02d}" for k in range(12)]
+    for name in names:
+        write_volume(
+            f"{name}.mrc", Volume(rng.normal(size=(1, 64, 64)).astype(np.float32), (2.0,) * 3)
+        )
+    pd.DataFrame({"micrograph": names, "x": 32.0, "y": 30.0}).to_csv("p.csv", index=False)
+    argv = ["spa", "extract", *[f"{n}.mrc" for n in names], "--picks", "p.csv", "--box", "32"]
+    assert main([*argv, "-o", "ex"]) == 0
+    err = capsys.readouterr().err
+    assert "extracted 1 of 12 micrographs" in err and "extracted 12 of 12 micrographs" in err

@@ -298,6 +298,7 @@ def extract(
             normalise,
             pixel_size,
             {k: v for k, v in microscope.items() if v is not None},
+            say=lambda m: typer.echo(m, err=True),
         )
     stacks = table["rlnImageName"].str.partition("@")[2].nunique()
     typer.echo(

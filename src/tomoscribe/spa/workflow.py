@@ -484,6 +484,11 @@ def write_picks_folder(
         write_provenance(staging / "picks.star", command, parameters, micrographs)
 
 
+#: Runs of more micrographs than this say how far they are (a short run's error stays
+#: the one line it prints).
+PROGRESS_FROM = 10
+
+
 def extract_files(
     micrographs: list[Path],
     picks: list[Path],
@@ -495,6 +500,7 @@ def extract_files(
     normalise: bool = True,
     pixel_size_A: float | None = None,
     microscope: dict | None = None,
+    say: Callable[[str], None] = lambda message: None,
 ) -> pd.DataFrame:
     """Cut the particles at ``picks`` (STAR, EMAN2 .box or info JSON, CSV; a picks
     folder's ``picks.star``) out of ``micrographs`` as RELION's Extract job does
@@ -510,7 +516,8 @@ def extract_files(
     ``box`` in pixels, even (default: the .box files' own); ``bg_radius`` in pixels
     (default RELION's, :func:`~tomoscribe.spa.extract.default_bg_radius`);
     ``microscope`` (``voltage_kV``, ``cs_mm``, ``amplitude_contrast``) fills what
-    ``ctf_star`` lacks.  Returns the particle rows.
+    ``ctf_star`` lacks.  ``say`` hears the progress of runs of more than
+    ``PROGRESS_FROM`` micrographs, about every tenth.  Returns the particle rows.
 
     Raises
     ------
@@ -536,10 +543,12 @@ def extract_files(
     inputs = [*micrographs, *picks, *([Path(ctf_star)] if ctf_star else [])]
     check_output_folder(out_dir, inputs, ["particles.star"])  # before the work, not after
     with output_folder(out_dir, True, inputs, step="spa extract") as staging:
-        rows = [
-            _extract_one(path, table, box_px, size, (radius, invert, normalise), staging, out_dir)
-            for path in used
-        ]
+        rows = []
+        for k, path in enumerate(used, 1):
+            how = (radius, invert, normalise)
+            rows.append(_extract_one(path, table, box_px, size, how, staging, out_dir))
+            if len(used) > PROGRESS_FROM and (k % max(1, len(used) // 10) == 0 or k == len(used)):
+                say(f"extracted {k} of {len(used)} micrographs")
         table = pd.concat(rows, ignore_index=True)
         table = _with_ctf(table, ctf)
         lacking = _write_particle_star(
@@ -692,10 +701,13 @@ def _with_ctf(table: pd.DataFrame, ctf) -> pd.DataFrame:
     return table.drop(columns=["micrograph"])
 
 
-def _write_particle_star(path: Path, rows, size: float, box_px: int, optics, microscope) -> None:
+def _write_particle_star(
+    path: Path, rows, size: float, box_px: int, optics, microscope
+) -> list[str]:
     """particles.star: the CTF file's optics groups (their columns kept, RELION's image
     columns added) or a new block (:func:`~tomoscribe.io.particlestacks.new_optics`),
-    voltage, Cs and amplitude contrast from ``microscope`` where neither gives them."""
+    voltage, Cs and amplitude contrast from ``microscope`` where neither gives them.
+    Returns the columns RELION 3.1+ needs that the block still lacks (voltage, Cs)."""
     import starfile
 
     from ..io.microscope import MICROSCOPE_LABELS
@@ -722,8 +734,6 @@ def _write_particle_star(path: Path, rows, size: float, box_px: int, optics, mic
 def _warn_of_what_relion_lacks(with_ctf: bool, lacking: list[str]) -> None:
     """Say what particles.star lacks that classify2d's CTF correction or RELION 3.1+
     needs: a defocus (no ``ctf_star``), voltage and Cs (``lacking``: their columns)."""
-    import warnings
-
     if with_ctf and not lacking:
         return
     what = ([] if with_ctf else ["no defocus"]) + [f"no {c}" for c in lacking]
