@@ -569,6 +569,9 @@ def test_a_single_particle_star_is_named_as_such(tmp_path, capsys):
     particles = pd.DataFrame({"rlnMicrographName": ["m1.mrc"], "rlnCoordinateX": [10.0],
                               "rlnCoordinateY": [20.0], "rlnOpticsGroup": [1]})  # fmt: skip
     starfile.write({"optics": optics, "particles": particles}, star)
-    assert main(["info", str(star)]) == 2
+    assert main(["convert", str(star), "-o", str(tmp_path / "out.csv")]) == 2
     err = capsys.readouterr().err
     assert "is a single-particle file" in err and "add the missing column" not in err
+    assert not (tmp_path / "out.csv").exists()
+    assert main(["info", str(star)]) == 0  # info says what it holds
+    assert "1 on 1 micrograph: m1 (1)" in capsys.readouterr().out

@@ -1069,6 +1069,17 @@ def test_simulate_micrographs_takes_one_number_as_a_square(tmp_path, capsys, siz
         assert read_volume(out / "micrographs" / "mic_000.mrc").shape == shape
 
 
+def test_too_few_places_to_annotate_names_the_flags_that_fix_it(tmp_path, capsys):
+    """A new user was told to change `annotate` and `boxes_per_set`, names no flag has."""
+    out = tmp_path / "sim"
+    argv = ["simulate", "micrographs", "-o", str(out), "--n", "1", "--size", "160"]
+    assert main([*argv, "--annotate", "1", "--boxes-per-set", "15"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # after "simulating 1 micrograph"
+    assert err[-1].startswith("error:") and "places for 15 boxes;" in err[-1], err
+    assert "(--annotate)" in err[-1] and "(--boxes-per-set)" in err[-1] and "`" not in err[-1]
+    assert not out.exists()
+
+
 def test_self_training_adds_confident_picks_away_from_the_drawn_boxes(picking_data, tmp_path):
     """The first round's confident picks become good patches cut where they are; picks
     within a box of a drawn box (any set) are not added; the set keeps its micrographs

@@ -18,15 +18,19 @@ def info(
         ...,
         help="A volume (.mrc, .tif, .zarr), a particle list (.star, .mod, .csv, .tbl, "
         "copick .json), a subtomogram dataset (.zarr), a training set (.trainset) or a "
-        "model (.tsm).",
+        "model (.tsm); on micrographs, picks (.star, .box, _info.json, .csv), particles "
+        "(.star), a micrograph list (.star), a picking training set (.tss) or a picker "
+        "(.tsp).",
     ),
     voxel_size: float = options.GivenVoxelSize,
     channel: int = options.Channel,
 ) -> None:
-    """Show a volume's shape, type, voxel size and origin, or a particle list's or a
-    subtomogram dataset's contents (as tomoscribe reads them)."""
+    """Show a volume's shape, type, voxel size and origin, or the contents of a particle
+    list, a subtomogram dataset, picks or particles on micrographs, a training set or a
+    model (as tomoscribe reads them)."""
     from ..errors import MissingVoxelSizeError
     from ..io import read_volume, read_volume_checked
+    from ..io.micrograph_summaries import single_particle_kind, single_particle_summary
     from ..io.summaries import (
         dataset_summary,
         is_particle_file,
@@ -35,6 +39,8 @@ def info(
     )
 
     summary = _network_file_summary(path)
+    if summary is None and single_particle_kind(path):
+        summary = single_particle_summary(path)
     if summary is not None:
         for line in summary:
             typer.echo(line)
@@ -65,7 +71,8 @@ def info(
 
 
 def _network_file_summary(path: Path) -> list[str] | None:
-    """The summary of a training set (.trainset) or model (.tsm), None for other files."""
+    """The summary of a training set (.trainset, .tss), model (.tsm) or picker (.tsp),
+    None for other files."""
     suffix = path.suffix.lower()
     if suffix == ".trainset":
         from ..segment.trainset import training_set_summary
@@ -75,6 +82,14 @@ def _network_file_summary(path: Path) -> list[str] | None:
         from ..segment.modelfile import model_summary
 
         return model_summary(path)
+    if suffix == ".tss":
+        from ..spa.trainset import trainset_summary
+
+        return trainset_summary(path)
+    if suffix == ".tsp":
+        from ..spa.picking import picker_summary
+
+        return picker_summary(path)
     return None
 
 

@@ -292,7 +292,7 @@ def open_particles(
                 f"{star} names image {index[stack_of == s][beyond][0] + 1} of {path}, "
                 f"which holds {shapes[path][0]}."
             )
-    merged = _with_optics(table, optics, star)
+    merged = with_optics(table, optics, star)
     _check_numbers(star, merged, ("rlnImageSize",) if pixel_size_A else _SAMPLING_COLUMNS)
     _check_image_size(star, merged, box)
     if pixel_size_A:
@@ -518,7 +518,15 @@ def _check_image_size(star: Path, table: pd.DataFrame, box: int) -> None:
     )
 
 
-def _with_optics(table: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -> pd.DataFrame:
+def with_optics(table: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -> pd.DataFrame:
+    """The particle rows with their optics group's columns joined on (the rows alone
+    where either has no ``rlnOpticsGroup``).
+
+    Raises
+    ------
+    InputFileError
+        A row names a group the block lacks, or the block lists a group twice.
+    """
     if optics is None or "rlnOpticsGroup" not in optics or "rlnOpticsGroup" not in table:
         return table
     table, optics = checked_optics_groups(table, optics, star)

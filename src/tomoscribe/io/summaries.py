@@ -118,7 +118,7 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
         lines.append(
             f"  subtomograms named: {int(table['image_name'].notna().sum())}" + _box_of(table)
         )
-    return lines + _ctf_volume_lines(table) + _microscope_lines(table)
+    return lines + _ctf_volume_lines(table) + microscope_lines(table)
 
 
 def _ctf_volume_lines(table: pd.DataFrame) -> list[str]:
@@ -148,10 +148,11 @@ def _box_of(table: pd.DataFrame) -> str:
     return " (" + " and ".join(f"{v:g}{power}" for v in sizes) + f" {unit})"
 
 
-def _microscope_lines(table: pd.DataFrame) -> list[str]:
+def microscope_lines(table: pd.DataFrame, fix: str = "extract") -> list[str]:
     """A line with the voltage, Cs and amplitude contrast a particle file records (a
     trial: ``info`` said nothing of them, and RELION 3.1+ refuses optics without the
-    first two), and that line's warning where subtomograms are named without them."""
+    first two), and that line's warning where images are named (``image_name``) without
+    them, naming the command ``fix`` whose flags give them."""
     from .microscope import MICROSCOPE_LABELS, REQUIRED_BY_RELION, SAID
 
     known = {column: _distinct(table, column) for column in MICROSCOPE_LABELS}
@@ -178,7 +179,7 @@ def _microscope_lines(table: pd.DataFrame) -> list[str]:
         flags = {"rlnVoltage": "--voltage", "rlnSphericalAberration": "--cs"}
         lines.append(
             f"  note: RELION 3.1+ refuses optics without {' and '.join(lacking)}; "
-            f"extract {' and '.join(flags[label] for label in lacking)} "
+            f"{fix} {' and '.join(flags[label] for label in lacking)} "
             + ("give them" if len(lacking) > 1 else "gives it")
         )
     return lines
@@ -286,7 +287,7 @@ def _centred_summary(path: Path, format_name: str, centred, err: Exception) -> l
 
 
 def _centred_optics(path: Path) -> list[str]:
-    """:func:`_box_of` and :func:`_microscope_lines` of a RELION 5 file whose centred Å
+    """:func:`_box_of` and :func:`microscope_lines` of a RELION 5 file whose centred Å
     cannot be placed without a tomograms.star (its optics are read all the same)."""
     from .formats.relion import optics_columns
 
@@ -297,7 +298,7 @@ def _centred_optics(path: Path) -> list[str]:
     named = []
     if "image_name" in table:
         named = [f"  subtomograms named: {len(table)}" + _box_of(table)]
-    return named + _ctf_volume_lines(table) + _microscope_lines(table)
+    return named + _ctf_volume_lines(table) + microscope_lines(table)
 
 
 def _centred_rows(path: Path) -> pd.DataFrame | None:

@@ -457,8 +457,8 @@ def annotator_boxes(
         if len(items) < n_per_set:
             raise ParameterError(
                 f"the annotated micrographs hold only {len(items)} {name} places for "
-                f"{n_per_set} boxes; annotate more micrographs (`annotate`), ask for fewer "
-                "boxes per set (`boxes_per_set`), or simulate larger micrographs."
+                f"{n_per_set} boxes (`n_per_set`).",
+                parameter="n_per_set",
             )
         chosen = (
             items

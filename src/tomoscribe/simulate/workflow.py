@@ -356,13 +356,23 @@ def simulate_micrographs_files(
         )
     found = load_templates(templates)
     ny, nx = params.shape
-    say(f"simulating {n} micrographs of {nx}×{ny}")
+    say(f"simulating {n} micrograph{'s' * (n != 1)} of {nx}×{ny}")
     truths = simulate_micrograph_set(found, n, list(defocus_um), carbon_fraction, params)
     boxes = None
     if annotate:
-        boxes = annotator_boxes(
-            dict(list(truths.items())[:annotate]), boxes_per_set, np.random.default_rng(params.seed)
-        )
+        try:
+            boxes = annotator_boxes(
+                dict(list(truths.items())[:annotate]),
+                boxes_per_set,
+                np.random.default_rng(params.seed),
+            )
+        except ParameterError as err:  # advice in this function's arguments
+            raise ParameterError(
+                str(err).removesuffix(" (`n_per_set`).")
+                + "; annotate more micrographs (`annotate`), ask for fewer boxes per set "
+                "(`boxes_per_set`) or simulate larger micrographs.",
+                parameter=["annotate", "boxes_per_set"],
+            ) from None
     vs = (params.pixel_size_A,) * 3
     with output_folder(out_dir, True, [], step="simulate micrographs") as staging:
         rows = []

@@ -346,3 +346,43 @@ def load_picker(path: str | os.PathLike) -> tuple[PickerEnsemble, dict]:
     picker = PickerEnsemble(pairs)
     load_into(picker, tensors, path, f"a picker of {pairs} pairs of networks")
     return picker.eval(), record
+
+
+def picker_summary(path: str | os.PathLike) -> list[str]:
+    """What ``tomoscribe info`` says of a picker file (read and checked as ``spa pick``
+    reads it): its networks, box and pixel size, threshold and how it was chosen,
+    self-training and the density check."""
+    _, record = load_picker(path)
+    training = record.get("training") or {}
+    calibration = training.get("calibration") or {}
+    held = calibration.get("held_out_boxes") or {}
+    how = (
+        "chosen on held-out boxes ("
+        + ", ".join(f"{n} {name}" for name, n in held.items())
+        + (f"; F1 {calibration['held_out_f1']:.2f}" if "held_out_f1" in calibration else "")
+        + ")"
+        if held
+        else "the default (too few boxes to hold out)"
+    )
+    pairs = record["pairs"]
+    lines = [
+        f"{path}: a two-network particle picker (`spa train`)",
+        f"  networks: {pairs} pair{'s' * (pairs != 1)} (good vs background, good vs bad)"
+        + (f", {training['steps']} steps each" if "steps" in training else ""),
+        f"  box: {record['box_px']} px at {float(record['pixel_size_A']):.4g} Å, "
+        f"micrographs shrunk {record['shrink']}×",
+        f"  threshold: {float(record['threshold']):.2f}, {how}",
+    ]
+    added = training.get("self_training") or {}
+    if added:
+        lines.append(
+            f"  self-training: {added.get('added', 0)} confident picks added"
+            + (f" ({added['why']})" if "why" in added else "")
+        )
+    density = record.get("density_range")
+    lines.append(
+        f"  density check: picks kept where the level is {density[0]:.1f} to {density[1]:.1f}"
+        if density
+        else "  density check: none (the training set kept no density levels)"
+    )
+    return lines

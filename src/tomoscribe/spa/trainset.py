@@ -349,3 +349,20 @@ def read_box_sets(
             )
         box_px = int(round(float(np.median(sizes))))
     return sets, int(box_px)
+
+
+def trainset_summary(path: str | os.PathLike) -> list[str]:
+    """What ``tomoscribe info`` says of a picking training set (read and checked as
+    ``spa train`` reads it): its boxes per set and micrographs, box and pixel size."""
+    record = load_trainset(path)["record"]
+    counts = record.get("counts") or {}
+    names = record.get("micrographs") or []
+    shown = ", ".join(names[:5]) + (f", … {len(names) - 5} more" if len(names) > 5 else "")
+    return [
+        f"{path}: a picking training set (`spa boxes`)",
+        "  boxes: "
+        + ", ".join(f"{counts.get(name, 0)} {name}" for name in SETS)
+        + f" on {len(names)} micrograph{'s' * (len(names) != 1)} ({shown})",
+        f"  box: {record['box_px']} px at {float(record['pixel_size_A']):.4g} Å, "
+        f"micrographs shrunk {record['shrink']}×",
+    ]
