@@ -379,3 +379,45 @@ def test_a_dynamo_table_tomoscribe_0_1_wrote_is_said_to_be_a_voxel_off(tmp_path)
     sidecar_path(table).write_text(json.dumps(record | {"version": "0.1.0"}))
     with pytest.warns(UserWarning, match="tomoscribe 0.1.0, which wrote Dynamo positions"):
         read_particles(table)
+
+
+def test_helical_priors_of_a_relion_file_are_read_as_the_filaments_directions(tmp_path, capsys):
+    """A trial: `pick --filament` wrote rlnAngleTiltPrior/PsiPrior, and extract and
+    convert (to CSV, Dynamo) dropped them without a word; they were never read.  The
+    priors here are RELION's of directions eulerangles turns the reference's z onto."""
+    from tomoscribe.cli.app import main
+    from tomoscribe.io import write_volume
+    from tomoscribe.volume import Volume
+
+    rng = np.random.default_rng(5)
+    tilt, psi = rng.uniform(5, 175, 6), rng.uniform(-180, 180, 6)
+    expected = relion_reference_to_particle(np.stack([np.zeros(6), tilt, psi], 1))[:, :, 2]
+    lines = [f"T {10 + 3 * k} 20 20 {k // 3 + 1} {tilt[k]:.6f} {psi[k]:.6f}" for k in range(6)]
+    star = tmp_path / "f.star"
+    star.write_text(
+        "data_particles\n\nloop_\n_rlnTomoName\n_rlnCoordinateX\n_rlnCoordinateY\n"
+        "_rlnCoordinateZ\n_rlnHelicalTubeID\n_rlnAngleTiltPrior\n_rlnAnglePsiPrior\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+    table = read_particles(star, 10.0)
+    assert np.allclose(table[["dir_x", "dir_y", "dir_z"]].to_numpy(), expected, atol=1e-6)
+    assert list(table["filament_id"]) == [0, 0, 0, 1, 1, 1]
+    # written again (extract, convert to CSV and back) they are the same priors
+    assert main(["convert", str(star), "-o", str(tmp_path / "f.csv"), "--voxel-size", "10"]) == 0
+    assert main(["convert", str(tmp_path / "f.csv"), "-o", str(tmp_path / "g.star")]) == 0
+    block = pd.read_csv(tmp_path / "f.csv")
+    assert np.allclose(block[["dir_x", "dir_y", "dir_z"]].to_numpy(), expected, atol=1e-6)
+    write_volume(tmp_path / "t.mrc", Volume(rng.normal(size=(40, 40, 40)).astype("f4"), 10.0))
+    extract = ["extract", str(tmp_path / "t.mrc"), str(star), "--box", "8", "--tomo-name", "T"]
+    assert main([*extract, "-o", str(tmp_path / "ex")]) == 0
+    for written in (tmp_path / "g.star", tmp_path / "ex" / "particles.star"):
+        import starfile
+
+        rows = starfile.read(written, always_dict=True)["particles"]
+        assert np.allclose(rows["rlnAngleTiltPrior"], tilt, atol=1e-4), written
+        assert np.allclose((rows["rlnAnglePsiPrior"] - psi + 180) % 360 - 180, 0, atol=1e-4)
+    # a format that cannot hold them says so
+    capsys.readouterr()
+    assert main(["convert", str(star), "-o", str(tmp_path / "f.tbl"), "--voxel-size", "10"]) == 0
+    assert "dropped filament ids, filament directions" in capsys.readouterr().out

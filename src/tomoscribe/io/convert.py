@@ -188,6 +188,8 @@ def _fitted(table, voxel, source, target, dst_fmt, drop_orientations: bool) -> t
         ("score", dst_fmt.holds_scores, "scores"),
         ("half", dst_fmt.holds_half_sets, "half sets"),  # went unsaid into .tbl and
         ("image_name", dst_fmt.holds_image_names, "subtomogram names"),  # copick (a trial)
+        ("filament_id", dst_fmt.holds_filaments, "filament ids"),  # .tbl, copick (a trial)
+        ("dir_x", dst_fmt.holds_directions, "filament directions"),
     ):
         if column in table and table[column].notna().any() and not holds:
             dropped.append(what)

@@ -1175,7 +1175,16 @@ def average_particle_file(
     priors = None
     if use_priors:
         if not {"rot", "tilt", "psi"} <= set(table):
-            raise InputFileError(f"{particles} has no angles to use as priors.")
+            axis = (  # a trial's filament picks: "no angles", though it had priors
+                " (its helical priors give each segment's axis, not its turn about it, "
+                "which a search from priors needs); average without `use_priors`"
+                if "dir_x" in table
+                else ""
+            )
+            raise InputFileError(
+                f"{particles} has no angles (rlnAngleRot/Tilt/Psi) to use as priors{axis}.",
+                parameter="use_priors" if axis else None,
+            )
         priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
     half = table["half"].to_numpy(float) if "half" in table else None
     (say or (lambda m: None))(

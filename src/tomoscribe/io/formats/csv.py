@@ -121,4 +121,6 @@ FORMAT = ParticleFormat(
     holds_scores=True,
     holds_half_sets=True,
     holds_image_names=True,
+    holds_filaments=True,
+    holds_directions=True,
 )

@@ -125,4 +125,5 @@ FORMAT = ParticleFormat(
     holds_voxel_size=True,
     holds_several_tomograms=False,
     holds_scores=False,
+    holds_filaments=True,
 )

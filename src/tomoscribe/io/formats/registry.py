@@ -45,6 +45,9 @@ class ParticleFormat:
     needs_voxel_size : the writer must be told the voxel size (it writes Å, not voxels).
     holds_half_sets, holds_image_names : the file can carry each particle's half set
         (RELION's ``rlnRandomSubset``) and its subtomogram's name (``rlnImageName``).
+    holds_filaments, holds_directions : the file can carry which filament a segment
+        belongs to (``rlnHelicalTubeID``; IMOD: one contour each) and its direction
+        (RELION's helical tilt and psi priors).
     """
 
     name: str
@@ -58,6 +61,8 @@ class ParticleFormat:
     needs_voxel_size: bool = False
     holds_half_sets: bool = False
     holds_image_names: bool = False
+    holds_filaments: bool = False
+    holds_directions: bool = False
 
 
 _registry: dict[str, ParticleFormat] = {}

@@ -28,6 +28,10 @@ Reading (through ``starfile``):
   others are kept).
 * **Tomograms.**  ``rlnTomoName`` (else ``rlnMicrographName``, as Warp writes) names
   each row's tomogram.
+* **Filaments.**  ``rlnHelicalTubeID`` (from 1) is ``filament_id`` (from 0); the
+  helical priors ``rlnAngleTiltPrior``/``rlnAnglePsiPrior`` are each segment's unit
+  direction ``dir_x/y/z`` (:func:`helical_directions`), written back as the same
+  priors (a trial: extract and convert dropped them without a word).
 * **Images.**  ``rlnImageName`` (subtomograms) is kept as ``image_name`` (and each
   one's 3D CTF volume, ``rlnCtfImage``, as ``ctf_image``; absolute where found, and
   written from the working folder as RELION reads them: :mod:`tomoscribe.io.image_names`), the
@@ -475,6 +479,9 @@ def read(
         table["filament_id"] = (
             pd.to_numeric(block["rlnHelicalTubeID"], errors="coerce").to_numpy() - 1
         )
+    if set(_PRIORS) <= set(block):  # a filament's direction (pick --filament writes it)
+        priors = _numeric(block, _PRIORS, path, "helical priors (rlnAngleTiltPrior/PsiPrior)")
+        table[["dir_x", "dir_y", "dir_z"]] = helical_directions(priors[:, 0], priors[:, 1])
     if "rlnImageName" in block:  # held as absolute paths; written relative again
         table["image_name"], ctf = _located_images(block, path)
         if ctf is not None:  # each image's 3D CTF (or missing-wedge) volume
@@ -770,6 +777,21 @@ def _warn_of_assumed_centre(path: Path, size_xyz) -> None:
     )
 
 
+#: RELION's helical priors, which give a filament segment's direction (tilt, psi).
+_PRIORS = ("rlnAngleTiltPrior", "rlnAnglePsiPrior")
+
+
+def helical_directions(tilt_deg, psi_deg) -> np.ndarray:
+    """Unit filament directions (n, 3) (x, y, z) of RELION's tilt and psi priors
+    (degrees): the inverse of :func:`helical_priors`, A(any rot, tilt, psi) ẑ =
+    (−sin tilt cos psi, sin tilt sin psi, cos tilt)."""
+    tilt = np.radians(np.asarray(tilt_deg, float).reshape(-1))
+    psi = np.radians(np.asarray(psi_deg, float).reshape(-1))
+    return np.stack(
+        [-np.sin(tilt) * np.cos(psi), np.sin(tilt) * np.sin(psi), np.cos(tilt)], axis=1
+    )
+
+
 def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """RELION's (tilt prior, psi prior) in degrees for unit filament directions (n, 3)
     (x, y, z): the angles whose rotation turns the reference's z axis onto each
@@ -858,10 +880,10 @@ def write(
         out["tomoscribeClassName"] = table["class_name"].astype(str)
     if "filament_id" in table:
         out["rlnHelicalTubeID"] = pd.to_numeric(table["filament_id"], errors="coerce") + 1
-        if {"dir_x", "dir_y", "dir_z"} <= set(table):
-            tilt, psi = helical_priors(table[["dir_x", "dir_y", "dir_z"]].to_numpy(float))
-            out["rlnAngleTiltPrior"] = tilt
-            out["rlnAnglePsiPrior"] = psi
+    if {"dir_x", "dir_y", "dir_z"} <= set(table):  # with or without a tube id (read so)
+        tilt, psi = helical_priors(table[["dir_x", "dir_y", "dir_z"]].to_numpy(float))
+        out["rlnAngleTiltPrior"] = tilt
+        out["rlnAnglePsiPrior"] = psi
     if "image_name" in table:
         here = Path(os.path.abspath(path)).parent  # names from the working folder (RELION)
         out["rlnImageName"] = [
@@ -1105,4 +1127,6 @@ FORMAT = ParticleFormat(
     needs_voxel_size=True,
     holds_half_sets=True,
     holds_image_names=True,
+    holds_filaments=True,
+    holds_directions=True,
 )
