@@ -787,9 +787,7 @@ def helical_directions(tilt_deg, psi_deg) -> np.ndarray:
     (−sin tilt cos psi, sin tilt sin psi, cos tilt)."""
     tilt = np.radians(np.asarray(tilt_deg, float).reshape(-1))
     psi = np.radians(np.asarray(psi_deg, float).reshape(-1))
-    return np.stack(
-        [-np.sin(tilt) * np.cos(psi), np.sin(tilt) * np.sin(psi), np.cos(tilt)], axis=1
-    )
+    return np.stack([-np.sin(tilt) * np.cos(psi), np.sin(tilt) * np.sin(psi), np.cos(tilt)], axis=1)
 
 
 def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
