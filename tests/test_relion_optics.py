@@ -432,3 +432,65 @@ def test_info_notes_subtomograms_relion_would_refuse(tmp_path, capsys):
         "RELION 3.1+ refuses optics without rlnSphericalAberration; extract --cs gives it" in said
     )
     assert "--voltage" not in said, said  # only the flag still needed
+
+
+def test_extract_takes_the_tilt_range_of_the_tilt_series_tomograms_star_names(
+    shared_data, tmp_path, capsys
+):
+    """A trial: RELION 5's tilt series file (rlnTomoNominalStageTiltAngle, −60…60° here)
+    was not read: extract wrote no missing wedge, "neither … records the tilt range"."""
+    row = _listed(shared_data)
+    series = shared_data / R5 / row["rlnTomoTiltSeriesStarFile"]
+    angles = next(iter(starfile.read(series, always_dict=True).values()))
+    low, high = angles["rlnTomoNominalStageTiltAngle"].agg(["min", "max"])
+    out = tmp_path / "ext"
+    assert _extract(shared_data, tmp_path, PICKS, out) == 0
+    err = capsys.readouterr().err
+    assert f"tilt range {low:g}…{high:g}° of {series.name}" in err and "neither" not in err
+    rows = starfile.read(out / "particles.star", always_dict=True)["particles"]
+    assert set(rows["tomoscribeTiltMinDeg"]) == {low} and set(rows["tomoscribeTiltMaxDeg"]) == {
+        high
+    }
+    assert (out / "wedge.mrc").is_file()
+    # a range given wins, with no word of the file's
+    assert _extract(shared_data, tmp_path, PICKS, tmp_path / "given", "--tilt-range", "-45,45") == 0
+    assert series.name not in capsys.readouterr().err
+    rows = starfile.read(tmp_path / "given" / "particles.star", always_dict=True)["particles"]
+    assert set(rows["tomoscribeTiltMinDeg"]) == {-45.0}
+    # picks that record their own range keep it; the tilt series' other range is said
+    again = ["extract", str(tmp_path / "TS_02.mrc"), str(tmp_path / "given" / "particles.star")]
+    again += [
+        "--box",
+        "16",
+        "--tomograms",
+        str(shared_data / TOMOGRAMS),
+        "-o",
+        str(tmp_path / "again"),
+    ]
+    assert main(again) == 0
+    assert f"record the tilt range -45…45° but {series.name}" in capsys.readouterr().err
+    rows = starfile.read(tmp_path / "again" / "particles.star", always_dict=True)["particles"]
+    assert set(rows["tomoscribeTiltMinDeg"]) == {-45.0}
+
+
+def test_rows_of_a_listed_tomogram_cut_from_a_file_of_another_name_take_its_microscope(
+    shared_data, tmp_path, capsys
+):
+    """A trial: TS_01's rows cut from a tomogram file of another name took TS_01's centre
+    from tomograms.star, but not its voltage and Cs ("no input file gives them")."""
+    star = _edited_tomograms_star(
+        shared_data, tmp_path / "tomograms.star", TS_01={"rlnVoltage": 120.0}
+    )
+    picks = starfile.read(shared_data / PICKS, always_dict=True)["particles"]
+    starfile.write(
+        {"particles": picks[picks["rlnTomoName"] == "TS_01"].iloc[1:2]}, tmp_path / "p.star"
+    )
+    tomogram = _tomogram(shared_data, tmp_path / "crop.mrc")
+    args = ["extract", str(tomogram), str(tmp_path / "p.star"), "--box", "16"]
+    assert main([*args, "--tomograms", str(star), "-o", str(tmp_path / "ext")]) == 0
+    assert "optics block gets no" not in capsys.readouterr().err
+    optics = starfile.read(tmp_path / "ext" / "particles.star", always_dict=True)["optics"]
+    assert optics["rlnVoltage"].tolist() == [120.0]
+    assert optics["rlnSphericalAberration"].tolist() == [
+        pytest.approx(_listed(shared_data, "TS_01")["rlnSphericalAberration"])
+    ]

@@ -757,6 +757,9 @@ def extract_from_files(
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
     check_is_tomogram(volume, tomogram)
     _warn_of_overruled_tilt_range([tomogram, particles], tilt_range_deg, name)
+    series, series_note = _tilt_series_range([tomogram, particles], listed, name)
+    series_note = None if tilt_range_deg else series_note  # a given range: nothing to say
+    tilt_range_deg = tilt_range_deg or series  # said once the work is done (series_note)
     acquisition = carried_acquisition(
         [tomogram, particles], volume.pixel_size_A, tilt_range_deg, tomo_name=name
     )  # refuses two tilt series
@@ -788,9 +791,11 @@ def extract_from_files(
     if picked_voxel_size_A is None:
         _warn_of_unrecorded_sampling(table, particles, tomogram, volume.pixel_size_A)
     kept = _with_microscope(
-        with_tilt_columns(kept, acquisition), microscope, "extract", listed.get(name)
+        with_tilt_columns(kept, acquisition), microscope, "extract", _entry_of(listed, name, kept)
     )
     extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
+    if series_note:
+        warnings.warn(series_note, stacklevel=2)
     wedge = _wedge_for_relion(acquisition, box)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite, wedge)
     inputs = [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else [])
@@ -808,6 +813,42 @@ def _record_extraction(out_dir: Path, settings: dict, inputs, n_picks, n_kept, a
         inputs,
         extra={"n_extracted": n_kept, "n_skipped": n_picks - n_kept, **acquisition},
     )
+
+
+def _entry_of(listed: dict, name: str, table: pd.DataFrame) -> dict | None:
+    """Tomogram ``name``'s entry of tomograms.star (``listed``), else that of the one
+    tomogram the rows name (a trial: rows of TS_01 cut from a file of another name took
+    TS_01's centre from tomograms.star but not its voltage and Cs)."""
+    if name in listed:
+        return listed[name]
+    names = table["tomo_name"].astype(str).unique() if "tomo_name" in table else []
+    return listed.get(names[0]) if len(names) == 1 else None
+
+
+def _tilt_series_range(paths, listed: dict, name: str) -> tuple:
+    """The tilt range of tomogram ``name``'s tilt series as RELION 5's tomograms.star
+    names it (``listed``), where the inputs record none, and the sentence that says
+    so (theirs is used where they record one; a disagreement is the sentence then):
+    ``(None, None)`` where there is nothing to use or say."""
+    entry = listed.get(name) or {}
+    series = entry.get("tilt_range_deg")
+    if series is None:
+        return None, None
+    recorded = acquisition_of(paths, "tilt_range_deg", tomo_name=name).tilt_range_deg
+    file = Path(entry["tilt_series_file"]).name
+    if recorded is None:
+        return tuple(series), (
+            f"the folder's missing wedge and tilt columns are of the tilt range "
+            f"{series[0]:g}…{series[1]:g}° of {file} (the tilt series tomograms.star names "
+            f"for {name})."
+        )
+    if not same_tilt_range(recorded, series):
+        return None, (
+            f"the inputs record the tilt range {recorded[0]:g}…{recorded[1]:g}° but {file} "
+            f"(the tilt series tomograms.star names for {name}) spans "
+            f"{series[0]:g}…{series[1]:g}°; the inputs' is used."
+        )
+    return None, None
 
 
 def _warn_of_overruled_tilt_range(paths, given, name: str) -> None:

@@ -142,8 +142,11 @@ def read_star_blocks(path: Path) -> dict:
 
 def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     """RELION 5 ``tomograms.star``: per tomogram name, ``size_xyz`` (unbinned pixels),
-    ``pixel_size_A`` (tilt series), ``binning``, ``tomogram_file`` (may be empty) and
-    ``microscope`` (``voltage_kV``, ``cs_mm``, ``amplitude_contrast`` where given)."""
+    ``pixel_size_A`` (tilt series), ``binning``, ``tomogram_file`` (may be empty),
+    ``microscope`` (``voltage_kV``, ``cs_mm``, ``amplitude_contrast`` where given) and
+    ``tilt_range_deg`` ((min, max) of the tilt series' own STAR file,
+    :func:`tilt_series_range`; None where it names none or it cannot be read) with
+    ``tilt_series_file``."""
     path = Path(path)
     if not path.is_file():
         raise missing_file(path)
@@ -167,6 +170,7 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
                         "binning": float(row.get("rlnTomoTomogramBinning", 1.0)),
                         "tomogram_file": str(row.get("rlnTomoReconstructedTomogram", "")),
                         "microscope": _microscope_of(row, path),
+                        **_tilt_series_of(row, path),
                     }
                 except (TypeError, ValueError) as err:
                     raise InputFileError(
@@ -184,6 +188,55 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     raise InputFileError(
         f"{path} is not a RELION tomograms.star (it lacks {', '.join(sorted(needed))})."
     )
+
+
+def _tilt_series_of(row: dict, path: Path) -> dict:
+    """``tilt_range_deg`` and ``tilt_series_file`` of a tomograms.star row: its
+    ``rlnTomoTiltSeriesStarFile`` (named from the RELION project's folder, which holds
+    ``Tomograms/``: found by trying the folders above tomograms.star) and the range of
+    the tilt angles there (a trial: extract wrote no missing wedge, "neither the
+    tomogram nor the picks record the tilt range", though RELION's files did)."""
+    name = str(row.get("rlnTomoTiltSeriesStarFile") or "").strip()
+    if not name:
+        return {"tilt_range_deg": None, "tilt_series_file": None}
+    relative = Path(name)
+    found = next(
+        (
+            folder / relative
+            for folder in (path.parent, *path.parent.parents)
+            if (folder / relative).is_file()
+        ),
+        None,
+    )
+    return {"tilt_range_deg": tilt_series_range(found), "tilt_series_file": found}
+
+
+#: A RELION 5 tilt series' tilt angle per image: the stage's nominal angle, else the
+#: refined one.
+_TILT_LABELS = ("rlnTomoNominalStageTiltAngle", "rlnTomoYTilt")
+
+
+def tilt_series_range(path: Path | None) -> tuple[float, float] | None:
+    """(min, max) degrees of a RELION 5 tilt series STAR file's tilt angles
+    (:data:`_TILT_LABELS`), None where ``path`` is None or unreadable, or its angles are
+    not numbers within ±90° spanning more than 0°."""
+    if path is None:
+        return None
+    try:
+        blocks = read_star_blocks(Path(path))
+    except InputFileError:
+        return None
+    for block in blocks.values():
+        if not isinstance(block, pd.DataFrame):
+            continue
+        label = next((c for c in _TILT_LABELS if c in block), None)
+        if label is None:
+            continue
+        angles = pd.to_numeric(block[label], errors="coerce").to_numpy(float)
+        if len(angles) and np.isfinite(angles).all() and np.all(np.abs(angles) <= 90):
+            low, high = float(angles.min()), float(angles.max())
+            return (round(low, 2), round(high, 2)) if high > low else None
+    return None
 
 
 def _microscope_of(row: dict, path: Path) -> dict:
