@@ -757,9 +757,9 @@ def extract_from_files(
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
     check_is_tomogram(volume, tomogram)
     _warn_of_overruled_tilt_range([tomogram, particles], tilt_range_deg, name)
-    series, series_note = _tilt_series_range([tomogram, particles], listed, name)
-    series_note = None if tilt_range_deg else series_note  # a given range: nothing to say
-    tilt_range_deg = tilt_range_deg or series  # said once the work is done (series_note)
+    tilt_range_deg, series_note = _tilt_series_range(  # said once the work is done
+        [tomogram, particles], listed, name, tilt_range_deg
+    )
     acquisition = carried_acquisition(
         [tomogram, particles], volume.pixel_size_A, tilt_range_deg, tomo_name=name
     )  # refuses two tilt series
@@ -825,15 +825,15 @@ def _entry_of(listed: dict, name: str, table: pd.DataFrame) -> dict | None:
     return listed.get(names[0]) if len(names) == 1 else None
 
 
-def _tilt_series_range(paths, listed: dict, name: str) -> tuple:
-    """The tilt range of tomogram ``name``'s tilt series as RELION 5's tomograms.star
-    names it (``listed``), where the inputs record none, and the sentence that says
-    so (theirs is used where they record one; a disagreement is the sentence then):
-    ``(None, None)`` where there is nothing to use or say."""
+def _tilt_series_range(paths, listed: dict, name: str, given) -> tuple:
+    """The tilt range to use: ``given``, else (where the inputs record none) that of
+    tomogram ``name``'s tilt series as RELION 5's tomograms.star names it (``listed``),
+    with the sentence that says so (the inputs' record is used where they have one; a
+    disagreement is the sentence then); None for either where there is none."""
     entry = listed.get(name) or {}
     series = entry.get("tilt_range_deg")
-    if series is None:
-        return None, None
+    if given is not None or series is None:
+        return given, None
     recorded = acquisition_of(paths, "tilt_range_deg", tomo_name=name).tilt_range_deg
     file = Path(entry["tilt_series_file"]).name
     if recorded is None:
