@@ -769,12 +769,7 @@ def extract_from_files(
     others = [n for n in listed if n != name] if explicit or name in listed else ()
     table = _rows_of(table, name, particles, explicit, tomogram_stem(tomogram), others)
     table = positions_on(table, volume, picked_voxel_size_A, (tomogram, particles), voxel_size_A)
-    if explicit or name in listed:  # a known name, not a guess from the file's stem
-        table = named_as(table, name)
-    elif "tomo_name" not in table:
-        table["tomo_name"] = name
-    if len(table) == 0:
-        raise AnnotationError(f"{particles} lists no particles.")
+    table = _named_rows(table, name, explicit or name in listed, particles)
     check_inside(table, volume.shape, str(particles))
     _check_box_fits(box, volume.shape, edge)
     _warn_of_odd_box(box)
@@ -813,6 +808,24 @@ def _record_extraction(out_dir: Path, settings: dict, inputs, n_picks, n_kept, a
         inputs,
         extra={"n_extracted": n_kept, "n_skipped": n_picks - n_kept, **acquisition},
     )
+
+
+def _named_rows(table: pd.DataFrame, name: str, known: bool, particles) -> pd.DataFrame:
+    """The rows under tomogram ``name`` where it is ``known`` (given, or listed in
+    tomograms.star: not a guess from the file's stem), else under their own names (or
+    ``name`` where they have none).
+
+    Raises
+    ------
+    AnnotationError
+        No rows."""
+    if known:
+        table = named_as(table, name)
+    elif "tomo_name" not in table:
+        table["tomo_name"] = name
+    if len(table) == 0:
+        raise AnnotationError(f"{particles} lists no particles.")
+    return table
 
 
 def _entry_of(listed: dict, name: str, table: pd.DataFrame) -> dict | None:
