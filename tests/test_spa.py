@@ -13,6 +13,7 @@ import mrcfile
 import numpy as np
 import pandas as pd
 import pytest
+import skimage.feature
 import starfile
 import torch
 
@@ -38,7 +39,7 @@ from tomoscribe.simulate.micrographs import (
     simulate_micrograph,
     simulate_micrograph_set,
 )
-from tomoscribe.spa.micrographs import shrink_and_normalise
+from tomoscribe.spa.micrographs import shrink_and_normalise, to_full, to_shrunk
 from tomoscribe.spa.network import (
     TURNS_DEG,
     augment,
@@ -48,10 +49,12 @@ from tomoscribe.spa.network import (
     turned_copies,
 )
 from tomoscribe.spa.picking import (
+    SPOT_SPREAD_LIMIT,
     crowded,
     load_picker,
     pick_micrograph,
     refine_peaks,
+    spot_spread,
 )
 from tomoscribe.spa.reference import ncc_pick_micrograph, references_from_patches
 from tomoscribe.spa.scoring import score_simulated
@@ -473,6 +476,45 @@ def test_a_pick_with_a_particle_like_neighbour_is_crowded():
     pick = np.array([[(4 * 11 + 2) * shrink - 0.5, (4 * 10 + 2) * shrink - 0.5]])
     assert not crowded(coarse[:, :12], pick, shrink, box, 0.75 * box).any()
     assert crowded(coarse, pick, shrink, box, 40).all()
+
+
+def test_a_pick_on_merged_spots_is_crowded():
+    """Particles touching in an aggregate (0.6–0.85 diameter apart: under two grid
+    steps) give network 1 one spot, which the neighbour test cannot split, but a long
+    one; one particle's spot (σ = 0.75 step, the networks' target) is round and kept."""
+    shrink, box = 3, 54
+    rows, cols = np.mgrid[0:40, 0:40].astype(float)
+
+    def blob(*centres):
+        spots = sum(
+            np.exp(-((cols - c) ** 2 + (rows - r) ** 2) / (2 * 0.75**2)) for c, r in centres
+        )
+        return (0.9 * spots / spots.max()).astype(np.float32)
+
+    def at_peak(coarse):
+        peaks = skimage.feature.peak_local_max(coarse, min_distance=1, threshold_abs=0.5)
+        assert len(peaks) == 1  # one spot: no neighbour to find
+        row, col = peaks[0]
+        return to_full(np.array([[4 * col + 1.5, 4 * row + 1.5]]), shrink)
+
+    single = blob((10, 10))
+    assert spot_spread(single, np.array([[41.5, 41.5]]))[0] < 0.5
+    assert not crowded(single, at_peak(single), shrink, box, 0.75 * box).any()
+    row = blob((10, 10), (11.5, 10), (12.9, 10))  # three in a row, 17–18 px apart
+    corner = blob((10, 10), (11.75, 10), (10, 11.75))  # three in an L, 21 px apart
+    isolated = [(x, y) for x in (25, 32) for y in (5, 15, 25, 32)]
+    for merged in (row, corner):
+        pick = at_peak(merged)
+        assert spot_spread(merged, to_shrunk(pick, shrink))[0] > SPOT_SPREAD_LIMIT
+        # among a micrograph's isolated particles (whose spots set the median)
+        coarse = np.maximum(merged, blob(*isolated[:1]))
+        for spot in isolated[1:]:
+            coarse = np.maximum(coarse, blob(spot))
+        picks = np.concatenate([pick, to_full(np.array(isolated) * 4 + 1.5, shrink)])
+        assert crowded(coarse, picks, shrink, box, 0.75 * box).tolist() == [True] + [False] * 8
+        assert not crowded(coarse, picks, shrink, box, 0).any()  # 0: every pick kept
+        # alone, or where every spot is as wide, it is not told from the others
+        assert not crowded(merged, pick, shrink, box, 0.75 * box).any()
 
 
 def test_held_out_threshold_separates_and_splits_sets():
