@@ -575,3 +575,31 @@ def test_a_single_particle_star_is_named_as_such(tmp_path, capsys):
     assert not (tmp_path / "out.csv").exists()
     assert main(["info", str(star)]) == 0  # info says what it holds
     assert "1 on 1 micrograph: m1 (1)" in capsys.readouterr().out
+
+
+def test_relion5_picks_find_their_tomograms_through_the_optimisation_set(
+    shared_data, tmp_path, capsys
+):
+    """A trial: convert demanded --tomograms for RELION 5 picks whose optimisation set
+    beside them names tomograms.star (extract found it there)."""
+    project = shared_data / "formats" / "relion5_project"
+    picks = project / "Picks" / "job_picks" / "particles.star"
+    assert main(["convert", str(picks), "-o", str(tmp_path / "found.csv")]) == 0
+    given = ["--tomograms", str(project / "Tomograms" / "job_tomo" / "tomograms.star")]
+    assert main(["convert", str(picks), "-o", str(tmp_path / "given.csv"), *given]) == 0
+    found, named = (pd.read_csv(tmp_path / f"{n}.csv") for n in ("found", "given"))
+    assert len(found) == 5 and found[["x", "y", "z"]].equals(named[["x", "y", "z"]])
+    # TS_02's second pick: centred (159.92, -362.09, 9.08) Å about the middle of 84 × 136
+    # × 44 pixels of 10.52 Å
+    assert np.allclose(found.iloc[4][["x", "y", "z"]].astype(float),
+                       [42 + 159.92 / 10.52, 68 - 362.09 / 10.52, 22 + 9.08 / 10.52])  # fmt: skip
+
+
+def test_clean_on_relion_pseudo_subtomograms_names_the_reason(shared_data, tmp_path, capsys):
+    """A trial: clean answered "give its tomograms.star (--tomograms …)", an option clean
+    does not have; the reason is that the images are not subtomograms."""
+    refined = shared_data / "formats/relion5_project/Refine3D/job_refine/run_it050_data.star"
+    assert main(["clean", str(refined), "-k", "2", "-o", str(tmp_path / "c.star")]) == 2
+    err = capsys.readouterr().err
+    assert "pseudo-subtomograms" in err and "--tomograms" not in err
+    assert not (tmp_path / "c.star").exists()

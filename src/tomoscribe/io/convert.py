@@ -343,7 +343,8 @@ def convert_particles(
     tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates; the size (z,
         y, x voxels) also goes into an IMOD model's header (default: as the source
         records it, :func:`recorded_tomogram_shape`, for copick picks the run's
-        tomogram; binned with the coordinates).
+        tomogram; binned with the coordinates); ``tomograms`` defaults to the
+        tomograms.star the RELION 5 optimisation set beside a STAR source names.
     drop_orientations : allow writing a format that holds no orientation.
 
     Returns
@@ -359,6 +360,10 @@ def convert_particles(
         )
     source, target = _location(source), _location(target)
     src_fmt, dst_fmt = _format(source), _format(target)
+    if tomograms is None and src_fmt.name == "relion" and not is_copick_location(source):
+        from .placement import optimisation_tomograms
+
+        tomograms = optimisation_tomograms(source)  # RELION 5's set beside it, as extract
     wanted = (tomo_name,) if tomo_name else ()
     table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms, wanted)
     table[_SOURCE_ROW] = range(len(table))

@@ -989,6 +989,7 @@ def clean_particle_file(
     from .classes2d import classify_images
 
     _check_star_in_and_out(particles, output, "clean")
+    check_subtomogram_files(particles)  # RELION 5's 2D stacks: the reason, not a flag
     table = read_particles(particles)
     beside = particles.parent / "projections.mrcs"
     # the projections are the rows' only when both came from one extract, unchanged
