@@ -421,3 +421,37 @@ def test_helical_priors_of_a_relion_file_are_read_as_the_filaments_directions(tm
     capsys.readouterr()
     assert main(["convert", str(star), "-o", str(tmp_path / "f.tbl"), "--voxel-size", "10"]) == 0
     assert "dropped filament ids, filament directions" in capsys.readouterr().out
+
+
+def test_helical_priors_of_pre_oriented_subtomograms_are_turned_into_the_tomogram(
+    tmp_path, shared_data
+):
+    """RELION 5 keeps a pre-oriented subtomogram's angles and priors in its own frame
+    (rlnTomoSubtomogramRot/Tilt/Psi): the direction in the tomogram is A_subtomogram
+    times the priors' one.  Priors without tube ids (RELION 5's 90°, 0° on every
+    pre-oriented subtomogram of a Class3D run) are not filament directions."""
+    rng = np.random.default_rng(8)
+    sub = rng.uniform(-180, 180, (4, 3))
+    sub[:, 1] = rng.uniform(5, 175, 4)
+    tilt, psi = rng.uniform(5, 175, 4), rng.uniform(-180, 180, 4)
+    local = relion_reference_to_particle(np.stack([np.zeros(4), tilt, psi], 1))[:, :, 2]
+    expected = np.einsum("nij,nj->ni", relion_reference_to_particle(sub), local)
+    rows = [
+        f"T {10 + k} 20 20 1 {sub[k, 0]:.6f} {sub[k, 1]:.6f} {sub[k, 2]:.6f} "
+        f"{tilt[k]:.6f} {psi[k]:.6f}"
+        for k in range(4)
+    ]
+    star = tmp_path / "s.star"
+    star.write_text(
+        "data_particles\n\nloop_\n_rlnTomoName\n_rlnCoordinateX\n_rlnCoordinateY\n"
+        "_rlnCoordinateZ\n_rlnHelicalTubeID\n_rlnTomoSubtomogramRot\n_rlnTomoSubtomogramTilt\n"
+        "_rlnTomoSubtomogramPsi\n_rlnAngleTiltPrior\n_rlnAnglePsiPrior\n" + "\n".join(rows) + "\n"
+    )
+    table = read_particles(star, 10.0)
+    assert np.allclose(table[["dir_x", "dir_y", "dir_z"]].to_numpy(), expected, atol=1e-6)
+    project = shared_data / "formats" / "relion5_project"
+    classes = read_particles(
+        project / "Class3D/job_class3d/run_it025_data.star",
+        tomograms=project / "Tomograms/job_tomo/tomograms.star",
+    )
+    assert len(classes) == 10 and "dir_x" not in classes

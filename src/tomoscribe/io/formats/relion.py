@@ -28,10 +28,13 @@ Reading (through ``starfile``):
   others are kept).
 * **Tomograms.**  ``rlnTomoName`` (else ``rlnMicrographName``, as Warp writes) names
   each row's tomogram.
-* **Filaments.**  ``rlnHelicalTubeID`` (from 1) is ``filament_id`` (from 0); the
-  helical priors ``rlnAngleTiltPrior``/``rlnAnglePsiPrior`` are each segment's unit
-  direction ``dir_x/y/z`` (:func:`helical_directions`), written back as the same
-  priors (a trial: extract and convert dropped them without a word).
+* **Filaments.**  ``rlnHelicalTubeID`` (from 1) is ``filament_id`` (from 0); beside
+  it, the helical priors ``rlnAngleTiltPrior``/``rlnAnglePsiPrior`` are each segment's
+  unit direction ``dir_x/y/z`` (:func:`helical_directions`; turned by
+  ``A_subtomogram`` for RELION 5's pre-oriented subtomograms, whose priors are in their
+  frame), written back as priors (a trial: extract and convert dropped them without a
+  word).  Priors without tube ids (RELION 5 writes 90°, 0° for every pre-oriented
+  subtomogram) are not read as directions.
 * **Images.**  ``rlnImageName`` (subtomograms) is kept as ``image_name`` (and each
   one's 3D CTF volume, ``rlnCtfImage``, as ``ctf_image``; absolute where found, and
   written from the working folder as RELION reads them: :mod:`tomoscribe.io.image_names`), the
@@ -532,9 +535,11 @@ def read(
         table["filament_id"] = (
             pd.to_numeric(block["rlnHelicalTubeID"], errors="coerce").to_numpy() - 1
         )
-    if set(_PRIORS) <= set(block):  # a filament's direction (pick --filament writes it)
+    if {"rlnHelicalTubeID", *_PRIORS} <= set(block):  # filaments' directions (pick writes
+        # them); RELION 5's priors of pre-oriented subtomograms are in their frame
         priors = _numeric(block, _PRIORS, path, "helical priors (rlnAngleTiltPrior/PsiPrior)")
-        table[["dir_x", "dir_y", "dir_z"]] = helical_directions(priors[:, 0], priors[:, 1])
+        directions = helical_directions(priors[:, 0], priors[:, 1])
+        table[["dir_x", "dir_y", "dir_z"]] = directions if sub is None else sub.apply(directions)
     if "rlnImageName" in block:  # held as absolute paths; written relative again
         table["image_name"], ctf = _located_images(block, path)
         if ctf is not None:  # each image's 3D CTF (or missing-wedge) volume
