@@ -64,6 +64,35 @@ def test_info_on_relion5_centred_picks_and_other_star_files(shared_data, capsys)
     assert len(err.strip().splitlines()) == 1
 
 
+def test_info_on_relion5_classes_half_sets_and_tomograms_star(shared_data, capsys):
+    """A trial: info left out a Class3D file's classes and half sets (shown for the same
+    rows converted to CSV) and refused tomograms.star (exit 2)."""
+    project = shared_data / "formats" / "relion5_project"
+    classes = project / "Class3D" / "job_class3d" / "run_it025_data.star"
+    block = starfile.read(classes, always_dict=True)["particles"]
+    code, out, _ = _info(classes, capsys)
+    counts = block["rlnClassNumber"].value_counts().sort_index()
+    assert code == 0 and "classes: " + ", ".join(f"{k} ({n})" for k, n in counts.items()) in out
+    halves = block["rlnRandomSubset"].value_counts().sort_index()
+    assert "half sets: " + ", ".join(f"{k} ({n})" for k, n in halves.items()) in out
+    assert "pre-oriented by rlnTomoSubtomogramRot/Tilt/Psi" in out
+    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    code, out, err = _info(tomograms, capsys)
+    assert code == 0, err
+    rows = starfile.read(tomograms, always_dict=True)["global"]
+    assert f"tomograms: {len(rows)}" in out
+    for row in rows.itertuples():
+        series = starfile.read(project / row.rlnTomoTiltSeriesStarFile, always_dict=True)
+        tilts = next(iter(series.values()))["rlnTomoNominalStageTiltAngle"]
+        size = f"{row.rlnTomoSizeX:g} × {row.rlnTomoSizeY:g} × {row.rlnTomoSizeZ:g}"
+        assert (
+            f"{row.rlnTomoName}: {size} pixels of {row.rlnTomoTiltSeriesPixelSize:g} Å "
+            f"(tilt series), binning {row.rlnTomoTomogramBinning:g}; tilts "
+            f"{tilts.min():g}…{tilts.max():g}°, {row.rlnVoltage:g} kV, "
+            f"Cs {row.rlnSphericalAberration:g} mm"
+        ) in out
+
+
 def test_info_describes_a_subtomogram_dataset(tmp_path, capsys):
     from tomoscribe.simulate.subtomograms import save_dataset
 

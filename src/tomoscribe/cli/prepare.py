@@ -36,11 +36,14 @@ def info(
         is_particle_file,
         is_subtomogram_dataset,
         particle_file_summary,
+        tomograms_star_summary,
     )
 
     summary = _network_file_summary(path)
     if summary is None and single_particle_kind(path):
         summary = single_particle_summary(path)
+    if summary is None and path.is_file():
+        summary = tomograms_star_summary(path)
     if summary is not None:
         for line in summary:
             typer.echo(line)

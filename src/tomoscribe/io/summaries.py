@@ -272,6 +272,8 @@ def _copick_in_angstrom(path: Path) -> list[str]:
 def _centred_summary(path: Path, format_name: str, centred, err: Exception) -> list[str]:
     """Lines describing a RELION 5 file of centred Å (rows ``centred``) that cannot be
     placed without its tomograms.star (``err``: why; said unless it is that)."""
+    oriented = "rlnAngleRot" in centred
+    pre = "rlnTomoSubtomogramRot" in centred  # a trial: classes, halves, this unsaid
     return (
         [
             f"{path} ({format_name})",
@@ -279,11 +281,54 @@ def _centred_summary(path: Path, format_name: str, centred, err: Exception) -> l
             "  positions: Å from each tomogram's centre (RELION 5); extract and convert "
             "place them with the tomogram or its tomograms.star",
             "  orientations: "
-            + ("rot, tilt, psi" if "rlnAngleRot" in centred else "none recorded"),
+            + ("rot, tilt, psi" if oriented else "none recorded")
+            + (
+                " of subtomograms pre-oriented by rlnTomoSubtomogramRot/Tilt/Psi (read composed)"
+                if pre
+                else ""
+            ),
+        ]
+        + [
+            f"  {what}: " + _counts(centred[label])
+            for label, what in (("rlnClassNumber", "classes"), ("rlnRandomSubset", "half sets"))
+            if label in centred
         ]
         + ([] if "centred" in str(err) else [f"  note: {err}"])
         + _centred_optics(path)
     )
+
+
+def tomograms_star_summary(path: str | os.PathLike) -> list[str] | None:
+    """Lines describing a RELION 5 ``tomograms.star`` (each tomogram's size, pixel size,
+    binning, microscope and tilt range, as extract and convert read them), None for a
+    file that is not one (a trial: info refused it, exit 2)."""
+    from .formats.relion import read_tomograms_star
+
+    path = Path(path)
+    if path.suffix.lower() != ".star" or "rlnTomoSizeX" not in path.read_text(errors="replace"):
+        return None
+    listed = read_tomograms_star(path)
+    lines = [f"{path} (RELION 5 tomograms.star)", f"  tomograms: {len(listed)}"]
+    for name, entry in list(listed.items())[:20]:
+        size = " × ".join(f"{v:g}" for v in entry["size_xyz"])
+        tilt = entry.get("tilt_range_deg")
+        said = entry["microscope"]
+        lines.append(
+            f"  {name}: {size} pixels of {entry['pixel_size_A']:g} Å (tilt series), binning "
+            f"{entry['binning']:g}; "
+            + (f"tilts {tilt[0]:g}…{tilt[1]:g}°" if tilt else "tilt range not found")
+            + "".join(_SAID_SHORT[k].format(v) for k, v in said.items())
+        )
+    if len(listed) > 20:
+        lines.append(f"  … {len(listed) - 20} more")
+    return lines
+
+
+_SAID_SHORT = {
+    "voltage_kV": ", {:g} kV",
+    "cs_mm": ", Cs {:g} mm",
+    "amplitude_contrast": ", amplitude contrast {:g}",
+}
 
 
 def _centred_optics(path: Path) -> list[str]:
