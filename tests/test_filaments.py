@@ -506,3 +506,29 @@ def test_scoring_can_leave_out_tubes_the_data_do_not_hold():
     # has both ends seen) are not a tube to find either
     speck = score_centrelines([], [axis], R, min_length=2 * R, seen=[x % 2 == 0])
     assert (speck["n_true"], speck["n_unseen"]) == (0, 1)
+
+
+def test_the_filament_tables_curvature_is_the_lines_not_its_wiggles():
+    """A trial: a straight microtubule's traced axis (wiggling about a voxel) read a
+    mean curvature of 6–12/µm and at most 39–44/µm (bend radii of 25 nm) over ±5 nm
+    chords.  Analytic lines at 10.52 Å voxels, a voxel between points."""
+    from tomoscribe.structure.filaments import filament_table
+
+    rng = np.random.default_rng(0)
+    voxel, step_nm = 10.52, 1.052
+    direction = np.array([0.3, 0.9, 0.2]) / np.linalg.norm([0.3, 0.9, 0.2])
+    straight = np.arange(140)[:, None] * direction  # 147 nm, as the real crop's tube
+    radius = 500 / step_nm  # a 500 nm bend radius: 2/µm
+    turn = np.arange(300) / radius
+    arc = np.stack([np.full_like(turn, 5.0), radius * np.sin(turn), radius * (1 - np.cos(turn))], 1)
+    table = filament_table([straight, arc], voxel)
+    assert table["mean_curvature_per_um"][0] < 1e-6
+    assert table["mean_curvature_per_um"][1] == pytest.approx(2.0, rel=0.01)
+    assert table["max_curvature_per_um"][1] == pytest.approx(2.0, rel=0.01)
+    wiggles = [line + rng.normal(0, 0.5, line.shape) for line in (straight, arc)]
+    noisy = filament_table(wiggles, voxel)
+    assert noisy["mean_curvature_per_um"][0] < 1.5 and noisy["max_curvature_per_um"][0] < 3.0
+    assert noisy["mean_curvature_per_um"][1] == pytest.approx(2.0, abs=0.4)
+    assert table["length_nm"][0] == pytest.approx(139 * step_nm, rel=1e-6)
+    short = filament_table([straight[:8]], voxel)  # 7 nm: too short to tell
+    assert np.isnan(short["mean_curvature_per_um"][0])
