@@ -103,3 +103,21 @@ def test_damaged_page_chains_do_not_hang(name):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_stack_saved_as_imagej_channels_is_told_how_to_save_it_as_slices(tmp_path, capsys):
+    """A trial's mask, saved with tifffile.imwrite(…, imagej=True) and no axes, was a
+    44-channel image to tifffile and ImageJ, and `pick` answered "choose one with
+    --channel" (pick has none); the advice given reads it as the volume it was."""
+    from tomoscribe.cli.app import main
+
+    mask = (np.random.default_rng(0).random((12, 16, 16)) > 0.5).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "mask.tif", mask, imagej=True)
+    with pytest.raises(InputFileError, match=r"slices of one volume .*'axes': 'ZYX'"):
+        read_volume(tmp_path / "mask.tif", voxel_size_A=10.0)
+    pick = ["pick", str(tmp_path / "mask.tif"), "-f", "m", "--voxel-size", "10"]
+    assert main([*pick, "-o", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no --channel option" in err[0] and "'ZYX'" in err[0], err
+    tifffile.imwrite(tmp_path / "again.tif", mask, imagej=True, metadata={"axes": "ZYX"})
+    np.testing.assert_array_equal(read_volume(tmp_path / "again.tif", 10.0).load(), mask)

@@ -190,9 +190,16 @@ def _select_channel(path: Path, data: np.ndarray, axes: str, channel: int | None
         count = data.shape[wide[0]]
         kind = "colour samples per pixel" if axes[wide[0]] == "S" else "channels"
         if channel is None:
+            slices = (  # a trial's mask, written as tifffile writes a 3D array to ImageJ
+                ", or, if they are the slices of one volume (tifffile.imwrite(…, "
+                "imagej=True) writes a 3D array as channels unless given metadata="
+                "{'axes': 'ZYX'}), save it again with that"
+                if axes[wide[0]] == "C" and "Z" not in axes
+                else ""
+            )
             raise InputFileError(
                 f"{path} is a colour or multi-channel image ({count} {kind}, axes {axes}); "
-                f"choose one with `channel=0..{count - 1}`.",
+                f"choose one with `channel=0..{count - 1}`{slices}.",
                 parameter="channel",
             )
         if not 0 <= channel < count:
