@@ -84,6 +84,41 @@ def fourier_crop(volumes: torch.Tensor, n_out: int) -> torch.Tensor:
     return out * (n_out / n) ** 3
 
 
+def resampled_map(values: np.ndarray, from_A: float, to_A: float, box: int) -> np.ndarray:
+    """A cubic map of ``from_A`` Å voxels on a ``box``³ grid of ``to_A`` Å voxels, centre
+    on centre (voxel n // 2, as RELION's boxes): first band-limited to the new grid's
+    Nyquist where it is coarser (a raised cosine over the last 10% of it), then a cubic
+    spline at the new voxels' places (``scipy.ndimage.map_coordinates``); beyond the
+    map, 0.  As RELION's Refine3D resizes a reference of another pixel size or box
+    (relion_image_handler --rescale_angpix --new_box by hand before it); float32."""
+    import scipy.ndimage
+
+    values = np.asarray(values, np.float64)
+    n = values.shape[-1]
+    if to_A > from_A:  # coarser: no frequency beyond the new Nyquist may alias
+        frequency = (
+            np.sqrt(
+                sum(
+                    f**2
+                    for f in np.meshgrid(
+                        *(np.fft.fftfreq(n),) * 2, np.fft.rfftfreq(n), indexing="ij"
+                    )
+                )
+            )
+            / from_A
+        )  # cycles per Å
+        nyquist = 0.5 / to_A
+        edge = np.clip((frequency - 0.9 * nyquist) / (0.1 * nyquist), 0, 1)
+        values = np.fft.irfftn(
+            np.fft.rfftn(values) * 0.5 * (1 + np.cos(np.pi * edge)), s=values.shape
+        )
+    steps = (np.arange(box) - box // 2) * (to_A / from_A) + n // 2
+    places = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"))
+    return scipy.ndimage.map_coordinates(values, places, order=3, mode="constant").astype(
+        np.float32
+    )
+
+
 def fsc_weight_filter(curve: pd.DataFrame, n: int, device="cpu") -> torch.Tensor:
     """rfftn-grid filter √(2 FSC / (1 + FSC)), zero from the first shell below 0.143."""
     fsc = curve["fsc"].to_numpy().clip(0, 1)

@@ -85,6 +85,7 @@ from .average import (
     contrast_agreement,
     refine_average,
     reliability_warnings,
+    resampled_map,
 )
 
 if TYPE_CHECKING:
@@ -1167,18 +1168,25 @@ def _reference_map(reference: Path, stack: np.ndarray, voxel: float) -> tuple[np
 
         # a trial's right map with an unset 1 Å header was told to resample
         unset = records_unset_voxel_size(ref_volume.voxel_size_A)
-        raise ParameterError(
-            f"the reference has {ref_volume.pixel_size_A:.4g} Å voxels but the "
-            f"particles {voxel:.4g} Å; "
-            + (
-                "1 Å is what an unset MRC header holds: set the reference's voxel size in "
-                f"its header (IMOD's alterheader, or mrcfile's voxel_size) to {voxel:g} Å "
-                "if it is sampled as the particles are, else resample it."
-                if unset
-                else "resample one of them."
+        if unset:
+            raise ParameterError(
+                f"the reference has {ref_volume.pixel_size_A:.4g} Å voxels but the "
+                f"particles {voxel:.4g} Å; 1 Å is what an unset MRC header holds: set the "
+                "reference's voxel size in its header (IMOD's alterheader, or mrcfile's "
+                f"voxel_size) to the size it was made at ({voxel:g} Å if it is sampled as "
+                "the particles are)."
             )
-        )
     ref = check_reference_map(ref_volume.data, f"the reference {reference}")
+    box = stack.shape[-1]
+    if abs(ref_volume.pixel_size_A - voxel) > 0.01 * voxel or ref.shape[-1] != box:
+        # a trial was told to "resample one of them", with no command that does
+        warnings.warn(
+            f"the reference {reference.name} ({ref.shape[-1]}³ voxels of "
+            f"{ref_volume.pixel_size_A:.4g} Å) is resampled to the particles' {box}³ of "
+            f"{voxel:.4g} Å, as RELION's Refine3D resizes a reference.",
+            stacklevel=3,
+        )
+        ref = resampled_map(ref, ref_volume.pixel_size_A, voxel, box)
     if ref.shape != stack.shape[1:] or contrast_agreement(ref, stack) >= OPPOSITE_CONTRAST:
         return ref, False
     warnings.warn(
