@@ -170,7 +170,7 @@ def test_relion_30_particles_take_the_pixel_from_detector_and_magnification(tmp_
     star = tmp_path / "particles.star"
     star.write_text(PARTICLES_30)
     out = "\n".join(_info(star, capsys))
-    assert "images: box not recorded of 1 Å" in out  # 5 µm / 50,000 = 1 Å
+    assert "images: pixels of 1 Å (box not recorded" in out  # 5 µm / 50,000 = 1 Å
     assert "defocus: 2 µm" in out and "astigmatism" not in out
     # no voltage and no Cs: RELION 3.1+ would refuse the optics; the flags that add them
     assert "note: RELION 3.1+ refuses optics without rlnVoltage and rlnSphericalAberration" in out

@@ -278,19 +278,25 @@ def _pixels_of(table: pd.DataFrame, column: str, label: str) -> str:
 
 
 def _images(table: pd.DataFrame) -> str:
-    """``"64² pixels of 4 Å"``, from the optics (or RELION 3.0's columns)."""
-    sizes = _distinct(table["rlnImageSize"]) if "rlnImageSize" in table else []
-    box = " and ".join(f"{v:g}²" for v in sizes) + " pixels" if sizes else "box not recorded"
-    for column in ("rlnImagePixelSize", "rlnPixelSize"):
-        if column in table and _distinct(table[column]):
-            return box + f" of {' and '.join(f'{v:.4g}' for v in _distinct(table[column]))} Å"
-    if {"rlnDetectorPixelSize", "rlnMagnification"} <= set(table):
-        import pandas as pd
+    """``"64² pixels of 4 Å"``, from the optics (or RELION 3.0's columns), saying what
+    is not recorded."""
+    import pandas as pd
 
+    sizes = _distinct(table["rlnImageSize"]) if "rlnImageSize" in table else []
+    box = " and ".join(f"{v:g}²" for v in sizes) + " pixels" if sizes else "pixels"
+    pixel = next(
+        (_distinct(table[c]) for c in ("rlnImagePixelSize", "rlnPixelSize") if c in table), []
+    )
+    if not pixel and {"rlnDetectorPixelSize", "rlnMagnification"} <= set(table):
         detector = pd.to_numeric(table["rlnDetectorPixelSize"], errors="coerce")
-        size = 1e4 * detector / pd.to_numeric(table["rlnMagnification"], errors="coerce")
-        return box + f" of {' and '.join(f'{v:.4g}' for v in _distinct(size))} Å"
-    return box + "; pixel size not recorded (the stacks' headers are read for it)"
+        pixel = _distinct(
+            1e4 * detector / pd.to_numeric(table["rlnMagnification"], errors="coerce")
+        )
+    text = box + (f" of {' and '.join(f'{v:.4g}' for v in pixel)} Å" if pixel else "")
+    missing = [what for what, known in (("box", sizes), ("pixel size", pixel)) if not known]
+    if missing:
+        text += f" ({' and '.join(missing)} not recorded; the stacks' headers give them)"
+    return text
 
 
 def _defocus_line(table: pd.DataFrame) -> str:
