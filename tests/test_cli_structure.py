@@ -124,6 +124,15 @@ def test_extract_clean_select_average(scene, tmp_path, capsys):
     )
     assert len(list(parts.glob("subtomo_*.mrc"))) == 12
     assert read_volume(parts / "subtomo_000001.mrc").pixel_size_A == pytest.approx(10.0)
+    # clean needs the projections only (a review: a folder whose subtomograms were
+    # removed was refused once clean checked RELION's kinds of images)
+    import shutil
+
+    shutil.copytree(parts, tmp_path / "lean")
+    for subtomogram in (tmp_path / "lean").glob("subtomo_*.mrc"):
+        subtomogram.unlink()
+    lean = ["clean", str(tmp_path / "lean" / "particles.star"), "-k", "2"]
+    assert main([*lean, "-o", str(tmp_path / "lean" / "c.star")]) == 0
     assert (
         main(["clean", str(parts / "particles.star"), "-o", str(tmp_path / "cls.star"), "-k", "2"])
         == 0

@@ -455,3 +455,44 @@ def test_helical_priors_of_pre_oriented_subtomograms_are_turned_into_the_tomogra
         tomograms=project / "Tomograms/job_tomo/tomograms.star",
     )
     assert len(classes) == 10 and "dir_x" not in classes
+
+
+def test_a_row_without_helical_priors_leaves_the_file_readable(tmp_path):
+    """Review: a blank (nan) prior beside rlnHelicalTubeID made the whole file unreadable
+    (priors are extras: that row's direction is unknown)."""
+    star = tmp_path / "p.star"
+    star.write_text(
+        "data_particles\n\nloop_\n_rlnTomoName\n_rlnCoordinateX\n_rlnCoordinateY\n"
+        "_rlnCoordinateZ\n_rlnHelicalTubeID\n_rlnAngleTiltPrior\n_rlnAnglePsiPrior\n"
+        "T 10 20 20 1 90 0\nT 12 20 20 1 nan nan\n"
+    )
+    table = read_particles(star, 10.0)
+    assert np.allclose(table.loc[0, ["dir_x", "dir_y", "dir_z"]].to_numpy(float), [-1, 0, 0])
+    assert table.loc[1, ["dir_x", "dir_y", "dir_z"]].isna().all()
+
+
+def test_directions_without_filament_ids_are_said_to_be_dropped_in_star(tmp_path, capsys):
+    """Review: a CSV's directions without filament ids went into a STAR file's priors,
+    which are read back as directions only beside tube ids: lost on the way back."""
+    from tomoscribe.cli.app import main
+
+    (tmp_path / "d.csv").write_text("x,y,z,dir_x,dir_y,dir_z,tomo_name\n1,2,3,0,0,1,T\n")
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "d.csv"),
+                "-o",
+                str(tmp_path / "d.star"),
+                "--voxel-size",
+                "10",
+            ]
+        )
+        == 0
+    )
+    assert "dropped filament directions" in capsys.readouterr().out
+    import starfile
+
+    assert (
+        "rlnAngleTiltPrior" not in starfile.read(tmp_path / "d.star", always_dict=True)["particles"]
+    )

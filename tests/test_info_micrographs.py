@@ -264,3 +264,19 @@ def test_picking_training_set_and_picker_are_summarised(tmp_path, capsys):
     assert main(["info", str(tmp_path / "p.tss")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a tomoscribe picking training set" in err[0], err
+
+
+def test_a_tilt_series_star_is_not_a_micrograph_list_and_quoted_csv_is_picks(tmp_path, capsys):
+    """Review: a RELION 5 tilt series' STAR (its images by rlnMicrographName after
+    MotionCorr) was summarised as micrographs; a picks CSV with a quoted header was not
+    taken for picks."""
+    series = tmp_path / "TS_01.star"
+    series.write_text(
+        "data_TS_01\n\nloop_\n_rlnMicrographMovieName\n_rlnTomoNominalStageTiltAngle\n"
+        "_rlnMicrographName\nf0.tif 0.0 m0.mrc\nf1.tif 3.0 m1.mrc\n"
+    )
+    assert single_particle_kind(series) is None
+    picks = tmp_path / "p.csv"
+    picks.write_text('"micrograph","x","y"\nm1,10,20\n')
+    assert single_particle_kind(picks) == "picks"
+    assert "1 on 1 micrograph: m1 (1)" in "\n".join(_info(picks, capsys))

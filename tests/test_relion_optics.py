@@ -478,9 +478,13 @@ def test_rows_of_a_listed_tomogram_cut_from_a_file_of_another_name_take_its_micr
 ):
     """A trial: TS_01's rows cut from a tomogram file of another name took TS_01's centre
     from tomograms.star, but not its voltage and Cs ("no input file gives them")."""
-    star = _edited_tomograms_star(
-        shared_data, tmp_path / "tomograms.star", TS_01={"rlnVoltage": 120.0}
+    import shutil
+
+    job = tmp_path / "Tomograms" / "job_tomo"  # a project: its tilt series beside
+    shutil.copytree(
+        shared_data / R5 / "Tomograms" / "job_tomo" / "tilt_series", job / "tilt_series"
     )
+    star = _edited_tomograms_star(shared_data, job / "tomograms.star", TS_01={"rlnVoltage": 120.0})
     picks = starfile.read(shared_data / PICKS, always_dict=True)["particles"]
     starfile.write(
         {"particles": picks[picks["rlnTomoName"] == "TS_01"].iloc[1:2]}, tmp_path / "p.star"
@@ -494,3 +498,13 @@ def test_rows_of_a_listed_tomogram_cut_from_a_file_of_another_name_take_its_micr
     assert optics["rlnSphericalAberration"].tolist() == [
         pytest.approx(_listed(shared_data, "TS_01")["rlnSphericalAberration"])
     ]
+    # and its tilt series' tilt range (the review: the wedge was left out)
+    series = next(
+        iter(starfile.read(job / "tilt_series" / "13pf_MT.star", always_dict=True).values())
+    )
+    low, high = series["rlnTomoNominalStageTiltAngle"].agg(["min", "max"])
+    rows = starfile.read(tmp_path / "ext" / "particles.star", always_dict=True)["particles"]
+    assert rows["tomoscribeTiltMinDeg"].tolist() == [low] and rows[
+        "tomoscribeTiltMaxDeg"
+    ].tolist() == [high]
+    assert (tmp_path / "ext" / "wedge.mrc").is_file()

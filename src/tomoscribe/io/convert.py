@@ -189,7 +189,11 @@ def _fitted(table, voxel, source, target, dst_fmt, drop_orientations: bool) -> t
         ("half", dst_fmt.holds_half_sets, "half sets"),  # went unsaid into .tbl and
         ("image_name", dst_fmt.holds_image_names, "subtomogram names"),  # copick (a trial)
         ("filament_id", dst_fmt.holds_filaments, "filament ids"),  # .tbl, copick (a trial)
-        ("dir_x", dst_fmt.holds_directions, "filament directions"),
+        (  # RELION's helical priors mean a direction beside tube ids only
+            "dir_x",
+            dst_fmt.holds_directions and ("filament_id" in table or dst_fmt.name != "relion"),
+            "filament directions",
+        ),
     ):
         if column in table and table[column].notna().any() and not holds:
             dropped.append(what)
@@ -343,8 +347,9 @@ def convert_particles(
     tomogram_shape_zyx, tomograms : for RELION 5 centred-Å coordinates; the size (z,
         y, x voxels) also goes into an IMOD model's header (default: as the source
         records it, :func:`recorded_tomogram_shape`, for copick picks the run's
-        tomogram; binned with the coordinates); ``tomograms`` defaults to the
-        tomograms.star the RELION 5 optimisation set beside a STAR source names.
+        tomogram; binned with the coordinates); ``tomograms`` defaults, for a STAR
+        source of centred Å only, to the tomograms.star the RELION 5 optimisation set
+        beside it names.
     drop_orientations : allow writing a format that holds no orientation.
 
     Returns
@@ -361,9 +366,10 @@ def convert_particles(
     source, target = _location(source), _location(target)
     src_fmt, dst_fmt = _format(source), _format(target)
     if tomograms is None and src_fmt.name == "relion" and not is_copick_location(source):
-        from .placement import optimisation_tomograms
+        from .placement import is_centred, optimisation_tomograms
 
-        tomograms = optimisation_tomograms(source)  # RELION 5's set beside it, as extract
+        if Path(source).is_file() and is_centred(Path(source)):  # only where it is needed
+            tomograms = optimisation_tomograms(source)  # RELION 5's set beside it, as extract
     wanted = (tomo_name,) if tomo_name else ()
     table = read_particles(source, voxel_size_A, tomogram_shape_zyx, tomograms, wanted)
     table[_SOURCE_ROW] = range(len(table))

@@ -44,8 +44,8 @@ def single_particle_kind(path: str | os.PathLike) -> str | None:
     ``z``, a STAR file with x and y coordinates (or RELION's index of coordinate files,
     ``rlnMicrographCoordinates``); particles: a STAR file with ``rlnImageName``;
     micrographs: a STAR file with ``rlnMicrographName`` only.  A STAR file naming a
-    tomogram or a z coordinate anywhere, or with 3D images in its optics, is none of
-    them.
+    tomogram, a z coordinate or any other ``rlnTomo…`` label anywhere (a RELION 5 tilt
+    series' images), or with 3D images in its optics, is none of them.
     """
     path = Path(path)
     name = path.name.lower()
@@ -55,13 +55,17 @@ def single_particle_kind(path: str | os.PathLike) -> str | None:
         return "picks"
     if name.endswith(".csv"):
         with open(path, encoding="utf-8", errors="replace") as handle:
-            header = {c.strip().lower() for c in handle.readline().split(",")}
+            header = {c.strip().strip('"').strip("'").lower() for c in handle.readline().split(",")}
         return "picks" if "micrograph" in header and "z" not in header else None
     if not name.endswith(".star"):
         return None
     columns = _star_columns(path)
-    if columns is None or columns & TOMOGRAM_LABELS:
-        return None
+    if (
+        columns is None
+        or columns & TOMOGRAM_LABELS
+        or any(c.startswith("rlnTomo") for c in columns)
+    ):
+        return None  # a tomogram's, or a tilt series' images (RELION 5's per-tilt STAR)
     if "rlnImageName" in columns:
         return "particles"
     if {"rlnCoordinateX", "rlnCoordinateY"} <= columns or "rlnMicrographCoordinates" in columns:

@@ -138,7 +138,7 @@ def _first_row(block) -> dict | None:
     return dict(block) if isinstance(block, dict) else None
 
 
-def _is_centred(path: Path) -> bool:
+def is_centred(path: Path) -> bool:
     """Whether a STAR file holds RELION 5's centred Å without pixel coordinates."""
     text = path.read_text(errors="replace")
     return "rlnCenteredCoordinateXAngst" in text and "_rlnCoordinateX" not in text
@@ -177,7 +177,7 @@ def place_particles(
         on = grid if grid is not None else (grid_of(None) if grid_of else None)
         return [_place_imod(path, voxel_size_A, on)]
     tomograms = None
-    if path.suffix.lower() == ".star" and _is_centred(path):
+    if path.suffix.lower() == ".star" and is_centred(path):
         tomograms = optimisation_tomograms(path)
         if tomograms is None and grid is None:
             return _place_centred_on_open(path, voxel_size_A, grid_of)

@@ -302,7 +302,7 @@ def tomograms_star_summary(path: str | os.PathLike) -> list[str] | None:
     """Lines describing a RELION 5 ``tomograms.star`` (each tomogram's size, pixel size,
     binning, microscope and tilt range, as extract and convert read them), None for a
     file that is not one (a trial: info refused it, exit 2)."""
-    from .formats.relion import read_tomograms_star
+    from .formats.relion import read_tomograms_star, tilt_series_range
 
     path = Path(path)
     if path.suffix.lower() != ".star" or "rlnTomoSizeX" not in path.read_text(errors="replace"):
@@ -311,7 +311,7 @@ def tomograms_star_summary(path: str | os.PathLike) -> list[str] | None:
     lines = [f"{path} (RELION 5 tomograms.star)", f"  tomograms: {len(listed)}"]
     for name, entry in list(listed.items())[:20]:
         size = " × ".join(f"{v:g}" for v in entry["size_xyz"])
-        tilt = entry.get("tilt_range_deg")
+        tilt = tilt_series_range(entry["tilt_series_file"])
         said = entry["microscope"]
         lines.append(
             f"  {name}: {size} pixels of {entry['pixel_size_A']:g} Å (tilt series), binning "

@@ -758,9 +758,6 @@ def extract_from_files(
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
     check_is_tomogram(volume, tomogram)
     _warn_of_overruled_tilt_range([tomogram, particles], tilt_range_deg, name)
-    tilt_range_deg, series_note = _tilt_series_range(  # said once the work is done
-        [tomogram, particles], listed, name, tilt_range_deg
-    )
     acquisition = carried_acquisition(
         [tomogram, particles], volume.pixel_size_A, tilt_range_deg, tomo_name=name
     )  # refuses two tilt series
@@ -771,6 +768,10 @@ def extract_from_files(
     table = _rows_of(table, name, particles, explicit, tomogram_stem(tomogram), others)
     table = positions_on(table, volume, picked_voxel_size_A, (tomogram, particles), voxel_size_A)
     table = _named_rows(table, name, explicit or name in listed, particles)
+    entry = _entry_of(listed, name, table)  # this tomogram's, or that of the rows' one
+    series, series_note = _tilt_series_range([tomogram, particles], entry, tilt_range_deg)
+    if series is not None and tilt_range_deg is None:  # the tilt series' (said at the end)
+        acquisition = carried_acquisition([tomogram, particles], volume.pixel_size_A, series, name)
     check_inside(table, volume.shape, str(particles))
     _check_box_fits(box, volume.shape, edge)
     _warn_of_odd_box(box)
@@ -786,16 +787,14 @@ def extract_from_files(
         )
     if picked_voxel_size_A is None:
         _warn_of_unrecorded_sampling(table, particles, tomogram, volume.pixel_size_A)
-    kept = _with_microscope(
-        with_tilt_columns(kept, acquisition), microscope, "extract", _entry_of(listed, name, kept)
-    )
+    kept = _with_microscope(with_tilt_columns(kept, acquisition), microscope, "extract", entry)
     extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
     if series_note:
         warnings.warn(series_note, stacklevel=2)
     wedge = _wedge_for_relion(acquisition, box)
     write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite, wedge)
     inputs = [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else [])
-    settings = {"box": box, "edge": edge, "invert": invert, "tilt_range_deg": tilt_range_deg}
+    settings = {"box": box, "edge": edge, "invert": invert, "tilt_range_deg": series}
     _record_extraction(out_dir, settings, inputs, len(table), len(kept), acquisition)
     return table, kept, acquisition
 
@@ -832,24 +831,28 @@ def _named_rows(table: pd.DataFrame, name: str, known: bool, particles) -> pd.Da
 def _entry_of(listed: dict, name: str, table: pd.DataFrame) -> dict | None:
     """Tomogram ``name``'s entry of tomograms.star (``listed``), else that of the one
     tomogram the rows name (a trial: rows of TS_01 cut from a file of another name took
-    TS_01's centre from tomograms.star but not its voltage and Cs)."""
-    if name in listed:
-        return listed[name]
+    TS_01's centre from tomograms.star but not its voltage, Cs and tilt range), with
+    its ``name`` added; None where neither is listed."""
     names = table["tomo_name"].astype(str).unique() if "tomo_name" in table else []
-    return listed.get(names[0]) if len(names) == 1 else None
+    found = name if name in listed else names[0] if len(names) == 1 else None
+    return {**listed[found], "name": found} if found in listed else None
 
 
-def _tilt_series_range(paths, listed: dict, name: str, given) -> tuple:
-    """The tilt range to use: ``given``, else (where the inputs record none) that of
-    tomogram ``name``'s tilt series as RELION 5's tomograms.star names it (``listed``),
-    with the sentence that says so (the inputs' record is used where they have one; a
-    disagreement is the sentence then); None for either where there is none."""
-    entry = listed.get(name) or {}
-    series = entry.get("tilt_range_deg")
-    if given is not None or series is None:
+def _tilt_series_range(paths, entry: dict | None, given) -> tuple:
+    """The tilt range to use: ``given``, else (where the inputs record none) that of the
+    tilt series RELION 5's tomograms.star names for the tomogram (``entry``, from
+    :func:`_entry_of`), with the sentence that says so (the inputs' record is used where
+    they have one; a disagreement is the sentence then); None for either where there is
+    none."""
+    from ..io.formats.relion import tilt_series_range
+
+    file = (entry or {}).get("tilt_series_file")
+    series = tilt_series_range(file) if given is None and file is not None else None
+    if series is None:
         return given, None
+    name = entry["name"]
     recorded = acquisition_of(paths, "tilt_range_deg", tomo_name=name).tilt_range_deg
-    file = Path(entry["tilt_series_file"]).name
+    file = Path(file).name
     if recorded is None:
         return tuple(series), (
             f"the folder's missing wedge and tilt columns are of the tilt range "
@@ -990,11 +993,12 @@ def clean_particle_file(
     from .classes2d import classify_images
 
     _check_star_in_and_out(particles, output, "clean")
-    check_subtomogram_files(particles)  # RELION 5's 2D stacks: the reason, not a flag
-    table = read_particles(particles)
     beside = particles.parent / "projections.mrcs"
     # the projections are the rows' only when both came from one extract, unchanged
     together = beside.is_file() and is_ours(particles) and is_ours(beside)
+    if not together:  # RELION 5's 2D stacks and pseudo-subtomograms: the reason, not a flag
+        check_subtomogram_files(particles)
+    table = read_particles(particles)
     projections = read_projections(particles) if together else None
     voxel = recorded_voxel_size(table)
     if projections is None or len(projections) != len(table):
@@ -1152,10 +1156,11 @@ def select_classes_of_file(
 
 
 def _reference_map(reference: Path, stack: np.ndarray, voxel: float) -> tuple[np.ndarray, bool]:
-    """The reference map for :func:`average_particle_file`, checked (voxel size within
-    1% of the particles', cubic, finite), and whether it is used inverted: a map whose
-    contrast is the opposite of the particles' (:func:`contrast_agreement`), said in a
-    warning."""
+    """The reference map for :func:`average_particle_file`, checked (cubic, finite; a
+    header at MRC's unset 1 Å refused) and resampled to the particles' voxel size and
+    box where either differs (said in a warning), and whether it is used inverted: a
+    map whose contrast is the opposite of the particles' (:func:`contrast_agreement`),
+    said in a warning."""
     try:
         ref_volume = read_volume(reference)
     except MissingVoxelSizeError as err:

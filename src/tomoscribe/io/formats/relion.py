@@ -147,9 +147,8 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
     """RELION 5 ``tomograms.star``: per tomogram name, ``size_xyz`` (unbinned pixels),
     ``pixel_size_A`` (tilt series), ``binning``, ``tomogram_file`` (may be empty),
     ``microscope`` (``voltage_kV``, ``cs_mm``, ``amplitude_contrast`` where given) and
-    ``tilt_range_deg`` ((min, max) of the tilt series' own STAR file,
-    :func:`tilt_series_range`; None where it names none or it cannot be read) with
-    ``tilt_series_file``."""
+    ``tilt_series_file`` (the tilt series' own STAR file, None where it names none or
+    none is found; its tilt range: :func:`tilt_series_range`)."""
     path = Path(path)
     if not path.is_file():
         raise missing_file(path)
@@ -194,24 +193,22 @@ def read_tomograms_star(path: str | os.PathLike) -> dict[str, dict]:
 
 
 def _tilt_series_of(row: dict, path: Path) -> dict:
-    """``tilt_range_deg`` and ``tilt_series_file`` of a tomograms.star row: its
-    ``rlnTomoTiltSeriesStarFile`` (named from the RELION project's folder, which holds
-    ``Tomograms/``: found by trying the folders above tomograms.star) and the range of
-    the tilt angles there (a trial: extract wrote no missing wedge, "neither the
-    tomogram nor the picks record the tilt range", though RELION's files did)."""
+    """``tilt_series_file`` of a tomograms.star row: its ``rlnTomoTiltSeriesStarFile``
+    (named from the RELION project's folder, which holds ``Tomograms/``: found by trying
+    the folders above tomograms.star), None where it names none or none is found.  Its
+    tilt range is read where a command needs it (:func:`tilt_series_range`; a trial:
+    extract wrote no missing wedge, "neither the tomogram nor the picks record the tilt
+    range", though RELION's files did)."""
     name = str(row.get("rlnTomoTiltSeriesStarFile") or "").strip()
-    if not name:
-        return {"tilt_range_deg": None, "tilt_series_file": None}
-    relative = Path(name)
-    found = next(
-        (
-            folder / relative
-            for folder in (path.parent, *path.parent.parents)
-            if (folder / relative).is_file()
-        ),
-        None,
-    )
-    return {"tilt_range_deg": tilt_series_range(found), "tilt_series_file": found}
+    found = None
+    for folder in (path.parent, *path.parent.parents) if name else ():
+        try:
+            if (folder / name).is_file():
+                found = folder / name
+                break
+        except OSError:  # a name no file system takes (too long): none found
+            break
+    return {"tilt_series_file": found}
 
 
 #: A RELION 5 tilt series' tilt angle per image: the stage's nominal angle, else the
@@ -537,8 +534,8 @@ def read(
         )
     if {"rlnHelicalTubeID", *_PRIORS} <= set(block):  # filaments' directions (pick writes
         # them); RELION 5's priors of pre-oriented subtomograms are in their frame
-        priors = _numeric(block, _PRIORS, path, "helical priors (rlnAngleTiltPrior/PsiPrior)")
-        directions = helical_directions(priors[:, 0], priors[:, 1])
+        priors = block[list(_PRIORS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        directions = helical_directions(priors[:, 0], priors[:, 1])  # NaN where blank
         table[["dir_x", "dir_y", "dir_z"]] = directions if sub is None else sub.apply(directions)
     if "rlnImageName" in block:  # held as absolute paths; written relative again
         table["image_name"], ctf = _located_images(block, path)
@@ -936,10 +933,10 @@ def write(
         out["tomoscribeClassName"] = table["class_name"].astype(str)
     if "filament_id" in table:
         out["rlnHelicalTubeID"] = pd.to_numeric(table["filament_id"], errors="coerce") + 1
-    if {"dir_x", "dir_y", "dir_z"} <= set(table):  # with or without a tube id (read so)
-        tilt, psi = helical_priors(table[["dir_x", "dir_y", "dir_z"]].to_numpy(float))
-        out["rlnAngleTiltPrior"] = tilt
-        out["rlnAnglePsiPrior"] = psi
+        if {"dir_x", "dir_y", "dir_z"} <= set(table):  # beside tube ids, as they are read
+            tilt, psi = helical_priors(table[["dir_x", "dir_y", "dir_z"]].to_numpy(float))
+            out["rlnAngleTiltPrior"] = tilt
+            out["rlnAnglePsiPrior"] = psi
     if "image_name" in table:
         here = Path(os.path.abspath(path)).parent  # names from the working folder (RELION)
         out["rlnImageName"] = [
