@@ -277,3 +277,19 @@ def test_an_optimisation_set_of_key_value_pairs_is_named(tmp_path):
     )
     with pytest.raises(InputFileError, match=r"optimisation set; .*\(Picks/job_picks/particles"):
         read_particles(tmp_path / "optimisation_set.star")
+
+
+def test_a_dynamo_table_of_picks_without_orientations_reads_back_without_them(tmp_path):
+    """A trial: filament picks (no angles) written to .tbl read back as every particle at
+    0, 0, 0, which info called orientations and convert wrote to STAR as angles."""
+    import dynamotable
+
+    picks = pd.DataFrame({"x": [10.0, 20.0], "y": [5.0, 6.0], "z": [3.0, 4.0]})
+    write_particles(tmp_path / "p.tbl", picks, 10.0)
+    raw = dynamotable.read(str(tmp_path / "p.tbl"))  # the field's own reader
+    assert (raw["aligned_value"] == 0).all() and (raw[["tdrot", "tilt", "narot"]] == 0).all().all()
+    back = read_particles(tmp_path / "p.tbl")
+    assert "rot" not in back and np.allclose(back[["x", "y", "z"]], picks)
+    # a Dynamo table at identity (aligned, as dynamotable writes by default) keeps it
+    dynamotable.write(pd.DataFrame({"x": [11.0], "y": [6.0], "z": [4.0]}), str(tmp_path / "i.tbl"))
+    assert np.allclose(read_particles(tmp_path / "i.tbl")[["rot", "tilt", "psi"]], 0)

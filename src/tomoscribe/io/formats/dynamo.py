@@ -10,6 +10,10 @@ names as tomoscribe holds them, which Dynamo users point at their tomogram files
 the missing wedge ``ftype`` 1 (a single tilt axis, y) with ``ymintilt, ymaxtilt``
 (degrees: the tilt range, columns 14–15).
 
+A table of picks without orientations is written with column 2, ``aligned``, 0 (its
+angles 0), and such a table (every row unaligned at 0°) is read as having none; any
+other is read with its angles, 0° being an orientation like any other.
+
 Orientations: Dynamo's Euler angles are extrinsic ZXZ, right-handed, and like RELION's
 describe the inverse of the reference → particle rotation (the teamtomo
 ``eulerangles`` package: axes ``zxz``, intrinsic False, active False; copick 1.31
@@ -95,7 +99,15 @@ def read(path: Path, **_) -> pd.DataFrame:
     _warn_if_written_0_based(path)
     xyz = values[:, :3] + values[:, 3:6] - DYNAMO_FIRST_VOXEL  # 1-based → 0-based
     table = pd.DataFrame(xyz, columns=["x", "y", "z"])
-    table[["rot", "tilt", "psi"]] = to_euler(rotation_from_dynamo(values[:, 6:9])).reshape(-1, 3)
+    aligned = pd.to_numeric(
+        raw.get("aligned_value", pd.Series(1, index=raw.index)), errors="coerce"
+    )
+    if not ((aligned == 0).all() and (values[:, 6:9] == 0).all()):  # else: no orientations
+        # (column 2, "aligned", 0 and every angle 0: picks never aligned, as tomoscribe
+        # writes a table of picks; a trial's were read back as all at identity)
+        table[["rot", "tilt", "psi"]] = to_euler(rotation_from_dynamo(values[:, 6:9])).reshape(
+            -1, 3
+        )
     if "cc" in raw:
         table["score"] = pd.to_numeric(raw["cc"], errors="coerce").to_numpy()
     classes = pd.to_numeric(raw.get("class", pd.Series(dtype=float)), errors="coerce")
@@ -230,6 +242,8 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None, **
     if {"rot", "tilt", "psi"} <= set(table):
         angles = rotation_to_dynamo(from_euler(table[["rot", "tilt", "psi"]].to_numpy(float)))
         frame[["tdrot", "tilt", "narot"]] = angles.reshape(-1, 3)
+    else:  # column 2, "aligned": 0, so that the zero angles are read as none
+        frame["aligned_value"] = 0
     if "score" in table and np.isfinite(table["score"].to_numpy(float)).all():
         frame["cc"] = table["score"].astype(float)
     if "class" in table:
