@@ -508,3 +508,26 @@ def test_rows_of_a_listed_tomogram_cut_from_a_file_of_another_name_take_its_micr
         "tomoscribeTiltMaxDeg"
     ].tolist() == [high]
     assert (tmp_path / "ext" / "wedge.mrc").is_file()
+
+
+def test_picks_of_another_tomogram_than_the_listed_file_is_are_said(shared_data, tmp_path, capsys):
+    """A trial: `--tomo-name TS_01` on the file tomograms.star lists as TS_02's cut TS_01's
+    picks from it without a word (without --tomo-name the same is refused)."""
+    picks = starfile.read(shared_data / PICKS, always_dict=True)["particles"]
+    starfile.write(
+        {"particles": picks[picks["rlnTomoName"] == "TS_01"].iloc[1:2]}, tmp_path / "p.star"
+    )
+    tomogram = _tomogram(shared_data, tmp_path / "14pf_MT.mrc")  # TS_02's file, by name
+    args = [
+        "extract",
+        str(tomogram),
+        str(tmp_path / "p.star"),
+        "--box",
+        "16",
+        "--tomo-name",
+        "TS_01",
+    ]
+    assert (
+        main([*args, "--tomograms", str(shared_data / TOMOGRAMS), "-o", str(tmp_path / "e")]) == 0
+    )
+    assert "lists 14pf_MT.mrc as TS_02's tomogram, but TS_01's picks" in capsys.readouterr().err

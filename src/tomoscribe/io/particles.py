@@ -447,16 +447,31 @@ def tomogram_name(
     name the tomogram's acquisition record carries (:func:`recorded_tomo_name`); else
     the tomogram file's stem (:func:`tomogram_stem`).
     """
-    if tomo_name:
-        return str(tomo_name), True
     stem = tomogram_stem(tomogram_path)
+    listed = None
     if tomograms is not None:
         from .formats.relion import read_tomograms_star
 
         entries = tomograms if isinstance(tomograms, dict) else read_tomograms_star(tomograms)
-        for name, entry in entries.items():
-            if entry.get("tomogram_file") and tomogram_stem(entry["tomogram_file"]) == stem:
-                return name, False
+        listed = next(
+            (
+                name
+                for name, entry in entries.items()
+                if entry.get("tomogram_file") and tomogram_stem(entry["tomogram_file"]) == stem
+            ),
+            None,
+        )
+    if tomo_name:
+        if listed is not None and listed != str(tomo_name):  # a trial: cut without a word
+            warnings.warn(
+                f"tomograms.star lists {Path(tomogram_path).name} as {listed}'s tomogram, "
+                f"but {tomo_name}'s picks were asked for; they are cut from it as asked: "
+                "check that the two belong together.",
+                stacklevel=3,
+            )
+        return str(tomo_name), True
+    if listed is not None:
+        return listed, False
     return recorded_tomo_name(tomogram_path) or stem, False
 
 
