@@ -280,3 +280,18 @@ def test_a_tilt_series_star_is_not_a_micrograph_list_and_quoted_csv_is_picks(tmp
     picks.write_text('"micrograph","x","y"\nm1,10,20\n')
     assert single_particle_kind(picks) == "picks"
     assert "1 on 1 micrograph: m1 (1)" in "\n".join(_info(picks, capsys))
+
+
+def test_empty_picks_and_one_name_for_two_micrographs(tmp_path, capsys):
+    """A trial: info refused the picks files of a run that picked nothing ("holds no
+    boxes"), and counted two folders' mic_000 as one micrograph without a word."""
+    empty = tmp_path / "picks.csv"
+    empty.write_text("micrograph,x,y,score\n")
+    assert _info(empty, capsys)[1:] == ["  picks: 0"]
+    star = tmp_path / "picks.star"
+    star.write_text(
+        "data_\n\nloop_\n_rlnMicrographName\n_rlnCoordinateX\n_rlnCoordinateY\n"
+        "a/mic_000.mrc 10 20\nb/mic_000.mrc 30 40\nb/mic_001.mrc 50 60\n"
+    )
+    out = "\n".join(_info(star, capsys))
+    assert "1 name(s) stand for several micrograph files (e.g. mic_000)" in out

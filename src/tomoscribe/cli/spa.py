@@ -328,10 +328,16 @@ def _report_picks(out_dir: Path, picks, micrographs: list[Path], earlier: bool) 
         if earlier
         else ""
     )
+    span = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
+    files = (  # the per-micrograph files are written for micrographs with picks only
+        "picks.star, picks.csv, autopick.star, NAME.box, info/, coordinates/"
+        if len(picks)
+        else "picks.star, picks.csv, autopick.star (no picks: no per-micrograph files)"
+    )
+    plural = "s" * (len(micrographs) != 1)
     typer.echo(
-        f"wrote {out_dir}: {len(picks)} picks on {len(micrographs)} micrographs "
-        f"({counts.min()}–{counts.max()} each): picks.star, picks.csv, NAME.box, "
-        f"info/{replaced}"
+        f"wrote {out_dir}: {len(picks)} picks on {len(micrographs)} micrograph{plural} "
+        f"({span} each): {files}{replaced}"
     )
 
 

@@ -118,11 +118,23 @@ def picks_summary(path: str | os.PathLike) -> list[str]:
     from .boxfiles import read_boxes
 
     path = Path(path)
-    table = read_boxes(path)
+    what = f"{path} (picks on micrographs, {_FORMATS.get(path.suffix.lower(), 'STAR')})"
+    try:
+        table = read_boxes(path)
+    except InputFileError as err:  # a run that picked nothing writes empty files
+        if str(err).endswith(("holds no boxes.", "lists no coordinate files.")):
+            return [what, "  picks: 0"]
+        raise
     xy = table[["x", "y"]].to_numpy(float)
-    lines = [
-        f"{path} (picks on micrographs, {_FORMATS.get(path.suffix.lower(), 'STAR')})",
-        "  picks: " + _on_micrographs(table["micrograph"]),
+    lines = [what, "  picks: " + _on_micrographs(table["micrograph"])]
+    if "named" in table:  # two folders' files of one name are two micrographs
+        paths = table.groupby("micrograph")["named"].nunique()
+        if (paths > 1).any():
+            lines.append(
+                f"  note: {int((paths > 1).sum())} name(s) stand for several micrograph files "
+                f"(e.g. {paths[paths > 1].index[0]}); spa refuses such picks: rename them"
+            )
+    lines += [
         "  coordinates: " + _pixels_of(table, "pixel_size_A", "rlnMicrographPixelSize"),
         "  x, y from "
         + ", ".join(f"{v:.1f}" for v in xy.min(0))
