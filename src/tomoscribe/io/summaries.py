@@ -302,11 +302,11 @@ def tomograms_star_summary(path: str | os.PathLike) -> list[str] | None:
     """Lines describing a RELION 5 ``tomograms.star`` (each tomogram's size, pixel size,
     binning, microscope and tilt range, as extract and convert read them), None for a
     file that is not one (a trial: info refused it, exit 2)."""
-    from .formats.relion import read_tomograms_star, tilt_series_range
-
     path = Path(path)
     if path.suffix.lower() != ".star" or "rlnTomoSizeX" not in path.read_text(errors="replace"):
-        return None
+        return None  # (before the STAR reader's imports: info on a volume needs none)
+    from .formats.relion import read_tomograms_star, tilt_series_range
+
     listed = read_tomograms_star(path)
     lines = [f"{path} (RELION 5 tomograms.star)", f"  tomograms: {len(listed)}"]
     for name, entry in list(listed.items())[:20]:
