@@ -128,7 +128,8 @@ def picks_summary(path: str | os.PathLike) -> list[str]:
     xy = table[["x", "y"]].to_numpy(float)
     lines = [what, "  picks: " + _on_micrographs(table["micrograph"])]
     if "named" in table:  # two folders' files of one name are two micrographs
-        paths = table.groupby("micrograph")["named"].nunique()
+        files = table["named"].astype(str).map(lambda n: os.path.normpath(os.path.abspath(n)))
+        paths = files.groupby(table["micrograph"]).nunique()  # one file written two ways: one
         if (paths > 1).any():
             lines.append(
                 f"  note: {int((paths > 1).sum())} name(s) stand for several micrograph files "
