@@ -223,7 +223,8 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
                 raise OutputError(f"{output} is a folder; choose a file name.")
             if not is_ours(output):
                 how = (
-                    "was changed since tomoscribe wrote it (a file edited, or added in it)"
+                    "was changed since tomoscribe wrote it (a file edited, added in it, or "
+                    "copied: a copy's new time makes it the user's)"
                     if written_by_us(output)
                     else "was not written by tomoscribe"
                 )
@@ -801,7 +802,8 @@ def _planned_moves(staging: Path, folder: Path, overwrite: bool) -> list[tuple[P
                 )
             if target.is_dir() != source.is_dir() or not is_ours(target):
                 how = (
-                    "was changed since tomoscribe wrote it"
+                    "was changed since tomoscribe wrote it (edited, or copied: a copy's new "
+                    "time makes it the user's)"
                     if target.is_dir() == source.is_dir() and written_by_us(target)
                     else "was not written by tomoscribe"
                 )
