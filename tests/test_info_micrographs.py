@@ -198,7 +198,7 @@ def test_picks_in_every_format_spa_reads(tmp_path, capsys):
     coordinates = tmp_path / "a_001_autopick.star"
     coordinates.write_text(COORDINATES_30)
     out = "\n".join(_info(coordinates, capsys))
-    assert "picks: 2 on 1 micrograph" in out and "scores: 0.5–0.9 (median 0.7)" in out
+    assert "picks: 2 on 1 micrograph: a_001 (2)" in out and "scores: 0.5–0.9 (median 0.7)" in out
     assert "x, y from 100.0, 150.0 to 300.0, 200.0 pixels" in out
     box = tmp_path / "m1.box"  # EMAN2: corner x, corner y, width, height
     box.write_text("100\t200\t64\t64\n10\t20\t64\t64\n")

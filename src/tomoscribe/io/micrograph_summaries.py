@@ -126,7 +126,8 @@ def picks_summary(path: str | os.PathLike) -> list[str]:
             return [what, "  picks: 0"]
         raise
     xy = table[["x", "y"]].to_numpy(float)
-    lines = [what, "  picks: " + _on_micrographs(table["micrograph"])]
+    names = table["micrograph"] if "named" in table else table["micrograph"].map(_unsuffixed)
+    lines = [what, "  picks: " + _on_micrographs(names)]
     if "named" in table:  # two folders' files of one name are two micrographs
         files = table["named"].astype(str).map(lambda n: os.path.normpath(os.path.abspath(n)))
         paths = files.groupby(table["micrograph"]).nunique()  # one file written two ways: one
@@ -151,6 +152,18 @@ def picks_summary(path: str | os.PathLike) -> list[str]:
     if "origin_x_A" in table:
         lines.append("  shifted by rlnOriginX/YAngst (applied: the positions above are not)")
     return lines
+
+
+def _unsuffixed(name: str) -> str:
+    """A micrograph's name from a picks file's own (``mic_001_autopick`` → ``mic_001``,
+    as the spa commands match such files to micrographs)."""
+    from .boxfiles import PICKING_SUFFIXES
+
+    for suffix in PICKING_SUFFIXES:
+        for mark in ("_", "."):
+            if name.lower().endswith(mark + suffix) and len(name) > len(mark + suffix):
+                return name[: -len(mark + suffix)]
+    return name
 
 
 _FORMATS = {".box": "EMAN2 .box", ".json": "EMAN2 _info.json", ".csv": "CSV", ".star": "STAR"}
