@@ -164,6 +164,8 @@ def test_an_extract_jobs_particles_are_summarised(tmp_path, capsys):
     assert "classes: 1 (2), 2 (1)" in out and "pick scores: 1.55–2.12" in out
     assert "microscope: voltage 300 kV, Cs 2.7 mm, amplitude contrast 0.1" in out
     assert "positions on the micrographs: pixels; their size is not recorded" in out
+    # its stacks are not here (a trial: info said nothing of stacks it could not find)
+    assert "note: 2 of 2 stack(s) not found or not readable" in out
 
 
 def test_relion_30_particles_take_the_pixel_from_detector_and_magnification(tmp_path, capsys):
@@ -295,3 +297,18 @@ def test_empty_picks_and_one_name_for_two_micrographs(tmp_path, capsys):
     )
     out = "\n".join(_info(star, capsys))
     assert "1 name(s) stand for several micrograph files (e.g. mic_000)" in out
+
+
+def test_rows_beyond_their_stack_are_said(tmp_path, capsys):
+    import mrcfile
+
+    with mrcfile.new(tmp_path / "s.mrcs") as mrc:  # two images of 8²
+        mrc.set_data(np.zeros((2, 8, 8), np.float32))
+        mrc.voxel_size = 2.0
+    star = tmp_path / "particles.star"
+    star.write_text(
+        "data_particles\n\nloop_\n_rlnImageName\n_rlnMicrographName\n"
+        f"000001@{tmp_path / 's.mrcs'} m.mrc\n000003@{tmp_path / 's.mrcs'} m.mrc\n"
+    )
+    out = "\n".join(_info(star, capsys))
+    assert "note: 1 row(s) name an image beyond their stack's" in out and "not found" not in out

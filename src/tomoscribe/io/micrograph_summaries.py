@@ -172,13 +172,14 @@ _FORMATS = {".box": "EMAN2 .box", ".json": "EMAN2 _info.json", ".csv": "CSV", ".
 def particles_summary(path: str | os.PathLike) -> list[str]:
     """Lines describing particle images cut from micrographs: how many in which stacks
     from which micrographs, their box and pixel size, defocus, microscope, classes."""
-    from .particlestacks import read_particle_star, with_optics
+    from .particlestacks import read_particle_star, unreadable_stacks, with_optics
     from .summaries import microscope_lines
 
     path = Path(path)
     table, optics = read_particle_star(path)
     table = with_optics(table, optics, path)
     stacks = table["rlnImageName"].astype(str).str.split("@").str[-1]
+    missing, beyond = unreadable_stacks(path, table["rlnImageName"])  # a trial: unsaid
     lines = [
         f"{path} (particle images on micrographs, RELION STAR)",
         f"  particles: {len(table)} in {stacks.nunique()} stack file(s)"
@@ -189,6 +190,21 @@ def particles_summary(path: str | os.PathLike) -> list[str]:
         ),
         "  images: " + _images(table),
     ]
+    if missing or beyond:
+        lines.append(
+            "  note: "
+            + "; ".join(
+                text
+                for text in (
+                    f"{len(missing)} of {stacks.nunique()} stack(s) not found or not readable "
+                    f"(e.g. {missing[0]}; RELION reads names from its project folder)"
+                    if missing
+                    else "",
+                    f"{beyond} row(s) name an image beyond their stack's" if beyond else "",
+                )
+                if text
+            )
+        )
     if {"rlnCoordinateX", "rlnCoordinateY"} <= set(table):
         lines.append(
             "  positions on the micrographs: "

@@ -396,6 +396,26 @@ def _image_names(table: pd.DataFrame, star: Path, stacks: list[Path]):
     return list(files), stack_of, index
 
 
+def unreadable_stacks(star: Path, image_names: pd.Series) -> tuple[list[str], int]:
+    """What ``tomoscribe info`` checks of a particle STAR's images without reading them:
+    the stacks (``N@STACK`` names) found nowhere or not readable as MRC stacks
+    (:func:`_stack_path`, :func:`_stack_shape`, headers only), and how many rows of the
+    others give an index beyond their stack's images (or one that is not N ≥ 1)."""
+    numbers: dict[str, list[int]] = {}
+    for entry in image_names.astype(str):
+        number, _, name = entry.partition("@")
+        numbers.setdefault(name, []).append(int(number) if number.strip().isdigit() else 0)
+    missing, beyond = [], 0
+    for name, indices in numbers.items():
+        try:
+            count = _stack_shape(_stack_path(name, Path(star), []), named=True)[0]
+        except InputFileError:
+            missing.append(name)
+            continue
+        beyond += sum(not 1 <= n <= count for n in indices)
+    return missing, beyond
+
+
 def _check_all_given_used(star: Path, stacks: list[Path], files: list[Path]) -> None:
     """Refuse a stack given beside a STAR file that names none of its images (the STAR's
     own stacks, found elsewhere, were read and the stack given was ignored silently)."""
