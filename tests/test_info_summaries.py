@@ -173,3 +173,18 @@ def test_info_describes_copick_picks_without_a_voxel_spacing(tmp_path, capsys):
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "particles: 1" in out and "positions: Å (copick)" in out
+
+
+def test_info_counts_the_filaments_of_helical_segments(tmp_path, capsys):
+    """info said nothing of filaments: a STAR file of helical segments (rlnHelicalTubeID
+    with tilt and psi priors) showed as particles only.  It now counts the filaments,
+    their segments and how many have a direction."""
+    star = tmp_path / "segments.star"
+    star.write_text(
+        "data_particles\n\nloop_\n_rlnTomoName\n_rlnCoordinateX\n_rlnCoordinateY\n"
+        "_rlnCoordinateZ\n_rlnHelicalTubeID\n_rlnAngleTiltPrior\n_rlnAnglePsiPrior\n"
+        "T 10 20 20 1 90 0\nT 14 20 20 1 90 0\nT 18 20 20 1 nan nan\n"
+        "T 30 40 20 2 90 90\nT 30 44 20 2 90 90\n"
+    )
+    assert main(["info", str(star), "--voxel-size", "10"]) == 0
+    assert "filaments: 2 (2 to 3 segments each; directions for 4 of 5)" in capsys.readouterr().out

@@ -169,6 +169,85 @@ def test_imod_models_of_several_objects_or_outlines_are_said(shared_data):
         read_particles(folder / "meshed_curvature_example.mod")
 
 
+def test_imod_traced_lines_are_read_as_filaments_with_directions(shared_data):
+    """IMOD users trace microtubules and other filaments as open contours, one per
+    filament; the contours were read as particles without their filament, so extract,
+    convert and average lost which segment belongs to which filament (RELION's
+    rlnHelicalTubeID) and its direction.  Read now against imodmodel's own points: the
+    shared model of viral ribonucleoproteins (an open, non-planar object of 67 contours)
+    is 67 filaments, each point's direction along its contour; lines drawn slice by
+    slice (a planar object) stay particles, with the warning."""
+    import imodmodel
+
+    path = shared_data / "formats" / "imod" / "meshed_contour_example.mod"
+    raw = imodmodel.read(path)
+    with pytest.warns(UserWarning, match="read as 67 traced filaments"):
+        table = read_particles(path)
+    assert len(table) == len(raw) and table["filament_id"].nunique() == 67
+    for (_, contour), (_, traced) in zip(
+        raw.groupby(["object_id", "contour_id"], sort=True),
+        table.groupby("filament_id", sort=True),
+        strict=True,
+    ):
+        xyz = contour[["x", "y", "z"]].to_numpy(float)
+        assert np.allclose(traced[["z"]].to_numpy(float)[:, 0], xyz[:, 2])
+        chord = xyz[-1] - xyz[0]
+        if len(xyz) == 2 and np.linalg.norm(chord) > 0:  # a line's direction is its chord
+            assert np.allclose(
+                traced[["dir_x", "dir_y", "dir_z"]].iloc[0], chord / np.linalg.norm(chord)
+            )
+        unit = np.linalg.norm(traced[["dir_x", "dir_y", "dir_z"]].to_numpy(float), axis=1)
+        assert np.allclose(unit[np.isfinite(unit)], 1.0)
+    with pytest.warns(UserWarning, match="open contours of up to 70 points"):
+        planar = read_particles(shared_data / "formats" / "imod" / "meshed_curvature_example.mod")
+    assert "filament_id" not in planar
+
+
+def test_filament_seeds_go_to_imod_as_open_lines_and_come_back_whole(tmp_path, capsys):
+    """Filament seeds were written as scattered points (3dmod showed dots, and reading
+    them back lost the filaments).  Written now as one open contour per filament, seeds
+    in order along it (imodmodel reads the object as open, not scattered), and read back
+    with the same filaments, order and directions; convert names nothing dropped."""
+    from imodmodel import ImodModel
+
+    from tomoscribe.cli.app import main
+
+    rows = []
+    for filament, direction in ((4, [1.0, 0.3, 0.1]), (9, [0.2, -1.0, 0.4])):
+        unit = np.asarray(direction) / np.linalg.norm(direction)
+        for arc in np.arange(0.0, 60.0, 6.0):
+            x, y, z = np.array([30.0, 40.0, 12.0]) + 5 * filament + arc * unit
+            rows.append((x, y, z, *unit, filament, arc))
+    columns = ["x", "y", "z", "dir_x", "dir_y", "dir_z", "filament_id", "arc_length"]
+    seeds = pd.DataFrame(rows, columns=columns).sample(frac=1.0, random_state=1)
+    seeds.to_csv(tmp_path / "seeds.csv", index=False)
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "seeds.csv"),
+                "-o",
+                str(tmp_path / "s.mod"),
+                "--voxel-size",
+                "10",
+            ]
+        )
+        == 0
+    )
+    assert "dropped" not in capsys.readouterr().out
+    flags = ImodModel.from_file(tmp_path / "s.mod").objects[0].header.flags
+    assert flags.open and not flags.scattered
+    with pytest.warns(UserWarning, match="read as 2 traced filaments"):
+        back = read_particles(tmp_path / "s.mod")
+    ordered = seeds.sort_values(["filament_id", "arc_length"]).reset_index(drop=True)
+    assert np.allclose(back[["x", "y", "z"]], ordered[["x", "y", "z"]], atol=1e-4)
+    assert list(back["filament_id"]) == list(pd.factorize(ordered["filament_id"])[0])
+    cosines = np.sum(
+        back[["dir_x", "dir_y", "dir_z"]].to_numpy() * ordered[columns[3:6]].to_numpy(), 1
+    )
+    assert np.all(np.abs(cosines) > np.cos(np.radians(0.1)))
+
+
 def test_a_particle_file_and_tomograms_star_of_different_pixel_sizes_are_said(shared_data):
     """The shared RELION 5 project's Refine3D file gives 3.105 Å tilt-series pixels and
     its tomograms.star 10.52 Å: the centred coordinates were read at 10.52 Å without a

@@ -191,7 +191,8 @@ def _fitted(table, voxel, source, target, dst_fmt, drop_orientations: bool) -> t
         ("filament_id", dst_fmt.holds_filaments, "filament ids"),  # .tbl, copick (a trial)
         (  # RELION's helical priors mean a direction beside tube ids only
             "dir_x",
-            dst_fmt.holds_directions and ("filament_id" in table or dst_fmt.name != "relion"),
+            dst_fmt.holds_directions
+            and ("filament_id" in table or not dst_fmt.directions_need_filaments),
             "filament directions",
         ),
     ):

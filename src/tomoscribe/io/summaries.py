@@ -59,7 +59,7 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
     Returns
     -------
     Lines of text: format, particles per tomogram, unit, range (pixels), orientations,
-    classes, half sets, named subtomograms.
+    classes, half sets, filaments, named subtomograms.
 
     Raises
     ------
@@ -114,11 +114,25 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
     for column, what in (("class", "classes"), ("half", "half sets")):
         if column in table:
             lines.append(f"  {what}: " + _counts(table[column]))
+    lines += _filament_lines(table)
     if "image_name" in table:
         lines.append(
             f"  subtomograms named: {int(table['image_name'].notna().sum())}" + _box_of(table)
         )
     return lines + _ctf_volume_lines(table) + microscope_lines(table)
+
+
+def _filament_lines(table: pd.DataFrame) -> list[str]:
+    """How many filaments the segments belong to, their segment counts and whether each
+    segment has a direction (RELION's helical priors, a CSV's dir_x/y/z, an IMOD line)."""
+    if "filament_id" not in table or table["filament_id"].isna().all():
+        return []
+    segments = table.groupby("filament_id").size()
+    directed = int(table["dir_x"].notna().sum()) if "dir_x" in table else 0
+    return [
+        f"  filaments: {len(segments)} ({segments.min()} to {segments.max()} segments each; "
+        f"directions for {directed} of {len(table)})"
+    ]
 
 
 def _ctf_volume_lines(table: pd.DataFrame) -> list[str]:

@@ -2,10 +2,18 @@
 
 Positions only: a model holds no orientation, score or tomogram name.  IMOD places
 pixel i's centre at x = i + 0.5 (y likewise) and slice k at z = k (see
-:mod:`tomoscribe.io.points`).  Written with one object, one contour (one contour per
-filament for filament seeds), and, when known, the image size in the header
-(``xmax/ymax/zmax``) and the pixel size (``pixelsize`` with ``units`` = −10, Å), which
-IMOD uses for distances; read back as ``voxel_size_A`` when the header gives a unit.
+:mod:`tomoscribe.io.points`).  Particles are written as one object of scattered points in
+one contour; filament seeds as one object of open contours, one contour per filament with
+its seeds in order along it, as IMOD users trace microtubules and actin (and as RELION's
+and Warp's helical picking read start-to-end points).  When known, the image size goes in
+the header (``xmax/ymax/zmax``) and the pixel size (``pixelsize`` with ``units`` = −10, Å),
+which IMOD uses for distances; read back as ``voxel_size_A`` when the header gives a unit.
+
+Read back, a model whose every object is flagged open, neither scattered nor planar
+(3dmod's traced lines), with a contour of two points or more, is a table of
+filaments: ``filament_id`` per contour and each point's direction (``dir_x/y/z``) along its
+contour (central differences of its neighbours).  Open contours drawn slice by slice
+(planar objects: outlines of membranes, say) are not filaments.
 """
 
 from __future__ import annotations
@@ -36,8 +44,12 @@ def read(path: Path, **_) -> pd.DataFrame:
     (outlines drawn around something rather than positions of particles).
     """
     points = read_imod_points(path)
+    flags = _object_flags(path)
     table = points[["x", "y", "z"]].copy()
-    _warn_about_objects(path, points)
+    traced = _traced_filaments(points, flags)
+    if traced is not None:
+        table = traced
+    _warn_about_objects(path, points, flags, filaments=traced is not None)
     recorded = imod_voxel_size_A(path)  # the header's pixelsize in its units
     if recorded is not None:
         table["voxel_size_A"] = recorded
@@ -46,33 +58,89 @@ def read(path: Path, **_) -> pd.DataFrame:
     return table
 
 
-def _warn_about_objects(path: Path, points: pd.DataFrame) -> None:
+def _object_flags(path: Path) -> list | None:
+    """Each object's header flags (``imodmodel``), in the model's order; None when the
+    header cannot be read (the points were: a flag is not worth a refusal)."""
+    from imodmodel import ImodModel
+
+    try:
+        model = ImodModel.from_file(Path(path))
+    except Exception:
+        return None
+    return [obj.header.flags for obj in model.objects]
+
+
+def _draws_lines(flags) -> bool:
+    """Whether an object's flags say its contours are open lines across slices: open,
+    neither scattered points nor planar (drawn slice by slice)."""
+    return (
+        bool(getattr(flags, "open", False))
+        and not getattr(flags, "scattered", False)
+        and not getattr(flags, "planar", False)
+    )
+
+
+def _traced_filaments(points: pd.DataFrame, flags: list | None) -> pd.DataFrame | None:
+    """x, y, z, ``filament_id`` (one per contour, counted over the model) and each
+    point's unit direction along its contour (NaN for a contour of one point), when
+    every object draws open lines and one line at least has two points; None otherwise
+    (particles, outlines, a mixed model)."""
+    if flags is None or points.empty:
+        return None
+    objects = points["object_id"].to_numpy(int)
+    if not all(0 <= o < len(flags) and _draws_lines(flags[o]) for o in np.unique(objects)):
+        return None
+    contours = points.groupby(["object_id", "contour_id"], sort=True)
+    if contours.size().max() < 2:  # clicks in an open object: no line drawn
+        return None
+    pieces = []
+    for filament, (_, contour) in enumerate(contours):
+        xyz = contour[["x", "y", "z"]].to_numpy(float)
+        step = np.gradient(xyz, axis=0)  # central differences; one-sided at the ends
+        length = np.linalg.norm(step, axis=1, keepdims=True)
+        direction = np.divide(step, length, out=np.full_like(step, np.nan), where=length > 0)
+        piece = pd.DataFrame(xyz, columns=["x", "y", "z"])
+        piece[["dir_x", "dir_y", "dir_z"]] = direction
+        piece["filament_id"] = filament
+        pieces.append(piece)
+    return pd.concat(pieces, ignore_index=True)
+
+
+def _warn_about_objects(
+    path: Path, points: pd.DataFrame, flags: list | None, filaments: bool = False
+) -> None:
     """Warn when a model's points are not one set of particle positions: points in
     several objects (each object's number and count), or closed or open contours of
     more than one point (outlines, traced lines; 3dmod's default object type is closed,
-    so a one-point contour in it is a click, and is not warned about)."""
+    so a one-point contour in it is a click, and is not warned about); say so when
+    traced lines were read as filaments."""
     import warnings
-
-    from imodmodel import ImodModel
 
     numbers, counts = np.unique(points["object_id"].to_numpy(int) + 1, return_counts=True)
     if len(numbers) > 1:
         listed = ", ".join(f"object {n}: {c} points" for n, c in zip(numbers, counts, strict=True))
+        read_as = "filaments" if filaments else "particles"
         warnings.warn(
             f"{path} holds points of {len(numbers)} objects ({listed}), all read as one set "
-            "of particles; to use one object alone, keep it alone in the model (IMOD's "
+            f"of {read_as}; to use one object alone, keep it alone in the model (IMOD's "
             "imodextract).",
             stacklevel=3,
         )
-    try:
-        model = ImodModel.from_file(Path(path))
-    except Exception:  # read_imod_points has read it; a header detail is not worth a refusal
+    if filaments:
+        count = points.groupby(["object_id", "contour_id"]).ngroups
+        warnings.warn(
+            f"{path}: its open contours are read as {count} traced filaments, one per "
+            "contour, each point's direction along its contour; if they are particle "
+            "positions, make the object scattered points in 3dmod.",
+            stacklevel=3,
+        )
         return
-    for number, obj in enumerate(model.objects, start=1):
-        flags = obj.header.flags
-        scattered = getattr(flags, "scattered", False)
-        closed = not getattr(flags, "open", True) and not scattered
-        longest = max((len(contour.points) for contour in obj.contours), default=0)
+    for number, obj_flags in enumerate(flags or [], start=1):
+        scattered = getattr(obj_flags, "scattered", False)
+        closed = not getattr(obj_flags, "open", True) and not scattered
+        rows = points["object_id"].to_numpy(int) == number - 1
+        sizes = points[rows].groupby("contour_id").size()
+        longest = int(sizes.max()) if len(sizes) else 0
         if longest > 1 and not scattered:  # open contours: traced lines (a trial's
             kind = "closed contours" if closed else "open contours"  # 1,176 points)
             what = "outlines" if closed else "traced lines (filaments, paths)"
@@ -88,16 +156,18 @@ def _warn_about_objects(path: Path, points: pd.DataFrame) -> None:
 def write(
     path: Path, table: pd.DataFrame, voxel_size_A: float | None = None, tomogram_shape_zyx=None, **_
 ) -> Path:
-    """Scattered points, one contour per filament; image and pixel size in the header."""
+    """Scattered points in one contour, or filaments as open contours (one each, its
+    seeds in order along it); image and pixel size in the header."""
     from imodmodel import ImodModel
 
+    filaments = "filament_id" in table
+    if filaments and "arc_length" in table:  # seeds in order along each filament
+        table = table.sort_values(["filament_id", "arc_length"], kind="stable")
     frame = pd.DataFrame(
         {
             "object_id": 0,
             "contour_id": (
-                table["filament_id"].astype(int)
-                if "filament_id" in table
-                else pd.Series(0, index=table.index)
+                table["filament_id"].astype(int) if filaments else pd.Series(0, index=table.index)
             ),
             "x": table["x"].astype(float) + IMOD_XY_SHIFT,
             "y": table["y"].astype(float) + IMOD_XY_SHIFT,
@@ -105,6 +175,9 @@ def write(
         }
     )
     model = ImodModel.from_dataframe(frame)
+    if filaments:  # traced lines, as 3dmod draws them
+        model.objects[0].header.flags.scattered = False
+        model.objects[0].header.flags.open = True
     if tomogram_shape_zyx is not None:
         nz, ny, nx = (int(s) for s in tomogram_shape_zyx)
         model.header.xmax, model.header.ymax, model.header.zmax = nx, ny, nz
@@ -126,4 +199,6 @@ FORMAT = ParticleFormat(
     holds_several_tomograms=False,
     holds_scores=False,
     holds_filaments=True,
+    holds_directions=True,  # along each filament's contour, within a few degrees
+    directions_need_filaments=True,
 )

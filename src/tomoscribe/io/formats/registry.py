@@ -47,7 +47,9 @@ class ParticleFormat:
         (RELION's ``rlnRandomSubset``) and its subtomogram's name (``rlnImageName``).
     holds_filaments, holds_directions : the file can carry which filament a segment
         belongs to (``rlnHelicalTubeID``; IMOD: one contour each) and its direction
-        (RELION's helical tilt and psi priors).
+        (RELION's helical tilt and psi priors; IMOD: the order of a contour's points).
+    directions_need_filaments : directions are read back only beside filament ids
+        (RELION: priors beside ``rlnHelicalTubeID``; IMOD: along an open contour).
     """
 
     name: str
@@ -63,6 +65,7 @@ class ParticleFormat:
     holds_image_names: bool = False
     holds_filaments: bool = False
     holds_directions: bool = False
+    directions_need_filaments: bool = False
 
 
 _registry: dict[str, ParticleFormat] = {}

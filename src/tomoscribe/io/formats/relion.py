@@ -1182,4 +1182,5 @@ FORMAT = ParticleFormat(
     holds_image_names=True,
     holds_filaments=True,
     holds_directions=True,
+    directions_need_filaments=True,
 )
