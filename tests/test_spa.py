@@ -27,6 +27,7 @@ from tomoscribe.io.boxfiles import (
     match_micrographs,
     read_boxes,
     write_box_files,
+    write_csv,
     write_info_files,
     write_star,
 )
@@ -357,6 +358,11 @@ def test_box_files_as_relion_and_eman2_write_them(tmp_path):
     # crYOLO writes corners as centre − w/2, unrounded: read with the same half
     (tmp_path / "odd" / "mic_c.box").write_text("87.5\t37.5\t25\t25\n")
     assert read_boxes(tmp_path / "odd" / "mic_c.box")[["x", "y"]].iloc[0].tolist() == [100, 50]
+    # a CSV of picks keeps its scores (they were cut to 2 decimals: 0.8734 → 0.87)
+    fine = picks.assign(score=[0.87341, 0.99871, 0.5], x=[4095.37, 30.5, 7.0])
+    write_csv(tmp_path / "p.csv", fine)
+    back = read_boxes(tmp_path / "p.csv")
+    np.testing.assert_allclose(back[["x", "y", "score"]], fine[["x", "y", "score"]], atol=1e-5)
     write_info_files(tmp_path, picks, "auto_cnn")
     info = json.loads((tmp_path / "info" / "mic_b_info.json").read_text())
     assert info == {"boxes": [[7.0, 8.0, "auto_cnn"]]}

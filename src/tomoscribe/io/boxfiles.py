@@ -541,9 +541,10 @@ def write_relion_coordinates(
 
 
 def write_csv(path: str | os.PathLike, table: pd.DataFrame) -> Path:
-    """Write ``micrograph,x,y[,score]`` (and any other columns) as CSV, atomically."""
+    """Write ``micrograph,x,y[,score]`` (and any other columns) as CSV, atomically, to seven
+    significant digits (0.01 pixel up to 99,999 pixels; scores as the network gave them)."""
     with atomic_path(path) as tmp:
         table.drop(columns=["source"], errors="ignore").to_csv(
-            tmp, index=False, float_format="%.2f"
+            tmp, index=False, float_format="%.7g"
         )
     return Path(path)
