@@ -452,8 +452,13 @@ def test_extract_takes_the_tilt_range_of_the_tilt_series_tomograms_star_names(
         high
     }
     assert (out / "wedge.mrc").is_file()
-    # a range given wins, with no word of the file's
+    # a range given wins; the file's other range is said (it went unsaid), its own is not
     assert _extract(shared_data, tmp_path, PICKS, tmp_path / "given", "--tilt-range", "-45,45") == 0
+    said = capsys.readouterr().err
+    assert f"given tilt range -45…45° is used, though {series.name}" in said
+    assert f"spans {low:g}…{high:g}°" in said
+    same = f"{low:g},{high:g}"
+    assert _extract(shared_data, tmp_path, PICKS, tmp_path / "same", "--tilt-range", same) == 0
     assert series.name not in capsys.readouterr().err
     rows = starfile.read(tmp_path / "given" / "particles.star", always_dict=True)["particles"]
     assert set(rows["tomoscribeTiltMinDeg"]) == {-45.0}

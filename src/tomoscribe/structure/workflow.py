@@ -843,14 +843,22 @@ def _tilt_series_range(paths, entry: dict | None, given) -> tuple:
     tilt series RELION 5's tomograms.star names for the tomogram (``entry``, from
     :func:`_entry_of`), with the sentence that says so (the inputs' record is used where
     they have one; a disagreement is the sentence then); None for either where there is
-    none."""
+    none; a ``given`` range other than the tilt series' is used and said."""
     from ..io.formats.relion import tilt_series_range
 
     file = (entry or {}).get("tilt_series_file")
-    series = tilt_series_range(file) if given is None and file is not None else None
+    series = tilt_series_range(file) if file is not None else None
     if series is None:
         return given, None
     name = entry["name"]
+    if given is not None:
+        if same_tilt_range(given, series):
+            return given, None
+        return given, (
+            f"the given tilt range {given[0]:g}…{given[1]:g}° is used, though "
+            f"{Path(file).name} (the tilt series tomograms.star names for {name}) spans "
+            f"{series[0]:g}…{series[1]:g}°."
+        )
     recorded = acquisition_of(paths, "tilt_range_deg", tomo_name=name).tilt_range_deg
     file = Path(file).name
     if recorded is None:
