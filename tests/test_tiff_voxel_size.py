@@ -87,3 +87,27 @@ def test_the_real_crops_voxel_size_is_read_as_written(shared_data):
     if not real.is_file():
         pytest.skip("microtubule_14pf_crop.tif is not present")
     assert read_tiff(real).voxel_size_A == (10.52, 10.52, 10.52)
+
+
+def test_a_stack_of_other_z_spacing_is_said_as_for_mrc_files(tmp_path):
+    """A trial: an ImageJ stack of 10 × 10 × 20 Å voxels was band-passed and segmented as
+    cubes of 10 Å without a word (MRC files of such voxels are warned about); and an
+    ImageJ stack with x and y sizes but no z spacing got z = x unsaid (ImageJ itself
+    takes 1 unit).  Both said now, once; cubic stacks and fluorescence read where each
+    axis's size is used (CLEM) say nothing."""
+    import warnings
+
+    from tomoscribe.io.mrc import anisotropic_voxels_expected
+
+    with pytest.warns(UserWarning, match=r"not cubes \(10 × 10 × 20 Å"):
+        read_tiff(_imagej(tmp_path / "a.tif", "nm", 1.0, 2.0))
+    tifffile.imwrite(tmp_path / "z.tif", STACK, imagej=True, resolution=(0.1, 0.1),
+                     metadata={"unit": "nm", "axes": "ZYX"})  # fmt: skip
+    with pytest.warns(UserWarning, match=r"give x and y \(100 Å\) but no z spacing"):
+        assert read_tiff(tmp_path / "z.tif").voxel_size_A == (100.0, 100.0, 100.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_tiff(_imagej(tmp_path / "c.tif", "nm", 1.0, 1.0))
+        read_tiff(tmp_path / "a.tif", voxel_size_A=10.0)  # a size given is the size
+        with anisotropic_voxels_expected():
+            read_tiff(_imagej(tmp_path / "f.tif", "nm", 1.0, 2.5))

@@ -104,7 +104,7 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
     vs = _voxel_size(path, handle, voxel_size_A)
     origin = _origin(header, vs, unusual)
     if not (int(header.ispg) == 0 and int(header.mz) == 1):  # not a stack of images
-        _check_cubic(path, data.shape, vs, unusual)
+        check_cubic(path, data.shape, vs, unusual)
     if unusual and first_time(path, tuple(unusual)):  # once per command run
         warnings.warn(
             f"{path} was read although {'; '.join(unusual)}; its voxel data are "
@@ -346,7 +346,7 @@ def anisotropic_voxels_expected() -> Iterator[None]:
 _STACK_SUFFIXES = (".mrcs", ".st", ".ali", ".preali")
 
 
-def _check_cubic(path: Path, shape, vs: np.ndarray, unusual: list[str]) -> None:
+def check_cubic(path: Path, shape, vs: np.ndarray, unusual: list[str]) -> None:
     """Say so when a volume's voxels are not cubes: band-pass filters, boxes, binning
     and subtomogram headers all take a voxel as a cube of the x size, so a tomogram of
     7.3 × 7.3 × 9 Å voxels would be filtered and cut 23% too short in z, silently.

@@ -11,6 +11,7 @@ XML parser.  Uncompressed files are memory-mapped.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ import tifffile
 
 from ..errors import InputFileError, MissingVoxelSizeError, ParameterError, missing_file
 from ..outputs import atomic_path
+from ..said import first_time
 from ..volume import Volume, check_voxel_type, physical_memory_bytes
+from .mrc import MRCWarning, check_cubic
 
 #: Length units ImageJ writes, in Å.
 _UNIT_A = {
@@ -82,6 +85,7 @@ def read_tiff(
             # tif.series and tifffile.memmap do on a fresh file) can loop forever.
             len(tif.pages)
             found = _voxel_size(tif)
+            unusual = [] if voxel_size_A is not None else _z_spacing_unrecorded(tif, found)
             series = tif.series[0]
             axes = series.axes.upper()
             data = _memmap_series(path, tif, series)
@@ -113,7 +117,30 @@ def read_tiff(
             f"{path} does not record a voxel size; pass `voxel_size_A`.", parameter="voxel_size_A"
         )
     check_voxel_type(path, data.dtype)
+    if voxel_size_A is None:  # as MRC files are read: said once per command run
+        check_cubic(path, data.shape, np.asarray(vs, float), unusual)
+    if unusual and first_time(path, tuple(unusual)):
+        warnings.warn(
+            f"{path} was read although {'; '.join(unusual)}; check the result.",
+            MRCWarning,
+            stacklevel=2,
+        )
     return Volume(data, vs, (0.0, 0.0, 0.0), metadata={"source": str(path), "format": "tiff"})
+
+
+def _z_spacing_unrecorded(tif, found) -> list[str]:
+    """A sentence when an ImageJ stack of several slices records x and y sizes but no z
+    spacing (``spacing``), so that z is taken as x (ImageJ itself takes 1 unit)."""
+    meta = tif.imagej_metadata or {}
+    if found is None or "spacing" in meta or int(meta.get("slices", 1) or 1) < 2:
+        return []
+    if _voxel_size_from_imagej(tif) is None:  # the size came from elsewhere (OME-XML)
+        return []
+    return [
+        f"its ImageJ metadata give x and y ({found[0]:g} Å) but no z spacing, so z is taken "
+        "as x; if the slices are further apart, give the voxel size in z (ImageJ: Image > "
+        "Properties, voxel depth) or resample"
+    ]
 
 
 def _memmap_series(path: Path, tif, series) -> np.memmap | None:
