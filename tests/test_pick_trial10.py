@@ -453,3 +453,29 @@ def test_a_map_at_an_unset_1A_header_is_said_by_pick_and_vesicles(tmp_path, caps
     ves = ["vesicles", str(path), "--value", "1", "-o", str(tmp_path / "v.mrc")]
     main([*ves, "--table", str(tmp_path / "v.csv")])
     assert "blob.mrc records 1 Å voxels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["legend", "value", "nonzero"])
+def test_a_threshold_given_for_a_label_map_is_refused(tmp_path, capsys, how):
+    """A trial: `pick labels.mrc -f filament --threshold 5` wrote the same picks as
+    without it (a label map's voxels are the feature or not): the option did nothing,
+    unsaid.  Refused now in one sentence, nothing written; without it the map picks."""
+    _, mask, _ = tube_phantom(
+        (32, 64, 64), [straight((16, 32, 32), 20, 0, 40)], ACTIN_R, False, 60, resolution_voxels=1.5
+    )
+    path = tmp_path / "labels.mrc"
+    write_volume(path, Volume(mask.astype(np.uint8) * 3, VOXEL_A))
+    extra = []
+    if how == "legend":
+        legend = {"0": {"name": "background"}, "3": {"name": "actin"}}
+        path.with_name("labels.mrc.legend.json").write_text(json.dumps(legend))
+    elif how == "value":
+        extra = ["--value", "3"]
+    out = tmp_path / "p.csv"
+    args = ["pick", str(path), "-f", "actin", "-o", str(out), *extra]
+    capsys.readouterr()
+    assert main([*args, "--threshold", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "with nothing to threshold" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(args) == 0 and len(pd.read_csv(out)) >= 1

@@ -393,15 +393,31 @@ def _check_not_a_tomogram(data: np.ndarray, how: str, annotation: Path, feature:
         )
 
 
+#: How a map that is not one feature's scores was read, as refusals name it.
+_LABELS_READ_BY = {
+    "legend": "a label map by its legend",
+    "value": "a label map by `value`",
+    "nonzero": "a binary map (its nonzero voxels)",
+}
+
+
 def _map_threshold(annotation: Path, voxels, threshold: float | None) -> tuple[float, str]:
     """The threshold a per-feature map is read at and where it came from: the one given
     (``"given"``), else the one its model measured, as ``segment`` recorded it with the
     map (``"model"``, as ``merge`` uses it), else 1.0 (``"default"``).  For label maps
-    (legend, value, nonzero) it plays no part: (1.0, ``"unused"``)."""
+    (legend, value, nonzero) it plays no part: (1.0, ``"unused"``), and one given is
+    refused (a trial: ignored without a word, the picks the same with or without it)."""
     from ..segment.workflow import map_threshold
 
     if voxels.how != "threshold":
-        return (1.0 if threshold is None else float(threshold)), "unused"
+        if threshold is not None:
+            raise ParameterError(
+                f"`threshold` applies to one feature's map from `segment`, and "
+                f"{annotation.name} is read as {_LABELS_READ_BY[voxels.how]}: its voxels "
+                "are the feature or not, with nothing to threshold; leave `threshold` out.",
+                parameter="threshold",
+            )
+        return 1.0, "unused"
     if threshold is not None:
         if not (np.isfinite(threshold) and threshold > 0):
             raise ParameterError(
