@@ -294,3 +294,24 @@ def test_an_ensemble_stopped_in_its_second_member_resumes_the_first(discs, tmp_p
     assert model.metadata["ensemble"]["members_kept"] == 2
     left = sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name)
     assert left == [".d.tsm.checkpoint-4"]  # not a checkpoint: not ours to remove
+
+
+def test_a_training_refused_as_collapsed_leaves_no_checkpoint(discs, tmp_path, monkeypatch):
+    """A trial: `train` ending in "the 'tube' network collapsed twice" (exit 2) left
+    `.NAME.checkpoint` (1.5 MB) beside the model it did not write, at every rerun; a
+    collapsed network is nothing to resume."""
+    from tomoscribe.errors import TrainingError
+    from tomoscribe.segment import ensemble, workflow
+
+    trainset = save_training_set(tmp_path / "d.trainset", discs)
+
+    def trains_then_collapses(sets, spec, params, members, per_set, train, say, names):
+        train(sets[0], params, 0)  # a member trains to its end, its checkpoint kept
+        assert any(p.name.startswith(".d.tsm.checkpoint") for p in tmp_path.iterdir())
+        raise TrainingError("the 'disc' network collapsed twice.")
+
+    monkeypatch.setattr(ensemble, "train_ensemble", trains_then_collapses)
+    with pytest.raises(TrainingError):
+        workflow.train_from_files([trainset], tmp_path / "d.tsm", ArchitectureSpec(),
+                                  TrainParams(epochs=1, seed=0), device="cpu")  # fmt: skip
+    assert not [p.name for p in tmp_path.iterdir() if "checkpoint" in p.name or "d.tsm" in p.name]

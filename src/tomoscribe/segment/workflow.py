@@ -24,7 +24,13 @@ import pandas as pd
 from ..core.acquisition import TiltRange
 from ..core.boxes import boxes_from_mask, contour_box_centres
 from ..core.legend import Legend, check_feature_name, legend_path, read_legend, write_legend
-from ..errors import AnnotationError, InvalidDataError, MissingVoxelSizeError, ParameterError
+from ..errors import (
+    AnnotationError,
+    InvalidDataError,
+    MissingVoxelSizeError,
+    ParameterError,
+    TrainingError,
+)
 from ..io import create_volume, read_volume, read_volume_checked, warn_unset_voxel_size
 from ..io.lineage import centred_extent
 from ..io.mrc import anisotropic_voxels_expected
@@ -826,9 +832,13 @@ def train_from_files(
         )  # fmt: skip
 
     with output_lock(output):  # one training per model file; its checkpoints beside it
-        model = train_ensemble(
-            sets, spec, params, members, per_set, train, say, [str(p) for p in training_sets]
-        )
+        try:
+            model = train_ensemble(
+                sets, spec, params, members, per_set, train, say, [str(p) for p in training_sets]
+            )
+        except TrainingError:  # collapsed: nothing to resume (a trial found them left)
+            remove_member_checkpoints(output)
+            raise
         save_model(output, model)
         remove_member_checkpoints(output)
     _record_model(output, model, spec, params, training_sets, members, per_set)
