@@ -298,6 +298,15 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
     )
     scores = json.loads(report.read_text())
     assert sum(map(sum, scores["confusion"]["counts"])) == 36
+    # its own training set: said, with the accuracy held out in training (a trial: an
+    # accuracy inflated by the training half, given without a word)
+    held_out = load_classifier(model).metadata["test"]["accuracy"]
+    said = capsys.readouterr().err
+    assert "is the dataset this classifier was trained on" in said and scores["training_dataset"]
+    assert f"held out in training it was {held_out:.3f}" in said
+    fresh = _dataset(tmp_path / "f.zarr", *shapes(3))
+    assert main(["classify", "evaluate", str(model), str(fresh), "--device", "cpu"]) == 0
+    assert "trained on" not in capsys.readouterr().err
     assert main(["classify", "baseline", str(data), "--max-degree", "4"]) == 0
     # a dataset of another box size, another voxel size, a class with no examples
     other = _dataset(tmp_path / "o.zarr", *shapes(4, box=20))

@@ -83,6 +83,27 @@ def _averages(full, assignment, rotations, shifts, classes, tilt_range):
     return out
 
 
+def _half_set_resolutions_nm(full, assignment, rotations, shifts, classes, tilt, voxel_size_A):
+    """Per class, the resolution (nm) where the FSC between the averages of its members
+    taken alternately falls below 0.5: the detail the class average holds (gold
+    standard; the box size where it never reaches 0.5), NaN for a class of fewer than
+    two members."""
+    out = []
+    for c in range(classes):
+        members = np.flatnonzero(assignment == c)
+        if len(members) < 2:
+            out.append(float("nan"))
+            continue
+        first, second = (
+            finish_average(*wedge_weighted_sum(full[m], rotations[m], shifts[m], tilt))
+            .cpu()
+            .numpy()
+            for m in (members[0::2], members[1::2])
+        )
+        out.append(resolution_at(fsc_curve(first, second, voxel_size_A), 0.5) / 10.0)
+    return out
+
+
 def _initial_classes(data: np.ndarray, classes: int, min_members: int, seed: int) -> np.ndarray:
     """The starting class (0, 1, …) of each subtomogram: k-means of rotation-invariant
     features, then each class of fewer than ``min_members`` dissolved (smallest first)
@@ -129,6 +150,8 @@ def reference_free_classes(
     -------
     dict with ``assignment`` (N,) class per subtomogram (classes renumbered by size),
     ``averages`` (C, n, n, n) protein-bright class averages, ``sizes`` (C,),
+    ``half_set_fsc05_nm`` (C,) the FSC-0.5 resolution (nm) between the averages of each
+    class's two halves (:func:`_half_set_resolutions_nm`),
     ``rotations`` (Rotation of N), ``shifts_zyx`` (N, 3) voxels, ``scores`` (N,) and
     ``history`` (per round: mean score, subtomograms that changed class).
     """
@@ -264,6 +287,9 @@ def reference_free_classes(
             scores[members] = score
         rotations = Rotation.concatenate(new_rot)
     maps = _averages(full, assignment, rotations, shifts, classes, tilt)
+    halves = _half_set_resolutions_nm(
+        full, assignment, rotations, shifts, classes, tilt, voxel_size_A
+    )
 
     sizes = np.bincount(assignment, minlength=classes)
     order = [c for c in np.argsort(-sizes, kind="stable") if sizes[c] > 0]
@@ -273,6 +299,7 @@ def reference_free_classes(
         "assignment": np.array([renumber[int(c)] for c in assignment]),
         "averages": np.stack([sign * maps[c].cpu().numpy() for c in order]),
         "sizes": sizes[order],
+        "half_set_fsc05_nm": [halves[c] for c in order],
         "rotations": rotations,
         "shifts_zyx": shifts,
         "scores": scores,

@@ -204,6 +204,7 @@ def train_classifier_file(
     dataset, output = Path(dataset), Path(output)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_no_star_repeats(dataset)
+    fingerprint = dataset_fingerprint(volumes)
     acquisition = trained_acquisition(dataset, voxel)
     known = labelled_mask(dataset, labels, "train on")
     n_unlabelled = int((~known).sum())
@@ -222,6 +223,11 @@ def train_classifier_file(
     if is_star_dataset(dataset):  # written back by classify predict
         classifier.metadata["class_numbers"] = star_class_numbers(dataset)
     classifier.metadata.update(acquisition)  # the tilt range it learned: checked on use
+    classifier.metadata["trained_on"] = {  # evaluate says when given this dataset again
+        "dataset_sha256": fingerprint,
+        "n_train": int(train_mask.sum()),
+        "n_test": int(test_mask.sum()),
+    }
     scores = None
     if test_mask.any():
         predicted = predict(classifier, volumes[test_mask], device=device).argmax(1)
@@ -284,6 +290,7 @@ def evaluate_classifier_file(
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
     check_tilt_range(dataset, classifier.metadata, "classifier")
+    trained_on = _warn_of_the_training_set(classifier.metadata, volumes, dataset)
     labels, names = in_model_classes(dataset, labels, names, classifier.class_names)
     known = labelled_mask(dataset, labels, "score")
     predicted = np.full(len(labels), -1)
@@ -292,6 +299,7 @@ def evaluate_classifier_file(
     confusion = np.zeros((len(names), len(names)), int)
     np.add.at(confusion, (labels[known], predicted[known]), 1)
     scores["confusion"] = {"rows_true_columns_predicted": names, "counts": confusion.tolist()}
+    scores["training_dataset"] = trained_on
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(scores, indent=2) + "\n")
@@ -299,6 +307,32 @@ def evaluate_classifier_file(
             output, "classify evaluate", {}, [model], extra={"dataset": str(dataset.resolve())}
         )
     return scores
+
+
+def _warn_of_the_training_set(metadata: dict, volumes: np.ndarray, dataset: Path) -> bool:
+    """Whether ``dataset`` is the one the classifier was trained on (its fingerprint),
+    said in a warning with the held-out accuracy measured in training: most of it was
+    training data, so an accuracy on it is not a test (a trial: 0.881 on its own
+    dataset, 0.85 held out)."""
+    import warnings
+
+    trained_on = metadata.get("trained_on") or {}
+    if trained_on.get("dataset_sha256") != dataset_fingerprint(volumes):
+        return False
+    held_out = (metadata.get("test") or {}).get("accuracy")
+    warnings.warn(
+        f"{dataset.name} is the dataset this classifier was trained on: "
+        f"{trained_on.get('n_train', 'most')} of its subtomograms were training data, so "
+        "the accuracy below is not a test of the classifier"
+        + (
+            f"; on the {trained_on.get('n_test')} held out in training it was {held_out:.3f}"
+            if isinstance(held_out, (int, float))
+            else ""
+        )
+        + ".",
+        stacklevel=3,
+    )
+    return True
 
 
 @dataclass(frozen=True)

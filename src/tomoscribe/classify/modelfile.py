@@ -79,6 +79,9 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
     """
     network, record, (box, voxel_size_A, class_names) = load_network_file(path, KIND, _parse)
     metadata = {k: v for k, v in record.items() if k in ("training", "test", "acquisition")}
+    trained_on = record.get("trained_on")  # the dataset's fingerprint and its split
+    if isinstance(trained_on, dict) and isinstance(trained_on.get("dataset_sha256"), str):
+        metadata["trained_on"] = trained_on
     numbers = record.get("class_numbers")  # a STAR dataset's RELION classes, one per class
     if (
         isinstance(numbers, list)

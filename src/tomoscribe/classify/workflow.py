@@ -311,9 +311,12 @@ def _classes_of_cluster(
         item = {
             "class": k,
             "size": int(found["sizes"][k]),
+            "half_set_fsc05_nm": float(found["half_set_fsc05_nm"][k]),
             "members": in_class.tolist(),
             **matches[k],
         }
+        if item.get("fsc05_nm") is not None:  # the reference differs where the halves agree?
+            item["within_class_detail"] = bool(item["fsc05_nm"] <= item["half_set_fsc05_nm"])
         if truth is not None:
             known = truth[in_class][truth[in_class] >= 0]
             item["true_classes"] = {
@@ -330,12 +333,18 @@ def _classes_of_cluster(
 def _match_phrase(item: dict) -> str:
     """How a class average compares with the references, for the report."""
     match = item.get("match")
+    likeness = (
+        f", coarser than the {item['half_set_fsc05_nm']:.1f} nm to which the class's two "
+        "halves agree: a likeness of size and shape, not the same structure"
+        if match in ("unique", "tie") and not item.get("within_class_detail", True)
+        else ""
+    )
     if match == "unique":
-        return f", closest {item['best']} at {item['fsc05_nm']:.1f} nm"
+        return f", closest {item['best']} at {item['fsc05_nm']:.1f} nm" + likeness
     if match == "tie":
         return (
             f", {' and '.join(item['tied'])} equally close at {item['fsc05_nm']:.1f} nm "
-            "(no closest reference)"
+            "(no closest reference)" + likeness
         )
     if match == "none":
         return ", matches no reference (no FSC crosses 0.5 finer than chance)"
