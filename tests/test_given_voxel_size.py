@@ -126,6 +126,31 @@ def test_preprocess_warns_of_an_unset_header_it_filters_at_1A(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_a_voxel_size_given_finer_than_tomograms_is_said_and_not_blamed_on_the_file(
+    tmp_path, capsys
+):
+    """A trial: `preprocess patch.tif --voxel-size 1` was told "patch.tif records 1 Å
+    voxels, which is what an unset header holds … give it (--voxel-size)": the file
+    records none and the size was given.  And 1.2 (nm typed as Å) filtered 40 Å at 1.2 Å
+    per voxel unsaid.  Now one sentence says the given size is finer than tomograms
+    are made at, and what to give for nm; 12 or a single image at 0.8 Å say nothing."""
+    noise = np.random.default_rng(1).normal(size=(8, 32, 32)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "p.tif", noise)
+    for given, nm in (("1", "10"), ("1.2", "12")):
+        out = tmp_path / f"p{given}.mrc"
+        assert main(["preprocess", str(tmp_path / "p.tif"), "-o", str(out), "-q",
+                     "--voxel-size", given]) == 0  # fmt: skip
+        err = capsys.readouterr().err
+        assert f"given {given} Å per voxel" in err and f"give {nm}." in err, err
+        assert "unset header" not in err and err.count("\n") == 1
+    assert main(["preprocess", str(tmp_path / "p.tif"), "-o", str(tmp_path / "q.mrc"), "-q",
+                 "--voxel-size", "12"]) == 0  # fmt: skip
+    assert "warning" not in capsys.readouterr().err
+    tifffile.imwrite(tmp_path / "m.tif", np.zeros((32, 32), np.float32))
+    assert main(["info", str(tmp_path / "m.tif"), "--voxel-size", "0.8"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_segment_reads_an_ome_zarr_tomogram_as_its_mrc(tmp_path):
     """Trial: `segment tomo.zarr` (its help names .zarr; `preprocess -o x.zarr` writes
     one) stopped with "Is a directory": the resumable run fingerprinted the store as a

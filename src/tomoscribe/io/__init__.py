@@ -100,9 +100,34 @@ def read_volume_checked(
     ParameterError
         The file records a voxel size that differs from ``voxel_size_A`` by over 1%.
     """
-    volume = read_volume(path, supplied_voxel_size(path, voxel_size_A, channel), channel)
+    supplied = supplied_voxel_size(path, voxel_size_A, channel)
+    volume = read_volume(path, supplied, channel)
+    if supplied is not None:  # the user's, not an unset header's (warn_unset_voxel_size)
+        volume.metadata["voxel_size_given"] = True
+        _warn_of_a_fine_given_voxel_size(path, volume, supplied)
     warn_block_binned(path)
     return volume
+
+
+#: Tomograms are reconstructed at this many Å per voxel or more (unbinned tilt series
+#: of 1–2 Å pixels are binned 2–8× first); a finer size given is likely nm typed as Å.
+FINEST_TOMOGRAM_VOXEL_A = 2.0
+
+
+def _warn_of_a_fine_given_voxel_size(path, volume: Volume, voxel_size_A: float) -> None:
+    """Warn when a voxel size given for a volume of several slices is finer than
+    :data:`FINEST_TOMOGRAM_VOXEL_A` (a trial: 1.2 given where 12 Å was meant, band-passed
+    at 40 Å on 1.2 Å voxels without a word); single images (micrographs) are not."""
+    import warnings
+
+    if volume.shape[0] < 2 or voxel_size_A >= FINEST_TOMOGRAM_VOXEL_A:
+        return
+    warnings.warn(
+        f"{Path(path).name} is read at the given {voxel_size_A:g} Å per voxel, finer than "
+        f"tomograms are reconstructed at (rarely below {FINEST_TOMOGRAM_VOXEL_A:g} Å); "
+        f"`voxel_size_A` is in Å: if {voxel_size_A:g} is in nm, give {10 * voxel_size_A:g}.",
+        stacklevel=3,
+    )
 
 
 def warn_block_binned(path: str | os.PathLike) -> None:
@@ -147,7 +172,9 @@ def warn_unset_voxel_size(
     exist, so it is read as it says; ``advice`` says what to do otherwise."""
     import warnings
 
-    if records_unset_voxel_size(volume.voxel_size_A):
+    if records_unset_voxel_size(volume.voxel_size_A) and not volume.metadata.get(
+        "voxel_size_given"
+    ):  # 1 Å given by the user is theirs (a trial was told the file recorded it)
         warnings.warn(
             f"{Path(path).name} records 1 Å voxels, which is what an unset header holds; it "
             f"is used as {use} at 1 Å: if that is not its voxel size, {advice}.",
