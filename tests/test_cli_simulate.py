@@ -18,7 +18,7 @@ def test_simulate_commands_have_help(command, capsys):
     assert main(["simulate", command, "--help"]) == 0
 
 
-def test_simulate_cell_writes_a_consistent_set(tmp_path):
+def test_simulate_cell_writes_a_consistent_set(tmp_path, capsys):
     assert (
         main(
             [
@@ -76,6 +76,16 @@ def test_simulate_cell_writes_a_consistent_set(tmp_path):
     for name in ("labels.mrc", "instances.mrc", "density.mrc"):
         tilt = tilt_range_for([tmp_path / name])
         assert tilt.source == "recorded" and tilt.deg == (angles.min(), angles.max())
+    # extract of picks made on it takes the voltage and Cs it was imaged with (a trial:
+    # "no input file gives them", though the tomogram's record held them)
+    imaging = json.loads((tmp_path / "tomogram.mrc.json").read_text())["parameters"]["imaging"]
+    extract = ["extract", str(tmp_path / "tomogram.mrc"), str(tmp_path / "p.csv")]
+    assert main([*extract, "--box", "16", "-o", str(tmp_path / "ex")]) == 0
+    assert "--voltage" not in capsys.readouterr().err
+    optics = starfile.read(tmp_path / "ex" / "particles.star", always_dict=True)["optics"]
+    assert optics["rlnVoltage"].tolist() == [imaging["voltage_kV"]]
+    assert optics["rlnSphericalAberration"].tolist() == [imaging["cs_mm"]]
+    assert optics["rlnAmplitudeContrast"].tolist() == [imaging["amplitude_contrast"]]
 
 
 def test_simulate_cell_refuses_a_users_file_before_writing_anything(tmp_path, capsys):

@@ -51,6 +51,31 @@ def checked_microscope(microscope: dict | None) -> dict:
     return given
 
 
+def recorded_microscope(paths) -> dict:
+    """The voltage, Cs and amplitude contrast the provenance record of one of ``paths``
+    gives (``acquisition.microscope``, as ``simulate cell`` writes with the tomogram: the
+    values it imaged with), the first that gives any; ``{}`` where none does.  Values a
+    record gives out of :func:`checked_microscope`'s ranges are left out."""
+    from ..outputs import read_provenance
+
+    for path in paths:
+        if path is None:
+            continue
+        record = read_provenance(path) or {}
+        given = (record.get("acquisition") or {}).get("microscope")
+        if not isinstance(given, dict):
+            continue
+        values = {}
+        for key, value in given.items():
+            try:
+                values.update(checked_microscope({key: value}))
+            except (ParameterError, TypeError, ValueError):
+                continue
+        if values:
+            return values
+    return {}
+
+
 def filled_microscope(table: pd.DataFrame, microscope: dict) -> tuple[pd.DataFrame, list[str]]:
     """A copy of the particle ``table`` with ``microscope``'s values (from
     :func:`checked_microscope`) where it has none (a missing column or a row without a

@@ -155,12 +155,17 @@ def simulate_cell_files(
         "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
         "= inverse of scipy intrinsic ZYZ",
     }
+    microscope = {  # what it imaged with: extract's optics block (a trial: "not given")
+        "voltage_kV": float(imaging.voltage_kV),
+        "cs_mm": float(imaging.cs_mm),
+        "amplitude_contrast": float(imaging.amplitude_contrast),
+    }
     for name in CELL_RECORDED:  # the truth maps too: `pick` on labels.mrc reads its tilt range
         write_provenance(
             out_dir / name,
             "simulate cell",
             record if name == "tomogram.mrc" else {"truth_of": "tomogram.mrc"},
-            extra={"acquisition": acquisition.as_dict()},
+            extra={"acquisition": {**acquisition.as_dict(), "microscope": microscope}},
         )
     return particles, class_ids, acquisition
 

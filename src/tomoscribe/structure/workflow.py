@@ -91,7 +91,12 @@ from .average import (
 if TYPE_CHECKING:
     from .classes2d import Classes2D
 from ..io.lineage import centred_extent
-from ..io.microscope import checked_microscope, filled_microscope, overruled
+from ..io.microscope import (
+    checked_microscope,
+    filled_microscope,
+    overruled,
+    recorded_microscope,
+)
 from ..io.placement import optimisation_tomograms
 from ..io.points import IMOD_GRID, rescale_positions
 from .extract import extract_subtomograms
@@ -803,7 +808,10 @@ def extract_from_files(
         )
     if picked_voxel_size_A is None:
         _warn_of_unrecorded_sampling(table, particles, tomogram, volume.pixel_size_A)
-    kept = _with_microscope(with_tilt_columns(kept, acquisition), microscope, "extract", entry)
+    recorded = recorded_microscope([tomogram, particles])  # a simulated tomogram's
+    kept = _with_microscope(
+        with_tilt_columns(kept, acquisition), microscope, "extract", entry, recorded
+    )
     extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
     if series_note:
         warnings.warn(series_note, stacklevel=2)
@@ -935,11 +943,17 @@ def _warn_of_odd_box(box: int) -> None:
 
 
 def _with_microscope(
-    table: pd.DataFrame, microscope: dict, command: str, listed: dict | None = None
+    table: pd.DataFrame,
+    microscope: dict,
+    command: str,
+    listed: dict | None = None,
+    recorded: dict | None = None,
 ) -> pd.DataFrame:
     """``table`` with the microscope values where it has none
     (:func:`tomoscribe.io.microscope.filled_microscope`): first ``tomograms.star``'s for
-    this tomogram (``listed``: its entry), then the given ``microscope``'s.  Warns,
+    this tomogram (``listed``: its entry), then those the inputs' records give
+    (``recorded``: :func:`~tomoscribe.io.microscope.recorded_microscope`), then the given
+    ``microscope``'s.  Warns,
     naming the file, when the two files disagree and when a file's values overrule
     those given, and when voltage or Cs is still unknown: RELION 3.1+ refuses the
     optics block written without them."""
@@ -951,13 +965,20 @@ def _with_microscope(
         if p
     ]
     only_listed = pd.DataFrame([{k: v for k, v in listed_values.items() if k not in table}])
-    for source, values in (("the picks' file", table), ("tomograms.star", only_listed)):
+    known = set(table) | set(listed_values)
+    only_recorded = pd.DataFrame([{k: v for k, v in (recorded or {}).items() if k not in known}])
+    for source, values in (
+        ("the picks' file", table),
+        ("tomograms.star", only_listed),
+        ("the tomogram's record", only_recorded),
+    ):
         kept = overruled(values, microscope)
         if kept:  # a file's own value wins, as classify2d's; the user hears it
             said.append(f"{source} gives {'; '.join(kept)}, which is kept")
     for sentence in said:
         warnings.warn(sentence + ".", stacklevel=3)
     table, _ = filled_microscope(table, listed_values)
+    table, _ = filled_microscope(table, recorded or {})
     table, missing = filled_microscope(table, microscope)
     if missing:
         flags = {"rlnVoltage": "--voltage", "rlnSphericalAberration": "--cs"}
