@@ -188,3 +188,37 @@ def test_info_counts_the_filaments_of_helical_segments(tmp_path, capsys):
     )
     assert main(["info", str(star), "--voxel-size", "10"]) == 0
     assert "filaments: 2 (2 to 3 segments each; directions for 4 of 5)" in capsys.readouterr().out
+
+
+def test_info_describes_pick_s_filament_table_and_classify_s_feature_stores(tmp_path, capsys):
+    """A trial: info refused `pick --filament`'s filament table ("needs columns x, y, z")
+    and `classify features`/`cluster` stores ("a zarr group without OME-NGFF
+    'multiscales' metadata").  Both are described now, with figures from the files."""
+    from tomoscribe.classify.featurefile import save_features
+    from tomoscribe.io import write_volume
+    from tomoscribe.simulate.tubes import straight, tube_phantom
+    from tomoscribe.volume import Volume
+
+    _, mask, _ = tube_phantom(
+        (32, 96, 96), [straight((16, 48, 48), 20, 0, 70)], 3.5, False, 60, 1.5
+    )
+    write_volume(tmp_path / "actin.mrc", Volume(mask.astype(np.uint8), 10.0))
+    pick = ["pick", str(tmp_path / "actin.mrc"), "-f", "actin", "--filament"]
+    assert main([*pick, "--value", "1", "-o", str(tmp_path / "a.csv")]) == 0
+    table = pd.read_csv(tmp_path / "a_filaments.csv")
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "a_filaments.csv")]) == 0
+    said = capsys.readouterr().out
+    assert f"filaments: {len(table)}" in said
+    assert f"median {np.median(table['length_nm']):.1f} nm" in said
+    rng = np.random.default_rng(0)
+    record = {"source": "rif", "dataset": "d.zarr", "class_names": ["a", "b"],
+              "clusters": {"k": 3, "scores": {"purity": 0.875, "adjusted_rand": 0.5}}}  # fmt: skip
+    arrays = {"features": rng.normal(size=(8, 5)), "labels": np.array([0] * 5 + [1] * 3),
+              "clusters": np.array([0, 0, 1, 1, 1, 2, 2, 2])}  # fmt: skip
+    save_features(tmp_path / "c.zarr", arrays, record)
+    assert main(["info", str(tmp_path / "c.zarr")]) == 0
+    said = capsys.readouterr().out
+    assert "8, 5 features each, from rotation-invariant features" in said
+    assert "true classes: 5 a, 3 b" in said and "clusters: 3 (sizes 2 to 3" in said
+    assert "purity 0.875" in said

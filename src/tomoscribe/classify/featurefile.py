@@ -63,3 +63,53 @@ def load_features(path: str | os.PathLike) -> tuple[dict, dict]:
     except Exception as err:  # zarr and json raise many types for damaged stores
         raise InputFileError(f"{path} is not a tomoscribe feature store ({err}).") from err
     return table, record
+
+
+def feature_store_summary(path: str | os.PathLike) -> list[str] | None:
+    """Lines describing a feature store (``classify features`` / ``cluster``): rows and
+    feature width, where the features came from, the classes the labels name, the
+    clusters and their scores against the labels; None for any other path (a trial:
+    info refused one as a zarr group without OME-NGFF metadata)."""
+    from ..io.zarrstore import open_group
+
+    path = Path(path)
+    if not str(path).lower().rstrip("/").endswith(".zarr") or not path.is_dir():
+        return None
+    try:
+        if FORMAT_KEY not in open_group(path, mode="r").attrs:
+            return None
+    except Exception:  # not a zarr group: the volume reader says what it is
+        return None
+    table, record = load_features(path)
+    n, width = np.shape(table["features"])[:2]
+    source = str(record.get("source", ""))
+    made = (
+        "rotation-invariant features (RIF)"
+        if source == "rif"
+        else f"the {record.get('layer')} layer of {Path(source).name}"
+    )
+    lines = [
+        f"{path} (feature store)",
+        f"  subtomograms: {n}, {width} features each, from {made}",
+        f"  dataset: {record.get('dataset')}",
+    ]
+    names = record.get("class_names") or []
+    if "labels" in table and len(names):
+        counts = np.bincount(table["labels"][table["labels"] >= 0], minlength=len(names))
+        lines.append(
+            "  true classes: " + ", ".join(f"{c} {names[i]}" for i, c in enumerate(counts) if c)
+        )
+    if "clusters" in table:
+        sizes = np.bincount(table["clusters"])
+        settings = record.get("clusters") or {}
+        lines.append(
+            f"  clusters: {len(sizes)} (sizes {sizes.min()} to {sizes.max()}; "
+            f"k {settings.get('k', len(sizes))})"
+        )
+        scores = settings.get("scores") or {}
+        if scores.get("purity") is not None:
+            lines.append(
+                f"  against the true classes: purity {scores['purity']:.3f}, adjusted Rand "
+                f"{scores.get('adjusted_rand', float('nan')):.3f}"
+            )
+    return lines

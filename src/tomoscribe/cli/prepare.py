@@ -17,10 +17,10 @@ def info(
     path: Path = typer.Argument(
         ...,
         help="A volume (.mrc, .tif, .zarr), a particle list (.star, .mod, .csv, .tbl, "
-        "copick .json), a subtomogram dataset (.zarr), a training set (.trainset) or a "
-        "model (.tsm); on micrographs, picks (.star, .box, _info.json, .csv), particles "
-        "(.star), a micrograph list (.star), a picking training set (.tss) or a picker "
-        "(.tsp).",
+        "copick .json), a subtomogram dataset or feature store (.zarr), pick's filament "
+        "table (.csv), a training set (.trainset) or a model (.tsm); on micrographs, "
+        "picks (.star, .box, _info.json, .csv), particles (.star), a micrograph list "
+        "(.star), a picking training set (.tss) or a picker (.tsp).",
     ),
     voxel_size: float = options.GivenVoxelSize,
     channel: int = options.Channel,
@@ -28,11 +28,13 @@ def info(
     """Show a volume's shape, type, voxel size and origin, or the contents of a particle
     list, a subtomogram dataset, picks or particles on micrographs, a training set or a
     model (as tomoscribe reads them)."""
+    from ..classify.featurefile import feature_store_summary
     from ..errors import MissingVoxelSizeError
     from ..io import read_volume, read_volume_checked
     from ..io.micrograph_summaries import single_particle_kind, single_particle_summary
     from ..io.summaries import (
         dataset_summary,
+        filament_table_summary,
         is_particle_file,
         is_subtomogram_dataset,
         particle_file_summary,
@@ -43,7 +45,9 @@ def info(
     if summary is None and single_particle_kind(path):
         summary = single_particle_summary(path)
     if summary is None and path.is_file():
-        summary = tomograms_star_summary(path)
+        summary = tomograms_star_summary(path) or filament_table_summary(path)
+    if summary is None and path.is_dir():  # classify's feature stores
+        summary = feature_store_summary(path)
     if summary is not None:
         for line in summary:
             typer.echo(line)

@@ -47,6 +47,48 @@ def is_subtomogram_dataset(path: str | os.PathLike) -> bool:
         return False
 
 
+#: The columns by which a CSV is ``pick --filament``'s filament table.
+FILAMENT_TABLE_COLUMNS = {"filament_id", "length_nm", "start_x", "end_x"}
+
+
+def filament_table_summary(path: str | os.PathLike) -> list[str] | None:
+    """Lines describing ``pick --filament``'s filament table (one row per filament:
+    length, curvature, ends, how much of its depth was measured); None for any other
+    file (a trial: info refused it as a particle list without x, y, z)."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return None
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except Exception:  # not a table: the particle reader says what it is
+        return None
+    if not FILAMENT_TABLE_COLUMNS <= set(table.columns):
+        return None
+    lines = [f"{path} (filament table of `pick --filament`)", f"  filaments: {len(table)}"]
+    if len(table):
+        length = table["length_nm"].to_numpy(float)
+        lines.append(
+            f"  length: median {np.median(length):.1f} nm ({length.min():.1f} to "
+            f"{length.max():.1f}), {length.sum() / 1000:.2f} µm in all"
+        )
+        if "mean_curvature_per_um" in table:
+            curvature = table["mean_curvature_per_um"].to_numpy(float)
+            if np.isfinite(curvature).any():
+                lines.append(
+                    f"  mean curvature: median {np.nanmedian(curvature):.2f} per µm "
+                    "(1 / bend radius)"
+                )
+        if "depth_measured_fraction" in table:
+            measured = table["depth_measured_fraction"].to_numpy(float)
+            lines.append(
+                f"  depth measured: median {np.nanmedian(measured):.0%} of each line "
+                "(the rest carried across the missing wedge)"
+            )
+    return lines
+
+
 def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = None) -> list[str]:
     """Lines describing a particle list as tomoscribe reads it.
 
