@@ -597,7 +597,7 @@ def positions_on(
 def _check_box_fits(box: int, shape_zyx, edge: str) -> None:
     """Refuse a box larger than the tomogram, or (skipping boxes at the faces) than its
     thinnest side: skipped boxes cross no face, so none would fit; padded ones may be
-    thicker than the slab."""
+    thicker than the slab.  An odd box is warned about (:func:`_warn_of_odd_box`)."""
     if box > max(shape_zyx):
         raise ParameterError(
             f"a box of {box} voxels is larger than the tomogram "
@@ -611,16 +611,17 @@ def _check_box_fits(box: int, shape_zyx, edge: str) -> None:
             "smaller `box` or `edge=pad`.",
             parameter=("box", "edge"),
         )
+    _warn_of_odd_box(box)
 
 
-def _warn_of_unrecorded_sampling(table, particles, tomogram, voxel_size_A: float) -> None:
+def _warn_of_unrecorded_sampling(table, particles, tomogram, volume, given) -> None:
     """Say that picks whose file records no pixel size (a RELION 3 STAR, a plain CSV)
-    were taken as the tomogram's voxels: picked on another sampling they were cut at
-    the wrong places without a word (a trial)."""
-    if recorded_voxel_size(table) is None:
+    were taken as the tomogram's voxels, unless their voxel size was ``given``: picked on
+    another sampling they were cut at the wrong places without a word (a trial)."""
+    if given is None and recorded_voxel_size(table) is None:
         warnings.warn(
             f"{Path(particles).name} records no pixel size for its coordinates, so they "
-            f"were taken as voxels of {Path(tomogram).name} ({voxel_size_A:g} Å); if they "
+            f"were taken as voxels of {Path(tomogram).name} ({volume.pixel_size_A:g} Å); if they "
             "were picked at another sampling (binned or unbinned), give "
             "`picked_voxel_size_A`.",
             stacklevel=3,
@@ -795,7 +796,6 @@ def extract_from_files(
         acquisition = carried_acquisition([tomogram, particles], volume.pixel_size_A, series, name)
     check_inside(table, volume.shape, str(particles))
     _check_box_fits(box, volume.shape, edge)
-    _warn_of_odd_box(box)
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
     _warn_of_inputs(volume, tomogram, table, particles)
@@ -806,8 +806,7 @@ def extract_from_files(
             "smaller box or `edge=pad`.",
             parameter="edge",
         )
-    if picked_voxel_size_A is None:
-        _warn_of_unrecorded_sampling(table, particles, tomogram, volume.pixel_size_A)
+    _warn_of_unrecorded_sampling(table, particles, tomogram, volume, picked_voxel_size_A)
     recorded = recorded_microscope([tomogram, particles])  # a simulated tomogram's
     kept = _with_microscope(
         with_tilt_columns(kept, acquisition), microscope, "extract", entry, recorded
