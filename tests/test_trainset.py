@@ -374,3 +374,23 @@ def test_train_says_when_tiles_are_narrower_than_the_networks_field(tmp_path, ca
     capsys.readouterr()
     main(["train", trainset, "-o", str(tmp_path / "f.tsm"), "--epochs", "1", "-q"])
     assert "narrower than the chen2017 network's field" in capsys.readouterr().err
+
+
+def test_trainset_says_which_boxes_have_a_constant_tile(tmp_path, capsys):
+    """A trial: negatives placed in the 26 slices of zeros that pad a real patch (which
+    `preprocess` found and left out) were taken without a word: tiles of one value show
+    the network nothing of the tomogram.  Counted and said now; boxes in the data are
+    not counted."""
+    import tifffile
+
+    from tomoscribe.segment.trainset import load_training_set
+
+    tomogram, painted = _annotation_files(tmp_path)
+    data = tifffile.imread(tomogram)
+    data[6:] = 0.0  # two slices of padding
+    tifffile.imwrite(tomogram, data)
+    boxes = "32,32,3,positive\n32,32,6,negative\n20,40,7,negative\n40,20,2,negative\n"
+    assert _run_trainset(tmp_path, tomogram, painted, boxes) == 0
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "constant tile" in x]
+    assert line.startswith("warning: 2 of the 4 boxes of 'f' have a constant tile")
+    assert load_training_set(tmp_path / "s.trainset").metadata["n_boxes_constant"] == 2

@@ -252,6 +252,7 @@ def build_training_set(
     # Tiles crossing a face are filled with 0 (the normalised mean) there: counted, said.
     every_box = np.vstack([positive_zyx, negative_zyx])
     off_edge = _tiles_crossing_the_edge(volume.shape, every_box, tile_size)
+    in_padding = sum(_constant_tile(volume, c, tile_size) for c in every_box)
 
     copier = _Copier(augmentation, volume, big, tile_size, context_slices, tilt_range_deg, rng)
     tiles, masks, positive, source, n_copies = _augmented_tiles(
@@ -280,6 +281,7 @@ def build_training_set(
         "n_positive_boxes_unpainted": int((~painted).sum()),
         "n_negative_boxes_painted": int(painted_negatives),
         "n_boxes_off_edge": int(off_edge),
+        "n_boxes_constant": int(in_padding),
         "augmentation": {
             "positive_rotated_copies": n_copies,
             "negatives_rotated": True,
@@ -406,6 +408,14 @@ def annotation_warnings(metadata: dict, feature: str) -> list[str]:
                 else "move them inward or use a smaller `tile`."
             )
         )
+    constant = int(metadata.get("n_boxes_constant", 0))
+    if constant:
+        total = int(metadata.get("n_positive_boxes", 0)) + int(metadata.get("n_negative_boxes", 0))
+        found.append(
+            f"{constant} of the {total} boxes of {feature!r} have a constant tile (the "
+            "padding around the data, such as slices of zeros, that `preprocess` left out): "
+            "they show the network nothing of the tomogram; move them into the data."
+        )
     contradicted = int(metadata.get("n_negative_boxes_painted", 0))
     if contradicted:
         found.append(
@@ -435,6 +445,17 @@ def _check_inside(shape, centres: np.ndarray, kind: str) -> None:
             f"y={y:g}, z={z:g}; the tomogram is {shape[2]}×{shape[1]}×{shape[0]} voxels); "
             "check the coordinates and their units (voxels of this tomogram)."
         )
+
+
+def _constant_tile(volume: Volume, centre, size: int) -> bool:
+    """Whether a box's tile on its slice (within the tomogram) holds one value only: the
+    padding around the data (a trial's negatives all in 26 slices of zeros)."""
+    z, y0, y1, x0, x1 = _tile_window(centre, size)
+    nz, ny, nx = volume.shape
+    if not 0 <= z < nz:
+        return False
+    tile = np.asarray(volume.data[z, max(y0, 0) : min(y1, ny), max(x0, 0) : min(x1, nx)])
+    return tile.size > 0 and bool(tile.min() == tile.max())
 
 
 def _tile_window(centre, size: int) -> tuple[int, int, int, int, int]:
