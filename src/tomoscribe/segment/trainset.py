@@ -402,11 +402,8 @@ def annotation_warnings(metadata: dict, feature: str) -> list[str]:
             f"{off_edge} of the {total} boxes of {feature!r} lie within half a tile ({half} "
             "px) of the tomogram's x or y edge, so part of their tile is filled with 0 (the "
             "normalised mean) and trains as if it were data; "
-            + (
-                "the mask leaves room for fewer inside: use a smaller `tile`."
-                if metadata.get("from_mask")
-                else "move them inward or use a smaller `tile`."
-            )
+            + ("the mask leaves room for fewer inside" if metadata.get("from_mask") else "")
+            + _room_advice(int(metadata.get("tile_size", 0)), bool(metadata.get("from_mask")))
         )
     constant = int(metadata.get("n_boxes_constant", 0))
     if constant:
@@ -445,6 +442,25 @@ def _check_inside(shape, centres: np.ndarray, kind: str) -> None:
             f"y={y:g}, z={z:g}; the tomogram is {shape[2]}×{shape[1]}×{shape[0]} voxels); "
             "check the coordinates and their units (voxels of this tomogram)."
         )
+
+
+#: The narrowest tile (px) whose held-out scores carried to whole slices in trials with
+#: chen2017 (±40 px field; :func:`tomoscribe.segment.workflow.tile_wide_enough`).
+NARROWEST_GOOD_TILE = 64
+
+
+def _room_advice(tile: int, from_mask: bool) -> str:
+    """What to do about boxes near the edge, without advising a tile narrower than
+    :data:`NARROWEST_GOOD_TILE` (a trial was told "use a smaller --tile" here and "cut
+    the set with --tile 64" by train)."""
+    if tile > NARROWEST_GOOD_TILE:
+        smaller = f"a smaller `tile` (not below {NARROWEST_GOOD_TILE} px)"
+        return f": use {smaller}." if from_mask else f"move them inward or use {smaller}."
+    larger = (
+        f"cut the set from a larger part of the tomogram (tiles narrower than "
+        f"{NARROWEST_GOOD_TILE} px train for tiles, not whole slices)."
+    )
+    return f": {larger}" if from_mask else f"move them inward or {larger}"
 
 
 def _constant_tile(volume: Volume, centre, size: int) -> bool:
