@@ -244,9 +244,9 @@ def train_ensemble(
     single = len(plan) == 1  # one network: no "member", no "ensemble" in the messages
     for k, member in enumerate(plan):
         model, record = train_member(member, spec, params, lambda d, p, k=k: train(d, p, k))
-        for failure in record["failures"]:
-            who = "the network" if single else f"member {k + 1}"
-            say(f"{who}: {failure['error']} Trained again from another seed.")
+        for failure in record["failures"]:  # one network: its error names it (a trial
+            who = "" if single else f"member {k + 1}: "  # read "the network: the trained …")
+            say(f"{who}{failure['error']} Trained again from another seed.")
         if model is None and not single:
             say(f"member {k + 1} collapsed twice and is left out of the ensemble.")
         models.append(model)

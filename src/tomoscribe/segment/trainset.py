@@ -947,7 +947,7 @@ def training_set_summary(path: str | os.PathLike) -> list[str]:
         f"  tiles: {trainset.n_positive} positive, {trainset.n_negative} negative (with "
         f"augmented copies), {meta.get('tile_size')} px at {float(voxel):.4g} Å",
         f"  boxes: {meta.get('n_positive_boxes')} positive, {meta.get('n_negative_boxes')} "
-        f"negative; annotator: {meta.get('annotator')}",
+        "negative" + (f"; annotator: {meta['annotator']}" if meta.get("annotator") else ""),
     ]
     if where:
         lines.append(f"  cut from: {where}")
