@@ -184,10 +184,11 @@ def test_info_counts_the_filaments_of_helical_segments(tmp_path, capsys):
         "data_particles\n\nloop_\n_rlnTomoName\n_rlnCoordinateX\n_rlnCoordinateY\n"
         "_rlnCoordinateZ\n_rlnHelicalTubeID\n_rlnAngleTiltPrior\n_rlnAnglePsiPrior\n"
         "T 10 20 20 1 90 0\nT 14 20 20 1 90 0\nT 18 20 20 1 nan nan\n"
-        "T 30 40 20 2 90 90\nT 30 44 20 2 90 90\n"
+        "T 30 40 20 2 90 90\nT 30 44 20 2 90 90\nU 5 5 5 1 90 0\n"
     )
     assert main(["info", str(star), "--voxel-size", "10"]) == 0
-    assert "filaments: 2 (2 to 3 segments each; directions for 4 of 5)" in capsys.readouterr().out
+    # RELION counts tube ids in each tomogram: U's tube 1 is a third filament (a review)
+    assert "filaments: 3 (1 to 3 segments each; directions for 5 of 6)" in capsys.readouterr().out
 
 
 def test_info_describes_pick_s_filament_table_and_classify_s_feature_stores(tmp_path, capsys):

@@ -201,6 +201,10 @@ def test_imod_traced_lines_are_read_as_filaments_with_directions(shared_data):
     with pytest.warns(UserWarning, match="open contours of up to 70 points"):
         planar = read_particles(shared_data / "formats" / "imod" / "meshed_curvature_example.mod")
     assert "filament_id" not in planar
+    # open contours each drawn within one slice (chemoreceptor arrays), not so flagged
+    with pytest.warns(UserWarning, match="open contours of up to 3 points"):
+        flat = read_particles(shared_data / "formats" / "imod" / "multiple_objects_example.mod")
+    assert "filament_id" not in flat
 
 
 def test_filament_seeds_go_to_imod_as_open_lines_and_come_back_whole(tmp_path, capsys):
@@ -372,3 +376,25 @@ def test_a_dynamo_table_of_picks_without_orientations_reads_back_without_them(tm
     # a Dynamo table at identity (aligned, as dynamotable writes by default) keeps it
     dynamotable.write(pd.DataFrame({"x": [11.0], "y": [6.0], "z": [4.0]}), str(tmp_path / "i.tbl"))
     assert np.allclose(read_particles(tmp_path / "i.tbl")[["rot", "tilt", "psi"]], 0)
+
+
+def test_imod_filaments_of_one_point_and_segments_without_arc_lengths_come_back(tmp_path):
+    """Review: a filament of one seed (any shorter than the spacing) made the model
+    tomoscribe had written unreadable (np.gradient of one point), and segments without
+    arc lengths (a RELION file's, shuffled by a selection) came back with zig-zag
+    directions.  One-seed filaments now read with no direction, and segments are
+    written in order along their filament, pointing as their directions did."""
+    rng = np.random.default_rng(3)
+    unit = np.array([0.6, 0.64, 0.48])
+    along = rng.permutation(np.arange(0.0, 50.0, 5.0))
+    rows = [(20 + a * unit[0], 30 + a * unit[1], 5 + a * unit[2], *unit, 7) for a in along]
+    rows.append((80.0, 80.0, 20.0, np.nan, np.nan, np.nan, 2))  # a filament of one seed
+    segments = pd.DataFrame(rows, columns=["x", "y", "z", "dir_x", "dir_y", "dir_z", "filament_id"])
+    write_particles(tmp_path / "f.mod", segments, 10.0)
+    with pytest.warns(UserWarning, match="read as 2 traced filaments"):
+        back = read_particles(tmp_path / "f.mod")
+    single = back[back["filament_id"] == 0]
+    assert len(single) == 1 and single[["dir_x", "dir_y", "dir_z"]].isna().all(axis=None)
+    line = back[back["filament_id"] == 1]
+    assert np.allclose(line[["dir_x", "dir_y", "dir_z"]].to_numpy(), unit, atol=1e-4)
+    assert np.all(np.diff(line["x"].to_numpy()) > 0)  # in order along the filament

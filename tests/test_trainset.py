@@ -401,6 +401,6 @@ def test_trainset_says_which_boxes_have_a_constant_tile(tmp_path, capsys):
     tifffile.imwrite(tomogram, data)
     boxes = "32,32,3,positive\n32,32,6,negative\n20,40,7,negative\n40,20,2,negative\n"
     assert _run_trainset(tmp_path, tomogram, painted, boxes) == 0
-    (line,) = [x for x in capsys.readouterr().err.splitlines() if "constant tile" in x]
-    assert line.startswith("warning: 2 of the 4 boxes of 'f' have a constant tile")
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "one value" in x]
+    assert line.startswith("warning: 2 of the 4 boxes of 'f' have a tile of one value")
     assert load_training_set(tmp_path / "s.trainset").metadata["n_boxes_constant"] == 2

@@ -85,9 +85,10 @@ def _averages(full, assignment, rotations, shifts, classes, tilt_range):
 
 def _half_set_resolutions_nm(full, assignment, rotations, shifts, classes, tilt, voxel_size_A):
     """Per class, the resolution (nm) where the FSC between the averages of its members
-    taken alternately falls below 0.5: the detail the class average holds (gold
-    standard; the box size where it never reaches 0.5), NaN for a class of fewer than
-    two members."""
+    taken alternately falls below 0.5: the detail the class average holds (the box size
+    where it never reaches 0.5), NaN for a class of fewer than two members.  Both halves
+    keep the orientations found against the class's one average, so this is no gold
+    standard: it leans finer, which makes a reference's likeness harder to call."""
     out = []
     for c in range(classes):
         members = np.flatnonzero(assignment == c)

@@ -86,7 +86,7 @@ def feature_store_summary(path: str | os.PathLike) -> list[str] | None:
     made = (
         "rotation-invariant features (RIF)"
         if source == "rif"
-        else f"the {record.get('layer')} layer of {Path(source).name}"
+        else f"the {record.get('layer') or 'recorded'} layer of {Path(source).name or '?'}"
     )
     lines = [
         f"{path} (feature store)",
@@ -97,9 +97,14 @@ def feature_store_summary(path: str | os.PathLike) -> list[str] | None:
     if "labels" in table and len(names):
         counts = np.bincount(table["labels"][table["labels"] >= 0], minlength=len(names))
         lines.append(
-            "  true classes: " + ", ".join(f"{c} {names[i]}" for i, c in enumerate(counts) if c)
+            "  true classes: "
+            + ", ".join(
+                f"{c} {names[i] if i < len(names) else f'class {i}'}"
+                for i, c in enumerate(counts)
+                if c
+            )
         )
-    if "clusters" in table:
+    if "clusters" in table and len(table["clusters"]):
         sizes = np.bincount(table["clusters"])
         settings = record.get("clusters") or {}
         lines.append(

@@ -264,11 +264,12 @@ def evaluate_classifier_file(
     device: str = "auto",
 ) -> dict:
     """Accuracy of a classifier file on a labelled dataset: ``{"accuracy", "per_class",
-    "n_labelled", "n_unlabelled", "confusion"}`` (rows true, columns predicted, both in
-    the classifier's class order), also written to ``output`` (JSON, with its provenance
-    record ``OUTPUT.json``).  The dataset's
-    classes are matched to the classifier's by name (it may hold fewer, in any order);
-    ``per_class`` has the classes present.  Subtomograms of unknown class (label −1)
+    "n_labelled", "n_unlabelled", "confusion", "training_dataset"}`` (rows true, columns
+    predicted, both in the classifier's class order; whether the dataset is the one the
+    classifier was trained on, said in a warning), also written to ``output`` (JSON,
+    with its provenance record ``OUTPUT.json``).  The dataset's classes are matched to
+    the classifier's by name (it may hold fewer, in any order); ``per_class`` has the
+    classes present.  Subtomograms of unknown class (label −1)
     are left out (counted in ``n_unlabelled``).
 
     Raises

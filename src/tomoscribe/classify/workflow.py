@@ -315,8 +315,11 @@ def _classes_of_cluster(
             "members": in_class.tolist(),
             **matches[k],
         }
-        if item.get("fsc05_nm") is not None:  # the reference differs where the halves agree?
-            item["within_class_detail"] = bool(item["fsc05_nm"] <= item["half_set_fsc05_nm"])
+        halves = item["half_set_fsc05_nm"]
+        if not np.isfinite(halves):  # a class of one: no halves (JSON has no NaN)
+            item["half_set_fsc05_nm"] = None
+        elif item.get("fsc05_nm") is not None:  # does the reference differ where they agree?
+            item["within_class_detail"] = bool(item["fsc05_nm"] <= halves)
         if truth is not None:
             known = truth[in_class][truth[in_class] >= 0]
             item["true_classes"] = {

@@ -88,12 +88,19 @@ GIVEN_VOXEL_TOLERANCE = 0.01
 
 
 def read_volume_checked(
-    path: str | os.PathLike, voxel_size_A: float | None = None, channel: int | None = None
+    path: str | os.PathLike,
+    voxel_size_A: float | None = None,
+    channel: int | None = None,
+    by_user: bool = True,
 ) -> Volume:
     """:func:`read_volume`, where a given ``voxel_size_A`` (Å) only supplies one the file
     lacks: a file without a usable voxel size, or with 1 Å (an unset MRC header's), takes
     it; a file that records another (beyond 1%) is refused, since every output on its
-    grid (maps, boxes in Å) would no longer overlay it.
+    grid (maps, boxes in Å) would no longer overlay it.  A size the user gave
+    (``by_user``; not one another file gives, such as tomograms.star's) that a volume of
+    several slices takes is marked in its metadata (``voxel_size_given``: the unset
+    header's warning is not for it) and, finer than :data:`FINEST_TOMOGRAM_VOXEL_A`, said
+    (nm typed as Å?).
 
     Raises
     ------
@@ -102,8 +109,8 @@ def read_volume_checked(
     """
     supplied = supplied_voxel_size(path, voxel_size_A, channel)
     volume = read_volume(path, supplied, channel)
-    if supplied is not None:  # the user's, not an unset header's (warn_unset_voxel_size)
-        volume.metadata["voxel_size_given"] = True
+    if supplied is not None and by_user and not is_copick_location(path):
+        volume.metadata["voxel_size_given"] = True  # not an unset header's 1 Å
         _warn_of_a_fine_given_voxel_size(path, volume, supplied)
     warn_block_binned(path)
     return volume

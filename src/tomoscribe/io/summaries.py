@@ -169,7 +169,10 @@ def _filament_lines(table: pd.DataFrame) -> list[str]:
     segment has a direction (RELION's helical priors, a CSV's dir_x/y/z, an IMOD line)."""
     if "filament_id" not in table or table["filament_id"].isna().all():
         return []
-    segments = table.groupby("filament_id").size()
+    # RELION counts tube ids from 1 in each tomogram (a review: two tomograms' tube 1
+    # were counted as one filament)
+    by = ["tomo_name", "filament_id"] if "tomo_name" in table else ["filament_id"]
+    segments = table.groupby(by).size()
     directed = int(table["dir_x"].notna().sum()) if "dir_x" in table else 0
     return [
         f"  filaments: {len(segments)} ({segments.min()} to {segments.max()} segments each; "

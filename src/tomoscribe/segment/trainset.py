@@ -409,9 +409,10 @@ def annotation_warnings(metadata: dict, feature: str) -> list[str]:
     if constant:
         total = int(metadata.get("n_positive_boxes", 0)) + int(metadata.get("n_negative_boxes", 0))
         found.append(
-            f"{constant} of the {total} boxes of {feature!r} have a constant tile (the "
-            "padding around the data, such as slices of zeros, that `preprocess` left out): "
-            "they show the network nothing of the tomogram; move them into the data."
+            f"{constant} of the {total} boxes of {feature!r} have a tile of one value "
+            "throughout (padding around the data, such as slices of zeros, or a volume "
+            "that is not a tomogram): they show the network nothing of the tomogram; move "
+            "them into the data."
         )
     contradicted = int(metadata.get("n_negative_boxes_painted", 0))
     if contradicted:

@@ -662,7 +662,7 @@ def _tomogram_checked(
             given = supplied_voxel_size(tomogram, star_voxel)
         except ParameterError:
             given = None  # the header records another size: refused below
-    volume = read_volume_checked(tomogram, given)
+    volume = read_volume_checked(tomogram, given, by_user=given == voxel_size_A)
     voxel = volume.pixel_size_A
     if star_voxel is None:
         return volume

@@ -41,7 +41,9 @@ def read(path: Path, **_) -> pd.DataFrame:
     is read whole, said in a warning naming each object's count (a particle table's
     ``class`` is a label elsewhere, positive or negative for training, so objects do
     not go into it); so are points of closed contours of several points each
-    (outlines drawn around something rather than positions of particles).
+    (outlines drawn around something rather than positions of particles).  Traced
+    lines (open contours across slices, :func:`_traced_filaments`) are read as
+    filaments: ``filament_id`` per contour and each point's direction along it.
     """
     points = read_imod_points(path)
     flags = _object_flags(path)
@@ -83,27 +85,41 @@ def _draws_lines(flags) -> bool:
 def _traced_filaments(points: pd.DataFrame, flags: list | None) -> pd.DataFrame | None:
     """x, y, z, ``filament_id`` (one per contour, counted over the model) and each
     point's unit direction along its contour (NaN for a contour of one point), when
-    every object draws open lines and one line at least has two points; None otherwise
-    (particles, outlines, a mixed model)."""
+    every object draws open lines (:func:`_draws_lines`), most points lie on lines of
+    two points or more and most such lines cross slices (lines drawn each within one
+    slice are outlines of something cut slice by slice); None otherwise (particles,
+    outlines, a mixed model)."""
     if flags is None or points.empty:
         return None
     objects = points["object_id"].to_numpy(int)
     if not all(0 <= o < len(flags) and _draws_lines(flags[o]) for o in np.unique(objects)):
         return None
     contours = points.groupby(["object_id", "contour_id"], sort=True)
-    if contours.size().max() < 2:  # clicks in an open object: no line drawn
+    sizes = contours.size()
+    lines = sizes[sizes >= 2]
+    if lines.sum() * 2 < len(points):  # mostly clicks: no line drawn
+        return None
+    depth = contours["z"].agg(lambda z: float(np.ptp(z)))[lines.index]
+    if (depth > 0.5).sum() * 2 < len(lines):  # drawn slice by slice
         return None
     pieces = []
     for filament, (_, contour) in enumerate(contours):
         xyz = contour[["x", "y", "z"]].to_numpy(float)
-        step = np.gradient(xyz, axis=0)  # central differences; one-sided at the ends
-        length = np.linalg.norm(step, axis=1, keepdims=True)
-        direction = np.divide(step, length, out=np.full_like(step, np.nan), where=length > 0)
         piece = pd.DataFrame(xyz, columns=["x", "y", "z"])
-        piece[["dir_x", "dir_y", "dir_z"]] = direction
+        piece[["dir_x", "dir_y", "dir_z"]] = _along(xyz)
         piece["filament_id"] = filament
         pieces.append(piece)
     return pd.concat(pieces, ignore_index=True)
+
+
+def _along(xyz: np.ndarray) -> np.ndarray:
+    """Unit directions along a line of points (central differences of each point's
+    neighbours, one-sided at the ends); NaN for a line of one point or a repeated one."""
+    if len(xyz) < 2:
+        return np.full(xyz.shape, np.nan)
+    step = np.gradient(xyz, axis=0)
+    length = np.linalg.norm(step, axis=1, keepdims=True)
+    return np.divide(step, length, out=np.full_like(step, np.nan), where=length > 0)
 
 
 def _warn_about_objects(
@@ -161,8 +177,8 @@ def write(
     from imodmodel import ImodModel
 
     filaments = "filament_id" in table
-    if filaments and "arc_length" in table:  # seeds in order along each filament
-        table = table.sort_values(["filament_id", "arc_length"], kind="stable")
+    if filaments:  # seeds in order along each filament: their order gives directions
+        table = _in_order_along(table)
     frame = pd.DataFrame(
         {
             "object_id": 0,
@@ -187,6 +203,25 @@ def write(
     with atomic_path(path) as tmp:
         model.to_file(tmp)
     return path
+
+
+def _in_order_along(table: pd.DataFrame) -> pd.DataFrame:
+    """The segments of each filament in order along it: by ``arc_length`` where the
+    table has it (``pick``'s seeds), else by their position along the filament's
+    principal axis, pointed as their mean direction where they have one (a review: the
+    shuffled segments of a RELION file came back with zig-zag directions)."""
+    if "arc_length" in table:
+        return table.sort_values(["filament_id", "arc_length"], kind="stable")
+    order = []
+    for _, segment in table.groupby("filament_id", sort=True):
+        xyz = segment[["x", "y", "z"]].to_numpy(float)
+        axis = np.linalg.svd(xyz - xyz.mean(0), full_matrices=False)[2][0]
+        if {"dir_x", "dir_y", "dir_z"} <= set(segment):
+            mean = np.nanmean(segment[["dir_x", "dir_y", "dir_z"]].to_numpy(float), 0)
+            if np.all(np.isfinite(mean)) and mean @ axis < 0:
+                axis = -axis
+        order.extend(segment.index[np.argsort(xyz @ axis, kind="stable")])
+    return table.loc[order]
 
 
 FORMAT = ParticleFormat(
