@@ -132,3 +132,30 @@ def test_pick_refuses_distances_beyond_the_map(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and words in err
         assert not (tmp_path / "p.csv").exists()
+
+
+def test_vesicles_refuse_several_labels_without_value_and_name_a_signed_byte_label(
+    tmp_path, capsys
+):
+    """A trial: a map of membrane 7 and ribosomes 3 without --value was closed as one
+    membrane and written as 1 (the help promises another tool's labels are kept); and a
+    0/255 mask written as mode 0 by mrcfile (255 reads as −1, signed bytes) was told
+    only "has no voxel of 'membrane'".  Refused now with the labels it holds, and the
+    absent value named with the values present and what 255 reads as."""
+    shell, seen = _vesicle_shell()
+    labels = np.where(seen, 7, 0).astype(np.int16)
+    labels[5:10, 5:10, 5:10] = 3
+    _mrc(tmp_path / "two.mrc", labels)
+    out = tmp_path / "closed.mrc"
+    assert main(["vesicles", str(tmp_path / "two.mrc"), "-o", str(out)]) == 2
+    assert "holds the labels 3, 7 and no legend" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["vesicles", str(tmp_path / "two.mrc"), "-o", str(out), "--value", "7"]) == 0
+    with mrcfile.open(out) as mrc:
+        assert set(np.unique(mrc.data)) == {0, 3, 7}  # the other label kept
+    _mrc(tmp_path / "u8.mrc", (seen * 255).astype(np.uint8).view(np.int8))  # mode 0: −1
+    assert main(["vesicles", str(tmp_path / "u8.mrc"), "-o", str(tmp_path / "c.mrc"),
+                 "--value", "255"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "255 does not occur in u8.mrc, which holds the values -1, 0" in err
+    assert "reads as -1" in err

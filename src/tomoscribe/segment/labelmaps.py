@@ -91,6 +91,27 @@ def check_one_label(
         )
 
 
+def value_absent(name: str, data: np.ndarray, value: float, option: str = "value"):
+    """The :class:`~tomoscribe.errors.AnnotationError` for a label ``value`` that no voxel
+    of the map ``name`` holds: the values it holds, and, for an MRC of signed bytes, the
+    value an unsigned-byte tool's label reads as (255 → −1)."""
+    from ..errors import AnnotationError
+
+    present = np.unique(np.asarray(data))
+    shown = ", ".join(f"{v:g}" for v in present[:20]) + (" …" if len(present) > 20 else "")
+    signed = (
+        f" (an MRC of mode 0 holds signed bytes by the MRC2014 standard, so a {value:g} "
+        f"written by a tool of unsigned bytes reads as {value - 256:g})"
+        if np.asarray(data).dtype == np.int8 and 127 < value < 256
+        else ""
+    )
+    return AnnotationError(
+        f"`{option}` {value:g} does not occur in {name}, which holds the values "
+        f"{shown}{signed}; give one of them.",
+        parameter=option,
+    )
+
+
 def _name(map_path) -> str:
     """How messages name a map: a file's name, a copick location in full."""
     return str(map_path) if is_copick_location(map_path) else Path(map_path).name
@@ -163,13 +184,26 @@ def label_map_to_close(
     (the feature at ``--value``, or at the single value of its nonzero voxels), its
     other labels included, as the smallest integer type holding them; its legend names
     the feature and calls the other values ``label N``. A map whose values are not a
-    few integers (or several nonzero values taken together) becomes uint8, 1 for the
-    feature's voxels and 0 elsewhere.
+    few integers becomes uint8, 1 for the feature's voxels and 0 elsewhere.
+
+    Raises
+    ------
+    ParameterError
+        A map of several whole-number labels without a legend or ``--value``: which one
+        is the feature is not known (a trial's membrane 7 and ribosomes 3 were all
+        closed as membrane and written as 1, against the promise to keep the labels).
     """
     if voxels.how == "legend":
         return np.asarray(data), int(voxels.value), None
     values = _distinct_values(data)
     nonzero = sorted(v for v in values if v != 0) if values is not None else []
+    if voxels.how == "nonzero" and len(nonzero) > 1 and all(float(v).is_integer() for v in nonzero):
+        shown = ", ".join(f"{v:g}" for v in nonzero[:8]) + (" …" if len(nonzero) > 8 else "")
+        raise ParameterError(
+            f"{source} holds the labels {shown} and no legend, so which is {feature!r} is not "
+            "known; give its label with `value` (the others are kept).",
+            parameter="value",
+        )
     label = voxels.value if voxels.how == "value" else (nonzero[0] if len(nonzero) == 1 else None)
     whole = values is not None and all(float(v).is_integer() for v in [*values, label or 0])
     if label is None or not whole:  # --value 2.5 is no label of a map of whole numbers

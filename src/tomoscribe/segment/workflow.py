@@ -63,6 +63,7 @@ from .labelmaps import (
     feature_voxels,
     label_map_to_close,
     recorded_feature,
+    value_absent,
 )
 from .painted_size import painted_component_sizes
 from .trainset import (
@@ -276,20 +277,7 @@ def training_set_from_files(
         if painted_value is None:
             check_one_label(data, marked, painted.name, "--painted-value")
         if painted_value is not None and not marked.any():
-            present = np.unique(data)
-            shown = ", ".join(f"{v:g}" for v in present[:20]) + (" …" if len(present) > 20 else "")
-            signed = (
-                f" (an MRC of mode 0 holds signed bytes by the MRC2014 standard, so a "
-                f"{painted_value:g} painted by a tool that wrote unsigned bytes reads as "
-                f"{painted_value - 256:g})"
-                if data.dtype == np.int8 and 127 < painted_value < 256
-                else ""
-            )
-            raise AnnotationError(
-                f"`painted_value` {painted_value} does not occur in {painted.name}, which "
-                f"holds the values {shown}{signed}; give one of them.",
-                parameter="painted_value",
-            )
+            raise value_absent(painted.name, data, painted_value, "painted_value")
         painted_size = painted_component_sizes(marked, labels.pixel_size_A)
         if from_mask is not None:
             used, chosen = _with_mask_boxes(
@@ -467,7 +455,8 @@ def close_vesicles_in_file(
     Parameters
     ----------
     annotation : a merged label map with its legend, or another tool's membrane map
-        (``value``: the feature's label; default every nonzero voxel)
+        (``value``: the feature's label; default the map's one nonzero value, or every
+        nonzero voxel of a map of values; several labels without ``value`` are refused)
     output : the closed label map
     table_path : CSV of every fit (default ``STEM_vesicles.csv`` beside ``output``)
     feature : the membrane feature's name in the legend
@@ -505,6 +494,8 @@ def close_vesicles_in_file(
         )
     labels, label, legend = label_map_to_close(data, voxels, feature, annotation.name)
     if not (labels == label).any():
+        if voxels.how == "value":  # a trial's 255 in signed bytes: "no voxel of 'membrane'"
+            raise value_absent(annotation.name, data, label)
         raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to close.")
     legend = legend or read_legend(annotation) or Legend.for_feature(feature)
     return _close_and_write(
