@@ -603,3 +603,19 @@ def test_clean_on_relion_pseudo_subtomograms_names_the_reason(shared_data, tmp_p
     err = capsys.readouterr().err
     assert "pseudo-subtomograms" in err and "--tomograms" not in err
     assert not (tmp_path / "c.star").exists()
+
+
+def test_convert_says_classes_are_dropped_where_the_format_holds_none(tmp_path, capsys):
+    """A trial: a RELION file of two species (rlnClassNumber 10 and 11) went to copick
+    as one object with "wrote 2 particles" and no word of the classes.  Said now; CSV
+    and Dynamo keep them."""
+    star = tmp_path / "p.star"
+    star.write_text(
+        "data_particles\n\nloop_\n_rlnTomoName\n_rlnCoordinateX\n_rlnCoordinateY\n"
+        "_rlnCoordinateZ\n_rlnClassNumber\nT 10 20 20 10\nT 30 20 20 11\n"
+    )
+    for suffix, dropped in ((".json", True), (".mod", True), (".csv", False), (".tbl", False)):
+        out = tmp_path / f"p{suffix}"
+        assert main(["convert", str(star), "-o", str(out), "--voxel-size", "10"]) == 0
+        said = capsys.readouterr().out.replace(str(tmp_path), "")
+        assert ("classes" in said) is dropped, (suffix, said)

@@ -186,6 +186,7 @@ def _fitted(table, voxel, source, target, dst_fmt, drop_orientations: bool) -> t
         dropped.append(f"the voxel size ({voxel:g} Å)")
     for column, holds, what in (
         ("score", dst_fmt.holds_scores, "scores"),
+        ("class", dst_fmt.holds_classes, "classes"),  # copick, IMOD (a trial)
         ("half", dst_fmt.holds_half_sets, "half sets"),  # went unsaid into .tbl and
         ("image_name", dst_fmt.holds_image_names, "subtomogram names"),  # copick (a trial)
         ("filament_id", dst_fmt.holds_filaments, "filament ids"),  # .tbl, copick (a trial)

@@ -123,4 +123,5 @@ FORMAT = ParticleFormat(
     holds_image_names=True,
     holds_filaments=True,
     holds_directions=True,
+    holds_classes=True,
 )

@@ -295,4 +295,5 @@ FORMAT = ParticleFormat(
     holds_voxel_size=True,
     holds_several_tomograms=True,
     holds_scores=True,
+    holds_classes=True,
 )

@@ -50,6 +50,8 @@ class ParticleFormat:
         (RELION's helical tilt and psi priors; IMOD: the order of a contour's points).
     directions_need_filaments : directions are read back only beside filament ids
         (RELION: priors beside ``rlnHelicalTubeID``; IMOD: along an open contour).
+    holds_classes : the file can carry each particle's class (``rlnClassNumber``, a
+        CSV's ``class``, Dynamo's column 22).
     """
 
     name: str
@@ -66,6 +68,7 @@ class ParticleFormat:
     holds_filaments: bool = False
     holds_directions: bool = False
     directions_need_filaments: bool = False
+    holds_classes: bool = False
 
 
 _registry: dict[str, ParticleFormat] = {}

@@ -1183,4 +1183,5 @@ FORMAT = ParticleFormat(
     holds_filaments=True,
     holds_directions=True,
     directions_need_filaments=True,
+    holds_classes=True,
 )
