@@ -131,6 +131,7 @@ def boxes_to_trainset(
         {"good": good, "background": background, "bad": bad}, micrographs, box
     )
     used = {m for t in sets.values() for m in t["micrograph"]}
+    _warn_of_micrographs_without_boxes([p for p in micrographs if micrograph_name(p) not in used])
     images, size = read_micrographs(
         [p for p in micrographs if micrograph_name(p) in used], pixel_size_A
     )
@@ -141,6 +142,23 @@ def boxes_to_trainset(
         output, "spa boxes", trainset["record"], [*micrographs, *good, *background, *bad]
     )
     return trainset["record"], box_px
+
+
+def _warn_of_micrographs_without_boxes(unused: list[Path]) -> None:
+    """Say which micrographs given hold no box of any set: they are left out of the
+    training set unread (a trial's micrograph of another pixel size, one smaller than
+    the box and one without a pixel size were each dropped without a word)."""
+    if not unused:
+        return
+    import warnings
+
+    names = ", ".join(p.name for p in unused[:5]) + (" …" if len(unused) > 5 else "")
+    one = len(unused) == 1
+    warnings.warn(
+        f"{len(unused)} micrograph{'' if one else 's'} given hold{'s' if one else ''} no box "
+        f"of any set and {'is' if one else 'are'} left out, unread: {names}.",
+        stacklevel=3,
+    )
 
 
 def train_picker_file(
