@@ -247,3 +247,18 @@ def test_simulate_cell_bends_filaments_no_tighter_than_they_break(tmp_path, monk
         assert depth.min() >= radius - 0.01 and depth.max() <= 64 - radius + 0.01
     depths = [np.median(r["axis_zyx"][:, 0]) for r in axes.values()]
     assert np.ptp(depths) > 0.4 * 64  # about the mid-plane they lay within 0.3–0.7
+
+
+def test_simulate_cell_says_and_records_how_many_vesicles_found_room(tmp_path, capsys):
+    """A trial asked for 5 vesicles in a 128 × 128 × 48 cell and got 2 (instances.mrc:
+    the plasma membrane and 2 shells), the record saying 5.  Said now, and the record
+    holds what was placed, as the instance map does."""
+    args = ["simulate", "cell", "-o", str(tmp_path), "--size", "128,128,48", "--vesicles", "5"]
+    assert main([*args, "--seed", "4"]) == 0
+    placed = json.loads((tmp_path / "tomogram.mrc.json").read_text())["parameters"]["placed"]
+    assert placed["vesicles"] < 5
+    assert f"only {placed['vesicles']} of the 5 vesicles" in capsys.readouterr().err
+    labels = read_volume(tmp_path / "labels.mrc").load(np.uint8)
+    instances = read_volume(tmp_path / "instances.mrc").load(np.int32)
+    shells = set(np.unique(instances[labels == 1]).tolist()) - {0}
+    assert len(shells) == placed["vesicles"] + 1  # and the plasma membrane

@@ -159,7 +159,8 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
 
     Returns
     -------
-    density : Volume (float32)
+    density : Volume (float32); its ``metadata["placed"]`` counts the vesicles and
+        organelles that found room (others are left out after 100 draws)
     labels : Volume (uint8 class ids)
     instances : Volume (int32 object ids)
     particles : pandas.DataFrame
@@ -214,6 +215,7 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
         (rng.uniform(*params.vesicle_radius_nm) * nm, [0.0]) for _ in range(params.n_vesicles)
     ]
     spheres += [(rng.uniform(60, 90) * nm, [0.0, -20.0 * nm]) for _ in range(params.n_organelles)]
+    placed_spheres = []  # which of them found room (a trial's 5 vesicles were 2, unsaid)
     for radius, offsets in spheres:
         for _attempt in range(100):
             centre = np.array(
@@ -231,6 +233,7 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
                 density[box] += profile
                 stamp(box, mask, CELL_CLASS_IDS["membrane"])
             occupied[box] |= dist <= radius + 4 * nm
+            placed_spheres.append(len(offsets) == 1)
             break
 
     # Filaments: microtubules (hollow) and actin (solid).
@@ -371,7 +374,16 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
     particles = pd.DataFrame(
         rows, columns=["class", "class_id", "instance", "x_A", "y_A", "z_A", "rot", "tilt", "psi"]
     )
-    out = (Volume(density, vs), Volume(labels, vs), Volume(instances, vs), particles)
+    placed = {
+        "vesicles": sum(placed_spheres),
+        "organelles": len(placed_spheres) - sum(placed_spheres),
+    }
+    out = (
+        Volume(density, vs, metadata={"placed": placed}),
+        Volume(labels, vs),
+        Volume(instances, vs),
+        particles,
+    )
     return out + (axes,) if filament_axes else out
 
 

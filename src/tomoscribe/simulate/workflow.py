@@ -103,9 +103,9 @@ def simulate_cell_files(
     ``tilt_series.mrc`` with ``tilt_series.tlt`` (angles, degrees) and
     ``particles.star`` (RELION coordinates in voxels, angles template → particle),
     each atomically once everything is computed, and the provenance records: the
-    tomogram's (the parameters, class ids and acquisition) and the truth maps' (their
-    acquisition, so commands on them know the tilt range).  Every name is checked before the
-    work, so a user's file among them stops the run before anything is written.
+    tomogram's (the parameters, class ids, acquisition, what was placed) and the truth
+    maps' (their acquisition, so commands on them know the tilt range).  Every name is
+    checked before the work: a user's file among them stops the run before any write.
     Returns the particles' table, the class ids (label value → class name) and the
     acquisition record (tilt range, voxel size, tomogram name).
     """
@@ -114,6 +114,7 @@ def simulate_cell_files(
     check_filament_room(params)
     say("building the phantom")
     density, labels, instances, particles = make_cell(params)
+    placed = _spheres_placed(params, density.metadata.get("placed", {}))
     say("imaging: projecting, CTF, noise, back-projecting")
     imaged = image_volume(density.data, params.voxel_size_A, imaging)
     vs = (params.voxel_size_A,) * 3
@@ -151,15 +152,12 @@ def simulate_cell_files(
     record = {
         "cell": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.__dict__.items()},
         "imaging": imaging.as_dict(),
+        "placed": placed,  # what found room: the truth's counts, not those asked for
         "class_ids": class_ids,
         "euler_convention": "RELION (rot, tilt, psi), degrees: template → particle "
         "= inverse of scipy intrinsic ZYZ",
     }
-    microscope = {  # what it imaged with: extract's optics block (a trial: "not given")
-        "voltage_kV": float(imaging.voltage_kV),
-        "cs_mm": float(imaging.cs_mm),
-        "amplitude_contrast": float(imaging.amplitude_contrast),
-    }
+    microscope = _imaged_with(imaging)  # extract's optics block (a trial: "not given")
     for name in CELL_RECORDED:  # the truth maps too: `pick` on labels.mrc reads its tilt range
         write_provenance(
             out_dir / name,
@@ -168,6 +166,33 @@ def simulate_cell_files(
             extra={"acquisition": {**acquisition.as_dict(), "microscope": microscope}},
         )
     return particles, class_ids, acquisition
+
+
+def _imaged_with(imaging: ImagingParams) -> dict:
+    """The voltage (kV), Cs (mm) and amplitude contrast the tomogram was imaged with, as
+    the acquisition record's ``microscope`` (``io.microscope.recorded_microscope``)."""
+    return {
+        "voltage_kV": float(imaging.voltage_kV),
+        "cs_mm": float(imaging.cs_mm),
+        "amplitude_contrast": float(imaging.amplitude_contrast),
+    }
+
+
+def _spheres_placed(params, placed: dict) -> dict:
+    """``placed`` (vesicles and organelles that found room), said when fewer than asked
+    (a trial asked for 5 vesicles in 128 × 128 × 48 and got 2, its record saying 5)."""
+    import warnings
+
+    for kind, asked in (("vesicles", params.n_vesicles), ("organelles", params.n_organelles)):
+        got = placed.get(kind, asked)
+        if got < asked:
+            warnings.warn(
+                f"only {got} of the {asked} {kind} asked for found room in the "
+                f"{' × '.join(map(str, params.shape[::-1]))}-voxel cell beside its other "
+                "contents; the record and truth maps hold those placed.",
+                stacklevel=3,
+            )
+    return placed
 
 
 #: The volumes :func:`simulate_cell_files` writes a provenance record for (the
