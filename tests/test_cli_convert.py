@@ -619,3 +619,19 @@ def test_convert_says_classes_are_dropped_where_the_format_holds_none(tmp_path, 
         assert main(["convert", str(star), "-o", str(out), "--voxel-size", "10"]) == 0
         said = capsys.readouterr().out.replace(str(tmp_path), "")
         assert ("classes" in said) is dropped, (suffix, said)
+
+
+def test_a_copick_location_without_the_copick_library_says_so(tmp_path, capsys, monkeypatch):
+    """A trial without copick installed was told "config.json is not a copick
+    configuration (copick locations need the copick library …)": the file was fine."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "copick", None)  # import copick raises ImportError
+    (tmp_path / "config.json").write_text("{}")
+    star = tmp_path / "p.star"
+    star.write_text("data_particles\n\nloop_\n_rlnCoordinateX\n_rlnCoordinateY\n"
+                    "_rlnCoordinateZ\n10 20 20\n")  # fmt: skip
+    target = f"copick:{tmp_path / 'config.json'}#TS/ribosome:me/1"
+    assert main(["convert", str(star), "-o", target, "--voxel-size", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "not installed" in err and "not a copick configuration" not in err

@@ -81,8 +81,8 @@ def _copick():
         import copick
     except ImportError:
         raise ParameterError(
-            "copick locations need the copick library; install "
-            "tomoscribe[copick] (pip install 'tomoscribe[copick]')."
+            "copick locations need the copick library, which is not installed here; "
+            "install tomoscribe[copick] (pip install 'tomoscribe[copick]')."
         ) from None
     return copick
 
@@ -92,8 +92,9 @@ def _root(location: CopickLocation):
         raise InputFileError(
             f"{location.config} does not exist; give the copick project's configuration file."
         )
+    copick = _copick()  # missing, it is said as such (a trial read "not a configuration")
     try:
-        return _copick().from_file(str(location.config))
+        return copick.from_file(str(location.config))
     except Exception as err:  # pydantic, json and fsspec raise many types
         raise InputFileError(
             f"{location.config} is not a copick configuration ({str(err).splitlines()[0]})."
