@@ -118,6 +118,11 @@ def test_find_vesicles_reports_every_large_component(scene):
     small = find_vesicles(labels == MEMBRANE, 10.0, VesicleParams(max_radius_nm=15.0))
     assert not small["accepted"].any()
     assert small["reason"].str.contains("radius").sum() >= 1
+    # the sheet's sphere is flat, not "radius 1658282771772 nm" (a trial's plasma membrane)
+    sheet = np.zeros(SHAPE, bool)
+    sheet[:, :, 155:160] = True
+    (reason,) = find_vesicles(sheet, 10.0, VesicleParams(min_voxels=50))["reason"]
+    assert "sphere: flat (radius over 10 µm)" in reason, reason
 
 
 def test_bad_parameters_and_missing_membrane_are_refused(scene):

@@ -698,11 +698,19 @@ def _normals_agree(points: np.ndarray, ellipsoid: Ellipsoid, max_points: int = 2
     return float(np.mean(cosines >= math.cos(math.radians(30))))
 
 
+#: A fitted radius (nm) beyond this is a flat membrane (a plasma membrane's sheet), said
+#: so rather than as a radius of 10¹² nm.
+FLAT_RADIUS_NM = 10_000.0
+
+
 def _size_rejection(smallest_nm, largest_nm, params) -> str:
     """Why a fit's size is not a vesicle's ("" when it is): its smallest and largest
     radius (a sphere's radius twice; an ellipsoid's shortest and longest semi-axes)."""
     if params.min_radius_nm <= smallest_nm and largest_nm <= params.max_radius_nm:
         return ""
+    if largest_nm > FLAT_RADIUS_NM:  # a trial read "radius 1658282771772 nm"
+        what = "radius" if smallest_nm == largest_nm else "longest semi-axis"
+        return f"flat ({what} over {FLAT_RADIUS_NM / 1000:g} µm): a sheet, not a vesicle"
     if smallest_nm == largest_nm:
         size = f"radius {smallest_nm:.0f} nm"
     else:
