@@ -86,6 +86,25 @@ def test_a_rerun_over_an_output_edited_since_says_so(tmp_path):
     assert (out / "m1.box").read_text() == "1 2 3 3\n7 8 3 3\n"
 
 
+def test_an_earlier_output_edited_since_and_not_written_again_is_named_as_kept(tmp_path):
+    """A trial: `spa pick` on one micrograph into an earlier run's folder kept the
+    user's edited mic_001.box (right: theirs now) beside picks that no longer name
+    mic_001, and said only "any of its files edited since are kept".  Named now; an
+    unedited one of the earlier run is removed without a word."""
+    import warnings
+
+    out = tmp_path / "picks"
+    _write_run(out, {"m0.box": "1\n", "m1.box": "2\n", "m2.box": "3\n"}, "spa picks")
+    (out / "m1.box").write_text("2\n7\n")  # the user adds a box
+    with pytest.warns(UserWarning, match=r"kept m1.box in .*changed since, so it is yours"):
+        _write_run(out, {"m0.box": "4\n"}, "spa picks")
+    assert sorted(p.name for p in out.glob("*.box")) == ["m0.box", "m1.box"]
+    (out / "m1.box").unlink()  # the user removes it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing kept: nothing said
+        _write_run(out, {"m0.box": "5\n"}, "spa picks")
+
+
 def test_a_users_file_inside_a_subfolder_of_ours_stops_the_rerun(tmp_path):
     # the new-user trial: a re-run of `spa pick -o picks` replaced picks/info whole and
     # took the user's files in it (EMAN2's boxer writes info/*.json) with it

@@ -644,7 +644,8 @@ def output_folder(
                 record_written([folder])
                 return
             moves = _planned_moves(staging, folder, overwrite)
-            stale = _stale_outputs(folder, step, moves) if step and overwrite else []
+            kept: list[str] = []  # an earlier run's outputs edited since: the user's now
+            stale = _stale_outputs(folder, step, moves, kept) if step and overwrite else []
             others = _other_steps_replaced(folder, step, moves)
             for source, _ in moves:
                 if source.is_dir() and not source.is_symlink() and not is_store(source):
@@ -653,6 +654,7 @@ def output_folder(
             committing, staging = staging, None  # a failure from here leaves it to finish
             _finish_commit(committing, folder, checked=True)
             _say_replaced(folder, others)
+            _say_kept(folder, kept)
     except BaseException as err:
         _clean_up(staging, created)
         if isinstance(err, OSError) and not isinstance(err, TomoscribeError):
@@ -852,19 +854,40 @@ def _say_replaced(folder: Path, replaced: dict[str, list[str]]) -> None:
         )
 
 
-def _stale_outputs(folder: Path, step: str, moves: list[tuple[Path, Path]]) -> list[Path]:
+def _stale_outputs(
+    folder: Path, step: str, moves: list[tuple[Path, Path]], kept: list | None = None
+) -> list[Path]:
     """Outputs an earlier run of ``step`` wrote into ``folder`` that this run does not
     write again, still tomoscribe's own and unchanged (a subfolder only when all in it
-    is): what :func:`output_folder` removes after the new outputs are in place."""
+    is): what :func:`output_folder` removes after the new outputs are in place.  Those
+    edited since (the user's now) are added to ``kept``."""
     from .ownership import foreign_entries, is_ours, is_store, step_entries
 
     written = {target.name for _, target in moves}
     stale = []
     for name in step_entries(folder, step):
         path = folder / name
-        if name in written or not is_ours(path):
+        if name in written or not path.exists():
             continue
-        if path.is_dir() and not is_store(path) and foreign_entries(path):
-            continue  # a user's file inside: the folder stays
+        if not is_ours(path) or (path.is_dir() and not is_store(path) and foreign_entries(path)):
+            if kept is not None:
+                kept.append(name)  # a user's file inside a folder: the folder stays
+            continue
         stale.append(path)
     return stale
+
+
+def _say_kept(folder: Path, kept: list[str]) -> None:
+    """Warn about an earlier run's outputs kept because they were edited since (a trial:
+    an edited mic_001.box stayed beside picks that no longer name mic_001, unnamed)."""
+    import warnings
+
+    if kept:
+        warnings.warn(
+            f"kept {', '.join(sorted(kept))} in {folder}: an earlier run wrote "
+            f"{'it' if len(kept) == 1 else 'them'} and this one does not, but "
+            f"{'it was' if len(kept) == 1 else 'they were'} changed since, so "
+            f"{'it is' if len(kept) == 1 else 'they are'} yours now; remove "
+            f"{'it' if len(kept) == 1 else 'them'} if no longer wanted.",
+            stacklevel=4,
+        )
