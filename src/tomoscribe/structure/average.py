@@ -110,7 +110,9 @@ def resampled_map(values: np.ndarray, from_A: float, to_A: float, box: int) -> n
         nyquist = 0.5 / to_A
         edge = np.clip((frequency - 0.9 * nyquist) / (0.1 * nyquist), 0, 1)
         values = np.fft.irfftn(
-            np.fft.rfftn(values) * 0.5 * (1 + np.cos(np.pi * edge)), s=values.shape
+            np.fft.rfftn(values) * 0.5 * (1 + np.cos(np.pi * edge)),
+            s=values.shape,
+            axes=(0, 1, 2),  # NumPy 2 deprecates s without axes
         )
     steps = (np.arange(box) - box // 2) * (to_A / from_A) + n // 2
     places = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"))
