@@ -398,3 +398,18 @@ def test_imod_filaments_of_one_point_and_segments_without_arc_lengths_come_back(
     line = back[back["filament_id"] == 1]
     assert np.allclose(line[["dir_x", "dir_y", "dir_z"]].to_numpy(), unit, atol=1e-4)
     assert np.all(np.diff(line["x"].to_numpy()) > 0)  # in order along the filament
+
+
+def test_centred_coordinates_read_for_a_missing_pixel_axis_say_so(tmp_path):
+    """A trial removed rlnCoordinateZ from extract's particles.star (which has both sets)
+    and `average` answered only "give its tomograms.star (--tomograms …)", an option
+    average does not have: the missing column, the cause, went unnamed."""
+    star = tmp_path / "p.star"
+    star.write_text(
+        "data_particles\n\nloop_\n_rlnCoordinateX\n_rlnCoordinateY\n"
+        "_rlnCenteredCoordinateXAngst\n_rlnCenteredCoordinateYAngst\n"
+        "_rlnCenteredCoordinateZAngst\n10 20 5.0 -3.0 1.0\n"
+    )
+    with pytest.raises(InputFileError, match="lack rlnCoordinateZ, so those are read") as err:
+        read_particles(star)
+    assert "extract and convert take it as --tomograms" in str(err.value)

@@ -799,10 +799,18 @@ def _centres(path, block, names, voxel_size_A, shape_zyx, tomograms, wanted=()):
         unit = np.full(n, float(voxel_size_A)) if voxel_size_A else ts_pixel
         return centre, unit
     if voxel_size_A is None or shape_zyx is None:
+        partial = [c for c in _PIXELS if c in block]  # a trial had removed one of them
+        lacking = [c for c in _PIXELS if c not in block]
+        why = (
+            f" (its {', '.join(partial)} lack {' and '.join(lacking)}, so those are read)"
+            if partial
+            else ""
+        )
         raise InputFileError(
             f"{path} has RELION 5 centred coordinates in Å, measured from each "
-            "tomogram's centre; give its tomograms.star (--tomograms; extract also "
-            "takes the tomogram itself) so that they can be turned into voxel positions."
+            f"tomogram's centre{why}; they need its tomograms.star to become voxel "
+            "positions (extract and convert take it as --tomograms, extract also the "
+            "tomogram itself)."
         )
     nz, ny, nx = (float(s) for s in shape_zyx)
     centre = np.tile(np.array([nx, ny, nz]) / 2 * float(voxel_size_A), (n, 1))
