@@ -282,9 +282,19 @@ def test_particle_files_keep_the_tilt_range_per_particle(tmp_path):
     )
     write_particles(tmp_path / "mixed.star", mixed, 10.0, SHAPE)
     assert recorded_acquisition(tmp_path / "mixed.star", "other").tilt_range_deg == (-60, 60)
-    with pytest.raises(InvalidDataError, match="different tilt ranges"):
+    with pytest.raises(InvalidDataError, match="different tilt ranges.*split the file"):
         tilt_range_for([tmp_path / "mixed.star"])
-    assert tilt_range_for([tmp_path / "mixed.star"], (-50, 50)).deg == (-50.0, 50.0)
+    # a range given is used, and said when the file records others (a trial: "as given"
+    # only, for ±45° particles averaged with a ±60° wedge)
+    with pytest.warns(UserWarning, match="several tilt ranges; the given -50…50° is used"):
+        assert tilt_range_for([tmp_path / "mixed.star"], (-50, 50)).deg == (-50.0, 50.0)
+    with pytest.warns(UserWarning, match="records the tilt range -45…45°; the given -60…60°"):
+        tilt_range_for([tmp_path / "picks.star"], (-60, 60))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tilt_range_for([tmp_path / "picks.star"], (-45.2, 45))  # the same series
     # a CSV whose tilt columns hold no numbers records nothing
     (tmp_path / "junk.csv").write_text("x,y,z,tilt_min_deg,tilt_max_deg\n1,2,3,a,b\n")
     assert tilt_range_for([tmp_path / "junk.csv"]).source == "default"

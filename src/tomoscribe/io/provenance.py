@@ -85,8 +85,9 @@ def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
         listed = ", ".join(f"{lo:g}…{hi:g}°" for lo, hi in ranges[:4])
         raise InvalidDataError(
             f"{path} lists particles of tilt series with different tilt "
-            f"ranges ({listed}); give the one to use (`tilt_range_deg`) or "
-            "split the file by tomogram.",
+            f"ranges ({listed}); split the file by tomogram (each part its own wedge), "
+            "or give one range for all (`tilt_range_deg`: the other particles are then "
+            "weighted by a wedge they were not imaged through).",
             parameter="tilt_range_deg",
         )
     names = table["tomo_name"].astype(str).unique() if "tomo_name" in table else []
@@ -139,12 +140,40 @@ def tilt_range_for(
     InvalidDataError
         Nothing given and two inputs record different tilt ranges.
     """
-    if given is not None:
-        return choose_tilt_range(given, [], parameter)
     paths = [Path(p) for p in paths if p is not None]
+    if given is not None:
+        chosen = choose_tilt_range(given, [], parameter)
+        _warn_of_other_records(paths, chosen.deg, tomo_name)
+        return chosen
     return choose_tilt_range(
         None, [(str(p), recorded_acquisition(p, tomo_name)) for p in paths], parameter
     )
+
+
+def _warn_of_other_records(paths, given, tomo_name: str | None) -> None:
+    """Say when the inputs record another tilt range than the one given, or several (a
+    trial: ±60° given for ±45° particles, or for a file of both, was "as given" only;
+    extract said so, average did not)."""
+    import warnings
+
+    from ..core.acquisition import same_tilt_range
+
+    for path in paths:
+        try:
+            recorded = recorded_acquisition(path, tomo_name).tilt_range_deg
+        except InvalidDataError:
+            warnings.warn(
+                f"{path.name} records particles of several tilt ranges; the given "
+                f"{given[0]:g}…{given[1]:g}° is used for all of them.",
+                stacklevel=4,
+            )
+            continue
+        if recorded is not None and not same_tilt_range(recorded, given):
+            warnings.warn(
+                f"{path.name} records the tilt range {recorded[0]:g}…{recorded[1]:g}°; the "
+                f"given {given[0]:g}…{given[1]:g}° is used.",
+                stacklevel=4,
+            )
 
 
 def carried_acquisition(
