@@ -31,7 +31,13 @@ def test_bad_boxes_are_refused():
     volume = Volume(np.zeros((10, 30, 30), np.float32), 5.0)
     table = pd.DataFrame({"x": [15.0], "y": [15.0], "z": [5.0]})
     with pytest.raises(ParameterError, match="larger than the tomogram"):
-        extract_subtomograms(volume, table, 16)
+        extract_subtomograms(volume, table, 32)
+    # thicker than the slab only: padded, as extract's refusal of the skipped boxes
+    # advises (a trial was told "--edge pad", then refused for it)
+    slab = Volume(np.random.default_rng(0).normal(size=(10, 30, 30)).astype(np.float32), 5.0)
+    stack, kept = extract_subtomograms(slab, table, 16, edge="pad")
+    assert stack.shape == (1, 16, 16, 16) and kept["padded"].tolist() == [True]
+    assert extract_subtomograms(slab, table, 16)[0].shape[0] == 0  # skipped: crosses faces
     with pytest.raises(ParameterError):
         extract_subtomograms(volume, table, 8, edge="wrap")
 
