@@ -470,3 +470,21 @@ def test_a_value_no_voxel_holds_is_told_the_values_held(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "it holds -56, 0, read as signed bytes" in err and err.count("\n") == 1
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_one_sentence_warned_twice_in_a_run_is_shown_once(capsys):
+    """A trial: `average` on a STAR without rlnAngleTilt said "… read as 0° for every
+    particle" twice (the file is read by the tilt-range check and by the reader)."""
+    import warnings
+
+    from tomoscribe.cli.app import _warnings_as_lines
+
+    with _warnings_as_lines(), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        for _ in range(2):
+            warnings.warn("p.star has rlnAngleRot but no rlnAngleTilt.", stacklevel=1)
+        warnings.warn("another sentence.", stacklevel=1)
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: p.star has rlnAngleRot but no rlnAngleTilt.",
+        "warning: another sentence.",
+    ]

@@ -130,13 +130,17 @@ def main(argv: list[str] | None = None) -> int:
 def _warnings_as_lines():
     """Warnings (an unusual MRC header, a TIFF's guessed voxel size) as one line each,
     ``warning: …`` on stderr, not Python's two-line source listing, with the running
-    command's flags where the library names its arguments."""
+    command's flags where the library names its arguments; the same sentence once."""
     from .checks import command_line_text
 
     previous = warnings.showwarning
+    shown: set[str] = set()  # one file read twice in a run said the same twice (a trial)
 
     def show(message, category, filename, lineno, file=None, line=None):
-        typer.echo(f"warning: {command_line_text(str(message))}", err=True)
+        text = command_line_text(str(message))
+        if text not in shown:
+            shown.add(text)
+            typer.echo(f"warning: {text}", err=True)
 
     warnings.showwarning = show
     try:
