@@ -262,3 +262,14 @@ def test_simulate_cell_says_and_records_how_many_vesicles_found_room(tmp_path, c
     instances = read_volume(tmp_path / "instances.mrc").load(np.int32)
     shells = set(np.unique(instances[labels == 1]).tolist()) - {0}
     assert len(shells) == placed["vesicles"] + 1  # and the plasma membrane
+
+
+def test_simulate_cell_says_when_a_concentration_puts_no_particle_in_the_volume(tmp_path, capsys):
+    """A trial: 0.06 µM in 160 × 160 × 64 at 10 Å wrote "0 particles" without a word
+    (one particle is about 1 µM there)."""
+    args = ["simulate", "cell", "--size", "96,96,48"]
+    assert main([*args, "-o", str(tmp_path / "a"), "--templates", "3j9i=0.06"]) == 0
+    err = capsys.readouterr().err
+    assert "0.06 µM of 3j9i puts no particle in this volume (one particle is 3.8 µM" in err
+    assert main([*args, "-o", str(tmp_path / "b"), "--templates", "3j9i=8"]) == 0
+    assert "puts no particle" not in capsys.readouterr().err

@@ -180,8 +180,22 @@ def _imaged_with(imaging: ImagingParams) -> dict:
 
 def _spheres_placed(params, placed: dict) -> dict:
     """``placed`` (vesicles and organelles that found room), said when fewer than asked
-    (a trial asked for 5 vesicles in 128 × 128 × 48 and got 2, its record saying 5)."""
+    (a trial asked for 5 vesicles in 128 × 128 × 48 and got 2, its record saying 5);
+    a template whose concentration puts no particle in the volume is said too (a
+    trial's 0.06 µM wrote "0 particles" quietly)."""
     import warnings
+
+    from .cell import particles_for_concentration
+
+    for name, concentration in params.templates_uM.items():
+        if particles_for_concentration(concentration, params.shape, params.voxel_size_A) == 0:
+            one = 1.0 / max(particles_for_concentration(1e6, params.shape, params.voxel_size_A), 1)
+            warnings.warn(
+                f"{concentration:g} µM of {name} puts no particle in this volume (one "
+                f"particle is {one * 1e6:.2g} µM here); raise the concentration or enlarge "
+                "the volume.",
+                stacklevel=3,
+            )
 
     for kind, asked in (("vesicles", params.n_vesicles), ("organelles", params.n_organelles)):
         got = placed.get(kind, asked)
