@@ -247,6 +247,16 @@ def test_average_refuses_a_split_it_cannot_use(scene, shared_data, half, capsys)
     assert _average(tmp, star, out, "--use-priors", "--iterations", "0") == 2
     err = capsys.readouterr().err
     assert "rlnRandomSubset" in err and err.count("\n") == 1 and not out.exists()
+    # a trial was told "kept the file's half sets" and then refused: checked first now
+    from tomoscribe.errors import ParameterError
+    from tomoscribe.structure.average import AverageParams
+    from tomoscribe.structure.workflow import average_particle_file
+
+    said = []
+    with pytest.raises(ParameterError):
+        average_particle_file(star, out, AverageParams(iterations=0), use_priors=True,
+                              say=said.append)  # fmt: skip
+    assert not any("half sets" in s for s in said), said
 
 
 def test_average_refuses_ctf_premultiplied_pseudo_subtomograms(scene, shared_data, capsys):

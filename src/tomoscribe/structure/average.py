@@ -227,7 +227,7 @@ def contrast_agreement(reference: np.ndarray, stack: np.ndarray) -> float:
     return float(np.corrcoef(ours, theirs)[0, 1])
 
 
-def _given_halves(half, p: int) -> np.ndarray | None:
+def checked_half_sets(half, p: int) -> np.ndarray | None:
     """The given gold-standard split (1 or 2 per particle, both present), checked."""
     if half is None:
         return None
@@ -246,7 +246,7 @@ def _given_halves(half, p: int) -> np.ndarray | None:
 
 
 def _half_sets(given: np.ndarray | None, p: int, rng: np.random.Generator) -> np.ndarray:
-    """``given`` (see :func:`_given_halves`), else a seeded random split."""
+    """``given`` (see :func:`checked_half_sets`), else a seeded random split."""
     if given is not None:
         return given
     drawn = np.ones(p, int)
@@ -378,7 +378,7 @@ def refine_average(
             "0 refinement iterations average the particles at the "
             "orientations given (priors); give them, or at least 1 iteration."
         )
-    given_half = _given_halves(half, p)
+    given_half = checked_half_sets(half, p)
     rng = np.random.default_rng(params.seed)
     dev = torch.device(device)
     full = torch.as_tensor(data, device=dev)

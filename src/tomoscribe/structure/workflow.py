@@ -82,6 +82,7 @@ from ..volume import Volume, check_is_tomogram, check_reference_map
 from .average import (
     OPPOSITE_CONTRAST,
     AverageParams,
+    checked_half_sets,
     contrast_agreement,
     refine_average,
     reliability_warnings,
@@ -1299,6 +1300,7 @@ def average_particle_file(
             )
         priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
     half = table["half"].to_numpy(float) if "half" in table else None
+    checked_half_sets(half, len(table))  # refused before it is said to be kept (a trial)
     (say or (lambda m: None))(
         "kept the file's half sets (rlnRandomSubset)"
         if half is not None
