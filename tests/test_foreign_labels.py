@@ -134,28 +134,33 @@ def test_pick_refuses_distances_beyond_the_map(tmp_path, capsys):
         assert not (tmp_path / "p.csv").exists()
 
 
-def test_vesicles_refuse_several_labels_without_value_and_name_a_signed_byte_label(
+def test_vesicles_say_several_labels_are_written_as_1_and_name_an_absent_value(
     tmp_path, capsys
 ):
     """A trial: a map of membrane 7 and ribosomes 3 without --value was closed as one
-    membrane and written as 1 (the help promises another tool's labels are kept); and a
-    0/255 mask written as mode 0 by mrcfile (255 reads as −1, signed bytes) was told
-    only "has no voxel of 'membrane'".  Refused now with the labels it holds, and the
-    absent value named with the values present and what 255 reads as."""
+    membrane and written as 1 (the help promises another tool's labels are kept) under a
+    warning that did not say so; and a 0/255 mask written as mode 0 by mrcfile (255 reads
+    as −1, signed bytes) was told only "has no voxel of 'membrane'".  The warning now
+    says the labels are written as 1 (an instance map, membranes 1 … N, is closed
+    whole), --value keeps the others, and an absent value is named with the values
+    present and what 255 reads as."""
     shell, seen = _vesicle_shell()
     labels = np.where(seen, 7, 0).astype(np.int16)
     labels[5:10, 5:10, 5:10] = 3
     _mrc(tmp_path / "two.mrc", labels)
     out = tmp_path / "closed.mrc"
-    assert main(["vesicles", str(tmp_path / "two.mrc"), "-o", str(out)]) == 2
-    assert "holds the labels 3, 7 and no legend" in capsys.readouterr().err
-    assert not out.exists()
-    assert main(["vesicles", str(tmp_path / "two.mrc"), "-o", str(out), "--value", "7"]) == 0
+    assert main(["vesicles", str(tmp_path / "two.mrc"), "-o", str(out)]) == 0
+    assert "holds the labels 3, 7 and no legend: all are taken" in capsys.readouterr().err
     with mrcfile.open(out) as mrc:
+        assert set(np.unique(mrc.data)) == {0, 1}
+    again = tmp_path / "kept.mrc"
+    assert main(["vesicles", str(tmp_path / "two.mrc"), "-o", str(again), "--value", "7"]) == 0
+    with mrcfile.open(again) as mrc:
         assert set(np.unique(mrc.data)) == {0, 3, 7}  # the other label kept
     _mrc(tmp_path / "u8.mrc", (seen * 255).astype(np.uint8).view(np.int8))  # mode 0: −1
-    assert main(["vesicles", str(tmp_path / "u8.mrc"), "-o", str(tmp_path / "c.mrc"),
-                 "--value", "255"]) == 2  # fmt: skip
-    err = capsys.readouterr().err
-    assert "255 does not occur in u8.mrc, which holds the values -1, 0" in err
-    assert "reads as -1" in err
+    for value in ("255", "254.5"):  # a review: 254.5 was reported as "--value 1"
+        assert main(["vesicles", str(tmp_path / "u8.mrc"), "-o", str(tmp_path / "c.mrc"),
+                     "--value", value]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert f"{value} does not occur in u8.mrc, which holds the values -1, 0" in err
+    assert "reads as -1" not in err  # 254.5 is no byte

@@ -96,7 +96,7 @@ def test_an_earlier_output_edited_since_and_not_written_again_is_named_as_kept(t
     out = tmp_path / "picks"
     _write_run(out, {"m0.box": "1\n", "m1.box": "2\n", "m2.box": "3\n"}, "spa picks")
     (out / "m1.box").write_text("2\n7\n")  # the user adds a box
-    with pytest.warns(UserWarning, match=r"kept m1.box in .*changed since, so it is yours"):
+    with pytest.warns(UserWarning, match=r"kept m1.box in .*changed since .* left to you"):
         _write_run(out, {"m0.box": "4\n"}, "spa picks")
     assert sorted(p.name for p in out.glob("*.box")) == ["m0.box", "m1.box"]
     (out / "m1.box").unlink()  # the user removes it

@@ -277,6 +277,7 @@ def test_symmetry_about_another_axis_than_z_is_said():
     about_x = rotate_reference(about_z, Rotation.from_euler("y", 90, degrees=True))[0]
     assert symmetry_agreement(about_z, "C4", 10.0) > 0.95
     assert symmetry_agreement(about_x, "C4", 10.0) < 0.8
+    assert symmetry_agreement(torch.ones((24,) * 3), "D2", 10.0) == 1.0  # flat: no warning
     template = torch.as_tensor(template_in_box(load_template("3j9i"), 10.0, 32).astype(np.float32))
     assert symmetry_agreement(template, "C7", 14.4) < 0.8
     particles = rng.normal(size=(6, 24, 24, 24)).astype(np.float32)

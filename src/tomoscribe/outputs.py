@@ -883,11 +883,12 @@ def _say_kept(folder: Path, kept: list[str]) -> None:
     import warnings
 
     if kept:
+        one = len(kept) == 1
         warnings.warn(
             f"kept {', '.join(sorted(kept))} in {folder}: an earlier run wrote "
-            f"{'it' if len(kept) == 1 else 'them'} and this one does not, but "
-            f"{'it was' if len(kept) == 1 else 'they were'} changed since, so "
-            f"{'it is' if len(kept) == 1 else 'they are'} yours now; remove "
-            f"{'it' if len(kept) == 1 else 'them'} if no longer wanted.",
+            f"{'it' if one else 'them'} and this one does not, but "
+            f"{'it was' if one else 'they were'} changed since or "
+            f"{'holds' if one else 'hold'} files of yours, so {'it is' if one else 'they are'} "
+            "left to you.",
             stacklevel=4,
         )

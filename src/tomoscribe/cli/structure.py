@@ -264,7 +264,8 @@ def vesicles(
         "--output",
         "-o",
         help="Label map with the vesicles closed (.mrc or .zarr; the legend is copied; "
-        "another tool's map keeps its values and other labels).",
+        "another tool's map keeps its values and other labels when --value names the "
+        "membrane's).",
     ),
     table_path: Path = typer.Option(
         None,

@@ -102,7 +102,7 @@ def value_absent(name: str, data: np.ndarray, value: float, option: str = "value
     signed = (
         f" (an MRC of mode 0 holds signed bytes by the MRC2014 standard, so a {value:g} "
         f"written by a tool of unsigned bytes reads as {value - 256:g})"
-        if np.asarray(data).dtype == np.int8 and 127 < value < 256
+        if np.asarray(data).dtype == np.int8 and 127 < value < 256 and float(value).is_integer()
         else ""
     )
     return AnnotationError(
@@ -186,24 +186,26 @@ def label_map_to_close(
     the feature and calls the other values ``label N``. A map whose values are not a
     few integers becomes uint8, 1 for the feature's voxels and 0 elsewhere.
 
-    Raises
-    ------
-    ParameterError
-        A map of several whole-number labels without a legend or ``--value``: which one
-        is the feature is not known (a trial's membrane 7 and ribosomes 3 were all
-        closed as membrane and written as 1, against the promise to keep the labels).
+    A map of several labels without a legend or ``value`` (an instance map, membranes
+    1 … N, or a multi-label map) has all of them taken as the feature and written as 1,
+    said in a warning (a trial's membrane 7 and ribosomes 3 were closed together and
+    written as 1 where the help promised the labels kept).
     """
     if voxels.how == "legend":
         return np.asarray(data), int(voxels.value), None
     values = _distinct_values(data)
     nonzero = sorted(v for v in values if v != 0) if values is not None else []
     if voxels.how == "nonzero" and len(nonzero) > 1 and all(float(v).is_integer() for v in nonzero):
+        import warnings
+
         shown = ", ".join(f"{v:g}" for v in nonzero[:8]) + (" …" if len(nonzero) > 8 else "")
-        raise ParameterError(
-            f"{source} holds the labels {shown} and no legend, so which is {feature!r} is not "
-            "known; give its label with `value` (the others are kept).",
-            parameter="value",
+        warnings.warn(
+            f"{source} holds the labels {shown} and no legend: all are taken as {feature!r} "
+            "and written as 1 (their labels are not kept); give `value` to take one label "
+            "and keep the others.",
+            stacklevel=3,
         )
+        return (data != 0).astype(np.uint8), 1, Legend.for_feature(feature)
     label = voxels.value if voxels.how == "value" else (nonzero[0] if len(nonzero) == 1 else None)
     whole = values is not None and all(float(v).is_integer() for v in [*values, label or 0])
     if label is None or not whole:  # --value 2.5 is no label of a map of whole numbers

@@ -709,8 +709,12 @@ def _size_rejection(smallest_nm, largest_nm, params) -> str:
     if params.min_radius_nm <= smallest_nm and largest_nm <= params.max_radius_nm:
         return ""
     if largest_nm > FLAT_RADIUS_NM:  # a trial read "radius 1658282771772 nm"
-        what = "radius" if smallest_nm == largest_nm else "longest semi-axis"
-        return f"flat ({what} over {FLAT_RADIUS_NM / 1000:g} µm): a sheet, not a vesicle"
+        if smallest_nm == largest_nm:
+            return f"flat (radius over {FLAT_RADIUS_NM / 1000:g} µm): a sheet, not a vesicle"
+        return (
+            f"semi-axes {smallest_nm:.0f} nm to over {FLAT_RADIUS_NM / 1000:g} µm: a sheet "
+            "or a tube, not a vesicle"
+        )
     if smallest_nm == largest_nm:
         size = f"radius {smallest_nm:.0f} nm"
     else:

@@ -455,8 +455,8 @@ def close_vesicles_in_file(
     Parameters
     ----------
     annotation : a merged label map with its legend, or another tool's membrane map
-        (``value``: the feature's label; default the map's one nonzero value, or every
-        nonzero voxel of a map of values; several labels without ``value`` are refused)
+        (``value``: the feature's label; default every nonzero voxel: a map of several
+        labels then has them all closed and written as 1, said)
     output : the closed label map
     table_path : CSV of every fit (default ``STEM_vesicles.csv`` beside ``output``)
     feature : the membrane feature's name in the legend
@@ -495,7 +495,7 @@ def close_vesicles_in_file(
     labels, label, legend = label_map_to_close(data, voxels, feature, annotation.name)
     if not (labels == label).any():
         if voxels.how == "value":  # a trial's 255 in signed bytes: "no voxel of 'membrane'"
-            raise value_absent(annotation.name, data, label)
+            raise value_absent(annotation.name, data, voxels.value)
         raise AnnotationError(f"{annotation.name} has no voxel of {feature!r}; nothing to close.")
     legend = legend or read_legend(annotation) or Legend.for_feature(feature)
     return _close_and_write(

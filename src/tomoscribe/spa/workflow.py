@@ -131,10 +131,10 @@ def boxes_to_trainset(
         {"good": good, "background": background, "bad": bad}, micrographs, box
     )
     used = {m for t in sets.values() for m in t["micrograph"]}
-    _warn_of_micrographs_without_boxes([p for p in micrographs if micrograph_name(p) not in used])
     images, size = read_micrographs(
         [p for p in micrographs if micrograph_name(p) in used], pixel_size_A
-    )
+    )  # then the warning: a refusal of one of these stays one sentence (a review)
+    _warn_of_micrographs_without_boxes([p for p in micrographs if micrograph_name(p) not in used])
     sets = {k: apply_origins(t, size) for k, t in sets.items()}
     trainset = build_trainset(images, size, sets, box_px)
     save_trainset(output, trainset)

@@ -155,6 +155,8 @@ def symmetry_agreement(volume: torch.Tensor, symmetry: str, radius: float) -> fl
     copies = rotate_reference(inside, ops[1:])
     copies = copies - (copies * mask).sum((1, 2, 3), keepdim=True) / mask.sum()
     copies = copies * mask
+    if float((inside**2).sum()) <= 1e-12 * float(mask.sum()):
+        return 1.0  # a flat map is every point group's (a review: "correlate 0.00")
     numerator = (copies * inside).sum((1, 2, 3))
     denominator = torch.sqrt((copies**2).sum((1, 2, 3)) * (inside**2).sum()).clamp_min(1e-12)
     return float((numerator / denominator).min())
@@ -179,13 +181,21 @@ def _warn_if_not_symmetric(volume, params, voxel_size_A: float, radius: float, w
     low = lowpass(volume, voxel_size_A, params.initial_lowpass_A)
     agreement = symmetry_agreement(low, params.symmetry, radius)
     if agreement < SYMMETRIC_AGREEMENT:
+        axes = "its n-fold axis onto z" + (
+            " and a two-fold axis onto x" if params.symmetry.upper().startswith("D") else ""
+        )
+        seen = (
+            " (particles all seen from one side can look so through the missing wedge)"
+            if what.startswith("the priors")
+            else ""
+        )
         warnings.warn(
             f"{what} is not {params.symmetry.upper()}-symmetric about z (its copies under "
             f"the point group correlate {agreement:.2f} with it at "
-            f"{params.initial_lowpass_A:g} Å); symmetry is imposed about z, as RELION "
-            "does, so turn the map's symmetry axis onto z first (RELION's "
-            "relion_align_symmetry) or average in C1: imposed about another axis it "
-            "raises the half maps' FSC while blurring the map.",
+            f"{params.initial_lowpass_A:g} Å){seen}; symmetry is imposed as RELION does, so "
+            f"turn the map with {axes} first (RELION's relion_align_symmetry) or average "
+            "in C1: imposed about other axes it raises the half maps' FSC while blurring "
+            "the map.",
             stacklevel=4,
         )
 
