@@ -134,9 +134,7 @@ def test_pick_refuses_distances_beyond_the_map(tmp_path, capsys):
         assert not (tmp_path / "p.csv").exists()
 
 
-def test_vesicles_say_several_labels_are_written_as_1_and_name_an_absent_value(
-    tmp_path, capsys
-):
+def test_vesicles_say_several_labels_are_written_as_1_and_name_an_absent_value(tmp_path, capsys):
     """A trial: a map of membrane 7 and ribosomes 3 without --value was closed as one
     membrane and written as 1 (the help promises another tool's labels are kept) under a
     warning that did not say so; and a 0/255 mask written as mode 0 by mrcfile (255 reads
