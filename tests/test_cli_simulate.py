@@ -230,7 +230,7 @@ def test_simulate_cell_bends_filaments_no_tighter_than_they_break(tmp_path, monk
 
     given = []
 
-    def keep_params(out_dir, params, imaging, say):
+    def keep_params(out_dir, params, imaging, say, tomo_name=None):
         given.append(params)
         raise SystemExit(0)  # the cell's description is what is tested, not its imaging
 
@@ -273,3 +273,33 @@ def test_simulate_cell_says_when_a_concentration_puts_no_particle_in_the_volume(
     assert "0.06 µM of 3j9i puts no particle in this volume (one particle is 3.8 µM" in err
     assert main([*args, "-o", str(tmp_path / "b"), "--templates", "3j9i=8"]) == 0
     assert "puts no particle" not in capsys.readouterr().err
+
+
+def test_two_simulated_cells_keep_their_picks_apart(tmp_path, capsys):
+    """A trial: every simulated tomogram was named 'tomogram', so the picks of two
+    simulations merged into one file were all cut from the first cell's tomogram,
+    unsaid.  Each is named after its folder (or --tomo-name), and the merged file's
+    other cell is left out by name."""
+    small = ["--size", "64,64,32", "--templates", "1bxn=40", "--tilt-step", "10", "-q"]
+    for name in ("cellA", "cellB"):
+        assert main(["simulate", "cell", "-o", str(tmp_path / name), *small]) == 0
+    assert "named cellB" in capsys.readouterr().out
+    tables = [starfile.read(tmp_path / n / "particles.star") for n in ("cellA", "cellB")]
+    assert [t["rlnTomoName"].unique().tolist() for t in tables] == [["cellA"], ["cellB"]]
+    assert min(len(t) for t in tables) > 0
+    starfile.write(pd.concat(tables, ignore_index=True), tmp_path / "merged.star")
+    out = tmp_path / "ex"
+    args = ["extract", str(tmp_path / "cellA" / "tomogram.mrc"), str(tmp_path / "merged.star")]
+    assert main([*args, "--box", "16", "--edge", "pad", "-o", str(out)]) == 0
+    assert "particles of other tomograms (cellB), left out" in capsys.readouterr().err
+    written = starfile.read(out / "particles.star", always_dict=True)["particles"]
+    assert len(written) == len(tables[0])
+    # picks made on a map of the cell carry its name on
+    labels = tmp_path / "cellB" / "labels.mrc"
+    assert main(["pick", str(labels), "-f", "1bxn", "-o", str(tmp_path / "p.star")]) == 0
+    assert starfile.read(tmp_path / "p.star")["rlnTomoName"].unique().tolist() == ["cellB"]
+    # a name STAR cannot hold is refused before anything is written
+    bad = ["simulate", "cell", "-o", str(tmp_path / "c"), *small, "--tomo-name", "my cell"]
+    assert main(bad) == 2
+    assert "one word without blanks" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -66,6 +66,13 @@ def cell(
     microtubules: int = typer.Option(None, "--microtubules", min=0, help="Default: 3 per 512×512."),
     actin: int = typer.Option(None, "--actin", min=0, help="Default: 6 per 512×512."),
     gold: int = typer.Option(None, "--gold", min=0, help="Default: 8 per 512×512."),
+    tomo_name: str = typer.Option(
+        None,
+        "--tomo-name",
+        help="The tomogram's name (rlnTomoName of its particles; default: the output "
+        "folder's name).",
+    ),
+    quiet: bool = options.Quiet,
     seed: int = options.Seed,
 ) -> None:
     """A cellular tomogram with truth: density, tilt series, tomogram, labels, particles.
@@ -126,11 +133,16 @@ def cell(
         seed=seed,
     )
     particles, class_ids, acquisition = simulate_cell_files(
-        out_dir, params, imaging, say=lambda m: typer.echo(m, err=True)
+        out_dir,
+        params,
+        imaging,
+        say=(lambda m: None) if quiet else (lambda m: typer.echo(m, err=True)),
+        tomo_name=tomo_name,
     )
     typer.echo(
-        f"wrote {out_dir}: tomogram.mrc, tilt_series.mrc/.tlt, density.mrc, "
-        f"labels.mrc (+ .legend.json), instances.mrc, particles.star ({len(particles)} particles)"
+        f"wrote {out_dir}: tomogram.mrc (named {acquisition.tomo_name}), "
+        "tilt_series.mrc/.tlt, density.mrc, labels.mrc (+ .legend.json), instances.mrc, "
+        f"particles.star ({len(particles)} particles)"
     )
 
 
@@ -223,6 +235,7 @@ def micrographs(
         "micrographs (bad: blobs, aggregates and the carbon where one of them has it).",
     ),
     boxes_per_set: int = typer.Option(15, "--boxes-per-set", min=3, help="Boxes per set."),
+    quiet: bool = options.Quiet,
     seed: int = options.Seed,
 ) -> None:
     """Single-particle micrographs with truth: particles, aggregates, contamination."""
@@ -257,7 +270,7 @@ def micrographs(
         carbon_fraction,
         annotate,
         boxes_per_set,
-        say=lambda m: typer.echo(m, err=True),
+        say=(lambda m: None) if quiet else (lambda m: typer.echo(m, err=True)),
     )
     typer.echo(
         f"wrote {out_dir}: micrographs/ ({n}), masks/, truth.star ({len(table)} "

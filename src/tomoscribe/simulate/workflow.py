@@ -94,8 +94,15 @@ def simulate_cell_files(
     params: CellParams,
     imaging: ImagingParams,
     say: Callable[[str], None] = lambda message: None,
+    tomo_name: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str], Acquisition]:
     """Simulate a cellular tomogram with its truth and write it to ``out_dir``.
+
+    The tomogram is named ``tomo_name`` (``rlnTomoName`` of its particles, recorded in
+    its acquisition record and passed on to every map made from it), by default the
+    output folder's name: two simulations' picks merged into one file stay apart (a
+    trial: every simulation was ``tomogram``, so ``extract`` cut one cell's picks from
+    another cell's tomogram without a word).
 
     Writes ``density.mrc``, ``labels.mrc`` with its legend ``labels.mrc.legend.json``
     (class ids → names, as ``merge`` writes one, so ``pick -f 3j9i`` finds a feature
@@ -112,6 +119,7 @@ def simulate_cell_files(
     names = (*CELL_OUTPUTS, *(f"{name}.json" for name in CELL_RECORDED))
     check_outputs([out_dir / name for name in names])
     check_filament_room(params)
+    name = simulated_tomo_name(out_dir, tomo_name)
     say("building the phantom")
     density, labels, instances, particles = make_cell(params)
     placed = _spheres_placed(params, density.metadata.get("placed", {}))
@@ -141,12 +149,12 @@ def simulate_cell_files(
     class_ids = {str(v): k for k, v in CELL_CLASS_IDS.items()}
     class_ids.update({str(TEMPLATE_CLASS_BASE + i): n for i, n in enumerate(params.templates_uM)})
     angles = imaged["angles_deg"]
-    acquisition = Acquisition((min(angles), max(angles)), params.voxel_size_A, "tomogram")
+    acquisition = Acquisition((min(angles), max(angles)), params.voxel_size_A, name)
     write_truth_particles(
         out_dir / "particles.star",
         particles,
         params.voxel_size_A,
-        "tomogram",
+        name,
         (min(angles), max(angles)),
     )
     record = {
@@ -166,6 +174,23 @@ def simulate_cell_files(
             extra={"acquisition": {**acquisition.as_dict(), "microscope": microscope}},
         )
     return particles, class_ids, acquisition
+
+
+def simulated_tomo_name(out_dir: Path, tomo_name: str | None = None) -> str:
+    """The name of a simulated tomogram: ``tomo_name`` when given, else the name of its
+    output folder (the working folder's own name for ``.``; blanks in it become ``_``,
+    as a STAR value holds none)."""
+    import re
+
+    if tomo_name is not None:
+        name = str(tomo_name).strip()
+        if not name or re.search(r"\s", name):
+            raise ParameterError(
+                f"--tomo-name {tomo_name!r} is not a tomogram name: give one word without "
+                "blanks (it is written as rlnTomoName)."
+            )
+        return name
+    return re.sub(r"\s+", "_", Path(out_dir).resolve().name) or "tomogram"
 
 
 def _imaged_with(imaging: ImagingParams) -> dict:
