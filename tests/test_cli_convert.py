@@ -635,3 +635,27 @@ def test_a_copick_location_without_the_copick_library_says_so(tmp_path, capsys, 
     assert main(["convert", str(star), "-o", target, "--voxel-size", "10"]) == 2
     err = capsys.readouterr().err
     assert "not installed" in err and "not a copick configuration" not in err
+
+
+def test_a_partly_empty_or_named_class_column_into_dynamo_is_said(tmp_path, capsys):
+    """A review: a class column with some particles unclassed, or with class names, was
+    dropped from the Dynamo table without a word (convert checked only that classes were
+    there, and Dynamo holds classes).  Unclassed particles are written 0, Dynamo's unset,
+    and said; names are left out and said."""
+    import dynamotable
+
+    csv = tmp_path / "p.csv"
+    pd.DataFrame({"x": [1.0, 5.0, 9.0], "y": 2.0, "z": 3.0, "class": [2, None, 3]}).to_csv(
+        csv, index=False
+    )
+    assert main(["convert", str(csv), "-o", str(tmp_path / "a.tbl")]) == 0
+    assert "1 of 3 particles have no class; they are written with class 0" in (
+        capsys.readouterr().err
+    )
+    assert dynamotable.read(tmp_path / "a.tbl")["class"].tolist() == [2, 0, 3]
+    pd.DataFrame({"x": [1.0, 5.0], "y": 2.0, "z": 3.0, "class": ["good", "bad"]}).to_csv(
+        csv, index=False
+    )
+    assert main(["convert", str(csv), "-o", str(tmp_path / "b.tbl")]) == 0
+    assert "classes such as 'good' are not; the classes are left out" in capsys.readouterr().err
+    assert (dynamotable.read(tmp_path / "b.tbl")["class"] == 0).all()

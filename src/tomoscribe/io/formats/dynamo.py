@@ -218,6 +218,35 @@ def _warn_if_written_0_based(path: Path) -> None:
         )
 
 
+def _class_numbers(given: pd.Series, path: Path) -> np.ndarray | None:
+    """Column 22's class numbers for ``given`` classes: whole numbers as they are, a
+    particle without a class as 0 (Dynamo's unset), both said; None, with a warning,
+    when some class is not a whole number (a name, 1.5), as column 22 holds none (a
+    review: a partly empty or named class column was dropped without a word)."""
+    import warnings
+
+    numbers = pd.to_numeric(given, errors="coerce").to_numpy(float)
+    named = given.notna().to_numpy() & ~(np.isfinite(numbers) & (np.round(numbers) == numbers))
+    if named.any():
+        example = given[named].iloc[0]
+        warnings.warn(
+            f"{path.name}: Dynamo's class column holds whole numbers, and classes such "
+            f"as {example!r} are not; the classes are left out.",
+            stacklevel=4,
+        )
+        return None
+    unset = ~np.isfinite(numbers)
+    if unset.all():
+        return None
+    if unset.any():
+        warnings.warn(
+            f"{path.name}: {int(unset.sum())} of {len(numbers)} particles have no class; "
+            "they are written with class 0, Dynamo's unset.",
+            stacklevel=4,
+        )
+    return np.where(unset, 0, numbers).astype(int)
+
+
 def table_map_path(path: Path) -> Path:
     """The Dynamo table map (``.doc``) that belongs beside the table ``path``."""
     return Path(path).with_suffix(".doc")
@@ -247,9 +276,9 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None, **
     if "score" in table and np.isfinite(table["score"].to_numpy(float)).all():
         frame["cc"] = table["score"].astype(float)
     if "class" in table:
-        classes = pd.to_numeric(table["class"], errors="coerce")
-        if classes.notna().all():
-            frame["class"] = classes.astype(int)
+        classes = _class_numbers(table["class"], path)
+        if classes is not None:
+            frame["class"] = classes
     if {"tilt_min_deg", "tilt_max_deg"} <= set(table):
         frame["ftype"] = 1
         frame["ymintilt"] = table["tilt_min_deg"].astype(float)
