@@ -481,3 +481,41 @@ def test_project_relative_image_names_stay_so_when_the_files_exist(tmp_path, mon
     back = starfile.read(out)
     back = back["particles"] if isinstance(back, dict) else back
     assert back["rlnImageName"].iloc[0] == "Extract/job007/1_data.mrc"
+
+
+def test_blank_angles_are_read_as_picks_without_orientations(tmp_path, capsys):
+    """A trial: picks written by pandas with some rows' angles blank (``<NA>``) were
+    refused as "not all numbers" by every command, even extract, which needs none.
+    They are read without orientations, said; average --use-priors refuses them; angles
+    that are other text are refused as before."""
+    rows = pd.DataFrame(
+        {
+            "rlnCoordinateX": [10.0, 20.0, 30.0],
+            "rlnCoordinateY": [10.0, 20.0, 30.0],
+            "rlnCoordinateZ": [5.0, 6.0, 7.0],
+            "rlnAngleRot": [10.0, np.nan, 30.0],
+            "rlnAngleTilt": [10.0, np.nan, 30.0],
+            "rlnAnglePsi": [1.0, np.nan, 3.0],
+            "rlnTomoName": "t",
+        }
+    )
+    starfile.write(rows, tmp_path / "some.star")
+    with pytest.warns(UserWarning, match="angles of 1 of 3 rows blank .e.g. row 2."):
+        table = read_particles(tmp_path / "some.star", 10.0)
+    assert "rot" not in table and table["x"].tolist() == [10.0, 20.0, 30.0]
+    starfile.write(rows.assign(rlnAngleRot=np.nan), tmp_path / "none.star")
+    with pytest.warns(UserWarning, match="angles of every row blank"):
+        assert "rot" not in read_particles(tmp_path / "none.star", 10.0)
+    tomogram = tmp_path / "t.mrc"
+    write_volume(tomogram, Volume(np.random.default_rng(0).normal(size=(16, 48, 48)), 10.0))
+    cut = ["extract", str(tomogram), str(tmp_path / "some.star"), "--box", "8", "-o"]
+    assert main([*cut, str(tmp_path / "ex"), "--edge", "pad"]) == 0
+    assert "angles of 1 of 3 rows blank" in capsys.readouterr().err
+    extracted = str(tmp_path / "ex" / "particles.star")
+    args = ["average", extracted, "-o", str(tmp_path / "avg"), "--use-priors"]
+    assert main(args) == 2
+    assert "has no angles (rlnAngleRot/Tilt/Psi) to use as priors" in capsys.readouterr().err
+    assert not (tmp_path / "avg").exists()
+    starfile.write(rows.fillna(0).assign(rlnAngleRot=["10", "x", "30"]), tmp_path / "text.star")
+    with pytest.raises(InputFileError, match="angles .* of row 2 .* are not all numbers"):
+        read_particles(tmp_path / "text.star", 10.0)

@@ -520,7 +520,7 @@ def read(
         # size is needed (io.particles.recorded_voxel_size)
         mixed = np.ptp(known) > 1e-6 * np.max(known)
         table["voxel_size_A"] = pixel if mixed else float(known[0])
-    if set(_ANGLES) & set(block):
+    if _has_angles(block, path):
         rotation = from_euler(_axes(block, _ANGLES, path, "angles (rlnAngleRot/Tilt/Psi)", "0°"))
         if sub is not None:
             rotation = sub * rotation
@@ -594,6 +594,34 @@ def _shifted(xyz: np.ndarray, block: pd.DataFrame, sub, pixel, path: Path) -> np
         shift = _axes(block, pixels, path, "origin shifts", "0 pixels")
         return xyz - (sub.apply(shift) if sub is not None else shift)
     return xyz
+
+
+def _has_angles(block: pd.DataFrame, path: Path) -> bool:
+    """Whether the rows' angles (rlnAngleRot/Tilt/Psi) are read: not where the file has
+    none, nor where some row's are blank (``nan``, ``<NA>``: a table written by pandas
+    from picks with and without angles), which is said: its rows are read as picks
+    without orientations, so that commands that need none (extract, average's global
+    search) take them, and those that do refuse them (a trial: refused outright, as
+    "not all numbers", even by commands that never use them).  Angles that are text
+    other than blank are still refused (:func:`_numeric`)."""
+    import warnings
+
+    present = [c for c in _ANGLES if c in block]
+    if not present:
+        return False
+    text = block[present].astype(str).apply(lambda column: column.str.strip().str.lower())
+    blank = (text.isin(["nan", "<na>", "none", ""]) | block[present].isna()).any(axis=1)
+    if not blank.any():
+        return True
+    rows = np.flatnonzero(blank.to_numpy())
+    which = "every row" if len(rows) == len(block) else f"{len(rows)} of {len(block)} rows"
+    warnings.warn(
+        f"{path.name} leaves the angles of {which} blank (e.g. row {rows[0] + 1}); its "
+        "particles are read without orientations, which commands that need them "
+        "(average --use-priors) refuse.",
+        stacklevel=4,
+    )
+    return False
 
 
 def _axes(block: pd.DataFrame, columns, path: Path, what: str, zero: str) -> np.ndarray:
