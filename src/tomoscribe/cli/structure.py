@@ -531,6 +531,12 @@ def average(
     ),
     max_shift: float = typer.Option(40.0, "--max-shift", help="Largest translation (Å)."),
     initial_lowpass: float = typer.Option(60.0, "--initial-lowpass", help="Å."),
+    mask_diameter: float = typer.Option(
+        None,
+        "--mask-diameter",
+        help="Diameter (Å) of the soft spherical mask particles are aligned within, as "
+        "RELION's; keep neighbours out of it (default: 0.9 × the box).",
+    ),
     seed: int = options.Seed,
     device: str = options.Device,
     overwrite: bool = options.Overwrite,
@@ -551,6 +557,7 @@ def average(
         initial_lowpass_A=initial_lowpass,
         max_shift_A=max_shift,
         symmetry=symmetry,
+        mask_diameter_A=mask_diameter,
         seed=seed,
     )
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))

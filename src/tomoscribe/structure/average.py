@@ -51,6 +51,7 @@ class AverageParams:
     initial_lowpass_A: float = 60.0
     max_shift_A: float = 40.0
     mask_radius_fraction: float = 0.45
+    mask_diameter_A: float | None = None  # None: mask_radius_fraction of the box
     tilt_range_deg: tuple[float, float] = DEFAULT_TILT_RANGE_DEG
     symmetry: str = "C1"
     search_bin: int = 2
@@ -62,6 +63,11 @@ class AverageParams:
                 raise ParameterError(
                     f"`{name}` must be positive, got {getattr(self, name)}.", parameter=name
                 )
+        if self.mask_diameter_A is not None and not self.mask_diameter_A > 0:
+            raise ParameterError(
+                f"`mask_diameter_A` must be positive (Å), got {self.mask_diameter_A}.",
+                parameter="mask_diameter_A",
+            )
         if not self.max_shift_A >= 0:
             raise ParameterError(
                 f"`max_shift_A` must be zero or more (Å), got {self.max_shift_A}.",
@@ -394,7 +400,7 @@ def refine_average(
     full = torch.as_tensor(data, device=dev)
     full = full / full.std().clamp_min(1e-12)
     max_shift = params.max_shift_A / voxel_size_A
-    radius = params.mask_radius_fraction * n
+    radius = mask_radius(params, n, voxel_size_A)
     n_bin = max(8, 2 * (n // (2 * params.search_bin)))
     binned = fourier_crop(full, n_bin)
     bin_voxel = voxel_size_A * n / n_bin
@@ -514,6 +520,35 @@ def refine_average(
         else ("priors" if priors is not None else "de novo"),
         "denovo_stability": stability,
     }
+
+
+#: The narrowest alignment mask (diameter, voxels) that still holds a particle's shape.
+MIN_MASK_DIAMETER_VOXELS = 6
+
+
+def mask_radius(params: AverageParams, box: int, voxel_size_A: float) -> float:
+    """The radius (voxels) of the soft spherical mask that particles and references are
+    aligned within: half of ``params.mask_diameter_A`` when given (RELION's "mask
+    diameter"; refused when wider than the box or narrower than
+    :data:`MIN_MASK_DIAMETER_VOXELS`), else ``mask_radius_fraction`` of the box."""
+    if params.mask_diameter_A is None:
+        return params.mask_radius_fraction * box
+    diameter = params.mask_diameter_A / voxel_size_A
+    if diameter > box:
+        raise ParameterError(
+            f"the mask diameter, {params.mask_diameter_A:g} Å, is wider than the particles' "
+            f"box ({box} voxels of {voxel_size_A:g} Å = {box * voxel_size_A:g} Å); give at "
+            "most the box, or extract larger boxes.",
+            parameter="mask_diameter_A",
+        )
+    if diameter < MIN_MASK_DIAMETER_VOXELS:
+        raise ParameterError(
+            f"the mask diameter, {params.mask_diameter_A:g} Å, spans "
+            f"{diameter:.1f} voxels of {voxel_size_A:g} Å; give at least "
+            f"{MIN_MASK_DIAMETER_VOXELS * voxel_size_A:g} Å ({MIN_MASK_DIAMETER_VOXELS} voxels).",
+            parameter="mask_diameter_A",
+        )
+    return diameter / 2
 
 
 def align_map_to(
