@@ -6,7 +6,8 @@ the rules):
 * particle files: per-particle columns ``tilt_min_deg``, ``tilt_max_deg`` of the
   particle table (STAR ``tomoscribeTiltMinDeg``/``tomoscribeTiltMaxDeg``, Dynamo
   ``ymintilt``/``ymaxtilt`` with ``ftype`` 1, CSV columns), rows of one tomogram
-  when ``tomo_name`` is given;
+  when ``tomo_name`` is given; where they have none, the symmetric range their
+  RELION 3D CTF volumes (``rlnCtfImage``) sample (:mod:`tomoscribe.io.ctf_volumes`);
 * subtomogram datasets (``simulate subtomograms``): their ``acquisition`` attribute,
   or, in datasets written before it, the tilt scheme of their parameters;
 * any output of tomoscribe: its provenance sidecar ``NAME.json`` (``"acquisition"``),
@@ -71,11 +72,18 @@ def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
         # e.g. RELION 5 centred Å, which need the tomogram: the command's own reader,
         # given it, reads the file (and says what is wrong with it, if anything)
         return None
-    if not set(TILT_COLUMNS) <= set(table):
-        return None
     if tomo_name is not None and "tomo_name" in table:
         rows = table["tomo_name"].astype(str) == str(tomo_name)
         table = table[rows] if rows.any() else table
+    names = table["tomo_name"].astype(str).unique() if "tomo_name" in table else []
+    name = names[0] if len(names) == 1 else None
+    if not set(TILT_COLUMNS) <= set(table):
+        if "ctf_image" not in table:  # RELION 4/5: the wedge its 3D CTF volumes show
+            return None
+        from .ctf_volumes import ctf_volumes_tilt_range
+
+        measured = ctf_volumes_tilt_range(table["ctf_image"].dropna(), path.name)
+        return None if measured is None else Acquisition(measured, None, name)
     ranges = table[list(TILT_COLUMNS)].apply(pd.to_numeric, errors="coerce")
     ranges = ranges.drop_duplicates().to_numpy(float)
     ranges = ranges[np.isfinite(ranges).all(axis=1)]
@@ -90,8 +98,7 @@ def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
             "weighted by a wedge they were not imaged through).",
             parameter="tilt_range_deg",
         )
-    names = table["tomo_name"].astype(str).unique() if "tomo_name" in table else []
-    return Acquisition(tuple(ranges[0]), None, names[0] if len(names) == 1 else None)
+    return Acquisition(tuple(ranges[0]), None, name)
 
 
 def recorded_acquisition(path: str | os.PathLike, tomo_name: str | None = None) -> Acquisition:

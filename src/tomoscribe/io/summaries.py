@@ -184,8 +184,16 @@ def _ctf_volume_lines(table: pd.DataFrame) -> list[str]:
     """How many RELION 3D CTF (or missing-wedge) volumes the rows name, if any."""
     if "ctf_image" not in table:
         return []
+    from .ctf_volumes import measured_ctf_range
+
     files = table["ctf_image"].astype(str).nunique()
-    return [f"  3D CTF volumes (rlnCtfImage): {files} file(s) for {len(table)} rows"]
+    line = f"  3D CTF volumes (rlnCtfImage): {files} file(s) for {len(table)} rows"
+    recorded = {"tilt_min_deg", "tilt_max_deg"} <= set(table)  # said elsewhere
+    measured = None if recorded else measured_ctf_range(table["ctf_image"].dropna())
+    if measured is not None:
+        lo, hi, _ = measured
+        line += f"; they sample tilts from {lo:.0f}° to {hi:.0f}° (measured)"
+    return [line]
 
 
 def _distinct(table: pd.DataFrame, column: str) -> list[float]:
