@@ -233,7 +233,10 @@ def test_a_broken_single_particle_file_is_refused_in_one_sentence(tmp_path, caps
     box.write_text("1 2\n")  # two columns: no box size
     assert main(["info", str(box)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "needs four columns" in err[0], err
+    assert len(err) == 1 and "line 1, is not four numbers (x y w h" in err[0], err
+
+
+_FOUR_BOXES = [("m1", 30, 30), ("m1", 60, 60), ("m2", 40, 50), ("m2", 50, 40)]
 
 
 def test_picking_training_set_and_picker_are_summarised(tmp_path, capsys):
@@ -244,8 +247,8 @@ def test_picking_training_set_and_picker_are_summarised(tmp_path, capsys):
     for name in ("m1", "m2"):
         image = rng.normal(size=(1, 96, 96)).astype(np.float32)
         write_volume(tmp_path / f"{name}.mrc", Volume(image, (2.0,) * 3))
-    rows = "m1,30,30\nm1,60,60\nm2,40,50\nm2,50,40\n"
-    for name in ("good", "bg", "bad"):
+    for name, dx in (("good", 0), ("bg", 15), ("bad", 30)):  # a box is in one set
+        rows = "".join(f"{m},{x + dx},{y}\n" for m, x, y in _FOUR_BOXES)
         (tmp_path / f"{name}.csv").write_text("micrograph,x,y\n" + rows)
     argv = ["spa", "boxes", str(tmp_path / "m1.mrc"), str(tmp_path / "m2.mrc"), "--box", "16"]
     argv += ["--good", str(tmp_path / "good.csv"), "--background", str(tmp_path / "bg.csv")]

@@ -228,7 +228,7 @@ def test_boxes_name_their_micrographs_exactly_and_particles_keep_their_origins(t
         [1.0, 2.0],
     )
     assert len(match_micrographs(read_boxes(same), ["mic_000"])) == 2
-    bare = _relion_particles(tmp_path / "bare.star", ["mic_000.mrc"], [10.0], [20.0])
+    bare = _relion_particles(tmp_path / "bare.star", ["mic_000.mrc"], [40.0], [20.0])
     sets, _ = read_box_sets({"good": [good], "bad": [bare]}, ["mic_000"], 16)
     assert len(sets["good"]) == len(sets["bad"]) == 1
     # a file without names belongs to the micrograph its name begins with (RELION's
@@ -672,8 +672,8 @@ def tiny(tmp_path):
         {"micrograph": ["m1"] * 2 + ["m2"] * 2, "x": [30.0, 60, 40, 50], "y": [30.0, 60, 50, 40]}
     )
     table.to_csv(tmp_path / "good.csv", index=False)
-    table.to_csv(tmp_path / "bg.csv", index=False)
-    table.to_csv(tmp_path / "bad.csv", index=False)
+    table.assign(x=table["x"] + 15).to_csv(tmp_path / "bg.csv", index=False)  # a box is
+    table.assign(y=table["y"] + 15).to_csv(tmp_path / "bad.csv", index=False)  # in one set
     table.iloc[:2].to_csv(tmp_path / "two.csv", index=False)
     table.assign(micrograph="elsewhere").to_csv(tmp_path / "unknown.csv", index=False)
     return tmp_path

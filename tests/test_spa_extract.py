@@ -414,3 +414,20 @@ def test_a_long_extraction_says_how_far_it_is(tmp_path, monkeypatch, capsys):
     assert main([*argv, "-o", "ex"]) == 0
     err = capsys.readouterr().err
     assert "extracted 1 of 12 micrographs" in err and "extracted 12 of 12 micrographs" in err
+
+
+def test_ctf_estimates_of_micrographs_not_found_here_are_said_matched_by_name(two, capsys):
+    """A trial: another project's micrographs_ctf.star (its paths not found here) gave
+    mic_000's particles another mic_000's defocus, without a word."""
+    _ctf_star("ctf.star", [f"OtherProject/MotionCorr/job002/{Path(m).name}" for m in two])
+    argv = ["spa", "extract", *two, "--picks", "picks.csv", "--box", "32", "--ctf", "ctf.star"]
+    assert main([*argv, "-o", "Extract/job4"]) == 0
+    said = capsys.readouterr().err
+    assert "names 2 of these micrographs by paths not found here" in said
+    assert "OtherProject/MotionCorr/job002/m1.mrc" in said
+    # the project's own file, from its project folder, is not
+    Path("CtfFind/job003").mkdir(parents=True)
+    _ctf_star("CtfFind/job003/micrographs_ctf.star", two)
+    argv[-1] = "CtfFind/job003/micrographs_ctf.star"
+    assert main([*argv, "-o", "Extract/job5"]) == 0
+    assert "not found here" not in capsys.readouterr().err

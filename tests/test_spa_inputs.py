@@ -27,8 +27,10 @@ def tiny(tmp_path):
     table = pd.DataFrame(
         {"micrograph": ["m1"] * 2 + ["m2"] * 2, "x": [30.0, 60, 40, 50], "y": [30.0, 60, 50, 40]}
     )
-    for name in ("good", "good2", "bg", "bad"):
+    for name in ("good", "good2"):
         table.to_csv(tmp_path / f"{name}.csv", index=False)
+    table.assign(x=table["x"] + 15).to_csv(tmp_path / "bg.csv", index=False)  # a box is in
+    table.assign(y=table["y"] + 15).to_csv(tmp_path / "bad.csv", index=False)  # one set
     return tmp_path
 
 
@@ -108,7 +110,7 @@ def test_a_box_file_with_a_header_line_names_its_format_once(tiny, capsys):
     (tiny / "m1.box").write_text("x\ty\tw\th\n10\t10\t16\t16\n")
     assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("m1.box",)) == 2
     line = _one_sentence(capsys)
-    assert "not a readable EMAN2 box file" in line and "box box" not in line
+    assert "m1.box, line 1, is not four numbers" in line and "float64" not in line
 
 
 def test_an_edge_that_leaves_nothing_is_refused_and_picks_record_the_pixel_size(tiny, capsys):
@@ -266,13 +268,13 @@ def test_boxes_naming_another_image_of_the_same_name_are_refused(tiny, capsys, m
             (tiny / "MotionCorr/job002" / f"{name}.mrc").read_bytes()
         )
     names = [f"MotionCorr/job002/mic_00{k // 2}.mrc" for k in range(4)]
-    for kind in ("good", "bg", "bad"):
+    for kind, dx, dy in (("good", 0, 0), ("bg", 15, 0), ("bad", 0, 15)):
         starfile.write(
             pd.DataFrame(
                 {
                     "rlnMicrographName": names,
-                    "rlnCoordinateX": [30.0, 60, 40, 50],
-                    "rlnCoordinateY": [30.0, 60, 50, 40],
+                    "rlnCoordinateX": np.array([30.0, 60, 40, 50]) + dx,
+                    "rlnCoordinateY": np.array([30.0, 60, 50, 40]) + dy,
                 }  # fmt: skip
             ),
             tiny / f"{kind}.star",
@@ -386,3 +388,106 @@ def test_micrographs_without_boxes_are_named_as_left_out(tiny, capsys):
     assert "m3.mrc" in err
     assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
     assert "left out" not in capsys.readouterr().err
+
+
+def _box_file(path, rows):
+    Path(path).write_text("".join("\t".join(str(v) for v in row) + "\n" for row in rows))
+
+
+def test_a_box_file_of_a_longer_name_is_not_put_on_a_shorter_micrograph(tiny, capsys):
+    """A trial: FoilHole_1_2.box (a micrograph not given) was taken for FoilHole_1, its
+    boxes put on another image, exit 0.  A picker's suffix still matches."""
+    (tiny / "m1.mrc").rename(tiny / "FoilHole_1.mrc")
+    (tiny / "m2.mrc").rename(tiny / "FoilHole_3.mrc")
+    corners = [[22, 22, 16, 16], [52, 52, 16, 16]]
+    for name in ("FoilHole_1", "FoilHole_1_2", "FoilHole_3"):
+        _box_file(tiny / f"{name}.box", corners)
+    for name in ("bg", "bad"):
+        table = pd.read_csv(tiny / f"{name}.csv")
+        table["micrograph"] = table["micrograph"].map({"m1": "FoilHole_1", "m2": "FoilHole_3"})
+        table.to_csv(tiny / f"{name}.csv", index=False)
+
+    def boxes(*good):
+        argv = ["spa", "boxes", str(tiny / "FoilHole_1.mrc"), str(tiny / "FoilHole_3.mrc")]
+        argv += [a for g in good for a in ("--good", str(tiny / g))] + ["--box", "16"]
+        argv += ["--background", str(tiny / "bg.csv"), "--bad", str(tiny / "bad.csv")]
+        return main([*argv, "-o", str(tiny / "set.tss")])
+
+    assert boxes("FoilHole_1.box", "FoilHole_1_2.box", "FoilHole_3.box") == 2
+    assert "micrograph 'FoilHole_1_2', which is not among" in _one_sentence(capsys)
+    assert not (tiny / "set.tss").exists()
+    (tiny / "FoilHole_1.box").rename(tiny / "FoilHole_1_autopick.box")
+    assert boxes("FoilHole_1_autopick.box", "FoilHole_3.box") == 0
+
+
+@pytest.mark.parametrize(
+    "rows, said",
+    [
+        ([[22, 22, -16, -16], [52, 52, -16, -16]], "a width and height of -16 × -16 pixels"),
+        ([[22, 22, 0, 0], [52, 52, 0, 0]], "a width and height of 0 × 0 pixels"),
+    ],
+)
+def test_box_sides_that_are_not_positive_are_refused(tiny, capsys, rows, said):
+    """A trial: w, h = -54 moved every box by 54 pixels once --box was given."""
+    _box_file(tiny / "m1.box", rows)
+    assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("m1.box",)) == 2
+    assert said in _one_sentence(capsys)
+    assert not (tiny / "set.tss").exists()
+
+
+def test_fractions_of_the_micrograph_are_not_taken_for_pixels(tiny, capsys):
+    """A trial: cryoSPARC-style fractions (0.677, 0.634) were read as pixels, every box
+    in the corner pixel, exit 0."""
+    pd.DataFrame(
+        {"micrograph": ["m1", "m1", "m2", "m2"], "x": [0.31, 0.62, 0.4, 0.52], "y": 0.5}
+    ).to_csv(tiny / "bad.csv", index=False)
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 2
+    assert "fractions of the micrograph" in _one_sentence(capsys)
+
+
+def test_a_box_drawn_twice_counts_once_and_one_box_in_two_sets_is_refused(tiny, capsys):
+    """A trial: 5 copies of 3 boxes counted as 15 good boxes; the good boxes given again
+    as the bad set were taken, exit 0."""
+    table = pd.read_csv(tiny / "good.csv")
+    pd.concat([table] * 3).to_csv(tiny / "good.csv", index=False)
+    table.to_csv(tiny / "bad.csv", index=False)
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 2
+    assert "is both a good and a bad box" in _one_sentence(capsys)
+    table.assign(y=table["y"] + 8).to_csv(tiny / "bad.csv", index=False)
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
+    said = capsys.readouterr()
+    assert "8 of the 12 good boxes repeat another" in said.err
+    assert "4 good" in said.out
+
+
+def test_a_box_outside_names_its_file_and_the_corner_written(tiny, capsys):
+    _box_file(tiny / "m1.box", [[22, 22, 16, 16], [52, 52, 16, 16], [100, 30, 16, 16]])
+    assert _boxes(tiny, "m1.mrc", "m2.mrc", good=("m1.box",)) == 2
+    line = _one_sentence(capsys)
+    assert "centred at (108, 38), its corner written as (100, 30), in m1.box" in line
+
+
+def test_cryolo_cbox_files_are_read_as_box_centres_with_scores(tiny, capsys):
+    """crYOLO's CBOX: the corner (centre − width/2, unrounded), width and confidence;
+    `info` on one said 'unknown volume format'."""
+    from tomoscribe.io.boxfiles import read_boxes
+
+    (tiny / "m1.cbox").write_text(
+        "\ndata_cryolo\n\nloop_\n_CoordinateX #1\n_CoordinateY #2\n_CoordinateZ #3\n"
+        "_Width #4\n_Height #5\n_Depth #6\n_Confidence #7\n"
+        "21.3 40.1 <NA> 16.0 16.0 <NA> 0.9\n50.5 12.0 <NA> 16.0 16.0 <NA> 0.7\n"
+    )
+    table = read_boxes(tiny / "m1.cbox")
+    assert np.allclose(table[["x", "y"]].to_numpy(), [[29.3, 48.1], [58.5, 20.0]])
+    assert table["score"].tolist() == [0.9, 0.7]
+    assert main(["info", str(tiny / "m1.cbox")]) == 0
+    assert "crYOLO" in capsys.readouterr().out
+
+
+def test_relions_no_score_of_manual_picks_is_no_score(tiny):
+    """RELION writes rlnAutopickFigureOfMerit -999 for a box picked by hand."""
+    from tomoscribe.io.boxfiles import read_boxes
+
+    rows = {"rlnCoordinateX": [30.0, 60.0], "rlnCoordinateY": [30.0, 50.0]}
+    starfile.write(pd.DataFrame(rows | {"rlnAutopickFigureOfMerit": -999.0}), tiny / "m1.star")
+    assert "score" not in read_boxes(tiny / "m1.star")

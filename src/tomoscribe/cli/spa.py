@@ -171,6 +171,7 @@ def pick(
         "--any-density does neither.",
     ),
     pixel_size: float = PixelSize,
+    quiet: bool = options.Quiet,
 ) -> None:
     """Pick particles with both networks; score per pick."""
     from ..spa.micrographs import check_micrograph_paths
@@ -212,6 +213,7 @@ def ncc(
     threshold: float = typer.Option(0.25, "--threshold", help="Lowest correlation picked."),
     pixel_size: float = PixelSize,
     seed: int = options.Seed,
+    quiet: bool = options.Quiet,
 ) -> None:
     """Reference-based baseline picker (normalised cross-correlation)."""
     from ..spa.micrographs import check_micrograph_paths
@@ -278,6 +280,7 @@ def extract(
     voltage: float = options.Voltage,
     cs: float = options.SphericalAberration,
     amplitude_contrast: float = options.AmplitudeContrast,
+    quiet: bool = options.Quiet,
 ) -> None:
     """Cut particles out of micrographs at picks, as RELION's Extract job does."""
     from ..spa.micrographs import check_micrograph_paths
@@ -298,7 +301,7 @@ def extract(
             normalise,
             pixel_size,
             {k: v for k, v in microscope.items() if v is not None},
-            say=lambda m: typer.echo(m, err=True),
+            say=(lambda m: None) if quiet else (lambda m: typer.echo(m, err=True)),
         )
     stacks = table["rlnImageName"].str.partition("@")[2].nunique()
     typer.echo(

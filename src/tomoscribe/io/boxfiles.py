@@ -27,6 +27,8 @@ Formats:
 * **EMAN2 ``info/NAME_info.json``**: the key ``boxes`` holds ``[x, y, type]`` lists of
   box centres (``type`` is ``manual`` for hand-picked boxes; we write ``auto_cnn`` or
   ``auto_ncc``).
+* **crYOLO CBOX** (``.cbox``): a STAR loop of ``CoordinateX/Y`` (the box's corner,
+  unrounded), ``Width``, ``Height`` and ``Confidence``, read as the centre and score.
 * **CSV**: columns ``micrograph,x,y`` and optionally ``score``.
 """
 
@@ -43,7 +45,15 @@ from ..errors import InputFileError, missing_file
 from ..outputs import atomic_path, note_input
 
 COLUMNS = ["micrograph", "x", "y"]
-_FORMAT_NAMES = {".star": "STAR", ".box": "EMAN2", ".json": "EMAN2 info", ".csv": "CSV"}
+#: RELION's figure of merit of a box picked by hand: no score.
+NO_SCORE = -999.0
+_FORMAT_NAMES = {
+    ".star": "STAR",
+    ".box": "EMAN2",
+    ".cbox": "crYOLO CBOX",
+    ".json": "EMAN2 info",
+    ".csv": "CSV",
+}
 
 
 def micrograph_name(path: str | os.PathLike) -> str:
@@ -79,10 +89,16 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise missing_file(path)
     suffix = path.suffix.lower()
-    readers = {".star": _read_star, ".box": _read_box, ".json": _read_info, ".csv": _read_csv}
+    readers = {
+        ".star": _read_star,
+        ".box": _read_box,
+        ".cbox": _read_cbox,
+        ".json": _read_info,
+        ".csv": _read_csv,
+    }
     if suffix not in readers:
         raise InputFileError(
-            f"{path} is not a box file this reads (.star, .box, _info.json or .csv)."
+            f"{path} is not a box file this reads (.star, .box, .cbox, _info.json or .csv)."
         )
     try:
         table = readers[suffix](path)
@@ -99,6 +115,12 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
         raise InputFileError(
             f"{path} has a box whose coordinates are not finite numbers (box {row + 1}: "
             f"{table['x'].iloc[row]!r}, {table['y'].iloc[row]!r})."
+        )
+    if np.all((xy >= 0) & (xy <= 1)):
+        raise InputFileError(
+            f"{path} gives every box within one pixel of the corner (x, y from 0 to 1): "
+            "fractions of the micrograph, as cryoSPARC's *_frac columns? Give pixels "
+            "(the fraction times the micrograph's width or height)."
         )
     table["x"], table["y"] = xy[:, 0], xy[:, 1]
     table["source"] = str(path)
@@ -129,8 +151,10 @@ def _read_star(path: Path) -> pd.DataFrame:
             table = pd.DataFrame(
                 {"micrograph": names, "x": block["rlnCoordinateX"], "y": block["rlnCoordinateY"]}
             )
-            if "rlnAutopickFigureOfMerit" in block:
-                table["score"] = block["rlnAutopickFigureOfMerit"]
+            if "rlnAutopickFigureOfMerit" in block:  # RELION's manual picks: -999, none
+                score = pd.to_numeric(block["rlnAutopickFigureOfMerit"], errors="coerce")
+                if (score.notna() & (score != NO_SCORE)).any():
+                    table["score"] = score.where(score != NO_SCORE)
             if "rlnMicrographName" in block:
                 table["named"] = block["rlnMicrographName"].astype(str)
             if "rlnMicrographPixelSize" in block:  # the coordinates' pixel (spa pick's)
@@ -198,15 +222,46 @@ def _read_coordinate_index(path: Path, block: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_box(path: Path) -> pd.DataFrame:
-    lines = path.read_text().splitlines()
-    if not any(line.strip() and not line.lstrip().startswith("#") for line in lines):
+    """An EMAN2 / crYOLO ``.box`` file (module docstring): each line's first four
+    numbers, ``x y w h`` of the box's corner; more columns are ignored (crYOLO's
+    confidence).  Refused: a line that does not start with four numbers (a header),
+    a width or height that is not positive (the centre would lie off the box); a box
+    that is not square is read about its own centre, said."""
+    import warnings
+
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            rows.append([float(v) for v in text.replace(",", " ").split()[:4]])
+        except ValueError:
+            rows.append([])
+        if len(rows[-1]) < 4:
+            raise InputFileError(
+                f"{path}, line {number}, is not four numbers (x y w h of a box's corner): "
+                f"{text[:60]!r}."
+            )
+    if not rows:
         raise InputFileError(f"{path} holds no boxes.")
-    values = np.loadtxt(path, ndmin=2, comments="#")
-    if values.shape[1] < 4:
+    values = np.array(rows)
+    sides = values[:, 2:4]
+    if not (sides > 0).all():
+        row = int(np.flatnonzero(~(sides > 0).all(axis=1))[0])
         raise InputFileError(
-            f"{path} needs four columns (x y w h of each box's corner), found {values.shape[1]}."
+            f"{path} gives box {row + 1} a width and height of {sides[row, 0]:g} × "
+            f"{sides[row, 1]:g} pixels; a .box file's boxes are x y w h of the corner, "
+            "w and h positive."
         )
-    half = values[:, 2:4] / 2  # as written by a tool that keeps sub-pixel corners
+    if (sides[:, 0] != sides[:, 1]).any():
+        row = int(np.flatnonzero(sides[:, 0] != sides[:, 1])[0])
+        warnings.warn(
+            f"{path} gives boxes that are not square (box {row + 1}: {sides[row, 0]:g} × "
+            f"{sides[row, 1]:g} pixels); each is read about its own centre.",
+            stacklevel=4,
+        )
+    half = sides / 2  # as written by a tool that keeps sub-pixel corners
     if np.all(values[:, :2] == np.round(values[:, :2])):  # EMAN2: int(centre - box//2)
         half = np.floor(half)
     return pd.DataFrame(
@@ -214,9 +269,40 @@ def _read_box(path: Path) -> pd.DataFrame:
             "micrograph": micrograph_name(path),
             "x": values[:, 0] + half[:, 0],
             "y": values[:, 1] + half[:, 1],
-            "box": values[:, 2],
+            "box": sides[:, 0],
+            "corner_x": values[:, 0],
+            "corner_y": values[:, 1],
         }
     )
+
+
+def _read_cbox(path: Path) -> pd.DataFrame:
+    """crYOLO's CBOX file: a STAR file whose ``cryolo`` loop gives ``CoordinateX/Y``, the
+    box's corner (crYOLO writes centre − width/2, unrounded), ``Width``, ``Height`` and
+    ``Confidence`` (the score), one file per micrograph, named after it."""
+    import starfile
+
+    columns = {"CoordinateX", "CoordinateY", "Width", "Height"}
+    blocks = starfile.read(path, always_dict=True)
+    block = next(
+        (b for b in blocks.values() if isinstance(b, pd.DataFrame) and columns <= set(b)), None
+    )
+    if block is None:
+        raise InputFileError(
+            f"{path} has no crYOLO loop with CoordinateX, CoordinateY, Width and Height."
+        )
+    values = block[sorted(columns)].apply(pd.to_numeric, errors="coerce")
+    table = pd.DataFrame(
+        {
+            "micrograph": micrograph_name(path),
+            "x": values["CoordinateX"] + values["Width"] / 2,
+            "y": values["CoordinateY"] + values["Height"] / 2,
+            "box": values["Width"],
+        }
+    )
+    if "Confidence" in block:
+        table["score"] = pd.to_numeric(block["Confidence"], errors="coerce")
+    return table
 
 
 def _read_info(path: Path) -> pd.DataFrame:
@@ -371,16 +457,16 @@ def match_micrographs(
     column ``named``) must name them exactly (``mic_000_2.mrc`` is not ``mic_000``), and
     one name in two folders (``a/mic_000.mrc``, ``b/mic_000.mrc``) is refused: micrographs
     go by their file names here.  A file without micrograph names (RELION's
-    ``mic_000_autopick.star``, EMAN2's ``mic_000.box``) belongs to the micrograph its
-    stem begins with (the longest such name).
+    ``mic_000_autopick.star``, EMAN2's ``mic_000.box``) belongs to the micrograph it is
+    named after: its stem, or its stem less a picker's suffix (``_autopick``,
+    ``_manualpick``, …, :data:`PICKING_SUFFIXES`); ``FoilHole_1_2.box`` is not
+    ``FoilHole_1``'s, nor ``mic_000_DW.box`` ``mic_000``'s (a trial: both were taken
+    for the shorter name, their boxes put on another micrograph without a word).
 
     ``among`` and ``advice`` say, in the refusal, what ``names`` are and what to do
     (``spa score`` takes no micrographs nor box files: a trial was told to give them).
     With ``leave_out``, a box on a micrograph not among ``names`` is not refused: its
-    ``micrograph`` is None and its name as written is kept in ``unmatched``; a file
-    without names then belongs to a micrograph whose name its stem begins with only
-    when the rest is a picker's suffix (``_autopick``, ``_manualpick``, …): with only
-    some micrographs given, ``m_2_autopick.star`` is not taken for ``m``.
+    ``micrograph`` is None and its name as written is kept in ``unmatched``.
 
     Raises
     ------
@@ -400,7 +486,7 @@ def match_micrographs(
         prefixes = [n for n in names if name.startswith(n + "_") or name.startswith(n + ".")]
         if prefixes and not isinstance(given, str):
             longest = max(prefixes, key=len)
-            if not leave_out or _picking_suffix(name[len(longest) :]):
+            if _picking_suffix(name[len(longest) :]):
                 mapped.append(longest)
                 continue
         if leave_out:
@@ -421,12 +507,14 @@ def match_micrographs(
 #: What pickers add to a micrograph's name in its coordinate file's (RELION's
 #: autopicking and manual picking, EMAN2's info files, crYOLO's and others' folders).
 PICKING_SUFFIXES = ("autopick", "manualpick", "pick", "picks", "info", "coords", "coordinates")
+#: A micrograph's own file suffix kept in a box file's name (``mic_000.mrc.box``).
+MICROGRAPH_SUFFIXES = ("mrc", "mrcs", "tif", "tiff")
 
 
 def _picking_suffix(rest: str) -> bool:
     """Whether ``rest`` (a file stem after a micrograph's name) is only a picker's
-    suffix: ``_autopick``, ``.box``-less ``_info`` and the like."""
-    return rest.lstrip("_.").lower() in PICKING_SUFFIXES
+    suffix (``_autopick``, ``_info`` and the like) or the micrograph's file suffix."""
+    return rest.lstrip("_.").lower() in (*PICKING_SUFFIXES, *MICROGRAPH_SUFFIXES)
 
 
 def write_star(

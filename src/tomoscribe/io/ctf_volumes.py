@@ -18,8 +18,9 @@ ring sampled every half degree; a point is sampled where it holds half its ring'
 level near k_x (the level of the CTF² there; rings at a CTF zero are skipped), and
 the sampled arc on each side of k_x is how far the range reaches (the median over the
 rings).  The planes end half a tilt step beyond the last image: the range measured is
-that much wider (1.5° for a 3° scheme), within the wedge's own blur.  A range that is not symmetric about 0 is reported and
-not used: its sign depends on conventions no file here pins down.
+that much wider (1.5° for a 3° scheme), within the wedge's own blur.  A range that is
+not symmetric about 0 is reported and not used: its sign depends on conventions no
+file here pins down.
 """
 
 from __future__ import annotations

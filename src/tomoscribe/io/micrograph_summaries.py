@@ -51,7 +51,7 @@ def single_particle_kind(path: str | os.PathLike) -> str | None:
     name = path.name.lower()
     if not path.is_file():
         return None
-    if name.endswith((".box", "_info.json")):
+    if name.endswith((".box", ".cbox", "_info.json")):
         return "picks"
     if name.endswith(".csv"):
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -166,7 +166,13 @@ def _unsuffixed(name: str) -> str:
     return name
 
 
-_FORMATS = {".box": "EMAN2 .box", ".json": "EMAN2 _info.json", ".csv": "CSV", ".star": "STAR"}
+_FORMATS = {
+    ".box": "EMAN2 .box",
+    ".cbox": "crYOLO .cbox",
+    ".json": "EMAN2 _info.json",
+    ".csv": "CSV",
+    ".star": "STAR",
+}
 
 
 def particles_summary(path: str | os.PathLike) -> list[str]:

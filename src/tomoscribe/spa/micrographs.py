@@ -35,7 +35,7 @@ ICE_SPREAD_WIDENING = 1.5
 
 
 #: Suffixes of the box files ``io.boxfiles`` reads: never a micrograph.
-BOX_FILE_SUFFIXES = (".box", ".star", ".json", ".csv")
+BOX_FILE_SUFFIXES = (".box", ".cbox", ".star", ".json", ".csv")
 
 
 def check_micrograph_paths(paths: list[Path], box_options: tuple[str, ...] = ()) -> None:

@@ -106,9 +106,22 @@ def check_boxes(sets: dict[str, pd.DataFrame], shapes: dict[str, tuple], box_px:
             # pixel centres at whole numbers: pixel i spans i − ½ … i + ½
             if not (-0.5 <= row.x < nx - 0.5 and -0.5 <= row.y < ny - 0.5):
                 raise AnnotationError(
-                    f"a {name} box at ({row.x:g}, {row.y:g}) lies outside micrograph "
-                    f"{row.micrograph} ({nx}×{ny}); check its coordinates."
+                    f"a {name} box centred at ({row.x:g}, {row.y:g}){_as_written(row)} lies "
+                    f"outside micrograph {row.micrograph} ({nx}×{ny}); check its coordinates."
                 )
+
+
+def _as_written(row) -> str:
+    """Where a box's file is, and the corner a ``.box`` file gave (its centre is what
+    is checked), for a refusal: a trial saw only the centre, not the corner it typed."""
+    source = getattr(row, "source", None)
+    corner = getattr(row, "corner_x", None)
+    said = ""
+    if isinstance(corner, float) and np.isfinite(corner):
+        said = f", its corner written as ({corner:g}, {row.corner_y:g}),"
+    if isinstance(source, str) and source:
+        said += f" in {Path(source).name}"
+    return said
 
 
 def build_trainset(
@@ -348,7 +361,67 @@ def read_box_sets(
                 parameter="box",
             )
         box_px = int(round(float(np.median(sizes))))
-    return sets, int(box_px)
+    return distinct_boxes(sets, int(box_px)), int(box_px)
+
+
+#: Boxes of one micrograph closer than this share of the box (at least 2 pixels) are
+#: one box drawn twice.
+SAME_BOX_SHARE = 0.1
+
+
+def _same_boxes(first: pd.DataFrame, second: pd.DataFrame, reach: float) -> list[tuple]:
+    """Pairs (i, j) of rows of ``first`` and ``second`` on one micrograph within
+    ``reach`` pixels (``first is second``: pairs i < j)."""
+    from scipy.spatial import cKDTree
+
+    found = []
+    for micrograph, rows in first.groupby("micrograph", dropna=False).indices.items():
+        others = np.flatnonzero((second["micrograph"] == micrograph).to_numpy())
+        if len(others) == 0:
+            continue
+        tree = cKDTree(second[["x", "y"]].to_numpy(float)[others])
+        for i, near in zip(
+            rows, tree.query_ball_point(first[["x", "y"]].to_numpy(float)[rows], reach)
+        ):
+            found += [(i, int(others[j])) for j in near if first is not second or others[j] > i]
+    return found
+
+
+def distinct_boxes(sets: dict[str, pd.DataFrame], box_px: int) -> dict[str, pd.DataFrame]:
+    """The sets with each box drawn twice in one set counted once, said; a box in two
+    of the three sets is refused (a trial: the good boxes given again as the bad set,
+    and a set of 5 copies of 3 boxes counted as 15, went unsaid; the box held out to set
+    the threshold could be a copy of a training box)."""
+    import warnings
+
+    reach = max(2.0, SAME_BOX_SHARE * box_px)
+    for k, first in enumerate(SETS):  # refused before anything is said of the sets
+        for second in SETS[k + 1 :]:
+            a, b = sets.get(first), sets.get(second)
+            if a is None or b is None or not len(a) or not len(b):
+                continue
+            both = _same_boxes(a, b, reach)
+            if both:
+                row = a.iloc[both[0][0]]
+                raise AnnotationError(
+                    f"the box at ({row.x:g}, {row.y:g}) on micrograph {row.micrograph} is "
+                    f"both a {first} and a {second} box ({len(both)} such); a box belongs "
+                    "to one set: check which files went to --good, --background and --bad."
+                )
+    out = dict(sets)
+    for name in SETS:
+        table = sets.get(name)
+        if table is None or len(table) < 2:
+            continue
+        repeats = sorted({j for _, j in _same_boxes(table, table, reach)})
+        if repeats:
+            warnings.warn(
+                f"{len(repeats)} of the {len(table)} {name} boxes repeat another within "
+                f"{reach:g} pixels (one box drawn twice); each is counted once.",
+                stacklevel=3,
+            )
+            out[name] = table.drop(index=table.index[repeats]).reset_index(drop=True)
+    return out
 
 
 def trainset_summary(path: str | os.PathLike) -> list[str]:

@@ -698,6 +698,7 @@ def _micrograph_ctf(ctf_star, used: list[Path], size: float):
     check_named_micrographs(
         named, dict(zip(names, used)), "give the CTF estimates of the micrographs given"
     )
+    _warn_of_unfound_paths(ctf_star, [str(n) for n in named["named"]])
     recorded = ctf["rlnMicrographPixelSize"] if "rlnMicrographPixelSize" in ctf else None
     if recorded is not None and (abs(recorded - size) > 0.01 * size).any():
         raise InputFileError(
@@ -707,6 +708,22 @@ def _micrograph_ctf(ctf_star, used: list[Path], size: float):
             parameter="pixel_size_A",
         )
     return ctf, optics
+
+
+def _warn_of_unfound_paths(ctf_star, named: list[str]) -> None:
+    """Say when a CTF file names its micrographs by paths found neither from the working
+    folder nor from the RELION project holding it: their estimates are then matched to
+    the micrographs given by file name alone (a trial: another project's
+    ``micrographs_ctf.star`` gave mic_000's particles another mic_000's defocus, exit 0)."""
+    bases = [Path.cwd(), *Path(ctf_star).resolve().parents[:3]]
+    unfound = [n for n in named if os.path.dirname(n) and not any((b / n).is_file() for b in bases)]
+    if unfound:
+        warnings.warn(
+            f"{Path(ctf_star).name} names {len(unfound)} of these micrographs by paths not "
+            f"found here (e.g. {unfound[0]}), so their CTF estimates are matched by file "
+            "name alone: check that it is the CtfFind job of these micrographs.",
+            stacklevel=4,
+        )
 
 
 def _with_ctf(table: pd.DataFrame, ctf) -> pd.DataFrame:
