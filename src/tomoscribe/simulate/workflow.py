@@ -125,27 +125,7 @@ def simulate_cell_files(
     placed = _spheres_placed(params, density.metadata.get("placed", {}))
     say("imaging: projecting, CTF, noise, back-projecting")
     imaged = image_volume(density.data, params.voxel_size_A, imaging)
-    vs = (params.voxel_size_A,) * 3
-    # Everything is computed; now write, each file atomically.
-    write_volume(out_dir / "density.mrc", density)
-    write_volume(out_dir / "labels.mrc", labels)
-    write_legend(out_dir / "labels.mrc", _cell_legend(params))
-    write_volume(
-        out_dir / "instances.mrc",
-        Volume(
-            instances.data.astype(np.int16)
-            if instances.data.max() < 32767
-            else instances.data.astype(np.float32),
-            vs,
-        ),
-    )
-    write_volume(out_dir / "tomogram.mrc", Volume(imaged["tomogram"], vs))
-    write_volume(  # a stack of images (space group 0), as IMOD writes a tilt series
-        out_dir / "tilt_series.mrc",
-        Volume(imaged["tilt_series"], vs, metadata={"image_stack": True}),
-    )
-    with atomic_path(out_dir / "tilt_series.tlt") as tmp:
-        tmp.write_text("".join(f"{a:.2f}\n" for a in imaged["angles_deg"]))
+    _write_cell_volumes(out_dir, params, (density, labels, instances), imaged)
     class_ids = {str(v): k for k, v in CELL_CLASS_IDS.items()}
     class_ids.update({str(TEMPLATE_CLASS_BASE + i): n for i, n in enumerate(params.templates_uM)})
     angles = imaged["angles_deg"]
@@ -174,6 +154,28 @@ def simulate_cell_files(
             extra={"acquisition": {**acquisition.as_dict(), "microscope": microscope}},
         )
     return particles, class_ids, acquisition
+
+
+def _write_cell_volumes(out_dir: Path, params: CellParams, truth: tuple, imaged: dict) -> None:
+    """The phantom's maps (density, labels with their legend, instances), the tomogram
+    and the tilt series with its angles, each file atomically."""
+    density, labels, instances = truth
+    vs = (params.voxel_size_A,) * 3
+    write_volume(out_dir / "density.mrc", density)
+    write_volume(out_dir / "labels.mrc", labels)
+    write_legend(out_dir / "labels.mrc", _cell_legend(params))
+    ids = instances.data
+    write_volume(
+        out_dir / "instances.mrc",
+        Volume(ids.astype(np.int16) if ids.max() < 32767 else ids.astype(np.float32), vs),
+    )
+    write_volume(out_dir / "tomogram.mrc", Volume(imaged["tomogram"], vs))
+    write_volume(  # a stack of images (space group 0), as IMOD writes a tilt series
+        out_dir / "tilt_series.mrc",
+        Volume(imaged["tilt_series"], vs, metadata={"image_stack": True}),
+    )
+    with atomic_path(out_dir / "tilt_series.tlt") as tmp:
+        tmp.write_text("".join(f"{a:.2f}\n" for a in imaged["angles_deg"]))
 
 
 def simulated_tomo_name(out_dir: Path, tomo_name: str | None = None) -> str:
