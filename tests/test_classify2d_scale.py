@@ -266,3 +266,14 @@ def test_written_psi_and_origins_follow_relions_convention(tmp_path):
     origin = written[["rlnOriginXAngst", "rlnOriginYAngst"]].to_numpy() / pixel
     # the class frame may be turned by `common` about the box centre: same origins then
     assert np.abs(origin - (-centre_xy)).max() < 0.5, common
+
+
+def test_mixed_box_sizes_of_stacks_of_one_name_name_their_folders(tmp_path, capsys):
+    """A trial: '(particles.mrcs 64², particles.mrcs 48²)' did not say which was which."""
+    for folder in ("job1", "job2"):
+        (tmp_path / folder).mkdir()
+    a = _stack(tmp_path / "job1" / "particles.mrcs", 10, 64)
+    b = _stack(tmp_path / "job2" / "particles.mrcs", 10, 48)
+    out = tmp_path / "out"
+    line = _refused(_cli("classify2d", a, b, "-o", out, "-k", 2), out, capsys)
+    assert f"{a} 64², {b} 48²" in line

@@ -1081,6 +1081,14 @@ def test_simulate_micrographs_command(tmp_path, capsys):
         score_against_folder(tmp_path / "b.star", out)
     with pytest.raises(InputFileError, match="holds no truth.json, so it is not a folder"):
         score_against_folder(tmp_path / "p.star", tmp_path / "nothere")  # was errno text
+    # a loose .box file (no path, no record) of other micrographs cannot be checked: a
+    # trial's scored 0.000 unsaid; when almost no pick lies on a particle, it is said
+    away = picks.assign(x=(picks["x"] + 37) % 300, y=(picks["y"] + 41) % 250)
+    away = pd.concat([away] * max(1, -(-10 // len(away))), ignore_index=True)
+    corners = np.column_stack([away["x"] - 8, away["y"] - 8, np.full((len(away), 2), 16)])
+    np.savetxt(tmp_path / "mic_000.box", corners, fmt="%d", delimiter="\t")
+    with pytest.warns(UserWarning, match="were they picked on these micrographs"):
+        assert score_against_folder(tmp_path / "mic_000.box", out)["precision"] < 0.05
 
 
 class _SpotPair:

@@ -227,7 +227,9 @@ def _check_boxes(shapes: dict[Path, tuple]) -> int:
                 )
             )
     if len(sizes) > 1:
-        described = ", ".join(f"{p.name} {ny}²" for p, (_, ny, _, _) in shapes.items())
+        names = [p.name for p in shapes]  # a trial: "particles.mrcs 64², particles.mrcs 48²"
+        shown = names if len(set(names)) == len(names) else [str(p) for p in shapes]
+        described = ", ".join(f"{n} {ny}²" for n, (_, ny, _, _) in zip(shown, shapes.values()))
         raise ParameterError(
             f"the particle stacks have mixed box sizes ({described}); "
             "classify stacks of one box size together."

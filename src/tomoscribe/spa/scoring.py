@@ -187,10 +187,33 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
     result = summarise(counts)
     result["micrographs"] = len(picked)
     result["micrographs_from"] = "provenance" if listed & set(names) else "picks"
+    _warn_if_unrelated(result, picks_path, folder)
     if output is not None:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+#: Picks this many or more of which almost none (:data:`UNRELATED_PRECISION`) lies on a
+#: particle of the truth are said to be of other micrographs, perhaps.
+UNRELATED_PICKS = 10
+UNRELATED_PRECISION = 0.05
+
+
+def _warn_if_unrelated(result: dict, picks_path, folder) -> None:
+    """Say when almost no pick lies on a true particle: picks of a file that names no
+    micrograph path and has no record (a loose ``.box``) cannot be checked against the
+    folder's images, and a trial's, from another simulation, scored 0.000 unsaid."""
+    import warnings
+    from pathlib import Path
+
+    if result.get("picks", 0) >= UNRELATED_PICKS and result["precision"] < UNRELATED_PRECISION:
+        warnings.warn(
+            f"{result['precision']:.0%} of the {result['picks']} picks of "
+            f"{Path(picks_path).name} lie on a particle of {Path(folder).name}'s truth: "
+            "were they picked on these micrographs, at this pixel size?",
+            stacklevel=3,
+        )
 
 
 def _check_same_micrographs(picks, folder, picks_path, record_of_picks: dict) -> None:
