@@ -45,7 +45,8 @@ from ..errors import InputFileError, missing_file
 from ..outputs import atomic_path, note_input
 
 COLUMNS = ["micrograph", "x", "y"]
-#: RELION's figure of merit of a box picked by hand: no score.
+#: RELION's figure of merit of a box picked by hand: no score (read as none, written
+#: back where a box has none, so that RELION reads the column).
 NO_SCORE = -999.0
 _FORMAT_NAMES = {
     ".star": "STAR",
@@ -539,7 +540,7 @@ def write_star(
         }
     )
     if "score" in table:
-        star["rlnAutopickFigureOfMerit"] = table["score"].to_numpy(float)
+        star["rlnAutopickFigureOfMerit"] = table["score"].fillna(NO_SCORE).to_numpy(float)
     for column, star_name in (extra or {}).items():
         star[star_name] = table[column].to_numpy()
     with atomic_path(path) as tmp:
@@ -612,7 +613,7 @@ def write_relion_coordinates(
             }
         )
         if "score" in rows:
-            star["rlnAutopickFigureOfMerit"] = rows["score"].to_numpy(float)
+            star["rlnAutopickFigureOfMerit"] = rows["score"].fillna(NO_SCORE).to_numpy(float)
         relative = Path("coordinates") / f"{name}{COORDINATES_SUFFIX}"
         with atomic_path(folder / relative) as tmp:
             starfile.write({"": star}, tmp)

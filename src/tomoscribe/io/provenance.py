@@ -82,7 +82,11 @@ def _particles_record(path: Path, tomo_name: str | None) -> Acquisition | None:
             return None
         from .ctf_volumes import ctf_volumes_tilt_range
 
-        measured = ctf_volumes_tilt_range(table["ctf_image"].dropna(), path.name)
+        if table.attrs.get("pre_oriented"):  # volumes in each particle's own frame
+            return None
+        rows = table.dropna(subset=["ctf_image"])
+        tomograms = rows["tomo_name"] if "tomo_name" in rows else None
+        measured = ctf_volumes_tilt_range(rows["ctf_image"], path.name, tomograms)
         return None if measured is None else Acquisition(measured, None, name)
     ranges = table[list(TILT_COLUMNS)].apply(pd.to_numeric, errors="coerce")
     ranges = ranges.drop_duplicates().to_numpy(float)

@@ -189,7 +189,10 @@ def _ctf_volume_lines(table: pd.DataFrame) -> list[str]:
     files = table["ctf_image"].astype(str).nunique()
     line = f"  3D CTF volumes (rlnCtfImage): {files} file(s) for {len(table)} rows"
     recorded = {"tilt_min_deg", "tilt_max_deg"} <= set(table)  # said elsewhere
-    measured = None if recorded else measured_ctf_range(table["ctf_image"].dropna())
+    rows = table.dropna(subset=["ctf_image"])
+    tomograms = rows["tomo_name"] if "tomo_name" in rows else None
+    turned = table.attrs.get("pre_oriented")  # volumes in each particle's own frame
+    measured = None if recorded or turned else measured_ctf_range(rows["ctf_image"], tomograms)
     if measured is not None:
         lo, hi, _ = measured
         line += f"; they sample tilts from {lo:.0f}° to {hi:.0f}° (measured)"

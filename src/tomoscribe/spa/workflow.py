@@ -30,6 +30,7 @@ import scipy.ndimage
 
 from ..errors import AnnotationError, InputFileError, ParameterError, VoxelSizeMismatchError
 from ..io.boxfiles import (
+    NO_SCORE,
     apply_origins,
     micrograph_name,
     write_box_files,
@@ -659,7 +660,7 @@ def _extract_one(path: Path, table, box_px: int, size: float, how, staging: Path
         }
     )
     if "score" in mine:
-        rows["rlnAutopickFigureOfMerit"] = mine["score"].to_numpy(float)
+        rows["rlnAutopickFigureOfMerit"] = mine["score"].fillna(NO_SCORE).to_numpy(float)
     return rows
 
 

@@ -510,6 +510,8 @@ def read(
     if set(_SUBTOMO) & set(block):
         sub = from_euler(_axes(block, _SUBTOMO, path, "subtomogram angles", "0°"))
     table = pd.DataFrame(_shifted(xyz, block, sub, pixel, path), columns=["x", "y", "z"])
+    if sub is not None and np.any(sub.magnitude() > 1e-6):  # images in their own frames
+        table.attrs["pre_oriented"] = True  # (io.ctf_volumes: no wedge along y to read)
     if "rlnImageName" in block or "tomoscribeImageCrc32" in block:  # subtomograms are
         table[list(BOX_COLUMNS)] = xyz  # cut about the coordinate, whatever the origin says
     known = pixel[np.isfinite(pixel)] if pixel is not None else np.zeros(0)
