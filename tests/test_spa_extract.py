@@ -431,3 +431,26 @@ def test_ctf_estimates_of_micrographs_not_found_here_are_said_matched_by_name(tw
     argv[-1] = "CtfFind/job003/micrographs_ctf.star"
     assert main([*argv, "-o", "Extract/job5"]) == 0
     assert "not found here" not in capsys.readouterr().err
+
+
+def test_relions_no_score_of_manual_picks_goes_back_as_minus_999(two):
+    """A review: -999 (RELION's figure of merit of a hand-picked box) was read as no
+    score and written back as <NA>, which RELION cannot read."""
+    picks = pd.read_csv("picks.csv")
+    starfile.write(
+        pd.DataFrame(
+            {
+                "rlnMicrographName": [two[0] if m == "m1" else two[1] for m in picks["micrograph"]],
+                "rlnCoordinateX": picks["x"],
+                "rlnCoordinateY": picks["y"],
+                "rlnAutopickFigureOfMerit": [0.8, -999.0, 0.5],
+            }
+        ),
+        "manualpick.star",
+    )
+    argv = ["spa", "extract", *two, "--picks", "manualpick.star", "--box", "32", "-o", "ex"]
+    assert main(argv) == 0
+    text = Path("ex/particles.star").read_text()
+    assert "<NA>" not in text and "nan" not in text.lower()
+    rows = starfile.read("ex/particles.star", always_dict=True)["particles"]
+    assert rows["rlnAutopickFigureOfMerit"].tolist() == [0.8, -999.0, 0.5]
