@@ -659,3 +659,19 @@ def test_a_partly_empty_or_named_class_column_into_dynamo_is_said(tmp_path, caps
     assert main(["convert", str(csv), "-o", str(tmp_path / "b.tbl")]) == 0
     assert "classes such as 'good' are not; the classes are left out" in capsys.readouterr().err
     assert (dynamotable.read(tmp_path / "b.tbl")["class"] == 0).all()
+    # a review: the 0 written for "none" came back as a class 0; now as none, and a CSV
+    # keeps the blank, while a STAR file (a value in every row) leaves the column out, said
+    assert main(["convert", str(tmp_path / "a.tbl"), "-o", str(tmp_path / "a.csv")]) == 0
+    assert pd.read_csv(tmp_path / "a.csv")["class"].tolist()[::2] == [2, 3]
+    assert pd.read_csv(tmp_path / "a.csv")["class"].isna().tolist() == [False, True, False]
+    star = tmp_path / "a.star"
+    assert main(["convert", str(tmp_path / "a.tbl"), "-o", str(star), "--voxel-size", "10"]) == 0
+    assert "1 of 3 particles have no rlnClassNumber, so the column is left out" in (
+        capsys.readouterr().err
+    )
+    # a class 0 given (a 0-based clustering) is said: Dynamo reads it as unset
+    pd.DataFrame({"x": [1.0, 5.0], "y": 2.0, "z": 3.0, "class": [0, 1]}).to_csv(csv, index=False)
+    assert main(["convert", str(csv), "-o", str(tmp_path / "c.tbl")]) == 0
+    assert "class 0 is Dynamo's unset, so the 1 particle(s) of class 0 are read back" in (
+        capsys.readouterr().err
+    )

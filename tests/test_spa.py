@@ -1089,6 +1089,11 @@ def test_simulate_micrographs_command(tmp_path, capsys):
     np.savetxt(tmp_path / "mic_000.box", corners, fmt="%d", delimiter="\t")
     with pytest.warns(UserWarning, match="were they picked on these micrographs"):
         assert score_against_folder(tmp_path / "mic_000.box", out)["precision"] < 0.05
+    # the same poor picks naming their micrograph are checked against it: just poor
+    write_star(tmp_path / "poor.star", away, {"mic_000": str(out / "micrographs" / "mic_000.mrc")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert score_against_folder(tmp_path / "poor.star", out)["precision"] < 0.05
 
 
 class _SpotPair:

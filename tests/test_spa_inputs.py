@@ -416,8 +416,14 @@ def test_a_box_file_of_a_longer_name_is_not_put_on_a_shorter_micrograph(tiny, ca
     assert boxes("FoilHole_1.box", "FoilHole_1_2.box", "FoilHole_3.box") == 2
     assert "micrograph 'FoilHole_1_2', which is not among" in _one_sentence(capsys)
     assert not (tiny / "set.tss").exists()
-    (tiny / "FoilHole_1.box").rename(tiny / "FoilHole_1_autopick.box")
-    assert boxes("FoilHole_1_autopick.box", "FoilHole_3.box") == 0
+    (tiny / "FoilHole_1.box").rename(tiny / "FoilHole_1_automatch.box")  # Gautomatch's
+    assert boxes("FoilHole_1_automatch.box", "FoilHole_3.box") == 0
+    # picked on the dose-weighted copy: that copy is named in the refusal (a review)
+    (tiny / "FoilHole_1_automatch.box").rename(tiny / "FoilHole_1_DW.box")
+    assert boxes("FoilHole_1_DW.box", "FoilHole_3.box") == 2
+    assert "(FoilHole_1_DW is FoilHole_1's DW copy, a micrograph of its own" in (
+        _one_sentence(capsys)
+    )
 
 
 @pytest.mark.parametrize(
@@ -480,6 +486,11 @@ def test_cryolo_cbox_files_are_read_as_box_centres_with_scores(tiny, capsys):
     table = read_boxes(tiny / "m1.cbox")
     assert np.allclose(table[["x", "y"]].to_numpy(), [[29.3, 48.1], [58.5, 20.0]])
     assert table["score"].tolist() == [0.9, 0.7]
+    # crYOLO writes every detection to a CBOX file, those below its threshold too
+    text = (tiny / "m1.cbox").read_text() + "70.0 60.0 <NA> 16.0 16.0 <NA> 0.1\n"
+    (tiny / "m2.cbox").write_text(text)
+    with pytest.warns(UserWarning, match="holds 1 of its 3 detections below crYOLO's default"):
+        assert len(read_boxes(tiny / "m2.cbox")) == 2
     assert main(["info", str(tiny / "m1.cbox")]) == 0
     assert "crYOLO" in capsys.readouterr().out
 
@@ -491,3 +502,14 @@ def test_relions_no_score_of_manual_picks_is_no_score(tiny):
     rows = {"rlnCoordinateX": [30.0, 60.0], "rlnCoordinateY": [30.0, 50.0]}
     starfile.write(pd.DataFrame(rows | {"rlnAutopickFigureOfMerit": -999.0}), tiny / "m1.star")
     assert "score" not in read_boxes(tiny / "m1.star")
+
+
+def test_a_box_file_with_a_byte_order_mark_and_a_nan_is_read_or_refused_plainly(tiny):
+    from tomoscribe.errors import InputFileError
+    from tomoscribe.io.boxfiles import read_boxes
+
+    (tiny / "m1.box").write_text("\ufeff22\t22\t16\t16\n52\t52\t16\t16\n", encoding="utf-8")
+    assert read_boxes(tiny / "m1.box")["x"].tolist() == [30.0, 60.0]
+    (tiny / "m2.box").write_text("22\t22\t16\t16\nnan\t52\t16\t16\n")
+    with pytest.raises(InputFileError, match=r"\(box 2: nan, 60\)"):
+        read_boxes(tiny / "m2.box")

@@ -34,7 +34,8 @@ def boxes(
     good: list[Path] = typer.Option(
         ...,
         "--good",
-        help="Good (isolated) particle boxes: STAR, EMAN2 .box or info JSON, CSV; repeatable.",
+        help="Good (isolated) particle boxes: STAR, EMAN2 .box or info JSON, crYOLO .cbox, "
+        "CSV; repeatable.",
     ),
     background: list[Path] = typer.Option(..., "--background", help="Empty ice boxes."),
     bad: list[Path] = typer.Option(
@@ -202,7 +203,7 @@ def ncc(
         None,
         "--references",
         help="Hand-picked "
-        "reference boxes (STAR, .box, info JSON, CSV) on "
+        "reference boxes (STAR, .box, .cbox, info JSON, CSV) on "
         "some of the micrographs given.",
     ),
     reference_map: Path = typer.Option(
@@ -243,7 +244,7 @@ def extract(
         ...,
         "--picks",
         help="Picks: a picks folder's picks.star, RELION coordinates, EMAN2 .box or info "
-        "JSON, CSV; repeatable.",
+        "JSON, crYOLO .cbox, CSV; repeatable.",
     ),
     out_dir: Path = typer.Option(
         ..., "--out", "-o", help="Folder: particles.star, Particles/NAME.mrcs."

@@ -67,7 +67,7 @@ def micrograph_name(path: str | os.PathLike) -> str:
 
 
 def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
-    """Boxes of one file (STAR, ``.box``, ``_info.json`` or CSV), by suffix.
+    """Boxes of one file (STAR, ``.box``, ``.cbox``, ``_info.json`` or CSV), by suffix.
 
     Raises
     ------
@@ -84,7 +84,7 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
                 "(all its picks; its other files hold the same picks again)."
             )
         raise InputFileError(
-            f"{path} is a folder, not a box file; give the box files in it (STAR, .box, "
+            f"{path} is a folder, not a box file; give the box files in it (STAR, .box, .cbox, "
             "_info.json or .csv)."
         )
     if not path.is_file():
@@ -115,7 +115,7 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
         row = int(np.flatnonzero(~np.isfinite(xy).all(axis=1))[0])
         raise InputFileError(
             f"{path} has a box whose coordinates are not finite numbers (box {row + 1}: "
-            f"{table['x'].iloc[row]!r}, {table['y'].iloc[row]!r})."
+            f"{_shown(table['x'].iloc[row])}, {_shown(table['y'].iloc[row])})."
         )
     if np.all((xy >= 0) & (xy <= 1)):
         raise InputFileError(
@@ -126,6 +126,12 @@ def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
     table["x"], table["y"] = xy[:, 0], xy[:, 1]
     table["source"] = str(path)
     return table.reset_index(drop=True)
+
+
+def _shown(value) -> str:
+    """A coordinate as a refusal shows it: text quoted, a number as written (not
+    ``np.float64(nan)``)."""
+    return repr(value) if isinstance(value, str) else f"{float(value):g}"
 
 
 def _read_star(path: Path) -> pd.DataFrame:
@@ -222,16 +228,37 @@ def _read_coordinate_index(path: Path, block: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
+def _check_sides(path: Path, sides: np.ndarray) -> None:
+    """Refuse a box whose width or height (pixels) is not positive (its centre would lie
+    off the box: a trial's -54 moved every box 54 pixels); say a box that is not square,
+    read about its own centre."""
+    import warnings
+
+    if not (sides > 0).all():
+        row = int(np.flatnonzero(~(sides > 0).all(axis=1))[0])
+        raise InputFileError(
+            f"{path} gives box {row + 1} a width and height of {sides[row, 0]:g} × "
+            f"{sides[row, 1]:g} pixels; a box file's boxes are x y w h of the corner, "
+            "w and h positive."
+        )
+    if (sides[:, 0] != sides[:, 1]).any():
+        row = int(np.flatnonzero(sides[:, 0] != sides[:, 1])[0])
+        warnings.warn(
+            f"{path} gives boxes that are not square (box {row + 1}: {sides[row, 0]:g} × "
+            f"{sides[row, 1]:g} pixels); each is read about its own centre.",
+            stacklevel=5,
+        )
+
+
 def _read_box(path: Path) -> pd.DataFrame:
     """An EMAN2 / crYOLO ``.box`` file (module docstring): each line's first four
     numbers, ``x y w h`` of the box's corner; more columns are ignored (crYOLO's
     confidence).  Refused: a line that does not start with four numbers (a header),
     a width or height that is not positive (the centre would lie off the box); a box
     that is not square is read about its own centre, said."""
-    import warnings
 
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
@@ -248,20 +275,7 @@ def _read_box(path: Path) -> pd.DataFrame:
         raise InputFileError(f"{path} holds no boxes.")
     values = np.array(rows)
     sides = values[:, 2:4]
-    if not (sides > 0).all():
-        row = int(np.flatnonzero(~(sides > 0).all(axis=1))[0])
-        raise InputFileError(
-            f"{path} gives box {row + 1} a width and height of {sides[row, 0]:g} × "
-            f"{sides[row, 1]:g} pixels; a .box file's boxes are x y w h of the corner, "
-            "w and h positive."
-        )
-    if (sides[:, 0] != sides[:, 1]).any():
-        row = int(np.flatnonzero(sides[:, 0] != sides[:, 1])[0])
-        warnings.warn(
-            f"{path} gives boxes that are not square (box {row + 1}: {sides[row, 0]:g} × "
-            f"{sides[row, 1]:g} pixels); each is read about its own centre.",
-            stacklevel=4,
-        )
+    _check_sides(path, sides)
     half = sides / 2  # as written by a tool that keeps sub-pixel corners
     if np.all(values[:, :2] == np.round(values[:, :2])):  # EMAN2: int(centre - box//2)
         half = np.floor(half)
@@ -277,10 +291,18 @@ def _read_box(path: Path) -> pd.DataFrame:
     )
 
 
+#: crYOLO's default confidence threshold: its CBOX files hold every detection, those
+#: below it too (crYOLO's picking tutorial), which its ``.box`` files leave out.
+CRYOLO_THRESHOLD = 0.3
+
+
 def _read_cbox(path: Path) -> pd.DataFrame:
     """crYOLO's CBOX file: a STAR file whose ``cryolo`` loop gives ``CoordinateX/Y``, the
     box's corner (crYOLO writes centre − width/2, unrounded), ``Width``, ``Height`` and
-    ``Confidence`` (the score), one file per micrograph, named after it."""
+    ``Confidence`` (the score), one file per micrograph, named after it.  Detections
+    below crYOLO's default threshold (:data:`CRYOLO_THRESHOLD`) are left out, said."""
+    import warnings
+
     import starfile
 
     columns = {"CoordinateX", "CoordinateY", "Width", "Height"}
@@ -293,17 +315,30 @@ def _read_cbox(path: Path) -> pd.DataFrame:
             f"{path} has no crYOLO loop with CoordinateX, CoordinateY, Width and Height."
         )
     values = block[sorted(columns)].apply(pd.to_numeric, errors="coerce")
+    _check_sides(path, values[["Width", "Height"]].to_numpy(float))
     table = pd.DataFrame(
         {
             "micrograph": micrograph_name(path),
             "x": values["CoordinateX"] + values["Width"] / 2,
             "y": values["CoordinateY"] + values["Height"] / 2,
             "box": values["Width"],
+            "corner_x": values["CoordinateX"],
+            "corner_y": values["CoordinateY"],
         }
     )
     if "Confidence" in block:
         table["score"] = pd.to_numeric(block["Confidence"], errors="coerce")
-    return table
+        low = table["score"] < CRYOLO_THRESHOLD
+        if low.any():
+            warnings.warn(
+                f"{path.name} holds {int(low.sum())} of its {len(table)} detections below "
+                f"crYOLO's default confidence threshold ({CRYOLO_THRESHOLD:g}), left out "
+                "(crYOLO writes every detection to its CBOX files); filter them first to "
+                "choose another threshold.",
+                stacklevel=4,
+            )
+            table = table[~low]
+    return table.reset_index(drop=True)
 
 
 def _read_info(path: Path) -> pd.DataFrame:
@@ -497,7 +532,7 @@ def match_micrographs(
         raise InputFileError(
             f"{where} micrograph {name!r}, which is not among {among} "
             f"({', '.join(sorted(known)[:5])}{', …' if len(known) > 5 else ''}); names "
-            f"must match exactly: {advice}."
+            f"must match exactly{_motion_copy(name, prefixes)}: {advice}."
         )
     if leave_out:
         out["unmatched"] = [m if n is None else None for m, n in zip(out["micrograph"], mapped)]
@@ -507,7 +542,16 @@ def match_micrographs(
 
 #: What pickers add to a micrograph's name in its coordinate file's (RELION's
 #: autopicking and manual picking, EMAN2's info files, crYOLO's and others' folders).
-PICKING_SUFFIXES = ("autopick", "manualpick", "pick", "picks", "info", "coords", "coordinates")
+PICKING_SUFFIXES = (
+    "autopick",
+    "manualpick",
+    "automatch",  # Gautomatch
+    "pick",
+    "picks",
+    "info",
+    "coords",
+    "coordinates",
+)
 #: A micrograph's own file suffix kept in a box file's name (``mic_000.mrc.box``).
 MICROGRAPH_SUFFIXES = ("mrc", "mrcs", "tif", "tiff")
 
@@ -516,6 +560,35 @@ def _picking_suffix(rest: str) -> bool:
     """Whether ``rest`` (a file stem after a micrograph's name) is only a picker's
     suffix (``_autopick``, ``_info`` and the like) or the micrograph's file suffix."""
     return rest.lstrip("_.").lower() in (*PICKING_SUFFIXES, *MICROGRAPH_SUFFIXES)
+
+
+def _motion_copy(name: str, prefixes: list[str]) -> str:
+    """For a refusal: the micrograph a box file's name would be but for a motion
+    correction suffix (``mic_000_DW`` beside ``mic_000``: picked on the dose-weighted
+    copy; give that copy), else ""."""
+    for prefix in sorted(prefixes, key=len, reverse=True):
+        rest = name[len(prefix) :].lstrip("_.").lower()
+        if rest in MOTION_SUFFIXES:
+            return (
+                f" ({name} is {prefix}'s {name[len(prefix) :].lstrip('_.')} copy, a "
+                "micrograph of its own: give that file, or rename the box file)"
+            )
+    return ""
+
+
+def unsuffixed(name: str) -> str:
+    """The micrograph name a box file's stem gives: less a picker's suffix or the
+    micrograph's file suffix (``mic_001_autopick``, ``mic_001.mrc`` → ``mic_001``), as
+    :func:`match_micrographs` matches such files."""
+    for suffix in (*PICKING_SUFFIXES, *MICROGRAPH_SUFFIXES):
+        for mark in ("_", "."):
+            if name.lower().endswith(mark + suffix) and len(name) > len(mark + suffix):
+                return name[: -len(mark + suffix)]
+    return name
+
+
+#: What motion correction adds to a micrograph's name (dose-weighted or not, aligned).
+MOTION_SUFFIXES = ("dw", "nodw", "aligned", "doseweighted", "sum")
 
 
 def write_star(

@@ -115,7 +115,7 @@ def single_particle_summary(path: str | os.PathLike) -> list[str]:
 def picks_summary(path: str | os.PathLike) -> list[str]:
     """Lines describing picks on micrographs: how many on which micrographs, the
     coordinates' unit and range, the scores."""
-    from .boxfiles import read_boxes
+    from .boxfiles import read_boxes, unsuffixed
 
     path = Path(path)
     what = f"{path} (picks on micrographs, {_FORMATS.get(path.suffix.lower(), 'STAR')})"
@@ -126,7 +126,7 @@ def picks_summary(path: str | os.PathLike) -> list[str]:
             return [what, "  picks: 0"]
         raise
     xy = table[["x", "y"]].to_numpy(float)
-    names = table["micrograph"] if "named" in table else table["micrograph"].map(_unsuffixed)
+    names = table["micrograph"] if "named" in table else table["micrograph"].map(unsuffixed)
     lines = [what, "  picks: " + _on_micrographs(names)]
     if "named" in table:  # two folders' files of one name are two micrographs
         files = table["named"].astype(str).map(lambda n: os.path.normpath(os.path.abspath(n)))
@@ -152,18 +152,6 @@ def picks_summary(path: str | os.PathLike) -> list[str]:
     if "origin_x_A" in table:
         lines.append("  shifted by rlnOriginX/YAngst (applied: the positions above are not)")
     return lines
-
-
-def _unsuffixed(name: str) -> str:
-    """A micrograph's name from a picks file's own (``mic_001_autopick`` → ``mic_001``,
-    as the spa commands match such files to micrographs)."""
-    from .boxfiles import PICKING_SUFFIXES
-
-    for suffix in PICKING_SUFFIXES:
-        for mark in ("_", "."):
-            if name.lower().endswith(mark + suffix) and len(name) > len(mark + suffix):
-                return name[: -len(mark + suffix)]
-    return name
 
 
 _FORMATS = {

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import scipy.ndimage
@@ -187,7 +189,9 @@ def score_against_folder(picks_path, folder, output=None) -> dict:
     result = summarise(counts)
     result["micrographs"] = len(picked)
     result["micrographs_from"] = "provenance" if listed & set(names) else "picks"
-    _warn_if_unrelated(result, picks_path, folder)
+    paths = picks["named"].astype(str).map(os.path.dirname) if "named" in picks else []
+    if not record_of_picks and not any(paths):  # nothing ties them to the images
+        _warn_if_unrelated(result, picks_path, folder)
     if output is not None:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(result, indent=1) + "\n")
@@ -201,9 +205,10 @@ UNRELATED_PRECISION = 0.05
 
 
 def _warn_if_unrelated(result: dict, picks_path, folder) -> None:
-    """Say when almost no pick lies on a true particle: picks of a file that names no
-    micrograph path and has no record (a loose ``.box``) cannot be checked against the
-    folder's images, and a trial's, from another simulation, scored 0.000 unsaid."""
+    """Say when almost no pick lies on a true particle, of a file that names no
+    micrograph and has no record (a loose ``.box``, checked against the folder's images
+    by nothing: a trial's, from another simulation, scored 0.000 unsaid; picks that are
+    checked may just be poor)."""
     import warnings
     from pathlib import Path
 

@@ -716,7 +716,7 @@ def _warn_of_unfound_paths(ctf_star, named: list[str]) -> None:
     folder nor from the RELION project holding it: their estimates are then matched to
     the micrographs given by file name alone (a trial: another project's
     ``micrographs_ctf.star`` gave mic_000's particles another mic_000's defocus, exit 0)."""
-    bases = [Path.cwd(), *Path(ctf_star).resolve().parents[:3]]
+    bases = [Path.cwd(), *Path(ctf_star).resolve().parents]
     unfound = [n for n in named if os.path.dirname(n) and not any((b / n).is_file() for b in bases)]
     if unfound:
         warnings.warn(

@@ -104,7 +104,12 @@ def write(path: Path, table: pd.DataFrame, voxel_size_A: float | None = None, **
     table = table.copy()
     if voxel_size_A:
         table["voxel_size_A"] = float(voxel_size_A)
-    table = drop_incomplete(table)
+    table = drop_incomplete(table, kept=("class", "score", "half"))  # blanks where none
+    for column in ("class", "half"):  # whole numbers, written as such beside blanks
+        if column in table:
+            values = pd.to_numeric(table[column], errors="coerce")
+            if values.notna().any() and (values.dropna() == values.dropna().round()).all():
+                table[column] = values.astype("Int64")
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
     return path

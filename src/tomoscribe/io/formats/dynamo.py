@@ -111,8 +111,9 @@ def read(path: Path, **_) -> pd.DataFrame:
     if "cc" in raw:
         table["score"] = pd.to_numeric(raw["cc"], errors="coerce").to_numpy()
     classes = pd.to_numeric(raw.get("class", pd.Series(dtype=float)), errors="coerce")
-    if len(classes) and classes.notna().all() and (classes > 0).any():  # 0: unset
-        table["class"] = classes.astype(int).to_numpy()
+    if len(classes) and classes.notna().all() and (classes > 0).any():  # 0: unset (a
+        # review: [2, none, 3] written as [2, 0, 3] read back as a class 0)
+        table["class"] = classes.where(classes != 0).astype("Int64").to_numpy()
     if {"ftype", "ymintilt", "ymaxtilt"} <= set(raw):  # single-axis wedge about y
         tilts = raw[["ymintilt", "ymaxtilt"]].apply(pd.to_numeric, errors="coerce")
         single = (pd.to_numeric(raw["ftype"], errors="coerce") == 1) & (
@@ -238,6 +239,13 @@ def _class_numbers(given: pd.Series, path: Path) -> np.ndarray | None:
     unset = ~np.isfinite(numbers)
     if unset.all():
         return None
+    if (numbers == 0).any():
+        warnings.warn(
+            f"{path.name}: class 0 is Dynamo's unset, so the {int((numbers == 0).sum())} "
+            "particle(s) of class 0 are read back without a class; number the classes from "
+            "1 to keep it.",
+            stacklevel=4,
+        )
     if unset.any():
         warnings.warn(
             f"{path.name}: {int(unset.sum())} of {len(numbers)} particles have no class; "

@@ -991,7 +991,7 @@ def write(
         images_A = pd.to_numeric(table["image_voxel_size_A"], errors="coerce").to_numpy(float)
         # a row without its own: the coordinates' size, as RELION 3.0's rows said it
         out["rlnImagePixelSize"] = np.where(np.isfinite(images_A), images_A, voxel_size_A)
-    out = drop_incomplete(out)
+    out = drop_incomplete(out, path, SAID_WHEN_LEFT_OUT)
     whole = ("rlnRandomSubset", "rlnClassNumber", "rlnHelicalTubeID", "tomoscribeSizeVoxels")
     for name in (*whole, "tomoscribeImageCrc32"):
         if name in out:
@@ -1192,18 +1192,42 @@ def write_refined(
     return _write_copy(blocks, key, block, source, output)
 
 
-def drop_incomplete(out: pd.DataFrame) -> pd.DataFrame:
-    """Leave out numeric columns with a missing or non-finite value in any row."""
+def drop_incomplete(out: pd.DataFrame, path=None, said=(), kept=()) -> pd.DataFrame:
+    """Leave out numeric columns with a missing or non-finite value in any row, but those
+    ``kept`` (a CSV holds blanks); each of ``said`` left out is said, naming ``path`` (a
+    review: a class column of some unclassed particles vanished from the STAR file)."""
+    import warnings
+
     keep = []
     for column in out.columns:
         values = out[column]
-        if pd.api.types.is_numeric_dtype(values):
-            if not np.isfinite(values.to_numpy(float)).all():
-                continue
-        elif values.isna().any():
+        if column in kept:
+            keep.append(column)
             continue
-        keep.append(column)
+        if pd.api.types.is_numeric_dtype(values):
+            missing = ~np.isfinite(values.to_numpy(float))
+        else:
+            missing = values.isna().to_numpy()
+        if not missing.any():
+            keep.append(column)
+        elif column in said:
+            warnings.warn(
+                f"{Path(str(path)).name}: {int(missing.sum())} of {len(out)} particles have "
+                f"no {column}, so the column is left out (a STAR column needs a value in "
+                "every row).",
+                stacklevel=4,
+            )
     return out[keep]
+
+
+#: Columns a STAR file is written without, said, when some particles have no value.
+SAID_WHEN_LEFT_OUT = (
+    "rlnClassNumber",
+    "rlnRandomSubset",
+    "rlnAutopickFigureOfMerit",
+    "rlnHelicalTubeID",
+    "rlnAngleTiltPrior",
+)
 
 
 FORMAT = ParticleFormat(
