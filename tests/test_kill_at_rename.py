@@ -164,3 +164,29 @@ def test_an_output_renamed_before_its_record_keeps_no_record_of_the_old_run(tmp_
     assert read_provenance(out)["parameters"]["lowpass_A"] == 60
     manifest = json.loads((tmp_path / ".tomoscribe-outputs.json").read_text())
     assert "was" not in manifest["files"]["p.mrc"]
+
+
+def test_a_half_replaced_folder_is_refused_as_input_until_its_run_finishes(tmp_path):
+    """A trial: an extract killed while moving its files in left the new particles.star
+    beside the old projections.mrcs, and `clean` classified the old particles under the
+    new names (exit 0).  A file of a folder that a killed run left half replaced is
+    refused as input, naming the run; the next run into the folder finishes it."""
+    from tomoscribe.errors import InputFileError
+    from tomoscribe.outputs import guarding_inputs, note_input
+
+    folder = tmp_path / "set"
+    _write_folder(folder, "first", 12)
+    assert _killed(r"set/part_\d+\.txt$", 5, "folder", str(folder), "second", 12) < 0
+    with guarding_inputs():
+        for name in ("part_000.txt", "part_011.txt", "zinfo/a.txt"):
+            try:
+                note_input(folder / name)
+            except InputFileError as err:
+                said = str(err)
+            else:
+                raise AssertionError(f"{name} was read from a half-replaced folder")
+        assert "an interrupted run of `test files` left half replaced" in said
+        note_input(tmp_path / "elsewhere.txt")  # another folder's files are read
+    _write_folder(folder, "third", 10)  # the next run finishes, then writes its own
+    with guarding_inputs():
+        note_input(folder / "part_000.txt")

@@ -113,10 +113,46 @@ def guarding_inputs() -> Iterator[None]:
 
 
 def note_input(path: str | os.PathLike) -> None:
-    """Record that the running command reads ``path`` (no-op outside :func:`guarding_inputs`)."""
+    """Record that the running command reads ``path`` (no-op outside :func:`guarding_inputs`),
+    refusing a file of an output folder that a killed run left half replaced
+    (:func:`half_replaced_by`)."""
     noted = _inputs.get()
     if noted is not None:
+        found = half_replaced_by(path)
+        if found is not None:
+            folder, step = found
+            from .errors import InputFileError
+
+            raise InputFileError(
+                f"{path} is in {folder}, which an interrupted run"
+                + (f" of `{step}`" if step else "")
+                + " left half replaced (its new files were being moved in when it "
+                "stopped); run that command again to finish it first."
+            )
         noted.append(Path(path))
+
+
+def half_replaced_by(path: str | os.PathLike) -> tuple[Path, str | None] | None:
+    """The output folder holding ``path`` (the path itself, or a folder up to two levels
+    above it) and the step of the run that was moving new files over it when it was
+    killed, where ``path`` is among them (a staging folder with a commit journal is
+    left beside it: :func:`output_folder`); None otherwise.  A trial: ``clean`` read a
+    new particles.star beside the old projections.mrcs of an ``extract`` killed
+    halfway, and classified the old particles under the new names."""
+    path = Path(path)
+    for folder in (path, path.parent, path.parent.parent):
+        if not folder.name or not folder.parent.is_dir():
+            continue
+        for staging in folder.parent.glob(f".{glob.escape(folder.name)}.partial-*"):
+            try:
+                journal = json.loads((staging / COMMIT_JOURNAL).read_text())
+            except (OSError, ValueError):
+                continue
+            touched = set(journal.get("targets", ())) | set(journal.get("stale", ()))
+            first = path.relative_to(folder).parts[:1] if path != folder else ()
+            if not first or first[0] in touched:
+                return folder, journal.get("step")
+    return None
 
 
 def noted_inputs() -> list[Path]:
