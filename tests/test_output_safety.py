@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mrcfile
@@ -691,3 +692,44 @@ def test_a_manifest_that_cannot_be_written_leaves_no_output(tmp_path, monkeypatc
         with atomic_path(out) as tmp:
             tmp.write_text("whole")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_protected_output_is_not_replaced(tmp_path, capsys):
+    """A trial: outputs the user had made read-only (chmod 444) were replaced, their
+    mode reset to 644."""
+    import os
+    import stat
+
+    csv = tmp_path / "p.csv"
+    csv.write_text("x,y,z\n1,2,3\n4,5,6\n")
+    star = tmp_path / "a.star"
+    assert main(["convert", str(csv), "-o", str(star), "--voxel-size", "10"]) == 0
+    before = star.read_bytes()
+    os.chmod(star, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    capsys.readouterr()
+    assert main(["convert", str(csv), "-o", str(star), "--voxel-size", "12"]) == 2
+    assert "a.star is write-protected" in capsys.readouterr().err
+    assert star.read_bytes() == before and not star.stat().st_mode & 0o222
+
+
+def test_an_output_of_another_step_replaced_is_said():
+    """A trial: `merge -o pre2.mrc` replaced preprocess's pre2.mrc with a label map,
+    without a word."""
+    import warnings
+
+    from tomoscribe.outputs import atomic_path, write_provenance
+
+    with tempfile.TemporaryDirectory() as folder:
+        output = Path(folder) / "pre2.mrc"
+        for step, text in (("preprocess", "tomogram"), ("preprocess", "again")):
+            with atomic_path(output) as tmp:
+                tmp.write_text(text)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # a rerun of one step says nothing
+                write_provenance(output, step, {})
+        with atomic_path(output) as tmp:
+            tmp.write_text("labels")
+        with pytest.warns(
+            UserWarning, match="pre2.mrc was the output of `preprocess`; this `merge`"
+        ):
+            write_provenance(output, "merge", {})

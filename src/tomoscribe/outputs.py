@@ -257,6 +257,11 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
                 )
             if output.is_dir() and not output.name.lower().endswith(".zarr"):
                 raise OutputError(f"{output} is a folder; choose a file name.")
+            if output.is_file() and not output.stat().st_mode & 0o222:
+                raise OutputError(  # a trial's chmod 444 outputs were replaced, mode reset
+                    f"{output} is write-protected; make it writable (chmod u+w) to let "
+                    "tomoscribe replace it, or choose another name."
+                )
             if not is_ours(output):
                 how = (
                     "was changed since tomoscribe wrote it (a file edited, added in it, or "
@@ -510,10 +515,17 @@ def _retire_record(output: Path) -> None:
     side = sidecar_path(output)
     if not side.is_file() or not is_ours(side):
         return
-    described = (read_provenance(output) or {}).get("describes")
+    record = read_provenance(output) or {}
+    described = record.get("describes")
     if described and described == _described_identity(output):
+        if isinstance(record.get("step"), str):  # said if another step replaces it
+            _replaced_steps[str(Path(output).resolve())] = record["step"]
         _remove(side)
         forget([side])
+
+
+#: Output (resolved path) → the step whose output this run replaced (:func:`write_provenance`).
+_replaced_steps: dict[str, str] = {}
 
 
 def _described_identity(output: Path) -> dict | None:
@@ -597,6 +609,14 @@ def write_provenance(
     described = _described_identity(Path(output))
     if described:  # which file this record is of (:func:`put_in_place`)
         record["describes"] = described
+    earlier = _replaced_steps.pop(str(Path(output).resolve()), None)
+    if earlier and earlier != step:  # a trial: preprocess's tomogram became a label map
+        import warnings
+
+        warnings.warn(
+            f"{Path(output).name} was the output of `{earlier}`; this `{step}` run replaced it.",
+            stacklevel=2,
+        )
     if extra:
         record.update(extra)
     side = sidecar_path(output)
