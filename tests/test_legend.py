@@ -128,3 +128,25 @@ def test_a_legend_without_colours_keeps_none(tmp_path):
     legend = read_legend(tmp_path / "m.mrc")
     assert legend.entries[2].colour is None and legend.id_of("membrane") == 2
     assert legend.as_dict() == {"0": {"name": "background"}, "2": {"name": "membrane"}}
+
+
+def test_a_legend_of_another_version_of_its_map_is_said(tmp_path):
+    """A trial: merge killed between renaming the new label map and its legend left the
+    old legend (1 = ribosome) beside the new map (1 = membrane); pick took membrane for
+    ribosomes, without a word.  The legend notes which map file it was written for."""
+    import warnings
+
+    import numpy as np
+
+    from tomoscribe.io import write_volume
+    from tomoscribe.volume import Volume
+
+    labels = tmp_path / "labels.mrc"
+    write_volume(labels, Volume(np.eye(16, dtype=np.uint8)[None].repeat(4, 0), 10.0))
+    write_legend(labels, Legend.from_features(["ribosome", "membrane"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its own map: nothing said
+        assert read_legend(labels).names == ["ribosome", "membrane"]
+    write_volume(labels, Volume(2 * np.eye(16, dtype=np.uint8)[None].repeat(4, 0), 10.0))
+    with pytest.warns(UserWarning, match="written for another version of labels.mrc"):
+        assert read_legend(labels).names == ["ribosome", "membrane"]

@@ -249,13 +249,16 @@ def legend_path(map_path: str | os.PathLike) -> Path:
 
 
 def read_legend(map_path: str | os.PathLike) -> Legend | None:
-    """The legend beside the label map at ``map_path``, None when there is none.
+    """The legend beside the label map at ``map_path``, None when there is none; one
+    written for another version of the map (:func:`write_legend` notes which) is said.
 
     Raises
     ------
     InputFileError
         The legend file is not valid JSON or not a legend.
     """
+    import warnings
+
     path = legend_path(map_path)
     if not path.is_file():
         return None
@@ -266,14 +269,51 @@ def read_legend(map_path: str | os.PathLike) -> Legend | None:
             f"{path} is not a readable JSON legend ({err}); remove it or "
             "write it again with `tomoscribe merge`."
         ) from err
+    background = record.get("0") if isinstance(record, dict) else None
+    noted = background.pop(MAP_NOTE, None) if isinstance(background, dict) else None
+    if noted is not None and Path(map_path).is_file() and noted != map_fingerprint(map_path):
+        warnings.warn(  # a trial: merge killed between the two renames, then pick
+            f"{path.name} was written for another version of {Path(map_path).name} (a run "
+            "stopped between writing the two, or the map changed since): check that its "
+            "names fit the labels.",
+            stacklevel=2,
+        )
     return Legend.from_dict(record, str(path))
 
 
+#: The record of the background's entry noting which map file the legend was written
+#: for (:func:`map_fingerprint`); a record, so that every reader of the format takes it.
+MAP_NOTE = "map_fingerprint"
+
+
+def map_fingerprint(map_path: str | os.PathLike) -> str:
+    """A cheap identity of a label map file: its size and a SHA-256 of 16 blocks of
+    64 KiB spread over it (the whole file when smaller)."""
+    import hashlib
+
+    path = Path(map_path)
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    block = 64 * 1024
+    with open(path, "rb") as fh:
+        if size <= 16 * block:
+            digest.update(fh.read())
+        else:
+            for k in range(16):
+                fh.seek((size - block) * k // 15)
+                digest.update(fh.read(block))
+    return f"{size}:{digest.hexdigest()}"
+
+
 def write_legend(map_path: str | os.PathLike, legend: Legend) -> Path:
-    """Write ``legend`` beside the label map at ``map_path`` (atomically); its path."""
+    """Write ``legend`` beside the label map at ``map_path`` (atomically), noting which
+    map file it is for (after the map is in place); its path."""
     from ..outputs import atomic_path
 
     path = legend_path(map_path)
+    record = legend.as_dict()
+    if isinstance(record.get("0"), dict) and Path(map_path).is_file():
+        record["0"] = {**record["0"], MAP_NOTE: map_fingerprint(map_path)}
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(legend.as_dict(), indent=2) + "\n")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
     return path
