@@ -190,3 +190,22 @@ def test_a_half_replaced_folder_is_refused_as_input_until_its_run_finishes(tmp_p
     _write_folder(folder, "third", 10)  # the next run finishes, then writes its own
     with guarding_inputs():
         note_input(folder / "part_000.txt")
+
+
+def test_a_simulated_cell_killed_while_moving_in_is_not_read_as_one(tmp_path, capsys):
+    """A trial: `simulate cell` rerun with another seed into its folder and killed
+    between its file-by-file writes left seed 3's labels beside seed 1's tomogram, and
+    trainset, pick and extract took them.  It now commits as one; a kill while moving in
+    leaves files that are refused as input until the next run finishes the move."""
+    from tomoscribe.cli.app import main
+
+    cell = tmp_path / "c1"
+    small = ["simulate", "cell", "-o", str(cell), "--size", "64,64,32", "--tilt-step", "10"]
+    assert main([*small, "--templates", "1bxn=40", "-q", "--seed", "1"]) == 0
+    again = [*small, "--templates", "1bxn=40", "-q", "--seed", "3"]
+    assert _killed(r"c1/(density|labels)\.mrc$", 1, "cli", *again) < 0
+    capsys.readouterr()
+    assert main(["info", str(cell / "labels.mrc")]) == 2
+    assert "an interrupted run of `simulate cell` left half replaced" in capsys.readouterr().err
+    assert main([*again]) == 0  # finishes the move, then writes seed 3 whole
+    assert main(["info", str(cell / "labels.mrc")]) == 0

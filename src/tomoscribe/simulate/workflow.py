@@ -109,7 +109,9 @@ def simulate_cell_files(
     by name and no other class is taken for it), ``instances.mrc``, ``tomogram.mrc``,
     ``tilt_series.mrc`` with ``tilt_series.tlt`` (angles, degrees) and
     ``particles.star`` (RELION coordinates in voxels, angles template → particle),
-    each atomically once everything is computed, and the provenance records: the
+    moved in as one commit once everything is computed (``outputs.output_folder``:
+    a run killed while moving them in is finished by the next, and its files are not
+    read before), and the provenance records: the
     tomogram's (the parameters, class ids, acquisition, what was placed) and the truth
     maps' (their acquisition, so commands on them know the tilt range).  Every name is
     checked before the work: a user's file among them stops the run before any write.
@@ -125,18 +127,10 @@ def simulate_cell_files(
     placed = _spheres_placed(params, density.metadata.get("placed", {}))
     say("imaging: projecting, CTF, noise, back-projecting")
     imaged = image_volume(density.data, params.voxel_size_A, imaging)
-    _write_cell_volumes(out_dir, params, (density, labels, instances), imaged)
     class_ids = {str(v): k for k, v in CELL_CLASS_IDS.items()}
     class_ids.update({str(TEMPLATE_CLASS_BASE + i): n for i, n in enumerate(params.templates_uM)})
     angles = imaged["angles_deg"]
     acquisition = Acquisition((min(angles), max(angles)), params.voxel_size_A, name)
-    write_truth_particles(
-        out_dir / "particles.star",
-        particles,
-        params.voxel_size_A,
-        name,
-        (min(angles), max(angles)),
-    )
     record = {
         "cell": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.__dict__.items()},
         "imaging": imaging.as_dict(),
@@ -146,13 +140,24 @@ def simulate_cell_files(
         "= inverse of scipy intrinsic ZYZ",
     }
     microscope = _imaged_with(imaging)  # extract's optics block (a trial: "not given")
-    for name in CELL_RECORDED:  # the truth maps too: `pick` on labels.mrc reads its tilt range
-        write_provenance(
-            out_dir / name,
-            "simulate cell",
-            record if name == "tomogram.mrc" else {"truth_of": "tomogram.mrc"},
-            extra={"acquisition": {**acquisition.as_dict(), "microscope": microscope}},
+    # Everything is computed; written into a staging folder and moved in as one commit
+    # (a trial's rerun, killed while writing file by file, left two seeds' files mixed)
+    with output_folder(out_dir, step="simulate cell") as staging:
+        _write_cell_volumes(staging, params, (density, labels, instances), imaged)
+        write_truth_particles(
+            staging / "particles.star",
+            particles,
+            params.voxel_size_A,
+            name,
+            acquisition.tilt_range_deg,
         )
+        for recorded in CELL_RECORDED:  # the truth maps too: `pick` on labels.mrc reads
+            write_provenance(  # its tilt range
+                staging / recorded,
+                "simulate cell",
+                record if recorded == "tomogram.mrc" else {"truth_of": "tomogram.mrc"},
+                extra={"acquisition": {**acquisition.as_dict(), "microscope": microscope}},
+            )
     return particles, class_ids, acquisition
 
 
