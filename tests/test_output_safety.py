@@ -733,3 +733,24 @@ def test_an_output_of_another_step_replaced_is_said():
             UserWarning, match="pre2.mrc was the output of `preprocess`; this `merge`"
         ):
             write_provenance(output, "merge", {})
+
+
+def test_a_file_written_into_a_folder_another_run_is_filling_is_refused(tmp_path, capsys):
+    """A trial: `pick -o parts/particles.star` while `extract -o parts/` ran: both exit
+    0, pick saying it wrote its picks, the file holding extract's (locks were per name:
+    `.parts.lock` and `parts/.particles.star.lock`)."""
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    csv = tmp_path / "p.csv"
+    csv.write_text("x,y,z\n1,2,3\n4,5,6\n")
+    out = parts / "particles.star"
+    holder = _lock_holder(parts)  # a run filling parts/
+    try:
+        assert main(["convert", str(csv), "-o", str(out), "--voxel-size", "10"]) == 2
+        err = capsys.readouterr().err
+        assert "being written by another tomoscribe run" in err and f"pid {holder.pid}" in err
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["convert", str(csv), "-o", str(out), "--voxel-size", "10"]) == 0

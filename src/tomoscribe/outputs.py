@@ -463,7 +463,7 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     tmp = None
     try:
         created = make_folders(output.parent)
-        with output_lock(output):
+        with output_lock(output), _folder_writer_excluded(output.parent):
             remove_leftovers(output)
             tmp = output.with_name(f".{output.name}.partial-{secrets.token_hex(4)}")
             yield tmp
@@ -480,6 +480,22 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         if isinstance(err, OSError) and not isinstance(err, TomoscribeError):
             raise write_error(output, err) from err
         raise
+
+
+@contextlib.contextmanager
+def _folder_writer_excluded(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s own writer's lock where one exists (:func:`output_folder` holds
+    it while a run fills the folder): a file written into a folder another run is filling
+    is refused, as its commit would replace it or be replaced (a trial: `pick -o
+    parts/particles.star` beside a running `extract -o parts/`: both exit 0, one output
+    lost; the locks were per name).  Where no such lock is, nothing is created."""
+    from .locks import lock_path, output_lock
+
+    if not folder.name or not lock_path(folder).exists():
+        yield
+        return
+    with output_lock(folder):
+        yield
 
 
 def put_in_place(source: str | os.PathLike, target: str | os.PathLike) -> None:
