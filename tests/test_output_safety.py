@@ -754,3 +754,48 @@ def test_a_file_written_into_a_folder_another_run_is_filling_is_refused(tmp_path
         holder.kill()
         holder.wait()
     assert main(["convert", str(csv), "-o", str(out), "--voxel-size", "10"]) == 0
+
+
+def test_a_record_of_an_earlier_file_at_its_name_is_not_used(tmp_path):
+    """A trial: `cp membrane.mrc ribosome.mrc` kept ribosome.mrc.json beside it, and
+    merge and pick took the membrane map for ribosomes with the old map's threshold."""
+    import shutil
+    import warnings
+
+    from tomoscribe.outputs import read_provenance, write_provenance
+
+    first, other = tmp_path / "ribosome.mrc", tmp_path / "membrane.mrc"
+    for path, text in ((first, "ribosomes"), (other, "membrane!")):  # one size
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+        write_provenance(path, "segment", {"feature": path.stem})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_provenance(first)["parameters"] == {"feature": "ribosome"}
+        # a copy of map and record together (cp: new times for both) keeps it
+        copies = tmp_path / "copies"
+        copies.mkdir()
+        for path in (first, Path(f"{first}.json")):
+            shutil.copy(path, copies / path.name)
+        assert read_provenance(copies / first.name)["parameters"] == {"feature": "ribosome"}
+    shutil.copy(other, first)  # the map replaced, its record left
+    later = first.stat().st_mtime + 600  # as a copy made later than the record
+    os.utime(first, (later, later))
+    with pytest.warns(UserWarning, match="describes an earlier ribosome.mrc"):
+        assert read_provenance(first) is None
+    first.write_text("a longer text")  # another size: another file, whatever its time
+    with pytest.warns(UserWarning, match="describes an earlier"):
+        assert read_provenance(first) is None
+
+
+def test_an_output_inside_an_ome_zarr_store_is_refused(tmp_path, capsys):
+    """A trial: `merge -o pre.zarr/0/labels.mrc` wrote into a store that was not its
+    input, and `preprocess` then refused its own store as changed."""
+    store = tmp_path / "pre.zarr" / "0"
+    store.mkdir(parents=True)
+    csv = tmp_path / "p.csv"
+    csv.write_text("x,y,z\n1,2,3\n")
+    out = store / "p.star"
+    assert main(["convert", str(csv), "-o", str(out), "--voxel-size", "10"]) == 2
+    assert "lies inside the OME-Zarr store" in capsys.readouterr().err
+    assert not out.exists()

@@ -208,6 +208,20 @@ def _input_clash(output: Path, inputs) -> str | None:
     return None
 
 
+def _inside_a_store(output: Path) -> str | None:
+    """Why ``output`` may not be written: it lies inside an OME-Zarr store (a
+    ``.zarr`` folder above it), where it would become part of the store and change it
+    (a trial: `merge -o pre.zarr/0/labels.mrc`, after which `preprocess` refused its own
+    store as changed); else None."""
+    for folder in Path(os.path.abspath(output)).parents:
+        if folder.name.lower().endswith(".zarr") and folder.is_dir():
+            return (
+                f"{output} lies inside the OME-Zarr store {folder}, which it would change; "
+                "choose a place outside it."
+            )
+    return None
+
+
 # -- checks before any work ------------------------------------------------------------------
 def check_writable(output: str | os.PathLike, overwrite: bool = True) -> Path:
     """Check that ``output`` may be written (see :func:`check_outputs`); return it as a Path."""
@@ -241,7 +255,7 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
     inputs = [*inputs, *noted_inputs()]
     outputs = [Path(o) for o in outputs]
     for output in outputs:
-        clash = _input_clash(output, inputs)
+        clash = _input_clash(output, inputs) or _inside_a_store(output)
         if clash:
             raise OutputError(clash)
         if output.is_symlink():
@@ -642,14 +656,49 @@ def write_provenance(
 
 
 def read_provenance(output: str | os.PathLike) -> dict | None:
-    """The provenance record of ``output``, or None where there is none."""
+    """The provenance record of ``output``, or None where there is none, or where it
+    describes an earlier file at that name (said: :func:`_describes_another`)."""
     side = sidecar_path(output)
     if not side.is_file():
         return None
     try:
-        return json.loads(side.read_text())
+        record = json.loads(side.read_text())
     except (OSError, ValueError):
         return None
+    if isinstance(record, dict) and _describes_another(Path(output), side, record):
+        import warnings
+
+        warnings.warn(
+            f"{side.name} describes an earlier {Path(output).name} (the file was replaced "
+            "since its record was written), so the record is not used.",
+            stacklevel=2,
+        )
+        return None
+    return record
+
+
+#: A file this much newer (seconds) than its record, and not as the record notes it,
+#: was replaced after the record was written; a copy of both is made within it.
+RECORD_AGE_SLACK_S = 120
+
+
+def _describes_another(output: Path, side: Path, record: dict) -> bool:
+    """Whether ``record`` (the sidecar ``side``'s) notes another file than the one at
+    ``output``: another size, or another modification time with the file much newer
+    than the record (a trial: a map copied over a feature map kept its record, and the
+    membrane was taken for ribosomes with the old map's threshold).  A copy of file and
+    record (``cp``, new times for both) keeps its record."""
+    described = record.get("describes")
+    now = _described_identity(output)
+    if not isinstance(described, dict) or now is None or now == described:
+        return False
+    if described.get("bytes") is not None and described.get("bytes") != now["bytes"]:
+        return True
+    try:
+        recorded_at = side.stat().st_mtime_ns
+    except OSError:
+        return False
+    return now["mtime_ns"] > recorded_at + RECORD_AGE_SLACK_S * 1e9
 
 
 def _json_default(obj):
