@@ -758,7 +758,8 @@ def test_a_file_written_into_a_folder_another_run_is_filling_is_refused(tmp_path
 
 def test_a_record_of_an_earlier_file_at_its_name_is_not_used(tmp_path):
     """A trial: `cp membrane.mrc ribosome.mrc` kept ribosome.mrc.json beside it, and
-    merge and pick took the membrane map for ribosomes with the old map's threshold."""
+    merge and pick took the membrane map for ribosomes with the old map's threshold.
+    The record notes its file's content (a sample of it); a copy of both keeps it."""
     import shutil
     import warnings
 
@@ -778,12 +779,17 @@ def test_a_record_of_an_earlier_file_at_its_name_is_not_used(tmp_path):
         for path in (first, Path(f"{first}.json")):
             shutil.copy(path, copies / path.name)
         assert read_provenance(copies / first.name)["parameters"] == {"feature": "ribosome"}
-    shutil.copy(other, first)  # the map replaced, its record left
-    later = first.stat().st_mtime + 600  # as a copy made later than the record
-    os.utime(first, (later, later))
+    shutil.copy2(other, first)  # the map replaced (cp -p: its old time too), record left
     with pytest.warns(UserWarning, match="describes an earlier ribosome.mrc"):
         assert read_provenance(first) is None
-    first.write_text("a longer text")  # another size: another file, whatever its time
+    # a record written before records noted their file's content: by its size
+    record = json.loads(Path(f"{first}.json").read_text())
+    del record["describes_sample"]
+    Path(f"{first}.json").write_text(json.dumps(record))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_provenance(first) is not None  # one size: not told apart
+    first.write_text("a longer text")
     with pytest.warns(UserWarning, match="describes an earlier"):
         assert read_provenance(first) is None
 
@@ -799,3 +805,61 @@ def test_an_output_inside_an_ome_zarr_store_is_refused(tmp_path, capsys):
     assert main(["convert", str(csv), "-o", str(out), "--voxel-size", "10"]) == 2
     assert "lies inside the OME-Zarr store" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_folder_guards_see_through_relative_paths_and_stale_locks(tmp_path, monkeypatch):
+    """A review: the half-replaced and folder-being-filled guards looked at the path as
+    typed (`particles.star` from inside the folder, `parts/sub/../x` were let through),
+    a stale folder lock made two file writers refuse each other, and atomic_path's own
+    guard was untested."""
+    import json as _json
+
+    from tomoscribe.errors import InputFileError
+    from tomoscribe.outputs import COMMIT_JOURNAL, guarding_inputs, note_input
+
+    parts = tmp_path / "parts"
+    (parts / "sub").mkdir(parents=True)
+    holder = _lock_holder(parts)  # a run filling parts/
+    try:
+        for name in ("a.txt", "sub/../b.txt"):
+            with pytest.raises(OutputError, match="being written by another tomoscribe run"):
+                with atomic_path(parts / name) as tmp:
+                    tmp.write_text("x")
+        monkeypatch.chdir(parts)
+        with pytest.raises(OutputError, match="being written by another tomoscribe run"):
+            with atomic_path("c.txt") as tmp:
+                tmp.write_text("x")
+        # a live commit: the folder is being written now, not half left
+        staging = tmp_path / ".parts.partial-1234abcd"
+        staging.mkdir()
+        (staging / COMMIT_JOURNAL).write_text(_json.dumps({"targets": ["p.star"], "step": "x"}))
+        with (
+            guarding_inputs(),
+            pytest.raises(InputFileError, match="moving its new files into now"),
+        ):
+            note_input("p.star")  # from inside the folder
+    finally:
+        holder.kill()
+        holder.wait()
+    with guarding_inputs(), pytest.raises(InputFileError, match="an interrupted run of `x`"):
+        note_input(tmp_path / "parts" / "sub" / ".." / "p.star")
+    # a lock file left by a dead run: file writers into the folder go on, and it is gone
+    monkeypatch.chdir(tmp_path)
+    for name in ("d.txt", "e.txt"):
+        with atomic_path(parts / name) as tmp:
+            tmp.write_text("y")
+    assert not lock_path(parts).exists()
+
+
+def test_a_write_protected_file_of_an_output_folder_is_not_replaced(tmp_path):
+    """A review: the write-protect check covered single files only; an output folder's
+    chmod 444 file was replaced and came back 0644."""
+    folder = tmp_path / "out"
+    for text in ("first", "second"):
+        try:
+            with output_folder(folder, step="test") as staging:
+                (staging / "a.txt").write_text(text)
+        except OutputError as err:
+            assert "a.txt is write-protected" in str(err) and text == "second"
+        os.chmod(folder / "a.txt", 0o444)
+    assert (folder / "a.txt").read_text() == "first"

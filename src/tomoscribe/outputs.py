@@ -78,6 +78,24 @@ def file_fingerprint(path: str | os.PathLike) -> dict:
     return {"path": str(path.resolve()), "bytes": size, kind: digest.hexdigest()}
 
 
+def sampled_fingerprint(path: str | os.PathLike) -> str:
+    """A cheap identity of a file's content, read in ~1 MiB whatever its size: its size
+    and a SHA-256 of 16 blocks of 64 KiB spread over it (the whole file when smaller).
+    Which label map a legend was written for, which file a provenance record describes."""
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    block = 64 * 1024
+    with open(path, "rb") as fh:
+        if size <= 16 * block:
+            digest.update(fh.read())
+        else:
+            for k in range(16):
+                fh.seek((size - block) * k // 15)
+                digest.update(fh.read(block))
+    return f"{size}:{digest.hexdigest()}"
+
+
 def _input_record(path: str | os.PathLike) -> dict:
     """An input's entry in a provenance record: a file's fingerprint, a folder's (an
     OME-Zarr tomogram, a dataset store) path (its records lead on: io.lineage)."""
@@ -114,33 +132,40 @@ def guarding_inputs() -> Iterator[None]:
 
 def note_input(path: str | os.PathLike) -> None:
     """Record that the running command reads ``path`` (no-op outside :func:`guarding_inputs`),
-    refusing a file of an output folder that a killed run left half replaced
-    (:func:`half_replaced_by`)."""
+    refusing a file of an output folder that a run is moving new files into, or that a
+    killed run left half moved in (:func:`half_replaced_by`)."""
     noted = _inputs.get()
     if noted is not None:
         found = half_replaced_by(path)
         if found is not None:
-            folder, step = found
+            folder, step, live = found
             from .errors import InputFileError
 
+            run = "a run" + (f" of `{step}`" if step else "")
             raise InputFileError(
-                f"{path} is in {folder}, which an interrupted run"
+                f"{path} is in {folder}, which {run} is moving its new files into now; "
+                "read it once that run ends."
+                if live
+                else f"{path} is in {folder}, which an interrupted run"
                 + (f" of `{step}`" if step else "")
-                + " left half replaced (its new files were being moved in when it "
-                "stopped); run that command again to finish it first."
+                + " left half replaced (its new files were being moved in when it stopped); "
+                "run that command again to finish it first."
             )
         noted.append(Path(path))
 
 
-def half_replaced_by(path: str | os.PathLike) -> tuple[Path, str | None] | None:
-    """The output folder holding ``path`` (the path itself, or a folder up to two levels
-    above it) and the step of the run that was moving new files over it when it was
-    killed, where ``path`` is among them (a staging folder with a commit journal is
-    left beside it: :func:`output_folder`); None otherwise.  A trial: ``clean`` read a
-    new particles.star beside the old projections.mrcs of an ``extract`` killed
-    halfway, and classified the old particles under the new names."""
-    path = Path(path)
+def half_replaced_by(path: str | os.PathLike) -> tuple[Path, str | None, bool] | None:
+    """The output folder holding ``path`` (the path itself when a folder, or a folder up
+    to two levels above it), the step of the run moving new files over it, and whether
+    that run is alive (it holds the folder's lock) rather than killed halfway, where
+    ``path`` is among those files (a staging folder with a commit journal lies beside
+    the folder: :func:`output_folder`); None otherwise.  A trial: ``clean`` read a new
+    particles.star beside the old projections.mrcs of an ``extract`` killed halfway,
+    and classified the old particles under the new names."""
+    path = Path(os.path.abspath(path))
     for folder in (path, path.parent, path.parent.parent):
+        if folder == path and not path.is_dir():
+            continue  # a file's own name lists its whole folder: only folders above
         if not folder.name or not folder.parent.is_dir():
             continue
         for staging in folder.parent.glob(f".{glob.escape(folder.name)}.partial-*"):
@@ -151,8 +176,22 @@ def half_replaced_by(path: str | os.PathLike) -> tuple[Path, str | None] | None:
             touched = set(journal.get("targets", ())) | set(journal.get("stale", ()))
             first = path.relative_to(folder).parts[:1] if path != folder else ()
             if not first or first[0] in touched:
-                return folder, journal.get("step")
+                return folder, journal.get("step"), _being_written(folder)
     return None
+
+
+def _being_written(output: Path) -> bool:
+    """Whether another live process holds ``output``'s writer's lock (taken and let go
+    at once otherwise)."""
+    from .locks import lock_path, output_lock
+
+    if not lock_path(output).exists():
+        return False
+    try:
+        with output_lock(output):
+            return False
+    except OutputError:
+        return True
 
 
 def noted_inputs() -> list[Path]:
@@ -205,6 +244,18 @@ def _input_clash(output: Path, inputs) -> str | None:
                 return f"{output} lies inside the input {given}; choose another place."
         if _is_within(real, out) and out != real:
             return f"{output} would contain the input {given}; choose another place."
+    return None
+
+
+def write_protected(output: Path) -> str | None:
+    """Why tomoscribe may not replace its own ``output``: the user made it read-only (no
+    write permission bits: a trial's chmod 444 outputs were replaced, their mode reset);
+    else None."""
+    if output.is_file() and not output.is_symlink() and not output.stat().st_mode & 0o222:
+        return (
+            f"{output} is write-protected; make it writable (chmod u+w) to let tomoscribe "
+            "replace it, or choose another name."
+        )
     return None
 
 
@@ -271,11 +322,6 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
                 )
             if output.is_dir() and not output.name.lower().endswith(".zarr"):
                 raise OutputError(f"{output} is a folder; choose a file name.")
-            if output.is_file() and not output.stat().st_mode & 0o222:
-                raise OutputError(  # a trial's chmod 444 outputs were replaced, mode reset
-                    f"{output} is write-protected; make it writable (chmod u+w) to let "
-                    "tomoscribe replace it, or choose another name."
-                )
             if not is_ours(output):
                 how = (
                     "was changed since tomoscribe wrote it (a file edited, added in it, or "
@@ -287,6 +333,9 @@ def check_outputs(outputs, overwrite: bool = True, inputs=(), estimated_bytes: i
                     f"{output} exists and {how}, and tomoscribe replaces only its own "
                     "outputs as it wrote them; move it or choose another name."
                 )
+            protected = write_protected(output)
+            if protected:
+                raise OutputError(protected)
         _check_folder_writable(output.parent)
     if estimated_bytes > 0 and outputs:
         _check_free_space(outputs[0].parent, estimated_bytes)
@@ -378,6 +427,9 @@ def check_output_folder(
         )
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder} is a file, not a folder; choose another name.")
+    inside = _inside_a_store(folder)
+    if inside:
+        raise OutputError(inside)
     for given in [*inputs, *noted_inputs()]:
         given_real = _real(Path(given))
         if _is_within(given_real, real):
@@ -477,7 +529,8 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     tmp = None
     try:
         created = make_folders(output.parent)
-        with output_lock(output), _folder_writer_excluded(output.parent):
+        with output_lock(output):
+            refuse_folder_being_filled(output.parent)
             remove_leftovers(output)
             tmp = output.with_name(f".{output.name}.partial-{secrets.token_hex(4)}")
             yield tmp
@@ -496,20 +549,19 @@ def atomic_path(output: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         raise
 
 
-@contextlib.contextmanager
-def _folder_writer_excluded(folder: Path) -> Iterator[None]:
-    """Hold ``folder``'s own writer's lock where one exists (:func:`output_folder` holds
-    it while a run fills the folder): a file written into a folder another run is filling
-    is refused, as its commit would replace it or be replaced (a trial: `pick -o
-    parts/particles.star` beside a running `extract -o parts/`: both exit 0, one output
-    lost; the locks were per name).  Where no such lock is, nothing is created."""
+def refuse_folder_being_filled(folder: str | os.PathLike) -> None:
+    """Refuse a file about to be written into ``folder`` while another run fills the
+    folder (:func:`output_folder` holds its lock): that run's commit would replace the
+    file or be replaced (a trial: `pick -o parts/particles.star` beside a running
+    `extract -o parts/`: both exit 0, one output lost; the locks were per name).  The
+    lock is taken and let go at once, so two file writers into one folder never refuse
+    each other; where no lock file is, nothing is created."""
     from .locks import lock_path, output_lock
 
-    if not folder.name or not lock_path(folder).exists():
-        yield
-        return
-    with output_lock(folder):
-        yield
+    folder = Path(os.path.abspath(folder))
+    if folder.name and lock_path(folder).exists():
+        with output_lock(folder):
+            pass
 
 
 def put_in_place(source: str | os.PathLike, target: str | os.PathLike) -> None:
@@ -530,14 +582,14 @@ def put_in_place(source: str | os.PathLike, target: str | os.PathLike) -> None:
 
     source, target = Path(source), Path(target)
     record_replacing([(source, target)])
-    _retire_record(target)
+    _retire_record(target, remember_step=True)
     if target.is_dir() and not target.is_symlink():
         _swap_folder(source, target)
     else:
         os.replace(source, target)
 
 
-def _retire_record(output: Path) -> None:
+def _retire_record(output: Path, remember_step: bool = False) -> None:
     """Remove ``output``'s provenance record if tomoscribe wrote it for the very file
     now at ``output`` (which is about to be replaced)."""
     from .ownership import forget, is_ours
@@ -548,7 +600,8 @@ def _retire_record(output: Path) -> None:
     record = read_provenance(output) or {}
     described = record.get("describes")
     if described and described == _described_identity(output):
-        if isinstance(record.get("step"), str):  # said if another step replaces it
+        if remember_step and isinstance(record.get("step"), str):  # said if another
+            # step's record follows (write_provenance; a folder commit's were staged)
             _replaced_steps[str(Path(output).resolve())] = record["step"]
         _remove(side)
         forget([side])
@@ -637,8 +690,9 @@ def write_provenance(
         "inputs": [_input_record(p) for p in inputs if Path(p).exists()],
     }
     described = _described_identity(Path(output))
-    if described:  # which file this record is of (:func:`put_in_place`)
+    if described:  # which file this record is of (:func:`put_in_place`), its content too
         record["describes"] = described
+        record["describes_sample"] = sampled_fingerprint(output)
     earlier = _replaced_steps.pop(str(Path(output).resolve()), None)
     if earlier and earlier != step:  # a trial: preprocess's tomogram became a label map
         import warnings
@@ -665,7 +719,7 @@ def read_provenance(output: str | os.PathLike) -> dict | None:
         record = json.loads(side.read_text())
     except (OSError, ValueError):
         return None
-    if isinstance(record, dict) and _describes_another(Path(output), side, record):
+    if isinstance(record, dict) and _describes_another(Path(output), record):
         import warnings
 
         warnings.warn(
@@ -677,28 +731,23 @@ def read_provenance(output: str | os.PathLike) -> dict | None:
     return record
 
 
-#: A file this much newer (seconds) than its record, and not as the record notes it,
-#: was replaced after the record was written; a copy of both is made within it.
-RECORD_AGE_SLACK_S = 120
-
-
-def _describes_another(output: Path, side: Path, record: dict) -> bool:
-    """Whether ``record`` (the sidecar ``side``'s) notes another file than the one at
-    ``output``: another size, or another modification time with the file much newer
-    than the record (a trial: a map copied over a feature map kept its record, and the
-    membrane was taken for ribosomes with the old map's threshold).  A copy of file and
-    record (``cp``, new times for both) keeps its record."""
+def _describes_another(output: Path, record: dict) -> bool:
+    """Whether ``record`` (its provenance sidecar's) notes another file than the one at
+    ``output``: another content (:func:`sampled_fingerprint`, in records written since
+    2026-12-07), else another size (a trial: a map copied over a feature map kept its
+    record, and the membrane was taken for ribosomes with the old map's threshold).  A
+    copy of file and record, at any time, keeps its record."""
+    if not output.is_file():
+        return False
+    sample = record.get("describes_sample")
+    if isinstance(sample, str):
+        try:
+            return sample != sampled_fingerprint(output)
+        except OSError:
+            return False
     described = record.get("describes")
-    now = _described_identity(output)
-    if not isinstance(described, dict) or now is None or now == described:
-        return False
-    if described.get("bytes") is not None and described.get("bytes") != now["bytes"]:
-        return True
-    try:
-        recorded_at = side.stat().st_mtime_ns
-    except OSError:
-        return False
-    return now["mtime_ns"] > recorded_at + RECORD_AGE_SLACK_S * 1e9
+    size = described.get("bytes") if isinstance(described, dict) else None
+    return size is not None and size != output.stat().st_size
 
 
 def _json_default(obj):
@@ -868,6 +917,8 @@ def _not_replaceable(target: Path) -> str | None:
 
     if not is_ours(target):
         return f"{target.name} there is not tomoscribe's (or was changed since)"
+    if write_protected(target):
+        return f"{target.name} there is write-protected"
     if target.is_dir() and not target.is_symlink() and not is_store(target):
         foreign = foreign_entries(target)
         if foreign:
@@ -934,6 +985,9 @@ def _planned_moves(staging: Path, folder: Path, overwrite: bool) -> list[tuple[P
                     f"{target} exists and {how}, and tomoscribe replaces only its own "
                     "outputs as it wrote them; move it or choose a new folder."
                 )
+            protected = write_protected(target)
+            if protected:
+                raise OutputError(protected)
             whole = target.is_dir() and not is_store(target)  # a store is one output
             foreign = foreign_entries(target) if whole else []
             if foreign:  # a folder of ours is replaced whole: never with a user's file

@@ -22,8 +22,13 @@ import re
 from pathlib import Path
 
 from ..errors import InputFileError, OutputError, ParameterError, TomoscribeError
-from ..locks import lock_path, output_lock
-from ..outputs import check_output_folder, check_outputs, sidecar_path
+from ..locks import output_lock
+from ..outputs import (
+    check_output_folder,
+    check_outputs,
+    refuse_folder_being_filled,
+    sidecar_path,
+)
 
 
 def _paths(value) -> list[Path]:
@@ -405,11 +410,8 @@ def writes(
                 for path in _paths(values.get(name)):  # named as output are worse news
                     check_output_name(Path(path), accepted, _flag(name))
             held = [path for path in lockable if _lockable_beside(path)]
-            held += [  # a folder another run is filling (outputs._folder_writer_excluded)
-                path.parent
-                for path in lockable
-                if path.parent.name and lock_path(path.parent).exists()
-            ]
+            for path in lockable:  # a folder another run is filling: refused at the start
+                refuse_folder_being_filled(Path(path).parent)
             for name in folders:
                 for path in _paths(values.get(name)):
                     _check_folder_name(Path(path), _flag(name))

@@ -287,22 +287,10 @@ MAP_NOTE = "map_fingerprint"
 
 
 def map_fingerprint(map_path: str | os.PathLike) -> str:
-    """A cheap identity of a label map file: its size and a SHA-256 of 16 blocks of
-    64 KiB spread over it (the whole file when smaller)."""
-    import hashlib
+    """Which label map file a legend is for (``outputs.sampled_fingerprint``)."""
+    from ..outputs import sampled_fingerprint
 
-    path = Path(map_path)
-    size = path.stat().st_size
-    digest = hashlib.sha256()
-    block = 64 * 1024
-    with open(path, "rb") as fh:
-        if size <= 16 * block:
-            digest.update(fh.read())
-        else:
-            for k in range(16):
-                fh.seek((size - block) * k // 15)
-                digest.update(fh.read(block))
-    return f"{size}:{digest.hexdigest()}"
+    return sampled_fingerprint(map_path)
 
 
 def write_legend(map_path: str | os.PathLike, legend: Legend) -> Path:
