@@ -597,8 +597,11 @@ def _retire_record(output: Path, remember_step: bool = False) -> None:
     side = sidecar_path(output)
     if not side.is_file() or not is_ours(side):
         return
-    record = read_provenance(output) or {}
-    described = record.get("describes")
+    try:  # as written: whether it describes the file now there is what is asked
+        record = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return
+    described = record.get("describes") if isinstance(record, dict) else None
     if described and described == _described_identity(output):
         if remember_step and isinstance(record.get("step"), str):  # said if another
             # step's record follows (write_provenance; a folder commit's were staged)
