@@ -272,10 +272,11 @@ def _lock_holder(output) -> subprocess.Popen:
     return holder
 
 
-def _refused_while_held(argv: list[str], out, capsys) -> None:
-    """``argv`` run while another process holds ``out``'s lock: refused (exit 2) naming
-    that process, ``out`` not written; the holder is then killed (``kill -9``)."""
-    holder = _lock_holder(out)
+def _refused_while_held(argv: list[str], out, capsys, held=None) -> None:
+    """``argv`` run while another process holds ``out``'s lock (or ``held``'s): refused
+    (exit 2) naming that process, ``out`` not written; the holder is then killed
+    (``kill -9``)."""
+    holder = _lock_holder(out if held is None else held)
     try:
         assert main(argv) == 2
         err = capsys.readouterr().err
@@ -744,16 +745,9 @@ def test_a_file_written_into_a_folder_another_run_is_filling_is_refused(tmp_path
     csv = tmp_path / "p.csv"
     csv.write_text("x,y,z\n1,2,3\n4,5,6\n")
     out = parts / "particles.star"
-    holder = _lock_holder(parts)  # a run filling parts/
-    try:
-        assert main(["convert", str(csv), "-o", str(out), "--voxel-size", "10"]) == 2
-        err = capsys.readouterr().err
-        assert "being written by another tomoscribe run" in err and f"pid {holder.pid}" in err
-        assert not out.exists()
-    finally:
-        holder.kill()
-        holder.wait()
-    assert main(["convert", str(csv), "-o", str(out), "--voxel-size", "10"]) == 0
+    argv = ["convert", str(csv), "-o", str(out), "--voxel-size", "10"]
+    _refused_while_held(argv, out, capsys, held=parts)  # a run filling parts/
+    assert main(argv) == 0
 
 
 def test_a_record_of_an_earlier_file_at_its_name_is_not_used(tmp_path):
