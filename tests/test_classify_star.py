@@ -102,7 +102,7 @@ def test_class_names_come_from_the_name_column_and_must_agree(tmp_path):
         load_subtomograms(halves)
 
 
-def test_predict_writes_the_right_classes_into_a_copy_of_the_star_file(trained, tmp_path):
+def test_predict_writes_the_right_classes_into_a_copy_of_the_star_file(trained, tmp_path, capsys):
     out = tmp_path / "classified.star"
     before = trained["star"].read_bytes()
     assert main(["classify", "predict", str(trained["model"]), str(trained["star"]),
@@ -123,11 +123,17 @@ def test_predict_writes_the_right_classes_into_a_copy_of_the_star_file(trained, 
     record = json.loads(out.with_name(out.name + ".json").read_text())
     assert record["step"] == "classify predict"
     assert sum(record["counts"].values()) == len(table)
-    # the output reads back as a labelled dataset that the classifier scores perfectly
+    # the output reads back as a labelled dataset that the classifier scores perfectly,
+    # which is said: its classes are the classifier's calls (a trial got 1.000, unsaid,
+    # on particles whose truth it scored 0.333)
     scores = tmp_path / "scores.json"
+    capsys.readouterr()
     assert main(["classify", "evaluate", str(trained["model"]), str(out), "-o", str(scores),
                  "--device", "cpu"]) == 0  # fmt: skip
     assert json.loads(scores.read_text())["accuracy"] == 1.0
+    assert "classes are a classifier's calls (tomoscribeClassProbability" in (
+        capsys.readouterr().err
+    )
 
 
 def test_predict_writes_a_table_for_a_zarr_dataset(trained, tmp_path):

@@ -204,6 +204,7 @@ def train_classifier_file(
     dataset, output = Path(dataset), Path(output)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_no_star_repeats(dataset)
+    _warn_of_predicted_classes(dataset, "trains on a classifier's calls")
     fingerprint = dataset_fingerprint(volumes)
     acquisition = trained_acquisition(dataset, voxel)
     known = labelled_mask(dataset, labels, "train on")
@@ -292,6 +293,7 @@ def evaluate_classifier_file(
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
     check_tilt_range(dataset, classifier.metadata, "classifier")
     trained_on = _warn_of_the_training_set(classifier.metadata, volumes, dataset)
+    _warn_of_predicted_classes(dataset, "measures agreement with that classifier, not accuracy")
     labels, names = in_model_classes(dataset, labels, names, classifier.class_names)
     known = labelled_mask(dataset, labels, "score")
     predicted = np.full(len(labels), -1)
@@ -308,6 +310,33 @@ def evaluate_classifier_file(
             output, "classify evaluate", {}, [model], extra={"dataset": str(dataset.resolve())}
         )
     return scores
+
+
+def _warn_of_predicted_classes(dataset: Path, what: str) -> None:
+    """Say when a particle STAR file's classes are a classifier's calls (``classify
+    predict`` writes them with ``tomoscribeClassProbability``), not classes known to be
+    true: a trial's `evaluate` on predict's output scored 1.000 (0.333 on the truth)."""
+    import warnings
+
+    from .particleset import is_star_dataset
+
+    if not is_star_dataset(dataset):
+        return
+    import pandas as pd
+
+    from ..io.formats.relion import read_star_blocks
+
+    blocks = read_star_blocks(dataset)
+    if any(isinstance(b, pd.DataFrame) and PREDICTED_COLUMN in b for b in blocks.values()):
+        warnings.warn(
+            f"{dataset.name}'s classes are a classifier's calls ({PREDICTED_COLUMN}, as "
+            f"`classify predict` writes them), not known classes: this {what}.",
+            stacklevel=3,
+        )
+
+
+#: The column ``classify predict`` writes beside the classes it calls.
+PREDICTED_COLUMN = "tomoscribeClassProbability"
 
 
 def _warn_of_the_training_set(metadata: dict, volumes: np.ndarray, dataset: Path) -> bool:
@@ -465,7 +494,7 @@ def _write_predictions(
         columns = {
             "rlnClassNumber": numbers,
             "tomoscribeClassName": names,
-            "tomoscribeClassProbability": np.round(found.probability, 6),
+            PREDICTED_COLUMN: np.round(found.probability, 6),
         }
         write_rows(dataset, output, np.ones(len(found.predicted), bool), columns)
     else:

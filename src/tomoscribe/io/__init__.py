@@ -166,6 +166,55 @@ def records_unset_voxel_size(voxel_size_A) -> bool:
     return all(abs(float(v) - 1.0) < 1e-6 for v in voxel_size_A)
 
 
+def read_structure_map(path: str | os.PathLike, use: str) -> Volume:
+    """A map read for ``use`` (a template, a structure) whose own voxel size (Å) its
+    header must give: none is refused saying so (a trial was told to pass --voxel-size,
+    which sets the simulated data's, not the map's), the unset 1 Å said
+    (:func:`warn_unset_voxel_size`)."""
+    from ..errors import InputFileError, MissingVoxelSizeError
+
+    try:
+        volume = read_volume(path)
+    except MissingVoxelSizeError as err:
+        raise InputFileError(
+            f"{Path(path).name} records no voxel size in its header, which it needs as "
+            f"{use} (the command's voxel size is its output's, not the map's): set it "
+            "(IMOD's alterheader -del, or mrcfile's voxel_size)."
+        ) from err
+    warn_unset_voxel_size(path, volume, use)
+    return _without_background(path, volume, use)
+
+
+#: A map whose edge voxels' median is above this share of its peak (over that median)
+#: has a background that would be placed as part of the structure.
+BACKGROUND_SHARE = 0.05
+
+
+def _without_background(path, volume: Volume, use: str) -> Volume:
+    """``volume`` less the median of its edge voxels where that is not about 0, said:
+    a trial's EMDB map (edges 0.97, peak 5.6) was placed whole, its box a sharp-edged
+    cube that any classifier told apart."""
+    import warnings
+
+    import numpy as np
+
+    data = volume.load(np.float32)
+    edges = np.concatenate(
+        [np.ravel(a) for a in (data[[0, -1]], data[:, [0, -1]], data[:, :, [0, -1]])]
+    )
+    level = float(np.median(edges))
+    peak = float(data.max())
+    if not abs(level) > BACKGROUND_SHARE * abs(peak - level):
+        return volume
+    warnings.warn(
+        f"{Path(path).name} has a background of {level:.3g} (the median of its edge voxels; "
+        f"its peak is {peak:.3g}), taken off before it is used as {use}, so that its box "
+        "is not placed with it; mask the map if its edges hold density.",
+        stacklevel=3,
+    )
+    return volume.with_data(data - level)
+
+
 def warn_unset_voxel_size(
     path: str | os.PathLike,
     volume: Volume,

@@ -481,10 +481,9 @@ def load_templates(names_or_paths: list[str]) -> list[Template]:
         if item in template_manifest():
             templates.append(bundled_template(item))
         elif Path(item).suffix:
-            from ..io import read_volume, warn_unset_voxel_size
+            from ..io import read_structure_map
 
-            volume = read_volume(item)
-            warn_unset_voxel_size(item, volume, "a template")
+            volume = read_structure_map(item, "a template")
             templates.append(template_from_volume(Path(item).stem, volume))
         else:
             raise ParameterError(

@@ -291,7 +291,7 @@ def subtomogram_dataset_file(output: Path, structures: list[str], n_per_class: i
     attributes) with its provenance record ``OUTPUT.json``; returns the dataset.
     ``structures``: bundled template names or map files (a class named by the file's
     stem; its voxel size from its header), as ``simulate micrographs --templates``."""
-    from ..io import read_volume, warn_unset_voxel_size
+    from ..io import read_structure_map
     from .subtomograms import save_dataset, simulate_subtomograms
 
     params.validate()
@@ -300,8 +300,7 @@ def subtomogram_dataset_file(output: Path, structures: list[str], n_per_class: i
     maps = [Path(s) for s in structures if Path(s).suffix]
     templates = {}
     for path in maps:
-        templates[path.stem] = volume = read_volume(path)
-        warn_unset_voxel_size(path, volume, "a structure")
+        templates[path.stem] = read_structure_map(path, "a structure")
     names = [Path(s).stem if Path(s).suffix else s for s in structures]
     data = simulate_subtomograms(names, n_per_class, params, templates=templates or None)
     save_dataset(output, data)
