@@ -51,7 +51,7 @@ TOUCHED_SHARE = 1e-4
 #: How far (voxels) beyond a plane's middle the points it touches reach: a voxel of
 #: its own linear interpolation and about half of the plane's sampling here.
 TAIL_VOXELS = 1.5
-#: The smallest box measured (voxels): rings of 3–5 voxels fit well inside it.
+#: The smallest box measured (voxels): its rings of 3 voxels and more fit inside it.
 MIN_BOX = 12
 #: A point is sampled where it holds this share of its ring's level: half of it at the
 #: edge of a plane one voxel thick.
@@ -127,7 +127,7 @@ def _reach(plane: np.ndarray, low: float, high: float, multiplicity: bool):
                 reach[side].append(arc - step / 2)
                 continue
             # a CTF²: the last images weigh little; where anything is, less the
-            # interpolation's tail beyond a plane, half a voxel
+            # interpolation's tail beyond a plane (TAIL_VOXELS)
             touched = np.flatnonzero(on_side > TOUCHED_SHARE * level)
             if len(touched):
                 outermost = ANGLE_STEP_DEG * (touched.max() + 1)
