@@ -250,8 +250,9 @@ def test_discover_refuses_a_dataset_that_was_not_the_one_clustered(trial, tmp_pa
     discover = ["classify", "discover", "--classes", "1", "--device", "cpu", "-o", str(found)]
     capsys.readouterr()
     assert main([*discover, str(other), str(clustered)]) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "was clustered from" in err and str(trial["full"]) in err and not found.exists()
+    assert out == ""  # nothing said before the refusal (its tilt range was)
     # a copy of the clustered dataset elsewhere is the same dataset
     copy = tmp_path / "copy.zarr"
     shutil.copytree(trial["full"], copy)

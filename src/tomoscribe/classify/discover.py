@@ -26,7 +26,9 @@ Each class average is compared with reference maps: aligned to each reference
 (:func:`tomoscribe.structure.average.align_map_to`) and the FSC between them gives the
 discrepancy, the resolution (nm) where it falls below 0.5, as in the paper (≤ 7 nm
 counts as recovered there).  Cryo-ET subtomograms show protein dark; averages are
-written and compared protein-bright unless ``protein_dark`` is False.
+written and compared protein-bright: inverted unless ``protein_dark`` is False
+(``discover_files`` sets it from the subtomograms where it is None:
+:mod:`tomoscribe.classify.contrast`).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class DiscoverParams:
     min_members: int = 4
     mask_radius_fraction: float = 0.45
     search_bin: int = 2
-    protein_dark: bool = True
+    protein_dark: bool | None = True  # None: as the subtomograms show it (discover_files)
     seed: int = 0
 
     def validate(self) -> None:

@@ -178,5 +178,5 @@ def load_network(
     return TrainedNetwork(
         network,
         voxel,
-        {k: record[k] for k in ("training", "test", "acquisition") if k in record},
+        {k: record[k] for k in ("training", "test", "acquisition", "contrast") if k in record},
     )

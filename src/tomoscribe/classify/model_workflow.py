@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..errors import InvalidDataError, ParameterError
 from ..outputs import atomic_path, write_provenance
+from .contrast import learned_contrast, matched_contrast
 from .training import Classifier, ClassifierParams, split_halves
 from .workflow import (
     check_tilt_range,
@@ -206,7 +208,7 @@ def train_classifier_file(
     check_no_star_repeats(dataset)
     _warn_of_predicted_classes(dataset, "trains on a classifier's calls")
     fingerprint = dataset_fingerprint(volumes)
-    acquisition = trained_acquisition(dataset, voxel)
+    acquisition = trained_acquisition(dataset, voxel) | learned_contrast(dataset, volumes)
     known = labelled_mask(dataset, labels, "train on")
     n_unlabelled = int((~known).sum())
     volumes, labels = volumes[known], labels[known]
@@ -223,7 +225,7 @@ def train_classifier_file(
     )
     if is_star_dataset(dataset):  # written back by classify predict
         classifier.metadata["class_numbers"] = star_class_numbers(dataset)
-    classifier.metadata.update(acquisition)  # the tilt range it learned: checked on use
+    classifier.metadata.update(acquisition)  # tilt range and contrast: checked on use
     classifier.metadata["trained_on"] = {  # evaluate says when given this dataset again
         "dataset_sha256": fingerprint,
         "n_train": int(train_mask.sum()),
@@ -293,6 +295,7 @@ def evaluate_classifier_file(
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
     check_tilt_range(dataset, classifier.metadata, "classifier")
     trained_on = _warn_of_the_training_set(classifier.metadata, volumes, dataset)
+    volumes = matched_contrast(dataset, volumes, classifier.metadata, "classifier")
     _warn_of_predicted_classes(dataset, "measures agreement with that classifier, not accuracy")
     labels, names = in_model_classes(dataset, labels, names, classifier.class_names)
     known = labelled_mask(dataset, labels, "score")
@@ -456,7 +459,8 @@ def predict_classifier_file(
     volumes, _, _, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
     check_tilt_range(dataset, classifier.metadata, "classifier")
-    probabilities = predict(classifier, volumes, device=device)
+    used = matched_contrast(dataset, volumes, classifier.metadata, "classifier")
+    probabilities = predict(classifier, used, device=device)
     found = Predicted(
         list(classifier.class_names),
         probabilities.argmax(1),
@@ -583,8 +587,9 @@ def features_file(
         classifier = load_classifier(model)
         check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
         check_tilt_range(dataset, classifier.metadata, "classifier")
-        table["features"] = extract_features(classifier, volumes, device=device, layer=layer)
-        table["predicted"] = predict(classifier, volumes, device=device).argmax(1)
+        used = matched_contrast(dataset, volumes, classifier.metadata, "classifier")
+        table["features"] = extract_features(classifier, used, device=device, layer=layer)
+        table["predicted"] = predict(classifier, used, device=device).argmax(1)
         record.update(
             {
                 "source": str(Path(model).resolve()),
@@ -621,7 +626,7 @@ def train_autoencoder_file(
 
     dataset = Path(dataset)
     volumes, _, _, voxel = load_subtomograms(dataset)
-    acquisition = trained_acquisition(dataset, voxel)
+    acquisition = trained_acquisition(dataset, voxel) | learned_contrast(dataset, volumes)
     model = train_autoencoder(
         volumes,
         code_size,
@@ -634,6 +639,7 @@ def train_autoencoder_file(
         show_progress=show_progress,
     )
     model.metadata.update(acquisition)
+    _warn_of_an_unlearned_code(model.metadata["training"]["history"][-1]["loss"], epochs)
     save_autoencoder(output, model)
     write_provenance(
         output,
@@ -649,6 +655,22 @@ def train_autoencoder_file(
         extra={"dataset": str(dataset.resolve()), **acquisition},
     )
     return model
+
+
+def _warn_of_an_unlearned_code(loss: float, epochs: int) -> None:
+    """Say when an autoencoder's last reconstruction loss (mean squared error of
+    subtomograms normalised to mean 0, SD 1) is no better than decoding every voxel as
+    its subtomogram's mean (1.0): its codes hold nothing of them (a trial: 1.0001,
+    unremarked).  Noise cannot be decoded, so noisy sets stay near 1 (SNR s leaves at best
+    1/(1 + s)); only 1 or more is said."""
+    if loss >= 1.0:
+        warnings.warn(
+            f"the autoencoder's reconstruction loss is {loss:.4f}, no better than every "
+            f"voxel at its subtomogram's mean (1.0): its codes hold nothing of the "
+            f"subtomograms after {epochs} epochs; train longer (--epochs), or with a "
+            "lower --learning-rate, before mining with it.",
+            stacklevel=3,
+        )
 
 
 def centre_masks(dataset: str | os.PathLike) -> np.ndarray | None:
@@ -719,7 +741,7 @@ def train_voxelseg_file(
 
     dataset = Path(dataset)
     volumes, labels, _, voxel = load_subtomograms(dataset)
-    acquisition = trained_acquisition(dataset, voxel)
+    acquisition = trained_acquisition(dataset, voxel) | learned_contrast(dataset, volumes)
     masks = centre_masks(dataset)
     if masks is None:
         raise InvalidDataError(
@@ -798,6 +820,7 @@ def apply_voxelseg_file(
     volumes, _, _, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, segmenter.voxel_size_A, "segmenter")
     check_tilt_range(dataset, segmenter.metadata, "segmenter")
+    volumes = matched_contrast(dataset, volumes, segmenter.metadata, "segmenter")
     probability = segment_centre_particles(segmenter, volumes, device=device)
     masks = (probability > threshold).astype(np.uint8)
     with atomic_path(output) as tmp:

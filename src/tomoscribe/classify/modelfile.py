@@ -78,7 +78,9 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
         If it is damaged, not a tomoscribe classifier, of a newer format, or inconsistent.
     """
     network, record, (box, voxel_size_A, class_names) = load_network_file(path, KIND, _parse)
-    metadata = {k: v for k, v in record.items() if k in ("training", "test", "acquisition")}
+    metadata = {
+        k: v for k, v in record.items() if k in ("training", "test", "acquisition", "contrast")
+    }
     trained_on = record.get("trained_on")  # the dataset's fingerprint and its split
     if isinstance(trained_on, dict) and isinstance(trained_on.get("dataset_sha256"), str):
         metadata["trained_on"] = trained_on

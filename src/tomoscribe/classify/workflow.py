@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from ..outputs import atomic_path, output_folder, write_provenance
 from ..simulate.subtomograms import load_dataset, template_in_box
 from ..simulate.template_library import list_templates, load_template
 from ..volume import Volume
+from .contrast import dataset_contrast, matched_contrast
 from .discover import DiscoverParams, match_references, reference_free_classes
 from .featurefile import load_features
 
@@ -244,7 +246,6 @@ def discover_files(
     from ..io.provenance import tilt_range_for
 
     tilt = tilt_range_for([dataset], tilt_range_deg)
-    say(tilt.describe())
     params = replace(params, tilt_range_deg=tilt.deg)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     if voxel is None:
@@ -253,6 +254,7 @@ def discover_files(
     if "clusters" not in table:
         raise InvalidDataError(f"{clustered} has no clusters; run `classify cluster` first.")
     check_same_dataset(dataset, volumes, clustered, record)
+    params = replace(params, protein_dark=_protein_dark(dataset, volumes, params.protein_dark))
     if len(table["clusters"]) != len(volumes):
         raise InvalidDataError(
             f"{clustered} clusters {len(table['clusters'])} subtomograms "
@@ -267,6 +269,7 @@ def discover_files(
         raise ParameterError(f"cluster(s) {missing} are empty or do not exist.")
     refs = reference_maps(list(references or []), voxel, volumes.shape[1])
     params.validate()
+    say(tilt.describe())  # once the inputs are known to fit (a trial: said, then refused)
     device = resolve_device(device).type
     truth = labels_or_none(labels)
     result = {"dataset": str(dataset.resolve()), "params": params.__dict__, "clusters": []}
@@ -293,6 +296,25 @@ def discover_files(
         extra={"dataset": str(dataset.resolve()), "features": str(clustered.resolve())},
     )
     return result
+
+
+def _protein_dark(dataset: Path, volumes: np.ndarray, given: bool | None) -> bool:
+    """Whether ``dataset``'s subtomograms show protein dark: as ``given``, else as they
+    show it (:func:`~tomoscribe.classify.contrast.dataset_contrast`), else dark; a
+    given contrast the measurement contradicts is said."""
+    from .contrast import measured_contrast
+
+    found = dataset_contrast(dataset, volumes) if given is None else measured_contrast(volumes)
+    if given is None:
+        return found != "bright"
+    if found is not None and (found == "dark") != given:
+        warnings.warn(
+            f"{dataset}'s subtomograms show protein {found}, against the "
+            f"--protein-{'dark' if given else 'bright'} given, which is used: the averages "
+            "will show protein dark, unlike the references.",
+            stacklevel=3,
+        )
+    return given
 
 
 def _classes_of_cluster(
@@ -461,13 +483,26 @@ def cluster_files(
     return clusters, scores
 
 
+def _shown_protein_bright(found: dict, learned: str | None) -> str:
+    """Turn ``found``'s decoded centres and cluster averages protein-bright (in place)
+    where the subtomograms the autoencoder learned show protein dark; returns how they
+    show it ("protein bright", or "as the subtomograms" where that is unknown)."""
+    if learned == "dark":
+        found["decoded_centres"] = -found["decoded_centres"]
+        found["cluster_averages"] = -found["cluster_averages"]
+    return "protein bright" if learned in ("dark", "bright") else "as the subtomograms"
+
+
 def mine_files(
     model: Path, dataset: Path, output: Path, clusters: int, seed: int = 0, device: str = "auto"
 ) -> tuple[dict, dict | None]:
     """k-means on an autoencoder's codes of a dataset, into folder ``output``: the codes
     (``codes.zarr``, a feature store with the clusters), decoded cluster centres and
     cluster averages (MRC), ``gallery.png`` and ``mining.json``, and the folder's
-    provenance record ``OUTPUT.json``.  Returns what
+    provenance record ``OUTPUT.json``.  Decoded centres and averages are written
+    protein-bright, as ``discover`` writes its averages and maps show it, where the
+    contrast the autoencoder learned is known (:mod:`tomoscribe.classify.contrast`);
+    ``mining.json``'s ``averages`` says which.  Returns what
     :func:`tomoscribe.classify.autoencoder.mine_patterns` found and the scores against
     the true classes (None without them)."""
     from .autoencoder import load_autoencoder, mine_patterns
@@ -484,7 +519,9 @@ def mine_files(
             f"the autoencoder takes {autoencoder.network.box}³ "
             f"subtomograms but {dataset} holds {volumes.shape[1]}³."
         )
-    found = mine_patterns(autoencoder, volumes, clusters, seed, device)
+    used = matched_contrast(dataset, volumes, autoencoder.metadata, "autoencoder")
+    found = mine_patterns(autoencoder, used, clusters, seed, device)
+    shown = _shown_protein_bright(found, autoencoder.metadata.get("contrast"))
     truth = labels_or_none(labels)
     scores = cluster_scores(truth, found["clusters"], names) if truth is not None else None
     voxel = voxel or autoencoder.voxel_size_A
@@ -518,7 +555,10 @@ def mine_files(
             tmp / "gallery.png",
         )
         (tmp / "mining.json").write_text(
-            json.dumps({"sizes": found["sizes"].tolist(), "scores": scores}, indent=2) + "\n"
+            json.dumps(
+                {"sizes": found["sizes"].tolist(), "scores": scores, "averages": shown}, indent=2
+            )
+            + "\n"
         )
     write_provenance(
         output,

@@ -133,10 +133,11 @@ def discover(
     ),
     lowpass_A: float = typer.Option(60.0, "--lowpass", help="Å, alignment resolution limit."),
     protein_bright: bool = typer.Option(
-        False,
-        "--protein-bright",
-        help="The subtomograms show protein bright (cut with `extract --invert`); "
-        "default: dark, as a microscope records it and `simulate subtomograms` makes it.",
+        None,
+        "--protein-bright/--protein-dark",
+        help="How the subtomograms show protein: bright (cut with `extract --invert`) or "
+        "dark (as a microscope records it and `simulate subtomograms` makes it); "
+        "default: measured from them, else as extracted, else dark.",
     ),
     seed: int = options.Seed,
     device: str = options.Device,
@@ -152,7 +153,10 @@ def discover(
 
     check_output_folder(output, [dataset, clustered], ["discover.json", "gallery.png"])
     params = DiscoverParams(
-        classes=classes, lowpass_A=lowpass_A, protein_dark=not protein_bright, seed=seed
+        classes=classes,
+        lowpass_A=lowpass_A,
+        protein_dark=None if protein_bright is None else not protein_bright,
+        seed=seed,
     )
     discover_files(
         dataset,
