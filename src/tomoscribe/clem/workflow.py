@@ -13,18 +13,18 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidDataError, MissingVoxelSizeError, ParameterError
+from ..errors import InvalidDataError, MissingVoxelSizeError, ParameterError, TomoscribeError
 from ..io import read_volume, write_volume
 from ..outputs import read_provenance, write_provenance
 from ..segment.trainset import TrainingSet, annotation_warnings, save_training_set
 from ..volume import Volume, check_finite, iter_slabs
-from .holes import detect_holes
+from .holes import detect_holes, measured_hole_diameter_um
 from .lattice import fit_lattice
 from .register import (
     Registration,
@@ -45,6 +45,7 @@ class RegisteredPair:
     registration: Registration
     holes_overview: int
     holes_fluorescence: int
+    hole_diameter_um: dict = field(default_factory=dict)  # as each image shows them
 
     @property
     def anchor(self) -> dict:
@@ -66,6 +67,7 @@ def register_images(
     model: str = "similarity",
     min_score: float = 0.4,
     seed: int = 0,
+    names: tuple[str, str] = ("the overview", "the fluorescence image"),
 ) -> RegisteredPair:
     """Register fluorescence to an EM overview through the holes of the support film.
 
@@ -90,12 +92,13 @@ def register_images(
         Lowest hole-template correlation accepted.
     seed : int
         RANSAC's seed.
+    names : how errors and warnings name the overview and the reflection image
     """
-    holes_ov = detect_holes(overview, overview_pixel_nm, hole_diameter_um, "auto", min_score)
-    holes_fm = detect_holes(reflection, fluorescence_pixel_nm, hole_diameter_um, "auto", min_score)
-    spacing_nm = hole_spacing_um * 1000
-    lattice_ov = fit_lattice(holes_ov[["x", "y"]].to_numpy(), spacing_nm / overview_pixel_nm)
-    lattice_fm = fit_lattice(holes_fm[["x", "y"]].to_numpy(), spacing_nm / fluorescence_pixel_nm)
+    film = (hole_diameter_um, hole_spacing_um, min_score)
+    holes_ov, lattice_ov, measured_ov = _film_of(overview, overview_pixel_nm, film, names[0])
+    holes_fm, lattice_fm, measured_fm = _film_of(reflection, fluorescence_pixel_nm, film, names[1])
+    measured = {names[0]: measured_ov, names[1]: measured_fm}
+    _warn_of_hole_sizes(measured, hole_diameter_um)
     scale = fluorescence_pixel_nm / overview_pixel_nm
     if cell is not None:
         symmetry, shift, anchor = anchor_by_cell(
@@ -115,7 +118,85 @@ def register_images(
     registration = register_lattices(
         lattice_fm, lattice_ov, symmetry, shift, overview_pixel_nm, model, anchor=anchor, seed=seed
     )
-    return RegisteredPair(registration, len(holes_ov), len(holes_fm))
+    _warn_of_disagreeing_holes(registration)
+    return RegisteredPair(registration, len(holes_ov), len(holes_fm), measured)
+
+
+def _film_of(image: np.ndarray, pixel_nm: float, film: tuple, name: str):
+    """The holes an image shows, their lattice and their measured diameter (µm, or None);
+    ``film``: the given diameter, spacing (µm) and lowest score.  Errors name the image
+    and give the spacing its holes show (a trial's 4 µm film, given the default 3 µm,
+    was said to be damaged, and "only 0 holes" did not say in which image)."""
+    diameter_um, spacing_um, min_score = film
+    holes = None
+    try:
+        holes = detect_holes(image, pixel_nm, diameter_um, "auto", min_score)
+        lattice = fit_lattice(holes[["x", "y"]].to_numpy(), spacing_um * 1000 / pixel_nm)
+    except TomoscribeError as err:
+        shown = None if holes is None else _nearest_spacing_um(holes, pixel_nm)
+        hint = (
+            f" (its holes' nearest neighbours are a median {shown:.3g} µm apart; "
+            f"`hole_spacing_um` is {spacing_um:g})"
+            if shown is not None and abs(shown / spacing_um - 1) > 0.15
+            else ""
+        )
+        text = f"{name}: {str(err).rstrip('.')}{hint}."
+        named = (*err.parameters, "hole_spacing_um") if hint else err.parameters
+        raise type(err)(text, parameter=named) from err
+    inliers = lattice.points[lattice.inlier]
+    polarity = holes.attrs["polarity"]
+    return (
+        holes,
+        lattice,
+        measured_hole_diameter_um(image, inliers, pixel_nm, lattice.spacing_px, polarity),
+    )
+
+
+def _nearest_spacing_um(holes: pd.DataFrame, pixel_nm: float) -> float | None:
+    """The median distance (µm) from each detected hole to its nearest neighbour."""
+    from scipy.spatial import cKDTree
+
+    points = holes[["x", "y"]].to_numpy()
+    if len(points) < 3:
+        return None
+    distance, _ = cKDTree(points).query(points, k=2)
+    return float(np.median(distance[:, 1]) * pixel_nm / 1000)
+
+
+#: Largest disagreement between the holes' measured and given diameter before it is
+#: said: the measurement (half-way fall of the median hole's radial profile) gave
+#: 1.91–1.98 µm for 2 µm holes and 1.14–1.15 µm for 1.2 µm in a trial's images.
+HOLE_SIZE_DISAGREEMENT = 0.2
+#: Fewest of the matched holes the fitted transform may leave out before it is said.
+MIN_FITTING_FRACTION = 0.75
+
+
+def _warn_of_hole_sizes(measured: dict, given_um: float) -> None:
+    """Say, for each image, holes that measure otherwise than ``given_um`` across."""
+    for name, found in measured.items():
+        if found is not None and abs(found / given_um - 1) > HOLE_SIZE_DISAGREEMENT:
+            warnings.warn(
+                f"the holes in {name} measure {found:.2g} µm across, where "
+                f"`hole_diameter_um` gives {given_um:g}: the holes are found off their "
+                "centres and the registration suffers; give the film's hole diameter (or "
+                "check the image's pixel size).",
+                stacklevel=3,
+            )
+
+
+def _warn_of_disagreeing_holes(registration: Registration) -> None:
+    """Say when the fit leaves out more than a quarter of the matched holes (a trial's
+    wrong hole diameter: 9 of 24 fitted, a registration 144–243 nm off, exit 0)."""
+    summary = registration.summary()
+    kept, matched = summary["n_inliers"], summary["n_matched"]
+    if kept < MIN_FITTING_FRACTION * matched:
+        warnings.warn(
+            f"only {kept} of the {matched} holes matched between the images fit the "
+            "transform; the rest are more than 150 nm off it, so the hole diameter or "
+            "spacing given may not be the film's, or the anchor chose a wrong match: check "
+            "the overlay before using the registration.",
+            stacklevel=3,
+        )
 
 
 def register_files(
@@ -132,6 +213,8 @@ def register_files(
     min_score: float = 0.4,
     overview_pixel_A: float | None = None,
     fluorescence_pixel_A: float | None = None,
+    channel: int | None = None,
+    cell_channel: int | None = None,
 ) -> RegisteredPair:
     """:func:`register_images` on image files (MRC/TIFF, one slice each, with pixel sizes;
     ``cell`` a stack of the reflection's field, max-projected); writes the registration
@@ -139,9 +222,10 @@ def register_files(
 
     ``overview_pixel_A`` and ``fluorescence_pixel_A`` (Å) replace the pixel sizes of the
     overview's and of the fluorescence images' headers, where those lack or misstate
-    them."""
+    them; ``channel`` and ``cell_channel`` choose the reflection's and the cell's channel
+    of multi-channel files (one file may hold both)."""
     ov_volume = read_sized(overview, overview_pixel_A, "overview_pixel_A")
-    fm_volume = read_sized(reflection, fluorescence_pixel_A, "fluorescence_pixel_A")
+    fm_volume = read_sized(reflection, fluorescence_pixel_A, "fluorescence_pixel_A", channel)
     ov_nm, fm_nm = ov_volume.voxel_size_A[0] / 10, fm_volume.voxel_size_A[0] / 10
     ov_image, fm_image = single_image(ov_volume, overview), single_image(fm_volume, reflection)
     check_finite(ov_image[None], str(overview))  # named here: hole detection knows no file
@@ -149,7 +233,11 @@ def register_files(
     cell_image = None
     if cell is not None:
         cell_image = _cell_image(
-            cell, fluorescence_pixel_A, (fm_volume, reflection), (ov_volume, overview), fm_image
+            (cell, cell_channel),
+            fluorescence_pixel_A,
+            (fm_volume, reflection),
+            (ov_volume, overview),
+            fm_image,
         )
     pair = register_images(
         ov_image,
@@ -163,6 +251,7 @@ def register_files(
         mirror=mirror,
         model=model,
         min_score=min_score,
+        names=(overview.name, reflection.name),
     )
     warn_scale_disagrees(pair.registration.matrix, fm_nm, ov_nm, reflection, overview)
     save_registration(
@@ -174,6 +263,7 @@ def register_files(
             "fluorescence_pixel_nm": fm_nm,
             "holes_overview": pair.holes_overview,
             "holes_fluorescence": pair.holes_fluorescence,
+            "hole_diameter_measured_um": list(pair.hole_diameter_um.values()),
         },
     )
     write_provenance(
@@ -185,6 +275,8 @@ def register_files(
             "model": model,
             "mirror": {None: "auto", True: "yes", False: "no"}[mirror],
             "min_score": min_score,
+            "channel": channel,
+            "cell_channel": cell_channel,
         },
         [overview, reflection] + ([cell] if cell else []),
     )
@@ -220,11 +312,15 @@ def warn_scale_disagrees(
         )
 
 
-def _cell_image(cell: Path, fluorescence_pixel_A, reflection: tuple, overview: tuple, fm_image):
-    """The cell's fluorescence (maximum over z), checked to be sampled as the reflection
-    is (``reflection``, ``overview``: (volume, path) each), over the same field."""
+def _cell_image(cell: tuple, fluorescence_pixel_A, reflection: tuple, overview: tuple, fm_image):
+    """The cell's fluorescence (``cell``: its path and channel; maximum over z), checked
+    to be sampled as the reflection is (``reflection``, ``overview``: (volume, path)
+    each), over the same field."""
     (fm_volume, reflection), (ov_volume, overview) = reflection, overview
-    cell_volume = read_sized(cell, fluorescence_pixel_A, "fluorescence_pixel_A")
+    cell, channel = cell
+    cell_volume = read_sized(
+        cell, fluorescence_pixel_A, "fluorescence_pixel_A", channel, "cell_channel"
+    )
     if not np.allclose(cell_volume.voxel_size_A[:2], fm_volume.voxel_size_A[:2], rtol=0.01):
         swapped = np.allclose(cell_volume.voxel_size_A[:2], ov_volume.voxel_size_A[:2], 0.01)
         raise InvalidDataError(
@@ -254,10 +350,18 @@ def _check_finite_volume(volume: Volume, path: Path, slab_slices: int = 64) -> N
         check_finite(volume.slab(z0, z1), str(path), z_offset=z0)
 
 
-def read_sized(path: Path, pixel_A: float | None, parameter: str | None) -> Volume:
-    """``read_volume(path, pixel_A)``; a file without a pixel size is refused naming the
-    argument ``parameter`` that supplies it (Å), or, where none does (``None``), asking
-    for it in the file's header.  Fluorescence stacks (``parameter``
+def read_sized(
+    path: Path,
+    pixel_A: float | None,
+    parameter: str | None,
+    channel: int | None = None,
+    channel_parameter: str = "channel",
+) -> Volume:
+    """``read_volume(path, pixel_A, channel)``; a file without a pixel size is refused
+    naming the argument ``parameter`` that supplies it (Å), or, where none does
+    (``None``), asking for it in the file's header; a multi-channel file without
+    ``channel`` is refused naming ``channel_parameter``, the argument that chooses its
+    channel (``cell_channel``, ``bleed_channel``).  Fluorescence stacks (``parameter``
     ``fluorescence_pixel_A``) are read without the warning about voxels that are not
     cubes: confocal stacks rarely are, and CLEM uses each axis's size (or works in
     pixels, the watershed's seeds one slice apart in z)."""
@@ -270,7 +374,7 @@ def read_sized(path: Path, pixel_A: float | None, parameter: str | None) -> Volu
     fluorescence = parameter == "fluorescence_pixel_A"
     try:
         with anisotropic_voxels_expected() if fluorescence else contextlib.nullcontext():
-            return read_volume(path, pixel_A)
+            return read_volume(path, pixel_A, channel)
     except MissingVoxelSizeError as err:
         if parameter is None:
             raise MissingVoxelSizeError(
@@ -281,6 +385,11 @@ def read_sized(path: Path, pixel_A: float | None, parameter: str | None) -> Volu
             "the file's header.",
             parameter=parameter,
         ) from err
+    except TomoscribeError as err:  # the channel's argument, as the command names it
+        if channel_parameter == "channel" or "channel" not in err.parameters:
+            raise
+        text = str(err).replace("`channel", f"`{channel_parameter}")
+        raise type(err)(text, parameter=channel_parameter) from err
 
 
 def single_image(volume: Volume, path: Path) -> np.ndarray:
@@ -316,14 +425,18 @@ def unmixed_channel(
     bleed_from: Path | None,
     fraction: float,
     fluorescence_pixel_A: float | None = None,
+    bleed_channel: int | None = None,
 ) -> np.ndarray:
     """A channel as float32, with ``fraction`` of the dye of the channel in file
-    ``bleed_from`` (same field and sampling; its pixel size ``fluorescence_pixel_A`` (Å)
-    where given, as the channel's) removed."""
+    ``bleed_from`` (its channel ``bleed_channel`` of a multi-channel file; same field and
+    sampling; its pixel size ``fluorescence_pixel_A`` (Å) where given, as the channel's)
+    removed."""
     stack = np.asarray(volume.data, np.float32)
     if bleed_from is None:
         return stack
-    other = read_sized(bleed_from, fluorescence_pixel_A, "fluorescence_pixel_A")
+    other = read_sized(
+        bleed_from, fluorescence_pixel_A, "fluorescence_pixel_A", bleed_channel, "bleed_channel"
+    )
     if other.shape != volume.shape or not np.allclose(
         other.voxel_size_A, volume.voxel_size_A, rtol=0.01
     ):
@@ -341,14 +454,19 @@ def watershed_file(
     bleed_from: Path | None = None,
     bleed_fraction: float = 0.0,
     fluorescence_pixel_A: float | None = None,
+    channel: int | None = None,
+    bleed_channel: int | None = None,
 ) -> pd.DataFrame:
     """3D watershed of a fluorescence channel file; writes the int16 region labels to
     ``out`` with its provenance record and returns the regions' table.
-    ``fluorescence_pixel_A`` (Å) replaces the channels' header pixel size."""
+    ``fluorescence_pixel_A`` (Å) replaces the channels' header pixel size; ``channel``
+    and ``bleed_channel`` choose the channels of multi-channel files."""
     params = params or WatershedParams()
     check_unmixing(bleed_from, bleed_fraction)
-    volume = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A")
-    stack = unmixed_channel(volume, fluorescence, bleed_from, bleed_fraction, fluorescence_pixel_A)
+    volume = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A", channel)
+    stack = unmixed_channel(
+        volume, fluorescence, bleed_from, bleed_fraction, fluorescence_pixel_A, bleed_channel
+    )
     if float(np.nanmax(stack)) == float(np.nanmin(stack)):  # an empty label map, exit 0
         raise InvalidDataError(
             f"{fluorescence} holds one value throughout (no contrast), so there is no "
@@ -373,7 +491,8 @@ def watershed_file(
     write_provenance(
         out,
         "clem watershed",
-        params.as_dict() | {"bleed_fraction": bleed_fraction},
+        params.as_dict()
+        | {"bleed_fraction": bleed_fraction, "channel": channel, "bleed_channel": bleed_channel},
         [fluorescence] + ([bleed_from] if bleed_from else []),
     )
     return table
@@ -521,18 +640,21 @@ def transfer_files(
     bleed_from: Path | None = None,
     bleed_fraction: float = 0.0,
     fluorescence_pixel_A: float | None = None,
+    channel: int | None = None,
+    bleed_channel: int | None = None,
 ) -> tuple[TrainingSet, dict]:
     """Registered fluorescence regions → a training set for the tomogram, written to
     ``out`` with its provenance record; returns it with the transfer's summary.
     ``fluorescence_pixel_A`` (Å) replaces the header pixel size of the channel, its
-    regions and ``bleed_from``.
+    regions and ``bleed_from``; ``channel`` and ``bleed_channel`` choose the channels of
+    multi-channel files.
 
     ``network_map`` (self-training): a map of this tomogram by a network trained on a
     first transfer; its voxels ≥ ``map_threshold`` inside the band become the masks.
     """
     check_unmixing(bleed_from, bleed_fraction)
     tomo = read_sized(tomogram, None, None)
-    fm = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A")
+    fm = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A", channel)
     region_volume = read_sized(regions, fluorescence_pixel_A, "fluorescence_pixel_A")
     for volume, path in ((tomo, tomogram), (fm, fluorescence)):  # a NaN voxel was met
         _check_finite_volume(volume, path)  # later as a registration that did not fit
@@ -556,7 +678,9 @@ def transfer_files(
             )
         map_values = np.asarray(map_volume.data, np.float32)
     signal = normalised_signal(
-        unmixed_channel(fm, fluorescence, bleed_from, bleed_fraction, fluorescence_pixel_A)
+        unmixed_channel(
+            fm, fluorescence, bleed_from, bleed_fraction, fluorescence_pixel_A, bleed_channel
+        )
     )
     fm_voxel_nm = tuple(v / 10 for v in fm.voxel_size_A)
     sampled = fluorescence_in_tomogram(
@@ -572,7 +696,13 @@ def transfer_files(
     write_provenance(
         out,
         "clem transfer",
-        params.as_dict() | {"map_threshold": map_threshold, "bleed_fraction": bleed_fraction},
+        params.as_dict()
+        | {
+            "map_threshold": map_threshold,
+            "bleed_fraction": bleed_fraction,
+            "channel": channel,
+            "bleed_channel": bleed_channel,
+        },
         [tomogram, fluorescence, regions, transform, placement]
         + ([network_map] if network_map else [])
         + ([bleed_from] if bleed_from else []),

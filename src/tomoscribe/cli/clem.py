@@ -25,6 +25,12 @@ FluorescencePixel = typer.Option(
     help="The fluorescence images' pixel size (Å; 100 nm = 1000), where their headers "
     "lack or misstate it.",
 )
+Channel = typer.Option(
+    None, "--channel", min=0, help="The fluorescence's channel (from 0) in a multi-channel TIFF."
+)
+BleedChannel = typer.Option(
+    None, "--bleed-channel", min=0, help="The --bleed-from image's channel (from 0), likewise."
+)
 
 
 @clem_app.command("simulate")
@@ -100,6 +106,12 @@ def register(
         help="The overview's pixel size (Å), where its header lacks or misstates it.",
     ),
     fluorescence_pixel_A: float = FluorescencePixel,
+    channel: int = typer.Option(
+        None, "--channel", min=0, help="The reflection's channel (from 0) in a multi-channel TIFF."
+    ),
+    cell_channel: int = typer.Option(
+        None, "--cell-channel", min=0, help="The --cell image's channel (from 0), likewise."
+    ),
 ) -> None:
     """Register fluorescence to an EM overview through the holes of the support film."""
     import numpy as np
@@ -136,6 +148,8 @@ def register(
         min_score=min_score,
         overview_pixel_A=overview_pixel_A,
         fluorescence_pixel_A=fluorescence_pixel_A,
+        channel=channel,
+        cell_channel=cell_channel,
     )
     anchor = registered.anchor
     summary = registered.registration.summary()
@@ -186,6 +200,8 @@ def watershed(
     ),
     min_voxels: int = typer.Option(20, "--min-voxels", min=1, help="Smallest region kept."),
     fluorescence_pixel_A: float = FluorescencePixel,
+    channel: int = Channel,
+    bleed_channel: int = BleedChannel,
 ) -> None:
     """3D watershed of a fluorescence channel, with saddle-based basin merging."""
     from ..clem.watershed import WatershedParams
@@ -195,7 +211,14 @@ def watershed(
         smooth_px, foreground_sigma, merge_depth_sigma, merge_depth_fraction, min_voxels
     )
     table = watershed_file(
-        fluorescence, out, params, bleed_from, bleed_fraction, fluorescence_pixel_A
+        fluorescence,
+        out,
+        params,
+        bleed_from,
+        bleed_fraction,
+        fluorescence_pixel_A,
+        channel,
+        bleed_channel,
     )
     typer.echo(
         f"{len(table)} regions ({int(table['voxels'].sum()) if len(table) else 0} "
@@ -269,6 +292,8 @@ def transfer(
     n_negative: int = typer.Option(100, "--negatives", min=1),
     seed: int = options.Seed,
     fluorescence_pixel_A: float = FluorescencePixel,
+    channel: int = Channel,
+    bleed_channel: int = BleedChannel,
 ) -> None:
     """Turn registered fluorescence regions into a training set for `tomoscribe train`."""
     from ..clem.transfer import TransferParams
@@ -298,6 +323,8 @@ def transfer(
         bleed_from,
         bleed_fraction,
         fluorescence_pixel_A,
+        channel,
+        bleed_channel,
     )
     typer.echo(
         f"{trainset.n_positive} positive and {trainset.n_negative} negative tiles "

@@ -100,6 +100,7 @@ def read_tiff(
             f"{path} is not a readable TIFF file ({type(err).__name__}: {_first_line(err)})."
         ) from err
     data = np.asarray(data) if not isinstance(data, np.memmap) else data
+    axes = _unlabelled_channel_axes(path, data.shape, axes, channel)
     data = _select_channel(path, data, axes, channel)
     if data.ndim == 2:
         data = data[np.newaxis]
@@ -196,6 +197,40 @@ def _check_fits_in_memory(path: Path, series) -> None:
         )
 
 
+#: The most channels a TIFF without axis names is taken to hold along a short first or
+#: last axis (a fluorescence microscope's 2–4 colours), where the other two are at least
+#: :data:`MIN_IMAGE_SIDE` pixels.
+MAX_UNLABELLED_CHANNELS = 4
+MIN_IMAGE_SIDE = 16
+
+
+def _unlabelled_channel_axes(path: Path, shape: tuple, axes: str, channel: int | None) -> str:
+    """The axes of a 3D TIFF that names none of its axes (no ImageJ, OME or colour
+    tags: tifffile's ``Q`` and ``I``) and is short along its first or last axis: channels
+    there (``C``).  A trial's two-colour fluorescence images, written by tifffile without
+    metadata, were read with their channels as two z slices (channel first) or as an
+    x two pixels wide (channel last: ``watershed`` wrote a 200×200×2 label map, exit 0).
+    Channels last are taken as channels; channels first could be a very short stack, so
+    without ``channel`` they are refused, saying how to mark slices
+    (:func:`_select_channel`)."""
+    if len(shape) != 3 or len(axes) != 3 or not set(axes) <= set("QIYX"):
+        return axes  # named axes (ImageJ's, OME's: Z, C, T, S) are taken as named
+    if shape[-1] <= MAX_UNLABELLED_CHANNELS and min(shape[:2]) >= MIN_IMAGE_SIDE:
+        return "YXC"
+    if shape[0] <= MAX_UNLABELLED_CHANNELS and min(shape[1:]) >= MIN_IMAGE_SIDE:
+        if channel is None and shape[0] > 1:
+            raise InputFileError(
+                f"{path} holds {shape[0]} images of {shape[2]}×{shape[1]} pixels and does "
+                "not say whether they are channels or slices (it has no ImageJ or OME "
+                f"metadata); if channels, choose one with `channel=0..{shape[0] - 1}`; if "
+                "the slices of one volume, save it with them named (tifffile.imwrite(…, "
+                "imagej=True, metadata={'axes': 'ZYX'}), or Fiji).",
+                parameter="channel",
+            )
+        return "CYX"
+    return axes
+
+
 def _select_channel(path: Path, data: np.ndarray, axes: str, channel: int | None) -> np.ndarray:
     """Drop the colour-sample (S) or channel (C) axes, choosing ``channel`` where needed."""
     if len(axes) != data.ndim:
@@ -221,7 +256,7 @@ def _select_channel(path: Path, data: np.ndarray, axes: str, channel: int | None
                 ", or, if they are the slices of one volume (tifffile.imwrite(…, "
                 "imagej=True) writes a 3D array as channels unless given metadata="
                 "{'axes': 'ZYX'}), save it again with that"
-                if axes[wide[0]] == "C" and "Z" not in axes
+                if axes[wide[0]] == "C" and "Z" not in axes and wide[0] == 0
                 else ""
             )
             raise InputFileError(
