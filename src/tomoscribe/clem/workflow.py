@@ -230,15 +230,17 @@ def register_files(
     ov_image, fm_image = single_image(ov_volume, overview), single_image(fm_volume, reflection)
     check_finite(ov_image[None], str(overview))  # named here: hole detection knows no file
     check_finite(fm_image[None], str(reflection))
-    cell_image = None
-    if cell is not None:
-        cell_image = _cell_image(
+    cell_image = (
+        None
+        if cell is None
+        else _cell_image(
             (cell, cell_channel),
             fluorescence_pixel_A,
             (fm_volume, reflection),
             (ov_volume, overview),
             fm_image,
         )
+    )
     pair = register_images(
         ov_image,
         fm_image,
@@ -266,20 +268,11 @@ def register_files(
             "hole_diameter_measured_um": list(pair.hole_diameter_um.values()),
         },
     )
-    write_provenance(
-        out,
-        "clem register",
-        {
-            "hole_diameter_um": hole_diameter_um,
-            "hole_spacing_um": hole_spacing_um,
-            "model": model,
-            "mirror": {None: "auto", True: "yes", False: "no"}[mirror],
-            "min_score": min_score,
-            "channel": channel,
-            "cell_channel": cell_channel,
-        },
-        [overview, reflection] + ([cell] if cell else []),
-    )
+    settings = {"hole_diameter_um": hole_diameter_um, "hole_spacing_um": hole_spacing_um}
+    settings |= {"model": model, "mirror": {None: "auto", True: "yes", False: "no"}[mirror]}
+    settings |= {"min_score": min_score, "channel": channel, "cell_channel": cell_channel}
+    inputs = [overview, reflection] + ([cell] if cell else [])
+    write_provenance(out, "clem register", settings, inputs)
     return pair
 
 
@@ -697,12 +690,8 @@ def transfer_files(
         out,
         "clem transfer",
         params.as_dict()
-        | {
-            "map_threshold": map_threshold,
-            "bleed_fraction": bleed_fraction,
-            "channel": channel,
-            "bleed_channel": bleed_channel,
-        },
+        | {"map_threshold": map_threshold, "bleed_fraction": bleed_fraction}
+        | {"channel": channel, "bleed_channel": bleed_channel},
         [tomogram, fluorescence, regions, transform, placement]
         + ([network_map] if network_map else [])
         + ([bleed_from] if bleed_from else []),
