@@ -9,15 +9,17 @@ contrast is kept in its metadata (:func:`learned_contrast`) and a dataset of the
 is used inverted, said (:func:`matched_contrast`); networks see each subtomogram
 normalised to mean 0 and standard deviation 1, so inverting is exact.
 
-The contrast is measured from the subtomograms (:func:`measured_contrast`): particles
-sit at the box's centre, so the mean of a central ball (radius n/8 voxels) differs from
+The extraction that cut them says first (``extract``'s ``invert`` in the provenance
+record of their folder's ``particles.star``: :func:`recorded_contrast`).  Else the
+contrast is measured from the subtomograms (:func:`measured_contrast`): particles sit
+at the box's centre, so the mean of the ball inside radius n·3/8 voxels differs from
 that of the box's outer shell (n·3/8 to n/2) the way protein differs from its
-surroundings; a one-sample t statistic of that difference over the subtomograms
-(in units of each one's standard deviation) decides where it reaches
-:data:`DECISIVE_T`.  Where it does not (few, noisy or empty subtomograms), the
-extraction that cut them says (``extract``'s ``invert`` in the provenance record of
-their folder's ``particles.star``: :func:`recorded_contrast`); else it is unknown and
-nothing is checked.
+surroundings — hollow particles too (apoferritin, capsids), whose walls lie mostly
+inside that radius, where a small central ball saw their solvent (a review: protein
+between 0.2 n and 0.38 n was measured bright); a one-sample t of that difference over
+the subtomograms (in units of each one's standard deviation) decides where it is
+significant at :data:`SIGNIFICANCE` (two-sided) for their number.  Else it is unknown
+and nothing is checked.
 """
 
 from __future__ import annotations
@@ -28,25 +30,27 @@ from pathlib import Path
 
 import numpy as np
 
-#: |t| of the centre-minus-shell difference that decides the contrast: subtomograms of
-#: simulated ribosomes and proteasomes (12–16 per set, 10–12 Å) give |t| 3–9;
-#: random boxes exceed 3 about once in a hundred sets of 15.
-DECISIVE_T = 3.0
+#: Two-sided p of the inside-minus-shell t below which it decides the contrast: boxes of
+#: noise alone decide at this rate whatever their number (a fixed |t| ≥ 3 decided 4% of
+#: sets of 5).
+SIGNIFICANCE = 0.001
 
 #: Fewest subtomograms a measurement is made from.
-MIN_MEASURED = 5
+MIN_MEASURED = 8
 
 
 def measured_contrast(volumes: np.ndarray) -> str | None:
-    """ "dark" or "bright": how the centres of ``volumes`` (N, n, n, n) differ from their
+    """ "dark" or "bright": how the insides of ``volumes`` (N, n, n, n) differ from their
     boxes' outer shells (module docstring); None where that does not decide."""
+    from scipy.stats import t as student
+
     if len(volumes) < MIN_MEASURED:
         return None
     n = volumes.shape[-1]
     axis = np.arange(n) - n // 2
     z, y, x = np.meshgrid(axis, axis, axis, indexing="ij", sparse=True)
     radius = np.sqrt(z * z + y * y + x * x)
-    centre, shell = radius <= n / 8, (radius >= 3 * n / 8) & (radius <= n / 2)
+    centre, shell = radius < 3 * n / 8, (radius >= 3 * n / 8) & (radius <= n / 2)
     flat = volumes.reshape(len(volumes), -1)
     spread = flat.std(axis=1)
     spread[spread == 0] = 1.0
@@ -55,7 +59,7 @@ def measured_contrast(volumes: np.ndarray) -> str | None:
     if not np.isfinite(scatter) or scatter == 0:
         return None
     t = difference.mean() / (scatter / np.sqrt(len(difference)))
-    if abs(t) < DECISIVE_T:
+    if abs(t) < student.isf(SIGNIFICANCE / 2, len(difference) - 1):
         return None
     return "dark" if t < 0 else "bright"
 
@@ -85,9 +89,19 @@ def recorded_contrast(dataset: str | os.PathLike) -> str | None:
 
 
 def dataset_contrast(dataset: str | os.PathLike, volumes: np.ndarray) -> str | None:
-    """The contrast of ``dataset``'s subtomograms ``volumes``: measured, else as
-    extracted, else None (module docstring)."""
-    return measured_contrast(volumes) or recorded_contrast(dataset)
+    """The contrast of ``dataset``'s subtomograms ``volumes``: as extracted, else
+    measured, else None (module docstring)."""
+    return contrast_and_source(dataset, volumes)[0]
+
+
+def contrast_and_source(dataset: str | os.PathLike, volumes: np.ndarray) -> tuple:
+    """(contrast or None, how it is known: "as extract cut them", "measured" or
+    "unknown")."""
+    recorded = recorded_contrast(dataset)
+    if recorded:
+        return recorded, "as extract cut them"
+    measured = measured_contrast(volumes)
+    return measured, "measured" if measured else "unknown"
 
 
 def learned_contrast(dataset: str | os.PathLike, volumes: np.ndarray) -> dict:

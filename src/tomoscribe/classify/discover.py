@@ -27,8 +27,8 @@ Each class average is compared with reference maps: aligned to each reference
 discrepancy, the resolution (nm) where it falls below 0.5, as in the paper (≤ 7 nm
 counts as recovered there).  Cryo-ET subtomograms show protein dark; averages are
 written and compared protein-bright: inverted unless ``protein_dark`` is False
-(``discover_files`` sets it from the subtomograms where it is None:
-:mod:`tomoscribe.classify.contrast`).
+(where it is None, as the subtomograms show it, else dark; ``discover_files`` asks
+their extraction record first: :mod:`tomoscribe.classify.contrast`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class DiscoverParams:
     min_members: int = 4
     mask_radius_fraction: float = 0.45
     search_bin: int = 2
-    protein_dark: bool | None = True  # None: as the subtomograms show it (discover_files)
+    protein_dark: bool | None = None  # None: as the subtomograms show it, else dark
     seed: int = 0
 
     def validate(self) -> None:
@@ -297,7 +297,12 @@ def reference_free_classes(
     sizes = np.bincount(assignment, minlength=classes)
     order = [c for c in np.argsort(-sizes, kind="stable") if sizes[c] > 0]
     renumber = {int(c): k for k, c in enumerate(order)}
-    sign = -1.0 if params.protein_dark else 1.0
+    dark = params.protein_dark
+    if dark is None:  # as the subtomograms show it, else as a microscope records it
+        from .contrast import measured_contrast
+
+        dark = measured_contrast(volumes) != "bright"
+    sign = -1.0 if dark else 1.0
     return {
         "assignment": np.array([renumber[int(c)] for c in assignment]),
         "averages": np.stack([sign * maps[c].cpu().numpy() for c in order]),

@@ -639,7 +639,9 @@ def train_autoencoder_file(
         show_progress=show_progress,
     )
     model.metadata.update(acquisition)
-    _warn_of_an_unlearned_code(model.metadata["training"]["history"][-1]["loss"], epochs)
+    _warn_of_an_unlearned_code(
+        model.metadata["training"]["history"][-1]["loss"], mean_box_loss(volumes), epochs
+    )
     save_autoencoder(output, model)
     write_provenance(
         output,
@@ -657,18 +659,26 @@ def train_autoencoder_file(
     return model
 
 
-def _warn_of_an_unlearned_code(loss: float, epochs: int) -> None:
-    """Say when an autoencoder's last reconstruction loss (mean squared error of
-    subtomograms normalised to mean 0, SD 1) is no better than decoding every voxel as
-    its subtomogram's mean (1.0): its codes hold nothing of them (a trial: 1.0001,
-    unremarked).  Noise cannot be decoded, so noisy sets stay near 1 (SNR s leaves at best
-    1/(1 + s)); only 1 or more is said."""
-    if loss >= 1.0:
+def mean_box_loss(volumes: np.ndarray) -> float:
+    """The reconstruction loss of a decoder that ignores its code: the mean squared
+    error of the normalised subtomograms against their set's mean box."""
+    from .training import normalise
+
+    data = normalise(volumes)
+    return float(((data - data.mean(axis=0)) ** 2).mean())
+
+
+def _warn_of_an_unlearned_code(loss: float, baseline: float, epochs: int) -> None:
+    """Say when an autoencoder's last reconstruction loss is no better than
+    ``baseline``, a decoder's that ignores its code (:func:`mean_box_loss`): its codes
+    hold nothing of the subtomograms (a trial: 1.0001, unremarked; a review: a decoder
+    of the mean box scores 0.68–0.97 on simulated sets, so 1 was no bar)."""
+    if loss >= baseline:
         warnings.warn(
-            f"the autoencoder's reconstruction loss is {loss:.4f}, no better than every "
-            f"voxel at its subtomogram's mean (1.0): its codes hold nothing of the "
-            f"subtomograms after {epochs} epochs; train longer (--epochs), or with a "
-            "lower --learning-rate, before mining with it.",
+            f"the autoencoder's reconstruction loss is {loss:.4f}, no better than "
+            f"decoding every subtomogram as the set's mean box ({baseline:.4f}): its codes "
+            f"hold nothing of the subtomograms after {epochs} epochs; train longer "
+            "(--epochs), or with another --learning-rate, before mining with it.",
             stacklevel=3,
         )
 

@@ -254,7 +254,8 @@ def discover_files(
     if "clusters" not in table:
         raise InvalidDataError(f"{clustered} has no clusters; run `classify cluster` first.")
     check_same_dataset(dataset, volumes, clustered, record)
-    params = replace(params, protein_dark=_protein_dark(dataset, volumes, params.protein_dark))
+    dark, contrast_said = _protein_dark(dataset, volumes, params.protein_dark)
+    params = replace(params, protein_dark=dark)
     if len(table["clusters"]) != len(volumes):
         raise InvalidDataError(
             f"{clustered} clusters {len(table['clusters'])} subtomograms "
@@ -270,6 +271,7 @@ def discover_files(
     refs = reference_maps(list(references or []), voxel, volumes.shape[1])
     params.validate()
     say(tilt.describe())  # once the inputs are known to fit (a trial: said, then refused)
+    say(contrast_said)
     device = resolve_device(device).type
     truth = labels_or_none(labels)
     result = {"dataset": str(dataset.resolve()), "params": params.__dict__, "clusters": []}
@@ -298,23 +300,26 @@ def discover_files(
     return result
 
 
-def _protein_dark(dataset: Path, volumes: np.ndarray, given: bool | None) -> bool:
-    """Whether ``dataset``'s subtomograms show protein dark: as ``given``, else as they
-    show it (:func:`~tomoscribe.classify.contrast.dataset_contrast`), else dark; a
-    given contrast the measurement contradicts is said."""
-    from .contrast import measured_contrast
+def _protein_dark(dataset: Path, volumes: np.ndarray, given: bool | None) -> tuple[bool, str]:
+    """Whether ``dataset``'s subtomograms show protein dark, and a sentence saying so and
+    how it is known: as ``given``, else as extracted or measured
+    (:func:`~tomoscribe.classify.contrast.contrast_and_source`), else dark, as the
+    microscope records it; a given contrast the subtomograms contradict is said."""
+    from .contrast import contrast_and_source
 
-    found = dataset_contrast(dataset, volumes) if given is None else measured_contrast(volumes)
+    found, source = contrast_and_source(dataset, volumes)
     if given is None:
-        return found != "bright"
+        dark = found != "bright"
+        how = source if found else "unknown, so taken as recorded by a microscope"
+        return dark, f"protein {'dark' if dark else 'bright'} in the subtomograms ({how})"
     if found is not None and (found == "dark") != given:
         warnings.warn(
-            f"{dataset}'s subtomograms show protein {found}, against the "
+            f"{dataset}'s subtomograms show protein {found} ({source}), against the "
             f"--protein-{'dark' if given else 'bright'} given, which is used: the averages "
             "will show protein dark, unlike the references.",
             stacklevel=3,
         )
-    return given
+    return given, f"protein {'dark' if given else 'bright'} in the subtomograms (as given)"
 
 
 def _classes_of_cluster(
@@ -485,8 +490,9 @@ def cluster_files(
 
 def _shown_protein_bright(found: dict, learned: str | None) -> str:
     """Turn ``found``'s decoded centres and cluster averages protein-bright (in place)
-    where the subtomograms the autoencoder learned show protein dark; returns how they
-    show it ("protein bright", or "as the subtomograms" where that is unknown)."""
+    where the subtomograms the autoencoder was fed (``learned``: their contrast, or
+    None) show protein dark; returns how they show it ("protein bright", or "as the
+    subtomograms" where that is unknown)."""
     if learned == "dark":
         found["decoded_centres"] = -found["decoded_centres"]
         found["cluster_averages"] = -found["cluster_averages"]
@@ -521,7 +527,8 @@ def mine_files(
         )
     used = matched_contrast(dataset, volumes, autoencoder.metadata, "autoencoder")
     found = mine_patterns(autoencoder, used, clusters, seed, device)
-    shown = _shown_protein_bright(found, autoencoder.metadata.get("contrast"))
+    fed = autoencoder.metadata.get("contrast") or dataset_contrast(dataset, volumes)
+    shown = _shown_protein_bright(found, fed)  # the contrast of what it was fed
     truth = labels_or_none(labels)
     scores = cluster_scores(truth, found["clusters"], names) if truth is not None else None
     voxel = voxel or autoencoder.voxel_size_A

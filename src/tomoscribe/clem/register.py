@@ -63,6 +63,9 @@ SHADOW_CUT = 0.1
 #: Binned overview pixels (4 overview pixels each) around such a place where the stain
 #: is not judged (:func:`cell_fit`).
 UNJUDGED_REACH = 2
+#: The most of the stain that may go unjudged before the match is refused as one the
+#: overview cannot judge (the trial's torn holes and R1.2/1.3 film left 3% of it unjudged).
+MAX_UNJUDGED = 0.5
 
 
 @dataclass
@@ -420,6 +423,8 @@ def anchor_by_cell(
             "ambiguous": bool(margin < AMBIGUOUS_MARGIN and runner_fits),
             "off_shadow_fraction": fit["off_shadow_fraction"],
             "runner_up_off_shadow_fraction": runner_fit["off_shadow_fraction"],
+            "unjudged_pixels": fit["unjudged_pixels"],
+            "judged_pixels": fit["cell_pixels"],
             "max_off_shadow_fraction": MAX_OFF_SHADOW,
         },
     )
@@ -461,6 +466,14 @@ def _cell_scores(fm, ov, fm_cell, overview, nominal_scale, hole_radius_px, mirro
 
 def _refuse_a_poor_fit(fit: dict) -> None:
     """The absolute test of the cell anchor: best of the hypotheses is not enough."""
+    unjudged = fit["unjudged_pixels"] / max(fit["unjudged_pixels"] + fit["cell_pixels"], 1)
+    if fit["unjudged_pixels"] and unjudged > MAX_UNJUDGED:
+        raise InvalidDataError(
+            f"{100 * unjudged:.0f}% of the cell's fluorescence lies where the overview is "
+            "brighter than its film of holes can be (torn film, uneven illumination, or a "
+            "hole diameter other than the film's), so the match cannot be judged by the "
+            "cell; check the hole diameter and spacing, or give landmark points."
+        )
     if fit["cell_pixels"] == 0:
         raise InvalidDataError(
             "the cell's fluorescence falls outside the overview at the best lattice "

@@ -224,7 +224,7 @@ def register_files(
     overview's and of the fluorescence images' headers, where those lack or misstate
     them; ``channel`` and ``cell_channel`` choose the reflection's and the cell's channel
     of multi-channel files (one file may hold both)."""
-    ov_volume = read_sized(overview, overview_pixel_A, "overview_pixel_A")
+    ov_volume = read_sized(overview, overview_pixel_A, "overview_pixel_A", None, None)
     fm_volume = read_sized(reflection, fluorescence_pixel_A, "fluorescence_pixel_A", channel)
     ov_nm, fm_nm = ov_volume.voxel_size_A[0] / 10, fm_volume.voxel_size_A[0] / 10
     ov_image, fm_image = single_image(ov_volume, overview), single_image(fm_volume, reflection)
@@ -348,17 +348,19 @@ def read_sized(
     pixel_A: float | None,
     parameter: str | None,
     channel: int | None = None,
-    channel_parameter: str = "channel",
+    channel_parameter: str | None = "channel",
 ) -> Volume:
     """``read_volume(path, pixel_A, channel)``; a file without a pixel size is refused
     naming the argument ``parameter`` that supplies it (Å), or, where none does
     (``None``), asking for it in the file's header; a multi-channel file without
     ``channel`` is refused naming ``channel_parameter``, the argument that chooses its
-    channel (``cell_channel``, ``bleed_channel``).  Fluorescence stacks (``parameter``
+    channel (``cell_channel``, ``bleed_channel``; None: the input takes one channel and
+    no argument chooses one).  Fluorescence stacks (``parameter``
     ``fluorescence_pixel_A``) are read without the warning about voxels that are not
     cubes: confocal stacks rarely are, and CLEM uses each axis's size (or works in
     pixels, the watershed's seeds one slice apart in z)."""
     from ..io.mrc import anisotropic_voxels_expected
+    from ..io.tiff import unnamed_channels_expected
 
     if pixel_A is not None and not pixel_A > 0:
         raise ParameterError(
@@ -366,7 +368,10 @@ def read_sized(
         )
     fluorescence = parameter == "fluorescence_pixel_A"
     try:
-        with anisotropic_voxels_expected() if fluorescence else contextlib.nullcontext():
+        with contextlib.ExitStack() as fluorescence_read:
+            if fluorescence:  # each axis's own size; two-colour files
+                fluorescence_read.enter_context(anisotropic_voxels_expected())
+                fluorescence_read.enter_context(unnamed_channels_expected())
             return read_volume(path, pixel_A, channel)
     except MissingVoxelSizeError as err:
         if parameter is None:
@@ -381,6 +386,11 @@ def read_sized(
     except TomoscribeError as err:  # the channel's argument, as the command names it
         if channel_parameter == "channel" or "channel" not in err.parameters:
             raise
+        if channel_parameter is None:  # an input of one channel (overview, tomogram)
+            raise InvalidDataError(
+                f"{path} holds several channels or colours, and this input takes one; save "
+                "the one wanted as a file of its own."
+            ) from err
         text = str(err).replace("`channel", f"`{channel_parameter}")
         raise type(err)(text, parameter=channel_parameter) from err
 
@@ -646,9 +656,9 @@ def transfer_files(
     first transfer; its voxels ≥ ``map_threshold`` inside the band become the masks.
     """
     check_unmixing(bleed_from, bleed_fraction)
-    tomo = read_sized(tomogram, None, None)
+    tomo = read_sized(tomogram, None, None, None, None)
     fm = read_sized(fluorescence, fluorescence_pixel_A, "fluorescence_pixel_A", channel)
-    region_volume = read_sized(regions, fluorescence_pixel_A, "fluorescence_pixel_A")
+    region_volume = read_sized(regions, fluorescence_pixel_A, "fluorescence_pixel_A", None, None)
     for volume, path in ((tomo, tomogram), (fm, fluorescence)):  # a NaN voxel was met
         _check_finite_volume(volume, path)  # later as a registration that did not fit
     if region_volume.shape != fm.shape:
@@ -664,7 +674,7 @@ def transfer_files(
     tre = float(record.get("loo_tre_nm", {}).get("p90", 0.0))
     map_values = None
     if network_map is not None:
-        map_volume = read_sized(network_map, None, None)
+        map_volume = read_sized(network_map, None, None, None, None)
         if map_volume.shape != tomo.shape:
             raise InvalidDataError(
                 f"{network_map} ({map_volume.shape}) is not a map of {tomogram} ({tomo.shape})."

@@ -10,8 +10,11 @@ XML parser.  Uncompressed files are memory-mapped.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +206,24 @@ def _check_fits_in_memory(path: Path, series) -> None:
 MAX_UNLABELLED_CHANNELS = 4
 MIN_IMAGE_SIDE = 16
 
+_CHANNELS_FIRST_EXPECTED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tomoscribe_channels_first", default=False
+)
+
+
+@contextlib.contextmanager
+def unnamed_channels_expected() -> Iterator[None]:
+    """Within it, a TIFF without axis names that holds 2–4 images is taken for channels
+    (refused without ``channel``), not for a short stack: for readers of fluorescence
+    images (CLEM), where a stack that short is not met and two-colour files are; every
+    other reader takes such a file as the slices it was before (a review: a 3-page
+    TIFF written page by page is a volume to them)."""
+    token = _CHANNELS_FIRST_EXPECTED.set(True)
+    try:
+        yield
+    finally:
+        _CHANNELS_FIRST_EXPECTED.reset(token)
+
 
 def _unlabelled_channel_axes(path: Path, shape: tuple, axes: str, channel: int | None) -> str:
     """The axes of a 3D TIFF that names none of its axes (no ImageJ, OME or colour
@@ -210,14 +231,15 @@ def _unlabelled_channel_axes(path: Path, shape: tuple, axes: str, channel: int |
     there (``C``).  A trial's two-colour fluorescence images, written by tifffile without
     metadata, were read with their channels as two z slices (channel first) or as an
     x two pixels wide (channel last: ``watershed`` wrote a 200×200×2 label map, exit 0).
-    Channels last are taken as channels; channels first could be a very short stack, so
-    without ``channel`` they are refused, saying how to mark slices
-    (:func:`_select_channel`)."""
+    Channels last are taken as channels everywhere; channels first only within
+    :func:`unnamed_channels_expected` (elsewhere they could be a short stack), and there
+    without ``channel`` they are refused, saying how to mark slices."""
     if len(shape) != 3 or len(axes) != 3 or not set(axes) <= set("QIYX"):
         return axes  # named axes (ImageJ's, OME's: Z, C, T, S) are taken as named
     if shape[-1] <= MAX_UNLABELLED_CHANNELS and min(shape[:2]) >= MIN_IMAGE_SIDE:
         return "YXC"
-    if shape[0] <= MAX_UNLABELLED_CHANNELS and min(shape[1:]) >= MIN_IMAGE_SIDE:
+    first = shape[0] <= MAX_UNLABELLED_CHANNELS and min(shape[1:]) >= MIN_IMAGE_SIDE
+    if first and (_CHANNELS_FIRST_EXPECTED.get() or channel is not None):
         if channel is None and shape[0] > 1:
             raise InputFileError(
                 f"{path} holds {shape[0]} images of {shape[2]}×{shape[1]} pixels and does "
