@@ -286,14 +286,19 @@ def test_a_positive_box_with_nothing_painted_is_named(widget, tomogram, qtbot):
 
 
 def test_another_tomogram_of_the_same_shape_starts_without_the_first_ones_annotation(
-    widget, tomogram, tmp_path
+    widget, tomogram, tmp_path, qtbot
 ):
     """Review: the box and paint layers of tomogram A stayed in use after opening B of
-    the same shape, so Save would have written A's annotation as B's."""
+    the same shape, so Save would have written A's annotation as B's.  (A trial: B is
+    not opened over A's unsaved annotation, which could no longer be saved.)"""
     other = tmp_path / "other.mrc"
     write_volume(other, Volume(np.zeros(SHAPE, np.float32), (10.0, 10.0, 10.0)))
     widget.open_tomogram(tomogram)
     _annotate(widget)
+    assert widget.open_tomogram(other) is None
+    assert "'membrane' has boxes or painting not saved yet" in widget.messages[-1]
+    assert widget.tomogram_path == tomogram
+    _wait(qtbot, widget.save_annotation())
     widget.open_tomogram(other)
     widget.start_feature("membrane")
     assert len(widget.viewer.layers["membrane positive boxes"].data) == 0
@@ -356,8 +361,12 @@ def test_small_messages(widget, tomogram, tmp_path, monkeypatch):
     # a tomogram in a read-only place, no work folder chosen
     widget.folder_edit.setText("")
     monkeypatch.setattr(module.os, "access", lambda *args: False)
+    assert widget.open_tomogram(tomogram) is None  # the annotation on screen is unsaved
+    for layer in [layer for layer in widget.viewer.layers if layer.name.startswith("membrane")]:
+        widget.viewer.layers.remove(layer)  # discarded, as the refusal says
     widget.open_tomogram(tomogram)
     assert "cannot be made" in widget.messages[-1] and "'Work folder'" in widget.messages[-1]
+    _annotate(widget)
     widget.tile_edit.setValue(64)
     assert widget.save_annotation() is None
     assert "cannot be made" in widget.messages[-1]

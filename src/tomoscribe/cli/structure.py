@@ -207,12 +207,14 @@ def pick(
     for path in picked.removed:
         typer.echo(f"removed {path}, written by an earlier filament run into the same picks")
     if not filament:
-        _say_sizes(picked, None in (min_size, max_size, min_distance), max_size is None)
+        _say_sizes(
+            picked, None in (min_size, max_size, min_distance), max_size is None, min_size is None
+        )
 
 
-def _say_sizes(picked, defaults_used: bool, max_learned: bool) -> None:
+def _say_sizes(picked, defaults_used: bool, max_learned: bool, min_learned: bool) -> None:
     """pick's report of the particle sizes it used, and of regions too large to pick."""
-    from ..structure.picking import too_large_sentence
+    from ..structure.picking import too_large_sentence, too_small_sentence
 
     params = picked.params
     if picked.sizes_learned and defaults_used:
@@ -221,8 +223,12 @@ def _say_sizes(picked, defaults_used: bool, max_learned: bool) -> None:
             f"picks at least {params.min_distance:.1f} voxels apart"
         )
     larger = too_large_sentence(picked.left_out, params.max_size, max_learned)
-    if larger:
-        typer.echo(f"warning: {larger}", err=True)
+    smaller = too_small_sentence(
+        picked.left_out, params.min_size, len(picked.table), picked.sizes_learned and min_learned
+    )
+    for sentence in (larger, smaller):
+        if sentence:
+            typer.echo(f"warning: {sentence}", err=True)
 
 
 def _check_table_is_its_own(table: Path, outputs: list[Path], instances: Path | None) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from ..core.legend import check_feature_name
 from ..errors import AnnotationError, TomoscribeError
 from ..io.particles import tomogram_stem
-from ..outputs import sidecar_path
+from ..outputs import read_provenance, sidecar_path
 
 # what the plugin writes per feature, by the end of the file name
 SUFFIXES = ("_boxes.csv", "_painted.mrc", ".trainset", ".tsm")
@@ -64,6 +64,7 @@ class SavedFeature:
     positives, negatives : box centres (n, 3) as z, y, x voxel indices, or None
     painted : uint8 array of the tomogram's shape (1 = painted), or None
     model, map : the model file and the tomogram's map of it, or None
+    tile : the box size (pixels) its training set was cut at, or None
     problem : why nothing of the feature could be loaded back, or None
     """
 
@@ -74,6 +75,7 @@ class SavedFeature:
     painted: np.ndarray | None = None
     model: Path | None = None
     map: Path | None = None
+    tile: int | None = None
     problem: str | None = None
 
 
@@ -137,6 +139,10 @@ def _read_feature(folder: Path, feature: str, tomogram: Path, shape) -> SavedFea
             saved.painted = (np.asarray(volume.data) != 0).astype(np.uint8)
     except (_NotLoaded, TomoscribeError, OSError, ValueError) as err:
         return SavedFeature(feature, saved.files, problem=str(err).rstrip("."))
+    tile = ((read_provenance(folder / f"{feature}.trainset") or {}).get("parameters") or {}).get(
+        "tile"
+    )
+    saved.tile = tile if isinstance(tile, int) and not isinstance(tile, bool) and tile > 0 else None
     model = folder / f"{feature}.tsm"
     saved.model = model if model.is_file() else None
     map_path = folder / "maps" / f"{tomogram_stem(tomogram)}_{feature}.mrc"

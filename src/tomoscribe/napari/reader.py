@@ -191,6 +191,19 @@ def open_tomogram(tomo_name: str | None):
     )
 
 
+def _check_not_one_section(path) -> None:
+    """Refuse (ValueError) a file without a voxel size that holds one 2D image, in the
+    words the widget would use, before sending the user there for its voxel size (a
+    trial went round: asked for a voxel size, then refused as 2D)."""
+    from ..io import read_volume
+    from ..volume import check_is_tomogram
+
+    try:
+        check_is_tomogram(read_volume(path, 1.0), Path(str(path).rstrip("/")).name)
+    except TomoscribeError as err:
+        raise ValueError(str(err)) from None
+
+
 def read_layers(path, voxel_size_A: float | None = None) -> list[tuple]:
     """Layers of one file (what napari's File > Open shows)."""
     suffix = Path(str(path).rstrip("/")).suffix.lower()
@@ -202,6 +215,7 @@ def read_layers(path, voxel_size_A: float | None = None) -> list[tuple]:
                 raise ValueError(str(err)) from None
         return [volume_layer(path, voxel_size_A)]
     except MissingVoxelSizeError:  # File > Open cannot ask; the widget can
+        _check_not_one_section(path)  # the widget would refuse it: not sent there
         raise ValueError(
             f"{Path(str(path).rstrip('/')).name} records no voxel size; open it with "
             "Plugins > Annotate (tomoscribe), entering the voxel size under "

@@ -12,6 +12,7 @@ Bad input is one notification (napari's), nothing half-written, the viewer usabl
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -52,6 +53,31 @@ _ANNOTATION = ("_boxes.csv", "_painted.mrc", ".trainset")  # what Save writes pe
 _PAINT_WHOLE = (
     "paint the particles on their central slices (their widest sections) or whole, or "
     "pick from the command line with --max-size"
+)
+#: The endings of the names of the layers the widget draws on a tomogram.
+_DRAWN_SUFFIXES = (
+    " positive boxes",
+    " negative boxes",
+    " outlines",
+    " paint",
+    " preview",
+    " suggested boxes",
+    " picks",
+    " centrelines",
+)
+
+#: The metadata mark of the image layers this widget opens (it may rescale them).
+_OPENED_BY = "tomoscribe annotate widget"
+
+
+def _sizes(scale) -> str:
+    """A layer's scale (z, y, x) as ``10 × 10 × 20`` (x, y, z, as voxel sizes are said)."""
+    return " × ".join(f"{v:g}" for v in list(scale)[::-1])
+
+
+_PAINT_TIGHTER = (
+    "paint the particles no larger than they are, or lower their threshold, or pick from "
+    "the command line with --min-size"
 )
 
 
@@ -184,6 +210,8 @@ class AnnotateWidget(QWidget):
         self.given_voxel_size_A = None  # the field's voxel size, for a file without one
         self._known: set[Path] = set()  # work-folder files loaded back or written here
         self._not_loaded: dict[str, str] = {}  # feature → why its files were not loaded
+        self._saved_state: dict[str, str] = {}  # feature → digest of its saved annotation
+        self._tiles: dict[str, int] = {}  # feature → box size its training set was cut at
         self._setting_threshold = False  # the slider moved by the widget, not the user
         self.losses: list[dict] = []
         self.worker = None
@@ -450,6 +478,7 @@ class AnnotateWidget(QWidget):
                 "enter the tomogram's file (MRC, OME-Zarr or TIFF) under 'Tomogram' first."
             )
         self._check_idle()
+        self._check_nothing_unsaved()
         name = Path(text).name
         given = voxel_size_A or (self.voxel_edit.value() or None)
         try:
@@ -458,6 +487,7 @@ class AnnotateWidget(QWidget):
                 volume, used = read_volume(text, given), float(given)
         except MissingVoxelSizeError:
             if given is None:
+                check_is_tomogram(read_volume(text, 1.0), name)  # not asked, then refused
                 self.voxel_edit.setFocus()
                 raise ParameterError(
                     f"{name} records no voxel size; enter it under 'Voxel size (Å)' and "
@@ -465,8 +495,10 @@ class AnnotateWidget(QWidget):
                 ) from None
             volume, used = read_volume(text, given), float(given)
         check_is_tomogram(volume, name)  # a 2D image opened as one slice, unsaid (a trial)
+        networks = {}  # another tomogram's, kept for Apply
         if self.tomogram_path is not None and Path(text).resolve() != self.tomogram_path.resolve():
             self._set_aside_feature_layers(self.tomogram_path.name)
+            networks = {f: (m, self.tomogram_path.name) for f, m in self.models.items()}
         self.volume, self.tomogram_path = volume, Path(text)
         self.given_voxel_size_A = used  # what apply passes; None: the file's own
         for name_ in ("models", "maps"):
@@ -474,16 +506,28 @@ class AnnotateWidget(QWidget):
         self.labels_path = self.legend = self.picks = self.filament_picks = None
         self.preview_map = None
         self._known, self._not_loaded = set(), {}
+        self._saved_state, self._tiles = {}, {}
         self.path_edit.setText(text)
         scale, translate = scale_translate(volume, cubic=True)
-        layer = self._image_layer_of(Path(text))
+        layer = self._image_layer_of(Path(text), scale, translate)
         if layer is None:
             layer = self.viewer.add_image(
-                volume.data, name=name, scale=scale, translate=translate, metadata={"path": text}
+                volume.data,
+                name=name,
+                scale=scale,
+                translate=translate,
+                metadata={"path": text, "opened_by": _OPENED_BY},
             )
         else:  # opened again: the one layer shows the file as it is now
             layer.data, layer.scale, layer.translate = volume.data, scale, translate
         self.viewer.dims.set_current_step(0, volume.shape[0] // 2)
+        if used is None and not given and np.allclose(volume.voxel_size_A, 1.0):
+            self.notify(  # what MRC writers put where the size was never set (a trial)
+                f"{name} records 1 Å voxels, the size MRC headers hold where none was set; "
+                "if its voxels are another size, enter it under 'Voxel size (Å)' and open "
+                "it again.",
+                error=False,
+            )
         if used is None and given and not np.allclose(volume.voxel_size_A, given, rtol=1e-4):
             self.notify(
                 f"{name} records {volume.pixel_size_A:g} Å voxels, which are used; the "
@@ -496,26 +540,95 @@ class AnnotateWidget(QWidget):
             self.notify(str(err))
         else:
             self._load_back(folder)
+        self._keep_networks(networks)
         return layer
 
-    def _image_layer_of(self, path: Path):
-        """The image layer this widget opened ``path`` into before, or None."""
+    def _keep_networks(self, networks: dict) -> None:
+        """Keep the networks trained on the tomogram open before (``networks``: feature →
+        (model file, tomogram name)) for Apply on this one, where its work folder has none
+        of that feature, said (a trial: they were dropped, unsaid)."""
+        kept = []
+        for feature, (model, source) in networks.items():
+            if feature not in self.models and Path(model).is_file():
+                self.models[feature] = model
+                self._add_choice(feature)
+                kept.append(f"{feature} (trained on {source})")
+        if kept:
+            self.notify(f"networks kept for Apply: {', '.join(kept)}.", error=False)
+
+    def _annotation_digest(self, feature: str) -> str:
+        """A digest of the feature's boxes and painting as they are on screen."""
+        digest = hashlib.blake2b(digest_size=16)
+        for kind in ("positive boxes", "negative boxes", "paint"):
+            layer = self._layer(f"{feature} {kind}")
+            data = np.empty(0) if layer is None else np.asarray(layer.data)
+            digest.update(f"{kind} {data.shape} {data.dtype}".encode())
+            digest.update(np.ascontiguousarray(data).data)  # no copy of a contiguous paint
+        return digest.hexdigest()
+
+    def _unsaved(self) -> list[str]:
+        """The features whose boxes or painting on screen differ from what was last saved
+        or loaded back (set-aside layers of another tomogram are not this one's)."""
+        on_screen = {
+            layer.name[: -len(" paint")]
+            for layer in self.viewer.layers
+            if layer.name.endswith(" paint") and ": " not in layer.name
+        }
+        return sorted(
+            feature
+            for feature in on_screen
+            if feature in self._saved_state
+            and self._annotation_digest(feature) != self._saved_state[feature]
+        )
+
+    def _check_nothing_unsaved(self) -> None:
+        """Refuse to open a tomogram (again) over boxes or painting not yet saved: the
+        work folder's copy would replace them on screen (a trial lost 81 painted voxels
+        and a box, told only "loaded back")."""
+        unsaved = self._unsaved() if self.volume is not None else []
+        if unsaved:
+            names = ", ".join(repr(f) for f in unsaved)
+            raise ParameterError(
+                f"{names} {'has' if len(unsaved) == 1 else 'have'} boxes or painting not "
+                "saved yet; press Save first, or delete the feature's layers to discard them, "
+                "then open again."
+            )
+
+    def _image_layer_of(self, path: Path, scale: tuple, translate: tuple):
+        """The image layer ``path`` is open in, to show it again: this widget's, or
+        another (File > Open's) where it lies as the widget places it (``scale``,
+        ``translate``); None where there is none.  Another's layer placed otherwise
+        (voxels that are not cubes, which tomoscribe takes as cubes) is left as it is,
+        said (a trial: it was rescaled, and picks drawn on it moved 12 slices off)."""
         from napari.layers import Image
 
         for layer in self.viewer.layers:
             opened = layer.metadata.get("path")
-            if opened and isinstance(layer, Image) and not layer.multiscale:
-                if Path(opened).resolve() == path.resolve():
-                    return layer
+            if not (opened and isinstance(layer, Image) and not layer.multiscale):
+                continue
+            if Path(opened).resolve() != path.resolve():
+                continue
+            placed = np.allclose(layer.scale, scale) and np.allclose(layer.translate, translate)
+            if layer.metadata.get("opened_by") == _OPENED_BY or placed:
+                return layer
+            self.notify(
+                f"{layer.name} is open with voxels of {_sizes(layer.scale)} Å, which "
+                f"tomoscribe takes as {_sizes(scale)} Å (cubes of the x size); it is shown "
+                "again so, as its boxes, painting, maps and picks are, and layers drawn on "
+                f"{layer.name} do not line up with them.",
+                error=False,
+            )
         return None
 
     def _set_aside_feature_layers(self, tomogram_name: str) -> None:
-        """Rename the feature layers of the tomogram open until now (boxes, outlines,
-        paint) to ``TOMOGRAM: NAME``: kept for the user to see, never again taken as the
-        new tomogram's annotation (Save would have written them as its own)."""
-        suffixes = (" positive boxes", " negative boxes", " outlines", " paint")
+        """Rename the layers the widget drew on the tomogram open until now (boxes,
+        outlines, paint, previews, suggested boxes, merged labels, picks) to
+        ``TOMOGRAM: NAME``: kept for the user to see, never again taken as the new
+        tomogram's (Save would have written its annotation as the new one's; a trial's
+        previews lay over the next tomogram under their plain names)."""
         for layer in list(self.viewer.layers):
-            if layer.name.endswith(suffixes) and ": " not in layer.name:
+            ours = layer.name.endswith(_DRAWN_SUFFIXES) or layer.name == "labels"
+            if ours and ": " not in layer.name:
                 layer.name = f"{tomogram_name}: {layer.name}"
 
     def _load_back(self, folder: Path) -> None:
@@ -550,9 +663,15 @@ class AnnotateWidget(QWidget):
             if saved.map is not None:
                 self.maps[saved.feature] = saved.map
                 what.append("map")
+            if saved.tile is not None:
+                self._tiles[saved.feature] = saved.tile
+                what.append(f"box {saved.tile} px")
+            self._saved_state[saved.feature] = self._annotation_digest(saved.feature)
             loaded.append(f"{saved.feature} ({', '.join(what) or 'training set'})")
         if loaded and self.feature not in {item.split(" (")[0] for item in loaded}:
             self.feature_edit.setText(loaded[0].split(" (")[0])
+        if self.feature in self._tiles:  # the box its training set was cut at (a trial:
+            self.tile_edit.setValue(self._tiles[self.feature])  # 64 again, set rebuilt)
         self._draw_outlines()
         parts = []
         if loaded:
@@ -581,6 +700,8 @@ class AnnotateWidget(QWidget):
             raise ParameterError("open a tomogram first.")
         feature = check_feature_name(feature)
         self.feature_edit.setText(feature)
+        if feature in self._tiles:
+            self.tile_edit.setValue(self._tiles[feature])
         self._feature_layers(feature)
         self.viewer.layers.selection.active = self._layer(f"{feature} paint")
         self._draw_outlines()
@@ -615,6 +736,7 @@ class AnnotateWidget(QWidget):
                 translate=translate,
             )
             self._limit_brush(layer, feature)
+        self._saved_state.setdefault(feature, self._annotation_digest(feature))
 
     def _started(self) -> str:
         """The current feature, refused when its layers were not made yet."""
@@ -732,8 +854,13 @@ class AnnotateWidget(QWidget):
         self._check_idle()
         write = self._annotation_writer()
 
+        feature, state = self.feature, self._annotation_digest(self.feature)
+        tile = self.tile_edit.value()
+
         def done(result):
             self.annotation_saved = result
+            self._saved_state[feature] = state  # as it was when Save was pressed
+            self._tiles[feature] = tile
 
         return self._start(write, done, f"saving {self.feature}")
 
@@ -1297,13 +1424,16 @@ class AnnotateWidget(QWidget):
                 f"{len(table)} seeds on {len(self.filament_picks.filaments)} {feature} filaments"
             )
         else:
-            from ..structure.picking import too_large_sentence
+            from ..structure.picking import too_large_sentence, too_small_sentence
 
             _, params = picked
-            larger = too_large_sentence(  # the widget has no size field: the painting
-                table.attrs.get("left_out"), params.max_size, True, _PAINT_WHOLE
-            )
-            self.status.setText(f"{len(table)} {feature} picks" + (f"; {larger}" if larger else ""))
+            left_out = table.attrs.get("left_out")
+            said = [  # the widget has no size field: the painting is what sets them
+                too_large_sentence(left_out, params.max_size, True, _PAINT_WHOLE),
+                too_small_sentence(left_out, params.min_size, len(table), True, _PAINT_TIGHTER),
+            ]
+            said = [sentence for sentence in said if sentence]
+            self.status.setText("; ".join([f"{len(table)} {feature} picks", *said]))
         return table
 
     def _show_points(self, name: str, zyx: np.ndarray, colour: str, size: float):
@@ -1330,6 +1460,11 @@ class AnnotateWidget(QWidget):
         if self.picks is None:
             raise ParameterError("pick first.")
         feature, table = self.picks
+        if not len(table):  # empty files, some unreadable (a .mod of no object): a trial
+            raise ParameterError(
+                f"there are no {feature} picks to export; pick again (another threshold, "
+                "or a painting of whole particles) first."
+            )
         paths = [Path(n) if Path(n).is_absolute() else self._work_folder() / n for n in names]
         if not paths:
             raise ParameterError("name at least one picks file to write.")
