@@ -71,6 +71,31 @@ def test_unsaved_painting_is_not_replaced_by_the_saved_copy(widget, tomogram, qt
     assert "box 32 px" in widget.messages[-1]
 
 
+def test_untouched_loaded_or_discarded_features_are_not_unsaved(widget, tomogram, tmp_path, qtbot):
+    """A review: a feature loaded back with only its network, then started, was called
+    unsaved; boxes kept while only the paint layer was deleted were replaced unsaid; a
+    feature not loaded back (another work folder) lost its tracking."""
+    widget.open_tomogram(tomogram)
+    _annotate(widget)
+    wait_for_worker(qtbot, widget.save_annotation())
+    (widget.folder / "net.tsm").write_bytes(b"a network")  # only a network of 'net'
+    assert widget.open_tomogram(tomogram) is not None
+    widget.start_feature("net")  # empty layers made: nothing to lose
+    assert widget.open_tomogram(tomogram) is not None
+    widget.start_feature("blob")
+    widget.add_box((6, 40, 60), positive=True)
+    widget.viewer.layers.remove("blob paint")  # the boxes stay, unsaved
+    assert widget.open_tomogram(tomogram) is None
+    assert "'blob' has boxes or painting not saved yet" in widget.messages[-1]
+    saved_folder = widget.folder_edit.text()
+    widget.folder_edit.setText(str(tmp_path / "elsewhere"))  # nothing of blob there
+    assert widget.open_tomogram(tomogram) is None  # still unsaved: tracked across opens
+    widget.folder_edit.setText(saved_folder)
+    for kind in ("positive boxes", "negative boxes", "outlines"):
+        widget.viewer.layers.remove(f"blob {kind}")  # discarded
+    assert widget.open_tomogram(tomogram) is not None
+
+
 def test_a_file_open_layer_of_other_voxels_is_not_rescaled(widget, tmp_path):
     """Trial: a 10 × 10 × 20 Å file opened by File > Open (points drawn on it) was
     rescaled to cubes by the widget, and the points lay 12 slices off their voxels."""
@@ -84,9 +109,11 @@ def test_a_file_open_layer_of_other_voxels_is_not_rescaled(widget, tmp_path):
     layer = widget.open_tomogram(path)
     assert layer is not opened and tuple(opened.scale) == pytest.approx((20.0, 10.0, 10.0))
     assert tuple(layer.scale) == pytest.approx((10.0, 10.0, 10.0))
-    assert any("is open with voxels of 10 × 10 × 20 Å" in m for m in widget.messages)
-    # the widget's own layer is shown again in place
+    said = "File > Open's layer 'aniso.mrc' has voxels of 10 × 10 × 20 Å"
+    assert sum(said in m for m in widget.messages) == 1
+    # the widget's own layer is shown again in place, and nothing more said of the other
     assert widget.open_tomogram(path) is layer
+    assert sum(said in m for m in widget.messages) == 1
 
 
 def test_no_picks_are_not_exported(widget, tomogram):
@@ -106,16 +133,28 @@ def test_another_tomogram_sets_aside_previews_and_keeps_networks(widget, tomogra
     network trained on the first could not be applied to the second."""
     other = tmp_path / "other.mrc"
     write_volume(other, Volume(np.zeros(SHAPE, np.float32), (10.0, 10.0, 10.0)))
+    from tomoscribe.segment.modelfile import FeatureModel, save_model
+    from tomoscribe.segment.network import ArchitectureSpec, build_network
+
     widget.open_tomogram(tomogram)
-    model = tmp_path / "blob.tsm"
-    model.write_bytes(b"a model")
-    widget.models["blob"] = model
+    spec = ArchitectureSpec("chen2017", 0)
+    for feature, voxel in (("blob", 10.0), ("coarse", 20.0)):
+        folder = tmp_path / f"{feature}_session"
+        folder.mkdir()
+        model = FeatureModel(build_network(spec), spec, feature, voxel, 1.0, {})
+        save_model(folder / f"{feature}.tsm", model)
+        widget.models[feature] = folder / f"{feature}.tsm"
     widget.viewer.add_labels(np.zeros(SHAPE, np.uint8), name="blob preview")
     widget.open_tomogram(other)
     names = [layer.name for layer in widget.viewer.layers]
     assert "tomo.mrc: blob preview" in names and "blob preview" not in names
-    assert widget.models["blob"] == model
-    assert "networks kept for Apply: blob (trained on tomo.mrc)" in widget.messages[-1]
+    assert widget.models == {"blob": tmp_path / "blob_session" / "blob.tsm"}
+    assert any("networks kept for Apply: blob (from blob_session)" in m for m in widget.messages)
+    # one of another voxel size would make Apply refuse every network: not kept, said
+    assert (
+        "not kept, trained at another voxel size than this tomogram's 10 Å: coarse (20 Å)"
+        in (widget.messages[-1])
+    )
 
 
 def test_a_2d_image_without_a_voxel_size_is_refused_as_2d_first(widget, tmp_path):

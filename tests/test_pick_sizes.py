@@ -339,6 +339,10 @@ def test_regions_too_small_to_be_particles_are_said():
     assert "smaller than the least a particle may be, 274 voxels (learned from the painting)" in (
         sentence
     )
-    found = pick_particles(mask, None, PickParams(min_size=20, max_size=5000))
+    # plentiful picks with a few near-size regions beside them: nothing to say
+    found = pick_particles(mask, None, PickParams(min_size=100, max_size=5000))
     assert len(found) == 6
-    assert too_small_sentence(found.attrs["left_out"], 20, len(found), False) is None
+    fewer = {"nearly_sizes": [60, 70]}  # two regions under 100 voxels, six picks
+    assert too_small_sentence(fewer, 100, len(found), True) is None
+    # a size not learned from a painting (the default 20): specks abound, nothing said
+    assert too_small_sentence(table.attrs["left_out"], 274, 0, False) is None

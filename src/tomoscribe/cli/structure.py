@@ -223,8 +223,10 @@ def _say_sizes(picked, defaults_used: bool, max_learned: bool, min_learned: bool
             f"picks at least {params.min_distance:.1f} voxels apart"
         )
     larger = too_large_sentence(picked.left_out, params.max_size, max_learned)
-    smaller = too_small_sentence(
-        picked.left_out, params.min_size, len(picked.table), picked.sizes_learned and min_learned
+    smaller = (  # only against a size learned from the painting: else specks abound
+        too_small_sentence(picked.left_out, params.min_size, len(picked.table), True)
+        if picked.sizes_learned and min_learned
+        else None
     )
     for sentence in (larger, smaller):
         if sentence:

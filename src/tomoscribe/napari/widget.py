@@ -12,7 +12,6 @@ Bad input is one notification (napari's), nothing half-written, the viewer usabl
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -210,7 +209,8 @@ class AnnotateWidget(QWidget):
         self.given_voxel_size_A = None  # the field's voxel size, for a file without one
         self._known: set[Path] = set()  # work-folder files loaded back or written here
         self._not_loaded: dict[str, str] = {}  # feature → why its files were not loaded
-        self._saved_state: dict[str, str] = {}  # feature → digest of its saved annotation
+        self._edits: dict[int, int] = {}  # id of a box or paint layer → its edits so far
+        self._saved_edits: dict[int, int] = {}  # … → its edits when last saved or loaded
         self._tiles: dict[str, int] = {}  # feature → box size its training set was cut at
         self._setting_threshold = False  # the slider moved by the widget, not the user
         self.losses: list[dict] = []
@@ -256,7 +256,7 @@ class AnnotateWidget(QWidget):
     def _annotate_box(self) -> QGroupBox:
         box, form = QGroupBox("2. Annotate one feature"), QFormLayout()
         self.feature_edit = QLineEdit("membrane")
-        self.tile_edit = QSpinBox(minimum=16, maximum=512, value=64)
+        self.tile_edit = QSpinBox(minimum=16, maximum=4096, value=64)  # any trainset's
         start = QPushButton("Start / switch feature")
         start.clicked.connect(self._clicked(lambda: self.start_feature(self.feature_edit.text())))
         save = QPushButton("Save annotation + training set")
@@ -498,7 +498,7 @@ class AnnotateWidget(QWidget):
         networks = {}  # another tomogram's, kept for Apply
         if self.tomogram_path is not None and Path(text).resolve() != self.tomogram_path.resolve():
             self._set_aside_feature_layers(self.tomogram_path.name)
-            networks = {f: (m, self.tomogram_path.name) for f, m in self.models.items()}
+            networks = dict(self.models)
         self.volume, self.tomogram_path = volume, Path(text)
         self.given_voxel_size_A = used  # what apply passes; None: the file's own
         for name_ in ("models", "maps"):
@@ -506,7 +506,7 @@ class AnnotateWidget(QWidget):
         self.labels_path = self.legend = self.picks = self.filament_picks = None
         self.preview_map = None
         self._known, self._not_loaded = set(), {}
-        self._saved_state, self._tiles = {}, {}
+        self._tiles = {}
         self.path_edit.setText(text)
         scale, translate = scale_translate(volume, cubic=True)
         layer = self._image_layer_of(Path(text), scale, translate)
@@ -521,7 +521,8 @@ class AnnotateWidget(QWidget):
         else:  # opened again: the one layer shows the file as it is now
             layer.data, layer.scale, layer.translate = volume.data, scale, translate
         self.viewer.dims.set_current_step(0, volume.shape[0] // 2)
-        if used is None and not given and np.allclose(volume.voxel_size_A, 1.0):
+        mrc = Path(text).suffix.lower() in (".mrc", ".rec", ".map", ".st", ".ali")
+        if used is None and not given and mrc and np.allclose(volume.voxel_size_A, 1.0):
             self.notify(  # what MRC writers put where the size was never set (a trial)
                 f"{name} records 1 Å voxels, the size MRC headers hold where none was set; "
                 "if its voxels are another size, enter it under 'Voxel size (Å)' and open "
@@ -544,42 +545,72 @@ class AnnotateWidget(QWidget):
         return layer
 
     def _keep_networks(self, networks: dict) -> None:
-        """Keep the networks trained on the tomogram open before (``networks``: feature →
-        (model file, tomogram name)) for Apply on this one, where its work folder has none
-        of that feature, said (a trial: they were dropped, unsaid)."""
-        kept = []
-        for feature, (model, source) in networks.items():
-            if feature not in self.models and Path(model).is_file():
-                self.models[feature] = model
-                self._add_choice(feature)
-                kept.append(f"{feature} (trained on {source})")
+        """Keep the networks of the tomogram open before (``networks``: feature → model
+        file) for Apply on this one, where its work folder has none of that feature and
+        the network was trained at this tomogram's voxel size (within 5%, as apply
+        requires), said (a trial: they were dropped, unsaid; a review: one of another
+        voxel size made Apply refuse every network)."""
+        from ..segment.modelfile import load_model
+
+        kept, other = [], []
+        for feature, model in networks.items():
+            if feature in self.models or not Path(model).is_file():
+                continue
+            try:
+                voxel = load_model(model).voxel_size_A
+            except (TomoscribeError, OSError):
+                continue
+            if abs(voxel / self.volume.pixel_size_A - 1) > 0.05:
+                other.append(f"{feature} ({voxel:g} Å)")
+                continue
+            self.models[feature] = model
+            self._add_choice(feature)
+            kept.append(f"{feature} (from {Path(model).parent.name})")
         if kept:
             self.notify(f"networks kept for Apply: {', '.join(kept)}.", error=False)
+        if other:
+            self.notify(
+                f"networks not kept, trained at another voxel size than this tomogram's "
+                f"{self.volume.pixel_size_A:g} Å: {', '.join(other)}.",
+                error=False,
+            )
 
-    def _annotation_digest(self, feature: str) -> str:
-        """A digest of the feature's boxes and painting as they are on screen."""
-        digest = hashlib.blake2b(digest_size=16)
-        for kind in ("positive boxes", "negative boxes", "paint"):
-            layer = self._layer(f"{feature} {kind}")
-            data = np.empty(0) if layer is None else np.asarray(layer.data)
-            digest.update(f"{kind} {data.shape} {data.dtype}".encode())
-            digest.update(np.ascontiguousarray(data).data)  # no copy of a contiguous paint
-        return digest.hexdigest()
+    def _annotation_layers(self, feature: str) -> list:
+        """The feature's box and paint layers on screen (those set aside excluded)."""
+        kinds = ("positive boxes", "negative boxes", "paint")
+        return [layer for kind in kinds if (layer := self._layer(f"{feature} {kind}")) is not None]
+
+    def _track_edits(self, layer) -> None:
+        """Count the edits of a box or paint layer (points added, moved or deleted; brush
+        strokes, fills, data set)."""
+        key = id(layer)
+
+        def edited(_event=None) -> None:
+            self._edits[key] = self._edits.get(key, 0) + 1
+
+        layer.events.data.connect(edited)
+        if hasattr(layer.events, "paint"):
+            layer.events.paint.connect(edited)
+        self._edits[key] = self._saved_edits[key] = 0  # a new layer (ids are reused)
+
+    def _mark_saved(self, feature: str, counts: dict | None = None) -> None:
+        """The feature's layers as saved: at ``counts`` (their edit counts when Save was
+        pressed), else as they are now (made, or loaded back)."""
+        for layer in self._annotation_layers(feature):
+            key = id(layer)
+            self._saved_edits[key] = (counts or {}).get(key, self._edits.get(key, 0))
 
     def _unsaved(self) -> list[str]:
-        """The features whose boxes or painting on screen differ from what was last saved
-        or loaded back (set-aside layers of another tomogram are not this one's)."""
-        on_screen = {
-            layer.name[: -len(" paint")]
-            for layer in self.viewer.layers
-            if layer.name.endswith(" paint") and ": " not in layer.name
-        }
-        return sorted(
-            feature
-            for feature in on_screen
-            if feature in self._saved_state
-            and self._annotation_digest(feature) != self._saved_state[feature]
-        )
+        """The features any of whose box or paint layers on screen was edited since it
+        was last saved or loaded back (a layer deleted takes its edits with it)."""
+        features = set()
+        for layer in self.viewer.layers:
+            for kind in (" positive boxes", " negative boxes", " paint"):
+                if layer.name.endswith(kind) and ": " not in layer.name:
+                    key = id(layer)
+                    if self._edits.get(key, 0) > self._saved_edits.get(key, 0):
+                        features.add(layer.name[: -len(kind)])
+        return sorted(features)
 
     def _check_nothing_unsaved(self) -> None:
         """Refuse to open a tomogram (again) over boxes or painting not yet saved: the
@@ -595,27 +626,33 @@ class AnnotateWidget(QWidget):
             )
 
     def _image_layer_of(self, path: Path, scale: tuple, translate: tuple):
-        """The image layer ``path`` is open in, to show it again: this widget's, or
+        """The image layer ``path`` is open in, to show it again: this widget's, else
         another (File > Open's) where it lies as the widget places it (``scale``,
         ``translate``); None where there is none.  Another's layer placed otherwise
         (voxels that are not cubes, which tomoscribe takes as cubes) is left as it is,
         said (a trial: it was rescaled, and picks drawn on it moved 12 slices off)."""
         from napari.layers import Image
 
-        for layer in self.viewer.layers:
-            opened = layer.metadata.get("path")
-            if not (opened and isinstance(layer, Image) and not layer.multiscale):
-                continue
-            if Path(opened).resolve() != path.resolve():
-                continue
-            placed = np.allclose(layer.scale, scale) and np.allclose(layer.translate, translate)
-            if layer.metadata.get("opened_by") == _OPENED_BY or placed:
+        opened = [
+            layer
+            for layer in self.viewer.layers
+            if isinstance(layer, Image)
+            and not layer.multiscale
+            and layer.metadata.get("path")
+            and Path(layer.metadata["path"]).resolve() == path.resolve()
+        ]
+        ours = [layer for layer in opened if layer.metadata.get("opened_by") == _OPENED_BY]
+        if ours:
+            return ours[0]
+        for layer in opened:
+            if np.allclose(layer.scale, scale) and np.allclose(layer.translate, translate):
                 return layer
+        for layer in opened[:1]:
             self.notify(
-                f"{layer.name} is open with voxels of {_sizes(layer.scale)} Å, which "
-                f"tomoscribe takes as {_sizes(scale)} Å (cubes of the x size); it is shown "
-                "again so, as its boxes, painting, maps and picks are, and layers drawn on "
-                f"{layer.name} do not line up with them.",
+                f"File > Open's layer {layer.name!r} has voxels of {_sizes(layer.scale)} Å; "
+                f"tomoscribe works on {_sizes(scale)} Å voxels (the x size in every axis), so "
+                "it shows the tomogram in a layer of its own, where its boxes, painting, "
+                f"maps and picks lie; points drawn on {layer.name!r} do not line up with it.",
                 error=False,
             )
         return None
@@ -666,7 +703,7 @@ class AnnotateWidget(QWidget):
             if saved.tile is not None:
                 self._tiles[saved.feature] = saved.tile
                 what.append(f"box {saved.tile} px")
-            self._saved_state[saved.feature] = self._annotation_digest(saved.feature)
+            self._mark_saved(saved.feature)  # as loaded back
             loaded.append(f"{saved.feature} ({', '.join(what) or 'training set'})")
         if loaded and self.feature not in {item.split(" (")[0] for item in loaded}:
             self.feature_edit.setText(loaded[0].split(" (")[0])
@@ -716,6 +753,7 @@ class AnnotateWidget(QWidget):
             if self._layer(name) is None:
                 layer = self.viewer.add_points(name=name, face_color=colour, size=6, **common)
                 layer.events.data.connect(lambda _e: self._draw_outlines())
+                self._track_edits(layer)
         if self._layer(f"{feature} outlines") is None:
             self.viewer.add_shapes(
                 name=f"{feature} outlines",
@@ -736,7 +774,7 @@ class AnnotateWidget(QWidget):
                 translate=translate,
             )
             self._limit_brush(layer, feature)
-        self._saved_state.setdefault(feature, self._annotation_digest(feature))
+            self._track_edits(layer)
 
     def _started(self) -> str:
         """The current feature, refused when its layers were not made yet."""
@@ -854,12 +892,14 @@ class AnnotateWidget(QWidget):
         self._check_idle()
         write = self._annotation_writer()
 
-        feature, state = self.feature, self._annotation_digest(self.feature)
-        tile = self.tile_edit.value()
+        feature, tile = self.feature, self.tile_edit.value()
+        counts = {
+            id(layer): self._edits.get(id(layer), 0) for layer in self._annotation_layers(feature)
+        }
 
         def done(result):
             self.annotation_saved = result
-            self._saved_state[feature] = state  # as it was when Save was pressed
+            self._mark_saved(feature, counts)  # as they were when Save was pressed
             self._tiles[feature] = tile
 
         return self._start(write, done, f"saving {self.feature}")
@@ -1412,6 +1452,7 @@ class AnnotateWidget(QWidget):
                 if feature in self.models
                 else None
             )
+            learned = size is not None
             picked = pick_feature(self.labels, self.legend, feature, size)
             table = picked[0]
         self.picks = (feature, table)
@@ -1429,8 +1470,8 @@ class AnnotateWidget(QWidget):
             _, params = picked
             left_out = table.attrs.get("left_out")
             said = [  # the widget has no size field: the painting is what sets them
-                too_large_sentence(left_out, params.max_size, True, _PAINT_WHOLE),
-                too_small_sentence(left_out, params.min_size, len(table), True, _PAINT_TIGHTER),
+                too_large_sentence(left_out, params.max_size, learned, _PAINT_WHOLE),
+                too_small_sentence(left_out, params.min_size, len(table), learned, _PAINT_TIGHTER),
             ]
             said = [sentence for sentence in said if sentence]
             self.status.setText("; ".join([f"{len(table)} {feature} picks", *said]))

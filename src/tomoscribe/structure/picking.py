@@ -178,13 +178,15 @@ def too_small_sentence(
 ) -> str | None:
     """One sentence on the regions :func:`pick_particles` left out as smaller than
     ``min_size`` though at least :data:`NEAR_SIZE_FRACTION` of it (``nearly_sizes`` of
-    its table's ``attrs["left_out"]``), where they are as many as the ``picked``
-    particles or more; None otherwise (a napari trial: six spheres of 124–152 voxels,
-    under the 274 learned from the painting, gave "0 picks" and no reason)."""
+    its table's ``attrs["left_out"]``), where ``min_size`` was ``learned`` from the
+    painting and they are as many as the ``picked`` particles or more; None otherwise
+    (a napari trial: six spheres of 124–152 voxels, under the 274 learned from the
+    painting, gave "0 picks" and no reason; under a default size, specks of noise
+    outnumber particles and say nothing, a review)."""
     nearly = (left_out or {}).get("nearly_sizes") or []
-    if not nearly or len(nearly) < max(picked, 1):
+    if not learned or not nearly or len(nearly) < max(picked, 1):
         return None
-    source = " (learned from the painting)" if learned else ""
+    source = " (learned from the painting)"
     what = (
         f"1 region of {nearly[0]} voxels is"
         if len(nearly) == 1
