@@ -15,30 +15,16 @@ import pytest
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
+import test_napari_session as session  # noqa: E402
 from qt_wait import wait_for_worker  # noqa: E402
 from tomoscribe.io import write_volume  # noqa: E402
 from tomoscribe.napari.reader import read_layers  # noqa: E402
-from tomoscribe.napari.widget import AnnotateWidget  # noqa: E402
 from tomoscribe.volume import Volume  # noqa: E402
 
 pytestmark = pytest.mark.napari
 
-SHAPE = (16, 96, 96)
-
-
-@pytest.fixture
-def tomogram(tmp_path):
-    rng = np.random.default_rng(0)
-    path = tmp_path / "tomo.mrc"
-    write_volume(path, Volume(rng.normal(size=SHAPE).astype(np.float32), (10.0, 10.0, 10.0)))
-    return path
-
-
-@pytest.fixture
-def widget(make_napari_viewer, tmp_path):
-    widget = AnnotateWidget(make_napari_viewer())
-    widget.folder_edit.setText(str(tmp_path / "session"))
-    return widget
+SHAPE = session.SHAPE
+tomogram, widget = session.tomogram, session.widget  # that module's fixtures
 
 
 def _annotate(widget, centre=(8, 48, 48)) -> None:
