@@ -75,7 +75,9 @@ def recorded_contrast(dataset: str | os.PathLike) -> str | None:
 
     if not is_star_dataset(dataset):
         return None
-    table = read_particles(Path(dataset))
+    with warnings.catch_warnings():  # said once already, by the dataset's reading
+        warnings.simplefilter("ignore")
+        table = read_particles(Path(dataset))
     if "image_name" not in table:
         return None
     found = set()
