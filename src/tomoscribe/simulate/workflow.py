@@ -458,32 +458,42 @@ def simulate_micrographs_files(
             write_volume(staging / "masks" / f"{name}.mrc", Volume(masks[None], vs))
             rows.append(truth["particles"].assign(micrograph=name))
         table = pd.concat(rows, ignore_index=True)
-        write_star(staging / "truth.star", table, extra=TRUTH_COLUMNS)
+        files = _relion_names(out_dir, list(truths))  # one name per micrograph, every file
+        write_star(staging / "truth.star", table, files, extra=TRUTH_COLUMNS)
         if boxes is not None:
             for kind, rows_ in boxes.groupby("set"):
-                write_star(staging / f"boxes_{kind}.star", rows_)
-        _write_ctf_estimates(staging, out_dir, list(truths), list(defocus_um), params)
+                write_star(staging / f"boxes_{kind}.star", rows_, files)
+        _write_ctf_estimates(staging, files, list(defocus_um), params)
         record = _truth_record(params, truths, defocus_um, templates, carbon_fraction)
         with atomic_path(staging / "truth.json") as tmp:
             tmp.write_text(json.dumps(record, indent=1))
     return table
 
 
-def _write_ctf_estimates(staging: Path, out_dir, names: list[str], defocus_um, params) -> None:
-    """``micrographs_ctf.star`` as a CtfFind job writes it (the true defocus, cycled as
-    :func:`~tomoscribe.simulate.micrographs.simulate_micrograph_set` cycles it), each
-    micrograph named from the working folder as RELION reads it: what ``spa extract
-    --ctf`` and RELION's Extract take."""
+def _relion_names(out_dir, names: list[str]) -> dict[str, str]:
+    """Each micrograph's ``rlnMicrographName``: its file named from the working folder,
+    as RELION reads names (from its project folder), the same in every STAR file the
+    set writes (a trial: truth.star and the boxes said ``mic_000.mrc`` where
+    micrographs_ctf.star said ``OUT/micrographs/mic_000.mrc``, so nothing matched)."""
     import os
 
     from ..io.image_names import relion_image_name
-    from ..io.micrograph_ctf import write_micrograph_ctf
 
     final = Path(out_dir)
-    files = {
+    return {
         n: relion_image_name(os.path.abspath(final / "micrographs" / f"{n}.mrc"), final)
         for n in names
     }
+
+
+def _write_ctf_estimates(staging: Path, files: dict[str, str], defocus_um, params) -> None:
+    """``micrographs_ctf.star`` as a CtfFind job writes it (the true defocus, cycled as
+    :func:`~tomoscribe.simulate.micrographs.simulate_micrograph_set` cycles it), each
+    micrograph named by ``files`` (:func:`_relion_names`): what ``spa extract --ctf``
+    and RELION's Extract take."""
+    from ..io.micrograph_ctf import write_micrograph_ctf
+
+    names = list(files)
     defoci = {n: float(defocus_um[k % len(defocus_um)]) for k, n in enumerate(names)}
     microscope = {
         "voltage_kV": params.voltage_kV,
