@@ -6,8 +6,6 @@ image is refused before a voxel size is asked for, an unset 1 Å header is said.
 
 from __future__ import annotations
 
-import json
-
 import mrcfile
 import numpy as np
 import pytest
@@ -163,4 +161,3 @@ def test_an_unset_one_angstrom_header_is_said(widget, tmp_path):
         mrc.voxel_size = 1.0  # as IMOD and others write a size never set
     widget.open_tomogram(path)
     assert any("records 1 Å voxels, the size MRC headers hold" in m for m in widget.messages)
-    json.dumps(widget.messages)  # plain strings

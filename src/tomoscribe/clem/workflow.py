@@ -45,7 +45,7 @@ class RegisteredPair:
     registration: Registration
     holes_overview: int
     holes_fluorescence: int
-    hole_diameter_um: dict = field(default_factory=dict)  # as each image shows them
+    hole_diameter_um: dict = field(default_factory=dict)  # µm, "overview"/"fluorescence"
 
     @property
     def anchor(self) -> dict:
@@ -97,8 +97,8 @@ def register_images(
     film = (hole_diameter_um, hole_spacing_um, min_score)
     holes_ov, lattice_ov, measured_ov = _film_of(overview, overview_pixel_nm, film, names[0])
     holes_fm, lattice_fm, measured_fm = _film_of(reflection, fluorescence_pixel_nm, film, names[1])
-    measured = {names[0]: measured_ov, names[1]: measured_fm}
-    _warn_of_hole_sizes(measured, hole_diameter_um)
+    measured = {"overview": measured_ov, "fluorescence": measured_fm}  # names may coincide
+    _warn_of_hole_sizes(zip(names, measured.values()), hole_diameter_um)
     scale = fluorescence_pixel_nm / overview_pixel_nm
     if cell is not None:
         symmetry, shift, anchor = anchor_by_cell(
@@ -171,9 +171,10 @@ HOLE_SIZE_DISAGREEMENT = 0.2
 MIN_FITTING_FRACTION = 0.75
 
 
-def _warn_of_hole_sizes(measured: dict, given_um: float) -> None:
-    """Say, for each image, holes that measure otherwise than ``given_um`` across."""
-    for name, found in measured.items():
+def _warn_of_hole_sizes(measured, given_um: float) -> None:
+    """Say, for each image (``measured``: its name and measured diameter, µm, or None),
+    holes that measure otherwise than ``given_um`` across."""
+    for name, found in measured:
         if found is not None and abs(found / given_um - 1) > HOLE_SIZE_DISAGREEMENT:
             warnings.warn(
                 f"the holes in {name} measure {found:.2g} µm across, where "
@@ -265,7 +266,7 @@ def register_files(
             "fluorescence_pixel_nm": fm_nm,
             "holes_overview": pair.holes_overview,
             "holes_fluorescence": pair.holes_fluorescence,
-            "hole_diameter_measured_um": list(pair.hole_diameter_um.values()),
+            "hole_diameter_measured_um": pair.hole_diameter_um,
         },
     )
     settings = {"hole_diameter_um": hole_diameter_um, "hole_spacing_um": hole_spacing_um}
