@@ -519,3 +519,29 @@ def test_blank_angles_are_read_as_picks_without_orientations(tmp_path, capsys):
     starfile.write(rows.fillna(0).assign(rlnAngleRot=["10", "x", "30"]), tmp_path / "text.star")
     with pytest.raises(InputFileError, match="angles .* of row 2 .* are not all numbers"):
         read_particles(tmp_path / "text.star", 10.0)
+
+
+def test_a_pick_of_nothing_is_read_back_as_no_particles_in_every_format(tmp_path, capsys):
+    """A trial: pick writing 0 picks to a .mod made a model our reader called unreadable
+    ("No objects to concatenate"; IMOD opens it as an empty model), and extract called
+    the empty RELION 5 STAR "not a readable relion file (index 0 is out of bounds)"."""
+    labels = np.zeros((40, 50, 50), np.int8)
+    labels[10:12, 10:12, 10:12] = 1  # 8 voxels, under the default smallest particle
+    tomogram = tmp_path / "lab.mrc"
+    write_volume(tomogram, Volume(labels, 10.0))
+    outs = [tmp_path / f"p{suffix}" for suffix in (".mod", ".star", ".csv", ".json")]
+    args = ["pick", str(tomogram), "-f", "rib", "--value", "1"]
+    assert main(args + [a for out in outs for a in ("-o", str(out))]) == 0
+    said = capsys.readouterr().err
+    assert "nothing was picked" in said and "20 voxels (8 voxels)" in said, said
+    for out in outs:
+        assert len(read_particles(out, 10.0, labels.shape)) == 0
+        assert (
+            main(["extract", str(tomogram), str(out), "-o", str(tmp_path / "sub"), "--box", "16"])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert err.strip() == f"error: {out} lists no particles.", err
+        assert not (tmp_path / "sub").exists()
+    assert main(["info", str(outs[0])]) == 0
+    assert "particles: 0" in capsys.readouterr().out

@@ -214,7 +214,7 @@ def pick(
 
 def _say_sizes(picked, defaults_used: bool, max_learned: bool, min_learned: bool) -> None:
     """pick's report of the particle sizes it used, and of regions too large to pick."""
-    from ..structure.picking import too_large_sentence, too_small_sentence
+    from ..structure.picking import none_picked_sentence, too_large_sentence, too_small_sentence
 
     params = picked.params
     if picked.sizes_learned and defaults_used:
@@ -228,7 +228,12 @@ def _say_sizes(picked, defaults_used: bool, max_learned: bool, min_learned: bool
         if picked.sizes_learned and min_learned
         else None
     )
-    for sentence in (larger, smaller):
+    none = (
+        None
+        if smaller
+        else none_picked_sentence(picked.left_out, params.min_size, len(picked.table))
+    )
+    for sentence in (larger, smaller, none):
         if sentence:
             typer.echo(f"warning: {sentence}", err=True)
 

@@ -279,6 +279,8 @@ def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     note_input(path)
     check_imod_structure(path)  # imodmodel would loop forever on a truncated file
+    if _imod_holds_no_points(path):  # 3dmod opens a model of no objects as empty
+        return pd.DataFrame({name: pd.Series(dtype=float) for name in _IMOD_POINT_COLUMNS})
     try:
         raw = imodmodel.read(path)
     except Exception as err:  # imodmodel raises struct/pydantic errors on damage
@@ -292,6 +294,23 @@ def read_imod_points(path: str | os.PathLike) -> pd.DataFrame:
     table["y"] = raw["y"].astype(float) - IMOD_XY_SHIFT + start[1]
     table["z"] = raw["z"].astype(float) + start[2]
     return table
+
+
+_IMOD_POINT_COLUMNS = ("object_id", "contour_id", "x", "y", "z")
+
+
+def _imod_holds_no_points(path: Path) -> bool:
+    """Whether an IMOD model reads whole but has no point in any object: no objects
+    (``objsize`` 0, as a pick that found nothing writes it), or objects without contours
+    or points.  ``imodmodel.read`` fails on such a model ("No objects to concatenate")
+    where IMOD opens it as an empty model."""
+    from imodmodel import ImodModel
+
+    try:
+        model = ImodModel.from_file(path)
+    except Exception:  # read_imod_points refuses damaged files in its own sentence
+        return False
+    return all(len(c.points) == 0 for obj in model.objects for c in obj.contours)
 
 
 def imod_subset_start(path: str | os.PathLike) -> np.ndarray:

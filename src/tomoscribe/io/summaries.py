@@ -320,6 +320,8 @@ def _counts(values: pd.Series, most: int = 8) -> str:
 def _tomogram_counts(table: pd.DataFrame, column: str) -> str:
     if column not in table:
         return " (no tomogram names)"
+    if table.empty:
+        return ""
     names = table[column].astype(str)
     return f" in {names.nunique()} tomogram(s): " + _counts(names, 5)
 

@@ -1465,14 +1465,22 @@ class AnnotateWidget(QWidget):
                 f"{len(table)} seeds on {len(self.filament_picks.filaments)} {feature} filaments"
             )
         else:
-            from ..structure.picking import too_large_sentence, too_small_sentence
+            from ..structure import picking
 
             _, params = picked
             left_out = table.attrs.get("left_out")
             said = [  # the widget has no size field: the painting is what sets them
-                too_large_sentence(left_out, params.max_size, learned, _PAINT_WHOLE),
-                too_small_sentence(left_out, params.min_size, len(table), learned, _PAINT_TIGHTER),
+                picking.too_large_sentence(left_out, params.max_size, learned, _PAINT_WHOLE),
+                picking.too_small_sentence(
+                    left_out, params.min_size, len(table), learned, _PAINT_TIGHTER
+                ),
             ]
+            if not said[1]:
+                said.append(
+                    picking.none_picked_sentence(
+                        left_out, params.min_size, len(table), _PAINT_TIGHTER
+                    )
+                )
             said = [sentence for sentence in said if sentence]
             self.status.setText("; ".join([f"{len(table)} {feature} picks", *said]))
         return table

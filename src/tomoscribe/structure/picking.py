@@ -126,6 +126,7 @@ def pick_particles(
     too_small = int(np.count_nonzero(~keep[1:]))
     near = params.min_size * NEAR_SIZE_FRACTION  # smaller, but no speck of noise
     nearly = sizes[1:][(~keep[1:]) & (sizes[1:] >= near)].astype(int).tolist()
+    largest_small = int(sizes[1:][~keep[1:]].max(initial=0))
     for cid, box in enumerate(objects, start=1):
         if box is None or not keep[cid]:
             continue
@@ -148,6 +149,7 @@ def pick_particles(
             if size < params.min_size:
                 too_small += 1
                 nearly += [int(size)] if size >= near else []
+                largest_small = max(largest_small, int(size))
                 continue
             if params.max_size is not None and size > params.max_size:
                 too_large.append(int(size))
@@ -161,6 +163,7 @@ def pick_particles(
     table = table.sort_values("score", ascending=False).reset_index(drop=True)
     table.attrs["left_out"] = {"smaller": too_small, "larger_sizes": sorted(too_large)}
     table.attrs["left_out"]["nearly_sizes"] = sorted(nearly)
+    table.attrs["left_out"]["largest_smaller"] = largest_small
     return table
 
 
@@ -196,6 +199,30 @@ def too_small_sentence(
         f"{what} smaller than the least a particle may be, {min_size} voxels{source}, and "
         f"{'was' if len(nearly) == 1 else 'were'} not picked; if "
         f"{'it is a particle' if len(nearly) == 1 else 'they are particles'}, {advice}."
+    )
+
+
+def none_picked_sentence(
+    left_out: dict, min_size: int, picked: int, advice: str = "give a smaller --min-size"
+) -> str | None:
+    """One sentence where nothing was picked and every region of the feature was
+    smaller than ``min_size`` voxels (``attrs["left_out"]`` of :func:`pick_particles`),
+    naming the largest; None otherwise.  ``advice``: what the caller's user can do (a
+    trial: an 8-voxel region under the default smallest particle gave "wrote 0 picks"
+    and no reason)."""
+    left_out = left_out or {}
+    largest = int(left_out.get("largest_smaller") or 0)
+    if picked or not left_out.get("smaller") or not largest:
+        return None
+    count = int(left_out["smaller"])
+    if count == 1:
+        what, sizes = "the one region of the feature is", f"{largest} voxels"
+    else:
+        what, sizes = f"all {count} regions of the feature are", f"the largest {largest}"
+    return (
+        f"nothing was picked: {what} smaller than the least a particle may be, "
+        f"{min_size} voxels ({sizes}); if "
+        f"{'it is a particle' if count == 1 else 'they are particles'}, {advice}."
     )
 
 

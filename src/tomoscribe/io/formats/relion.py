@@ -743,7 +743,7 @@ def _check_both_coordinates(path, block, optics, names, xyz, pixel, given) -> No
     import warnings
 
     voxel_A, shape_zyx, tomograms = given
-    if pixel is None:
+    if pixel is None or len(pixel) == 0:  # no rows (a pick that found nothing)
         return
     try:
         centre_A, _ = _centres(path, block, names, voxel_A or float(pixel[0]), shape_zyx, tomograms)
