@@ -51,6 +51,11 @@ def test_simulate_cell_writes_a_consistent_set(tmp_path, capsys):
     # most particle centres lie on voxels labelled as their class (hollow ones may not)
     hits = labels.load(np.uint8)[z, y, x] == particles["rlnClassNumber"].to_numpy()
     assert hits.mean() >= 0.8
+    # RELION 5 reads only the centred Å (as the shared project's Picks file holds them):
+    # Å from the tomogram's centre, pixel = centred / pixel size + size / 2
+    for axis, size in zip("XYZ", (96, 96, 48)):
+        centred = particles[f"rlnCenteredCoordinate{axis}Angst"] / 10.0 + size / 2
+        assert np.allclose(centred, particles[f"rlnCoordinate{axis}"], atol=1e-4)
     # the particle file says what its coordinates are in and the tilt range, as read by
     # the particle readers (RELION 3's detector pixel size / magnification too)
     table = read_particles(tmp_path / "particles.star")

@@ -150,6 +150,7 @@ def simulate_cell_files(
             params.voxel_size_A,
             name,
             acquisition.tilt_range_deg,
+            imaged["tomogram"].shape,
         )
         for recorded in CELL_RECORDED:  # the truth maps too: `pick` on labels.mrc reads
             write_provenance(  # its tilt range
@@ -361,18 +362,28 @@ def write_truth_particles(
     voxel_size_A: float,
     tomo_name: str,
     tilt_range_deg: tuple[float, float],
+    tomogram_shape_zyx: tuple[int, int, int],
 ) -> None:
     """The simulator's particle table as a RELION STAR file (coordinates in voxels of
-    ``voxel_size_A``, recorded as tomoscribe's particle files record it), with its class
-    names, instance ids and the tilt range (degrees) of the tilt series."""
+    ``voxel_size_A``, and RELION 5's centred Å in the tomogram of ``tomogram_shape_zyx``
+    voxels, recorded as ``pick`` records them), with its class names, instance ids and
+    the tilt range (degrees) of the tilt series.  (RELION 5 reads the centred Å only: a
+    trial's RELION 5 reading found no positions in the pixel columns alone.)"""
     import starfile
 
+    from ..io.formats.relion import centred_coordinates_A
+
+    xyz = particles[["x_A", "y_A", "z_A"]].to_numpy(float) / voxel_size_A
+    centred = centred_coordinates_A(xyz, tomogram_shape_zyx, voxel_size_A)
     table = pd.DataFrame(
         {
             "rlnTomoName": tomo_name,
-            "rlnCoordinateX": particles["x_A"] / voxel_size_A,
-            "rlnCoordinateY": particles["y_A"] / voxel_size_A,
-            "rlnCoordinateZ": particles["z_A"] / voxel_size_A,
+            "rlnCoordinateX": xyz[:, 0],
+            "rlnCoordinateY": xyz[:, 1],
+            "rlnCoordinateZ": xyz[:, 2],
+            "rlnCenteredCoordinateXAngst": centred[:, 0],
+            "rlnCenteredCoordinateYAngst": centred[:, 1],
+            "rlnCenteredCoordinateZAngst": centred[:, 2],
             "rlnAngleRot": particles["rot"],
             "rlnAngleTilt": particles["tilt"],
             "rlnAnglePsi": particles["psi"],

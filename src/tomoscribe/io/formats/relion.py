@@ -894,6 +894,15 @@ def helical_priors(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tilt, psi
 
 
+def centred_coordinates_A(xyz: np.ndarray, shape_zyx, voxel_size_A: float) -> np.ndarray:
+    """RELION 5's centred coordinates (Å from the tomogram's centre, x, y, z per row) of
+    positions ``xyz`` (n, 3; voxels of ``voxel_size_A`` Å) in a tomogram of ``shape_zyx``
+    voxels (z, y, x; or one such row per position)."""
+    xyz = np.asarray(xyz, float)
+    extent_xyz = np.broadcast_to(np.asarray(shape_zyx, float)[..., ::-1], xyz.shape)
+    return (xyz - extent_xyz / 2) * voxel_size_A
+
+
 def _written_coordinates(table, names, voxel_size_A: float, shape_zyx) -> pd.DataFrame:
     """rlnTomoName and the coordinates (pixels of ``voxel_size_A`` Å; RELION 5's centred
     Å too where the tomogram's ``shape_zyx`` is known: (z, y, x) voxels, or one such
@@ -911,11 +920,8 @@ def _written_coordinates(table, names, voxel_size_A: float, shape_zyx) -> pd.Dat
         },
         index=table.index,
     )
-    if shape_zyx is not None:  # one size (z, y, x), or one per row (n, 3)
-        extent_xyz = np.broadcast_to(np.asarray(shape_zyx, float)[..., ::-1], xyz.shape)
-        for k, axis in enumerate("XYZ"):
-            centred = (xyz[:, k] - extent_xyz[:, k] / 2) * voxel_size_A
-            out[f"rlnCenteredCoordinate{axis}Angst"] = centred
+    if shape_zyx is not None:
+        out[list(_CENTRED)] = centred_coordinates_A(xyz, shape_zyx, voxel_size_A)
     if boxed:
         move = xyz - table[["x", "y", "z"]].to_numpy(float)
         if not np.allclose(move, 0.0, atol=1e-9):
