@@ -19,7 +19,9 @@ and the STAR file written describes them as RELION reads it.
 Truth per particle: ``structure`` (template name or ``junk``), ``structure_id``
 (1… in the order given, 0 for junk), ``view`` (−1 for junk), ``turn_deg`` (the
 counter-clockwise turn of ``core.turn2d.transform``; RELION's psi is its negative),
-``shift_x_px``/``shift_y_px`` and ``defocus_um``; and the clean, centred, unturned
+``shift_x_px``/``shift_y_px`` and ``defocus_um``, the pose also as RELION writes it
+(``rlnAnglePsi`` = −turn, ``rlnOriginXAngst``/``YAngst`` = −shift × pixel size: the
+particle's centre lies at the box centre minus the origin); and the clean, centred, unturned
 projections (structures × views × box × box) to compare class averages with.
 """
 
@@ -159,6 +161,11 @@ def simulate_particle_stack(
             "shift_x_px": shift[:, 0],
             "shift_y_px": shift[:, 1],
             "defocus_um": defocus,
+            # the same pose in RELION's terms (core.turn2d's turn and shift; junk: its
+            # blobs' frame), as classify2d writes them, so RELION's results compare
+            "rlnAnglePsi": (-psi) % 360.0,
+            "rlnOriginXAngst": -shift[:, 0] * pixel_size_A,
+            "rlnOriginYAngst": -shift[:, 1] * pixel_size_A,
         }
     )
     return {
