@@ -50,6 +50,13 @@ def test_dataset_layout_and_round_trip(tmp_path):
     assert loaded["class_names"] == data["class_names"]
     np.testing.assert_array_equal(loaded["angles_relion_deg"][...], data["angles_relion_deg"])
     assert loaded["params"]["voxel_size_A"] == 9.2
+    # the store read with zarr alone says which convention each angle array follows
+    import zarr
+
+    store = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")
+    assert "rlnAngleRot" in store["angles_relion_deg"].attrs["description"]
+    assert "not RELION's" in store["euler_zyz_deg"].attrs["description"]
+    assert all("description" in store[key].attrs for key in store.array_keys())
 
 
 def test_rotation_moves_density_as_stated():

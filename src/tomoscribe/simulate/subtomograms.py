@@ -308,27 +308,38 @@ def simulate_subtomograms(
     }
 
 
+#: What each array of a dataset's store holds, kept in its zarr attributes
+#: (``description``): a user opening the store with zarr alone reads which rotation
+#: convention each angle array follows (a trial took ``euler_zyz_deg``, scipy's angles
+#: of the template → particle matrix, for RELION's, which describe its inverse).
+ARRAY_DESCRIPTIONS = {
+    "volumes": "subtomograms (N, z, y, x), float32, voxel size in the group's params",
+    "labels": "class index (N,) into the group's class_names",
+    "rotations": "rotation matrices (N, 3, 3) turning the template into the particle, "
+    "acting on (x, y, z) column vectors",
+    "euler_zyz_deg": "scipy Rotation.from_matrix(rotations).as_euler('ZYZ', degrees=True): "
+    "intrinsic ZYZ angles (degrees) of the template-to-particle rotation; not RELION's",
+    "angles_relion_deg": "RELION rlnAngleRot, rlnAngleTilt, rlnAnglePsi (degrees) of each "
+    "particle, as a RELION particle file writes them",
+    "shifts_zyx": "shift (voxels, z, y, x) of each particle from the box centre",
+    "noise_sigma": "standard deviation of the projection noise added (per subtomogram)",
+    "centre_masks": "voxel mask (N, z, y, x) of the centre particle (crowded datasets)",
+}
+
+
 def save_dataset(path: str | os.PathLike, dataset: dict) -> Path:
-    """Write a dataset as one zarr store (atomically): arrays plus JSON attributes."""
+    """Write a dataset as one zarr store (atomically): arrays, each described in its
+    attributes (:data:`ARRAY_DESCRIPTIONS`), plus JSON attributes of the group."""
     from ..io.zarrstore import open_group, write_array
 
     with atomic_path(path) as tmp:
         group = open_group(tmp, mode="w")
-        for key in (
-            "volumes",
-            "labels",
-            "rotations",
-            "euler_zyz_deg",
-            "angles_relion_deg",
-            "shifts_zyx",
-            "noise_sigma",
-            "centre_masks",
-        ):
+        for key, description in ARRAY_DESCRIPTIONS.items():
             if key not in dataset:
                 continue
             value = np.asarray(dataset[key])
             chunks = (min(64, value.shape[0]),) + value.shape[1:]
-            write_array(group, key, value, chunks)
+            write_array(group, key, value, chunks).attrs["description"] = description
         group.attrs["tomoscribe_subtomograms"] = json.dumps(
             {
                 "class_names": dataset["class_names"],
@@ -356,20 +367,7 @@ def load_dataset(path: str | os.PathLike) -> dict:
     try:
         group = open_group(path, mode="r")
         meta = json.loads(group.attrs["tomoscribe_subtomograms"])
-        data = {
-            key: group[key]
-            for key in (
-                "volumes",
-                "labels",
-                "rotations",
-                "euler_zyz_deg",
-                "angles_relion_deg",
-                "shifts_zyx",
-                "noise_sigma",
-                "centre_masks",
-            )
-            if key in group
-        }
+        data = {key: group[key] for key in ARRAY_DESCRIPTIONS if key in group}
     except Exception as err:  # zarr and json raise many types for damaged stores
         raise InputFileError(f"{path} is not a tomoscribe subtomogram dataset ({err}).") from err
     data.update(meta)
