@@ -345,3 +345,40 @@ def test_a_structure_maps_background_is_taken_off(tmp_path, capsys, shared_data)
     args = ["simulate", "subtomograms", "-o", str(tmp_path / "s.zarr"), "--n", "2", "--box", "28"]
     assert main([*args, "--structures", f"1bxn,{emdb}", "--voxel-size", "10", "--no-empty"]) == 0
     assert "has a background of" in capsys.readouterr().err
+
+
+def test_simulate_cell_places_a_users_map_file_as_a_template(tmp_path, capsys):
+    """A trial: simulate cell refused a map file as 'no template', after building the
+    membranes, where simulate micrographs and subtomograms take one.  A map drawn here
+    (an off-centre pair of balls at 8 Å) is placed, named by its file's stem."""
+    zz, yy, xx = np.mgrid[:24, :24, :24] - 12.0
+    pair = ((zz**2 + yy**2 + (xx - 3) ** 2) < 16) | ((zz**2 + yy**2 + (xx + 4) ** 2) < 9)
+    with mrcfile.new(tmp_path / "my.pair.v2.mrc") as mrc:
+        mrc.set_data(pair.astype(np.float32))
+        mrc.voxel_size = 8.0
+    out = tmp_path / "cell"
+    args = ["simulate", "cell", "--size", "96,96,48", "--tilt-step", "10", "-q"]
+    given = f"{tmp_path / 'my.pair.v2.mrc'}=40,3j9i=4"
+    assert main([*args, "-o", str(out), "--templates", given]) == 0
+    particles = starfile.read(out / "particles.star")
+    legend = json.loads((out / "labels.mrc.legend.json").read_text())
+    assert legend["10"]["name"] == "my.pair.v2" and legend["11"]["name"] == "3j9i"
+    mine = particles[particles["tsClassName"] == "my.pair.v2"]
+    assert len(mine) >= 5 and (mine["rlnClassNumber"] == 10).all()
+    labels = read_volume(out / "labels.mrc").load(np.uint8)
+    z, y, x = (mine[f"rlnCoordinate{a}"].round().astype(int).to_numpy() for a in "ZYX")
+    # the box centre of the balls is the particle's (between them, about a voxel off)
+    near = [labels[a - 1 : a + 2, b - 1 : b + 2, c - 1 : c + 2] for a, b, c in zip(z, y, x)]
+    assert np.mean([(box == 10).any() for box in near]) >= 0.8
+    assert main(["info", str(out / "particles.star")]) == 0
+    assert "10 my.pair.v2 (" in capsys.readouterr().out
+    # a missing map, or two classes of one name, refused before anything is written
+    for templates, said in (
+        (f"{tmp_path / 'gone.mrc'}=10", "gone.mrc does not exist"),
+        (f"{tmp_path / 'my.pair.v2.mrc'}=10,{tmp_path / 'x' / 'my.pair.v2.mrc'}=5", "twice"),
+    ):
+        capsys.readouterr()
+        assert main([*args, "-o", str(tmp_path / "no"), "--templates", templates]) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+        assert not (tmp_path / "no").exists()

@@ -44,7 +44,10 @@ def cell(
     size: str = typer.Option("512,512,128", "--size", help="x,y,z in voxels."),
     voxel_size: float = typer.Option(10.0, "--voxel-size", help="Voxel size in Å."),
     templates: str = typer.Option(
-        "4v4r_30S=2,3j9i=2", "--templates", help="NAME=µM pairs from the template library."
+        "4v4r_30S=2,3j9i=2",
+        "--templates",
+        help="NAME=µM pairs: a bundled template's name or a map file (its class named by "
+        "the file's stem, its voxel size from its header).",
     ),
     max_tilt: float = typer.Option(60.0, "--max-tilt", help="Tilt range ± degrees."),
     tilt_step: float = typer.Option(3.0, "--tilt-step", help="Degrees."),
@@ -88,10 +91,13 @@ def cell(
         nx, ny, nz = (int(v) for v in size.split(","))
         concentrations = {
             k.strip(): float(v)
-            for k, v in (item.split("=") for item in templates.split(",") if item.strip())
+            for k, v in (item.rsplit("=", 1) for item in templates.split(",") if item.strip())
         }
     except ValueError:
-        raise ParameterError("--size is x,y,z and --templates is NAME=µM,NAME=µM.") from None
+        raise ParameterError(
+            "--size is x,y,z and --templates is NAME=µM,NAME=µM (a bundled name or a map file)."
+        ) from None
+    concentrations, maps = _cell_template_maps(concentrations)
     if min(nx, ny, nz) < 16 or voxel_size <= 0:
         raise ParameterError(
             f"--size must be at least 16 voxels along each axis and "
@@ -127,6 +133,7 @@ def cell(
         voxel_size_A=voxel_size,
         **counts,
         templates_uM=concentrations,
+        template_maps=maps,
         carbon_edge=carbon,
         min_bend_radius_nm=dict(FILAMENT_MIN_BEND_RADIUS_NM),
         filament_depths="lamella",
@@ -144,6 +151,28 @@ def cell(
         "tilt_series.mrc/.tlt, density.mrc, labels.mrc (+ .legend.json), instances.mrc, "
         f"particles.star ({len(particles)} particles)"
     )
+
+
+def _cell_template_maps(concentrations: dict) -> tuple[dict, dict]:
+    """``--templates``' entries that are map files (a suffix, not a bundled name)
+    renamed to their class name, the file's stem: (name → µM, name → map file).  Two
+    entries of one class name are refused."""
+    from ..io.particles import tomogram_stem
+    from ..simulate.template_library import template_manifest
+
+    named, maps = {}, {}
+    for key, concentration in concentrations.items():
+        name = key
+        if key not in template_manifest() and Path(key).suffix:
+            name = tomogram_stem(key)  # suffix-aware: 'emd_1.2.mrc' is 'emd_1.2'
+            maps[name] = key
+        if name in named:
+            raise ParameterError(
+                f"--templates names the class {name} twice; give each template once "
+                "(map files are named by their file's stem)."
+            )
+        named[name] = concentration
+    return named, maps
 
 
 @simulate_app.command("subtomograms")

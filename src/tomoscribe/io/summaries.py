@@ -155,7 +155,10 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
     )
     for column, what in (("class", "classes"), ("half", "half sets")):
         if column in table:
-            lines.append(f"  {what}: " + _counts(table[column]))
+            values = table[column]
+            if column == "class" and "class_name" in table:  # the names the file gives
+                values = values.astype(str) + " " + table["class_name"].astype(str)
+            lines.append(f"  {what}: " + _counts(values))
     lines += _filament_lines(table)
     if "image_name" in table:
         lines.append(

@@ -73,6 +73,9 @@ class CellParams:
     n_microtubules: int = 3
     n_actin: int = 6
     templates_uM: dict = field(default_factory=lambda: {"4v4r_30S": 2.0, "3j9i": 2.0})
+    # class name → map file (MRC, OME-Zarr, TIFF) for templates not in the bundled
+    # library, as `simulate micrographs` and `simulate subtomograms` take them
+    template_maps: dict = field(default_factory=dict)
     n_gold: int = 8
     carbon_edge: bool = False
     ice_thickness_nm: tuple[float, float] = (90.0, 120.0)
@@ -282,10 +285,9 @@ def make_cell(params: CellParams = CellParams(), *, filament_axes: bool = False)
     # Macromolecules from the template library, never overlapping.
     rows = []
     for index, (name, concentration) in enumerate(params.templates_uM.items()):
+        volume = cell_template(params, name)
         template = template_in_box(
-            load_template(name),
-            params.voxel_size_A,
-            _box_for(load_template(name), params.voxel_size_A),
+            volume, params.voxel_size_A, _box_for(volume, params.voxel_size_A)
         )
         template *= 1.0 / max(float(template[template > 0.1 * template.max()].mean()), 1e-12)
         wanted = particles_for_concentration(concentration, params.shape, params.voxel_size_A)
@@ -394,6 +396,24 @@ def _bilayer(signed_distance: np.ndarray, voxels_per_nm: float):
         np.exp(-0.5 * ((d_nm - 1.9) / 0.5) ** 2) + np.exp(-0.5 * ((d_nm + 1.9) / 0.5) ** 2)
     ).astype(np.float32)
     return leaflets, np.abs(d_nm) <= 2.5
+
+
+def cell_template(params: CellParams, name: str) -> Volume:
+    """The template named ``name`` in ``params.templates_uM``: its map file where
+    ``params.template_maps`` gives one (its voxel size from its header, its background
+    taken off: :func:`tomoscribe.io.read_structure_map`), else the bundled one."""
+    if name in params.template_maps:
+        from ..io import read_structure_map
+
+        return read_structure_map(params.template_maps[name], "a template")
+    return load_template(name)
+
+
+def check_templates(params: CellParams) -> None:
+    """Refuse, before any work, a template that is neither bundled nor a readable map
+    (a trial's map file was refused as an unknown name after the membranes were built)."""
+    for name in params.templates_uM:
+        cell_template(params, name)
 
 
 def _box_for(template, voxel_size_A: float) -> int:

@@ -24,7 +24,14 @@ from ..errors import ParameterError
 from ..io import write_volume
 from ..outputs import atomic_path, check_outputs, output_folder, write_provenance
 from ..volume import Volume
-from .cell import CELL_CLASS_IDS, TEMPLATE_CLASS_BASE, CellParams, check_filament_room, make_cell
+from .cell import (
+    CELL_CLASS_IDS,
+    TEMPLATE_CLASS_BASE,
+    CellParams,
+    check_filament_room,
+    check_templates,
+    make_cell,
+)
 from .imaging import ImagingParams, image_volume
 
 
@@ -121,6 +128,7 @@ def simulate_cell_files(
     names = (*CELL_OUTPUTS, *(f"{name}.json" for name in CELL_RECORDED))
     check_outputs([out_dir / name for name in names])
     check_filament_room(params)
+    check_templates(params)
     name = simulated_tomo_name(out_dir, tomo_name)
     say("building the phantom")
     density, labels, instances, particles = make_cell(params)
