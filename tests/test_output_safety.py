@@ -558,6 +558,11 @@ def test_replacing_another_commands_files_in_a_folder_is_said(tmp_path, capsys):
         (["train", "{d}", "-o", "{o}/m.mrc"], "m.tsm"),
         (["simulate", "subtomograms", "-o", "{o}/s.mrc"], "s.zarr"),
         (["preprocess", "{t}", "-o", "{o}/p.csv", "-q"], "p.mrc"),
+        # written slab by slab: TIFF refused before the work (a trial: vesicles ran, then
+        # refused .tif); merge and preprocess alike
+        (["preprocess", "{t}", "-o", "{o}/p.tif", "-q"], "p.mrc"),
+        (["vesicles", "{t}", "-o", "{o}/v.tif"], "v.mrc"),
+        (["merge", "{t}", "-o", "{o}/m.tiff"], "m.mrc"),
         (["classify", "evaluate", "{d}", "{d}", "-o", "{o}/scores.star"], "scores.json"),
         (["vesicles", "{t}", "-o", "{o}/v.mrc", "--table", "{o}/t.mrc"], "t.csv"),
         (

@@ -10,7 +10,7 @@ from ..errors import ParameterError
 from ..nets.catalogue import listed
 from . import options
 from .app import app
-from .checks import VOLUME_NAMES, command_line_text, writes
+from .checks import STREAMED_VOLUME_NAMES, command_line_text, writes
 
 # The per-feature architectures, from the catalogue's list so that --help needs no torch
 # (tests/test_cli_startup.py checks it against the registry).
@@ -397,7 +397,7 @@ def _report_map(item) -> None:
 
 
 @app.command()
-@writes(files=("output",), formats={"output": VOLUME_NAMES})
+@writes(files=("output",), formats={"output": STREAMED_VOLUME_NAMES})
 def merge(
     maps: list[Path] = typer.Argument(..., help="Per-feature maps from `tomoscribe segment`."),
     output: Path = typer.Option(..., "--output", "-o", help="Label map (.mrc or .zarr)."),

@@ -218,6 +218,9 @@ def _lockable_beside(output: Path) -> bool:
 #: TIFF, Zarr suffixes, looked up when checked so that the command line starts without
 #: importing the readers).
 VOLUME_NAMES = ("volume",)
+#: Volume outputs written slab by slab (:func:`tomoscribe.io.create_volume`): MRC or
+#: Zarr only, refused as TIFF before any work (a trial's vesicles ran, then refused).
+STREAMED_VOLUME_NAMES = ("streamed volume",)
 
 #: Suffixes that name a kind of file besides volumes'; an output of one kind named with
 #: another's suffix is refused (`classify features -o x.mrc` wrote a Zarr folder x.mrc).
@@ -250,6 +253,9 @@ def check_output_name(path: Path, accepted: tuple[str, ...], flag: str) -> None:
     what = " or ".join(accepted)
     if accepted == VOLUME_NAMES:
         accepted, what = volumes, "a volume (.mrc, .tif or .zarr)"
+    elif accepted == STREAMED_VOLUME_NAMES:  # written slab by slab: no TIFF writer
+        accepted = (*MRC_SUFFIXES, *ZARR_SUFFIXES)
+        what = "its volume slab by slab as .mrc or .zarr"
     name = str(path).lower().rstrip("/")
     if name.endswith(accepted):
         return

@@ -9,7 +9,7 @@ import typer
 from ..outputs import read_provenance
 from . import options
 from .app import app
-from .checks import VOLUME_NAMES, writes
+from .checks import STREAMED_VOLUME_NAMES, writes
 
 
 @app.command()
@@ -107,7 +107,7 @@ def _say_maker(path: Path) -> None:
 
 
 @app.command()
-@writes(files=("output",), formats={"output": VOLUME_NAMES})
+@writes(files=("output",), formats={"output": STREAMED_VOLUME_NAMES})
 def preprocess(
     tomogram: Path = typer.Argument(..., help="Input tomogram (.mrc, .tif, .zarr)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .mrc or .zarr."),

@@ -12,7 +12,7 @@ from ..errors import ParameterError
 from ..outputs import check_output_folder, check_writable
 from . import options
 from .app import app
-from .checks import VOLUME_NAMES, arguments_as, writes
+from .checks import STREAMED_VOLUME_NAMES, VOLUME_NAMES, arguments_as, writes
 
 VALUE_HELP = (
     "The feature's value in a map from another tool without a .legend.json "
@@ -263,7 +263,7 @@ def _label_map_companions(path: Path) -> list[Path]:
 @writes(
     files=("output", "table_path"),
     companions=_label_map_companions,
-    formats={"output": VOLUME_NAMES, "table_path": (".csv",)},
+    formats={"output": STREAMED_VOLUME_NAMES, "table_path": (".csv",)},
 )
 def vesicles(
     annotation: Path = typer.Argument(
