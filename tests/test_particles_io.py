@@ -400,6 +400,39 @@ def test_imod_filaments_of_one_point_and_segments_without_arc_lengths_come_back(
     assert np.all(np.diff(line["x"].to_numpy()) > 0)  # in order along the filament
 
 
+def test_flat_filaments_come_back_as_filaments_and_outlines_on_one_slice_do_not(tmp_path):
+    """A trial: pick --filament's straight microtubule at z 22.25 (in the plane of the
+    lamella, as most are) was written as an open line and read back as 15 particles,
+    'drawn slice by slice', so convert dropped its filament and directions.  Lines
+    between whole slices are filaments, and so is tomoscribe's own object (named
+    'filaments') at a whole slice; imodmodel's unnamed open lines at a whole slice are
+    outlines, as 3dmod's Zap draws them (the shared chemoreceptor arrays)."""
+    import imodmodel
+
+    along = np.arange(0.0, 60.0, 6.0)
+    for z in (22.25, 24.0):
+        seeds = pd.DataFrame(
+            {"x": 10 + along, "y": 30 + 0.3 * along, "z": z, "filament_id": 0, "arc_length": along}
+        )
+        write_particles(tmp_path / "flat.mod", seeds, 10.0)
+        with pytest.warns(UserWarning, match="read as 1 traced filaments"):
+            back = read_particles(tmp_path / "flat.mod")
+        assert back["filament_id"].nunique() == 1 and len(back) == len(along)
+        direction = np.array([1.0, 0.3, 0.0]) / np.hypot(1.0, 0.3)
+        assert np.allclose(back[["dir_x", "dir_y", "dir_z"]].to_numpy(), direction, atol=1e-6)
+    for z, filaments in ((22.25, True), (24.0, False)):  # another program's unnamed lines
+        frame = pd.DataFrame(
+            {"object_id": 0, "contour_id": 0, "x": 10.5 + along, "y": 30.5 + along, "z": z}
+        )
+        model = imodmodel.ImodModel.from_dataframe(frame)
+        model.objects[0].header.flags.scattered = False
+        model.objects[0].header.flags.open = True
+        model.to_file(tmp_path / "other.mod")
+        with pytest.warns(UserWarning):
+            back = read_particles(tmp_path / "other.mod")
+        assert ("filament_id" in back) is filaments, z
+
+
 def test_centred_coordinates_read_for_a_missing_pixel_axis_say_so(tmp_path):
     """A trial removed rlnCoordinateZ from extract's particles.star (which has both sets)
     and `average` answered only "give its tomograms.star (--tomograms …)", an option

@@ -113,7 +113,8 @@ def pick(
         None,
         "--instances",
         help="Also write the feature's voxels labelled by filament (filament id + 1, "
-        "0 = none; MRC: uint16, mode 6; TIFF, OME-Zarr: int32).",
+        "0 = none; MRC and TIFF: uint16 (MRC mode 6), float32 beyond 65,535 filaments; "
+        "OME-Zarr: int32).",
     ),
     tomo_name: str = typer.Option(
         None,

@@ -13,7 +13,9 @@ Read back, a model whose every object is flagged open, neither scattered nor pla
 (3dmod's traced lines), with a contour of two points or more, is a table of
 filaments: ``filament_id`` per contour and each point's direction (``dir_x/y/z``) along its
 contour (central differences of its neighbours).  Open contours drawn slice by slice
-(planar objects: outlines of membranes, say) are not filaments.
+(planar objects, or contours whose points lie on one whole slice: outlines of membranes,
+say) are not filaments, unless the object is named ``filaments``, as :func:`write` names
+its filaments' object.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def read(path: Path, **_) -> pd.DataFrame:
     points = read_imod_points(path)
     flags = _object_flags(path)
     table = points[["x", "y", "z"]].copy()
-    traced = _traced_filaments(points, flags)
+    traced = _traced_filaments(points, flags, _named_filaments(path))
     if traced is not None:
         table = traced
     _warn_about_objects(path, points, flags, filaments=traced is not None)
@@ -72,6 +74,24 @@ def _object_flags(path: Path) -> list | None:
     return [obj.header.flags for obj in model.objects]
 
 
+#: The name :func:`write` gives an object of filaments, which :func:`read` takes as
+#: traced lines even where they lie flat in one slice.
+FILAMENTS_OBJECT_NAME = "filaments"
+
+
+def _named_filaments(path: Path) -> bool:
+    """Whether every object of the model is named :data:`FILAMENTS_OBJECT_NAME`."""
+    from imodmodel import ImodModel
+
+    try:
+        objects = ImodModel.from_file(Path(path)).objects
+    except Exception:
+        return False
+    return bool(objects) and all(
+        str(obj.header.name).strip() == FILAMENTS_OBJECT_NAME for obj in objects
+    )
+
+
 def _draws_lines(flags) -> bool:
     """Whether an object's flags say its contours are open lines across slices: open,
     neither scattered points nor planar (drawn slice by slice)."""
@@ -82,13 +102,18 @@ def _draws_lines(flags) -> bool:
     )
 
 
-def _traced_filaments(points: pd.DataFrame, flags: list | None) -> pd.DataFrame | None:
+def _traced_filaments(
+    points: pd.DataFrame, flags: list | None, named: bool = False
+) -> pd.DataFrame | None:
     """x, y, z, ``filament_id`` (one per contour, counted over the model) and each
     point's unit direction along its contour (NaN for a contour of one point), when
     every object draws open lines (:func:`_draws_lines`), most points lie on lines of
-    two points or more and most such lines cross slices (lines drawn each within one
-    slice are outlines of something cut slice by slice); None otherwise (particles,
-    outlines, a mixed model)."""
+    two points or more and most such lines are not drawn on one slice (all points at
+    one whole slice number, as 3dmod's Zap window puts them: outlines of something cut
+    slice by slice); None otherwise (particles, outlines, a mixed model).  Lines lying
+    flat between slices are filaments (a trial: pick's straight microtubule at z 22.25
+    came back as particles), and so are those of objects ``named``
+    :data:`FILAMENTS_OBJECT_NAME` by :func:`write`, even on whole slices."""
     if flags is None or points.empty:
         return None
     objects = points["object_id"].to_numpy(int)
@@ -99,8 +124,8 @@ def _traced_filaments(points: pd.DataFrame, flags: list | None) -> pd.DataFrame 
     lines = sizes[sizes >= 2]
     if lines.sum() * 2 < len(points):  # mostly clicks: no line drawn
         return None
-    depth = contours["z"].agg(lambda z: float(np.ptp(z)))[lines.index]
-    if (depth > 0.5).sum() * 2 < len(lines):  # drawn slice by slice
+    on_one_slice = contours["z"].agg(_on_one_slice)[lines.index]
+    if not named and on_one_slice.sum() * 2 > len(lines):  # drawn slice by slice
         return None
     pieces = []
     for filament, (_, contour) in enumerate(contours):
@@ -110,6 +135,13 @@ def _traced_filaments(points: pd.DataFrame, flags: list | None) -> pd.DataFrame 
         piece["filament_id"] = filament
         pieces.append(piece)
     return pd.concat(pieces, ignore_index=True)
+
+
+def _on_one_slice(z: pd.Series) -> bool:
+    """Whether a contour's points all lie on one whole slice number (within float32's
+    rounding, as 3dmod stores them), as drawn in 3dmod's Zap window."""
+    values = z.to_numpy(float)
+    return bool(np.ptp(values) <= 0.5 and np.allclose(values, np.round(values), atol=1e-3))
 
 
 def _along(xyz: np.ndarray) -> np.ndarray:
@@ -191,9 +223,10 @@ def write(
         }
     )
     model = ImodModel.from_dataframe(frame)
-    if filaments:  # traced lines, as 3dmod draws them
+    if filaments:  # traced lines, as 3dmod draws them, named as such
         model.objects[0].header.flags.scattered = False
         model.objects[0].header.flags.open = True
+        model.objects[0].header.name = FILAMENTS_OBJECT_NAME
     if tomogram_shape_zyx is not None:
         nz, ny, nx = (int(s) for s in tomogram_shape_zyx)
         model.header.xmax, model.header.ymax, model.header.zmax = nx, ny, nz
