@@ -90,8 +90,11 @@ def _files(root: Path) -> set:
         ["pick", "{map}", "-f", "microtubule", "--filament", "-o", "{root}/p.csv"],
         ["pick", "{map}", "-f", "microtubule", "-o", "{root}/p.csv"],
         ["vesicles", "{map}", "-o", "{root}/v.mrc"],
+        # a name no radius is known for: the record's feature is the sentence, not
+        # --radius-nm (a trial was asked for a radius, then told the map's feature)
+        ["pick", "{map}", "-f", "filament", "--filament", "-o", "{root}/p.csv"],
     ],
-    ids=["pick filament", "pick", "vesicles"],
+    ids=["pick filament", "pick", "vesicles", "pick unknown filament"],
 )
 def test_a_feature_name_contradicting_the_maps_record_is_refused(tmp_path, capsys, args):
     """Trial 10: an actin map picked as 'microtubule' traced a hollow tube."""
@@ -100,7 +103,7 @@ def test_a_feature_name_contradicting_the_maps_record_is_refused(tmp_path, capsy
     code = main([a.format(map=path, root=tmp_path) for a in args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0
-    named = "microtubule" if "microtubule" in args else "membrane"
+    named = next((n for n in ("microtubule", "filament") if n in args), "membrane")
     assert "'actin'" in err and f"'{named}'" in err
     assert _files(tmp_path) == before
 

@@ -165,6 +165,10 @@ def pick(
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out, overwrite)
     if filament:
+        from ..segment.labelmaps import check_recorded_feature
+
+        # a map of another feature first: its radius question would be the wrong one
+        check_recorded_feature(annotation, feature)
         tube_model(feature, radius_nm, hollow)  # refuses an unknown one without a radius
         if not (math.isfinite(spacing) and spacing >= 1.0):
             raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
