@@ -194,6 +194,8 @@ def test_a_collapsing_member_is_retrained_once_then_dropped_and_recorded():
             train=lambda *a: (_ for _ in ()).throw(TrainingError("collapsed.")),
         )  # fmt: skip
     assert "ensemble" not in str(raised.value)  # one network is no ensemble
+    # a trial's mask of swapped axes collapsed the network; the advice names the mask first
+    assert "check that the painting marks the feature in this tomogram" in str(raised.value)
     assert said and all(s.startswith("collapsed. Trained again") for s in said), said
 
 

@@ -258,7 +258,9 @@ def train_ensemble(
         collapsed = f"{what} collapsed twice"
         raise TrainingError(
             unnormalised_cause(collapsed, pooled)
-            or f"{collapsed}; lower the learning rate, train longer or paint more tiles.",
+            or f"{collapsed}; check that the painting marks the feature in this tomogram "
+            "(the same z, y, x axes, not flipped or shifted), then lower the learning rate, "
+            "train longer or paint more tiles.",
             parameter="learning_rate",
         )
     annotator = str(pooled.metadata.get("annotator", ""))
