@@ -185,6 +185,29 @@ def test_info_says_what_a_training_set_and_a_model_hold(tmp_path, capsys):
     assert main(["info", str(_model(tmp_path / "f.tsm", 10.5))]) == 0
     out = capsys.readouterr().out
     assert "a model of 'f'" in out and "trained at 10.5 Å" in out and "not measured" in out
+    assert "annotator" not in out  # none recorded: no empty line (a trial)
+
+
+def test_info_on_a_model_says_again_what_train_warned_of(tmp_path, capsys):
+    """A trial: train warned that a network learned little (held-out Dice on 2 boxes),
+    but `info` on the model said only 'threshold: 1.05, measured on held-out boxes', so
+    a model handed on looked fine.  It now gives the held-out Dice and the warnings."""
+    from tomoscribe.segment.calibrate import Calibration
+
+    network = build_network(ArchitectureSpec())
+    network.initialise(torch.Generator().manual_seed(0), 0.05)
+    calibration = Calibration(1.05, True, "measured", dice_at_threshold=0.31,
+                              negative_marked_fraction=0.001, n_positive_boxes=2,
+                              n_negative_boxes=10)  # fmt: skip
+    record = {"calibration": calibration.as_record(), "annotator": "clem transfer"}
+    save_model(tmp_path / "weak.tsm",
+               FeatureModel(network.eval(), ArchitectureSpec(), "f", 12.0, 0.08, record))  # fmt: skip
+    assert main(["info", str(tmp_path / "weak.tsm")]) == 0
+    out = capsys.readouterr().out
+    assert "(Dice 0.31 there, on 2 positive and 10 negative boxes)" in out, out
+    assert "learned little (held-out Dice 0.31, amplitude 0.08)" in out, out
+    assert "only 2 held-out positive boxes" in out and "train's --validation" in out, out
+    assert "annotator: clem transfer" in out
 
 
 def test_segment_says_once_that_a_tomograms_voxels_are_not_cubes(tmp_path, capsys):

@@ -169,19 +169,44 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> F
 def model_summary(path: str | os.PathLike) -> list[str]:
     """What ``tomoscribe info`` says of a model file (read and checked as ``segment``
     reads it): feature, network, voxel size, threshold and how it was measured."""
+    from .calibrate import Calibration, few_boxes, learned_little
+
     model = load_model(path)
     calibration = model.metadata.get("calibration") or {}
-    measured = (
-        "measured on held-out boxes"
-        if calibration.get("calibrated")
-        else "the paper's default, not measured"
-    )
+    measured = "the paper's default, not measured"
+    if calibration.get("calibrated"):
+        dice = calibration.get("dice_at_threshold")
+        measured = "measured on held-out boxes" + (
+            f" (Dice {dice:.2f} there, on {calibration.get('n_positive_boxes')} positive and "
+            f"{calibration.get('n_negative_boxes')} negative boxes)"
+            if isinstance(dice, (int, float))
+            else ""
+        )
     members = len(model.members)
-    return [
+    annotator = str(model.metadata.get("annotator") or "")
+    lines = [
         f"{path}: a model of {model.feature!r}",
         f"  network: {model.spec.name}"
         + (f", an ensemble of {members}" if model.is_ensemble else "")
         + f", trained at {model.voxel_size_A:.4g} Å on {model.metadata.get('tile_size')}-px tiles",
         f"  threshold: {model.threshold:.3g}, {measured}",
-        f"  annotator: {model.metadata.get('annotator')}",
     ]
+    if annotator:  # a trial's 'annotator: ' line named nobody
+        lines.append(f"  annotator: {annotator}")
+    try:  # what train said of it, said again to whoever is handed the model later
+        known = {k: v for k, v in calibration.items() if k in Calibration.__dataclass_fields__}
+        record = Calibration(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in known.items()}
+        )
+        warnings = [
+            learned_little(model.feature, record, float(model.amplitude), annotator),
+            few_boxes(record, annotator) if record.calibrated else None,
+        ]
+    except (TypeError, ValueError):  # an older or partial record: nothing to add
+        warnings = []
+    lines += [  # train's own sentences; its option named as info's reader would use it
+        "  warning: " + warning.replace("`validation`", "train's --validation")
+        for warning in warnings
+        if warning
+    ]
+    return lines
