@@ -200,8 +200,8 @@ def test_info_on_a_model_says_again_what_train_warned_of(tmp_path, capsys):
                               negative_marked_fraction=0.001, n_positive_boxes=2,
                               n_negative_boxes=10)  # fmt: skip
     record = {"calibration": calibration.as_record(), "annotator": "clem transfer"}
-    save_model(tmp_path / "weak.tsm",
-               FeatureModel(network.eval(), ArchitectureSpec(), "f", 12.0, 0.08, record))  # fmt: skip
+    model = FeatureModel(network.eval(), ArchitectureSpec(), "f", 12.0, 0.08, record)
+    save_model(tmp_path / "weak.tsm", model)
     assert main(["info", str(tmp_path / "weak.tsm")]) == 0
     out = capsys.readouterr().out
     assert "(Dice 0.31 there, on 2 positive and 10 negative boxes)" in out, out
