@@ -229,6 +229,10 @@ def test_overmarking_is_one_sentence_against_the_annotated_fraction():
     assert overmarking("m.mrc", model, 0.015) is None
     sentence = overmarking("m.mrc", model, 0.05)
     assert "5.00%" in sentence and "1.00%" in sentence
+    # a trial segmenting the training tomogram itself was told only of --other-tomogram
+    assert (
+        "--other-tomogram" in sentence and "training tomogram itself more --negatives" in sentence
+    )
     assert overmarking("m.mrc", _ensemble([1.0]), 0.9) is None  # nothing recorded to compare
 
 

@@ -966,8 +966,9 @@ def overmarking(name: str, model, fraction: float) -> str | None:
         f"its threshold {model.threshold:g}, more than {MARKED_FACTOR:g}× the "
         f"{100 * painted:.2f}% its annotation painted; the tomogram may hold "
         "little of the feature and the network answers on something else (add negative "
-        "tiles from this tomogram: `tomoscribe trainset … --other-tomogram THIS_TOMOGRAM "
-        "--other-negatives BOXES_IN_IT`)."
+        "tiles where it marks what is not the feature: for another tomogram "
+        "`tomoscribe trainset … --other-tomogram THIS_TOMOGRAM --other-negatives "
+        "BOXES_IN_IT`, for the training tomogram itself more --negatives)."
     )
 
 
