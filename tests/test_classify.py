@@ -194,8 +194,24 @@ def test_models_refuse_data_of_another_tilt_range(tmp_path, capsys):
     refused = [
         ["classify", "evaluate", str(model), str(narrow), "-o", str(tmp_path / "e.json")],
         ["classify", "predict", str(model), str(narrow), "-o", str(tmp_path / "p.csv")],
-        ["classify", "features", str(narrow), "--model", str(model), "-o", str(tmp_path / "f")],
-        ["classify", "autoencoder", "mine", str(coder), str(narrow), "-o", str(tmp_path / "a")],
+        [
+            "classify",
+            "features",
+            str(narrow),
+            "--model",
+            str(model),
+            "-o",
+            str(tmp_path / "f.zarr"),
+        ],
+        [
+            "classify",
+            "autoencoder",
+            "mine",
+            str(coder),
+            str(narrow),
+            "-o",
+            str(tmp_path / "a.zarr"),
+        ],
     ]
     for argv in refused:
         assert main([*argv, "--device", "cpu"]) == 2
@@ -422,7 +438,7 @@ def test_training_choices_that_were_taken_silently_are_refused(tmp_path, capsys,
     """A negative held-out fraction was trained as 0 (no test at all), and `--norm group`
     for DSRF3D (or a misspelt norm for ResNet3D, which made group norm) was ignored."""
     data = _dataset(tmp_path / "d.zarr", *shapes(4))
-    out = tmp_path / "m.out"
+    out = tmp_path / "m.tsc"
     argv = [*flags[:2], str(data), *flags[2:], "-o", str(out), "--epochs", "1", "-q"]
     assert main(argv) == 2
     err = capsys.readouterr().err

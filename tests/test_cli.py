@@ -84,7 +84,7 @@ def test_trainset_bad_inputs(tmp_path, capsys):
             "trainset",
             str(tomo),
             "-o",
-            str(tmp_path / "t.ts"),
+            str(tmp_path / "t.trainset"),
             "-f",
             "m",
             "--painted",
@@ -101,7 +101,7 @@ def test_trainset_bad_inputs(tmp_path, capsys):
             "trainset",
             str(tomo),
             "-o",
-            str(tmp_path / "t.ts"),
+            str(tmp_path / "t.trainset"),
             "-f",
             "m",
             "--painted",
@@ -117,7 +117,7 @@ def test_trainset_bad_inputs(tmp_path, capsys):
             "trainset",
             str(tomo),
             "-o",
-            str(tmp_path / "t.ts"),
+            str(tmp_path / "t.trainset"),
             "-f",
             "m",
             "--painted",
@@ -127,7 +127,7 @@ def test_trainset_bad_inputs(tmp_path, capsys):
         ]
     )
     assert code == 2 and "no positive boxes" in capsys.readouterr().err
-    assert not (tmp_path / "t.ts").exists()
+    assert not (tmp_path / "t.trainset").exists()
 
 
 def test_damaged_model_is_refused_by_segment(tmp_path, capsys):
@@ -154,7 +154,7 @@ def test_painted_volume_with_other_voxel_size_is_refused(tmp_path, capsys):
             "trainset",
             str(tomo),
             "-o",
-            str(tmp_path / "t.ts"),
+            str(tmp_path / "t.trainset"),
             "-f",
             "m",
             "--painted",
@@ -172,7 +172,7 @@ def test_painted_volume_with_other_voxel_size_is_refused(tmp_path, capsys):
                 "trainset",
                 str(tomo),
                 "-o",
-                str(tmp_path / "t.ts"),
+                str(tmp_path / "t.trainset"),
                 "-f",
                 "m",
                 "--painted",
@@ -185,7 +185,7 @@ def test_painted_volume_with_other_voxel_size_is_refused(tmp_path, capsys):
         )
         == 0
     )
-    assert (tmp_path / "t.ts").is_file()
+    assert (tmp_path / "t.trainset").is_file()
 
 
 def test_full_pipeline_files_carry_voxel_size_and_origin(tmp_path):

@@ -862,3 +862,45 @@ def test_a_write_protected_file_of_an_output_folder_is_not_replaced(tmp_path):
             assert "a.txt is write-protected" in str(err) and text == "second"
         os.chmod(folder / "a.txt", 0o444)
     assert (folder / "a.txt").read_text() == "first"
+
+
+def test_unreadable_names_a_literal_home_and_others_records_are_refused(
+    tomo, tmp_path, capsys, monkeypatch
+):
+    """A trial: outputs named without a suffix (`trainset -o work/t1`) were written and
+    then unreadable to `info`; a quoted '~/pre.mrc' made a folder named '~' here ("wrote
+    ~/pre.mrc"); `convert -o instances.mrc.json` put picks where the map's record was.
+    Each is refused in one sentence before any work, and nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    main(["preprocess", str(tomo), "-o", "pre.mrc", "-q"])  # pre.mrc and its record
+    capsys.readouterr()
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    for argv, said in (
+        (["preprocess", str(tomo), "-o", "pre2", "-q"], "name it e.g. pre2.mrc"),
+        (["preprocess", str(tomo), "-o", "pre.v2", "-q"], "name it e.g. pre.v2.mrc"),
+        (["preprocess", str(tomo), "-o", "~/p.mrc", "-q"], "'~' was not expanded"),
+        (["extract", str(tomo), "picks.csv", "--box", "8", "-o", "~"], "'~' was not expanded"),
+        (["convert", "picks.csv", "-o", "pre.mrc.json", "--voxel-size", "10"],
+         "is the provenance record of pre.mrc"),
+    ):  # fmt: skip
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+        assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before, argv
+    assert not (tmp_path / "~").exists()
+
+
+def test_a_simulators_truth_replaced_by_another_command_is_said(tmp_path, capsys):
+    """A trial: `pick -o sim/particles.star` replaced simulate cell's 42 true particles
+    with 29 picks, exit 0 and no word (the truth has no record of its own; preprocess
+    and merge said it of files that have one).  The folder's manifest names the step."""
+    sim = tmp_path / "sim"
+    args = ["simulate", "cell", "-o", str(sim), "--size", "64,64,32", "--templates", "1bxn=40"]
+    assert main([*args, "--tilt-step", "10", "-q"]) == 0
+    capsys.readouterr()
+    pick = ["pick", str(sim / "labels.mrc"), "-f", "1bxn", "-o", str(sim / "particles.star")]
+    assert main(pick) == 0
+    err = capsys.readouterr().err
+    assert "particles.star was the output of `simulate cell`; this `pick` run replaced it" in err
+    assert main(pick) == 0  # its own output again: nothing to say
+    assert "replaced" not in capsys.readouterr().err

@@ -581,8 +581,9 @@ def put_in_place(source: str | os.PathLike, target: str | os.PathLike) -> None:
     from .ownership import record_replacing
 
     source, target = Path(source), Path(target)
+    _remember_manifest_step(target)  # before the manifest notes the new file
     record_replacing([(source, target)])
-    _retire_record(target, remember_step=True)
+    _retire_record(target, remember_step=True)  # its own record's step, where it has one
     if target.is_dir() and not target.is_symlink():
         _swap_folder(source, target)
     else:
@@ -612,6 +613,19 @@ def _retire_record(output: Path, remember_step: bool = False) -> None:
 
 #: Output (resolved path) → the step whose output this run replaced (:func:`write_provenance`).
 _replaced_steps: dict[str, str] = {}
+
+
+def _remember_manifest_step(output: Path) -> None:
+    """Note the step that wrote ``output`` as its folder's manifest records it, for a
+    file without a provenance record of its own (the simulators' truth: a trial's `pick
+    -o sim/particles.star` replaced simulate cell's 42 true particles with 29 picks, and
+    convert, classify evaluate and clem register others, without a word)."""
+    from .ownership import entry_steps, is_ours
+
+    if output.is_file() and is_ours(output):
+        step = entry_steps(output.parent).get(output.name)
+        if step:
+            _replaced_steps[str(output.resolve())] = step
 
 
 def _described_identity(output: Path) -> dict | None:

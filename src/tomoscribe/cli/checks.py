@@ -244,8 +244,8 @@ def check_output_name(path: Path, accepted: tuple[str, ...], flag: str) -> None:
     Raises
     ------
     ParameterError
-        ``path`` ends in a volume's suffix or one of :data:`KNOWN_SUFFIXES` that is not
-        ``accepted``.  Names without a known suffix are taken as they are.
+        ``path`` does not end in an ``accepted`` suffix: one of another kind of file
+        (a volume's or :data:`KNOWN_SUFFIXES`), none, or one no reader knows.
     """
     from ..io import MRC_SUFFIXES, TIFF_SUFFIXES, ZARR_SUFFIXES
 
@@ -265,6 +265,12 @@ def check_output_name(path: Path, accepted: tuple[str, ...], flag: str) -> None:
             f"{flag} {path}: this command writes {what}, not {known[0]}; "
             f"name it e.g. {Path(path).name[: -len(known[0])]}{accepted[0]}."
         )
+    # no suffix, or one no reader knows: written, the file was then unreadable to `info`
+    # and every command that tells formats by suffix (a trial's `-o work/t1`)
+    raise ParameterError(
+        f"{flag} {path}: this command writes {what}, named so that every reader knows "
+        f"it; name it e.g. {Path(path).name.rstrip('/')}{accepted[0]}."
+    )
 
 
 @contextlib.contextmanager
@@ -343,13 +349,47 @@ def _refuse_a_folder(path, name: str, suffixes: tuple[str, ...] | None) -> None:
     )
     if not folder_like:
         return
-    suffixes = (".mrc",) if suffixes == VOLUME_NAMES else suffixes
+    suffixes = (".mrc",) if suffixes in (VOLUME_NAMES, STREAMED_VOLUME_NAMES) else suffixes
     example = (
         f" (e.g. {_flag(name)} results/out{suffixes[0]})"
         if suffixes
         else ", with its format's suffix"
     )
     raise OutputError(f"{path} is a folder; give a file name for the output{example}.")
+
+
+def _refuse_unexpanded_home(path, name: str) -> None:
+    """Refuse an output under a literal ``~`` folder: the shell did not expand it (it
+    was quoted), and a folder named ``~`` made here reads as the home folder in every
+    message after (a trial: "wrote ~/pre.mrc" into ./~/; a later `rm -r ~` removes
+    home)."""
+    from ..io.locations import is_copick_location
+
+    if is_copick_location(path):
+        return
+    parts = Path(str(path)).parts
+    if parts and parts[0].startswith("~"):
+        raise OutputError(
+            f"{_flag(name)} {path}: '~' was not expanded (quoted?), so a folder named '~' "
+            "would be made here; give the path unquoted or in full (e.g. $HOME/…)."
+        )
+
+
+def _refuse_a_record(path, name: str) -> None:
+    """Refuse an output that is the provenance record (``NAME.json``) or the legend
+    (``NAME.legend.json``) of an existing file: a trial's `convert -o
+    instances.mrc.json` put picks where the map's record was."""
+    from ..io.locations import is_copick_location
+
+    if is_copick_location(path):
+        return
+    text = str(path)
+    for ending, what in ((".legend.json", "legend"), (".json", "provenance record")):
+        described = Path(text[: -len(ending)]) if text.endswith(ending) else None
+        if described is not None and described.name and described.exists():
+            raise OutputError(
+                f"{_flag(name)} {path} is the {what} of {described}; choose another name."
+            )
 
 
 def writes(
@@ -397,6 +437,7 @@ def writes(
             outputs, named, lockable = [], [], []
             for name in files:
                 for path in _paths(values.get(name)):
+                    _refuse_unexpanded_home(path, name)
                     _refuse_a_folder(path, name, (formats or {}).get(name))
                     flag = f"{_flag(name)} {path}"
                     own = [(path, flag)]
@@ -412,6 +453,9 @@ def writes(
                     lockable.append(Path(path))
             check_distinct_outputs(named)
             check_outputs(outputs, overwrite=overwrite, inputs=inputs)
+            for name in files:  # after: an input's record named as output is worse news
+                for path in _paths(values.get(name)):
+                    _refuse_a_record(path, name)
             for name, accepted in (formats or {}).items():  # after: an input, a user's file
                 for path in _paths(values.get(name)):  # named as output are worse news
                     check_output_name(Path(path), accepted, _flag(name))
@@ -420,6 +464,7 @@ def writes(
                 refuse_folder_being_filled(Path(path).parent)
             for name in folders:
                 for path in _paths(values.get(name)):
+                    _refuse_unexpanded_home(path, name)
                     _check_folder_name(Path(path), _flag(name))
                     check_output_folder(path, inputs)
                     if _lockable_beside(path):
