@@ -124,7 +124,10 @@ def test_an_edge_that_leaves_nothing_is_refused_and_picks_record_the_pixel_size(
     line = _one_sentence(capsys)
     assert "--edge" in line and "leaves nothing" in line and not (tiny / "none").exists()
     # a micrograph smaller than the picker's box: no --box to give (a trial was told to)
-    write_volume(tiny / "small.mrc", Volume(np.zeros((1, 12, 12), np.float32), (2.0,) * 3))
+    write_volume(
+        tiny / "small.mrc",
+        Volume(np.random.default_rng(3).normal(size=(1, 12, 12)).astype(np.float32), (2.0,) * 3),
+    )
     small = ["spa", "pick", str(picker), str(tiny / "small.mrc"), "-o", str(tiny / "s")]
     assert main(small) == 2
     line = _one_sentence(capsys)
@@ -513,3 +516,28 @@ def test_a_box_file_with_a_byte_order_mark_and_a_nan_is_read_or_refused_plainly(
     (tiny / "m2.box").write_text("22\t22\t16\t16\nnan\t52\t16\t16\n")
     with pytest.raises(InputFileError, match=r"\(box 2: nan, 60\)"):
         read_boxes(tiny / "m2.box")
+
+
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        (np.zeros((96, 96)), "is blank (every pixel 0)"),
+        (np.kron(np.eye(2), np.ones((48, 48))), "holds only the values 0 and 1 (a mask?)"),
+    ],
+    ids=["blank", "mask"],
+)
+def test_a_blank_or_mask_image_is_no_micrograph(tiny, capsys, image, words):
+    """A trial: spa pick found 256 "particles" on a grid over a blank micrograph (and
+    on the simulator's contamination mask), exit 0.  Refused wherever micrographs are
+    read; an 8-bit micrograph of many values is still one."""
+    assert _boxes(tiny, "m1.mrc", "m2.mrc") == 0
+    picker = tiny / "p.tsp"
+    assert main(["spa", "train", str(tiny / "set.tss"), "-o", str(picker), "--steps", "2"]) == 0
+    write_volume(tiny / "odd.mrc", Volume(image[None].astype(np.float32), (2.0,) * 3))
+    capsys.readouterr()
+    assert main(["spa", "pick", str(picker), str(tiny / "odd.mrc"), "-o", str(tiny / "pk")]) == 2
+    assert words in _one_sentence(capsys)
+    assert not (tiny / "pk").exists()
+    eight_bit = np.random.default_rng(2).integers(0, 256, (1, 96, 96)).astype(np.float32)
+    write_volume(tiny / "m8.mrc", Volume(eight_bit, (2.0,) * 3))
+    assert main(["spa", "pick", str(picker), str(tiny / "m8.mrc"), "-o", str(tiny / "pk")]) == 0

@@ -100,7 +100,24 @@ def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
     image = np.asarray(volume.load(np.float32)[0])
     if not np.isfinite(image).all():
         raise InvalidDataError(f"{path} has NaN or infinite pixels.")
+    _check_has_contrast(path, image)
     return image, float(volume.pixel_size_A), micrograph_name(path)
+
+
+def _check_has_contrast(path, image: np.ndarray) -> None:
+    """Refuse an image of one value (blank) or two (a mask): a trial's picker found
+    256 "particles" on a grid over a blank micrograph, and as many on the simulator's
+    contamination mask, exit 0."""
+    low, high = float(image.min()), float(image.max())
+    if low == high:
+        raise InvalidDataError(
+            f"{path} is blank (every pixel {low:g}), not a micrograph; give the micrograph."
+        )
+    if not np.any((image != low) & (image != high)):
+        raise InvalidDataError(
+            f"{path} holds only the values {low:g} and {high:g} (a mask?), not a "
+            "micrograph; give the micrograph."
+        )
 
 
 def _header_says_volume(path) -> bool:
