@@ -904,3 +904,24 @@ def test_a_simulators_truth_replaced_by_another_command_is_said(tmp_path, capsys
     assert "particles.star was the output of `simulate cell`; this `pick` run replaced it" in err
     assert main(pick) == 0  # its own output again: nothing to say
     assert "replaced" not in capsys.readouterr().err
+
+
+def test_a_label_map_replaced_by_a_tomogram_takes_its_legend_with_it(tmp_path, capsys):
+    """A trial: `preprocess -o sim/labels.mrc` (warned of) left simulate's legend beside
+    what was now a tomogram, and `pick` read it as labels of those names ("no voxel of
+    '1bxn'", or picks on normalised densities).  The legend tomoscribe wrote for the
+    replaced map goes with it, and pick names a preprocessed tomogram as one."""
+    sim = tmp_path / "sim"
+    args = ["simulate", "cell", "-o", str(sim), "--size", "64,64,32", "--templates", "1bxn=40"]
+    assert main([*args, "--tilt-step", "10", "-q"]) == 0
+    legend = sim / "labels.mrc.legend.json"
+    assert legend.is_file()
+    assert main(["preprocess", str(sim / "tomogram.mrc"), "-o", str(sim / "labels.mrc")]) == 0
+    assert not legend.exists()
+    assert "labels.mrc.legend.json" not in (sim / MANIFEST_NAME).read_text()
+    capsys.readouterr()
+    pick = ["pick", str(sim / "labels.mrc"), "-f", "1bxn", "-o", str(tmp_path / "p.star")]
+    assert main(pick) == 2
+    err = capsys.readouterr().err
+    assert "is a tomogram (`preprocess` wrote it" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "p.star").exists()

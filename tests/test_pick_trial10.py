@@ -361,7 +361,7 @@ def test_instances_in_an_mrc_are_uint16_ids_and_the_help_says_so(tmp_path):
 
     command = typer.main.get_command(app)
     helps = {p.name: p.help for p in command.commands["pick"].params}
-    assert "uint16, mode 6" in helps["instances"] and "int32 map" not in helps["instances"]
+    assert "uint16 (MRC mode 6)" in helps["instances"] and "int32 map" not in helps["instances"]
 
 
 def test_a_mod_converted_from_picks_records_the_tomograms_size(tmp_path):

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -274,13 +275,40 @@ def supplied_voxel_size(
 
 
 def write_volume(path: str | os.PathLike, volume: Volume, overwrite: bool = True) -> Path:
-    """Write a whole volume in the format its file name asks for (atomically)."""
+    """Write a whole volume in the format its file name asks for (atomically); a legend
+    left beside the file it replaces goes with it (:func:`_legends_retired`)."""
     fmt = volume_format(path)
-    if fmt == "mrc":
-        return write_mrc(path, volume, overwrite=overwrite)
-    if fmt == "tiff":
-        return write_tiff(path, volume, overwrite=overwrite)
-    return write_ome_zarr(path, volume, overwrite=overwrite)
+    with _legends_retired(path):
+        if fmt == "mrc":
+            return write_mrc(path, volume, overwrite=overwrite)
+        if fmt == "tiff":
+            return write_tiff(path, volume, overwrite=overwrite)
+        return write_ome_zarr(path, volume, overwrite=overwrite)
+
+
+@contextlib.contextmanager
+def _legends_retired(path: str | os.PathLike):
+    """Around the writing of a volume at ``path``: once written, remove the legend that
+    tomoscribe wrote beside the file it replaced (noted for that very file, unchanged):
+    a trial's `preprocess -o labels.mrc` left simulate's legend beside a tomogram, and
+    `pick` then took the tomogram for labels of those names.  A label map's writer
+    writes its own legend after (merge, vesicles); a legend of another version, or a
+    user's, stays."""
+    from ..core.legend import MAP_NOTE, legend_path, map_fingerprint
+    from ..ownership import forget, is_ours
+
+    legend = legend_path(path)
+    stale = False
+    if legend.is_file() and Path(path).is_file() and is_ours(legend):
+        try:
+            noted = (json.loads(legend.read_text()).get("0") or {}).get(MAP_NOTE)
+        except (OSError, ValueError, AttributeError):
+            noted = None
+        stale = noted is not None and noted == map_fingerprint(path)
+    yield
+    if stale and legend.is_file():
+        legend.unlink()
+        forget([legend])
 
 
 @contextlib.contextmanager
@@ -301,7 +329,10 @@ def create_volume(
     """
     fmt = volume_format(path)
     if fmt == "mrc":
-        with create_mrc(path, shape, dtype, voxel_size_A, origin_A, overwrite) as out:
+        with (
+            _legends_retired(path),
+            create_mrc(path, shape, dtype, voxel_size_A, origin_A, overwrite) as out,
+        ):
             yield out
     elif fmt == "zarr":
         with create_ome_zarr(

@@ -272,6 +272,7 @@ def pick_from_map(
         volume_format(instances)  # refused before anything is written (was after the table)
     volume = read_volume_checked(annotation, voxel_size_A)
     check_is_tomogram(volume, annotation)
+    _check_not_preprocessed(annotation)
     warn_unset_voxel_size(annotation, volume, "the map to pick", "give it (--voxel-size)")
     check_pick_memory(volume, filament)
     data = np.asarray(volume.data)
@@ -377,6 +378,19 @@ def _values_held(data: np.ndarray) -> str:
     shown = ", ".join(str(v) for v in held[:8]) + (", …" if len(held) > 8 else "")
     signed = ", read as signed bytes, −128 to 127" if data.dtype == np.int8 else ""
     return f"; it holds {shown}{signed}"
+
+
+def _check_not_preprocessed(annotation: Path) -> None:
+    """Refuse a map whose provenance record says `preprocess` wrote it: a tomogram,
+    whose normalised values above 1 were picked as the feature's (a trial's
+    preprocessed tomogram, saved as labels.mrc, gave 49 "particles")."""
+    from ..outputs import read_provenance
+
+    if (read_provenance(annotation) or {}).get("step") == "preprocess":
+        raise InvalidDataError(
+            f"{annotation.name} is a tomogram (`preprocess` wrote it, as its record says), "
+            "not a map of features; give the map `segment` or `merge` wrote."
+        )
 
 
 def _check_not_a_tomogram(data: np.ndarray, how: str, annotation: Path, feature: str) -> None:
