@@ -541,3 +541,14 @@ def test_a_blank_or_mask_image_is_no_micrograph(tiny, capsys, image, words):
     eight_bit = np.random.default_rng(2).integers(0, 256, (1, 96, 96)).astype(np.float32)
     write_volume(tiny / "m8.mrc", Volume(eight_bit, (2.0,) * 3))
     assert main(["spa", "pick", str(picker), str(tiny / "m8.mrc"), "-o", str(tiny / "pk")]) == 0
+
+
+def test_a_box_larger_than_the_micrographs_is_named_so(tiny, capsys):
+    """A trial: `--box 4096` on 2048² micrographs was told that boxes lay in two sets
+    (boxes a tenth of the box apart count as one), not that the box was too large."""
+    argv = ["spa", "boxes", str(tiny / "m1.mrc"), str(tiny / "m2.mrc"), "--box", "200"]
+    argv += ["--good", str(tiny / "good.csv"), "--background", str(tiny / "bg.csv")]
+    assert main([*argv, "--bad", str(tiny / "bad.csv"), "-o", str(tiny / "set.tss")]) == 2
+    line = _one_sentence(capsys)
+    assert "the 200-pixel box is larger than micrograph m1.mrc (96×96)" in line, line
+    assert not (tiny / "set.tss").exists()

@@ -53,6 +53,7 @@ def classify2d(
     device: str = options.Device,
     seed: int = options.Seed,
     overwrite: bool = options.Overwrite,
+    quiet: bool = options.Quiet,
 ) -> None:
     """Classify particle images into aligned 2D classes (CTF-corrected averages)."""
     from ..structure.classes2d import Classify2DParams
@@ -78,7 +79,7 @@ def classify2d(
             pixel_size,
             device,
             overwrite,
-            say=lambda m: typer.echo(m, err=True),
+            say=(lambda m: None) if quiet else (lambda m: typer.echo(m, err=True)),
             microscope={
                 "voltage_kV": voltage,
                 "cs_mm": cs,

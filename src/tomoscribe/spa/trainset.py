@@ -361,7 +361,29 @@ def read_box_sets(
                 parameter="box",
             )
         box_px = int(round(float(np.median(sizes))))
+    _check_box_fits(micrographs, int(box_px))
     return distinct_boxes(sets, int(box_px)), int(box_px)
+
+
+def _check_box_fits(micrographs: list, box_px: int) -> None:
+    """Refuse a box larger than a micrograph, from the micrographs' headers, before the
+    sets are compared (a trial's --box 4096 was told its boxes lay in two sets: boxes a
+    tenth of that apart count as one)."""
+    from ..errors import TomoscribeError
+    from ..io import read_volume
+
+    for path in micrographs:
+        try:
+            shape = read_volume(path).shape
+        except (TomoscribeError, OSError, ValueError):
+            continue  # refused in its own sentence when the micrographs are read
+        ny, nx = shape[-2:]
+        if box_px > min(ny, nx):
+            raise ParameterError(
+                f"the {box_px}-pixel box is larger than micrograph {Path(path).name} "
+                f"({nx}×{ny}); give a smaller `box`.",
+                parameter="box",
+            )
 
 
 #: Boxes of one micrograph closer than this share of the box (at least 2 pixels) are
