@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume, write_volume
-from tomoscribe.io.particles import read_particles
+from tomoscribe.io.particles import read_particles, write_particles
 from tomoscribe.simulate.subtomograms import rotate_and_shift, template_in_box
 from tomoscribe.simulate.template_library import load_template
 from tomoscribe.volume import Volume
@@ -728,3 +728,18 @@ def test_voxel_sizes_within_a_thousandth_are_alike():
     _check_alike(paths, [2.62349, 2.62351, 2.6235], "voxel sizes", str)
     with pytest.raises(InputFileError, match="p2.mrc"):
         _check_alike(paths, [2.6235, 2.6235, 2.64], "voxel sizes", str)
+
+
+def test_a_picked_voxel_size_contradicting_the_files_record_is_said(scene, tmp_path, capsys):
+    """A trial: `extract --picked-voxel-size 11` of picks recording 10 Å moved every box
+    ×1.1 from the corner (up to 15 voxels off), exit 0 and no word (convert refuses the
+    same contradiction for its --voxel-size).  The flag still wins, said."""
+    root, _ = scene
+    picks = pd.DataFrame({"x": [40.0, 80.0], "y": [40.0, 60.0], "z": [24.0, 24.0]})
+    write_particles(tmp_path / "p.star", picks, 10.0)
+    args = ["extract", str(root / "tomo.mrc"), str(tmp_path / "p.star"), "--box", "16"]
+    assert main([*args, "--picked-voxel-size", "11", "-o", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "records 10 Å per coordinate unit and --picked-voxel-size 11 was given" in err, err
+    assert main([*args, "--picked-voxel-size", "10", "-o", str(tmp_path / "b")]) == 0
+    assert "was given" not in capsys.readouterr().err

@@ -585,7 +585,17 @@ def positions_on(
             f"`picked_voxel_size_A` must be positive (Å), got {picked_voxel_size_A}.",
             parameter="picked_voxel_size_A",
         )
-    source = picked_voxel_size_A or recorded_voxel_size(table)
+    recorded = recorded_voxel_size(table)
+    if picked_voxel_size_A is not None and recorded is not None:
+        if abs(picked_voxel_size_A - recorded) > 0.01 * recorded:
+            warnings.warn(  # a trial: --picked-voxel-size 11 over a recorded 10, unsaid
+                f"{names[1]} records {recorded:g} Å per coordinate unit and "
+                f"`picked_voxel_size_A` {picked_voxel_size_A:g} was given: the given size "
+                f"is used, which moves a particle {picked_voxel_size_A / recorded:.3g}× as "
+                "far from the tomogram's corner; leave it out to use the file's.",
+                stacklevel=2,
+            )
+    source = picked_voxel_size_A or recorded
     voxel = volume.pixel_size_A
     if source is None or abs(source - voxel) <= 0.01 * voxel:
         return table
