@@ -743,3 +743,19 @@ def test_a_picked_voxel_size_contradicting_the_files_record_is_said(scene, tmp_p
     assert "records 10 Å per coordinate unit and --picked-voxel-size 11 was given" in err, err
     assert main([*args, "--picked-voxel-size", "10", "-o", str(tmp_path / "b")]) == 0
     assert "was given" not in capsys.readouterr().err
+
+
+def test_a_tilt_range_in_radians_is_refused(scene, tmp_path, capsys):
+    """A trial: `--tilt-range -1.05,1.05` (±60° in radians) was used as ±1°, said only
+    as 'as given'."""
+    root, _ = scene
+    (tmp_path / "p.csv").write_text("x,y,z\n40,40,24\n")
+    for argv in (
+        ["vesicles", str(root / "labels.mrc"), "-f", "proteasome", "-o", str(tmp_path / "v.mrc")],
+        ["extract", str(root / "tomo.mrc"), str(tmp_path / "p.csv"), "--box", "16", "-o",
+         str(tmp_path / "ex")],
+    ):  # fmt: skip
+        assert main([*argv, "--tilt-range", "-1.05,1.05"]) == 2
+        err = capsys.readouterr().err
+        assert "spans 2.1°" in err and "(-60,60 if it was radians)" in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["p.csv"]

@@ -369,6 +369,11 @@ def _tilt_range(text: str | None) -> tuple[float, float] | None:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
         raise ParameterError(f"--tilt-range {text!r} is not MIN,MAX in degrees.") from None
+    if 0 < hi - lo < 10 and max(abs(lo), abs(hi)) <= math.pi / 2 + 0.01:
+        raise ParameterError(  # a trial gave -1.05,1.05 (±60° in radians), used as ±1°
+            f"--tilt-range {text} spans {hi - lo:g}°, which no tilt series does; give it "
+            f"in degrees ({math.degrees(lo):.0f},{math.degrees(hi):.0f} if it was radians)."
+        )
     return lo, hi
 
 

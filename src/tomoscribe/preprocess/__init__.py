@@ -69,6 +69,16 @@ class PreprocessParams:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ParameterError(f"{name} must be positive (Å) or off, got {value}.")
+        if self.lowpass_A and self.lowpass_A < voxel_size_A:  # a trial's 4 (nm meant)
+            import warnings
+
+            warnings.warn(
+                f"a low-pass of {self.lowpass_A:g} Å is finer than the {voxel_size_A:g} Å "
+                f"voxels, so it filters almost nothing (it halves detail of "
+                f"{self.lowpass_A:g} Å; they hold none finer than {2 * voxel_size_A:g} Å); "
+                f"if it was meant in nm, give {10 * self.lowpass_A:g}.",
+                stacklevel=2,
+            )
         if self.lowpass_A and self.highpass_A and self.highpass_A <= self.lowpass_A:
             raise ParameterError(
                 f"the high-pass ({self.highpass_A} Å) must be longer than the low-pass "
