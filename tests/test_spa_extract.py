@@ -166,7 +166,7 @@ def micrograph(tmp_path):
     "picks, extra, words",
     [
         ([[300.0, 20.0]], [], "lie wholly outside"),
-        ([[30.0, 20.0]], ["--box", "128"], "smaller than the box"),
+        ([[30.0, 20.0]], ["--box", "128"], "box is larger than micrograph m1.mrc"),
         ([[30.0, 20.0]], ["--bg-radius", "20"], "leaves no background"),
         ([[30.0, 20.0]], ["--box", "33"], "RELION extracts even boxes only"),
         ([[30.0, 20.0]], ["--ctf", "ctf.star"], "no CTF estimate of micrograph m1"),

@@ -552,3 +552,23 @@ def test_a_box_larger_than_the_micrographs_is_named_so(tiny, capsys):
     line = _one_sentence(capsys)
     assert "the 200-pixel box is larger than micrograph m1.mrc (96×96)" in line, line
     assert not (tiny / "set.tss").exists()
+
+
+def test_a_slow_gradient_across_a_micrograph_is_taken_off_before_picking():
+    """A trial: a ramp of ice thickness or illumination across a micrograph (1.4 × the
+    pixels' noise edge to edge) cut the picker's recall from 0.89 to 0.71 unsaid: the
+    local mean over the ice, which leaves particles and contamination out, is pulled
+    along the slope beside them.  The shrunk, normalised micrograph is now the same
+    with or without the ramp, beside dense blobs of every size."""
+    from tomoscribe.spa.micrographs import normalise_shrunk
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(0, 1, (240, 240)).astype(np.float32)
+    yy, xx = np.mgrid[:240, :240]
+    for _ in range(40):  # particles and contamination, denser than the ice
+        cy, cx, r = rng.uniform(0, 240), rng.uniform(0, 240), rng.uniform(3, 15)
+        image -= 4 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2))
+    ramp = (6.0 * (xx / 239 - 0.5) + 3.0 * (yy / 239 - 0.5)).astype(np.float32)
+    flat, ramped = normalise_shrunk(image), normalise_shrunk(image + ramp)
+    assert np.corrcoef(flat.ravel(), ramped.ravel())[0, 1] > 0.9999  # 0.998 before
+    assert np.abs(flat - ramped).max() < 0.05  # 0.46 σ before

@@ -238,6 +238,7 @@ def shrink_and_normalise(
 def normalise_shrunk(small: np.ndarray, window: int = 2 * TARGET_BOX) -> np.ndarray:
     """:func:`shrink_and_normalise` on a micrograph already block-mean shrunk
     (:func:`~tomoscribe.spa.density.block_mean`)."""
+    small = small - ice_surface(small, window)
     centred = small - ice_background(small, window)
     spread = ice_spread(centred, max(1, window // 2))
     if not spread > 0:
@@ -273,6 +274,41 @@ def ice_spread(centred: np.ndarray, box: int, widening: float = ICE_SPREAD_WIDEN
     if not quiet.size:
         quiet = values.ravel()
     return 1.4826 * float(np.median(np.abs(quiet - np.median(quiet))))
+
+
+def ice_surface(small: np.ndarray, window: int, outlier: float = 4.0) -> np.ndarray:
+    """A plane fitted by least squares to the ice of ``small`` (dense objects left out
+    as :func:`ice_background` finds them in its first round): the slow gradient of ice
+    thickness or illumination across a micrograph, taken off before the local mean.
+
+    The local mean over the ice alone (a normalised convolution) follows a gradient
+    only where the ice around a pixel is symmetric: beside particles, aggregates and
+    contamination, left out of it, it is pulled up or down the slope.  In a trial's
+    micrographs (2048², particles 95 px across) a ramp of 11 counts (1.4 × the pixels'
+    noise) across them cut the picker's recall from 0.89 to 0.71, one of 22 counts to
+    0.58, a ±10% multiplicative one to 0.59, precision unchanged; with the plane taken
+    off, 0.82–0.83 for each (docs/performance.md).  A plane, not a quadratic: on a
+    smooth patch 15% darker in the middle a quadratic's corners cost a third of one
+    micrograph's picks, where the plane changes nothing."""
+    from scipy.ndimage import binary_dilation, uniform_filter
+
+    values = np.asarray(small, np.float32)
+    ny, nx = values.shape
+    local = uniform_filter(uniform_filter(values, window, mode="reflect"), window)
+    residual = uniform_filter(values - local, max(1, window // 4), mode="reflect")
+    deviation = np.abs(residual - np.median(residual))
+    spread = 1.4826 * float(np.median(deviation))
+    ice = np.ones(values.shape, bool)
+    if spread > 0:
+        ice = ~binary_dilation(deviation > outlier * spread, iterations=max(1, window // 8))
+    y, x = np.mgrid[:ny, :nx].astype(np.float32)
+    y, x = 2 * y / max(ny - 1, 1) - 1, 2 * x / max(nx - 1, 1) - 1
+    terms = np.stack([np.ones_like(x), x, y], -1)
+    fit_at = ice & (np.add.outer(np.arange(ny), np.arange(nx)) % 2 == 0)  # every other
+    if fit_at.sum() < 3 * 10:
+        return np.full(values.shape, float(np.median(values)), np.float32)
+    coefficients = np.linalg.lstsq(terms[fit_at], values[fit_at], rcond=None)[0]
+    return (terms @ coefficients).astype(np.float32)
 
 
 def ice_background(
