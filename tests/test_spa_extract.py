@@ -300,6 +300,15 @@ def test_picks_on_micrographs_not_given_are_left_out_with_a_warning(two, capsys)
     assert "2 picks on 1 micrograph not given (m1) are left out" in out.err
     assert len(starfile.read("ex/particles.star", always_dict=True)["particles"]) == 1
     assert not (Path("ex/Particles/m1.mrcs")).exists()
+    # a micrograph given without picks is named (a trial's misnamed one was hidden
+    # behind the '…' of the names not given, and came out with no particles, unsaid)
+    picks = pd.read_csv("picks.csv")
+    picks.loc[picks["micrograph"] == "m1", "micrograph"] = "m9"
+    picks.to_csv("renamed.csv", index=False)
+    argv = ["spa", "extract", *two, "--picks", "renamed.csv", "--box", "32", "-o", "ex2"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "not given (m9)" in err and "1 micrograph given (m1) has no pick" in err, err
 
 
 @pytest.mark.parametrize(

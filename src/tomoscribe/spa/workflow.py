@@ -597,14 +597,23 @@ def _picks_to_extract(picks: list[Path], micrographs: list[Path], box: int | Non
             f"the picks are on {', '.join(names[:3])}{', …' if len(names) > 3 else ''}, none "
             "of them a micrograph given (names must match exactly); give those micrographs."
         )
-    note = None
+    notes = []
     if left_out.any():
         names = sorted(set(table.loc[left_out, "unmatched"]))
-        note = (
+        notes.append(
             f"{int(left_out.sum())} picks on {len(names)} "
             f"micrograph{'s' if len(names) > 1 else ''} not given "
             f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''}) are left out."
         )
+    empty = sorted({micrograph_name(p) for p in micrographs} - set(table["micrograph"].dropna()))
+    if empty:  # a trial's misnamed micrograph was hidden behind the '…' above
+        notes.append(
+            f"{len(empty)} micrograph{'s' if len(empty) > 1 else ''} given "
+            f"({', '.join(empty[:5])}{', …' if len(empty) > 5 else ''}) "
+            f"{'have' if len(empty) > 1 else 'has'} no pick: check that the picks name "
+            f"{'them' if len(empty) > 1 else 'it'} as given."
+        )
+    note = " ".join(notes) or None
     table = table[~left_out].reset_index(drop=True)
     _refuse_picks_in_two_files(table)
     return table, box_px, note
