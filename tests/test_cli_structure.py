@@ -636,6 +636,13 @@ def test_average_refuses_its_subtomograms_folder_and_a_negative_shift(scene, tmp
     assert main(["average", star, "-o", str(tmp_path / "a"), "--max-shift", "-5"]) == 2
     err = capsys.readouterr().err
     assert "--max-shift must be zero or more" in err and not (tmp_path / "a").exists()
+    # refused before the file is read and described (a trial: '[average] the file gives
+    # no half sets …: drew new random halves' came before the refusal)
+    for flags, said in ((["--symmetry", "D0"], "symmetry must be C<n> or D<n>"),
+                        (["--tilt-range", "60,-60"], "the tilt range must lie in")):  # fmt: skip
+        assert main(["average", star, "-o", str(tmp_path / "a"), *flags]) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
 
 
 def test_refined_star_keeps_the_coordinates_unit_of_binned_picks(tmp_path):

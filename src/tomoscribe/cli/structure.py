@@ -583,6 +583,11 @@ def average(
         mask_diameter_A=mask_diameter,
         seed=seed,
     )
+    tilt_range_deg = _tilt_range(tilt_range)
+    if tilt_range_deg is not None:  # before the file is read and described (a trial)
+        from ..core.wedge import check_tilt_range
+
+        check_tilt_range(tilt_range_deg)
     say = (lambda m: None) if quiet else (lambda m: typer.echo(f"[average] {m}", err=True))
     result = average_particle_file(
         particles,
@@ -593,7 +598,7 @@ def average(
         device,
         overwrite,
         say,
-        tilt_range_deg=_tilt_range(tilt_range),
+        tilt_range_deg=tilt_range_deg,
     )
     typer.echo(result["tilt"].describe())
     typer.echo(

@@ -73,6 +73,7 @@ class AverageParams:
                 f"`max_shift_A` must be zero or more (Å), got {self.max_shift_A}.",
                 parameter="max_shift_A",
             )
+        symmetry_operators(self.symmetry)  # before the file is read (a trial: D0 said late)
 
     def as_dict(self) -> dict:
         return asdict(self)
