@@ -315,3 +315,20 @@ def test_a_training_refused_as_collapsed_leaves_no_checkpoint(discs, tmp_path, m
         workflow.train_from_files([trainset], tmp_path / "d.tsm", ArchitectureSpec(),
                                   TrainParams(epochs=1, seed=0), device="cpu")  # fmt: skip
     assert not [p.name for p in tmp_path.iterdir() if "checkpoint" in p.name or "d.tsm" in p.name]
+
+
+def test_one_training_set_given_twice_is_refused(discs, tmp_path, capsys):
+    """A trial: `train a.trainset a.trainset` trained on every box twice, unsaid (its
+    held-out boxes' copies among the training ones)."""
+    trainset = save_training_set(tmp_path / "d.trainset", discs)
+    argv = [
+        "train",
+        str(trainset),
+        str(tmp_path / "." / "d.trainset"),
+        "-o",
+        str(tmp_path / "m.tsm"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is given twice" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "m.tsm").exists()

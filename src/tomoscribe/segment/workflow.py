@@ -797,6 +797,14 @@ def train_from_files(
     from .trainset import load_training_set
 
     check_outputs([output, sidecar_path(output)], inputs=training_sets)  # before training
+    seen: dict[Path, Path] = {}
+    for path in training_sets:  # a trial's `train a.trainset a.trainset` doubled its boxes
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise ParameterError(
+                f"{path} is given twice (as {seen[resolved]} too); give each training set once."
+            )
+        seen[resolved] = Path(path)
     sets = [load_training_set(path) for path in training_sets]
     if per_set:
         if len(sets) < 2:
