@@ -171,6 +171,12 @@ def pick(
         "boxes, such as carbon, and hide regions far off from the networks (default); "
         "--any-density does neither.",
     ),
+    invert: bool = typer.Option(
+        False,
+        "--invert",
+        help="The micrographs show protein white (already inverted): negate them before "
+        "picking, as the picker learned protein dark from raw micrographs.",
+    ),
     pixel_size: float = PixelSize,
     quiet: bool = options.Quiet,
 ) -> None:
@@ -190,6 +196,7 @@ def pick(
         pixel_size,
         isolation,
         density_check,
+        invert,
     )
     _report_picks(out_dir, picks, micrographs, earlier)
 

@@ -218,9 +218,11 @@ def pick_files(
     pixel_size_A: float | None = None,
     isolation: float | None = None,
     density_check: bool = True,
+    invert: bool = False,
 ) -> pd.DataFrame:
     """Pick particles on micrographs with a picker file (both networks; a score per
-    pick) into the picks folder ``out_dir``, where the combined score reaches
+    pick) into the picks folder ``out_dir`` (``invert``: micrographs of white protein,
+    negated first), where the combined score reaches
     ``threshold`` (default: the one the picker recorded, chosen on held-out boxes).
     ``min_distance`` and ``edge`` in pixels (default half a box); ``isolation`` in
     pixels (default three quarters of a box): picks with another particle nearer are
@@ -248,12 +250,16 @@ def pick_files(
         )
     check_fits(images, int(record["box_px"]), "the picker's")
     check_edge(images, int(record["box_px"]) / 2 if edge is None else edge)
-    tables = [
-        pick_micrograph(
+    if invert:
+        images = {name: -image for name, image in images.items()}
+
+    def pick(image, name):
+        return pick_micrograph(
             networks, image, name, record, threshold, min_distance, edge, isolation, density_check
         )
-        for name, image in images.items()
-    ]
+
+    tables = [pick(image, name) for name, image in images.items()]
+    _warn_of_white_protein(images, tables, pick, invert)
     _warn_of_an_older_picker(picker, record, density_check)
     _warn_off_range(tables)
     picks = pd.concat(tables, ignore_index=True)
@@ -270,9 +276,47 @@ def pick_files(
             "picker": str(picker),
             "isolation_px": 0.75 * int(record["box_px"]) if isolation is None else isolation,
             "density_range": record.get("density_range") if density_check else None,
+            "inverted": invert,
         },
     )
     return picks
+
+
+#: A micrograph of fewer picks than this whose negative gives at least this many, and
+#: five times its own, is said to show protein of the other contrast than the picker
+#: learned.
+WHITE_PROTEIN_PICKS = 5
+
+
+def _warn_of_white_protein(images: dict, tables: list, pick, inverted: bool) -> None:
+    """Where a micrograph gave (almost) no pick, pick its negative: many picks there
+    mean its protein has the other contrast (a trial's micrographs, inverted already as
+    some pipelines write them, gave 0 picks and only "check that these micrographs are
+    like those the picker was trained on").  Costs one more picking of those
+    micrographs only."""
+    import warnings
+
+    found = {}
+    for (name, image), table in zip(images.items(), tables):
+        if len(table) < WHITE_PROTEIN_PICKS:
+            flipped = len(pick(-image, name))
+            if flipped >= max(WHITE_PROTEIN_PICKS, 5 * len(table)):
+                found[name] = flipped
+    if found:
+        names = sorted(found)
+        now, other = ("white", "dark") if not inverted else ("dark", "white")
+        warnings.warn(
+            f"{len(names)} micrograph(s) ({', '.join(names[:3])}"
+            f"{', …' if len(names) > 3 else ''}) gave (almost) no pick, where their negatives give "
+            f"{sum(found.values())}: their protein looks {now}, where the picker learned "
+            f"it {other}; "
+            + (
+                "pick them without --invert."
+                if inverted
+                else "pick them with --invert (and extract them with --no-invert)."
+            ),
+            stacklevel=3,
+        )
 
 
 def _warn_if_none(picks: pd.DataFrame, n_micrographs: int, threshold: float) -> None:
