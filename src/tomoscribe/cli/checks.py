@@ -384,9 +384,13 @@ def _refuse_a_record(path, name: str) -> None:
     if is_copick_location(path):
         return
     text = str(path)
+    if not Path(text).is_file():  # only a record or legend there now is at stake
+        return
     for ending, what in ((".legend.json", "legend"), (".json", "provenance record")):
         described = Path(text[: -len(ending)]) if text.endswith(ending) else None
-        if described is not None and described.name and described.exists():
+        if described is None or not described.name:
+            continue
+        if described.is_file() or (described.is_dir() and described.suffix.lower() == ".zarr"):
             raise OutputError(
                 f"{_flag(name)} {path} is the {what} of {described}; choose another name."
             )
