@@ -888,6 +888,8 @@ def test_unreadable_names_a_literal_home_and_others_records_are_refused(
         assert said in err and err.count("\n") == 1, err
         assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before, argv
     assert not (tmp_path / "~").exists()
+    assert main(["preprocess", str(tomo), "-o", "~draft.mrc", "-q"]) == 0  # a name, not home
+    assert (tmp_path / "~draft.mrc").is_file()
 
 
 def test_a_simulators_truth_replaced_by_another_command_is_said(tmp_path, capsys):
@@ -925,3 +927,14 @@ def test_a_label_map_replaced_by_a_tomogram_takes_its_legend_with_it(tmp_path, c
     err = capsys.readouterr().err
     assert "is a tomogram (`preprocess` wrote it" in err and err.count("\n") == 1, err
     assert not (tmp_path / "p.star").exists()
+    # an OME-Zarr label map alike (its legend notes no version: a review)
+    from tomoscribe.core.legend import Legend, legend_path, write_legend
+    from tomoscribe.io import write_volume
+    from tomoscribe.volume import Volume
+
+    store = tmp_path / "v.zarr"
+    write_volume(store, Volume(np.ones((32, 64, 64), np.uint8), 10.0))
+    write_legend(store, Legend.from_features(["membrane"]))
+    assert legend_path(store).is_file()
+    assert main(["preprocess", str(sim / "tomogram.mrc"), "-o", str(store), "-q"]) == 0
+    assert not legend_path(store).exists()

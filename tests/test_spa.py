@@ -432,7 +432,9 @@ def test_cnn_picker_on_held_out_micrographs(picking_data):
     white = {name: -truths[name]["image"]}
     tables = [pick(white[name], name)]
     assert len(tables[0]) <= 1
-    with pytest.warns(UserWarning, match="their protein looks white.*with --invert"):
+    with pytest.warns(
+        UserWarning, match="the other contrast than in the micrographs.*with --invert"
+    ):
         _warn_of_white_protein(white, tables, pick, inverted=False)
     # the NCC baseline with the good boxes as references picks contamination
     references = references_from_patches(trainset["good"], trainset["record"]["geometry"]["box"])

@@ -283,9 +283,9 @@ def test_a_straight_tube_is_not_closed_as_a_row_of_vesicles(direction):
 
 
 def test_a_vesicle_cut_by_the_slabs_faces_is_still_closed():
-    """The tube rule's guard: a vesicle taller than the slab is a band about z (its
-    normals avoid z as a tube's avoid its axis), but its ends lie outside the volume,
-    so it is judged as before and closed."""
+    """A vesicle taller than the slab is a band about z (its normals avoid z as a
+    tube's avoid its axis), but its ends about z lie in the missing wedge (and outside
+    the volume), never visible, so the tube rule does not judge it and it is closed."""
     shape = (40, 120, 120)
     zz, yy, xx = np.indices(shape, dtype=float)
     distance = np.sqrt((zz - 20) ** 2 + (yy - 60) ** 2 + (xx - 60) ** 2)
@@ -294,3 +294,4 @@ def test_a_vesicle_cut_by_the_slabs_faces_is_still_closed():
     closed, table = close_vesicles(labels, MEMBRANE, 10.0)
     assert table["accepted"].sum() == 1, table[["radius_nm", "reason"]]
     assert table["radius_nm"].iloc[0] == pytest.approx(30.0, abs=1.0)
+    assert np.isnan(table["tube_caps_covered"].iloc[0])  # not judged by the tube rule

@@ -622,6 +622,7 @@ def _remember_manifest_step(output: Path) -> None:
     convert, classify evaluate and clem register others, without a word)."""
     from .ownership import entry_steps, is_ours
 
+    _replaced_steps.pop(str(output.resolve()), None)  # none of an earlier replacement
     if output.is_file() and is_ours(output):
         step = entry_steps(output.parent).get(output.name)
         if step:

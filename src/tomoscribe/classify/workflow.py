@@ -401,7 +401,7 @@ def check_distinct(paths) -> None:
 
     seen = {}
     for path in paths:
-        key = Path(path).expanduser().resolve()
+        key = Path(path).resolve()  # no expanduser: a name may begin with ~ (~draft.mrc)
         if key in seen:
             raise OutputError(f"{seen[key]} and {path} are one file; give them different names.")
         seen[key] = path

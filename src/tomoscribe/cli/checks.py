@@ -192,7 +192,7 @@ def check_distinct_outputs(named: list[tuple[Path, str]]) -> None:
     """
     seen: dict[Path, str] = {}
     for path, how in named:
-        key = Path(path).expanduser().resolve()
+        key = Path(path).resolve()  # no expanduser: a name may begin with ~ (~draft.mrc)
         if key in seen:
             raise OutputError(
                 f"{seen[key]} and {how} are the same file; give each output its own name."
@@ -368,7 +368,7 @@ def _refuse_unexpanded_home(path, name: str) -> None:
     if is_copick_location(path):
         return
     parts = Path(str(path)).parts
-    if parts and parts[0].startswith("~"):
+    if parts and parts[0] == "~":  # not '~draft.mrc' (a review), nor ~user
         raise OutputError(
             f"{_flag(name)} {path}: '~' was not expanded (quoted?), so a folder named '~' "
             "would be made here; give the path unquoted or in full (e.g. $HOME/…)."

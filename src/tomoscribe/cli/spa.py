@@ -174,8 +174,9 @@ def pick(
     invert: bool = typer.Option(
         False,
         "--invert",
-        help="The micrographs show protein white (already inverted): negate them before "
-        "picking, as the picker learned protein dark from raw micrographs.",
+        help="The micrographs show protein with the other contrast than those the picker "
+        "learned from (white, inverted already, for a picker of raw micrographs): negate "
+        "them before picking.",
     ),
     pixel_size: float = PixelSize,
     quiet: bool = options.Quiet,

@@ -293,18 +293,22 @@ def _legends_retired(path: str | os.PathLike):
     a trial's `preprocess -o labels.mrc` left simulate's legend beside a tomogram, and
     `pick` then took the tomogram for labels of those names.  A label map's writer
     writes its own legend after (merge, vesicles); a legend of another version, or a
-    user's, stays."""
+    user's, stays.  An OME-Zarr store's legend notes no version (a folder has no
+    fingerprint): tomoscribe's own beside a store being replaced goes."""
     from ..core.legend import MAP_NOTE, legend_path, map_fingerprint
     from ..ownership import forget, is_ours
 
     legend = legend_path(path)
     stale = False
-    if legend.is_file() and Path(path).is_file() and is_ours(legend):
+    if legend.is_file() and Path(path).exists() and is_ours(legend):
         try:
             noted = (json.loads(legend.read_text()).get("0") or {}).get(MAP_NOTE)
         except (OSError, ValueError, AttributeError):
             noted = None
-        stale = noted is not None and noted == map_fingerprint(path)
+        if Path(path).is_file():
+            stale = noted is not None and noted == map_fingerprint(path)
+        else:
+            stale = noted is None
     yield
     if stale and legend.is_file():
         legend.unlink()
@@ -335,9 +339,12 @@ def create_volume(
         ):
             yield out
     elif fmt == "zarr":
-        with create_ome_zarr(
-            path, shape, dtype, voxel_size_A, origin_A, overwrite=overwrite, legend=legend
-        ) as out:
+        with (
+            _legends_retired(path),
+            create_ome_zarr(
+                path, shape, dtype, voxel_size_A, origin_A, overwrite=overwrite, legend=legend
+            ) as out,
+        ):
             yield out
     else:
         raise ParameterError(f"{path}: streamed outputs are written as .mrc or .zarr, not {fmt}.")

@@ -769,7 +769,8 @@ TUBE_CAP_DEG = 30.0
 #: share is a piece of a tube, not a vesicle: a tube's membrane leaves them empty
 #: (the trial's three "vesicles" along one tube), while a vesicle shows wherever it
 #: can be seen.  Ends outside the volume or in the missing wedge are not judged (a
-#: vesicle cut by the slab's faces is a band about z too).
+#: vesicle cut by the slab's faces is a band about z too: its ends about z lie in the
+#: wedge, never visible).
 MIN_TUBE_CAP_COVERAGE = 0.25
 
 

@@ -111,12 +111,13 @@ def _check_has_contrast(path, image: np.ndarray) -> None:
     low, high = float(image.min()), float(image.max())
     if low == high:
         raise InvalidDataError(
-            f"{path} is blank (every pixel {low:g}), not a micrograph; give the micrograph."
+            f"{path} is blank (every pixel {low:g}), not a micrograph; leave it out or give "
+            "the micrograph."
         )
     if not np.any((image != low) & (image != high)):
         raise InvalidDataError(
             f"{path} holds only the values {low:g} and {high:g} (a mask?), not a "
-            "micrograph; give the micrograph."
+            "micrograph; leave it out or give the micrograph."
         )
 
 
@@ -276,10 +277,13 @@ def ice_spread(centred: np.ndarray, box: int, widening: float = ICE_SPREAD_WIDEN
     return 1.4826 * float(np.median(np.abs(quiet - np.median(quiet))))
 
 
-def ice_surface(small: np.ndarray, window: int, outlier: float = 4.0) -> np.ndarray:
-    """A plane fitted by least squares to the ice of ``small`` (dense objects left out
-    as :func:`ice_background` finds them in its first round): the slow gradient of ice
-    thickness or illumination across a micrograph, taken off before the local mean.
+def ice_surface(small: np.ndarray, window: int) -> np.ndarray:
+    """A plane through the slow gradient of ice thickness or illumination across a
+    micrograph (``small``, shrunk), taken off before the local mean: its slopes are the
+    medians of the neighbourhood means' differences between neighbouring pixels, so
+    that particles (slopes both ways), contamination and the carbon's edge (a thin line
+    of steep ones) and the carbon's flat inside do not tilt it.  Its level is the
+    median's (the local mean takes off the rest).
 
     The local mean over the ice alone (a normalised convolution) follows a gradient
     only where the ice around a pixel is symmetric: beside particles, aggregates and
@@ -287,28 +291,20 @@ def ice_surface(small: np.ndarray, window: int, outlier: float = 4.0) -> np.ndar
     micrographs (2048², particles 95 px across) a ramp of 11 counts (1.4 × the pixels'
     noise) across them cut the picker's recall from 0.89 to 0.71, one of 22 counts to
     0.58, a ±10% multiplicative one to 0.59, precision unchanged; with the plane taken
-    off, 0.82–0.83 for each (docs/performance.md).  A plane, not a quadratic: on a
-    smooth patch 15% darker in the middle a quadratic's corners cost a third of one
-    micrograph's picks, where the plane changes nothing."""
-    from scipy.ndimage import binary_dilation, uniform_filter
+    off, 0.82 (docs/performance.md).  A least-squares plane over the ice was tried
+    first: carbon over a third of a micrograph, level with its own local mean and so
+    not left out, tilted it 17 σ across the ice (a review); a quadratic cost a third of
+    one micrograph's picks on a smooth patch 15% darker in the middle."""
+    from scipy.ndimage import uniform_filter
 
     values = np.asarray(small, np.float32)
     ny, nx = values.shape
-    local = uniform_filter(uniform_filter(values, window, mode="reflect"), window)
-    residual = uniform_filter(values - local, max(1, window // 4), mode="reflect")
-    deviation = np.abs(residual - np.median(residual))
-    spread = 1.4826 * float(np.median(deviation))
-    ice = np.ones(values.shape, bool)
-    if spread > 0:
-        ice = ~binary_dilation(deviation > outlier * spread, iterations=max(1, window // 8))
+    smooth = uniform_filter(values, max(1, window // 4), mode="reflect")
+    slope_x = float(np.median(np.diff(smooth, axis=1))) if nx > 1 else 0.0
+    slope_y = float(np.median(np.diff(smooth, axis=0))) if ny > 1 else 0.0
     y, x = np.mgrid[:ny, :nx].astype(np.float32)
-    y, x = 2 * y / max(ny - 1, 1) - 1, 2 * x / max(nx - 1, 1) - 1
-    terms = np.stack([np.ones_like(x), x, y], -1)
-    fit_at = ice & (np.add.outer(np.arange(ny), np.arange(nx)) % 2 == 0)  # every other
-    if fit_at.sum() < 3 * 10:
-        return np.full(values.shape, float(np.median(values)), np.float32)
-    coefficients = np.linalg.lstsq(terms[fit_at], values[fit_at], rcond=None)[0]
-    return (terms @ coefficients).astype(np.float32)
+    plane = slope_x * (x - (nx - 1) / 2) + slope_y * (y - (ny - 1) / 2)
+    return (plane + float(np.median(values))).astype(np.float32)
 
 
 def ice_background(

@@ -304,17 +304,12 @@ def _warn_of_white_protein(images: dict, tables: list, pick, inverted: bool) -> 
                 found[name] = flipped
     if found:
         names = sorted(found)
-        now, other = ("white", "dark") if not inverted else ("dark", "white")
         warnings.warn(
             f"{len(names)} micrograph(s) ({', '.join(names[:3])}"
-            f"{', …' if len(names) > 3 else ''}) gave (almost) no pick, where their negatives give "
-            f"{sum(found.values())}: their protein looks {now}, where the picker learned "
-            f"it {other}; "
-            + (
-                "pick them without --invert."
-                if inverted
-                else "pick them with --invert (and extract them with --no-invert)."
-            ),
+            f"{', …' if len(names) > 3 else ''}) gave (almost) no pick, where their negatives "
+            f"give {sum(found.values())}: their protein has the other contrast than in the "
+            "micrographs the picker learned from; "
+            + ("pick them without --invert." if inverted else "pick them with --invert."),
             stacklevel=3,
         )
 
