@@ -198,15 +198,15 @@ def model_summary(path: str | os.PathLike) -> list[str]:
         record = Calibration(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in known.items()}
         )
-        warnings = [
+        warned = [
             learned_little(model.feature, record, float(model.amplitude), annotator),
             few_boxes(record, annotator) if record.calibrated else None,
         ]
     except (TypeError, ValueError):  # an older or partial record: nothing to add
-        warnings = []
+        warned = []
     lines += [  # train's own sentences; its option named as info's reader would use it
-        "  warning: " + warning.replace("`validation`", "train's --validation")
-        for warning in warnings
-        if warning
+        "  warning: " + sentence.replace("`validation`", "train's --validation")
+        for sentence in warned
+        if sentence
     ]
     return lines

@@ -221,8 +221,8 @@ def pick_files(
     invert: bool = False,
 ) -> pd.DataFrame:
     """Pick particles on micrographs with a picker file (both networks; a score per
-    pick) into the picks folder ``out_dir`` (``invert``: micrographs of white protein,
-    negated first), where the combined score reaches
+    pick) into the picks folder ``out_dir`` (``invert``: micrographs of the other contrast
+    than the picker learned from, negated first), where the combined score reaches
     ``threshold`` (default: the one the picker recorded, chosen on held-out boxes).
     ``min_distance`` and ``edge`` in pixels (default half a box); ``isolation`` in
     pixels (default three quarters of a box): picks with another particle nearer are
