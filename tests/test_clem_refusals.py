@@ -219,11 +219,11 @@ def test_a_missing_pixel_size_names_an_option_the_command_has(squares, tmp_path,
     refused(["clem", "watershed", str(cell), "-o", str(regions)], "--fluorescence-pixel-size")
     transfer = _transfer_inputs(tmp_path)
     bare_channel = _write(tmp_path / "channel.mrc", np.ones((3, 64, 64)), None)
-    argv = transfer[:4] + [str(bare_channel)] + transfer[5:] + ["-o", str(tmp_path / "x.ts")]
+    argv = transfer[:4] + [str(bare_channel)] + transfer[5:] + ["-o", str(tmp_path / "x.trainset")]
     refused(argv, "--fluorescence-pixel-size")
     bare_tomogram = _write(tmp_path / "tomo.mrc", np.zeros((8, 32, 32)), None)
     refused(
-        transfer[:2] + [str(bare_tomogram)] + transfer[3:] + ["-o", str(tmp_path / "y.ts")], None
+        transfer[:2] + [str(bare_tomogram)] + transfer[3:] + ["-o", str(tmp_path / "y.trainset")], None
     )
 
 

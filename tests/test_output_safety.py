@@ -912,7 +912,7 @@ def test_a_label_map_replaced_by_a_tomogram_takes_its_legend_with_it(tmp_path, c
     """A trial: `preprocess -o sim/labels.mrc` (warned of) left simulate's legend beside
     what was now a tomogram, and `pick` read it as labels of those names ("no voxel of
     '1bxn'", or picks on normalised densities).  The legend tomoscribe wrote for the
-    replaced map goes with it, and pick names a preprocessed tomogram as one."""
+    replaced map goes with it, and pick says that a preprocessed tomogram is one."""
     sim = tmp_path / "sim"
     args = ["simulate", "cell", "-o", str(sim), "--size", "64,64,32", "--templates", "1bxn=40"]
     assert main([*args, "--tilt-step", "10", "-q"]) == 0
@@ -923,10 +923,9 @@ def test_a_label_map_replaced_by_a_tomogram_takes_its_legend_with_it(tmp_path, c
     assert "labels.mrc.legend.json" not in (sim / MANIFEST_NAME).read_text()
     capsys.readouterr()
     pick = ["pick", str(sim / "labels.mrc"), "-f", "1bxn", "-o", str(tmp_path / "p.star")]
-    assert main(pick) == 2
+    assert main(pick) == 0  # dense spots of a normalised copy may be what is wanted: said
     err = capsys.readouterr().err
-    assert "is a tomogram (`preprocess` wrote it" in err and err.count("\n") == 1, err
-    assert not (tmp_path / "p.star").exists()
+    assert "warning: labels.mrc is a tomogram (`preprocess` wrote it" in err, err
     # an OME-Zarr label map alike (its legend notes no version: a review)
     from tomoscribe.core.legend import Legend, legend_path, write_legend
     from tomoscribe.io import write_volume

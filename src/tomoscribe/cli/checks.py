@@ -396,6 +396,18 @@ def _refuse_a_record(path, name: str) -> None:
             )
 
 
+def _check_output_names(values: dict, files: tuple[str, ...], formats) -> None:
+    """Refuse output files that are another file's record or legend, and those named
+    without their kind's suffix (:func:`check_output_name`), once the outputs are known
+    to be neither inputs nor a user's files (worse news, said first)."""
+    for name in files:
+        for path in _paths(values.get(name)):
+            _refuse_a_record(path, name)
+    for name, accepted in (formats or {}).items():
+        for path in _paths(values.get(name)):
+            check_output_name(Path(path), accepted, _flag(name))
+
+
 def writes(
     files: tuple[str, ...] = (),
     folders: tuple[str, ...] = (),
@@ -457,12 +469,7 @@ def writes(
                     lockable.append(Path(path))
             check_distinct_outputs(named)
             check_outputs(outputs, overwrite=overwrite, inputs=inputs)
-            for name in files:  # after: an input's record named as output is worse news
-                for path in _paths(values.get(name)):
-                    _refuse_a_record(path, name)
-            for name, accepted in (formats or {}).items():  # after: an input, a user's file
-                for path in _paths(values.get(name)):  # named as output are worse news
-                    check_output_name(Path(path), accepted, _flag(name))
+            _check_output_names(values, files, formats)  # after: an input or a user's
             held = [path for path in lockable if _lockable_beside(path)]
             for path in lockable:  # a folder another run is filling: refused at the start
                 refuse_folder_being_filled(Path(path).parent)

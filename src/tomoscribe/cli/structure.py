@@ -137,7 +137,6 @@ def pick(
     """Pick particles (components' maxima) or filament seeds from an annotation."""
     from ..io.copick_project import check_picks_target, is_copick_location
     from ..io.particles import FORMATS
-    from ..structure.filaments import tube_model
     from ..structure.workflow import default_filament_table, pick_from_map
 
     if not filament:  # a filament's options on a particle pick were ignored unsaid
@@ -165,11 +164,7 @@ def pick(
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")
         check_writable(out, overwrite)
     if filament:
-        from ..segment.labelmaps import check_recorded_feature
-
-        # a map of another feature first: its radius question would be the wrong one
-        check_recorded_feature(annotation, feature)
-        tube_model(feature, radius_nm, hollow)  # refuses an unknown one without a radius
+        _check_filament_feature(annotation, feature, radius_nm, hollow)
         if not (math.isfinite(spacing) and spacing >= 1.0):
             raise ParameterError(f"--spacing must be at least one voxel, got {spacing:g}.")
         if filament_table is None:  # derived: checked against the other outputs here
@@ -215,6 +210,17 @@ def pick(
         _say_sizes(
             picked, None in (min_size, max_size, min_distance), max_size is None, min_size is None
         )
+
+
+def _check_filament_feature(annotation, feature: str, radius_nm, hollow) -> None:
+    """A map recording another feature is refused first (its radius question would be
+    the wrong one: a trial was asked for --radius-nm, then told the map's feature);
+    then a feature of no known radius without --radius-nm (:func:`tube_model`)."""
+    from ..segment.labelmaps import check_recorded_feature
+    from ..structure.filaments import tube_model
+
+    check_recorded_feature(annotation, feature)
+    tube_model(feature, radius_nm, hollow)
 
 
 def _say_sizes(picked, defaults_used: bool, max_learned: bool, min_learned: bool) -> None:

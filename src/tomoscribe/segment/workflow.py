@@ -754,6 +754,19 @@ def remove_member_checkpoints(output: Path) -> None:
             remove_stale(path, key="")  # no training has an empty key: any checkpoint
 
 
+def _refuse_one_given_twice(paths: list[Path], what: str) -> None:
+    """Refuse one file given twice (by any path): a trial's `train a.trainset
+    a.trainset` trained on every box twice, unsaid."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise ParameterError(
+                f"{path} is given twice (as {seen[resolved]} too); give each {what} once."
+            )
+        seen[resolved] = Path(path)
+
+
 def train_from_files(
     training_sets: list[Path],
     output: Path,
@@ -767,8 +780,7 @@ def train_from_files(
     say=lambda message: None,
     on_epoch=None,
 ):
-    """Train, check and calibrate one feature's network or ensemble and write it, with
-    its provenance record.
+    """Train, check and calibrate one feature's network or ensemble; write it, recorded.
 
     Parameters
     ----------
@@ -797,14 +809,7 @@ def train_from_files(
     from .trainset import load_training_set
 
     check_outputs([output, sidecar_path(output)], inputs=training_sets)  # before training
-    seen: dict[Path, Path] = {}
-    for path in training_sets:  # a trial's `train a.trainset a.trainset` doubled its boxes
-        resolved = Path(path).resolve()
-        if resolved in seen:
-            raise ParameterError(
-                f"{path} is given twice (as {seen[resolved]} too); give each training set once."
-            )
-        seen[resolved] = Path(path)
+    _refuse_one_given_twice(training_sets, "training set")
     sets = [load_training_set(path) for path in training_sets]
     if per_set:
         if len(sets) < 2:

@@ -89,6 +89,19 @@ def _imaged(clean, psi, shift, defocus_um, pixel_size_A: float, optics) -> np.nd
     return signal
 
 
+def relion_pose(turn_deg: np.ndarray, shift_px: np.ndarray, pixel_size_A: float) -> dict:
+    """Poses of :func:`core.turn2d.transform` (counter-clockwise turns, degrees; shifts
+    (p, 2), pixels) in RELION's columns, as classify2d writes them, so that RELION's
+    results compare with the truth: ``rlnAnglePsi`` = −turn (0–360°),
+    ``rlnOriginX/YAngst`` = −shift × pixel size (the particle's centre lies at the box
+    centre minus the origin).  Junk's: its blobs' frame."""
+    return {
+        "rlnAnglePsi": (-np.asarray(turn_deg, float)) % 360.0,
+        "rlnOriginXAngst": -np.asarray(shift_px, float)[:, 0] * pixel_size_A,
+        "rlnOriginYAngst": -np.asarray(shift_px, float)[:, 1] * pixel_size_A,
+    }
+
+
 def simulate_particle_stack(
     n_particles: int = 600,
     box: int = 64,
@@ -104,15 +117,11 @@ def simulate_particle_stack(
     amplitude_contrast: float = 0.07,
     seed: int = 0,
 ) -> dict:
-    """A particle stack with truth.
-
-    Returns
-    -------
-    dict with ``images`` (p, box, box) float32 (protein white), ``truth`` (one row per
-    particle; see the module docstring), ``projections`` (structures, views, box, box)
-    and ``ctf`` (DataFrame: ``defocus_u_um``, ``defocus_v_um``, ``astigmatism_deg``,
-    ``voltage_kV``, ``cs_mm``, ``amplitude_contrast``).
-    """
+    """A particle stack with truth: a dict with ``images`` (p, box, box) float32
+    (protein white), ``truth`` (one row per particle; see the module docstring),
+    ``projections`` (structures, views, box, box) and ``ctf`` (DataFrame:
+    ``defocus_u_um``, ``defocus_v_um``, ``astigmatism_deg``, ``voltage_kV``, ``cs_mm``,
+    ``amplitude_contrast``)."""
     projections = n_views * max(len(templates), 1)
     _check_stack_parameters(
         n_particles, box, pixel_size_A, projections, junk_fraction, defoci_um, snr
@@ -161,11 +170,7 @@ def simulate_particle_stack(
             "shift_x_px": shift[:, 0],
             "shift_y_px": shift[:, 1],
             "defocus_um": defocus,
-            # the same pose in RELION's terms (core.turn2d's turn and shift; junk: its
-            # blobs' frame), as classify2d writes them, so RELION's results compare
-            "rlnAnglePsi": (-psi) % 360.0,
-            "rlnOriginXAngst": -shift[:, 0] * pixel_size_A,
-            "rlnOriginYAngst": -shift[:, 1] * pixel_size_A,
+            **relion_pose(psi, shift, pixel_size_A),
         }
     )
     return {

@@ -381,15 +381,20 @@ def _values_held(data: np.ndarray) -> str:
 
 
 def _check_not_preprocessed(annotation: Path) -> None:
-    """Refuse a map whose provenance record says `preprocess` wrote it: a tomogram,
-    whose normalised values above 1 were picked as the feature's (a trial's
-    preprocessed tomogram, saved as labels.mrc, gave 49 "particles")."""
+    """Say so where a map's provenance record names `preprocess`: a tomogram, whose
+    normalised values above the threshold are picked as the feature's (a trial's
+    preprocessed tomogram, saved as labels.mrc, gave 49 "particles" unsaid).  Not
+    refused: picking dense spots (gold) on a binned, normalised copy is a use."""
+    import warnings
+
     from ..outputs import read_provenance
 
     if (read_provenance(annotation) or {}).get("step") == "preprocess":
-        raise InvalidDataError(
+        warnings.warn(
             f"{annotation.name} is a tomogram (`preprocess` wrote it, as its record says), "
-            "not a map of features; give the map `segment` or `merge` wrote."
+            "not a map of features: its voxels above the threshold (in σ of the tomogram) "
+            "are picked; give the map `segment` or `merge` wrote if that was meant.",
+            stacklevel=3,
         )
 
 
