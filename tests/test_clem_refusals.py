@@ -223,7 +223,8 @@ def test_a_missing_pixel_size_names_an_option_the_command_has(squares, tmp_path,
     refused(argv, "--fluorescence-pixel-size")
     bare_tomogram = _write(tmp_path / "tomo.mrc", np.zeros((8, 32, 32)), None)
     refused(
-        transfer[:2] + [str(bare_tomogram)] + transfer[3:] + ["-o", str(tmp_path / "y.trainset")], None
+        transfer[:2] + [str(bare_tomogram)] + transfer[3:] + ["-o", str(tmp_path / "y.trainset")],
+        None,
     )
 
 
