@@ -1431,14 +1431,8 @@ def _check_feature_maps(maps: list[Path], volumes: list[Volume]) -> None:
     feature and marked 13% of the voxels), maps whose origins differ by more than half a
     voxel (crops of different places; shape and voxel size are checked by
     :func:`~tomoscribe.segment.merge.merge_into`)."""
-    seen: dict[Path, Path] = {}
+    _refuse_one_given_twice(maps, "map")
     for path in maps:
-        resolved = Path(path).resolve()
-        if resolved in seen:
-            raise ParameterError(
-                f"{path} is given twice (as {seen[resolved]} too); give each map once."
-            )
-        seen[resolved] = path
         step = (read_provenance(path) or {}).get("step")
         if step and step != "segment":
             raise ParameterError(
