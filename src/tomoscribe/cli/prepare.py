@@ -74,6 +74,11 @@ def info(
         )
     )
     typer.echo("  origin (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.origin_A) + " Å")
+    from ..preprocess.check import beam_line
+
+    line = beam_line(volume)
+    if line:
+        typer.echo(line)
     _say_maker(path)
 
 

@@ -13,9 +13,11 @@ can be set to be as hard as real data (issue 23, item 7; ``benchmarks/bench_imag
 * :func:`axis_correlation`: the correlation of neighbouring voxels along z, y and x
   after removing the slowly varying background, so mostly the noise's: a weighted
   back-projection with a missing wedge correlates along z more than in-plane;
-* :func:`wedge_power_ratio`: the power in the missing wedge against the power outside
-  it, in the central xz and yz planes of the 3D Fourier transform at mid frequencies:
-  near 1 without a wedge, far below 1 with one (around the tilt axis's other plane).
+* :func:`wedge_power_ratios` (:func:`wedge_power_ratio` with the beam along z): the
+  power in a missing wedge against the power outside it at mid frequencies of the 3D
+  Fourier transform, for each way the beam and the tilt axis could lie: near 1 without
+  a wedge, far below 1 for the way the data were recorded
+  (:mod:`tomoscribe.core.beam_axis` tells from it which axis the beam ran along).
 
 All take arrays (z, y, x) and work in memory; the crops they are meant for are small.
 """
@@ -129,15 +131,28 @@ def axis_correlation(volume, background_sigma: float = 8.0, valid=None) -> dict:
     return result
 
 
-def wedge_power_ratio(volume, max_tilt_deg: float = 60.0, band=(0.1, 0.6)) -> dict:
-    """Power inside the missing wedge over power outside it, per candidate tilt axis.
+def wedge_power_ratios(volume, max_tilt_deg: float = 60.0, band=(0.1, 0.6)) -> dict:
+    """Power inside a missing wedge over power outside it, for every way the beam and the
+    tilt axis could lie along the volume's axes.
 
-    With the tilt axis along y, the wedge is the frequencies whose direction in the
-    (kx, kz) plane is steeper than ``max_tilt_deg`` from kx (whatever ky); along x, the
-    same in the (ky, kz) plane.  Returns ``{"tilt axis y": ratio, "tilt axis x":
-    ratio}``: mean power in the wedge / outside it over ``band`` (fractions of Nyquist)
-    of the 3D spectrum of the Hann-tapered volume.  About 1 without a wedge; the real
-    tilt axis is the one with the lower ratio.
+    With the beam along axis b and the tilt axis along axis t, the wedge is the
+    frequencies whose direction in the plane of k_b and the third axis's k is steeper
+    than ``max_tilt_deg`` (degrees) from that third axis, whatever k_t.
+
+    Parameters
+    ----------
+    volume : array (z, y, x), at least 4 voxels along each axis
+    max_tilt_deg : the highest tilt of the series (degrees); a wedge wider than the data's
+        only takes in measured frequencies, which raises the ratio
+    band : (low, high) frequencies used, as fractions of Nyquist
+
+    Returns
+    -------
+    dict
+        ``{(beam, tilt): ratio}`` for the six pairs of distinct axes named "z", "y", "x":
+        the mean power in the wedge over the mean power outside it in ``band`` of the
+        3D spectrum of the Hann-tapered volume.  About 1 without a wedge; far below 1
+        for the pair the data were recorded with.
     """
     data = _as_data(volume)
     window = np.ones(data.shape)
@@ -145,18 +160,28 @@ def wedge_power_ratio(volume, max_tilt_deg: float = 60.0, band=(0.1, 0.6)) -> di
         shape = [1, 1, 1]
         shape[axis] = n
         window = window * np.hanning(n).reshape(shape)
-    power = np.abs(np.fft.rfftn((data - data.mean()) * window)) ** 2
-    kz, ky, kx = np.meshgrid(
-        np.fft.fftfreq(data.shape[0]),
-        np.fft.fftfreq(data.shape[1]),
-        np.fft.rfftfreq(data.shape[2]),
-        indexing="ij",
-    )
-    ring = (np.sqrt(kz**2 + ky**2 + kx**2) / 0.5 >= band[0]) & (
-        np.sqrt(kz**2 + ky**2 + kx**2) / 0.5 <= band[1]
-    )
+    power = np.abs(np.fft.fftn((data - data.mean()) * window)) ** 2
+    k = np.meshgrid(*(np.fft.fftfreq(n) for n in data.shape), indexing="ij")
+    radius = np.sqrt(k[0] ** 2 + k[1] ** 2 + k[2] ** 2) / 0.5
+    ring = (radius >= band[0]) & (radius <= band[1])
     result = {}
-    for name, k_perpendicular in (("tilt axis y", kx), ("tilt axis x", ky)):
-        steep = np.degrees(np.arctan2(np.abs(kz), np.abs(k_perpendicular))) > max_tilt_deg
-        result[name] = float(power[ring & steep].mean() / power[ring & ~steep].mean())
+    for beam in range(3):
+        for tilt in range(3):
+            if tilt == beam:
+                continue
+            third = 3 - beam - tilt
+            steep = np.degrees(np.arctan2(np.abs(k[beam]), np.abs(k[third]))) > max_tilt_deg
+            result[("zyx"[beam], "zyx"[tilt])] = float(
+                power[ring & steep].mean() / power[ring & ~steep].mean()
+            )
     return result
+
+
+def wedge_power_ratio(volume, max_tilt_deg: float = 60.0, band=(0.1, 0.6)) -> dict:
+    """Power inside the missing wedge over power outside it, per candidate tilt axis,
+    with the beam along z (:func:`wedge_power_ratios`).  Returns ``{"tilt axis y":
+    ratio, "tilt axis x": ratio}``: about 1 without a wedge; the real tilt axis is the
+    one with the lower ratio.
+    """
+    ratios = wedge_power_ratios(volume, max_tilt_deg, band)
+    return {"tilt axis y": ratios[("z", "y")], "tilt axis x": ratios[("z", "x")]}

@@ -535,6 +535,11 @@ class AnnotateWidget(QWidget):
                 f"'Voxel size (Å)' field ({given:g} Å) is only for files without one.",
                 error=False,
             )
+        from ..preprocess.check import beam_warning
+
+        turned = beam_warning(volume, name)  # a volume not turned after reconstruction
+        if turned:
+            self.notify(turned, error=False)
         try:
             folder = self._work_folder()
         except ParameterError as err:

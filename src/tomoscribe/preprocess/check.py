@@ -11,7 +11,9 @@ collapsed training or an empty map would otherwise leave the user guessing:
 * :func:`sampled_values`: a few slices of a volume, spread through it, to check;
 * :func:`label_values`: whether a volume given as a tomogram holds labels (a mask,
   painted or merged features) instead;
-* :func:`preprocessing_difference`: the low-pass, high-pass and clamp of two records.
+* :func:`preprocessing_difference`: the low-pass, high-pass and clamp of two records;
+* :func:`warn_if_beam_not_along_z`: a tomogram whose missing wedge says the beam ran
+  along its y or x axis (a volume not turned after reconstruction).
 """
 
 from __future__ import annotations
@@ -136,6 +138,52 @@ def warn_if_labels(volume, name: str, consequence: str) -> None:
         warnings.warn(
             f"{problem}: {consequence}; give the tomogram if that was not meant.", stacklevel=3
         )
+
+
+def beam_warning(volume, name: str) -> str | None:
+    """The sentence for a tomogram whose missing wedge (its central block's) says the beam
+    ran along its y or x axis (:func:`tomoscribe.core.beam_axis.beam_axis`), else None
+    (and None for label volumes, said for that).  Every step takes z as the beam's
+    direction, and a volume not turned after reconstruction was annotated, picked and
+    averaged on side views without a word."""
+    from ..core.beam_axis import beam_axis, beam_sentence
+
+    if label_volume_problem(volume, name, min_values=2):
+        return None
+    return beam_sentence(name, beam_axis(getattr(volume, "data", volume)))
+
+
+def warn_if_beam_not_along_z(volume, name: str) -> None:
+    """Warn with :func:`beam_warning`'s sentence, if any: a warning, not a refusal, since
+    the wedge is measured, not recorded."""
+    import warnings
+
+    sentence = beam_warning(volume, name)
+    if sentence:
+        warnings.warn(sentence, stacklevel=3)
+
+
+def beam_line(volume) -> str | None:
+    """``info``'s line on which axis the beam ran along (:func:`tomoscribe.core.beam_axis.
+    beam_axis`), None for label volumes and volumes too thin to tell."""
+    from ..core.beam_axis import beam_axis
+
+    if label_volume_problem(volume, "", min_values=2):
+        return None
+    evidence = beam_axis(getattr(volume, "data", volume))
+    if not evidence.ratios:
+        return None
+    figures = ", ".join(f"{axis} {ratio:.2f}" for axis, ratio in evidence.ratios.items())
+    if evidence.axis is None:
+        verdict = "not told apart (no clear missing wedge)"
+    elif evidence.axis == "z":
+        verdict = "along z, as tomoscribe takes it"
+    else:
+        verdict = f"along {evidence.axis}: turn the volume so that it runs along z"
+    return (
+        f"  beam (from the missing wedge): {verdict} (the wedge's power inside / outside "
+        f"with the beam along {figures})"
+    )
 
 
 def _describe(name: str, value) -> str:

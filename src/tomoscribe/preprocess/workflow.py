@@ -19,7 +19,7 @@ from ..io.provenance import carried_acquisition
 from ..outputs import check_free_space, write_provenance
 from ..volume import check_is_tomogram
 from . import PreprocessParams, binned_geometry, preprocess_into
-from .check import warn_if_labels
+from .check import warn_if_beam_not_along_z, warn_if_labels
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ def preprocess_file(
     shape, voxel, origin = binned_geometry(volume, params.bin_factor)
     check_free_space(output, 4 * int(np.prod(shape)))  # float32
     warn_if_labels(volume, tomogram.name, "band-passed and normalised, its labels are lost")
+    warn_if_beam_not_along_z(volume, tomogram.name)
     with create_volume(output, shape, np.float32, voxel, origin, overwrite=overwrite) as out:
         stats = preprocess_into(volume, out, params, show_progress=show_progress)
     write_provenance(

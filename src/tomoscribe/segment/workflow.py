@@ -47,7 +47,7 @@ from ..outputs import (
     write_provenance,
 )
 from ..preprocess import data_box
-from ..preprocess.check import label_volume_problem
+from ..preprocess.check import label_volume_problem, warn_if_beam_not_along_z
 from ..volume import (
     Volume,
     check_is_tomogram,
@@ -256,6 +256,7 @@ def training_set_from_files(
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume_checked(tomogram, voxel_size_A)
     _check_not_labels(volume, tomogram)
+    warn_if_beam_not_along_z(volume, tomogram.name)
     record = read_provenance(tomogram) or {}
     preprocessing = record.get("parameters", {}) if record.get("step") == "preprocess" else {}
     chosen = None
@@ -700,6 +701,7 @@ def _with_other_negatives(
             parameter="other_tomogram",
         )
     volume = read_volume_checked(other, voxel_size_A)
+    warn_if_beam_not_along_z(volume, other.name)
     from ..io.points import on_voxel_size
 
     rows = _of_tomogram(
@@ -1126,6 +1128,7 @@ def segment_from_files(
                 f"{problem}; segment the tomogram (preprocessed as the "
                 "model's training tomogram was)."
             )
+        warn_if_beam_not_along_z(volume, tomogram.name)
     if workers is not None and scheduler is not None:
         raise ParameterError(
             "give `workers` (a local cluster) or `scheduler`, not both.",

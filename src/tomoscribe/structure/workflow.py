@@ -75,7 +75,7 @@ from ..outputs import (
     sidecar_path,
     write_provenance,
 )
-from ..preprocess.check import warn_if_labels
+from ..preprocess.check import warn_if_beam_not_along_z, warn_if_labels
 from ..segment.labelmaps import check_recorded_feature, feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume, check_is_tomogram, check_reference_map
@@ -752,10 +752,12 @@ def _refuse_other_extent(tomogram, volume: Volume, entry: dict, name: str, star)
 
 def _warn_of_inputs(volume: Volume, tomogram: Path, table: pd.DataFrame, particles: Path):
     """What extract says of inputs it takes as they are: a label volume given as the
-    tomogram, and picks that repeat a position (to 0.001 voxel), each copy cut as a
-    particle of its own, which ``average`` and ``classify train`` refuse later (review:
-    better said where the repeat is made)."""
+    tomogram, a tomogram whose beam ran along y or x (not turned after reconstruction),
+    and picks that repeat a position (to 0.001 voxel), each copy cut as a particle of its
+    own, which ``average`` and ``classify train`` refuse later (review: better said where
+    the repeat is made)."""
     warn_if_labels(volume, tomogram.name, "the subtomograms are cut from its labels")
+    warn_if_beam_not_along_z(volume, tomogram.name)
     where = table[["x", "y", "z"]].astype(float).round(3)
     repeated = np.flatnonzero(where.duplicated(keep=False).to_numpy())
     if len(repeated):

@@ -1,0 +1,101 @@
+"""Which axis the beam ran along, from the missing wedge: on real tomograms (as they
+are, and turned as a volume not rotated after reconstruction is), on maps without a
+wedge, and the warning users get from the commands that take a tomogram."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+
+from tomoscribe.cli.app import main
+from tomoscribe.core.beam_axis import SHORTEST_AXIS, beam_axis
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+REAL = DATA / "real"
+
+
+def _real(name: str) -> np.ndarray:
+    tifffile = pytest.importorskip("tifffile")
+    path = REAL / f"{name}.tif"
+    if not path.is_file():
+        pytest.skip(f"{path} is not here")
+    data = tifffile.imread(path).astype(np.float32)
+    if name == "filament_patch":
+        data = data[: len(data) - 26]  # its last 26 slices are zero padding
+    return data
+
+
+def _turned_about_x(data: np.ndarray) -> np.ndarray:
+    """As IMOD's `tilt` writes a tomogram (x–z slices stacked along y)."""
+    return np.ascontiguousarray(np.swapaxes(data, 0, 1)[:, ::-1])
+
+
+@pytest.mark.parametrize(
+    "name", ["microtubule_14pf_crop", "filament_patch", "filament_patch3", "filament_patch4"]
+)
+def test_real_tomograms_are_seen_along_z_and_turned_ones_along_y_or_x(name):
+    data = _real(name)
+    assert beam_axis(data).axis == "z"
+    turned = beam_axis(_turned_about_x(data))
+    assert turned.axis == "y" and turned.other_than_z
+    assert turned.ratios["y"] < 0.6 * turned.ratios["z"]
+    assert beam_axis(np.swapaxes(data, 0, 2)).axis == "x"
+
+
+def test_no_wedge_no_axis():
+    """White noise and an EMDB map (no tilt series behind them) name no axis; nor does a
+    slab thinner than SHORTEST_AXIS."""
+    noise = np.random.default_rng(3).normal(size=(64, 96, 96))
+    evidence = beam_axis(noise)
+    assert evidence.axis is None and all(0.8 < r < 1.25 for r in evidence.ratios.values())
+    emdb = DATA / "formats" / "emdb" / "emd_1832.map"
+    if emdb.is_file():
+        assert beam_axis(mrcfile.read(emdb)).axis is None
+    thin = beam_axis(noise[: SHORTEST_AXIS - 1])
+    assert thin.axis is None and thin.ratios == {}
+    assert beam_axis(np.zeros((32, 32, 32))).axis is None
+
+
+def _write(path: Path, data: np.ndarray) -> Path:
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data.astype(np.float32))
+        mrc.voxel_size = 10.52
+    return path
+
+
+def test_commands_say_a_tomogram_not_turned_after_reconstruction(tmp_path, capsys):
+    """preprocess, and info's line, on the real crop as IMOD's `tilt` or AreTomo without
+    -FlipVol writes it: said (was silent), and not said for the crop as it is."""
+    data = _real("microtubule_14pf_crop")
+    good = _write(tmp_path / "crop.mrc", data)
+    turned = _write(tmp_path / "crop_xzy.mrc", _turned_about_x(data))
+    assert main(["preprocess", str(good), "-o", str(tmp_path / "good_pre.mrc"), "-q"]) == 0
+    assert "beam ran along" not in capsys.readouterr().err
+    assert main(["preprocess", str(turned), "-o", str(tmp_path / "turned_pre.mrc"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: crop_xzy.mrc's missing wedge says the beam ran along its y axis" in err
+    assert "clip rotx" in err
+    assert main(["info", str(turned)]) == 0
+    assert "beam (from the missing wedge): along y" in capsys.readouterr().out
+    assert main(["info", str(good)]) == 0
+    assert "beam (from the missing wedge): along z" in capsys.readouterr().out
+
+
+def test_extract_says_a_tomogram_not_turned_after_reconstruction(tmp_path, capsys):
+    """Subtomograms cut from side views are averaged with the wedge on the wrong axis:
+    extract says so (was silent)."""
+    starfile = pytest.importorskip("starfile")
+    import pandas as pd
+
+    turned = _write(tmp_path / "crop_xzy.mrc", _turned_about_x(_real("microtubule_14pf_crop")))
+    picks = tmp_path / "picks.star"
+    rows = {"rlnCoordinateX": [40.0, 44.0], "rlnCoordinateY": [22.0, 22.0]}
+    starfile.write(pd.DataFrame({**rows, "rlnCoordinateZ": [60.0, 80.0]}), picks)
+    out = tmp_path / "sub"
+    assert main(["extract", str(turned), str(picks), "-o", str(out), "--box", "16"]) == 0
+    assert "crop_xzy.mrc's missing wedge says the beam ran along its y axis" in (
+        capsys.readouterr().err
+    )
