@@ -74,11 +74,11 @@ def info(
         )
     )
     typer.echo("  origin (x, y, z): " + ", ".join(f"{v:.4g}" for v in volume.origin_A) + " Å")
-    from ..preprocess.check import beam_line
+    from ..preprocess.check import beam_line, contrast_line
 
-    line = beam_line(volume)
-    if line:
-        typer.echo(line)
+    for line in (contrast_line(volume), beam_line(volume)):
+        if line:
+            typer.echo(line)
     _say_maker(path)
 
 
@@ -120,6 +120,12 @@ def preprocess(
     highpass: float = typer.Option(4000.0, "--highpass", help="In-plane high-pass in Å (0 = off)."),
     bin_factor: int = typer.Option(1, "--bin", min=1, help="Integer binning factor."),
     clamp: float = typer.Option(3.0, "--clamp", help="Clamp at ±this many σ (0 = off)."),
+    invert: bool = typer.Option(
+        False,
+        "--invert",
+        help="Multiply by −1 after normalising (dense matter bright ↔ dark), to match the "
+        "tomograms a network learned on.",
+    ),
     voxel_size: float = options.GivenVoxelSize,
     channel: int = options.Channel,
     overwrite: bool = options.Overwrite,
@@ -134,6 +140,7 @@ def preprocess(
         highpass_A=highpass or None,
         bin_factor=bin_factor,
         clamp_sigma=clamp or None,
+        invert=invert,
     )
     result = preprocess_file(
         tomogram,

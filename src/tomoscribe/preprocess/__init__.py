@@ -16,7 +16,9 @@ The steps, in order (as in EMAN2's tomoseg preprocessing):
    at 4 σ); there is no z high-pass, because a tomogram is a few hundred slices thick,
    far thinner than the default 4000 Å.  A Fourier filter along z truncated at Nyquist
    would ring over tens of slices and could not be streamed exactly; this split can;
-3. normalisation to mean 0 and standard deviation 1 over the whole volume;
+3. normalisation to mean 0 and standard deviation 1 over the whole volume, with the
+   sign turned (``invert``) where a tomogram shows dense matter bright and the networks
+   it is to meet learned it dark (or the other way round);
 4. clamping at ±``clamp_sigma``.
 
 Constant padding is not data (``skip_padding``, on by default): planes at the faces of
@@ -58,6 +60,8 @@ class PreprocessParams:
     bin_factor: int = 1
     clamp_sigma: float | None = 3.0
     skip_padding: bool = True
+    #: Multiply the normalised values by −1 (dense matter bright ↔ dark).
+    invert: bool = False
 
     def validate(self, voxel_size_A: float) -> None:
         if self.bin_factor < 1:
@@ -88,7 +92,12 @@ class PreprocessParams:
             raise ParameterError(f"clamp must be positive (in σ), got {self.clamp_sigma}.")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The record; ``invert`` only where it is set, so that records of tomograms
+        not inverted are those written before it existed."""
+        record = asdict(self)
+        if not record["invert"]:
+            del record["invert"]
+        return record
 
 
 def bandpass_transfer_2d(shape_yx, voxel_size_A: float, lowpass_A, highpass_A) -> np.ndarray:
@@ -299,7 +308,7 @@ def preprocess_into(
             "constant after the band-pass), so there is nothing to normalise; check that "
             "it is the tomogram."
         )
-    scale = 1.0 / std
+    scale = (-1.0 if params.invert else 1.0) / std
     for z0, z1 in track(
         list(iter_slabs(shape[0], slab_slices)), "normalise", show_progress=show_progress
     ):

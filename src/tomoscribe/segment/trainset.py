@@ -42,7 +42,7 @@ from ..core.legend import check_feature_name
 from ..core.wedge import check_tilt_range
 from ..errors import AnnotationError, InputFileError, ParameterError, missing_file
 from ..outputs import atomic_path, note_input
-from ..preprocess.check import expects_clamp, normalisation_problem
+from ..preprocess.check import expects_clamp, normalisation_problem, same_preprocessing
 from ..volume import Volume, check_finite
 from .tile_augment import WedgeRotator, check_augmentation, random_flip
 
@@ -765,10 +765,33 @@ def _how_they_differ(first_set: TrainingSet, trainset: TrainingSet) -> str | Non
     if (
         meta.get("preprocessing")
         and first.get("preprocessing")
-        and meta["preprocessing"] != first["preprocessing"]
+        and not same_preprocessing(meta["preprocessing"], first["preprocessing"])
     ):
         return "preprocessing (band-pass, normalisation or binning)"
     return None
+
+
+def _warn_of_opposite_contrast(sets: list[TrainingSet], names: list[str]) -> None:
+    """Say when the sets' tomograms show dense matter the other way round (one dark, one
+    bright: :func:`~tomoscribe.preprocess.check.dense_matter` of the skews recorded):
+    one network learns two opposite features.  A warning: the skew is measured."""
+    import warnings
+
+    from ..preprocess.check import dense_matter
+
+    shows = {}
+    for trainset, name in zip(sets, names):
+        record = trainset.metadata.get("tomogram")
+        skew = record.get("values_skew") if isinstance(record, dict) else None
+        shows.setdefault(dense_matter(skew), []).append((name, skew))
+    if "dark" in shows and "bright" in shows:
+        (dark, dark_skew), (bright, bright_skew) = shows["dark"][0], shows["bright"][0]
+        warnings.warn(
+            f"dense matter shows dark in {dark}'s tomogram (values skewed {dark_skew:+.2f}) "
+            f"and bright in {bright}'s ({bright_skew:+.2f}); one network would learn both: "
+            "preprocess one of the tomograms with --invert and cut its set again.",
+            stacklevel=3,
+        )
 
 
 def _pooled_mask_fraction(sets: list[TrainingSet]) -> dict | None:
@@ -817,6 +840,7 @@ def combine_training_sets(sets: list[TrainingSet], names: list[str] | None = Non
                 f"{names[0]} and {name} differ in {differs}; only training "
                 "sets made alike can train one network."
             )
+    _warn_of_opposite_contrast(sets, names)
     sources, offset = [], 0
     for trainset in sets:
         sources.append(trainset.source.astype(np.int64) + offset)

@@ -47,7 +47,13 @@ from ..outputs import (
     write_provenance,
 )
 from ..preprocess import data_box
-from ..preprocess.check import label_volume_problem, warn_if_beam_not_along_z
+from ..preprocess.check import (
+    dense_matter,
+    label_volume_problem,
+    same_preprocessing,
+    values_skew,
+    warn_if_beam_not_along_z,
+)
 from ..volume import (
     Volume,
     check_is_tomogram,
@@ -297,6 +303,7 @@ def training_set_from_files(
         masks = contour_mask_source(drawn, volume.shape)
         used = Boxes(np.vstack([used.positive, contour_box_centres(drawn, tile)]), used.negative)
     tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
+    tomo_info["values_skew"] = values_skew(volume)  # dense matter dark or bright
     result = build_training_set(
         volume,
         used.positive,
@@ -694,7 +701,7 @@ def _with_other_negatives(
     theirs = (
         theirs_record.get("parameters", {}) if theirs_record.get("step") == "preprocess" else {}
     )
-    if own and theirs and own != theirs:
+    if own and theirs and not same_preprocessing(own, theirs):
         raise ParameterError(
             f"{other} was preprocessed otherwise than the training tomogram (band-pass, "
             "normalisation or binning); preprocess both alike.",
@@ -702,6 +709,15 @@ def _with_other_negatives(
         )
     volume = read_volume_checked(other, voxel_size_A)
     warn_if_beam_not_along_z(volume, other.name)
+    own_skew, their_skew = result.metadata["tomogram"].get("values_skew"), values_skew(volume)
+    if {dense_matter(own_skew), dense_matter(their_skew)} == {"dark", "bright"}:
+        warnings.warn(
+            f"dense matter shows {dense_matter(their_skew)} in {other.name} (values skewed "
+            f"{their_skew:+.2f}) and {dense_matter(own_skew)} in the training tomogram "
+            f"({own_skew:+.2f}); its negatives would teach the other contrast: preprocess "
+            "one of them with --invert.",
+            stacklevel=3,
+        )
     from ..io.points import on_voxel_size
 
     rows = _of_tomogram(
@@ -1071,6 +1087,40 @@ def preprocessing_warnings(tomogram: Path, volume: Volume, models) -> list[str]:
     return found
 
 
+def trained_skews(model) -> list[float]:
+    """The skews of the values of the tomograms a segmentation model was trained on, as
+    its training sets recorded them (``values_skew``; none for sets made before)."""
+    record = ((model.metadata.get("training") or {}).get("trainset") or {}).get("tomogram")
+    records = record if isinstance(record, list) else [record]
+    return [
+        float(r["values_skew"])
+        for r in records
+        if isinstance(r, dict) and isinstance(r.get("values_skew"), (int, float))
+    ]
+
+
+def contrast_warnings(tomogram: Path, volume: Volume, models) -> list[str]:
+    """One sentence per model trained on tomograms whose dense matter shows the other way
+    (:func:`~tomoscribe.preprocess.check.dense_matter`: dark against bright) than in
+    ``tomogram``: a network that learned dark membranes meets bright ones without a word
+    otherwise, and its map marks the wrong things or nothing."""
+    skew = values_skew(volume)
+    here = dense_matter(skew)
+    found = []
+    for model in models if here else ():
+        skews = trained_skews(model)
+        there = {dense_matter(s) for s in skews} - {None}
+        if there and here not in there:
+            (other,) = there
+            found.append(
+                f"{tomogram.name}'s values are skewed {skew:+.2f}, so dense matter (protein, "
+                f"membranes) likely shows {here} in it, while the {model.feature!r} model's "
+                f"training tomogram showed it {other} ({skews[0]:+.2f}); its map may mark "
+                "the wrong things: preprocess one of them with --invert so that they match."
+            )
+    return found
+
+
 def segment_from_files(
     tomograms: list[Path],
     model_paths: list[Path],
@@ -1154,6 +1204,8 @@ def segment_from_files(
             check_voxel_size(volume, model, bool(options.get("rescale", False)))
     for tomogram, volume in zip(tomograms, volumes):  # before the long work
         for warning in preprocessing_warnings(tomogram, volume, loaded):
+            warnings.warn(warning, stacklevel=2)
+        for warning in contrast_warnings(tomogram, volume, loaded):
             warnings.warn(warning, stacklevel=2)
         for warning in tilt_range_warnings(tomogram, loaded):
             warnings.warn(warning, stacklevel=2)
