@@ -488,3 +488,27 @@ def test_picks_whose_file_records_no_pixel_size_are_said_to_be_taken_as_voxels(t
     assert said in capsys.readouterr().err
     assert _extract(tmp_path / "t.mrc", picks, tmp_path / "b", "--picked-voxel-size", "10") == 0
     assert said not in capsys.readouterr().err
+
+
+def test_picks_recorded_within_ten_percent_of_the_tomograms_size_are_refused(tmp_path, capsys):
+    """Trial: picks at 10 Å on a tomogram whose header said 10.5 Å were rescaled ×0.952
+    without a word, boxes up to 9.5 voxels off; no binning is that close to 1.  Refused,
+    naming both; a binned set (20 Å) is rescaled and said; a size given is taken."""
+    data = np.random.default_rng(0).normal(size=(32, 64, 64)).astype(np.float32)
+    with mrcfile.new(tmp_path / "t.mrc") as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 10.5
+    picks = tmp_path / "p.csv"
+    table = pd.DataFrame({"x": [30.0], "y": [30.0], "z": [14.0], "voxel_size_A": [10.0]})
+    table.to_csv(picks, index=False)
+    assert _extract(tmp_path / "t.mrc", picks, tmp_path / "a") == 2
+    err = capsys.readouterr().err
+    assert "p.csv records 10 Å pixels and t.mrc 10.5 Å voxels, 5% apart" in err
+    assert err.count("\n") == 1 and not (tmp_path / "a").exists()
+    assert _extract(tmp_path / "t.mrc", picks, tmp_path / "b", "--picked-voxel-size", "10.5") == 0
+    assert "rescaled" not in capsys.readouterr().err
+    table.assign(voxel_size_A=21.0, x=15.0, y=15.0, z=7.0).to_csv(picks, index=False)
+    assert _extract(tmp_path / "t.mrc", picks, tmp_path / "c") == 0
+    assert "its coordinates were rescaled ×2" in capsys.readouterr().err
+    star = starfile.read(tmp_path / "c" / "particles.star")["particles"]
+    assert star["rlnCoordinateX"].iloc[0] == pytest.approx(30.0)

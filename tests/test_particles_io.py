@@ -289,8 +289,10 @@ def test_pixel_and_centred_coordinates_that_disagree_are_said(tmp_path):
         read_particles(tmp_path / "p.star", 10.0, (16, 64, 64))
     raw.loc[1, "rlnCoordinateX"] += 5  # moved in one set only
     starfile.write(raw, tmp_path / "q.star")
-    with pytest.warns(UserWarning, match=r"row 2: 5\.0 pixels"):
-        read_particles(tmp_path / "q.star", 10.0, (16, 64, 64))
+    with pytest.warns(UserWarning, match=r"row 2: 5\.0 pixels.*the centred ones were read"):
+        read = read_particles(tmp_path / "q.star", 10.0, (16, 64, 64))
+    # as RELION 5 reads them (a trial: the stale pixel set put every box 5 voxels off)
+    np.testing.assert_allclose(read[["x", "y", "z"]].to_numpy(), table.to_numpy(), atol=1e-6)
 
 
 def test_both_coordinate_sets_read_on_a_tomogram_of_another_sampling_say_nothing(tmp_path):
@@ -446,3 +448,25 @@ def test_centred_coordinates_read_for_a_missing_pixel_axis_say_so(tmp_path):
     with pytest.raises(InputFileError, match="lack rlnCoordinateZ, so those are read") as err:
         read_particles(star)
     assert "extract and convert take it as --tomograms" in str(err.value)
+
+
+def test_voxels_written_in_the_angstrom_columns_are_said(shared_data, tmp_path):
+    """A trial wrote voxel offsets into rlnCenteredCoordinate*Angst: every box was cut
+    from a cluster 16 voxels across at the centre, without a word.  The shared RELION 5
+    project's picks so mangled (divided by its 10.52 Å) are said; as they are, not."""
+    import warnings
+
+    import starfile
+
+    project = shared_data / "formats" / "relion5_project"
+    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    picks = project / "Picks" / "job_picks" / "particles.star"
+    table = starfile.read(picks)
+    centred = [f"rlnCenteredCoordinate{axis}Angst" for axis in "XYZ"]
+    table[centred] = table[centred] / 10.52
+    starfile.write(table, tmp_path / "voxels.star")
+    with pytest.warns(UserWarning, match=r"hold voxels from the centre rather than Å"):
+        read_particles(tmp_path / "voxels.star", tomograms=tomograms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_particles(picks, tomograms=tomograms)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputFileError, missing_file
+from ..errors import InputFileError, ParameterError, missing_file
 from ..outputs import atomic_path, note_input
 from .imodcheck import check_imod_structure
 
@@ -239,11 +239,42 @@ def rescale_positions(
     return out
 
 
+#: Picks recording a pixel size within this fraction of the tomogram's (but beyond 1%)
+#: are refused rather than rescaled: no binning is that close to 1, so one of the two
+#: sizes is likely wrong (a trial: picks at 10 Å on a tomogram whose header said 10.5 Å
+#: were moved up to 9.5 voxels without a word).
+NEAR_ONE_RATIO = 0.10
+
+
+def check_rescale_ratio(
+    recorded_A: float, voxel_size_A: float, points="the picks", tomogram="the tomogram"
+) -> None:
+    """Refuse picks recorded at a pixel size (Å) that differs from the tomogram's voxel
+    size by more than 1% and less than :data:`NEAR_ONE_RATIO`, naming both files.
+
+    Raises
+    ------
+    ParameterError
+        The two sizes are that close.
+    """
+    ratio = recorded_A / voxel_size_A
+    if 0.01 < abs(ratio - 1.0) < NEAR_ONE_RATIO:
+        raise ParameterError(
+            f"{points} records {recorded_A:g} Å pixels and {tomogram} {voxel_size_A:g} Å "
+            f"voxels, {abs(ratio - 1) * 100:.0f}% apart: closer than any binning, so one of "
+            "the two is likely wrong; correct the header (IMOD's alterheader) or give the "
+            f"picks' voxel size (`picked_voxel_size_A`: {voxel_size_A:g} takes them as this "
+            f"tomogram's voxels, {recorded_A:g} rescales them).",
+            parameter="picked_voxel_size_A",
+        )
+
+
 def on_voxel_size(table: pd.DataFrame, voxel_size_A: float) -> pd.DataFrame:
     """Points in voxels of a tomogram of ``voxel_size_A`` (Å): rescaled from the voxel
     size their file records (a ``voxel_size_A`` column, filled by the readers) when it
     differs by more than 1%, by IMOD's rule for tables an IMOD model gave (their
-    ``attrs`` hold :data:`IMOD_GRID`); the column is dropped."""
+    ``attrs`` hold :data:`IMOD_GRID`); the column is dropped.  A size within
+    :data:`NEAR_ONE_RATIO` of the tomogram's is refused (:func:`check_rescale_ratio`)."""
     from .particles import recorded_voxel_size  # particles imports this module
 
     if "voxel_size_A" not in table:
@@ -251,6 +282,7 @@ def on_voxel_size(table: pd.DataFrame, voxel_size_A: float) -> pd.DataFrame:
     recorded = recorded_voxel_size(table)  # one size, or refused
     out = table.drop(columns=["voxel_size_A"])
     if recorded is not None and abs(recorded - voxel_size_A) > 0.01 * voxel_size_A:
+        check_rescale_ratio(recorded, voxel_size_A)
         corner = bool(table.attrs.get(IMOD_GRID, False))
         out = rescale_positions(out, recorded, voxel_size_A, corner)
     return out

@@ -99,7 +99,7 @@ from ..io.microscope import (
     recorded_microscope,
 )
 from ..io.placement import optimisation_tomograms
-from ..io.points import IMOD_GRID, rescale_positions
+from ..io.points import IMOD_GRID, check_rescale_ratio, rescale_positions
 from .extract import extract_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
 from .picking import PickParams, pick_particles
@@ -618,6 +618,13 @@ def positions_on(
             f"{names[1]} records 1 Å pixels (what many programs write when none is set): "
             f"its coordinates were taken as Å and divided by the tomogram's {voxel:g} Å "
             f"voxels; if they are the tomogram's voxels, give `picked_voxel_size_A={voxel:g}`.",
+            stacklevel=2,
+        )
+    elif picked_voxel_size_A is None:  # given: meant (a trial's header off by 5%: refused)
+        check_rescale_ratio(source, voxel, names[1], names[0])
+        warnings.warn(  # a trial: every rescale was silent
+            f"{names[1]} records {source:g} Å pixels and {names[0]} {voxel:g} Å voxels: "
+            f"its coordinates were rescaled ×{source / voxel:.4g} (the same places in Å).",
             stacklevel=2,
         )
     corner = bool(table.attrs.get(IMOD_GRID, False))  # an IMOD model's rule

@@ -495,8 +495,9 @@ def read(
             raise InputFileError(f"{path}: a pixel size is missing or not a number.")
         if set(_CENTRED) <= set(block) and (tomograms is not None or tomogram_shape_zyx):
             given = (voxel_size_A, tomogram_shape_zyx, tomograms)  # the tomogram's
-            _check_both_coordinates(path, block, optics, names, xyz, pixel, given)
-    else:
+            if _pixels_out_of_date(path, block, optics, names, xyz, pixel, given):
+                columns = _CENTRED  # as RELION 5 reads them (a trial: every box 5 voxels off)
+    if columns == _CENTRED:
         xyz_A = _numeric(block, columns, path, "centred coordinates")
         centre_A, pixel = _centres(
             path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms, wanted
@@ -505,6 +506,7 @@ def read(
         _check_tilt_series_pixel(path, stated, tomograms, names, wanted)
         if tomograms is None:
             _warn_of_assumed_centre(path, tuple(tomogram_shape_zyx)[::-1])
+        _warn_of_voxels_as_angstrom(path, xyz_A, centre_A, pixel)
         xyz = (xyz_A + centre_A) / pixel[:, None]
     sub = None
     if set(_SUBTOMO) & set(block):
@@ -731,12 +733,44 @@ def _is_single_particle(blocks: dict, block: pd.DataFrame) -> bool:
     return True
 
 
-def _check_both_coordinates(path, block, optics, names, xyz, pixel, given) -> None:
-    """Warn when a file's pixel coordinates and its RELION 5 centred Å (both present,
-    the tomogram's centre known) place a particle more than a voxel of the tomogram
-    given apart (a binned tomogram's centre may lie up to (b − 1)/2 unbinned pixels from
-    the tilt series' one): the pixel columns are read (RELION 4 reads those), RELION 5
-    reads the centred ones.
+#: Picks fewer than this are not judged by :func:`_warn_of_voxels_as_angstrom`.
+VOXELS_AS_ANGSTROM_PICKS = 5
+
+
+def _warn_of_voxels_as_angstrom(path, xyz_A, centre_A, pixel) -> None:
+    """Say when every centred coordinate (Å) lies within the tomogram's half-extent
+    divided by its voxel size of the centre (a quarter more: picking programs leave
+    picks just off the volume), while times the voxel size they would
+    spread over a quarter of it or more: voxel offsets written in the Å columns (a
+    trial's 24 picks were cut from a cluster 16 voxels across at the centre, without a
+    word).  Files of fewer than :data:`VOXELS_AS_ANGSTROM_PICKS` picks, or of voxels
+    under 2 Å, are not judged."""
+    import warnings
+
+    ok = np.isfinite(xyz_A).all(axis=1) & np.isfinite(centre_A).all(axis=1)
+    if ok.sum() < VOXELS_AS_ANGSTROM_PICKS or not np.all(pixel[ok] >= 2.0):
+        return
+    offsets, half, unit = np.abs(xyz_A[ok]), centre_A[ok], pixel[ok][:, None]
+    inside_as_voxels = np.all(offsets <= 1.25 * half / unit + 1.0)  # picks may lie off it
+    spread_if_scaled = np.any(offsets[:, :2].max(axis=0) * unit[0] >= 0.25 * half[0, :2])
+    if inside_as_voxels and spread_if_scaled:
+        reach = float(offsets[:, :2].max())
+        warnings.warn(
+            f"{path}: its {int(ok.sum())} picks lie within {reach:.0f} Å of the tomogram's "
+            f"centre, in a box {float(np.median(unit)):.4g} times smaller than the "
+            "tomogram: if rlnCenteredCoordinateX/Y/ZAngst hold voxels from the centre "
+            "rather than Å, multiply them by the voxel size.",
+            stacklevel=4,
+        )
+
+
+def _pixels_out_of_date(path, block, optics, names, xyz, pixel, given) -> bool:
+    """Whether a file's pixel coordinates and its RELION 5 centred Å (both present, the
+    tomogram's centre known) place a particle more than a voxel of the tomogram given
+    apart (a binned tomogram's centre may lie up to (b − 1)/2 unbinned pixels from the
+    tilt series' one), said: the centred ones are then read, as RELION 5 reads them
+    (RELION 4 read the pixel ones; a trial's stale pixel set, read before with a
+    warning, put every box 5 voxels off).
 
     ``given``: the tomogram's voxel size (Å, or None: the coordinates'), shape (z, y, x,
     in its voxels) and ``tomograms.star``, as :func:`read` has them."""
@@ -744,11 +778,11 @@ def _check_both_coordinates(path, block, optics, names, xyz, pixel, given) -> No
 
     voxel_A, shape_zyx, tomograms = given
     if pixel is None or len(pixel) == 0:  # no rows (a pick that found nothing)
-        return
+        return False
     try:
         centre_A, _ = _centres(path, block, names, voxel_A or float(pixel[0]), shape_zyx, tomograms)
     except InputFileError:  # a tomogram the centres cannot be found for: nothing to compare
-        return
+        return False
     _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics, path), tomograms, names)
     centred = (_numeric(block, _CENTRED, path, "centred coordinates") + centre_A) / pixel[:, None]
     apart = np.linalg.norm(centred - xyz, axis=1)
@@ -758,10 +792,13 @@ def _check_both_coordinates(path, block, optics, names, xyz, pixel, given) -> No
         warnings.warn(
             f"{path}: rlnCoordinateX/Y/Z and rlnCenteredCoordinateX/Y/ZAngst place "
             f"{int((apart > allowed).sum())} of {len(apart)} particles more than a voxel "
-            f"apart (row {row + 1}: {apart[row]:.1f} pixels), and the pixel coordinates "
-            "were read (RELION 5 reads the centred ones): remove the set that is out of date.",
+            f"apart (row {row + 1}: {apart[row]:.1f} pixels); the centred ones were read, as "
+            "RELION 5 reads them (RELION 4 read the pixel ones): remove the set that is out "
+            "of date.",
             stacklevel=4,
         )
+        return True
+    return False
 
 
 def _check_tilt_series_pixel(path, stated, tomograms, names, wanted=()) -> None:
