@@ -181,8 +181,8 @@ def values_skew(volume) -> float | None:
 
 
 def dense_matter(skew: float | None) -> str | None:
-    """ "dark" or "bright": how dense matter shows in a tomogram of values skewed
-    ``skew`` (:func:`values_skew`), None when the skew is within ±:data:`POLARITY_SKEW`."""
+    """How dense matter shows in a tomogram of values skewed ``skew`` (:func:`values_skew`):
+    "dark", "bright", or None when the skew is within ±:data:`POLARITY_SKEW`."""
     if skew is None or abs(skew) < POLARITY_SKEW:
         return None
     return "dark" if skew < 0 else "bright"
