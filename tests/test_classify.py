@@ -317,9 +317,23 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
     # its own training set: said, with the accuracy held out in training (a trial: an
     # accuracy inflated by the training half, given without a word)
     held_out = load_classifier(model).metadata["test"]["accuracy"]
+    n_train = load_classifier(model).metadata["trained_on"]["n_train"]
     said = capsys.readouterr().err
-    assert "is the dataset this classifier was trained on" in said and scores["training_dataset"]
+    assert f"{n_train} of the 36 subtomograms of {data.name} were this classifier's" in said
+    assert scores["training_dataset"] and scores["n_training_subtomograms"] == n_train
     assert f"held out in training it was {held_out:.3f}" in said
+    # shuffled, or a subset: still its training data (a trial: a shuffled copy, 0.863,
+    # was "not training data", its fingerprint being another)
+    order = np.random.default_rng(5).permutation(len(volumes))
+    shuffled = _dataset(tmp_path / "shuffled.zarr", volumes[order], labels[order])
+    report = tmp_path / "shuffled_scores.json"
+    args = ["classify", "evaluate", str(model), str(shuffled), "-o", str(report)]
+    assert main([*args, "--device", "cpu"]) == 0
+    scores = json.loads(report.read_text())
+    assert scores["n_training_subtomograms"] == n_train and "accuracy_not_training" in scores
+    said = capsys.readouterr()
+    assert f"{n_train} of the 36 subtomograms of shuffled.zarr" in said.err
+    assert f"on the {36 - n_train} it did not train on" in said.out
     fresh = _dataset(tmp_path / "f.zarr", *shapes(3))
     assert main(["classify", "evaluate", str(model), str(fresh), "--device", "cpu"]) == 0
     assert "trained on" not in capsys.readouterr().err

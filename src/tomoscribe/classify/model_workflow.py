@@ -38,7 +38,10 @@ from .workflow import (
     check_tilt_range,
     check_voxel_size,
     dataset_fingerprint,
+    digest_of,
+    digests_of,
     load_subtomograms,
+    subtomogram_digests,
     trained_acquisition,
 )
 
@@ -230,6 +233,8 @@ def train_classifier_file(
         "dataset_sha256": fingerprint,
         "n_train": int(train_mask.sum()),
         "n_test": int(test_mask.sum()),
+        # and finds its training subtomograms in any order, subset or mixture
+        "train_digests": subtomogram_digests(volumes[train_mask]),
     }
     scores = None
     if test_mask.any():
@@ -294,7 +299,8 @@ def evaluate_classifier_file(
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
     check_tilt_range(dataset, classifier.metadata, "classifier")
-    trained_on = _warn_of_the_training_set(classifier.metadata, volumes, dataset)
+    trained = training_rows(classifier.metadata, volumes)
+    trained_on = _warn_of_the_training_set(classifier.metadata, trained, dataset)
     volumes = matched_contrast(dataset, volumes, classifier.metadata, "classifier")
     _warn_of_predicted_classes(dataset, "measures agreement with that classifier, not accuracy")
     labels, names = in_model_classes(dataset, labels, names, classifier.class_names)
@@ -305,7 +311,11 @@ def evaluate_classifier_file(
     confusion = np.zeros((len(names), len(names)), int)
     np.add.at(confusion, (labels[known], predicted[known]), 1)
     scores["confusion"] = {"rows_true_columns_predicted": names, "counts": confusion.tolist()}
-    scores["training_dataset"] = trained_on
+    scores["training_dataset"] = trained_on  # holds any of its training subtomograms
+    scores["n_training_subtomograms"] = int((trained & known).sum())
+    rest = known & ~trained
+    if trained_on and rest.any():  # what the subtomograms it did not train on score
+        scores["accuracy_not_training"] = float(np.mean(predicted[rest] == labels[rest]))
     if output:
         with atomic_path(output) as tmp:
             tmp.write_text(json.dumps(scores, indent=2) + "\n")
@@ -342,21 +352,35 @@ def _warn_of_predicted_classes(dataset: Path, what: str) -> None:
 PREDICTED_COLUMN = "tomoscribeClassProbability"
 
 
-def _warn_of_the_training_set(metadata: dict, volumes: np.ndarray, dataset: Path) -> bool:
-    """Whether ``dataset`` is the one the classifier was trained on (its fingerprint),
-    said in a warning with the held-out accuracy measured in training: most of it was
-    training data, so an accuracy on it is not a test (a trial: 0.881 on its own
-    dataset, 0.85 held out)."""
+def training_rows(metadata: dict, volumes: np.ndarray) -> np.ndarray | None:
+    """Which of ``volumes`` the classifier trained on (its recorded per-subtomogram
+    digests, :func:`~tomoscribe.classify.workflow.subtomogram_digests`), or, for a
+    classifier recording only its dataset's fingerprint (made before), all of them
+    when that fingerprint matches and none otherwise."""
+    trained_on = metadata.get("trained_on") or {}
+    recorded = trained_on.get("train_digests")
+    if isinstance(recorded, str) and recorded:
+        known = digests_of(recorded)
+        return np.array([digest_of(v) in known for v in volumes], bool)
+    same = trained_on.get("dataset_sha256") == dataset_fingerprint(volumes)
+    return np.full(len(volumes), same)
+
+
+def _warn_of_the_training_set(metadata: dict, trained: np.ndarray, dataset: Path) -> bool:
+    """Whether ``dataset`` holds subtomograms the classifier was trained on
+    (``trained``, :func:`training_rows`), said in a warning with how many and the
+    held-out accuracy measured in training: an accuracy on them is not a test (a trial:
+    0.881 on its own dataset, 0.85 held out; another's shuffled copy, 0.863, was not
+    said)."""
     import warnings
 
-    trained_on = metadata.get("trained_on") or {}
-    if trained_on.get("dataset_sha256") != dataset_fingerprint(volumes):
+    if not trained.any():
         return False
+    trained_on = metadata.get("trained_on") or {}
     held_out = (metadata.get("test") or {}).get("accuracy")
     warnings.warn(
-        f"{dataset.name} is the dataset this classifier was trained on: "
-        f"{trained_on.get('n_train', 'most')} of its subtomograms were training data, so "
-        "the accuracy below is not a test of the classifier"
+        f"{int(trained.sum())} of the {len(trained)} subtomograms of {dataset.name} were "
+        "this classifier's training data, so the accuracy below is not a test of it"
         + (
             f"; on the {trained_on.get('n_test')} held out in training it was {held_out:.3f}"
             if isinstance(held_out, (int, float))

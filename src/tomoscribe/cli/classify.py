@@ -127,6 +127,11 @@ def evaluate(
         f"accuracy {scores['accuracy']:.3f} on {_scored(scores['n_labelled'], scores)}; "
         + ", ".join(f"{k} {v:.2f}" for k, v in scores["per_class"].items())
     )
+    if "accuracy_not_training" in scores:
+        rest = scores["n_labelled"] - scores["n_training_subtomograms"]
+        typer.echo(
+            f"accuracy {scores['accuracy_not_training']:.3f} on the {rest} it did not train on"
+        )
 
 
 @classify_app.command("predict")

@@ -498,16 +498,8 @@ def read(
             if _pixels_out_of_date(path, block, optics, names, xyz, pixel, given):
                 columns = _CENTRED  # as RELION 5 reads them (a trial: every box 5 voxels off)
     if columns == _CENTRED:
-        xyz_A = _numeric(block, columns, path, "centred coordinates")
-        centre_A, pixel = _centres(
-            path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms, wanted
-        )
-        stated = _coordinate_pixel_size(block, optics, path)
-        _check_tilt_series_pixel(path, stated, tomograms, names, wanted)
-        if tomograms is None:
-            _warn_of_assumed_centre(path, tuple(tomogram_shape_zyx)[::-1])
-        _warn_of_voxels_as_angstrom(path, xyz_A, centre_A, pixel)
-        xyz = (xyz_A + centre_A) / pixel[:, None]
+        given = (voxel_size_A, tomogram_shape_zyx, tomograms, wanted)
+        xyz, pixel = _centred_positions(path, block, optics, names, given)
     sub = None
     if set(_SUBTOMO) & set(block):
         sub = from_euler(_axes(block, _SUBTOMO, path, "subtomogram angles", "0°"))
@@ -731,6 +723,23 @@ def _is_single_particle(blocks: dict, block: pd.DataFrame) -> bool:
         dims = pd.to_numeric(optics["rlnImageDimensionality"], errors="coerce")
         return bool((dims == 2).all())
     return True
+
+
+def _centred_positions(path, block, optics, names, given) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (x, y, z in output units, (n, 3)) and Å per unit (n,) of RELION 5's
+    centred Å coordinates; ``given``: the tomogram's voxel size (Å, or None), shape
+    (z, y, x), ``tomograms.star`` and the tomograms wanted, as :func:`read` has them."""
+    voxel_size_A, tomogram_shape_zyx, tomograms, wanted = given
+    xyz_A = _numeric(block, _CENTRED, path, "centred coordinates")
+    centre_A, pixel = _centres(
+        path, block, names, voxel_size_A, tomogram_shape_zyx, tomograms, wanted
+    )
+    stated = _coordinate_pixel_size(block, optics, path)
+    _check_tilt_series_pixel(path, stated, tomograms, names, wanted)
+    if tomograms is None:
+        _warn_of_assumed_centre(path, tuple(tomogram_shape_zyx)[::-1])
+    _warn_of_voxels_as_angstrom(path, xyz_A, centre_A, pixel)
+    return (xyz_A + centre_A) / pixel[:, None], pixel
 
 
 #: Picks fewer than this are not judged by :func:`_warn_of_voxels_as_angstrom`.
