@@ -31,10 +31,17 @@ def test_the_contrast_is_measured_from_simulated_subtomograms():
     volumes = simulate_subtomograms(["1bxn", "4v4r_30S"], 6, params)["volumes"]
     assert measured_contrast(volumes) == "dark"
     assert measured_contrast(-volumes) == "bright"
-    assert measured_contrast(volumes[:4]) is None  # fewer than 5
+    assert measured_contrast(volumes[:2]) is None  # fewer than 3
     rng = np.random.default_rng(0)
     decided = [measured_contrast(rng.normal(size=(15, 16, 16, 16))) for _ in range(60)]
     assert sum(d is not None for d in decided) <= 1  # p < 0.001 each
+    # small sets too (a trial's 7 inverted subtomograms went unmeasured under 8): noise
+    # decides no more often, a handful of clear particles decides
+    small = [measured_contrast(rng.normal(size=(k, 16, 16, 16))) for k in (3, 5, 7) * 40]
+    assert sum(d is not None for d in small) <= 1
+    ball = (np.sqrt(((np.indices((24,) * 3) - 12) ** 2).sum(0)) < 6).astype(np.float32)
+    clear = np.stack([-ball + rng.normal(0, 1.0, ball.shape) for _ in range(7)])  # SNR ~0.5
+    assert measured_contrast(clear) == "dark" and measured_contrast(-clear) == "bright"
     # hollow particles (a capsid's wall between 0.2 and 0.38 of the box, protein dark):
     # a small central ball saw their solvent and called them bright (a review)
     n = 32
@@ -198,3 +205,22 @@ def test_an_autoencoder_that_learned_nothing_is_said(tmp_path, capsys):
         loss = float(out.out.split("reconstruction loss ")[1].split()[0])
         assert (loss >= baseline) == said
         assert ("its codes hold nothing of the subtomograms" in out.err) == said
+
+
+def test_a_set_too_small_to_tell_is_used_as_given_and_said(shape_sets, capsys):
+    """Two subtomograms cannot be measured: used as given, and the classifier's learned
+    contrast said (a trial's handful of inverted ones were called wrong in silence)."""
+    volumes, labels = shapes(10, seed=0)
+    few = shape_sets["folder"] / "few.zarr"
+    data = {
+        "volumes": -volumes[:2],
+        "labels": labels[:2],
+        "class_names": ["ball", "shell", "empty"],
+    }
+    save_dataset(few, {**data, "params": {"voxel_size_A": 10.0}})
+    out = shape_sets["folder"] / "few.csv"
+    argv = ["classify", "predict", str(shape_sets["model"]), str(few), "-o", str(out)]
+    assert main([*argv, "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "how few.zarr's 2 subtomograms show protein could not be told" in err
+    assert "the classifier learned it bright" in err
