@@ -300,6 +300,9 @@ def test_cli_train_evaluate_baseline_and_bad_input(tmp_path, capsys):
         == 0
     )
     assert "test accuracy" in capsys.readouterr().out
+    assert main(["info", str(model)]) == 0  # a trial: "unknown volume format"
+    said = capsys.readouterr().out
+    assert "a subtomogram classifier of 3 classes" in said and "16³ subtomograms" in said
     recorded = load_classifier(model).metadata["training"]
     assert (
         recorded["params"]["optimizer"],

@@ -242,3 +242,27 @@ def test_training_on_a_star_listing_a_particle_twice_is_refused(trained, tmp_pat
     assert "in training and test alike" in err and not model.exists()
     assert main(["classify", "baseline", str(star)]) == 2
     assert "more than once" in capsys.readouterr().err
+
+
+def test_subtomograms_listed_without_coordinates_are_named_as_such(tmp_path, capsys):
+    """A trial's own subtomograms, one MRC each, listed with their classes only: info
+    called them particle images on micrographs with "1 of 4 stack(s) not found (e.g. ;"
+    (an empty name) although all were there, and classify named only the missing
+    columns."""
+    volumes, labels = shapes(2)
+    names = []
+    for i, volume in enumerate(volumes[:4]):
+        with mrcfile.new(tmp_path / f"p{i}.mrc") as mrc:
+            mrc.set_data(volume.astype(np.float32))
+            mrc.voxel_size = 10.0
+        names.append(f"p{i}.mrc")
+    star = tmp_path / "listed.star"
+    starfile.write(pd.DataFrame({"rlnImageName": names, "rlnClassNumber": labels[:4] + 1}), star)
+    assert main(["info", str(star)]) == 0
+    out = capsys.readouterr().out
+    assert "subtomograms listed without where they were cut" in out and "not found" not in out
+    model = tmp_path / "m.tsc"
+    assert main(["classify", "train", str(star), "-o", str(model), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "it lists images (rlnImageName) without where they were cut" in err
+    assert err.count("\n") == 1 and not model.exists()

@@ -127,13 +127,35 @@ def test_features_cluster_and_discover_work_with_unknown_labels(trial, tmp_path,
         assert not scores_file.exists() and "purity" not in out
     found = tmp_path / "found"
     argv = ["classify", "discover", data, str(clustered), "-o", str(found), "--classes", "1"]
+    if which == "none":  # a user's file where the folder's record goes: refused first (a
+        (tmp_path / "found.json").write_text("{}")  # trial: written, then refused)
+        assert main([*argv, "--device", "cpu"]) == 2
+        assert "found.json" in capsys.readouterr().err and not found.exists()
+        (tmp_path / "found.json").unlink()
     assert main([*argv, "--device", "cpu"]) == 0
     record = json.loads((found / "discover.json").read_text())
     item = record["clusters"][0]["classes"][0]
+    said = capsys.readouterr().out  # a trial: mixed classes' labels were in the JSON only
     if which == "half":
         assert sum(item["true_classes"].values()) + item["unlabelled"] == item["size"]
+        labelled = ", ".join(f"{n} {v}" for n, v in item["true_classes"].items())
+        assert f"cluster 0 class 0: {item['size']} subtomograms" in said
+        assert f"; labelled {labelled}" in said
     else:
-        assert "true_classes" not in item
+        assert "true_classes" not in item and "; labelled" not in said
+
+
+def test_a_class_named_by_its_closest_reference_says_the_next_one():
+    """A trial: classes mixing 1bxn and 1qvr half and half were each "closest 1bxn at
+    4.2 nm", as a pure 1bxn class was at 3.9 nm; the runner-up (1qvr at 5.2 nm against
+    5.8 for the pure class) is now said beside it."""
+    from tomoscribe.classify.workflow import _match_phrase
+
+    item = {"match": "unique", "best": "1bxn", "fsc05_nm": 4.19, "within_class_detail": True,
+            "all": {"1bxn": 4.19, "1qvr": 5.17, "3j9i": 11.72}}  # fmt: skip
+    assert _match_phrase(item) == ", closest 1bxn at 4.2 nm, next 1qvr at 5.2 nm"
+    alone = {**item, "all": {"1bxn": 4.19}}
+    assert _match_phrase(alone) == ", closest 1bxn at 4.2 nm"
 
 
 def test_cluster_scores_leave_unknown_labels_out():

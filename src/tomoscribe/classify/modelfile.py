@@ -92,3 +92,35 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
     ):
         metadata["class_numbers"] = numbers
     return Classifier(network, record["architecture"], box, voxel_size_A, class_names, metadata)
+
+
+def classifier_summary(path: str | os.PathLike) -> list[str]:
+    """What ``tomoscribe info`` says of a classifier file (read and checked as ``classify
+    predict`` reads it): classes, network, box and voxel size, the contrast it learned,
+    what it trained on and its held-out accuracy (a trial: "unknown volume format")."""
+    classifier = load_classifier(path)
+    metadata = classifier.metadata
+    trained_on = metadata.get("trained_on") or {}
+    test = metadata.get("test") or {}
+    numbers = metadata.get("class_numbers")
+    classes = ", ".join(
+        f"{name} ({number})" if numbers and name != f"class {number}" else name
+        for name, number in zip(classifier.class_names, numbers or classifier.class_names)
+    )
+    lines = [
+        f"{path}: a subtomogram classifier of {len(classifier.class_names)} classes: {classes}",
+        f"  network: {classifier.arch}, {classifier.box}³ subtomograms at "
+        f"{classifier.voxel_size_A:.4g} Å",
+        f"  protein: {metadata.get('contrast', 'not recorded')} in its training subtomograms",
+    ]
+    if trained_on.get("n_train") is not None:
+        lines.append(
+            f"  trained on {trained_on['n_train']} subtomograms, {trained_on.get('n_test', 0)} "
+            "held out"
+            + (
+                f" (accuracy there {test['accuracy']:.3f})"
+                if isinstance(test.get("accuracy"), (int, float))
+                else ""
+            )
+        )
+    return lines

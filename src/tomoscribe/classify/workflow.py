@@ -27,7 +27,7 @@ import numpy as np
 from ..core.device import resolve_device
 from ..errors import InvalidDataError, ParameterError, VoxelSizeMismatchError
 from ..io import read_volume, write_volume
-from ..outputs import atomic_path, output_folder, write_provenance
+from ..outputs import atomic_path, check_outputs, output_folder, sidecar_path, write_provenance
 from ..simulate.subtomograms import load_dataset, template_in_box
 from ..simulate.template_library import list_templates, load_template
 from ..volume import Volume
@@ -272,8 +272,8 @@ def discover_files(
     the one the store was made from: :func:`check_same_dataset`); writes
     ``cluster{c:03d}_class{k}.mrc``, ``discover.json`` (members, sizes, FSC-0.5
     distances (nm) to every reference, true classes where known and how many members
-    are unlabelled), ``gallery.png`` and
-    the folder's provenance record.  ``params``'s tilt range is replaced by
+    are unlabelled), ``gallery.png`` and the folder's provenance record.  ``params``'s
+    tilt range is replaced by
     ``tilt_range_deg``, else the one the dataset records, else ±60° (``say`` is told
     which).  Returns the ``discover.json`` record.
     """
@@ -281,6 +281,7 @@ def discover_files(
 
     from ..io.provenance import tilt_range_for
 
+    check_outputs([sidecar_path(output)], inputs=[dataset, clustered])  # before the work
     tilt = tilt_range_for([dataset], tilt_range_deg)
     params = replace(params, tilt_range_deg=tilt.deg)
     volumes, labels, names, voxel = load_subtomograms(dataset)
@@ -308,8 +309,7 @@ def discover_files(
     params.validate()
     say(tilt.describe())  # once the inputs are known to fit (a trial: said, then refused)
     say(contrast_said)
-    device = resolve_device(device).type
-    truth = labels_or_none(labels)
+    device, truth = resolve_device(device).type, labels_or_none(labels)
     result = {"dataset": str(dataset.resolve()), "params": params.__dict__, "clusters": []}
     gallery = []
     with output_folder(output, step="classify discover") as tmp:
@@ -392,7 +392,16 @@ def _classes_of_cluster(
             }
             item["unlabelled"] = int(len(in_class) - len(known))
         entry["classes"].append(item)
-        say(f"cluster {c} class {k}: {item['size']} subtomograms" + _match_phrase(item))
+        truth_phrase = (  # a trial: mixed classes named as one, their labels unshown
+            "; labelled " + ", ".join(f"{n} {v}" for n, v in item["true_classes"].items())
+            if item.get("true_classes")
+            else ""
+        )
+        say(
+            f"cluster {c} class {k}: {item['size']} subtomograms"
+            + _match_phrase(item)
+            + truth_phrase
+        )
     return entry, found["averages"]
 
 
@@ -406,7 +415,10 @@ def _match_phrase(item: dict) -> str:
         else ""
     )
     if match == "unique":
-        return f", closest {item['best']} at {item['fsc05_nm']:.1f} nm" + likeness
+        others = {n: v for n, v in item.get("all", {}).items() if n != item["best"]}
+        runner = min(others, key=others.get) if others else None
+        nearby = f", next {runner} at {others[runner]:.1f} nm" if runner else ""
+        return f", closest {item['best']} at {item['fsc05_nm']:.1f} nm" + nearby + likeness
     if match == "tie":
         return (
             f", {' and '.join(item['tied'])} equally close at {item['fsc05_nm']:.1f} nm "
@@ -552,6 +564,7 @@ def mine_files(
     from .featurefile import save_features
     from .figures import plot_gallery
 
+    check_outputs([sidecar_path(output)], inputs=[model, dataset])  # the folder's record
     autoencoder = load_autoencoder(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")

@@ -24,7 +24,8 @@ def train(
     dataset: Path = typer.Argument(
         ...,
         help="Labelled subtomograms: a dataset (.zarr, from `tomoscribe simulate "
-        "subtomograms`) or a STAR file listing them with rlnClassNumber.",
+        "subtomograms`) or a STAR file listing them (rlnImageName, their coordinates as "
+        "`extract` writes them) with rlnClassNumber.",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Classifier file to write."),
     arch: str = typer.Option(

@@ -83,8 +83,8 @@ def info(
 
 
 def _network_file_summary(path: Path) -> list[str] | None:
-    """The summary of a training set (.trainset, .tss), model (.tsm) or picker (.tsp),
-    None for other files."""
+    """The summary of a training set (.trainset, .tss), model (.tsm), picker (.tsp) or
+    subtomogram classifier (.tsc), None for other files."""
     suffix = path.suffix.lower()
     if suffix == ".trainset":
         from ..segment.trainset import training_set_summary
@@ -102,6 +102,10 @@ def _network_file_summary(path: Path) -> list[str] | None:
         from ..spa.picking import picker_summary
 
         return picker_summary(path)
+    if suffix == ".tsc":
+        from ..classify.modelfile import classifier_summary
+
+        return classifier_summary(path)
     return None
 
 

@@ -163,6 +163,26 @@ _FORMATS = {
 }
 
 
+def _lists_volumes(star: Path, image_names) -> bool:
+    """Whether the first image a STAR names, a whole file (no ``N@``), is a cube of
+    several sections: a subtomogram, not a 2D particle image (a trial's own subtomograms,
+    listed with classes only, were called particle images on micrographs)."""
+    import mrcfile
+
+    from .image_names import found_image_file
+
+    first = str(image_names.iloc[0]) if len(image_names) else "@"
+    if "@" in first:
+        return False
+    found = found_image_file(first, star, above=False)
+    try:
+        with mrcfile.open(found, header_only=True, permissive=True) as mrc:
+            nx, ny, nz = (int(mrc.header[k]) for k in ("nx", "ny", "nz"))
+    except (OSError, ValueError, TypeError):
+        return False
+    return nz > 1 and nx == ny == nz
+
+
 def particles_summary(path: str | os.PathLike) -> list[str]:
     """Lines describing particle images cut from micrographs: how many in which stacks
     from which micrographs, their box and pixel size, defocus, microscope, classes."""
@@ -174,8 +194,13 @@ def particles_summary(path: str | os.PathLike) -> list[str]:
     table = with_optics(table, optics, path)
     stacks = table["rlnImageName"].astype(str).str.split("@").str[-1]
     missing, beyond = unreadable_stacks(path, table["rlnImageName"])  # a trial: unsaid
+    kind = (
+        "subtomograms listed without where they were cut: extract's particles.star has that"
+        if _lists_volumes(path, table["rlnImageName"])
+        else "particle images on micrographs"
+    )
     lines = [
-        f"{path} (particle images on micrographs, RELION STAR)",
+        f"{path} ({kind}, RELION STAR)",
         f"  particles: {len(table)} in {stacks.nunique()} stack file(s)"
         + (
             ", from " + _on_micrographs(table["rlnMicrographName"]).split(" on ", 1)[1]

@@ -405,7 +405,9 @@ def unreadable_stacks(star: Path, image_names: pd.Series) -> tuple[list[str], in
     others give an index beyond their stack's images (or one that is not N ≥ 1)."""
     numbers: dict[str, list[int]] = {}
     for entry in image_names.astype(str):
-        number, _, name = entry.partition("@")
+        number, at, name = entry.partition("@")
+        if not at:  # a whole file (one image, or a volume), as RELION reads such a name
+            number, name = "1", entry
         numbers.setdefault(name, []).append(int(number) if number.strip().isdigit() else 0)
     missing, beyond = [], 0
     for name, indices in numbers.items():

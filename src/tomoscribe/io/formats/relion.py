@@ -672,6 +672,13 @@ def _what_it_is(blocks: dict) -> str:
         )
     if "rlnTomoNominalStageTiltAngle" in first:
         return ": it is a RELION tilt series's file (its images and tilt angles), not particles"
+    if "rlnImageName" in first:  # a trial's own subtomograms, listed with classes only
+        return (
+            ": it lists images (rlnImageName) without where they were cut; tomoscribe reads "
+            "subtomograms with their positions in the tomogram (as `extract` writes them), "
+            "so add rlnCoordinateX/Y/Z (pixels) or RELION 5's centred Å, or give a dataset "
+            "(.zarr)"
+        )
     return ""
 
 
