@@ -99,3 +99,57 @@ def test_extract_says_a_tomogram_not_turned_after_reconstruction(tmp_path, capsy
     assert "crop_xzy.mrc's missing wedge says the beam ran along its y axis" in (
         capsys.readouterr().err
     )
+
+
+def _wedged_noise(count: int, n: int = 32, seed: int = 0) -> np.ndarray:
+    """Noise boxes through a ±60° single-axis wedge made here with numpy: the beam along
+    z, the tilt axis along y, so that frequencies steeper than 60° from k_x in the
+    (k_x, k_z) plane are missing."""
+    k = np.meshgrid(*[np.fft.fftfreq(n)] * 3, indexing="ij")  # kz, ky, kx
+    measured = np.degrees(np.arctan2(np.abs(k[0]), np.abs(k[2]))) <= 60.0
+    rng = np.random.default_rng(seed)
+    boxes = [
+        np.fft.ifftn(np.fft.fftn(rng.normal(size=(n,) * 3)) * measured).real for _ in range(count)
+    ]
+    return np.stack(boxes).astype(np.float32)
+
+
+def test_a_set_of_subtomograms_shows_its_beam_and_tilt_axis():
+    """A trial's classifier met subtomograms with the tilt axis along x (0.60) and the
+    beam along x (0.39) without a word; the averaged spectrum of a set names both axes."""
+    from tomoscribe.core.beam_axis import subtomogram_wedge
+
+    boxes = _wedged_noise(12)
+    assert subtomogram_wedge(boxes).pair == ("z", "y")
+    assert subtomogram_wedge(np.swapaxes(boxes, 2, 3)).pair == ("z", "x")  # tilt axis x
+    assert subtomogram_wedge(np.swapaxes(boxes, 1, 3)).pair == ("x", "y")  # beam along x
+    noise = np.random.default_rng(1).normal(size=(12, 32, 32, 32))
+    assert subtomogram_wedge(noise).pair is None
+    assert (
+        subtomogram_wedge(boxes[:2]).pair is None
+        and subtomogram_wedge(boxes[:, :20, :20, :20]).pair is None
+    )
+
+
+def test_a_model_meeting_another_wedge_says_so():
+    import warnings
+
+    from tomoscribe.classify.wedge_axes import learned_wedge, warn_of_other_wedge
+
+    boxes = _wedged_noise(12)
+    turned = np.swapaxes(boxes, 2, 3)  # the tilt axis along x
+    assert learned_wedge("usual.star", boxes) == {"wedge_axes": ["z", "y"]}
+    with pytest.warns(
+        UserWarning,
+        match=r"turned\.star's subtomograms lies as for the beam along z and the tilt axis "
+        r"along x, but the classifier learned it with the beam along z and the tilt axis along y",
+    ):
+        warn_of_other_wedge(
+            "turned.star", turned, {}, "classifier"
+        )  # a model made before the record
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_of_other_wedge("usual.star", boxes, {"wedge_axes": ["z", "y"]}, "classifier")
+        warn_of_other_wedge("turned.star", turned, {"wedge_axes": ["z", "x"]}, "classifier")
+    with pytest.warns(UserWarning, match=r"not z and y as tomoscribe makes and augments them"):
+        assert learned_wedge("turned.star", turned) == {"wedge_axes": ["z", "x"]}

@@ -30,6 +30,10 @@ from ..nets.training import (
 from ..nets.weightsfile import FileKind, load_network_file, save_network_file
 from .wedge_augment import is_mirror_symmetric, measured_fourier_support
 
+#: What a subtomogram network file keeps of its record beside the weights: its
+#: training, test scores and the acquisition, contrast and wedge its training set showed.
+KEPT_METADATA = ("training", "test", "acquisition", "contrast", "wedge_axes")
+
 
 def wedge_keeping_flip(
     batch: torch.Tensor, generator: torch.Generator, mirror_symmetric: bool = True
@@ -178,5 +182,5 @@ def load_network(
     return TrainedNetwork(
         network,
         voxel,
-        {k: record[k] for k in ("training", "test", "acquisition", "contrast") if k in record},
+        {k: record[k] for k in KEPT_METADATA if k in record},
     )

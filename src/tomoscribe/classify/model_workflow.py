@@ -34,6 +34,7 @@ from ..errors import InvalidDataError, ParameterError
 from ..outputs import atomic_path, write_provenance
 from .contrast import learned_contrast, matched_contrast
 from .training import Classifier, ClassifierParams, split_halves
+from .wedge_axes import learned_wedge, warn_of_other_wedge
 from .workflow import (
     check_tilt_range,
     check_voxel_size,
@@ -183,6 +184,13 @@ def check_no_star_repeats(dataset: Path) -> None:
         check_no_repeats(dataset, read_particles(dataset), "in training and test alike")
 
 
+def learned_from(dataset: Path, volumes: np.ndarray, voxel: float | None) -> dict:
+    """What a model keeps of its training set, checked when it is applied: the tilt range
+    and voxel size, how protein shows and how the missing wedge lies."""
+    acquisition = trained_acquisition(dataset, voxel) | learned_contrast(dataset, volumes)
+    return acquisition | learned_wedge(dataset, volumes)
+
+
 def train_classifier_file(
     dataset: str | os.PathLike,
     output: str | os.PathLike,
@@ -211,7 +219,7 @@ def train_classifier_file(
     check_no_star_repeats(dataset)
     _warn_of_predicted_classes(dataset, "trains on a classifier's calls")
     fingerprint = dataset_fingerprint(volumes)
-    acquisition = trained_acquisition(dataset, voxel) | learned_contrast(dataset, volumes)
+    acquisition = learned_from(dataset, volumes, voxel)
     known = labelled_mask(dataset, labels, "train on")
     n_unlabelled = int((~known).sum())
     volumes, labels = volumes[known], labels[known]
@@ -299,6 +307,7 @@ def evaluate_classifier_file(
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
     check_tilt_range(dataset, classifier.metadata, "classifier")
+    warn_of_other_wedge(dataset, volumes, classifier.metadata, "classifier")
     trained = training_rows(classifier.metadata, volumes)
     trained_on = _warn_of_the_training_set(classifier.metadata, trained, dataset)
     volumes = matched_contrast(dataset, volumes, classifier.metadata, "classifier")
@@ -483,6 +492,7 @@ def predict_classifier_file(
     volumes, _, _, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
     check_tilt_range(dataset, classifier.metadata, "classifier")
+    warn_of_other_wedge(dataset, volumes, classifier.metadata, "classifier")
     used = matched_contrast(dataset, volumes, classifier.metadata, "classifier")
     probabilities = predict(classifier, used, device=device)
     found = Predicted(
@@ -611,6 +621,7 @@ def features_file(
         classifier = load_classifier(model)
         check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
         check_tilt_range(dataset, classifier.metadata, "classifier")
+        warn_of_other_wedge(dataset, volumes, classifier.metadata, "classifier")
         used = matched_contrast(dataset, volumes, classifier.metadata, "classifier")
         table["features"] = extract_features(classifier, used, device=device, layer=layer)
         table["predicted"] = predict(classifier, used, device=device).argmax(1)
@@ -650,7 +661,7 @@ def train_autoencoder_file(
 
     dataset = Path(dataset)
     volumes, _, _, voxel = load_subtomograms(dataset)
-    acquisition = trained_acquisition(dataset, voxel) | learned_contrast(dataset, volumes)
+    acquisition = learned_from(dataset, volumes, voxel)
     model = train_autoencoder(
         volumes,
         code_size,
@@ -775,7 +786,7 @@ def train_voxelseg_file(
 
     dataset = Path(dataset)
     volumes, labels, _, voxel = load_subtomograms(dataset)
-    acquisition = trained_acquisition(dataset, voxel) | learned_contrast(dataset, volumes)
+    acquisition = learned_from(dataset, volumes, voxel)
     masks = centre_masks(dataset)
     if masks is None:
         raise InvalidDataError(
@@ -854,6 +865,7 @@ def apply_voxelseg_file(
     volumes, _, _, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, segmenter.voxel_size_A, "segmenter")
     check_tilt_range(dataset, segmenter.metadata, "segmenter")
+    warn_of_other_wedge(dataset, volumes, segmenter.metadata, "segmenter")
     volumes = matched_contrast(dataset, volumes, segmenter.metadata, "segmenter")
     probability = segment_centre_particles(segmenter, volumes, device=device)
     masks = (probability > threshold).astype(np.uint8)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..nets.registry import architecture
 from ..nets.weightsfile import FileKind, load_network_file, save_network_file
+from .fitting import KEPT_METADATA
 from .models import ROLE
 from .training import Classifier
 
@@ -78,9 +79,7 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
         If it is damaged, not a tomoscribe classifier, of a newer format, or inconsistent.
     """
     network, record, (box, voxel_size_A, class_names) = load_network_file(path, KIND, _parse)
-    metadata = {
-        k: v for k, v in record.items() if k in ("training", "test", "acquisition", "contrast")
-    }
+    metadata = {k: v for k, v in record.items() if k in KEPT_METADATA}
     trained_on = record.get("trained_on")  # the dataset's fingerprint and its split
     if isinstance(trained_on, dict) and isinstance(trained_on.get("dataset_sha256"), str):
         metadata["trained_on"] = trained_on

@@ -34,6 +34,7 @@ from ..volume import Volume
 from .contrast import dataset_contrast, matched_contrast
 from .discover import DiscoverParams, match_references, reference_free_classes
 from .featurefile import load_features
+from .wedge_axes import warn_of_other_wedge
 
 #: Map file endings accepted as references (anything else is a template name).
 MAP_SUFFIXES = (".mrc", ".map", ".rec", ".zarr", ".tif", ".tiff")
@@ -569,6 +570,7 @@ def mine_files(
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
     check_tilt_range(dataset, autoencoder.metadata, "autoencoder")
+    warn_of_other_wedge(dataset, volumes, autoencoder.metadata, "autoencoder")
     if volumes.shape[1] != autoencoder.network.box:
         raise InvalidDataError(
             f"the autoencoder takes {autoencoder.network.box}³ "

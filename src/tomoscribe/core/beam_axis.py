@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .imagestats import wedge_power_ratios
+from .imagestats import tapered_power, wedge_power_ratios, wedge_ratios_of_power
 
 #: The block about the volume's centre that is measured, voxels per axis (at most).
 BLOCK_VOXELS = 128
@@ -123,3 +123,46 @@ TURN_ADVICE = {
     "y": "turn it first (`clip rotx` or `trimvol -rx`).",
     "x": "turn it about y first (`clip rotx` works about x only; `rotatevol -a 0,90,0`).",
 }
+
+
+#: Subtomograms whose power spectra are averaged by :func:`subtomogram_wedge` (at most).
+SUBTOMOGRAMS_MEASURED = 200
+
+
+@dataclass(frozen=True)
+class WedgeAxes:
+    """How the missing wedge of a set of subtomograms lies.
+
+    Attributes
+    ----------
+    pair : (beam, tilt axis), e.g. ("z", "y"), where one way stands out (its ratio below
+        :data:`WEDGE_SEEN_RATIO` and :data:`OTHER_AXIS_SHARE` of the next), else None
+    ratios : {(beam, tilt axis): wedge power ratio of the averaged spectrum}
+    """
+
+    pair: tuple[str, str] | None
+    ratios: dict
+
+
+def subtomogram_wedge(volumes, max_tilt_deg: float = 60.0) -> WedgeAxes:
+    """Which way the beam ran and the tilt axis lay for a set of subtomograms (N, n, n, n)
+    cut from tomograms without turning them: their tapered power spectra, averaged over
+    up to :data:`SUBTOMOGRAMS_MEASURED` of them, share the tomograms' missing wedge
+    (particles in every orientation average to a round spectrum, noise keeps the wedge).
+
+    On a trial's own subtomograms (32³, SNR 0.5, 160 each) the pair made with stood out
+    at 0.15 against 0.51–0.53 for the next (tilt axis y or x, beam z or x alike); boxes
+    under :data:`SHORTEST_AXIS` voxels or fewer than 3 subtomograms name none.
+    """
+    volumes = np.asarray(volumes)
+    if volumes.ndim != 4 or len(volumes) < 3 or min(volumes.shape[1:]) < SHORTEST_AXIS:
+        return WedgeAxes(None, {})
+    chosen = np.linspace(0, len(volumes) - 1, min(len(volumes), SUBTOMOGRAMS_MEASURED))
+    power = sum(tapered_power(volumes[int(i)]) for i in np.unique(chosen.round()))
+    if not np.any(power > 0):
+        return WedgeAxes(None, {})
+    ratios = wedge_ratios_of_power(power, max_tilt_deg)
+    ordered = sorted(ratios, key=ratios.get)
+    best, second = ratios[ordered[0]], ratios[ordered[1]]
+    clear = best < WEDGE_SEEN_RATIO and best < OTHER_AXIS_SHARE * second
+    return WedgeAxes(ordered[0] if clear else None, ratios)

@@ -154,14 +154,26 @@ def wedge_power_ratios(volume, max_tilt_deg: float = 60.0, band=(0.1, 0.6)) -> d
         3D spectrum of the Hann-tapered volume.  About 1 without a wedge; far below 1
         for the pair the data were recorded with.
     """
+    return wedge_ratios_of_power(tapered_power(volume), max_tilt_deg, band)
+
+
+def tapered_power(volume) -> np.ndarray:
+    """The 3D power spectrum (``fftn`` grid) of a (z, y, x) volume less its mean, tapered
+    by a Hann window along each axis (the faces would streak along k otherwise)."""
     data = _as_data(volume)
     window = np.ones(data.shape)
-    for axis, n in enumerate(data.shape):  # a taper: the faces would streak along k
+    for axis, n in enumerate(data.shape):
         shape = [1, 1, 1]
         shape[axis] = n
         window = window * np.hanning(n).reshape(shape)
-    power = np.abs(np.fft.fftn((data - data.mean()) * window)) ** 2
-    k = np.meshgrid(*(np.fft.fftfreq(n) for n in data.shape), indexing="ij")
+    return np.abs(np.fft.fftn((data - data.mean()) * window)) ** 2
+
+
+def wedge_ratios_of_power(power: np.ndarray, max_tilt_deg: float = 60.0, band=(0.1, 0.6)) -> dict:
+    """:func:`wedge_power_ratios` of a power spectrum on the ``fftn`` grid (one volume's,
+    or the mean of many boxes' of one size: subtomograms cut from one tomogram share its
+    wedge)."""
+    k = np.meshgrid(*(np.fft.fftfreq(n) for n in power.shape), indexing="ij")
     radius = np.sqrt(k[0] ** 2 + k[1] ** 2 + k[2] ** 2) / 0.5
     ring = (radius >= band[0]) & (radius <= band[1])
     result = {}
