@@ -937,3 +937,19 @@ def test_a_label_map_replaced_by_a_tomogram_takes_its_legend_with_it(tmp_path, c
     assert legend_path(store).is_file()
     assert main(["preprocess", str(sim / "tomogram.mrc"), "-o", str(store), "-q"]) == 0
     assert not legend_path(store).exists()
+
+
+def test_a_store_of_another_step_replaced_is_said(tmp_path, capsys):
+    """A trial: `classify features -o ts.zarr` turned a simulated, labelled dataset into a
+    feature store without a word (files were said; stores, whose record notes no
+    identity, were not).  Said once; its own output again is not."""
+    made = ["simulate", "subtomograms", "--n", "2", "--box", "32", "--structures", "1bxn"]
+    assert main([*made, "-o", str(tmp_path / "ts.zarr")]) == 0
+    assert main([*made, "-o", str(tmp_path / "other.zarr"), "--seed", "3"]) == 0
+    capsys.readouterr()
+    features = ["classify", "features", str(tmp_path / "other.zarr"), "--rif"]
+    assert main([*features, "-o", str(tmp_path / "ts.zarr")]) == 0
+    said = "ts.zarr was the output of `simulate subtomograms`; this `classify features` run"
+    assert said in capsys.readouterr().err
+    assert main([*features, "-o", str(tmp_path / "ts.zarr")]) == 0
+    assert "replaced it" not in capsys.readouterr().err

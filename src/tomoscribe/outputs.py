@@ -609,6 +609,23 @@ def _retire_record(output: Path, remember_step: bool = False) -> None:
             _replaced_steps[str(Path(output).resolve())] = record["step"]
         _remove(side)
         forget([side])
+    elif remember_step and _our_store_with_step(output, record):  # a record notes no
+        # identity of a store; the manifest's digest of its tree says it is as written
+        # (a trial: a labelled dataset became a feature store without a word)
+        _replaced_steps[str(Path(output).resolve())] = record["step"]
+
+
+def _our_store_with_step(output: Path, record) -> bool:
+    """Whether ``output`` is an OME-Zarr or Zarr store tomoscribe wrote, unchanged, whose
+    record names the step that made it."""
+    from .ownership import is_ours, is_store
+
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("step"), str)
+        and is_store(output)
+        and is_ours(output)
+    )
 
 
 #: Output (resolved path) → the step whose output this run replaced (:func:`write_provenance`).
