@@ -512,3 +512,24 @@ def test_picks_recorded_within_ten_percent_of_the_tomograms_size_are_refused(tmp
     assert "its coordinates were rescaled ×2" in capsys.readouterr().err
     star = starfile.read(tmp_path / "c" / "particles.star")["particles"]
     assert star["rlnCoordinateX"].iloc[0] == pytest.approx(30.0)
+
+
+def test_boxes_recorded_within_ten_percent_are_rescaled_and_said_by_trainset(tmp_path, capsys):
+    """A review: the refusal above also stopped `trainset`, which has no option to take
+    the boxes otherwise; there they are rescaled and said."""
+    rng = np.random.default_rng(0)
+    data = np.clip(rng.normal(size=(16, 64, 64)), -3, 3).astype(np.float32)
+    labels = np.zeros(data.shape, np.uint8)
+    labels[6:10, 24:40, 24:40] = 1
+    for name, volume in (("t.mrc", data), ("m.mrc", labels.astype(np.float32))):
+        with mrcfile.new(tmp_path / name) as mrc:
+            mrc.set_data(volume)
+            mrc.voxel_size = 10.0
+    boxes = tmp_path / "b.csv"
+    boxes.write_text("x,y,z,label,voxel_size_A\n30,30,8,positive,10.8\n9,9,2,negative,10.8\n")
+    argv = ["trainset", str(tmp_path / "t.mrc"), "-f", "f", "--painted", str(tmp_path / "m.mrc")]
+    argv += ["--boxes", str(boxes), "--tile", "16", "-o", str(tmp_path / "s.trainset")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "the points file records 10.8 Å pixels and the tomogram 10 Å voxels, 8% apart" in err
+    assert "they were rescaled ×1.08" in err

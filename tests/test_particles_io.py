@@ -450,23 +450,34 @@ def test_centred_coordinates_read_for_a_missing_pixel_axis_say_so(tmp_path):
     assert "extract and convert take it as --tomograms" in str(err.value)
 
 
-def test_voxels_written_in_the_angstrom_columns_are_said(shared_data, tmp_path):
+def test_voxels_written_in_the_angstrom_columns_are_said(tmp_path):
     """A trial wrote voxel offsets into rlnCenteredCoordinate*Angst: every box was cut
-    from a cluster 16 voxels across at the centre, without a word.  The shared RELION 5
-    project's picks so mangled (divided by its 10.52 Å) are said; as they are, not."""
+    from a cluster 16 voxels across at the centre, without a word.  24 picks spread over
+    a 180 × 150 × 60 tomogram at 10 Å so mangled are said; the same in Å are not, nor (a
+    review) a real cluster of 12 particles 12 nm apart in a 40 nm patch."""
     import warnings
 
     import starfile
 
-    project = shared_data / "formats" / "relion5_project"
-    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
-    picks = project / "Picks" / "job_picks" / "particles.star"
-    table = starfile.read(picks)
-    centred = [f"rlnCenteredCoordinate{axis}Angst" for axis in "XYZ"]
-    table[centred] = table[centred] / 10.52
-    starfile.write(table, tmp_path / "voxels.star")
-    with pytest.warns(UserWarning, match=r"hold voxels from the centre rather than Å"):
-        read_particles(tmp_path / "voxels.star", tomograms=tomograms)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        read_particles(picks, tomograms=tomograms)
+    rng = np.random.default_rng(4)
+    half = np.array([90.0, 75.0, 30.0])  # voxels
+    offsets = rng.uniform(-0.9, 0.9, size=(24, 3)) * half
+    columns = [f"rlnCenteredCoordinate{axis}Angst" for axis in "XYZ"]
+    shape = (60, 150, 180)
+
+    def read(name, values):
+        starfile.write(
+            pd.DataFrame(values, columns=columns).assign(rlnTomoName="t"), tmp_path / name
+        )
+        return read_particles(tmp_path / name, 10.0, shape)
+
+    with pytest.warns(
+        UserWarning, match=r"closer than particles can be.*hold voxels from the centre"
+    ):
+        read("voxels.star", offsets)
+    grid = np.stack(np.meshgrid([-120.0, 0.0, 120.0], [-180.0, -60.0, 60.0, 180.0], [0.0]), -1)
+    for name, values in (("angstrom.star", offsets * 10.0), ("cluster.star", grid.reshape(-1, 3))):
+        with warnings.catch_warnings(record=True) as said:  # the assumed centre is said
+            warnings.simplefilter("always")
+            read(name, values)  # the cluster: 12 picks, 120 Å apart
+        assert not any("hold voxels" in str(w.message) for w in said), name

@@ -194,9 +194,10 @@ def particles_summary(path: str | os.PathLike) -> list[str]:
     table = with_optics(table, optics, path)
     stacks = table["rlnImageName"].astype(str).str.split("@").str[-1]
     missing, beyond = unreadable_stacks(path, table["rlnImageName"])  # a trial: unsaid
+    volumes = _lists_volumes(path, table["rlnImageName"])
     kind = (
         "subtomograms listed without where they were cut: extract's particles.star has that"
-        if _lists_volumes(path, table["rlnImageName"])
+        if volumes
         else "particle images on micrographs"
     )
     lines = [
@@ -229,6 +230,11 @@ def particles_summary(path: str | os.PathLike) -> list[str]:
             "  positions on the micrographs: "
             + _pixels_of(table, "rlnMicrographPixelSize", "rlnMicrographPixelSize")
         )
+    if volumes:  # no micrographs' defocus or microscope to advise on (a review)
+        counts = _named_counts(table["rlnClassNumber"]) if "rlnClassNumber" in table else None
+        notes = [line for line in lines if line.startswith("  note: ")]
+        classes = [f"  classes: {counts}"] if counts else []
+        return [lines[0], f"  subtomograms: {len(table)}", *notes, *classes]
     lines.append(_defocus_line(table))
     if "rlnAutopickFigureOfMerit" in table:
         lines.append("  pick scores: " + _spread(table["rlnAutopickFigureOfMerit"], ""))

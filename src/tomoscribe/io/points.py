@@ -240,31 +240,46 @@ def rescale_positions(
 
 
 #: Picks recording a pixel size within this fraction of the tomogram's (but beyond 1%)
-#: are refused rather than rescaled: no binning is that close to 1, so one of the two
-#: sizes is likely wrong (a trial: picks at 10 Å on a tomogram whose header said 10.5 Å
-#: were moved up to 9.5 voxels without a word).
+#: are suspect: binnings are seldom so close to 1 (reconstructions at two nearby sizes,
+#: Warp's or RELION's at any size, are the exception), so one of the two sizes is more
+#: likely wrong (a trial: picks at 10 Å on a tomogram whose header said 10.5 Å were
+#: moved up to 9.5 voxels without a word).
 NEAR_ONE_RATIO = 0.10
 
 
+def near_one_sentence(
+    recorded_A: float, voxel_size_A: float, points="the points file", tomogram="the tomogram"
+) -> str | None:
+    """What is suspect of picks recorded at ``recorded_A`` (Å) on a tomogram of
+    ``voxel_size_A`` (Å) when the two differ by more than 1% and less than
+    :data:`NEAR_ONE_RATIO`, naming both files; None otherwise."""
+    ratio = recorded_A / voxel_size_A
+    if not 0.01 < abs(ratio - 1.0) < NEAR_ONE_RATIO:
+        return None
+    return (
+        f"{points} records {recorded_A:g} Å pixels and {tomogram} {voxel_size_A:g} Å voxels, "
+        f"{abs(ratio - 1) * 100:.0f}% apart, closer than binnings usually are: one of the "
+        "two may be wrong (correct a header with IMOD's alterheader)"
+    )
+
+
 def check_rescale_ratio(
-    recorded_A: float, voxel_size_A: float, points="the picks", tomogram="the tomogram"
+    recorded_A: float, voxel_size_A: float, points="the points file", tomogram="the tomogram"
 ) -> None:
-    """Refuse picks recorded at a pixel size (Å) that differs from the tomogram's voxel
-    size by more than 1% and less than :data:`NEAR_ONE_RATIO`, naming both files.
+    """Refuse picks whose recorded pixel size is suspect (:func:`near_one_sentence`),
+    for a command that takes the picks' voxel size (``picked_voxel_size_A``) to decide.
 
     Raises
     ------
     ParameterError
         The two sizes are that close.
     """
-    ratio = recorded_A / voxel_size_A
-    if 0.01 < abs(ratio - 1.0) < NEAR_ONE_RATIO:
+    sentence = near_one_sentence(recorded_A, voxel_size_A, points, tomogram)
+    if sentence:
         raise ParameterError(
-            f"{points} records {recorded_A:g} Å pixels and {tomogram} {voxel_size_A:g} Å "
-            f"voxels, {abs(ratio - 1) * 100:.0f}% apart: closer than any binning, so one of "
-            "the two is likely wrong; correct the header (IMOD's alterheader) or give the "
-            f"picks' voxel size (`picked_voxel_size_A`: {voxel_size_A:g} takes them as this "
-            f"tomogram's voxels, {recorded_A:g} rescales them).",
+            f"{sentence}; give the picks' voxel size (`picked_voxel_size_A`): "
+            f"{recorded_A:g} if they were picked on a reconstruction at that size (they are "
+            f"rescaled), {voxel_size_A:g} to take them as this tomogram's voxels.",
             parameter="picked_voxel_size_A",
         )
 
@@ -274,7 +289,8 @@ def on_voxel_size(table: pd.DataFrame, voxel_size_A: float) -> pd.DataFrame:
     size their file records (a ``voxel_size_A`` column, filled by the readers) when it
     differs by more than 1%, by IMOD's rule for tables an IMOD model gave (their
     ``attrs`` hold :data:`IMOD_GRID`); the column is dropped.  A size within
-    :data:`NEAR_ONE_RATIO` of the tomogram's is refused (:func:`check_rescale_ratio`)."""
+    :data:`NEAR_ONE_RATIO` of the tomogram's is rescaled and said
+    (:func:`near_one_sentence`; these callers have no option to decide otherwise)."""
     from .particles import recorded_voxel_size  # particles imports this module
 
     if "voxel_size_A" not in table:
@@ -282,7 +298,13 @@ def on_voxel_size(table: pd.DataFrame, voxel_size_A: float) -> pd.DataFrame:
     recorded = recorded_voxel_size(table)  # one size, or refused
     out = table.drop(columns=["voxel_size_A"])
     if recorded is not None and abs(recorded - voxel_size_A) > 0.01 * voxel_size_A:
-        check_rescale_ratio(recorded, voxel_size_A)
+        sentence = near_one_sentence(recorded, voxel_size_A)
+        if sentence:
+            import warnings
+
+            warnings.warn(
+                f"{sentence}; they were rescaled ×{recorded / voxel_size_A:.4g}.", stacklevel=3
+            )
         corner = bool(table.attrs.get(IMOD_GRID, False))
         out = rescale_positions(out, recorded, voxel_size_A, corner)
     return out

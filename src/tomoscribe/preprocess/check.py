@@ -160,21 +160,14 @@ POLARITY_SKEW = 0.15
 
 def values_skew(volume) -> float | None:
     """The skewness of a tomogram's values in its central block (at most 128 voxels per
-    axis; planes of one value, constant padding, left out); None for a block of fewer
-    than 1,000 voxels or without contrast."""
+    axis; runs of planes of one value at its faces, constant padding, left out); None
+    for a block of fewer than 1,000 voxels or without contrast."""
     import scipy.stats
 
-    from ..core.beam_axis import central_block
+    from ..core.beam_axis import central_block, without_padding
 
-    block = central_block(_array_of(volume))
-    keep = np.ones(block.shape, bool)
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        flat = np.ptp(block, axis=others) == 0  # a plane of one value
-        shape = [1, 1, 1]
-        shape[axis] = len(flat)
-        keep &= ~flat.reshape(shape)
-    values = block[keep & np.isfinite(block)]
+    block = without_padding(central_block(_array_of(volume)))
+    values = block[np.isfinite(block)]
     if values.size < 1000 or not np.ptp(values) > 0:
         return None
     return float(scipy.stats.skew(values))

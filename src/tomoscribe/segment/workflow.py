@@ -1112,11 +1112,13 @@ def contrast_warnings(tomogram: Path, volume: Volume, models) -> list[str]:
         there = {dense_matter(s) for s in skews} - {None}
         if there and here not in there:
             (other,) = there
+            theirs = next(s for s in skews if dense_matter(s) == other)
             found.append(
                 f"{tomogram.name}'s values are skewed {skew:+.2f}, so dense matter (protein, "
                 f"membranes) likely shows {here} in it, while the {model.feature!r} model's "
-                f"training tomogram showed it {other} ({skews[0]:+.2f}); its map may mark "
-                "the wrong things: preprocess one of them with --invert so that they match."
+                f"training tomogram showed it {other} ({theirs:+.2f}); its map may mark the "
+                "wrong things: look at a slice of each, and if one shows it the other way, "
+                "preprocess that one with --invert (a crowded region can skew values too)."
             )
     return found
 
@@ -1168,6 +1170,11 @@ def segment_from_files(
     if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"{out_dir} is a file, not a folder; give a folder for the maps.")
     check_output_folder(out_dir, [*tomograms, *model_paths])  # not `-o .`, not an input's
+    if workers is not None and scheduler is not None:
+        raise ParameterError(
+            "give `workers` (a local cluster) or `scheduler`, not both.",
+            parameter=["workers", "scheduler"],
+        )
     given = options.get("voxel_size_A")
     volumes = [read_volume_checked(tomogram, given) for tomogram in tomograms]
     for tomogram, volume in zip(tomograms, volumes):  # a 2D image: one empty slice, silently
@@ -1178,12 +1185,6 @@ def segment_from_files(
                 f"{problem}; segment the tomogram (preprocessed as the "
                 "model's training tomogram was)."
             )
-        warn_if_beam_not_along_z(volume, tomogram.name)
-    if workers is not None and scheduler is not None:
-        raise ParameterError(
-            "give `workers` (a local cluster) or `scheduler`, not both.",
-            parameter=["workers", "scheduler"],
-        )
     loaded = [load_model(m) for m in model_paths]
     names = [m.feature for m in loaded]
     if len(set(names)) != len(names):
@@ -1203,6 +1204,7 @@ def segment_from_files(
         for model in loaded:
             check_voxel_size(volume, model, bool(options.get("rescale", False)))
     for tomogram, volume in zip(tomograms, volumes):  # before the long work
+        warn_if_beam_not_along_z(volume, tomogram.name)
         for warning in preprocessing_warnings(tomogram, volume, loaded):
             warnings.warn(warning, stacklevel=2)
         for warning in contrast_warnings(tomogram, volume, loaded):

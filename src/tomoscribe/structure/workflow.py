@@ -759,12 +759,10 @@ def _refuse_other_extent(tomogram, volume: Volume, entry: dict, name: str, star)
 
 def _warn_of_inputs(volume: Volume, tomogram: Path, table: pd.DataFrame, particles: Path):
     """What extract says of inputs it takes as they are: a label volume given as the
-    tomogram, a tomogram whose beam ran along y or x (not turned after reconstruction),
-    and picks that repeat a position (to 0.001 voxel), each copy cut as a particle of its
-    own, which ``average`` and ``classify train`` refuse later (review: better said where
-    the repeat is made)."""
+    tomogram, and picks that repeat a position (to 0.001 voxel), each copy cut as a
+    particle of its own, which ``average`` and ``classify train`` refuse later (review:
+    better said where the repeat is made)."""
     warn_if_labels(volume, tomogram.name, "the subtomograms are cut from its labels")
-    warn_if_beam_not_along_z(volume, tomogram.name)
     where = table[["x", "y", "z"]].astype(float).round(3)
     repeated = np.flatnonzero(where.duplicated(keep=False).to_numpy())
     if len(repeated):
@@ -777,6 +775,13 @@ def _warn_of_inputs(volume: Volume, tomogram: Path, table: pd.DataFrame, particl
             "repeated rows.",
             stacklevel=4,
         )
+
+
+def _check_tomogram(volume: Volume, tomogram: Path) -> None:
+    """Refuse a 2D image given as the tomogram; say one whose beam ran along y or x (not
+    turned after reconstruction), before its picks are found outside it (a review)."""
+    check_is_tomogram(volume, tomogram)
+    warn_if_beam_not_along_z(volume, tomogram.name)
 
 
 def extract_from_files(
@@ -817,7 +822,7 @@ def extract_from_files(
     listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}
     name, explicit = tomogram_name(tomogram, tomo_name, listed or None)
     volume = _tomogram_checked(tomogram, voxel_size_A, listed, name, tomograms_star)
-    check_is_tomogram(volume, tomogram)
+    _check_tomogram(volume, tomogram)
     _warn_of_overruled_tilt_range([tomogram, particles], tilt_range_deg, name)
     acquisition = carried_acquisition(
         [tomogram, particles], volume.pixel_size_A, tilt_range_deg, tomo_name=name
