@@ -25,7 +25,6 @@ All take arrays (z, y, x) and work in memory; the crops they are meant for are s
 from __future__ import annotations
 
 import numpy as np
-import scipy.ndimage
 
 from ..errors import ParameterError
 
@@ -104,6 +103,8 @@ def feature_contrast(volume, mask, shell_voxels=(2, 6), valid=None) -> float:
     if mask.shape != data.shape or not mask.any():
         raise ParameterError("the mask must have the volume's shape and mark some voxels.")
     valid = np.ones(data.shape, bool) if valid is None else np.asarray(valid, bool)
+    import scipy.ndimage  # here: `info` reads the wedge's functions and starts without scipy
+
     distance = scipy.ndimage.distance_transform_edt(~mask)
     shell = (distance > shell_voxels[0]) & (distance <= shell_voxels[1]) & valid
     inside = mask & valid
@@ -120,6 +121,8 @@ def axis_correlation(volume, background_sigma: float = 8.0, valid=None) -> dict:
     features.  Returns ``{"z": r, "y": r, "x": r}`` (Pearson, lag 1).
     """
     data = _as_data(volume)
+    import scipy.ndimage
+
     detail = data - scipy.ndimage.gaussian_filter(data, background_sigma, mode="reflect")
     valid = np.ones(data.shape, bool) if valid is None else np.asarray(valid, bool)
     result = {}

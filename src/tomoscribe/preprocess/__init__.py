@@ -41,8 +41,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import scipy.fft
-import scipy.ndimage
 
 from ..errors import InvalidDataError, ParameterError
 from ..progress import track
@@ -112,8 +110,8 @@ def bandpass_transfer_2d(shape_yx, voxel_size_A: float, lowpass_A, highpass_A) -
     lowpass_A, highpass_A : float or None
         Half-transmission wavelengths in Å; None switches that side off.
     """
-    fy = scipy.fft.fftfreq(shape_yx[0], d=voxel_size_A)[:, None]
-    fx = scipy.fft.rfftfreq(shape_yx[1], d=voxel_size_A)[None, :]
+    fy = np.fft.fftfreq(shape_yx[0], d=voxel_size_A)[:, None]
+    fx = np.fft.rfftfreq(shape_yx[1], d=voxel_size_A)[None, :]
     f2 = (fy**2 + fx**2).astype(np.float32)
     transfer = np.ones(f2.shape, np.float32)
     if lowpass_A:
@@ -345,6 +343,9 @@ def _binned_box(volume: Volume, factor: int, shape, skip_padding: bool) -> tuple
 
 
 def _bandpass(block: np.ndarray, voxel_size_A: float, params: PreprocessParams) -> np.ndarray:
+    import scipy.fft  # here: `info` imports this package's checks and starts without scipy
+    import scipy.ndimage
+
     block = block.astype(np.float32, copy=False)
     if params.lowpass_A or params.highpass_A:
         transfer = bandpass_transfer_2d(
