@@ -788,8 +788,9 @@ def _warn_of_opposite_contrast(sets: list[TrainingSet], names: list[str]) -> Non
         (dark, dark_skew), (bright, bright_skew) = shows["dark"][0], shows["bright"][0]
         warnings.warn(
             f"dense matter shows dark in {dark}'s tomogram (values skewed {dark_skew:+.2f}) "
-            f"and bright in {bright}'s ({bright_skew:+.2f}); one network would learn both: "
-            "preprocess one of the tomograms with --invert and cut its set again.",
+            f"and bright in {bright}'s ({bright_skew:+.2f}); one network may learn both: look "
+            "at a slice of each, and if one shows it the other way, preprocess that tomogram "
+            "with --invert and cut its set again.",
             stacklevel=3,
         )
 

@@ -714,8 +714,8 @@ def _with_other_negatives(
         warnings.warn(
             f"dense matter shows {dense_matter(their_skew)} in {other.name} (values skewed "
             f"{their_skew:+.2f}) and {dense_matter(own_skew)} in the training tomogram "
-            f"({own_skew:+.2f}); its negatives would teach the other contrast: preprocess "
-            "one of them with --invert.",
+            f"({own_skew:+.2f}); its negatives may teach the other contrast: look at a slice "
+            "of each, and if one shows dense matter the other way, preprocess it with --invert.",
             stacklevel=3,
         )
     from ..io.points import on_voxel_size
