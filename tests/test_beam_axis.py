@@ -178,3 +178,19 @@ def test_a_model_meeting_another_wedge_says_so():
         warn_of_other_wedge("turned.star", turned, {"wedge_axes": ["z", "x"]}, "classifier")
     with pytest.warns(UserWarning, match=r"not z and y as tomoscribe makes and augments them"):
         assert learned_wedge("turned.star", turned) == {"wedge_axes": ["z", "x"]}
+
+
+def test_a_crop_narrow_in_y_and_low_passed_is_not_taken_for_a_turned_one():
+    """A trial: the real crop cut to 40 voxels in y and low-passed at 100 Å was told to
+    turn (its microtubules run along y: 0.02 about y, 0.13 about z); z showing a wedge of
+    its own now keeps y from being claimed.  A cubic patch turned about x is not claimed
+    (y is not its thinnest axis) but is named as seen."""
+    from tomoscribe.preprocess import PreprocessParams, preprocess_array
+    from tomoscribe.volume import Volume
+
+    narrow = _real("microtubule_14pf_crop")[:, 48:88, :]
+    assert beam_axis(narrow).axis == "z"
+    blurred = preprocess_array(Volume(narrow, 10.52), PreprocessParams(lowpass_A=100.0)).data
+    assert beam_axis(np.asarray(blurred)).axis in ("z", None)
+    cube = beam_axis(_turned_about_x(_real("filament_patch3")))
+    assert cube.axis is None and cube.seen_about == "y"

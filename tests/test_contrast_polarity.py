@@ -170,3 +170,14 @@ def test_preprocessing_records_compare_as_mrc_headers_store_them():
     assert not same_preprocessing(mine, {**theirs, "bin_factor": 2})
     assert not same_preprocessing(mine, {**theirs, "clamp_sigma": None})
     assert not same_preprocessing(mine, {**theirs, "voxel_size_A": [10.6] * 3})
+
+
+def test_the_fill_of_a_turned_volume_does_not_count():
+    """A trial: the bright crop turned 30° in-plane, its corners zeros (as rotatevol,
+    scipy or Dynamo leave them), read skew −0.38, "dark"."""
+    import scipy.ndimage
+
+    crop = _real("microtubule_14pf_crop")
+    turned = scipy.ndimage.rotate(crop, 30, axes=(1, 2), reshape=True, order=1, cval=0.0)
+    assert np.mean(turned == 0) > 0.2
+    assert dense_matter(values_skew(turned)) == "bright"

@@ -57,6 +57,32 @@ def test_uint8_written_as_imod_unsigned_mode0(tmp_path):
     np.testing.assert_array_equal(back.load(), [[[0, 128, 255]]])
 
 
+def test_unsigned_bytes_without_imods_stamp_are_read_by_the_headers_range(tmp_path):
+    """A trial: a mode-0 file of unsigned bytes without IMOD's stamp (older IMOD, other
+    programs), its header's range 0–255, was read as signed: 29% of its voxels wrapped
+    round, its contrast inverted, without a word.  Read as unsigned now, and said; a
+    signed file (range −128…127) is read as signed."""
+    import warnings
+
+    values = np.array([[[0, 100, 128, 200, 255]]], np.uint8)
+    with mrcfile.new(tmp_path / "u.mrc") as mrc:  # mrcfile writes int8 as mode 0, no stamp
+        mrc.set_data(values.view(np.int8))
+        mrc.voxel_size = 10.0
+        mrc.header.dmin, mrc.header.dmax = 0.0, 255.0  # as the writing program recorded
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        back = read_volume(tmp_path / "u.mrc")
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back.load(), values)
+    assert any("bytes were read as unsigned" in str(w.message) for w in said)
+    signed = np.array([[[-128, -5, 0, 5, 127]]], np.int8)
+    with mrcfile.new(tmp_path / "s.mrc") as mrc:
+        mrc.set_data(signed)
+        mrc.voxel_size = 10.0
+        mrc.update_header_stats()
+    np.testing.assert_array_equal(read_volume(tmp_path / "s.mrc").load(), signed)
+
+
 def test_truncated_mrc_is_refused(tmp_path):
     write_volume(tmp_path / "ok.mrc", Volume(np.ones((8, 8, 8), np.float32), (1, 1, 1)))
     raw = (tmp_path / "ok.mrc").read_bytes()

@@ -45,6 +45,14 @@ WEDGE_SEEN_RATIO = 0.7
 #: The beam is taken to run along an axis other than z only when that axis's ratio is
 #: below this share of z's (the real crops: 0.19–0.51 turned, 1.98–5.2 as they are).
 OTHER_AXIS_SHARE = 0.75
+#: ... below this share of z's to claim y or x (turned real crops 0.20–0.51; a review's
+#: map 2uv8 cut thin in y, 0.74).
+TURNED_SHARE = 0.6
+#: ... and when z itself shows no wedge, its ratio at least this (turned real crops:
+#: 0.43–1.03; a trial's crop of a tomogram as it is, narrow in y and low-passed at 50–100
+#: Å, gave 0.02–0.06 about y but 0.10–0.13 about z: its microtubules along y, not a
+#: wedge, made the spectrum poor about y).
+Z_WITHOUT_WEDGE = 0.3
 
 
 @dataclass(frozen=True)
@@ -56,10 +64,12 @@ class BeamEvidence:
     axis : "z", "y" or "x" where the wedge is seen about one axis clearly more than the
         others (see :data:`OTHER_AXIS_SHARE`), else None (no wedge, or too little data)
     ratios : {axis: lowest wedge power ratio with the beam along that axis}
+    seen_about : the axis a wedge stands out about, claimed or not
     """
 
     axis: str | None
     ratios: dict
+    seen_about: str | None = None
 
     @property
     def other_than_z(self) -> bool:
@@ -113,10 +123,14 @@ def beam_axis(data, max_tilt_deg: float = 60.0) -> BeamEvidence:
     BeamEvidence
         ``axis`` None where the block (constant padding left out) is shorter than
         :data:`SHORTEST_AXIS` along an axis, holds non-finite values or no contrast, or
-        no axis stands out; y or x is named only where that axis is also the volume's
-        shortest (the thickness of a volume not turned lies along it): a review found
-        wedge-like spectra about y in a tomogram low-passed at 100 Å, in one filled in
-        by a denoiser, and in density maps, each of which the advice would have spoiled.
+        no axis stands out; y or x is named only where z shows no wedge
+        (:data:`Z_WITHOUT_WEDGE`), its ratio lies under :data:`TURNED_SHARE` of z's and
+        that axis is also the volume's thinnest (the
+        thickness of a volume not turned lies along it): a review found wedge-like
+        spectra about y in a tomogram low-passed at 100 Å, in one filled in by a
+        denoiser, and in density maps, each of which the advice would have spoiled.
+        ``seen_about`` names the axis a wedge stands out about as for a turned volume
+        even where the volume is not thinnest along it (``info`` says so).
     """
     block = without_padding(central_block(data))
     if min(block.shape) < SHORTEST_AXIS or not np.isfinite(block).all() or not np.ptp(block) > 0:
@@ -129,7 +143,9 @@ def beam_axis(data, max_tilt_deg: float = 60.0) -> BeamEvidence:
     clear = ratios[best] < WEDGE_SEEN_RATIO and ratios[best] < OTHER_AXIS_SHARE * min(others)
     shape = dict(zip("zyx", data.shape))
     thinnest = all(shape[best] < shape[axis] for axis in "zyx" if axis != best)
-    return BeamEvidence(best if clear and (best == "z" or thinnest) else None, ratios)
+    turned = clear and ratios["z"] >= Z_WITHOUT_WEDGE and ratios[best] < TURNED_SHARE * ratios["z"]
+    claimed = clear and (best == "z" or (turned and thinnest))
+    return BeamEvidence(best if claimed else None, ratios, best if best == "z" or turned else None)
 
 
 def beam_sentence(name: str, evidence: BeamEvidence) -> str | None:

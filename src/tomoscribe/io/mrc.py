@@ -98,8 +98,7 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
             f"{path} holds a {data.ndim}D array; tomoscribe reads 3D volumes and stacks."
         )
     data = zyx_ordered(data, header, path)
-    stamp, flags = _imod_stamp_and_flags(header)
-    if int(header.mode) == 0 and stamp == _IMOD_STAMP and not flags & _IMOD_FLAG_SIGNED_BYTES:
+    if _unsigned_bytes(header, unusual):
         data = data.view(np.uint8)
     vs = _voxel_size(path, handle, voxel_size_A)
     origin = _origin(header, vs, unusual)
@@ -119,6 +118,27 @@ def read_mrc(path: str | os.PathLike, voxel_size_A: float | None = None) -> Volu
         tuple(origin),
         metadata={"source": str(path), "format": "mrc", "_handle": handle},
     )
+
+
+def _unsigned_bytes(header, unusual: list[str]) -> bool:
+    """Whether a mode-0 file's bytes are unsigned: IMOD's stamp without its signed-bytes
+    flag says so, and so does a header without the stamp whose range lies in 0–255
+    beyond 127 (older IMOD and other programs wrote unsigned bytes so; a trial's file,
+    amin 0 and amax 255, was read as signed, 29% of its voxels wrapped round, contrast
+    inverted, without a word), which ``unusual`` notes."""
+    if int(header.mode) != 0:
+        return False
+    stamp, flags = _imod_stamp_and_flags(header)
+    if stamp == _IMOD_STAMP:
+        return not flags & _IMOD_FLAG_SIGNED_BYTES
+    low, high = float(header.dmin), float(header.dmax)
+    if 0.0 <= low <= high <= 255.0 and high > 127.0:
+        unusual.append(
+            f"its mode-0 header records values {low:g}–{high:g}, so its bytes were read as "
+            "unsigned (0–255), as the program that wrote it meant"
+        )
+        return True
+    return False
 
 
 def _read_header(path: Path, unusual: list[str]):

@@ -158,16 +158,35 @@ def warn_if_labels(volume, name: str, consequence: str) -> None:
 POLARITY_SKEW = 0.15
 
 
+#: One exact value on at least this share of a block's voxels is fill, not data: the
+#: zeros a turned volume's corners or a mask leave (a trial's crop turned 30° in-plane,
+#: half of it zeros, read skew −0.38 "dark" for a bright tomogram); real values, even
+#: 8-bit ones, spread over far more than five.
+FILL_SHARE = 0.2
+
+
+def _most_common(values: np.ndarray) -> tuple[float, int]:
+    """The most frequent exact value of ``values`` and how often it occurs."""
+    unique, counts = np.unique(values, return_counts=True)
+    return float(unique[np.argmax(counts)]), int(counts.max())
+
+
 def values_skew(volume) -> float | None:
     """The skewness of a tomogram's values in its central block (at most 128 voxels per
-    axis; runs of planes of one value at its faces, constant padding, left out); None
-    for a block of fewer than 1,000 voxels or without contrast."""
+    axis; runs of planes of one value at its faces, constant padding, and a value on
+    :data:`FILL_SHARE` of the rest or more, fill, left out); None for a block of fewer
+    than 1,000 voxels or without contrast."""
     from ..core.beam_axis import central_block, without_padding
 
     block = without_padding(central_block(_array_of(volume)))
     values = block[np.isfinite(block)]
     if values.size < 1000 or not np.ptp(values) > 0:
         return None
+    common, count = _most_common(values)
+    if count >= FILL_SHARE * values.size:  # the fill of a turned or masked volume
+        values = values[values != common]
+        if values.size < 1000 or not np.ptp(values) > 0:
+            return None
     deviations = values - values.mean()  # scipy.stats.skew's (biased) moment ratio, in
     # numpy: `info` calls this and starts without scipy (tests/test_cli_startup.py)
     return float(np.mean(deviations**3) / np.mean(deviations**2) ** 1.5)
@@ -228,8 +247,14 @@ def beam_line(volume) -> str | None:
     if not evidence.ratios:
         return None
     figures = ", ".join(f"{axis} {ratio:.2f}" for axis, ratio in evidence.ratios.items())
-    if evidence.axis is None:
-        verdict = "not told apart (no clear missing wedge)"
+    if evidence.axis is None and evidence.seen_about in ("y", "x"):  # a trial: "no clear
+        # wedge" said of a cubic volume turned about x
+        verdict = (
+            f"not told: a wedge about {evidence.seen_about} and none about z, but the volume "
+            f"is not thinnest along {evidence.seen_about}; if its slices are side views, turn it"
+        )
+    elif evidence.axis is None:
+        verdict = "not told apart (no single clear missing wedge)"
     elif evidence.axis == "z":
         verdict = "along z, as tomoscribe takes it"
     else:
