@@ -246,3 +246,47 @@ def test_a_volume_without_contrast_is_refused():
     with pytest.raises(InvalidDataError, match="no contrast"):
         preprocess_array(flat, PreprocessParams())
     preprocess_array(_noise((8, 32, 32)), PreprocessParams())  # contrast: fine
+
+
+def test_a_preprocessed_input_a_coarse_header_and_nans_are_said(tmp_path, capsys):
+    """A formats trial: `preprocess --invert` of an inverted output filtered it twice and
+    turned it back, its record saying only "invert: true"; a header of 105,200 Å voxels
+    was filtered to edges with advice about the low-pass alone; `info` did not mention
+    NaN voxels."""
+    import mrcfile
+
+    from tomoscribe.cli.app import main
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(24, 48, 48)).astype(np.float32)
+    for name, voxel in (("t.mrc", 10.0), ("typo.mrc", 105200.0)):
+        with mrcfile.new(tmp_path / name) as mrc:
+            mrc.set_data(data)
+            mrc.voxel_size = voxel
+    assert (
+        main(
+            ["preprocess", str(tmp_path / "t.mrc"), "-o", str(tmp_path / "a.mrc"), "--invert", "-q"]
+        )
+        == 0
+    )
+    assert "already preprocess's output" not in capsys.readouterr().err
+    assert (
+        main(
+            ["preprocess", str(tmp_path / "a.mrc"), "-o", str(tmp_path / "b.mrc"), "--invert", "-q"]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "a.mrc is already preprocess's output" in err and "inverts it back" in err
+    assert (
+        main(["preprocess", str(tmp_path / "typo.mrc"), "-o", str(tmp_path / "c.mrc"), "-q"]) == 0
+    )
+    assert (
+        "typo.mrc is read at 105200 Å per voxel, coarser than tomograms" in capsys.readouterr().err
+    )
+    data[12, 20, 20] = np.nan
+    with mrcfile.new(tmp_path / "nan.mrc") as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 10.0
+    assert main(["info", str(tmp_path / "nan.mrc")]) == 0
+    assert "NaN or infinite values" in capsys.readouterr().out

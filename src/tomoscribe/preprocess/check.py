@@ -226,8 +226,12 @@ def warn_if_beam_not_along_z(volume, name: str) -> None:
 def contrast_line(volume) -> str | None:
     """``info``'s line on how dense matter shows (:func:`values_skew`), None for label
     volumes and blocks without contrast."""
+    from ..core.beam_axis import central_block
+
     if label_volume_problem(volume, "", min_values=2):
         return None
+    if not np.isfinite(central_block(_array_of(volume))).all():  # a trial: not said
+        return "  values (central block): NaN or infinite values (preprocess refuses them)"
     skew = values_skew(volume)
     if skew is None:
         return None

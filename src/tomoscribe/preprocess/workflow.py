@@ -78,6 +78,8 @@ def preprocess_file(
     check_free_space(output, 4 * int(np.prod(shape)))  # float32
     warn_if_labels(volume, tomogram.name, "band-passed and normalised, its labels are lost")
     warn_if_beam_not_along_z(volume, tomogram.name)
+    _warn_if_preprocessed(tomogram, params)
+    _warn_if_coarse(tomogram, volume.pixel_size_A)
     with create_volume(output, shape, np.float32, voxel, origin, overwrite=overwrite) as out:
         stats = preprocess_into(volume, out, params, show_progress=show_progress)
     write_provenance(
@@ -93,3 +95,50 @@ def preprocess_file(
         },
     )
     return Preprocessed(tuple(shape), tuple(voxel), stats)
+
+
+def _warn_if_preprocessed(tomogram: Path, params: PreprocessParams) -> None:
+    """Say when the tomogram is already ``preprocess``'s output, as its record says: it
+    is filtered and normalised a second time, and ``invert`` turns an inverted one back
+    (a trial: `--invert` twice gave the original contrast, band-passed twice, and the new
+    record said only "invert: true")."""
+    import warnings
+
+    from ..outputs import read_provenance
+    from .check import preprocess_flags
+
+    record = read_provenance(tomogram) or {}
+    if record.get("step") != "preprocess":
+        return
+    earlier = record.get("parameters") or {}
+    inverted = bool(earlier.get("invert"))
+    back = " and inverts it back" if inverted and params.invert else ""
+    warnings.warn(
+        f"{tomogram.name} is already preprocess's output ({preprocess_flags(earlier)}"
+        + (" --invert" if inverted else "")
+        + f"): this run filters and normalises it a second time{back}; preprocess the "
+        "original tomogram instead if that was not meant.",
+        stacklevel=3,
+    )
+
+
+#: Tomograms are reconstructed at this many Å per voxel or less (bin 8 of 6 Å pixels is
+#: 48 Å); a coarser size is likely a header's typo.
+COARSEST_TOMOGRAM_VOXEL_A = 500.0
+
+
+def _warn_if_coarse(tomogram: Path, voxel_size_A: float) -> None:
+    """Say when the tomogram's voxels are coarser than :data:`COARSEST_TOMOGRAM_VOXEL_A`:
+    its filters, in Å, then keep almost nothing (a trial's header said 105,200 Å; the
+    default 4000 Å high-pass left only edges, and the one warning was about the
+    low-pass)."""
+    import warnings
+
+    if voxel_size_A > COARSEST_TOMOGRAM_VOXEL_A:
+        warnings.warn(
+            f"{tomogram.name} is read at {voxel_size_A:g} Å per voxel, coarser than "
+            f"tomograms are reconstructed at (rarely above {COARSEST_TOMOGRAM_VOXEL_A:g} Å), "
+            "so the band-pass in Å keeps almost nothing of it: if its header is wrong, "
+            "correct it first (IMOD's alterheader -del).",
+            stacklevel=3,
+        )
