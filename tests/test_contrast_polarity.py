@@ -6,27 +6,16 @@ bright-protein crop, and its map was wrong without a word)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import mrcfile
 import numpy as np
 import pytest
 
+from test_beam_axis import _real, _write  # the real crops as they are; MRC at 10.52 Å
 from tomoscribe.cli.app import main
 from tomoscribe.preprocess import PreprocessParams, preprocess_array
 from tomoscribe.preprocess.check import dense_matter, values_skew
 from tomoscribe.volume import Volume
 
-REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
 VOXEL_A = 10.52
-
-
-def _real(name: str) -> np.ndarray:
-    tifffile = pytest.importorskip("tifffile")
-    path = REAL / f"{name}.tif"
-    if not path.is_file():
-        pytest.skip(f"{path} is not here")
-    return tifffile.imread(path).astype(np.float32)
 
 
 def _preprocessed(data: np.ndarray, invert: bool = False) -> np.ndarray:
@@ -70,13 +59,6 @@ def test_constant_padding_does_not_count_and_noise_shows_neither():
     noise = np.random.default_rng(0).normal(size=(48, 64, 64))
     assert dense_matter(values_skew(noise)) is None
     assert values_skew(np.zeros((40, 40, 40))) is None
-
-
-def _write(path: Path, data: np.ndarray) -> Path:
-    with mrcfile.new(path) as mrc:
-        mrc.set_data(data.astype(np.float32))
-        mrc.voxel_size = VOXEL_A
-    return path
 
 
 def test_a_network_meeting_the_other_contrast_is_said(tmp_path, capsys):
