@@ -128,6 +128,7 @@ def test_training_sets_of_opposite_contrast_are_said_when_pooled():
     dark, bright, unknown = (_disc_set(seed) for seed in (0, 1, 2))
     dark.metadata["tomogram"] = {"path": "a.mrc", "values_skew": -0.53}
     bright.metadata["tomogram"] = {"path": "b.mrc", "values_skew": 0.26}
+    unknown.metadata["tomogram"] = {"path": "c.mrc"}  # a set made before the record
     with pytest.warns(UserWarning, match=r"dark in a\.trainset's tomogram .*-0\.53.*\+0\.26"):
         combine_training_sets([dark, bright], ["a.trainset", "b.trainset"])
     import warnings

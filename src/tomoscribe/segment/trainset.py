@@ -42,7 +42,12 @@ from ..core.legend import check_feature_name
 from ..core.wedge import check_tilt_range
 from ..errors import AnnotationError, InputFileError, ParameterError, missing_file
 from ..outputs import atomic_path, note_input
-from ..preprocess.check import expects_clamp, normalisation_problem, same_preprocessing
+from ..preprocess.check import (
+    expects_clamp,
+    normalisation_problem,
+    same_preprocessing,
+    values_skew,
+)
 from ..volume import Volume, check_finite
 from .tile_augment import WedgeRotator, check_augmentation, random_flip
 
@@ -292,7 +297,11 @@ def build_training_set(
             "method": augmentation,
             "tilt_range_deg": list(tilt_range_deg),
         },
-        "tomogram": tomogram or {"path": volume.metadata.get("source", "")},
+        # and how it shows dense matter, which segment compares (every maker of sets)
+        "tomogram": {
+            **(tomogram or {"path": volume.metadata.get("source", "")}),
+            "values_skew": values_skew(volume),
+        },
         "preprocessing": preprocessing or {},
     }
     tiles = np.stack(tiles).astype(np.float32)

@@ -303,7 +303,6 @@ def training_set_from_files(
         masks = contour_mask_source(drawn, volume.shape)
         used = Boxes(np.vstack([used.positive, contour_box_centres(drawn, tile)]), used.negative)
     tomo_info = file_fingerprint(tomogram) if tomogram.is_file() else {"path": str(tomogram)}
-    tomo_info["values_skew"] = values_skew(volume)  # dense matter dark or bright
     result = build_training_set(
         volume,
         used.positive,
