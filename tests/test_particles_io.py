@@ -481,3 +481,22 @@ def test_voxels_written_in_the_angstrom_columns_are_said(tmp_path):
             warnings.simplefilter("always")
             read(name, values)  # the cluster: 12 picks, 120 Å apart
         assert not any("hold voxels" in str(w.message) for w in said), name
+
+
+def test_a_stale_pixel_set_beside_a_real_relion5_file_is_not_read(shared_data, tmp_path):
+    """The shared RELION 5 project's picks (centred Å only, as another tool wrote them)
+    with a stale pixel set added, 5 pixels off: read where the file alone puts them, as
+    RELION 5 reads the centred columns (a trial's stale set put every box 5 voxels off)."""
+    import starfile
+
+    project = shared_data / "formats" / "relion5_project"
+    tomograms = project / "Tomograms" / "job_tomo" / "tomograms.star"
+    picks = project / "Picks" / "job_picks" / "particles.star"
+    truth = read_particles(picks, tomograms=tomograms)
+    table = starfile.read(picks)
+    for axis in "XYZ":
+        table[f"rlnCoordinate{axis}"] = truth[axis.lower()].to_numpy() + 5.0
+    starfile.write(table, tmp_path / "stale.star")
+    with pytest.warns(UserWarning, match=r"the centred ones were read"):
+        read = read_particles(tmp_path / "stale.star", tomograms=tomograms)
+    np.testing.assert_allclose(read[["x", "y", "z"]], truth[["x", "y", "z"]], atol=1e-6)

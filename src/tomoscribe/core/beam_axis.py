@@ -100,7 +100,9 @@ def constant_planes(block: np.ndarray) -> list[np.ndarray]:
 
 def without_padding(block: np.ndarray) -> np.ndarray:
     """``block`` less the runs of constant planes at its faces (:func:`constant_planes`;
-    a review: 16 zero slices under the real crop turned its verdict from z to y)."""
+    a review: 16 zero slices under the real crop turned its verdict from z to y).  The
+    rule is :func:`tomoscribe.preprocess.data_box`'s, written again for an in-memory
+    block: that one reads a whole file slab by slab, and core sits below preprocess."""
     index = []
     for flat in constant_planes(block):
         data = np.flatnonzero(~flat)

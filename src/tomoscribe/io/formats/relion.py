@@ -800,16 +800,21 @@ def _pixels_out_of_date(path, block, optics, names, xyz, pixel, given) -> bool:
     import warnings
 
     voxel_A, shape_zyx, tomograms = given
-    if pixel is None or len(pixel) == 0:  # no rows (a pick that found nothing)
+    if len(xyz) == 0:  # no rows (a pick that found nothing)
         return False
+    stated = float(pixel[0]) if pixel is not None else None
     try:
-        centre_A, _ = _centres(path, block, names, voxel_A or float(pixel[0]), shape_zyx, tomograms)
+        centre_A, unit = _centres(path, block, names, voxel_A or stated, shape_zyx, tomograms)
     except InputFileError:  # a tomogram the centres cannot be found for: nothing to compare
         return False
+    # pixel columns of no recorded size are in the unit the centred ones are read in (the
+    # shared RELION 5 project's picks with a stale set added were read off unsaid)
+    scale = np.asarray(pixel if pixel is not None else unit, float)
     _check_tilt_series_pixel(path, _coordinate_pixel_size(block, optics, path), tomograms, names)
-    centred = (_numeric(block, _CENTRED, path, "centred coordinates") + centre_A) / pixel[:, None]
+    centred = (_numeric(block, _CENTRED, path, "centred coordinates") + centre_A) / scale[:, None]
     apart = np.linalg.norm(centred - xyz, axis=1)
-    allowed = max(1.0, float(voxel_A or 0) / float(pixel[0]))  # pixels
+    apart = np.where(np.isfinite(apart), apart, 0.0)  # rows of tomograms not listed
+    allowed = max(1.0, float(voxel_A or 0) / float(np.nanmax(scale)))  # pixels
     if len(apart) and apart.max() > allowed:
         row = int(np.argmax(apart))
         warnings.warn(
