@@ -953,3 +953,25 @@ def test_a_store_of_another_step_replaced_is_said(tmp_path, capsys):
     assert said in capsys.readouterr().err
     assert main([*features, "-o", str(tmp_path / "ts.zarr")]) == 0
     assert "replaced it" not in capsys.readouterr().err
+
+
+def test_a_file_a_command_wrote_without_a_record_names_that_command_when_replaced(tmp_path, capsys):
+    """A trial: `clem register -o clem/placement.json` replaced the tomogram's placement
+    that `clem simulate` wrote (no record of its own, and the folder's manifest named no
+    step) with a registration, exit 0 and no word.  Every manifest entry now names the
+    command that wrote it; a rerun of the same command says nothing."""
+    out = tmp_path / "d"
+    assert main(["clem", "simulate", "--out", str(out), "--size", "small"]) == 0
+    clem = out / "clem"
+    entry = json.loads((clem / MANIFEST_NAME).read_text())["files"]["placement.json"]
+    assert entry["by"] == "clem simulate"
+    capsys.readouterr()
+    register = [
+        "clem", "register", str(clem / "overview.mrc"), str(clem / "fluorescence_reflection.mrc"),
+        "--cell", str(clem / "fluorescence_cell.mrc"), "-o", str(clem / "placement.json"),
+    ]  # fmt: skip
+    assert main(register) == 0
+    said = "placement.json was the output of `clem simulate`; this `clem register` run replaced"
+    assert said in capsys.readouterr().err
+    assert main(register) == 0  # its own output again: nothing to say
+    assert "replaced" not in capsys.readouterr().err

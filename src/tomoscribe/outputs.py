@@ -728,8 +728,11 @@ def write_provenance(
     if described:  # which file this record is of (:func:`put_in_place`), its content too
         record["describes"] = described
         record["describes_sample"] = sampled_fingerprint(output)
+    from .ownership import current_writer
+
     earlier = _replaced_steps.pop(str(Path(output).resolve()), None)
-    if earlier and earlier != step:  # a trial: preprocess's tomogram became a label map
+    if earlier and earlier not in (step, current_writer()):  # a trial: preprocess's
+        # tomogram became a label map
         import warnings
 
         warnings.warn(

@@ -26,6 +26,36 @@ from typing import Iterator
 MANIFEST_NAME = ".tomoscribe-outputs.json"
 _VERSION = 1
 
+#: The command now writing (``"clem simulate"``), noted as ``"by"`` in every manifest
+#: entry it makes (:func:`writing_as`); None outside a command.
+_writer: str | None = None
+
+
+@contextlib.contextmanager
+def writing_as(command: str | None) -> Iterator[None]:
+    """Note ``command`` as the writer of every manifest entry made inside: a file that a
+    command wrote without a provenance record of its own (``clem simulate``'s
+    placement.json, a registration's matrix) then still says which command made it,
+    and a later command of another kind that replaces it says so (a trial: ``clem
+    register -o clem/placement.json`` replaced the simulator's placement without a
+    word)."""
+    global _writer
+    before, _writer = _writer, command
+    try:
+        yield
+    finally:
+        _writer = before
+
+
+def current_writer() -> str | None:
+    """The command now writing (:func:`writing_as`), or None."""
+    return _writer
+
+
+def _made_by(step: str | None) -> dict:
+    """A manifest entry's ``step`` (where given) and ``by`` (the command writing)."""
+    return {**({"step": step} if step else {}), **({"by": _writer} if _writer else {})}
+
 
 def manifest_path(folder: str | os.PathLike) -> Path:
     """The manifest of ``folder``."""
@@ -204,7 +234,7 @@ def record_written(paths, step: str | None = None) -> None:
 
         def change(files, items=items):
             for p in items:
-                files[p.name] = {**_identity(p), **({"step": step} if step else {})}
+                files[p.name] = {**_identity(p), **_made_by(step)}
 
         _update(folder, change)
 
@@ -226,7 +256,7 @@ def record_replacing(pairs, step: str | None = None) -> None:
 
         def change(files, items=items, coming=coming):
             for _, target in items:
-                entry = {**coming[target.name], **({"step": step} if step else {})}
+                entry = {**coming[target.name], **_made_by(step)}
                 exists = target.exists() or target.is_symlink()
                 if exists and not target.is_symlink() and _ours_by(target, files.get(target.name)):
                     entry["was"] = [_identity(target)]
@@ -238,11 +268,12 @@ def record_replacing(pairs, step: str | None = None) -> None:
 
 
 def entry_steps(folder: str | os.PathLike) -> dict[str, str]:
-    """Each name in ``folder``'s manifest with the step that wrote it, where recorded."""
+    """Each name in ``folder``'s manifest with the step that wrote it, where recorded
+    (else the command that wrote it, :func:`writing_as`)."""
     return {
-        name: str(entry["step"])
+        name: str(entry.get("step") or entry["by"])
         for name, entry in _read(Path(folder)).items()
-        if isinstance(entry, dict) and entry.get("step")
+        if isinstance(entry, dict) and (entry.get("step") or entry.get("by"))
     }
 
 
@@ -367,6 +398,8 @@ __all__ = [
     "record_replacing",
     "record_tree",
     "step_entries",
+    "writing_as",
+    "current_writer",
     "forget",
     "owned_names",
 ]

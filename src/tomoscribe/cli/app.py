@@ -16,6 +16,7 @@ import typer
 
 from ..errors import TomoscribeError
 from ..outputs import guarding_inputs
+from ..ownership import writing_as
 from ..progress import clear_bars
 from ..said import said_once
 
@@ -86,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     command = typer.main.get_command(app)
     try:
-        with guarding_inputs(), said_once(), _terminate_as_interrupt(), _warnings_as_lines():
+        with (
+            guarding_inputs(),
+            said_once(),
+            _terminate_as_interrupt(),
+            _warnings_as_lines(),
+            writing_as(_command_name(command, argv)),
+        ):
             status = command.main(args=argv, prog_name="tomoscribe", standalone_mode=False)
         if isinstance(status, int) and status:  # typer's click returns 130 on Ctrl-C
             if status == 130:
@@ -124,6 +131,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         return _exit(2)
     return _exit(0)
+
+
+def _command_name(group, argv: list[str]) -> str | None:
+    """The command ``argv`` runs, as its words (``"clem register"``), or None where
+    its first word names none (``--help``, a typo)."""
+    words = []
+    for word in argv:
+        sub = getattr(group, "commands", {}).get(word)
+        if sub is None:
+            break
+        words.append(word)
+        group = sub
+    return " ".join(words) or None
 
 
 @contextlib.contextmanager
