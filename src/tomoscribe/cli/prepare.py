@@ -163,3 +163,9 @@ def preprocess(
         else "(x, y, z) " + ", ".join(f"{v:.4g}" for v in result.voxel_size_A) + " Å"
     )
     typer.echo(f"wrote {output} ({nx}×{ny}×{nz} at {at})")
+    if result.statistics.get("fill_fraction"):
+        typer.echo(
+            f"left {100 * result.statistics['fill_fraction']:.1f}% of the voxels out of the "
+            f"normalisation and wrote them as 0: fill of value {result.statistics['fill_value']:g} "
+            "around the data (a turned or resampled volume's corners) and its edge"
+        )

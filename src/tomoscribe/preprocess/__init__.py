@@ -29,6 +29,9 @@ the normalised mean.  Counting them would shift the mean and inflate the standar
 deviation: in a real 96³ patch with 24 zero slices the data's σ came out half its true
 size, so the same density got another value than in its neighbour patches
 (docs/performance.md, "Real patches").  Finding the padding reads the volume once more.
+Fill that is not whole planes (the corners of a turned or resampled volume, one exact
+value, :mod:`tomoscribe.preprocess.fill`) is left out of the statistics too, stood in
+for by the data's mean in the band-pass, and written as 0.
 
 Everything is done slab by slab with a halo in z that covers the z kernel, so
 tomograms larger than memory are processed, and the result does not depend on the
@@ -45,6 +48,7 @@ import numpy as np
 from ..errors import InvalidDataError, ParameterError
 from ..progress import track
 from ..volume import Volume, check_finite, iter_slabs
+from .fill import fill_mask, fill_value
 
 _LN2 = math.log(2.0)
 
@@ -280,7 +284,9 @@ def preprocess_into(
         slab_slices = max(8, int(256e6 / (shape[1] * shape[2] * 4 * 3 * factor**3)) - 2 * halo)
     box, fine_box = _binned_box(volume, factor, shape, params.skip_padding)
     (bz0, bz1), inplane = (box[0].start, box[0].stop), box[1:]
-    total, total_sq, count = 0.0, 0.0, 0
+    fill = fill_value(volume, fine_box) if params.skip_padding else None
+    beyond = tuple(bool(b) for s, n in zip(inplane, shape[1:]) for b in (s.start, s.stop < n))
+    total, total_sq, count, n_fill = 0.0, 0.0, 0, 0
     for z0, z1 in track(
         [(bz0 + a, bz0 + b) for a, b in iter_slabs(bz1 - bz0, slab_slices)],
         "band-pass",
@@ -289,19 +295,24 @@ def preprocess_into(
         lo, hi = max(bz0, z0 - halo), min(bz1, z1 + halo)
         what = f"the tomogram {volume.metadata.get('source', '')}".strip()
         block = bin_slab(volume, lo, hi, factor, fine_box, what)[(slice(None),) + inplane]
+        block, filled = _without_fill(block, fill, beyond)
         # Mirror the data at its z ends so that every slab sees a full halo.
         pad_lo, pad_hi = halo - (z0 - lo), halo - (hi - z1)
         if halo:
             block = np.pad(block, ((pad_lo, pad_hi), (0, 0), (0, 0)), mode="symmetric")
         core = _bandpass(block, vs, params)[halo : halo + (z1 - z0)]
+        if filled is not None:  # left out of the statistics, marked for the second pass
+            core[filled[z0 - lo : z1 - lo]] = np.nan
+            n_fill += int(np.count_nonzero(filled[z0 - lo : z1 - lo]))
         out[(slice(z0, z1),) + inplane] = core
-        total += float(core.sum(dtype=np.float64))
-        total_sq += float(np.square(core, dtype=np.float64).sum())
-        count += core.size
-    mean = total / count
-    std = math.sqrt(max(total_sq / count - mean**2, 0.0))
-    if std <= 1e-6 * max(1.0, abs(mean)):  # a constant volume became all zeros, exit 0
-        raise InvalidDataError(
+        data = core if filled is None else core[~np.isnan(core)]
+        total += float(data.sum(dtype=np.float64))
+        total_sq += float(np.square(data, dtype=np.float64).sum())
+        count += data.size
+    mean = total / max(count, 1)
+    std = math.sqrt(max(total_sq / max(count, 1) - mean**2, 0.0))
+    if count == 0 or std <= 1e-6 * max(1.0, abs(mean)):  # a constant volume became all
+        raise InvalidDataError(  # zeros, exit 0
             f"{volume.metadata.get('source', 'the volume')} has no contrast (it is "
             "constant after the band-pass), so there is nothing to normalise; check that "
             "it is the tomogram."
@@ -310,17 +321,48 @@ def preprocess_into(
     for z0, z1 in track(
         list(iter_slabs(shape[0], slab_slices)), "normalise", show_progress=show_progress
     ):
-        block = np.zeros((z1 - z0,) + tuple(shape[1:]), np.float32)
-        z_in = slice(max(z0, bz0), min(z1, bz1))
-        if z_in.start < z_in.stop:
-            inside = (slice(z_in.start - z0, z_in.stop - z0),) + inplane
-            values = np.asarray(out[(z_in,) + inplane], dtype=np.float32)
-            block[inside] = (values - np.float32(mean)) * np.float32(scale)
-            if params.clamp_sigma is not None:
-                np.clip(block, -params.clamp_sigma, params.clamp_sigma, out=block)
-        out[z0:z1] = block
+        out[z0:z1] = _normalised(out, (z0, z1), box, shape, (mean, scale), params)
     padded = [[s.start, s.stop] for s in box] if box != tuple(slice(0, n) for n in shape) else None
-    return {"mean": mean, "std": std, "data_box_zyx": padded}
+    stats = {"mean": mean, "std": std, "data_box_zyx": padded}
+    if n_fill:
+        stats |= {"fill_value": fill, "fill_fraction": n_fill / (n_fill + count)}
+    return stats
+
+
+def _normalised(out, slices: tuple[int, int], box, shape, mean_scale, params) -> np.ndarray:
+    """Output slices ``slices`` of the band-passed ``out`` normalised (``mean_scale``:
+    subtract, then multiply) and clamped inside the data ``box``, 0 outside it and on
+    the fill (NaN in ``out``)."""
+    (z0, z1), (bz0, bz1), inplane = slices, (box[0].start, box[0].stop), box[1:]
+    mean, scale = mean_scale
+    block = np.zeros((z1 - z0,) + tuple(shape[1:]), np.float32)
+    z_in = slice(max(z0, bz0), min(z1, bz1))
+    if z_in.start < z_in.stop:
+        inside = (slice(z_in.start - z0, z_in.stop - z0),) + inplane
+        values = np.asarray(out[(z_in,) + inplane], dtype=np.float32)
+        block[inside] = (values - np.float32(mean)) * np.float32(scale)
+        if params.clamp_sigma is not None:
+            np.clip(block, -params.clamp_sigma, params.clamp_sigma, out=block)
+        np.copyto(block, np.float32(0.0), where=np.isnan(block))
+    return block
+
+
+def _without_fill(
+    block: np.ndarray, fill: float | None, beyond: tuple
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``block`` with its fill (:func:`tomoscribe.preprocess.fill.fill_mask`; ``beyond``:
+    its sides next to left-out padding) set to the mean of its data, so that the
+    band-pass does not ring along the fill's edges, and the fill's mask (None where there
+    is none)."""
+    if fill is None:
+        return block, None
+    filled = fill_mask(block, fill, beyond)
+    if not filled.any():
+        return block, None
+    block = np.array(block, np.float32)  # a copy: the slab may be the volume's own array
+    data = block[~filled]
+    block[filled] = data.mean(dtype=np.float64) if data.size else 0.0
+    return block, filled
 
 
 def _binned_box(volume: Volume, factor: int, shape, skip_padding: bool) -> tuple:
