@@ -221,8 +221,12 @@ def test_a_relion5_star_cut_to_one_tomogram_keeps_what_relion_needs(shared_data,
     assert np.allclose(both[0][["x", "y", "z"]], picked[["x", "y", "z"]])
     assert np.allclose(both[0][["rot", "tilt", "psi"]], picked[["rot", "tilt", "psi"]])
     # rebinned coordinates are no longer a RELION 5 file's: tomoscribe's STAR, as before
+    # (without the images), which keeps RELION's names of the particles
     assert main([*args, "-o", str(tmp_path / "b.star"), "--binning", "2"]) == 0
-    assert "rlnTomoParticleName" not in starfile.read(tmp_path / "b.star")
+    rebinned = starfile.read(tmp_path / "b.star")
+    assert "rlnCtfImage" not in rebinned
+    names = given["particles"]["rlnTomoParticleName"].tolist()
+    assert rebinned["rlnTomoParticleName"].tolist() == names
 
 
 def test_a_star_copy_in_another_folder_names_images_and_ctf_volumes_alike(tmp_path):

@@ -533,3 +533,29 @@ def test_boxes_recorded_within_ten_percent_are_rescaled_and_said_by_trainset(tmp
     err = capsys.readouterr().err
     assert "the points file records 10.8 Å pixels and the tomogram 10 Å voxels, 8% apart" in err
     assert "they were rescaled ×1.08" in err
+
+
+def test_extract_keeps_relions_particle_and_optics_group_names(shared_data, tmp_path):
+    """extract (and so select after it) wrote `opticsGroup1` for a RELION 5 file's
+    groups, which RELION 5 names after their tomograms and matches with tomograms.star,
+    and dropped rlnTomoParticleName, the name RELION's later jobs and motion
+    trajectories key on: a subset could not be taken back to RELION by name."""
+    source = shared_data / R5 / "Refine3D/job_refine/run_it050_data.star"
+    tomogram = _tomogram(shared_data, tmp_path / "14pf_MT.mrc", 10.52)  # TS_02's file
+    out = tmp_path / "sub"
+    args = ["extract", str(tomogram), str(source), "--tomograms", str(shared_data / TOMOGRAMS)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # this project's two files disagree on the pixel
+        assert main([*args, "--tomo-name", "TS_02", "--box", "16", "-o", str(out)]) == 0
+    given = starfile.read(source, always_dict=True)
+    written = starfile.read(out / "particles.star", always_dict=True)
+    rows = given["particles"][given["particles"]["rlnTomoName"] == "TS_02"]
+    assert (
+        written["particles"]["rlnTomoParticleName"].tolist() == rows["rlnTomoParticleName"].tolist()
+    )
+    groups = given["optics"].set_index("rlnOpticsGroup")["rlnOpticsGroupName"]
+    names = written["optics"].set_index("rlnOpticsGroup")["rlnOpticsGroupName"]
+    assert (
+        names.reindex(written["particles"]["rlnOpticsGroup"]).tolist()
+        == groups.reindex(rows["rlnOpticsGroup"]).tolist()
+    )

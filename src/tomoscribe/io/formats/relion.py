@@ -386,6 +386,9 @@ def _read_per_particle(block: pd.DataFrame, table: pd.DataFrame) -> None:
     named = next((c for c in ("tomoscribeClassName", "tsClassName") if c in block), None)
     if named is not None and "class" in table:  # extract and convert carry them on
         table["class_name"] = block[named].astype(str).to_numpy()
+    if "rlnTomoParticleName" in block:  # RELION's name of each particle ("TS_01/7"),
+        # which its motion trajectories and later jobs key on: carried on
+        table["particle_name"] = block["rlnTomoParticleName"].astype(str).to_numpy()
 
 
 def checked_optics_groups(block: pd.DataFrame, optics, path) -> tuple:
@@ -445,6 +448,13 @@ def _read_optics_columns(block, optics, table: pd.DataFrame) -> None:
             _read_complete(block, optics, table, label, column)
     for ours, label in MICROSCOPE_LABELS.items():
         _read_complete(block, optics, table, label, ours)
+    if optics is not None and "rlnOpticsGroupName" in optics:  # RELION 5 names a
+        # tomogram's group after it, and matches the names with tomograms.star's
+        names = optics.set_index(optics.get("rlnOpticsGroup", pd.Series(1, index=optics.index)))
+        groups = block.get("rlnOpticsGroup", pd.Series(1, index=block.index)).to_numpy()
+        found = names["rlnOpticsGroupName"].reindex(groups)
+        if found.notna().all():
+            table["optics_group_name"] = found.astype(str).to_numpy()
 
 
 def optics_columns(path: Path) -> pd.DataFrame:
@@ -1040,6 +1050,9 @@ def write(
         out["rlnClassNumber"] = pd.to_numeric(table["class"], errors="coerce")
     if "class_name" in table:  # what each class number is (classify reads it back)
         out["tomoscribeClassName"] = table["class_name"].astype(str)
+    named = _complete_text(table, "particle_name")
+    if named is not None:  # RELION's own names of the particles, kept
+        out["rlnTomoParticleName"] = named
     if "filament_id" in table:
         out["rlnHelicalTubeID"] = pd.to_numeric(table["filament_id"], errors="coerce") + 1
         if {"dir_x", "dir_y", "dir_z"} <= set(table):  # beside tube ids, as they are read
@@ -1091,17 +1104,46 @@ def _optics_of_images(out: pd.DataFrame, table: pd.DataFrame):
                 keys[label] = values
     if "rlnImageDimensionality" not in keys:
         keys["rlnImageDimensionality"] = 3.0
+    named = _complete_text(table, "optics_group_name")
+    if named is not None:  # the source's groups, kept apart under their own names
+        keys["rlnOpticsGroupName"] = named.to_numpy()
     groups = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy() + 1
     optics = keys.assign(rlnOpticsGroup=groups).drop_duplicates("rlnOpticsGroup")
     optics = optics.reset_index(drop=True)
     optics.insert(0, "rlnOpticsGroup", optics.pop("rlnOpticsGroup"))
-    optics.insert(1, "rlnOpticsGroupName", [f"opticsGroup{g}" for g in optics["rlnOpticsGroup"]])
+    optics.insert(1, "rlnOpticsGroupName", _group_names(optics))
     for label, _ in _IMAGE_OPTICS:  # whole numbers and flags, as RELION writes them
         if label in optics:
             optics[label] = optics[label].round().astype(np.int64)
     out = out.drop(columns=["rlnImagePixelSize"])
     out["rlnOpticsGroup"] = groups
     return optics, out
+
+
+def _complete_text(table: pd.DataFrame, column: str) -> pd.Series | None:
+    """``table[column]`` as text where every row has a non-empty value, else None."""
+    if column not in table:
+        return None
+    values = table[column]
+    if values.isna().any():
+        return None
+    values = values.astype(str)
+    return None if (values.str.strip() == "").any() or (values == "nan").any() else values
+
+
+def _group_names(optics: pd.DataFrame) -> list[str]:
+    """Each optics group's name: the source's (``rlnOpticsGroupName`` where the keys hold
+    it; a source group split by image pixel size gets ``_2``, ``_3`` … after its name
+    from its second part on), else ``opticsGroupN``."""
+    if "rlnOpticsGroupName" not in optics:
+        return [f"opticsGroup{g}" for g in optics["rlnOpticsGroup"]]
+    names = optics.pop("rlnOpticsGroupName").astype(str).tolist()
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
 
 
 def particle_block_key(blocks: dict, path: Path) -> str:
