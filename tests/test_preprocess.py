@@ -362,3 +362,21 @@ def test_preprocess_says_the_fill_it_left_out(tmp_path, capsys):
     assert "of the voxels out of the normalisation and wrote them as 0: fill of value 0" in said
     record = json.loads((tmp_path / "pre.mrc.json").read_text())["statistics_before_normalisation"]
     assert record["fill_value"] == 0 and 0.3 < record["fill_fraction"] < 0.6
+
+
+def test_a_simulated_maps_zero_background_is_not_fill():
+    """Densities that fade into an exact zero background (a simulated map) are not a
+    turned volume's fill, whose data step away from it: normalised over everything, as
+    before (three Gaussian blobs kept their 2 σ peaks; left out as fill they had none)."""
+    from tomoscribe.preprocess import data_box
+    from tomoscribe.preprocess.fill import fill_value
+
+    grid = np.indices((40, 64, 72)).astype(np.float32)
+    blobs = np.zeros((40, 64, 72), np.float32)
+    for z, y, x in ((10, 20, 15), (25, 40, 50), (30, 12, 60)):
+        blobs += np.exp(-((grid[0] - z) ** 2 + (grid[1] - y) ** 2 + (grid[2] - x) ** 2) / 8)
+    volume = Volume(blobs, 10.0)
+    assert fill_value(volume, data_box(volume)) is None
+    noisy = blobs * 50 + np.random.default_rng(5).normal(100, 10, blobs.shape)
+    turned = Volume(_turned(noisy, 20, (1, 2), 0.0), 10.0)  # the same, as a tomogram, turned
+    assert fill_value(turned, data_box(turned)) == 0.0

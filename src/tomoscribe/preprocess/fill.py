@@ -13,7 +13,8 @@ turned with their mean as fill, and the band-pass rang along the fill's edges
 The fill is found where it must be, at the border of the slices: the most common exact
 value of the four corners of every slice inside the data box, kept where it holds
 :data:`CORNER_SHARE` of the corners and :data:`BORDER_SHARE` of the border rows, and the
-values beside it are data (:data:`MIN_DATA_VALUES`).  In a
+values beside it are data (:data:`MIN_DATA_VALUES`) that step away from it rather than
+fade into it (:data:`STEP_SHARE`: a simulated map's zero background is not fill).  In a
 slab, the fill is that value's regions touching a slice's border, each of at least
 :data:`MIN_FILL_PIXELS` pixels: the complement of a convex data region in a rectangle
 touches the rectangle's border in every slice, while an integer tomogram's coincidental
@@ -37,6 +38,12 @@ BORDER_SHARE = 0.02
 #: The fewest distinct values beside the fill, in the rows read, for them to be data: a
 #: mask or a label map holds a handful (its background is not fill beside data).
 MIN_DATA_VALUES = 16
+
+#: How far the data beside the fill must lie from its value (a median, in the data's
+#: standard deviations) for it to be fill: a turned tomogram's data, even filled with
+#: their own mean, lie ~0.67 σ from it; a simulated map's densities fade to its zero
+#: background (three Gaussian blobs: ~0).
+STEP_SHARE = 0.25
 
 #: The fewest pixels of a region of the fill value, in one slice, that is fill: a
 #: turned volume's corner triangles hold thousands; an 8-bit tomogram's coincidental
@@ -82,9 +89,40 @@ def fill_value(volume: Volume, box: tuple[slice, slice, slice]) -> float | None:
     if np.count_nonzero(border == value) < BORDER_SHARE * border.size:
         return None
     sampled = np.concatenate([border, *(row.ravel() for row in middle)])
-    if np.unique(sampled[sampled != value]).size < MIN_DATA_VALUES:  # a mask's zeros
-        return None  # beside its ones are its background, not fill beside data
+    data = sampled[(sampled != value) & np.isfinite(sampled)]
+    if np.unique(data).size < MIN_DATA_VALUES:  # a mask's zeros beside its ones are its
+        return None  # background, not fill beside data
+    if not _steps_from(value, [*rows, *middle], data):  # a map fading into its background
+        return None
     return float(value)
+
+
+def _steps_from(value: float, rows: list[np.ndarray], data: np.ndarray) -> bool:
+    """Whether the data step away from the fill ``value`` where they meet it along the
+    ``rows`` (2D, a row per slice), as a turned volume's do, rather than fade into it, as
+    a simulated map's densities fade into their zero background: the values
+    :data:`EDGE_PIXELS` + 1 pixels into the data from the fill differ from it by a median
+    of at least :data:`STEP_SHARE` of the data's standard deviation (``data``: the
+    values read that are not fill)."""
+    step = EDGE_PIXELS + 1
+    near = []
+    for row in rows:
+        fill = row == value
+        change = np.diff(fill.astype(np.int8), axis=1)
+        slices, places = np.nonzero(change == -1)  # fill, then data from places + 1 on
+        inside = places + step
+        ok = inside < row.shape[1]
+        near.append(row[slices[ok], inside[ok]])
+        slices, places = np.nonzero(change == 1)  # data up to places, then fill
+        inside = places - step + 1
+        ok = inside >= 0
+        near.append(row[slices[ok], inside[ok]])
+    near = np.concatenate(near) if near else np.zeros(0)
+    near = near[(near != value) & np.isfinite(near)]
+    if near.size < 8:  # too few meetings to tell: fill it is (the corners were checked)
+        return True
+    spread = float(np.std(data))
+    return spread > 0 and float(np.median(np.abs(near - value))) >= STEP_SHARE * spread
 
 
 def fill_mask(
