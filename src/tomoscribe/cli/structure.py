@@ -432,6 +432,7 @@ def extract(
         "record it, else none).",
     ),
     overwrite: bool = options.Overwrite,
+    quiet: bool = options.Quiet,
 ) -> None:
     """Cut subtomograms (and their Z-projections) around picked positions."""
     from ..structure.workflow import extract_from_files
@@ -457,6 +458,7 @@ def extract(
             overwrite,
             {"voltage_kV": voltage, "cs_mm": cs, "amplitude_contrast": amplitude_contrast},
             _tilt_range(tilt_range),
+            show_progress=not quiet,
         )
     from ..io.image_names import names_run_from
 

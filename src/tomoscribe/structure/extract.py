@@ -13,6 +13,8 @@ classification looks at.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +33,25 @@ def extract_subtomograms(
     stack : float32 array (p, box, box, box)
     kept : DataFrame of the particles extracted (with ``shift_x/y/z``), in stack order
     """
+    kept, boxes = iter_subtomograms(volume, table, box, edge, invert)
+    stack = np.zeros((len(kept), box, box, box), np.float32)
+    for i, piece in enumerate(boxes):
+        stack[i] = piece
+    return stack, kept
+
+
+def iter_subtomograms(
+    volume: Volume, table: pd.DataFrame, box: int, edge: str = "skip", invert: bool = False
+) -> tuple[pd.DataFrame, Iterator[np.ndarray]]:
+    """The particles :func:`extract_subtomograms` keeps, and their ``box``³ subtomograms
+    (float32) one at a time, in that order: one box in memory, not the whole stack
+    (5,000 boxes of 128³ are 42 GB).
+
+    Raises
+    ------
+    ParameterError
+        An unknown ``edge``, a box under 4 voxels or larger than the tomogram.
+    """
     if edge not in ("skip", "pad"):
         raise ParameterError(f"edge must be 'skip' or 'pad', got {edge!r}.")
     shape = np.array(volume.shape)
@@ -46,30 +67,37 @@ def extract_subtomograms(
     hi = lo + box
     crosses = np.any((lo < 0) | (hi > shape), axis=1)
     keep = ~crosses if edge == "skip" else np.ones(len(table), bool)
-    stack = np.zeros((int(keep.sum()), box, box, box), np.float32)
-    for out_i, i in enumerate(np.flatnonzero(keep)):
-        a = np.maximum(lo[i], 0)
-        b = np.minimum(hi[i], shape)
-        if np.any(b <= a):
-            raise ParameterError(f"particle {i} lies outside the tomogram.")
-        piece = np.asarray(volume.data[a[0] : b[0], a[1] : b[1], a[2] : b[2]], np.float32)
-        check_finite(piece, f"the tomogram around particle {i + 1}", z_offset=int(a[0]))
-        if crosses[i]:
-            cube = np.full((box,) * 3, float(piece.mean()), np.float32)
-            d = a - lo[i]
-            cube[
-                d[0] : d[0] + piece.shape[0],
-                d[1] : d[1] + piece.shape[1],
-                d[2] : d[2] + piece.shape[2],
-            ] = piece
-            piece = cube
-        piece = (piece - piece.mean()) / max(float(piece.std()), 1e-12)
-        stack[out_i] = -piece if invert else piece
     kept = table[keep].copy()
     residual = table[["z", "y", "x"]].to_numpy(float)[keep] - centres[keep]
     kept["shift_z"], kept["shift_y"], kept["shift_x"] = residual.T
     kept["padded"] = crosses[keep]
-    return stack, kept.reset_index(drop=True)
+    boxes = (
+        _cut(volume, lo[i], hi[i], box, bool(crosses[i]), invert, i) for i in np.flatnonzero(keep)
+    )
+    return kept.reset_index(drop=True), boxes
+
+
+def _cut(volume: Volume, lo, hi, box: int, crosses: bool, invert: bool, i: int) -> np.ndarray:
+    """Particle ``i``'s box from voxel ``lo`` to ``hi`` (z, y, x; padded with the mean of
+    its inside where it ``crosses`` a face), normalised, turned by ``invert``."""
+    shape = np.array(volume.shape)
+    a = np.maximum(lo, 0)
+    b = np.minimum(hi, shape)
+    if np.any(b <= a):
+        raise ParameterError(f"particle {i} lies outside the tomogram.")
+    piece = np.asarray(volume.data[a[0] : b[0], a[1] : b[1], a[2] : b[2]], np.float32)
+    check_finite(piece, f"the tomogram around particle {i + 1}", z_offset=int(a[0]))
+    if crosses:
+        cube = np.full((box,) * 3, float(piece.mean()), np.float32)
+        d = a - lo
+        cube[
+            d[0] : d[0] + piece.shape[0],
+            d[1] : d[1] + piece.shape[1],
+            d[2] : d[2] + piece.shape[2],
+        ] = piece
+        piece = cube
+    piece = (piece - piece.mean()) / max(float(piece.std()), 1e-12)
+    return -piece if invert else piece
 
 
 def z_projections(stack: np.ndarray) -> np.ndarray:

@@ -36,27 +36,33 @@ from ..io.image_names import located_image_names, split_image_name, voxel_checks
 from ..io.mrc import zyx_ordered
 from ..io.particles import read_particles, recorded_voxel_size, write_particles
 from ..outputs import output_folder
+from ..progress import track
 
 
 def write_particle_folder(
     folder: str | os.PathLike,
-    stack: np.ndarray,
+    stack,
     table: pd.DataFrame,
     voxel_size_A: float,
     tomogram_shape_zyx=None,
     overwrite: bool = True,
     wedge: np.ndarray | None = None,
+    show_progress: bool = False,
 ) -> Path:
     """Write subtomograms, their Z-projections and the index STAR into ``folder``;
-    ``wedge`` (box × box × (box/2 + 1), measured 1 / missing 0 on the rfftn grid,
-    :func:`tomoscribe.core.wedge.wedge_mask`), when given, as :data:`WEDGE_FILE`, every
-    row's ``rlnCtfImage``: RELION's 3D CTF volume of a subtomogram (module docstring)."""
+    ``stack`` is an array (p, box, box, box) or any iterable of ``table``'s boxes in its
+    order (:func:`tomoscribe.structure.extract.iter_subtomograms`: one in memory at a
+    time); ``wedge`` (box × box × (box/2 + 1), measured 1 / missing 0 on the rfftn
+    grid, :func:`tomoscribe.core.wedge.wedge_mask`), when given, as :data:`WEDGE_FILE`,
+    every row's ``rlnCtfImage``: RELION's 3D CTF volume of a subtomogram (module
+    docstring)."""
     import mrcfile
 
     folder = Path(folder)
     with output_folder(folder, overwrite, step="extract") as tmp:
-        names, checksums = [], []
-        for i, volume in enumerate(stack):
+        names, checksums, projections = [], [], []
+        boxes = track(stack, "extract", total=len(table), show_progress=show_progress)
+        for i, volume in enumerate(boxes):
             name = f"subtomo_{i + 1:06d}.mrc"
             data = np.ascontiguousarray(volume, np.float32)
             with mrcfile.new(tmp / name) as mrc:
@@ -64,8 +70,10 @@ def write_particle_folder(
                 mrc.voxel_size = voxel_size_A
             names.append(name)
             checksums.append(voxel_checksum(data))
+            projections.append(data.sum(axis=0))
+        box = int(projections[0].shape[-1])
         with mrcfile.new(tmp / "projections.mrcs") as mrc:
-            mrc.set_data(np.ascontiguousarray(stack.sum(axis=1), np.float32))
+            mrc.set_data(np.ascontiguousarray(np.stack(projections), np.float32))
             mrc.set_image_stack()
             mrc.voxel_size = voxel_size_A
         # new boxes, cut about the positions: not the coordinates an input's boxes had
@@ -74,9 +82,9 @@ def write_particle_folder(
         index["image_name"] = [str(final / name) for name in names]
         index["image_crc32"] = checksums
         index["image_voxel_size_A"] = float(voxel_size_A)  # new images: not the input's
-        index["image_size_px"] = int(stack.shape[-1])  # RELION's rlnImageSize (optics)
+        index["image_size_px"] = box  # RELION's rlnImageSize (optics)
         if wedge is not None:
-            _write_wedge(tmp / WEDGE_FILE, wedge, stack.shape[-1], voxel_size_A)
+            _write_wedge(tmp / WEDGE_FILE, wedge, box, voxel_size_A)
             index["ctf_image"] = str(final / WEDGE_FILE)
         write_particles(tmp / "particles.star", index, voxel_size_A, tomogram_shape_zyx)
     return folder

@@ -100,7 +100,7 @@ from ..io.microscope import (
 )
 from ..io.placement import optimisation_tomograms
 from ..io.points import IMOD_GRID, check_rescale_ratio, rescale_positions
-from .extract import extract_subtomograms
+from .extract import iter_subtomograms
 from .filaments import instance_labels, trace_filaments, tube_model
 from .picking import PickParams, pick_particles
 from .results import box_centres, write_average_outputs
@@ -798,6 +798,7 @@ def extract_from_files(
     overwrite: bool = True,
     microscope: dict | None = None,
     tilt_range_deg=None,
+    show_progress: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Cut ``box``³ subtomograms (and their Z-projections) around the picks of this
     tomogram (by ``tomo_name``, its name in ``tomograms_star`` or its file stem) into the
@@ -815,7 +816,8 @@ def extract_from_files(
     else ``tomograms_star`` for this tomogram, else ``microscope``'s (warning when
     voltage or Cs is still unknown).  ``tomograms_star`` defaults to the one the RELION 5
     optimisation set beside the picks names (:func:`optimisation_tomograms`).  The tilt
-    range (given, else recorded) gives RELION's wedge volume (:func:`_wedge_for_relion`)."""
+    range (given, else recorded) gives RELION's wedge volume (:func:`_wedge_for_relion`).
+    The boxes are cut and written one at a time (``show_progress``: a bar on stderr)."""
     microscope = checked_microscope(microscope)
     tilt_range_deg = None if tilt_range_deg is None else check_tilt_range(tilt_range_deg)
     tomograms_star = tomograms_star or optimisation_tomograms(particles)  # RELION 5's set
@@ -843,13 +845,7 @@ def extract_from_files(
     # subtomograms and their projections, float32, staged beside the folder
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
     _warn_of_inputs(volume, tomogram, table, particles)
-    stack, kept = extract_subtomograms(volume, table, box, edge, invert)
-    if len(kept) == 0:
-        raise ParameterError(
-            f"every box of {box} voxels crosses the tomogram's faces; use a "
-            "smaller box or `edge=pad`.",
-            parameter="edge",
-        )
+    kept, boxes = _boxes_of(volume, table, box, edge, invert)
     _warn_of_unrecorded_sampling(table, particles, tomogram, volume, picked_voxel_size_A)
     recorded = recorded_microscope([tomogram, particles])  # a simulated tomogram's
     kept = _with_microscope(
@@ -859,11 +855,26 @@ def extract_from_files(
     if series_note:
         warnings.warn(series_note, stacklevel=2)
     wedge = _wedge_for_relion(acquisition, box)
-    write_particle_folder(out_dir, stack, kept, volume.pixel_size_A, extent, overwrite, wedge)
+    write_particle_folder(
+        out_dir, boxes, kept, volume.pixel_size_A, extent, overwrite, wedge, show_progress
+    )
     inputs = [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else [])
     settings = {"box": box, "edge": edge, "invert": invert, "tilt_range_deg": series}
     _record_extraction(out_dir, settings, inputs, len(table), len(kept), acquisition)
     return table, kept, acquisition
+
+
+def _boxes_of(volume: Volume, table: pd.DataFrame, box: int, edge: str, invert: bool):
+    """The picks kept and their boxes (:func:`iter_subtomograms`), refusing a set of
+    which no box is kept."""
+    kept, boxes = iter_subtomograms(volume, table, box, edge, invert)
+    if len(kept) == 0:
+        raise ParameterError(
+            f"every box of {box} voxels crosses the tomogram's faces; use a "
+            "smaller box or `edge=pad`.",
+            parameter="edge",
+        )
+    return kept, boxes
 
 
 def _record_extraction(out_dir: Path, settings: dict, inputs, n_picks, n_kept, acquisition):

@@ -1004,6 +1004,32 @@ def _written_coordinates(table, names, voxel_size_A: float, shape_zyx) -> pd.Dat
     return out
 
 
+def _write_per_particle(table: pd.DataFrame, out: pd.DataFrame) -> None:
+    """Each particle's own numbers and names (score, size, tilt range, checksum, half,
+    class and its name, RELION's particle name) from ``table`` into the rows ``out``."""
+    if "score" in table:
+        out["rlnAutopickFigureOfMerit"] = pd.to_numeric(table["score"], errors="coerce")
+    if "size_voxels" in table:  # not a RELION label: RELION keeps unknown labels aside
+        out["tomoscribeSizeVoxels"] = pd.to_numeric(table["size_voxels"], errors="coerce")
+    for column, name in (
+        ("tilt_min_deg", "tomoscribeTiltMinDeg"),
+        ("tilt_max_deg", "tomoscribeTiltMaxDeg"),
+    ):
+        if column in table:  # the tilt range (core/acquisition.py); RELION keeps it aside
+            out[name] = pd.to_numeric(table[column], errors="coerce")
+    if "image_crc32" in table:  # what each subtomogram held when extracted (stackio.py)
+        out["tomoscribeImageCrc32"] = pd.to_numeric(table["image_crc32"], errors="coerce")
+    if "half" in table:
+        out["rlnRandomSubset"] = pd.to_numeric(table["half"], errors="coerce")
+    if "class" in table:
+        out["rlnClassNumber"] = pd.to_numeric(table["class"], errors="coerce")
+    if "class_name" in table:  # what each class number is (classify reads it back)
+        out["tomoscribeClassName"] = table["class_name"].astype(str)
+    named = _complete_text(table, "particle_name")
+    if named is not None:  # RELION's own names of the particles, kept
+        out["rlnTomoParticleName"] = named
+
+
 def write(
     path: Path, table: pd.DataFrame, voxel_size_A: float, tomogram_shape_zyx=None, **_
 ) -> Path:
@@ -1032,27 +1058,7 @@ def write(
                 "file needs angles for every row or none."
             )
         out[list(_ANGLES)] = angles.to_numpy(float)
-    if "score" in table:
-        out["rlnAutopickFigureOfMerit"] = pd.to_numeric(table["score"], errors="coerce")
-    if "size_voxels" in table:  # not a RELION label: RELION keeps unknown labels aside
-        out["tomoscribeSizeVoxels"] = pd.to_numeric(table["size_voxels"], errors="coerce")
-    for column, name in (
-        ("tilt_min_deg", "tomoscribeTiltMinDeg"),
-        ("tilt_max_deg", "tomoscribeTiltMaxDeg"),
-    ):
-        if column in table:  # the tilt range (core/acquisition.py); RELION keeps it aside
-            out[name] = pd.to_numeric(table[column], errors="coerce")
-    if "image_crc32" in table:  # what each subtomogram held when extracted (stackio.py)
-        out["tomoscribeImageCrc32"] = pd.to_numeric(table["image_crc32"], errors="coerce")
-    if "half" in table:
-        out["rlnRandomSubset"] = pd.to_numeric(table["half"], errors="coerce")
-    if "class" in table:
-        out["rlnClassNumber"] = pd.to_numeric(table["class"], errors="coerce")
-    if "class_name" in table:  # what each class number is (classify reads it back)
-        out["tomoscribeClassName"] = table["class_name"].astype(str)
-    named = _complete_text(table, "particle_name")
-    if named is not None:  # RELION's own names of the particles, kept
-        out["rlnTomoParticleName"] = named
+    _write_per_particle(table, out)
     if "filament_id" in table:
         out["rlnHelicalTubeID"] = pd.to_numeric(table["filament_id"], errors="coerce") + 1
         if {"dir_x", "dir_y", "dir_z"} <= set(table):  # beside tube ids, as they are read
