@@ -62,3 +62,21 @@ def test_extract_cuts_the_same_boxes_without_the_stack_in_memory(tmp_path, capsy
     for i in (0, 500, 999):
         written = mrcfile.read(tmp_path / "sub" / f"subtomo_{i + 1:06d}.mrc")
         np.testing.assert_array_equal(written, stack[i])
+
+
+def test_a_particle_set_larger_than_memory_is_one_sentence(tmp_path, monkeypatch, capsys):
+    """average and clean hold the subtomograms in memory (and stacked a list of them,
+    twice their size): a set that cannot fit is refused before any is read, not killed
+    by the system without a word."""
+    from tomoscribe import volume as volume_module
+
+    _tomogram_and_picks(tmp_path, 40, 16)
+    args = ["extract", str(tmp_path / "tomo.mrc"), str(tmp_path / "picks.csv"), "--box", "16"]
+    assert main([*args, "-o", str(tmp_path / "sub"), "-q"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(volume_module, "physical_memory_bytes", lambda: 2 * 40 * 16**3 * 4)
+    star = str(tmp_path / "sub" / "particles.star")
+    assert main(["average", star, "-o", str(tmp_path / "avg")]) == 2
+    err = capsys.readouterr().err
+    assert "holding the 40 subtomograms of 16³ voxels that particles.star lists needs" in err
+    assert err.count("\n") == 1 and not (tmp_path / "avg").exists()

@@ -250,7 +250,7 @@ def read_particle_set(star: str | os.PathLike):
             f"{star} lists no subtomograms (no rlnImageName column); "
             "run `tomoscribe extract` first."
         )
-    volumes, sizes, paths = [], [], []
+    stack, sizes, paths = None, [], []
     checksums = table["image_crc32"] if "image_crc32" in table else None
     for row, name in enumerate(table["image_name"]):
         path = Path(name)
@@ -262,6 +262,10 @@ def read_particle_set(star: str | os.PathLike):
             raise InputFileError(f"{path} is not a readable MRC subtomogram ({err}).") from err
         if data.ndim != 3 or len(set(data.shape)) != 1:
             raise InputFileError(f"{path} is not a cubic subtomogram ({data.shape}).")
+        if stack is None:  # filled in place: a list stacked at the end held it twice
+            stack = _empty_stack(star, len(table), data.shape[0])
+        elif data.shape != stack.shape[1:]:  # named against most of them (the first
+            _refuse_mixed_boxes(table["image_name"])  # may be the odd one)
         expected = checksums.iloc[row] if checksums is not None else np.nan
         if np.isfinite(expected) and voxel_checksum(data) != int(expected):
             raise InputFileError(
@@ -269,12 +273,11 @@ def read_particle_set(star: str | os.PathLike):
                 "voxels changed since they were extracted: was `extract` run again into "
                 "that folder?); use the particles.star written with it, or extract again."
             )
-        volumes.append(data)
+        stack[row] = data
         sizes.append(size)
         paths.append(path)
-    if not volumes:
+    if stack is None:
         raise InputFileError(f"{star} lists no particles.")
-    _check_alike(paths, [v.shape[0] for v in volumes], "boxes", lambda n: f"a {n:g}³ box")
     _check_alike(paths, sizes, "voxel sizes", lambda a: f"{a:.6g} Å voxels")
     voxel = sizes[-1]
     voxel = _image_voxel_size(star, voxel, table)
@@ -283,10 +286,39 @@ def read_particle_set(star: str | os.PathLike):
             f"neither {star} nor its subtomograms record a voxel size; set it in the "
             "subtomograms' headers (IMOD's alterheader, or mrcfile's voxel_size)."
         )
-    stack = np.stack(volumes)
     if not np.isfinite(stack).all():
         raise InputFileError(f"the subtomograms listed by {star} contain NaN or infinite values.")
     return stack, table, voxel
+
+
+def _refuse_mixed_boxes(names) -> None:
+    """Refuse subtomograms of several box sizes (:func:`_check_alike`), from their
+    headers."""
+    import mrcfile
+
+    paths = [Path(name) for name in names]
+    boxes = []
+    for path in paths:
+        with mrcfile.open(path, permissive=False, header_only=True) as mrc:
+            boxes.append(float(max(int(mrc.header.nx), int(mrc.header.ny), int(mrc.header.nz))))
+    _check_alike(paths, boxes, "boxes", lambda n: f"a {n:g}³ box")
+    raise InputFileError(f"the subtomograms listed by {paths[0].parent} differ in box size.")
+
+
+def _empty_stack(star: Path, count: int, box: int) -> np.ndarray:
+    """Room for ``count`` subtomograms of ``box``³ (float32), refused in one sentence
+    where they and the work on them (twice their size) would not fit in half the
+    machine's memory: 5,000 boxes of 128³ are 42 GB, and the system kills such a run
+    without a word."""
+    from ..volume import check_fits_in_memory
+
+    check_fits_in_memory(
+        3.0 * count * box**3 * 4,
+        f"holding the {count} subtomograms of {box}³ voxels that {star.name} lists",
+        "take a subset (`tomoscribe select`), or extract smaller boxes from a binned "
+        "tomogram (`preprocess --bin`)",
+    )
+    return np.empty((count, box, box, box), np.float32)
 
 
 def check_no_repeats(star: Path, table, consequence: str, halves_kept: bool = False) -> None:
