@@ -1292,3 +1292,30 @@ def test_train_picker_self_trains_network_1_only_and_says_when_it_cannot(picking
     assert "spa boxes" in record["self_training"]["why"]
     _, record = train_picker(trainset, steps=2, seed=0, self_training=False)
     assert record["self_training"]["why"] == "turned off"
+
+
+def test_spa_ncc_invert_matches_a_maps_projections_to_white_protein(tmp_path, capsys):
+    """A map's projections are taken to show protein dark, as raw micrographs do: on a
+    micrograph inverted already (protein white), `spa ncc --reference-map` found almost
+    nothing, said only "lower --threshold", and had no --invert (spa pick had)."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.indices((256, 256))
+    centres = [(40 + 58 * i, 40 + 58 * j) for i in range(4) for j in range(4)]
+    image = rng.normal(0.0, 0.2, (256, 256))
+    for y, x in centres:
+        image -= np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 5.0**2))  # dark particles
+    write_volume(tmp_path / "raw.mrc", Volume(image[None].astype(np.float32), (2.0,) * 3))
+    write_volume(tmp_path / "white.mrc", Volume(-image[None].astype(np.float32), (2.0,) * 3))
+    zz, y3, x3 = np.indices((32, 32, 32)) - 16
+    ball = np.exp(-(zz**2 + y3**2 + x3**2) / (2 * 5.0**2)).astype(np.float32)
+    write_volume(tmp_path / "ball.mrc", Volume(ball, (2.0,) * 3))
+    found = {}
+    for name, flags in (("raw", []), ("white", []), ("white", ["--invert"])):
+        out = tmp_path / f"{name}{len(flags)}"
+        argv = ["spa", "ncc", str(tmp_path / f"{name}.mrc"), "--reference-map"]
+        argv += [str(tmp_path / "ball.mrc"), "--box", "32", "-o", str(out), *flags]
+        assert main([*argv, "-q"]) == 0
+        found[(name, len(flags))] = (len(pd.read_csv(out / "picks.csv")), capsys.readouterr().err)
+    assert found[("raw", 0)][0] >= 14, found
+    assert found[("white", 0)][0] < 5 and "pick them with --invert" in found[("white", 0)][1], found
+    assert found[("white", 1)][0] == found[("raw", 0)][0]

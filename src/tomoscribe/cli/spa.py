@@ -220,6 +220,12 @@ def ncc(
     n_projections: int = typer.Option(20, "--projections", min=1),
     box: int = typer.Option(None, "--box", help="Box edge in pixels."),
     threshold: float = typer.Option(0.25, "--threshold", help="Lowest correlation picked."),
+    invert: bool = typer.Option(
+        False,
+        "--invert",
+        help="The micrographs show protein white (inverted already): negate them, so that "
+        "a --reference-map's projections (protein dark, as in raw micrographs) match.",
+    ),
     pixel_size: float = PixelSize,
     seed: int = options.Seed,
     quiet: bool = options.Quiet,
@@ -240,6 +246,7 @@ def ncc(
         threshold,
         pixel_size,
         seed,
+        invert,
     )
     _report_picks(out_dir, picks, micrographs, earlier)
 

@@ -288,27 +288,29 @@ def pick_files(
 WHITE_PROTEIN_PICKS = 5
 
 
-def _warn_of_white_protein(images: dict, tables: list, pick, inverted: bool) -> None:
+def _warn_of_white_protein(
+    images: dict, tables: list, pick, inverted: bool, ratio: float = 5.0
+) -> None:
     """Where a micrograph gave (almost) no pick, pick its negative: many picks there
-    mean its protein has the other contrast (a trial's micrographs, inverted already as
-    some pipelines write them, gave 0 picks and only "check that these micrographs are
-    like those the picker was trained on").  Costs one more picking of those
-    micrographs only."""
+    (``ratio`` times its own at least) mean its protein has the other contrast (a
+    trial's micrographs, inverted already as some pipelines write them, gave 0 picks and
+    only "check that these micrographs are like those the picker was trained on").
+    Costs one more picking of those micrographs only."""
     import warnings
 
     found = {}
     for (name, image), table in zip(images.items(), tables):
         if len(table) < WHITE_PROTEIN_PICKS:
             flipped = len(pick(-image, name))
-            if flipped >= max(WHITE_PROTEIN_PICKS, 5 * len(table)):
+            if flipped >= max(WHITE_PROTEIN_PICKS, ratio * len(table)):
                 found[name] = flipped
     if found:
         names = sorted(found)
         warnings.warn(
             f"{len(names)} micrograph(s) ({', '.join(names[:3])}"
             f"{', …' if len(names) > 3 else ''}) gave (almost) no pick, where their negatives "
-            f"give {sum(found.values())}: their protein has the other contrast than in the "
-            "micrographs the picker learned from; "
+            f"give {sum(found.values())}: their protein has the other contrast than the "
+            "picker's references; "
             + ("pick them without --invert." if inverted else "pick them with --invert."),
             stacklevel=3,
         )
@@ -386,12 +388,14 @@ def ncc_pick_files(
     threshold: float = 0.25,
     pixel_size_A: float | None = None,
     seed: int = 0,
+    invert: bool = False,
 ) -> pd.DataFrame:
     """The NCC baseline picker into the picks folder ``out_dir``: references averaged
     from hand-picked boxes (``references``: box files on some of the micrographs) or
     ``n_projections`` projections of ``reference_map`` (then ``box``, pixels, is
-    required); picks where the normalised cross-correlation reaches ``threshold``.
-    Returns the picks."""
+    required; the projections are taken to show protein dark, as raw micrographs do,
+    and ``invert`` negates micrographs that show it white); picks where the normalised
+    cross-correlation reaches ``threshold``.  Returns the picks."""
     from .reference import ncc_pick_micrograph
 
     if bool(references) == (reference_map is not None):
@@ -419,16 +423,21 @@ def ncc_pick_files(
         box_px = box
     images, size = read_micrographs(micrographs, pixel_size_A)
     check_fits(images, box_px)
+    if invert:
+        images = {name: -image for name, image in images.items()}
     table = None if table is None else apply_origins(table, size)
     shrink = shrink_factor(box_px)
     refs = _ncc_references(table, reference_map, images, size, box_px, shrink, n_projections, seed)
-    picks = pd.concat(
-        [
-            ncc_pick_micrograph(image, name, refs, shrink, box_px, threshold)
-            for name, image in images.items()
-        ],
-        ignore_index=True,
-    )
+
+    def pick(image, name):
+        return ncc_pick_micrograph(image, name, refs, shrink, box_px, threshold)
+
+    tables = [pick(image, name) for name, image in images.items()]
+    if reference_map is not None:  # boxes cut from the micrographs share their contrast;
+        # noise alone passes 0.25 at a few places of either sign (4 of 16 particles' worth
+        # on a white 256² micrograph), so 3 times, not the networks' 5
+        _warn_of_white_protein(images, tables, pick, invert, ratio=3.0)
+    picks = pd.concat(tables, ignore_index=True)
     _warn_if_none(picks, len(images), threshold)
     write_picks_folder(
         out_dir,
@@ -437,7 +446,7 @@ def ncc_pick_files(
         box_px,
         "auto_ncc",
         "spa ncc",
-        {"threshold": threshold, "references": len(refs)},
+        {"threshold": threshold, "references": len(refs), "inverted": invert},
     )
     return picks
 
