@@ -37,12 +37,13 @@ uncertainty.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.ndimage
 
-from ..core.boxes import free_boxes_inside, spread_boxes_inside
+from ..core.boxes import MOST_OVERHANG, free_boxes_inside, spread_boxes_inside
 from ..core.components import component_sizes
 from ..core.transforms2d import apply, placement_matrix
 from ..errors import AnnotationError, ParameterError
@@ -346,4 +347,19 @@ def transfer_labels(
         "registration error from any labelled region",
     }
     trainset.metadata["label_transfer"] = record
+    trainset.metadata["edge_advice"] = (
+        f"transfer chose them: the fluorescence's surroundings (its band, the "
+        f"{params.negative_margin_nm:g} nm negative margin and the registration's error) "
+        f"cover {100 * float(np.mean(occupied)):.0f}% of the tomogram and leave too little "
+        "room inside for the tiles; a smaller --negative-margin, fewer --negatives or a "
+        "larger part of the tomogram gives more"
+    )
+    if len(negatives) < params.n_negative:
+        warnings.warn(
+            f"transfer found room for {len(negatives)} of the {params.n_negative} negative "
+            f"tiles (free of the fluorescence's surroundings, at most "
+            f"{int(MOST_OVERHANG * params.tile_size)} px over the tomogram's edge); the set "
+            f"has {len(negatives)}.",
+            stacklevel=2,
+        )
     return trainset, refined, record

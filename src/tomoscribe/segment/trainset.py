@@ -411,8 +411,12 @@ def annotation_warnings(metadata: dict, feature: str) -> list[str]:
             f"{off_edge} of the {total} boxes of {feature!r} lie within half a tile ({half} "
             "px) of the tomogram's x or y edge, so part of their tile is filled with 0 (the "
             "normalised mean) and trains as if it were data; "
-            + ("the mask leaves room for fewer inside" if metadata.get("from_mask") else "")
-            + _room_advice(int(metadata.get("tile_size", 0)), bool(metadata.get("from_mask")))
+            + (
+                metadata["edge_advice"] + "."
+                if metadata.get("edge_advice")
+                else ("the mask leaves room for fewer inside" if metadata.get("from_mask") else "")
+                + _room_advice(int(metadata.get("tile_size", 0)), bool(metadata.get("from_mask")))
+            )
         )
     constant = int(metadata.get("n_boxes_constant", 0))
     if constant:
