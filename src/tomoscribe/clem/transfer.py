@@ -316,14 +316,10 @@ def transfer_labels(
     else:
         refined, record = refine_with_network(np.asarray(network_map), band, map_threshold)
     rng = np.random.default_rng(params.seed)
-    nz = tomogram.shape[0]
     # tiles inside the slices first: a tomogram narrower than a few tiles gave most of
     # them zero-filled margins, warned of with advice transfer has no option for
     positives = spread_boxes_inside(refined, params.n_positive, params.tile_size, rng)
-    occupied = np.broadcast_to(~far[None], tomogram.shape).copy()
-    occupied[: nz // 5] = True
-    occupied[nz - nz // 5 :] = True
-    negatives = free_boxes_inside(occupied, params.n_negative, params.tile_size, rng)
+    negatives, occupied = _negative_centres(far, tomogram.shape, params, rng)
     painted = Volume(refined.astype(np.uint8), tomogram.voxel_size_A)
     trainset = build_training_set(
         tomogram,
@@ -347,19 +343,37 @@ def transfer_labels(
         "registration error from any labelled region",
     }
     trainset.metadata["label_transfer"] = record
+    _say_room(trainset, params, occupied, len(negatives))
+    return trainset, refined, record
+
+
+def _negative_centres(far: np.ndarray, shape, params: TransferParams, rng) -> tuple:
+    """Negative box centres far from the label (``far``: (y, x)), away from the top and
+    bottom fifths of the slices, and the share of the tomogram they must avoid."""
+    nz = shape[0]
+    occupied = np.broadcast_to(~far[None], shape).copy()
+    occupied[: nz // 5] = True
+    occupied[nz - nz // 5 :] = True
+    negatives = free_boxes_inside(occupied, params.n_negative, params.tile_size, rng)
+    return negatives, float(np.mean(occupied))
+
+
+def _say_room(trainset: TrainingSet, params: TransferParams, occupied: float, found: int):
+    """Note in the set what its boxes near the edge come from (the fluorescence's
+    surroundings covering the share ``occupied`` of the tomogram, and the options that
+    give more room), and warn where only ``found`` negative tiles fitted."""
     trainset.metadata["edge_advice"] = (
         f"transfer chose them: the fluorescence's surroundings (its band, the "
         f"{params.negative_margin_nm:g} nm negative margin and the registration's error) "
-        f"cover {100 * float(np.mean(occupied)):.0f}% of the tomogram and leave too little "
-        "room inside for the tiles; a smaller --negative-margin, fewer --negatives or a "
-        "larger part of the tomogram gives more"
+        f"cover {100 * occupied:.0f}% of the tomogram and leave too little room inside for "
+        "the tiles; a smaller --negative-margin, fewer --negatives or a larger part of the "
+        "tomogram gives more"
     )
-    if len(negatives) < params.n_negative:
+    if found < params.n_negative:
         warnings.warn(
-            f"transfer found room for {len(negatives)} of the {params.n_negative} negative "
-            f"tiles (free of the fluorescence's surroundings, at most "
+            f"transfer found room for {found} of the {params.n_negative} negative tiles (free "
+            f"of the fluorescence's surroundings, at most "
             f"{int(MOST_OVERHANG * params.tile_size)} px over the tomogram's edge); the set "
-            f"has {len(negatives)}.",
-            stacklevel=2,
+            f"has {found}.",
+            stacklevel=3,
         )
-    return trainset, refined, record
