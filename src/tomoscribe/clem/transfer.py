@@ -349,13 +349,13 @@ def transfer_labels(
 
 def _negative_centres(far: np.ndarray, shape, params: TransferParams, rng) -> tuple:
     """Negative box centres far from the label (``far``: (y, x)), away from the top and
-    bottom fifths of the slices, and the share of the tomogram they must avoid."""
+    bottom fifths of the slices, and the share of the slices' area near the label."""
     nz = shape[0]
     occupied = np.broadcast_to(~far[None], shape).copy()
     occupied[: nz // 5] = True
     occupied[nz - nz // 5 :] = True
     negatives = free_boxes_inside(occupied, params.n_negative, params.tile_size, rng)
-    return negatives, float(np.mean(occupied))
+    return negatives, float(np.mean(~far))
 
 
 def _say_room(trainset: TrainingSet, params: TransferParams, occupied: float, found: int):
@@ -365,7 +365,7 @@ def _say_room(trainset: TrainingSet, params: TransferParams, occupied: float, fo
     trainset.metadata["edge_advice"] = (
         f"transfer chose them: the fluorescence's surroundings (its band, the "
         f"{params.negative_margin_nm:g} nm negative margin and the registration's error) "
-        f"cover {100 * occupied:.0f}% of the tomogram and leave too little room inside for "
+        f"cover {100 * occupied:.0f}% of its slices' area and leave too little room inside for "
         "the tiles; a smaller --negative-margin, fewer --negatives or a larger part of the "
         "tomogram gives more"
     )
