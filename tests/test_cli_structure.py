@@ -766,3 +766,25 @@ def test_a_tilt_range_in_radians_is_refused(scene, tmp_path, capsys):
         err = capsys.readouterr().err
         assert "spans 2.1°" in err and "(-60,60 if it was radians)" in err, err
     assert [p.name for p in tmp_path.iterdir()] == ["p.csv"]
+
+
+def test_no_filament_in_merges_labels_names_merge_and_the_features_own_map(tmp_path, capsys):
+    """A README trial: `pick labels.mrc -f microtubule --filament` on merge's output
+    found nothing tube-shaped (merge had given half the microtubule's voxels to a weak
+    membrane model) and asked only to check the feature; the feature's own map traced
+    it.  Said for merge's label maps; another label map keeps the plain sentence."""
+    from tomoscribe.core.legend import Legend, write_legend
+    from tomoscribe.outputs import write_provenance
+
+    labels = np.zeros((24, 64, 64), np.uint8)
+    labels[10:14, 20:26, 20:26] = 1  # a lump, not a tube
+    for name, step in (("merged.mrc", "merge"), ("painted.mrc", None)):
+        write_volume(tmp_path / name, Volume(labels, 10.0))
+        write_legend(tmp_path / name, Legend.from_features(["microtubule"]))
+        if step:
+            write_provenance(tmp_path / name, step, {}, [])
+        argv = ["pick", str(tmp_path / name), "-f", "microtubule", "--filament"]
+        assert main([*argv, "-o", str(tmp_path / f"{name}.star")]) == 2
+        err = capsys.readouterr().err
+        assert ("`merge` gave each voxel to the strongest feature" in err) == bool(step), err
+        assert "looks like a filament" in err and err.count("\n") == 1
