@@ -788,3 +788,21 @@ def test_no_filament_in_merges_labels_names_merge_and_the_features_own_map(tmp_p
         err = capsys.readouterr().err
         assert ("`merge` gave each voxel to the strongest feature" in err) == bool(step), err
         assert "looks like a filament" in err and err.count("\n") == 1
+
+
+def test_select_takes_a_class_clean_made_empty(tmp_path, capsys):
+    """A README trial: clean listed "5: 0" and `select --remove 2,5` answered "classes
+    [5] do not exist".  A class clean made (its record's count) that holds no particle
+    is nothing to remove; a class beyond them is still refused, naming those there are."""
+    from tomoscribe.outputs import write_provenance
+
+    rows = pd.DataFrame({"rlnCoordinateX": [1.0, 2, 3, 4], "rlnCoordinateY": 5.0,
+                         "rlnCoordinateZ": 6.0, "rlnClassNumber": [1, 1, 2, 4]})  # fmt: skip
+    starfile.write(rows, tmp_path / "c.star")
+    write_provenance(tmp_path / "c.star", "clean", {"classes": 5, "seed": 0}, [])
+    args = ["select", str(tmp_path / "c.star"), "-o"]
+    assert main([*args, str(tmp_path / "k.star"), "--remove", "2,5"]) == 0
+    assert starfile.read(tmp_path / "k.star")["rlnClassNumber"].tolist() == [1, 1, 4]
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "k6.star"), "--remove", "6"]) == 2
+    assert "(its classes are 1, 2, 3, 4, 5)" in capsys.readouterr().err

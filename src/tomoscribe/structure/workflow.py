@@ -1260,9 +1260,16 @@ def select_classes_of_file(
         raise InputFileError(f"{particles}: some rlnClassNumber values are not whole numbers.")
     classes = classes.astype(int).reset_index(drop=True)
     drop = {int(c) for c in remove}
-    unknown = drop - set(classes)
-    if unknown:
-        raise ParameterError(f"classes {sorted(unknown)} do not exist in {particles}.")
+    record = read_provenance(particles) or {}
+    made = record.get("parameters", {}).get("classes") if record.get("step") == "clean" else None
+    empty = set(range(1, int(made) + 1)) if isinstance(made, int) else set()  # clean's
+    unknown = drop - set(classes) - empty  # classes that hold no particle are no error
+    if unknown:  # (a README trial: clean listed "5: 0", and select refused class 5)
+        held = sorted(set(classes) | empty)
+        raise ParameterError(
+            f"classes {sorted(unknown)} do not exist in {particles} (its classes are "
+            f"{', '.join(str(c) for c in held)})."
+        )
     keep = ~classes.isin(drop).to_numpy()
     if not keep.any():
         raise ParameterError("removing these classes leaves no particle.")
