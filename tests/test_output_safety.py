@@ -965,6 +965,10 @@ def test_a_file_a_command_wrote_without_a_record_names_that_command_when_replace
     clem = out / "clem"
     entry = json.loads((clem / MANIFEST_NAME).read_text())["files"]["placement.json"]
     assert entry["by"] == "clem simulate"
+    # its preprocessed tomogram is recorded as `preprocess` records one (a README trial:
+    # a training set cut from it recorded no preprocessing, so none could be compared)
+    record = json.loads((out / "preprocessed_1.mrc.json").read_text())
+    assert record["step"] == "preprocess" and record["parameters"]["lowpass_A"] == 60.0
     capsys.readouterr()
     register = [
         "clem", "register", str(clem / "overview.mrc"), str(clem / "fluorescence_reflection.mrc"),

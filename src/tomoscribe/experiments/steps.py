@@ -19,7 +19,7 @@ import pandas as pd
 from ..core.legend import write_legend
 from ..errors import OutputError, ParameterError, TrainingError
 from ..io import create_volume, read_volume, write_volume
-from ..outputs import atomic_path
+from ..outputs import atomic_path, write_provenance
 from ..outputs import make_folders as make_output_folders
 from ..preprocess import PreprocessParams, preprocess_into
 from ..segment.modelfile import load_model, save_model
@@ -117,7 +117,19 @@ def preprocess_tomogram(
     with create_volume(
         path, tomo.raw.shape, np.float32, tomo.raw.voxel_size_A, tomo.raw.origin_A
     ) as target:
-        preprocess_into(tomo.raw, target, params)
+        stats = preprocess_into(tomo.raw, target, params)
+    raw = out / f"tomogram_{index}.mrc"
+    write_provenance(  # as `preprocess` records it: a training set cut from it records
+        path,  # its preprocessing, and segment compares it (a README trial's set from
+        "preprocess",  # `clem simulate` recorded none)
+        {**params.as_dict(), "voxel_size_A": list(tomo.raw.voxel_size_A)},
+        [raw] if raw.is_file() else [],
+        extra={
+            "binning": "centred",
+            "source_shape_zyx": list(tomo.raw.shape),
+            "statistics_before_normalisation": stats,
+        },
+    )
     tomo.pre = read_volume(path)
     return tomo
 
