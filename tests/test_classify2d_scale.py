@@ -369,3 +369,34 @@ def test_projections_with_noise_rising_to_nyquist_are_classified_not_listed():
     labels = np.asarray(result.labels) - 1  # classes from 1
     agree = max(np.mean(labels == (sizes > 5)), np.mean(labels != (sizes > 5)))
     assert agree >= 0.9, agree
+
+
+def test_low_passed_noise_keeps_the_white_noise_band():
+    """A review: under noise low-passed to half amplitude at Nyquist (preprocess's 20 Å
+    at 10 Å voxels) the lowest ring lies in the outer fifth itself, and the rising-noise
+    rule gave the outermost rings weight (0.21, 0.12) where the signal has none."""
+    from tomoscribe.structure.align2d import signal_band
+
+    rng = np.random.default_rng(8)
+    n, count = 40, 64
+    yy, xx = np.indices((n, n)) - n // 2
+    blobs = np.stack([np.exp(-(yy**2 + xx**2) / (2 * 3.0**2))] * count)
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n), indexing="ij"))
+    low = np.exp(-np.log(2) * (k / 0.5) ** 2)  # half amplitude at Nyquist
+    noise = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((count, n, n))) * low))
+    band = signal_band(torch.as_tensor((blobs + 0.5 * noise / noise.std()).astype(np.float32)))
+    assert torch.isfinite(band).all()
+    assert float(band[18:].max()) == 0.0, band  # the white-noise floor's band, as before
+    assert float(band[2]) > 0.5, band
+
+
+def test_a_band_of_no_ring_becomes_the_low_rings_alike():
+    """Noise alone, rising to Nyquist: no ring is told from it; rather than weights of
+    0 (features 0, a traceback from torch), rings 2 to max(6, n/4) weigh alike."""
+    from tomoscribe.structure.align2d import signal_band
+
+    noise = _ramp_noise(np.random.default_rng(9), 64, 40)
+    band = signal_band(torch.as_tensor(noise))
+    expected = torch.zeros_like(band)
+    expected[2:11] = 1.0  # n/4 = 10
+    assert torch.equal(band, expected), band

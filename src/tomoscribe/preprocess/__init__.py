@@ -351,17 +351,22 @@ def _without_fill(
     block: np.ndarray, fill: float | None, beyond: tuple
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``block`` with its fill (:func:`tomoscribe.preprocess.fill.fill_mask`; ``beyond``:
-    its sides next to left-out padding) set to the mean of its data, so that the
-    band-pass does not ring along the fill's edges, and the fill's mask (None where there
-    is none)."""
+    its sides next to left-out padding) set to the mean of each slice's data, so that
+    the band-pass does not ring along the fill's edges, and the fill's mask (None where
+    there is none)."""
     if fill is None:
         return block, None
     filled = fill_mask(block, fill, beyond)
     if not filled.any():
         return block, None
     block = np.array(block, np.float32)  # a copy: the slab may be the volume's own array
-    data = block[~filled]
-    block[filled] = data.mean(dtype=np.float64) if data.size else 0.0
+    kept = ~filled
+    counts = kept.sum(axis=(1, 2))
+    sums = np.where(kept, block, 0).sum(axis=(1, 2), dtype=np.float64)
+    overall = sums.sum() / max(int(counts.sum()), 1)
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), overall)  # each slice's
+    # own: the slab's made the output depend on the slab size where the data drift in z
+    np.copyto(block, means[:, None, None].astype(np.float32), where=filled)
     return block, filled
 
 

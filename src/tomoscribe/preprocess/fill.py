@@ -13,8 +13,9 @@ turned with their mean as fill, and the band-pass rang along the fill's edges
 The fill is found where it must be, at the border of the slices: the most common exact
 value of the four corners of every slice inside the data box, kept where it holds
 :data:`CORNER_SHARE` of the corners and :data:`BORDER_SHARE` of the border rows, and the
-values beside it are data (:data:`MIN_DATA_VALUES`) that step away from it rather than
-fade into it (:data:`STEP_SHARE`: a simulated map's zero background is not fill).  In a
+values beside it are data (:data:`MIN_DATA_VALUES`), far from its value
+(:data:`FAR_FROM_DATA`), that step away from it rather than fade into it
+(:data:`STEP_SHARE`: a simulated map's zero background is not fill).  In a
 slab, the fill is that value's regions touching a slice's border, each of at least
 :data:`MIN_FILL_PIXELS` pixels: the complement of a convex data region in a rectangle
 touches the rectangle's border in every slice, while an integer tomogram's coincidental
@@ -39,6 +40,14 @@ BORDER_SHARE = 0.02
 #: mask or a label map holds a handful (its background is not fill beside data).
 MIN_DATA_VALUES = 16
 
+#: How far the fill's value must lie from the data's median, in their standard
+#: deviations: zero fill beside an 8-bit tomogram's values around 113 lies ~4 σ off;
+#: the most common value of a smooth 8-bit tomogram of few grey levels lies in the
+#: middle of its data, and its patches, touching the border, made a review's
+#: fill-free volume lose a quarter of its voxels to "fill".  A fill of the data's own
+#: mean is data then, as before (its σ counted with it: 1.26 where 1.0 is the data's).
+FAR_FROM_DATA = 2.0
+
 #: How far the data beside the fill must lie from its value (a median, in the data's
 #: standard deviations) for it to be fill: a turned tomogram's data, even filled with
 #: their own mean, lie ~0.67 σ from it; a simulated map's densities fade to its zero
@@ -57,6 +66,12 @@ MIN_FILL_PIXELS = 50
 #: kept as data rang through the band-pass and set σ (a 15° turn binned by 2: the data
 #: kept 0.08 of their σ).
 EDGE_PIXELS = 3
+
+
+#: How far (pixels) from the fill the left-out padding beside the block counts as the
+#: fill's edge too: a turned corner's tip meets the padding within a few pixels of the
+#: fill on both its sides (binned by 2, its mixed values spanned six pixels).
+NEAR_PADDING = 8
 
 
 def fill_value(volume: Volume, box: tuple[slice, slice, slice]) -> float | None:
@@ -92,6 +107,8 @@ def fill_value(volume: Volume, box: tuple[slice, slice, slice]) -> float | None:
     data = sampled[(sampled != value) & np.isfinite(sampled)]
     if np.unique(data).size < MIN_DATA_VALUES:  # a mask's zeros beside its ones are its
         return None  # background, not fill beside data
+    if abs(float(value) - float(np.median(data))) < FAR_FROM_DATA * float(np.std(data)):
+        return None  # a common value among the data (a smooth 8-bit tomogram's)
     if not _steps_from(value, [*rows, *middle], data):  # a map fading into its background
         return None
     return float(value)
@@ -143,19 +160,24 @@ def fill_mask(
 
     equal = np.abs(block - np.float32(value)) <= 1e-5 * max(1.0, abs(value))
     width = [(0, 0), (int(beyond[0]), int(beyond[1])), (int(beyond[2]), int(beyond[3]))]
-    equal = np.pad(equal, width, constant_values=True)
+    padded = np.pad(equal, width, constant_values=True)
+    real = np.pad(np.ones(equal.shape, bool), width, constant_values=False)
     in_plane = np.zeros((3, 3, 3), bool)
     in_plane[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
-    labels, n = scipy.ndimage.label(equal, in_plane)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    labels, n = scipy.ndimage.label(padded, in_plane)
+    sizes = np.bincount(labels[real], minlength=n + 1)  # pixels of the block's own
     keep = np.zeros(n + 1, bool)
     for edge in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
         keep[np.unique(edge)] = True
     keep[0] = False
     keep &= sizes >= MIN_FILL_PIXELS
-    fill = keep[labels]
-    if fill.any():
-        fill = scipy.ndimage.binary_dilation(fill, in_plane, iterations=EDGE_PIXELS)
+    fill = keep[labels] & real
+    if fill.any():  # the left-out padding is the fill's edge only near fill (a turned
+        # corner's tip meets it there), not along a whole side (a review: three columns
+        # of data beside padding were marked in every slice)
+        near = scipy.ndimage.binary_dilation(fill, in_plane, iterations=NEAR_PADDING)
+        seeds = fill | (~real & near)
+        fill = scipy.ndimage.binary_dilation(seeds, in_plane, iterations=EDGE_PIXELS) & real
     (y0, y1), (x0, x1) = width[1:]
     return fill[:, y0 : fill.shape[1] - y1, x0 : fill.shape[2] - x1]
 

@@ -45,9 +45,10 @@ def fourier_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     return torch.fft.irfft2(cropped, s=(size, size)) * (size / n) ** 2
 
 
-#: Noise is taken to rise with frequency where the outermost fifth of the rings holds
-#: this many times the lowest ring's power (beyond ring 2) or more; white noise under a
-#: decaying signal leaves them within a few per cent of it.
+#: Noise is taken to rise with frequency where the lowest ring's power (beyond ring 2)
+#: lies below the outermost fifth of the rings, which holds this many times it or more;
+#: white noise under a decaying signal leaves them within a few per cent of it, and
+#: low-passed noise has its lowest ring inside the outer fifth.
 RISING_NOISE = 1.2
 
 
@@ -55,9 +56,9 @@ def signal_band(images: torch.Tensor, smallest: int = 6) -> torch.Tensor:
     """Weight of each frequency ring (cycles per box, from 0 to n // 2) for comparing
     these images: ``SSNR / (1 + SSNR)`` with the spectral SNR estimated from their mean
     radial power spectrum against the white-noise floor of its outer rings (median of
-    the outermost fifth; where that lies :data:`RISING_NOISE` times above the lowest
-    ring or more, the noise rises with frequency, and each ring is measured against the
-    lowest power at or beyond it), zero beyond the last ring whose SSNR exceeds 0.1 (at least
+    the outermost fifth; where that lies :data:`RISING_NOISE` times above a lower ring
+    before it or more, the noise rises with frequency, and each ring is measured against
+    the lowest power at or beyond it), zero beyond the last ring whose SSNR exceeds 0.1 (at least
     ``smallest`` rings kept)."""
     n = images.shape[-1]
     power = torch.fft.fftshift(
@@ -70,14 +71,17 @@ def signal_band(images: torch.Tensor, smallest: int = 6) -> torch.Tensor:
     total = torch.zeros(n // 2 + 1, device=images.device).index_add_(0, ring[inside], power[inside])
     count = torch.bincount(ring[inside], minlength=n // 2 + 1).float()
     profile = total / count.clamp(min=1)
-    floor = profile[int(0.8 * (n // 2)) :].median()
-    if floor > RISING_NOISE * profile[2:].min():  # noise rising to Nyquist, as weighted
-        # back-projection leaves it in subtomograms' projections: against the outer
-        # rings' level every ring below was "no signal" (12 ribosomes' projections kept
-        # rings 19–20 of 20, all features 0, classes in file order); each ring is
-        # measured against the lowest level at or beyond it instead
+    outer = int(0.8 * (n // 2))
+    floor = profile[outer:].median()
+    lowest = 2 + int(torch.argmin(profile[2:]))
+    if lowest < outer and floor > RISING_NOISE * profile[lowest]:  # noise rising to
+        # Nyquist beyond a dip, as weighted back-projection leaves it in subtomograms'
+        # projections: against the outer rings' level every ring below was "no signal"
+        # (12 ribosomes' projections kept rings 19–20 of 20, all features 0, classes in
+        # file order); each ring is measured against the lowest level at or beyond it
         floor = torch.flip(torch.cummin(torch.flip(profile, [0]), 0).values, [0])
-    ssnr = torch.clamp(profile / floor - 1, min=0)
+    floor = torch.clamp(floor, min=1e-12 * float(profile.max()) + 1e-30)  # no 0/0
+    ssnr = torch.nan_to_num(torch.clamp(profile / floor - 1, min=0))
     above = torch.nonzero(ssnr > 0.1).flatten()
     last = max(smallest, int(above.max()) if len(above) else smallest)
     weight = ssnr / (1 + ssnr)
