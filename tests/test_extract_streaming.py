@@ -11,9 +11,8 @@ import pandas as pd
 
 from tomoscribe.cli.app import main
 from tomoscribe.io import read_volume
-from tomoscribe.structure.extract import extract_subtomograms, iter_subtomograms
+from tomoscribe.structure.extract import iter_subtomograms
 from tomoscribe.structure.stackio import write_particle_folder
-from tomoscribe.volume import Volume
 
 
 def _tomogram_and_picks(folder, n: int, box: int):
@@ -57,11 +56,11 @@ def test_extract_cuts_the_same_boxes_without_the_stack_in_memory(tmp_path, capsy
     peak = _peak_bytes(lambda: main([*args, "-o", str(tmp_path / "sub"), "-q"]))
     assert peak < n * box**3 * 4 * 0.7, peak  # the stack: 256 MB; the checks 90–140 MB
     assert f"wrote {n} subtomograms" in capsys.readouterr().out
-    stack, kept = extract_subtomograms(Volume(data, 10.0), table, box)
-    assert len(kept) == n
-    for i in (0, 500, 999):
+    for i in (0, 500, 999):  # each row's own box, cut here by hand and normalised
         written = mrcfile.read(tmp_path / "sub" / f"subtomo_{i + 1:06d}.mrc")
-        np.testing.assert_array_equal(written, stack[i])
+        z, y, x = np.rint(table.loc[i, ["z", "y", "x"]].to_numpy(float)).astype(int) - box // 2
+        cut = data[z : z + box, y : y + box, x : x + box]
+        np.testing.assert_allclose(written, (cut - cut.mean()) / cut.std(), atol=1e-5)
 
 
 def test_a_particle_set_larger_than_memory_is_one_sentence(tmp_path, monkeypatch, capsys):

@@ -979,3 +979,16 @@ def test_a_file_a_command_wrote_without_a_record_names_that_command_when_replace
     assert said in capsys.readouterr().err
     assert main(register) == 0  # its own output again: nothing to say
     assert "replaced" not in capsys.readouterr().err
+
+
+def test_the_writer_is_the_command_even_after_root_options():
+    """A review: `--debug` comes before the command, and the command's words were not
+    found, so no manifest entry named its writer."""
+    import typer
+
+    from tomoscribe.cli.app import _command_name, app
+
+    group = typer.main.get_command(app)
+    assert _command_name(group, ["--debug", "clem", "register", "a.mrc"]) == "clem register"
+    assert _command_name(group, ["preprocess", "t.mrc", "-o", "p.mrc"]) == "preprocess"
+    assert _command_name(group, ["--help"]) is None

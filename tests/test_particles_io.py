@@ -500,3 +500,34 @@ def test_a_stale_pixel_set_beside_a_real_relion5_file_is_not_read(shared_data, t
     with pytest.warns(UserWarning, match=r"the centred ones were read"):
         read = read_particles(tmp_path / "stale.star", tomograms=tomograms)
     np.testing.assert_allclose(read[["x", "y", "z"]], truth[["x", "y", "z"]], atol=1e-6)
+
+
+def test_optics_group_names_stay_distinct_and_ours_are_numbered_anew(tmp_path):
+    """A review: a group split by pixel size took `TS_01_2`, which another group may
+    already be called; and tomoscribe's own `opticsGroupN` were carried, so group 1
+    could be written as `opticsGroup2`."""
+    import pandas as pd
+    import starfile
+
+    from tomoscribe.io.formats.relion import _group_names
+
+    optics = pd.DataFrame(
+        {"rlnOpticsGroup": [1, 2, 3], "rlnOpticsGroupName": ["TS_01", "TS_01_2", "TS_01"]}
+    )
+    assert _group_names(optics.copy()) == ["TS_01", "TS_01_2", "TS_01_3"]
+    ours = {
+        "optics": pd.DataFrame({"rlnOpticsGroup": [1, 2], "rlnOpticsGroupName": ["opticsGroup2", "opticsGroup1"],
+                                "rlnImagePixelSize": [10.0, 10.0], "rlnVoltage": 300.0, "rlnSphericalAberration": 2.7}),
+        "particles": pd.DataFrame({"rlnCoordinateX": [1.0, 2.0], "rlnCoordinateY": 3.0, "rlnCoordinateZ": 4.0,
+                                   "rlnOpticsGroup": [1, 2], "rlnImageName": ["a.mrc", "b.mrc"]}),
+    }  # fmt: skip
+    starfile.write(ours, tmp_path / "ours.star")
+    theirs = {**ours, "optics": ours["optics"].assign(rlnOpticsGroupName=["TS_02", "TS_01"])}
+    starfile.write(theirs, tmp_path / "theirs.star")
+    from tomoscribe.io.particles import read_particles
+
+    assert "optics_group_name" not in read_particles(tmp_path / "ours.star")
+    assert read_particles(tmp_path / "theirs.star")["optics_group_name"].tolist() == [
+        "TS_02",
+        "TS_01",
+    ]

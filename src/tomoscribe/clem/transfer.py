@@ -43,7 +43,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.ndimage
 
-from ..core.boxes import MOST_OVERHANG, free_boxes_inside, spread_boxes_inside
+from ..core.boxes import (
+    MOST_OVERHANG,
+    free_boxes_inside,
+    spread_boxes_inside,
+    tiles_within,
+)
 from ..core.components import component_sizes
 from ..core.transforms2d import apply, placement_matrix
 from ..errors import AnnotationError, ParameterError
@@ -343,7 +348,7 @@ def transfer_labels(
         "registration error from any labelled region",
     }
     trainset.metadata["label_transfer"] = record
-    _say_room(trainset, params, occupied, len(negatives))
+    _say_room(trainset, params, occupied, (positives, negatives), tomogram.shape)
     return trainset, refined, record
 
 
@@ -358,17 +363,32 @@ def _negative_centres(far: np.ndarray, shape, params: TransferParams, rng) -> tu
     return negatives, float(np.mean(~far))
 
 
-def _say_room(trainset: TrainingSet, params: TransferParams, occupied: float, found: int):
-    """Note in the set what its boxes near the edge come from (the fluorescence's
-    surroundings covering the share ``occupied`` of the tomogram, and the options that
-    give more room), and warn where only ``found`` negative tiles fitted."""
-    trainset.metadata["edge_advice"] = (
-        f"transfer chose them: the fluorescence's surroundings (its band, the "
-        f"{params.negative_margin_nm:g} nm negative margin and the registration's error) "
-        f"cover {100 * occupied:.0f}% of its slices' area and leave too little room inside for "
-        "the tiles; a smaller --negative-margin, fewer --negatives or a larger part of the "
-        "tomogram gives more"
-    )
+def _say_room(trainset: TrainingSet, params: TransferParams, occupied: float, boxes, shape):
+    """Note in the set why transfer's ``boxes`` (positive and negative centres) whose
+    tiles cross the edge of a tomogram of ``shape`` lie there (positives: the label is
+    there; negatives: the fluorescence's surroundings cover the share ``occupied`` of the
+    slices' area) and the options that help, and warn where fewer negative tiles fitted
+    than asked for."""
+    outside = ~tiles_within(shape, params.tile_size)
+    hanging = [
+        kind
+        for kind, centres in zip(("positive", "negative"), boxes)
+        if len(centres) and outside[tuple(np.rint(centres).astype(int).T)].any()
+    ]
+    found = len(boxes[1])
+    why = []
+    if "positive" in hanging:
+        why.append("the label lies near the edge, where the positives were taken")
+    if "negative" in hanging:
+        why.append(
+            f"the fluorescence's surroundings (its band, the {params.negative_margin_nm:g} "
+            f"nm negative margin and the registration's error) cover {100 * occupied:.0f}% "
+            "of the slices' area and leave too little room inside for the negatives; a "
+            "smaller --negative-margin, fewer --negatives or a larger part of the tomogram "
+            "gives more"
+        )
+    if why:
+        trainset.metadata["edge_advice"] = "transfer chose them: " + "; ".join(why)
     if found < params.n_negative:
         warnings.warn(
             f"transfer found room for {found} of the {params.n_negative} negative tiles (free "

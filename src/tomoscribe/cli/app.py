@@ -137,7 +137,7 @@ def _command_name(group, argv: list[str]) -> str | None:
     """The command ``argv`` runs, as its words (``"clem register"``), or None where
     its first word names none (``--help``, a typo)."""
     words = []
-    for word in argv:
+    for word in (w for w in argv if not w.startswith("-")):  # `--debug` may come first
         sub = getattr(group, "commands", {}).get(word)
         if sub is None:
             break

@@ -299,8 +299,12 @@ def _refuse_mixed_boxes(names) -> None:
     paths = [Path(name) for name in names]
     boxes = []
     for path in paths:
-        with mrcfile.open(path, permissive=False, header_only=True) as mrc:
-            boxes.append(float(max(int(mrc.header.nx), int(mrc.header.ny), int(mrc.header.nz))))
+        try:
+            with mrcfile.open(path, permissive=False, header_only=True) as mrc:
+                n = max(int(mrc.header.nx), int(mrc.header.ny), int(mrc.header.nz))
+        except (OSError, ValueError) as err:
+            raise InputFileError(f"{path} is not a readable MRC subtomogram ({err}).") from err
+        boxes.append(float(n))
     _check_alike(paths, boxes, "boxes", lambda n: f"a {n:g}³ box")
     raise InputFileError(f"the subtomograms listed by {paths[0].parent} differ in box size.")
 

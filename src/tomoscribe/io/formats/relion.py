@@ -453,7 +453,8 @@ def _read_optics_columns(block, optics, table: pd.DataFrame) -> None:
         names = optics.set_index(optics.get("rlnOpticsGroup", pd.Series(1, index=optics.index)))
         groups = block.get("rlnOpticsGroup", pd.Series(1, index=block.index)).to_numpy()
         found = names["rlnOpticsGroupName"].reindex(groups)
-        if found.notna().all():
+        own = found.astype(str).str.fullmatch(r"opticsGroup\d+")  # numbered anew on
+        if found.notna().all() and not own.all():  # writing: tomoscribe's own names
             table["optics_group_name"] = found.astype(str).to_numpy()
 
 
@@ -1144,11 +1145,15 @@ def _group_names(optics: pd.DataFrame) -> list[str]:
     if "rlnOpticsGroupName" not in optics:
         return [f"opticsGroup{g}" for g in optics["rlnOpticsGroup"]]
     names = optics.pop("rlnOpticsGroupName").astype(str).tolist()
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     unique = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+        part, named = 1, name
+        while named in taken:  # a split group's next part, never a name already given
+            part += 1
+            named = f"{name}_{part}"
+        taken.add(named)
+        unique.append(named)
     return unique
 
 
