@@ -515,12 +515,13 @@ def test_optics_group_names_stay_distinct_and_ours_are_numbered_anew(tmp_path):
         {"rlnOpticsGroup": [1, 2, 3], "rlnOpticsGroupName": ["TS_01", "TS_01_2", "TS_01"]}
     )
     assert _group_names(optics.copy()) == ["TS_01", "TS_01_2", "TS_01_3"]
-    ours = {
-        "optics": pd.DataFrame({"rlnOpticsGroup": [1, 2], "rlnOpticsGroupName": ["opticsGroup2", "opticsGroup1"],
-                                "rlnImagePixelSize": [10.0, 10.0], "rlnVoltage": 300.0, "rlnSphericalAberration": 2.7}),
-        "particles": pd.DataFrame({"rlnCoordinateX": [1.0, 2.0], "rlnCoordinateY": 3.0, "rlnCoordinateZ": 4.0,
-                                   "rlnOpticsGroup": [1, 2], "rlnImageName": ["a.mrc", "b.mrc"]}),
-    }  # fmt: skip
+    optics = pd.DataFrame(
+        {"rlnOpticsGroup": [1, 2], "rlnOpticsGroupName": ["opticsGroup2", "opticsGroup1"]}
+    ).assign(rlnImagePixelSize=10.0, rlnVoltage=300.0, rlnSphericalAberration=2.7)
+    rows = pd.DataFrame({"rlnCoordinateX": [1.0, 2.0], "rlnOpticsGroup": [1, 2]}).assign(
+        rlnCoordinateY=3.0, rlnCoordinateZ=4.0, rlnImageName=["a.mrc", "b.mrc"]
+    )
+    ours = {"optics": optics, "particles": rows}
     starfile.write(ours, tmp_path / "ours.star")
     theirs = {**ours, "optics": ours["optics"].assign(rlnOpticsGroupName=["TS_02", "TS_01"])}
     starfile.write(theirs, tmp_path / "theirs.star")
