@@ -190,4 +190,7 @@ __all__ = [
     "MIN_FILL_PIXELS",
     "EDGE_PIXELS",
     "MIN_DATA_VALUES",
+    "FAR_FROM_DATA",
+    "STEP_SHARE",
+    "NEAR_PADDING",
 ]
