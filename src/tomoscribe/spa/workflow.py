@@ -289,10 +289,16 @@ WHITE_PROTEIN_PICKS = 5
 
 
 def _warn_of_white_protein(
-    images: dict, tables: list, pick, inverted: bool, ratio: float = 5.0
+    images: dict,
+    tables: list,
+    pick,
+    inverted: bool,
+    ratio: float = 5.0,
+    against: str = "in the micrographs the picker learned from",
 ) -> None:
     """Where a micrograph gave (almost) no pick, pick its negative: many picks there
-    (``ratio`` times its own at least) mean its protein has the other contrast (a
+    (``ratio`` times its own at least) mean its protein has the other contrast than
+    ``against`` (a
     trial's micrographs, inverted already as some pipelines write them, gave 0 picks and
     only "check that these micrographs are like those the picker was trained on").
     Costs one more picking of those micrographs only."""
@@ -309,8 +315,8 @@ def _warn_of_white_protein(
         warnings.warn(
             f"{len(names)} micrograph(s) ({', '.join(names[:3])}"
             f"{', …' if len(names) > 3 else ''}) gave (almost) no pick, where their negatives "
-            f"give {sum(found.values())}: their protein has the other contrast than the "
-            "picker's references; "
+            f"give {sum(found.values())}: their protein has the other contrast than "
+            f"{against}; "
             + ("pick them without --invert." if inverted else "pick them with --invert."),
             stacklevel=3,
         )
@@ -436,7 +442,7 @@ def ncc_pick_files(
     if reference_map is not None:  # boxes cut from the micrographs share their contrast;
         # noise alone passes 0.25 at a few places of either sign (4 of 16 particles' worth
         # on a white 256² micrograph), so 3 times, not the networks' 5
-        _warn_of_white_protein(images, tables, pick, invert, ratio=3.0)
+        _warn_of_white_protein(images, tables, pick, invert, 3.0, "in the map's projections")
     picks = pd.concat(tables, ignore_index=True)
     _warn_if_none(picks, len(images), threshold)
     write_picks_folder(
