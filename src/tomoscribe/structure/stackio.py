@@ -61,7 +61,7 @@ def write_particle_folder(
     folder = Path(folder)
     with output_folder(folder, overwrite, step="extract") as tmp:
         names, checksums, projections = [], [], []
-        boxes = track(stack, "extract", total=len(table), show_progress=show_progress)
+        boxes = track(stack, "extract", len(table), show_progress, transient=True)
         for i, volume in enumerate(boxes):
             name = f"subtomo_{i + 1:06d}.mrc"
             data = np.ascontiguousarray(volume, np.float32)

@@ -869,22 +869,35 @@ def extract_from_files(
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
     _warn_of_inputs(volume, tomogram, table, particles)
     kept, boxes = _boxes_of(volume, table, box, edge, invert)
-    _warn_of_unrecorded_sampling(table, particles, tomogram, volume, picked_voxel_size_A)
-    recorded = recorded_microscope([tomogram, particles])  # a simulated tomogram's
-    kept = _with_microscope(
-        with_tilt_columns(kept, acquisition), microscope, "extract", entry, recorded
-    )
-    extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
-    if series_note:
-        warnings.warn(series_note, stacklevel=2)
-    wedge = _wedge_for_relion(acquisition, box)
-    write_particle_folder(
-        out_dir, boxes, kept, volume.pixel_size_A, extent, overwrite, wedge, show_progress
-    )
+    with _said_once_written():  # a NaN voxel is found while the boxes are written
+        _warn_of_unrecorded_sampling(table, particles, tomogram, volume, picked_voxel_size_A)
+        recorded = recorded_microscope([tomogram, particles])  # a simulated tomogram's
+        kept = _with_microscope(
+            with_tilt_columns(kept, acquisition), microscope, "extract", entry, recorded
+        )
+        extent = _listed_extent(listed.get(name), volume) or centred_extent(tomogram, volume.shape)
+        if series_note:
+            warnings.warn(series_note, stacklevel=2)
+        wedge = _wedge_for_relion(acquisition, box)
+        write_particle_folder(
+            out_dir, boxes, kept, volume.pixel_size_A, extent, overwrite, wedge, show_progress
+        )
     inputs = [tomogram, particles] + ([tomograms_star] if tomograms_star is not None else [])
     settings = {"box": box, "edge": edge, "invert": invert, "tilt_range_deg": series}
     _record_extraction(out_dir, settings, inputs, len(table), len(kept), acquisition)
     return table, kept, acquisition
+
+
+@contextlib.contextmanager
+def _said_once_written():
+    """Warnings raised inside, said only once it ends without an error: extract cuts its
+    boxes as it writes them, and a NaN voxel in a box stopped it after the warnings about
+    the picks' sampling had been said (the error was no longer the only line)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _boxes_of(volume: Volume, table: pd.DataFrame, box: int, edge: str, invert: bool):
