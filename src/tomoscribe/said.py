@@ -42,3 +42,19 @@ def first_time(path: str | os.PathLike, what: tuple) -> bool:
         return False
     said.add(key)
     return True
+
+
+@contextlib.contextmanager
+def said_when_done() -> Iterator[list]:
+    """Warnings raised inside (the list yielded holds them meanwhile), said only once it
+    ends without an error: where the work
+    may still end in a refusal, the refusal is then the only line (a trial's PNG given
+    as a particle stack printed four of mrcfile's complaints before it; extract's
+    warnings about the picks came before a NaN voxel found while it wrote the boxes)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

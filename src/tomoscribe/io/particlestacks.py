@@ -42,6 +42,7 @@ import pandas as pd
 
 from ..errors import InputFileError, InvalidDataError, ParameterError, missing_file
 from ..outputs import note_input
+from ..said import said_when_done
 from .formats.relion import checked_optics_groups
 from .image_names import found_image_file, relion_image_name
 from .microscope import MICROSCOPE_LABELS, checked_microscope, overruled
@@ -144,8 +145,7 @@ def _stack_shape(path: Path, named: bool = False) -> tuple[int, int, int, float]
     try:
         # mrcfile's permissive complaints are kept until the file is known to be read: a
         # trial's PNG printed four of them before the refusal
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with said_when_done() as caught:
             with mrcfile.mmap(path, mode="r", permissive=True) as mrc:
                 if mrc.data is None:
                     raise ValueError(str(caught[0].message) if caught else "no data")
@@ -158,8 +158,6 @@ def _stack_shape(path: Path, named: bool = False) -> tuple[int, int, int, float]
             f"{path} is not a readable MRC stack ({str(err).splitlines()[0][:120]}); "
             "check that it is complete and really an MRC file."
         ) from None
-    for warning in caught:
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if not named:
         _check_not_volume(path, header)
     if len(shape) == 2:

@@ -77,6 +77,7 @@ from ..outputs import (
     write_provenance,
 )
 from ..preprocess.check import warn_if_beam_not_along_z, warn_if_labels
+from ..said import said_when_done
 from ..segment.labelmaps import check_recorded_feature, feature_voxels
 from ..segment.painted_size import size_defaults
 from ..volume import Volume, check_is_tomogram, check_reference_map
@@ -869,7 +870,7 @@ def extract_from_files(
     check_free_space(out_dir, 4 * len(table) * (box**3 + box**2))
     _warn_of_inputs(volume, tomogram, table, particles)
     kept, boxes = _boxes_of(volume, table, box, edge, invert)
-    with _said_once_written():  # a NaN voxel is found while the boxes are written
+    with said_when_done():  # a NaN voxel is found while the boxes are written
         _warn_of_unrecorded_sampling(table, particles, tomogram, volume, picked_voxel_size_A)
         recorded = recorded_microscope([tomogram, particles])  # a simulated tomogram's
         kept = _with_microscope(
@@ -886,18 +887,6 @@ def extract_from_files(
     settings = {"box": box, "edge": edge, "invert": invert, "tilt_range_deg": series}
     _record_extraction(out_dir, settings, inputs, len(table), len(kept), acquisition)
     return table, kept, acquisition
-
-
-@contextlib.contextmanager
-def _said_once_written():
-    """Warnings raised inside, said only once it ends without an error: extract cuts its
-    boxes as it writes them, and a NaN voxel in a box stopped it after the warnings about
-    the picks' sampling had been said (the error was no longer the only line)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for warning in caught:
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _boxes_of(volume: Volume, table: pd.DataFrame, box: int, edge: str, invert: bool):
