@@ -198,6 +198,7 @@ def pick(
         isolation,
         density_check,
         invert,
+        show_progress=not quiet,
     )
     _report_picks(out_dir, picks, micrographs, earlier)
 
@@ -247,6 +248,7 @@ def ncc(
         pixel_size,
         seed,
         invert,
+        show_progress=not quiet,
     )
     _report_picks(out_dir, picks, micrographs, earlier)
 

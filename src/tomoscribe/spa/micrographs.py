@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,36 @@ def read_micrograph(path: str | os.PathLike, pixel_size_A: float | None = None):
         raise InvalidDataError(f"{path} has NaN or infinite pixels.")
     _check_has_contrast(path, image)
     return image, float(volume.pixel_size_A), micrograph_name(path)
+
+
+class MicrographFiles(Mapping):
+    """Micrographs by name, each read from its file when it is asked for (float32
+    (ny, nx); negated with ``invert``), so that going through them holds one at a time:
+    a float32 MRC is memory-mapped, but 8- and 16-bit files, TIFFs and negated images
+    are copies in memory (500 micrographs of 4096² are 32 GB as float32).
+
+    Parameters
+    ----------
+    paths : the micrograph files, in order.
+    pixel_size_A : their pixel size (Å), as checked.
+    shapes : (ny, nx) of each by name (from a first reading), in the order of ``paths``.
+    """
+
+    def __init__(self, paths, pixel_size_A: float, shapes: dict, invert: bool = False):
+        self.paths = {micrograph_name(path): Path(path) for path in paths}
+        self.pixel_size_A = float(pixel_size_A)
+        self.shapes = dict(shapes)
+        self.invert = invert
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        image = read_micrograph(self.paths[name], self.pixel_size_A)[0]
+        return -image if self.invert else image  # (a float32 MRC's image is its read-only map)
+
+    def __iter__(self):
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
 
 
 def _check_has_contrast(path, image: np.ndarray) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +40,15 @@ from ..io.boxfiles import (
     write_star,
 )
 from ..outputs import check_output_folder, output_folder, write_provenance
-from .micrographs import common_pixel_size, read_micrograph, shrink_factor
+from ..progress import track
+from ..said import said_when_done
+from .micrographs import MicrographFiles, common_pixel_size, read_micrograph, shrink_factor
 
 
 def read_micrographs(paths: list[Path], pixel_size_A: float | None) -> tuple[dict, float]:
     """Micrograph images by name and their one pixel size (Å; ``pixel_size_A`` overrides
-    the headers).
+    the headers): all held at once, for the few a training set is cut from (picking
+    goes one at a time: :func:`checked_micrographs`).
 
     Raises
     ------
@@ -58,6 +61,27 @@ def read_micrographs(paths: list[Path], pixel_size_A: float | None) -> tuple[dic
         image, _, name = read_micrograph(path, size)
         images[name] = image
     return images, size
+
+
+def checked_micrographs(
+    paths: list[Path], pixel_size_A: float | None, invert: bool = False
+) -> MicrographFiles:
+    """The micrographs by name, each read and checked once here (as
+    :func:`read_micrographs` does) and read again from its file when it is used
+    (:class:`~tomoscribe.spa.micrographs.MicrographFiles`; ``invert`` negates them).
+
+    Picking holds one at a time: all were held as float32 (memory-mapped where the file
+    is float32 MRC, copies otherwise and with ``invert``), and a session's 500
+    micrographs of 4096² are 32 GB, more than a workstation holds.  A micrograph that
+    cannot be picked is still refused before any is picked.
+    """
+    size = check_micrograph_files(paths, pixel_size_A)
+    shapes = {}
+    for path in paths:
+        image, _, name = read_micrograph(path, size)
+        shapes[name] = image.shape
+        del image
+    return MicrographFiles(paths, size, shapes, invert)
 
 
 def check_micrograph_files(paths: list[Path], pixel_size_A: float | None) -> float:
@@ -81,28 +105,28 @@ def check_micrograph_files(paths: list[Path], pixel_size_A: float | None) -> flo
     return common_pixel_size(paths, pixel_size_A)
 
 
-def check_edge(images: dict[str, np.ndarray], edge_px: float) -> None:
+def check_edge(shapes: dict[str, tuple], edge_px: float) -> None:
     """Refuse an ``edge`` (pixels kept free at each edge) that leaves no pixel centre of
-    a micrograph to pick on (picks lie within edge ≤ x ≤ n − 1 − edge): such a pick
-    run gave 0 picks and no word of why."""
-    for name, image in images.items():
-        if 2 * edge_px > min(image.shape) - 1:
+    a micrograph (``shapes``: (ny, nx) by name) to pick on (picks lie within
+    edge ≤ x ≤ n − 1 − edge): such a pick run gave 0 picks and no word of why."""
+    for name, shape in shapes.items():
+        if 2 * edge_px > min(shape) - 1:
             raise ParameterError(
                 f"`edge={edge_px:g}` pixels leaves nothing of micrograph {name} "
-                f"({image.shape[1]}×{image.shape[0]} px) to pick on; give less than half "
-                f"its smaller side ({(min(image.shape) - 1) / 2:g} px at most).",
+                f"({shape[1]}×{shape[0]} px) to pick on; give less than half "
+                f"its smaller side ({(min(shape) - 1) / 2:g} px at most).",
                 parameter="edge",
             )
 
 
-def check_fits(images: dict[str, np.ndarray], box_px: int, whose: str = "") -> None:
-    """Refuse micrographs smaller than a box (nothing could be picked on them); ``whose``
-    names a box the user cannot choose here (the picker's: a trial's `spa pick` was told
-    to give a smaller box, which it has no option for)."""
-    for name, image in images.items():
-        if min(image.shape) < box_px:
+def check_fits(shapes: dict[str, tuple], box_px: int, whose: str = "") -> None:
+    """Refuse micrographs (``shapes``: (ny, nx) by name) smaller than a box (nothing could
+    be picked on them); ``whose`` names a box the user cannot choose here (the picker's:
+    a trial's `spa pick` was told to give a smaller box, which it has no option for)."""
+    for name, shape in shapes.items():
+        if min(shape) < box_px:
             raise ParameterError(
-                f"micrograph {name} ({image.shape[1]}×{image.shape[0]} px) is smaller than "
+                f"micrograph {name} ({shape[1]}×{shape[0]} px) is smaller than "
                 + (
                     f"{whose} box ({box_px} px); give whole micrographs."
                     if whose
@@ -219,6 +243,7 @@ def pick_files(
     isolation: float | None = None,
     density_check: bool = True,
     invert: bool = False,
+    show_progress: bool = False,
 ) -> pd.DataFrame:
     """Pick particles on micrographs with a picker file (both networks; a score per
     pick) into the picks folder ``out_dir`` (``invert``: micrographs of the other contrast
@@ -229,7 +254,8 @@ def pick_files(
     left out (:func:`tomoscribe.spa.picking.crowded`); with ``density_check``, so are
     picks off the good boxes' density range, and regions far off it are hidden from the
     networks (:mod:`tomoscribe.spa.density`; pickers trained before it was recorded
-    check nothing, and say so).  Returns the picks.
+    check nothing, and say so).  The micrographs are read one at a time
+    (:func:`checked_micrographs`); ``show_progress``: a bar on stderr.  Returns the picks.
 
     Raises
     ------
@@ -240,7 +266,8 @@ def pick_files(
 
     networks, record = load_picker(picker)
     threshold = float(record["threshold"]) if threshold is None else threshold
-    images, size = read_micrographs(micrographs, pixel_size_A)
+    images = checked_micrographs(micrographs, pixel_size_A, invert)
+    size = images.pixel_size_A
     if abs(size - record["pixel_size_A"]) > 0.05 * record["pixel_size_A"]:
         raise VoxelSizeMismatchError(
             f"the micrographs have {size:g} Å pixels but {picker} was trained on "
@@ -248,18 +275,17 @@ def pick_files(
             "(or pass `pixel_size_A` if their headers are wrong).",
             parameter="pixel_size_A",
         )
-    check_fits(images, int(record["box_px"]), "the picker's")
-    check_edge(images, int(record["box_px"]) / 2 if edge is None else edge)
-    if invert:
-        images = {name: -image for name, image in images.items()}
+    check_fits(images.shapes, int(record["box_px"]), "the picker's")
+    check_edge(images.shapes, int(record["box_px"]) / 2 if edge is None else edge)
 
     def pick(image, name):
         return pick_micrograph(
             networks, image, name, record, threshold, min_distance, edge, isolation, density_check
         )
 
-    tables = [pick(image, name) for name, image in images.items()]
-    _warn_of_white_protein(images, tables, pick, invert)
+    with said_when_done():  # after the bar, not through it
+        tables = [pick(image, name) for name, image in _one_by_one(images, show_progress)]
+        _warn_of_white_protein(images, tables, pick, invert)
     _warn_of_an_older_picker(picker, record, density_check)
     _warn_off_range(tables)
     picks = pd.concat(tables, ignore_index=True)
@@ -282,6 +308,12 @@ def pick_files(
     return picks
 
 
+def _one_by_one(images: MicrographFiles, show_progress: bool):
+    """(name, image) of each micrograph, read in turn, with a bar that is cleared when
+    done (``show_progress``)."""
+    return track(images.items(), "picking", len(images), show_progress, transient=True)
+
+
 #: A micrograph of fewer picks than this whose negative gives at least this many, and
 #: five times its own, is said to show protein of the other contrast than the picker
 #: learned.
@@ -289,7 +321,7 @@ WHITE_PROTEIN_PICKS = 5
 
 
 def _warn_of_white_protein(
-    images: dict,
+    images: Mapping,
     tables: list,
     pick,
     inverted: bool,
@@ -305,9 +337,9 @@ def _warn_of_white_protein(
     import warnings
 
     found = {}
-    for (name, image), table in zip(images.items(), tables):
+    for name, table in zip(images, tables):
         if len(table) < WHITE_PROTEIN_PICKS:
-            flipped = len(pick(-image, name))
+            flipped = len(pick(-images[name], name))
             if flipped >= max(WHITE_PROTEIN_PICKS, ratio * len(table)):
                 found[name] = flipped
     if found:
@@ -395,13 +427,15 @@ def ncc_pick_files(
     pixel_size_A: float | None = None,
     seed: int = 0,
     invert: bool = False,
+    show_progress: bool = False,
 ) -> pd.DataFrame:
     """The NCC baseline picker into the picks folder ``out_dir``: references averaged
     from hand-picked boxes (``references``: box files on some of the micrographs) or
     ``n_projections`` projections of ``reference_map`` (then ``box``, pixels, is
     required; the projections are taken to show protein dark, as raw micrographs do,
     and ``invert`` negates micrographs that show it white); picks where the normalised
-    cross-correlation reaches ``threshold``.  Returns the picks."""
+    cross-correlation reaches ``threshold``; the micrographs are read one at a time,
+    ``show_progress``: a bar on stderr.  Returns the picks."""
     from .reference import ncc_pick_micrograph
 
     if bool(references) == (reference_map is not None):
@@ -427,10 +461,9 @@ def ncc_pick_files(
         )
     else:
         box_px = box
-    images, size = read_micrographs(micrographs, pixel_size_A)
-    check_fits(images, box_px)
-    if invert:
-        images = {name: -image for name, image in images.items()}
+    images = checked_micrographs(micrographs, pixel_size_A, invert)
+    size = images.pixel_size_A
+    check_fits(images.shapes, box_px)
     table = None if table is None else apply_origins(table, size)
     shrink = shrink_factor(box_px)
     refs = _ncc_references(table, reference_map, images, size, box_px, shrink, n_projections, seed)
@@ -438,11 +471,12 @@ def ncc_pick_files(
     def pick(image, name):
         return ncc_pick_micrograph(image, name, refs, shrink, box_px, threshold)
 
-    tables = [pick(image, name) for name, image in images.items()]
-    if reference_map is not None:  # boxes cut from the micrographs share their contrast;
-        # noise alone passes 0.25 at a few places of either sign (4 of 16 particles' worth
-        # on a white 256² micrograph), so 3 times, not the networks' 5
-        _warn_of_white_protein(images, tables, pick, invert, 3.0, "in the map's projections")
+    with said_when_done():
+        tables = [pick(image, name) for name, image in _one_by_one(images, show_progress)]
+        if reference_map is not None:  # boxes cut from the micrographs share their
+            # contrast; noise alone passes 0.25 at a few places of either sign (4 of 16
+            # particles' worth on a white 256² micrograph), so 3 times, not the networks' 5
+            _warn_of_white_protein(images, tables, pick, invert, 3.0, "in the map's projections")
     picks = pd.concat(tables, ignore_index=True)
     _warn_if_none(picks, len(images), threshold)
     write_picks_folder(
@@ -459,7 +493,7 @@ def ncc_pick_files(
 
 def _ncc_references(table, reference_map, images, size, box_px, shrink, n, seed) -> np.ndarray:
     """References of the NCC picker (shrunk): projections of ``reference_map``, else the
-    average of the boxes in ``table`` cut from ``images``."""
+    average of the boxes in ``table`` cut from ``images`` (:class:`MicrographFiles`)."""
     from .micrographs import shrink_and_normalise, to_shrunk
     from .reference import references_from_map, references_from_patches
     from .trainset import check_boxes, cut_patches, patch_geometry
@@ -485,7 +519,7 @@ def _ncc_references(table, reference_map, images, size, box_px, shrink, n, seed)
         return references_from_map(data, pixel_size_map, size * shrink, geometry["box"], n, seed)
     check_boxes(
         {"good": table, "background": table, "bad": table},
-        {k: v.shape for k, v in images.items()},
+        images.shapes,
         box_px,
     )
     patches = [
@@ -702,7 +736,7 @@ def _extract_one(path: Path, table, box_px: int, size: float, how, staging: Path
     from .extract import check_inside, extract_particles
 
     image, _, name = read_micrograph(path, size)
-    check_fits({name: image}, box_px)
+    check_fits({name: image.shape}, box_px)
     mine = table[table["micrograph"] == name]
     xy = mine[["x", "y"]].to_numpy(float)
     check_inside(xy, box_px, image.shape, name)
