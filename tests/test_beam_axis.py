@@ -194,3 +194,51 @@ def test_a_crop_narrow_in_y_and_low_passed_is_not_taken_for_a_turned_one():
     assert beam_axis(np.asarray(blurred)).axis in ("z", None)
     cube = beam_axis(_turned_about_x(_real("filament_patch3")))
     assert cube.axis is None and cube.seen_about == "y"
+
+
+def test_a_tomogram_tilted_about_x_is_said(tmp_path, capsys):
+    """Every step takes the tilt axis along y (the wedge of filament tracing, vesicle
+    closing, averaging): the real crop turned by 90° about z, its wedge now about x,
+    was preprocessed and cut without a word.  Said now; the crop as it is and the
+    TARDIS patches (a wedge about neither axis clearly) are not."""
+    data = _real("microtubule_14pf_crop")
+    good = _write(tmp_path / "crop.mrc", data)
+    turned = _write(tmp_path / "crop_z90.mrc", np.ascontiguousarray(np.rot90(data, axes=(1, 2))))
+    assert main(["preprocess", str(turned), "-o", str(tmp_path / "turned_pre.mrc"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "crop_z90.mrc's missing wedge says it was tilted about its x axis" in err, err
+    assert "rotatevol -a 90,0,0" in err
+    assert main(["preprocess", str(good), "-o", str(tmp_path / "good_pre.mrc"), "-q"]) == 0
+    assert "tilted about" not in capsys.readouterr().err
+    assert main(["info", str(turned)]) == 0
+    assert "along z, but tilted about x, where tomoscribe takes y" in capsys.readouterr().out
+    assert main(["info", str(good)]) == 0
+    assert "along z and tilted about y, as tomoscribe takes them" in capsys.readouterr().out
+    for name in ("filament_patch", "filament_patch3", "filament_patch4"):
+        patch = _real(name)
+        for volume in (patch, np.rot90(patch, axes=(1, 2))):
+            assert beam_axis(np.ascontiguousarray(volume)).tilt_axis is None, name
+
+
+def test_average_says_subtomograms_whose_wedge_lies_about_x(tmp_path, capsys):
+    """average weights every subtomogram by a wedge about y; a set cut from a tomogram
+    turned in-plane (its wedge about x) was averaged without a word."""
+    starfile = pytest.importorskip("starfile")
+    import pandas as pd
+
+    boxes = _wedged_noise(12)
+    ball = (np.sum((np.indices((32,) * 3) - 16.0) ** 2, axis=0) <= 36).astype(np.float32)
+    _write(tmp_path / "ref.mrc", ball)
+    for kind, stack in (("usual", boxes), ("turned", np.swapaxes(boxes, 2, 3))):
+        names = []
+        for i, box in enumerate(stack):
+            names.append(str(_write(tmp_path / f"{kind}_{i:02d}.mrc", box + 0.5 * ball)))
+        rows = {"rlnImageName": names, "rlnImagePixelSize": [10.52] * len(names)}
+        rows |= {f"rlnCoordinate{a}": [16.0] * len(names) for a in "XYZ"}
+        starfile.write(pd.DataFrame(rows), tmp_path / f"{kind}.star")
+        argv = ["average", str(tmp_path / f"{kind}.star"), "-o", str(tmp_path / f"avg_{kind}")]
+        assert (
+            main([*argv, "--reference", str(tmp_path / "ref.mrc"), "--iterations", "1", "-q"]) == 0
+        )
+        said = "subtomograms lies about x (the beam along z)" in capsys.readouterr().err
+        assert said == (kind == "turned"), kind

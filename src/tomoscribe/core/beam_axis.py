@@ -65,11 +65,16 @@ class BeamEvidence:
         others (see :data:`OTHER_AXIS_SHARE`), else None (no wedge, or too little data)
     ratios : {axis: lowest wedge power ratio with the beam along that axis}
     seen_about : the axis a wedge stands out about, claimed or not
+    tilt_axis : with the beam along z, "y" or "x" where the wedge about one of them stands
+        out (:func:`tilt_axis_of`), else None
+    tilt_ratios : {tilt axis: wedge power ratio with the beam along z}
     """
 
     axis: str | None
     ratios: dict
     seen_about: str | None = None
+    tilt_axis: str | None = None
+    tilt_ratios: dict | None = None
 
     @property
     def other_than_z(self) -> bool:
@@ -138,7 +143,8 @@ def beam_axis(data, max_tilt_deg: float = 60.0) -> BeamEvidence:
     if min(block.shape) < SHORTEST_AXIS or not np.isfinite(block).all() or not np.ptp(block) > 0:
         return BeamEvidence(None, {})
     ratios = {}
-    for (beam, _tilt), ratio in wedge_power_ratios(block, max_tilt_deg).items():
+    pairs = wedge_power_ratios(block, max_tilt_deg)
+    for (beam, _tilt), ratio in pairs.items():
         ratios[beam] = min(ratio, ratios.get(beam, np.inf))
     best = min(ratios, key=ratios.get)
     others = [ratios[axis] for axis in ratios if axis != best]
@@ -147,11 +153,44 @@ def beam_axis(data, max_tilt_deg: float = 60.0) -> BeamEvidence:
     thinnest = all(shape[best] < shape[axis] for axis in "zyx" if axis != best)
     turned = clear and ratios["z"] >= Z_WITHOUT_WEDGE and ratios[best] < TURNED_SHARE * ratios["z"]
     claimed = clear and (best == "z" or (turned and thinnest))
-    return BeamEvidence(best if claimed else None, ratios, best if best == "z" or turned else None)
+    tilt_ratios = {"y": pairs[("z", "y")], "x": pairs[("z", "x")]}
+    return BeamEvidence(
+        best if claimed else None,
+        ratios,
+        best if best == "z" or turned else None,
+        tilt_axis_of(tilt_ratios) if claimed and best == "z" else None,
+        tilt_ratios,
+    )
+
+
+def tilt_axis_of(tilt_ratios: dict) -> str | None:
+    """The axis ("y" or "x") a tomogram was tilted about, the beam along z, from the
+    wedge power ratios about each (``{"y": ratio, "x": ratio}``): the one whose ratio is
+    below :data:`WEDGE_SEEN_RATIO` and :data:`TURNED_SHARE` of the other's, else None.
+
+    Every step takes the tilt axis along y (IMOD, AreTomo, Warp and RELION write their
+    tomograms so); a volume turned in-plane by 90° (or reconstructed from a tilt series
+    whose axis ran along x without turning it) had its wedge taken the wrong way without
+    a word.  The real cylindra crop: 0.09 about y against 0.76 about x, and the reverse
+    turned; the TARDIS patches, low-passed, 0.38–0.51 against 0.48–0.71: not told.
+    """
+    ordered = sorted(tilt_ratios, key=tilt_ratios.get)
+    best, other = tilt_ratios[ordered[0]], tilt_ratios[ordered[1]]
+    return ordered[0] if best < WEDGE_SEEN_RATIO and best < TURNED_SHARE * other else None
 
 
 def beam_sentence(name: str, evidence: BeamEvidence) -> str | None:
-    """The warning for a tomogram whose beam ran along its y or x axis, else None."""
+    """The warning for a tomogram whose beam ran along its y or x axis, or along z with
+    the tilt axis along x, else None."""
+    if evidence.axis == "z" and evidence.tilt_axis == "x":
+        return (
+            f"{name}'s missing wedge says it was tilted about its x axis (the wedge's power "
+            f"inside / outside {evidence.tilt_ratios['x']:.2f} about x, "
+            f"{evidence.tilt_ratios['y']:.2f} about y), while tomoscribe takes the tilt "
+            "axis along y (the missing wedge of filament tracing, vesicle closing, "
+            "averaging and the wedge-keeping augmentations); turn it by 90° about z first "
+            "(IMOD's `rotatevol -a 90,0,0`)."
+        )
     if not evidence.other_than_z:
         return None
     axis = evidence.axis

@@ -251,6 +251,10 @@ def beam_line(volume) -> str | None:
     if not evidence.ratios:
         return None
     figures = ", ".join(f"{axis} {ratio:.2f}" for axis, ratio in evidence.ratios.items())
+    if evidence.axis == "z" and evidence.tilt_ratios:
+        figures += "; about the tilt axis " + ", ".join(
+            f"{axis} {ratio:.2f}" for axis, ratio in evidence.tilt_ratios.items()
+        )
     if evidence.axis is None and evidence.seen_about in ("y", "x"):  # a trial: "no clear
         # wedge" said of a cubic volume turned about x
         verdict = (
@@ -260,7 +264,12 @@ def beam_line(volume) -> str | None:
     elif evidence.axis is None:
         verdict = "not told apart (no single clear missing wedge)"
     elif evidence.axis == "z":
-        verdict = "along z, as tomoscribe takes it"
+        verdict = {
+            "y": "along z and tilted about y, as tomoscribe takes them",
+            "x": "along z, but tilted about x, where tomoscribe takes y: turn the volume by "
+            "90° about z",
+            None: "along z, as tomoscribe takes it",
+        }[evidence.tilt_axis]
     else:
         verdict = f"along {evidence.axis}: turn the volume so that it runs along z"
     return (

@@ -801,6 +801,25 @@ def _warn_of_inputs(volume: Volume, tomogram: Path, table: pd.DataFrame, particl
         )
 
 
+def _warn_of_a_wedge_about_x(particles: Path, stack: np.ndarray) -> None:
+    """Say when the subtomograms' missing wedge (their averaged power spectrum,
+    :func:`tomoscribe.core.beam_axis.subtomogram_wedge`) lies about x, the beam along z:
+    ``average`` weights each by a wedge about y, and subtomograms cut from a tomogram
+    turned in-plane by 90° were aligned and averaged against the wrong one without a word.
+    (Other pairs are not said here: particles that all lie one way, filaments along x or
+    y, can make a spectrum poor about x or y; ``extract`` says a tomogram not turned.)"""
+    from ..core.beam_axis import subtomogram_wedge
+
+    if subtomogram_wedge(stack).pair == ("z", "x"):
+        warnings.warn(
+            f"the missing wedge of {particles.name}'s subtomograms lies about x (the beam "
+            "along z), while average weights them by a wedge about y: their alignment and "
+            "average take the wedge the wrong way; cut them from the tomogram turned by 90° "
+            "about z (IMOD's `rotatevol -a 90,0,0`).",
+            stacklevel=3,
+        )
+
+
 def _check_tomogram(volume: Volume, tomogram: Path) -> None:
     """Refuse a 2D image given as the tomogram; say one whose beam ran along y or x (not
     turned after reconstruction), before its picks are found outside it (a review)."""
@@ -1365,6 +1384,7 @@ def average_particle_file(
     tilt = tilt_range_for([particles], tilt_range_deg)
     params = replace(params, tilt_range_deg=tilt.deg)
     stack, table, voxel = read_particle_set(particles)
+    _warn_of_a_wedge_about_x(particles, stack)
     check_no_repeats(particles, table, "in both half sets", halves_kept="half" in table)
     inputs = [particles, *(Path(name.rpartition("@")[2]) for name in table["image_name"])]
     inputs += [reference] if reference is not None else []
