@@ -166,7 +166,7 @@ def test_discover_says_when_it_makes_fewer_classes_than_asked():
     assert any("2 classes, not 3" in line for line in said), said
 
 
-def test_autoencoder_learns_patterns_and_round_trips(tmp_path):
+def test_autoencoder_learns_patterns_and_round_trips(tmp_path, capsys):
     volumes, labels = shapes(24, noise=0.2)
     untrained = TrainedAutoencoder(Autoencoder3D(16, 8).eval(), 10.0)
     model = train_autoencoder(
@@ -223,6 +223,16 @@ def test_autoencoder_learns_patterns_and_round_trips(tmp_path):
     mined = json.loads((tmp_path / "mined" / "mining.json").read_text())
     assert sum(mined["sizes"]) == len(volumes) and mined["scores"]["purity"] >= 0.75
     assert (tmp_path / "mined" / "cluster_average02.mrc").is_file()
+    assert "no better than" not in capsys.readouterr().err
+    # an autoencoder that learned nothing (a trial: mined without a word, its decoded
+    # centres one image) is said to decode the set no better than its mean box
+    save_autoencoder(tmp_path / "untrained.tsa", untrained)
+    argv = ["classify", "autoencoder", "mine", str(tmp_path / "untrained.tsa")]
+    argv += [str(tmp_path / "shapes.zarr"), "--clusters", "3", "--device", "cpu"]
+    assert main([*argv, "-o", str(tmp_path / "mined_untrained")]) == 0
+    assert "decodes shapes.zarr's subtomograms no better than as their mean box" in (
+        capsys.readouterr().err
+    )
     (tmp_path / "bad.tsa").write_bytes((tmp_path / "a.tsa").read_bytes()[:300])
     with pytest.raises(ModelFileError):
         load_autoencoder(tmp_path / "bad.tsa")

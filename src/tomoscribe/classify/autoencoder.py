@@ -128,6 +128,23 @@ def reconstruction_error(
     return ((decoded - data) ** 2).mean(axis=(1, 2, 3))
 
 
+def decoding_loss(
+    model: TrainedAutoencoder,
+    volumes: np.ndarray,
+    codes: np.ndarray,
+    batch_size: int = 256,
+    device: str = "auto",
+) -> float:
+    """Mean squared error between the normalised subtomograms and the decodings of their
+    ``codes`` (N, code_size), decoded ``batch_size`` at a time."""
+    data = normalise(volumes)
+    total = 0.0
+    for start in range(0, len(data), batch_size):
+        decoded = decode(model, codes[start : start + batch_size], device=device)
+        total += float(((decoded - data[start : start + batch_size]) ** 2).sum())
+    return total / data.size
+
+
 def mine_patterns(
     model: TrainedAutoencoder,
     volumes: np.ndarray,
