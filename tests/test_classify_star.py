@@ -242,6 +242,22 @@ def test_training_on_a_star_listing_a_particle_twice_is_refused(trained, tmp_pat
     assert "in training and test alike" in err and not model.exists()
     assert main(["classify", "baseline", str(star)]) == 2
     assert "more than once" in capsys.readouterr().err
+    # a later trial: each file copied to a second name, the rows without tomogram names
+    # (random labels scored 0.467 against chance's 0.23)
+    import shutil
+
+    copied = table.assign(rlnCoordinateX=table["rlnCoordinateX"] + 1000.0)
+    copied["rlnImageName"] = ["copy_" + name for name in table["rlnImageName"]]
+    for name in table["rlnImageName"]:
+        shutil.copy(star.parent / name, star.parent / ("copy_" + name))
+    starfile.write({"particles": pd.concat([table, copied])}, star)
+    for command in (["classify", "baseline", str(star)], argv):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"holds one subtomogram twice (rows 1 and {len(table) + 1} are the same voxels" in (
+            err
+        ), err
+    assert not model.exists()
 
 
 def test_subtomograms_listed_without_coordinates_are_named_as_such(tmp_path, capsys):
