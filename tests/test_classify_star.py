@@ -187,6 +187,24 @@ def test_predict_refuses_subtomograms_of_another_voxel_size(trained, tmp_path, c
     assert "trained at 9.2 Å" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.parametrize("command", ["predict", "evaluate", "features"])
+def test_subtomograms_of_another_box_are_one_sentence(trained, tmp_path, capsys, command):
+    """A trial: `classify evaluate` on 24³ subtomograms for a 32³ classifier said their
+    contrast could not be told before it refused their box."""
+    noise = np.random.default_rng(4).normal(size=(6, 12, 12, 12)).astype(np.float32)
+    star = _star_set(tmp_path / "b", noise, [1, 2, 3, 1, 2, 3])
+    starfile.write({"particles": starfile.read(star).drop(columns="rlnAngleRot")}, star)
+    argv = ["classify", command, str(trained["model"]) if command != "features" else str(star)]
+    argv += [str(star)] if command != "features" else ["--model", str(trained["model"])]
+    out = tmp_path / (
+        "o.json" if command == "evaluate" else "o.zarr" if command == "features" else "o.csv"
+    )
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the classifier takes 16³ subtomograms but" in err[0], err
+    assert not out.exists()
+
+
 def test_mining_runs_on_a_star_file_and_discover_checks_it_is_the_same(trained, tmp_path):
     star = _star_set(tmp_path / "m", trained["volumes"], trained["labels"] + 1)
     feats, clustered = tmp_path / "f.zarr", tmp_path / "c.zarr"

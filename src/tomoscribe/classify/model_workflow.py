@@ -36,6 +36,7 @@ from .contrast import learned_contrast, matched_contrast
 from .training import Classifier, ClassifierParams, split_halves
 from .wedge_axes import learned_wedge, warn_of_other_wedge
 from .workflow import (
+    check_box,
     check_tilt_range,
     check_voxel_size,
     dataset_fingerprint,
@@ -319,6 +320,7 @@ def evaluate_classifier_file(
     classifier = load_classifier(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+    check_box(dataset, volumes, classifier.box, "classifier")
     check_tilt_range(dataset, classifier.metadata, "classifier")
     warn_of_other_wedge(dataset, volumes, classifier.metadata, "classifier")
     trained = training_rows(classifier.metadata, volumes)
@@ -504,6 +506,7 @@ def predict_classifier_file(
     classifier = load_classifier(model)
     volumes, _, _, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+    check_box(dataset, volumes, classifier.box, "classifier")
     check_tilt_range(dataset, classifier.metadata, "classifier")
     warn_of_other_wedge(dataset, volumes, classifier.metadata, "classifier")
     used = matched_contrast(dataset, volumes, classifier.metadata, "classifier")
@@ -633,6 +636,7 @@ def features_file(
 
         classifier = load_classifier(model)
         check_voxel_size(dataset, voxel, classifier.voxel_size_A, "classifier")
+        check_box(dataset, volumes, classifier.box, "classifier")
         check_tilt_range(dataset, classifier.metadata, "classifier")
         warn_of_other_wedge(dataset, volumes, classifier.metadata, "classifier")
         used = matched_contrast(dataset, volumes, classifier.metadata, "classifier")
@@ -877,6 +881,7 @@ def apply_voxelseg_file(
     segmenter = load_voxel_segmenter(model)
     volumes, _, _, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, segmenter.voxel_size_A, "segmenter")
+    check_box(dataset, volumes, segmenter.network.box, "segmenter")
     check_tilt_range(dataset, segmenter.metadata, "segmenter")
     warn_of_other_wedge(dataset, volumes, segmenter.metadata, "segmenter")
     volumes = matched_contrast(dataset, volumes, segmenter.metadata, "segmenter")

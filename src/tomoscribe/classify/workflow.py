@@ -57,6 +57,16 @@ def load_subtomograms(path: Path):
     return volumes, labels, list(data["class_names"]), voxel
 
 
+def check_box(dataset: Path, volumes: np.ndarray, model_box: int, what: str) -> None:
+    """Refuse subtomograms whose box is not the model's, before anything is said of
+    them (a trial: a contrast warning came before this refusal)."""
+    if volumes.shape[1] != model_box:
+        raise InvalidDataError(
+            f"the {what} takes {model_box}³ subtomograms but {dataset} holds "
+            f"{volumes.shape[1]}³; extract or rescale them to {model_box}³."
+        )
+
+
 def check_voxel_size(dataset: Path, voxel: float | None, model_voxel: float, what: str) -> None:
     """Refuse a dataset whose voxel size differs from the model's by more than 5%."""
     if voxel and abs(voxel / model_voxel - 1) > 0.05:
@@ -590,13 +600,9 @@ def mine_files(
     autoencoder = load_autoencoder(model)
     volumes, labels, names, voxel = load_subtomograms(dataset)
     check_voxel_size(dataset, voxel, autoencoder.voxel_size_A, "autoencoder")
+    check_box(dataset, volumes, autoencoder.network.box, "autoencoder")
     check_tilt_range(dataset, autoencoder.metadata, "autoencoder")
     warn_of_other_wedge(dataset, volumes, autoencoder.metadata, "autoencoder")
-    if volumes.shape[1] != autoencoder.network.box:
-        raise InvalidDataError(
-            f"the autoencoder takes {autoencoder.network.box}³ "
-            f"subtomograms but {dataset} holds {volumes.shape[1]}³."
-        )
     used = matched_contrast(dataset, volumes, autoencoder.metadata, "autoencoder")
     found = mine_patterns(autoencoder, used, clusters, seed, device)
     _warn_of_codes_holding_nothing(model, dataset, autoencoder, used, found["codes"], device)
