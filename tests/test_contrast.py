@@ -224,3 +224,19 @@ def test_a_set_too_small_to_tell_is_used_as_given_and_said(shape_sets, capsys):
     err = capsys.readouterr().err
     assert "how few.zarr's 2 subtomograms show protein could not be told" in err
     assert "the classifier learned it bright" in err
+
+
+def test_crowded_subtomograms_are_told_by_the_skew_of_their_values():
+    """A trial: in crowded boxes neighbours fill the shell as the particle fills the
+    centre, the inside-minus-shell measure decided nothing, and a voxel segmenter ran
+    on an inverted crowded set at Dice 0.135 (0.659 the right way), said only to be
+    "used as given".  The skew of the boxes' values tells them (and their negation)."""
+    from tomoscribe.classify.contrast import skewed_contrast
+
+    params = SubtomogramParams(box=24, voxel_size_A=12, seed=7, crowded_neighbours=4)
+    volumes = simulate_subtomograms(["1bxn", "1qvr", "3gl1"], 12, params)["volumes"]
+    assert measured_contrast(volumes) == "dark" and measured_contrast(-volumes) == "bright"
+    assert skewed_contrast(volumes) == "dark"
+    rng = np.random.default_rng(3)
+    noise = [skewed_contrast(rng.normal(size=(15, 16, 16, 16))) for _ in range(30)]
+    assert all(said is None for said in noise)

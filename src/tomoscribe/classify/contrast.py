@@ -18,7 +18,12 @@ surroundings — hollow particles too (apoferritin, capsids), whose walls lie mo
 inside that radius, where a small central ball saw their solvent (a review: protein
 between 0.2 n and 0.38 n was measured bright); a one-sample t of that difference over
 the subtomograms (in units of each one's standard deviation) decides where it is
-significant at :data:`SIGNIFICANCE` (two-sided) for their number.  Else it is unknown:
+significant at :data:`SIGNIFICANCE` (two-sided) for their number.  Where it does not,
+crowded boxes (neighbours fill the shell as the particle fills the centre: a trial's
+crowded set was not told, and a voxel segmenter ran on its inverted copy at Dice 0.135
+against 0.659, said only to be "used as given"), the skew of each box's values,
+smoothed by one voxel, decides in the same way (:func:`skewed_contrast`): protein is the
+smaller share of a box, so its side of the histogram is the tail.  Else it is unknown:
 the data are used as given, and that is said.
 """
 
@@ -62,6 +67,43 @@ def measured_contrast(volumes: np.ndarray) -> str | None:
         return None
     t = difference.mean() / (scatter / np.sqrt(len(difference)))
     if abs(t) < student.isf(SIGNIFICANCE / 2, len(difference) - 1):
+        return skewed_contrast(volumes)
+    return "dark" if t < 0 else "bright"
+
+
+#: The mean skew (of each box's values smoothed by one voxel) below which
+#: :func:`skewed_contrast` decides nothing: a trial's crowded sets, −1.06 to −1.13 (their
+#: inverted copy +1.06); single particles at SNR 0.1, −1.3 to −3.4; noise about 0.
+MIN_SKEW = 0.25
+#: Boxes whose skew :func:`skewed_contrast` measures (at most; evenly spaced).
+SKEW_SAMPLE = 400
+
+
+def skewed_contrast(volumes: np.ndarray) -> str | None:
+    """ "dark" or "bright" from the skew of each box's values smoothed by one voxel (a
+    one-sample t over the boxes, significant at :data:`SIGNIFICANCE`, and a mean skew
+    of at least :data:`MIN_SKEW`); None where that does not decide.  Measured by
+    :func:`measured_contrast` where the inside and the shell of the boxes do not
+    differ (crowded boxes)."""
+    from scipy.ndimage import gaussian_filter
+    from scipy.stats import skew
+    from scipy.stats import t as student
+
+    chosen = np.unique(np.linspace(0, len(volumes) - 1, min(len(volumes), SKEW_SAMPLE)).round())
+    skews = np.array(
+        [
+            skew(gaussian_filter(np.asarray(volumes[int(i)], np.float64), 1.0), axis=None)
+            for i in chosen
+        ]
+    )
+    skews = skews[np.isfinite(skews)]
+    if len(skews) < MIN_MEASURED or abs(skews.mean()) < MIN_SKEW:
+        return None
+    scatter = skews.std(ddof=1)
+    if not scatter > 0:
+        return None
+    t = skews.mean() / (scatter / np.sqrt(len(skews)))
+    if abs(t) < student.isf(SIGNIFICANCE / 2, len(skews) - 1):
         return None
     return "dark" if t < 0 else "bright"
 
