@@ -390,3 +390,94 @@ def test_a_segmentation_of_another_shape_than_the_runs_tomogram_is_refused(proje
     write_segmentation(f"copick:{config}#TS_01/membrane:tomoscribe/8@10.0", wrong)
     run = copick.from_file(str(config)).get_run("TS_01")  # read again: copick caches
     assert run.get_segmentations(user_id="tomoscribe", session_id="8")
+
+
+def _tree(folder) -> dict:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_trials_copick_mistakes_are_one_sentence_with_nothing_written(project, tmp_path, capsys):
+    """A copick trial (2026-12-08), each checked against copick's API and the files:
+    `pick` of tomogram TS_02's map into run TS_01 (the README says refused) was
+    written; `extract` cut TS_02's picks from TS_01's tomogram with a warning; one
+    object's picks stored as another's; a target named twice had its first copy
+    written; a tomogram without @VOXEL and a transform that is no rotation raised
+    tracebacks; a single-label segmentation was picked as another object."""
+    import mrcfile
+
+    config, _, _, _ = project
+    root = copick.from_file(str(config))
+    root.new_run("TS_02").new_voxel_spacing(VOXEL).new_tomogram("wbp").from_numpy(
+        np.zeros((32, 48, 64), np.float32)
+    )
+    labels = np.zeros((32, 48, 64), np.int8)
+    labels[10:17, 20:27, 30:37] = 1
+    with mrcfile.new(tmp_path / "TS_02.mrc") as mrc:
+        mrc.set_data(labels)
+        mrc.voxel_size = VOXEL
+    bad_transform = np.tile(np.eye(4), (1, 1, 1))
+    bad_transform[0, 2, 2] = -1.0  # a mirror
+    root.get_run("TS_01").new_picks("ribosome", "1", "mirror").from_numpy(
+        np.array([[100.0, 100.0, 100.0]]), bad_transform
+    )
+    seg = root.get_run("TS_01").new_segmentation(
+        voxel_size=VOXEL, name="ribosome", session_id="1", is_multilabel=False, user_id="bob"
+    )
+    seg.from_numpy((labels > 0).astype(np.uint8))
+    P = f"copick:{config}"
+    star = str(tmp_path / "out.star")
+    cases = [
+        (["pick", str(tmp_path / "TS_02.mrc"), "-f", "ribosome", "--edge", "0",
+          "-o", star, "-o", f"{P}#TS_01/ribosome:tomoscribe/5"], "of run 'TS_02'"),
+        (["extract", f"{P}#TS_01/wbp@10.0", f"{P}#TS_02/ribosome:alice/1", "--box", "8",
+          "-o", str(tmp_path / "x")], "picks of run 'TS_02'"),
+        (["pick", str(tmp_path / "TS_02.mrc"), "-f", "membrane", "--value", "1",
+          "--tomo-name", "TS_01", "-o", f"{P}#TS_01/ribosome:tomoscribe/6"],
+         "the picks are of 'membrane', one of the project's objects"),
+        (["pick", str(tmp_path / "TS_02.mrc"), "-f", "ribosome", "--tomo-name", "TS_01",
+          "-o", f"{P}#TS_01/ribosome:dup/1", "-o", f"{P}#TS_01/ribosome:dup/1@10"],
+         "given twice"),
+        (["extract", f"{P}#TS_01/wbp", f"{P}#TS_01/ribosome:alice/1", "--box", "8",
+          "-o", str(tmp_path / "y")], "name the voxel spacing"),
+        (["convert", f"{P}#TS_01/ribosome:mirror/1@10", "-o", str(tmp_path / "m.csv")],
+         "is not a rotation"),
+        (["pick", f"{P}#TS_01/ribosome:bob/1@10.0", "-f", "membrane", "-o",
+          str(tmp_path / "s.csv")], "is a segmentation of 'ribosome'"),
+    ]  # fmt: skip
+    for argv, words in cases:
+        before = _tree(tmp_path)
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], (argv, err)
+        assert _tree(tmp_path) == before, argv
+
+
+def test_filament_ids_and_the_picks_identity_go_through_copick(project, tmp_path, capsys):
+    """A trial: filaments picked into copick had every instance_id 0 (copick's own
+    relion_df_to_picks keeps rlnHelicalTubeID there), copick's ids came back as none,
+    and a project's picks converted to a .json file became 'particle' by tomoscribe."""
+    import json
+
+    config, _, _, _ = project
+    csv = tmp_path / "rods.csv"
+    rows = ["x,y,z,voxel_size_A,tomo_name,filament_id,dir_x,dir_y,dir_z"]
+    rows += [f"{10 + i},20,10,10,TS_01,{i // 3},1,0,0" for i in range(6)]
+    csv.write_text("\n".join(rows) + "\n")
+    target = f"copick:{config}#TS_01/membrane:tomoscribe/9"
+    assert main(["convert", str(csv), "-o", target]) == 0
+    run = copick.from_file(str(config)).get_run("TS_01")
+    (picks,) = run.get_picks(object_name="membrane", user_id="tomoscribe", session_id="9")
+    assert [p.instance_id for p in picks.points] == [1, 1, 1, 2, 2, 2]
+    back = read_particles(target, voxel_size_A=VOXEL)
+    assert list(back["filament_id"]) == [0, 0, 0, 1, 1, 1]
+    assert "filament directions" in capsys.readouterr().out  # convert says it drops them
+    assert main(["convert", f"copick:{config}#TS_01/ribosome:alice/1@10", "-o",
+                 str(tmp_path / "alice.json")]) == 0  # fmt: skip
+    document = json.loads((tmp_path / "alice.json").read_text())
+    assert (document["pickable_object_name"], document["user_id"], document["session_id"]) == (
+        "ribosome",
+        "alice",
+        "1",
+    )
+    assert main(["info", f"copick:{config}#TS_01/ribosome:alice/1"]) == 0
+    assert "particles: 6" in capsys.readouterr().out

@@ -30,8 +30,9 @@ from scipy.spatial.transform import Rotation
 
 from ..core.legend import BACKGROUND_COLOUR, BACKGROUND_NAME, MAX_FEATURES, Legend, LegendEntry
 from ..core.rotations import from_euler, to_euler
-from ..errors import CopickLocationError, InputFileError, ParameterError
+from ..errors import CopickLocationError, InputFileError, MissingVoxelSizeError, ParameterError
 from ..volume import Volume
+from .formats.copick import COPICK_IDENTITY, checked_transform, filament_ids, instance_ids
 from .locations import COPICK_PREFIX, is_copick_location
 
 PREFIX = COPICK_PREFIX
@@ -175,8 +176,10 @@ def _picks_voxel(run, location: CopickLocation, voxel_size_A: float | None) -> f
     have = [v.voxel_size for v in run.voxel_spacings]
     if len(have) == 1:
         return float(have[0])
-    raise ParameterError(
-        f"{location}: picks are in Å; add @VOXEL (the voxel spacing in Å) to the location."
+    raise MissingVoxelSizeError(  # (info then gives their positions in Å)
+        f"{location}: picks are in Å; add @VOXEL (the voxel spacing in Å) to the location, "
+        "or give the voxel size (`voxel_size_A`).",
+        parameter="voxel_size_A",
     )
 
 
@@ -193,16 +196,26 @@ def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
     uri = _uri(location, "picks")
     _object(root, uri["object_name"], location)
     picks = _one_picks(root, run, location, uri)
-    if location.voxel_A:
+    if location.voxel_A and run.voxel_spacings:  # (a run of picks alone: the unit)
         _voxel_spacing(run, location.voxel_A, location)
     voxel = _picks_voxel(run, location, voxel_size_A)
     _, transforms = picks.numpy()
+    for i, transform in enumerate(transforms):  # as a picks file's are (a trial: scipy's
+        checked_transform(transform, str(location), i)  # traceback, or a scale kept)
     table = pd.DataFrame(picks.full_positions().reshape(-1, 3) / voxel, columns=["x", "y", "z"])
     table["score"] = picks.scores()
     table["voxel_size_A"] = voxel
     if picks.trust_orientation and len(table):
         table[["rot", "tilt", "psi"]] = to_euler(Rotation.from_matrix(transforms[:, :3, :3]))
+    filaments = filament_ids([point.instance_id for point in picks.points or []])
+    if filaments is not None:
+        table["filament_id"] = filaments
     table["tomo_name"] = run.name
+    table.attrs[COPICK_IDENTITY] = {  # kept by a copick file written from the table
+        "pickable_object_name": uri["object_name"],
+        "user_id": str(picks.user_id),
+        "session_id": str(picks.session_id),
+    }
     return table
 
 
@@ -265,8 +278,14 @@ def _check_ids(location: CopickLocation, uri: dict) -> None:
             )
 
 
-def check_picks_target(value) -> None:
-    """Refuse, before any work, a picks location that cannot be written."""
+def check_picks_target(value, tomo_name: str | None = None, feature: str | None = None) -> None:
+    """Refuse, before any work, a picks location that cannot be written: ids copick
+    would store otherwise, picks already there, a project whose overlay is not
+    writable (a trial: found at the write, after the command's other outputs were
+    written), with ``tomo_name`` (the tomogram the picks will be of) another run of the
+    project by that name (:func:`_check_run_of_rows`), and with ``feature`` (what the
+    picks are of) another of the project's objects than the location names (a trial's
+    proteasomes were stored as ribosome picks without a word)."""
     location = parse_location(value)
     root = _root(location)
     run = _run(root, location)
@@ -275,6 +294,15 @@ def check_picks_target(value) -> None:
     if location.voxel_A:
         _voxel_spacing(run, location.voxel_A, location)
     _check_ids(location, uri)
+    if tomo_name is not None:
+        _check_run_of_rows(root, run, location, pd.DataFrame({"tomo_name": [tomo_name]}))
+    objects = {obj.name for obj in root.pickable_objects}
+    if feature is not None and feature != uri["object_name"] and feature in objects:
+        raise CopickLocationError(
+            f"{location}: the picks are of {feature!r}, one of the project's objects, not of "
+            f"{uri['object_name']!r}; write them to #{run.name}/{feature}:…."
+        )
+    _check_writable(run, location)
     if run.get_picks(
         object_name=uri["object_name"], user_id=uri["user_id"], session_id=uri["session_id"]
     ):
@@ -283,6 +311,35 @@ def check_picks_target(value) -> None:
             f"picks of {uri['object_name']!r} by {uri['user_id']}/"
             f"{uri['session_id']}; choose another session."
         )
+
+
+def _check_writable(run, location: CopickLocation) -> None:
+    """Refuse a run whose local overlay folder (where copick writes picks) cannot be
+    written; other file systems are left to the write."""
+    import os
+
+    overlay = str(getattr(run, "overlay_path", "") or "")
+    if overlay.startswith("local://"):
+        overlay = overlay[len("local://") :]
+    if not overlay or "://" in overlay:
+        return
+    folder = Path(overlay)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        raise CopickLocationError(
+            f"{location}: the project's overlay ({folder}) cannot be written here (read-only "
+            "or not yours); give a project whose overlay you can write."
+        )
+
+
+def picks_target_key(value) -> tuple:
+    """What a picks location names, whatever its spelling (relative or ``copick://``
+    absolute config, ``@VOXEL`` or none): the config file, run, object, user and
+    session; two outputs of one key are one set of picks."""
+    location = parse_location(value)
+    uri = location.uri.rsplit("@", 1)[0]
+    return (str(Path(location.config).resolve()), location.run, uri)
 
 
 def _check_run_of_rows(root, run, location: CopickLocation, table: pd.DataFrame) -> None:
@@ -304,6 +361,28 @@ def _check_run_of_rows(root, run, location: CopickLocation, table: pd.DataFrame)
             f"{location.config.name} (their tomogram name), not of {run.name!r}; "
             f"write them to #{others[0]}/…."
         )
+
+
+def check_same_run(tomogram, *points) -> None:
+    """Refuse picks from another run of the tomogram's copick project: where the
+    tomogram and a points file are copick locations of one config, their runs must be
+    one (a trial: ``extract`` and ``trainset`` cut TS_02's picks out of TS_01's
+    tomogram, said only in a warning that the rows "were taken for" TS_01).  Other
+    inputs are left to the particle readers' own name checks."""
+    if not is_copick_location(tomogram):
+        return
+    where = parse_location(tomogram)
+    for value in points:
+        if value is None or not is_copick_location(value):
+            continue
+        picks = parse_location(value)
+        same = Path(picks.config).resolve() == Path(where.config).resolve()
+        if same and picks.run != where.run:
+            raise CopickLocationError(
+                f"{value} are picks of run {picks.run!r}, but the tomogram is of run "
+                f"{where.run!r}; give #{where.run}/… picks, or run {picks.run!r}'s "
+                "tomogram."
+            )
 
 
 def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -> str:
@@ -343,7 +422,15 @@ def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -
         scores = pd.to_numeric(table["score"], errors="coerce").fillna(1.0).to_numpy(float)
     picks = run.new_picks(uri["object_name"], uri["session_id"], uri["user_id"])
     picks.meta.trust_orientation = bool(has_angles)
-    picks.from_numpy(positions, transforms, scores=scores)
+    picks.from_numpy(positions, transforms, instance_ids=instance_ids(table), scores=scores)
+    if "dir_x" in table and not has_angles:  # a trial: the filaments' ids went unsaid too
+        import warnings
+
+        warnings.warn(
+            f"{location} keeps each filament's id (instance_id) but not its direction, "
+            "which copick picks have no place for; a STAR or CSV output keeps both.",
+            stacklevel=3,
+        )
     return str(location)
 
 
@@ -355,8 +442,12 @@ def read_tomogram(value) -> Volume:
     root = _root(location)
     run = _run(root, location)
     uri = _uri(location, "tomogram")
-    if not uri.get("voxel_spacing"):
-        raise ParameterError(f"{location}: name the voxel spacing, TOMO_TYPE@VOXEL.")
+    if uri.get("voxel_spacing") in (None, "", "*"):  # (copick's parser gives "*": a
+        have = sorted(v.voxel_size for v in run.voxel_spacings)  # trial's traceback)
+        raise ParameterError(
+            f"{location}: name the voxel spacing, TOMO_TYPE@VOXEL (run {run.name!r} has "
+            f"{', '.join(f'{v:g}' for v in have) or 'none'} Å)."
+        )
     spacing = _voxel_spacing(run, float(uri["voxel_spacing"]), location)
     tomogram = next(iter(spacing.get_tomograms(uri["tomo_type"])), None)
     if tomogram is None:
@@ -406,7 +497,7 @@ def write_segmentation(value, labels: np.ndarray, legend: Legend | None = None) 
     root = _root(location)
     run = _run(root, location)
     uri = _uri(location, "segmentation")
-    if not uri.get("voxel_spacing"):
+    if uri.get("voxel_spacing") in (None, "", "*"):
         raise ParameterError(f"{location}: name the voxel spacing, NAME:USER/SESSION@VOXEL.")
     voxel = float(uri["voxel_spacing"])
     _voxel_spacing(run, voxel, location)
@@ -464,6 +555,18 @@ def _segmentation(value):
     return root, _one_object(root, run, location, "segmentation", location.uri, wanted, there)
 
 
+def check_segmentation_feature(value, feature: str) -> None:
+    """Refuse to read a single-label segmentation as another feature than the object it
+    is named after (its nonzero voxels are that object: a trial picked a segmentation of
+    ribosomes as proteasomes, without a word).  Multilabel ones have a legend."""
+    _, seg = _segmentation(value)
+    if not seg.is_multilabel and seg.name != feature:
+        raise CopickLocationError(
+            f"{value} is a segmentation of {seg.name!r}, so its voxels are not {feature!r}; "
+            f"pick it as {seg.name!r}, or give a segmentation of {feature!r}."
+        )
+
+
 def read_segmentation(value) -> Volume:
     """A run's segmentation at a voxel spacing, lazily."""
     import zarr
@@ -506,6 +609,9 @@ __all__ = [
     "read_picks",
     "write_picks",
     "check_picks_target",
+    "check_same_run",
+    "check_segmentation_feature",
+    "picks_target_key",
     "read_tomogram",
     "tomogram_shape",
     "read_segmentation",

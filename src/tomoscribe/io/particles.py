@@ -203,12 +203,12 @@ def write_particles(
     fmt = None if path_is_copick else format_for(Path(path))
     if set(BOX_COLUMNS) <= set(table) and (fmt is None or fmt.name != "relion"):
         table = _without_box_link(table, path)
+    if tomo_name is not None:  # (before copick's check of the run the rows are of)
+        table["tomo_name"] = tomo_name
     if path_is_copick:
         write_picks(path, table, voxel_size_A)
         return Path(str(path))
     path = Path(path)
-    if tomo_name is not None:
-        table["tomo_name"] = tomo_name
     coords = table[["x", "y", "z"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if not np.isfinite(coords).all():
         raise ParameterError(f"{path}: some particles have no position; nothing written.")

@@ -31,7 +31,14 @@ PARTICLE_SUFFIXES = (".star", ".mod", ".csv", ".json", ".tbl")
 
 def is_particle_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is named as a particle list (a suffix of a particle format; a
-    ``.json`` is copick's)."""
+    ``.json`` is copick's), or is a copick location of picks (``RUN/OBJECT:USER/SESSION``
+    without ``@VOXEL``, which a segmentation needs: a trial's ``info`` of picks said
+    there was no such segmentation)."""
+    from .locations import is_copick_location
+
+    if is_copick_location(path):
+        uri = str(path).partition("#")[2].partition("/")[2]
+        return ":" in uri and "@" not in uri
     return str(path).lower().endswith(PARTICLE_SUFFIXES)
 
 
@@ -110,26 +117,30 @@ def particle_file_summary(path: str | os.PathLike, voxel_size_A: float | None = 
         provenance record (``NAME.json``) rather than copick picks.
     """
     from .formats.registry import format_for
+    from .locations import is_copick_location
     from .particles import read_particles, recorded_voxel_sizes
 
-    path = Path(path)
-    fmt = format_for(path)
-    _refuse_records(path)
+    if is_copick_location(path):  # picks in a copick project (kept as written: a Path
+        fmt_name = "copick"  # would make copick:/// one slash)
+    else:
+        path = Path(path)
+        fmt_name = format_for(path).name
+        _refuse_records(path)
     try:
         table = read_particles(path, voxel_size_A)
     except MissingVoxelSizeError:
-        if fmt.name != "copick":
+        if fmt_name != "copick":
             raise
         return _copick_in_angstrom(path)
     except InputFileError as err:
-        centred = _centred_rows(path) if fmt.name == "relion" else None
+        centred = _centred_rows(path) if fmt_name == "relion" else None
         if centred is None:
             raise
-        return _centred_summary(path, fmt.name, centred, err)
+        return _centred_summary(path, fmt_name, centred, err)
     sizes = recorded_voxel_sizes(table)  # several: optics groups of different sizes
     xyz = table[["x", "y", "z"]].to_numpy(float)
     lines = [
-        f"{path} ({fmt.name})",
+        f"{path} ({fmt_name})",
         f"  particles: {len(table)}" + _tomogram_counts(table, "tomo_name"),
         "  coordinates: "
         + (

@@ -31,7 +31,13 @@ from ..errors import (
     ParameterError,
     TrainingError,
 )
-from ..io import create_volume, read_volume, read_volume_checked, warn_unset_voxel_size
+from ..io import (
+    copick_project,
+    create_volume,
+    read_volume,
+    read_volume_checked,
+    warn_unset_voxel_size,
+)
 from ..io.lineage import centred_extent
 from ..io.mrc import anisotropic_voxels_expected
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
@@ -259,6 +265,7 @@ def training_set_from_files(
             parameter=["other_tomogram", "other_negatives"],
         )
     feature = check_feature_name(feature)  # before the work: it names files later
+    copick_project.check_same_run(tomogram, boxes, positives, negatives)
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume_checked(tomogram, voxel_size_A)
     _check_not_labels(volume, tomogram)

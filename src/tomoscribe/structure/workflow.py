@@ -38,6 +38,7 @@ from ..errors import (
     missing_file,
 )
 from ..io import (
+    copick_project,
     read_volume,
     read_volume_checked,
     records_unset_voxel_size,
@@ -281,6 +282,8 @@ def pick_from_map(
     voxels = feature_voxels(annotation, data.dtype, feature, value)
     if voxels.how != "legend":
         check_recorded_feature(annotation, feature)
+        if is_copick_location(annotation):  # a trial: -f proteasome on a segmentation
+            copick_project.check_segmentation_feature(annotation, feature)  # of ribosomes
     label = int(voxels.value) if voxels.how == "legend" else None
     threshold, threshold_from = _map_threshold(annotation, voxels, threshold)
     _check_not_a_tomogram(data, voxels.how, annotation, feature)  # before its label note
@@ -294,11 +297,14 @@ def pick_from_map(
         else:
             where = " (no nonzero voxel)" if voxels.how == "nonzero" else ""
         raise AnnotationError(
-            f"{annotation.name} has no voxel of {feature!r}{where}; nothing to pick."
+            f"{shown_name(annotation)} has no voxel of {feature!r}{where}; nothing to pick."
         )
     learned = size_defaults(painted_size_record(annotation, feature, label), volume.pixel_size_A)
     params = _pick_params(learned, threshold, min_size, max_size, min_distance, edge)
     name = tomo_name or map_tomogram_name(annotation)
+    for out in outputs:  # another run's or object's picks: refused before any is written
+        if is_copick_location(out):
+            copick_project.check_picks_target(out, tomo_name=name, feature=feature)
     settings = {
         "feature": feature,
         **params.as_dict(),
@@ -820,6 +826,12 @@ def _warn_of_a_wedge_about_x(particles: Path, stack: np.ndarray) -> None:
         )
 
 
+def shown_name(path) -> str:
+    """How a message names an input: a file by its name, a copick location whole (its
+    last part, ``1@10.0``, names nothing)."""
+    return str(path) if is_copick_location(path) else Path(path).name
+
+
 def _check_tomogram(volume: Volume, tomogram: Path) -> None:
     """Refuse a 2D image given as the tomogram; say one whose beam ran along y or x (not
     turned after reconstruction), before its picks are found outside it (a review)."""
@@ -862,6 +874,7 @@ def extract_from_files(
     range (given, else recorded) gives RELION's wedge volume (:func:`_wedge_for_relion`).
     The boxes are cut and written one at a time (``show_progress``: a bar on stderr)."""
     microscope = checked_microscope(microscope)
+    copick_project.check_same_run(tomogram, particles)
     tilt_range_deg = None if tilt_range_deg is None else check_tilt_range(tilt_range_deg)
     tomograms_star = tomograms_star or optimisation_tomograms(particles)  # RELION 5's set
     listed = read_tomograms_star(tomograms_star) if tomograms_star is not None else {}

@@ -14,6 +14,9 @@ are copick's (``copick.models.CopickPicksFile``, ``copick.util.relion``, version
   ``trust_orientation``.  Written from another copick file's picks, the object, user
   and session are that file's; else the object is the caller's (``particle``), the user
   ``tomoscribe`` and the session ``0``.
+* ``instance_id``: a filament's id, from 1 as RELION's ``rlnHelicalTubeID`` and copick's
+  own ``relion_df_to_picks`` write it (tomoscribe's ``filament_id`` + 1; 0 for picks of
+  no filament).  Filament directions have no place in a copick pick and are not kept.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def write(
     if has_angles:
         matrices = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float)).as_matrix()
         matrices = matrices.reshape(-1, 3, 3)
+    instances = instance_ids(table)
     points = []
     for i, row in enumerate(table.itertuples(index=False)):
         transform = np.eye(4)
@@ -63,7 +67,7 @@ def write(
                     "z": float(row.z) * voxel_size_A,
                 },
                 "transformation_": transform.tolist(),
-                "instance_id": 0,
+                "instance_id": int(instances[i]),
                 "score": 1.0 if score is None or not math.isfinite(float(score)) else float(score),
             }
         )
@@ -95,7 +99,30 @@ def write(
     return path
 
 
-def _matrix(value, path: Path, i: int) -> np.ndarray:
+def instance_ids(table: pd.DataFrame) -> np.ndarray:
+    """copick's ``instance_id`` of each row: its ``filament_id`` + 1, else 0."""
+    if "filament_id" not in table:
+        return np.zeros(len(table), int)
+    ids = pd.to_numeric(table["filament_id"], errors="coerce").to_numpy(float)
+    return np.where(np.isfinite(ids) & (ids >= 0), ids + 1, 0).astype(int)
+
+
+def filament_ids(values) -> np.ndarray | None:
+    """``filament_id`` (from 0) of picks whose copick ``instance_id``s (from 1) are all
+    whole and positive; None where any is 0, missing or not a number (no filaments)."""
+    ids = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer)):
+            return None
+        if not math.isfinite(float(value)) or float(value) < 1 or float(value) % 1:
+            return None
+        ids.append(int(value) - 1)
+    return np.array(ids, int) if ids else None
+
+
+def checked_transform(value, path, i: int) -> np.ndarray:
+    """Point ``i``'s ``transformation_`` of ``path`` (a file or a copick location) as a
+    4×4 array, refused in one sentence where it is no affine rotation and shift."""
     try:
         m = np.array(value, dtype=float)
     except (TypeError, ValueError):
@@ -148,7 +175,7 @@ def read(path: Path, voxel_size_A: float | None = None, **_) -> pd.DataFrame:
             raise InputFileError(f"{path}: point {i + 1} has no location {{x, y, z}}.")
         loc[i] = [_number(where.get(k), path, f"point {i + 1}'s location {k}") for k in "xyz"]
         if "transformation_" in point:
-            mats[i] = _matrix(point["transformation_"], path, i)
+            mats[i] = checked_transform(point["transformation_"], path, i)
         if point.get("score") is not None:
             scores[i] = _number(point["score"], path, f"point {i + 1}'s score")
     position_A = loc + mats[:, :3, 3]
@@ -157,6 +184,9 @@ def read(path: Path, voxel_size_A: float | None = None, **_) -> pd.DataFrame:
     table["voxel_size_A"] = spacing
     if document.get("trust_orientation", True) and len(points):
         table[["rot", "tilt", "psi"]] = to_euler(Rotation.from_matrix(mats[:, :3, :3]))
+    filaments = filament_ids([point.get("instance_id") for point in points])
+    if filaments is not None:
+        table["filament_id"] = filaments
     if document.get("run_name"):
         table["tomo_name"] = str(document["run_name"])
     table.attrs[COPICK_IDENTITY] = {
@@ -181,5 +211,6 @@ FORMAT = ParticleFormat(
     holds_voxel_size=True,
     holds_several_tomograms=False,
     holds_scores=True,
+    holds_filaments=True,
     needs_voxel_size=True,
 )
