@@ -402,7 +402,8 @@ def test_a_trials_copick_mistakes_are_one_sentence_with_nothing_written(project,
     written; `extract` cut TS_02's picks from TS_01's tomogram with a warning; one
     object's picks stored as another's; a target named twice had its first copy
     written; a tomogram without @VOXEL and a transform that is no rotation raised
-    tracebacks; a single-label segmentation was picked as another object."""
+    tracebacks; a single-label segmentation was picked as another object; `segment`
+    of a copick tomogram said "No such file or directory"."""
     import mrcfile
 
     config, _, _, _ = project
@@ -443,6 +444,8 @@ def test_a_trials_copick_mistakes_are_one_sentence_with_nothing_written(project,
          "is not a rotation"),
         (["pick", f"{P}#TS_01/ribosome:bob/1@10.0", "-f", "membrane", "-o",
           str(tmp_path / "s.csv")], "is a segmentation of 'ribosome'"),
+        (["segment", f"{P}#TS_01/wbp@10.0", "-m", str(tmp_path / "m.tsm"), "-o",
+          str(tmp_path / "maps")], "preprocess it first"),
     ]  # fmt: skip
     for argv, words in cases:
         before = _tree(tmp_path)

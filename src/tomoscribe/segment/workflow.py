@@ -39,6 +39,7 @@ from ..io import (
     warn_unset_voxel_size,
 )
 from ..io.lineage import centred_extent
+from ..io.locations import is_copick_location
 from ..io.mrc import anisotropic_voxels_expected
 from ..io.particles import select_tomogram, tomogram_name, tomogram_stem
 from ..io.points import read_imod_contours, read_points
@@ -1182,6 +1183,13 @@ def segment_from_files(
             parameter=["workers", "scheduler"],
         )
     given = options.get("voxel_size_A")
+    for tomogram in tomograms:  # a trial: "No such file" from the resume journal
+        if is_copick_location(tomogram):
+            raise ParameterError(
+                f"{tomogram} is a copick tomogram; segment works on a preprocessed "
+                "tomogram file: preprocess it first (`tomoscribe preprocess "
+                f"'{tomogram}' -o NAME_pre.mrc`, as the models' training tomograms were)."
+            )
     volumes = [read_volume_checked(tomogram, given) for tomogram in tomograms]
     for tomogram, volume in zip(tomograms, volumes):  # a 2D image: one empty slice, silently
         check_is_tomogram(volume, tomogram)
