@@ -226,17 +226,29 @@ def test_a_set_too_small_to_tell_is_used_as_given_and_said(shape_sets, capsys):
     assert "the classifier learned it bright" in err
 
 
-def test_crowded_subtomograms_are_told_by_the_skew_of_their_values():
+def test_crowded_subtomograms_are_said_by_the_skew_of_their_values(tmp_path, capsys):
     """A trial: in crowded boxes neighbours fill the shell as the particle fills the
-    centre, the inside-minus-shell measure decided nothing, and a voxel segmenter ran
-    on an inverted crowded set at Dice 0.135 (0.659 the right way), said only to be
-    "used as given".  The skew of the boxes' values tells them (and their negation)."""
-    from tomoscribe.classify.contrast import skewed_contrast
+    centre, the inside-minus-shell measure decides nothing, and a voxel segmenter ran on
+    an inverted crowded set at Dice 0.135 (0.659 the right way) with the same "used as
+    given" as on the set the right way round.  The skew of the boxes' values tells them
+    apart in the warning; it never inverts (a particle filling its box turns it)."""
+    from tomoscribe.classify.contrast import matched_contrast, skewed_contrast
 
     params = SubtomogramParams(box=24, voxel_size_A=12, seed=7, crowded_neighbours=4)
     volumes = simulate_subtomograms(["1bxn", "1qvr", "3gl1"], 12, params)["volumes"]
-    assert measured_contrast(volumes) == "dark" and measured_contrast(-volumes) == "bright"
-    assert skewed_contrast(volumes) == "dark"
+    assert measured_contrast(volumes) is None  # (the shell is full of neighbours)
+    assert skewed_contrast(volumes) == "dark" and skewed_contrast(-volumes) == "bright"
+    for data, said in ((volumes, "as it learned"), (-volumes, "the other way")):
+        with pytest.warns(UserWarning, match=f"suggests protein .*{said}"):
+            used = matched_contrast(tmp_path / "crowded.zarr", data, {"contrast": "dark"}, "x")
+        assert used is data  # as given
     rng = np.random.default_rng(3)
     noise = [skewed_contrast(rng.normal(size=(15, 16, 16, 16))) for _ in range(30)]
     assert all(said is None for said in noise)
+    # a dark particle filling its box: its skew reads bright, so it must not decide
+    n = 24
+    radius = np.sqrt(((np.indices((n,) * 3) - n / 2) ** 2).sum(0))
+    filled = np.stack(
+        [-(radius < 0.65 * n).astype(float) + rng.normal(0, 1, radius.shape) for _ in range(40)]
+    )
+    assert skewed_contrast(filled) == "bright" and measured_contrast(filled) is None

@@ -370,6 +370,7 @@ def test_a_file_of_several_tomograms_converted_into_a_run_gives_that_runs_rows(p
     target = f"copick:{config}#TS_01/ribosome:tomoscribe/9"
     assert main(["convert", str(tmp_path / "two.star"), "-o", target]) == 0
     run = from_file(str(config)).get_run("TS_01")
+    run = copick.from_file(str(config)).get_run("TS_01")
     (picks,) = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="9")
     np.testing.assert_allclose(picks.full_positions()[:, 0], [50.0, 60.0, 70.0], atol=1e-3)
 
@@ -392,6 +393,20 @@ def test_a_segmentation_of_another_shape_than_the_runs_tomogram_is_refused(proje
     assert run.get_segmentations(user_id="tomoscribe", session_id="8")
 
 
+def _with_objects(config) -> None:
+    """Add a second particle (proteasome, label 3) and a microtubule declared a filament
+    (copick's FilamentSpec, kept in the object's metadata), in the config file."""
+    import json
+
+    document = json.loads(config.read_text())
+    document["pickable_objects"] += [
+        {"name": "proteasome", "is_particle": True, "label": 3, "radius": 60.0},
+        {"name": "microtubule", "is_particle": True, "label": 4, "radius": 125.0,
+         "metadata": {"copick": {"filament": {"polar": True}}}},
+    ]  # fmt: skip
+    config.write_text(json.dumps(document))
+
+
 def _tree(folder) -> dict:
     return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -407,6 +422,7 @@ def test_a_trials_copick_mistakes_are_one_sentence_with_nothing_written(project,
     import mrcfile
 
     config, _, _, _ = project
+    _with_objects(config)
     root = copick.from_file(str(config))
     root.new_run("TS_02").new_voxel_spacing(VOXEL).new_tomogram("wbp").from_numpy(
         np.zeros((32, 48, 64), np.float32)
@@ -432,9 +448,9 @@ def test_a_trials_copick_mistakes_are_one_sentence_with_nothing_written(project,
           "-o", star, "-o", f"{P}#TS_01/ribosome:tomoscribe/5"], "of run 'TS_02'"),
         (["extract", f"{P}#TS_01/wbp@10.0", f"{P}#TS_02/ribosome:alice/1", "--box", "8",
           "-o", str(tmp_path / "x")], "picks of run 'TS_02'"),
-        (["pick", str(tmp_path / "TS_02.mrc"), "-f", "membrane", "--value", "1",
+        (["pick", str(tmp_path / "TS_02.mrc"), "-f", "proteasome", "--value", "1",
           "--tomo-name", "TS_01", "-o", f"{P}#TS_01/ribosome:tomoscribe/6"],
-         "the picks are of 'membrane', one of the project's objects"),
+         "the picks are of 'proteasome', one of the project's particles"),
         (["pick", str(tmp_path / "TS_02.mrc"), "-f", "ribosome", "--tomo-name", "TS_01",
           "-o", f"{P}#TS_01/ribosome:dup/1", "-o", f"{P}#TS_01/ribosome:dup/1@10"],
          "given twice"),
@@ -442,7 +458,7 @@ def test_a_trials_copick_mistakes_are_one_sentence_with_nothing_written(project,
           "-o", str(tmp_path / "y")], "name the voxel spacing"),
         (["convert", f"{P}#TS_01/ribosome:mirror/1@10", "-o", str(tmp_path / "m.csv")],
          "is not a rotation"),
-        (["pick", f"{P}#TS_01/ribosome:bob/1@10.0", "-f", "membrane", "-o",
+        (["pick", f"{P}#TS_01/ribosome:bob/1@10.0", "-f", "proteasome", "-o",
           str(tmp_path / "s.csv")], "is a segmentation of 'ribosome'"),
         (["segment", f"{P}#TS_01/wbp@10.0", "-m", str(tmp_path / "m.tsm"), "-o",
           str(tmp_path / "maps")], "preprocess it first"),
@@ -453,6 +469,11 @@ def test_a_trials_copick_mistakes_are_one_sentence_with_nothing_written(project,
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], (argv, err)
         assert _tree(tmp_path) == before, argv
+    # not refused (a review): a feature that is no particle of the project, picked from
+    # another object's segmentation or into another object (vesicles from a membrane's)
+    vesicles = tmp_path / "v.csv"
+    argv = ["pick", f"{P}#TS_01/ribosome:bob/1@10.0", "-f", "vesicle", "-o", str(vesicles)]
+    assert main(argv) == 0 and vesicles.is_file()
 
 
 def test_filament_ids_and_the_picks_identity_go_through_copick(project, tmp_path, capsys):
@@ -462,17 +483,25 @@ def test_filament_ids_and_the_picks_identity_go_through_copick(project, tmp_path
     import json
 
     config, _, _, _ = project
+    _with_objects(config)  # a microtubule declared a filament
     csv = tmp_path / "rods.csv"
     rows = ["x,y,z,voxel_size_A,tomo_name,filament_id,dir_x,dir_y,dir_z"]
     rows += [f"{10 + i},20,10,10,TS_01,{i // 3},1,0,0" for i in range(6)]
     csv.write_text("\n".join(rows) + "\n")
-    target = f"copick:{config}#TS_01/membrane:tomoscribe/9"
+    target = f"copick:{config}#TS_01/microtubule:tomoscribe/9"
     assert main(["convert", str(csv), "-o", target]) == 0
     run = copick.from_file(str(config)).get_run("TS_01")
-    (picks,) = run.get_picks(object_name="membrane", user_id="tomoscribe", session_id="9")
+    (picks,) = run.get_picks(object_name="microtubule", user_id="tomoscribe", session_id="9")
     assert [p.instance_id for p in picks.points] == [1, 1, 1, 2, 2, 2]
     back = read_particles(target, voxel_size_A=VOXEL)
     assert list(back["filament_id"]) == [0, 0, 0, 1, 1, 1]
+    # a particle's instance ids are not filaments (other pickers keep instances there)
+    particle_target = f"copick:{config}#TS_01/ribosome:tomoscribe/9"
+    assert main(["convert", str(csv), "-o", particle_target]) == 0
+    run = copick.from_file(str(config)).get_run("TS_01")
+    (picks,) = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="9")
+    assert [p.instance_id for p in picks.points] == [1, 1, 1, 2, 2, 2]
+    assert "filament_id" not in read_particles(particle_target, voxel_size_A=VOXEL)
     assert "filament directions" in capsys.readouterr().out  # convert says it drops them
     assert main(["convert", f"copick:{config}#TS_01/ribosome:alice/1@10", "-o",
                  str(tmp_path / "alice.json")]) == 0  # fmt: skip

@@ -120,29 +120,25 @@ def decode(model: TrainedAutoencoder, codes: np.ndarray, device: str = "auto") -
 
 
 def reconstruction_error(
-    model: TrainedAutoencoder, volumes: np.ndarray, device: str = "auto"
-) -> np.ndarray:
-    """Mean squared error per subtomogram between the normalised input and its decoding."""
-    data = normalise(volumes)
-    decoded = decode(model, encode(model, data, device=device), device=device)
-    return ((decoded - data) ** 2).mean(axis=(1, 2, 3))
-
-
-def decoding_loss(
     model: TrainedAutoencoder,
     volumes: np.ndarray,
-    codes: np.ndarray,
-    batch_size: int = 256,
     device: str = "auto",
-) -> float:
-    """Mean squared error between the normalised subtomograms and the decodings of their
-    ``codes`` (N, code_size), decoded ``batch_size`` at a time."""
+    codes: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Mean squared error per subtomogram between the normalised input and its decoding
+    (of ``codes`` where given, the subtomograms' own codes already found), decoded
+    ``batch_size`` at a time."""
     data = normalise(volumes)
-    total = 0.0
-    for start in range(0, len(data), batch_size):
-        decoded = decode(model, codes[start : start + batch_size], device=device)
-        total += float(((decoded - data[start : start + batch_size]) ** 2).sum())
-    return total / data.size
+    codes = encode(model, data, device=device) if codes is None else codes
+    errors = [
+        (
+            (decode(model, codes[b : b + batch_size], device=device) - data[b : b + batch_size])
+            ** 2
+        ).mean(axis=(1, 2, 3))
+        for b in range(0, len(data), batch_size)
+    ]
+    return np.concatenate(errors) if errors else np.zeros(0)
 
 
 def mine_patterns(

@@ -173,7 +173,7 @@ class TrainedClassifier:
     n_unlabelled: int = 0
 
 
-def check_no_star_repeats(dataset: Path, volumes: np.ndarray) -> None:
+def check_no_repeated_subtomograms(dataset: Path, volumes: np.ndarray) -> None:
     """Refuse a dataset listing a particle twice before it is split into training and
     test rows: a copy in the test rows scores as learned (a trial's baseline went from
     0.79 to 0.87 with every row doubled).  A STAR file's rows are compared by name and
@@ -230,7 +230,7 @@ def train_classifier_file(
     params = params or ClassifierParams()
     dataset, output = Path(dataset), Path(output)
     volumes, labels, names, voxel = load_subtomograms(dataset)
-    check_no_star_repeats(dataset, volumes)
+    check_no_repeated_subtomograms(dataset, volumes)
     _warn_of_predicted_classes(dataset, "trains on a classifier's calls")
     fingerprint = dataset_fingerprint(volumes)
     acquisition = learned_from(dataset, volumes, voxel)
@@ -585,7 +585,7 @@ def rif_baseline_file(
 
     dataset = Path(dataset)
     volumes, labels, names, _ = load_subtomograms(dataset)
-    check_no_star_repeats(dataset, volumes)
+    check_no_repeated_subtomograms(dataset, volumes)
     known = labelled_mask(dataset, labels, "score")
     volumes, labels = volumes[known], labels[known]
     train_mask, test_mask = split_halves(labels, test_fraction, seed)

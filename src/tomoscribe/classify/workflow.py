@@ -63,7 +63,8 @@ def check_box(dataset: Path, volumes: np.ndarray, model_box: int, what: str) -> 
     if volumes.shape[1] != model_box:
         raise InvalidDataError(
             f"the {what} takes {model_box}³ subtomograms but {dataset} holds "
-            f"{volumes.shape[1]}³; extract or rescale them to {model_box}³."
+            f"{volumes.shape[1]}³; cut them again in {model_box}³ boxes (extract's --box "
+            f"{model_box})."
         )
 
 
@@ -564,10 +565,10 @@ def _warn_of_codes_holding_nothing(model, dataset, autoencoder, volumes, codes, 
     nothing of them, and their clusters are no patterns.  A trial mined with an
     autoencoder that `train` had said learned nothing (loss 0.987 against 0.974): exit 0,
     its four decoded centres one image (correlations 0.96–0.999), purity 0.53."""
-    from .autoencoder import decoding_loss
+    from .autoencoder import reconstruction_error
     from .model_workflow import mean_box_loss
 
-    loss = decoding_loss(autoencoder, volumes, codes, device=device)
+    loss = float(reconstruction_error(autoencoder, volumes, device, codes).mean())
     baseline = mean_box_loss(volumes)
     if loss >= baseline:
         warnings.warn(

@@ -135,7 +135,7 @@ def pick(
     quiet: bool = options.Quiet,
 ) -> None:
     """Pick particles (components' maxima) or filament seeds from an annotation."""
-    from ..io.copick_project import check_picks_target, is_copick_location, picks_target_key
+    from ..io.copick_project import check_picks_target, is_copick_location
     from ..io.particles import FORMATS
     from ..structure.workflow import default_filament_table, pick_from_map
 
@@ -156,13 +156,9 @@ def pick(
                 "filaments; add --filament to trace them, or leave "
                 f"{'it' if len(given) == 1 else 'them'} out to pick particles."
             )
-    targets = set()
     for out in outputs:
         if is_copick_location(out):
-            check_picks_target(out)
-            if picks_target_key(out) in targets:  # a trial: the first was written
-                raise ParameterError(f"{out} is given twice as an output; give it once.")
-            targets.add(picks_target_key(out))
+            check_picks_target(out)  # (twice, another run or object: pick_from_map)
             continue
         if out.suffix.lower() not in FORMATS:
             raise ParameterError(f"{out}: picks files must end in {', '.join(FORMATS)}.")

@@ -172,11 +172,20 @@ def tilt_axis_of(tilt_ratios: dict) -> str | None:
     tomograms so); a volume turned in-plane by 90° (or reconstructed from a tilt series
     whose axis ran along x without turning it) had its wedge taken the wrong way without
     a word.  The real cylindra crop: 0.09 about y against 0.76 about x, and the reverse
-    turned; the TARDIS patches, low-passed, 0.38–0.51 against 0.48–0.71: not told.
+    turned; the TARDIS patches, low-passed, 0.38–0.51 against 0.48–0.71: not told; the
+    other axis must show no wedge (:data:`UNTILTED_MIN`).
     """
     ordered = sorted(tilt_ratios, key=tilt_ratios.get)
     best, other = tilt_ratios[ordered[0]], tilt_ratios[ordered[1]]
-    return ordered[0] if best < WEDGE_SEEN_RATIO and best < TURNED_SHARE * other else None
+    clear = best < WEDGE_SEEN_RATIO and best < TURNED_SHARE * other
+    return ordered[0] if clear and other >= UNTILTED_MIN else None
+
+
+#: :func:`tilt_axis_of` names an axis only where the other shows no wedge, its ratio at
+#: least this (the turned cylindra crop: 0.76; a simulated cell, 0.68 about x; a review's
+#: filaments along x at SNR 3 through a wedge about y: 0.15 about x and 0.37 about y,
+#: since the wedge takes the filaments' own k_x ≈ 0 plane).
+UNTILTED_MIN = 0.5
 
 
 def beam_sentence(name: str, evidence: BeamEvidence) -> str | None:

@@ -207,7 +207,10 @@ def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
     table["voxel_size_A"] = voxel
     if picks.trust_orientation and len(table):
         table[["rot", "tilt", "psi"]] = to_euler(Rotation.from_matrix(transforms[:, :3, :3]))
-    filaments = filament_ids([point.instance_id for point in picks.points or []])
+    declared = getattr(root.get_object(uri["object_name"]), "is_filament", False)
+    # instance_id is a filament's id only for objects declared filaments (copick's
+    # FilamentSpec; other pickers keep particles' instance ids there: a review)
+    filaments = filament_ids([p.instance_id for p in picks.points or []]) if declared else None
     if filaments is not None:
         table["filament_id"] = filaments
     table["tomo_name"] = run.name
@@ -278,6 +281,26 @@ def _check_ids(location: CopickLocation, uri: dict) -> None:
             )
 
 
+def names_picks(value) -> bool:
+    """Whether a location names picks the project holds (``RUN/OBJECT[:USER/SESSION]``,
+    with ``@VOXEL`` or copick's globs), rather than a tomogram or a segmentation: for
+    ``info``, which read ``ribosome:alice/1@10`` as a segmentation (a review).  Any
+    failure is no (the readers then say what is wrong, copick missing included)."""
+    try:
+        from copick.util.uri import resolve_copick_objects
+
+        location = parse_location(value)
+        root = _root(location)
+        run = _run(root, location)
+        uri = _uri(location, "picks")
+        if root.get_object(uri["object_name"]) is None:
+            return False
+        text = location.uri.rsplit("@", 1)[0]
+        return bool(resolve_copick_objects(text, root, "picks", run_name=run.name))
+    except Exception:  # noqa: BLE001 (a probe: copick raises many kinds)
+        return False
+
+
 def check_picks_target(value, tomo_name: str | None = None, feature: str | None = None) -> None:
     """Refuse, before any work, a picks location that cannot be written: ids copick
     would store otherwise, picks already there, a project whose overlay is not
@@ -296,13 +319,12 @@ def check_picks_target(value, tomo_name: str | None = None, feature: str | None 
     _check_ids(location, uri)
     if tomo_name is not None:
         _check_run_of_rows(root, run, location, pd.DataFrame({"tomo_name": [tomo_name]}))
-    objects = {obj.name for obj in root.pickable_objects}
-    if feature is not None and feature != uri["object_name"] and feature in objects:
+    if feature is not None and feature != uri["object_name"] and _is_particle(root, feature):
         raise CopickLocationError(
-            f"{location}: the picks are of {feature!r}, one of the project's objects, not of "
-            f"{uri['object_name']!r}; write them to #{run.name}/{feature}:…."
+            f"{location}: the picks are of {feature!r}, one of the project's particles, not "
+            f"of {uri['object_name']!r}; write them to #{run.name}/{feature}:…."
         )
-    _check_writable(run, location)
+    _check_writable(root, run, location)
     if run.get_picks(
         object_name=uri["object_name"], user_id=uri["user_id"], session_id=uri["session_id"]
     ):
@@ -313,15 +335,23 @@ def check_picks_target(value, tomo_name: str | None = None, feature: str | None 
         )
 
 
-def _check_writable(run, location: CopickLocation) -> None:
-    """Refuse a run whose local overlay folder (where copick writes picks) cannot be
-    written; other file systems are left to the write."""
+def _is_particle(root, name: str) -> bool:
+    """Whether ``name`` is one of the project's objects declared a particle."""
+    obj = root.get_object(name)
+    return bool(obj is not None and getattr(obj, "is_particle", False))
+
+
+def _check_writable(root, run, location: CopickLocation) -> None:
+    """Refuse a run whose overlay (where copick writes picks) is a local folder that
+    cannot be written; overlays on other file systems (``ssh://``, ``s3://``: copick
+    strips their protocol from the run's path, a review) are left to the write."""
     import os
 
+    overlay_root = str(getattr(root.config, "overlay_root", "") or "")
+    if "://" in overlay_root and not overlay_root.startswith(("local://", "file://")):
+        return
     overlay = str(getattr(run, "overlay_path", "") or "")
-    if overlay.startswith("local://"):
-        overlay = overlay[len("local://") :]
-    if not overlay or "://" in overlay:
+    if not overlay:
         return
     folder = Path(overlay)
     while not folder.exists() and folder != folder.parent:
@@ -427,8 +457,9 @@ def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -
         import warnings
 
         warnings.warn(
-            f"{location} keeps each filament's id (instance_id) but not its direction, "
-            "which copick picks have no place for; a STAR or CSV output keeps both.",
+            f"{location} keeps each filament's id (instance_id) but not its direction "
+            "(copick's filament objects take it as the transform's +z, which tomoscribe "
+            "does not write yet); a STAR or CSV output keeps both.",
             stacklevel=3,
         )
     return str(location)
@@ -556,11 +587,13 @@ def _segmentation(value):
 
 
 def check_segmentation_feature(value, feature: str) -> None:
-    """Refuse to read a single-label segmentation as another feature than the object it
-    is named after (its nonzero voxels are that object: a trial picked a segmentation of
-    ribosomes as proteasomes, without a word).  Multilabel ones have a legend."""
-    _, seg = _segmentation(value)
-    if not seg.is_multilabel and seg.name != feature:
+    """Refuse to read a single-label segmentation of one of the project's particles as
+    another particle (its nonzero voxels are that object: a trial picked a segmentation
+    of ribosomes as proteasomes, without a word); other features may come from other
+    objects' segmentations (vesicles from a membrane's).  Multilabel ones have a legend."""
+    root, seg = _segmentation(value)
+    other = seg.name != feature and _is_particle(root, seg.name) and _is_particle(root, feature)
+    if not seg.is_multilabel and other:  # (vesicles picked from a membrane's: a review)
         raise CopickLocationError(
             f"{value} is a segmentation of {seg.name!r}, so its voxels are not {feature!r}; "
             f"pick it as {seg.name!r}, or give a segmentation of {feature!r}."
@@ -609,6 +642,7 @@ __all__ = [
     "read_picks",
     "write_picks",
     "check_picks_target",
+    "names_picks",
     "check_same_run",
     "check_segmentation_feature",
     "picks_target_key",

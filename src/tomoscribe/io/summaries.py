@@ -31,14 +31,14 @@ PARTICLE_SUFFIXES = (".star", ".mod", ".csv", ".json", ".tbl")
 
 def is_particle_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is named as a particle list (a suffix of a particle format; a
-    ``.json`` is copick's), or is a copick location of picks (``RUN/OBJECT:USER/SESSION``
-    without ``@VOXEL``, which a segmentation needs: a trial's ``info`` of picks said
-    there was no such segmentation)."""
+    ``.json`` is copick's), or is a copick location of picks the project holds (a
+    trial's ``info`` of picks said there was no such segmentation)."""
     from .locations import is_copick_location
 
     if is_copick_location(path):
-        uri = str(path).partition("#")[2].partition("/")[2]
-        return ":" in uri and "@" not in uri
+        from .copick_project import names_picks
+
+        return names_picks(path)
     return str(path).lower().endswith(PARTICLE_SUFFIXES)
 
 

@@ -202,10 +202,11 @@ def dense_matter(skew: float | None) -> str | None:
 
 def beam_warning(volume, name: str) -> str | None:
     """The sentence for a tomogram whose missing wedge (its central block's) says the beam
-    ran along its y or x axis (:func:`tomoscribe.core.beam_axis.beam_axis`), else None
-    (and None for label volumes, said for that).  Every step takes z as the beam's
-    direction, and a volume not turned after reconstruction was annotated, picked and
-    averaged on side views without a word."""
+    ran along its y or x axis, or that it was tilted about x
+    (:func:`tomoscribe.core.beam_axis.beam_axis`), else None (and None for label volumes,
+    said for that).  Every step takes z as the beam's direction and y as the tilt axis,
+    and a volume not turned after reconstruction was annotated, picked and averaged on
+    side views without a word."""
     from ..core.beam_axis import beam_axis, beam_sentence
 
     if label_volume_problem(volume, name, min_values=2):

@@ -112,7 +112,7 @@ def value_absent(name: str, data: np.ndarray, value: float, option: str = "value
     )
 
 
-def _name(map_path) -> str:
+def shown_name(map_path) -> str:
     """How messages name a map: a file's name, a copick location in full."""
     return str(map_path) if is_copick_location(map_path) else Path(map_path).name
 
@@ -156,11 +156,13 @@ def feature_voxels(
     if legend is not None:
         if value is not None:
             raise ParameterError(
-                f"{_name(map_path)} has a legend ({named_by}), which names its features; "
+                f"{shown_name(map_path)} has a legend ({named_by}), which names its features; "
                 "drop `value`.",
                 parameter="value",
             )
-        return FeatureVoxels("legend", legend.id_of(feature, f"the label map {_name(map_path)}"))
+        return FeatureVoxels(
+            "legend", legend.id_of(feature, f"the label map {shown_name(map_path)}")
+        )
     if value is not None:
         if not np.isfinite(value):
             raise ParameterError(f"`value` must be a number, got {value}.", parameter="value")

@@ -267,6 +267,8 @@ def training_set_from_files(
         )
     feature = check_feature_name(feature)  # before the work: it names files later
     copick_project.check_same_run(tomogram, boxes, positives, negatives)
+    if other_tomogram is not None:
+        copick_project.check_same_run(other_tomogram, other_negatives)
     tilt = tilt_range_for([tomogram], tilt_range_deg)
     volume = read_volume_checked(tomogram, voxel_size_A)
     _check_not_labels(volume, tomogram)

@@ -79,7 +79,7 @@ from ..outputs import (
 )
 from ..preprocess.check import warn_if_beam_not_along_z, warn_if_labels
 from ..said import said_when_done
-from ..segment.labelmaps import check_recorded_feature, feature_voxels
+from ..segment.labelmaps import check_recorded_feature, feature_voxels, shown_name
 from ..segment.painted_size import size_defaults
 from ..volume import Volume, check_is_tomogram, check_reference_map
 from .average import (
@@ -273,6 +273,7 @@ def pick_from_map(
     """
     if instances is not None:
         volume_format(instances)  # refused before anything is written (was after the table)
+    _check_copick_targets(outputs, tomo_name or map_tomogram_name(annotation), feature)
     volume = read_volume_checked(annotation, voxel_size_A)
     check_is_tomogram(volume, annotation)
     _check_not_preprocessed(annotation)
@@ -302,9 +303,6 @@ def pick_from_map(
     learned = size_defaults(painted_size_record(annotation, feature, label), volume.pixel_size_A)
     params = _pick_params(learned, threshold, min_size, max_size, min_distance, edge)
     name = tomo_name or map_tomogram_name(annotation)
-    for out in outputs:  # another run's or object's picks: refused before any is written
-        if is_copick_location(out):
-            copick_project.check_picks_target(out, tomo_name=name, feature=feature)
     settings = {
         "feature": feature,
         **params.as_dict(),
@@ -807,6 +805,21 @@ def _warn_of_inputs(volume: Volume, tomogram: Path, table: pd.DataFrame, particl
         )
 
 
+def _check_copick_targets(outputs, tomo_name: str, feature: str) -> None:
+    """Refuse, before the map is read or anything written, copick targets of another run
+    or another particle than the picks (:func:`tomoscribe.io.copick_project.
+    check_picks_target`), and one target named twice (a trial: its first copy was
+    written)."""
+    seen = set()
+    for out in outputs:
+        if is_copick_location(out):
+            copick_project.check_picks_target(out, tomo_name=tomo_name, feature=feature)
+            key = copick_project.picks_target_key(out)
+            if key in seen:
+                raise ParameterError(f"{out} is given twice as an output; give it once.")
+            seen.add(key)
+
+
 def _warn_of_a_wedge_about_x(particles: Path, stack: np.ndarray) -> None:
     """Say when the subtomograms' missing wedge (their averaged power spectrum,
     :func:`tomoscribe.core.beam_axis.subtomogram_wedge`) lies about x, the beam along z:
@@ -814,9 +827,10 @@ def _warn_of_a_wedge_about_x(particles: Path, stack: np.ndarray) -> None:
     turned in-plane by 90° were aligned and averaged against the wrong one without a word.
     (Other pairs are not said here: particles that all lie one way, filaments along x or
     y, can make a spectrum poor about x or y; ``extract`` says a tomogram not turned.)"""
-    from ..core.beam_axis import subtomogram_wedge
+    from ..core.beam_axis import UNTILTED_MIN, subtomogram_wedge
 
-    if subtomogram_wedge(stack).pair == ("z", "x"):
+    wedge = subtomogram_wedge(stack)  # and no wedge about y (filaments along x make one)
+    if wedge.pair == ("z", "x") and wedge.ratios[("z", "y")] >= UNTILTED_MIN:
         warnings.warn(
             f"the missing wedge of {particles.name}'s subtomograms lies about x (the beam "
             "along z), while average weights them by a wedge about y: their alignment and "
@@ -824,12 +838,6 @@ def _warn_of_a_wedge_about_x(particles: Path, stack: np.ndarray) -> None:
             "about z (IMOD's `rotatevol -a 90,0,0`).",
             stacklevel=3,
         )
-
-
-def shown_name(path) -> str:
-    """How a message names an input: a file by its name, a copick location whole (its
-    last part, ``1@10.0``, names nothing)."""
-    return str(path) if is_copick_location(path) else Path(path).name
 
 
 def _check_tomogram(volume: Volume, tomogram: Path) -> None:
@@ -1397,7 +1405,6 @@ def average_particle_file(
     tilt = tilt_range_for([particles], tilt_range_deg)
     params = replace(params, tilt_range_deg=tilt.deg)
     stack, table, voxel = read_particle_set(particles)
-    _warn_of_a_wedge_about_x(particles, stack)
     check_no_repeats(particles, table, "in both half sets", halves_kept="half" in table)
     inputs = [particles, *(Path(name.rpartition("@")[2]) for name in table["image_name"])]
     inputs += [reference] if reference is not None else []
@@ -1420,6 +1427,7 @@ def average_particle_file(
         priors = from_euler(table[["rot", "tilt", "psi"]].to_numpy(float))
     half = table["half"].to_numpy(float) if "half" in table else None
     checked_half_sets(half, len(table))  # refused before it is said to be kept (a trial)
+    _warn_of_a_wedge_about_x(particles, stack)  # after the refusals (a review)
     (say or (lambda m: None))(
         "kept the file's half sets (rlnRandomSubset)"
         if half is not None

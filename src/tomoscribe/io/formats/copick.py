@@ -14,9 +14,12 @@ are copick's (``copick.models.CopickPicksFile``, ``copick.util.relion``, version
   ``trust_orientation``.  Written from another copick file's picks, the object, user
   and session are that file's; else the object is the caller's (``particle``), the user
   ``tomoscribe`` and the session ``0``.
-* ``instance_id``: a filament's id, from 1 as RELION's ``rlnHelicalTubeID`` and copick's
-  own ``relion_df_to_picks`` write it (tomoscribe's ``filament_id`` + 1; 0 for picks of
-  no filament).  Filament directions have no place in a copick pick and are not kept.
+* ``instance_id``: written as a filament's id, from 1 as copick's own
+  ``relion_df_to_picks`` writes ``rlnHelicalTubeID`` (tomoscribe's ``filament_id`` + 1;
+  0 for picks of no filament).  It is read as one only from a project whose object is
+  declared a filament (``copick_project.read_picks``): a file does not say, and other
+  pickers keep particles' instance ids there.  Directions (copick's filament objects
+  take the transform's +z as the tangent) are not written yet.
 """
 
 from __future__ import annotations
@@ -184,9 +187,6 @@ def read(path: Path, voxel_size_A: float | None = None, **_) -> pd.DataFrame:
     table["voxel_size_A"] = spacing
     if document.get("trust_orientation", True) and len(points):
         table[["rot", "tilt", "psi"]] = to_euler(Rotation.from_matrix(mats[:, :3, :3]))
-    filaments = filament_ids([point.get("instance_id") for point in points])
-    if filaments is not None:
-        table["filament_id"] = filaments
     if document.get("run_name"):
         table["tomo_name"] = str(document["run_name"])
     table.attrs[COPICK_IDENTITY] = {
