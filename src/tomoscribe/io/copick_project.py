@@ -307,8 +307,9 @@ def check_picks_target(value, tomo_name: str | None = None, feature: str | None 
     writable (a trial: found at the write, after the command's other outputs were
     written), with ``tomo_name`` (the tomogram the picks will be of) another run of the
     project by that name (:func:`_check_run_of_rows`), and with ``feature`` (what the
-    picks are of) another of the project's objects than the location names (a trial's
-    proteasomes were stored as ribosome picks without a word)."""
+    picks are of) another of the project's particles than the location names (a trial's
+    proteasomes were stored as ribosome picks without a word; features that are no
+    particle of the project, vesicles or a user's own names, may go to any object)."""
     location = parse_location(value)
     root = _root(location)
     run = _run(root, location)
