@@ -493,8 +493,15 @@ def test_filament_ids_and_the_picks_identity_go_through_copick(project, tmp_path
     run = copick.from_file(str(config)).get_run("TS_01")
     (picks,) = run.get_picks(object_name="microtubule", user_id="tomoscribe", session_id="9")
     assert [p.instance_id for p in picks.points] == [1, 1, 1, 2, 2, 2]
+    _, transforms = picks.numpy()  # copick's FilamentSpec: +z is the tangent
+    np.testing.assert_allclose(transforms[:, :3, 2], np.tile([1.0, 0, 0], (6, 1)), atol=1e-9)
     back = read_particles(target, voxel_size_A=VOXEL)
     assert list(back["filament_id"]) == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_allclose(
+        back[["dir_x", "dir_y", "dir_z"]], np.tile([1.0, 0, 0], (6, 1)), atol=1e-9
+    )
+    out = capsys.readouterr()
+    assert "filament directions" not in out.out + out.err  # kept: nothing dropped
     # a particle's instance ids are not filaments (other pickers keep instances there)
     particle_target = f"copick:{config}#TS_01/ribosome:tomoscribe/9"
     assert main(["convert", str(csv), "-o", particle_target]) == 0
@@ -502,7 +509,7 @@ def test_filament_ids_and_the_picks_identity_go_through_copick(project, tmp_path
     (picks,) = run.get_picks(object_name="ribosome", user_id="tomoscribe", session_id="9")
     assert [p.instance_id for p in picks.points] == [1, 1, 1, 2, 2, 2]
     assert "filament_id" not in read_particles(particle_target, voxel_size_A=VOXEL)
-    assert "filament directions" in capsys.readouterr().out  # convert says it drops them
+    assert "dropped filament directions" in capsys.readouterr().out  # a particle: said
     assert main(["convert", f"copick:{config}#TS_01/ribosome:alice/1@10", "-o",
                  str(tmp_path / "alice.json")]) == 0  # fmt: skip
     document = json.loads((tmp_path / "alice.json").read_text())

@@ -545,3 +545,16 @@ def test_a_pick_of_nothing_is_read_back_as_no_particles_in_every_format(tmp_path
         assert not (tmp_path / "sub").exists()
     assert main(["info", str(outs[0])]) == 0
     assert "particles: 0" in capsys.readouterr().out
+
+
+def test_a_filament_direction_becomes_the_copick_transforms_z_axis():
+    """copick's FilamentSpec keeps a filament's tangent as the transform's +z: the
+    rotations written take +z to each direction, −z and +z included."""
+    from tomoscribe.io.copick_project import _turning_z_to
+
+    rng = np.random.default_rng(0)
+    d = np.vstack([rng.normal(size=(20, 3)), [[0, 0, 1.0]], [[0, 0, -1.0]], [[1e-9, 0, -1]]])
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    turns = _turning_z_to(d)
+    np.testing.assert_allclose(turns[:, :, 2], d, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.det(turns), 1.0, atol=1e-9)

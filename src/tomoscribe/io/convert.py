@@ -436,6 +436,12 @@ def convert_particles(
                 table.attrs.pop(IMOD_GRID, None)
         table, voxel = _binned(table, voxel, binning, source)
         table = _without_subtomograms(table, source, target, binning)
+    if is_copick_location(target):  # a project's filament objects keep directions
+        from dataclasses import replace
+
+        from .copick_project import keeps_directions
+
+        dst_fmt = replace(dst_fmt, holds_directions=keeps_directions(target))
     table, dropped = _fitted(table, voxel, source, target, dst_fmt, drop_orientations)
     if outside:
         warnings.warn(

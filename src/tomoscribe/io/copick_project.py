@@ -207,12 +207,15 @@ def read_picks(value, voxel_size_A: float | None = None) -> pd.DataFrame:
     table["voxel_size_A"] = voxel
     if picks.trust_orientation and len(table):
         table[["rot", "tilt", "psi"]] = to_euler(Rotation.from_matrix(transforms[:, :3, :3]))
-    declared = getattr(root.get_object(uri["object_name"]), "is_filament", False)
+    declared = _is_filament(root, uri["object_name"])
     # instance_id is a filament's id only for objects declared filaments (copick's
     # FilamentSpec; other pickers keep particles' instance ids there: a review)
     filaments = filament_ids([p.instance_id for p in picks.points or []]) if declared else None
     if filaments is not None:
         table["filament_id"] = filaments
+        tangents = transforms[:, :3, 2]  # +z: the filament's direction (identity: none)
+        if not np.allclose(transforms[:, :3, :3], np.eye(3)):
+            table[list(_DIRECTIONS)] = tangents
     table["tomo_name"] = run.name
     table.attrs[COPICK_IDENTITY] = {  # kept by a copick file written from the table
         "pickable_object_name": uri["object_name"],
@@ -452,18 +455,53 @@ def write_picks(value, table: pd.DataFrame, voxel_size_A: float | None = None) -
     if "score" in table:
         scores = pd.to_numeric(table["score"], errors="coerce").fillna(1.0).to_numpy(float)
     picks = run.new_picks(uri["object_name"], uri["session_id"], uri["user_id"])
+    directions = set(_DIRECTIONS) <= set(table) and not has_angles and len(table) > 0
+    filament = _is_filament(root, uri["object_name"])
+    if directions and filament:  # copick's FilamentSpec: the transform's +z is the tangent
+        transforms[:, :3, :3] = _turning_z_to(table[list(_DIRECTIONS)].to_numpy(float))
     picks.meta.trust_orientation = bool(has_angles)
     picks.from_numpy(positions, transforms, instance_ids=instance_ids(table), scores=scores)
-    if "dir_x" in table and not has_angles:  # a trial: the filaments' ids went unsaid too
+    if directions and not filament:  # a trial: the filaments' ids went unsaid too
         import warnings
 
         warnings.warn(
-            f"{location} keeps each filament's id (instance_id) but not its direction "
-            "(copick's filament objects take it as the transform's +z, which tomoscribe "
-            "does not write yet); a STAR or CSV output keeps both.",
+            f"{location} keeps each filament's id (instance_id) but not its direction, "
+            f"as {uri['object_name']!r} is not declared a filament in the project (copick "
+            "keeps a filament's direction as its transform's +z); a STAR or CSV output "
+            "keeps both.",
             stacklevel=3,
         )
     return str(location)
+
+
+#: A filament segment's unit direction (x, y, z), as ``pick --filament`` writes it.
+_DIRECTIONS = ("dir_x", "dir_y", "dir_z")
+
+
+def keeps_directions(value) -> bool:
+    """Whether picks written to this location keep filament directions: its object is
+    declared a filament (the transform's +z; :func:`write_picks`)."""
+    location = parse_location(value)
+    root = _root(location)
+    return _is_filament(root, _uri(location, "picks")["object_name"])
+
+
+def _is_filament(root, name: str) -> bool:
+    """Whether ``name`` is one of the project's objects declared a filament (copick's
+    ``FilamentSpec``, in the object's metadata)."""
+    return bool(getattr(root.get_object(name), "is_filament", False))
+
+
+def _turning_z_to(directions: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations taking +z to each unit direction (x, y, z) by the shortest
+    turn (about z × d; a half turn about x for −z)."""
+    d = directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    z = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(z, d)
+    sin = np.linalg.norm(axis, axis=1)
+    angle = np.arctan2(sin, d @ z)
+    unit = np.where(sin[:, None] > 1e-12, axis / np.maximum(sin, 1e-12)[:, None], [1.0, 0, 0])
+    return Rotation.from_rotvec(unit * angle[:, None]).as_matrix().reshape(-1, 3, 3)
 
 
 def read_tomogram(value) -> Volume:
@@ -644,6 +682,7 @@ __all__ = [
     "write_picks",
     "check_picks_target",
     "names_picks",
+    "keeps_directions",
     "check_same_run",
     "check_segmentation_feature",
     "picks_target_key",

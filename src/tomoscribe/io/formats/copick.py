@@ -19,7 +19,8 @@ are copick's (``copick.models.CopickPicksFile``, ``copick.util.relion``, version
   0 for picks of no filament).  It is read as one only from a project whose object is
   declared a filament (``copick_project.read_picks``): a file does not say, and other
   pickers keep particles' instance ids there.  Directions (copick's filament objects
-  take the transform's +z as the tangent) are not written yet.
+  take the transform's +z as the tangent) are written into projects only, where the
+  object says it is a filament; a file keeps none.
 """
 
 from __future__ import annotations
